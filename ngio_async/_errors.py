@@ -1,0 +1,91 @@
+"""The exception tree of ngio_async (a leaf module: stdlib only).
+
+::
+
+    NgioError(Exception)
+    ├─ MetadataError(NgioError, ValueError)          invalid NGFF / zarr metadata; ``.path`` is the JSON path
+    ├─ NotFoundError(NgioError, FileNotFoundError)   image, level, label or store object missing
+    ├─ StoreError(NgioError, OSError)                a store operation failed; ``.url``, ``.key``
+    │   ├─ PermissionDeniedError(StoreError, PermissionError)
+    │   └─ StoreTimeoutError(StoreError, TimeoutError)
+    ├─ CodecError(NgioError)                         a chunk failed to encode or decode; ``.key``
+    ├─ UnsupportedError(NgioError, NotImplementedError)  NGFF version, codec, data type or event loop
+    └─ ClosedError(NgioError, RuntimeError)          use after close
+
+Builtin bases keep ordinary ``except ValueError`` / ``except FileNotFoundError`` clauses working.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ClosedError",
+    "CodecError",
+    "MetadataError",
+    "NgioError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "StoreError",
+    "StoreTimeoutError",
+    "UnsupportedError",
+]
+
+
+class NgioError(Exception):
+    """Base class of every error raised by ngio_async."""
+
+
+class MetadataError(NgioError, ValueError):
+    """Metadata broke a rule; the message names the JSON path and the rule."""
+
+    def __init__(self, message: str, path: str = "$") -> None:
+        self.path = path
+        self.rule = message
+        super().__init__(f"{message} - at `{path}`" if path else message)
+
+
+class NotFoundError(NgioError, FileNotFoundError):
+    """A node (image, level, label, store object) does not exist."""
+
+    def __init__(self, message: str, *, url: str | None = None, key: str | None = None) -> None:
+        self.url = url
+        self.key = key
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class StoreError(NgioError, OSError):
+    """A store operation failed; ``url`` and ``key`` name what was asked for."""
+
+    def __init__(self, message: str, *, url: str | None = None, key: str | None = None) -> None:
+        self.url = url
+        self.key = key
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class PermissionDeniedError(StoreError, PermissionError):
+    """The store refused access (HTTP 401/403, missing credentials)."""
+
+
+class StoreTimeoutError(StoreError, TimeoutError):
+    """A store request timed out (after retries)."""
+
+
+class CodecError(NgioError):
+    """A chunk failed to encode or decode; ``key`` names the chunk."""
+
+    def __init__(self, message: str, *, key: str | None = None) -> None:
+        self.key = key
+        super().__init__(message)
+
+
+class UnsupportedError(NgioError, NotImplementedError):
+    """A feature, version, codec or runtime that ngio_async does not support."""
+
+
+class ClosedError(NgioError, RuntimeError):
+    """The object was used after it was closed."""

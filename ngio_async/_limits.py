@@ -1,0 +1,46 @@
+"""``Limits``: the one value object that bounds concurrency, prefetch memory and retries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Limits"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Limits:
+    """Bounds shared by everything that reads or writes one store.
+
+    :param max_requests: requests in flight per store (one ``CapacityLimiter`` per store).
+    :param prefetch_tiles: tiles fetched ahead of the consumer by a tile iterator.
+    :param prefetch_bytes: decoded bytes held ahead of the consumer (the memory bound).
+    :param decode_threads: worker threads that decode and encode chunks.
+    :param timeout: seconds allowed for one request (one attempt), ``None`` for no limit.
+    :param max_retries: retries after the first attempt for retryable failures
+        (5xx, 429, connection resets, timeouts); never for other 4xx.
+    :param backoff_base: first retry delay in seconds; doubles each retry, with full jitter.
+    :param backoff_max: cap on one retry delay in seconds.
+    :param coalesce_gap: byte ranges of one object closer than this are fetched as one request.
+    """
+
+    max_requests: int = 64
+    prefetch_tiles: int = 16
+    prefetch_bytes: int = 512 * 1024 * 1024
+    decode_threads: int = 4
+    timeout: float | None = 30.0
+    max_retries: int = 4
+    backoff_base: float = 0.05
+    backoff_max: float = 2.0
+    coalesce_gap: int = 64 * 1024
+
+    def __post_init__(self) -> None:
+        for name in ("max_requests", "prefetch_tiles", "prefetch_bytes", "decode_threads"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"Limits.{name} must be a positive integer, got {value!r}")
+        if self.timeout is not None and self.timeout <= 0:
+            raise ValueError(f"Limits.timeout must be positive or None, got {self.timeout!r}")
+        if self.max_retries < 0:
+            raise ValueError(f"Limits.max_retries must be >= 0, got {self.max_retries!r}")
+        if self.backoff_base < 0 or self.backoff_max < 0 or self.coalesce_gap < 0:
+            raise ValueError("Limits.backoff_base, backoff_max and coalesce_gap must be >= 0")
