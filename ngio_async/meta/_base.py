@@ -1,0 +1,123 @@
+"""Struct base class that keeps unknown keys, and msgspec error translation (no I/O)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, NamedTuple
+
+import msgspec
+import msgspec.inspect
+
+from .._errors import MetadataError
+
+__all__ = ["Base", "attach_extras", "dump", "fail", "to_metadata_error"]
+
+# A ``__post_init__`` check raises ``ValueError(fail(".sub.path", "rule"))``; msgspec appends
+# "- at `$.owner`" and ``to_metadata_error`` joins owner and sub path into one JSON path.
+_SUB = "\x1f"
+_AT = re.compile(r"^(?P<msg>.*?)(?: - at `(?P<path>\$[^`]*)`)?$", re.DOTALL)
+
+
+def fail(sub: str, rule: str) -> str:
+    """Message for a cross-field rule broken at ``owner + sub`` (``sub`` like ``.axes[1].name``)."""
+    return f"{_SUB}{sub}{_SUB}{rule}"
+
+
+def to_metadata_error(
+    exc: msgspec.ValidationError | ValueError, prefix: str = "$"
+) -> MetadataError:
+    """Turn a msgspec validation error into a ``MetadataError`` with a full JSON path."""
+    m = _AT.match(str(exc))
+    assert m is not None  # the pattern matches every string
+    msg, path = m.group("msg"), m.group("path") or "$"
+    if msg.startswith(_SUB):
+        _, sub, msg = msg.split(_SUB, 2)
+        path += sub
+    return MetadataError(msg, prefix + path[1:])
+
+
+class Base(msgspec.Struct, kw_only=True, dict=True, omit_defaults=True):
+    """Base of every NGFF model: keyword-only, ``None`` fields omitted on encode.
+
+    ``dict=True`` gives instances a ``__dict__`` where decoding stores the keys the model does
+    not know (``_extra``), so that decode -> encode loses nothing the spec allows.
+    """
+
+    @property
+    def extra(self) -> dict[str, Any]:
+        """Keys of the source document this model does not know (kept on encode)."""
+        return self.__dict__.setdefault("_extra", {})  # type: ignore[no-any-return]
+
+
+def _holds_struct(t: msgspec.inspect.Type) -> bool:
+    if isinstance(t, msgspec.inspect.StructType):
+        return True
+    if isinstance(t, msgspec.inspect.UnionType):
+        return any(_holds_struct(u) for u in t.types)
+    if isinstance(t, msgspec.inspect.ListType):
+        return _holds_struct(t.item_type)
+    return False
+
+
+class _Plan(NamedTuple):
+    known: frozenset[str]  # encoded names of the fields (and the tag field)
+    nested: tuple[tuple[str, str], ...]  # (attribute, key) of fields that may hold models
+
+
+_PLANS: dict[type[Base], _Plan] = {}
+
+
+def _plan(cls: type[Base]) -> _Plan:
+    plan = _PLANS.get(cls)
+    if plan is None:
+        info = msgspec.inspect.type_info(cls)
+        assert isinstance(info, msgspec.inspect.StructType)
+        known = {f.encode_name for f in info.fields}
+        if info.tag_field is not None:
+            known.add(info.tag_field)
+        nested = tuple((f.name, f.encode_name) for f in info.fields if _holds_struct(f.type))
+        plan = _PLANS[cls] = _Plan(frozenset(known), nested)
+    return plan
+
+
+def attach_extras(raw: Any, obj: Any) -> None:
+    """Store the keys of ``raw`` unknown to the model ``obj`` on it, recursively."""
+    if isinstance(obj, Base):
+        if not isinstance(raw, dict):
+            return
+        known, nested = _plan(type(obj))
+        if len(raw) > len(known) or not known.issuperset(raw):
+            extra = {k: v for k, v in raw.items() if k not in known}
+            if extra:
+                obj.__dict__["_extra"] = extra
+        for attr, key in nested:
+            sub = raw.get(key)
+            if sub is not None:
+                attach_extras(sub, getattr(obj, attr))
+    elif isinstance(obj, list) and isinstance(raw, list):
+        for r, o in zip(raw, obj, strict=False):
+            attach_extras(r, o)
+
+
+def dump(obj: Any) -> Any:
+    """Plain JSON-ready builtins of a model, with its unknown keys put back."""
+    if isinstance(obj, Base):
+        cls = type(obj)
+        out: dict[str, Any] = {}
+        cfg = cls.__struct_config__
+        if cfg.tag_field is not None:
+            out[cfg.tag_field] = cfg.tag
+        for attr, key in zip(cls.__struct_fields__, cls.__struct_encode_fields__, strict=True):
+            value = getattr(obj, attr)
+            if value is not None:
+                out[key] = dump(value)
+        extra = obj.__dict__.get("_extra")
+        if extra:
+            for k, v in extra.items():
+                out.setdefault(k, v)
+        return out
+    if isinstance(obj, list | tuple):
+        return [dump(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: dump(v) for k, v in obj.items()}
+    return obj

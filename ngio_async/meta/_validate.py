@@ -1,0 +1,359 @@
+"""``validate``: NGFF version and kind detection, decoding, version, strict and unit rules."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+
+from .._errors import MetadataError, UnsupportedError
+from ._base import attach_extras, dump, to_metadata_error
+from .ngff import OmeAttributes, OmeMetadata, transform_length_problems, well_path_problems
+
+__all__ = [
+    "KINDS",
+    "MetadataWarning",
+    "SUPPORTED_VERSIONS",
+    "decode_attrs",
+    "decode_zarr_json",
+    "encode_attrs",
+    "to_attrs",
+    "validate",
+]
+
+SUPPORTED_VERSIONS = ("0.4", "0.5")
+KINDS = ("image", "label", "labels", "plate", "well", "bf2raw", "ome", "zarr_json")
+# the key whose presence makes a document of a kind
+_KIND_KEY = {
+    "image": "multiscales",
+    "label": "image-label",
+    "labels": "labels",
+    "plate": "plate",
+    "well": "well",
+    "bf2raw": "bioformats2raw.layout",
+    "ome": "series",
+}
+_SPACE_UNITS = frozenset(
+    [
+        "angstrom",
+        "attometer",
+        "centimeter",
+        "decimeter",
+        "exameter",
+        "femtometer",
+        "foot",
+        "gigameter",
+        "hectometer",
+        "inch",
+        "kilometer",
+        "megameter",
+        "meter",
+        "micrometer",
+        "mile",
+        "millimeter",
+        "nanometer",
+        "parsec",
+        "petameter",
+        "picometer",
+        "terameter",
+        "yard",
+        "yoctometer",
+        "yottameter",
+        "zeptometer",
+        "zettameter",
+    ]
+)
+_TIME_UNITS = frozenset(
+    [
+        "attosecond",
+        "centisecond",
+        "day",
+        "decisecond",
+        "exasecond",
+        "femtosecond",
+        "gigasecond",
+        "hectosecond",
+        "hour",
+        "kilosecond",
+        "megasecond",
+        "microsecond",
+        "millisecond",
+        "minute",
+        "nanosecond",
+        "petasecond",
+        "picosecond",
+        "second",
+        "terasecond",
+        "yoctosecond",
+        "yottasecond",
+        "zeptosecond",
+        "zettasecond",
+    ]
+)
+
+_json_decode = msgspec.json.Decoder().decode
+_json_encode = msgspec.json.Encoder().encode
+
+
+class MetadataWarning(UserWarning):
+    """A SHOULD rule is not met (for example a unit outside the UDUNITS-2 list)."""
+
+
+def validate(
+    doc: Mapping[str, Any] | bytes | str,
+    *,
+    version: str | None = None,
+    kind: str | None = None,
+    strict: bool = False,
+) -> OmeMetadata:
+    """Validate NGFF group attributes and return the typed model.
+
+    :param doc: the attributes of a zarr group: a 0.4 ``.zattrs`` document, a 0.5
+        ``zarr.json["attributes"]`` (``{"ome": {...}}``), or a whole 0.5 group ``zarr.json``;
+        a mapping or raw JSON bytes.
+    :param version: "0.4" or "0.5"; detected from the document when ``None``.
+    :param kind: image, label, labels, plate, well, bf2raw, ome or zarr_json; when given, the
+        document must be of that kind. Every NGFF key present is validated either way.
+    :param strict: also enforce the SHOULD rules of the official strict schemas.
+    :raises MetadataError: the document breaks a rule (the message names the JSON path).
+    :raises UnsupportedError: the document is of an NGFF version ngio_async does not read.
+    """
+    if isinstance(doc, bytes | str):
+        try:
+            doc = _json_decode(doc)
+        except msgspec.DecodeError as exc:
+            raise MetadataError(f"invalid JSON: {exc}", "$") from exc
+    if not isinstance(doc, Mapping):
+        raise MetadataError(f"expected a JSON object, got {type(doc).__name__}", "$")
+    if kind is not None and kind not in KINDS:
+        raise ValueError(f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}")
+    prefix = "$"
+    if kind == "zarr_json" or "zarr_format" in doc:
+        doc, prefix = _unwrap_zarr_json(doc), "$.attributes"
+        kind = None if kind == "zarr_json" else kind
+    found = _detect_version(doc, version)
+    meta = _decode(doc, found, prefix)
+    _check(meta, found, kind, strict, prefix)
+    return meta
+
+
+def decode_attrs(raw: bytes, *, version: str | None = None, strict: bool = False) -> OmeMetadata:
+    """Decode and validate group attributes from JSON bytes (0.4 ``.zattrs``)."""
+    return validate(raw, version=version, strict=strict)
+
+
+def decode_zarr_json(raw: bytes, *, strict: bool = False) -> OmeMetadata:
+    """Decode and validate a 0.5 group ``zarr.json`` from JSON bytes."""
+    return validate(raw, kind="zarr_json", strict=strict)
+
+
+def to_attrs(meta: OmeMetadata, version: str | None = None) -> dict[str, Any]:
+    """The group attributes for ``meta`` in NGFF ``version`` (default: ``meta.version``).
+
+    0.4: NGFF keys at the top level, ``version`` written on multiscales, plate, well and
+    image-label. 0.5: everything under ``ome`` with ``ome.version``. Unknown keys of the decoded
+    document are kept.
+    """
+    version = version or meta.version or "0.5"
+    if version not in SUPPORTED_VERSIONS:
+        raise UnsupportedError(f"cannot write NGFF version {version!r}")
+    body: dict[str, Any] = dump(meta)
+    body.pop("version", None)
+    outer = body.pop("_attributes", None)
+    if version == "0.5":
+        for obj in _versioned(body):
+            obj.pop("version", None)
+        attrs = dict(outer) if isinstance(outer, dict) else {}
+        attrs["ome"] = {"version": "0.5", **body}
+        return attrs
+    for obj in _versioned(body):
+        obj["version"] = "0.4"
+    return body
+
+
+def encode_attrs(meta: OmeMetadata, version: str | None = None) -> bytes:
+    """JSON bytes of :func:`to_attrs`."""
+    return _json_encode(to_attrs(meta, version))
+
+
+# ---------------------------------------------------------------- internals
+def _versioned(body: dict[str, Any]) -> list[dict[str, Any]]:
+    out = [m for m in body.get("multiscales") or () if isinstance(m, dict)]
+    out += [body[k] for k in ("plate", "well", "image-label") if isinstance(body.get(k), dict)]
+    return out
+
+
+def _unwrap_zarr_json(doc: Mapping[str, Any]) -> Mapping[str, Any]:
+    if doc.get("zarr_format") != 3:
+        raise MetadataError(
+            "zarr.json of an NGFF 0.5 group must have zarr_format 3", "$.zarr_format"
+        )
+    if doc.get("node_type") != "group":
+        raise MetadataError("NGFF metadata must be on a group (node_type 'group')", "$.node_type")
+    attrs = doc.get("attributes")
+    if not isinstance(attrs, Mapping):
+        raise MetadataError("zarr.json has no 'attributes' object", "$.attributes")
+    return attrs
+
+
+def _detect_version(doc: Mapping[str, Any], version: str | None) -> str:
+    """The NGFF version of a document: given, or read from ``ome.version`` / per-object keys."""
+    ome = doc.get("ome")
+    if version is None:
+        if isinstance(ome, Mapping):
+            found = ome.get("version")
+            version = found if isinstance(found, str) else "0.5"
+        else:
+            version = _version_04_keys(doc) or "0.4"
+    if version.startswith(("0.6", "0.7")):
+        raise UnsupportedError(
+            f"NGFF version {version!r} is not supported yet (ngio_async reads 0.4 and 0.5)"
+        )
+    if version not in SUPPORTED_VERSIONS:
+        if isinstance(ome, Mapping):
+            raise MetadataError(f"unknown NGFF version {version!r}", "$.ome.version")
+        raise UnsupportedError(f"NGFF version {version!r} is not supported (only 0.4 and 0.5)")
+    return version
+
+
+def _version_04_keys(doc: Mapping[str, Any]) -> str | None:
+    if any(k in doc for k in ("coordinateSystems", "coordinateTransformations", "scene")):
+        return "0.6"  # RFC-5 keys at the top level
+    ms = doc.get("multiscales")
+    if isinstance(ms, list) and ms and isinstance(ms[0], Mapping):
+        if "coordinateSystems" in ms[0]:
+            return "0.6"
+        v = ms[0].get("version")
+        return v if isinstance(v, str) and v.startswith("0.6") else None
+    return None
+
+
+def _decode(doc: Mapping[str, Any], version: str, prefix: str) -> OmeMetadata:
+    if version == "0.5":
+        if "ome" not in doc:
+            raise MetadataError("NGFF 0.5 metadata must be under the 'ome' key", prefix)
+        try:
+            wrapper = msgspec.convert(doc, OmeAttributes)
+        except msgspec.ValidationError as exc:
+            raise to_metadata_error(exc, prefix) from None
+        attach_extras(doc, wrapper)
+        meta = wrapper.ome
+        if wrapper.extra:
+            meta.extra["_attributes"] = wrapper.extra
+        if meta.version is None:
+            raise MetadataError("NGFF 0.5 requires 'version'", prefix + ".ome")
+        return meta
+    try:
+        meta = msgspec.convert(doc, OmeMetadata)
+    except msgspec.ValidationError as exc:
+        raise to_metadata_error(exc, prefix) from None
+    attach_extras(doc, meta)
+    if meta.version is not None:
+        meta.extra["version"] = meta.version  # a stray top-level key of a 0.4 document
+    meta.version = "0.4"
+    return meta
+
+
+def _check(meta: OmeMetadata, version: str, kind: str | None, strict: bool, prefix: str) -> None:
+    base = prefix + (".ome" if version == "0.5" else "")
+    if not meta.kinds:
+        keys = ", ".join(repr(k) for k in _KIND_KEY.values())
+        raise MetadataError(f"no NGFF metadata found (expected one of {keys})", base)
+    if kind is not None and kind != "zarr_json":
+        key = _KIND_KEY[kind]
+        attr = key.replace("-", "_").replace(".", "_")
+        if attr == "bioformats2raw_layout":
+            present = meta.bioformats2raw_layout is not None
+        else:
+            present = getattr(meta, attr) is not None
+        if not present:
+            raise MetadataError(f"a {kind} document must have {key!r}", base)
+    if version == "0.4":
+        _check_04_versions(meta, base)
+    _check_consistency(meta, version, base)
+    _check_units(meta, base)
+    if strict:
+        _check_strict(meta, version, base)
+
+
+def _check_04_versions(meta: OmeMetadata, base: str) -> None:
+    objs: list[tuple[str, str | None]] = [
+        (f"{base}.multiscales[{i}].version", m.version)
+        for i, m in enumerate(meta.multiscales or ())
+    ]
+    for key, obj in (("plate", meta.plate), ("well", meta.well), ("image-label", meta.image_label)):
+        if obj is not None:
+            objs.append((f"{base}.{key}.version", obj.version))
+    for path, v in objs:
+        if v is not None and v != "0.4":
+            if v.startswith("0.6"):
+                raise UnsupportedError(f"NGFF version {v!r} is not supported yet - at `{path}`")
+            raise MetadataError(f"version must be '0.4' in an NGFF 0.4 document, got {v!r}", path)
+
+
+def _check_consistency(meta: OmeMetadata, version: str, base: str) -> None:
+    """M6 and P5. The 0.4 conformance suite accepts documents that break them (its upstream
+    data predates the checks), so for 0.4 they warn; from 0.5 on they are errors."""
+    problems = [
+        (f"{base}.multiscales[{i}]{sub}", rule)
+        for i, m in enumerate(meta.multiscales or ())
+        for sub, rule in transform_length_problems(m)
+    ]
+    if meta.plate is not None:
+        problems += [(f"{base}.plate{sub}", rule) for sub, rule in well_path_problems(meta.plate)]
+    if not problems:
+        return
+    if version != "0.4":
+        path, rule = problems[0]
+        raise MetadataError(rule, path)
+    for path, rule in problems:
+        warnings.warn(
+            f"{rule} - at `{path}` (an error from NGFF 0.5 on)", MetadataWarning, stacklevel=4
+        )
+
+
+def _check_units(meta: OmeMetadata, base: str) -> None:
+    for i, m in enumerate(meta.multiscales or ()):
+        for j, a in enumerate(m.axes):
+            if a.unit is None:
+                continue
+            units = _SPACE_UNITS if a.type == "space" else _TIME_UNITS if a.type == "time" else None
+            if units is not None and a.unit not in units:
+                warnings.warn(
+                    f"unit {a.unit!r} of {a.type} axis {a.name!r} is not a UDUNITS-2 {a.type} unit"
+                    f" - at `{base}.multiscales[{i}].axes[{j}].unit`",
+                    MetadataWarning,
+                    stacklevel=4,
+                )
+
+
+def _check_strict(meta: OmeMetadata, version: str, base: str) -> None:
+    """The SHOULD fields the official strict schemas require."""
+    missing: list[str] = []
+    for i, m in enumerate(meta.multiscales or ()):
+        fields = ["metadata", "type", "name"] + (["version"] if version == "0.4" else [])
+        missing += [f"{base}.multiscales[{i}].{f}" for f in fields if getattr(m, f) is None]
+    if meta.image_label is not None:
+        if meta.image_label.colors is None:
+            missing.append(f"{base}.image-label.colors")
+        if version == "0.4" and meta.image_label.version is None:
+            missing.append(f"{base}.image-label.version")
+    if meta.plate is not None:
+        if meta.plate.name is None:
+            missing.append(f"{base}.plate.name")
+        if version == "0.4" and meta.plate.version is None:
+            missing.append(f"{base}.plate.version")
+        for i, a in enumerate(meta.plate.acquisitions or ()):
+            missing += [
+                f"{base}.plate.acquisitions[{i}].{f}"
+                for f in ("name", "maximumfieldcount")
+                if getattr(a, f) is None
+            ]
+    if meta.well is not None and version == "0.4" and meta.well.version is None:
+        missing.append(f"{base}.well.version")
+    if missing:
+        head, *rest = missing
+        more = f" (and {len(rest)} more: {', '.join(rest)})" if rest else ""
+        raise MetadataError(f"strict profile: a SHOULD field is missing{more}", head)

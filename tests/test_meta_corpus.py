@@ -1,0 +1,108 @@
+"""The official NGFF corpus through ``ngio_async.meta.validate``, in place, via its manifest."""
+
+from __future__ import annotations
+
+import gc
+import importlib.util
+import sys
+import warnings
+from typing import Any
+
+import pytest
+from corpus_files import CORPUS, load, manifest
+
+from ngio_async import MetadataError, UnsupportedError
+from ngio_async.meta import MetadataWarning, validate
+
+ROWS = manifest()
+SUPPORTED = [r for r in ROWS if r["version"] in ("0.4", "0.5")]
+
+
+def _check(doc: Any, version: str, kind: str, strict: bool = False) -> None:
+    """The corpus runner's callable: raise when invalid."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MetadataWarning)
+        validate(doc, version=version, kind=kind, strict=strict)
+
+
+@pytest.mark.parametrize("row", SUPPORTED, ids=[r["path"] for r in SUPPORTED])
+@pytest.mark.parametrize("strict", [False, True], ids=["spec", "strict"])
+def test_case(row: dict[str, str], strict: bool) -> None:
+    if row["profile"] == "strict" and row["expected"] == "invalid" and not strict:
+        # strict-invalid cases miss only SHOULD fields: valid under MUST-level rules
+        _check(load(row), row["version"], row["kind"])
+        return
+    use_strict = strict and row["profile"] == "strict"
+    if row["expected"] == "valid":
+        _check(load(row), row["version"], row["kind"], strict=use_strict)
+    else:
+        with pytest.raises(MetadataError) as info:
+            _check(load(row), row["version"], row["kind"], strict=use_strict)
+        assert "- at `$" in str(info.value)
+        assert info.value.path.startswith("$")
+
+
+def test_schema_misses_column_before_row() -> None:
+    """The JSON schema accepts this document; the cross-field rule rejects it."""
+    row = next(
+        r
+        for r in ROWS
+        if r["path"].endswith("0.5/plate/invalid/well_path_has_column_before_row.json")
+    )
+    doc = load(row)
+    with pytest.raises(MetadataError, match="does not match rowIndex/columnIndex") as info:
+        validate(doc)
+    assert info.value.path == "$.ome.plate.wells[0].path"
+
+
+V06 = [r for r in ROWS if r["version"] == "0.6rc0"]
+
+
+@pytest.mark.parametrize("row", V06, ids=[r["path"] for r in V06])
+def test_06_refused(row: dict[str, str]) -> None:
+    """0.6rc0 (RFC-5) documents are refused, naming the version; never accepted as 0.4/0.5."""
+    doc = load(row)
+    with pytest.raises(UnsupportedError, match=r"0\.6"):
+        validate(doc, version="0.6rc0")
+    with pytest.raises((UnsupportedError, MetadataError)) as info:
+        validate(doc)
+    ome = doc.get("ome") if isinstance(doc, dict) else None
+    if isinstance(ome, dict) and str(ome.get("version", "")).startswith("0.6"):
+        assert isinstance(info.value, UnsupportedError)
+        assert "0.6" in str(info.value)
+
+
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_tally(capsys: pytest.CaptureFixture[str]) -> None:
+    """The corpus runner over 0.4 and 0.5, both profiles: no failure; the tally is printed."""
+    spec = importlib.util.spec_from_file_location("check_corpus", CORPUS / "check_corpus.py")
+    assert spec is not None and spec.loader is not None
+    runner = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("check_corpus", runner)
+    spec.loader.exec_module(runner)
+    lines = []
+    for profile in ("spec", "strict"):
+        argv = [
+            f"{__name__}:_check",
+            "--version",
+            "0.4",
+            "--version",
+            "0.5",
+            "--profile",
+            profile,
+            "-q",
+        ]
+        original = runner.load_callable
+        runner.load_callable = lambda _spec: _check
+        try:
+            status = runner.main(argv)
+        finally:
+            runner.load_callable = original
+        out = capsys.readouterr().out.strip().splitlines()[-1]
+        lines.append(f"NGFF corpus 0.4+0.5 [{profile}]: {out}")
+        assert status == 0, out
+        assert " 0 failed" in out
+    gc.collect()  # the runner leaves its manifest file to the garbage collector
+    with capsys.disabled():
+        print("\n" + "\n".join(lines))
