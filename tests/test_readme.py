@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from pathlib import Path
 
@@ -22,13 +23,13 @@ def expected_output(block: str) -> list[str]:
     lines = block.splitlines()
     return [
         nxt.strip()[2:]
-        for line, nxt in zip(lines, lines[1:], strict=False)
+        for line, nxt in itertools.pairwise(lines)
         if "print(" in line and nxt.strip().startswith("# ")
     ]
 
 
 @pytest.mark.parametrize("block", BLOCKS, ids=[f"block{i}" for i in range(len(BLOCKS))])
 def test_readme_example_runs(block: str, capsys: pytest.CaptureFixture[str]) -> None:
-    exec(compile(block, str(README), "exec"), {"__name__": "__readme__"})
+    exec(compile(block, str(README), "exec"), {"__name__": "__readme__"})  # noqa: S102
     printed = capsys.readouterr().out.splitlines()
     assert printed == expected_output(block)
