@@ -38,6 +38,7 @@ test: lint types pytest
 
 bench: $(BIN)/.installed-bench
 	$(BIN)/python benchmarks/bench_meta.py
+	$(BIN)/python benchmarks/bench_read.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

@@ -17,12 +17,16 @@ from ._errors import (
     UnsupportedError,
 )
 from ._limits import Limits
+from ._sync_api import SyncDataset, SyncLevel, open
+from .images import Dataset, Level, open_async
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ClosedError",
     "CodecError",
+    "Dataset",
+    "Level",
     "Limits",
     "MetadataError",
     "NgioError",
@@ -30,6 +34,10 @@ __all__ = [
     "PermissionDeniedError",
     "StoreError",
     "StoreTimeoutError",
+    "SyncDataset",
+    "SyncLevel",
     "UnsupportedError",
     "__version__",
+    "open",
+    "open_async",
 ]

@@ -1,0 +1,557 @@
+"""Bounded prefetch: run ``fn(item)`` ahead of a consumer, with a window and a byte budget.
+
+This is the engine behind ``async for tile in ds.tiles(...)``. It imports anyio only (no asyncio,
+no third-party I/O), so it runs on any anyio backend.
+
+Bounds
+------
+- ``window``: at most ``window`` items are *started and not yet consumed* (running plus finished
+  and waiting for the consumer). The task count is therefore the window plus one at most (the
+  workers plus one producer), never the number of items; ``items`` may be a lazy generator of 10**7 items,
+  it is pulled one item at a time.
+- ``max_bytes`` with ``size_of(item)``: the bytes of results that are running or finished but not
+  yet consumed never exceed ``max_bytes``. The size is declared *per input item, before it
+  starts* (a tile's size is its shape times the item size): only a budget reserved before a fetch
+  starts bounds memory, because a result's size known after the fetch comes too late. A slow
+  consumer holds memory at the bound. One item larger than the whole budget still runs, alone
+  (it waits until nothing else is reserved), so an oversized item never deadlocks.
+- ``ordered=True`` yields results in input order; ``ordered=False`` in completion order.
+- Adaptive window (opt-in, ``max_window``): the window starts at ``window`` and grows by one,
+  up to ``max_window``, each time the consumer has to wait while the producer is held back by
+  the window (the consumer is starving and round trips, not the consumer, are the bottleneck).
+  It does not grow while the byte budget is what holds the producer back, so growth stays within
+  ``max_bytes``. It never shrinks.
+
+Errors
+------
+An exception raised by ``fn`` (or by ``items`` itself) is stored and raised to the consumer as
+the plain exception, never as an ``ExceptionGroup``: in ordered mode when the consumer reaches that
+item (earlier items are delivered first), in completion order otherwise. After an error no new
+item starts and the iterator is finished. Exception groups from task groups stay internal:
+:func:`single_leaf` unwraps a group with one leaf at the boundary; a group of several errors is
+re-raised intact.
+
+Three ways to consume, and why
+------------------------------
+1. **Structured (recommended):** ``async with prefetch(items, fn, window=8) as results:
+   async for r in results: ...``. The context manager owns a task group (never an async generator
+   that yields inside one, STYLE 2.3). Leaving the block for any reason (exhaustion, ``break``, an
+   exception in the body, cancellation, an ``anyio.fail_after`` timeout) cancels every running
+   ``fn`` and waits for it; when the block has exited nothing is in flight.
+2. **Bare, with an owner:** ``async for r in prefetch(items, fn, window=8, owner=tg)``. The
+   background work runs in ``owner``, a task group held by a long-lived object (a dataset opened
+   with ``open_async`` enters one in ``__aenter__``). The iterator itself holds no cancel scope, so
+   it can be advanced from different tasks (the sync shim calls ``__anext__`` once per item, each in
+   a new portal task) and no cancel scope ever spans the consumer's own code. Background work
+   stops on exhaustion, on an error, on ``aclose()``, when the iterator is garbage-collected on the
+   event loop thread (a ``break`` out of ``async for`` drops the only reference in CPython), and in
+   any case when the owner closes. Until then an abandoned iterator keeps at most ``window`` items
+   finished and idles; ``aclose()`` (or ``contextlib.aclosing``) makes the release deterministic.
+3. **Bare, without an owner:** ``async for r in prefetch(items, fn, window=8)``. There is no task
+   group that could outlive one ``__anext__`` call without making a cancel scope span the
+   consumer's code (a ``break`` in ``async for`` never calls ``aclose``, so a lazily entered task
+   group would be left open on the consumer's task and corrupt its cancel-scope stack). So this
+   mode fetches in **batches**: when its buffer is empty, ``__anext__`` runs the next window of
+   items concurrently inside a task group that it enters *and exits* within the call, then hands
+   them out one by one. Fetches are concurrent but do not overlap the consumer's own work. Nothing
+   is ever left running, so ``break`` and abandonment are always safe. This is the fallback for
+   an object with no task group of its own (a dataset from a plain ``await open_async(...)``).
+
+The sync shim (:mod:`ngio_async.sync`) iterates a :class:`Prefetch` through its context manager
+(mode 1, entered and exited in one portal task), advancing the iterator one portal call per item.
+
+Progress: ``on_item(done, total)`` is called after each result is handed to the consumer;
+``total`` is ``len(items)`` for sized inputs, ``None`` until a lazy input is exhausted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sized
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+import anyio
+import anyio.lowlevel
+
+from ._errors import ClosedError
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from anyio.abc import TaskGroup
+
+__all__ = ["Prefetch", "PrefetchIterator", "ProgressCallback", "prefetch", "single_leaf"]
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+ProgressCallback = Callable[[int, int | None], object]
+"""``on_item(done, total)``: ``done`` results handed out so far; ``total`` or ``None`` if unknown."""
+
+
+def single_leaf(group: BaseExceptionGroup[Any]) -> BaseException | None:
+    """Return the only leaf exception of ``group`` (looking through nested groups), else ``None``.
+
+    Used at public boundaries: ``except BaseExceptionGroup as eg: leaf = single_leaf(eg)`` and
+    re-raise ``leaf`` if it is not ``None``, else re-raise the group intact.
+    """
+    exc: BaseException = group
+    while isinstance(exc, BaseExceptionGroup):
+        if len(exc.exceptions) != 1:
+            return None
+        exc = exc.exceptions[0]
+    return exc
+
+
+class _Slot(Generic[R]):
+    """One started item: its result or error, once finished."""
+
+    __slots__ = ("cost", "error", "index", "value")
+
+    value: R
+
+    def __init__(self, index: int, cost: int) -> None:
+        self.index = index
+        self.cost = cost
+        self.error: Exception | None = None
+
+
+_NO_ITEM: Any = object()
+
+
+class _Engine(Generic[T, R]):
+    """State shared by the producer, the workers and the consumer (one event loop, no locks)."""
+
+    def __init__(
+        self,
+        items: Iterable[T],
+        fn: Callable[[T], Awaitable[R]],
+        *,
+        window: int,
+        max_bytes: int | None,
+        size_of: Callable[[T], int] | None,
+        ordered: bool,
+        on_item: ProgressCallback | None,
+        max_window: int | None = None,
+    ) -> None:
+        if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+            raise ValueError(f"window must be a positive integer, got {window!r}")
+        if max_window is not None and (
+            isinstance(max_window, bool) or not isinstance(max_window, int) or max_window < window
+        ):
+            raise ValueError(f"max_window must be an integer >= window, got {max_window!r}")
+        if max_bytes is not None:
+            if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
+                raise ValueError(f"max_bytes must be a positive integer or None, got {max_bytes!r}")
+            if size_of is None:
+                raise ValueError("max_bytes needs size_of(item) -> bytes of that item's result")
+        self._items = items
+        self._fn = fn
+        self.window = window
+        self._max_window = max_window or window
+        self._window_limited = False  # the producer waits for the window, not for bytes
+        self._max_bytes = max_bytes
+        self._size_of = size_of
+        self._ordered = ordered
+        self._on_item = on_item
+        self.total: int | None = len(items) if isinstance(items, Sized) else None
+        self._iter: Iterator[T] | None = None
+        self._lookahead: T = _NO_ITEM
+        self._lookahead_cost = 0
+        self.started = 0  # items whose fn was started
+        self.consumed = 0  # results (or errors) handed to the consumer
+        self.reserved = 0  # bytes of started-and-not-consumed items
+        self._ready: dict[int, _Slot[R]] = {}  # ordered mode: index -> finished slot
+        self._ready_q: deque[_Slot[R]] = deque()  # unordered mode: completion order
+        self._exhausted = False  # no more items will start
+        self._error: Exception | None = None  # raised after every started item is consumed
+        self._failed = False  # an fn failed: start nothing new
+        self._finished = False  # the consumer got StopAsyncIteration or an error
+        self._closed = False
+        self._running = False  # background run() active
+        self._stopped = False  # background run() ended
+        self._changed: anyio.Event | None = None
+        self._scope: anyio.CancelScope | None = None
+        self._done: anyio.Event | None = None
+
+    # -- waiting: one broadcast event, replaced on every change -----------------------------
+
+    def _notify(self) -> None:
+        if self._changed is not None:
+            event, self._changed = self._changed, None
+            event.set()
+
+    async def _wait(self) -> None:
+        if self._changed is None:
+            self._changed = anyio.Event()
+        await self._changed.wait()
+
+    # -- input -----------------------------------------------------------------------------
+
+    def _peek(self) -> bool:
+        """Pull the next item into the lookahead; ``False`` when the input is done or failed."""
+        if self._lookahead is not _NO_ITEM:
+            return True
+        if self._exhausted:
+            return False
+        try:
+            if self._iter is None:
+                self._iter = iter(self._items)
+            item = next(self._iter)
+            cost = 0 if self._size_of is None else int(self._size_of(item))
+        except StopIteration:
+            self._exhaust(None)
+            return False
+        except Exception as exc:  # noqa: BLE001 - handed to the consumer, in order
+            self._exhaust(exc)
+            return False
+        self._lookahead, self._lookahead_cost = item, cost
+        return True
+
+    def _exhaust(self, error: Exception | None) -> None:
+        self._exhausted = True
+        self._error = error
+        self._lookahead = _NO_ITEM
+        if self.total is None or error is not None:
+            self.total = self.started
+        self._notify()
+
+    def _fits(self, in_use: int, count: int) -> bool:
+        if count >= self.window:
+            return False
+        if self._max_bytes is None or in_use == 0:
+            return True
+        return in_use + self._lookahead_cost <= self._max_bytes
+
+    def _take(self) -> tuple[T, _Slot[R]]:
+        item, slot = self._lookahead, _Slot[R](self.started, self._lookahead_cost)
+        self._lookahead = _NO_ITEM
+        self.started += 1
+        self.reserved += slot.cost
+        return item, slot
+
+    # -- work ------------------------------------------------------------------------------
+
+    async def _work(self, item: T, slot: _Slot[R]) -> None:
+        try:
+            slot.value = await self._fn(item)
+        except Exception as exc:  # noqa: BLE001 - handed to the consumer, in order
+            slot.error = exc
+            self._failed = True
+        if self._ordered:
+            self._ready[slot.index] = slot
+        else:
+            self._ready_q.append(slot)
+        self._notify()
+
+    async def _produce(self, tg: TaskGroup) -> None:
+        while not self._failed and not self._closed and self._peek():
+            while not self._fits(self.reserved, self.started - self.consumed):
+                self._window_limited = self.started - self.consumed >= self.window
+                await self._wait()
+                if self._failed or self._closed:
+                    return
+            self._window_limited = False
+            item, slot = self._take()
+            tg.start_soon(self._work, item, slot)
+            await anyio.lowlevel.checkpoint()
+
+    async def run(self) -> None:
+        """Prefetch in the background until the input is done or :meth:`cancel` is called."""
+        if self._scope is None:
+            self._scope = anyio.CancelScope()
+        self._done = anyio.Event()
+        self._running = True
+        try:
+            with self._scope:
+                async with anyio.create_task_group() as tg:
+                    await self._produce(tg)
+        except Exception as exc:  # noqa: BLE001 - a bug or broken callback: hand it over
+            leaf = single_leaf(exc) if isinstance(exc, BaseExceptionGroup) else exc
+            self._failed = True
+            if self._error is None:
+                self._error = leaf if isinstance(leaf, Exception) else exc
+        finally:
+            self._stopped = True
+            self._done.set()
+            self._notify()
+
+    def cancel(self) -> None:
+        """Stop starting items and cancel running ones (idempotent, synchronous)."""
+        self._closed = True
+        if self._scope is None:
+            self._scope = anyio.CancelScope()
+        self._scope.cancel()
+        self._notify()
+
+    async def wait_stopped(self) -> None:
+        """Wait until :meth:`run` has returned (shielded: used for cleanup)."""
+        if self._running and self._done is not None:
+            with anyio.CancelScope(shield=True):
+                await self._done.wait()
+
+    # -- consumer --------------------------------------------------------------------------
+
+    def _pop_ready(self) -> _Slot[R] | None:
+        if self._ordered:
+            return self._ready.pop(self.consumed, None)
+        return self._ready_q.popleft() if self._ready_q else None
+
+    def _deliver(self, slot: _Slot[R]) -> R:
+        self.consumed += 1
+        self.reserved -= slot.cost
+        self._notify()
+        if slot.error is not None:
+            self._finish()
+            raise slot.error
+        if self._on_item is not None:
+            self._on_item(self.consumed, self.total)
+        return slot.value
+
+    def _maybe_grow(self) -> None:
+        """The consumer is about to wait: widen the window if all of it is still running."""
+        if self._window_limited and self.window < self._max_window and not self._failed:
+            self.window += 1
+            self._notify()
+
+    def _finish(self) -> None:
+        self._finished = True
+        self.cancel()
+
+    def _end(self) -> R:
+        """All started items are consumed and nothing more will start."""
+        self._finish()
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+        raise StopAsyncIteration
+
+    async def next_background(self) -> R:
+        """The next result while :meth:`run` prefetches in the background."""
+        while True:
+            if self._finished:
+                raise StopAsyncIteration
+            slot = self._pop_ready()
+            if slot is not None:
+                return self._deliver(slot)
+            if self.consumed == self.started and (self._exhausted or self._failed):
+                return self._end()
+            if self._closed or self._stopped:
+                self._finished = True
+                raise ClosedError("the prefetch iterator was closed or its owner stopped")
+            self._maybe_grow()
+            await self._wait()
+
+    async def _fill_batch(self) -> None:
+        leaf: BaseException | None = None
+        try:
+            async with anyio.create_task_group() as tg:
+                batch = 0
+                while self._peek() and self._fits(self.reserved, batch):
+                    item, slot = self._take()
+                    tg.start_soon(self._work, item, slot)
+                    batch += 1
+        except BaseExceptionGroup as group:  # only BaseExceptions get here (workers keep errors)
+            leaf = single_leaf(group)
+            if leaf is None:
+                raise
+        if leaf is not None:
+            raise leaf
+
+    async def next_batched(self) -> R:
+        """The next result, fetching a window of items at once when the buffer is empty."""
+        if self._finished:
+            raise StopAsyncIteration
+        if self._closed:
+            raise ClosedError("the prefetch iterator is closed")
+        slot = self._pop_ready()
+        if slot is None:
+            if self._failed or not self._peek():
+                return self._end()
+            await self._fill_batch()
+            slot = self._pop_ready()
+            if slot is None:  # pragma: no cover - every started item is ready after the group
+                return self._end()
+        return self._deliver(slot)
+
+
+class PrefetchIterator(AsyncIterator[R]):
+    """Async iterator over prefetched results; see the module docstring for the three modes.
+
+    Call :meth:`aclose` (or use ``contextlib.aclosing``) to stop background work early; results
+    not yet consumed are dropped.
+    """
+
+    def __init__(self, engine: _Engine[Any, R], *, owner: TaskGroup | None, started: bool) -> None:
+        self._engine = engine
+        self._owner = owner
+        self._started = started
+        self._thread = threading.get_ident()
+
+    def __aiter__(self) -> PrefetchIterator[R]:
+        return self
+
+    async def __anext__(self) -> R:
+        engine = self._engine
+        if not self._started:
+            if self._owner is None:
+                return await engine.next_batched()
+            self._started = True
+            self._owner.start_soon(engine.run)
+        return await engine.next_background()
+
+    async def aclose(self) -> None:
+        """Cancel background work and wait until nothing is in flight (idempotent)."""
+        self._engine.cancel()
+        await self._engine.wait_stopped()
+        await anyio.lowlevel.checkpoint()
+
+    @property
+    def in_progress(self) -> tuple[int, int]:
+        """``(started, consumed)`` item counts, for progress and tests."""
+        return self._engine.started, self._engine.consumed
+
+    @property
+    def window(self) -> int:
+        """The current window (grows only with ``max_window``)."""
+        return self._engine.window
+
+    def __del__(self) -> None:
+        # A ``break`` out of a bare ``async for`` drops the iterator: stop its background work.
+        # Cancel scopes are not thread-safe, so only do this on the thread that created it.
+        engine = getattr(self, "_engine", None)
+        if (
+            engine is not None
+            and self._started
+            and self._owner is not None
+            and threading.get_ident() == self._thread
+        ):
+            with contextlib.suppress(Exception):  # interpreter shutdown
+                engine.cancel()
+
+
+class Prefetch(Generic[T, R]):
+    """What :func:`prefetch` returns: an async context manager and, for bare use, an iterable.
+
+    - ``async with prefetch(...) as results:`` owns a task group for the block (structured).
+    - ``async for r in prefetch(..., owner=tg):`` runs the background work in ``owner``.
+    - ``async for r in prefetch(...)`` without an owner fetches window-sized batches.
+    """
+
+    def __init__(
+        self,
+        items: Iterable[T],
+        fn: Callable[[T], Awaitable[R]],
+        *,
+        window: int,
+        max_bytes: int | None = None,
+        size_of: Callable[[T], int] | None = None,
+        ordered: bool = True,
+        on_item: ProgressCallback | None = None,
+        owner: TaskGroup | None = None,
+        max_window: int | None = None,
+    ) -> None:
+        self._engine: _Engine[T, R] = _Engine(
+            items,
+            fn,
+            window=window,
+            max_bytes=max_bytes,
+            size_of=size_of,
+            ordered=ordered,
+            on_item=on_item,
+            max_window=max_window,
+        )
+        self._owner = owner
+        self._used = False
+        self._cm: Any = None
+
+    def _claim(self) -> None:
+        if self._used:
+            raise RuntimeError("a prefetch can be iterated or entered only once")
+        self._used = True
+
+    def __aiter__(self) -> PrefetchIterator[R]:
+        self._claim()
+        return PrefetchIterator(self._engine, owner=self._owner, started=False)
+
+    async def __aenter__(self) -> PrefetchIterator[R]:
+        self._claim()
+        self._cm = _structured(self._engine)
+        result: PrefetchIterator[R] = await self._cm.__aenter__()
+        return result
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> bool | None:
+        cm, self._cm = self._cm, None
+        result: bool | None = await cm.__aexit__(exc_type, exc_val, exc_tb)
+        return result
+
+
+@asynccontextmanager
+async def _structured(engine: _Engine[Any, R]) -> AsyncIterator[PrefetchIterator[R]]:
+    leaf: BaseException | None = None
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(engine.run)
+            try:
+                yield PrefetchIterator(engine, owner=None, started=True)
+            finally:
+                engine.cancel()
+                tg.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        leaf = single_leaf(group)
+        if leaf is None:
+            raise
+    if leaf is not None:
+        # Raised outside the ``except`` block so the group is not chained as its context.
+        raise leaf
+
+
+def prefetch(
+    items: Iterable[T],
+    fn: Callable[[T], Awaitable[R]],
+    *,
+    window: int,
+    max_bytes: int | None = None,
+    size_of: Callable[[T], int] | None = None,
+    ordered: bool = True,
+    on_item: ProgressCallback | None = None,
+    owner: TaskGroup | None = None,
+    max_window: int | None = None,
+) -> Prefetch[T, R]:
+    """Run ``fn(item)`` for ``items``, at most ``window`` items ahead of the consumer.
+
+    :param items: the inputs, pulled lazily one at a time (any iterable, may be endless).
+    :param fn: the async function to run per item (fetch + decode one tile).
+    :param window: the most items started and not yet consumed.
+    :param max_bytes: the most result bytes started and not yet consumed (``None``: no bound);
+        an item larger than this runs alone.
+    :param size_of: ``size_of(item)`` -> bytes that ``fn(item)``'s result holds; required with
+        ``max_bytes``.
+    :param ordered: yield in input order (default) or in completion order.
+    :param on_item: progress callback ``on_item(done, total)``.
+    :param owner: a task group that runs the background work for bare ``async for`` use.
+    :param max_window: let the window grow up to this while the consumer starves (``None``:
+        fixed window).
+    :return: a :class:`Prefetch`; use ``async with`` (recommended) or ``async for`` on it.
+    :raises ValueError: if ``window``/``max_bytes`` are not positive integers, or ``max_bytes``
+        is given without ``size_of``.
+    """
+    return Prefetch(
+        items,
+        fn,
+        window=window,
+        max_bytes=max_bytes,
+        size_of=size_of,
+        ordered=ordered,
+        on_item=on_item,
+        owner=owner,
+        max_window=max_window,
+    )

@@ -1,0 +1,306 @@
+"""The v3 ``sharding_indexed`` codec: shard index parsing, inner-chunk byte ranges, shard encoding.
+
+A reader fetches the index with one request (a suffix of :attr:`ShardCodec.index_nbytes` bytes when
+``index_location`` is ``"end"``, a prefix when ``"start"``), calls :meth:`ShardCodec.decode_index`,
+then :meth:`ShardIndex.chunk_range` gives the absolute byte range of each inner chunk it needs
+(``None`` for an empty inner chunk, which reads as the fill value), and :meth:`ShardCodec.decode_chunk`
+decodes each one. :meth:`ShardCodec.decode` decodes a whole shard held in memory.
+
+:meth:`ShardCodec.encode` lays a shard out as zarr-python does: non-empty inner chunks
+concatenated in Morton (Z) order, then (or before) the index.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from itertools import product
+from typing import TYPE_CHECKING, Any, Final, Literal
+
+import numpy as np
+
+from ngio_async._errors import CodecError
+from ngio_async.codecs._pipeline import ChunkCodec, all_equal
+from ngio_async.codecs._stages import Crc32cStage
+from ngio_async.meta.zarr import BytesCodec, Crc32cCodec
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+
+    from numpy.typing import ArrayLike, NDArray
+    from typing_extensions import Buffer
+
+    from ngio_async.meta.zarr import ArrayV3Meta
+
+__all__ = ["EMPTY", "ShardCodec", "ShardIndex", "morton_order"]
+
+#: Offset and length of an empty inner chunk in a shard index.
+EMPTY: Final = 2**64 - 1
+
+
+@functools.lru_cache(maxsize=64)
+def morton_order(chunks_per_shard: tuple[int, ...]) -> tuple[tuple[int, ...], ...]:
+    """Inner-chunk coordinates in the (compressed) Morton order zarr-python writes them.
+
+    Bits are interleaved dimension 0 first, skipping dimensions that have run out of bits.
+    """
+    bits = [(c - 1).bit_length() for c in chunks_per_shard]
+
+    def code(coords: tuple[int, ...]) -> int:
+        z = 0
+        out_bit = 0
+        for b in range(max(bits, default=0)):
+            for d, nb in enumerate(bits):
+                if b < nb:
+                    z |= ((coords[d] >> b) & 1) << out_bit
+                    out_bit += 1
+        return z
+
+    return tuple(sorted(product(*(range(c) for c in chunks_per_shard)), key=code))
+
+
+class ShardIndex:
+    """The decoded index of one shard: ``offsets`` and ``nbytes`` per inner chunk (uint64)."""
+
+    __slots__ = ("table",)
+
+    def __init__(self, table: NDArray[np.uint64]) -> None:
+        #: shape ``chunks_per_shard + (2,)``: ``[..., 0]`` offsets, ``[..., 1]`` byte counts
+        self.table = table
+
+    @property
+    def chunks_per_shard(self) -> tuple[int, ...]:
+        return self.table.shape[:-1]
+
+    def chunk_range(self, coords: tuple[int, ...]) -> tuple[int, int] | None:
+        """``(start, stop)`` byte range of an inner chunk in the shard, ``None`` if empty."""
+        offset, nbytes = self.table[coords]
+        if offset == EMPTY and nbytes == EMPTY:
+            return None
+        return int(offset), int(offset) + int(nbytes)
+
+    def chunk_ranges(
+        self, coords: Iterable[tuple[int, ...]]
+    ) -> list[tuple[tuple[int, ...], tuple[int, int] | None]]:
+        """:meth:`chunk_range` for many inner chunks."""
+        return [(c, self.chunk_range(c)) for c in coords]
+
+    @property
+    def is_empty(self) -> bool:
+        """True if no inner chunk is stored."""
+        return bool(np.all(self.table == EMPTY))
+
+    def nonempty(self) -> Iterator[tuple[int, ...]]:
+        """Coordinates of the stored inner chunks (C order)."""
+        for c in zip(*np.nonzero(self.table[..., 0] != EMPTY), strict=True):
+            yield tuple(int(i) for i in c)
+
+
+class ShardCodec:
+    """Pipeline of a sharded v3 array: one shard <-> its inner chunks.
+
+    Immutable and thread-safe like :class:`ChunkCodec`. ``shape`` is the shard shape,
+    ``chunk_shape`` the inner chunk shape, ``inner`` the inner chunks' :class:`ChunkCodec`.
+    """
+
+    __slots__ = (
+        "_index_big",
+        "_index_crc",
+        "chunk_shape",
+        "chunks_per_shard",
+        "dtype",
+        "fill_value",
+        "index_location",
+        "index_nbytes",
+        "inner",
+        "shape",
+        "write_empty_chunks",
+    )
+
+    def __init__(
+        self,
+        *,
+        shape: tuple[int, ...],
+        inner: ChunkCodec,
+        index_location: Literal["start", "end"],
+        index_big_endian: bool,
+        index_crc32c: int,
+        write_empty_chunks: bool = False,
+    ) -> None:
+        self.shape = shape
+        self.inner = inner
+        self.chunk_shape = inner.shape
+        self.dtype = inner.dtype
+        self.fill_value = inner.fill_value
+        self.chunks_per_shard = tuple(s // c for s, c in zip(shape, inner.shape, strict=True))
+        self.index_location = index_location
+        self._index_big = index_big_endian
+        self._index_crc = index_crc32c
+        self.index_nbytes = 16 * math.prod(self.chunks_per_shard) + 4 * index_crc32c
+        self.write_empty_chunks = write_empty_chunks
+
+    @staticmethod
+    def from_meta(meta: ArrayV3Meta, *, write_empty_chunks: bool = False) -> ShardCodec:
+        sh = meta.sharding
+        if sh is None or meta.shards is None:
+            raise ValueError("array is not sharded")
+        cfg = sh.configuration
+        inner = ChunkCodec.from_v3_codecs(
+            cfg.codecs,
+            shape=cfg.chunk_shape,
+            dtype=meta.dtype,
+            fill_value=meta.fill_value,
+            path="$.codecs[0].configuration.codecs",
+        )
+        first = cfg.index_codecs[0]
+        assert isinstance(first, BytesCodec)  # checked when the metadata was decoded
+        return ShardCodec(
+            shape=meta.shards,
+            inner=inner,
+            index_location=cfg.index_location,
+            index_big_endian=first.configuration.endian == "big",
+            index_crc32c=sum(isinstance(c, Crc32cCodec) for c in cfg.index_codecs),
+            write_empty_chunks=write_empty_chunks,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"ShardCodec(shape={self.shape}, chunk_shape={self.chunk_shape}, "
+            f"index_location={self.index_location!r}, inner={self.inner!r})"
+        )
+
+    # ---------------------------------------------------------------- index
+
+    @property
+    def _index_dtype(self) -> np.dtype[Any]:
+        return np.dtype(">u8" if self._index_big else "<u8")
+
+    def index_slice(self, shard_nbytes: int) -> slice:
+        """Where the index lies in a shard of ``shard_nbytes`` bytes."""
+        if self.index_location == "start":
+            return slice(0, self.index_nbytes)
+        return slice(shard_nbytes - self.index_nbytes, shard_nbytes)
+
+    def decode_index(self, buf: Buffer, key: str) -> ShardIndex:
+        """Decode the :attr:`index_nbytes` index bytes of shard ``key``.
+
+        :raises CodecError: wrong length, checksum mismatch, or entries out of order.
+        """
+        try:
+            data: Any = memoryview(buf).cast("B")
+            if len(data) != self.index_nbytes:
+                raise ValueError(f"index has {len(data)} bytes, expected {self.index_nbytes}")
+            crc = Crc32cStage()
+            for _ in range(self._index_crc):
+                data = crc.decode(data)
+            table = np.frombuffer(data, dtype=self._index_dtype).reshape(
+                (*self.chunks_per_shard, 2)
+            )
+            if self._index_big:
+                table = table.astype("<u8")
+            offsets, nbytes = table[..., 0], table[..., 1]
+            if np.any((offsets == EMPTY) != (nbytes == EMPTY)):
+                raise ValueError("index entry with only one of offset/nbytes empty")
+            stored = offsets != EMPTY
+            if np.any(offsets[stored] + nbytes[stored] < offsets[stored]):
+                raise ValueError("index entry overflows")
+        except Exception as exc:
+            raise CodecError(f"cannot decode the index of shard {key!r}: {exc}", key=key) from exc
+        return ShardIndex(table)
+
+    def encode_index(self, table: NDArray[np.uint64]) -> bytes:
+        """Encode an index table (shape ``chunks_per_shard + (2,)``)."""
+        data: Any = np.ascontiguousarray(table, dtype=self._index_dtype).reshape(-1).view(np.uint8)
+        crc = Crc32cStage()
+        for _ in range(self._index_crc):
+            data = crc.encode(data)
+        return bytes(data)
+
+    # ---------------------------------------------------------------- inner chunks
+
+    def decode_chunk(self, buf: Buffer, key: str, out: NDArray[Any] | None = None) -> NDArray[Any]:
+        """Decode one inner chunk's bytes (``key`` names it in errors, e.g. ``"c/0/1[2,3]"``)."""
+        return self.inner.decode(buf, key, out)
+
+    def decode(self, buf: Buffer, key: str, out: NDArray[Any] | None = None) -> NDArray[Any]:
+        """Decode a whole shard held in memory; empty inner chunks read as the fill value.
+
+        :param out: optional writeable array of :attr:`shape` to fill and return.
+        """
+        mv = memoryview(buf).cast("B")
+        n = len(mv)
+        if n < self.index_nbytes:
+            raise CodecError(
+                f"shard {key!r} has {n} bytes, less than its {self.index_nbytes}-byte index",
+                key=key,
+            )
+        index = self.decode_index(mv[self.index_slice(n)], key)
+        if out is None:
+            out = np.full(self.shape, self.fill_value, dtype=self.dtype)
+        elif out.shape != self.shape:
+            raise CodecError(
+                f"shard {key!r}: out has shape {out.shape}, expected {self.shape}", key=key
+            )
+        else:
+            out[...] = self.fill_value
+        for coords in index.nonempty():
+            rng = index.chunk_range(coords)
+            assert rng is not None
+            start, stop = rng
+            if stop > n:
+                raise CodecError(
+                    f"shard {key!r}: inner chunk {coords} at bytes {start}:{stop} "
+                    f"lies beyond the shard's {n} bytes",
+                    key=key,
+                )
+            sel = tuple(
+                slice(c * s, (c + 1) * s) for c, s in zip(coords, self.chunk_shape, strict=True)
+            )
+            out[sel] = self.inner.decode(mv[start:stop], f"{key}{list(coords)}")
+        return out
+
+    # ---------------------------------------------------------------- encode
+
+    def is_empty(self, array: NDArray[Any]) -> bool:
+        """True if ``array`` equals the fill value everywhere (zarr then stores no shard)."""
+        return all_equal(array, self.fill_value)
+
+    def encode_chunks(self, chunks: dict[tuple[int, ...], bytes]) -> bytes:
+        """Lay out already-encoded inner chunks (missing/empty ones omitted) as zarr-python does."""
+        table = np.full((*self.chunks_per_shard, 2), EMPTY, dtype=np.uint64)
+        parts: list[bytes] = []
+        pos = self.index_nbytes if self.index_location == "start" else 0
+        for coords in morton_order(self.chunks_per_shard):
+            value = chunks.get(coords)
+            if not value:
+                continue
+            table[coords] = (pos, len(value))
+            parts.append(value)
+            pos += len(value)
+        index = self.encode_index(table)
+        if self.index_location == "start":
+            return b"".join([index, *parts])
+        return b"".join([*parts, index])
+
+    def encode(self, array: ArrayLike, key: str) -> bytes:
+        """Encode one full shard (edge shards padded to :attr:`shape` by the caller).
+
+        Inner chunks equal to the fill value are left out unless ``write_empty_chunks``. A shard
+        with no stored inner chunk still encodes (index only); zarr-python instead stores no
+        object, so writers should test :meth:`is_empty` first.
+        """
+        a = np.asarray(array)
+        if a.shape != self.shape:
+            raise CodecError(
+                f"shard {key!r}: array of shape {a.shape}, expected {self.shape}", key=key
+            )
+        chunks: dict[tuple[int, ...], bytes] = {}
+        for coords in product(*(range(c) for c in self.chunks_per_shard)):
+            sel = tuple(
+                slice(c * s, (c + 1) * s) for c, s in zip(coords, self.chunk_shape, strict=True)
+            )
+            part = a[sel]
+            if not self.write_empty_chunks and self.inner.is_empty(part):
+                continue
+            chunks[coords] = self.inner.encode(part, f"{key}{list(coords)}")
+        return self.encode_chunks(chunks)

@@ -1,0 +1,295 @@
+"""Region planning (pure, no I/O): which stored objects a region needs, and where each piece goes.
+
+A *region* is a tuple of ``slice(start, stop)`` (step 1), one per dimension, inside the array's
+bounds; :func:`normalize_selection` turns numpy basic indexing into one.
+
+- :func:`plan_chunks` yields one :class:`ChunkPlan` per chunk (of ``meta.chunks``, the inner chunk
+  for sharded arrays) that the region touches.
+- :func:`plan_shards` groups those chunks by the stored object that holds them: one
+  :class:`ShardPlan` per shard (sharded arrays) or per chunk (others, with the single inner chunk
+  ``(0, ..., 0)``), with the stored object's key.
+
+The reader copies ``decoded[chunk_selection]`` into ``out[out_selection]`` for each piece, and
+fills the pieces of missing chunks with the fill value.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from dataclasses import dataclass
+from itertools import product
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from numpy.typing import NDArray
+
+__all__ = [
+    "BasicSelection",
+    "ChunkPlan",
+    "GridMeta",
+    "InnerChunkPlan",
+    "Region",
+    "ShardPlan",
+    "chunk_grid_range",
+    "nchunks",
+    "normalize_selection",
+    "plan_chunks",
+    "plan_shards",
+    "region_shape",
+]
+
+Region = tuple[slice, ...]
+
+
+class GridMeta(Protocol):
+    """What the planner needs from array metadata (both zarr Structs provide it)."""
+
+    @property
+    def shape(self) -> tuple[int, ...]: ...
+
+    @property
+    def chunks(self) -> tuple[int, ...]: ...
+
+    @property
+    def shards(self) -> tuple[int, ...] | None: ...
+
+    def chunk_key(self, coords: tuple[int, ...]) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkPlan:
+    """One chunk's share of a region."""
+
+    #: chunk coordinates in the array's chunk grid (``meta.chunks``)
+    coords: tuple[int, ...]
+    #: key of the stored object holding the chunk (the shard's key for sharded arrays)
+    key: str
+    #: where the piece lies inside the decoded chunk
+    chunk_selection: Region
+    #: where the piece goes in the region's output array
+    out_selection: Region
+
+
+@dataclass(frozen=True, slots=True)
+class InnerChunkPlan:
+    """One inner chunk of a shard: coordinates within the shard and the two selections."""
+
+    coords: tuple[int, ...]
+    chunk_selection: Region
+    out_selection: Region
+
+
+@dataclass(frozen=True, slots=True)
+class ShardPlan:
+    """One stored object (shard, or plain chunk) and the inner chunks of it a region needs."""
+
+    #: coordinates in the grid of stored objects
+    coords: tuple[int, ...]
+    key: str
+    #: inner chunks touched, in C order
+    chunks: tuple[InnerChunkPlan, ...]
+    #: the part of the output this object covers (the union of its chunks' out selections)
+    out_selection: Region
+
+
+def region_shape(region: Region) -> tuple[int, ...]:
+    """Shape of the output array for a (normalised, step 1) region."""
+    return tuple(s.stop - s.start for s in region)
+
+
+def _check_region(region: Region, shape: tuple[int, ...]) -> None:
+    if len(region) != len(shape):
+        raise ValueError(f"region has {len(region)} dimensions, the array has {len(shape)}")
+    for s, n in zip(region, shape, strict=True):
+        if s.step not in (None, 1) or not (0 <= s.start <= s.stop <= n):
+            raise ValueError(f"region {region} is not a normalised step-1 region of {shape}")
+
+
+def chunk_grid_range(region: Region, chunks: tuple[int, ...]) -> tuple[range, ...]:
+    """The range of chunk indices per dimension that a region touches (empty if the region is)."""
+    return tuple(
+        range(s.start // c, -(-s.stop // c)) if s.stop > s.start else range(0)
+        for s, c in zip(region, chunks, strict=True)
+    )
+
+
+def _piece(lo: int, hi: int, i: int, c: int) -> tuple[slice, slice]:
+    """(chunk selection, out selection) in one dimension for chunk ``i`` of size ``c``."""
+    a = max(lo, i * c)
+    b = min(hi, (i + 1) * c)
+    return slice(a - i * c, b - i * c), slice(a - lo, b - lo)
+
+
+def _pieces(region: Region, chunks: tuple[int, ...]) -> list[dict[int, tuple[slice, slice]]]:
+    out = []
+    for s, c, rng in zip(region, chunks, chunk_grid_range(region, chunks), strict=True):
+        out.append({i: _piece(s.start, s.stop, i, c) for i in rng})
+    return out
+
+
+def plan_chunks(meta: GridMeta, region: Region) -> Iterator[ChunkPlan]:
+    """Every chunk (of ``meta.chunks``) the region touches, in C order."""
+    _check_region(region, meta.shape)
+    chunks = meta.chunks
+    shards = meta.shards
+    per_dim = _pieces(region, chunks)
+    for coords in product(*(sorted(d) for d in per_dim)):
+        sel = [per_dim[d][i] for d, i in enumerate(coords)]
+        if shards is None:
+            key = meta.chunk_key(coords)
+        else:
+            cps = tuple(s // c for s, c in zip(shards, chunks, strict=True))
+            key = meta.chunk_key(tuple(map(operator.floordiv, coords, cps)))
+        yield ChunkPlan(
+            coords=coords,
+            key=key,
+            chunk_selection=tuple(p[0] for p in sel),
+            out_selection=tuple(p[1] for p in sel),
+        )
+
+
+def plan_shards(meta: GridMeta, region: Region) -> Iterator[ShardPlan]:
+    """Stored objects the region touches (C order), each with the inner chunks it needs.
+
+    For an unsharded array each object is one chunk whose single inner chunk is ``(0,)*ndim``.
+    """
+    _check_region(region, meta.shape)
+    chunks = meta.chunks
+    shards = meta.shards if meta.shards is not None else chunks
+    cps = tuple(s // c for s, c in zip(shards, chunks, strict=True))
+    outer_dims = _pieces(region, shards)
+    inner_dims = _pieces(region, chunks)
+    for scoords in product(*(sorted(d) for d in outer_dims)):
+        inner_ranges = [
+            [i for i in range(sc * n, (sc + 1) * n) if i in inner_dims[d]]
+            for d, (sc, n) in enumerate(zip(scoords, cps, strict=True))
+        ]
+        plans = []
+        for gcoords in product(*inner_ranges):
+            sel = [inner_dims[d][i] for d, i in enumerate(gcoords)]
+            plans.append(
+                InnerChunkPlan(
+                    coords=tuple(
+                        g - sc * n for g, sc, n in zip(gcoords, scoords, cps, strict=True)
+                    ),
+                    chunk_selection=tuple(p[0] for p in sel),
+                    out_selection=tuple(p[1] for p in sel),
+                )
+            )
+        yield ShardPlan(
+            coords=scoords,
+            key=meta.chunk_key(scoords),
+            chunks=tuple(plans),
+            out_selection=tuple(outer_dims[d][sc][1] for d, sc in enumerate(scoords)),
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# numpy basic indexing
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BasicSelection:
+    """A normalised numpy basic index.
+
+    Read :attr:`region` (step 1, inside bounds), then :meth:`apply` takes every ``step``-th element
+    and drops the integer-indexed axes, giving exactly ``numpy_array[selection]``.
+    """
+
+    region: Region
+    steps: tuple[int, ...]
+    #: axes indexed by an integer (dropped from the result)
+    drop_axes: tuple[int, ...]
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Shape of the final result."""
+        return tuple(
+            -(-(s.stop - s.start) // st)
+            for ax, (s, st) in enumerate(zip(self.region, self.steps, strict=True))
+            if ax not in self.drop_axes
+        )
+
+    def apply(self, array: NDArray[Any]) -> NDArray[Any]:
+        """Turn the array read for :attr:`region` into the result of the original selection."""
+        if any(st != 1 for st in self.steps):
+            array = array[tuple(slice(None, None, st) for st in self.steps)]
+        if self.drop_axes:
+            array = array[
+                tuple(0 if ax in self.drop_axes else slice(None) for ax in range(array.ndim))
+            ]
+        return array
+
+
+def _is_int(x: object) -> bool:
+    if isinstance(x, bool):
+        return False
+    try:
+        operator.index(x)  # type: ignore[arg-type]
+    except TypeError:
+        return False
+    return True
+
+
+def normalize_selection(selection: object, shape: tuple[int, ...]) -> BasicSelection:
+    """Normalise numpy basic indexing (ints, slices with positive steps, ``...``) to a region.
+
+    Negative indices count from the end; slices clamp like numpy's. The region of a slice with
+    step > 1 is the covering step-1 range, trimmed to the last element taken.
+
+    :raises IndexError: an integer out of range, or too many indices.
+    :raises TypeError: an unsupported index (arrays, ``None``/newaxis, booleans, ...).
+    :raises ValueError: a slice step of zero or below.
+    """
+    sel: tuple[object, ...] = selection if isinstance(selection, tuple) else (selection,)
+    n_ellipsis = sum(1 for s in sel if s is Ellipsis)
+    if n_ellipsis > 1:
+        raise IndexError("an index can only have a single ellipsis ('...')")
+    n_real = len(sel) - n_ellipsis
+    if n_real > len(shape):
+        raise IndexError(
+            f"too many indices for array: array is {len(shape)}-dimensional, "
+            f"but {n_real} were indexed"
+        )
+    if n_ellipsis:
+        i = next(i for i, s in enumerate(sel) if s is Ellipsis)
+        sel = sel[:i] + (slice(None),) * (len(shape) - n_real) + sel[i + 1 :]
+    else:
+        sel = sel + (slice(None),) * (len(shape) - len(sel))
+
+    region: list[slice] = []
+    steps: list[int] = []
+    drop: list[int] = []
+    for ax, (s, n) in enumerate(zip(sel, shape, strict=True)):
+        if _is_int(s):
+            i = operator.index(s)  # type: ignore[arg-type]
+            if not -n <= i < n:
+                raise IndexError(f"index {i} is out of bounds for axis {ax} with size {n}")
+            i %= n
+            region.append(slice(i, i + 1))
+            steps.append(1)
+            drop.append(ax)
+        elif isinstance(s, slice):
+            start, stop, step = s.indices(n)
+            if step <= 0:
+                raise ValueError(f"slice step must be positive, got {s.step} (axis {ax})")
+            count = max(0, -(-(stop - start) // step))
+            if count == 0:
+                region.append(slice(start, start))
+            else:
+                region.append(slice(start, start + (count - 1) * step + 1))
+            steps.append(step)
+        else:
+            raise TypeError(
+                f"only integers, slices and '...' are supported, got {type(s).__name__} (axis {ax})"
+            )
+    return BasicSelection(region=tuple(region), steps=tuple(steps), drop_axes=tuple(drop))
+
+
+def nchunks(meta: GridMeta, region: Region) -> int:
+    """How many chunks (of ``meta.chunks``) a region touches."""
+    return math.prod(len(r) for r in chunk_grid_range(region, meta.chunks))

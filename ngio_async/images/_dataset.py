@@ -1,0 +1,367 @@
+"""``Dataset``: an opened OME-Zarr image (levels, labels, metadata) and its awaitable reads."""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Coroutine, Generator, Sequence
+from typing import TYPE_CHECKING, Any, Self
+
+import anyio
+import numpy as np
+
+from .._errors import ClosedError, MetadataError, NotFoundError, UnsupportedError
+from ..engine import normalize_selection
+from ..stores import AsyncStore, open_store
+from ._level import Level
+from ._metadata import ImageMetadata
+from ._open import join, read_group_metadata, read_level_metadata
+
+if TYPE_CHECKING:
+    import os
+    from types import TracebackType
+
+    from numpy.typing import NDArray
+
+    from .._limits import Limits
+
+__all__ = ["Dataset", "Labels", "open_async"]
+
+Selector = int | slice | str | Sequence[int | str] | None
+
+
+class _State(enum.Enum):
+    OPEN = 1
+    CLOSED = 2
+
+
+class Dataset:
+    """An OME-Zarr image: ``levels`` (largest first), ``metadata``, ``labels``; reads with ``await``.
+
+    Open with :func:`ngio_async.open_async`. Reading::
+
+        arr = await ds.read(level=0, c="DAPI", y=slice(0, 512), x=slice(0, 512))
+        arr = await ds[0, :, 100:200, 150:250]      # numpy basic indexing on level 0
+    """
+
+    def __init__(
+        self,
+        store: AsyncStore,
+        root: str,
+        metadata: ImageMetadata,
+        levels: list[Level],
+        *,
+        limits: Limits,
+        decode_limiter: anyio.CapacityLimiter,
+        owns_store: bool,
+    ) -> None:
+        self.store = store
+        self.root = root
+        self.metadata = metadata
+        self.levels = levels
+        self.limits = limits
+        self._decode_limiter = decode_limiter
+        self._owns_store = owns_store
+        self._state = _State.OPEN
+        self.labels = Labels(self)
+
+    # ---------------------------------------------------------------- opening / closing
+    @classmethod
+    async def open_in(
+        cls,
+        store: AsyncStore,
+        root: str = "",
+        *,
+        limits: Limits | None = None,
+        decode_limiter: anyio.CapacityLimiter | None = None,
+        owns_store: bool = False,
+    ) -> Dataset:
+        """Open the image at ``root`` of an open store (metadata only; no pixel is read)."""
+        limits = limits or store.limits
+        ome = await read_group_metadata(store, root)
+        if ome.multiscales is None and ome.bioformats2raw_layout is not None and not ome.plate:
+            root = join(root, "0")  # bioformats2raw container: the first series
+            ome = await read_group_metadata(store, root)
+        if ome.multiscales is None:
+            kinds = ", ".join(ome.kinds) or "none"
+            hint = " (open a well's field, e.g. '<plate>/A/1/0')" if ome.plate or ome.well else ""
+            raise UnsupportedError(
+                f"{store.url}/{root} is not an image (its NGFF metadata: {kinds}){hint}"
+            )
+        metadata = ImageMetadata(ome)
+        arrays = await read_level_metadata(store, root, ome, metadata.paths)
+        limiter = decode_limiter or anyio.CapacityLimiter(limits.decode_threads)
+        window = max(2 * limits.max_requests, 2 * limits.decode_threads)
+        levels = [
+            Level(
+                store,
+                join(root, path),
+                arr,
+                scale=cal.scale,
+                translation=cal.translation,
+                decode_limiter=limiter,
+                window=window,
+            )
+            for path, arr, cal in zip(
+                metadata.paths, arrays, metadata.spatial_calibration, strict=True
+            )
+        ]
+        return cls(
+            store,
+            root,
+            metadata,
+            levels,
+            limits=limits,
+            decode_limiter=limiter,
+            owns_store=owns_store,
+        )
+
+    async def aclose(self) -> None:
+        """Close the dataset (and its store, if the dataset opened it). Idempotent."""
+        if self._state is _State.CLOSED:
+            return
+        self._state = _State.CLOSED
+        if self._owns_store:
+            with anyio.CancelScope(shield=True):
+                await self.store.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    @property
+    def closed(self) -> bool:
+        return self._state is _State.CLOSED
+
+    def _check_open(self) -> None:
+        if self._state is _State.CLOSED:
+            raise ClosedError(f"dataset {self.url} is closed")
+
+    # ---------------------------------------------------------------- description
+    @property
+    def url(self) -> str:
+        return f"{self.store.url.rstrip('/')}/{self.root}" if self.root else self.store.url
+
+    @property
+    def axes(self) -> tuple[str, ...]:
+        return self.metadata.axis_names
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.levels[0].shape
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        return self.levels[0].dtype
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def nbytes(self) -> int:
+        return math.prod(self.shape) * self.dtype.itemsize
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __repr__(self) -> str:
+        state = " closed" if self.closed else ""
+        return (
+            f"<Dataset{state} {self.url} ngff={self.metadata.ngff_version} "
+            f"axes={''.join(self.axes)} shape={self.shape} dtype={self.dtype} "
+            f"levels={len(self.levels)}>"
+        )
+
+    def level(
+        self, index: int | None = None, *, pixel_size: float | Sequence[float] | None = None
+    ) -> Level:
+        """A level by index (negative counts from the smallest) or nearest to ``pixel_size``."""
+        if (index is None) == (pixel_size is None):
+            raise TypeError("level() takes an index or pixel_size=, not both")
+        if pixel_size is not None:
+            return self.levels[self.metadata.nearest_level(pixel_size)]
+        assert index is not None
+        if not -len(self.levels) <= index < len(self.levels):
+            raise IndexError(f"level {index} out of range: the image has {len(self.levels)} levels")
+        return self.levels[index]
+
+    # ---------------------------------------------------------------- reading
+    def __getitem__(self, selection: Any) -> Coroutine[Any, Any, NDArray[Any]]:
+        """``await ds[...]``: numpy basic indexing on level 0."""
+        return self.getitem(selection)
+
+    async def getitem(self, selection: Any, level: int = 0) -> NDArray[Any]:
+        self._check_open()
+        return await self.level(level).getitem(selection)
+
+    async def read(self, level: int = 0, **axes: Selector) -> NDArray[Any]:
+        """Read by axis name: ``await ds.read(level=0, c="DAPI", z=3, y=slice(0, 512))``.
+
+        Each axis takes an int (the axis is dropped, as in numpy), a slice (step >= 1), ``None``
+        (everything) or a list of ints; the channel axis also takes channel labels (a label or a
+        list of labels). Axes not named are read whole.
+        """
+        self._check_open()
+        lvl = self.level(level)
+        selection, pick = self._selection(lvl, axes)
+        if pick is None:
+            return await lvl.getitem(tuple(selection))
+        axis, indices = pick
+        parts = []
+        for i in indices:
+            selection[axis] = slice(i, i + 1)
+            parts.append(await lvl.getitem(tuple(selection)))
+        # axes dropped before ``axis`` shift its position in the result
+        dropped = sum(1 for s in selection[:axis] if isinstance(s, int))
+        return np.concatenate(parts, axis=axis - dropped)
+
+    def _selection(
+        self, lvl: Level, axes: dict[str, Selector]
+    ) -> tuple[list[Any], tuple[int, list[int]] | None]:
+        names = self.axes
+        unknown = [k for k in axes if k not in names]
+        if unknown:
+            raise ValueError(f"unknown axis {unknown[0]!r}: the image's axes are {list(names)}")
+        selection: list[Any] = [slice(None)] * len(names)
+        pick: tuple[int, list[int]] | None = None
+        for i, name in enumerate(names):
+            value = axes.get(name)
+            if value is None:
+                continue
+            if isinstance(value, str):
+                selection[i] = self._channel(i, value)
+            elif isinstance(value, int | slice):
+                selection[i] = value
+            elif isinstance(value, Sequence):
+                if pick is not None:
+                    raise ValueError("a list selection is allowed on one axis only")
+                indices = [self._channel(i, v) if isinstance(v, str) else int(v) for v in value]
+                size = lvl.shape[i]
+                for v in indices:
+                    if not -size <= v < size:
+                        raise IndexError(
+                            f"index {v} is out of bounds for axis {name!r} of size {size}"
+                        )
+                pick = (i, [v % size for v in indices])
+            else:
+                raise TypeError(f"axis {name!r}: expected int, slice, label or list, got {value!r}")
+        return selection, pick
+
+    def _channel(self, axis: int, label: str) -> int:
+        if axis != self.metadata.channel_axis:
+            raise ValueError(
+                f"axis {self.axes[axis]!r} is not the channel axis; labels select channels"
+            )
+        return self.metadata.channel_index(label)
+
+    def region_of(self, level: int = 0, **axes: Selector) -> tuple[slice, ...]:
+        """The level region (one step-1 slice per axis) a named selection covers."""
+        lvl = self.level(level)
+        selection, pick = self._selection(lvl, axes)
+        if pick is not None:
+            axis, indices = pick
+            selection[axis] = slice(min(indices), max(indices) + 1)
+        return normalize_selection(tuple(selection), lvl.shape).region
+
+
+class Labels:
+    """The label images of a dataset: ``await ds.labels.names()``, ``await ds.labels.open(name)``."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        self._dataset = dataset
+
+    async def names(self) -> list[str]:
+        """Names of the label images (empty when the image has none)."""
+        ds = self._dataset
+        ds._check_open()
+        try:
+            meta = await read_group_metadata(ds.store, join(ds.root, "labels"))
+        except NotFoundError:
+            return []
+        if meta.labels is None:
+            raise MetadataError(f"{ds.url}/labels has no 'labels' list")
+        return list(meta.labels)
+
+    async def open(self, name: str) -> Dataset:
+        """Open label image ``name`` as a dataset (it shares the store and its limits)."""
+        ds = self._dataset
+        ds._check_open()
+        if "/" in name or name in ("", ".", ".."):
+            raise ValueError(f"invalid label name {name!r}")
+        try:
+            label = await Dataset.open_in(
+                ds.store,
+                join(ds.root, "labels", name),
+                limits=ds.limits,
+                decode_limiter=ds._decode_limiter,
+            )
+        except NotFoundError:
+            names = await self.names()
+            raise NotFoundError(
+                f"no label {name!r} in {ds.url} (labels: {names})", url=ds.store.url, key=name
+            ) from None
+        return label
+
+
+class _Opening:
+    """What :func:`open_async` returns: awaitable, and an async context manager."""
+
+    def __init__(self, coro_factory: Any) -> None:
+        self._factory = coro_factory
+        self._dataset: Dataset | None = None
+
+    def __await__(self) -> Generator[Any, None, Dataset]:
+        return self._factory().__await__()  # type: ignore[no-any-return]
+
+    async def __aenter__(self) -> Dataset:
+        self._dataset = await self._factory()
+        return self._dataset
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> None:
+        if self._dataset is not None:
+            await self._dataset.aclose()
+
+
+def open_async(
+    url: str | os.PathLike[str] | AsyncStore | Any,
+    *,
+    limits: Limits | None = None,
+    path: str = "",
+    **store_options: Any,
+) -> _Opening:
+    """Open an OME-Zarr image: ``ds = await open_async(url)`` or ``async with open_async(url) as ds``.
+
+    :param url: a path, ``file://``, ``memory://``, ``s3://``, ``gs://``, ``az://``, ``http(s)://``
+        URL, an obstore store or an :class:`~ngio_async.stores.AsyncStore`.
+    :param limits: concurrency, prefetch, timeout and retry bounds (:class:`~ngio_async.Limits`).
+    :param path: the image's path inside the store (default: the URL is the image).
+    :param store_options: backend options (S3 ``endpoint``, ``region``, credentials, ...).
+    Only metadata is read: for NGFF 0.5 one GET for the group and one per level, concurrently.
+    """
+
+    async def go() -> Dataset:
+        owns = not isinstance(url, AsyncStore)
+        store = open_store(url, limits=limits, **store_options) if owns else url
+        assert isinstance(store, AsyncStore)
+        try:
+            return await Dataset.open_in(store, path, limits=limits, owns_store=owns)
+        except BaseException:
+            if owns:
+                with anyio.CancelScope(shield=True):
+                    await store.aclose()
+            raise
+
+    return _Opening(go)

@@ -1,0 +1,279 @@
+"""``Level``: one zarr array of a pyramid, read region by region (the execution half of the engine).
+
+Planning (:mod:`ngio_async.engine.plan`) says which stored objects a region needs; here they are
+fetched through the store (its limiter bounds requests in flight), decoded and copied into the
+output in worker threads (so network and CPU overlap), with at most ``window`` objects in progress
+(:func:`ngio_async._prefetch.prefetch`). Sharded arrays: the shard index is fetched once (one
+ranged request), cached, and only the inner chunks the region needs are fetched (coalesced).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import anyio
+import numpy as np
+
+from .._errors import CodecError
+from .._prefetch import prefetch
+from ..codecs import ChunkCodec, ShardCodec, ShardIndex
+from ..engine import normalize_selection, plan_chunks, plan_shards, region_shape
+from ..stores import RangeByteRequest, SuffixByteRequest
+
+P = TypeVar("P")
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Coroutine, Iterable
+
+    from numpy.typing import NDArray
+
+    from ..engine import ChunkPlan, Region, ShardPlan
+    from ..meta.zarr import ArrayMeta
+    from ..stores import AsyncStore, Buffer
+
+__all__ = ["Level"]
+
+_INDEX_CACHE = 4096  # decoded shard indexes kept per level
+
+
+class Level:
+    """One array of a multiscale image: ``shape``, ``dtype``, ``chunks``, ``shards``, ``scale``.
+
+    ``await level.read(region)`` returns a numpy array equal to zarr-python's ``array[region]``;
+    ``await level[...]`` takes numpy basic indexing.
+    """
+
+    def __init__(
+        self,
+        store: AsyncStore,
+        path: str,
+        meta: ArrayMeta,
+        *,
+        scale: tuple[float, ...],
+        translation: tuple[float, ...],
+        decode_limiter: anyio.CapacityLimiter,
+        window: int,
+    ) -> None:
+        self.store = store
+        self.path = path.strip("/")
+        self.meta = meta
+        self.scale = scale
+        self.translation = translation
+        self.codec: ChunkCodec | ShardCodec = ChunkCodec.from_meta(meta)
+        self._decode_limiter = decode_limiter
+        self._window = window
+        self._prefix = f"{self.path}/" if self.path else ""
+        self._indexes: OrderedDict[str, ShardIndex | None] = OrderedDict()
+        self._index_loading: dict[str, anyio.Event] = {}
+
+    # ---------------------------------------------------------------- description
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.meta.shape
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        return self.meta.dtype
+
+    @property
+    def ndim(self) -> int:
+        return len(self.meta.shape)
+
+    @property
+    def chunks(self) -> tuple[int, ...]:
+        """The read chunk shape (the inner chunk of a sharded array)."""
+        return self.meta.chunks
+
+    @property
+    def shards(self) -> tuple[int, ...] | None:
+        return self.meta.shards
+
+    @property
+    def fill_value(self) -> Any:
+        return self.meta.fill_value
+
+    @property
+    def nbytes(self) -> int:
+        return math.prod(self.shape) * self.dtype.itemsize
+
+    def __repr__(self) -> str:
+        shards = f", shards={self.shards}" if self.shards else ""
+        return (
+            f"Level({self.path!r}, shape={self.shape}, dtype={self.dtype}, "
+            f"chunks={self.chunks}{shards})"
+        )
+
+    # ---------------------------------------------------------------- reading
+    def __getitem__(self, selection: Any) -> Coroutine[Any, Any, NDArray[Any]]:
+        """``await level[...]``: numpy basic indexing (ints, slices, ``...``)."""
+        return self.getitem(selection)
+
+    async def getitem(self, selection: Any) -> NDArray[Any]:
+        sel = normalize_selection(selection, self.shape)
+        return sel.apply(await self.read(sel.region))
+
+    async def read(self, region: Region) -> NDArray[Any]:
+        """Read a normalised region (step-1 slices inside the bounds, one per axis)."""
+        out: NDArray[Any] = np.empty(region_shape(region), dtype=self.dtype)
+        if out.size == 0:
+            return out
+        await self.read_into(region, out)
+        return out
+
+    async def read_into(self, region: Region, out: NDArray[Any]) -> None:
+        """Read ``region`` into ``out`` (an array of the region's shape)."""
+        if isinstance(self.codec, ShardCodec):
+            codec = self.codec
+
+            async def one_shard(plan: ShardPlan) -> None:
+                await self._read_shard(codec, plan, out)
+
+            await _run_all(plan_shards(self.meta, region), one_shard, self._window)
+        else:
+            chunk_codec = self.codec
+
+            async def one_chunk(plan: ChunkPlan) -> None:
+                await self._read_chunk(chunk_codec, plan, out)
+
+            await _run_all(plan_chunks(self.meta, region), one_chunk, self._window)
+
+    async def _read_chunk(self, codec: ChunkCodec, plan: ChunkPlan, out: NDArray[Any]) -> None:
+        key = self._prefix + plan.key
+        buf = await self.store.get(key)
+        target = out[plan.out_selection]
+        if buf is None:
+            target[...] = self.fill_value
+            return
+        await self._decode_in_thread(codec, buf, key, plan.chunk_selection, target)
+
+    async def _read_shard(self, codec: ShardCodec, plan: ShardPlan, out: NDArray[Any]) -> None:
+        key = self._prefix + plan.key
+        if len(plan.chunks) == math.prod(codec.chunks_per_shard) and key not in self._indexes:
+            # the region needs every inner chunk: one request for the whole shard, not two
+            whole = await self.store.get(key)
+            if whole is None:
+                out[plan.out_selection] = self.fill_value
+                return
+            await anyio.to_thread.run_sync(
+                _decode_shard_into, codec, whole, key, plan, out, limiter=self._decode_limiter
+            )
+            return
+        index = await self.shard_index(key)
+        if index is None:
+            out[plan.out_selection] = self.fill_value
+            return
+        wanted: list[tuple[int, int]] = []
+        pieces = []
+        for inner in plan.chunks:
+            rng = index.chunk_range(inner.coords)
+            if rng is None:
+                out[inner.out_selection] = self.fill_value
+            else:
+                wanted.append(rng)
+                pieces.append(inner)
+        if not wanted:
+            return
+        bufs = await self.store.get_ranges(key, wanted)
+        if bufs is None:  # the shard vanished between the index and the data
+            raise CodecError(f"shard {key!r} disappeared while it was read", key=key)
+        async with anyio.create_task_group() as tg:
+            for p, b in zip(pieces, bufs, strict=True):
+                tg.start_soon(
+                    self._decode_in_thread,
+                    codec.inner,
+                    b,
+                    f"{key}{list(p.coords)}",
+                    p.chunk_selection,
+                    out[p.out_selection],
+                )
+
+    async def _decode_in_thread(
+        self, codec: ChunkCodec, buf: Buffer, key: str, chunk_sel: Region, target: NDArray[Any]
+    ) -> None:
+        await anyio.to_thread.run_sync(
+            _decode_into, codec, buf, key, chunk_sel, target, limiter=self._decode_limiter
+        )
+
+    async def shard_index(self, key: str) -> ShardIndex | None:
+        """The decoded index of shard ``key`` (``None`` if the shard does not exist); cached.
+
+        Concurrent callers for one shard share a single request.
+        """
+        while True:
+            if key in self._indexes:
+                self._indexes.move_to_end(key)
+                return self._indexes[key]
+            loading = self._index_loading.get(key)
+            if loading is None:
+                break
+            await loading.wait()
+        event = self._index_loading[key] = anyio.Event()
+        try:
+            index = await self._fetch_index(key)
+            self._indexes[key] = index
+            if len(self._indexes) > _INDEX_CACHE:
+                self._indexes.popitem(last=False)
+            return index
+        finally:
+            del self._index_loading[key]
+            event.set()
+
+    async def _fetch_index(self, key: str) -> ShardIndex | None:
+        codec = self.codec
+        assert isinstance(codec, ShardCodec)
+        n = codec.index_nbytes
+        request: RangeByteRequest | SuffixByteRequest = (
+            RangeByteRequest(0, n) if codec.index_location == "start" else SuffixByteRequest(n)
+        )
+        buf = await self.store.get(key, request)
+        if buf is None:
+            return None
+        return codec.decode_index(buf, key)
+
+
+def _decode_into(
+    codec: ChunkCodec, buf: Buffer, key: str, chunk_sel: Region, target: NDArray[Any]
+) -> None:
+    """Decode one chunk and copy its piece into ``target`` (runs in a worker thread)."""
+    full = all(s.start == 0 and s.stop == n for s, n in zip(chunk_sel, codec.shape, strict=True))
+    if full and target.flags.c_contiguous:
+        codec.decode(buf, key, out=target)  # straight into the output, no extra copy
+        return
+    target[...] = codec.decode(buf, key)[chunk_sel]
+
+
+def _decode_shard_into(
+    codec: ShardCodec, whole: Buffer, key: str, plan: ShardPlan, out: NDArray[Any]
+) -> None:
+    """Decode the inner chunks of a whole shard held in memory into ``out``."""
+    mv = memoryview(whole).cast("B")
+    n = len(mv)
+    if n < codec.index_nbytes:
+        raise CodecError(f"shard {key!r} is shorter ({n} bytes) than its index", key=key)
+    index = codec.decode_index(mv[codec.index_slice(n)], key)
+    for inner in plan.chunks:
+        rng = index.chunk_range(inner.coords)
+        target = out[inner.out_selection]
+        if rng is None:
+            target[...] = codec.fill_value
+        elif rng[1] > n:
+            raise CodecError(
+                f"shard {key!r}: inner chunk {inner.coords} lies past its end", key=key
+            )
+        else:
+            _decode_into(
+                codec.inner,
+                mv[rng[0] : rng[1]],
+                f"{key}{list(inner.coords)}",
+                inner.chunk_selection,
+                target,
+            )
+
+
+async def _run_all(plans: Iterable[P], fn: Callable[[P], Awaitable[None]], window: int) -> None:
+    """Run ``fn(plan)`` for every plan, at most ``window`` at a time; errors propagate plainly."""
+    async with prefetch(plans, fn, window=window, ordered=False) as results:
+        async for _ in results:
+            pass

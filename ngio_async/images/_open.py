@@ -1,0 +1,157 @@
+"""Opening an image: read the group and level metadata in as few round trips as the format allows.
+
+NGFF 0.5: the group's ``zarr.json``, then every level's ``zarr.json`` concurrently (1 + levels
+GETs). NGFF 0.4: ``zarr.json`` is tried first (absent), then ``.zattrs`` and every level's
+``.zarray`` concurrently (2 + levels GETs). Opening only reads.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from .._errors import MetadataError, NotFoundError, UnsupportedError
+from ..meta import MetadataWarning, OmeMetadata, validate
+from ..meta.zarr import ArrayV3Meta, decode_array_v2, decode_node_v3
+
+if TYPE_CHECKING:
+    from ..meta.zarr import ArrayMeta
+    from ..stores import AsyncStore
+
+__all__ = ["read_group_metadata", "read_level_metadata"]
+
+
+def join(*parts: str) -> str:
+    return "/".join(p.strip("/") for p in parts if p.strip("/"))
+
+
+async def read_group_metadata(store: AsyncStore, root: str) -> OmeMetadata:
+    """The validated NGFF metadata of the group at ``root`` (0.5 ``zarr.json`` or 0.4 ``.zattrs``).
+
+    :raises NotFoundError: no zarr group at ``root``.
+    :raises MetadataError: the metadata is invalid (the message names the key and JSON path).
+    """
+    key = join(root, "zarr.json")
+    raw = await store.get(key)
+    if raw is not None:
+        node = _decoded(decode_node_v3, raw, store, key)
+        if isinstance(node, ArrayV3Meta):
+            raise MetadataError(f"{store.url}/{key} is an array, not an OME-Zarr group", "$")
+        attrs: Any = node.attributes
+        if "ome" not in attrs:
+            raise MetadataError(
+                f"{store.url}/{key} has no 'ome' attributes: not an OME-Zarr 0.5 group",
+                "$.attributes",
+            )
+        return _validated(attrs, store, key, prefix_hint="attributes")
+    key = join(root, ".zattrs")
+    raw = await store.get(key)
+    if raw is None:
+        where = f"{store.url}/{root}" if root else store.url
+        raise NotFoundError(
+            f"no OME-Zarr group at {where} (neither zarr.json nor .zattrs exists)",
+            url=store.url,
+            key=key,
+        )
+    return _validated(bytes(raw), store, key, prefix_hint=None)
+
+
+async def read_level_metadata(
+    store: AsyncStore, root: str, meta: OmeMetadata, paths: tuple[str, ...]
+) -> list[ArrayMeta]:
+    """Every level's array metadata, fetched concurrently, checked against the axes."""
+    v3 = meta.version != "0.4"
+    results: list[ArrayMeta | None] = [None] * len(paths)
+
+    async def one(i: int, path: str) -> None:
+        key = join(root, path, "zarr.json" if v3 else ".zarray")
+        raw = await store.get(key)
+        if raw is None:
+            raise NotFoundError(
+                f"level {path!r} of {store.url}/{root} is missing: {key} does not exist",
+                url=store.url,
+                key=key,
+            )
+        if v3:
+            node = _decoded(decode_node_v3, raw, store, key)
+            if not isinstance(node, ArrayV3Meta):
+                raise MetadataError(f"{store.url}/{key}: level {path!r} is a group, not an array")
+            results[i] = node
+        else:
+            results[i] = _decoded(decode_array_v2, raw, store, key)
+
+    try:
+        async with anyio.create_task_group() as tg:
+            for i, path in enumerate(paths):
+                tg.start_soon(one, i, path)
+    except BaseExceptionGroup as group:
+        first = group.exceptions[0]
+        while isinstance(first, BaseExceptionGroup):
+            first = first.exceptions[0]
+        raise first from None
+    arrays = [a for a in results if a is not None]
+    _check_levels(meta, paths, arrays, store, root)
+    return arrays
+
+
+def _decoded(decoder: Any, raw: Any, store: AsyncStore, key: str) -> Any:
+    try:
+        return decoder(bytes(raw))
+    except MetadataError as exc:
+        raise MetadataError(f"{store.url}/{key}: {exc.rule}", exc.path) from None
+
+
+def _validated(doc: Any, store: AsyncStore, key: str, prefix_hint: str | None) -> OmeMetadata:
+    try:
+        return validate(doc)
+    except MetadataError as exc:
+        path = exc.path if prefix_hint is None else "$." + prefix_hint + exc.path[1:]
+        raise MetadataError(f"{store.url}/{key}: {exc.rule}", path) from None
+    except UnsupportedError as exc:
+        raise UnsupportedError(f"{store.url}/{key}: {exc}") from None
+
+
+def _check_levels(
+    meta: OmeMetadata,
+    paths: tuple[str, ...],
+    arrays: list[ArrayMeta],
+    store: AsyncStore,
+    root: str,
+) -> None:
+    """Cross-node rules: ndim == axes (A3/M4), 0.5 dimension_names (V4), largest first (M3)."""
+    assert meta.multiscales is not None
+    names = tuple(a.name for a in meta.multiscales[0].axes)
+    where = f"{store.url}/{root}".rstrip("/")
+    for path, arr in zip(paths, arrays, strict=True):
+        if len(arr.shape) != len(names):
+            raise MetadataError(
+                f"{where}: level {path!r} has {len(arr.shape)} dimensions, "
+                f"the multiscale has {len(names)} axes ({', '.join(names)})"
+            )
+        dims = arr.dimension_names if isinstance(arr, ArrayV3Meta) else None
+        if dims is not None and tuple(dims) != names:
+            raise MetadataError(
+                f"{where}: level {path!r} has dimension_names {list(dims)}, "
+                f"expected the axis names {list(names)}"
+            )
+    sizes = [arr.shape for arr in arrays]
+    for i in range(1, len(sizes)):
+        if any(b > a for a, b in zip(sizes[i - 1], sizes[i], strict=True)):
+            warnings.warn(
+                f"{where}: level {paths[i]!r} {sizes[i]} is larger than level {paths[i - 1]!r} "
+                f"{sizes[i - 1]}; levels should go from largest to smallest",
+                MetadataWarning,
+                stacklevel=3,
+            )
+    if meta.image_label is not None:
+        for path, arr in zip(paths, arrays, strict=True):
+            if arr.dtype.kind not in "iu":
+                message = (
+                    f"{where}: label level {path!r} has dtype {arr.dtype}; labels are integers"
+                )
+                if meta.version == "0.4":
+                    warnings.warn(message, MetadataWarning, stacklevel=3)
+                else:
+                    raise MetadataError(message)

@@ -1,0 +1,36 @@
+"""Async byte stores: local, memory, S3, GCS, Azure (obstore) and plain HTTP (aiohttp).
+
+Third-party I/O libraries (obstore, aiohttp) are imported only inside this package.
+"""
+
+from __future__ import annotations
+
+from ._base import (
+    AsyncStore,
+    Buffer,
+    ByteRequest,
+    OffsetByteRequest,
+    RangeByteRequest,
+    SuffixByteRequest,
+)
+from ._coalesce import CoalescedRequest, coalesce_ranges
+from ._http import HTTPStore
+from ._instrumented import FaultInjector, InstrumentedStore
+from ._obstore import ObstoreStore
+from ._url import open_store
+
+__all__ = [
+    "AsyncStore",
+    "Buffer",
+    "ByteRequest",
+    "CoalescedRequest",
+    "FaultInjector",
+    "HTTPStore",
+    "InstrumentedStore",
+    "ObstoreStore",
+    "OffsetByteRequest",
+    "RangeByteRequest",
+    "SuffixByteRequest",
+    "coalesce_ranges",
+    "open_store",
+]

@@ -1,0 +1,355 @@
+"""The store seam: byte requests, the ``Buffer`` type and the ``AsyncStore`` base class.
+
+``AsyncStore`` owns everything that is the same for every backend: the per-store
+``CapacityLimiter``, per-attempt timeouts, retries, range coalescing, capability checks and
+the open/closed lifecycle. A backend implements a handful of one-request hooks
+(``_get_once``, ``_exists_once``, ...) plus ``_map_exceptions`` and ``_is_retryable``.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, TypeAlias, TypeVar
+
+import anyio
+
+from .._errors import ClosedError, StoreError, UnsupportedError
+from .._limits import Limits
+from ._coalesce import coalesce_ranges
+from ._retry import call_with_retry
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Sequence
+    from contextlib import AbstractContextManager
+    from types import TracebackType
+    from typing import Self
+
+    from anyio.abc import TaskGroup
+
+__all__ = [
+    "AsyncStore",
+    "Buffer",
+    "ByteRequest",
+    "OffsetByteRequest",
+    "RangeByteRequest",
+    "SuffixByteRequest",
+    "check_complete",
+    "check_key",
+    "expected_length",
+]
+
+T = TypeVar("T")
+
+Buffer: TypeAlias = bytes | memoryview
+"""Bytes returned by a store: ``bytes`` or a zero-copy ``memoryview`` over the backend's buffer."""
+
+
+@dataclass(frozen=True, slots=True)
+class RangeByteRequest:
+    """The bytes ``[start, end)`` of an object (``end`` exclusive)."""
+
+    start: int
+    end: int
+
+    def __post_init__(self) -> None:
+        if self.start < 0 or self.end < self.start:
+            raise ValueError(f"invalid byte range [{self.start}, {self.end})")
+
+
+@dataclass(frozen=True, slots=True)
+class OffsetByteRequest:
+    """The bytes from ``offset`` to the end of an object."""
+
+    offset: int
+
+    def __post_init__(self) -> None:
+        if self.offset < 0:
+            raise ValueError(f"byte offset must be >= 0, got {self.offset}")
+
+
+@dataclass(frozen=True, slots=True)
+class SuffixByteRequest:
+    """The last ``suffix`` bytes of an object (all of it if it is shorter)."""
+
+    suffix: int
+
+    def __post_init__(self) -> None:
+        if self.suffix < 1:
+            raise ValueError(f"byte suffix must be >= 1, got {self.suffix}")
+
+
+ByteRequest: TypeAlias = RangeByteRequest | OffsetByteRequest | SuffixByteRequest
+
+
+def check_key(key: str) -> str:
+    """Validate a store key: relative, ``/``-separated, no empty, ``.`` or ``..`` segments."""
+    if not isinstance(key, str) or not key:
+        raise ValueError(f"store key must be a non-empty string, got {key!r}")
+    if key.startswith("/") or any(part in ("", ".", "..") for part in key.split("/")):
+        raise ValueError(f"invalid store key {key!r}: keys are relative paths like 'a/b/zarr.json'")
+    return key
+
+
+def _check_prefix(prefix: str) -> str:
+    prefix = prefix.strip("/")
+    if prefix:
+        check_key(prefix)
+    return prefix
+
+
+def expected_length(byte_range: ByteRequest | None, size: int) -> int:
+    """Bytes a complete answer holds for ``byte_range`` of an object of ``size`` bytes."""
+    if byte_range is None:
+        return size
+    if isinstance(byte_range, RangeByteRequest):
+        return max(0, min(byte_range.end, size) - byte_range.start)
+    if isinstance(byte_range, OffsetByteRequest):
+        return max(0, size - byte_range.offset)
+    return min(byte_range.suffix, size)
+
+
+def check_complete(
+    buf: Buffer, byte_range: ByteRequest | None, size: int, *, url: str, key: str
+) -> Buffer:
+    """Return ``buf``, or raise ``StoreError`` when it is shorter or longer than asked for."""
+    want = expected_length(byte_range, size)
+    if len(buf) != want:
+        raise StoreError(
+            f"incomplete read of {key!r} from {url}: got {len(buf)} bytes, expected {want} "
+            f"(object size {size}, request {byte_range})",
+            url=url,
+            key=key,
+        )
+    return buf
+
+
+class AsyncStore(abc.ABC):
+    """An asyncio store of byte objects addressed by relative keys (``image.zarr/zarr.json``).
+
+    Every request holds one token of :attr:`limiter` (one ``CapacityLimiter(max_requests)``
+    per store, shared by everything that uses the store), runs under a per-attempt timeout and
+    is retried on transient failures (see :class:`~ngio_async.Limits`). Errors are always from
+    :mod:`ngio_async._errors`; a missing key is ``None`` (``get``) or ``False`` (``exists``).
+
+    Use as ``async with store: ...`` or call :meth:`aclose`. A closed store raises
+    ``ClosedError``.
+
+    Each request borrows a :attr:`limiter` token for the calling task, so do not call store
+    methods while the same task holds ``store.limiter`` (anyio raises ``RuntimeError``).
+    Backoff sleeps between retries do not hold a token.
+    """
+
+    supports_writes: bool = False
+    supports_listing: bool = False
+
+    def __init__(
+        self,
+        *,
+        url: str,
+        limits: Limits | None = None,
+        limiter: anyio.CapacityLimiter | None = None,
+    ) -> None:
+        self._url = url
+        self._limits = limits if limits is not None else Limits()
+        self._limiter = (
+            limiter if limiter is not None else anyio.CapacityLimiter(self._limits.max_requests)
+        )
+        self._closed = False
+
+    # -- properties -------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """Where the store is rooted, for messages (never contains credentials)."""
+        return self._url
+
+    @property
+    def limits(self) -> Limits:
+        """The limits this store applies."""
+        return self._limits
+
+    @property
+    def limiter(self) -> anyio.CapacityLimiter:
+        """The ``CapacityLimiter`` bounding this store's requests in flight."""
+        return self._limiter
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`aclose` was called."""
+        return self._closed
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._url!r})"
+
+    # -- public API -------------------------------------------------------------------------
+
+    async def get(self, key: str, byte_range: ByteRequest | None = None) -> Buffer | None:
+        """Return the object's bytes (or the requested part), ``None`` if it does not exist.
+
+        A range reaching past the end of the object is clamped to it; a body shorter than
+        that (a truncated response) raises ``StoreError``.
+        """
+        self._check_open()
+        check_key(key)
+        if isinstance(byte_range, RangeByteRequest) and byte_range.start == byte_range.end:
+            return b"" if await self.exists(key) else None
+        return await self._call(key, lambda: self._get_once(key, byte_range))
+
+    async def get_ranges(self, key: str, ranges: Sequence[tuple[int, int]]) -> list[Buffer] | None:
+        """Return the bytes ``[start, end)`` for each of ``ranges`` of one object, in order.
+
+        Ranges closer than ``limits.coalesce_gap`` are fetched as one request; the results
+        are zero-copy ``memoryview`` slices of the merged buffers. ``None`` if the object does
+        not exist. On failure the other requests are cancelled and one plain error is raised
+        (that of the lowest-numbered failed request), never an ``ExceptionGroup``.
+        """
+        self._check_open()
+        check_key(key)
+        pairs = [(int(start), int(end)) for start, end in ranges]
+        plan = coalesce_ranges(pairs, self._limits.coalesce_gap)
+        if not plan:
+            if not await self.exists(key):
+                return None
+            return [memoryview(b"") for _ in pairs]
+
+        merged: list[Buffer | None] = [None] * len(plan)
+        errors: list[tuple[int, Exception]] = []
+
+        async def fetch(i: int, tg: TaskGroup | None) -> None:
+            request = RangeByteRequest(plan[i].start, plan[i].end)
+            try:
+                merged[i] = await self.get(key, request)
+            except Exception as exc:  # noqa: BLE001 - re-raised after the group
+                errors.append((i, exc))
+                if tg is not None:
+                    tg.cancel_scope.cancel()
+
+        if len(plan) == 1:
+            await fetch(0, None)
+        else:
+            async with anyio.create_task_group() as tg:
+                for i in range(len(plan)):
+                    tg.start_soon(fetch, i, tg)
+        if errors:
+            raise min(errors, key=lambda item: item[0])[1]
+
+        out: list[Buffer] = [memoryview(b"")] * len(pairs)
+        for request, buf in zip(plan, merged, strict=True):
+            if buf is None:
+                return None
+            view = memoryview(buf)
+            for member in request.members:
+                start, end = pairs[member]
+                out[member] = view[start - request.start : end - request.start]
+        return out
+
+    async def exists(self, key: str) -> bool:
+        """Whether the object ``key`` exists."""
+        self._check_open()
+        check_key(key)
+        return await self._call(key, lambda: self._exists_once(key))
+
+    async def list_prefix(self, prefix: str = "") -> list[str]:
+        """All keys under the directory-like ``prefix`` (recursive, sorted, relative to root).
+
+        :raises UnsupportedError: when the backend cannot list (plain HTTP).
+        """
+        self._check_open()
+        if not self.supports_listing:
+            raise UnsupportedError(f"{self._url} does not support listing")
+        prefix = _check_prefix(prefix)
+        return sorted(await self._call(prefix, lambda: self._list_once(prefix)))
+
+    async def put(self, key: str, data: Buffer) -> None:
+        """Write ``data`` to ``key``, replacing any existing object."""
+        self._check_writable(key)
+        await self._call(key, lambda: self._put_once(key, data, if_absent=False))
+
+    async def put_if_absent(self, key: str, data: Buffer) -> bool:
+        """Write ``data`` to ``key`` unless it exists; return whether it was written.
+
+        Not retried: a lost response could otherwise turn a successful write into ``False``.
+        """
+        self._check_writable(key)
+        return await self._call(key, lambda: self._put_once(key, data, if_absent=True), retry=False)
+
+    async def delete(self, key: str) -> None:
+        """Delete ``key``; deleting a missing key is not an error."""
+        self._check_writable(key)
+        await self._call(key, lambda: self._delete_once(key))
+
+    async def aclose(self) -> None:
+        """Release the store's resources (connection pools). Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        with anyio.CancelScope(shield=True):
+            await self._aclose_backend()
+
+    async def __aenter__(self) -> Self:
+        self._check_open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # -- machinery --------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClosedError(f"store {self._url} is closed")
+
+    def _check_writable(self, key: str) -> None:
+        self._check_open()
+        check_key(key)
+        if not self.supports_writes:
+            raise UnsupportedError(f"{self._url} is read-only (cannot write {key!r})")
+
+    async def _call(
+        self, key: str, attempt: Callable[[], Awaitable[T]], *, retry: bool = True
+    ) -> T:
+        limits = self._limits if retry else _no_retries(self._limits)
+        with self._map_exceptions(key):
+            return await call_with_retry(
+                attempt, limits=limits, retryable=self._is_retryable, limiter=self._limiter
+            )
+
+    # -- backend hooks: one request each, no limiter, retry or timeout ------------------------
+
+    @abc.abstractmethod
+    async def _get_once(self, key: str, byte_range: ByteRequest | None) -> Buffer | None:
+        """One GET; ``None`` when missing; ``StoreError`` on a truncated body."""
+
+    @abc.abstractmethod
+    async def _exists_once(self, key: str) -> bool:
+        """One HEAD (or equivalent)."""
+
+    async def _list_once(self, prefix: str) -> list[str]:
+        raise UnsupportedError(f"{self._url} does not support listing")
+
+    async def _put_once(self, key: str, data: Buffer, *, if_absent: bool) -> bool:
+        raise UnsupportedError(f"{self._url} is read-only (cannot write {key!r})")
+
+    async def _delete_once(self, key: str) -> None:
+        raise UnsupportedError(f"{self._url} is read-only (cannot delete {key!r})")
+
+    async def _aclose_backend(self) -> None:  # noqa: B027 - optional hook
+        """Release backend resources (called once, shielded from cancellation)."""
+
+    @abc.abstractmethod
+    def _map_exceptions(self, key: str) -> AbstractContextManager[None]:
+        """Translate backend exceptions into ``ngio_async`` errors naming ``url`` and ``key``."""
+
+    def _is_retryable(self, exc: Exception) -> bool:
+        """Whether a raw backend exception is transient (timeouts always are)."""
+        return False
+
+
+def _no_retries(limits: Limits) -> Limits:
+    return replace(limits, max_retries=0)

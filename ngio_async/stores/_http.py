@@ -1,0 +1,223 @@
+"""``HTTPStore``: a read-only aiohttp store for plain static HTTP(S) servers (nginx, http.server)."""
+
+from __future__ import annotations
+
+import re
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+from urllib.parse import quote, urlsplit
+
+import aiohttp
+
+from .._errors import NgioError, PermissionDeniedError, StoreError, StoreTimeoutError
+from ._base import (
+    AsyncStore,
+    Buffer,
+    ByteRequest,
+    OffsetByteRequest,
+    RangeByteRequest,
+)
+from ._url_utils import redact_url
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping
+
+    import anyio
+
+    from .._limits import Limits
+
+__all__ = ["HTTPStore"]
+
+_CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$")
+_MISSING = frozenset({404, 410})
+_DENIED = frozenset({401, 403})
+
+
+class _HTTPStatusError(Exception):
+    """An unexpected HTTP status (internal: ``_map_exceptions`` translates it)."""
+
+    def __init__(self, status: int, reason: str | None) -> None:
+        self.status = status
+        self.reason = reason or ""
+        super().__init__(f"HTTP {status} {self.reason}".strip())
+
+
+def _range_header(byte_range: ByteRequest) -> str:
+    if isinstance(byte_range, RangeByteRequest):
+        return f"bytes={byte_range.start}-{byte_range.end - 1}"
+    if isinstance(byte_range, OffsetByteRequest):
+        return f"bytes={byte_range.offset}-"
+    return f"bytes=-{byte_range.suffix}"
+
+
+def _wanted(byte_range: ByteRequest | None, size: int) -> tuple[int, int]:
+    """The ``[start, end)`` that answers ``byte_range`` for an object of ``size`` bytes."""
+    if byte_range is None:
+        return 0, size
+    if isinstance(byte_range, RangeByteRequest):
+        return byte_range.start, min(byte_range.end, size)
+    if isinstance(byte_range, OffsetByteRequest):
+        return byte_range.offset, size
+    return max(0, size - byte_range.suffix), size
+
+
+class HTTPStore(AsyncStore):
+    """A read-only store over a static HTTP(S) server, with one pooled ``aiohttp`` session.
+
+    Ranged reads send ``Range: bytes=a-b`` (``bytes=-n`` for suffixes). A ``206`` answer must
+    cover what was asked for (else ``StoreError``); a server that ignores ``Range`` and answers
+    ``200`` has the full body sliced. ``404``/``410`` is a missing key; ``401``/``403`` raise
+    ``PermissionDeniedError``; ``5xx``, ``429``, connection errors, broken bodies and timeouts
+    are retried. Listing and writes raise ``UnsupportedError``.
+
+    The ``aiohttp.ClientSession`` is created lazily inside the running event loop on first
+    use and closed by :meth:`aclose`; use the store from that one loop only.
+    """
+
+    supports_writes = False
+    supports_listing = False
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        limits: Limits | None = None,
+        limiter: anyio.CapacityLimiter | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"not an http(s) URL: {redact_url(url)!r}")
+        if parts.query or parts.fragment:
+            raise ValueError(f"HTTP store URLs take no query string or fragment: {redact_url(url)}")
+        self._base = url.rstrip("/") + "/"
+        super().__init__(url=redact_url(self._base), limits=limits, limiter=limiter)
+        self._secret = parts.password
+        self._headers = {"Accept-Encoding": "identity", **(headers or {})}
+        self._session: aiohttp.ClientSession | None = None
+
+    def _session_for_loop(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(limit=self._limits.max_requests)
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                headers=self._headers,
+                timeout=aiohttp.ClientTimeout(total=None),  # per attempt: anyio.fail_after
+                auto_decompress=False,
+            )
+        return self._session
+
+    def _object_url(self, key: str) -> str:
+        return self._base + quote(key, safe="/")
+
+    async def _get_once(self, key: str, byte_range: ByteRequest | None) -> Buffer | None:
+        headers = {"Range": _range_header(byte_range)} if byte_range is not None else None
+        session = self._session_for_loop()
+        async with session.get(self._object_url(key), headers=headers) as resp:
+            if resp.status in _MISSING:
+                return None
+            if resp.status not in (200, 206):
+                raise _HTTPStatusError(resp.status, resp.reason)
+            body = await resp.read()  # aiohttp raises ClientPayloadError on a cut-off body
+            if resp.status == 206:
+                return self._from_partial(key, byte_range, body, resp.headers.get("Content-Range"))
+        # 200: the whole object (also when the server ignored Range): slice what was asked for.
+        if byte_range is None:
+            return body
+        start, end = _wanted(byte_range, len(body))
+        if start > len(body):
+            raise StoreError(
+                f"range {byte_range} of {key!r} at {self.url} starts past the end of the "
+                f"object ({len(body)} bytes)",
+                url=self.url,
+                key=key,
+            )
+        return memoryview(body)[start:end]
+
+    def _from_partial(
+        self, key: str, byte_range: ByteRequest | None, body: bytes, content_range: str | None
+    ) -> Buffer:
+        match = _CONTENT_RANGE.match(content_range or "")
+        if match is None:
+            raise StoreError(
+                f"206 answer for {key!r} at {self.url} has a bad Content-Range {content_range!r}",
+                url=self.url,
+                key=key,
+            )
+        first, last = int(match[1]), int(match[2])
+        size = int(match[3]) if match[3] != "*" else last + 1
+        if len(body) != last - first + 1:
+            raise StoreError(
+                f"truncated body for {key!r} at {self.url}: got {len(body)} bytes, "
+                f"Content-Range {content_range!r} promised {last - first + 1}",
+                url=self.url,
+                key=key,
+            )
+        start, end = _wanted(byte_range, size)
+        if first > start or last + 1 < end:
+            raise StoreError(
+                f"truncated range for {key!r} at {self.url}: asked for bytes [{start}, {end}) "
+                f"of {size}, got [{first}, {last + 1})",
+                url=self.url,
+                key=key,
+            )
+        return memoryview(body)[start - first : end - first]
+
+    async def _exists_once(self, key: str) -> bool:
+        session = self._session_for_loop()
+        async with session.head(self._object_url(key), allow_redirects=True) as resp:
+            status, reason = resp.status, resp.reason
+        if status in (405, 501):  # no HEAD support: ask for one byte instead
+            async with session.get(self._object_url(key), headers={"Range": "bytes=0-0"}) as resp:
+                status, reason = resp.status, resp.reason
+                await resp.read()
+        if status in _MISSING:
+            return False
+        if status == 416:  # an empty object has no byte 0
+            return True
+        if not 200 <= status < 300:
+            raise _HTTPStatusError(status, reason)
+        return True
+
+    async def _aclose_backend(self) -> None:
+        if self._session is not None:
+            session, self._session = self._session, None
+            await session.close()
+
+    def _is_retryable(self, exc: Exception) -> bool:
+        if isinstance(exc, _HTTPStatusError):
+            return exc.status >= 500 or exc.status in (408, 429)
+        return isinstance(exc, aiohttp.ClientConnectionError | aiohttp.ClientPayloadError)
+
+    def _describe(self, exc: BaseException) -> str:
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if self._secret:
+            text = text.replace(self._secret, "***")
+        return f"{type(exc).__name__}: {text}"
+
+    @contextmanager
+    def _map_exceptions(self, key: str) -> Iterator[None]:
+        url = self.url
+        try:
+            yield
+        except NgioError:
+            raise
+        except _HTTPStatusError as exc:
+            if exc.status in _DENIED:
+                raise PermissionDeniedError(
+                    f"access denied (HTTP {exc.status}) to {key!r} at {url}", url=url, key=key
+                ) from exc
+            raise StoreError(f"{exc} for {key!r} at {url}", url=url, key=key) from exc
+        except TimeoutError as exc:
+            raise StoreTimeoutError(
+                f"request for {key!r} at {url} timed out "
+                f"({self._limits.timeout}s per attempt, {self._limits.max_retries} retries)",
+                url=url,
+                key=key,
+            ) from exc
+        except (aiohttp.ClientError, OSError, ValueError) as exc:
+            raise StoreError(
+                f"HTTP request for {key!r} at {url} failed: {self._describe(exc)}",
+                url=url,
+                key=key,
+            ) from exc

@@ -1,0 +1,111 @@
+"""``InstrumentedStore``: a wrapper that counts requests, tracks concurrency and injects faults."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+import anyio
+
+from ._base import AsyncStore, Buffer, ByteRequest
+
+if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
+__all__ = ["FaultInjector", "InstrumentedStore"]
+
+FaultInjector = Callable[[str, str], BaseException | None]
+"""``fail(method, key)``: return an exception to raise for this request, or ``None``."""
+
+
+class InstrumentedStore(AsyncStore):
+    """Wrap ``inner``: count requests per method and key, track requests in flight, inject
+    latency (``anyio.sleep``) and faults. For tests and benchmarks.
+
+    Every request attempt (retries included) passes through here *inside* the store's limiter
+    and per-attempt timeout, so :attr:`peak_in_flight` is what the store really ran at once
+    and never exceeds ``limits.max_requests``. The wrapper shares ``inner``'s limits and
+    limiter, and closing it closes ``inner``.
+
+    :param latency: seconds each request waits before reaching ``inner``.
+    :param fail: called as ``fail(method, key)`` before each request; a returned exception
+        is raised as that request's failure (it goes through retries and error mapping).
+    """
+
+    def __init__(
+        self, inner: AsyncStore, latency: float = 0.0, fail: FaultInjector | None = None
+    ) -> None:
+        super().__init__(url=inner.url, limits=inner.limits, limiter=inner.limiter)
+        self.inner = inner
+        self.latency = latency
+        self.fail = fail
+        self.supports_writes = inner.supports_writes
+        self.supports_listing = inner.supports_listing
+        self.calls: Counter[tuple[str, str]] = Counter()
+        self.in_flight = 0
+        self.peak_in_flight = 0
+
+    @property
+    def method_counts(self) -> Counter[str]:
+        """Requests per method (``get``, ``exists``, ``list``, ``put``, ``delete``)."""
+        counts: Counter[str] = Counter()
+        for (method, _key), n in self.calls.items():
+            counts[method] += n
+        return counts
+
+    @property
+    def total_requests(self) -> int:
+        """All requests seen so far (retries count separately)."""
+        return sum(self.calls.values())
+
+    def reset(self) -> None:
+        """Forget the counts and the peak (not the requests in flight)."""
+        self.calls.clear()
+        self.peak_in_flight = self.in_flight
+
+    @asynccontextmanager
+    async def _track(self, method: str, key: str) -> AsyncIterator[None]:
+        self.calls[(method, key)] += 1
+        self.in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        try:
+            if self.latency > 0:
+                await anyio.sleep(self.latency)
+            if self.fail is not None:
+                exc = self.fail(method, key)
+                if exc is not None:
+                    raise exc
+            yield
+        finally:
+            self.in_flight -= 1
+
+    async def _get_once(self, key: str, byte_range: ByteRequest | None) -> Buffer | None:
+        async with self._track("get", key):
+            return await self.inner._get_once(key, byte_range)
+
+    async def _exists_once(self, key: str) -> bool:
+        async with self._track("exists", key):
+            return await self.inner._exists_once(key)
+
+    async def _list_once(self, prefix: str) -> list[str]:
+        async with self._track("list", prefix):
+            return await self.inner._list_once(prefix)
+
+    async def _put_once(self, key: str, data: Buffer, *, if_absent: bool) -> bool:
+        async with self._track("put", key):
+            return await self.inner._put_once(key, data, if_absent=if_absent)
+
+    async def _delete_once(self, key: str) -> None:
+        async with self._track("delete", key):
+            await self.inner._delete_once(key)
+
+    async def _aclose_backend(self) -> None:
+        await self.inner.aclose()
+
+    def _map_exceptions(self, key: str) -> AbstractContextManager[None]:
+        return self.inner._map_exceptions(key)
+
+    def _is_retryable(self, exc: Exception) -> bool:
+        return self.inner._is_retryable(exc)

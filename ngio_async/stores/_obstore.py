@@ -1,0 +1,204 @@
+"""``ObstoreStore``: the backend over any obstore store (local, memory, S3, GCS, Azure, HTTP)."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager, suppress
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+import obstore
+from obstore import exceptions as obs_exc
+from obstore.store import AzureStore, GCSStore, HTTPStore, LocalStore, MemoryStore, S3Store
+
+from .._errors import (
+    NgioError,
+    NotFoundError,
+    PermissionDeniedError,
+    StoreError,
+    StoreTimeoutError,
+    UnsupportedError,
+)
+from ._base import (
+    AsyncStore,
+    Buffer,
+    ByteRequest,
+    OffsetByteRequest,
+    RangeByteRequest,
+    SuffixByteRequest,
+    check_complete,
+)
+from ._url_utils import redact_url
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    import anyio
+    from obstore import GetOptions
+    from obstore.store import ObjectStore, RetryConfig
+
+    from .._limits import Limits
+
+__all__ = ["OBSTORE_TYPES", "ObstoreStore", "describe_obstore", "obstore_retry_config"]
+
+OBSTORE_TYPES = (AzureStore, GCSStore, HTTPStore, LocalStore, MemoryStore, S3Store)
+"""The obstore store classes ``open_store`` accepts directly."""
+
+
+def obstore_retry_config(limits: Limits) -> RetryConfig:
+    """obstore's own retry settings (it retries 5xx, 429 and connection errors) from ``limits``."""
+    return {
+        "max_retries": limits.max_retries,
+        "backoff": {
+            "init_backoff": timedelta(seconds=limits.backoff_base),
+            "max_backoff": timedelta(seconds=limits.backoff_max),
+            "base": 2,
+        },
+    }
+
+
+def describe_obstore(store: ObjectStore) -> str:
+    """A credential-free URL naming where an obstore store is rooted (for messages)."""
+    if isinstance(store, LocalStore):
+        return f"file://{store.prefix}" if store.prefix is not None else "file:///"
+    if isinstance(store, MemoryStore):
+        return "memory://"
+    if isinstance(store, HTTPStore):
+        return redact_url(store.url)
+    prefix = (store.prefix or "").strip("/")
+    if isinstance(store, S3Store):
+        root = f"s3://{store.config.get('bucket', '')}"
+    elif isinstance(store, GCSStore):
+        root = f"gs://{store.config.get('bucket', '')}"
+    else:
+        root = f"az://{store.config.get('container_name', '')}"
+    return f"{root}/{prefix}" if prefix else root
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+class ObstoreStore(AsyncStore):
+    """An :class:`AsyncStore` over an obstore store.
+
+    obstore's async calls run on tokio threads, so nothing blocks the event loop. obstore
+    retries transient HTTP failures itself (configure it with :func:`obstore_retry_config`);
+    this layer adds the per-attempt timeout, retries after timeouts and the request limiter.
+    ``HTTPStore`` is treated as read-only and unlistable (plain static servers).
+    """
+
+    def __init__(
+        self,
+        store: ObjectStore,
+        *,
+        url: str | None = None,
+        limits: Limits | None = None,
+        limiter: anyio.CapacityLimiter | None = None,
+    ) -> None:
+        if not isinstance(store, OBSTORE_TYPES):
+            raise TypeError(f"expected an obstore store, got {type(store).__name__}")
+        super().__init__(
+            url=url if url is not None else describe_obstore(store), limits=limits, limiter=limiter
+        )
+        self._store = store
+        read_only = isinstance(store, HTTPStore)
+        self.supports_writes = not read_only
+        self.supports_listing = not read_only
+
+    @property
+    def obstore(self) -> ObjectStore:
+        """The wrapped obstore store."""
+        return self._store
+
+    async def _get_once(self, key: str, byte_range: ByteRequest | None) -> Buffer | None:
+        options: GetOptions = {}
+        if isinstance(byte_range, RangeByteRequest):
+            options["range"] = (byte_range.start, byte_range.end)
+        elif isinstance(byte_range, OffsetByteRequest):
+            options["range"] = {"offset": byte_range.offset}
+        elif isinstance(byte_range, SuffixByteRequest):
+            options["range"] = {"suffix": byte_range.suffix}
+        try:
+            result = await obstore.get_async(self._store, key, options=options)
+        except FileNotFoundError:
+            return None
+        except obs_exc.NotSupportedError:
+            if not isinstance(byte_range, SuffixByteRequest):
+                raise
+            return await self._get_suffix_via_head(key, byte_range)
+        data = await result.bytes_async()
+        size = result.meta["size"]
+        return check_complete(memoryview(data), byte_range, size, url=self.url, key=key)
+
+    async def _get_suffix_via_head(self, key: str, byte_range: SuffixByteRequest) -> Buffer | None:
+        # Azure has no suffix ranges: ask for the size, then an explicit range.
+        try:
+            size = (await obstore.head_async(self._store, key))["size"]
+            start = max(0, size - byte_range.suffix)
+            data = await obstore.get_range_async(self._store, key, start=start, end=size)
+        except FileNotFoundError:
+            return None
+        return check_complete(memoryview(data), byte_range, size, url=self.url, key=key)
+
+    async def _exists_once(self, key: str) -> bool:
+        try:
+            await obstore.head_async(self._store, key)
+        except FileNotFoundError:
+            return False
+        return True
+
+    async def _list_once(self, prefix: str) -> list[str]:
+        keys: list[str] = []
+        async for chunk in obstore.list(self._store, prefix or None, chunk_size=1000):
+            keys.extend(meta["path"] for meta in chunk)
+        return keys
+
+    async def _put_once(self, key: str, data: Buffer, *, if_absent: bool) -> bool:
+        if not if_absent:
+            await obstore.put_async(self._store, key, data)
+            return True
+        try:
+            await obstore.put_async(self._store, key, data, mode="create", use_multipart=False)
+        except (obs_exc.AlreadyExistsError, obs_exc.PreconditionError):
+            return False
+        return True
+
+    async def _delete_once(self, key: str) -> None:
+        with suppress(FileNotFoundError):
+            await obstore.delete_async(self._store, key)
+
+    @contextmanager
+    def _map_exceptions(self, key: str) -> Iterator[None]:
+        url = self.url
+        try:
+            yield
+        except NgioError:
+            raise
+        except FileNotFoundError as exc:
+            raise NotFoundError(
+                f"not found: {key!r} at {url}: {_first_line(exc)}", url=url, key=key
+            ) from exc
+        except (
+            obs_exc.PermissionDeniedError,
+            obs_exc.UnauthenticatedError,
+            PermissionError,
+        ) as exc:
+            raise PermissionDeniedError(
+                f"access denied to {key!r} at {url}: {_first_line(exc)}", url=url, key=key
+            ) from exc
+        except TimeoutError as exc:
+            raise StoreTimeoutError(
+                f"request for {key!r} at {url} timed out "
+                f"({self._limits.timeout}s per attempt, {self._limits.max_retries} retries)",
+                url=url,
+                key=key,
+            ) from exc
+        except obs_exc.NotSupportedError as exc:
+            raise UnsupportedError(
+                f"operation on {key!r} not supported by {url}: {_first_line(exc)}"
+            ) from exc
+        except (obs_exc.BaseError, OSError, ValueError) as exc:
+            raise StoreError(
+                f"store error for {key!r} at {url}: {_first_line(exc)}", url=url, key=key
+            ) from exc

@@ -1,0 +1,57 @@
+"""Retries with exponential backoff and full jitter, one timeout per attempt."""
+
+from __future__ import annotations
+
+import random
+from contextlib import AsyncExitStack
+from typing import TYPE_CHECKING, TypeVar
+
+import anyio
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from .._limits import Limits
+
+__all__ = ["backoff_delay", "call_with_retry"]
+
+T = TypeVar("T")
+
+
+def backoff_delay(retry: int, limits: Limits, rand: Callable[[], float] = random.random) -> float:
+    """Seconds to wait before retry number ``retry`` (0-based): full jitter.
+
+    A uniform draw from ``[0, min(backoff_max, backoff_base * 2**retry))`` (AWS "full jitter").
+    """
+    cap = min(limits.backoff_max, limits.backoff_base * (2.0**retry))
+    return cap * rand()
+
+
+async def call_with_retry(
+    attempt: Callable[[], Awaitable[T]],
+    *,
+    limits: Limits,
+    retryable: Callable[[Exception], bool],
+    limiter: anyio.CapacityLimiter | None = None,
+) -> T:
+    """Run ``attempt()`` until it succeeds, fails for good, or retries run out.
+
+    Each attempt holds one token of ``limiter`` (released while backing off) and runs under
+    ``anyio.fail_after(limits.timeout)``; an attempt that times out raises ``TimeoutError``,
+    which is retryable. Other exceptions are retried when ``retryable(exc)`` is true, at most
+    ``limits.max_retries`` times; the last exception propagates unchanged. Cancellation is
+    never caught.
+    """
+    retry = 0
+    while True:
+        try:
+            async with AsyncExitStack() as stack:
+                if limiter is not None:
+                    await stack.enter_async_context(limiter)
+                with anyio.fail_after(limits.timeout):
+                    return await attempt()
+        except Exception as exc:
+            if retry >= limits.max_retries or not (isinstance(exc, TimeoutError) or retryable(exc)):
+                raise
+        await anyio.sleep(backoff_delay(retry, limits))
+        retry += 1

@@ -1,0 +1,204 @@
+"""``open_store``: turn a URL, a path or an obstore store into an :class:`AsyncStore`."""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import unquote, urlsplit
+
+from obstore import exceptions as obs_exc
+from obstore.store import (
+    AzureStore,
+    GCSStore,
+    HTTPStore as ObstoreHTTPStore,
+    LocalStore,
+    MemoryStore,
+    S3Store,
+)
+
+from .._errors import NotFoundError, StoreError, UnsupportedError
+from .._limits import Limits
+from ._base import AsyncStore
+from ._http import HTTPStore
+from ._obstore import OBSTORE_TYPES, ObstoreStore, obstore_retry_config
+from ._url_utils import redact_url
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from obstore.store import ClientConfig, ObjectStore
+
+__all__ = ["open_store"]
+
+Backend = Literal["obstore", "aiohttp"]
+
+_S3_SCHEMES = frozenset({"s3", "s3a"})
+_GCS_SCHEMES = frozenset({"gs", "gcs"})
+_AZURE_SCHEMES = frozenset({"az", "abfs", "abfss", "azure", "adl"})
+_HTTP_SCHEMES = frozenset({"http", "https"})
+
+# Friendly option names -> obstore config keys.
+_ALIASES = {
+    "endpoint_url": "endpoint",
+    "anonymous": "skip_signature",
+    "region_name": "region",
+}
+
+
+def open_store(
+    url_or_store: str | os.PathLike[str] | AsyncStore | ObjectStore,
+    *,
+    limits: Limits | None = None,
+    backend: Backend | None = None,
+    **options: Any,
+) -> AsyncStore:
+    """Open the store rooted at ``url_or_store``; keys are relative to that root.
+
+    - a plain path or ``file://`` URL: a local directory (obstore ``LocalStore``); option
+      ``mkdir=True`` creates it, otherwise a missing directory raises ``NotFoundError``;
+    - ``memory://``: a new, empty in-memory store (obstore ``MemoryStore``);
+    - ``s3://bucket/prefix``: options ``endpoint`` (or ``endpoint_url``), ``region``,
+      ``access_key_id``, ``secret_access_key``, ``session_token``, ``anonymous`` (or
+      ``skip_signature``), ``allow_http``, and any other obstore ``S3Config`` key. Unset values
+      come from the standard ``AWS_*`` environment variables (``AWS_ENDPOINT_URL``,
+      ``AWS_ALLOW_HTTP``, ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_REGION`` /
+      ``AWS_DEFAULT_REGION``, ...) as obstore reads them;
+    - ``gs://bucket/prefix`` and ``az://`` / ``abfs://`` URLs: obstore ``GCSStore`` /
+      ``AzureStore`` with their config keys as options (``anonymous`` -> ``skip_signature``);
+    - ``http(s)://host/path``: the read-only aiohttp :class:`HTTPStore` (option ``headers``);
+      ``backend="obstore"`` selects obstore's ``HTTPStore`` instead;
+    - an obstore store object: wrapped as is; an :class:`AsyncStore`: returned unchanged.
+
+    :raises ValueError: an unknown option, backend or malformed URL.
+    :raises UnsupportedError: an unknown URL scheme.
+    """
+    if isinstance(url_or_store, AsyncStore):
+        if limits is not None or backend is not None or options:
+            raise ValueError(
+                "open_store() got an AsyncStore: limits/backend/options must not be set"
+            )
+        return url_or_store
+    if backend not in (None, "obstore", "aiohttp"):
+        raise ValueError(f"unknown backend {backend!r}; expected 'obstore' or 'aiohttp'")
+    limits = limits if limits is not None else Limits()
+    if isinstance(url_or_store, OBSTORE_TYPES):
+        _no_options(options, "an obstore store")
+        return ObstoreStore(url_or_store, limits=limits)
+    if isinstance(url_or_store, os.PathLike):
+        return _open_local(os.fspath(url_or_store), limits, options)
+    if not isinstance(url_or_store, str):
+        raise TypeError(f"expected a URL, path or store, got {type(url_or_store).__name__}")
+
+    url = url_or_store
+    scheme = urlsplit(url).scheme.lower()
+    if backend == "aiohttp" and scheme not in _HTTP_SCHEMES:
+        raise ValueError(f"backend='aiohttp' only serves http(s) URLs, not {scheme or 'paths'}")
+    if len(scheme) <= 1:  # a plain path (or a Windows drive letter)
+        return _open_local(url, limits, options)
+    if scheme == "file":
+        parts = urlsplit(url)
+        if parts.netloc not in ("", "localhost"):
+            raise ValueError(f"file URLs must name a local path: {url!r}")
+        return _open_local(unquote(parts.path), limits, options)
+    if scheme == "memory":
+        _no_options(options, "memory://")
+        return ObstoreStore(MemoryStore(), url="memory://", limits=limits)
+    if scheme in _HTTP_SCHEMES:
+        return _open_http(url, limits, backend, options)
+    if scheme in _S3_SCHEMES:
+        return _open_cloud(url, S3Store, limits, options)
+    if scheme in _GCS_SCHEMES:
+        return _open_cloud(url, GCSStore, limits, options)
+    if scheme in _AZURE_SCHEMES:
+        return _open_cloud(url, AzureStore, limits, options)
+    raise UnsupportedError(f"unsupported URL scheme {scheme!r} in {redact_url(url)}")
+
+
+def _no_options(options: dict[str, Any], what: str) -> None:
+    if options:
+        raise ValueError(f"unknown options for {what}: {sorted(options)}")
+
+
+def _open_local(path: str, limits: Limits, options: dict[str, Any]) -> AsyncStore:
+    mkdir = bool(options.pop("mkdir", False))
+    _no_options(options, "a local path")
+    root = os.path.abspath(os.path.expanduser(path))
+    url = f"file://{root}"
+    if not mkdir and not os.path.isdir(root):
+        raise NotFoundError(f"no such directory: {root}", url=url)
+    with _construction_errors(url):
+        store = LocalStore(prefix=root, mkdir=mkdir)
+    return ObstoreStore(store, url=url, limits=limits)
+
+
+def _open_http(
+    url: str, limits: Limits, backend: Backend | None, options: dict[str, Any]
+) -> AsyncStore:
+    if backend == "obstore":
+        client_options: ClientConfig = dict(options.pop("client_options", None) or {})  # type: ignore[assignment]
+        if urlsplit(url).scheme.lower() == "http":
+            client_options.setdefault("allow_http", True)
+        _no_options(options, "obstore's HTTPStore")
+        with _construction_errors(redact_url(url)):
+            store = ObstoreHTTPStore.from_url(
+                url, client_options=client_options, retry_config=obstore_retry_config(limits)
+            )
+        return ObstoreStore(store, url=redact_url(url), limits=limits)
+    headers = options.pop("headers", None)
+    _no_options(options, "the HTTP store")
+    return HTTPStore(url, limits=limits, headers=headers)
+
+
+def _open_cloud(
+    url: str,
+    cls: type[S3Store | GCSStore | AzureStore],
+    limits: Limits,
+    options: dict[str, Any],
+) -> AsyncStore:
+    config: dict[str, Any] = {}
+    client_options: dict[str, Any] = dict(options.pop("client_options", None) or {})
+    extra: dict[str, Any] = {}
+    for name in ("credential_provider",):
+        if name in options:
+            extra[name] = options.pop(name)
+    if "allow_http" in options:
+        client_options["allow_http"] = bool(options.pop("allow_http"))
+    for name, value in options.items():
+        key = _ALIASES.get(name, name)
+        if value is None:
+            continue
+        if key in config:
+            raise ValueError(f"option {key!r} given twice (as {name!r})")
+        config[key] = value
+    endpoint = config.get("endpoint")
+    if isinstance(endpoint, str) and endpoint.startswith("http://"):
+        client_options.setdefault("allow_http", True)  # the caller asked for plain HTTP
+    display = redact_url(url)
+    with _construction_errors(display):
+        store = cls.from_url(
+            url,
+            config=config,  # type: ignore[arg-type]
+            # None, not {}: an explicit ClientConfig replaces the one read from the environment
+            client_options=client_options or None,  # type: ignore[arg-type]
+            retry_config=obstore_retry_config(limits),
+            **extra,
+        )
+    return ObstoreStore(store, url=display.rstrip("/"), limits=limits)
+
+
+@contextmanager
+def _construction_errors(url: str) -> Iterator[None]:
+    try:
+        yield
+    except obs_exc.UnknownConfigurationKeyError as exc:
+        raise ValueError(f"unknown store option for {url}: {_first_line(exc)}") from exc
+    except FileNotFoundError as exc:
+        raise NotFoundError(f"not found: {url}: {_first_line(exc)}", url=url) from exc
+    except (obs_exc.BaseError, OSError) as exc:
+        raise StoreError(f"cannot open store {url}: {_first_line(exc)}", url=url) from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,494 @@
+"""The sync shim: run ngio_async's coroutines from ordinary blocking code.
+
+This is the only module that imports :mod:`anyio.from_thread`. One asyncio event loop runs in a
+daemon thread behind an anyio ``BlockingPortal``; sync wrappers submit work to it.
+
+Lifetime (STYLE 2.2)
+--------------------
+A sync object holds one :class:`Runner` (a lease on the shared portal) for its whole life: it is
+taken when the object is created and given back in ``close()`` / ``__exit__``. The first lease
+starts the loop thread, the last release stops it (the same counting as anyio's
+``BlockingPortalProvider``); at interpreter exit the loop is stopped, cancelling what is left.
+Taking a lease per call would restart the loop on every call and lose connection pools, so the
+module-level helpers (:func:`call`, :func:`iterate`, :func:`wrap_async_context_manager`) are for
+one-off use. Create loop-bound resources (aiohttp sessions, limiters, the async image) *inside*
+the portal, with ``runner.call(...)``, and never move them between loops.
+
+Where it may be called from
+---------------------------
+- Any plain thread.
+- A thread whose own asyncio loop is running (Jupyter, or a coroutine calling the sync API): the
+  work runs on the portal thread, so nothing deadlocks, but the caller's loop is blocked while it
+  waits. Inside a coroutine, prefer the async API (``await``).
+- **Not** the portal's own loop thread (a coroutine that ngio_async itself is running calls a sync
+  method): that would wait for itself forever, so it raises :class:`RuntimeError` at once.
+
+Other guarantees
+----------------
+- Timeouts (:meth:`Runner.call_with_timeout`) are applied inside the loop with
+  ``anyio.fail_after``, so the work is really cancelled and :class:`TimeoutError` is raised.
+- A ``KeyboardInterrupt`` (or any exception) while waiting cancels the submitted work.
+- Iteration is lazy: :meth:`Runner.iterate` advances the async iterator by one item per ``next``
+  and never collects it into a list. Leaving early (``break`` and dropping the iterator, or
+  ``close()``) closes the async iterator / exits the async context manager.
+- Fork safety: ``os.register_at_fork(after_in_child=...)`` gives the child a fresh, stopped
+  provider; leases taken before the fork become unusable (:class:`ClosedError`) and releasing
+  them is a no-op.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import functools
+import os
+import threading
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Generator,
+    Iterator,
+)
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Self, TypeVar, cast
+
+import anyio
+from anyio.from_thread import BlockingPortal, start_blocking_portal
+
+from ._errors import ClosedError
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+__all__ = [
+    "Runner",
+    "SyncIterator",
+    "call",
+    "in_portal_thread",
+    "is_running",
+    "iterate",
+    "wrap_async_context_manager",
+]
+
+P = ParamSpec("P")
+T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+
+_LOOP_THREAD_MESSAGE = (
+    "ngio_async's sync API was called from its own event loop thread (a coroutine run by "
+    "ngio_async called a blocking method); this would deadlock. Use the async API (await) there."
+)
+
+
+class _Provider:
+    """Lease-counted portal: the first :meth:`acquire` starts the loop thread, the last
+    :meth:`release` stops it. One instance per process (replaced in a forked child)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._leases = 0
+        self._cm: AbstractContextManager[BlockingPortal] | None = None
+        self._portal: BlockingPortal | None = None
+        self.thread_id: int | None = None
+        self.abandoned = False  # set in a forked child: the loop thread does not exist there
+
+    @property
+    def leases(self) -> int:
+        return self._leases
+
+    @property
+    def running(self) -> bool:
+        return self._portal is not None
+
+    def acquire(self) -> BlockingPortal:
+        if self.abandoned:
+            raise ClosedError("the ngio_async event loop was lost in a fork; create a new object")
+        if threading.get_ident() == self.thread_id:
+            raise RuntimeError(_LOOP_THREAD_MESSAGE)
+        with self._lock:
+            if self._portal is None:
+                cm = start_blocking_portal("asyncio", name="ngio_async-portal")
+                portal = cm.__enter__()
+                self.thread_id = portal.call(threading.get_ident)
+                self._cm, self._portal = cm, portal
+            self._leases += 1
+            return self._portal
+
+    def release(self) -> None:
+        if self.abandoned:
+            return
+        if threading.get_ident() == self.thread_id:
+            raise RuntimeError(_LOOP_THREAD_MESSAGE)
+        with self._lock:
+            if self._leases == 0:  # pragma: no cover - guarded by Runner
+                return
+            self._leases -= 1
+            if self._leases == 0:
+                self._stop_locked()
+
+    def shutdown(self) -> None:
+        """Stop the loop now, cancelling what is left (interpreter exit)."""
+        if self.abandoned or threading.get_ident() == self.thread_id:
+            return
+        with self._lock:
+            self._leases = 0
+            self._stop_locked()
+
+    def _stop_locked(self) -> None:
+        cm, portal = self._cm, self._portal
+        self._cm = self._portal = None
+        self.thread_id = None
+        if cm is None or portal is None:
+            return
+        # No lease is left, so whatever still runs is orphaned (an abandoned iterator, a sync
+        # object that was never closed): cancel it instead of waiting for it forever.
+        try:
+            portal.call(portal.stop, True)
+        finally:
+            cm.__exit__(None, None, None)  # joins the loop thread
+
+
+_provider = _Provider()
+
+
+def _after_fork_in_child() -> None:
+    global _provider
+    _provider.abandoned = True
+    _provider = _Provider()
+
+
+def _shutdown_at_exit() -> None:
+    _provider.shutdown()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+atexit.register(_shutdown_at_exit)
+
+
+def is_running() -> bool:
+    """Whether the shared loop thread is running (some lease is held)."""
+    return _provider.running
+
+
+def in_portal_thread() -> bool:
+    """Whether the caller runs on the shared loop's thread (where the sync API must not be used)."""
+    return _provider.thread_id is not None and threading.get_ident() == _provider.thread_id
+
+
+def _is_async_cm(obj: object) -> bool:
+    return hasattr(obj, "__aenter__") and hasattr(obj, "__aexit__")
+
+
+class Runner:
+    """A lease on the shared event loop, held by one sync object for its whole lifetime.
+
+    ``Runner()`` takes the lease (starting the loop thread if needed); :meth:`close` (or
+    ``__exit__``) releases it, and the last release stops the loop. Using a closed runner raises
+    :class:`~ngio_async.ClosedError`.
+    """
+
+    def __init__(self) -> None:
+        self._provider = _provider
+        self._portal: BlockingPortal | None = self._provider.acquire()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        return self._portal is None or self._provider.abandoned
+
+    @property
+    def portal(self) -> BlockingPortal:
+        """The running portal; raises :class:`ClosedError` after :meth:`close` or a fork."""
+        portal = self._portal
+        if portal is None:
+            raise ClosedError("this ngio_async object is closed")
+        if self._provider.abandoned:
+            raise ClosedError("the ngio_async event loop was lost in a fork; create a new object")
+        if threading.get_ident() == self._provider.thread_id:
+            raise RuntimeError(_LOOP_THREAD_MESSAGE)
+        return portal
+
+    def close(self) -> None:
+        """Release the lease (idempotent). The last release stops the loop thread."""
+        if self._portal is None:
+            return
+        if threading.get_ident() == self._provider.thread_id:
+            raise RuntimeError(_LOOP_THREAD_MESSAGE)
+        self._portal = None
+        self._provider.release()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- calls -------------------------------------------------------------------------------
+
+    def call(self, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run ``await fn(*args, **kwargs)`` on the loop and return its result (blocking).
+
+        :raises RuntimeError: when called from the loop's own thread.
+        """
+        portal = self.portal
+        job: _Call[T] = _Call(functools.partial(fn, *args, **kwargs))
+        try:
+            return portal.start_task_soon(job.run).result()
+        except BaseException:
+            job.cancel(portal)  # interrupted (e.g. KeyboardInterrupt): stop the work in the loop
+            raise
+
+    def call_with_timeout(
+        self,
+        timeout: float | None,
+        fn: Callable[P, Awaitable[T]],
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """Like :meth:`call`, but cancel the work inside the loop after ``timeout`` seconds.
+
+        :raises TimeoutError: if the work did not finish in time (it has been cancelled).
+        """
+        if timeout is None:
+            return self.call(fn, *args, **kwargs)
+
+        async def bounded() -> T:
+            with anyio.fail_after(timeout):
+                return await fn(*args, **kwargs)
+
+        return self.call(bounded)
+
+    def wrap_async_context_manager(
+        self, cm: AbstractAsyncContextManager[T_co]
+    ) -> AbstractContextManager[T_co]:
+        """A sync context manager whose enter/exit run ``cm``'s in one task on the loop."""
+        return _GuardedContextManager(self.portal.wrap_async_context_manager(cm))
+
+    def iterate(
+        self, source: AsyncIterable[T] | AbstractAsyncContextManager[AsyncIterable[T]]
+    ) -> SyncIterator[T]:
+        """Iterate an async iterable lazily from sync code, one ``__anext__`` per ``next()``.
+
+        ``source`` may be an async iterable or an async context manager that yields one (such as
+        :func:`ngio_async._prefetch.prefetch`'s result); a context manager is preferred when both
+        apply, so its task group lives in one task. The returned iterator closes the async
+        iterator (``aclose``) and exits the context manager when it is exhausted, fails,
+        ``close()``-d, used as a context manager, or dropped after a ``break``.
+        """
+        _ = self.portal  # fail fast when closed or on the loop thread
+        return SyncIterator(_drive(self, source, own_runner=False))
+
+
+class _Call(Generic[T]):
+    """One submitted coroutine that the calling thread can cancel at any moment.
+
+    ``BlockingPortal.start_task_soon`` blocks until the task is spawned, so an interrupt may
+    arrive before the caller holds the future; this object is shared up front instead.
+    """
+
+    def __init__(self, fn: Callable[[], Awaitable[T]]) -> None:
+        self._fn = fn
+        self._lock = threading.Lock()
+        self._scope: anyio.CancelScope | None = None
+        self._cancel = False
+        self._done = False
+
+    async def run(self) -> T:
+        with anyio.CancelScope() as scope:
+            with self._lock:
+                self._scope = scope
+                if self._cancel:
+                    scope.cancel()
+            try:
+                return await self._fn()
+            finally:
+                with self._lock:
+                    self._done = True
+        raise RuntimeError("cancelled by the calling thread")  # nobody waits for this result
+
+    def cancel(self, portal: BlockingPortal) -> None:
+        with self._lock:
+            self._cancel = True
+            scope = None if self._done else self._scope
+        if scope is not None:
+            with contextlib.suppress(RuntimeError):  # the portal is already stopping
+                portal.start_task_soon(scope.cancel)
+
+
+class _GuardedContextManager(AbstractContextManager[T_co]):
+    """anyio's blocking context manager, with the loop-thread check on both ends."""
+
+    def __init__(self, inner: AbstractContextManager[T_co], runner: Runner | None = None) -> None:
+        self._inner = inner
+        self._runner = runner
+
+    def __enter__(self) -> T_co:
+        if in_portal_thread():
+            raise RuntimeError(_LOOP_THREAD_MESSAGE)
+        try:
+            return self._inner.__enter__()
+        except BaseException:
+            if self._runner is not None:
+                self._runner.close()
+            raise
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> bool | None:
+        if in_portal_thread():
+            raise RuntimeError(_LOOP_THREAD_MESSAGE)
+        try:
+            return self._inner.__exit__(exc_type, exc_val, exc_tb)
+        finally:
+            if self._runner is not None:
+                self._runner.close()
+
+
+def _drive(
+    runner: Runner,
+    source: AsyncIterable[T] | AbstractAsyncContextManager[AsyncIterable[T]],
+    *,
+    own_runner: bool,
+) -> Generator[T, None, None]:
+    """The generator behind :class:`SyncIterator` (lazy: nothing runs before the first next)."""
+    cm: AbstractContextManager[AsyncIterable[T]] | None = None
+    it: AsyncIterator[T] | None = None
+    exc_info: tuple[Any, Any, Any] = (None, None, None)
+    try:
+        if _is_async_cm(source):
+            cm = runner.portal.wrap_async_context_manager(
+                cast("AbstractAsyncContextManager[AsyncIterable[T]]", source)
+            )
+            iterable = cm.__enter__()
+        else:
+            iterable = cast("AsyncIterable[T]", source)
+        it = aiter(iterable)
+        while True:
+            try:
+                item = runner.call(anext, it)
+            except StopAsyncIteration:
+                return
+            yield item
+    except GeneratorExit:
+        raise  # the consumer left early: a clean exit for the async side
+    except BaseException as exc:
+        exc_info = (type(exc), exc, exc.__traceback__)
+        raise
+    finally:
+        if threading.get_ident() != runner._provider.thread_id:
+            try:
+                try:
+                    aclose = getattr(it, "aclose", None)
+                    if aclose is not None and not runner.closed:
+                        runner.call(aclose)
+                finally:
+                    if cm is not None and not runner.closed:
+                        cm.__exit__(*exc_info)
+            finally:
+                if own_runner:
+                    runner.close()
+        # On the loop thread (the generator was garbage-collected there) nothing can be
+        # awaited: async generators are finalized by the loop's own hooks, and a wrapped
+        # context manager is cancelled when the last lease stops the loop.
+
+
+class SyncIterator(Iterator[T]):
+    """A lazy sync view of an async iterator; see :meth:`Runner.iterate`.
+
+    Also a context manager: ``with runner.iterate(src) as it: ...`` closes it on exit.
+    """
+
+    def __init__(self, gen: Generator[T, None, None]) -> None:
+        self._gen = gen
+
+    def __iter__(self) -> Self:
+        return self
+
+    def __next__(self) -> T:
+        return next(self._gen)
+
+    def close(self) -> None:
+        """Close the async iterator and exit its context manager now (idempotent)."""
+        self._gen.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+# -- one-off helpers (each takes its own lease; hold a Runner for repeated use) -----------------
+
+
+def call(fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs) -> T:
+    """Run ``await fn(*args, **kwargs)`` on the shared loop with a lease held for the call."""
+    with Runner() as runner:
+        return runner.call(fn, *args, **kwargs)
+
+
+def iterate(
+    source: AsyncIterable[T] | AbstractAsyncContextManager[AsyncIterable[T]],
+) -> SyncIterator[T]:
+    """:meth:`Runner.iterate` with a lease held until the iterator is exhausted or closed.
+
+    The lease is taken on the first ``next()``, so an iterator that is never started holds none.
+    """
+
+    def gen() -> Generator[T, None, None]:
+        runner = Runner()
+        yield from _drive(runner, source, own_runner=True)
+
+    return SyncIterator(gen())
+
+
+def wrap_async_context_manager(
+    cm: AbstractAsyncContextManager[T_co],
+) -> AbstractContextManager[T_co]:
+    """A sync context manager for ``cm``; a lease is held from ``__enter__`` to ``__exit__``."""
+    return _LazyLeaseContextManager(cm)
+
+
+class _LazyLeaseContextManager(AbstractContextManager[T_co]):
+    def __init__(self, cm: AbstractAsyncContextManager[T_co]) -> None:
+        self._cm = cm
+        self._inner: _GuardedContextManager[T_co] | None = None
+
+    def __enter__(self) -> T_co:
+        runner = Runner()
+        try:
+            self._inner = _GuardedContextManager(
+                runner.portal.wrap_async_context_manager(self._cm), runner
+            )
+        except BaseException:
+            runner.close()
+            raise
+        return self._inner.__enter__()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> bool | None:
+        inner, self._inner = self._inner, None
+        if inner is None:
+            return None
+        return inner.__exit__(exc_type, exc_val, exc_tb)

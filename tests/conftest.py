@@ -1,0 +1,62 @@
+"""Shared fixtures: the anyio backend, a moto S3 server and a fault-injecting HTTP server.
+
+All network traffic stays on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import urllib.request
+from typing import TYPE_CHECKING
+
+import pytest
+from servers import S3Server, StaticServer
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """obstore and aiohttp are asyncio-only (see STYLE.md 2.7)."""
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """moto's S3 server on a free loopback port, with the bucket ``ngio-test``."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        bucket = "ngio-test"
+        request = urllib.request.Request(f"{endpoint}/{bucket}", method="PUT")
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 200
+        yield S3Server(endpoint=endpoint, bucket=bucket)
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def http_root(tmp_path: Path) -> Path:
+    """A directory of test objects served by ``http_server``."""
+    root = tmp_path / "www"
+    (root / "data").mkdir(parents=True)
+    (root / "data" / "blob.bin").write_bytes(bytes(range(256)) * 4)  # 1024 bytes
+    (root / "data" / "small.txt").write_bytes(b"hello world")
+    (root / "data" / "empty.bin").write_bytes(b"")
+    return root
+
+
+@pytest.fixture
+def http_server(http_root: Path) -> Iterator[StaticServer]:
+    """A static HTTP server on 127.0.0.1 serving ``http_root``, with fault injection."""
+    server = StaticServer(http_root).start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -1,0 +1,238 @@
+"""Loopback test servers: a static HTTP file server with Range support and fault injection.
+
+The server runs an aiohttp app on its own event loop in a background thread, bound to
+127.0.0.1 on a free port. Tests tell it to misbehave through :class:`Faults` and read back what
+it saw (requests, peak concurrency).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, NamedTuple
+from urllib.parse import unquote
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+__all__ = ["Faults", "S3Server", "SeenRequest", "StaticServer"]
+
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+@dataclass
+class Faults:
+    """How the server misbehaves. All off by default.
+
+    :param status: answer this HTTP status instead of serving the file ...
+    :param status_times: ... this many times, then serve normally (``-1``: always).
+    :param short: answer ranged GETs with ``206`` and honest headers, but only the first half
+        of the asked-for bytes.
+    :param drop: promise the full ``Content-Length``, send half of the body, close the connection.
+    :param ignore_range: ignore ``Range`` and answer ``200`` with the whole file.
+    :param delay: seconds to wait before answering.
+    :param no_head: answer ``405`` to ``HEAD``.
+    """
+
+    status: int | None = None
+    status_times: int = 0
+    short: bool = False
+    drop: bool = False
+    ignore_range: bool = False
+    delay: float = 0.0
+    no_head: bool = False
+
+
+@dataclass(frozen=True)
+class S3Server:
+    """A running moto S3 server with one bucket."""
+
+    endpoint: str
+    bucket: str
+    access_key_id: str = "testing-key"
+    secret_access_key: str = "testing-secret"
+    region: str = "us-east-1"
+
+    def options(self) -> dict[str, Any]:
+        """``open_store`` options that reach this server."""
+        return {
+            "endpoint": self.endpoint,
+            "access_key_id": self.access_key_id,
+            "secret_access_key": self.secret_access_key,
+            "region": self.region,
+        }
+
+    def fresh_url(self) -> str:
+        """An ``s3://`` URL under a new, empty prefix (tests share the bucket)."""
+        return f"s3://{self.bucket}/t-{uuid.uuid4().hex[:12]}"
+
+
+class SeenRequest(NamedTuple):
+    method: str
+    path: str
+    range: str | None
+
+
+@dataclass
+class StaticServer:
+    """Serve ``root`` over HTTP on 127.0.0.1 (``url`` ends with ``/``)."""
+
+    root: Path
+    faults: Faults = field(default_factory=Faults)
+    requests: list[SeenRequest] = field(default_factory=list)
+    in_flight: int = 0
+    peak_in_flight: int = 0
+    port: int = 0
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    # -- test-side helpers ------------------------------------------------------------------
+
+    def reset(self) -> None:
+        with self._lock:
+            self.requests.clear()
+            self.peak_in_flight = self.in_flight
+            self.faults = Faults()
+
+    def count(self, method: str | None = None, path: str | None = None) -> int:
+        """Requests seen, optionally only of ``method`` and/or for ``path`` (``/a/b``)."""
+        with self._lock:
+            return sum(
+                1
+                for r in self.requests
+                if (method is None or r.method == method) and (path is None or r.path == path)
+            )
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def start(self) -> StaticServer:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        ready = threading.Event()
+        errors: list[BaseException] = []
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            try:
+                loop.run_until_complete(self._serve())
+            except Exception as exc:  # noqa: BLE001 - reported to the starting thread
+                errors.append(exc)
+                ready.set()
+                loop.close()
+                return
+            ready.set()
+            loop.run_forever()
+            if self._runner is not None:
+                loop.run_until_complete(self._runner.cleanup())
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+        self._thread = threading.Thread(target=run, name="static-http-server", daemon=True)
+        self._thread.start()
+        if not ready.wait(10) or errors:
+            raise RuntimeError(f"test HTTP server did not start: {errors}")
+        return self
+
+    def stop(self) -> None:
+        if self._loop is not None and self._thread is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+        self._loop = self._thread = None
+
+    async def _serve(self) -> None:
+        app = web.Application()
+        app.router.add_route("*", "/{path:.*}", self._handle)
+        self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        server = site._server
+        assert isinstance(server, asyncio.Server)
+        self.port = server.sockets[0].getsockname()[1]
+
+    # -- request handling -------------------------------------------------------------------
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        with self._lock:
+            path = unquote(request.path)
+            self.requests.append(SeenRequest(request.method, path, request.headers.get("Range")))
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+            faults = self.faults
+        try:
+            if faults.delay:
+                await asyncio.sleep(faults.delay)
+            return await self._answer(request, path, faults)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+    def _take_status_fault(self, faults: Faults) -> int | None:
+        with self._lock:
+            if faults.status is None or faults.status_times == 0:
+                return None
+            if faults.status_times > 0:
+                faults.status_times -= 1
+            return faults.status
+
+    async def _answer(self, request: web.Request, path: str, faults: Faults) -> web.StreamResponse:
+        if request.method not in ("GET", "HEAD"):
+            return web.Response(status=405)
+        if request.method == "HEAD" and faults.no_head:
+            return web.Response(status=405)
+        status = self._take_status_fault(faults)
+        if status is not None:
+            return web.Response(status=status, text=f"injected {status}")
+        file = (self.root / path.lstrip("/")).resolve()
+        if not file.is_relative_to(self.root.resolve()) or not file.is_file():
+            return web.Response(status=404, text="not found")
+        data = file.read_bytes()  # small test files; the server loop is not under test
+        size = len(data)
+
+        spec = request.headers.get("Range")
+        match = _RANGE.match(spec or "")
+        if match is None or faults.ignore_range or (not match[1] and not match[2]):
+            return await self._send(request, 200, data, {}, faults)
+        if match[1]:
+            first = int(match[1])
+            last = min(int(match[2]), size - 1) if match[2] else size - 1
+        else:
+            first, last = max(0, size - int(match[2])), size - 1
+        if first >= size or last < first:
+            return web.Response(status=416, headers={"Content-Range": f"bytes */{size}"})
+        if faults.short:
+            last = first + (last - first + 1) // 2 - 1
+        headers = {"Content-Range": f"bytes {first}-{last}/{size}"}
+        return await self._send(request, 206, data[first : last + 1], headers, faults)
+
+    async def _send(
+        self,
+        request: web.Request,
+        status: int,
+        body: bytes,
+        headers: dict[str, str],
+        faults: Faults,
+    ) -> web.StreamResponse:
+        headers = {"Accept-Ranges": "bytes", **headers}
+        if not faults.drop or request.method == "HEAD" or len(body) < 2:
+            return web.Response(status=status, body=body, headers=headers)
+        resp = web.StreamResponse(status=status, headers=headers)
+        resp.content_length = len(body)
+        await resp.prepare(request)
+        await resp.write(body[: len(body) // 2])
+        assert request.transport is not None
+        request.transport.close()  # the client sees the connection drop mid-body
+        return resp

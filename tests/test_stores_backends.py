@@ -1,0 +1,187 @@
+"""Every backend through the same ``AsyncStore`` API: file, memory, S3 (moto), HTTP (aiohttp
+and obstore's HTTPStore)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pytest
+
+from ngio_async import NotFoundError, StoreError, UnsupportedError
+from ngio_async._errors import ClosedError
+from ngio_async._limits import Limits
+from ngio_async.stores import (
+    AsyncStore,
+    OffsetByteRequest,
+    RangeByteRequest,
+    SuffixByteRequest,
+    open_store,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+    from pathlib import Path
+
+    from servers import S3Server, StaticServer
+
+BLOB = bytes(range(256)) * 4  # 1024 bytes, as served by the http_root fixture
+SMALL = b"hello world"
+BACKENDS = ["file", "memory", "s3", "http", "http-obstore"]
+WRITABLE = ["file", "memory", "s3"]
+
+
+async def _make_store(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path, limits: Limits
+) -> AsyncStore:
+    """A store of ``kind`` holding ``data/blob.bin`` and ``data/small.txt``."""
+    if kind == "file":
+        (tmp_path / "data").mkdir()
+        (tmp_path / "data" / "blob.bin").write_bytes(BLOB)
+        (tmp_path / "data" / "small.txt").write_bytes(SMALL)
+        return open_store(tmp_path, limits=limits)
+    if kind in ("http", "http-obstore"):
+        server: StaticServer = request.getfixturevalue("http_server")
+        if kind == "http-obstore":
+            return open_store(server.url, limits=limits, backend="obstore")
+        return open_store(server.url, limits=limits)
+    if kind == "memory":
+        store = open_store("memory://", limits=limits)
+    else:
+        s3: S3Server = request.getfixturevalue("s3_server")
+        store = open_store(s3.fresh_url(), limits=limits, **s3.options())
+    await store.put("data/blob.bin", BLOB)
+    await store.put("data/small.txt", SMALL)
+    return store
+
+
+@pytest.fixture(params=BACKENDS)
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncStore]:
+    async with await _make_store(request.param, request, tmp_path, Limits()) as s:
+        yield s
+
+
+@pytest.fixture(params=WRITABLE)
+async def wstore(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncStore]:
+    async with await _make_store(request.param, request, tmp_path, Limits()) as s:
+        yield s
+
+
+async def test_get_whole_object(store: AsyncStore) -> None:
+    buf = await store.get("data/blob.bin")
+    assert buf is not None
+    assert bytes(buf) == BLOB
+    assert bytes(await store.get("data/small.txt") or b"?") == SMALL
+
+
+@pytest.mark.parametrize(
+    ("request_", "expected"),
+    [
+        (RangeByteRequest(10, 20), BLOB[10:20]),
+        (RangeByteRequest(1000, 5000), BLOB[1000:]),  # clamped at the end of the object
+        (OffsetByteRequest(1000), BLOB[1000:]),
+        (SuffixByteRequest(7), BLOB[-7:]),
+        (SuffixByteRequest(5000), BLOB),
+        (RangeByteRequest(3, 3), b""),
+    ],
+)
+async def test_get_byte_ranges(
+    store: AsyncStore,
+    request_: RangeByteRequest | OffsetByteRequest | SuffixByteRequest,
+    expected: bytes,
+) -> None:
+    buf = await store.get("data/blob.bin", request_)
+    assert buf is not None
+    assert bytes(buf) == expected
+
+
+async def test_range_starting_past_the_end_is_a_store_error(store: AsyncStore) -> None:
+    with pytest.raises(StoreError, match=r"data/blob\.bin"):
+        await store.get("data/blob.bin", RangeByteRequest(2000, 2010))
+
+
+async def test_missing_key_is_none(store: AsyncStore) -> None:
+    assert await store.get("data/missing.bin") is None
+    assert await store.get("data/missing.bin", RangeByteRequest(0, 4)) is None
+    assert await store.get("data/missing.bin", SuffixByteRequest(4)) is None
+    assert await store.get_ranges("data/missing.bin", [(0, 1), (5000, 5001)]) is None
+
+
+async def test_exists(store: AsyncStore) -> None:
+    assert await store.exists("data/blob.bin")
+    assert not await store.exists("data/missing.bin")
+    assert not await store.exists("data")  # a "directory" is not an object
+
+
+async def test_get_ranges_returns_views_in_order(store: AsyncStore) -> None:
+    ranges = [(500, 510), (0, 4), (4, 8), (1020, 1024), (7, 7)]
+    bufs = await store.get_ranges("data/blob.bin", ranges)
+    assert bufs is not None
+    assert [bytes(b) for b in bufs] == [BLOB[s:e] for s, e in ranges]
+    assert all(isinstance(b, memoryview) for b in bufs)
+
+
+async def test_list_prefix_or_unsupported(store: AsyncStore) -> None:
+    if not store.supports_listing:
+        with pytest.raises(UnsupportedError, match="does not support listing"):
+            await store.list_prefix("data")
+        return
+    assert await store.list_prefix("data") == ["data/blob.bin", "data/small.txt"]
+    assert await store.list_prefix("") == ["data/blob.bin", "data/small.txt"]
+    assert await store.list_prefix("data/") == ["data/blob.bin", "data/small.txt"]
+    assert await store.list_prefix("nothing/here") == []
+
+
+async def test_read_only_stores_refuse_writes_naming_the_url(store: AsyncStore) -> None:
+    if store.supports_writes:
+        return
+    with pytest.raises(UnsupportedError, match="read-only") as info:
+        await store.put("x.bin", b"1")
+    assert store.url in str(info.value)
+    with pytest.raises(UnsupportedError):
+        await store.put_if_absent("x.bin", b"1")
+    with pytest.raises(UnsupportedError):
+        await store.delete("data/blob.bin")
+
+
+async def test_put_overwrite_put_if_absent_delete(wstore: AsyncStore) -> None:
+    await wstore.put("w/a.bin", b"first")
+    await wstore.put("w/a.bin", memoryview(b"second"))
+    assert bytes(await wstore.get("w/a.bin") or b"") == b"second"
+    assert await wstore.put_if_absent("w/a.bin", b"third") is False
+    assert bytes(await wstore.get("w/a.bin") or b"") == b"second"
+    assert await wstore.put_if_absent("w/b.bin", b"new") is True
+    assert bytes(await wstore.get("w/b.bin") or b"") == b"new"
+    assert await wstore.list_prefix("w") == ["w/a.bin", "w/b.bin"]
+    await wstore.delete("w/a.bin")
+    await wstore.delete("w/a.bin")  # deleting a missing key is fine
+    assert await wstore.get("w/a.bin") is None
+    assert not await wstore.exists("w/a.bin")
+
+
+async def test_invalid_keys_are_rejected(store: AsyncStore) -> None:
+    with pytest.raises(ValueError, match="key"):
+        await store.get("/abs/key")
+    with pytest.raises(ValueError, match="key"):
+        await store.exists("a/../b")
+
+
+async def test_closed_store_raises_closed_error(tmp_path: Path) -> None:
+    store = open_store(tmp_path)
+    async with store:
+        assert not store.closed
+    assert store.closed
+    await store.aclose()  # idempotent
+    with pytest.raises(ClosedError, match="closed"):
+        await store.get("x")
+    with pytest.raises(ClosedError):
+        async with store:
+            pass
+
+
+async def test_missing_local_directory_is_not_found(tmp_path: Path) -> None:
+    with pytest.raises(NotFoundError, match="no such directory"):
+        open_store(tmp_path / "nope")
+    store = open_store(tmp_path / "made", mkdir=True)
+    async with store:
+        await store.put("k", b"v")
+    assert (tmp_path / "made" / "k").read_bytes() == b"v"

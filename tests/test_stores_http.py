@@ -1,0 +1,264 @@
+"""HTTP stores against a real loopback server: Range handling, coalescing and faults."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import anyio
+import pytest
+from servers import Faults
+
+from ngio_async import PermissionDeniedError, StoreError, StoreTimeoutError
+from ngio_async._limits import Limits
+from ngio_async.stores import (
+    AsyncStore,
+    HTTPStore,
+    ObstoreStore,
+    OffsetByteRequest,
+    RangeByteRequest,
+    SuffixByteRequest,
+    open_store,
+)
+
+if TYPE_CHECKING:
+    from servers import StaticServer
+
+BLOB = bytes(range(256)) * 4
+KEY = "data/blob.bin"
+PATH = "/data/blob.bin"
+FAST = Limits(backoff_base=0.001, backoff_max=0.01, max_retries=2, timeout=10)
+
+
+def _open(server: StaticServer, backend: str, limits: Limits = FAST) -> AsyncStore:
+    if backend == "obstore":
+        return open_store(server.url, limits=limits, backend="obstore")
+    return open_store(server.url, limits=limits)
+
+
+@pytest.fixture(params=["aiohttp", "obstore"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+async def test_default_http_backend_is_aiohttp(http_server: StaticServer) -> None:
+    async with open_store(http_server.url) as store:
+        assert isinstance(store, HTTPStore)
+    async with open_store(http_server.url, backend="obstore") as store:
+        assert isinstance(store, ObstoreStore)
+
+
+async def test_range_headers_sent(http_server: StaticServer) -> None:
+    async with _open(http_server, "aiohttp") as store:
+        await store.get(KEY, RangeByteRequest(10, 20))
+        await store.get(KEY, OffsetByteRequest(1000))
+        await store.get(KEY, SuffixByteRequest(5))
+        await store.get(KEY)
+    assert [r.range for r in http_server.requests] == [
+        "bytes=10-19",
+        "bytes=1000-",
+        "bytes=-5",
+        None,
+    ]
+
+
+async def test_server_ignoring_range_is_sliced(http_server: StaticServer) -> None:
+    http_server.faults = Faults(ignore_range=True)
+    async with _open(http_server, "aiohttp") as store:
+        assert bytes(await store.get(KEY, RangeByteRequest(10, 20)) or b"") == BLOB[10:20]
+        assert bytes(await store.get(KEY, SuffixByteRequest(3)) or b"") == BLOB[-3:]
+        assert bytes(await store.get(KEY, OffsetByteRequest(1020)) or b"") == BLOB[1020:]
+        bufs = await store.get_ranges(KEY, [(0, 2), (900, 902)])
+        assert bufs is not None
+        assert [bytes(b) for b in bufs] == [BLOB[0:2], BLOB[900:902]]
+        with pytest.raises(StoreError, match="past the end"):
+            await store.get(KEY, RangeByteRequest(2000, 2001))
+
+
+@pytest.mark.parametrize(("gap", "expected_requests"), [(0, 4), (100, 3), (10_000, 1)])
+async def test_get_ranges_coalesces_requests(
+    http_server: StaticServer, backend: str, gap: int, expected_requests: int
+) -> None:
+    ranges = [(0, 10), (20, 30), (500, 510), (900, 1000)]
+    limits = Limits(coalesce_gap=gap)
+    async with _open(http_server, backend, limits) as store:
+        bufs = await store.get_ranges(KEY, ranges)
+    assert bufs is not None
+    assert [bytes(b) for b in bufs] == [BLOB[s:e] for s, e in ranges]
+    assert http_server.count("GET", PATH) == expected_requests
+
+
+async def test_coalesced_range_header(http_server: StaticServer) -> None:
+    async with _open(http_server, "aiohttp", Limits(coalesce_gap=100)) as store:
+        await store.get_ranges(KEY, [(0, 10), (20, 30)])
+    assert [r.range for r in http_server.requests] == ["bytes=0-29"]
+
+
+async def test_503_twice_then_success(http_server: StaticServer, backend: str) -> None:
+    http_server.faults = Faults(status=503, status_times=2)
+    async with _open(http_server, backend) as store:
+        assert bytes(await store.get(KEY) or b"") == BLOB
+    assert http_server.count("GET", PATH) == 3
+
+
+async def test_429_is_retried(http_server: StaticServer) -> None:
+    http_server.faults = Faults(status=429, status_times=1)
+    async with _open(http_server, "aiohttp") as store:
+        assert bytes(await store.get(KEY, RangeByteRequest(0, 4)) or b"") == BLOB[:4]
+    assert http_server.count("GET", PATH) == 2
+
+
+async def test_persistent_503_gives_up_after_max_retries(
+    http_server: StaticServer, backend: str
+) -> None:
+    http_server.faults = Faults(status=503, status_times=-1)
+    async with _open(http_server, backend) as store:
+        with pytest.raises(StoreError, match=r"data/blob\.bin") as info:
+            await store.get(KEY)
+    assert type(info.value) is StoreError
+    assert http_server.count("GET", PATH) == 1 + FAST.max_retries
+
+
+@pytest.mark.parametrize("status", [401, 403])
+async def test_denied_is_permission_error_without_retry(
+    http_server: StaticServer, backend: str, status: int
+) -> None:
+    http_server.faults = Faults(status=status, status_times=-1)
+    async with _open(http_server, backend) as store:
+        with pytest.raises(PermissionDeniedError) as info:
+            await store.get(KEY)
+    assert isinstance(info.value, PermissionError)
+    assert info.value.key == KEY
+    assert http_server.count() == 1
+
+
+@pytest.mark.parametrize("status", [400, 405, 418])
+async def test_other_4xx_is_not_retried(
+    http_server: StaticServer, backend: str, status: int
+) -> None:
+    http_server.faults = Faults(status=status, status_times=-1)
+    async with _open(http_server, backend) as store:
+        if backend == "obstore" and status == 405:
+            # obstore's HTTPStore reads 405 as "not found" (WebDAV servers answer so)
+            assert await store.get(KEY, RangeByteRequest(0, 8)) is None
+        else:
+            with pytest.raises(StoreError):
+                await store.get(KEY, RangeByteRequest(0, 8))
+    assert http_server.count() == 1
+
+
+async def test_404_is_none_with_one_request(http_server: StaticServer, backend: str) -> None:
+    async with _open(http_server, backend) as store:
+        assert await store.get("data/nope.bin") is None
+        assert await store.get("data/nope.bin", RangeByteRequest(0, 4)) is None
+    assert http_server.count() == 2
+
+
+async def test_short_range_answer_is_a_store_error(http_server: StaticServer, backend: str) -> None:
+    http_server.faults = Faults(short=True)
+    async with _open(http_server, backend) as store:
+        with pytest.raises(StoreError, match=r"data/blob\.bin"):
+            await store.get(KEY, RangeByteRequest(0, 100))
+        with pytest.raises(StoreError):
+            await store.get_ranges(KEY, [(0, 10), (20, 30)])
+        # a range clamped by the object's real end is not truncation
+        http_server.faults = Faults()
+        assert bytes(await store.get(KEY, RangeByteRequest(1000, 2000)) or b"") == BLOB[1000:]
+
+
+async def test_dropped_connection_mid_body_is_a_store_error(
+    http_server: StaticServer, backend: str
+) -> None:
+    http_server.faults = Faults(drop=True)
+    async with _open(http_server, backend) as store:
+        with pytest.raises(StoreError, match=r"data/blob\.bin"):
+            await store.get(KEY)
+        with pytest.raises(StoreError):
+            await store.get(KEY, RangeByteRequest(0, 500))
+
+
+async def test_dropped_connection_is_retried_by_aiohttp_store(http_server: StaticServer) -> None:
+    http_server.faults = Faults(drop=True)
+    async with _open(http_server, "aiohttp") as store:
+        with pytest.raises(StoreError, match="ClientPayloadError"):
+            await store.get(KEY)
+    assert http_server.count("GET", PATH) == 1 + FAST.max_retries
+
+
+async def test_timeout_is_store_timeout_error(http_server: StaticServer, backend: str) -> None:
+    http_server.faults = Faults(delay=0.5)
+    limits = Limits(timeout=0.05, max_retries=1, backoff_base=0.001)
+    async with _open(http_server, backend, limits) as store:
+        with pytest.raises(StoreTimeoutError, match=r"data/blob\.bin") as info:
+            await store.get(KEY)
+    assert isinstance(info.value, TimeoutError)
+    assert http_server.count("GET", PATH) == 2  # one retry after the first timeout
+
+
+async def test_exists_uses_head_and_falls_back_to_get(http_server: StaticServer) -> None:
+    async with _open(http_server, "aiohttp") as store:
+        assert await store.exists(KEY)
+        assert not await store.exists("data/nope")
+        assert await store.exists("data/empty.bin")
+        assert http_server.count("HEAD") == 3
+        http_server.faults = Faults(no_head=True)
+        assert await store.exists(KEY)
+        assert await store.exists("data/empty.bin")
+        assert not await store.exists("data/nope")
+
+
+async def test_server_side_peak_in_flight_is_bounded(
+    http_server: StaticServer, backend: str
+) -> None:
+    http_server.faults = Faults(delay=0.02)
+    store = _open(http_server, backend, Limits(max_requests=3))
+    async with store, anyio.create_task_group() as tg:
+        for i in range(12):
+            tg.start_soon(store.get, KEY, RangeByteRequest(i, i + 1))
+    assert http_server.count("GET") == 12
+    assert 1 <= http_server.peak_in_flight <= 3
+
+
+async def test_credentials_never_reach_url_or_messages(http_server: StaticServer) -> None:
+    url = http_server.url.replace("http://", "http://alice:s3cr3t@")
+    http_server.faults = Faults(status=403, status_times=-1)
+    async with open_store(url, limits=FAST) as store:
+        assert "s3cr3t" not in store.url
+        assert "alice" not in store.url
+        with pytest.raises(PermissionDeniedError) as info:
+            await store.get(KEY)
+    assert "s3cr3t" not in str(info.value)
+    assert http_server.count() == 1
+
+
+async def test_session_is_created_lazily_and_closed(http_server: StaticServer) -> None:
+    store = HTTPStore(http_server.url)
+    assert store._session is None
+    async with store:
+        await store.get(KEY)
+        session = store._session
+        assert session is not None
+    assert session.closed
+    assert store._session is None
+
+
+def test_http_store_rejects_bad_urls() -> None:
+    with pytest.raises(ValueError, match="http"):
+        HTTPStore("ftp://example.invalid/x")
+    with pytest.raises(ValueError, match="query"):
+        HTTPStore("http://127.0.0.1:1/x?sig=abc")
+
+
+async def test_cancelled_requests_leave_nothing_borrowed(
+    http_server: StaticServer, backend: str
+) -> None:
+    http_server.faults = Faults(delay=0.5)
+    async with _open(http_server, backend, Limits(max_requests=2)) as store:
+        with anyio.move_on_after(0.05):
+            async with anyio.create_task_group() as tg:
+                for i in range(6):
+                    tg.start_soon(store.get, KEY, RangeByteRequest(i, i + 1))
+        assert store.limiter.borrowed_tokens == 0
+        assert http_server.peak_in_flight <= 2
+        # the server keeps serving the abandoned requests; the store is still usable
+        http_server.faults = Faults()
+        assert bytes(await store.get(KEY, RangeByteRequest(0, 3)) or b"") == BLOB[:3]

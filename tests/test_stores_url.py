@@ -1,0 +1,151 @@
+"""``open_store``: URL schemes, options, environment variables and store roots."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from obstore.store import MemoryStore, S3Store
+
+from ngio_async import PermissionDeniedError, UnsupportedError
+from ngio_async._limits import Limits
+from ngio_async.stores import HTTPStore, ObstoreStore, open_store
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from servers import S3Server
+
+
+async def test_plain_path_and_file_url_are_local_and_rooted(tmp_path: Path) -> None:
+    for target in (tmp_path, str(tmp_path), f"file://{tmp_path}"):
+        async with open_store(target) as store:
+            assert isinstance(store, ObstoreStore)
+            assert store.url == f"file://{tmp_path}"
+            await store.put("image.zarr/zarr.json", b"{}")
+    assert (tmp_path / "image.zarr" / "zarr.json").read_bytes() == b"{}"
+
+
+async def test_memory_url_is_a_fresh_store() -> None:
+    async with open_store("memory://") as a, open_store("memory://") as b:
+        await a.put("k", b"v")
+        assert await b.get("k") is None
+        assert a.url == "memory://"
+
+
+async def test_limits_reach_the_store_and_obstore_retry_config() -> None:
+    limits = Limits(max_requests=7, max_retries=3)
+    async with open_store("memory://", limits=limits) as store:
+        assert store.limits is limits
+        assert store.limiter.total_tokens == 7
+    async with open_store("s3://bucket/p", limits=limits, anonymous=True) as s3:
+        assert isinstance(s3, ObstoreStore)
+        assert isinstance(s3.obstore, S3Store)
+        retry = s3.obstore.retry_config
+        assert retry is not None
+        assert retry["max_retries"] == 3
+
+
+async def test_obstore_store_objects_are_wrapped() -> None:
+    raw = MemoryStore()
+    async with open_store(raw, limits=Limits(max_requests=2)) as store:
+        assert isinstance(store, ObstoreStore)
+        assert store.obstore is raw
+        assert store.limiter.total_tokens == 2
+        await store.put("x", b"1")
+
+
+async def test_async_store_passes_through() -> None:
+    async with open_store("memory://") as store:
+        assert open_store(store) is store
+        with pytest.raises(ValueError, match="AsyncStore"):
+            open_store(store, limits=Limits())
+
+
+def test_http_urls_default_to_aiohttp() -> None:
+    store = open_store("https://example.invalid/data/")
+    assert isinstance(store, HTTPStore)
+    assert store.url == "https://example.invalid/data/"
+    assert not store.supports_writes
+    assert not store.supports_listing
+    obs = open_store("http://example.invalid/data", backend="obstore")
+    assert isinstance(obs, ObstoreStore)
+    assert obs.url == "http://example.invalid/data"
+
+
+def test_cloud_urls_build_obstore_stores_without_io() -> None:
+    gcs = open_store("gs://bucket/some/prefix", anonymous=True)
+    assert isinstance(gcs, ObstoreStore)
+    assert gcs.url == "gs://bucket/some/prefix"
+    az = open_store("az://container/prefix", account_name="acct", anonymous=True)
+    assert isinstance(az, ObstoreStore)
+    assert az.url == "az://container/prefix"
+    s3 = open_store(
+        "s3://bucket/prefix/",
+        access_key_id="AKIDEXAMPLE",
+        secret_access_key="SECRETSECRET",
+        region="eu-west-1",
+    )
+    assert s3.url == "s3://bucket/prefix"
+    assert "SECRET" not in s3.url + repr(s3)
+
+
+@pytest.mark.parametrize(
+    ("target", "kwargs", "error", "match"),
+    [
+        ("ftp://host/x", {}, UnsupportedError, "unsupported URL scheme"),
+        ("s3://bucket/x", {"backend": "aiohttp"}, ValueError, "aiohttp"),
+        ("memory://", {"backend": "tensorstore"}, ValueError, "unknown backend"),
+        ("memory://", {"colour": "blue"}, ValueError, "unknown options"),
+        ("s3://bucket/x", {"not_a_real_option": 1}, ValueError, "unknown store option"),
+        ("file://remotehost/x", {}, ValueError, "local path"),
+    ],
+)
+def test_bad_urls_and_options(
+    target: str, kwargs: dict[str, Any], error: type[Exception], match: str
+) -> None:
+    with pytest.raises(error, match=match):
+        open_store(target, **kwargs)
+
+
+async def test_s3_keys_are_relative_to_the_url_prefix(s3_server: S3Server) -> None:
+    url = s3_server.fresh_url()
+    prefix = url.removeprefix(f"s3://{s3_server.bucket}/")
+    async with open_store(url + "/", **s3_server.options()) as store:
+        assert store.url == url
+        await store.put("image.zarr/zarr.json", b'{"zarr_format": 3}')
+        assert await store.list_prefix("") == ["image.zarr/zarr.json"]
+    async with open_store(
+        f"s3://{s3_server.bucket}",
+        endpoint_url=s3_server.endpoint,
+        access_key_id="k",
+        secret_access_key="s",
+    ) as root:
+        buf = await root.get(f"{prefix}/image.zarr/zarr.json")
+        assert buf is not None
+        assert bytes(buf) == b'{"zarr_format": 3}'
+
+
+async def test_s3_credentials_from_environment(
+    s3_server: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server.endpoint)
+    monkeypatch.setenv("AWS_ALLOW_HTTP", "true")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3_server.access_key_id)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3_server.secret_access_key)
+    monkeypatch.setenv("AWS_REGION", s3_server.region)
+    async with open_store(s3_server.fresh_url()) as store:
+        await store.put("a/b", b"env")
+        assert bytes(await store.get("a/b") or b"") == b"env"
+        assert "testing-secret" not in store.url
+
+
+async def test_s3_anonymous_read_of_private_object_is_denied(s3_server: S3Server) -> None:
+    url = s3_server.fresh_url()
+    async with open_store(url, **s3_server.options()) as store:
+        await store.put("private.bin", b"secret")
+    async with open_store(url, endpoint=s3_server.endpoint, anonymous=True) as anon:
+        with pytest.raises(PermissionDeniedError, match=r"private\.bin") as info:
+            await anon.get("private.bin")
+    assert isinstance(info.value, PermissionError)
+    assert info.value.url == url
