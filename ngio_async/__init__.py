@@ -18,7 +18,7 @@ from ._errors import (
 )
 from ._limits import Limits
 from ._sync_api import SyncDataset, SyncLevel, open
-from .images import Dataset, Level, open_async
+from .images import Dataset, Level, Stream, Tile, TileStream, open_async, stream
 
 __version__ = "0.1.0"
 
@@ -34,10 +34,14 @@ __all__ = [
     "PermissionDeniedError",
     "StoreError",
     "StoreTimeoutError",
+    "Stream",
     "SyncDataset",
     "SyncLevel",
+    "Tile",
+    "TileStream",
     "UnsupportedError",
     "__version__",
     "open",
     "open_async",
+    "stream",
 ]

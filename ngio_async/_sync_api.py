@@ -12,7 +12,7 @@ import math
 from typing import TYPE_CHECKING, Any, Self
 
 from .images import Dataset, Level, open_async
-from .sync import Runner
+from .sync import Runner, SyncIterator
 
 if TYPE_CHECKING:
     import os
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from numpy.typing import NDArray
 
     from ._limits import Limits
-    from .images import ImageMetadata
+    from .images import ImageMetadata, Tile
     from .images._dataset import Selector
 
 __all__ = ["SyncDataset", "SyncLabels", "SyncLevel", "open"]
@@ -166,6 +166,14 @@ class SyncDataset:
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> NDArray[Any]:
         arr = self[...]
         return arr if dtype is None else arr.astype(dtype, copy=False)
+
+    def tiles(self, level: int = 0, **options: Any) -> SyncIterator[Tile]:
+        """``for tile in ds.tiles(...)``: lazy, prefetching; same options as the async one.
+
+        Leaving the loop early (``break``) stops the prefetching when the iterator is dropped;
+        ``with ds.tiles() as tiles:`` stops it deterministically.
+        """
+        return self._runner.iterate(self._dataset.tiles(level, **options))
 
     # lifetime
     def close(self) -> None:

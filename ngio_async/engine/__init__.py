@@ -1,4 +1,4 @@
-"""The read engine. So far only its pure half: region planning (:mod:`ngio_async.engine.plan`).
+"""The read engine's pure half: region planning (:mod:`.plan`) and tile grids (:mod:`.tiles`).
 
 Planning maps a region of an array to the stored objects (chunks or shards) it needs, their keys,
 and the selections to copy; it does no I/O, so it is tested without a store.
@@ -17,6 +17,7 @@ from ngio_async.engine.plan import (
     plan_shards,
     region_shape,
 )
+from ngio_async.engine.tiles import TileSpec, default_tile_shape, tile_grid
 
 __all__ = [
     "BasicSelection",
@@ -24,8 +25,11 @@ __all__ = [
     "InnerChunkPlan",
     "Region",
     "ShardPlan",
+    "TileSpec",
+    "default_tile_shape",
     "normalize_selection",
     "plan_chunks",
     "plan_shards",
     "region_shape",
+    "tile_grid",
 ]

@@ -5,6 +5,8 @@ from __future__ import annotations
 from ._dataset import Dataset, Labels, open_async
 from ._level import Level
 from ._metadata import AxisCalibration, ChannelInfo, ImageMetadata, LevelCalibration
+from ._stream import Stream, TileWriter, stream
+from ._tiles import Tile, TileStream
 
 __all__ = [
     "AxisCalibration",
@@ -14,5 +16,10 @@ __all__ = [
     "Labels",
     "Level",
     "LevelCalibration",
+    "Stream",
+    "Tile",
+    "TileStream",
+    "TileWriter",
     "open_async",
+    "stream",
 ]

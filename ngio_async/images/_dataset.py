@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import math
 from collections.abc import Coroutine, Generator, Sequence
@@ -11,19 +12,24 @@ import anyio
 import numpy as np
 
 from .._errors import ClosedError, MetadataError, NotFoundError, UnsupportedError
-from ..engine import normalize_selection
+from .._prefetch import prefetch as start_prefetch
+from ..engine import default_tile_shape, normalize_selection, tile_grid
 from ..stores import AsyncStore, open_store
 from ._level import Level
 from ._metadata import ImageMetadata
 from ._open import join, read_group_metadata, read_level_metadata
+from ._tiles import Tile, TileStream
 
 if TYPE_CHECKING:
     import os
     from types import TracebackType
 
+    from anyio.abc import TaskGroup
     from numpy.typing import NDArray
 
     from .._limits import Limits
+    from .._prefetch import Prefetch, ProgressCallback
+    from ..engine import TileSpec
 
 __all__ = ["Dataset", "Labels", "open_async"]
 
@@ -64,6 +70,10 @@ class Dataset:
         self._owns_store = owns_store
         self._state = _State.OPEN
         self.labels = Labels(self)
+        self._owner: TaskGroup | None = None
+        self._owner_ready: anyio.Event | None = None
+        self._owner_stop = anyio.Event()
+        self._owner_task: asyncio.Task[None] | None = None
 
     # ---------------------------------------------------------------- opening / closing
     @classmethod
@@ -121,6 +131,10 @@ class Dataset:
         if self._state is _State.CLOSED:
             return
         self._state = _State.CLOSED
+        self._owner_stop.set()
+        if self._owner_task is not None:
+            with anyio.CancelScope(shield=True):
+                await self._owner_task
         if self._owns_store:
             with anyio.CancelScope(shield=True):
                 await self.store.aclose()
@@ -261,6 +275,129 @@ class Dataset:
                 f"axis {self.axes[axis]!r} is not the channel axis; labels select channels"
             )
         return self.metadata.channel_index(label)
+
+    # ---------------------------------------------------------------- streaming
+    def tiles(
+        self,
+        level: int = 0,
+        shape: Sequence[int | None] | None = None,
+        region: Sequence[slice] | None = None,
+        overlap: int | Sequence[int] = 0,
+        prefetch: int | None = None,
+        ordered: bool = True,
+        progress: ProgressCallback | None = None,
+        **axes: Selector,
+    ) -> TileStream:
+        """Stream the tiles of a level: ``async for tile in ds.tiles(): tile.data, tile.region``.
+
+        :param shape: tile shape, one value per axis (``None``: the whole extent) or ``(y, x)``;
+            default: one shard (else one chunk) in y/x and one plane of the other axes.
+        :param region: slices into the level limiting the iteration; named axes (``c="DAPI"``,
+            ``z=slice(0, 4)``, ``t=0``) limit it too, without squeezing any axis.
+        :param overlap: a halo around each tile (int: y and x; or per axis), clipped at the
+            level borders; ``tile.core`` is the tile without it.
+        :param prefetch: tiles fetched ahead of the consumer (default ``limits.prefetch_tiles``,
+            growing while the consumer waits, up to what ``limits.prefetch_bytes`` allows).
+        :param ordered: yield in grid order (default) or as tiles complete (fastest).
+        :param progress: ``progress(done, total)`` after each tile.
+        """
+        self._check_open()
+        lvl = self.level(level)
+        level_index = self.levels.index(lvl)
+        base, picks = self._tile_region(lvl, region, axes)
+        tile_shape = (
+            default_tile_shape(lvl.shape, lvl.chunks, lvl.shards) if shape is None else shape
+        )
+        if shape is not None and len(tile_shape) == 2 and lvl.ndim > 2:
+            tile_shape = (1,) * (lvl.ndim - 2) + tuple(tile_shape)
+        if len(tile_shape) != lvl.ndim:
+            raise ValueError(f"tile shape needs {lvl.ndim} values (one per axis) or 2 (y, x)")
+        for axis in picks:
+            if tile_shape[axis] != 1:
+                raise ValueError(f"a list selection on axis {self.axes[axis]!r} needs tiles of 1")
+        grid, specs = tile_grid(lvl.shape, base, tile_shape, overlap)
+        total = math.prod(grid)
+        if picks:
+            specs = (s for s in specs if all(s.core[a].start in keep for a, keep in picks.items()))
+            total = (
+                total
+                // math.prod(grid[a] for a in picks)
+                * math.prod(len(k) for k in picks.values())
+            )
+        itemsize = lvl.dtype.itemsize
+        limits = self.limits
+        window = prefetch if prefetch is not None else limits.prefetch_tiles
+        tile_bytes = max(
+            1,
+            math.prod(min(t or n, n) for t, n in zip(tile_shape, lvl.shape, strict=True))
+            * itemsize,
+        )
+        max_window = max(window, min(1024, limits.prefetch_bytes // tile_bytes))
+        if prefetch is not None:
+            max_window = window
+
+        async def fetch(spec: TileSpec) -> Tile:
+            data = await lvl.read(spec.region)
+            return Tile(data, spec.region, spec.index, spec.core, level_index)
+
+        def make(owner: TaskGroup | None) -> Prefetch[TileSpec, Tile]:
+            return start_prefetch(
+                specs,
+                fetch,
+                window=window,
+                max_window=max_window,
+                max_bytes=limits.prefetch_bytes,
+                size_of=lambda s: s.size * itemsize,
+                ordered=ordered,
+                on_item=progress,
+                owner=owner,
+            )
+
+        return TileStream(make, self._background, grid=grid, total=total)
+
+    def _tile_region(
+        self, lvl: Level, region: Sequence[slice] | None, axes: dict[str, Selector]
+    ) -> tuple[tuple[slice, ...], dict[int, set[int]]]:
+        if region is not None:
+            if len(region) != lvl.ndim or not all(isinstance(s, slice) for s in region):
+                raise ValueError(f"region must be {lvl.ndim} slices, one per axis")
+            base = list(normalize_selection(tuple(region), lvl.shape).region)
+        else:
+            base = [slice(0, n) for n in lvl.shape]
+        selection, pick = self._selection(lvl, axes)
+        picks: dict[int, set[int]] = {}
+        for i, sel in enumerate(selection):
+            if isinstance(sel, int):
+                j = normalize_selection(sel, (lvl.shape[i],)).region[0]
+                base[i] = j
+            elif isinstance(sel, slice) and sel != slice(None):
+                base[i] = normalize_selection(sel, (lvl.shape[i],)).region[0]
+        if pick is not None:
+            axis, indices = pick
+            base[axis] = slice(min(indices), max(indices) + 1)
+            picks[axis] = set(indices)
+        return tuple(base), picks
+
+    async def _background(self) -> TaskGroup:
+        """The dataset's own task group (started on first use; ends with ``aclose``)."""
+        self._check_open()
+        if self._owner is not None:
+            return self._owner
+        if self._owner_ready is None:
+            ready = self._owner_ready = anyio.Event()
+
+            async def service() -> None:
+                async with anyio.create_task_group() as tg:
+                    self._owner = tg
+                    ready.set()
+                    await self._owner_stop.wait()
+                    tg.cancel_scope.cancel()
+
+            # a detached task: bare ``async for`` has no enclosing block to own the fetches
+            self._owner_task = asyncio.get_running_loop().create_task(service())
+        await self._owner_ready.wait()
+        assert self._owner is not None
+        return self._owner
 
     def region_of(self, level: int = 0, **axes: Selector) -> tuple[slice, ...]:
         """The level region (one step-1 slice per axis) a named selection covers."""

@@ -10,6 +10,7 @@ ranged request), cached, and only the inner chunks the region needs are fetched 
 from __future__ import annotations
 
 import math
+import threading
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -233,6 +234,21 @@ class Level:
         return codec.decode_index(buf, key)
 
 
+_scratch = threading.local()
+
+
+def _scratch_for(codec: ChunkCodec) -> NDArray[Any]:
+    """A per-thread chunk buffer, reused: fresh memory costs page faults on every chunk."""
+    buffers: dict[Any, NDArray[Any]] = _scratch.__dict__
+    key = (codec.shape, codec.dtype.str)
+    buf = buffers.get(key)
+    if buf is None:
+        if len(buffers) >= 8:
+            buffers.clear()
+        buf = buffers[key] = np.empty(codec.shape, dtype=codec.dtype)
+    return buf
+
+
 def _decode_into(
     codec: ChunkCodec, buf: Buffer, key: str, chunk_sel: Region, target: NDArray[Any]
 ) -> None:
@@ -241,7 +257,7 @@ def _decode_into(
     if full and target.flags.c_contiguous:
         codec.decode(buf, key, out=target)  # straight into the output, no extra copy
         return
-    target[...] = codec.decode(buf, key)[chunk_sel]
+    target[...] = codec.decode(buf, key, out=_scratch_for(codec))[chunk_sel]
 
 
 def _decode_shard_into(

@@ -1,0 +1,106 @@
+"""Tile grids (pure): split a region of a level into tiles, with an optional clipped halo."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from itertools import product
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+
+__all__ = ["TileSpec", "default_tile_shape", "tile_grid"]
+
+Region = tuple[slice, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TileSpec:
+    """One tile of a grid: ``index`` in the grid, ``core`` (no halo) and ``region`` (with halo)."""
+
+    index: tuple[int, ...]
+    core: Region
+    region: Region
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(s.stop - s.start for s in self.region)
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+
+def default_tile_shape(
+    shape: tuple[int, ...], chunks: tuple[int, ...], shards: tuple[int, ...] | None
+) -> tuple[int, ...]:
+    """One shard (else one chunk) in the last two axes, one plane of every other axis."""
+    storage = shards if shards is not None else chunks
+    n = len(shape)
+    return tuple(min(storage[i], shape[i]) if i >= n - 2 else 1 for i in range(n))
+
+
+def _per_axis(value: int | Sequence[int], ndim: int, name: str) -> tuple[int, ...]:
+    if isinstance(value, int):
+        return (0,) * (ndim - 2) + (value,) * min(2, ndim) if name == "overlap" else (value,) * ndim
+    out = tuple(int(v) for v in value)
+    if len(out) == 2 and ndim > 2:  # (y, x) for the last two axes
+        fill = 0 if name == "overlap" else 1
+        out = (fill,) * (ndim - 2) + out
+    if len(out) != ndim:
+        raise ValueError(f"{name} needs {ndim} values (one per axis) or 2 (y, x), got {len(out)}")
+    return out
+
+
+def tile_grid(
+    shape: tuple[int, ...],
+    region: Region,
+    tile_shape: Sequence[int | None],
+    overlap: int | Sequence[int] = 0,
+) -> tuple[tuple[int, ...], Iterator[TileSpec]]:
+    """The tiles covering ``region`` of an array of ``shape``, in C order.
+
+    Tiles are aligned to multiples of ``tile_shape`` counted from the array origin (so storage-
+    shaped tiles are storage-aligned) and clipped to ``region``; ``None`` in ``tile_shape``
+    means the region's whole extent. ``overlap`` (int: the last two axes; or one value per
+    axis) widens each tile by a halo on both sides, clipped at the array borders.
+
+    :returns: the grid shape and a lazy iterator of :class:`TileSpec`.
+    """
+    ndim = len(shape)
+    if len(region) != ndim:
+        raise ValueError(f"region has {len(region)} axes, the array has {ndim}")
+    sizes = []
+    for i, (t, s) in enumerate(zip(tile_shape, region, strict=True)):
+        size = (s.stop - s.start) if t is None else int(t)
+        if size < 1:
+            if s.stop == s.start:
+                size = 1
+            else:
+                raise ValueError(f"tile size must be >= 1, got {t} for axis {i}")
+        sizes.append(size)
+    halo = _per_axis(overlap, ndim, "overlap")
+    if any(h < 0 for h in halo):
+        raise ValueError(f"overlap must be >= 0, got {overlap}")
+    starts: list[list[int]] = []
+    for s, size in zip(region, sizes, strict=True):
+        if s.stop <= s.start:
+            starts.append([])
+            continue
+        first = s.start // size * size
+        starts.append(list(range(first, s.stop, size)))
+    grid = tuple(len(st) for st in starts)
+
+    def gen() -> Iterator[TileSpec]:
+        for index in product(*(range(g) for g in grid)):
+            core = []
+            full = []
+            for ax, i in enumerate(index):
+                a = max(starts[ax][i], region[ax].start)
+                b = min(starts[ax][i] + sizes[ax], region[ax].stop)
+                core.append(slice(a, b))
+                full.append(slice(max(0, a - halo[ax]), min(shape[ax], b + halo[ax])))
+            yield TileSpec(index=index, core=tuple(core), region=tuple(full))
+
+    return grid, gen()

@@ -1,0 +1,155 @@
+"""``stream``: tiles -> a function in worker threads -> collected or written, within bounds."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+
+import anyio
+
+from .._prefetch import single_leaf
+from ._tiles import Tile, TileStream
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Callable, Generator
+
+    from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+    from numpy.typing import NDArray
+
+__all__ = ["Stream", "TileWriter", "stream"]
+
+R = TypeVar("R")
+
+
+class TileWriter(Protocol):
+    """Where ``stream(..., out=...)`` writes: anything with ``async write(tile)``."""
+
+    async def write(self, tile: Tile) -> None: ...
+
+
+class Stream(Generic[R]):
+    """What :func:`stream` returns.
+
+    - ``await stream(tiles, func)``: run to the end; the results in completion order (a list),
+      or ``None`` with ``out=``, after every result was written.
+    - ``async with stream(tiles, func) as results: async for tile, value in results``: consume
+      the results as they come; leaving the block cancels what is in flight.
+    """
+
+    def __init__(
+        self,
+        tiles: TileStream,
+        func: Callable[[NDArray[Any]], R],
+        *,
+        out: TileWriter | None,
+        threads: int,
+        window: int,
+    ) -> None:
+        if threads < 1 or window < 1:
+            raise ValueError("threads and window must be >= 1")
+        self._tiles = tiles
+        self._func = func
+        self._out = out
+        self._threads = threads
+        self._window = window
+        self._cm: Any = None
+
+    def __await__(self) -> Generator[Any, None, list[tuple[Tile, R]] | None]:
+        return self._run().__await__()
+
+    async def _run(self) -> list[tuple[Tile, R]] | None:
+        collected: list[tuple[Tile, R]] = []
+        async with self as results:
+            async for tile, value in results:
+                if self._out is None:
+                    collected.append((tile, value))
+                else:
+                    await self._out.write(_result_tile(tile, value))
+        return None if self._out is not None else collected
+
+    async def __aenter__(self) -> MemoryObjectReceiveStream[tuple[Tile, R]]:
+        self._cm = self._pipeline()
+        result: MemoryObjectReceiveStream[tuple[Tile, R]] = await self._cm.__aenter__()
+        return result
+
+    async def __aexit__(self, *exc: object) -> bool | None:
+        cm, self._cm = self._cm, None
+        result: bool | None = await cm.__aexit__(*exc)
+        return result
+
+    @asynccontextmanager
+    async def _pipeline(self) -> AsyncIterator[MemoryObjectReceiveStream[tuple[Tile, R]]]:
+        send, recv = anyio.create_memory_object_stream[tuple[Tile, R]](self._window)
+        limiter = anyio.CapacityLimiter(self._threads)
+        slots = anyio.Semaphore(self._window)
+        failures: list[Exception] = []  # the first error of ``func`` wins; the rest is cancelled
+
+        async def one(
+            tile: Tile, out: MemoryObjectSendStream[tuple[Tile, R]], scope: anyio.CancelScope
+        ) -> None:
+            try:
+                async with out:
+                    value = await anyio.to_thread.run_sync(self._func, tile.data, limiter=limiter)
+                    await out.send((tile, value))
+            except Exception as exc:  # noqa: BLE001 - re-raised plainly at the boundary
+                failures.append(exc)
+                scope.cancel()
+            finally:
+                slots.release()
+
+        async def produce(scope: anyio.CancelScope) -> None:
+            async with send, self._tiles as tiles, anyio.create_task_group() as workers:
+                async for tile in tiles:
+                    await slots.acquire()
+                    workers.start_soon(one, tile, send.clone(), scope)
+
+        leaf: BaseException | None = None
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(produce, tg.cancel_scope)
+                try:
+                    async with recv:
+                        yield recv
+                finally:
+                    tg.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            leaf = single_leaf(group)
+            if leaf is None:
+                raise
+        if failures:
+            raise failures[0]
+        if leaf is not None:
+            raise leaf
+
+
+def _result_tile(tile: Tile, value: Any) -> Tile:
+    """The tile to write for ``value``: the core of a halo'd result, or the value as is."""
+    shape = getattr(value, "shape", None)
+    if shape is not None and tuple(shape) == tile.shape and tile.core != tile.region:
+        cropped = Tile(value, tile.region, tile.index, tile.core, tile.level).core_data
+        return Tile(cropped, tile.core, tile.index, tile.core, tile.level)
+    return Tile(
+        value,
+        tile.core if tile.core != tile.region else tile.region,
+        tile.index,
+        tile.core,
+        tile.level,
+    )
+
+
+def stream(
+    tiles: TileStream,
+    func: Callable[[NDArray[Any]], R],
+    *,
+    out: TileWriter | None = None,
+    threads: int = 2,
+    window: int = 16,
+) -> Stream[R]:
+    """Run ``func(tile.data)`` in worker threads over ``tiles`` (``ds.tiles(...)``).
+
+    At most ``window`` tiles are being processed or waiting to be consumed, and ``threads``
+    run ``func`` at once; the tile iterator keeps its own prefetch bounds. Results come in
+    completion order. ``out``: a writer (``async write(tile)``, e.g. a dataset writer) that
+    receives each result as a tile of the same region (halos cropped to the core).
+    """
+    return Stream(tiles, func, out=out, threads=threads, window=window)

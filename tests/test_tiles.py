@@ -1,0 +1,281 @@
+"""``ds.tiles()``: coverage, order, bounds (requests, bytes, early exit), timeouts, sync twin."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import numpy as np
+import pytest
+import zarr
+from images import Spec, write_image
+
+import ngio_async
+from ngio_async import Limits
+from ngio_async.stores import InstrumentedStore, open_store
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+pytestmark = pytest.mark.anyio
+SPEC = Spec(version="0.5", shape=(2, 3, 70, 90), chunks=(1, 1, 16, 32), levels=2)
+SHARDED = Spec(version="0.5", shape=(2, 3, 70, 90), chunks=(1, 1, 16, 32), shards=(1, 1, 32, 64))
+
+
+@pytest.fixture(params=["chunked", "sharded"])
+def image(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> tuple[Path, np.ndarray[Any, Any], Spec]:
+    spec = SPEC if request.param == "chunked" else SHARDED
+    return tmp_path, write_image(tmp_path, spec)[0], spec
+
+
+def big_empty(root: Path) -> None:
+    """A 1000x1000 level of 10x10 chunks, none stored: 10,000 one-chunk tiles."""
+    zarr.create_array(
+        store=root,
+        name="0",
+        shape=(1, 1000, 1000),
+        chunks=(1, 10, 10),
+        dtype="uint8",
+        dimension_names=["c", "y", "x"],
+    )
+    zarr.open_group(root, mode="a").attrs.update(
+        {
+            "ome": {
+                "version": "0.5",
+                "multiscales": [
+                    {
+                        "axes": [
+                            {"name": "c", "type": "channel"},
+                            {"name": "y", "type": "space"},
+                            {"name": "x", "type": "space"},
+                        ],
+                        "datasets": [
+                            {
+                                "path": "0",
+                                "coordinateTransformations": [
+                                    {"type": "scale", "scale": [1, 1, 1]}
+                                ],
+                            }
+                        ],
+                    }
+                ],
+            }
+        }
+    )
+
+
+@pytest.mark.parametrize("ordered", [True, False])
+@pytest.mark.parametrize(
+    ("shape", "overlap"), [(None, 0), ((1, 2, 25, 40), 0), ((1, 1, 30, 30), 3)]
+)
+async def test_tiles_cover_the_level_once_and_equal_reads(
+    image: tuple[Path, np.ndarray[Any, Any], Spec], ordered: bool, shape: Any, overlap: int
+) -> None:
+    root, data, spec = image
+    async with ngio_async.open_async(root) as ds:
+        stream = ds.tiles(shape=shape, overlap=overlap, ordered=ordered)
+        cover = np.zeros(data.shape, dtype=int)
+        indices = []
+        async for tile in stream:
+            assert tile.data.shape == data[tile.region].shape  # no axis squeezed
+            np.testing.assert_array_equal(tile.data, data[tile.region])
+            np.testing.assert_array_equal(tile.core_data, data[tile.core])
+            np.testing.assert_array_equal(tile.data, await ds.levels[0].read(tile.region))
+            cover[tile.core] += 1
+            indices.append(tile.index)
+        assert cover.min() == cover.max() == 1
+        assert len(indices) == len(stream) == np.prod(stream.grid)
+        if ordered:
+            assert indices == sorted(indices)
+        else:
+            assert sorted(indices) == sorted(set(indices))
+        if shape is None:  # default: one shard (else chunk) in y/x, one plane of c and z
+            want = spec.shards or spec.chunks
+            assert stream.grid == (2, 3, -(-70 // want[2]), -(-90 // want[3]))
+
+
+async def test_named_axes_limit_the_iteration(tmp_path: Path) -> None:
+    spec = Spec(
+        version="0.4",
+        shape=(3, 2, 40, 40),
+        chunks=(1, 1, 16, 16),
+        levels=1,
+        channels=("DAPI", "GFP", "RFP"),
+    )
+    data = write_image(tmp_path, spec)[0]
+    async with ngio_async.open_async(tmp_path) as ds:
+        got = [t async for t in ds.tiles(c="GFP", z=1, y=slice(10, 30))]
+        assert got
+        assert all(t.region[0] == slice(1, 2) and t.region[1] == slice(1, 2) for t in got)
+        cover = np.zeros(data.shape, dtype=int)
+        for t in got:
+            cover[t.region] += 1
+            np.testing.assert_array_equal(t.data, data[t.region])
+        assert cover[1, 1, 10:30].min() == 1
+        assert cover.sum() == 20 * 40
+        picked = [
+            t
+            async for t in ds.tiles(
+                c=["RFP", "DAPI"], region=(slice(None), slice(0, 1), slice(0, 16), slice(0, 16))
+            )
+        ]
+        assert sorted(t.region[0].start for t in picked) == [0, 2]
+
+
+async def test_peak_requests_in_flight_equal_the_limit(tmp_path: Path) -> None:
+    big_empty(tmp_path)
+    store = InstrumentedStore(open_store(tmp_path, limits=Limits(max_requests=4)), latency=0.002)
+    async with ngio_async.open_async(store) as ds:
+        n = 0
+        async for _ in ds.tiles(region=(slice(None), slice(0, 200), slice(None)), ordered=False):
+            n += 1
+        assert n == 2000
+        assert store.peak_in_flight == 4
+    await store.aclose()
+
+
+async def test_slow_consumer_holds_memory_at_the_byte_bound(tmp_path: Path) -> None:
+    big_empty(tmp_path)
+    tile_bytes = 100  # 10x10 uint8
+    bound = 12 * tile_bytes
+    store = InstrumentedStore(
+        open_store(tmp_path, limits=Limits(prefetch_bytes=bound, prefetch_tiles=64))
+    )
+    async with ngio_async.open_async(store) as ds:
+        store.reset()
+        held = 0
+        consumed = 0
+        async for _ in ds.tiles(region=(slice(None), slice(0, 100), slice(None))):
+            consumed += 1
+            held = max(held, (store.total_requests - consumed + 1) * tile_bytes)
+            await anyio.sleep(0.001)
+        assert consumed == 1000
+        assert held <= bound
+    await store.aclose()
+
+
+@pytest.mark.parametrize("attempt", range(15))
+@pytest.mark.parametrize("form", ["bare", "with"])
+async def test_break_after_5_of_10000_tiles(tmp_path: Path, attempt: int, form: str) -> None:
+    big_empty(tmp_path)
+    store = InstrumentedStore(open_store(tmp_path), latency=0.001)
+    window = 8
+    async with ngio_async.open_async(store) as ds:
+        store.reset()
+        stream = ds.tiles(prefetch=window)
+        assert len(stream) == 10_000
+        n = 0
+        if form == "bare":
+            it = aiter(stream)
+            async for _ in it:
+                n += 1
+                if n == 5:
+                    break
+            await it.aclose()
+        else:
+            async with stream as tiles:
+                async for _ in tiles:
+                    n += 1
+                    if n == 5:
+                        break
+        assert store.in_flight == 0
+        started = store.total_requests
+        assert started <= n + window + 1
+        await anyio.sleep(0.01)
+        assert store.total_requests == started  # nothing more starts after leaving
+    await store.aclose()
+
+
+@pytest.mark.parametrize("attempt", range(10))
+async def test_timeout_leaves_nothing_in_flight(tmp_path: Path, attempt: int) -> None:
+    big_empty(tmp_path)
+    store = InstrumentedStore(open_store(tmp_path), latency=0.003)
+    async with ngio_async.open_async(store) as ds:
+
+        async def consume_with_deadline() -> None:
+            with anyio.fail_after(0.02):
+                async with ds.tiles() as tiles:
+                    async for _ in tiles:
+                        pass
+
+        with pytest.raises(TimeoutError):
+            await consume_with_deadline()
+        assert store.in_flight == 0
+    await store.aclose()
+
+
+async def test_error_in_the_loop_body_stops_prefetching(tmp_path: Path) -> None:
+    big_empty(tmp_path)
+    store = InstrumentedStore(open_store(tmp_path), latency=0.001)
+    async with ngio_async.open_async(store) as ds:
+
+        async def failing_body() -> None:
+            async with ds.tiles(prefetch=4) as tiles:
+                async for _ in tiles:
+                    1 / 0  # noqa: B018
+
+        with pytest.raises(ZeroDivisionError):
+            await failing_body()
+        assert store.in_flight == 0
+        assert store.total_requests <= 1 + 1 + 4 + 1
+    await store.aclose()
+
+
+async def test_closing_the_dataset_stops_bare_iterators(tmp_path: Path) -> None:
+    big_empty(tmp_path)
+    store = InstrumentedStore(open_store(tmp_path), latency=0.001)
+    ds = await ngio_async.open_async(store)
+    it = aiter(ds.tiles(prefetch=4))
+    await anext(it)
+    await ds.aclose()
+    assert store.in_flight == 0
+    await store.aclose()
+
+
+async def test_progress_callback(image: tuple[Path, np.ndarray[Any, Any], Spec]) -> None:
+    root, _, _ = image
+    seen: list[tuple[int, int | None]] = []
+    async with ngio_async.open_async(root) as ds:
+        stream = ds.tiles(progress=lambda done, total: seen.append((done, total)))
+        async for _ in stream:
+            pass
+    assert [d for d, _ in seen] == list(range(1, len(stream) + 1))
+
+
+async def test_stream_collects_and_writes(image: tuple[Path, np.ndarray[Any, Any], Spec]) -> None:
+    root, data, _ = image
+
+    class Collect:
+        def __init__(self) -> None:
+            self.out = np.zeros(data.shape, dtype=np.int64)
+
+        async def write(self, tile: ngio_async.Tile) -> None:
+            self.out[tile.region] += tile.data
+
+    async with ngio_async.open_async(root) as ds:
+        results = await ngio_async.stream(ds.tiles(), lambda a: int(a.astype(np.int64).sum()))
+        assert results is not None
+        assert sum(v for _, v in results) == int(data.astype(np.int64).sum())
+        writer = Collect()
+        assert (
+            await ngio_async.stream(
+                ds.tiles(overlap=2), lambda a: a.astype(np.int64) * 2, out=writer
+            )
+            is None
+        )
+        np.testing.assert_array_equal(writer.out, data.astype(np.int64) * 2)  # halos cropped
+        with pytest.raises(ValueError, match="boom"):
+            await ngio_async.stream(ds.tiles(), lambda a: (_ for _ in ()).throw(ValueError("boom")))
+
+
+def test_sync_tiles_are_lazy(tmp_path: Path) -> None:
+    big_empty(tmp_path)
+    with ngio_async.open(tmp_path) as ds:
+        tiles = ds.tiles(prefetch=4)
+        first = next(tiles)
+        assert first.data.shape == (1, 10, 10)
+        tiles.close()
+        n = sum(1 for _ in ds.tiles(region=(slice(None), slice(0, 20), slice(0, 30))))
+        assert n == 6
