@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 $(BIN)/.installed-base: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e .
+	$(BIN)/pip install -q -e ".[demo]"
 	touch $@
 
 $(BIN)/.installed-dev: pyproject.toml
