@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pytest
 import zarr
 from test_meta import schema
 
 import ngio_async
 from ngio_async import demo
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    import pytest
 
 
 def test_demo_image_is_valid_ome_zarr(tmp_path: Path) -> None:
