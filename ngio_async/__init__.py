@@ -8,17 +8,30 @@ from __future__ import annotations
 from ._errors import (
     ClosedError,
     CodecError,
+    ExistsError,
     MetadataError,
     NgioError,
     NotFoundError,
     PermissionDeniedError,
+    ReadOnlyError,
     StoreError,
     StoreTimeoutError,
     UnsupportedError,
 )
 from ._limits import Limits
-from ._sync_api import SyncDataset, SyncLevel, open
-from .images import Dataset, Level, Stream, Tile, TileStream, open_async, stream
+from ._sync_api import SyncDataset, SyncLevel, SyncWriter, create, create_like, open
+from .images import (
+    Dataset,
+    Level,
+    LevelWriter,
+    Stream,
+    Tile,
+    TileStream,
+    create_async,
+    create_like_async,
+    open_async,
+    stream,
+)
 
 __version__ = "0.1.0"
 
@@ -26,21 +39,29 @@ __all__ = [
     "ClosedError",
     "CodecError",
     "Dataset",
+    "ExistsError",
     "Level",
+    "LevelWriter",
     "Limits",
     "MetadataError",
     "NgioError",
     "NotFoundError",
     "PermissionDeniedError",
+    "ReadOnlyError",
     "StoreError",
     "StoreTimeoutError",
     "Stream",
     "SyncDataset",
     "SyncLevel",
+    "SyncWriter",
     "Tile",
     "TileStream",
     "UnsupportedError",
     "__version__",
+    "create",
+    "create_async",
+    "create_like",
+    "create_like_async",
     "open",
     "open_async",
     "stream",

@@ -10,7 +10,9 @@
     │   └─ StoreTimeoutError(StoreError, TimeoutError)
     ├─ CodecError(NgioError)                         a chunk failed to encode or decode; ``.key``
     ├─ UnsupportedError(NgioError, NotImplementedError)  NGFF version, codec, data type or event loop
-    └─ ClosedError(NgioError, RuntimeError)          use after close
+    ├─ ClosedError(NgioError, RuntimeError)          use after close
+    ├─ ReadOnlyError(NgioError, PermissionError)     a write on a dataset opened read-only
+    └─ ExistsError(NgioError, FileExistsError)       create() found a node and overwrite=False
 
 Builtin bases keep ordinary ``except ValueError`` / ``except FileNotFoundError`` clauses working.
 """
@@ -20,10 +22,12 @@ from __future__ import annotations
 __all__ = [
     "ClosedError",
     "CodecError",
+    "ExistsError",
     "MetadataError",
     "NgioError",
     "NotFoundError",
     "PermissionDeniedError",
+    "ReadOnlyError",
     "StoreError",
     "StoreTimeoutError",
     "UnsupportedError",
@@ -89,3 +93,19 @@ class UnsupportedError(NgioError, NotImplementedError):
 
 class ClosedError(NgioError, RuntimeError):
     """The object was used after it was closed."""
+
+
+class ReadOnlyError(NgioError, PermissionError):
+    """A write was asked of a dataset opened read-only (``mode="r"``); nothing was done."""
+
+
+class ExistsError(NgioError, FileExistsError):
+    """Creating an image found an existing zarr node there (and ``overwrite`` was not set)."""
+
+    def __init__(self, message: str, *, url: str | None = None, key: str | None = None) -> None:
+        self.url = url
+        self.key = key
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""

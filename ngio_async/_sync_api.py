@@ -11,22 +11,31 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any, Self
 
-from .images import Dataset, Level, open_async
+from .images import Dataset, Level, create_async, create_like_async, open_async
 from .sync import Runner, SyncIterator
 
 if TYPE_CHECKING:
     import os
-    from collections.abc import Sequence
+    from collections.abc import Awaitable, Callable, Mapping, Sequence
+    from contextlib import AbstractContextManager
     from types import TracebackType
 
     import numpy as np
-    from numpy.typing import NDArray
+    from numpy.typing import ArrayLike, NDArray
 
     from ._limits import Limits
-    from .images import ImageMetadata, Tile
-    from .images._dataset import Selector
+    from .images import ImageMetadata, LevelWriter, Tile
+    from .images._dataset import Mode, Selector
 
-__all__ = ["SyncDataset", "SyncLabels", "SyncLevel", "open"]
+__all__ = [
+    "SyncDataset",
+    "SyncLabels",
+    "SyncLevel",
+    "SyncWriter",
+    "create",
+    "create_like",
+    "open",
+]
 
 
 class SyncLevel:
@@ -58,6 +67,10 @@ class SyncLevel:
 
     def __getitem__(self, selection: Any) -> NDArray[Any]:
         return self._runner.call(self._level.getitem, selection)
+
+    def __setitem__(self, selection: Any, data: ArrayLike) -> None:
+        """``level[...] = data``: numpy basic indexing and broadcasting (needs ``mode="r+"``)."""
+        self._runner.call(self._level.setitem, selection, data)
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> NDArray[Any]:
         arr = self[...]
@@ -167,6 +180,48 @@ class SyncDataset:
         arr = self[...]
         return arr if dtype is None else arr.astype(dtype, copy=False)
 
+    # writing (needs mode="r+"; see the async Dataset methods)
+    @property
+    def mode(self) -> Mode:
+        return self._dataset.mode
+
+    def __setitem__(self, selection: Any, data: ArrayLike) -> None:
+        """``ds[...] = data`` on level 0 (numpy basic indexing, broadcasting)."""
+        self._runner.call(self._dataset.write_at, selection, data)
+
+    def write(self, data: ArrayLike, level: int = 0, **axes: Selector) -> None:
+        """Write by axis name: ``ds.write(arr, c="DAPI", z=3)`` (see ``Dataset.write``)."""
+        self._runner.call(lambda: self._dataset.write(data, level, **axes))
+
+    def write_at(self, selection: Any, data: ArrayLike, level: int = 0) -> None:
+        self._runner.call(self._dataset.write_at, selection, data, level)
+
+    def writer(
+        self, level: int = 0, max_pending: int | None = None
+    ) -> AbstractContextManager[SyncWriter]:
+        """``with ds.writer() as w: w.write(tile)``: bounded pending writes, like the async one."""
+        return _SyncWriterContext(self._runner, self._dataset, level, max_pending)
+
+    def set_channels(
+        self,
+        labels: Sequence[str | None] | None = None,
+        colors: Sequence[str] | None = None,
+        windows: Sequence[tuple[float, float] | Mapping[str, float] | None] | None = None,
+        active: Sequence[bool] | None = None,
+    ) -> None:
+        self._runner.call(self._dataset.set_channels, labels, colors, windows, active)
+
+    def set_scale(
+        self,
+        scale: float | Sequence[float] | Mapping[str, float] | None = None,
+        *,
+        units: str | Sequence[str | None] | Mapping[str, str] | None = None,
+        translation: Sequence[float] | Mapping[str, float] | None = None,
+    ) -> None:
+        self._runner.call(
+            lambda: self._dataset.set_scale(scale, units=units, translation=translation)
+        )
+
     def tiles(self, level: int = 0, **options: Any) -> SyncIterator[Tile]:
         """``for tile in ds.tiles(...)``: lazy, prefetching; same options as the async one.
 
@@ -202,6 +257,7 @@ def open(
     *,
     limits: Limits | None = None,
     path: str = "",
+    mode: Mode = "r",
     **store_options: Any,
 ) -> SyncDataset:
     """Open an OME-Zarr image for blocking code (scripts, notebooks, dask, napari).
@@ -213,10 +269,71 @@ def open(
     try:
 
         async def go() -> Dataset:
-            return await open_async(url, limits=limits, path=path, **store_options)
+            return await open_async(url, limits=limits, path=path, mode=mode, **store_options)
 
         dataset = runner.call(go)
     except BaseException:
         runner.close()
         raise
     return SyncDataset(runner, dataset)
+
+
+class SyncWriter:
+    """The blocking face of a :class:`~ngio_async.images.LevelWriter`: ``w.write(tile)``."""
+
+    def __init__(self, runner: Runner, writer: LevelWriter) -> None:
+        self._runner = runner
+        self._writer = writer
+
+    def write(self, tile: Tile | tuple[Sequence[slice], Any]) -> None:
+        """Start writing a tile (``Tile`` or ``(region, data)``); waits while too many pend."""
+        self._runner.call(self._writer.write, tile)
+
+
+class _SyncWriterContext:
+    def __init__(
+        self, runner: Runner, dataset: Dataset, level: int, max_pending: int | None
+    ) -> None:
+        self._cm = runner.wrap_async_context_manager(dataset.writer(level, max_pending))
+        self._runner = runner
+
+    def __enter__(self) -> SyncWriter:
+        return SyncWriter(self._runner, self._cm.__enter__())
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> bool | None:
+        return self._cm.__exit__(exc_type, exc_val, exc_tb)
+
+
+def _run_creating(make: Callable[[], Awaitable[Dataset]]) -> SyncDataset:
+    runner = Runner()
+    try:
+
+        async def go() -> Dataset:
+            return await make()
+
+        dataset = runner.call(go)
+    except BaseException:
+        runner.close()
+        raise
+    return SyncDataset(runner, dataset)
+
+
+def create(url: str | os.PathLike[str] | Any, **options: Any) -> SyncDataset:
+    """Create an empty OME-Zarr image for blocking code; returns a writable :class:`SyncDataset`.
+
+    Same arguments as :func:`ngio_async.create_async` (``shape=``, ``dtype=``, ``axes=``, ...).
+    """
+    return _run_creating(lambda: create_async(url, **options))
+
+
+def create_like(
+    src: SyncDataset | Dataset, url: str | os.PathLike[str] | Any, **overrides: Any
+) -> SyncDataset:
+    """Create an empty image shaped like ``src`` (see :func:`ngio_async.create_like_async`)."""
+    source = src.async_dataset if isinstance(src, SyncDataset) else src
+    return _run_creating(lambda: create_like_async(source, url, **overrides))

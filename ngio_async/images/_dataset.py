@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import enum
 import math
-from collections.abc import Coroutine, Generator, Sequence
-from typing import TYPE_CHECKING, Any, Self
+from collections.abc import Coroutine, Generator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar
 
 import anyio
 import numpy as np
 
-from .._errors import ClosedError, MetadataError, NotFoundError, UnsupportedError
+from .._errors import ClosedError, MetadataError, NotFoundError, ReadOnlyError, UnsupportedError
 from .._prefetch import prefetch as start_prefetch
 from ..engine import default_tile_shape, normalize_selection, tile_grid
 from ..stores import AsyncStore, open_store
@@ -22,18 +22,24 @@ from ._tiles import Tile, TileStream
 
 if TYPE_CHECKING:
     import os
+    from contextlib import AbstractAsyncContextManager
     from types import TracebackType
 
     from anyio.abc import TaskGroup
-    from numpy.typing import NDArray
+    from numpy.typing import ArrayLike, NDArray
 
     from .._limits import Limits
     from .._prefetch import Prefetch, ProgressCallback
     from ..engine import TileSpec
+    from ..meta import OmeMetadata
+    from ..meta.zarr import ArrayMeta
+    from ._write import LevelWriter
 
 __all__ = ["Dataset", "Labels", "open_async"]
 
 Selector = int | slice | str | Sequence[int | str] | None
+Mode = Literal["r", "r+"]
+_S = TypeVar("_S")
 
 
 class _State(enum.Enum):
@@ -74,6 +80,8 @@ class Dataset:
         self._owner_ready: anyio.Event | None = None
         self._owner_stop = anyio.Event()
         self._owner_task: asyncio.Task[None] | None = None
+        self.mode: Mode = "r"
+        self._meta_lock: anyio.Lock | None = None
 
     # ---------------------------------------------------------------- opening / closing
     @classmethod
@@ -85,8 +93,13 @@ class Dataset:
         limits: Limits | None = None,
         decode_limiter: anyio.CapacityLimiter | None = None,
         owns_store: bool = False,
+        mode: Mode = "r",
     ) -> Dataset:
-        """Open the image at ``root`` of an open store (metadata only; no pixel is read)."""
+        """Open the image at ``root`` of an open store (metadata only; no pixel is read).
+
+        ``mode="r+"`` allows writes (pixels and metadata); the default ``"r"`` refuses them.
+        """
+        _check_mode(mode)
         limits = limits or store.limits
         ome = await read_group_metadata(store, root)
         if ome.multiscales is None and ome.bioformats2raw_layout is not None and not ome.plate:
@@ -116,7 +129,7 @@ class Dataset:
                 metadata.paths, arrays, metadata.spatial_calibration, strict=True
             )
         ]
-        return cls(
+        dataset = cls(
             store,
             root,
             metadata,
@@ -125,6 +138,57 @@ class Dataset:
             decode_limiter=limiter,
             owns_store=owns_store,
         )
+        dataset._set_mode(mode)
+        return dataset
+
+    @classmethod
+    def from_plan(
+        cls,
+        store: AsyncStore,
+        root: str,
+        ome: OmeMetadata,
+        arrays: list[ArrayMeta],
+        *,
+        limits: Limits | None = None,
+        owns_store: bool = False,
+        mode: Mode = "r+",
+    ) -> Dataset:
+        """A dataset over metadata already known (just written by ``create``): no I/O."""
+        _check_mode(mode)
+        limits = limits or store.limits
+        metadata = ImageMetadata(ome)
+        limiter = anyio.CapacityLimiter(limits.decode_threads)
+        window = max(2 * limits.max_requests, 2 * limits.decode_threads)
+        levels = [
+            Level(
+                store,
+                join(root, path),
+                arr,
+                scale=cal.scale,
+                translation=cal.translation,
+                decode_limiter=limiter,
+                window=window,
+            )
+            for path, arr, cal in zip(
+                metadata.paths, arrays, metadata.spatial_calibration, strict=True
+            )
+        ]
+        dataset = cls(
+            store,
+            root,
+            metadata,
+            levels,
+            limits=limits,
+            decode_limiter=limiter,
+            owns_store=owns_store,
+        )
+        dataset._set_mode(mode)
+        return dataset
+
+    def _set_mode(self, mode: Mode) -> None:
+        self.mode = mode
+        for lvl in self.levels:
+            lvl.writable = mode == "r+"
 
     async def aclose(self) -> None:
         """Close the dataset (and its store, if the dataset opened it). Idempotent."""
@@ -399,6 +463,253 @@ class Dataset:
         assert self._owner is not None
         return self._owner
 
+    # ---------------------------------------------------------------- writing
+    @property
+    def writable(self) -> bool:
+        """Whether the dataset was opened (or created) with ``mode="r+"``."""
+        return self.mode == "r+"
+
+    def _check_writable(self) -> None:
+        self._check_open()
+        if self.mode != "r+":
+            raise ReadOnlyError(
+                f"{self.url} is open read-only (mode='r'); open it with mode='r+' to write"
+            )
+
+    async def write(self, data: ArrayLike, level: int = 0, **axes: Selector) -> None:
+        """Write by axis name: ``await ds.write(arr, c="DAPI", z=3, y=slice(0, 512))``.
+
+        Axes take what :meth:`read` takes (ints drop the axis from ``data``'s expected shape,
+        slices, channel labels, a list on one axis); ``data`` is broadcast to the selection's
+        shape like numpy assignment and cast to the level's dtype. Partly covered chunks or
+        shards are read, patched and written back; objects left all fill value are deleted.
+
+        :raises ReadOnlyError: the dataset is read-only (raised before any I/O).
+        """
+        self._check_writable()
+        lvl = self.level(level)
+        selection, pick = self._selection(lvl, axes)
+        if pick is None:
+            await lvl.setitem(tuple(selection), data)
+            return
+        axis, indices = pick
+        selection[axis] = slice(0, 1)
+        one_shape = normalize_selection(tuple(selection), lvl.shape).shape
+        at = axis - sum(1 for s in selection[:axis] if isinstance(s, int))
+        full = list(one_shape)
+        full[at] = len(indices)
+        value = np.broadcast_to(np.asarray(data), tuple(full))
+        for k, i in enumerate(indices):
+            selection[axis] = slice(i, i + 1)
+            await lvl.setitem(tuple(selection), value[(slice(None),) * at + (slice(k, k + 1),)])
+
+    async def write_at(self, selection: Any, data: ArrayLike, level: int = 0) -> None:
+        """``ds[selection] = data`` on a level (default 0) with numpy basic indexing.
+
+        :raises ReadOnlyError: the dataset is read-only (raised before any I/O).
+        """
+        self._check_writable()
+        await self.level(level).setitem(selection, data)
+
+    def writer(
+        self, level: int = 0, max_pending: int | None = None
+    ) -> AbstractAsyncContextManager[LevelWriter]:
+        """A tile writer with bounded memory: ``async with ds.writer() as w: await w.write(t)``.
+
+        ``w.write`` takes a :class:`Tile` (its core is written) or ``(region, data)`` and returns
+        once the write has started; at most ``max_pending`` writes (default
+        ``2 * limits.decode_threads``, at least 4) are in flight, so a fast producer waits.
+        Leaving the block waits for every pending write and raises the first failure. ``w``
+        satisfies :class:`~ngio_async.images.TileWriter`: ``await stream(src.tiles(), f,
+        out=w)``.
+
+        :raises ReadOnlyError: the dataset is read-only (raised before any I/O).
+        """
+        from ._write import open_writer
+
+        self._check_writable()
+        pending = max(4, 2 * self.limits.decode_threads) if max_pending is None else max_pending
+        return open_writer(self.level(level), pending)
+
+    # ---------------------------------------------------------------- metadata edits
+    async def set_channels(
+        self,
+        labels: Sequence[str | None] | None = None,
+        colors: Sequence[str] | None = None,
+        windows: Sequence[tuple[float, float] | Mapping[str, float] | None] | None = None,
+        active: Sequence[bool] | None = None,
+    ) -> None:
+        """Set channel labels, colors (``RRGGBB``), display windows (``(start, end)`` or
+        ``{min, max, start, end}``) and/or ``active`` flags: one value per channel, ``None``
+        keeps the current ones. Creates ``omero`` if the image has none.
+
+        One metadata document is rewritten; keys this library does not model are kept (the
+        document is read again right before it is written).
+
+        :raises ReadOnlyError: the dataset is read-only (raised before any I/O).
+        """
+        from msgspec.structs import replace
+
+        from ..meta import Omero
+        from ._create import make_channel, make_window
+
+        self._check_writable()
+        c_axis = self.metadata.channel_axis
+        size = self.shape[c_axis] if c_axis is not None else None
+        for name, values in (
+            ("labels", labels),
+            ("colors", colors),
+            ("windows", windows),
+            ("active", active),
+        ):
+            if values is not None and size is not None and len(values) != size:
+                raise ValueError(f"{name}: {len(values)} values for {size} channels")
+
+        def edit(ome: OmeMetadata) -> OmeMetadata:
+            old = list(ome.omero.channels) if ome.omero is not None else []
+            n = size if size is not None else len(old)
+            if n == 0:
+                raise ValueError(f"{self.url} has no channel axis and no channels")
+            channels = []
+            for i in range(n):
+                base = old[i] if i < len(old) else make_channel({}, i, self.dtype)
+                changes: dict[str, Any] = {}
+                if labels is not None:
+                    changes["label"] = labels[i]
+                if colors is not None:
+                    changes["color"] = colors[i].lstrip("#").upper()
+                if windows is not None and windows[i] is not None:
+                    changes["window"] = make_window(windows[i], self.dtype)
+                if active is not None:
+                    changes["active"] = bool(active[i])
+                channels.append(_with_extra(replace(base, **changes), base))
+            omero = (
+                _with_extra(replace(ome.omero, channels=channels), ome.omero)
+                if ome.omero is not None
+                else Omero(channels=channels)
+            )
+            return _with_extra(replace(ome, omero=omero), ome)
+
+        await self._edit_metadata(edit)
+
+    async def set_scale(
+        self,
+        scale: float | Sequence[float] | Mapping[str, float] | None = None,
+        *,
+        units: str | Sequence[str | None] | Mapping[str, str] | None = None,
+        translation: Sequence[float] | Mapping[str, float] | None = None,
+    ) -> None:
+        """Set the level-0 pixel size (a number for every space axis, one value per axis, or a
+        mapping axis -> value; lower levels keep their ratios to level 0), the axis ``units``
+        (one for the space axes, one per axis, or a mapping) and/or the ``translation`` of every
+        level (per axis or a mapping). ``None`` keeps the current value.
+
+        One metadata document is rewritten; keys this library does not model are kept.
+
+        :raises ReadOnlyError: the dataset is read-only (raised before any I/O).
+        """
+        from msgspec.structs import replace
+
+        from ..meta import Scale, Translation
+        from ._create import _per_axis, _units
+
+        self._check_writable()
+        names = self.axes
+
+        def edit(ome: OmeMetadata) -> OmeMetadata:
+            assert ome.multiscales is not None
+            ms = ome.multiscales[0]
+            current = ImageMetadata(ome).spatial_calibration
+            datasets = list(ms.datasets)
+            if scale is not None:
+                new0 = _per_axis(scale, names, 1.0, "scale")
+                if not isinstance(scale, Mapping | Sequence):  # a number: space axes only
+                    new0 = [
+                        v if a.type == "space" else c
+                        for v, a, c in zip(new0, ms.axes, current[0].scale, strict=True)
+                    ]
+                elif isinstance(scale, Mapping):
+                    new0 = [
+                        float(scale[a]) if a in scale else c
+                        for a, c in zip(names, current[0].scale, strict=True)
+                    ]
+                if any(v <= 0 for v in new0):
+                    raise ValueError(f"scale must be positive, got {new0}")
+                ratio = [n / o for n, o in zip(new0, current[0].scale, strict=True)]
+                for i, d in enumerate(datasets):
+                    if d.scale is None:
+                        raise UnsupportedError(f"level {d.path!r}: scale stored by path")
+                    s = [v * r for v, r in zip(d.scale, ratio, strict=True)]
+                    ts = [
+                        _with_extra(replace(t, scale=s), t) if isinstance(t, Scale) else t
+                        for t in d.coordinate_transformations
+                    ]
+                    datasets[i] = _with_extra(replace(d, coordinate_transformations=ts), d)
+            if translation is not None:
+                if ms.coordinate_transformations is not None:
+                    raise UnsupportedError(
+                        "cannot set the translation of a multiscale with its own transforms"
+                    )
+                tr = _per_axis(translation, names, 0.0, "translation")
+                if isinstance(translation, Mapping):
+                    tr = [
+                        float(translation[a]) if a in translation else c
+                        for a, c in zip(names, current[0].translation, strict=True)
+                    ]
+                for i, d in enumerate(datasets):
+                    ts = [t for t in d.coordinate_transformations if not isinstance(t, Translation)]
+                    ts.append(Translation(translation=list(tr)))
+                    datasets[i] = _with_extra(replace(d, coordinate_transformations=ts), d)
+            axes = list(ms.axes)
+            if units is not None:
+                unit_list = _units(units, names)
+                if isinstance(units, str):
+                    unit_list = [
+                        u if a.type == "space" else a.unit
+                        for u, a in zip(unit_list, axes, strict=True)
+                    ]
+                elif isinstance(units, Mapping):
+                    unit_list = [units.get(a.name, a.unit) for a in axes]
+                axes = [
+                    _with_extra(replace(a, unit=u), a) for a, u in zip(axes, unit_list, strict=True)
+                ]
+            new_ms = _with_extra(replace(ms, datasets=datasets, axes=axes), ms)
+            return _with_extra(replace(ome, multiscales=[new_ms, *ome.multiscales[1:]]), ome)
+
+        await self._edit_metadata(edit)
+        for lvl, cal in zip(self.levels, self.metadata.spatial_calibration, strict=True):
+            lvl.scale = cal.scale
+            lvl.translation = cal.translation
+
+    async def _edit_metadata(self, edit: Any) -> None:
+        """Re-read the group document, apply ``edit`` to its NGFF model, write it back (once)."""
+        import msgspec
+
+        from ..meta import to_attrs, validate
+
+        if self._meta_lock is None:
+            self._meta_lock = anyio.Lock()
+        async with self._meta_lock:
+            v3 = self.metadata.ngff_version != "0.4"
+            key = join(self.root, "zarr.json" if v3 else ".zattrs")
+            raw = await self.store.get(key)
+            if raw is None:
+                raise NotFoundError(f"{self.store.url}/{key} is gone", url=self.store.url, key=key)
+            doc: dict[str, Any] = msgspec.json.decode(bytes(raw))
+            attrs: dict[str, Any] = doc.get("attributes", {}) if v3 else doc
+            ome = edit(validate(attrs))
+            version = "0.4" if not v3 else "0.5"
+            new_attrs = to_attrs(ome, version)
+            checked = validate(new_attrs)  # never write a document that does not validate
+            if v3:
+                attrs = {**attrs, **new_attrs}
+                doc["attributes"] = attrs
+            else:
+                ngff = ("multiscales", "omero", "image-label", "labels", "plate", "well")
+                doc = {k: v for k, v in doc.items() if k not in ngff} | new_attrs
+            await self.store.put(key, msgspec.json.encode(doc))
+            self.metadata = ImageMetadata(checked)
+
     def region_of(self, level: int = 0, **axes: Selector) -> tuple[slice, ...]:
         """The level region (one step-1 slice per axis) a named selection covers."""
         lvl = self.level(level)
@@ -420,7 +731,9 @@ class Labels:
         ds = self._dataset
         ds._check_open()
         try:
-            meta = await read_group_metadata(ds.store, join(ds.root, "labels"))
+            meta = await read_group_metadata(
+                ds.store, join(ds.root, "labels"), parent_version=ds.metadata.ngff_version
+            )
         except NotFoundError:
             return []
         if meta.labels is None:
@@ -477,6 +790,7 @@ def open_async(
     *,
     limits: Limits | None = None,
     path: str = "",
+    mode: Mode = "r",
     **store_options: Any,
 ) -> _Opening:
     """Open an OME-Zarr image: ``ds = await open_async(url)`` or ``async with open_async(url) as ds``.
@@ -485,16 +799,20 @@ def open_async(
         URL, an obstore store or an :class:`~ngio_async.stores.AsyncStore`.
     :param limits: concurrency, prefetch, timeout and retry bounds (:class:`~ngio_async.Limits`).
     :param path: the image's path inside the store (default: the URL is the image).
+    :param mode: ``"r"`` (default: read-only; writes raise :class:`~ngio_async.ReadOnlyError`)
+        or ``"r+"`` (read and write pixels and metadata).
     :param store_options: backend options (S3 ``endpoint``, ``region``, credentials, ...).
     Only metadata is read: for NGFF 0.5 one GET for the group and one per level, concurrently.
     """
+
+    _check_mode(mode)
 
     async def go() -> Dataset:
         owns = not isinstance(url, AsyncStore)
         store = open_store(url, limits=limits, **store_options) if owns else url
         assert isinstance(store, AsyncStore)
         try:
-            return await Dataset.open_in(store, path, limits=limits, owns_store=owns)
+            return await Dataset.open_in(store, path, limits=limits, owns_store=owns, mode=mode)
         except BaseException:
             if owns:
                 with anyio.CancelScope(shield=True):
@@ -502,3 +820,16 @@ def open_async(
             raise
 
     return _Opening(go)
+
+
+def _check_mode(mode: str) -> None:
+    if mode not in ("r", "r+"):
+        raise ValueError(f"mode must be 'r' or 'r+', got {mode!r}")
+
+
+def _with_extra(new: _S, old: object) -> _S:
+    """``new`` (a ``msgspec.structs.replace`` of ``old``) with ``old``'s unknown keys kept."""
+    extra = old.__dict__.get("_extra")
+    if extra:
+        new.__dict__["_extra"] = dict(extra)
+    return new

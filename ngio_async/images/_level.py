@@ -17,18 +17,19 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import anyio
 import numpy as np
 
-from .._errors import CodecError
+from .._errors import CodecError, ReadOnlyError
 from .._prefetch import prefetch
 from ..codecs import ChunkCodec, ShardCodec, ShardIndex
 from ..engine import normalize_selection, plan_chunks, plan_shards, region_shape
 from ..stores import RangeByteRequest, SuffixByteRequest
+from ._write import KeyLocks, write_region
 
 P = TypeVar("P")
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Coroutine, Iterable
+    from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 
-    from numpy.typing import NDArray
+    from numpy.typing import ArrayLike, NDArray
 
     from ..engine import ChunkPlan, Region, ShardPlan
     from ..meta.zarr import ArrayMeta
@@ -68,6 +69,9 @@ class Level:
         self._prefix = f"{self.path}/" if self.path else ""
         self._indexes: OrderedDict[str, ShardIndex | None] = OrderedDict()
         self._index_loading: dict[str, anyio.Event] = {}
+        #: whether writes are allowed (set by the dataset: ``mode="r+"``)
+        self.writable = False
+        self._write_locks = KeyLocks()
 
     # ---------------------------------------------------------------- description
     @property
@@ -129,6 +133,10 @@ class Level:
             codec = self.codec
 
             async def one_shard(plan: ShardPlan) -> None:
+                if self.writable:  # index + ranges must see one version of a shard being written
+                    async with self._write_locks.hold(self._prefix + plan.key):
+                        await self._read_shard(codec, plan, out)
+                    return
                 await self._read_shard(codec, plan, out)
 
             await _run_all(plan_shards(self.meta, region), one_shard, self._window)
@@ -232,6 +240,52 @@ class Level:
         if buf is None:
             return None
         return codec.decode_index(buf, key)
+
+    # ---------------------------------------------------------------- writing
+    def _check_writable(self) -> None:
+        if not self.writable:
+            where = f"{self.store.url.rstrip('/')}/{self.path}"
+            raise ReadOnlyError(f"{where} is open read-only; open it with mode='r+' to write")
+
+    async def write(self, region: Sequence[slice], data: ArrayLike) -> None:
+        """Write ``data`` (broadcast to the region's shape, cast to :attr:`dtype`) into ``region``.
+
+        ``region``: one step-1 slice per axis (``None`` bounds allowed). Partly covered chunks or
+        shards are read, patched and written back; objects left all fill value are deleted.
+        Concurrent writes to distinct regions are safe, also when they share a stored object.
+
+        :raises ReadOnlyError: the level is not writable (before any I/O).
+        """
+        self._check_writable()
+        sel = normalize_selection(tuple(region), self.shape)
+        if any(st != 1 for st in sel.steps) or sel.drop_axes or len(tuple(region)) != self.ndim:
+            raise ValueError(
+                f"a region needs one step-1 slice per axis ({self.ndim}), got {region}"
+            )
+        await write_region(self, sel.region, data)
+
+    async def setitem(self, selection: Any, data: ArrayLike) -> None:
+        """``level[selection] = data`` with numpy basic indexing and broadcasting.
+
+        Strided selections (steps > 1) read the covering region, assign, and write it back; such
+        a write is not atomic against concurrent writes to the same region.
+
+        :raises ReadOnlyError: the level is not writable (before any I/O).
+        """
+        self._check_writable()
+        sel = normalize_selection(selection, self.shape)
+        value = np.broadcast_to(np.asarray(data), sel.shape)
+        if all(st == 1 for st in sel.steps):
+            if sel.drop_axes:
+                value = np.expand_dims(value, sel.drop_axes)
+            await write_region(self, sel.region, value)
+            return
+        current = await self.read(sel.region)
+        index = tuple(
+            0 if ax in sel.drop_axes else slice(None, None, st) for ax, st in enumerate(sel.steps)
+        )
+        current[index] = value
+        await write_region(self, sel.region, current)
 
 
 _scratch = threading.local()

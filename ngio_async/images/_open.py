@@ -27,8 +27,13 @@ def join(*parts: str) -> str:
     return "/".join(p.strip("/") for p in parts if p.strip("/"))
 
 
-async def read_group_metadata(store: AsyncStore, root: str) -> OmeMetadata:
+async def read_group_metadata(
+    store: AsyncStore, root: str, *, parent_version: str | None = None
+) -> OmeMetadata:
     """The validated NGFF metadata of the group at ``root`` (0.5 ``zarr.json`` or 0.4 ``.zattrs``).
+
+    ``parent_version``: the NGFF version of the enclosing image, assumed when a 0.5 child group
+    omits ``ome.version`` (ome-zarr-py 0.18 writes its ``labels`` group so).
 
     :raises NotFoundError: no zarr group at ``root``.
     :raises MetadataError: the metadata is invalid (the message names the key and JSON path).
@@ -45,6 +50,9 @@ async def read_group_metadata(store: AsyncStore, root: str) -> OmeMetadata:
                 f"{store.url}/{key} has no 'ome' attributes: not an OME-Zarr 0.5 group",
                 "$.attributes",
             )
+        ome = attrs["ome"]
+        if parent_version is not None and isinstance(ome, dict) and "version" not in ome:
+            attrs = {**attrs, "ome": {**ome, "version": parent_version}}
         return _validated(attrs, store, key, prefix_hint="attributes")
     key = join(root, ".zattrs")
     raw = await store.get(key)

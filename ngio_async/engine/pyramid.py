@@ -1,0 +1,426 @@
+"""Pyramid kernels and planning (pure: numpy only, no I/O).
+
+- :func:`downsample` reduces a block by integer factors per axis (``mean``, ``nearest``,
+  ``mode``). Windows are counted from the block's origin; a size that is not a multiple of the
+  factor (the image edge) gives a last, partial window reduced over its valid pixels only, so the
+  output has ``ceil(n / f)`` pixels per axis.
+- :func:`pyramid_shapes` gives the level shapes those semantics produce.
+- :func:`pyramid_plan` splits the building of each level into tiles: one
+  :class:`PyramidStep` per target tile (a region of level ``L``) with the source region (in level
+  ``L - 1``, or in level 0) it is computed from. Target tiles are aligned to multiples of ``tile``
+  from the origin, so when ``tile`` is a multiple of the target's chunk (or shard) shape every write
+  covers whole chunks, except at the array's far edge. Source regions start on window boundaries
+  (``target.start * factor``), so a tile computed from its source region equals the same region of
+  the whole level reduced at once: tiles stitch exactly. ``regions=`` (changed level-0 regions)
+  restricts each level to the tiles whose pixels depend on a change.
+
+A writer builds level ``L`` from level ``L - 1`` tile by tile, and never holds a whole level::
+
+    for level_plan in pyramid_plan(shape0, factors, tile=(1, 1, 1024, 1024)):
+        for step in level_plan:
+            block = await levels[step.source_level].read(step.source)
+            await levels[step.level].write(step.target, downsample(block, step.factors, "mean"))
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from itertools import product
+from typing import TYPE_CHECKING, Any, Literal, get_args
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+
+    from numpy.typing import NDArray
+
+__all__ = [
+    "LevelPlan",
+    "Method",
+    "PyramidStep",
+    "downsample",
+    "pyramid_plan",
+    "pyramid_shapes",
+    "region_footprint",
+]
+
+Region = tuple[slice, ...]
+Method = Literal["mean", "nearest", "mode"]
+_METHODS: tuple[str, ...] = get_args(Method)
+
+
+# ------------------------------------------------------------------------------------ kernels
+def _check_factors(factors: Sequence[int], ndim: int) -> tuple[int, ...]:
+    out = tuple(int(f) for f in factors)
+    if len(out) != ndim:
+        raise ValueError(f"factors has {len(out)} values, the block has {ndim} axes")
+    if any(f < 1 for f in out) or any(int(f) != f for f in factors):
+        raise ValueError(f"factors must be integers >= 1, got {tuple(factors)}")
+    return out
+
+
+def _pieces(
+    shape: tuple[int, ...], factors: tuple[int, ...]
+) -> Iterator[tuple[Region, Region, tuple[int, ...]]]:
+    """Split a block into at most ``2**ndim`` pieces of uniform window size.
+
+    Per axis, the part covered by whole windows and the last partial window (if any). Yields
+    (region in the block, region in the output, window shape of the piece).
+    """
+    per_axis: list[list[tuple[slice, slice, int]]] = []
+    for n, f in zip(shape, factors, strict=True):
+        whole = n // f
+        options = []
+        if whole:
+            options.append((slice(0, whole * f), slice(0, whole), f))
+        if n > whole * f:
+            options.append((slice(whole * f, n), slice(whole, whole + 1), n - whole * f))
+        per_axis.append(options)
+    for combo in product(*per_axis):
+        yield (
+            tuple(c[0] for c in combo),
+            tuple(c[1] for c in combo),
+            tuple(c[2] for c in combo),
+        )
+
+
+def _windowed(piece: NDArray[Any], window: tuple[int, ...]) -> NDArray[Any]:
+    """View a piece of uniform windows as ``(n0, w0, n1, w1, ...)``."""
+    shape: list[int] = []
+    for n, w in zip(piece.shape, window, strict=True):
+        shape += [n // w, w]
+    return piece.reshape(shape)
+
+
+def _round_half_even_div(total: NDArray[Any], count: int) -> NDArray[Any]:
+    """``total / count`` rounded half to even, in exact integer arithmetic."""
+    q = total // count
+    r = total - q * count
+    twice = 2 * r
+    up = (twice > count) | ((twice == count) & (q % 2 == 1))
+    return np.asarray(q + up.astype(q.dtype if q.dtype != object else np.int64))
+
+
+def _mean_piece(win: NDArray[Any], dtype: np.dtype[Any]) -> NDArray[Any]:
+    axes = tuple(range(1, win.ndim, 2))
+    count = math.prod(win.shape[a] for a in axes)
+    if dtype == np.bool_:
+        total = win.sum(axis=axes, dtype=np.int64)
+        return np.asarray(2 * total >= count)
+    if dtype.kind in "iu":
+        if dtype.itemsize < 8:  # exact in int64 for any realistic window
+            total = win.sum(axis=axes, dtype=np.int64)
+        else:  # 64-bit: exact with Python ints (slow, but never wrong)
+            total = win.astype(object).sum(axis=axes)
+        mean = _round_half_even_div(np.asarray(total), count)
+        info = np.iinfo(dtype)
+        return np.asarray(np.clip(mean, info.min, info.max)).astype(dtype)
+    if dtype.kind in "fc":
+        acc = np.result_type(dtype, np.float64)
+        return np.asarray(win.sum(axis=axes, dtype=acc) / count).astype(dtype)
+    raise TypeError(f"mean is not defined for dtype {dtype}")
+
+
+def _mode_piece(piece: NDArray[Any], window: tuple[int, ...]) -> NDArray[Any]:
+    """Most frequent value per window, ties to the smallest value (vectorised over windows)."""
+    k = math.prod(window)
+    if k <= _PAIRWISE_MAX:
+        return _mode_pairwise(piece, window)
+    win = _windowed(piece, window)
+    out_shape = win.shape[0::2]
+    flat = win.transpose(*range(0, win.ndim, 2), *range(1, win.ndim, 2)).reshape(-1, k)
+    return _mode_sorted(flat).reshape(out_shape)
+
+
+#: windows up to this size count equal pairs (k*(k-1)/2 comparisons); larger ones sort
+_PAIRWISE_MAX = 16
+
+
+def _mode_pairwise(piece: NDArray[Any], window: tuple[int, ...]) -> NDArray[Any]:
+    """Small windows: one strided view per window offset, count equal pairs, keep the best."""
+    cols = [
+        piece[tuple(slice(o, None, w) for o, w in zip(offsets, window, strict=True))]
+        for offsets in product(*(range(w) for w in window))
+    ]
+    if len(cols) == 1:
+        return cols[0].copy()
+    shape = cols[0].shape
+    if piece.dtype.kind in "fc":  # NaN equals nothing, not even itself
+        counts = [np.asarray(~np.isnan(c), dtype=np.uint8) for c in cols]
+    else:
+        counts = [np.ones(shape, dtype=np.uint8) for _ in cols]
+    for i in range(len(cols)):
+        for j in range(i + 1, len(cols)):
+            eq = cols[i] == cols[j]
+            counts[i] += eq
+            counts[j] += eq
+    best_val = cols[0].copy()
+    best_cnt = counts[0].copy()
+    for val, cnt in zip(cols[1:], counts[1:], strict=True):
+        better = (cnt > best_cnt) | ((cnt == best_cnt) & (val < best_val))
+        np.copyto(best_val, val, where=better)
+        np.copyto(best_cnt, cnt, where=better)
+    return best_val
+
+
+def _mode_sorted(flat: NDArray[Any]) -> NDArray[Any]:
+    """Large windows: sort each window, then find the longest run of equal values."""
+    k = flat.shape[1]
+    s = np.sort(flat, axis=1)
+    pos = np.arange(k)
+    start = np.empty(s.shape, dtype=bool)
+    start[:, 0] = True
+    np.not_equal(s[:, 1:], s[:, :-1], out=start[:, 1:])
+    # index where each element's run starts, then the running length of that run
+    run_start = np.maximum.accumulate(np.where(start, pos, 0), axis=1)
+    run_len = pos - run_start
+    # the first position reaching the longest run ends the smallest of the tied values
+    best = np.argmax(run_len, axis=1)
+    return np.asarray(s[np.arange(s.shape[0]), best])
+
+
+def downsample(block: NDArray[Any], factors: Sequence[int], method: Method) -> NDArray[Any]:
+    """Reduce ``block`` by an integer factor per axis (``1`` leaves the axis untouched).
+
+    Windows start at the block's origin; the output has ``ceil(n / f)`` pixels per axis, the last
+    window of an axis covering only the ``n % f`` pixels left (if any).
+
+    :param method:
+        - ``"mean"``: the mean of each window's valid pixels in the block's dtype: integers round
+          half to even (exactly, no float round-off) and stay in the dtype's range, floats and
+          complex are averaged in (at least) float64, bool is ``mean >= 0.5``;
+        - ``"nearest"``: the first pixel of each window (``block[::f0, ::f1, ...]``);
+        - ``"mode"``: the most frequent value of each window, ties to the smallest value (for
+          label images); vectorised (sort each window, find the longest run).
+    :raises ValueError: bad factors or method. :raises TypeError: ``mean`` of a non-numeric dtype.
+    """
+    arr = np.asarray(block)
+    fs = _check_factors(factors, arr.ndim)
+    if method not in _METHODS:
+        raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
+    if method == "nearest":
+        return arr[tuple(slice(None, None, f) for f in fs)].copy()
+    if all(f == 1 for f in fs):
+        return arr.copy()
+    out_shape = tuple(-(-n // f) for n, f in zip(arr.shape, fs, strict=True))
+    out = np.empty(out_shape, dtype=arr.dtype)
+    if method == "mean" and arr.dtype.kind not in "biufc":
+        raise TypeError(f"mean is not defined for dtype {arr.dtype}")
+    for src, dst, window in _pieces(arr.shape, fs):
+        if method == "mean":
+            out[dst] = _mean_piece(_windowed(arr[src], window), arr.dtype)
+        else:
+            out[dst] = _mode_piece(arr[src], window)
+    return out
+
+
+# ------------------------------------------------------------------------------------ planning
+def pyramid_shapes(
+    level0_shape: Sequence[int], factors_per_level: Sequence[Sequence[int]]
+) -> list[tuple[int, ...]]:
+    """Shapes of every level (level 0 first): ``shape[L] = ceil(shape[L-1] / factors[L-1])``.
+
+    ``factors_per_level[i]`` is the factor from level ``i`` to level ``i + 1``.
+    """
+    shapes = [tuple(int(n) for n in level0_shape)]
+    if any(n < 0 for n in shapes[0]):
+        raise ValueError(f"negative shape {shapes[0]}")
+    for factors in factors_per_level:
+        fs = _check_factors(factors, len(shapes[0]))
+        shapes.append(tuple(-(-n // f) for n, f in zip(shapes[-1], fs, strict=True)))
+    return shapes
+
+
+@dataclass(frozen=True, slots=True)
+class PyramidStep:
+    """Compute ``target`` of level ``level`` as ``downsample(source_level[source], factors)``."""
+
+    level: int
+    #: the level ``source`` lies in (``level - 1``, or 0 with ``source="level0"``)
+    source_level: int
+    #: region of the target level (one whole target tile, clipped at the array's edge)
+    target: Region
+    #: region of the source level: ``target * factors``, clipped to the source level
+    source: Region
+    #: factor per axis from the source level to the target level
+    factors: tuple[int, ...]
+
+    @property
+    def target_shape(self) -> tuple[int, ...]:
+        return tuple(s.stop - s.start for s in self.target)
+
+    @property
+    def source_shape(self) -> tuple[int, ...]:
+        return tuple(s.stop - s.start for s in self.source)
+
+
+@dataclass(frozen=True, slots=True)
+class LevelPlan:
+    """The tiles of one target level; iterate it for :class:`PyramidStep` (lazily, C order)."""
+
+    level: int
+    source_level: int
+    shape: tuple[int, ...]
+    source_shape: tuple[int, ...]
+    factors: tuple[int, ...]
+    tile: tuple[int, ...]
+    #: tile counts per axis of the whole level
+    grid: tuple[int, ...]
+    #: indices (in ``grid``) of the tiles to compute, C order; ``None``: every tile
+    tiles: tuple[tuple[int, ...], ...] | None = None
+
+    def __len__(self) -> int:
+        return math.prod(self.grid) if self.tiles is None else len(self.tiles)
+
+    def __iter__(self) -> Iterator[PyramidStep]:
+        indices = product(*(range(g) for g in self.grid)) if self.tiles is None else self.tiles
+        for index in indices:
+            yield self.step(index)
+
+    def step(self, index: tuple[int, ...]) -> PyramidStep:
+        """The step of tile ``index`` of the grid."""
+        target = []
+        source = []
+        for i, t, n, f, m in zip(
+            index, self.tile, self.shape, self.factors, self.source_shape, strict=True
+        ):
+            a, b = i * t, min((i + 1) * t, n)
+            if not 0 <= a < b:
+                raise IndexError(f"tile {index} is outside the grid {self.grid}")
+            target.append(slice(a, b))
+            source.append(slice(a * f, min(b * f, m)))
+        return PyramidStep(
+            self.level, self.source_level, tuple(target), tuple(source), self.factors
+        )
+
+
+def region_footprint(
+    region: Region, factors: Sequence[int], shape: Sequence[int] | None = None
+) -> Region:
+    """The pixels of a downsampled level that depend on ``region`` of its source.
+
+    ``[a, b)`` maps to ``[a // f, ceil(b / f))`` (clipped to ``shape`` if given); an empty region
+    maps to an empty one.
+    """
+    out = []
+    for i, (s, f) in enumerate(zip(region, factors, strict=True)):
+        if s.stop <= s.start:
+            a = b = s.start // f
+        else:
+            a, b = s.start // f, -(-s.stop // f)
+        if shape is not None:
+            a, b = min(a, shape[i]), min(b, shape[i])
+        out.append(slice(a, b))
+    return tuple(out)
+
+
+def _normalise_region(region: Sequence[Any], shape: tuple[int, ...]) -> Region:
+    if len(region) != len(shape):
+        raise ValueError(f"region {region} has {len(region)} axes, level 0 has {len(shape)}")
+    out = []
+    for r, n in zip(region, shape, strict=True):
+        if isinstance(r, slice):
+            if r.step not in (None, 1):
+                raise ValueError(f"region {region}: slices need step 1")
+            a = 0 if r.start is None else int(r.start)
+            b = n if r.stop is None else int(r.stop)
+        else:
+            a, b = (int(v) for v in r)
+        if not 0 <= a <= b <= n:
+            raise ValueError(f"region {region} is outside level 0 (shape {shape})")
+        out.append(slice(a, b))
+    return tuple(out)
+
+
+def _tile_shapes(
+    tile: Sequence[int | None] | Sequence[Sequence[int | None]], nlevels: int, ndim: int
+) -> list[tuple[int | None, ...]]:
+    if len(tile) and not isinstance(tile[0], int | None):  # one tile shape per target level
+        per_level = [tuple(t) for t in tile]  # type: ignore[arg-type]
+        if len(per_level) != nlevels:
+            raise ValueError(f"tile has {len(per_level)} shapes, there are {nlevels} target levels")
+    else:
+        per_level = [tuple(tile)] * nlevels  # type: ignore[arg-type]
+    for t in per_level:
+        if len(t) != ndim:
+            raise ValueError(f"tile {t} has {len(t)} axes, the image has {ndim}")
+        if any(v is not None and v < 1 for v in t):
+            raise ValueError(f"tile sizes must be >= 1, got {t}")
+    return per_level
+
+
+def pyramid_plan(
+    level0_shape: Sequence[int],
+    factors_per_level: Sequence[Sequence[int]],
+    tile: Sequence[int | None] | Sequence[Sequence[int | None]],
+    *,
+    source: Literal["previous", "level0"] = "previous",
+    regions: Sequence[Sequence[Any]] | None = None,
+) -> list[LevelPlan]:
+    """Plan building levels ``1..N`` tile by tile; one :class:`LevelPlan` per target level.
+
+    :param level0_shape: shape of level 0.
+    :param factors_per_level: ``factors_per_level[i]`` reduces level ``i`` to level ``i + 1``.
+    :param tile: the target tile shape in target-level pixels (one for all levels, or one per
+        target level); ``None`` for an axis means its whole extent. Use a multiple of the target's
+        chunk (or shard) shape for chunk-aligned writes.
+    :param source: ``"previous"``: level ``L`` is computed from level ``L - 1`` (build the levels
+        in order); ``"level0"``: from level 0 with the cumulative factor (``nearest`` gives the
+        same pixels both ways; ``mean``/``mode`` of means differ).
+    :param regions: changed level-0 regions (tuples of slices or ``(start, stop)`` pairs): only
+        the target tiles holding a pixel that depends on a change are planned (the footprint
+        ``[a // F, ceil(b / F))`` per axis, expanded to whole tiles). ``None``: every tile.
+    :returns: the levels in build order; iterating a :class:`LevelPlan` yields its steps lazily.
+    """
+    if source not in ("previous", "level0"):
+        raise ValueError(f"source must be 'previous' or 'level0', got {source!r}")
+    shapes = pyramid_shapes(level0_shape, factors_per_level)
+    ndim = len(shapes[0])
+    nlevels = len(shapes) - 1
+    tiles = _tile_shapes(tile, nlevels, ndim)
+    changed = (
+        None
+        if regions is None
+        else [
+            r
+            for r in (_normalise_region(r, shapes[0]) for r in regions)
+            if all(s.stop > s.start for s in r)
+        ]
+    )
+    plans = []
+    cumulative = (1,) * ndim
+    for lvl in range(1, nlevels + 1):
+        step_factors = _check_factors(factors_per_level[lvl - 1], ndim)
+        cumulative = tuple(a * b for a, b in zip(cumulative, step_factors, strict=True))
+        shape = shapes[lvl]
+        tile_shape = tuple(
+            (max(n, 1) if t is None else t) for t, n in zip(tiles[lvl - 1], shape, strict=True)
+        )
+        grid = tuple(-(-n // t) for n, t in zip(shape, tile_shape, strict=True))
+        selected: tuple[tuple[int, ...], ...] | None = None
+        if changed is not None:
+            picked: set[tuple[int, ...]] = set()
+            for r in changed:
+                fp = region_footprint(r, cumulative, shape)
+                ranges = [
+                    range(s.start // t, -(-s.stop // t))
+                    for s, t in zip(fp, tile_shape, strict=True)
+                ]
+                picked.update(product(*ranges))
+            selected = tuple(sorted(picked))
+        from_level0 = source == "level0"
+        plans.append(
+            LevelPlan(
+                level=lvl,
+                source_level=0 if from_level0 else lvl - 1,
+                shape=shape,
+                source_shape=shapes[0] if from_level0 else shapes[lvl - 1],
+                factors=cumulative if from_level0 else step_factors,
+                tile=tile_shape,
+                grid=grid,
+                tiles=selected,
+            )
+        )
+    return plans

@@ -1,0 +1,712 @@
+"""Creating images: ``create_async`` / ``create_like_async`` -> a writable, empty :class:`Dataset`.
+
+The layout is planned first (pure: :func:`plan_image` gives every level's zarr array metadata and
+the NGFF group metadata), then written in an order that never leaves group metadata pointing at
+missing arrays:
+
+1. refuse an existing node (``zarr.json``, ``.zattrs`` or ``.zgroup`` at the root) unless
+   ``overwrite=True``, which first deletes every key under the root (the store must list);
+2. every level's array metadata (``zarr.json`` or ``.zarray``), concurrently;
+3. (0.4) the ``.zgroup``; then the group's NGFF metadata (0.5 ``zarr.json``, 0.4 ``.zattrs``) last.
+
+Array metadata is exactly what zarr-python writes (0.5: zarr v3 with ``dimension_names``,
+``sharding_indexed`` with a crc32c index; 0.4: zarr v2, ``dimension_separator`` ``"/"``).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+import anyio
+import numpy as np
+
+from .._errors import ExistsError, UnsupportedError
+from ..meta import (
+    Axis,
+    Channel,
+    Dataset as NgffDataset,
+    Multiscale,
+    OmeMetadata,
+    Omero,
+    Scale,
+    Translation,
+    Window,
+)
+from ..meta._validate import to_attrs, validate
+from ..meta.zarr import (
+    V3_DATA_TYPES,
+    ArrayV2Meta,
+    ArrayV3Meta,
+    BloscCodec,
+    BloscConfig,
+    BytesCodec,
+    BytesConfig,
+    DefaultKeyEncoding,
+    GroupV3Meta,
+    GzipCodec,
+    GzipConfig,
+    RegularChunkGrid,
+    RegularGridConfig,
+    ShardingCodec,
+    ShardingConfig,
+    ZstdCodec,
+    ZstdConfig,
+    decode_array_v2,
+    decode_array_v3,
+    encode_array_v2,
+    encode_array_v3,
+    encode_group_v2,
+    encode_group_v3,
+)
+from ..stores import AsyncStore, open_store
+from ._dataset import Dataset, _Opening
+from ._open import join
+
+if TYPE_CHECKING:
+    from numpy.typing import DTypeLike
+
+    from .._limits import Limits
+    from ..meta.zarr import ArrayMeta, Codec
+
+__all__ = [
+    "ImagePlan",
+    "create_async",
+    "create_like_async",
+    "default_chunks",
+    "default_levels",
+    "default_shards",
+    "plan_image",
+]
+
+Compressor = Literal["zstd", "blosc-zstd", "gzip"] | None
+ChannelSpec = str | Mapping[str, Any]
+
+_AXIS_TYPES = {"t": "time", "c": "channel", "z": "space", "y": "space", "x": "space"}
+_COLORS = ("0000FF", "00FF00", "FF0000", "FF00FF", "00FFFF", "FFFF00", "FFFFFF")
+_CHUNK_BYTES = 1 << 20
+_SHARD_CHUNKS = 8  # chunks per shard along y and x
+_SMALLEST = 256  # default levels: until the largest of y/x is at most this
+
+
+# ------------------------------------------------------------------------------ pure planning
+def _yx(axes: Sequence[str]) -> tuple[int, ...]:
+    """Indices of the axes downscaled and chunked square-ish: y and x (else the last two)."""
+    found = tuple(i for i, a in enumerate(axes) if a in ("y", "x"))
+    return found if found else tuple(range(max(0, len(axes) - 2), len(axes)))
+
+
+def default_chunks(shape: Sequence[int], axes: Sequence[str], dtype: DTypeLike) -> tuple[int, ...]:
+    """Chunks of at most ~1 MiB: a power-of-two square in y/x (capped by the shape), 1 elsewhere."""
+    itemsize = np.dtype(dtype).itemsize
+    side = 2 ** math.floor(math.log2(math.sqrt(_CHUNK_BYTES / itemsize)))
+    yx = _yx(axes)
+    return tuple(max(1, min(side, n)) if i in yx else 1 for i, n in enumerate(shape))
+
+
+def default_shards(
+    shape: Sequence[int], axes: Sequence[str], chunks: Sequence[int]
+) -> tuple[int, ...] | None:
+    """Shards of up to 8x8 chunks in y/x (capped by the shape, whole chunks), one chunk elsewhere.
+
+    ``None`` when a shard would hold a single chunk.
+    """
+    yx = _yx(axes)
+    shards = tuple(
+        min(_SHARD_CHUNKS * c, -(-n // c) * c) if i in yx else c
+        for i, (n, c) in enumerate(zip(shape, chunks, strict=True))
+    )
+    shards = tuple(max(s, c) for s, c in zip(shards, chunks, strict=True))
+    return None if shards == tuple(chunks) else shards
+
+
+def default_levels(shape: Sequence[int], axes: Sequence[str], downscale: int) -> int:
+    """Levels until the largest y/x extent is at most 256 (at least 1)."""
+    largest = max((shape[i] for i in _yx(axes)), default=1)
+    n = 1
+    while largest > _SMALLEST and downscale > 1:
+        largest = -(-largest // downscale)
+        n += 1
+    return n
+
+
+def _level_shape(shape: Sequence[int], axes: Sequence[str], factor: int) -> tuple[int, ...]:
+    yx = _yx(axes)
+    return tuple(max(1, -(-n // factor)) if i in yx else n for i, n in enumerate(shape))
+
+
+def _compressor_v3(name: Compressor, dtype: np.dtype[Any]) -> tuple[Codec, ...]:
+    if name is None:
+        return ()
+    if name == "zstd":
+        return (ZstdCodec(ZstdConfig(level=0, checksum=False)),)
+    if name == "gzip":
+        return (GzipCodec(GzipConfig(level=5)),)
+    if name == "blosc-zstd":
+        shuffle: Literal["bitshuffle", "shuffle"] = (
+            "bitshuffle" if dtype.itemsize == 1 else "shuffle"
+        )
+        return (
+            BloscCodec(
+                BloscConfig(cname="zstd", clevel=5, shuffle=shuffle, typesize=dtype.itemsize)
+            ),
+        )
+    raise ValueError(f"unknown compressor {name!r}: use 'zstd', 'blosc-zstd', 'gzip' or None")
+
+
+def _compressor_v2(name: Compressor, dtype: np.dtype[Any]) -> dict[str, Any] | None:
+    if name is None:
+        return None
+    if name == "zstd":
+        return {"id": "zstd", "level": 0}
+    if name == "gzip":
+        return {"id": "gzip", "level": 5}
+    if name == "blosc-zstd":
+        shuffle = 2 if dtype.itemsize == 1 else 1  # BITSHUFFLE / SHUFFLE
+        return {"id": "blosc", "cname": "zstd", "clevel": 5, "shuffle": shuffle, "blocksize": 0}
+    raise ValueError(f"unknown compressor {name!r}: use 'zstd', 'blosc-zstd', 'gzip' or None")
+
+
+def _fill_json(value: Any, dtype: np.dtype[Any]) -> Any:
+    v = dtype.type(value)
+    if dtype.kind == "b":
+        return bool(v)
+    if dtype.kind in "iu":
+        return int(v)
+    if dtype.kind == "f":
+        f = float(v)
+        if math.isnan(f):
+            return "NaN"
+        if math.isinf(f):
+            return "Infinity" if f > 0 else "-Infinity"
+        return f
+    if dtype.kind == "c":
+        return [float(v.real), float(v.imag)]
+    raise UnsupportedError(f"data type {dtype} is not supported")
+
+
+def array_meta_v3(
+    shape: tuple[int, ...],
+    dtype: np.dtype[Any],
+    axes: Sequence[str],
+    chunks: tuple[int, ...],
+    shards: tuple[int, ...] | None,
+    compressor: Compressor,
+    fill_value: Any,
+) -> ArrayV3Meta:
+    """The ``zarr.json`` zarr-python writes for these settings (validated by decoding it)."""
+    if dtype.name not in V3_DATA_TYPES:
+        raise UnsupportedError(f"data type {dtype} cannot be written as zarr v3")
+    endian: Literal["little"] | None = None if dtype.itemsize == 1 else "little"
+    inner: tuple[Codec, ...] = (BytesCodec(BytesConfig(endian)), *_compressor_v3(compressor, dtype))
+    codecs: tuple[Codec, ...] = inner
+    grid = chunks
+    if shards is not None:
+        codecs = (ShardingCodec(ShardingConfig(chunk_shape=chunks, codecs=inner)),)
+        grid = shards
+    meta = ArrayV3Meta(
+        zarr_format=3,
+        node_type="array",
+        shape=shape,
+        data_type=dtype.name,
+        chunk_grid=RegularChunkGrid(RegularGridConfig(grid)),
+        chunk_key_encoding=DefaultKeyEncoding(),
+        fill_value_json=_fill_json(fill_value, dtype),
+        codecs=codecs,
+        dimension_names=tuple(axes),
+    )
+    return decode_array_v3(encode_array_v3(meta))
+
+
+def array_meta_v2(
+    shape: tuple[int, ...],
+    dtype: np.dtype[Any],
+    chunks: tuple[int, ...],
+    compressor: Compressor,
+    fill_value: Any,
+) -> ArrayV2Meta:
+    """The ``.zarray`` zarr-python writes for these settings (``dimension_separator`` ``"/"``)."""
+    dt = dtype.newbyteorder("<") if dtype.itemsize > 1 else dtype
+    meta = ArrayV2Meta(
+        zarr_format=2,
+        shape=shape,
+        chunks=chunks,
+        dtype_json=dt.str,
+        compressor=_compressor_v2(compressor, dtype),
+        fill_value_json=_fill_json(fill_value, dtype),
+        order="C",
+        filters=None,
+        dimension_separator="/",
+    )
+    return decode_array_v2(encode_array_v2(meta))
+
+
+@dataclass(frozen=True)
+class ImagePlan:
+    """Everything :func:`create_async` writes: per-level array metadata and the NGFF metadata."""
+
+    version: str
+    paths: tuple[str, ...]
+    arrays: tuple[ArrayMeta, ...]
+    ome: OmeMetadata
+
+    def array_documents(self) -> list[tuple[str, bytes]]:
+        """``(key relative to the image, bytes)`` of every level's array metadata."""
+        if self.version == "0.4":
+            return [
+                (f"{p}/.zarray", encode_array_v2(a))  # type: ignore[arg-type]
+                for p, a in zip(self.paths, self.arrays, strict=True)
+            ]
+        return [
+            (f"{p}/zarr.json", encode_array_v3(a))  # type: ignore[arg-type]
+            for p, a in zip(self.paths, self.arrays, strict=True)
+        ]
+
+    def group_documents(self) -> list[tuple[str, bytes]]:
+        """``(key, bytes)`` of the group metadata, in the order to write them (NGFF last)."""
+        attrs = to_attrs(self.ome, self.version)
+        if self.version == "0.4":
+            import msgspec
+
+            return [(".zgroup", encode_group_v2()), (".zattrs", msgspec.json.encode(attrs))]
+        doc = GroupV3Meta(zarr_format=3, node_type="group", attributes=attrs)
+        return [("zarr.json", encode_group_v3(doc))]
+
+
+def _per_axis(
+    value: float | Sequence[float] | Mapping[str, float] | None,
+    axes: Sequence[str],
+    default: float,
+    what: str,
+) -> list[float]:
+    if value is None:
+        return [default] * len(axes)
+    if isinstance(value, Mapping):
+        unknown = [k for k in value if k not in axes]
+        if unknown:
+            raise ValueError(f"{what}: unknown axis {unknown[0]!r} (axes: {list(axes)})")
+        return [float(value.get(a, default)) for a in axes]
+    if isinstance(value, int | float):
+        return [float(value) if _AXIS_TYPES.get(a) == "space" else default for a in axes]
+    values = [float(v) for v in value]
+    if len(values) != len(axes):
+        raise ValueError(f"{what} needs {len(axes)} values (one per axis {list(axes)})")
+    return values
+
+
+def _units(
+    units: str | Sequence[str | None] | Mapping[str, str] | None, axes: Sequence[str]
+) -> list[str | None]:
+    if units is None or isinstance(units, str):
+        return [units if _AXIS_TYPES.get(a) == "space" else None for a in axes]
+    if isinstance(units, Mapping):
+        return [units.get(a) for a in axes]
+    out = list(units)
+    if len(out) != len(axes):
+        raise ValueError(f"units needs {len(axes)} values (one per axis {list(axes)})")
+    return out
+
+
+def _default_window(dtype: np.dtype[Any]) -> Window:
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        lo, hi = float(info.min), float(info.max)
+    elif dtype.kind == "b":
+        lo, hi = 0.0, 1.0
+    else:
+        lo, hi = 0.0, 1.0
+    return Window(min=lo, max=hi, start=lo, end=hi)
+
+
+def make_channel(spec: ChannelSpec | Channel, index: int, dtype: np.dtype[Any]) -> Channel:
+    """A channel from a label, or a dict with ``label``, ``color``, ``window``, ``active``.
+
+    ``window`` is a ``Window``, a dict ``{min, max, start, end}`` (missing keys from the data
+    type's range) or ``(start, end)``.
+    """
+    if isinstance(spec, Channel):
+        return spec
+    if isinstance(spec, str):
+        spec = {"label": spec}
+    known = {"label", "color", "window", "active"}
+    unknown = [k for k in spec if k not in known]
+    if unknown:
+        raise ValueError(f"channel {index}: unknown key {unknown[0]!r} (known: {sorted(known)})")
+    return Channel(
+        label=spec.get("label"),
+        color=str(spec.get("color") or _COLORS[index % len(_COLORS)]).lstrip("#").upper(),
+        window=make_window(spec.get("window"), dtype),
+        active=spec.get("active", True),
+    )
+
+
+def make_window(value: Any, dtype: np.dtype[Any]) -> Window:
+    """A display window from ``None``, a ``Window``, ``(start, end)`` or a dict."""
+    base = _default_window(dtype)
+    if value is None:
+        return base
+    if isinstance(value, Window):
+        return value
+    if isinstance(value, Mapping):
+        return Window(
+            min=float(value.get("min", base.min)),
+            max=float(value.get("max", base.max)),
+            start=float(value.get("start", base.start)),
+            end=float(value.get("end", base.end)),
+        )
+    start, end = (float(v) for v in value)
+    return Window(min=min(base.min, start), max=max(base.max, end), start=start, end=end)
+
+
+def plan_image(
+    *,
+    shape: Sequence[int],
+    dtype: DTypeLike,
+    axes: str | Sequence[str] | None = None,
+    scale: float | Sequence[float] | Mapping[str, float] | None = None,
+    units: str | Sequence[str | None] | Mapping[str, str] | None = "micrometer",
+    translation: Sequence[float] | Mapping[str, float] | None = None,
+    chunks: Sequence[int] | None = None,
+    shards: Sequence[int] | Literal[False] | None = None,
+    compressor: Compressor = "zstd",
+    levels: int | None = None,
+    downscale: int = 2,
+    channels: Sequence[ChannelSpec | Channel] | None = None,
+    ngff_version: Literal["0.5", "0.4"] = "0.5",
+    name: str | None = None,
+    fill_value: Any = None,
+) -> ImagePlan:
+    """Plan an image (pure: no I/O); see :func:`create_async` for the parameters."""
+    shape_t = tuple(int(n) for n in shape)
+    if any(n < 0 for n in shape_t):
+        raise ValueError(f"shape must be non-negative, got {shape_t}")
+    if axes is None:
+        by_rank = {2: "yx", 3: "cyx" if channels is not None else "zyx", 4: "czyx", 5: "tczyx"}
+        axes = by_rank.get(len(shape_t), "")
+        if not axes:
+            raise ValueError(f"give axes= for a {len(shape_t)}-dimensional image")
+    names = list(axes)
+    if len(names) != len(shape_t):
+        raise ValueError(f"{len(names)} axes {names} for a {len(shape_t)}-dimensional shape")
+    if ngff_version not in ("0.4", "0.5"):
+        raise UnsupportedError(f"cannot write NGFF version {ngff_version!r} (0.4 or 0.5)")
+    dt = np.dtype(dtype)
+    if dt.byteorder == ">":
+        dt = dt.newbyteorder("=")
+    if dt.kind not in "biufc":
+        raise UnsupportedError(f"data type {dt} is not supported (numbers and bool only)")
+    if downscale < 1:
+        raise ValueError(f"downscale must be >= 1, got {downscale}")
+    fill = fill_value if fill_value is not None else (False if dt.kind == "b" else 0)
+    n_levels = default_levels(shape_t, names, downscale) if levels is None else int(levels)
+    if n_levels < 1:
+        raise ValueError(f"levels must be >= 1, got {levels}")
+    base_chunks = tuple(chunks) if chunks is not None else default_chunks(shape_t, names, dt)
+    if len(base_chunks) != len(shape_t) or any(c < 1 for c in base_chunks):
+        raise ValueError(f"chunks {base_chunks} must be {len(shape_t)} positive sizes")
+    if shards is not None and shards is not False:
+        if ngff_version == "0.4":
+            raise UnsupportedError("sharding needs zarr v3 (NGFF 0.5), not 0.4")
+        shard_req: tuple[int, ...] | None = tuple(int(s) for s in shards)
+        assert shard_req is not None
+        if len(shard_req) != len(shape_t) or any(
+            s < c or s % c for s, c in zip(shard_req, base_chunks, strict=True)
+        ):
+            raise ValueError(f"shards {shard_req} must be whole multiples of the chunks")
+    else:
+        shard_req = None
+
+    scale0 = _per_axis(scale, names, 1.0, "scale")
+    unit_list = _units(units, names)
+    trans = None if translation is None else _per_axis(translation, names, 0.0, "translation")
+    yx = _yx(names)
+    arrays: list[ArrayMeta] = []
+    datasets: list[NgffDataset] = []
+    for i in range(n_levels):
+        factor = downscale**i
+        lshape = _level_shape(shape_t, names, factor)
+        lchunks = tuple(max(1, min(c, n)) for c, n in zip(base_chunks, lshape, strict=True))
+        lshards: tuple[int, ...] | None = None
+        if ngff_version == "0.5" and shards is not False:
+            if shard_req is not None:
+                lshards = tuple(
+                    max(c, min(s, -(-n // c) * c))
+                    for s, c, n in zip(shard_req, lchunks, lshape, strict=True)
+                )
+            else:
+                lshards = default_shards(lshape, names, lchunks)
+        if ngff_version == "0.5":
+            arrays.append(array_meta_v3(lshape, dt, names, lchunks, lshards, compressor, fill))
+        else:
+            arrays.append(array_meta_v2(lshape, dt, lchunks, compressor, fill))
+        lscale = [s * factor if j in yx else s for j, s in enumerate(scale0)]
+        transforms: list[Any] = [Scale(scale=lscale)]
+        if trans is not None:
+            transforms.append(Translation(translation=list(trans)))
+        datasets.append(NgffDataset(path=str(i), coordinate_transformations=transforms))
+    axis_models = [
+        Axis(name=a, type=_AXIS_TYPES.get(a), unit=u) for a, u in zip(names, unit_list, strict=True)
+    ]
+    omero = None
+    if channels is not None:
+        if "c" not in names:
+            raise ValueError("channels= needs a 'c' axis")
+        n_c = shape_t[names.index("c")]
+        if len(channels) != n_c:
+            raise ValueError(f"{len(channels)} channels for a channel axis of size {n_c}")
+        omero = Omero(channels=[make_channel(c, i, dt) for i, c in enumerate(channels)])
+    ome = OmeMetadata(
+        version=ngff_version,
+        multiscales=[Multiscale(axes=axis_models, datasets=datasets, name=name)],
+        omero=omero,
+    )
+    ome = validate(to_attrs(ome, ngff_version))  # every rule checked before anything is written
+    paths = tuple(str(i) for i in range(n_levels))
+    return ImagePlan(version=ngff_version, paths=paths, arrays=tuple(arrays), ome=ome)
+
+
+# ------------------------------------------------------------------------------ I/O
+_NODE_KEYS = ("zarr.json", ".zattrs", ".zgroup", ".zarray")
+
+
+def _is_node_key(key: str) -> bool:
+    return key.rsplit("/", 1)[-1] in _NODE_KEYS
+
+
+async def _prepare_root(store: AsyncStore, root: str, overwrite: bool) -> None:
+    """Refuse (or, with ``overwrite``, delete) an existing zarr node at ``root``.
+
+    A node is zarr metadata at the root or (when the store lists) anywhere below it: a
+    half-written hierarchy would otherwise mix stale arrays into the new image. Other files are
+    left alone when no node is found.
+    """
+    where = f"{store.url.rstrip('/')}/{root}" if root else store.url
+    found: list[str] = []
+
+    async def check(key: str) -> None:
+        if await store.exists(key):
+            found.append(key)
+
+    async with anyio.create_task_group() as tg:
+        for name in _NODE_KEYS:
+            tg.start_soon(check, join(root, name))
+    keys: list[str] | None = None
+    if not found and store.supports_listing:
+        keys = await store.list_prefix(root)
+        found = [k for k in keys if _is_node_key(k)]
+    if not found:
+        return
+    if not overwrite:
+        shown = ", ".join(sorted(found)[:3]) + (", ..." if len(found) > 3 else "")
+        raise ExistsError(
+            f"{where} already holds a zarr node ({shown}); pass overwrite=True to replace it",
+            url=store.url,
+            key=min(found),
+        )
+    if not store.supports_listing:
+        raise UnsupportedError(
+            f"cannot overwrite {where}: the store cannot list the keys to delete"
+        )
+    if keys is None:
+        keys = await store.list_prefix(root)
+    # the group's metadata first (the old image stops opening), then the arrays', then data
+    top = {join(root, name) for name in _NODE_KEYS}
+    stages = [
+        [k for k in keys if k in top],
+        [k for k in keys if _is_node_key(k) and k not in top],
+        [k for k in keys if not _is_node_key(k)],
+    ]
+    from ._level import _run_all
+
+    for stage in stages:
+        await _run_all(stage, store.delete, 64)
+
+
+async def _put_all(store: AsyncStore, docs: Sequence[tuple[str, bytes]]) -> None:
+    from ._level import _run_all
+
+    async def put(doc: tuple[str, bytes]) -> None:
+        await store.put(*doc)
+
+    await _run_all(docs, put, 64)
+
+
+async def create_in(
+    store: AsyncStore,
+    root: str,
+    plan: ImagePlan,
+    *,
+    overwrite: bool = False,
+    limits: Limits | None = None,
+    owns_store: bool = False,
+) -> Dataset:
+    """Write ``plan``'s metadata at ``root`` of an open store; return the writable dataset."""
+    try:
+        await _prepare_root(store, root, overwrite)
+        await _put_all(store, [(join(root, k), d) for k, d in plan.array_documents()])
+        for key, data in plan.group_documents():  # in order: the NGFF metadata last
+            await store.put(join(root, key), data)
+    except BaseExceptionGroup as group:
+        from .._prefetch import single_leaf
+
+        leaf = single_leaf(group)
+        if leaf is None:
+            raise
+        raise leaf from None
+    return Dataset.from_plan(
+        store,
+        root,
+        plan.ome,
+        list(plan.arrays),
+        limits=limits,
+        owns_store=owns_store,
+        mode="r+",
+    )
+
+
+def _open_target(
+    url: str | os.PathLike[str] | AsyncStore | Any, limits: Limits | None, options: dict[str, Any]
+) -> tuple[AsyncStore, bool]:
+    if isinstance(url, AsyncStore):
+        if options:
+            raise ValueError("store options need a URL, not an AsyncStore")
+        return url, False
+    local = isinstance(url, os.PathLike) or (
+        isinstance(url, str) and ("://" not in url or url.startswith("file://"))
+    )
+    if local:
+        options.setdefault("mkdir", True)
+    return open_store(url, limits=limits, **options), True
+
+
+def create_async(
+    url: str | os.PathLike[str] | AsyncStore | Any,
+    *,
+    shape: Sequence[int],
+    dtype: DTypeLike,
+    axes: str | Sequence[str] | None = None,
+    scale: float | Sequence[float] | Mapping[str, float] | None = None,
+    units: str | Sequence[str | None] | Mapping[str, str] | None = "micrometer",
+    translation: Sequence[float] | Mapping[str, float] | None = None,
+    chunks: Sequence[int] | None = None,
+    shards: Sequence[int] | Literal[False] | None = None,
+    compressor: Compressor = "zstd",
+    levels: int | None = None,
+    downscale: int = 2,
+    channels: Sequence[ChannelSpec | Channel] | None = None,
+    ngff_version: Literal["0.5", "0.4"] = "0.5",
+    name: str | None = None,
+    fill_value: Any = None,
+    overwrite: bool = False,
+    limits: Limits | None = None,
+    path: str = "",
+    **store_options: Any,
+) -> _Opening:
+    """Create an empty OME-Zarr image; ``ds = await create_async(...)`` or ``async with``.
+
+    The dataset returned is writable (``mode="r+"``); every pixel reads as ``fill_value`` until
+    written (:meth:`Dataset.write`, :meth:`Dataset.write_at`, :meth:`Dataset.writer`).
+
+    :param url: where the image goes (path, ``file://``, ``memory://``, ``s3://``, ...; a local
+        directory is created), or an :class:`~ngio_async.stores.AsyncStore`.
+    :param shape: level-0 shape; ``axes`` names its axes (default by rank: ``yx``, ``zyx``
+        (``cyx`` when ``channels`` is given), ``czyx``, ``tczyx``).
+    :param scale: level-0 pixel size: a number (every space axis), one value per axis, or a
+        mapping axis -> value; default 1. Lower levels multiply y/x by ``downscale**i``.
+    :param units: one unit for the space axes, one per axis, or a mapping axis -> unit.
+    :param translation: per axis (or mapping) translation of every level; default none.
+    :param chunks: chunk shape; default ~1 MiB, square in y/x and 1 along the other axes.
+    :param shards: shard shape (0.5 only); default up to 8x8 chunks in y/x for 0.5 (capped by
+        the shape), ``False`` for no sharding. 0.4 is never sharded.
+    :param compressor: ``"zstd"``, ``"blosc-zstd"``, ``"gzip"`` or ``None``.
+    :param levels: pyramid levels; default: until the largest of y/x is at most 256.
+    :param downscale: factor between levels along y and x (t, c, z are not downscaled).
+    :param channels: one per channel: a label, or a dict with ``label``, ``color`` (``RRGGBB``),
+        ``window`` (``(start, end)`` or ``{min, max, start, end}``), ``active``.
+    :param ngff_version: ``"0.5"`` (zarr v3) or ``"0.4"`` (zarr v2).
+    :param overwrite: replace an existing node at ``url`` (deletes its keys first: the store
+        must list them); otherwise an existing node raises :class:`~ngio_async.ExistsError` and
+        nothing is changed.
+    :param path: the image's path inside the store.
+    :raises ExistsError: a zarr node exists there and ``overwrite`` is false.
+    """
+    plan = plan_image(
+        shape=shape,
+        dtype=dtype,
+        axes=axes,
+        scale=scale,
+        units=units,
+        translation=translation,
+        chunks=chunks,
+        shards=shards,
+        compressor=compressor,
+        levels=levels,
+        downscale=downscale,
+        channels=channels,
+        ngff_version=ngff_version,
+        name=name,
+        fill_value=fill_value,
+    )
+
+    async def go() -> Dataset:
+        store, owns = _open_target(url, limits, dict(store_options))
+        try:
+            return await create_in(
+                store, path.strip("/"), plan, overwrite=overwrite, limits=limits, owns_store=owns
+            )
+        except BaseException:
+            if owns:
+                with anyio.CancelScope(shield=True):
+                    await store.aclose()
+            raise
+
+    return _Opening(go)
+
+
+def like_options(src: Dataset, overrides: dict[str, Any]) -> dict[str, Any]:
+    """The :func:`create_async` arguments that reproduce ``src``'s layout, with ``overrides``."""
+    meta = src.metadata
+    lvl0 = src.levels[0]
+    names = list(src.axes)
+    cal = meta.spatial_calibration[0]
+    options: dict[str, Any] = {
+        "shape": src.shape,
+        "dtype": src.dtype,
+        "axes": names,
+        "scale": list(cal.scale),
+        "units": [a.unit for a in meta.axes],
+        "chunks": lvl0.chunks,
+        "shards": lvl0.shards if lvl0.shards is not None else False,
+        "levels": len(src.levels),
+        "ngff_version": meta.ngff_version if meta.ngff_version in ("0.4", "0.5") else "0.5",
+        "name": meta.name,
+    }
+    if any(t != 0 for t in cal.translation):
+        options["translation"] = list(cal.translation)
+    if len(src.levels) > 1:
+        yx = _yx(names)
+        ratios = {round(src.levels[0].shape[i] / max(1, src.levels[1].shape[i])) for i in yx}
+        options["downscale"] = max(1, min(ratios))
+    if meta.ome.omero is not None:
+        options["channels"] = list(meta.ome.omero.channels)
+    if "dtype" in overrides and "channels" not in overrides and meta.ome.omero is not None:
+        options["channels"] = [  # windows default to the new data type's range
+            {"label": c.label, "color": c.color, "active": c.active}
+            for c in meta.ome.omero.channels
+        ]
+    if options["ngff_version"] == "0.4" or overrides.get("ngff_version") == "0.4":
+        options["shards"] = False
+    options.update(overrides)
+    return options
+
+
+def create_like_async(
+    src: Dataset, url: str | os.PathLike[str] | AsyncStore | Any, **overrides: Any
+) -> _Opening:
+    """Create an empty image shaped like ``src`` (axes, shape, scales, units, chunks, shards,
+    levels, channels, NGFF version); any :func:`create_async` argument in ``overrides`` wins
+    (e.g. ``dtype="float32"``, ``channels=[...]``, ``overwrite=True``)."""
+    return create_async(url, **like_options(src, overrides))

@@ -1,0 +1,305 @@
+"""The write half of the engine: region writes into one level, and the bounded tile writer.
+
+A region write plans the stored objects (chunks or shards) it touches (:func:`plan_shards`), then
+for each object, at most ``window`` at a time and serialised per stored key:
+
+- a write that covers the whole object (clipped to the array) builds it from the data alone: no
+  read;
+- a partial write reads the object, patches it and writes it back (read-modify-write). For a shard,
+  inner chunks the write does not touch keep their stored bytes (no re-encoding); inner chunks it
+  covers whole are encoded from the data; the ones it covers in part are decoded, patched, encoded;
+- an object (or inner chunk) that ends up all fill value is not stored, and a stored one is
+  deleted, like zarr-python's ``write_empty_chunks=False``.
+
+Encoding and decoding run in worker threads under the dataset's decode limiter. Writes to one
+stored key are serialised by a per-key ``anyio.Lock`` (refcounted, dropped when unused), so
+concurrent writes to distinct regions of one shard never lose each other's data. The shard-index
+cache of the level is invalidated for every object rewritten.
+"""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from itertools import product
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import numpy as np
+
+from .._errors import CodecError
+from .._prefetch import single_leaf
+from ..codecs import ShardCodec
+from ..engine import normalize_selection, plan_shards, region_shape
+from ._tiles import Tile
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Sequence
+
+    from numpy.typing import NDArray
+
+    from ..codecs import ChunkCodec
+    from ..engine import Region, ShardPlan
+    from ..stores import Buffer
+    from ._level import Level
+
+__all__ = ["KeyLocks", "LevelWriter", "open_writer", "write_region"]
+
+
+class KeyLocks:
+    """One ``anyio.Lock`` per stored key while somebody uses it (refcounted, then dropped)."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[anyio.Lock, int]] = {}
+
+    def __len__(self) -> int:
+        return len(self._locks)
+
+    @asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (None, 0))
+        if lock is None:
+            lock = anyio.Lock()
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock_, users = self._locks[key]
+            if users <= 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock_, users - 1)
+
+
+async def write_region(level: Level, region: Region, data: Any) -> None:
+    """Write ``data`` (broadcast to the region's shape) into ``region`` of ``level``."""
+    shape = region_shape(region)
+    arr: NDArray[Any] = np.broadcast_to(np.asarray(data), shape)
+    if arr.size == 0:
+        return
+    codec = level.codec
+
+    async def one(plan: ShardPlan) -> None:
+        key = level._prefix + plan.key
+        async with level._write_locks.hold(key):
+            try:
+                await _write_object(level, codec, plan, key, region, arr)
+            finally:
+                level._indexes.pop(key, None)  # whatever happened, the cached index may be stale
+
+    from ._level import _run_all  # local: _level imports this module
+
+    await _run_all(plan_shards(level.meta, region), one, level._window)
+
+
+def _object_region(level: Level, coords: tuple[int, ...]) -> Region:
+    """The part of the array a stored object covers (clipped to the array's shape)."""
+    stored = level.meta.stored_chunks
+    return tuple(
+        slice(c * s, min((c + 1) * s, n))
+        for c, s, n in zip(coords, stored, level.shape, strict=True)
+    )
+
+
+async def _write_object(
+    level: Level,
+    codec: ChunkCodec | ShardCodec,
+    plan: ShardPlan,
+    key: str,
+    region: Region,
+    arr: NDArray[Any],
+) -> None:
+    obj = _object_region(level, plan.coords)
+    piece = arr[plan.out_selection]
+    # the box the piece fills inside the object
+    local = tuple(
+        slice(max(r.start, o.start) - o.start, min(r.stop, o.stop) - o.start)
+        for r, o in zip(region, obj, strict=True)
+    )
+    whole = region_shape(obj) == piece.shape
+    existing: Buffer | None = None if whole else await level.store.get(key)
+    encoded: bytes | None = await anyio.to_thread.run_sync(
+        _encode_object,
+        codec,
+        key,
+        existing,
+        piece,
+        local,
+        region_shape(obj),
+        limiter=level._decode_limiter,
+    )
+    if encoded is None:
+        if whole or existing is not None:
+            await level.store.delete(key)
+    else:
+        await level.store.put(key, encoded)
+
+
+def _encode_object(
+    codec: ChunkCodec | ShardCodec,
+    key: str,
+    existing: Buffer | None,
+    piece: NDArray[Any],
+    local: Region,
+    valid: tuple[int, ...],
+) -> bytes | None:
+    """The new bytes of one stored object, or ``None`` when it is all fill value (worker thread).
+
+    ``piece`` goes to ``local`` (a box inside the object); ``valid`` is the object's in-bounds
+    shape (edge objects are padded with the fill value beyond it).
+    """
+    if isinstance(codec, ShardCodec):
+        return _encode_shard(codec, key, existing, piece, local, valid)
+    if existing is None:
+        chunk = np.full(codec.shape, codec.fill_value, dtype=codec.dtype)
+    else:
+        chunk = np.array(codec.decode(existing, key), dtype=codec.dtype, copy=True)
+    chunk[local] = piece
+    inside = tuple(slice(0, n) for n in valid)
+    if codec.is_empty(chunk[inside]):
+        return None
+    return codec.encode(chunk, key)
+
+
+def _encode_shard(
+    codec: ShardCodec,
+    key: str,
+    existing: Buffer | None,
+    piece: NDArray[Any],
+    local: Region,
+    valid: tuple[int, ...],
+) -> bytes | None:
+    inner = codec.inner
+    cs = codec.chunk_shape
+    stored: dict[tuple[int, ...], bytes] = {}
+    if existing is not None:
+        mv = memoryview(existing).cast("B")
+        n = len(mv)
+        if n < codec.index_nbytes:
+            raise CodecError(f"shard {key!r} is shorter ({n} bytes) than its index", key=key)
+        index = codec.decode_index(mv[codec.index_slice(n)], key)
+        for coords in index.nonempty():
+            rng = index.chunk_range(coords)
+            assert rng is not None
+            if rng[1] > n:
+                raise CodecError(f"shard {key!r}: inner chunk {coords} lies past its end", key=key)
+            stored[coords] = bytes(mv[rng[0] : rng[1]])
+    touched = [range(s.start // c, -(-s.stop // c)) for s, c in zip(local, cs, strict=True)]
+    for coords in product(*touched):
+        box = tuple(slice(i * c, (i + 1) * c) for i, c in zip(coords, cs, strict=True))
+        # overlap of the write with this inner chunk, in chunk and in piece coordinates
+        lo = [max(b.start, s.start) for b, s in zip(box, local, strict=True)]
+        hi = [min(b.stop, s.stop) for b, s in zip(box, local, strict=True)]
+        in_chunk = tuple(
+            slice(a - b.start, z - b.start) for a, z, b in zip(lo, hi, box, strict=True)
+        )
+        in_piece = tuple(
+            slice(a - s.start, z - s.start) for a, z, s in zip(lo, hi, local, strict=True)
+        )
+        # in-bounds extent of this inner chunk (edge shards are padded)
+        inside = tuple(
+            slice(0, max(0, min(c, v - b.start))) for c, v, b in zip(cs, valid, box, strict=True)
+        )
+        covers = all(
+            ic.start == 0 and ic.stop >= ins.stop for ic, ins in zip(in_chunk, inside, strict=True)
+        )
+        label = f"{key}{list(coords)}"
+        old = stored.pop(coords, None)
+        if covers or old is None:
+            chunk = np.full(cs, codec.fill_value, dtype=codec.dtype)
+        else:
+            chunk = np.array(inner.decode(old, label), dtype=codec.dtype, copy=True)
+        chunk[in_chunk] = piece[in_piece]
+        if not inner.is_empty(chunk[inside]):
+            stored[coords] = inner.encode(chunk, label)
+    if not stored:
+        return None
+    return codec.encode_chunks(stored)
+
+
+class LevelWriter:
+    """Writes tiles into one level with at most ``max_pending`` writes in flight.
+
+    Made by :meth:`Dataset.writer`; ``await w.write(tile)`` waits while ``max_pending`` writes are
+    pending (backpressure), then starts the write in the writer's task group and returns. Leaving
+    the ``async with`` block waits for every pending write; the first failure is raised there (and
+    by the next ``write``), and the other pending writes are cancelled (as they are when the
+    block itself raises).
+    """
+
+    def __init__(self, level: Level, max_pending: int) -> None:
+        if max_pending < 1:
+            raise ValueError(f"max_pending must be >= 1, got {max_pending}")
+        self.level = level
+        self.max_pending = max_pending
+        self._slots = anyio.Semaphore(max_pending)
+        self._tg: Any = None
+        self._failures: list[Exception] = []
+        self.written = 0
+
+    @property
+    def pending(self) -> int:
+        """Writes started and not finished."""
+        return self.max_pending - self._slots.value
+
+    async def write(self, tile: Tile | tuple[Sequence[slice], Any]) -> None:
+        """Write a :class:`~ngio_async.Tile` (its ``core_data`` at its ``core``) or ``(region, data)``.
+
+        ``region`` is one slice per axis of the level (``None`` bounds allowed, step 1). The
+        write runs after this returns: do not modify ``data`` until the block has exited.
+        """
+        if self._tg is None:
+            raise RuntimeError("use the writer inside its 'async with' block")
+        if self._failures:
+            raise self._failures[0]
+        if isinstance(tile, Tile):
+            region_in: Sequence[slice] = tile.core
+            data: Any = tile.core_data
+        else:
+            region_in, data = tile
+        sel = normalize_selection(tuple(region_in), self.level.shape)
+        if any(st != 1 for st in sel.steps) or sel.drop_axes or len(region_in) != self.level.ndim:
+            raise ValueError(
+                f"a tile region needs one step-1 slice per axis ({self.level.ndim}), got "
+                f"{tuple(region_in)}"
+            )
+        arr = np.broadcast_to(np.asarray(data), region_shape(sel.region))
+        await self._slots.acquire()
+        self._tg.start_soon(self._one, sel.region, arr)
+
+    async def _one(self, region: Region, data: NDArray[Any]) -> None:
+        try:
+            await self.level.write(region, data)
+            self.written += 1
+        except Exception as exc:  # noqa: BLE001 - re-raised plainly at the boundary
+            self._failures.append(exc)
+            self._tg.cancel_scope.cancel()
+        finally:
+            self._slots.release()
+
+
+@asynccontextmanager
+async def open_writer(level: Level, max_pending: int) -> AsyncIterator[LevelWriter]:
+    """The context of :meth:`Dataset.writer`: owns the task group of the pending writes."""
+    writer = LevelWriter(level, max_pending)
+    leaf: BaseException | None = None
+    try:
+        async with anyio.create_task_group() as tg:
+            writer._tg = tg
+            yield writer
+    except BaseExceptionGroup as group:
+        leaf = single_leaf(group)
+        if leaf is None:
+            raise
+    finally:
+        writer._tg = None
+    if writer._failures:
+        raise writer._failures[0]
+    if leaf is not None:
+        raise leaf
+
+
+if TYPE_CHECKING:
+    from ._stream import TileWriter
+
+    _IS_TILE_WRITER: type[TileWriter] = LevelWriter  # mypy checks the protocol is satisfied
