@@ -19,9 +19,18 @@ from ._errors import (
     UnsupportedError,
 )
 from ._limits import Limits
-from ._sync_api import SyncDataset, SyncLevel, SyncWriter, create, create_like, open
+from ._sync_api import (
+    SyncDataset,
+    SyncLabels,
+    SyncLevel,
+    SyncWriter,
+    create,
+    create_like,
+    open,
+)
 from .images import (
     Dataset,
+    Labels,
     Level,
     LevelWriter,
     Stream,
@@ -40,6 +49,7 @@ __all__ = [
     "CodecError",
     "Dataset",
     "ExistsError",
+    "Labels",
     "Level",
     "LevelWriter",
     "Limits",
@@ -52,6 +62,7 @@ __all__ = [
     "StoreTimeoutError",
     "Stream",
     "SyncDataset",
+    "SyncLabels",
     "SyncLevel",
     "SyncWriter",
     "Tile",

@@ -21,9 +21,10 @@ if TYPE_CHECKING:
     from types import TracebackType
 
     import numpy as np
-    from numpy.typing import ArrayLike, NDArray
+    from numpy.typing import ArrayLike, DTypeLike, NDArray
 
     from ._limits import Limits
+    from .engine.pyramid import Method
     from .images import ImageMetadata, LevelWriter, Tile
     from .images._dataset import Mode, Selector
 
@@ -90,10 +91,32 @@ class SyncLabels:
     def names(self) -> list[str]:
         return self._runner.call(self._dataset.labels.names)
 
-    def open(self, name: str) -> SyncDataset:
+    def open(self, name: str, mode: Mode | None = None) -> SyncDataset:
+        """Open label image ``name`` (``mode``: default the image's own mode)."""
+        return self._leased(lambda: self._dataset.labels.open(name, mode))
+
+    def create(
+        self,
+        name: str,
+        dtype: DTypeLike = "uint32",
+        colors: Any = None,
+        properties: Sequence[Mapping[str, Any]] | None = None,
+        overwrite: bool = False,
+    ) -> SyncDataset:
+        """Create label image ``name`` shaped like the image; returns it writable (see
+        :meth:`ngio_async.images.Labels.create`)."""
+        return self._leased(
+            lambda: self._dataset.labels.create(name, dtype, colors, properties, overwrite)
+        )
+
+    def _leased(self, make: Callable[[], Awaitable[Dataset]]) -> SyncDataset:
         runner = Runner()  # the label dataset holds its own lease
         try:
-            label = runner.call(self._dataset.labels.open, name)
+
+            async def go() -> Dataset:
+                return await make()
+
+            label = runner.call(go)
         except BaseException:
             runner.close()
             raise
@@ -221,6 +244,21 @@ class SyncDataset:
         self._runner.call(
             lambda: self._dataset.set_scale(scale, units=units, translation=translation)
         )
+
+    def build_pyramid(
+        self,
+        levels: int | None = None,
+        method: Method | None = None,
+        regions: Sequence[Sequence[Any]] | None = None,
+        tile: Sequence[int | None] | None = None,
+        **options: Any,
+    ) -> None:
+        """Compute the lower levels from level 0 (see :meth:`Dataset.build_pyramid`)."""
+        self._runner.call(
+            lambda: self._dataset.build_pyramid(levels, method, regions, tile, **options)
+        )
+        for lvl in self._dataset.levels[len(self.levels) :]:  # levels added by the build
+            self.levels.append(SyncLevel(self._runner, lvl))
 
     def tiles(self, level: int = 0, **options: Any) -> SyncIterator[Tile]:
         """``for tile in ds.tiles(...)``: lazy, prefetching; same options as the async one.

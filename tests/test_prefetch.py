@@ -192,7 +192,9 @@ async def test_move_on_after_leaves_nothing_in_flight(rep: int) -> None:
     with anyio.move_on_after(0.01) as scope:
         await consume(prefetch(lazy(10_000), rec, window=8), rec, got)
     assert scope.cancelled_caught
-    assert got == list(range(6 + rep % 4))
+    # a prefix in order, never past the item that blocks (how far it got depends on the load)
+    assert got == list(range(len(got)))
+    assert len(got) <= 6 + rep % 4
     assert rec.in_flight == 0
     assert len(rec.started) <= len(got) + 8 + 1
 

@@ -1,4 +1,5 @@
-"""The read engine's pure half: region planning (:mod:`.plan`) and tile grids (:mod:`.tiles`).
+"""The engine's pure half: region planning (:mod:`.plan`), tile grids (:mod:`.tiles`) and pyramid
+kernels and planning (:mod:`.pyramid`).
 
 Planning maps a region of an array to the stored objects (chunks or shards) it needs, their keys,
 and the selections to copy; it does no I/O, so it is tested without a store.
@@ -17,19 +18,35 @@ from ngio_async.engine.plan import (
     plan_shards,
     region_shape,
 )
+from ngio_async.engine.pyramid import (
+    LevelPlan,
+    Method,
+    PyramidStep,
+    downsample,
+    pyramid_plan,
+    pyramid_shapes,
+    region_footprint,
+)
 from ngio_async.engine.tiles import TileSpec, default_tile_shape, tile_grid
 
 __all__ = [
     "BasicSelection",
     "ChunkPlan",
     "InnerChunkPlan",
+    "LevelPlan",
+    "Method",
+    "PyramidStep",
     "Region",
     "ShardPlan",
     "TileSpec",
     "default_tile_shape",
+    "downsample",
     "normalize_selection",
     "plan_chunks",
     "plan_shards",
+    "pyramid_plan",
+    "pyramid_shapes",
+    "region_footprint",
     "region_shape",
     "tile_grid",
 ]

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from ._create import create_async, create_like_async
-from ._dataset import Dataset, Labels, open_async
+from ._dataset import Dataset, open_async
+from ._labels import Labels
 from ._level import Level
 from ._metadata import AxisCalibration, ChannelInfo, ImageMetadata, LevelCalibration
 from ._stream import Stream, TileWriter, stream

@@ -5,16 +5,17 @@ from __future__ import annotations
 import asyncio
 import enum
 import math
-from collections.abc import Coroutine, Generator, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Generator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar
 
 import anyio
 import numpy as np
 
-from .._errors import ClosedError, MetadataError, NotFoundError, ReadOnlyError, UnsupportedError
+from .._errors import ClosedError, NotFoundError, ReadOnlyError, UnsupportedError
 from .._prefetch import prefetch as start_prefetch
 from ..engine import default_tile_shape, normalize_selection, tile_grid
 from ..stores import AsyncStore, open_store
+from ._labels import Labels
 from ._level import Level
 from ._metadata import ImageMetadata
 from ._open import join, read_group_metadata, read_level_metadata
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from .._limits import Limits
     from .._prefetch import Prefetch, ProgressCallback
     from ..engine import TileSpec
+    from ..engine.pyramid import Method
     from ..meta import OmeMetadata
     from ..meta.zarr import ArrayMeta
     from ._write import LevelWriter
@@ -150,6 +152,7 @@ class Dataset:
         arrays: list[ArrayMeta],
         *,
         limits: Limits | None = None,
+        decode_limiter: anyio.CapacityLimiter | None = None,
         owns_store: bool = False,
         mode: Mode = "r+",
     ) -> Dataset:
@@ -157,7 +160,7 @@ class Dataset:
         _check_mode(mode)
         limits = limits or store.limits
         metadata = ImageMetadata(ome)
-        limiter = anyio.CapacityLimiter(limits.decode_threads)
+        limiter = decode_limiter or anyio.CapacityLimiter(limits.decode_threads)
         window = max(2 * limits.max_requests, 2 * limits.decode_threads)
         levels = [
             Level(
@@ -531,6 +534,52 @@ class Dataset:
         pending = max(4, 2 * self.limits.decode_threads) if max_pending is None else max_pending
         return open_writer(self.level(level), pending)
 
+    async def build_pyramid(
+        self,
+        levels: int | None = None,
+        method: Method | None = None,
+        regions: Sequence[Sequence[Any]] | None = None,
+        tile: Sequence[int | None] | None = None,
+        *,
+        source: Literal["previous", "level0"] = "previous",
+        window: int | None = None,
+        progress: Callable[[int, int], object] | None = None,
+    ) -> None:
+        """Compute the lower levels from level 0, tile by tile, streaming and concurrently.
+
+        Level ``L`` is built from level ``L - 1`` once ``L - 1`` is complete (level by level);
+        at most ``window`` tiles are in progress and their source bytes stay within
+        ``limits.prefetch_bytes``. Every write covers whole stored objects (no read-modify-write).
+        Factors between levels come from their shapes (``downscale`` of ``create_async``).
+
+        :param levels: the number of levels after the build; ``None``: the existing ones. More
+            than exist adds levels (y/x downscaled like the last pair, 2 for a single level):
+            array metadata first, then the pixels, then the group's NGFF metadata.
+        :param method: ``"mean"``, ``"nearest"`` or ``"mode"``; default ``"mode"`` for a label
+            image (``image-label`` metadata), else ``"mean"``.
+        :param regions: level-0 regions that changed (tuples of slices): only the target tiles
+            depending on them are rebuilt (new levels are built whole).
+        :param tile: target tile per axis (or ``(y, x)``), in target-level pixels, rounded up
+            to whole shards (else chunks); default one shard (else chunk).
+        :param source: ``"previous"`` (default) or ``"level0"`` (each level from level 0 with
+            the cumulative factor: larger source reads).
+        :param window: tiles in progress at once (default ``limits.prefetch_tiles``).
+        :param progress: ``progress(done, total)`` after each tile.
+        :raises ReadOnlyError: the dataset is read-only (raised before any I/O).
+        """
+        from ._pyramid import build_pyramid
+
+        await build_pyramid(
+            self,
+            levels,
+            method,
+            regions,
+            tile,
+            source=source,
+            window=window,
+            progress=progress,
+        )
+
     # ---------------------------------------------------------------- metadata edits
     async def set_channels(
         self,
@@ -718,47 +767,6 @@ class Dataset:
             axis, indices = pick
             selection[axis] = slice(min(indices), max(indices) + 1)
         return normalize_selection(tuple(selection), lvl.shape).region
-
-
-class Labels:
-    """The label images of a dataset: ``await ds.labels.names()``, ``await ds.labels.open(name)``."""
-
-    def __init__(self, dataset: Dataset) -> None:
-        self._dataset = dataset
-
-    async def names(self) -> list[str]:
-        """Names of the label images (empty when the image has none)."""
-        ds = self._dataset
-        ds._check_open()
-        try:
-            meta = await read_group_metadata(
-                ds.store, join(ds.root, "labels"), parent_version=ds.metadata.ngff_version
-            )
-        except NotFoundError:
-            return []
-        if meta.labels is None:
-            raise MetadataError(f"{ds.url}/labels has no 'labels' list")
-        return list(meta.labels)
-
-    async def open(self, name: str) -> Dataset:
-        """Open label image ``name`` as a dataset (it shares the store and its limits)."""
-        ds = self._dataset
-        ds._check_open()
-        if "/" in name or name in ("", ".", ".."):
-            raise ValueError(f"invalid label name {name!r}")
-        try:
-            label = await Dataset.open_in(
-                ds.store,
-                join(ds.root, "labels", name),
-                limits=ds.limits,
-                decode_limiter=ds._decode_limiter,
-            )
-        except NotFoundError:
-            names = await self.names()
-            raise NotFoundError(
-                f"no label {name!r} in {ds.url} (labels: {names})", url=ds.store.url, key=name
-            ) from None
-        return label
 
 
 class _Opening:

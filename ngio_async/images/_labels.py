@@ -1,0 +1,332 @@
+"""Label images of a dataset: list, open and create them (``ds.labels``).
+
+``await ds.labels.create(name)`` makes ``labels/<name>`` shaped like the image: the same levels,
+shapes, scales, translations and chunking (sharded likewise for 0.5) without the channel axis (a
+``czyx`` image gives a ``zyx`` label; ``t`` is kept), an integer data type and ``image-label``
+metadata (colors, properties, source ``../../``). Writes go in an order that never leaves
+metadata pointing at missing nodes:
+
+1. refuse an existing ``labels/<name>`` node unless ``overwrite=True`` (which deletes its keys);
+2. every level's array metadata, concurrently;
+3. the label image's group metadata (0.4 ``.zgroup`` then ``.zattrs``; 0.5 ``zarr.json``);
+4. the ``labels`` group listing: created, or the name appended (existing names and other
+   attributes are kept; the document is read again right before it is written).
+
+Listing updates of one dataset object are serialised by a lock; two processes creating labels in
+the same image at once can still lose a listing entry (stores offer no compare-and-swap here).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import msgspec
+import numpy as np
+
+from .._errors import MetadataError, NotFoundError, UnsupportedError
+from ._open import join, read_group_metadata
+
+if TYPE_CHECKING:
+    from numpy.typing import DTypeLike
+
+    from ..meta import LabelColor, LabelProperty
+    from ..meta.zarr import ArrayMeta
+    from ._create import ImagePlan
+    from ._dataset import Dataset, Mode
+
+__all__ = ["Labels", "plan_label"]
+
+ColorSpec = Mapping[int, Sequence[int]] | Sequence[Mapping[str, Any] | Any]
+
+
+def _check_name(name: str) -> None:
+    if not isinstance(name, str) or "/" in name or name in ("", ".", ".."):
+        raise ValueError(f"invalid label name {name!r}")
+
+
+def _compressor_of(meta: ArrayMeta) -> Any:
+    """The :func:`create_async` compressor name closest to ``meta``'s (default ``"zstd"``)."""
+    from ..meta.zarr import ArrayV2Meta, BloscCodec, GzipCodec, ShardingCodec, ZstdCodec
+
+    if isinstance(meta, ArrayV2Meta):
+        cid = (meta.compressor or {}).get("id")
+        return {"zstd": "zstd", "gzip": "gzip", "blosc": "blosc-zstd", None: None}.get(cid, "zstd")
+    codecs = list(meta.codecs)
+    for c in meta.codecs:
+        if isinstance(c, ShardingCodec):
+            codecs = list(c.configuration.codecs)
+    for c in codecs:
+        if isinstance(c, ZstdCodec):
+            return "zstd"
+        if isinstance(c, GzipCodec):
+            return "gzip"
+        if isinstance(c, BloscCodec):
+            return "blosc-zstd"
+    return None
+
+
+def _colors_json(colors: ColorSpec | None) -> list[dict[str, Any]] | None:
+    if colors is None:
+        return None
+    if isinstance(colors, Mapping):
+        return [
+            {"label-value": int(v), "rgba": [int(c) for c in rgba]} for v, rgba in colors.items()
+        ]
+    return [dict(c) if isinstance(c, Mapping) else _dump(c) for c in colors]
+
+
+def _dump(obj: Any) -> Any:
+    from ..meta._base import dump
+
+    return dump(obj)
+
+
+def _properties_json(
+    properties: Sequence[Mapping[str, Any] | LabelProperty] | None,
+) -> list[dict[str, Any]] | None:
+    if properties is None:
+        return None
+    out = []
+    for i, p in enumerate(properties):
+        d = dict(p) if isinstance(p, Mapping) else _dump(p)
+        if "label-value" not in d:
+            raise ValueError(f"properties[{i}] has no 'label-value'")
+        out.append(d)
+    return out
+
+
+def _drop(values: Sequence[Any], axis: int | None) -> list[Any]:
+    return [v for i, v in enumerate(values) if i != axis]
+
+
+def plan_label(
+    ds: Dataset,
+    name: str,
+    dtype: DTypeLike = "uint32",
+    colors: ColorSpec | Sequence[LabelColor] | None = None,
+    properties: Sequence[Mapping[str, Any] | LabelProperty] | None = None,
+) -> ImagePlan:
+    """The :class:`~ngio_async.images._create.ImagePlan` of label ``name`` of ``ds`` (pure)."""
+    from msgspec.structs import replace
+
+    from ..meta import OmeMetadata, Scale, Translation, to_attrs, validate
+    from ..meta.zarr import ArrayV2Meta
+    from ._create import ImagePlan, array_meta_v2, array_meta_v3
+
+    _check_name(name)
+    dt = np.dtype(dtype)
+    if dt.kind not in "iu":
+        raise TypeError(f"a label image needs an integer data type, got {dt}")
+    if dt.byteorder == ">":
+        dt = dt.newbyteorder("=")
+    version = ds.metadata.ngff_version
+    if version not in ("0.4", "0.5"):
+        raise UnsupportedError(f"cannot write labels for NGFF version {version!r}")
+    c = ds.metadata.channel_axis
+    ms = ds.metadata.multiscale
+    names = _drop(ds.axes, c)
+    arrays: list[ArrayMeta] = []
+    for lvl in ds.levels:
+        shape = tuple(_drop(lvl.shape, c))
+        chunks = tuple(_drop(lvl.chunks, c))
+        compressor = _compressor_of(lvl.meta)
+        if isinstance(lvl.meta, ArrayV2Meta):
+            arrays.append(array_meta_v2(shape, dt, chunks, compressor, 0))
+        else:
+            shards = tuple(_drop(lvl.shards, c)) if lvl.shards is not None else None
+            arrays.append(array_meta_v3(shape, dt, names, chunks, shards, compressor, 0))
+
+    def drop_transforms(ts: Sequence[Any] | None) -> Any:
+        if ts is None:
+            return None
+        out: list[Scale | Translation] = []
+        for t in ts:
+            if isinstance(t, Scale) and t.scale is not None:
+                out.append(Scale(scale=_drop(t.scale, c)))
+            elif isinstance(t, Translation) and t.translation is not None:
+                out.append(Translation(translation=_drop(t.translation, c)))
+            else:
+                raise UnsupportedError("the image's transformations are stored by path")
+        return out
+
+    datasets = [
+        replace(d, coordinate_transformations=drop_transforms(d.coordinate_transformations))
+        for d in ms.datasets
+    ]
+    multiscale = replace(
+        ms,
+        axes=_drop(ms.axes, c),
+        datasets=datasets,
+        coordinate_transformations=drop_transforms(ms.coordinate_transformations),
+        name=name,
+        type=None,
+        metadata=None,
+        version=None,
+    )
+    attrs = to_attrs(OmeMetadata(version=version, multiscales=[multiscale]), version)
+    image_label: dict[str, Any] = {"source": {"image": "../../"}}
+    color_list = _colors_json(colors)
+    if color_list is not None:
+        image_label["colors"] = color_list
+    prop_list = _properties_json(properties)
+    if prop_list is not None:
+        image_label["properties"] = prop_list
+    if version == "0.4":
+        attrs["image-label"] = {"version": "0.4", **image_label}
+    else:
+        attrs["ome"]["image-label"] = image_label
+    ome = validate(attrs)  # every rule checked (colors, properties) before anything is written
+    paths = tuple(d.path for d in ms.datasets)
+    return ImagePlan(version=version, paths=paths, arrays=tuple(arrays), ome=ome)
+
+
+class Labels:
+    """The label images of a dataset: ``names()``, ``open(name)``, ``create(name)``."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        self._dataset = dataset
+        self._lock: anyio.Lock | None = None
+
+    async def names(self) -> list[str]:
+        """Names of the label images (empty when the image has none)."""
+        ds = self._dataset
+        ds._check_open()
+        try:
+            meta = await read_group_metadata(
+                ds.store, join(ds.root, "labels"), parent_version=ds.metadata.ngff_version
+            )
+        except NotFoundError:
+            return []
+        if meta.labels is None:
+            raise MetadataError(f"{ds.url}/labels has no 'labels' list")
+        return list(meta.labels)
+
+    async def open(self, name: str, mode: Mode | None = None) -> Dataset:
+        """Open label image ``name`` as a dataset (it shares the store and its limits).
+
+        :param mode: ``"r"`` or ``"r+"``; default: the image's own mode.
+        """
+        from ._dataset import Dataset
+
+        ds = self._dataset
+        ds._check_open()
+        _check_name(name)
+        try:
+            label = await Dataset.open_in(
+                ds.store,
+                join(ds.root, "labels", name),
+                limits=ds.limits,
+                decode_limiter=ds._decode_limiter,
+                mode=ds.mode if mode is None else mode,
+            )
+        except NotFoundError:
+            names = await self.names()
+            raise NotFoundError(
+                f"no label {name!r} in {ds.url} (labels: {names})", url=ds.store.url, key=name
+            ) from None
+        return label
+
+    async def create(
+        self,
+        name: str,
+        dtype: DTypeLike = "uint32",
+        colors: ColorSpec | Sequence[LabelColor] | None = None,
+        properties: Sequence[Mapping[str, Any] | LabelProperty] | None = None,
+        overwrite: bool = False,
+    ) -> Dataset:
+        """Create label image ``name`` (empty: every pixel 0) and list it; return it writable.
+
+        Same levels, shapes, scales/translations and chunking (and sharding) as the image,
+        without the channel axis.
+
+        :param dtype: an integer data type (default ``uint32``).
+        :param colors: ``{value: (r, g, b, a)}`` or a list of ``{"label-value": v, "rgba":
+            [r, g, b, a]}`` (or :class:`~ngio_async.meta.LabelColor`).
+        :param properties: a list of dicts, each with ``"label-value"`` and free keys.
+        :param overwrite: replace an existing label image of that name (its keys are deleted).
+        :raises TypeError: ``dtype`` is not an integer type.
+        :raises MetadataError: ``colors`` / ``properties`` break an NGFF rule (JSON path named).
+        :raises ExistsError: ``labels/<name>`` exists and ``overwrite`` is false.
+        :raises ReadOnlyError: the image is read-only (before any I/O).
+        """
+        from ._create import _prepare_root, _put_all
+        from ._dataset import Dataset
+
+        ds = self._dataset
+        ds._check_writable()
+        plan = plan_label(ds, name, dtype, colors, properties)
+        root = join(ds.root, "labels", name)
+        try:
+            await _prepare_root(ds.store, root, overwrite)
+            await _put_all(ds.store, [(join(root, k), d) for k, d in plan.array_documents()])
+            for key, data in plan.group_documents():  # in order: the NGFF metadata last
+                await ds.store.put(join(root, key), data)
+            await self._list(name)
+        except BaseExceptionGroup as group:
+            from .._prefetch import single_leaf
+
+            leaf = single_leaf(group)
+            if leaf is None:
+                raise
+            raise leaf from None
+        return Dataset.from_plan(
+            ds.store,
+            root,
+            plan.ome,
+            list(plan.arrays),
+            limits=ds.limits,
+            decode_limiter=ds._decode_limiter,
+            mode="r+",
+        )
+
+    async def _list(self, name: str) -> None:
+        """Add ``name`` to the ``labels`` group (creating the group when missing)."""
+        ds = self._dataset
+        if self._lock is None:
+            self._lock = anyio.Lock()
+        group = join(ds.root, "labels")
+        async with self._lock:
+            if ds.metadata.ngff_version == "0.4":
+                key = join(group, ".zattrs")
+                raw = await ds.store.get(key)
+                attrs: dict[str, Any] = {} if raw is None else _object(raw, key)
+                zgroup = join(group, ".zgroup")
+                if raw is None or not await ds.store.exists(zgroup):
+                    await ds.store.put(zgroup, b'{"zarr_format":2}')
+                attrs["labels"] = _appended(attrs.get("labels"), name, key)
+                await ds.store.put(key, msgspec.json.encode(attrs))
+                return
+            key = join(group, "zarr.json")
+            raw = await ds.store.get(key)
+            doc: dict[str, Any] = (
+                {"zarr_format": 3, "node_type": "group", "attributes": {}}
+                if raw is None
+                else _object(raw, key)
+            )
+            if doc.get("node_type") != "group":
+                raise MetadataError(f"{ds.store.url}/{key} is not a group", "$.node_type")
+            attributes = doc.setdefault("attributes", {})
+            ome = attributes.setdefault("ome", {})
+            ome.setdefault("version", ds.metadata.ngff_version)
+            ome["labels"] = _appended(ome.get("labels"), name, key)
+            await ds.store.put(key, msgspec.json.encode(doc))
+
+
+def _object(raw: Any, key: str) -> dict[str, Any]:
+    try:
+        doc = msgspec.json.decode(bytes(raw))
+    except msgspec.DecodeError as exc:
+        raise MetadataError(f"{key} is not valid JSON: {exc}", "$") from None
+    if not isinstance(doc, dict):
+        raise MetadataError(f"{key} is not a JSON object", "$")
+    return doc
+
+
+def _appended(names: Any, name: str, key: str) -> list[str]:
+    if names is None:
+        return [name]
+    if not isinstance(names, list):
+        raise MetadataError(f"{key}: 'labels' is not a list", "$.labels")
+    return names if name in names else [*names, name]

@@ -1,0 +1,343 @@
+"""Building pyramid levels: ``await ds.build_pyramid()`` computes every lower level from level 0.
+
+Planning is pure (:func:`ngio_async.engine.pyramid.pyramid_plan`); here it is executed:
+
+- **Level by level.** Level ``L`` is built from level ``L - 1`` (``source="previous"``, default)
+  only once every tile of ``L - 1`` is written, so a tile never reads a source that is still
+  being computed. (Pipelining ``L`` behind ``L - 1`` tile by tile would overlap more I/O, at the
+  cost of tracking which source tiles are done; the simple order is correct and keeps memory
+  bounded.) ``source="level0"`` reads every level's tiles from level 0 with the cumulative
+  factor: source regions grow with ``factor**L``, so memory per tile grows too.
+- **Streaming, bounded.** The tiles of a level run through :func:`ngio_async._prefetch.prefetch`
+  (unordered): at most ``window`` tiles are in progress (read source, downsample, write target),
+  and the bytes they hold (source block plus reduced tile) never exceed ``limits.prefetch_bytes``
+  (a tile larger than that runs alone). A whole level is never held in memory. Transient codec
+  buffers (a fetched shard, an encoded one) come on top.
+- **Chunk-aligned writes.** Target tiles are whole multiples of the target level's stored object
+  (shard, else chunk), so every write covers whole objects (clipped at the far edge) and is
+  encoded from the data alone: no read-modify-write, no GET of a target key.
+- **Downsampling** (:func:`ngio_async.engine.pyramid.downsample`) runs in worker threads under
+  the dataset's decode limiter.
+- **Factors** come from the level shapes (level ``i + 1`` vs ``i``; the scale ratio decides when
+  the shapes alone are ambiguous). ``levels=N`` beyond the existing levels adds levels with the
+  y/x downscale of the last pair (2 for a single-level image): their array metadata is written
+  first, the pixels are built, and the group's NGFF metadata (new datasets and scales) is
+  rewritten last, so the new levels appear only once complete.
+- ``regions=`` (changed level-0 regions) rebuilds only the target tiles whose pixels depend on a
+  change; the result equals a full rebuild. New levels are always built whole.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace as dc_replace
+from typing import TYPE_CHECKING, Any, Literal
+
+import anyio
+
+from .._errors import UnsupportedError
+from .._prefetch import prefetch
+from ..engine.pyramid import downsample, pyramid_plan
+from ._level import Level
+from ._open import join
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    import numpy as np
+    from numpy.typing import NDArray
+
+    from ..engine.pyramid import LevelPlan, Method, PyramidStep
+    from ..meta import OmeMetadata
+    from ..meta.zarr import ArrayMeta
+    from ._dataset import Dataset
+
+__all__ = ["build_pyramid", "level_factors"]
+
+_METHODS = ("mean", "nearest", "mode")
+
+
+def default_method(ds: Dataset) -> Method:
+    """``"mode"`` for a label image (its metadata has ``image-label``), else ``"mean"``."""
+    return "mode" if ds.metadata.ome.image_label is not None else "mean"
+
+
+def _factor(n: int, m: int, ratio: float | None, what: str) -> int:
+    """The integer factor ``f`` with ``ceil(n / f) == m`` (the scale ratio breaks ties)."""
+    if n == 0 or m == 0:
+        if n != m:
+            raise UnsupportedError(f"{what}: size {n} -> {m} is not a downsampling")
+        return 1
+    if ratio is not None and ratio >= 1:
+        r = round(ratio)
+        if abs(ratio - r) < 1e-6 and -(-n // r) == m:
+            return r
+    f = -(-n // m)
+    if m > n or -(-n // f) != m:
+        raise UnsupportedError(f"{what}: size {n} -> {m} is not an integer downsampling")
+    return f
+
+
+def level_factors(ds: Dataset) -> list[tuple[int, ...]]:
+    """``[i]``: the integer factor per axis from level ``i`` to level ``i + 1``."""
+    out = []
+    for i in range(len(ds.levels) - 1):
+        a, b = ds.levels[i], ds.levels[i + 1]
+        factors = []
+        for ax, (n, m, sa, sb) in enumerate(zip(a.shape, b.shape, a.scale, b.scale, strict=True)):
+            ratio = sb / sa if sa > 0 else None
+            factors.append(_factor(n, m, ratio, f"axis {ds.axes[ax]!r} of level {i + 1}"))
+        out.append(tuple(factors))
+    return out
+
+
+def _tile_for(level: Level, tile: Sequence[int | None] | None) -> tuple[int | None, ...]:
+    """The target tile of ``level``: whole stored objects (``tile`` rounded up to multiples)."""
+    stored = level.meta.stored_chunks
+    if tile is None:
+        return tuple(stored)
+    t = tuple(tile)
+    if len(t) == 2 and level.ndim > 2:
+        t = tuple(stored[:-2]) + t
+    if len(t) != level.ndim:
+        raise ValueError(f"tile needs {level.ndim} values (one per axis) or 2 (y, x), got {tile}")
+    out: list[int | None] = []
+    for v, s in zip(t, stored, strict=True):
+        if v is None:
+            out.append(None)
+        elif v < 1:
+            raise ValueError(f"tile sizes must be >= 1, got {tile}")
+        else:
+            out.append(-(-int(v) // s) * s)
+    return tuple(out)
+
+
+def _reduce(
+    block: NDArray[Any], factors: tuple[int, ...], method: Method, dtype: np.dtype[Any]
+) -> NDArray[Any]:
+    out = downsample(block, factors, method)
+    return out if out.dtype == dtype else out.astype(dtype)
+
+
+async def _build_level(
+    src: Level,
+    dst: Level,
+    plan: LevelPlan,
+    method: Method,
+    *,
+    limiter: anyio.CapacityLimiter,
+    window: int,
+    max_bytes: int,
+    done: Callable[[], None],
+) -> None:
+    itemsize = src.dtype.itemsize
+
+    async def one(step: PyramidStep) -> None:
+        block = await src.read(step.source)
+        out = await anyio.to_thread.run_sync(
+            _reduce, block, step.factors, method, dst.dtype, limiter=limiter
+        )
+        del block
+        await dst.write(step.target, out)
+
+    def size_of(step: PyramidStep) -> int:  # the source block and the reduced tile
+        return max(1, (math.prod(step.source_shape) + math.prod(step.target_shape)) * itemsize)
+
+    async with prefetch(
+        iter(plan), one, window=window, max_bytes=max_bytes, size_of=size_of, ordered=False
+    ) as results:
+        async for _ in results:
+            done()
+
+
+def _new_level_layout(
+    ds: Dataset, count: int
+) -> list[tuple[str, ArrayMeta, tuple[int, ...], tuple[float, ...]]]:
+    """``count`` levels below the last: (path, array metadata, factors, scale) each."""
+    from msgspec.structs import replace
+
+    from ..meta.zarr import (
+        ArrayV2Meta,
+        RegularChunkGrid,
+        RegularGridConfig,
+        ShardingCodec,
+        decode_array_v2,
+        decode_array_v3,
+        encode_array_v2,
+        encode_array_v3,
+    )
+    from ._create import _yx
+
+    axes = ds.axes
+    yx = _yx(axes)
+    factors = level_factors(ds)
+    downscale = max((factors[-1][i] for i in yx), default=2) if factors else 2
+    downscale = max(downscale, 2)
+    step = tuple(downscale if i in yx else 1 for i in range(len(axes)))
+    base = ds.levels[0].meta
+    last = ds.levels[-1]
+    taken = set(ds.metadata.paths)
+    shape = last.shape
+    scale = last.scale
+    index = len(ds.levels)
+    out: list[tuple[str, ArrayMeta, tuple[int, ...], tuple[float, ...]]] = []
+    for _ in range(count):
+        while str(index) in taken:
+            index += 1
+        path = str(index)
+        taken.add(path)
+        shape = tuple(-(-n // f) for n, f in zip(shape, step, strict=True))
+        scale = tuple(s * f for s, f in zip(scale, step, strict=True))
+        chunks = tuple(max(1, min(c, n)) for c, n in zip(base.chunks, shape, strict=True))
+        meta: ArrayMeta
+        if isinstance(base, ArrayV2Meta):
+            meta = decode_array_v2(encode_array_v2(replace(base, shape=shape, chunks=chunks)))
+        else:
+            grid = chunks
+            codecs = list(base.codecs)
+            if base.shards is not None:
+                grid = tuple(
+                    max(c, min(s, -(-n // c) * c))
+                    for s, c, n in zip(base.shards, chunks, shape, strict=True)
+                )
+                codecs = [
+                    replace(c, configuration=replace(c.configuration, chunk_shape=chunks))
+                    if isinstance(c, ShardingCodec)
+                    else c
+                    for c in codecs
+                ]
+            new = replace(
+                base,
+                shape=shape,
+                chunk_grid=RegularChunkGrid(RegularGridConfig(grid)),
+                codecs=tuple(codecs),
+            )
+            meta = decode_array_v3(encode_array_v3(new))
+        out.append((path, meta, step, scale))
+        index += 1
+    return out
+
+
+async def _add_levels(
+    ds: Dataset, layout: list[tuple[str, ArrayMeta, tuple[int, ...], tuple[float, ...]]]
+) -> list[Level]:
+    """Write the array metadata of new levels (not yet listed in the group); their Levels."""
+    from ..meta.zarr import ArrayV2Meta, encode_array_v2, encode_array_v3
+    from ._create import _put_all
+
+    docs = []
+    for path, meta, _, _ in layout:
+        if isinstance(meta, ArrayV2Meta):
+            docs.append((join(ds.root, path, ".zarray"), encode_array_v2(meta)))
+        else:
+            docs.append((join(ds.root, path, "zarr.json"), encode_array_v3(meta)))
+    await _put_all(ds.store, docs)
+    last = ds.levels[-1]
+    levels = []
+    for path, meta, _, scale in layout:
+        lvl = Level(
+            ds.store,
+            join(ds.root, path),
+            meta,
+            scale=scale,
+            translation=last.translation,
+            decode_limiter=ds._decode_limiter,
+            window=last._window,
+        )
+        lvl.writable = True
+        levels.append(lvl)
+    return levels
+
+
+async def _list_levels(
+    ds: Dataset, layout: list[tuple[str, ArrayMeta, tuple[int, ...], tuple[float, ...]]]
+) -> None:
+    """Append the new levels to the group's multiscale (datasets and scales), keeping the rest."""
+    from msgspec.structs import replace
+
+    from ..meta import Dataset as NgffDataset, Scale
+    from ._dataset import _with_extra
+
+    def edit(ome: OmeMetadata) -> OmeMetadata:
+        assert ome.multiscales is not None
+        ms = ome.multiscales[0]
+        datasets = list(ms.datasets)
+        for path, _, step, _ in layout:
+            prev = datasets[-1]
+            if prev.scale is None:
+                raise UnsupportedError(f"level {prev.path!r}: scale stored by path")
+            scale = [s * f for s, f in zip(prev.scale, step, strict=True)]
+            transforms = [
+                Scale(scale=scale) if isinstance(t, Scale) else t
+                for t in prev.coordinate_transformations
+            ]
+            datasets.append(NgffDataset(path=path, coordinate_transformations=transforms))
+        new_ms = _with_extra(replace(ms, datasets=datasets), ms)
+        return _with_extra(replace(ome, multiscales=[new_ms, *ome.multiscales[1:]]), ome)
+
+    await ds._edit_metadata(edit)
+
+
+async def build_pyramid(
+    ds: Dataset,
+    levels: int | None = None,
+    method: Method | None = None,
+    regions: Sequence[Sequence[Any]] | None = None,
+    tile: Sequence[int | None] | None = None,
+    *,
+    source: Literal["previous", "level0"] = "previous",
+    window: int | None = None,
+    progress: Callable[[int, int], object] | None = None,
+) -> None:
+    """The implementation of :meth:`Dataset.build_pyramid` (see there)."""
+    ds._check_writable()
+    chosen: Method = default_method(ds) if method is None else method
+    if chosen not in _METHODS:
+        raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
+    existing = len(ds.levels)
+    total_levels = existing if levels is None else int(levels)
+    if total_levels < existing:
+        raise ValueError(
+            f"levels={levels}: the image has {existing} levels; build_pyramid does not remove "
+            "levels (levels=None rebuilds them all)"
+        )
+    if window is None:
+        window = ds.limits.prefetch_tiles
+    if window < 1:
+        raise ValueError(f"window must be >= 1, got {window}")
+    factors = level_factors(ds)
+    layout = _new_level_layout(ds, total_levels - existing) if total_levels > existing else []
+    new_levels = await _add_levels(ds, layout) if layout else []
+    all_levels = [*ds.levels, *new_levels]
+    factors += [step for _, _, step, _ in layout]
+    if len(all_levels) < 2:
+        return
+    tiles = [_tile_for(lvl, tile) for lvl in all_levels[1:]]
+    plans = pyramid_plan(ds.shape, factors, tiles, source=source, regions=regions)
+    plans = [dc_replace(p, tiles=None) if p.level >= existing else p for p in plans]
+    total = sum(len(p) for p in plans)
+    count = 0
+
+    def done() -> None:
+        nonlocal count
+        count += 1
+        if progress is not None:
+            progress(count, total)
+
+    for plan in plans:
+        await _build_level(
+            all_levels[plan.source_level],
+            all_levels[plan.level],
+            plan,
+            chosen,
+            limiter=ds._decode_limiter,
+            window=window,
+            max_bytes=ds.limits.prefetch_bytes,
+            done=done,
+        )
+    if layout:
+        await _list_levels(ds, layout)
+        ds.levels.extend(new_levels)
+        for lvl, cal in zip(ds.levels, ds.metadata.spatial_calibration, strict=True):
+            lvl.scale = cal.scale
+            lvl.translation = cal.translation

@@ -1,0 +1,211 @@
+"""``ds.labels.create``: layout like the image without ``c``, valid metadata, the labels listing,
+label data and its ``mode`` pyramid, read back (ours and zarr-python)."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pytest
+import zarr
+from test_meta import schema
+
+import ngio_async
+from ngio_async import ExistsError, MetadataError, ReadOnlyError
+from ngio_async.engine.pyramid import downsample
+from ngio_async.meta import validate
+from ngio_async.stores import InstrumentedStore, open_store
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+pytestmark = pytest.mark.anyio
+
+LAYOUTS = [
+    pytest.param("0.4", (1, 1, 8, 8), None, id="0.4"),
+    pytest.param("0.5", (1, 1, 8, 8), False, id="0.5-chunks"),
+    pytest.param("0.5", (1, 1, 4, 4), (1, 1, 8, 16), id="0.5-sharded"),
+]
+SHAPE = (2, 3, 37, 51)  # czyx
+
+
+def attrs_of(path: Path, version: str) -> dict[str, Any]:
+    if version == "0.5":
+        return json.loads((path / "zarr.json").read_text())["attributes"]  # type: ignore[no-any-return]
+    return json.loads((path / ".zattrs").read_text())  # type: ignore[no-any-return]
+
+
+def label_data(shape: tuple[int, ...] = SHAPE[1:]) -> np.ndarray:
+    rng = np.random.default_rng(3)
+    return rng.integers(0, 5, size=shape).astype(np.uint32) * 1000
+
+
+async def make_image(path: Path, version: str, chunks: Any, shards: Any, **extra: Any) -> Any:
+    options: dict[str, Any] = {} if shards is None else {"shards": shards}
+    return await ngio_async.create_async(
+        path,
+        shape=SHAPE,
+        dtype="uint16",
+        axes="czyx",
+        chunks=chunks,
+        levels=3,
+        scale=(1.0, 2.0, 0.5, 0.5),
+        translation=(0.0, 1.0, 2.0, 3.0),
+        channels=["DAPI", "GFP"],
+        ngff_version=version,
+        **options,
+        **extra,
+    )
+
+
+@pytest.mark.parametrize(("version", "chunks", "shards"), LAYOUTS)
+async def test_create_label_like_the_image(
+    tmp_path: Path, version: str, chunks: Any, shards: Any
+) -> None:
+    ds = await make_image(tmp_path, version, chunks, shards)
+    try:
+        cells = await ds.labels.create(
+            "cells",
+            colors={1000: (255, 0, 0, 255), 2000: [0, 255, 0, 128]},
+            properties=[{"label-value": 1000, "class": "nucleus"}],
+        )
+        assert cells.mode == "r+"
+        assert cells.axes == ("z", "y", "x")
+        assert cells.dtype == np.dtype("uint32")
+        assert len(cells.levels) == len(ds.levels)
+        for img, lab in zip(ds.levels, cells.levels, strict=True):
+            assert lab.shape == img.shape[1:]
+            assert lab.chunks == img.chunks[1:]
+            assert lab.shards == (img.shards[1:] if img.shards is not None else None)
+            assert lab.scale == img.scale[1:]
+            assert lab.translation == img.translation[1:]
+        lab0 = label_data()
+        await cells.write(lab0)
+        await cells.build_pyramid()  # a label image: mode by default
+        want = [lab0]
+        for _ in range(2):
+            want.append(downsample(want[-1], (1, 2, 2), "mode"))
+        for i, w in enumerate(want):
+            np.testing.assert_array_equal(await cells.levels[i][...], w)
+        await cells.aclose()
+        assert await ds.labels.names() == ["cells"]
+        back = await ds.labels.open("cells")
+        try:
+            assert back.mode == "r+"  # the image's mode
+            meta = back.metadata.ome.image_label
+            assert meta is not None
+            assert meta.source is not None and meta.source.image == "../../"
+            assert [(c.label_value, c.rgba) for c in meta.colors or []] == [
+                (1000, [255, 0, 0, 255]),
+                (2000, [0, 255, 0, 128]),
+            ]
+            assert meta.properties is not None
+            assert meta.properties[0].extra == {"class": "nucleus"}
+            for i, w in enumerate(want):
+                np.testing.assert_array_equal(await back.levels[i][...], w)
+        finally:
+            await back.aclose()
+    finally:
+        await ds.aclose()
+    attrs = attrs_of(tmp_path / "labels" / "cells", version)
+    schema(version, "label").validate(attrs)
+    schema(version, "image").validate(attrs)
+    validate(attrs)
+    group = zarr.open_group(tmp_path / "labels" / "cells", mode="r")
+    for i, w in enumerate(want):
+        np.testing.assert_array_equal(group[str(i)][...], w, err_msg=f"zarr level {i}")
+    listing = attrs_of(tmp_path / "labels", version)
+    if version == "0.5":
+        assert listing == {"ome": {"version": "0.5", "labels": ["cells"]}}
+    else:
+        assert listing == {"labels": ["cells"]}
+        assert json.loads((tmp_path / "labels" / ".zgroup").read_text()) == {"zarr_format": 2}
+
+
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+async def test_listing_keeps_existing_names_and_order_of_writes(
+    tmp_path: Path, version: str
+) -> None:
+    store = InstrumentedStore(open_store(tmp_path, mkdir=True))
+    ds = await ngio_async.create_async(
+        store, shape=(2, 40, 40), dtype="uint8", axes="tyx", levels=2, ngff_version=version
+    )
+    try:
+        await (await ds.labels.create("a")).aclose()
+        # someone else's listing attributes (and names) are kept
+        key = "labels/zarr.json" if version == "0.5" else "labels/.zattrs"
+        doc = json.loads(bytes(await store.get(key) or b""))
+        if version == "0.5":
+            doc["attributes"]["ome"]["labels"].insert(0, "old")
+            doc["attributes"]["other"] = 1
+        else:
+            doc["labels"].insert(0, "old")
+            doc["other"] = 1
+        await store.put(key, json.dumps(doc).encode())
+        store.reset()
+        order: list[str] = []
+        inner_put = store._put_once
+
+        async def put(key: str, data: Any, *, if_absent: bool) -> bool:
+            order.append(key)
+            return await inner_put(key, data, if_absent=if_absent)
+
+        store._put_once = put  # type: ignore[method-assign]
+        b = await ds.labels.create("b", dtype="int16")
+        assert b.axes == ("t", "y", "x")  # t kept: no channel axis to drop
+        assert b.shape == ds.shape
+        await b.aclose()
+        assert await ds.labels.names() == ["old", "a", "b"]
+        array_doc = "zarr.json" if version == "0.5" else ".zarray"
+        last_array = max(order.index(f"labels/b/{i}/{array_doc}") for i in (0, 1))
+        group_doc = "labels/b/zarr.json" if version == "0.5" else "labels/b/.zattrs"
+        assert last_array < order.index(group_doc) < order.index(key) == len(order) - 1
+        doc = json.loads(bytes(await store.get(key) or b""))
+        assert (doc["attributes"] if version == "0.5" else doc)["other"] == 1
+        # the same name again: refused, then replaced with overwrite=True (listed once)
+        with pytest.raises(ExistsError):
+            await ds.labels.create("b")
+        await (await ds.labels.create("b", overwrite=True)).aclose()
+        assert await ds.labels.names() == ["old", "a", "b"]
+    finally:
+        await ds.aclose()
+
+
+async def test_refusals(tmp_path: Path) -> None:
+    ds = await ngio_async.create_async(tmp_path, shape=(3, 20, 20), dtype="uint16", axes="cyx")
+    try:
+        with pytest.raises(TypeError, match="integer data type"):
+            await ds.labels.create("x", dtype="float32")
+        with pytest.raises(TypeError, match="integer data type"):
+            await ds.labels.create("x", dtype=bool)
+        with pytest.raises(ValueError, match="invalid label name"):
+            await ds.labels.create("a/b")
+        with pytest.raises(MetadataError, match="duplicate label-value"):
+            await ds.labels.create("x", colors=[{"label-value": 1}, {"label-value": 1}])
+        with pytest.raises(MetadataError):
+            await ds.labels.create("x", colors={1: (300, 0, 0, 255)})
+        with pytest.raises(ValueError, match="label-value"):
+            await ds.labels.create("x", properties=[{"class": "a"}])
+        assert await ds.labels.names() == []  # nothing written by a refusal
+        assert not (tmp_path / "labels").exists()
+    finally:
+        await ds.aclose()
+    async with ngio_async.open_async(tmp_path) as ro:
+        with pytest.raises(ReadOnlyError):
+            await ro.labels.create("x")
+
+
+def test_sync_labels_create(tmp_path: Path) -> None:
+    with ngio_async.create(tmp_path, shape=(2, 32, 32), dtype="uint8", axes="cyx", levels=2) as ds:
+        with ds.labels.create("cells", dtype="uint16") as cells:
+            assert cells.axes == ("y", "x")
+            cells[...] = np.arange(32 * 32, dtype=np.uint16).reshape(32, 32) % 3
+            cells.build_pyramid()
+            np.testing.assert_array_equal(
+                cells.levels[1][...],
+                downsample(np.arange(32 * 32).reshape(32, 32) % 3, (2, 2), "mode"),
+            )
+        assert ds.labels.names() == ["cells"]
+        with ds.labels["cells"] as back:
+            assert back.shape == (32, 32)
