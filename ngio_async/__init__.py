@@ -28,6 +28,7 @@ from ._sync_api import (
     create_like,
     open,
 )
+from .convert import ConvertResult, convert, convert_many, convert_many_sync, convert_sync
 from .images import (
     Dataset,
     Labels,
@@ -47,6 +48,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ClosedError",
     "CodecError",
+    "ConvertResult",
     "Dataset",
     "ExistsError",
     "Labels",
@@ -69,6 +71,10 @@ __all__ = [
     "TileStream",
     "UnsupportedError",
     "__version__",
+    "convert",
+    "convert_many",
+    "convert_many_sync",
+    "convert_sync",
     "create",
     "create_async",
     "create_like",

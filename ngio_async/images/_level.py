@@ -12,7 +12,8 @@ from __future__ import annotations
 import math
 import threading
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any, TypeVar
+from itertools import chain
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import anyio
 import numpy as np
@@ -150,8 +151,19 @@ class Level:
 
     async def _read_chunk(self, codec: ChunkCodec, plan: ChunkPlan, out: NDArray[Any]) -> None:
         key = self._prefix + plan.key
-        buf = await self.store.get(key)
         target = out[plan.out_selection]
+        if self.store.blocking_reads:  # local: read and decode in one worker-thread call
+            await anyio.to_thread.run_sync(
+                _fetch_decode,
+                self.store,
+                codec,
+                key,
+                [_Job(None, key, plan.chunk_selection, target)],
+                self.fill_value,
+                limiter=self._decode_limiter,
+            )
+            return
+        buf = await self.store.get(key)
         if buf is None:
             target[...] = self.fill_value
             return
@@ -161,6 +173,17 @@ class Level:
         key = self._prefix + plan.key
         if len(plan.chunks) == math.prod(codec.chunks_per_shard) and key not in self._indexes:
             # the region needs every inner chunk: one request for the whole shard, not two
+            if self.store.blocking_reads:
+                await anyio.to_thread.run_sync(
+                    _fetch_decode_shard,
+                    self.store,
+                    codec,
+                    key,
+                    plan,
+                    out,
+                    limiter=self._decode_limiter,
+                )
+                return
             whole = await self.store.get(key)
             if whole is None:
                 out[plan.out_selection] = self.fill_value
@@ -183,6 +206,26 @@ class Level:
                 wanted.append(rng)
                 pieces.append(inner)
         if not wanted:
+            return
+        if self.store.blocking_reads:  # local: read and decode in one worker-thread call
+            jobs = [
+                _Job(
+                    RangeByteRequest(*rng),
+                    f"{key}{list(p.coords)}",
+                    p.chunk_selection,
+                    out[p.out_selection],
+                )
+                for rng, p in zip(wanted, pieces, strict=True)
+            ]
+            await anyio.to_thread.run_sync(
+                _fetch_decode,
+                self.store,
+                codec.inner,
+                key,
+                jobs,
+                self.fill_value,
+                limiter=self._decode_limiter,
+            )
             return
         bufs = await self.store.get_ranges(key, wanted)
         if bufs is None:  # the shard vanished between the index and the data
@@ -314,6 +357,40 @@ def _decode_into(
     target[...] = codec.decode(buf, key, out=_scratch_for(codec))[chunk_sel]
 
 
+class _Job(NamedTuple):
+    """One blocking read: the byte range of ``key`` (None: whole) and where it decodes to."""
+
+    request: RangeByteRequest | None
+    name: str
+    chunk_sel: Region
+    target: NDArray[Any]
+
+
+def _fetch_decode(
+    store: AsyncStore, codec: ChunkCodec, key: str, jobs: list[_Job], fill_value: Any
+) -> None:
+    """Blocking reads of ``key`` (whole, or the given ranges) decoded into their targets."""
+    for request, name, chunk_sel, target in jobs:
+        buf = store.get_blocking(key, request)
+        if buf is None:
+            if request is not None:  # the shard vanished between the index and the data
+                raise CodecError(f"shard {key!r} disappeared while it was read", key=key)
+            target[...] = fill_value
+        else:
+            _decode_into(codec, buf, name, chunk_sel, target)
+
+
+def _fetch_decode_shard(
+    store: AsyncStore, codec: ShardCodec, key: str, plan: ShardPlan, out: NDArray[Any]
+) -> None:
+    """Blocking read of a whole shard, decoded into ``out`` (fill value when it is absent)."""
+    whole = store.get_blocking(key)
+    if whole is None:
+        out[plan.out_selection] = codec.fill_value
+    else:
+        _decode_shard_into(codec, whole, key, plan, out)
+
+
 def _decode_shard_into(
     codec: ShardCodec, whole: Buffer, key: str, plan: ShardPlan, out: NDArray[Any]
 ) -> None:
@@ -343,7 +420,18 @@ def _decode_shard_into(
 
 
 async def _run_all(plans: Iterable[P], fn: Callable[[P], Awaitable[None]], window: int) -> None:
-    """Run ``fn(plan)`` for every plan, at most ``window`` at a time; errors propagate plainly."""
-    async with prefetch(plans, fn, window=window, ordered=False) as results:
+    """Run ``fn(plan)`` for every plan, at most ``window`` at a time; errors propagate plainly.
+
+    A region of one stored object (a tile) runs inline: no task group, no extra tasks.
+    """
+    it = iter(plans)
+    first = next(it, None)
+    if first is None:
+        return
+    second = next(it, None)
+    if second is None:
+        await fn(first)
+        return
+    async with prefetch(chain((first, second), it), fn, window=window, ordered=False) as results:
         async for _ in results:
             pass

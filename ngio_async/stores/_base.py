@@ -142,6 +142,9 @@ class AsyncStore(abc.ABC):
 
     supports_writes: bool = False
     supports_listing: bool = False
+    #: ``get_blocking`` is available and cheap (local files, memory): readers may fetch and
+    #: decode in one worker-thread call instead of awaiting the fetch on the event loop
+    blocking_reads: bool = False
 
     def __init__(
         self,
@@ -243,6 +246,10 @@ class AsyncStore(abc.ABC):
                 start, end = pairs[member]
                 out[member] = view[start - request.start : end - request.start]
         return out
+
+    def get_blocking(self, key: str, byte_range: ByteRequest | None = None) -> Buffer | None:
+        """``get`` for worker threads; only where :attr:`blocking_reads` is true."""
+        raise UnsupportedError(f"{self._url} has no blocking reads")
 
     async def exists(self, key: str) -> bool:
         """Whether the object ``key`` exists."""

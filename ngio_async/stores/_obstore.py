@@ -26,6 +26,7 @@ from ._base import (
     RangeByteRequest,
     SuffixByteRequest,
     check_complete,
+    check_key,
 )
 from ._url_utils import redact_url
 
@@ -105,20 +106,35 @@ class ObstoreStore(AsyncStore):
         read_only = isinstance(store, HTTPStore)
         self.supports_writes = not read_only
         self.supports_listing = not read_only
+        self.blocking_reads = isinstance(store, LocalStore | MemoryStore)
 
     @property
     def obstore(self) -> ObjectStore:
         """The wrapped obstore store."""
         return self._store
 
+    def get_blocking(self, key: str, byte_range: ByteRequest | None = None) -> Buffer | None:
+        """Blocking ``get`` for worker threads, on local stores (``blocking_reads``).
+
+        obstore's sync API releases the GIL; one thread hop then both reads and decodes a chunk.
+        No limiter or retries: the caller's thread limiter bounds the concurrency.
+        """
+        if not self.blocking_reads:
+            return super().get_blocking(key, byte_range)
+        self._check_open()
+        check_key(key)
+        with self._map_exceptions(key):
+            try:
+                result = obstore.get(self._store, key, options=_get_options(byte_range))
+            except FileNotFoundError:
+                return None
+            data = result.bytes()
+            return check_complete(
+                memoryview(data), byte_range, result.meta["size"], url=self.url, key=key
+            )
+
     async def _get_once(self, key: str, byte_range: ByteRequest | None) -> Buffer | None:
-        options: GetOptions = {}
-        if isinstance(byte_range, RangeByteRequest):
-            options["range"] = (byte_range.start, byte_range.end)
-        elif isinstance(byte_range, OffsetByteRequest):
-            options["range"] = {"offset": byte_range.offset}
-        elif isinstance(byte_range, SuffixByteRequest):
-            options["range"] = {"suffix": byte_range.suffix}
+        options = _get_options(byte_range)
         try:
             result = await obstore.get_async(self._store, key, options=options)
         except FileNotFoundError:
@@ -202,3 +218,14 @@ class ObstoreStore(AsyncStore):
             raise StoreError(
                 f"store error for {key!r} at {url}: {_first_line(exc)}", url=url, key=key
             ) from exc
+
+
+def _get_options(byte_range: ByteRequest | None) -> GetOptions:
+    options: GetOptions = {}
+    if isinstance(byte_range, RangeByteRequest):
+        options["range"] = (byte_range.start, byte_range.end)
+    elif isinstance(byte_range, OffsetByteRequest):
+        options["range"] = {"offset": byte_range.offset}
+    elif isinstance(byte_range, SuffixByteRequest):
+        options["range"] = {"suffix": byte_range.suffix}
+    return options

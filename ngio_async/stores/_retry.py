@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, TypeVar
 
 import anyio
@@ -45,9 +44,10 @@ async def call_with_retry(
     retry = 0
     while True:
         try:
-            async with AsyncExitStack() as stack:
-                if limiter is not None:
-                    await stack.enter_async_context(limiter)
+            if limiter is None:
+                with anyio.fail_after(limits.timeout):
+                    return await attempt()
+            async with limiter:
                 with anyio.fail_after(limits.timeout):
                     return await attempt()
         except Exception as exc:

@@ -1,0 +1,7 @@
+"""``python -m ngio_async``: the ``ngio-async`` command line."""
+
+from __future__ import annotations
+
+from ngio_async.cli import main
+
+raise SystemExit(main())

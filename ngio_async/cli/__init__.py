@@ -1,0 +1,7 @@
+"""The ``ngio-async`` command line (``python -m ngio_async``): info, validate, convert, bench."""
+
+from __future__ import annotations
+
+from .main import main
+
+__all__ = ["main"]

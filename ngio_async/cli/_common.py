@@ -1,0 +1,151 @@
+"""Shared pieces of the command line: exit codes, store options, errors, consoles, JSON."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import TYPE_CHECKING, Any
+
+from .._errors import (
+    CodecError,
+    ExistsError,
+    MetadataError,
+    NgioError,
+    NotFoundError,
+    PermissionDeniedError,
+    StoreError,
+    StoreTimeoutError,
+    UnsupportedError,
+)
+
+if TYPE_CHECKING:
+    import argparse
+
+    from rich.console import Console
+
+__all__ = [
+    "EXIT_ERROR",
+    "EXIT_INTERRUPTED",
+    "EXIT_INVALID",
+    "EXIT_OK",
+    "CLIError",
+    "add_store_options",
+    "describe_error",
+    "human_bytes",
+    "leaf_exception",
+    "stderr_console",
+    "stdout_console",
+    "store_options",
+]
+
+EXIT_OK = 0
+EXIT_INVALID = 1  # the data is invalid (validate), or a metadata / codec error
+EXIT_ERROR = 2  # usage, not found, store / network errors, unsupported input
+EXIT_INTERRUPTED = 130
+
+
+class CLIError(Exception):
+    """An error the command line reports as one line, with an exit status."""
+
+    def __init__(self, message: str, code: int = EXIT_ERROR) -> None:
+        self.code = code
+        super().__init__(message)
+
+
+def add_store_options(parser: argparse.ArgumentParser) -> None:
+    """``--endpoint``, ``--region``, ``--anonymous``, ``--allow-http`` (credentials: ``AWS_*``)."""
+    group = parser.add_argument_group(
+        "store options",
+        "for s3:// (and gs://, az://) URLs; credentials come from the environment "
+        "(AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, ...)",
+    )
+    group.add_argument("--endpoint", metavar="URL", help="object store endpoint (S3-compatible)")
+    group.add_argument("--region", help="bucket region")
+    group.add_argument(
+        "--anonymous", action="store_true", help="unsigned requests (public buckets)"
+    )
+    group.add_argument("--allow-http", action="store_true", help="allow plain http:// endpoints")
+
+
+def store_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``open_store`` options the user gave (none for local paths)."""
+    options: dict[str, Any] = {}
+    if getattr(args, "endpoint", None):
+        options["endpoint"] = args.endpoint
+    if getattr(args, "region", None):
+        options["region"] = args.region
+    if getattr(args, "anonymous", False):
+        options["anonymous"] = True
+    if getattr(args, "allow_http", False):
+        options["allow_http"] = True
+    return options
+
+
+def leaf_exception(exc: BaseException) -> BaseException:
+    """The first leaf of (nested) exception groups, else ``exc``."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
+
+
+def describe_error(exc: BaseException) -> tuple[int, str]:
+    """The exit status and the one-line message for an exception."""
+    exc = leaf_exception(exc)
+    if isinstance(exc, CLIError):
+        return exc.code, str(exc)
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, NotFoundError):
+        return EXIT_ERROR, f"not found: {text}"
+    if isinstance(exc, PermissionDeniedError):
+        return EXIT_ERROR, f"permission denied: {text}"
+    if isinstance(exc, StoreTimeoutError):
+        return EXIT_ERROR, f"timed out: {text}"
+    if isinstance(exc, StoreError):
+        return EXIT_ERROR, f"store error: {text}"
+    if isinstance(exc, MetadataError):
+        return EXIT_INVALID, f"invalid metadata: {text}"
+    if isinstance(exc, CodecError):
+        return EXIT_INVALID, f"cannot decode: {text}"
+    if isinstance(exc, UnsupportedError):
+        return EXIT_ERROR, f"unsupported: {text}"
+    if isinstance(exc, ExistsError):
+        return EXIT_ERROR, f"exists: {text} (use --overwrite)"
+    if isinstance(exc, NgioError):
+        return EXIT_ERROR, text
+    if isinstance(exc, FileNotFoundError):
+        return EXIT_ERROR, f"not found: {text}"
+    if isinstance(exc, (OSError, ValueError, TypeError, KeyError, IndexError)):
+        return EXIT_ERROR, text
+    return EXIT_ERROR, f"{type(exc).__name__}: {text}"
+
+
+def stdout_console() -> Console:
+    """A console on stdout; wide (no wrapping) when stdout is not a terminal."""
+    from rich.console import Console
+
+    console = Console(highlight=False, soft_wrap=False)
+    if not console.is_terminal:
+        console = Console(highlight=False, width=max(console.width, 200), no_color=True)
+    return console
+
+
+def stderr_console() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
+
+
+def human_bytes(n: int | None) -> str:
+    if n is None:
+        return "?"
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"  # pragma: no cover
+
+
+def wants_progress(quiet: bool) -> bool:
+    """Progress bars go to stderr unless ``--quiet`` (or ``NGIO_ASYNC_NO_PROGRESS`` is set)."""
+    return not quiet and not os.environ.get("NGIO_ASYNC_NO_PROGRESS") and sys.stderr is not None

@@ -1,0 +1,135 @@
+"""``ngio-async convert SRC... DST``: wired to ``ngio_async.convert`` / ``convert_many``.
+
+The conversion API is written separately; until ``ngio_async`` has ``convert`` this command
+reports "conversion not available" (exit status 2).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import re
+import sys
+from typing import TYPE_CHECKING, Any
+
+from ._common import CLIError, stderr_console, wants_progress
+
+if TYPE_CHECKING:
+    import argparse
+
+__all__ = ["parse_shape", "run_convert"]
+
+
+def parse_shape(text: str) -> tuple[int, ...]:
+    """``"1,1,512,512"`` (or ``1x1x512x512``) -> ``(1, 1, 512, 512)``."""
+    parts = re.split(r"[,x]", text.strip())
+    try:
+        shape = tuple(int(p) for p in parts)
+    except ValueError:
+        raise CLIError(f"invalid shape {text!r}: expected integers like 1,1,512,512") from None
+    if not shape or any(n < 1 for n in shape):
+        raise CLIError(f"invalid shape {text!r}: expected positive integers like 1,1,512,512")
+    return shape
+
+
+def _shards(text: str | None) -> tuple[int, ...] | bool | None:
+    if text is None:
+        return None
+    if text.lower() in ("none", "no", "false", "off"):
+        return False
+    return parse_shape(text)
+
+
+def _compressor(text: str | None) -> str | bool | None:
+    """``--compressor none`` -> ``False`` (uncompressed); unset -> ``None`` (the source's)."""
+    if text is None:
+        return None
+    return False if text.lower() in ("none", "no", "false", "off", "raw") else text
+
+
+def _options(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "ngff_version": args.ngff_version,
+        "chunks": parse_shape(args.chunks) if args.chunks else None,
+        "shards": _shards(args.shards),
+        "compressor": _compressor(args.compressor),
+        "levels": args.levels,
+        "overwrite": args.overwrite,
+    }
+
+
+def _supported(func: Any, options: dict[str, Any]) -> dict[str, Any]:
+    """Drop ``progress`` when the conversion function does not take it."""
+    try:
+        params = inspect.signature(func).parameters
+    except (TypeError, ValueError):
+        return options
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return options
+    return {k: v for k, v in options.items() if k in params or k != "progress"}
+
+
+def _describe(result: Any, dst: str) -> str:
+    """One line for a ``ConvertResult`` (attributes read defensively)."""
+    where = getattr(result, "dst", None) or dst
+    if getattr(result, "skipped", False):
+        return f"skipped {where} (complete already)"
+    parts = [f"wrote {where}"]
+    version = getattr(result, "ngff_version", None)
+    if version:
+        parts.append(f"NGFF {version}")
+    shape = getattr(result, "shape", None)
+    if shape:
+        parts.append("shape " + "x".join(map(str, shape)))
+    levels = getattr(result, "levels", None)
+    if levels:
+        parts.append(f"{levels} levels")
+    labels = getattr(result, "labels", None)
+    if labels:
+        parts.append(f"labels {', '.join(labels)}")
+    written = getattr(result, "bytes_written", None)
+    if written:
+        parts.append(f"{written / 1e6:.1f} MB")
+    return ", ".join(parts)
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    import ngio_async
+
+    from ._common import EXIT_OK, describe_error
+    from ._run import run_async
+
+    *srcs, dst = args.paths
+    if not srcs:
+        raise CLIError("convert needs at least one SRC and a DST")
+    options = _options(args)
+    convert = getattr(ngio_async, "convert", None)
+    if convert is None or not callable(convert):
+        raise CLIError("conversion not available in this version of ngio_async")
+    many = getattr(ngio_async, "convert_many", None)
+    if len(srcs) > 1 and (many is None or not callable(many)):
+        raise CLIError("converting several sources is not available in this version")
+    func: Any = convert if len(srcs) == 1 else many
+    target: Any = srcs[0] if len(srcs) == 1 else list(srcs)
+    with contextlib.ExitStack() as stack:
+        if wants_progress(args.quiet):
+            from ..progress import rich_progress
+
+            what = "converting" if len(srcs) == 1 else f"converting {len(srcs)} inputs"
+            options["progress"] = stack.enter_context(
+                rich_progress(what, console=stderr_console(), transient=True)
+            )
+        result = run_async(func, target, dst, quiet=args.quiet, **_supported(func, options))
+    if len(srcs) == 1:
+        if not args.quiet:
+            print(_describe(result, dst))
+        return EXIT_OK
+    status = EXIT_OK
+    for src, one in dict(result).items():  # convert_many: {src: ConvertResult | Exception}
+        if isinstance(one, BaseException):
+            code, message = describe_error(one)
+            status = max(status, code)
+            print(f"ngio-async: error: {src}: {message}", file=sys.stderr)
+        elif not args.quiet:
+            print(_describe(one, dst))
+    return status

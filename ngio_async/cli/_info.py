@@ -1,0 +1,440 @@
+"""``ngio-async info URL``: the tree of an OME-Zarr hierarchy, from metadata only.
+
+Every metadata read that can run concurrently does (levels, labels, wells, series), bounded by a
+``CapacityLimiter``; the store bounds the requests in flight on top of that.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from .._errors import MetadataError, NotFoundError, UnsupportedError
+from ..images import Dataset
+from ..images._open import join, read_group_metadata
+from ..meta.zarr import (
+    ArrayV2Meta,
+    ArrayV3Meta,
+    BloscCodec,
+    BytesCodec,
+    GzipCodec,
+    ShardingCodec,
+    TransposeCodec,
+    ZstdCodec,
+)
+from ..stores import ObstoreStore, open_store
+from ._common import human_bytes, leaf_exception, stdout_console, store_options
+
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Awaitable, Callable, Iterator, Sequence
+
+    from rich.tree import Tree
+
+    from ..images import Level
+    from ..meta import OmeMetadata
+    from ..meta.zarr import ArrayMeta, Codec
+    from ..stores import AsyncStore
+
+__all__ = ["codec_names", "gather_info", "run_info"]
+
+_CONCURRENCY = 32  # metadata nodes read at once (the store's limiter bounds requests too)
+
+
+# ------------------------------------------------------------------------------ codecs
+def _codec_name(codec: Codec) -> list[str]:
+    if isinstance(codec, ShardingCodec):
+        inner: list[str] = []
+        for c in codec.configuration.codecs:
+            inner.extend(_codec_name(c))
+        return ["sharding_indexed", *inner]
+    if isinstance(codec, BloscCodec):
+        cfg = codec.configuration
+        shuffle = f", {cfg.shuffle}" if cfg.shuffle else ""
+        return [f"blosc({cfg.cname}, clevel={cfg.clevel}{shuffle})"]
+    if isinstance(codec, ZstdCodec):
+        return [f"zstd(level={codec.configuration.level})"]
+    if isinstance(codec, GzipCodec):
+        return [f"gzip(level={codec.configuration.level})"]
+    if isinstance(codec, BytesCodec):
+        endian = codec.configuration.endian
+        return [f"bytes({endian})" if endian else "bytes"]
+    if isinstance(codec, TransposeCodec):
+        return [f"transpose{codec.configuration.order}"]
+    return [type(codec).__name__.removesuffix("Codec").lower()]
+
+
+def _v2_codec(cfg: dict[str, Any]) -> str:
+    name = str(cfg.get("id", "?"))
+    params = ", ".join(f"{k}={v}" for k, v in cfg.items() if k != "id")
+    return f"{name}({params})" if params else name
+
+
+def codec_names(meta: ArrayMeta) -> list[str]:
+    """The codec chain of an array, one short string per codec (sharding: its inner chain)."""
+    if isinstance(meta, ArrayV3Meta):
+        out: list[str] = []
+        for c in meta.codecs:
+            out.extend(_codec_name(c))
+        return out
+    assert isinstance(meta, ArrayV2Meta)
+    names = [_v2_codec(f) for f in meta.filters or ()]
+    names.append(_v2_codec(meta.compressor) if meta.compressor else "no compressor")
+    return names
+
+
+# ------------------------------------------------------------------------------ gathering
+async def _stored_bytes(store: AsyncStore, prefix: str) -> int | None:
+    """Bytes stored under ``prefix`` (one listing; ``None`` when the store cannot list)."""
+    if not isinstance(store, ObstoreStore) or not store.supports_listing:
+        return None
+    import obstore
+
+    total = 0
+    try:
+        async with store.limiter:
+            async for chunk in obstore.list(store.obstore, prefix or None, chunk_size=1000):
+                total += sum(int(meta["size"]) for meta in chunk)
+    except Exception:  # noqa: BLE001 - sizes are best effort; the listing may be refused
+        return None
+    return total
+
+
+async def _level_info(store: AsyncStore, lvl: Level, sizes: bool) -> dict[str, Any]:
+    meta = lvl.meta
+    return {
+        "path": lvl.path,
+        "shape": list(lvl.shape),
+        "dtype": str(lvl.dtype),
+        "chunks": list(lvl.chunks),
+        "shards": list(lvl.shards) if lvl.shards else None,
+        "codecs": codec_names(meta),
+        "zarr_format": 3 if isinstance(meta, ArrayV3Meta) else 2,
+        "scale": list(lvl.scale),
+        "objects": math.prod(meta.grid_shape),
+        "decoded_bytes": lvl.nbytes,
+        "stored_bytes": await _stored_bytes(store, lvl.path) if sizes else None,
+    }
+
+
+async def _each(
+    items: Sequence[Any],
+    func: Callable[[Any], Awaitable[Any]],
+    limiter: anyio.CapacityLimiter | None = None,
+) -> list[Any]:
+    """``[await func(x) for x in items]``, concurrently, in order; at most ``limiter`` at once.
+
+    A limiter bounds one fan-out only (wells, series): ``func`` must never wait for a token of
+    the same limiter, or a full limiter deadlocks. Small fan-outs (levels, labels) go unbounded:
+    the store's own limiter bounds the requests in flight.
+    """
+    results: list[Any] = [None] * len(items)
+
+    async def one(i: int, item: Any) -> None:
+        if limiter is None:
+            results[i] = await func(item)
+            return
+        async with limiter:
+            results[i] = await func(item)
+
+    with _first_error():
+        async with anyio.create_task_group() as tg:
+            for i, item in enumerate(items):
+                tg.start_soon(one, i, item)
+    return results
+
+
+@contextlib.contextmanager
+def _first_error() -> Iterator[None]:
+    """Raise the first error of a task group itself, not an ``ExceptionGroup``."""
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        leaf = leaf_exception(group)
+        if isinstance(leaf, Exception):
+            raise leaf from None
+        raise
+
+
+async def _image_info(
+    store: AsyncStore,
+    root: str,
+    *,
+    sizes: bool,
+    labels: bool = True,
+) -> dict[str, Any]:
+    ds = await Dataset.open_in(store, root)
+    try:
+        md = ds.metadata
+        label_infos: list[dict[str, Any]] = []
+
+        async def read_labels() -> None:
+            names = await ds.labels.names()
+            found = await _each(
+                names,
+                lambda name: _image_info(
+                    store, join(root, "labels", name), sizes=sizes, labels=False
+                ),
+            )
+            for name, label in zip(names, found, strict=True):
+                label["name"] = name
+            label_infos.extend(found)
+
+        with _first_error():
+            async with anyio.create_task_group() as tg:  # levels and labels at once
+                if labels:
+                    tg.start_soon(read_labels)
+                levels = await _each(ds.levels, lambda lvl: _level_info(store, lvl, sizes))
+        info: dict[str, Any] = {
+            "path": root,
+            "name": md.name,
+            "ngff_version": md.ngff_version,
+            "axes": [{"name": a.name, "type": a.type, "unit": a.unit} for a in md.axes],
+            "dtype": str(ds.dtype),
+            "levels": levels,
+            "channels": [
+                {
+                    "index": c.index,
+                    "label": c.label,
+                    "color": c.color,
+                    "window": list(c.window) if c.window else None,
+                }
+                for c in md.channels
+            ],
+            "decoded_bytes": sum(lvl["decoded_bytes"] for lvl in levels),
+            "stored_bytes": (
+                None
+                if any(lvl["stored_bytes"] is None for lvl in levels)
+                else sum(lvl["stored_bytes"] for lvl in levels)
+            ),
+        }
+        if md.ome.image_label is not None:
+            info["image_label"] = True
+        if labels:
+            info["labels"] = label_infos
+        return info
+    finally:
+        await ds.aclose()
+
+
+async def _well_info(store: AsyncStore, root: str, ome: OmeMetadata | None) -> dict[str, Any]:
+    if ome is None:
+        ome = await read_group_metadata(store, root)
+    if ome.well is None:
+        return {"path": root, "fields": [], "error": "not a well"}
+    return {"path": root, "fields": [im.path for im in ome.well.images]}
+
+
+async def _plate_info(
+    store: AsyncStore, root: str, ome: OmeMetadata, *, sizes: bool, limiter: anyio.CapacityLimiter
+) -> dict[str, Any]:
+    plate = ome.plate
+    assert plate is not None
+
+    async def well(path: str) -> dict[str, Any]:
+        try:
+            return await _well_info(store, join(root, path), None) | {"path": path}
+        except NotFoundError:
+            return {"path": path, "fields": [], "error": "missing"}
+        except (MetadataError, UnsupportedError) as exc:  # shown per well; see `validate`
+            rule = exc.rule if isinstance(exc, MetadataError) else str(exc)
+            where = f" at {exc.path}" if isinstance(exc, MetadataError) else ""
+            return {"path": path, "fields": [], "error": f"invalid metadata{where}: {rule}"}
+
+    wells = await _each([w.path for w in plate.wells], well, limiter)
+    info: dict[str, Any] = {
+        "path": root,
+        "name": plate.name,
+        "ngff_version": ome.version,
+        "rows": [r.name for r in plate.rows],
+        "columns": [c.name for c in plate.columns],
+        "field_count": plate.field_count,
+        "acquisitions": [{"id": a.id, "name": a.name} for a in plate.acquisitions or ()],
+        "wells": wells,
+        "fields": sum(len(w["fields"]) for w in wells),
+    }
+    first = next((w for w in wells if w["fields"]), None)
+    if first is not None:
+        path = join(root, first["path"], first["fields"][0])
+        try:
+            info["first_field"] = await _image_info(store, path, sizes=sizes)
+        except (MetadataError, NotFoundError, UnsupportedError) as exc:
+            info["first_field_error"] = f"{path}: {' '.join(str(exc).split())}"
+    return info
+
+
+async def _is_group(store: AsyncStore, root: str) -> bool:
+    return await store.exists(join(root, "zarr.json")) or await store.exists(join(root, ".zattrs"))
+
+
+async def _series_paths(store: AsyncStore, root: str, limiter: anyio.CapacityLimiter) -> list[str]:
+    """The series of a bioformats2raw container: ``OME/series``, else ``0``, ``1``, ... ."""
+    try:
+        ome_group = await read_group_metadata(store, join(root, "OME"))
+    except NotFoundError:
+        ome_group = None
+    if ome_group is not None and ome_group.series:
+        return list(ome_group.series)
+    found: list[str] = []
+    batch = 16
+    while True:
+        names = [str(i) for i in range(len(found), len(found) + batch)]
+        present = await _each(names, lambda name: _is_group(store, join(root, name)), limiter)
+        for name, ok in zip(names, present, strict=True):
+            if not ok:
+                return found
+            found.append(name)
+
+
+async def gather_info(url: str, *, sizes: bool = True, **options: Any) -> dict[str, Any]:
+    """The description of the hierarchy at ``url`` (what ``info --json`` prints)."""
+    limiter = anyio.CapacityLimiter(_CONCURRENCY)
+    async with open_store(url, **options) as store:
+        ome = await read_group_metadata(store, "")
+        out: dict[str, Any] = {"url": store.url, "ngff_version": ome.version, "kinds": ome.kinds}
+        if ome.plate is not None:
+            out["kind"] = "plate"
+            out["plate"] = await _plate_info(store, "", ome, sizes=sizes, limiter=limiter)
+        elif ome.well is not None:
+            out["kind"] = "well"
+            out["well"] = await _well_info(store, "", ome)
+            fields = out["well"]["fields"]
+            if fields:
+                out["well"]["first_field"] = await _image_info(store, fields[0], sizes=sizes)
+        elif ome.multiscales is not None:
+            out["kind"] = "image"
+            out["image"] = await _image_info(store, "", sizes=sizes)
+        elif ome.bioformats2raw_layout is not None:
+            out["kind"] = "bioformats2raw"
+            paths = await _series_paths(store, "", limiter)
+            out["series"] = await _each(
+                paths,
+                lambda p: _image_info(store, p, sizes=sizes, labels=True),
+                limiter,
+            )
+        elif ome.labels is not None:
+            out["kind"] = "labels"
+            names = list(ome.labels)
+            infos = await _each(
+                names,
+                lambda n: _image_info(store, n, sizes=sizes, labels=False),
+            )
+            for n, i in zip(names, infos, strict=True):
+                i["name"] = n
+            out["labels"] = infos
+        else:
+            out["kind"] = "unknown"
+        return out
+
+
+# ------------------------------------------------------------------------------ rendering
+def _esc(value: Any) -> str:
+    from rich.markup import escape
+
+    return escape(str(value))
+
+
+def _shape(values: Sequence[int] | None) -> str:
+    return "x".join(map(str, values)) if values else "-"
+
+
+def _stored(info: dict[str, Any]) -> str:
+    n = info.get("stored_bytes")
+    return "" if n is None else f"  stored {human_bytes(n)}"
+
+
+def _add_image(tree: Tree, info: dict[str, Any], title: str) -> None:
+    axes = "".join(a["name"] for a in info["axes"])
+    units = sorted({a["unit"] for a in info["axes"] if a.get("unit")})
+    node = tree.add(
+        f"[bold]{_esc(title)}[/bold]  NGFF {_esc(info['ngff_version'])}  axes {_esc(axes)}"
+        f"  {_esc(info['dtype'])}  {len(info['levels'])} levels"
+        f"  decoded {human_bytes(info['decoded_bytes'])}{_stored(info)}"
+        + (f"  ({_esc(', '.join(units))})" if units else "")
+    )
+    for lvl in info["levels"]:
+        shards = f"  shards {_shape(lvl['shards'])}" if lvl["shards"] else ""
+        node.add(
+            f"level {_esc(lvl['path'])}: shape {_shape(lvl['shape'])}  chunks "
+            f"{_shape(lvl['chunks'])}{shards}  {_esc(lvl['dtype'])}"
+            f"  codecs {_esc(', '.join(lvl['codecs']))}  zarr v{lvl['zarr_format']}"
+            f"  {lvl['objects']} objects  decoded {human_bytes(lvl['decoded_bytes'])}"
+            f"{_stored(lvl)}"
+        )
+    if info["channels"]:
+        ch = node.add(f"channels ({len(info['channels'])})")
+        for c in info["channels"]:
+            window = f"  window {c['window'][0]:g}-{c['window'][1]:g}" if c["window"] else ""
+            ch.add(
+                f"{c['index']}: {_esc(c['label'] or '-')}  color {_esc(c['color'] or '-')}{window}"
+            )
+    labels = info.get("labels")
+    if labels:
+        lab = node.add(f"labels ({len(labels)})")
+        for label in labels:
+            _add_image(lab, label, f"label {label['name']}")
+
+
+def render_info(info: dict[str, Any]) -> Tree:
+    from rich.tree import Tree
+
+    kind = info["kind"]
+    tree = Tree(f"[bold]{_esc(info['url'])}[/bold]  ({_esc(kind)})")
+    if kind == "image":
+        _add_image(tree, info["image"], "image")
+    elif kind == "plate":
+        plate = info["plate"]
+        missing = [w["path"] for w in plate["wells"] if w.get("error")]
+        node = tree.add(
+            f"[bold]plate{_esc(' ' + plate['name'] if plate['name'] else '')}[/bold]"
+            f"  NGFF {_esc(plate['ngff_version'])}"
+            f"  {len(plate['rows'])} rows x {len(plate['columns'])} columns"
+            f"  {len(plate['wells'])} wells  {plate['fields']} fields"
+            + (f"  {len(plate['acquisitions'])} acquisitions" if plate["acquisitions"] else "")
+        )
+        node.add(f"rows: {_esc(' '.join(plate['rows']))}")
+        node.add(f"columns: {_esc(' '.join(plate['columns']))}")
+        wells = node.add("wells")
+        for w in plate["wells"]:
+            state = f"  [red]{_esc(w['error'])}[/red]" if w.get("error") else ""
+            wells.add(f"{_esc(w['path'])}: {len(w['fields'])} fields{state}")
+        if missing:
+            node.add(f"[red]{len(missing)} wells missing or invalid[/red]")
+        if "first_field" in plate:
+            _add_image(node, plate["first_field"], f"first field {plate['first_field']['path']}")
+        if "first_field_error" in plate:
+            node.add(f"[red]first field: {_esc(plate['first_field_error'])}[/red]")
+    elif kind == "well":
+        well = info["well"]
+        node = tree.add(f"[bold]well[/bold]  fields: {_esc(', '.join(well['fields']))}")
+        if "first_field" in well:
+            _add_image(node, well["first_field"], f"first field {well['first_field']['path']}")
+    elif kind == "bioformats2raw":
+        node = tree.add(f"[bold]bioformats2raw container[/bold]  {len(info['series'])} series")
+        for s in info["series"]:
+            _add_image(node, s, f"series {s['path']}")
+    elif kind == "labels":
+        node = tree.add(f"[bold]labels[/bold]  {len(info['labels'])}")
+        for label in info["labels"]:
+            _add_image(node, label, f"label {label['name']}")
+    else:
+        tree.add(f"NGFF metadata: {_esc(', '.join(info['kinds']) or 'none')}")
+    return tree
+
+
+def run_info(args: argparse.Namespace) -> int:
+    import json
+
+    from ._run import run_async
+
+    info = run_async(
+        gather_info, args.url, sizes=not args.no_sizes, quiet=args.quiet, **store_options(args)
+    )
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        stdout_console().print(render_info(info))
+    return 0

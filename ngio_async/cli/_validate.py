@@ -1,0 +1,370 @@
+"""``ngio-async validate URL``: NGFF validation of a whole hierarchy, concurrently.
+
+Image -> labels -> label images; plate -> wells -> fields (-> their labels); bioformats2raw ->
+series. Every group's metadata is validated on its own (``ngio_async.meta.validate``, with
+``strict``), then the cross-node rules are checked by reading every level's array metadata
+(number of dimensions, 0.5 ``dimension_names``, integer labels, levels largest first) and the
+references between nodes (plate -> well, well -> field, labels -> label image). Every problem is
+collected (the walk does not stop at the first one) with its store key and JSON path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import warnings
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import msgspec
+
+from .._errors import CodecError, MetadataError, NotFoundError, UnsupportedError
+from ..images._open import join, read_level_metadata
+from ..meta import MetadataWarning, validate
+from ..stores import open_store
+from ._common import EXIT_INVALID, EXIT_OK, stderr_console, store_options, wants_progress
+
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Callable
+
+    from anyio.abc import TaskGroup
+
+    from ..meta import OmeMetadata
+    from ..stores import AsyncStore
+
+__all__ = ["Problem", "Report", "run_validate", "validate_hierarchy"]
+
+_CONCURRENCY = 32
+# walker kinds -> the document kind ``validate`` requires (a label image is an image; its
+# ``image-label`` block is validated when present)
+_KIND = {"label": "image"}
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One finding: ``severity`` error or warning, the store ``key``, the JSON ``path``."""
+
+    severity: str
+    key: str
+    path: str
+    message: str
+
+    def line(self) -> str:
+        where = f" at `{self.path}`" if self.path else ""
+        return f"{self.severity.upper()} {self.key}{where}: {self.message}"
+
+
+@dataclass(slots=True)
+class Report:
+    url: str
+    nodes: dict[str, str] = field(default_factory=dict)  # root -> kind checked
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "warning"]
+
+    @property
+    def valid(self) -> bool:
+        return not self.errors
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "url": self.url,
+            "valid": self.valid,
+            "nodes": len(self.nodes),
+            "errors": [_problem_json(p) for p in self.errors],
+            "warnings": [_problem_json(p) for p in self.warnings],
+        }
+
+
+def _problem_json(p: Problem) -> dict[str, str]:
+    return {"key": p.key, "path": p.path, "message": p.message}
+
+
+class _Walker:
+    def __init__(
+        self,
+        store: AsyncStore,
+        *,
+        strict: bool,
+        depth: int | None,
+        on_node: Callable[[int], None] | None,
+    ) -> None:
+        self.store = store
+        self.strict = strict
+        self.depth = depth
+        self.on_node = on_node
+        self.report = Report(store.url)
+        self.limiter = anyio.CapacityLimiter(_CONCURRENCY)
+        self.tg: TaskGroup | None = None
+
+    # -------------------------------------------------------------------- recording
+    def error(self, key: str, path: str, message: str) -> None:
+        self.report.problems.append(Problem("error", key, path, message))
+
+    def warn(self, key: str, message: str) -> None:
+        problem = Problem("warning", key, "", message)
+        if problem not in self.report.problems:
+            self.report.problems.append(problem)
+
+    def _rule(self, exc: MetadataError) -> str:
+        # library messages may start with "<store url>/<key>: "; the key is printed already
+        rule = exc.rule
+        prefix = self.store.url.rstrip("/") + "/"
+        if rule.startswith(prefix) and ": " in rule:
+            rule = rule.split(": ", 1)[1]
+        return rule
+
+    def child(self, depth: int, root: str, kind: str, **kw: Any) -> None:
+        if self.depth is not None and depth > self.depth:
+            return
+        assert self.tg is not None
+        version = kw.get("parent_version")
+        if kind == "labels_optional":
+            self.tg.start_soon(self.optional_labels, root, depth, version)
+        else:
+            self.tg.start_soon(self.node, root, kind, depth, version)
+
+    async def optional_labels(self, root: str, depth: int, parent_version: str | None) -> None:
+        """An image's ``labels`` group: absent is fine (no labels), present is validated."""
+        async with self.limiter:
+            present = await self.store.exists(join(root, "zarr.json")) or await self.store.exists(
+                join(root, ".zattrs")
+            )
+        if present:
+            await self.node(root, "labels", depth, parent_version)
+
+    # -------------------------------------------------------------------- reading
+    async def read(
+        self, root: str, kind: str | None, parent_version: str | None = None
+    ) -> tuple[str, OmeMetadata | None, bool]:
+        """``(key, metadata, found)``: the group's validated metadata, its problems recorded."""
+        async with self.limiter:
+            key = join(root, "zarr.json")
+            raw = await self.store.get(key)
+            if raw is None:
+                key = join(root, ".zattrs")
+                raw = await self.store.get(key)
+        if raw is None:
+            return join(root, "zarr.json"), None, False
+        doc: Any = bytes(raw)
+        if key.endswith("zarr.json") and parent_version is not None:
+            doc = _with_version(doc, parent_version)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            want = _KIND.get(kind or "", kind)
+            try:
+                meta = validate(doc, kind=want, strict=self.strict)
+            except MetadataError as exc:
+                self.error(key, exc.path, exc.rule)
+                meta = None
+                if self.strict:  # a SHOULD rule: still walk what the document references
+                    with contextlib.suppress(MetadataError, UnsupportedError):
+                        meta = validate(doc, kind=want)
+            except UnsupportedError as exc:
+                self.error(key, "", str(exc))
+                meta = None
+        for w in caught:
+            if issubclass(w.category, MetadataWarning):
+                self.warn(key, " ".join(str(w.message).split()))
+        return key, meta, True
+
+    # -------------------------------------------------------------------- nodes
+    async def node(
+        self, root: str, kind: str | None, depth: int, parent_version: str | None
+    ) -> None:
+        key, meta, found = await self.read(root, kind, parent_version)
+        self.report.nodes[root] = kind or "root"
+        if self.on_node is not None:
+            self.on_node(len(self.report.nodes))
+        if not found:
+            what = kind or "OME-Zarr group"
+            if depth == 0:
+                raise NotFoundError(
+                    f"no OME-Zarr group at {self.store.url} (neither zarr.json nor .zattrs exists)",
+                    url=self.store.url,
+                    key=key,
+                )
+            self.error(root, "", f"missing {what}: neither zarr.json nor .zattrs exists")
+            return
+        if meta is None:
+            return
+        version = meta.version or parent_version
+        if parent_version is not None and meta.version and meta.version != parent_version:
+            self.warn(
+                key, f"NGFF version {meta.version} differs from its parent's {parent_version}"
+            )
+        if meta.multiscales is not None:
+            await self.levels(root, key, meta)
+            if kind != "label":
+                self.child(
+                    depth + 1, join(root, "labels"), "labels_optional", parent_version=version
+                )
+        if meta.labels is not None:
+            for name in meta.labels:
+                self.child(depth + 1, join(root, name), "label", parent_version=version)
+        if meta.plate is not None:
+            for well in meta.plate.wells:
+                self.child(depth + 1, join(root, well.path), "well", parent_version=version)
+        if meta.well is not None:
+            for image in meta.well.images:
+                self.child(depth + 1, join(root, image.path), "image", parent_version=version)
+        if meta.bioformats2raw_layout is not None and meta.multiscales is None:
+            await self.series(root, depth, version)
+        if depth == 0 and not meta.kinds:
+            self.error(key, "$", "no NGFF metadata: not an OME-Zarr group")
+
+    async def levels(self, root: str, key: str, meta: OmeMetadata) -> None:
+        """Cross-node checks: every level's array metadata against the multiscale."""
+        assert meta.multiscales is not None
+        paths = tuple(d.path for d in meta.multiscales[0].datasets)
+        shapes: dict[str, tuple[int, ...]] = {}
+
+        async def one(path: str) -> None:
+            async with self.limiter:
+                try:
+                    (arr,) = await read_level_metadata(self.store, root, meta, (path,))
+                except (MetadataError, NotFoundError, CodecError, UnsupportedError) as exc:
+                    level_key = join(root, path)
+                    if isinstance(exc, MetadataError):
+                        self.error(level_key, exc.path, self._rule(exc))
+                    else:
+                        self.error(level_key, "", str(exc))
+                    return
+            shapes[path] = arr.shape
+
+        async with anyio.create_task_group() as tg:
+            for path in paths:
+                tg.start_soon(one, path)
+        known = [p for p in paths if p in shapes]
+        for prev, cur in itertools.pairwise(known):
+            a, b = shapes[prev], shapes[cur]
+            if len(a) == len(b) and any(y > x for x, y in zip(a, b, strict=True)):
+                self.warn(
+                    join(root, cur),
+                    f"level {cur!r} {b} is larger than level {prev!r} {a}; "
+                    "levels should go from largest to smallest",
+                )
+
+    async def series(self, root: str, depth: int, version: str | None) -> None:
+        """bioformats2raw: ``OME/series`` when present, else the groups ``0``, ``1``, ... ."""
+        ome_root = join(root, "OME")
+        _, meta, found = await self.read(ome_root, None)
+        if found:
+            self.report.nodes[ome_root] = "ome"
+        if meta is not None and meta.series:
+            for name in meta.series:
+                self.child(depth + 1, join(root, name), "image", parent_version=version)
+            return
+        i = 0
+        while True:
+            base = join(root, str(i))
+            if not (
+                await self.store.exists(join(base, "zarr.json"))
+                or await self.store.exists(join(base, ".zattrs"))
+            ):
+                break
+            self.child(depth + 1, base, "image", parent_version=version)
+            i += 1
+        if i == 0:
+            self.error(join(root, "0"), "", "bioformats2raw container without series '0'")
+
+    async def run(self) -> Report:
+        async with anyio.create_task_group() as tg:
+            self.tg = tg
+            await self.node("", None, 0, None)
+        self.report.problems.sort(key=lambda p: (p.severity != "error", p.key, p.path))
+        return self.report
+
+
+def _with_version(raw: bytes, version: str) -> Any:
+    """A 0.5 child ``zarr.json`` without ``ome.version`` inherits the parent's (ome-zarr-py)."""
+    try:
+        doc = msgspec.json.decode(raw)
+    except msgspec.DecodeError:
+        return raw
+    attrs = doc.get("attributes") if isinstance(doc, dict) else None
+    ome = attrs.get("ome") if isinstance(attrs, dict) else None
+    if isinstance(ome, dict) and "version" not in ome:
+        ome["version"] = version
+    return doc
+
+
+async def validate_hierarchy(
+    url: str,
+    *,
+    strict: bool = False,
+    depth: int | None = None,
+    on_node: Callable[[int], None] | None = None,
+    **options: Any,
+) -> Report:
+    """Validate the hierarchy at ``url``; raises only for I/O errors and a missing root."""
+    async with open_store(url, **options) as store:
+        return await _Walker(store, strict=strict, depth=depth, on_node=on_node).run()
+
+
+def run_validate(args: argparse.Namespace) -> int:
+    import json
+
+    from ._run import run_async
+
+    loose: list[str] = []
+    progress = None
+    if wants_progress(args.quiet) and not args.json:
+        from rich.progress import Progress, SpinnerColumn, TextColumn
+
+        progress = Progress(
+            SpinnerColumn(),
+            TextColumn("validating: {task.completed} nodes"),
+            console=stderr_console(),
+            transient=True,
+        )
+    if progress is not None:
+        with progress:
+            task = progress.add_task("validate", total=None)
+            report = run_async(
+                validate_hierarchy,
+                args.url,
+                strict=args.strict,
+                depth=args.depth,
+                on_node=lambda n: progress.update(task, completed=n),
+                collect=loose,
+                **store_options(args),
+            )
+    else:
+        report = run_async(
+            validate_hierarchy,
+            args.url,
+            strict=args.strict,
+            depth=args.depth,
+            collect=loose,
+            **store_options(args),
+        )
+    known = {p.message for p in report.warnings}
+    for text in loose:
+        if not any(text in k or k in text for k in known):
+            report.problems.append(Problem("warning", "", "", text))
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2))
+    else:
+        for p in report.errors:
+            print(p.line())
+        if not args.quiet:
+            for p in report.warnings:
+                print(p.line())
+        n_err, n_warn = len(report.errors), len(report.warnings)
+        state = "valid" if report.valid else "INVALID"
+        strict = " (strict)" if args.strict else ""
+        if not args.quiet or not report.valid:
+            print(
+                f"{report.url}: {state}{strict}: {len(report.nodes)} groups checked, "
+                f"{n_err} errors, {n_warn} warnings"
+            )
+    return EXIT_OK if report.valid else EXIT_INVALID

@@ -1,0 +1,162 @@
+"""The ``ngio-async`` command line: ``info``, ``validate``, ``convert``, ``bench``.
+
+``main(argv) -> int`` parses the arguments, runs the command on one asyncio event loop (anyio)
+and turns every error into one line on stderr (``ngio-async: error: <message>``) and an exit
+status: 0 success, 1 invalid data (``validate`` found errors; metadata or codec errors), 2 usage
+errors, missing inputs and store / network errors, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+from typing import TYPE_CHECKING
+
+from ._common import EXIT_INTERRUPTED, add_store_options, describe_error
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+__all__ = ["build_parser", "main"]
+
+PROG = "ngio-async"
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
+def _positive(text: str) -> int:
+    value = _non_negative(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .. import __version__
+
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="asyncio-native OME-Zarr (NGFF 0.4 / 0.5) tools: local paths, s3://, "
+        "gs://, az://, http(s):// URLs.",
+        epilog="exit status: 0 ok, 1 invalid data, 2 usage / not found / I/O error",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    def common(p: argparse.ArgumentParser, *, store: bool = True) -> None:
+        p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or notes")
+        if store:
+            add_store_options(p)
+
+    p = sub.add_parser(
+        "info",
+        help="the tree of an image, plate, well or bioformats2raw container",
+        description="Levels (shape, chunks, shards, codecs, dtype, sizes), channels, labels, "
+        "plate layout and series, from metadata only (read concurrently).",
+    )
+    p.add_argument("url", metavar="URL")
+    p.add_argument("--json", action="store_true", help="print one JSON document")
+    p.add_argument(
+        "--no-sizes",
+        action="store_true",
+        help="skip the stored sizes (they list every object of every level)",
+    )
+    common(p)
+
+    p = sub.add_parser(
+        "validate",
+        help="NGFF validation of a whole hierarchy",
+        description="Validate every group (image, labels, plate, wells, fields, series) and the "
+        "cross-node rules; print every error with its key and JSON path. "
+        "Exit status 0 valid, 1 invalid, 2 usage or I/O error.",
+    )
+    p.add_argument("url", metavar="URL")
+    p.add_argument("--strict", action="store_true", help="also the SHOULD rules (strict schemas)")
+    p.add_argument(
+        "--depth",
+        type=_non_negative,
+        default=None,
+        metavar="N",
+        help="descend at most N levels below URL (0: only URL's group and its arrays)",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON document")
+    common(p)
+
+    p = sub.add_parser(
+        "convert",
+        help="convert images (NGFF version, chunks, shards, compressor, levels)",
+        description="Convert SRC to DST; several SRCs go into the directory DST.",
+    )
+    p.add_argument("paths", nargs="+", metavar="SRC... DST")
+    p.add_argument("--ngff-version", choices=("0.4", "0.5"), default=None)
+    p.add_argument("--chunks", metavar="SHAPE", help="chunk shape, e.g. 1,1,512,512")
+    p.add_argument("--shards", metavar="SHAPE", help="shard shape (0.5), or 'none'")
+    p.add_argument("--compressor", metavar="NAME", help="e.g. zstd, blosc-zstd, gzip or none")
+    p.add_argument("--levels", type=_positive, metavar="N", help="pyramid levels to write")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing DST")
+    common(p, store=False)
+
+    p = sub.add_parser(
+        "bench",
+        help="stream an image tile by tile and report the decoded MB/s",
+        description="Stream every tile of one level (unordered, with prefetch) and print the "
+        "decoded throughput, the number of tiles and the seconds taken.",
+    )
+    p.add_argument("url", metavar="URL")
+    p.add_argument("--level", type=int, default=0, metavar="N", help="pyramid level (default 0)")
+    p.add_argument("--prefetch", type=_positive, default=None, metavar="N", help="tiles ahead")
+    p.add_argument("--json", action="store_true", help="print one JSON document")
+    common(p)
+    return parser
+
+
+def _command(name: str) -> Callable[[argparse.Namespace], int]:
+    if name == "info":
+        from ._info import run_info
+
+        return run_info
+    if name == "validate":
+        from ._validate import run_validate
+
+        return run_validate
+    if name == "convert":
+        from ._convert import run_convert
+
+        return run_convert
+    from ._bench import run_bench
+
+    return run_bench
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line with ``argv`` (default ``sys.argv[1:]``); return the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, usage errors (argparse printed them)
+        return exc.code if isinstance(exc.code, int) else 2
+    try:
+        return _command(args.command)(args)
+    except BrokenPipeError:  # `ngio-async info ... | head`: the reader went away
+        with contextlib.suppress(OSError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        return 1
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # noqa: BLE001 - every error: one line, never a traceback
+        code, message = describe_error(exc)
+        print(f"{PROG}: error: {message}", file=sys.stderr)
+        return code

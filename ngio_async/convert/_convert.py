@@ -1,0 +1,630 @@
+"""``convert``: OME-Zarr -> OME-Zarr (version, layout, codec, store) and TIFF -> OME-Zarr.
+
+Order of writes (the same for every source): every array's metadata (image levels, then each
+label image's levels), then the pixels, then the label images' group metadata and the
+``labels`` listing, and the image's NGFF group metadata **last**. An output whose group metadata
+exists is therefore complete; :func:`convert_many` relies on that to skip finished outputs.
+
+Pixels stream in tiles of the destination's stored object (one shard, else one chunk): each
+write covers whole objects (no read-modify-write) and memory stays bounded by the tile stream's
+prefetch limits (``Limits.prefetch_tiles`` / ``prefetch_bytes``) plus the writer's pending
+window.
+
+Levels of an OME-Zarr source are **copied level by level** (each tile read from the source level
+and written to the same region of the destination level), whatever the chunking: exact, and
+no level is recomputed. ``levels=`` fewer than the source's keeps the largest ones; more builds
+the extra ones with ``build_pyramid``. A TIFF has one level: it is written, then the pyramid is
+built (``build_pyramid``, mean) before the group metadata is written.
+"""
+
+from __future__ import annotations
+
+import glob as globmod
+import itertools
+import math
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+import anyio
+import msgspec
+
+from .._errors import NotFoundError, UnsupportedError
+from ..images import Dataset
+from ..images._create import (
+    ImagePlan,
+    _open_target,
+    _prepare_root,
+    _put_all,
+    array_meta_v2,
+    array_meta_v3,
+    default_shards,
+    plan_image,
+)
+from ..images._labels import _compressor_of
+from ..images._open import join, read_group_metadata
+from ..meta import to_attrs, validate
+from ..meta.zarr import GroupV3Meta, encode_group_v2, encode_group_v3
+from ._formats import ImageSource, OmeZarrReader, find_reader
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from .._limits import Limits
+    from ..meta import OmeMetadata
+    from ..meta.zarr import ArrayMeta
+    from ..stores import AsyncStore
+
+__all__ = ["ConvertResult", "convert", "convert_many", "convert_many_sync", "convert_sync"]
+
+Progress = Callable[[int, int], object]
+CompressorArg = Literal["zstd", "blosc-zstd", "gzip", False] | None
+
+
+@dataclass(frozen=True)
+class ConvertResult:
+    """What one conversion wrote (``skipped``: the output was complete already)."""
+
+    src: str
+    dst: str
+    ngff_version: str
+    shape: tuple[int, ...]
+    dtype: str
+    axes: tuple[str, ...]
+    levels: int
+    labels: tuple[str, ...] = ()
+    tiles: int = 0
+    bytes_written: int = 0
+    skipped: bool = False
+
+
+@dataclass
+class _Counter:
+    callback: Progress | None
+    total: int = 0
+    done: int = 0
+    nbytes: int = 0
+
+    def step(self, nbytes: int) -> None:
+        self.done += 1
+        self.nbytes += nbytes
+        if self.callback is not None:
+            self.callback(self.done, self.total)
+
+
+@dataclass
+class _Job:
+    """One image (the image or one of its label images) to write: plan, where, how."""
+
+    root: str
+    plan: ImagePlan
+    fill: Callable[[Dataset, _Counter], Any]
+    tiles: int
+    build: bool = False
+
+
+def _name(url: Any) -> str:
+    return os.fspath(url) if isinstance(url, str | os.PathLike) else repr(url)
+
+
+def _grid(shape: Sequence[int], tile: Sequence[int]) -> int:
+    return math.prod(-(-n // t) if n else 0 for n, t in zip(shape, tile, strict=True))
+
+
+def _regions(shape: Sequence[int], tile: Sequence[int]) -> itertools.product[tuple[slice, ...]]:
+    return itertools.product(
+        *(
+            [slice(s, min(s + t, n)) for s in range(0, n, t)]
+            for n, t in zip(shape, tile, strict=True)
+        )
+    )
+
+
+def _object_shape(meta: ArrayMeta) -> tuple[int, ...]:
+    return tuple(meta.shards if meta.shards is not None else meta.chunks)
+
+
+def _fill_value(value: Any, dtype: np.dtype[Any]) -> Any:
+    if value is None:
+        return False if dtype.kind == "b" else 0
+    return value
+
+
+def _native(dtype: np.dtype[Any]) -> np.dtype[Any]:
+    return dtype.newbyteorder("=") if dtype.byteorder == ">" else dtype
+
+
+def _level_array(
+    shape: tuple[int, ...],
+    dtype: np.dtype[Any],
+    axes: Sequence[str],
+    src_meta: ArrayMeta,
+    version: str,
+    chunks: Sequence[int] | None,
+    shards: Sequence[int] | Literal[False] | None,
+    compressor: CompressorArg,
+) -> ArrayMeta:
+    """The destination array metadata of one level (chunks, shards, codec as asked, else kept)."""
+    lchunks = tuple(
+        max(1, min(int(c), n)) for c, n in zip(chunks or src_meta.chunks, shape, strict=True)
+    )
+    comp: Any = _compressor_of(src_meta) if compressor is None else (compressor or None)
+    fill = _fill_value(src_meta.fill_value, dtype)
+    if version == "0.4":
+        return array_meta_v2(shape, dtype, lchunks, comp, fill)
+    lshards: tuple[int, ...] | None
+    if shards is False:
+        lshards = None
+    elif shards is not None:
+        lshards = tuple(
+            max(c, min(int(s), -(-n // c) * c))
+            for s, c, n in zip(shards, lchunks, shape, strict=True)
+        )
+    elif chunks is None and src_meta.shards is not None:
+        lshards = tuple(src_meta.shards)
+    else:
+        lshards = default_shards(shape, axes, lchunks)
+    if lshards is not None and any(s % c for s, c in zip(lshards, lchunks, strict=True)):
+        raise ValueError(f"shards {lshards} must be whole multiples of the chunks {lchunks}")
+    return array_meta_v3(shape, dtype, axes, lchunks, lshards, comp, fill)
+
+
+def _per_image(value: Any, src_axes: Sequence[str], image_axes: Sequence[str]) -> Any:
+    """A per-axis option given for the image, adapted to a label image (channel axis dropped)."""
+    if value is None or value is False or len(value) == len(src_axes):
+        return value
+    if len(value) == len(image_axes):
+        return [v for v, a in zip(value, image_axes, strict=True) if a in src_axes]
+    raise ValueError(f"{list(value)}: one value per axis {list(image_axes)} expected")
+
+
+def _zarr_plan(
+    src: Dataset,
+    version: str,
+    chunks: Sequence[int] | None,
+    shards: Sequence[int] | Literal[False] | None,
+    compressor: CompressorArg,
+    levels: int | None,
+) -> ImagePlan:
+    """The destination plan of an OME-Zarr source: its metadata in ``version``, new layout."""
+    from msgspec.structs import replace
+
+    from ..images._dataset import _with_extra
+
+    if version == "0.4" and shards not in (None, False):
+        raise UnsupportedError("sharding needs zarr v3 (NGFF 0.5), not 0.4")
+    ome: OmeMetadata = src.metadata.ome
+    n = len(src.levels) if levels is None else max(1, min(int(levels), len(src.levels)))
+    if n < len(src.levels):
+        assert ome.multiscales is not None
+        ms = ome.multiscales[0]
+        ms = _with_extra(replace(ms, datasets=list(ms.datasets[:n])), ms)
+        ome = _with_extra(replace(ome, multiscales=[ms, *ome.multiscales[1:]]), ome)
+    new_ome = validate(to_attrs(ome, version))
+    arrays: list[ArrayMeta] = []
+    for lvl in src.levels[:n]:
+        meta = _level_array(
+            lvl.shape,
+            _native(lvl.dtype),
+            src.axes,
+            lvl.meta,
+            version,
+            chunks,
+            shards,
+            compressor,
+        )
+        arrays.append(meta)
+    return ImagePlan(
+        version=version, paths=src.metadata.paths[:n], arrays=tuple(arrays), ome=new_ome
+    )
+
+
+def _copy_levels(src: Dataset) -> Callable[[Dataset, _Counter], Any]:
+    async def fill(dst: Dataset, counter: _Counter) -> None:
+        for i, lvl in enumerate(dst.levels):
+            async with dst.writer(level=i) as w:
+                tiles = src.tiles(level=i, shape=_object_shape(lvl.meta), ordered=False)
+                async for tile in tiles:
+                    await w.write(tile)
+                    counter.step(tile.data.nbytes)
+
+    return fill
+
+
+def _copy_source(src: ImageSource, window: int) -> Callable[[Dataset, _Counter], Any]:
+    """Fill level 0 from ``src``: ``window`` tiles (one stored object each) read at once."""
+
+    async def fill(dst: Dataset, counter: _Counter) -> None:
+        tile = _object_shape(dst.levels[0].meta)
+        slots = anyio.Semaphore(window)
+        failures: list[Exception] = []
+
+        async def one(region: tuple[slice, ...], w: Any, tg: Any) -> None:
+            try:
+                data = await src.read(region)
+                await w.write((region, data))
+                counter.step(data.nbytes)
+            except Exception as exc:  # noqa: BLE001 - the first one is re-raised below
+                failures.append(exc)
+                tg.cancel_scope.cancel()
+            finally:
+                slots.release()
+
+        async with dst.writer(level=0) as w:
+            async with anyio.create_task_group() as tg:
+                for region in _regions(dst.shape, tile):
+                    await slots.acquire()
+                    tg.start_soon(one, region, w, tg)
+            if failures:
+                raise failures[0]
+
+    return fill
+
+
+async def _write_group(store: AsyncStore, root: str, attrs: dict[str, Any], version: str) -> None:
+    if version == "0.4":
+        await store.put(join(root, ".zgroup"), encode_group_v2())
+        await store.put(join(root, ".zattrs"), msgspec.json.encode(attrs))
+    else:
+        doc = GroupV3Meta(zarr_format=3, node_type="group", attributes=attrs)
+        await store.put(join(root, "zarr.json"), encode_group_v3(doc))
+
+
+async def _run_jobs(
+    store: AsyncStore,
+    root: str,
+    jobs: list[_Job],
+    labels_attrs: dict[str, Any] | None,
+    counter: _Counter,
+    limits: Limits | None,
+    overwrite: bool,
+    extra_levels: int | None,
+) -> Dataset:
+    counter.total = sum(j.tiles for j in jobs)
+    await _prepare_root(store, root, overwrite)
+    docs = [(join(j.root, k), d) for j in jobs for k, d in j.plan.array_documents()]
+    await _put_all(store, docs)
+    image: Dataset | None = None
+    for job in jobs:
+        ds = Dataset.from_plan(store, job.root, job.plan.ome, list(job.plan.arrays), limits=limits)
+        await job.fill(ds, counter)
+        if job.build and len(ds.levels) > 1:
+            await ds.build_pyramid()
+        if job.root == root:
+            image = ds
+    assert image is not None
+    version = jobs[0].plan.version
+    for job in jobs[1:]:
+        await _write_group(store, job.root, to_attrs(job.plan.ome, version), version)
+    if labels_attrs is not None:
+        await _write_group(store, join(root, "labels"), labels_attrs, version)
+    await _write_group(store, root, to_attrs(jobs[0].plan.ome, version), version)  # last
+    if extra_levels is not None and extra_levels > len(image.levels):
+        await image.build_pyramid(levels=extra_levels)
+    return image
+
+
+async def _zarr_jobs(
+    src: Dataset,
+    root: str,
+    version: str,
+    chunks: Sequence[int] | None,
+    shards: Sequence[int] | Literal[False] | None,
+    compressor: CompressorArg,
+    levels: int | None,
+) -> tuple[list[_Job], dict[str, Any] | None, list[Dataset]]:
+    """Jobs for the image and each label image; the ``labels`` group attributes; opened labels."""
+    plan = _zarr_plan(src, version, chunks, shards, compressor, levels)
+    tiles = sum(_grid(a.shape, _object_shape(a)) for a in plan.arrays)
+    jobs = [_Job(root, plan, _copy_levels(src), tiles)]
+    names = await src.labels.names()
+    opened: list[Dataset] = []
+    labels_attrs: dict[str, Any] | None = None
+    if names:
+        group = await read_group_metadata(
+            src.store, join(src.root, "labels"), parent_version=src.metadata.ngff_version
+        )
+        labels_attrs = to_attrs(group, version)
+        for name in names:
+            label = await src.labels.open(name, mode="r")
+            opened.append(label)
+            lplan = _zarr_plan(
+                label,
+                version,
+                _per_image(chunks, label.axes, src.axes),
+                _per_image(shards, label.axes, src.axes),
+                compressor,
+                levels,
+            )
+            ltiles = sum(_grid(a.shape, _object_shape(a)) for a in lplan.arrays)
+            jobs.append(_Job(join(root, "labels", name), lplan, _copy_levels(label), ltiles))
+    return jobs, labels_attrs, opened
+
+
+def _source_plan(
+    src: ImageSource,
+    version: str,
+    chunks: Sequence[int] | None,
+    shards: Sequence[int] | Literal[False] | None,
+    compressor: CompressorArg,
+    levels: int | None,
+) -> ImagePlan:
+    channels = None
+    if src.channels is not None and "c" in src.axes:
+        channels = [
+            {
+                k: v
+                for k, v in c.items()
+                if v is not None and k in ("label", "color", "window", "active")
+            }
+            for c in src.channels
+        ]
+    translation = list(src.translation) if any(t != 0 for t in src.translation) else None
+    return plan_image(
+        shape=src.shape,
+        dtype=src.dtype,
+        axes=list(src.axes),
+        scale=list(src.scale),
+        units=list(src.units),
+        translation=translation,
+        chunks=chunks,
+        shards=shards,
+        compressor="zstd" if compressor is None else (compressor or None),
+        levels=levels,
+        channels=channels,
+        ngff_version=version,  # type: ignore[arg-type]
+        name=src.name,
+    )
+
+
+async def convert(
+    src: Any,
+    dst: Any,
+    *,
+    ngff_version: Literal["0.4", "0.5"] | None = None,
+    chunks: Sequence[int] | None = None,
+    shards: Sequence[int] | Literal[False] | None = None,
+    compressor: CompressorArg = None,
+    levels: int | None = None,
+    overwrite: bool = False,
+    progress: Progress | None = None,
+    limits: Limits | None = None,
+    src_options: Mapping[str, Any] | None = None,
+    dst_options: Mapping[str, Any] | None = None,
+) -> ConvertResult:
+    """Convert ``src`` (OME-Zarr, TIFF / OME-TIFF or any registered format) to OME-Zarr at ``dst``.
+
+    :param src: a path or URL (any store for OME-Zarr; a local file for TIFF), a store, or an
+        open :class:`~ngio_async.Dataset` / :class:`~ngio_async.formats.ImageSource` (left open).
+    :param dst: where the OME-Zarr goes (path, ``file://``, ``s3://``, ``memory://``, a store).
+    :param ngff_version: ``"0.4"`` or ``"0.5"``; default the source's (OME-Zarr) or ``"0.5"``.
+    :param chunks: chunk shape of level 0 (one value per axis of the image; label images drop
+        the channel axis); default: the source's chunks (OME-Zarr) or ~1 MiB chunks.
+    :param shards: shard shape (0.5 only), or ``False`` for no sharding; default the source's
+        shards when the chunks are unchanged, else up to 8x8 chunks in y/x.
+    :param compressor: ``"zstd"``, ``"blosc-zstd"``, ``"gzip"``, or ``False`` (uncompressed);
+        default (``None``): the source's (OME-Zarr) or ``"zstd"``.
+    :param levels: pyramid levels; default the source's (OME-Zarr: copied level by level) or
+        until y/x is at most 256 px (TIFF: built with ``build_pyramid``).
+    :param overwrite: replace an existing node at ``dst``.
+    :param progress: ``progress(done, total)`` after each tile handed to the writer (all levels
+        and label images; ``total`` counts them all).
+    :param limits: bounds for both stores (:class:`~ngio_async.Limits`).
+    :param src_options: options of the source's reader (store options such as S3 ``endpoint``;
+        TIFF: ``series``).
+    :param dst_options: store options of the destination.
+    """
+    src_opts = dict(src_options or {})
+    owns_source = not isinstance(src, Dataset | ImageSource)
+    if owns_source:
+        reader = find_reader(src)
+        if isinstance(reader, OmeZarrReader):
+            src_opts.setdefault("limits", limits)
+        source = await reader.open(src, **src_opts)
+        reader_name = reader.name
+    else:
+        source, reader_name = src, "object"
+    store, owns = _open_target(dst, limits, dict(dst_options or {}))
+    counter = _Counter(progress)
+    opened: list[Dataset] = []
+    try:
+        if isinstance(source, Dataset):
+            version = ngff_version or source.metadata.ngff_version
+            if version not in ("0.4", "0.5"):
+                raise UnsupportedError(f"cannot write NGFF version {version!r}")
+            jobs, labels_attrs, opened = await _zarr_jobs(
+                source, "", version, chunks, shards, compressor, levels
+            )
+            extra = levels if levels is not None and levels > len(source.levels) else None
+            image = await _run_jobs(
+                store, "", jobs, labels_attrs, counter, limits, overwrite, extra
+            )
+            label_names = tuple(j.root.rsplit("/", 1)[-1] for j in jobs[1:])
+        elif isinstance(source, ImageSource):
+            version = ngff_version or "0.5"
+            plan = _source_plan(source, version, chunks, shards, compressor, levels)
+            window = max(2, (limits or store.limits).decode_threads)
+            tiles = _grid(plan.arrays[0].shape, _object_shape(plan.arrays[0]))
+            job = _Job("", plan, _copy_source(source, window), tiles, build=True)
+            image = await _run_jobs(store, "", [job], None, counter, limits, overwrite, None)
+            label_names = ()
+        else:
+            raise UnsupportedError(f"reader {reader_name!r} returned {type(source).__name__}")
+        return ConvertResult(
+            src=_name(src) if owns_source else str(getattr(src, "url", src)),
+            dst=store.url if not isinstance(dst, str | os.PathLike) else _name(dst),
+            ngff_version=version,
+            shape=image.shape,
+            dtype=str(image.dtype),
+            axes=image.axes,
+            levels=len(image.levels),
+            labels=label_names,
+            tiles=counter.done,
+            bytes_written=counter.nbytes,
+        )
+    except BaseExceptionGroup as group:
+        from .._prefetch import single_leaf
+
+        leaf = single_leaf(group)
+        if leaf is None:
+            raise
+        raise leaf from None
+    finally:
+        with anyio.CancelScope(shield=True):
+            for label in opened:
+                await label.aclose()
+            if owns_source:
+                await source.aclose()
+            if owns:
+                await store.aclose()
+
+
+def convert_sync(src: Any, dst: Any, **options: Any) -> ConvertResult:
+    """The blocking twin of :func:`convert` (same arguments), for scripts."""
+    from ..sync import call
+
+    return call(_convert_kw, src, dst, options)
+
+
+async def _convert_kw(src: Any, dst: Any, options: dict[str, Any]) -> ConvertResult:
+    return await convert(src, dst, **options)
+
+
+# ------------------------------------------------------------------------------ batches
+_STEM_SUFFIXES = (".ome.tiff", ".ome.tif", ".ome.zarr", ".tiff", ".tif", ".zarr", ".btf")
+
+
+def output_name(src: Any) -> str:
+    """``<stem>.ome.zarr`` for a source path (``a.ome.tif`` -> ``a.ome.zarr``)."""
+    base: str = os.path.basename(os.fspath(src).rstrip("/"))
+    for suffix in _STEM_SUFFIXES:
+        if base.lower().endswith(suffix):
+            base = base[: -len(suffix)]
+            break
+    else:
+        base = os.path.splitext(base)[0]
+    return base + ".ome.zarr"
+
+
+async def is_complete(url: Any, **store_options: Any) -> bool:
+    """True when ``url`` holds an image whose NGFF group metadata exists (written last)."""
+    from ..stores import open_store
+
+    try:
+        store = open_store(url, **store_options)
+    except NotFoundError:
+        return False
+    try:
+        raw = await store.get("zarr.json")
+        if raw is not None:
+            doc = msgspec.json.decode(bytes(raw))
+            return isinstance(doc, dict) and "multiscales" in doc.get("attributes", {}).get(
+                "ome", {}
+            )
+        raw = await store.get(".zattrs")
+        return raw is not None and "multiscales" in msgspec.json.decode(bytes(raw))
+    except (msgspec.DecodeError, AttributeError):
+        return False
+    finally:
+        await store.aclose()
+
+
+def _inputs(srcs: str | os.PathLike[str] | Sequence[Any]) -> list[Any]:
+    if isinstance(srcs, str) and any(ch in srcs for ch in "*?["):
+        return sorted(globmod.glob(srcs))
+    if isinstance(srcs, str | os.PathLike):
+        return [srcs]
+    return list(srcs)
+
+
+async def convert_many(
+    srcs: str | os.PathLike[str] | Sequence[Any],
+    dst_dir: str | os.PathLike[str],
+    *,
+    concurrency: int = 2,
+    progress: Progress | None = None,
+    overwrite: bool = False,
+    dst_options: Mapping[str, Any] | None = None,
+    **convert_options: Any,
+) -> dict[str, ConvertResult | Exception]:
+    """Convert every input to ``<dst_dir>/<stem>.ome.zarr``, ``concurrency`` at a time.
+
+    :param srcs: paths / URLs, or a glob pattern (``"data/*.tif"``).
+    :param progress: ``progress(done, total)`` in inputs, after each one finishes (or fails).
+    :param overwrite: convert again even outputs that are complete; otherwise a complete output
+        (its NGFF group metadata exists) is skipped (``ConvertResult.skipped``) and an
+        incomplete one is replaced.
+    :param convert_options: passed to :func:`convert` (``ngff_version``, ``chunks``, ...).
+    :returns: per input (its string form): the :class:`ConvertResult` or the exception raised.
+        A failing input never stops the others.
+    """
+    if concurrency < 1:
+        raise ValueError(f"concurrency must be >= 1, got {concurrency}")
+    inputs = _inputs(srcs)
+    base = os.fspath(dst_dir).rstrip("/")
+    targets = {_name(s): f"{base}/{output_name(s)}" for s in inputs}
+    if len(set(targets.values())) != len(targets):
+        raise ValueError("two inputs map to the same output name")
+    local = "://" not in base or base.startswith("file://")
+    if local:
+        os.makedirs(base.removeprefix("file://"), exist_ok=True)
+    results: dict[str, ConvertResult | Exception] = {}
+    limiter = anyio.CapacityLimiter(concurrency)
+    done = 0
+    opts = dict(dst_options or {})
+
+    async def one(src: Any) -> None:
+        nonlocal done
+        key = _name(src)
+        target = targets[key]
+        async with limiter:
+            try:
+                if not overwrite and await is_complete(target, **opts):
+                    results[key] = await _skipped(key, target, opts)
+                else:
+                    results[key] = await convert(
+                        src, target, overwrite=True, dst_options=opts, **convert_options
+                    )
+            except Exception as exc:  # noqa: BLE001 - reported per input, never re-raised
+                results[key] = exc
+        done += 1
+        if progress is not None:
+            progress(done, len(inputs))
+
+    async with anyio.create_task_group() as tg:
+        for src in inputs:
+            tg.start_soon(one, src)
+    return {_name(s): results[_name(s)] for s in inputs}
+
+
+async def _skipped(src: str, dst: str, options: dict[str, Any]) -> ConvertResult:
+    from ..images import open_async
+
+    async with open_async(dst, **options) as ds:
+        return ConvertResult(
+            src=src,
+            dst=dst,
+            ngff_version=ds.metadata.ngff_version,
+            shape=ds.shape,
+            dtype=str(ds.dtype),
+            axes=ds.axes,
+            levels=len(ds.levels),
+            labels=tuple(await ds.labels.names()),
+            skipped=True,
+        )
+
+
+def convert_many_sync(
+    srcs: str | os.PathLike[str] | Sequence[Any], dst_dir: str | os.PathLike[str], **options: Any
+) -> dict[str, ConvertResult | Exception]:
+    """The blocking twin of :func:`convert_many`."""
+    from ..sync import call
+
+    return call(_convert_many_kw, srcs, dst_dir, options)
+
+
+async def _convert_many_kw(
+    srcs: Any, dst_dir: Any, options: dict[str, Any]
+) -> dict[str, ConvertResult | Exception]:
+    return await convert_many(srcs, dst_dir, **options)

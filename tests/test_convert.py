@@ -1,0 +1,498 @@
+"""``ngio_async.convert``: TIFF / OME-TIFF -> OME-Zarr (streaming, metadata), OME-Zarr round trips
+(0.4 <-> 0.5, layout, codecs, S3), batches and the reader registry."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pytest
+import zarr
+from tiffs import (
+    ramp,
+    write_big_endian,
+    write_imagej,
+    write_ome,
+    write_resolution,
+    write_stripped,
+    write_tiled,
+)
+
+import ngio_async
+from ngio_async import formats
+from ngio_async.convert import ConvertResult, TiffSource, is_complete, output_name
+from ngio_async.convert._tiff import map_axes
+from ngio_async.meta import to_attrs
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from numpy.typing import NDArray
+    from servers import S3Server
+
+pytestmark = pytest.mark.anyio
+
+
+async def read_all(url: Any, level: int = 0, **options: Any) -> NDArray[Any]:
+    async with ngio_async.open_async(url, **options) as ds:
+        return await ds.read(level=level)
+
+
+# ------------------------------------------------------------------------------ TIFF
+@pytest.mark.parametrize("layout", ["tiled", "stripped"])
+async def test_tiff_zyx_pixels_pyramid_and_plane_reads(tmp_path: Path, layout: str) -> None:
+    data = ramp((5, 300, 260))
+    src = tmp_path / f"{layout}.tif"
+    (write_tiled if layout == "tiled" else write_stripped)(src, data)
+    dst = tmp_path / "out.ome.zarr"
+    calls: list[tuple[int, int]] = []
+    async with TiffSource(src) as source:
+        result = await ngio_async.convert(
+            source, dst, chunks=(1, 64, 64), levels=2, progress=lambda d, t: calls.append((d, t))
+        )
+        # streamed plane by plane: one shard (here a whole plane) per read at most,
+        # and every pixel read exactly once
+        assert source.max_read_bytes <= source.plane_bytes
+        assert source.bytes_read == data.nbytes
+        assert source.reads >= data.shape[0]
+    assert result.axes == ("z", "y", "x")
+    assert result.levels == 2
+    assert calls[-1][0] == calls[-1][1] == result.tiles
+    async with ngio_async.open_async(dst) as ds:
+        assert ds.metadata.ngff_version == "0.5"
+        np.testing.assert_array_equal(await ds.read(), data)
+        assert ds.levels[1].shape == (5, 150, 130)
+        assert ds.levels[0].chunks == (1, 64, 64)
+        lvl1 = await ds.read(level=1)
+        expected = data[:, :2, :2].reshape(5, 1, 2, 1, 2).mean(axis=(2, 4))
+        np.testing.assert_allclose(lvl1[:, :1, :1], expected, atol=1)
+
+
+async def test_tiff_tile_reads_smaller_than_a_plane(tmp_path: Path) -> None:
+    data = ramp((2, 256, 256))
+    src = write_tiled(tmp_path / "t.tif", data, tile=(32, 32))
+    async with TiffSource(src) as source:
+        await ngio_async.convert(source, tmp_path / "o.zarr", chunks=(1, 32, 32), shards=False)
+        assert source.max_read_bytes == 32 * 32 * 2  # one tile per read, not one plane
+        assert source.reads == 2 * 8 * 8
+    np.testing.assert_array_equal(await read_all(tmp_path / "o.zarr"), data)
+
+
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+async def test_ome_tiff_channels_scales_units(tmp_path: Path, version: str) -> None:
+    data = ramp((3, 2, 70, 90))  # czyx
+    src = write_ome(
+        tmp_path / "img.ome.tif",
+        data,
+        channels=["DAPI", "GFP", "RFP"],
+        colors=[-16776961, 16711935, 65535],  # RGBA as signed int32: red, green, blue
+        physical=(2.0, 0.5, 0.25),
+        unit="nm",
+        tile=(32, 32),
+    )
+    result = await ngio_async.convert(src, tmp_path / "img.ome.zarr", ngff_version=version)
+    assert result.ngff_version == version
+    async with ngio_async.open_async(tmp_path / "img.ome.zarr") as ds:
+        assert ds.axes == ("c", "z", "y", "x")
+        np.testing.assert_array_equal(await ds.read(), data)
+        cal = ds.metadata.spatial_calibration[0]
+        assert cal.scale == (1.0, 2.0, 0.5, 0.25)
+        assert [a.unit for a in cal.axes] == [None, "nanometer", "nanometer", "nanometer"]
+        assert [c.label for c in ds.metadata.channels] == ["DAPI", "GFP", "RFP"]
+        assert [c.color for c in ds.metadata.channels] == ["FF0000", "00FF00", "0000FF"]
+        assert np.array_equal(await ds.read(c="GFP"), data[1])
+
+
+async def test_plain_tiff_resolution_tags(tmp_path: Path) -> None:
+    data = ramp((60, 80), "uint8")
+    src = write_resolution(tmp_path / "plain.tiff", data, per_cm=(4000.0, 2000.0))
+    await ngio_async.convert(src, tmp_path / "plain.ome.zarr")
+    async with ngio_async.open_async(tmp_path / "plain.ome.zarr") as ds:
+        assert ds.axes == ("y", "x")
+        np.testing.assert_array_equal(await ds.read(), data)
+        cal = ds.metadata.spatial_calibration[0]
+        assert cal.scale == pytest.approx((5.0, 2.5))  # 1 cm / 2000 px, 1 cm / 4000 px, in µm
+        assert cal["x"].unit == cal["y"].unit == "micrometer"
+
+
+async def test_rgb_samples_become_channels(tmp_path: Path) -> None:
+    data = ramp((40, 50, 3), "uint8")
+    src = write_resolution(tmp_path / "rgb.tif", data, per_cm=(10000.0, 10000.0), rgb=True)
+    await ngio_async.convert(src, tmp_path / "rgb.ome.zarr", ngff_version="0.4")
+    async with ngio_async.open_async(tmp_path / "rgb.ome.zarr") as ds:
+        assert ds.axes == ("c", "y", "x")
+        np.testing.assert_array_equal(await ds.read(), np.moveaxis(data, -1, 0))
+        assert [c.label for c in ds.metadata.channels] == ["red", "green", "blue"]
+        assert ds.metadata.spatial_calibration[0]["x"].scale == pytest.approx(1.0)
+
+
+async def test_imagej_hyperstack_and_big_endian(tmp_path: Path) -> None:
+    data = ramp((2, 3, 40, 50))  # zcyx
+    src = write_imagej(tmp_path / "ij.tif", data, axes="ZCYX", spacing=2.0, pixel=(0.25, 0.5))
+    await ngio_async.convert(src, tmp_path / "ij.zarr")
+    async with ngio_async.open_async(tmp_path / "ij.zarr") as ds:
+        assert ds.axes == ("c", "z", "y", "x")
+        np.testing.assert_array_equal(await ds.read(), data.transpose(1, 0, 2, 3))
+        cal = ds.metadata.spatial_calibration[0]
+        assert cal.scale == pytest.approx((1.0, 2.0, 0.25, 0.5))
+        assert cal["z"].unit == cal["x"].unit == "micrometer"
+    be = ramp((4, 30, 20), ">u2")
+    await ngio_async.convert(write_big_endian(tmp_path / "be.tif", be), tmp_path / "be.zarr")
+    async with ngio_async.open_async(tmp_path / "be.zarr") as ds:
+        assert ds.dtype == np.dtype("uint16")
+        np.testing.assert_array_equal(await ds.read(), be.astype("uint16"))
+
+
+def test_axis_mapping() -> None:
+    assert map_axes("QYX", (3, 4, 5)) == ["z", "y", "x"]
+    assert map_axes("TZCYXS", (1, 2, 3, 4, 5, 1)) == ["t", "z", "c", "y", "x", None]
+    assert map_axes("YXS", (4, 5, 3)) == ["y", "x", "c"]
+    assert map_axes("ZQYX", (2, 3, 4, 5)) == ["z", "t", "y", "x"]
+    with pytest.raises(ngio_async.UnsupportedError):
+        map_axes("CYXS", (2, 4, 5, 3))
+
+
+# ------------------------------------------------------------------------------ OME-Zarr
+async def make_source(path: Path, version: str = "0.4") -> NDArray[Any]:
+    """A 2-level czyx image with a 2-level label image and unknown omero keys."""
+    data = ramp((2, 3, 96, 80))
+    labels = (ramp((3, 96, 80), "uint16") % 5).astype("uint32")
+    async with ngio_async.create_async(
+        path,
+        shape=data.shape,
+        dtype="uint16",
+        axes="czyx",
+        scale=(1.0, 2.0, 0.5, 0.5),
+        translation=(0.0, 1.0, 2.0, 3.0),
+        chunks=(1, 1, 32, 32),
+        levels=2,
+        channels=[{"label": "DAPI", "window": (10, 900)}, "GFP"],
+        ngff_version=version,  # type: ignore[arg-type]
+    ) as ds:
+        await ds.write(data)
+        await ds.build_pyramid()
+        cells = await ds.labels.create(
+            "cells", colors={1: [255, 0, 0, 255]}, properties=[{"label-value": 1, "area": 3}]
+        )
+        await cells.write(labels)
+        await cells.build_pyramid()
+    key = path / (".zattrs" if version == "0.4" else "zarr.json")
+    doc = json.loads(key.read_text())
+    attrs = doc if version == "0.4" else doc["attributes"]["ome"]
+    attrs["omero"]["name"] = "my image"
+    attrs["omero"]["rdefs"] = {"model": "color", "defaultZ": 1}
+    attrs["omero"]["vendor_key"] = {"x": [1, 2]}
+    attrs["omero"]["channels"][0]["family"] = "linear"
+    key.write_text(json.dumps(doc))
+    return data
+
+
+async def snapshot(url: Any, **options: Any) -> dict[str, Any]:
+    """Every level's pixels, of the image and its labels, and the NGFF metadata as 0.4 attrs."""
+    out: dict[str, Any] = {}
+    async with ngio_async.open_async(url, **options) as ds:
+        out["meta"] = to_attrs(ds.metadata.ome, "0.4")
+        out["levels"] = [await ds.read(level=i) for i in range(len(ds.levels))]
+        out["labels"] = {}
+        for name in await ds.labels.names():
+            lab = await ds.labels.open(name)
+            out["labels"][name] = (
+                to_attrs(lab.metadata.ome, "0.4"),
+                [await lab.read(level=i) for i in range(len(lab.levels))],
+            )
+            await lab.aclose()
+    return out
+
+
+def assert_same(a: dict[str, Any], b: dict[str, Any]) -> None:
+    assert a["meta"] == b["meta"]
+    assert len(a["levels"]) == len(b["levels"])
+    for x, y in zip(a["levels"], b["levels"], strict=True):
+        np.testing.assert_array_equal(x, y)
+    assert a["labels"].keys() == b["labels"].keys()
+    for name, (meta, levels) in a["labels"].items():
+        assert b["labels"][name][0] == meta
+        for x, y in zip(levels, b["labels"][name][1], strict=True):
+            np.testing.assert_array_equal(x, y)
+
+
+async def test_round_trip_04_05_04_is_exact(tmp_path: Path) -> None:
+    await make_source(tmp_path / "a.zarr", "0.4")
+    r1 = await ngio_async.convert(tmp_path / "a.zarr", tmp_path / "b.zarr", ngff_version="0.5")
+    r2 = await ngio_async.convert(tmp_path / "b.zarr", tmp_path / "c.zarr", ngff_version="0.4")
+    assert r1.labels == r2.labels == ("cells",)
+    a, b, c = [await snapshot(tmp_path / n) for n in ("a.zarr", "b.zarr", "c.zarr")]
+    assert_same(a, b)
+    assert_same(a, c)
+    b_doc = json.loads((tmp_path / "b.zarr" / "zarr.json").read_text())["attributes"]["ome"]
+    assert b_doc["version"] == "0.5"
+    assert b_doc["omero"]["vendor_key"] == {"x": [1, 2]}
+    assert b_doc["omero"]["channels"][0]["family"] == "linear"
+    a_doc = json.loads((tmp_path / "a.zarr" / ".zattrs").read_text())
+    c_doc = json.loads((tmp_path / "c.zarr" / ".zattrs").read_text())
+    assert a_doc == c_doc  # the whole document, unknown keys included
+    for rel in ("labels/.zattrs", "labels/cells/.zattrs"):
+        assert json.loads((tmp_path / "a.zarr" / rel).read_text()) == json.loads(
+            (tmp_path / "c.zarr" / rel).read_text()
+        )
+    # 0.5 arrays are zarr v3 with dimension names; 0.4 arrays are v2
+    assert zarr.open_array(tmp_path / "b.zarr" / "0").metadata.zarr_format == 3
+    assert zarr.open_array(tmp_path / "c.zarr" / "labels" / "cells" / "1").metadata.zarr_format == 2
+
+
+async def test_rechunk_reshard_recompress(tmp_path: Path) -> None:
+    data = await make_source(tmp_path / "a.zarr", "0.5")
+    before = await snapshot(tmp_path / "a.zarr")
+    result = await ngio_async.convert(
+        tmp_path / "a.zarr",
+        tmp_path / "b.zarr",
+        chunks=(1, 1, 16, 16),
+        shards=(1, 1, 48, 32),
+        compressor="gzip",
+    )
+    assert result.tiles > 0
+    assert_same(before, await snapshot(tmp_path / "b.zarr"))
+    arr = zarr.open_array(tmp_path / "b.zarr" / "0")
+    assert arr.chunks == (1, 1, 16, 16)
+    assert arr.shards == (1, 1, 48, 32)
+    assert type(arr.compressors[0]).__name__ == "GzipCodec"
+    np.testing.assert_array_equal(arr[:], data)
+    lab = zarr.open_array(tmp_path / "b.zarr" / "labels" / "cells" / "0")
+    assert lab.chunks == (1, 16, 16)
+    assert lab.shards == (1, 48, 32)
+    # unsharded, uncompressed
+    await ngio_async.convert(
+        tmp_path / "b.zarr", tmp_path / "c.zarr", shards=False, compressor=False
+    )
+    arr = zarr.open_array(tmp_path / "c.zarr" / "0")
+    assert arr.shards is None
+    assert arr.chunks == (1, 1, 16, 16)
+    assert not arr.compressors
+    assert_same(before, await snapshot(tmp_path / "c.zarr"))
+
+
+async def test_levels_fewer_and_more(tmp_path: Path) -> None:
+    data = await make_source(tmp_path / "a.zarr", "0.5")
+    r = await ngio_async.convert(tmp_path / "a.zarr", tmp_path / "one.zarr", levels=1)
+    assert r.levels == 1
+    r = await ngio_async.convert(tmp_path / "a.zarr", tmp_path / "three.zarr", levels=3)
+    assert r.levels == 3
+    async with ngio_async.open_async(tmp_path / "three.zarr") as ds:
+        assert len(ds.levels) == 3
+        assert ds.levels[2].shape == (2, 3, 24, 20)
+        np.testing.assert_array_equal(await ds.read(), data)
+        assert ds.metadata.spatial_calibration[2]["x"].scale == pytest.approx(2.0)
+
+
+async def test_disk_to_s3_and_back(tmp_path: Path, s3_server: S3Server) -> None:
+    await make_source(tmp_path / "a.zarr", "0.4")
+    before = await snapshot(tmp_path / "a.zarr")
+    url = s3_server.fresh_url() + "/img.ome.zarr"
+    await ngio_async.convert(
+        tmp_path / "a.zarr", url, ngff_version="0.5", dst_options=s3_server.options()
+    )
+    assert_same(before, await snapshot(url, **s3_server.options()))
+    await ngio_async.convert(
+        url, tmp_path / "back.zarr", ngff_version="0.4", src_options=s3_server.options()
+    )
+    assert_same(before, await snapshot(tmp_path / "back.zarr"))
+
+
+async def test_refuses_existing_without_overwrite(tmp_path: Path) -> None:
+    await make_source(tmp_path / "a.zarr", "0.5")
+    await ngio_async.convert(tmp_path / "a.zarr", tmp_path / "b.zarr")
+    with pytest.raises(ngio_async.ExistsError):
+        await ngio_async.convert(tmp_path / "a.zarr", tmp_path / "b.zarr")
+    await ngio_async.convert(tmp_path / "a.zarr", tmp_path / "b.zarr", overwrite=True)
+
+
+def test_convert_sync(tmp_path: Path) -> None:
+    data = ramp((2, 64, 64))
+    src = write_tiled(tmp_path / "s.tif", data, tile=(32, 32))
+    result = ngio_async.convert_sync(src, tmp_path / "s.ome.zarr", ngff_version="0.4")
+    assert isinstance(result, ConvertResult)
+    with ngio_async.open(tmp_path / "s.ome.zarr") as ds:
+        np.testing.assert_array_equal(np.asarray(ds), data)
+
+
+# ------------------------------------------------------------------------------ batches
+def tree_state(root: Path) -> dict[str, int]:
+    return {
+        os.path.relpath(os.path.join(d, f), root): os.stat(os.path.join(d, f)).st_mtime_ns
+        for d, _, files in os.walk(root)
+        for f in files
+    }
+
+
+async def test_convert_many_failure_and_rerun(tmp_path: Path) -> None:
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    good = {
+        "a.ome.tif": write_ome(inputs / "a.ome.tif", ramp((2, 1, 40, 30)), channels=["x", "y"]),
+        "b.tif": write_tiled(inputs / "b.tif", ramp((3, 64, 64)), tile=(32, 32)),
+        "c.tiff": write_stripped(inputs / "c.tiff", ramp((1, 50, 70))),
+    }
+    (inputs / "broken.tif").write_bytes(b"II*\x00 this is not a tiff")
+    out = tmp_path / "out"
+    calls: list[tuple[int, int]] = []
+    results = await ngio_async.convert_many(
+        str(inputs / "*.tif*"), out, concurrency=2, progress=lambda d, t: calls.append((d, t))
+    )
+    assert len(results) == 4
+    assert isinstance(results[str(inputs / "broken.tif")], Exception)
+    for name in good:
+        res = results[str(inputs / name)]
+        assert isinstance(res, ConvertResult), res
+        assert not res.skipped
+    assert calls[-1] == (4, 4)
+    assert sorted(os.listdir(out)) == ["a.ome.zarr", "b.ome.zarr", "c.ome.zarr"]
+    assert await is_complete(out / "b.ome.zarr")
+    state = tree_state(out)
+
+    results = await ngio_async.convert_many(str(inputs / "*.tif*"), out)
+    assert isinstance(results[str(inputs / "broken.tif")], Exception)
+    assert all(
+        isinstance(r, ConvertResult) and r.skipped for k, r in results.items() if "broken" not in k
+    )
+    assert tree_state(out) == state  # nothing rewritten
+
+    # an incomplete output (no group metadata: interrupted) is converted again
+    (out / "b.ome.zarr" / "zarr.json").unlink()
+    assert not await is_complete(out / "b.ome.zarr")
+    results = await ngio_async.convert_many([inputs / "b.tif", inputs / "c.tiff"], out)
+    b, c = results[str(inputs / "b.tif")], results[str(inputs / "c.tiff")]
+    assert isinstance(b, ConvertResult)
+    assert not b.skipped
+    assert isinstance(c, ConvertResult)
+    assert c.skipped
+    np.testing.assert_array_equal(await read_all(out / "b.ome.zarr"), ramp((3, 64, 64)))
+
+
+def test_output_name() -> None:
+    assert output_name("/x/a.ome.tif") == "a.ome.zarr"
+    assert output_name("b.TIFF") == "b.ome.zarr"
+    assert output_name("s3://bkt/c.ome.zarr/") == "c.ome.zarr"
+
+
+# ------------------------------------------------------------------------------ registry
+class ArraySource:
+    """A third-party :class:`ImageSource`: a numpy array in memory."""
+
+    def __init__(self, data: NDArray[Any]) -> None:
+        self.url = "array://demo"
+        self.data = data
+        self.axes = ("c", "y", "x")
+        self.shape = data.shape
+        self.dtype = data.dtype
+        self.scale = (1.0, 0.3, 0.3)
+        self.units: tuple[str | None, ...] = (None, "micrometer", "micrometer")
+        self.translation = (0.0, 0.0, 0.0)
+        self.channels: list[dict[str, Any]] | None = [{"label": "one"}, {"label": "two"}]
+        self.name: str | None = "demo"
+        self.closed = False
+
+    async def read(self, region: tuple[slice, ...]) -> NDArray[Any]:
+        return self.data[region]
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+class ArrayReader:
+    name = "array"
+
+    def __init__(self) -> None:
+        self.opened: list[ArraySource] = []
+
+    def can_read(self, url: Any) -> bool:
+        return isinstance(url, str) and url.startswith("array://")
+
+    async def open(self, url: Any, **options: Any) -> ArraySource:
+        source = ArraySource(ramp((2, 30, 40)))
+        self.opened.append(source)
+        return source
+
+
+async def test_registry_and_third_party_reader(tmp_path: Path) -> None:
+    assert isinstance(formats.find_reader(tmp_path / "x.ome.tiff"), formats.TiffReader)
+    assert isinstance(formats.find_reader("s3://b/x.zarr"), formats.OmeZarrReader)
+    reader = ArrayReader()
+    assert isinstance(reader, formats.Reader)
+    formats.register(reader)
+    try:
+        assert formats.find_reader("array://demo") is reader
+        await ngio_async.convert("array://demo", tmp_path / "arr.zarr")
+    finally:
+        formats.unregister(reader)
+    assert reader.opened[0].closed
+    async with ngio_async.open_async(tmp_path / "arr.zarr") as ds:
+        np.testing.assert_array_equal(await ds.read(), ramp((2, 30, 40)))
+        assert [c.label for c in ds.metadata.channels] == ["one", "two"]
+        assert ds.metadata.name == "demo"
+
+
+def test_entry_point_readers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reader installed by another distribution under the ``ngio_async.formats`` group."""
+    (tmp_path / "fake_reader_mod.py").write_text(
+        "class FakeReader:\n"
+        "    name = 'fake'\n"
+        "    def can_read(self, url):\n"
+        "        return str(url).endswith('.fake')\n"
+        "    async def open(self, url, **options):\n"
+        "        raise NotImplementedError\n"
+    )
+    dist = tmp_path / "fake_reader-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: fake-reader\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text(
+        "[ngio_async.formats]\nfake = fake_reader_mod:FakeReader\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    reader = formats.find_reader("x.fake")
+    assert reader.name == "fake"
+    assert [r.name for r in formats.readers()][-2:] == ["tiff", "ome-zarr"]
+
+
+async def test_open_tiff_as_dataset(tmp_path: Path) -> None:
+    data = ramp((3, 2, 70, 90))
+    src = write_ome(tmp_path / "d.ome.tif", data, channels=["DAPI", "GFP", "RFP"], tile=(32, 32))
+    ds = await formats.open_dataset(src)
+    async with ds:
+        assert ds.axes == ("c", "z", "y", "x")
+        assert ds.levels[0].chunks == (1, 1, 32, 32)
+        np.testing.assert_array_equal(await ds.read(c="GFP", z=1), data[1, 1])
+        np.testing.assert_array_equal(await ds[2, :, 10:40, 5:7], data[2, :, 10:40, 5:7])
+        total = 0
+        async for tile in ds.tiles(ordered=False):
+            np.testing.assert_array_equal(tile.data, data[tile.region])
+            total += tile.data.nbytes
+        assert total == data.nbytes
+        assert ds.metadata.spatial_calibration[0]["x"].scale == 0.25
+        assert await ds.labels.names() == []
+        with pytest.raises(ngio_async.ReadOnlyError):
+            await ds.write(data)
+    with formats.open(src) as sync_ds:
+        np.testing.assert_array_equal(np.asarray(sync_ds), data)
+    with pytest.raises(ngio_async.NotFoundError):  # not a TIFF: OME-Zarr's open_async
+        formats.open(tmp_path / "missing.zarr")
+
+
+class FailingSource(ArraySource):
+    """Fails on one tile, after others were written."""
+
+    async def read(self, region: tuple[slice, ...]) -> NDArray[Any]:
+        if region[1].start == 64:
+            raise OSError("disk on fire")
+        return self.data[region]
+
+
+async def test_failure_mid_way_leaves_an_incomplete_output(tmp_path: Path) -> None:
+    source = FailingSource(ramp((2, 128, 64)))
+    with pytest.raises(OSError, match="disk on fire"):  # the error itself, not a group
+        await ngio_async.convert(source, tmp_path / "f.zarr", chunks=(1, 32, 32), shards=False)
+    assert (tmp_path / "f.zarr" / "0" / "zarr.json").exists()  # arrays first ...
+    assert not await is_complete(tmp_path / "f.zarr")  # ... the group metadata never
+    await ngio_async.convert(ArraySource(ramp((2, 128, 64))), tmp_path / "f.zarr", overwrite=True)
+    assert await is_complete(tmp_path / "f.zarr")

@@ -1,0 +1,97 @@
+"""TIFF writers for the conversion tests (tifffile): tiled, stripped, OME-TIFF, resolution tags."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import tifffile
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from numpy.typing import NDArray
+
+
+def ramp(shape: tuple[int, ...], dtype: Any = "uint16") -> NDArray[Any]:
+    """Distinct, non-trivial values (a ramp folded into the data type's range)."""
+    n = int(np.prod(shape))
+    data = (np.arange(n, dtype=np.int64) * 7919) % np.iinfo(np.dtype(dtype)).max
+    return data.astype(dtype).reshape(shape)
+
+
+def write_tiled(path: Path, data: NDArray[Any], tile: tuple[int, int] = (64, 64)) -> Path:
+    """A multi-page (one page per leading index) tiled TIFF."""
+    tifffile.imwrite(path, data, tile=tile, photometric="minisblack")
+    return path
+
+
+def write_stripped(path: Path, data: NDArray[Any], rowsperstrip: int = 16) -> Path:
+    """A multi-page stripped TIFF."""
+    tifffile.imwrite(path, data, rowsperstrip=rowsperstrip, photometric="minisblack")
+    return path
+
+
+def write_ome(
+    path: Path,
+    data: NDArray[Any],
+    *,
+    axes: str = "CZYX",
+    channels: list[str] | None = None,
+    colors: list[int] | None = None,
+    physical: tuple[float, float, float] = (2.0, 0.5, 0.25),
+    unit: str = "µm",
+    tile: tuple[int, int] | None = None,
+) -> Path:
+    """An OME-TIFF with PhysicalSizeZ/Y/X (``physical`` in z, y, x order) and channel names."""
+    metadata: dict[str, Any] = {
+        "axes": axes,
+        "PhysicalSizeZ": physical[0],
+        "PhysicalSizeY": physical[1],
+        "PhysicalSizeX": physical[2],
+        "PhysicalSizeZUnit": unit,
+        "PhysicalSizeYUnit": unit,
+        "PhysicalSizeXUnit": unit,
+    }
+    if channels is not None:
+        metadata["Channel"] = {"Name": channels}
+        if colors is not None:
+            metadata["Channel"]["Color"] = colors
+    tifffile.imwrite(path, data, metadata=metadata, tile=tile, photometric="minisblack")
+    return path
+
+
+def write_resolution(
+    path: Path, data: NDArray[Any], *, per_cm: tuple[float, float], rgb: bool = False
+) -> Path:
+    """A plain TIFF with XResolution / YResolution (pixels per centimeter, x then y)."""
+    tifffile.imwrite(
+        path,
+        data,
+        resolution=per_cm,
+        resolutionunit="CENTIMETER",
+        photometric="rgb" if rgb else "minisblack",
+        metadata=None,
+    )
+    return path
+
+
+def write_imagej(
+    path: Path, data: NDArray[Any], *, axes: str, spacing: float, pixel: tuple[float, float]
+) -> Path:
+    """An ImageJ hyperstack: ``spacing`` (z) and ``unit`` in its metadata, y/x in the resolution
+    tags (no resolution unit)."""
+    tifffile.imwrite(
+        path,
+        data,
+        imagej=True,
+        resolution=(1 / pixel[1], 1 / pixel[0]),
+        metadata={"spacing": spacing, "unit": "um", "axes": axes},
+    )
+    return path
+
+
+def write_big_endian(path: Path, data: NDArray[Any]) -> Path:
+    """A big-endian (``MM``) multi-page TIFF."""
+    tifffile.imwrite(path, data, byteorder=">", photometric="minisblack")
+    return path
