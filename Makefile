@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint types pytest bench clean
+.PHONY: demo test lint types pytest bench bench-read bench-stream bench-write clean
 
 $(BIN)/.installed-base: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,15 @@ test: lint types pytest
 bench: $(BIN)/.installed-bench
 	$(BIN)/python benchmarks/bench_meta.py
 	$(BIN)/python benchmarks/bench_read.py
+
+bench-read: $(BIN)/.installed-bench
+	$(BIN)/python benchmarks/bench_read.py
+
+bench-stream: $(BIN)/.installed-bench
+	$(BIN)/python benchmarks/bench_stream.py
+
+bench-write: $(BIN)/.installed-bench
+	$(BIN)/python benchmarks/bench_write.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis
