@@ -19,6 +19,7 @@ from ._errors import (
     UnsupportedError,
 )
 from ._limits import Limits
+from ._open_any import open, open_async
 from ._sync_api import (
     SyncDataset,
     SyncLabels,
@@ -26,7 +27,6 @@ from ._sync_api import (
     SyncWriter,
     create,
     create_like,
-    open,
 )
 from .convert import ConvertResult, convert, convert_many, convert_many_sync, convert_sync
 from .images import (
@@ -39,7 +39,6 @@ from .images import (
     TileStream,
     create_async,
     create_like_async,
-    open_async,
     stream,
 )
 

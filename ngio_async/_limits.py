@@ -25,7 +25,7 @@ class Limits:
 
     max_requests: int = 64
     prefetch_tiles: int = 16
-    prefetch_bytes: int = 512 * 1024 * 1024
+    prefetch_bytes: int = 256 * 1024 * 1024
     decode_threads: int = 4
     timeout: float | None = 30.0
     max_retries: int = 4

@@ -7,8 +7,10 @@ import json
 import os
 from typing import TYPE_CHECKING, Any
 
+import anyio
 import numpy as np
 import pytest
+import tifffile
 import zarr
 from tiffs import (
     ramp,
@@ -496,3 +498,27 @@ async def test_failure_mid_way_leaves_an_incomplete_output(tmp_path: Path) -> No
     assert not await is_complete(tmp_path / "f.zarr")  # ... the group metadata never
     await ngio_async.convert(ArraySource(ramp((2, 128, 64))), tmp_path / "f.zarr", overwrite=True)
     assert await is_complete(tmp_path / "f.zarr")
+
+
+def test_open_reads_a_tiff_through_the_dataset_api(tmp_path: Path) -> None:
+    import dask.array as da
+
+    planes = np.random.default_rng(1).integers(0, 4000, (3, 64, 80), dtype=np.uint16)
+    path = tmp_path / "stack.ome.tif"
+    tifffile.imwrite(
+        path, planes, ome=True, tile=(32, 32), metadata={"axes": "ZYX", "PhysicalSizeX": 0.5}
+    )
+    with ngio_async.open(path) as ds:
+        assert ds.axes == ("z", "y", "x")
+        np.testing.assert_array_equal(ds[1, 10:40, 5:70], planes[1, 10:40, 5:70])
+        np.testing.assert_array_equal(da.from_array(ds, chunks=(1, 32, 32)).compute(), planes)
+        assert ds.metadata.spatial_calibration[0]["x"].scale == 0.5
+        assert sum(t.data.size for t in ds.tiles()) == planes.size
+
+    async def go() -> None:
+        async with ngio_async.open_async(str(path)) as ads:
+            np.testing.assert_array_equal(await ads[2], planes[2])
+            with pytest.raises(ngio_async.ReadOnlyError):
+                await ads.write(planes)
+
+    anyio.run(go, backend="asyncio")

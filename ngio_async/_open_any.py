@@ -1,0 +1,50 @@
+"""The public ``open`` / ``open_async``: OME-Zarr anywhere, and TIFF / OME-TIFF files read-only.
+
+This top-layer module routes a local ``.tif`` / ``.tiff`` file to the TIFF-backed dataset of
+:mod:`ngio_async.convert` (regions, tiles, numpy, dask, one level); everything else is OME-Zarr.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+from ._sync_api import SyncDataset, open as _open_zarr
+from .images import open_async as _open_zarr_async
+from .images._dataset import _Opening
+
+if TYPE_CHECKING:
+    from ._limits import Limits
+
+__all__ = ["open", "open_async"]
+
+
+def _is_tiff(url: Any) -> bool:
+    if not isinstance(url, str | os.PathLike):
+        return False
+    path = os.fspath(url).removeprefix("file://")
+    return path.lower().endswith((".tif", ".tiff")) and os.path.isfile(path)
+
+
+def open_async(url: Any, *, limits: Limits | None = None, **options: Any) -> _Opening:
+    """Open an image: ``ds = await open_async(url)`` or ``async with open_async(url) as ds``.
+
+    OME-Zarr (any store, see :func:`ngio_async.images.open_async` for the options) or a local
+    TIFF / OME-TIFF file (read-only; option ``series``).
+    """
+    if _is_tiff(url):
+        from .convert._tiffds import open_tiff_async
+
+        path = os.fspath(url).removeprefix("file://")
+        return _Opening(lambda: open_tiff_async(path, limits=limits, **options))
+    return _open_zarr_async(url, limits=limits, **options)
+
+
+def open(url: Any, *, limits: Limits | None = None, **options: Any) -> SyncDataset:
+    """The blocking :func:`open_async`, for scripts: a :class:`~ngio_async.SyncDataset`."""
+    if _is_tiff(url):
+        from . import formats
+
+        result: SyncDataset = formats.open(url, limits=limits, **options)
+        return result
+    return _open_zarr(url, limits=limits, **options)
