@@ -47,28 +47,24 @@ class MetadataError(NgioError, ValueError):
         super().__init__(f"{message} - at `{path}`" if path else message)
 
 
-class NotFoundError(NgioError, FileNotFoundError):
+class _Located(NgioError):
+    """An error about one place: ``url`` (the store) and ``key`` (the object in it)."""
+
+    def __init__(self, message: str, *, url: str | None = None, key: str | None = None) -> None:
+        self.url = url
+        self.key = key
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class NotFoundError(_Located, FileNotFoundError):
     """A node (image, level, label, store object) does not exist."""
 
-    def __init__(self, message: str, *, url: str | None = None, key: str | None = None) -> None:
-        self.url = url
-        self.key = key
-        super().__init__(message)
 
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else ""
-
-
-class StoreError(NgioError, OSError):
+class StoreError(_Located, OSError):
     """A store operation failed; ``url`` and ``key`` name what was asked for."""
-
-    def __init__(self, message: str, *, url: str | None = None, key: str | None = None) -> None:
-        self.url = url
-        self.key = key
-        super().__init__(message)
-
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else ""
 
 
 class PermissionDeniedError(StoreError, PermissionError):
@@ -99,13 +95,5 @@ class ReadOnlyError(NgioError, PermissionError):
     """A write was asked of a dataset opened read-only (``mode="r"``); nothing was done."""
 
 
-class ExistsError(NgioError, FileExistsError):
+class ExistsError(_Located, FileExistsError):
     """Creating an image found an existing zarr node there (and ``overwrite`` was not set)."""
-
-    def __init__(self, message: str, *, url: str | None = None, key: str | None = None) -> None:
-        self.url = url
-        self.key = key
-        super().__init__(message)
-
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else ""

@@ -113,35 +113,18 @@ class Dataset:
             raise UnsupportedError(
                 f"{store.url}/{root} is not an image (its NGFF metadata: {kinds}){hint}"
             )
-        metadata = ImageMetadata(ome)
-        arrays = await read_level_metadata(store, root, ome, metadata.paths)
-        limiter = decode_limiter or anyio.CapacityLimiter(limits.decode_threads)
-        window = max(2 * limits.max_requests, 2 * limits.decode_threads)
-        levels = [
-            Level(
-                store,
-                join(root, path),
-                arr,
-                scale=cal.scale,
-                translation=cal.translation,
-                decode_limiter=limiter,
-                window=window,
-            )
-            for path, arr, cal in zip(
-                metadata.paths, arrays, metadata.spatial_calibration, strict=True
-            )
-        ]
-        dataset = cls(
+        paths = tuple(d.path for d in ome.multiscales[0].datasets)
+        arrays = await read_level_metadata(store, root, ome, paths)
+        return cls.from_plan(
             store,
             root,
-            metadata,
-            levels,
+            ome,
+            arrays,
             limits=limits,
-            decode_limiter=limiter,
+            decode_limiter=decode_limiter,
             owns_store=owns_store,
+            mode=mode,
         )
-        dataset._set_mode(mode)
-        return dataset
 
     @classmethod
     def from_plan(
