@@ -109,6 +109,8 @@ def _mean_piece(win: NDArray[Any], dtype: np.dtype[Any]) -> NDArray[Any]:
     if dtype == np.bool_:
         total = win.sum(axis=axes, dtype=np.int64)
         return np.asarray(2 * total >= count)
+    if dtype.kind in "iu" and dtype.itemsize <= 2 and count <= 32768:
+        return _mean_small_int(win, dtype, axes, count)
     if dtype.kind in "iu":
         if dtype.itemsize < 8:  # exact in int64 for any realistic window
             total = win.sum(axis=axes, dtype=np.int64)
@@ -121,6 +123,33 @@ def _mean_piece(win: NDArray[Any], dtype: np.dtype[Any]) -> NDArray[Any]:
         acc = np.result_type(dtype, np.float64)
         return np.asarray(win.sum(axis=axes, dtype=acc) / count).astype(dtype)
     raise TypeError(f"mean is not defined for dtype {dtype}")
+
+
+def _mean_small_int(
+    win: NDArray[Any], dtype: np.dtype[Any], axes: tuple[int, ...], count: int
+) -> NDArray[Any]:
+    """8/16-bit integers: sum the window offsets into a 32-bit accumulator (exact: at most
+    32768 * 65535 < 2**31 for signed, < 2**32 unsigned), round half to even. Equal to the
+    general int64 path, with a fraction of its memory traffic."""
+    acc_dtype = np.dtype(np.uint32 if dtype.kind == "u" else np.int32)
+    ranges = [range(win.shape[a]) for a in axes]
+    offsets = product(*ranges)
+    first = next(offsets)
+
+    def pick(offset: tuple[int, ...]) -> NDArray[Any]:
+        index: list[Any] = [slice(None)] * win.ndim
+        for a, o in zip(axes, offset, strict=True):
+            index[a] = o
+        return np.asarray(win[tuple(index)])
+
+    total = pick(first).astype(acc_dtype)
+    for offset in offsets:
+        np.add(total, pick(offset), out=total, casting="unsafe")
+    q, r = np.divmod(total, acc_dtype.type(count))
+    twice = r.astype(acc_dtype) * 2
+    up = (twice > count) | ((twice == count) & (q % 2 == 1))
+    q += up.astype(acc_dtype)
+    return np.asarray(q).astype(dtype)
 
 
 def _mode_piece(piece: NDArray[Any], window: tuple[int, ...]) -> NDArray[Any]:
