@@ -31,24 +31,15 @@ from ngio_async.engine.plan import (
     plan_shards,
     region_shape,
 )
-from ngio_async.meta.zarr import ArrayV2Meta, ArrayV3Meta, decode_array_v2, decode_array_v3
+from ngio_async.meta.zarr import (
+    V3_DATA_TYPES,
+    ArrayV2Meta,
+    ArrayV3Meta,
+    decode_array_v2,
+    decode_array_v3,
+)
 
-DTYPES = [
-    "bool",
-    "int8",
-    "int16",
-    "int32",
-    "int64",
-    "uint8",
-    "uint16",
-    "uint32",
-    "uint64",
-    "float16",
-    "float32",
-    "float64",
-    "complex64",
-    "complex128",
-]
+DTYPES = sorted(V3_DATA_TYPES)
 
 SETTINGS = settings(
     max_examples=50,
