@@ -490,9 +490,9 @@ async def _prepare_root(store: AsyncStore, root: str, overwrite: bool) -> None:
         if await store.exists(key):
             found.append(key)
 
-    async with anyio.create_task_group() as tg:
-        for name in _NODE_KEYS:
-            tg.start_soon(check, join(root, name))
+    from ._level import _run_all
+
+    await _run_all([join(root, name) for name in _NODE_KEYS], check, len(_NODE_KEYS))
     keys: list[str] | None = None
     if not found and store.supports_listing:
         keys = await store.list_prefix(root)
@@ -519,8 +519,6 @@ async def _prepare_root(store: AsyncStore, root: str, overwrite: bool) -> None:
         [k for k in keys if _is_node_key(k) and k not in top],
         [k for k in keys if not _is_node_key(k)],
     ]
-    from ._level import _run_all
-
     for stage in stages:
         await _run_all(stage, store.delete, 64)
 
@@ -534,6 +532,17 @@ async def _put_all(store: AsyncStore, docs: Sequence[tuple[str, bytes]]) -> None
     await _run_all(docs, put, 64)
 
 
+async def write_plan_metadata(
+    store: AsyncStore, root: str, plan: ImagePlan, *, overwrite: bool
+) -> None:
+    """Refuse or clear an existing node, then write every array's metadata (concurrently) and
+    the group documents last, in order: no NGFF metadata ever names a missing array."""
+    await _prepare_root(store, root, overwrite)
+    await _put_all(store, [(join(root, k), d) for k, d in plan.array_documents()])
+    for key, data in plan.group_documents():
+        await store.put(join(root, key), data)
+
+
 async def create_in(
     store: AsyncStore,
     root: str,
@@ -544,18 +553,7 @@ async def create_in(
     owns_store: bool = False,
 ) -> Dataset:
     """Write ``plan``'s metadata at ``root`` of an open store; return the writable dataset."""
-    try:
-        await _prepare_root(store, root, overwrite)
-        await _put_all(store, [(join(root, k), d) for k, d in plan.array_documents()])
-        for key, data in plan.group_documents():  # in order: the NGFF metadata last
-            await store.put(join(root, key), data)
-    except BaseExceptionGroup as group:
-        from .._prefetch import single_leaf
-
-        leaf = single_leaf(group)
-        if leaf is None:
-            raise
-        raise leaf from None
+    await write_plan_metadata(store, root, plan, overwrite=overwrite)
     return Dataset.from_plan(
         store,
         root,

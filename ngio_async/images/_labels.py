@@ -251,26 +251,15 @@ class Labels:
         :raises ExistsError: ``labels/<name>`` exists and ``overwrite`` is false.
         :raises ReadOnlyError: the image is read-only (before any I/O).
         """
-        from ._create import _prepare_root, _put_all
+        from ._create import write_plan_metadata
         from ._dataset import Dataset
 
         ds = self._dataset
         ds._check_writable()
         plan = plan_label(ds, name, dtype, colors, properties)
         root = join(ds.root, "labels", name)
-        try:
-            await _prepare_root(ds.store, root, overwrite)
-            await _put_all(ds.store, [(join(root, k), d) for k, d in plan.array_documents()])
-            for key, data in plan.group_documents():  # in order: the NGFF metadata last
-                await ds.store.put(join(root, key), data)
-            await self._list(name)
-        except BaseExceptionGroup as group:
-            from .._prefetch import single_leaf
-
-            leaf = single_leaf(group)
-            if leaf is None:
-                raise
-            raise leaf from None
+        await write_plan_metadata(ds.store, root, plan, overwrite=overwrite)
+        await self._list(name)  # the listing last: it never names an incomplete label
         return Dataset.from_plan(
             ds.store,
             root,
