@@ -9,10 +9,10 @@ block reads only its region) and napari (``ds.levels`` is a multiscale list of a
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any
 
 from .images import Dataset, Level, create_async, create_like_async, open_async
-from .sync import Runner, SyncIterator
+from .sync import Closing, Runner, SyncIterator
 
 if TYPE_CHECKING:
     import os
@@ -128,7 +128,7 @@ class SyncLabels:
         return iter(self.names())
 
 
-class SyncDataset:
+class SyncDataset(Closing):
     """An OME-Zarr image for blocking code: ``ds[100:200, 150:250]``, ``ds.read(c="DAPI")``."""
 
     def __init__(self, runner: Runner, dataset: Dataset, *, owner: bool = True) -> None:
@@ -277,17 +277,6 @@ class SyncDataset:
             self._runner.call(self._dataset.aclose)
         finally:
             self._runner.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_val: BaseException | None,
-        exc_tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def open(

@@ -63,6 +63,7 @@ if TYPE_CHECKING:
     from types import TracebackType
 
 __all__ = [
+    "Closing",
     "Runner",
     "SyncIterator",
     "call",
@@ -181,7 +182,25 @@ def _is_async_cm(obj: object) -> bool:
     return hasattr(obj, "__aenter__") and hasattr(obj, "__aexit__")
 
 
-class Runner:
+class Closing:
+    """``with obj:`` calls ``obj.close()`` on exit (the sync objects' lifetime protocol)."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class Runner(Closing):
     """A lease on the shared event loop, held by one sync object for its whole lifetime.
 
     ``Runner()`` takes the lease (starting the loop thread if needed); :meth:`close` (or
@@ -219,17 +238,6 @@ class Runner:
             raise RuntimeError(_LOOP_THREAD_MESSAGE)
         self._portal = None
         self._provider.release()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_val: BaseException | None,
-        exc_tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # -- calls -------------------------------------------------------------------------------
 
@@ -404,7 +412,7 @@ def _drive(
         # context manager is cancelled when the last lease stops the loop.
 
 
-class SyncIterator(Iterator[T]):
+class SyncIterator(Closing, Iterator[T]):
     """A lazy sync view of an async iterator; see :meth:`Runner.iterate`.
 
     Also a context manager: ``with runner.iterate(src) as it: ...`` closes it on exit.
@@ -422,17 +430,6 @@ class SyncIterator(Iterator[T]):
     def close(self) -> None:
         """Close the async iterator and exit its context manager now (idempotent)."""
         self._gen.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_val: BaseException | None,
-        exc_tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 # -- one-off helpers (each takes its own lease; hold a Runner for repeated use) -----------------
