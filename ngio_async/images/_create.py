@@ -21,7 +21,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-import anyio
 import numpy as np
 
 from .._errors import ExistsError, UnsupportedError
@@ -63,7 +62,7 @@ from ..meta.zarr import (
     encode_group_v3,
 )
 from ..stores import AsyncStore, open_store
-from ._dataset import Dataset, _Opening
+from ._dataset import Dataset, _Opening, closing_store_on_error
 from ._open import join
 
 if TYPE_CHECKING:
@@ -651,15 +650,13 @@ def create_async(
 
     async def go() -> Dataset:
         store, owns = _open_target(url, limits, dict(store_options))
-        try:
-            return await create_in(
+        return await closing_store_on_error(
+            store,
+            owns,
+            create_in(
                 store, path.strip("/"), plan, overwrite=overwrite, limits=limits, owns_store=owns
-            )
-        except BaseException:
-            if owns:
-                with anyio.CancelScope(shield=True):
-                    await store.aclose()
-            raise
+            ),
+        )
 
     return _Opening(go)
 

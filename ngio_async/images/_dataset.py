@@ -802,15 +802,24 @@ def open_async(
         owns = not isinstance(url, AsyncStore)
         store = open_store(url, limits=limits, **store_options) if owns else url
         assert isinstance(store, AsyncStore)
-        try:
-            return await Dataset.open_in(store, path, limits=limits, owns_store=owns, mode=mode)
-        except BaseException:
-            if owns:
-                with anyio.CancelScope(shield=True):
-                    await store.aclose()
-            raise
+        return await closing_store_on_error(
+            store, owns, Dataset.open_in(store, path, limits=limits, owns_store=owns, mode=mode)
+        )
 
     return _Opening(go)
+
+
+async def closing_store_on_error(
+    store: AsyncStore, owns: bool, opening: Coroutine[Any, Any, Dataset]
+) -> Dataset:
+    """Await ``opening``; if it fails, close ``store`` when the caller opened it for us."""
+    try:
+        return await opening
+    except BaseException:
+        if owns:
+            with anyio.CancelScope(shield=True):
+                await store.aclose()
+        raise
 
 
 def _check_mode(mode: str) -> None:
