@@ -149,3 +149,15 @@ async def test_s3_anonymous_read_of_private_object_is_denied(s3_server: S3Server
             await anon.get("private.bin")
     assert isinstance(info.value, PermissionError)
     assert info.value.url == url
+
+
+def test_aiohttp_is_imported_only_for_http_urls() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, ngio_async; assert 'aiohttp' not in sys.modules;"
+        "from ngio_async.stores import open_store; open_store('http://127.0.0.1:9/x');"
+        "assert 'aiohttp' in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

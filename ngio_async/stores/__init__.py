@@ -5,6 +5,8 @@ Third-party I/O libraries (obstore, aiohttp) are imported only inside this packa
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ._base import (
     AsyncStore,
     Buffer,
@@ -14,10 +16,12 @@ from ._base import (
     SuffixByteRequest,
 )
 from ._coalesce import CoalescedRequest, coalesce_ranges
-from ._http import HTTPStore
 from ._instrumented import FaultInjector, InstrumentedStore
 from ._obstore import ObstoreStore
 from ._url import open_store
+
+if TYPE_CHECKING:
+    from ._http import HTTPStore
 
 __all__ = [
     "AsyncStore",
@@ -34,3 +38,12 @@ __all__ = [
     "coalesce_ranges",
     "open_store",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """``HTTPStore`` is loaded on first use: importing aiohttp costs ~140 ms."""
+    if name == "HTTPStore":
+        from ._http import HTTPStore
+
+        return HTTPStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -20,7 +20,6 @@ from obstore.store import (
 from .._errors import NotFoundError, StoreError, UnsupportedError
 from .._limits import Limits
 from ._base import AsyncStore
-from ._http import HTTPStore
 from ._obstore import OBSTORE_TYPES, ObstoreStore, obstore_retry_config
 from ._url_utils import redact_url
 
@@ -147,6 +146,8 @@ def _open_http(
         return ObstoreStore(store, url=redact_url(url), limits=limits)
     headers = options.pop("headers", None)
     _no_options(options, "the HTTP store")
+    from ._http import HTTPStore  # aiohttp is imported only when an http(s) URL is opened
+
     return HTTPStore(url, limits=limits, headers=headers)
 
 
