@@ -137,3 +137,22 @@ def table(rows: list[tuple[str, str, float]], nbytes: int, baseline: str) -> Non
     for src, name, t in rows:
         ratio = base.get(src, float("nan")) / t
         print(f"{src:22} {name:34} {t:7.2f} {nbytes / t / 1e6:8.0f} {ratio:21.2f}x")
+
+
+def upload(root: Path, name: str, s3: S3) -> None:
+    """Copy the files under ``root`` to ``s3://bucket/name/`` (concurrent PUTs)."""
+    import anyio
+
+    from ngio_async.stores import open_store
+
+    files = {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+    async def go() -> None:
+        async with (
+            open_store(f"s3://{s3.bucket}/{name}", **s3.options()) as store,
+            anyio.create_task_group() as tg,
+        ):
+            for key, data in files.items():
+                tg.start_soon(store.put, key, data)
+
+    anyio.run(go, backend="asyncio")

@@ -39,7 +39,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from _common import DATA, S3, SHAPE, make_image, moto_s3, stored_bytes
+from _common import DATA, S3, SHAPE, make_image, moto_s3, stored_bytes, upload
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Iterator
@@ -439,24 +439,6 @@ def spawn(
 
 
 # ------------------------------------------------------------------------------------ the run
-def upload(root: Path, name: str, s3: S3) -> None:
-    import anyio
-
-    from ngio_async.stores import open_store
-
-    files = {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
-
-    async def go() -> None:
-        async with (
-            open_store(f"s3://{s3.bucket}/{name}", **s3.options()) as store,
-            anyio.create_task_group() as tg,
-        ):
-            for key, data in files.items():
-                tg.start_soon(store.put, key, data)
-
-    anyio.run(go, backend="asyncio")
-
-
 @contextlib.contextmanager
 def serving(kind: str, names: list[str]) -> Iterator[dict[str, Any]]:
     """Source options for ``kind``, with its server running (and the images uploaded)."""

@@ -12,8 +12,10 @@ the same 4-level pyramid (y/x downscaled 2x per level, so 8192 -> 1024):
   zoom, which for an exact 2x step equals the 2x2 mean here; it also computes channel windows);
   ``ngio auto`` passes ``consolidation_mode="auto"`` (in-memory pyramid) instead of the default
   (dask, level by level from the store);
-- ``ngio_async``: ``create_async`` + ``await ds.write(data)`` + ``await ds.build_pyramid()``;
-  ``ngio_async writer``: the same with level 0 written shard by shard through ``ds.writer()``.
+- ``ngio_async``: ``create_async`` + ``await ds.write(data, pyramid="mean")`` (the lower levels
+  are computed from memory while level 0 is written); ``ngio_async writer``: level 0 written
+  shard by shard through ``ds.writer(pyramid="mean")``; ``ngio_async 2-step``: ``await
+  ds.write(data)`` then ``await ds.build_pyramid()`` (re-reads level 0 from the store).
 
 Sources: local disk (a fresh directory per run) and a moto S3 server on 127.0.0.1 (in the
 parent process). Every measurement runs in a fresh subprocess (``--one``) that reports JSON:
@@ -56,7 +58,14 @@ from _common import CHUNKS, DATA, S3, SHAPE, SHARDS, moto_s3, synthetic_plane
 SMALL_SHAPE = (1, 2, 2048, 2048)
 LEVELS = 4  # 8192 -> 4096 -> 2048 -> 1024 (2048 -> 256 with --small)
 PIXEL = 0.2  # micrometer, y and x
-CONTENDERS = ("zarr-python", "ngio", "ngio auto", "ngio_async", "ngio_async writer")
+CONTENDERS = (
+    "zarr-python",
+    "ngio",
+    "ngio auto",
+    "ngio_async",
+    "ngio_async writer",
+    "ngio_async 2-step",
+)
 PEERS = ("zarr-python", "ngio", "ngio auto")  # the ratio columns
 TMP = DATA / "write-tmp"
 
@@ -245,7 +254,7 @@ def run_ngio(tgt: Target, data: np.ndarray[Any, Any], codec: str, mode: str | No
         )
 
 
-async def run_ngio_async(tgt: Target, data: np.ndarray[Any, Any], tiles: bool) -> float:
+async def run_ngio_async(tgt: Target, data: np.ndarray[Any, Any], mode: str) -> float:
     import ngio_async
 
     url, options = tgt.ngio_async()
@@ -265,8 +274,8 @@ async def run_ngio_async(tgt: Target, data: np.ndarray[Any, Any], tiles: bool) -
         **options,
     )
     async with ds:
-        if tiles:
-            async with ds.writer() as w:
+        if mode == "writer":
+            async with ds.writer(pyramid="mean") as w:
                 for c in range(data.shape[0]):
                     for z in range(data.shape[1]):
                         for y in range(0, data.shape[2], SHARDS[2]):
@@ -278,8 +287,11 @@ async def run_ngio_async(tgt: Target, data: np.ndarray[Any, Any], tiles: bool) -
                                     slice(x, x + SHARDS[3]),
                                 )
                                 await w.write((region, data[region]))
-        else:
-            await ds.write(data)
+            return math.nan
+        if mode == "cascade":
+            await ds.write(data, pyramid="mean")
+            return math.nan
+        await ds.write(data)
         t_write = time.perf_counter()
         await ds.build_pyramid(method="mean")
     return t_write
@@ -293,8 +305,9 @@ def run_contender(contender: str, tgt: Target, data: np.ndarray[Any, Any], codec
     elif contender in ("ngio", "ngio auto"):
         run_ngio(tgt, data, codec, "auto" if contender == "ngio auto" else None)
         return math.nan
-    elif contender in ("ngio_async", "ngio_async writer"):
-        t_write = asyncio.run(run_ngio_async(tgt, data, contender.endswith("writer")))
+    elif contender.startswith("ngio_async"):
+        mode = {"ngio_async": "cascade", "ngio_async writer": "writer"}.get(contender, "two-step")
+        t_write = asyncio.run(run_ngio_async(tgt, data, mode))
     else:
         raise SystemExit(f"unknown contender {contender!r}")
     return t_write - t0

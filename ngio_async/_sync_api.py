@@ -17,7 +17,7 @@ from .sync import Closing, Runner, SyncIterator
 if TYPE_CHECKING:
     import os
     from collections.abc import Awaitable, Callable, Mapping, Sequence
-    from contextlib import AbstractContextManager
+    from contextlib import AbstractAsyncContextManager, AbstractContextManager
     from types import TracebackType
 
     import numpy as np
@@ -212,18 +212,22 @@ class SyncDataset(Closing):
         """``ds[...] = data`` on level 0 (numpy basic indexing, broadcasting)."""
         self._runner.call(self._dataset.write_at, selection, data)
 
-    def write(self, data: ArrayLike, level: int = 0, **axes: Selector) -> None:
+    def write(
+        self, data: ArrayLike, level: int = 0, pyramid: bool | Method = False, **axes: Selector
+    ) -> None:
         """Write by axis name: ``ds.write(arr, c="DAPI", z=3)`` (see ``Dataset.write``)."""
-        self._runner.call(lambda: self._dataset.write(data, level, **axes))
+        self._runner.call(lambda: self._dataset.write(data, level, pyramid, **axes))
 
-    def write_at(self, selection: Any, data: ArrayLike, level: int = 0) -> None:
-        self._runner.call(self._dataset.write_at, selection, data, level)
+    def write_at(
+        self, selection: Any, data: ArrayLike, level: int = 0, pyramid: bool | Method = False
+    ) -> None:
+        self._runner.call(self._dataset.write_at, selection, data, level, pyramid)
 
     def writer(
-        self, level: int = 0, max_pending: int | None = None
+        self, level: int = 0, max_pending: int | None = None, pyramid: bool | Method = False
     ) -> AbstractContextManager[SyncWriter]:
         """``with ds.writer() as w: w.write(tile)``: bounded pending writes, like the async one."""
-        return _SyncWriterContext(self._runner, self._dataset, level, max_pending)
+        return _SyncWriterContext(self._runner, self._dataset.writer(level, max_pending, pyramid))
 
     def set_channels(
         self,
@@ -318,10 +322,8 @@ class SyncWriter:
 
 
 class _SyncWriterContext:
-    def __init__(
-        self, runner: Runner, dataset: Dataset, level: int, max_pending: int | None
-    ) -> None:
-        self._cm = runner.wrap_async_context_manager(dataset.writer(level, max_pending))
+    def __init__(self, runner: Runner, writer: AbstractAsyncContextManager[LevelWriter]) -> None:
+        self._cm = runner.wrap_async_context_manager(writer)
         self._runner = runner
 
     def __enter__(self) -> SyncWriter:

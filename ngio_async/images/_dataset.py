@@ -6,6 +6,7 @@ import asyncio
 import enum
 import math
 from collections.abc import Callable, Coroutine, Generator, Mapping, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar
 
 import anyio
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from ..engine.pyramid import Method
     from ..meta import OmeMetadata
     from ..meta.zarr import ArrayMeta
+    from ._cascade import Cascade
     from ._write import LevelWriter
 
 __all__ = ["Dataset", "Labels", "open_async"]
@@ -462,7 +464,9 @@ class Dataset:
                 f"{self.url} is open read-only (mode='r'); open it with mode='r+' to write"
             )
 
-    async def write(self, data: ArrayLike, level: int = 0, **axes: Selector) -> None:
+    async def write(
+        self, data: ArrayLike, level: int = 0, pyramid: bool | Method = False, **axes: Selector
+    ) -> None:
         """Write by axis name: ``await ds.write(arr, c="DAPI", z=3, y=slice(0, 512))``.
 
         Axes take what :meth:`read` takes (ints drop the axis from ``data``'s expected shape,
@@ -470,35 +474,65 @@ class Dataset:
         shape like numpy assignment and cast to the level's dtype. Partly covered chunks or
         shards are read, patched and written back; objects left all fill value are deleted.
 
+        :param pyramid: also update the lower levels (level 0 only): they are computed from the
+            written pixels in memory while level 0 is written (no read back; regions that are
+            not aligned to the downsampling are rebuilt from the store at the end). The result
+            equals ``write`` followed by ``build_pyramid(regions=...)``. ``True`` downsamples
+            with the default method of :meth:`build_pyramid`; or name one (``"mean"``,
+            ``"nearest"``, ``"mode"``).
         :raises ReadOnlyError: the dataset is read-only (raised before any I/O).
         """
         self._check_writable()
         lvl = self.level(level)
+        cascade = self._cascade(level, pyramid)
+        after = None if cascade is None else partial(cascade.add, 0)
         selection, pick = self._selection(lvl, axes)
         if pick is None:
-            await lvl.setitem(tuple(selection), data)
-            return
-        axis, indices = pick
-        selection[axis] = slice(0, 1)
-        one_shape = normalize_selection(tuple(selection), lvl.shape).shape
-        at = axis - sum(1 for s in selection[:axis] if isinstance(s, int))
-        full = list(one_shape)
-        full[at] = len(indices)
-        value = np.broadcast_to(np.asarray(data), tuple(full))
-        for k, i in enumerate(indices):
-            selection[axis] = slice(i, i + 1)
-            await lvl.setitem(tuple(selection), value[(slice(None),) * at + (slice(k, k + 1),)])
+            await lvl.setitem(tuple(selection), data, after)
+        else:
+            axis, indices = pick
+            selection[axis] = slice(0, 1)
+            one_shape = normalize_selection(tuple(selection), lvl.shape).shape
+            at = axis - sum(1 for s in selection[:axis] if isinstance(s, int))
+            full = list(one_shape)
+            full[at] = len(indices)
+            value = np.broadcast_to(np.asarray(data), tuple(full))
+            for k, i in enumerate(indices):
+                selection[axis] = slice(i, i + 1)
+                one = value[(slice(None),) * at + (slice(k, k + 1),)]
+                await lvl.setitem(tuple(selection), one, after)
+        if cascade is not None:
+            await cascade.finish()
 
-    async def write_at(self, selection: Any, data: ArrayLike, level: int = 0) -> None:
+    def _cascade(self, level: int, pyramid: bool | Method) -> Cascade | None:
+        if pyramid is False:
+            return None
+        if level != 0:
+            raise ValueError(
+                f"pyramid=True writes level 0 (the source of the pyramid), not {level}"
+            )
+        from ._cascade import Cascade
+
+        return Cascade(self, None if pyramid is True else pyramid)
+
+    async def write_at(
+        self, selection: Any, data: ArrayLike, level: int = 0, pyramid: bool | Method = False
+    ) -> None:
         """``ds[selection] = data`` on a level (default 0) with numpy basic indexing.
 
+        :param pyramid: also update the lower levels, as in :meth:`write`.
         :raises ReadOnlyError: the dataset is read-only (raised before any I/O).
         """
         self._check_writable()
-        await self.level(level).setitem(selection, data)
+        cascade = self._cascade(level, pyramid)
+        await self.level(level).setitem(
+            selection, data, None if cascade is None else partial(cascade.add, 0)
+        )
+        if cascade is not None:
+            await cascade.finish()
 
     def writer(
-        self, level: int = 0, max_pending: int | None = None
+        self, level: int = 0, max_pending: int | None = None, pyramid: bool | Method = False
     ) -> AbstractAsyncContextManager[LevelWriter]:
         """A tile writer with bounded memory: ``async with ds.writer() as w: await w.write(t)``.
 
@@ -509,13 +543,17 @@ class Dataset:
         satisfies :class:`~ngio_async.images.TileWriter`: ``await stream(src.tiles(), f,
         out=w)``.
 
+        :param pyramid: also build the lower levels from the written tiles, in memory, as they
+            arrive (level 0 only; see :meth:`write`). Held bytes stay within
+            ``limits.prefetch_bytes`` (what does not fit, or is not aligned, is rebuilt from
+            the store when the block exits).
         :raises ReadOnlyError: the dataset is read-only (raised before any I/O).
         """
         from ._write import open_writer
 
         self._check_writable()
         pending = max(4, 2 * self.limits.decode_threads) if max_pending is None else max_pending
-        return open_writer(self.level(level), pending)
+        return open_writer(self.level(level), pending, self._cascade(level, pyramid))
 
     async def build_pyramid(
         self,

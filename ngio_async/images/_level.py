@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import threading
 from collections import OrderedDict
-from itertools import chain
+from itertools import chain, islice
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import anyio
@@ -35,10 +35,12 @@ if TYPE_CHECKING:
     from ..engine import ChunkPlan, Region, ShardPlan
     from ..meta.zarr import ArrayMeta
     from ..stores import AsyncStore, Buffer
+    from ._write import AfterWrite
 
 __all__ = ["Level"]
 
 _INDEX_CACHE = 4096  # decoded shard indexes kept per level
+_BATCH = 8  # chunks read + decoded per worker-thread call on local stores, at most
 
 
 class Level:
@@ -143,11 +145,34 @@ class Level:
             await _run_all(plan_shards(self.meta, region), one_shard, self._window)
         else:
             chunk_codec = self.codec
+            plans = plan_chunks(self.meta, region)
+            count = math.prod(
+                -(-r.stop // c) - r.start // c for r, c in zip(region, self.chunks, strict=True)
+            )
+            threads = int(self._decode_limiter.total_tokens)
+            per_call = max(1, min(_BATCH, count // (4 * threads)))
+            if self.store.blocking_reads and per_call > 1:
+                # local, many chunks: read + decode several per worker-thread call (fewer hops)
+                batches = iter(lambda: list(islice(plans, per_call)), [])
+
+                async def one_batch(batch: list[ChunkPlan]) -> None:
+                    jobs = [
+                        _Job(self._prefix + p.key, None, self._prefix + p.key, p.chunk_selection,
+                             out[p.out_selection])
+                        for p in batch
+                    ]  # fmt: skip
+                    await anyio.to_thread.run_sync(
+                        _fetch_decode, self.store, chunk_codec, jobs, self.fill_value,
+                        limiter=self._decode_limiter,
+                    )  # fmt: skip
+
+                await _run_all(batches, one_batch, self._window)
+                return
 
             async def one_chunk(plan: ChunkPlan) -> None:
                 await self._read_chunk(chunk_codec, plan, out)
 
-            await _run_all(plan_chunks(self.meta, region), one_chunk, self._window)
+            await _run_all(plans, one_chunk, self._window)
 
     async def _read_chunk(self, codec: ChunkCodec, plan: ChunkPlan, out: NDArray[Any]) -> None:
         key = self._prefix + plan.key
@@ -157,8 +182,7 @@ class Level:
                 _fetch_decode,
                 self.store,
                 codec,
-                key,
-                [_Job(None, key, plan.chunk_selection, target)],
+                [_Job(key, None, key, plan.chunk_selection, target)],
                 self.fill_value,
                 limiter=self._decode_limiter,
             )
@@ -210,6 +234,7 @@ class Level:
         if self.store.blocking_reads:  # local: read and decode in one worker-thread call
             jobs = [
                 _Job(
+                    key,
                     RangeByteRequest(*rng),
                     f"{key}{list(p.coords)}",
                     p.chunk_selection,
@@ -221,7 +246,6 @@ class Level:
                 _fetch_decode,
                 self.store,
                 codec.inner,
-                key,
                 jobs,
                 self.fill_value,
                 limiter=self._decode_limiter,
@@ -290,12 +314,16 @@ class Level:
             where = f"{self.store.url.rstrip('/')}/{self.path}"
             raise ReadOnlyError(f"{where} is open read-only; open it with mode='r+' to write")
 
-    async def write(self, region: Sequence[slice], data: ArrayLike) -> None:
+    async def write(
+        self, region: Sequence[slice], data: ArrayLike, after: AfterWrite | None = None
+    ) -> None:
         """Write ``data`` (broadcast to the region's shape, cast to :attr:`dtype`) into ``region``.
 
         ``region``: one step-1 slice per axis (``None`` bounds allowed). Partly covered chunks or
         shards are read, patched and written back; objects left all fill value are deleted.
         Concurrent writes to distinct regions are safe, also when they share a stored object.
+        ``after(part, pixels)`` is awaited after each stored object is written (the pyramid
+        cascade uses it).
 
         :raises ReadOnlyError: the level is not writable (before any I/O).
         """
@@ -305,9 +333,11 @@ class Level:
             raise ValueError(
                 f"a region needs one step-1 slice per axis ({self.ndim}), got {region}"
             )
-        await write_region(self, sel.region, data)
+        await write_region(self, sel.region, data, after)
 
-    async def setitem(self, selection: Any, data: ArrayLike) -> None:
+    async def setitem(
+        self, selection: Any, data: ArrayLike, after: AfterWrite | None = None
+    ) -> None:
         """``level[selection] = data`` with numpy basic indexing and broadcasting.
 
         Strided selections (steps > 1) read the covering region, assign, and write it back; such
@@ -321,14 +351,14 @@ class Level:
         if all(st == 1 for st in sel.steps):
             if sel.drop_axes:
                 value = np.expand_dims(value, sel.drop_axes)
-            await write_region(self, sel.region, value)
+            await write_region(self, sel.region, value, after)
             return
         current = await self.read(sel.region)
         index = tuple(
             0 if ax in sel.drop_axes else slice(None, None, st) for ax, st in enumerate(sel.steps)
         )
         current[index] = value
-        await write_region(self, sel.region, current)
+        await write_region(self, sel.region, current, after)
 
 
 _scratch = threading.local()
@@ -360,17 +390,16 @@ def _decode_into(
 class _Job(NamedTuple):
     """One blocking read: the byte range of ``key`` (None: whole) and where it decodes to."""
 
+    key: str
     request: RangeByteRequest | None
     name: str
     chunk_sel: Region
     target: NDArray[Any]
 
 
-def _fetch_decode(
-    store: AsyncStore, codec: ChunkCodec, key: str, jobs: list[_Job], fill_value: Any
-) -> None:
-    """Blocking reads of ``key`` (whole, or the given ranges) decoded into their targets."""
-    for request, name, chunk_sel, target in jobs:
+def _fetch_decode(store: AsyncStore, codec: ChunkCodec, jobs: list[_Job], fill_value: Any) -> None:
+    """Blocking reads (whole objects, or ranges of a shard) decoded into their targets."""
+    for key, request, name, chunk_sel, target in jobs:
         buf = store.get_blocking(key, request)
         if buf is None:
             if request is not None:  # the shard vanished between the index and the data

@@ -20,6 +20,7 @@ cache of the level is invalidated for every object rewritten.
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
+from functools import partial
 from itertools import product
 from typing import TYPE_CHECKING, Any
 
@@ -33,16 +34,19 @@ from ..engine import normalize_selection, plan_shards, region_shape
 from ._tiles import Tile
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Sequence
+    from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
     from numpy.typing import NDArray
 
     from ..codecs import ChunkCodec
     from ..engine import Region, ShardPlan
     from ..stores import Buffer
+    from ._cascade import Cascade
     from ._level import Level
 
-__all__ = ["KeyLocks", "LevelWriter", "open_writer", "write_region"]
+    AfterWrite = Callable[[Region, NDArray[Any]], Awaitable[None]]
+
+__all__ = ["KeyLocks", "LevelWriter", "object_region", "open_writer", "write_region"]
 
 
 class KeyLocks:
@@ -71,8 +75,14 @@ class KeyLocks:
                 self._locks[key] = (lock_, users - 1)
 
 
-async def write_region(level: Level, region: Region, data: Any) -> None:
-    """Write ``data`` (broadcast to the region's shape) into ``region`` of ``level``."""
+async def write_region(
+    level: Level, region: Region, data: Any, after: AfterWrite | None = None
+) -> None:
+    """Write ``data`` (broadcast to the region's shape) into ``region`` of ``level``.
+
+    ``after(part, pixels)``, if given, is awaited once per stored object written, with the part
+    of ``region`` inside that object and its pixels (cast to the level's dtype).
+    """
     shape = region_shape(region)
     arr: NDArray[Any] = np.broadcast_to(np.asarray(data), shape)
     if arr.size == 0:
@@ -86,13 +96,19 @@ async def write_region(level: Level, region: Region, data: Any) -> None:
                 await _write_object(level, codec, plan, key, region, arr)
             finally:
                 level._indexes.pop(key, None)  # whatever happened, the cached index may be stale
+        if after is not None:
+            part = tuple(
+                slice(r.start + o.start, r.start + o.stop)
+                for r, o in zip(region, plan.out_selection, strict=True)
+            )
+            await after(part, np.asarray(arr[plan.out_selection], dtype=level.dtype))
 
     from ._level import _run_all  # local: _level imports this module
 
     await _run_all(plan_shards(level.meta, region), one, level._window)
 
 
-def _object_region(level: Level, coords: tuple[int, ...]) -> Region:
+def object_region(level: Level, coords: tuple[int, ...]) -> Region:
     """The part of the array a stored object covers (clipped to the array's shape)."""
     stored = level.meta.stored_chunks
     return tuple(
@@ -109,7 +125,7 @@ async def _write_object(
     region: Region,
     arr: NDArray[Any],
 ) -> None:
-    obj = _object_region(level, plan.coords)
+    obj = object_region(level, plan.coords)
     piece = arr[plan.out_selection]
     # the box the piece fills inside the object
     local = tuple(
@@ -227,10 +243,12 @@ class LevelWriter:
     block itself raises).
     """
 
-    def __init__(self, level: Level, max_pending: int) -> None:
+    def __init__(self, level: Level, max_pending: int, cascade: Cascade | None = None) -> None:
         if max_pending < 1:
             raise ValueError(f"max_pending must be >= 1, got {max_pending}")
         self.level = level
+        self.cascade = cascade
+        self._after = None if cascade is None else partial(cascade.add, 0)
         self.max_pending = max_pending
         self._slots = anyio.Semaphore(max_pending)
         self._tg: Any = None
@@ -269,7 +287,7 @@ class LevelWriter:
 
     async def _one(self, region: Region, data: NDArray[Any]) -> None:
         try:
-            await self.level.write(region, data)
+            await self.level.write(region, data, self._after)
             self.written += 1
         except Exception as exc:  # noqa: BLE001 - re-raised plainly at the boundary
             self._failures.append(exc)
@@ -279,9 +297,11 @@ class LevelWriter:
 
 
 @asynccontextmanager
-async def open_writer(level: Level, max_pending: int) -> AsyncIterator[LevelWriter]:
+async def open_writer(
+    level: Level, max_pending: int, cascade: Cascade | None = None
+) -> AsyncIterator[LevelWriter]:
     """The context of :meth:`Dataset.writer`: owns the task group of the pending writes."""
-    writer = LevelWriter(level, max_pending)
+    writer = LevelWriter(level, max_pending, cascade)
     leaf: BaseException | None = None
     try:
         async with anyio.create_task_group() as tg:
@@ -297,6 +317,8 @@ async def open_writer(level: Level, max_pending: int) -> AsyncIterator[LevelWrit
         raise writer._failures[0]
     if leaf is not None:
         raise leaf
+    if cascade is not None:
+        await cascade.finish()
 
 
 if TYPE_CHECKING:

@@ -1,0 +1,203 @@
+"""The pyramid built while level 0 is written: ``ds.write(..., pyramid=True)``, ``writer(pyramid=True)``.
+
+Every stored object written to level ``L`` hands its pixels (still in memory) to the cascade,
+which downsamples them in a worker thread into an *accumulator*: the in-memory pixels of one
+stored object (shard, else chunk) of level ``L + 1``. When an accumulator has received every
+pixel of its object it is written whole (no read-modify-write) and handed on to level ``L + 2``.
+So the lower levels are computed from memory, concurrently with the level-0 writes, and nothing
+is read back from the store.
+
+Correctness never depends on the order or the alignment of the writes:
+
+- a written region whose edges do not fall on the downsampling windows (``start % f != 0``, or
+  ``stop`` not on a window edge nor the array's end) is not cascaded: its level-0 extent is
+  remembered;
+- a piece overlapping one already in its accumulator (the same pixels written twice), and
+  accumulators evicted to keep the held bytes within ``max_bytes``, are *tainted*: their level-0
+  extent is remembered and they take no more pieces;
+- :meth:`Cascade.finish` rebuilds every remembered extent and every accumulator still incomplete
+  (an object only partly written) from the store with ``build_pyramid(regions=...)``, once all
+  writes are done. The result equals ``write`` followed by a full ``build_pyramid``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from itertools import product
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import numpy as np
+
+from ..engine.pyramid import region_footprint
+from ._pyramid import _reduce, default_method, level_factors
+from ._write import object_region, write_region
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
+    from ..engine import Region
+    from ..engine.pyramid import Method
+    from ._dataset import Dataset
+    from ._level import Level
+
+__all__ = ["Cascade"]
+
+
+@dataclass(eq=False)
+class _Acc:
+    """The pixels of one stored object of a lower level, filled piece by piece."""
+
+    region: Region  # the object's region in its level (clipped to the shape)
+    data: NDArray[Any]
+    missing: int  # pixels not received yet
+    pieces: list[Region] = field(default_factory=list)  # received, in object-local coordinates
+    tainted: bool = False
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.data.nbytes)
+
+
+def _overlaps(a: Region, b: Region) -> bool:
+    return all(x.start < y.stop and y.start < x.stop for x, y in zip(a, b, strict=True))
+
+
+def _aligned(region: Region, factors: tuple[int, ...], shape: tuple[int, ...]) -> bool:
+    return all(
+        s.start % f == 0 and (s.stop % f == 0 or s.stop == n)
+        for s, f, n in zip(region, factors, shape, strict=True)
+    )
+
+
+class Cascade:
+    """Feeds regions written to one level down the pyramid, from memory (see the module doc)."""
+
+    def __init__(
+        self,
+        ds: Dataset,
+        method: Method | None = None,
+        max_bytes: int | None = None,
+    ) -> None:
+        self._ds = ds
+        self._levels: list[Level] = list(ds.levels)
+        self._factors = level_factors(ds)  # [i]: level i -> i + 1
+        self._method: Method = default_method(ds) if method is None else method
+        if self._method not in ("mean", "nearest", "mode"):
+            raise ValueError(f"pyramid must be True or one of mean, nearest, mode; got {method!r}")
+        self._max_bytes = ds.limits.prefetch_bytes if max_bytes is None else max_bytes
+        self._accs: dict[tuple[int, tuple[int, ...]], _Acc] = {}
+        self._held = 0
+        self._redo: list[Region] = []  # level-0 extents to rebuild from the store at the end
+        self.cascaded = 0  # objects of lower levels written from memory
+
+    @property
+    def held_bytes(self) -> int:
+        """Bytes held in accumulators now."""
+        return self._held
+
+    def _level0_extent(self, level: int, region: Region) -> Region:
+        """The level-0 pixels that ``region`` of ``level`` covers."""
+        shape0 = self._levels[0].shape
+        out = list(region)
+        for i in range(level - 1, -1, -1):
+            fs = self._factors[i]
+            out = [slice(s.start * f, s.stop * f) for s, f in zip(out, fs, strict=True)]
+        return tuple(
+            slice(min(s.start, n), min(s.stop, n)) for s, n in zip(out, shape0, strict=True)
+        )
+
+    def _remember(self, level: int, region: Region) -> None:
+        self._redo.append(self._level0_extent(level, region))
+
+    def _taint(self, acc: _Acc, level: int) -> None:
+        if not acc.tainted:
+            acc.tainted = True
+            self._held -= acc.nbytes
+            acc.data = np.empty((0,), dtype=acc.data.dtype)
+            self._remember(level, acc.region)
+
+    async def add(self, level: int, region: Region, data: NDArray[Any]) -> None:
+        """``data`` was written to ``region`` of ``level``: cascade it to ``level + 1``."""
+        if level + 1 >= len(self._levels) or math.prod(data.shape) == 0:
+            return
+        src, dst = self._levels[level], self._levels[level + 1]
+        factors = self._factors[level]
+        if not _aligned(region, factors, src.shape):
+            self._remember(level, region)
+            return
+        reduced = await anyio.to_thread.run_sync(
+            _reduce, np.asarray(data), factors, self._method, dst.dtype,
+            limiter=self._ds._decode_limiter,
+        )  # fmt: skip
+        target = region_footprint(region, factors, dst.shape)
+        stored = dst.meta.stored_chunks
+        ranges = [range(s.start // c, -(-s.stop // c)) for s, c in zip(target, stored, strict=True)]
+        for coords in product(*ranges):
+            await self._put(level + 1, dst, coords, target, reduced)
+
+    async def _put(
+        self,
+        level: int,
+        dst: Level,
+        coords: tuple[int, ...],
+        target: Region,
+        reduced: NDArray[Any],
+    ) -> None:
+        obj = object_region(dst, coords)
+        lo = [max(t.start, o.start) for t, o in zip(target, obj, strict=True)]
+        hi = [min(t.stop, o.stop) for t, o in zip(target, obj, strict=True)]
+        local = tuple(slice(a - o.start, b - o.start) for a, b, o in zip(lo, hi, obj, strict=True))
+        piece = reduced[
+            tuple(slice(a - t.start, b - t.start) for a, b, t in zip(lo, hi, target, strict=True))
+        ]
+        key = (level, coords)
+        acc = self._accs.get(key)
+        if acc is None:
+            shape = tuple(o.stop - o.start for o in obj)
+            acc = _Acc(obj, np.empty(shape, dtype=dst.dtype), math.prod(shape))
+            self._accs[key] = acc
+            self._held += acc.nbytes
+            self._evict(keep=acc)
+        if acc.tainted:
+            return
+        if any(_overlaps(local, p) for p in acc.pieces):
+            self._taint(acc, level)
+            return
+        acc.data[local] = piece
+        acc.pieces.append(local)
+        acc.missing -= piece.size
+        if acc.missing > 0:
+            return
+        del self._accs[key]
+        self._held -= acc.nbytes
+        await write_region(dst, obj, acc.data)
+        self.cascaded += 1
+        await self.add(level, obj, acc.data)
+
+    def _evict(self, keep: _Acc) -> None:
+        """Taint the largest accumulators until the held bytes fit ``max_bytes``."""
+        if self._held <= self._max_bytes:
+            return
+        live = sorted(
+            ((k, a) for k, a in self._accs.items() if not a.tainted and a is not keep),
+            key=lambda ka: ka[1].missing,
+            reverse=True,
+        )
+        for (level, _), acc in live:
+            if self._held <= self._max_bytes:
+                break
+            self._taint(acc, level)
+
+    async def finish(self) -> None:
+        """Rebuild what could not be cascaded (see the module doc) from the store."""
+        for (level, _), acc in self._accs.items():
+            if not acc.tainted:
+                self._remember(level, acc.region)
+        self._accs.clear()
+        self._held = 0
+        redo = [r for r in self._redo if all(s.stop > s.start for s in r)]
+        self._redo = []
+        if redo:
+            await self._ds.build_pyramid(method=self._method, regions=redo)

@@ -1,0 +1,167 @@
+"""The pyramid cascade: ``write(..., pyramid=True)`` and ``writer(pyramid=True)`` build the lower
+levels from memory while level 0 is written, and equal ``write`` + ``build_pyramid`` whatever the
+alignment, order, overlap or memory bound of the writes."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pytest
+from test_pyramid import data_for, is_chunk, model
+
+import ngio_async
+from ngio_async import Limits
+from ngio_async.stores import InstrumentedStore, open_store
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+pytestmark = pytest.mark.anyio
+
+LAYOUTS = [
+    pytest.param("0.4", (1, 8, 8), None, id="0.4"),
+    pytest.param("0.5", (1, 8, 8), False, id="0.5-chunks"),
+    pytest.param("0.5", (1, 4, 4), (1, 8, 12), id="0.5-sharded"),
+]
+SHAPE = (2, 37, 51)  # odd: edge objects and partial windows on every level
+
+
+def create(where: Any, version: str, chunks: Any, shards: Any, dtype: Any, **kw: Any) -> Any:
+    options: dict[str, Any] = {} if shards is None else {"shards": shards}
+    return ngio_async.create_async(
+        where,
+        shape=kw.pop("shape", SHAPE),
+        dtype=dtype,
+        axes="cyx",
+        chunks=chunks,
+        levels=kw.pop("levels", 4),
+        ngff_version=version,
+        **options,
+        **kw,
+    )
+
+
+def data_gets(store: InstrumentedStore) -> int:
+    """GETs of stored objects (chunks / shards) of any level."""
+    return sum(
+        n
+        for (method, key), n in store.calls.items()
+        if method == "get" and any(is_chunk(key, str(i)) for i in range(8))
+    )
+
+
+@pytest.mark.parametrize("method", ["mean", "mode"])
+@pytest.mark.parametrize(("version", "chunks", "shards"), LAYOUTS)
+async def test_write_pyramid_equals_model_without_reading_back(
+    tmp_path: Path, version: str, chunks: Any, shards: Any, method: str
+) -> None:
+    data = data_for(method)
+    store = InstrumentedStore(open_store(tmp_path, mkdir=True))
+    async with create(store, version, chunks, shards, data.dtype) as ds:
+        store.reset()
+        await ds.write(data, pyramid=method)
+        assert data_gets(store) == 0  # everything came from memory
+        ours = [await lvl[...] for lvl in ds.levels]
+        with pytest.raises(ValueError, match="pyramid"):
+            await ds.write(data, pyramid="median")  # type: ignore[arg-type]
+    for i, want in enumerate(model(data, 4, method)):
+        np.testing.assert_array_equal(ours[i], want, err_msg=f"level {i}")
+
+
+@pytest.mark.parametrize(("version", "chunks", "shards"), LAYOUTS)
+async def test_unaligned_and_partial_writes_equal_a_full_rebuild(
+    tmp_path: Path, version: str, chunks: Any, shards: Any
+) -> None:
+    data = data_for("mean", seed=1)
+    patch = data_for("mean", (2, 13, 17), seed=2)
+    async with create(tmp_path / "a", version, chunks, shards, data.dtype) as ds:
+        await ds.write(data, pyramid=True)
+        # odd offsets: not aligned to the 2x2 windows; rebuilt from the store at the end
+        await ds.write(patch, pyramid=True, y=slice(5, 18), x=slice(9, 26))
+        # one channel only, aligned: the other channel's pixels complete no accumulator
+        await ds.write(patch[1], pyramid=True, c=0, y=slice(8, 21), x=slice(16, 33))
+        ours = [await lvl[...] for lvl in ds.levels]
+    expect = data.copy()
+    expect[:, 5:18, 9:26] = patch
+    expect[0, 8:21, 16:33] = patch[1]
+    for i, want in enumerate(model(expect, 4, "mean")):
+        np.testing.assert_array_equal(ours[i], want, err_msg=f"level {i}")
+
+
+@pytest.mark.parametrize("max_bytes", [None, 1])
+@pytest.mark.parametrize(("version", "chunks", "shards"), LAYOUTS)
+async def test_writer_any_order_overlaps_and_memory_bound(
+    tmp_path: Path, version: str, chunks: Any, shards: Any, max_bytes: int | None
+) -> None:
+    data = data_for("mean", seed=3)
+    rng = np.random.default_rng(4)
+    tiles = [
+        (slice(c, c + 1), slice(y, min(y + 8, SHAPE[1])), slice(x, min(x + 8, SHAPE[2])))
+        for c in range(SHAPE[0])
+        for y in range(0, SHAPE[1], 8)
+        for x in range(0, SHAPE[2], 8)
+    ]
+    order = rng.permutation(len(tiles))
+    overlap = (slice(0, 2), slice(3, 12), slice(3, 12))  # written again (other values) at the end
+    extra = data_for("mean", (2, 9, 9), seed=5)
+    limits = Limits() if max_bytes is None else Limits(prefetch_bytes=max_bytes)
+    store = InstrumentedStore(open_store(tmp_path, mkdir=True, limits=limits))
+    async with create(store, version, chunks, shards, data.dtype) as ds:
+        peak = 0
+        async with ds.writer(pyramid=True) as w:
+            cascade = w.cascade
+            assert cascade is not None
+            for k in order:
+                await w.write((tiles[k], data[tiles[k]]))
+                peak = max(peak, cascade.held_bytes)
+            await w.write((overlap, extra))
+        ours = [await lvl[...] for lvl in ds.levels]
+    if max_bytes == 1:
+        largest = max(int(np.prod(lvl.meta.stored_chunks)) for lvl in ds.levels[1:]) * 2
+        assert peak <= largest  # one accumulator at a time (the one being filled)
+    else:
+        assert cascade.cascaded > 0
+    expect = data.copy()
+    expect[overlap] = extra
+    for i, want in enumerate(model(expect, 4, "mean")):
+        np.testing.assert_array_equal(ours[i], want, err_msg=f"level {i}")
+
+
+async def test_sharded_full_write_writes_each_object_once(tmp_path: Path) -> None:
+    data = data_for("mean", (2, 64, 96), seed=6)
+    store = InstrumentedStore(open_store(tmp_path, mkdir=True))
+    async with create(store, "0.5", (1, 8, 8), (1, 16, 16), data.dtype, shape=data.shape) as ds:
+        store.reset()
+        await ds.write(data, pyramid=True)
+        puts = [key for (method, key) in store.calls if method == "put"]
+        assert all(n == 1 for (method, _), n in store.calls.items() if method == "put")
+        for i, lvl in enumerate(ds.levels):
+            grid = [-(-n // s) for n, s in zip(lvl.shape, lvl.meta.stored_chunks, strict=True)]
+            assert sum(is_chunk(k, str(i)) for k in puts) == int(np.prod(grid)), f"level {i}"
+        assert data_gets(store) == 0
+
+
+async def test_pyramid_needs_level_0_and_a_single_level_is_a_plain_write(tmp_path: Path) -> None:
+    data = data_for("mean", seed=7)
+    async with create(tmp_path / "a", "0.5", (1, 8, 8), None, data.dtype) as ds:
+        with pytest.raises(ValueError, match="level 0"):
+            await ds.write(data[:, ::2, ::2], level=1, pyramid=True)
+    async with create(tmp_path / "b", "0.5", (1, 8, 8), None, data.dtype, levels=1) as ds:
+        await ds.write(data, pyramid=True)
+        np.testing.assert_array_equal(await ds[...], data)
+
+
+def test_sync_write_and_writer_with_pyramid(tmp_path: Path) -> None:
+    data = data_for("mean", seed=8)
+    with ngio_async.create(
+        tmp_path / "a", shape=SHAPE, dtype=data.dtype, axes="cyx", chunks=(1, 8, 8), levels=3
+    ) as ds:
+        ds.write(data, pyramid=True)
+        with ds.writer(pyramid=True) as w:
+            w.write(((slice(0, 2), slice(0, 16), slice(0, 16)), data[:, :16, :16] // 2))
+        got = [lvl[...] for lvl in ds.levels]
+    expect = data.copy()
+    expect[:, :16, :16] //= 2
+    for i, want in enumerate(model(expect, 3, "mean")):
+        np.testing.assert_array_equal(got[i], want, err_msg=f"level {i}")
