@@ -3,15 +3,30 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint types pytest bench bench-read bench-stream bench-write clean
+.PHONY: demo test lint types pytest bench bench-read bench-stream bench-write clean viewer browser
 
-$(BIN)/.installed-base: pyproject.toml
+# The browser viewer's OpenSeadragon files (git-ignored, shipped in wheels): fetched from npm at build time.
+VIEWER := ngio_async/web/static/vendor/openseadragon/VERSION
+
+$(VIEWER): scripts/install_viewer.py
+	@$(PYTHON) scripts/install_viewer.py || echo "viewer assets not installed (the page says so; its browser test skips)"
+
+viewer: $(VIEWER)
+
+# Headless Chromium for tests/test_viewer_browser.py; best effort: without it that test skips.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; } || \
+	  echo "chromium not installed: tests/test_viewer_browser.py will skip"
+
+$(BIN)/.installed-base: pyproject.toml | $(VIEWER)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e ".[demo]"
 	touch $@
 
-$(BIN)/.installed-dev: pyproject.toml
+$(BIN)/.installed-dev: pyproject.toml | $(VIEWER)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e ".[dev]"
@@ -31,7 +46,7 @@ lint: $(BIN)/.installed-dev
 types: $(BIN)/.installed-dev
 	$(BIN)/mypy
 
-pytest: $(BIN)/.installed-dev
+pytest: $(BIN)/.installed-dev browser
 	$(BIN)/python -m pytest
 
 test: lint types pytest

@@ -1,4 +1,4 @@
-"""The ``ngio-async`` command line: ``info``, ``validate``, ``convert``, ``bench``.
+"""The ``ngio-async`` command line: ``info``, ``validate``, ``convert``, ``bench``, ``serve``.
 
 ``main(argv) -> int`` parses the arguments, runs the command on one asyncio event loop (anyio)
 and turns every error into one line on stderr (``ngio-async: error: <message>``) and an exit
@@ -118,6 +118,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prefetch", type=_positive, default=None, metavar="N", help="tiles ahead")
     p.add_argument("--json", action="store_true", help="print one JSON document")
     common(p)
+
+    p = sub.add_parser(
+        "serve",
+        help="serve images over HTTP: JSON metadata, tiles, regions, zarr, a viewer",
+        description="Open each URL once and serve it (ngio_async.web) until Ctrl-C: "
+        "/api/datasets, rendered tiles, region.npy, a read-only /zarr passthrough and a "
+        "browser viewer at /.",
+    )
+    p.add_argument("urls", nargs="+", metavar="URL")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=_non_negative, default=8000, help="port (default 8000; 0: any)")
+    p.add_argument(
+        "--name",
+        action="extend",
+        nargs="+",
+        metavar="NAME",
+        help="dataset names, one per URL in order (after the URLs, or --name repeated; "
+        "default: each URL's last path component, de-duplicated)",
+    )
+    p.add_argument("--tile-size", type=_positive, default=512, metavar="N", help="tile edge")
+    p.add_argument(
+        "--max-region-pixels",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help="largest region.npy answer in elements (default 64 Mi)",
+    )
+    common(p)
     return parser
 
 
@@ -134,6 +162,10 @@ def _command(name: str) -> Callable[[argparse.Namespace], int]:
         from ._convert import run_convert
 
         return run_convert
+    if name == "serve":
+        from ._serve import run_serve
+
+        return run_serve
     from ._bench import run_bench
 
     return run_bench

@@ -251,6 +251,13 @@ class AsyncStore(abc.ABC):
         """``get`` for worker threads; only where :attr:`blocking_reads` is true."""
         raise UnsupportedError(f"{self._url} has no blocking reads")
 
+    async def size(self, key: str) -> int | None:
+        """The size in bytes of the object ``key`` (a HEAD where the backend has one, else a
+        full GET), ``None`` if it does not exist."""
+        self._check_open()
+        check_key(key)
+        return await self._call(key, lambda: self._size_once(key))
+
     async def exists(self, key: str) -> bool:
         """Whether the object ``key`` exists."""
         self._check_open()
@@ -336,6 +343,11 @@ class AsyncStore(abc.ABC):
     @abc.abstractmethod
     async def _exists_once(self, key: str) -> bool:
         """One HEAD (or equivalent)."""
+
+    async def _size_once(self, key: str) -> int | None:
+        """One HEAD (or equivalent); default: a full GET."""
+        data = await self._get_once(key, None)
+        return None if data is None else len(data)
 
     async def _list_once(self, prefix: str) -> list[str]:
         raise UnsupportedError(f"{self._url} does not support listing")

@@ -179,6 +179,18 @@ class HTTPStore(AsyncStore):
             raise _HTTPStatusError(status, reason)
         return True
 
+    async def _size_once(self, key: str) -> int | None:
+        session = self._session_for_loop()
+        async with session.head(self._object_url(key), allow_redirects=True) as resp:
+            status, reason, length = resp.status, resp.reason, resp.headers.get("Content-Length")
+        if status in _MISSING:
+            return None
+        if status in (405, 501) or (200 <= status < 300 and not (length or "").isdigit()):
+            return await super()._size_once(key)  # no HEAD or no length: a full GET
+        if not 200 <= status < 300:
+            raise _HTTPStatusError(status, reason)
+        return int(length or 0)
+
     async def _aclose_backend(self) -> None:
         if self._session is not None:
             session, self._session = self._session, None

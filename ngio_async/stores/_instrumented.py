@@ -49,7 +49,7 @@ class InstrumentedStore(AsyncStore):
 
     @property
     def method_counts(self) -> Counter[str]:
-        """Requests per method (``get``, ``exists``, ``list``, ``put``, ``delete``)."""
+        """Requests per method (``get``, ``exists``, ``size``, ``list``, ``put``, ``delete``)."""
         counts: Counter[str] = Counter()
         for (method, _key), n in self.calls.items():
             counts[method] += n
@@ -88,6 +88,10 @@ class InstrumentedStore(AsyncStore):
     async def _exists_once(self, key: str) -> bool:
         async with self._track("exists", key):
             return await self.inner._exists_once(key)
+
+    async def _size_once(self, key: str) -> int | None:
+        async with self._track("size", key):
+            return await self.inner._size_once(key)
 
     async def _list_once(self, prefix: str) -> list[str]:
         async with self._track("list", prefix):

@@ -164,6 +164,12 @@ class ObstoreStore(AsyncStore):
             return False
         return True
 
+    async def _size_once(self, key: str) -> int | None:
+        try:
+            return int((await obstore.head_async(self._store, key))["size"])
+        except FileNotFoundError:
+            return None
+
     async def _list_once(self, prefix: str) -> list[str]:
         keys: list[str] = []
         async for chunk in obstore.list(self._store, prefix or None, chunk_size=1000):

@@ -1,0 +1,103 @@
+"""``ngio-async serve URL...``: the tile server (:mod:`ngio_async.web`) on a TCP port."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import anyio
+
+from ._common import CLIError, store_options
+from ._run import run_async
+
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Sequence
+
+__all__ = ["default_names", "run_serve", "serve_urls"]
+
+
+def _last_component(url: str) -> str:
+    parts = urlsplit(url)
+    path = parts.path if len(parts.scheme) > 1 else url
+    name = path.replace("\\", "/").rstrip("/").rpartition("/")[2]
+    if not name and len(parts.scheme) > 1:
+        name = parts.hostname or ""
+    return name or "dataset"
+
+
+def default_names(urls: Sequence[str]) -> list[str]:
+    """The last path component of each URL, de-duplicated with ``-2``, ``-3``..."""
+    names: list[str] = []
+    for url in urls:
+        base = _last_component(url)
+        name, n = base, 1
+        while name in names:
+            n += 1
+            name = f"{base}-{n}"
+        names.append(name)
+    return names
+
+
+async def serve_urls(
+    datasets: dict[str, str],
+    host: str,
+    port: int,
+    *,
+    tile_size: int = 512,
+    max_region_pixels: int | None = None,
+    options: dict[str, Any] | None = None,
+) -> None:
+    """Open ``datasets`` and serve them until cancelled (Ctrl-C or SIGTERM)."""
+    from ..web import DEFAULT_MAX_REGION_PIXELS, create_app, serve
+
+    def ready(url: str) -> None:
+        names = ", ".join(datasets)
+        print(f"serving {len(datasets)} dataset(s) ({names}) at {url}", flush=True)
+        print("press Ctrl-C to stop", flush=True)
+
+    app = create_app(
+        datasets,
+        tile_size=tile_size,
+        max_region_pixels=max_region_pixels or DEFAULT_MAX_REGION_PIXELS,
+        **(options or {}),
+    )
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(_stop_on_sigterm, tg.cancel_scope)
+        await serve(app, host, port, on_ready=ready)
+
+
+async def _stop_on_sigterm(scope: anyio.CancelScope) -> None:
+    """SIGTERM (``kill``, container stops) shuts down as gracefully as Ctrl-C."""
+    with anyio.open_signal_receiver(signal.SIGTERM) as signals:
+        async for _ in signals:
+            scope.cancel()
+            return
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    urls: list[str] = args.urls
+    names: list[str] = args.name or []
+    if names and len(names) != len(urls):
+        raise CLIError(f"--name gave {len(names)} names for {len(urls)} URLs: give one per URL")
+    names = names or default_names(urls)
+    if len(set(names)) != len(names):
+        raise CLIError(f"dataset names must be unique: {names}")
+    for name in names:
+        if not name or "/" in name:
+            raise CLIError(f"invalid dataset name {name!r}")
+    datasets = dict(zip(names, urls, strict=True))
+    run_async(
+        serve_urls,
+        datasets,
+        args.host,
+        args.port,
+        tile_size=args.tile_size,
+        max_region_pixels=args.max_region_pixels,
+        options=store_options(args),
+        quiet=args.quiet,
+    )
+    print("stopped", file=sys.stderr)
+    return 0

@@ -1,0 +1,32 @@
+"""``ngio_async.web``: an aiohttp tile server over OME-Zarr datasets (``ngio-async serve``).
+
+``create_app({"name": url, ...})`` returns an ``aiohttp.web.Application``; :func:`serve` runs
+it until cancelled. Every dataset is opened once at start-up and shared by all requests (and
+its store limits); a client that disconnects cancels its reads.
+
+Endpoints (errors are always JSON ``{"error": code, "message": text}``)::
+
+    GET  /api/datasets                          name, axes, shape, dtype, levels, channels
+    GET  /api/datasets/{name}                   axes, levels, channels, labels, sizes
+    GET  /api/datasets/{name}/tiles/{level}/{t}/{z}/{row}/{col}.{png,jpg,jpeg,webp}
+    GET  /api/datasets/{name}/region.npy?level=0&c=0&y=0:512&x=0:512
+    GET|HEAD /zarr/{name}/{key}                 the store's objects (ranges supported)
+    GET  /  and  /static/{path}                 the browser viewer
+
+Tiles: ``tile_size`` pixels square (edge tiles cropped), ``t``/``z`` 0 where the image has no
+such axis. The channels shown by default are those marked ``active`` in ``omero``, else the
+first three. Each channel maps linearly through its window (``omero`` window; else the 0.1 and
+99.9 percentiles of the smallest level, computed once), is clipped to 0..1 and multiplied by its
+colour (``omero`` colour; else white for one channel, else red, green, blue, yellow, magenta,
+cyan, white by channel index); the channels add up, clipped to 0..255. Query overrides:
+``c=0,2`` (indices or labels), ``window=0:4000,100:2000`` and ``color=FF0000,00FF00`` (one per
+channel shown). Tiles carry a strong ``ETag`` and ``Cache-Control: public``; ``If-None-Match``
+answers 304 without reading pixels.
+"""
+
+from __future__ import annotations
+
+from ._app import DEFAULT_MAX_REGION_PIXELS, create_app
+from ._server import serve
+
+__all__ = ["DEFAULT_MAX_REGION_PIXELS", "create_app", "serve"]

@@ -1,0 +1,253 @@
+"""``/api`` handlers: dataset listing and metadata, rendered tiles, raw regions as ``.npy``."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from aiohttp import web
+
+from ._errors import ApiError
+from ._params import bad, parse_index, parse_region, parse_tile_query
+from ._render import FORMATS, default_channels, default_colors, encode_npy, render_tile
+from ._state import axis_index
+
+if TYPE_CHECKING:
+    from ._params import TileQuery
+    from ._state import Entry, WebState
+
+__all__ = ["describe", "list_datasets", "region", "summary", "tile"]
+
+_TILE_NAME = re.compile(r"^([0-9]+)\.([A-Za-z]+)$")
+
+
+def _state(request: web.Request) -> WebState:
+    from ._app import STATE
+
+    return request.app[STATE]
+
+
+def _entry(request: web.Request) -> Entry:
+    return _state(request).entry(request.match_info["name"])
+
+
+def summary(entry: Entry) -> dict[str, Any]:
+    """The short description in ``/api/datasets``."""
+    ds = entry.dataset
+    return {
+        "name": entry.name,
+        "ngff_version": ds.metadata.ngff_version,
+        "axes": list(ds.axes),
+        "shape": list(ds.shape),
+        "dtype": str(ds.dtype),
+        "levels": len(ds.levels),
+        "channels": entry.n_channels,
+    }
+
+
+async def list_datasets(request: web.Request) -> web.Response:
+    """``GET /api/datasets``."""
+    entries = _state(request).entries.values()
+    return web.json_response({"datasets": [summary(e) for e in entries]})
+
+
+async def describe(request: web.Request) -> web.Response:
+    """``GET /api/datasets/{name}``: axes, levels, channels, labels, sizes (no store URL)."""
+    state = _state(request)
+    entry = _entry(request)
+    ds = entry.dataset
+    meta = ds.metadata
+    n_channels = entry.n_channels
+    info = {c.index: c for c in meta.channels}
+    every = list(range(n_channels))
+    shown = set(default_channels(n_channels, meta.channels))
+    windows = await _windows(entry, every)
+    colors = default_colors(every, n_channels, meta.channels)
+    channels = []
+    for i in every:
+        c = info.get(i)
+        channels.append(
+            {
+                "index": i,
+                "label": c.label if c else None,
+                "color": c.color if c else None,
+                "window": list(c.window) if c and c.window else None,
+                "active": c.active if c else None,
+                # what a tile without overrides shows
+                "display": {
+                    "shown": i in shown,
+                    "window": list(windows[i]),
+                    "color": "{:02X}{:02X}{:02X}".format(*colors[i]),
+                },
+            }
+        )
+    return web.json_response(
+        {
+            "name": entry.name,
+            "ngff_version": meta.ngff_version,
+            "axes": [{"name": a.name, "type": a.type, "unit": a.unit} for a in meta.axes],
+            "dtype": str(ds.dtype),
+            "tile_size": state.tile_size,
+            "levels": [
+                {
+                    "index": i,
+                    "path": path,
+                    "shape": list(lvl.shape),
+                    "chunks": list(lvl.chunks),
+                    "shards": list(lvl.shards) if lvl.shards else None,
+                    "scale": list(lvl.scale),
+                    "translation": list(lvl.translation),
+                }
+                for i, (path, lvl) in enumerate(zip(meta.paths, ds.levels, strict=True))
+            ],
+            "channels": channels,
+            "labels": await entry.label_names(),
+            "sizes": {name: ds.shape[i] for i, name in enumerate(ds.axes) if name in "tczyx"},
+        }
+    )
+
+
+# ------------------------------------------------------------------------------ tiles
+def _plane_index(entry: Entry, axis: str, text: str, level_shape: tuple[int, ...]) -> int:
+    value = parse_index(axis, text)
+    index = axis_index(entry.dataset, axis)
+    if index is None or index >= len(level_shape) - 2:
+        if value != 0:
+            raise bad(axis, f"the image has no {axis!r} axis: use 0")
+        return 0
+    if value >= level_shape[index]:
+        raise ApiError(404, "out_of_range", f"{axis}={value} is out of range")
+    return value
+
+
+def _etag(entry: Entry, state: WebState, coords: tuple[Any, ...], query: TileQuery) -> str:
+    text = f"{entry.identity}|{state.tile_size}|{coords!r}|{query.canonical()}"
+    return '"' + hashlib.sha256(text.encode()).hexdigest()[:32] + '"'
+
+
+def _matches(header: str | None, etag: str) -> bool:
+    if not header:
+        return False
+    tags = [t.strip().removeprefix("W/") for t in header.split(",")]
+    return "*" in tags or etag in tags
+
+
+async def tile(request: web.Request) -> web.StreamResponse:
+    """``GET /api/datasets/{name}/tiles/{level}/{t}/{z}/{row}/{col}.{png|jpg|jpeg|webp}``."""
+    state = _state(request)
+    entry = _entry(request)
+    ds = entry.dataset
+    m = request.match_info
+    name_match = _TILE_NAME.match(m["col"])
+    if name_match is None:
+        raise bad("col", f"expected <col>.png, .jpg, .jpeg or .webp, got {m['col']!r}")
+    ext = name_match[2].lower()
+    if ext not in FORMATS:
+        raise bad("format", f"unsupported tile format {ext!r} (png, jpg, jpeg, webp)")
+    level = parse_index("level", m["level"])
+    row, col = parse_index("row", m["row"]), int(name_match[1])
+    if level >= len(ds.levels):
+        raise ApiError(404, "out_of_range", f"level {level} of {len(ds.levels)} does not exist")
+    lvl = ds.levels[level]
+    t = _plane_index(entry, "t", m["t"], lvl.shape)
+    z = _plane_index(entry, "z", m["z"], lvl.shape)
+    size = state.tile_size
+    height, width = lvl.shape[-2], lvl.shape[-1]
+    if row * size >= height or col * size >= width:
+        raise ApiError(404, "out_of_range", f"tile row={row}, col={col} is outside level {level}")
+    query = parse_tile_query(request.query, entry.n_channels, ds.metadata.channels)
+    selected = list(query.channels or default_channels(entry.n_channels, ds.metadata.channels))
+    if query.windows is not None and len(query.windows) != len(selected):
+        raise bad("window", f"expected {len(selected)} windows (one per channel shown)")
+    if query.colors is not None and len(query.colors) != len(selected):
+        raise bad("color", f"expected {len(selected)} colours (one per channel shown)")
+
+    etag = _etag(entry, state, (level, t, z, row, col, ext), query)
+    headers = {"ETag": etag, "Cache-Control": f"public, max-age={state.cache_seconds}"}
+    if _matches(request.headers.get("If-None-Match"), etag):
+        return web.Response(status=304, headers=headers)
+
+    windows = list(query.windows) if query.windows is not None else await _windows(entry, selected)
+    colors = list(query.colors or default_colors(selected, entry.n_channels, ds.metadata.channels))
+    ys = slice(row * size, min(height, (row + 1) * size))
+    xs = slice(col * size, min(width, (col + 1) * size))
+    planes = await _read_planes(entry, level, t, z, selected, ys, xs)
+    body = await anyio.to_thread.run_sync(
+        render_tile, planes, windows, colors, ext, limiter=state.render_limiter
+    )
+    return web.Response(body=body, content_type=FORMATS[ext][1], headers=headers)
+
+
+async def _windows(entry: Entry, selected: list[int]) -> list[tuple[float, float]]:
+    info = {c.index: c for c in entry.dataset.metadata.channels}
+    out: list[tuple[float, float] | None] = []
+    for i in selected:
+        c = info.get(i)
+        out.append(c.window if c is not None and c.window and c.window[1] > c.window[0] else None)
+    if any(w is None for w in out):
+        computed = await entry.default_windows()
+        out = [w if w is not None else computed[i] for w, i in zip(out, selected, strict=True)]
+    return [w for w in out if w is not None]
+
+
+async def _read_planes(
+    entry: Entry, level: int, t: int, z: int, selected: list[int], ys: slice, xs: slice
+) -> list[Any]:
+    """The 2-D planes of ``selected`` channels, read concurrently."""
+    ds = entry.dataset
+    lvl = ds.levels[level]
+    ndim = lvl.ndim
+    c_axis = ds.metadata.channel_axis
+    channels = selected if c_axis is not None else [0]
+    planes: list[Any] = [None] * len(channels)
+
+    async def read(i: int, channel: int) -> None:
+        selection: list[Any] = []
+        for axis, name in enumerate(ds.axes):
+            if axis >= ndim - 2:
+                selection.append(ys if axis == ndim - 2 else xs)
+            elif axis == c_axis:
+                selection.append(channel)
+            else:
+                selection.append({"t": t, "z": z}.get(name, 0))
+        planes[i] = await lvl.getitem(tuple(selection))
+
+    if len(channels) == 1:
+        await read(0, channels[0])
+    else:
+        async with anyio.create_task_group() as tg:
+            for i, channel in enumerate(channels):
+                tg.start_soon(read, i, channel)
+    return planes
+
+
+# ------------------------------------------------------------------------------ regions
+async def region(request: web.Request) -> web.Response:
+    """``GET /api/datasets/{name}/region.npy?level=0&c=..&z=..&y=a:b&x=a:b``."""
+    state = _state(request)
+    entry = _entry(request)
+    ds = entry.dataset
+    level = parse_index("level", request.query.get("level", "0"))
+    if level >= len(ds.levels):
+        raise ApiError(404, "out_of_range", f"level {level} of {len(ds.levels)} does not exist")
+    lvl = ds.levels[level]
+    selection = parse_region(request.query, ds.axes, lvl.shape)
+    count = 1
+    for name, n in zip(ds.axes, lvl.shape, strict=True):
+        sel = selection.get(name)
+        count *= 1 if isinstance(sel, int) else (n if sel is None else sel.stop - sel.start)
+    if count > state.max_region_pixels:
+        raise ApiError(
+            413,
+            "region_too_large",
+            f"the region has {count} elements; the limit is {state.max_region_pixels}",
+        )
+    data = await ds.read(level=level, **selection)
+    body = await anyio.to_thread.run_sync(encode_npy, data, limiter=state.render_limiter)
+    return web.Response(
+        body=body,
+        content_type="application/octet-stream",
+        headers={"X-Shape": ",".join(map(str, data.shape)), "X-Dtype": str(data.dtype)},
+    )

@@ -1,0 +1,133 @@
+"""JSON errors for the tile server, the middleware that produces them, and log redaction.
+
+Every 4xx/5xx body is ``{"error": "<code>", "message": "<text>"}``. Messages name datasets,
+parameters and keys, never store URLs; whatever is logged goes through :func:`redact` first.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import traceback
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from .._errors import ClosedError, CodecError, NgioError, StoreError, StoreTimeoutError
+
+if TYPE_CHECKING:
+    from aiohttp.typedefs import Handler
+
+__all__ = ["ApiError", "error_middleware", "json_error", "logger", "redact"]
+
+logger = logging.getLogger("ngio_async.web")
+
+_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]*@")
+_SECRET_PARAMS = re.compile(
+    r"(?i)(?P<name>(?:x-amz-[a-z-]+|x-goog-[a-z-]+|sig|signature|token|access_token|"
+    r"api_key|apikey|key|se|sp|sv|skoid|sktid|password|secret)=)[^&\s\"']+"
+)
+
+
+def redact(text: str) -> str:
+    """``text`` without URL user info (``user:pass@``) and query-string secrets."""
+    text = _USERINFO.sub(r"\g<scheme>***@", text)
+    return _SECRET_PARAMS.sub(r"\g<name>***", text)
+
+
+class ApiError(Exception):
+    """An error answered as ``status`` with a JSON body ``{"error": code, "message": ...}``."""
+
+    def __init__(
+        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = headers or {}
+
+
+def json_error(status: int, code: str, message: str) -> web.Response:
+    """A JSON error response."""
+    return web.json_response({"error": code, "message": message}, status=status)
+
+
+def _leaf(exc: BaseException) -> BaseException:
+    """The first leaf of (nested) exception groups (concurrent reads that failed), else ``exc``."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
+
+
+def _describe_store_error(exc: NgioError, request: web.Request) -> web.Response:
+    name = request.match_info.get("name", "?")
+    key = getattr(exc, "key", None)
+    where = f" reading {key!r}" if key else ""
+    logger.warning("store error for dataset %r%s: %s", name, where, redact(str(exc)))
+    if isinstance(exc, StoreTimeoutError):
+        return json_error(504, "store_timeout", f"the store of dataset {name!r} timed out{where}")
+    kind = "undecodable data" if isinstance(exc, CodecError) else type(exc).__name__
+    return json_error(502, "store_error", f"dataset {name!r}: {kind}{where}")
+
+
+_CORS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Expose-Headers": "Content-Range, Content-Length, Accept-Ranges, ETag",
+}
+_PREFLIGHT = {
+    **_CORS,
+    "Access-Control-Allow-Methods": "GET, HEAD",
+    "Access-Control-Allow-Headers": "Range, If-None-Match",
+    "Access-Control-Max-Age": "86400",
+}
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Turn every failure into a JSON error response; never a traceback in a body.
+
+    ``/api`` and ``/zarr`` answers allow any origin (read-only data, no cookies), so viewers
+    served elsewhere can read through the server; CORS preflights get 204.
+    """
+    shared = request.path.startswith(("/api/", "/zarr/"))
+    if (
+        shared
+        and request.method == "OPTIONS"
+        and "Access-Control-Request-Method" in request.headers
+    ):
+        return web.Response(status=204, headers=_PREFLIGHT)
+    response = await _answer(request, handler)
+    if shared:
+        response.headers.update(_CORS)
+    return response
+
+
+async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        response = json_error(exc.status, exc.code, exc.message)
+        response.headers.update(exc.headers)
+        return response
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = (exc.reason or "error").lower().replace(" ", "_")
+        message = {
+            404: f"no such resource: {request.path}",
+            405: f"method {request.method} is not allowed for {request.path}",
+        }.get(exc.status, exc.reason or "error")
+        response = json_error(exc.status, code, message)
+        if "Allow" in exc.headers:
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
+    except Exception as exc:  # noqa: BLE001 - every error becomes a JSON answer
+        leaf = _leaf(exc)
+        if isinstance(leaf, StoreError | CodecError):
+            return _describe_store_error(leaf, request)
+        if isinstance(leaf, ClosedError):
+            return json_error(503, "closed", "the server is shutting down")
+        text = "".join(traceback.format_exception(exc))
+        logger.error("unexpected error for %s %s\n%s", request.method, request.path, redact(text))
+        return json_error(500, "internal_error", "unexpected server error (see the server log)")

@@ -1,0 +1,136 @@
+"""Parsing of URL path and query parameters (pure; errors are 400 ``ApiError`` naming them)."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ._errors import ApiError
+from ._render import parse_color
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from ..images import ChannelInfo
+    from ._render import Window
+
+__all__ = [
+    "TileQuery",
+    "bad",
+    "parse_index",
+    "parse_region",
+    "parse_tile_query",
+]
+
+_INT = re.compile(r"^[0-9]+$")
+_SLICE = re.compile(r"^([0-9]*):([0-9]*)$")
+
+
+def bad(param: str, message: str) -> ApiError:
+    """A 400 error about ``param``."""
+    return ApiError(400, "bad_parameter", f"parameter {param!r}: {message}")
+
+
+def parse_index(param: str, text: str) -> int:
+    """A non-negative integer path or query parameter."""
+    if not _INT.match(text):
+        raise bad(param, f"expected a non-negative integer, got {text!r}")
+    return int(text)
+
+
+@dataclass(frozen=True, slots=True)
+class TileQuery:
+    """Explicit display overrides of a tile request (``None``: the dataset's default)."""
+
+    channels: tuple[int, ...] | None
+    windows: tuple[Window, ...] | None
+    colors: tuple[tuple[int, int, int], ...] | None
+
+    def canonical(self) -> str:
+        """A canonical text of the overrides (for ETags)."""
+        parts = []
+        if self.channels is not None:
+            parts.append("c=" + ",".join(map(str, self.channels)))
+        if self.windows is not None:
+            parts.append("window=" + ",".join(f"{a!r}:{b!r}" for a, b in self.windows))
+        if self.colors is not None:
+            parts.append("color=" + ",".join(f"{r:02X}{g:02X}{b:02X}" for r, g, b in self.colors))
+        return "&".join(parts)
+
+
+def _channel(token: str, n_channels: int, channels: Sequence[ChannelInfo]) -> int:
+    if _INT.match(token):
+        index = int(token)
+        if index >= n_channels:
+            raise bad("c", f"channel {index} out of range (the image has {n_channels})")
+        return index
+    labels = [c.label for c in channels]
+    if token in labels:
+        return labels.index(token)
+    raise bad("c", f"no channel {token!r} (labels: {labels}, or indices 0..{n_channels - 1})")
+
+
+def _window(token: str) -> Window:
+    start, sep, end = token.partition(":")
+    try:
+        lo, hi = float(start), float(end)
+    except ValueError:
+        lo = hi = float("nan")
+    if not sep or not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
+        raise bad("window", f"expected start:end with end > start, got {token!r}")
+    return lo, hi
+
+
+def parse_tile_query(
+    query: Mapping[str, str], n_channels: int, channels: Sequence[ChannelInfo]
+) -> TileQuery:
+    """``c``, ``window`` and ``color`` overrides; unknown parameters are rejected."""
+    unknown = sorted(set(query) - {"c", "window", "color"})
+    if unknown:
+        raise bad(unknown[0], "unknown parameter (tiles take c, window and color)")
+    selected: tuple[int, ...] | None = None
+    if "c" in query:
+        tokens = [t.strip() for t in query["c"].split(",")]
+        if not all(tokens):
+            raise bad("c", f"expected channel indices or labels, got {query['c']!r}")
+        selected = tuple(_channel(t, n_channels, channels) for t in tokens)
+    windows = None
+    if "window" in query:
+        windows = tuple(_window(t.strip()) for t in query["window"].split(","))
+    colors = None
+    if "color" in query:
+        parsed = [parse_color(t) for t in query["color"].split(",")]
+        if any(c is None for c in parsed):
+            raise bad("color", f"expected RRGGBB hex colours, got {query['color']!r}")
+        colors = tuple(c for c in parsed if c is not None)
+    return TileQuery(selected, windows, colors)
+
+
+def _selector(name: str, text: str, size: int) -> int | slice:
+    if _INT.match(text):
+        index = int(text)
+        if index >= size:
+            raise bad(name, f"index {index} out of range (axis {name!r} has {size})")
+        return index
+    match = _SLICE.match(text)
+    if match is None:
+        raise bad(name, f"expected an integer or a:b, got {text!r}")
+    start = min(int(match[1]), size) if match[1] else 0
+    stop = min(int(match[2]), size) if match[2] else size
+    return slice(start, max(start, stop))
+
+
+def parse_region(
+    query: Mapping[str, str], axes: Sequence[str], shape: Sequence[int]
+) -> dict[str, int | slice]:
+    """Per-axis selections of a ``region.npy`` query (not ``level``); missing axes: whole."""
+    out: dict[str, int | slice] = {}
+    for name, text in query.items():
+        if name == "level":
+            continue
+        if name not in axes:
+            raise bad(name, f"unknown axis (the image's axes are {list(axes)})")
+        out[name] = _selector(name, text.strip(), shape[list(axes).index(name)])
+    return out

@@ -1,0 +1,47 @@
+"""``serve``: run an app on a TCP port until cancelled, then shut down gracefully."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import anyio
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+__all__ = ["serve"]
+
+
+async def serve(
+    app: web.Application,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    *,
+    on_ready: Callable[[str], None] | None = None,
+    shutdown_timeout: float = 5.0,
+) -> None:
+    """Serve ``app`` on ``host:port`` until cancelled (Ctrl-C), then close it.
+
+    A client that disconnects cancels its request handler (``handler_cancellation``), so its
+    store reads stop. ``on_ready(url)`` is called once listening (``port=0``: a free port).
+    """
+    runner = web.AppRunner(
+        app,
+        handle_signals=False,
+        handler_cancellation=True,
+        access_log=None,
+        shutdown_timeout=shutdown_timeout,
+    )
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        if on_ready is not None:
+            bound = runner.addresses[0]
+            shown = f"[{bound[0]}]" if ":" in str(bound[0]) else str(bound[0])
+            on_ready(f"http://{shown}:{bound[1]}/")
+        await anyio.sleep_forever()
+    finally:
+        with anyio.CancelScope(shield=True):
+            await runner.cleanup()

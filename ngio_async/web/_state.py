@@ -1,0 +1,116 @@
+"""Per-app state: the opened datasets, their identity (for ETags) and cached display defaults."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import anyio
+import msgspec
+
+from ..meta import to_attrs
+from ._errors import ApiError
+from ._render import Window, compute_windows
+
+if TYPE_CHECKING:
+    from ..images import Dataset
+
+__all__ = ["Entry", "WebState", "axis_index", "dataset_identity"]
+
+_WINDOW_SAMPLE = 16 * 1024 * 1024  # elements of the smallest level read for default windows
+_WINDOW_CROP = 2048  # y/x extent of that sample
+
+
+def dataset_identity(name: str, ds: Dataset) -> str:
+    """A stable digest of a dataset's name and metadata (levels, dtype, NGFF attributes)."""
+    doc = {
+        "name": name,
+        "attrs": to_attrs(ds.metadata.ome, ds.metadata.ngff_version),
+        "levels": [
+            [lvl.path, list(lvl.shape), str(lvl.dtype), list(lvl.chunks), lvl.shards]
+            for lvl in ds.levels
+        ],
+    }
+    return hashlib.sha256(msgspec.json.encode(doc, order="sorted")).hexdigest()[:24]
+
+
+def axis_index(ds: Dataset, name: str) -> int | None:
+    """Index of the axis called ``name``, ``None`` if the image has none."""
+    axes = ds.axes
+    return axes.index(name) if name in axes else None
+
+
+@dataclass
+class Entry:
+    """One served dataset."""
+
+    name: str
+    dataset: Dataset
+    owned: bool
+    identity: str
+    _windows: list[Window] | None = None
+    _labels: list[str] | None = None
+    _lock: anyio.Lock = field(default_factory=anyio.Lock)
+
+    @property
+    def n_channels(self) -> int:
+        axis = self.dataset.metadata.channel_axis
+        return 1 if axis is None else self.dataset.shape[axis]
+
+    async def default_windows(self) -> list[Window]:
+        """Per-channel windows from the smallest level, computed once (0.1 and 99.9 percentiles)."""
+        async with self._lock:
+            if self._windows is None:
+                self._windows = await self._compute_windows()
+            return self._windows
+
+    async def _compute_windows(self) -> list[Window]:
+        """Read (a bounded part of) the smallest level: a centred y/x crop of at most
+        2048 x 2048, and the middle plane of other axes while the sample is too large."""
+        ds = self.dataset
+        lvl = ds.levels[-1]
+        c_axis = ds.metadata.channel_axis
+        selection: list[slice] = [slice(None)] * lvl.ndim
+        extents = list(lvl.shape)
+        for axis in range(max(0, lvl.ndim - 2), lvl.ndim):
+            if extents[axis] > _WINDOW_CROP:
+                start = (extents[axis] - _WINDOW_CROP) // 2
+                selection[axis] = slice(start, start + _WINDOW_CROP)
+                extents[axis] = _WINDOW_CROP
+        for axis in range(lvl.ndim - 2):
+            if axis != c_axis and math.prod(extents) > _WINDOW_SAMPLE:
+                middle = extents[axis] // 2
+                selection[axis] = slice(middle, middle + 1)
+                extents[axis] = 1
+        data = await lvl.getitem(tuple(selection))
+        return await anyio.to_thread.run_sync(compute_windows, data, c_axis)
+
+    async def label_names(self) -> list[str]:
+        """Names of the label images (read once)."""
+        if self._labels is None:
+            self._labels = await self.dataset.labels.names()
+        return self._labels
+
+
+@dataclass
+class WebState:
+    """Settings and the datasets of one app (filled on start-up)."""
+
+    max_region_pixels: int
+    tile_size: int
+    cache_seconds: int
+    entries: dict[str, Entry] = field(default_factory=dict)
+    #: bounds the worker threads that render tiles and encode regions (CPU-bound)
+    render_limiter: anyio.CapacityLimiter = field(
+        default_factory=lambda: anyio.CapacityLimiter(max(2, os.cpu_count() or 2))
+    )
+
+    def entry(self, name: str) -> Entry:
+        """The dataset served as ``name``; 404 when there is none."""
+        try:
+            return self.entries[name]
+        except KeyError:
+            raise ApiError(404, "unknown_dataset", f"no dataset named {name!r}") from None

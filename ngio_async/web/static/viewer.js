@@ -1,0 +1,394 @@
+// ngio-async viewer: lists the served datasets and shows one in OpenSeadragon over the tile API.
+// Routes: "#" (the list) and "#/<dataset name>". State for tests and the console: window.ngioViewer.
+
+const MISSING_ASSETS = "viewer assets not installed: run make viewer";
+const PALETTE = ["00FFFF", "FF00FF", "FFFF00", "00FF00", "FF0000", "0000FF", "FFFFFF"];
+
+const state = {
+  ready: false, // true once the current dataset's first tile has loaded
+  dataset: null, // the /api/datasets/{name} document
+  channels: [], // [{index, label, color, window, active}] as currently selected
+  planes: {}, // {t, z} indices for the axes the dataset has
+  tileRequests: 0, // tile URLs handed to OpenSeadragon
+  tilesLoaded: 0, // "tile-loaded" events (tiles that downloaded new data)
+  tilesFailed: 0,
+  failures: [], // the last few tile-load-failed messages
+  lastTileUrl: null,
+  level: null, // the pyramid level shown at the current zoom
+  zoom: null, // screen pixels per level-0 pixel
+  error: null,
+  viewer: null, // the OpenSeadragon.Viewer
+};
+window.ngioViewer = state;
+
+const $ = (id) => document.getElementById(id);
+
+function el(tag, props = {}, ...children) {
+  const node = Object.assign(document.createElement(tag), props);
+  node.append(...children.filter((c) => c !== null && c !== undefined));
+  return node;
+}
+
+function status(text) {
+  $("status").textContent = text;
+}
+
+function notice(text) {
+  const box = $("notice");
+  box.textContent = text ?? "";
+  box.hidden = !text;
+}
+
+function fail(err) {
+  state.error = String(err?.message ?? err);
+  notice(state.error);
+  status("");
+}
+
+async function getJSON(url) {
+  const response = await fetch(url);
+  if (!response.ok) {
+    let detail = "";
+    try {
+      const body = await response.json();
+      detail = body.message ?? body.error ?? "";
+    } catch {
+      // not JSON: the status line says enough
+    }
+    throw new Error(`${url}: HTTP ${response.status}${detail ? ` (${detail})` : ""}`);
+  }
+  return response.json();
+}
+
+const osdMissing = () => typeof window.OpenSeadragon !== "function";
+
+// ---------------------------------------------------------------- formatting
+
+function fmt(value) {
+  if (value === null || value === undefined) return "";
+  if (Array.isArray(value)) {
+    if (value.every((v) => typeof v === "number")) return value.join(" × ");
+    return value.map((v) => (typeof v === "object" ? (v?.label ?? v?.name ?? "") : v)).join(", ");
+  }
+  if (typeof value === "object") return value.name ?? value.label ?? JSON.stringify(value);
+  return String(value);
+}
+
+// RRGGBB without "#"; a lone uncoloured channel is grey, several get distinct palette colours.
+function hex(color, i, count) {
+  const text = String(color ?? "").replace(/^#/, "").toUpperCase();
+  if (/^[0-9A-F]{6}$/.test(text)) return text;
+  return count === 1 ? "FFFFFF" : PALETTE[i % PALETTE.length];
+}
+
+// ---------------------------------------------------------------- the list
+
+async function showList() {
+  $("dataset-view").hidden = true;
+  $("list-view").hidden = false;
+  $("crumb").textContent = "";
+  document.title = "ngio-async viewer";
+  closeViewer();
+  if (osdMissing()) notice(MISSING_ASSETS);
+  status("loading…");
+  const token = routeToken;
+  const { datasets } = await getJSON("api/datasets");
+  if (token !== routeToken) return;
+  const body = $("datasets");
+  body.replaceChildren();
+  for (const ds of datasets) {
+    const link = el("a", { href: `#/${encodeURIComponent(ds.name)}`, textContent: ds.name });
+    const levels = Array.isArray(ds.levels) ? ds.levels.length : ds.levels;
+    const cells = [ds.ngff_version, ds.axes, ds.shape, ds.dtype, levels, ds.channels];
+    body.append(el("tr", {}, el("td", {}, link), ...cells.map((c) => el("td", { textContent: fmt(c) }))));
+  }
+  if (!datasets.length) {
+    body.append(el("tr", {}, el("td", { colSpan: 7, className: "empty", textContent: "no datasets" })));
+  }
+  status(`${datasets.length} dataset${datasets.length === 1 ? "" : "s"}`);
+}
+
+// ---------------------------------------------------------------- one dataset
+
+function axisIndex(ds, name) {
+  return ds.axes.findIndex((a) => (a.name ?? a) === name);
+}
+
+function levelSize(ds, level) {
+  const shape = ds.levels[level].shape;
+  return { width: shape[axisIndex(ds, "x")], height: shape[axisIndex(ds, "y")] };
+}
+
+function tileQuery() {
+  const active = state.channels.filter((c) => c.active);
+  if (!active.length) return "";
+  const params = [`c=${active.map((c) => c.index).join(",")}`];
+  if (active.every((c) => c.window)) {
+    params.push(`window=${active.map((c) => `${c.window[0]}:${c.window[1]}`).join(",")}`);
+  }
+  params.push(`color=${active.map((c) => c.color).join(",")}`);
+  return `?${params.join("&")}`;
+}
+
+// A level-0 plane index on pyramid level `level` (pyramids may downsample z, and t in principle).
+function planeAt(ds, axis, level) {
+  const i = axisIndex(ds, axis);
+  const value = state.planes[axis] ?? 0;
+  if (i < 0) return 0;
+  const full = ds.levels[0].shape[i];
+  const here = ds.levels[level].shape[i];
+  return Math.min(here - 1, Math.floor((value * here) / full));
+}
+
+function tileUrl(level, row, col) {
+  const ds = state.dataset;
+  const [t, z] = [planeAt(ds, "t", level), planeAt(ds, "z", level)];
+  const name = encodeURIComponent(ds.name);
+  return `api/datasets/${name}/tiles/${level}/${t}/${z}/${row}/${col}.png${tileQuery()}`;
+}
+
+// OpenSeadragon's level L is pyramid level (n - 1 - L): its highest level is our level 0. The level
+// scales come from the real level shapes, so odd sizes and non-2x pyramids line up exactly.
+function tileSource(ds) {
+  const n = ds.levels.length;
+  const full = levelSize(ds, 0);
+  const scales = ds.levels.map((_, i) => levelSize(ds, i).width / full.width);
+  const ours = (osdLevel) => Math.min(n - 1, Math.max(0, n - 1 - osdLevel));
+  return {
+    width: full.width,
+    height: full.height,
+    tileSize: ds.tile_size ?? 512,
+    tileOverlap: 0,
+    minLevel: 0,
+    maxLevel: n - 1,
+    getLevelScale: (osdLevel) => scales[ours(osdLevel)],
+    getTileUrl: (osdLevel, col, row) => {
+      const url = tileUrl(ours(osdLevel), row, col);
+      state.tileRequests += 1;
+      state.lastTileUrl = url;
+      return url;
+    },
+  };
+}
+
+function closeViewer() {
+  if (state.viewer) {
+    state.viewer.destroy();
+    state.viewer = null;
+  }
+  $("osd").replaceChildren();
+  $("readout").textContent = "";
+  $("cursor").textContent = "";
+}
+
+function createViewer() {
+  const viewer = window.OpenSeadragon({
+    element: $("osd"),
+    prefixUrl: "static/vendor/openseadragon/images/",
+    drawer: "canvas",
+    showNavigator: true,
+    navigatorPosition: "BOTTOM_RIGHT",
+    showRotationControl: false,
+    maxZoomPixelRatio: 8,
+    visibilityRatio: 0.5,
+    imageLoaderLimit: 6,
+    timeout: 60000,
+    gestureSettingsMouse: { clickToZoom: false },
+  });
+  viewer.addHandler("tile-loaded", () => {
+    state.tilesLoaded += 1;
+    if (!state.ready) {
+      state.ready = true;
+      status("");
+    }
+  });
+  viewer.addHandler("tile-load-failed", (e) => {
+    if (viewer.world.getIndexOfItem(e.tiledImage) < 0) return; // aborted: its image was replaced
+    state.tilesFailed += 1;
+    state.failures = [...state.failures.slice(-4), `${e.tile?.getUrl?.() ?? ""}: ${e.message}`];
+    status(`tile failed: ${e.message ?? "error"}`);
+  });
+  const tracker = new window.OpenSeadragon.MouseTracker({
+    element: viewer.container,
+    moveHandler: (e) => {
+      const item = viewer.world.getItemAt(0);
+      if (!item) return;
+      const p = item.viewerElementToImageCoordinates(e.position);
+      const { width, height } = levelSize(state.dataset, 0);
+      const inside = p.x >= 0 && p.y >= 0 && p.x < width && p.y < height;
+      $("cursor").textContent = inside ? `x ${Math.floor(p.x)} · y ${Math.floor(p.y)}` : "";
+    },
+    leaveHandler: () => {
+      $("cursor").textContent = "";
+    },
+  });
+  viewer.addHandler("destroy", () => tracker.destroy());
+  viewer.addHandler("animation", updateReadout);
+  viewer.addHandler("open", updateReadout);
+  viewer.addHandler("resize", updateReadout);
+  return viewer;
+}
+
+function updateReadout() {
+  const ds = state.dataset;
+  const viewer = state.viewer;
+  if (!ds || !viewer || !viewer.world.getItemCount()) return;
+  const item = viewer.world.getItemAt(0);
+  const zoom = item.viewportToImageZoom(viewer.viewport.getZoom(true)) * (window.devicePixelRatio || 1);
+  const full = levelSize(ds, 0).width;
+  let level = 0; // the coarsest level that still has >= 1 pixel per screen pixel
+  for (let i = ds.levels.length - 1; i >= 0; i -= 1) {
+    if (levelSize(ds, i).width / full >= zoom) {
+      level = i;
+      break;
+    }
+  }
+  state.level = level;
+  state.zoom = zoom;
+  const { width, height } = levelSize(ds, level);
+  const pct = zoom >= 0.1 ? Math.round(zoom * 100) : (zoom * 100).toFixed(1);
+  $("readout").textContent = `level ${level} of ${ds.levels.length - 1} (${width} × ${height}) · ${pct}%`;
+}
+
+// Swap in a tiled image with the new channels or plane; drop the old one once the new one is drawn.
+function refresh() {
+  const viewer = state.viewer;
+  if (!viewer) return;
+  viewer.addTiledImage({
+    tileSource: tileSource(state.dataset),
+    index: viewer.world.getItemCount(),
+    success: ({ item }) => {
+      const shown = viewer.world.getItemAt(0);
+      for (let i = viewer.world.getItemCount() - 1; i >= 0; i -= 1) {
+        const other = viewer.world.getItemAt(i);
+        if (other !== item && other !== shown) viewer.world.removeItem(other); // superseded
+      }
+      item.whenFullyLoaded(() => {
+        for (let i = viewer.world.getItemCount() - 1; i >= 0; i -= 1) {
+          const other = viewer.world.getItemAt(i);
+          if (other !== item) viewer.world.removeItem(other);
+        }
+      });
+    },
+    error: (e) => fail(e.message ?? "could not open the tile source"),
+  });
+}
+
+let refreshTimer = null;
+function refreshSoon() {
+  clearTimeout(refreshTimer);
+  refreshTimer = setTimeout(refresh, 120);
+}
+
+function renderInfo(ds) {
+  const size = levelSize(ds, 0);
+  const rows = [
+    ["NGFF", ds.ngff_version],
+    ["axes", ds.axes.map((a) => a.name ?? a).join("")],
+    ["size", `${size.width} × ${size.height}`],
+    ["dtype", ds.dtype],
+    ["levels", ds.levels.length],
+  ];
+  const unit = ds.axes.find((a) => a.name === "x")?.unit;
+  const scale = ds.levels[0].scale?.[axisIndex(ds, "x")];
+  if (scale !== undefined) rows.push(["pixel", `${+scale.toPrecision(4)} ${unit ?? ""}`.trim()]);
+  $("ds-info").replaceChildren(...rows.flatMap(([k, v]) => [el("dt", { textContent: k }), el("dd", { textContent: fmt(v) })]));
+}
+
+function renderChannels() {
+  const list = $("channel-list");
+  $("channels").hidden = state.channels.length < 2;
+  list.replaceChildren();
+  for (const ch of state.channels) {
+    const box = el("input", { type: "checkbox", checked: ch.active, title: "show this channel" });
+    box.dataset.channel = ch.index;
+    box.addEventListener("change", () => {
+      if (!box.checked && state.channels.filter((c) => c.active).length === 1) {
+        box.checked = true; // keep one channel on
+        return;
+      }
+      ch.active = box.checked;
+      refreshSoon();
+    });
+    const bound = (i) => {
+      const input = el("input", { type: "number", placeholder: "auto", title: i ? "window end" : "window start" });
+      if (ch.window) input.value = ch.window[i];
+      input.addEventListener("change", () => {
+        const [lo, hi] = input.parentElement.querySelectorAll("input[type=number]");
+        ch.window = lo.value !== "" && hi.value !== "" ? [+lo.value, +hi.value] : null;
+        refreshSoon();
+      });
+      return input;
+    };
+    const swatch = el("span", { className: "swatch", title: `#${ch.color}` });
+    swatch.style.background = `#${ch.color}`;
+    list.append(el("label", { className: "channel" }, box, swatch, el("span", { className: "name", textContent: ch.label }), bound(0), bound(1)));
+  }
+}
+
+function renderPlanes(ds) {
+  const box = $("planes");
+  box.replaceChildren();
+  state.planes = {};
+  for (const axis of ["t", "z"]) {
+    const size = ds.sizes?.[axis] ?? (axisIndex(ds, axis) >= 0 ? ds.levels[0].shape[axisIndex(ds, axis)] : 0);
+    if (!size) continue;
+    state.planes[axis] = axis === "z" ? Math.floor((size - 1) / 2) : 0; // middle z plane, first t
+    if (size < 2) continue;
+    const value = el("span", { textContent: `${state.planes[axis]} / ${size - 1}` });
+    const slider = el("input", { type: "range", min: 0, max: size - 1, step: 1, value: state.planes[axis] });
+    slider.id = `plane-${axis}`;
+    slider.addEventListener("input", () => {
+      state.planes[axis] = +slider.value;
+      value.textContent = `${slider.value} / ${size - 1}`;
+      refreshSoon();
+    });
+    box.append(el("label", {}, el("span", {}, el("span", { textContent: axis }), value), slider));
+  }
+}
+
+async function openDataset(name) {
+  $("list-view").hidden = true;
+  $("dataset-view").hidden = false;
+  $("crumb").textContent = `/ ${name}`;
+  document.title = `${name} · ngio-async viewer`;
+  closeViewer();
+  Object.assign(state, { ready: false, dataset: null, tileRequests: 0, tilesLoaded: 0, tilesFailed: 0 });
+  status("loading…");
+  const token = routeToken;
+  const ds = await getJSON(`api/datasets/${encodeURIComponent(name)}`);
+  if (token !== routeToken) return; // the user moved on meanwhile
+  state.dataset = ds;
+  state.channels = ds.channels.map((c, i) => ({
+    index: c.index ?? i,
+    label: c.label ?? `channel ${c.index ?? i}`,
+    color: hex(c.color, i, ds.channels.length),
+    window: Array.isArray(c.window) ? [...c.window] : null,
+    active: c.active ?? true,
+  }));
+  if (state.channels.length && !state.channels.some((c) => c.active)) state.channels[0].active = true;
+  $("ds-name").textContent = ds.name;
+  renderInfo(ds);
+  renderChannels();
+  renderPlanes(ds);
+  if (osdMissing()) {
+    $("osd").replaceChildren(el("div", { className: "message", textContent: MISSING_ASSETS }));
+    notice(MISSING_ASSETS);
+    status("");
+    return;
+  }
+  state.viewer = createViewer();
+  state.viewer.open(tileSource(ds));
+}
+
+let routeToken = 0;
+function route() {
+  routeToken += 1;
+  notice(null);
+  state.error = null;
+  const name = decodeURIComponent(location.hash.replace(/^#\/?/, ""));
+  (name ? openDataset(name) : showList()).catch(fail);
+}
+
+window.addEventListener("hashchange", route);
+route();

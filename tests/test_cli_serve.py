@@ -1,0 +1,87 @@
+"""``ngio-async serve``: name defaults, argument errors, and a real server in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from typing import TYPE_CHECKING
+
+import pytest
+from images import Spec, write_image
+
+from ngio_async.cli import main
+from ngio_async.cli._serve import default_names
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+def test_default_names() -> None:
+    urls = [
+        "/data/a.zarr",
+        "/other/a.zarr/",
+        "s3://bucket/x/b.ome.zarr",
+        "http://user:secret@host/c.zarr?x=1",
+        "s3://bucket",
+        "a.zarr",
+    ]
+    assert default_names(urls) == [
+        "a.zarr",
+        "a.zarr-2",
+        "b.ome.zarr",
+        "c.zarr",
+        "bucket",
+        "a.zarr-3",
+    ]
+
+
+def test_name_count_must_match(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", "a.zarr", "b.zarr", "--name", "x"]) == 2
+    assert "--name gave 1 names for 2 URLs" in capsys.readouterr().err
+    assert main(["serve", "a.zarr", "b.zarr", "--name", "x", "--name", "x"]) == 2
+    assert "unique" in capsys.readouterr().err
+    assert main(["serve", "a.zarr", "b.zarr", "--name", "x", "y", "z"]) == 2
+    assert "--name gave 3 names for 2 URLs" in capsys.readouterr().err
+
+
+def test_open_failure_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", str(tmp_path / "missing.zarr"), "--port", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ngio-async: error: not found")
+    assert "Traceback" not in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_serve_subprocess(tmp_path: Path, sig: signal.Signals) -> None:
+    write_image(tmp_path / "img.zarr", Spec(shape=(2, 64, 64), chunks=(1, 32, 32)))
+    code = "import sys; from ngio_async.cli.main import main; sys.exit(main(sys.argv[1:]))"
+    argv = [sys.executable, "-c", code, "serve", str(tmp_path / "img.zarr"), "--port", "0"]
+    argv += ["--name", "demo", "--max-region-pixels", "100"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        url = None
+        for line in proc.stdout:
+            if line.startswith("serving"):
+                url = line.split(" at ")[1].strip()
+                break
+        assert url is not None and url.startswith("http://127.0.0.1:"), proc.stderr
+        with urllib.request.urlopen(f"{url}api/datasets", timeout=10) as resp:
+            doc = json.load(resp)
+        assert [d["name"] for d in doc["datasets"]] == ["demo"]
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(f"{url}api/datasets/demo/region.npy", timeout=10)
+        assert info.value.code == 413
+        info.value.close()
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode in (0, 130), err
+    assert "Traceback" not in err
