@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 __all__ = ["Level"]
 
 _INDEX_CACHE = 4096  # decoded shard indexes kept per level
+_MISSING: Any = object()  # not in the shard-index cache
 _BATCH = 8  # chunks read + decoded per worker-thread call on local stores, at most
 
 
@@ -124,10 +125,62 @@ class Level:
 
     async def read(self, region: Region) -> NDArray[Any]:
         """Read a normalised region (step-1 slices inside the bounds, one per axis)."""
-        out: NDArray[Any] = np.empty(region_shape(region), dtype=self.dtype)
+        shape = region_shape(region)
+        if self.store.blocking_reads and not self.writable and self._one_object(region):
+            # local, one stored object (a tile): plan, read and decode in one worker-thread call
+            return await anyio.to_thread.run_sync(
+                self._read_local, region, shape, limiter=self._decode_limiter
+            )
+        out: NDArray[Any] = np.empty(shape, dtype=self.dtype)
         if out.size == 0:
             return out
         await self.read_into(region, out)
+        return out
+
+    def _one_object(self, region: Region) -> bool:
+        return all(
+            r.stop > r.start and (r.stop - 1) // s == r.start // s
+            for r, s in zip(region, self.meta.stored_chunks, strict=True)
+        )
+
+    def _read_local(self, region: Region, shape: tuple[int, ...]) -> NDArray[Any]:
+        """Blocking read of a region inside one stored object (worker thread, local stores)."""
+        out: NDArray[Any] = np.empty(shape, dtype=self.dtype)
+        codec = self.codec
+        if not isinstance(codec, ShardCodec):
+            jobs = [
+                _Job(self._prefix + p.key, None, self._prefix + p.key, p.chunk_selection,
+                     out[p.out_selection])
+                for p in plan_chunks(self.meta, region)
+            ]  # fmt: skip
+            _fetch_decode(self.store, codec, jobs, self.fill_value)
+            return out
+        for plan in plan_shards(self.meta, region):
+            key = self._prefix + plan.key
+            index = self._indexes.get(key, _MISSING)
+            if index is _MISSING and len(plan.chunks) == math.prod(codec.chunks_per_shard):
+                _fetch_decode_shard(self.store, codec, key, plan, out)
+                continue
+            if index is _MISSING:
+                buf = self.store.get_blocking(key, self._index_request(codec))
+                index = None if buf is None else codec.decode_index(buf, key)
+                self._indexes[key] = index
+                if len(self._indexes) > _INDEX_CACHE:
+                    self._indexes.popitem(last=False)
+            if index is None:
+                out[plan.out_selection] = self.fill_value
+                continue
+            jobs = []
+            for inner in plan.chunks:
+                rng = index.chunk_range(inner.coords)
+                if rng is None:
+                    out[inner.out_selection] = self.fill_value
+                else:
+                    jobs.append(
+                        _Job(key, RangeByteRequest(*rng), f"{key}{list(inner.coords)}",
+                             inner.chunk_selection, out[inner.out_selection])
+                    )  # fmt: skip
+            _fetch_decode(self.store, codec.inner, jobs, self.fill_value)
         return out
 
     async def read_into(self, region: Region, out: NDArray[Any]) -> None:
@@ -296,14 +349,15 @@ class Level:
             del self._index_loading[key]
             event.set()
 
+    @staticmethod
+    def _index_request(codec: ShardCodec) -> RangeByteRequest | SuffixByteRequest:
+        n = codec.index_nbytes
+        return RangeByteRequest(0, n) if codec.index_location == "start" else SuffixByteRequest(n)
+
     async def _fetch_index(self, key: str) -> ShardIndex | None:
         codec = self.codec
         assert isinstance(codec, ShardCodec)
-        n = codec.index_nbytes
-        request: RangeByteRequest | SuffixByteRequest = (
-            RangeByteRequest(0, n) if codec.index_location == "start" else SuffixByteRequest(n)
-        )
-        buf = await self.store.get(key, request)
+        buf = await self.store.get(key, self._index_request(codec))
         if buf is None:
             return None
         return codec.decode_index(buf, key)
