@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint types pytest bench bench-read bench-stream bench-write clean viewer browser
+.PHONY: demo test lint types pytest bench bench-read bench-stream bench-write bench-convert bench-serve clean viewer browser
 
 # The browser viewer's OpenSeadragon files (git-ignored, shipped in wheels): fetched from npm at build time.
 VIEWER := ngio_async/web/static/vendor/openseadragon/VERSION
@@ -63,6 +63,9 @@ bench-stream: $(BIN)/.installed-bench
 
 bench-write: $(BIN)/.installed-bench
 	$(BIN)/python benchmarks/bench_write.py
+
+bench-convert: $(BIN)/.installed-bench
+	$(BIN)/python benchmarks/bench_convert.py --repeat 3
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

@@ -22,15 +22,19 @@ __all__ = ["open", "open_async"]
 def _is_tiff(url: Any) -> bool:
     if not isinstance(url, str | os.PathLike):
         return False
-    path = os.fspath(url).removeprefix("file://")
+    text = os.fspath(url)
+    if "://" in text and not text.startswith("file://"):  # on a store: by name
+        return text.lower().endswith((".tif", ".tiff"))
+    path = text.removeprefix("file://")
     return path.lower().endswith((".tif", ".tiff")) and os.path.isfile(path)
 
 
 def open_async(url: Any, *, limits: Limits | None = None, **options: Any) -> _Opening:
     """Open an image: ``ds = await open_async(url)`` or ``async with open_async(url) as ds``.
 
-    OME-Zarr (any store, see :func:`ngio_async.images.open_async` for the options) or a local
-    TIFF / OME-TIFF file (read-only; option ``series``).
+    OME-Zarr (any store, see :func:`ngio_async.images.open_async` for the options) or a
+    TIFF / OME-TIFF, local or on a store by URL (read-only; option ``series``, and the store's
+    options for a URL).
     """
     if _is_tiff(url):
         from .convert._tiffds import open_tiff_async

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from numpy.typing import NDArray
-    from servers import S3Server
+    from servers import S3Server, StaticServer
 
 pytestmark = pytest.mark.anyio
 
@@ -522,3 +522,190 @@ def test_open_reads_a_tiff_through_the_dataset_api(tmp_path: Path) -> None:
                 await ads.write(planes)
 
     anyio.run(go, backend="asyncio")
+
+
+# ------------------------------------------------------------------------------ info reads
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+async def test_info_reads_every_metadata_document_once(tmp_path: Path, version: str) -> None:
+    from images import Spec, write_image
+
+    from ngio_async.cli._info import gather_info
+    from ngio_async.stores import InstrumentedStore, open_store
+
+    write_image(tmp_path / "img", Spec(version=version, levels=3))
+    store = InstrumentedStore(open_store(str(tmp_path / "img")))
+    info = await gather_info(store, sizes=False)  # type: ignore[arg-type]
+    assert info["kind"] == "image"
+    assert len(info["image"]["levels"]) == 3
+    gets = {key: n for (method, key), n in store.calls.items() if method == "get"}
+    group = "zarr.json" if version == "0.5" else ".zattrs"
+    assert gets[group] == 1  # the image's group metadata: once (was twice)
+    assert max(gets.values()) == 1, gets
+
+
+async def test_info_reads_each_series_metadata_once(tmp_path: Path) -> None:
+    from images import Spec, write_image
+
+    from ngio_async.cli._info import gather_info
+    from ngio_async.stores import InstrumentedStore, open_store
+
+    root = tmp_path / "bf2raw.zarr"
+    for series in ("0", "1"):
+        write_image(root / series, Spec(levels=2, seed=int(series)))
+    doc = {"zarr_format": 3, "node_type": "group", "attributes": {"ome": {"version": "0.5"}}}
+    doc["attributes"]["ome"]["bioformats2raw.layout"] = 3  # type: ignore[index]
+    (root / "zarr.json").write_text(json.dumps(doc))
+    store = InstrumentedStore(open_store(str(root)))
+    info = await gather_info(store, sizes=False)  # type: ignore[arg-type]
+    assert info["kind"] == "bioformats2raw"
+    assert [s["path"] for s in info["series"]] == ["0", "1"]
+    gets = {key: n for (method, key), n in store.calls.items() if method == "get"}
+    assert gets["0/zarr.json"] == gets["1/zarr.json"] == gets["zarr.json"] == 1
+    assert max(gets.values()) == 1, gets
+
+
+# ------------------------------------------------------------------------------ remote TIFFs
+def _ranges(server: StaticServer, path: str) -> list[tuple[int, int]]:
+    """The byte ranges ``[start, end)`` of the GETs of ``path`` (every one must be ranged)."""
+    out = []
+    for r in server.requests:
+        if r.path == path and r.method == "GET":
+            assert r.range is not None, "a TIFF is never fetched whole"
+            first, last = r.range.removeprefix("bytes=").split("-")
+            out.append((int(first), int(last) + 1))
+    return out
+
+
+async def test_http_tiff_levels_regions_and_request_counts(
+    http_server: StaticServer, http_root: Path
+) -> None:
+    from tiffs import write_pyramid
+
+    data = ramp((2, 1024, 768))
+    pyramid = write_pyramid(http_root / "big.ome.tif", data, 3, tile=(128, 128))
+    size = (http_root / "big.ome.tif").stat().st_size
+    url = http_server.url + "big.ome.tif"
+    limits = ngio_async.Limits(coalesce_gap=0)  # one request per tile: countable
+    async with ngio_async.open_async(url, limits=limits) as ds:
+        opened = _ranges(http_server, "/big.ome.tif")
+        assert 1 <= len(opened) <= 12  # the header, then one read per IFD further on
+        assert [lvl.shape for lvl in ds.levels] == [(2, 1024, 768), (2, 512, 384), (2, 256, 192)]
+        assert ds.levels[2].scale == (1.0, 2.0, 2.0)
+        source = ds.levels[0].source  # type: ignore[attr-defined]
+        header = source.file.cached_bytes
+        assert header <= sum(e - s for s, e in opened)  # the last one may end the file
+        http_server.reset()
+        # rows 100-300, columns 130-260 of channel 1: 3 x 2 tiles of 128x128 (32 KiB each);
+        # adjacent tiles come in one request
+        part = await ds.read(c=1, y=slice(100, 300), x=slice(130, 260))
+        np.testing.assert_array_equal(part, data[1, 100:300, 130:260])
+        fetched = _ranges(http_server, "/big.ome.tif")
+        assert 3 <= len(fetched) <= 6
+        assert sum(end - start for start, end in fetched) == 6 * 128 * 128 * 2
+        http_server.reset()
+        for i, level in enumerate(pyramid):
+            np.testing.assert_array_equal(await ds.read(level=i), level)
+        fetched = _ranges(http_server, "/big.ome.tif")
+        tiles = sum(2 * -(-lv.shape[1] // 128) * -(-lv.shape[2] // 128) for lv in pyramid)
+        assert sum(e - s for s, e in fetched) == tiles * 128 * 128 * 2  # each tile once
+        assert sum(e - s for s, e in fetched) < size
+        http_server.reset()
+        http_server.faults.delay = 0.02
+        tiles = 0
+        async for tile in ds.tiles(level=1):  # one TIFF tile each, fetched concurrently
+            np.testing.assert_array_equal(tile.data, pyramid[1][tile.region])
+            tiles += 1
+        assert tiles == len(_ranges(http_server, "/big.ome.tif")) == 2 * 4 * 3
+        assert http_server.peak_in_flight > 1
+        assert source.file.cached_bytes == header  # pixel bytes are dropped after each read
+
+
+async def test_http_stripped_tiff_and_sync_open(http_server: StaticServer, http_root: Path) -> None:
+    data = ramp((3, 200, 90))
+    write_stripped(http_root / "strips.tif", data, rowsperstrip=16)
+    url = http_server.url + "strips.tif"
+    async with ngio_async.open_async(url, limits=ngio_async.Limits(coalesce_gap=0)) as ds:
+        http_server.reset()
+        part = await ds.read(z=2, y=slice(40, 70))
+        np.testing.assert_array_equal(part, data[2, 40:70])
+        fetched = _ranges(http_server, "/strips.tif")  # rows 40-69: strips 2, 3, 4
+        assert sum(e - s for s, e in fetched) == 3 * 16 * 90 * 2
+    with ngio_async.open(url) as sds:
+        np.testing.assert_array_equal(sds[1, 5:150, 3:80], data[1, 5:150, 3:80])
+
+
+async def test_http_tiff_missing(http_server: StaticServer) -> None:
+    with pytest.raises(ngio_async.NotFoundError):
+        await ngio_async.open_async(http_server.url + "nothing.tif")
+
+
+async def test_s3_tiff_open_and_convert(tmp_path: Path, s3_server: S3Server) -> None:
+    from tiffs import write_pyramid
+
+    from ngio_async.stores import open_store
+
+    data = ramp((2, 300, 200))
+    pyramid = write_pyramid(tmp_path / "s.ome.tif", data, 2, tile=(64, 64))
+    base = s3_server.fresh_url()
+    async with open_store(base, **s3_server.options()) as store:
+        await store.put("s.ome.tif", (tmp_path / "s.ome.tif").read_bytes())
+    url = base + "/s.ome.tif"
+    async with ngio_async.open_async(url, **s3_server.options()) as ds:
+        assert len(ds.levels) == 2
+        np.testing.assert_array_equal(await ds.read(level=1), pyramid[1])
+        np.testing.assert_array_equal(await ds.read(y=slice(70, 190)), data[:, 70:190])
+    result = await ngio_async.convert(
+        url, tmp_path / "out.ome.zarr", levels=2, src_options=s3_server.options()
+    )
+    assert result.shape == data.shape
+    np.testing.assert_array_equal(await read_all(tmp_path / "out.ome.zarr"), data)
+
+
+async def test_http_tiff_unmapped_layout_fetches_what_it_misses(
+    http_server: StaticServer, http_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ngio_async.convert._tiffremote import RemoteTiffSource
+
+    data = ramp((2, 256, 200))
+    write_tiled(http_root / "t.tif", data, tile=(64, 64))
+    monkeypatch.setattr(RemoteTiffSource, "ranges", lambda self, region, level: None)
+    async with ngio_async.open_async(http_server.url + "t.tif", prefix=4096, block=1024) as ds:
+        http_server.reset()
+        part = await ds.read(z=1, y=slice(70, 130), x=slice(0, 70))
+        np.testing.assert_array_equal(part, data[1, 70:130, :70])
+        fetched = _ranges(http_server, "/t.tif")
+        assert len(fetched) == 4  # one tile per miss: 2 x 2 tiles of 8 KiB
+        assert sum(e - s for s, e in fetched) == 4 * 64 * 64 * 2
+
+
+@pytest.mark.parametrize("kind", ["zlib", "rgb", "planar-rgb", "bigtiff"])
+async def test_http_tiff_layouts(http_server: StaticServer, http_root: Path, kind: str) -> None:
+    rng = np.random.default_rng(3)
+    if kind in ("rgb", "planar-rgb"):
+        data = rng.integers(0, 255, (150, 130, 3), dtype=np.uint8)
+        planar = "separate" if kind == "planar-rgb" else "contig"
+        stored = data if planar == "contig" else np.moveaxis(data, -1, 0)
+        tifffile.imwrite(
+            http_root / "x.tif", stored, tile=(32, 32), photometric="rgb", planarconfig=planar
+        )
+        expected = np.moveaxis(data, -1, 0)  # NGFF order: c, y, x
+    else:
+        expected = ramp((2, 150, 130))
+        tifffile.imwrite(
+            http_root / "x.tif",
+            expected,
+            tile=(32, 32),
+            compression="zlib" if kind == "zlib" else None,
+            bigtiff=kind == "bigtiff",
+            photometric="minisblack",
+        )
+    async with ngio_async.open_async(http_server.url + "x.tif") as ds:
+        np.testing.assert_array_equal(await ds.read(), expected)
+        http_server.reset()
+        part = await ds.read(y=slice(33, 64), x=slice(64, 100))
+        np.testing.assert_array_equal(part, expected[:, 33:64, 64:100])
+        assert 1 <= len(_ranges(http_server, "/x.tif")) <= 2 * 2 * 3  # 1 tile row x 2 columns
+        source = ds.levels[0].source  # type: ignore[attr-defined]
+        planned = source.ranges((slice(0, 2), slice(33, 64), slice(64, 100)), 0)
+        assert planned is not None  # the tiles are planned, not found by misses
+        assert len(planned) == (3 if kind == "planar-rgb" else 1 if kind == "rgb" else 2) * 2

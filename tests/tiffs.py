@@ -95,3 +95,37 @@ def write_big_endian(path: Path, data: NDArray[Any]) -> Path:
     """A big-endian (``MM``) multi-page TIFF."""
     tifffile.imwrite(path, data, byteorder=">", photometric="minisblack")
     return path
+
+
+def mean2(data: NDArray[Any]) -> NDArray[Any]:
+    """A 2x2 mean in the last two axes (edges: a 1-pixel mean), rounded, same dtype."""
+    ny, nx = data.shape[-2:]
+    pad = [(0, 0)] * (data.ndim - 2) + [(0, ny % 2), (0, nx % 2)]
+    a = np.pad(data.astype(np.float64), pad, mode="edge")
+    out = (a[..., ::2, ::2] + a[..., 1::2, ::2] + a[..., ::2, 1::2] + a[..., 1::2, 1::2]) / 4
+    return np.rint(out).astype(data.dtype)
+
+
+def write_pyramid(
+    path: Path,
+    data: NDArray[Any],
+    levels: int,
+    *,
+    ome: bool = True,
+    axes: str = "CYX",
+    tile: tuple[int, int] = (64, 64),
+    pixel: float = 0.5,
+) -> list[NDArray[Any]]:
+    """A pyramidal TIFF: level 0 then ``levels - 1`` SubIFDs (2x2 means); OME-TIFF with
+    ``PhysicalSizeX/Y = pixel`` when ``ome``, else a plain TIFF. Returns every level's data."""
+    pyramid = [data]
+    for _ in range(levels - 1):
+        pyramid.append(mean2(pyramid[-1]))
+    metadata: dict[str, Any] | None = None
+    if ome:
+        metadata = {"axes": axes, "PhysicalSizeX": pixel, "PhysicalSizeY": pixel}
+    with tifffile.TiffWriter(path, ome=ome) as tif:
+        tif.write(data, subifds=levels - 1, tile=tile, metadata=metadata, photometric="minisblack")
+        for level in pyramid[1:]:
+            tif.write(level, subfiletype=1, tile=tile, photometric="minisblack", metadata=None)
+    return pyramid

@@ -14,7 +14,7 @@ import anyio
 
 from .._errors import MetadataError, NotFoundError, UnsupportedError
 from ..images import Dataset
-from ..images._open import join, read_group_metadata
+from ..images._open import join, read_group_metadata, read_level_metadata
 from ..meta.zarr import (
     ArrayV2Meta,
     ArrayV3Meta,
@@ -159,14 +159,25 @@ def _first_error() -> Iterator[None]:
         raise
 
 
+async def _open_image(store: AsyncStore, root: str, ome: OmeMetadata | None) -> Dataset:
+    """The image at ``root``; with ``ome`` (its group metadata, read already) only the levels'
+    metadata is read, so ``info`` reads every group's metadata once."""
+    if ome is None or ome.multiscales is None:
+        return await Dataset.open_in(store, root)
+    paths = tuple(d.path for d in ome.multiscales[0].datasets)
+    arrays = await read_level_metadata(store, root, ome, paths)
+    return Dataset.from_plan(store, root, ome, arrays, mode="r")
+
+
 async def _image_info(
     store: AsyncStore,
     root: str,
     *,
     sizes: bool,
     labels: bool = True,
+    ome: OmeMetadata | None = None,
 ) -> dict[str, Any]:
-    ds = await Dataset.open_in(store, root)
+    ds = await _open_image(store, root, ome)
     try:
         md = ds.metadata
         label_infos: list[dict[str, Any]] = []
@@ -266,27 +277,31 @@ async def _plate_info(
     return info
 
 
-async def _is_group(store: AsyncStore, root: str) -> bool:
-    return await store.exists(join(root, "zarr.json")) or await store.exists(join(root, ".zattrs"))
-
-
-async def _series_paths(store: AsyncStore, root: str, limiter: anyio.CapacityLimiter) -> list[str]:
-    """The series of a bioformats2raw container: ``OME/series``, else ``0``, ``1``, ... ."""
+async def _probe(store: AsyncStore, root: str) -> OmeMetadata | None:
+    """The group metadata at ``root``, or ``None`` when there is no group."""
     try:
-        ome_group = await read_group_metadata(store, join(root, "OME"))
+        return await read_group_metadata(store, root)
     except NotFoundError:
-        ome_group = None
+        return None
+
+
+async def _series(
+    store: AsyncStore, root: str, limiter: anyio.CapacityLimiter
+) -> list[tuple[str, OmeMetadata | None]]:
+    """The series of a bioformats2raw container: ``OME/series``, else ``0``, ``1``, ... (probed
+    by reading their group metadata, which is kept: each series' metadata is read once)."""
+    ome_group = await _probe(store, join(root, "OME"))
     if ome_group is not None and ome_group.series:
-        return list(ome_group.series)
-    found: list[str] = []
+        return [(path, None) for path in ome_group.series]
+    found: list[tuple[str, OmeMetadata | None]] = []
     batch = 16
     while True:
         names = [str(i) for i in range(len(found), len(found) + batch)]
-        present = await _each(names, lambda name: _is_group(store, join(root, name)), limiter)
-        for name, ok in zip(names, present, strict=True):
-            if not ok:
+        metas = await _each(names, lambda name: _probe(store, join(root, name)), limiter)
+        for name, meta in zip(names, metas, strict=True):
+            if meta is None:
                 return found
-            found.append(name)
+            found.append((name, meta))
 
 
 async def gather_info(url: str, *, sizes: bool = True, **options: Any) -> dict[str, Any]:
@@ -306,13 +321,13 @@ async def gather_info(url: str, *, sizes: bool = True, **options: Any) -> dict[s
                 out["well"]["first_field"] = await _image_info(store, fields[0], sizes=sizes)
         elif ome.multiscales is not None:
             out["kind"] = "image"
-            out["image"] = await _image_info(store, "", sizes=sizes)
+            out["image"] = await _image_info(store, "", sizes=sizes, ome=ome)
         elif ome.bioformats2raw_layout is not None:
             out["kind"] = "bioformats2raw"
-            paths = await _series_paths(store, "", limiter)
+            series = await _series(store, "", limiter)
             out["series"] = await _each(
-                paths,
-                lambda p: _image_info(store, p, sizes=sizes, labels=True),
+                series,
+                lambda s: _image_info(store, s[0], sizes=sizes, ome=s[1]),
                 limiter,
             )
         elif ome.labels is not None:

@@ -8,13 +8,16 @@ exists is therefore complete; :func:`convert_many` relies on that to skip finish
 Pixels stream in tiles of the destination's stored object (one shard, else one chunk): each
 write covers whole objects (no read-modify-write) and memory stays bounded by the tile stream's
 prefetch limits (``Limits.prefetch_tiles`` / ``prefetch_bytes``) plus the writer's pending
-window.
+window; from a TIFF (or any :class:`ImageSource`), reads in flight and pending writes together
+stay within ``Limits.prefetch_bytes``.
 
 Levels of an OME-Zarr source are **copied level by level** (each tile read from the source level
 and written to the same region of the destination level), whatever the chunking: exact, and
 no level is recomputed. ``levels=`` fewer than the source's keeps the largest ones; more builds
-the extra ones with ``build_pyramid``. A TIFF has one level: it is written, then the pyramid is
-built (``build_pyramid``, mean) before the group metadata is written.
+the extra ones with ``build_pyramid``. From a TIFF, the lower levels are computed (mean) from
+level 0's tiles as they are written (``writer(pyramid=True)``: level 0 is never read back),
+before the group metadata is written; a pyramidal TIFF whose own levels have exactly the
+requested levels' shapes has them copied instead (nothing is computed).
 """
 
 from __future__ import annotations
@@ -101,7 +104,6 @@ class _Job:
     plan: ImagePlan
     fill: Callable[[Dataset, _Counter], Any]
     tiles: int
-    build: bool = False
 
 
 def _name(url: Any) -> str:
@@ -232,34 +234,63 @@ def _copy_levels(src: Dataset) -> Callable[[Dataset, _Counter], Any]:
     return fill
 
 
-def _copy_source(src: ImageSource, window: int) -> Callable[[Dataset, _Counter], Any]:
-    """Fill level 0 from ``src``: ``window`` tiles (one stored object each) read at once."""
+def _copy_source(
+    src: ImageSource, window: int, levels: int = 1, cascade: bool = False
+) -> Callable[[Dataset, _Counter], Any]:
+    """Fill level 0 (and, with ``levels``, the next ones: a pyramidal TIFF's own levels) from
+    ``src``, one stored object (shard, else chunk) per read. ``cascade``: the lower levels are
+    computed from level 0's tiles as they are written (``writer(pyramid=True)``).
+
+    Memory stays near ``limits.prefetch_bytes``: a quarter of it in tiles being read (at most
+    ``window``), a quarter in tiles handed to the writer and not yet stored (at least one
+    each); decoding and encoding copies double both.
+    """
 
     async def fill(dst: Dataset, counter: _Counter) -> None:
-        tile = _object_shape(dst.levels[0].meta)
-        slots = anyio.Semaphore(window)
-        failures: list[Exception] = []
-
-        async def one(region: tuple[slice, ...], w: Any, tg: Any) -> None:
-            try:
-                data = await src.read(region)
-                await w.write((region, data))
-                counter.step(data.nbytes)
-            except Exception as exc:  # noqa: BLE001 - the first one is re-raised below
-                failures.append(exc)
-                tg.cancel_scope.cancel()
-            finally:
-                slots.release()
-
-        async with dst.writer(level=0) as w:
-            async with anyio.create_task_group() as tg:
-                for region in _regions(dst.shape, tile):
-                    await slots.acquire()
-                    tg.start_soon(one, region, w, tg)
-            if failures:
-                raise failures[0]
+        for level in range(levels):
+            await _copy_level(src, dst, level, window, counter, cascade and level == 0)
 
     return fill
+
+
+async def _copy_level(
+    src: ImageSource, dst: Dataset, level: int, window: int, counter: _Counter, pyramid: bool
+) -> None:
+    lvl = dst.levels[level]
+    tile = _object_shape(lvl.meta)
+    tile_bytes = max(1, math.prod(tile) * dst.dtype.itemsize)
+    share = max(1, dst.limits.prefetch_bytes // (4 * tile_bytes))  # x2: decode/encode copies
+    slots = anyio.Semaphore(max(1, min(window, share)))
+    failures: list[Exception] = []
+
+    async def one(region: tuple[slice, ...], w: Any, tg: Any) -> None:
+        try:
+            data = await (src.read(region, level) if level else src.read(region))  # type: ignore[call-arg]
+            await w.write((region, data))
+            counter.step(data.nbytes)
+        except Exception as exc:  # noqa: BLE001 - the first one is re-raised below
+            failures.append(exc)
+            tg.cancel_scope.cancel()
+        finally:
+            slots.release()
+
+    async with dst.writer(level, max(1, min(share, 8)), pyramid) as w:
+        async with anyio.create_task_group() as tg:
+            for region in _regions(lvl.shape, tile):
+                await slots.acquire()
+                tg.start_soon(one, region, w, tg)
+        if failures:
+            raise failures[0]
+
+
+def _own_levels(src: ImageSource, plan: ImagePlan) -> int:
+    """How many levels of ``plan`` to copy from ``src``: all of them when ``src`` stores
+    exactly those levels (a pyramidal TIFF), else 1 (the others are built)."""
+    shapes = getattr(src, "level_shapes", None)
+    wanted = [tuple(a.shape) for a in plan.arrays]
+    if len(wanted) > 1 and shapes is not None and [tuple(s) for s in shapes] == wanted:
+        return len(wanted)
+    return 1
 
 
 async def _write_group(store: AsyncStore, root: str, attrs: dict[str, Any], version: str) -> None:
@@ -289,8 +320,6 @@ async def _run_jobs(
     for job in jobs:
         ds = Dataset.from_plan(store, job.root, job.plan.ome, list(job.plan.arrays), limits=limits)
         await job.fill(ds, counter)
-        if job.build and len(ds.levels) > 1:
-            await ds.build_pyramid()
         if job.root == root:
             image = ds
     assert image is not None
@@ -395,7 +424,7 @@ async def convert(
 ) -> ConvertResult:
     """Convert ``src`` (OME-Zarr, TIFF / OME-TIFF or any registered format) to OME-Zarr at ``dst``.
 
-    :param src: a path or URL (any store for OME-Zarr; a local file for TIFF), a store, or an
+    :param src: a path or URL (any store, for OME-Zarr and TIFF), a store, or an
         open :class:`~ngio_async.Dataset` / :class:`~ngio_async.formats.ImageSource` (left open).
     :param dst: where the OME-Zarr goes (path, ``file://``, ``s3://``, ``memory://``, a store).
     :param ngff_version: ``"0.4"`` or ``"0.5"``; default the source's (OME-Zarr) or ``"0.5"``.
@@ -406,7 +435,8 @@ async def convert(
     :param compressor: ``"zstd"``, ``"blosc-zstd"``, ``"gzip"``, or ``False`` (uncompressed);
         default (``None``): the source's (OME-Zarr) or ``"zstd"``.
     :param levels: pyramid levels; default the source's (OME-Zarr: copied level by level) or
-        until y/x is at most 256 px (TIFF: built with ``build_pyramid``).
+        until y/x is at most 256 px (TIFF: computed while level 0 is written, or the TIFF's own
+        levels when they match).
     :param overwrite: replace an existing node at ``dst``.
     :param progress: ``progress(done, total)`` after each tile handed to the writer (all levels
         and label images; ``total`` counts them all).
@@ -445,8 +475,10 @@ async def convert(
             version = ngff_version or "0.5"
             plan = _source_plan(source, version, chunks, shards, compressor, levels)
             window = max(2, (limits or store.limits).decode_threads)
-            tiles = _grid(plan.arrays[0].shape, _object_shape(plan.arrays[0]))
-            job = _Job("", plan, _copy_source(source, window), tiles, build=True)
+            own = _own_levels(source, plan)
+            tiles = sum(_grid(a.shape, _object_shape(a)) for a in plan.arrays[:own])
+            fill = _copy_source(source, window, own, cascade=own < len(plan.arrays))
+            job = _Job("", plan, fill, tiles)
             image = await _run_jobs(store, "", [job], None, counter, limits, overwrite, None)
             label_names = ()
         else:

@@ -1,8 +1,10 @@
 """TIFF and OME-TIFF as an :class:`~ngio_async.formats.ImageSource`, read region by region.
 
-Pixels are read through tifffile's zarr view of the series (``series.aszarr(level=0)`` opened
+Pixels are read through tifffile's zarr view of the series (``series.aszarr(level=n)`` opened
 with zarr-python): a region decodes only the TIFF tiles or strips it overlaps, in worker threads,
-so an image is never read whole. Every read is counted (``reads``, ``max_read_bytes``), which
+so an image is never read whole. A pyramidal TIFF's own resolution levels (SubIFDs, as in
+OME-TIFF, or reduced-resolution pages; tifffile's ``series.levels``) are ``level_shapes`` and
+read the same way (``read(region, level=n)``). Every read is counted (``reads``, ``max_read_bytes``), which
 lets tests check that a conversion reads plane by plane / tile by tile.
 
 Metadata: OME-XML (``Pixels`` ``PhysicalSizeX/Y/Z`` with their units, ``TimeIncrement``,
@@ -33,7 +35,14 @@ from .._errors import UnsupportedError
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
-__all__ = ["TiffReader", "TiffSource", "map_axes", "ome_calibration", "resolution_pixel_size"]
+__all__ = [
+    "TiffReader",
+    "TiffSource",
+    "is_remote",
+    "map_axes",
+    "ome_calibration",
+    "resolution_pixel_size",
+]
 
 _TIFF_SUFFIXES = (".tif", ".tiff", ".btf", ".tf8", ".tf2")
 _ORDER = "tczyx"
@@ -188,13 +197,24 @@ def resolution_pixel_size(page: Any) -> tuple[float, float, str | None] | None:
 
 
 class TiffSource:
-    """A TIFF / OME-TIFF series as a read-only image (level 0 of series ``series``)."""
+    """A TIFF / OME-TIFF series as a read-only image (series ``series``, all its levels).
 
-    def __init__(self, path: str | os.PathLike[str], series: int = 0, threads: int = 4) -> None:
+    ``tif``: an open ``tifffile.TiffFile`` to read instead of opening ``path`` (closed with
+    this source).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        series: int = 0,
+        threads: int = 4,
+        *,
+        tif: Any = None,
+    ) -> None:
         import tifffile
 
         self.url = os.fspath(path)
-        self._tif = tifffile.TiffFile(self.url)
+        self._tif = tif if tif is not None else tifffile.TiffFile(self.url)
         try:
             self._init(series)
         except BaseException:
@@ -219,8 +239,18 @@ class TiffSource:
         self.axes: tuple[str, ...] = tuple(name for name, _ in dst)
         self._src_of = [i for _, i in dst]  # dst axis -> src axis
         self.shape: tuple[int, ...] = tuple(src_shape[i] for i in self._src_of)
-        self._store = s.aszarr(level=0)
-        self._array: Any = None
+        #: the shape of each resolution level (SubIFDs or reduced pages), level 0 first
+        self.level_shapes: list[tuple[int, ...]] = []
+        for lvl in s.levels:
+            lshape = tuple(int(n) for n in lvl.shape)
+            if lvl.axes != s.axes or len(lshape) != len(src_shape):
+                break
+            if any(lshape[i] != 1 for i, name in enumerate(self._map) if name is None):
+                break
+            self.level_shapes.append(tuple(lshape[i] for i in self._src_of))
+        self._series = s
+        self._stores: list[Any] = [None] * len(self.level_shapes)
+        self._arrays: list[Any] = [None] * len(self.level_shapes)
         dtype = np.dtype(s.dtype)
         self.dtype: np.dtype[Any] = dtype.newbyteorder("=") if dtype.byteorder == ">" else dtype
         self.plane_bytes = self.shape[-1] * self.shape[-2] * self.dtype.itemsize
@@ -263,12 +293,20 @@ class TiffSource:
         )
         self.translation: tuple[float, ...] = (0.0,) * len(self.axes)
 
-    def _zarr(self) -> Any:
-        if self._array is None:
+    @property
+    def levels(self) -> int:
+        """How many resolution levels the TIFF stores (1 for a flat TIFF)."""
+        return len(self.level_shapes)
+
+    def _zarr(self, level: int = 0) -> Any:
+        if self._arrays[level] is None:
             import zarr
 
-            self._array = zarr.open_array(self._store, mode="r")
-        return self._array
+            with self._lock:
+                if self._stores[level] is None:
+                    self._stores[level] = self._series.aszarr(level=level)
+            self._arrays[level] = zarr.open_array(self._stores[level], mode="r")
+        return self._arrays[level]
 
     @property
     def chunks(self) -> tuple[int, ...]:
@@ -276,17 +314,23 @@ class TiffSource:
 
         Opens tifffile's zarr view: call it from a worker thread in async code.
         """
-        src_chunks = self._zarr().chunks
+        return self.level_chunks(0)
+
+    def level_chunks(self, level: int) -> tuple[int, ...]:
+        """:attr:`chunks` of resolution level ``level`` (from a worker thread in async code)."""
+        src_chunks = self._zarr(level).chunks
         return tuple(int(src_chunks[i]) for i in self._src_of)
 
-    def read_sync(self, region: tuple[slice, ...]) -> NDArray[Any]:
-        """Read ``region`` (NGFF axis order) in the calling thread."""
+    def read_sync(self, region: tuple[slice, ...], level: int = 0) -> NDArray[Any]:
+        """Read ``region`` (NGFF axis order) of resolution ``level`` in the calling thread."""
         if len(region) != len(self.axes):
             raise ValueError(f"region needs {len(self.axes)} slices")
+        if not 0 <= level < len(self.level_shapes):
+            raise IndexError(f"level {level} of a TIFF with {len(self.level_shapes)} levels")
         selection: list[Any] = [0] * len(self._map)
         for sl, src in zip(region, self._src_of, strict=True):
             selection[src] = sl
-        data = np.asarray(self._zarr()[tuple(selection)])
+        data = np.asarray(self._zarr(level)[tuple(selection)])
         # the remaining axes are the kept source axes in source order
         kept = sorted(self._src_of)
         data = data.transpose([kept.index(src) for src in self._src_of])
@@ -298,16 +342,18 @@ class TiffSource:
             self.max_read_bytes = max(self.max_read_bytes, data.nbytes)
         return data
 
-    async def read(self, region: tuple[slice, ...]) -> NDArray[Any]:
-        """Read ``region`` (one slice per axis, NGFF order) in a worker thread."""
-        return await anyio.to_thread.run_sync(self.read_sync, region, limiter=self._limiter)
+    async def read(self, region: tuple[slice, ...], level: int = 0) -> NDArray[Any]:
+        """Read ``region`` (one slice per axis, NGFF order) of ``level`` in a worker thread."""
+        return await anyio.to_thread.run_sync(self.read_sync, region, level, limiter=self._limiter)
 
     @property
     def nbytes(self) -> int:
         return math.prod(self.shape) * self.dtype.itemsize
 
     async def aclose(self) -> None:
-        self._store.close()
+        for store in self._stores:
+            if store is not None:
+                store.close()
         self._tif.close()
 
     async def __aenter__(self) -> Self:
@@ -321,23 +367,34 @@ class TiffSource:
 
 
 class TiffReader:
-    """TIFF / OME-TIFF files on local disk (``.tif``, ``.tiff``, ``.ome.tif``, ``.btf``, ...)."""
+    """TIFF / OME-TIFF files (``.tif``, ``.tiff``, ``.ome.tif``, ``.btf``, ...) on local disk,
+    or on any store by URL (``http(s)://``, ``s3://``, ``gs://``, ``az://``: ranged reads)."""
 
     name = "tiff"
 
     def can_read(self, url: Any) -> bool:
         if not isinstance(url, str | os.PathLike):
             return False
-        text = os.fspath(url)
-        if "://" in text and not text.startswith("file://"):
-            return False
-        return text.lower().endswith(_TIFF_SUFFIXES)
+        return os.fspath(url).lower().endswith(_TIFF_SUFFIXES)
 
     async def open(self, url: Any, **options: Any) -> TiffSource:
-        """Open (reads the TIFF header and metadata in a worker thread). Options: ``series``."""
-        path = os.fspath(url).removeprefix("file://")
+        """Open (reads the TIFF header and metadata in a worker thread). Options: ``series``,
+        ``threads``; for a URL also ``limits`` and the store's options (S3 ``endpoint``, ...).
+        """
+        text = os.fspath(url)
         series = int(options.pop("series", 0))
         threads = int(options.pop("threads", 4))
+        if is_remote(text):
+            from ._tiffremote import open_remote_tiff
+
+            return await open_remote_tiff(text, series=series, threads=threads, **options)
+        options.pop("limits", None)
         if options:
             raise TypeError(f"unknown TIFF option(s): {', '.join(options)}")
+        path = text.removeprefix("file://")
         return await anyio.to_thread.run_sync(lambda: TiffSource(path, series, threads))
+
+
+def is_remote(url: str) -> bool:
+    """Whether ``url`` names an object on a store (a URL other than ``file://``)."""
+    return "://" in url and not url.startswith("file://")

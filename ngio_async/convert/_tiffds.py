@@ -1,43 +1,96 @@
-"""A TIFF / OME-TIFF opened as a read-only :class:`~ngio_async.Dataset` (one level).
+"""A TIFF / OME-TIFF opened as a read-only :class:`~ngio_async.Dataset`.
 
-The dataset's metadata is what a conversion would write (axes, scales, units, channels); its
-single level reads regions through :class:`~ngio_async.convert.TiffSource` in worker threads, so
-``ds.read(...)``, ``await ds[...]``, ``ds.tiles()`` and ``stream`` work as on OME-Zarr. The
-level's chunks are the TIFF's tiles (or strips, or pages). There is no store behind it (an empty
-in-memory one stands in), no labels, and writes are refused (``mode="r"``).
+The dataset's metadata is what a conversion would write (axes, scales, units, channels). Its
+levels are the TIFF's own resolution levels (one for a flat TIFF; a pyramidal TIFF's SubIFDs or
+reduced pages otherwise), each with its scale (level 0's times the size ratio in y/x, an integer
+factor when the sizes are a rounded integer division). Levels read regions through
+:class:`~ngio_async.convert.TiffSource` in worker threads, so ``ds.read(...)``, ``await
+ds[...]``, ``ds.tiles()`` and ``stream`` work as on OME-Zarr. A level's chunks are the TIFF's
+tiles (or strips, or pages). A TIFF on a store (``http(s)://``, ``s3://``, ...) is read by
+ranged requests (:mod:`ngio_async.convert._tiffremote`). There is no zarr store behind the
+dataset (an empty in-memory one stands in), no labels, and writes are refused (``mode="r"``).
 """
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from ..images import Dataset, ImageMetadata, Level
+from ..images._create import ImagePlan
 from ..stores import open_store
-from ._tiff import TiffReader, TiffSource
+from ._tiff import TiffReader, TiffSource, is_remote
 
 if TYPE_CHECKING:
-    import os
-
     from numpy.typing import NDArray
 
     from .._limits import Limits
     from ..engine import Region
     from ..stores import AsyncStore
 
-__all__ = ["TiffDataset", "TiffLevel", "open_tiff_async"]
+__all__ = ["TiffDataset", "TiffLevel", "level_factor", "open_tiff_async"]
 
 
 class TiffLevel(Level):
     """A level whose regions are read from a :class:`TiffSource` (never from the store)."""
 
-    def __init__(self, source: TiffSource, store: AsyncStore, meta: Any, **kwargs: Any) -> None:
-        super().__init__(store, "0", meta, **kwargs)
+    def __init__(
+        self, source: TiffSource, store: AsyncStore, meta: Any, index: int = 0, **kwargs: Any
+    ) -> None:
+        super().__init__(store, str(index), meta, **kwargs)
         self.source = source
+        self.index = index
+
+    async def read(self, region: Region) -> NDArray[Any]:
+        return await self.source.read(tuple(region), self.index)
 
     async def read_into(self, region: Region, out: NDArray[Any]) -> None:
-        out[...] = await self.source.read(tuple(region))
+        out[...] = await self.source.read(tuple(region), self.index)
+
+
+def level_factor(n0: int, n: int) -> float:
+    """The downscale factor of a level of size ``n`` under one of size ``n0``: an integer when
+    ``n`` is ``n0`` divided by it (rounded up or down), else the exact ratio."""
+    if n <= 0 or n0 <= 0:
+        return 1.0
+    f = max(1, round(n0 / n))
+    if n in (n0 // f, -(-n0 // f)):
+        return float(f)
+    return n0 / n
+
+
+def _pyramid(source: TiffSource, chunks: list[tuple[int, ...]]) -> ImagePlan:
+    """The plan of the TIFF's levels: level 0's metadata, the levels' real shapes and scales."""
+    from msgspec.structs import replace
+
+    from ..images._create import array_meta_v3
+    from ..images._dataset import _with_extra
+    from ..meta import Dataset as NgffDataset, Scale
+    from ._convert import _source_plan
+
+    base = _source_plan(source, "0.5", chunks[0], False, False, 1)
+    ms = base.ome.multiscales[0]  # type: ignore[index]
+    first = ms.datasets[0]
+    scale0 = next(t.scale for t in first.coordinate_transformations if isinstance(t, Scale))
+    assert scale0 is not None
+    rest = [t for t in first.coordinate_transformations if not isinstance(t, Scale)]
+    arrays, datasets = [base.arrays[0]], [first]
+    fill = base.arrays[0].fill_value
+    levels = zip(source.level_shapes[1:], chunks[1:], strict=True)
+    for i, (shape, lchunks) in enumerate(levels, start=1):
+        factors = [level_factor(n0, n) for n0, n in zip(source.shape, shape, strict=True)]
+        lscale = [s * f for s, f in zip(scale0, factors, strict=True)]
+        datasets.append(
+            NgffDataset(path=str(i), coordinate_transformations=[Scale(scale=lscale), *rest])
+        )
+        lchunks = tuple(max(1, min(c, n)) for c, n in zip(lchunks, shape, strict=True))
+        arrays.append(array_meta_v3(shape, source.dtype, source.axes, lchunks, None, None, fill))
+    ms = _with_extra(replace(ms, datasets=datasets), ms)
+    ome = _with_extra(replace(base.ome, multiscales=[ms]), base.ome)
+    paths = tuple(d.path for d in datasets)
+    return ImagePlan(version="0.5", paths=paths, arrays=tuple(arrays), ome=ome)
 
 
 class TiffDataset(Dataset):
@@ -60,31 +113,47 @@ class TiffDataset(Dataset):
 
 
 async def open_tiff_async(
-    url: str | os.PathLike[str], *, series: int = 0, limits: Limits | None = None
+    url: str | os.PathLike[str],
+    *,
+    series: int = 0,
+    limits: Limits | None = None,
+    **store_options: Any,
 ) -> TiffDataset:
-    """Open a TIFF / OME-TIFF (series ``series``, level 0) as a read-only dataset."""
-    from ._convert import _source_plan
+    """Open a TIFF / OME-TIFF (series ``series``, all its resolution levels) read-only.
 
-    source = await TiffReader().open(url, series=series)
+    ``url``: a local path, or a URL on any store (``http(s)://``, ``s3://``, ...; its
+    ``store_options`` such as S3 ``endpoint``), read by ranged requests.
+    """
+    options: dict[str, Any] = dict(store_options)
+    if is_remote(os.fspath(url)):
+        options["limits"] = limits
+    source = await TiffReader().open(url, series=series, **options)
     try:
-        chunks = await anyio.to_thread.run_sync(lambda: source.chunks)
-        plan = _source_plan(source, "0.5", chunks, False, False, 1)
+        chunks = await anyio.to_thread.run_sync(
+            lambda: [source.level_chunks(i) for i in range(source.levels)]
+        )
+        plan = _pyramid(source, chunks)
         store = open_store("memory://", limits=limits)
         lim = limits or store.limits
         limiter = anyio.CapacityLimiter(lim.decode_threads)
         metadata = ImageMetadata(plan.ome)
-        cal = metadata.spatial_calibration[0]
-        level = TiffLevel(
-            source,
-            store,
-            plan.arrays[0],
-            scale=cal.scale,
-            translation=cal.translation,
-            decode_limiter=limiter,
-            window=max(2 * lim.max_requests, 2 * lim.decode_threads),
-        )
+        levels: list[Level] = [
+            TiffLevel(
+                source,
+                store,
+                meta,
+                i,
+                scale=cal.scale,
+                translation=cal.translation,
+                decode_limiter=limiter,
+                window=max(2 * lim.max_requests, 2 * lim.decode_threads),
+            )
+            for i, (meta, cal) in enumerate(
+                zip(plan.arrays, metadata.spatial_calibration, strict=True)
+            )
+        ]
         ds = TiffDataset(
-            store, "", metadata, [level], limits=lim, decode_limiter=limiter, owns_store=True
+            store, "", metadata, levels, limits=lim, decode_limiter=limiter, owns_store=True
         )
     except BaseException:
         with anyio.CancelScope(shield=True):

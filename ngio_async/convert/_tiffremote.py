@@ -1,0 +1,378 @@
+"""TIFF / OME-TIFF on any store (``http(s)://``, ``s3://``, ``gs://``, ``az://``) through ranged
+``store.get`` / ``get_ranges``.
+
+tifffile parses and decodes; it reads from a :class:`RangeFile`, a read-only file object over
+the byte ranges fetched so far. A read of bytes not fetched raises :class:`NeedBytes`, never
+waits: the async side fetches them and runs the step again. So no thread ever blocks on I/O
+and no thread bridges back to the event loop.
+
+- **Opening** reads a prefix (``prefix`` bytes, one request), then parses the header, the
+  series, every level's pages and tile tables in a worker thread; each miss (an IFD further in
+  the file) fetches ``block`` bytes from there and parses again from the start. A TIFF whose
+  IFDs lie within the prefix opens in one request; otherwise each IFD further on costs about
+  one request (tifffile writes each page's IFD next to its pixels: an 8-page 4-channel
+  pyramid took 8 requests).
+- **Reading a region** computes, from the pages' ``dataoffsets`` / ``databytecounts``, the
+  tiles or strips it overlaps, fetches them concurrently with ``store.get_ranges`` (close
+  ranges coalesced, bounded by the store's limiter), then decodes in a worker thread through
+  tifffile's zarr view. The fetched bytes are dropped after the read (the header stays).
+"""
+
+from __future__ import annotations
+
+import bisect
+import io
+import math
+import threading
+from typing import IO, TYPE_CHECKING, Any, cast
+
+import anyio
+
+from .._errors import NotFoundError, UnsupportedError
+from ..stores import RangeByteRequest, open_store
+from ._tiff import TiffSource
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from numpy.typing import NDArray
+
+    from .._limits import Limits
+    from ..stores import AsyncStore, Buffer
+
+__all__ = ["NeedBytes", "NeedBytesError", "RangeFile", "RemoteTiffSource", "open_remote_tiff"]
+
+PREFIX = 256 * 1024
+BLOCK = 64 * 1024
+_UNKNOWN_SIZE = 1 << 60  # until the end of the object has been seen
+_MAX_MISSES = 4096
+
+
+class NeedBytes(BaseException):
+    """Bytes ``[start, end)`` are not fetched yet (a ``BaseException``, so that tifffile's
+    ``except Exception`` around its parsing cannot swallow it)."""
+
+    def __init__(self, start: int, end: int) -> None:
+        super().__init__(start, end)
+        self.start = start
+        self.end = end
+
+
+class NeedBytesError(Exception):
+    """:class:`NeedBytes` raised where an event loop runs the read (zarr's), which must only see
+    ``Exception``\\ s."""
+
+    def __init__(self, start: int, end: int) -> None:
+        super().__init__(f"bytes [{start}, {end}) not fetched")
+        self.start = start
+        self.end = end
+
+
+class RangeFile(io.RawIOBase):
+    """A seekable read-only file over fetched byte ranges; reading elsewhere raises.
+
+    ``strict`` (default) raises :class:`NeedBytes`, otherwise :class:`NeedBytesError`.
+    Ranges are kept in ``ranges`` (start -> bytes, possibly overlapping); ``pin`` / ``unpin``
+    count the users of a range so that concurrent reads can drop theirs.
+    """
+
+    def __init__(self, name: str, size: int | None = None) -> None:
+        super().__init__()
+        self.name = name
+        self.size = _UNKNOWN_SIZE if size is None else size
+        self.strict = True
+        self._pos = 0
+        self._starts: list[int] = []
+        self._data: dict[int, Buffer] = {}
+        self._pins: dict[int, int] = {}
+        self._lock = threading.Lock()
+
+    # ---------------------------------------------------------------- the cache
+    def add(self, start: int, data: Buffer, pin: bool = False) -> None:
+        """Keep ``data`` as the bytes from ``start`` (a longer range at ``start`` wins)."""
+        with self._lock:
+            old = self._data.get(start)
+            if old is None:
+                bisect.insort(self._starts, start)
+                self._data[start] = data
+            elif len(data) > len(old):
+                self._data[start] = data
+            if pin and (old is None or start in self._pins):  # kept ranges stay kept
+                self._pins[start] = self._pins.get(start, 0) + 1
+
+    def unpin(self, start: int) -> None:
+        """Release one pin of the range at ``start``; the last one drops it."""
+        with self._lock:
+            if start not in self._pins:
+                return
+            n = self._pins[start] - 1
+            if n > 0:
+                self._pins[start] = n
+                return
+            self._pins.pop(start, None)
+            if self._data.pop(start, None) is not None:
+                self._starts.remove(start)
+
+    @property
+    def cached_bytes(self) -> int:
+        with self._lock:
+            return sum(len(d) for d in self._data.values())
+
+    def _copy(self, pos: int, out: memoryview) -> None:
+        """Fill ``out`` with the bytes from ``pos``, from one or several adjacent ranges."""
+        n, done = len(out), 0
+        with self._lock:
+            while done < n:
+                at = pos + done
+                i = bisect.bisect_right(self._starts, at)
+                best: tuple[int, Buffer] | None = None
+                for start in reversed(self._starts[max(0, i - 8) : i]):
+                    data = self._data[start]
+                    if start + len(data) > at and (
+                        best is None or start + len(data) > best[0] + len(best[1])
+                    ):
+                        best = (start, data)
+                if best is None:
+                    end = pos + n
+                    raise NeedBytes(at, end) if self.strict else NeedBytesError(at, end)
+                start, data = best
+                take = min(n - done, start + len(data) - at)
+                out[done : done + take] = memoryview(data)[at - start : at - start + take]
+                done += take
+
+    # ---------------------------------------------------------------- io.RawIOBase
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = {0: 0, 1: self._pos, 2: self.size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def readinto(self, buffer: Any) -> int:
+        out = memoryview(buffer).cast("B")
+        n = max(0, min(len(out), self.size - self._pos))
+        if n:
+            self._copy(self._pos, out[:n])
+        self._pos += n
+        return n
+
+
+def _split(url: str) -> tuple[str, str]:
+    """``scheme://host/dir/name.tif`` -> (``scheme://host/dir``, ``name.tif``)."""
+    root, _, key = url.rpartition("/")
+    if not key or root.endswith((":/", ":")):
+        raise ValueError(f"{url!r}: a TIFF URL names a file (scheme://bucket-or-host/.../x.tif)")
+    return root, key
+
+
+class RemoteTiffSource(TiffSource):
+    """A TIFF on a store: :class:`TiffSource`'s metadata and levels, pixels by ranged reads.
+
+    Made by :func:`open_remote_tiff`. ``requests`` counts the ranged reads of pixel data.
+    """
+
+    def __init__(
+        self, url: str, file: RangeFile, store: AsyncStore, key: str, series: int, threads: int
+    ) -> None:
+        import tifffile
+
+        file.strict = True
+        file.seek(0)  # tifffile takes the position as the start of the TIFF
+        tif = tifffile.TiffFile(cast("IO[bytes]", file), name=key)
+        try:
+            super().__init__(url, series, threads, tif=tif)
+            # every page's tile table, parsed now (while misses are signals) and kept, so
+            # that planning a read never touches the file
+            self._tables: list[list[tuple[tuple[int, ...], tuple[int, ...]] | None]] = []
+            for lvl in self._series.levels[: self.levels]:
+                table: list[tuple[tuple[int, ...], tuple[int, ...]] | None] = []
+                for i in range(len(lvl.pages)):
+                    page = lvl.pages[i]
+                    table.append(
+                        None
+                        if page is None
+                        else (
+                            tuple(int(o) for o in page.dataoffsets),
+                            tuple(int(n) for n in page.databytecounts),
+                        )
+                    )
+                self._tables.append(table)
+            self._keys = [lvl.keyframe for lvl in self._series.levels[: self.levels]]
+            self._src_shapes = [
+                tuple(int(n) for n in lvl.shape) for lvl in self._series.levels[: self.levels]
+            ]
+            file.strict = False
+            self._chunks = [self.level_chunks(i) for i in range(self.levels)]
+        except BaseException:
+            tif.close()
+            raise
+        self.file = file
+        self.store = store
+        self.key = key
+        self.requests = 0
+
+    def ranges(self, region: tuple[slice, ...], level: int) -> list[tuple[int, int]] | None:
+        """The byte ranges of the tiles / strips that ``region`` of ``level`` overlaps;
+        ``None`` for a layout this does not map (then the read fetches what it misses)."""
+        key, table = self._keys[level], self._tables[level]
+        page_shape = tuple(int(n) for n in key.shape)
+        shape = self._src_shapes[level]
+        lead = len(shape) - len(page_shape)
+        axes = str(key.axes)
+        if lead < 0 or shape[lead:] != page_shape or "YX" not in axes:
+            return None
+        src: list[slice] = [slice(None)] * len(shape)
+        for sl, i in zip(region, self._src_of, strict=True):
+            src[i] = sl
+        for i, name in enumerate(self._map):
+            if name is None:
+                src[i] = slice(0, 1)
+        yaxis = lead + axes.index("Y")
+        y0, y1, _ = src[yaxis].indices(shape[yaxis])
+        x0, x1, _ = src[yaxis + 1].indices(shape[yaxis + 1])
+        if y1 <= y0 or x1 <= x0:
+            return []
+        lead_ranges = [range(*s.indices(n)) for s, n in zip(src[:lead], shape[:lead], strict=True)]
+        segments = _segments(key, y0, y1, x0, x1)
+        if segments is None:
+            return None
+        out: list[tuple[int, int]] = []
+        for index in _product(lead_ranges):
+            p = _ravel(index, shape[:lead]) if lead else 0
+            if p >= len(table):
+                return None
+            entry = table[p]
+            if entry is None:
+                continue
+            offsets, counts = entry
+            out.extend(
+                (int(offsets[s]), int(offsets[s]) + int(counts[s]))
+                for s in segments
+                if s < len(offsets) and counts[s] > 0
+            )
+        return sorted(set(out))
+
+    async def read(self, region: tuple[slice, ...], level: int = 0) -> NDArray[Any]:
+        """Fetch the tiles / strips of ``region`` concurrently, then decode in a worker thread."""
+        ranges = self.ranges(tuple(region), level)  # from the kept tables: no file access
+        pinned: list[int] = []
+        try:
+            if ranges:
+                await self._fetch(ranges, pinned)
+            for _ in range(_MAX_MISSES):
+                try:
+                    return await anyio.to_thread.run_sync(
+                        self.read_sync, region, level, limiter=self._limiter
+                    )
+                except (NeedBytes, NeedBytesError) as need:  # a layout not mapped above
+                    await self._fetch([(need.start, min(need.end, self.file.size))], pinned)
+            raise RuntimeError(f"{self.url}: TIFF read of {region} does not converge")
+        finally:
+            for start in pinned:
+                self.file.unpin(start)
+
+    async def _fetch(self, ranges: Sequence[tuple[int, int]], pinned: list[int]) -> None:
+        bufs = await self.store.get_ranges(self.key, ranges)
+        if bufs is None:
+            raise NotFoundError(f"{self.url} disappeared")
+        self.requests += len(ranges)
+        for (start, _), buf in zip(ranges, bufs, strict=True):
+            self.file.add(start, buf, pin=True)
+            pinned.append(start)
+
+    async def aclose(self) -> None:
+        try:
+            await super().aclose()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.store.aclose()
+
+
+def _product(ranges: list[range]) -> list[tuple[int, ...]]:
+    import itertools
+
+    return list(itertools.product(*ranges))
+
+
+def _ravel(index: tuple[int, ...], shape: tuple[int, ...]) -> int:
+    p = 0
+    for i, n in zip(index, shape, strict=True):
+        p = p * n + i
+    return p
+
+
+def _segments(key: Any, y0: int, y1: int, x0: int, x1: int) -> list[int] | None:
+    """Segment indices (tiles or strips) of a page that rows ``[y0, y1)`` and columns
+    ``[x0, x1)`` overlap, for every sample plane and depth."""
+    planes = int(key.shaped[0]) * int(key.shaped[1])  # separate samples x depth
+    length, width = int(key.imagelength), int(key.imagewidth)
+    if key.is_tiled:
+        th, tw = int(key.tilelength), int(key.tilewidth)
+        ny, nx = math.ceil(length / th), math.ceil(width / tw)
+        if int(key.tiledepth) != 1 and int(key.shaped[1]) != 1:
+            return None
+        per_plane = ny * nx
+        cells = [
+            ty * nx + tx
+            for ty in range(y0 // th, (y1 - 1) // th + 1)
+            for tx in range(x0 // tw, (x1 - 1) // tw + 1)
+        ]
+    else:
+        rows = int(key.rowsperstrip) or length
+        per_plane = math.ceil(length / rows)
+        cells = list(range(y0 // rows, (y1 - 1) // rows + 1))
+    return [p * per_plane + c for p in range(planes) for c in cells]
+
+
+async def open_remote_tiff(
+    url: str,
+    *,
+    series: int = 0,
+    threads: int = 4,
+    limits: Limits | None = None,
+    prefix: int = PREFIX,
+    block: int = BLOCK,
+    **store_options: Any,
+) -> RemoteTiffSource:
+    """Open the TIFF at ``url`` on its store (ranged reads; see the module docstring).
+
+    :param prefix: bytes read first (the header and, usually, the IFDs).
+    :param block: bytes read from each later miss onwards while parsing.
+    :raises NotFoundError: no object at ``url``.
+    """
+    root, key = _split(url)
+    store = open_store(root, limits=limits, **store_options)
+    try:
+        first = await store.get(key, RangeByteRequest(0, prefix))
+        if first is None:
+            raise NotFoundError(f"no TIFF at {url}")
+        file = RangeFile(url, len(first) if len(first) < prefix else None)
+        file.add(0, first)
+        for _ in range(_MAX_MISSES):
+            try:
+                return await anyio.to_thread.run_sync(
+                    lambda: RemoteTiffSource(url, file, store, key, series, threads)
+                )
+            except (NeedBytes, NeedBytesError) as need:
+                start = need.start
+                end = max(need.end, start + block)
+                buf = await store.get(key, RangeByteRequest(start, end))
+                if buf is None:
+                    raise NotFoundError(f"{url} disappeared") from None
+                if len(buf) < end - start:
+                    file.size = start + len(buf)  # the end of the object
+                if len(buf) == 0:
+                    raise NotFoundError(f"{url}: byte {start} is past its end") from None
+                file.add(start, buf)
+        raise UnsupportedError(f"{url}: more than {_MAX_MISSES} reads to parse the TIFF")
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await store.aclose()
+        raise
