@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
-from test_pyramid import data_for, is_chunk, model
+from test_pyramid import LAYOUTS, SHAPE, data_for, is_chunk, model
 
 import ngio_async
 from ngio_async import Limits
@@ -18,14 +18,6 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 pytestmark = pytest.mark.anyio
-
-LAYOUTS = [
-    pytest.param("0.4", (1, 8, 8), None, id="0.4"),
-    pytest.param("0.5", (1, 8, 8), False, id="0.5-chunks"),
-    pytest.param("0.5", (1, 4, 4), (1, 8, 12), id="0.5-sharded"),
-]
-SHAPE = (2, 37, 51)  # odd: edge objects and partial windows on every level
-
 
 def create(where: Any, version: str, chunks: Any, shards: Any, dtype: Any, **kw: Any) -> Any:
     options: dict[str, Any] = {} if shards is None else {"shards": shards}

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
     from numpy.typing import ArrayLike, NDArray
 
-    from ..engine import ChunkPlan, Region, ShardPlan
+    from ..engine import ChunkPlan, InnerChunkPlan, Region, ShardPlan
     from ..meta.zarr import ArrayMeta
     from ..stores import AsyncStore, Buffer
     from ._write import AfterWrite
@@ -170,16 +170,8 @@ class Level:
             if index is None:
                 out[plan.out_selection] = self.fill_value
                 continue
-            jobs = []
-            for inner in plan.chunks:
-                rng = index.chunk_range(inner.coords)
-                if rng is None:
-                    out[inner.out_selection] = self.fill_value
-                else:
-                    jobs.append(
-                        _Job(key, RangeByteRequest(*rng), f"{key}{list(inner.coords)}",
-                             inner.chunk_selection, out[inner.out_selection])
-                    )  # fmt: skip
+            wanted, pieces = _stored_pieces(index, plan, out, self.fill_value)
+            jobs = _range_jobs(key, wanted, pieces, out)
             _fetch_decode(self.store, codec.inner, jobs, self.fill_value)
         return out
 
@@ -273,33 +265,15 @@ class Level:
         if index is None:
             out[plan.out_selection] = self.fill_value
             return
-        wanted: list[tuple[int, int]] = []
-        pieces = []
-        for inner in plan.chunks:
-            rng = index.chunk_range(inner.coords)
-            if rng is None:
-                out[inner.out_selection] = self.fill_value
-            else:
-                wanted.append(rng)
-                pieces.append(inner)
+        wanted, pieces = _stored_pieces(index, plan, out, self.fill_value)
         if not wanted:
             return
         if self.store.blocking_reads:  # local: read and decode in one worker-thread call
-            jobs = [
-                _Job(
-                    key,
-                    RangeByteRequest(*rng),
-                    f"{key}{list(p.coords)}",
-                    p.chunk_selection,
-                    out[p.out_selection],
-                )
-                for rng, p in zip(wanted, pieces, strict=True)
-            ]
             await anyio.to_thread.run_sync(
                 _fetch_decode,
                 self.store,
                 codec.inner,
-                jobs,
+                _range_jobs(key, wanted, pieces, out),
                 self.fill_value,
                 limiter=self._decode_limiter,
             )
@@ -449,6 +423,33 @@ class _Job(NamedTuple):
     name: str
     chunk_sel: Region
     target: NDArray[Any]
+
+
+def _stored_pieces(
+    index: ShardIndex, plan: ShardPlan, out: NDArray[Any], fill_value: Any
+) -> tuple[list[tuple[int, int]], list[InnerChunkPlan]]:
+    """The byte ranges of the stored inner chunks of ``plan``, and their plans; the absent ones
+    are filled with ``fill_value`` in ``out``."""
+    wanted: list[tuple[int, int]] = []
+    pieces: list[InnerChunkPlan] = []
+    for inner in plan.chunks:
+        rng = index.chunk_range(inner.coords)
+        if rng is None:
+            out[inner.out_selection] = fill_value
+        else:
+            wanted.append(rng)
+            pieces.append(inner)
+    return wanted, pieces
+
+
+def _range_jobs(
+    key: str, wanted: list[tuple[int, int]], pieces: list[InnerChunkPlan], out: NDArray[Any]
+) -> list[_Job]:
+    return [
+        _Job(key, RangeByteRequest(*rng), f"{key}{list(p.coords)}", p.chunk_selection,
+             out[p.out_selection])
+        for rng, p in zip(wanted, pieces, strict=True)
+    ]  # fmt: skip
 
 
 def _fetch_decode(store: AsyncStore, codec: ChunkCodec, jobs: list[_Job], fill_value: Any) -> None:
