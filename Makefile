@@ -67,5 +67,8 @@ bench-write: $(BIN)/.installed-bench
 bench-convert: $(BIN)/.installed-bench
 	$(BIN)/python benchmarks/bench_convert.py --repeat 3
 
+bench-serve: $(BIN)/.installed-bench
+	$(BIN)/python benchmarks/bench_serve.py
+
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

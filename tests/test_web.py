@@ -89,13 +89,14 @@ def level_array(path: Path, level: int) -> zarr.Array[Any]:
 def reference_composite(
     planes: list[NDArray[Any]], windows: list[tuple[float, float]], colors: list[str]
 ) -> NDArray[np.uint8]:
-    """The documented composite: linear window, clip, times colour, additive sum, round."""
-    acc = np.zeros((*planes[0].shape, 3), dtype=np.float32)
+    """The documented composite: linear window, clip, times colour, rounded per channel,
+    additive sum saturating at 255."""
+    acc = np.zeros((*planes[0].shape, 3), dtype=np.int64)
     for plane, (start, end), color in zip(planes, windows, colors, strict=True):
         rgb = np.array([int(color[i : i + 2], 16) for i in (0, 2, 4)], dtype=np.float32)
         norm = (plane.astype(np.float32) - np.float32(start)) / np.float32(end - start)
-        acc += np.clip(norm, 0.0, 1.0)[..., None] * rgb
-    out: NDArray[np.uint8] = np.rint(np.clip(acc, 0.0, 255.0)).astype(np.uint8)
+        acc += np.rint(np.clip(norm, 0.0, 1.0)[..., None] * rgb).astype(np.int64)
+    out: NDArray[np.uint8] = np.minimum(acc, 255).astype(np.uint8)
     return out
 
 

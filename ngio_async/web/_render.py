@@ -6,10 +6,18 @@ No I/O and no event loop here: the server runs :func:`composite`, :func:`encode_
 
 from __future__ import annotations
 
+import functools
 import io
+import struct
+import zlib
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+try:  # ISA-L's deflate: the same zlib stream, ~5x faster at level 1
+    from isal.isal_zlib import compress as _deflate
+except ImportError:  # pragma: no cover - isal has wheels for the usual platforms
+    from zlib import compress as _deflate
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -28,6 +36,7 @@ __all__ = [
     "default_colors",
     "encode_image",
     "encode_npy",
+    "encode_png",
     "parse_color",
     "render_tile",
 ]
@@ -104,31 +113,81 @@ def compute_windows(planes: NDArray[Any], channel_axis: int | None) -> list[Wind
     return out
 
 
+def _contribution(
+    values: NDArray[Any], window: Window, color: tuple[int, int, int]
+) -> NDArray[np.uint8]:
+    """``rint(clip((v - start) / span, 0, 1) * color)`` per colour component: ``(..., 3)`` uint8."""
+    start, end = window
+    span = np.float32(end - start) if end > start else np.float32(1e-12)
+    norm = np.subtract(values, np.float32(start), dtype=np.float32, casting="unsafe")
+    np.divide(norm, span, out=norm)
+    np.clip(norm, 0.0, 1.0, out=norm)
+    scaled = norm[..., np.newaxis] * np.asarray(color, dtype=np.float32)
+    out: NDArray[np.uint8] = np.rint(scaled).astype(np.uint8)
+    return out
+
+
+@functools.lru_cache(maxsize=64)
+def _lut(dtype: str, window: Window, color: tuple[int, int, int]) -> NDArray[np.uint8]:
+    """The contribution of every value of a <= 16-bit integer dtype, indexed by its unsigned
+    view: ``(2**bits, 3)`` uint8 (a table lookup replaces the float arithmetic per pixel)."""
+    dt = np.dtype(dtype)
+    values = np.arange(2 ** (8 * dt.itemsize), dtype=f"u{dt.itemsize}").view(dt)
+    return _contribution(values, window, color)
+
+
 def composite(
     planes: Sequence[NDArray[Any]],
     windows: Sequence[Window],
     colors: Sequence[tuple[int, int, int]],
 ) -> NDArray[np.uint8]:
     """Additive RGB composite of 2-D ``planes``: each maps linearly through its window
-    (clipped to 0..1), times its colour; the sum is clipped to 0..255 and rounded to uint8."""
+    (clipped to 0..1) times its colour, rounded per component (0..255); the channels' values are
+    summed, saturating at 255. Integer planes of up to 16 bits go through cached lookup tables."""
     if not planes:
         raise ValueError("composite() needs at least one plane")
-    height, width = planes[0].shape
-    acc = np.zeros((3, height, width), dtype=np.float32)  # one contiguous plane per colour
-    norm = np.empty((height, width), dtype=np.float32)
-    term = np.empty_like(norm)
-    for plane, (start, end), color in zip(planes, windows, colors, strict=True):
-        span = np.float32(end - start) if end > start else np.float32(1e-12)
-        np.subtract(plane, np.float32(start), out=norm, dtype=np.float32, casting="unsafe")
-        np.divide(norm, span, out=norm)
-        np.clip(norm, 0.0, 1.0, out=norm)
-        for k, value in enumerate(color):
-            if value:
-                np.multiply(norm, np.float32(value), out=term)
-                acc[k] += term
-    np.clip(acc, 0.0, 255.0, out=acc)
-    np.rint(acc, out=acc)
-    return np.ascontiguousarray(acc.astype(np.uint8).transpose(1, 2, 0))
+    acc: NDArray[np.uint8] | None = None
+    for plane, window, color in zip(planes, windows, colors, strict=True):
+        arr = np.asarray(plane)
+        if arr.dtype.kind in "iu" and arr.dtype.itemsize <= 2:
+            table = _lut(arr.dtype.str, (float(window[0]), float(window[1])), tuple(color))
+            part = np.take(table, arr.view(f"u{arr.dtype.itemsize}"), axis=0)
+        else:
+            part = _contribution(arr, window, color)
+        if acc is None:
+            acc = np.array(part, dtype=np.uint8, order="C")
+        else:  # saturating uint8 add: a wrapped sum is smaller than either term
+            total = acc + part
+            np.putmask(total, total < acc, 255)
+            acc = total
+    assert acc is not None
+    return acc
+
+
+def encode_png(rgb: NDArray[np.uint8]) -> bytes:
+    """An ``(h, w, 3)`` uint8 image as PNG: "sub"-filtered rows deflated with ISA-L at level 1
+    (zlib level 1 where isal is missing); ~1.5 ms for 512x512, several times Pillow's speed."""
+    rgb = np.ascontiguousarray(rgb)
+    height, width, _ = rgb.shape
+    flat = rgb.reshape(height, width * 3)
+    raw = np.empty((height, width * 3 + 1), dtype=np.uint8)
+    raw[:, 0] = 1  # filter "sub": each byte minus the same byte of the pixel to its left
+    raw[:, 1:4] = flat[:, :3]
+    np.subtract(flat[:, 3:], flat[:, :-3], out=raw[:, 4:])
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
+    return b"".join(
+        (
+            b"\x89PNG\r\n\x1a\n",
+            _png_chunk(b"IHDR", header),
+            _png_chunk(b"IDAT", _deflate(raw.tobytes(), 1)),
+            _png_chunk(b"IEND", b""),
+        )
+    )
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    crc = zlib.crc32(data, zlib.crc32(kind))
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
 
 
 def encode_image(rgb: NDArray[np.uint8], ext: str) -> bytes:
@@ -136,10 +195,11 @@ def encode_image(rgb: NDArray[np.uint8], ext: str) -> bytes:
     from PIL import Image
 
     fmt = FORMATS[ext][0]
+    if fmt == "PNG":
+        return encode_png(rgb)
     image = Image.fromarray(np.ascontiguousarray(rgb))
     out = io.BytesIO()
     options: dict[str, Any] = {
-        "PNG": {"compress_level": 1},  # fast; tiles are cached by ETag
         "JPEG": {"quality": 90},
         "WEBP": {"quality": 90, "method": 2},  # ~3x faster than the default method 4
     }[fmt]
