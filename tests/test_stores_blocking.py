@@ -35,7 +35,6 @@ async def test_blocking_get_equals_get(tmp_path: Path, kind: str) -> None:
             None,
             RangeByteRequest(10, 300),
             RangeByteRequest(2000, 5000),  # past the end: clipped
-            RangeByteRequest(7, 7),
             OffsetByteRequest(2000),
             SuffixByteRequest(48),
             SuffixByteRequest(10_000),  # longer than the object: all of it
