@@ -535,6 +535,7 @@ def main() -> None:
         "--budget", type=float, default=20.0, help="seconds per run before stopping"
     )
     parser.add_argument("--no-shard-tiles", action="store_true", help="skip the 4096x4096 row")
+    parser.add_argument("--cases", help="only these, e.g. chunked/512,sharded/4096")
     parser.add_argument(
         "--one", nargs=2, metavar=("CONTENDER", "SOURCE_JSON"), help=argparse.SUPPRESS
     )
@@ -559,6 +560,9 @@ def main() -> None:
     cases = [("chunked", 512), ("sharded", 512)]
     if not args.no_shard_tiles:
         cases.append(("sharded", 4096))
+    if args.cases:
+        wanted = {c.strip() for c in args.cases.split(",")}
+        cases = [(k, t) for k, t in cases if f"{k}/{t}" in wanted]
     sources = [s.strip() for s in args.sources.split(",") if s.strip()]
     wanted = [c.strip() for c in args.contenders.split(",") if c.strip()]
     nbytes = math.prod(shape) * 2

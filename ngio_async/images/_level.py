@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import threading
 from collections import OrderedDict
+from dataclasses import replace
 from itertools import chain, islice
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
@@ -257,9 +258,17 @@ class Level:
             if whole is None:
                 out[plan.out_selection] = self.fill_value
                 return
-            await anyio.to_thread.run_sync(
-                _decode_shard_into, codec, whole, key, plan, out, limiter=self._decode_limiter
-            )
+            # decode the inner chunks on every decode thread: a shard is many chunks of work
+            parts = max(1, min(int(self._decode_limiter.total_tokens), len(plan.chunks) // 8))
+            if parts == 1:
+                await anyio.to_thread.run_sync(
+                    _decode_shard_into, codec, whole, key, plan, out, limiter=self._decode_limiter
+                )
+                return
+            async with anyio.create_task_group() as tg:
+                for i in range(parts):
+                    part = replace(plan, chunks=plan.chunks[i::parts])
+                    tg.start_soon(self._decode_shard_part, codec, whole, key, part, out)
             return
         index = await self.shard_index(key)
         if index is None:
@@ -291,6 +300,13 @@ class Level:
                     p.chunk_selection,
                     out[p.out_selection],
                 )
+
+    async def _decode_shard_part(
+        self, codec: ShardCodec, whole: Buffer, key: str, plan: ShardPlan, out: NDArray[Any]
+    ) -> None:
+        await anyio.to_thread.run_sync(
+            _decode_shard_into, codec, whole, key, plan, out, limiter=self._decode_limiter
+        )
 
     async def _decode_in_thread(
         self, codec: ChunkCodec, buf: Buffer, key: str, chunk_sel: Region, target: NDArray[Any]
