@@ -232,6 +232,24 @@ def test_http_tile_fetches_one_ranged_chunk(http_server: StaticServer) -> None:
     anyio.run(go, backend="asyncio")
 
 
+def test_http_whole_shard_is_one_get_decoded_on_every_thread(http_server: StaticServer) -> None:
+    # 64 inner chunks: the whole shard comes in one GET and is decoded in parts, in parallel
+    spec = Spec(version="0.5", shape=(1, 64, 64), chunks=(1, 8, 8), shards=(1, 64, 64), levels=1)
+    (data,) = write_image(http_server.root / "img.zarr", spec)
+
+    async def go() -> None:
+        async with ngio_async.open_async(
+            http_server.url + "img.zarr", limits=ngio_async.Limits(decode_threads=4)
+        ) as ds:
+            http_server.reset()
+            np.testing.assert_array_equal(await ds[...], data)
+            np.testing.assert_array_equal(await ds[:, 3:61, 2:63], data[:, 3:61, 2:63])
+            assert http_server.count("GET", "/img.zarr/0/c/0/0/0") == 2
+            assert all(r.range is None for r in http_server.requests)
+
+    anyio.run(go, backend="asyncio")
+
+
 # ---------------------------------------------------------------- faults
 def serve_image(http_server: StaticServer, spec: Spec | None = None) -> list[Any]:
     return write_image(http_server.root / "img.zarr", spec or Spec(shape=(1, 32, 32), levels=1))
