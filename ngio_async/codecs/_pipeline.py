@@ -51,6 +51,10 @@ def all_equal(array: NDArray[Any], value: np.generic) -> bool:
     """True if every element equals ``value`` (NaN equals NaN), as zarr-python's empty-chunk test."""
     if array.dtype.kind in "fc" and np.isnan(value):
         return bool(np.all(np.isnan(array)))
+    if array.size and array[(0,) * array.ndim] != value:  # data rarely starts with the fill
+        return False
+    if value == 0 and array.dtype.kind in "biu":
+        return not array.any()  # no temporary boolean array
     return bool(np.all(array == value))
 
 

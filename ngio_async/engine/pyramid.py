@@ -145,6 +145,13 @@ def _mean_small_int(
     total = pick(first).astype(acc_dtype)
     for offset in offsets:
         np.add(total, pick(offset), out=total, casting="unsafe")
+    if count > 1 and count & (count - 1) == 0:  # a power of two (2x2, 2x2x2): shifts and masks, no division
+        half = count >> 1
+        r = total & acc_dtype.type(count - 1)
+        np.right_shift(total, count.bit_length() - 1, out=total)  # floor, also when negative
+        r += total & acc_dtype.type(1)  # r + (q odd) > half  <=>  round half to even goes up
+        total += r > half
+        return total.astype(dtype)
     q, r = np.divmod(total, acc_dtype.type(count))
     twice = r.astype(acc_dtype) * 2
     up = (twice > count) | ((twice == count) & (q % 2 == 1))
