@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.anyio
 
+
 def create(where: Any, version: str, chunks: Any, shards: Any, dtype: Any, **kw: Any) -> Any:
     options: dict[str, Any] = {} if shards is None else {"shards": shards}
     return ngio_async.create_async(

@@ -145,7 +145,9 @@ def _mean_small_int(
     total = pick(first).astype(acc_dtype)
     for offset in offsets:
         np.add(total, pick(offset), out=total, casting="unsafe")
-    if count > 1 and count & (count - 1) == 0:  # a power of two (2x2, 2x2x2): shifts and masks, no division
+    if (
+        count > 1 and count & (count - 1) == 0
+    ):  # a power of two (2x2, 2x2x2): shifts and masks, no division
         half = count >> 1
         r = total & acc_dtype.type(count - 1)
         np.right_shift(total, count.bit_length() - 1, out=total)  # floor, also when negative
