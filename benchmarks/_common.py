@@ -6,6 +6,8 @@ import contextlib
 import logging
 import os
 import resource
+import subprocess
+import sys
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -156,3 +158,33 @@ def upload(root: Path, name: str, s3: S3) -> None:
                 tg.start_soon(store.put, key, data)
 
     anyio.run(go, backend="asyncio")
+
+
+def stop_process(proc: subprocess.Popen[Any]) -> None:
+    """Terminate ``proc`` (kill it after 10 s) and reap it."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@contextlib.contextmanager
+def child_line(args: list[str], prefix: str, *, stdin: bool = False) -> Iterator[str]:
+    """Run ``python *args`` in a child process; yield the rest of its first stdout line, which
+    must start with ``prefix`` (its address); stop it on exit."""
+    proc = subprocess.Popen(
+        [sys.executable, *args],
+        stdin=subprocess.PIPE if stdin else None,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        if not line.startswith(prefix):
+            raise RuntimeError(f"{args[0]} did not start (said {line!r})")
+        yield line[len(prefix) :].strip()
+    finally:
+        stop_process(proc)

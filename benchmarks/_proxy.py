@@ -15,8 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import subprocess
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -55,24 +53,10 @@ async def _serve(root: Path, delay: float, port: int) -> None:
 @contextlib.contextmanager
 def http_server(root: Path, *, delay: float = 0.02) -> Iterator[str]:
     """Start the server in a child process; yield its base URL; stop it on exit."""
-    proc = subprocess.Popen(
-        [sys.executable, __file__, str(root), "--delay", str(delay)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        if not line.startswith("PORT "):
-            raise RuntimeError(f"HTTP server did not start (said {line!r})")
-        yield f"http://127.0.0.1:{int(line.split()[1])}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    from _common import child_line
+
+    with child_line([__file__, str(root), "--delay", str(delay)], "PORT ") as port:
+        yield f"http://127.0.0.1:{int(port)}"
 
 
 def main() -> None:

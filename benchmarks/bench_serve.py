@@ -52,7 +52,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from _common import DATA, S3, SHAPE, make_image, moto_s3, upload
+from _common import DATA, S3, SHAPE, child_line, make_image, moto_s3, stop_process, upload
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -111,20 +111,8 @@ def _moto_child() -> None:
 @contextlib.contextmanager
 def moto_process() -> Iterator[S3]:
     """moto's S3 server in its own process (so it does not share the load generator's GIL)."""
-    proc = subprocess.Popen(
-        [sys.executable, __file__, "--moto"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        if not line.startswith("S3 "):
-            raise RuntimeError(f"moto did not start (said {line!r})")
-        yield S3(**json.loads(line[3:]))
-    finally:
-        stop(proc)
+    with child_line([__file__, "--moto"], "S3 ", stdin=True) as doc:
+        yield S3(**json.loads(doc))
 
 
 @contextlib.contextmanager
@@ -179,15 +167,6 @@ def server_command(contender: str, src: Source, image: str, port: int) -> list[s
     return cmd
 
 
-def stop(proc: subprocess.Popen[Any]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
 @contextlib.contextmanager
 def server(cmd: list[str], env: dict[str, str], port: int) -> Iterator[subprocess.Popen[str]]:
     """Start ``cmd``; yield once 127.0.0.1:``port`` accepts connections; stop it on exit."""
@@ -207,7 +186,7 @@ def server(cmd: list[str], env: dict[str, str], port: int) -> Iterator[subproces
             time.sleep(0.05)
         yield proc
     finally:
-        stop(proc)
+        stop_process(proc)
 
 
 def cpu_seconds(pid: int) -> float:
