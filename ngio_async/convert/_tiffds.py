@@ -43,6 +43,10 @@ class TiffLevel(Level):
         self.source = source
         self.index = index
 
+    @property
+    def reads_locally(self) -> bool:
+        return False  # regions come from the TIFF source, not from chunks in the store
+
     async def read(self, region: Region) -> NDArray[Any]:
         return await self.source.read(tuple(region), self.index)
 

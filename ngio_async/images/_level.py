@@ -124,10 +124,16 @@ class Level:
         sel = normalize_selection(selection, self.shape)
         return sel.apply(await self.read(sel.region))
 
+    @property
+    def reads_locally(self) -> bool:
+        """Whether a region inside one stored object is read in one worker-thread call
+        (``_read_local``); subclasses that read elsewhere return False."""
+        return self.store.blocking_reads and not self.writable
+
     async def read(self, region: Region) -> NDArray[Any]:
         """Read a normalised region (step-1 slices inside the bounds, one per axis)."""
         shape = region_shape(region)
-        if self.store.blocking_reads and not self.writable and self._one_object(region):
+        if self.reads_locally and self._one_object(region):
             # local, one stored object (a tile): plan, read and decode in one worker-thread call
             return await anyio.to_thread.run_sync(
                 self._read_local, region, shape, limiter=self._decode_limiter
