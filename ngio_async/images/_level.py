@@ -155,11 +155,7 @@ class Level:
         out: NDArray[Any] = np.empty(shape, dtype=self.dtype)
         codec = self.codec
         if not isinstance(codec, ShardCodec):
-            jobs = [
-                _Job(self._prefix + p.key, None, self._prefix + p.key, p.chunk_selection,
-                     out[p.out_selection])
-                for p in plan_chunks(self.meta, region)
-            ]  # fmt: skip
+            jobs = _chunk_jobs(self._prefix, plan_chunks(self.meta, region), out)
             _fetch_decode(self.store, codec, jobs, self.fill_value)
             return out
         for plan in plan_shards(self.meta, region):
@@ -198,25 +194,25 @@ class Level:
         else:
             chunk_codec = self.codec
             plans = plan_chunks(self.meta, region)
-            count = math.prod(
-                -(-r.stop // c) - r.start // c for r, c in zip(region, self.chunks, strict=True)
-            )
-            threads = int(self._decode_limiter.total_tokens)
-            per_call = max(1, min(_BATCH, count // (4 * threads)))
-            if self.store.blocking_reads and per_call > 1:
-                # local, many chunks: read + decode several per worker-thread call (fewer hops)
+            if self.store.blocking_reads:
+                # local: read + decode in worker-thread calls, several chunks per call when
+                # there are many (fewer hops)
+                count = math.prod(
+                    -(-r.stop // c) - r.start // c for r, c in zip(region, self.chunks, strict=True)
+                )
+                threads = int(self._decode_limiter.total_tokens)
+                per_call = max(1, min(_BATCH, count // (4 * threads)))
                 batches = iter(lambda: list(islice(plans, per_call)), [])
 
                 async def one_batch(batch: list[ChunkPlan]) -> None:
-                    jobs = [
-                        _Job(self._prefix + p.key, None, self._prefix + p.key, p.chunk_selection,
-                             out[p.out_selection])
-                        for p in batch
-                    ]  # fmt: skip
                     await anyio.to_thread.run_sync(
-                        _fetch_decode, self.store, chunk_codec, jobs, self.fill_value,
+                        _fetch_decode,
+                        self.store,
+                        chunk_codec,
+                        _chunk_jobs(self._prefix, batch, out),
+                        self.fill_value,
                         limiter=self._decode_limiter,
-                    )  # fmt: skip
+                    )
 
                 await _run_all(batches, one_batch, self._window)
                 return
@@ -229,16 +225,6 @@ class Level:
     async def _read_chunk(self, codec: ChunkCodec, plan: ChunkPlan, out: NDArray[Any]) -> None:
         key = self._prefix + plan.key
         target = out[plan.out_selection]
-        if self.store.blocking_reads:  # local: read and decode in one worker-thread call
-            await anyio.to_thread.run_sync(
-                _fetch_decode,
-                self.store,
-                codec,
-                [_Job(key, None, key, plan.chunk_selection, target)],
-                self.fill_value,
-                limiter=self._decode_limiter,
-            )
-            return
         buf = await self.store.get(key)
         if buf is None:
             target[...] = self.fill_value
@@ -462,6 +448,14 @@ def _stored_pieces(
             wanted.append(rng)
             pieces.append(inner)
     return wanted, pieces
+
+
+def _chunk_jobs(prefix: str, plans: Iterable[ChunkPlan], out: NDArray[Any]) -> list[_Job]:
+    """Whole-object reads of plain chunks, decoded into their part of ``out``."""
+    return [
+        _Job(prefix + p.key, None, prefix + p.key, p.chunk_selection, out[p.out_selection])
+        for p in plans
+    ]
 
 
 def _range_jobs(
