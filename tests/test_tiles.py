@@ -158,9 +158,12 @@ async def test_slow_consumer_holds_memory_at_the_byte_bound(tmp_path: Path) -> N
 
 @pytest.mark.parametrize("attempt", range(15))
 @pytest.mark.parametrize("form", ["bare", "with"])
-async def test_break_after_5_of_10000_tiles(tmp_path: Path, attempt: int, form: str) -> None:
+@pytest.mark.parametrize("blocking", [False, True], ids=["async-reads", "local-batches"])
+async def test_break_after_5_of_10000_tiles(
+    tmp_path: Path, attempt: int, form: str, blocking: bool
+) -> None:
     big_empty(tmp_path)
-    store = InstrumentedStore(open_store(tmp_path), latency=0.001)
+    store = InstrumentedStore(open_store(tmp_path), latency=0.001, blocking=blocking)
     window = 8
     async with ngio_async.open_async(store) as ds:
         store.reset()
@@ -189,9 +192,12 @@ async def test_break_after_5_of_10000_tiles(tmp_path: Path, attempt: int, form: 
 
 
 @pytest.mark.parametrize("attempt", range(10))
-async def test_timeout_leaves_nothing_in_flight(tmp_path: Path, attempt: int) -> None:
+@pytest.mark.parametrize("blocking", [False, True], ids=["async-reads", "local-batches"])
+async def test_timeout_leaves_nothing_in_flight(
+    tmp_path: Path, attempt: int, blocking: bool
+) -> None:
     big_empty(tmp_path)
-    store = InstrumentedStore(open_store(tmp_path), latency=0.003)
+    store = InstrumentedStore(open_store(tmp_path), latency=0.003, blocking=blocking)
     async with ngio_async.open_async(store) as ds:
 
         async def consume_with_deadline() -> None:
@@ -206,9 +212,10 @@ async def test_timeout_leaves_nothing_in_flight(tmp_path: Path, attempt: int) ->
     await store.aclose()
 
 
-async def test_error_in_the_loop_body_stops_prefetching(tmp_path: Path) -> None:
+@pytest.mark.parametrize("blocking", [False, True], ids=["async-reads", "local-batches"])
+async def test_error_in_the_loop_body_stops_prefetching(tmp_path: Path, blocking: bool) -> None:
     big_empty(tmp_path)
-    store = InstrumentedStore(open_store(tmp_path), latency=0.001)
+    store = InstrumentedStore(open_store(tmp_path), latency=0.001, blocking=blocking)
     async with ngio_async.open_async(store) as ds:
 
         async def failing_body() -> None:
@@ -223,14 +230,65 @@ async def test_error_in_the_loop_body_stops_prefetching(tmp_path: Path) -> None:
     await store.aclose()
 
 
-async def test_closing_the_dataset_stops_bare_iterators(tmp_path: Path) -> None:
+@pytest.mark.parametrize("blocking", [False, True], ids=["async-reads", "local-batches"])
+async def test_closing_the_dataset_stops_bare_iterators(tmp_path: Path, blocking: bool) -> None:
     big_empty(tmp_path)
-    store = InstrumentedStore(open_store(tmp_path), latency=0.001)
+    store = InstrumentedStore(open_store(tmp_path), latency=0.001, blocking=blocking)
     ds = await ngio_async.open_async(store)
     it = aiter(ds.tiles(prefetch=4))
     await anext(it)
     await ds.aclose()
     assert store.in_flight == 0
+    await store.aclose()
+
+
+async def test_local_tiles_are_read_in_batches_remote_ones_singly(tmp_path: Path) -> None:
+    big_empty(tmp_path)
+    local = InstrumentedStore(open_store(tmp_path), blocking=True)
+    remote = InstrumentedStore(open_store(tmp_path))
+    region = (slice(None), slice(0, 200), slice(None))
+    for store, expected in ((local, 4), (remote, 1)):
+        async with ngio_async.open_async(store) as ds:
+            store.reset()
+            stream = ds.tiles(region=region, prefetch=16)
+            assert stream.tiles_per_call == expected
+            seen = [t.index async for t in stream]
+            assert seen == [(0, y, x) for y in range(20) for x in range(100)]  # grid order
+            assert store.method_counts["get"] == 2000  # every tile's one chunk, once
+            # a prefetch smaller than a batch reads one tile per call
+            assert ds.tiles(prefetch=2).tiles_per_call == 1
+        await store.aclose()
+
+
+@pytest.mark.parametrize("ordered", [True, False])
+async def test_a_failing_tile_in_a_batch_comes_after_the_tiles_before_it(
+    tmp_path: Path, ordered: bool
+) -> None:
+    big_empty(tmp_path)
+    bad = "0/c/0/0/6"  # the 7th tile of the first row: in the second batch of 4
+
+    def fail(method: str, key: str) -> BaseException | None:
+        return OSError(f"disk error on {key}") if key == bad else None
+
+    store = InstrumentedStore(open_store(tmp_path), fail=fail, blocking=True)
+    async with ngio_async.open_async(store) as ds:
+        got: list[tuple[int, ...]] = []
+        stream = ds.tiles(region=(slice(None), slice(0, 10), slice(0, 200)), ordered=ordered)
+        assert stream.tiles_per_call == 4
+
+        async def consume() -> None:
+            async for tile in stream:
+                got.append(tile.index)  # noqa: PERF401 - the tiles before the error are kept
+
+        with pytest.raises(ngio_async.StoreError, match="0/c/0/0/6") as info:
+            await consume()
+        assert "disk error" in str(info.value)
+        if ordered:
+            assert got == [(0, 0, x) for x in range(6)]
+        else:  # batches in completion order; the failing one still hands over 4 and 5 first
+            assert got[-2:] == [(0, 0, 4), (0, 0, 5)]
+            assert (0, 0, 6) not in got and (0, 0, 7) not in got
+        assert store.in_flight == 0
     await store.aclose()
 
 

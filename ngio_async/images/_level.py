@@ -27,6 +27,7 @@ from ..stores import RangeByteRequest, SuffixByteRequest
 from ._write import KeyLocks, write_region
 
 P = TypeVar("P")
+R = TypeVar("R")
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
@@ -143,6 +144,20 @@ class Level:
             return out
         await self.read_into(region, out)
         return out
+
+    def read_blocking(self, region: Region) -> NDArray[Any]:
+        """Blocking read of a normalised region, for a worker thread; needs :attr:`reads_locally`.
+
+        The tile iterator reads several small tiles per worker-thread call with it (one thread
+        hand-off per batch instead of per tile).
+        """
+        if not self.reads_locally:
+            raise RuntimeError(f"{self!r} does not read locally; use await level.read()")
+        return self._read_local(region, region_shape(region))
+
+    async def in_decode_thread(self, fn: Callable[[P], R], arg: P) -> R:
+        """``fn(arg)`` in a worker thread, holding one of the dataset's decode-thread tokens."""
+        return await anyio.to_thread.run_sync(fn, arg, limiter=self._decode_limiter)
 
     def _one_object(self, region: Region) -> bool:
         return all(

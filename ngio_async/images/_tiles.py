@@ -1,9 +1,10 @@
-"""``Tile`` and ``TileStream``: what ``Dataset.tiles()`` returns and yields."""
+"""``Tile``, ``TileStream`` and ``TileIterator``: what ``Dataset.tiles()`` returns and yields."""
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, Self
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -12,10 +13,10 @@ if TYPE_CHECKING:
     from anyio.abc import TaskGroup
     from numpy.typing import NDArray
 
-    from .._prefetch import Prefetch, PrefetchIterator
+    from .._prefetch import Prefetch, PrefetchIterator, ProgressCallback
     from ..engine import TileSpec
 
-__all__ = ["Tile", "TileStream"]
+__all__ = ["Tile", "TileBatch", "TileIterator", "TileStream"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +48,14 @@ class Tile:
         return tuple(self.data.shape)
 
 
+class TileBatch(NamedTuple):
+    """Tiles read together (one worker-thread call on local stores), in grid order; ``error``
+    is what stopped the batch after them (raised once they are consumed)."""
+
+    tiles: list[Tile]
+    error: Exception | None = None
+
+
 class TileStream:
     """The tiles of a region, fetched ahead of the consumer within the ``Limits`` bounds.
 
@@ -56,23 +65,32 @@ class TileStream:
     - ``async with ds.tiles(...) as tiles: async for tile in tiles``: the block owns the work;
       leaving it for any reason (``break``, an exception, cancellation, a timeout) cancels every
       fetch in flight before the block exits.
+
+    Underneath, the prefetch engine's items are batches of tiles (several small tiles per
+    worker-thread call on local disks, one tile otherwise); both iterators hand out single
+    tiles, call ``progress(done, total)`` per tile, and keep grid order when ``ordered``.
     """
 
     def __init__(
         self,
-        make: Callable[[TaskGroup | None], Prefetch[TileSpec, Tile]],
+        make: Callable[[TaskGroup | None], Prefetch[list[TileSpec], TileBatch]],
         owner: Callable[[], Awaitable[TaskGroup]],
         *,
         grid: tuple[int, ...],
         total: int,
+        progress: ProgressCallback | None = None,
+        tiles_per_call: int = 1,
     ) -> None:
         self._make = make
         self._owner = owner
+        self._progress = progress
         self._used = False
-        self._cm: Prefetch[TileSpec, Tile] | None = None
+        self._cm: Prefetch[list[TileSpec], TileBatch] | None = None
         #: tiles per axis, and how many tiles the stream yields
         self.grid = grid
         self.total = total
+        #: tiles read per worker-thread call (> 1 on local stores with small tiles)
+        self.tiles_per_call = tiles_per_call
 
     def __len__(self) -> int:
         return self.total
@@ -82,14 +100,15 @@ class TileStream:
             raise RuntimeError("a tile stream can be iterated once; call ds.tiles() again")
         self._used = True
 
-    def __aiter__(self) -> _OwnedTiles:
+    def __aiter__(self) -> TileIterator:
         self._claim()
-        return _OwnedTiles(self._make, self._owner)
+        return TileIterator(_OwnedBatches(self._make, self._owner), self._progress, self.total)
 
-    async def __aenter__(self) -> PrefetchIterator[Tile]:
+    async def __aenter__(self) -> TileIterator:
         self._claim()
         self._cm = self._make(None)
-        return await self._cm.__aenter__()
+        batches = await self._cm.__aenter__()
+        return TileIterator(batches, self._progress, self.total)
 
     async def __aexit__(
         self,
@@ -102,23 +121,71 @@ class TileStream:
         return await cm.__aexit__(exc_type, exc_val, exc_tb)
 
 
-class _OwnedTiles:
-    """Bare ``async for``: starts the prefetch in the dataset's task group on first use."""
+class _Batches(Protocol):
+    def __anext__(self) -> Awaitable[TileBatch]: ...
 
-    def __init__(
-        self,
-        make: Callable[[TaskGroup | None], Prefetch[TileSpec, Tile]],
-        owner: Callable[[], Awaitable[TaskGroup]],
-    ) -> None:
-        self._make = make
-        self._owner = owner
-        self._it: PrefetchIterator[Tile] | None = None
-        self._closed = False
+    async def aclose(self) -> None: ...
+
+
+class TileIterator:
+    """Hands out the tiles of prefetched batches one at a time (what ``ds.tiles()`` iterates)."""
+
+    def __init__(self, batches: _Batches, progress: ProgressCallback | None, total: int) -> None:
+        self._batches = batches
+        self._progress = progress
+        self._total = total
+        self._pending: deque[Tile] = deque()
+        self._error: Exception | None = None
+        self._finished = False
+        #: tiles handed out so far
+        self.done = 0
 
     def __aiter__(self) -> Self:
         return self
 
     async def __anext__(self) -> Tile:
+        while not self._pending:
+            if self._finished:
+                raise StopAsyncIteration
+            if self._error is not None:
+                error, self._error = self._error, None
+                self._finished = True
+                await self._batches.aclose()
+                raise error
+            try:
+                batch = await self._batches.__anext__()
+            except BaseException:
+                self._finished = True
+                raise
+            self._pending.extend(batch.tiles)
+            self._error = batch.error
+        tile = self._pending.popleft()
+        self.done += 1
+        if self._progress is not None:
+            self._progress(self.done, self._total)
+        return tile
+
+    async def aclose(self) -> None:
+        """Stop the background fetches now (``break`` alone stops them when dropped)."""
+        self._finished = True
+        self._pending.clear()
+        await self._batches.aclose()
+
+
+class _OwnedBatches:
+    """Bare ``async for``: starts the prefetch in the dataset's task group on first use."""
+
+    def __init__(
+        self,
+        make: Callable[[TaskGroup | None], Prefetch[list[TileSpec], TileBatch]],
+        owner: Callable[[], Awaitable[TaskGroup]],
+    ) -> None:
+        self._make = make
+        self._owner = owner
+        self._it: PrefetchIterator[TileBatch] | None = None
+        self._closed = False
+
+    async def __anext__(self) -> TileBatch:
         if self._it is None:
             if self._closed:
                 raise StopAsyncIteration
@@ -126,7 +193,6 @@ class _OwnedTiles:
         return await self._it.__anext__()
 
     async def aclose(self) -> None:
-        """Stop the background fetches now (``break`` alone stops them when dropped)."""
         self._closed = True
         if self._it is not None:
             await self._it.aclose()

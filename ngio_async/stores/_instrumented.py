@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -32,10 +34,17 @@ class InstrumentedStore(AsyncStore):
     :param latency: seconds each request waits before reaching ``inner``.
     :param fail: called as ``fail(method, key)`` before each request; a returned exception
         is raised as that request's failure (it goes through retries and error mapping).
+    :param blocking: offer ``inner``'s blocking reads (local stores), counted as ``get`` too
+        (worker threads: ``time.sleep`` latency; a fault is raised as is, no retries).
     """
 
     def __init__(
-        self, inner: AsyncStore, latency: float = 0.0, fail: FaultInjector | None = None
+        self,
+        inner: AsyncStore,
+        latency: float = 0.0,
+        fail: FaultInjector | None = None,
+        *,
+        blocking: bool = False,
     ) -> None:
         super().__init__(url=inner.url, limits=inner.limits, limiter=inner.limiter)
         self.inner = inner
@@ -43,9 +52,11 @@ class InstrumentedStore(AsyncStore):
         self.fail = fail
         self.supports_writes = inner.supports_writes
         self.supports_listing = inner.supports_listing
+        self.blocking_reads = blocking and inner.blocking_reads
         self.calls: Counter[tuple[str, str]] = Counter()
         self.in_flight = 0
         self.peak_in_flight = 0
+        self._lock = threading.Lock()  # blocking reads count from worker threads
 
     @property
     def method_counts(self) -> Counter[str]:
@@ -67,9 +78,10 @@ class InstrumentedStore(AsyncStore):
 
     @asynccontextmanager
     async def _track(self, method: str, key: str) -> AsyncIterator[None]:
-        self.calls[(method, key)] += 1
-        self.in_flight += 1
-        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        with self._lock:
+            self.calls[(method, key)] += 1
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
         try:
             if self.latency > 0:
                 await anyio.sleep(self.latency)
@@ -79,11 +91,32 @@ class InstrumentedStore(AsyncStore):
                     raise exc
             yield
         finally:
-            self.in_flight -= 1
+            with self._lock:
+                self.in_flight -= 1
 
     async def _get_once(self, key: str, byte_range: ByteRequest | None) -> Buffer | None:
         async with self._track("get", key):
             return await self.inner._get_once(key, byte_range)
+
+    def get_blocking(self, key: str, byte_range: ByteRequest | None = None) -> Buffer | None:
+        if not self.blocking_reads:
+            return super().get_blocking(key, byte_range)
+        with self._lock:
+            self.calls[("get", key)] += 1
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        try:
+            if self.latency > 0:
+                time.sleep(self.latency)  # noqa: TID251 - a worker thread: blocking is the point
+            if self.fail is not None:
+                exc = self.fail("get", key)
+                if exc is not None:
+                    with self._map_exceptions(key):  # as the real store maps its errors
+                        raise exc
+            return self.inner.get_blocking(key, byte_range)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
 
     async def _exists_once(self, key: str) -> bool:
         async with self._track("exists", key):
