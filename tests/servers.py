@@ -76,6 +76,7 @@ class SeenRequest(NamedTuple):
     method: str
     path: str
     range: str | None
+    agent: str = ""  # the User-Agent header: tells the clients apart
 
 
 @dataclass
@@ -168,7 +169,14 @@ class StaticServer:
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         with self._lock:
             path = unquote(request.path)
-            self.requests.append(SeenRequest(request.method, path, request.headers.get("Range")))
+            self.requests.append(
+                SeenRequest(
+                    request.method,
+                    path,
+                    request.headers.get("Range"),
+                    request.headers.get("User-Agent", ""),
+                )
+            )
             self.in_flight += 1
             self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
             faults = self.faults

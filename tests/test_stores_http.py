@@ -30,25 +30,72 @@ FAST = Limits(backoff_base=0.001, backoff_max=0.01, max_retries=2, timeout=10)
 
 
 def _open(server: StaticServer, backend: str, limits: Limits = FAST) -> AsyncStore:
-    if backend == "obstore":
-        return open_store(server.url, limits=limits, backend="obstore")
-    return open_store(server.url, limits=limits)
+    """``default``: HTTPStore with GET bodies on obstore's client; ``aiohttp``: aiohttp alone;
+    ``obstore``: obstore's HTTPStore alone."""
+    if backend == "default":
+        return open_store(server.url, limits=limits)
+    return open_store(server.url, limits=limits, backend=backend)  # type: ignore[arg-type]
 
 
-@pytest.fixture(params=["aiohttp", "obstore"])
+@pytest.fixture(params=["default", "aiohttp", "obstore"])
 def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-async def test_default_http_backend_is_aiohttp(http_server: StaticServer) -> None:
+def _aiohttp_agent(agent: str) -> bool:
+    return "aiohttp" in agent
+
+
+async def test_default_http_store_gets_bodies_with_obstore_and_heads_with_aiohttp(
+    http_server: StaticServer,
+) -> None:
     async with open_store(http_server.url) as store:
+        assert isinstance(store, HTTPStore)
+        assert bytes(await store.get(KEY) or b"") == BLOB
+        assert bytes(await store.get(KEY, RangeByteRequest(10, 20)) or b"") == BLOB[10:20]
+        assert await store.exists(KEY)
+    gets = [r for r in http_server.requests if r.method == "GET"]
+    assert len(gets) == 2
+    assert not any(_aiohttp_agent(r.agent) for r in gets)  # the Rust client
+    assert [r.range for r in gets] == [None, "bytes=10-19"]
+    heads = [r for r in http_server.requests if r.method == "HEAD"]
+    assert len(heads) == 1 and _aiohttp_agent(heads[0].agent)
+    assert {r.path for r in http_server.requests} == {PATH}  # no doubled slash
+
+
+async def test_obstore_backend_paths_have_no_doubled_slash(http_server: StaticServer) -> None:
+    assert http_server.url.endswith("/")
+    async with open_store(http_server.url, backend="obstore") as store:
+        assert bytes(await store.get(KEY) or b"") == BLOB
+    assert [r.path for r in http_server.requests] == [PATH]
+
+
+@pytest.mark.parametrize("url_or_option", ["credentials", "headers", "backend=aiohttp"], ids=str)
+async def test_aiohttp_alone_with_credentials_headers_or_when_asked(
+    http_server: StaticServer, url_or_option: str
+) -> None:
+    url, options = http_server.url, {}
+    if url_or_option == "credentials":
+        url = url.replace("http://", "http://alice:s3cr3t@")
+    elif url_or_option == "headers":
+        options = {"headers": {"X-Token": "t"}}
+    else:
+        options = {"backend": "aiohttp"}
+    async with open_store(url, **options) as store:
+        assert bytes(await store.get(KEY) or b"") == BLOB
+    assert [_aiohttp_agent(r.agent) for r in http_server.requests] == [True]
+
+
+async def test_backends_by_name(http_server: StaticServer) -> None:
+    async with open_store(http_server.url, backend="aiohttp") as store:
         assert isinstance(store, HTTPStore)
     async with open_store(http_server.url, backend="obstore") as store:
         assert isinstance(store, ObstoreStore)
 
 
-async def test_range_headers_sent(http_server: StaticServer) -> None:
-    async with _open(http_server, "aiohttp") as store:
+@pytest.mark.parametrize("backend", ["default", "aiohttp"])
+async def test_range_headers_sent(http_server: StaticServer, backend: str) -> None:
+    async with _open(http_server, backend) as store:
         await store.get(KEY, RangeByteRequest(10, 20))
         await store.get(KEY, OffsetByteRequest(1000))
         await store.get(KEY, SuffixByteRequest(5))
@@ -61,9 +108,10 @@ async def test_range_headers_sent(http_server: StaticServer) -> None:
     ]
 
 
-async def test_server_ignoring_range_is_sliced(http_server: StaticServer) -> None:
+@pytest.mark.parametrize("backend", ["default", "aiohttp"])
+async def test_server_ignoring_range_is_sliced(http_server: StaticServer, backend: str) -> None:
     http_server.faults = Faults(ignore_range=True)
-    async with _open(http_server, "aiohttp") as store:
+    async with _open(http_server, backend) as store:
         assert bytes(await store.get(KEY, RangeByteRequest(10, 20)) or b"") == BLOB[10:20]
         assert bytes(await store.get(KEY, SuffixByteRequest(3)) or b"") == BLOB[-3:]
         assert bytes(await store.get(KEY, OffsetByteRequest(1020)) or b"") == BLOB[1020:]
@@ -72,6 +120,19 @@ async def test_server_ignoring_range_is_sliced(http_server: StaticServer) -> Non
         assert [bytes(b) for b in bufs] == [BLOB[0:2], BLOB[900:902]]
         with pytest.raises(StoreError, match="past the end"):
             await store.get(KEY, RangeByteRequest(2000, 2001))
+
+
+async def test_default_store_switches_ranges_to_aiohttp_once(http_server: StaticServer) -> None:
+    http_server.faults = Faults(ignore_range=True)
+    async with _open(http_server, "default") as store:
+        assert bytes(await store.get(KEY, RangeByteRequest(10, 20)) or b"") == BLOB[10:20]
+        first = [_aiohttp_agent(r.agent) for r in http_server.requests]
+        assert first == [False, True]  # obstore refused the 200, aiohttp sliced it
+        for i in range(3):
+            assert bytes(await store.get(KEY, RangeByteRequest(i, i + 5)) or b"") == BLOB[i : i + 5]
+        assert bytes(await store.get(KEY) or b"") == BLOB  # whole bodies: still obstore
+    agents = [_aiohttp_agent(r.agent) for r in http_server.requests]
+    assert agents == [False, True, True, True, True, False]
 
 
 @pytest.mark.parametrize(("gap", "expected_requests"), [(0, 4), (100, 3), (10_000, 1)])
@@ -100,9 +161,9 @@ async def test_503_twice_then_success(http_server: StaticServer, backend: str) -
     assert http_server.count("GET", PATH) == 3
 
 
-async def test_429_is_retried(http_server: StaticServer) -> None:
+async def test_429_is_retried(http_server: StaticServer, backend: str) -> None:
     http_server.faults = Faults(status=429, status_times=1)
-    async with _open(http_server, "aiohttp") as store:
+    async with _open(http_server, backend) as store:
         assert bytes(await store.get(KEY, RangeByteRequest(0, 4)) or b"") == BLOB[:4]
     assert http_server.count("GET", PATH) == 2
 
@@ -137,8 +198,8 @@ async def test_other_4xx_is_not_retried(
 ) -> None:
     http_server.faults = Faults(status=status, status_times=-1)
     async with _open(http_server, backend) as store:
-        if backend == "obstore" and status == 405:
-            # obstore's HTTPStore reads 405 as "not found" (WebDAV servers answer so)
+        if backend != "aiohttp" and status == 405:
+            # obstore's HTTP client reads 405 as "not found" (WebDAV servers answer so)
             assert await store.get(KEY, RangeByteRequest(0, 8)) is None
         else:
             with pytest.raises(StoreError):

@@ -158,6 +158,13 @@ class ObstoreStore(AsyncStore):
         size = result.meta["size"]
         return check_complete(memoryview(data), byte_range, size, url=self.url, key=key)
 
+    async def get_attempt(self, key: str, byte_range: ByteRequest | None) -> Buffer | None:
+        """One GET, errors mapped to ``ngio_async`` errors, without this store's limiter,
+        timeout or retries (obstore's own retries still apply): for a store that sends some of
+        its requests through this client under its own limiter (``HTTPStore``)."""
+        with self._map_exceptions(key):
+            return await self._get_once(key, byte_range)
+
     async def _get_suffix_via_head(self, key: str, byte_range: SuffixByteRequest) -> Buffer | None:
         # Azure has no suffix ranges: ask for the size, then an explicit range.
         try:

@@ -65,8 +65,11 @@ def open_store(
       ``AWS_DEFAULT_REGION``, ...) as obstore reads them;
     - ``gs://bucket/prefix`` and ``az://`` / ``abfs://`` URLs: obstore ``GCSStore`` /
       ``AzureStore`` with their config keys as options (``anonymous`` -> ``skip_signature``);
-    - ``http(s)://host/path``: the read-only aiohttp :class:`HTTPStore` (option ``headers``);
-      ``backend="obstore"`` selects obstore's ``HTTPStore`` instead;
+    - ``http(s)://host/path``: the read-only :class:`HTTPStore` (option ``headers``): HEADs
+      and fallbacks with aiohttp, GET bodies with obstore's Rust client when the URL has no
+      credentials and no ``headers`` are given; ``backend="aiohttp"`` keeps every request on
+      aiohttp, ``backend="obstore"`` uses obstore's ``HTTPStore`` alone (it refuses servers
+      that ignore ``Range``);
     - an obstore store object: wrapped as is; an :class:`AsyncStore`: returned unchanged.
 
     :raises ValueError: an unknown option, backend or malformed URL.
@@ -140,15 +143,17 @@ def _open_http(
             client_options.setdefault("allow_http", True)
         _no_options(options, "obstore's HTTPStore")
         with _construction_errors(redact_url(url)):
-            store = ObstoreHTTPStore.from_url(
-                url, client_options=client_options, retry_config=obstore_retry_config(limits)
+            store = ObstoreHTTPStore.from_url(  # keys join with "/": no trailing slash
+                url.rstrip("/"),
+                client_options=client_options,
+                retry_config=obstore_retry_config(limits),
             )
         return ObstoreStore(store, url=redact_url(url), limits=limits)
     headers = options.pop("headers", None)
     _no_options(options, "the HTTP store")
     from ._http import HTTPStore  # aiohttp is imported only when an http(s) URL is opened
 
-    return HTTPStore(url, limits=limits, headers=headers)
+    return HTTPStore(url, limits=limits, headers=headers, rust_gets=backend is None)
 
 
 def _open_cloud(
