@@ -16,11 +16,16 @@ Bounds
   consumer holds memory at the bound. One item larger than the whole budget still runs, alone
   (it waits until nothing else is reserved), so an oversized item never deadlocks.
 - ``ordered=True`` yields results in input order; ``ordered=False`` in completion order.
-- Adaptive window (opt-in, ``max_window``): the window starts at ``window`` and grows by one,
-  up to ``max_window``, each time the consumer has to wait while the producer is held back by
-  the window (the consumer is starving and round trips, not the consumer, are the bottleneck).
-  It does not grow while the byte budget is what holds the producer back, so growth stays within
-  ``max_bytes``. It never shrinks.
+- Adaptive window (opt-in, ``max_window``): the window starts at ``window`` and grows by half
+  (at least one), up to ``max_window``, when the consumer has to wait while the producer is
+  held back by the window (the consumer is starving: round trips, not the consumer, are the
+  bottleneck), ``can_grow()`` (if given) agrees (the tile iterator passes "a decode thread is
+  idle", so a CPU-bound stream does not widen), and the last widening paid off: completions
+  per second over a full turnover of the window (at least ``window`` items and 10 ms) must
+  beat the best rate seen at the narrower windows by 10%. A saturated server or link
+  therefore stops the growth (the window holds what hides the round trips, not the byte
+  bound), and growth resumes if the rate climbs again. It does not grow while the byte budget
+  is what holds the producer back, so growth stays within ``max_bytes``. It never shrinks.
 
 Errors
 ------
@@ -120,6 +125,8 @@ class _Slot(Generic[R]):
 
 
 _NO_ITEM: Any = object()
+_MIN_SAMPLE = 0.01  # seconds: the shortest rate sample the adaptive window decides on
+_GAIN = 1.1  # a wider window must raise the completion rate by 10% to widen again
 
 
 class _Engine(Generic[T, R]):
@@ -136,6 +143,7 @@ class _Engine(Generic[T, R]):
         ordered: bool,
         on_item: ProgressCallback | None,
         max_window: int | None = None,
+        can_grow: Callable[[], bool] | None = None,
     ) -> None:
         if isinstance(window, bool) or not isinstance(window, int) or window < 1:
             raise ValueError(f"window must be a positive integer, got {window!r}")
@@ -153,6 +161,10 @@ class _Engine(Generic[T, R]):
         self.window = window
         self._max_window = max_window or window
         self._window_limited = False  # the producer waits for the window, not for bytes
+        self._can_grow = can_grow
+        self.completed = 0  # items whose fn finished (the rate the window is judged by)
+        self._sample: tuple[float, int] | None = None  # (time, completed) at the window's start
+        self._best_rate = 0.0  # completions per second at the narrower windows
         self._max_bytes = max_bytes
         self._size_of = size_of
         self._ordered = ordered
@@ -241,6 +253,7 @@ class _Engine(Generic[T, R]):
         except Exception as exc:  # noqa: BLE001 - handed to the consumer, in order
             slot.error = exc
             self._failed = True
+        self.completed += 1
         if self._ordered:
             self._ready[slot.index] = slot
         else:
@@ -312,10 +325,29 @@ class _Engine(Generic[T, R]):
         return slot.value
 
     def _maybe_grow(self) -> None:
-        """The consumer is about to wait: widen the window if all of it is still running."""
-        if self._window_limited and self.window < self._max_window and not self._failed:
-            self.window += 1
-            self._notify()
+        """The consumer is about to wait: widen the window if all of it is still running and
+        the last widening raised the completion rate (see the module docstring)."""
+        if not (
+            self._window_limited
+            and self.window < self._max_window
+            and not self._failed
+            and (self._can_grow is None or self._can_grow())
+        ):
+            return
+        now = anyio.current_time()
+        if self._sample is None:  # measure the current window first
+            self._sample = (now, self.completed)
+            return
+        since, done = now - self._sample[0], self.completed - self._sample[1]
+        if done < self.window or since < _MIN_SAMPLE:
+            return
+        rate = done / since
+        self._sample = (now, self.completed)
+        if rate <= self._best_rate * _GAIN:
+            return  # the last widening did not pay: hold (a saturated server or link)
+        self._best_rate = rate
+        self.window = min(self._max_window, self.window + max(1, self.window // 2))
+        self._notify()
 
     def _finish(self) -> None:
         self._finished = True
@@ -453,6 +485,7 @@ class Prefetch(Generic[T, R]):
         on_item: ProgressCallback | None = None,
         owner: TaskGroup | None = None,
         max_window: int | None = None,
+        can_grow: Callable[[], bool] | None = None,
     ) -> None:
         self._engine: _Engine[T, R] = _Engine(
             items,
@@ -463,6 +496,7 @@ class Prefetch(Generic[T, R]):
             ordered=ordered,
             on_item=on_item,
             max_window=max_window,
+            can_grow=can_grow,
         )
         self._owner = owner
         self._used = False
@@ -525,6 +559,7 @@ def prefetch(
     on_item: ProgressCallback | None = None,
     owner: TaskGroup | None = None,
     max_window: int | None = None,
+    can_grow: Callable[[], bool] | None = None,
 ) -> Prefetch[T, R]:
     """Run ``fn(item)`` for ``items``, at most ``window`` items ahead of the consumer.
 
@@ -540,6 +575,7 @@ def prefetch(
     :param owner: a task group that runs the background work for bare ``async for`` use.
     :param max_window: let the window grow up to this while the consumer starves (``None``:
         fixed window).
+    :param can_grow: consulted before each growth step (``None``: always may grow).
     :return: a :class:`Prefetch`; use ``async with`` (recommended) or ``async for`` on it.
     :raises ValueError: if ``window``/``max_bytes`` are not positive integers, or ``max_bytes``
         is given without ``size_of``.
@@ -554,4 +590,5 @@ def prefetch(
         on_item=on_item,
         owner=owner,
         max_window=max_window,
+        can_grow=can_grow,
     )

@@ -28,11 +28,13 @@ class Recorder:
         self,
         *,
         hold: int = 20,
+        delay: float = 0.0,
         fail: frozenset[int] = frozenset(),
         block: frozenset[int] = frozenset(),
         sizes: dict[int, int] | None = None,
     ) -> None:
         self.hold = hold
+        self.delay = delay  # seconds of (simulated) round trip per item, after the checkpoints
         self.fail = fail
         self.block = block
         self.sizes = sizes or {}
@@ -60,6 +62,8 @@ class Recorder:
                 await self.never.wait()
             for _ in range(self.hold):
                 await anyio.lowlevel.checkpoint()
+            if self.delay:
+                await anyio.sleep(self.delay)
             if item in self.fail:
                 raise KeyError(item)
         except BaseException:
@@ -552,11 +556,11 @@ def test_invariants(
 
 
 async def test_adaptive_window_grows_while_the_consumer_starves() -> None:
-    rec = Recorder(hold=50)
-    async with prefetch(range(200), rec, window=2, max_window=6) as results:
+    rec = Recorder(hold=1, delay=0.004)  # round trips: a wider window completes more per second
+    async with prefetch(range(300), rec, window=2, max_window=6) as results:
         got = [r async for r in results]
         assert results.window == 6
-    assert got == list(range(200))
+    assert got == list(range(300))
     assert rec.peak == 6
 
 
@@ -571,14 +575,50 @@ async def test_adaptive_window_stays_with_a_slow_consumer() -> None:
 
 
 async def test_adaptive_window_respects_the_byte_budget() -> None:
-    rec = Recorder(hold=50)
+    rec = Recorder(hold=1, delay=0.004)
     async with prefetch(
-        range(100), rec, window=2, max_window=16, max_bytes=40, size_of=rec.size
+        range(300), rec, window=2, max_window=16, max_bytes=40, size_of=rec.size
     ) as results:
         async for r in results:
             rec.received(r)
     assert rec.peak_reserved <= 40
     assert rec.peak == 4
+
+
+async def test_adaptive_window_stops_growing_at_a_saturated_server() -> None:
+    """A server that serves 4 requests at a time: past ~4 in flight the rate stays put, so the
+    window stops far below max_window (and below the byte bound it would otherwise fill)."""
+    server = anyio.CapacityLimiter(4)
+    in_flight = peak = 0
+
+    async def fetch(item: int) -> int:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        try:
+            async with server:
+                await anyio.sleep(0.004)
+        finally:
+            in_flight -= 1
+        return item
+
+    async with prefetch(range(600), fetch, window=2, max_window=64) as results:
+        got = [r async for r in results]
+        window = results.window
+    assert got == list(range(600))
+    assert 4 <= window <= 13  # 2 -> 3 -> 4 -> 6 pays; 6 -> 9 -> 13 at most, by timer noise
+    assert peak <= 13
+
+
+async def test_adaptive_window_is_asked_before_growing() -> None:
+    rec = Recorder(hold=1, delay=0.004)
+    async with prefetch(
+        range(200), rec, window=2, max_window=16, can_grow=lambda: False
+    ) as results:
+        async for _ in results:
+            pass
+        assert results.window == 2
+    assert rec.peak == 2
 
 
 def test_max_window_validation() -> None:

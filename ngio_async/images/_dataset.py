@@ -361,7 +361,9 @@ class Dataset:
         :param overlap: a halo around each tile (int: y and x; or per axis), clipped at the
             level borders; ``tile.core`` is the tile without it.
         :param prefetch: tiles fetched ahead of the consumer (default ``limits.prefetch_tiles``,
-            growing while the consumer waits, up to what ``limits.prefetch_bytes`` allows).
+            growing by half while the consumer waits on I/O and each widening raises the tile
+            rate by 10%, up to what ``limits.prefetch_bytes`` allows; a fixed window if given).
+            On local stores several small tiles are read per worker-thread call.
         :param ordered: yield in grid order (default) or as tiles complete (fastest).
         :param progress: ``progress(done, total)`` after each tile.
         """
@@ -435,6 +437,7 @@ class Dataset:
                 size_of=lambda batch: sum(s.size for s in batch) * itemsize,
                 ordered=ordered,
                 owner=owner,
+                can_grow=lvl.decode_idle,
             )
 
         return TileStream(

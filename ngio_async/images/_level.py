@@ -159,6 +159,11 @@ class Level:
         """``fn(arg)`` in a worker thread, holding one of the dataset's decode-thread tokens."""
         return await anyio.to_thread.run_sync(fn, arg, limiter=self._decode_limiter)
 
+    def decode_idle(self) -> bool:
+        """Whether a decode thread is free (reads wait on I/O, not on the CPU)."""
+        limiter = self._decode_limiter
+        return limiter.borrowed_tokens < limiter.total_tokens
+
     def _one_object(self, region: Region) -> bool:
         return all(
             r.stop > r.start and (r.stop - 1) // s == r.start // s
