@@ -364,6 +364,16 @@ class _GuardedContextManager(AbstractContextManager[T_co]):
                 self._runner.close()
 
 
+async def _next_and_ready(it: AsyncIterator[T]) -> list[T]:
+    """The next item, plus those the iterator already holds when it offers them (``ready()``:
+    a tile stream hands over the rest of a batch read together): one portal call for several."""
+    items = [await anext(it)]
+    ready: Callable[[], list[T]] | None = getattr(it, "ready", None)
+    if ready is not None:
+        items.extend(ready())
+    return items
+
+
 def _drive(
     runner: Runner,
     source: AsyncIterable[T] | AbstractAsyncContextManager[AsyncIterable[T]],
@@ -385,10 +395,10 @@ def _drive(
         it = aiter(iterable)
         while True:
             try:
-                item = runner.call(anext, it)
+                items = runner.call(_next_and_ready, it)
             except StopAsyncIteration:
                 return
-            yield item
+            yield from items
     except GeneratorExit:
         raise  # the consumer left early: a clean exit for the async side
     except BaseException as exc:

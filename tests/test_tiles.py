@@ -328,6 +328,41 @@ async def test_stream_collects_and_writes(image: tuple[Path, np.ndarray[Any, Any
             await ngio_async.stream(ds.tiles(), lambda a: (_ for _ in ()).throw(ValueError("boom")))
 
 
+async def test_ready_hands_over_the_rest_of_a_batch(tmp_path: Path) -> None:
+    big_empty(tmp_path)
+    seen: list[int] = []
+    async with ngio_async.open_async(tmp_path) as ds:
+        stream = ds.tiles(prefetch=16, progress=lambda done, _: seen.append(done))
+        assert stream.tiles_per_call == 4
+        async with stream as tiles:
+            first = await anext(tiles)
+            rest = tiles.ready()
+            assert [t.index for t in [first, *rest]] == [(0, 0, x) for x in range(4)]
+            assert tiles.ready() == []  # nothing more without waiting
+            assert (await anext(tiles)).index == (0, 0, 4)
+    assert seen == [1, 2, 3, 4, 5]
+
+
+def test_sync_tiles_take_whole_batches_in_grid_order(tmp_path: Path) -> None:
+    big_empty(tmp_path)
+    bad = "0/c/0/0/6"
+
+    def fail(method: str, key: str) -> BaseException | None:
+        return OSError("disk error") if key == bad else None
+
+    with ngio_async.open(tmp_path) as ds:
+        region = (slice(None), slice(0, 30), slice(None))
+        got = [t.index for t in ds.tiles(region=region)]
+        assert got == [(0, y, x) for y in range(3) for x in range(100)]
+    store = InstrumentedStore(open_store(tmp_path), fail=fail, blocking=True)
+    with ngio_async.open(store) as ds:
+        got = []
+        with pytest.raises(ngio_async.StoreError, match="0/c/0/0/6"):  # noqa: PT012
+            for tile in ds.tiles(region=(slice(None), slice(0, 10), slice(None))):
+                got.append(tile.index)
+        assert got == [(0, 0, x) for x in range(6)]
+
+
 def test_sync_tiles_are_lazy(tmp_path: Path) -> None:
     big_empty(tmp_path)
     with ngio_async.open(tmp_path) as ds:

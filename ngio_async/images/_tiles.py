@@ -165,6 +165,19 @@ class TileIterator:
             self._progress(self.done, self._total)
         return tile
 
+    def ready(self) -> list[Tile]:
+        """Hand out, without waiting, the tiles already read with the last one (the rest of its
+        batch; the sync shim takes them in the same call, one thread hop for several)."""
+        tiles = list(self._pending)
+        self._pending.clear()
+        if self._progress is not None:
+            for _ in tiles:
+                self.done += 1
+                self._progress(self.done, self._total)
+        else:
+            self.done += len(tiles)
+        return tiles
+
     async def aclose(self) -> None:
         """Stop the background fetches now (``break`` alone stops them when dropped)."""
         self._finished = True
