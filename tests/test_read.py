@@ -217,6 +217,45 @@ def test_sharded_tile_reads_index_then_inner_chunk(tmp_path: Path) -> None:
     anyio.run(go, backend="asyncio")
 
 
+@pytest.mark.parametrize(
+    ("chunks", "shards"),
+    [((1, 16, 16), None), ((1, 16, 16), (1, 32, 32)), ((1, 16, 16), (1, 16, 16))],
+    ids=["chunked", "sharded", "one-chunk-shards"],
+)
+def test_remote_reads_inside_one_chunk(
+    tmp_path: Path, chunks: tuple[int, ...], shards: tuple[int, ...] | None
+) -> None:
+    """Regions inside one (inner) chunk: partial or whole, stored or absent, equal numpy."""
+    spec = Spec(version="0.5", shape=(2, 40, 40), chunks=chunks, shards=shards, levels=1)
+    (data,) = write_image(tmp_path, spec)
+    # the last (partial) chunk or shard of channel 1: y, x in [32, 40)
+    absent = "0/c/1/1/1" if shards == (1, 32, 32) else "0/c/1/2/2"
+    (tmp_path / absent).unlink()
+    expected = data.copy()
+    expected[1, 32:40, 32:40] = 0  # the fill value where the object is gone
+
+    async def go() -> None:
+        store = InstrumentedStore(open_store(tmp_path))  # no blocking reads: the remote path
+        counts: list[int] = []
+        async with ngio_async.open_async(store) as ds:
+            lvl = ds.levels[0]
+            for region in [
+                (slice(0, 1), slice(16, 32), slice(0, 16)),  # one whole chunk
+                (slice(1, 2), slice(3, 9), slice(18, 31)),  # part of one
+                (slice(0, 1), slice(32, 40), slice(32, 40)),  # a clipped edge chunk
+                (slice(1, 2), slice(33, 39), slice(32, 40)),  # inside the absent object
+            ]:
+                store.reset()
+                np.testing.assert_array_equal(await lvl.read(region), expected[region])
+                counts.append(store.method_counts["get"])
+        # chunks and one-chunk shards: one whole GET each (no index first); sharded: the index,
+        # then the inner chunk's range (an absent shard: the index GET answers it)
+        assert counts == ([2, 2, 2, 1] if shards == (1, 32, 32) else [1, 1, 1, 1])
+        await store.aclose()
+
+    anyio.run(go, backend="asyncio")
+
+
 def test_http_tile_fetches_one_ranged_chunk(http_server: StaticServer) -> None:
     spec = Spec(version="0.5", shape=(1, 64, 64), chunks=(1, 16, 16), shards=(1, 64, 64), levels=1)
     write_image(http_server.root / "img.zarr", spec)
