@@ -145,6 +145,18 @@ class ObstoreStore(AsyncStore):
             )
 
     async def _get_once(self, key: str, byte_range: ByteRequest | None) -> Buffer | None:
+        if isinstance(byte_range, RangeByteRequest):
+            # one runtime round trip (get_async + bytes_async take two loop wake-ups)
+            try:
+                data = await obstore.get_range_async(
+                    self._store, key, start=byte_range.start, end=byte_range.end
+                )
+            except FileNotFoundError:
+                return None
+            view = memoryview(data)
+            if len(view) == byte_range.end - byte_range.start:
+                return view
+            # shorter: the object ends inside the range; the answer with its size decides
         options = _get_options(byte_range)
         try:
             result = await obstore.get_async(self._store, key, options=options)
