@@ -158,10 +158,7 @@ class Level:
         )
 
     def _one_chunk(self, region: Region) -> bool:
-        return all(
-            r.stop > r.start and (r.stop - 1) // c == r.start // c
-            for r, c in zip(region, self.meta.chunks, strict=True)
-        )
+        return _inside_one(region, self.meta.chunks)
 
     async def _read_in_chunk(self, region: Region, out: NDArray[Any]) -> None:
         """Read a region inside one (inner) chunk: one GET (of a byte range of a shard whose
@@ -216,10 +213,7 @@ class Level:
         return limiter.borrowed_tokens < limiter.total_tokens
 
     def _one_object(self, region: Region) -> bool:
-        return all(
-            r.stop > r.start and (r.stop - 1) // s == r.start // s
-            for r, s in zip(region, self.meta.stored_chunks, strict=True)
-        )
+        return _inside_one(region, self.meta.stored_chunks)
 
     def _read_local(self, region: Region, shape: tuple[int, ...]) -> NDArray[Any]:
         """Blocking read of a region inside one stored object (worker thread, local stores)."""
@@ -466,6 +460,14 @@ class Level:
         )
         current[index] = value
         await write_region(self, sel.region, current, after)
+
+
+def _inside_one(region: Region, grid: tuple[int, ...]) -> bool:
+    """Whether a non-empty region lies inside one cell of a regular grid of ``grid`` cells."""
+    return all(
+        r.stop > r.start and (r.stop - 1) // c == r.start // c
+        for r, c in zip(region, grid, strict=True)
+    )
 
 
 _scratch = threading.local()

@@ -76,23 +76,32 @@ class InstrumentedStore(AsyncStore):
         self.calls.clear()
         self.peak_in_flight = self.in_flight
 
-    @asynccontextmanager
-    async def _track(self, method: str, key: str) -> AsyncIterator[None]:
+    def _start(self, method: str, key: str) -> None:
         with self._lock:
             self.calls[(method, key)] += 1
             self.in_flight += 1
             self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+
+    def _end(self) -> None:
+        with self._lock:
+            self.in_flight -= 1
+
+    def _fault(self, method: str, key: str) -> None:
+        if self.fail is not None:
+            exc = self.fail(method, key)
+            if exc is not None:
+                raise exc
+
+    @asynccontextmanager
+    async def _track(self, method: str, key: str) -> AsyncIterator[None]:
+        self._start(method, key)
         try:
             if self.latency > 0:
                 await anyio.sleep(self.latency)
-            if self.fail is not None:
-                exc = self.fail(method, key)
-                if exc is not None:
-                    raise exc
+            self._fault(method, key)
             yield
         finally:
-            with self._lock:
-                self.in_flight -= 1
+            self._end()
 
     async def _get_once(self, key: str, byte_range: ByteRequest | None) -> Buffer | None:
         async with self._track("get", key):
@@ -101,22 +110,15 @@ class InstrumentedStore(AsyncStore):
     def get_blocking(self, key: str, byte_range: ByteRequest | None = None) -> Buffer | None:
         if not self.blocking_reads:
             return super().get_blocking(key, byte_range)
-        with self._lock:
-            self.calls[("get", key)] += 1
-            self.in_flight += 1
-            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        self._start("get", key)
         try:
             if self.latency > 0:
                 time.sleep(self.latency)  # noqa: TID251 - a worker thread: blocking is the point
-            if self.fail is not None:
-                exc = self.fail("get", key)
-                if exc is not None:
-                    with self._map_exceptions(key):  # as the real store maps its errors
-                        raise exc
+            with self._map_exceptions(key):  # as the real store maps its errors
+                self._fault("get", key)
             return self.inner.get_blocking(key, byte_range)
         finally:
-            with self._lock:
-                self.in_flight -= 1
+            self._end()
 
     async def _exists_once(self, key: str) -> bool:
         async with self._track("exists", key):
