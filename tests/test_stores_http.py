@@ -198,20 +198,34 @@ async def test_other_4xx_is_not_retried(
 ) -> None:
     http_server.faults = Faults(status=status, status_times=-1)
     async with _open(http_server, backend) as store:
-        if backend != "aiohttp" and status == 405:
+        if backend == "obstore" and status == 405:
             # obstore's HTTP client reads 405 as "not found" (WebDAV servers answer so)
             assert await store.get(KEY, RangeByteRequest(0, 8)) is None
         else:
             with pytest.raises(StoreError):
                 await store.get(KEY, RangeByteRequest(0, 8))
-    assert http_server.count() == 1
+    # the default store asks aiohttp again when obstore's client says "missing" to a 405
+    assert http_server.count() == (2 if backend == "default" and status == 405 else 1)
+
+
+async def test_default_store_never_reads_a_405_as_missing(http_server: StaticServer) -> None:
+    http_server.faults = Faults(status=405, status_times=-1)
+    async with _open(http_server, "default") as store:
+        with pytest.raises(StoreError, match="405"):
+            await store.get(KEY)
+        http_server.faults = Faults()
+        assert bytes(await store.get(KEY) or b"") == BLOB
+    # obstore's miss, aiohttp's 405, then aiohttp alone for good
+    assert [_aiohttp_agent(r.agent) for r in http_server.requests] == [False, True, True]
 
 
 async def test_404_is_none_with_one_request(http_server: StaticServer, backend: str) -> None:
     async with _open(http_server, backend) as store:
         assert await store.get("data/nope.bin") is None
         assert await store.get("data/nope.bin", RangeByteRequest(0, 4)) is None
-    assert http_server.count() == 2
+        assert await store.get("data/other.bin") is None
+    # the default store confirms its first miss with aiohttp once (see the 405 test)
+    assert http_server.count() == (4 if backend == "default" else 3)
 
 
 async def test_short_range_answer_is_a_store_error(http_server: StaticServer, backend: str) -> None:

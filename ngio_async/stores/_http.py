@@ -83,7 +83,10 @@ class HTTPStore(AsyncStore):
     threads, outside the GIL (aiohttp reads them on the event loop: 14 MB shards streamed
     1.5x faster, 512 KiB chunks ~1.1x, while decode threads run); HEADs stay with aiohttp. The
     first ranged read that the server answers without honouring ``Range`` switches ranged
-    reads to aiohttp for good (sliced as above). Requests of both clients share this store's
+    reads to aiohttp for good (sliced as above). obstore's client also reads ``405`` as a
+    missing object, so its first "missing" is asked again of aiohttp: if aiohttp disagrees (an
+    error, or data), every GET goes through aiohttp from then on; a missing chunk never turns
+    into fill values because of a misread status. Requests of both clients share this store's
     limiter, timeout and retry budget.
 
     The ``aiohttp.ClientSession`` is created lazily inside the running event loop on first
@@ -114,6 +117,7 @@ class HTTPStore(AsyncStore):
         self._session: aiohttp.ClientSession | None = None
         self._rust: ObstoreStore | None = None
         self._ranges_ok = True  # the server honours Range (cleared at the first 200 to one)
+        self._missing_ok = False  # a miss seen by obstore's client was confirmed by aiohttp
         if rust_gets and not (parts.username or parts.password or headers):
             self._rust = _rust_client(self._base, self.url, self._limits, self._limiter)
 
@@ -132,13 +136,29 @@ class HTTPStore(AsyncStore):
         return self._base + quote(key, safe="/")
 
     async def _get_once(self, key: str, byte_range: ByteRequest | None) -> Buffer | None:
-        if self._rust is not None and (byte_range is None or self._ranges_ok):
+        rust = self._rust
+        if rust is not None and (byte_range is None or self._ranges_ok):
             try:
-                return await self._rust.get_attempt(key, byte_range)
+                data = await rust.get_attempt(key, byte_range)
             except UnsupportedError:  # "Range request not supported": a 200 to a ranged GET
                 if byte_range is None:
                     raise
                 self._ranges_ok = False
+            else:
+                if data is not None or self._missing_ok:
+                    return data
+                # obstore's client reads 405 as "missing" too: the first miss is asked again
+                # of aiohttp; if it disagrees, every GET goes through aiohttp from now on
+                try:
+                    data = await self._aiohttp_get(key, byte_range)
+                except Exception:
+                    self._rust = None
+                    raise
+                if data is None:
+                    self._missing_ok = True
+                else:
+                    self._rust = None
+                return data
         return await self._aiohttp_get(key, byte_range)
 
     async def _aiohttp_get(self, key: str, byte_range: ByteRequest | None) -> Buffer | None:
