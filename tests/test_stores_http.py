@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from typing import TYPE_CHECKING
 
 import anyio
 import pytest
-from servers import Faults
+from servers import Faults, StaticServer, self_signed_tls
 
 from ngio_async import PermissionDeniedError, StoreError, StoreTimeoutError
 from ngio_async._limits import Limits
@@ -21,7 +24,7 @@ from ngio_async.stores import (
 )
 
 if TYPE_CHECKING:
-    from servers import StaticServer
+    from pathlib import Path
 
 BLOB = bytes(range(256)) * 4
 KEY = "data/blob.bin"
@@ -51,16 +54,57 @@ async def test_default_http_store_gets_bodies_with_obstore_and_heads_with_aiohtt
 ) -> None:
     async with open_store(http_server.url) as store:
         assert isinstance(store, HTTPStore)
-        assert bytes(await store.get(KEY) or b"") == BLOB
+        assert bytes(await store.get(KEY) or b"") == BLOB  # aiohttp first: it reaches the server
         assert bytes(await store.get(KEY, RangeByteRequest(10, 20)) or b"") == BLOB[10:20]
+        assert bytes(await store.get(KEY) or b"") == BLOB
         assert await store.exists(KEY)
-    gets = [r for r in http_server.requests if r.method == "GET"]
-    assert len(gets) == 2
-    assert not any(_aiohttp_agent(r.agent) for r in gets)  # the Rust client
-    assert [r.range for r in gets] == [None, "bytes=10-19"]
-    heads = [r for r in http_server.requests if r.method == "HEAD"]
-    assert len(heads) == 1 and _aiohttp_agent(heads[0].agent)
+    seen = [(r.method, r.range, _aiohttp_agent(r.agent)) for r in http_server.requests]
+    assert seen == [
+        ("GET", None, True),
+        ("GET", "bytes=10-19", False),  # then obstore's client
+        ("GET", None, False),
+        ("HEAD", None, True),
+    ]
     assert {r.path for r in http_server.requests} == {PATH}  # no doubled slash
+
+
+_TLS_CLIENT = """
+import asyncio, sys
+from ngio_async.stores import RangeByteRequest, open_store
+
+async def main():
+    async with open_store(sys.argv[1]) as store:
+        whole = [bytes(await store.get("data/blob.bin") or b"") for _ in range(3)]
+        part = bytes(await store.get("data/blob.bin", RangeByteRequest(1, 3)) or b"")
+    print(len(set(whole)), len(whole[0]), part.hex())
+
+asyncio.run(main())
+"""
+
+
+def test_default_store_hands_gets_back_to_aiohttp_when_obstore_cannot_connect(
+    tmp_path: Path, http_root: Path
+) -> None:
+    """HTTPS with a CA that Python's ssl trusts (SSL_CERT_FILE, read when aiohttp starts) and
+    obstore's client does not: every read still succeeds, through aiohttp."""
+    context, ca = self_signed_tls(tmp_path)
+    server = StaticServer(http_root, ssl_context=context).start()
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", _TLS_CLIENT, server.url],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "SSL_CERT_FILE": str(ca)},
+            timeout=120,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert proc.stdout.split() == ["1", str(len(BLOB)), BLOB[1:3].hex()]
+        # aiohttp answered every request that reached the server (obstore's never got through)
+        assert [r.range for r in server.requests] == [None, None, None, "bytes=1-2"]
+        assert all(_aiohttp_agent(r.agent) for r in server.requests)
+    finally:
+        server.stop()
 
 
 async def test_obstore_backend_paths_have_no_doubled_slash(http_server: StaticServer) -> None:
@@ -125,14 +169,15 @@ async def test_server_ignoring_range_is_sliced(http_server: StaticServer, backen
 async def test_default_store_switches_ranges_to_aiohttp_once(http_server: StaticServer) -> None:
     http_server.faults = Faults(ignore_range=True)
     async with _open(http_server, "default") as store:
+        assert bytes(await store.get(KEY) or b"") == BLOB  # aiohttp, the first read
         assert bytes(await store.get(KEY, RangeByteRequest(10, 20)) or b"") == BLOB[10:20]
         first = [_aiohttp_agent(r.agent) for r in http_server.requests]
-        assert first == [False, True]  # obstore refused the 200, aiohttp sliced it
+        assert first == [True, False, True]  # obstore refused the 200, aiohttp sliced it
         for i in range(3):
             assert bytes(await store.get(KEY, RangeByteRequest(i, i + 5)) or b"") == BLOB[i : i + 5]
         assert bytes(await store.get(KEY) or b"") == BLOB  # whole bodies: still obstore
     agents = [_aiohttp_agent(r.agent) for r in http_server.requests]
-    assert agents == [False, True, True, True, True, False]
+    assert agents == [True, False, True, True, True, True, False]
 
 
 @pytest.mark.parametrize(("gap", "expected_requests"), [(0, 4), (100, 3), (10_000, 1)])
@@ -204,19 +249,29 @@ async def test_other_4xx_is_not_retried(
         else:
             with pytest.raises(StoreError):
                 await store.get(KEY, RangeByteRequest(0, 8))
-    # the default store asks aiohttp again when obstore's client says "missing" to a 405
-    assert http_server.count() == (2 if backend == "default" and status == 405 else 1)
+    assert http_server.count() == 1
 
 
 async def test_default_store_never_reads_a_405_as_missing(http_server: StaticServer) -> None:
-    http_server.faults = Faults(status=405, status_times=-1)
     async with _open(http_server, "default") as store:
+        assert bytes(await store.get(KEY) or b"") == BLOB  # aiohttp
+        http_server.faults = Faults(status=405, status_times=-1)
         with pytest.raises(StoreError, match="405"):
-            await store.get(KEY)
+            await store.get(KEY)  # obstore's client says "missing"; aiohttp says 405
         http_server.faults = Faults()
         assert bytes(await store.get(KEY) or b"") == BLOB
-    # obstore's miss, aiohttp's 405, then aiohttp alone for good
-    assert [_aiohttp_agent(r.agent) for r in http_server.requests] == [False, True, True]
+    # aiohttp, obstore's miss, aiohttp's 405, then aiohttp alone for good
+    assert [_aiohttp_agent(r.agent) for r in http_server.requests] == [True, False, True, True]
+
+
+async def test_default_store_confirms_its_first_miss_once(http_server: StaticServer) -> None:
+    async with _open(http_server, "default") as store:
+        assert bytes(await store.get(KEY) or b"") == BLOB
+        assert await store.get("data/nope.bin") is None
+        assert await store.get("data/other.bin") is None
+    # aiohttp; obstore's first miss asked again of aiohttp; then obstore's word is taken
+    agents = [_aiohttp_agent(r.agent) for r in http_server.requests]
+    assert agents == [True, False, True, False]
 
 
 async def test_404_is_none_with_one_request(http_server: StaticServer, backend: str) -> None:
@@ -224,8 +279,7 @@ async def test_404_is_none_with_one_request(http_server: StaticServer, backend: 
         assert await store.get("data/nope.bin") is None
         assert await store.get("data/nope.bin", RangeByteRequest(0, 4)) is None
         assert await store.get("data/other.bin") is None
-    # the default store confirms its first miss with aiohttp once (see the 405 test)
-    assert http_server.count() == (4 if backend == "default" else 3)
+    assert http_server.count() == 3
 
 
 async def test_short_range_answer_is_a_store_error(http_server: StaticServer, backend: str) -> None:

@@ -79,11 +79,14 @@ class HTTPStore(AsyncStore):
     are retried. Listing and writes raise ``UnsupportedError``.
 
     ``rust_gets=True`` (the default of ``open_store`` for http(s) URLs without credentials or
-    custom headers): GETs go through obstore's HTTP client, which reads bodies on its own
-    threads, outside the GIL (aiohttp reads them on the event loop: 14 MB shards streamed
-    1.5x faster, 512 KiB chunks ~1.1x, while decode threads run); HEADs stay with aiohttp. The
-    first ranged read that the server answers without honouring ``Range`` switches ranged
-    reads to aiohttp for good (sliced as above). obstore's client also reads ``405`` as a
+    custom headers): once aiohttp has read one object (the first metadata document), GETs go
+    through obstore's HTTP client, which reads bodies on its own threads, outside the GIL
+    (aiohttp reads them on the event loop: 14 MB shards streamed 1.5x faster, 512 KiB chunks
+    ~1.1x, while decode threads run); HEADs stay with aiohttp. Until obstore's client has
+    answered once, a ``StoreError`` from it (a CA that only Python's ``ssl`` trusts, a proxy)
+    hands this and every later GET back to aiohttp. The first ranged read that the server
+    answers without honouring ``Range`` switches ranged reads to aiohttp for good (sliced as
+    above). obstore's client also reads ``405`` as a
     missing object, so its first "missing" is asked again of aiohttp: if aiohttp disagrees (an
     error, or data), every GET goes through aiohttp from then on; a missing chunk never turns
     into fill values because of a misread status. Requests of both clients share this store's
@@ -117,6 +120,8 @@ class HTTPStore(AsyncStore):
         self._session: aiohttp.ClientSession | None = None
         self._rust: ObstoreStore | None = None
         self._ranges_ok = True  # the server honours Range (cleared at the first 200 to one)
+        self._aiohttp_ok = False  # aiohttp has read an object here (then obstore's client may)
+        self._rust_ok = False  # obstore's client has answered here (its errors are then final)
         self._missing_ok = False  # a miss seen by obstore's client was confirmed by aiohttp
         if rust_gets and not (parts.username or parts.password or headers):
             self._rust = _rust_client(self._base, self.url, self._limits, self._limiter)
@@ -137,29 +142,39 @@ class HTTPStore(AsyncStore):
 
     async def _get_once(self, key: str, byte_range: ByteRequest | None) -> Buffer | None:
         rust = self._rust
-        if rust is not None and (byte_range is None or self._ranges_ok):
-            try:
-                data = await rust.get_attempt(key, byte_range)
-            except UnsupportedError:  # "Range request not supported": a 200 to a ranged GET
-                if byte_range is None:
-                    raise
-                self._ranges_ok = False
-            else:
-                if data is not None or self._missing_ok:
-                    return data
-                # obstore's client reads 405 as "missing" too: the first miss is asked again
-                # of aiohttp; if it disagrees, every GET goes through aiohttp from now on
-                try:
-                    data = await self._aiohttp_get(key, byte_range)
-                except Exception:
-                    self._rust = None
-                    raise
-                if data is None:
-                    self._missing_ok = True
-                else:
-                    self._rust = None
-                return data
-        return await self._aiohttp_get(key, byte_range)
+        if rust is None or not self._aiohttp_ok or (byte_range is not None and not self._ranges_ok):
+            data = await self._aiohttp_get(key, byte_range)
+            self._aiohttp_ok = self._aiohttp_ok or data is not None
+            return data
+        try:
+            data = await rust.get_attempt(key, byte_range)
+        except UnsupportedError:  # "Range request not supported": a 200 to a ranged GET
+            if byte_range is None:
+                raise
+            self._ranges_ok = False
+            return await self._aiohttp_get(key, byte_range)
+        except StoreError:
+            if self._rust_ok:
+                raise
+            # aiohttp reached this server and obstore's client did not (its own TLS roots,
+            # proxies): aiohttp answers this request and every later one
+            self._rust = None
+            return await self._aiohttp_get(key, byte_range)
+        if data is not None or self._missing_ok:
+            self._rust_ok = True
+            return data
+        # obstore's client reads 405 as "missing" too: its first miss is asked again of
+        # aiohttp; if aiohttp disagrees, every GET goes through aiohttp from now on
+        try:
+            data = await self._aiohttp_get(key, byte_range)
+        except Exception:
+            self._rust = None
+            raise
+        if data is None:
+            self._missing_ok = True
+        else:
+            self._rust = None
+        return data
 
     async def _aiohttp_get(self, key: str, byte_range: ByteRequest | None) -> Buffer | None:
         headers = {"Range": _range_header(byte_range)} if byte_range is not None else None
