@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from ngio_async.cli import main
+from ngio_async.cli import run
 
-raise SystemExit(main())
+run()

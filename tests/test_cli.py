@@ -509,3 +509,28 @@ def test_python_m(tmp_path: Path) -> None:
     assert proc.stdout == ""
     assert proc.stderr.startswith("ngio-async: error: not found:")
     assert proc.stderr.count("\n") == 1
+
+
+def _closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_failed_requests_exit_with_the_commands_status() -> None:
+    """After failed S3 requests the process exits 2, never with obstore's SIGABRT (134), which
+    interpreter finalization used to trigger in about 1 run of 4."""
+    port = _closed_port()
+    cmd = [sys.executable, "-m", "ngio_async", "info", "s3://bucket/x.zarr"]
+    cmd += ["--endpoint", f"http://127.0.0.1:{port}", "--anonymous"]
+    env = {**os.environ, "NGIO_ASYNC_NO_PROGRESS": "1"}
+    for _ in range(6):
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, env=env, timeout=120, check=False
+        )
+        assert proc.returncode == 2, (proc.returncode, proc.stderr[-500:])
+        assert proc.stderr.startswith("ngio-async: error: ")
+        assert "zarr.json" in proc.stderr

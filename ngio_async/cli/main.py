@@ -9,10 +9,11 @@ errors, missing inputs and store / network errors, 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import os
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from ._common import EXIT_INTERRUPTED, add_store_options, describe_error
 
@@ -192,3 +193,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         code, message = describe_error(exc)
         print(f"{PROG}: error: {message}", file=sys.stderr)
         return code
+
+
+def run() -> NoReturn:
+    """The console entry point: :func:`main`, then an exit that skips interpreter finalization.
+
+    obstore's Rust runtime can abort the process (SIGABRT, exit status 134, no message) when the
+    interpreter finalizes shortly after failed requests (seen: ``ngio-async info s3://...``
+    against a dead endpoint, 1 run in 4). So after ``main`` returns, stdout and stderr are
+    flushed, the ``atexit`` hooks run (the sync shim's event loop stops there), and the process
+    exits with ``os._exit``: the status is always the command's own.
+    """
+    code = main()
+    try:
+        with contextlib.suppress(OSError, ValueError):
+            sys.stdout.flush()
+        with contextlib.suppress(OSError, ValueError):
+            sys.stderr.flush()
+        atexit._run_exitfuncs()
+    finally:
+        os._exit(code)
