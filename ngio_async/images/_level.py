@@ -70,6 +70,11 @@ class Level:
         self.scale = scale
         self.translation = translation
         self.codec: ChunkCodec | ShardCodec = ChunkCodec.from_meta(meta)
+        # a read inside one chunk is one GET, except in one-chunk shards (a whole-shard GET
+        # beats an index + a range); never while writing (shard reads take the write lock)
+        self._chunk_reads = not (
+            isinstance(self.codec, ShardCodec) and math.prod(self.codec.chunks_per_shard) == 1
+        )
         self._decode_limiter = decode_limiter
         self._window = window
         self._prefix = f"{self.path}/" if self.path else ""
@@ -142,20 +147,11 @@ class Level:
         out: NDArray[Any] = np.empty(shape, dtype=self.dtype)
         if out.size == 0:
             return out
-        if self._fast_chunk_reads and self._one_chunk(region):
+        if self._chunk_reads and not self.writable and self._one_chunk(region):
             await self._read_in_chunk(region, out)  # a remote tile: no planning, no task group
             return out
         await self.read_into(region, out)
         return out
-
-    @property
-    def _fast_chunk_reads(self) -> bool:
-        # not while writing (shard reads take the write lock), nor for one-chunk shards (a
-        # whole-shard GET beats an index + a range)
-        codec = self.codec
-        return not self.writable and (
-            not isinstance(codec, ShardCodec) or math.prod(codec.chunks_per_shard) > 1
-        )
 
     def _one_chunk(self, region: Region) -> bool:
         return _inside_one(region, self.meta.chunks)

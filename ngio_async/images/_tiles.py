@@ -160,22 +160,21 @@ class TileIterator:
             self._pending.extend(batch.tiles)
             self._error = batch.error
         tile = self._pending.popleft()
-        self.done += 1
-        if self._progress is not None:
-            self._progress(self.done, self._total)
+        self._handed(1)
         return tile
+
+    def _handed(self, n: int) -> None:
+        for _ in range(n):
+            self.done += 1
+            if self._progress is not None:
+                self._progress(self.done, self._total)
 
     def ready(self) -> list[Tile]:
         """Hand out, without waiting, the tiles already read with the last one (the rest of its
         batch; the sync shim takes them in the same call, one thread hop for several)."""
         tiles = list(self._pending)
         self._pending.clear()
-        if self._progress is not None:
-            for _ in tiles:
-                self.done += 1
-                self._progress(self.done, self._total)
-        else:
-            self.done += len(tiles)
+        self._handed(len(tiles))
         return tiles
 
     async def aclose(self) -> None:

@@ -23,14 +23,13 @@ from ._base import (
     OffsetByteRequest,
     RangeByteRequest,
 )
-from ._obstore import ObstoreStore, obstore_retry_config
+from ._obstore import ObstoreStore, obstore_http
 from ._url_utils import redact_url
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
 
     import anyio
-    from obstore.store import ClientConfig
 
     from .._limits import Limits
 
@@ -86,11 +85,10 @@ class HTTPStore(AsyncStore):
     answered once, a ``StoreError`` from it (a CA that only Python's ``ssl`` trusts, a proxy)
     hands this and every later GET back to aiohttp. The first ranged read that the server
     answers without honouring ``Range`` switches ranged reads to aiohttp for good (sliced as
-    above). obstore's client also reads ``405`` as a
-    missing object, so its first "missing" is asked again of aiohttp: if aiohttp disagrees (an
-    error, or data), every GET goes through aiohttp from then on; a missing chunk never turns
-    into fill values because of a misread status. Requests of both clients share this store's
-    limiter, timeout and retry budget.
+    above). obstore's client also reads ``405`` as a missing object, so its first "missing" is
+    asked again of aiohttp: if aiohttp disagrees (an error, or data), every GET goes through
+    aiohttp from then on; a missing chunk never turns into fill values because of a misread
+    status. Requests of both clients share this store's limiter, timeout and retry budget.
 
     The ``aiohttp.ClientSession`` is created lazily inside the running event loop on first
     use and closed by :meth:`aclose`; use the store from that one loop only.
@@ -124,7 +122,7 @@ class HTTPStore(AsyncStore):
         self._rust_ok = False  # obstore's client has answered here (its errors are then final)
         self._missing_ok = False  # a miss seen by obstore's client was confirmed by aiohttp
         if rust_gets and not (parts.username or parts.password or headers):
-            self._rust = _rust_client(self._base, self.url, self._limits, self._limiter)
+            self._rust = obstore_http(self._base, self._limits, limiter=self._limiter)
 
     def _session_for_loop(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -301,16 +299,3 @@ class HTTPStore(AsyncStore):
                 url=url,
                 key=key,
             ) from exc
-
-
-def _rust_client(
-    base: str, url: str, limits: Limits, limiter: anyio.CapacityLimiter
-) -> ObstoreStore:
-    """obstore's HTTP client for ``base`` (GET bodies read outside the GIL)."""
-    from obstore.store import HTTPStore as ObstoreHTTPStore
-
-    options: ClientConfig = {"allow_http": True} if base.startswith("http://") else {}
-    store = ObstoreHTTPStore.from_url(  # its keys join with "/": no trailing slash here
-        base.rstrip("/"), client_options=options, retry_config=obstore_retry_config(limits)
-    )
-    return ObstoreStore(store, url=url, limits=limits, limiter=limiter)

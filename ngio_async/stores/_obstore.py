@@ -6,6 +6,7 @@ import os
 from contextlib import contextmanager, suppress
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import obstore
 from obstore import exceptions as obs_exc
@@ -36,11 +37,17 @@ if TYPE_CHECKING:
 
     import anyio
     from obstore import GetOptions
-    from obstore.store import ObjectStore, RetryConfig
+    from obstore.store import ClientConfig, ObjectStore, RetryConfig
 
     from .._limits import Limits
 
-__all__ = ["OBSTORE_TYPES", "ObstoreStore", "describe_obstore", "obstore_retry_config"]
+__all__ = [
+    "OBSTORE_TYPES",
+    "ObstoreStore",
+    "describe_obstore",
+    "obstore_http",
+    "obstore_retry_config",
+]
 
 OBSTORE_TYPES = (AzureStore, GCSStore, HTTPStore, LocalStore, MemoryStore, S3Store)
 """The obstore store classes ``open_store`` accepts directly."""
@@ -56,6 +63,26 @@ def obstore_retry_config(limits: Limits) -> RetryConfig:
             "base": 2,
         },
     }
+
+
+def obstore_http(
+    url: str,
+    limits: Limits,
+    *,
+    client_options: ClientConfig | None = None,
+    limiter: anyio.CapacityLimiter | None = None,
+) -> ObstoreStore:
+    """obstore's HTTP client rooted at ``url`` (plain ``http`` allowed when the URL says so).
+
+    Its keys are joined to the base with ``/``, so the base loses any trailing slash.
+    """
+    options: ClientConfig = dict(client_options or {})  # type: ignore[assignment]
+    if urlsplit(url).scheme.lower() == "http":
+        options.setdefault("allow_http", True)
+    store = HTTPStore.from_url(
+        url.rstrip("/"), client_options=options, retry_config=obstore_retry_config(limits)
+    )
+    return ObstoreStore(store, url=redact_url(url), limits=limits, limiter=limiter)
 
 
 def describe_obstore(store: ObjectStore) -> str:

@@ -11,7 +11,6 @@ from obstore import exceptions as obs_exc
 from obstore.store import (
     AzureStore,
     GCSStore,
-    HTTPStore as ObstoreHTTPStore,
     LocalStore,
     MemoryStore,
     S3Store,
@@ -20,13 +19,13 @@ from obstore.store import (
 from .._errors import NotFoundError, StoreError, UnsupportedError
 from .._limits import Limits
 from ._base import AsyncStore
-from ._obstore import OBSTORE_TYPES, ObstoreStore, obstore_retry_config
+from ._obstore import OBSTORE_TYPES, ObstoreStore, obstore_http, obstore_retry_config
 from ._url_utils import redact_url
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from obstore.store import ClientConfig, ObjectStore
+    from obstore.store import ObjectStore
 
 __all__ = ["open_store"]
 
@@ -138,17 +137,10 @@ def _open_http(
     url: str, limits: Limits, backend: Backend | None, options: dict[str, Any]
 ) -> AsyncStore:
     if backend == "obstore":
-        client_options: ClientConfig = dict(options.pop("client_options", None) or {})  # type: ignore[assignment]
-        if urlsplit(url).scheme.lower() == "http":
-            client_options.setdefault("allow_http", True)
+        client_options = options.pop("client_options", None)
         _no_options(options, "obstore's HTTPStore")
         with _construction_errors(redact_url(url)):
-            store = ObstoreHTTPStore.from_url(  # keys join with "/": no trailing slash
-                url.rstrip("/"),
-                client_options=client_options,
-                retry_config=obstore_retry_config(limits),
-            )
-        return ObstoreStore(store, url=redact_url(url), limits=limits)
+            return obstore_http(url, limits, client_options=client_options)
     headers = options.pop("headers", None)
     _no_options(options, "the HTTP store")
     from ._http import HTTPStore  # aiohttp is imported only when an http(s) URL is opened
