@@ -130,7 +130,8 @@ def serving(kind: str, images: list[str]) -> Iterator[Source]:
     elif kind == "http":
         from _proxy import http_server
 
-        with http_server(DATA, delay=LATENCY) as base_url:
+        with http_server(DATA, delay=LATENCY) as (base_url, name):
+            print(f"  http: {name} on {base_url}", flush=True)
             yield Source("http", base_url=base_url)
     else:
         raise SystemExit(f"unknown source {kind!r} (disk, s3, http)")

@@ -440,7 +440,7 @@ def spawn(
 
 # ------------------------------------------------------------------------------------ the run
 @contextlib.contextmanager
-def serving(kind: str, names: list[str]) -> Iterator[dict[str, Any]]:
+def serving(kind: str, names: list[str], http: str = "auto") -> Iterator[dict[str, Any]]:
     """Source options for ``kind``, with its server running (and the images uploaded)."""
     if kind == "disk":
         yield {}
@@ -452,7 +452,8 @@ def serving(kind: str, names: list[str]) -> Iterator[dict[str, Any]]:
     elif kind == "http":
         from _proxy import http_server
 
-        with http_server(DATA, delay=LATENCY) as base_url:
+        with http_server(DATA, delay=LATENCY, server=http) as (base_url, name):
+            print(f"  http: {name} on {base_url}, {LATENCY * 1e3:.0f} ms before each answer")
             yield {"base_url": base_url}
     else:
         raise SystemExit(f"unknown source {kind!r} (disk, s3, http)")
@@ -534,6 +535,12 @@ def main() -> None:
     parser.add_argument(
         "--budget", type=float, default=20.0, help="seconds per run before stopping"
     )
+    parser.add_argument(
+        "--http-server",
+        default="auto",
+        choices=("auto", "nginx", "aiohttp"),
+        help="the latency-injecting HTTP server (auto: nginx with its Lua module if installed)",
+    )
     parser.add_argument("--no-shard-tiles", action="store_true", help="skip the 4096x4096 row")
     parser.add_argument("--cases", help="only these, e.g. chunked/512,sharded/4096")
     parser.add_argument(
@@ -574,7 +581,7 @@ def main() -> None:
     results: dict[tuple[str, str, str], dict[str, Any]] = {}
     cpu_done: dict[str, dict[str, Any]] = {}  # image -> its cpu-limit (the same bytes everywhere)
     for kind in sources:
-        with serving(kind, list(names.values())) as extra:
+        with serving(kind, list(names.values()), args.http_server) as extra:
             for image, tile in cases:
                 src = Source(kind=kind, name=names[image], **extra)
                 case = f"{image}/{tile}"

@@ -111,6 +111,16 @@ def single_leaf(group: BaseExceptionGroup[Any]) -> BaseException | None:
     return exc
 
 
+class _Idle(Generic[T, R]):
+    """A worker task waiting for its next item (``job`` is ``None`` when the producer stopped)."""
+
+    __slots__ = ("job", "wake")
+
+    def __init__(self) -> None:
+        self.wake = anyio.Event()
+        self.job: tuple[T, _Slot[R]] | None = None
+
+
 class _Slot(Generic[R]):
     """One started item: its result or error, once finished."""
 
@@ -188,6 +198,8 @@ class _Engine(Generic[T, R]):
         self._changed: anyio.Event | None = None
         self._scope: anyio.CancelScope | None = None
         self._done: anyio.Event | None = None
+        self._idle: list[_Idle[T, R]] = []  # worker tasks waiting for an item
+        self._producing = True  # the producer may still hand out items
 
     # -- waiting: one broadcast event, replaced on every change -----------------------------
 
@@ -261,16 +273,39 @@ class _Engine(Generic[T, R]):
         self._notify()
 
     async def _produce(self, tg: TaskGroup) -> None:
-        while not self._failed and not self._closed and self._peek():
-            while not self._fits(self.reserved, self.started - self.consumed):
-                self._window_limited = self.started - self.consumed >= self.window
-                await self._wait()
-                if self._failed or self._closed:
-                    return
-            self._window_limited = False
-            item, slot = self._take()
-            tg.start_soon(self._work, item, slot)
-            await anyio.lowlevel.checkpoint()
+        try:
+            while not self._failed and not self._closed and self._peek():
+                while not self._fits(self.reserved, self.started - self.consumed):
+                    self._window_limited = self.started - self.consumed >= self.window
+                    await self._wait()
+                    if self._failed or self._closed:
+                        return
+                self._window_limited = False
+                job = self._take()
+                if self._idle:  # hand the item to a waiting worker task
+                    worker = self._idle.pop()
+                    worker.job = job
+                    worker.wake.set()
+                else:  # at most one task per item in the window, reused for later items
+                    tg.start_soon(self._worker, job)
+                await anyio.lowlevel.checkpoint()
+        finally:
+            self._producing = False
+            for worker in self._idle:
+                worker.wake.set()  # no job: the worker ends
+            self._idle.clear()
+
+    async def _worker(self, job: tuple[T, _Slot[R]] | None) -> None:
+        """Run items handed over by the producer until it stops (a task costs far more to
+        start than to wake, so tasks are reused rather than started per item)."""
+        while job is not None:
+            await self._work(*job)
+            if not self._producing:
+                return
+            worker = _Idle[T, R]()
+            self._idle.append(worker)
+            await worker.wake.wait()
+            job = worker.job
 
     async def run(self) -> None:
         """Prefetch in the background until the input is done or :meth:`cancel` is called."""

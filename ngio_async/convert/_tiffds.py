@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from .._workers import Workers
 from ..images import Dataset, ImageMetadata, Level
 from ..images._create import ImagePlan
 from ..stores import open_store
@@ -139,7 +140,7 @@ async def open_tiff_async(
         plan = _pyramid(source, chunks)
         store = open_store("memory://", limits=limits)
         lim = limits or store.limits
-        limiter = anyio.CapacityLimiter(lim.decode_threads)
+        workers = Workers(lim.decode_threads)
         metadata = ImageMetadata(plan.ome)
         levels: list[Level] = [
             TiffLevel(
@@ -149,16 +150,14 @@ async def open_tiff_async(
                 i,
                 scale=cal.scale,
                 translation=cal.translation,
-                decode_limiter=limiter,
+                workers=workers,
                 window=max(2 * lim.max_requests, 2 * lim.decode_threads),
             )
             for i, (meta, cal) in enumerate(
                 zip(plan.arrays, metadata.spatial_calibration, strict=True)
             )
         ]
-        ds = TiffDataset(
-            store, "", metadata, levels, limits=lim, decode_limiter=limiter, owns_store=True
-        )
+        ds = TiffDataset(store, "", metadata, levels, limits=lim, workers=workers, owns_store=True)
     except BaseException:
         with anyio.CancelScope(shield=True):
             await source.aclose()

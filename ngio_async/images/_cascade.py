@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from itertools import product
 from typing import TYPE_CHECKING, Any
 
-import anyio
 import numpy as np
 
 from ..engine.pyramid import region_footprint
@@ -127,10 +126,9 @@ class Cascade:
         if not _aligned(region, factors, src.shape):
             self._remember(level, region)
             return
-        reduced = await anyio.to_thread.run_sync(
-            _reduce, np.asarray(data), factors, self._method, dst.dtype,
-            limiter=self._ds._decode_limiter,
-        )  # fmt: skip
+        reduced = await self._ds._workers.run(
+            _reduce, np.asarray(data), factors, self._method, dst.dtype
+        )
         target = region_footprint(region, factors, dst.shape)
         stored = dst.meta.stored_chunks
         ranges = [range(s.start // c, -(-s.stop // c)) for s, c in zip(target, stored, strict=True)]

@@ -15,6 +15,7 @@ import numpy as np
 
 from .._errors import ClosedError, NotFoundError, ReadOnlyError, UnsupportedError
 from .._prefetch import prefetch as start_prefetch
+from .._workers import Workers
 from ..engine import default_tile_shape, normalize_selection, tile_grid
 from ..stores import AsyncStore, open_store
 from ._labels import Labels
@@ -80,7 +81,7 @@ class Dataset:
         levels: list[Level],
         *,
         limits: Limits,
-        decode_limiter: anyio.CapacityLimiter,
+        workers: Workers,
         owns_store: bool,
     ) -> None:
         self.store = store
@@ -88,7 +89,7 @@ class Dataset:
         self.metadata = metadata
         self.levels = levels
         self.limits = limits
-        self._decode_limiter = decode_limiter
+        self._workers = workers
         self._owns_store = owns_store
         self._state = _State.OPEN
         self.labels = Labels(self)
@@ -107,7 +108,7 @@ class Dataset:
         root: str = "",
         *,
         limits: Limits | None = None,
-        decode_limiter: anyio.CapacityLimiter | None = None,
+        workers: Workers | None = None,
         owns_store: bool = False,
         mode: Mode = "r",
     ) -> Dataset:
@@ -135,7 +136,7 @@ class Dataset:
             ome,
             arrays,
             limits=limits,
-            decode_limiter=decode_limiter,
+            workers=workers,
             owns_store=owns_store,
             mode=mode,
         )
@@ -149,7 +150,7 @@ class Dataset:
         arrays: list[ArrayMeta],
         *,
         limits: Limits | None = None,
-        decode_limiter: anyio.CapacityLimiter | None = None,
+        workers: Workers | None = None,
         owns_store: bool = False,
         mode: Mode = "r+",
     ) -> Dataset:
@@ -157,7 +158,7 @@ class Dataset:
         _check_mode(mode)
         limits = limits or store.limits
         metadata = ImageMetadata(ome)
-        limiter = decode_limiter or anyio.CapacityLimiter(limits.decode_threads)
+        workers = workers or Workers(limits.decode_threads)
         window = max(2 * limits.max_requests, 2 * limits.decode_threads)
         levels = [
             Level(
@@ -166,7 +167,7 @@ class Dataset:
                 arr,
                 scale=cal.scale,
                 translation=cal.translation,
-                decode_limiter=limiter,
+                workers=workers,
                 window=window,
             )
             for path, arr, cal in zip(
@@ -179,7 +180,7 @@ class Dataset:
             metadata,
             levels,
             limits=limits,
-            decode_limiter=limiter,
+            workers=workers,
             owns_store=owns_store,
         )
         dataset._set_mode(mode)

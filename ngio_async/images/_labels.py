@@ -218,7 +218,7 @@ class Labels:
                 ds.store,
                 join(ds.root, "labels", name),
                 limits=ds.limits,
-                decode_limiter=ds._decode_limiter,
+                workers=ds._workers,
                 mode=ds.mode if mode is None else mode,
             )
         except NotFoundError:
@@ -266,7 +266,7 @@ class Labels:
             plan.ome,
             list(plan.arrays),
             limits=ds.limits,
-            decode_limiter=ds._decode_limiter,
+            workers=ds._workers,
             mode="r+",
         )
 

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
     from numpy.typing import ArrayLike, NDArray
 
+    from .._workers import Workers
     from ..engine import ChunkPlan, InnerChunkPlan, Region, ShardPlan
     from ..meta.zarr import ArrayMeta
     from ..stores import AsyncStore, Buffer
@@ -61,7 +62,7 @@ class Level:
         *,
         scale: tuple[float, ...],
         translation: tuple[float, ...],
-        decode_limiter: anyio.CapacityLimiter,
+        workers: Workers,
         window: int,
     ) -> None:
         self.store = store
@@ -75,7 +76,7 @@ class Level:
         self._chunk_reads = not (
             isinstance(self.codec, ShardCodec) and math.prod(self.codec.chunks_per_shard) == 1
         )
-        self._decode_limiter = decode_limiter
+        self._workers = workers
         self._window = window
         self._prefix = f"{self.path}/" if self.path else ""
         self._indexes: OrderedDict[str, ShardIndex | None] = OrderedDict()
@@ -141,9 +142,7 @@ class Level:
         shape = region_shape(region)
         if self.reads_locally and self._one_object(region):
             # local, one stored object (a tile): plan, read and decode in one worker-thread call
-            return await anyio.to_thread.run_sync(
-                self._read_local, region, shape, limiter=self._decode_limiter
-            )
+            return await self._workers.run(self._read_local, region, shape)
         out: NDArray[Any] = np.empty(shape, dtype=self.dtype)
         if out.size == 0:
             return out
@@ -200,13 +199,12 @@ class Level:
         return self._read_local(region, region_shape(region))
 
     async def in_decode_thread(self, fn: Callable[[P], R], arg: P) -> R:
-        """``fn(arg)`` in a worker thread, holding one of the dataset's decode-thread tokens."""
-        return await anyio.to_thread.run_sync(fn, arg, limiter=self._decode_limiter)
+        """``fn(arg)`` in one of the dataset's decode threads."""
+        return await self._workers.run(fn, arg)
 
     def decode_idle(self) -> bool:
         """Whether a decode thread is free (reads wait on I/O, not on the CPU)."""
-        limiter = self._decode_limiter
-        return limiter.borrowed_tokens < limiter.total_tokens
+        return self._workers.idle()
 
     def _one_object(self, region: Region) -> bool:
         return _inside_one(region, self.meta.stored_chunks)
@@ -261,18 +259,17 @@ class Level:
                 count = math.prod(
                     -(-r.stop // c) - r.start // c for r, c in zip(region, self.chunks, strict=True)
                 )
-                threads = int(self._decode_limiter.total_tokens)
+                threads = self._workers.threads
                 per_call = max(1, min(_BATCH, count // (4 * threads)))
                 batches = iter(lambda: list(islice(plans, per_call)), [])
 
                 async def one_batch(batch: list[ChunkPlan]) -> None:
-                    await anyio.to_thread.run_sync(
+                    await self._workers.run(
                         _fetch_decode,
                         self.store,
                         chunk_codec,
                         _chunk_jobs(self._prefix, batch, out),
                         self.fill_value,
-                        limiter=self._decode_limiter,
                     )
 
                 await _run_all(batches, one_batch, self._window)
@@ -297,26 +294,16 @@ class Level:
         if len(plan.chunks) == math.prod(codec.chunks_per_shard) and key not in self._indexes:
             # the region needs every inner chunk: one request for the whole shard, not two
             if self.store.blocking_reads:
-                await anyio.to_thread.run_sync(
-                    _fetch_decode_shard,
-                    self.store,
-                    codec,
-                    key,
-                    plan,
-                    out,
-                    limiter=self._decode_limiter,
-                )
+                await self._workers.run(_fetch_decode_shard, self.store, codec, key, plan, out)
                 return
             whole = await self.store.get(key)
             if whole is None:
                 out[plan.out_selection] = self.fill_value
                 return
             # decode the inner chunks on every decode thread: a shard is many chunks of work
-            parts = max(1, min(int(self._decode_limiter.total_tokens), len(plan.chunks) // 8))
+            parts = max(1, min(self._workers.threads, len(plan.chunks) // 8))
             if parts == 1:
-                await anyio.to_thread.run_sync(
-                    _decode_shard_into, codec, whole, key, plan, out, limiter=self._decode_limiter
-                )
+                await self._workers.run(_decode_shard_into, codec, whole, key, plan, out)
                 return
             async with anyio.create_task_group() as tg:
                 for i in range(parts):
@@ -331,13 +318,12 @@ class Level:
         if not wanted:
             return
         if self.store.blocking_reads:  # local: read and decode in one worker-thread call
-            await anyio.to_thread.run_sync(
+            await self._workers.run(
                 _fetch_decode,
                 self.store,
                 codec.inner,
                 _range_jobs(key, wanted, pieces, out),
                 self.fill_value,
-                limiter=self._decode_limiter,
             )
             return
         bufs = await self.store.get_ranges(key, wanted)
@@ -357,16 +343,12 @@ class Level:
     async def _decode_shard_part(
         self, codec: ShardCodec, whole: Buffer, key: str, plan: ShardPlan, out: NDArray[Any]
     ) -> None:
-        await anyio.to_thread.run_sync(
-            _decode_shard_into, codec, whole, key, plan, out, limiter=self._decode_limiter
-        )
+        await self._workers.run(_decode_shard_into, codec, whole, key, plan, out)
 
     async def _decode_in_thread(
         self, codec: ChunkCodec, buf: Buffer, key: str, chunk_sel: Region, target: NDArray[Any]
     ) -> None:
-        await anyio.to_thread.run_sync(
-            _decode_into, codec, buf, key, chunk_sel, target, limiter=self._decode_limiter
-        )
+        await self._workers.run(_decode_into, codec, buf, key, chunk_sel, target)
 
     async def shard_index(self, key: str) -> ShardIndex | None:
         """The decoded index of shard ``key`` (``None`` if the shard does not exist); cached.

@@ -33,8 +33,6 @@ import math
 from dataclasses import replace as dc_replace
 from typing import TYPE_CHECKING, Any, Literal
 
-import anyio
-
 from .._errors import UnsupportedError
 from .._prefetch import prefetch
 from ..engine.pyramid import downsample, pyramid_plan
@@ -47,6 +45,7 @@ if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import NDArray
 
+    from .._workers import Workers
     from ..engine.pyramid import LevelPlan, Method, PyramidStep
     from ..meta import OmeMetadata
     from ..meta.zarr import ArrayMeta
@@ -125,7 +124,7 @@ async def _build_level(
     plan: LevelPlan,
     method: Method,
     *,
-    limiter: anyio.CapacityLimiter,
+    workers: Workers,
     window: int,
     max_bytes: int,
     done: Callable[[], None],
@@ -134,9 +133,7 @@ async def _build_level(
 
     async def one(step: PyramidStep) -> None:
         block = await src.read(step.source)
-        out = await anyio.to_thread.run_sync(
-            _reduce, block, step.factors, method, dst.dtype, limiter=limiter
-        )
+        out = await workers.run(_reduce, block, step.factors, method, dst.dtype)
         del block
         await dst.write(step.target, out)
 
@@ -241,7 +238,7 @@ async def _add_levels(
             meta,
             scale=scale,
             translation=last.translation,
-            decode_limiter=ds._decode_limiter,
+            workers=ds._workers,
             window=last._window,
         )
         lvl.writable = True
@@ -330,7 +327,7 @@ async def build_pyramid(
             all_levels[plan.level],
             plan,
             chosen,
-            limiter=ds._decode_limiter,
+            workers=ds._workers,
             window=window,
             max_bytes=ds.limits.prefetch_bytes,
             done=done,

@@ -134,7 +134,7 @@ async def _write_object(
     )
     whole = region_shape(obj) == piece.shape
     existing: Buffer | None = None if whole else await level.store.get(key)
-    encoded: bytes | None = await anyio.to_thread.run_sync(
+    encoded: bytes | None = await level._workers.run(
         _encode_object,
         codec,
         key,
@@ -142,7 +142,6 @@ async def _write_object(
         piece,
         local,
         region_shape(obj),
-        limiter=level._decode_limiter,
     )
     if encoded is None:
         if whole or existing is not None:

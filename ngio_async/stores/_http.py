@@ -150,6 +150,7 @@ class HTTPStore(AsyncStore):
             if byte_range is None:
                 raise
             self._ranges_ok = False
+            rust.whole_as_range = False  # whole GETs plainly, too
             return await self._aiohttp_get(key, byte_range)
         except StoreError:
             if self._rust_ok:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from contextlib import contextmanager, suppress
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -138,6 +139,7 @@ class ObstoreStore(AsyncStore):
         # local files: blocking reads with os.pread (one syscall, no runtime hop)
         prefix = getattr(store, "prefix", None) if isinstance(store, LocalStore) else None
         self._root: str | None = str(prefix) if prefix is not None and _HAS_PREAD else None
+        self.whole_as_range = True  # whole GETs as one bounded range (cleared if refused)
 
     @property
     def obstore(self) -> ObjectStore:
@@ -172,6 +174,24 @@ class ObstoreStore(AsyncStore):
             )
 
     async def _get_once(self, key: str, byte_range: ByteRequest | None) -> Buffer | None:
+        if byte_range is None and self.whole_as_range:
+            # a whole object as the range [0, 2**40): one runtime round trip, not two
+            try:
+                data = await obstore.get_range_async(self._store, key, start=0, end=_WHOLE)
+            except FileNotFoundError:
+                return None
+            except (obs_exc.NotSupportedError, obs_exc.GenericError) as exc:
+                if not _range_refused(exc):
+                    raise
+                # an empty object has no byte 0 (416), or the server ignores ranges: ask for
+                # the object plainly; a non-empty answer means ranges never do here
+                whole = await self._get_plain(key, None)
+                if whole is not None and len(whole):
+                    self.whole_as_range = False
+                return whole
+            if len(data) < _WHOLE:
+                return memoryview(data)
+            # an object of 1 TiB or more: ask for all of it
         if isinstance(byte_range, RangeByteRequest):
             # one runtime round trip (get_async + bytes_async take two loop wake-ups)
             try:
@@ -184,6 +204,9 @@ class ObstoreStore(AsyncStore):
             if len(view) == byte_range.end - byte_range.start:
                 return view
             # shorter: the object ends inside the range; the answer with its size decides
+        return await self._get_plain(key, byte_range)
+
+    async def _get_plain(self, key: str, byte_range: ByteRequest | None) -> Buffer | None:
         options = _get_options(byte_range)
         try:
             result = await obstore.get_async(self._store, key, options=options)
@@ -295,6 +318,19 @@ def _get_options(byte_range: ByteRequest | None) -> GetOptions:
 
 
 _HAS_PREAD = hasattr(os, "pread")
+_WHOLE = 1 << 40  # the end of the range that asks for a whole object (1 TiB)
+# how backends refuse a range: a 200 to a ranged GET (NotSupported), 416 (S3, HTTP), and the
+# local and in-memory stores' "invalid range" for an empty object
+_RANGE_REFUSED = re.compile(
+    r"\b416\b|InvalidRange|invalid range|range was invalid|Range request not supported",
+    re.IGNORECASE,
+)
+
+
+def _range_refused(exc: BaseException) -> bool:
+    return isinstance(exc, obs_exc.NotSupportedError) or bool(_RANGE_REFUSED.search(str(exc)))
+
+
 _FALLBACK: Any = object()  # _pread's "let obstore answer this one"
 
 

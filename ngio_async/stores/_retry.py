@@ -47,9 +47,15 @@ async def call_with_retry(
             if limiter is None:
                 with anyio.fail_after(limits.timeout):
                     return await attempt()
-            async with limiter:
+            try:  # a free token is taken without a trip through the event loop
+                limiter.acquire_nowait()
+            except anyio.WouldBlock:
+                await limiter.acquire()
+            try:
                 with anyio.fail_after(limits.timeout):
                     return await attempt()
+            finally:
+                limiter.release()
         except Exception as exc:
             if retry >= limits.max_retries or not (isinstance(exc, TimeoutError) or retryable(exc)):
                 raise

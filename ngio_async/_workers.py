@@ -1,0 +1,225 @@
+"""Worker threads for blocking calls (decode, encode, local reads), with cheap hand-offs.
+
+``anyio.to_thread.run_sync`` wakes a worker thread and then the event loop once per call, and
+each wake-up (a futex or a byte through the loop's self-pipe, two context switches) costs about
+as much CPU as decoding a small chunk. :class:`Workers` does the same job for the many small
+calls of a tile stream:
+
+- ``Workers(n)`` runs at most ``n`` calls at once (a dataset's ``limits.decode_threads``);
+  calls beyond that queue in order, and a thread that finishes one takes the next queued call
+  of the same ``Workers`` itself, without a wake-up;
+- the threads come from one process-wide pool of daemon threads, started only when no idle
+  thread is waiting and ended after :data:`IDLE_SECONDS` without work;
+- results go back to the event loop in bursts: calls that finish before the loop has collected
+  the earlier ones are handed over in the same wake-up.
+
+Cancellation: a queued call is dropped at once; one that is running is waited for (shielded),
+so when the awaiting task has left, nothing it started still runs (the rule of
+``to_thread.run_sync`` without ``abandon_on_cancel``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import queue
+import threading
+import weakref
+from collections import deque
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+import anyio
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+__all__ = ["IDLE_SECONDS", "Workers"]
+
+R = TypeVar("R")
+
+IDLE_SECONDS = 10.0  # a worker thread with nothing to do for this long ends
+
+
+class _Call(Generic[R]):
+    """One call: run in a worker thread, finished on the event loop thread."""
+
+    __slots__ = ("args", "error", "fn", "future", "skip", "value", "waiter")
+
+    def __init__(
+        self, fn: Callable[..., R], args: tuple[Any, ...], future: asyncio.Future[R]
+    ) -> None:
+        self.fn = fn
+        self.args = args
+        self.future = future
+        self.skip = False  # the caller was cancelled before the call started: do not run it
+        self.value: Any = None
+        self.error: BaseException | None = None
+        self.waiter: anyio.Event | None = None  # set when a cancelled caller waits for the end
+
+    def run(self) -> None:
+        if self.skip:
+            return
+        try:
+            self.value = self.fn(*self.args)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller on its loop
+            self.error = exc
+
+    def finish(self) -> None:
+        """On the loop thread: hand the outcome to the caller (or wake a cancelled one)."""
+        future = self.future
+        if not future.done():
+            if self.error is not None:
+                future.set_exception(self.error)
+            else:
+                future.set_result(self.value)
+        if self.waiter is not None:
+            self.waiter.set()
+        self.fn = self.args = self.value = self.error = None  # type: ignore[assignment]
+
+
+class _Returns:
+    """Finished calls of one event loop, handed back one burst per loop wake-up."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._lock = threading.Lock()
+        self._done: list[_Call[Any]] = []
+        self._scheduled = False
+
+    def post(self, call: _Call[Any]) -> None:
+        """From a worker thread: queue ``call``; wake the loop only if no wake-up is pending."""
+        with self._lock:
+            self._done.append(call)
+            if self._scheduled:
+                return
+            self._scheduled = True
+        # a closed loop raises RuntimeError: nobody waits for these results any more
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(self._drain)
+
+    def _drain(self) -> None:
+        with self._lock:
+            done, self._done = self._done, []
+            self._scheduled = False
+        for call in done:
+            call.finish()
+
+
+class _Pool:
+    """Daemon threads running queued functions; a thread starts when none is idle."""
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[Callable[[], object]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._idle = 0  # threads waiting for work
+
+    def submit(self, job: Callable[[], object]) -> None:
+        with self._lock:
+            self._queue.put(job)
+            if self._queue.qsize() <= self._idle:
+                return
+        threading.Thread(target=self._work, name="ngio-worker", daemon=True).start()
+
+    def _work(self) -> None:
+        get, lock = self._queue.get, self._lock
+        while True:
+            with lock:
+                self._idle += 1
+            try:
+                job = get(timeout=IDLE_SECONDS)
+            except queue.Empty:
+                with lock:
+                    self._idle -= 1
+                    if self._queue.empty():  # else a job came in as the wait ended: take it
+                        return
+                continue
+            with lock:
+                self._idle -= 1
+            job()
+
+
+_pool = _Pool()
+_returns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Returns] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _after_fork() -> None:  # the child has none of the parent's threads
+    global _pool
+    _pool = _Pool()
+    _returns.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
+
+
+class Workers:
+    """Run blocking calls in worker threads, at most ``threads`` at once (see the module)."""
+
+    def __init__(self, threads: int) -> None:
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+            raise ValueError(f"threads must be a positive integer, got {threads!r}")
+        self.threads = threads
+        self._lock = threading.Lock()
+        self._running = 0  # calls running, or handed to the pool to run
+        self._queued: deque[tuple[_Call[Any], _Returns]] = deque()
+
+    def __repr__(self) -> str:
+        return f"Workers(threads={self.threads}, running={self._running})"
+
+    @property
+    def busy(self) -> int:
+        """Calls running now (at most :attr:`threads`)."""
+        return self._running
+
+    def idle(self) -> bool:
+        """Whether a thread is free for another call."""
+        return self._running < self.threads
+
+    async def run(self, fn: Callable[..., R], *args: Any) -> R:
+        """``fn(*args)`` in a worker thread; its result, or its exception raised here."""
+        loop = asyncio.get_running_loop()
+        returns = _returns.get(loop)
+        if returns is None:
+            returns = _returns[loop] = _Returns(loop)
+        future: asyncio.Future[R] = loop.create_future()
+        call = _Call(fn, args, future)
+        with self._lock:
+            start = self._running < self.threads
+            if start:
+                self._running += 1
+            else:
+                self._queued.append((call, returns))
+        if start:
+            _pool.submit(lambda: self._drive(call, returns))
+        try:
+            return await future
+        except BaseException:
+            if call.fn is not None:  # not finished on this loop yet
+                with self._lock:
+                    try:
+                        self._queued.remove((call, returns))  # not started: dropped
+                        started = False
+                    except ValueError:
+                        started = True
+                if started:  # wait until it has run (or been skipped, if not yet begun)
+                    call.skip = True
+                    call.waiter = anyio.Event()
+                    with anyio.CancelScope(shield=True):
+                        await call.waiter.wait()
+            raise
+
+    def _drive(self, call: _Call[Any], returns: _Returns) -> None:
+        """In a pool thread: run ``call``, then this object's queued calls, until none is left."""
+        while True:
+            call.run()
+            with self._lock:  # counted free before the caller can see the result
+                following = self._queued.popleft() if self._queued else None
+                if following is None:
+                    self._running -= 1
+            returns.post(call)
+            if following is None:
+                return
+            call, returns = following

@@ -1,0 +1,167 @@
+"""``Workers``: the worker threads behind decoding, with a bound, bursts and cancellation."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import anyio
+import anyio.lowlevel
+import pytest
+
+from ngio_async import _workers
+from ngio_async._workers import Workers
+
+pytestmark = pytest.mark.anyio
+
+
+class Gauge:
+    """Counts calls running at once, from worker threads."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.now = 0
+        self.peak = 0
+        self.done: list[int] = []
+        self.threads: set[int] = set()
+
+    def work(self, i: int, seconds: float = 0.005) -> int:
+        with self.lock:
+            self.now += 1
+            self.peak = max(self.peak, self.now)
+            self.threads.add(threading.get_ident())
+        time.sleep(seconds)
+        with self.lock:
+            self.now -= 1
+            self.done.append(i)
+        return i * i
+
+
+async def test_results_in_threads_and_at_most_n_at_once() -> None:
+    workers, gauge = Workers(3), Gauge()
+    results: dict[int, int] = {}
+
+    async def one(i: int) -> None:
+        results[i] = await workers.run(gauge.work, i)
+
+    async with anyio.create_task_group() as tg:
+        for i in range(40):
+            tg.start_soon(one, i)
+    assert results == {i: i * i for i in range(40)}
+    assert gauge.peak == 3  # the bound, reached
+    assert threading.get_ident() not in gauge.threads
+    assert workers.busy == 0
+    assert workers.idle()
+
+
+async def test_an_exception_is_raised_to_the_caller() -> None:
+    def boom(name: str) -> None:
+        raise KeyError(name)
+
+    workers = Workers(2)
+    with pytest.raises(KeyError, match="chunk-7"):
+        await workers.run(boom, "chunk-7")
+    assert await workers.run(len, "abc") == 3  # the workers go on
+    assert workers.busy == 0
+
+
+async def test_cancelled_while_running_waits_for_the_call() -> None:
+    workers = Workers(1)
+    started, release = threading.Event(), threading.Event()
+    finished: list[str] = []
+    left: list[bool] = []
+    scope = anyio.CancelScope()
+
+    def slow() -> None:
+        started.set()
+        release.wait(5)
+        finished.append("slow")
+
+    async def caller() -> None:
+        with scope:
+            await workers.run(slow)
+        left.append(scope.cancelled_caught)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(caller)
+        await anyio.to_thread.run_sync(started.wait, 5)
+        scope.cancel()
+        await anyio.sleep(0.05)
+        assert left == []  # the cancelled caller still waits for its running call
+        release.set()
+    assert left == [True]
+    assert finished == ["slow"]
+    assert workers.busy == 0
+
+
+async def test_cancelled_before_its_turn_is_dropped_at_once() -> None:
+    workers = Workers(1)
+    started, release = threading.Event(), threading.Event()
+    ran: list[str] = []
+
+    def first() -> None:
+        started.set()
+        release.wait(5)
+        ran.append("first")
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(workers.run, first)
+        await anyio.to_thread.run_sync(started.wait, 5)
+        with anyio.move_on_after(0.05) as scope:
+            await workers.run(ran.append, "queued")  # waits behind `first`
+        assert scope.cancelled_caught  # left without waiting for `first`
+        assert ran == []
+        release.set()
+    assert ran == ["first"]  # the queued call never ran
+    assert await workers.run(len, "ab") == 2
+    assert workers.busy == 0
+
+
+async def test_calls_finishing_together_come_back_in_one_wake_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    drains = 0
+    drain = _workers._Returns._drain
+
+    def counting(self: _workers._Returns) -> None:
+        nonlocal drains
+        drains += 1
+        drain(self)
+
+    monkeypatch.setattr(_workers._Returns, "_drain", counting)
+    workers, gauge = Workers(4), Gauge()
+    results: list[int] = []
+
+    async def one(i: int) -> None:
+        results.append(await workers.run(gauge.work, i, 0.0))
+
+    async with anyio.create_task_group() as tg:
+        for i in range(32):
+            tg.start_soon(one, i)
+        await anyio.lowlevel.checkpoint()  # every call is queued or running
+        time.sleep(0.2)  # the loop is busy while all 32 finish
+    assert sorted(results) == [i * i for i in range(32)]
+    assert drains == 1
+
+
+async def test_idle_threads_leave(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_workers, "IDLE_SECONDS", 0.05)
+    gauge = Gauge()
+    await Workers(2).run(gauge.work, 1)
+    (thread_id,) = gauge.threads
+
+    def alive() -> bool:
+        return any(t.ident == thread_id for t in threading.enumerate())
+
+    for _ in range(200):
+        if not alive():
+            break
+        await anyio.sleep(0.01)
+    assert not alive()
+    assert await Workers(2).run(gauge.work, 2) == 4  # a new thread starts on demand
+
+
+def test_threads_must_be_a_positive_integer() -> None:
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="threads must be a positive integer"):
+            Workers(bad)  # type: ignore[arg-type]
