@@ -139,7 +139,7 @@ async def test_calls_finishing_together_come_back_in_one_wake_up(
         for i in range(32):
             tg.start_soon(one, i)
         await anyio.lowlevel.checkpoint()  # every call is queued or running
-        time.sleep(0.2)  # the loop is busy while all 32 finish
+        time.sleep(0.2)  # noqa: ASYNC251 - the loop is busy (blocked) while all 32 finish
     assert sorted(results) == [i * i for i in range(32)]
     assert drains == 1
 
