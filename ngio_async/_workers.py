@@ -82,7 +82,7 @@ class _Returns:
     """Finished calls of one event loop, handed back one burst per loop wake-up."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
+        self._loop = weakref.ref(loop)  # weak: this is the loop's value in ``_returns``
         self._lock = threading.Lock()
         self._done: list[_Call[Any]] = []
         self._scheduled = False
@@ -94,9 +94,11 @@ class _Returns:
             if self._scheduled:
                 return
             self._scheduled = True
-        # a closed loop raises RuntimeError: nobody waits for these results any more
-        with contextlib.suppress(RuntimeError):
-            self._loop.call_soon_threadsafe(self._drain)
+        loop = self._loop()
+        # a closed or collected loop: nobody waits for these results any more
+        if loop is not None:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._drain)
 
     def _drain(self) -> None:
         with self._lock:
@@ -137,6 +139,7 @@ class _Pool:
             with lock:
                 self._idle -= 1
             job()
+            del job  # an idle thread holds nothing of the last call (its loop, its result)
 
 
 _pool = _Pool()

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import threading
 import time
+import weakref
 
 import anyio
 import anyio.lowlevel
@@ -165,3 +168,15 @@ def test_threads_must_be_a_positive_integer() -> None:
     for bad in (0, -1, 1.5, True):
         with pytest.raises(ValueError, match="threads must be a positive integer"):
             Workers(bad)  # type: ignore[arg-type]
+
+
+def test_a_finished_event_loop_is_not_kept_alive() -> None:
+    loops: list[weakref.ref[asyncio.AbstractEventLoop]] = []
+
+    async def main() -> int:
+        loops.append(weakref.ref(asyncio.get_running_loop()))
+        return await Workers(2).run(len, "abc")
+
+    assert asyncio.run(main()) == 3
+    gc.collect()
+    assert loops[0]() is None
