@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 import anyio
 
 from .._prefetch import single_leaf
+from .._workers import Workers
 from ._tiles import Tile, TileStream
 
 if TYPE_CHECKING:
@@ -80,7 +81,7 @@ class Stream(Generic[R]):
     @asynccontextmanager
     async def _pipeline(self) -> AsyncIterator[MemoryObjectReceiveStream[tuple[Tile, R]]]:
         send, recv = anyio.create_memory_object_stream[tuple[Tile, R]](self._window)
-        limiter = anyio.CapacityLimiter(self._threads)
+        workers = Workers(self._threads)
         slots = anyio.Semaphore(self._window)
         failures: list[Exception] = []  # the first error of ``func`` wins; the rest is cancelled
 
@@ -89,7 +90,7 @@ class Stream(Generic[R]):
         ) -> None:
             try:
                 async with out:
-                    value = await anyio.to_thread.run_sync(self._func, tile.data, limiter=limiter)
+                    value = await workers.run(self._func, tile.data)
                     await out.send((tile, value))
             except Exception as exc:  # noqa: BLE001 - re-raised plainly at the boundary
                 failures.append(exc)
