@@ -62,6 +62,9 @@ class _Call(Generic[R]):
             return
         try:
             self.value = self.fn(*self.args)
+        except StopIteration as exc:  # a future cannot hold it (as in asyncio's to_thread)
+            self.error = RuntimeError(f"{self.fn!r} raised StopIteration")
+            self.error.__cause__ = exc
         except BaseException as exc:  # noqa: BLE001 - handed to the caller on its loop
             self.error = exc
 

@@ -64,6 +64,8 @@ async def test_an_exception_is_raised_to_the_caller() -> None:
     workers = Workers(2)
     with pytest.raises(KeyError, match="chunk-7"):
         await workers.run(boom, "chunk-7")
+    with pytest.raises(RuntimeError, match="StopIteration"):
+        await workers.run(next, iter(()))
     assert await workers.run(len, "abc") == 3  # the workers go on
     assert workers.busy == 0
 
