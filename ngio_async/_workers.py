@@ -151,10 +151,16 @@ _returns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Returns] = (
 )
 
 
-def _after_fork() -> None:  # the child has none of the parent's threads
+_instances: weakref.WeakSet[Workers] = weakref.WeakSet()
+
+
+def _after_fork() -> None:
+    """In a forked child: none of the parent's threads or event loops exist there."""
     global _pool
     _pool = _Pool()
     _returns.clear()
+    for workers in _instances:
+        workers._reset()
 
 
 if hasattr(os, "register_at_fork"):
@@ -171,6 +177,12 @@ class Workers:
         self._lock = threading.Lock()
         self._running = 0  # calls running, or handed to the pool to run
         self._queued: deque[tuple[_Call[Any], _Returns]] = deque()
+        _instances.add(self)
+
+    def _reset(self) -> None:
+        self._lock = threading.Lock()
+        self._running = 0
+        self._queued = deque()
 
     def __repr__(self) -> str:
         return f"Workers(threads={self.threads}, running={self._running})"

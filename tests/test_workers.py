@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
+import signal
 import threading
 import time
 import weakref
@@ -182,3 +184,40 @@ def test_a_finished_event_loop_is_not_kept_alive() -> None:
     assert asyncio.run(main()) == 3
     gc.collect()
     assert loops[0]() is None
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+async def test_a_forked_child_starts_with_free_workers() -> None:
+    workers = Workers(1)
+    started, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        started.set()
+        release.wait(5)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(workers.run, hold)
+        await anyio.to_thread.run_sync(started.wait, 5)
+        pid = os.fork()  # while the only slot is taken by a thread the child will not have
+        if pid == 0:  # the child: its own loop, its own threads
+            code = 1
+            try:
+                code = 0 if asyncio.run(_in_child(workers)) == 3 else 1
+            finally:
+                os._exit(code)
+        release.set()
+    for _ in range(1000):  # at most 10 s, then the child is killed and the test fails
+        done, status = os.waitpid(pid, os.WNOHANG)  # noqa: ASYNC222 - WNOHANG: no wait
+        if done:
+            break
+        await anyio.sleep(0.01)
+    else:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)  # noqa: ASYNC222 - a killed child is reaped at once
+        pytest.fail("the forked child did not finish its call")
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
+async def _in_child(workers: Workers) -> int:
+    with anyio.fail_after(5):
+        return await workers.run(len, "abc")
