@@ -322,7 +322,8 @@ _WHOLE = 1 << 40  # the end of the range that asks for a whole object (1 TiB)
 # how backends refuse a range: a 200 to a ranged GET (NotSupported), 416 (S3, HTTP), and the
 # local and in-memory stores' "invalid range" for an empty object
 _RANGE_REFUSED = re.compile(
-    r"\b416\b|InvalidRange|invalid range|range was invalid|Range request not supported",
+    r"status code: 416|Range Not Satisfiable|InvalidRange|invalid range|range was invalid"
+    r"|Range request not supported",
     re.IGNORECASE,
 )
 
