@@ -16,8 +16,9 @@ Bounds
   consumer holds memory at the bound. One item larger than the whole budget still runs, alone
   (it waits until nothing else is reserved), so an oversized item never deadlocks.
 - ``ordered=True`` yields results in input order; ``ordered=False`` in completion order.
-- Adaptive window (opt-in, ``max_window``): the window starts at ``window`` and grows by half
-  (at least one), up to ``max_window``, when the consumer has to wait while the producer is
+- Adaptive window (opt-in, ``max_window``): the window starts at ``window`` and doubles (after
+  the first widening that did not pay: grows by half, at least one), up to ``max_window``, when
+  the consumer has to wait while the producer is
   held back by the window (the consumer is starving: round trips, not the consumer, are the
   bottleneck), ``can_grow()`` (if given) agrees (the tile iterator passes "a decode thread is
   idle", so a CPU-bound stream does not widen), and the last widening paid off: completions
@@ -175,6 +176,7 @@ class _Engine(Generic[T, R]):
         self.completed = 0  # items whose fn finished (the rate the window is judged by)
         self._sample: tuple[float, int] | None = None  # (time, completed) at the window's start
         self._best_rate = 0.0  # completions per second at the narrower windows
+        self._slow_start = True  # double the window until a widening does not pay, then +50%
         self._max_bytes = max_bytes
         self._size_of = size_of
         self._ordered = ordered
@@ -379,9 +381,11 @@ class _Engine(Generic[T, R]):
         rate = done / since
         self._sample = (now, self.completed)
         if rate <= self._best_rate * _GAIN:
+            self._slow_start = False
             return  # the last widening did not pay: hold (a saturated server or link)
         self._best_rate = rate
-        self.window = min(self._max_window, self.window + max(1, self.window // 2))
+        step = self.window if self._slow_start else max(1, self.window // 2)
+        self.window = min(self._max_window, self.window + step)
         self._notify()
 
     def _finish(self) -> None:

@@ -564,6 +564,17 @@ async def test_adaptive_window_grows_while_the_consumer_starves() -> None:
     assert rec.peak == 6
 
 
+async def test_adaptive_window_doubles_until_a_widening_does_not_pay() -> None:
+    rec = Recorder(hold=1, delay=0.004)  # no server limit: every widening pays
+    seen = [2]
+    async with prefetch(range(400), rec, window=2, max_window=16) as results:
+        async for _ in results:
+            if results.window != seen[-1]:
+                seen.append(results.window)
+    assert seen[:3] == [2, 4, 8]  # slow start: doubling, not +50% (2 -> 3 -> 4 -> 6)
+    assert seen[-1] == 16
+
+
 async def test_adaptive_window_stays_with_a_slow_consumer() -> None:
     rec = Recorder(hold=1)
     async with prefetch(range(50), rec, window=2, max_window=6) as results:

@@ -362,8 +362,10 @@ class Dataset:
         :param overlap: a halo around each tile (int: y and x; or per axis), clipped at the
             level borders; ``tile.core`` is the tile without it.
         :param prefetch: tiles fetched ahead of the consumer (default ``limits.prefetch_tiles``,
-            growing by half while the consumer waits on I/O and each widening raises the tile
-            rate by 10%, up to what ``limits.prefetch_bytes`` allows; a fixed window if given).
+            growing while the consumer waits on I/O and each widening raises the tile rate by
+            10%: doubling until a widening does not pay, then by half; up to twice
+            ``limits.max_requests`` on remote stores and what ``limits.prefetch_bytes`` allows;
+            a fixed window if given).
             On local stores several small tiles are read per worker-thread call.
         :param ordered: yield in grid order (default) or as tiles complete (fastest).
         :param progress: ``progress(done, total)`` after each tile.
@@ -399,7 +401,10 @@ class Dataset:
             math.prod(min(t or n, n) for t, n in zip(tile_shape, lvl.shape, strict=True))
             * itemsize,
         )
-        max_window = max(window, min(1024, limits.prefetch_bytes // tile_bytes))
+        # more tiles ahead than twice the requests in flight hide no more latency, they only
+        # hold memory; the byte bound caps the window as well
+        cap = 1024 if lvl.reads_locally else 2 * limits.max_requests
+        max_window = max(window, min(cap, limits.prefetch_bytes // tile_bytes))
         if prefetch is not None:
             max_window = window
 
