@@ -136,6 +136,25 @@ async def test_peak_requests_in_flight_equal_the_limit(tmp_path: Path) -> None:
     await store.aclose()
 
 
+@pytest.mark.parametrize("blocking", [False, True])
+async def test_remote_streams_start_with_half_the_requests_in_flight(
+    tmp_path: Path, blocking: bool
+) -> None:
+    # remote: the first window is max(prefetch_tiles, max_requests // 2) = 8 tiles; local
+    # reads start at prefetch_tiles (2, in batches of at most 2 // 4 -> 1 tile)
+    big_empty(tmp_path)
+    limits = Limits(max_requests=16, prefetch_tiles=2)
+    store = InstrumentedStore(open_store(tmp_path, limits=limits), latency=0.05, blocking=blocking)
+    async with ngio_async.open_async(store) as ds:
+        store.reset()
+        tiles = ds.tiles(region=(slice(None), slice(0, 100), slice(None)))
+        async with tiles as it:
+            await it.__anext__()  # the first tile: nothing has finished before it
+            started = store.total_requests
+    assert started == (2 if blocking else 8)
+    await store.aclose()
+
+
 async def test_slow_consumer_holds_memory_at_the_byte_bound(tmp_path: Path) -> None:
     big_empty(tmp_path)
     tile_bytes = 100  # 10x10 uint8

@@ -362,7 +362,7 @@ class Dataset:
         :param overlap: a halo around each tile (int: y and x; or per axis), clipped at the
             level borders; ``tile.core`` is the tile without it.
         :param prefetch: tiles fetched ahead of the consumer (default ``limits.prefetch_tiles``,
-            growing while the consumer waits on I/O and each widening raises the tile rate by
+            on remote stores at least half of ``limits.max_requests``, growing while the consumer waits on I/O and each widening raises the tile rate by
             10%: doubling until a widening does not pay, then by half; up to twice
             ``limits.max_requests`` on remote stores and what ``limits.prefetch_bytes`` allows;
             a fixed window if given).
@@ -395,7 +395,11 @@ class Dataset:
             )
         itemsize = lvl.dtype.itemsize
         limits = self.limits
-        window = prefetch if prefetch is not None else limits.prefetch_tiles
+        window = limits.prefetch_tiles
+        if not lvl.reads_locally:  # remote: start with half the requests in flight
+            window = max(window, limits.max_requests // 2)
+        if prefetch is not None:
+            window = prefetch
         tile_bytes = max(
             1,
             math.prod(min(t or n, n) for t, n in zip(tile_shape, lvl.shape, strict=True))
