@@ -97,7 +97,8 @@ def nginx_available() -> bool:
     return shutil.which("nginx") is not None and (NGINX_MODULES / "ngx_http_lua_module.so").exists()
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1 (bench_serve's servers take one too)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -108,7 +109,7 @@ def _nginx(root: Path, delay: float) -> Iterator[str]:
     nginx = shutil.which("nginx")
     assert nginx is not None
     with tempfile.TemporaryDirectory(prefix="ngio-bench-nginx-") as tmp:
-        port = _free_port()
+        port = free_port()
         sleep = f"access_by_lua_block {{ ngx.sleep({delay}) }}" if delay > 0 else ""
         conf = Path(tmp) / "nginx.conf"
         conf.write_text(

@@ -138,10 +138,6 @@ def serving(kind: str, images: list[str]) -> Iterator[Source]:
 
 
 # ------------------------------------------------------------------------------------ servers
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def server_command(contender: str, src: Source, image: str, port: int) -> list[str]:
@@ -297,6 +293,8 @@ def measure(
     contender: str, src: Source, image: str, clients: int, args: argparse.Namespace
 ) -> tuple[dict[str, Any], list[np.ndarray[Any, Any]] | None]:
     """One point on a fresh server; also the check tiles' pixels when ``args.check`` wants them."""
+    from _proxy import free_port
+
     port = free_port()
     paths = tile_paths(image, args.ext)
     warmup = max(16, 2 * clients)

@@ -44,7 +44,7 @@ IDLE_SECONDS = 10.0  # a worker thread with nothing to do for this long ends
 class _Call(Generic[R]):
     """One call: run in a worker thread, finished on the event loop thread."""
 
-    __slots__ = ("args", "error", "fn", "future", "skip", "value", "waiter")
+    __slots__ = ("args", "error", "fn", "future", "value", "waiter")
 
     def __init__(
         self, fn: Callable[..., R], args: tuple[Any, ...], future: asyncio.Future[R]
@@ -52,14 +52,11 @@ class _Call(Generic[R]):
         self.fn = fn
         self.args = args
         self.future = future
-        self.skip = False  # the caller was cancelled before the call started: do not run it
         self.value: Any = None
         self.error: BaseException | None = None
         self.waiter: anyio.Event | None = None  # set when a cancelled caller waits for the end
 
     def run(self) -> None:
-        if self.skip:
-            return
         try:
             self.value = self.fn(*self.args)
         except StopIteration as exc:  # a future cannot hold it (as in asyncio's to_thread)
@@ -222,8 +219,7 @@ class Workers:
                         started = False
                     except ValueError:
                         started = True
-                if started:  # wait until it has run (or been skipped, if not yet begun)
-                    call.skip = True
+                if started:  # taken by a thread: wait until it has run
                     call.waiter = anyio.Event()
                     with anyio.CancelScope(shield=True):
                         await call.waiter.wait()
