@@ -10,7 +10,13 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from ngio_async.engine import normalize_selection, plan_chunks, plan_shards, region_shape
+from ngio_async.engine import (
+    keys_ahead,
+    normalize_selection,
+    plan_chunks,
+    plan_shards,
+    region_shape,
+)
 from ngio_async.engine.plan import Region, chunk_grid_range, nchunks
 from ngio_async.meta.zarr import ArrayV2Meta, ArrayV3Meta, decode_array_v2, decode_array_v3
 
@@ -259,3 +265,18 @@ def test_plans_cover_all_chunks_in_c_order() -> None:
     region = (slice(0, 5), slice(0, 7))
     coords = [p.coords for p in plan_chunks(meta, region)]
     assert coords == list(itertools.product(range(3), range(3)))
+
+
+def test_keys_ahead_puts_each_new_key_ahead_of_its_item() -> None:
+    items = ["t0", "t1", "t2", "t3", "t4", "t5"]
+    shard = {"t0": "A", "t1": "A", "t2": "B", "t3": "A", "t4": "C", "t5": "C"}
+    got = list(keys_ahead(iter(items), lambda t: [shard[t]], ahead=2))
+    assert [g for g in got if g.startswith("t")] == items  # every item, in order
+    assert got == ["A", "B", "t0", "t1", "C", "t2", "t3", "t4", "t5"]
+    for key in "ABC":  # each key once, at least 2 items before the first item needing it
+        first = min(i for i, t in enumerate(items) if shard[t] == key)
+        assert got.count(key) == 1
+        assert got.index(f"t{first}") - got.index(key) >= 1 + min(first, 2)
+    # a forgotten key (beyond `remember`) is asked for again; ahead=0 passes items straight on
+    again = list(keys_ahead(iter(["x", "y", "x"]), lambda t: [t.upper()], ahead=0, remember=1))
+    assert again == ["X", "x", "Y", "y", "X", "x"]

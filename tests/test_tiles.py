@@ -12,7 +12,7 @@ from images import Spec, write_image
 
 import ngio_async
 from ngio_async import Limits
-from ngio_async.stores import InstrumentedStore, open_store
+from ngio_async.stores import ByteRequest, InstrumentedStore, SuffixByteRequest, open_store
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -391,3 +391,75 @@ def test_sync_tiles_are_lazy(tmp_path: Path) -> None:
         tiles.close()
         n = sum(1 for _ in ds.tiles(region=(slice(None), slice(0, 20), slice(0, 30))))
         assert n == 6
+
+
+class RequestLog(InstrumentedStore):
+    """Logs every GET as it starts: ``("index", key)`` for a shard index, else ``("data", key)``."""
+
+    def __init__(self, inner: Any, **kwargs: Any) -> None:
+        super().__init__(inner, **kwargs)
+        self.log: list[tuple[str, str]] = []
+
+    async def _get_once(self, key: str, byte_range: ByteRequest | None) -> Any:
+        kind = "index" if isinstance(byte_range, SuffixByteRequest) else "data"
+        self.log.append((kind, key))
+        return await super()._get_once(key, byte_range)
+
+
+TILED_SHARDS = Spec(version="0.5", shape=(1, 256, 256), chunks=(1, 16, 16), shards=(1, 64, 64))
+
+
+@pytest.mark.parametrize("ordered", [True, False])
+async def test_remote_tiles_fetch_each_shard_index_ahead_of_the_shard(
+    tmp_path: Path, ordered: bool
+) -> None:
+    # 16 shards of 4x4 inner chunks, one tile per inner chunk: a row of tiles crosses 4 shards
+    data = write_image(tmp_path, TILED_SHARDS)[0]
+    store = RequestLog(open_store(tmp_path), latency=0.002)
+    window = 8
+    async with ngio_async.open_async(store) as ds:
+        store.log.clear()
+        first_tile: dict[str, int] = {}
+        async for tile in ds.tiles(shape=(16, 16), prefetch=window, ordered=ordered):
+            np.testing.assert_array_equal(tile.data, data[tile.region])
+            y, x = tile.region[1].start // 64, tile.region[2].start // 64
+            first_tile.setdefault(f"0/c/0/{y}/{x}", len(first_tile))
+    assert len(first_tile) == 16
+    index_at = {key: i for i, (kind, key) in enumerate(store.log) if kind == "index"}
+    assert len(index_at) == 16 == sum(kind == "index" for kind, _ in store.log)  # once each
+    for key in index_at:
+        first_data = next(i for i, entry in enumerate(store.log) if entry == ("data", key))
+        between = sum(kind == "data" for kind, _ in store.log[index_at[key] : first_data])
+        # without the look-ahead a shard's index is asked for by its first tile, with no
+        # other tile started in between: here the window's tiles before the shard were
+        shard_tile = int(np.ravel_multi_index(tuple(int(v) for v in key.split("/")[-2:]), (4, 4)))
+        if shard_tile >= 2:  # the first two shards are needed by the first window itself
+            assert between >= window // 2, (key, between)
+    await store.aclose()
+
+
+async def test_a_failed_index_fetched_ahead_is_raised_by_the_tile_that_needs_it(
+    tmp_path: Path,
+) -> None:
+    write_image(tmp_path, TILED_SHARDS)
+    bad = "0/c/0/1/1"  # the 6th shard: its tiles are 64 rows down
+
+    def fail(method: str, key: str) -> BaseException | None:
+        return OSError(f"lost {key}") if key == bad else None
+
+    store = RequestLog(open_store(tmp_path, limits=Limits(max_retries=0)), fail=fail)
+    async with ngio_async.open_async(store) as ds:
+        got: list[tuple[int, ...]] = []
+
+        async def consume() -> None:
+            async for tile in ds.tiles(shape=(16, 16), prefetch=8):
+                got.append(tile.index)  # noqa: PERF401 - the tiles before the error are kept
+
+        with pytest.raises(ngio_async.StoreError, match="0/c/0/1/1"):
+            await consume()
+        # every tile before the first tile of that shard came out, in order
+        assert got == [(0, y, x) for y in range(4) for x in range(16)] + [
+            (0, 4, x) for x in range(4)
+        ]
+    assert ("index", bad) in store.log
+    await store.aclose()

@@ -27,7 +27,7 @@ from ngio_async.engine.pyramid import (
     pyramid_shapes,
     region_footprint,
 )
-from ngio_async.engine.tiles import TileSpec, default_tile_shape, tile_grid
+from ngio_async.engine.tiles import TileSpec, default_tile_shape, keys_ahead, tile_grid
 
 __all__ = [
     "BasicSelection",
@@ -41,6 +41,7 @@ __all__ = [
     "TileSpec",
     "default_tile_shape",
     "downsample",
+    "keys_ahead",
     "normalize_selection",
     "plan_chunks",
     "plan_shards",

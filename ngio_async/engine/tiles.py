@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import math
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 from itertools import product
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Callable, Iterable, Iterator, Sequence
 
-__all__ = ["TileSpec", "default_tile_shape", "tile_grid"]
+__all__ = ["TileSpec", "default_tile_shape", "keys_ahead", "tile_grid"]
 
 Region = tuple[slice, ...]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,3 +106,30 @@ def tile_grid(
             yield TileSpec(index=index, core=tuple(core), region=tuple(full))
 
     return grid, gen()
+
+
+def keys_ahead(
+    items: Iterator[T],
+    keys_of: Callable[[T], Iterable[str]],
+    ahead: int,
+    remember: int = 4096,
+) -> Iterator[T | str]:
+    """``items`` in order, with each key of ``keys_of(item)`` yielded ``ahead`` items before it.
+
+    A key is yielded at its first sighting only (among the last ``remember`` keys). The tile
+    stream uses it to fetch a shard's index while the tiles before the shard are in flight,
+    so the shard's first tiles wait one round trip, not two.
+    """
+    held: deque[T] = deque()
+    seen: OrderedDict[str, None] = OrderedDict()
+    for item in items:
+        for key in keys_of(item):
+            if key not in seen:
+                seen[key] = None
+                if len(seen) > remember:
+                    seen.popitem(last=False)
+                yield key
+        held.append(item)
+        if len(held) > ahead:
+            yield held.popleft()
+    yield from held

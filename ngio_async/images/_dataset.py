@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import math
-from collections.abc import Callable, Coroutine, Generator, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Generator, Iterator, Mapping, Sequence
 from functools import partial
 from itertools import islice
 from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar
@@ -16,13 +16,13 @@ import numpy as np
 from .._errors import ClosedError, NotFoundError, ReadOnlyError, UnsupportedError
 from .._prefetch import prefetch as start_prefetch
 from .._workers import Workers
-from ..engine import default_tile_shape, normalize_selection, tile_grid
+from ..engine import default_tile_shape, keys_ahead, normalize_selection, tile_grid
 from ..stores import AsyncStore, open_store
 from ._labels import Labels
 from ._level import Level
 from ._metadata import ImageMetadata
 from ._open import join, read_group_metadata, read_level_metadata
-from ._tiles import Tile, TileBatch, TileStream
+from ._tiles import Tile, TileBatch, TileStream, TileWork
 
 if TYPE_CHECKING:
     import os
@@ -426,25 +426,43 @@ class Dataset:
                     tiles.append(Tile(data, spec.region, spec.index, spec.core, level_index))
                 return TileBatch(tiles)
 
-            async def fetch(batch: list[TileSpec]) -> TileBatch:
+            async def fetch(batch: TileWork) -> TileBatch:
+                assert not isinstance(batch, str)  # local reads fetch no index ahead
                 return await lvl.in_decode_thread(read_batch, batch)
 
         else:
 
-            async def fetch(batch: list[TileSpec]) -> TileBatch:
+            async def fetch(batch: TileWork) -> TileBatch:
+                if isinstance(batch, str):  # a shard index, loaded ahead of its tiles
+                    await lvl.load_index(batch)
+                    return TileBatch([])
                 (spec,) = batch
                 data = await lvl.read(spec.region)
                 return TileBatch([Tile(data, spec.region, spec.index, spec.core, level_index)])
 
-        def make(owner: TaskGroup | None) -> Prefetch[list[TileSpec], TileBatch]:
+        # remote shards read in parts: each index is fetched `max_window` tiles before the
+        # shard's first tile, while the tiles before it are in flight (not on its critical path)
+        index_ahead = not lvl.reads_locally and not lvl.writable
+
+        def index_keys(batch: list[TileSpec]) -> list[str]:
+            return [key for spec in batch for key in lvl.index_keys(spec.region)]
+
+        def make(owner: TaskGroup | None) -> Prefetch[TileWork, TileBatch]:
             spec_iter = iter(specs)
+            batches = iter(lambda: list(islice(spec_iter, per_call)), [])
+            work: Iterator[TileWork] = batches
+            if index_ahead:
+                ahead = keys_ahead(batches, index_keys, max_window)
+                work = ahead
             return start_prefetch(
-                iter(lambda: list(islice(spec_iter, per_call)), []),
+                work,
                 fetch,
                 window=window,
                 max_window=max_window,
                 max_bytes=limits.prefetch_bytes,
-                size_of=lambda batch: sum(s.size for s in batch) * itemsize,
+                size_of=lambda batch: (
+                    0 if isinstance(batch, str) else sum(s.size for s in batch) * itemsize
+                ),
                 ordered=ordered,
                 owner=owner,
                 can_grow=lvl.decode_idle,

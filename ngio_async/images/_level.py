@@ -350,6 +350,31 @@ class Level:
     ) -> None:
         await self._workers.run(_decode_into, codec, buf, key, chunk_sel, target)
 
+    def index_keys(self, region: Region) -> list[str]:
+        """The shards whose index a remote read of ``region`` fetches (those it needs only
+        part of; a whole shard is one GET without its index)."""
+        codec = self.codec
+        if not isinstance(codec, ShardCodec) or not self._chunk_reads:
+            return []
+        if self._one_chunk(region):  # a tile: one inner chunk of a many-chunk shard
+            shards = self.meta.stored_chunks
+            coords = tuple(r.start // s for r, s in zip(region, shards, strict=True))
+            return [self._prefix + self.meta.chunk_key(coords)]
+        per_shard = math.prod(codec.chunks_per_shard)
+        return [
+            self._prefix + plan.key
+            for plan in plan_shards(self.meta, region)
+            if len(plan.chunks) < per_shard
+        ]
+
+    async def load_index(self, key: str) -> None:
+        """Fetch and cache the index of shard ``key`` ahead of the reads that need it. A
+        failure is left for those reads to raise (nothing is cached for a failed load)."""
+        try:
+            await self.shard_index(key)
+        except Exception:  # noqa: BLE001 - the read that needs the index raises it
+            return
+
     async def shard_index(self, key: str) -> ShardIndex | None:
         """The decoded index of shard ``key`` (``None`` if the shard does not exist); cached.
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, Self
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, Self, TypeAlias
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -16,7 +16,11 @@ if TYPE_CHECKING:
     from .._prefetch import Prefetch, PrefetchIterator, ProgressCallback
     from ..engine import TileSpec
 
-__all__ = ["Tile", "TileBatch", "TileIterator", "TileStream"]
+__all__ = ["Tile", "TileBatch", "TileIterator", "TileStream", "TileWork"]
+
+TileWork: TypeAlias = "list[TileSpec] | str"
+"""What the tile stream's prefetch engine works on: a batch of tiles, or the key of a shard
+whose index is fetched ahead of its tiles."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +77,7 @@ class TileStream:
 
     def __init__(
         self,
-        make: Callable[[TaskGroup | None], Prefetch[list[TileSpec], TileBatch]],
+        make: Callable[[TaskGroup | None], Prefetch[TileWork, TileBatch]],
         owner: Callable[[], Awaitable[TaskGroup]],
         *,
         grid: tuple[int, ...],
@@ -85,7 +89,7 @@ class TileStream:
         self._owner = owner
         self._progress = progress
         self._used = False
-        self._cm: Prefetch[list[TileSpec], TileBatch] | None = None
+        self._cm: Prefetch[TileWork, TileBatch] | None = None
         #: tiles per axis, and how many tiles the stream yields
         self.grid = grid
         self.total = total
@@ -189,7 +193,7 @@ class _OwnedBatches:
 
     def __init__(
         self,
-        make: Callable[[TaskGroup | None], Prefetch[list[TileSpec], TileBatch]],
+        make: Callable[[TaskGroup | None], Prefetch[TileWork, TileBatch]],
         owner: Callable[[], Awaitable[TaskGroup]],
     ) -> None:
         self._make = make
