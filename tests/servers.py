@@ -35,7 +35,8 @@ class Faults:
     :param status_times: ... this many times, then serve normally (``-1``: always).
     :param short: answer ranged GETs with ``206`` and honest headers, but only the first half
         of the asked-for bytes.
-    :param drop: promise the full ``Content-Length``, send half of the body, close the connection.
+    :param drop: promise the full ``Content-Length``, send half of the body, close the connection
+        ... ``drop_times`` times (``-1``: always), then serve normally.
     :param ignore_range: ignore ``Range`` and answer ``200`` with the whole file.
     :param delay: seconds to wait before answering.
     :param no_head: answer ``405`` to ``HEAD``.
@@ -45,6 +46,7 @@ class Faults:
     status_times: int = 0
     short: bool = False
     drop: bool = False
+    drop_times: int = -1
     ignore_range: bool = False
     delay: float = 0.0
     no_head: bool = False
@@ -200,6 +202,14 @@ class StaticServer:
                 faults.status_times -= 1
             return faults.status
 
+    def _take_drop(self, faults: Faults) -> bool:
+        with self._lock:
+            if not faults.drop or faults.drop_times == 0:
+                return False
+            if faults.drop_times > 0:
+                faults.drop_times -= 1
+            return True
+
     async def _answer(self, request: web.Request, path: str, faults: Faults) -> web.StreamResponse:
         if request.method not in ("GET", "HEAD"):
             return web.Response(status=405)
@@ -239,7 +249,7 @@ class StaticServer:
         faults: Faults,
     ) -> web.StreamResponse:
         headers = {"Accept-Ranges": "bytes", **headers}
-        if not faults.drop or request.method == "HEAD" or len(body) < 2:
+        if not self._take_drop(faults) or request.method == "HEAD" or len(body) < 2:
             return web.Response(status=status, body=body, headers=headers)
         resp = web.StreamResponse(status=status, headers=headers)
         resp.content_length = len(body)

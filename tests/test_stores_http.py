@@ -308,6 +308,19 @@ async def test_short_range_answer_is_a_store_error(http_server: StaticServer, ba
         assert bytes(await store.get(KEY, RangeByteRequest(1000, 2000)) or b"") == BLOB[1000:]
 
 
+async def test_a_body_cut_off_once_is_fetched_again(
+    http_server: StaticServer, backend: str
+) -> None:
+    # the connection drops mid-body on the first answer only: a retry, not an error
+    async with _open(http_server, backend) as store:
+        for request in (None, RangeByteRequest(0, 500)):
+            http_server.reset()
+            http_server.faults = Faults(drop=True, drop_times=1)
+            got = await store.get(KEY, request)
+            assert bytes(got or b"") == (BLOB if request is None else BLOB[:500])
+            assert http_server.count("GET") == 2
+
+
 async def test_dropped_connection_mid_body_is_a_store_error(
     http_server: StaticServer, backend: str
 ) -> None:

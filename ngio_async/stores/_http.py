@@ -23,7 +23,7 @@ from ._base import (
     OffsetByteRequest,
     RangeByteRequest,
 )
-from ._obstore import ObstoreStore, obstore_http
+from ._obstore import ObstoreStore, obstore_http, obstore_transient
 from ._url_utils import redact_url
 
 if TYPE_CHECKING:
@@ -266,7 +266,9 @@ class HTTPStore(AsyncStore):
     def _is_retryable(self, exc: Exception) -> bool:
         if isinstance(exc, _HTTPStatusError):
             return exc.status >= 500 or exc.status in (408, 429)
-        return isinstance(exc, aiohttp.ClientConnectionError | aiohttp.ClientPayloadError)
+        return isinstance(
+            exc, aiohttp.ClientConnectionError | aiohttp.ClientPayloadError
+        ) or obstore_transient(exc)
 
     def _describe(self, exc: BaseException) -> str:
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -48,6 +48,7 @@ __all__ = [
     "describe_obstore",
     "obstore_http",
     "obstore_retry_config",
+    "obstore_transient",
 ]
 
 OBSTORE_TYPES = (AzureStore, GCSStore, HTTPStore, LocalStore, MemoryStore, S3Store)
@@ -270,6 +271,9 @@ class ObstoreStore(AsyncStore):
         with suppress(FileNotFoundError):
             await obstore.delete_async(self._store, key)
 
+    def _is_retryable(self, exc: Exception) -> bool:
+        return obstore_transient(exc)
+
     @contextmanager
     def _map_exceptions(self, key: str) -> Iterator[None]:
         url = self.url
@@ -326,6 +330,23 @@ _RANGE_REFUSED = re.compile(
     r"|Range request not supported",
     re.IGNORECASE,
 )
+
+
+# what obstore raises for a body cut off or a connection lost after the response began (its
+# own retries cover only failures before the response): worth another attempt
+_TRANSIENT = re.compile(
+    r"body error|decoding response body|connection (?:reset|closed|aborted)|broken pipe"
+    r"|incomplete ?message|unexpected (?:eof|end of file)",
+    re.IGNORECASE,
+)
+
+
+def obstore_transient(exc: BaseException) -> bool:
+    """Whether an obstore error (raw, or the cause of a mapped ``StoreError``) is a body or
+    connection failure that another attempt may not meet."""
+    if isinstance(exc, StoreError) and exc.__cause__ is not None:
+        exc = exc.__cause__
+    return isinstance(exc, obs_exc.GenericError) and bool(_TRANSIENT.search(str(exc)))
 
 
 def _range_refused(exc: BaseException) -> bool:
