@@ -126,11 +126,16 @@ async def test_s3_keys_are_relative_to_the_url_prefix(s3_server: S3Server) -> No
         assert bytes(buf) == b'{"zarr_format": 3}'
 
 
+@pytest.mark.parametrize("allow_http", ["true", None], ids=["AWS_ALLOW_HTTP", "implied"])
 async def test_s3_credentials_from_environment(
-    s3_server: S3Server, monkeypatch: pytest.MonkeyPatch
+    s3_server: S3Server, monkeypatch: pytest.MonkeyPatch, allow_http: str | None
 ) -> None:
+    # an http:// endpoint from the environment implies plain HTTP, as the endpoint= option does
     monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server.endpoint)
-    monkeypatch.setenv("AWS_ALLOW_HTTP", "true")
+    if allow_http is None:
+        monkeypatch.delenv("AWS_ALLOW_HTTP", raising=False)
+    else:
+        monkeypatch.setenv("AWS_ALLOW_HTTP", allow_http)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3_server.access_key_id)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3_server.secret_access_key)
     monkeypatch.setenv("AWS_REGION", s3_server.region)

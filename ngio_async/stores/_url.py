@@ -170,6 +170,9 @@ def _open_cloud(
             raise ValueError(f"option {key!r} given twice (as {name!r})")
         config[key] = value
     endpoint = config.get("endpoint")
+    if endpoint is None and cls is S3Store and "AWS_ALLOW_HTTP" not in os.environ:
+        # the endpoint obstore will read from the environment
+        endpoint = os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT")
     if isinstance(endpoint, str) and endpoint.startswith("http://"):
         client_options.setdefault("allow_http", True)  # the caller asked for plain HTTP
     display = redact_url(url)
