@@ -482,6 +482,78 @@ def test_convert_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert code == 0, out
 
 
+def test_convert_store_options(
+    tmp_path: Path,
+    s3_server: S3Server,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """--endpoint / --region (as for info, validate, bench) reach the s3:// SRC and DST."""
+    url = make_image(s3_server.fresh_url() + "/img.ome.zarr", "0.5", **s3_server.options())
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3_server.access_key_id)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3_server.secret_access_key)
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ALLOW_HTTP"):
+        monkeypatch.delenv(name, raising=False)
+    store = ["--endpoint", s3_server.endpoint, "--region", s3_server.region]
+    local = str(tmp_path / "local.ome.zarr")
+    code, out, err = run(["convert", url, local, "--ngff-version", "0.4", *store], capsys)
+    assert code == 0, err
+    assert out.startswith(f"wrote {local}, NGFF 0.4")
+    with ngio_async.open(local) as ds, ngio_async.open(url, **s3_server.options()) as orig:
+        np.testing.assert_array_equal(np.asarray(ds), np.asarray(orig))
+        assert ds.labels.names() == ["cells"]
+    back = s3_server.fresh_url() + "/back.ome.zarr"
+    code, out, err = run(["convert", local, back, "--ngff-version", "0.5", "-q", *store], capsys)
+    assert (code, out) == (0, ""), err
+    with ngio_async.open(back, **s3_server.options()) as ds:
+        assert ds.metadata.ngff_version == "0.5"
+        assert ds.shape == (2, 1, 96, 80)
+
+    code, _, err = run(["convert", local, str(tmp_path / "y.zarr"), *store], capsys)
+    assert code == 2
+    assert "are for s3://, gs:// or az:// URLs, and no SRC or DST is one" in err
+    code, _, err = run(["convert", url, local, str(tmp_path / "many"), *store], capsys)
+    assert code == 2 and "apply to every SRC" in err
+
+
+def test_convert_refusals(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = make_image(str(tmp_path / "src.ome.zarr"), "0.5")
+    dst = tmp_path / "dst.ome.zarr"
+    code, out, err = run(["convert", src, str(dst), "--chunks", "1,1,64"], capsys)
+    assert (code, out) == (2, "")
+    assert err == (
+        "ngio-async: error: chunks (1, 1, 64) has 3 values: expected 4 positive integers "
+        "(one per axis ['c', 'z', 'y', 'x'])\n"
+    )
+    code, _, err = run(["convert", src, str(dst), "--shards", "1,64,64"], capsys)
+    assert code == 2 and "shards (1, 64, 64) has 3 values: expected 4" in err
+    assert not dst.exists()  # nothing left behind
+
+    with ngio_async.open(src) as ds:
+        before = np.asarray(ds)
+    code, _, err = run(["convert", src, f"file://{src}/", "--overwrite"], capsys)
+    assert code == 2 and "is the source" in err and err.count("\n") == 1
+    with ngio_async.open(src) as ds:
+        np.testing.assert_array_equal(np.asarray(ds), before)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["convert", "a.zarr", "b.zarr", "--levels", "-2"], "expected an integer >= 1, got -2"),
+        (["convert", "a.zarr", "b.zarr", "--levels", "0"], "expected an integer >= 1, got 0"),
+        (["convert", "a.zarr", "b.zarr", "--levels", "x"], "expected an integer, got 'x'"),
+        (["bench", "a.zarr", "--prefetch", "-3"], "expected an integer >= 1, got -3"),
+    ],
+)
+def test_positive_options_name_their_minimum(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(argv, capsys)
+    assert (code, out) == (2, "")
+    assert err.splitlines()[-1].endswith(message)
+
+
 # ------------------------------------------------------------------------------ subprocess
 def test_python_m(tmp_path: Path) -> None:
     url = make_image(str(tmp_path / "img.ome.zarr"), "0.5")

@@ -27,6 +27,7 @@ from ngio_async import formats
 from ngio_async.convert import ConvertResult, TiffSource, is_complete, output_name
 from ngio_async.convert._tiff import map_axes
 from ngio_async.meta import to_attrs
+from ngio_async.stores import open_store
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -308,6 +309,156 @@ async def test_refuses_existing_without_overwrite(tmp_path: Path) -> None:
     with pytest.raises(ngio_async.ExistsError):
         await ngio_async.convert(tmp_path / "a.zarr", tmp_path / "b.zarr")
     await ngio_async.convert(tmp_path / "a.zarr", tmp_path / "b.zarr", overwrite=True)
+
+
+# ------------------------------------------------------------------------------ refusals
+@pytest.mark.parametrize("spelling", ["same", "file-url", "symlink", "parent", "inside"])
+def test_refuses_a_destination_that_is_or_holds_the_source(tmp_path: Path, spelling: str) -> None:
+    """Writing there would delete the source before it is read (it used to: all zeros)."""
+    src = tmp_path / "d" / "img.ome.zarr"
+    src.parent.mkdir()
+    data = ramp((1, 64, 64))
+    with ngio_async.create(src, shape=data.shape, dtype="uint16", axes="cyx", levels=1) as ds:
+        ds.write(data)
+    (tmp_path / "link").symlink_to(tmp_path / "d")
+    dst = {
+        "same": str(src),
+        "file-url": f"file://{src}/",
+        "symlink": str(tmp_path / "link" / "img.ome.zarr"),
+        "parent": str(src.parent),
+        "inside": str(src / "out.zarr"),
+    }[spelling]
+    before = tree_state(tmp_path / "d"), sorted(os.listdir(src))
+    with pytest.raises(ValueError, match="destroy the source") as info:
+        ngio_async.convert_sync(src, dst, ngff_version="0.4", overwrite=True)
+    assert dst in str(info.value) and str(src) in str(info.value)  # names both
+    # nothing touched: no file rewritten or removed, no directory created
+    assert (tree_state(tmp_path / "d"), sorted(os.listdir(src))) == before
+    with ngio_async.open(src) as ds:
+        np.testing.assert_array_equal(np.asarray(ds), data)
+
+
+async def test_refuses_the_same_memory_store(tmp_path: Path) -> None:
+    store = open_store("memory://")
+    async with await ngio_async.create_async(
+        store, shape=(32, 32), dtype="uint8", axes="yx", levels=1
+    ) as ds:
+        await ds.write(np.full((32, 32), 7, "uint8"))
+        with pytest.raises(ValueError, match="is the source"):
+            await ngio_async.convert(ds, store, overwrite=True)
+        assert (await ds.read() == 7).all()
+        # another memory store (memory:// URLs open new ones) is a different place
+        other = open_store("memory://")
+        result = await ngio_async.convert(ds, other)
+        assert result.shape == (32, 32)
+        await other.aclose()
+    await store.aclose()
+
+
+async def test_convert_many_reports_an_input_that_is_its_own_output(tmp_path: Path) -> None:
+    data = ramp((1, 48, 48))
+    own = tmp_path / "e.ome.zarr"
+    async with ngio_async.create_async(
+        own, shape=data.shape, dtype="uint16", axes="cyx", levels=1
+    ) as ds:
+        await ds.write(data)
+    tif = write_tiled(tmp_path / "f.tif", ramp((2, 32, 32)), tile=(16, 16))
+    before = tree_state(own)
+    for overwrite in (True, False):
+        results = await ngio_async.convert_many([own, tif], tmp_path, overwrite=overwrite)
+        failure = results[str(own)]
+        assert isinstance(failure, ValueError) and "is the source" in str(failure)
+        assert isinstance(results[str(tif)], ConvertResult)  # the other input is converted
+        assert tree_state(own) == before
+    np.testing.assert_array_equal(await read_all(own), data)
+
+
+# ------------------------------------------------------------------------------ attributes
+def _group_doc(path: Path) -> dict[str, Any]:
+    """The group attributes as stored: ``.zattrs`` (0.4) or ``zarr.json["attributes"]``."""
+    if (path / "zarr.json").exists():
+        return json.loads((path / "zarr.json").read_text())["attributes"]  # type: ignore[no-any-return]
+    return json.loads((path / ".zattrs").read_text())  # type: ignore[no-any-return]
+
+
+def _add_user_key(path: Path, value: Any) -> None:
+    key = path / ("zarr.json" if (path / "zarr.json").exists() else ".zattrs")
+    doc = json.loads(key.read_text())
+    (doc["attributes"] if key.name == "zarr.json" else doc)["foo"] = value
+    key.write_text(json.dumps(doc))
+
+
+@pytest.mark.parametrize(("src_version", "dst_version"), [("0.5", "0.4"), ("0.4", "0.5")])
+async def test_user_attributes_stay_at_the_group_level(
+    tmp_path: Path, src_version: str, dst_version: str
+) -> None:
+    src = tmp_path / "src.zarr"
+    await make_source(src, src_version)
+    groups = ("", "labels", "labels/cells")
+    for i, rel in enumerate(groups):
+        _add_user_key(src / rel, {"bar": i})
+    dst = tmp_path / "dst.zarr"
+    await ngio_async.convert(src, dst, ngff_version=dst_version)  # type: ignore[arg-type]
+    for i, rel in enumerate(groups):
+        attrs = _group_doc(dst / rel)
+        assert attrs["foo"] == {"bar": i}, rel  # beside "ome" (0.5) / top level (0.4)
+        if dst_version == "0.5":
+            assert "foo" not in attrs["ome"]
+            assert set(attrs) == {"ome", "foo"}
+    # and back: the source's documents again
+    back = tmp_path / "back.zarr"
+    await ngio_async.convert(dst, back, ngff_version=src_version)  # type: ignore[arg-type]
+    for rel in groups:
+        assert _group_doc(back / rel) == _group_doc(src / rel), rel
+
+
+# ------------------------------------------------------------------------------ options
+@pytest.mark.parametrize(
+    ("options", "error", "message"),
+    [
+        ({"chunks": (1, 1, 0, 32)}, ValueError, r"chunks\['y'\] is 0; expected 4 positive"),
+        (
+            {"chunks": (64, 64)},
+            ValueError,
+            r"chunks \(64, 64\) has 2 values: expected 4 .*'c', 'z'",
+        ),
+        ({"shards": (1, 64, 64)}, ValueError, r"shards \(1, 64, 64\) has 3 values: expected 4"),
+        ({"shards": (1, 1, 48, 20)}, ValueError, "whole multiples of the chunks"),
+        ({"chunks": (1, 1, 16.5, 16)}, TypeError, r"chunks\['y'\] must be an integer"),
+        ({"levels": 0}, ValueError, "levels must be >= 1, got 0"),
+        ({"levels": -1}, ValueError, "levels must be >= 1, got -1"),
+        ({"ngff_version": "0.4", "shards": (1, 1, 64, 64)}, ngio_async.UnsupportedError, "0.4"),
+        ({"ngff_version": "0.3"}, ngio_async.UnsupportedError, "'0.3'"),
+        ({"compressor": "lz4"}, ValueError, "unknown compressor 'lz4'"),
+    ],
+)
+async def test_layout_options_are_checked_before_anything_is_written(
+    tmp_path: Path, options: dict[str, Any], error: type[Exception], message: str
+) -> None:
+    src = tmp_path / "a.zarr"
+    await make_source(src, "0.5")
+    dst = tmp_path / "b.zarr"
+    with pytest.raises(error, match=message):
+        await ngio_async.convert(src, dst, **options)
+    assert not dst.exists()  # no empty directory left behind
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"chunks": (1, 64, 64)}, r"has 3 values: expected 2 positive integers .*\['y', 'x'\]"),
+        ({"chunks": (0, 64)}, r"chunks\['y'\] is 0"),
+        ({"levels": 0}, "levels must be >= 1"),
+    ],
+)
+async def test_tiff_layout_options_are_checked_before_anything_is_written(
+    tmp_path: Path, options: dict[str, Any], message: str
+) -> None:
+    src = write_tiled(tmp_path / "t.tif", ramp((64, 64)), tile=(32, 32))
+    dst = tmp_path / "t.zarr"
+    with pytest.raises(ValueError, match=message):
+        await ngio_async.convert(src, dst, **options)
+    assert not dst.exists()
 
 
 def test_convert_sync(tmp_path: Path) -> None:

@@ -1,7 +1,9 @@
 """``ngio-async convert SRC... DST``: wired to ``ngio_async.convert`` / ``convert_many``.
 
-The conversion API is written separately; until ``ngio_async`` has ``convert`` this command
-reports "conversion not available" (exit status 2).
+The store options (``--endpoint``, ``--region``, ``--anonymous``, ``--allow-http``, as for
+``info``, ``validate`` and ``bench``) go to every ``s3://``, ``gs://`` or ``az://`` SRC
+(``src_options``) and DST (``dst_options``); local paths and ``http(s)://`` URLs get none.
+Without ``ngio_async.convert`` this command reports "conversion not available" (exit status 2).
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ import inspect
 import re
 import sys
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
-from ._common import CLIError, stderr_console, wants_progress
+from ._common import CLIError, stderr_console, store_options, wants_progress
 
 if TYPE_CHECKING:
     import argparse
@@ -56,6 +59,37 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
         "levels": args.levels,
         "overwrite": args.overwrite,
     }
+
+
+_OBJECT_STORE_SCHEMES = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "azure", "adl"})
+
+
+def _object_store(url: str) -> bool:
+    return urlsplit(url).scheme.lower() in _OBJECT_STORE_SCHEMES
+
+
+def _store_options(args: argparse.Namespace, srcs: list[str], dst: str) -> dict[str, Any]:
+    """``src_options`` / ``dst_options`` from the store options, for the object-store URLs."""
+    given = store_options(args)
+    if not given:
+        return {}
+    out: dict[str, Any] = {}
+    remote = [s for s in srcs if _object_store(s)]
+    if remote:
+        if len(remote) != len(srcs):
+            raise CLIError(
+                "the store options (--endpoint, --region, --anonymous, --allow-http) apply to "
+                "every SRC: convert s3:// / gs:// / az:// SRCs apart from the other ones"
+            )
+        out["src_options"] = given
+    if _object_store(dst):
+        out["dst_options"] = dict(given)
+    if not out:
+        raise CLIError(
+            "the store options (--endpoint, --region, --anonymous, --allow-http) are for "
+            "s3://, gs:// or az:// URLs, and no SRC or DST is one"
+        )
+    return out
 
 
 def _supported(func: Any, options: dict[str, Any]) -> dict[str, Any]:
@@ -103,6 +137,7 @@ def run_convert(args: argparse.Namespace) -> int:
     if not srcs:
         raise CLIError("convert needs at least one SRC and a DST")
     options = _options(args)
+    options.update(_store_options(args, srcs, dst))
     convert = getattr(ngio_async, "convert", None)
     if convert is None or not callable(convert):
         raise CLIError("conversion not available in this version of ngio_async")

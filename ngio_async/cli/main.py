@@ -36,7 +36,10 @@ def _non_negative(text: str) -> int:
 
 
 def _positive(text: str) -> int:
-    value = _non_negative(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
     return value
@@ -106,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compressor", metavar="NAME", help="e.g. zstd, blosc-zstd, gzip or none")
     p.add_argument("--levels", type=_positive, metavar="N", help="pyramid levels to write")
     p.add_argument("--overwrite", action="store_true", help="replace an existing DST")
-    common(p, store=False)
+    common(p)  # the store options apply to every s3:// / gs:// / az:// SRC and DST
 
     p = sub.add_parser(
         "bench",

@@ -25,10 +25,13 @@ from __future__ import annotations
 import glob as globmod
 import itertools
 import math
+import operator
 import os
+import posixpath
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import unquote, urlsplit
 
 import anyio
 import msgspec
@@ -49,6 +52,7 @@ from ..images._labels import _compressor_of
 from ..images._open import join, read_group_metadata
 from ..meta import to_attrs, validate
 from ..meta.zarr import GroupV3Meta, encode_group_v2, encode_group_v3
+from ..stores import AsyncStore
 from ._formats import ImageSource, OmeZarrReader, find_reader
 
 if TYPE_CHECKING:
@@ -57,7 +61,6 @@ if TYPE_CHECKING:
     from .._limits import Limits
     from ..meta import OmeMetadata
     from ..meta.zarr import ArrayMeta
-    from ..stores import AsyncStore
 
 __all__ = ["ConvertResult", "convert", "convert_many", "convert_many_sync", "convert_sync"]
 
@@ -108,6 +111,209 @@ class _Job:
 
 def _name(url: Any) -> str:
     return os.fspath(url) if isinstance(url, str | os.PathLike) else repr(url)
+
+
+# ------------------------------------------------------------------------------ checks
+_SCHEME_ALIASES = {"s3a": "s3", "gcs": "gs", "abfs": "az", "abfss": "az", "azure": "az"}
+
+_Location = tuple[str, Any, str]
+"""Where a source or destination lives: ``(kind, base, path)``. ``kind`` ``"file"`` (``path``
+a resolved local path), ``"url"`` (``base`` ``scheme://netloc``) or ``"object"`` (``base`` the
+store object itself: in-memory stores); ``path`` is absolute, ``/``-separated."""
+
+
+def _url_location(text: str) -> _Location | None:
+    parts = urlsplit(text)
+    scheme = parts.scheme.lower()
+    if len(scheme) <= 1 or scheme == "file":  # a path (or a Windows drive letter), file://
+        path = unquote(parts.path) if scheme == "file" else text
+        return ("file", "", os.path.realpath(os.path.expanduser(path)))
+    if scheme == "memory":
+        return None  # every memory:// URL opens a new, empty store
+    scheme = _SCHEME_ALIASES.get(scheme, scheme)
+    netloc = parts.netloc.lower() if scheme in ("http", "https") else parts.netloc
+    return (
+        "url",
+        f"{scheme}://{netloc}",
+        posixpath.normpath("/" + unquote(parts.path).lstrip("/")),
+    )
+
+
+def _location(obj: Any) -> _Location | None:
+    """Where ``obj`` (a path, URL, store, dataset or image source) lives; ``None``: unknown."""
+    from obstore.store import LocalStore
+
+    from ..stores._obstore import OBSTORE_TYPES
+
+    if isinstance(obj, Dataset):
+        loc = _location(obj.store)
+        if loc is None or not obj.root:
+            return loc
+        return (loc[0], loc[1], posixpath.normpath(posixpath.join(loc[2], obj.root)))
+    if isinstance(obj, str | os.PathLike):
+        return _url_location(os.fspath(obj))
+    if isinstance(obj, AsyncStore):
+        if not obj.url.lower().startswith("memory:"):
+            return _url_location(obj.url)
+        return ("object", getattr(obj, "obstore", obj), "/")
+    if isinstance(obj, LocalStore) and obj.prefix is not None:
+        return ("file", "", os.path.realpath(obj.prefix))
+    if isinstance(obj, OBSTORE_TYPES):
+        return ("object", obj, "/")
+    url = getattr(obj, "url", None)  # an ImageSource
+    return _url_location(url) if isinstance(url, str) else None
+
+
+def _inside(path: str, parent: str) -> bool:
+    return path == parent or path.startswith(parent.rstrip("/") + "/")
+
+
+def _same_file(a: str, b: str) -> bool:
+    """``a`` and ``b`` name one existing file or directory (case-insensitive file systems)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _where(obj: Any) -> str:
+    """How errors name a source or destination: its path or URL."""
+    if isinstance(obj, str | os.PathLike):
+        return os.fspath(obj)
+    if isinstance(obj, Dataset):
+        return obj.url
+    url = getattr(obj, "url", None)
+    return url if isinstance(url, str) else repr(obj)
+
+
+def _endpoint(options: Mapping[str, Any] | None) -> Any:
+    return (options or {}).get("endpoint") or (options or {}).get("endpoint_url")
+
+
+def check_distinct(
+    src: Any,
+    dst: Any,
+    src_options: Mapping[str, Any] | None = None,
+    dst_options: Mapping[str, Any] | None = None,
+) -> None:
+    """Refuse a destination that is the source, holds it or lies inside it (writing there
+    would delete or mix with the source before it is read). Pure: nothing is opened.
+
+    Local paths are compared resolved (``os.path.realpath``, ``file://`` URLs included),
+    object-store and HTTP URLs by scheme, bucket / host and normalised key prefix (unless both
+    sides name different ``endpoint`` options), in-memory stores by identity.
+
+    :raises ValueError: naming both.
+    """
+    a, b = _location(src), _location(dst)
+    if a is None or b is None or a[0] != b[0]:
+        return
+    if a[0] == "object" and a[1] is not b[1]:
+        return
+    if a[0] != "object" and a[1] != b[1]:
+        return
+    ea, eb = _endpoint(src_options), _endpoint(dst_options)
+    if a[0] == "url" and ea and eb and str(ea).rstrip("/") != str(eb).rstrip("/"):
+        return
+    if a[2] == b[2] or (a[0] == "file" and _same_file(a[2], b[2])):
+        how = "is the source"
+    elif _inside(b[2], a[2]):
+        how = "lies inside the source"
+    elif _inside(a[2], b[2]):
+        how = "contains the source"
+    else:
+        return
+    raise ValueError(
+        f"the destination {_where(dst)} {how} {_where(src)}: writing it would destroy the source "
+        "before it is read; choose another destination"
+    )
+
+
+def _sizes(value: Any, what: str, axes: Sequence[str]) -> tuple[int, ...]:
+    """``value`` as one positive integer per axis; errors name the option and the axes."""
+    expect = f"{len(axes)} positive integers (one per axis {list(axes)})"
+    if isinstance(value, str | bytes | Mapping):
+        raise TypeError(f"{what} must be {expect}, got {value!r}")
+    try:
+        values = list(value)
+    except TypeError:
+        raise TypeError(f"{what} must be {expect}, got {value!r}") from None
+    if len(values) != len(axes):
+        raise ValueError(f"{what} {tuple(values)} has {len(values)} values: expected {expect}")
+    out: list[int] = []
+    for v, a in zip(values, axes, strict=True):
+        try:
+            if isinstance(v, bool):
+                raise TypeError
+            n = operator.index(v)
+        except TypeError:
+            raise TypeError(f"{what}[{a!r}] must be an integer, got {v!r}") from None
+        if n < 1:
+            raise ValueError(f"{what} {tuple(values)}: {what}[{a!r}] is {n}; expected {expect}")
+        out.append(n)
+    return tuple(out)
+
+
+def _check_layout(
+    axes: Sequence[str],
+    chunks: Sequence[int] | None,
+    shards: Sequence[int] | Literal[False] | None,
+    levels: int | None,
+) -> tuple[tuple[int, ...] | None, tuple[int, ...] | Literal[False] | None]:
+    """The layout options checked as ``create`` checks them (before anything is written)."""
+    if levels is not None:
+        try:
+            if isinstance(levels, bool):
+                raise TypeError
+            n = operator.index(levels)
+        except TypeError:
+            raise TypeError(f"levels must be an integer, got {levels!r}") from None
+        if n < 1:
+            raise ValueError(f"levels must be >= 1, got {levels}")
+    checked = None if chunks is None else _sizes(chunks, "chunks", axes)
+    if shards is not None and shards is not False:
+        shards = _sizes(shards, "shards", axes)
+    return checked, shards
+
+
+_NGFF_KEYS = frozenset(
+    {
+        "ome",
+        "version",
+        "multiscales",
+        "omero",
+        "image-label",
+        "labels",
+        "plate",
+        "well",
+        "bioformats2raw.layout",
+        "series",
+    }
+)
+
+
+def _group_attrs(meta: OmeMetadata, version: str) -> dict[str, Any]:
+    """:func:`to_attrs` in ``version``, with the user keys (not NGFF's) at the group level in
+    both versions: a 0.5 group's keys beside ``ome`` become top-level 0.4 keys, and a 0.4
+    group's unknown top-level keys go beside ``ome``, not inside it."""
+    attrs = to_attrs(meta, version)
+    if meta.version == version:
+        return attrs
+    extra = meta.extra
+    if version == "0.4":
+        outer = extra.get("_attributes")
+        if isinstance(outer, dict):
+            for key, value in outer.items():
+                if key not in _NGFF_KEYS:
+                    attrs.setdefault(key, value)
+        return attrs
+    ome = attrs.get("ome")
+    if meta.version == "0.4" and isinstance(ome, dict):
+        for key in list(extra):
+            if key not in _NGFF_KEYS and key != "_attributes" and key in ome:
+                value = ome.pop(key)
+                attrs.setdefault(key, value)
+    return attrs
 
 
 def _grid(shape: Sequence[int], tile: Sequence[int]) -> int:
@@ -203,7 +409,7 @@ def _zarr_plan(
         ms = ome.multiscales[0]
         ms = _with_extra(replace(ms, datasets=list(ms.datasets[:n])), ms)
         ome = _with_extra(replace(ome, multiscales=[ms, *ome.multiscales[1:]]), ome)
-    new_ome = validate(to_attrs(ome, version))
+    new_ome = validate(_group_attrs(ome, version))
     arrays: list[ArrayMeta] = []
     for lvl in src.levels[:n]:
         meta = _level_array(
@@ -342,19 +548,20 @@ async def _zarr_jobs(
     shards: Sequence[int] | Literal[False] | None,
     compressor: CompressorArg,
     levels: int | None,
-) -> tuple[list[_Job], dict[str, Any] | None, list[Dataset]]:
-    """Jobs for the image and each label image; the ``labels`` group attributes; opened labels."""
+    opened: list[Dataset],
+) -> tuple[list[_Job], dict[str, Any] | None]:
+    """Jobs for the image and each label image, and the ``labels`` group attributes (reads the
+    source only). The label images opened are appended to ``opened`` (the caller closes them)."""
     plan = _zarr_plan(src, version, chunks, shards, compressor, levels)
     tiles = sum(_grid(a.shape, _object_shape(a)) for a in plan.arrays)
     jobs = [_Job(root, plan, _copy_levels(src), tiles)]
     names = await src.labels.names()
-    opened: list[Dataset] = []
     labels_attrs: dict[str, Any] | None = None
     if names:
         group = await read_group_metadata(
             src.store, join(src.root, "labels"), parent_version=src.metadata.ngff_version
         )
-        labels_attrs = to_attrs(group, version)
+        labels_attrs = _group_attrs(group, version)
         for name in names:
             label = await src.labels.open(name, mode="r")
             opened.append(label)
@@ -368,7 +575,7 @@ async def _zarr_jobs(
             )
             ltiles = sum(_grid(a.shape, _object_shape(a)) for a in lplan.arrays)
             jobs.append(_Job(join(root, "labels", name), lplan, _copy_levels(label), ltiles))
-    return jobs, labels_attrs, opened
+    return jobs, labels_attrs
 
 
 def _source_plan(
@@ -444,7 +651,14 @@ async def convert(
     :param src_options: options of the source's reader (store options such as S3 ``endpoint``;
         TIFF: ``series``).
     :param dst_options: store options of the destination.
+    :raises ValueError: ``dst`` is ``src``, holds it or lies inside it (see
+        :func:`check_distinct`), or a layout option is invalid (``chunks`` / ``shards``: one
+        positive integer per axis; ``levels >= 1``); nothing is opened or written then.
     """
+    if ngff_version is not None and ngff_version not in ("0.4", "0.5"):
+        raise UnsupportedError(f"cannot write NGFF version {ngff_version!r} (0.4 or 0.5)")
+    check_distinct(src, dst, src_options, dst_options)  # before anything is opened
+    _check_layout((), None, None, levels)
     src_opts = dict(src_options or {})
     owns_source = not isinstance(src, Dataset | ImageSource)
     if owns_source:
@@ -455,17 +669,22 @@ async def convert(
         reader_name = reader.name
     else:
         source, reader_name = src, "object"
-    store, owns = _open_target(dst, limits, dict(dst_options or {}))
+    store: AsyncStore | None = None
+    owns = False
     counter = _Counter(progress)
     opened: list[Dataset] = []
     try:
+        # every option is checked and every plan made (reading the source only) before the
+        # destination is opened: a refused option leaves nothing behind
         if isinstance(source, Dataset):
             version = ngff_version or source.metadata.ngff_version
             if version not in ("0.4", "0.5"):
                 raise UnsupportedError(f"cannot write NGFF version {version!r}")
-            jobs, labels_attrs, opened = await _zarr_jobs(
-                source, "", version, chunks, shards, compressor, levels
+            chunks, shards = _check_layout(source.axes, chunks, shards, levels)
+            jobs, labels_attrs = await _zarr_jobs(
+                source, "", version, chunks, shards, compressor, levels, opened
             )
+            store, owns = _open_target(dst, limits, dict(dst_options or {}))
             extra = levels if levels is not None and levels > len(source.levels) else None
             image = await _run_jobs(
                 store, "", jobs, labels_attrs, counter, limits, overwrite, extra
@@ -473,7 +692,9 @@ async def convert(
             label_names = tuple(j.root.rsplit("/", 1)[-1] for j in jobs[1:])
         elif isinstance(source, ImageSource):
             version = ngff_version or "0.5"
+            chunks, shards = _check_layout(source.axes, chunks, shards, levels)
             plan = _source_plan(source, version, chunks, shards, compressor, levels)
+            store, owns = _open_target(dst, limits, dict(dst_options or {}))
             window = max(2, (limits or store.limits).decode_threads)
             own = _own_levels(source, plan)
             tiles = sum(_grid(a.shape, _object_shape(a)) for a in plan.arrays[:own])
@@ -508,7 +729,7 @@ async def convert(
                 await label.aclose()
             if owns_source:
                 await source.aclose()
-            if owns:
+            if owns and store is not None:
                 await store.aclose()
 
 
@@ -589,7 +810,8 @@ async def convert_many(
         incomplete one is replaced.
     :param convert_options: passed to :func:`convert` (``ngff_version``, ``chunks``, ...).
     :returns: per input (its string form): the :class:`ConvertResult` or the exception raised.
-        A failing input never stops the others.
+        A failing input never stops the others; an input that is its own output (or holds it,
+        or lies inside it) fails with ``ValueError`` and is left untouched.
     """
     if concurrency < 1:
         raise ValueError(f"concurrency must be >= 1, got {concurrency}")
@@ -612,6 +834,8 @@ async def convert_many(
         target = targets[key]
         async with limiter:
             try:
+                # an input that is (or holds, or lies in) its own output fails, skipped or not
+                check_distinct(src, target, convert_options.get("src_options"), opts)
                 if not overwrite and await is_complete(target, **opts):
                     results[key] = await _skipped(key, target, opts)
                 else:
