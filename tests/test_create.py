@@ -529,3 +529,201 @@ def test_plan_is_anyio_free() -> None:
     assert [k for k, _ in plan.array_documents()] == ["0/zarr.json"]
     assert [k for k, _ in plan.group_documents()] == ["zarr.json"]
     assert anyio  # imported for the async tests
+
+
+# ---------------------------------------------------------------- argument checks
+NAN, INF = float("nan"), float("inf")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"scale": NAN}, ValueError, r"scale must be a finite number, got nan"),
+        ({"scale": INF}, ValueError, r"scale must be a finite number, got inf"),
+        ({"scale": 0}, ValueError, r"scale must be positive, got 0"),
+        ({"scale": -1.0}, ValueError, r"scale must be positive, got -1"),
+        ({"scale": [1, NAN, 1]}, ValueError, r"scale\['y'\] must be a finite number"),
+        ({"scale": {"x": -INF}}, ValueError, r"scale\['x'\] must be a finite number"),
+        ({"scale": "1"}, TypeError, r"scale must be a number"),
+        ({"scale": True}, TypeError, r"scale must be a number"),
+        ({"translation": (NAN, 0, 0)}, ValueError, r"translation\['c'\] must be a finite"),
+        ({"translation": {"y": INF}}, ValueError, r"translation\['y'\] must be a finite"),
+        (
+            {"channels": [{"window": (0, INF)}, "b"]},
+            ValueError,
+            r"channels\[0\] window end must be a finite number",
+        ),
+        (
+            {"channels": ["a", {"window": {"max": NAN}}]},
+            ValueError,
+            r"channels\[1\] window max must be a finite number",
+        ),
+        ({"shape": (2.7, 64, 64)}, TypeError, r"shape\[0\] \(axis 'c'\) must be an integer"),
+        ({"shape": (2, True, 64)}, TypeError, r"shape\[1\] \(axis 'y'\) must be an integer"),
+        ({"shape": (2, -1, 64)}, ValueError, r"shape\[1\] \(axis 'y'\) must be >= 0"),
+        ({"chunks": (1, 0, 8)}, ValueError, r"chunks\[1\] \(axis 'y'\) must be >= 1"),
+        ({"chunks": (1, 8.0, 8)}, TypeError, r"chunks\[1\] \(axis 'y'\) must be an integer"),
+        ({"chunks": (1, 8)}, ValueError, r"chunks \(1, 8\) needs 3 sizes"),
+        ({"levels": 1.5}, TypeError, r"levels must be an integer"),
+        ({"downscale": 0}, ValueError, r"downscale must be >= 1"),
+        ({"units": {"q": "nanometer"}}, ValueError, r"units: unknown axis 'q'"),
+        ({"units": {"Y": "nanometer"}}, ValueError, r"units: unknown axis 'Y'"),
+        ({"units": ["micrometer", 1, None]}, TypeError, r"units\['y'\] must be a string"),
+        ({"axes": "yyx"}, ValueError, r"^axes 'yyx': duplicate axis name 'y'$"),
+        ({"axes": "xyc"}, ValueError, r"^axes 'xyc': axis 'c' of type 'channel' is out of order"),
+        ({"axes": "CYX"}, ValueError, r"^axes 'CYX': expected 2 or 3 axes of type 'space', got 0"),
+        ({"axes": ["c", "y", 3]}, TypeError, r"axes must be a string"),
+        ({"fill_value": 70000}, ValueError, r"fill_value 70000 is not a uint16 value"),
+        ({"fill_value": -1}, ValueError, r"fill_value -1 is not a uint16 value"),
+        ({"fill_value": 3.5}, ValueError, r"fill_value 3.5 is not a uint16 value"),
+        ({"fill_value": NAN}, ValueError, r"fill_value nan is not a uint16 value"),
+        ({"fill_value": "abc"}, ValueError, r"fill_value 'abc' is not a uint16 value"),
+        ({"fill_value": [1]}, ValueError, r"fill_value must be one uint16 value"),
+        ({"fill_value": 1e40, "dtype": "float32"}, ValueError, r"fill_value 1e\+40 .* float32"),
+    ],
+)
+async def test_create_rejects_bad_values_before_writing(
+    tmp_path: Path, kwargs: dict[str, Any], error: type[Exception], match: str
+) -> None:
+    args: dict[str, Any] = {"shape": (2, 64, 64), "dtype": "uint16", "axes": "cyx", **kwargs}
+    url = tmp_path / "img.zarr"
+    with pytest.raises(error, match=match) as info:
+        await ngio_async.create_async(url, **args)
+    assert "\x1f" not in str(info.value)
+    assert not url.exists()  # refused while planning: nothing written
+
+
+async def test_numpy_scalars_and_integers_are_accepted(tmp_path: Path) -> None:
+    async with ngio_async.create_async(
+        tmp_path,
+        shape=np.array([2, 64, 48]),
+        dtype="uint8",
+        axes="cyx",
+        chunks=(np.int64(1), np.int32(32), np.uint16(16)),
+        levels=np.int64(2),
+        scale=np.float32(0.5),
+        translation={"x": np.float64(1.5), "y": np.int64(2)},
+        channels=["a", {"window": (np.float32(1), np.int16(9))}],
+    ) as ds:
+        assert ds.shape == (2, 64, 48)
+        assert ds.levels[0].chunks == (1, 32, 16)
+        cal = ds.metadata.spatial_calibration
+        assert cal[0].scale == (1.0, 0.5, 0.5)
+        assert cal[1].scale == (1.0, 1.0, 1.0)
+        assert cal[0].translation == (0.0, 2.0, 1.5)
+        assert ds.metadata.channels[1].window == (1.0, 9.0)
+        await ds.set_scale(np.int64(2), translation=[np.float32(0), 0, np.int8(3)])
+        assert ds.metadata.spatial_calibration[0].scale == (1.0, 2.0, 2.0)
+        await ds.set_scale(np.array([1.0, 0.25, 0.125]))
+        assert ds.metadata.spatial_calibration[0].scale == (1.0, 0.25, 0.125)
+        assert ds.metadata.nearest_level(np.float32(0.5)) == 1
+    async with ngio_async.open_async(tmp_path) as back:
+        assert back.metadata.spatial_calibration[0].scale == (1.0, 0.25, 0.125)
+        assert back.metadata.spatial_calibration[0].translation == (0.0, 0.0, 3.0)
+
+
+@pytest.mark.parametrize("version", ["0.5", "0.4"])
+async def test_zero_extent_is_kept(tmp_path: Path, version: str) -> None:
+    url = tmp_path / "img.zarr"
+    async with ngio_async.create_async(
+        url,
+        shape=(2, 0, 600),
+        dtype="uint16",
+        axes="cyx",
+        ngff_version=version,  # type: ignore[arg-type]
+    ) as ds:
+        assert [lvl.shape for lvl in ds.levels] == [(2, 0, 600), (2, 0, 300), (2, 0, 150)]
+        assert all(c >= 1 for lvl in ds.levels for c in lvl.chunks)
+        await ds.write(np.zeros((2, 0, 600), np.uint16), pyramid=True)
+        assert (await ds.read(level=1)).shape == (2, 0, 300)
+    async with ngio_async.open_async(url) as back:
+        assert back.shape == (2, 0, 600)
+    group = zarr.open_group(url, mode="r")
+    assert [group[str(i)].shape for i in range(3)] == [(2, 0, 600), (2, 0, 300), (2, 0, 150)]
+
+
+async def test_units_mapping_works_like_scale(tmp_path: Path) -> None:
+    async with ngio_async.create_async(
+        tmp_path, shape=(2, 64, 64), dtype="uint8", axes="zyx", units={"z": "nanometer"}
+    ) as ds:
+        assert [a.unit for a in ds.metadata.axes] == ["nanometer", "micrometer", "micrometer"]
+        with pytest.raises(ValueError, match="units: unknown axis 'q'"):
+            await ds.set_scale(units={"q": "meter"})
+        await ds.set_scale(units={"x": "millimeter"})
+        assert [a.unit for a in ds.metadata.axes] == ["nanometer", "micrometer", "millimeter"]
+
+
+async def test_metadata_edits_refuse_non_finite_values_before_any_io(tmp_path: Path) -> None:
+    async with ngio_async.create_async(
+        tmp_path, shape=(2, 64, 64), dtype="float32", axes="cyx", channels=["a", "b"]
+    ):
+        pass
+    before = (tmp_path / "zarr.json").read_bytes()
+    store = InstrumentedStore(open_store(tmp_path))
+    async with ngio_async.open_async(store, mode="r+") as ds:
+        store.reset()
+        attempts: list[tuple[Any, str]] = [
+            (lambda: ds.set_scale(NAN), r"scale must be a finite number, got nan"),
+            (lambda: ds.set_scale(0), r"scale must be positive"),
+            (lambda: ds.set_scale({"x": INF}), r"scale\['x'\] must be a finite number"),
+            (lambda: ds.set_scale([1, 1, -2]), r"scale\['x'\] must be positive"),
+            (lambda: ds.set_scale(translation=(NAN, 0, 0)), r"translation\['c'\] must be"),
+            (
+                lambda: ds.set_channels(windows=[(0, INF), None]),
+                r"windows\[0\] end must be a finite number, got inf",
+            ),
+            (
+                lambda: ds.set_channels(windows=[None, {"start": NAN}]),
+                r"windows\[1\] start must be a finite number",
+            ),
+        ]
+        for attempt, match in attempts:
+            with pytest.raises(ValueError, match=match):
+                await attempt()
+        assert store.total_requests == 0
+    assert (tmp_path / "zarr.json").read_bytes() == before
+    async with ngio_async.open_async(tmp_path) as back:  # still opens
+        assert back.metadata.spatial_calibration[0].scale == (1.0, 1.0, 1.0)
+
+
+@pytest.mark.parametrize("version", ["0.5", "0.4"])
+async def test_create_below_an_array_is_refused(tmp_path: Path, version: str) -> None:
+    async with ngio_async.create_async(
+        tmp_path,
+        shape=(64, 64),
+        dtype="uint8",
+        levels=1,
+        ngff_version=version,  # type: ignore[arg-type]
+    ):
+        pass
+    array_doc = "zarr.json" if version == "0.5" else ".zarray"
+    for path in ("0/sub", "0/a/b"):
+        for overwrite in (False, True):
+            with pytest.raises(ExistsError, match=rf"parent '0' is a zarr array \(0/{array_doc}\)"):
+                await ngio_async.create_async(
+                    tmp_path, path=path, shape=(8, 8), dtype="uint8", overwrite=overwrite
+                )
+    assert sorted(p.name for p in (tmp_path / "0").iterdir()) == [array_doc]
+    # below a group (the image itself) is fine
+    async with ngio_async.create_async(tmp_path, path="extra/img", shape=(8, 8), dtype="uint8"):
+        pass
+
+
+@pytest.mark.parametrize("version", ["0.5", "0.4"])
+async def test_complex_nan_fill_value(tmp_path: Path, version: str) -> None:
+    fill = complex(float("nan"), float("-inf"))
+    async with ngio_async.create_async(
+        tmp_path,
+        shape=(8, 8),
+        dtype="complex64",
+        fill_value=fill,
+        ngff_version=version,  # type: ignore[arg-type]
+    ) as ds:
+        value = (await ds.read())[0, 0]
+        assert np.isnan(value.real) and value.imag == -np.inf
+    doc = json.loads(
+        (tmp_path / "0" / ("zarr.json" if version == "0.5" else ".zarray")).read_text()
+    )
+    assert doc["fill_value"] == ["NaN", "-Infinity"]
+    back = zarr.open_group(tmp_path, mode="r")["0"][0, 0]
+    assert np.isnan(back.real) and back.imag == -np.inf

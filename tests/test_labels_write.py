@@ -209,3 +209,61 @@ def test_sync_labels_create(tmp_path: Path) -> None:
         assert ds.labels.names() == ["cells"]
         with ds.labels["cells"] as back:
             assert back.shape == (32, 32)
+
+
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+async def test_failed_overwrite_never_lists_a_label_that_does_not_open(
+    tmp_path: Path, version: str
+) -> None:
+    """Fail each write or delete of ``labels.create(name, overwrite=True)`` in turn: afterwards
+    every listed label opens and reads, and a retry with overwrite=True succeeds."""
+
+    async def setup(root: Path, fail: Any = None) -> tuple[Any, InstrumentedStore]:
+        store = InstrumentedStore(open_store(root, mkdir=True), fail=fail)
+        ds = await ngio_async.create_async(
+            store, shape=(1, 64, 64), dtype="uint16", axes="cyx", levels=2, ngff_version=version
+        )
+        for name in ("a", "cells", "z"):
+            label = await ds.labels.create(name)
+            await label.write_at(..., 1)
+            await label.aclose()
+        return ds, store
+
+    ds, store = await setup(tmp_path / "probe")
+    store.reset()
+    await (await ds.labels.create("cells", overwrite=True)).aclose()
+    steps = [(m, k) for (m, k) in store.calls if m in ("put", "delete")]
+    group_doc = "labels/cells/zarr.json" if version == "0.5" else "labels/cells/.zattrs"
+    listing = "labels/zarr.json" if version == "0.5" else "labels/.zattrs"
+    assert {("delete", group_doc), ("put", group_doc), ("put", listing)} <= set(steps)
+    assert store.calls[("put", listing)] == 2  # unlisted first, listed again last
+    assert await ds.labels.names() == ["a", "cells", "z"]  # overwritten in place
+    await ds.aclose()
+
+    for i, (method, key) in enumerate(steps):
+        armed = {"on": False}
+
+        def fail(
+            m: str, k: str, method: str = method, key: str = key, armed: dict[str, bool] = armed
+        ) -> BaseException | None:
+            return OSError("injected") if armed["on"] and (m, k) == (method, key) else None
+
+        ds, store = await setup(tmp_path / f"f{i}", fail)
+        try:
+            armed["on"] = True
+            with pytest.raises(OSError, match="injected"):
+                await ds.labels.create("cells", overwrite=True)
+            armed["on"] = False
+            names = await ds.labels.names()
+            assert {"a", "z"} <= set(names), (method, key)
+            for name in names:
+                label = await ds.labels.open(name)
+                try:
+                    data = await label.read()
+                    assert data.shape == (64, 64)
+                finally:
+                    await label.aclose()
+            await (await ds.labels.create("cells", overwrite=True)).aclose()
+            assert sorted(await ds.labels.names()) == ["a", "cells", "z"]
+        finally:
+            await ds.aclose()

@@ -14,9 +14,12 @@ from referencing.jsonschema import DRAFT202012
 
 from ngio_async import MetadataError, UnsupportedError
 from ngio_async.meta import (
+    Axis,
     Channel,
     MetadataWarning,
+    Multiscale,
     OmeMetadata,
+    Scale,
     Window,
     decode_attrs,
     decode_zarr_json,
@@ -310,3 +313,63 @@ def test_strict_profile() -> None:
     with pytest.raises(MetadataError, match="strict profile") as info:
         validate(doc, strict=True)
     assert info.value.path == "$.multiscales[0].name"
+
+
+@pytest.mark.parametrize(
+    ("mutate", "path"),
+    [
+        (
+            lambda d: d["multiscales"][0]["datasets"][1]["coordinateTransformations"][0].update(
+                scale=[1.0, 2.0, float("nan"), 2.0]
+            ),
+            "$.multiscales[0].datasets[1].coordinateTransformations[0].scale[2]",
+        ),
+        (
+            lambda d: d["multiscales"][0]["datasets"][0]["coordinateTransformations"][1].update(
+                translation=[0.0, float("-inf"), 0.5, 0.5]
+            ),
+            "$.multiscales[0].datasets[0].coordinateTransformations[1].translation[1]",
+        ),
+        (
+            lambda d: d["omero"]["channels"][0]["window"].update(max=float("inf")),
+            "$.omero.channels[0].window.max",
+        ),
+        (
+            lambda d: d["omero"]["channels"][0].update(coefficient=float("nan")),
+            "$.omero.channels[0].coefficient",
+        ),
+    ],
+)
+def test_non_finite_numbers_are_refused(mutate: Any, path: str) -> None:
+    # JSON has no NaN / infinity: an encoder writes null, and the document would not reopen
+    for version in ("0.4", "0.5"):
+        doc = image_04()
+        mutate(doc)
+        want = path
+        if version == "0.5":
+            doc = to_05(doc)
+            want = path.replace("$.", "$.ome.", 1)
+        with pytest.raises(MetadataError, match="must be a finite number") as info:
+            validate(doc)
+        assert info.value.path == want
+
+
+def test_rules_read_cleanly_when_models_are_built_in_python() -> None:
+    # the same checks run on construction; the message names the sub path, no control bytes
+    with pytest.raises(ValueError, match="must be a finite number") as info:
+        Scale(scale=[1.0, float("inf")])
+    assert str(info.value) == "must be a finite number, got inf - at `.scale[1]`"
+    with pytest.raises(ValueError) as info:
+        Window(min=0, max=float("nan"), start=0, end=1)
+    assert str(info.value) == "must be a finite number, got nan - at `.max`"
+    axes = [Axis(name=n, type="space") for n in "yyx"]
+    with pytest.raises(ValueError) as info:
+        Multiscale(axes=axes, datasets=[])
+    assert str(info.value) == "duplicate axis name 'y' - at `.axes[1].name`"
+    # and decoded documents still get the full JSON path
+    doc = image_04()
+    doc["multiscales"][0]["axes"][2]["name"] = "z"
+    with pytest.raises(MetadataError) as err:
+        validate(doc)
+    assert err.value.path == "$.multiscales[0].axes[2].name"
+    assert err.value.rule == "duplicate axis name 'z'"

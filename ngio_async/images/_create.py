@@ -4,8 +4,9 @@ The layout is planned first (pure: :func:`plan_image` gives every level's zarr a
 the NGFF group metadata), then written in an order that never leaves group metadata pointing at
 missing arrays:
 
-1. refuse an existing node (``zarr.json``, ``.zattrs`` or ``.zgroup`` at the root) unless
-   ``overwrite=True``, which first deletes every key under the root (the store must list);
+1. refuse a root below a zarr array (whatever ``overwrite`` says), and an existing node
+   (``zarr.json``, ``.zattrs`` or ``.zgroup`` at the root) unless ``overwrite=True``, which
+   first deletes every key under the root (the store must list);
 2. every level's array metadata (``zarr.json`` or ``.zarray``), concurrently;
 3. (0.4) the ``.zgroup``; then the group's NGFF metadata (0.5 ``zarr.json``, 0.4 ``.zattrs``) last.
 
@@ -16,7 +17,9 @@ Array metadata is exactly what zarr-python writes (0.5: zarr v3 with ``dimension
 from __future__ import annotations
 
 import math
+import numbers
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -36,6 +39,7 @@ from ..meta import (
     Window,
 )
 from ..meta._validate import to_attrs, validate
+from ..meta.ngff import axes_problem
 from ..meta.zarr import (
     V3_DATA_TYPES,
     ArrayV2Meta,
@@ -133,8 +137,9 @@ def default_levels(shape: Sequence[int], axes: Sequence[str], downscale: int) ->
 
 
 def _level_shape(shape: Sequence[int], axes: Sequence[str], factor: int) -> tuple[int, ...]:
+    """The shape of a level ``factor`` times smaller in y/x (rounded up; 0 stays 0)."""
     yx = _yx(axes)
-    return tuple(max(1, -(-n // factor)) if i in yx else n for i, n in enumerate(shape))
+    return tuple(-(-n // factor) if i in yx else n for i, n in enumerate(shape))
 
 
 def _compressor_v3(name: Compressor, dtype: np.dtype[Any]) -> tuple[Codec, ...]:
@@ -169,22 +174,45 @@ def _compressor_v2(name: Compressor, dtype: np.dtype[Any]) -> dict[str, Any] | N
     raise ValueError(f"unknown compressor {name!r}: use 'zstd', 'blosc-zstd', 'gzip' or None")
 
 
+def _float_json(f: float) -> float | str:
+    """A float fill value as zarr writes it: NaN and infinities by name."""
+    if math.isnan(f):
+        return "NaN"
+    if math.isinf(f):
+        return "Infinity" if f > 0 else "-Infinity"
+    return f
+
+
 def _fill_json(value: Any, dtype: np.dtype[Any]) -> Any:
-    v = dtype.type(value)
+    """The JSON fill value of ``value`` in ``dtype``; ``ValueError`` naming ``fill_value`` when
+    it is not a value of that type (out of range, a fraction for an integer type, text)."""
+    if dtype.kind not in "biufc":
+        raise UnsupportedError(f"data type {dtype} is not supported")
+    if isinstance(value, str | bytes) or (
+        dtype.kind != "c" and isinstance(value, complex | np.complexfloating)
+    ):
+        raise ValueError(f"fill_value {value!r} is not a {dtype} value")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # overflow: refused below
+            v = dtype.type(value)
+    except (OverflowError, ValueError, TypeError) as exc:
+        raise ValueError(f"fill_value {value!r} is not a {dtype} value: {exc}") from None
+    if not isinstance(v, np.generic):
+        raise ValueError(f"fill_value must be one {dtype} value, got {value!r}")
+    number = isinstance(value, numbers.Number)
+    if number and (
+        (dtype.kind in "biu" and v != value)
+        or (dtype.kind in "fc" and np.isfinite(value) and not np.isfinite(v))
+    ):
+        raise ValueError(f"fill_value {value!r} is not a {dtype} value (it would be stored as {v})")
     if dtype.kind == "b":
         return bool(v)
     if dtype.kind in "iu":
         return int(v)
     if dtype.kind == "f":
-        f = float(v)
-        if math.isnan(f):
-            return "NaN"
-        if math.isinf(f):
-            return "Infinity" if f > 0 else "-Infinity"
-        return f
-    if dtype.kind == "c":
-        return [float(v.real), float(v.imag)]
-    raise UnsupportedError(f"data type {dtype} is not supported")
+        return _float_json(float(v))
+    return [_float_json(float(v.real)), _float_json(float(v.imag))]
 
 
 def array_meta_v3(
@@ -275,38 +303,95 @@ class ImagePlan:
         return [("zarr.json", encode_group_v3(doc))]
 
 
+def is_scalar(value: Any) -> bool:
+    """Whether ``value`` is one real number (Python or numpy scalar, 0-d array; not a bool)."""
+    if isinstance(value, np.ndarray):
+        return value.ndim == 0 and value.dtype.kind in "iuf"
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def real_number(value: Any, what: str, *, positive: bool = False) -> float:
+    """``value`` as a finite float (``> 0`` when ``positive``); errors name ``what``."""
+    if not is_scalar(value):
+        raise TypeError(f"{what} must be a number, got {value!r}")
+    f = float(value)
+    if not math.isfinite(f):
+        raise ValueError(f"{what} must be a finite number, got {f}")
+    if positive and f <= 0:
+        raise ValueError(f"{what} must be positive, got {f}")
+    return f
+
+
+def integer(value: Any, what: str, *, minimum: int = 0) -> int:
+    """``value`` as an int (Python or numpy integer; not a bool or a float) ``>= minimum``."""
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{what} must be an integer, got {value!r}")
+    n = int(value)
+    if n < minimum:
+        raise ValueError(f"{what} must be >= {minimum}, got {n}")
+    return n
+
+
 def _per_axis(
     value: float | Sequence[float] | Mapping[str, float] | None,
     axes: Sequence[str],
     default: float,
     what: str,
+    *,
+    positive: bool = False,
 ) -> list[float]:
+    """One finite float per axis from a number (space axes; ``default`` elsewhere), a sequence
+    or a mapping axis -> value (``default`` for the axes it does not name)."""
     if value is None:
         return [default] * len(axes)
     if isinstance(value, Mapping):
         unknown = [k for k in value if k not in axes]
         if unknown:
             raise ValueError(f"{what}: unknown axis {unknown[0]!r} (axes: {list(axes)})")
-        return [float(value.get(a, default)) for a in axes]
-    if isinstance(value, int | float):
-        return [float(value) if _AXIS_TYPES.get(a) == "space" else default for a in axes]
-    values = [float(v) for v in value]
+        return [
+            real_number(value[a], f"{what}[{a!r}]", positive=positive) if a in value else default
+            for a in axes
+        ]
+    if is_scalar(value):
+        number = real_number(value, what, positive=positive)
+        return [number if _AXIS_TYPES.get(a) == "space" else default for a in axes]
+    if isinstance(value, str | bytes) or not isinstance(value, Sequence | np.ndarray):
+        raise TypeError(
+            f"{what} must be a number, one number per axis or a mapping axis -> number, "
+            f"got {value!r}"
+        )
+    values = list(value)
     if len(values) != len(axes):
         raise ValueError(f"{what} needs {len(axes)} values (one per axis {list(axes)})")
-    return values
+    return [
+        real_number(v, f"{what}[{a!r}]", positive=positive)
+        for v, a in zip(values, axes, strict=True)
+    ]
+
+
+def _unit(value: Any, axis: str) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise TypeError(f"units[{axis!r}] must be a string or None, got {value!r}")
+    return value
 
 
 def _units(
-    units: str | Sequence[str | None] | Mapping[str, str] | None, axes: Sequence[str]
+    units: str | Sequence[str | None] | Mapping[str, str | None] | None, axes: Sequence[str]
 ) -> list[str | None]:
+    """One unit per axis from one unit (space axes), a sequence, or a mapping axis -> unit
+    (the space axes it does not name keep the default ``micrometer``)."""
     if units is None or isinstance(units, str):
         return [units if _AXIS_TYPES.get(a) == "space" else None for a in axes]
     if isinstance(units, Mapping):
-        return [units.get(a) for a in axes]
+        unknown = [k for k in units if k not in axes]
+        if unknown:
+            raise ValueError(f"units: unknown axis {unknown[0]!r} (axes: {list(axes)})")
+        default = _units("micrometer", axes)
+        return [_unit(units[a], a) if a in units else d for a, d in zip(axes, default, strict=True)]
     out = list(units)
     if len(out) != len(axes):
         raise ValueError(f"units needs {len(axes)} values (one per axis {list(axes)})")
-    return out
+    return [_unit(u, a) for u, a in zip(out, axes, strict=True)]
 
 
 def _default_window(dtype: np.dtype[Any]) -> Window:
@@ -337,27 +422,71 @@ def make_channel(spec: ChannelSpec | Channel, index: int, dtype: np.dtype[Any]) 
     return Channel(
         label=spec.get("label"),
         color=str(spec.get("color") or _COLORS[index % len(_COLORS)]).lstrip("#").upper(),
-        window=make_window(spec.get("window"), dtype),
+        window=make_window(spec.get("window"), dtype, f"channels[{index}] window"),
         active=spec.get("active", True),
     )
 
 
-def make_window(value: Any, dtype: np.dtype[Any]) -> Window:
-    """A display window from ``None``, a ``Window``, ``(start, end)`` or a dict."""
+def make_window(value: Any, dtype: np.dtype[Any], what: str = "window") -> Window:
+    """A display window from ``None``, a ``Window``, ``(start, end)`` or a dict.
+
+    Values must be finite numbers (``ValueError`` / ``TypeError`` naming ``what``).
+    """
     base = _default_window(dtype)
     if value is None:
         return base
     if isinstance(value, Window):
         return value
     if isinstance(value, Mapping):
-        return Window(
-            min=float(value.get("min", base.min)),
-            max=float(value.get("max", base.max)),
-            start=float(value.get("start", base.start)),
-            end=float(value.get("end", base.end)),
-        )
-    start, end = (float(v) for v in value)
+        keys = ("min", "max", "start", "end")
+        unknown = [k for k in value if k not in keys]
+        if unknown:
+            raise ValueError(f"{what}: unknown key {unknown[0]!r} (known: {list(keys)})")
+        v = {k: real_number(value.get(k, getattr(base, k)), f"{what} {k}") for k in keys}
+        return Window(**v)
+    if isinstance(value, str | bytes) or not isinstance(value, Sequence | np.ndarray):
+        raise TypeError(f"{what} must be (start, end) or a mapping, got {value!r}")
+    if len(value) != 2:
+        raise ValueError(f"{what} must be (start, end), got {len(value)} values")
+    start, end = (
+        real_number(v, f"{what} {k}") for v, k in zip(value, ("start", "end"), strict=True)
+    )
     return Window(min=min(base.min, start), max=max(base.max, end), start=start, end=end)
+
+
+def _sizes(value: Any, what: str) -> list[Any]:
+    if isinstance(value, str | bytes) or not isinstance(value, Sequence | np.ndarray):
+        raise TypeError(f"{what} must be a sequence of integers, got {value!r}")
+    return list(value)
+
+
+def _per_axis_sizes(value: Any, names: Sequence[str], what: str) -> tuple[int, ...]:
+    """Chunk or shard sizes: one integer >= 1 per axis."""
+    sizes = _sizes(value, what)
+    if len(sizes) != len(names):
+        raise ValueError(f"{what} {tuple(sizes)} needs {len(names)} sizes (one per axis {names})")
+    return tuple(
+        integer(n, f"{what}[{i}] (axis {a!r})", minimum=1)
+        for i, (n, a) in enumerate(zip(sizes, names, strict=True))
+    )
+
+
+def _axis_names(axes: str | Sequence[str]) -> list[str]:
+    """The axis names of ``axes=``, checked against the NGFF axis rules (the message names the
+    argument, not a JSON path)."""
+    names = list(axes) if isinstance(axes, str | Sequence) else []
+    if not names or not all(isinstance(a, str) and a for a in names):
+        raise TypeError(f"axes must be a string like 'czyx' or a list of names, got {axes!r}")
+    models = [Axis(name=a, type=_AXIS_TYPES.get(a)) for a in names]
+    problem = axes_problem(models)
+    if problem is not None:
+        rule = problem[1]
+        if any(a not in _AXIS_TYPES and a.lower() in _AXIS_TYPES for a in names):
+            rule += " (the known axis names t, c, z, y, x are lower case)"
+        elif rule.startswith("expected 2 or 3 axes"):
+            rule += " (the space axes are z, y and x)"
+        raise ValueError(f"axes {axes!r}: {rule}")
+    return names
 
 
 def plan_image(
@@ -379,17 +508,19 @@ def plan_image(
     fill_value: Any = None,
 ) -> ImagePlan:
     """Plan an image (pure: no I/O); see :func:`create_async` for the parameters."""
-    shape_t = tuple(int(n) for n in shape)
-    if any(n < 0 for n in shape_t):
-        raise ValueError(f"shape must be non-negative, got {shape_t}")
+    shape_l = _sizes(shape, "shape")
     if axes is None:
         by_rank = {2: "yx", 3: "cyx" if channels is not None else "zyx", 4: "czyx", 5: "tczyx"}
-        axes = by_rank.get(len(shape_t), "")
+        axes = by_rank.get(len(shape_l), "")
         if not axes:
-            raise ValueError(f"give axes= for a {len(shape_t)}-dimensional image")
-    names = list(axes)
-    if len(names) != len(shape_t):
-        raise ValueError(f"{len(names)} axes {names} for a {len(shape_t)}-dimensional shape")
+            raise ValueError(f"give axes= for a {len(shape_l)}-dimensional image")
+    names = _axis_names(axes)
+    if len(names) != len(shape_l):
+        raise ValueError(f"{len(names)} axes {names} for a {len(shape_l)}-dimensional shape")
+    shape_t = tuple(
+        integer(n, f"shape[{i}] (axis {a!r})")
+        for i, (n, a) in enumerate(zip(shape_l, names, strict=True))
+    )
     if ngff_version not in ("0.4", "0.5"):
         raise UnsupportedError(f"cannot write NGFF version {ngff_version!r} (0.4 or 0.5)")
     dt = np.dtype(dtype)
@@ -397,30 +528,32 @@ def plan_image(
         dt = dt.newbyteorder("=")
     if dt.kind not in "biufc":
         raise UnsupportedError(f"data type {dt} is not supported (numbers and bool only)")
-    if downscale < 1:
-        raise ValueError(f"downscale must be >= 1, got {downscale}")
+    downscale = integer(downscale, "downscale", minimum=1)
     fill = fill_value if fill_value is not None else (False if dt.kind == "b" else 0)
-    n_levels = default_levels(shape_t, names, downscale) if levels is None else int(levels)
-    if n_levels < 1:
-        raise ValueError(f"levels must be >= 1, got {levels}")
-    base_chunks = tuple(chunks) if chunks is not None else default_chunks(shape_t, names, dt)
-    if len(base_chunks) != len(shape_t) or any(c < 1 for c in base_chunks):
-        raise ValueError(f"chunks {base_chunks} must be {len(shape_t)} positive sizes")
+    n_levels = (
+        default_levels(shape_t, names, downscale)
+        if levels is None
+        else integer(levels, "levels", minimum=1)
+    )
+    if chunks is not None:
+        base_chunks = _per_axis_sizes(chunks, names, "chunks")
+    else:
+        base_chunks = default_chunks(shape_t, names, dt)
     if shards is not None and shards is not False:
         if ngff_version == "0.4":
             raise UnsupportedError("sharding needs zarr v3 (NGFF 0.5), not 0.4")
-        shard_req: tuple[int, ...] | None = tuple(int(s) for s in shards)
+        shard_req: tuple[int, ...] | None = _per_axis_sizes(shards, names, "shards")
         assert shard_req is not None
-        if len(shard_req) != len(shape_t) or any(
-            s < c or s % c for s, c in zip(shard_req, base_chunks, strict=True)
-        ):
-            raise ValueError(f"shards {shard_req} must be whole multiples of the chunks")
+        if any(s % c for s, c in zip(shard_req, base_chunks, strict=True)):
+            raise ValueError(
+                f"shards {shard_req} must be whole multiples of the chunks {base_chunks}"
+            )
     else:
         shard_req = None
 
-    scale0 = _per_axis(scale, names, 1.0, "scale")
+    scale0 = _per_axis(scale, names, 1.0, "scale", positive=True)
     unit_list = _units(units, names)
-    trans = None if translation is None else _per_axis(translation, names, 0.0, "translation")
+    trans = _per_axis(translation, names, 0.0, "translation") if translation is not None else None
     yx = _yx(names)
     arrays: list[ArrayMeta] = []
     datasets: list[NgffDataset] = []
@@ -471,6 +604,17 @@ def plan_image(
 _NODE_KEYS = ("zarr.json", ".zattrs", ".zgroup", ".zarray")
 
 
+def _node_type(raw: Any) -> Any:
+    """``node_type`` of a zarr v3 ``zarr.json`` (``None`` when it is not a JSON object)."""
+    import msgspec
+
+    try:
+        doc = msgspec.json.decode(bytes(raw))
+    except msgspec.DecodeError:
+        return None
+    return doc.get("node_type") if isinstance(doc, dict) else None
+
+
 def _is_node_key(key: str) -> bool:
     return key.rsplit("/", 1)[-1] in _NODE_KEYS
 
@@ -484,14 +628,33 @@ async def _prepare_root(store: AsyncStore, root: str, overwrite: bool) -> None:
     """
     where = f"{store.url.rstrip('/')}/{root}" if root else store.url
     found: list[str] = []
+    arrays: list[str] = []  # array metadata of a parent of root: nothing may go below it
+    parts = root.split("/") if root else []
+    parents = ["/".join(parts[:i]) for i in range(len(parts))]
+    parent_keys = {join(p, ".zarray") for p in parents} | {join(p, "zarr.json") for p in parents}
 
     async def check(key: str) -> None:
-        if await store.exists(key):
-            found.append(key)
+        if key.endswith("zarr.json") and key in parent_keys:
+            raw = await store.get(key)
+            if raw is not None and _node_type(raw) == "array":
+                arrays.append(key)
+        elif await store.exists(key):
+            (arrays if key in parent_keys else found).append(key)
 
     from ._level import _run_all
 
-    await _run_all([join(root, name) for name in _NODE_KEYS], check, len(_NODE_KEYS))
+    keys_to_check = [join(root, name) for name in _NODE_KEYS] + sorted(parent_keys)
+    await _run_all(keys_to_check, check, len(keys_to_check))
+    if arrays:
+        key = min(arrays, key=len)
+        parent = key.rsplit("/", 1)[0] if "/" in key else ""
+        raise ExistsError(
+            f"cannot create {where}: its parent "
+            f"{repr(parent) if parent else '(the store root)'} is a zarr array ({key}), and an"
+            " array cannot hold other nodes",
+            url=store.url,
+            key=key,
+        )
     keys: list[str] | None = None
     if not found and store.supports_listing:
         keys = await store.list_prefix(root)
@@ -609,13 +772,17 @@ def create_async(
 
     :param url: where the image goes (path, ``file://``, ``memory://``, ``s3://``, ...; a local
         directory is created), or an :class:`~ngio_async.stores.AsyncStore`.
-    :param shape: level-0 shape; ``axes`` names its axes (default by rank: ``yx``, ``zyx``
-        (``cyx`` when ``channels`` is given), ``czyx``, ``tczyx``).
+    :param shape: level-0 shape (integers >= 0; a 0 extent stays 0 on every level); ``axes``
+        names its axes (default by rank: ``yx``, ``zyx`` (``cyx`` when ``channels`` is given),
+        ``czyx``, ``tczyx``).
     :param scale: level-0 pixel size: a number (every space axis), one value per axis, or a
-        mapping axis -> value; default 1. Lower levels multiply y/x by ``downscale**i``.
-    :param units: one unit for the space axes, one per axis, or a mapping axis -> unit.
-    :param translation: per axis (or mapping) translation of every level; default none.
-    :param chunks: chunk shape; default ~1 MiB, square in y/x and 1 along the other axes.
+        mapping axis -> value (other axes 1); default 1. Finite and > 0 (Python or numpy
+        numbers). Lower levels multiply y/x by ``downscale**i``.
+    :param units: one unit for the space axes, one per axis, or a mapping axis -> unit (the
+        space axes it does not name keep ``micrometer``).
+    :param translation: per axis (or mapping) translation of every level, finite; default none.
+    :param chunks: chunk shape (integers >= 1); default ~1 MiB, square in y/x and 1 along the
+        other axes.
     :param shards: shard shape (0.5 only); default up to 8x8 chunks in y/x for 0.5 (capped by
         the shape), ``False`` for no sharding. 0.4 is never sharded.
     :param compressor: ``"zstd"``, ``"blosc-zstd"``, ``"gzip"`` or ``None``.
@@ -627,8 +794,12 @@ def create_async(
     :param overwrite: replace an existing node at ``url`` (deletes its keys first: the store
         must list them); otherwise an existing node raises :class:`~ngio_async.ExistsError` and
         nothing is changed.
-    :param path: the image's path inside the store.
-    :raises ExistsError: a zarr node exists there and ``overwrite`` is false.
+    :param path: the image's path inside the store; no parent of it may be a zarr array.
+    :param fill_value: the value of unwritten pixels; must be a value of ``dtype``.
+    :raises ExistsError: a zarr node exists there and ``overwrite`` is false, or a parent of
+        ``path`` is a zarr array.
+    :raises ValueError: an argument breaks a rule (non-finite or non-positive scale, unknown
+        axis name, ...); ``TypeError``: an argument of the wrong type. Both before any I/O.
     """
     plan = plan_image(
         shape=shape,

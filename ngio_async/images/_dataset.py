@@ -704,6 +704,14 @@ class Dataset:
         ):
             if values is not None and size is not None and len(values) != size:
                 raise ValueError(f"{name}: {len(values)} values for {size} channels")
+        new_windows = (  # checked before any I/O
+            None
+            if windows is None
+            else [
+                None if w is None else make_window(w, self.dtype, f"windows[{i}]")
+                for i, w in enumerate(windows)
+            ]
+        )
 
         def edit(ome: OmeMetadata) -> OmeMetadata:
             old = list(ome.omero.channels) if ome.omero is not None else []
@@ -718,8 +726,8 @@ class Dataset:
                     changes["label"] = labels[i]
                 if colors is not None:
                     changes["color"] = colors[i].lstrip("#").upper()
-                if windows is not None and windows[i] is not None:
-                    changes["window"] = make_window(windows[i], self.dtype)
+                if new_windows is not None and new_windows[i] is not None:
+                    changes["window"] = new_windows[i]
                 if active is not None:
                     changes["active"] = bool(active[i])
                 channels.append(_with_extra(replace(base, **changes), base))
@@ -751,30 +759,34 @@ class Dataset:
         from msgspec.structs import replace
 
         from ..meta import Scale, Translation
-        from ._create import _per_axis, _units
+        from ._create import _per_axis, _units, is_scalar
 
         self._check_writable()
         names = self.axes
+        # every value checked (finite; scales > 0; known axes) before any I/O
+        scale_in = None if scale is None else _per_axis(scale, names, 1.0, "scale", positive=True)
+        trans_in = (
+            None if translation is None else _per_axis(translation, names, 0.0, "translation")
+        )
+        units_in = None if units is None else _units(units, names)
 
         def edit(ome: OmeMetadata) -> OmeMetadata:
             assert ome.multiscales is not None
             ms = ome.multiscales[0]
             current = ImageMetadata(ome).spatial_calibration
             datasets = list(ms.datasets)
-            if scale is not None:
-                new0 = _per_axis(scale, names, 1.0, "scale")
-                if not isinstance(scale, Mapping | Sequence):  # a number: space axes only
+            if scale_in is not None:
+                new0 = scale_in
+                if is_scalar(scale):  # a number: space axes only
                     new0 = [
                         v if a.type == "space" else c
                         for v, a, c in zip(new0, ms.axes, current[0].scale, strict=True)
                     ]
                 elif isinstance(scale, Mapping):
                     new0 = [
-                        float(scale[a]) if a in scale else c
-                        for a, c in zip(names, current[0].scale, strict=True)
+                        v if a in scale else c
+                        for v, a, c in zip(new0, names, current[0].scale, strict=True)
                     ]
-                if any(v <= 0 for v in new0):
-                    raise ValueError(f"scale must be positive, got {new0}")
                 ratio = [n / o for n, o in zip(new0, current[0].scale, strict=True)]
                 for i, d in enumerate(datasets):
                     if d.scale is None:
@@ -785,24 +797,24 @@ class Dataset:
                         for t in d.coordinate_transformations
                     ]
                     datasets[i] = _with_extra(replace(d, coordinate_transformations=ts), d)
-            if translation is not None:
+            if trans_in is not None:
                 if ms.coordinate_transformations is not None:
                     raise UnsupportedError(
                         "cannot set the translation of a multiscale with its own transforms"
                     )
-                tr = _per_axis(translation, names, 0.0, "translation")
+                tr = trans_in
                 if isinstance(translation, Mapping):
                     tr = [
-                        float(translation[a]) if a in translation else c
-                        for a, c in zip(names, current[0].translation, strict=True)
+                        v if a in translation else c
+                        for v, a, c in zip(tr, names, current[0].translation, strict=True)
                     ]
                 for i, d in enumerate(datasets):
                     ts = [t for t in d.coordinate_transformations if not isinstance(t, Translation)]
                     ts.append(Translation(translation=list(tr)))
                     datasets[i] = _with_extra(replace(d, coordinate_transformations=ts), d)
             axes = list(ms.axes)
-            if units is not None:
-                unit_list = _units(units, names)
+            if units_in is not None:
+                unit_list = units_in
                 if isinstance(units, str):
                     unit_list = [
                         u if a.type == "space" else a.unit

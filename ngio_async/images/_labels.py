@@ -6,11 +6,15 @@ shapes, scales, translations and chunking (sharded likewise for 0.5) without the
 metadata (colors, properties, source ``../../``). Writes go in an order that never leaves
 metadata pointing at missing nodes:
 
-1. refuse an existing ``labels/<name>`` node unless ``overwrite=True`` (which deletes its keys);
+1. refuse an existing ``labels/<name>`` node unless ``overwrite=True``, which first removes the
+   name from the ``labels`` listing, then deletes its keys;
 2. every level's array metadata, concurrently;
 3. the label image's group metadata (0.4 ``.zgroup`` then ``.zattrs``; 0.5 ``zarr.json``);
 4. the ``labels`` group listing: created, or the name appended (existing names and other
    attributes are kept; the document is read again right before it is written).
+
+A failure at any step leaves the name unlisted until the new label image is complete: the
+listing never names a label that does not open.
 
 Listing updates of one dataset object are serialised by a lock; two processes creating labels in
 the same image at once can still lose a listing entry (stores offer no compare-and-swap here).
@@ -258,8 +262,11 @@ class Labels:
         ds._check_writable()
         plan = plan_label(ds, name, dtype, colors, properties)
         root = join(ds.root, "labels", name)
+        at = None
+        if overwrite and name in await self.names():
+            at = await self._list(name, remove=True)  # before the old label's keys are deleted
         await write_plan_metadata(ds.store, root, plan, overwrite=overwrite)
-        await self._list(name)  # the listing last: it never names an incomplete label
+        await self._list(name, at=at)  # the listing last: it never names an incomplete label
         return Dataset.from_plan(
             ds.store,
             root,
@@ -270,8 +277,9 @@ class Labels:
             mode="r+",
         )
 
-    async def _list(self, name: str) -> None:
-        """Add ``name`` to the ``labels`` group (creating the group when missing)."""
+    async def _list(self, name: str, *, remove: bool = False, at: int | None = None) -> int | None:
+        """Add ``name`` to the ``labels`` group (creating the group when missing; at index
+        ``at``, default last), or remove it; return the index it was removed from."""
         ds = self._dataset
         if self._lock is None:
             self._lock = anyio.Lock()
@@ -284,9 +292,9 @@ class Labels:
                 zgroup = join(group, ".zgroup")
                 if raw is None or not await ds.store.exists(zgroup):
                     await ds.store.put(zgroup, b'{"zarr_format":2}')
-                attrs["labels"] = _appended(attrs.get("labels"), name, key)
+                attrs["labels"], index = _edited(attrs.get("labels"), name, key, remove, at)
                 await ds.store.put(key, msgspec.json.encode(attrs))
-                return
+                return index
             key = join(group, "zarr.json")
             raw = await ds.store.get(key)
             doc: dict[str, Any] = (
@@ -299,8 +307,9 @@ class Labels:
             attributes = doc.setdefault("attributes", {})
             ome = attributes.setdefault("ome", {})
             ome.setdefault("version", ds.metadata.ngff_version)
-            ome["labels"] = _appended(ome.get("labels"), name, key)
+            ome["labels"], index = _edited(ome.get("labels"), name, key, remove, at)
             await ds.store.put(key, msgspec.json.encode(doc))
+            return index
 
 
 def _object(raw: Any, key: str) -> dict[str, Any]:
@@ -313,9 +322,18 @@ def _object(raw: Any, key: str) -> dict[str, Any]:
     return doc
 
 
-def _appended(names: Any, name: str, key: str) -> list[str]:
+def _edited(
+    names: Any, name: str, key: str, remove: bool, at: int | None
+) -> tuple[list[str], int | None]:
+    """``names`` with ``name`` inserted once (at ``at``, default last), or without it when
+    ``remove``; and the index ``name`` was removed from."""
     if names is None:
-        return [name]
+        return ([], None) if remove else ([name], None)
     if not isinstance(names, list):
         raise MetadataError(f"{key}: 'labels' is not a list", "$.labels")
-    return names if name in names else [*names, name]
+    if remove:
+        index = names.index(name) if name in names else None
+        return [n for n in names if n != name], index
+    if name in names:
+        return names, None
+    return [*names[:at], name, *names[at:]] if at is not None else [*names, name], None

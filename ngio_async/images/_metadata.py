@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .._errors import MetadataError
 from ..meta import Axis, Multiscale, OmeMetadata, Scale, Translation
@@ -136,15 +136,14 @@ class ImageMetadata:
         (z, y, x order as in the image).
         """
         space = [i for i, a in enumerate(self.multiscale.axes) if a.type == "space"]
-        wanted = (
-            [float(pixel_size)] * len(space)
-            if isinstance(pixel_size, int | float)
-            else [float(v) for v in pixel_size]
+        from ._create import is_scalar, real_number
+
+        values: list[Any] = (
+            [pixel_size] * len(space) if is_scalar(pixel_size) else list(pixel_size)  # type: ignore[arg-type]
         )
-        if len(wanted) != len(space):
+        if len(values) != len(space):
             raise ValueError(f"pixel_size needs {len(space)} values (one per space axis)")
-        if any(v <= 0 for v in wanted):
-            raise ValueError("pixel_size must be positive")
+        wanted = [real_number(v, "pixel_size", positive=True) for v in values]
 
         def distance(level: int) -> float:
             scale = self._cal[level].scale

@@ -12,15 +12,16 @@ from .._errors import MetadataError
 
 __all__ = ["Base", "attach_extras", "dump", "fail", "to_metadata_error"]
 
-# A ``__post_init__`` check raises ``ValueError(fail(".sub.path", "rule"))``; msgspec appends
-# "- at `$.owner`" and ``to_metadata_error`` joins owner and sub path into one JSON path.
-_SUB = "\x1f"
+# A ``__post_init__`` check raises ``ValueError(fail(".sub.path", "rule"))`` ("rule - at
+# `.sub.path`", readable as is when a model is built in Python); msgspec appends " - at `$.owner`"
+# and ``to_metadata_error`` joins owner and sub path into one JSON path.
 _AT = re.compile(r"^(?P<msg>.*?)(?: - at `(?P<path>\$[^`]*)`)?$", re.DOTALL)
+_SUB_AT = re.compile(r"^(?P<msg>.*) - at `(?P<sub>[.\[][^`]*)`$", re.DOTALL)
 
 
 def fail(sub: str, rule: str) -> str:
     """Message for a cross-field rule broken at ``owner + sub`` (``sub`` like ``.axes[1].name``)."""
-    return f"{_SUB}{sub}{_SUB}{rule}"
+    return f"{rule} - at `{sub}`" if sub else rule
 
 
 def to_metadata_error(
@@ -30,9 +31,10 @@ def to_metadata_error(
     m = _AT.match(str(exc))
     assert m is not None  # the pattern matches every string
     msg, path = m.group("msg"), m.group("path") or "$"
-    if msg.startswith(_SUB):
-        _, sub, msg = msg.split(_SUB, 2)
-        path += sub
+    inner = _SUB_AT.match(msg)
+    if inner is not None:
+        msg = inner.group("msg")
+        path += inner.group("sub")
     return MetadataError(msg, prefix + path[1:])
 
 

@@ -7,6 +7,7 @@ Cross-field rules run in ``__post_init__`` so that msgspec reports them with a J
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal
 
 from msgspec import Meta, field
@@ -37,6 +38,7 @@ __all__ = [
     "WellImage",
     "WellRef",
     "Window",
+    "axes_problem",
     "transform_length_problems",
     "well_path_problems",
 ]
@@ -58,12 +60,20 @@ class Axis(Base):
     unit: str | None = None
 
 
+def _check_finite(value: float, sub: str) -> None:
+    """JSON has no NaN or infinity (an encoder would write ``null``): numbers must be finite."""
+    if not math.isfinite(value):
+        raise ValueError(fail(sub, f"must be a finite number, got {value}"))
+
+
 class _VectorTransform(Base):
     def _check_one_of(self, key: str, value: list[float] | None, path: str | None) -> None:
         if (value is None) == (path is None):
             raise ValueError(
                 fail("", f"a {key} transformation needs exactly one of '{key}', 'path'")
             )
+        for i, v in enumerate(value or ()):
+            _check_finite(v, f".{key}[{i}]")
 
 
 class Scale(_VectorTransform, tag="scale", tag_field="type"):
@@ -191,33 +201,41 @@ class Multiscale(Base):
         return [a.name for a in self.axes]
 
 
-def _check_axes(axes: list[Axis]) -> None:
-    """A1, A4, A5, A6: unique names; 2-3 space axes; <= 1 time, <= 1 channel-or-custom; order."""
+def axes_problem(axes: list[Axis]) -> tuple[str, str] | None:
+    """A1, A4, A5, A6: unique names; 2-3 space axes; <= 1 time, <= 1 channel-or-custom; order.
+
+    The first rule broken, as ``(sub path, rule)`` (sub path like ``.axes[1].name``), or ``None``.
+    """
     seen: set[str] = set()
     for i, a in enumerate(axes):
         if a.name in seen:
-            raise ValueError(fail(f".axes[{i}].name", f"duplicate axis name {a.name!r}"))
+            return f".axes[{i}].name", f"duplicate axis name {a.name!r}"
         seen.add(a.name)
     kinds = [_axis_kind(a) for a in axes]
     n_space = kinds.count(SPACE)
     if not 2 <= n_space <= 3:
-        raise ValueError(fail(".axes", f"expected 2 or 3 axes of type 'space', got {n_space}"))
+        return ".axes", f"expected 2 or 3 axes of type 'space', got {n_space}"
     if kinds.count(TIME) > 1:
-        raise ValueError(fail(".axes", "at most one axis of type 'time' is allowed"))
+        return ".axes", "at most one axis of type 'time' is allowed"
     if kinds.count(CHANNEL) > 1:
-        raise ValueError(
-            fail(".axes", "at most one axis of type 'channel' (or of a custom type) is allowed")
-        )
+        return ".axes", "at most one axis of type 'channel' (or of a custom type) is allowed"
     rank = {TIME: 0, CHANNEL: 1, SPACE: 2}
     for i in range(1, len(kinds)):
         if rank[kinds[i]] < rank[kinds[i - 1]]:
-            raise ValueError(
-                fail(
-                    f".axes[{i}]",
+            return (
+                f".axes[{i}]",
+                (
                     f"axis {axes[i].name!r} of type {kinds[i]!r} is out of order: "
-                    "time first, then channel (or custom), then space",
-                )
+                    "time first, then channel (or custom), then space"
+                ),
             )
+    return None
+
+
+def _check_axes(axes: list[Axis]) -> None:
+    problem = axes_problem(axes)
+    if problem is not None:
+        raise ValueError(fail(*problem))
 
 
 def _axis_kind(a: Axis) -> str:
@@ -234,6 +252,10 @@ class Window(Base):
     start: float
     end: float
 
+    def __post_init__(self) -> None:
+        for key in ("min", "max", "start", "end"):
+            _check_finite(getattr(self, key), f".{key}")
+
 
 class Channel(Base):
     """An omero channel: ``color`` is ``RRGGBB`` hex; ``label`` names the channel."""
@@ -245,6 +267,10 @@ class Channel(Base):
     family: str | None = None
     coefficient: float | None = None
     inverted: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.coefficient is not None:
+            _check_finite(self.coefficient, ".coefficient")
 
 
 class Rdefs(Base):
