@@ -50,5 +50,6 @@ def open(url: Any, *, limits: Limits | None = None, **options: Any) -> SyncDatas
         from . import formats
 
         result: SyncDataset = formats.open(url, limits=limits, **options)
+        result._reopen = ("any", url, {"limits": limits, **options})
         return result
     return _open_zarr(url, limits=limits, **options)

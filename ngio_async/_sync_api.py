@@ -8,14 +8,20 @@ block reads only its region) and napari (``ds.levels`` is a multiscale list of a
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import inspect
 import math
+import os
+import threading
+import warnings
+import weakref
 from typing import TYPE_CHECKING, Any
 
 from .images import Dataset, Level, create_async, create_like_async, open_async
-from .sync import Closing, Runner, SyncIterator
+from .sync import Closing, Runner, SyncIterator, in_portal_thread
 
 if TYPE_CHECKING:
-    import os
     from collections.abc import Awaitable, Callable, Mapping, Sequence
     from contextlib import AbstractAsyncContextManager, AbstractContextManager
     from types import TracebackType
@@ -42,9 +48,21 @@ __all__ = [
 class SyncLevel:
     """One pyramid level as a blocking array-like (``shape``, ``dtype``, ``[...]``, ``__array__``)."""
 
-    def __init__(self, runner: Runner, level: Level) -> None:
+    def __init__(self, runner: Runner, level: Level, parent: SyncDataset | None = None) -> None:
         self._runner = runner
         self._level = level
+        self._parent = parent  # keeps the dataset (and its lease) alive while the level is used
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickles as its dataset's way to reopen plus the level index (dask's schedulers)."""
+        parent = self._parent
+        if parent is None:
+            raise TypeError(f"{self!r} cannot be pickled: it has no dataset to reopen")
+        return (_level_of, (parent, parent.levels.index(self)))
+
+    def __dask_tokenize__(self) -> tuple[Any, ...]:
+        """dask's key for this level (no pickling round trip, which would reopen the image)."""
+        return ("ngio_async.SyncLevel", self._level.store.url, self._level.path, id(self._level))
 
     shape = property(lambda self: self._level.shape)
     dtype = property(lambda self: self._level.dtype)
@@ -84,16 +102,19 @@ class SyncLevel:
 class SyncLabels:
     """Label images: ``ds.labels.names()``, ``ds.labels.open(name)`` / ``ds.labels[name]``."""
 
-    def __init__(self, runner: Runner, dataset: Dataset) -> None:
+    def __init__(self, runner: Runner, dataset: Dataset, parent: SyncDataset) -> None:
         self._runner = runner
         self._dataset = dataset
+        self._parent = parent
 
     def names(self) -> list[str]:
         return self._runner.call(self._dataset.labels.names)
 
     def open(self, name: str, mode: Mode | None = None) -> SyncDataset:
         """Open label image ``name`` (``mode``: default the image's own mode)."""
-        return self._leased(lambda: self._dataset.labels.open(name, mode))
+        label = self._leased(lambda: self._dataset.labels.open(name, mode))
+        label._reopen = _label_reopen(self._parent._reopen, name, mode or self._dataset.mode)
+        return label
 
     def create(
         self,
@@ -105,9 +126,11 @@ class SyncLabels:
     ) -> SyncDataset:
         """Create label image ``name`` shaped like the image; returns it writable (see
         :meth:`ngio_async.images.Labels.create`)."""
-        return self._leased(
+        label = self._leased(
             lambda: self._dataset.labels.create(name, dtype, colors, properties, overwrite)
         )
+        label._reopen = _label_reopen(self._parent._reopen, name, "r+")
+        return label
 
     def _leased(self, make: Callable[[], Awaitable[Dataset]]) -> SyncDataset:
         runner = Runner()  # the label dataset holds its own lease
@@ -135,8 +158,29 @@ class SyncDataset(Closing):
         self._runner = runner
         self._dataset = dataset
         self._owner = owner
-        self.levels = [SyncLevel(runner, lvl) for lvl in dataset.levels]
-        self.labels = SyncLabels(runner, dataset)
+        #: how to open this dataset again (another process: pickling); None when unknown
+        self._reopen: _Reopen | None = None
+        self.levels = [SyncLevel(runner, lvl, self) for lvl in dataset.levels]
+        self.labels = SyncLabels(runner, dataset, self)
+        # dropped without close(): the lease and the store are given back, with a warning;
+        # still open at interpreter exit: closed then (no unclosed-session noise)
+        finalizer = weakref.finalize(self, _close_dropped, runner, dataset, repr(self))
+        finalizer.atexit = False
+        _open_datasets.add(self)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickles as the way it was opened (URL and options): dask's processes and distributed
+        schedulers send it to other processes, where it is opened again (read-only stays so)."""
+        if self._reopen is None:
+            raise TypeError(
+                f"{self!r} cannot be pickled: it was not opened from a URL or path "
+                "(a store object cannot be sent to another process); open it by URL"
+            )
+        return (_reopen, (self._reopen,))
+
+    def __dask_tokenize__(self) -> tuple[Any, ...]:
+        """dask's key for this image (no pickling round trip, which would reopen it)."""
+        return ("ngio_async.SyncDataset", self.url, id(self._dataset))
 
     # description (mirrors Dataset)
     @property
@@ -227,7 +271,9 @@ class SyncDataset(Closing):
         self, level: int = 0, max_pending: int | None = None, pyramid: bool | Method = False
     ) -> AbstractContextManager[SyncWriter]:
         """``with ds.writer() as w: w.write(tile)``: bounded pending writes, like the async one."""
-        return _SyncWriterContext(self._runner, self._dataset.writer(level, max_pending, pyramid))
+        ctx = _SyncWriterContext(self._runner, self._dataset.writer(level, max_pending, pyramid))
+        ctx.keep = self
+        return ctx
 
     def set_channels(
         self,
@@ -262,7 +308,7 @@ class SyncDataset(Closing):
             lambda: self._dataset.build_pyramid(levels, method, regions, tile, **options)
         )
         for lvl in self._dataset.levels[len(self.levels) :]:  # levels added by the build
-            self.levels.append(SyncLevel(self._runner, lvl))
+            self.levels.append(SyncLevel(self._runner, lvl, self))
 
     def tiles(self, level: int = 0, **options: Any) -> SyncIterator[Tile]:
         """``for tile in ds.tiles(...)``: lazy, prefetching; same options as the async one.
@@ -270,7 +316,9 @@ class SyncDataset(Closing):
         Leaving the loop early (``break``) stops the prefetching when the iterator is dropped;
         ``with ds.tiles() as tiles:`` stops it deterministically.
         """
-        return self._runner.iterate(self._dataset.tiles(level, **options))
+        it = self._runner.iterate(self._dataset.tiles(level, **options))
+        it.keep = self  # the dataset stays open while its tiles are iterated
+        return it
 
     # lifetime
     def close(self) -> None:
@@ -306,7 +354,10 @@ def open(
     except BaseException:
         runner.close()
         raise
-    return SyncDataset(runner, dataset)
+    ds = SyncDataset(runner, dataset)
+    if isinstance(url, str | os.PathLike):
+        ds._reopen = ("zarr", url, {"limits": limits, "path": path, "mode": mode, **store_options})
+    return ds
 
 
 class SyncWriter:
@@ -315,6 +366,7 @@ class SyncWriter:
     def __init__(self, runner: Runner, writer: LevelWriter) -> None:
         self._runner = runner
         self._writer = writer
+        self.keep: object = None  # the dataset, kept open while the writer is used
 
     def write(self, tile: Tile | tuple[Sequence[slice], Any]) -> None:
         """Start writing a tile (``Tile`` or ``(region, data)``); waits while too many pend."""
@@ -325,9 +377,12 @@ class _SyncWriterContext:
     def __init__(self, runner: Runner, writer: AbstractAsyncContextManager[LevelWriter]) -> None:
         self._cm = runner.wrap_async_context_manager(writer)
         self._runner = runner
+        self.keep: object = None  # the dataset, kept open while the writer is used
 
     def __enter__(self) -> SyncWriter:
-        return SyncWriter(self._runner, self._cm.__enter__())
+        writer = SyncWriter(self._runner, self._cm.__enter__())
+        writer.keep = self.keep
+        return writer
 
     def __exit__(
         self,
@@ -357,7 +412,11 @@ def create(url: str | os.PathLike[str] | Any, **options: Any) -> SyncDataset:
 
     Same arguments as :func:`ngio_async.create_async` (``shape=``, ``dtype=``, ``axes=``, ...).
     """
-    return _run_creating(lambda: create_async(url, **options))
+    ds = _run_creating(lambda: create_async(url, **options))
+    if isinstance(url, str | os.PathLike):  # reopened (pickling) as an image to write in
+        opening = {k: v for k, v in options.items() if k not in _CREATE_ONLY}
+        ds._reopen = ("zarr", url, {**opening, "mode": "r+"})
+    return ds
 
 
 def create_like(
@@ -366,3 +425,72 @@ def create_like(
     """Create an empty image shaped like ``src`` (see :func:`ngio_async.create_like_async`)."""
     source = src.async_dataset if isinstance(src, SyncDataset) else src
     return _run_creating(lambda: create_like_async(source, url, **overrides))
+
+
+# -- pickling and dropped datasets ------------------------------------------------------------
+
+_Reopen = tuple[str, Any, dict[str, Any]]
+"""``(kind, url, options)``: ``kind`` "zarr" (``open`` options) or "any" (any format)."""
+
+_CREATE_ONLY = frozenset(inspect.signature(create_async).parameters) - {"url", "limits", "path"}
+
+
+def _label_reopen(parent: _Reopen | None, name: str, mode: str) -> _Reopen | None:
+    if parent is None or parent[0] != "zarr":
+        return None
+    kind, url, options = parent
+    path = "/".join(p for p in (str(options.get("path", "")).strip("/"), "labels", name) if p)
+    return (kind, url, {**options, "path": path, "mode": mode})
+
+
+def _reopen(spec: _Reopen) -> SyncDataset:
+    """Unpickle a :class:`SyncDataset`: open it again, as it was opened."""
+    kind, url, options = spec
+    if kind == "any":
+        from ._open_any import open as open_any
+
+        return open_any(url, **options)
+    return open(url, **options)
+
+
+def _level_of(dataset: SyncDataset, index: int) -> SyncLevel:
+    return dataset.levels[index]
+
+
+def _close_quietly(runner: Runner, dataset: Dataset) -> None:
+    with contextlib.suppress(Exception):
+        try:
+            runner.call(dataset.aclose)
+        finally:
+            runner.close()
+
+
+def _close_dropped(runner: Runner, dataset: Dataset, name: str) -> None:
+    """The finalizer of a :class:`SyncDataset` collected without ``close()``.
+
+    The garbage collector may run it in any thread, holding any lock, so it never waits here:
+    a short-lived thread closes the dataset and gives the lease back.
+    """
+    if runner.closed:
+        return
+    with contextlib.suppress(RuntimeError):  # no new threads at interpreter shutdown
+        threading.Thread(
+            target=_close_quietly, args=(runner, dataset), name="ngio_async-close", daemon=True
+        ).start()
+    warnings.warn(
+        f"{name} was not closed; call close() or use 'with'", ResourceWarning, stacklevel=2
+    )
+
+
+_open_datasets: weakref.WeakSet[SyncDataset] = weakref.WeakSet()
+
+
+def _close_at_exit() -> None:
+    """Close what is still open at interpreter exit, before the loop stops (runs first: atexit
+    hooks run last-registered first, and :mod:`ngio_async.sync` registered its own earlier)."""
+    for ds in list(_open_datasets):
+        if not ds._runner.closed and not in_portal_thread():
+            _close_quietly(ds._runner, ds._dataset)
+
+
+atexit.register(_close_at_exit)

@@ -39,6 +39,7 @@ Other guarantees
 from __future__ import annotations
 
 import atexit
+import concurrent.futures
 import contextlib
 import functools
 import os
@@ -102,6 +103,11 @@ class _Provider:
     @property
     def running(self) -> bool:
         return self._portal is not None
+
+    @property
+    def portal(self) -> BlockingPortal | None:
+        """The running portal (``None`` when stopped)."""
+        return self._portal
 
     def acquire(self) -> BlockingPortal:
         if self.abandoned:
@@ -216,7 +222,12 @@ class Runner(Closing):
 
     @property
     def closed(self) -> bool:
-        return self._portal is None or self._provider.abandoned
+        """Whether the lease was released, lost in a fork, or its loop stopped (exit)."""
+        return (
+            self._portal is None
+            or self._provider.abandoned
+            or self._provider.portal is not self._portal
+        )
 
     @property
     def portal(self) -> BlockingPortal:
@@ -224,6 +235,8 @@ class Runner(Closing):
         portal = self._portal
         if portal is None:
             raise ClosedError("this ngio_async object is closed")
+        if self._provider.portal is not portal and not self._provider.abandoned:
+            raise ClosedError("the ngio_async event loop has stopped (interpreter exit)")
         if self._provider.abandoned:
             raise ClosedError("the ngio_async event loop was lost in a fork; create a new object")
         if threading.get_ident() == self._provider.thread_id:
@@ -250,6 +263,10 @@ class Runner(Closing):
         job: _Call[T] = _Call(functools.partial(fn, *args, **kwargs))
         try:
             return portal.start_task_soon(job.run).result()
+        except concurrent.futures.CancelledError:
+            # the work was cancelled from the loop's side: the object (or the last one holding
+            # the loop) was closed by another thread while this call ran
+            raise ClosedError("this ngio_async object was closed while the call ran") from None
         except BaseException:
             job.cancel(portal)  # interrupted (e.g. KeyboardInterrupt): stop the work in the loop
             raise
@@ -430,6 +447,8 @@ class SyncIterator(Closing, Iterator[T]):
 
     def __init__(self, gen: Generator[T, None, None]) -> None:
         self._gen = gen
+        #: an object kept alive while iterating (the sync dataset whose tiles these are)
+        self.keep: object = None
 
     def __iter__(self) -> Self:
         return self

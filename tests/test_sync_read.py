@@ -9,12 +9,15 @@ import dask.array as da
 import numpy as np
 import pytest
 from images import Spec, write_image
+from servers import Faults
 
 import ngio_async
 from ngio_async import ClosedError
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    from servers import StaticServer
 
 SPEC = Spec(
     version="0.5", shape=(2, 3, 48, 40), chunks=(1, 1, 16, 16), levels=3, channels=("DAPI", "GFP")
@@ -135,3 +138,127 @@ def test_labels_open_as_images(tmp_path: Path, version: str) -> None:
             np.testing.assert_array_equal(np.asarray(cells.levels[1]), label_data[1])
         with pytest.raises(ngio_async.NotFoundError, match=r"no label 'nuclei'.*\['cells'\]"):
             ds.labels.open("nuclei")
+
+
+@pytest.mark.parametrize("others", [0, 1], ids=["last-lease", "other-lease-open"])
+def test_closing_while_another_thread_reads_raises_closed_error(
+    http_root: Path, http_server: StaticServer, others: int
+) -> None:
+    # a read in flight when another thread closes the dataset ends in ClosedError, never in a
+    # bare CancelledError (whether or not the loop stops with this dataset)
+    import threading
+    import time
+
+    write_image(http_root / "img", SPEC)
+    url = f"{http_server.url}/img"
+    keep = [ngio_async.open(url) for _ in range(others)]
+    ds = ngio_async.open(url)
+    http_server.faults = Faults(delay=2.0)
+    outcome: list[BaseException | None] = []
+
+    def reader() -> None:
+        try:
+            ds[...]
+            outcome.append(None)
+        except BaseException as exc:  # noqa: BLE001 - what the thread saw is the point
+            outcome.append(exc)
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    deadline = time.monotonic() + 5
+    while http_server.in_flight == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert http_server.in_flight > 0  # the read is waiting on the server
+    ds.close()
+    thread.join(10)
+    http_server.faults = Faults()
+    for other in keep:
+        other.close()
+    (exc,) = outcome
+    if exc is not None:
+        assert isinstance(exc, ClosedError), repr(exc)
+
+
+def test_sync_dataset_and_level_pickle_by_reopening(image: tuple[Path, list[np.ndarray]]) -> None:  # type: ignore[type-arg]
+    import pickle
+
+    root, datas = image
+    with ngio_async.open(root) as ds:
+        twin = pickle.loads(pickle.dumps(ds))
+        level = pickle.loads(pickle.dumps(ds.levels[1]))
+        try:
+            assert twin is not ds and twin.mode == "r"
+            np.testing.assert_array_equal(twin[...], datas[0])
+            np.testing.assert_array_equal(level[...], datas[1])
+            assert level.shape == datas[1].shape
+        finally:
+            twin.close()
+            level._parent.close()  # the image a pickled level reopened
+        # dask's processes scheduler sends the dataset to other processes
+        arr = da.from_array(ds, chunks=(1, 1, 16, 16))
+        total = arr.sum(dtype="uint64").compute(scheduler="processes", num_workers=2)
+        assert int(total) == int(datas[0].sum(dtype="uint64"))
+
+
+def test_a_dataset_from_a_store_object_refuses_pickling_clearly(
+    image: tuple[Path, list[np.ndarray]],  # type: ignore[type-arg]
+) -> None:
+    import pickle
+
+    from ngio_async.stores import open_store
+
+    root, _ = image
+    with ngio_async.open(open_store(root)) as ds, pytest.raises(TypeError, match="open it by URL"):
+        pickle.dumps(ds)
+
+
+def test_a_dropped_dataset_gives_its_lease_back_with_a_warning(
+    image: tuple[Path, list[np.ndarray]],  # type: ignore[type-arg]
+) -> None:
+    import gc
+    import time
+
+    from ngio_async import sync
+
+    root, datas = image
+    before = sync._provider.leases
+    # its levels keep it open: napari takes `open(url).levels` and drops the dataset
+    levels = ngio_async.open(root).levels
+    gc.collect()
+    np.testing.assert_array_equal(levels[1][...], datas[1])
+    assert sync._provider.leases == before + 1
+    del levels
+    with pytest.warns(ResourceWarning, match="was not closed"):
+        gc.collect()
+    deadline = time.monotonic() + 10
+    while sync._provider.leases > before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert sync._provider.leases == before
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "ds = ngio_async.open(URL)\nprint(int(ds[0, 0, 0, 0]))",  # never closed
+        "ds = ngio_async.open(URL)\nit = ds.tiles()\nprint(next(it).data.shape[-1])",
+    ],
+    ids=["open-dataset", "started-tile-iterator"],
+)
+def test_exit_with_objects_left_open_is_silent(
+    http_root: Path, http_server: StaticServer, body: str
+) -> None:
+    import subprocess
+    import sys
+
+    write_image(http_root / "img", SPEC)
+    code = f"import ngio_async\nURL = {http_server.url + '/img'!r}\n{body}\n"
+    done = subprocess.run(
+        [sys.executable, "-W", "default", "-c", code],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip()
+    assert done.stderr == ""  # no unclosed session, no "Exception ignored", no warning
