@@ -606,3 +606,20 @@ def test_failed_requests_exit_with_the_commands_status() -> None:
         assert proc.returncode == 2, (proc.returncode, proc.stderr[-500:])
         assert proc.stderr.startswith("ngio-async: error: ")
         assert "zarr.json" in proc.stderr
+
+
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+def test_validate_a_label_image_with_fewer_levels_than_its_image(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], version: str
+) -> None:
+    image = make_image(str(tmp_path / "img.ome.zarr"), version)
+    attrs_key = "labels/cells/" + (".zattrs" if version == "0.4" else "zarr.json")
+    doc = json.loads((tmp_path / "img.ome.zarr" / attrs_key).read_text())
+    ome = doc if version == "0.4" else doc["attributes"]["ome"]
+    datasets = ome["multiscales"][0]["datasets"]
+    assert len(datasets) > 1
+    del datasets[-1]  # the label image loses its last level; the image keeps all of them
+    (tmp_path / "img.ome.zarr" / attrs_key).write_text(json.dumps(doc))
+    code, out, err = run(["validate", image], capsys)
+    assert code == 1, out + err
+    assert f"ERROR {attrs_key} at `" in out and "one level per image level" in out

@@ -325,3 +325,37 @@ def test_factor_from_shapes_and_scales() -> None:
         _factor(10, 6, None, "x")  # 10 -> 6 is no integer factor
     with pytest.raises(UnsupportedError):
         _factor(10, 11, None, "x")
+
+
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+async def test_added_levels_are_added_to_the_label_images_too(tmp_path: Path, version: str) -> None:
+    # NGFF: a label image has one level per image level; build_pyramid(levels=N) keeps it so
+    rng = np.random.default_rng(3)
+    data = rng.integers(0, 500, (1, 64, 48), dtype=np.uint16)
+    async with ngio_async.create_async(
+        tmp_path / "img",
+        shape=data.shape,
+        dtype="uint16",
+        axes="cyx",
+        levels=2,
+        ngff_version=version,
+    ) as ds:
+        await ds.write(data, pyramid=True)
+        cells = await ds.labels.create("cells")
+        mask = np.zeros((64, 48), dtype=np.uint32)  # label images have no channel axis
+        mask[8:40, 4:30] = 7
+        await cells.write(mask, pyramid=True)
+        await cells.aclose()
+        await ds.build_pyramid(levels=4)
+        assert len(ds.levels) == 4
+    async with ngio_async.open_async(tmp_path / "img") as ds:
+        label = await ds.labels.open("cells")
+        assert [lvl.shape[-2:] for lvl in label.levels] == [lvl.shape[-2:] for lvl in ds.levels]
+        assert [lvl.scale[-2:] for lvl in label.levels] == [lvl.scale[-2:] for lvl in ds.levels]
+        want = mask
+        for lvl in label.levels[1:]:  # mode of 2x2 windows, level by level
+            want = downsample(want, (2, 2), "mode")
+            np.testing.assert_array_equal(
+                await lvl.read(tuple(slice(0, n) for n in lvl.shape)), want
+            )
+        await label.aclose()

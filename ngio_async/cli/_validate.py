@@ -104,6 +104,7 @@ class _Walker:
         self.report = Report(store.url)
         self.limiter = anyio.CapacityLimiter(_CONCURRENCY)
         self.tg: TaskGroup | None = None
+        self.image_levels: dict[str, int] = {}  # image root -> its number of levels
 
     # -------------------------------------------------------------------- recording
     def error(self, key: str, path: str, message: str) -> None:
@@ -202,6 +203,7 @@ class _Walker:
                 key, f"NGFF version {meta.version} differs from its parent's {parent_version}"
             )
         if meta.multiscales is not None:
+            self._count_levels(root, key, kind, len(meta.multiscales[0].datasets))
             await self.levels(root, key, meta)
             if kind != "label":
                 self.child(
@@ -220,6 +222,22 @@ class _Walker:
             await self.series(root, depth, version)
         if depth == 0 and not meta.kinds:
             self.error(key, "$", "no NGFF metadata: not an OME-Zarr group")
+
+    def _count_levels(self, root: str, key: str, kind: str | None, count: int) -> None:
+        """A label image needs one level per level of its image (NGFF labels: MUST)."""
+        if kind != "label":
+            self.image_levels[root] = count
+            return
+        image_root = root.rsplit("/", 2)[0] if root.count("/") >= 2 else ""
+        expected = self.image_levels.get(image_root)
+        if expected is not None and count != expected:
+            where = "$.attributes.ome" if key.endswith("zarr.json") else "$"
+            self.error(
+                key,
+                f"{where}.multiscales[0].datasets",
+                f"the label image has {count} levels and its image {expected}: "
+                "a label image must have one level per image level",
+            )
 
     async def levels(self, root: str, key: str, meta: OmeMetadata) -> None:
         """Cross-node checks: every level's array metadata against the multiscale."""

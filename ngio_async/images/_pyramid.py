@@ -338,3 +338,17 @@ async def build_pyramid(
         for lvl, cal in zip(ds.levels, ds.metadata.spatial_calibration, strict=True):
             lvl.scale = cal.scale
             lvl.translation = cal.translation
+        if ds.metadata.ome.image_label is None:
+            await _grow_labels(ds, total_levels, window)
+
+
+async def _grow_labels(ds: Dataset, total_levels: int, window: int) -> None:
+    """Give every label image as many levels as the image (NGFF: a label image MUST have one
+    dataset per image level), each built from its own level 0 (``mode``)."""
+    for name in await ds.labels.names():
+        label = await ds.labels.open(name, mode="r+")
+        try:
+            if len(label.levels) < total_levels:
+                await label.build_pyramid(levels=total_levels, window=window)
+        finally:
+            await label.aclose()
