@@ -22,6 +22,9 @@ from ngio_async.sync import Runner
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
+    from pathlib import Path
+
+    from servers import StaticServer
 
 
 @pytest.fixture
@@ -389,3 +392,45 @@ def test_fork_gives_the_child_a_fresh_loop(runner: Runner) -> None:
     assert answer == b"ok"
     assert status == 0
     assert runner.call(whoami, "parent")[0] == "parent"
+
+
+@pytest.mark.skipif(not hasattr(os, "fork") or sys.version_info >= (3, 12), reason="posix fork")
+@pytest.mark.timeout(60)
+def test_a_child_forked_after_obstore_was_used_fails_fast_or_reads_over_aiohttp(
+    tmp_path: Path, http_server: StaticServer
+) -> None:
+    # obstore's runtime threads do not survive fork(): its stores must fail at once in the
+    # child (not hang), and http(s) images are read with aiohttp there
+    import numpy as np
+    from images import Spec, write_image
+
+    import ngio_async
+    from ngio_async import UnsupportedError
+
+    spec = Spec(version="0.5", shape=(2, 32, 32), chunks=(1, 16, 16), levels=1)
+    data = write_image(tmp_path / "img", spec)[0]
+    write_image(http_server.root / "img", spec)
+    with ngio_async.open(tmp_path / "img") as ds:  # the parent uses obstore
+        np.testing.assert_array_equal(ds[...], data)
+        read_fd, write_fd = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - child
+            answer = b"bad"
+            try:
+                os.close(read_fd)
+                try:
+                    ngio_async.open(tmp_path / "img")
+                except UnsupportedError as exc:
+                    if "forked" in str(exc) and "spawn" in str(exc):
+                        with ngio_async.open(f"{http_server.url}img") as remote:
+                            if np.array_equal(remote[...], data):
+                                answer = b"ok"
+            finally:
+                os.write(write_fd, answer)
+                os._exit(0)
+        os.close(write_fd)
+        with os.fdopen(read_fd, "rb") as f:
+            answer = f.read()
+        os.waitpid(pid, 0)
+        assert answer == b"ok"
+        np.testing.assert_array_equal(ds[...], data)  # the parent is unaffected

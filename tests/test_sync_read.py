@@ -150,7 +150,7 @@ def test_closing_while_another_thread_reads_raises_closed_error(
     import time
 
     write_image(http_root / "img", SPEC)
-    url = f"{http_server.url}/img"
+    url = f"{http_server.url}img"
     keep = [ngio_async.open(url) for _ in range(others)]
     ds = ngio_async.open(url)
     http_server.faults = Faults(delay=2.0)
@@ -251,7 +251,7 @@ def test_exit_with_objects_left_open_is_silent(
     import sys
 
     write_image(http_root / "img", SPEC)
-    code = f"import ngio_async\nURL = {http_server.url + '/img'!r}\n{body}\n"
+    code = f"import ngio_async\nURL = {http_server.url + 'img'!r}\n{body}\n"
     done = subprocess.run(
         [sys.executable, "-W", "default", "-c", code],
         check=False,

@@ -23,7 +23,7 @@ from ._base import (
     OffsetByteRequest,
     RangeByteRequest,
 )
-from ._obstore import ObstoreStore, obstore_http, obstore_transient
+from ._obstore import ObstoreStore, obstore_http, obstore_transient, obstore_usable
 from ._url_utils import redact_url
 
 if TYPE_CHECKING:
@@ -121,7 +121,8 @@ class HTTPStore(AsyncStore):
         self._aiohttp_ok = False  # aiohttp has read an object here (then obstore's client may)
         self._rust_ok = False  # obstore's client has answered here (its errors are then final)
         self._missing_ok = False  # a miss seen by obstore's client was confirmed by aiohttp
-        if rust_gets and not (parts.username or parts.password or headers):
+        # obstore's client reads the bodies, except in a child forked after it was used
+        if rust_gets and not (parts.username or parts.password or headers) and obstore_usable():
             self._rust = obstore_http(self._base, self._limits, limiter=self._limiter)
 
     def _session_for_loop(self) -> aiohttp.ClientSession:

@@ -49,6 +49,7 @@ __all__ = [
     "obstore_http",
     "obstore_retry_config",
     "obstore_transient",
+    "obstore_usable",
 ]
 
 OBSTORE_TYPES = (AzureStore, GCSStore, HTTPStore, LocalStore, MemoryStore, S3Store)
@@ -110,6 +111,25 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+_runtime_pid: int | None = None  # the process that made obstore stores (started its runtime)
+
+
+def obstore_usable() -> bool:
+    """False in a process forked from one that used obstore: its runtime's threads are gone
+    there, and every call would hang."""
+    return _runtime_pid is None or _runtime_pid == os.getpid()
+
+
+def _check_runtime(url: str) -> None:
+    if not obstore_usable():
+        raise UnsupportedError(
+            f"cannot use {url} in this process: it was forked from one that had used obstore, "
+            "whose I/O runtime does not survive fork(). Start worker processes with 'spawn' or "
+            "'forkserver' (multiprocessing.get_context('spawn')); http(s) URLs also work with "
+            "backend='aiohttp'"
+        )
+
+
 class ObstoreStore(AsyncStore):
     """An :class:`AsyncStore` over an obstore store.
 
@@ -127,8 +147,12 @@ class ObstoreStore(AsyncStore):
         limits: Limits | None = None,
         limiter: anyio.CapacityLimiter | None = None,
     ) -> None:
+        global _runtime_pid
         if not isinstance(store, OBSTORE_TYPES):
             raise TypeError(f"expected an obstore store, got {type(store).__name__}")
+        _check_runtime(url if url is not None else describe_obstore(store))
+        if _runtime_pid is None:
+            _runtime_pid = os.getpid()
         super().__init__(
             url=url if url is not None else describe_obstore(store), limits=limits, limiter=limiter
         )
@@ -146,6 +170,10 @@ class ObstoreStore(AsyncStore):
     def obstore(self) -> ObjectStore:
         """The wrapped obstore store."""
         return self._store
+
+    def _check_open(self) -> None:
+        super()._check_open()
+        _check_runtime(self.url)  # a store carried into a forked child
 
     def get_blocking(self, key: str, byte_range: ByteRequest | None = None) -> Buffer | None:
         """Blocking ``get`` for worker threads, on local stores (``blocking_reads``).
