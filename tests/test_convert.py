@@ -148,6 +148,19 @@ async def test_imagej_hyperstack_and_big_endian(tmp_path: Path) -> None:
         np.testing.assert_array_equal(await ds.read(), be.astype("uint16"))
 
 
+@pytest.mark.parametrize("spacing", [0.0, -1.5])
+async def test_a_tiff_pixel_size_of_zero_or_below_is_no_calibration(
+    tmp_path: Path, spacing: float
+) -> None:
+    # ImageJ writes spacing=0 for some stacks: the image converts, z keeps the default 1
+    data = ramp((3, 20, 30))
+    src = write_imagej(tmp_path / "ij.tif", data, axes="ZYX", spacing=spacing, pixel=(0.5, 0.5))
+    await ngio_async.convert(src, tmp_path / "ij.zarr")
+    async with ngio_async.open_async(tmp_path / "ij.zarr") as ds:
+        np.testing.assert_array_equal(await ds.read(), data)
+        assert ds.metadata.spatial_calibration[0].scale == pytest.approx((1.0, 0.5, 0.5))
+
+
 def test_axis_mapping() -> None:
     assert map_axes("QYX", (3, 4, 5)) == ["z", "y", "x"]
     assert map_axes("TZCYXS", (1, 2, 3, 4, 5, 1)) == ["t", "z", "c", "y", "x", None]

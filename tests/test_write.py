@@ -388,3 +388,16 @@ async def test_in_place_transform_with_tiles_smaller_than_shards(tmp_path: Path)
             async for tile in ds.tiles(shape=(1, 16, 16)):
                 await w.write((tile.region, tile.data + 1))
         np.testing.assert_array_equal(await ds.read(), source + 1)
+
+
+async def test_data_that_does_not_fit_is_refused_naming_both_shapes(tmp_path: Path) -> None:
+    async with ngio_async.create_async(
+        tmp_path / "img", shape=(1, 8, 8), dtype="uint16", axes="cyx", levels=1
+    ) as ds:
+        with pytest.raises(ValueError, match=r"shape \(2, 1, 8, 8\) does not fit .*\(1, 8, 8\)"):
+            await ds.write(np.zeros((2, 1, 8, 8)))
+        with pytest.raises(ValueError, match=r"shape \(3,\) does not fit .*\(8, 8\)"):
+            await ds.write(np.zeros(3), c=0)
+        with pytest.raises(ValueError, match="dtype <U3 cannot be written to a uint16 level"):
+            await ds.write(np.full((1, 8, 8), "abc"))
+        assert not (await ds.read()).any()  # nothing was written

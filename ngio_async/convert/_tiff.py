@@ -287,6 +287,8 @@ class TiffSource:
                     )
                 ][:n]
         self.channels: list[dict[str, Any]] | None = channels
+        # a pixel size of 0, below 0 or not finite (writers leave such tags) is no calibration
+        sizes = {a: v for a, v in sizes.items() if math.isfinite(v[0]) and v[0] > 0}
         self.scale: tuple[float, ...] = tuple(sizes[a][0] if a in sizes else 1.0 for a in self.axes)
         self.units: tuple[str | None, ...] = tuple(
             sizes[a][1] if a in sizes else None for a in self.axes

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
     from .._limits import Limits
     from ..engine import Region
+    from ..images._level import IndexCache
     from ..stores import AsyncStore
 
 __all__ = ["TiffDataset", "TiffLevel", "level_factor", "open_tiff_async"]
@@ -48,10 +49,12 @@ class TiffLevel(Level):
     def reads_locally(self) -> bool:
         return False  # regions come from the TIFF source, not from chunks in the store
 
-    async def read(self, region: Region) -> NDArray[Any]:
+    async def read(self, region: Region, indexes: IndexCache | None = None) -> NDArray[Any]:
         return await self.source.read(tuple(region), self.index)
 
-    async def read_into(self, region: Region, out: NDArray[Any]) -> None:
+    async def read_into(
+        self, region: Region, out: NDArray[Any], indexes: IndexCache | None = None
+    ) -> None:
         out[...] = await self.source.read(tuple(region), self.index)
 
 

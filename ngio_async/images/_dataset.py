@@ -23,6 +23,7 @@ from ._level import Level
 from ._metadata import ImageMetadata
 from ._open import join, read_group_metadata, read_level_metadata
 from ._tiles import Tile, TileBatch, TileStream, TileWork
+from ._write import fit_data
 
 if TYPE_CHECKING:
     import os
@@ -412,6 +413,7 @@ class Dataset:
         if prefetch is not None:
             max_window = window
 
+        indexes = lvl.index_cache()  # each shard index is read once per stream
         per_call = _tiles_per_call(lvl, window, tile_bytes)
         if per_call > 1:  # local: several tiles per worker-thread call, the window in batches
             window, max_window = -(-window // per_call), -(-max_window // per_call)
@@ -420,7 +422,7 @@ class Dataset:
                 tiles: list[Tile] = []
                 for spec in batch:
                     try:
-                        data = lvl.read_blocking(spec.region)
+                        data = lvl.read_blocking(spec.region, indexes)
                     except Exception as exc:  # noqa: BLE001 - raised after the tiles before it
                         return TileBatch(tiles, exc)
                     tiles.append(Tile(data, spec.region, spec.index, spec.core, level_index))
@@ -434,10 +436,10 @@ class Dataset:
 
             async def fetch(batch: TileWork) -> TileBatch:
                 if isinstance(batch, str):  # a shard index, loaded ahead of its tiles
-                    await lvl.load_index(batch)
+                    await lvl.load_index(batch, indexes)
                     return TileBatch([])
                 (spec,) = batch
-                data = await lvl.read(spec.region)
+                data = await lvl.read(spec.region, indexes)
                 return TileBatch([Tile(data, spec.region, spec.index, spec.core, level_index)])
 
         # remote shards read in parts: each index is fetched `max_window` tiles before the
@@ -566,7 +568,7 @@ class Dataset:
             at = axis - sum(1 for s in selection[:axis] if isinstance(s, int))
             full = list(one_shape)
             full[at] = len(indices)
-            value = np.broadcast_to(np.asarray(data), tuple(full))
+            value = fit_data(data, tuple(full), lvl.dtype, f"level {lvl.path!r}")
             for k, i in enumerate(indices):
                 selection[axis] = slice(i, i + 1)
                 one = value[(slice(None),) * at + (slice(k, k + 1),)]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import threading
+import weakref
 from collections import OrderedDict
 from dataclasses import replace
 from itertools import chain, islice
@@ -24,7 +25,7 @@ from .._prefetch import prefetch
 from ..codecs import ChunkCodec, ShardCodec, ShardIndex
 from ..engine import normalize_selection, plan_chunks, plan_shards, region_shape
 from ..stores import RangeByteRequest, SuffixByteRequest
-from ._write import KeyLocks, write_region
+from ._write import KeyLocks, fit_data, write_region
 
 P = TypeVar("P")
 R = TypeVar("R")
@@ -42,8 +43,39 @@ if TYPE_CHECKING:
 
 __all__ = ["Level"]
 
-_INDEX_CACHE = 4096  # decoded shard indexes kept per level
+_INDEX_CACHE = 4096  # decoded shard indexes kept per read operation
 _MISSING: Any = object()  # not in the shard-index cache
+
+
+class IndexCache:
+    """The shard indexes one read operation has decoded (a ``read`` call, or a whole tile
+    stream): a shard's index is fetched once per operation, never trusted across operations
+    (another writer may rewrite the shard in between). LRU-bounded; ``None`` = no shard."""
+
+    __slots__ = ("__weakref__", "_entries")
+
+    def __init__(self) -> None:
+        self._entries: OrderedDict[str, ShardIndex | None] = OrderedDict()
+
+    def get(self, key: str) -> Any:
+        """The cached index, ``None`` for a missing shard, or ``_MISSING``."""
+        index = self._entries.get(key, _MISSING)
+        if index is not _MISSING:
+            self._entries.move_to_end(key)
+        return index
+
+    def put(self, key: str, index: ShardIndex | None) -> None:
+        self._entries[key] = index
+        if len(self._entries) > _INDEX_CACHE:
+            self._entries.popitem(last=False)
+
+    def pop(self, key: str) -> None:
+        self._entries.pop(key, None)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._entries
+
+
 _BATCH = 8  # chunks read + decoded per worker-thread call on local stores, at most
 
 
@@ -79,8 +111,10 @@ class Level:
         self._workers = workers
         self._window = window
         self._prefix = f"{self.path}/" if self.path else ""
-        self._indexes: OrderedDict[str, ShardIndex | None] = OrderedDict()
-        self._index_loading: dict[str, anyio.Event] = {}
+        # the index caches of the read operations in progress (a write forgets its shard there)
+        self._caches: weakref.WeakSet[IndexCache] = weakref.WeakSet()
+        # index fetches in flight: concurrent readers of one shard share one request
+        self._index_loading: dict[str, tuple[anyio.Event, list[ShardIndex | None]]] = {}
         #: whether writes are allowed (set by the dataset: ``mode="r+"``)
         self.writable = False
         self._write_locks = KeyLocks()
@@ -137,25 +171,42 @@ class Level:
         (``_read_local``); subclasses that read elsewhere return False."""
         return self.store.blocking_reads and not self.writable
 
-    async def read(self, region: Region) -> NDArray[Any]:
-        """Read a normalised region (step-1 slices inside the bounds, one per axis)."""
+    def index_cache(self) -> IndexCache:
+        """A new shard-index cache for one read operation (pass it to every read of it)."""
+        cache = IndexCache()
+        self._caches.add(cache)
+        return cache
+
+    def forget_index(self, key: str) -> None:
+        """Drop shard ``key``'s index from every operation in progress (it was rewritten)."""
+        for cache in list(self._caches):
+            cache.pop(key)
+
+    async def read(self, region: Region, indexes: IndexCache | None = None) -> NDArray[Any]:
+        """Read a normalised region (step-1 slices inside the bounds, one per axis).
+
+        ``indexes``: the shard indexes of the operation this read is part of (a tile stream);
+        default: fetched for this read alone.
+        """
+        if indexes is None:
+            indexes = self.index_cache()
         shape = region_shape(region)
         if self.reads_locally and self._one_object(region):
             # local, one stored object (a tile): plan, read and decode in one worker-thread call
-            return await self._workers.run(self._read_local, region, shape)
+            return await self._workers.run(self._read_local, region, shape, indexes)
         out: NDArray[Any] = np.empty(shape, dtype=self.dtype)
         if out.size == 0:
             return out
         if self._chunk_reads and not self.writable and self._one_chunk(region):
-            await self._read_in_chunk(region, out)  # a remote tile: no planning, no task group
+            await self._read_in_chunk(region, out, indexes)  # a remote tile: no task group
             return out
-        await self.read_into(region, out)
+        await self.read_into(region, out, indexes)
         return out
 
     def _one_chunk(self, region: Region) -> bool:
         return _inside_one(region, self.meta.chunks)
 
-    async def _read_in_chunk(self, region: Region, out: NDArray[Any]) -> None:
+    async def _read_in_chunk(self, region: Region, out: NDArray[Any], indexes: IndexCache) -> None:
         """Read a region inside one (inner) chunk: one GET (of a byte range of a shard whose
         index is cached or fetched once), decoded in a worker thread straight into ``out``."""
         chunks = self.meta.chunks
@@ -171,7 +222,7 @@ class Level:
                 tuple(i // n for i, n in zip(coords, cps, strict=True))
             )
             inner = tuple(i % n for i, n in zip(coords, cps, strict=True))
-            index = await self.shard_index(key)
+            index = await self.shard_index(key, indexes)
             rng = None if index is None else index.chunk_range(inner)
             if rng is None:
                 out[...] = self.fill_value
@@ -188,7 +239,7 @@ class Level:
             return
         await self._decode_in_thread(codec, buf, key, chunk_sel, out)
 
-    def read_blocking(self, region: Region) -> NDArray[Any]:
+    def read_blocking(self, region: Region, indexes: IndexCache | None = None) -> NDArray[Any]:
         """Blocking read of a normalised region, for a worker thread; needs :attr:`reads_locally`.
 
         The tile iterator reads several small tiles per worker-thread call with it (one thread
@@ -196,7 +247,9 @@ class Level:
         """
         if not self.reads_locally:
             raise RuntimeError(f"{self!r} does not read locally; use await level.read()")
-        return self._read_local(region, region_shape(region))
+        return self._read_local(
+            region, region_shape(region), self.index_cache() if indexes is None else indexes
+        )
 
     async def in_decode_thread(self, fn: Callable[[P], R], arg: P) -> R:
         """``fn(arg)`` in one of the dataset's decode threads."""
@@ -209,7 +262,9 @@ class Level:
     def _one_object(self, region: Region) -> bool:
         return _inside_one(region, self.meta.stored_chunks)
 
-    def _read_local(self, region: Region, shape: tuple[int, ...]) -> NDArray[Any]:
+    def _read_local(
+        self, region: Region, shape: tuple[int, ...], indexes: IndexCache
+    ) -> NDArray[Any]:
         """Blocking read of a region inside one stored object (worker thread, local stores)."""
         out: NDArray[Any] = np.empty(shape, dtype=self.dtype)
         codec = self.codec
@@ -219,16 +274,14 @@ class Level:
             return out
         for plan in plan_shards(self.meta, region):
             key = self._prefix + plan.key
-            index = self._indexes.get(key, _MISSING)
+            index = indexes.get(key)
             if index is _MISSING and len(plan.chunks) == math.prod(codec.chunks_per_shard):
                 _fetch_decode_shard(self.store, codec, key, plan, out)
                 continue
             if index is _MISSING:
                 buf = self.store.get_blocking(key, self._index_request(codec))
                 index = None if buf is None else codec.decode_index(buf, key)
-                self._indexes[key] = index
-                if len(self._indexes) > _INDEX_CACHE:
-                    self._indexes.popitem(last=False)
+                indexes.put(key, index)
             if index is None:
                 out[plan.out_selection] = self.fill_value
                 continue
@@ -237,17 +290,20 @@ class Level:
             _fetch_decode(self.store, codec.inner, jobs, self.fill_value)
         return out
 
-    async def read_into(self, region: Region, out: NDArray[Any]) -> None:
+    async def read_into(
+        self, region: Region, out: NDArray[Any], indexes: IndexCache | None = None
+    ) -> None:
         """Read ``region`` into ``out`` (an array of the region's shape)."""
         if isinstance(self.codec, ShardCodec):
             codec = self.codec
+            cache = self.index_cache() if indexes is None else indexes
 
             async def one_shard(plan: ShardPlan) -> None:
                 if self.writable:  # index + ranges must see one version of a shard being written
                     async with self._write_locks.hold(self._prefix + plan.key):
-                        await self._read_shard(codec, plan, out)
+                        await self._read_shard(codec, plan, out, cache)
                     return
-                await self._read_shard(codec, plan, out)
+                await self._read_shard(codec, plan, out, cache)
 
             await _run_all(plan_shards(self.meta, region), one_shard, self._window)
         else:
@@ -289,9 +345,11 @@ class Level:
             return
         await self._decode_in_thread(codec, buf, key, plan.chunk_selection, target)
 
-    async def _read_shard(self, codec: ShardCodec, plan: ShardPlan, out: NDArray[Any]) -> None:
+    async def _read_shard(
+        self, codec: ShardCodec, plan: ShardPlan, out: NDArray[Any], indexes: IndexCache
+    ) -> None:
         key = self._prefix + plan.key
-        if len(plan.chunks) == math.prod(codec.chunks_per_shard) and key not in self._indexes:
+        if len(plan.chunks) == math.prod(codec.chunks_per_shard) and key not in indexes:
             # the region needs every inner chunk: one request for the whole shard, not two
             if self.store.blocking_reads:
                 await self._workers.run(_fetch_decode_shard, self.store, codec, key, plan, out)
@@ -310,7 +368,7 @@ class Level:
                     part = replace(plan, chunks=plan.chunks[i::parts])
                     tg.start_soon(self._decode_shard_part, codec, whole, key, part, out)
             return
-        index = await self.shard_index(key)
+        index = await self.shard_index(key, indexes)
         if index is None:
             out[plan.out_selection] = self.fill_value
             return
@@ -367,33 +425,35 @@ class Level:
             if len(plan.chunks) < per_shard
         ]
 
-    async def load_index(self, key: str) -> None:
-        """Fetch and cache the index of shard ``key`` ahead of the reads that need it. A
-        failure is left for those reads to raise (nothing is cached for a failed load)."""
+    async def load_index(self, key: str, indexes: IndexCache) -> None:
+        """Fetch the index of shard ``key`` into ``indexes`` ahead of the reads that need it.
+        A failure is left for those reads to raise (nothing is cached for a failed load)."""
         try:
-            await self.shard_index(key)
+            await self.shard_index(key, indexes)
         except Exception:  # noqa: BLE001 - the read that needs the index raises it
             return
 
-    async def shard_index(self, key: str) -> ShardIndex | None:
-        """The decoded index of shard ``key`` (``None`` if the shard does not exist); cached.
-
-        Concurrent callers for one shard share a single request.
-        """
+    async def shard_index(self, key: str, indexes: IndexCache) -> ShardIndex | None:
+        """The decoded index of shard ``key`` (``None`` if the shard does not exist), kept in
+        ``indexes`` (the read operation's cache). Concurrent readers share a single request."""
         while True:
-            if key in self._indexes:
-                self._indexes.move_to_end(key)
-                return self._indexes[key]
+            index = indexes.get(key)
+            if index is not _MISSING:
+                return index  # type: ignore[no-any-return]
             loading = self._index_loading.get(key)
             if loading is None:
                 break
-            await loading.wait()
-        event = self._index_loading[key] = anyio.Event()
+            event, result = loading
+            await event.wait()
+            if result:  # fetched by another reader while this one waited: fresh
+                indexes.put(key, result[0])
+                return result[0]
+        event, result = anyio.Event(), []
+        self._index_loading[key] = (event, result)
         try:
             index = await self._fetch_index(key)
-            self._indexes[key] = index
-            if len(self._indexes) > _INDEX_CACHE:
-                self._indexes.popitem(last=False)
+            result.append(index)
+            indexes.put(key, index)
             return index
         finally:
             del self._index_loading[key]
@@ -451,7 +511,7 @@ class Level:
         """
         self._check_writable()
         sel = normalize_selection(selection, self.shape)
-        value = np.broadcast_to(np.asarray(data), sel.shape)
+        value = fit_data(data, sel.shape, self.dtype, f"level {self.path!r}")
         if all(st == 1 for st in sel.steps):
             if sel.drop_axes:
                 value = np.expand_dims(value, sel.drop_axes)

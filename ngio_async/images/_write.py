@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 
     AfterWrite = Callable[[Region, NDArray[Any]], Awaitable[None]]
 
-__all__ = ["KeyLocks", "LevelWriter", "object_region", "open_writer", "write_region"]
+__all__ = ["KeyLocks", "LevelWriter", "fit_data", "object_region", "open_writer", "write_region"]
 
 
 class KeyLocks:
@@ -84,7 +84,7 @@ async def write_region(
     of ``region`` inside that object and its pixels (cast to the level's dtype).
     """
     shape = region_shape(region)
-    arr: NDArray[Any] = np.broadcast_to(np.asarray(data), shape)
+    arr = fit_data(data, shape, level.dtype, f"level {level.path!r}, region {_describe(region)}")
     if arr.size == 0:
         return
     codec = level.codec
@@ -95,7 +95,7 @@ async def write_region(
             try:
                 await _write_object(level, codec, plan, key, region, arr)
             finally:
-                level._indexes.pop(key, None)  # whatever happened, the cached index may be stale
+                level.forget_index(key)  # whatever happened, cached indexes may be stale
         if after is not None:
             part = tuple(
                 slice(r.start + o.start, r.start + o.stop)
@@ -324,3 +324,24 @@ if TYPE_CHECKING:
     from ._stream import TileWriter
 
     _IS_TILE_WRITER: type[TileWriter] = LevelWriter  # mypy checks the protocol is satisfied
+
+
+def fit_data(data: Any, shape: tuple[int, ...], dtype: np.dtype[Any], where: str) -> NDArray[Any]:
+    """``data`` broadcast to ``shape`` (numpy assignment rules), or a ``ValueError`` naming the
+    shapes and ``where``; text or objects into a numeric level are refused the same way."""
+    given = np.asarray(data)
+    if given.dtype.kind in "USOV" and dtype.kind not in "USOV":
+        raise ValueError(
+            f"data of dtype {given.dtype} cannot be written to a {dtype} level ({where})"
+        )
+    try:
+        return np.broadcast_to(given, shape)
+    except ValueError:
+        raise ValueError(
+            f"data of shape {given.shape} does not fit the selection of shape {shape} "
+            f"({where}); give that shape or one that broadcasts to it"
+        ) from None
+
+
+def _describe(region: Region) -> str:
+    return "[" + ", ".join(f"{r.start}:{r.stop}" for r in region) + "]"
