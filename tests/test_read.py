@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -430,4 +431,21 @@ def test_plate_root_is_not_an_image(tmp_path: Path) -> None:
         }
     )
     with pytest.raises(UnsupportedError, match=r"not an image.*plate"):
+        ngio_async.open(tmp_path)
+
+
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+def test_an_unsupported_codec_names_the_level_file(tmp_path: Path, version: str) -> None:
+    spec = Spec(version=version, shape=(1, 32, 32), chunks=(1, 16, 16), levels=2)
+    write_image(tmp_path, spec)
+    if version == "0.5":
+        key = tmp_path / "1" / "zarr.json"
+        doc = json.loads(key.read_text())
+        doc["codecs"][-1] = {"name": "no-such-codec", "configuration": {}}
+    else:
+        key = tmp_path / "1" / ".zarray"
+        doc = json.loads(key.read_text())
+        doc["compressor"] = {"id": "no-such-codec"}
+    key.write_text(json.dumps(doc))
+    with pytest.raises(UnsupportedError, match=rf"{tmp_path.name}/1/{key.name}: .*no-such-codec"):
         ngio_async.open(tmp_path)

@@ -463,3 +463,26 @@ async def test_a_failed_index_fetched_ahead_is_raised_by_the_tile_that_needs_it(
         ]
     assert ("index", bad) in store.log
     await store.aclose()
+
+
+async def test_tiles_refuse_steps_and_take_empty_and_numpy_selections(
+    image: tuple[Path, np.ndarray[Any, Any], Spec],
+) -> None:
+    root, data, _ = image
+    async with ngio_async.open_async(root) as ds:
+        with pytest.raises(ValueError, match="axis 'x' has step 5"):
+            ds.tiles(x=slice(0, 20, 5))
+        with pytest.raises(ValueError, match="step-1 slices"):
+            ds.tiles(region=(slice(None), slice(None), slice(None), slice(0, 20, 2)))
+        empty = ds.tiles(c=[])
+        assert len(empty) == 0
+        assert [t async for t in empty] == []
+        picked = [t async for t in ds.tiles(c=np.array([1]), z=np.int64(2))]
+        assert picked and all(t.region[0] == slice(1, 2) for t in picked)
+        for t in picked:
+            np.testing.assert_array_equal(t.data, data[t.region])
+        assert (await ds.read(c=[])).shape == (0, *data.shape[1:])
+        np.testing.assert_array_equal(await ds.read(c=np.int64(1), z=0), data[1, 0])
+        np.testing.assert_array_equal(await ds.read(c=np.array([1, 0])), data[[1, 0]])
+        with pytest.raises(TypeError, match="list items must be ints"):
+            await ds.read(z=[0.5])

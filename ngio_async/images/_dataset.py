@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import math
+import numbers
 from collections.abc import Callable, Coroutine, Generator, Iterator, Mapping, Sequence
 from functools import partial
 from itertools import islice
@@ -295,10 +296,19 @@ class Dataset:
         if pick is None:
             return await lvl.getitem(tuple(selection))
         axis, indices = pick
-        parts = []
-        for i in indices:
-            selection[axis] = slice(i, i + 1)
-            parts.append(await lvl.getitem(tuple(selection)))
+        if not indices:  # an empty list: nothing along that axis, as numpy gives
+            selection[axis] = slice(0, 0)
+            return await lvl.getitem(tuple(selection))
+        parts: list[NDArray[Any]] = [np.empty(0)] * len(indices)
+
+        async def one(k: int, i: int) -> None:
+            picked = list(selection)
+            picked[axis] = slice(i, i + 1)
+            parts[k] = await lvl.getitem(tuple(picked))
+
+        async with anyio.create_task_group() as tg:  # the picked planes concurrently
+            for k, i in enumerate(indices):
+                tg.start_soon(one, k, i)
         # axes dropped before ``axis`` shift its position in the result
         dropped = sum(1 for s in selection[:axis] if isinstance(s, int))
         return np.concatenate(parts, axis=axis - dropped)
@@ -318,12 +328,20 @@ class Dataset:
                 continue
             if isinstance(value, str):
                 selection[i] = self._channel(i, value)
-            elif isinstance(value, int | slice):
+            elif isinstance(value, bool):
+                raise TypeError(f"axis {name!r}: expected int, slice, label or list, got {value!r}")
+            elif isinstance(value, numbers.Integral):
+                selection[i] = int(value)
+            elif isinstance(value, slice):
                 selection[i] = value
-            elif isinstance(value, Sequence):
+            elif isinstance(value, Sequence | np.ndarray):
                 if pick is not None:
                     raise ValueError("a list selection is allowed on one axis only")
-                indices = [self._channel(i, v) if isinstance(v, str) else int(v) for v in value]
+                if isinstance(value, np.ndarray) and value.ndim != 1:
+                    raise TypeError(f"axis {name!r}: a list selection must be 1-D")
+                indices = [
+                    self._channel(i, v) if isinstance(v, str) else _index(name, v) for v in value
+                ]
                 size = lvl.shape[i]
                 for v in indices:
                     if not -size <= v < size:
@@ -389,11 +407,8 @@ class Dataset:
         total = math.prod(grid)
         if picks:
             specs = (s for s in specs if all(s.core[a].start in keep for a, keep in picks.items()))
-            total = (
-                total
-                // math.prod(grid[a] for a in picks)
-                * math.prod(len(k) for k in picks.values())
-            )
+            across = math.prod(grid[a] for a in picks)  # 0 for an empty list
+            total = total // across * math.prod(len(k) for k in picks.values()) if across else 0
         itemsize = lvl.dtype.itemsize
         limits = self.limits
         window = limits.prefetch_tiles
@@ -485,6 +500,8 @@ class Dataset:
         if region is not None:
             if len(region) != lvl.ndim or not all(isinstance(s, slice) for s in region):
                 raise ValueError(f"region must be {lvl.ndim} slices, one per axis")
+            if any(s.step not in (None, 1) for s in region):
+                raise ValueError(f"region {tuple(region)}: tiles take step-1 slices")
             base = list(normalize_selection(tuple(region), lvl.shape).region)
         else:
             base = [slice(0, n) for n in lvl.shape]
@@ -495,10 +512,15 @@ class Dataset:
                 j = normalize_selection(sel, (lvl.shape[i],)).region[0]
                 base[i] = j
             elif isinstance(sel, slice) and sel != slice(None):
+                if sel.step not in (None, 1):
+                    raise ValueError(
+                        f"tiles take step-1 slices; axis {self.axes[i]!r} has step {sel.step} "
+                        "(read() takes steps)"
+                    )
                 base[i] = normalize_selection(sel, (lvl.shape[i],)).region[0]
         if pick is not None:
             axis, indices = pick
-            base[axis] = slice(min(indices), max(indices) + 1)
+            base[axis] = slice(min(indices), max(indices) + 1) if indices else slice(0, 0)
             picks[axis] = set(indices)
         return tuple(base), picks
 
@@ -955,3 +977,9 @@ def _with_extra(new: _S, old: object) -> _S:
     if extra:
         new.__dict__["_extra"] = dict(extra)
     return new
+
+
+def _index(axis: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"axis {axis!r}: list items must be ints or channel labels, got {value!r}")
+    return int(value)

@@ -109,6 +109,8 @@ def _decoded(decoder: Any, raw: Any, store: AsyncStore, key: str) -> Any:
         return decoder(bytes(raw))
     except MetadataError as exc:
         raise MetadataError(f"{store.url}/{key}: {exc.rule}", exc.path) from None
+    except UnsupportedError as exc:
+        raise UnsupportedError(f"{store.url}/{key}: {exc}") from None
 
 
 def _validated(doc: Any, store: AsyncStore, key: str, prefix_hint: str | None) -> OmeMetadata:
