@@ -280,3 +280,25 @@ def test_keys_ahead_puts_each_new_key_ahead_of_its_item() -> None:
     # a forgotten key (beyond `remember`) is asked for again; ahead=0 passes items straight on
     again = list(keys_ahead(iter(["x", "y", "x"]), lambda t: [t.upper()], ahead=0, remember=1))
     assert again == ["X", "x", "Y", "y", "X", "x"]
+
+
+def test_strided_parts_read_only_the_chunks_holding_selected_elements() -> None:
+    from ngio_async.engine import strided_parts
+
+    region = (slice(0, 1), slice(0, 2048), slice(3, 2048))
+    parts = strided_parts(region, (1, 1024, 1024), (1, 64, 64))
+    assert parts is not None and len(parts) == 4  # 2 x 2 selected pixels, 4 of 1,024 chunks
+    assert {p[0][1].start for p in parts} == {0, 1024} and {p[0][2].start for p in parts} == {
+        3,
+        1027,
+    }
+    assert all(s.stop - s.start == 1 for p in parts for s in p[0][1:])
+    assert sorted(p[1][1:] for p in parts) == [
+        (slice(0, 1), slice(0, 1)),
+        (slice(0, 1), slice(1, 2)),
+        (slice(1, 2), slice(0, 1)),
+        (slice(1, 2), slice(1, 2)),
+    ]
+    # a step of one chunk skips no chunk; steps below a chunk neither: the covering read
+    assert strided_parts(region, (1, 64, 64), (1, 64, 64)) is None
+    assert strided_parts(region, (1, 2, 3), (1, 64, 64)) is None

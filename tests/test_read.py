@@ -449,3 +449,31 @@ def test_an_unsupported_codec_names_the_level_file(tmp_path: Path, version: str)
     key.write_text(json.dumps(doc))
     with pytest.raises(UnsupportedError, match=rf"{tmp_path.name}/1/{key.name}: .*no-such-codec"):
         ngio_async.open(tmp_path)
+
+
+@pytest.mark.parametrize("shards", [None, (1, 128, 128)], ids=["chunked", "sharded"])
+def test_strided_reads_fetch_only_the_chunks_they_need(
+    tmp_path: Path, shards: tuple[int, ...] | None
+) -> None:
+    spec = Spec(version="0.5", shape=(1, 256, 256), chunks=(1, 16, 16), shards=shards, levels=1)
+    data = write_image(tmp_path, spec)[0]
+
+    async def go() -> None:
+        store = InstrumentedStore(open_store(tmp_path))
+        async with ngio_async.open_async(store) as ds:
+            for sel in [
+                np.s_[0, ::100, ::100],
+                np.s_[:, 5::64, 3::50],
+                np.s_[..., 7, ::40],
+                np.s_[0, ::16, ::16],  # every chunk holds one: the covering read
+            ]:
+                store.reset()
+                got = await ds[sel]
+                np.testing.assert_array_equal(got, data[sel])
+            store.reset()
+            await ds[0, ::100, ::100]  # 3 x 3 pixels: 9 inner chunks of 256
+            needed = 9 if shards is None else 9 + 4  # + the indexes of the 4 shards holding them
+            assert store.total_requests == needed
+        await store.aclose()
+
+    anyio.run(go, backend="asyncio")

@@ -17,6 +17,7 @@ from ngio_async.engine.plan import (
     plan_chunks,
     plan_shards,
     region_shape,
+    strided_parts,
 )
 from ngio_async.engine.pyramid import (
     LevelPlan,
@@ -49,5 +50,6 @@ __all__ = [
     "pyramid_shapes",
     "region_footprint",
     "region_shape",
+    "strided_parts",
     "tile_grid",
 ]

@@ -15,6 +15,7 @@ fills the pieces of missing chunks with the fill value.
 
 from __future__ import annotations
 
+import itertools
 import math
 import operator
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from numpy.typing import NDArray
 
 __all__ = [
+    "strided_parts",
     "BasicSelection",
     "ChunkPlan",
     "GridMeta",
@@ -293,3 +295,33 @@ def normalize_selection(selection: object, shape: tuple[int, ...]) -> BasicSelec
 def nchunks(meta: GridMeta, region: Region) -> int:
     """How many chunks (of ``meta.chunks``) a region touches."""
     return math.prod(len(r) for r in chunk_grid_range(region, meta.chunks))
+
+
+def strided_parts(
+    region: Region, steps: tuple[int, ...], chunks: tuple[int, ...]
+) -> list[tuple[Region, tuple[slice, ...]]] | None:
+    """Where a strided selection needs only some chunks: ``(sub_region, out_slices)`` pairs.
+
+    On an axis whose step is at least its chunk size (each selected coordinate in its own chunk)
+    and where at least half of the covering chunks hold no selected coordinate, every selected
+    coordinate is read alone (one plane of its chunk); other axes are read whole. ``sub_region`` is step-1; taking every ``step``-th element of it
+    gives the result's ``out_slices`` part. ``None`` when no axis skips chunks.
+    """
+    per_axis: list[list[tuple[slice, slice]]] = []
+    skipping = False
+    for r, st, c in zip(region, steps, chunks, strict=True):
+        n = -(-(r.stop - r.start) // st)
+        covering = -(-r.stop // c) - r.start // c
+        if st >= c and n > 1 and covering >= 2 * n:  # at least half the chunks are skipped
+            skipping = True
+            per_axis.append(
+                [(slice(r.start + k * st, r.start + k * st + 1), slice(k, k + 1)) for k in range(n)]
+            )
+        else:
+            per_axis.append([(r, slice(0, n))])
+    if not skipping:
+        return None
+    return [
+        (tuple(sub for sub, _ in combo), tuple(out for _, out in combo))
+        for combo in itertools.product(*per_axis)
+    ]

@@ -23,7 +23,14 @@ import numpy as np
 from .._errors import CodecError, ReadOnlyError
 from .._prefetch import prefetch
 from ..codecs import ChunkCodec, ShardCodec, ShardIndex
-from ..engine import normalize_selection, plan_chunks, plan_shards, region_shape
+from ..engine import (
+    BasicSelection,
+    normalize_selection,
+    plan_chunks,
+    plan_shards,
+    region_shape,
+    strided_parts,
+)
 from ..stores import RangeByteRequest, SuffixByteRequest
 from ._write import KeyLocks, fit_data, write_region
 
@@ -163,7 +170,25 @@ class Level:
 
     async def getitem(self, selection: Any) -> NDArray[Any]:
         sel = normalize_selection(selection, self.shape)
-        return sel.apply(await self.read(sel.region))
+        parts = strided_parts(sel.region, sel.steps, self.meta.chunks)
+        if parts is None:
+            return sel.apply(await self.read(sel.region))
+        # steps of a chunk or more: read only the chunks holding selected elements
+        full = tuple(
+            -(-(r.stop - r.start) // st) for r, st in zip(sel.region, sel.steps, strict=True)
+        )
+        out: NDArray[Any] = np.empty(full, dtype=self.dtype)
+        indexes = self.index_cache()
+        every = tuple(slice(None, None, st) for st in sel.steps)
+
+        async def one(part: tuple[Region, tuple[slice, ...]]) -> None:
+            sub, target = part
+            out[target] = (await self.read(sub, indexes))[every]
+
+        await _run_all(parts, one, self._window)
+        return BasicSelection(
+            tuple(slice(0, n) for n in full), (1,) * len(full), sel.drop_axes
+        ).apply(out)
 
     @property
     def reads_locally(self) -> bool:
