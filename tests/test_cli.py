@@ -623,3 +623,22 @@ def test_validate_a_label_image_with_fewer_levels_than_its_image(
     code, out, err = run(["validate", image], capsys)
     assert code == 1, out + err
     assert f"ERROR {attrs_key} at `" in out and "one level per image level" in out
+
+
+def test_validate_paths_point_into_the_file_they_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    image = make_image(str(tmp_path / "img.ome.zarr"), "0.5")
+    root = tmp_path / "img.ome.zarr"
+    doc = json.loads((root / "zarr.json").read_text())
+    doc["attributes"]["ome"]["version"] = "0.9"
+    (root / "zarr.json").write_text(json.dumps(doc))
+    code, out, _ = run(["validate", image], capsys)
+    assert code == 1
+    assert "ERROR zarr.json at `$.attributes.ome.version`: unknown NGFF version '0.9'" in out
+    doc["attributes"]["ome"]["version"] = "0.5"
+    (root / "zarr.json").write_text(json.dumps(doc))
+    (root / "0" / "zarr.json").write_text("[1, 2]")  # a level's array metadata is no object
+    code, out, _ = run(["validate", image], capsys)
+    assert code == 1
+    assert "ERROR 0/zarr.json at `$`" in out

@@ -288,6 +288,17 @@ async def test_default_store_confirms_its_first_miss_once(http_server: StaticSer
     assert agents == [True, False, True, False]
 
 
+async def test_errors_name_the_object_url_once_joined(
+    http_server: StaticServer, backend: str
+) -> None:
+    http_server.faults = Faults(status=403, status_times=-1)
+    async with _open(http_server, backend) as store:
+        assert not store.url.endswith("/")
+        with pytest.raises(PermissionDeniedError) as info:
+            await store.get(KEY)
+    assert f"{http_server.url.rstrip('/')}" in str(info.value) and "//data" not in str(info.value)
+
+
 async def test_404_is_none_with_one_request(http_server: StaticServer, backend: str) -> None:
     async with _open(http_server, backend) as store:
         assert await store.get("data/nope.bin") is None

@@ -250,7 +250,8 @@ class _Walker:
                 try:
                     (arr,) = await read_level_metadata(self.store, root, meta, (path,))
                 except (MetadataError, NotFoundError, CodecError, UnsupportedError) as exc:
-                    level_key = join(root, path)
+                    array_file = "zarr.json" if meta.version == "0.5" else ".zarray"
+                    level_key = join(root, path, array_file)
                     if isinstance(exc, MetadataError):
                         self.error(level_key, exc.path, self._rule(exc))
                     else:

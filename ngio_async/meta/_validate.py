@@ -133,7 +133,7 @@ def validate(
     if kind == "zarr_json" or "zarr_format" in doc:
         doc, prefix = _unwrap_zarr_json(doc), "$.attributes"
         kind = None if kind == "zarr_json" else kind
-    found = _detect_version(doc, version)
+    found = _detect_version(doc, version, prefix)
     meta = _decode(doc, found, prefix)
     _check(meta, found, kind, strict, prefix)
     return meta
@@ -198,7 +198,7 @@ def _unwrap_zarr_json(doc: Mapping[str, Any]) -> Mapping[str, Any]:
     return attrs
 
 
-def _detect_version(doc: Mapping[str, Any], version: str | None) -> str:
+def _detect_version(doc: Mapping[str, Any], version: str | None, prefix: str = "$") -> str:
     """The NGFF version of a document: given, or read from ``ome.version`` / per-object keys."""
     ome = doc.get("ome")
     if version is None:
@@ -213,7 +213,7 @@ def _detect_version(doc: Mapping[str, Any], version: str | None) -> str:
         )
     if version not in SUPPORTED_VERSIONS:
         if isinstance(ome, Mapping):
-            raise MetadataError(f"unknown NGFF version {version!r}", "$.ome.version")
+            raise MetadataError(f"unknown NGFF version {version!r}", prefix + ".ome.version")
         raise UnsupportedError(f"NGFF version {version!r} is not supported (only 0.4 and 0.5)")
     return version
 

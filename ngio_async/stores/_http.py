@@ -112,7 +112,7 @@ class HTTPStore(AsyncStore):
         if parts.query or parts.fragment:
             raise ValueError(f"HTTP store URLs take no query string or fragment: {redact_url(url)}")
         self._base = url.rstrip("/") + "/"
-        super().__init__(url=redact_url(self._base), limits=limits, limiter=limiter)
+        super().__init__(url=redact_url(self._base).rstrip("/"), limits=limits, limiter=limiter)
         self._secret = parts.password
         self._headers = {"Accept-Encoding": "identity", **(headers or {})}
         self._session: aiohttp.ClientSession | None = None

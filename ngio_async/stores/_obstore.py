@@ -85,7 +85,7 @@ def obstore_http(
     store = HTTPStore.from_url(
         url.rstrip("/"), client_options=options, retry_config=obstore_retry_config(limits)
     )
-    return ObstoreStore(store, url=redact_url(url), limits=limits, limiter=limiter)
+    return ObstoreStore(store, url=redact_url(url).rstrip("/"), limits=limits, limiter=limiter)
 
 
 def describe_obstore(store: ObjectStore) -> str:
