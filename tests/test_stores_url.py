@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from obstore.store import MemoryStore, S3Store
 
-from ngio_async import PermissionDeniedError, UnsupportedError
+from ngio_async import NotFoundError, PermissionDeniedError, UnsupportedError
 from ngio_async._limits import Limits
 from ngio_async.stores import HTTPStore, ObstoreStore, open_store
 
@@ -166,3 +166,19 @@ def test_aiohttp_is_imported_only_for_http_urls() -> None:
         "assert 'aiohttp' in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+async def test_a_missing_bucket_is_named_not_read_as_missing_objects(s3_server: S3Server) -> None:
+    import ngio_async
+
+    url = "s3://no-such-bucket-here/img.ome.zarr"
+    async with open_store(url, **s3_server.options()) as store:
+        with pytest.raises(NotFoundError, match=r"bucket .* does not exist"):
+            await store.get("zarr.json")
+        with pytest.raises(NotFoundError, match=r"bucket .* does not exist"):
+            await store.list_prefix("")
+    with pytest.raises(NotFoundError, match=r"no-such-bucket-here.* does not exist"):
+        await ngio_async.open_async(url, **s3_server.options())
+    # a missing object in an existing bucket is still just missing
+    async with open_store(s3_server.fresh_url(), **s3_server.options()) as store:
+        assert await store.get("nothing/here") is None

@@ -195,7 +195,8 @@ class ObstoreStore(AsyncStore):
         with self._map_exceptions(key):
             try:
                 result = obstore.get(self._store, key, options=_get_options(byte_range))
-            except FileNotFoundError:
+            except FileNotFoundError as exc:
+                _raise_if_no_container(exc)
                 return None
             data = result.bytes()
             return check_complete(
@@ -207,7 +208,8 @@ class ObstoreStore(AsyncStore):
             # a whole object as the range [0, 2**40): one runtime round trip, not two
             try:
                 data = await obstore.get_range_async(self._store, key, start=0, end=_WHOLE)
-            except FileNotFoundError:
+            except FileNotFoundError as exc:
+                _raise_if_no_container(exc)
                 return None
             except (obs_exc.NotSupportedError, obs_exc.GenericError) as exc:
                 if not _range_refused(exc):
@@ -227,7 +229,8 @@ class ObstoreStore(AsyncStore):
                 data = await obstore.get_range_async(
                     self._store, key, start=byte_range.start, end=byte_range.end
                 )
-            except FileNotFoundError:
+            except FileNotFoundError as exc:
+                _raise_if_no_container(exc)
                 return None
             view = memoryview(data)
             if len(view) == byte_range.end - byte_range.start:
@@ -239,7 +242,8 @@ class ObstoreStore(AsyncStore):
         options = _get_options(byte_range)
         try:
             result = await obstore.get_async(self._store, key, options=options)
-        except FileNotFoundError:
+        except FileNotFoundError as exc:
+            _raise_if_no_container(exc)
             return None
         except obs_exc.NotSupportedError:
             if not isinstance(byte_range, SuffixByteRequest):
@@ -262,21 +266,24 @@ class ObstoreStore(AsyncStore):
             size = (await obstore.head_async(self._store, key))["size"]
             start = max(0, size - byte_range.suffix)
             data = await obstore.get_range_async(self._store, key, start=start, end=size)
-        except FileNotFoundError:
+        except FileNotFoundError as exc:
+            _raise_if_no_container(exc)
             return None
         return check_complete(memoryview(data), byte_range, size, url=self.url, key=key)
 
     async def _exists_once(self, key: str) -> bool:
         try:
             await obstore.head_async(self._store, key)
-        except FileNotFoundError:
+        except FileNotFoundError as exc:
+            _raise_if_no_container(exc)
             return False
         return True
 
     async def _size_once(self, key: str) -> int | None:
         try:
             return int((await obstore.head_async(self._store, key))["size"])
-        except FileNotFoundError:
+        except FileNotFoundError as exc:
+            _raise_if_no_container(exc)
             return None
 
     async def _list_once(self, prefix: str) -> list[str]:
@@ -310,6 +317,12 @@ class ObstoreStore(AsyncStore):
         except NgioError:
             raise
         except FileNotFoundError as exc:
+            if _no_container(exc):
+                raise NotFoundError(
+                    f"the bucket (or container) of {url} does not exist: {_first_line(exc)}",
+                    url=url,
+                    key=key,
+                ) from exc
             raise NotFoundError(
                 f"not found: {key!r} at {url}: {_first_line(exc)}", url=url, key=key
             ) from exc
@@ -333,6 +346,12 @@ class ObstoreStore(AsyncStore):
                 f"operation on {key!r} not supported by {url}: {_first_line(exc)}"
             ) from exc
         except (obs_exc.BaseError, OSError, ValueError) as exc:
+            if _no_container(exc):  # a listing of a missing bucket, for one
+                raise NotFoundError(
+                    f"the bucket (or container) of {url} does not exist: {_first_line(exc)}",
+                    url=url,
+                    key=key,
+                ) from exc
             raise StoreError(
                 f"store error for {key!r} at {url}: {_first_line(exc)}", url=url, key=key
             ) from exc
@@ -375,6 +394,22 @@ def obstore_transient(exc: BaseException) -> bool:
     if isinstance(exc, StoreError) and exc.__cause__ is not None:
         exc = exc.__cause__
     return isinstance(exc, obs_exc.GenericError) and bool(_TRANSIENT.search(str(exc)))
+
+
+# a missing bucket answers 404 too; its body says so (S3, GCS, Azure)
+_NO_CONTAINER = re.compile(
+    r"NoSuchBucket|bucket does not exist|ContainerNotFound|container does not exist", re.IGNORECASE
+)
+
+
+def _no_container(exc: BaseException) -> bool:
+    return bool(_NO_CONTAINER.search(str(exc)))
+
+
+def _raise_if_no_container(exc: FileNotFoundError) -> None:
+    """A missing object is ``None`` (or ``False``); a missing bucket is an error."""
+    if _no_container(exc):
+        raise exc
 
 
 def _range_refused(exc: BaseException) -> bool:
