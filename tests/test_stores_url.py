@@ -65,7 +65,7 @@ async def test_async_store_passes_through() -> None:
 def test_http_urls_default_to_aiohttp() -> None:
     store = open_store("https://example.invalid/data/")
     assert isinstance(store, HTTPStore)
-    assert store.url == "https://example.invalid/data/"
+    assert store.url == "https://example.invalid/data"
     assert not store.supports_writes
     assert not store.supports_listing
     obs = open_store("http://example.invalid/data", backend="obstore")
