@@ -359,3 +359,51 @@ async def test_added_levels_are_added_to_the_label_images_too(tmp_path: Path, ve
                 await lvl.read(tuple(slice(0, n) for n in lvl.shape)), want
             )
         await label.aclose()
+
+
+def _floor_pyramid(root: Path, data: np.ndarray[Any, Any], levels: int) -> None:
+    """Levels of floor(n / 2) in y/x, as ome-zarr-py writes them (odd sizes drop a pixel)."""
+    shapes = [data.shape]
+    for _ in range(levels - 1):
+        c, y, x = shapes[-1]
+        shapes.append((c, y // 2, x // 2))
+    datasets = []
+    for i, shape in enumerate(shapes):
+        zarr.create_array(
+            store=root, name=str(i), shape=shape, chunks=(1, 16, 16), dtype=data.dtype
+        )
+        datasets.append(
+            {
+                "path": str(i),
+                "coordinateTransformations": [{"type": "scale", "scale": [1, 2**i, 2**i]}],
+            }
+        )
+    zarr.open_array(root / "0", mode="r+")[...] = data
+    axes = [
+        {"name": "c", "type": "channel"},
+        {"name": "y", "type": "space"},
+        {"name": "x", "type": "space"},
+    ]
+    ome = {"version": "0.5", "multiscales": [{"axes": axes, "datasets": datasets}]}
+    zarr.open_group(root, mode="a").attrs.update({"ome": ome})
+
+
+@pytest.mark.parametrize("how", ["build_pyramid", "write"])
+async def test_floor_shaped_levels_are_built_like_ome_zarr_py_shapes_them(
+    tmp_path: Path, how: str
+) -> None:
+    rng = np.random.default_rng(5)
+    data = rng.integers(0, 1000, (1, 61, 45), dtype=np.uint16)
+    _floor_pyramid(tmp_path, data, 3)
+    async with ngio_async.open_async(tmp_path, mode="r+") as ds:
+        assert [lvl.shape for lvl in ds.levels] == [(1, 61, 45), (1, 30, 22), (1, 15, 11)]
+        if how == "build_pyramid":
+            await ds.build_pyramid()
+        else:
+            await ds.write(data, pyramid=True)
+        want = data
+        for lvl in ds.levels[1:]:  # 2x2 means of whole windows only (the last odd row is dropped)
+            y, x = lvl.shape[1:]
+            want = downsample(want, (1, 2, 2), "mean")[:, :y, :x]
+            got = await lvl.read(tuple(slice(0, n) for n in lvl.shape))
+            np.testing.assert_array_equal(got, want)

@@ -396,6 +396,7 @@ def pyramid_plan(
     *,
     source: Literal["previous", "level0"] = "previous",
     regions: Sequence[Sequence[Any]] | None = None,
+    shapes: Sequence[Sequence[int]] | None = None,
 ) -> list[LevelPlan]:
     """Plan building levels ``1..N`` tile by tile; one :class:`LevelPlan` per target level.
 
@@ -410,11 +411,24 @@ def pyramid_plan(
     :param regions: changed level-0 regions (tuples of slices or ``(start, stop)`` pairs): only
         the target tiles holding a pixel that depends on a change are planned (the footprint
         ``[a // F, ceil(b / F))`` per axis, expanded to whole tiles). ``None``: every tile.
+    :param shapes: every level's shape (level 0 first) when they are stored already: each is
+        the ceil (default) or the floor (ome-zarr-py) of the one above divided by its factor.
     :returns: the levels in build order; iterating a :class:`LevelPlan` yields its steps lazily.
     """
     if source not in ("previous", "level0"):
         raise ValueError(f"source must be 'previous' or 'level0', got {source!r}")
-    shapes = pyramid_shapes(level0_shape, factors_per_level)
+    ceil_shapes = pyramid_shapes(level0_shape, factors_per_level)
+    if shapes is None:
+        shapes = ceil_shapes
+    else:
+        given = [tuple(int(n) for n in s) for s in shapes]
+        if len(given) != len(ceil_shapes) or given[0] != ceil_shapes[0]:
+            raise ValueError(f"shapes {given} do not match level 0 {level0_shape} and the factors")
+        for i, fs in enumerate(factors_per_level, start=1):
+            for n, m, f in zip(given[i - 1], given[i], fs, strict=True):
+                if m not in (-(-n // f), n // f):
+                    raise ValueError(f"level {i} shape {given[i]} is not {given[i - 1]} / {fs}")
+        shapes = given
     ndim = len(shapes[0])
     nlevels = len(shapes) - 1
     tiles = _tile_shapes(tile, nlevels, ndim)

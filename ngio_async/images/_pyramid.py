@@ -62,19 +62,26 @@ def default_method(ds: Dataset) -> Method:
 
 
 def _factor(n: int, m: int, ratio: float | None, what: str) -> int:
-    """The integer factor ``f`` with ``ceil(n / f) == m`` (the scale ratio breaks ties)."""
+    """The integer factor ``f`` with ``ceil(n / f) == m`` (our levels, zarr-python's) or
+    ``floor(n / f) == m`` (ome-zarr-py's levels drop a last partial window); the scale ratio
+    breaks ties."""
     if n == 0 or m == 0:
         if n != m:
             raise UnsupportedError(f"{what}: size {n} -> {m} is not a downsampling")
         return 1
+
+    def fits(f: int) -> bool:
+        return f >= 1 and m in (-(-n // f), n // f)
+
     if ratio is not None and ratio >= 1:
         r = round(ratio)
-        if abs(ratio - r) < 1e-6 and -(-n // r) == m:
+        if abs(ratio - r) < 1e-6 and fits(r):
             return r
-    f = -(-n // m)
-    if m > n or -(-n // f) != m:
-        raise UnsupportedError(f"{what}: size {n} -> {m} is not an integer downsampling")
-    return f
+    if m <= n:
+        for f in (-(-n // m), n // m):
+            if fits(f):
+                return f
+    raise UnsupportedError(f"{what}: size {n} -> {m} is not an integer downsampling")
 
 
 def level_factors(ds: Dataset) -> list[tuple[int, ...]]:
@@ -310,7 +317,8 @@ async def build_pyramid(
     if len(all_levels) < 2:
         return
     tiles = [_tile_for(lvl, tile) for lvl in all_levels[1:]]
-    plans = pyramid_plan(ds.shape, factors, tiles, source=source, regions=regions)
+    shapes = [lvl.shape for lvl in all_levels]  # as stored (ceil or floor of the factors)
+    plans = pyramid_plan(ds.shape, factors, tiles, source=source, regions=regions, shapes=shapes)
     plans = [dc_replace(p, tiles=None) if p.level >= existing else p for p in plans]
     total = sum(len(p) for p in plans)
     count = 0
