@@ -267,3 +267,20 @@ async def test_failed_overwrite_never_lists_a_label_that_does_not_open(
             assert sorted(await ds.labels.names()) == ["a", "cells", "z"]
         finally:
             await ds.aclose()
+
+
+async def test_label_images_follow_the_image_calibration(tmp_path: Path) -> None:
+    async with ngio_async.create_async(
+        tmp_path / "img", shape=(2, 64, 64), dtype="uint8", axes="cyx", levels=2, scale=0.5
+    ) as ds:
+        cells = await ds.labels.create("cells")
+        await cells.aclose()
+        await ds.set_scale(0.25, units="nanometer", translation={"x": 3.0})
+        assert ds.levels[1].scale == (1.0, 0.5, 0.5)
+    async with ngio_async.open_async(tmp_path / "img") as ds:
+        label = await ds.labels.open("cells")
+        cal = label.metadata.spatial_calibration
+        assert [lvl.scale for lvl in label.levels] == [(0.25, 0.25), (0.5, 0.5)]
+        assert [lvl.translation for lvl in label.levels] == [(0.0, 3.0), (0.0, 3.0)]
+        assert cal[0]["y"].unit == cal[0]["x"].unit == "nanometer"
+        await label.aclose()

@@ -856,6 +856,31 @@ class Dataset:
         for lvl, cal in zip(self.levels, self.metadata.spatial_calibration, strict=True):
             lvl.scale = cal.scale
             lvl.translation = cal.translation
+        if self.metadata.ome.image_label is None:  # label images follow their image
+            await self._calibrate_labels(scale_in is not None, units_in is not None, trans_in)
+
+    async def _calibrate_labels(self, scale: bool, units: bool, translation: Any) -> None:
+        """Give every label image this image's level-0 pixel size, units and/or translation
+        on the axes they share (their lower levels keep their own ratios)."""
+        cal = self.metadata.spatial_calibration[0]
+        for name in await self.labels.names():
+            label = await self.labels.open(name, mode="r+")
+            try:
+                shared = [a for a in label.axes if a in self.axes]
+                unit_of: dict[str, str] = {}
+                for a in shared:
+                    unit = cal[a].unit
+                    if unit is not None:
+                        unit_of[a] = unit
+                await label.set_scale(
+                    {a: cal[a].scale for a in shared} if scale else None,
+                    units=unit_of if units and unit_of else None,
+                    translation={a: cal[a].translation for a in shared}
+                    if translation is not None
+                    else None,
+                )
+            finally:
+                await label.aclose()
 
     async def _edit_metadata(self, edit: Any) -> None:
         """Re-read the group document, apply ``edit`` to its NGFF model, write it back (once)."""
