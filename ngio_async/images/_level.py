@@ -3,8 +3,9 @@
 Planning (:mod:`ngio_async.engine.plan`) says which stored objects a region needs; here they are
 fetched through the store (its limiter bounds requests in flight), decoded and copied into the
 output in worker threads (so network and CPU overlap), with at most ``window`` objects in progress
-(:func:`ngio_async._prefetch.prefetch`). Sharded arrays: the shard index is fetched once (one
-ranged request), cached, and only the inner chunks the region needs are fetched (coalesced).
+(:func:`ngio_async._prefetch.prefetch`). Sharded arrays: a shard's index is fetched once per read
+operation (one ranged request; a tile stream is one operation, so another writer's rewrite is
+seen by the next read), and only the inner chunks the region needs are fetched (coalesced).
 """
 
 from __future__ import annotations
