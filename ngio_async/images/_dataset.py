@@ -459,7 +459,7 @@ class Dataset:
 
         # remote shards read in parts: each index is fetched `max_window` tiles before the
         # shard's first tile, while the tiles before it are in flight (not on its critical path)
-        index_ahead = not lvl.reads_locally and not lvl.writable
+        index_ahead = lvl.reads_shards_in_parts and not lvl.reads_locally and not lvl.writable
 
         def index_keys(batch: list[TileSpec]) -> list[str]:
             return [key for spec in batch for key in lvl.index_keys(spec.region)]

@@ -434,11 +434,16 @@ class Level:
     ) -> None:
         await self._workers.run(_decode_into, codec, buf, key, chunk_sel, target)
 
+    @property
+    def reads_shards_in_parts(self) -> bool:
+        """Whether reads may fetch a shard's index, then some of its inner chunks."""
+        return isinstance(self.codec, ShardCodec) and self._chunk_reads
+
     def index_keys(self, region: Region) -> list[str]:
         """The shards whose index a remote read of ``region`` fetches (those it needs only
         part of; a whole shard is one GET without its index)."""
         codec = self.codec
-        if not isinstance(codec, ShardCodec) or not self._chunk_reads:
+        if not isinstance(codec, ShardCodec) or not self.reads_shards_in_parts:
             return []
         if self._one_chunk(region):  # a tile: one inner chunk of a many-chunk shard
             shards = self.meta.stored_chunks
