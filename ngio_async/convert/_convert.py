@@ -25,7 +25,6 @@ from __future__ import annotations
 import glob as globmod
 import itertools
 import math
-import operator
 import os
 import posixpath
 from collections.abc import Callable, Mapping, Sequence
@@ -46,6 +45,7 @@ from ..images._create import (
     array_meta_v2,
     array_meta_v3,
     default_shards,
+    integer,
     plan_image,
 )
 from ..images._labels import _compressor_of
@@ -242,12 +242,7 @@ def _sizes(value: Any, what: str, axes: Sequence[str]) -> tuple[int, ...]:
         raise ValueError(f"{what} {tuple(values)} has {len(values)} values: expected {expect}")
     out: list[int] = []
     for v, a in zip(values, axes, strict=True):
-        try:
-            if isinstance(v, bool):
-                raise TypeError
-            n = operator.index(v)
-        except TypeError:
-            raise TypeError(f"{what}[{a!r}] must be an integer, got {v!r}") from None
+        n = integer(v, f"{what}[{a!r}]")
         if n < 1:
             raise ValueError(f"{what} {tuple(values)}: {what}[{a!r}] is {n}; expected {expect}")
         out.append(n)
@@ -262,14 +257,7 @@ def _check_layout(
 ) -> tuple[tuple[int, ...] | None, tuple[int, ...] | Literal[False] | None]:
     """The layout options checked as ``create`` checks them (before anything is written)."""
     if levels is not None:
-        try:
-            if isinstance(levels, bool):
-                raise TypeError
-            n = operator.index(levels)
-        except TypeError:
-            raise TypeError(f"levels must be an integer, got {levels!r}") from None
-        if n < 1:
-            raise ValueError(f"levels must be >= 1, got {levels}")
+        integer(levels, "levels", minimum=1)
     checked = None if chunks is None else _sizes(chunks, "chunks", axes)
     if shards is not None and shards is not False:
         shards = _sizes(shards, "shards", axes)
