@@ -24,9 +24,12 @@ from ._sync_api import (
     SyncDataset,
     SyncLabels,
     SyncLevel,
+    SyncPlate,
     SyncWriter,
     create,
     create_like,
+    create_plate,
+    open_plate,
 )
 from .convert import ConvertResult, convert, convert_many, convert_many_sync, convert_sync
 from .images import (
@@ -34,11 +37,15 @@ from .images import (
     Labels,
     Level,
     LevelWriter,
+    Plate,
+    PlateWell,
     Stream,
     Tile,
     TileStream,
     create_async,
     create_like_async,
+    create_plate_async,
+    open_plate_async,
     stream,
 )
 
@@ -58,6 +65,8 @@ __all__ = [
     "NgioError",
     "NotFoundError",
     "PermissionDeniedError",
+    "Plate",
+    "PlateWell",
     "ReadOnlyError",
     "StoreError",
     "StoreTimeoutError",
@@ -65,6 +74,7 @@ __all__ = [
     "SyncDataset",
     "SyncLabels",
     "SyncLevel",
+    "SyncPlate",
     "SyncWriter",
     "Tile",
     "TileStream",
@@ -78,7 +88,11 @@ __all__ = [
     "create_async",
     "create_like",
     "create_like_async",
+    "create_plate",
+    "create_plate_async",
     "open",
     "open_async",
+    "open_plate",
+    "open_plate_async",
     "stream",
 ]

@@ -18,7 +18,17 @@ import warnings
 import weakref
 from typing import TYPE_CHECKING, Any
 
-from .images import Dataset, Level, create_async, create_like_async, open_async
+from .images import (
+    Dataset,
+    Level,
+    Plate,
+    PlateWell,
+    create_async,
+    create_like_async,
+    create_plate_async,
+    open_async,
+    open_plate_async,
+)
 from .sync import Closing, Runner, SyncIterator, in_portal_thread
 
 if TYPE_CHECKING:
@@ -33,15 +43,19 @@ if TYPE_CHECKING:
     from .engine.pyramid import Method
     from .images import ImageMetadata, LevelWriter, Tile
     from .images._dataset import Mode, Selector
+    from .meta import Acquisition, Plate as PlateMeta
 
 __all__ = [
     "SyncDataset",
     "SyncLabels",
     "SyncLevel",
+    "SyncPlate",
     "SyncWriter",
     "create",
     "create_like",
+    "create_plate",
     "open",
+    "open_plate",
 ]
 
 
@@ -494,3 +508,242 @@ def _close_at_exit() -> None:
 
 
 atexit.register(_close_at_exit)
+
+
+# -- plates -------------------------------------------------------------------------------------
+
+
+class SyncPlate(Closing):
+    """An HCS plate for blocking code: ``plate.wells``, ``plate.image("A", "1", field=0)``.
+
+    The blocking twin of :class:`~ngio_async.images.Plate` (same names, no ``await``). It
+    holds one event-loop lease until ``close()``; every dataset it returns holds its own
+    (close them too). They share the plate's store: use them while the plate is open.
+    """
+
+    def __init__(self, runner: Runner, plate: Plate) -> None:
+        self._runner = runner
+        self._plate = plate
+        #: ``(url, open_plate options)`` when opened from a URL or path (for the datasets'
+        #: pickling), else None
+        self._reopen: tuple[Any, dict[str, Any]] | None = None
+        finalizer = weakref.finalize(self, _close_dropped_plate, runner, plate, repr(self))
+        finalizer.atexit = False
+        _open_plates.add(self)
+
+    # description (mirrors Plate)
+    @property
+    def async_plate(self) -> Plate:
+        """The underlying async :class:`~ngio_async.images.Plate` (use it on the portal loop)."""
+        return self._plate
+
+    @property
+    def metadata(self) -> PlateMeta:
+        return self._plate.metadata
+
+    @property
+    def url(self) -> str:
+        return self._plate.url
+
+    @property
+    def version(self) -> str:
+        return self._plate.version
+
+    @property
+    def name(self) -> str | None:
+        return self._plate.name
+
+    @property
+    def mode(self) -> Mode:
+        return self._plate.mode
+
+    @property
+    def rows(self) -> list[str]:
+        return self._plate.rows
+
+    @property
+    def columns(self) -> list[str]:
+        return self._plate.columns
+
+    @property
+    def wells(self) -> list[str]:
+        return self._plate.wells
+
+    @property
+    def acquisitions(self) -> list[Acquisition]:
+        return self._plate.acquisitions
+
+    @property
+    def field_count(self) -> int | None:
+        return self._plate.field_count
+
+    @property
+    def closed(self) -> bool:
+        return self._plate.closed
+
+    def __repr__(self) -> str:
+        return f"<Sync{repr(self._plate)[1:]}"
+
+    # reading
+    def well(self, row: str | int, column: str | int | None = None) -> PlateWell:
+        """The well ``(row, column)`` (or ``"A/1"``) and its fields (cached)."""
+        return self._runner.call(self._plate.well, row, column)
+
+    def image_paths(self, acquisition: int | None = None) -> list[tuple[str, str]]:
+        """``(well path, field path)`` of every field; the wells are read concurrently."""
+        return self._runner.call(self._plate.image_paths, acquisition)
+
+    def image(
+        self,
+        row: str | int,
+        column: str | int | None = None,
+        field: int | str = 0,
+        *,
+        mode: Mode | None = None,
+    ) -> SyncDataset:
+        """Open a field of view (by index or path) as a :class:`SyncDataset`; close it too."""
+        return self._leased(lambda: self._plate.image(row, column, field, mode=mode))
+
+    # writing
+    def add_image(
+        self,
+        row: str | int,
+        column: str | int | None = None,
+        field: str | int = "0",
+        *,
+        acquisition: int | None = None,
+        overwrite: bool = False,
+        **create_options: Any,
+    ) -> SyncDataset:
+        """Create and list a field of view; returns it writable (see
+        :meth:`ngio_async.images.Plate.add_image`)."""
+        return self._leased(
+            lambda: self._plate.add_image(
+                row,
+                column,
+                field,
+                acquisition=acquisition,
+                overwrite=overwrite,
+                **create_options,
+            )
+        )
+
+    def _leased(self, make: Callable[[], Awaitable[Dataset]]) -> SyncDataset:
+        runner = Runner()  # the field's dataset holds its own lease
+        try:
+
+            async def go() -> Dataset:
+                return await make()
+
+            dataset = runner.call(go)
+        except BaseException:
+            runner.close()
+            raise
+        ds = SyncDataset(runner, dataset, owner=False)
+        if self._reopen is not None:
+            url, options = self._reopen
+            ds._reopen = ("zarr", url, {**options, "path": dataset.root, "mode": dataset.mode})
+        return ds
+
+    # lifetime
+    def close(self) -> None:
+        """Close the plate (and its store, if it opened it) and release the lease. Idempotent."""
+        if self._runner.closed:
+            return
+        try:
+            self._runner.call(self._plate.aclose)
+        finally:
+            self._runner.close()
+
+
+def _store_options(options: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in options.items() if k not in ("path", "mode")}
+
+
+def open_plate(
+    url: str | os.PathLike[str] | Any,
+    *,
+    limits: Limits | None = None,
+    path: str = "",
+    mode: Mode = "r",
+    **store_options: Any,
+) -> SyncPlate:
+    """Open an HCS plate for blocking code; same arguments as
+    :func:`ngio_async.open_plate_async`. Close it with ``close()`` or ``with``."""
+    runner = Runner()
+    try:
+
+        async def go() -> Plate:
+            return await open_plate_async(url, limits=limits, path=path, mode=mode, **store_options)
+
+        plate = runner.call(go)
+    except BaseException:
+        runner.close()
+        raise
+    result = SyncPlate(runner, plate)
+    if isinstance(url, str | os.PathLike):
+        result._reopen = (url, {"limits": limits, **_store_options(store_options)})
+    return result
+
+
+def create_plate(url: str | os.PathLike[str] | Any, **options: Any) -> SyncPlate:
+    """Create an empty HCS plate for blocking code; returns a writable :class:`SyncPlate`.
+
+    Same arguments as :func:`ngio_async.create_plate_async` (``rows=``, ``columns=``, ...).
+    """
+    runner = Runner()
+    try:
+
+        async def go() -> Plate:
+            return await create_plate_async(url, **options)
+
+        plate = runner.call(go)
+    except BaseException:
+        runner.close()
+        raise
+    result = SyncPlate(runner, plate)
+    if isinstance(url, str | os.PathLike):
+        store_options = {k: v for k, v in options.items() if k not in _CREATE_PLATE_ONLY}
+        result._reopen = (url, _store_options(store_options))
+    return result
+
+
+_CREATE_PLATE_ONLY = frozenset(inspect.signature(create_plate_async).parameters) - {
+    "url",
+    "limits",
+}
+
+
+def _close_plate_quietly(runner: Runner, plate: Plate) -> None:
+    with contextlib.suppress(Exception):
+        try:
+            runner.call(plate.aclose)
+        finally:
+            runner.close()
+
+
+def _close_dropped_plate(runner: Runner, plate: Plate, name: str) -> None:
+    """The finalizer of a :class:`SyncPlate` collected without ``close()`` (as for datasets:
+    a short-lived thread closes it, never waiting here)."""
+    if runner.closed:
+        return
+    with contextlib.suppress(RuntimeError):
+        threading.Thread(
+            target=_close_plate_quietly, args=(runner, plate), name="ngio_async-close", daemon=True
+        ).start()
+    warnings.warn(
+        f"{name} was not closed; call close() or use 'with'", ResourceWarning, stacklevel=2
+    )
+
+
+_open_plates: weakref.WeakSet[SyncPlate] = weakref.WeakSet()
+
+
+def _close_plates_at_exit() -> None:
+    """Close the plates still open at interpreter exit, before the loop stops."""
+    for plate in list(_open_plates):
+        if not plate._runner.closed and not in_portal_thread():
+            _close_plate_quietly(plate._runner, plate._plate)
+
+
+atexit.register(_close_plates_at_exit)

@@ -7,6 +7,7 @@ from ._dataset import Dataset, open_async
 from ._labels import Labels
 from ._level import Level
 from ._metadata import AxisCalibration, ChannelInfo, ImageMetadata, LevelCalibration
+from ._plate import Plate, PlateWell, create_plate_async, open_plate_async
 from ._stream import Stream, TileWriter, stream
 from ._tiles import Tile, TileStream
 from ._write import LevelWriter
@@ -20,12 +21,16 @@ __all__ = [
     "Level",
     "LevelCalibration",
     "LevelWriter",
+    "Plate",
+    "PlateWell",
     "Stream",
     "Tile",
     "TileStream",
     "TileWriter",
     "create_async",
     "create_like_async",
+    "create_plate_async",
     "open_async",
+    "open_plate_async",
     "stream",
 ]

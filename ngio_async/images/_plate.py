@@ -1,0 +1,908 @@
+"""HCS plates: ``open_plate_async`` / ``create_plate_async`` -> :class:`Plate`.
+
+A plate (NGFF 0.4 or 0.5) is a group with ``plate`` metadata (rows, columns, wells,
+acquisitions), one group per row, one group per well (``<row>/<column>``) with ``well`` metadata
+(its fields of view), and one ordinary OME-Zarr image per field (``<row>/<column>/<field>``),
+possibly with labels. Opening a plate reads its group metadata only; a well's metadata is read
+when the well is first asked for (then cached), fields are opened one at a time as
+:class:`~ngio_async.images.Dataset` objects that share the plate's store and limits::
+
+    async with open_plate_async("s3://bucket/plate.zarr") as plate:
+        for well, field in await plate.image_paths():       # every well read concurrently
+            async with await plate.image(well, field=field) as ds:
+                arr = await ds.read(c="DAPI")
+
+Writing keeps every completed call's hierarchy valid, and never leaves metadata naming a node
+that is missing or not yet complete:
+
+1. :func:`create_plate_async` refuses an existing node (unless ``overwrite``), writes the row
+   groups and the declared wells' groups (plain zarr groups: no ``well`` metadata yet) and the
+   plate group. NGFF requires a plate to list at least one well and a well at least one field,
+   so until its first field exists the plate layout (rows, columns, acquisitions, name, field
+   count) is kept under the group's non-NGFF ``ngio_async`` attribute: a plate without fields
+   is not yet an NGFF plate (``ngio-async validate`` says so), but it opens here (with no wells)
+   in any process, ready for :meth:`Plate.add_image`.
+2. :meth:`Plate.add_image` writes the field image (its arrays, then its group metadata), then
+   the well's ``well`` metadata (the field appended), and last, for a well not listed yet, the
+   plate's ``wells`` list (the first time: the NGFF ``plate`` metadata replaces the pending
+   layout). The plate lists exactly the wells that have at least one field.
+
+Every metadata document is read again right before it is rewritten (keys this library does not
+model are kept), and written only if it validates. Updates of one :class:`Plate` object are
+serialised by locks; several processes adding the *first* field of different wells at once can
+lose entries of the plate's ``wells`` list (stores offer no compare-and-swap here): add each
+well's first field from one process, or one process at a time.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Coroutine, Generator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, Self
+
+import anyio
+import msgspec
+
+from .._errors import (
+    ClosedError,
+    ExistsError,
+    MetadataError,
+    NotFoundError,
+    ReadOnlyError,
+    UnsupportedError,
+)
+from .._workers import Workers
+from ..meta import Acquisition, Plate as PlateMeta, Well, WellImage, validate
+from ..meta.zarr import encode_group_v2, encode_group_v3
+from ..stores import AsyncStore, open_store
+from ._create import _open_target, _prepare_root, _put_all, plan_image, write_plan_metadata
+from ._dataset import Dataset, _check_mode
+from ._labels import _object
+from ._level import _run_all
+from ._open import join, read_group_metadata
+
+if TYPE_CHECKING:
+    import os
+    from types import TracebackType
+
+    from .._limits import Limits
+    from ._dataset import Mode
+
+__all__ = ["Plate", "PlateWell", "create_plate_async", "open_plate_async"]
+
+#: the non-NGFF attribute holding the layout of a plate that has no field yet
+PENDING_KEY = "ngio_async"
+
+AcquisitionSpec = int | Mapping[str, Any] | Acquisition
+WellSpec = str | tuple[str | int, str | int]
+
+
+class _State(enum.Enum):
+    OPEN = 1
+    CLOSED = 2
+
+
+@dataclass(frozen=True, slots=True)
+class PlateWell:
+    """One well of a plate: ``path`` (``"A/1"``), ``row``, ``column`` and its fields of view."""
+
+    path: str
+    row: str
+    column: str
+    metadata: Well
+
+    @property
+    def images(self) -> list[WellImage]:
+        """The fields of view (``path``, ``acquisition``), in metadata order."""
+        return list(self.metadata.images)
+
+    @property
+    def fields(self) -> list[str]:
+        """The field paths, in metadata order."""
+        return [im.path for im in self.metadata.images]
+
+    def field_paths(self, acquisition: int | None = None) -> list[str]:
+        """The field paths, all or those of one acquisition."""
+        return [
+            im.path
+            for im in self.metadata.images
+            if acquisition is None or im.acquisition == acquisition
+        ]
+
+
+# ------------------------------------------------------------------------------ helpers
+def _where(store: AsyncStore, root: str) -> str:
+    return f"{store.url.rstrip('/')}/{root}" if root else store.url
+
+
+def _ngff_attrs(body: dict[str, Any], key: str, version: str) -> dict[str, Any]:
+    """The NGFF attributes ``{key: body}`` of ``version`` (what :func:`validate` takes)."""
+    if version == "0.4":
+        return {key: {**body, "version": "0.4"}}
+    return {"ome": {"version": version, key: body}}
+
+
+def _pending_meta(body: Any, version: str, where: str) -> PlateMeta:
+    """The :class:`~ngio_async.meta.Plate` of a pending layout (every rule checked; no wells)."""
+    from msgspec.structs import replace
+
+    try:
+        row, column = body["rows"][0]["name"], body["columns"][0]["name"]
+        probe = {**body, "wells": [{"path": f"{row}/{column}", "rowIndex": 0, "columnIndex": 0}]}
+    except (KeyError, IndexError, TypeError):
+        raise MetadataError(
+            f"{where}: the pending plate layout needs 'rows' and 'columns'",
+            f"$.{PENDING_KEY}.plate",
+        ) from None
+    try:
+        plate = validate(_ngff_attrs(probe, "plate", version), kind="plate").plate
+    except MetadataError as exc:
+        raise MetadataError(f"{where}: pending plate layout: {exc.rule}", exc.path) from None
+    assert plate is not None
+    return replace(plate, wells=[])
+
+
+def _name(value: Any, what: str) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise TypeError(f"{what}: expected a name (str or int), got {value!r}")
+    text = str(value)
+    if not text.isascii() or not text.isalnum():
+        raise ValueError(f"{what} {text!r}: names are letters and digits only")
+    return text
+
+
+def _split_well(row: Any, column: Any) -> tuple[str, str]:
+    """``("A", "1")`` from ``("A", "1")``, ``("A", 1)`` or ``("A/1", None)``."""
+    if column is None:
+        if isinstance(row, tuple) and len(row) == 2:
+            row, column = row
+        elif isinstance(row, str) and row.count("/") == 1:
+            row, column = row.split("/")
+        else:
+            raise ValueError(f"a well is 'row/column' or (row, column), got {row!r}")
+    return _name(row, "row"), _name(column, "column")
+
+
+def _acquisition_json(spec: AcquisitionSpec, i: int) -> dict[str, Any]:
+    from ..meta._base import dump
+
+    if isinstance(spec, Acquisition):
+        out: dict[str, Any] = dump(spec)
+        return out
+    if isinstance(spec, Mapping):
+        return dict(spec)
+    if isinstance(spec, int) and not isinstance(spec, bool):
+        return {"id": spec}
+    raise TypeError(f"acquisitions[{i}]: expected an id, a dict or an Acquisition, got {spec!r}")
+
+
+def _group_doc(v3: bool) -> list[tuple[str, bytes]]:
+    return [("zarr.json", encode_group_v3())] if v3 else [(".zgroup", encode_group_v2())]
+
+
+# ------------------------------------------------------------------------------ the plate
+class Plate:
+    """An HCS plate: ``rows``, ``columns``, ``wells``, ``acquisitions``; fields open as datasets.
+
+    Open with :func:`open_plate_async` (read; ``mode="r+"`` to add fields) or create with
+    :func:`create_plate_async`. The datasets it opens or creates share its store: close them
+    before (or with) the plate; :meth:`aclose` closes the store if the plate opened it.
+    """
+
+    def __init__(
+        self,
+        store: AsyncStore,
+        root: str,
+        metadata: PlateMeta,
+        version: str,
+        *,
+        limits: Limits,
+        owns_store: bool,
+        mode: Mode,
+    ) -> None:
+        self.store = store
+        self.root = root
+        self.metadata = metadata
+        self.limits = limits
+        self.mode: Mode = mode
+        self._version = version
+        self._owns_store = owns_store
+        self._workers = Workers(limits.decode_threads)
+        self._wells: dict[str, PlateWell] = {}
+        self._state = _State.OPEN
+        self._plate_lock: anyio.Lock | None = None
+        self._well_locks: dict[str, anyio.Lock] = {}
+
+    # ---------------------------------------------------------------- opening / closing
+    @classmethod
+    async def open_in(
+        cls,
+        store: AsyncStore,
+        root: str = "",
+        *,
+        limits: Limits | None = None,
+        owns_store: bool = False,
+        mode: Mode = "r",
+    ) -> Plate:
+        """Open the plate at ``root`` of an open store: its group metadata only.
+
+        :raises UnsupportedError: the group holds other NGFF metadata (an image, a well, ...).
+        :raises MetadataError: the group has no (or invalid) NGFF metadata; the key is named.
+        :raises NotFoundError: no zarr group at ``root``.
+        """
+        _check_mode(mode)
+        root = root.strip("/")
+        try:
+            ome = await read_group_metadata(store, root)
+        except MetadataError:
+            pending = await _read_pending(store, root)
+            if pending is None:
+                raise
+            metadata, version = pending
+        else:
+            version = ome.version or "0.5"
+            if ome.plate is None:
+                key = join(root, ".zattrs" if version == "0.4" else "zarr.json")
+                kinds = ", ".join(ome.kinds) or "none"
+                hint = (
+                    " (a well: its plate is the group two levels up)"
+                    if ome.well is not None
+                    else ""
+                )
+                raise UnsupportedError(
+                    f"{_where(store, root)} is not an HCS plate: {store.url.rstrip('/')}/{key} "
+                    f"has no 'plate' metadata (its NGFF metadata: {kinds}){hint}"
+                )
+            metadata = ome.plate
+        return cls(
+            store,
+            root,
+            metadata,
+            version,
+            limits=limits or store.limits,
+            owns_store=owns_store,
+            mode=mode,
+        )
+
+    async def aclose(self) -> None:
+        """Close the plate (and its store, if the plate opened it). Idempotent."""
+        if self._state is _State.CLOSED:
+            return
+        self._state = _State.CLOSED
+        if self._owns_store:
+            with anyio.CancelScope(shield=True):
+                await self.store.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    @property
+    def closed(self) -> bool:
+        return self._state is _State.CLOSED
+
+    def _check_open(self) -> None:
+        if self._state is _State.CLOSED:
+            raise ClosedError(f"plate {self.url} is closed")
+
+    def _check_writable(self) -> None:
+        self._check_open()
+        if self.mode != "r+":
+            raise ReadOnlyError(
+                f"{self.url} is open read-only (mode='r'); open it with mode='r+' to write"
+            )
+
+    # ---------------------------------------------------------------- description
+    @property
+    def url(self) -> str:
+        return _where(self.store, self.root)
+
+    @property
+    def version(self) -> str:
+        """The NGFF version, ``"0.4"`` or ``"0.5"`` (the fields added follow it)."""
+        return self._version
+
+    @property
+    def name(self) -> str | None:
+        return self.metadata.name
+
+    @property
+    def rows(self) -> list[str]:
+        return [r.name for r in self.metadata.rows]
+
+    @property
+    def columns(self) -> list[str]:
+        return [c.name for c in self.metadata.columns]
+
+    @property
+    def wells(self) -> list[str]:
+        """The paths (``"A/1"``) of the wells listed, in metadata order (those with fields)."""
+        return [w.path for w in self.metadata.wells]
+
+    @property
+    def acquisitions(self) -> list[Acquisition]:
+        return list(self.metadata.acquisitions or ())
+
+    @property
+    def field_count(self) -> int | None:
+        """The most fields a well may have (``None``: not stated)."""
+        return self.metadata.field_count
+
+    def __repr__(self) -> str:
+        state = " closed" if self.closed else ""
+        return (
+            f"<Plate{state} {self.url} ngff={self.version} "
+            f"{len(self.metadata.rows)}x{len(self.metadata.columns)} wells={len(self.wells)}>"
+        )
+
+    # ---------------------------------------------------------------- reading
+    def _listed(self, row: Any, column: Any) -> str:
+        r, c = _split_well(row, column)
+        path = f"{r}/{c}"
+        if path not in self.wells:
+            shown = ", ".join(self.wells[:8]) + (", ..." if len(self.wells) > 8 else "")
+            raise NotFoundError(
+                f"no well {path!r} in plate {self.url} (wells: {shown or 'none'})",
+                url=self.store.url,
+                key=join(self.root, path),
+            )
+        return path
+
+    async def well(self, row: str | int, column: str | int | None = None) -> PlateWell:
+        """The well ``(row, column)`` (or ``"A/1"``): its fields of view. Its metadata is read
+        once and cached.
+
+        :raises NotFoundError: the plate lists no such well, or the well's group is missing.
+        """
+        self._check_open()
+        path = self._listed(row, column)
+        cached = self._wells.get(path)
+        if cached is not None:
+            return cached
+        try:
+            meta = await read_group_metadata(
+                self.store, join(self.root, path), parent_version=self.version
+            )
+        except NotFoundError:
+            raise NotFoundError(
+                f"well {path!r} is listed by plate {self.url} but its group is missing",
+                url=self.store.url,
+                key=join(self.root, path),
+            ) from None
+        if meta.well is None:
+            key = join(self.root, path, ".zattrs" if meta.version == "0.4" else "zarr.json")
+            raise MetadataError(
+                f"{self.store.url.rstrip('/')}/{key}: well {path!r} of the plate has no 'well' "
+                f"metadata (its NGFF metadata: {', '.join(meta.kinds) or 'none'})"
+            )
+        r, c = path.split("/")
+        well = PlateWell(path, r, c, meta.well)
+        self._wells[path] = well
+        return well
+
+    async def image_paths(self, acquisition: int | None = None) -> list[tuple[str, str]]:
+        """``(well path, field path)`` of every field (of one ``acquisition``, or all), in
+        metadata order. The wells not read yet are read concurrently (at most
+        ``limits.max_requests`` at a time)."""
+        self._check_open()
+        wells = self.wells
+
+        async def read(path: str) -> None:
+            await self.well(path)
+
+        await _run_all([w for w in wells if w not in self._wells], read, self.limits.max_requests)
+        return [(w, f) for w in wells for f in self._wells[w].field_paths(acquisition)]
+
+    async def image(
+        self,
+        row: str | int,
+        column: str | int | None = None,
+        field: int | str = 0,
+        *,
+        mode: Mode | None = None,
+    ) -> Dataset:
+        """Open a field of view as a :class:`~ngio_async.images.Dataset` (metadata only).
+
+        ``field``: an index into the well's fields (metadata order) or a field path. The
+        dataset shares the plate's store, limits and decode threads; closing it leaves the
+        store open (the plate owns it).
+
+        :param mode: ``"r"`` or ``"r+"``; default the plate's own mode.
+        :raises NotFoundError: no such well or field.
+        """
+        well = await self.well(row, column)
+        fields = well.fields
+        if isinstance(field, str):
+            if field not in fields:
+                raise NotFoundError(
+                    f"well {well.path!r} of plate {self.url} has no field {field!r} "
+                    f"(fields: {', '.join(fields)})",
+                    url=self.store.url,
+                    key=join(self.root, well.path, field),
+                )
+            path = field
+        elif isinstance(field, int) and not isinstance(field, bool):
+            if not -len(fields) <= field < len(fields):
+                raise NotFoundError(
+                    f"well {well.path!r} of plate {self.url} has {len(fields)} fields "
+                    f"({', '.join(fields)}): no field index {field}",
+                    url=self.store.url,
+                    key=join(self.root, well.path),
+                )
+            path = fields[field]
+        else:
+            raise TypeError(f"field: expected an index or a field path, got {field!r}")
+        return await Dataset.open_in(
+            self.store,
+            join(self.root, well.path, path),
+            limits=self.limits,
+            workers=self._workers,
+            mode=self.mode if mode is None else mode,
+        )
+
+    # ---------------------------------------------------------------- writing
+    async def add_image(
+        self,
+        row: str | int,
+        column: str | int | None = None,
+        field: str | int = "0",
+        *,
+        acquisition: int | None = None,
+        overwrite: bool = False,
+        **create_options: Any,
+    ) -> Dataset:
+        """Create field ``field`` of well ``(row, column)`` (an empty image; see
+        :func:`~ngio_async.create_async` for ``shape=``, ``dtype=``, ``axes=``, ``channels=``,
+        ``scale=``, ``chunks=``, ``shards=``, ``levels=``, ...; the NGFF version is the
+        plate's) and list it; return the writable dataset.
+
+        Written in order: the row and well groups when missing, the image (arrays, then its
+        group metadata), the well's ``well`` metadata, and last the plate's ``wells`` list if
+        the well was not listed yet. ``overwrite=True`` replaces an existing field (first
+        unlisted, then deleted and created again, then listed at its old place).
+
+        :param acquisition: the field's acquisition id (one of the plate's; required when the
+            plate has several acquisitions).
+        :raises ValueError: the row or column is not the plate's, an unknown acquisition, or
+            the well already has ``field_count`` fields (all before any write).
+        :raises ExistsError: the field exists and ``overwrite`` is false.
+        :raises ReadOnlyError: the plate is read-only (before any I/O).
+        """
+        self._check_writable()
+        r, c = _split_well(row, column)
+        if r not in self.rows:
+            raise ValueError(f"row {r!r} is not a row of plate {self.url} (rows: {self.rows})")
+        if c not in self.columns:
+            raise ValueError(
+                f"column {c!r} is not a column of plate {self.url} (columns: {self.columns})"
+            )
+        name = _name(field, "field")
+        self._check_acquisition(acquisition)
+        version = create_options.pop("ngff_version", self.version)
+        if version != self.version:
+            raise ValueError(
+                f"ngff_version {version!r}: the fields of a {self.version} plate are "
+                f"{self.version} images"
+            )
+        for key in ("url", "path", "limits"):
+            if key in create_options:
+                raise TypeError(f"add_image() got an unexpected keyword argument {key!r}")
+        ngff: Literal["0.4", "0.5"] = "0.4" if self.version == "0.4" else "0.5"
+        plan = plan_image(ngff_version=ngff, **create_options)  # before any I/O
+        well_path = f"{r}/{c}"
+        root = join(self.root, well_path, name)
+        entry: dict[str, Any] = {"path": name}
+        if acquisition is not None:
+            entry["acquisition"] = acquisition
+        async with self._well_lock(well_path):
+            images = await self._well_images(well_path)
+            paths = [im.get("path") for im in images]
+            at: int | None = None
+            if name in paths:
+                if not overwrite:
+                    raise ExistsError(
+                        f"field {name!r} of well {well_path!r} exists in plate {self.url}; "
+                        "pass overwrite=True to replace it",
+                        url=self.store.url,
+                        key=root,
+                    )
+                at = paths.index(name)
+                await self._unlist_field(well_path, name, last=len(images) == 1)
+            elif self.field_count is not None and len(images) >= self.field_count:
+                raise ValueError(
+                    f"well {well_path!r} already has {len(images)} fields: the plate's "
+                    f"field_count is {self.field_count}"
+                )
+            await self._ensure_groups(r, well_path)
+            await write_plan_metadata(self.store, root, plan, overwrite=overwrite)
+
+            def listed(ims: list[dict[str, Any]]) -> list[dict[str, Any]]:
+                ims = [im for im in ims if im.get("path") != name]
+                ims.insert(len(ims) if at is None else at, entry)
+                return ims
+
+            well = await self._edit_well(well_path, listed)
+            assert well is not None
+            if well_path not in self.wells:
+                await self._edit_plate(lambda wells: _with_well(wells, well_path, self))
+            self._wells[well_path] = PlateWell(well_path, r, c, well)
+        return Dataset.from_plan(
+            self.store,
+            root,
+            plan.ome,
+            list(plan.arrays),
+            limits=self.limits,
+            workers=self._workers,
+            mode="r+",
+        )
+
+    def _check_acquisition(self, acquisition: int | None) -> None:
+        ids = [a.id for a in self.acquisitions]
+        if acquisition is None:
+            if len(ids) > 1:
+                raise ValueError(
+                    f"plate {self.url} has {len(ids)} acquisitions ({ids}): pass acquisition=<id>"
+                )
+            return
+        if isinstance(acquisition, bool) or not isinstance(acquisition, int):
+            raise TypeError(f"acquisition: expected an int id, got {acquisition!r}")
+        if acquisition not in ids:
+            raise ValueError(
+                f"acquisition {acquisition} is not one of plate {self.url}'s acquisitions "
+                f"({ids or 'none'})"
+            )
+
+    def _well_lock(self, path: str) -> anyio.Lock:
+        lock = self._well_locks.get(path)
+        if lock is None:
+            lock = self._well_locks[path] = anyio.Lock()
+        return lock
+
+    async def _unlist_field(self, well_path: str, name: str, *, last: bool) -> None:
+        """Unlist a field before it is replaced: from the well (and, when it is the well's
+        only field, the well from the plate first)."""
+        self._wells.pop(well_path, None)
+        if last and well_path in self.wells:
+            await self._edit_plate(lambda wells: [w for w in wells if w.get("path") != well_path])
+        await self._edit_well(well_path, lambda ims: [im for im in ims if im.get("path") != name])
+
+    async def _ensure_groups(self, row: str, well_path: str) -> None:
+        """The row and well groups (plain zarr groups), where missing."""
+        v3 = self.version != "0.4"
+        for group in (join(self.root, row), join(self.root, well_path)):
+            for key, data in _group_doc(v3):
+                if not await self.store.exists(join(group, key)):
+                    await self.store.put(join(group, key), data)
+
+    def _doc_key(self, root: str) -> str:
+        return join(root, ".zattrs" if self.version == "0.4" else "zarr.json")
+
+    async def _read_doc(self, root: str) -> tuple[str, dict[str, Any] | None]:
+        key = self._doc_key(root)
+        raw = await self.store.get(key)
+        return key, None if raw is None else _object(raw, key)
+
+    def _attrs(self, doc: dict[str, Any], key: str) -> dict[str, Any]:
+        """The attributes of a group document (0.5: ``attributes``; 0.4: the whole .zattrs)."""
+        if self.version == "0.4":
+            return doc
+        if doc.get("node_type") != "group":
+            raise MetadataError(f"{self.store.url}/{key} is not a group", "$.node_type")
+        attrs = doc.setdefault("attributes", {})
+        if not isinstance(attrs, dict):
+            raise MetadataError(f"{self.store.url}/{key}: 'attributes' is not an object")
+        return attrs
+
+    def _ngff(self, attrs: dict[str, Any], create: bool = False) -> dict[str, Any] | None:
+        """Where the NGFF keys are: the 0.5 ``ome`` object, the 0.4 attributes."""
+        if self.version == "0.4":
+            return attrs
+        ome = attrs.get("ome")
+        if ome is None and create:
+            ome = attrs["ome"] = {"version": self.version}
+        return ome if isinstance(ome, dict) else None
+
+    async def _well_images(self, well_path: str) -> list[dict[str, Any]]:
+        """The ``images`` list of a well group as stored (empty: no group or no metadata)."""
+        key, doc = await self._read_doc(join(self.root, well_path))
+        if doc is None:
+            return []
+        ngff = self._ngff(self._attrs(doc, key))
+        well = ngff.get("well") if ngff is not None else None
+        images = well.get("images") if isinstance(well, dict) else None
+        return [im for im in images if isinstance(im, dict)] if isinstance(images, list) else []
+
+    async def _edit_well(
+        self, well_path: str, edit: Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
+    ) -> Well | None:
+        """Rewrite a well's ``images`` (read again first; other keys kept); no images left
+        removes its ``well`` metadata. Returns the validated well metadata written."""
+        root = join(self.root, well_path)
+        key, doc = await self._read_doc(root)
+        if doc is None:
+            doc = {"zarr_format": 3, "node_type": "group"} if self.version != "0.4" else {}
+        attrs = self._attrs(doc, key)
+        ngff = self._ngff(attrs, create=True)
+        assert ngff is not None
+        found = ngff.get("well")
+        old: dict[str, Any] = found if isinstance(found, dict) else {}
+        images = edit(list(old.get("images") or []))
+        result: Well | None = None
+        if images:
+            well = {**old, "images": images}  # a 0.5 'version' written by others is kept
+            if self.version == "0.4":
+                well["version"] = "0.4"
+            ngff["well"] = well
+            checked = validate(attrs, kind="well")
+            result = checked.well
+        else:
+            ngff.pop("well", None)
+            if self.version != "0.4" and set(ngff) <= {"version"}:
+                attrs.pop("ome", None)
+        await self.store.put(key, msgspec.json.encode(doc))
+        return result
+
+    async def _edit_plate(
+        self, edit: Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
+    ) -> None:
+        """Rewrite the plate's ``wells`` (the document read again first, other keys kept): the
+        NGFF ``plate`` when wells are left, else the pending layout."""
+        if self._plate_lock is None:
+            self._plate_lock = anyio.Lock()
+        async with self._plate_lock:
+            key, doc = await self._read_doc(self.root)
+            if doc is None:
+                raise NotFoundError(f"{self.store.url}/{key} is gone", url=self.store.url, key=key)
+            attrs = self._attrs(doc, key)
+            ngff = self._ngff(attrs, create=True)
+            assert ngff is not None
+            pending = attrs.get(PENDING_KEY)
+            body = ngff.get("plate")
+            if not isinstance(body, dict) and isinstance(pending, dict):
+                body = pending.get("plate")
+            if not isinstance(body, dict):
+                raise MetadataError(f"{self.store.url}/{key} holds no plate")
+            body = dict(body)  # a 0.5 'version' written by others (ome-zarr-py) is kept
+            body["wells"] = edit(list(body.get("wells") or []))
+            if isinstance(pending, dict):
+                pending.pop("plate", None)
+                if not pending:
+                    attrs.pop(PENDING_KEY)
+            if body["wells"]:
+                if self.version == "0.4":
+                    body["version"] = "0.4"
+                ngff["plate"] = body
+                checked = validate(attrs, kind="plate")  # never write an invalid document
+                assert checked.plate is not None
+                metadata = checked.plate
+            else:
+                ngff.pop("plate", None)
+                if self.version != "0.4" and set(ngff) <= {"version"}:
+                    attrs.pop("ome", None)
+                body.pop("version", None)
+                attrs.setdefault(PENDING_KEY, {})["plate"] = body
+                metadata = _pending_meta(body, self.version, f"{self.store.url}/{key}")
+            await self.store.put(key, msgspec.json.encode(doc))
+            self.metadata = metadata
+
+
+def _with_well(wells: list[dict[str, Any]], path: str, plate: Plate) -> list[dict[str, Any]]:
+    """``wells`` with ``path`` added once, before the first well that comes after it in row
+    then column order (the existing order is kept)."""
+    if any(w.get("path") == path for w in wells):
+        return wells
+    r, c = path.split("/")
+    ref = {"path": path, "rowIndex": plate.rows.index(r), "columnIndex": plate.columns.index(c)}
+    key = (ref["rowIndex"], ref["columnIndex"])
+    for i, w in enumerate(wells):
+        if (w.get("rowIndex", -1), w.get("columnIndex", -1)) > key:
+            return [*wells[:i], ref, *wells[i:]]
+    return [*wells, ref]
+
+
+async def _read_pending(store: AsyncStore, root: str) -> tuple[PlateMeta, str] | None:
+    """The layout of a plate that has no field yet, ``None`` when the group is not one."""
+    for name, version in (("zarr.json", "0.5"), (".zattrs", "0.4")):
+        key = join(root, name)
+        raw = await store.get(key)
+        if raw is None:
+            continue
+        try:
+            doc = _object(raw, key)
+        except MetadataError:
+            return None
+        attrs = doc.get("attributes") if version == "0.5" else doc
+        pending = attrs.get(PENDING_KEY) if isinstance(attrs, dict) else None
+        body = pending.get("plate") if isinstance(pending, dict) else None
+        if not isinstance(body, dict):
+            return None
+        return _pending_meta(body, version, f"{store.url.rstrip('/')}/{key}"), version
+    return None
+
+
+# ------------------------------------------------------------------------------ entry points
+class _PlateOpening:
+    """What :func:`open_plate_async` / :func:`create_plate_async` return: awaitable, and an
+    async context manager (closing the plate on exit)."""
+
+    def __init__(self, factory: Callable[[], Coroutine[Any, Any, Plate]]) -> None:
+        self._factory = factory
+        self._plate: Plate | None = None
+
+    def __await__(self) -> Generator[Any, None, Plate]:
+        return self._factory().__await__()
+
+    async def __aenter__(self) -> Plate:
+        self._plate = await self._factory()
+        return self._plate
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> None:
+        if self._plate is not None:
+            await self._plate.aclose()
+
+
+async def _closing_on_error(
+    store: AsyncStore, owns: bool, opening: Coroutine[Any, Any, Plate]
+) -> Plate:
+    try:
+        return await opening
+    except BaseException:
+        if owns:
+            with anyio.CancelScope(shield=True):
+                await store.aclose()
+        raise
+
+
+def open_plate_async(
+    url: str | os.PathLike[str] | AsyncStore | Any,
+    *,
+    limits: Limits | None = None,
+    path: str = "",
+    mode: Mode = "r",
+    **store_options: Any,
+) -> _PlateOpening:
+    """Open an HCS plate: ``plate = await open_plate_async(url)`` or ``async with``.
+
+    Only the plate group's metadata is read. Same ``url``, ``limits``, ``path`` and store
+    options as :func:`~ngio_async.open_async`; ``mode="r+"`` allows :meth:`Plate.add_image`.
+
+    :raises UnsupportedError: the group is an image, a well, ... (not a plate).
+    :raises MetadataError: the group has no NGFF metadata, or invalid plate metadata.
+    """
+    _check_mode(mode)
+
+    async def go() -> Plate:
+        owns = not isinstance(url, AsyncStore)
+        store = open_store(url, limits=limits, **store_options) if owns else url
+        assert isinstance(store, AsyncStore)
+        return await _closing_on_error(
+            store, owns, Plate.open_in(store, path, limits=limits, owns_store=owns, mode=mode)
+        )
+
+    return _PlateOpening(go)
+
+
+def _plan_plate(
+    rows: Sequence[str | int],
+    columns: Sequence[str | int],
+    wells: Sequence[WellSpec] | None,
+    acquisitions: Sequence[AcquisitionSpec] | None,
+    name: str | None,
+    ngff_version: str,
+    field_count: int | None,
+) -> tuple[dict[str, Any], list[str], PlateMeta]:
+    """The pending plate body, the declared well paths and the plate model (pure; every rule
+    checked)."""
+    if ngff_version not in ("0.4", "0.5"):
+        raise ValueError(f"ngff_version must be '0.4' or '0.5', got {ngff_version!r}")
+    if isinstance(rows, str | int) or isinstance(columns, str | int):
+        raise TypeError("rows and columns are sequences of names, e.g. ['A', 'B'], ['1', '2']")
+    row_names = [_name(r, f"rows[{i}]") for i, r in enumerate(rows)]
+    col_names = [_name(c, f"columns[{i}]") for i, c in enumerate(columns)]
+    if not row_names or not col_names:
+        raise ValueError("a plate needs at least one row and one column")
+    body: dict[str, Any] = {
+        "rows": [{"name": r} for r in row_names],
+        "columns": [{"name": c} for c in col_names],
+    }
+    if acquisitions is not None:
+        body["acquisitions"] = [_acquisition_json(a, i) for i, a in enumerate(acquisitions)]
+    if field_count is not None:
+        if isinstance(field_count, bool) or not isinstance(field_count, int) or field_count < 1:
+            raise ValueError(f"field_count must be an int >= 1, got {field_count!r}")
+        body["field_count"] = field_count
+    if name is not None:
+        body["name"] = str(name)
+    if wells is None:
+        declared = [f"{r}/{c}" for r in row_names for c in col_names]
+    else:
+        declared = []
+        for w in wells:
+            r, c = _split_well(w, None)
+            if r not in row_names or c not in col_names:
+                raise ValueError(f"well '{r}/{c}' is not in the plate's rows and columns")
+            if f"{r}/{c}" in declared:
+                raise ValueError(f"well '{r}/{c}' is given twice")
+            declared.append(f"{r}/{c}")
+    metadata = _pending_meta(body, ngff_version, "plate")  # raises MetadataError (JSON path)
+    return {**body, "wells": []}, declared, metadata
+
+
+def create_plate_async(
+    url: str | os.PathLike[str] | AsyncStore | Any,
+    *,
+    rows: Sequence[str | int],
+    columns: Sequence[str | int],
+    wells: Sequence[WellSpec] | None = None,
+    acquisitions: Sequence[AcquisitionSpec] | None = None,
+    name: str | None = None,
+    ngff_version: Literal["0.5", "0.4"] = "0.5",
+    field_count: int | None = None,
+    overwrite: bool = False,
+    limits: Limits | None = None,
+    path: str = "",
+    **store_options: Any,
+) -> _PlateOpening:
+    """Create an empty HCS plate; ``plate = await create_plate_async(...)`` or ``async with``.
+
+    Writes the row groups, the groups of the ``wells`` (default: every row x column; more
+    wells of the plate's rows and columns get theirs when their first field is added) and the
+    plate group. Add fields with :meth:`Plate.add_image`. Until the first field exists the plate
+    is not yet an NGFF plate (NGFF requires at least one well with one field); its layout is
+    kept under the non-NGFF ``ngio_async`` attribute and :func:`open_plate_async` opens it.
+
+    :param rows: row names (letters and digits), e.g. ``["A", "B"]``.
+    :param columns: column names, e.g. ``["1", "2", "3"]`` (ints are written as text).
+    :param wells: the wells whose groups are created now: ``"A/1"`` or ``("A", "1")``.
+    :param acquisitions: ids, or dicts / :class:`~ngio_async.meta.Acquisition` (``id``,
+        ``name``, ``maximumfieldcount``, ``description``, ``starttime``, ``endtime``).
+    :param field_count: the most fields a well may hold (``add_image`` refuses more).
+    :param overwrite: replace an existing node at ``url`` (its keys are deleted first).
+    :raises ExistsError: a zarr node exists there and ``overwrite`` is false.
+    :raises ValueError, TypeError, MetadataError: an argument breaks a rule (before any I/O).
+    """
+    body, declared, metadata = _plan_plate(
+        rows, columns, wells, acquisitions, name, ngff_version, field_count
+    )
+    root = path.strip("/")
+    v3 = ngff_version != "0.4"
+
+    async def write(store: AsyncStore, owns: bool) -> Plate:
+        await _prepare_root(store, root, overwrite)
+        groups = sorted({w.split("/")[0] for w in declared}) + declared
+        await _put_all(store, [(join(root, g, k), d) for g in groups for k, d in _group_doc(v3)])
+        attrs = {PENDING_KEY: {"plate": body}}
+        if v3:
+            doc = {"zarr_format": 3, "node_type": "group", "attributes": attrs}
+            await store.put(join(root, "zarr.json"), msgspec.json.encode(doc))
+        else:
+            await store.put(join(root, ".zgroup"), encode_group_v2())
+            await store.put(join(root, ".zattrs"), msgspec.json.encode(attrs))
+        return Plate(
+            store,
+            root,
+            metadata,
+            ngff_version,
+            limits=limits or store.limits,
+            owns_store=owns,
+            mode="r+",
+        )
+
+    async def go() -> Plate:
+        store, owns = _open_target(url, limits, dict(store_options))
+        return await _closing_on_error(store, owns, write(store, owns))
+
+    return _PlateOpening(go)
