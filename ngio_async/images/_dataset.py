@@ -126,7 +126,11 @@ class Dataset:
             ome = await read_group_metadata(store, root)
         if ome.multiscales is None:
             kinds = ", ".join(ome.kinds) or "none"
-            hint = " (open a well's field, e.g. '<plate>/A/1/0')" if ome.plate or ome.well else ""
+            hint = ""
+            if ome.plate:
+                hint = " (a plate: open it with ngio_async.open_plate, or a field, e.g. '<plate>/A/1/0')"
+            elif ome.well:
+                hint = " (a well: open one of its fields, e.g. '<well>/0')"
             raise UnsupportedError(
                 f"{store.url}/{root} is not an image (its NGFF metadata: {kinds}){hint}"
             )
