@@ -15,6 +15,7 @@ from .images._dataset import _Opening
 
 if TYPE_CHECKING:
     from ._limits import Limits
+    from .images import Dataset
 
 __all__ = ["open", "open_async"]
 
@@ -29,7 +30,7 @@ def _is_tiff(url: Any) -> bool:
     return path.lower().endswith((".tif", ".tiff")) and os.path.isfile(path)
 
 
-def open_async(url: Any, *, limits: Limits | None = None, **options: Any) -> _Opening:
+def open_async(url: Any, *, limits: Limits | None = None, **options: Any) -> _Opening[Dataset]:
     """Open an image: ``ds = await open_async(url)`` or ``async with open_async(url) as ds``.
 
     OME-Zarr (any store, see :func:`ngio_async.images.open_async` for the options) or a

@@ -764,7 +764,7 @@ def create_async(
     limits: Limits | None = None,
     path: str = "",
     **store_options: Any,
-) -> _Opening:
+) -> _Opening[Dataset]:
     """Create an empty OME-Zarr image; ``ds = await create_async(...)`` or ``async with``.
 
     The dataset returned is writable (``mode="r+"``); every pixel reads as ``fill_value`` until
@@ -871,7 +871,7 @@ def like_options(src: Dataset, overrides: dict[str, Any]) -> dict[str, Any]:
 
 def create_like_async(
     src: Dataset, url: str | os.PathLike[str] | AsyncStore | Any, **overrides: Any
-) -> _Opening:
+) -> _Opening[Dataset]:
     """Create an empty image shaped like ``src`` (axes, shape, scales, units, chunks, shards,
     levels, channels, NGFF version); any :func:`create_async` argument in ``overrides`` wins
     (e.g. ``dtype="float32"``, ``channels=[...]``, ``overwrite=True``)."""

@@ -9,7 +9,7 @@ import numbers
 from collections.abc import Callable, Coroutine, Generator, Iterator, Mapping, Sequence
 from functools import partial
 from itertools import islice
-from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, Self, TypeVar
 
 import anyio
 import numpy as np
@@ -925,19 +925,27 @@ class Dataset:
         return normalize_selection(tuple(selection), lvl.shape).region
 
 
-class _Opening:
-    """What :func:`open_async` returns: awaitable, and an async context manager."""
+class _Closeable(Protocol):
+    async def aclose(self) -> None: ...
 
-    def __init__(self, coro_factory: Any) -> None:
+
+C = TypeVar("C", bound=_Closeable)
+
+
+class _Opening(Generic[C]):
+    """What :func:`open_async` (and the other openers) return: awaitable, and an async context
+    manager closing the opened object on exit."""
+
+    def __init__(self, coro_factory: Callable[[], Coroutine[Any, Any, C]]) -> None:
         self._factory = coro_factory
-        self._dataset: Dataset | None = None
+        self._opened: C | None = None
 
-    def __await__(self) -> Generator[Any, None, Dataset]:
-        return self._factory().__await__()  # type: ignore[no-any-return]
+    def __await__(self) -> Generator[Any, None, C]:
+        return self._factory().__await__()
 
-    async def __aenter__(self) -> Dataset:
-        self._dataset = await self._factory()
-        return self._dataset
+    async def __aenter__(self) -> C:
+        self._opened = await self._factory()
+        return self._opened
 
     async def __aexit__(
         self,
@@ -945,8 +953,8 @@ class _Opening:
         exc_val: BaseException | None,
         exc_tb: TracebackType | None,
     ) -> None:
-        if self._dataset is not None:
-            await self._dataset.aclose()
+        if self._opened is not None:
+            await self._opened.aclose()
 
 
 def open_async(
@@ -956,7 +964,7 @@ def open_async(
     path: str = "",
     mode: Mode = "r",
     **store_options: Any,
-) -> _Opening:
+) -> _Opening[Dataset]:
     """Open an OME-Zarr image: ``ds = await open_async(url)`` or ``async with open_async(url) as ds``.
 
     :param url: a path, ``file://``, ``memory://``, ``s3://``, ``gs://``, ``az://``, ``http(s)://``
@@ -983,8 +991,8 @@ def open_async(
 
 
 async def closing_store_on_error(
-    store: AsyncStore, owns: bool, opening: Coroutine[Any, Any, Dataset]
-) -> Dataset:
+    store: AsyncStore, owns: bool, opening: Coroutine[Any, Any, C]
+) -> C:
     """Await ``opening``; if it fails, close ``store`` when the caller opened it for us."""
     try:
         return await opening

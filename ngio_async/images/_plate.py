@@ -37,7 +37,7 @@ well's first field from one process, or one process at a time.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Coroutine, Generator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Self
 
@@ -57,7 +57,7 @@ from ..meta import Acquisition, Plate as PlateMeta, Well, WellImage, validate
 from ..meta.zarr import encode_group_v2, encode_group_v3
 from ..stores import AsyncStore, open_store
 from ._create import _open_target, _prepare_root, _put_all, plan_image, write_plan_metadata
-from ._dataset import Dataset, _check_mode
+from ._dataset import Dataset, _check_mode, _Opening, closing_store_on_error
 from ._labels import _object
 from ._level import _run_all
 from ._open import join, read_group_metadata
@@ -729,43 +729,6 @@ async def _read_pending(store: AsyncStore, root: str) -> tuple[PlateMeta, str] |
 
 
 # ------------------------------------------------------------------------------ entry points
-class _PlateOpening:
-    """What :func:`open_plate_async` / :func:`create_plate_async` return: awaitable, and an
-    async context manager (closing the plate on exit)."""
-
-    def __init__(self, factory: Callable[[], Coroutine[Any, Any, Plate]]) -> None:
-        self._factory = factory
-        self._plate: Plate | None = None
-
-    def __await__(self) -> Generator[Any, None, Plate]:
-        return self._factory().__await__()
-
-    async def __aenter__(self) -> Plate:
-        self._plate = await self._factory()
-        return self._plate
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_val: BaseException | None,
-        exc_tb: TracebackType | None,
-    ) -> None:
-        if self._plate is not None:
-            await self._plate.aclose()
-
-
-async def _closing_on_error(
-    store: AsyncStore, owns: bool, opening: Coroutine[Any, Any, Plate]
-) -> Plate:
-    try:
-        return await opening
-    except BaseException:
-        if owns:
-            with anyio.CancelScope(shield=True):
-                await store.aclose()
-        raise
-
-
 def open_plate_async(
     url: str | os.PathLike[str] | AsyncStore | Any,
     *,
@@ -773,7 +736,7 @@ def open_plate_async(
     path: str = "",
     mode: Mode = "r",
     **store_options: Any,
-) -> _PlateOpening:
+) -> _Opening[Plate]:
     """Open an HCS plate: ``plate = await open_plate_async(url)`` or ``async with``.
 
     Only the plate group's metadata is read. Same ``url``, ``limits``, ``path`` and store
@@ -788,11 +751,11 @@ def open_plate_async(
         owns = not isinstance(url, AsyncStore)
         store = open_store(url, limits=limits, **store_options) if owns else url
         assert isinstance(store, AsyncStore)
-        return await _closing_on_error(
+        return await closing_store_on_error(
             store, owns, Plate.open_in(store, path, limits=limits, owns_store=owns, mode=mode)
         )
 
-    return _PlateOpening(go)
+    return _Opening(go)
 
 
 def _plan_plate(
@@ -855,7 +818,7 @@ def create_plate_async(
     limits: Limits | None = None,
     path: str = "",
     **store_options: Any,
-) -> _PlateOpening:
+) -> _Opening[Plate]:
     """Create an empty HCS plate; ``plate = await create_plate_async(...)`` or ``async with``.
 
     Writes the row groups, the groups of the ``wells`` (default: every row x column; more
@@ -903,6 +866,6 @@ def create_plate_async(
 
     async def go() -> Plate:
         store, owns = _open_target(url, limits, dict(store_options))
-        return await _closing_on_error(store, owns, write(store, owns))
+        return await closing_store_on_error(store, owns, write(store, owns))
 
-    return _PlateOpening(go)
+    return _Opening(go)
