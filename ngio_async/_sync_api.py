@@ -16,7 +16,7 @@ import os
 import threading
 import warnings
 import weakref
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .images import (
     Dataset,
@@ -178,9 +178,7 @@ class SyncDataset(Closing):
         self.labels = SyncLabels(runner, dataset, self)
         # dropped without close(): the lease and the store are given back, with a warning;
         # still open at interpreter exit: closed then (no unclosed-session noise)
-        finalizer = weakref.finalize(self, _close_dropped, runner, dataset, repr(self))
-        finalizer.atexit = False
-        _open_datasets.add(self)
+        _track(self, runner, dataset)
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickles as the way it was opened (URL and options): dask's processes and distributed
@@ -471,40 +469,55 @@ def _level_of(dataset: SyncDataset, index: int) -> SyncLevel:
     return dataset.levels[index]
 
 
-def _close_quietly(runner: Runner, dataset: Dataset) -> None:
+class _Closeable(Protocol):
+    async def aclose(self) -> None: ...
+
+
+def _close_quietly(runner: Runner, target: _Closeable) -> None:
     with contextlib.suppress(Exception):
         try:
-            runner.call(dataset.aclose)
+            runner.call(target.aclose)
         finally:
             runner.close()
 
 
-def _close_dropped(runner: Runner, dataset: Dataset, name: str) -> None:
-    """The finalizer of a :class:`SyncDataset` collected without ``close()``.
+def _close_dropped(runner: Runner, target: _Closeable, name: str) -> None:
+    """The finalizer of a sync object (dataset, plate) collected without ``close()``.
 
     The garbage collector may run it in any thread, holding any lock, so it never waits here:
-    a short-lived thread closes the dataset and gives the lease back.
+    a short-lived thread closes the object and gives the lease back.
     """
     if runner.closed:
         return
     with contextlib.suppress(RuntimeError):  # no new threads at interpreter shutdown
         threading.Thread(
-            target=_close_quietly, args=(runner, dataset), name="ngio_async-close", daemon=True
+            target=_close_quietly, args=(runner, target), name="ngio_async-close", daemon=True
         ).start()
     warnings.warn(
         f"{name} was not closed; call close() or use 'with'", ResourceWarning, stacklevel=2
     )
 
 
-_open_datasets: weakref.WeakSet[SyncDataset] = weakref.WeakSet()
+# the sync objects still open, with their lease and what closes them
+_open_objects: weakref.WeakKeyDictionary[object, tuple[Runner, _Closeable]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _track(obj: object, runner: Runner, target: _Closeable) -> None:
+    """Close ``target`` and give ``runner``'s lease back if ``obj`` is dropped unclosed (with a
+    ``ResourceWarning``) or is still open at interpreter exit (quietly)."""
+    finalizer = weakref.finalize(obj, _close_dropped, runner, target, repr(obj))
+    finalizer.atexit = False
+    _open_objects[obj] = (runner, target)
 
 
 def _close_at_exit() -> None:
     """Close what is still open at interpreter exit, before the loop stops (runs first: atexit
     hooks run last-registered first, and :mod:`ngio_async.sync` registered its own earlier)."""
-    for ds in list(_open_datasets):
-        if not ds._runner.closed and not in_portal_thread():
-            _close_quietly(ds._runner, ds._dataset)
+    for runner, target in list(_open_objects.values()):
+        if not runner.closed and not in_portal_thread():
+            _close_quietly(runner, target)
 
 
 atexit.register(_close_at_exit)
@@ -527,9 +540,7 @@ class SyncPlate(Closing):
         #: ``(url, open_plate options)`` when opened from a URL or path (for the datasets'
         #: pickling), else None
         self._reopen: tuple[Any, dict[str, Any]] | None = None
-        finalizer = weakref.finalize(self, _close_dropped_plate, runner, plate, repr(self))
-        finalizer.atexit = False
-        _open_plates.add(self)
+        _track(self, runner, plate)
 
     # description (mirrors Plate)
     @property
@@ -712,38 +723,3 @@ _CREATE_PLATE_ONLY = frozenset(inspect.signature(create_plate_async).parameters)
     "url",
     "limits",
 }
-
-
-def _close_plate_quietly(runner: Runner, plate: Plate) -> None:
-    with contextlib.suppress(Exception):
-        try:
-            runner.call(plate.aclose)
-        finally:
-            runner.close()
-
-
-def _close_dropped_plate(runner: Runner, plate: Plate, name: str) -> None:
-    """The finalizer of a :class:`SyncPlate` collected without ``close()`` (as for datasets:
-    a short-lived thread closes it, never waiting here)."""
-    if runner.closed:
-        return
-    with contextlib.suppress(RuntimeError):
-        threading.Thread(
-            target=_close_plate_quietly, args=(runner, plate), name="ngio_async-close", daemon=True
-        ).start()
-    warnings.warn(
-        f"{name} was not closed; call close() or use 'with'", ResourceWarning, stacklevel=2
-    )
-
-
-_open_plates: weakref.WeakSet[SyncPlate] = weakref.WeakSet()
-
-
-def _close_plates_at_exit() -> None:
-    """Close the plates still open at interpreter exit, before the loop stops."""
-    for plate in list(_open_plates):
-        if not plate._runner.closed and not in_portal_thread():
-            _close_plate_quietly(plate._runner, plate._plate)
-
-
-atexit.register(_close_plates_at_exit)
