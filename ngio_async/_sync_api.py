@@ -16,7 +16,7 @@ import os
 import threading
 import warnings
 import weakref
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from .images import (
     Dataset,
@@ -57,6 +57,24 @@ __all__ = [
     "open",
     "open_plate",
 ]
+
+
+T = TypeVar("T")
+
+
+def _leased(make: Callable[[], Awaitable[T]]) -> tuple[Runner, T]:
+    """``await make()`` on the shared loop under a new lease, returned with the lease (given
+    back at once if ``make`` fails): the start of every sync object's life."""
+    runner = Runner()
+    try:
+
+        async def go() -> T:
+            return await make()
+
+        return runner, runner.call(go)
+    except BaseException:
+        runner.close()
+        raise
 
 
 class SyncLevel:
@@ -147,16 +165,7 @@ class SyncLabels:
         return label
 
     def _leased(self, make: Callable[[], Awaitable[Dataset]]) -> SyncDataset:
-        runner = Runner()  # the label dataset holds its own lease
-        try:
-
-            async def go() -> Dataset:
-                return await make()
-
-            label = runner.call(go)
-        except BaseException:
-            runner.close()
-            raise
+        runner, label = _leased(make)  # the label dataset holds its own lease
         return SyncDataset(runner, label, owner=False)
 
     __getitem__ = open
@@ -356,16 +365,9 @@ def open(
     Same arguments as :func:`ngio_async.open_async`. Close it with ``close()`` or ``with``.
     Works inside a running event loop (Jupyter); in a coroutine, prefer ``await open_async(...)``.
     """
-    runner = Runner()
-    try:
-
-        async def go() -> Dataset:
-            return await open_async(url, limits=limits, path=path, mode=mode, **store_options)
-
-        dataset = runner.call(go)
-    except BaseException:
-        runner.close()
-        raise
+    runner, dataset = _leased(
+        lambda: open_async(url, limits=limits, path=path, mode=mode, **store_options)
+    )
     ds = SyncDataset(runner, dataset)
     if isinstance(url, str | os.PathLike):
         ds._reopen = ("zarr", url, {"limits": limits, "path": path, "mode": mode, **store_options})
@@ -406,16 +408,7 @@ class _SyncWriterContext:
 
 
 def _run_creating(make: Callable[[], Awaitable[Dataset]]) -> SyncDataset:
-    runner = Runner()
-    try:
-
-        async def go() -> Dataset:
-            return await make()
-
-        dataset = runner.call(go)
-    except BaseException:
-        runner.close()
-        raise
+    runner, dataset = _leased(make)
     return SyncDataset(runner, dataset)
 
 
@@ -640,16 +633,7 @@ class SyncPlate(Closing):
         )
 
     def _leased(self, make: Callable[[], Awaitable[Dataset]]) -> SyncDataset:
-        runner = Runner()  # the field's dataset holds its own lease
-        try:
-
-            async def go() -> Dataset:
-                return await make()
-
-            dataset = runner.call(go)
-        except BaseException:
-            runner.close()
-            raise
+        runner, dataset = _leased(make)  # the field's dataset holds its own lease
         ds = SyncDataset(runner, dataset, owner=False)
         if self._reopen is not None:
             url, options = self._reopen
@@ -681,16 +665,9 @@ def open_plate(
 ) -> SyncPlate:
     """Open an HCS plate for blocking code; same arguments as
     :func:`ngio_async.open_plate_async`. Close it with ``close()`` or ``with``."""
-    runner = Runner()
-    try:
-
-        async def go() -> Plate:
-            return await open_plate_async(url, limits=limits, path=path, mode=mode, **store_options)
-
-        plate = runner.call(go)
-    except BaseException:
-        runner.close()
-        raise
+    runner, plate = _leased(
+        lambda: open_plate_async(url, limits=limits, path=path, mode=mode, **store_options)
+    )
     result = SyncPlate(runner, plate)
     if isinstance(url, str | os.PathLike):
         result._reopen = (url, {"limits": limits, **_store_options(store_options)})
@@ -702,16 +679,7 @@ def create_plate(url: str | os.PathLike[str] | Any, **options: Any) -> SyncPlate
 
     Same arguments as :func:`ngio_async.create_plate_async` (``rows=``, ``columns=``, ...).
     """
-    runner = Runner()
-    try:
-
-        async def go() -> Plate:
-            return await create_plate_async(url, **options)
-
-        plate = runner.call(go)
-    except BaseException:
-        runner.close()
-        raise
+    runner, plate = _leased(lambda: create_plate_async(url, **options))
     result = SyncPlate(runner, plate)
     if isinstance(url, str | os.PathLike):
         store_options = {k: v for k, v in options.items() if k not in _CREATE_PLATE_ONLY}
