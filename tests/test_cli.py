@@ -642,3 +642,22 @@ def test_validate_paths_point_into_the_file_they_name(
     code, out, _ = run(["validate", image], capsys)
     assert code == 1
     assert "ERROR 0/zarr.json at `$`" in out
+
+
+def test_validate_a_hierarchy_mixing_ngff_versions_is_invalid(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    image = make_image(str(tmp_path / "img.ome.zarr"), "0.5")
+    # the label image's group rewritten as NGFF 0.4 (.zattrs) below a 0.5 image
+    label = tmp_path / "img.ome.zarr" / "labels" / "cells"
+    ome = json.loads((label / "zarr.json").read_text())["attributes"]["ome"]
+    del ome["version"]
+    for ms in ome["multiscales"]:
+        ms["version"] = "0.4"
+    ome["image-label"]["version"] = "0.4"
+    (label / "zarr.json").unlink()
+    (label / ".zgroup").write_text('{"zarr_format": 2}')
+    (label / ".zattrs").write_text(json.dumps(ome))
+    code, out, _ = run(["validate", image], capsys)
+    assert code == 1
+    assert "ERROR labels/cells/.zattrs" in out and "differs from its parent" in out

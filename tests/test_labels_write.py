@@ -3,6 +3,7 @@ label data and its ``mode`` pyramid, read back (ours and zarr-python)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -284,3 +285,65 @@ async def test_label_images_follow_the_image_calibration(tmp_path: Path) -> None
         assert [lvl.translation for lvl in label.levels] == [(0.0, 3.0), (0.0, 3.0)]
         assert cal[0]["y"].unit == cal[0]["x"].unit == "nanometer"
         await label.aclose()
+
+
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+async def test_label_rules_hold_under_races_mixing_and_plain_groups(
+    tmp_path: Path, version: str
+) -> None:
+    async with ngio_async.create_async(
+        tmp_path / "img",
+        shape=(1, 32, 32),
+        dtype="uint8",
+        axes="cyx",
+        levels=1,
+        ngff_version=version,  # type: ignore[arg-type]
+    ) as ds:
+        # two creates of one name at once: one label, the other refused
+        outcome = await asyncio.gather(
+            ds.labels.create("seg", dtype="uint8"),
+            ds.labels.create("seg", dtype="uint32"),
+            return_exceptions=True,
+        )
+        assert sorted(type(o).__name__ for o in outcome) == ["Dataset", "ExistsError"]
+        for o in outcome:
+            if not isinstance(o, BaseException):
+                await o.aclose()
+        assert await ds.labels.names() == ["seg"]
+        # a label image cannot have more levels than its image
+        seg = await ds.labels.open("seg", mode="r+")
+        with pytest.raises(ValueError, match="one level per level of its image"):
+            await seg.build_pyramid(levels=3)
+        await seg.aclose()
+        # label values and channel flags are integers and booleans, never coerced
+        with pytest.raises(ngio_async.MetadataError, match=r"label-value"):
+            await ds.labels.create("bad", colors={1.7: [255, 0, 0, 255]})
+        with pytest.raises(TypeError, match=r"active\[0\]"):
+            await ds.set_channels(active=["false"])
+    # a plain `labels` group (nothing listed) is no label at all: image edits go through
+    other = tmp_path / "plain"
+    async with ngio_async.create_async(
+        other,
+        shape=(1, 32, 32),
+        dtype="uint8",
+        axes="cyx",
+        levels=1,
+        ngff_version=version,  # type: ignore[arg-type]
+    ) as ds:
+        zarr.open_group(other / "labels", mode="w", zarr_format=2 if version == "0.4" else 3)
+        assert await ds.labels.names() == []
+        await ds.set_scale(0.5)
+        await ds.build_pyramid(levels=2)
+    # a labels group of the other NGFF version is refused, not hidden by a second document
+    mixed = tmp_path / "mixed"
+    async with ngio_async.create_async(
+        mixed,
+        shape=(1, 32, 32),
+        dtype="uint8",
+        axes="cyx",
+        levels=1,
+        ngff_version=version,  # type: ignore[arg-type]
+    ) as ds:
+        zarr.open_group(mixed / "labels", mode="w", zarr_format=3 if version == "0.4" else 2)
+        with pytest.raises(ngio_async.UnsupportedError, match="must be the same throughout"):
+            await ds.labels.create("x")

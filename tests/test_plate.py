@@ -471,3 +471,28 @@ def test_sync_twins(tmp_path: Path) -> None:
             ds.close()
         with pytest.raises(ReadOnlyError):
             plate.add_image("A", "1", shape=(8, 8), dtype="uint8")
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_a_well_of_the_other_ngff_version_is_refused_not_hidden(
+    tmp_path: Path, version: str
+) -> None:
+    # NGFF: the version MUST be consistent within a hierarchy; writing this plate's document
+    # beside the well's other one would hide the fields that one lists
+    url = str(tmp_path / "plate.ome.zarr")
+    well = tmp_path / "plate.ome.zarr" / "A" / "2"
+    async with ngio_async.create_plate_async(
+        url, rows=["A"], columns=["1", "2"], ngff_version=version
+    ) as plate:
+        await write_field(plate, "A/1", "0", seed=1)
+        if version == "0.5":  # a 0.4 well (another writer) in a 0.5 plate
+            (well / "zarr.json").unlink()
+            (well / ".zgroup").write_text('{"zarr_format": 2}')
+            (well / ".zattrs").write_text(json.dumps({"well": {"images": [{"path": "0"}]}}))
+        else:  # a 0.5 well in a 0.4 plate
+            (well / "zarr.json").write_text(
+                json.dumps({"zarr_format": 3, "node_type": "group", "attributes": {}})
+            )
+        with pytest.raises(UnsupportedError, match="must be the same throughout"):
+            await write_field(plate, "A/2", "0", seed=2)
+        assert plate.wells == ["A/1"]

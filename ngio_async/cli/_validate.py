@@ -199,8 +199,11 @@ class _Walker:
             return
         version = meta.version or parent_version
         if parent_version is not None and meta.version and meta.version != parent_version:
-            self.warn(
-                key, f"NGFF version {meta.version} differs from its parent's {parent_version}"
+            where = "$.attributes.ome.version" if key.endswith("zarr.json") else "$"
+            self.error(  # NGFF: the version MUST be consistent within a hierarchy
+                key,
+                where,
+                f"NGFF version {meta.version} differs from its parent's {parent_version}",
             )
         if meta.multiscales is not None:
             self._count_levels(root, key, kind, len(meta.multiscales[0].datasets))

@@ -732,6 +732,9 @@ class Dataset:
         ):
             if values is not None and size is not None and len(values) != size:
                 raise ValueError(f"{name}: {len(values)} values for {size} channels")
+        for i, flag in enumerate(active or ()):
+            if not isinstance(flag, bool | np.bool_):
+                raise TypeError(f"active[{i}] must be True or False, got {flag!r}")
         new_windows = (  # checked before any I/O
             None
             if windows is None

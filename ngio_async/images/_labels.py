@@ -31,12 +31,14 @@ import numpy as np
 
 from .._errors import MetadataError, NotFoundError, UnsupportedError
 from ._open import join, read_group_metadata
+from ._write import KeyLocks
 
 if TYPE_CHECKING:
     from numpy.typing import DTypeLike
 
     from ..meta import LabelColor, LabelProperty
     from ..meta.zarr import ArrayMeta
+    from ..stores import AsyncStore
     from ._create import ImagePlan
     from ._dataset import Dataset, Mode
 
@@ -75,9 +77,8 @@ def _colors_json(colors: ColorSpec | None) -> list[dict[str, Any]] | None:
     if colors is None:
         return None
     if isinstance(colors, Mapping):
-        return [
-            {"label-value": int(v), "rgba": [int(c) for c in rgba]} for v, rgba in colors.items()
-        ]
+        # the values go through as given: validation names a float or a bool (NGFF: integers)
+        return [{"label-value": v, "rgba": list(rgba)} for v, rgba in colors.items()]
     return [dict(c) if isinstance(c, Mapping) else _dump(c) for c in colors]
 
 
@@ -192,19 +193,30 @@ class Labels:
     def __init__(self, dataset: Dataset) -> None:
         self._dataset = dataset
         self._lock: anyio.Lock | None = None
+        self._names = KeyLocks()  # one create at a time per label name
 
     async def names(self) -> list[str]:
         """Names of the label images (empty when the image has none)."""
         ds = self._dataset
         ds._check_open()
+        group = join(ds.root, "labels")
+        v3 = ds.metadata.ngff_version != "0.4"
+        key = join(group, "zarr.json" if v3 else ".zattrs")
+        raw = await ds.store.get(key)
+        if raw is None:
+            return []
+        doc = _object(raw, key)
+        attrs = doc.get("attributes") if v3 else doc
+        if not isinstance(attrs, dict) or ("ome" if v3 else "labels") not in attrs:
+            return []  # a plain zarr group: no label image listed yet
         try:
             meta = await read_group_metadata(
-                ds.store, join(ds.root, "labels"), parent_version=ds.metadata.ngff_version
+                ds.store, group, parent_version=ds.metadata.ngff_version
             )
         except NotFoundError:
             return []
-        if meta.labels is None:
-            raise MetadataError(f"{ds.url}/labels has no 'labels' list")
+        if meta.labels is None:  # a plain group (nothing listed yet): no label images
+            return []
         return list(meta.labels)
 
     async def open(self, name: str, mode: Mode | None = None) -> Dataset:
@@ -262,11 +274,13 @@ class Labels:
         ds._check_writable()
         plan = plan_label(ds, name, dtype, colors, properties)
         root = join(ds.root, "labels", name)
-        at = None
-        if overwrite and name in await self.names():
-            at = await self._list(name, remove=True)  # before the old label's keys are deleted
-        await write_plan_metadata(ds.store, root, plan, overwrite=overwrite)
-        await self._list(name, at=at)  # the listing last: it never names an incomplete label
+        await check_same_version(ds.store, join(ds.root, "labels"), ds.metadata.ngff_version)
+        async with self._names.hold(name):  # two creates of one name: one wins, one is refused
+            at = None
+            if overwrite and name in await self.names():
+                at = await self._list(name, remove=True)  # before the old keys are deleted
+            await write_plan_metadata(ds.store, root, plan, overwrite=overwrite)
+            await self._list(name, at=at)  # the listing last: never an incomplete label
         return Dataset.from_plan(
             ds.store,
             root,
@@ -310,6 +324,19 @@ class Labels:
             ome["labels"], index = _edited(ome.get("labels"), name, key, remove, at)
             await ds.store.put(key, msgspec.json.encode(doc))
             return index
+
+
+async def check_same_version(store: AsyncStore, group: str, version: str) -> None:
+    """Refuse to write into ``group`` when it exists in the other zarr format than ``version``
+    needs (NGFF: the version MUST be consistent within a hierarchy; writing the other document
+    beside it would hide what it lists)."""
+    mine, other = ("zarr.json", ".zattrs") if version != "0.4" else (".zattrs", "zarr.json")
+    if not await store.exists(join(group, mine)) and await store.exists(join(group, other)):
+        found = "0.4 (.zattrs)" if other == ".zattrs" else "0.5 (zarr.json)"
+        raise UnsupportedError(
+            f"{store.url}/{group} is NGFF {found} inside an NGFF {version} hierarchy; the version "
+            "must be the same throughout (convert the hierarchy first)"
+        )
 
 
 def _object(raw: Any, key: str) -> dict[str, Any]:

@@ -58,7 +58,7 @@ from ..meta.zarr import encode_group_v2, encode_group_v3
 from ..stores import AsyncStore, open_store
 from ._create import _open_target, _prepare_root, _put_all, plan_image, write_plan_metadata
 from ._dataset import Dataset, _check_mode, _Opening, closing_store_on_error
-from ._labels import _object
+from ._labels import _object, check_same_version
 from ._level import _run_all
 from ._open import join, read_group_metadata
 
@@ -502,6 +502,7 @@ class Plate:
         entry: dict[str, Any] = {"path": name}
         if acquisition is not None:
             entry["acquisition"] = acquisition
+        await check_same_version(self.store, join(self.root, well_path), self.version)
         async with self._well_lock(well_path):
             images = await self._well_images(well_path)
             paths = [im.get("path") for im in images]

@@ -33,11 +33,11 @@ import math
 from dataclasses import replace as dc_replace
 from typing import TYPE_CHECKING, Any, Literal
 
-from .._errors import UnsupportedError
+from .._errors import MetadataError, NotFoundError, UnsupportedError
 from .._prefetch import prefetch
 from ..engine.pyramid import downsample, pyramid_plan
 from ._level import Level
-from ._open import join
+from ._open import join, read_group_metadata
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -305,6 +305,8 @@ async def build_pyramid(
             f"levels={levels}: the image has {existing} levels; build_pyramid does not remove "
             "levels (levels=None rebuilds them all)"
         )
+    if total_levels > existing and ds.metadata.ome.image_label is not None:
+        await _check_image_levels(ds, total_levels)
     if window is None:
         window = ds.limits.prefetch_tiles
     if window < 1:
@@ -348,6 +350,27 @@ async def build_pyramid(
             lvl.translation = cal.translation
         if ds.metadata.ome.image_label is None:
             await _grow_labels(ds, total_levels, window)
+
+
+async def _check_image_levels(label: Dataset, total_levels: int) -> None:
+    """A label image has one level per level of its image (NGFF): refuse more, before any I/O
+    that writes (the image is ``<image>/labels/<name>``; a label found elsewhere is not checked)."""
+    parts = label.root.split("/")
+    if len(parts) < 2 or parts[-2] != "labels":
+        return
+    image_root = "/".join(parts[:-2])
+    try:
+        image = await read_group_metadata(label.store, image_root)
+    except (NotFoundError, MetadataError, UnsupportedError):
+        return
+    if image.multiscales is None:
+        return
+    have = len(image.multiscales[0].datasets)
+    if total_levels > have:
+        raise ValueError(
+            f"levels={total_levels}: a label image has one level per level of its image, which "
+            f"has {have} (build the image's pyramid first: it adds the labels' levels too)"
+        )
 
 
 async def _grow_labels(ds: Dataset, total_levels: int, window: int) -> None:
