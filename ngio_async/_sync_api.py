@@ -166,7 +166,9 @@ class SyncLabels:
 
     def _leased(self, make: Callable[[], Awaitable[Dataset]]) -> SyncDataset:
         runner, label = _leased(make)  # the label dataset holds its own lease
-        return SyncDataset(runner, label, owner=False)
+        ds = SyncDataset(runner, label, owner=False)
+        ds._keep = self._parent  # it reads through the image's store: the image stays open
+        return ds
 
     __getitem__ = open
 
@@ -183,6 +185,8 @@ class SyncDataset(Closing):
         self._owner = owner
         #: how to open this dataset again (another process: pickling); None when unknown
         self._reopen: _Reopen | None = None
+        #: what must stay open while this one is used (the image of a label, a field's plate)
+        self._keep: object = None
         self.levels = [SyncLevel(runner, lvl, self) for lvl in dataset.levels]
         self.labels = SyncLabels(runner, dataset, self)
         # dropped without close(): the lease and the store are given back, with a warning;
@@ -635,6 +639,7 @@ class SyncPlate(Closing):
     def _leased(self, make: Callable[[], Awaitable[Dataset]]) -> SyncDataset:
         runner, dataset = _leased(make)  # the field's dataset holds its own lease
         ds = SyncDataset(runner, dataset, owner=False)
+        ds._keep = self  # it reads through the plate's store: the plate stays open
         if self._reopen is not None:
             url, options = self._reopen
             ds._reopen = ("zarr", url, {**options, "path": dataset.root, "mode": dataset.mode})

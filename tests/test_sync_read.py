@@ -138,6 +138,16 @@ def test_labels_open_as_images(tmp_path: Path, version: str) -> None:
             np.testing.assert_array_equal(np.asarray(cells.levels[1]), label_data[1])
         with pytest.raises(ngio_async.NotFoundError, match=r"no label 'nuclei'.*\['cells'\]"):
             ds.labels.open("nuclei")
+    # the image opened only to reach its label stays open while the label is used
+    import gc
+
+    cells = ngio_async.open(tmp_path).labels["cells"]
+    gc.collect()
+    np.testing.assert_array_equal(cells[1, 5:20, 7:9], label_data[0][1, 5:20, 7:9])
+    cells.close()
+    del cells
+    with pytest.warns(ResourceWarning, match="was not closed"):  # the image, never closed
+        gc.collect()
 
 
 @pytest.mark.parametrize("others", [0, 1], ids=["last-lease", "other-lease-open"])
