@@ -39,6 +39,19 @@ def test_default_names() -> None:
     ]
 
 
+def test_default_name_of_the_current_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    image = tmp_path / "plate 1.zarr"
+    image.mkdir()
+    monkeypatch.chdir(image)
+    assert default_names([".", "./", f"file://{image.as_posix().replace(' ', '%20')}"]) == [
+        "plate 1.zarr",
+        "plate 1.zarr-2",
+        "plate 1.zarr-3",
+    ]
+
+
 def test_name_count_must_match(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["serve", "a.zarr", "b.zarr", "--name", "x"]) == 2
     assert "--name gave 1 names for 2 URLs" in capsys.readouterr().err

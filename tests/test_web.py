@@ -752,4 +752,42 @@ def test_redact() -> None:
     text = redact("GET https://alice:pw9@host/a?X-Amz-Signature=Z1&x=1&token=T2&sig=S3 failed")
     assert "pw9" not in text and "alice" not in text
     assert "Z1" not in text and "T2" not in text and "S3" not in text
-    assert "x=1" in text
+    assert text == "GET <url> failed"  # no store URL in the log at all (README)
+    assert redact("a key=K9&v=1 left") == "a key=***&v=1 left"  # secrets outside URLs too
+
+
+async def test_single_plane_images_odd_colors_scalars_and_bad_escapes(
+    tmp_path: Path, client: TestClient[Any, Any]
+) -> None:
+    # a yx image (no channel axis) shown twice with c=0,0; scalar regions keep their 0-d shape
+    yx = tmp_path / "yx.zarr"
+    data = write_image(yx, Spec(shape=(300, 200), chunks=(128, 128), levels=1))[0]
+    app = create_app({"yx": str(yx)})
+    async with TestClient(TestServer(app)) as c:
+        resp = await c.get("/api/datasets/yx/tiles/0/0/0/0/0.png?c=0,0")
+        assert resp.status == 200, await resp.text()
+        resp = await c.get("/api/datasets/yx/region.npy?y=3&x=4")
+        assert resp.status == 200
+        got = np.load(io.BytesIO(await resp.read()))
+        assert got.shape == () == tuple(int(v) for v in resp.headers["X-Shape"].split(",") if v)
+        assert got == data[3, 4]
+    for color in ("-FFFFF", "0x1234", "F_FFFF"):  # int(x, 16) takes these; colours do not
+        doc = await get_json(
+            client, f"/api/datasets/plain/tiles/0/0/0/0/0.png?c=0&color={color}", 400
+        )
+        assert "'color'" in doc["message"]
+    port = client.server.port
+    assert port is not None
+    for target in ("/zarr/plain/%C0%AE%C0%AE/zarr.json", "/static/%FF"):
+        status, body = await raw_get(port, target)
+        assert status == 400, body
+
+
+def test_store_urls_stay_out_of_the_log() -> None:
+    text = (
+        "store error for '0/c/0' at s3://private-bucket/secret/img.ome.zarr: Error performing "
+        "GET http://user:pw@127.0.0.1:9000/private-bucket/secret/img.ome.zarr/0/c/0?X-Amz-Signature=abc"
+    )
+    out = redact(text)
+    assert "private-bucket" not in out and "secret" not in out and "pw" not in out
+    assert "'0/c/0'" in out and out.count("<url>") == 2

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import anyio
 
@@ -22,6 +23,8 @@ __all__ = ["default_names", "run_serve", "serve_urls"]
 def _last_component(url: str) -> str:
     parts = urlsplit(url)
     path = parts.path if len(parts.scheme) > 1 else url
+    if len(parts.scheme) <= 1 or parts.scheme == "file":  # a local path: ".", "..", "~/x"
+        path = os.path.abspath(os.path.expanduser(unquote(path) if parts.scheme else path))
     name = path.replace("\\", "/").rstrip("/").rpartition("/")[2]
     if not name and len(parts.scheme) > 1:
         name = parts.hostname or ""

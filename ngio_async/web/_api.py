@@ -12,7 +12,7 @@ from aiohttp import web
 from ._errors import ApiError
 from ._params import bad, parse_index, parse_region, parse_tile_query
 from ._render import FORMATS, default_channels, default_colors, encode_npy, render_tile
-from ._state import axis_index
+from ._state import axis_index, axis_roles
 
 if TYPE_CHECKING:
     from ._params import TileQuery
@@ -104,7 +104,7 @@ async def describe(request: web.Request) -> web.Response:
             ],
             "channels": channels,
             "labels": await entry.label_names(),
-            "sizes": {name: ds.shape[i] for i, name in enumerate(ds.axes) if name in "tczyx"},
+            "sizes": {role: ds.shape[i] for role, i in sorted(axis_roles(ds).items())},
         }
     )
 
@@ -196,22 +196,40 @@ async def _read_planes(
     entry: Entry, level: int, t: int, z: int, selected: list[int], ys: slice, xs: slice
 ) -> list[Any]:
     """The 2-D planes of ``selected`` channels, read concurrently."""
+    c_axis = entry.dataset.metadata.channel_axis
+    if c_axis is None:  # one plane, shown once per channel asked for (c=0,0: twice)
+        planes_one = await _read_planes_of(entry, level, t, z, [0], ys, xs, c_axis)
+        return planes_one * len(selected)
+    return await _read_planes_of(entry, level, t, z, selected, ys, xs, c_axis)
+
+
+async def _read_planes_of(
+    entry: Entry,
+    level: int,
+    t: int,
+    z: int,
+    channels: list[int],
+    ys: slice,
+    xs: slice,
+    c_axis: int | None,
+) -> list[Any]:
     ds = entry.dataset
     lvl = ds.levels[level]
     ndim = lvl.ndim
-    c_axis = ds.metadata.channel_axis
-    channels = selected if c_axis is not None else [0]
     planes: list[Any] = [None] * len(channels)
+
+    roles = axis_roles(ds)
+    plane = {roles.get("t"): t, roles.get("z"): z}
 
     async def read(i: int, channel: int) -> None:
         selection: list[Any] = []
-        for axis, name in enumerate(ds.axes):
+        for axis in range(len(ds.axes)):
             if axis >= ndim - 2:
                 selection.append(ys if axis == ndim - 2 else xs)
             elif axis == c_axis:
                 selection.append(channel)
             else:
-                selection.append({"t": t, "z": z}.get(name, 0))
+                selection.append(plane.get(axis, 0))
         planes[i] = await lvl.getitem(tuple(selection))
 
     if len(channels) == 1:

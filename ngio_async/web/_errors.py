@@ -29,9 +29,13 @@ _SECRET_PARAMS = re.compile(
 )
 
 
+_URL = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
+
+
 def redact(text: str) -> str:
-    """``text`` without URL user info (``user:pass@``) and query-string secrets."""
-    text = _USERINFO.sub(r"\g<scheme>***@", text)
+    """``text`` for the log: every URL (store URLs, endpoints; user info and signed queries
+    with them) replaced by ``<url>``, and any query-string secret left elsewhere masked."""
+    text = _URL.sub("<url>", _USERINFO.sub(r"\g<scheme>***@", text))
     return _SECRET_PARAMS.sub(r"\g<name>***", text)
 
 
@@ -73,7 +77,9 @@ def _describe_store_error(exc: NgioError, request: web.Request) -> web.Response:
 
 _CORS = {
     "Access-Control-Allow-Origin": "*",
-    "Access-Control-Expose-Headers": "Content-Range, Content-Length, Accept-Ranges, ETag",
+    "Access-Control-Expose-Headers": (
+        "Content-Range, Content-Length, Accept-Ranges, ETag, X-Shape, X-Dtype"
+    ),
 }
 _PREFLIGHT = {
     **_CORS,

@@ -47,7 +47,10 @@ def safe_key(raw: str, what: str = "key") -> str:
         raise refuse()
     parts = []
     for segment in raw.split("/"):
-        part = unquote(segment, errors="strict")
+        try:
+            part = unquote(segment, errors="strict")
+        except UnicodeDecodeError:  # percent-escapes that are no UTF-8
+            raise refuse() from None
         if part in ("", ".", "..") or any(ch in part for ch in "/\\\x00") or ":" in part[:3]:
             raise refuse()
         parts.append(part)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import io
+import re
 import struct
 import zlib
 from typing import TYPE_CHECKING, Any
@@ -58,15 +59,15 @@ _MAX_DEFAULT_CHANNELS = 3
 _PERCENTILES = (0.1, 99.9)
 
 
+_HEX6 = re.compile(r"[0-9A-Fa-f]{6}")
+
+
 def parse_color(text: str) -> tuple[int, int, int] | None:
     """``RRGGBB`` (an optional ``#`` prefix) as integers, ``None`` if malformed."""
     text = text.strip().removeprefix("#")
-    if len(text) != 6:
+    if _HEX6.fullmatch(text) is None:  # int(x, 16) takes signs, 0x and underscores
         return None
-    try:
-        value = int(text, 16)
-    except ValueError:
-        return None
+    value = int(text, 16)
     return (value >> 16) & 0xFF, (value >> 8) & 0xFF, value & 0xFF
 
 
@@ -220,5 +221,5 @@ def render_tile(
 def encode_npy(data: NDArray[Any]) -> bytes:
     """``data`` in numpy's ``.npy`` format."""
     out = io.BytesIO()
-    np.lib.format.write_array(out, np.ascontiguousarray(data), allow_pickle=False)
+    np.lib.format.write_array(out, np.require(data, requirements="C"), allow_pickle=False)
     return out.getvalue()

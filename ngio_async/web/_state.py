@@ -37,10 +37,29 @@ def dataset_identity(name: str, ds: Dataset) -> str:
     return hashlib.sha256(msgspec.json.encode(doc, order="sorted")).hexdigest()[:24]
 
 
+def axis_roles(ds: Dataset) -> dict[str, int]:
+    """Which axis plays ``t``, ``c``, ``z``, ``y``, ``x``: by name, else by NGFF type (``time``,
+    ``channel``; a ``space`` axis before the last two is ``z``), so ``time/ch/depth/y/x`` works."""
+    ms = ds.metadata.ome.multiscales
+    types = [a.type for a in ms[0].axes] if ms else [None] * len(ds.axes)
+    n = len(ds.axes)
+    roles: dict[str, int] = {}
+    if n >= 2:
+        roles["y"], roles["x"] = n - 2, n - 1
+    for i, name in enumerate(ds.axes[: n - 2]):
+        if name in ("t", "c", "z"):
+            roles.setdefault(name, i)
+    by_type = {"time": "t", "channel": "c", "space": "z"}
+    for i, kind in enumerate(types[: n - 2]):
+        role = by_type.get(kind or "")
+        if role is not None and i not in roles.values():
+            roles.setdefault(role, i)
+    return roles
+
+
 def axis_index(ds: Dataset, name: str) -> int | None:
-    """Index of the axis called ``name``, ``None`` if the image has none."""
-    axes = ds.axes
-    return axes.index(name) if name in axes else None
+    """Index of the axis playing ``name`` (``t``, ``c``, ``z``, ``y``, ``x``), ``None`` if none."""
+    return axis_roles(ds).get(name)
 
 
 @dataclass
