@@ -873,3 +873,34 @@ async def test_http_tiff_layouts(http_server: StaticServer, http_root: Path, kin
         planned = source.ranges((slice(0, 2), slice(33, 64), slice(64, 100)), 0)
         assert planned is not None  # the tiles are planned, not found by misses
         assert len(planned) == (3 if kind == "planar-rgb" else 1 if kind == "rgb" else 2) * 2
+
+
+async def test_grayscale_samples_are_no_rgb_and_broken_tiffs_are_codec_errors(
+    tmp_path: Path,
+) -> None:
+    import tifffile
+
+    gray = tmp_path / "gray3.tif"
+    tifffile.imwrite(
+        gray, np.zeros((3, 32, 32), np.uint16), photometric="minisblack", planarconfig="separate"
+    )
+    async with ngio_async.open_async(gray) as ds:
+        assert [c.label for c in ds.metadata.channels] in ([], [None, None, None])
+    corrupt = tmp_path / "corrupt.tif"
+    corrupt.write_bytes(b"II*\x00" + b"\x00\x00\x00\x03" + b"\x00" * 64)
+    with pytest.raises(ngio_async.CodecError, match="corrupt.tif"):
+        await ngio_async.open_async(corrupt)
+    data = ramp((1, 64, 64))
+    good = tmp_path / "zlib.tif"
+    tifffile.imwrite(good, data, compression="zlib")
+    raw = bytearray(good.read_bytes())
+    with tifffile.TiffFile(good) as tif:
+        offset = tif.pages[0].dataoffsets[0]
+    raw[offset + 8 : offset + 40] = b"\xff" * 32  # a broken deflate stream
+    broken = tmp_path / "broken.tif"
+    broken.write_bytes(bytes(raw))
+    async with ngio_async.open_async(broken) as ds:
+        with pytest.raises(ngio_async.CodecError, match=r"broken\.tif"):
+            await ds.read()
+    with pytest.raises(ValueError, match="has 1 series"):
+        await ngio_async.open_async(good, series=3)

@@ -21,6 +21,7 @@ NGFF order (``t``, ``c``, ``z``, ``y``, ``x``).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import threading
@@ -30,9 +31,11 @@ from typing import TYPE_CHECKING, Any, Self
 import anyio
 import numpy as np
 
-from .._errors import UnsupportedError
+from .._errors import CodecError, NgioError, UnsupportedError
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from numpy.typing import NDArray
 
 __all__ = [
@@ -196,6 +199,21 @@ def resolution_pixel_size(page: Any) -> tuple[float, float, str | None] | None:
     return sy * per_unit, sx * per_unit, "micrometer"
 
 
+@contextlib.contextmanager
+def _tiff_errors(url: str, what: str) -> Iterator[None]:
+    """tifffile's and the codecs' exceptions as ``CodecError`` naming the file (invalid data:
+    the CLI exits 1, as for broken zarr chunks)."""
+    try:
+        yield
+    except (NgioError, MemoryError):
+        raise
+    except Exception as exc:
+        if getattr(exc, "control_flow", False):  # the remote reader's "fetch these bytes"
+            raise
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CodecError(f"cannot {what} {url}: {type(exc).__name__}: {text}", key=url) from exc
+
+
 class TiffSource:
     """A TIFF / OME-TIFF series as a read-only image (series ``series``, all its levels).
 
@@ -214,9 +232,18 @@ class TiffSource:
         import tifffile
 
         self.url = os.fspath(path)
-        self._tif = tif if tif is not None else tifffile.TiffFile(self.url)
+        with _tiff_errors(self.url, "read the TIFF structure of"):
+            self._tif = tif if tif is not None else tifffile.TiffFile(self.url)
+        count = len(self._tif.series)
+        if count == 0:
+            self._tif.close()
+            raise CodecError(f"{self.url} holds no image (a corrupt or empty TIFF)", key=self.url)
+        if not 0 <= series < count:
+            self._tif.close()
+            raise ValueError(f"series={series}: {self.url} has {count} series (0 to {count - 1})")
         try:
-            self._init(series)
+            with _tiff_errors(self.url, "read the TIFF structure of"):
+                self._init(series)
         except BaseException:
             self._tif.close()
             raise
@@ -275,7 +302,8 @@ class TiffSource:
                 sizes["z"] = (float(ij["spacing"]), ij_unit)
             if ij.get("finterval"):
                 sizes["t"] = (float(ij["finterval"]), "second")
-        if channels is None and "c" in self.axes and "S" in self.series_axes.upper():
+        rgb = getattr(getattr(s.pages[0], "photometric", None), "name", "") == "RGB"
+        if channels is None and "c" in self.axes and "S" in self.series_axes.upper() and rgb:
             n = self.shape[self.axes.index("c")]
             if n in (3, 4):
                 channels = [
@@ -332,7 +360,8 @@ class TiffSource:
         selection: list[Any] = [0] * len(self._map)
         for sl, src in zip(region, self._src_of, strict=True):
             selection[src] = sl
-        data = np.asarray(self._zarr(level)[tuple(selection)])
+        with _tiff_errors(self.url, "decode"):
+            data = np.asarray(self._zarr(level)[tuple(selection)])
         # the remaining axes are the kept source axes in source order
         kept = sorted(self._src_of)
         data = data.transpose([kept.index(src) for src in self._src_of])

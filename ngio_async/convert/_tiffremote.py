@@ -64,6 +64,7 @@ class NeedBytesError(Exception):
 
     def __init__(self, start: int, end: int) -> None:
         super().__init__(f"bytes [{start}, {end}) not fetched")
+        self.control_flow = True  # no decoding error: the reader fetches them and retries
         self.start = start
         self.end = end
 
