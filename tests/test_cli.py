@@ -661,3 +661,21 @@ def test_validate_a_hierarchy_mixing_ngff_versions_is_invalid(
     code, out, _ = run(["validate", image], capsys)
     assert code == 1
     assert "ERROR labels/cells/.zattrs" in out and "differs from its parent" in out
+
+
+def test_a_tiff_is_benched_and_named_as_a_tiff_by_info_and_validate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import tifffile
+
+    tif = tmp_path / "cells.tif"
+    tifffile.imwrite(
+        tif, np.arange(3 * 40 * 50, dtype=np.uint16).reshape(3, 40, 50), photometric="minisblack"
+    )
+    code, out, err = run(["bench", "--json", "--quiet", str(tif)], capsys)
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["decoded_bytes"] == 3 * 40 * 50 * 2 and report["level"] == 0
+    for command in ("info", "validate"):
+        code, out, err = run([command, str(tif)], capsys)
+        assert code == 2 and "is a TIFF file" in err and "convert" in err, err

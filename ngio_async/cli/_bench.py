@@ -7,9 +7,8 @@ import math
 import time
 from typing import TYPE_CHECKING, Any
 
+from .._open_any import open_async
 from ..engine import default_tile_shape
-from ..images import Dataset
-from ..stores import open_store
 from ._common import CLIError, stderr_console, store_options, wants_progress
 
 if TYPE_CHECKING:
@@ -29,46 +28,45 @@ async def bench(
     **options: Any,
 ) -> dict[str, Any]:
     """Stream every tile of ``level`` (``ordered=False``); decoded bytes, tiles and seconds."""
-    async with open_store(url, **options) as store:
-        ds = await Dataset.open_in(store)
-        async with ds:
-            if not -len(ds.levels) <= level < len(ds.levels):
-                raise CLIError(f"--level {level}: the image has {len(ds.levels)} levels")
-            lvl = ds.levels[level]
-            tile = default_tile_shape(lvl.shape, lvl.chunks, lvl.shards)
-            tile_bytes = math.prod(min(t or n, n) for t, n in zip(tile, lvl.shape, strict=True))
-            tile_bytes *= lvl.dtype.itemsize
-            with contextlib.ExitStack() as stack:
-                callback: ProgressCallback | None = None
-                if progress:
-                    from ..progress import rich_progress
+    async with open_async(url, **options) as ds:  # OME-Zarr on any store, or a TIFF
+        if not -len(ds.levels) <= level < len(ds.levels):
+            raise CLIError(f"--level {level}: the image has {len(ds.levels)} levels")
+        level %= len(ds.levels)  # -1: the last level, reported as its index
+        lvl = ds.levels[level]
+        tile = default_tile_shape(lvl.shape, lvl.chunks, lvl.shards)
+        tile_bytes = math.prod(min(t or n, n) for t, n in zip(tile, lvl.shape, strict=True))
+        tile_bytes *= lvl.dtype.itemsize
+        with contextlib.ExitStack() as stack:
+            callback: ProgressCallback | None = None
+            if progress:
+                from ..progress import rich_progress
 
-                    callback = stack.enter_context(
-                        rich_progress(
-                            f"level {level}",
-                            nbytes_per_item=tile_bytes,
-                            console=stderr_console(),
-                            transient=False,
-                        )
+                callback = stack.enter_context(
+                    rich_progress(
+                        f"level {level}",
+                        nbytes_per_item=tile_bytes,
+                        console=stderr_console(),
+                        transient=False,
                     )
-                nbytes = tiles = 0
-                start = time.perf_counter()
-                async for t in ds.tiles(
-                    level=level, ordered=False, prefetch=prefetch, progress=callback
-                ):
-                    nbytes += t.data.nbytes
-                    tiles += 1
-                seconds = time.perf_counter() - start
-            return {
-                "url": ds.url,
-                "level": level,
-                "shape": list(lvl.shape),
-                "dtype": str(lvl.dtype),
-                "tiles": tiles,
-                "decoded_bytes": nbytes,
-                "seconds": seconds,
-                "mb_per_s": nbytes / 1e6 / max(seconds, 1e-9),
-            }
+                )
+            nbytes = tiles = 0
+            start = time.perf_counter()
+            async for t in ds.tiles(
+                level=level, ordered=False, prefetch=prefetch, progress=callback
+            ):
+                nbytes += t.data.nbytes
+                tiles += 1
+            seconds = time.perf_counter() - start
+        return {
+            "url": ds.url,
+            "level": level,
+            "shape": list(lvl.shape),
+            "dtype": str(lvl.dtype),
+            "tiles": tiles,
+            "decoded_bytes": nbytes,
+            "seconds": seconds,
+            "mb_per_s": nbytes / 1e6 / max(seconds, 1e-9),
+        }
 
 
 def run_bench(args: argparse.Namespace) -> int:

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EXIT_ERROR",
+    "refuse_tiff",
     "EXIT_INTERRUPTED",
     "EXIT_INVALID",
     "EXIT_OK",
@@ -50,6 +51,19 @@ class CLIError(Exception):
     def __init__(self, message: str, code: int = EXIT_ERROR) -> None:
         self.code = code
         super().__init__(message)
+
+
+def refuse_tiff(url: str, command: str) -> None:
+    """``info`` and ``validate`` read OME-Zarr: a TIFF gets a message saying so (a TIFF path
+    is no directory, so the store layer would say "not found")."""
+    from .._open_any import _is_tiff
+
+    if _is_tiff(url):
+        raise CLIError(
+            f"{url} is a TIFF file; `{command}` reads OME-Zarr. Convert it with "
+            "`ngio-async convert`, or stream it with `ngio-async bench`",
+            EXIT_ERROR,
+        )
 
 
 def add_store_options(parser: argparse.ArgumentParser) -> None:

@@ -26,7 +26,7 @@ from ..meta.zarr import (
     ZstdCodec,
 )
 from ..stores import ObstoreStore, open_store
-from ._common import human_bytes, leaf_exception, stdout_console, store_options
+from ._common import human_bytes, leaf_exception, refuse_tiff, stdout_console, store_options
 
 if TYPE_CHECKING:
     import argparse
@@ -306,6 +306,7 @@ async def _series(
 
 async def gather_info(url: str, *, sizes: bool = True, **options: Any) -> dict[str, Any]:
     """The description of the hierarchy at ``url`` (what ``info --json`` prints)."""
+    refuse_tiff(url, "info")
     limiter = anyio.CapacityLimiter(_CONCURRENCY)
     async with open_store(url, **options) as store:
         ome = await read_group_metadata(store, "")

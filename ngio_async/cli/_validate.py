@@ -23,7 +23,14 @@ from .._errors import CodecError, MetadataError, NotFoundError, UnsupportedError
 from ..images._open import join, read_level_metadata
 from ..meta import MetadataWarning, validate
 from ..stores import open_store
-from ._common import EXIT_INVALID, EXIT_OK, stderr_console, store_options, wants_progress
+from ._common import (
+    EXIT_INVALID,
+    EXIT_OK,
+    refuse_tiff,
+    stderr_console,
+    store_options,
+    wants_progress,
+)
 
 if TYPE_CHECKING:
     import argparse
@@ -328,6 +335,7 @@ async def validate_hierarchy(
     **options: Any,
 ) -> Report:
     """Validate the hierarchy at ``url``; raises only for I/O errors and a missing root."""
+    refuse_tiff(url, "validate")
     async with open_store(url, **options) as store:
         return await _Walker(store, strict=strict, depth=depth, on_node=on_node).run()
 
