@@ -12,6 +12,8 @@ class Limits:
     """Bounds shared by everything that reads or writes one store.
 
     :param max_requests: requests in flight per store (one ``CapacityLimiter`` per store).
+        Local files and memory are read inside the decode threads instead (one thread call
+        reads and decodes a chunk), so there ``decode_threads`` bounds the reads as well.
     :param prefetch_tiles: tiles fetched ahead of the consumer by a tile iterator.
     :param prefetch_bytes: decoded bytes held ahead of the consumer (the memory bound).
     :param decode_threads: worker threads that decode and encode chunks.

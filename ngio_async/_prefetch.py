@@ -89,7 +89,14 @@ if TYPE_CHECKING:
 
     from anyio.abc import TaskGroup
 
-__all__ = ["Prefetch", "PrefetchIterator", "ProgressCallback", "prefetch", "single_leaf"]
+__all__ = [
+    "Prefetch",
+    "PrefetchIterator",
+    "ProgressCallback",
+    "first_error",
+    "prefetch",
+    "single_leaf",
+]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -110,6 +117,19 @@ def single_leaf(group: BaseExceptionGroup[Any]) -> BaseException | None:
             return None
         exc = exc.exceptions[0]
     return exc
+
+
+@contextlib.contextmanager
+def first_error() -> Iterator[None]:
+    """Around a task group: its first failure raised plainly, never an ``ExceptionGroup``
+    (the others were cancelled by it, or failed alike)."""
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        exc: BaseException = group
+        while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+            exc = exc.exceptions[0]
+        raise exc from None
 
 
 class _Idle(Generic[T, R]):

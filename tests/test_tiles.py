@@ -486,3 +486,61 @@ async def test_tiles_refuse_steps_and_take_empty_and_numpy_selections(
         np.testing.assert_array_equal(await ds.read(c=np.array([1, 0])), data[[1, 0]])
         with pytest.raises(TypeError, match="list items must be ints"):
             await ds.read(z=[0.5])
+
+
+async def test_errors_come_out_plain_and_a_shared_bare_iterator_hands_each_tile_once(
+    tmp_path: Path,
+) -> None:
+    data = write_image(tmp_path, SHARDED)[0]
+
+    def fail(method: str, key: str) -> BaseException | None:
+        return OSError(f"boom {key}") if key == "0/c/1/0/0/0" else None
+
+    store = InstrumentedStore(open_store(tmp_path, limits=Limits(max_retries=0)), fail=fail)
+    async with ngio_async.open_async(store) as ds:
+        for picked in (1, [1], [0, 1]):  # a list of planes is read concurrently: still plain
+            with pytest.raises(ngio_async.StoreError, match="boom"):
+                await ds.read(c=picked)
+        # four tasks sharing one bare iterator: every tile once
+        it = aiter(ds.tiles(c=0))
+        seen: list[tuple[int, ...]] = []
+
+        async def take() -> None:
+            async for tile in it:
+                np.testing.assert_array_equal(tile.data, data[tile.region])
+                seen.append(tile.index)
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(4):
+                tg.start_soon(take)
+        assert sorted(seen) == sorted(set(seen)) and len(seen) == len(ds.tiles(c=0))
+    await store.aclose()
+
+
+async def test_a_corrupt_inner_chunk_read_remotely_is_a_plain_codec_error(tmp_path: Path) -> None:
+    write_image(tmp_path, SHARDED)
+    shard = tmp_path / "0" / "c" / "0" / "0" / "0" / "0"
+    raw = bytearray(shard.read_bytes())
+    raw[:64] = b"\x00" * 64  # the first inner chunk's bytes (the index is at the end)
+    shard.write_bytes(bytes(raw))
+    store = InstrumentedStore(open_store(tmp_path))  # the remote (async) read path
+    async with ngio_async.open_async(store) as ds:
+        # two of the shard's four inner chunks: index, ranges, decodes in a task group
+        for read in (lambda: ds[0, 0, 0:16, 0:64], lambda: ds.read(c=[0, 1], z=0)):
+            with pytest.raises(ngio_async.CodecError, match=r"0/c/0/0/0/0"):
+                await read()
+    await store.aclose()
+
+
+def test_local_batches_stay_within_a_quarter_of_the_byte_bound(tmp_path: Path) -> None:
+    big_empty(tmp_path)  # 10x10 uint8 tiles: 100 bytes each
+
+    async def go() -> None:
+        for bound, most in ((400, 1), (4000, 8), (1 << 20, 8)):
+            async with ngio_async.open_async(
+                tmp_path, limits=Limits(prefetch_bytes=bound, prefetch_tiles=64)
+            ) as ds:
+                per_call = ds.tiles().tiles_per_call
+                assert per_call <= max(1, bound // 4 // 100) and per_call <= most
+
+    anyio.run(go, backend="asyncio")

@@ -15,7 +15,7 @@ import anyio
 import numpy as np
 
 from .._errors import ClosedError, NotFoundError, ReadOnlyError, UnsupportedError
-from .._prefetch import prefetch as start_prefetch
+from .._prefetch import first_error, prefetch as start_prefetch
 from .._workers import Workers
 from ..engine import default_tile_shape, keys_ahead, normalize_selection, tile_grid
 from ..stores import AsyncStore, open_store
@@ -52,13 +52,15 @@ _TILES_PER_CALL = 8  # small tiles read per worker-thread call on local stores, 
 _BATCH_BYTES = 4 << 20  # ... and at most this many decoded bytes per call
 
 
-def _tiles_per_call(lvl: Level, window: int, tile_bytes: int) -> int:
+def _tiles_per_call(lvl: Level, window: int, tile_bytes: int, max_bytes: int) -> int:
     """Tiles per prefetch item: several small ones on local stores (one thread hand-off per
-    batch, not per tile; ~0.13 ms of event-loop time each), keeping >= 4 batches in the window;
-    one elsewhere (remote reads overlap round trips per tile)."""
+    batch, not per tile; ~0.13 ms of event-loop time each), keeping >= 4 batches in the window
+    and a batch within a quarter of the byte bound (the consumer may still hold the tiles of
+    the last batch handed over); one elsewhere (remote reads overlap round trips per tile)."""
     if not lvl.reads_locally:
         return 1
-    return max(1, min(_TILES_PER_CALL, window // 4, _BATCH_BYTES // tile_bytes))
+    by_bytes = min(_BATCH_BYTES, max_bytes // 4) // tile_bytes
+    return max(1, min(_TILES_PER_CALL, window // 4, by_bytes))
 
 
 class _State(enum.Enum):
@@ -310,9 +312,10 @@ class Dataset:
             picked[axis] = slice(i, i + 1)
             parts[k] = await lvl.getitem(tuple(picked))
 
-        async with anyio.create_task_group() as tg:  # the picked planes concurrently
-            for k, i in enumerate(indices):
-                tg.start_soon(one, k, i)
+        with first_error():
+            async with anyio.create_task_group() as tg:  # the picked planes concurrently
+                for k, i in enumerate(indices):
+                    tg.start_soon(one, k, i)
         # axes dropped before ``axis`` shift its position in the result
         dropped = sum(1 for s in selection[:axis] if isinstance(s, int))
         return np.concatenate(parts, axis=axis - dropped)
@@ -433,7 +436,7 @@ class Dataset:
             max_window = window
 
         indexes = lvl.index_cache()  # each shard index is read once per stream
-        per_call = _tiles_per_call(lvl, window, tile_bytes)
+        per_call = _tiles_per_call(lvl, window, tile_bytes, limits.prefetch_bytes)
         if per_call > 1:  # local: several tiles per worker-thread call, the window in batches
             window, max_window = -(-window // per_call), -(-max_window // per_call)
 

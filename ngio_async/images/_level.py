@@ -22,7 +22,7 @@ import anyio
 import numpy as np
 
 from .._errors import CodecError, ReadOnlyError
-from .._prefetch import prefetch
+from .._prefetch import first_error, prefetch
 from ..codecs import ChunkCodec, ShardCodec, ShardIndex
 from ..engine import (
     BasicSelection,
@@ -389,10 +389,11 @@ class Level:
             if parts == 1:
                 await self._workers.run(_decode_shard_into, codec, whole, key, plan, out)
                 return
-            async with anyio.create_task_group() as tg:
-                for i in range(parts):
-                    part = replace(plan, chunks=plan.chunks[i::parts])
-                    tg.start_soon(self._decode_shard_part, codec, whole, key, part, out)
+            with first_error():
+                async with anyio.create_task_group() as tg:
+                    for i in range(parts):
+                        part = replace(plan, chunks=plan.chunks[i::parts])
+                        tg.start_soon(self._decode_shard_part, codec, whole, key, part, out)
             return
         index = await self.shard_index(key, indexes)
         if index is None:
@@ -413,16 +414,17 @@ class Level:
         bufs = await self.store.get_ranges(key, wanted)
         if bufs is None:  # the shard vanished between the index and the data
             raise CodecError(f"shard {key!r} disappeared while it was read", key=key)
-        async with anyio.create_task_group() as tg:
-            for p, b in zip(pieces, bufs, strict=True):
-                tg.start_soon(
-                    self._decode_in_thread,
-                    codec.inner,
-                    b,
-                    f"{key}{list(p.coords)}",
-                    p.chunk_selection,
-                    out[p.out_selection],
-                )
+        with first_error():
+            async with anyio.create_task_group() as tg:
+                for p, b in zip(pieces, bufs, strict=True):
+                    tg.start_soon(
+                        self._decode_in_thread,
+                        codec.inner,
+                        b,
+                        f"{key}{list(p.coords)}",
+                        p.chunk_selection,
+                        out[p.out_selection],
+                    )
 
     async def _decode_shard_part(
         self, codec: ShardCodec, whole: Buffer, key: str, plan: ShardPlan, out: NDArray[Any]

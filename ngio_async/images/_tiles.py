@@ -6,6 +6,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, Self, TypeAlias
 
+import anyio
+
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
     from types import TracebackType
@@ -200,12 +202,22 @@ class _OwnedBatches:
         self._owner = owner
         self._it: PrefetchIterator[TileBatch] | None = None
         self._closed = False
+        self._starting: anyio.Event | None = None  # set once the prefetch has started
 
     async def __anext__(self) -> TileBatch:
         if self._it is None:
             if self._closed:
                 raise StopAsyncIteration
-            self._it = self._make(await self._owner()).__aiter__()
+            if self._starting is not None:  # another task is starting it: wait, then share
+                await self._starting.wait()
+                if self._it is None:
+                    raise StopAsyncIteration
+            else:
+                self._starting = anyio.Event()
+                try:
+                    self._it = self._make(await self._owner()).__aiter__()
+                finally:
+                    self._starting.set()
         return await self._it.__anext__()
 
     async def aclose(self) -> None:

@@ -35,7 +35,8 @@ class InstrumentedStore(AsyncStore):
     :param fail: called as ``fail(method, key)`` before each request; a returned exception
         is raised as that request's failure (it goes through retries and error mapping).
     :param blocking: offer ``inner``'s blocking reads (local stores), counted as ``get`` too
-        (worker threads: ``time.sleep`` latency; a fault is raised as is, no retries).
+        (worker threads: ``time.sleep`` latency; a fault is raised as is, no retries). Like a
+        local store's, they run in the decode threads, outside the store's limiter.
     """
 
     def __init__(
