@@ -291,14 +291,17 @@ async def test_label_images_follow_the_image_calibration(tmp_path: Path) -> None
 async def test_label_rules_hold_under_races_mixing_and_plain_groups(
     tmp_path: Path, version: str
 ) -> None:
-    async with ngio_async.create_async(
-        tmp_path / "img",
-        shape=(1, 32, 32),
-        dtype="uint8",
-        axes="cyx",
-        levels=1,
-        ngff_version=version,  # type: ignore[arg-type]
-    ) as ds:
+    def small(root: Path) -> Any:
+        return ngio_async.create_async(
+            root,
+            shape=(1, 32, 32),
+            dtype="uint8",
+            axes="cyx",
+            levels=1,
+            ngff_version=version,  # type: ignore[arg-type]
+        )
+
+    async with small(tmp_path / "img") as ds:
         # two creates of one name at once: one label, the other refused
         outcome = await asyncio.gather(
             ds.labels.create("seg", dtype="uint8"),
@@ -322,28 +325,14 @@ async def test_label_rules_hold_under_races_mixing_and_plain_groups(
             await ds.set_channels(active=["false"])
     # a plain `labels` group (nothing listed) is no label at all: image edits go through
     other = tmp_path / "plain"
-    async with ngio_async.create_async(
-        other,
-        shape=(1, 32, 32),
-        dtype="uint8",
-        axes="cyx",
-        levels=1,
-        ngff_version=version,  # type: ignore[arg-type]
-    ) as ds:
+    async with small(other) as ds:
         zarr.open_group(other / "labels", mode="w", zarr_format=2 if version == "0.4" else 3)
         assert await ds.labels.names() == []
         await ds.set_scale(0.5)
         await ds.build_pyramid(levels=2)
     # a labels group of the other NGFF version is refused, not hidden by a second document
     mixed = tmp_path / "mixed"
-    async with ngio_async.create_async(
-        mixed,
-        shape=(1, 32, 32),
-        dtype="uint8",
-        axes="cyx",
-        levels=1,
-        ngff_version=version,  # type: ignore[arg-type]
-    ) as ds:
+    async with small(mixed) as ds:
         zarr.open_group(mixed / "labels", mode="w", zarr_format=3 if version == "0.4" else 2)
         with pytest.raises(ngio_async.UnsupportedError, match="must be the same throughout"):
             await ds.labels.create("x")

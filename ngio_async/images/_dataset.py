@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import enum
 import math
 import numbers
 from collections.abc import Callable, Coroutine, Generator, Iterator, Mapping, Sequence
 from functools import partial
 from itertools import islice
-from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
 
 import anyio
 import numpy as np
 
-from .._errors import ClosedError, NotFoundError, ReadOnlyError, UnsupportedError
+from .._errors import NotFoundError, ReadOnlyError, UnsupportedError
 from .._prefetch import first_error, prefetch as start_prefetch
 from .._workers import Workers
 from ..engine import default_tile_shape, keys_ahead, normalize_selection, tile_grid
@@ -22,6 +21,7 @@ from ..stores import AsyncStore, open_store
 from ._labels import Labels
 from ._level import Level
 from ._metadata import ImageMetadata
+from ._node import StoreNode
 from ._open import join, read_group_metadata, read_level_metadata
 from ._tiles import Tile, TileBatch, TileStream, TileWork
 from ._write import fit_data
@@ -63,12 +63,7 @@ def _tiles_per_call(lvl: Level, window: int, tile_bytes: int, max_bytes: int) ->
     return max(1, min(_TILES_PER_CALL, window // 4, by_bytes))
 
 
-class _State(enum.Enum):
-    OPEN = 1
-    CLOSED = 2
-
-
-class Dataset:
+class Dataset(StoreNode):
     """An OME-Zarr image: ``levels`` (largest first), ``metadata``, ``labels``; reads with ``await``.
 
     Open with :func:`ngio_async.open_async`. Reading::
@@ -76,6 +71,8 @@ class Dataset:
         arr = await ds.read(level=0, c="DAPI", y=slice(0, 512), x=slice(0, 512))
         arr = await ds[0, :, 100:200, 150:250]      # numpy basic indexing on level 0
     """
+
+    _what = "dataset"
 
     def __init__(
         self,
@@ -95,7 +92,6 @@ class Dataset:
         self.limits = limits
         self._workers = workers
         self._owns_store = owns_store
-        self._state = _State.OPEN
         self.labels = Labels(self)
         self._owner: TaskGroup | None = None
         self._owner_ready: anyio.Event | None = None
@@ -199,37 +195,12 @@ class Dataset:
         for lvl in self.levels:
             lvl.writable = mode == "r+"
 
-    async def aclose(self) -> None:
-        """Close the dataset (and its store, if the dataset opened it). Idempotent."""
-        if self._state is _State.CLOSED:
-            return
-        self._state = _State.CLOSED
+    async def _close_own(self) -> None:
+        """Stop the background fetches of bare ``async for`` loops (the store closes next)."""
         self._owner_stop.set()
         if self._owner_task is not None:
             with anyio.CancelScope(shield=True):
                 await self._owner_task
-        if self._owns_store:
-            with anyio.CancelScope(shield=True):
-                await self.store.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_val: BaseException | None,
-        exc_tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    @property
-    def closed(self) -> bool:
-        return self._state is _State.CLOSED
-
-    def _check_open(self) -> None:
-        if self._state is _State.CLOSED:
-            raise ClosedError(f"dataset {self.url} is closed")
 
     # ---------------------------------------------------------------- description
     @property

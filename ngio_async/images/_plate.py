@@ -36,16 +36,14 @@ well's first field from one process, or one process at a time.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Self
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 import msgspec
 
 from .._errors import (
-    ClosedError,
     ExistsError,
     MetadataError,
     NotFoundError,
@@ -60,11 +58,11 @@ from ._create import _open_target, _prepare_root, _put_all, plan_image, write_pl
 from ._dataset import Dataset, _check_mode, _Opening, closing_store_on_error
 from ._labels import _object, check_same_version
 from ._level import _run_all
+from ._node import StoreNode
 from ._open import join, read_group_metadata
 
 if TYPE_CHECKING:
     import os
-    from types import TracebackType
 
     from .._limits import Limits
     from ._dataset import Mode
@@ -76,11 +74,6 @@ PENDING_KEY = "ngio_async"
 
 AcquisitionSpec = int | Mapping[str, Any] | Acquisition
 WellSpec = str | tuple[str | int, str | int]
-
-
-class _State(enum.Enum):
-    OPEN = 1
-    CLOSED = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,13 +175,15 @@ def _group_doc(v3: bool) -> list[tuple[str, bytes]]:
 
 
 # ------------------------------------------------------------------------------ the plate
-class Plate:
+class Plate(StoreNode):
     """An HCS plate: ``rows``, ``columns``, ``wells``, ``acquisitions``; fields open as datasets.
 
     Open with :func:`open_plate_async` (read; ``mode="r+"`` to add fields) or create with
     :func:`create_plate_async`. The datasets it opens or creates share its store: close them
     before (or with) the plate; :meth:`aclose` closes the store if the plate opened it.
     """
+
+    _what = "plate"
 
     def __init__(
         self,
@@ -210,7 +205,6 @@ class Plate:
         self._owns_store = owns_store
         self._workers = Workers(limits.decode_threads)
         self._wells: dict[str, PlateWell] = {}
-        self._state = _State.OPEN
         self._plate_lock: anyio.Lock | None = None
         self._well_locks: dict[str, anyio.Lock] = {}
 
@@ -264,34 +258,6 @@ class Plate:
             owns_store=owns_store,
             mode=mode,
         )
-
-    async def aclose(self) -> None:
-        """Close the plate (and its store, if the plate opened it). Idempotent."""
-        if self._state is _State.CLOSED:
-            return
-        self._state = _State.CLOSED
-        if self._owns_store:
-            with anyio.CancelScope(shield=True):
-                await self.store.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_val: BaseException | None,
-        exc_tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    @property
-    def closed(self) -> bool:
-        return self._state is _State.CLOSED
-
-    def _check_open(self) -> None:
-        if self._state is _State.CLOSED:
-            raise ClosedError(f"plate {self.url} is closed")
 
     def _check_writable(self) -> None:
         self._check_open()

@@ -1,0 +1,66 @@
+"""``StoreNode``: what a dataset and a plate share: a store they may own, and their lifetime."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar, Self
+
+import anyio
+
+from .._errors import ClosedError
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from ..stores import AsyncStore
+
+__all__ = ["StoreNode"]
+
+
+class StoreNode:
+    """A node of a store (an image, a plate) that closes the store if it opened it.
+
+    ``async with node:`` closes it on exit; ``aclose()`` is idempotent; ``closed`` and
+    ``_check_open()`` (a :class:`~ngio_async.ClosedError` naming the node) serve the methods.
+    Subclasses set ``store``, ``_owns_store`` and ``_what``, and may add :meth:`_close_own`.
+    """
+
+    _what: ClassVar[str] = "node"
+    store: AsyncStore
+    _owns_store: bool
+    _is_closed: bool = False
+
+    @property
+    def url(self) -> str:
+        raise NotImplementedError
+
+    async def _close_own(self) -> None:
+        """What the node itself holds, closed before its store (default: nothing)."""
+
+    async def aclose(self) -> None:
+        """Close the node (and its store, if the node opened it). Idempotent."""
+        if self._is_closed:
+            return
+        self._is_closed = True
+        await self._close_own()
+        if self._owns_store:
+            with anyio.CancelScope(shield=True):
+                await self.store.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    @property
+    def closed(self) -> bool:
+        return self._is_closed
+
+    def _check_open(self) -> None:
+        if self._is_closed:
+            raise ClosedError(f"{self._what} {self.url} is closed")
