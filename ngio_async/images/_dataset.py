@@ -954,14 +954,27 @@ def open_async(
     Only metadata is read: for NGFF 0.5 one GET for the group and one per level, concurrently.
     """
 
+    return open_node(Dataset.open_in, url, limits, path, mode, store_options)
+
+
+def open_node(
+    open_in: Callable[..., Coroutine[Any, Any, C]],
+    url: Any,
+    limits: Limits | None,
+    path: str,
+    mode: Mode,
+    store_options: dict[str, Any],
+) -> _Opening[C]:
+    """``open_in(store, path, ...)`` on the store of ``url`` (a store object is used as is, any
+    other URL opens one that the node owns and closes; closed again if opening fails)."""
     _check_mode(mode)
 
-    async def go() -> Dataset:
+    async def go() -> C:
         owns = not isinstance(url, AsyncStore)
         store = open_store(url, limits=limits, **store_options) if owns else url
         assert isinstance(store, AsyncStore)
         return await closing_store_on_error(
-            store, owns, Dataset.open_in(store, path, limits=limits, owns_store=owns, mode=mode)
+            store, owns, open_in(store, path, limits=limits, owns_store=owns, mode=mode)
         )
 
     return _Opening(go)

@@ -53,9 +53,8 @@ from .._errors import (
 from .._workers import Workers
 from ..meta import Acquisition, Plate as PlateMeta, Well, WellImage, validate
 from ..meta.zarr import encode_group_v2, encode_group_v3
-from ..stores import AsyncStore, open_store
 from ._create import _open_target, _prepare_root, _put_all, plan_image, write_plan_metadata
-from ._dataset import Dataset, _check_mode, _Opening, closing_store_on_error
+from ._dataset import Dataset, _check_mode, _Opening, closing_store_on_error, open_node
 from ._labels import _object, check_same_version
 from ._level import _run_all
 from ._node import StoreNode
@@ -65,6 +64,7 @@ if TYPE_CHECKING:
     import os
 
     from .._limits import Limits
+    from ..stores import AsyncStore
     from ._dataset import Mode
 
 __all__ = ["Plate", "PlateWell", "create_plate_async", "open_plate_async"]
@@ -712,17 +712,7 @@ def open_plate_async(
     :raises UnsupportedError: the group is an image, a well, ... (not a plate).
     :raises MetadataError: the group has no NGFF metadata, or invalid plate metadata.
     """
-    _check_mode(mode)
-
-    async def go() -> Plate:
-        owns = not isinstance(url, AsyncStore)
-        store = open_store(url, limits=limits, **store_options) if owns else url
-        assert isinstance(store, AsyncStore)
-        return await closing_store_on_error(
-            store, owns, Plate.open_in(store, path, limits=limits, owns_store=owns, mode=mode)
-        )
-
-    return _Opening(go)
+    return open_node(Plate.open_in, url, limits, path, mode, store_options)
 
 
 def _plan_plate(
