@@ -11,10 +11,10 @@ from __future__ import annotations
 import atexit
 import contextlib
 import inspect
+import logging
 import math
 import os
 import threading
-import warnings
 import weakref
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -470,6 +470,9 @@ class _Closeable(Protocol):
     async def aclose(self) -> None: ...
 
 
+_log = logging.getLogger("ngio_async")
+
+
 def _close_quietly(runner: Runner, target: _Closeable) -> None:
     with contextlib.suppress(Exception):
         try:
@@ -490,9 +493,9 @@ def _close_dropped(runner: Runner, target: _Closeable, name: str) -> None:
         threading.Thread(
             target=_close_quietly, args=(runner, target), name="ngio_async-close", daemon=True
         ).start()
-    warnings.warn(
-        f"{name} was not closed; call close() or use 'with'", ResourceWarning, stacklevel=2
-    )
+    # not a warning: scripts and tests drop datasets all the time (and warnings raised in a
+    # finalizer become errors under -W error); the resources going back is what matters
+    _log.debug("%s was dropped without close(): closed by its finalizer", name)
 
 
 # the sync objects still open, with their lease and what closes them
@@ -502,8 +505,8 @@ _open_objects: weakref.WeakKeyDictionary[object, tuple[Runner, _Closeable]] = (
 
 
 def _track(obj: object, runner: Runner, target: _Closeable) -> None:
-    """Close ``target`` and give ``runner``'s lease back if ``obj`` is dropped unclosed (with a
-    ``ResourceWarning``) or is still open at interpreter exit (quietly)."""
+    """Close ``target`` and give ``runner``'s lease back if ``obj`` is dropped unclosed, or is
+    still open at interpreter exit."""
     finalizer = weakref.finalize(obj, _close_dropped, runner, target, repr(obj))
     finalizer.atexit = False
     _open_objects[obj] = (runner, target)
