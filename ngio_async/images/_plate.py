@@ -488,6 +488,8 @@ class Plate(StoreNode):
                     f"well {well_path!r} already has {len(images)} fields: the plate's "
                     f"field_count is {self.field_count}"
                 )
+            else:
+                self._check_acquisition_room(well_path, images, acquisition)
             await self._ensure_groups(r, well_path)
             await write_plan_metadata(self.store, root, plan, overwrite=overwrite)
 
@@ -525,6 +527,21 @@ class Plate(StoreNode):
             raise ValueError(
                 f"acquisition {acquisition} is not one of plate {self.url}'s acquisitions "
                 f"({ids or 'none'})"
+            )
+
+    def _check_acquisition_room(
+        self, well_path: str, images: list[dict[str, Any]], acquisition: int | None
+    ) -> None:
+        """An acquisition's ``maximumfieldcount``: its fields in one well (checked before any
+        write, like ``field_count``)."""
+        if acquisition is None:
+            return
+        most = next((a.maximumfieldcount for a in self.acquisitions if a.id == acquisition), None)
+        have = sum(1 for im in images if im.get("acquisition") == acquisition)
+        if most is not None and have >= most:
+            raise ValueError(
+                f"well {well_path!r} already has {have} fields of acquisition {acquisition}: "
+                f"its maximumfieldcount is {most}"
             )
 
     def _well_lock(self, path: str) -> anyio.Lock:
