@@ -199,19 +199,12 @@ class Labels:
         """Names of the label images (empty when the image has none)."""
         ds = self._dataset
         ds._check_open()
-        group = join(ds.root, "labels")
-        v3 = ds.metadata.ngff_version != "0.4"
-        key = join(group, "zarr.json" if v3 else ".zattrs")
-        raw = await ds.store.get(key)
-        if raw is None:
-            return []
-        doc = _object(raw, key)
-        attrs = doc.get("attributes") if v3 else doc
-        if not isinstance(attrs, dict) or ("ome" if v3 else "labels") not in attrs:
-            return []  # a plain zarr group: no label image listed yet
         try:
             meta = await read_group_metadata(
-                ds.store, group, parent_version=ds.metadata.ngff_version
+                ds.store,
+                join(ds.root, "labels"),
+                parent_version=ds.metadata.ngff_version,
+                plain_ok=True,
             )
         except NotFoundError:
             return []

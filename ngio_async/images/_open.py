@@ -11,9 +11,10 @@ import warnings
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import msgspec
 
 from .._errors import MetadataError, NotFoundError, UnsupportedError
-from ..meta import MetadataWarning, OmeMetadata, validate
+from ..meta import NGFF_KEYS, MetadataWarning, OmeMetadata, validate
 from ..meta.zarr import ArrayV3Meta, decode_array_v2, decode_node_v3
 
 if TYPE_CHECKING:
@@ -28,12 +29,13 @@ def join(*parts: str) -> str:
 
 
 async def read_group_metadata(
-    store: AsyncStore, root: str, *, parent_version: str | None = None
+    store: AsyncStore, root: str, *, parent_version: str | None = None, plain_ok: bool = False
 ) -> OmeMetadata:
     """The validated NGFF metadata of the group at ``root`` (0.5 ``zarr.json`` or 0.4 ``.zattrs``).
 
     ``parent_version``: the NGFF version of the enclosing image, assumed when a 0.5 child group
-    omits ``ome.version`` (ome-zarr-py 0.18 writes its ``labels`` group so).
+    omits ``ome.version`` (ome-zarr-py 0.18 writes its ``labels`` group so). ``plain_ok``: a 0.5
+    group without ``ome`` attributes (a plain zarr group) is empty metadata, not an error.
 
     :raises NotFoundError: no zarr group at ``root``.
     :raises MetadataError: the metadata is invalid (the message names the key and JSON path).
@@ -45,6 +47,8 @@ async def read_group_metadata(
         if isinstance(node, ArrayV3Meta):
             raise MetadataError(f"{store.url}/{key} is an array, not an OME-Zarr group", "$")
         attrs: Any = node.attributes
+        if "ome" not in attrs and plain_ok:
+            return OmeMetadata()
         if "ome" not in attrs:
             raise MetadataError(
                 f"{store.url}/{key} has no 'ome' attributes: not an OME-Zarr 0.5 group",
@@ -63,7 +67,18 @@ async def read_group_metadata(
             url=store.url,
             key=key,
         )
+    if plain_ok and _plain_v2(raw):
+        return OmeMetadata()
     return _validated(bytes(raw), store, key, prefix_hint=None)
+
+
+def _plain_v2(raw: Any) -> bool:
+    """A ``.zattrs`` without any NGFF key (a plain zarr group's attributes)."""
+    try:
+        doc = msgspec.json.decode(bytes(raw))
+    except msgspec.DecodeError:
+        return False  # invalid JSON: validation reports it
+    return isinstance(doc, dict) and not any(k in doc for k in NGFF_KEYS)
 
 
 async def read_level_metadata(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ._validate import (
     KINDS,
+    NGFF_KEYS,
     SUPPORTED_VERSIONS,
     MetadataWarning,
     decode_attrs,
@@ -44,6 +45,7 @@ from .ngff import (
 
 __all__ = [
     "KINDS",
+    "NGFF_KEYS",
     "SUPPORTED_VERSIONS",
     "Acquisition",
     "Axis",

@@ -35,6 +35,8 @@ _KIND_KEY = {
     "bf2raw": "bioformats2raw.layout",
     "ome": "series",
 }
+#: the top-level keys one of which every NGFF group document has (0.4 attributes, 0.5 ``ome``)
+NGFF_KEYS = tuple(_KIND_KEY.values())
 _SPACE_UNITS = frozenset(
     [
         "angstrom",
@@ -259,7 +261,7 @@ def _decode(doc: Mapping[str, Any], version: str, prefix: str) -> OmeMetadata:
 def _check(meta: OmeMetadata, version: str, kind: str | None, strict: bool, prefix: str) -> None:
     base = prefix + (".ome" if version == "0.5" else "")
     if not meta.kinds:
-        keys = ", ".join(repr(k) for k in _KIND_KEY.values())
+        keys = ", ".join(repr(k) for k in NGFF_KEYS)
         raise MetadataError(f"no NGFF metadata found (expected one of {keys})", base)
     if kind is not None and kind != "zarr_json":
         key = _KIND_KEY[kind]
