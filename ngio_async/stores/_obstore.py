@@ -111,13 +111,22 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-_runtime_pid: int | None = None  # the process that made obstore stores (started its runtime)
+_used = False  # this process made obstore stores (started its runtime)
+_lost = False  # this process was forked from one that had: the runtime's threads are gone
+
+
+def _after_fork_in_child() -> None:
+    global _lost
+    _lost = _lost or _used
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def obstore_usable() -> bool:
     """False in a process forked from one that used obstore: its runtime's threads are gone
-    there, and every call would hang."""
-    return _runtime_pid is None or _runtime_pid == os.getpid()
+    there, and every call would hang (a flag set at fork: no system call per request)."""
+    return not _lost
 
 
 def _check_runtime(url: str) -> None:
@@ -147,12 +156,11 @@ class ObstoreStore(AsyncStore):
         limits: Limits | None = None,
         limiter: anyio.CapacityLimiter | None = None,
     ) -> None:
-        global _runtime_pid
+        global _used
         if not isinstance(store, OBSTORE_TYPES):
             raise TypeError(f"expected an obstore store, got {type(store).__name__}")
         _check_runtime(url if url is not None else describe_obstore(store))
-        if _runtime_pid is None:
-            _runtime_pid = os.getpid()
+        _used = True
         super().__init__(
             url=url if url is not None else describe_obstore(store), limits=limits, limiter=limiter
         )
