@@ -94,6 +94,7 @@ __all__ = [
     "PrefetchIterator",
     "ProgressCallback",
     "first_error",
+    "first_leaf",
     "prefetch",
     "single_leaf",
 ]
@@ -119,6 +120,13 @@ def single_leaf(group: BaseExceptionGroup[Any]) -> BaseException | None:
     return exc
 
 
+def first_leaf(exc: BaseException) -> BaseException:
+    """The first leaf of (nested) exception groups, else ``exc`` itself."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
+
+
 @contextlib.contextmanager
 def first_error() -> Iterator[None]:
     """Around a task group: its first failure raised plainly, never an ``ExceptionGroup``
@@ -126,10 +134,7 @@ def first_error() -> Iterator[None]:
     try:
         yield
     except BaseExceptionGroup as group:
-        exc: BaseException = group
-        while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
-            exc = exc.exceptions[0]
-        raise exc from None
+        raise first_leaf(group) from None
 
 
 class _Idle(Generic[T, R]):

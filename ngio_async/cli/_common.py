@@ -17,6 +17,7 @@ from .._errors import (
     StoreTimeoutError,
     UnsupportedError,
 )
+from .._prefetch import first_leaf
 
 if TYPE_CHECKING:
     import argparse
@@ -33,7 +34,6 @@ __all__ = [
     "add_store_options",
     "describe_error",
     "human_bytes",
-    "leaf_exception",
     "stderr_console",
     "stdout_console",
     "store_options",
@@ -95,16 +95,9 @@ def store_options(args: argparse.Namespace) -> dict[str, Any]:
     return options
 
 
-def leaf_exception(exc: BaseException) -> BaseException:
-    """The first leaf of (nested) exception groups, else ``exc``."""
-    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
-        exc = exc.exceptions[0]
-    return exc
-
-
 def describe_error(exc: BaseException) -> tuple[int, str]:
     """The exit status and the one-line message for an exception."""
-    exc = leaf_exception(exc)
+    exc = first_leaf(exc)
     if isinstance(exc, CLIError):
         return exc.code, str(exc)
     text = " ".join(str(exc).split()) or type(exc).__name__

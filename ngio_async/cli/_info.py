@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from .._errors import MetadataError, NotFoundError, UnsupportedError
+from .._prefetch import first_leaf
 from ..images import Dataset
 from ..images._open import join, read_group_metadata, read_level_metadata
 from ..meta.zarr import (
@@ -26,7 +27,7 @@ from ..meta.zarr import (
     ZstdCodec,
 )
 from ..stores import ObstoreStore, open_store
-from ._common import human_bytes, leaf_exception, refuse_tiff, stdout_console, store_options
+from ._common import human_bytes, refuse_tiff, stdout_console, store_options
 
 if TYPE_CHECKING:
     import argparse
@@ -153,7 +154,7 @@ def _first_error() -> Iterator[None]:
     try:
         yield
     except BaseExceptionGroup as group:
-        leaf = leaf_exception(group)
+        leaf = first_leaf(group)
         if isinstance(leaf, Exception):
             raise leaf from None
         raise

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from .._errors import ClosedError, CodecError, NgioError, StoreError, StoreTimeoutError
+from .._prefetch import first_leaf
 
 if TYPE_CHECKING:
     from aiohttp.typedefs import Handler
@@ -55,13 +56,6 @@ class ApiError(Exception):
 def json_error(status: int, code: str, message: str) -> web.Response:
     """A JSON error response."""
     return web.json_response({"error": code, "message": message}, status=status)
-
-
-def _leaf(exc: BaseException) -> BaseException:
-    """The first leaf of (nested) exception groups (concurrent reads that failed), else ``exc``."""
-    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
-        exc = exc.exceptions[0]
-    return exc
 
 
 def _describe_store_error(exc: NgioError, request: web.Request) -> web.Response:
@@ -129,7 +123,7 @@ async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
             response.headers["Allow"] = exc.headers["Allow"]
         return response
     except Exception as exc:  # noqa: BLE001 - every error becomes a JSON answer
-        leaf = _leaf(exc)
+        leaf = first_leaf(exc)
         if isinstance(leaf, StoreError | CodecError):
             return _describe_store_error(leaf, request)
         if isinstance(leaf, ClosedError):
