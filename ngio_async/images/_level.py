@@ -87,6 +87,9 @@ class IndexCache:
 _BATCH = 8  # chunks read + decoded per worker-thread call on local stores, at most
 
 
+_NO_SHARDS = IndexCache()  # what unsharded levels pass around (never written: no shard reads)
+
+
 class Level:
     """One array of a multiscale image: ``shape``, ``dtype``, ``chunks``, ``shards``, ``scale``.
 
@@ -198,7 +201,10 @@ class Level:
         return self.store.blocking_reads and not self.writable
 
     def index_cache(self) -> IndexCache:
-        """A new shard-index cache for one read operation (pass it to every read of it)."""
+        """A new shard-index cache for one read operation (pass it to every read of it); an
+        unsharded level reads no index: one shared, always empty cache, nothing allocated."""
+        if not isinstance(self.codec, ShardCodec):
+            return _NO_SHARDS
         cache = IndexCache()
         self._caches.add(cache)
         return cache
