@@ -679,3 +679,22 @@ def test_a_tiff_is_benched_and_named_as_a_tiff_by_info_and_validate(
     for command in ("info", "validate"):
         code, out, err = run([command, str(tif)], capsys)
         assert code == 2 and "is a TIFF file" in err and "convert" in err, err
+
+
+def test_convert_a_missing_or_undecodable_tiff(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import tifffile
+
+    dst = tmp_path / "out.ome.zarr"
+    code, out, err = run(["convert", str(tmp_path / "nope.tif"), str(dst)], capsys)
+    assert (code, out) == (2, "")  # not found: no "cannot decode" (invalid data, exit 1)
+    assert err == f"ngio-async: error: not found: no such TIFF file: {tmp_path}/nope.tif\n"
+    odd = tmp_path / "odd.tif"
+    tifffile.imwrite(odd, np.ones((20, 30), "uint16"), photometric="minisblack")
+    with tifffile.TiffFile(odd, mode="r+b") as tif:
+        tif.pages[0].tags["Compression"].overwrite(60000)
+    code, out, err = run(["convert", str(odd), str(dst)], capsys)
+    assert (code, out) == (2, "")
+    assert err.startswith("ngio-async: error: unsupported: cannot decode") and "odd.tif" in err
+    assert not dst.exists()

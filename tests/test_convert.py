@@ -904,3 +904,26 @@ async def test_grayscale_samples_are_no_rgb_and_broken_tiffs_are_codec_errors(
             await ds.read()
     with pytest.raises(ValueError, match="has 1 series"):
         await ngio_async.open_async(good, series=3)
+
+
+async def test_undecodable_or_missing_tiffs_are_refused_before_the_destination_exists(
+    tmp_path: Path,
+) -> None:
+    odd = tmp_path / "odd.tif"
+    tifffile.imwrite(odd, ramp((2, 20, 30)), photometric="minisblack")
+    with tifffile.TiffFile(odd, mode="r+b") as tif:
+        for page in tif.pages:
+            page.tags["Compression"].overwrite(60000)  # a compression no codec decodes
+    dst = tmp_path / "odd.ome.zarr"
+    with pytest.raises(ngio_async.UnsupportedError, match=r"odd\.tif: 60000"):
+        await ngio_async.convert(odd, dst)
+    assert not dst.exists()  # refused at open: no half-written output
+    with pytest.raises(ngio_async.UnsupportedError, match=r"odd\.tif"):
+        await ngio_async.open_async(odd)
+    missing = tmp_path / "missing.tif"
+    with pytest.raises(ngio_async.NotFoundError, match=r"missing\.tif"):
+        await ngio_async.convert(missing, tmp_path / "missing.ome.zarr")
+    (tmp_path / "dir.tif").mkdir()
+    with pytest.raises(ngio_async.StoreError, match=r"dir\.tif"):
+        await ngio_async.convert(tmp_path / "dir.tif", tmp_path / "dir.ome.zarr")
+    assert not (tmp_path / "missing.ome.zarr").exists()

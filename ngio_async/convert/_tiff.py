@@ -31,7 +31,14 @@ from typing import TYPE_CHECKING, Any, Self
 import anyio
 import numpy as np
 
-from .._errors import CodecError, NgioError, UnsupportedError
+from .._errors import (
+    CodecError,
+    NgioError,
+    NotFoundError,
+    PermissionDeniedError,
+    StoreError,
+    UnsupportedError,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -202,16 +209,50 @@ def resolution_pixel_size(page: Any) -> tuple[float, float, str | None] | None:
 @contextlib.contextmanager
 def _tiff_errors(url: str, what: str) -> Iterator[None]:
     """tifffile's and the codecs' exceptions as ``CodecError`` naming the file (invalid data:
-    the CLI exits 1, as for broken zarr chunks)."""
+    the CLI exits 1, as for broken zarr chunks); a missing or unreadable file is a
+    ``NotFoundError`` / ``PermissionDeniedError`` / ``StoreError`` (not invalid data)."""
     try:
         yield
     except (NgioError, MemoryError):
         raise
+    except FileNotFoundError as exc:
+        raise NotFoundError(f"no such TIFF file: {url}", url=url) from exc
+    except PermissionError as exc:
+        raise PermissionDeniedError(f"cannot read {url}: permission denied", url=url) from exc
+    except OSError as exc:
+        if exc.errno is not None:  # the OS refused (a directory, an I/O error): no bad data
+            raise StoreError(f"cannot read {url}: {exc.strerror or exc}", url=url) from exc
+        raise _codec_error(url, what, exc) from exc
     except Exception as exc:
         if getattr(exc, "control_flow", False):  # the remote reader's "fetch these bytes"
             raise
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CodecError(f"cannot {what} {url}: {type(exc).__name__}: {text}", key=url) from exc
+        raise _codec_error(url, what, exc) from exc
+
+
+def _codec_error(url: str, what: str, exc: Exception) -> CodecError:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return CodecError(f"cannot {what} {url}: {type(exc).__name__}: {text}", key=url)
+
+
+def _check_codecs(url: str, pages: Any) -> None:
+    """Refuse, at open, a TIFF whose compression or predictor tifffile cannot decode here
+    (JPEG, LZW, ... need the ``imagecodecs`` package): a conversion would otherwise fail at
+    its first tile, after the destination was created."""
+    from tifffile import TIFF
+
+    for page in pages:
+        if page is None:
+            continue
+        compression, predictor = int(page.compression), int(page.predictor)
+        try:
+            if compression != 1:
+                TIFF.DECOMPRESSORS[compression]
+            if predictor != 1 and compression not in TIFF.IMAGE_COMPRESSIONS:
+                TIFF.UNPREDICTORS[predictor]
+        except KeyError as exc:
+            why = str(exc).strip("'\"") or f"compression {compression}"
+            hint = " (pip install imagecodecs)" if "imagecodecs" in why else ""
+            raise UnsupportedError(f"cannot decode {url}: {why}{hint}") from None
 
 
 class TiffSource:
@@ -275,6 +316,7 @@ class TiffSource:
             if any(lshape[i] != 1 for i, name in enumerate(self._map) if name is None):
                 break
             self.level_shapes.append(tuple(lshape[i] for i in self._src_of))
+        _check_codecs(self.url, [lvl.keyframe for lvl in s.levels[: len(self.level_shapes)]])
         self._series = s
         self._stores: list[Any] = [None] * len(self.level_shapes)
         self._arrays: list[Any] = [None] * len(self.level_shapes)
