@@ -444,12 +444,15 @@ class Plate(StoreNode):
         """
         self._check_writable()
         r, c = _split_well(row, column)
-        if r not in self.rows:
-            raise ValueError(f"row {r!r} is not a row of plate {self.url} (rows: {self.rows})")
-        if c not in self.columns:
-            raise ValueError(
-                f"column {c!r} is not a column of plate {self.url} (columns: {self.columns})"
-            )
+        well_path = f"{r}/{c}"
+        ref = next(
+            (
+                {"path": w.path, "rowIndex": w.row_index, "columnIndex": w.column_index}
+                for w in self.metadata.wells
+                if w.path == well_path
+            ),
+            None,
+        ) or self._new_well_ref(r, c)
         name = _name(field, "field")
         self._check_acquisition(acquisition)
         version = create_options.pop("ngff_version", self.version)
@@ -463,7 +466,6 @@ class Plate(StoreNode):
                 raise TypeError(f"add_image() got an unexpected keyword argument {key!r}")
         ngff: Literal["0.4", "0.5"] = "0.4" if self.version == "0.4" else "0.5"
         plan = plan_image(ngff_version=ngff, **create_options)  # before any I/O
-        well_path = f"{r}/{c}"
         root = join(self.root, well_path, name)
         entry: dict[str, Any] = {"path": name}
         if acquisition is not None:
@@ -501,7 +503,7 @@ class Plate(StoreNode):
             well = await self._edit_well(well_path, listed)
             assert well is not None
             if well_path not in self.wells:
-                await self._edit_plate(lambda wells: _with_well(wells, well_path, self))
+                await self._edit_plate(lambda wells: _with_well(wells, ref))
             self._wells[well_path] = PlateWell(well_path, r, c, well)
         return Dataset.from_plan(
             self.store,
@@ -512,6 +514,46 @@ class Plate(StoreNode):
             workers=self._workers,
             mode="r+",
         )
+
+    def _new_well_ref(self, r: str, c: str) -> dict[str, Any]:
+        """The ``wells`` entry of a well not listed yet (before any write).
+
+        Its path follows the plate's listed wells: ``<row>/<column>`` as NGFF says, or
+        ``<column>/<row>`` when every listed well is so (0.4 plates written with the names
+        swapped: their well paths are read as they are, NGFF 0.4 only warns).
+
+        :raises ValueError: a name is not the plate's, or another well has that position.
+        """
+        path = f"{r}/{c}"
+        rows, columns = self.rows, self.columns
+        wells = self.metadata.wells
+        swapped = bool(wells) and all(
+            w.path == f"{columns[w.column_index]}/{rows[w.row_index]}"
+            and w.path != f"{rows[w.row_index]}/{columns[w.column_index]}"
+            for w in wells
+        )
+        if swapped:
+            if r not in columns or c not in rows:
+                raise ValueError(
+                    f"well {path!r} is not in plate {self.url}: its well paths are "
+                    f"'<column>/<row>' (columns: {columns}, rows: {rows}; wells: {self.wells})"
+                )
+            at = (rows.index(c), columns.index(r))
+        else:
+            if r not in rows:
+                raise ValueError(f"row {r!r} is not a row of plate {self.url} (rows: {rows})")
+            if c not in columns:
+                raise ValueError(
+                    f"column {c!r} is not a column of plate {self.url} (columns: {columns})"
+                )
+            at = (rows.index(r), columns.index(c))
+        for w in wells:
+            if (w.row_index, w.column_index) == at:
+                raise ValueError(
+                    f"well {path!r} would be at rowIndex {at[0]}, columnIndex {at[1]} of plate "
+                    f"{self.url}, where the plate lists well {w.path!r}: add the field there"
+                )
+        return {"path": path, "rowIndex": at[0], "columnIndex": at[1]}
 
     def _check_acquisition(self, acquisition: int | None) -> None:
         ids = [a.id for a in self.acquisitions]
@@ -678,13 +720,11 @@ class Plate(StoreNode):
             self.metadata = metadata
 
 
-def _with_well(wells: list[dict[str, Any]], path: str, plate: Plate) -> list[dict[str, Any]]:
-    """``wells`` with ``path`` added once, before the first well that comes after it in row
+def _with_well(wells: list[dict[str, Any]], ref: dict[str, Any]) -> list[dict[str, Any]]:
+    """``wells`` with ``ref`` added once, before the first well that comes after it in row
     then column order (the existing order is kept)."""
-    if any(w.get("path") == path for w in wells):
+    if any(w.get("path") == ref["path"] for w in wells):
         return wells
-    r, c = path.split("/")
-    ref = {"path": path, "rowIndex": plate.rows.index(r), "columnIndex": plate.columns.index(c)}
     key = (ref["rowIndex"], ref["columnIndex"])
     for i, w in enumerate(wells):
         if (w.get("rowIndex", -1), w.get("columnIndex", -1)) > key:
