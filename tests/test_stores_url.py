@@ -182,3 +182,43 @@ async def test_a_missing_bucket_is_named_not_read_as_missing_objects(s3_server: 
     # a missing object in an existing bucket is still just missing
     async with open_store(s3_server.fresh_url(), **s3_server.options()) as store:
         assert await store.get("nothing/here") is None
+
+
+@pytest.mark.parametrize("name", ["plate #1.zarr", "what?.zarr", "pct%41.zarr", "ü.zarr"])
+async def test_s3_url_paths_are_literal_keys_as_in_s3fs(s3_server: S3Server, name: str) -> None:
+    """The path of an s3:// URL is the key prefix as written (like keys, and like s3fs): no
+    percent-decoding, and '#' or '?' do not cut it short (which put data somewhere else)."""
+    base = s3_server.fresh_url()
+    async with open_store(f"{base}/{name}/", **s3_server.options()) as store:
+        assert store.url == f"{base}/{name}"
+        await store.put("zarr.json", b"{}")
+    async with open_store(base, **s3_server.options()) as root:
+        assert await root.list_prefix("") == [f"{name}/zarr.json"]
+
+
+def test_cloud_url_paths_are_literal_for_gcs_and_azure() -> None:
+    gcs = open_store("gcs://bucket/a%20b/c#d", anonymous=True)
+    assert isinstance(gcs, ObstoreStore)
+    assert gcs.url == "gs://bucket/a%20b/c#d"
+    assert gcs.obstore.prefix == "a%20b/c#d"  # type: ignore[union-attr]
+    az = open_store("abfs://cont@acct.dfs.core.windows.net/x?y", anonymous=True)
+    assert isinstance(az, ObstoreStore)
+    assert az.url == "abfs://cont@acct.dfs.core.windows.net/x?y"
+    assert az.obstore.prefix == "x?y"  # type: ignore[union-attr]
+
+
+async def test_s3_endpoint_from_aws_endpoint_url_s3_implies_plain_http(
+    s3_server: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """boto3's service-specific ``AWS_ENDPOINT_URL_S3`` is read by obstore as the endpoint; an
+    http:// one must allow plain HTTP as ``AWS_ENDPOINT_URL`` does (it failed with an opaque
+    "HTTP error: builder error")."""
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT", "AWS_ALLOW_HTTP"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3_server.endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3_server.access_key_id)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3_server.secret_access_key)
+    monkeypatch.setenv("AWS_REGION", s3_server.region)
+    async with open_store(s3_server.fresh_url()) as store:
+        await store.put("k", b"v")
+        assert bytes(await store.get("k") or b"") == b"v"

@@ -36,6 +36,11 @@ _GCS_SCHEMES = frozenset({"gs", "gcs"})
 _AZURE_SCHEMES = frozenset({"az", "abfs", "abfss", "azure", "adl"})
 _HTTP_SCHEMES = frozenset({"http", "https"})
 
+# obstore reads these as the S3 endpoint (boto3's service-specific name first)
+_AWS_ENDPOINT_VARS = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_ENDPOINT")
+# schemes obstore knows by another name
+_SCHEME_FOR_OBSTORE = {"gcs": "gs"}
+
 # Friendly option names -> obstore config keys.
 _ALIASES = {
     "endpoint_url": "endpoint",
@@ -172,20 +177,32 @@ def _open_cloud(
     endpoint = config.get("endpoint")
     if endpoint is None and cls is S3Store and "AWS_ALLOW_HTTP" not in os.environ:
         # the endpoint obstore will read from the environment
-        endpoint = os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT")
-    if isinstance(endpoint, str) and endpoint.startswith("http://"):
+        endpoint = next((os.environ[n] for n in _AWS_ENDPOINT_VARS if os.environ.get(n)), None)
+    if isinstance(endpoint, str) and endpoint.lower().startswith("http://"):
         client_options.setdefault("allow_http", True)  # the caller asked for plain HTTP
-    display = redact_url(url)
+    root, prefix = _split_cloud_url(url)
+    display = f"{redact_url(root)}/{prefix}" if prefix else redact_url(root)
+    settings: dict[str, Any] = {
+        # None, not {}: an explicit ClientConfig replaces the one read from the environment
+        "client_options": client_options or None,
+        "retry_config": obstore_retry_config(limits),
+        **extra,
+    }
     with _construction_errors(display):
-        store = cls.from_url(
-            url,
-            config=config,  # type: ignore[arg-type]
-            # None, not {}: an explicit ClientConfig replaces the one read from the environment
-            client_options=client_options or None,  # type: ignore[arg-type]
-            retry_config=obstore_retry_config(limits),
-            **extra,
-        )
-    return ObstoreStore(store, url=display.rstrip("/"), limits=limits)
+        store = cls.from_url(root, config=config, **settings)  # type: ignore[arg-type]
+        if prefix:  # the path as written: from_url would percent-decode it and cut at '?'/'#'
+            store = cls(prefix=prefix, config=store.config, **settings)  # type: ignore[arg-type]
+    return ObstoreStore(store, url=display, limits=limits)
+
+
+def _split_cloud_url(url: str) -> tuple[str, str]:
+    """``(root URL, key prefix)`` of a bucket URL. The path is a key prefix taken literally, as
+    keys are (and as s3fs, gcsfs and adlfs take it): ``%``, ``?`` and ``#`` are characters of
+    the key, not escapes, a query or a fragment."""
+    scheme, _, rest = url.partition("://")
+    netloc, _, path = rest.partition("/")
+    scheme = scheme.lower()
+    return f"{_SCHEME_FOR_OBSTORE.get(scheme, scheme)}://{netloc}", path.strip("/")
 
 
 @contextmanager
