@@ -407,3 +407,64 @@ async def test_floor_shaped_levels_are_built_like_ome_zarr_py_shapes_them(
             want = downsample(want, (1, 2, 2), "mean")[:, :y, :x]
             got = await lvl.read(tuple(slice(0, n) for n in lvl.shape))
             np.testing.assert_array_equal(got, want)
+
+
+async def test_a_retry_adds_the_label_levels_an_interrupted_build_left_out(tmp_path: Path) -> None:
+    # the image's new levels were listed, then growing its labels failed: build_pyramid(levels=N)
+    # again must complete the labels (NGFF: one label level per image level), not skip them
+    broken = {"on": True}
+
+    def fail(method: str, key: str) -> Exception | None:
+        if broken["on"] and method == "put" and key.startswith("labels/cells/1/"):
+            return PermissionError("injected")
+        return None
+
+    store = InstrumentedStore(open_store(tmp_path, mkdir=True), fail=fail)
+    ds = await ngio_async.create_async(store, shape=(32, 24), dtype="uint8", axes="yx", levels=1)
+    await ds.write(np.arange(32 * 24, dtype=np.uint8).reshape(32, 24))
+    cells = await ds.labels.create("cells")
+    mask = np.zeros((32, 24), dtype=np.uint32)
+    mask[4:20, 2:14] = 3
+    await cells.write(mask)
+    with pytest.raises(Exception, match="injected"):
+        await ds.build_pyramid(levels=3)
+    assert len(ds.levels) == 3  # the image's levels are complete and listed
+    broken["on"] = False
+    await ds.build_pyramid(levels=3)
+    label = await ds.labels.open("cells")
+    assert [lvl.shape for lvl in label.levels] == [lvl.shape for lvl in ds.levels]
+    want = downsample(downsample(mask, (2, 2), "mode"), (2, 2), "mode")
+    np.testing.assert_array_equal(await label.levels[2][...], want)
+
+
+@pytest.mark.parametrize(
+    ("translations", "want"),
+    [
+        pytest.param([0.0, 0.5, 1.5], 3.5, id="centred"),  # ome-zarr-py 0.18: t = (s - 1) / 2
+        pytest.param([4.0, 4.0, 4.0], 4.0, id="equal"),  # ours: the same on every level
+    ],
+)
+async def test_added_levels_continue_the_translations_of_the_levels_above(
+    tmp_path: Path, translations: list[float], want: float
+) -> None:
+    datasets = []
+    for i, t in enumerate(translations):
+        zarr.create_array(store=tmp_path, name=str(i), shape=(32 >> i,) * 2, dtype="uint8")
+        datasets.append(
+            {
+                "path": str(i),
+                "coordinateTransformations": [
+                    {"type": "scale", "scale": [2.0**i] * 2},
+                    {"type": "translation", "translation": [t] * 2},
+                ],
+            }
+        )
+    axes = [{"name": "y", "type": "space"}, {"name": "x", "type": "space"}]
+    ome = {"version": "0.5", "multiscales": [{"axes": axes, "datasets": datasets}]}
+    zarr.open_group(tmp_path, mode="a").attrs.update({"ome": ome})
+    async with ngio_async.open_async(tmp_path, mode="r+") as ds:
+        await ds.build_pyramid(levels=4)
+        assert ds.levels[3].scale == (8.0, 8.0)
+        assert ds.levels[3].translation == (want, want)  # pixel centres stay where they were
+    async with ngio_async.open_async(tmp_path) as ds:
+        assert ds.metadata.spatial_calibration[3].translation == (want, want)

@@ -20,7 +20,8 @@ Planning is pure (:func:`ngio_async.engine.pyramid.pyramid_plan`); here it is ex
   the dataset's decode limiter.
 - **Factors** come from the level shapes (level ``i + 1`` vs ``i``; the scale ratio decides when
   the shapes alone are ambiguous). ``levels=N`` beyond the existing levels adds levels with the
-  y/x downscale of the last pair (2 for a single-level image): their array metadata is written
+  y/x downscale of the last pair (2 for a single-level image; translations continue those of the
+  last pair, linearly in the scale): their array metadata is written
   first, the pixels are built, and the group's NGFF metadata (new datasets and scales) is
   rewritten last, so the new levels appear only once complete.
 - ``regions=`` (changed level-0 regions) rebuilds only the target tiles whose pixels depend on a
@@ -47,7 +48,7 @@ if TYPE_CHECKING:
 
     from .._workers import Workers
     from ..engine.pyramid import LevelPlan, Method, PyramidStep
-    from ..meta import OmeMetadata
+    from ..meta import Dataset as NgffDataset, OmeMetadata
     from ..meta.zarr import ArrayMeta
     from ._dataset import Dataset
 
@@ -259,7 +260,7 @@ async def _list_levels(
     """Append the new levels to the group's multiscale (datasets and scales), keeping the rest."""
     from msgspec.structs import replace
 
-    from ..meta import Dataset as NgffDataset, Scale
+    from ..meta import Dataset as NgffDataset, Scale, Translation
     from ._dataset import _with_extra
 
     def edit(ome: OmeMetadata) -> OmeMetadata:
@@ -271,8 +272,13 @@ async def _list_levels(
             if prev.scale is None:
                 raise UnsupportedError(f"level {prev.path!r}: scale stored by path")
             scale = [s * f for s, f in zip(prev.scale, step, strict=True)]
+            shift = _next_translation(datasets[-2] if len(datasets) > 1 else None, prev, scale)
             transforms = [
-                Scale(scale=scale) if isinstance(t, Scale) else t
+                Scale(scale=scale)
+                if isinstance(t, Scale)
+                else Translation(translation=shift)
+                if isinstance(t, Translation) and shift is not None
+                else t
                 for t in prev.coordinate_transformations
             ]
             datasets.append(NgffDataset(path=path, coordinate_transformations=transforms))
@@ -280,6 +286,24 @@ async def _list_levels(
         return _with_extra(replace(ome, multiscales=[new_ms, *ome.multiscales[1:]]), ome)
 
     await ds._edit_metadata(edit)
+
+
+def _next_translation(
+    before: NgffDataset | None, last: NgffDataset, scale: Sequence[float]
+) -> list[float] | None:
+    """The translation of a level of ``scale`` below ``last``: the existing levels' translations
+    continued linearly in the scale (ome-zarr-py centres each level's pixels, ``t = (s - 1) / 2``;
+    equal translations stay equal); ``None`` to keep ``last``'s as it is."""
+    t1, s1 = last.translation, last.scale
+    if t1 is None or s1 is None or before is None:
+        return None
+    t0, s0 = before.translation, before.scale
+    if t0 is None or s0 is None:
+        return None
+    return [
+        b + (b - a) * (s - sb) / (sb - sa) if sb != sa else b
+        for a, b, sa, sb, s in zip(t0, t1, s0, s1, scale, strict=True)
+    ]
 
 
 async def build_pyramid(
@@ -348,8 +372,9 @@ async def build_pyramid(
         for lvl, cal in zip(ds.levels, ds.metadata.spatial_calibration, strict=True):
             lvl.scale = cal.scale
             lvl.translation = cal.translation
-        if ds.metadata.ome.image_label is None:
-            await _grow_labels(ds, total_levels, window)
+    if (layout or levels is not None) and ds.metadata.ome.image_label is None:
+        # also when no level was added: a retry completes labels an earlier failure left short
+        await _grow_labels(ds, total_levels, window)
 
 
 async def _check_image_levels(label: Dataset, total_levels: int) -> None:
