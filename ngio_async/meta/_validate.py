@@ -220,15 +220,26 @@ def _detect_version(doc: Mapping[str, Any], version: str | None, prefix: str = "
     return version
 
 
+#: NGFF versions before 0.4 (no ``ome`` wrapper, per-object ``version`` keys)
+_OLD_VERSIONS = ("0.1", "0.2", "0.3")
+
+
 def _version_04_keys(doc: Mapping[str, Any]) -> str | None:
+    """The version of a document without ``ome`` when it is not 0.4: 0.6 (RFC-5 keys or a 0.6
+    ``version``) or one before 0.4 (a per-object ``version`` says so)."""
     if any(k in doc for k in ("coordinateSystems", "coordinateTransformations", "scene")):
         return "0.6"  # RFC-5 keys at the top level
     ms = doc.get("multiscales")
-    if isinstance(ms, list) and ms and isinstance(ms[0], Mapping):
-        if "coordinateSystems" in ms[0]:
+    objs = [ms[0]] if isinstance(ms, list) and ms else []
+    objs += [doc.get(k) for k in ("plate", "well", "image-label")]
+    for obj in objs:
+        if not isinstance(obj, Mapping):
+            continue
+        if "coordinateSystems" in obj:
             return "0.6"
-        v = ms[0].get("version")
-        return v if isinstance(v, str) and v.startswith("0.6") else None
+        v = obj.get("version")
+        if isinstance(v, str) and (v.startswith("0.6") or v in _OLD_VERSIONS):
+            return v
     return None
 
 
@@ -292,7 +303,10 @@ def _check_04_versions(meta: OmeMetadata, base: str) -> None:
         if v is not None and v != "0.4":
             if v.startswith("0.6"):
                 raise UnsupportedError(f"NGFF version {v!r} is not supported yet - at `{path}`")
-            raise MetadataError(f"version must be '0.4' in an NGFF 0.4 document, got {v!r}", path)
+            hint = " (0.5 metadata is under 'ome' in zarr.json)" if v == "0.5" else ""
+            raise MetadataError(
+                f"version must be '0.4' in an NGFF 0.4 document, got {v!r}{hint}", path
+            )
 
 
 def _check_consistency(meta: OmeMetadata, version: str, base: str) -> None:

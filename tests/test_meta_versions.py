@@ -1,0 +1,73 @@
+"""NGFF versions other than 0.4 / 0.5: refused as unsupported, naming the version."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+import ngio_async
+from ngio_async import MetadataError, UnsupportedError
+from ngio_async.meta import validate
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+YX = [{"name": "y", "type": "space"}, {"name": "x", "type": "space"}]
+OLD_DOCS = {
+    # 0.1 / 0.2: datasets without transformations, no axes
+    "image-0.1": {"multiscales": [{"version": "0.1", "datasets": [{"path": "0"}]}]},
+    "image-0.2": {"multiscales": [{"version": "0.2", "datasets": [{"path": "0"}]}]},
+    # 0.3: axes as a list of names
+    "image-0.3": {
+        "multiscales": [{"version": "0.3", "axes": ["y", "x"], "datasets": [{"path": "0"}]}]
+    },
+    # 0.3 plate: wells without indices
+    "plate-0.3": {
+        "plate": {
+            "version": "0.3",
+            "rows": [{"name": "A"}],
+            "columns": [{"name": "1"}],
+            "wells": [{"path": "A/1"}],
+        }
+    },
+    "well-0.1": {"well": {"version": "0.1", "images": [{"path": "0"}]}},
+}
+
+
+@pytest.mark.parametrize("name", list(OLD_DOCS))
+def test_versions_before_04_are_unsupported_not_invalid(name: str) -> None:
+    """They failed on a 0.4 rule (a missing 'coordinateTransformations', ...) as if invalid."""
+    version = name.split("-")[1]
+    with pytest.raises(UnsupportedError, match=rf"NGFF version '{version}' is not supported"):
+        validate(OLD_DOCS[name])
+
+
+def test_given_version_04_still_rejects_another_version_string() -> None:
+    doc: dict[str, Any] = {
+        "multiscales": [
+            {
+                "version": "0.3",
+                "axes": YX,
+                "datasets": [
+                    {"path": "0", "coordinateTransformations": [{"type": "scale", "scale": [1, 1]}]}
+                ],
+            }
+        ]
+    }
+    with pytest.raises(MetadataError, match=r"version must be '0\.4'") as info:
+        validate(doc, version="0.4")
+    assert info.value.path == "$.multiscales[0].version"
+    doc["multiscales"][0]["version"] = "0.5"
+    with pytest.raises(MetadataError, match=r"0\.5 metadata is under 'ome'"):
+        validate(doc)
+
+
+def test_opening_a_03_image_names_the_version(tmp_path: Path) -> None:
+    root = tmp_path / "old.zarr"
+    root.mkdir()
+    (root / ".zgroup").write_text('{"zarr_format": 2}')
+    (root / ".zattrs").write_text(json.dumps(OLD_DOCS["image-0.3"]))
+    with pytest.raises(UnsupportedError, match=r"\.zattrs: NGFF version '0.3' is not supported"):
+        ngio_async.open(root)
