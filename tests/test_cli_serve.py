@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import pytest
 from images import Spec, write_image
 
+from ngio_async import create_plate
 from ngio_async.cli import main
 from ngio_async.cli._serve import default_names
 
@@ -98,3 +99,29 @@ def test_serve_subprocess(tmp_path: Path, sig: signal.Signals) -> None:
             proc.communicate()
     assert proc.returncode in (0, 130), err
     assert "Traceback" not in err
+
+
+def test_serve_plate_subprocess(tmp_path: Path) -> None:
+    with create_plate(tmp_path / "hcs.zarr", rows=["A"], columns=["1", "2"]) as plate:
+        for column in ("1", "2"):
+            plate.add_image("A", column, field="0", shape=(32, 32), dtype="uint8").close()
+    code = "import sys; from ngio_async.cli.main import main; sys.exit(main(sys.argv[1:]))"
+    argv = [sys.executable, "-c", code, "serve", str(tmp_path / "hcs.zarr"), "--port", "0"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        line = next((line for line in proc.stdout if line.startswith("serving")), "")
+        assert line.startswith("serving 2 dataset(s) (hcs.zarr: a plate of 2 fields) at "), line
+        url = line.split(" at ")[1].strip()
+        with urllib.request.urlopen(f"{url}api/datasets", timeout=10) as resp:
+            doc = json.load(resp)
+        assert [d["name"] for d in doc["datasets"]] == ["hcs.zarr/A/1/0", "hcs.zarr/A/2/0"]
+        with urllib.request.urlopen(f"{url}api/datasets/hcs.zarr/A/2/0", timeout=10) as resp:
+            assert json.load(resp)["plate"] == {"name": "hcs.zarr", "well": "A/2", "field": "0"}
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err

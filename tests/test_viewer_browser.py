@@ -28,6 +28,7 @@ from browser import find_chromium, launch
 from images import Spec, level_shapes, write_image
 from PIL import Image
 
+from ngio_async import create_plate_async
 from ngio_async.web import create_app
 
 if TYPE_CHECKING:
@@ -322,3 +323,49 @@ def test_install_viewer_checks_integrity_and_is_idempotent(
     (dest / "VERSION").write_text("0.0.1\n")  # another version: reinstalled
     assert mod.install(dest) is True
     assert len(calls) == 3
+
+
+async def test_viewer_lists_plate_fields_and_moves_between_them(tmp_path: Path) -> None:
+    chromium = _require_browser()
+    write_image(tmp_path / "img.ome.zarr", Spec(shape=(64, 64), chunks=(32, 32), levels=1))
+    url = str(tmp_path / "plate.ome.zarr")
+    async with create_plate_async(url, rows=["A", "B"], columns=["1", "2", "3"]) as plate:
+        for well, field in (("A/1", "0"), ("A/1", "1"), ("B/3", "0")):
+            async with await plate.add_image(
+                well, field=field, shape=(2, 96, 80), dtype="uint16", axes="cyx", levels=1
+            ) as ds:
+                await ds.write(np.full((2, 96, 80), 1000, "uint16"))
+    served: list[str] = []
+    async with (
+        running_server({"img": str(tmp_path / "img.ome.zarr"), "hcs": url}, served) as base,
+        launch(chromium, tmp_path / "profile") as page,
+    ):
+        await page.goto(f"{base}/")
+        grid = await page.wait_for(
+            "[...document.querySelectorAll('.plate-grid td')].map(td =>"
+            " [...td.querySelectorAll('a')].map(a => a.textContent).join(',')).join('|')"
+        )
+        assert grid == "0,1|||||0"  # A/1 has fields 0 and 1, B/3 field 0
+        images = "[...document.querySelectorAll('#datasets a')].map(a => a.textContent)"
+        assert await page.evaluate(images) == ["img"]  # fields are in the grid only
+        assert await page.evaluate("document.getElementById('status').textContent") == (
+            "1 dataset, 1 plate"
+        )
+        await page.evaluate("document.querySelectorAll('.plate-grid td a')[1].click()")
+        await page.wait_for("window.ngioViewer.tilesLoaded > 0")
+        assert await page.evaluate("ngioViewer.dataset.name") == "hcs/A/1/1"
+        assert "/api/datasets/hcs/A/1/1/tiles/" in served[-1]
+        options = await page.wait_for(
+            "!document.getElementById('field-pick').hidden &&"
+            " [...document.querySelectorAll('#field-select option')].map(o => o.textContent)"
+        )
+        assert options == ["A/1 · field 0", "A/1 · field 1", "B/3 · field 0"]
+        await page.evaluate(
+            "(() => { const s = document.getElementById('field-select');"
+            " s.value = 'hcs/B/3/0'; s.dispatchEvent(new Event('change')); })()"
+        )
+        await page.wait_for(
+            "ngioViewer.dataset?.name === 'hcs/B/3/0' && ngioViewer.tilesLoaded > 0"
+        )
+        assert await page.evaluate("ngioViewer.failures") == []
+        assert await page.evaluate("ngioViewer.error") is None

@@ -55,10 +55,20 @@ async def serve_urls(
 ) -> None:
     """Open ``datasets`` and serve them until cancelled (Ctrl-C or SIGTERM)."""
     from ..web import DEFAULT_MAX_REGION_PIXELS, create_app, serve
+    from ..web._app import STATE
 
     def ready(url: str) -> None:
-        names = ", ".join(datasets)
-        print(f"serving {len(datasets)} dataset(s) ({names}) at {url}", flush=True)
+        state = app[STATE]
+        shown = []
+        for name in datasets:
+            plate = state.plates.get(name)
+            if plate is None:
+                shown.append(name)
+            else:  # its fields are datasets of their own
+                missing = f", {len(plate.unavailable)} not served" if plate.unavailable else ""
+                shown.append(f"{name}: a plate of {len(plate.fields)} fields{missing}")
+        count = len(state.entries)
+        print(f"serving {count} dataset(s) ({', '.join(shown)}) at {url}", flush=True)
         print("press Ctrl-C to stop", flush=True)
 
     app = create_app(

@@ -13,6 +13,15 @@ Endpoints (errors are always JSON ``{"error": code, "message": text}``)::
     GET|HEAD /zarr/{name}/{key}                 the store's objects (ranges supported)
     GET  /  and  /static/{path}                 the browser viewer
 
+HCS plates: a URL whose group is an NGFF plate (or an open :class:`~ngio_async.images.Plate`)
+serves every field of view as a dataset named ``<name>/<row>/<column>/<field>`` (its path in the
+plate, e.g. ``plate/A/1/0``), in plate order; the ``{name}`` of the routes above may be such a
+four-segment name (its slashes plain or ``%2F``). ``/api/datasets`` adds ``plates`` (name, rows,
+columns, wells, the field dataset names, and the fields that could not be opened, which are
+logged and left out), each field's summary has ``plate: {name, well, field}``, and
+``/zarr/<name>/`` is the whole plate (``/zarr/plate/A/1/0/0/zarr.json``). The viewer shows a
+plate as a well grid linking its fields, and a field picker beside a field.
+
 Tiles: ``tile_size`` pixels square (edge tiles cropped), ``t``/``z`` 0 where the image has no
 such axis. The channels shown by default are those marked ``active`` in ``omero``, else the
 first three. Each channel maps linearly through its window (``omero`` window; else the 0.1 and

@@ -16,9 +16,9 @@ from ._state import axis_index, axis_roles
 
 if TYPE_CHECKING:
     from ._params import TileQuery
-    from ._state import Entry, WebState
+    from ._state import Entry, PlateEntry, WebState
 
-__all__ = ["describe", "list_datasets", "region", "summary", "tile"]
+__all__ = ["describe", "list_datasets", "plate_summary", "region", "summary", "tile"]
 
 _TILE_NAME = re.compile(r"^([0-9]+)\.([A-Za-z]+)$")
 
@@ -44,13 +44,34 @@ def summary(entry: Entry) -> dict[str, Any]:
         "dtype": str(ds.dtype),
         "levels": len(ds.levels),
         "channels": entry.n_channels,
+        **({"plate": entry.field_of.as_json()} if entry.field_of else {}),
+    }
+
+
+def plate_summary(entry: PlateEntry) -> dict[str, Any]:
+    """A served plate in ``/api/datasets``: its layout and the dataset names of its fields."""
+    plate = entry.plate
+    return {
+        "name": entry.name,
+        "ngff_version": plate.version,
+        "plate_name": plate.name,
+        "rows": plate.rows,
+        "columns": plate.columns,
+        "wells": plate.wells,
+        "fields": entry.fields,
+        "unavailable": entry.unavailable,
     }
 
 
 async def list_datasets(request: web.Request) -> web.Response:
-    """``GET /api/datasets``."""
-    entries = _state(request).entries.values()
-    return web.json_response({"datasets": [summary(e) for e in entries]})
+    """``GET /api/datasets``: the datasets (images and plate fields) and the plates."""
+    state = _state(request)
+    return web.json_response(
+        {
+            "datasets": [summary(e) for e in state.entries.values()],
+            "plates": [plate_summary(p) for p in state.plates.values()],
+        }
+    )
 
 
 async def describe(request: web.Request) -> web.Response:
@@ -105,6 +126,7 @@ async def describe(request: web.Request) -> web.Response:
             "channels": channels,
             "labels": await entry.label_names(),
             "sizes": {role: ds.shape[i] for role, i in sorted(axis_roles(ds).items())},
+            **({"plate": entry.field_of.as_json()} if entry.field_of else {}),
         }
     )
 

@@ -8,20 +8,24 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from aiohttp import web
 
-from ..images import Dataset, open_async
+from .._errors import MetadataError, UnsupportedError
+from .._prefetch import first_leaf
+from ..images import Dataset, Plate, open_async, open_plate_async
 from . import _api, _files
-from ._errors import error_middleware
-from ._state import Entry, WebState, dataset_identity
+from ._errors import error_middleware, logger, redact
+from ._state import Entry, FieldOf, PlateEntry, WebState, dataset_identity
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Mapping
+
+    from anyio.abc import TaskGroup
 
 __all__ = ["DEFAULT_MAX_REGION_PIXELS", "STATE", "create_app"]
 
 DEFAULT_MAX_REGION_PIXELS = 64 * 1024 * 1024
 STATE = web.AppKey("ngio_async.web.state", WebState)
 
-Source = str | os.PathLike[str] | Dataset
+Source = str | os.PathLike[str] | Dataset | Plate
 
 
 def create_app(
@@ -32,12 +36,18 @@ def create_app(
     cache_seconds: int = 3600,
     **open_options: Any,
 ) -> web.Application:
-    """An aiohttp app serving ``datasets`` (name -> URL, path or open :class:`Dataset`).
+    """An aiohttp app serving ``datasets`` (name -> URL, path, open :class:`Dataset` or
+    :class:`Plate`).
 
     URLs are opened once when the app starts (concurrently; ``open_options`` go to
     :func:`~ngio_async.open_async`, e.g. ``limits=`` or S3 options) and closed when it shuts
-    down; every request shares them and their store limits. A :class:`Dataset` passed in is
-    used as is and left open (its owner closes it).
+    down; every request shares them and their store limits. A :class:`Dataset` or
+    :class:`Plate` passed in is used as is and left open (its owner closes it).
+
+    An HCS plate (a URL whose group is a plate, or a :class:`Plate`) serves each of its fields
+    of view as a dataset named ``<name>/<row>/<column>/<field>`` (``plate/A/1/0``: the field's
+    path in the plate), opened at start-up too; a well or field that cannot be opened is
+    logged and left out (listed as ``unavailable``). ``/zarr/<name>/`` is the whole plate.
 
     Routes: ``GET /api/datasets``, ``/api/datasets/{name}``,
     ``/api/datasets/{name}/tiles/{level}/{t}/{z}/{row}/{col}.{png,jpg,jpeg,webp}``,
@@ -61,37 +71,116 @@ def create_app(
 
     async def lifespan(app: web.Application) -> AsyncIterator[None]:
         state = app[STATE]
-        state.entries = await _open_all(sources, open_options)
+        state.entries, state.plates = await _open_all(sources, open_options)
         try:
             yield
         finally:
             entries, state.entries = state.entries, {}
+            plates, state.plates = state.plates, {}
             with anyio.CancelScope(shield=True):
                 for entry in entries.values():
                     if entry.owned:
                         await entry.dataset.aclose()
+                for plate in plates.values():
+                    if plate.owned:
+                        await plate.plate.aclose()
 
     app.cleanup_ctx.append(lifespan)
     router = app.router
     router.add_get("/api/datasets", _api.list_datasets)
-    router.add_get("/api/datasets/{name}", _api.describe)
-    router.add_get("/api/datasets/{name}/region.npy", _api.region)
-    router.add_get("/api/datasets/{name}/tiles/{level}/{t}/{z}/{row}/{col}", _api.tile)
+    # a dataset name is one segment, or four for a plate's field (plate/A/1/0)
+    name = "{name:[^/]+(?:/[^/]+/[^/]+/[^/]+)?}"
+    router.add_get(f"/api/datasets/{name}", _api.describe)
+    router.add_get(f"/api/datasets/{name}/region.npy", _api.region)
+    router.add_get(f"/api/datasets/{name}/tiles/{{level}}/{{t}}/{{z}}/{{row}}/{{col}}", _api.tile)
     router.add_route("*", "/zarr/{name}/{key:.*}", _files.zarr_object)
     router.add_get("/", _files.index)
     router.add_get("/static/{path:.*}", _files.static_file)
     return app
 
 
-async def _open_all(sources: dict[str, Source], options: dict[str, Any]) -> dict[str, Entry]:
-    """Open every URL concurrently; on any failure close what was opened and re-raise."""
-    opened: dict[str, tuple[Dataset, bool]] = {}
+async def _open_source(source: str | os.PathLike[str], options: dict[str, Any]) -> Dataset | Plate:
+    """Open ``source`` as an image, else (an HCS plate's group) as a plate; the image's error
+    when it is neither."""
+    try:
+        return await open_async(source, **options)
+    except (UnsupportedError, MetadataError) as exc:
+        try:
+            return await open_plate_async(source, **options)
+        except Exception:  # noqa: BLE001 - not a plate either: the image's error says why
+            raise exc from None
+
+
+async def _open_fields(entry: PlateEntry, opened: list[Dataset]) -> dict[str, Entry]:
+    """Open every field of view of a plate (wells read and fields opened concurrently, within
+    the plate's ``max_requests``; each dataset opened is appended to ``opened`` at once); what
+    fails is logged and listed as unavailable."""
+    plate = entry.plate
+    limiter = anyio.CapacityLimiter(max(1, plate.limits.max_requests))
+    datasets: dict[tuple[str, str], Dataset] = {}
+    well_fields: dict[str, list[str]] = {}
+
+    def skip(what: str, exc: BaseException) -> None:
+        entry.unavailable.append(what)
+        leaf = first_leaf(exc)
+        text = redact(f"{type(leaf).__name__}: {leaf}")
+        logger.warning("plate %r: %s is not served: %s", entry.name, what, text)
+
+    async def one_field(well: str, field: str) -> None:
+        async with limiter:
+            try:
+                ds = await plate.image(well, field=field)
+            except Exception as exc:  # noqa: BLE001 - one bad field does not stop the others
+                skip(f"{well}/{field}", exc)
+                return
+            opened.append(ds)
+            datasets[well, field] = ds
+
+    async def one_well(well: str, tg: TaskGroup) -> None:
+        async with limiter:
+            try:
+                well_fields[well] = (await plate.well(well)).fields
+            except Exception as exc:  # noqa: BLE001
+                skip(well, exc)
+                return
+        for field in well_fields[well]:
+            tg.start_soon(one_field, well, field)
+
+    async with anyio.create_task_group() as tg:
+        for well in plate.wells:
+            tg.start_soon(one_well, well, tg)
+    out: dict[str, Entry] = {}
+    for well in plate.wells:  # plate order (wells, then their fields), not completion order
+        for field in well_fields.get(well, []):
+            ds = datasets.get((well, field))
+            if ds is not None:
+                name = f"{entry.name}/{well}/{field}"
+                identity = dataset_identity(name, ds)
+                out[name] = Entry(name, ds, True, identity, FieldOf(entry.name, well, field))
+                entry.fields.append(name)
+    entry.unavailable.sort()
+    return out
+
+
+async def _open_all(
+    sources: dict[str, Source], options: dict[str, Any]
+) -> tuple[dict[str, Entry], dict[str, PlateEntry]]:
+    """Open every URL concurrently (a plate's fields too); on any failure close what was
+    opened and re-raise."""
+    opened: dict[str, tuple[Dataset | Plate, bool]] = {}
+    plates: dict[str, PlateEntry] = {}
+    fields: dict[str, dict[str, Entry]] = {}
+    field_datasets: list[Dataset] = []
 
     async def one(name: str, source: Source) -> None:
-        if isinstance(source, Dataset):
-            opened[name] = (source, False)
+        if isinstance(source, Dataset | Plate):
+            node, owned = source, False
         else:
-            opened[name] = (await open_async(source, **options), True)
+            node, owned = await _open_source(source, options), True
+        opened[name] = (node, owned)
+        if isinstance(node, Plate):
+            plates[name] = PlateEntry(name, node, owned)
+            fields[name] = await _open_fields(plates[name], field_datasets)
 
     try:
         async with anyio.create_task_group() as tg:
@@ -99,16 +188,22 @@ async def _open_all(sources: dict[str, Source], options: dict[str, Any]) -> dict
                 tg.start_soon(one, name, source)
     except BaseException as exc:
         with anyio.CancelScope(shield=True):
-            for ds, owned in opened.values():
+            for ds in field_datasets:
+                await ds.aclose()
+            for node, owned in opened.values():
                 if owned:
-                    await ds.aclose()
+                    await node.aclose()
         leaf: BaseException = exc
         while isinstance(leaf, BaseExceptionGroup) and len(leaf.exceptions) == 1:
             leaf = leaf.exceptions[0]
         if leaf is exc:
             raise
         raise leaf from None
-    return {
-        name: Entry(name, opened[name][0], opened[name][1], dataset_identity(name, opened[name][0]))
-        for name in sources
-    }
+    entries: dict[str, Entry] = {}
+    for name in sources:
+        node, owned = opened[name]
+        if isinstance(node, Plate):
+            entries.update(fields[name])
+        else:
+            entries[name] = Entry(name, node, owned, dataset_identity(name, node))
+    return entries, plates

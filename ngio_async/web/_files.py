@@ -108,10 +108,16 @@ async def zarr_object(request: web.Request) -> web.StreamResponse:
     if request.method not in ("GET", "HEAD"):
         raise ApiError(405, "method_not_allowed", f"method {request.method} is not allowed")
     state: WebState = request.app[STATE]
-    entry = state.entry(request.match_info["name"])
+    served = request.match_info["name"]
+    plate = state.plates.get(served)
+    if plate is not None:  # the whole plate: its fields are <row>/<column>/<field>/...
+        store, root = plate.plate.store, plate.plate.root
+    else:
+        entry = state.entry(served)
+        store, root = entry.dataset.store, entry.dataset.root
     key = safe_key(_raw_tail(request, 2))
-    store, path = entry.dataset.store, join(entry.dataset.root, key)
-    missing = ApiError(404, "not_found", f"no key {key!r} in dataset {entry.name!r}")
+    path = join(root, key)
+    missing = ApiError(404, "not_found", f"no key {key!r} in dataset {served!r}")
     name = key.rpartition("/")[2]
     headers = {
         "Accept-Ranges": "bytes",

@@ -16,9 +16,9 @@ from ._errors import ApiError
 from ._render import Window, compute_windows
 
 if TYPE_CHECKING:
-    from ..images import Dataset
+    from ..images import Dataset, Plate
 
-__all__ = ["Entry", "WebState", "axis_index", "dataset_identity"]
+__all__ = ["Entry", "FieldOf", "PlateEntry", "WebState", "axis_index", "dataset_identity"]
 
 _WINDOW_SAMPLE = 16 * 1024 * 1024  # elements of the smallest level read for default windows
 _WINDOW_CROP = 2048  # y/x extent of that sample
@@ -62,14 +62,27 @@ def axis_index(ds: Dataset, name: str) -> int | None:
     return axis_roles(ds).get(name)
 
 
+@dataclass(frozen=True, slots=True)
+class FieldOf:
+    """Where a served field of view lies: its plate's served name, well (``"A/1"``), field."""
+
+    plate: str
+    well: str
+    field: str
+
+    def as_json(self) -> dict[str, str]:
+        return {"name": self.plate, "well": self.well, "field": self.field}
+
+
 @dataclass
 class Entry:
-    """One served dataset."""
+    """One served dataset (an image, or a field of view of a served plate)."""
 
     name: str
     dataset: Dataset
     owned: bool
     identity: str
+    field_of: FieldOf | None = None
     _windows: list[Window] | None = None
     _labels: list[str] | None = None
     _lock: anyio.Lock = field(default_factory=anyio.Lock)
@@ -115,6 +128,19 @@ class Entry:
 
 
 @dataclass
+class PlateEntry:
+    """One served HCS plate: its fields are served as datasets named ``<plate>/<row>/<col>/<field>``."""
+
+    name: str
+    plate: Plate
+    owned: bool
+    #: served dataset names of its fields, in plate order
+    fields: list[str] = field(default_factory=list)
+    #: ``<row>/<col>/<field>`` (or ``<row>/<col>``) of what could not be opened
+    unavailable: list[str] = field(default_factory=list)
+
+
+@dataclass
 class WebState:
     """Settings and the datasets of one app (filled on start-up)."""
 
@@ -122,6 +148,7 @@ class WebState:
     tile_size: int
     cache_seconds: int
     entries: dict[str, Entry] = field(default_factory=dict)
+    plates: dict[str, PlateEntry] = field(default_factory=dict)
     #: bounds the worker threads that render tiles and encode regions (CPU-bound)
     render_limiter: anyio.CapacityLimiter = field(
         default_factory=lambda: anyio.CapacityLimiter(max(2, os.cpu_count() or 2))
@@ -132,4 +159,10 @@ class WebState:
         try:
             return self.entries[name]
         except KeyError:
-            raise ApiError(404, "unknown_dataset", f"no dataset named {name!r}") from None
+            message = f"no dataset named {name!r}"
+            if name in self.plates:
+                message = (
+                    f"{name!r} is an HCS plate: its fields of view are the datasets named "
+                    f"'{name}/<row>/<column>/<field>' (listed by /api/datasets)"
+                )
+            raise ApiError(404, "unknown_dataset", message) from None

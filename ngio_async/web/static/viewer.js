@@ -1,5 +1,6 @@
 // ngio-async viewer: lists the served datasets and shows one in OpenSeadragon over the tile API.
-// Routes: "#" (the list) and "#/<dataset name>". State for tests and the console: window.ngioViewer.
+// Routes: "#" (the list) and "#/<dataset name>" (a plate's field: "#/<plate>/<row>/<column>/<field>").
+// State for tests and the console: window.ngioViewer.
 
 const MISSING_ASSETS = "viewer assets not installed: run make viewer";
 const PALETTE = ["00FFFF", "FF00FF", "FFFF00", "00FF00", "FF0000", "0000FF", "FFFFFF"];
@@ -60,6 +61,9 @@ async function getJSON(url) {
   return response.json();
 }
 
+// A dataset name in a URL path: each segment encoded ("plate/A/1/0" keeps its slashes).
+const namePath = (name) => name.split("/").map(encodeURIComponent).join("/");
+
 const osdMissing = () => typeof window.OpenSeadragon !== "function";
 
 // ---------------------------------------------------------------- formatting
@@ -92,20 +96,61 @@ async function showList() {
   if (osdMissing()) notice(MISSING_ASSETS);
   status("loading…");
   const token = routeToken;
-  const { datasets } = await getJSON("api/datasets");
+  const { datasets, plates = [] } = await getJSON("api/datasets");
   if (token !== routeToken) return;
+  const images = datasets.filter((ds) => !ds.plate); // plate fields are listed in their plate's grid
   const body = $("datasets");
   body.replaceChildren();
-  for (const ds of datasets) {
-    const link = el("a", { href: `#/${encodeURIComponent(ds.name)}`, textContent: ds.name });
+  for (const ds of images) {
+    const link = el("a", { href: `#/${namePath(ds.name)}`, textContent: ds.name });
     const levels = Array.isArray(ds.levels) ? ds.levels.length : ds.levels;
     const cells = [ds.ngff_version, ds.axes, ds.shape, ds.dtype, levels, ds.channels];
     body.append(el("tr", {}, el("td", {}, link), ...cells.map((c) => el("td", { textContent: fmt(c) }))));
   }
-  if (!datasets.length) {
+  if (!images.length) {
     body.append(el("tr", {}, el("td", { colSpan: 7, className: "empty", textContent: "no datasets" })));
   }
-  status(`${datasets.length} dataset${datasets.length === 1 ? "" : "s"}`);
+  $("images").hidden = !images.length && plates.length > 0;
+  renderPlates(plates, datasets);
+  const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
+  status([plural(images.length, "dataset"), ...(plates.length ? [plural(plates.length, "plate")] : [])].join(", "));
+}
+
+// One grid per plate: rows x columns, each well cell links to its fields of view.
+function renderPlates(plates, datasets) {
+  const byName = new Map(datasets.map((ds) => [ds.name, ds]));
+  const sections = plates.map((plate) => {
+    const byWell = new Map();
+    for (const name of plate.fields) {
+      const ds = byName.get(name);
+      if (!ds?.plate) continue;
+      byWell.set(ds.plate.well, [...(byWell.get(ds.plate.well) ?? []), ds]);
+    }
+    const head = el("tr", {}, el("th"), ...plate.columns.map((c) => el("th", { textContent: c })));
+    const rows = plate.rows.map((r) =>
+      el(
+        "tr",
+        {},
+        el("th", { textContent: r }),
+        ...plate.columns.map((c) => {
+          const fields = byWell.get(`${r}/${c}`) ?? [];
+          const links = fields.map((ds) =>
+            el("a", { href: `#/${namePath(ds.name)}`, textContent: ds.plate.field, title: ds.name }),
+          );
+          return el("td", { title: `well ${r}/${c}`, className: fields.length ? "" : "empty" }, ...links);
+        }),
+      ),
+    );
+    const title = plate.plate_name ? `${plate.name} (${plate.plate_name})` : plate.name;
+    const info = [`NGFF ${plate.ngff_version}`, `${plate.wells.length} wells`, `${plate.fields.length} fields`];
+    if (plate.unavailable?.length) info.push(`not served: ${plate.unavailable.join(", ")}`);
+    const grid = el("table", { className: "plate-grid" }, el("thead", {}, head), el("tbody", {}, ...rows));
+    const section = el("section", { className: "plate" }, el("h2", { textContent: `Plate ${title}` }));
+    section.dataset.plate = plate.name;
+    section.append(el("p", { className: "plate-info", textContent: info.join(" · ") }), grid);
+    return section;
+  });
+  $("plates").replaceChildren(...sections);
 }
 
 // ---------------------------------------------------------------- one dataset
@@ -143,7 +188,7 @@ function planeAt(ds, axis, level) {
 function tileUrl(level, row, col) {
   const ds = state.dataset;
   const [t, z] = [planeAt(ds, "t", level), planeAt(ds, "z", level)];
-  const name = encodeURIComponent(ds.name);
+  const name = namePath(ds.name);
   return `api/datasets/${name}/tiles/${level}/${t}/${z}/${row}/${col}.png${tileQuery()}`;
 }
 
@@ -289,10 +334,29 @@ function renderInfo(ds) {
     ["dtype", ds.dtype],
     ["levels", ds.levels.length],
   ];
+  if (ds.plate) rows.unshift(["plate", ds.plate.name], ["well", ds.plate.well], ["field", ds.plate.field]);
   const unit = ds.axes.find((a) => a.name === "x")?.unit;
   const scale = ds.levels[0].scale?.[axisIndex(ds, "x")];
   if (scale !== undefined) rows.push(["pixel", `${+scale.toPrecision(4)} ${unit ?? ""}`.trim()]);
   $("ds-info").replaceChildren(...rows.flatMap(([k, v]) => [el("dt", { textContent: k }), el("dd", { textContent: fmt(v) })]));
+}
+
+// A plate's field: a select of every field of its plate, to move between fields of view.
+async function renderFieldPicker(ds, token) {
+  const pick = $("field-pick");
+  pick.hidden = true;
+  if (!ds.plate) return;
+  const { datasets } = await getJSON("api/datasets");
+  if (token !== routeToken) return;
+  const fields = datasets.filter((d) => d.plate?.name === ds.plate.name);
+  const select = $("field-select");
+  select.replaceChildren(
+    ...fields.map((d) => el("option", { value: d.name, textContent: `${d.plate.well} · field ${d.plate.field}`, selected: d.name === ds.name })),
+  );
+  select.onchange = () => {
+    location.hash = `#/${namePath(select.value)}`;
+  };
+  pick.hidden = fields.length < 2;
 }
 
 function renderChannels() {
@@ -315,7 +379,8 @@ function renderChannels() {
       if (ch.window) input.value = ch.window[i];
       input.addEventListener("change", () => {
         const [lo, hi] = input.parentElement.querySelectorAll("input[type=number]");
-        ch.window = lo.value !== "" && hi.value !== "" ? [+lo.value, +hi.value] : null;
+        const both = lo.value !== "" && hi.value !== "" && +hi.value > +lo.value;
+        ch.window = both ? [+lo.value, +hi.value] : null; // end <= start: automatic
         refreshSoon();
       });
       return input;
@@ -356,19 +421,22 @@ async function openDataset(name) {
   Object.assign(state, { ready: false, dataset: null, tileRequests: 0, tilesLoaded: 0, tilesFailed: 0 });
   status("loading…");
   const token = routeToken;
-  const ds = await getJSON(`api/datasets/${encodeURIComponent(name)}`);
+  const ds = await getJSON(`api/datasets/${namePath(name)}`);
   if (token !== routeToken) return; // the user moved on meanwhile
   state.dataset = ds;
+  // What the server shows by default ("display"): the same channels and colours as a plain tile URL.
+  const validWindow = (w) => Array.isArray(w) && w.length === 2 && w[1] > w[0];
   state.channels = ds.channels.map((c, i) => ({
     index: c.index ?? i,
     label: c.label ?? `channel ${c.index ?? i}`,
-    color: hex(c.color, i, ds.channels.length),
-    window: Array.isArray(c.window) ? [...c.window] : null,
-    active: c.active ?? true,
+    color: hex(c.display?.color ?? c.color, i, ds.channels.length),
+    window: validWindow(c.window) ? [...c.window] : null,
+    active: c.display?.shown ?? c.active ?? true,
   }));
   if (state.channels.length && !state.channels.some((c) => c.active)) state.channels[0].active = true;
   $("ds-name").textContent = ds.name;
   renderInfo(ds);
+  renderFieldPicker(ds, token).catch(() => {}); // optional: the plate's other fields
   renderChannels();
   renderPlanes(ds);
   if (osdMissing()) {
