@@ -197,9 +197,12 @@ def basic_index(draw: st.DrawFn) -> tuple[tuple[int, ...], Any]:
             parts.append(draw(st.integers(-n, n - 1)))
         elif kind == "slice":
             bound = st.none() | st.integers(-n - 3, n + 3)
-            parts.append(slice(draw(bound), draw(bound), draw(st.none() | st.integers(1, 4))))
+            step = st.none() | st.integers(1, 4) | st.integers(-4, -1)
+            parts.append(slice(draw(bound), draw(bound), draw(step)))
         else:
             parts.append(slice(None))
+        if draw(st.integers(0, 4)) == 0:
+            parts.append(None)  # newaxis
     # sometimes drop trailing parts or replace a run by an ellipsis
     if len(parts) > 0 and draw(st.booleans()):
         i = draw(st.integers(0, len(parts)))
@@ -237,6 +240,12 @@ def test_normalize_examples() -> None:
     assert normalize_selection(np.int64(2), (5,)).region == (slice(2, 3),)
     assert normalize_selection(..., (2, 3)).region == (slice(0, 2), slice(0, 3))
     assert normalize_selection(slice(10, 20), (5,)).region == (slice(5, 5),)
+    back = normalize_selection((None, slice(None, 1, -3), ..., None), (10, 4))
+    assert back.region == (slice(3, 10), slice(0, 4))  # rows 9, 6, 3 (covering, step 1)
+    assert back.steps == (-3, 1)
+    assert back.new_axes == (0, 3)
+    assert back.shape == (1, 3, 4, 1)
+    assert not back.is_region
 
 
 @pytest.mark.parametrize(
@@ -246,12 +255,13 @@ def test_normalize_examples() -> None:
         (-6, IndexError),
         ((0, 0, 0), IndexError),
         ((..., ...), IndexError),
-        (None, TypeError),
         (True, TypeError),
         ([1, 2], TypeError),
         (np.array([1]), TypeError),
-        (slice(None, None, -1), ValueError),
+        (np.array([True] * 5), TypeError),
+        ((slice(None), [0, 1]), TypeError),
         (slice(None, None, 0), ValueError),
+        ((None, 0, 0, 0), IndexError),
         (1.5, TypeError),
     ],
 )

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from itertools import product
 from typing import TYPE_CHECKING, Any, Protocol
 
+import numpy as np
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
@@ -199,36 +201,51 @@ class BasicSelection:
     """A normalised numpy basic index.
 
     Read :attr:`region` (step 1, inside bounds), then :meth:`apply` takes every ``step``-th element
-    and drops the integer-indexed axes, giving exactly ``numpy_array[selection]``.
+    (backwards for a negative step), drops the integer-indexed axes and inserts the ``None``
+    (newaxis) axes, giving exactly ``numpy_array[selection]``.
     """
 
     region: Region
+    #: one step per array axis; negative: the axis is read backwards
     steps: tuple[int, ...]
     #: axes indexed by an integer (dropped from the result)
     drop_axes: tuple[int, ...]
+    #: positions in the result of the length-1 axes that ``None`` (newaxis) adds
+    new_axes: tuple[int, ...] = ()
+
+    @property
+    def is_region(self) -> bool:
+        """Whether the selection is its region: step-1 slices, no integer or ``None``."""
+        return all(st == 1 for st in self.steps) and not self.drop_axes and not self.new_axes
 
     @property
     def shape(self) -> tuple[int, ...]:
         """Shape of the final result."""
-        return tuple(
-            -(-(s.stop - s.start) // st)
+        kept = [
+            -(-(s.stop - s.start) // abs(st))
             for ax, (s, st) in enumerate(zip(self.region, self.steps, strict=True))
             if ax not in self.drop_axes
-        )
+        ]
+        for pos in self.new_axes:
+            kept.insert(pos, 1)
+        return tuple(kept)
 
     def apply(self, array: NDArray[Any]) -> NDArray[Any]:
         """Turn the array read for :attr:`region` into the result of the original selection."""
-        if any(st != 1 for st in self.steps):
-            array = array[tuple(slice(None, None, st) for st in self.steps)]
-        if self.drop_axes:
+        if any(st != 1 for st in self.steps) or self.drop_axes:
             array = array[
-                tuple(0 if ax in self.drop_axes else slice(None) for ax in range(array.ndim))
+                tuple(
+                    0 if ax in self.drop_axes else slice(None, None, st)
+                    for ax, st in enumerate(self.steps)
+                )
             ]
+        if self.new_axes:
+            array = np.expand_dims(array, self.new_axes)
         return array
 
 
 def _is_int(x: object) -> bool:
-    if isinstance(x, bool):
+    if isinstance(x, bool | np.bool_):
         return False
     try:
         operator.index(x)  # type: ignore[arg-type]
@@ -238,20 +255,21 @@ def _is_int(x: object) -> bool:
 
 
 def normalize_selection(selection: object, shape: tuple[int, ...]) -> BasicSelection:
-    """Normalise numpy basic indexing (ints, slices with positive steps, ``...``) to a region.
+    """Normalise numpy basic indexing (ints, slices, ``...``, ``None``) to a region.
 
-    Negative indices count from the end; slices clamp like numpy's. The region of a slice with
-    step > 1 is the covering step-1 range, trimmed to the last element taken.
+    Negative indices count from the end; slices clamp like numpy's, and a negative step reads
+    backwards. The region of a slice is the covering step-1 range, trimmed to the elements taken.
 
     :raises IndexError: an integer out of range, or too many indices.
-    :raises TypeError: an unsupported index (arrays, ``None``/newaxis, booleans, ...).
-    :raises ValueError: a slice step of zero or below.
+    :raises TypeError: an unsupported index (arrays, lists, booleans, floats, ...): advanced
+        indexing is not supported.
+    :raises ValueError: a slice step of zero.
     """
     sel: tuple[object, ...] = selection if isinstance(selection, tuple) else (selection,)
     n_ellipsis = sum(1 for s in sel if s is Ellipsis)
     if n_ellipsis > 1:
         raise IndexError("an index can only have a single ellipsis ('...')")
-    n_real = len(sel) - n_ellipsis
+    n_real = sum(1 for s in sel if s is not Ellipsis and s is not None)
     if n_real > len(shape):
         raise IndexError(
             f"too many indices for array: array is {len(shape)}-dimensional, "
@@ -261,12 +279,20 @@ def normalize_selection(selection: object, shape: tuple[int, ...]) -> BasicSelec
         i = next(i for i, s in enumerate(sel) if s is Ellipsis)
         sel = sel[:i] + (slice(None),) * (len(shape) - n_real) + sel[i + 1 :]
     else:
-        sel = sel + (slice(None),) * (len(shape) - len(sel))
+        sel = sel + (slice(None),) * (len(shape) - n_real)
 
     region: list[slice] = []
     steps: list[int] = []
     drop: list[int] = []
-    for ax, (s, n) in enumerate(zip(sel, shape, strict=True)):
+    new: list[int] = []
+    out_ax = 0  # position in the result
+    ax = 0  # array axis
+    for s in sel:
+        if s is None:
+            new.append(out_ax)
+            out_ax += 1
+            continue
+        n = shape[ax]
         if _is_int(s):
             i = operator.index(s)  # type: ignore[arg-type]
             if not -n <= i < n:
@@ -276,20 +302,25 @@ def normalize_selection(selection: object, shape: tuple[int, ...]) -> BasicSelec
             steps.append(1)
             drop.append(ax)
         elif isinstance(s, slice):
-            start, stop, step = s.indices(n)
-            if step <= 0:
-                raise ValueError(f"slice step must be positive, got {s.step} (axis {ax})")
-            count = max(0, -(-(stop - start) // step))
+            start, stop, step = s.indices(n)  # ValueError for a zero step
+            count = len(range(start, stop, step))
             if count == 0:
-                region.append(slice(start, start))
+                lo = min(start, n) if step > 0 else min(stop + 1, n)
+                region.append(slice(lo, lo))
             else:
-                region.append(slice(start, start + (count - 1) * step + 1))
+                last = start + (count - 1) * step
+                region.append(slice(min(start, last), max(start, last) + 1))
             steps.append(step)
+            out_ax += 1
         else:
             raise TypeError(
-                f"only integers, slices and '...' are supported, got {type(s).__name__} (axis {ax})"
+                "only integers, slices, '...' and None are supported (numpy basic indexing), "
+                f"got {type(s).__name__} (axis {ax})"
             )
-    return BasicSelection(region=tuple(region), steps=tuple(steps), drop_axes=tuple(drop))
+        ax += 1
+    return BasicSelection(
+        region=tuple(region), steps=tuple(steps), drop_axes=tuple(drop), new_axes=tuple(new)
+    )
 
 
 def nchunks(meta: GridMeta, region: Region) -> int:
@@ -304,12 +335,15 @@ def strided_parts(
 
     On an axis whose step is at least its chunk size (each selected coordinate in its own chunk)
     and where at least half of the covering chunks hold no selected coordinate, every selected
-    coordinate is read alone (one plane of its chunk); other axes are read whole. ``sub_region`` is step-1; taking every ``step``-th element of it
-    gives the result's ``out_slices`` part. ``None`` when no axis skips chunks.
+    coordinate is read alone (one plane of its chunk); other axes are read whole. ``sub_region``
+    is step-1; taking every ``abs(step)``-th element of it gives the ``out_slices`` part of the
+    result in increasing order (reversing the negative-step axes is the caller's). ``None`` when
+    no axis skips chunks.
     """
     per_axis: list[list[tuple[slice, slice]]] = []
     skipping = False
-    for r, st, c in zip(region, steps, chunks, strict=True):
+    for r, step, c in zip(region, steps, chunks, strict=True):
+        st = abs(step)  # a negative step reads the same elements (reversed by the caller)
         n = -(-(r.stop - r.start) // st)
         covering = -(-r.stop // c) - r.start // c
         if st >= c and n > 1 and covering >= 2 * n:  # at least half the chunks are skipped

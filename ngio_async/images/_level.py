@@ -169,7 +169,7 @@ class Level:
 
     # ---------------------------------------------------------------- reading
     def __getitem__(self, selection: Any) -> Coroutine[Any, Any, NDArray[Any]]:
-        """``await level[...]``: numpy basic indexing (ints, slices, ``...``)."""
+        """``await level[...]``: numpy basic indexing (ints, slices with any step, ``...``, ``None``)."""
         return self.getitem(selection)
 
     async def getitem(self, selection: Any) -> NDArray[Any]:
@@ -179,19 +179,20 @@ class Level:
             return sel.apply(await self.read(sel.region))
         # steps of a chunk or more: read only the chunks holding selected elements
         full = tuple(
-            -(-(r.stop - r.start) // st) for r, st in zip(sel.region, sel.steps, strict=True)
+            -(-(r.stop - r.start) // abs(st)) for r, st in zip(sel.region, sel.steps, strict=True)
         )
         out: NDArray[Any] = np.empty(full, dtype=self.dtype)
         indexes = self.index_cache()
-        every = tuple(slice(None, None, st) for st in sel.steps)
+        every = tuple(slice(None, None, abs(st)) for st in sel.steps)
 
         async def one(part: tuple[Region, tuple[slice, ...]]) -> None:
             sub, target = part
             out[target] = (await self.read(sub, indexes))[every]
 
         await _run_all(parts, one, self._window)
+        backwards = tuple(-1 if st < 0 else 1 for st in sel.steps)
         return BasicSelection(
-            tuple(slice(0, n) for n in full), (1,) * len(full), sel.drop_axes
+            tuple(slice(0, n) for n in full), backwards, sel.drop_axes, sel.new_axes
         ).apply(out)
 
     @property
@@ -532,7 +533,7 @@ class Level:
         """
         self._check_writable()
         sel = normalize_selection(tuple(region), self.shape)
-        if any(st != 1 for st in sel.steps) or sel.drop_axes or len(tuple(region)) != self.ndim:
+        if not sel.is_region or len(tuple(region)) != self.ndim:
             raise ValueError(
                 f"a region needs one step-1 slice per axis ({self.ndim}), got {region}"
             )
@@ -551,6 +552,8 @@ class Level:
         self._check_writable()
         sel = normalize_selection(selection, self.shape)
         value = fit_data(data, sel.shape, self.dtype, f"level {self.path!r}")
+        if sel.new_axes:  # None (newaxis) adds length-1 axes that are not stored
+            value = np.squeeze(value, axis=sel.new_axes)
         if all(st == 1 for st in sel.steps):
             if sel.drop_axes:
                 value = np.expand_dims(value, sel.drop_axes)

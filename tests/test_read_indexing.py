@@ -1,0 +1,83 @@
+"""numpy basic indexing on levels and datasets: ``None`` (newaxis) and negative steps as numpy.
+
+Reads go through every path (one chunk, many chunks, strided reads that skip chunks, the sync
+shim); writes through ``level[...] = data``. Advanced indexing is refused with a TypeError.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pytest
+from images import Spec, write_image
+
+import ngio_async
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+SELECTIONS: list[Any] = [
+    None,
+    (None, 0),
+    (0, None, slice(None, None, -1)),
+    (..., None),
+    (slice(None, None, -1), slice(None, None, -1), slice(None, None, -1)),
+    (slice(1, None, -1), slice(60, 3, -7), slice(None, None, -20)),  # strided: skips chunks
+    (-1, slice(40, 10, -1), 5),  # inside one chunk, backwards
+    (slice(None), slice(5, 5, -1)),  # empty
+    (None, ..., slice(None, None, -33), None),
+]
+
+
+@pytest.fixture(scope="module")
+def image(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray]:
+    root = tmp_path_factory.mktemp("idx") / "img.ome.zarr"
+    spec = Spec(shape=(2, 64, 64), chunks=(1, 16, 16), shards=(1, 32, 32), levels=1)
+    return root, write_image(root, spec)[0]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("selection", SELECTIONS, ids=repr)
+async def test_level_getitem_newaxis_and_negative_steps(
+    image: tuple[Path, np.ndarray], selection: Any
+) -> None:
+    root, data = image
+    async with ngio_async.open_async(root) as ds:
+        got = await ds.levels[0][selection]
+    np.testing.assert_array_equal(got, data[selection])
+    assert got.shape == data[selection].shape
+
+
+def test_sync_getitem_newaxis_and_negative_steps(image: tuple[Path, np.ndarray]) -> None:
+    root, data = image
+    with ngio_async.open(root) as ds:
+        for selection in SELECTIONS:
+            np.testing.assert_array_equal(ds[selection], data[selection])
+            assert ds[selection].shape == data[selection].shape
+
+
+@pytest.mark.parametrize(
+    "selection",
+    [[0, 1], np.array([0, 1]), (0, np.zeros(64, bool)), True, 1.0],
+    ids=["list", "array", "mask", "bool", "float"],
+)
+def test_advanced_indexing_is_a_clear_type_error(
+    image: tuple[Path, np.ndarray], selection: Any
+) -> None:
+    with ngio_async.open(image[0]) as ds, pytest.raises(TypeError, match="basic indexing"):
+        ds[selection]
+
+
+@pytest.mark.anyio
+async def test_setitem_newaxis_and_negative_steps(tmp_path: Path) -> None:
+    root = tmp_path / "img.ome.zarr"
+    data = write_image(root, Spec(shape=(2, 64, 64), chunks=(1, 16, 16), levels=1))[0]
+    async with ngio_async.open_async(root, mode="r+") as ds:
+        lvl = ds.levels[0]
+        value = np.arange(2 * 64, dtype="uint16").reshape(2, 1, 64)
+        await lvl.setitem((slice(None, None, -1), None, 3), value)
+        data[::-1, 3] = value[:, 0]
+        await lvl.setitem((0, slice(50, 2, -16), slice(None, None, -1)), 7)
+        data[0, 50:2:-16, ::-1] = 7
+        np.testing.assert_array_equal(await lvl[...], data)
