@@ -401,3 +401,24 @@ async def test_data_that_does_not_fit_is_refused_naming_both_shapes(tmp_path: Pa
         with pytest.raises(ValueError, match="dtype <U3 cannot be written to a uint16 level"):
             await ds.write(np.full((1, 8, 8), "abc"))
         assert not (await ds.read()).any()  # nothing was written
+
+
+@pytest.mark.parametrize("value", [70000, -1, [5, 70000], float("nan"), 1e10, 1j])
+async def test_python_numbers_that_are_no_value_of_the_dtype_are_refused(
+    tmp_path: Path, value: Any
+) -> None:
+    # numpy (and zarr-python) refuse them in an assignment; a silent wrap wrote 70000 as 4464
+    async with ngio_async.create_async(
+        tmp_path / "img", shape=(4, 2), dtype="uint16", axes="yx", levels=1
+    ) as ds:
+        with pytest.raises(ValueError, match="is not a uint16 value"):
+            await ds.write(value)
+        with pytest.raises(ValueError, match="is not a uint16 value"):
+            await ds.write_at((0, slice(None)), value)
+        async with ds.writer() as w:
+            with pytest.raises(ValueError, match="is not a uint16 value"):
+                await w.write(((slice(0, 1), slice(0, 2)), value))
+        assert not (await ds.read()).any()  # nothing was written
+        await ds.write_at((0, slice(None)), [3.7, 65535])  # numpy's casts otherwise
+        await ds.write(np.array([[70000, -1]] * 4))  # arrays: cast as numpy casts them
+        np.testing.assert_array_equal(await ds.read(), [[4464, 65535]] * 4)

@@ -19,6 +19,7 @@ cache of the level is invalidated for every object rewritten.
 
 from __future__ import annotations
 
+import numbers
 from contextlib import asynccontextmanager
 from functools import partial
 from itertools import product
@@ -280,7 +281,8 @@ class LevelWriter:
                 f"a tile region needs one step-1 slice per axis ({self.level.ndim}), got "
                 f"{tuple(region_in)}"
             )
-        arr = np.broadcast_to(np.asarray(data), region_shape(sel.region))
+        where = f"level {self.level.path!r}, region {_describe(sel.region)}"
+        arr = fit_data(data, region_shape(sel.region), self.level.dtype, where)
         await self._slots.acquire()
         self._tg.start_soon(self._one, sel.region, arr)
 
@@ -328,12 +330,19 @@ if TYPE_CHECKING:
 
 def fit_data(data: Any, shape: tuple[int, ...], dtype: np.dtype[Any], where: str) -> NDArray[Any]:
     """``data`` broadcast to ``shape`` (numpy assignment rules), or a ``ValueError`` naming the
-    shapes and ``where``; text or objects into a numeric level are refused the same way."""
+    shapes and ``where``; text or objects into a numeric level are refused the same way, and
+    Python numbers (or lists of them) that are no value of ``dtype`` (``70000`` or ``-1`` for
+    ``uint16``, NaN for an integer type) too, as numpy assignment refuses them."""
     given = np.asarray(data)
     if given.dtype.kind in "USOV" and dtype.kind not in "USOV":
         raise ValueError(
             f"data of dtype {given.dtype} cannot be written to a {dtype} level ({where})"
         )
+    if isinstance(data, numbers.Number | list | tuple) and not isinstance(data, np.generic):
+        try:  # numpy arrays are cast as numpy casts them; Python numbers must fit
+            given = np.asarray(data, dtype=dtype)
+        except (OverflowError, ValueError, TypeError) as exc:
+            raise ValueError(f"{_short(data)} is not a {dtype} value ({where}): {exc}") from None
     try:
         return np.broadcast_to(given, shape)
     except ValueError:
@@ -341,6 +350,11 @@ def fit_data(data: Any, shape: tuple[int, ...], dtype: np.dtype[Any], where: str
             f"data of shape {given.shape} does not fit the selection of shape {shape} "
             f"({where}); give that shape or one that broadcasts to it"
         ) from None
+
+
+def _short(data: Any) -> str:
+    text = repr(data)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _describe(region: Region) -> str:
