@@ -698,3 +698,17 @@ def test_convert_a_missing_or_undecodable_tiff(
     assert (code, out) == (2, "")
     assert err.startswith("ngio-async: error: unsupported: cannot decode") and "odd.tif" in err
     assert not dst.exists()
+
+
+def test_info_piped_is_one_line_per_level(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = make_image(str(tmp_path / "img.ome.zarr"), "0.5", labels=False)
+    with ngio_async.open(url, mode="r+") as ds:
+        ds.labels.create("nuclei-segmentation-v2", dtype="uint32").close()
+    code, out, _ = run(["info", url], capsys)
+    assert code == 0
+    levels = [line for line in out.splitlines() if "level " in line and "shape" in line]
+    assert len(levels) == 4  # 2 image levels, 2 label levels; none wrapped onto a next line
+    assert max(len(line) for line in levels) > 200
+    assert all(line.rstrip().endswith("B") for line in levels)  # "... stored 1.2 KiB"

@@ -43,6 +43,7 @@ EXIT_OK = 0
 EXIT_INVALID = 1  # the data is invalid (validate), or a metadata / codec error
 EXIT_ERROR = 2  # usage, not found, store / network errors, unsupported input
 EXIT_INTERRUPTED = 130
+_UNWRAPPED = 1 << 16  # the width of a console that is no terminal: lines are never wrapped
 
 
 class CLIError(Exception):
@@ -127,12 +128,13 @@ def describe_error(exc: BaseException) -> tuple[int, str]:
 
 
 def stdout_console() -> Console:
-    """A console on stdout; wide (no wrapping) when stdout is not a terminal."""
+    """A console on stdout; when stdout is not a terminal, no colours and no wrapping (one
+    line per item for ``grep``: a nested label level's line is longer than 200 columns)."""
     from rich.console import Console
 
     console = Console(highlight=False, soft_wrap=False)
     if not console.is_terminal:
-        console = Console(highlight=False, width=max(console.width, 200), no_color=True)
+        console = Console(highlight=False, width=_UNWRAPPED, no_color=True)
     return console
 
 
