@@ -25,9 +25,10 @@ plate as a well grid linking its fields, and a field picker beside a field.
 Tiles: ``tile_size`` pixels square (edge tiles cropped), ``t``/``z`` 0 where the image has no
 such axis. The channels shown by default are those marked ``active`` in ``omero``, else the
 first three. Each channel maps linearly through its window (``omero`` window; else the 0.1 and
-99.9 percentiles of the smallest level, computed once), is clipped to 0..1 and multiplied by its
-colour (``omero`` colour; else white for one channel, else red, green, blue, yellow, magenta,
-cyan, white by channel index); the channels add up, clipped to 0..255. Query overrides:
+99.9 percentiles of the smallest level, computed once), is clipped to 0..1 (NaN pixels: 0;
+complex pixels: their modulus) and multiplied by its colour (``omero`` colour; else white for one
+channel, else red, green, blue, yellow, magenta, cyan, white by channel index); the channels add
+up, clipped to 0..255. Query overrides:
 ``c=0,2`` (indices or labels), ``window=0:4000,100:2000`` and ``color=FF0000,00FF00`` (one per
 channel shown). Tiles carry a strong ``ETag`` and ``Cache-Control: public``; ``If-None-Match``
 answers 304 without reading pixels.

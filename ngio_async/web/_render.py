@@ -99,8 +99,8 @@ def default_colors(
 
 def compute_windows(planes: NDArray[Any], channel_axis: int | None) -> list[Window]:
     """Per-channel display range of ``planes`` (the smallest level): the 0.1 and 99.9
-    percentiles, NaNs ignored; ``(lo, lo + 1)`` when the channel is flat or empty."""
-    data = np.asarray(planes)
+    percentiles, NaNs and infinities ignored (complex values: their modulus); ``(lo, lo + 1)`` when the channel is flat or empty."""
+    data = _real(np.asarray(planes))
     data = data[np.newaxis] if channel_axis is None else np.moveaxis(data, channel_axis, 0)
     out: list[Window] = []
     for channel in data:
@@ -114,6 +114,11 @@ def compute_windows(planes: NDArray[Any], channel_axis: int | None) -> list[Wind
     return out
 
 
+def _real(data: NDArray[Any]) -> NDArray[Any]:
+    """Complex values as their modulus (what is shown and windowed); other data as is."""
+    return np.abs(data) if data.dtype.kind == "c" else data
+
+
 def _contribution(
     values: NDArray[Any], window: Window, color: tuple[int, int, int]
 ) -> NDArray[np.uint8]:
@@ -122,6 +127,7 @@ def _contribution(
     span = np.float32(end - start) if end > start else np.float32(1e-12)
     norm = np.subtract(values, np.float32(start), dtype=np.float32, casting="unsafe")
     np.divide(norm, span, out=norm)
+    np.nan_to_num(norm, copy=False, nan=0.0)  # NaN pixels are black (a cast of NaN is undefined)
     np.clip(norm, 0.0, 1.0, out=norm)
     scaled = norm[..., np.newaxis] * np.asarray(color, dtype=np.float32)
     out: NDArray[np.uint8] = np.rint(scaled).astype(np.uint8)
@@ -143,13 +149,13 @@ def composite(
     colors: Sequence[tuple[int, int, int]],
 ) -> NDArray[np.uint8]:
     """Additive RGB composite of 2-D ``planes``: each maps linearly through its window
-    (clipped to 0..1) times its colour, rounded per component (0..255); the channels' values are
+    (clipped to 0..1; NaN as 0, complex values by modulus) times its colour, rounded per component (0..255); the channels' values are
     summed, saturating at 255. Integer planes of up to 16 bits go through cached lookup tables."""
     if not planes:
         raise ValueError("composite() needs at least one plane")
     acc: NDArray[np.uint8] | None = None
     for plane, window, color in zip(planes, windows, colors, strict=True):
-        arr = np.asarray(plane)
+        arr = _real(np.asarray(plane))
         if arr.dtype.kind in "iu" and arr.dtype.itemsize <= 2:
             table = _lut(arr.dtype.str, (float(window[0]), float(window[1])), tuple(color))
             part = np.take(table, arr.view(f"u{arr.dtype.itemsize}"), axis=0)

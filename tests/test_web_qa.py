@@ -1,0 +1,74 @@
+"""The tile server used the way users and peer tools use it: odd dtypes, HTTP details, errors.
+
+Real files written with zarr-python in ``tmp_path``; the app under aiohttp's ``TestServer``.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pytest
+import zarr
+from aiohttp.test_utils import TestClient, TestServer
+from images import Spec, write_image
+from PIL import Image
+
+from ngio_async.web import create_app
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+    from pathlib import Path
+
+    from numpy.typing import NDArray
+
+
+@pytest.fixture(scope="module")
+def odd(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """``nan``: float32 with NaN and +-inf pixels; ``cplx``: complex64."""
+    root = tmp_path_factory.mktemp("odd")
+    paths = {"nan": root / "nan.zarr", "cplx": root / "cplx.zarr"}
+    write_image(paths["nan"], Spec(shape=(16, 16), chunks=(16, 16), dtype="float32", levels=1))
+    arr = zarr.open_array(paths["nan"] / "0", mode="r+")
+    data = np.linspace(0, 1, 256, dtype=np.float32).reshape(16, 16)
+    data[0, :4] = [np.nan, np.inf, -np.inf, np.nan]
+    arr[...] = data
+    write_image(paths["cplx"], Spec(shape=(16, 16), chunks=(16, 16), dtype="complex64", levels=1))
+    arr = zarr.open_array(paths["cplx"] / "0", mode="r+")
+    arr[...] = np.full((16, 16), 3 + 4j, dtype=np.complex64)
+    return paths
+
+
+@pytest.fixture
+async def client(odd: dict[str, Path]) -> AsyncIterator[TestClient[Any, Any]]:
+    app = create_app({name: str(path) for name, path in odd.items()})
+    async with TestClient(TestServer(app)) as c:
+        yield c
+
+
+def decode(body: bytes) -> NDArray[Any]:
+    return np.asarray(Image.open(io.BytesIO(body)).convert("RGB"))
+
+
+async def test_nan_and_infinite_pixels_render(client: TestClient[Any, Any]) -> None:
+    """NaN is black, +inf full, -inf black (NaN was cast to uint8: undefined, a RuntimeWarning)."""
+    resp = await client.get("/api/datasets/nan/tiles/0/0/0/0/0.png?window=0:1&color=FFFFFF")
+    assert resp.status == 200, await resp.text()
+    rgb = decode(await resp.read())
+    assert rgb[0, :4, 0].tolist() == [0, 255, 0, 0]
+    assert rgb[15, 15, 0] == 255 and rgb[1, 0, 0] == round(16 / 255 * 255)
+    # the default window ignores them: describe and a tile without overrides work
+    doc = await (await client.get("/api/datasets/nan")).json()
+    lo, hi = doc["channels"][0]["display"]["window"]
+    assert 0 <= lo < hi <= 1
+    assert (await client.get("/api/datasets/nan/tiles/0/0/0/0/0.png")).status == 200
+
+
+async def test_complex_pixels_render_by_modulus(client: TestClient[Any, Any]) -> None:
+    doc = await (await client.get("/api/datasets/cplx")).json()
+    assert doc["dtype"] == "complex64"
+    resp = await client.get("/api/datasets/cplx/tiles/0/0/0/0/0.png?window=0:10&color=FFFFFF")
+    assert resp.status == 200, await resp.text()
+    assert decode(await resp.read())[0, 0].tolist() == [128, 128, 128]  # |3+4j| / 10
+    assert (await client.get("/api/datasets/cplx/tiles/0/0/0/0/0.png")).status == 200
