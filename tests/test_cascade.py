@@ -158,3 +158,43 @@ def test_sync_write_and_writer_with_pyramid(tmp_path: Path) -> None:
     expect[:, :16, :16] //= 2
     for i, want in enumerate(model(expect, 3, "mean")):
         np.testing.assert_array_equal(got[i], want, err_msg=f"level {i}")
+
+
+async def test_an_object_cascaded_twice_ends_like_level_0_whatever_finishes_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # two writes of one region: the first one's downsampling finishes last (a slow worker
+    # thread); level 1 must still hold the second one's pixels, as level 0 does
+    import threading
+
+    from ngio_async.images import _cascade
+
+    second_done = threading.Event()
+    reduce = _cascade._reduce
+
+    def racing_reduce(block: Any, *args: Any) -> Any:
+        if block.flat[0] == 1:  # the first write waits until the second one is reduced
+            second_done.wait(timeout=10)
+        out = reduce(block, *args)
+        if block.flat[0] == 2:
+            second_done.set()
+        return out
+
+    monkeypatch.setattr(_cascade, "_reduce", racing_reduce)
+    region = (slice(0, 1), slice(32, 34), slice(32, 34))  # one level-1 object: [16:17, 16:17]
+    async with create(
+        tmp_path / "img",
+        "0.5",
+        (1, 16, 16),
+        False,
+        "uint8",
+        shape=(1, 34, 34),
+        levels=2,
+        limits=Limits(decode_threads=4),
+    ) as ds:
+        async with ds.writer(pyramid=True, max_pending=2) as w:
+            await w.write((region, np.full((1, 2, 2), 1, np.uint8)))
+            await w.write((region, np.full((1, 2, 2), 2, np.uint8)))
+        assert second_done.is_set()
+        assert (await ds.levels[0][region]).tolist() == [[[2, 2], [2, 2]]]
+        assert int(await ds.levels[1][0, 16, 16]) == 2

@@ -15,6 +15,8 @@ Correctness never depends on the order or the alignment of the writes:
 - a piece overlapping one already in its accumulator (the same pixels written twice), and
   accumulators evicted to keep the held bytes within ``max_bytes``, are *tainted*: their level-0
   extent is remembered and they take no more pieces;
+- a piece for an object already written from memory (pixels written twice, whose downsampling
+  may finish in either order) is not cascaded: the object's level-0 extent is remembered;
 - :meth:`Cascade.finish` rebuilds every remembered extent and every accumulator still incomplete
   (an object only partly written) from the store with ``build_pyramid(regions=...)``, once all
   writes are done. The result equals ``write`` followed by a full ``build_pyramid``.
@@ -87,6 +89,7 @@ class Cascade:
             raise ValueError(f"pyramid must be True or one of mean, nearest, mode; got {method!r}")
         self._max_bytes = ds.limits.prefetch_bytes if max_bytes is None else max_bytes
         self._accs: dict[tuple[int, tuple[int, ...]], _Acc] = {}
+        self._done: set[tuple[int, tuple[int, ...]]] = set()  # objects written from memory
         self._held = 0
         self._redo: list[Region] = []  # level-0 extents to rebuild from the store at the end
         self.cascaded = 0  # objects of lower levels written from memory
@@ -151,6 +154,9 @@ class Cascade:
             tuple(slice(a - t.start, b - t.start) for a, b, t in zip(lo, hi, target, strict=True))
         ]
         key = (level, coords)
+        if key in self._done:  # written once already: which write is last is not known here
+            self._remember(level, obj)
+            return
         acc = self._accs.get(key)
         if acc is None:
             shape = tuple(o.stop - o.start for o in obj)
@@ -169,6 +175,7 @@ class Cascade:
         if acc.missing > 0:
             return
         del self._accs[key]
+        self._done.add(key)
         self._held -= acc.nbytes
         await write_region(dst, obj, acc.data)
         self.cascaded += 1
@@ -194,6 +201,7 @@ class Cascade:
             if not acc.tainted:
                 self._remember(level, acc.region)
         self._accs.clear()
+        self._done.clear()
         self._held = 0
         redo = [r for r in self._redo if all(s.stop > s.start for s in r)]
         self._redo = []
