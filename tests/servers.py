@@ -90,6 +90,7 @@ class StaticServer:
     root: Path
     faults: Faults = field(default_factory=Faults)
     requests: list[SeenRequest] = field(default_factory=list)
+    raw_targets: list[str] = field(default_factory=list)  # request targets as sent, with queries
     in_flight: int = 0
     peak_in_flight: int = 0
     port: int = 0
@@ -111,6 +112,7 @@ class StaticServer:
     def reset(self) -> None:
         with self._lock:
             self.requests.clear()
+            self.raw_targets.clear()
             self.peak_in_flight = self.in_flight
             self.faults = Faults()
 
@@ -183,6 +185,7 @@ class StaticServer:
                     request.headers.get("User-Agent", ""),
                 )
             )
+            self.raw_targets.append(request.raw_path)
             self.in_flight += 1
             self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
             faults = self.faults

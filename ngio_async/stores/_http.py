@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import aiohttp
 
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = ["HTTPStore"]
 
 _CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$")
+_QUERY = re.compile(r"\?[^\s'\"]*")
 _MISSING = frozenset({404, 410})
 _DENIED = frozenset({401, 403})
 
@@ -107,11 +108,13 @@ class HTTPStore(AsyncStore):
         rust_gets: bool = False,
     ) -> None:
         parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
+        if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
             raise ValueError(f"not an http(s) URL: {redact_url(url)!r}")
-        if parts.query or parts.fragment:
-            raise ValueError(f"HTTP store URLs take no query string or fragment: {redact_url(url)}")
-        self._base = url.rstrip("/") + "/"
+        if parts.fragment:
+            raise ValueError(f"HTTP store URLs take no fragment: {redact_url(url)}")
+        self._base = urlunsplit(parts._replace(path=parts.path.rstrip("/") + "/", query=""))
+        # a signed or token URL: keys go into the path, the query goes with every request
+        self._query = f"?{parts.query}" if parts.query else ""
         super().__init__(url=redact_url(self._base).rstrip("/"), limits=limits, limiter=limiter)
         self._secret = parts.password
         self._headers = {"Accept-Encoding": "identity", **(headers or {})}
@@ -122,7 +125,8 @@ class HTTPStore(AsyncStore):
         self._rust_ok = False  # obstore's client has answered here (its errors are then final)
         self._missing_ok = False  # a miss seen by obstore's client was confirmed by aiohttp
         # obstore's client reads the bodies, except in a child forked after it was used
-        if rust_gets and not (parts.username or parts.password or headers) and obstore_usable():
+        secret = parts.username or parts.password or parts.query or headers
+        if rust_gets and not secret and obstore_usable():
             self._rust = obstore_http(self._base, self._limits, limiter=self._limiter)
 
     def _session_for_loop(self) -> aiohttp.ClientSession:
@@ -137,7 +141,7 @@ class HTTPStore(AsyncStore):
         return self._session
 
     def _object_url(self, key: str) -> str:
-        return self._base + quote(key, safe="/")
+        return self._base + quote(key, safe="/") + self._query
 
     async def _get_once(self, key: str, byte_range: ByteRequest | None) -> Buffer | None:
         rust = self._rust
@@ -275,6 +279,8 @@ class HTTPStore(AsyncStore):
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if self._secret:
             text = text.replace(self._secret, "***")
+        if self._query:  # aiohttp's messages show request URLs, with their signed queries
+            text = _QUERY.sub("?***", text)
         return f"{type(exc).__name__}: {text}"
 
     @contextmanager

@@ -7,7 +7,7 @@ import re
 from contextlib import contextmanager, suppress
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import obstore
 from obstore import exceptions as obs_exc
@@ -77,15 +77,18 @@ def obstore_http(
 ) -> ObstoreStore:
     """obstore's HTTP client rooted at ``url`` (plain ``http`` allowed when the URL says so).
 
-    Its keys are joined to the base with ``/``, so the base loses any trailing slash.
+    Its keys are joined to the base with ``/``, so the base path loses any trailing slash (a
+    query string stays, and goes with every request).
     """
     options: ClientConfig = dict(client_options or {})  # type: ignore[assignment]
-    if urlsplit(url).scheme.lower() == "http":
+    parts = urlsplit(url)
+    if parts.scheme.lower() == "http":
         options.setdefault("allow_http", True)
+    base = urlunsplit(parts._replace(path=parts.path.rstrip("/")))
     store = HTTPStore.from_url(
-        url.rstrip("/"), client_options=options, retry_config=obstore_retry_config(limits)
+        base, client_options=options, retry_config=obstore_retry_config(limits)
     )
-    return ObstoreStore(store, url=redact_url(url).rstrip("/"), limits=limits, limiter=limiter)
+    return ObstoreStore(store, url=redact_url(base).rstrip("/"), limits=limits, limiter=limiter)
 
 
 def describe_obstore(store: ObjectStore) -> str:
@@ -317,6 +320,12 @@ class ObstoreStore(AsyncStore):
     def _is_retryable(self, exc: Exception) -> bool:
         return obstore_transient(exc)
 
+    def _describe(self, exc: BaseException) -> str:
+        """The first line of a backend error, without the query strings of HTTP URLs (a
+        signed URL's query is a credential; HTTP keys never hold a raw ``?``)."""
+        text = _first_line(exc)
+        return _QUERY.sub("?***", text) if isinstance(self._store, HTTPStore) else text
+
     @contextmanager
     def _map_exceptions(self, key: str) -> Iterator[None]:
         url = self.url
@@ -327,12 +336,12 @@ class ObstoreStore(AsyncStore):
         except FileNotFoundError as exc:
             if _no_container(exc):
                 raise NotFoundError(
-                    f"the bucket (or container) of {url} does not exist: {_first_line(exc)}",
+                    f"the bucket (or container) of {url} does not exist: {self._describe(exc)}",
                     url=url,
                     key=key,
                 ) from exc
             raise NotFoundError(
-                f"not found: {key!r} at {url}: {_first_line(exc)}", url=url, key=key
+                f"not found: {key!r} at {url}: {self._describe(exc)}", url=url, key=key
             ) from exc
         except (
             obs_exc.PermissionDeniedError,
@@ -340,7 +349,7 @@ class ObstoreStore(AsyncStore):
             PermissionError,
         ) as exc:
             raise PermissionDeniedError(
-                f"access denied to {key!r} at {url}: {_first_line(exc)}", url=url, key=key
+                f"access denied to {key!r} at {url}: {self._describe(exc)}", url=url, key=key
             ) from exc
         except TimeoutError as exc:
             raise StoreTimeoutError(
@@ -351,17 +360,17 @@ class ObstoreStore(AsyncStore):
             ) from exc
         except obs_exc.NotSupportedError as exc:
             raise UnsupportedError(
-                f"operation on {key!r} not supported by {url}: {_first_line(exc)}"
+                f"operation on {key!r} not supported by {url}: {self._describe(exc)}"
             ) from exc
         except (obs_exc.BaseError, OSError, ValueError) as exc:
             if _no_container(exc):  # a listing of a missing bucket, for one
                 raise NotFoundError(
-                    f"the bucket (or container) of {url} does not exist: {_first_line(exc)}",
+                    f"the bucket (or container) of {url} does not exist: {self._describe(exc)}",
                     url=url,
                     key=key,
                 ) from exc
             raise StoreError(
-                f"store error for {key!r} at {url}: {_first_line(exc)}", url=url, key=key
+                f"store error for {key!r} at {url}: {self._describe(exc)}", url=url, key=key
             ) from exc
 
 
@@ -377,6 +386,7 @@ def _get_options(byte_range: ByteRequest | None) -> GetOptions:
 
 
 _HAS_PREAD = hasattr(os, "pread")
+_QUERY = re.compile(r"\?[^\s'\"]*")
 _WHOLE = 1 << 40  # the end of the range that asks for a whole object (1 TiB)
 # how backends refuse a range: a 200 to a ranged GET (NotSupported), 416 (S3, HTTP), and the
 # local and in-memory stores' "invalid range" for an empty object

@@ -71,7 +71,8 @@ def open_store(
       ``AzureStore`` with their config keys as options (``anonymous`` -> ``skip_signature``);
     - ``http(s)://host/path``: the read-only :class:`HTTPStore` (option ``headers``): HEADs
       and fallbacks with aiohttp, GET bodies with obstore's Rust client when the URL has no
-      credentials and no ``headers`` are given; ``backend="aiohttp"`` keeps every request on
+      credentials or query string and no ``headers`` are given; a query string (a signed or
+      token URL: ``.../image.zarr?sv=...&sig=...``) is sent with every request; ``backend="aiohttp"`` keeps every request on
       aiohttp, ``backend="obstore"`` uses obstore's ``HTTPStore`` alone (it refuses servers
       that ignore ``Range``);
     - an obstore store object: wrapped as is; an :class:`AsyncStore`: returned unchanged.
