@@ -8,6 +8,7 @@ it saw (requests, peak concurrency).
 from __future__ import annotations
 
 import asyncio
+import gzip
 import ipaddress
 import re
 import ssl
@@ -40,6 +41,9 @@ class Faults:
     :param ignore_range: ignore ``Range`` and answer ``200`` with the whole file.
     :param delay: seconds to wait before answering.
     :param no_head: answer ``405`` to ``HEAD``.
+    :param gzip_stored: serve files as stored gzip-compressed with ``Content-Encoding: gzip``
+        (an S3 object uploaded with that header): whatever the client accepts, bodies and
+        ranges are of the compressed bytes.
     """
 
     status: int | None = None
@@ -50,6 +54,7 @@ class Faults:
     ignore_range: bool = False
     delay: float = 0.0
     no_head: bool = False
+    gzip_stored: bool = False
 
 
 @dataclass(frozen=True)
@@ -225,6 +230,8 @@ class StaticServer:
         if not file.is_relative_to(self.root.resolve()) or not file.is_file():
             return web.Response(status=404, text="not found")
         data = file.read_bytes()  # small test files; the server loop is not under test
+        if faults.gzip_stored:
+            data = gzip.compress(data, mtime=0)
         size = len(data)
 
         spec = request.headers.get("Range")
@@ -252,6 +259,8 @@ class StaticServer:
         faults: Faults,
     ) -> web.StreamResponse:
         headers = {"Accept-Ranges": "bytes", **headers}
+        if faults.gzip_stored:
+            headers["Content-Encoding"] = "gzip"
         if not self._take_drop(faults) or request.method == "HEAD" or len(body) < 2:
             return web.Response(status=status, body=body, headers=headers)
         resp = web.StreamResponse(status=status, headers=headers)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
 import re
+import zlib
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -76,7 +78,9 @@ class HTTPStore(AsyncStore):
     cover what was asked for (else ``StoreError``); a server that ignores ``Range`` and answers
     ``200`` has the full body sliced. ``404``/``410`` is a missing key; ``401``/``403`` raise
     ``PermissionDeniedError``; ``5xx``, ``429``, connection errors, broken bodies and timeouts
-    are retried. Listing and writes raise ``UnsupportedError``.
+    are retried. Listing and writes raise ``UnsupportedError``. Objects stored with
+    ``Content-Encoding: gzip`` (or ``deflate``) are decoded, as browsers and fsspec do (a range
+    of one is cut from the whole decoded object), and their server's GETs stay on aiohttp.
 
     ``rust_gets=True`` (the default of ``open_store`` for http(s) URLs without credentials or
     custom headers): once aiohttp has read one object (the first metadata document), GETs go
@@ -189,7 +193,16 @@ class HTTPStore(AsyncStore):
             if resp.status not in (200, 206):
                 raise _HTTPStatusError(resp.status, resp.reason)
             body = await resp.read()  # aiohttp raises ClientPayloadError on a cut-off body
-            if resp.status == 206:
+            encoding = resp.headers.get("Content-Encoding", "").strip().lower()
+            if encoding not in ("", "identity"):
+                # stored compressed (uploaded with Content-Encoding): served so whatever we
+                # accept. obstore's client would return the compressed bytes as the object
+                self._rust = None
+                if resp.status == 206:  # a range of the compressed bytes: decode the whole
+                    body = await self._aiohttp_whole(key)
+                else:
+                    body = self._decode(key, body, encoding)
+            elif resp.status == 206:
                 return self._from_partial(key, byte_range, body, resp.headers.get("Content-Range"))
         # 200: the whole object (also when the server ignored Range): slice what was asked for.
         if byte_range is None:
@@ -203,6 +216,35 @@ class HTTPStore(AsyncStore):
                 key=key,
             )
         return memoryview(body)[start:end]
+
+    async def _aiohttp_whole(self, key: str) -> bytes:
+        body = await self._aiohttp_get(key, None)
+        if body is None:  # gone between two requests
+            raise StoreError(f"{key!r} at {self.url} disappeared while read", url=self.url, key=key)
+        return bytes(body)
+
+    def _decode(self, key: str, body: bytes, encoding: str) -> bytes:
+        """The object's bytes from a body sent with ``Content-Encoding: encoding``."""
+        try:
+            if encoding in ("gzip", "x-gzip"):
+                return gzip.decompress(body)
+            if encoding == "deflate":  # zlib-wrapped as the RFC says, or raw as some send it
+                try:
+                    return zlib.decompress(body)
+                except zlib.error:
+                    return zlib.decompress(body, -zlib.MAX_WBITS)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise StoreError(
+                f"cannot decode the {encoding} body of {key!r} at {self.url}: {exc}",
+                url=self.url,
+                key=key,
+            ) from exc
+        raise StoreError(
+            f"{key!r} at {self.url} is served with Content-Encoding {encoding!r}, which is not "
+            "supported (gzip and deflate are)",
+            url=self.url,
+            key=key,
+        )
 
     def _from_partial(
         self, key: str, byte_range: ByteRequest | None, body: bytes, content_range: str | None
