@@ -133,9 +133,36 @@ def _validated(doc: Any, store: AsyncStore, key: str, prefix_hint: str | None) -
         return validate(doc)
     except MetadataError as exc:
         path = exc.path if prefix_hint is None else "$." + prefix_hint + exc.path[1:]
-        raise MetadataError(f"{store.url}/{key}: {exc.rule}", path) from None
+        lenient = _without_omero(doc, exc.path)
+        if lenient is None:
+            raise MetadataError(f"{store.url}/{key}: {exc.rule}", path) from None
+        # omero is transitional display metadata: the pixels stay readable without it
+        warnings.warn(
+            f"{store.url}/{key}: {exc.rule} - at `{path}`; the image is read without its "
+            "'omero' channel metadata",
+            MetadataWarning,
+            stacklevel=4,
+        )
+        return _validated(lenient, store, key, prefix_hint)
     except UnsupportedError as exc:
         raise UnsupportedError(f"{store.url}/{key}: {exc}") from None
+
+
+def _without_omero(doc: Any, path: str) -> dict[str, Any] | None:
+    """``doc`` without its ``omero`` block when ``path`` (a validation error) lies in it."""
+    if isinstance(doc, bytes):
+        try:
+            doc = msgspec.json.decode(doc)
+        except msgspec.DecodeError:
+            return None
+    if not isinstance(doc, dict):
+        return None
+    ome = doc.get("ome")
+    at, body = ("$.ome.omero", ome) if isinstance(ome, dict) else ("$.omero", doc)
+    if "omero" not in body or not (path == at or path.startswith((at + ".", at + "["))):
+        return None
+    without = {k: v for k, v in body.items() if k != "omero"}
+    return {**doc, "ome": without} if body is ome else without
 
 
 def _check_levels(
