@@ -369,3 +369,33 @@ async def test_viewer_lists_plate_fields_and_moves_between_them(tmp_path: Path) 
         )
         assert await page.evaluate("ngioViewer.failures") == []
         assert await page.evaluate("ngioViewer.error") is None
+
+
+async def test_viewer_starts_from_the_servers_display_defaults(tmp_path: Path) -> None:
+    """The first tiles show what a plain tile URL shows: the first three channels in the server's
+    palette (the viewer showed all four in its own); an empty omero window is not sent (every
+    tile was a 400)."""
+    chromium = _require_browser()
+    write_image(tmp_path / "four.zarr", Spec(shape=(4, 1, 64, 64), chunks=(1, 1, 32, 32), levels=1))
+    write_image(
+        tmp_path / "flat.zarr",
+        Spec(shape=(2, 1, 64, 64), chunks=(1, 1, 32, 32), levels=1, channels=("a", "b")),
+    )
+    group = zarr.open_group(tmp_path / "flat.zarr", mode="r+")
+    attrs: dict[str, Any] = dict(group.attrs.asdict())
+    attrs["ome"]["omero"]["channels"][0]["window"].update(start=100, end=100)
+    group.attrs.put(attrs)
+    served: list[str] = []
+    datasets = {"four": str(tmp_path / "four.zarr"), "flat": str(tmp_path / "flat.zarr")}
+    async with (
+        running_server(datasets, served) as base,
+        launch(chromium, tmp_path / "profile") as page,
+    ):
+        await page.goto(f"{base}/#/four")
+        await page.wait_for("window.ngioViewer.tilesLoaded > 0")
+        first = _query(served[0])
+        assert (first["c"], first["color"]) == ("0,1,2", "FF0000,00FF00,0000FF")
+        await page.evaluate("location.hash = '#/flat'")
+        await page.wait_for("ngioViewer.dataset?.name === 'flat' && ngioViewer.tilesLoaded > 0")
+        assert await page.evaluate("[ngioViewer.tilesFailed, ngioViewer.error]") == [0, None]
+        assert "window" not in _query(served[-1])

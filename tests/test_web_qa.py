@@ -72,3 +72,13 @@ async def test_complex_pixels_render_by_modulus(client: TestClient[Any, Any]) ->
     assert resp.status == 200, await resp.text()
     assert decode(await resp.read())[0, 0].tolist() == [128, 128, 128]  # |3+4j| / 10
     assert (await client.get("/api/datasets/cplx/tiles/0/0/0/0/0.png")).status == 200
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH", "OPTIONS"])
+async def test_405_names_the_allowed_methods(client: TestClient[Any, Any], method: str) -> None:
+    """RFC 9110: a 405 MUST carry ``Allow`` (the zarr passthrough sent none)."""
+    for path in ("/zarr/nan/zarr.json", "/api/datasets/nan"):
+        resp = await client.request(method, path)
+        assert resp.status == 405, path
+        assert {m.strip() for m in resp.headers["Allow"].split(",")} == {"GET", "HEAD"}, path
+        assert (await resp.json())["error"] == "method_not_allowed"

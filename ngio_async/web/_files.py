@@ -106,7 +106,12 @@ async def zarr_object(request: web.Request) -> web.StreamResponse:
     from ._app import STATE
 
     if request.method not in ("GET", "HEAD"):
-        raise ApiError(405, "method_not_allowed", f"method {request.method} is not allowed")
+        raise ApiError(
+            405,
+            "method_not_allowed",
+            f"method {request.method} is not allowed for {request.path} (GET, HEAD)",
+            headers={"Allow": "GET, HEAD"},
+        )
     state: WebState = request.app[STATE]
     served = request.match_info["name"]
     plate = state.plates.get(served)
