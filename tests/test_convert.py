@@ -927,3 +927,23 @@ async def test_undecodable_or_missing_tiffs_are_refused_before_the_destination_e
     with pytest.raises(ngio_async.StoreError, match=r"dir\.tif"):
         await ngio_async.convert(tmp_path / "dir.tif", tmp_path / "dir.ome.zarr")
     assert not (tmp_path / "missing.ome.zarr").exists()
+
+
+async def test_one_shard_shape_fits_tiffs_of_every_size(tmp_path: Path) -> None:
+    """``convert scans/*.tif out/ --shards 1,4096,4096``: a TIFF smaller than the shard (whose
+    default chunks are the whole plane) gets shards cut to the image, as OME-Zarr sources do."""
+    data = ramp((2, 300, 260))
+    src = write_tiled(tmp_path / "small.tif", data)
+    dst = tmp_path / "small.ome.zarr"
+    await ngio_async.convert(src, dst, shards=(1, 4096, 4096), levels=2)
+    async with ngio_async.open_async(dst) as ds:
+        assert [lvl.shards for lvl in ds.levels] == [(1, 300, 260), (1, 150, 130)]
+        np.testing.assert_array_equal(await ds.read(), data)
+    await ngio_async.convert(src, dst, shards=(1, 4096, 4096), chunks=(1, 128, 128), overwrite=True)
+    async with ngio_async.open_async(dst) as ds:
+        assert ds.levels[0].shards == (1, 384, 384)
+        np.testing.assert_array_equal(await ds.read(), data)
+    with pytest.raises(ValueError, match="whole multiples"):  # within the image: still checked
+        await ngio_async.convert(
+            src, dst, shards=(1, 200, 200), chunks=(1, 128, 128), overwrite=True
+        )

@@ -44,6 +44,7 @@ from ..images._create import (
     _put_all,
     array_meta_v2,
     array_meta_v3,
+    default_chunks,
     default_shards,
     integer,
     plan_image,
@@ -585,6 +586,14 @@ def _source_plan(
             for c in src.channels
         ]
     translation = list(src.translation) if any(t != 0 for t in src.translation) else None
+    if shards is not None and shards is not False:
+        # one shard shape for inputs of every size (a batch): a shard beyond the image is cut
+        # to the chunks that cover it, as for an OME-Zarr source (the default chunks of a
+        # small image are the image, and 4096 is no multiple of 300)
+        base = chunks if chunks is not None else default_chunks(src.shape, src.axes, src.dtype)
+        shards = tuple(
+            max(c, min(s, -(-n // c) * c)) for s, c, n in zip(shards, base, src.shape, strict=True)
+        )
     return plan_image(
         shape=src.shape,
         dtype=src.dtype,
