@@ -569,6 +569,7 @@ NAN, INF = float("nan"), float("inf")
         ({"units": {"q": "nanometer"}}, ValueError, r"units: unknown axis 'q'"),
         ({"units": {"Y": "nanometer"}}, ValueError, r"units: unknown axis 'Y'"),
         ({"units": ["micrometer", 1, None]}, TypeError, r"units\['y'\] must be a string"),
+        ({"units": 5}, TypeError, r"units must be a unit name, one per axis or a mapping"),
         ({"axes": "yyx"}, ValueError, r"^axes 'yyx': duplicate axis name 'y'$"),
         ({"axes": "xyc"}, ValueError, r"^axes 'xyc': axis 'c' of type 'channel' is out of order"),
         ({"axes": "CYX"}, ValueError, r"^axes 'CYX': expected 2 or 3 axes of type 'space', got 0"),

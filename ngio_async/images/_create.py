@@ -388,6 +388,10 @@ def _units(
             raise ValueError(f"units: unknown axis {unknown[0]!r} (axes: {list(axes)})")
         default = _units("micrometer", axes)
         return [_unit(units[a], a) if a in units else d for a, d in zip(axes, default, strict=True)]
+    if isinstance(units, bytes) or not isinstance(units, Sequence):
+        raise TypeError(
+            f"units must be a unit name, one per axis or a mapping axis -> unit, got {units!r}"
+        )
     out = list(units)
     if len(out) != len(axes):
         raise ValueError(f"units needs {len(axes)} values (one per axis {list(axes)})")
