@@ -712,3 +712,33 @@ def test_info_piped_is_one_line_per_level(
     assert len(levels) == 4  # 2 image levels, 2 label levels; none wrapped onto a next line
     assert max(len(line) for line in levels) > 200
     assert all(line.rstrip().endswith("B") for line in levels)  # "... stored 1.2 KiB"
+
+
+def test_convert_expands_a_quoted_glob_and_names_compressors_in_any_case(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[tuple[Any, Any, dict[str, Any]]] = []
+
+    async def fake_many(srcs: Any, dst_dir: Any, **options: Any) -> dict[str, Any]:
+        calls.append((srcs, dst_dir, options))
+        return {s: SimpleNamespace(dst=f"{dst_dir}/x.ome.zarr", skipped=True) for s in srcs}
+
+    monkeypatch.setattr(ngio_async, "convert_many", fake_many)
+    for name in ("b.tif", "a.tif", "c.png"):
+        (tmp_path / name).write_bytes(b"")
+    # a pattern no shell expanded (quoted, or Windows): its matches, into the directory DST,
+    # even when one file matches
+    for pattern, found in (("*.tif", ["a.tif", "b.tif"]), ("b*.tif", ["b.tif"])):
+        code, _, err = run(["convert", str(tmp_path / pattern), "out", "-q"], capsys)
+        assert code == 0, err
+        srcs, dst, _ = calls.pop()
+        assert (srcs, dst) == ([str(tmp_path / f) for f in found], "out")
+    code, out, err = run(["convert", str(tmp_path / "*.jpg"), "out"], capsys)
+    assert (code, out, calls) == (2, "", [])
+    assert err == f"ngio-async: error: not found: no file or directory matches '{tmp_path}/*.jpg'\n"
+
+    code, _, err = run(["convert", "a.tif", "b.tif", "out", "--compressor", "ZSTD"], capsys)
+    assert code == 0 and calls.pop()[2]["compressor"] == "zstd"
+    code, out, err = run(["convert", "a.tif", "b.tif", "out", "--compressor", "lz4"], capsys)
+    assert (code, out, calls) == (2, "", [])
+    assert err == "ngio-async: error: --compressor 'lz4': expected zstd, blosc-zstd, gzip or none\n"

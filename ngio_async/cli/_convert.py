@@ -43,11 +43,41 @@ def _shards(text: str | None) -> tuple[int, ...] | bool | None:
     return parse_shape(text)
 
 
+_COMPRESSORS = ("zstd", "blosc-zstd", "gzip")
+
+
 def _compressor(text: str | None) -> str | bool | None:
-    """``--compressor none`` -> ``False`` (uncompressed); unset -> ``None`` (the source's)."""
+    """``--compressor none`` -> ``False`` (uncompressed); unset -> ``None`` (the source's);
+    names in any case (``ZSTD``); an unknown name is a usage error naming the option."""
     if text is None:
         return None
-    return False if text.lower() in ("none", "no", "false", "off", "raw") else text
+    name = text.strip().lower()
+    if name in ("none", "no", "false", "off", "raw"):
+        return False
+    if name not in _COMPRESSORS:
+        raise CLIError(f"--compressor {text!r}: expected {', '.join(_COMPRESSORS)} or none")
+    return name
+
+
+def _expand(srcs: list[str]) -> tuple[list[str], bool]:
+    """SRCs with their glob patterns (``'scans/*.tif'``, quoted or from a shell that does not
+    expand them) expanded, sorted; and whether a pattern was given (then DST is a directory,
+    whatever the number of matches). A local path that exists is never a pattern."""
+    import glob
+    import os
+
+    out: list[str] = []
+    pattern = False
+    for src in srcs:
+        if "://" in src or not any(ch in src for ch in "*?[") or os.path.exists(src):
+            out.append(src)
+            continue
+        matches = sorted(glob.glob(src))
+        if not matches:
+            raise CLIError(f"not found: no file or directory matches {src!r}")
+        out.extend(matches)
+        pattern = True
+    return out, pattern
 
 
 def _options(args: argparse.Namespace) -> dict[str, Any]:
@@ -136,26 +166,28 @@ def run_convert(args: argparse.Namespace) -> int:
     *srcs, dst = args.paths
     if not srcs:
         raise CLIError("convert needs at least one SRC and a DST")
+    srcs, pattern = _expand(srcs)
     options = _options(args)
     options.update(_store_options(args, srcs, dst))
     convert = getattr(ngio_async, "convert", None)
     if convert is None or not callable(convert):
         raise CLIError("conversion not available in this version of ngio_async")
     many = getattr(ngio_async, "convert_many", None)
-    if len(srcs) > 1 and (many is None or not callable(many)):
+    single = len(srcs) == 1 and not pattern
+    if not single and (many is None or not callable(many)):
         raise CLIError("converting several sources is not available in this version")
-    func: Any = convert if len(srcs) == 1 else many
-    target: Any = srcs[0] if len(srcs) == 1 else list(srcs)
+    func: Any = convert if single else many
+    target: Any = srcs[0] if single else list(srcs)
     with contextlib.ExitStack() as stack:
         if wants_progress(args.quiet):
             from ..progress import rich_progress
 
-            what = "converting" if len(srcs) == 1 else f"converting {len(srcs)} inputs"
+            what = "converting" if single else f"converting {len(srcs)} inputs"
             options["progress"] = stack.enter_context(
                 rich_progress(what, console=stderr_console(), transient=True)
             )
         result = run_async(func, target, dst, quiet=args.quiet, **_supported(func, options))
-    if len(srcs) == 1:
+    if single:
         if not args.quiet:
             print(_describe(result, dst))
         return EXIT_OK

@@ -100,13 +100,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "convert",
         help="convert images (NGFF version, chunks, shards, compressor, levels)",
-        description="Convert SRC to DST; several SRCs go into the directory DST.",
+        description="Convert SRC to DST; several SRCs (or a quoted glob pattern such as "
+        "'scans/*.tif') go into the directory DST, as DST/<name>.ome.zarr.",
     )
     p.add_argument("paths", nargs="+", metavar="SRC... DST")
     p.add_argument("--ngff-version", choices=("0.4", "0.5"), default=None)
     p.add_argument("--chunks", metavar="SHAPE", help="chunk shape, e.g. 1,1,512,512")
     p.add_argument("--shards", metavar="SHAPE", help="shard shape (0.5), or 'none'")
-    p.add_argument("--compressor", metavar="NAME", help="e.g. zstd, blosc-zstd, gzip or none")
+    p.add_argument(
+        "--compressor",
+        metavar="NAME",
+        help="zstd, blosc-zstd, gzip or none (default: the source's; zstd for TIFFs)",
+    )
     p.add_argument("--levels", type=_positive, metavar="N", help="pyramid levels to write")
     p.add_argument("--overwrite", action="store_true", help="replace an existing DST")
     common(p)  # the store options apply to every s3:// / gs:// / az:// SRC and DST
