@@ -8,17 +8,21 @@ from __future__ import annotations
 import io
 from typing import TYPE_CHECKING, Any
 
+import anyio
 import numpy as np
 import pytest
 import zarr
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from images import Spec, write_image
 from PIL import Image
 
+from ngio_async import open_async
+from ngio_async.stores import InstrumentedStore, open_store
 from ngio_async.web import create_app
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Callable
     from pathlib import Path
 
     from numpy.typing import NDArray
@@ -45,6 +49,13 @@ async def client(odd: dict[str, Path]) -> AsyncIterator[TestClient[Any, Any]]:
     app = create_app({name: str(path) for name, path in odd.items()})
     async with TestClient(TestServer(app)) as c:
         yield c
+
+
+async def wait_until(condition: Callable[[], bool], seconds: float = 10.0) -> None:
+    """Poll ``condition`` until it holds (``TimeoutError`` after ``seconds``)."""
+    with anyio.fail_after(seconds):
+        while not condition():  # noqa: ASYNC110 - polls a counter, no event to wait on
+            await anyio.sleep(0.01)
 
 
 def decode(body: bytes) -> NDArray[Any]:
@@ -82,3 +93,26 @@ async def test_405_names_the_allowed_methods(client: TestClient[Any, Any], metho
         assert resp.status == 405, path
         assert {m.strip() for m in resp.headers["Allow"].split(",")} == {"GET", "HEAD"}, path
         assert (await resp.json())["error"] == "method_not_allowed"
+
+
+async def test_disconnect_cancels_reads_under_a_plain_runner(tmp_path: Path) -> None:
+    """``web.AppRunner(create_app(...))`` (the README's way) cancels too: aiohttp's
+    ``handler_cancellation`` is off by default, and the reads of a gone client ran on."""
+    write_image(tmp_path / "img.zarr", Spec(shape=(64, 64), chunks=(32, 32), levels=1))
+    store = InstrumentedStore(open_store(tmp_path / "img.zarr"))
+    async with store, await open_async(store) as ds:
+        runner = web.AppRunner(create_app({"img": ds}))
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            port = runner.addresses[0][1]
+            store.latency = 60.0  # far longer than the test: only cancellation ends the read
+            async with await anyio.connect_tcp("127.0.0.1", port) as stream:
+                target = "/api/datasets/img/region.npy"
+                await stream.send(f"GET {target} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode())
+                await wait_until(lambda: store.in_flight > 0)
+            await wait_until(lambda: store.in_flight == 0)
+        finally:
+            store.latency = 0.0
+            await runner.cleanup()

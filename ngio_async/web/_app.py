@@ -63,7 +63,11 @@ def create_app(
             raise ValueError(f"invalid dataset name {name!r}: use a non-empty name without '/'")
     if max_region_pixels < 1 or tile_size < 1 or cache_seconds < 0:
         raise ValueError("max_region_pixels and tile_size must be >= 1, cache_seconds >= 0")
-    app = web.Application(middlewares=[error_middleware])
+    # a client that disconnects cancels its handler (and so its reads) under any runner:
+    # web.run_app and a plain AppRunner leave aiohttp's handler_cancellation off
+    app = web.Application(
+        middlewares=[error_middleware], handler_args={"handler_cancellation": True}
+    )
     app[STATE] = WebState(
         max_region_pixels=max_region_pixels, tile_size=tile_size, cache_seconds=cache_seconds
     )
