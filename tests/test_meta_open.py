@@ -11,6 +11,7 @@ import pytest
 
 import ngio_async
 from ngio_async import MetadataError
+from ngio_async.images._metadata import ImageMetadata
 from ngio_async.meta import MetadataWarning, validate
 
 if TYPE_CHECKING:
@@ -84,3 +85,60 @@ def test_errors_outside_omero_still_refuse_the_image(tmp_path: Path, version: st
     edit_ngff(doc_path, version, edit)
     with pytest.raises(MetadataError, match="duplicate axis name 'x'"):
         ngio_async.open(path)
+
+
+def image_doc(**multiscale: Any) -> dict[str, Any]:
+    """A 0.4 cyx image with two levels (scale 1 and 2 in y/x, a half-pixel translation)."""
+    axes = [{"name": "c", "type": "channel"}, {"name": "y", "type": "space"}]
+    axes.append({"name": "x", "type": "space"})
+    datasets = [
+        {"path": "0", "coordinateTransformations": [{"type": "scale", "scale": [1, 1, 1]}]},
+        {
+            "path": "1",
+            "coordinateTransformations": [
+                {"type": "scale", "scale": [1, 2, 2]},
+                {"type": "translation", "translation": [0, 0.5, 0.5]},
+            ],
+        },
+    ]
+    body = {"version": "0.4", "axes": axes, "datasets": datasets, **multiscale}
+    return {"multiscales": [body]}
+
+
+def test_multiscale_transformations_apply_after_the_levels() -> None:
+    doc = image_doc(
+        coordinateTransformations=[
+            {"type": "scale", "scale": [1, 2, 3]},
+            {"type": "translation", "translation": [0, 10, 20]},
+        ]
+    )
+    cal = ImageMetadata(validate(doc)).spatial_calibration
+    assert cal[0].scale == (1, 2, 3) and cal[0].translation == (0, 10, 20)
+    assert cal[1].scale == (1, 4, 6) and cal[1].translation == (0, 11, 21.5)
+
+
+@pytest.mark.filterwarnings("ignore:has . values:ngio_async.meta.MetadataWarning")
+@pytest.mark.parametrize("outer", [True, False])
+def test_a_04_transformation_of_the_wrong_length_is_an_error_naming_it(outer: bool) -> None:
+    """NGFF 0.4 only warns; the calibration cannot use it. The multiscale's own scale was
+    ignored without a word, a level's was reported at `$.multiscales.datasets[..]`."""
+    if outer:
+        doc = image_doc(coordinateTransformations=[{"type": "scale", "scale": [2, 3]}])
+        where = "$.multiscales[0].coordinateTransformations[0].scale"
+    else:
+        doc = image_doc()
+        doc["multiscales"][0]["datasets"][1]["coordinateTransformations"][1]["translation"] = [1]
+        where = "$.multiscales[0].datasets[1].coordinateTransformations[1].translation"
+    with pytest.raises(MetadataError, match=r"has \d values for 3 axes") as info:
+        ImageMetadata(validate(doc))
+    assert info.value.path == where
+
+
+def test_a_transformation_stored_in_a_binary_file_is_warned_about() -> None:
+    """Such vectors are not read: identity, said (it was taken as identity silently)."""
+    doc = image_doc(coordinateTransformations=[{"type": "scale", "path": "scale.bin"}])
+    with pytest.warns(MetadataWarning, match="stored in a binary file") as record:
+        cal = ImageMetadata(validate(doc)).spatial_calibration
+    assert len(record) == 1  # once for the multiscale, not once per level
+    assert "`$.multiscales[0].coordinateTransformations[0].scale`" in str(record[0].message)
+    assert cal[1].scale == (1, 2, 2)

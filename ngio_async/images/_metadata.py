@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .._errors import MetadataError
-from ..meta import Axis, Multiscale, OmeMetadata, Scale, Translation
+from ..meta import Axis, MetadataWarning, Multiscale, OmeMetadata, Scale, Translation
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -71,7 +72,13 @@ class ImageMetadata:
             raise IndexError(f"multiscale {multiscale_index} of {len(ome.multiscales)}")
         self.ome = ome
         self.multiscale: Multiscale = ome.multiscales[multiscale_index]
-        self._cal = tuple(self._level_calibration(i) for i in range(len(self.multiscale.datasets)))
+        at = f"$.multiscales[{multiscale_index}]"
+        ndim = len(self.multiscale.axes)
+        outer = self.multiscale.coordinate_transformations or []
+        after = (_vector(outer, 0, ndim, at), _vector(outer, 1, ndim, at))
+        self._cal = tuple(
+            self._level_calibration(i, at, after) for i in range(len(self.multiscale.datasets))
+        )
 
     @property
     def ngff_version(self) -> str:
@@ -151,30 +158,18 @@ class ImageMetadata:
 
         return min(range(len(self._cal)), key=distance)
 
-    def _level_calibration(self, level: int) -> LevelCalibration:
+    def _level_calibration(
+        self, level: int, at: str, after: tuple[list[float], list[float]]
+    ) -> LevelCalibration:
+        """Level ``level``'s calibration (``at``: the JSON path of the multiscale; ``after``:
+        its own scale and translation, applied after the dataset's)."""
         ms = self.multiscale
         ds = ms.datasets[level]
         ndim = len(ms.axes)
-        scale = list(ds.scale or [1.0] * ndim)
-        translation = list(ds.translation or [0.0] * ndim)
-        if ms.coordinate_transformations is not None:  # applied after the dataset's own
-            outer = ms.coordinate_transformations
-            s = outer[0].scale if isinstance(outer[0], Scale) else None
-            if s is not None and len(s) == ndim:
-                scale = [a * b for a, b in zip(scale, s, strict=True)]
-                translation = [a * b for a, b in zip(translation, s, strict=True)]
-            t = (
-                outer[1].translation
-                if len(outer) > 1 and isinstance(outer[1], Translation)
-                else None
-            )
-            if t is not None and len(t) == ndim:
-                translation = [a + b for a, b in zip(translation, t, strict=True)]
-        if len(scale) != ndim or len(translation) != ndim:
-            raise MetadataError(
-                f"level {ds.path!r}: transformations have {len(scale)} values for {ndim} axes",
-                f"$.multiscales.datasets[{level}].coordinateTransformations",
-            )
+        ts, where = ds.coordinate_transformations, f"{at}.datasets[{level}]"
+        s, t = after
+        scale = [a * b for a, b in zip(_vector(ts, 0, ndim, where), s, strict=True)]
+        translation = [a * b + c for a, b, c in zip(_vector(ts, 1, ndim, where), s, t, strict=True)]
         return LevelCalibration(
             path=ds.path,
             axes=tuple(
@@ -188,3 +183,27 @@ class ImageMetadata:
             f"ImageMetadata(ngff {self.ngff_version}, axes={''.join(self.axis_names)}, "
             f"levels={len(self._cal)}, channels={[c.label for c in self.channels]})"
         )
+
+
+def _vector(transforms: list[Scale | Translation], index: int, ndim: int, at: str) -> list[float]:
+    """The scale (``index`` 0) or translation (1) of a transformation list, one value per
+    axis (identity when absent). A vector stored in a binary ``path`` is not read: identity,
+    with a :class:`MetadataWarning`."""
+    identity = [1.0 if index == 0 else 0.0] * ndim
+    if index >= len(transforms):
+        return identity
+    t = transforms[index]
+    key = "scale" if index == 0 else "translation"
+    values = t.scale if isinstance(t, Scale) else t.translation
+    where = f"{at}.coordinateTransformations[{index}].{key}"
+    if values is None:
+        warnings.warn(
+            f"the {key} at `{where}` is stored in a binary file "
+            f"({t.path!r}), which ngio_async does not read; it is taken as {identity}",
+            MetadataWarning,
+            stacklevel=5,
+        )
+        return identity
+    if len(values) != ndim:
+        raise MetadataError(f"the {key} has {len(values)} values for {ndim} axes", where)
+    return list(values)
