@@ -112,6 +112,18 @@ async def test_range_starting_past_the_end_is_a_store_error(store: AsyncStore) -
         await store.get("data/blob.bin", RangeByteRequest(2000, 2010))
 
 
+@pytest.mark.parametrize("ranges", [[(2000, 2010)], [(0, 4), (1030, 1040)], [(1024, 1030)]])
+async def test_get_ranges_past_the_end_is_a_store_error_coalesced_or_not(
+    store: AsyncStore, ranges: list[tuple[int, int]]
+) -> None:
+    """As ``get``: a range starting at or past the end of the object (a truncated file) is an
+    error, also when it is merged with one before it (it was an empty buffer then)."""
+    with pytest.raises(StoreError, match=r"data/blob\.bin"):
+        await store.get_ranges("data/blob.bin", ranges)
+    clamped = await store.get_ranges("data/blob.bin", [(0, 4), (1020, 1030)])
+    assert [bytes(b) for b in clamped or []] == [BLOB[:4], BLOB[1020:]]  # clamped, as get
+
+
 async def test_missing_key_is_none(store: AsyncStore) -> None:
     assert await store.get("data/missing.bin") is None
     assert await store.get("data/missing.bin", RangeByteRequest(0, 4)) is None

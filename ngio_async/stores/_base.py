@@ -244,6 +244,15 @@ class AsyncStore(abc.ABC):
             view = memoryview(buf)
             for member in request.members:
                 start, end = pairs[member]
+                if len(view) < end - request.start and start - request.start >= len(view):
+                    # a merged request was clamped at the end of the object: a range of it
+                    # starting there fails, as it does alone (a truncated object, not no data)
+                    raise StoreError(
+                        f"range [{start}, {end}) of {key!r} at {self._url} starts past the end "
+                        f"of the object ({request.start + len(view)} bytes)",
+                        url=self._url,
+                        key=key,
+                    )
                 out[member] = view[start - request.start : end - request.start]
         return out
 
