@@ -296,6 +296,13 @@ async def test_one_level_and_errors(tmp_path: Path) -> None:
         assert (await ds.levels[2][...] == 7).all()
         with pytest.raises(ValueError, match="does not remove"):
             await ds.build_pyramid(levels=2)
+        with pytest.raises(TypeError, match="levels must be an integer, got '4'"):
+            await ds.build_pyramid(levels="4")  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="tile must be one size per axis"):
+            await ds.build_pyramid(tile=8)  # type: ignore[arg-type]
+        await ds.write_at((5, slice(None)), 9)
+        await ds.build_pyramid(regions=[(5, slice(None))])  # an index: that row
+        assert (await ds.levels[1][2, :] == 8).all()  # (7 + 9) / 2
     async with ngio_async.open_async(tmp_path / "a") as ro:
         with pytest.raises(ReadOnlyError):
             await ro.build_pyramid()

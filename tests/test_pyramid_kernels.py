@@ -382,6 +382,9 @@ def test_plan_example_and_tile_per_level() -> None:
     # regions as (start, stop) pairs; an empty region changes nothing
     lv = pyramid_plan((64, 80), [(2, 2)], (16, 16), regions=[((0, 1), (79, 80)), ((5, 5), (0, 80))])
     assert [s.target for s in lv[0]] == [(slice(0, 16), slice(32, 40))]
+    # an index is one pixel (negative from the end), as in a numpy selection
+    lv = pyramid_plan((64, 80), [(2, 2)], (16, 16), regions=[(np.int64(40), -1)])
+    assert [s.target for s in lv[0]] == [(slice(16, 32), slice(32, 40))]
 
 
 def test_plan_errors() -> None:
@@ -393,6 +396,12 @@ def test_plan_errors() -> None:
         pyramid_plan((8, 8), [(2, 2)], (0, 4))
     with pytest.raises(ValueError, match="outside"):
         pyramid_plan((8, 8), [(2, 2)], (4, 4), regions=[(slice(0, 9), slice(0, 1))])
+    with pytest.raises(ValueError, match="outside"):
+        pyramid_plan((8, 8), [(2, 2)], (4, 4), regions=[(8, slice(0, 1))])
+    with pytest.raises(TypeError, match=r"each axis takes a slice, .* got 2\.5"):
+        pyramid_plan((8, 8), [(2, 2)], (4, 4), regions=[(2.5, slice(0, 1))])
+    with pytest.raises(TypeError, match="a region is one slice"):
+        pyramid_plan((8, 8), [(2, 2)], (4, 4), regions=[slice(0, 1)])  # type: ignore[list-item]
     with pytest.raises(ValueError, match="source"):
         pyramid_plan((8, 8), [(2, 2)], (4, 4), source="level1")  # type: ignore[arg-type]
     with pytest.raises(IndexError):

@@ -25,6 +25,7 @@ A writer builds level ``L`` from level ``L - 1`` tile by tile, and never holds a
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import product
 from typing import TYPE_CHECKING, Any, Literal, get_args
@@ -32,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 import numpy as np
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Iterator
 
     from numpy.typing import NDArray
 
@@ -355,6 +356,8 @@ def region_footprint(
 
 
 def _normalise_region(region: Sequence[Any], shape: tuple[int, ...]) -> Region:
+    if isinstance(region, str | bytes) or not isinstance(region, Sequence):
+        raise TypeError(f"a region is one slice, (start, stop) or index per axis, got {region!r}")
     if len(region) != len(shape):
         raise ValueError(f"region {region} has {len(region)} axes, level 0 has {len(shape)}")
     out = []
@@ -364,8 +367,15 @@ def _normalise_region(region: Sequence[Any], shape: tuple[int, ...]) -> Region:
                 raise ValueError(f"region {region}: slices need step 1")
             a = 0 if r.start is None else int(r.start)
             b = n if r.stop is None else int(r.stop)
-        else:
+        elif isinstance(r, int | np.integer) and not isinstance(r, bool | np.bool_):
+            a = int(r) + n if r < 0 else int(r)  # one index, as numpy takes it
+            b = a + 1
+        elif isinstance(r, Sequence) and len(r) == 2:
             a, b = (int(v) for v in r)
+        else:
+            raise TypeError(
+                f"region {region}: each axis takes a slice, (start, stop) or an index, got {r!r}"
+            )
         if not 0 <= a <= b <= n:
             raise ValueError(f"region {region} is outside level 0 (shape {shape})")
         out.append(slice(a, b))
@@ -408,9 +418,10 @@ def pyramid_plan(
     :param source: ``"previous"``: level ``L`` is computed from level ``L - 1`` (build the levels
         in order); ``"level0"``: from level 0 with the cumulative factor (``nearest`` gives the
         same pixels both ways; ``mean``/``mode`` of means differ).
-    :param regions: changed level-0 regions (tuples of slices or ``(start, stop)`` pairs): only
-        the target tiles holding a pixel that depends on a change are planned (the footprint
-        ``[a // F, ceil(b / F))`` per axis, expanded to whole tiles). ``None``: every tile.
+    :param regions: changed level-0 regions (per axis a slice, a ``(start, stop)`` pair or an
+        index): only the target tiles holding a pixel that depends on a change are planned (the
+        footprint ``[a // F, ceil(b / F))`` per axis, expanded to whole tiles). ``None``: every
+        tile.
     :param shapes: every level's shape (level 0 first) when they are stored already: each is
         the ceil (default) or the floor (ome-zarr-py) of the one above divided by its factor.
     :returns: the levels in build order; iterating a :class:`LevelPlan` yields its steps lazily.

@@ -31,6 +31,7 @@ Planning is pure (:func:`ngio_async.engine.pyramid.pyramid_plan`); here it is ex
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import replace as dc_replace
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -41,7 +42,7 @@ from ._level import Level
 from ._open import join, read_group_metadata
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable
 
     import numpy as np
     from numpy.typing import NDArray
@@ -103,6 +104,8 @@ def _tile_for(level: Level, tile: Sequence[int | None] | None) -> tuple[int | No
     stored = level.meta.stored_chunks
     if tile is None:
         return tuple(stored)
+    if isinstance(tile, str | bytes) or not isinstance(tile, Sequence):
+        raise TypeError(f"tile must be one size per axis or (y, x), got {tile!r}")
     t = tuple(tile)
     if len(t) == 2 and level.ndim > 2:
         t = tuple(stored[:-2]) + t
@@ -323,7 +326,9 @@ async def build_pyramid(
     if chosen not in _METHODS:
         raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
     existing = len(ds.levels)
-    total_levels = existing if levels is None else int(levels)
+    from ._create import integer
+
+    total_levels = existing if levels is None else integer(levels, "levels", minimum=1)
     if total_levels < existing:
         raise ValueError(
             f"levels={levels}: the image has {existing} levels; build_pyramid does not remove "
