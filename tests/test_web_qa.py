@@ -116,3 +116,28 @@ async def test_disconnect_cancels_reads_under_a_plain_runner(tmp_path: Path) -> 
         finally:
             store.latency = 0.0
             await runner.cleanup()
+
+
+async def test_region_takes_channel_labels_and_broken_labels_do_not_hide_the_image(
+    tmp_path: Path,
+) -> None:
+    """``region.npy?c=GFP`` like tiles' ``c=GFP`` (it was a 400); an image whose ``labels``
+    group is corrupt is still described (a 500 made it unviewable)."""
+    path = tmp_path / "img.zarr"
+    levels = write_image(
+        path, Spec(shape=(2, 8, 8), chunks=(1, 8, 8), levels=1, channels=("DAPI", "GFP"))
+    )
+    (path / "labels").mkdir()
+    (path / "labels" / "zarr.json").write_text("{broken")
+    async with TestClient(TestServer(create_app({"img": str(path)}))) as c:
+        resp = await c.get("/api/datasets/img/region.npy?c=GFP&y=1:3")
+        assert resp.status == 200, await resp.text()
+        assert np.array_equal(np.load(io.BytesIO(await resp.read())), levels[0][1, 1:3])
+        resp = await c.get("/api/datasets/img/region.npy?c=RFP")
+        assert resp.status == 400
+        assert "no channel 'RFP'" in (await resp.json())["message"]
+        resp = await c.get("/api/datasets/img/region.npy?y=GFP")
+        assert "expected an integer or a:b" in (await resp.json())["message"]
+        resp = await c.get("/api/datasets/img")
+        assert resp.status == 200, await resp.text()
+        assert (await resp.json())["labels"] == []

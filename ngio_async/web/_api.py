@@ -273,7 +273,9 @@ async def region(request: web.Request) -> web.Response:
     if level >= len(ds.levels):
         raise ApiError(404, "out_of_range", f"level {level} of {len(ds.levels)} does not exist")
     lvl = ds.levels[level]
-    selection = parse_region(request.query, ds.axes, lvl.shape)
+    c_axis = ds.metadata.channel_axis
+    labels = {} if c_axis is None else {ds.axes[c_axis]: [c.label for c in ds.metadata.channels]}
+    selection = parse_region(request.query, ds.axes, lvl.shape, labels)
     count = 1
     for name, n in zip(ds.axes, lvl.shape, strict=True):
         sel = selection.get(name)

@@ -123,14 +123,27 @@ def _selector(name: str, text: str, size: int) -> int | slice:
 
 
 def parse_region(
-    query: Mapping[str, str], axes: Sequence[str], shape: Sequence[int]
+    query: Mapping[str, str],
+    axes: Sequence[str],
+    shape: Sequence[int],
+    labels: Mapping[str, Sequence[str | None]] | None = None,
 ) -> dict[str, int | slice]:
-    """Per-axis selections of a ``region.npy`` query (not ``level``); missing axes: whole."""
+    """Per-axis selections of a ``region.npy`` query (not ``level``); missing axes: whole.
+
+    :param labels: the channel axis's name -> its channel labels, which select one channel
+        (``c=GFP``) like an index.
+    """
     out: dict[str, int | slice] = {}
     for name, text in query.items():
         if name == "level":
             continue
         if name not in axes:
             raise bad(name, f"unknown axis (the image's axes are {list(axes)})")
-        out[name] = _selector(name, text.strip(), shape[list(axes).index(name)])
+        text = text.strip()
+        named = list((labels or {}).get(name, []))
+        if text in named and not _INT.match(text):  # a label: that channel's index
+            text = str(named.index(text))
+        elif named and not (_INT.match(text) or _SLICE.match(text)):
+            raise bad(name, f"no channel {text!r} (labels: {named}, an index or a:b)")
+        out[name] = _selector(name, text, shape[list(axes).index(name)])
     return out

@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING
 import anyio
 import msgspec
 
+from .._errors import MetadataError, UnsupportedError
 from ..meta import to_attrs
-from ._errors import ApiError
+from ._errors import ApiError, logger, redact
 from ._render import Window, compute_windows
 
 if TYPE_CHECKING:
@@ -121,9 +122,16 @@ class Entry:
         return await anyio.to_thread.run_sync(compute_windows, data, c_axis)
 
     async def label_names(self) -> list[str]:
-        """Names of the label images (read once)."""
+        """Names of the label images (read once). Invalid ``labels`` metadata lists none (and
+        is logged): the image itself is still described and shown."""
         if self._labels is None:
-            self._labels = await self.dataset.labels.names()
+            try:
+                self._labels = await self.dataset.labels.names()
+            except (MetadataError, UnsupportedError) as exc:
+                logger.warning(
+                    "dataset %r: its labels are not listed: %s", self.name, redact(str(exc))
+                )
+                self._labels = []
         return self._labels
 
 
