@@ -742,3 +742,14 @@ def test_convert_expands_a_quoted_glob_and_names_compressors_in_any_case(
     code, out, err = run(["convert", "a.tif", "b.tif", "out", "--compressor", "lz4"], capsys)
     assert (code, out, calls) == (2, "", [])
     assert err == "ngio-async: error: --compressor 'lz4': expected zstd, blosc-zstd, gzip or none\n"
+
+
+def test_convert_onto_an_existing_image_says_use_overwrite(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = make_image(str(tmp_path / "src.ome.zarr"), "0.5", labels=False)
+    dst = make_image(str(tmp_path / "dst.ome.zarr"), "0.5", labels=False)
+    code, out, err = run(["convert", src, dst], capsys)
+    assert (code, out) == (2, "")
+    assert err.startswith("ngio-async: error: exists: ") and "use --overwrite" in err
+    assert "overwrite=True" not in err and err.count("overwrite") == 1  # one advice, the CLI's

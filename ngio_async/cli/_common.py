@@ -117,6 +117,8 @@ def describe_error(exc: BaseException) -> tuple[int, str]:
     if isinstance(exc, UnsupportedError):
         return EXIT_ERROR, f"unsupported: {text}"
     if isinstance(exc, ExistsError):
+        if "overwrite=True" in text:  # the API's advice, in the command line's words
+            return EXIT_ERROR, "exists: " + text.replace("pass overwrite=True", "use --overwrite")
         return EXIT_ERROR, f"exists: {text} (use --overwrite)"
     if isinstance(exc, NgioError):
         return EXIT_ERROR, text
