@@ -398,6 +398,29 @@ async def test_credentials_never_reach_url_or_messages(http_server: StaticServer
     assert http_server.count() == 1
 
 
+def test_obstore_backend_refuses_credentials_in_the_url(http_server: StaticServer) -> None:
+    """obstore's client sends no credentials from the URL (every request was a 401, whose
+    message showed the password): refused up front, naming the backend that sends them."""
+    url = http_server.url.replace("http://", "http://alice:s3cr3t@")
+    with pytest.raises(ValueError, match="credentials") as info:
+        open_store(url, backend="obstore")
+    assert "s3cr3t" not in str(info.value)
+
+
+async def test_wrapped_obstore_http_store_errors_hide_credentials(
+    http_server: StaticServer,
+) -> None:
+    from obstore.store import HTTPStore as ObstoreHTTPStore
+
+    url = http_server.url.replace("http://", "http://alice:s3cr3t@")
+    http_server.faults = Faults(status=401, status_times=-1)
+    inner = ObstoreHTTPStore.from_url(url, client_options={"allow_http": True})
+    async with open_store(inner, limits=FAST) as store:
+        with pytest.raises(PermissionDeniedError) as info:
+            await store.get(KEY)
+    assert "s3cr3t" not in str(info.value)
+
+
 async def test_session_is_created_lazily_and_closed(http_server: StaticServer) -> None:
     store = HTTPStore(http_server.url)
     assert store._session is None

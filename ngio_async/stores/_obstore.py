@@ -82,6 +82,11 @@ def obstore_http(
     """
     options: ClientConfig = dict(client_options or {})  # type: ignore[assignment]
     parts = urlsplit(url)
+    if parts.username or parts.password:
+        raise ValueError(
+            f"obstore's HTTP client sends no credentials from the URL {redact_url(url)}: use "
+            "the default backend (or backend='aiohttp'), which does"
+        )
     if parts.scheme.lower() == "http":
         options.setdefault("allow_http", True)
     base = urlunsplit(parts._replace(path=parts.path.rstrip("/")))
@@ -324,7 +329,9 @@ class ObstoreStore(AsyncStore):
         """The first line of a backend error, without the query strings of HTTP URLs (a
         signed URL's query is a credential; HTTP keys never hold a raw ``?``)."""
         text = _first_line(exc)
-        return _QUERY.sub("?***", text) if isinstance(self._store, HTTPStore) else text
+        if not isinstance(self._store, HTTPStore):
+            return text
+        return _USERINFO.sub(r"\1", _QUERY.sub("?***", text))
 
     @contextmanager
     def _map_exceptions(self, key: str) -> Iterator[None]:
@@ -387,6 +394,7 @@ def _get_options(byte_range: ByteRequest | None) -> GetOptions:
 
 _HAS_PREAD = hasattr(os, "pread")
 _QUERY = re.compile(r"\?[^\s'\"]*")
+_USERINFO = re.compile(r"(https?://)[^/@\s]*@", re.IGNORECASE)
 _WHOLE = 1 << 40  # the end of the range that asks for a whole object (1 TiB)
 # how backends refuse a range: a 200 to a ranged GET (NotSupported), 416 (S3, HTTP), and the
 # local and in-memory stores' "invalid range" for an empty object
