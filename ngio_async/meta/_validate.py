@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -95,6 +95,7 @@ _TIME_UNITS = frozenset(
     ]
 )
 
+_M = TypeVar("_M", OmeMetadata, OmeAttributes)
 _json_decode = msgspec.json.Decoder().decode
 _json_encode = msgspec.json.Encoder().encode
 
@@ -248,7 +249,7 @@ def _decode(doc: Mapping[str, Any], version: str, prefix: str) -> OmeMetadata:
         if "ome" not in doc:
             raise MetadataError("NGFF 0.5 metadata must be under the 'ome' key", prefix)
         try:
-            wrapper = msgspec.convert(doc, OmeAttributes)
+            wrapper = _convert(doc, OmeAttributes)
         except msgspec.ValidationError as exc:
             raise to_metadata_error(exc, prefix) from None
         attach_extras(doc, wrapper)
@@ -259,7 +260,7 @@ def _decode(doc: Mapping[str, Any], version: str, prefix: str) -> OmeMetadata:
             raise MetadataError("NGFF 0.5 requires 'version'", prefix + ".ome")
         return meta
     try:
-        meta = msgspec.convert(doc, OmeMetadata)
+        meta = _convert(doc, OmeMetadata)
     except msgspec.ValidationError as exc:
         raise to_metadata_error(exc, prefix) from None
     attach_extras(doc, meta)
@@ -267,6 +268,27 @@ def _decode(doc: Mapping[str, Any], version: str, prefix: str) -> OmeMetadata:
         meta.extra["version"] = meta.version  # a stray top-level key of a 0.4 document
     meta.version = "0.4"
     return meta
+
+
+def _convert(doc: Mapping[str, Any], model: type[_M]) -> _M:
+    """``msgspec.convert``, where a JSON integer may be written ``3.0`` (JSON Schema's
+    ``integer`` is a number without a fractional part; Python writes float-typed values so)."""
+    try:
+        return msgspec.convert(doc, model)
+    except msgspec.ValidationError as exc:
+        if "got `float`" not in str(exc):
+            raise
+        return msgspec.convert(_integral_floats_as_ints(doc), model)
+
+
+def _integral_floats_as_ints(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, Mapping):
+        return {k: _integral_floats_as_ints(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_integral_floats_as_ints(v) for v in value]
+    return value
 
 
 def _check(meta: OmeMetadata, version: str, kind: str | None, strict: bool, prefix: str) -> None:
