@@ -182,6 +182,15 @@ async def test_a_missing_bucket_is_named_not_read_as_missing_objects(s3_server: 
     # a missing object in an existing bucket is still just missing
     async with open_store(s3_server.fresh_url(), **s3_server.options()) as store:
         assert await store.get("nothing/here") is None
+        await store.delete("nothing/here")
+
+
+async def test_deleting_from_a_missing_bucket_is_an_error(s3_server: S3Server) -> None:
+    """Deleting a missing key is fine; deleting from a missing bucket (a typo) is not: it
+    succeeded silently."""
+    async with open_store("s3://no-such-bucket-here/x", **s3_server.options()) as store:
+        with pytest.raises(NotFoundError, match=r"bucket .* does not exist"):
+            await store.delete("zarr.json")
 
 
 @pytest.mark.parametrize("name", ["plate #1.zarr", "what?.zarr", "pct%41.zarr", "ü.zarr"])

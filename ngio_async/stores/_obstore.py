@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -319,8 +319,10 @@ class ObstoreStore(AsyncStore):
         return True
 
     async def _delete_once(self, key: str) -> None:
-        with suppress(FileNotFoundError):
+        try:
             await obstore.delete_async(self._store, key)
+        except FileNotFoundError as exc:
+            _raise_if_no_container(exc)  # a missing key is fine, a missing bucket is not
 
     def _is_retryable(self, exc: Exception) -> bool:
         return obstore_transient(exc)
