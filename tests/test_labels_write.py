@@ -336,3 +336,25 @@ async def test_label_rules_hold_under_races_mixing_and_plain_groups(
         zarr.open_group(mixed / "labels", mode="w", zarr_format=3 if version == "0.4" else 2)
         with pytest.raises(ngio_async.UnsupportedError, match="must be the same throughout"):
             await ds.labels.create("x")
+
+
+async def test_numpy_label_values_colors_and_properties_are_taken(tmp_path: Path) -> None:
+    # colors and properties are usually computed from the label data (np.unique): numpy scalars
+    # and arrays are written as JSON numbers and lists (they were refused or failed to encode)
+    mask = np.zeros((16, 16), dtype=np.uint16)
+    mask[2:6, 2:9] = 3
+    values, counts = np.unique(mask[mask > 0], return_counts=True)
+    async with ngio_async.create_async(tmp_path, shape=(16, 16), dtype="uint8", levels=1) as ds:
+        cells = await ds.labels.create(
+            "cells",
+            dtype="uint16",
+            colors={v: np.array([255, 0, 0, 255]) for v in values},
+            properties=[
+                {"label-value": v, "area": n, "mean": np.float32(0.5), "box": np.array([2, 6])}
+                for v, n in zip(values, counts, strict=True)
+            ],
+        )
+        await cells.aclose()
+    doc = attrs_of(tmp_path / "labels" / "cells", "0.5")["ome"]["image-label"]
+    assert doc["colors"] == [{"label-value": 3, "rgba": [255, 0, 0, 255]}]
+    assert doc["properties"] == [{"label-value": 3, "area": 28, "mean": 0.5, "box": [2, 6]}]

@@ -73,13 +73,29 @@ def _compressor_of(meta: ArrayMeta) -> Any:
     return None
 
 
+def _plain(obj: Any) -> Any:
+    """``obj`` with numpy scalars and arrays as Python numbers and lists (``np.unique`` gives
+    numpy label values); anything else goes through as given (validation names what is wrong)."""
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Mapping):
+        return {_plain(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_plain(v) for v in obj]
+    return obj
+
+
 def _colors_json(colors: ColorSpec | None) -> list[dict[str, Any]] | None:
     if colors is None:
         return None
     if isinstance(colors, Mapping):
         # the values go through as given: validation names a float or a bool (NGFF: integers)
-        return [{"label-value": v, "rgba": list(rgba)} for v, rgba in colors.items()]
-    return [dict(c) if isinstance(c, Mapping) else _dump(c) for c in colors]
+        return [
+            {"label-value": _plain(v), "rgba": _plain(list(rgba))} for v, rgba in colors.items()
+        ]
+    return [_plain(dict(c)) if isinstance(c, Mapping) else _dump(c) for c in colors]
 
 
 def _dump(obj: Any) -> Any:
@@ -95,7 +111,7 @@ def _properties_json(
         return None
     out = []
     for i, p in enumerate(properties):
-        d = dict(p) if isinstance(p, Mapping) else _dump(p)
+        d = _plain(dict(p)) if isinstance(p, Mapping) else _dump(p)
         if "label-value" not in d:
             raise ValueError(f"properties[{i}] has no 'label-value'")
         out.append(d)
