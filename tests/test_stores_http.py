@@ -502,4 +502,5 @@ async def test_objects_stored_with_content_encoding_gzip_are_decoded(
             assert bytes(await store.get(KEY) or b"") == BLOB
         assert bytes(await store.get(KEY, RangeByteRequest(10, 20)) or b"") == BLOB[10:20]
         assert bytes(await store.get(KEY, SuffixByteRequest(4)) or b"") == BLOB[-4:]
+        assert await store.size(KEY) == len(BLOB)  # not the compressed Content-Length
     assert all(_aiohttp_agent(r.agent) for r in http_server.requests)

@@ -295,8 +295,11 @@ class HTTPStore(AsyncStore):
         session = self._session_for_loop()
         async with session.head(self._object_url(key), allow_redirects=True) as resp:
             status, reason, length = resp.status, resp.reason, resp.headers.get("Content-Length")
+            encoding = resp.headers.get("Content-Encoding", "").strip().lower()
         if status in _MISSING:
             return None
+        if encoding not in ("", "identity"):
+            length = None  # the length of the compressed body, not of the object
         if status in (405, 501) or (200 <= status < 300 and not (length or "").isdigit()):
             return await super()._size_once(key)  # no HEAD or no length: a full GET
         if not 200 <= status < 300:
