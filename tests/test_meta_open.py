@@ -127,7 +127,7 @@ def test_a_04_transformation_of_the_wrong_length_is_an_error_naming_it(outer: bo
         where = "$.multiscales[0].coordinateTransformations[0].scale"
     else:
         doc = image_doc()
-        doc["multiscales"][0]["datasets"][1]["coordinateTransformations"][1]["translation"] = [1]
+        doc["multiscales"][0]["datasets"][1]["coordinateTransformations"][1]["translation"] = [1, 2]
         where = "$.multiscales[0].datasets[1].coordinateTransformations[1].translation"
     with pytest.raises(MetadataError, match=r"has \d values for 3 axes") as info:
         ImageMetadata(validate(doc))

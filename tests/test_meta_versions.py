@@ -71,3 +71,32 @@ def test_opening_a_03_image_names_the_version(tmp_path: Path) -> None:
     (root / ".zattrs").write_text(json.dumps(OLD_DOCS["image-0.3"]))
     with pytest.raises(UnsupportedError, match=r"\.zattrs: NGFF version '0.3' is not supported"):
         ngio_async.open(root)
+
+
+def test_the_version_asked_for_must_be_the_documents() -> None:
+    """validate(doc, version='0.5') took any ome.version ('x', '', '0.4') as 0.5."""
+    doc: dict[str, Any] = {"ome": {"version": "0.5", "labels": ["cells"]}}
+    assert validate(doc, version="0.5").labels == ["cells"]
+    for other in ("0.4", "x", ""):
+        doc["ome"]["version"] = other
+        with pytest.raises(MetadataError, match=f"version must be '0.5'.*got '{other}'") as info:
+            validate(doc, version="0.5")
+        assert info.value.path == "$.ome.version"
+
+
+def test_a_vector_has_a_value_per_axis_so_at_least_two() -> None:
+    """NGFF 0.4 only warns about a length that is not the axis count; a one-value vector
+    breaks the official schema's minItems 2 (it was accepted)."""
+    doc: dict[str, Any] = {
+        "multiscales": [
+            {
+                "axes": YX,
+                "datasets": [
+                    {"path": "0", "coordinateTransformations": [{"type": "scale", "scale": [1]}]}
+                ],
+            }
+        ]
+    }
+    with pytest.raises(MetadataError, match="length >= 2") as info:
+        validate(doc)
+    assert info.value.path == "$.multiscales[0].datasets[0].coordinateTransformations[0].scale"

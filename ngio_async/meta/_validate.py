@@ -204,6 +204,7 @@ def _unwrap_zarr_json(doc: Mapping[str, Any]) -> Mapping[str, Any]:
 def _detect_version(doc: Mapping[str, Any], version: str | None, prefix: str = "$") -> str:
     """The NGFF version of a document: given, or read from ``ome.version`` / per-object keys."""
     ome = doc.get("ome")
+    given = version
     if version is None:
         if isinstance(ome, Mapping):
             found = ome.get("version")
@@ -218,6 +219,12 @@ def _detect_version(doc: Mapping[str, Any], version: str | None, prefix: str = "
         if isinstance(ome, Mapping):
             raise MetadataError(f"unknown NGFF version {version!r}", prefix + ".ome.version")
         raise UnsupportedError(f"NGFF version {version!r} is not supported (only 0.4 and 0.5)")
+    found = ome.get("version") if isinstance(ome, Mapping) else None
+    if given is not None and isinstance(found, str) and found != given:
+        raise MetadataError(
+            f"version must be {given!r} (the version asked for), got {found!r}",
+            prefix + ".ome.version",
+        )
     return version
 
 

@@ -46,7 +46,7 @@ __all__ = [
 Alnum = Annotated[str, Meta(pattern=r"^[A-Za-z0-9]+$")]
 NonNegInt = Annotated[int, Meta(ge=0)]
 PosInt = Annotated[int, Meta(gt=0)]
-Vector = Annotated[list[float], Meta(min_length=1)]
+Vector = Annotated[list[float], Meta(min_length=2)]  # one value per axis, >= 2 axes
 
 SPACE, TIME, CHANNEL = "space", "time", "channel"
 
