@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import math
 import numbers
 from collections.abc import Callable, Coroutine, Generator, Iterator, Mapping, Sequence
@@ -23,7 +22,7 @@ from ._level import Level
 from ._metadata import ImageMetadata
 from ._node import StoreNode
 from ._open import join, read_group_metadata, read_level_metadata
-from ._tiles import Tile, TileBatch, TileStream, TileWork
+from ._tiles import Tile, TileBatch, TileOwner, TileStream, TileWork
 from ._write import fit_data
 
 if TYPE_CHECKING:
@@ -93,10 +92,7 @@ class Dataset(StoreNode):
         self._workers = workers
         self._owns_store = owns_store
         self.labels = Labels(self)
-        self._owner: TaskGroup | None = None
-        self._owner_ready: anyio.Event | None = None
-        self._owner_stop = anyio.Event()
-        self._owner_task: asyncio.Task[None] | None = None
+        self._tile_owner = TileOwner()  # runs bare ``async for`` tile streams
         self.mode: Mode = "r"
         self._meta_lock: anyio.Lock | None = None
 
@@ -197,10 +193,7 @@ class Dataset(StoreNode):
 
     async def _close_own(self) -> None:
         """Stop the background fetches of bare ``async for`` loops (the store closes next)."""
-        self._owner_stop.set()
-        if self._owner_task is not None:
-            with anyio.CancelScope(shield=True):
-                await self._owner_task
+        await self._tile_owner.aclose()
 
     # ---------------------------------------------------------------- description
     @property
@@ -503,25 +496,10 @@ class Dataset(StoreNode):
         return tuple(base), picks
 
     async def _background(self) -> TaskGroup:
-        """The dataset's own task group (started on first use; ends with ``aclose``)."""
+        """The dataset's own task group (started on first use; ends with ``aclose`` or when the
+        dataset is garbage-collected)."""
         self._check_open()
-        if self._owner is not None:
-            return self._owner
-        if self._owner_ready is None:
-            ready = self._owner_ready = anyio.Event()
-
-            async def service() -> None:
-                async with anyio.create_task_group() as tg:
-                    self._owner = tg
-                    ready.set()
-                    await self._owner_stop.wait()
-                    tg.cancel_scope.cancel()
-
-            # a detached task: bare ``async for`` has no enclosing block to own the fetches
-            self._owner_task = asyncio.get_running_loop().create_task(service())
-        await self._owner_ready.wait()
-        assert self._owner is not None
-        return self._owner
+        return await self._tile_owner.task_group(self)
 
     # ---------------------------------------------------------------- writing
     @property

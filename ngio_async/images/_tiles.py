@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import weakref
 from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, Self, TypeAlias
@@ -18,7 +21,7 @@ if TYPE_CHECKING:
     from .._prefetch import Prefetch, PrefetchIterator, ProgressCallback
     from ..engine import TileSpec
 
-__all__ = ["Tile", "TileBatch", "TileIterator", "TileStream", "TileWork"]
+__all__ = ["Tile", "TileBatch", "TileIterator", "TileOwner", "TileStream", "TileWork"]
 
 TileWork: TypeAlias = "list[TileSpec] | str"
 """What the tile stream's prefetch engine works on: a batch of tiles, or the key of a shard
@@ -224,3 +227,58 @@ class _OwnedBatches:
         self._closed = True
         if self._it is not None:
             await self._it.aclose()
+
+
+class TileOwner:
+    """The task group running the bare ``async for`` tile streams of one dataset.
+
+    Started on first use in a detached task; stopped by :meth:`aclose` (the dataset closing)
+    or when the dataset is garbage-collected: the task holds no reference to the dataset, so
+    dropping an unclosed dataset ends it instead of leaving it until the event loop ends.
+    """
+
+    def __init__(self) -> None:
+        self._tg: TaskGroup | None = None
+        self._ready: anyio.Event | None = None
+        self._stop: anyio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._finalizer: weakref.finalize[Any, Any] | None = None
+
+    async def task_group(self, holder: object) -> TaskGroup:
+        """The task group (started now if needed); it stops when ``holder`` is collected."""
+        if self._tg is not None:
+            return self._tg
+        if self._ready is None:
+            ready = self._ready = anyio.Event()
+            stop = self._stop = anyio.Event()
+            loop = asyncio.get_running_loop()
+            self._task = loop.create_task(self._serve(ready, stop))
+            self._finalizer = weakref.finalize(holder, _set_soon, loop, stop)
+            self._finalizer.atexit = False
+        await self._ready.wait()
+        assert self._tg is not None
+        return self._tg
+
+    async def _serve(self, ready: anyio.Event, stop: anyio.Event) -> None:
+        async with anyio.create_task_group() as tg:
+            self._tg = tg
+            ready.set()
+            await stop.wait()
+            tg.cancel_scope.cancel()
+        self._tg = None
+
+    async def aclose(self) -> None:
+        """Cancel what runs in the task group and wait until it has stopped (idempotent)."""
+        if self._finalizer is not None:
+            self._finalizer.detach()
+        if self._stop is not None:
+            self._stop.set()
+        if self._task is not None:
+            with anyio.CancelScope(shield=True):
+                await self._task
+
+
+def _set_soon(loop: asyncio.AbstractEventLoop, event: anyio.Event) -> None:
+    """Set ``event`` on ``loop`` from any thread (a finalizer may run anywhere, mid-code)."""
+    with contextlib.suppress(RuntimeError):  # the loop is closed: its tasks are gone already
+        loop.call_soon_threadsafe(event.set)

@@ -1,0 +1,51 @@
+"""Tile streams and the lifetime of what runs them: dropped datasets, closed iterators."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from typing import TYPE_CHECKING
+
+import anyio
+import anyio.lowlevel
+import pytest
+from images import Spec, write_image
+
+import ngio_async
+from ngio_async.stores import open_store
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+pytestmark = pytest.mark.anyio
+SPEC = Spec(version="0.5", shape=(2, 40, 40), chunks=(1, 8, 8), levels=1)
+
+
+async def settle(done: Callable[[], object]) -> None:
+    """Let the loop run until ``done()`` holds (bounded: a few hundred checkpoints)."""
+    for _ in range(500):
+        if done():
+            return
+        await anyio.lowlevel.checkpoint()
+
+
+async def test_a_dropped_dataset_ends_the_task_of_its_bare_loops(tmp_path: Path) -> None:
+    write_image(tmp_path, SPEC)
+    before = asyncio.all_tasks()
+    async with open_store(tmp_path) as store:
+        ds = await ngio_async.open_async(store)
+        n = 0
+        async for _ in ds.tiles():
+            n += 1
+            if n == 3:
+                break
+        assert asyncio.all_tasks() - before  # the dataset's background task runs
+        del ds
+        gc.collect()  # the dataset is in a reference cycle (its labels)
+
+        def left() -> set[asyncio.Task[object]]:
+            return {t for t in asyncio.all_tasks() - before if not t.done()}
+
+        await settle(lambda: not left())
+        assert not left()  # was: its background task stayed until the loop ended
