@@ -623,6 +623,34 @@ async def test_numpy_scalars_and_integers_are_accepted(tmp_path: Path) -> None:
         assert back.metadata.spatial_calibration[0].translation == (0.0, 0.0, 3.0)
 
 
+async def test_numpy_strings_and_flags_are_accepted(tmp_path: Path) -> None:
+    # channel names from an array (np.str_), a numpy flag, name and unit: plain JSON strings
+    # (they failed with "Encoding objects of type numpy.str_ is unsupported")
+    async with ngio_async.create_async(
+        tmp_path,
+        shape=(2, 8, 8),
+        dtype="uint8",
+        axes="cyx",
+        channels=[np.array(["DAPI", "GFP"])[0], {"label": np.str_("GFP"), "active": np.False_}],
+        name=np.str_("cells"),
+        units={"y": np.str_("nanometer")},
+    ) as ds:
+        assert ds.metadata.channels[1].active is False
+    back = json.loads((tmp_path / "zarr.json").read_text())["attributes"]["ome"]
+    assert [c["label"] for c in back["omero"]["channels"]] == ["DAPI", "GFP"]
+    assert back["omero"]["channels"][1]["active"] is False
+    assert back["multiscales"][0]["name"] == "cells"
+    assert [a.get("unit") for a in back["multiscales"][0]["axes"]] == [
+        None,
+        "nanometer",
+        "micrometer",
+    ]
+    async with ngio_async.create_async(
+        tmp_path / "b", shape=(2, 8, 8), dtype="uint8", channels=np.array(["a", "b"])
+    ) as ds:
+        assert [c.label for c in ds.metadata.channels] == ["a", "b"]
+
+
 @pytest.mark.parametrize("version", ["0.5", "0.4"])
 async def test_zero_extent_is_kept(tmp_path: Path, version: str) -> None:
     url = tmp_path / "img.zarr"

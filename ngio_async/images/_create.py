@@ -372,7 +372,7 @@ def _per_axis(
 def _unit(value: Any, axis: str) -> str | None:
     if value is not None and not isinstance(value, str):
         raise TypeError(f"units[{axis!r}] must be a string or None, got {value!r}")
-    return value
+    return None if value is None else str(value)  # numpy strings are str, not JSON-encodable
 
 
 def _units(
@@ -381,7 +381,8 @@ def _units(
     """One unit per axis from one unit (space axes), a sequence, or a mapping axis -> unit
     (the space axes it does not name keep the default ``micrometer``)."""
     if units is None or isinstance(units, str):
-        return [units if _AXIS_TYPES.get(a) == "space" else None for a in axes]
+        unit = None if units is None else str(units)
+        return [unit if _AXIS_TYPES.get(a) == "space" else None for a in axes]
     if isinstance(units, Mapping):
         unknown = [k for k in units if k not in axes]
         if unknown:
@@ -418,17 +419,23 @@ def make_channel(spec: ChannelSpec | Channel, index: int, dtype: np.dtype[Any]) 
     if isinstance(spec, Channel):
         return spec
     if isinstance(spec, str):
-        spec = {"label": spec}
+        spec = {"label": str(spec)}
     known = {"label", "color", "window", "active"}
     unknown = [k for k in spec if k not in known]
     if unknown:
         raise ValueError(f"channel {index}: unknown key {unknown[0]!r} (known: {sorted(known)})")
     return Channel(
-        label=spec.get("label"),
+        label=_python(spec.get("label")),
         color=str(spec.get("color") or _COLORS[index % len(_COLORS)]).lstrip("#").upper(),
         window=make_window(spec.get("window"), dtype, f"channels[{index}] window"),
-        active=spec.get("active", True),
+        active=_python(spec.get("active", True)),
     )
+
+
+def _python(value: Any) -> Any:
+    """A numpy scalar (``np.str_``, ``np.bool_``: from arrays of channel names or flags) as the
+    Python value; anything else as given (validation names what is wrong)."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def make_window(value: Any, dtype: np.dtype[Any], what: str = "window") -> Window:
@@ -596,7 +603,7 @@ def plan_image(
         omero = Omero(channels=[make_channel(c, i, dt) for i, c in enumerate(channels)])
     ome = OmeMetadata(
         version=ngff_version,
-        multiscales=[Multiscale(axes=axis_models, datasets=datasets, name=name)],
+        multiscales=[Multiscale(axes=axis_models, datasets=datasets, name=_python(name))],
         omero=omero,
     )
     ome = validate(to_attrs(ome, ngff_version))  # every rule checked before anything is written
