@@ -947,3 +947,46 @@ async def test_one_shard_shape_fits_tiffs_of_every_size(tmp_path: Path) -> None:
         await ngio_async.convert(
             src, dst, shards=(1, 200, 200), chunks=(1, 128, 128), overwrite=True
         )
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "x"),
+    [
+        ('PhysicalSizeX="0.5"', 'PhysicalSizeX="abc"', 1.0),
+        ('PhysicalSizeX="0.5"', 'PhysicalSizeX=""', 1.0),
+        ("<Pixels ", '<Pixels TimeIncrement="soon" ', 0.5),
+    ],
+)
+async def test_a_malformed_ome_xml_number_is_no_calibration(
+    tmp_path: Path, old: str, new: str, x: float
+) -> None:
+    """The pixels of an OME-TIFF stay readable when a writer left a bad number in its OME-XML
+    (it was a CodecError: 'cannot read the TIFF structure')."""
+    data = ramp((2, 30, 40))
+    src = tmp_path / "bad.ome.tif"
+    tifffile.imwrite(
+        src, data, ome=True, metadata={"axes": "CYX", "PhysicalSizeX": 0.5, "PhysicalSizeY": 0.5}
+    )
+    with tifffile.TiffFile(src, mode="r+b") as tif:
+        xml = tif.pages[0].description
+        assert old in xml
+        tif.pages[0].tags["ImageDescription"].overwrite(xml.replace(old, new, 1))
+    dst = tmp_path / "bad.ome.zarr"
+    await ngio_async.convert(src, dst)
+    async with ngio_async.open_async(dst) as ds:
+        np.testing.assert_array_equal(await ds.read(), data)
+        cal = ds.metadata.spatial_calibration[0]
+        assert (cal["y"].scale, cal["x"].scale) == (0.5, x)
+
+
+async def test_an_ome_xml_tifffile_cannot_parse_is_a_codec_error_naming_the_file(
+    tmp_path: Path,
+) -> None:
+    src = tmp_path / "spp.ome.tif"
+    tifffile.imwrite(src, ramp((2, 30, 40)), ome=True, metadata={"axes": "CYX"})
+    with tifffile.TiffFile(src, mode="r+b") as tif:
+        xml = tif.pages[0].description.replace('SamplesPerPixel="1"', 'SamplesPerPixel="one"')
+        tif.pages[0].tags["ImageDescription"].overwrite(xml)
+    with pytest.raises(ngio_async.CodecError, match=r"spp\.ome\.tif"):  # was a bare ValueError
+        await ngio_async.convert(src, tmp_path / "spp.ome.zarr")
+    assert not (tmp_path / "spp.ome.zarr").exists()

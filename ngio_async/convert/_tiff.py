@@ -148,9 +148,26 @@ def _color(value: str | None) -> str | None:
     return f"{rgba >> 8:06X}"
 
 
+def _number(text: str | None) -> float | None:
+    """An OME-XML number attribute; ``None`` when absent or not a number (``"abc"``, ``""``)."""
+    if text is None:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
 def ome_calibration(xml: str, image: int = 0) -> dict[str, Any]:
-    """Pixel sizes (``{"x": (size, unit), ...}``) and channels from OME-XML, for ``Image`` n."""
-    root = ET.fromstring(xml)
+    """Pixel sizes (``{"x": (size, unit), ...}``) and channels from OME-XML, for ``Image`` n.
+
+    A malformed value (``PhysicalSizeX="abc"``) is no calibration of its axis, and XML that
+    does not parse is none at all: the pixels are still readable.
+    """
+    try:
+        root = ET.fromstring(xml)
+    except ET.ParseError:
+        return {}
     images = [e for e in root if _local(e.tag) == "Image"]
     if not images:
         return {}
@@ -160,17 +177,17 @@ def ome_calibration(xml: str, image: int = 0) -> dict[str, Any]:
         return {}
     sizes: dict[str, tuple[float, str | None]] = {}
     for axis in ("X", "Y", "Z"):
-        value = pixels.get(f"PhysicalSize{axis}")
+        value = _number(pixels.get(f"PhysicalSize{axis}"))
         if value is not None:
-            sizes[axis.lower()] = (float(value), _unit(pixels.get(f"PhysicalSize{axis}Unit", "µm")))
-    dt = pixels.get("TimeIncrement")
-    if dt is not None and float(dt) > 0:
-        sizes["t"] = (float(dt), _unit(pixels.get("TimeIncrementUnit", "s")))
+            sizes[axis.lower()] = (value, _unit(pixels.get(f"PhysicalSize{axis}Unit", "µm")))
+    dt = _number(pixels.get("TimeIncrement"))
+    if dt is not None and dt > 0:
+        sizes["t"] = (dt, _unit(pixels.get("TimeIncrementUnit", "s")))
     channels = [
         {
             "label": c.get("Name"),
             "color": _color(c.get("Color")),
-            "samples": int(c.get("SamplesPerPixel", "1")),
+            "samples": int(_number(c.get("SamplesPerPixel")) or 1),
         }
         for c in pixels
         if _local(c.tag) == "Channel"
@@ -275,7 +292,12 @@ class TiffSource:
         self.url = os.fspath(path)
         with _tiff_errors(self.url, "read the TIFF structure of"):
             self._tif = tif if tif is not None else tifffile.TiffFile(self.url)
-        count = len(self._tif.series)
+        try:
+            with _tiff_errors(self.url, "read the series of"):
+                count = len(self._tif.series)  # tifffile parses the OME-XML's series here
+        except BaseException:
+            self._tif.close()
+            raise
         if count == 0:
             self._tif.close()
             raise CodecError(f"{self.url} holds no image (a corrupt or empty TIFF)", key=self.url)
