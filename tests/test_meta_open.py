@@ -142,3 +142,22 @@ def test_a_transformation_stored_in_a_binary_file_is_warned_about() -> None:
     assert len(record) == 1  # once for the multiscale, not once per level
     assert "`$.multiscales[0].coordinateTransformations[0].scale`" in str(record[0].message)
     assert cal[1].scale == (1, 2, 2)
+
+
+def test_a_channel_label_shared_by_two_channels_selects_nothing() -> None:
+    """It selected the first of them, without a word."""
+    doc = image_doc()
+    window = {"min": 0, "max": 255, "start": 0, "end": 255}
+    doc["omero"] = {
+        "channels": [
+            {"label": "DAPI", "color": "0000FF", "window": window},
+            {"label": "DAPI", "color": "00FF00", "window": window},
+            {"label": "GFP", "color": "00FF00", "window": window},
+        ]
+    }
+    meta = ImageMetadata(validate(doc))
+    assert meta.channel_index("GFP") == 2
+    with pytest.raises(KeyError, match=r"'DAPI' is ambiguous: channels \[0, 1\]"):
+        meta.channel_index("DAPI")
+    with pytest.raises(KeyError, match="no channel labelled 'RFP'"):
+        meta.channel_index("RFP")

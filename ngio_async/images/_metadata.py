@@ -130,10 +130,17 @@ class ImageMetadata:
         ]
 
     def channel_index(self, label: str) -> int:
-        """Index of the channel with ``label``; ``KeyError`` names the known labels."""
+        """Index of the channel with ``label``; ``KeyError`` names the known labels (or the
+        channels sharing ``label``: then it selects nothing, pass an index)."""
         labels = [c.label for c in self.channels]
-        if label in labels:
-            return labels.index(label)
+        found = [i for i, name in enumerate(labels) if name == label]
+        if len(found) == 1:
+            return found[0]
+        if found:
+            raise KeyError(
+                f"channel label {label!r} is ambiguous: channels {found} share it; "
+                "select the channel by index"
+            )
         raise KeyError(f"no channel labelled {label!r} (channels: {labels})")
 
     def nearest_level(self, pixel_size: float | Sequence[float]) -> int:
