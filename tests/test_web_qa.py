@@ -141,3 +141,42 @@ async def test_region_takes_channel_labels_and_broken_labels_do_not_hide_the_ima
         resp = await c.get("/api/datasets/img")
         assert resp.status == 200, await resp.text()
         assert (await resp.json())["labels"] == []
+
+
+async def test_mounted_under_a_prefix(tmp_path: Path) -> None:
+    """``main.add_subapp("/ngio/", create_app(...))``: the zarr passthrough and the static files
+    took the prefix for part of the key (404), and /api and /zarr answers had no CORS."""
+    levels = write_image(tmp_path / "img.zarr", Spec(shape=(8, 8), chunks=(8, 8), levels=1))
+    main = web.Application()
+    main.add_subapp("/ngio/", create_app({"img": str(tmp_path / "img.zarr")}))
+    async with TestClient(TestServer(main)) as c:
+        resp = await c.get("/ngio/zarr/img/zarr.json")
+        assert resp.status == 200, await resp.text()
+        assert resp.headers["Access-Control-Allow-Origin"] == "*"
+        assert "multiscales" in (await resp.json())["attributes"]["ome"]
+        resp = await c.get("/ngio/static/viewer.js")
+        assert resp.status == 200 and "ngioViewer" in await resp.text()
+        assert "static/viewer.js" in await (await c.get("/ngio/")).text()
+        preflight = {"Origin": "http://viewer", "Access-Control-Request-Method": "GET"}
+        resp = await c.options("/ngio/zarr/img/0/c/0/0", headers=preflight)
+        assert resp.status == 204 and resp.headers["Access-Control-Allow-Origin"] == "*"
+        resp = await c.get("/ngio/api/datasets/img/region.npy")
+        assert resp.headers["Access-Control-Allow-Origin"] == "*"
+        assert np.array_equal(np.load(io.BytesIO(await resp.read())), levels[0])
+        assert c.port is not None
+        status, _ = await raw_status(c.port, "/ngio/zarr/img/%2E%2E/img/zarr.json")
+        assert status == 400
+        assert "Access-Control-Allow-Origin" not in (await c.get("/ngio/")).headers
+
+
+async def raw_status(port: int, target: str) -> tuple[int, bytes]:
+    """A GET with ``target`` sent byte for byte (clients normalise ``..`` away)."""
+    async with await anyio.connect_tcp("127.0.0.1", port) as stream:
+        request = f"GET {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        await stream.send(request.encode())
+        data = b""
+        with anyio.fail_after(10):
+            async for chunk in stream:
+                data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body

@@ -9,7 +9,7 @@ Endpoints (errors are always JSON ``{"error": code, "message": text}``)::
     GET  /api/datasets                          name, axes, shape, dtype, levels, channels
     GET  /api/datasets/{name}                   axes, levels, channels, labels, sizes
     GET  /api/datasets/{name}/tiles/{level}/{t}/{z}/{row}/{col}.{png,jpg,jpeg,webp}
-    GET  /api/datasets/{name}/region.npy?level=0&c=0&y=0:512&x=0:512
+    GET  /api/datasets/{name}/region.npy?level=0&c=0&y=0:512&x=0:512   (c: index or label)
     GET|HEAD /zarr/{name}/{key}                 the store's objects (ranges supported)
     GET  /  and  /static/{path}                 the browser viewer
 

@@ -52,7 +52,8 @@ def create_app(
     Routes: ``GET /api/datasets``, ``/api/datasets/{name}``,
     ``/api/datasets/{name}/tiles/{level}/{t}/{z}/{row}/{col}.{png,jpg,jpeg,webp}``,
     ``/api/datasets/{name}/region.npy``, ``GET|HEAD /zarr/{name}/{key}``, ``/`` and
-    ``/static/{path}``. Errors are JSON ``{"error", "message"}``.
+    ``/static/{path}``. Errors are JSON ``{"error", "message"}``. The app may be mounted under
+    a prefix of a larger one (``main.add_subapp("/ngio/", create_app(...))``).
 
     :param max_region_pixels: the most elements one ``region.npy`` answer may hold (else 413).
     :param tile_size: tile edge in pixels.
@@ -91,7 +92,7 @@ def create_app(
 
     app.cleanup_ctx.append(lifespan)
     router = app.router
-    router.add_get("/api/datasets", _api.list_datasets)
+    app[STATE].anchor = router.add_get("/api/datasets", _api.list_datasets).resource
     # a dataset name is one segment, or four for a plate's field (plate/A/1/0)
     name = "{name:[^/]+(?:/[^/]+/[^/]+/[^/]+)?}"
     router.add_get(f"/api/datasets/{name}", _api.describe)

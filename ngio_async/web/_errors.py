@@ -90,7 +90,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     ``/api`` and ``/zarr`` answers allow any origin (read-only data, no cookies), so viewers
     served elsewhere can read through the server; CORS preflights get 204.
     """
-    shared = request.path.startswith(("/api/", "/zarr/"))
+    from ._app import STATE
+
+    mount = request.app[STATE].mount() if STATE in request.app else ""
+    shared = request.path.startswith((f"{mount}/api/", f"{mount}/zarr/"))
     if (
         shared
         and request.method == "OPTIONS"

@@ -58,10 +58,14 @@ def safe_key(raw: str, what: str = "key") -> str:
 
 
 def _raw_tail(request: web.Request, prefix_segments: int) -> str:
-    """The raw path after the first ``prefix_segments`` segments (``/zarr/name/`` -> 2)."""
+    """The raw path after the app's mount point and ``prefix_segments`` more segments
+    (``/zarr/name/`` -> 2)."""
+    from ._app import STATE
+
     path = request.raw_path.partition("?")[0]
     segments = path.split("/")
-    return "/".join(segments[prefix_segments + 1 :])
+    mounted = request.app[STATE].mount().count("/")
+    return "/".join(segments[mounted + prefix_segments + 1 :])
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:

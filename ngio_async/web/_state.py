@@ -17,6 +17,8 @@ from ._errors import ApiError, logger, redact
 from ._render import Window, compute_windows
 
 if TYPE_CHECKING:
+    from aiohttp.web import AbstractResource
+
     from ..images import Dataset, Plate
 
 __all__ = ["Entry", "FieldOf", "PlateEntry", "WebState", "axis_index", "dataset_identity"]
@@ -157,10 +159,19 @@ class WebState:
     cache_seconds: int
     entries: dict[str, Entry] = field(default_factory=dict)
     plates: dict[str, PlateEntry] = field(default_factory=dict)
+    #: the ``/api/datasets`` resource, whose path says where the app is mounted
+    anchor: AbstractResource | None = None
     #: bounds the worker threads that render tiles and encode regions (CPU-bound)
     render_limiter: anyio.CapacityLimiter = field(
         default_factory=lambda: anyio.CapacityLimiter(max(2, os.cpu_count() or 2))
     )
+
+    def mount(self) -> str:
+        """The path the app is mounted at: ``""`` at the root, ``"/ngio"`` under
+        ``add_subapp("/ngio/", app)`` (aiohttp prefixes the sub-app's resources)."""
+        if self.anchor is None:
+            return ""
+        return self.anchor.canonical.removesuffix("/api/datasets")
 
     def entry(self, name: str) -> Entry:
         """The dataset served as ``name``; 404 when there is none."""
