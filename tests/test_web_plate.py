@@ -7,6 +7,7 @@ under aiohttp's ``TestServer`` on 127.0.0.1.
 from __future__ import annotations
 
 import io
+import json
 import logging
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from numpy.typing import NDArray
+    from servers import S3Server
 
 SHAPE = (2, 1, 40, 30)  # c z y x
 FIELDS = [("A/1", "0"), ("A/1", "1"), ("B/2", "0")]
@@ -185,3 +187,27 @@ async def test_image_errors_are_kept_when_it_is_no_plate(tmp_path: Path) -> None
     with pytest.raises(ngio_async.MetadataError, match="no 'ome' attributes"):
         await runner.setup()  # the image's error, not the plate's
     await runner.cleanup()
+
+
+async def test_plate_on_s3(s3_server: S3Server) -> None:
+    url = s3_server.fresh_url() + "/plate.zarr"
+    async with (
+        ngio_async.create_plate_async(
+            url, rows=["A"], columns=["1"], **s3_server.options()
+        ) as plate,
+        await plate.add_image(
+            "A/1", field="0", shape=SHAPE, dtype="uint16", axes="czyx", levels=1
+        ) as ds,
+    ):
+        await ds.write(pixels(7))
+    app = create_app({"s3plate": url}, **s3_server.options())
+    async with TestClient(TestServer(app)) as c:
+        doc = await (await c.get("/api/datasets")).json()
+        assert [d["name"] for d in doc["datasets"]] == ["s3plate/A/1/0"]
+        assert s3_server.endpoint not in json.dumps(doc) and url.split("/")[3] not in json.dumps(
+            doc
+        )
+        resp = await c.get("/api/datasets/s3plate/A/1/0/region.npy?c=1")
+        assert np.array_equal(np.load(io.BytesIO(await resp.read())), pixels(7)[1])
+        assert (await c.get("/api/datasets/s3plate/A/1/0/tiles/0/0/0/0/0.webp")).status == 200
+        assert (await c.head("/zarr/s3plate/A/1/0/0/zarr.json")).status == 200
