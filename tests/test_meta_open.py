@@ -161,3 +161,33 @@ def test_a_channel_label_shared_by_two_channels_selects_nothing() -> None:
         meta.channel_index("DAPI")
     with pytest.raises(KeyError, match="no channel labelled 'RFP'"):
         meta.channel_index("RFP")
+
+
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+def test_level_errors_name_the_array_document_and_its_field(tmp_path: Path, version: str) -> None:
+    """They named the image group and `$` (the rule broken is in a level's array metadata)."""
+    path = tmp_path / "img.zarr"
+    with ngio_async.create(
+        str(path), shape=(2, 16, 16), dtype="uint8", axes="cyx", ngff_version=version, levels=2
+    ):
+        pass
+    key = path / "1" / (".zarray" if version == "0.4" else "zarr.json")
+    original = json.loads(key.read_text())
+    doc = json.loads(key.read_text())
+    if version == "0.4":
+        doc.update(shape=[8, 8], chunks=doc["chunks"][1:])
+    else:
+        doc.update(shape=[8, 8], dimension_names=["y", "x"])
+        grid = doc["chunk_grid"]["configuration"]
+        grid["chunk_shape"] = grid["chunk_shape"][1:]
+    key.write_text(json.dumps(doc))
+    with pytest.raises(MetadataError, match="level '1' has 2 dimensions") as info:
+        ngio_async.open(path)
+    assert str(info.value).startswith(key.as_uri())
+    assert info.value.path == "$.shape"
+    if version == "0.5":
+        key.write_text(json.dumps({**original, "dimension_names": ["c", "x", "y"]}))
+        with pytest.raises(MetadataError, match="has dimension_names") as info:
+            ngio_async.open(path)
+        assert str(info.value).startswith(key.as_uri())
+        assert info.value.path == "$.dimension_names"

@@ -176,17 +176,25 @@ def _check_levels(
     assert meta.multiscales is not None
     names = tuple(a.name for a in meta.multiscales[0].axes)
     where = f"{store.url}/{root}".rstrip("/")
+    v3 = meta.version != "0.4"
+
+    def at(path: str) -> str:
+        """The URL of a level's array metadata document."""
+        return f"{store.url.rstrip('/')}/{join(root, path, 'zarr.json' if v3 else '.zarray')}"
+
     for path, arr in zip(paths, arrays, strict=True):
         if len(arr.shape) != len(names):
             raise MetadataError(
-                f"{where}: level {path!r} has {len(arr.shape)} dimensions, "
-                f"the multiscale has {len(names)} axes ({', '.join(names)})"
+                f"{at(path)}: level {path!r} has {len(arr.shape)} dimensions, "
+                f"the multiscale has {len(names)} axes ({', '.join(names)})",
+                "$.shape",
             )
         dims = arr.dimension_names if isinstance(arr, ArrayV3Meta) else None
         if dims is not None and tuple(dims) != names:
             raise MetadataError(
-                f"{where}: level {path!r} has dimension_names {list(dims)}, "
-                f"expected the axis names {list(names)}"
+                f"{at(path)}: level {path!r} has dimension_names {list(dims)}, "
+                f"expected the axis names {list(names)}",
+                "$.dimension_names",
             )
     sizes = [arr.shape for arr in arrays]
     for i in range(1, len(sizes)):
@@ -201,9 +209,10 @@ def _check_levels(
         for path, arr in zip(paths, arrays, strict=True):
             if arr.dtype.kind not in "iu":
                 message = (
-                    f"{where}: label level {path!r} has dtype {arr.dtype}; labels are integers"
+                    f"{at(path)}: label level {path!r} has dtype {arr.dtype}; labels are integers"
                 )
+                field = "$.data_type" if v3 else "$.dtype"
                 if meta.version == "0.4":
-                    warnings.warn(message, MetadataWarning, stacklevel=3)
+                    warnings.warn(f"{message} - at `{field}`", MetadataWarning, stacklevel=3)
                 else:
-                    raise MetadataError(message)
+                    raise MetadataError(message, field)
