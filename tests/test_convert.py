@@ -803,6 +803,20 @@ async def test_http_tiff_missing(http_server: StaticServer) -> None:
         await ngio_async.open_async(http_server.url + "nothing.tif")
 
 
+async def test_http_tiff_of_an_undecodable_compression_is_refused_at_open(
+    tmp_path: Path, http_server: StaticServer, http_root: Path
+) -> None:
+    odd = http_root / "odd.tif"
+    tifffile.imwrite(odd, ramp((2, 20, 30)), photometric="minisblack")
+    with tifffile.TiffFile(odd, mode="r+b") as tif:
+        for page in tif.pages:
+            page.tags["Compression"].overwrite(60000)
+    dst = tmp_path / "odd.ome.zarr"
+    with pytest.raises(ngio_async.UnsupportedError, match=r"odd\.tif: 60000"):
+        await ngio_async.convert(http_server.url + "odd.tif", dst)
+    assert not dst.exists()
+
+
 async def test_s3_tiff_open_and_convert(tmp_path: Path, s3_server: S3Server) -> None:
     from tiffs import write_pyramid
 
