@@ -1004,3 +1004,13 @@ async def test_an_ome_xml_tifffile_cannot_parse_is_a_codec_error_naming_the_file
     with pytest.raises(ngio_async.CodecError, match=r"spp\.ome\.tif"):  # was a bare ValueError
         await ngio_async.convert(src, tmp_path / "spp.ome.zarr")
     assert not (tmp_path / "spp.ome.zarr").exists()
+
+
+async def test_convert_many_names_inputs_that_share_an_output(tmp_path: Path) -> None:
+    a = write_tiled(tmp_path / "a.tif", ramp((1, 32, 32)))
+    b = write_tiled(tmp_path / "a.tiff", ramp((1, 32, 32)))
+    with pytest.raises(
+        ValueError, match=r"'.*a\.tif', '.*a\.tiff' would all be written to .*a\.ome\.zarr"
+    ):
+        await ngio_async.convert_many([a, b], tmp_path / "out")
+    assert not (tmp_path / "out" / "a.ome.zarr").exists()

@@ -815,8 +815,15 @@ async def convert_many(
     inputs = _inputs(srcs)
     base = os.fspath(dst_dir).rstrip("/")
     targets = {_name(s): f"{base}/{output_name(s)}" for s in inputs}
-    if len(set(targets.values())) != len(targets):
-        raise ValueError("two inputs map to the same output name")
+    by_target: dict[str, list[str]] = {}
+    for key, target in targets.items():
+        by_target.setdefault(target, []).append(key)
+    for target, keys in by_target.items():
+        if len(keys) > 1:
+            raise ValueError(
+                f"inputs {', '.join(map(repr, keys))} would all be written to {target}: "
+                "convert them into different directories"
+            )
     local = "://" not in base or base.startswith("file://")
     if local:
         os.makedirs(base.removeprefix("file://"), exist_ok=True)
