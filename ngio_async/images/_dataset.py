@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import operator
 from collections.abc import Callable, Coroutine, Generator, Iterator, Mapping, Sequence
 from functools import partial
 from itertools import islice
@@ -348,7 +349,8 @@ class Dataset(StoreNode):
         :param shape: tile shape, one value per axis (``None``: the whole extent) or ``(y, x)``;
             default: one shard (else one chunk) in y/x and one plane of the other axes.
         :param region: slices into the level limiting the iteration; named axes (``c="DAPI"``,
-            ``z=slice(0, 4)``, ``t=0``) limit it too, without squeezing any axis.
+            ``z=slice(0, 4)``, ``t=0``) limit it too (both given: their intersection), without
+            squeezing any axis. A region reaching outside the level raises :class:`IndexError`.
         :param overlap: a halo around each tile (int: y and x; or per axis), clipped at the
             level borders; ``tile.core`` is the tile without it.
         :param prefetch: tiles fetched ahead of the consumer (default ``limits.prefetch_tiles``,
@@ -363,7 +365,13 @@ class Dataset(StoreNode):
         self._check_open()
         lvl = self.level(level)
         level_index = self.levels.index(lvl)
-        base, picks = self._tile_region(lvl, region, axes)
+        if shape is not None and not all(_size_or_none(t) for t in shape):
+            raise TypeError(f"tile shape must be ints or None, got {tuple(shape)}")
+        if prefetch is not None and (not _size_or_none(prefetch) or prefetch < 1):
+            raise ValueError(f"prefetch must be a positive integer, got {prefetch!r}")
+        if progress is not None and not callable(progress):
+            raise TypeError(f"progress must be a callable progress(done, total), got {progress!r}")
+        base, picks = self._tile_region(lvl, level_index, region, axes)
         tile_shape = (
             default_tile_shape(lvl.shape, lvl.chunks, lvl.shards) if shape is None else shape
         )
@@ -466,33 +474,54 @@ class Dataset(StoreNode):
         )
 
     def _tile_region(
-        self, lvl: Level, region: Sequence[slice] | None, axes: dict[str, Selector]
+        self,
+        lvl: Level,
+        level_index: int,
+        region: Sequence[slice] | None,
+        axes: dict[str, Selector],
     ) -> tuple[tuple[slice, ...], dict[int, set[int]]]:
+        names = self.axes
         if region is not None:
             if len(region) != lvl.ndim or not all(isinstance(s, slice) for s in region):
                 raise ValueError(f"region must be {lvl.ndim} slices, one per axis")
             if any(s.step not in (None, 1) for s in region):
                 raise ValueError(f"region {tuple(region)}: tiles take step-1 slices")
-            base = list(normalize_selection(tuple(region), lvl.shape).region)
+            base = [
+                _inside(s, n, f"region[{i}] ({names[i]!r})", level_index)
+                for i, (s, n) in enumerate(zip(region, lvl.shape, strict=True))
+            ]
         else:
             base = [slice(0, n) for n in lvl.shape]
         selection, pick = self._selection(lvl, axes)
-        picks: dict[int, set[int]] = {}
         for i, sel in enumerate(selection):
+            n = lvl.shape[i]
             if isinstance(sel, int):
-                j = normalize_selection(sel, (lvl.shape[i],)).region[0]
-                base[i] = j
+                if not -n <= sel < n:
+                    raise IndexError(
+                        f"axis {names[i]!r}: index {sel} is out of bounds for level "
+                        f"{level_index} (size {n})"
+                    )
+                limit = slice(sel % n, sel % n + 1)
             elif isinstance(sel, slice) and sel != slice(None):
                 if sel.step not in (None, 1):
                     raise ValueError(
-                        f"tiles take step-1 slices; axis {self.axes[i]!r} has step {sel.step} "
+                        f"tiles take step-1 slices; axis {names[i]!r} has step {sel.step} "
                         "(read() takes steps)"
                     )
-                base[i] = normalize_selection(sel, (lvl.shape[i],)).region[0]
+                limit = _inside(sel, n, f"axis {names[i]!r}", level_index)
+            else:
+                continue
+            start = max(base[i].start, limit.start)  # both limit the iteration
+            base[i] = slice(start, max(start, min(base[i].stop, limit.stop)))
+        picks: dict[int, set[int]] = {}
         if pick is not None:
             axis, indices = pick
-            base[axis] = slice(min(indices), max(indices) + 1) if indices else slice(0, 0)
-            picks[axis] = set(indices)
+            within = base[axis]
+            keep = {v for v in indices if within.start <= v < within.stop}
+            base[axis] = (
+                slice(min(keep), max(keep) + 1) if keep else slice(within.start, within.start)
+            )
+            picks[axis] = keep
         return tuple(base), picks
 
     async def _background(self) -> TaskGroup:
@@ -982,6 +1011,23 @@ def _with_extra(new: _S, old: object) -> _S:
     if extra:
         new.__dict__["_extra"] = dict(extra)
     return new
+
+
+def _size_or_none(value: object) -> bool:
+    return value is None or (isinstance(value, numbers.Integral) and not isinstance(value, bool))
+
+
+def _inside(s: slice, n: int, what: str, level: int) -> slice:
+    """The step-1 slice ``s`` of an axis of ``n`` pixels as ``slice(start, stop)`` (negative
+    values count from the end, ``None`` is the edge); reaching outside the axis is an error."""
+    start = 0 if s.start is None else operator.index(s.start)
+    stop = n if s.stop is None else operator.index(s.stop)
+    lo, hi = start + n if start < 0 else start, stop + n if stop < 0 else stop
+    if not (0 <= lo <= n and 0 <= hi <= n):
+        raise IndexError(
+            f"{what} {start}:{stop} reaches outside level {level}, which has {n} pixels there"
+        )
+    return slice(lo, max(lo, hi))
 
 
 def _index(axis: str, value: Any) -> int:
