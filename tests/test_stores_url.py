@@ -231,3 +231,35 @@ async def test_s3_endpoint_from_aws_endpoint_url_s3_implies_plain_http(
     async with open_store(s3_server.fresh_url()) as store:
         await store.put("k", b"v")
         assert bytes(await store.get("k") or b"") == b"v"
+
+
+@pytest.mark.parametrize("timeout", [100.0, None])
+def test_obstore_request_timeout_leaves_limits_in_charge(
+    monkeypatch: pytest.MonkeyPatch, timeout: float | None
+) -> None:
+    """obstore's client cut every request off after its default 30 s, so objects slower than
+    that never arrived (retried, cut off again) whatever ``Limits.timeout`` said. Its timeout
+    now lies beyond ``Limits.timeout``; client settings from the environment are kept."""
+    from datetime import timedelta
+
+    monkeypatch.setenv("AWS_ALLOW_HTTP", "true")
+    monkeypatch.setenv("AWS_PROXY_EXCLUDES", "example.org")
+    limits = Limits(timeout=timeout)
+    urls = ["s3://bucket/p", "gs://bucket/p", "az://container/p", "http://127.0.0.1:9/p"]
+    extra: list[dict[str, Any]] = [
+        {"region": "us-east-1"},
+        {},
+        {"account_name": "acct"},
+        {"backend": "obstore"},
+    ]
+    for url, options in zip(urls, extra, strict=True):
+        store = open_store(url, limits=limits, **options)
+        assert isinstance(store, ObstoreStore)
+        config = store.obstore.client_options or {}  # type: ignore[union-attr]
+        seconds = 365 * 86400.0 if timeout is None else 2 * timeout
+        expected = S3Store("b", client_options={"timeout": timedelta(seconds=seconds)})
+        assert config["timeout"] == (expected.client_options or {})["timeout"], url
+    s3 = open_store("s3://bucket/p", limits=limits, region="us-east-1")
+    config = s3.obstore.client_options or {}  # type: ignore[attr-defined]
+    assert config["allow_http"] == "true"
+    assert config["proxy_excludes"] == "example.org"

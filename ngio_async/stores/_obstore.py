@@ -34,7 +34,7 @@ from ._base import (
 from ._url_utils import redact_url
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Mapping
 
     import anyio
     from obstore import GetOptions
@@ -46,6 +46,7 @@ __all__ = [
     "OBSTORE_TYPES",
     "ObstoreStore",
     "describe_obstore",
+    "obstore_client_options",
     "obstore_http",
     "obstore_retry_config",
     "obstore_transient",
@@ -54,6 +55,53 @@ __all__ = [
 
 OBSTORE_TYPES = (AzureStore, GCSStore, HTTPStore, LocalStore, MemoryStore, S3Store)
 """The obstore store classes ``open_store`` accepts directly."""
+
+
+# obstore's HTTP client settings (ClientConfig keys), also read from <PREFIX>_<KEY> variables
+_CLIENT_KEYS = frozenset(
+    [
+        "allow_http",
+        "allow_invalid_certificates",
+        "connect_timeout",
+        "default_content_type",
+        "http1_only",
+        "http2_keep_alive_interval",
+        "http2_keep_alive_timeout",
+        "http2_keep_alive_while_idle",
+        "http2_only",
+        "pool_idle_timeout",
+        "pool_max_idle_per_host",
+        "proxy_url",
+        "proxy_ca_certificate",
+        "proxy_excludes",
+        "randomize_addresses",
+        "read_timeout",
+        "timeout",
+        "user_agent",
+    ]
+)
+
+
+def obstore_client_options(
+    limits: Limits, given: Mapping[str, Any] | None = None, *, env_prefix: str | None = None
+) -> ClientConfig:
+    """obstore's client settings: ``given``, then those of the environment variables named
+    ``env_prefix`` + key (which an explicit ``ClientConfig`` would otherwise drop), and a
+    request timeout that leaves ``limits.timeout`` in charge (obstore's own default of 30 s
+    cut off slower transfers, whatever ``limits.timeout`` said, and every retry again)."""
+    options: dict[str, Any] = {}
+    if env_prefix:
+        for name, value in os.environ.items():
+            key = name.lower()
+            if key.startswith(env_prefix) and key[len(env_prefix) :] in _CLIENT_KEYS:
+                options[key[len(env_prefix) :]] = value
+    options.update(given or {})
+    seconds = _NO_TIMEOUT if limits.timeout is None else 2 * limits.timeout
+    options.setdefault("timeout", timedelta(seconds=seconds))
+    return options  # type: ignore[return-value]
+
+
+_NO_TIMEOUT = 365 * 86400.0  # "no limit" for obstore's request timeout (it needs a value)
 
 
 def obstore_retry_config(limits: Limits) -> RetryConfig:
@@ -80,7 +128,7 @@ def obstore_http(
     Its keys are joined to the base with ``/``, so the base path loses any trailing slash (a
     query string stays, and goes with every request).
     """
-    options: ClientConfig = dict(client_options or {})  # type: ignore[assignment]
+    options = obstore_client_options(limits, client_options)
     parts = urlsplit(url)
     if parts.username or parts.password:
         raise ValueError(

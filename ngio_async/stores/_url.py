@@ -19,7 +19,13 @@ from obstore.store import (
 from .._errors import NotFoundError, StoreError, UnsupportedError
 from .._limits import Limits
 from ._base import AsyncStore
-from ._obstore import OBSTORE_TYPES, ObstoreStore, obstore_http, obstore_retry_config
+from ._obstore import (
+    OBSTORE_TYPES,
+    ObstoreStore,
+    obstore_client_options,
+    obstore_http,
+    obstore_retry_config,
+)
 from ._url_utils import redact_url
 
 if TYPE_CHECKING:
@@ -38,6 +44,8 @@ _HTTP_SCHEMES = frozenset({"http", "https"})
 
 # obstore reads these as the S3 endpoint (boto3's service-specific name first)
 _AWS_ENDPOINT_VARS = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_ENDPOINT")
+# where obstore reads each store's settings from the environment
+_ENV_PREFIX = {S3Store: "aws_", GCSStore: "google_", AzureStore: "azure_"}
 # schemes obstore knows by another name
 _SCHEME_FOR_OBSTORE = {"gcs": "gs"}
 
@@ -184,8 +192,9 @@ def _open_cloud(
     root, prefix = _split_cloud_url(url)
     display = f"{redact_url(root)}/{prefix}" if prefix else redact_url(root)
     settings: dict[str, Any] = {
-        # None, not {}: an explicit ClientConfig replaces the one read from the environment
-        "client_options": client_options or None,
+        "client_options": obstore_client_options(
+            limits, client_options, env_prefix=_ENV_PREFIX[cls]
+        ),
         "retry_config": obstore_retry_config(limits),
         **extra,
     }
