@@ -117,7 +117,12 @@ def test_serve_plate_subprocess(tmp_path: Path) -> None:
             doc = json.load(resp)
         assert [d["name"] for d in doc["datasets"]] == ["hcs.zarr/A/1/0", "hcs.zarr/A/2/0"]
         with urllib.request.urlopen(f"{url}api/datasets/hcs.zarr/A/2/0", timeout=10) as resp:
-            assert json.load(resp)["plate"] == {"name": "hcs.zarr", "well": "A/2", "field": "0"}
+            assert json.load(resp)["plate"] == {
+                "name": "hcs.zarr",
+                "well": "A/2",
+                "field": "0",
+                "acquisition": None,
+            }
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=20)
     finally:

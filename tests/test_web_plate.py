@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from servers import S3Server
 
 SHAPE = (2, 1, 40, 30)  # c z y x
-FIELDS = [("A/1", "0"), ("A/1", "1"), ("B/2", "0")]
+FIELDS = [("A/1", "0", 1), ("A/1", "1", 2), ("B/2", "0", 1)]  # well, field, acquisition
 
 
 def pixels(seed: int) -> NDArray[np.uint16]:
@@ -41,12 +41,18 @@ def pixels(seed: int) -> NDArray[np.uint16]:
 
 async def write_plate(url: str, version: Literal["0.4", "0.5"]) -> None:
     async with ngio_async.create_plate_async(
-        url, rows=["A", "B"], columns=["1", "2"], ngff_version=version, name="screen"
+        url,
+        rows=["A", "B"],
+        columns=["1", "2"],
+        ngff_version=version,
+        name="screen",
+        acquisitions=[1, 2],
     ) as plate:
-        for seed, (well, field) in enumerate(FIELDS):
+        for seed, (well, field, acquisition) in enumerate(FIELDS):
             async with await plate.add_image(
                 well,
                 field=field,
+                acquisition=acquisition,
                 shape=SHAPE,
                 dtype="uint16",
                 axes="czyx",
@@ -86,7 +92,7 @@ async def test_plate_fields_are_listed(client: TestClient[Any, Any], plate_url: 
     names = [d["name"] for d in doc["datasets"]]
     assert names == ["img", "screen/A/1/0", "screen/A/1/1", "screen/B/2/0"]
     field = doc["datasets"][2]
-    assert field["plate"] == {"name": "screen", "well": "A/1", "field": "1"}
+    assert field["plate"] == {"name": "screen", "well": "A/1", "field": "1", "acquisition": 2}
     assert field["shape"] == list(SHAPE) and field["channels"] == 2
     assert "plate" not in doc["datasets"][0]
     (plate,) = doc["plates"]
@@ -103,7 +109,7 @@ async def test_plate_field_endpoints(client: TestClient[Any, Any], plate_url: st
     version = ngio_async.open_plate(plate_url).version
     doc = await (await client.get("/api/datasets/screen/B/2/0")).json()
     assert doc["name"] == "screen/B/2/0" and doc["ngff_version"] == version
-    assert doc["plate"] == {"name": "screen", "well": "B/2", "field": "0"}
+    assert doc["plate"] == {"name": "screen", "well": "B/2", "field": "0", "acquisition": 1}
     assert [c["label"] for c in doc["channels"]] == ["DAPI", "GFP"]
     # the same dataset with its name percent-encoded (what encodeURIComponent gives)
     resp = await client.get("/api/datasets/screen%2FA%2F1%2F1/region.npy?c=1&y=5:9&x=0:30")

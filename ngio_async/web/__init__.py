@@ -18,7 +18,7 @@ serves every field of view as a dataset named ``<name>/<row>/<column>/<field>`` 
 plate, e.g. ``plate/A/1/0``), in plate order; the ``{name}`` of the routes above may be such a
 four-segment name (its slashes plain or ``%2F``). ``/api/datasets`` adds ``plates`` (name, rows,
 columns, wells, the field dataset names, and the fields that could not be opened, which are
-logged and left out), each field's summary has ``plate: {name, well, field}``, and
+logged and left out), each field's summary has ``plate: {name, well, field, acquisition}``, and
 ``/zarr/<name>/`` is the whole plate (``/zarr/plate/A/1/0/0/zarr.json``). The viewer shows a
 plate as a well grid linking its fields, and a field picker beside a field.
 

@@ -123,7 +123,7 @@ async def _open_fields(entry: PlateEntry, opened: list[Dataset]) -> dict[str, En
     plate = entry.plate
     limiter = anyio.CapacityLimiter(max(1, plate.limits.max_requests))
     datasets: dict[tuple[str, str], Dataset] = {}
-    well_fields: dict[str, list[str]] = {}
+    well_fields: dict[str, list[tuple[str, int | None]]] = {}  # (path, acquisition)
 
     def skip(what: str, exc: BaseException) -> None:
         entry.unavailable.append(what)
@@ -144,11 +144,12 @@ async def _open_fields(entry: PlateEntry, opened: list[Dataset]) -> dict[str, En
     async def one_well(well: str, tg: TaskGroup) -> None:
         async with limiter:
             try:
-                well_fields[well] = (await plate.well(well)).fields
+                images = (await plate.well(well)).images
             except Exception as exc:  # noqa: BLE001
                 skip(well, exc)
                 return
-        for field in well_fields[well]:
+        well_fields[well] = [(im.path, im.acquisition) for im in images]
+        for field, _ in well_fields[well]:
             tg.start_soon(one_field, well, field)
 
     async with anyio.create_task_group() as tg:
@@ -156,12 +157,12 @@ async def _open_fields(entry: PlateEntry, opened: list[Dataset]) -> dict[str, En
             tg.start_soon(one_well, well, tg)
     out: dict[str, Entry] = {}
     for well in plate.wells:  # plate order (wells, then their fields), not completion order
-        for field in well_fields.get(well, []):
+        for field, acquisition in well_fields.get(well, []):
             ds = datasets.get((well, field))
             if ds is not None:
                 name = f"{entry.name}/{well}/{field}"
-                identity = dataset_identity(name, ds)
-                out[name] = Entry(name, ds, True, identity, FieldOf(entry.name, well, field))
+                where = FieldOf(entry.name, well, field, acquisition)
+                out[name] = Entry(name, ds, True, dataset_identity(name, ds), where)
                 entry.fields.append(name)
     entry.unavailable.sort()
     return out

@@ -67,14 +67,21 @@ def axis_index(ds: Dataset, name: str) -> int | None:
 
 @dataclass(frozen=True, slots=True)
 class FieldOf:
-    """Where a served field of view lies: its plate's served name, well (``"A/1"``), field."""
+    """Where a served field of view lies: its plate's served name, well (``"A/1"``), field
+    path and acquisition id (``None``: not stated)."""
 
     plate: str
     well: str
     field: str
+    acquisition: int | None = None
 
-    def as_json(self) -> dict[str, str]:
-        return {"name": self.plate, "well": self.well, "field": self.field}
+    def as_json(self) -> dict[str, str | int | None]:
+        return {
+            "name": self.plate,
+            "well": self.well,
+            "field": self.field,
+            "acquisition": self.acquisition,
+        }
 
 
 @dataclass

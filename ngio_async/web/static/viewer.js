@@ -334,7 +334,11 @@ function renderInfo(ds) {
     ["dtype", ds.dtype],
     ["levels", ds.levels.length],
   ];
-  if (ds.plate) rows.unshift(["plate", ds.plate.name], ["well", ds.plate.well], ["field", ds.plate.field]);
+  if (ds.plate) {
+    const where = [["plate", ds.plate.name], ["well", ds.plate.well], ["field", ds.plate.field]];
+    if ((ds.plate.acquisition ?? null) !== null) where.push(["acquisition", ds.plate.acquisition]);
+    rows.unshift(...where);
+  }
   const unit = ds.axes.find((a) => a.name === "x")?.unit;
   const scale = ds.levels[0].scale?.[axisIndex(ds, "x")];
   if (scale !== undefined) rows.push(["pixel", `${+scale.toPrecision(4)} ${unit ?? ""}`.trim()]);
@@ -351,7 +355,11 @@ async function renderFieldPicker(ds, token) {
   const fields = datasets.filter((d) => d.plate?.name === ds.plate.name);
   const select = $("field-select");
   select.replaceChildren(
-    ...fields.map((d) => el("option", { value: d.name, textContent: `${d.plate.well} · field ${d.plate.field}`, selected: d.name === ds.name })),
+    ...fields.map((d) => {
+      const acquisition = d.plate.acquisition ?? null;
+      const text = `${d.plate.well} · field ${d.plate.field}${acquisition === null ? "" : ` · acquisition ${acquisition}`}`;
+      return el("option", { value: d.name, textContent: text, selected: d.name === ds.name });
+    }),
   );
   select.onchange = () => {
     location.hash = `#/${namePath(select.value)}`;
