@@ -1014,3 +1014,17 @@ async def test_convert_many_names_inputs_that_share_an_output(tmp_path: Path) ->
     ):
         await ngio_async.convert_many([a, b], tmp_path / "out")
     assert not (tmp_path / "out" / "a.ome.zarr").exists()
+
+
+async def test_a_file_url_with_percent_escapes_names_the_tiff(tmp_path: Path) -> None:
+    """``file://`` URLs are percent-decoded for TIFFs as for zarr stores (RFC 8089)."""
+    folder = tmp_path / "my scans"
+    folder.mkdir()
+    data = ramp((1, 32, 40))
+    write_tiled(folder / "día 1.tif", data)
+    url = (folder / "día 1.tif").as_uri()
+    assert "%20" in url
+    dst = tmp_path / "out.ome.zarr"
+    await ngio_async.convert(url, dst)
+    async with ngio_async.open_async(dst) as ds:
+        np.testing.assert_array_equal(await ds.read(), data)

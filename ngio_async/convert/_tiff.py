@@ -486,8 +486,18 @@ class TiffReader:
         options.pop("limits", None)
         if options:
             raise TypeError(f"unknown TIFF option(s): {', '.join(options)}")
-        path = text.removeprefix("file://")
+        path = _local_path(text)
         return await anyio.to_thread.run_sync(lambda: TiffSource(path, series, threads))
+
+
+def _local_path(text: str) -> str:
+    """A local path, or the path of a ``file://`` URL (percent-escapes decoded, as the zarr
+    stores decode them: ``file:///data/my%20scan.tif`` is ``/data/my scan.tif``)."""
+    if not text.startswith("file://"):
+        return text
+    from urllib.parse import unquote, urlsplit
+
+    return unquote(urlsplit(text).path)
 
 
 def is_remote(url: str) -> bool:
