@@ -124,11 +124,22 @@ class SyncLevel:
         self._runner.call(self._level.setitem, selection, data)
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> NDArray[Any]:
-        arr = self[...]
-        return arr if dtype is None else arr.astype(dtype, copy=False)
+        return _as_array(self, dtype, copy)
 
     def __repr__(self) -> str:
         return f"Sync{self._level!r}"
+
+
+def _as_array(src: SyncLevel | SyncDataset, dtype: Any, copy: bool | None) -> NDArray[Any]:
+    """numpy's ``__array__`` protocol: the whole level read into a new array. ``copy=False``
+    (numpy 2: "never copy") cannot be honoured, so it raises ``ValueError`` as numpy asks."""
+    if copy is False:
+        raise ValueError(
+            f"{src!r} holds no pixels in memory: np.asarray(..., copy=False) cannot avoid "
+            "reading them into a new array (use copy=None, the default)"
+        )
+    arr = src[...]
+    return arr if dtype is None else arr.astype(dtype, copy=False)
 
 
 class SyncLabels:
@@ -269,8 +280,7 @@ class SyncDataset(Closing):
         return self._runner.call(lambda: self._dataset.read(level, **axes))
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> NDArray[Any]:
-        arr = self[...]
-        return arr if dtype is None else arr.astype(dtype, copy=False)
+        return _as_array(self, dtype, copy)
 
     # writing (needs mode="r+"; see the async Dataset methods)
     @property
