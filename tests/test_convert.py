@@ -1020,7 +1020,7 @@ async def test_a_file_url_with_percent_escapes_names_the_tiff(tmp_path: Path) ->
     """``file://`` URLs are percent-decoded for TIFFs as for zarr stores (RFC 8089)."""
     folder = tmp_path / "my scans"
     folder.mkdir()
-    data = ramp((1, 32, 40))
+    data = ramp((2, 32, 40))
     write_tiled(folder / "día 1.tif", data)
     url = (folder / "día 1.tif").as_uri()
     assert "%20" in url
