@@ -504,3 +504,21 @@ async def test_objects_stored_with_content_encoding_gzip_are_decoded(
         assert bytes(await store.get(KEY, SuffixByteRequest(4)) or b"") == BLOB[-4:]
         assert await store.size(KEY) == len(BLOB)  # not the compressed Content-Length
     assert all(_aiohttp_agent(r.agent) for r in http_server.requests)
+
+
+async def test_default_store_keeps_obstore_after_a_server_error_on_its_first_get(
+    http_server: StaticServer,
+) -> None:
+    """A 5xx answered to obstore's first GET shows that its client reaches the server: the
+    error is final (one retry budget, not one per client) and obstore's client stays in
+    use. It handed every later GET to aiohttp and spent the retries twice."""
+    async with _open(http_server, "default") as store:
+        assert bytes(await store.get("data/small.txt") or b"") == b"hello world"  # aiohttp
+        http_server.reset()
+        http_server.faults = Faults(status=503, status_times=-1)
+        with pytest.raises(StoreError, match="503"):
+            await store.get(KEY)
+        assert http_server.count("GET", PATH) == 1 + FAST.max_retries
+        http_server.reset()
+        assert bytes(await store.get(KEY) or b"") == BLOB
+    assert [_aiohttp_agent(r.agent) for r in http_server.requests] == [False]

@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 __all__ = ["HTTPStore"]
 
 _CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$")
+# how obstore's client reports an HTTP answer that was an error (rather than no answer)
+_ANSWERED = re.compile(r"status code: \d{3}")
 _QUERY = re.compile(r"\?[^\s'\"]*")
 _MISSING = frozenset({404, 410})
 _DENIED = frozenset({401, 403})
@@ -87,8 +89,8 @@ class HTTPStore(AsyncStore):
     through obstore's HTTP client, which reads bodies on its own threads, outside the GIL
     (aiohttp reads them on the event loop: 14 MB shards streamed 1.5x faster, 512 KiB chunks
     ~1.1x, while decode threads run); HEADs stay with aiohttp. Until obstore's client has
-    answered once, a ``StoreError`` from it (a CA that only Python's ``ssl`` trusts, a proxy)
-    hands this and every later GET back to aiohttp. The first ranged read that the server
+    had an answer from the server (an error status counts), a ``StoreError`` from it (a CA
+    that only Python's ``ssl`` trusts, a proxy) hands this and every later GET back to aiohttp. The first ranged read that the server
     answers without honouring ``Range`` switches ranged reads to aiohttp for good (sliced as
     above). obstore's client also reads ``405`` as a missing object, so its first "missing" is
     asked again of aiohttp: if aiohttp disagrees (an error, or data), every GET goes through
@@ -161,8 +163,9 @@ class HTTPStore(AsyncStore):
             self._ranges_ok = False
             rust.whole_as_range = False  # whole GETs plainly, too
             return await self._aiohttp_get(key, byte_range)
-        except StoreError:
-            if self._rust_ok:
+        except StoreError as exc:
+            if self._rust_ok or _ANSWERED.search(str(exc.__cause__ or exc)):
+                self._rust_ok = True  # the server answered obstore's client: its error stands
                 raise
             # aiohttp reached this server and obstore's client did not (its own TLS roots,
             # proxies): aiohttp answers this request and every later one
