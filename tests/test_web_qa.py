@@ -180,3 +180,27 @@ async def raw_status(port: int, target: str) -> tuple[int, bytes]:
                 data += chunk
     head, _, body = data.partition(b"\r\n\r\n")
     return int(head.split()[1]), body
+
+
+async def test_default_windows_sample_stays_bounded_with_many_channels(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The default-window sample is at most ``_WINDOW_SAMPLE`` elements however many channels
+    there are (every channel's whole crop was read: 100 channels x 2048^2 = 800 MB)."""
+    from ngio_async.web import _state
+
+    monkeypatch.setattr(_state, "_WINDOW_SAMPLE", 4 * 16 * 16)
+    path = tmp_path / "many.zarr"
+    levels = write_image(path, Spec(shape=(4, 2, 48, 48), chunks=(1, 1, 16, 16), levels=1))
+    store = InstrumentedStore(open_store(path))
+    async with (
+        store,
+        await open_async(store) as ds,
+        TestClient(TestServer(create_app({"img": ds}))) as c,
+    ):
+        store.reset()
+        doc = await (await c.get("/api/datasets/img")).json()
+    chunks = sum(n for (method, key), n in store.calls.items() if method == "get" and "/c/" in key)
+    assert chunks == 4  # one chunk per channel: the 16 x 16 centre of the middle z plane
+    crop = levels[0][0, 1, 16:32, 16:32].astype(np.float64)
+    assert doc["channels"][0]["display"]["window"] == list(np.percentile(crop, (0.1, 99.9)))

@@ -111,7 +111,8 @@ class Entry:
 
     async def _compute_windows(self) -> list[Window]:
         """Read (a bounded part of) the smallest level: a centred y/x crop of at most
-        2048 x 2048, and the middle plane of other axes while the sample is too large."""
+        2048 x 2048, the middle plane of other axes while the sample is too large, and a
+        smaller crop if every channel's plane still exceeds it (at most 16 Mi elements)."""
         ds = self.dataset
         lvl = ds.levels[-1]
         c_axis = ds.metadata.channel_axis
@@ -127,6 +128,13 @@ class Entry:
                 middle = extents[axis] // 2
                 selection[axis] = slice(middle, middle + 1)
                 extents[axis] = 1
+        if math.prod(extents) > _WINDOW_SAMPLE:  # many channels: a smaller centred y/x crop
+            side = max(1, math.isqrt(_WINDOW_SAMPLE // math.prod(extents[: lvl.ndim - 2])))
+            for axis in range(max(0, lvl.ndim - 2), lvl.ndim):
+                if extents[axis] > side:
+                    start = (selection[axis].start or 0) + (extents[axis] - side) // 2
+                    selection[axis] = slice(start, start + side)
+                    extents[axis] = side
         data = await lvl.getitem(tuple(selection))
         return await anyio.to_thread.run_sync(compute_windows, data, c_axis)
 
