@@ -753,3 +753,30 @@ def test_convert_onto_an_existing_image_says_use_overwrite(
     assert (code, out) == (2, "")
     assert err.startswith("ngio-async: error: exists: ") and "use --overwrite" in err
     assert "overwrite=True" not in err and err.count("overwrite") == 1  # one advice, the CLI's
+
+
+@pytest.mark.parametrize(("version", "zarr_format"), [("0.4", 3), ("0.5", 2)])
+def test_validate_names_a_level_in_the_wrong_zarr_format(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], version: str, zarr_format: int
+) -> None:
+    """0.4 metadata over zarr v3 arrays (zarr-python 3's default format) was 'level missing'."""
+    path = tmp_path / "img.zarr"
+    group = zarr.open_group(str(path), mode="w", zarr_format=zarr_format)
+    group.create_array("0", shape=(16, 16), dtype="uint8", chunks=(16, 16))
+    ms: dict[str, Any] = {
+        "axes": [{"name": "y", "type": "space"}, {"name": "x", "type": "space"}],
+        "datasets": [
+            {"path": "0", "coordinateTransformations": [{"type": "scale", "scale": [1, 1]}]}
+        ],
+    }
+    if version == "0.4":
+        group.attrs.update({"multiscales": [{**ms, "version": "0.4"}]})
+    else:
+        group.attrs.update({"ome": {"version": "0.5", "multiscales": [ms]}})
+    code, out, _ = run(["validate", str(path)], capsys)
+    assert code == 1
+    found, needed = ("zarr.json", ".zarray") if version == "0.4" else (".zarray", "zarr.json")
+    assert out.splitlines()[0] == (
+        f"ERROR 0/{found}: level '0' is a zarr v{zarr_format} array: NGFF {version} needs "
+        f"zarr v{5 - zarr_format} ({needed})"
+    )

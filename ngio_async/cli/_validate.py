@@ -264,6 +264,10 @@ class _Walker:
                     level_key = join(root, path, array_file)
                     if isinstance(exc, MetadataError):
                         self.error(level_key, exc.path, self._rule(exc))
+                    elif isinstance(exc, NotFoundError) and (
+                        other := await self._other_format(root, path, meta.version)
+                    ):
+                        self.error(*other)
                     else:
                         self.error(level_key, "", str(exc))
                     return
@@ -281,6 +285,21 @@ class _Walker:
                     f"level {cur!r} {b} is larger than level {prev!r} {a}; "
                     "levels should go from largest to smallest",
                 )
+
+    async def _other_format(
+        self, root: str, path: str, version: str | None
+    ) -> tuple[str, str, str] | None:
+        """A level stored in the other zarr format than its NGFF version needs (0.4 metadata
+        over zarr v3 arrays, as zarr-python 3 writes by default): ``(key, path, message)``."""
+        v2 = version != "0.5"
+        other = join(root, path, "zarr.json" if v2 else ".zarray")
+        if not await self.store.exists(other):
+            return None
+        found, needed = (
+            ("zarr v3", "zarr v2 (.zarray)") if v2 else ("zarr v2", "zarr v3 (zarr.json)")
+        )
+        message = f"level {path!r} is a {found} array: NGFF {version or '0.4'} needs {needed}"
+        return other, "", message
 
     async def series(self, root: str, depth: int, version: str | None) -> None:
         """bioformats2raw: ``OME/series`` when present, else the groups ``0``, ``1``, ... ."""
