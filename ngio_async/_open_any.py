@@ -27,7 +27,7 @@ def _is_tiff(url: Any) -> bool:
     if "://" in text and not text.startswith("file://"):  # on a store: by name
         return text.lower().endswith((".tif", ".tiff"))
     path = text.removeprefix("file://")
-    return path.lower().endswith((".tif", ".tiff")) and os.path.isfile(path)
+    return path.lower().endswith((".tif", ".tiff")) and not os.path.isdir(path)
 
 
 def open_async(url: Any, *, limits: Limits | None = None, **options: Any) -> _Opening[Dataset]:

@@ -191,3 +191,14 @@ def test_level_errors_name_the_array_document_and_its_field(tmp_path: Path, vers
             ngio_async.open(path)
         assert str(info.value).startswith(key.as_uri())
         assert info.value.path == "$.dimension_names"
+
+
+def test_a_missing_tiff_is_a_missing_file_not_a_missing_zarr_directory(tmp_path: Path) -> None:
+    """open('scan.ome.tif') of a file that is not there said 'no such directory'."""
+    for url in (tmp_path / "scan.ome.tif", (tmp_path / "scan.TIFF").as_uri()):
+        with pytest.raises(ngio_async.NotFoundError, match="no such TIFF file"):
+            ngio_async.open(url)
+    zarr_named_tif = tmp_path / "odd.tif"  # a directory: OME-Zarr, whatever its name
+    small_image(zarr_named_tif, "0.5")
+    with ngio_async.open(zarr_named_tif) as ds:
+        assert ds.shape == (2, 8, 8)
