@@ -10,12 +10,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
-from images import Spec, write_image
+import zarr
+from images import Spec, upload, write_image
 
 import ngio_async
+from ngio_async.stores import open_store
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    from servers import S3Server
 
 SELECTIONS: list[Any] = [
     None,
@@ -81,3 +85,26 @@ async def test_setitem_newaxis_and_negative_steps(tmp_path: Path) -> None:
         await lvl.setitem((0, slice(50, 2, -16), slice(None, None, -1)), 7)
         data[0, 50:2:-16, ::-1] = 7
         np.testing.assert_array_equal(await lvl[...], data)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("shards", [None, (32, 32)], ids=["chunked", "sharded"])
+async def test_remote_read_of_a_region_outside_the_level_is_refused(
+    tmp_path: Path, s3_server: S3Server, shards: tuple[int, int] | None
+) -> None:
+    """A region inside one chunk but past the level's edge read the chunk's padding remotely
+    (a (14, 3) array from a 10-row level); it is a ValueError on every store, as locally."""
+    root = tmp_path / "img.ome.zarr"
+    write_image(root, Spec(shape=(10, 10), chunks=(10, 10), levels=1))
+    data = zarr.open_array(root / "0")[...]
+    zarr.create_array(root, name="0", data=data, chunks=(16, 16), shards=shards, overwrite=True)
+    url = s3_server.fresh_url()
+    async with open_store(url, **s3_server.options()) as store:
+        await upload(root, store)
+    async with ngio_async.open_async(url, **s3_server.options()) as ds:
+        lvl = ds.levels[0]
+        assert lvl.chunks == (16, 16)
+        for region in [(slice(0, 14), slice(0, 3)), (slice(0, 3), slice(None)), (slice(0, 3),)]:
+            with pytest.raises(ValueError, match="region"):
+                await lvl.read(region)
+        np.testing.assert_array_equal(await lvl.read((slice(0, 10), slice(0, 3))), data[:, :3])

@@ -37,6 +37,7 @@ __all__ = [
     "InnerChunkPlan",
     "Region",
     "ShardPlan",
+    "check_region",
     "chunk_grid_range",
     "nchunks",
     "normalize_selection",
@@ -104,12 +105,24 @@ def region_shape(region: Region) -> tuple[int, ...]:
     return tuple(s.stop - s.start for s in region)
 
 
-def _check_region(region: Region, shape: tuple[int, ...]) -> None:
+def check_region(region: Region, shape: tuple[int, ...]) -> None:
+    """Raise ``ValueError`` unless ``region`` is one ``slice(start, stop)`` (step 1, int bounds,
+    ``0 <= start <= stop <= size``) per axis of ``shape``."""
     if len(region) != len(shape):
         raise ValueError(f"region has {len(region)} dimensions, the array has {len(shape)}")
     for s, n in zip(region, shape, strict=True):
-        if s.step not in (None, 1) or not (0 <= s.start <= s.stop <= n):
-            raise ValueError(f"region {region} is not a normalised step-1 region of {shape}")
+        if not (
+            isinstance(s, slice)
+            and s.step in (None, 1)
+            and _is_int(s.start)
+            and _is_int(s.stop)
+            and 0 <= s.start <= s.stop <= n
+        ):
+            raise ValueError(
+                f"region {tuple(region)} is not a normalised step-1 region of {shape}: one "
+                "slice(start, stop) per axis with 0 <= start <= stop <= size (level[...] takes "
+                "numpy indexing)"
+            )
 
 
 def chunk_grid_range(region: Region, chunks: tuple[int, ...]) -> tuple[range, ...]:
@@ -136,7 +149,7 @@ def _pieces(region: Region, chunks: tuple[int, ...]) -> list[dict[int, tuple[sli
 
 def plan_chunks(meta: GridMeta, region: Region) -> Iterator[ChunkPlan]:
     """Every chunk (of ``meta.chunks``) the region touches, in C order."""
-    _check_region(region, meta.shape)
+    check_region(region, meta.shape)
     chunks = meta.chunks
     shards = meta.shards
     per_dim = _pieces(region, chunks)
@@ -160,7 +173,7 @@ def plan_shards(meta: GridMeta, region: Region) -> Iterator[ShardPlan]:
 
     For an unsharded array each object is one chunk whose single inner chunk is ``(0,)*ndim``.
     """
-    _check_region(region, meta.shape)
+    check_region(region, meta.shape)
     chunks = meta.chunks
     shards = meta.shards if meta.shards is not None else chunks
     cps = tuple(s // c for s, c in zip(shards, chunks, strict=True))

@@ -32,6 +32,7 @@ from ..engine import (
     region_shape,
     strided_parts,
 )
+from ..engine.plan import check_region
 from ..stores import RangeByteRequest, SuffixByteRequest
 from ._write import KeyLocks, fit_data, write_region
 
@@ -221,6 +222,7 @@ class Level:
         ``indexes``: the shard indexes of the operation this read is part of (a tile stream);
         default: fetched for this read alone.
         """
+        check_region(region, self.shape)  # a remote one-chunk read would return chunk padding
         if indexes is None:
             indexes = self.index_cache()
         shape = region_shape(region)
