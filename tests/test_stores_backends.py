@@ -107,6 +107,16 @@ async def test_get_byte_ranges(
     assert bytes(buf) == expected
 
 
+async def test_suffix_of_an_empty_object_is_empty(store: AsyncStore) -> None:
+    """A suffix is "the last n bytes, all of it if it is shorter": none of an empty object,
+    on every backend (S3 and HTTP servers answer 416, which was a StoreError there)."""
+    for _ in range(2):  # the default HTTP store: aiohttp's answer, then obstore's client's
+        buf = await store.get("data/empty.bin", SuffixByteRequest(4))
+        assert buf is not None
+        assert bytes(buf) == b""
+    assert await store.get("data/missing.bin", SuffixByteRequest(4)) is None
+
+
 async def test_range_starting_past_the_end_is_a_store_error(store: AsyncStore) -> None:
     with pytest.raises(StoreError, match=r"data/blob\.bin"):
         await store.get("data/blob.bin", RangeByteRequest(2000, 2010))

@@ -24,6 +24,7 @@ from ._base import (
     ByteRequest,
     OffsetByteRequest,
     RangeByteRequest,
+    SuffixByteRequest,
 )
 from ._obstore import ObstoreStore, obstore_http, obstore_transient, obstore_usable
 from ._url_utils import redact_url
@@ -60,6 +61,14 @@ def _range_header(byte_range: ByteRequest) -> str:
     if isinstance(byte_range, OffsetByteRequest):
         return f"bytes={byte_range.offset}-"
     return f"bytes=-{byte_range.suffix}"
+
+
+def _empty_suffix(byte_range: ByteRequest | None, content_range: str | None) -> bool:
+    """Whether a 416 answers a suffix range of an empty object (``Content-Range: bytes */0``)."""
+    return (
+        isinstance(byte_range, SuffixByteRequest)
+        and (content_range or "").replace(" ", "") == "bytes*/0"
+    )
 
 
 def _wanted(byte_range: ByteRequest | None, size: int) -> tuple[int, int]:
@@ -193,6 +202,8 @@ class HTTPStore(AsyncStore):
         async with session.get(self._object_url(key), headers=headers) as resp:
             if resp.status in _MISSING:
                 return None
+            if resp.status == 416 and _empty_suffix(byte_range, resp.headers.get("Content-Range")):
+                return memoryview(b"")  # the last bytes of an empty object: none
             if resp.status not in (200, 206):
                 raise _HTTPStatusError(resp.status, resp.reason)
             body = await resp.read()  # aiohttp raises ClientPayloadError on a cut-off body

@@ -312,7 +312,17 @@ class ObstoreStore(AsyncStore):
         except obs_exc.NotSupportedError:
             if not isinstance(byte_range, SuffixByteRequest):
                 raise
-            return await self._get_suffix_via_head(key, byte_range)
+            return await self._get_suffix_via_head(key, byte_range)  # Azure: no suffix ranges
+        except obs_exc.GenericError as exc:
+            if not isinstance(byte_range, SuffixByteRequest):
+                raise
+            text = str(exc)
+            if _UNSATISFIABLE.search(text):  # a suffix of an empty object (RFC 9110 14.1.1)
+                return memoryview(b"")
+            if not _NOT_PARTIAL.search(text):
+                raise
+            whole = await self._get_plain(key, None)  # a 200 to the range: the whole object
+            return None if whole is None else memoryview(whole)[-byte_range.suffix :]
         data = await result.bytes_async()
         size = result.meta["size"]
         return check_complete(memoryview(data), byte_range, size, url=self.url, key=key)
@@ -328,6 +338,8 @@ class ObstoreStore(AsyncStore):
         # Azure has no suffix ranges: ask for the size, then an explicit range.
         try:
             size = (await obstore.head_async(self._store, key))["size"]
+            if size == 0:
+                return memoryview(b"")
             start = max(0, size - byte_range.suffix)
             data = await obstore.get_range_async(self._store, key, start=start, end=size)
         except FileNotFoundError as exc:
@@ -454,6 +466,9 @@ _RANGE_REFUSED = re.compile(
     re.IGNORECASE,
 )
 
+
+_UNSATISFIABLE = re.compile(r"status code: 416|Range Not Satisfiable|InvalidRange", re.IGNORECASE)
+_NOT_PARTIAL = re.compile(r"non-partial response", re.IGNORECASE)
 
 # what obstore raises for a body cut off or a connection lost after the response began (its
 # own retries cover only failures before the response): worth another attempt
