@@ -780,3 +780,16 @@ def test_validate_names_a_level_in_the_wrong_zarr_format(
         f"ERROR 0/{found}: level '0' is a zarr v{zarr_format} array: NGFF {version} needs "
         f"zarr v{5 - zarr_format} ({needed})"
     )
+
+
+@pytest.mark.parametrize("command", ["info", "validate", "bench"])
+def test_store_options_on_a_local_path_name_the_flags(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    url = make_image(str(tmp_path / "img.ome.zarr"), "0.5", labels=False)
+    code, out, err = run([command, url, "--region", "eu-west-1", "--allow-http"], capsys)
+    assert (code, out) == (2, "")  # the API's names ('region', 'allow_http') were printed
+    assert err == (
+        f"ngio-async: error: --region, --allow-http: for s3://, gs:// or az:// URLs, and {url} "
+        "is none\n"
+    )

@@ -83,7 +83,7 @@ def run_bench(args: argparse.Namespace) -> int:
         prefetch=args.prefetch,
         progress=wants_progress(args.quiet),
         quiet=args.quiet,
-        **store_options(args),
+        **store_options(args, args.url),
     )
     if args.json:
         print(json.dumps(result, indent=2))

@@ -34,6 +34,7 @@ __all__ = [
     "add_store_options",
     "describe_error",
     "human_bytes",
+    "is_object_store",
     "stderr_console",
     "stdout_console",
     "store_options",
@@ -82,8 +83,19 @@ def add_store_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--allow-http", action="store_true", help="allow plain http:// endpoints")
 
 
-def store_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The ``open_store`` options the user gave (none for local paths)."""
+OBJECT_STORE_SCHEMES = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "azure", "adl"})
+
+
+def is_object_store(url: str) -> bool:
+    """Whether ``url`` is an ``s3://``, ``gs://`` or ``az://`` URL (the store options' URLs)."""
+    from urllib.parse import urlsplit
+
+    return urlsplit(url).scheme.lower() in OBJECT_STORE_SCHEMES
+
+
+def store_options(args: argparse.Namespace, url: str | None = None) -> dict[str, Any]:
+    """The ``open_store`` options the user gave; with ``url``, refused (naming the flags)
+    unless ``url`` is an object-store URL (a local path or http(s):// takes none)."""
     options: dict[str, Any] = {}
     if getattr(args, "endpoint", None):
         options["endpoint"] = args.endpoint
@@ -93,6 +105,9 @@ def store_options(args: argparse.Namespace) -> dict[str, Any]:
         options["anonymous"] = True
     if getattr(args, "allow_http", False):
         options["allow_http"] = True
+    if options and url is not None and not is_object_store(url):
+        flags = ", ".join("--" + k.replace("_", "-") for k in options)
+        raise CLIError(f"{flags}: for s3://, gs:// or az:// URLs, and {url} is none")
     return options
 
 

@@ -13,9 +13,14 @@ import inspect
 import re
 import sys
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
-from ._common import CLIError, stderr_console, store_options, wants_progress
+from ._common import (
+    CLIError,
+    is_object_store,
+    stderr_console,
+    store_options,
+    wants_progress,
+)
 
 if TYPE_CHECKING:
     import argparse
@@ -91,20 +96,13 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-_OBJECT_STORE_SCHEMES = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "azure", "adl"})
-
-
-def _object_store(url: str) -> bool:
-    return urlsplit(url).scheme.lower() in _OBJECT_STORE_SCHEMES
-
-
 def _store_options(args: argparse.Namespace, srcs: list[str], dst: str) -> dict[str, Any]:
     """``src_options`` / ``dst_options`` from the store options, for the object-store URLs."""
     given = store_options(args)
     if not given:
         return {}
     out: dict[str, Any] = {}
-    remote = [s for s in srcs if _object_store(s)]
+    remote = [s for s in srcs if is_object_store(s)]
     if remote:
         if len(remote) != len(srcs):
             raise CLIError(
@@ -112,7 +110,7 @@ def _store_options(args: argparse.Namespace, srcs: list[str], dst: str) -> dict[
                 "every SRC: convert s3:// / gs:// / az:// SRCs apart from the other ones"
             )
         out["src_options"] = given
-    if _object_store(dst):
+    if is_object_store(dst):
         out["dst_options"] = dict(given)
     if not out:
         raise CLIError(

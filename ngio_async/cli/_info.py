@@ -448,7 +448,11 @@ def run_info(args: argparse.Namespace) -> int:
     from ._run import run_async
 
     info = run_async(
-        gather_info, args.url, sizes=not args.no_sizes, quiet=args.quiet, **store_options(args)
+        gather_info,
+        args.url,
+        sizes=not args.no_sizes,
+        quiet=args.quiet,
+        **store_options(args, args.url),
     )
     if args.json:
         print(json.dumps(info, indent=2))

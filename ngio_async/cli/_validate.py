@@ -385,7 +385,7 @@ def run_validate(args: argparse.Namespace) -> int:
                 depth=args.depth,
                 on_node=lambda n: progress.update(task, completed=n),
                 collect=loose,
-                **store_options(args),
+                **store_options(args, args.url),
             )
     else:
         report = run_async(
@@ -394,7 +394,7 @@ def run_validate(args: argparse.Namespace) -> int:
             strict=args.strict,
             depth=args.depth,
             collect=loose,
-            **store_options(args),
+            **store_options(args, args.url),
         )
     known = {p.message for p in report.warnings}
     for text in loose:
