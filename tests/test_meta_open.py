@@ -202,3 +202,28 @@ def test_a_missing_tiff_is_a_missing_file_not_a_missing_zarr_directory(tmp_path:
     small_image(zarr_named_tif, "0.5")
     with ngio_async.open(zarr_named_tif) as ds:
         assert ds.shape == (2, 8, 8)
+
+
+@pytest.mark.parametrize("path", ["../secret.zarr/0", "/0", "a/../../b", "", ".", "a//b"])
+def test_a_dataset_path_must_stay_inside_the_group(tmp_path: Path, path: str) -> None:
+    """Such paths reached the store layer: a bare ValueError ('invalid store key'), or a level
+    looked up elsewhere ('/0' was read as '0')."""
+    doc = image_doc()
+    doc["multiscales"][0]["datasets"][1]["path"] = path
+    with pytest.raises(MetadataError, match="is not a path inside the group") as info:
+        validate(doc)
+    assert info.value.path == "$.multiscales[0].datasets[1].path"
+    doc_path = small_image(tmp_path / "img.zarr", "0.5")
+    edit_ngff(doc_path, "0.5", lambda ngff: ngff["multiscales"][0]["datasets"][0].update(path=path))
+    with pytest.raises(MetadataError, match=r"datasets\[0\]\.path"):
+        ngio_async.open(tmp_path / "img.zarr")
+
+
+def test_labels_and_series_entries_stay_inside_the_group() -> None:
+    with pytest.raises(MetadataError, match="not a path inside") as info:
+        validate({"ome": {"version": "0.5", "labels": ["cells", "../../other/labels/x"]}})
+    assert info.value.path == "$.ome.labels[1]"
+    with pytest.raises(MetadataError, match="not a path inside") as info:
+        validate({"series": ["0", "/1"]})
+    assert info.value.path == "$.series[1]"
+    assert validate({"series": ["0", "a/1"]}).series == ["0", "a/1"]

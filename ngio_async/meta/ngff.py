@@ -193,12 +193,22 @@ class Multiscale(Base):
         if self.coordinate_transformations is not None:
             _check_transforms(self.coordinate_transformations, ".coordinateTransformations")
         paths = [d.path for d in self.datasets]
+        for i, path in enumerate(paths):
+            _check_relative(path, f".datasets[{i}].path")
         if len(set(paths)) != len(paths):
             raise ValueError(fail(".datasets", "dataset paths must be unique"))
 
     @property
     def axis_names(self) -> list[str]:
         return [a.name for a in self.axes]
+
+
+def _check_relative(path: str, sub: str) -> None:
+    """A path to a node inside the group: ``a`` or ``a/b``, no ``.``, ``..`` or empty parts
+    (a trailing ``/`` is tolerated); it may never reach outside the group."""
+    parts = path.removesuffix("/").split("/")
+    if not path or any(p in ("", ".", "..") for p in parts):
+        raise ValueError(fail(sub, f"{path!r} is not a path inside the group (like '0' or 'a/b')"))
 
 
 def axes_problem(axes: list[Axis]) -> tuple[str, str] | None:
@@ -438,6 +448,11 @@ class OmeMetadata(Base):
     well: Well | None = None
     bioformats2raw_layout: Literal[3] | None = field(default=None, name="bioformats2raw.layout")
     series: list[str] | None = None
+
+    def __post_init__(self) -> None:
+        for key in ("labels", "series"):
+            for i, path in enumerate(getattr(self, key) or ()):
+                _check_relative(path, f".{key}[{i}]")
 
     @property
     def kinds(self) -> list[str]:
