@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
+import aiohttp
 import anyio
 import numpy as np
 import pytest
@@ -398,4 +399,34 @@ async def test_viewer_starts_from_the_servers_display_defaults(tmp_path: Path) -
         await page.evaluate("location.hash = '#/flat'")
         await page.wait_for("ngioViewer.dataset?.name === 'flat' && ngioViewer.tilesLoaded > 0")
         assert await page.evaluate("[ngioViewer.tilesFailed, ngioViewer.error]") == [0, None]
-        assert "window" not in _query(served[-1])
+        assert not _query(served[-1]).get("window", "").startswith("100:100")
+
+
+async def test_viewer_keeps_a_window_set_on_one_channel(tmp_path: Path) -> None:
+    """A window typed for one channel of an image without omero windows reaches the tiles, the
+    other channels keep the server's default (the viewer dropped every window: no change)."""
+    chromium = _require_browser()
+    write_image(tmp_path / "img.zarr", Spec(shape=(2, 1, 64, 64), chunks=(1, 1, 32, 32), levels=1))
+    served: list[str] = []
+    async with (
+        running_server({"img": str(tmp_path / "img.zarr")}, served) as base,
+        launch(chromium, tmp_path / "profile") as page,
+    ):
+        await page.goto(f"{base}/#/img")
+        await page.wait_for("window.ngioViewer.tilesLoaded > 0")
+        assert "window" not in _query(served[0])
+        async with aiohttp.ClientSession() as http, http.get(f"{base}/api/datasets/img") as r:
+            auto = [c["display"]["window"] for c in (await r.json())["channels"]]
+        await page.evaluate(
+            "(() => { const box = document.querySelector("
+            "'#channel-list [data-channel=\"0\"]').parentElement"
+            ".querySelectorAll('input[type=number]')[1];"
+            " box.value = '7'; box.dispatchEvent(new Event('change')); })()"
+        )
+        expected = [[auto[0][0], 7.0], auto[1]]
+
+        def windows(url: str) -> list[list[float]] | None:
+            text = _query(url).get("window")
+            return [[float(v) for v in w.split(":")] for w in text.split(",")] if text else None
+
+        await _wait_served(page, served, lambda u: windows(u) == expected)

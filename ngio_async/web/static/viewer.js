@@ -8,7 +8,7 @@ const PALETTE = ["00FFFF", "FF00FF", "FFFF00", "00FF00", "FF0000", "0000FF", "FF
 const state = {
   ready: false, // true once the current dataset's first tile has loaded
   dataset: null, // the /api/datasets/{name} document
-  channels: [], // [{index, label, color, window, active}] as currently selected
+  channels: [], // [{index, label, color, window, auto, active}] as currently selected
   planes: {}, // {t, z} indices for the axes the dataset has
   tileRequests: 0, // tile URLs handed to OpenSeadragon
   tilesLoaded: 0, // "tile-loaded" events (tiles that downloaded new data)
@@ -168,8 +168,11 @@ function tileQuery() {
   const active = state.channels.filter((c) => c.active);
   if (!active.length) return "";
   const params = [`c=${active.map((c) => c.index).join(",")}`];
-  if (active.every((c) => c.window)) {
-    params.push(`window=${active.map((c) => `${c.window[0]}:${c.window[1]}`).join(",")}`);
+  // One window per channel shown: those set (omero or typed in), the server's default for the
+  // others (a window set on one channel must not be dropped because another has none).
+  const windows = active.map((c) => c.window ?? c.auto);
+  if (active.some((c) => c.window) && windows.every(Boolean)) {
+    params.push(`window=${windows.map((w) => `${w[0]}:${w[1]}`).join(",")}`);
   }
   params.push(`color=${active.map((c) => c.color).join(",")}`);
   return `?${params.join("&")}`;
@@ -383,12 +386,14 @@ function renderChannels() {
       refreshSoon();
     });
     const bound = (i) => {
-      const input = el("input", { type: "number", placeholder: "auto", title: i ? "window end" : "window start" });
+      const placeholder = ch.auto ? String(+ch.auto[i].toPrecision(4)) : "auto";
+      const input = el("input", { type: "number", placeholder, title: i ? "window end" : "window start" });
       if (ch.window) input.value = ch.window[i];
       input.addEventListener("change", () => {
-        const [lo, hi] = input.parentElement.querySelectorAll("input[type=number]");
-        const both = lo.value !== "" && hi.value !== "" && +hi.value > +lo.value;
-        ch.window = both ? [+lo.value, +hi.value] : null; // end <= start: automatic
+        const inputs = [...input.parentElement.querySelectorAll("input[type=number]")];
+        const [lo, hi] = inputs.map((box, j) => (box.value !== "" ? +box.value : ch.auto?.[j]));
+        const typed = inputs.some((box) => box.value !== "");
+        ch.window = typed && lo !== undefined && hi !== undefined && hi > lo ? [lo, hi] : null; // else automatic
         refreshSoon();
       });
       return input;
@@ -439,6 +444,7 @@ async function openDataset(name) {
     label: c.label ?? `channel ${c.index ?? i}`,
     color: hex(c.display?.color ?? c.color, i, ds.channels.length),
     window: validWindow(c.window) ? [...c.window] : null,
+    auto: validWindow(c.display?.window) ? [...c.display.window] : null, // the server's default
     active: c.display?.shown ?? c.active ?? true,
   }));
   if (state.channels.length && !state.channels.some((c) => c.active)) state.channels[0].active = true;
