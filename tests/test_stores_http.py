@@ -522,3 +522,28 @@ async def test_default_store_keeps_obstore_after_a_server_error_on_its_first_get
         http_server.reset()
         assert bytes(await store.get(KEY) or b"") == BLOB
     assert [_aiohttp_agent(r.agent) for r in http_server.requests] == [False]
+
+
+async def test_closing_with_a_request_in_flight_opens_no_new_session(
+    http_server: StaticServer,
+) -> None:
+    """aclose() cuts the request in flight; its retry must not open a new aiohttp session
+    (which nothing closed: a leaked session and connector)."""
+    http_server.faults = Faults(delay=0.5)
+    store = _open(http_server, "aiohttp")
+    assert isinstance(store, HTTPStore)
+    errors: list[Exception] = []
+
+    async def get() -> None:
+        try:
+            await store.get(KEY)
+        except Exception as exc:  # noqa: BLE001 - checked below
+            errors.append(exc)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(get)
+        while http_server.count() == 0:  # noqa: ASYNC110 - the server is in another thread
+            await anyio.sleep(0.01)
+        await store.aclose()
+    assert store._session is None
+    assert [type(e).__name__ for e in errors] == ["ClosedError"]

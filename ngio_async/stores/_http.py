@@ -145,6 +145,7 @@ class HTTPStore(AsyncStore):
             self._rust = obstore_http(self._base, self._limits, limiter=self._limiter)
 
     def _session_for_loop(self) -> aiohttp.ClientSession:
+        self._check_open()  # a retry after aclose() must not open a session nobody closes
         if self._session is None:
             connector = aiohttp.TCPConnector(limit=self._limits.max_requests)
             self._session = aiohttp.ClientSession(
