@@ -198,3 +198,100 @@ async def test_an_object_cascaded_twice_ends_like_level_0_whatever_finishes_firs
         assert second_done.is_set()
         assert (await ds.levels[0][region]).tolist() == [[[2, 2], [2, 2]]]
         assert int(await ds.levels[1][0, 16, 16]) == 2
+
+
+async def test_concurrent_pyramid_writes_end_like_level_0(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # write A (aligned: level 1 from memory) is downsampled while write B changes part of the
+    # same level-1 object in level 0 and rebuilds it; A must not write its older pixels over B's
+    import threading
+
+    import anyio
+
+    from ngio_async.images import _cascade
+
+    a_reducing, b_done = threading.Event(), threading.Event()
+    reduce = _cascade._reduce
+
+    def slow_reduce(block: Any, *args: Any) -> Any:
+        if block.flat[0] == 1 and not a_reducing.is_set():  # A's first object: waits for B
+            a_reducing.set()
+            b_done.wait(timeout=10)
+        return reduce(block, *args)
+
+    monkeypatch.setattr(_cascade, "_reduce", slow_reduce)
+    async with create(
+        tmp_path / "img",
+        "0.5",
+        (1, 8, 8),
+        False,
+        "uint8",
+        shape=(1, 16, 16),
+        levels=2,
+        limits=Limits(decode_threads=4),
+    ) as ds:
+
+        async def write_b() -> None:
+            await anyio.to_thread.run_sync(a_reducing.wait, 10)
+            await ds.write_at((0, slice(1, 3), slice(1, 3)), 9, pyramid=True)  # unaligned
+            b_done.set()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(write_b)
+            await ds.write_at((slice(0, 1), slice(0, 16), slice(0, 16)), 1, pyramid=True)
+        level0 = await ds.levels[0][...]
+        assert (level0[0, 1:3, 1:3] == 9).all()
+        for i, want in enumerate(model(level0, 2, "mean")):
+            np.testing.assert_array_equal(await ds.levels[i][...], want, err_msg=f"level {i}")
+
+
+async def test_concurrent_rebuilds_of_one_tile_end_like_level_0(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # two unaligned pyramid writes rebuild the same level-1 tile from the store; the one that
+    # read level 0 first must not write last (it did: level 1 kept stale pixels)
+    import threading
+    import time
+
+    import anyio
+
+    from ngio_async.images import _pyramid
+
+    reduce = _pyramid._reduce
+    a_reducing, b_reduced = threading.Event(), threading.Event()
+
+    def racing_reduce(block: Any, *args: Any) -> Any:
+        if (block == 2).any():
+            b_reduced.set()
+        elif (block == 1).any():  # A's rebuild: wait until B reduced or waits for the tile
+            a_reducing.set()
+            for _ in range(10_000):
+                locks = ds.levels[1]._write_locks._locks
+                if b_reduced.is_set() or any(users > 1 for _, users in locks.values()):
+                    break
+                time.sleep(0.001)
+        return reduce(block, *args)
+
+    monkeypatch.setattr(_pyramid, "_reduce", racing_reduce)
+    async with create(
+        tmp_path / "img",
+        "0.5",
+        (1, 16, 16),
+        False,
+        "uint16",
+        shape=(1, 32, 32),
+        levels=2,
+        limits=Limits(decode_threads=4),
+    ) as ds:
+
+        async def write_b() -> None:
+            await anyio.to_thread.run_sync(a_reducing.wait, 10)  # A's rebuild has read level 0
+            await ds.write_at((0, slice(9, 13), slice(9, 13)), 2, pyramid=True)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(write_b)
+            await ds.write_at((0, slice(1, 5), slice(1, 5)), 1, pyramid=True)
+        level0 = await ds.levels[0][...]
+        for i, want in enumerate(model(level0, 2, "mean")):
+            np.testing.assert_array_equal(await ds.levels[i][...], want, err_msg=f"level {i}")

@@ -17,6 +17,10 @@ Correctness never depends on the order or the alignment of the writes:
   extent is remembered and they take no more pieces;
 - a piece for an object already written from memory (pixels written twice, whose downsampling
   may finish in either order) is not cascaded: the object's level-0 extent is remembered;
+- cascades of one dataset whose lives overlap (concurrent ``write(..., pyramid=True)`` calls,
+  or one inside a ``writer(pyramid=True)`` block) are *shared*: from then on neither writes from
+  memory (its pixels may be older than what the other one wrote to level 0), each remembers
+  what it writes instead;
 - :meth:`Cascade.finish` rebuilds every remembered extent and every accumulator still incomplete
   (an object only partly written) from the store with ``build_pyramid(regions=...)``, once all
   writes are done. The result equals ``write`` followed by a full ``build_pyramid``.
@@ -25,6 +29,7 @@ Correctness never depends on the order or the alignment of the writes:
 from __future__ import annotations
 
 import math
+import weakref
 from dataclasses import dataclass, field
 from itertools import product
 from typing import TYPE_CHECKING, Any
@@ -61,6 +66,10 @@ class _Acc:
         return int(self.data.nbytes)
 
 
+#: the cascades alive per dataset (weak: a write that failed drops its cascade with its frame)
+_ALIVE: weakref.WeakKeyDictionary[Dataset, weakref.WeakSet[Cascade]] = weakref.WeakKeyDictionary()
+
+
 def _overlaps(a: Region, b: Region) -> bool:
     return all(x.start < y.stop and y.start < x.stop for x, y in zip(a, b, strict=True))
 
@@ -93,6 +102,11 @@ class Cascade:
         self._held = 0
         self._redo: list[Region] = []  # level-0 extents to rebuild from the store at the end
         self.cascaded = 0  # objects of lower levels written from memory
+        self.shared = False  # alive together with another cascade of the dataset
+        alive = _ALIVE.setdefault(ds, weakref.WeakSet())
+        for other in alive:
+            other.shared = self.shared = True
+        alive.add(self)
 
     @property
     def held_bytes(self) -> int:
@@ -126,7 +140,7 @@ class Cascade:
             return
         src, dst = self._levels[level], self._levels[level + 1]
         factors = self._factors[level]
-        if not _aligned(region, factors, src.shape):
+        if self.shared or not _aligned(region, factors, src.shape):
             self._remember(level, region)
             return
         reduced = await self._ds._workers.run(
@@ -177,6 +191,9 @@ class Cascade:
         del self._accs[key]
         self._done.add(key)
         self._held -= acc.nbytes
+        if self.shared:  # another cascade may have written newer pixels to its level-0 extent
+            self._remember(level, obj)
+            return
         await write_region(dst, obj, acc.data)
         self.cascaded += 1
         await self.add(level, obj, acc.data)
@@ -205,5 +222,8 @@ class Cascade:
         self._held = 0
         redo = [r for r in self._redo if all(s.stop > s.start for s in r)]
         self._redo = []
-        if redo:
-            await self._ds.build_pyramid(method=self._method, regions=redo)
+        try:
+            if redo:
+                await self._ds.build_pyramid(method=self._method, regions=redo)
+        finally:
+            _ALIVE.get(self._ds, weakref.WeakSet()).discard(self)

@@ -40,6 +40,7 @@ from .._prefetch import prefetch
 from ..engine.pyramid import downsample, pyramid_plan
 from ._level import Level
 from ._open import join, read_group_metadata
+from ._write import holding, write_region
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -142,11 +143,17 @@ async def _build_level(
 ) -> None:
     itemsize = src.dtype.itemsize
 
+    dst._check_writable()
+
     async def one(step: PyramidStep) -> None:
-        block = await src.read(step.source)
-        out = await workers.run(_reduce, block, step.factors, method, dst.dtype)
-        del block
-        await dst.write(step.target, out)
+        # the target's objects stay locked from the read of the source to the write: a rebuild
+        # of the same tile by a concurrent write(pyramid=True) runs before or after, never
+        # reading first and writing last (stale pixels over fresh ones)
+        async with holding(dst, step.target):
+            block = await src.read(step.source)
+            out = await workers.run(_reduce, block, step.factors, method, dst.dtype)
+            del block
+            await write_region(dst, step.target, out, locked=True)
 
     def size_of(step: PyramidStep) -> int:  # the source block and the reduced tile
         return max(1, (math.prod(step.source_shape) + math.prod(step.target_shape)) * itemsize)

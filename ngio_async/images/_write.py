@@ -20,7 +20,7 @@ cache of the level is invalidated for every object rewritten.
 from __future__ import annotations
 
 import numbers
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from functools import partial
 from itertools import product
 from typing import TYPE_CHECKING, Any
@@ -47,7 +47,15 @@ if TYPE_CHECKING:
 
     AfterWrite = Callable[[Region, NDArray[Any]], Awaitable[None]]
 
-__all__ = ["KeyLocks", "LevelWriter", "fit_data", "object_region", "open_writer", "write_region"]
+__all__ = [
+    "KeyLocks",
+    "LevelWriter",
+    "fit_data",
+    "holding",
+    "object_region",
+    "open_writer",
+    "write_region",
+]
 
 
 class KeyLocks:
@@ -77,12 +85,18 @@ class KeyLocks:
 
 
 async def write_region(
-    level: Level, region: Region, data: Any, after: AfterWrite | None = None
+    level: Level,
+    region: Region,
+    data: Any,
+    after: AfterWrite | None = None,
+    *,
+    locked: bool = False,
 ) -> None:
     """Write ``data`` (broadcast to the region's shape) into ``region`` of ``level``.
 
     ``after(part, pixels)``, if given, is awaited once per stored object written, with the part
-    of ``region`` inside that object and its pixels (cast to the level's dtype).
+    of ``region`` inside that object and its pixels (cast to the level's dtype). ``locked``: the
+    caller holds the write locks of every object of ``region`` already (:func:`holding`).
     """
     shape = region_shape(region)
     arr = fit_data(data, shape, level.dtype, f"level {level.path!r}, region {_describe(region)}")
@@ -92,7 +106,9 @@ async def write_region(
 
     async def one(plan: ShardPlan) -> None:
         key = level._prefix + plan.key
-        async with level._write_locks.hold(key):
+        async with AsyncExitStack() as stack:
+            if not locked:
+                await stack.enter_async_context(level._write_locks.hold(key))
             try:
                 await _write_object(level, codec, plan, key, region, arr)
             finally:
@@ -107,6 +123,18 @@ async def write_region(
     from ._level import _run_all  # local: _level imports this module
 
     await _run_all(plan_shards(level.meta, region), one, level._window)
+
+
+@asynccontextmanager
+async def holding(level: Level, region: Region) -> AsyncIterator[None]:
+    """Hold the write locks of every stored object of ``level`` that ``region`` touches (in key
+    order: two holders of overlapping sets never deadlock); for a read-compute-write of
+    ``region`` that no other writer of those objects may interleave with."""
+    keys = sorted({level._prefix + p.key for p in plan_shards(level.meta, region)})
+    async with AsyncExitStack() as stack:
+        for key in keys:
+            await stack.enter_async_context(level._write_locks.hold(key))
+        yield
 
 
 def object_region(level: Level, coords: tuple[int, ...]) -> Region:
