@@ -227,3 +227,20 @@ def test_labels_and_series_entries_stay_inside_the_group() -> None:
         validate({"series": ["0", "/1"]})
     assert info.value.path == "$.series[1]"
     assert validate({"series": ["0", "a/1"]}).series == ["0", "a/1"]
+
+
+@pytest.mark.filterwarnings("ignore:has 2 values:ngio_async.meta.MetadataWarning")
+def test_opening_a_04_image_with_a_short_scale_names_the_document(tmp_path: Path) -> None:
+    """The error came from the calibration, without the document's URL."""
+    doc_path = small_image(tmp_path / "img.zarr", "0.4")
+    edit_ngff(
+        doc_path,
+        "0.4",
+        lambda ngff: ngff["multiscales"][0].update(
+            coordinateTransformations=[{"type": "scale", "scale": [2, 3]}]
+        ),
+    )
+    with pytest.raises(MetadataError, match="has 2 values, expected 3") as info:
+        ngio_async.open(tmp_path / "img.zarr")
+    assert str(info.value).startswith(doc_path.as_uri() + ":")
+    assert info.value.path == "$.multiscales[0].coordinateTransformations[0].scale"
