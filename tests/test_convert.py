@@ -1028,3 +1028,20 @@ async def test_a_file_url_with_percent_escapes_names_the_tiff(tmp_path: Path) ->
     await ngio_async.convert(url, dst)
     async with ngio_async.open_async(dst) as ds:
         np.testing.assert_array_equal(await ds.read(), data)
+
+
+def test_a_broken_entry_point_reader_is_skipped_with_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A plugin that no longer imports must not break every conversion (TIFF included)."""
+    (tmp_path / "broken_reader_mod.py").write_text("import no_such_module_anywhere\n")
+    dist = tmp_path / "broken_reader-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-reader\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text(
+        "[ngio_async.formats]\nbroken = broken_reader_mod:Reader\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.warns(RuntimeWarning, match="skipping the reader 'broken'.*ModuleNotFoundError"):
+        reader = formats.find_reader(tmp_path / "a.tif")
+    assert reader.name == "tiff"

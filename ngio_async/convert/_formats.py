@@ -13,6 +13,7 @@ with :func:`register`. Readers are asked in order: registered, entry points, TIF
 from __future__ import annotations
 
 import os
+import warnings
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -113,10 +114,21 @@ def unregister(reader: Reader) -> None:
 
 
 def _entry_point_readers() -> list[Reader]:
+    """The readers of the installed entry points; one that fails to load (a plugin broken by
+    an upgrade) is skipped with a warning naming it: it must not break every conversion."""
     found: list[Reader] = []
     for ep in entry_points(group=ENTRY_POINT_GROUP):
-        obj = ep.load()
-        reader = obj() if isinstance(obj, type) else obj
+        try:
+            obj = ep.load()
+            reader = obj() if isinstance(obj, type) else obj
+        except Exception as exc:  # noqa: BLE001 - any import or constructor error of a plugin
+            warnings.warn(
+                f"ngio_async.formats: skipping the reader {ep.name!r} ({ep.value}): "
+                f"{type(exc).__name__}: {exc}",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            continue
         if isinstance(reader, Reader):
             found.append(reader)
     return found
