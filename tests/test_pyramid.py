@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from itertools import product
 from typing import TYPE_CHECKING, Any
 
@@ -475,3 +476,26 @@ async def test_added_levels_continue_the_translations_of_the_levels_above(
         assert ds.levels[3].translation == (want, want)  # pixel centres stay where they were
     async with ngio_async.open_async(tmp_path) as ds:
         assert ds.metadata.spatial_calibration[3].translation == (want, want)
+
+
+async def test_labels_without_image_label_metadata_are_never_averaged(tmp_path: Path) -> None:
+    # image-label is only a SHOULD: a label image found at <image>/labels/<name> without it is
+    # still a label image, downsampled by mode when build_pyramid(levels=N) adds its levels
+    async with ngio_async.create_async(
+        tmp_path, shape=(16, 16), dtype="uint8", axes="yx", levels=1
+    ) as ds:
+        cells = await ds.labels.create("cells")
+        await cells.write(np.tile(np.array([[1, 3], [3, 3]], np.uint32), (8, 8)))
+        await cells.aclose()
+    doc_path = tmp_path / "labels" / "cells" / "zarr.json"
+    doc = json.loads(doc_path.read_text())
+    del doc["attributes"]["ome"]["image-label"]
+    doc_path.write_text(json.dumps(doc))
+    async with ngio_async.open_async(tmp_path, mode="r+") as ds:
+        await ds.build_pyramid(levels=2)
+        label = await ds.labels.open("cells")
+        assert label.metadata.ome.image_label is None
+        assert (await label.levels[1][...] == 3).all()  # mode; a mean gives 2
+        await label.write(np.ones((16, 16), np.uint32), pyramid=True)  # default: mode too
+        assert (await label.levels[1][...] == 1).all()
+        await label.aclose()

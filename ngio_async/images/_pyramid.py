@@ -60,8 +60,14 @@ _METHODS = ("mean", "nearest", "mode")
 
 
 def default_method(ds: Dataset) -> Method:
-    """``"mode"`` for a label image (its metadata has ``image-label``), else ``"mean"``."""
-    return "mode" if ds.metadata.ome.image_label is not None else "mean"
+    """``"mode"`` for a label image (its metadata has ``image-label``, or it lies at
+    ``<image>/labels/<name>``: ``image-label`` is only a SHOULD), else ``"mean"``."""
+    return "mode" if _is_label(ds) else "mean"
+
+
+def _is_label(ds: Dataset) -> bool:
+    parts = ds.root.split("/")
+    return ds.metadata.ome.image_label is not None or (len(parts) >= 2 and parts[-2] == "labels")
 
 
 def _factor(n: int, m: int, ratio: float | None, what: str) -> int:
@@ -341,7 +347,7 @@ async def build_pyramid(
             f"levels={levels}: the image has {existing} levels; build_pyramid does not remove "
             "levels (levels=None rebuilds them all)"
         )
-    if total_levels > existing and ds.metadata.ome.image_label is not None:
+    if total_levels > existing and _is_label(ds):
         await _check_image_levels(ds, total_levels)
     if window is None:
         window = ds.limits.prefetch_tiles
@@ -384,7 +390,7 @@ async def build_pyramid(
         for lvl, cal in zip(ds.levels, ds.metadata.spatial_calibration, strict=True):
             lvl.scale = cal.scale
             lvl.translation = cal.translation
-    if (layout or levels is not None) and ds.metadata.ome.image_label is None:
+    if (layout or levels is not None) and not _is_label(ds):
         # also when no level was added: a retry completes labels an earlier failure left short
         await _grow_labels(ds, total_levels, window)
 
@@ -416,7 +422,7 @@ async def _grow_labels(ds: Dataset, total_levels: int, window: int) -> None:
     for name in await ds.labels.names():
         label = await ds.labels.open(name, mode="r+")
         try:
-            if len(label.levels) < total_levels:
-                await label.build_pyramid(levels=total_levels, window=window)
+            if len(label.levels) < total_levels:  # labels: mode, never averaged
+                await label.build_pyramid(levels=total_levels, method="mode", window=window)
         finally:
             await label.aclose()
