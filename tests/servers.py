@@ -41,6 +41,7 @@ class Faults:
     :param ignore_range: ignore ``Range`` and answer ``200`` with the whole file.
     :param delay: seconds to wait before answering.
     :param no_head: answer ``405`` to ``HEAD``.
+    :param retry_after: a ``Retry-After`` header sent with the injected ``status``.
     :param gzip_stored: serve files as stored gzip-compressed with ``Content-Encoding: gzip``
         (an S3 object uploaded with that header): whatever the client accepts, bodies and
         ranges are of the compressed bytes.
@@ -55,6 +56,7 @@ class Faults:
     delay: float = 0.0
     no_head: bool = False
     gzip_stored: bool = False
+    retry_after: str | None = None
 
 
 @dataclass(frozen=True)
@@ -225,7 +227,8 @@ class StaticServer:
             return web.Response(status=405)
         status = self._take_status_fault(faults)
         if status is not None:
-            return web.Response(status=status, text=f"injected {status}")
+            extra = {"Retry-After": faults.retry_after} if faults.retry_after else None
+            return web.Response(status=status, text=f"injected {status}", headers=extra)
         file = (self.root / path.lstrip("/")).resolve()
         if not file.is_relative_to(self.root.resolve()) or not file.is_file():
             return web.Response(status=404, text="not found")

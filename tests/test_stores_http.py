@@ -547,3 +547,41 @@ async def test_closing_with_a_request_in_flight_opens_no_new_session(
         await store.aclose()
     assert store._session is None
     assert [type(e).__name__ for e in errors] == ["ClosedError"]
+
+
+@pytest.mark.parametrize(("header", "expected"), [("1", 1.0), ("120", 5.0)])
+async def test_retry_after_is_honoured_up_to_backoff_max(
+    http_server: StaticServer, monkeypatch: pytest.MonkeyPatch, header: str, expected: float
+) -> None:
+    """A 503 or 429 with ``Retry-After`` waits that long before the retry (capped at
+    ``backoff_max``); the backoff ignored it and retried within milliseconds."""
+    from ngio_async.stores import _retry
+
+    delays: list[float] = []
+
+    async def sleep(delay: float) -> None:
+        delays.append(delay)
+
+    monkeypatch.setattr(_retry, "_sleep", sleep)
+    http_server.faults = Faults(status=503, status_times=2, retry_after=header)
+    limits = Limits(backoff_base=0.001, backoff_max=5.0, max_retries=2)
+    async with open_store(http_server.url, limits=limits, backend="aiohttp") as store:
+        assert bytes(await store.get(KEY) or b"") == BLOB
+    assert delays == [expected, expected]
+
+
+def test_retry_after_header_values() -> None:
+    from ngio_async.stores._http import _parse_retry_after
+
+    assert _parse_retry_after("7") == 7.0
+    assert _parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # a date in the past
+    assert 3590 < (_parse_retry_after(_http_date(3600)) or 0) <= 3600
+    assert _parse_retry_after("soon") is None
+    assert _parse_retry_after(None) is None
+
+
+def _http_date(seconds_ahead: float) -> str:
+    from datetime import UTC, datetime, timedelta
+    from email.utils import format_datetime
+
+    return format_datetime(datetime.now(UTC) + timedelta(seconds=seconds_ahead), usegmt=True)

@@ -340,7 +340,11 @@ class AsyncStore(abc.ABC):
         limits = self._limits if retry else _no_retries(self._limits)
         with self._map_exceptions(key):
             return await call_with_retry(
-                attempt, limits=limits, retryable=self._is_retryable, limiter=self._limiter
+                attempt,
+                limits=limits,
+                retryable=self._is_retryable,
+                limiter=self._limiter,
+                retry_after=self._retry_after,
             )
 
     # -- backend hooks: one request each, no limiter, retry or timeout ------------------------
@@ -377,6 +381,10 @@ class AsyncStore(abc.ABC):
     def _is_retryable(self, exc: Exception) -> bool:
         """Whether a raw backend exception is transient (timeouts always are)."""
         return False
+
+    def _retry_after(self, exc: Exception) -> float | None:
+        """Seconds the server asked to wait before retrying after ``exc`` (``Retry-After``)."""
+        return None
 
 
 def _no_retries(limits: Limits) -> Limits:

@@ -6,6 +6,8 @@ import gzip
 import re
 import zlib
 from contextlib import contextmanager
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -49,10 +51,25 @@ _DENIED = frozenset({401, 403})
 class _HTTPStatusError(Exception):
     """An unexpected HTTP status (internal: ``_map_exceptions`` translates it)."""
 
-    def __init__(self, status: int, reason: str | None) -> None:
+    def __init__(self, status: int, reason: str | None, retry_after: str | None = None) -> None:
         self.status = status
         self.reason = reason or ""
+        self.retry_after = _parse_retry_after(retry_after)
         super().__init__(f"HTTP {status} {self.reason}".strip())
+
+
+def _parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header: a number of seconds or an HTTP date."""
+    value = (value or "").strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def _range_header(byte_range: ByteRequest) -> str:
@@ -89,7 +106,7 @@ class HTTPStore(AsyncStore):
     cover what was asked for (else ``StoreError``); a server that ignores ``Range`` and answers
     ``200`` has the full body sliced. ``404``/``410`` is a missing key; ``401``/``403`` raise
     ``PermissionDeniedError``; ``5xx``, ``429``, connection errors, broken bodies and timeouts
-    are retried. Listing and writes raise ``UnsupportedError``. Objects stored with
+    are retried (after at least a ``Retry-After`` the answer carries, up to ``backoff_max``). Listing and writes raise ``UnsupportedError``. Objects stored with
     ``Content-Encoding: gzip`` (or ``deflate``) are decoded, as browsers and fsspec do (a range
     of one is cut from the whole decoded object), and their server's GETs stay on aiohttp.
 
@@ -206,7 +223,7 @@ class HTTPStore(AsyncStore):
             if resp.status == 416 and _empty_suffix(byte_range, resp.headers.get("Content-Range")):
                 return memoryview(b"")  # the last bytes of an empty object: none
             if resp.status not in (200, 206):
-                raise _HTTPStatusError(resp.status, resp.reason)
+                raise _HTTPStatusError(resp.status, resp.reason, resp.headers.get("Retry-After"))
             body = await resp.read()  # aiohttp raises ClientPayloadError on a cut-off body
             encoding = resp.headers.get("Content-Encoding", "").strip().lower()
             if encoding not in ("", "identity"):
@@ -293,17 +310,17 @@ class HTTPStore(AsyncStore):
     async def _exists_once(self, key: str) -> bool:
         session = self._session_for_loop()
         async with session.head(self._object_url(key), allow_redirects=True) as resp:
-            status, reason = resp.status, resp.reason
+            status, reason, wait = resp.status, resp.reason, resp.headers.get("Retry-After")
         if status in (405, 501):  # no HEAD support: ask for one byte instead
             async with session.get(self._object_url(key), headers={"Range": "bytes=0-0"}) as resp:
-                status, reason = resp.status, resp.reason
+                status, reason, wait = resp.status, resp.reason, resp.headers.get("Retry-After")
                 await resp.read()
         if status in _MISSING:
             return False
         if status == 416:  # an empty object has no byte 0
             return True
         if not 200 <= status < 300:
-            raise _HTTPStatusError(status, reason)
+            raise _HTTPStatusError(status, reason, wait)
         return True
 
     async def _size_once(self, key: str) -> int | None:
@@ -311,6 +328,7 @@ class HTTPStore(AsyncStore):
         async with session.head(self._object_url(key), allow_redirects=True) as resp:
             status, reason, length = resp.status, resp.reason, resp.headers.get("Content-Length")
             encoding = resp.headers.get("Content-Encoding", "").strip().lower()
+            wait = resp.headers.get("Retry-After")
         if status in _MISSING:
             return None
         if encoding not in ("", "identity"):
@@ -318,7 +336,7 @@ class HTTPStore(AsyncStore):
         if status in (405, 501) or (200 <= status < 300 and not (length or "").isdigit()):
             return await super()._size_once(key)  # no HEAD or no length: a full GET
         if not 200 <= status < 300:
-            raise _HTTPStatusError(status, reason)
+            raise _HTTPStatusError(status, reason, wait)
         return int(length or 0)
 
     async def _aclose_backend(self) -> None:
@@ -334,6 +352,9 @@ class HTTPStore(AsyncStore):
         return isinstance(
             exc, aiohttp.ClientConnectionError | aiohttp.ClientPayloadError
         ) or obstore_transient(exc)
+
+    def _retry_after(self, exc: Exception) -> float | None:
+        return exc.retry_after if isinstance(exc, _HTTPStatusError) else None
 
     def _describe(self, exc: BaseException) -> str:
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

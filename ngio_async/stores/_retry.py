@@ -32,14 +32,16 @@ async def call_with_retry(
     limits: Limits,
     retryable: Callable[[Exception], bool],
     limiter: anyio.CapacityLimiter | None = None,
+    retry_after: Callable[[Exception], float | None] | None = None,
 ) -> T:
     """Run ``attempt()`` until it succeeds, fails for good, or retries run out.
 
     Each attempt holds one token of ``limiter`` (released while backing off) and runs under
     ``anyio.fail_after(limits.timeout)``; an attempt that times out raises ``TimeoutError``,
     which is retryable. Other exceptions are retried when ``retryable(exc)`` is true, at most
-    ``limits.max_retries`` times; the last exception propagates unchanged. Cancellation is
-    never caught.
+    ``limits.max_retries`` times; the last exception propagates unchanged. A delay that
+    ``retry_after(exc)`` asks for (a server's ``Retry-After``) is waited, up to
+    ``limits.backoff_max``, when it is longer than the backoff. Cancellation is never caught.
     """
     retry = 0
     while True:
@@ -59,5 +61,12 @@ async def call_with_retry(
         except Exception as exc:
             if retry >= limits.max_retries or not (isinstance(exc, TimeoutError) or retryable(exc)):
                 raise
-        await anyio.sleep(backoff_delay(retry, limits))
+            delay = backoff_delay(retry, limits)
+            asked = retry_after(exc) if retry_after is not None else None
+            if asked is not None:
+                delay = max(delay, min(asked, limits.backoff_max))
+        await _sleep(delay)
         retry += 1
+
+
+_sleep = anyio.sleep  # the backoff wait (tests record it)
