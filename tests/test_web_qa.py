@@ -204,3 +204,23 @@ async def test_default_windows_sample_stays_bounded_with_many_channels(
     assert chunks == 4  # one chunk per channel: the 16 x 16 centre of the middle z plane
     crop = levels[0][0, 1, 16:32, 16:32].astype(np.float64)
     assert doc["channels"][0]["display"]["window"] == list(np.percentile(crop, (0.1, 99.9)))
+
+
+async def test_corrupt_smallest_level_still_describes_and_serves_the_rest(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A corrupt chunk where the default windows are sampled: the dtype's range is used (it
+    was a 502 for describe and every default tile, so nothing of the image could be seen)."""
+    path = tmp_path / "img.zarr"
+    write_image(path, Spec(shape=(64, 64), chunks=(32, 32), levels=2))
+    (path / "1" / "c" / "0" / "0").write_bytes(b"not zstd at all")
+    async with TestClient(TestServer(create_app({"img": str(path)}))) as c:
+        resp = await c.get("/api/datasets/img")
+        assert resp.status == 200, await resp.text()
+        assert (await resp.json())["channels"][0]["display"]["window"] == [0, 65535]
+        assert (await c.get("/api/datasets/img/tiles/0/0/0/0/0.png")).status == 200
+        resp = await c.get("/api/datasets/img/tiles/1/0/0/0/0.png")
+        assert resp.status == 502  # the corrupt chunk itself
+        assert (await resp.json())["error"] == "store_error"
+    assert "default windows from the dtype's range" in caplog.text
+    assert str(tmp_path) not in caplog.text

@@ -6,12 +6,13 @@ import hashlib
 import math
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import msgspec
+import numpy as np
 
-from .._errors import MetadataError, UnsupportedError
+from .._errors import CodecError, MetadataError, UnsupportedError
 from ..meta import to_attrs
 from ._errors import ApiError, logger, redact
 from ._render import Window, compute_windows
@@ -65,6 +66,14 @@ def axis_index(ds: Dataset, name: str) -> int | None:
     return axis_roles(ds).get(name)
 
 
+def _dtype_window(dtype: np.dtype[Any]) -> Window:
+    """The whole range of an integer dtype; ``(0, 1)`` for floats, booleans and others."""
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        return float(info.min), float(info.max)
+    return 0.0, 1.0
+
+
 @dataclass(frozen=True, slots=True)
 class FieldOf:
     """Where a served field of view lies: its plate's served name, well (``"A/1"``), field
@@ -103,10 +112,22 @@ class Entry:
         return 1 if axis is None else self.dataset.shape[axis]
 
     async def default_windows(self) -> list[Window]:
-        """Per-channel windows from the smallest level, computed once (0.1 and 99.9 percentiles)."""
+        """Per-channel windows from the smallest level, computed once (0.1 and 99.9 percentiles).
+
+        Undecodable data there (a corrupt chunk) falls back to the dtype's range (logged), so
+        the rest of the image can still be shown; store errors are raised (and retried by the
+        next request)."""
         async with self._lock:
             if self._windows is None:
-                self._windows = await self._compute_windows()
+                try:
+                    self._windows = await self._compute_windows()
+                except CodecError as exc:
+                    logger.warning(
+                        "dataset %r: default windows from the dtype's range: %s",
+                        self.name,
+                        redact(str(exc)),
+                    )
+                    self._windows = [_dtype_window(self.dataset.dtype)] * self.n_channels
             return self._windows
 
     async def _compute_windows(self) -> list[Window]:
