@@ -1,8 +1,9 @@
 """``ngio_async.web``: an aiohttp tile server over OME-Zarr datasets (``ngio-async serve``).
 
 ``create_app({"name": url, ...})`` returns an ``aiohttp.web.Application``; :func:`serve` runs
-it until cancelled. Every dataset is opened once at start-up and shared by all requests (and
-its store limits); a client that disconnects cancels its reads.
+it until cancelled (or mount it in a larger app: ``main.add_subapp("/ngio/", app)``). Every
+dataset is opened once at start-up and shared by all requests (and its store limits); a client
+that disconnects cancels its reads, under any runner.
 
 Endpoints (errors are always JSON ``{"error": code, "message": text}``)::
 
@@ -25,7 +26,8 @@ plate as a well grid linking its fields, and a field picker beside a field.
 Tiles: ``tile_size`` pixels square (edge tiles cropped), ``t``/``z`` 0 where the image has no
 such axis. The channels shown by default are those marked ``active`` in ``omero``, else the
 first three. Each channel maps linearly through its window (``omero`` window; else the 0.1 and
-99.9 percentiles of the smallest level, computed once), is clipped to 0..1 (NaN pixels: 0;
+99.9 percentiles of a bounded sample of the smallest level, computed once; the dtype's range
+if that sample cannot be decoded), is clipped to 0..1 (NaN pixels: 0;
 complex pixels: their modulus) and multiplied by its colour (``omero`` colour; else white for one
 channel, else red, green, blue, yellow, magenta, cyan, white by channel index); the channels add
 up, clipped to 0..255. Query overrides:
