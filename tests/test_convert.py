@@ -1045,3 +1045,29 @@ def test_a_broken_entry_point_reader_is_skipped_with_a_warning(
     with pytest.warns(RuntimeWarning, match="skipping the reader 'broken'.*ModuleNotFoundError"):
         reader = formats.find_reader(tmp_path / "a.tif")
     assert reader.name == "tiff"
+
+
+async def test_imagej_time_and_z_units(tmp_path: Path) -> None:
+    """ImageJ writes ``tunit=min`` when frames are not seconds apart (2 min was '2 second'),
+    ``zunit`` when z's unit differs from x's; a malformed spacing is no calibration."""
+    data = np.zeros((3, 2, 20, 30), np.uint8)
+    src = tmp_path / "ij.tif"
+    metadata = {"axes": "TZYX", "finterval": 2.0, "tunit": "min", "spacing": 0.7, "unit": "um"}
+    tifffile.imwrite(
+        src, data, imagej=True, resolution=(2.0, 2.0), metadata={**metadata, "zunit": "nm"}
+    )
+    dst = tmp_path / "ij.ome.zarr"
+    await ngio_async.convert(src, dst)
+    async with ngio_async.open_async(dst) as ds:
+        ms = ds.metadata.ome.multiscales[0]
+        assert [(a.name, a.unit) for a in ms.axes] == [
+            ("t", "minute"),
+            ("z", "nanometer"),
+            ("y", "micrometer"),
+            ("x", "micrometer"),
+        ]
+        assert ms.datasets[0].scale == [2.0, 0.7, 0.5, 0.5]
+    tifffile.imwrite(src, data, imagej=True, metadata={**metadata, "spacing": "n/a"})
+    await ngio_async.convert(src, dst, overwrite=True)
+    async with ngio_async.open_async(dst) as ds:
+        assert ds.metadata.ome.multiscales[0].datasets[0].scale[:2] == [2.0, 1.0]

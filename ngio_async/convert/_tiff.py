@@ -86,6 +86,10 @@ _UNITS = {
     "ns": "nanosecond",
     "min": "minute",
     "h": "hour",
+    "hr": "hour",
+    "hour": "hour",
+    "minute": "minute",
+    "msec": "millisecond",
 }
 
 
@@ -358,14 +362,26 @@ class TiffSource:
         else:
             res = resolution_pixel_size(s.pages[0])
             ij = tif.imagej_metadata or {}
-            ij_unit = _unit(ij.get("unit")) if ij.get("unit") else None
+
+            def ij_text(key: str) -> str | None:
+                value = ij.get(key)
+                return None if value is None or value == "" else str(value)
+
+            # ImageJ: ``unit`` is x's; ``yunit`` / ``zunit`` when they differ; ``tunit`` is
+            # the frame interval's when it is not seconds ("min", "ms", ...)
+            ij_unit = _unit(ij_text("unit"))
             if res is not None:
                 unit = res[2] if res[2] is not None else ij_unit
-                sizes["y"], sizes["x"] = (res[0], unit), (res[1], unit)
-            if ij.get("spacing"):
-                sizes["z"] = (float(ij["spacing"]), ij_unit)
-            if ij.get("finterval"):
-                sizes["t"] = (float(ij["finterval"]), "second")
+                y_unit = _unit(ij_text("yunit")) if res[2] is None and ij_text("yunit") else unit
+                sizes["y"], sizes["x"] = (res[0], y_unit), (res[1], unit)
+            spacing = _number(ij_text("spacing"))
+            if spacing:
+                z_unit = _unit(ij_text("zunit")) if ij_text("zunit") else ij_unit
+                sizes["z"] = (spacing, z_unit)
+            finterval = _number(ij_text("finterval"))
+            if finterval:
+                t_unit = _unit(ij_text("tunit")) if ij_text("tunit") else "second"
+                sizes["t"] = (finterval, t_unit)
         rgb = getattr(getattr(s.pages[0], "photometric", None), "name", "") == "RGB"
         if channels is None and "c" in self.axes and "S" in self.series_axes.upper() and rgb:
             n = self.shape[self.axes.index("c")]
