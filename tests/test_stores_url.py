@@ -263,3 +263,15 @@ def test_obstore_request_timeout_leaves_limits_in_charge(
     config = s3.obstore.client_options or {}  # type: ignore[attr-defined]
     assert config["allow_http"] == "true"
     assert config["proxy_excludes"] == "example.org"
+
+
+@pytest.mark.parametrize("url", ["", "  "])
+def test_an_empty_url_is_refused_not_the_current_directory(
+    url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An empty URL (an unset variable) opened the current directory, where ``create``
+    then wrote an image."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match="empty"):
+        open_store(url, mkdir=True)
+    assert list(tmp_path.iterdir()) == []

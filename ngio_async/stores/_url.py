@@ -106,6 +106,8 @@ def open_store(
         raise TypeError(f"expected a URL, path or store, got {type(url_or_store).__name__}")
 
     url = url_or_store
+    if not url.strip():  # an unset variable, not "the current directory"
+        raise ValueError("empty store URL or path (use '.' for the current directory)")
     scheme = urlsplit(url).scheme.lower()
     if backend == "aiohttp" and scheme not in _HTTP_SCHEMES:
         raise ValueError(f"backend='aiohttp' only serves http(s) URLs, not {scheme or 'paths'}")
