@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
+from servers import Faults
 
 import ngio_async
 from ngio_async import MetadataError
@@ -16,6 +17,8 @@ from ngio_async.meta import MetadataWarning, validate
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    from servers import StaticServer
 
 
 def small_image(path: Path, version: str) -> Path:
@@ -244,3 +247,21 @@ def test_opening_a_04_image_with_a_short_scale_names_the_document(tmp_path: Path
         ngio_async.open(tmp_path / "img.zarr")
     assert str(info.value).startswith(doc_path.as_uri() + ":")
     assert info.value.path == "$.multiscales[0].coordinateTransformations[0].scale"
+
+
+def test_a_04_image_opens_where_a_missing_zarr_json_is_denied(
+    http_root: Path, http_server: StaticServer
+) -> None:
+    """S3 answers 403 for a missing key when the reader may not list the bucket: the zarr.json
+    probe of a 0.4 image was fatal (PermissionDeniedError)."""
+    small_image(http_root / "img.zarr", "0.4")
+    http_server.faults = Faults(status=403, status_times=1)  # the zarr.json probe
+    with ngio_async.open(http_server.url + "img.zarr") as ds:
+        assert int(ds[1, 7, 7]) == 127
+    assert [r.path for r in http_server.requests[:2]] == [
+        "/img.zarr/zarr.json",
+        "/img.zarr/.zattrs",
+    ]
+    http_server.faults = Faults(status=403, status_times=2)  # both denied: said so
+    with pytest.raises(ngio_async.PermissionDeniedError, match=r"zarr\.json"):
+        ngio_async.open(http_server.url + "img.zarr")

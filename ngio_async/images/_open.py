@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import msgspec
 
-from .._errors import MetadataError, NotFoundError, UnsupportedError
+from .._errors import MetadataError, NotFoundError, PermissionDeniedError, UnsupportedError
 from ..meta import NGFF_KEYS, MetadataWarning, OmeMetadata, validate
 from ..meta.ngff import transform_length_problems
 from ..meta.zarr import ArrayV3Meta, decode_array_v2, decode_node_v3
@@ -42,7 +42,15 @@ async def read_group_metadata(
     :raises MetadataError: the metadata is invalid (the message names the key and JSON path).
     """
     key = join(root, "zarr.json")
-    raw = await store.get(key)
+    try:
+        raw = await store.get(key)
+    except PermissionDeniedError as exc:
+        # stores that may not list answer 403 for a missing key (S3 without s3:ListBucket):
+        # a 0.4 image has no zarr.json; its .zattrs decides
+        denied: PermissionDeniedError | None = exc
+        raw = None
+    else:
+        denied = None
     if raw is not None:
         node = _decoded(decode_node_v3, raw, store, key)
         if isinstance(node, ArrayV3Meta):
@@ -60,7 +68,14 @@ async def read_group_metadata(
             attrs = {**attrs, "ome": {**ome, "version": parent_version}}
         return _validated(attrs, store, key, prefix_hint="attributes")
     key = join(root, ".zattrs")
-    raw = await store.get(key)
+    try:
+        raw = await store.get(key)
+    except PermissionDeniedError:
+        if denied is None:
+            raise
+        raw = None
+    if raw is None and denied is not None:
+        raise denied
     if raw is None:
         where = f"{store.url}/{root}" if root else store.url
         raise NotFoundError(
