@@ -108,3 +108,22 @@ async def test_remote_read_of_a_region_outside_the_level_is_refused(
             with pytest.raises(ValueError, match="region"):
                 await lvl.read(region)
         np.testing.assert_array_equal(await lvl.read((slice(0, 10), slice(0, 3))), data[:, :3])
+
+
+def test_index_cache_get_survives_an_eviction_by_another_thread() -> None:
+    """Decode threads share a tile stream's index cache: a key evicted by another thread's put
+    between ``get``'s lookup and its LRU bump raised KeyError out of the stream."""
+    from collections import OrderedDict
+
+    from ngio_async.images._level import IndexCache
+
+    class EvictedMeanwhile(OrderedDict[str, Any]):
+        def get(self, key: str, default: Any = None) -> Any:
+            value = super().get(key, default)
+            self.pop(key, None)  # what a concurrent put's popitem(last=False) does
+            return value
+
+    cache = IndexCache()
+    cache.put("0/c/0/0", None)
+    cache._entries = EvictedMeanwhile(cache._entries)
+    assert cache.get("0/c/0/0") is None  # the index it found, not a KeyError

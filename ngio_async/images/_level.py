@@ -10,6 +10,7 @@ seen by the next read), and only the inner chunks the region needs are fetched (
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import weakref
@@ -70,7 +71,10 @@ class IndexCache:
         """The cached index, ``None`` for a missing shard, or ``_MISSING``."""
         index = self._entries.get(key, _MISSING)
         if index is not _MISSING:
-            self._entries.move_to_end(key)
+            # local tile streams share one cache between decode threads: another thread's put
+            # may evict the key between the two calls
+            with contextlib.suppress(KeyError):
+                self._entries.move_to_end(key)
         return index
 
     def put(self, key: str, index: ShardIndex | None) -> None:
