@@ -99,6 +99,10 @@ def test_cloud_urls_build_obstore_stores_without_io() -> None:
         ("memory://", {"colour": "blue"}, ValueError, "unknown options"),
         ("s3://bucket/x", {"not_a_real_option": 1}, ValueError, "unknown store option"),
         ("file://remotehost/x", {}, ValueError, "local path"),
+        ("s3://", {}, ValueError, "malformed URL"),
+        ("s3:///key", {}, ValueError, "malformed URL"),
+        ("s3:bucket/key", {}, ValueError, "expected s3://bucket/path"),
+        ("gs://", {}, ValueError, "malformed URL"),
     ],
 )
 def test_bad_urls_and_options(

@@ -211,9 +211,11 @@ def _split_cloud_url(url: str) -> tuple[str, str]:
     """``(root URL, key prefix)`` of a bucket URL. The path is a key prefix taken literally, as
     keys are (and as s3fs, gcsfs and adlfs take it): ``%``, ``?`` and ``#`` are characters of
     the key, not escapes, a query or a fragment."""
-    scheme, _, rest = url.partition("://")
+    _, sep, rest = url.partition("://")
     netloc, _, path = rest.partition("/")
-    scheme = scheme.lower()
+    scheme = url.partition(":")[0].lower()
+    if not sep or not netloc:
+        raise ValueError(f"malformed URL {redact_url(url)!r}: expected {scheme}://bucket/path")
     return f"{_SCHEME_FOR_OBSTORE.get(scheme, scheme)}://{netloc}", path.strip("/")
 
 
