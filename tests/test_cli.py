@@ -793,3 +793,28 @@ def test_store_options_on_a_local_path_name_the_flags(
         f"ngio-async: error: --region, --allow-http: for s3://, gs:// or az:// URLs, and {url} "
         "is none\n"
     )
+
+
+def test_convert_one_src_into_an_existing_directory_keeps_what_it_holds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``convert scan.tif out/ --overwrite`` deleted everything in out/ (earlier conversions,
+    other files) and wrote the image as out/ itself; it goes inside, as out/scan.ome.zarr."""
+    import tifffile
+
+    data = np.arange(2 * 40 * 30, dtype="uint16").reshape(2, 40, 30)
+    tifffile.imwrite(tmp_path / "scan.tif", data, photometric="minisblack")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    earlier = make_image(str(out / "earlier.ome.zarr"), "0.5", labels=False)
+    for extra in ([], ["--overwrite"]):
+        code, stdout, err = run(["convert", str(tmp_path / "scan.tif"), f"{out}/", *extra], capsys)
+        assert code == 0, err
+        assert stdout.startswith(f"wrote {out}/scan.ome.zarr, NGFF 0.5")
+    assert (out / "notes.txt").read_text() == "keep me"
+    with ngio_async.open(earlier) as ds:
+        assert ds.shape == (2, 1, 96, 80)
+    with ngio_async.open(str(out / "scan.ome.zarr")) as ds:
+        np.testing.assert_array_equal(np.asarray(ds), data)
+    assert not (out / "zarr.json").exists()

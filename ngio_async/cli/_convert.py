@@ -155,6 +155,28 @@ def _describe(result: Any, dst: str) -> str:
     return ", ".join(parts)
 
 
+_NODE_FILES = ("zarr.json", ".zattrs", ".zgroup", ".zarray")
+
+
+def _into_directory(dst: str) -> bool:
+    """DST is an existing local directory that is no zarr node (and not named ``*.zarr``): the
+    image goes inside it as ``DST/<name>.ome.zarr``, as with several SRCs (``cp``'s rule).
+    Written as DST itself it would mix with what the directory holds, and ``--overwrite``
+    would delete all of it (earlier conversions, other files)."""
+    import os
+    from urllib.parse import unquote, urlsplit
+
+    if dst.startswith("file://"):
+        path = unquote(urlsplit(dst).path)
+    elif "://" in dst:
+        return False
+    else:
+        path = os.path.expanduser(dst)
+    if not os.path.isdir(path) or path.rstrip("/").lower().endswith(".zarr"):
+        return False
+    return not any(os.path.lexists(os.path.join(path, name)) for name in _NODE_FILES)
+
+
 def run_convert(args: argparse.Namespace) -> int:
     import ngio_async
 
@@ -171,7 +193,7 @@ def run_convert(args: argparse.Namespace) -> int:
     if convert is None or not callable(convert):
         raise CLIError("conversion not available in this version of ngio_async")
     many = getattr(ngio_async, "convert_many", None)
-    single = len(srcs) == 1 and not pattern
+    single = len(srcs) == 1 and not pattern and not _into_directory(dst)
     if not single and (many is None or not callable(many)):
         raise CLIError("converting several sources is not available in this version")
     func: Any = convert if single else many

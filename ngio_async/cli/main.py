@@ -100,8 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "convert",
         help="convert images (NGFF version, chunks, shards, compressor, levels)",
-        description="Convert SRC to DST; several SRCs (or a quoted glob pattern such as "
-        "'scans/*.tif') go into the directory DST, as DST/<name>.ome.zarr.",
+        description="Convert SRC to DST. Several SRCs (or a quoted glob pattern such as "
+        "'scans/*.tif'), or a DST that is an existing directory other than a zarr, put each "
+        "image in DST, as DST/<name>.ome.zarr (complete ones are skipped unless --overwrite).",
     )
     p.add_argument("paths", nargs="+", metavar="SRC... DST")
     p.add_argument("--ngff-version", choices=("0.4", "0.5"), default=None)
