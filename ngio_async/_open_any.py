@@ -30,10 +30,24 @@ def _is_tiff(url: Any) -> bool:
     return path.lower().endswith((".tif", ".tiff")) and not os.path.isdir(path)
 
 
+#: a group's metadata documents: a URL naming one (pasted from a browser) means its group
+_GROUP_DOCUMENTS = ("/zarr.json", "/.zattrs", "/.zgroup")
+
+
+def _group_url(url: Any) -> Any:
+    """``url`` without a trailing group metadata document name (``.../img.zarr/zarr.json``)."""
+    if isinstance(url, str | os.PathLike):
+        text = os.fspath(url)
+        if isinstance(text, str) and text.endswith(_GROUP_DOCUMENTS):
+            return text.rsplit("/", 1)[0]
+    return url
+
+
 def open_async(url: Any, *, limits: Limits | None = None, **options: Any) -> _Opening[Dataset]:
     """Open an image: ``ds = await open_async(url)`` or ``async with open_async(url) as ds``.
 
-    OME-Zarr (any store, see :func:`ngio_async.images.open_async` for the options) or a
+    OME-Zarr (any store, see :func:`ngio_async.images.open_async` for the options; a URL of
+    the group's ``zarr.json`` / ``.zattrs`` opens the group) or a
     TIFF / OME-TIFF, local or on a store by URL (read-only; option ``series``, and the store's
     options for a URL).
     """
@@ -42,7 +56,7 @@ def open_async(url: Any, *, limits: Limits | None = None, **options: Any) -> _Op
 
         path = os.fspath(url).removeprefix("file://")
         return _Opening(lambda: open_tiff_async(path, limits=limits, **options))
-    return _open_zarr_async(url, limits=limits, **options)
+    return _open_zarr_async(_group_url(url), limits=limits, **options)
 
 
 def open(url: Any, *, limits: Limits | None = None, **options: Any) -> SyncDataset:
@@ -53,4 +67,4 @@ def open(url: Any, *, limits: Limits | None = None, **options: Any) -> SyncDatas
         result: SyncDataset = formats.open(url, limits=limits, **options)
         result._reopen = ("any", url, {"limits": limits, **options})
         return result
-    return _open_zarr(url, limits=limits, **options)
+    return _open_zarr(_group_url(url), limits=limits, **options)

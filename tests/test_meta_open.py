@@ -265,3 +265,19 @@ def test_a_04_image_opens_where_a_missing_zarr_json_is_denied(
     http_server.faults = Faults(status=403, status_times=2)  # both denied: said so
     with pytest.raises(ngio_async.PermissionDeniedError, match=r"zarr\.json"):
         ngio_async.open(http_server.url + "img.zarr")
+
+
+def test_the_url_of_a_group_document_opens_its_group(
+    tmp_path: Path, http_root: Path, http_server: StaticServer
+) -> None:
+    """A URL copied from a browser ('.../img.zarr/zarr.json') was 'no such directory'."""
+    small_image(tmp_path / "a.zarr", "0.5")
+    small_image(http_root / "b.zarr", "0.4")
+    urls = [
+        str(tmp_path / "a.zarr" / "zarr.json"),
+        (tmp_path / "a.zarr" / "zarr.json").as_uri(),
+        http_server.url + "b.zarr/.zattrs",
+    ]
+    for url in urls:
+        with ngio_async.open(url) as ds:
+            assert ds.shape == (2, 8, 8) and not ds.url.endswith(("zarr.json", ".zattrs"))
