@@ -385,6 +385,34 @@ async def test_leftover_arrays_count_as_a_node_and_other_files_are_kept(tmp_path
     assert (other / "notes.txt").read_text() == "keep me"  # no node there: nothing deleted
 
 
+@pytest.mark.parametrize("version", ["0.5", "0.4"])
+async def test_chunks_left_by_an_interrupted_overwrite_never_become_new_pixels(
+    tmp_path: Path, version: str
+) -> None:
+    # an overwrite deletes the metadata first; interrupted there, it leaves the old chunks
+    # behind: a new image at that place read them as its own pixels (7 instead of 0)
+    def fail(method: str, key: str) -> Exception | None:
+        metadata = key.rsplit("/", 1)[-1] in ("zarr.json", ".zattrs", ".zgroup", ".zarray")
+        return PermissionError("injected") if method == "delete" and not metadata else None
+
+    options: dict[str, Any] = {
+        "shape": (32, 32),
+        "dtype": "uint8",
+        "chunks": (16, 16),
+        "ngff_version": version,
+    }
+    async with ngio_async.create_async(tmp_path, **options) as ds:
+        await ds.write_at(..., 7)
+    store = InstrumentedStore(open_store(tmp_path), fail=fail)
+    with pytest.raises(PermissionError, match="injected"):
+        await ngio_async.create_async(store, overwrite=True, **options)
+    await store.aclose()
+    with pytest.raises(ExistsError, match=r"chunks without metadata \(0/"):
+        await ngio_async.create_async(tmp_path, **options)
+    async with ngio_async.create_async(tmp_path, overwrite=True, **options) as ds:
+        assert not (await ds.read()).any()  # fill value: the old chunks are gone
+
+
 async def test_overwrite_without_listing_is_refused(tmp_path: Path) -> None:
     async with ngio_async.create_async(tmp_path, shape=(8, 8), dtype="uint8"):
         pass

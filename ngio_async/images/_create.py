@@ -630,12 +630,16 @@ def _is_node_key(key: str) -> bool:
     return key.rsplit("/", 1)[-1] in _NODE_KEYS
 
 
-async def _prepare_root(store: AsyncStore, root: str, overwrite: bool) -> None:
+async def _prepare_root(
+    store: AsyncStore, root: str, overwrite: bool, *, paths: Sequence[str] = ()
+) -> None:
     """Refuse (or, with ``overwrite``, delete) an existing zarr node at ``root``.
 
     A node is zarr metadata at the root or (when the store lists) anywhere below it: a
-    half-written hierarchy would otherwise mix stale arrays into the new image. Other files are
-    left alone when no node is found.
+    half-written hierarchy would otherwise mix stale arrays into the new image. Stored objects
+    under the array ``paths`` about to be created count too (an interrupted overwrite deletes the
+    metadata first and can leave them behind: the new arrays would read them as their pixels).
+    Other files are left alone when nothing is found.
     """
     where = f"{store.url.rstrip('/')}/{root}" if root else store.url
     found: list[str] = []
@@ -667,15 +671,22 @@ async def _prepare_root(store: AsyncStore, root: str, overwrite: bool) -> None:
             key=key,
         )
     keys: list[str] | None = None
+    what = "a zarr node"
     if not found and store.supports_listing:
         keys = await store.list_prefix(root)
         found = [k for k in keys if _is_node_key(k)]
+        if not found and paths:
+            under = tuple(join(root, p) + "/" for p in paths)
+            found = [k for k in keys if k.startswith(under)]
+            what = "stored chunks without metadata"
     if not found:
         return
     if not overwrite:
         shown = ", ".join(sorted(found)[:3]) + (", ..." if len(found) > 3 else "")
+        if what != "a zarr node":
+            shown += ", left by an interrupted write or overwrite"
         raise ExistsError(
-            f"{where} already holds a zarr node ({shown}); pass overwrite=True to replace it",
+            f"{where} already holds {what} ({shown}); pass overwrite=True to replace it",
             url=store.url,
             key=min(found),
         )
@@ -710,7 +721,7 @@ async def write_plan_metadata(
 ) -> None:
     """Refuse or clear an existing node, then write every array's metadata (concurrently) and
     the group documents last, in order: no NGFF metadata ever names a missing array."""
-    await _prepare_root(store, root, overwrite)
+    await _prepare_root(store, root, overwrite, paths=plan.paths)
     await _put_all(store, [(join(root, k), d) for k, d in plan.array_documents()])
     for key, data in plan.group_documents():
         await store.put(join(root, key), data)
