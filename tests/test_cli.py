@@ -197,14 +197,25 @@ def test_info_plate_with_a_bad_well(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "A/3: 0 fields  invalid metadata" in out
     assert "1 wells missing or invalid" in out
 
-    # the first field's label image is broken: shown, the rest still described
+    # the first field's label image is broken: shown with its error, the field (its levels,
+    # channels) and the rest still described
     (plate / "A" / "1" / "0" / "labels" / "cells" / "zarr.json").write_text("[]")
+    code, out, err = run(["info", "--json", "--no-sizes", str(plate)], capsys)
+    assert code == 0, err
+    info = json.loads(out)["plate"]
+    field = info["first_field"]
+    assert len(field["levels"]) == 2
+    assert [label["name"] for label in field["labels"]] == ["cells"]
+    assert "labels/cells/zarr.json" in field["labels"][0]["error"]
+    assert info["fields"] == 3
+
+    # the field itself is broken: the plate is still described
+    (plate / "A" / "1" / "0" / "zarr.json").write_text("[]")
     code, out, err = run(["info", "--json", "--no-sizes", str(plate)], capsys)
     assert code == 0, err
     info = json.loads(out)["plate"]
     assert "first_field" not in info
     assert info["first_field_error"].startswith("A/1/0: ")
-    assert info["fields"] == 3
 
 
 def make_bf2raw(root: Path) -> Path:
@@ -818,3 +829,18 @@ def test_convert_one_src_into_an_existing_directory_keeps_what_it_holds(
     with ngio_async.open(str(out / "scan.ome.zarr")) as ds:
         np.testing.assert_array_equal(np.asarray(ds), data)
     assert not (out / "zarr.json").exists()
+
+
+def test_info_describes_an_image_whose_label_image_is_broken(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A missing level of a label image made ``info`` of the whole image fail (exit 2)."""
+    url = make_image(str(tmp_path / "img.ome.zarr"), "0.5")
+    import shutil
+
+    shutil.rmtree(tmp_path / "img.ome.zarr" / "labels" / "cells" / "1")
+    code, out, err = run(["info", "--no-sizes", url], capsys)
+    assert code == 0, err
+    assert "level 1: shape 2x1x48x40" in out  # the image is described
+    lines = [line for line in out.splitlines() if "label cells" in line]
+    assert len(lines) == 1 and "labels/cells/1/zarr.json does not exist" in lines[0]

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from .._errors import MetadataError, NotFoundError, UnsupportedError
+from .._errors import CodecError, MetadataError, NotFoundError, UnsupportedError
 from .._prefetch import first_leaf
 from ..images import Dataset
 from ..images._open import join, read_group_metadata, read_level_metadata
@@ -183,17 +183,19 @@ async def _image_info(
         md = ds.metadata
         label_infos: list[dict[str, Any]] = []
 
-        async def read_labels() -> None:
-            names = await ds.labels.names()
-            found = await _each(
-                names,
-                lambda name: _image_info(
+        async def label_info(name: str) -> dict[str, Any]:
+            """One label image; a broken one is shown with its error (see ``validate``),
+            the image and the other labels are still described."""
+            try:
+                info = await _image_info(
                     store, join(root, "labels", name), sizes=sizes, labels=False
-                ),
-            )
-            for name, label in zip(names, found, strict=True):
-                label["name"] = name
-            label_infos.extend(found)
+                )
+            except (NotFoundError, MetadataError, UnsupportedError, CodecError) as exc:
+                return {"name": name, "error": " ".join(str(exc).split())}
+            return info | {"name": name}
+
+        async def read_labels() -> None:
+            label_infos.extend(await _each(await ds.labels.names(), label_info))
 
         with _first_error():
             async with anyio.create_task_group() as tg:  # levels and labels at once
@@ -392,7 +394,10 @@ def _add_image(tree: Tree, info: dict[str, Any], title: str) -> None:
     if labels:
         lab = node.add(f"labels ({len(labels)})")
         for label in labels:
-            _add_image(lab, label, f"label {label['name']}")
+            if "error" in label:
+                lab.add(f"[red]label {_esc(label['name'])}: {_esc(label['error'])}[/red]")
+            else:
+                _add_image(lab, label, f"label {label['name']}")
 
 
 def render_info(info: dict[str, Any]) -> Tree:
