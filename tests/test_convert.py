@@ -1071,3 +1071,30 @@ async def test_imagej_time_and_z_units(tmp_path: Path) -> None:
     await ngio_async.convert(src, dst, overwrite=True)
     async with ngio_async.open_async(dst) as ds:
         assert ds.metadata.ome.multiscales[0].datasets[0].scale[:2] == [2.0, 1.0]
+
+
+async def test_convert_many_redoes_an_output_without_the_levels_asked_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Extra levels of an OME-Zarr source are built after the group metadata is written: an
+    interrupted build left an output that looked complete, and a re-run skipped it."""
+    src = tmp_path / "src.ome.zarr"
+    async with ngio_async.create_async(src, shape=(64, 64), dtype="uint8", axes="yx") as ds:
+        await ds.write(np.ones((64, 64), "uint8"))
+    out = tmp_path / "out"
+
+    async def interrupted(self: Any, *args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("interrupted")
+
+    with monkeypatch.context() as m:
+        m.setattr(ngio_async.Dataset, "build_pyramid", interrupted)
+        (failed,) = (await ngio_async.convert_many([src], out, levels=3)).values()
+    assert isinstance(failed, RuntimeError)
+    assert await is_complete(out / "src.ome.zarr")  # its group metadata exists: 1 level
+    (result,) = (await ngio_async.convert_many([src], out, levels=3)).values()
+    assert isinstance(result, ConvertResult) and not result.skipped and result.levels == 3
+    (again,) = (await ngio_async.convert_many([src], out, levels=3)).values()
+    assert isinstance(again, ConvertResult) and again.skipped
+    (other,) = (await ngio_async.convert_many([src], out, ngff_version="0.4")).values()
+    assert isinstance(other, ConvertResult) and not other.skipped
+    assert other.ngff_version == "0.4"

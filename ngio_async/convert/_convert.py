@@ -840,8 +840,13 @@ async def convert_many(
             try:
                 # an input that is (or holds, or lies in) its own output fails, skipped or not
                 check_distinct(src, target, convert_options.get("src_options"), opts)
+                done_already = None
                 if not overwrite and await is_complete(target, **opts):
-                    results[key] = await _skipped(key, target, opts)
+                    done_already = await _skipped(key, target, opts)
+                    if not _as_requested(done_already, convert_options):
+                        done_already = None  # e.g. a build of extra levels was interrupted
+                if done_already is not None:
+                    results[key] = done_already
                 else:
                     results[key] = await convert(
                         src, target, overwrite=True, dst_options=opts, **convert_options
@@ -856,6 +861,16 @@ async def convert_many(
         for src in inputs:
             tg.start_soon(one, src)
     return {_name(s): results[_name(s)] for s in inputs}
+
+
+def _as_requested(result: ConvertResult, options: Mapping[str, Any]) -> bool:
+    """Whether a complete output has the levels and NGFF version asked for: extra levels of an
+    OME-Zarr source are built after its group metadata is written (``build_pyramid`` edits
+    it), so an interrupted build leaves a complete-looking output with fewer levels."""
+    levels, version = options.get("levels"), options.get("ngff_version")
+    return (levels is None or result.levels == levels) and (
+        version is None or result.ngff_version == version
+    )
 
 
 async def _skipped(src: str, dst: str, options: dict[str, Any]) -> ConvertResult:
