@@ -295,3 +295,16 @@ async def test_concurrent_rebuilds_of_one_tile_end_like_level_0(
         level0 = await ds.levels[0][...]
         for i, want in enumerate(model(level0, 2, "mean")):
             np.testing.assert_array_equal(await ds.levels[i][...], want, err_msg=f"level {i}")
+
+
+async def test_a_failed_writer_leaves_later_cascades_writing_from_memory(tmp_path: Path) -> None:
+    async with create(tmp_path / "img", "0.5", (1, 8, 8), False, "uint8", levels=2) as ds:
+        with pytest.raises(RuntimeError, match="producer failed"):
+            async with ds.writer(pyramid=True) as failed:
+                raise RuntimeError("producer failed")
+        assert failed.cascade is not None  # still referenced, but no longer alive
+        async with ds.writer(pyramid=True) as w:
+            assert w.cascade is not None
+            assert not w.cascade.shared  # not alive together with the failed one
+            await w.write(((slice(0, 1), slice(0, 16), slice(0, 16)), np.ones((1, 16, 16))))
+        assert w.cascade.cascaded > 0  # written from memory, not rebuilt from the store

@@ -226,4 +226,8 @@ class Cascade:
             if redo:
                 await self._ds.build_pyramid(method=self._method, regions=redo)
         finally:
-            _ALIVE.get(self._ds, weakref.WeakSet()).discard(self)
+            self.discard()
+
+    def discard(self) -> None:
+        """Stop counting as alive (the writes failed: nothing more is cascaded)."""
+        _ALIVE.get(self._ds, weakref.WeakSet()).discard(self)

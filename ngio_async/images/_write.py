@@ -333,21 +333,25 @@ async def open_writer(
     writer = LevelWriter(level, max_pending, cascade)
     leaf: BaseException | None = None
     try:
-        async with anyio.create_task_group() as tg:
-            writer._tg = tg
-            yield writer
-    except BaseExceptionGroup as group:
-        leaf = single_leaf(group)
-        if leaf is None:
-            raise
+        try:
+            async with anyio.create_task_group() as tg:
+                writer._tg = tg
+                yield writer
+        except BaseExceptionGroup as group:
+            leaf = single_leaf(group)
+            if leaf is None:
+                raise
+        finally:
+            writer._tg = None
+        if writer._failures:
+            raise writer._failures[0]
+        if leaf is not None:
+            raise leaf
+        if cascade is not None:
+            await cascade.finish()
     finally:
-        writer._tg = None
-    if writer._failures:
-        raise writer._failures[0]
-    if leaf is not None:
-        raise leaf
-    if cascade is not None:
-        await cascade.finish()
+        if cascade is not None:
+            cascade.discard()  # a failed block cascades nothing more (after finish: no-op)
 
 
 if TYPE_CHECKING:
