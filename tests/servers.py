@@ -15,6 +15,7 @@ import ssl
 import threading
 import uuid
 from dataclasses import dataclass, field
+from email.utils import formatdate
 from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import unquote
 
@@ -42,6 +43,8 @@ class Faults:
     :param delay: seconds to wait before answering.
     :param no_head: answer ``405`` to ``HEAD``.
     :param retry_after: a ``Retry-After`` header sent with the injected ``status``.
+    :param no_validators: send no ``ETag`` / ``Last-Modified`` (sent by default, as nginx
+        and S3 do: from the file's mtime and size).
     :param gzip_stored: serve files as stored gzip-compressed with ``Content-Encoding: gzip``
         (an S3 object uploaded with that header): whatever the client accepts, bodies and
         ranges are of the compressed bytes.
@@ -57,6 +60,7 @@ class Faults:
     no_head: bool = False
     gzip_stored: bool = False
     retry_after: str | None = None
+    no_validators: bool = False
 
 
 @dataclass(frozen=True)
@@ -232,15 +236,20 @@ class StaticServer:
         file = (self.root / path.lstrip("/")).resolve()
         if not file.is_relative_to(self.root.resolve()) or not file.is_file():
             return web.Response(status=404, text="not found")
+        stat = file.stat()
         data = file.read_bytes()  # small test files; the server loop is not under test
         if faults.gzip_stored:
             data = gzip.compress(data, mtime=0)
         size = len(data)
+        validators = {} if faults.no_validators else {
+            "ETag": f'"{stat.st_mtime_ns:x}-{size:x}"',
+            "Last-Modified": formatdate(stat.st_mtime, usegmt=True),
+        }  # fmt: skip
 
         spec = request.headers.get("Range")
         match = _RANGE.match(spec or "")
         if match is None or faults.ignore_range or (not match[1] and not match[2]):
-            return await self._send(request, 200, data, {}, faults)
+            return await self._send(request, 200, data, validators, faults)
         if match[1]:
             first = int(match[1])
             last = min(int(match[2]), size - 1) if match[2] else size - 1
@@ -250,7 +259,7 @@ class StaticServer:
             return web.Response(status=416, headers={"Content-Range": f"bytes */{size}"})
         if faults.short:
             last = first + (last - first + 1) // 2 - 1
-        headers = {"Content-Range": f"bytes {first}-{last}/{size}"}
+        headers = {"Content-Range": f"bytes {first}-{last}/{size}", **validators}
         return await self._send(request, 206, data[first : last + 1], headers, faults)
 
     async def _send(

@@ -193,6 +193,25 @@ async def test_put_overwrite_put_if_absent_delete(wstore: AsyncStore) -> None:
     assert not await wstore.exists("w/a.bin")
 
 
+async def test_version_of_an_object(store: AsyncStore) -> None:
+    """Every backend tells an object's version (ETag, else mtime and size); None when absent."""
+    version = await store.version("data/blob.bin")
+    assert isinstance(version, str) and version
+    assert await store.version("data/blob.bin") == version
+    assert await store.version("data/small.txt") != version
+    assert await store.version("data/missing.bin") is None
+
+
+async def test_version_changes_when_rewritten(wstore: AsyncStore) -> None:
+    await wstore.put("v/a.bin", b"first")
+    first = await wstore.version("v/a.bin")
+    await wstore.put("v/a.bin", b"other")  # same length
+    second = await wstore.version("v/a.bin")
+    assert first and second and first != second
+    await wstore.delete("v/a.bin")
+    assert await wstore.version("v/a.bin") is None
+
+
 async def test_invalid_keys_are_rejected(store: AsyncStore) -> None:
     with pytest.raises(ValueError, match="key"):
         await store.get("/abs/key")

@@ -348,13 +348,89 @@ async def test_tile_etag_and_304_without_reading(images: dict[str, Path]) -> Non
             again = await client.get(url, headers={"If-None-Match": etag})
             assert again.status == 304
             assert again.headers["ETag"] == etag
-            assert store.total_requests == 0  # no pixel was read
+            # no pixel was read: a version look-up (a HEAD) of each chunk under the tile
+            assert store.method_counts == {"version": 2 * 2 * 2}  # channels x 256^2 chunks
             other = await client.get(url.replace("0:600", "0:601"))
             assert other.headers["ETag"] != etag
             other = await client.get(url.replace("/0.png", "/1.png"))
             assert other.headers["ETag"] != etag
             stale = await client.get(url, headers={"If-None-Match": '"other"'})
             assert stale.status == 200
+
+
+@pytest.mark.parametrize("where", ["local", "s3", "http"])
+async def test_tile_etag_follows_the_pixels(
+    tmp_path: Path, where: str, s3_server: S3Server, http_server: StaticServer, http_root: Path
+) -> None:
+    """Rewriting the pixels under a tile changes its ETag: the old one no longer answers 304
+    (the tile server holds its datasets open while other programs write). A tile over missing
+    chunks has an ETag too, and it changes once they are written."""
+    local = (http_root if where == "http" else tmp_path) / "img.zarr"
+    write_image(local, Spec(shape=(2, 600, 700), chunks=(1, 256, 256), levels=1, seed=3))
+    url, options = str(local), {}
+    if where == "s3":
+        url, options = s3_server.fresh_url(), s3_server.options()
+        async with open_store(url, **options) as store:
+            await upload(local, store)
+    elif where == "http":
+        url = f"{http_server.url}/img.zarr"
+    writer = zarr.open_array(local / "0", mode="r+")
+    app = create_app({"img": url}, **options)
+    async with TestClient(TestServer(app)) as client:
+        tile = "/api/datasets/img/tiles/0/0/1/0/0.png?window=0:1000"  # z=1, x 0:512
+        unchanged = "/api/datasets/img/tiles/0/0/1/0/1.png?window=0:1000"  # z=1, x 512:700
+        first = await client.get(tile)
+        assert first.status == 200
+        etag = first.headers["ETag"]
+        assert (await client.get(tile, headers={"If-None-Match": etag})).status == 304
+        other_etag = (await client.get(unchanged)).headers["ETag"]
+        writer[1, 0:10, 300:310] = 999  # chunk (1, 0, 1): under the first tile only
+        if where == "s3":
+            async with open_store(url, **options) as store:
+                await upload(local, store)
+        after = await client.get(tile, headers={"If-None-Match": etag})
+        assert after.status == 200
+        assert after.headers["ETag"] != etag
+        old, new = decode(await first.read()), decode(await after.read())
+        assert not np.array_equal(old[0:10, 300:310], new[0:10, 300:310])
+        np.testing.assert_array_equal(old[10:], new[10:])
+        # a tile whose chunks did not change keeps its ETag
+        assert (await client.get(unchanged)).headers["ETag"] == other_etag
+
+
+async def test_tile_etag_of_missing_chunks_changes_when_written(tmp_path: Path) -> None:
+    path = tmp_path / "empty.zarr"
+    async with await ngio_async.create_async(
+        path, shape=(256, 256), dtype="uint8", chunks=(128, 128), axes="yx"
+    ) as ds:
+        app = create_app({"img": ds})
+        async with TestClient(TestServer(app)) as client:
+            tile = "/api/datasets/img/tiles/0/0/0/0/0.png?window=0:255"
+            before = await client.get(tile)
+            etag = before.headers["ETag"]
+            assert (await client.get(tile, headers={"If-None-Match": etag})).status == 304
+            await ds.write(np.full((10, 10), 200, dtype="uint8"), y=slice(0, 10), x=slice(0, 10))
+            after = await client.get(tile, headers={"If-None-Match": etag})
+            assert after.status == 200 and after.headers["ETag"] != etag
+
+
+async def test_tile_without_object_versions_has_no_etag(
+    http_server: StaticServer, http_root: Path
+) -> None:
+    """A server that sends neither ETag nor Last-Modified: tiles carry no ETag, never a 304,
+    and caches must revalidate them."""
+    write_image(http_root / "nov.zarr", Spec(shape=(256, 256), chunks=(128, 128), levels=1))
+    http_server.faults.no_validators = True
+    app = create_app({"img": f"{http_server.url}/nov.zarr"})
+    async with TestClient(TestServer(app)) as client:
+        resp = await client.get("/api/datasets/img/tiles/0/0/0/0/0.png?window=0:255")
+        assert resp.status == 200
+        assert "ETag" not in resp.headers
+        assert resp.headers["Cache-Control"] == "no-cache"
+        again = await client.get(
+            "/api/datasets/img/tiles/0/0/0/0/0.png?window=0:255", headers={"If-None-Match": "*"}
+        )
+        assert again.status == 200
 
 
 async def test_concurrent_tiles(client: TestClient[Any, Any]) -> None:

@@ -267,6 +267,14 @@ class AsyncStore(abc.ABC):
         check_key(key)
         return await self._call(key, lambda: self._size_once(key))
 
+    async def version(self, key: str) -> str | None:
+        """A token that changes whenever the object ``key`` is rewritten (its ETag, else its
+        modification time and size), ``None`` if it does not exist, ``""`` if the backend cannot
+        tell (an HTTP server that sends neither ``ETag`` nor ``Last-Modified``)."""
+        self._check_open()
+        check_key(key)
+        return await self._call(key, lambda: self._version_once(key))
+
     async def exists(self, key: str) -> bool:
         """Whether the object ``key`` exists."""
         self._check_open()
@@ -356,6 +364,10 @@ class AsyncStore(abc.ABC):
     @abc.abstractmethod
     async def _exists_once(self, key: str) -> bool:
         """One HEAD (or equivalent)."""
+
+    async def _version_once(self, key: str) -> str | None:
+        """One HEAD (or equivalent); default: existence only (the version is unknown)."""
+        return None if await self._size_once(key) is None else ""
 
     async def _size_once(self, key: str) -> int | None:
         """One HEAD (or equivalent); default: a full GET."""

@@ -323,6 +323,22 @@ class HTTPStore(AsyncStore):
             raise _HTTPStatusError(status, reason, wait)
         return True
 
+    async def _version_once(self, key: str) -> str | None:
+        session = self._session_for_loop()
+        async with session.head(self._object_url(key), allow_redirects=True) as resp:
+            status, reason, headers = resp.status, resp.reason, resp.headers
+        if status in _MISSING:
+            return None
+        if status in (405, 501):  # no HEAD: whether it exists, by a GET
+            return await super()._version_once(key)
+        if not 200 <= status < 300:
+            raise _HTTPStatusError(status, reason, headers.get("Retry-After"))
+        if etag := headers.get("ETag", "").strip():
+            return etag
+        if modified := headers.get("Last-Modified", "").strip():
+            return f"{modified}/{headers.get('Content-Length', '')}"
+        return ""
+
     async def _size_once(self, key: str) -> int | None:
         session = self._session_for_loop()
         async with session.head(self._object_url(key), allow_redirects=True) as resp:

@@ -129,6 +129,10 @@ class InstrumentedStore(AsyncStore):
         async with self._track("size", key):
             return await self.inner._size_once(key)
 
+    async def _version_once(self, key: str) -> str | None:
+        async with self._track("version", key):
+            return await self.inner._version_once(key)
+
     async def _list_once(self, prefix: str) -> list[str]:
         async with self._track("list", prefix):
             return await self.inner._list_once(prefix)

@@ -362,6 +362,18 @@ class ObstoreStore(AsyncStore):
             _raise_if_no_container(exc)
             return None
 
+    async def _version_once(self, key: str) -> str | None:
+        try:
+            meta = await obstore.head_async(self._store, key)
+        except FileNotFoundError as exc:
+            _raise_if_no_container(exc)
+            return None
+        tag = meta.get("e_tag") or meta.get("version")  # local files: inode, mtime and size
+        if tag:
+            return str(tag)
+        modified = meta.get("last_modified")
+        return f"{modified.isoformat()}/{meta['size']}" if modified is not None else ""
+
     async def _list_once(self, prefix: str) -> list[str]:
         keys: list[str] = []
         async for chunk in obstore.list(self._store, prefix or None, chunk_size=1000):

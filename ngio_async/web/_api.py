@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from aiohttp import web
 
+from ..engine import plan_shards
 from ._errors import ApiError
 from ._params import bad, parse_index, parse_region, parse_tile_query
 from ._render import FORMATS, default_channels, default_colors, encode_npy, render_tile
@@ -144,9 +145,40 @@ def _plane_index(entry: Entry, axis: str, text: str, level_shape: tuple[int, ...
     return value
 
 
-def _etag(entry: Entry, state: WebState, coords: tuple[Any, ...], query: TileQuery) -> str:
-    text = f"{entry.identity}|{state.tile_size}|{coords!r}|{query.canonical()}"
+def _etag(
+    entry: Entry, state: WebState, coords: tuple[Any, ...], query: TileQuery, versions: str | None
+) -> str | None:
+    """A strong ETag: the dataset, the tile, the query and the versions of the stored objects
+    the tile is read from; ``None`` when the store cannot tell an object's version."""
+    if versions is None:
+        return None
+    text = f"{entry.identity}|{state.tile_size}|{coords!r}|{query.canonical()}|{versions}"
     return '"' + hashlib.sha256(text.encode()).hexdigest()[:32] + '"'
+
+
+async def _versions(
+    entry: Entry, level: int, t: int, z: int, channels: list[int], ys: slice, xs: slice
+) -> str | None:
+    """The versions of the stored objects (chunks or shards) a tile reads, in key order
+    (``-`` for an absent one); ``None`` if the store cannot tell one of them."""
+    lvl = entry.dataset.levels[level]
+    regions = [
+        tuple(s if isinstance(s, slice) else slice(s, s + 1) for s in selection)
+        for selection in _plane_selections(entry, level, t, z, channels, ys, xs)
+    ]
+    prefix = f"{lvl.path}/" if lvl.path else ""
+    keys = sorted({prefix + plan.key for r in regions for plan in plan_shards(lvl.meta, r)})
+    found: dict[str, str | None] = {}
+
+    async def one(key: str) -> None:
+        found[key] = await lvl.store.version(key)
+
+    async with anyio.create_task_group() as tg:
+        for key in keys:
+            tg.start_soon(one, key)
+    if any(found[key] == "" for key in keys):
+        return None
+    return "|".join(f"{key}={found[key] or '-'}" for key in keys)
 
 
 def _matches(header: str | None, etag: str) -> bool:
@@ -186,16 +218,34 @@ async def tile(request: web.Request) -> web.StreamResponse:
     if query.colors is not None and len(query.colors) != len(selected):
         raise bad("color", f"expected {len(selected)} colours (one per channel shown)")
 
-    etag = _etag(entry, state, (level, t, z, row, col, ext), query)
-    headers = {"ETag": etag, "Cache-Control": f"public, max-age={state.cache_seconds}"}
-    if _matches(request.headers.get("If-None-Match"), etag):
-        return web.Response(status=304, headers=headers)
+    ys = slice(row * size, min(height, (row + 1) * size))
+    xs = slice(col * size, min(width, (col + 1) * size))
+    coords = (level, t, z, row, col, ext)
+    plane_channels = selected if ds.metadata.channel_axis is not None else [0]
+    headers = {"Cache-Control": f"public, max-age={state.cache_seconds}"}
+    versions: list[str | None] = []
+
+    async def look_up() -> None:
+        versions.append(await _versions(entry, level, t, z, plane_channels, ys, xs))
+
+    if_none_match = request.headers.get("If-None-Match")
+    if if_none_match:  # a revalidation: the objects' versions alone decide (no pixels read)
+        await look_up()
+        etag = _etag(entry, state, coords, query, versions[0])
+        if etag is not None and _matches(if_none_match, etag):
+            return web.Response(status=304, headers={**headers, "ETag": etag})
 
     windows = list(query.windows) if query.windows is not None else await _windows(entry, selected)
     colors = list(query.colors or default_colors(selected, entry.n_channels, ds.metadata.channels))
-    ys = slice(row * size, min(height, (row + 1) * size))
-    xs = slice(col * size, min(width, (col + 1) * size))
-    planes = await _read_planes(entry, level, t, z, selected, ys, xs)
+    async with anyio.create_task_group() as tg:
+        if not versions:  # looked up while the pixels are read
+            tg.start_soon(look_up)
+        planes = await _read_planes(entry, level, t, z, selected, ys, xs)
+    etag = _etag(entry, state, coords, query, versions[0])
+    if etag is not None:
+        headers["ETag"] = etag
+    else:  # no validator: caches must not reuse the tile after the data changes
+        headers["Cache-Control"] = "no-cache"
     body = await anyio.to_thread.run_sync(
         render_tile, planes, windows, colors, ext, limiter=state.render_limiter
     )
@@ -214,15 +264,38 @@ async def _windows(entry: Entry, selected: list[int]) -> list[tuple[float, float
     return [w for w in out if w is not None]
 
 
+def _plane_selections(
+    entry: Entry, level: int, t: int, z: int, channels: list[int], ys: slice, xs: slice
+) -> list[tuple[Any, ...]]:
+    """The selection of each channel's 2-D plane of a tile (integers on the other axes)."""
+    ds = entry.dataset
+    ndim = ds.levels[level].ndim
+    c_axis = ds.metadata.channel_axis
+    roles = axis_roles(ds)
+    plane = {roles.get("t"): t, roles.get("z"): z}
+    out = []
+    for channel in channels:
+        selection: list[Any] = []
+        for axis in range(ndim):
+            if axis >= ndim - 2:
+                selection.append(ys if axis == ndim - 2 else xs)
+            elif axis == c_axis:
+                selection.append(channel)
+            else:
+                selection.append(plane.get(axis, 0))
+        out.append(tuple(selection))
+    return out
+
+
 async def _read_planes(
     entry: Entry, level: int, t: int, z: int, selected: list[int], ys: slice, xs: slice
 ) -> list[Any]:
     """The 2-D planes of ``selected`` channels, read concurrently."""
     c_axis = entry.dataset.metadata.channel_axis
     if c_axis is None:  # one plane, shown once per channel asked for (c=0,0: twice)
-        planes_one = await _read_planes_of(entry, level, t, z, [0], ys, xs, c_axis)
+        planes_one = await _read_planes_of(entry, level, t, z, [0], ys, xs)
         return planes_one * len(selected)
-    return await _read_planes_of(entry, level, t, z, selected, ys, xs, c_axis)
+    return await _read_planes_of(entry, level, t, z, selected, ys, xs)
 
 
 async def _read_planes_of(
@@ -233,33 +306,20 @@ async def _read_planes_of(
     channels: list[int],
     ys: slice,
     xs: slice,
-    c_axis: int | None,
 ) -> list[Any]:
-    ds = entry.dataset
-    lvl = ds.levels[level]
-    ndim = lvl.ndim
+    lvl = entry.dataset.levels[level]
     planes: list[Any] = [None] * len(channels)
+    selections = _plane_selections(entry, level, t, z, channels, ys, xs)
 
-    roles = axis_roles(ds)
-    plane = {roles.get("t"): t, roles.get("z"): z}
-
-    async def read(i: int, channel: int) -> None:
-        selection: list[Any] = []
-        for axis in range(len(ds.axes)):
-            if axis >= ndim - 2:
-                selection.append(ys if axis == ndim - 2 else xs)
-            elif axis == c_axis:
-                selection.append(channel)
-            else:
-                selection.append(plane.get(axis, 0))
-        planes[i] = await lvl.getitem(tuple(selection))
+    async def read(i: int) -> None:
+        planes[i] = await lvl.getitem(selections[i])
 
     if len(channels) == 1:
-        await read(0, channels[0])
+        await read(0)
     else:
         async with anyio.create_task_group() as tg:
-            for i, channel in enumerate(channels):
-                tg.start_soon(read, i, channel)
+            for i in range(len(channels)):
+                tg.start_soon(read, i)
     return planes
 
 
