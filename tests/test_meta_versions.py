@@ -9,7 +9,7 @@ import pytest
 
 import ngio_async
 from ngio_async import MetadataError, UnsupportedError
-from ngio_async.meta import validate
+from ngio_async.meta import to_attrs, validate
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -100,3 +100,18 @@ def test_a_vector_has_a_value_per_axis_so_at_least_two() -> None:
     with pytest.raises(MetadataError, match="length >= 2") as info:
         validate(doc)
     assert info.value.path == "$.multiscales[0].datasets[0].coordinateTransformations[0].scale"
+
+
+def test_a_groups_own_attributes_stay_group_attributes_across_versions() -> None:
+    """to_attrs(0.5 doc, '0.4') dropped the keys beside 'ome' (README: unknown keys are kept);
+    to_attrs(0.4 doc, '0.5') put a 0.4 group's own keys inside 'ome'."""
+    doc5 = {"ome": {"version": "0.5", "labels": ["a"], "ngff-extra": 1}, "fractal": {"x": 1}}
+    as_04 = to_attrs(validate(doc5), "0.4")
+    assert as_04 == {"labels": ["a"], "ngff-extra": 1, "fractal": {"x": 1}}
+    doc4 = {"labels": ["a"], "fractal": {"x": 1}}
+    as_05 = to_attrs(validate(doc4), "0.5")
+    assert as_05 == {"fractal": {"x": 1}, "ome": {"version": "0.5", "labels": ["a"]}}
+    assert to_attrs(validate(as_05), "0.4") == doc4  # and back
+    # a key beside 'ome' never replaces an NGFF key of the 0.4 document
+    clash = {"ome": {"version": "0.5", "labels": ["a"]}, "labels": ["b"]}
+    assert to_attrs(validate(clash), "0.4") == {"labels": ["a"]}

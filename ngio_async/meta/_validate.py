@@ -37,6 +37,8 @@ _KIND_KEY = {
 }
 #: the top-level keys one of which every NGFF group document has (0.4 attributes, 0.5 ``ome``)
 NGFF_KEYS = tuple(_KIND_KEY.values())
+#: the keys NGFF defines in a 0.4 group's attributes / a 0.5 ``ome`` object
+_OME_KEYS = frozenset((*NGFF_KEYS, "omero", "version"))
 _SPACE_UNITS = frozenset(
     [
         "angstrom",
@@ -156,8 +158,10 @@ def to_attrs(meta: OmeMetadata, version: str | None = None) -> dict[str, Any]:
     """The group attributes for ``meta`` in NGFF ``version`` (default: ``meta.version``).
 
     0.4: NGFF keys at the top level, ``version`` written on multiscales, plate, well and
-    image-label. 0.5: everything under ``ome`` with ``ome.version``. Unknown keys of the decoded
-    document are kept.
+    image-label. 0.5: the NGFF keys under ``ome`` with ``ome.version``. Unknown keys of the
+    decoded document are kept: inside NGFF objects where they were, and a group's own
+    attributes (0.4 top-level keys NGFF does not define, 0.5 keys beside ``ome``) stay group
+    attributes in either version.
     """
     version = version or meta.version or "0.5"
     if version not in SUPPORTED_VERSIONS:
@@ -165,14 +169,20 @@ def to_attrs(meta: OmeMetadata, version: str | None = None) -> dict[str, Any]:
     body: dict[str, Any] = dump(meta)
     body.pop("version", None)
     outer = body.pop("_attributes", None)
+    outer = dict(outer) if isinstance(outer, dict) else {}
     if version == "0.5":
         for obj in _versioned(body):
             obj.pop("version", None)
-        attrs = dict(outer) if isinstance(outer, dict) else {}
-        attrs["ome"] = {"version": "0.5", **body}
-        return attrs
+        if meta.version == "0.4":  # a 0.4 group's own keys stay group attributes, beside 'ome'
+            for key in [k for k in body if k not in _OME_KEYS]:
+                outer.setdefault(key, body.pop(key))
+        outer["ome"] = {"version": "0.5", **body}
+        return outer
     for obj in _versioned(body):
         obj["version"] = "0.4"
+    for key, value in outer.items():  # a 0.5 group's attributes beside 'ome'
+        if key != "ome":
+            body.setdefault(key, value)
     return body
 
 
