@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import itertools
 from typing import TYPE_CHECKING
 
 import anyio
 import anyio.lowlevel
+import numpy as np
 import pytest
 from images import Spec, write_image
 
@@ -15,8 +17,10 @@ import ngio_async
 from ngio_async.stores import open_store
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import AsyncIterator, Callable
     from pathlib import Path
+
+    from ngio_async.images import Tile
 
 pytestmark = pytest.mark.anyio
 SPEC = Spec(version="0.5", shape=(2, 40, 40), chunks=(1, 8, 8), levels=1)
@@ -49,3 +53,31 @@ async def test_a_dropped_dataset_ends_the_task_of_its_bare_loops(tmp_path: Path)
 
         await settle(lambda: not left())
         assert not left()  # was: its background task stayed until the loop ended
+
+
+@pytest.mark.parametrize("form", ["bare", "with"])
+async def test_a_cancelled_wait_for_a_tile_loses_no_tile(tmp_path: Path, form: str) -> None:
+    datas = write_image(tmp_path, SPEC)
+    async with ngio_async.open_async(tmp_path) as ds:
+        stream = ds.tiles(prefetch=2)
+        got: list[tuple[int, ...]] = []
+
+        async def consume(it: AsyncIterator[Tile]) -> None:
+            for attempt in itertools.count():
+                with anyio.CancelScope() as scope:
+                    if attempt % 2 == 0:
+                        scope.cancel()  # a per-tile timeout that fires while waiting
+                    try:
+                        tile = await anext(it)
+                    except StopAsyncIteration:
+                        return
+                    np.testing.assert_array_equal(tile.data, datas[0][tile.region])
+                    got.append(tile.index)
+
+        if form == "bare":
+            await consume(aiter(stream))
+        else:
+            async with stream as tiles:
+                await consume(tiles)
+        # was: the first cancelled wait ended the stream, as if it were complete (0 tiles)
+        assert got == [(c, y, x) for c in range(2) for y in range(5) for x in range(5)]

@@ -163,6 +163,8 @@ class TileIterator:
                 raise error
             try:
                 batch = await self._batches.__anext__()
+            except anyio.get_cancelled_exc_class():
+                raise  # nothing was taken: the next call goes on (a per-tile timeout)
             except BaseException:
                 self._finished = True
                 raise
@@ -208,19 +210,18 @@ class _OwnedBatches:
         self._starting: anyio.Event | None = None  # set once the prefetch has started
 
     async def __anext__(self) -> TileBatch:
-        if self._it is None:
+        while self._it is None:
             if self._closed:
                 raise StopAsyncIteration
             if self._starting is not None:  # another task is starting it: wait, then share
                 await self._starting.wait()
-                if self._it is None:
-                    raise StopAsyncIteration
-            else:
-                self._starting = anyio.Event()
-                try:
-                    self._it = self._make(await self._owner()).__aiter__()
-                finally:
-                    self._starting.set()
+                continue  # started, or that start failed or was cancelled: try again
+            starting = self._starting = anyio.Event()
+            try:
+                self._it = self._make(await self._owner()).__aiter__()
+            finally:
+                self._starting = None
+                starting.set()
         return await self._it.__anext__()
 
     async def aclose(self) -> None:
