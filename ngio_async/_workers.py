@@ -31,6 +31,8 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import anyio
 
+from ._malloc import tune_malloc
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -171,6 +173,7 @@ class Workers:
         if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
             raise ValueError(f"threads must be a positive integer, got {threads!r}")
         self.threads = threads
+        tune_malloc()  # once per process: chunk-sized buffers stay in the heap (see _malloc)
         self._lock = threading.Lock()
         self._running = 0  # calls running, or handed to the pool to run
         self._queued: deque[tuple[_Call[Any], _Returns]] = deque()

@@ -8,8 +8,12 @@ import os
 import platform
 import subprocess
 import sys
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 from ngio_async import _malloc
 
@@ -73,3 +77,22 @@ def test_tuned_stream_pattern_stops_faulting() -> None:
 )  # fmt: skip
 def test_left_alone_when_the_process_decides(env: dict[str, str]) -> None:
     assert _run(**env)["applied"] is False
+
+
+def test_applied_when_a_dataset_makes_its_decode_threads(tmp_path: Path) -> None:
+    code = (
+        "import sys, numpy as np, ngio_async\n"
+        "from ngio_async import _malloc\n"
+        "assert _malloc._result is None\n"  # importing the package changes nothing
+        "ds = ngio_async.create(sys.argv[1], shape=(8, 8), dtype='uint8', axes='yx')\n"
+        "print(_malloc._result)\n"
+    )
+    clean = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES" and "MALLOC_" not in k}
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "a.zarr")],
+        env=clean,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.strip() == "True"
