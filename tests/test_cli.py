@@ -467,7 +467,11 @@ def test_convert_wiring(
     code, _, err = run(["convert", "a.tif", "out", "--chunks", "1,x"], capsys)
     assert code == 2 and "invalid shape" in err
     code, _, err = run(["convert", "a.tif"], capsys)
-    assert code == 2 and "at least one SRC and a DST" in err
+    assert code == 2 and "the following arguments are required: DST" in err
+    code, _, err = run(["convert", "in.tif", "--levels", "2", "out.ome.zarr", "-q"], capsys)
+    assert code == 0, err  # options between SRC and DST ('unrecognized arguments: out...')
+    src, dst, options = calls.pop()
+    assert (src, dst, options["levels"]) == ("in.tif", "out.ome.zarr", 2)
 
     monkeypatch.delattr(ngio_async, "convert")
     code, _, err = run(["convert", "in.tif", "out.ome.zarr"], capsys)

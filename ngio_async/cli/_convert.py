@@ -183,10 +183,8 @@ def run_convert(args: argparse.Namespace) -> int:
     from ._common import EXIT_OK, describe_error
     from ._run import run_async
 
-    *srcs, dst = args.paths
-    if not srcs:
-        raise CLIError("convert needs at least one SRC and a DST")
-    srcs, pattern = _expand(srcs)
+    srcs, pattern = _expand(list(args.srcs))
+    dst: str = args.dst
     options = _options(args)
     options.update(_store_options(args, srcs, dst))
     convert = getattr(ngio_async, "convert", None)

@@ -104,7 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
         "'scans/*.tif'), or a DST that is an existing directory other than a zarr, put each "
         "image in DST, as DST/<name>.ome.zarr (complete ones are skipped unless --overwrite).",
     )
-    p.add_argument("paths", nargs="+", metavar="SRC... DST")
+    # two positionals (not one nargs="+" list): options may come between them
+    p.add_argument("srcs", nargs="+", metavar="SRC")
+    p.add_argument("dst", metavar="DST")
     p.add_argument("--ngff-version", choices=("0.4", "0.5"), default=None)
     p.add_argument("--chunks", metavar="SHAPE", help="chunk shape, e.g. 1,1,512,512")
     p.add_argument("--shards", metavar="SHAPE", help="shard shape (0.5), or 'none'")
