@@ -848,3 +848,12 @@ def test_info_describes_an_image_whose_label_image_is_broken(
     assert "level 1: shape 2x1x48x40" in out  # the image is described
     lines = [line for line in out.splitlines() if "label cells" in line]
     assert len(lines) == 1 and "labels/cells/1/zarr.json does not exist" in lines[0]
+
+
+def test_an_unknown_option_is_reported_under_its_commands_usage(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, err = run(["bench", "a.zarr", "--levle", "2"], capsys)
+    assert (code, out) == (2, "")
+    assert err.startswith("usage: ngio-async bench ")  # was the top-level usage
+    assert err.splitlines()[-1] == "ngio-async bench: error: unrecognized arguments: --levle 2"

@@ -57,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
+    parser.set_defaults(_commands=sub.choices)  # main() reports unknown options per command
 
     def common(p: argparse.ArgumentParser, *, store: bool = True) -> None:
         p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or notes")
@@ -187,7 +188,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with ``argv`` (default ``sys.argv[1:]``); return the exit status."""
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args, unknown = parser.parse_known_args(argv)
+        if unknown:  # under the command's usage (``ngio-async info URL --bogus``), not the top's
+            command = args._commands.get(args.command, parser)
+            command.error(f"unrecognized arguments: {' '.join(unknown)}")
     except SystemExit as exc:  # --help, --version, usage errors (argparse printed them)
         return exc.code if isinstance(exc.code, int) else 2
     try:
