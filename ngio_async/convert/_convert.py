@@ -3,7 +3,9 @@
 Order of writes (the same for every source): every array's metadata (image levels, then each
 label image's levels), then the pixels, then the label images' group metadata and the
 ``labels`` listing, and the image's NGFF group metadata **last**. An output whose group metadata
-exists is therefore complete; :func:`convert_many` relies on that to skip finished outputs.
+exists is therefore complete, except for the levels an OME-Zarr source lacks (``levels=`` more
+than it has): ``build_pyramid`` adds them afterwards, editing that metadata. :func:`convert_many`
+skips an output when its group metadata exists and it has the levels and version asked for.
 
 Pixels stream in tiles of the destination's stored object (one shard, else one chunk): each
 write covers whole objects (no read-modify-write) and memory stays bounded by the tile stream's
