@@ -150,7 +150,7 @@ class _Idle(Generic[T, R]):
 class _Slot(Generic[R]):
     """One started item: its result or error, once finished."""
 
-    __slots__ = ("cost", "error", "index", "value")
+    __slots__ = ("cost", "error", "finished", "index", "value")
 
     value: R
 
@@ -158,6 +158,7 @@ class _Slot(Generic[R]):
         self.index = index
         self.cost = cost
         self.error: Exception | None = None
+        self.finished = False
 
 
 _NO_ITEM: Any = object()
@@ -227,6 +228,7 @@ class _Engine(Generic[T, R]):
         self._done: anyio.Event | None = None
         self._idle: list[_Idle[T, R]] = []  # worker tasks waiting for an item
         self._producing = True  # the producer may still hand out items
+        self._unfinished: list[tuple[T, _Slot[R]]] = []  # of a cancelled batch (no owner)
 
     # -- waiting: one broadcast event, replaced on every change -----------------------------
 
@@ -292,6 +294,7 @@ class _Engine(Generic[T, R]):
         except Exception as exc:  # noqa: BLE001 - handed to the consumer, in order
             slot.error = exc
             self._failed = True
+        slot.finished = True
         self.completed += 1
         if self._ordered:
             self._ready[slot.index] = slot
@@ -443,19 +446,24 @@ class _Engine(Generic[T, R]):
 
     async def _fill_batch(self) -> None:
         leaf: BaseException | None = None
+        # the items of a batch that was cancelled run again first: their results are owed
+        jobs, self._unfinished = self._unfinished, []
+        while self._peek() and self._fits(self.reserved, len(jobs)):
+            jobs.append(self._take())
         try:
-            async with anyio.create_task_group() as tg:
-                batch = 0
-                while self._peek() and self._fits(self.reserved, batch):
-                    item, slot = self._take()
-                    tg.start_soon(self._work, item, slot)
-                    batch += 1
-        except BaseExceptionGroup as group:  # only BaseExceptions get here (workers keep errors)
-            leaf = single_leaf(group)
-            if leaf is None:
-                raise
-        if leaf is not None:
-            raise leaf
+            try:
+                async with anyio.create_task_group() as tg:
+                    for item, slot in jobs:
+                        tg.start_soon(self._work, item, slot)
+            except BaseExceptionGroup as group:  # only BaseExceptions (workers keep errors)
+                leaf = single_leaf(group)
+                if leaf is None:
+                    raise
+            if leaf is not None:
+                raise leaf
+        except BaseException:  # cancelled: the next call runs what did not finish
+            self._unfinished = [job for job in jobs if not job[1].finished]
+            raise
 
     async def next_batched(self) -> R:
         """The next result, fetching a window of items at once when the buffer is empty."""
@@ -465,7 +473,7 @@ class _Engine(Generic[T, R]):
             raise ClosedError("the prefetch iterator is closed")
         slot = self._pop_ready()
         if slot is None:
-            if self._failed or not self._peek():
+            if self._failed or not (self._unfinished or self._peek()):
                 return self._end()
             await self._fill_batch()
             slot = self._pop_ready()

@@ -417,6 +417,24 @@ async def test_bare_without_owner_byte_budget() -> None:
     assert rec.in_flight == 0
 
 
+@pytest.mark.parametrize("ordered", [True, False])
+async def test_bare_without_owner_a_cancelled_call_loses_no_result(ordered: bool) -> None:
+    rec = Recorder(hold=3)
+    it = aiter(prefetch(range(20), rec, window=4, ordered=ordered))
+    got: list[int] = []
+    for attempt in itertools.count():
+        with anyio.CancelScope() as scope:
+            if attempt % 3 == 0:
+                scope.cancel()  # a timeout around one call, while its batch runs
+            try:
+                got.append(await anext(it))
+            except StopAsyncIteration:
+                break
+    # was: the cancelled batch's items were dropped (ordered: the stream ended at once)
+    assert sorted(got) == list(range(20))
+    assert rec.in_flight == 0
+
+
 async def test_prefetch_object_is_single_use() -> None:
     p = prefetch(range(3), Recorder(hold=0), window=2)
     async with p as results:
