@@ -10,7 +10,9 @@ import pytest
 import zarr
 
 import ngio_async
+from ngio_async import PermissionDeniedError
 from ngio_async.meta import MetadataWarning
+from ngio_async.stores import InstrumentedStore, open_store
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -79,3 +81,38 @@ def test_a_new_well_never_shares_a_listed_wells_position(tmp_path: Path) -> None
         plate.add_image("A", "1", field="1", shape=(8, 8), dtype="uint8").close()
     assert [w["path"] for w in plate_wells(path)] == ["A/1"]
     assert not (path / "B").exists()
+
+
+class _DeniesMissingKeys:
+    """``fail`` of an InstrumentedStore: 403 for a key that does not exist (S3 without
+    s3:ListBucket answers so)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def __call__(self, method: str, key: str) -> Exception | None:
+        if method == "get" and not (self.root / key).exists():
+            return PermissionDeniedError(f"access denied (HTTP 403) to {key!r}", key=key)
+        return None
+
+
+async def test_04_plates_open_where_missing_keys_are_denied(tmp_path: Path) -> None:
+    """The zarr.json probes of a 0.4 plate (and of a 0.4 plate without fields yet) raised
+    PermissionDeniedError."""
+    for name, with_field in (("full.zarr", True), ("pending.zarr", False)):
+        path = tmp_path / name
+        async with ngio_async.create_plate_async(
+            str(path), rows=["A"], columns=["1"], ngff_version="0.4"
+        ) as plate:
+            if with_field:
+                await (await plate.add_image("A", "1", shape=(8, 8), dtype="uint8")).aclose()
+        store = InstrumentedStore(open_store(str(path)), fail=_DeniesMissingKeys(path))
+        async with await ngio_async.open_plate_async(store) as plate:
+            assert plate.rows == ["A"]
+            if with_field:
+                assert await plate.image_paths() == [("A/1", "0")]
+                async with await plate.image("A", "1") as ds:
+                    assert ds.shape == (8, 8)
+            else:
+                assert plate.wells == []
+        await store.aclose()

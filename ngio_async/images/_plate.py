@@ -47,6 +47,7 @@ from .._errors import (
     ExistsError,
     MetadataError,
     NotFoundError,
+    PermissionDeniedError,
     ReadOnlyError,
     UnsupportedError,
 )
@@ -736,7 +737,12 @@ async def _read_pending(store: AsyncStore, root: str) -> tuple[PlateMeta, str] |
     """The layout of a plate that has no field yet, ``None`` when the group is not one."""
     for name, version in (("zarr.json", "0.5"), (".zattrs", "0.4")):
         key = join(root, name)
-        raw = await store.get(key)
+        try:
+            raw = await store.get(key)
+        except PermissionDeniedError:  # a missing key on a store that may not list
+            if version == "0.4":
+                raise
+            continue
         if raw is None:
             continue
         try:
