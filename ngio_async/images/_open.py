@@ -15,7 +15,6 @@ import msgspec
 
 from .._errors import MetadataError, NotFoundError, PermissionDeniedError, UnsupportedError
 from ..meta import NGFF_KEYS, MetadataWarning, OmeMetadata, validate
-from ..meta.ngff import transform_length_problems
 from ..meta.zarr import ArrayV3Meta, decode_array_v2, decode_node_v3
 
 if TYPE_CHECKING:
@@ -188,9 +187,7 @@ def _check_levels(
     store: AsyncStore,
     root: str,
 ) -> None:
-    """Cross-node rules: ndim == axes (A3/M4), 0.5 dimension_names (V4), largest first (M3);
-    and one transformation value per axis (M6: NGFF 0.4 only warns, but the levels cannot be
-    calibrated without it)."""
+    """Cross-node rules: ndim == axes (A3/M4), 0.5 dimension_names (V4), largest first (M3)."""
     assert meta.multiscales is not None
     names = tuple(a.name for a in meta.multiscales[0].axes)
     where = f"{store.url}/{root}".rstrip("/")
@@ -200,12 +197,6 @@ def _check_levels(
         """The URL of a level's array metadata document."""
         return f"{store.url.rstrip('/')}/{join(root, path, 'zarr.json' if v3 else '.zarray')}"
 
-    for sub, rule in transform_length_problems(meta.multiscales[0]):  # 0.4 only warned
-        key = join(root, "zarr.json" if v3 else ".zattrs")
-        prefix = "$.attributes.ome" if v3 else "$"
-        raise MetadataError(
-            f"{store.url.rstrip('/')}/{key}: {rule}", f"{prefix}.multiscales[0]{sub}"
-        )
     for path, arr in zip(paths, arrays, strict=True):
         if len(arr.shape) != len(names):
             raise MetadataError(
