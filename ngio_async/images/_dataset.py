@@ -544,7 +544,11 @@ class Dataset(StoreNode):
             )
 
     async def write(
-        self, data: ArrayLike, level: int = 0, pyramid: bool | Method = False, **axes: Selector
+        self,
+        data: ArrayLike,
+        level: int = 0,
+        pyramid: bool | Method | None = False,
+        **axes: Selector,
     ) -> None:
         """Write by axis name: ``await ds.write(arr, c="DAPI", z=3, y=slice(0, 512))``.
 
@@ -565,26 +569,31 @@ class Dataset(StoreNode):
         lvl = self.level(level)
         cascade = self._cascade(level, pyramid)
         after = None if cascade is None else partial(cascade.add, 0)
-        selection, pick = self._selection(lvl, axes)
-        if pick is None:
-            await lvl.setitem(tuple(selection), data, after)
-        else:
-            axis, indices = pick
-            selection[axis] = slice(0, 1)
-            one_shape = normalize_selection(tuple(selection), lvl.shape).shape
-            at = axis - sum(1 for s in selection[:axis] if isinstance(s, int))
-            full = list(one_shape)
-            full[at] = len(indices)
-            value = fit_data(data, tuple(full), lvl.dtype, f"level {lvl.path!r}")
-            for k, i in enumerate(indices):
-                selection[axis] = slice(i, i + 1)
-                one = value[(slice(None),) * at + (slice(k, k + 1),)]
-                await lvl.setitem(tuple(selection), one, after)
+        try:
+            selection, pick = self._selection(lvl, axes)
+            if pick is None:
+                await lvl.setitem(tuple(selection), data, after)
+            else:
+                axis, indices = pick
+                selection[axis] = slice(0, 1)
+                one_shape = normalize_selection(tuple(selection), lvl.shape).shape
+                at = axis - sum(1 for s in selection[:axis] if isinstance(s, int))
+                full = list(one_shape)
+                full[at] = len(indices)
+                value = fit_data(data, tuple(full), lvl.dtype, f"level {lvl.path!r}")
+                for k, i in enumerate(indices):
+                    selection[axis] = slice(i, i + 1)
+                    one = value[(slice(None),) * at + (slice(k, k + 1),)]
+                    await lvl.setitem(tuple(selection), one, after)
+        except BaseException:
+            if cascade is not None:
+                cascade.discard()  # later pyramid writes need not rebuild from the store
+            raise
         if cascade is not None:
             await cascade.finish()
 
-    def _cascade(self, level: int, pyramid: bool | Method) -> Cascade | None:
-        if pyramid is False:
+    def _cascade(self, level: int, pyramid: bool | Method | None) -> Cascade | None:
+        if pyramid is False or pyramid is None:
             return None
         if level != 0:
             raise ValueError(
@@ -595,7 +604,7 @@ class Dataset(StoreNode):
         return Cascade(self, None if pyramid is True else pyramid)
 
     async def write_at(
-        self, selection: Any, data: ArrayLike, level: int = 0, pyramid: bool | Method = False
+        self, selection: Any, data: ArrayLike, level: int = 0, pyramid: bool | Method | None = False
     ) -> None:
         """``ds[selection] = data`` on a level (default 0) with numpy basic indexing.
 
@@ -604,14 +613,19 @@ class Dataset(StoreNode):
         """
         self._check_writable()
         cascade = self._cascade(level, pyramid)
-        await self.level(level).setitem(
-            selection, data, None if cascade is None else partial(cascade.add, 0)
-        )
+        try:
+            await self.level(level).setitem(
+                selection, data, None if cascade is None else partial(cascade.add, 0)
+            )
+        except BaseException:
+            if cascade is not None:
+                cascade.discard()
+            raise
         if cascade is not None:
             await cascade.finish()
 
     def writer(
-        self, level: int = 0, max_pending: int | None = None, pyramid: bool | Method = False
+        self, level: int = 0, max_pending: int | None = None, pyramid: bool | Method | None = False
     ) -> AbstractAsyncContextManager[LevelWriter]:
         """A tile writer with bounded memory: ``async with ds.writer() as w: await w.write(t)``.
 
@@ -713,7 +727,10 @@ class Dataset(StoreNode):
         ):
             if values is not None and size is not None and len(values) != size:
                 raise ValueError(f"{name}: {len(values)} values for {size} channels")
-        for i, flag in enumerate(active or ()):
+        for i, label in enumerate(() if labels is None else labels):
+            if label is not None and not isinstance(label, str):  # np.str_ is a str
+                raise TypeError(f"labels[{i}] must be a string or None, got {label!r}")
+        for i, flag in enumerate(() if active is None else active):
             if not isinstance(flag, bool | np.bool_):
                 raise TypeError(f"active[{i}] must be True or False, got {flag!r}")
         new_windows = (  # checked before any I/O
@@ -735,7 +752,7 @@ class Dataset(StoreNode):
                 base = old[i] if i < len(old) else make_channel({}, i, self.dtype)
                 changes: dict[str, Any] = {}
                 if labels is not None:
-                    changes["label"] = labels[i]
+                    changes["label"] = None if labels[i] is None else str(labels[i])
                 if colors is not None:
                     changes["color"] = colors[i].lstrip("#").upper()
                 if new_windows is not None and new_windows[i] is not None:

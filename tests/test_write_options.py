@@ -1,0 +1,65 @@
+"""Dataset.write/write_at options and set_channels inputs: numpy values, pyramid=None, and a
+failed pyramid write that stops counting as a live cascade at once."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pytest
+
+import ngio_async
+from ngio_async.images._cascade import _ALIVE
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+async def _image(path: Path) -> ngio_async.Dataset:
+    return await ngio_async.create_async(
+        path, shape=(2, 64, 64), dtype="uint8", axes="cyx", chunks=(1, 32, 32), levels=2
+    )
+
+
+async def test_set_channels_takes_numpy_labels_and_flags(tmp_path: Path) -> None:
+    async with await _image(tmp_path / "a.zarr") as ds:
+        labels, active = np.array(["DAPI", "GFP"]), np.array([True, False])
+        await ds.set_channels(labels=labels, active=active)  # type: ignore[arg-type]
+    async with ngio_async.open_async(tmp_path / "a.zarr") as ds:
+        assert [c.label for c in ds.metadata.channels] == ["DAPI", "GFP"]
+        assert [c.active for c in ds.metadata.channels] == [True, False]
+        assert all(type(c.label) is str for c in ds.metadata.channels)
+
+
+async def test_set_channels_refuses_labels_that_are_no_strings(tmp_path: Path) -> None:
+    async with await _image(tmp_path / "a.zarr") as ds:
+        with pytest.raises(TypeError, match=r"labels\[1\]"):
+            await ds.set_channels(labels=["DAPI", 3])  # type: ignore[list-item]
+
+
+@pytest.mark.parametrize("how", ["write", "write_at"])
+async def test_pyramid_none_writes_level_0_only(tmp_path: Path, how: str) -> None:
+    async with await _image(tmp_path / "a.zarr") as ds:
+        data = np.full((1, 32, 32), 200, dtype="uint8")
+        if how == "write":
+            await ds.write(data, pyramid=None, c=slice(0, 1), y=slice(0, 32), x=slice(0, 32))
+        else:
+            await ds.write_at((slice(0, 1), slice(0, 32), slice(0, 32)), data, pyramid=None)
+        assert (await ds.read(level=0, c=0, y=slice(0, 32), x=slice(0, 32)) == 200).all()
+        assert (await ds.read(level=1) == 0).all()  # no pyramid was built
+
+
+@pytest.mark.parametrize("how", ["write", "write_at"])
+async def test_a_failed_pyramid_write_is_no_live_cascade(tmp_path: Path, how: str) -> None:
+    async with await _image(tmp_path / "a.zarr") as ds:
+        bad = np.zeros((1, 5, 7), dtype="uint8")  # not the selection's shape
+        sel = (slice(0, 1), slice(0, 32), slice(0, 32))
+        call = (
+            ds.write(bad, pyramid=True, c=sel[0], y=sel[1], x=sel[2])
+            if how == "write"
+            else ds.write_at(sel, bad, pyramid=True)
+        )
+        with pytest.raises(ValueError, match="shape") as caught:
+            await call
+        assert caught.traceback  # the traceback (and its frames' cascade) is still referenced
+        assert not list(_ALIVE.get(ds, ()))
