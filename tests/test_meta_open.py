@@ -287,3 +287,14 @@ def test_the_url_of_a_group_document_opens_its_group(
     for url in urls:
         with ngio_async.open(url) as ds:
             assert ds.shape == (2, 8, 8) and not ds.url.endswith(("zarr.json", ".zattrs"))
+
+
+def test_04_keys_in_a_zarr_json_are_pointed_at(tmp_path: Path) -> None:
+    """A zarr v3 group with 0.4-style attributes (no 'ome') said only 'no ome attributes'."""
+    doc_path = small_image(tmp_path / "img.zarr", "0.5")
+    doc = json.loads(doc_path.read_text())
+    doc["attributes"] = {k: v for k, v in doc["attributes"]["ome"].items() if k != "version"}
+    doc_path.write_text(json.dumps(doc))
+    with pytest.raises(MetadataError, match="it holds 'multiscales' outside 'ome'") as info:
+        ngio_async.open(tmp_path / "img.zarr")
+    assert info.value.path == "$.attributes"

@@ -58,8 +58,15 @@ async def read_group_metadata(
         if "ome" not in attrs and plain_ok:
             return OmeMetadata()
         if "ome" not in attrs:
+            found = [k for k in NGFF_KEYS if k in attrs]
+            hint = (
+                f" (it holds {', '.join(map(repr, found))} outside 'ome', as NGFF 0.4 does in "
+                ".zattrs; NGFF 0.5 puts them in 'ome' with 'version')"
+                if found
+                else ""
+            )
             raise MetadataError(
-                f"{store.url}/{key} has no 'ome' attributes: not an OME-Zarr 0.5 group",
+                f"{store.url}/{key} has no 'ome' attributes: not an OME-Zarr 0.5 group{hint}",
                 "$.attributes",
             )
         ome = attrs["ome"]
