@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
@@ -48,12 +49,22 @@ class Stream(Generic[R]):
     ) -> None:
         if threads < 1 or window < 1:
             raise ValueError("threads and window must be >= 1")
+        if inspect.iscoroutinefunction(func):
+            raise TypeError(_ASYNC_FUNC.format(func))
         self._tiles = tiles
         self._func = func
         self._out = out
         self._threads = threads
         self._window = window
         self._cm: Any = None
+
+    def _call(self, data: NDArray[Any]) -> R:
+        """``func(data)``, in a worker thread."""
+        value = self._func(data)
+        if inspect.iscoroutine(value):  # e.g. a lambda calling an async function
+            value.close()
+            raise TypeError(_ASYNC_FUNC.format(self._func))
+        return value
 
     def __await__(self) -> Generator[Any, None, list[tuple[Tile, R]] | None]:
         return self._run().__await__()
@@ -90,7 +101,7 @@ class Stream(Generic[R]):
         ) -> None:
             try:
                 async with out:
-                    value = await workers.run(self._func, tile.data)
+                    value = await workers.run(self._call, tile.data)
                     await out.send((tile, value))
             except Exception as exc:  # noqa: BLE001 - re-raised plainly at the boundary
                 failures.append(exc)
@@ -121,6 +132,12 @@ class Stream(Generic[R]):
             raise failures[0]
         if leaf is not None:
             raise leaf
+
+
+_ASYNC_FUNC = (
+    "stream() runs func in worker threads: it must be a plain function, got {!r} (an async "
+    "function; iterate ds.tiles() and await it in the loop instead)"
+)
 
 
 def _result_tile(tile: Tile, value: Any) -> Tile:
