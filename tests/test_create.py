@@ -784,3 +784,20 @@ async def test_complex_nan_fill_value(tmp_path: Path, version: str) -> None:
     assert doc["fill_value"] == ["NaN", "-Infinity"]
     back = zarr.open_group(tmp_path, mode="r")["0"][0, 0]
     assert np.isnan(back.real) and back.imag == -np.inf
+
+
+def test_shards_larger_than_a_small_image_are_cut_to_it(tmp_path: Path) -> None:
+    """One shard shape for images of every size (convert --shards 1,4096,4096): a shard past the
+    image is cut to the chunks covering it, as default chunks are cut to the image."""
+    data = np.arange(300 * 260, dtype="uint16").reshape(300, 260)
+    with ngio_async.create(
+        tmp_path / "a.zarr", shape=(300, 260), dtype="uint16", axes="yx", shards=(4096, 4096)
+    ) as ds:
+        assert ds.levels[0].shards == (300, 260)
+        ds[...] = data
+    np.testing.assert_array_equal(zarr.open_array(tmp_path / "a.zarr" / "0")[...], data)
+    with pytest.raises(ValueError, match=r"multiples of the chunks \(256, 256\)"):
+        ngio_async.create(
+            tmp_path / "b.zarr", shape=(3000, 2600), dtype="uint16", axes="yx",
+            chunks=(256, 256), shards=(1000, 1000),
+        )  # fmt: skip

@@ -555,10 +555,13 @@ def plan_image(
             raise UnsupportedError("sharding needs zarr v3 (NGFF 0.5), not 0.4")
         shard_req: tuple[int, ...] | None = _per_axis_sizes(shards, names, "shards")
         assert shard_req is not None
-        if any(s % c for s, c in zip(shard_req, base_chunks, strict=True)):
-            raise ValueError(
-                f"shards {shard_req} must be whole multiples of the chunks {base_chunks}"
-            )
+        # a shard reaching past the image is cut to the chunks covering it (as on every level)
+        chunks0 = tuple(max(1, min(c, n)) for c, n in zip(base_chunks, shape_t, strict=True))
+        if any(
+            s % c and s < -(-n // c) * c
+            for s, c, n in zip(shard_req, chunks0, shape_t, strict=True)
+        ):
+            raise ValueError(f"shards {shard_req} must be whole multiples of the chunks {chunks0}")
     else:
         shard_req = None
 
