@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from numpy.typing import ArrayLike, DTypeLike, NDArray
 
     from ._limits import Limits
+    from ._prefetch import ProgressCallback
     from .engine.pyramid import Method
     from .images import ImageMetadata, LevelWriter, Tile
     from .images._dataset import Mode, Selector
@@ -345,13 +346,26 @@ class SyncDataset(Closing):
         for lvl in self._dataset.levels[len(self.levels) :]:  # levels added by the build
             self.levels.append(SyncLevel(self._runner, lvl, self))
 
-    def tiles(self, level: int = 0, **options: Any) -> SyncIterator[Tile]:
-        """``for tile in ds.tiles(...)``: lazy, prefetching; same options as the async one.
+    def tiles(
+        self,
+        level: int = 0,
+        shape: Sequence[int | None] | None = None,
+        region: Sequence[slice] | None = None,
+        overlap: int | Sequence[int] = 0,
+        prefetch: int | None = None,
+        ordered: bool = True,
+        progress: ProgressCallback | None = None,
+        **axes: Selector,
+    ) -> SyncIterator[Tile]:
+        """``for tile in ds.tiles(...)``: lazy, prefetching; the async one's parameters.
 
         Leaving the loop early (``break``) stops the prefetching when the iterator is dropped;
         ``with ds.tiles() as tiles:`` stops it deterministically.
         """
-        it = self._runner.iterate(self._dataset.tiles(level, **options))
+        stream = self._dataset.tiles(
+            level, shape, region, overlap, prefetch, ordered, progress, **axes
+        )
+        it = self._runner.iterate(stream)
         it.keep = self  # the dataset stays open while its tiles are iterated
         return it
 
