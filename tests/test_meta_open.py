@@ -14,6 +14,7 @@ import ngio_async
 from ngio_async import MetadataError
 from ngio_async.images._metadata import ImageMetadata
 from ngio_async.meta import MetadataWarning, validate
+from ngio_async.stores import InstrumentedStore, open_store
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -298,3 +299,21 @@ def test_04_keys_in_a_zarr_json_are_pointed_at(tmp_path: Path) -> None:
     with pytest.raises(MetadataError, match="it holds 'multiscales' outside 'ome'") as info:
         ngio_async.open(tmp_path / "img.zarr")
     assert info.value.path == "$.attributes"
+
+
+async def test_labels_of_a_04_image_where_missing_keys_are_denied(tmp_path: Path) -> None:
+    """On a store answering 403 for missing keys, names() of an image without labels raised
+    PermissionDeniedError (both documents of the labels group are 'denied')."""
+    root = tmp_path / "img.zarr"
+    small_image(root, "0.4")
+
+    def fail(method: str, key: str) -> Exception | None:
+        if method == "get" and not (root / key).exists():
+            return ngio_async.PermissionDeniedError(f"access denied (HTTP 403) to {key!r}")
+        return None
+
+    store = InstrumentedStore(open_store(str(root)), fail=fail)
+    async with await ngio_async.open_async(store) as ds:
+        assert await ds.labels.names() == []
+        assert int((await ds.read(c=1))[7, 7]) == 127
+    await store.aclose()

@@ -35,7 +35,9 @@ async def read_group_metadata(
 
     ``parent_version``: the NGFF version of the enclosing image, assumed when a 0.5 child group
     omits ``ome.version`` (ome-zarr-py 0.18 writes its ``labels`` group so). ``plain_ok``: a 0.5
-    group without ``ome`` attributes (a plain zarr group) is empty metadata, not an error.
+    group without ``ome`` attributes (a plain zarr group) is empty metadata, not an error, and a
+    group whose two documents are both denied (403: how stores that may not list answer for
+    missing keys) is not found.
 
     :raises NotFoundError: no zarr group at ``root``.
     :raises MetadataError: the metadata is invalid (the message names the key and JSON path).
@@ -81,6 +83,13 @@ async def read_group_metadata(
             raise
         raw = None
     if raw is None and denied is not None:
+        if plain_ok:  # an optional group (labels): both documents denied reads as absent
+            raise NotFoundError(
+                f"no readable OME-Zarr group at {store.url}/{root} (zarr.json and .zattrs "
+                "denied: missing, on a store that may not list)",
+                url=store.url,
+                key=key,
+            ) from denied
         raise denied
     if raw is None:
         where = f"{store.url}/{root}" if root else store.url
