@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import parse_qs
 
 import anyio
@@ -119,7 +119,7 @@ async def test_obstore_backend_paths_have_no_doubled_slash(http_server: StaticSe
 async def test_aiohttp_alone_with_credentials_headers_or_when_asked(
     http_server: StaticServer, url_or_option: str
 ) -> None:
-    url, options = http_server.url, {}
+    url, options = http_server.url, cast("dict[str, Any]", {})
     if url_or_option == "credentials":
         url = url.replace("http://", "http://alice:s3cr3t@")
     elif url_or_option == "headers":
@@ -585,3 +585,33 @@ def _http_date(seconds_ahead: float) -> str:
     from email.utils import format_datetime
 
     return format_datetime(datetime.now(UTC) + timedelta(seconds=seconds_ahead), usegmt=True)
+
+
+@pytest.mark.parametrize("backend", ["default", "aiohttp"])
+async def test_proxy_from_the_environment_is_used(
+    http_server: StaticServer, monkeypatch: pytest.MonkeyPatch, backend: str
+) -> None:
+    """``HTTP_PROXY`` / ``HTTPS_PROXY`` are honoured as by obstore's client, curl and
+    requests (aiohttp ignored them: behind a proxy every request failed). The loopback
+    server plays the proxy for an origin where nothing listens (port 9)."""
+    for name in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", http_server.url)
+    options: dict[str, Any] = {} if backend == "default" else {"backend": backend}
+    async with open_store("http://localhost:9/", limits=FAST, **options) as store:
+        assert bytes(await store.get(KEY) or b"") == BLOB
+        assert await store.exists(KEY)
+    assert http_server.count(path=PATH) == 2
+
+
+def test_proxy_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ngio_async.stores._http import _env_proxy
+
+    for name in ("NO_PROXY", "no_proxy", "HTTP_PROXY", "https_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", "http://u:p%40ss@proxy.internal:3128")
+    monkeypatch.setenv("NO_PROXY", "localhost,.lab.internal")
+    assert _env_proxy("https://data.example.org/x") == "http://u:p%40ss@proxy.internal:3128"
+    assert _env_proxy("http://data.example.org/x") is None  # no HTTP_PROXY
+    assert _env_proxy("https://zarr.lab.internal/x") is None  # NO_PROXY
+    assert _env_proxy("https://localhost:8000/x") is None

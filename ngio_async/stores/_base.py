@@ -346,6 +346,20 @@ class AsyncStore(abc.ABC):
         self, key: str, attempt: Callable[[], Awaitable[T]], *, retry: bool = True
     ) -> T:
         limits = self._limits if retry else _no_retries(self._limits)
+        try:
+            return await self._call_mapped(key, attempt, limits)
+        except Exception as exc:
+            if self._closed and not isinstance(exc, ClosedError):
+                # whatever the backend raised for the connection closed under the request
+                # (aiohttp: even an AssertionError)
+                raise ClosedError(
+                    f"store {self._url} was closed during a request for {key!r}"
+                ) from exc
+            raise
+
+    async def _call_mapped(
+        self, key: str, attempt: Callable[[], Awaitable[T]], limits: Limits
+    ) -> T:
         with self._map_exceptions(key):
             return await call_with_retry(
                 attempt,

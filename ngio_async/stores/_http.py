@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import re
+import urllib.request
 import zlib
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -56,6 +57,19 @@ class _HTTPStatusError(Exception):
         self.reason = reason or ""
         self.retry_after = _parse_retry_after(retry_after)
         super().__init__(f"HTTP {status} {self.reason}".strip())
+
+
+def _env_proxy(url: str) -> str | None:
+    """The proxy that ``HTTP_PROXY`` / ``HTTPS_PROXY`` / ``NO_PROXY`` name for ``url``'s host,
+    as obstore's client, curl and requests read them (looked up once per session: aiohttp's
+    ``trust_env`` costs two thread hops per request)."""
+    host = urlsplit(url).hostname
+    if host is None or urllib.request.proxy_bypass(host):
+        return None
+    proxy = urllib.request.getproxies().get(urlsplit(url).scheme.lower())
+    if not proxy:
+        return None
+    return proxy if "://" in proxy else f"http://{proxy}"
 
 
 def _parse_retry_after(value: str | None) -> float | None:
@@ -170,6 +184,7 @@ class HTTPStore(AsyncStore):
                 headers=self._headers,
                 timeout=aiohttp.ClientTimeout(total=None),  # per attempt: anyio.fail_after
                 auto_decompress=False,
+                proxy=_env_proxy(self._base),  # credentials in it are sent to the proxy
             )
         return self._session
 
