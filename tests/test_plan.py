@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 from typing import Any
 
 import numpy as np
@@ -309,6 +310,65 @@ def test_strided_parts_read_only_the_chunks_holding_selected_elements() -> None:
         (slice(1, 2), slice(0, 1)),
         (slice(1, 2), slice(1, 2)),
     ]
-    # a step of one chunk skips no chunk; steps below a chunk neither: the covering read
-    assert strided_parts(region, (1, 64, 64), (1, 64, 64)) is None
-    assert strided_parts(region, (1, 2, 3), (1, 64, 64)) is None
+    # no step, or all of it in one stored object: the covering read
+    assert strided_parts(region, (1, 1, 1), (1, 64, 64)) is None
+    assert strided_parts(region, (1, 2, 3), (1, 64, 64), (1, 4096, 4096)) is None
+    # steps of a chunk or below: one piece per stored object (never the whole covering region)
+    parts = strided_parts(region, (1, 64, -64), (1, 64, 64))
+    assert parts is not None and len(parts) == 32 * 32
+    parts = strided_parts(region, (1, 2, 3), (1, 64, 64), (1, 512, 512))
+    assert parts is not None and len(parts) == 4 * 4
+
+
+def test_part_cells_group_stored_objects_last_axes_first() -> None:
+    from ngio_async.engine.plan import part_cells
+
+    region = (slice(0, 2), slice(0, 1000), slice(0, 1000))
+    # everything fits: one cell per axis (the covering read)
+    assert part_cells(region, (1, 64, 64), 2, 8 << 20) == (2, 1000, 1000)
+    # 64 KiB: whole rows of 1000 pixels, 32 at a time (whole stored objects along y)
+    assert part_cells(region, (1, 16, 64), 2, 64 << 10) == (1, 32, 1000)
+    # less than one stored object: one stored object
+    assert part_cells(region, (1, 64, 64), 2, 1024) == (1, 64, 64)
+
+
+@SETTINGS
+@given(
+    st.lists(st.tuples(st.integers(0, 40), st.integers(1, 9), st.integers(1, 3)), max_size=3),
+    st.data(),
+)
+def test_strided_parts_assemble_the_selection_one_stored_object_at_a_time(
+    axes: list[tuple[int, int, int]], data: st.DataObject
+) -> None:
+    from ngio_async.engine import strided_parts
+
+    shape = tuple(n for n, _, _ in axes)
+    chunks = tuple(c for _, c, _ in axes)
+    stored = tuple(c * k for _, c, k in axes)
+    index = tuple(
+        slice(
+            data.draw(st.none() | st.integers(-n - 2, n + 2)),
+            data.draw(st.none() | st.integers(-n - 2, n + 2)),
+            data.draw(st.integers(1, 12) | st.integers(-12, -1)),
+        )
+        for n in shape
+    )
+    a = np.arange(math.prod(shape), dtype=np.int32).reshape(shape)
+    sel = normalize_selection(index, shape)
+    parts = strided_parts(sel.region, sel.steps, chunks, stored)
+    if parts is None:
+        return
+    full = tuple(
+        -(-(r.stop - r.start) // abs(s)) for r, s in zip(sel.region, sel.steps, strict=True)
+    )
+    out = np.full(full, -1, dtype=np.int32)
+    every = tuple(slice(None, None, abs(s)) for s in sel.steps)
+    for sub, target in parts:
+        # inside one stored object, starting and ending on a selected element
+        for r, sr, s, cell in zip(sel.region, sub, sel.steps, stored, strict=True):
+            assert sr.start // cell == (sr.stop - 1) // cell
+            assert (sr.start - r.start) % abs(s) == 0 and (sr.stop - 1 - r.start) % abs(s) == 0
+        assert (out[target] == -1).all()  # each element once
+        out[target] = a[sub][every]
+    back = tuple(slice(None, None, -1 if s < 0 else 1) for s in sel.steps)
+    np.testing.assert_array_equal(out[back], a[index])

@@ -127,3 +127,34 @@ def test_index_cache_get_survives_an_eviction_by_another_thread() -> None:
     cache.put("0/c/0/0", None)
     cache._entries = EvictedMeanwhile(cache._entries)
     assert cache.get("0/c/0/0") is None  # the index it found, not a KeyError
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("shards", [None, (1, 128, 128)], ids=["chunked", "sharded"])
+async def test_strided_reads_never_hold_the_covering_region(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shards: tuple[int, ...] | None
+) -> None:
+    """``level[::16, ::16]`` (a thumbnail) decoded the whole covering region into one array
+    (5 GB for a 50k x 50k slide). A large covering region is read in blocks now, a bounded
+    number at once (budgets scaled down here: 128 KiB blocks, 512 KiB at once, 8 MiB level)."""
+    import tracemalloc
+
+    from ngio_async.images import _level
+
+    monkeypatch.setattr(_level, "_PART_BYTES", 128 << 10, raising=False)
+    monkeypatch.setattr(_level, "_STRIDED_BYTES", 512 << 10, raising=False)
+    root = tmp_path / "img.ome.zarr"
+    spec = Spec(shape=(1, 2048, 2048), chunks=(1, 64, 64), shards=shards, levels=1)
+    data = write_image(root, spec)[0]
+    async with ngio_async.open_async(root) as ds:
+        lvl = ds.levels[0]
+        await lvl[0, ::8, ::8]  # warm up: decode threads, their scratch buffers, codecs
+        for selection in [np.s_[0, ::16, ::16], np.s_[0, ::-64, 5::64], np.s_[:, 3::3, ::-7]]:
+            tracemalloc.start()
+            try:
+                got = await lvl[selection]
+                peak = tracemalloc.get_traced_memory()[1]
+            finally:
+                tracemalloc.stop()
+            np.testing.assert_array_equal(got, data[selection])
+            assert peak < lvl.nbytes // 2 + got.nbytes, (selection, peak)  # old: > nbytes

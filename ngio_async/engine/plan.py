@@ -41,6 +41,7 @@ __all__ = [
     "chunk_grid_range",
     "nchunks",
     "normalize_selection",
+    "part_cells",
     "plan_chunks",
     "plan_shards",
     "region_shape",
@@ -341,32 +342,69 @@ def nchunks(meta: GridMeta, region: Region) -> int:
     return math.prod(len(r) for r in chunk_grid_range(region, meta.chunks))
 
 
-def strided_parts(
-    region: Region, steps: tuple[int, ...], chunks: tuple[int, ...]
-) -> list[tuple[Region, tuple[slice, ...]]] | None:
-    """Where a strided selection needs only some chunks: ``(sub_region, out_slices)`` pairs.
+def part_cells(
+    region: Region, stored: tuple[int, ...], itemsize: int, budget: int
+) -> tuple[int, ...]:
+    """The grid a large read is cut into: stored objects, grouped along the last axes first
+    into blocks of at most ``budget`` bytes of ``region`` (at least one stored object)."""
+    cells = list(stored)
+    extents = [r.stop - r.start for r in region]
+    for ax in range(len(cells) - 1, -1, -1):
+        sizes = [min(c, e) for c, e in zip(cells, extents, strict=True)]
+        others = math.prod(sizes[:ax] + sizes[ax + 1 :])
+        fit = budget // max(1, others * itemsize)  # the extent along ``ax`` that fits
+        if fit >= region[ax].stop:
+            cells[ax] = max(1, region[ax].stop)  # the whole axis in one cell
+            continue
+        cells[ax] = max(stored[ax], fit // stored[ax] * stored[ax])
+        break
+    return tuple(cells)
 
-    On an axis whose step is at least its chunk size (each selected coordinate in its own chunk)
-    and where at least half of the covering chunks hold no selected coordinate, every selected
-    coordinate is read alone (one plane of its chunk); other axes are read whole. ``sub_region``
-    is step-1; taking every ``abs(step)``-th element of it gives the ``out_slices`` part of the
-    result in increasing order (reversing the negative-step axes is the caller's). ``None`` when
-    no axis skips chunks.
+
+def strided_parts(
+    region: Region,
+    steps: tuple[int, ...],
+    chunks: tuple[int, ...],
+    cells: tuple[int, ...] | None = None,
+) -> list[tuple[Region, tuple[slice, ...]]] | None:
+    """How to read a strided selection piece by piece: ``(sub_region, out_slices)`` pairs.
+
+    Reading the covering region whole would hold all of it in memory for a result that can be
+    far smaller (``level[::16, ::16]``), so the selection is cut at the boundaries of the grid
+    ``cells`` (multiples of the stored objects, see :func:`part_cells`; default ``chunks``),
+    each ``sub_region`` inside one cell and trimmed to its selected coordinates. On an axis
+    whose step is at least its chunk size and where at least half of the covering chunks hold
+    no selected coordinate, every selected coordinate is read alone (one plane of its chunk):
+    the other chunks are never read.
+
+    ``sub_region`` is step-1; taking every ``abs(step)``-th element of it gives the
+    ``out_slices`` part of the result in increasing order (reversing the negative-step axes is
+    the caller's). ``None`` when a single covering read does: no step other than +-1, or
+    one piece.
     """
+    if all(abs(st) == 1 for st in steps):
+        return None
+    grid = chunks if cells is None else cells
     per_axis: list[list[tuple[slice, slice]]] = []
-    skipping = False
-    for r, step, c in zip(region, steps, chunks, strict=True):
+    for r, step, c, cell in zip(region, steps, chunks, grid, strict=True):
         st = abs(step)  # a negative step reads the same elements (reversed by the caller)
         n = -(-(r.stop - r.start) // st)
         covering = -(-r.stop // c) - r.start // c
         if st >= c and n > 1 and covering >= 2 * n:  # at least half the chunks are skipped
-            skipping = True
             per_axis.append(
                 [(slice(r.start + k * st, r.start + k * st + 1), slice(k, k + 1)) for k in range(n)]
             )
-        else:
-            per_axis.append([(r, slice(0, n))])
-    if not skipping:
+            continue
+        pieces: list[tuple[slice, slice]] = []
+        k = 0
+        while k < n:  # the selected coordinates of one cell at a time
+            first = r.start + k * st
+            end = min(r.stop, (first // cell + 1) * cell)  # the cell's end
+            count = -(-(end - first) // st)
+            pieces.append((slice(first, first + (count - 1) * st + 1), slice(k, k + count)))
+            k += count
+        per_axis.append(pieces)
+    if all(len(p) == 1 for p in per_axis):
         return None
     return [
         (tuple(sub for sub, _ in combo), tuple(out for _, out in combo))

@@ -33,7 +33,7 @@ from ..engine import (
     region_shape,
     strided_parts,
 )
-from ..engine.plan import check_region
+from ..engine.plan import check_region, part_cells
 from ..stores import RangeByteRequest, SuffixByteRequest
 from ._write import KeyLocks, fit_data, write_region
 
@@ -90,6 +90,8 @@ class IndexCache:
 
 
 _BATCH = 8  # chunks read + decoded per worker-thread call on local stores, at most
+_PART_BYTES = 8 << 20  # a strided read covering more is read in blocks of about this size
+_STRIDED_BYTES = 64 << 20  # and holds about this much of such blocks at once
 
 
 _NO_SHARDS = IndexCache()  # what unsharded levels pass around (never written: no shard reads)
@@ -179,10 +181,12 @@ class Level:
 
     async def getitem(self, selection: Any) -> NDArray[Any]:
         sel = normalize_selection(selection, self.shape)
-        parts = strided_parts(sel.region, sel.steps, self.meta.chunks)
+        cells = part_cells(sel.region, self.meta.stored_chunks, self.dtype.itemsize, _PART_BYTES)
+        parts = strided_parts(sel.region, sel.steps, self.meta.chunks, cells)
         if parts is None:
             return sel.apply(await self.read(sel.region))
-        # steps of a chunk or more: read only the chunks holding selected elements
+        # strided: blocks of stored objects (or selected planes of chunks) one at a time, never
+        # a large covering region in memory, and no chunk without a selected element
         full = tuple(
             -(-(r.stop - r.start) // abs(st)) for r, st in zip(sel.region, sel.steps, strict=True)
         )
@@ -194,7 +198,9 @@ class Level:
             sub, target = part
             out[target] = (await self.read(sub, indexes))[every]
 
-        await _run_all(parts, one, self._window)
+        part = math.prod(min(c, r.stop - r.start) for c, r in zip(cells, sel.region, strict=True))
+        window = max(2, min(self._window, _STRIDED_BYTES // max(1, part * self.dtype.itemsize)))
+        await _run_all(parts, one, window)
         backwards = tuple(-1 if st < 0 else 1 for st in sel.steps)
         return BasicSelection(
             tuple(slice(0, n) for n in full), backwards, sel.drop_axes, sel.new_axes
