@@ -73,3 +73,22 @@ async def test_bad_parameters_are_refused_at_the_call(
             ds.tiles(prefetch=0)  # was: "window must be ..." (no such parameter)
         with pytest.raises(TypeError, match="progress must be a callable"):
             ds.tiles(progress=3)  # type: ignore[arg-type]  # was: raised at the first tile
+
+
+async def test_overlap_takes_numpy_ints_and_refuses_fractions(
+    image: tuple[Path, list[np.ndarray[Any, Any]]],
+) -> None:
+    root, datas = image
+    async with ngio_async.open_async(root) as ds:
+        # was: TypeError "'numpy.int64' object is not iterable"
+        halo: Any = np.int64(3)
+        tiles = [t async for t in ds.tiles(c=0, z=0, shape=(20, 25), overlap=halo)]
+        assert [t.region[2:] for t in tiles[:2]] == [
+            (slice(0, 23), slice(0, 28)),
+            (slice(0, 23), slice(22, 50)),
+        ]
+        for t in tiles:
+            np.testing.assert_array_equal(t.data, datas[0][t.region])
+        for bad in (1.5, (0, 0, 1.5, 2)):  # was: "'float' object is not iterable" / truncated
+            with pytest.raises(TypeError, match="overlap must be an int or one int per axis"):
+                ds.tiles(overlap=bad)  # type: ignore[arg-type]

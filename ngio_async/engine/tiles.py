@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import math
+import numbers
 from collections import OrderedDict, deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import product
 from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator, Sequence
+    from collections.abc import Callable, Iterator, Sequence
 
 __all__ = ["TileSpec", "default_tile_shape", "keys_ahead", "tile_grid"]
 
@@ -44,8 +46,11 @@ def default_tile_shape(
 
 
 def _per_axis(value: int | Sequence[int], ndim: int, name: str) -> tuple[int, ...]:
-    if isinstance(value, int):
-        return (0,) * (ndim - 2) + (value,) * min(2, ndim) if name == "overlap" else (value,) * ndim
+    if _is_int(value):
+        v = int(value)  # type: ignore[arg-type]
+        return (0,) * (ndim - 2) + (v,) * min(2, ndim) if name == "overlap" else (v,) * ndim
+    if not isinstance(value, Iterable) or not all(_is_int(v) for v in value):
+        raise TypeError(f"{name} must be an int or one int per axis, got {value!r}")
     out = tuple(int(v) for v in value)
     if len(out) == 2 and ndim > 2:  # (y, x) for the last two axes
         fill = 0 if name == "overlap" else 1
@@ -53,6 +58,10 @@ def _per_axis(value: int | Sequence[int], ndim: int, name: str) -> tuple[int, ..
     if len(out) != ndim:
         raise ValueError(f"{name} needs {ndim} values (one per axis) or 2 (y, x), got {len(out)}")
     return out
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def tile_grid(
