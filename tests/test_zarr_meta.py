@@ -5,8 +5,9 @@ from __future__ import annotations
 import copy
 import json
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import msgspec
 import numcodecs
 import numpy as np
 import pytest
@@ -14,6 +15,9 @@ import zarr
 import zarr.codecs as zc
 from zarr.core.buffer import cpu
 from zarr.storage import MemoryStore
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 from ngio_async._errors import MetadataError, UnsupportedError
 from ngio_async.meta.zarr import (
@@ -501,5 +505,38 @@ def test_lenient_values() -> None:
     meta = decode_array_v3(plain_v3([BYTES, blosc]))
     cfg = meta.codecs[1]
     assert isinstance(cfg, BloscCodec)
-    assert cfg.configuration.shuffle is None
-    assert cfg.configuration.typesize is None
+    assert cfg.configuration.shuffle is msgspec.UNSET  # left to the writer, never written
+    assert cfg.configuration.typesize is msgspec.UNSET
+
+
+@pytest.mark.parametrize("shards", [None, False])
+def test_blosc_configuration_is_written_whole(tmp_path: Path, shards: Any) -> None:
+    """zarr v3's blosc codec requires cname, clevel, shuffle, typesize (when shuffling) and
+    blocksize; tensorstore refuses a configuration without them (they were left out when they
+    equalled the defaults), and reads the image once they are there."""
+    import json
+
+    import numpy as np
+
+    import ngio_async
+
+    data = np.arange(64 * 64, dtype="uint16").reshape(64, 64)
+    path = tmp_path / "img.zarr"
+    options: dict[str, Any] = {} if shards is None else {"shards": shards}
+    with ngio_async.create(
+        path, shape=(64, 64), dtype="uint16", axes="yx", compressor="blosc-zstd", **options
+    ) as ds:
+        ds[...] = data
+    doc = json.loads((path / "0" / "zarr.json").read_text())
+    codecs = doc["codecs"]
+    if codecs[0]["name"] == "sharding_indexed":
+        codecs = codecs[0]["configuration"]["codecs"]
+    (blosc,) = [c for c in codecs if c["name"] == "blosc"]
+    assert blosc["configuration"] == {
+        "cname": "zstd", "clevel": 5, "shuffle": "shuffle", "typesize": 2, "blocksize": 0,
+    }  # fmt: skip
+    ts = pytest.importorskip("tensorstore")
+    arr = ts.open(
+        {"driver": "zarr3", "kvstore": {"driver": "file", "path": str(path / "0")}}
+    ).result()
+    np.testing.assert_array_equal(arr.read().result(), data)

@@ -65,7 +65,7 @@ def _bytes_stage_v3(codec: Codec, itemsize: int, path: str) -> BytesStage:
             cname=c.cname,
             clevel=c.clevel,
             shuffle=c.shuffle or ("bitshuffle" if itemsize == 1 else "shuffle"),
-            typesize=c.typesize if c.typesize is not None else itemsize,
+            typesize=c.typesize if isinstance(c.typesize, int) else itemsize,
             blocksize=c.blocksize,
         )
     if isinstance(codec, ZstdCodec):

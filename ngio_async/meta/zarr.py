@@ -109,12 +109,15 @@ class TransposeCodec(msgspec.Struct, tag="transpose", tag_field="name", frozen=T
     configuration: TransposeConfig
 
 
-class BloscConfig(msgspec.Struct, frozen=True, omit_defaults=True):
+class BloscConfig(msgspec.Struct, frozen=True):
+    """Written with every field the spec requires (tensorstore refuses a configuration without
+    ``cname``, ``clevel`` or ``blocksize``); absent ones read as zarr-python's defaults."""
+
     cname: Literal["lz4", "lz4hc", "blosclz", "zstd", "snappy", "zlib"] = "zstd"
     clevel: int = 5
-    #: ``None`` (left to the writer): "bitshuffle" for 1-byte types, else "shuffle" (zarr-python)
-    shuffle: Literal["noshuffle", "shuffle", "bitshuffle"] | None = None
-    typesize: int | None = None
+    #: unset (left to the writer): "bitshuffle" for 1-byte types, else "shuffle" (zarr-python)
+    shuffle: Literal["noshuffle", "shuffle", "bitshuffle"] | msgspec.UnsetType = msgspec.UNSET
+    typesize: int | msgspec.UnsetType = msgspec.UNSET
     blocksize: int = 0
 
 
