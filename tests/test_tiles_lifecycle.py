@@ -81,3 +81,19 @@ async def test_a_cancelled_wait_for_a_tile_loses_no_tile(tmp_path: Path, form: s
                 await consume(tiles)
         # was: the first cancelled wait ended the stream, as if it were complete (0 tiles)
         assert got == [(c, y, x) for c in range(2) for y in range(5) for x in range(5)]
+
+
+async def test_closing_the_dataset_under_a_bare_loop_says_so(tmp_path: Path) -> None:
+    write_image(tmp_path, SPEC)
+    ds = await ngio_async.open_async(tmp_path)
+
+    async def close_on_the_second_tile() -> None:
+        n = 0
+        async for _ in ds.tiles(prefetch=1):
+            n += 1
+            if n == 2:
+                await ds.aclose()
+
+    # was: "the prefetch iterator was closed or its owner stopped" (internals)
+    with pytest.raises(ngio_async.ClosedError, match="dataset was closed while its tiles"):
+        await close_on_the_second_tile()

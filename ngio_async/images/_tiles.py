@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, Self, TypeAlias
 
 import anyio
 
+from .._errors import ClosedError
+
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
     from types import TracebackType
@@ -222,7 +224,10 @@ class _OwnedBatches:
             finally:
                 self._starting = None
                 starting.set()
-        return await self._it.__anext__()
+        try:
+            return await self._it.__anext__()
+        except ClosedError as exc:  # the owner stopped: the dataset was closed
+            raise ClosedError("the dataset was closed while its tiles were iterated") from exc
 
     async def aclose(self) -> None:
         self._closed = True
