@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from ._sync_api import SyncDataset, open as _open_zarr
 from .images import open_async as _open_zarr_async
@@ -25,6 +26,8 @@ def _is_tiff(url: Any) -> bool:
         return False
     text = os.fspath(url)
     if "://" in text and not text.startswith("file://"):  # on a store: by name
+        if text.lower().startswith(("http://", "https://")):
+            text = urlsplit(text).path  # a signed URL: name.tif?sig=...
         return text.lower().endswith((".tif", ".tiff"))
     path = text.removeprefix("file://")
     return path.lower().endswith((".tif", ".tiff")) and not os.path.isdir(path)

@@ -1098,3 +1098,36 @@ async def test_convert_many_redoes_an_output_without_the_levels_asked_for(
     (other,) = (await ngio_async.convert_many([src], out, ngff_version="0.4")).values()
     assert isinstance(other, ConvertResult) and not other.skipped
     assert other.ngff_version == "0.4"
+
+
+async def test_http_tiff_with_escapes_and_a_query_string(
+    http_server: StaticServer, http_root: Path
+) -> None:
+    """A signed URL (name.tif?sig=...) is a TIFF; its name is decoded once (my%20scan.tif is
+    /my%20scan.tif on the wire, not /my%2520scan.tif) and the query goes with every request."""
+    data = ramp((3, 200, 90))
+    write_stripped(http_root / "my scan.tif", data, rowsperstrip=16)
+    url = http_server.url + "my%20scan.tif?sig=abc"
+    async with ngio_async.open_async(url) as ds:
+        np.testing.assert_array_equal(await ds.read(), data)
+    targets = [t for t in http_server.raw_targets if "scan" in t]
+    assert targets and all(t == "/my%20scan.tif?sig=abc" for t in targets)
+
+
+@pytest.mark.parametrize(
+    ("src", "dst"),
+    [
+        ("s3://b/scan #1.zarr", "s3://b/scan #2.zarr"),
+        ("s3://b/a%41.zarr", "s3://b/aA.zarr"),
+        ("gs://b/x.zarr?v1", "gs://b/x.zarr?v2"),
+        ("http://h/x.zarr?v=1", "http://h/x.zarr?v=2"),
+    ],
+)
+def test_bucket_paths_are_literal_when_telling_source_and_destination_apart(
+    src: str, dst: str
+) -> None:
+    from ngio_async.convert._convert import check_distinct
+
+    check_distinct(src, dst)  # different keys: no 'the destination is the source'
+    with pytest.raises(ValueError, match="is the source"):
+        check_distinct(src, src)

@@ -134,12 +134,17 @@ def _url_location(text: str) -> _Location | None:
     if scheme == "memory":
         return None  # every memory:// URL opens a new, empty store
     scheme = _SCHEME_ALIASES.get(scheme, scheme)
-    netloc = parts.netloc.lower() if scheme in ("http", "https") else parts.netloc
-    return (
-        "url",
-        f"{scheme}://{netloc}",
-        posixpath.normpath("/" + unquote(parts.path).lstrip("/")),
-    )
+    if scheme in ("http", "https"):  # the server decodes the path; the query is part of it
+        path = posixpath.normpath("/" + unquote(parts.path).lstrip("/"))
+        return (
+            "url",
+            f"{scheme}://{parts.netloc.lower()}",
+            path + (f"?{parts.query}" * bool(parts.query)),
+        )
+    # bucket URLs: the path is the literal key prefix ('%', '?' and '#' included), as the stores
+    # take it
+    bucket, _, key = text.split("://", 1)[1].partition("/")
+    return ("url", f"{scheme}://{bucket}", posixpath.normpath("/" + key.lstrip("/")))
 
 
 def _location(obj: Any) -> _Location | None:

@@ -27,6 +27,7 @@ import os
 import threading
 import xml.etree.ElementTree as ET
 from typing import TYPE_CHECKING, Any, Self
+from urllib.parse import urlsplit
 
 import anyio
 import numpy as np
@@ -486,7 +487,10 @@ class TiffReader:
     def can_read(self, url: Any) -> bool:
         if not isinstance(url, str | os.PathLike):
             return False
-        return os.fspath(url).lower().endswith(_TIFF_SUFFIXES)
+        text = os.fspath(url)
+        if text.lower().startswith(("http://", "https://")):
+            text = urlsplit(text).path  # a signed URL: name.tif?sig=...
+        return text.lower().endswith(_TIFF_SUFFIXES)
 
     async def open(self, url: Any, **options: Any) -> TiffSource:
         """Open (reads the TIFF header and metadata in a worker thread). Options: ``series``,

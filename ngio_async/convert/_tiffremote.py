@@ -25,6 +25,7 @@ import io
 import math
 import threading
 from typing import IO, TYPE_CHECKING, Any, cast
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import anyio
 
@@ -166,7 +167,14 @@ class RangeFile(io.RawIOBase):
 
 
 def _split(url: str) -> tuple[str, str]:
-    """``scheme://host/dir/name.tif`` -> (``scheme://host/dir``, ``name.tif``)."""
+    """``scheme://host/dir/name.tif`` -> (``scheme://host/dir``, ``name.tif``). On http(s) the
+    key is the decoded name (the store quotes it again) and a query stays with the root (the
+    store sends it with every request); bucket URLs are literal, as their stores take them."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() in ("http", "https") and parts.path.rpartition("/")[2]:
+        directory, _, name = parts.path.rpartition("/")
+        root = urlunsplit((parts.scheme, parts.netloc, directory, parts.query, ""))
+        return root, unquote(name)
     root, _, key = url.rpartition("/")
     if not key or root.endswith((":/", ":")):
         raise ValueError(f"{url!r}: a TIFF URL names a file (scheme://bucket-or-host/.../x.tif)")
