@@ -801,3 +801,16 @@ def test_shards_larger_than_a_small_image_are_cut_to_it(tmp_path: Path) -> None:
             tmp_path / "b.zarr", shape=(3000, 2600), dtype="uint16", axes="yx",
             chunks=(256, 256), shards=(1000, 1000),
         )  # fmt: skip
+
+
+def test_overwrite_with_fewer_axes_leaves_no_chunk_directories_in_the_way(tmp_path: Path) -> None:
+    """Overwriting a 4-D image with a 2-D one at the same path: the old chunk directories
+    (0/c/0/0/...) are removed with their chunks, so the new chunk files (0/c/0/0) can be written
+    (it failed with 'Unable to rename file: Is a directory')."""
+    path = tmp_path / "img.zarr"
+    with ngio_async.create(path, shape=(2, 3, 300, 260), dtype="uint16", axes="czyx") as ds:
+        ds[...] = 1
+    data = np.arange(300 * 260, dtype="uint16").reshape(300, 260)
+    with ngio_async.create(path, shape=(300, 260), dtype="uint16", axes="yx", overwrite=True) as ds:
+        ds[...] = data
+    np.testing.assert_array_equal(zarr.open_array(path / "0")[...], data)

@@ -145,7 +145,9 @@ def _open_local(path: str, limits: Limits, options: dict[str, Any]) -> AsyncStor
     if not mkdir and not os.path.isdir(root):
         raise NotFoundError(f"no such directory: {root}", url=url)
     with _construction_errors(url):
-        store = LocalStore(prefix=root, mkdir=mkdir)
+        # deleting a key removes the directories it leaves empty (an overwritten image with
+        # fewer axes must not keep old chunk directories where its chunk files go)
+        store = LocalStore(prefix=root, mkdir=mkdir, automatic_cleanup=True)
     return ObstoreStore(store, url=url, limits=limits)
 
 
