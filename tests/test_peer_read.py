@@ -143,3 +143,26 @@ def test_ngio_plate_with_tables_labels_and_acquisitions(tmp_path: Path, version:
             expected = ngio.open_ome_zarr_container(str(path / "B" / "03" / "5")).get_image()
             np.testing.assert_array_equal(ds[...], expected.get_as_numpy())
     assert snapshot(path) == before
+
+
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+def test_bioformats2raw_container_opens_the_series_its_ome_group_lists_first(
+    tmp_path: Path, version: str
+) -> None:
+    """Series need not be called 0, 1, ...: ``OME/series`` names them (the container opened
+    series '0', which may not exist)."""
+    path = tmp_path / "bf.zarr"
+    root = zarr.open_group(str(path), mode="w", zarr_format=2 if version == "0.4" else 3)
+
+    def ngff(body: dict[str, Any]) -> dict[str, Any]:
+        return body if version == "0.4" else {"ome": {"version": "0.5", **body}}
+
+    root.attrs.update(ngff({"bioformats2raw.layout": 3}))
+    for series, value in (("scan-b", 7), ("scan-a", 9)):
+        with ngio_async.create(
+            str(path / series), shape=(8, 8), dtype="uint8", ngff_version=version
+        ) as ds:
+            ds.write(np.full((8, 8), value, np.uint8))
+    root.create_group("OME").attrs.update(ngff({"series": ["scan-b", "scan-a"]}))
+    with ngio_async.open(path) as ds:
+        assert int(ds[0, 0]) == 7

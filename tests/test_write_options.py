@@ -63,3 +63,18 @@ async def test_a_failed_pyramid_write_is_no_live_cascade(tmp_path: Path, how: st
             await call
         assert caught.traceback  # the traceback (and its frames' cascade) is still referenced
         assert not list(_ALIVE.get(ds, ()))
+
+
+async def test_a_channel_label_beyond_the_channel_axis_is_named(tmp_path: Path) -> None:
+    async with await _image(tmp_path / "a.zarr") as ds:
+        await ds.set_channels(labels=["A", "B"])
+    import zarr
+
+    group = zarr.open_group(tmp_path / "a.zarr", mode="a")
+    ome = dict(group.attrs["ome"])  # type: ignore[arg-type]
+    channels = list(ome["omero"]["channels"])  # type: ignore[index, call-overload]
+    ome["omero"] = {"channels": [*channels, {**channels[0], "label": "C"}]}
+    group.attrs["ome"] = ome
+    async with ngio_async.open_async(tmp_path / "a.zarr") as ds:
+        with pytest.raises(IndexError, match="'C' is channel 2 .* has 2 channels"):
+            await ds.read(c="C")

@@ -117,7 +117,7 @@ class Dataset(StoreNode):
         limits = limits or store.limits
         ome = await read_group_metadata(store, root)
         if ome.multiscales is None and ome.bioformats2raw_layout is not None and not ome.plate:
-            root = join(root, "0")  # bioformats2raw container: the first series
+            root = join(root, await _first_series(store, root))  # a bioformats2raw container
             ome = await read_group_metadata(store, root)
         if ome.multiscales is None:
             kinds = ", ".join(ome.kinds) or "none"
@@ -330,7 +330,13 @@ class Dataset(StoreNode):
             raise ValueError(
                 f"axis {self.axes[axis]!r} is not the channel axis; labels select channels"
             )
-        return self.metadata.channel_index(label)
+        index = self.metadata.channel_index(label)
+        if index >= self.shape[axis]:  # omero lists more channels than the image has
+            raise IndexError(
+                f"channel {label!r} is channel {index} of the omero metadata, but the image "
+                f"has {self.shape[axis]} channels"
+            )
+        return index
 
     # ---------------------------------------------------------------- streaming
     def tiles(
@@ -1015,6 +1021,16 @@ async def closing_store_on_error(
             with anyio.CancelScope(shield=True):
                 await store.aclose()
         raise
+
+
+async def _first_series(store: AsyncStore, root: str) -> str:
+    """The first series of a bioformats2raw container: ``OME/series[0]`` when the ``OME``
+    group lists them, else ``0``."""
+    try:
+        listing = await read_group_metadata(store, join(root, "OME"))
+    except NotFoundError:
+        return "0"
+    return listing.series[0] if listing.series else "0"
 
 
 def _check_mode(mode: str) -> None:
