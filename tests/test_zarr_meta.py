@@ -540,3 +540,24 @@ def test_blosc_configuration_is_written_whole(tmp_path: Path, shards: Any) -> No
         {"driver": "zarr3", "kvstore": {"driver": "file", "path": str(path / "0")}}
     ).result()
     np.testing.assert_array_equal(arr.read().result(), data)
+
+
+def test_a_compressor_after_sharding_is_refused_by_name() -> None:
+    """zarr-python writes zstd after a sharding serializer (whole shards compressed): reading
+    such shards as plain ones failed on a misleading crc32c error, and writing them stored
+    uncompressed shards zarr-python cannot read. Refused, naming the codec."""
+    meta = json.loads(plain_v3([BYTES]))  # chunks (2, 5, 15)
+    meta["codecs"] = [
+        {
+            "name": "sharding_indexed",
+            "configuration": {
+                "chunk_shape": [1, 5, 5],
+                "codecs": [BYTES],
+                "index_codecs": [BYTES, {"name": "crc32c"}],
+                "index_location": "end",
+            },
+        },
+        {"name": "zstd", "configuration": {"level": 0, "checksum": False}},
+    ]
+    with pytest.raises(UnsupportedError, match=r"after sharding_indexed \(zstd.*\$\.codecs\[1\]"):
+        decode_array_v3(json.dumps(meta).encode())
