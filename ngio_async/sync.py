@@ -383,11 +383,12 @@ class _GuardedContextManager(AbstractContextManager[T_co]):
 
 async def _next_and_ready(it: AsyncIterator[T]) -> list[T]:
     """The next item, plus those the iterator already holds when it offers them (``ready()``:
-    a tile stream hands over the rest of a batch read together): one portal call for several."""
+    a tile stream hands over the rest of a batch read together): one portal call for several.
+    The extra items are counted (``handed()``) only as the consumer takes them."""
     items = [await anext(it)]
-    ready: Callable[[], list[T]] | None = getattr(it, "ready", None)
+    ready: Callable[..., list[T]] | None = getattr(it, "ready", None)
     if ready is not None:
-        items.extend(ready())
+        items.extend(ready(count=False))
     return items
 
 
@@ -415,7 +416,12 @@ def _drive(
                 items = runner.call(_next_and_ready, it)
             except StopAsyncIteration:
                 return
-            yield from items
+            handed: Callable[[], object] | None = getattr(it, "handed", None)
+            yield items[0]
+            for item in items[1:]:
+                if handed is not None:
+                    handed()  # progress as each reaches the consumer, not ahead of it
+                yield item
     except GeneratorExit:
         raise  # the consumer left early: a clean exit for the async side
     except BaseException as exc:

@@ -26,3 +26,14 @@ def test_sync_tiles_take_the_async_parameters_positionally(tmp_path: Path) -> No
         named = list(ds.tiles(0, (20, 20), None, 0, None, True, None, z=1))
         assert [t.index for t in named] == [(0, y, x) for y in range(2) for x in range(2)]
         assert all(t.region[0] == slice(1, 2) for t in named)
+
+
+def test_sync_progress_counts_the_tiles_the_loop_has_taken(tmp_path: Path) -> None:
+    write_image(tmp_path, Spec(version="0.5", shape=(1, 64, 64), chunks=(1, 8, 8), levels=1))
+    seen: list[int] = []
+    with ngio_async.open(tmp_path) as ds:
+        stream = ds.tiles(prefetch=32, progress=lambda done, _: seen.append(done))
+        for i, _ in enumerate(stream, start=1):
+            # was: a whole batch of tiles read together counted at once (ahead of the loop)
+            assert seen[-1] == i
+        assert seen == list(range(1, 65))

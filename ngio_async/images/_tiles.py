@@ -182,13 +182,22 @@ class TileIterator:
             if self._progress is not None:
                 self._progress(self.done, self._total)
 
-    def ready(self) -> list[Tile]:
+    def ready(self, count: bool = True) -> list[Tile]:
         """Hand out, without waiting, the tiles already read with the last one (the rest of its
-        batch; the sync shim takes them in the same call, one thread hop for several)."""
+        batch; the sync shim takes them in the same call, one thread hop for several).
+
+        ``count=False``: progress is not told yet; call :meth:`handed` as each reaches the
+        consumer (the sync shim holds them until its consumer asks for them).
+        """
         tiles = list(self._pending)
         self._pending.clear()
-        self._handed(len(tiles))
+        if count:
+            self._handed(len(tiles))
         return tiles
+
+    def handed(self) -> None:
+        """One tile taken with ``ready(count=False)`` reached the consumer (progress)."""
+        self._handed(1)
 
     async def aclose(self) -> None:
         """Stop the background fetches now (``break`` alone stops them when dropped)."""
