@@ -15,7 +15,9 @@ class Limits:
         Local files and memory are read inside the decode threads instead (one thread call
         reads and decodes a chunk), so there ``decode_threads`` bounds the reads as well.
     :param prefetch_tiles: tiles fetched ahead of the consumer by a tile iterator.
-    :param prefetch_bytes: decoded bytes held ahead of the consumer (the memory bound).
+    :param prefetch_bytes: decoded bytes of the tiles held ahead of the consumer (the memory
+        bound). The encoded bodies and decode buffers of the reads in flight come on top:
+        measured up to 2.3x the bound with a 1 MiB bound, a small share of a large one.
     :param decode_threads: worker threads that decode and encode chunks.
     :param timeout: seconds allowed for one request (one attempt), ``None`` for no limit.
     :param max_retries: retries after the first attempt for retryable failures

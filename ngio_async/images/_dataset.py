@@ -257,7 +257,7 @@ class Dataset(StoreNode):
     async def read(self, level: int = 0, **axes: Selector) -> NDArray[Any]:
         """Read by axis name: ``await ds.read(level=0, c="DAPI", z=3, y=slice(0, 512))``.
 
-        Each axis takes an int (the axis is dropped, as in numpy), a slice (step >= 1), ``None``
+        Each axis takes an int (the axis is dropped, as in numpy), a slice (any step), ``None``
         (everything) or a list of ints; the channel axis also takes channel labels (a label or a
         list of labels). Axes not named are read whole.
         """
