@@ -16,6 +16,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from images import Spec, write_image
 from PIL import Image
+from test_web import raw_get
 
 from ngio_async import open_async
 from ngio_async.stores import InstrumentedStore, open_store
@@ -164,22 +165,9 @@ async def test_mounted_under_a_prefix(tmp_path: Path) -> None:
         assert resp.headers["Access-Control-Allow-Origin"] == "*"
         assert np.array_equal(np.load(io.BytesIO(await resp.read())), levels[0])
         assert c.port is not None
-        status, _ = await raw_status(c.port, "/ngio/zarr/img/%2E%2E/img/zarr.json")
+        status, _ = await raw_get(c.port, "/ngio/zarr/img/%2E%2E/img/zarr.json")
         assert status == 400
         assert "Access-Control-Allow-Origin" not in (await c.get("/ngio/")).headers
-
-
-async def raw_status(port: int, target: str) -> tuple[int, bytes]:
-    """A GET with ``target`` sent byte for byte (clients normalise ``..`` away)."""
-    async with await anyio.connect_tcp("127.0.0.1", port) as stream:
-        request = f"GET {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-        await stream.send(request.encode())
-        data = b""
-        with anyio.fail_after(10):
-            async for chunk in stream:
-                data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    return int(head.split()[1]), body
 
 
 async def test_default_windows_sample_stays_bounded_with_many_channels(
