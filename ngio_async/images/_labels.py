@@ -47,9 +47,27 @@ __all__ = ["Labels", "plan_label"]
 ColorSpec = Mapping[int, Sequence[int]] | Sequence[Mapping[str, Any] | Any]
 
 
-def _check_name(name: str) -> None:
+_METADATA_KEYS = frozenset({".zattrs", ".zgroup", ".zarray", ".zmetadata", "zarr.json"})
+
+
+def _check_name(name: str, *, creating: bool = False) -> None:
+    """Refuse a name that is no single child node of ``labels``; ``creating`` also refuses what
+    would break the hierarchy or other stores: zarr metadata keys (``labels/.zattrs`` made a
+    directory hid the listing), zarr v3's reserved ``__`` prefix, control characters,
+    backslashes (a separator on Windows) and leading or trailing whitespace."""
     if not isinstance(name, str) or "/" in name or name in ("", ".", ".."):
         raise ValueError(f"invalid label name {name!r}")
+    if creating and (
+        name in _METADATA_KEYS
+        or name.startswith("__")
+        or "\\" in name
+        or name != name.strip()
+        or any(ord(ch) < 32 or ord(ch) == 127 for ch in name)
+    ):
+        raise ValueError(
+            f"invalid label name {name!r}: zarr metadata keys, a leading '__', control "
+            "characters, backslashes and leading or trailing whitespace are refused"
+        )
 
 
 def _compressor_of(meta: ArrayMeta) -> Any:
@@ -136,7 +154,7 @@ def plan_label(
     from ..meta.zarr import ArrayV2Meta
     from ._create import ImagePlan, array_meta_v2, array_meta_v3
 
-    _check_name(name)
+    _check_name(name, creating=True)
     dt = np.dtype(dtype)
     if dt.kind not in "iu":
         raise TypeError(f"a label image needs an integer data type, got {dt}")
@@ -272,6 +290,7 @@ class Labels:
         :param properties: a list of dicts, each with ``"label-value"`` and free keys.
         :param overwrite: replace an existing label image of that name (its keys are deleted).
         :raises TypeError: ``dtype`` is not an integer type.
+        :raises ValueError: ``name`` is no plain child name (see ``_check_name``).
         :raises MetadataError: ``colors`` / ``properties`` break an NGFF rule (JSON path named).
         :raises ExistsError: ``labels/<name>`` exists and ``overwrite`` is false.
         :raises ReadOnlyError: the image is read-only (before any I/O).
