@@ -20,10 +20,12 @@ import math
 import numbers
 import os
 import warnings
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+import anyio
 import numpy as np
 
 from .._errors import ExistsError, UnsupportedError
@@ -710,24 +712,141 @@ async def _prepare_root(
         await _run_all(stage, store.delete, 64)
 
 
-async def _put_all(store: AsyncStore, docs: Sequence[tuple[str, bytes]]) -> None:
+async def _put_all(
+    store: AsyncStore, docs: Sequence[tuple[str, bytes]], *, consolidate: bool = True
+) -> None:
+    """Put metadata documents concurrently, then (``consolidate``) update the consolidated
+    copies of them above (:func:`update_consolidated`)."""
     from ._level import _run_all
 
     async def put(doc: tuple[str, bytes]) -> None:
         await store.put(*doc)
 
     await _run_all(docs, put, 64)
+    if consolidate:
+        await update_consolidated(store, docs)
+
+
+_CONSOLIDATE_LOCKS: weakref.WeakKeyDictionary[AsyncStore, anyio.Lock] = weakref.WeakKeyDictionary()
+
+
+async def update_consolidated(
+    store: AsyncStore, docs: Sequence[tuple[str, bytes]], *, removed: str | None = None
+) -> None:
+    """Bring the consolidated metadata above written documents up to date.
+
+    Peer tools (zarr-python's ``consolidate_metadata``, ngff-zarr) keep a copy of every
+    metadata document below a group in it (v2 ``.zmetadata``, v3 ``consolidated_metadata`` of
+    ``zarr.json``), and readers that find one trust it alone. Every such copy above the keys of
+    ``docs`` (``(key, bytes)`` just written) gets their new documents; entries at and below
+    ``removed`` (a node path that was deleted or replaced) are dropped first. A copy this
+    library cannot edit is removed, with a :class:`~ngio_async.meta.MetadataWarning` (readers
+    then read the documents themselves). Call it after the documents are written.
+    """
+    import msgspec
+
+    from ..meta import MetadataWarning
+    from ..meta._consolidated import edit_consolidated, holders_of, missing_parents
+    from ._level import _run_all
+
+    wanted: dict[str, dict[str, Any]] = {}
+    for key, data in docs:
+        for holder, name in holders_of(key):
+            wanted.setdefault(holder, {})[name] = data
+    if removed is not None:
+        for holder, _ in holders_of(join(removed, "zarr.json")) + holders_of(
+            join(removed, ".zgroup")
+        ):
+            wanted.setdefault(holder, {})
+    if not wanted:
+        return
+    lock = _CONSOLIDATE_LOCKS.get(store)
+    if lock is None:
+        lock = _CONSOLIDATE_LOCKS[store] = anyio.Lock()
+
+    async def add_parents(
+        doc: dict[str, Any], v3: bool, base: str, entries: dict[str, Any]
+    ) -> None:
+        """Add the groups between ``base`` and each entry that the copy lacks, read from the
+        store; an entry below a group not stored yet is left out (the copy stays readable)."""
+        names = ["zarr.json"] if v3 else [".zgroup", ".zattrs"]
+        for entry in list(entries):
+            for parent in missing_parents(doc, v3, entry):
+                if (parent if v3 else f"{parent}/.zgroup") in entries:
+                    continue
+                found = {}
+                for name in names:
+                    raw = await _get_or_none(store, join(base, parent, name))
+                    if raw is not None:
+                        found[parent if v3 else f"{parent}/{name}"] = msgspec.json.decode(
+                            bytes(raw)
+                        )
+                if not found or (not v3 and f"{parent}/.zgroup" not in found):
+                    del entries[entry]
+                    break
+                entries.update(found)
+
+    async def update(holder: str) -> None:
+        raw = await _get_or_none(store, holder)
+        if raw is None:
+            return
+        try:
+            doc = msgspec.json.decode(bytes(raw))
+        except msgspec.DecodeError:
+            return  # not ours to judge: whoever reads it reports it
+        v3 = holder.rsplit("/", 1)[-1] == "zarr.json"
+        if not isinstance(doc, dict) or (v3 and doc.get("node_type") != "group"):
+            return
+        base = holder.rpartition("/")[0]
+        entries = {name: msgspec.json.decode(bytes(data)) for name, data in wanted[holder].items()}
+        gone = None if removed is None or removed == base else removed
+        if gone is not None and base:
+            gone = gone[len(base) + 1 :] if gone.startswith(f"{base}/") else None
+        try:
+            await add_parents(doc, v3, base, entries)
+            if not edit_consolidated(doc, v3, entries, gone):
+                return
+        except ValueError as exc:
+            warnings.warn(
+                f"removed the consolidated metadata of {store.url.rstrip('/')}/{holder}: "
+                f"{exc}, so it could not be brought up to date (readers now read every "
+                "document itself; zarr.consolidate_metadata writes it again)",
+                MetadataWarning,
+                stacklevel=2,
+            )
+            if not v3:
+                await store.delete(holder)
+                return
+            del doc["consolidated_metadata"]
+        await store.put(holder, msgspec.json.encode(doc))
+
+    async with lock:  # one read-modify-write of a holder at a time (per store object)
+        await _run_all(sorted(wanted), update, 16)
+
+
+async def _get_or_none(store: AsyncStore, key: str) -> Any:
+    """``store.get(key)``; ``None`` also where a store answers 403 for a missing key."""
+    from .._errors import PermissionDeniedError
+
+    try:
+        return await store.get(key)
+    except PermissionDeniedError:
+        return None
 
 
 async def write_plan_metadata(
     store: AsyncStore, root: str, plan: ImagePlan, *, overwrite: bool
 ) -> None:
     """Refuse or clear an existing node, then write every array's metadata (concurrently) and
-    the group documents last, in order: no NGFF metadata ever names a missing array."""
+    the group documents last, in order: no NGFF metadata ever names a missing array. The
+    consolidated metadata above ``root`` (if any) is updated last."""
     await _prepare_root(store, root, overwrite, paths=plan.paths)
-    await _put_all(store, [(join(root, k), d) for k, d in plan.array_documents()])
-    for key, data in plan.group_documents():
-        await store.put(join(root, key), data)
+    arrays = [(join(root, k), d) for k, d in plan.array_documents()]
+    await _put_all(store, arrays, consolidate=False)
+    groups = [(join(root, k), d) for k, d in plan.group_documents()]
+    for key, data in groups:
+        await store.put(key, data)
+    await update_consolidated(store, arrays + groups, removed=root if overwrite else None)
 
 
 async def create_in(

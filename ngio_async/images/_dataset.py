@@ -898,6 +898,7 @@ class Dataset(StoreNode):
         import msgspec
 
         from ..meta import to_attrs, validate
+        from ._create import update_consolidated
 
         if self._meta_lock is None:
             self._meta_lock = anyio.Lock()
@@ -919,7 +920,9 @@ class Dataset(StoreNode):
             else:
                 ngff = ("multiscales", "omero", "image-label", "labels", "plate", "well")
                 doc = {k: v for k, v in doc.items() if k not in ngff} | new_attrs
-            await self.store.put(key, msgspec.json.encode(doc))
+            data = msgspec.json.encode(doc)
+            await self.store.put(key, data)
+            await update_consolidated(self.store, [(key, data)])
             self.metadata = ImageMetadata(checked)
 
     def region_of(self, level: int = 0, **axes: Selector) -> tuple[slice, ...]:

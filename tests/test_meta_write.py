@@ -1,0 +1,95 @@
+"""Metadata writes keep peer tools' consolidated metadata up to date.
+
+ngff-zarr and zarr-python's ``consolidate_metadata`` keep a copy of every metadata document in
+``.zmetadata`` (zarr v2) or the root ``zarr.json`` (v3); zarr-python's readers trust it alone.
+Adding levels, editing scales or creating an image below such a group must edit that copy.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pytest
+
+import ngio_async
+from ngio_async.meta import MetadataWarning
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+zarr = pytest.importorskip("zarr")
+nz = pytest.importorskip("ngff_zarr")
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:zarr", "ignore::FutureWarning")
+
+
+def _ngff_zarr_image(path: Path, version: str) -> None:
+    img = nz.to_ngff_image(
+        np.arange(64 * 64, dtype="uint16").reshape(64, 64),
+        dims=["y", "x"],
+        scale={"y": 0.5, "x": 0.5},
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        nz.to_ngff_zarr(str(path), nz.to_multiscales(img, scale_factors=[2]), version=version)
+
+
+def _ome(group: Any) -> dict[str, Any]:
+    attrs = dict(group.attrs)
+    return attrs.get("ome", attrs)  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+def test_consolidated_ngff_zarr_sees_new_levels_and_scale(tmp_path: Path, version: str) -> None:
+    path = tmp_path / "img.ome.zarr"
+    _ngff_zarr_image(path, version)
+    with ngio_async.open(path, mode="r+") as ds:
+        ds.build_pyramid(levels=3)
+        ds.set_scale(2.0)
+        expected = ds.levels[2].shape
+    group = zarr.open_consolidated(str(path), zarr_format=2 if version == "0.4" else 3)
+    assert group["2"].shape == expected
+    datasets = _ome(group)["multiscales"][0]["datasets"]
+    assert [d["path"] for d in datasets] == ["scale0/image", "scale1/image", "2"]
+    assert datasets[0]["coordinateTransformations"][0]["scale"] == [2.0, 2.0]
+    ms = nz.from_ngff_zarr(str(path))
+    assert len(ms.images) == 3 and ms.images[0].scale == {"y": 2.0, "x": 2.0}
+
+
+@pytest.mark.parametrize("fmt", [2, 3])
+def test_consolidated_above_image_gets_its_documents(tmp_path: Path, fmt: int) -> None:
+    """An image created inside a consolidated group (overwritten with fewer levels) is listed
+    by the copy, with the old levels' entries gone."""
+    root = tmp_path / "root.zarr"
+    outer = zarr.open_group(str(root), mode="w", zarr_format=fmt)
+    outer.create_group("well")
+    version = "0.4" if fmt == 2 else "0.5"
+    opts: dict[str, Any] = {"dtype": "uint8", "axes": "cyx", "ngff_version": version}
+    with ngio_async.create(root, path="well/img", shape=(1, 64, 64), levels=3, **opts):
+        pass
+    zarr.consolidate_metadata(str(root))
+    with ngio_async.create(
+        root, path="well/img", shape=(1, 32, 32), levels=1, overwrite=True, **opts
+    ) as ds:
+        ds.set_channels(labels=["DAPI"])
+    group = zarr.open_consolidated(str(root), zarr_format=fmt)
+    members = sorted(k for k, _ in group.members(max_depth=None))
+    assert members == ["well", "well/img", "well/img/0"]
+    assert group["well/img/0"].shape == (1, 32, 32)
+    assert _ome(group["well/img"])["omero"]["channels"][0]["label"] == "DAPI"
+
+
+def test_consolidated_copy_of_unknown_kind_is_removed_with_a_warning(tmp_path: Path) -> None:
+    path = tmp_path / "img.ome.zarr"
+    with ngio_async.create(path, shape=(64, 64), dtype="uint8", axes="yx", levels=1):
+        pass
+    doc = json.loads((path / "zarr.json").read_text())
+    doc["consolidated_metadata"] = {"kind": "remote", "must_understand": False}
+    (path / "zarr.json").write_text(json.dumps(doc))
+    with ngio_async.open(path, mode="r+") as ds, pytest.warns(MetadataWarning, match="removed"):
+        ds.build_pyramid(levels=2)
+    assert "consolidated_metadata" not in json.loads((path / "zarr.json").read_text())
+    assert zarr.open_group(str(path), mode="r")["1"].shape == (32, 32)
