@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING
 
 import pytest
@@ -49,3 +50,39 @@ async def test_names_that_break_the_hierarchy_are_refused(
         )
         await (await ds.labels.create("my cells")).aclose()  # inner spaces are fine
         assert await ds.labels.names() == ["cells", "my cells"]
+
+
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+async def test_a_listed_path_below_labels_opens(tmp_path: Path, version: str) -> None:
+    # the listing holds paths to label images below `labels` (ome-zarr-py and ngio open
+    # 'sub/cells'); names() listed it and open() refused it as an invalid name
+    async with ngio_async.create_async(
+        tmp_path, shape=(16, 16), dtype="uint8", levels=1, ngff_version=version
+    ) as ds:
+        await (await ds.labels.create("cells")).write_at(..., 4)
+    (tmp_path / "labels" / "sub").mkdir()
+    (tmp_path / "labels" / "cells").rename(tmp_path / "labels" / "sub" / "cells")
+    group, listing = (".zgroup", ".zattrs") if version == "0.4" else ("zarr.json", "zarr.json")
+    doc = {"zarr_format": 2} if version == "0.4" else {"zarr_format": 3, "node_type": "group"}
+    (tmp_path / "labels" / "sub" / group).write_text(json.dumps(doc))
+    doc = json.loads((tmp_path / "labels" / listing).read_text())
+    (doc if version == "0.4" else doc["attributes"]["ome"])["labels"] = ["sub/cells"]
+    (tmp_path / "labels" / listing).write_text(json.dumps(doc))
+    with ngio_async.open(tmp_path) as ds:
+        assert ds.labels.names() == ["sub/cells"]
+        with ds.labels["sub/cells"] as label:
+            assert int(label[...].max()) == 4
+        for bad in ("sub/../cells", "sub//cells", "/sub/cells", "sub/cells/"):
+            with pytest.raises(ValueError, match="invalid label name"):
+                ds.labels.open(bad)
+
+
+async def test_a_broken_listing_names_its_json_path(tmp_path: Path) -> None:
+    async with ngio_async.create_async(tmp_path, shape=(16, 16), dtype="uint8", levels=1) as ds:
+        (tmp_path / "labels").mkdir()
+        doc = {"zarr_format": 3, "node_type": "group", "attributes": {"ome": {"labels": "a"}}}
+        (tmp_path / "labels" / "zarr.json").write_text(json.dumps(doc))
+        with pytest.raises(ngio_async.MetadataError) as err:
+            await ds.labels.create("cells")
+        assert err.value.path == "$.attributes.ome.labels"
+        assert str(tmp_path) in str(err.value)

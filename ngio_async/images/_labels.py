@@ -247,7 +247,8 @@ class Labels:
         return list(meta.labels)
 
     async def open(self, name: str, mode: Mode | None = None) -> Dataset:
-        """Open label image ``name`` as a dataset (it shares the store and its limits).
+        """Open label image ``name`` (a name :meth:`names` lists: a path below ``labels``) as a
+        dataset (it shares the store and its limits).
 
         :param mode: ``"r"`` or ``"r+"``; default: the image's own mode.
         """
@@ -255,7 +256,11 @@ class Labels:
 
         ds = self._dataset
         ds._check_open()
-        _check_name(name)
+        if not isinstance(name, str):
+            raise ValueError(f"invalid label name {name!r}")
+        for part in name.split("/"):  # a listed path below `labels` (ome-zarr-py, ngio: 'a/b')
+            if part in ("", ".", ".."):
+                raise ValueError(f"invalid label name {name!r}")
         try:
             label = await Dataset.open_in(
                 ds.store,
@@ -331,10 +336,11 @@ class Labels:
                 key = join(group, ".zattrs")
                 raw = await ds.store.get(key)
                 attrs: dict[str, Any] = {} if raw is None else _object(raw, key)
+                where = (f"{ds.store.url}/{key}", "$.labels")
                 zgroup = join(group, ".zgroup")
                 if raw is None or not await ds.store.exists(zgroup):
                     await ds.store.put(zgroup, b'{"zarr_format":2}')
-                attrs["labels"], index = _edited(attrs.get("labels"), name, key, remove, at)
+                attrs["labels"], index = _edited(attrs.get("labels"), name, where, remove, at)
                 await ds.store.put(key, msgspec.json.encode(attrs))
                 return index
             key = join(group, "zarr.json")
@@ -349,7 +355,8 @@ class Labels:
             attributes = doc.setdefault("attributes", {})
             ome = attributes.setdefault("ome", {})
             ome.setdefault("version", ds.metadata.ngff_version)
-            ome["labels"], index = _edited(ome.get("labels"), name, key, remove, at)
+            where = (f"{ds.store.url}/{key}", "$.attributes.ome.labels")
+            ome["labels"], index = _edited(ome.get("labels"), name, where, remove, at)
             await ds.store.put(key, msgspec.json.encode(doc))
             return index
 
@@ -378,14 +385,15 @@ def _object(raw: Any, key: str) -> dict[str, Any]:
 
 
 def _edited(
-    names: Any, name: str, key: str, remove: bool, at: int | None
+    names: Any, name: str, where: tuple[str, str], remove: bool, at: int | None
 ) -> tuple[list[str], int | None]:
     """``names`` with ``name`` inserted once (at ``at``, default last), or without it when
-    ``remove``; and the index ``name`` was removed from."""
+    ``remove``; and the index ``name`` was removed from. ``where``: the document's URL and the
+    listing's JSON path, for errors."""
     if names is None:
         return ([], None) if remove else ([name], None)
     if not isinstance(names, list):
-        raise MetadataError(f"{key}: 'labels' is not a list", "$.labels")
+        raise MetadataError(f"{where[0]}: 'labels' is not a list", where[1])
     if remove:
         index = names.index(name) if name in names else None
         return [n for n in names if n != name], index
