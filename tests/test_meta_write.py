@@ -93,3 +93,39 @@ def test_consolidated_copy_of_unknown_kind_is_removed_with_a_warning(tmp_path: P
         ds.build_pyramid(levels=2)
     assert "consolidated_metadata" not in json.loads((path / "zarr.json").read_text())
     assert zarr.open_group(str(path), mode="r")["1"].shape == (32, 32)
+
+
+def _break_omero(path: Path, version: str) -> dict[str, Any]:
+    """Give the image an omero block that breaks a rule; return the block."""
+    bad = {"channels": [{"color": "not-a-color", "window": {"start": 0}}], "mine": 1}
+    name = ".zattrs" if version == "0.4" else "zarr.json"
+    doc = json.loads((path / name).read_text())
+    (doc if version == "0.4" else doc["attributes"]["ome"])["omero"] = bad
+    (path / name).write_text(json.dumps(doc))
+    return bad
+
+
+def _omero(path: Path, version: str) -> Any:
+    if version == "0.4":
+        return json.loads((path / ".zattrs").read_text())["omero"]
+    return json.loads((path / "zarr.json").read_text())["attributes"]["ome"]["omero"]
+
+
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+def test_set_channels_replaces_an_invalid_omero_block(tmp_path: Path, version: str) -> None:
+    path = tmp_path / "img.ome.zarr"
+    opts: dict[str, Any] = {"dtype": "uint8", "axes": "cyx", "ngff_version": version}
+    with ngio_async.create(path, shape=(2, 32, 32), channels=["a", "b"], **opts):
+        pass
+    bad = _break_omero(path, version)
+    with pytest.warns(MetadataWarning, match="without its 'omero'"):
+        ds = ngio_async.open(path, mode="r+")
+    with ds:
+        ds.set_scale(2.0)  # not a channel edit: the block is kept as it is
+        assert _omero(path, version) == bad
+        with pytest.warns(MetadataWarning, match="replaced the invalid 'omero' block"):
+            ds.set_channels(colors=["FF0000", "00FF00"])
+        assert [c.color for c in ds.metadata.channels] == ["FF0000", "00FF00"]
+    with ngio_async.open(path) as again:  # opens without a warning
+        assert [c.color for c in again.metadata.channels] == ["FF0000", "00FF00"]
+        assert again.metadata.spatial_calibration[0]["x"].scale == 2.0

@@ -894,10 +894,16 @@ class Dataset(StoreNode):
                 await label.aclose()
 
     async def _edit_metadata(self, edit: Any) -> None:
-        """Re-read the group document, apply ``edit`` to its NGFF model, write it back (once)."""
+        """Re-read the group document, apply ``edit`` to its NGFF model, write it back (once).
+
+        An invalid ``omero`` block (the image opened without it) is kept untouched by edits
+        that leave the channels alone and replaced, with a ``MetadataWarning``, by those that
+        set them."""
+        import warnings
+
         import msgspec
 
-        from ..meta import to_attrs, validate
+        from ..meta import MetadataWarning, to_attrs, validate
         from ._create import update_consolidated
 
         if self._meta_lock is None:
@@ -910,10 +916,19 @@ class Dataset(StoreNode):
                 raise NotFoundError(f"{self.store.url}/{key} is gone", url=self.store.url, key=key)
             doc: dict[str, Any] = msgspec.json.decode(bytes(raw))
             attrs: dict[str, Any] = doc.get("attributes", {}) if v3 else doc
-            ome = edit(validate(attrs))
+            current, bad_omero = _lenient(attrs)
+            ome = edit(current)
             version = "0.4" if not v3 else "0.5"
             new_attrs = to_attrs(ome, version)
             checked = validate(new_attrs)  # never write a document that does not validate
+            if bad_omero is not None and ome.omero is None:  # not an edit: kept untouched
+                (new_attrs["ome"] if v3 else new_attrs)["omero"] = bad_omero[0]
+            elif bad_omero is not None:
+                warnings.warn(
+                    f"{self.store.url}/{key}: replaced the invalid 'omero' block ({bad_omero[1]})",
+                    MetadataWarning,
+                    stacklevel=3,
+                )
             if v3:
                 attrs = {**attrs, **new_attrs}
                 doc["attributes"] = attrs
@@ -933,6 +948,26 @@ class Dataset(StoreNode):
             axis, indices = pick
             selection[axis] = slice(min(indices), max(indices) + 1)
         return normalize_selection(tuple(selection), lvl.shape).region
+
+
+def _lenient(attrs: dict[str, Any]) -> tuple[OmeMetadata, tuple[Any, str] | None]:
+    """The validated model of group ``attrs`` and ``None``; or, when only its ``omero`` block
+    breaks a rule (the image opened without it), the model without it and (the raw block, the
+    rule it breaks)."""
+    from .._errors import MetadataError
+    from ..meta import validate
+    from ._open import _without_omero
+
+    try:
+        return validate(attrs), None
+    except MetadataError as exc:
+        lenient = _without_omero(attrs, exc.path)
+        if lenient is None:
+            raise
+        return validate(lenient), (
+            attrs.get("ome", attrs)["omero"],
+            f"{exc.rule} - at `{exc.path}`",
+        )
 
 
 class _Closeable(Protocol):
