@@ -140,6 +140,11 @@ def _describe(result: Any, dst: str) -> str:
     version = getattr(result, "ngff_version", None)
     if version:
         parts.append(f"NGFF {version}")
+    if getattr(result, "kind", "image") == "plate":
+        wells, fields = len(getattr(result, "wells", ())), getattr(result, "fields", 0)
+        parts.append(
+            f"plate: {wells} well{'s' * (wells != 1)}, {fields} field{'s' * (fields != 1)}"
+        )
     shape = getattr(result, "shape", None)
     if shape:
         parts.append("shape " + "x".join(map(str, shape)))

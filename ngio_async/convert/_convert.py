@@ -37,8 +37,8 @@ from urllib.parse import unquote, urlsplit
 import anyio
 import msgspec
 
-from .._errors import NotFoundError, UnsupportedError
-from ..images import Dataset
+from .._errors import MetadataError, NotFoundError, UnsupportedError
+from ..images import Dataset, Plate
 from ..images._create import (
     ImagePlan,
     _open_target,
@@ -73,7 +73,12 @@ CompressorArg = Literal["zstd", "blosc-zstd", "gzip", False] | None
 
 @dataclass(frozen=True)
 class ConvertResult:
-    """What one conversion wrote (``skipped``: the output was complete already)."""
+    """What one conversion wrote (``skipped``: the output was complete already).
+
+    An HCS plate (``kind="plate"``) has no image of its own: ``shape``, ``dtype`` and ``axes``
+    are empty and ``levels`` is 0; ``wells`` lists its wells and ``fields`` counts the field
+    images converted (``labels``: every label name of its fields, once).
+    """
 
     src: str
     dst: str
@@ -86,6 +91,9 @@ class ConvertResult:
     tiles: int = 0
     bytes_written: int = 0
     skipped: bool = False
+    kind: Literal["image", "plate"] = "image"
+    wells: tuple[str, ...] = ()
+    fields: int = 0
 
 
 @dataclass
@@ -153,7 +161,7 @@ def _location(obj: Any) -> _Location | None:
 
     from ..stores._obstore import OBSTORE_TYPES
 
-    if isinstance(obj, Dataset):
+    if isinstance(obj, Dataset | Plate):
         loc = _location(obj.store)
         if loc is None or not obj.root:
             return loc
@@ -188,7 +196,7 @@ def _where(obj: Any) -> str:
     """How errors name a source or destination: its path or URL."""
     if isinstance(obj, str | os.PathLike):
         return os.fspath(obj)
-    if isinstance(obj, Dataset):
+    if isinstance(obj, Dataset | Plate):
         return obj.url
     url = getattr(obj, "url", None)
     return url if isinstance(url, str) else repr(obj)
@@ -514,7 +522,6 @@ async def _run_jobs(
     overwrite: bool,
     extra_levels: int | None,
 ) -> Dataset:
-    counter.total = sum(j.tiles for j in jobs)
     await _prepare_root(store, root, overwrite)
     docs = [(join(j.root, k), d) for j in jobs for k, d in j.plan.array_documents()]
     await _put_all(store, docs)
@@ -664,12 +671,22 @@ async def convert(
     check_distinct(src, dst, src_options, dst_options)  # before anything is opened
     _check_layout((), None, None, levels)
     src_opts = dict(src_options or {})
-    owns_source = not isinstance(src, Dataset | ImageSource)
+    owns_source = not isinstance(src, Dataset | ImageSource | Plate)
+    source: Any
     if owns_source:
         reader = find_reader(src)
         if isinstance(reader, OmeZarrReader):
             src_opts.setdefault("limits", limits)
-        source = await reader.open(src, **src_opts)
+        try:
+            source = await reader.open(src, **src_opts)
+        except (UnsupportedError, MetadataError):
+            if not isinstance(reader, OmeZarrReader):
+                raise
+            # not an image: an HCS plate (or one without fields yet: no NGFF metadata)?
+            plate = await _open_plate(src, src_opts)
+            if plate is None:
+                raise
+            source = plate
         reader_name = reader.name
     else:
         source, reader_name = src, "object"
@@ -680,6 +697,22 @@ async def convert(
     try:
         # every option is checked and every plan made (reading the source only) before the
         # destination is opened: a refused option leaves nothing behind
+        if isinstance(source, Plate):
+            return await _convert_plate(
+                source,
+                dst,
+                src_name=_name(src) if owns_source else source.url,
+                version=ngff_version or source.version,
+                chunks=chunks,
+                shards=shards,
+                compressor=compressor,
+                levels=levels,
+                overwrite=overwrite,
+                counter=counter,
+                limits=limits,
+                dst_options=dst_options,
+                opened=opened,
+            )
         if isinstance(source, Dataset):
             version = ngff_version or source.metadata.ngff_version
             if version not in ("0.4", "0.5"):
@@ -690,6 +723,7 @@ async def convert(
             )
             store, owns = _open_target(dst, limits, dict(dst_options or {}))
             extra = levels if levels is not None and levels > len(source.levels) else None
+            counter.total = sum(j.tiles for j in jobs)
             image = await _run_jobs(
                 store, "", jobs, labels_attrs, counter, limits, overwrite, extra
             )
@@ -704,6 +738,7 @@ async def convert(
             tiles = sum(_grid(a.shape, _object_shape(a)) for a in plan.arrays[:own])
             fill = _copy_source(source, window, own, cascade=own < len(plan.arrays))
             job = _Job("", plan, fill, tiles)
+            counter.total = tiles
             image = await _run_jobs(store, "", [job], None, counter, limits, overwrite, None)
             label_names = ()
         else:
@@ -737,6 +772,189 @@ async def convert(
                 await store.aclose()
 
 
+# ------------------------------------------------------------------------------ HCS plates
+async def _open_plate(src: Any, options: Mapping[str, Any]) -> Plate | None:
+    """The HCS plate at ``src`` (``None``: not a plate; the image reader's error stands)."""
+    from ..images import open_plate_async
+
+    try:
+        return await open_plate_async(src, **options)
+    except Exception:  # noqa: BLE001 - the caller re-raises why it is not an image
+        return None
+
+
+@dataclass
+class _PlatePlan:
+    """What a plate conversion writes: per field its jobs, per well its group attributes, the
+    row groups and the plate group attributes (written last)."""
+
+    plate_attrs: dict[str, Any]
+    rows: list[str]
+    wells: dict[str, dict[str, Any]]
+    fields: list[tuple[str, list[_Job], dict[str, Any] | None, int | None]]
+    at_once: int
+    field_limits: Limits
+
+
+def _field_limits(limits: Limits, fields: int) -> tuple[int, Limits]:
+    """How many fields convert at once (``decode_threads``, at most) and the limits of each:
+    the tile prefetch bounds shared among them, so a plate holds no more tiles in memory than
+    one image conversion."""
+    from dataclasses import replace
+
+    at_once = max(1, min(limits.decode_threads, fields))
+    return at_once, replace(
+        limits,
+        prefetch_tiles=max(1, limits.prefetch_tiles // at_once),
+        prefetch_bytes=max(1, limits.prefetch_bytes // at_once),
+    )
+
+
+async def _plan_plate(
+    plate: Plate,
+    version: str,
+    chunks: Sequence[int] | None,
+    shards: Sequence[int] | Literal[False] | None,
+    compressor: CompressorArg,
+    levels: int | None,
+    limits: Limits,
+    opened: list[Dataset],
+) -> _PlatePlan:
+    """Read the plate's wells and fields (metadata only, at most ``max_requests`` at a time)
+    and plan every field image as :func:`convert` plans an image; nothing is written."""
+    from ..images._level import _run_all
+    from ..images._plate import PENDING_KEY
+    from ..meta._base import dump
+
+    store, root = plate.store, plate.root
+    if plate.wells:
+        ome = await read_group_metadata(store, root)
+        plate_attrs = _group_attrs(ome, version)
+        validate(plate_attrs, kind="plate")
+    else:  # no field yet: the pending layout, in the target version's document
+        body = dump(plate.metadata)
+        body.pop("wells", None)
+        body.pop("version", None)
+        plate_attrs = {PENDING_KEY: {"plate": body}}
+    wells: dict[str, dict[str, Any]] = {}
+    field_paths: dict[str, list[str]] = {}
+
+    async def read_well(path: str) -> None:
+        meta = await read_group_metadata(store, join(root, path), parent_version=plate.version)
+        if meta.well is None:
+            raise UnsupportedError(
+                f"well {path!r} of plate {plate.url} has no 'well' metadata "
+                f"(its NGFF metadata: {', '.join(meta.kinds) or 'none'})"
+            )
+        attrs = _group_attrs(meta, version)
+        validate(attrs, kind="well")
+        wells[path] = attrs
+        field_paths[path] = [im.path for im in meta.well.images]
+
+    await _run_all(plate.wells, read_well, plate.limits.max_requests)
+    wells = {w: wells[w] for w in plate.wells}  # the plate's order
+    todo = [(w, f) for w in plate.wells for f in field_paths[w]]
+    at_once, field_limits = _field_limits(limits, len(todo))
+    planned: dict[tuple[str, str], tuple[list[_Job], dict[str, Any] | None, int | None]] = {}
+
+    async def plan_field(item: tuple[str, str]) -> None:
+        where = join(item[0], item[1])
+        ds = await Dataset.open_in(store, join(root, where), limits=field_limits)
+        opened.append(ds)
+        layout = _check_layout(ds.axes, chunks, shards, levels)
+        jobs, labels_attrs = await _zarr_jobs(
+            ds, where, version, *layout, compressor, levels, opened
+        )
+        extra = levels if levels is not None and levels > len(ds.levels) else None
+        planned[item] = (jobs, labels_attrs, extra)
+
+    await _run_all(todo, plan_field, plate.limits.max_requests)
+    rows = sorted({w.split("/")[0] for w in plate.wells})
+    fields = [(join(w, f), *planned[(w, f)]) for w, f in todo]
+    return _PlatePlan(plate_attrs, rows, wells, fields, at_once, field_limits)
+
+
+async def _convert_plate(
+    plate: Plate,
+    dst: Any,
+    *,
+    src_name: str,
+    version: str,
+    chunks: Sequence[int] | None,
+    shards: Sequence[int] | Literal[False] | None,
+    compressor: CompressorArg,
+    levels: int | None,
+    overwrite: bool,
+    counter: _Counter,
+    limits: Limits | None,
+    dst_options: Mapping[str, Any] | None,
+    opened: list[Dataset],
+) -> ConvertResult:
+    """Convert an HCS plate: every field image as :func:`convert` converts an image (a few at
+    a time, see :func:`_field_limits`), then the row and well groups, the plate group last."""
+    if version not in ("0.4", "0.5"):
+        raise UnsupportedError(f"cannot write NGFF version {version!r}")
+    if version == "0.4" and shards not in (None, False):
+        raise UnsupportedError("sharding needs zarr v3 (NGFF 0.5), not 0.4")
+    plan = await _plan_plate(
+        plate, version, chunks, shards, compressor, levels, limits or plate.limits, opened
+    )
+    counter.total = sum(j.tiles for _, jobs, _, _ in plan.fields for j in jobs)
+    store, owns = _open_target(dst, limits, dict(dst_options or {}))
+    try:
+        await _prepare_root(store, "", overwrite)
+        slots = anyio.CapacityLimiter(plan.at_once)
+
+        async def one(item: tuple[str, list[_Job], dict[str, Any] | None, int | None]) -> None:
+            where, jobs, labels_attrs, extra = item
+            async with slots:
+                await _run_jobs(
+                    store, where, jobs, labels_attrs, counter, plan.field_limits, overwrite, extra
+                )
+
+        async with anyio.create_task_group() as tg:
+            for item in plan.fields:
+                tg.start_soon(one, item)
+        groups = [(join(r, k), d) for r in plan.rows for k, d in _plain_group(version)]
+        await _put_all(store, groups)
+
+        async def well(path: str) -> None:
+            await _write_group(store, path, plan.wells[path], version)
+
+        from ..images._level import _run_all
+
+        await _run_all(list(plan.wells), well, store.limits.max_requests)
+        await _write_group(store, "", plan.plate_attrs, version)  # last
+        labels = dict.fromkeys(
+            j.root.rsplit("/", 1)[-1] for _, jobs, _, _ in plan.fields for j in jobs[1:]
+        )
+        return ConvertResult(
+            src=src_name,
+            dst=store.url if not isinstance(dst, str | os.PathLike) else _name(dst),
+            ngff_version=version,
+            shape=(),
+            dtype="",
+            axes=(),
+            levels=0,
+            labels=tuple(labels),
+            tiles=counter.done,
+            bytes_written=counter.nbytes,
+            kind="plate",
+            wells=tuple(plan.wells),
+            fields=len(plan.fields),
+        )
+    finally:
+        if owns:
+            with anyio.CancelScope(shield=True):
+                await store.aclose()
+
+
+def _plain_group(version: str) -> list[tuple[str, bytes]]:
+    if version == "0.4":
+        return [(".zgroup", encode_group_v2())]
+    return [("zarr.json", encode_group_v3())]
+
+
 def convert_sync(src: Any, dst: Any, **options: Any) -> ConvertResult:
     """The blocking twin of :func:`convert` (same arguments), for scripts."""
     from ..sync import call
@@ -765,7 +983,8 @@ def output_name(src: Any) -> str:
 
 
 async def is_complete(url: Any, **store_options: Any) -> bool:
-    """True when ``url`` holds an image whose NGFF group metadata exists (written last)."""
+    """True when ``url`` holds an image or an HCS plate whose NGFF group metadata exists
+    (written last)."""
     from ..stores import open_store
 
     try:
@@ -776,15 +995,19 @@ async def is_complete(url: Any, **store_options: Any) -> bool:
         raw = await store.get("zarr.json")
         if raw is not None:
             doc = msgspec.json.decode(bytes(raw))
-            return isinstance(doc, dict) and "multiscales" in doc.get("attributes", {}).get(
-                "ome", {}
-            )
+            ome = doc.get("attributes", {}).get("ome", {}) if isinstance(doc, dict) else {}
+            return isinstance(ome, dict) and bool(_COMPLETE_KEYS & set(ome))
         raw = await store.get(".zattrs")
-        return raw is not None and "multiscales" in msgspec.json.decode(bytes(raw))
+        attrs = None if raw is None else msgspec.json.decode(bytes(raw))
+        return isinstance(attrs, dict) and bool(_COMPLETE_KEYS & set(attrs))
     except (msgspec.DecodeError, AttributeError):
         return False
     finally:
         await store.aclose()
+
+
+#: the NGFF keys of a complete output's group (written last)
+_COMPLETE_KEYS = frozenset({"multiscales", "plate"})
 
 
 def _inputs(srcs: str | os.PathLike[str] | Sequence[Any]) -> list[Any]:
@@ -873,8 +1096,10 @@ async def convert_many(
 def _as_requested(result: ConvertResult, options: Mapping[str, Any]) -> bool:
     """Whether a complete output has the levels and NGFF version asked for: extra levels of an
     OME-Zarr source are built after its group metadata is written (``build_pyramid`` edits
-    it), so an interrupted build leaves a complete-looking output with fewer levels."""
+    it), so an interrupted build leaves a complete-looking output with fewer levels (a
+    plate's fields have theirs before the plate group is written)."""
     levels, version = options.get("levels"), options.get("ngff_version")
+    levels = None if result.kind == "plate" else levels
     return (levels is None or result.levels == levels) and (
         version is None or result.ngff_version == version
     )
@@ -883,6 +1108,22 @@ def _as_requested(result: ConvertResult, options: Mapping[str, Any]) -> bool:
 async def _skipped(src: str, dst: str, options: dict[str, Any]) -> ConvertResult:
     from ..images import open_async
 
+    plate = await _open_plate(dst, options)
+    if plate is not None:
+        async with plate:
+            return ConvertResult(
+                src=src,
+                dst=dst,
+                ngff_version=plate.version,
+                shape=(),
+                dtype="",
+                axes=(),
+                levels=0,
+                skipped=True,
+                kind="plate",
+                wells=tuple(plate.wells),
+                fields=len(await plate.image_paths()),
+            )
     async with open_async(dst, **options) as ds:
         return ConvertResult(
             src=src,
