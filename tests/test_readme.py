@@ -1,9 +1,10 @@
-"""Every ```python block of README.md runs as written (the README shows only examples that work)."""
+"""README.md is true: its ```python blocks run as written, its names, defaults and CLI lines exist."""
 
 from __future__ import annotations
 
 import itertools
 import re
+import shlex
 from pathlib import Path
 
 import pytest
@@ -33,3 +34,61 @@ def test_readme_example_runs(block: str, capsys: pytest.CaptureFixture[str]) -> 
     exec(compile(block, str(README), "exec"), {"__name__": "__readme__"})  # noqa: S102
     printed = capsys.readouterr().out.splitlines()
     assert printed == expected_output(block)
+
+
+def test_readme_names_every_public_error_and_function() -> None:
+    """The errors users catch and the functions they call are all in the README."""
+    import ngio_async
+
+    text = README.read_text()
+    names = [
+        name
+        for name in ngio_async.__all__
+        if (name.endswith("Error") or name[0].islower()) and not name.startswith("_")
+    ]
+    assert [name for name in names if f"`{name}" not in text and f"{name}(" not in text] == []
+
+
+def test_readme_limits_defaults_are_the_real_ones() -> None:
+    import ngio_async
+
+    shown = re.search(r"Limits\(([^)]*)\)", README.read_text())
+    assert shown is not None
+    units = {"MiB": 1 << 20, "GiB": 1 << 30}
+    for item in shown.group(1).split(","):
+        name, value = (part.strip() for part in item.split("="))
+        number, _, unit = value.partition(" ")
+        assert getattr(ngio_async.Limits(), name) == float(number) * units.get(unit, 1), name
+
+
+def test_readme_cli_examples_parse() -> None:
+    """Every ``ngio-async ...`` line of the README's shell blocks uses options that exist."""
+    from ngio_async.cli.main import build_parser
+
+    lines = [
+        line.split("#")[0]
+        for block in re.findall(r"```sh\n(.*?)```", README.read_text(), flags=re.DOTALL)
+        for line in block.splitlines()
+        if line.startswith("ngio-async ")
+    ]
+    assert len(lines) >= 5
+    for line in lines:
+        _args, unknown = build_parser().parse_known_args(shlex.split(line)[1:])
+        assert unknown == [], line
+
+
+def test_cli_help_states_every_default() -> None:
+    """An option whose default is a value (not 'unset') says so in its help."""
+    import argparse
+
+    from ngio_async.cli.main import build_parser
+
+    missing = []
+    for name, command in build_parser().get_default("_commands").items():
+        for action in command._actions:
+            value = action.default
+            if value in (None, False, argparse.SUPPRESS) or not action.option_strings:
+                continue
+            if "default" not in (action.help or ""):
+                missing.append(f"{name} {action.option_strings[-1]}")
+    assert missing == []

@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="asyncio-native OME-Zarr (NGFF 0.4 / 0.5) tools: local paths, s3://, "
         "gs://, az://, http(s):// URLs.",
-        epilog="exit status: 0 ok, 1 invalid data, 2 usage / not found / I/O error",
+        epilog="exit status: 0 ok, 1 invalid data, 2 usage / not found / I/O error, 130 interrupted",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -93,7 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=_non_negative,
         default=None,
         metavar="N",
-        help="descend at most N levels below URL (0: only URL's group and its arrays)",
+        help="descend at most N levels below URL (0: only URL's group and its arrays; "
+        "default: the whole hierarchy)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON document")
     common(p)
@@ -108,15 +109,36 @@ def build_parser() -> argparse.ArgumentParser:
     # two positionals (not one nargs="+" list): options may come between them
     p.add_argument("srcs", nargs="+", metavar="SRC")
     p.add_argument("dst", metavar="DST")
-    p.add_argument("--ngff-version", choices=("0.4", "0.5"), default=None)
-    p.add_argument("--chunks", metavar="SHAPE", help="chunk shape, e.g. 1,1,512,512")
-    p.add_argument("--shards", metavar="SHAPE", help="shard shape (0.5), or 'none'")
+    p.add_argument(
+        "--ngff-version",
+        choices=("0.4", "0.5"),
+        default=None,
+        help="output NGFF version (default: the source's; 0.5 for TIFFs)",
+    )
+    p.add_argument(
+        "--chunks",
+        metavar="SHAPE",
+        help="chunk shape, one value per axis, e.g. 1,1,512,512 (default: the source's; "
+        "at most 1 MiB for TIFFs)",
+    )
+    p.add_argument(
+        "--shards",
+        metavar="SHAPE",
+        help="shard shape (0.5), or 'none' (default: the source's if the chunks are kept, "
+        "else up to 8x8 chunks in y/x)",
+    )
     p.add_argument(
         "--compressor",
         metavar="NAME",
         help="zstd, blosc-zstd, gzip or none (default: the source's; zstd for TIFFs)",
     )
-    p.add_argument("--levels", type=_positive, metavar="N", help="pyramid levels to write")
+    p.add_argument(
+        "--levels",
+        type=_positive,
+        metavar="N",
+        help="pyramid levels to write (default: the source's; for TIFFs, until y and x are at "
+        "most 256)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing DST")
     common(p)  # the store options apply to every s3:// / gs:// / az:// SRC and DST
 
@@ -127,8 +149,20 @@ def build_parser() -> argparse.ArgumentParser:
         "decoded throughput, the number of tiles and the seconds taken.",
     )
     p.add_argument("url", metavar="URL")
-    p.add_argument("--level", type=int, default=0, metavar="N", help="pyramid level (default 0)")
-    p.add_argument("--prefetch", type=_positive, default=None, metavar="N", help="tiles ahead")
+    p.add_argument(
+        "--level",
+        type=int,
+        default=0,
+        metavar="N",
+        help="pyramid level (default 0; negative counts from the smallest)",
+    )
+    p.add_argument(
+        "--prefetch",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help="tiles ahead, a fixed window (default: adaptive, within the store's Limits)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON document")
     common(p)
 
@@ -150,7 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="dataset names, one per URL in order (after the URLs, or --name repeated; "
         "default: each URL's last path component, de-duplicated)",
     )
-    p.add_argument("--tile-size", type=_positive, default=512, metavar="N", help="tile edge")
+    p.add_argument(
+        "--tile-size", type=_positive, default=512, metavar="N", help="tile edge (default 512)"
+    )
     p.add_argument(
         "--max-region-pixels",
         type=_positive,
