@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import anyio
 import pytest
 
 import ngio_async
+from ngio_async import ExistsError
+from ngio_async.stores import InstrumentedStore, open_store
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -86,3 +89,51 @@ async def test_a_broken_listing_names_its_json_path(tmp_path: Path) -> None:
             await ds.labels.create("cells")
         assert err.value.path == "$.attributes.ome.labels"
         assert str(tmp_path) in str(err.value)
+
+
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+async def test_two_datasets_creating_one_label_never_mix_it(tmp_path: Path, version: str) -> None:
+    # two dataset objects (or processes) creating one name at once both passed the existence
+    # check and both wrote every level: both 'succeeded' and the levels mixed their dtypes
+    store = InstrumentedStore(open_store(tmp_path, mkdir=True))
+    await (
+        await ngio_async.create_async(
+            store, shape=(1, 32, 32), dtype="uint8", axes="cyx", levels=2, ngff_version=version
+        )
+    ).aclose()
+    first = "labels/seg/0/" + (".zarray" if version == "0.4" else "zarr.json")
+    arrived = {"n": 0}
+    both = anyio.Event()
+    inner_put = store._put_once
+
+    async def put(key: str, data: Any, *, if_absent: bool) -> bool:
+        if key == first:  # both creates get here before either writes: the race made certain
+            arrived["n"] += 1
+            if arrived["n"] == 2:
+                both.set()
+            with anyio.move_on_after(5):
+                await both.wait()
+        return await inner_put(key, data, if_absent=if_absent)
+
+    store._put_once = put  # type: ignore[method-assign]
+    a = await ngio_async.open_async(store, mode="r+")
+    b = await ngio_async.open_async(store, mode="r+")
+    outcome: dict[str, Any] = {}
+
+    async def create(ds: Any, dtype: str) -> None:
+        try:
+            await (await ds.labels.create("seg", dtype=dtype)).aclose()
+            outcome[dtype] = "created"
+        except ExistsError:
+            outcome[dtype] = "refused"
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(create, a, "uint8")
+        tg.start_soon(create, b, "uint32")
+    assert sorted(outcome.values()) == ["created", "refused"]
+    winner = next(d for d, o in outcome.items() if o == "created")
+    label = await a.labels.open("seg")
+    assert [str(lvl.dtype) for lvl in label.levels] == [winner, winner]
+    assert await a.labels.names() == ["seg"]
+    for ds in (label, a, b):
+        await ds.aclose()

@@ -8,7 +8,9 @@ metadata pointing at missing nodes:
 
 1. refuse an existing ``labels/<name>`` node unless ``overwrite=True``, which first removes the
    name from the ``labels`` listing, then deletes its keys;
-2. every level's array metadata, concurrently;
+2. every level's array metadata, concurrently (without ``overwrite``, the first level's is put
+   only if absent: of two creates of one name, from any dataset objects or processes, one
+   writes and the other is refused);
 3. the label image's group metadata (0.4 ``.zgroup`` then ``.zattrs``; 0.5 ``zarr.json``);
 4. the ``labels`` group listing: created, or the name appended (existing names and other
    attributes are kept; the document is read again right before it is written).
@@ -16,8 +18,9 @@ metadata pointing at missing nodes:
 A failure at any step leaves the name unlisted until the new label image is complete: the
 listing never names a label that does not open.
 
-Listing updates of one dataset object are serialised by a lock; two processes creating labels in
-the same image at once can still lose a listing entry (stores offer no compare-and-swap here).
+Listing updates of one dataset object are serialised by a lock; two processes creating labels
+of different names in the same image at once can still lose a listing entry (stores offer no
+compare-and-swap here).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import anyio
 import msgspec
 import numpy as np
 
-from .._errors import MetadataError, NotFoundError, UnsupportedError
+from .._errors import ExistsError, MetadataError, NotFoundError, UnsupportedError
 from ._open import join, read_group_metadata
 from ._write import KeyLocks
 
@@ -312,7 +315,10 @@ class Labels:
             at = None
             if overwrite and name in await self.names():
                 at = await self._list(name, remove=True)  # before the old keys are deleted
-            await write_plan_metadata(ds.store, root, plan, overwrite=overwrite)
+            if overwrite:
+                await write_plan_metadata(ds.store, root, plan, overwrite=True)
+            else:
+                await _write_claimed(ds.store, root, plan)
             await self._list(name, at=at)  # the listing last: never an incomplete label
         return Dataset.from_plan(
             ds.store,
@@ -359,6 +365,35 @@ class Labels:
             ome["labels"], index = _edited(ome.get("labels"), name, where, remove, at)
             await ds.store.put(key, msgspec.json.encode(doc))
             return index
+
+
+async def _write_claimed(store: AsyncStore, root: str, plan: ImagePlan) -> None:
+    """``write_plan_metadata(overwrite=False)`` that claims ``root`` first: the first level's
+    array metadata is put only if absent, so of two creates that both found no node (two
+    dataset objects, two processes) one writes and the other is refused before it writes
+    anything (both wrote every level: the levels mixed their data types). Stores without
+    conditional puts write it plainly."""
+    from ._create import _prepare_root, _put_all, update_consolidated
+
+    await _prepare_root(store, root, False, paths=plan.paths)
+    arrays = [(join(root, k), d) for k, d in plan.array_documents()]
+    try:
+        claimed = await store.put_if_absent(*arrays[0])
+    except UnsupportedError:
+        await store.put(*arrays[0])
+        claimed = True
+    if not claimed:
+        raise ExistsError(
+            f"{store.url}/{root} was created meanwhile by another writer ({arrays[0][0]}); "
+            "pass overwrite=True to replace it",
+            url=store.url,
+            key=arrays[0][0],
+        )
+    await _put_all(store, arrays[1:], consolidate=False)
+    groups = [(join(root, k), d) for k, d in plan.group_documents()]
+    for key, data in groups:
+        await store.put(key, data)
+    await update_consolidated(store, arrays + groups)
 
 
 async def check_same_version(store: AsyncStore, group: str, version: str) -> None:
