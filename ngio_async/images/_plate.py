@@ -36,6 +36,7 @@ well's first field from one process, or one process at a time.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -54,7 +55,14 @@ from .._errors import (
 from .._workers import Workers
 from ..meta import Acquisition, Plate as PlateMeta, Well, WellImage, validate
 from ..meta.zarr import encode_group_v2, encode_group_v3
-from ._create import _open_target, _prepare_root, _put_all, plan_image, write_plan_metadata
+from ._create import (
+    ImagePlan,
+    _open_target,
+    _prepare_root,
+    _put_all,
+    plan_image,
+    write_plan_metadata,
+)
 from ._dataset import Dataset, _check_mode, _Opening, closing_store_on_error, open_node
 from ._labels import _object, check_same_version
 from ._level import _run_all
@@ -208,6 +216,7 @@ class Plate(StoreNode):
         self._wells: dict[str, PlateWell] = {}
         self._plate_lock: anyio.Lock | None = None
         self._well_locks: dict[str, anyio.Lock] = {}
+        self._first_paths: tuple[str, ...] | None = None
 
     # ---------------------------------------------------------------- opening / closing
     @classmethod
@@ -467,6 +476,7 @@ class Plate(StoreNode):
                 raise TypeError(f"add_image() got an unexpected keyword argument {key!r}")
         ngff: Literal["0.4", "0.5"] = "0.4" if self.version == "0.4" else "0.5"
         plan = plan_image(ngff_version=ngff, **create_options)  # before any I/O
+        plan = _level_paths(plan, await self._first_field_paths())
         root = join(self.root, well_path, name)
         entry: dict[str, Any] = {"path": name}
         if acquisition is not None:
@@ -515,6 +525,22 @@ class Plate(StoreNode):
             workers=self._workers,
             mode="r+",
         )
+
+    async def _first_field_paths(self) -> tuple[str, ...]:
+        """The level paths of the plate's first field (its first well's first field), ``()``
+        when there is none or it cannot be read. Read once per plate object."""
+        if self._first_paths is None and self.metadata.wells:
+            first = self.metadata.wells[0].path
+            try:
+                well = await self.well(first)
+                meta = await read_group_metadata(
+                    self.store, join(self.root, first, well.fields[0]), parent_version=self.version
+                )
+            except (NotFoundError, MetadataError, PermissionDeniedError):
+                return ()
+            if meta.multiscales:
+                self._first_paths = tuple(d.path for d in meta.multiscales[0].datasets)
+        return self._first_paths or ()
 
     def _new_well_ref(self, r: str, c: str) -> dict[str, Any]:
         """The ``wells`` entry of a well not listed yet (before any write).
@@ -719,6 +745,38 @@ class Plate(StoreNode):
                 metadata = _pending_meta(body, self.version, f"{self.store.url}/{key}")
             await self.store.put(key, msgspec.json.encode(doc))
             self.metadata = metadata
+
+
+def _level_paths(plan: ImagePlan, existing: Sequence[str]) -> ImagePlan:
+    """``plan`` with its levels named as the plate's existing fields name theirs.
+
+    Readers of plates (ome-zarr-py) take the first field's level paths for every field: a
+    field whose levels are ``0, 1`` in a plate whose first field has ``s0, s1`` reads as
+    missing there. Paths ``<prefix><i>`` continue past the existing levels; others are taken
+    as they are, and the levels beyond them keep their own names (``str(i)``) when free.
+    """
+    from msgspec.structs import replace
+
+    if not existing or tuple(existing[: len(plan.paths)]) == plan.paths[: len(existing)]:
+        return plan
+    prefix = existing[0][:-1] if existing[0].endswith("0") else None
+    if prefix is not None and all(p == f"{prefix}{i}" for i, p in enumerate(existing)):
+        paths = [f"{prefix}{i}" for i in range(len(plan.paths))]
+    else:
+        paths = list(existing[: len(plan.paths)])
+        for i in range(len(paths), len(plan.paths)):
+            name, n = str(i), i
+            while name in paths:
+                n += 1
+                name = str(n)
+            paths.append(name)
+    ome = plan.ome
+    assert ome.multiscales is not None
+    ms = ome.multiscales[0]
+    datasets = [replace(d, path=p) for d, p in zip(ms.datasets, paths, strict=True)]
+    ms = replace(ms, datasets=datasets)
+    ome = replace(ome, multiscales=[ms, *ome.multiscales[1:]])
+    return dataclasses.replace(plan, paths=tuple(paths), ome=ome)
 
 
 def _with_well(wells: list[dict[str, Any]], ref: dict[str, Any]) -> list[dict[str, Any]]:
