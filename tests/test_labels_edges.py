@@ -6,6 +6,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import numpy as np
 import pytest
 
 import ngio_async
@@ -137,3 +138,22 @@ async def test_two_datasets_creating_one_label_never_mix_it(tmp_path: Path, vers
     assert await a.labels.names() == ["seg"]
     for ds in (label, a, b):
         await ds.aclose()
+
+
+async def test_colors_in_0_to_1_floats_are_refused(tmp_path: Path) -> None:
+    # napari's colors are floats 0..1: (1.0, 0.0, 0.0, 1.0) was written as rgba [1, 0, 0, 1]
+    # (near-black, near-transparent) while (1.0, 0.5, 0.0, 1.0) was refused
+    async with ngio_async.create_async(tmp_path, shape=(16, 16), dtype="uint8", levels=1) as ds:
+        for colors in (
+            {1: (1.0, 0.0, 0.0, 1.0)},
+            [{"label-value": 1, "rgba": np.array([0.0, 1.0, 0.0, 1.0])}],
+        ):
+            with pytest.raises(ngio_async.MetadataError, match=r"0\.\.255") as err:
+                await ds.labels.create("cells", colors=colors)
+            assert err.value.path.endswith("colors[0].rgba")
+        assert await ds.labels.names() == []
+        cells = await ds.labels.create("cells", colors={1: (255.0, 0, 0, 255)})  # unambiguous
+        image_label = cells.metadata.ome.image_label
+        assert image_label is not None and image_label.colors is not None
+        assert image_label.colors[0].rgba == [255, 0, 0, 255]
+        await cells.aclose()

@@ -119,6 +119,24 @@ def _colors_json(colors: ColorSpec | None) -> list[dict[str, Any]] | None:
     return [_plain(dict(c)) if isinstance(c, Mapping) else _dump(c) for c in colors]
 
 
+def _check_rgba(colors: list[dict[str, Any]], at: str) -> None:
+    """Refuse colors given as floats 0..1 (napari's convention): validation turned integral
+    floats into integers, so (1.0, 0.0, 0.0, 1.0) became a near-black, near-transparent
+    ``[1, 0, 0, 1]``."""
+    for i, color in enumerate(colors):
+        rgba = color.get("rgba")
+        if (
+            isinstance(rgba, list)
+            and any(isinstance(v, float) for v in rgba)
+            and all(isinstance(v, int | float) and 0 <= v <= 1 for v in rgba)
+        ):
+            raise MetadataError(
+                f"rgba {rgba} looks like a color in 0..1 floats; NGFF colors are four integers "
+                "0..255 (multiply by 255 and round)",
+                f"{at}[{i}].rgba",
+            )
+
+
 def _dump(obj: Any) -> Any:
     from ..meta._base import dump
 
@@ -211,6 +229,9 @@ def plan_label(
     image_label: dict[str, Any] = {"source": {"image": "../../"}}
     color_list = _colors_json(colors)
     if color_list is not None:
+        _check_rgba(
+            color_list, "$.image-label.colors" if version == "0.4" else "$.ome.image-label.colors"
+        )
         image_label["colors"] = color_list
     prop_list = _properties_json(properties)
     if prop_list is not None:
