@@ -8,6 +8,8 @@ Adding levels, editing scales or creating an image below such a group must edit 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import warnings
 from typing import TYPE_CHECKING, Any
 
@@ -129,3 +131,38 @@ def test_set_channels_replaces_an_invalid_omero_block(tmp_path: Path, version: s
     with ngio_async.open(path) as again:  # opens without a warning
         assert [c.color for c in again.metadata.channels] == ["FF0000", "00FF00"]
         assert again.metadata.spatial_calibration[0]["x"].scale == 2.0
+
+
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+def test_created_images_pass_the_strict_profile(tmp_path: Path, version: str) -> None:
+    """name (the directory's), type and metadata (how levels are computed) are written: the
+    official strict schema, ``validate --strict`` and ome-zarr-models accept the image."""
+    from test_meta import schema
+
+    from ngio_async.cli import main
+    from ngio_async.meta import validate
+
+    path = tmp_path / "cells.ome.zarr"
+    opts: dict[str, Any] = {"dtype": "uint8", "axes": "cyx", "ngff_version": version}
+    with ngio_async.create(path, shape=(1, 64, 64), channels=["DAPI"], levels=2, **opts) as ds:
+        ds.write(np.ones((1, 64, 64), "uint8"), pyramid=True)
+    name = ".zattrs" if version == "0.4" else "zarr.json"
+    doc = json.loads((path / name).read_text())
+    attrs = doc if version == "0.4" else doc["attributes"]
+    schema(version, "strict_image").validate(attrs)
+    ms = validate(attrs, strict=True).multiscales[0]  # type: ignore[index]
+    assert (ms.name, ms.type) == ("cells", "mean")
+    assert ms.metadata is not None and ms.metadata["kwargs"] == {"method": "mean"}
+    assert main(["validate", "--strict", str(path)]) == 0
+    # ome-zarr-models in a fresh interpreter (importing ngio makes it refuse v2 arrays)
+    pytest.importorskip("ome_zarr_models")
+    code = (
+        "import sys, zarr\n"
+        f"from ome_zarr_models.v0{version[-1]}.image import Image\n"
+        "print(Image.from_zarr(zarr.open_group(sys.argv[1], mode='r')).ome_attributes.multiscales[0].name)"
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, check=False)
+    assert done.returncode == 0, done.stderr.decode()
+    assert done.stdout.decode().split() == ["cells"]
+    with ngio_async.create(tmp_path / "a.zarr", path="B/2/0", shape=(8, 8), dtype="uint8") as ds:
+        assert ds.metadata.name == "0"

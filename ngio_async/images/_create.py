@@ -608,12 +608,48 @@ def plan_image(
         omero = Omero(channels=[make_channel(c, i, dt) for i, c in enumerate(channels)])
     ome = OmeMetadata(
         version=ngff_version,
-        multiscales=[Multiscale(axes=axis_models, datasets=datasets, name=_python(name))],
+        multiscales=[
+            Multiscale(
+                axes=axis_models,
+                datasets=datasets,
+                name="image" if name is None else _python(name),
+                **downsampling("mean"),
+            )
+        ],
         omero=omero,
     )
     ome = validate(to_attrs(ome, ngff_version))  # every rule checked before anything is written
     paths = tuple(str(i) for i in range(n_levels))
     return ImagePlan(version=ngff_version, paths=paths, arrays=tuple(arrays), ome=ome)
+
+
+def downsampling(method: str) -> dict[str, Any]:
+    """The multiscale ``type`` and ``metadata`` (SHOULD fields) for levels this library
+    downsamples with ``method`` (``"mean"``, ``"nearest"``, ``"mode"``): the NGFF example's
+    keys, naming the function and the library version."""
+    from .. import __version__
+
+    return {
+        "type": method,
+        "metadata": {
+            "description": f"{method} of each downscale window (ngio_async)",
+            "method": "ngio_async.Dataset.build_pyramid",
+            "version": __version__,
+            "kwargs": {"method": method},
+        },
+    }
+
+
+def default_name(url: Any, path: str) -> str:
+    """The multiscale ``name`` for an image at ``path`` under ``url``: its directory's name
+    without ``.ome.zarr`` / ``.zarr``, or ``"image"``."""
+    where = path.strip("/") or str(getattr(url, "url", url)).split("?", 1)[0]
+    last = where.rpartition("://")[2].rstrip("/").rsplit("/", 1)[-1]
+    for suffix in (".ome.zarr", ".zarr"):
+        if last.lower().endswith(suffix):
+            last = last[: -len(suffix)]
+            break
+    return last or "image"
 
 
 # ------------------------------------------------------------------------------ I/O
@@ -940,6 +976,9 @@ def create_async(
         nothing is changed.
     :param path: the image's path inside the store; no parent of it may be a zarr array.
     :param fill_value: the value of unwritten pixels; must be a value of ``dtype``.
+    :param name: the multiscale's ``name``; default: the image directory's name without
+        ``.ome.zarr`` / ``.zarr`` (else ``"image"``). ``type`` and ``metadata`` say how lower
+        levels are computed (``"mean"``, ``ngio_async.Dataset.build_pyramid``).
     :raises ExistsError: a zarr node exists there and ``overwrite`` is false, or a parent of
         ``path`` is a zarr array.
     :raises ValueError: an argument breaks a rule (non-finite or non-positive scale, unknown
@@ -959,7 +998,7 @@ def create_async(
         downscale=downscale,
         channels=channels,
         ngff_version=ngff_version,
-        name=name,
+        name=default_name(url, path) if name is None else name,
         fill_value=fill_value,
     )
 
