@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import numpy as np
 import pytest
+import zarr
 
 import ngio_async
 from ngio_async import ExistsError
@@ -157,3 +158,24 @@ async def test_colors_in_0_to_1_floats_are_refused(tmp_path: Path) -> None:
         assert image_label is not None and image_label.colors is not None
         assert image_label.colors[0].rgba == [255, 0, 0, 255]
         await cells.aclose()
+
+
+@pytest.mark.filterwarnings(
+    "ignore:Consolidated metadata is currently not part:zarr.errors.ZarrUserWarning"
+)
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+async def test_the_listing_in_consolidated_metadata_follows(tmp_path: Path, version: str) -> None:
+    # the label's own documents reached the consolidated metadata, the `labels` listing did
+    # not: zarr-python (which trusts it) listed only the labels made before consolidation
+    fmt = 2 if version == "0.4" else 3
+    async with ngio_async.create_async(
+        tmp_path, shape=(16, 16), dtype="uint8", levels=1, ngff_version=version
+    ) as ds:
+        await (await ds.labels.create("a")).aclose()
+    zarr.consolidate_metadata(str(tmp_path), zarr_format=fmt)
+    async with ngio_async.open_async(tmp_path, mode="r+") as ds:
+        await (await ds.labels.create("b")).aclose()
+        await (await ds.labels.create("a", overwrite=True)).aclose()
+    group = zarr.open_consolidated(str(tmp_path), zarr_format=fmt)
+    attrs = dict(group["labels"].attrs)
+    assert (attrs if version == "0.4" else attrs["ome"])["labels"] == ["a", "b"]

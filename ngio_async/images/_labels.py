@@ -353,7 +353,10 @@ class Labels:
 
     async def _list(self, name: str, *, remove: bool = False, at: int | None = None) -> int | None:
         """Add ``name`` to the ``labels`` group (creating the group when missing; at index
-        ``at``, default last), or remove it; return the index it was removed from."""
+        ``at``, default last), or remove it; return the index it was removed from. Consolidated
+        metadata above the group gets the new listing too."""
+        from ._create import update_consolidated
+
         ds = self._dataset
         if self._lock is None:
             self._lock = anyio.Lock()
@@ -365,10 +368,14 @@ class Labels:
                 attrs: dict[str, Any] = {} if raw is None else _object(raw, key)
                 where = (f"{ds.store.url}/{key}", "$.labels")
                 zgroup = join(group, ".zgroup")
+                docs: list[tuple[str, bytes]] = []
                 if raw is None or not await ds.store.exists(zgroup):
-                    await ds.store.put(zgroup, b'{"zarr_format":2}')
+                    docs.append((zgroup, b'{"zarr_format":2}'))
+                    await ds.store.put(*docs[-1])
                 attrs["labels"], index = _edited(attrs.get("labels"), name, where, remove, at)
-                await ds.store.put(key, msgspec.json.encode(attrs))
+                docs.append((key, msgspec.json.encode(attrs)))
+                await ds.store.put(*docs[-1])
+                await update_consolidated(ds.store, docs)  # zarr-python trusts a stale copy
                 return index
             key = join(group, "zarr.json")
             raw = await ds.store.get(key)
@@ -384,7 +391,9 @@ class Labels:
             ome.setdefault("version", ds.metadata.ngff_version)
             where = (f"{ds.store.url}/{key}", "$.attributes.ome.labels")
             ome["labels"], index = _edited(ome.get("labels"), name, where, remove, at)
-            await ds.store.put(key, msgspec.json.encode(doc))
+            data = msgspec.json.encode(doc)
+            await ds.store.put(key, data)
+            await update_consolidated(ds.store, [(key, data)])
             return index
 
 
