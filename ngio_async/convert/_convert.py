@@ -20,6 +20,13 @@ the extra ones with ``build_pyramid``. From a TIFF, the lower levels are compute
 level 0's tiles as they are written (``writer(pyramid=True)``: level 0 is never read back),
 before the group metadata is written; a pyramidal TIFF whose own levels have exactly the
 requested levels' shapes has them copied instead (nothing is computed).
+
+An HCS plate (NGFF 0.4 or 0.5) converts whole: every field image as above (``decode_threads``
+fields at a time, sharing the prefetch bounds and one pool of decode and one of encode
+threads), then the row and well groups, and the plate group **last**: an interrupted plate
+conversion leaves no plate document (``convert_many`` redoes it; ``convert`` refuses the
+leftovers unless ``overwrite``). Every field is opened and planned first, so a refused option
+(``chunks`` that do not fit a field's axes) writes nothing.
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ import anyio
 import msgspec
 
 from .._errors import MetadataError, NotFoundError, UnsupportedError
+from .._workers import Workers
 from ..images import Dataset, Plate
 from ..images._create import (
     ImagePlan,
@@ -521,13 +529,16 @@ async def _run_jobs(
     limits: Limits | None,
     overwrite: bool,
     extra_levels: int | None,
+    workers: Workers | None = None,
 ) -> Dataset:
     await _prepare_root(store, root, overwrite)
     docs = [(join(j.root, k), d) for j in jobs for k, d in j.plan.array_documents()]
     await _put_all(store, docs)
     image: Dataset | None = None
     for job in jobs:
-        ds = Dataset.from_plan(store, job.root, job.plan.ome, list(job.plan.arrays), limits=limits)
+        ds = Dataset.from_plan(
+            store, job.root, job.plan.ome, list(job.plan.arrays), limits=limits, workers=workers
+        )
         await job.fill(ds, counter)
         if job.root == root:
             image = ds
@@ -794,12 +805,13 @@ class _PlatePlan:
     fields: list[tuple[str, list[_Job], dict[str, Any] | None, int | None]]
     at_once: int
     field_limits: Limits
+    workers: Workers
 
 
 def _field_limits(limits: Limits, fields: int) -> tuple[int, Limits]:
     """How many fields convert at once (``decode_threads``, at most) and the limits of each:
     the tile prefetch bounds shared among them, so a plate holds no more tiles in memory than
-    one image conversion."""
+    one image conversion (their decode and encode threads are shared too)."""
     from dataclasses import replace
 
     at_once = max(1, min(limits.decode_threads, fields))
@@ -855,11 +867,12 @@ async def _plan_plate(
     wells = {w: wells[w] for w in plate.wells}  # the plate's order
     todo = [(w, f) for w in plate.wells for f in field_paths[w]]
     at_once, field_limits = _field_limits(limits, len(todo))
+    readers = Workers(field_limits.decode_threads)  # decoding of all fields, bounded together
     planned: dict[tuple[str, str], tuple[list[_Job], dict[str, Any] | None, int | None]] = {}
 
     async def plan_field(item: tuple[str, str]) -> None:
         where = join(item[0], item[1])
-        ds = await Dataset.open_in(store, join(root, where), limits=field_limits)
+        ds = await Dataset.open_in(store, join(root, where), limits=field_limits, workers=readers)
         opened.append(ds)
         layout = _check_layout(ds.axes, chunks, shards, levels)
         jobs, labels_attrs = await _zarr_jobs(
@@ -871,7 +884,8 @@ async def _plan_plate(
     await _run_all(todo, plan_field, plate.limits.max_requests)
     rows = sorted({w.split("/")[0] for w in plate.wells})
     fields = [(join(w, f), *planned[(w, f)]) for w, f in todo]
-    return _PlatePlan(plate_attrs, rows, wells, fields, at_once, field_limits)
+    writers = Workers(field_limits.decode_threads)  # and encoding
+    return _PlatePlan(plate_attrs, rows, wells, fields, at_once, field_limits, writers)
 
 
 async def _convert_plate(
@@ -909,7 +923,15 @@ async def _convert_plate(
             where, jobs, labels_attrs, extra = item
             async with slots:
                 await _run_jobs(
-                    store, where, jobs, labels_attrs, counter, plan.field_limits, overwrite, extra
+                    store,
+                    where,
+                    jobs,
+                    labels_attrs,
+                    counter,
+                    plan.field_limits,
+                    overwrite,
+                    extra,
+                    plan.workers,
                 )
 
         async with anyio.create_task_group() as tg:
