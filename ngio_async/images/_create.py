@@ -763,11 +763,24 @@ async def _put_all(
         await update_consolidated(store, docs)
 
 
-_CONSOLIDATE_LOCKS: weakref.WeakKeyDictionary[AsyncStore, anyio.Lock] = weakref.WeakKeyDictionary()
+_METADATA_LOCKS: weakref.WeakKeyDictionary[AsyncStore, anyio.Lock] = weakref.WeakKeyDictionary()
+
+
+def metadata_lock(store: AsyncStore) -> anyio.Lock:
+    """The lock of read-modify-writes of group documents on ``store`` (one per store object):
+    a group's ``zarr.json`` holds both its NGFF attributes and the consolidated copy."""
+    lock = _METADATA_LOCKS.get(store)
+    if lock is None:
+        lock = _METADATA_LOCKS[store] = anyio.Lock()
+    return lock
 
 
 async def update_consolidated(
-    store: AsyncStore, docs: Sequence[tuple[str, bytes]], *, removed: str | None = None
+    store: AsyncStore,
+    docs: Sequence[tuple[str, bytes]],
+    *,
+    removed: str | None = None,
+    locked: bool = False,
 ) -> None:
     """Bring the consolidated metadata above written documents up to date.
 
@@ -777,7 +790,8 @@ async def update_consolidated(
     ``docs`` (``(key, bytes)`` just written) gets their new documents; entries at and below
     ``removed`` (a node path that was deleted or replaced) are dropped first. A copy this
     library cannot edit is removed, with a :class:`~ngio_async.meta.MetadataWarning` (readers
-    then read the documents themselves). Call it after the documents are written.
+    then read the documents themselves). Call it after the documents are written (``locked``:
+    the caller holds :func:`metadata_lock`).
     """
     import msgspec
 
@@ -796,9 +810,6 @@ async def update_consolidated(
             wanted.setdefault(holder, {})
     if not wanted:
         return
-    lock = _CONSOLIDATE_LOCKS.get(store)
-    if lock is None:
-        lock = _CONSOLIDATE_LOCKS[store] = anyio.Lock()
 
     async def add_parents(
         doc: dict[str, Any], v3: bool, base: str, entries: dict[str, Any]
@@ -856,7 +867,10 @@ async def update_consolidated(
             del doc["consolidated_metadata"]
         await store.put(holder, msgspec.json.encode(doc))
 
-    async with lock:  # one read-modify-write of a holder at a time (per store object)
+    if locked:
+        await _run_all(sorted(wanted), update, 16)
+        return
+    async with metadata_lock(store):  # one read-modify-write of a holder at a time
         await _run_all(sorted(wanted), update, 16)
 
 

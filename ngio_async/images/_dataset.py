@@ -904,11 +904,11 @@ class Dataset(StoreNode):
         import msgspec
 
         from ..meta import MetadataWarning, to_attrs, validate
-        from ._create import update_consolidated
+        from ._create import metadata_lock, update_consolidated
 
         if self._meta_lock is None:
             self._meta_lock = anyio.Lock()
-        async with self._meta_lock:
+        async with self._meta_lock, metadata_lock(self.store):
             v3 = self.metadata.ngff_version != "0.4"
             key = join(self.root, "zarr.json" if v3 else ".zattrs")
             raw = await self.store.get(key)
@@ -937,7 +937,7 @@ class Dataset(StoreNode):
                 doc = {k: v for k, v in doc.items() if k not in ngff} | new_attrs
             data = msgspec.json.encode(doc)
             await self.store.put(key, data)
-            await update_consolidated(self.store, [(key, data)])
+            await update_consolidated(self.store, [(key, data)], locked=True)
             self.metadata = ImageMetadata(checked)
 
     def region_of(self, level: int = 0, **axes: Selector) -> tuple[slice, ...]:
