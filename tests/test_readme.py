@@ -92,3 +92,21 @@ def test_cli_help_states_every_default() -> None:
             if "default" not in (action.help or ""):
                 missing.append(f"{name} {action.option_strings[-1]}")
     assert missing == []
+
+
+def test_readme_dotted_names_exist() -> None:
+    """Every ``ngio_async.x.y`` the README names can be imported or looked up."""
+    import importlib
+
+    names = set(re.findall(r"\bngio_async(?:\.[A-Za-z_]\w*)+", README.read_text()))
+    assert len(names) >= 5
+    for name in sorted(names):
+        parts = name.split(".")
+        for cut in range(len(parts), 0, -1):  # the longest importable module, then attributes
+            try:
+                obj = importlib.import_module(".".join(parts[:cut]))
+            except ImportError:
+                continue
+            for attr in parts[cut:]:
+                obj = getattr(obj, attr)
+            break
