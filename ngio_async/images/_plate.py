@@ -163,6 +163,11 @@ def _split_well(row: Any, column: Any) -> tuple[str, str]:
             row, column = row.split("/")
         else:
             raise ValueError(f"a well is 'row/column' or (row, column), got {row!r}")
+    elif isinstance(row, str) and "/" in row:  # image(*pair) of image_paths(): (well, field)
+        raise ValueError(
+            f"{row!r} is a well path, so {column!r} cannot be its column: give the well as "
+            f"'row/column' or as row, column, and the field by name (field={column!r})"
+        )
     return _name(row, "row"), _name(column, "column")
 
 
