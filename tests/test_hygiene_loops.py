@@ -8,6 +8,7 @@ there; tile streams and the aiohttp client must either work too or say why they 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import warnings
 from typing import TYPE_CHECKING
@@ -83,5 +84,7 @@ def test_aiohttp_store_works_or_says_why_on_a_later_event_loop(
     finally:
         with warnings.catch_warnings():  # keep the leaked session's warnings in this test
             warnings.simplefilter("ignore", ResourceWarning)
+            with contextlib.suppress(RuntimeError):  # its session's loop is closed
+                asyncio.run(ds.aclose())
             del ds
             gc.collect()
