@@ -68,7 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
         "info",
         help="the tree of an image, plate, well or bioformats2raw container",
         description="Levels (shape, chunks, shards, codecs, dtype, sizes), channels, labels, "
-        "plate layout and series, from metadata only (read concurrently).",
+        "plate layout and series, from the metadata (read concurrently) and, for the stored "
+        "sizes, a listing of each level's objects (--no-sizes: metadata only).",
     )
     p.add_argument("url", metavar="URL")
     p.add_argument("--json", action="store_true", help="print one JSON document")
