@@ -18,6 +18,7 @@ from ngio_async import ExistsError, Limits, UnsupportedError
 from ngio_async.cli import main
 from ngio_async.cli._validate import validate_hierarchy
 from ngio_async.convert._convert import _field_limits, is_complete
+from ngio_async.stores import InstrumentedStore, open_store
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -290,3 +291,20 @@ def test_fields_convert_a_few_at_a_time_within_the_limits() -> None:
     )
     assert _field_limits(limits, 1) == (1, limits)
     assert _field_limits(Limits(decode_threads=8, prefetch_tiles=2), 100)[1].prefetch_tiles == 1
+
+
+async def test_the_plate_root_is_checked_once_not_per_field(tmp_path: Path) -> None:
+    """The destination's plate root is refused or cleared once: every field's own check (four
+    probes, one per ancestor and a listing each) found nothing new on a listing store."""
+    src = tmp_path / "src.zarr"
+    await make_plate(src, "0.4")
+    dst = InstrumentedStore(open_store("memory://"))
+    await ngio_async.convert(src, dst, ngff_version="0.5")
+    assert [k for m, k in dst.calls if m == "list"] == [""]
+    assert sorted(k for m, k in dst.calls if m == "exists") == [
+        ".zarray",
+        ".zattrs",
+        ".zgroup",
+        "zarr.json",
+    ]
+    await check_same_plate(src, dst, "0.5")

@@ -530,8 +530,10 @@ async def _run_jobs(
     overwrite: bool,
     extra_levels: int | None,
     workers: Workers | None = None,
+    prepare: bool = True,
 ) -> Dataset:
-    await _prepare_root(store, root, overwrite)
+    if prepare:  # False: a plate's field, whose plate root was prepared (on a listing store)
+        await _prepare_root(store, root, overwrite)
     docs = [(join(j.root, k), d) for j in jobs for k, d in j.plan.array_documents()]
     await _put_all(store, docs)
     image: Dataset | None = None
@@ -932,6 +934,7 @@ async def _convert_plate(
                     overwrite,
                     extra,
                     plan.workers,
+                    prepare=not store.supports_listing,  # the root's check covered the fields
                 )
 
         async with anyio.create_task_group() as tg:
