@@ -166,3 +166,39 @@ def test_created_images_pass_the_strict_profile(tmp_path: Path, version: str) ->
     assert done.stdout.decode().split() == ["cells"]
     with ngio_async.create(tmp_path / "a.zarr", path="B/2/0", shape=(8, 8), dtype="uint8") as ds:
         assert ds.metadata.name == "0"
+
+
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+async def test_consolidated_group_new_to_the_copy_brings_its_nodes(
+    tmp_path: Path, version: str
+) -> None:
+    """An image written below a group not stored yet (a first label image before the
+    ``labels`` group) is left out of the copy (zarr-python cannot read a node whose parent it
+    lacks) until the group is written, which brings everything stored below it."""
+    from ngio_async.images._create import update_consolidated
+
+    path = tmp_path / "img.ome.zarr"
+    opts: dict[str, Any] = {"dtype": "uint8", "axes": "yx", "ngff_version": version}
+    with ngio_async.create(path, shape=(64, 64), levels=2, **opts):
+        pass
+    fmt = 2 if version == "0.4" else 3
+    zarr.consolidate_metadata(str(path), zarr_format=fmt)
+    async with ngio_async.open_async(path) as ds:
+        async with ngio_async.create_async(ds.store, path="extra/img", shape=(8, 8), **opts):
+            pass
+        group = zarr.open_consolidated(str(path), zarr_format=fmt)  # readable, without them
+        assert sorted(k for k, _ in group.members(max_depth=None)) == ["0", "1"]
+        if version == "0.4":
+            docs = [("extra/.zgroup", b'{"zarr_format":2}'), ("extra/.zattrs", b'{"a":1}')]
+        else:
+            docs = [
+                ("extra/zarr.json", b'{"zarr_format":3,"node_type":"group","attributes":{"a":1}}')
+            ]
+        for key, data in docs:
+            (path / key).write_bytes(data)
+        await update_consolidated(ds.store, docs)
+    group = zarr.open_consolidated(str(path), zarr_format=fmt)
+    members = sorted(k for k, _ in group.members(max_depth=None))
+    assert members == ["0", "1", "extra", "extra/img", "extra/img/0"]
+    assert dict(group["extra"].attrs) == {"a": 1}
+    assert _ome(group["extra/img"])["multiscales"][0]["name"] == "img"

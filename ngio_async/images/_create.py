@@ -796,7 +796,12 @@ async def update_consolidated(
     import msgspec
 
     from ..meta import MetadataWarning
-    from ..meta._consolidated import edit_consolidated, holders_of, missing_parents
+    from ..meta._consolidated import (
+        copy_entries,
+        edit_consolidated,
+        holders_of,
+        missing_parents,
+    )
     from ._level import _run_all
 
     wanted: dict[str, dict[str, Any]] = {}
@@ -833,6 +838,38 @@ async def update_consolidated(
                     break
                 entries.update(found)
 
+    async def add_below(
+        current: dict[str, Any], v3: bool, base: str, entries: dict[str, Any]
+    ) -> None:
+        """A group new to the copy brings the metadata stored below it (read from a listing
+        of its keys): nodes written before their parent group (a first label image before
+        the ``labels`` group) are listed with it."""
+        groups = [
+            name if v3 else name.rpartition("/")[0]
+            for name, doc in entries.items()
+            if (
+                doc.get("node_type") == "group"
+                if v3 and isinstance(doc, dict)
+                else name.rsplit("/", 1)[-1] in (".zgroup", ".zattrs")
+            )
+        ]
+        new = sorted({g for g in groups if g and (g if v3 else f"{g}/.zgroup") not in current})
+        if not new or not store.supports_listing:
+            return
+        for group in new:
+            prefix = join(base, group)
+            keys = [k for k in await store.list_prefix(prefix + "/") if _is_node_key(k)]
+            for key in sorted(keys):
+                rel = key[len(base) + 1 :] if base else key
+                name = rel.rpartition("/")[0] if v3 else rel
+                if key.endswith("/.zmetadata") or name in entries or (v3 and not name):
+                    continue
+                if v3 != key.endswith("zarr.json"):
+                    continue
+                raw = await _get_or_none(store, key)
+                if raw is not None:
+                    entries[name] = msgspec.json.decode(bytes(raw))
+
     async def update(holder: str) -> None:
         raw = await _get_or_none(store, holder)
         if raw is None:
@@ -850,9 +887,12 @@ async def update_consolidated(
         if gone is not None and base:
             gone = gone[len(base) + 1 :] if gone.startswith(f"{base}/") else None
         try:
-            await add_parents(doc, v3, base, entries)
-            if not edit_consolidated(doc, v3, entries, gone):
+            current = copy_entries(doc, v3)
+            if current is None:
                 return
+            await add_parents(doc, v3, base, entries)
+            await add_below(current, v3, base, entries)
+            edit_consolidated(doc, v3, entries, gone)
         except ValueError as exc:
             warnings.warn(
                 f"removed the consolidated metadata of {store.url.rstrip('/')}/{holder}: "

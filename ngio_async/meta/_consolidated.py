@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["V2_NAMES", "edit_consolidated", "holders_of", "missing_parents"]
+__all__ = ["V2_NAMES", "copy_entries", "edit_consolidated", "holders_of", "missing_parents"]
 
 V2_NAMES = frozenset({".zarray", ".zattrs", ".zgroup"})
 _EMPTY = {"kind": "inline", "must_understand": False, "metadata": {}}
@@ -54,12 +54,12 @@ def missing_parents(holder: dict[str, Any], v3: bool, name: str) -> list[str]:
     """The groups between a holder and entry ``name`` that its copy lacks (node paths relative
     to the holder, outermost first): zarr-python cannot read a copy naming a node whose parent
     it does not list."""
-    entries = _entries(holder, v3) or {}
+    entries = copy_entries(holder, v3) or {}
     node = name if v3 else _split(name)[0]
     return [p for p in _ancestors(node)[1:] if (p if v3 else f"{p}/.zgroup") not in entries]
 
 
-def _entries(holder: dict[str, Any], v3: bool) -> dict[str, Any] | None:
+def copy_entries(holder: dict[str, Any], v3: bool) -> dict[str, Any] | None:
     """The entries of a holder document; ``None``: it has no consolidated metadata. Raises
     ``ValueError`` for a copy this module cannot edit."""
     if v3:
@@ -86,7 +86,7 @@ def edit_consolidated(
     place), after dropping the entries at and below ``removed`` (an entry path: a node deleted
     or replaced). Return whether ``holder`` holds a copy. ``ValueError``: it holds one this
     module cannot edit (unknown kind or layout)."""
-    current = _entries(holder, v3)
+    current = copy_entries(holder, v3)
     if current is None:
         return False
     if removed is not None:
