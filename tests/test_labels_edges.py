@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -165,17 +166,51 @@ async def test_colors_in_0_to_1_floats_are_refused(tmp_path: Path) -> None:
 )
 @pytest.mark.parametrize("version", ["0.4", "0.5"])
 async def test_the_listing_in_consolidated_metadata_follows(tmp_path: Path, version: str) -> None:
-    # the label's own documents reached the consolidated metadata, the `labels` listing did
-    # not: zarr-python (which trusts it) listed only the labels made before consolidation
+    # the `labels` listing never reached the consolidated metadata (ngff-zarr and
+    # zarr.consolidate_metadata write it), nor did the first label's own documents (written
+    # before the labels group existed): zarr-python, which trusts the copy, saw no labels
     fmt = 2 if version == "0.4" else 3
     async with ngio_async.create_async(
-        tmp_path, shape=(16, 16), dtype="uint8", levels=1, ngff_version=version
+        tmp_path, shape=(16, 16), dtype="uint8", levels=2, ngff_version=version
     ) as ds:
-        await (await ds.labels.create("a")).aclose()
+        await ds.write_at(..., 1)
     zarr.consolidate_metadata(str(tmp_path), zarr_format=fmt)
     async with ngio_async.open_async(tmp_path, mode="r+") as ds:
+        await (await ds.labels.create("a")).write_at(..., 7)
+        group = zarr.open_group(str(tmp_path), mode="r")  # the copy, as zarr-python reads
+        attrs = dict(group["labels"].attrs)
+        assert (attrs if version == "0.4" else attrs["ome"])["labels"] == ["a"]
+        assert int(group["labels/a/1"][0, 0]) == 0  # level 1 not built, but listed
+        assert int(group["labels/a/0"][0, 0]) == 7
         await (await ds.labels.create("b")).aclose()
-        await (await ds.labels.create("a", overwrite=True)).aclose()
-    group = zarr.open_consolidated(str(tmp_path), zarr_format=fmt)
+        await (await ds.labels.create("a", dtype="uint16", overwrite=True)).aclose()
+    group = zarr.open_group(str(tmp_path), mode="r")
     attrs = dict(group["labels"].attrs)
     assert (attrs if version == "0.4" else attrs["ome"])["labels"] == ["a", "b"]
+    assert group["labels/a/1"].dtype == np.dtype("uint16")
+    assert group["labels/b/0"].shape == (16, 16)
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning:zarr", "ignore::FutureWarning")
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+async def test_a_label_of_an_ngff_zarr_image_reads_in_zarr_python(
+    tmp_path: Path, version: str
+) -> None:
+    # ngff-zarr's levels are 'scale0/image' below a group 'scale0', and it consolidates: the
+    # label's levels had no 'scale0' group, so the consolidated copy left them out (0.4) or
+    # named them without their parent (0.5: zarr-python could not open the image at all)
+    nz = pytest.importorskip("ngff_zarr")
+    image = nz.to_ngff_image(np.zeros((2, 32, 32), "uint8"), dims=["c", "y", "x"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        nz.to_ngff_zarr(str(tmp_path), nz.to_multiscales(image, scale_factors=[2]), version=version)
+    async with ngio_async.open_async(tmp_path, mode="r+") as ds:
+        assert [d.path for d in ds.metadata.multiscale.datasets] == ["scale0/image", "scale1/image"]
+        seg = await ds.labels.create("seg", dtype="uint16")
+        await seg.write_at(..., 5, pyramid=True)
+        await seg.aclose()
+    group = zarr.open_group(str(tmp_path), mode="r")
+    attrs = dict(group["labels"].attrs)
+    assert (attrs if version == "0.4" else attrs["ome"])["labels"] == ["seg"]
+    np.testing.assert_array_equal(group["labels/seg/scale1/image"][...], np.full((16, 16), 5))
+    assert "scale1" in group["labels/seg"]

@@ -340,7 +340,12 @@ class Labels:
                 await write_plan_metadata(ds.store, root, plan, overwrite=True)
             else:
                 await _write_claimed(ds.store, root, plan)
-            await self._list(name, at=at)  # the listing last: never an incomplete label
+            docs = [(join(root, k), d) for k, d in plan.array_documents()]
+            docs += [(join(root, k), d) for k, d in plan.group_documents()]
+            for key, data in _intermediate_groups(root, plan):
+                await ds.store.put(key, data)
+                docs.append((key, data))
+            await self._list(name, at=at, docs=docs)  # the listing last: never an incomplete label
         return Dataset.from_plan(
             ds.store,
             root,
@@ -351,10 +356,18 @@ class Labels:
             mode="r+",
         )
 
-    async def _list(self, name: str, *, remove: bool = False, at: int | None = None) -> int | None:
+    async def _list(
+        self,
+        name: str,
+        *,
+        remove: bool = False,
+        at: int | None = None,
+        docs: Sequence[tuple[str, bytes]] = (),
+    ) -> int | None:
         """Add ``name`` to the ``labels`` group (creating the group when missing; at index
         ``at``, default last), or remove it; return the index it was removed from. Consolidated
-        metadata above the group gets the new listing too."""
+        metadata above the group gets the new listing, and ``docs`` (the label's documents:
+        a copy leaves out what lies below a group it cannot find, and the group may be new)."""
         from ._create import update_consolidated
 
         ds = self._dataset
@@ -368,14 +381,14 @@ class Labels:
                 attrs: dict[str, Any] = {} if raw is None else _object(raw, key)
                 where = (f"{ds.store.url}/{key}", "$.labels")
                 zgroup = join(group, ".zgroup")
-                docs: list[tuple[str, bytes]] = []
+                written: list[tuple[str, bytes]] = []
                 if raw is None or not await ds.store.exists(zgroup):
-                    docs.append((zgroup, b'{"zarr_format":2}'))
-                    await ds.store.put(*docs[-1])
+                    written.append((zgroup, b'{"zarr_format":2}'))
+                    await ds.store.put(*written[-1])
                 attrs["labels"], index = _edited(attrs.get("labels"), name, where, remove, at)
-                docs.append((key, msgspec.json.encode(attrs)))
-                await ds.store.put(*docs[-1])
-                await update_consolidated(ds.store, docs)  # zarr-python trusts a stale copy
+                written.append((key, msgspec.json.encode(attrs)))
+                await ds.store.put(*written[-1])
+                await update_consolidated(ds.store, [*written, *docs])  # zarr-python trusts it
                 return index
             key = join(group, "zarr.json")
             raw = await ds.store.get(key)
@@ -393,8 +406,24 @@ class Labels:
             ome["labels"], index = _edited(ome.get("labels"), name, where, remove, at)
             data = msgspec.json.encode(doc)
             await ds.store.put(key, data)
-            await update_consolidated(ds.store, [(key, data)])
+            await update_consolidated(ds.store, [(key, data), *docs])
             return index
+
+
+def _intermediate_groups(root: str, plan: ImagePlan) -> list[tuple[str, bytes]]:
+    """Group documents for the groups inside level paths (ngff-zarr's ``scale0/image`` lies in
+    a group ``scale0``): zarr needs them, and a consolidated copy leaves out (0.4) or breaks
+    on (0.5) arrays whose parent group it cannot find."""
+    if plan.version == "0.4":
+        name, data = ".zgroup", b'{"zarr_format":2}'
+    else:
+        name, data = "zarr.json", b'{"zarr_format":3,"node_type":"group","attributes":{}}'
+    groups: dict[str, None] = {}
+    for path in plan.paths:
+        parts = path.split("/")[:-1]
+        for i in range(len(parts)):
+            groups[join(root, *parts[: i + 1], name)] = None
+    return [(key, data) for key in groups]
 
 
 async def _write_claimed(store: AsyncStore, root: str, plan: ImagePlan) -> None:
