@@ -87,7 +87,9 @@ def test_cli_help_states_every_default() -> None:
     for name, command in build_parser().get_default("_commands").items():
         for action in command._actions:
             value = action.default
-            if value in (None, False, argparse.SUPPRESS) or not action.option_strings:
+            if value is None or value is False or value == argparse.SUPPRESS:
+                continue
+            if not action.option_strings:
                 continue
             if "default" not in (action.help or ""):
                 missing.append(f"{name} {action.option_strings[-1]}")
