@@ -202,3 +202,21 @@ async def test_consolidated_group_new_to_the_copy_brings_its_nodes(
     assert members == ["0", "1", "extra", "extra/img", "extra/img/0"]
     assert dict(group["extra"].attrs) == {"a": 1}
     assert _ome(group["extra/img"])["multiscales"][0]["name"] == "img"
+
+
+async def test_edits_warn_about_what_they_bring_in_once(tmp_path: Path) -> None:
+    """A unit outside UDUNITS-2 warns once per axis when set, and not again on unrelated
+    edits (the document was validated twice per edit: before and after, each warning)."""
+    path = tmp_path / "img.ome.zarr"
+    async with ngio_async.create_async(path, shape=(2, 8, 8), dtype="uint8", axes="cyx") as ds:
+        with pytest.warns(MetadataWarning) as record:
+            await ds.set_scale(units="furlong")
+        assert sorted(str(w.message).split("`")[1] for w in record) == [
+            "$.ome.multiscales[0].axes[1].unit",
+            "$.ome.multiscales[0].axes[2].unit",
+        ]
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            await ds.set_channels(labels=["a", "b"])
+            await ds.set_scale(2.0)
+        assert ds.metadata.axes[1].unit == "furlong"

@@ -375,6 +375,11 @@ class Dataset(StoreNode):
             raise TypeError(f"tile shape must be ints or None, got {tuple(shape)}")
         if prefetch is not None and (not _size_or_none(prefetch) or prefetch < 1):
             raise ValueError(f"prefetch must be a positive integer, got {prefetch!r}")
+        if progress is not None and hasattr(progress, "__enter__"):  # rich_progress() itself
+            raise TypeError(
+                "progress must be a callable progress(done, total), not a context manager: "
+                "use `with rich_progress() as bar: ds.tiles(progress=bar)`"
+            )
         if progress is not None and not callable(progress):
             raise TypeError(f"progress must be a callable progress(done, total), got {progress!r}")
         base, picks = self._tile_region(lvl, level_index, region, axes)
@@ -916,11 +921,19 @@ class Dataset(StoreNode):
                 raise NotFoundError(f"{self.store.url}/{key} is gone", url=self.store.url, key=key)
             doc: dict[str, Any] = msgspec.json.decode(bytes(raw))
             attrs: dict[str, Any] = doc.get("attributes", {}) if v3 else doc
-            current, bad_omero = _lenient(attrs)
+            with warnings.catch_warnings(record=True) as before:  # shown at open already
+                warnings.simplefilter("always", MetadataWarning)
+                current, bad_omero = _lenient(attrs)
             ome = edit(current)
             version = "0.4" if not v3 else "0.5"
             new_attrs = to_attrs(ome, version)
-            checked = validate(new_attrs)  # never write a document that does not validate
+            with warnings.catch_warnings(record=True) as after:
+                warnings.simplefilter("always", MetadataWarning)
+                checked = validate(new_attrs)  # never write a document that does not validate
+            seen = {str(w.message) for w in before}
+            for w in after:  # what the edit brings in (other warnings pass through)
+                if not issubclass(w.category, MetadataWarning) or str(w.message) not in seen:
+                    warnings.warn(w.message, w.category, stacklevel=3)
             if bad_omero is not None and ome.omero is None:  # not an edit: kept untouched
                 (new_attrs["ome"] if v3 else new_attrs)["omero"] = bad_omero[0]
             elif bad_omero is not None:
