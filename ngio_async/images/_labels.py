@@ -11,9 +11,11 @@ metadata pointing at missing nodes:
 2. every level's array metadata, concurrently (without ``overwrite``, the first level's is put
    only if absent: of two creates of one name, from any dataset objects or processes, one
    writes and the other is refused);
-3. the label image's group metadata (0.4 ``.zgroup`` then ``.zattrs``; 0.5 ``zarr.json``);
+3. the label image's group metadata (0.4 ``.zgroup`` then ``.zattrs``; 0.5 ``zarr.json``), then
+   the groups inside nested level paths (ngff-zarr's ``scale0/image``);
 4. the ``labels`` group listing: created, or the name appended (existing names and other
-   attributes are kept; the document is read again right before it is written).
+   attributes are kept; the document is read again right before it is written); then the
+   consolidated metadata above it, if any (zarr-python trusts it), with the label's documents.
 
 A failure at any step leaves the name unlisted until the new label image is complete: the
 listing never names a label that does not open.
@@ -431,8 +433,8 @@ async def _write_claimed(store: AsyncStore, root: str, plan: ImagePlan) -> None:
     array metadata is put only if absent, so of two creates that both found no node (two
     dataset objects, two processes) one writes and the other is refused before it writes
     anything (both wrote every level: the levels mixed their data types). Stores without
-    conditional puts write it plainly."""
-    from ._create import _prepare_root, _put_all, update_consolidated
+    conditional puts write it plainly. Consolidated copies are updated with the listing."""
+    from ._create import _prepare_root, _put_all
 
     await _prepare_root(store, root, False, paths=plan.paths)
     arrays = [(join(root, k), d) for k, d in plan.array_documents()]
@@ -449,10 +451,8 @@ async def _write_claimed(store: AsyncStore, root: str, plan: ImagePlan) -> None:
             key=arrays[0][0],
         )
     await _put_all(store, arrays[1:], consolidate=False)
-    groups = [(join(root, k), d) for k, d in plan.group_documents()]
-    for key, data in groups:
-        await store.put(key, data)
-    await update_consolidated(store, arrays + groups)
+    for key, data in plan.group_documents():
+        await store.put(join(root, key), data)
 
 
 async def check_same_version(store: AsyncStore, group: str, version: str) -> None:
