@@ -220,3 +220,26 @@ async def test_edits_warn_about_what_they_bring_in_once(tmp_path: Path) -> None:
             await ds.set_channels(labels=["a", "b"])
             await ds.set_scale(2.0)
         assert ds.metadata.axes[1].unit == "furlong"
+
+
+async def test_metadata_writes_where_missing_keys_are_denied(tmp_path: Path) -> None:
+    """Looking for consolidated copies (``.zmetadata`` of every parent) on a store that
+    answers 403 for a missing key (S3 without s3:ListBucket) reads as 'no copy'."""
+    from ngio_async import PermissionDeniedError
+    from ngio_async.stores import InstrumentedStore, open_store
+
+    def deny(method: str, key: str) -> Exception | None:
+        if method == "get" and not (tmp_path / key).exists():
+            return PermissionDeniedError(f"access denied (HTTP 403) to {key!r}", key=key)
+        return None
+
+    store = InstrumentedStore(open_store(str(tmp_path)), fail=deny)
+    opts: dict[str, Any] = {"dtype": "uint8", "axes": "yx", "ngff_version": "0.4"}
+    async with ngio_async.create_async(store, path="a/img", shape=(64, 64), levels=1, **opts) as ds:
+        await ds.write(np.full((64, 64), 3, "uint8"))
+        await ds.set_scale(2.0)
+        await ds.build_pyramid(levels=2)
+    assert any(m == "get" and k.endswith(".zmetadata") for m, k in store.calls)
+    await store.aclose()
+    with ngio_async.open(tmp_path / "a" / "img") as ds:
+        assert ds.metadata.paths == ("0", "1") and ds.levels[1].scale == (4.0, 4.0)

@@ -691,7 +691,7 @@ async def _prepare_root(
 
     async def check(key: str) -> None:
         if key.endswith("zarr.json") and key in parent_keys:
-            raw = await store.get(key)
+            raw = await _get_or_none(store, key)  # 403 for a missing key: absent
             if raw is not None and _node_type(raw) == "array":
                 arrays.append(key)
         elif await store.exists(key):
