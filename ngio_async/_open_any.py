@@ -10,6 +10,7 @@ import os
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from ._errors import ReadOnlyError
 from ._sync_api import SyncDataset, open as _open_zarr
 from .images import open_async as _open_zarr_async
 from .images._dataset import _Opening
@@ -46,6 +47,15 @@ def _group_url(url: Any) -> Any:
     return url
 
 
+def _tiff_mode(url: Any, options: dict[str, Any]) -> None:
+    """TIFFs open read-only: ``mode="r"`` is taken (and dropped), anything else refused."""
+    mode = options.pop("mode", "r")
+    if mode != "r":
+        raise ReadOnlyError(
+            f"{os.fspath(url)} is a TIFF: it opens read-only (mode='r'), not {mode!r}"
+        )
+
+
 def open_async(url: Any, *, limits: Limits | None = None, **options: Any) -> _Opening[Dataset]:
     """Open an image: ``ds = await open_async(url)`` or ``async with open_async(url) as ds``.
 
@@ -57,6 +67,7 @@ def open_async(url: Any, *, limits: Limits | None = None, **options: Any) -> _Op
     if _is_tiff(url):
         from .convert._tiffds import open_tiff_async
 
+        _tiff_mode(url, options)
         path = os.fspath(url).removeprefix("file://")
         return _Opening(lambda: open_tiff_async(path, limits=limits, **options))
     return _open_zarr_async(_group_url(url), limits=limits, **options)
@@ -67,6 +78,7 @@ def open(url: Any, *, limits: Limits | None = None, **options: Any) -> SyncDatas
     if _is_tiff(url):
         from . import formats
 
+        _tiff_mode(url, options)
         result: SyncDataset = formats.open(url, limits=limits, **options)
         result._reopen = ("any", url, {"limits": limits, **options})
         return result

@@ -239,3 +239,20 @@ async def test_missing_local_directory_is_not_found(tmp_path: Path) -> None:
     async with store:
         await store.put("k", b"v")
     assert (tmp_path / "made" / "k").read_bytes() == b"v"
+
+
+def test_missing_cloud_credentials_are_named_as_such() -> None:
+    """With no credentials, obstore asks the cloud's instance metadata (169.254.169.254) and
+    fails with that address's answer; the error says credentials are missing and how to give
+    them (the message obstore raises is injected: no real server here can produce it)."""
+    from obstore import exceptions as obs_exc
+
+    from ngio_async import PermissionDeniedError
+    from ngio_async.stores._obstore import ObstoreStore
+
+    store = open_store("memory://")
+    assert isinstance(store, ObstoreStore)
+    fetch = "Generic S3 error: PUT http://169.254.169.254/latest/api/token: status 403"
+    with pytest.raises(PermissionDeniedError, match=r"no credentials .*anonymous=True"):  # noqa: SIM117
+        with store._map_exceptions("a/zarr.json"):
+            raise obs_exc.GenericError(fetch)

@@ -414,7 +414,7 @@ def render_info(info: dict[str, Any]) -> Tree:
             f"[bold]plate{_esc(' ' + plate['name'] if plate['name'] else '')}[/bold]"
             f"  NGFF {_esc(plate['ngff_version'])}"
             f"  {len(plate['rows'])} rows x {len(plate['columns'])} columns"
-            f"  {len(plate['wells'])} wells  {plate['fields']} fields"
+            f"  {_count(len(plate['wells']), 'well')}  {_count(plate['fields'], 'field')}"
             + (f"  {len(plate['acquisitions'])} acquisitions" if plate["acquisitions"] else "")
         )
         node.add(f"rows: {_esc(' '.join(plate['rows']))}")
@@ -422,7 +422,7 @@ def render_info(info: dict[str, Any]) -> Tree:
         wells = node.add("wells")
         for w in plate["wells"]:
             state = f"  [red]{_esc(w['error'])}[/red]" if w.get("error") else ""
-            wells.add(f"{_esc(w['path'])}: {len(w['fields'])} fields{state}")
+            wells.add(f"{_esc(w['path'])}: {_count(len(w['fields']), 'field')}{state}")
         if missing:
             node.add(f"[red]{len(missing)} wells missing or invalid[/red]")
         if "first_field" in plate:
@@ -464,3 +464,8 @@ def run_info(args: argparse.Namespace) -> int:
     else:
         stdout_console().print(render_info(info))
     return 0
+
+
+def _count(n: int, noun: str) -> str:
+    """``1 field``, ``2 fields``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"

@@ -450,9 +450,22 @@ class ObstoreStore(AsyncStore):
                     url=url,
                     key=key,
                 ) from exc
+            if _NO_CREDENTIALS in str(
+                exc
+            ):  # no credentials: it asked the cloud's instance metadata
+                raise PermissionDeniedError(
+                    f"no credentials for {url}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or "
+                    "pass access_key_id= / secret_access_key=), or anonymous=True for a public "
+                    f"bucket ({self._describe(exc)})",
+                    url=url,
+                    key=key,
+                ) from exc
             raise StoreError(
                 f"store error for {key!r} at {url}: {self._describe(exc)}", url=url, key=key
             ) from exc
+
+
+_NO_CREDENTIALS = "169.254.169.254"  # the instance-metadata address obstore falls back to
 
 
 def _get_options(byte_range: ByteRequest | None) -> GetOptions:

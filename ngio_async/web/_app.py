@@ -107,6 +107,14 @@ def create_app(
 async def _open_source(source: str | os.PathLike[str], options: dict[str, Any]) -> Dataset | Plate:
     """Open ``source`` as an image, else (an HCS plate's group) as a plate; the image's error
     when it is neither."""
+    from .._open_any import _is_tiff
+    from ..stores._url_utils import redact_url
+
+    if _is_tiff(source):
+        raise UnsupportedError(
+            f"{redact_url(os.fspath(source))} is a TIFF: the tile server serves OME-Zarr images and "
+            "plates (convert it first: ngio-async convert)"
+        )
     try:
         return await open_async(source, **options)
     except (UnsupportedError, MetadataError) as exc:
