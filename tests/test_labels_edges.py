@@ -13,6 +13,7 @@ import zarr
 
 import ngio_async
 from ngio_async import ExistsError
+from ngio_async.meta import validate
 from ngio_async.stores import InstrumentedStore, open_store
 
 if TYPE_CHECKING:
@@ -214,3 +215,19 @@ async def test_a_label_of_an_ngff_zarr_image_reads_in_zarr_python(
     assert (attrs if version == "0.4" else attrs["ome"])["labels"] == ["seg"]
     np.testing.assert_array_equal(group["labels/seg/scale1/image"][...], np.full((16, 16), 5))
     assert "scale1" in group["labels/seg"]
+
+
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+async def test_a_created_label_meets_the_strict_profile(tmp_path: Path, version: str) -> None:
+    # images carry the multiscale SHOULD fields (name, type, metadata); labels had type and
+    # metadata cleared: `validate --strict` refused every label image created here
+    async with ngio_async.create_async(
+        tmp_path, shape=(2, 16, 16), dtype="uint8", axes="cyx", levels=2, ngff_version=version
+    ) as ds:
+        await (await ds.labels.create("cells", colors={1: (255, 0, 0, 255)})).aclose()
+    name = ".zattrs" if version == "0.4" else "zarr.json"
+    doc = json.loads((tmp_path / "labels" / "cells" / name).read_text())
+    attrs = doc if version == "0.4" else doc["attributes"]
+    validate(attrs, strict=True)
+    multiscale = (attrs if version == "0.4" else attrs["ome"])["multiscales"][0]
+    assert (multiscale["name"], multiscale["type"]) == ("cells", "mode")  # how labels downsample

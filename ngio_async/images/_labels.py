@@ -175,7 +175,7 @@ def plan_label(
 
     from ..meta import OmeMetadata, Scale, Translation, to_attrs, validate
     from ..meta.zarr import ArrayV2Meta
-    from ._create import ImagePlan, array_meta_v2, array_meta_v3
+    from ._create import ImagePlan, array_meta_v2, array_meta_v3, downsampling
 
     _check_name(name, creating=True)
     dt = np.dtype(dtype)
@@ -223,9 +223,8 @@ def plan_label(
         datasets=datasets,
         coordinate_transformations=drop_transforms(ms.coordinate_transformations),
         name=name,
-        type=None,
-        metadata=None,
         version=None,
+        **downsampling("mode"),  # the strict profile's SHOULD fields; labels downsample by mode
     )
     attrs = to_attrs(OmeMetadata(version=version, multiscales=[multiscale]), version)
     image_label: dict[str, Any] = {"source": {"image": "../../"}}
