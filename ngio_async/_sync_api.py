@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from .images import (
     Dataset,
+    Labels,
     Level,
     Plate,
     PlateWell,
@@ -723,3 +724,32 @@ _CREATE_PLATE_ONLY = frozenset(inspect.signature(create_plate_async).parameters)
     "url",
     "limits",
 }
+
+
+def _twin_docs(sync_cls: type, async_cls: type) -> None:
+    """Give the sync twins without a docstring that of their async method or property (so
+    ``help()`` of the blocking API says what each call does)."""
+    for name, member in list(vars(sync_cls).items()):
+        if name.startswith("_") or (getattr(member, "__doc__", None) or "").strip():
+            continue
+        twin = inspect.getattr_static(async_cls, name, None)
+        doc = (getattr(twin, "__doc__", None) or "").strip()
+        if not doc:
+            continue
+        if isinstance(member, property):
+            setattr(sync_cls, name, property(member.fget, member.fset, member.fdel, doc))
+        elif inspect.isfunction(member):
+            member.__doc__ = (
+                doc
+                if inspect.isfunction(twin) and not inspect.iscoroutinefunction(twin)
+                else f"Blocking :meth:`{async_cls.__name__}.{name}`: {doc}"
+            )
+
+
+for _sync, _async in (
+    (SyncDataset, Dataset),
+    (SyncLevel, Level),
+    (SyncLabels, Labels),
+    (SyncPlate, Plate),
+):
+    _twin_docs(_sync, _async)
