@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import gc
 import warnings
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 SPEC = Spec(version="0.5", shape=(2, 32, 32), chunks=(1, 16, 16), levels=1)
 
 
-def _open(url: str, **options: object) -> Dataset:
+def _open(url: str, **options: Any) -> Dataset:
     async def go() -> Dataset:
         return await ngio_async.open_async(url, **options)
 
