@@ -499,3 +499,21 @@ async def test_labels_without_image_label_metadata_are_never_averaged(tmp_path: 
         await label.write(np.ones((16, 16), np.uint32), pyramid=True)  # default: mode too
         assert (await label.levels[1][...] == 1).all()
         await label.aclose()
+
+
+async def test_a_whole_rebuild_records_its_method(tmp_path: Path) -> None:
+    """type/metadata (NGFF SHOULD fields) name the method that made the levels: a whole rebuild
+    with another method says so; a partial one (regions=) leaves them."""
+    import json
+
+    async with await ngio_async.create_async(
+        tmp_path / "a.zarr", shape=(64, 64), dtype="uint8", axes="yx", levels=3
+    ) as ds:
+        await ds.build_pyramid(method="nearest")
+        assert ds.metadata.ome.multiscales is not None
+        assert ds.metadata.ome.multiscales[0].type == "nearest"
+        await ds.build_pyramid(method="mode", regions=[(slice(0, 8), slice(0, 8))])
+        assert ds.metadata.ome.multiscales[0].type == "nearest"
+    doc = json.loads((tmp_path / "a.zarr" / "zarr.json").read_text())
+    ms = doc["attributes"]["ome"]["multiscales"][0]
+    assert ms["type"] == "nearest" and ms["metadata"]["kwargs"] == {"method": "nearest"}

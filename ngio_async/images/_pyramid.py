@@ -304,6 +304,27 @@ async def _list_levels(
     await ds._edit_metadata(edit)
 
 
+async def _record_method(ds: Dataset, method: Method) -> None:
+    """The multiscale's ``type`` and ``metadata`` (SHOULD fields) name ``method``."""
+    from msgspec.structs import replace
+
+    from ._create import downsampling
+    from ._dataset import _with_extra
+
+    fields = downsampling(method)
+    ms = ds.metadata.ome.multiscales
+    if ms is not None and ms[0].type == fields["type"] and ms[0].metadata == fields["metadata"]:
+        return
+
+    def edit(ome: OmeMetadata) -> OmeMetadata:
+        assert ome.multiscales is not None
+        first = ome.multiscales[0]
+        new_ms = _with_extra(replace(first, **fields), first)
+        return _with_extra(replace(ome, multiscales=[new_ms, *ome.multiscales[1:]]), ome)
+
+    await ds._edit_metadata(edit)
+
+
 def _next_translation(
     before: NgffDataset | None, last: NgffDataset, scale: Sequence[float]
 ) -> list[float] | None:
@@ -387,6 +408,9 @@ async def build_pyramid(
     if layout:
         await _list_levels(ds, layout)
         ds.levels.extend(new_levels)
+    if regions is None:  # every level below 0 is now the chosen method's: say so
+        await _record_method(ds, chosen)
+    if layout:
         for lvl, cal in zip(ds.levels, ds.metadata.spatial_calibration, strict=True):
             lvl.scale = cal.scale
             lvl.translation = cal.translation
