@@ -78,3 +78,27 @@ async def test_a_channel_label_beyond_the_channel_axis_is_named(tmp_path: Path) 
     async with ngio_async.open_async(tmp_path / "a.zarr") as ds:
         with pytest.raises(IndexError, match="'C' is channel 2 .* has 2 channels"):
             await ds.read(c="C")
+
+
+@pytest.mark.parametrize(
+    ("data", "match"),
+    [
+        (np.full((1, 32, 32), -1), r"values -1\.\.-1 do not fit a uint8 level"),
+        (np.full((1, 32, 32), 300, dtype="int16"), r"300\.\.300 do not fit"),
+        (np.full((1, 32, 32), np.nan, dtype="float32"), "NaN or infinity"),
+        (np.full((1, 32, 32), 1e6), "do not fit"),
+    ],
+)
+async def test_array_values_an_integer_level_cannot_hold_are_refused(
+    tmp_path: Path, data: np.ndarray, match: str
+) -> None:
+    """numpy's cast would wrap them (-1 -> 255: two label ids merged) or invent values (NaN);
+    nothing is written."""
+    async with await _image(tmp_path / "a.zarr") as ds:
+        sel = (slice(0, 1), slice(0, 32), slice(0, 32))
+        with pytest.raises(ValueError, match=match):
+            await ds.write_at(sel, data)
+        assert not (await ds.read(level=0)).any()
+        await ds.write_at(sel, np.full((1, 32, 32), 200, dtype="int64"))  # fits: cast
+        await ds.write_at(sel, np.full((1, 32, 32), 7.9))  # fractions truncate, as in numpy
+        assert (await ds.read(level=0, c=0, y=slice(0, 32), x=slice(0, 32)) == 7).all()

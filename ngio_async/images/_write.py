@@ -375,6 +375,8 @@ def fit_data(data: Any, shape: tuple[int, ...], dtype: np.dtype[Any], where: str
             given = np.asarray(data, dtype=dtype)
         except (OverflowError, ValueError, TypeError) as exc:
             raise ValueError(f"{_short(data)} is not a {dtype} value ({where}): {exc}") from None
+    elif dtype.kind in "iu" and given.dtype != dtype and given.size:
+        _check_in_range(given, dtype, where)
     try:
         return np.broadcast_to(given, shape)
     except ValueError:
@@ -382,6 +384,25 @@ def fit_data(data: Any, shape: tuple[int, ...], dtype: np.dtype[Any], where: str
             f"data of shape {given.shape} does not fit the selection of shape {shape} "
             f"({where}); give that shape or one that broadcasts to it"
         ) from None
+
+
+def _check_in_range(given: NDArray[Any], dtype: np.dtype[Any], where: str) -> None:
+    """Array values an integer level cannot hold are refused: numpy's cast would wrap them
+    (-1 -> 255 in uint8: two label ids merged) or make them up (NaN, inf). Fractions are
+    truncated, as numpy truncates them."""
+    if given.dtype.kind in "biu" and np.can_cast(given.dtype, dtype):
+        return
+    if given.dtype.kind not in "biuf":
+        return  # complex and others: numpy's own rules (it warns or raises)
+    info = np.iinfo(dtype)
+    low, high = given.min(), given.max()
+    if given.dtype.kind == "f" and not (np.isfinite(low) and np.isfinite(high)):
+        raise ValueError(f"data holds NaN or infinity, which a {dtype} level cannot hold ({where})")
+    if low < info.min or high > info.max:
+        raise ValueError(
+            f"data values {low}..{high} do not fit a {dtype} level ({info.min}..{info.max}; "
+            f"{where}): cast them yourself if wrapping is meant"
+        )
 
 
 def _short(data: Any) -> str:
