@@ -76,7 +76,7 @@ async def test_a_channel_label_beyond_the_channel_axis_is_named(tmp_path: Path) 
     ome["omero"] = {"channels": [*channels, {**channels[0], "label": "C"}]}
     group.attrs["ome"] = ome
     async with ngio_async.open_async(tmp_path / "a.zarr") as ds:
-        with pytest.raises(IndexError, match="'C' is channel 2 .* has 2 channels"):
+        with pytest.raises(IndexError, match=r"'C' is channel 2 .* has 2 channels"):
             await ds.read(c="C")
 
 
@@ -102,3 +102,27 @@ async def test_array_values_an_integer_level_cannot_hold_are_refused(
         await ds.write_at(sel, np.full((1, 32, 32), 200, dtype="int64"))  # fits: cast
         await ds.write_at(sel, np.full((1, 32, 32), 7.9))  # fractions truncate, as in numpy
         assert (await ds.read(level=0, c=0, y=slice(0, 32), x=slice(0, 32)) == 7).all()
+
+
+async def test_label_images_refuse_mean_downsampling(tmp_path: Path) -> None:
+    async with (
+        await _image(tmp_path / "a.zarr") as ds,
+        await ds.labels.create("cells", dtype="uint16") as label,
+    ):
+        with pytest.raises(ValueError, match="would average label ids"):
+            await label.build_pyramid(method="mean")
+        with pytest.raises(ValueError, match="would average label ids"):
+            await label.write(np.ones((64, 64), dtype="uint16"), pyramid="mean")
+        await label.write(np.ones((64, 64), dtype="uint16"), pyramid=True)  # mode
+        assert (await label.read(level=1) == 1).all()
+
+
+async def test_image_tiles_into_a_label_writer_name_the_axes(tmp_path: Path) -> None:
+    async with (
+        await _image(tmp_path / "a.zarr") as ds,
+        await ds.labels.create("cells", dtype="uint16") as label,
+    ):
+        tile = await anext(aiter(ds.tiles(c=0)))
+        async with label.writer() as w:
+            with pytest.raises(ValueError, match="a tile region of 3 axes for a level of 2"):
+                await w.write(tile)

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..engine.pyramid import region_footprint
-from ._pyramid import _reduce, default_method, level_factors
+from ._pyramid import _is_label, _reduce, default_method, level_factors
 from ._write import object_region, write_region
 
 if TYPE_CHECKING:
@@ -96,6 +96,11 @@ class Cascade:
         self._method: Method = default_method(ds) if method is None else method
         if self._method not in ("mean", "nearest", "mode"):
             raise ValueError(f"pyramid must be True or one of mean, nearest, mode; got {method!r}")
+        if self._method == "mean" and _is_label(ds):  # averaging label ids makes up new ones
+            raise ValueError(
+                "pyramid='mean' would average label ids (1 and 9 give 5); label images "
+                "downsample with 'mode' (pyramid=True) or 'nearest'"
+            )
         self._max_bytes = ds.limits.prefetch_bytes if max_bytes is None else max_bytes
         self._accs: dict[tuple[int, tuple[int, ...]], _Acc] = {}
         self._done: set[tuple[int, tuple[int, ...]]] = set()  # objects written from memory

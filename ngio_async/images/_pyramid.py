@@ -359,6 +359,11 @@ async def build_pyramid(
     chosen: Method = default_method(ds) if method is None else method
     if chosen not in _METHODS:
         raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
+    if chosen == "mean" and _is_label(ds):  # averaging label ids makes up new ones
+        raise ValueError(
+            "method='mean' would average label ids (1 and 9 give 5); label images downsample "
+            "with 'mode' (the default) or 'nearest'"
+        )
     existing = len(ds.levels)
     from ._create import integer
 

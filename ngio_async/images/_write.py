@@ -303,6 +303,11 @@ class LevelWriter:
             data: Any = tile.core_data
         else:
             region_in, data = tile
+        if len(region_in) != self.level.ndim:  # e.g. image tiles (with c) into a label (no c)
+            raise ValueError(
+                f"a tile region of {len(region_in)} axes for a level of {self.level.ndim} "
+                f"(level {self.level.path!r}): give one slice per axis of the level"
+            )
         sel = normalize_selection(tuple(region_in), self.level.shape)
         if any(st != 1 for st in sel.steps) or sel.drop_axes or len(region_in) != self.level.ndim:
             raise ValueError(
