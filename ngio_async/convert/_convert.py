@@ -787,12 +787,13 @@ async def convert(
 
 # ------------------------------------------------------------------------------ HCS plates
 async def _open_plate(src: Any, options: Mapping[str, Any]) -> Plate | None:
-    """The HCS plate at ``src`` (``None``: not a plate; the image reader's error stands)."""
+    """The HCS plate at ``src`` (``None``: not a plate, the image reader's error stands; a
+    store error is raised)."""
     from ..images import open_plate_async
 
     try:
         return await open_plate_async(src, **options)
-    except Exception:  # noqa: BLE001 - the caller re-raises why it is not an image
+    except (UnsupportedError, MetadataError, NotFoundError):
         return None
 
 
