@@ -158,7 +158,9 @@ class SyncLabels:
     def open(self, name: str, mode: Mode | None = None) -> SyncDataset:
         """Open label image ``name`` (``mode``: default the image's own mode)."""
         label = self._leased(lambda: self._dataset.labels.open(name, mode))
-        label._reopen = _label_reopen(self._parent._reopen, name, mode or self._dataset.mode)
+        label._reopen = _label_reopen(
+            self._parent._reopen, label._dataset.root, mode or self._dataset.mode
+        )
         return label
 
     def create(
@@ -174,7 +176,7 @@ class SyncLabels:
         label = self._leased(
             lambda: self._dataset.labels.create(name, dtype, colors, properties, overwrite)
         )
-        label._reopen = _label_reopen(self._parent._reopen, name, "r+")
+        label._reopen = _label_reopen(self._parent._reopen, label._dataset.root, "r+")
         return label
 
     def _leased(self, make: Callable[[], Awaitable[Dataset]]) -> SyncDataset:
@@ -469,12 +471,13 @@ _Reopen = tuple[str, Any, dict[str, Any]]
 _CREATE_ONLY = frozenset(inspect.signature(create_async).parameters) - {"url", "limits", "path"}
 
 
-def _label_reopen(parent: _Reopen | None, name: str, mode: str) -> _Reopen | None:
+def _label_reopen(parent: _Reopen | None, root: str, mode: str) -> _Reopen | None:
+    """How to reopen a label image: the image's URL and options, the label's own path in that
+    store (``<image>/labels/<name>``; inside a bioformats2raw container, under its series)."""
     if parent is None or parent[0] != "zarr":
         return None
     kind, url, options = parent
-    path = "/".join(p for p in (str(options.get("path", "")).strip("/"), "labels", name) if p)
-    return (kind, url, {**options, "path": path, "mode": mode})
+    return (kind, url, {**options, "path": root, "mode": mode})
 
 
 def _reopen(spec: _Reopen) -> SyncDataset:

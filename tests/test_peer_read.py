@@ -166,3 +166,20 @@ def test_bioformats2raw_container_opens_the_series_its_ome_group_lists_first(
     root.create_group("OME").attrs.update(ngff({"series": ["scan-b", "scan-a"]}))
     with ngio_async.open(path) as ds:
         assert int(ds[0, 0]) == 7
+
+
+def test_a_label_of_a_bioformats2raw_series_pickles(tmp_path: Path) -> None:
+    """A label reopens at its own path (under the series), not under the container."""
+    import pickle
+
+    path = tmp_path / "bf.zarr"
+    root = zarr.open_group(str(path), mode="w", zarr_format=3)
+    root.attrs.update({"ome": {"version": "0.5", "bioformats2raw.layout": 3}})
+    with ngio_async.create(str(path / "0"), shape=(8, 8), dtype="uint8") as ds:
+        ds.labels.create("m", dtype="uint8").close()
+    with ngio_async.open(path) as ds:
+        label = ds.labels["m"]
+        again = pickle.loads(pickle.dumps(label))
+        assert again.shape == (8, 8)
+        again.close()
+        label.close()
