@@ -877,10 +877,13 @@ async def _plan_plate(
         where = join(item[0], item[1])
         ds = await Dataset.open_in(store, join(root, where), limits=field_limits, workers=readers)
         opened.append(ds)
-        layout = _check_layout(ds.axes, chunks, shards, levels)
-        jobs, labels_attrs = await _zarr_jobs(
-            ds, where, version, *layout, compressor, levels, opened
-        )
+        try:
+            layout = _check_layout(ds.axes, chunks, shards, levels)
+            jobs, labels_attrs = await _zarr_jobs(
+                ds, where, version, *layout, compressor, levels, opened
+            )
+        except (ValueError, TypeError) as exc:  # the fields of a plate may differ: name it
+            raise type(exc)(f"field {where} of plate {plate.url}: {exc}") from None
         extra = levels if levels is not None and levels > len(ds.levels) else None
         planned[item] = (jobs, labels_attrs, extra)
 
