@@ -8,9 +8,8 @@ there; tile streams and the aiohttp client must either work too or say why they 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import gc
-import warnings
+import subprocess
+import sys
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -65,26 +64,50 @@ def test_tile_streams_work_or_say_why_on_a_later_event_loop(tmp_path: Path) -> N
         assert n == 8
 
 
+# run in a child process: the sockets of the first loop's session leak, and their
+# ResourceWarnings would surface in whichever test the garbage collector runs in
+_LATER_LOOP_READ = """
+import asyncio, sys
+import ngio_async
+
+async def opening():
+    return await ngio_async.open_async(sys.argv[1], backend="aiohttp")
+
+ds = asyncio.run(opening())
+try:
+    print("read", asyncio.run(ds.read()).shape)
+except RuntimeError as exc:
+    print("error", exc)
+"""
+
+
 @pytest.mark.xfail(
     strict=True,
     reason="HTTPStore keeps the aiohttp session of the loop that opened it: 'Event loop is "
     "closed', and the session and its sockets leak (ResourceWarning)",
 )
 def test_aiohttp_store_works_or_says_why_on_a_later_event_loop(
-    tmp_path: Path, http_server: StaticServer, http_root: Path
+    http_server: StaticServer, http_root: Path
 ) -> None:
-    (data,) = write_image(http_root / "img.zarr", SPEC)
-    ds = _open(f"{http_server.url}img.zarr", backend="aiohttp")
-    try:
-        got = asyncio.run(ds.read())
-    except RuntimeError as exc:
-        assert "opened" in str(exc) or "another" in str(exc)  # was: 'Event loop is closed'
-    else:
-        assert np.array_equal(got, data)
-    finally:
-        with warnings.catch_warnings():  # keep the leaked session's warnings in this test
-            warnings.simplefilter("ignore", ResourceWarning)
-            with contextlib.suppress(RuntimeError):  # its session's loop is closed
-                asyncio.run(ds.aclose())
-            del ds
-            gc.collect()
+    write_image(http_root / "img.zarr", SPEC)
+    child = subprocess.run(
+        [sys.executable, "-W", "ignore::ResourceWarning", "-c", _LATER_LOOP_READ,
+         f"{http_server.url}img.zarr"],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    outcome = child.stdout.strip()
+    assert outcome == "read (2, 32, 32)" or (
+        outcome.startswith("error") and ("opened" in outcome or "another" in outcome)
+    ), outcome  # was: 'error Event loop is closed'
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="Dataset.aclose awaits TileOwner's task of the ended loop (cancelled with it): "
+    "a stray CancelledError out of aclose()",
+)
+def test_closing_on_a_later_event_loop_is_clean(tmp_path: Path) -> None:
+    write_image(tmp_path, SPEC)
+    ds = _open(str(tmp_path))
+    assert asyncio.run(_count_tiles(ds)) == 8  # starts the dataset's tile task on this loop
+    asyncio.run(ds.aclose())  # was: asyncio.CancelledError
