@@ -814,3 +814,16 @@ def test_overwrite_with_fewer_axes_leaves_no_chunk_directories_in_the_way(tmp_pa
     with ngio_async.create(path, shape=(300, 260), dtype="uint16", axes="yx", overwrite=True) as ds:
         ds[...] = data
     np.testing.assert_array_equal(zarr.open_array(path / "0")[...], data)
+
+
+@pytest.mark.parametrize("off", [None, False, "none", "NONE"])
+def test_no_compression_spelled_every_way(tmp_path: Path, off: Any) -> None:
+    """convert says False for uncompressed (its None keeps the source's); create took only None."""
+    with ngio_async.create(
+        tmp_path / "a.zarr", shape=(16, 16), dtype="uint8", axes="yx", compressor=off
+    ) as ds:
+        ds[...] = 3
+    doc = json.loads((tmp_path / "a.zarr" / "0" / "zarr.json").read_text())
+    assert [c["name"] for c in doc["codecs"]] == ["bytes"]
+    with pytest.raises(ValueError, match=r"unknown compressor 'lz5': .*None / 'none'"):
+        ngio_async.create(tmp_path / "b.zarr", shape=(4, 4), dtype="uint8", compressor="lz5")

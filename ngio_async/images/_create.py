@@ -87,7 +87,8 @@ __all__ = [
     "plan_image",
 ]
 
-Compressor = Literal["zstd", "blosc-zstd", "gzip"] | None
+Compressor = Literal["zstd", "blosc-zstd", "gzip", "none", False] | None
+"""``None``, ``False`` and ``"none"`` all mean uncompressed (convert's ``None`` keeps the source's)."""
 ChannelSpec = str | Mapping[str, Any]
 
 _AXIS_TYPES = {"t": "time", "c": "channel", "z": "space", "y": "space", "x": "space"}
@@ -144,7 +145,18 @@ def _level_shape(shape: Sequence[int], axes: Sequence[str], factor: int) -> tupl
     return tuple(-(-n // factor) if i in yx else n for i, n in enumerate(shape))
 
 
-def _compressor_v3(name: Compressor, dtype: np.dtype[Any]) -> tuple[Codec, ...]:
+def _compressor_name(name: Any) -> str | None:
+    """``None`` for no compression (``None``, ``False``, ``"none"``), else the lower-cased name."""
+    if name is None or name is False:
+        return None
+    if not isinstance(name, str):
+        raise TypeError(f"compressor must be a name or None, got {name!r}")
+    lowered = name.lower()
+    return None if lowered == "none" else lowered
+
+
+def _compressor_v3(compressor: Compressor, dtype: np.dtype[Any]) -> tuple[Codec, ...]:
+    name = _compressor_name(compressor)
     if name is None:
         return ()
     if name == "zstd":
@@ -160,10 +172,13 @@ def _compressor_v3(name: Compressor, dtype: np.dtype[Any]) -> tuple[Codec, ...]:
                 BloscConfig(cname="zstd", clevel=5, shuffle=shuffle, typesize=dtype.itemsize)
             ),
         )
-    raise ValueError(f"unknown compressor {name!r}: use 'zstd', 'blosc-zstd', 'gzip' or None")
+    raise ValueError(
+        f"unknown compressor {compressor!r}: use 'zstd', 'blosc-zstd', 'gzip', or None / 'none'"
+    )
 
 
-def _compressor_v2(name: Compressor, dtype: np.dtype[Any]) -> dict[str, Any] | None:
+def _compressor_v2(compressor: Compressor, dtype: np.dtype[Any]) -> dict[str, Any] | None:
+    name = _compressor_name(compressor)
     if name is None:
         return None
     if name == "zstd":
@@ -173,7 +188,9 @@ def _compressor_v2(name: Compressor, dtype: np.dtype[Any]) -> dict[str, Any] | N
     if name == "blosc-zstd":
         shuffle = 2 if dtype.itemsize == 1 else 1  # BITSHUFFLE / SHUFFLE
         return {"id": "blosc", "cname": "zstd", "clevel": 5, "shuffle": shuffle, "blocksize": 0}
-    raise ValueError(f"unknown compressor {name!r}: use 'zstd', 'blosc-zstd', 'gzip' or None")
+    raise ValueError(
+        f"unknown compressor {compressor!r}: use 'zstd', 'blosc-zstd', 'gzip', or None / 'none'"
+    )
 
 
 def _float_json(f: float) -> float | str:
@@ -1019,7 +1036,8 @@ def create_async(
         other axes.
     :param shards: shard shape (0.5 only); default up to 8x8 chunks in y/x for 0.5 (capped by
         the shape), ``False`` for no sharding. 0.4 is never sharded.
-    :param compressor: ``"zstd"``, ``"blosc-zstd"``, ``"gzip"`` or ``None``.
+    :param compressor: ``"zstd"``, ``"blosc-zstd"``, ``"gzip"``, or ``None`` / ``"none"`` /
+        ``False`` for none.
     :param levels: pyramid levels; default: until the largest of y/x is at most 256.
     :param downscale: factor between levels along y and x (t, c, z are not downscaled).
     :param channels: one per channel: a label, or a dict with ``label``, ``color`` (``RRGGBB``),
