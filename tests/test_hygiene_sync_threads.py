@@ -1,0 +1,61 @@
+"""Hygiene: the sync shim driven from several threads (a GUI or service stopping a worker's loop)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import TYPE_CHECKING
+
+import pytest
+from images import Spec, write_image
+
+import ngio_async
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+    from servers import StaticServer
+
+SPEC = Spec(version="0.4", shape=(1, 64, 64), chunks=(1, 16, 16), levels=1)
+
+
+def _wait_for(done: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + 10
+    while not done():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.005)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="SyncIterator.close() is generator.close(): from another thread, while the consumer "
+    "waits in next(), it raises ValueError('generator already executing') and stops nothing",
+)
+def test_a_tile_loop_can_be_closed_from_another_thread(
+    http_server: StaticServer, http_root: Path
+) -> None:
+    write_image(http_root / "img.zarr", SPEC)
+    with ngio_async.open(f"{http_server.url}img.zarr") as ds:
+        http_server.faults.delay = 0.5  # every chunk request waits: the consumer blocks in next()
+        tiles = ds.tiles()
+        outcome: list[str] = []
+
+        def consume() -> None:
+            try:
+                n = sum(1 for _ in tiles)
+                outcome.append(f"all {n} tiles")
+            except ngio_async.ClosedError:
+                outcome.append("closed")
+
+        worker = threading.Thread(target=consume)
+        worker.start()
+        try:
+            _wait_for(lambda: http_server.count("GET") > 1, "no chunk was asked for")
+            tiles.close()  # was: ValueError: generator already executing
+            worker.join(0.4)  # less than one request's delay: the loop stopped, not finished
+            assert not worker.is_alive()
+            assert outcome != ["all 16 tiles"]  # ClosedError, or an early end of the loop
+        finally:
+            http_server.faults.delay = 0
+            worker.join(10)
