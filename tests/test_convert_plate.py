@@ -310,3 +310,22 @@ async def test_the_plate_root_is_checked_once_not_per_field(tmp_path: Path) -> N
         "zarr.json",
     ]
     await check_same_plate(src, dst, "0.5")
+
+
+async def test_convert_many_redoes_a_plate_asked_with_other_levels(tmp_path: Path) -> None:
+    """A complete plate output was skipped whatever ``levels`` asked (an image's is converted
+    again): the plate's result has its first field's levels, compared as an image's."""
+    src, out = tmp_path / "src.zarr", tmp_path / "out"
+    await make_plate(src, "0.5")  # fields of 2 levels
+    first = (await ngio_async.convert_many([src], out))[str(src)]
+    assert isinstance(first, ngio_async.ConvertResult) and first.levels == 2
+    again = (await ngio_async.convert_many([src], out, levels=3))[str(src)]
+    assert isinstance(again, ngio_async.ConvertResult)
+    assert (again.skipped, again.levels) == (False, 3)
+    same = (await ngio_async.convert_many([src], out, levels=3))[str(src)]
+    assert isinstance(same, ngio_async.ConvertResult)
+    assert (same.skipped, same.levels) == (True, 3)
+    async with ngio_async.open_plate_async(out / "src.ome.zarr") as plate:
+        for well, field in await plate.image_paths():
+            async with await plate.image(well, field=field) as ds:
+                assert len(ds.levels) == 3

@@ -84,8 +84,9 @@ class ConvertResult:
     """What one conversion wrote (``skipped``: the output was complete already).
 
     An HCS plate (``kind="plate"``) has no image of its own: ``shape``, ``dtype`` and ``axes``
-    are empty and ``levels`` is 0; ``wells`` lists its wells and ``fields`` counts the field
-    images converted (``labels``: every label name of its fields, once).
+    are empty and ``levels`` is its first field's (0 without fields); ``wells`` lists its wells
+    and ``fields`` counts the field images converted (``labels``: every label name of its
+    fields, once).
     """
 
     src: str
@@ -964,7 +965,7 @@ async def _convert_plate(
             shape=(),
             dtype="",
             axes=(),
-            levels=0,
+            levels=_field_levels(plan.fields[0]) if plan.fields else 0,
             labels=tuple(labels),
             tiles=counter.done,
             bytes_written=counter.nbytes,
@@ -976,6 +977,11 @@ async def _convert_plate(
         if owns:
             with anyio.CancelScope(shield=True):
                 await store.aclose()
+
+
+def _field_levels(field: tuple[str, list[_Job], dict[str, Any] | None, int | None]) -> int:
+    """The levels a planned field ends with (those copied, or ``levels`` when more)."""
+    return field[3] or len(field[1][0].plan.arrays)
 
 
 def _plain_group(version: str) -> list[tuple[str, bytes]]:
@@ -1125,10 +1131,9 @@ async def convert_many(
 def _as_requested(result: ConvertResult, options: Mapping[str, Any]) -> bool:
     """Whether a complete output has the levels and NGFF version asked for: extra levels of an
     OME-Zarr source are built after its group metadata is written (``build_pyramid`` edits
-    it), so an interrupted build leaves a complete-looking output with fewer levels (a
-    plate's fields have theirs before the plate group is written)."""
+    it), so an interrupted build leaves a complete-looking output with fewer levels. (A
+    plate: its first field's levels; every field has ``levels`` when they are given.)"""
     levels, version = options.get("levels"), options.get("ngff_version")
-    levels = None if result.kind == "plate" else levels
     return (levels is None or result.levels == levels) and (
         version is None or result.ngff_version == version
     )
@@ -1140,6 +1145,11 @@ async def _skipped(src: str, dst: str, options: dict[str, Any]) -> ConvertResult
     plate = await _open_plate(dst, options)
     if plate is not None:
         async with plate:
+            fields = await plate.image_paths()
+            levels = 0
+            if fields:
+                async with await plate.image(fields[0][0], field=fields[0][1]) as first:
+                    levels = len(first.levels)
             return ConvertResult(
                 src=src,
                 dst=dst,
@@ -1147,11 +1157,11 @@ async def _skipped(src: str, dst: str, options: dict[str, Any]) -> ConvertResult
                 shape=(),
                 dtype="",
                 axes=(),
-                levels=0,
+                levels=levels,
                 skipped=True,
                 kind="plate",
                 wells=tuple(plate.wells),
-                fields=len(await plate.image_paths()),
+                fields=len(fields),
             )
     async with open_async(dst, **options) as ds:
         return ConvertResult(
