@@ -412,9 +412,11 @@ class Plate(StoreNode):
             path = field
         elif isinstance(field, int) and not isinstance(field, bool):
             if not -len(fields) <= field < len(fields):
+                hint = f" (the field named {str(field)!r}: field={str(field)!r})"
                 raise NotFoundError(
                     f"well {well.path!r} of plate {self.url} has {len(fields)} fields "
-                    f"({', '.join(fields)}): no field index {field}",
+                    f"({', '.join(fields)}): no field index {field}"
+                    + (hint if str(field) in fields else ""),
                     url=self.store.url,
                     key=join(self.root, well.path),
                 )
