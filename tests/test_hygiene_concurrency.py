@@ -6,6 +6,7 @@ adds their levels): that must hold whatever the interleaving of the edits and ``
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING
 
 import anyio
@@ -101,3 +102,25 @@ async def test_the_same_edits_one_after_the_other_reach_the_label(tmp_path: Path
         await ds.set_scale({"y": 0.5, "x": 0.5})
         await ds.build_pyramid(levels=3)
     assert await _label(url) == ((0.5, 0.5), 3)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="each build_pyramid appends the levels it built to the metadata it read before the "
+    "other's edit: ValueError 'dataset paths must be unique - at .datasets' from the model",
+)
+@pytest.mark.parametrize("levels", [(2, 2), (2, 3)])
+async def test_concurrent_build_pyramids_add_their_levels_once(
+    tmp_path: Path, levels: tuple[int, int]
+) -> None:
+    url = str(tmp_path / "img.ome.zarr")
+    async with (
+        ngio_async.create_async(
+            url, shape=(1, 256, 256), dtype="uint16", axes="cyx", levels=1
+        ) as ds,
+        anyio.create_task_group() as tg,
+    ):
+        for n in levels:
+            tg.start_soon(functools.partial(ds.build_pyramid, levels=n))  # was: ValueError
+    async with ngio_async.open_async(url) as ds:
+        assert [lvl.shape[-1] for lvl in ds.levels] == [256, 128, 64][: max(levels)]
