@@ -329,3 +329,35 @@ async def test_convert_many_redoes_a_plate_asked_with_other_levels(tmp_path: Pat
         for well, field in await plate.image_paths():
             async with await plate.image(well, field=field) as ds:
                 assert len(ds.levels) == 3
+
+
+@pytest.mark.parametrize(("source", "target"), [("0.4", "0.5"), ("0.5", "0.4")])
+async def test_a_bioformats2raw_plate_keeps_its_ome_xml(
+    tmp_path: Path, source: str, target: str
+) -> None:
+    """bioformats2raw writes plates with an ``OME`` group holding ``METADATA.ome.xml``: it was
+    dropped (the plate kept its ``bioformats2raw.layout`` key)."""
+    src, dst = tmp_path / "src.zarr", tmp_path / "dst.zarr"
+    await make_plate(src, source)
+    if source == "0.4":
+        attrs = json.loads((src / ".zattrs").read_text())
+        (src / ".zattrs").write_text(json.dumps({**attrs, "bioformats2raw.layout": 3}))
+        (src / "OME").mkdir()
+        (src / "OME" / ".zgroup").write_text('{"zarr_format": 2}')
+    else:
+        doc = json.loads((src / "zarr.json").read_text())
+        doc["attributes"]["ome"]["bioformats2raw.layout"] = 3
+        (src / "zarr.json").write_text(json.dumps(doc))
+        (src / "OME").mkdir()
+        ome = {"version": "0.5", "series": []}
+        group = {"zarr_format": 3, "node_type": "group", "attributes": {"ome": ome}}
+        (src / "OME" / "zarr.json").write_text(json.dumps(group))
+    xml = b'<?xml version="1.0" encoding="UTF-8"?><OME><Plate ID="Plate:0"/></OME>'
+    (src / "OME" / "METADATA.ome.xml").write_bytes(xml)
+    await ngio_async.convert(src, dst, ngff_version=target)  # type: ignore[arg-type]
+    assert (dst / "OME" / "METADATA.ome.xml").read_bytes() == xml
+    assert (dst / "OME" / ("zarr.json" if target == "0.5" else ".zgroup")).exists()
+    assert plate_doc(dst, target)["bioformats2raw.layout"] == 3
+    # (not validate_hierarchy: it asks a bioformats2raw plate for a series '0' and its OME
+    # group for NGFF keys, already in the source)
+    await check_same_plate(src, dst, target)

@@ -804,6 +804,7 @@ class _PlatePlan:
     row groups and the plate group attributes (written last)."""
 
     plate_attrs: dict[str, Any]
+    ome_group: tuple[dict[str, Any], bytes | None] | None  # bioformats2raw: OME/, its XML
     rows: list[str]
     wells: dict[str, dict[str, Any]]
     fields: list[tuple[str, list[_Job], dict[str, Any] | None, int | None]]
@@ -843,10 +844,13 @@ async def _plan_plate(
     from ..meta._base import dump
 
     store, root = plate.store, plate.root
+    ome_group = None
     if plate.wells:
         ome = await read_group_metadata(store, root)
         plate_attrs = _group_attrs(ome, version)
         validate(plate_attrs, kind="plate")
+        if ome.bioformats2raw_layout is not None:
+            ome_group = await _read_ome_group(store, root, plate.version, version)
     else:  # no field yet: the pending layout, in the target version's document
         body = dump(plate.metadata)
         body.pop("wells", None)
@@ -892,7 +896,7 @@ async def _plan_plate(
     rows = sorted({w.split("/")[0] for w in plate.wells})
     fields = [(join(w, f), *planned[(w, f)]) for w, f in todo]
     writers = Workers(field_limits.decode_threads)  # and encoding
-    return _PlatePlan(plate_attrs, rows, wells, fields, at_once, field_limits, writers)
+    return _PlatePlan(plate_attrs, ome_group, rows, wells, fields, at_once, field_limits, writers)
 
 
 async def _convert_plate(
@@ -954,6 +958,11 @@ async def _convert_plate(
         from ..images._level import _run_all
 
         await _run_all(list(plan.wells), well, store.limits.max_requests)
+        if plan.ome_group is not None:
+            attrs, xml = plan.ome_group
+            if xml is not None:
+                await store.put(join("OME", "METADATA.ome.xml"), xml)
+            await _write_group(store, "OME", attrs, version)
         await _write_group(store, "", plan.plate_attrs, version)  # last
         labels = dict.fromkeys(
             j.root.rsplit("/", 1)[-1] for _, jobs, _, _ in plan.fields for j in jobs[1:]
@@ -977,6 +986,22 @@ async def _convert_plate(
         if owns:
             with anyio.CancelScope(shield=True):
                 await store.aclose()
+
+
+async def _read_ome_group(
+    store: AsyncStore, root: str, source: str, version: str
+) -> tuple[dict[str, Any], bytes | None] | None:
+    """A bioformats2raw plate's ``OME`` group (its attributes in ``version``) and its
+    ``METADATA.ome.xml``; ``None`` when it has neither."""
+    raw = await store.get(join(root, "OME", "METADATA.ome.xml"))
+    xml = None if raw is None else bytes(raw)
+    try:
+        meta = await read_group_metadata(
+            store, join(root, "OME"), parent_version=source, plain_ok=True
+        )
+    except NotFoundError:
+        return None if xml is None else ({}, xml)
+    return (_group_attrs(meta, version) if meta.kinds else {}), xml  # else a plain group
 
 
 def _field_levels(field: tuple[str, list[_Job], dict[str, Any] | None, int | None]) -> int:
