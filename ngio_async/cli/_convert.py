@@ -1,5 +1,8 @@
 """``ngio-async convert SRC... DST``: wired to ``ngio_async.convert`` / ``convert_many``.
 
+A SRC is an image (OME-Zarr, TIFF, ...) or a whole HCS plate (every field converted; the line
+printed counts its wells and fields).
+
 The store options (``--endpoint``, ``--region``, ``--anonymous``, ``--allow-http``, as for
 ``info``, ``validate`` and ``bench``) go to every ``s3://``, ``gs://`` or ``az://`` SRC
 (``src_options``) and DST (``dst_options``); local paths and ``http(s)://`` URLs get none.
