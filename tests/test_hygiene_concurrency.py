@@ -7,7 +7,7 @@ adds their levels): that must hold whatever the interleaving of the edits and ``
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import anyio
 import pytest
@@ -124,3 +124,58 @@ async def test_concurrent_build_pyramids_add_their_levels_once(
             tg.start_soon(functools.partial(ds.build_pyramid, levels=n))  # was: ValueError
     async with ngio_async.open_async(url) as ds:
         assert [lvl.shape[-1] for lvl in ds.levels] == [256, 128, 64][: max(levels)]
+
+
+class RendezvousStore(InstrumentedStore):
+    """Holds every write until two writers wait (at most half a second): two creators have
+    both looked for an existing node before either writes, on every run."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(open_store(url, mkdir=True))
+        self.waiting = 0
+        self.both = anyio.Event()
+
+    async def _meet(self) -> None:
+        self.waiting += 1
+        if self.waiting >= 2:
+            self.both.set()
+        with anyio.move_on_after(0.5):
+            await self.both.wait()
+
+    async def put(self, key: str, data: Buffer) -> None:
+        await self._meet()
+        await super().put(key, data)
+
+    async def put_if_absent(self, key: str, data: Buffer) -> bool:
+        await self._meet()
+        return await super().put_if_absent(key, data)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="create_async checks that no node exists, then writes with plain puts: two creators "
+    "that both checked succeed, and the first one's image is silently overwritten (labels.create "
+    "claims its node with put_if_absent; create does not)",
+)
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+async def test_two_concurrent_creates_of_one_image_refuse_one(
+    tmp_path: Path, version: Literal["0.4", "0.5"]
+) -> None:
+    outcomes: list[str] = []
+
+    async def create(store: RendezvousStore, shape: tuple[int, int, int]) -> None:
+        try:
+            async with ngio_async.create_async(
+                store, shape=shape, dtype="uint16", axes="cyx", ngff_version=version
+            ):
+                outcomes.append("created")
+        except ngio_async.ExistsError:
+            outcomes.append("refused")
+
+    async with (
+        RendezvousStore(str(tmp_path / "img.ome.zarr")) as store,
+        anyio.create_task_group() as tg,
+    ):
+        tg.start_soon(create, store, (1, 64, 64))
+        tg.start_soon(create, store, (2, 32, 32))
+    assert sorted(outcomes) == ["created", "refused"]  # was: both created
