@@ -361,3 +361,20 @@ async def test_a_bioformats2raw_plate_keeps_its_ome_xml(
     # (not validate_hierarchy: it asks a bioformats2raw plate for a series '0' and its OME
     # group for NGFF keys, already in the source)
     await check_same_plate(src, dst, target)
+
+
+def test_convert_sync_takes_the_blocking_apis_plate_and_dataset(tmp_path: Path) -> None:
+    """``convert_sync(ngio_async.open_plate(...), ...)`` (or a ``SyncDataset``) was a
+    TypeError 'expected a URL, path or store, got SyncPlate'."""
+    src = tmp_path / "src.zarr"
+    anyio.run(make_plate, src, "0.4")
+    with ngio_async.open_plate(src) as plate:
+        result = ngio_async.convert_sync(plate, tmp_path / "p5.zarr", ngff_version="0.5")
+        assert (result.kind, result.fields) == ("plate", 3)
+        with plate.image("B/2") as ds:
+            image = ngio_async.convert_sync(ds, tmp_path / "f5.zarr", ngff_version="0.5")
+            assert image.shape == (2, 32, 24)
+        assert not plate.closed
+    with ngio_async.open(tmp_path / "f5.zarr") as ds:
+        np.testing.assert_array_equal(ds[...], field_pixels(2))
+    anyio.run(check_same_plate, src, tmp_path / "p5.zarr", "0.5")

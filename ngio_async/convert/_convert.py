@@ -1016,9 +1016,15 @@ def _plain_group(version: str) -> list[tuple[str, bytes]]:
 
 
 def convert_sync(src: Any, dst: Any, **options: Any) -> ConvertResult:
-    """The blocking twin of :func:`convert` (same arguments), for scripts."""
+    """The blocking twin of :func:`convert` (same arguments), for scripts; ``src`` may also be
+    a dataset or plate of the blocking API (``ngio_async.open``, ``open_plate``)."""
+    from .._sync_api import SyncDataset, SyncPlate
     from ..sync import call
 
+    if isinstance(src, SyncDataset):  # its dataset lives on the loop the call runs on
+        src = src.async_dataset
+    elif isinstance(src, SyncPlate):
+        src = src.async_plate
     return call(_convert_kw, src, dst, options)
 
 
