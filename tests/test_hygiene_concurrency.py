@@ -151,12 +151,6 @@ class RendezvousStore(InstrumentedStore):
         return await super().put_if_absent(key, data)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="create_async checks that no node exists, then writes with plain puts: two creators "
-    "that both checked succeed, and the first one's image is silently overwritten (labels.create "
-    "claims its node with put_if_absent; create does not)",
-)
 @pytest.mark.parametrize("version", ["0.4", "0.5"])
 async def test_two_concurrent_creates_of_one_image_refuse_one(
     tmp_path: Path, version: Literal["0.4", "0.5"]

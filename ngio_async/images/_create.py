@@ -949,11 +949,33 @@ async def write_plan_metadata(
     consolidated metadata above ``root`` (if any) is updated last."""
     await _prepare_root(store, root, overwrite, paths=plan.paths)
     arrays = [(join(root, k), d) for k, d in plan.array_documents()]
-    await _put_all(store, arrays, consolidate=False)
+    if overwrite:
+        await _put_all(store, arrays, consolidate=False)
+    else:  # claim the node: of two creates that both found it free, one is refused here
+        await _claim(store, root, arrays[0])
+        await _put_all(store, arrays[1:], consolidate=False)
     groups = [(join(root, k), d) for k, d in plan.group_documents()]
     for key, data in groups:
         await store.put(key, data)
     await update_consolidated(store, arrays + groups, removed=root if overwrite else None)
+
+
+async def _claim(store: AsyncStore, root: str, first: tuple[str, bytes]) -> None:
+    """Put the first level's array metadata only if absent (stores without conditional puts:
+    plainly): two creates that both found no node (two dataset objects, two processes) would
+    otherwise both write every document, the second silently replacing the first."""
+    try:
+        claimed = await store.put_if_absent(*first)
+    except UnsupportedError:
+        await store.put(*first)
+        claimed = True
+    if not claimed:
+        raise ExistsError(
+            f"{store.url}/{root} was created meanwhile by another writer ({first[0]}); pass "
+            "overwrite=True to replace it",
+            url=store.url,
+            key=first[0],
+        )
 
 
 async def create_in(

@@ -34,7 +34,7 @@ import anyio
 import msgspec
 import numpy as np
 
-from .._errors import ExistsError, MetadataError, NotFoundError, UnsupportedError
+from .._errors import MetadataError, NotFoundError, UnsupportedError
 from ._open import join, read_group_metadata
 from ._write import KeyLocks
 
@@ -337,10 +337,7 @@ class Labels:
             at = None
             if overwrite and name in await self.names():
                 at = await self._list(name, remove=True)  # before the old keys are deleted
-            if overwrite:
-                await write_plan_metadata(ds.store, root, plan, overwrite=True)
-            else:
-                await _write_claimed(ds.store, root, plan)
+            await write_plan_metadata(ds.store, root, plan, overwrite=overwrite)
             docs = [(join(root, k), d) for k, d in plan.array_documents()]
             docs += [(join(root, k), d) for k, d in plan.group_documents()]
             for key, data in _intermediate_groups(root, plan):
@@ -425,33 +422,6 @@ def _intermediate_groups(root: str, plan: ImagePlan) -> list[tuple[str, bytes]]:
         for i in range(len(parts)):
             groups[join(root, *parts[: i + 1], name)] = None
     return [(key, data) for key in groups]
-
-
-async def _write_claimed(store: AsyncStore, root: str, plan: ImagePlan) -> None:
-    """``write_plan_metadata(overwrite=False)`` that claims ``root`` first: the first level's
-    array metadata is put only if absent, so of two creates that both found no node (two
-    dataset objects, two processes) one writes and the other is refused before it writes
-    anything (both wrote every level: the levels mixed their data types). Stores without
-    conditional puts write it plainly. Consolidated copies are updated with the listing."""
-    from ._create import _prepare_root, _put_all
-
-    await _prepare_root(store, root, False, paths=plan.paths)
-    arrays = [(join(root, k), d) for k, d in plan.array_documents()]
-    try:
-        claimed = await store.put_if_absent(*arrays[0])
-    except UnsupportedError:
-        await store.put(*arrays[0])
-        claimed = True
-    if not claimed:
-        raise ExistsError(
-            f"{store.url}/{root} was created meanwhile by another writer ({arrays[0][0]}); "
-            "pass overwrite=True to replace it",
-            url=store.url,
-            key=arrays[0][0],
-        )
-    await _put_all(store, arrays[1:], consolidate=False)
-    for key, data in plan.group_documents():
-        await store.put(join(root, key), data)
 
 
 async def check_same_version(store: AsyncStore, group: str, version: str) -> None:
