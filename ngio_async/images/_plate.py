@@ -60,7 +60,9 @@ from ._create import (
     _open_target,
     _prepare_root,
     _put_all,
+    metadata_lock,
     plan_image,
+    update_consolidated,
     write_plan_metadata,
 )
 from ._dataset import Dataset, _check_mode, _Opening, closing_store_on_error, open_node
@@ -637,10 +639,14 @@ class Plate(StoreNode):
     async def _ensure_groups(self, row: str, well_path: str) -> None:
         """The row and well groups (plain zarr groups), where missing."""
         v3 = self.version != "0.4"
+        written: list[tuple[str, bytes]] = []
         for group in (join(self.root, row), join(self.root, well_path)):
             for key, data in _group_doc(v3):
                 if not await self.store.exists(join(group, key)):
                     await self.store.put(join(group, key), data)
+                    written.append((join(group, key), data))
+        if written:
+            await update_consolidated(self.store, written)
 
     def _doc_key(self, root: str) -> str:
         return join(root, ".zattrs" if self.version == "0.4" else "zarr.json")
@@ -685,6 +691,12 @@ class Plate(StoreNode):
     ) -> Well | None:
         """Rewrite a well's ``images`` (read again first; other keys kept); no images left
         removes its ``well`` metadata. Returns the validated well metadata written."""
+        async with metadata_lock(self.store):  # consolidated copies: RMWs of zarr.json too
+            return await self._edit_well_locked(well_path, edit)
+
+    async def _edit_well_locked(
+        self, well_path: str, edit: Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
+    ) -> Well | None:
         root = join(self.root, well_path)
         key, doc = await self._read_doc(root)
         if doc is None:
@@ -707,7 +719,9 @@ class Plate(StoreNode):
             ngff.pop("well", None)
             if self.version != "0.4" and set(ngff) <= {"version"}:
                 attrs.pop("ome", None)
-        await self.store.put(key, msgspec.json.encode(doc))
+        data = msgspec.json.encode(doc)
+        await self.store.put(key, data)
+        await update_consolidated(self.store, [(key, data)], locked=True)
         return result
 
     async def _edit_plate(
@@ -717,7 +731,7 @@ class Plate(StoreNode):
         NGFF ``plate`` when wells are left, else the pending layout."""
         if self._plate_lock is None:
             self._plate_lock = anyio.Lock()
-        async with self._plate_lock:
+        async with self._plate_lock, metadata_lock(self.store):
             key, doc = await self._read_doc(self.root)
             if doc is None:
                 raise NotFoundError(f"{self.store.url}/{key} is gone", url=self.store.url, key=key)
@@ -750,7 +764,9 @@ class Plate(StoreNode):
                 body.pop("version", None)
                 attrs.setdefault(PENDING_KEY, {})["plate"] = body
                 metadata = _pending_meta(body, self.version, f"{self.store.url}/{key}")
-            await self.store.put(key, msgspec.json.encode(doc))
+            data = msgspec.json.encode(doc)
+            await self.store.put(key, data)
+            await update_consolidated(self.store, [(key, data)], locked=True)
             self.metadata = metadata
 
 
