@@ -70,22 +70,12 @@ async def _label(url: str) -> tuple[tuple[float, ...], int]:
             return label.levels[0].scale, len(label.levels)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="labels.create takes the image's scale when it starts, and set_scale updates only "
-    "the labels listed when it runs: a label created meanwhile keeps the old pixel size",
-)
 async def test_a_label_created_during_set_scale_gets_the_new_scale(tmp_path: Path) -> None:
     url = str(tmp_path / "img.ome.zarr")
     await _edit_while_a_label_is_created(url, lambda ds: ds.set_scale({"y": 0.5, "x": 0.5}))
     assert (await _label(url))[0] == (0.5, 0.5)  # was: (1.0, 1.0), the image's old pixel size
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="labels.create copies the image's levels when it starts, and build_pyramid adds "
-    "levels to the labels listed when it runs: a label created meanwhile misses the new level",
-)
 async def test_a_label_created_during_build_pyramid_gets_every_level(tmp_path: Path) -> None:
     url = str(tmp_path / "img.ome.zarr")
     await _edit_while_a_label_is_created(url, lambda ds: ds.build_pyramid(levels=3))
@@ -104,11 +94,6 @@ async def test_the_same_edits_one_after_the_other_reach_the_label(tmp_path: Path
     assert await _label(url) == ((0.5, 0.5), 3)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="each build_pyramid appends the levels it built to the metadata it read before the "
-    "other's edit: ValueError 'dataset paths must be unique - at .datasets' from the model",
-)
 @pytest.mark.parametrize("levels", [(2, 2), (2, 3)])
 async def test_concurrent_build_pyramids_add_their_levels_once(
     tmp_path: Path, levels: tuple[int, int]

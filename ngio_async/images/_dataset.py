@@ -96,6 +96,9 @@ class Dataset(StoreNode):
         self._tile_owner = TileOwner()  # runs bare ``async for`` tile streams
         self.mode: Mode = "r"
         self._meta_lock: anyio.Lock | None = None
+        # build_pyramid, set_scale and labels.create, one at a time: each plans from the levels
+        # and scales it reads, and the labels follow the image only if none plans from stale ones
+        self._structure_lock: anyio.Lock | None = None
 
     # ---------------------------------------------------------------- opening / closing
     @classmethod
@@ -694,16 +697,25 @@ class Dataset(StoreNode):
         """
         from ._pyramid import build_pyramid
 
-        await build_pyramid(
-            self,
-            levels,
-            method,
-            regions,
-            tile,
-            source=source,
-            window=window,
-            progress=progress,
-        )
+        async with self.structure_lock():
+            await build_pyramid(
+                self,
+                levels,
+                method,
+                regions,
+                tile,
+                source=source,
+                window=window,
+                progress=progress,
+            )
+
+    def structure_lock(self) -> anyio.Lock:
+        """The lock of changes to the image's levels, scales and label images (``build_pyramid``,
+        ``set_scale``, ``labels.create``): each plans from what it reads, so they run one at a
+        time on one dataset object."""
+        if self._structure_lock is None:
+            self._structure_lock = anyio.Lock()
+        return self._structure_lock
 
     # ---------------------------------------------------------------- metadata edits
     async def set_channels(
@@ -868,12 +880,13 @@ class Dataset(StoreNode):
             new_ms = _with_extra(replace(ms, datasets=datasets, axes=axes), ms)
             return _with_extra(replace(ome, multiscales=[new_ms, *ome.multiscales[1:]]), ome)
 
-        await self._edit_metadata(edit)
-        for lvl, cal in zip(self.levels, self.metadata.spatial_calibration, strict=True):
-            lvl.scale = cal.scale
-            lvl.translation = cal.translation
-        if self.metadata.ome.image_label is None:  # label images follow their image
-            await self._calibrate_labels(scale_in is not None, units_in is not None, trans_in)
+        async with self.structure_lock():
+            await self._edit_metadata(edit)
+            for lvl, cal in zip(self.levels, self.metadata.spatial_calibration, strict=True):
+                lvl.scale = cal.scale
+                lvl.translation = cal.translation
+            if self.metadata.ome.image_label is None:  # label images follow their image
+                await self._calibrate_labels(scale_in is not None, units_in is not None, trans_in)
 
     async def _calibrate_labels(self, scale: bool, units: bool, translation: Any) -> None:
         """Give every label image this image's level-0 pixel size, units and/or translation

@@ -325,11 +325,25 @@ class Labels:
         :raises ExistsError: ``labels/<name>`` exists and ``overwrite`` is false.
         :raises ReadOnlyError: the image is read-only (before any I/O).
         """
+
+        ds = self._dataset
+        ds._check_writable()
+        plan_label(ds, name, dtype, colors, properties)  # bad arguments: refused before waiting
+        async with ds.structure_lock():  # planned from the image's current levels and scales
+            return await self._create_locked(name, dtype, colors, properties, overwrite)
+
+    async def _create_locked(
+        self,
+        name: str,
+        dtype: DTypeLike,
+        colors: ColorSpec | Sequence[LabelColor] | None,
+        properties: Sequence[Mapping[str, Any] | LabelProperty] | None,
+        overwrite: bool,
+    ) -> Dataset:
         from ._create import write_plan_metadata
         from ._dataset import Dataset
 
         ds = self._dataset
-        ds._check_writable()
         plan = plan_label(ds, name, dtype, colors, properties)
         root = join(ds.root, "labels", name)
         await check_same_version(ds.store, join(ds.root, "labels"), ds.metadata.ngff_version)
