@@ -13,7 +13,6 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pytest
 from images import Spec, write_image
 
 import ngio_async
@@ -47,11 +46,6 @@ def test_region_reads_work_on_a_later_event_loop(tmp_path: Path) -> None:
         assert np.array_equal(asyncio.run(ds.read()), data)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="TileOwner keeps the task group of the loop that ended (its _serve task was cancelled "
-    "by asyncio.run before it reset _tg): RuntimeError 'This task group is not active'",
-)
 def test_tile_streams_work_or_say_why_on_a_later_event_loop(tmp_path: Path) -> None:
     write_image(tmp_path, SPEC)
     ds = _open(str(tmp_path))
@@ -81,11 +75,6 @@ except RuntimeError as exc:
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="HTTPStore keeps the aiohttp session of the loop that opened it: 'Event loop is "
-    "closed', and the session and its sockets leak (ResourceWarning)",
-)
 def test_aiohttp_store_works_or_says_why_on_a_later_event_loop(
     http_server: StaticServer, http_root: Path
 ) -> None:
@@ -101,11 +90,6 @@ def test_aiohttp_store_works_or_says_why_on_a_later_event_loop(
     ), outcome  # was: 'error Event loop is closed'
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Dataset.aclose awaits TileOwner's task of the ended loop (cancelled with it): "
-    "a stray CancelledError out of aclose()",
-)
 def test_closing_on_a_later_event_loop_is_clean(tmp_path: Path) -> None:
     write_image(tmp_path, SPEC)
     ds = _open(str(tmp_path))

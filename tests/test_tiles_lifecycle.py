@@ -27,11 +27,15 @@ SPEC = Spec(version="0.5", shape=(2, 40, 40), chunks=(1, 8, 8), levels=1)
 
 
 async def settle(done: Callable[[], object]) -> None:
-    """Let the loop run until ``done()`` holds (bounded: a few hundred checkpoints)."""
-    for _ in range(500):
+    """Let the loop run until ``done()`` holds (bounded: a few hundred checkpoints, then short
+    sleeps for up to 5 s: a cancelled task may wait for a worker thread to finish its read)."""
+    for i in range(1000):
         if done():
             return
-        await anyio.lowlevel.checkpoint()
+        if i < 500:
+            await anyio.lowlevel.checkpoint()
+        else:
+            await anyio.sleep(0.01)
 
 
 async def test_a_dropped_dataset_ends_the_task_of_its_bare_loops(tmp_path: Path) -> None:

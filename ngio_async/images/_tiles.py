@@ -261,12 +261,15 @@ class TileOwner:
 
     async def task_group(self, holder: object) -> TaskGroup:
         """The task group (started now if needed); it stops when ``holder`` is collected."""
+        loop = asyncio.get_running_loop()
+        task = self._task
+        if task is not None and (task.done() or task.get_loop() is not loop):
+            self._reset()  # the loop that ran it ended (asyncio.run twice): start afresh here
         if self._tg is not None:
             return self._tg
         if self._ready is None:
             ready = self._ready = anyio.Event()
             stop = self._stop = anyio.Event()
-            loop = asyncio.get_running_loop()
             self._task = loop.create_task(self._serve(ready, stop))
             self._finalizer = weakref.finalize(holder, _set_soon, loop, stop)
             self._finalizer.atexit = False
@@ -275,22 +278,33 @@ class TileOwner:
         return self._tg
 
     async def _serve(self, ready: anyio.Event, stop: anyio.Event) -> None:
-        async with anyio.create_task_group() as tg:
-            self._tg = tg
-            ready.set()
-            await stop.wait()
-            tg.cancel_scope.cancel()
-        self._tg = None
+        try:
+            async with anyio.create_task_group() as tg:
+                self._tg = tg
+                ready.set()
+                await stop.wait()
+                tg.cancel_scope.cancel()
+        finally:  # also when its loop ends and cancels it
+            self._tg = None
+
+    def _reset(self) -> None:
+        if self._finalizer is not None:
+            self._finalizer.detach()
+        self._tg = self._ready = self._stop = self._task = self._finalizer = None
 
     async def aclose(self) -> None:
         """Cancel what runs in the task group and wait until it has stopped (idempotent)."""
+        task = self._task
+        if task is not None and (task.done() or task.get_loop() is not asyncio.get_running_loop()):
+            self._reset()  # ended with the loop that ran it: nothing to wait for
+            return
         if self._finalizer is not None:
             self._finalizer.detach()
         if self._stop is not None:
             self._stop.set()
-        if self._task is not None:
+        if task is not None:
             with anyio.CancelScope(shield=True):
-                await self._task
+                await task
 
 
 def _set_soon(loop: asyncio.AbstractEventLoop, event: anyio.Event) -> None:

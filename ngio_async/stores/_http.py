@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gzip
 import re
 import urllib.request
@@ -165,6 +167,7 @@ class HTTPStore(AsyncStore):
         self._secret = parts.password
         self._headers = {"Accept-Encoding": "identity", **(headers or {})}
         self._session: aiohttp.ClientSession | None = None
+        self._session_loop: asyncio.AbstractEventLoop | None = None
         self._rust: ObstoreStore | None = None
         self._ranges_ok = True  # the server honours Range (cleared at the first 200 to one)
         self._aiohttp_ok = False  # aiohttp has read an object here (then obstore's client may)
@@ -177,7 +180,15 @@ class HTTPStore(AsyncStore):
 
     def _session_for_loop(self) -> aiohttp.ClientSession:
         self._check_open()  # a retry after aclose() must not open a session nobody closes
+        loop = asyncio.get_running_loop()
+        if self._session is not None and self._session_loop is not loop:
+            # used on a later event loop (asyncio.run twice): the old session belongs to a
+            # loop that ended and cannot be awaited; close its sockets now, open a new one
+            old, self._session = self._session, None
+            with contextlib.suppress(Exception):
+                old.connector.close()  # type: ignore[union-attr]
         if self._session is None:
+            self._session_loop = loop
             connector = aiohttp.TCPConnector(limit=self._limits.max_requests)
             self._session = aiohttp.ClientSession(
                 connector=connector,
