@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from ._errors import ReadOnlyError
 from ._sync_api import SyncDataset, open as _open_zarr
@@ -23,15 +22,16 @@ __all__ = ["open", "open_async"]
 
 
 def _is_tiff(url: Any) -> bool:
-    if not isinstance(url, str | os.PathLike):
+    """A TIFF by its name (see :func:`~ngio_async.convert._tiff.is_tiff_name`); a local
+    directory so named is OME-Zarr."""
+    from .convert._tiff import is_tiff_name
+
+    if not is_tiff_name(url):
         return False
     text = os.fspath(url)
-    if "://" in text and not text.startswith("file://"):  # on a store: by name
-        if text.lower().startswith(("http://", "https://")):
-            text = urlsplit(text).path  # a signed URL: name.tif?sig=...
-        return text.lower().endswith((".tif", ".tiff"))
-    path = text.removeprefix("file://")
-    return path.lower().endswith((".tif", ".tiff")) and not os.path.isdir(path)
+    return ("://" in text and not text.startswith("file://")) or not os.path.isdir(
+        text.removeprefix("file://")
+    )
 
 
 #: a group's metadata documents: a URL naming one (pasted from a browser) means its group

@@ -478,6 +478,17 @@ class TiffSource:
         return f"<TiffSource {self.url} axes={''.join(self.axes)} shape={self.shape} {self.dtype}>"
 
 
+def is_tiff_name(url: Any) -> bool:
+    """Whether ``url`` (a path or URL) names a TIFF by its suffix; an http(s) URL by its path,
+    so a signed URL (``name.tif?sig=...``) counts."""
+    if not isinstance(url, str | os.PathLike):
+        return False
+    text = os.fspath(url)
+    if text.lower().startswith(("http://", "https://")):
+        text = urlsplit(text).path
+    return text.lower().endswith(_TIFF_SUFFIXES)
+
+
 class TiffReader:
     """TIFF / OME-TIFF files (``.tif``, ``.tiff``, ``.ome.tif``, ``.btf``, ...) on local disk,
     or on any store by URL (``http(s)://``, ``s3://``, ``gs://``, ``az://``: ranged reads)."""
@@ -485,12 +496,7 @@ class TiffReader:
     name = "tiff"
 
     def can_read(self, url: Any) -> bool:
-        if not isinstance(url, str | os.PathLike):
-            return False
-        text = os.fspath(url)
-        if text.lower().startswith(("http://", "https://")):
-            text = urlsplit(text).path  # a signed URL: name.tif?sig=...
-        return text.lower().endswith(_TIFF_SUFFIXES)
+        return is_tiff_name(url)
 
     async def open(self, url: Any, **options: Any) -> TiffSource:
         """Open (reads the TIFF header and metadata in a worker thread). Options: ``series``,
