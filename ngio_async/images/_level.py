@@ -460,6 +460,10 @@ class Level:
         """Whether reads may fetch a shard's index, then some of its inner chunks."""
         return isinstance(self.codec, ShardCodec) and self._chunk_reads
 
+    def object_keys(self, region: Region) -> list[str]:
+        """The keys of the stored objects (chunks, or shards) holding ``region``."""
+        return [self._prefix + plan.key for plan in plan_shards(self.meta, region)]
+
     def index_keys(self, region: Region) -> list[str]:
         """The shards whose index a remote read of ``region`` fetches (those it needs only
         part of; a whole shard is one GET without its index)."""

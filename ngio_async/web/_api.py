@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from aiohttp import web
 
-from ..engine import plan_shards
 from ._errors import ApiError
 from ._params import bad, parse_index, parse_region, parse_tile_query
 from ._render import FORMATS, default_channels, default_colors, encode_npy, render_tile
@@ -166,8 +165,7 @@ async def _versions(
         tuple(s if isinstance(s, slice) else slice(s, s + 1) for s in selection)
         for selection in _plane_selections(entry, level, t, z, channels, ys, xs)
     ]
-    prefix = f"{lvl.path}/" if lvl.path else ""
-    keys = sorted({prefix + plan.key for r in regions for plan in plan_shards(lvl.meta, r)})
+    keys = sorted({key for r in regions for key in lvl.object_keys(r)})
     found: dict[str, str | None] = {}
 
     async def one(key: str) -> None:
