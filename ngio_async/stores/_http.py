@@ -349,16 +349,22 @@ class HTTPStore(AsyncStore):
             raise _HTTPStatusError(status, reason, wait)
         return True
 
-    async def _version_once(self, key: str) -> str | None:
+    async def _head(self, key: str) -> tuple[int, Mapping[str, str]]:
+        """``(status, headers)`` of a HEAD of ``key``: 2xx, missing (404, 410) or no HEAD
+        (405, 501); other answers raise."""
         session = self._session_for_loop()
         async with session.head(self._object_url(key), allow_redirects=True) as resp:
             status, reason, headers = resp.status, resp.reason, resp.headers
+        if not (200 <= status < 300 or status in _MISSING or status in (405, 501)):
+            raise _HTTPStatusError(status, reason, headers.get("Retry-After"))
+        return status, headers
+
+    async def _version_once(self, key: str) -> str | None:
+        status, headers = await self._head(key)
         if status in _MISSING:
             return None
         if status in (405, 501):  # no HEAD: whether it exists, by a GET
             return await super()._version_once(key)
-        if not 200 <= status < 300:
-            raise _HTTPStatusError(status, reason, headers.get("Retry-After"))
         if etag := headers.get("ETag", "").strip():
             return etag
         if modified := headers.get("Last-Modified", "").strip():
@@ -366,19 +372,14 @@ class HTTPStore(AsyncStore):
         return ""
 
     async def _size_once(self, key: str) -> int | None:
-        session = self._session_for_loop()
-        async with session.head(self._object_url(key), allow_redirects=True) as resp:
-            status, reason, length = resp.status, resp.reason, resp.headers.get("Content-Length")
-            encoding = resp.headers.get("Content-Encoding", "").strip().lower()
-            wait = resp.headers.get("Retry-After")
+        status, headers = await self._head(key)
         if status in _MISSING:
             return None
-        if encoding not in ("", "identity"):
+        length = headers.get("Content-Length")
+        if headers.get("Content-Encoding", "").strip().lower() not in ("", "identity"):
             length = None  # the length of the compressed body, not of the object
-        if status in (405, 501) or (200 <= status < 300 and not (length or "").isdigit()):
+        if status in (405, 501) or not (length or "").isdigit():
             return await super()._size_once(key)  # no HEAD or no length: a full GET
-        if not 200 <= status < 300:
-            raise _HTTPStatusError(status, reason, wait)
         return int(length or 0)
 
     async def _aclose_backend(self) -> None:
