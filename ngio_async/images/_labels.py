@@ -325,10 +325,8 @@ class Labels:
         :raises ExistsError: ``labels/<name>`` exists and ``overwrite`` is false.
         :raises ReadOnlyError: the image is read-only (before any I/O).
         """
-
         ds = self._dataset
         ds._check_writable()
-        plan_label(ds, name, dtype, colors, properties)  # bad arguments: refused before waiting
         async with ds.structure_lock():  # planned from the image's current levels and scales
             return await self._create_locked(name, dtype, colors, properties, overwrite)
 
