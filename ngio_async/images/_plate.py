@@ -639,14 +639,12 @@ class Plate(StoreNode):
     async def _ensure_groups(self, row: str, well_path: str) -> None:
         """The row and well groups (plain zarr groups), where missing."""
         v3 = self.version != "0.4"
-        written: list[tuple[str, bytes]] = []
         for group in (join(self.root, row), join(self.root, well_path)):
             for key, data in _group_doc(v3):
                 if not await self.store.exists(join(group, key)):
                     await self.store.put(join(group, key), data)
-                    written.append((join(group, key), data))
-        if written:
-            await update_consolidated(self.store, written)
+        # consolidated copies get these groups with the well's document (_edit_well: a copy
+        # takes the groups missing above an entry from the store)
 
     def _doc_key(self, root: str) -> str:
         return join(root, ".zattrs" if self.version == "0.4" else "zarr.json")
