@@ -15,13 +15,14 @@ import itertools
 import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from xml.etree import ElementTree
 
 import anyio
 import msgspec
 
 from .._errors import CodecError, MetadataError, NotFoundError, UnsupportedError
 from ..images._open import join, read_level_metadata
-from ..meta import MetadataWarning, validate
+from ..meta import NGFF_KEYS, MetadataWarning, validate
 from ..stores import open_store
 from ._common import (
     EXIT_INVALID,
@@ -47,6 +48,8 @@ _CONCURRENCY = 32
 # walker kinds -> the document kind ``validate`` requires (a label image is an image; its
 # ``image-label`` block is validated when present)
 _KIND = {"label": "image"}
+#: OME-XML elements that carry pixels (bioformats2raw: ``<MetadataOnly/>`` instead)
+_PIXEL_DATA = frozenset(("BinData", "TiffData", "BinaryOnly"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +141,7 @@ class _Walker:
         if kind == "labels_optional":
             self.tg.start_soon(self.optional_labels, root, depth, version)
         else:
-            self.tg.start_soon(self.node, root, kind, depth, version)
+            self.tg.start_soon(self.node, root, kind, depth, version, kw.get("ref"))
 
     async def optional_labels(self, root: str, depth: int, parent_version: str | None) -> None:
         """An image's ``labels`` group: absent is fine (no labels), present is validated."""
@@ -151,9 +154,17 @@ class _Walker:
 
     # -------------------------------------------------------------------- reading
     async def read(
-        self, root: str, kind: str | None, parent_version: str | None = None
+        self,
+        root: str,
+        kind: str | None,
+        parent_version: str | None = None,
+        *,
+        bare_ok: bool = False,
     ) -> tuple[str, OmeMetadata | None, bool]:
-        """``(key, metadata, found)``: the group's validated metadata, its problems recorded."""
+        """``(key, metadata, found)``: the group's validated metadata, its problems recorded.
+
+        ``bare_ok``: a group without NGFF keys is fine (metadata ``None``, nothing recorded).
+        """
         async with self.limiter:
             key = join(root, "zarr.json")
             raw = await self.store.get(key)
@@ -163,6 +174,8 @@ class _Walker:
         if raw is None:
             return join(root, "zarr.json"), None, False
         doc: Any = bytes(raw)
+        if bare_ok and not _ngff_keys(doc):
+            return key, None, True
         if key.endswith("zarr.json") and parent_version is not None:
             doc = _with_version(doc, parent_version)
         with warnings.catch_warnings(record=True) as caught:
@@ -186,8 +199,14 @@ class _Walker:
 
     # -------------------------------------------------------------------- nodes
     async def node(
-        self, root: str, kind: str | None, depth: int, parent_version: str | None
+        self,
+        root: str,
+        kind: str | None,
+        depth: int,
+        parent_version: str | None,
+        ref: str | None = None,
     ) -> None:
+        """Validate the group at ``root`` and walk what it references (``ref``: who names it)."""
         key, meta, found = await self.read(root, kind, parent_version)
         self.report.nodes[root] = kind or "root"
         if self.on_node is not None:
@@ -200,7 +219,8 @@ class _Walker:
                     url=self.store.url,
                     key=key,
                 )
-            self.error(root, "", f"missing {what}: neither zarr.json nor .zattrs exists")
+            named = f" (named by {ref})" if ref else ""
+            self.error(root, "", f"missing {what}: neither zarr.json nor .zattrs exists{named}")
             return
         if meta is None:
             return
@@ -229,7 +249,7 @@ class _Walker:
             for image in meta.well.images:
                 self.child(depth + 1, join(root, image.path), "image", parent_version=version)
         if meta.bioformats2raw_layout is not None and meta.multiscales is None:
-            await self.series(root, depth, version)
+            await self.series(root, depth, version, plate=meta.plate is not None)
         if depth == 0 and not meta.kinds:
             self.error(key, "$", "no NGFF metadata: not an OME-Zarr group")
 
@@ -301,28 +321,97 @@ class _Walker:
         message = f"level {path!r} is a {found} array: NGFF {version or '0.4'} needs {needed}"
         return other, "", message
 
-    async def series(self, root: str, depth: int, version: str | None) -> None:
-        """bioformats2raw: ``OME/series`` when present, else the groups ``0``, ``1``, ... ."""
+    async def series(self, root: str, depth: int, version: str | None, *, plate: bool) -> None:
+        """bioformats2raw (NGFF bf2raw): the images are the plate's fields when there is a plate
+        (walked as a plate), else the ``OME`` group's ``series`` paths, else the groups ``0``,
+        ``1``, ... numbered without a gap; the ``OME/METADATA.ome.xml`` has one ``Image`` per
+        image, in the same order."""
         ome_root = join(root, "OME")
-        _, meta, found = await self.read(ome_root, None)
+        ome_key, meta, found = await self.read(ome_root, None, version, bare_ok=True)
         if found:
             self.report.nodes[ome_root] = "ome"
-        if meta is not None and meta.series:
-            for name in meta.series:
-                self.child(depth + 1, join(root, name), "image", parent_version=version)
+        if plate:
             return
-        i = 0
-        while True:
-            base = join(root, str(i))
-            if not (
-                await self.store.exists(join(base, "zarr.json"))
-                or await self.store.exists(join(base, ".zattrs"))
-            ):
-                break
-            self.child(depth + 1, base, "image", parent_version=version)
-            i += 1
-        if i == 0:
+        series = meta.series if meta is not None else None
+        if series is not None:
+            where = "$.attributes.ome" if ome_key.endswith("zarr.json") else "$"
+            for i, name in enumerate(series):
+                ref = f"{ome_key} `{where}.series[{i}]`"
+                self.child(depth + 1, join(root, name), "image", parent_version=version, ref=ref)
+            if not series:
+                self.warn(ome_key, "'series' is empty: the container lists no image")
+            count = len(series)
+        else:
+            count = await self._numbered_images(root, depth, version)
+        await self._check_ome_xml(ome_root, count, "series paths" if series else "image groups")
+
+    async def _numbered_images(self, root: str, depth: int, version: str | None) -> int:
+        """Walk the groups ``0``, ``1``, ... up to the first missing one; report numbered images
+        after that gap (probed in batches, at least 8 numbers past the gap)."""
+        batch = 16
+        found: list[bool | None] = []  # None: no group, False: a group, True: an image
+
+        async def probe(more: list[bool | None], i: int, name: str) -> None:
+            more[i] = await self._probe_image(name)
+
+        while None not in found or len(found) - found.index(None) <= 8:
+            more: list[bool | None] = [None] * batch
+            async with anyio.create_task_group() as tg:
+                for i in range(batch):
+                    tg.start_soon(probe, more, i, join(root, str(len(found) + i)))
+            found += more
+        count = found.index(None)
+        for i in range(count):
+            self.child(depth + 1, join(root, str(i)), "image", parent_version=version)
+        if count == 0:
             self.error(join(root, "0"), "", "bioformats2raw container without series '0'")
+        for i in (i for i, image in enumerate(found) if image and i > count):
+            self.error(
+                join(root, str(i)),
+                "",
+                f"image group '{i}' after a gap ('{count}' is missing): without 'series' in "
+                "the OME group, bioformats2raw images must be the groups 0, 1, 2, ... with no gap",
+            )
+        return count
+
+    async def _probe_image(self, root: str) -> bool | None:
+        """``None``: no group at ``root``; else whether it has NGFF ``multiscales``."""
+        async with self.limiter:
+            raw = await self.store.get(join(root, "zarr.json"))
+            if raw is None:
+                raw = await self.store.get(join(root, ".zattrs"))
+        return None if raw is None else "multiscales" in _ngff_keys(bytes(raw))
+
+    async def _check_ome_xml(self, ome_root: str, count: int, what: str) -> None:
+        """``OME/METADATA.ome.xml``, when present: one ``Image`` per image, metadata only."""
+        key = join(ome_root, "METADATA.ome.xml")
+        async with self.limiter:
+            raw = await self.store.get(key)
+        if raw is None:
+            return
+        try:
+            xml = ElementTree.fromstring(bytes(raw))
+        except ElementTree.ParseError as exc:
+            self.error(key, "", f"not well-formed XML: {exc}")
+            return
+        images = [e for e in xml if _local(e.tag) == "Image"]
+        if len(images) != count:
+            self.error(
+                key,
+                "",
+                f"{len(images)} OME-XML Image elements for {count} {what}: every bioformats2raw "
+                "image must be one OME-XML Image, in the same order",
+            )
+        for i, image in enumerate(images):
+            for pixels in (e for e in image if _local(e.tag) == "Pixels"):
+                data = sorted({t for e in pixels if (t := _local(e.tag)) in _PIXEL_DATA})
+                if data:
+                    self.error(
+                        key,
+                        "",
+                        f"Image {i} has {', '.join(data)}: bioformats2raw's OME-XML must use "
+                        "<MetadataOnly/> (the pixels are in the zarr arrays)",
+                    )
 
     async def run(self) -> Report:
         async with anyio.create_task_group() as tg:
@@ -330,6 +419,28 @@ class _Walker:
             await self.node("", None, 0, None)
         self.report.problems.sort(key=lambda p: (p.severity != "error", p.key, p.path))
         return self.report
+
+
+def _local(tag: str) -> str:
+    """An XML tag without its namespace."""
+    return tag.rpartition("}")[2]
+
+
+def _ngff_keys(raw: bytes) -> set[str]:
+    """The NGFF keys of a group document (0.4 ``.zattrs``, 0.5 ``zarr.json``); all of them
+    when it is not a JSON object (its validation reports why)."""
+    try:
+        doc = msgspec.json.decode(raw)
+    except msgspec.DecodeError:
+        return set(NGFF_KEYS)
+    if not isinstance(doc, dict):
+        return set(NGFF_KEYS)
+    if "zarr_format" in doc:
+        attrs = doc.get("attributes")
+        doc = attrs.get("ome") if isinstance(attrs, dict) else None
+        if not isinstance(doc, dict):
+            return set()
+    return set(NGFF_KEYS).intersection(doc)
 
 
 def _with_version(raw: bytes, version: str) -> Any:

@@ -312,7 +312,9 @@ def _check(meta: OmeMetadata, version: str, kind: str | None, strict: bool, pref
     base = prefix + (".ome" if version == "0.5" else "")
     if not meta.kinds:
         keys = ", ".join(repr(k) for k in NGFF_KEYS)
-        raise MetadataError(f"no NGFF metadata found (expected one of {keys})", base)
+        outside = [k for k in meta.extra.get("_attributes") or () if k in NGFF_KEYS]
+        hint = f" ({outside[0]!r} must be inside 'ome' in NGFF 0.5)" if outside else ""
+        raise MetadataError(f"no NGFF metadata found (expected one of {keys}){hint}", base)
     if kind is not None and kind != "zarr_json":
         key = _KIND_KEY[kind]
         attr = key.replace("-", "_").replace(".", "_")

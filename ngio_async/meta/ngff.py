@@ -8,7 +8,7 @@ Cross-field rules run in ``__post_init__`` so that msgspec reports them with a J
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from msgspec import Meta, field
 
@@ -446,10 +446,18 @@ class OmeMetadata(Base):
     labels: list[str] | None = None
     plate: Plate | None = None
     well: Well | None = None
-    bioformats2raw_layout: Literal[3] | None = field(default=None, name="bioformats2raw.layout")
+    bioformats2raw_layout: int | None = field(default=None, name="bioformats2raw.layout")
     series: list[str] | None = None
 
     def __post_init__(self) -> None:
+        layout = self.bioformats2raw_layout
+        if layout is not None and layout != 3:  # B1
+            raise ValueError(
+                fail(
+                    ".bioformats2raw.layout",
+                    f"must be 3 (the one layout NGFF defines), got {layout}",
+                )
+            )
         for key in ("labels", "series"):
             for i, path in enumerate(getattr(self, key) or ()):
                 _check_relative(path, f".{key}[{i}]")
