@@ -22,6 +22,7 @@ NGFF order (``t``, ``c``, ``z``, ``y``, ``x``).
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import os
 import threading
@@ -277,6 +278,66 @@ def _check_codecs(url: str, pages: Any) -> None:
             raise UnsupportedError(f"cannot decode {url}: {why}{hint}") from None
 
 
+#: what tifffile logs (as errors, and then reads on with what it found) for a TIFF whose page
+#: chain or series layout is broken: a truncated file, most often
+_BROKEN = (
+    "invalid page offset",
+    "invalid offset to page",
+    "corrupted tag list",
+    "failed to reshape",
+)
+
+
+class _BrokenLog(logging.Handler):
+    """tifffile's reports of a broken structure (:data:`_BROKEN`) logged by this thread."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.thread = threading.get_ident()
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.thread == self.thread:
+            text = record.getMessage()
+            if any(b in text for b in _BROKEN):
+                self.messages.append(text.split("> ", 1)[-1])
+
+
+@contextlib.contextmanager
+def _refuse_broken(url: str) -> Iterator[None]:
+    """Raise ``CodecError`` when tifffile reports a broken page chain or series while this
+    block parses: it would read on with the pages it found (a 4-page stack truncated after its
+    first page is a 2-D image), and the conversion would look complete."""
+    log = logging.getLogger("tifffile")
+    handler = _BrokenLog()
+    log.addHandler(handler)
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+    if handler.messages:
+        raise CodecError(f"{url} is truncated or corrupt: {handler.messages[0]}", key=url)
+
+
+def _check_extent(url: str, pages: Any, size: int) -> None:
+    """Refuse pages whose pixel data ends past the end of the file (``size`` bytes): a TIFF
+    cut short after its IFDs, whose conversion would fail at its last tiles."""
+    for page in pages:
+        if page is None:
+            continue
+        ends = [
+            int(o) + int(n)
+            for o, n in zip(page.dataoffsets, page.databytecounts, strict=False)
+            if int(n)
+        ]
+        if ends and max(ends) > size:
+            raise CodecError(
+                f"{url} is truncated: its pixel data runs to byte {max(ends)}, "
+                f"the file has {size} bytes",
+                key=url,
+            )
+
+
 class TiffSource:
     """A TIFF / OME-TIFF series as a read-only image (series ``series``, all its levels).
 
@@ -298,7 +359,7 @@ class TiffSource:
         with _tiff_errors(self.url, "read the TIFF structure of"):
             self._tif = tif if tif is not None else tifffile.TiffFile(self.url)
         try:
-            with _tiff_errors(self.url, "read the series of"):
+            with _tiff_errors(self.url, "read the series of"), _refuse_broken(self.url):
                 count = len(self._tif.series)  # tifffile parses the OME-XML's series here
         except BaseException:
             self._tif.close()
@@ -310,7 +371,7 @@ class TiffSource:
             self._tif.close()
             raise ValueError(f"series={series}: {self.url} has {count} series (0 to {count - 1})")
         try:
-            with _tiff_errors(self.url, "read the TIFF structure of"):
+            with _tiff_errors(self.url, "read the TIFF structure of"), _refuse_broken(self.url):
                 self._init(series)
         except BaseException:
             self._tif.close()
@@ -343,7 +404,13 @@ class TiffSource:
             if any(lshape[i] != 1 for i, name in enumerate(self._map) if name is None):
                 break
             self.level_shapes.append(tuple(lshape[i] for i in self._src_of))
-        _check_codecs(self.url, [lvl.keyframe for lvl in s.levels[: len(self.level_shapes)]])
+        levels = s.levels[: len(self.level_shapes)]
+        _check_codecs(self.url, [lvl.keyframe for lvl in levels])
+        size = int(getattr(tif.filehandle, "size", 0) or 0)
+        if 0 < size < 1 << 60:  # known (a remote file's may not be yet)
+            _check_extent(
+                self.url, [p for lvl in levels for p in (lvl.keyframe, lvl.pages[-1])], size
+            )
         self._series = s
         self._stores: list[Any] = [None] * len(self.level_shapes)
         self._arrays: list[Any] = [None] * len(self.level_shapes)

@@ -29,7 +29,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 import anyio
 
-from .._errors import NotFoundError, UnsupportedError
+from .._errors import CodecError, NotFoundError, StoreError, UnsupportedError
 from ..stores import RangeByteRequest, open_store
 from ._tiff import TiffSource
 
@@ -372,13 +372,23 @@ async def open_remote_tiff(
             except (NeedBytes, NeedBytesError) as need:
                 start = need.start
                 end = max(need.end, start + block)
-                buf = await store.get(key, RangeByteRequest(start, end))
+                try:
+                    buf = await store.get(key, RangeByteRequest(start, end))
+                except StoreError:  # a range past the end is refused (416): a truncated TIFF?
+                    size = await store.size(key)
+                    if size is None or start < size:
+                        raise
+                    buf = b""
                 if buf is None:
                     raise NotFoundError(f"{url} disappeared") from None
                 if len(buf) < end - start:
                     file.size = start + len(buf)  # the end of the object
                 if len(buf) == 0:
-                    raise NotFoundError(f"{url}: byte {start} is past its end") from None
+                    raise CodecError(
+                        f"{url} is truncated or corrupt: its TIFF structure points to byte "
+                        f"{start}, past its end",
+                        key=url,
+                    ) from None
                 file.add(start, buf)
         raise UnsupportedError(f"{url}: more than {_MAX_MISSES} reads to parse the TIFF")
     except BaseException:
