@@ -92,8 +92,11 @@ async def test_plate_fields_are_listed(client: TestClient[Any, Any], plate_url: 
     names = [d["name"] for d in doc["datasets"]]
     assert names == ["img", "screen/A/1/0", "screen/A/1/1", "screen/B/2/0"]
     field = doc["datasets"][2]
-    assert field["plate"] == {"name": "screen", "well": "A/1", "field": "1", "acquisition": 2}
-    assert field["shape"] == list(SHAPE) and field["channels"] == 2
+    # listing opens no field: a field's entry is its name and place (its document has the rest)
+    assert field == {
+        "name": "screen/A/1/1",
+        "plate": {"name": "screen", "well": "A/1", "field": "1", "acquisition": 2},
+    }
     assert "plate" not in doc["datasets"][0]
     (plate,) = doc["plates"]
     assert plate["name"] == "screen" and plate["plate_name"] == "screen"
@@ -157,13 +160,13 @@ async def test_plate_object_is_left_open_and_fields_closed(plate_url: str) -> No
     async with ngio_async.open_plate_async(plate_url) as plate:
         app = create_app({"p": plate})
         async with TestClient(TestServer(app)) as c:
-            datasets = [e.dataset for e in app[STATE].entries.values()]
-            assert [e.name for e in app[STATE].entries.values()] == [
-                "p/A/1/0",
-                "p/A/1/1",
-                "p/B/2/0",
-            ]
+            state = app[STATE]
+            assert list(state.fields) == ["p/A/1/0", "p/A/1/1", "p/B/2/0"]
+            assert not state.entries and not state.open_fields
             assert (await c.get("/api/datasets/p/A/1/1/region.npy?c=0&y=0:1&x=0:1")).status == 200
+            assert (await c.get("/api/datasets/p/B/2/0")).status == 200
+            datasets = [slot.entry.dataset for slot in state.open_fields.values() if slot.entry]
+            assert len(datasets) == 2
         assert all(ds.closed for ds in datasets)
         assert not plate.closed
         assert (await plate.well("A", "1")).fields == ["0", "1"]
@@ -179,9 +182,19 @@ async def test_broken_field_is_left_out_and_logged(
     app = create_app({"p": url})
     async with TestClient(TestServer(app)) as c:
         doc = await (await c.get("/api/datasets")).json()
-        assert [d["name"] for d in doc["datasets"]] == ["p/A/1/0", "p/B/2/0"]
+        assert [d["name"] for d in doc["datasets"]] == ["p/A/1/0", "p/A/1/1", "p/B/2/0"]
+        assert doc["plates"][0]["unavailable"] == []  # not known before it is opened
+        for path in ("", "/tiles/0/0/0/0/0.png", "/region.npy?c=0"):
+            resp = await c.get(f"/api/datasets/p/A/1/1{path}")
+            assert resp.status == 502, path
+            error = await resp.json()
+            assert error["error"] == "field_unavailable"
+            assert "'A/1/1' of plate 'p' cannot be opened: MetadataError" in error["message"]
+            assert "secret-dir" not in error["message"]
+        assert (await c.get("/api/datasets/p/A/1/0/tiles/0/0/0/0/0.png")).status == 200
+        assert (await c.get("/api/datasets/p/B/2/0")).status == 200
+        doc = await (await c.get("/api/datasets")).json()
         assert doc["plates"][0]["unavailable"] == ["A/1/1"]
-        assert (await c.get("/api/datasets/p/A/1/1")).status == 404
     assert "A/1/1 is not served" in caplog.text
     assert "secret-dir" not in caplog.text
 

@@ -67,7 +67,7 @@ async def serve_urls(
             else:  # its fields are datasets of their own
                 missing = f", {len(plate.unavailable)} not served" if plate.unavailable else ""
                 shown.append(f"{name}: a plate of {len(plate.fields)} fields{missing}")
-        count = len(state.entries)
+        count = len(state.entries) + len(state.fields)
         print(f"serving {count} dataset(s) ({', '.join(shown)}) at {url}", flush=True)
         print("press Ctrl-C to stop", flush=True)
 

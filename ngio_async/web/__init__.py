@@ -2,7 +2,7 @@
 
 ``create_app({"name": url, ...})`` returns an ``aiohttp.web.Application``; :func:`serve` runs
 it until cancelled (or mount it in a larger app: ``main.add_subapp("/ngio/", app)``). Every
-dataset is opened once at start-up and shared by all requests (and its store limits); a client
+image is opened once at start-up and shared by all requests (and its store limits); a client
 that disconnects cancels its reads, under any runner.
 
 Endpoints (errors are always JSON ``{"error": code, "message": text}``)::
@@ -17,9 +17,14 @@ Endpoints (errors are always JSON ``{"error": code, "message": text}``)::
 HCS plates: a URL whose group is an NGFF plate (or an open :class:`~ngio_async.images.Plate`)
 serves every field of view as a dataset named ``<name>/<row>/<column>/<field>`` (its path in the
 plate, e.g. ``plate/A/1/0``), in plate order; the ``{name}`` of the routes above may be such a
-four-segment name (its slashes plain or ``%2F``). ``/api/datasets`` adds ``plates`` (name, rows,
-columns, wells, the field dataset names, and the fields that could not be opened, which are
-logged and left out), each field's summary has ``plate: {name, well, field, acquisition}``, and
+four-segment name (its slashes plain or ``%2F``). Start-up reads the plate's and wells'
+documents only: a field is opened by its first request (once, however many arrive meanwhile)
+and kept among the ``max_open_fields`` (256) most recently used open fields; past that bound
+the least recently used one no request is using is closed. ``/api/datasets`` adds ``plates``
+(name, rows, columns, wells, the field dataset names, and what could not be opened: wells at
+start-up, fields since, logged), lists each field as ``{name, plate: {name, well, field,
+acquisition}}`` alone (listing opens no field; ``/api/datasets/{name}`` describes it), a field
+that cannot be opened answers 502 ``field_unavailable`` (the others are still served), and
 ``/zarr/<name>/`` is the whole plate (``/zarr/plate/A/1/0/0/zarr.json``). The viewer shows a
 plate as a well grid linking its fields, and a field picker beside a field.
 

@@ -16,9 +16,17 @@ from ._state import axis_index, axis_roles
 
 if TYPE_CHECKING:
     from ._params import TileQuery
-    from ._state import Entry, PlateEntry, WebState
+    from ._state import Entry, FieldSlot, PlateEntry, WebState
 
-__all__ = ["describe", "list_datasets", "plate_summary", "region", "summary", "tile"]
+__all__ = [
+    "describe",
+    "field_summary",
+    "list_datasets",
+    "plate_summary",
+    "region",
+    "summary",
+    "tile",
+]
 
 _TILE_NAME = re.compile(r"^([0-9]+)\.([A-Za-z]+)$")
 
@@ -27,10 +35,6 @@ def _state(request: web.Request) -> WebState:
     from ._app import STATE
 
     return request.app[STATE]
-
-
-def _entry(request: web.Request) -> Entry:
-    return _state(request).entry(request.match_info["name"])
 
 
 def summary(entry: Entry) -> dict[str, Any]:
@@ -46,6 +50,11 @@ def summary(entry: Entry) -> dict[str, Any]:
         "channels": entry.n_channels,
         **({"plate": entry.field_of.as_json()} if entry.field_of else {}),
     }
+
+
+def field_summary(slot: FieldSlot) -> dict[str, Any]:
+    """A plate's field in ``/api/datasets``: its name and place (listing opens no field)."""
+    return {"name": slot.name, "plate": slot.where.as_json()}
 
 
 def plate_summary(entry: PlateEntry) -> dict[str, Any]:
@@ -64,11 +73,12 @@ def plate_summary(entry: PlateEntry) -> dict[str, Any]:
 
 
 async def list_datasets(request: web.Request) -> web.Response:
-    """``GET /api/datasets``: the datasets (images and plate fields) and the plates."""
+    """``GET /api/datasets``: the datasets (images, then plate fields) and the plates."""
     state = _state(request)
     return web.json_response(
         {
-            "datasets": [summary(e) for e in state.entries.values()],
+            "datasets": [summary(e) for e in state.entries.values()]
+            + [field_summary(slot) for slot in state.fields.values()],
             "plates": [plate_summary(p) for p in state.plates.values()],
         }
     )
@@ -77,7 +87,11 @@ async def list_datasets(request: web.Request) -> web.Response:
 async def describe(request: web.Request) -> web.Response:
     """``GET /api/datasets/{name}``: axes, levels, channels, labels, sizes (no store URL)."""
     state = _state(request)
-    entry = _entry(request)
+    async with state.lease(request.match_info["name"]) as entry:
+        return await _describe(state, entry)
+
+
+async def _describe(state: WebState, entry: Entry) -> web.Response:
     ds = entry.dataset
     meta = ds.metadata
     n_channels = entry.n_channels
@@ -189,7 +203,11 @@ def _matches(header: str | None, etag: str) -> bool:
 async def tile(request: web.Request) -> web.StreamResponse:
     """``GET /api/datasets/{name}/tiles/{level}/{t}/{z}/{row}/{col}.{png|jpg|jpeg|webp}``."""
     state = _state(request)
-    entry = _entry(request)
+    async with state.lease(request.match_info["name"]) as entry:
+        return await _tile(request, state, entry)
+
+
+async def _tile(request: web.Request, state: WebState, entry: Entry) -> web.StreamResponse:
     ds = entry.dataset
     m = request.match_info
     name_match = _TILE_NAME.match(m["col"])
@@ -325,7 +343,11 @@ async def _read_planes_of(
 async def region(request: web.Request) -> web.Response:
     """``GET /api/datasets/{name}/region.npy?level=0&c=..&z=..&y=a:b&x=a:b``."""
     state = _state(request)
-    entry = _entry(request)
+    async with state.lease(request.match_info["name"]) as entry:
+        return await _region(request, state, entry)
+
+
+async def _region(request: web.Request, state: WebState, entry: Entry) -> web.Response:
     ds = entry.dataset
     level = parse_index("level", request.query.get("level", "0"))
     if level >= len(ds.levels):

@@ -13,12 +13,20 @@ from .._prefetch import first_leaf
 from ..images import Dataset, Plate, open_async, open_plate_async
 from . import _api, _files
 from ._errors import error_middleware, logger, redact
-from ._state import Entry, FieldOf, PlateEntry, WebState, dataset_identity
+from ._state import (
+    DEFAULT_MAX_OPEN_FIELDS,
+    Entry,
+    FieldOf,
+    FieldSlot,
+    PlateEntry,
+    WebState,
+    dataset_identity,
+)
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Mapping
 
-    from anyio.abc import TaskGroup
+    from ..meta import WellImage
 
 __all__ = ["DEFAULT_MAX_REGION_PIXELS", "STATE", "create_app"]
 
@@ -34,6 +42,7 @@ def create_app(
     max_region_pixels: int = DEFAULT_MAX_REGION_PIXELS,
     tile_size: int = 512,
     cache_seconds: int = 3600,
+    max_open_fields: int = DEFAULT_MAX_OPEN_FIELDS,
     **open_options: Any,
 ) -> web.Application:
     """An aiohttp app serving ``datasets`` (name -> URL, path, open :class:`Dataset` or
@@ -46,8 +55,12 @@ def create_app(
 
     An HCS plate (a URL whose group is a plate, or a :class:`Plate`) serves each of its fields
     of view as a dataset named ``<name>/<row>/<column>/<field>`` (``plate/A/1/0``: the field's
-    path in the plate), opened at start-up too; a well or field that cannot be opened is
-    logged and left out (listed as ``unavailable``). ``/zarr/<name>/`` is the whole plate.
+    path in the plate). Start-up reads the plate's and its wells' documents only; a field is
+    opened by the first request for it (once, however many arrive meanwhile) and stays open
+    among the ``max_open_fields`` most recently used (the least recently used one no request
+    is using is closed past that bound). A well that cannot be read is logged and left out,
+    a field that cannot be opened answers 502 (both listed as ``unavailable``); the other
+    fields are still served. ``/zarr/<name>/`` is the whole plate.
 
     Routes: ``GET /api/datasets``, ``/api/datasets/{name}``,
     ``/api/datasets/{name}/tiles/{level}/{t}/{z}/{row}/{col}.{png,jpg,jpeg,webp}``,
@@ -58,31 +71,39 @@ def create_app(
     :param max_region_pixels: the most elements one ``region.npy`` answer may hold (else 413).
     :param tile_size: tile edge in pixels.
     :param cache_seconds: ``Cache-Control: max-age`` of tiles.
+    :param max_open_fields: how many plate fields are kept open (all plates together).
     """
     for name in datasets:
         if not name or "/" in name or name in (".", ".."):
             raise ValueError(f"invalid dataset name {name!r}: use a non-empty name without '/'")
-    if max_region_pixels < 1 or tile_size < 1 or cache_seconds < 0:
-        raise ValueError("max_region_pixels and tile_size must be >= 1, cache_seconds >= 0")
+    if max_region_pixels < 1 or tile_size < 1 or cache_seconds < 0 or max_open_fields < 1:
+        raise ValueError(
+            "max_region_pixels, tile_size and max_open_fields must be >= 1, cache_seconds >= 0"
+        )
     # a client that disconnects cancels its handler (and so its reads) under any runner:
     # web.run_app and a plain AppRunner leave aiohttp's handler_cancellation off
     app = web.Application(
         middlewares=[error_middleware], handler_args={"handler_cancellation": True}
     )
     app[STATE] = WebState(
-        max_region_pixels=max_region_pixels, tile_size=tile_size, cache_seconds=cache_seconds
+        max_region_pixels=max_region_pixels,
+        tile_size=tile_size,
+        cache_seconds=cache_seconds,
+        max_open_fields=max_open_fields,
     )
     sources = dict(datasets)
 
     async def lifespan(app: web.Application) -> AsyncIterator[None]:
         state = app[STATE]
-        state.entries, state.plates = await _open_all(sources, open_options)
+        state.entries, state.plates, state.fields = await _open_all(sources, open_options)
         try:
             yield
         finally:
             entries, state.entries = state.entries, {}
             plates, state.plates = state.plates, {}
+            state.fields = {}
             with anyio.CancelScope(shield=True):
+                await state.close_fields()
                 for entry in entries.values():
                     if entry.owned:
                         await entry.dataset.aclose()
@@ -124,67 +145,48 @@ async def _open_source(source: str | os.PathLike[str], options: dict[str, Any]) 
             raise exc from None
 
 
-async def _open_fields(entry: PlateEntry, opened: list[Dataset]) -> dict[str, Entry]:
-    """Open every field of view of a plate (wells read and fields opened concurrently, within
-    the plate's ``max_requests``; each dataset opened is appended to ``opened`` at once); what
-    fails is logged and listed as unavailable."""
+async def _read_wells(entry: PlateEntry) -> dict[str, FieldSlot]:
+    """The fields of a plate's wells, not opened (each well's document read, concurrently
+    within the plate's ``max_requests``); a well that cannot be read is logged and listed as
+    unavailable."""
     plate = entry.plate
     limiter = anyio.CapacityLimiter(max(1, plate.limits.max_requests))
-    datasets: dict[tuple[str, str], Dataset] = {}
-    well_fields: dict[str, list[tuple[str, int | None]]] = {}  # (path, acquisition)
+    images: dict[str, list[WellImage]] = {}
 
-    def skip(what: str, exc: BaseException) -> None:
-        entry.unavailable.append(what)
-        leaf = first_leaf(exc)
-        text = redact(f"{type(leaf).__name__}: {leaf}")
-        logger.warning("plate %r: %s is not served: %s", entry.name, what, text)
-
-    async def one_field(well: str, field: str) -> None:
+    async def one_well(well: str) -> None:
         async with limiter:
             try:
-                ds = await plate.image(well, field=field)
-            except Exception as exc:  # noqa: BLE001 - one bad field does not stop the others
-                skip(f"{well}/{field}", exc)
-                return
-            opened.append(ds)
-            datasets[well, field] = ds
-
-    async def one_well(well: str, tg: TaskGroup) -> None:
-        async with limiter:
-            try:
-                images = (await plate.well(well)).images
-            except Exception as exc:  # noqa: BLE001
-                skip(well, exc)
-                return
-        well_fields[well] = [(im.path, im.acquisition) for im in images]
-        for field, _ in well_fields[well]:
-            tg.start_soon(one_field, well, field)
+                images[well] = (await plate.well(well)).images
+            except Exception as exc:  # noqa: BLE001 - one bad well does not stop the others
+                entry.mark(well, available=False)
+                leaf = first_leaf(exc)
+                text = redact(f"{type(leaf).__name__}: {leaf}")
+                logger.warning("plate %r: %s is not served: %s", entry.name, well, text)
 
     async with anyio.create_task_group() as tg:
         for well in plate.wells:
-            tg.start_soon(one_well, well, tg)
-    out: dict[str, Entry] = {}
+            tg.start_soon(one_well, well)
+    out: dict[str, FieldSlot] = {}
     for well in plate.wells:  # plate order (wells, then their fields), not completion order
-        for field, acquisition in well_fields.get(well, []):
-            ds = datasets.get((well, field))
-            if ds is not None:
-                name = f"{entry.name}/{well}/{field}"
-                where = FieldOf(entry.name, well, field, acquisition)
-                out[name] = Entry(name, ds, True, dataset_identity(name, ds), where)
-                entry.fields.append(name)
-    entry.unavailable.sort()
+        for image in images.get(well, []):
+            name = f"{entry.name}/{well}/{image.path}"
+            if name in out:  # a well listing one field twice
+                continue
+            out[name] = FieldSlot(
+                name, entry, FieldOf(entry.name, well, image.path, image.acquisition)
+            )
+            entry.fields.append(name)
     return out
 
 
 async def _open_all(
     sources: dict[str, Source], options: dict[str, Any]
-) -> tuple[dict[str, Entry], dict[str, PlateEntry]]:
-    """Open every URL concurrently (a plate's fields too); on any failure close what was
-    opened and re-raise."""
+) -> tuple[dict[str, Entry], dict[str, PlateEntry], dict[str, FieldSlot]]:
+    """Open every URL concurrently (a plate's wells are read, its fields left to their first
+    use); on any failure close what was opened and re-raise."""
     opened: dict[str, tuple[Dataset | Plate, bool]] = {}
     plates: dict[str, PlateEntry] = {}
-    fields: dict[str, dict[str, Entry]] = {}
-    field_datasets: list[Dataset] = []
+    fields: dict[str, dict[str, FieldSlot]] = {}
 
     async def one(name: str, source: Source) -> None:
         if isinstance(source, Dataset | Plate):
@@ -194,7 +196,7 @@ async def _open_all(
         opened[name] = (node, owned)
         if isinstance(node, Plate):
             plates[name] = PlateEntry(name, node, owned)
-            fields[name] = await _open_fields(plates[name], field_datasets)
+            fields[name] = await _read_wells(plates[name])
 
     try:
         async with anyio.create_task_group() as tg:
@@ -202,8 +204,6 @@ async def _open_all(
                 tg.start_soon(one, name, source)
     except BaseException as exc:
         with anyio.CancelScope(shield=True):
-            for ds in field_datasets:
-                await ds.aclose()
             for node, owned in opened.values():
                 if owned:
                     await node.aclose()
@@ -214,10 +214,11 @@ async def _open_all(
             raise
         raise leaf from None
     entries: dict[str, Entry] = {}
+    slots: dict[str, FieldSlot] = {}
     for name in sources:
         node, owned = opened[name]
         if isinstance(node, Plate):
-            entries.update(fields[name])
+            slots.update(fields[name])
         else:
             entries[name] = Entry(name, node, owned, dataset_identity(name, node))
-    return entries, plates
+    return entries, plates, slots

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+from collections import OrderedDict
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -12,17 +14,39 @@ import anyio
 import msgspec
 import numpy as np
 
-from .._errors import CodecError, MetadataError, UnsupportedError
+from .._errors import (
+    ClosedError,
+    CodecError,
+    MetadataError,
+    NotFoundError,
+    StoreError,
+    StoreTimeoutError,
+    UnsupportedError,
+)
+from .._prefetch import first_leaf
 from ..meta import to_attrs
 from ._errors import ApiError, logger, redact
 from ._render import Window, compute_windows
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
     from aiohttp.web import AbstractResource
 
     from ..images import Dataset, Plate
 
-__all__ = ["Entry", "FieldOf", "PlateEntry", "WebState", "axis_index", "dataset_identity"]
+__all__ = [
+    "DEFAULT_MAX_OPEN_FIELDS",
+    "Entry",
+    "FieldOf",
+    "FieldSlot",
+    "PlateEntry",
+    "WebState",
+    "axis_index",
+    "dataset_identity",
+]
+
+DEFAULT_MAX_OPEN_FIELDS = 256
 
 _WINDOW_SAMPLE = 16 * 1024 * 1024  # elements of the smallest level read for default windows
 _WINDOW_CROP = 2048  # y/x extent of that sample
@@ -180,21 +204,67 @@ class PlateEntry:
     name: str
     plate: Plate
     owned: bool
-    #: served dataset names of its fields, in plate order
+    #: served dataset names of its fields (those its wells list), in plate order
     fields: list[str] = field(default_factory=list)
-    #: ``<row>/<col>/<field>`` (or ``<row>/<col>``) of what could not be opened
+    #: ``<row>/<col>`` of wells that could not be read, ``<row>/<col>/<field>`` of fields
+    #: whose last opening failed (fields are opened on first use)
     unavailable: list[str] = field(default_factory=list)
+
+    def mark(self, what: str, *, available: bool) -> None:
+        """Record whether ``what`` (a well or field path) can be opened."""
+        if available and what in self.unavailable:
+            self.unavailable.remove(what)
+        elif not available and what not in self.unavailable:
+            self.unavailable.append(what)
+            self.unavailable.sort()
+
+
+class _Attempt:
+    """One opening of a field, awaited by every request that wants the field meanwhile."""
+
+    def __init__(self) -> None:
+        self.done = anyio.Event()
+        self.error: ApiError | None = None
+
+
+@dataclass
+class FieldSlot:
+    """A plate's field of view: opened on first use, kept open while in the LRU of open
+    fields (:meth:`WebState.lease`)."""
+
+    name: str
+    plate: PlateEntry
+    where: FieldOf
+    entry: Entry | None = None
+    #: requests using the open entry (an entry in use is never closed)
+    users: int = 0
+    opening: _Attempt | None = None
+    #: display defaults, kept when the dataset is closed (not read again on re-opening)
+    windows: list[Window] | None = None
+    labels: list[str] | None = None
 
 
 @dataclass
 class WebState:
-    """Settings and the datasets of one app (filled on start-up)."""
+    """Settings and the datasets of one app (filled on start-up).
+
+    Images are opened at start-up and stay open; a plate's fields are opened on first use
+    (at most once however many requests ask for one meanwhile) and kept in an LRU of at most
+    ``max_open_fields`` open datasets; the least recently used one no request is using is
+    closed when that bound is passed.
+    """
 
     max_region_pixels: int
     tile_size: int
     cache_seconds: int
+    max_open_fields: int = DEFAULT_MAX_OPEN_FIELDS
+    #: the images, opened at start-up
     entries: dict[str, Entry] = field(default_factory=dict)
     plates: dict[str, PlateEntry] = field(default_factory=dict)
+    #: every plate's fields by served name, in plate order (opened or not)
+    fields: dict[str, FieldSlot] = field(default_factory=dict)
+    #: the open fields, least recently used first
+    open_fields: OrderedDict[str, FieldSlot] = field(default_factory=OrderedDict)
     #: the ``/api/datasets`` resource, whose path says where the app is mounted
     anchor: AbstractResource | None = None
     #: bounds the worker threads that render tiles and encode regions (CPU-bound)
@@ -210,14 +280,119 @@ class WebState:
         return self.anchor.canonical.removesuffix("/api/datasets")
 
     def entry(self, name: str) -> Entry:
-        """The dataset served as ``name``; 404 when there is none."""
+        """The image served as ``name``; 404 when there is none (a plate's field is no
+        image: use :meth:`lease`)."""
         try:
             return self.entries[name]
         except KeyError:
-            message = f"no dataset named {name!r}"
-            if name in self.plates:
-                message = (
-                    f"{name!r} is an HCS plate: its fields of view are the datasets named "
-                    f"'{name}/<row>/<column>/<field>' (listed by /api/datasets)"
+            raise self._unknown(name) from None
+
+    def _unknown(self, name: str) -> ApiError:
+        message = f"no dataset named {name!r}"
+        if name in self.plates:
+            message = (
+                f"{name!r} is an HCS plate: its fields of view are the datasets named "
+                f"'{name}/<row>/<column>/<field>' (listed by /api/datasets)"
+            )
+        return ApiError(404, "unknown_dataset", message)
+
+    @asynccontextmanager
+    async def lease(self, name: str) -> AsyncIterator[Entry]:
+        """The dataset served as ``name`` (an image, or a plate's field, opened if it is not),
+        kept open until the block ends; 404 when there is none."""
+        image = self.entries.get(name)
+        if image is not None:
+            yield image
+            return
+        slot = self.fields.get(name)
+        if slot is None:
+            raise self._unknown(name)
+        slot.users += 1
+        try:
+            yield await self._open_field(slot)
+        finally:
+            slot.users -= 1
+            with anyio.CancelScope(shield=True):
+                await self._evict()
+
+    async def _open_field(self, slot: FieldSlot) -> Entry:
+        """``slot``'s entry, opened by the first request that needs it; requests arriving
+        meanwhile wait for that opening (if its request is cancelled, one of them opens)."""
+        while True:
+            if slot.entry is not None:
+                self.open_fields.move_to_end(slot.name)
+                return slot.entry
+            attempt = slot.opening
+            if attempt is not None:
+                await attempt.done.wait()
+                if attempt.error is not None:
+                    error = attempt.error
+                    raise ApiError(error.status, error.code, error.message)
+                continue
+            attempt = slot.opening = _Attempt()
+            try:
+                ds = await slot.plate.plate.image(slot.where.well, field=slot.where.field)
+            except Exception as exc:  # noqa: BLE001 - answered as an error, the rest still served
+                attempt.error = self._field_error(slot, exc)
+                raise attempt.error from None
+            else:
+                entry = Entry(
+                    slot.name,
+                    ds,
+                    True,
+                    dataset_identity(slot.name, ds),
+                    slot.where,
+                    _windows=slot.windows,
+                    _labels=slot.labels,
                 )
-            raise ApiError(404, "unknown_dataset", message) from None
+                slot.entry = entry
+                self.open_fields[slot.name] = slot
+                slot.plate.mark(f"{slot.where.well}/{slot.where.field}", available=True)
+                return entry
+            finally:  # opened, failed or cancelled: the waiters go on
+                slot.opening = None
+                attempt.done.set()
+
+    def _field_error(self, slot: FieldSlot, exc: BaseException) -> ApiError:
+        """The answer to a field that could not be opened (logged; listed as unavailable
+        unless the store failed, which the next request retries)."""
+        leaf = first_leaf(exc)
+        reason = redact(f"{type(leaf).__name__}: {leaf}")
+        path = f"{slot.where.well}/{slot.where.field}"
+        if isinstance(leaf, ClosedError):
+            return ApiError(503, "closed", "the server is shutting down")
+        if isinstance(leaf, StoreTimeoutError):
+            error = ApiError(504, "store_timeout", f"dataset {slot.name!r}: the store timed out")
+        elif isinstance(leaf, StoreError):
+            error = ApiError(502, "store_error", f"dataset {slot.name!r}: {type(leaf).__name__}")
+        elif isinstance(leaf, MetadataError | UnsupportedError | NotFoundError | CodecError):
+            slot.plate.mark(path, available=False)
+            error = ApiError(
+                502,
+                "field_unavailable",
+                f"field {path!r} of plate {slot.plate.name!r} cannot be opened: {reason}",
+            )
+        else:
+            logger.error("plate %r: opening field %s failed: %s", slot.plate.name, path, reason)
+            return ApiError(500, "internal_error", "unexpected server error (see the server log)")
+        logger.warning("plate %r: %s is not served: %s", slot.plate.name, path, reason)
+        return error
+
+    async def _evict(self) -> None:
+        """Close the least recently used open fields no request is using, down to the bound."""
+        while len(self.open_fields) > self.max_open_fields:
+            victim = next((s for s in self.open_fields.values() if s.users == 0), None)
+            if victim is None or victim.entry is None:
+                return
+            del self.open_fields[victim.name]
+            entry, victim.entry = victim.entry, None
+            victim.windows, victim.labels = entry._windows, entry._labels
+            await entry.dataset.aclose()
+
+    async def close_fields(self) -> None:
+        """Close every open field (at shutdown)."""
+        while self.open_fields:
+            _, slot = self.open_fields.popitem(last=False)
+            entry, slot.entry = slot.entry, None
+            if entry is not None:
+                await entry.dataset.aclose()

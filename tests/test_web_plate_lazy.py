@@ -1,0 +1,172 @@
+"""The tile server opens a plate's fields lazily: start-up reads the plate and well documents,
+a field is opened by its first request (once, however many arrive together), and open fields
+are kept in a bounded LRU whose evicted datasets are closed (never one a request is using).
+
+Requests are counted by an :class:`InstrumentedStore` under the plate; the app runs under
+aiohttp's ``TestServer`` on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import TYPE_CHECKING, Any, Literal
+
+import anyio
+import numpy as np
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+import ngio_async
+from ngio_async.stores import InstrumentedStore, open_store
+from ngio_async.web import create_app
+from ngio_async.web._app import STATE
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+WELLS = ["A/1", "A/2", "B/1", "B/3"]
+FIELDS = ["0", "1"]
+DOCS = frozenset({"zarr.json", ".zattrs", ".zgroup", ".zarray"})
+
+
+async def write_plate(url: str, version: Literal["0.4", "0.5"]) -> None:
+    async with ngio_async.create_plate_async(
+        url, rows=["A", "B"], columns=["1", "2", "3"], ngff_version=version
+    ) as plate:
+        for i, well in enumerate(WELLS):
+            for field in FIELDS:
+                async with await plate.add_image(
+                    well, field=field, shape=(1, 16, 16), dtype="uint8", axes="cyx", levels=1
+                ) as ds:
+                    await ds.write(np.full((1, 16, 16), 10 * i + int(field), "uint8"))
+
+
+@pytest.fixture(scope="module", params=["0.4", "0.5"])
+def plate_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = str(tmp_path_factory.mktemp("lazy") / "plate.zarr")
+    anyio.run(write_plate, url, request.param)
+    return url
+
+
+@pytest.fixture
+async def store(plate_url: str) -> AsyncIterator[InstrumentedStore]:
+    async with InstrumentedStore(open_store(plate_url), latency=0.002) as s:
+        yield s
+
+
+def docs_read(store: InstrumentedStore, prefix: str = "") -> int:
+    """Metadata documents read under ``prefix`` (``"A/1/0/"``)."""
+    return sum(
+        n
+        for (method, key), n in store.calls.items()
+        if method == "get"
+        and key.startswith(prefix)
+        and "/labels" not in key
+        and key.rpartition("/")[2] in DOCS
+    )
+
+
+async def test_start_up_reads_wells_only_and_listing_opens_nothing(
+    store: InstrumentedStore,
+) -> None:
+    async with ngio_async.open_plate_async(store) as plate:
+        store.reset()
+        app = create_app({"p": plate})
+        async with TestClient(TestServer(app)) as client:
+            read = {key for (_, key) in store.calls}
+            assert store.total_requests <= 2 * len(WELLS)  # the wells' documents, no field's
+            assert {key.rpartition("/")[0] for key in read} == set(WELLS)
+            store.reset()
+            doc = await (await client.get("/api/datasets")).json()
+            assert store.total_requests == 0
+            assert [d["name"] for d in doc["datasets"]] == [
+                f"p/{w}/{f}" for w in WELLS for f in FIELDS
+            ]
+            assert doc["plates"][0]["fields"] == [d["name"] for d in doc["datasets"]]
+            assert not app[STATE].open_fields
+
+
+async def test_a_tile_opens_exactly_its_field(store: InstrumentedStore) -> None:
+    async with ngio_async.open_plate_async(store) as plate:
+        app = create_app({"p": plate})
+        async with TestClient(TestServer(app)) as client:
+            store.reset()
+            resp = await client.get("/api/datasets/p/B/1/1/tiles/0/0/0/0/0.png?window=0:255")
+            assert resp.status == 200
+            read = {key for (_, key) in store.calls}
+            assert read and all(key.startswith("B/1/1/") for key in read), read
+            assert list(app[STATE].open_fields) == ["p/B/1/1"]
+            store.reset()
+            resp = await client.get("/api/datasets/p/B/1/1/region.npy?c=0&y=0:1&x=0:1")
+            assert resp.status == 200 and docs_read(store) == 0  # kept open
+
+
+async def test_concurrent_first_requests_open_the_field_once(store: InstrumentedStore) -> None:
+    async with ngio_async.open_plate_async(store) as plate:
+        async with await plate.image("A/2", field="1"):
+            one_opening = docs_read(store, "A/2/1/")
+        app = create_app({"p": plate})
+        async with TestClient(TestServer(app)) as client:
+            store.reset()
+            statuses: list[int] = []
+
+            async def get(path: str) -> None:
+                statuses.append((await client.get(f"/api/datasets/p/A/2/1{path}")).status)
+
+            async with anyio.create_task_group() as tg:
+                for i in range(12):
+                    tg.start_soon(get, ["", "/tiles/0/0/0/0/0.png", "/region.npy?c=0"][i % 3])
+            assert statuses == [200] * 12
+            assert docs_read(store, "A/2/1/") == one_opening > 0
+
+
+async def test_an_interrupted_opening_is_taken_over(store: InstrumentedStore) -> None:
+    store.latency = 0.05
+    async with ngio_async.open_plate_async(store) as plate:
+        app = create_app({"p": plate})
+        async with TestClient(TestServer(app)):
+            state = app[STATE]
+            got: list[Any] = []
+
+            async def first(scope: anyio.CancelScope) -> None:
+                with scope:
+                    async with state.lease("p/A/1/0"):
+                        pytest.fail("the first opening was to be cancelled")
+
+            async def second() -> None:
+                async with state.lease("p/A/1/0") as entry:
+                    got.append(entry)
+
+            async with anyio.create_task_group() as tg:
+                scope = anyio.CancelScope()
+                tg.start_soon(first, scope)
+                await anyio.wait_all_tasks_blocked()  # the first is reading (store latency)
+                assert state.fields["p/A/1/0"].opening is not None
+                tg.start_soon(second)
+                await anyio.wait_all_tasks_blocked()  # the second waits for that opening
+                scope.cancel()
+            assert len(got) == 1 and not got[0].dataset.closed
+            assert state.fields["p/A/1/0"].opening is None
+
+
+async def test_eviction_closes_unused_fields_only(store: InstrumentedStore) -> None:
+    async with ngio_async.open_plate_async(store) as plate:
+        app = create_app({"p": plate}, max_open_fields=1)
+        async with TestClient(TestServer(app)) as client:
+            state = app[STATE]
+            async with state.lease("p/A/1/0") as held:
+                for name in ("p/A/1/1", "p/A/2/0"):
+                    assert (await client.get(f"/api/datasets/{name}")).status == 200
+                    assert not held.dataset.closed  # in use: never closed
+                assert list(state.open_fields) == ["p/A/1/0"]
+                describe = await client.get("/api/datasets/p/B/3/1")
+                assert describe.status == 200
+            assert list(state.open_fields) == ["p/A/1/0"]
+            resp = await client.get("/api/datasets/p/B/3/1/region.npy?c=0&y=0:1&x=0:1")
+            assert resp.status == 200
+            assert np.load(io.BytesIO(await resp.read())).tolist() == [[31]]
+            assert held.dataset.closed and list(state.open_fields) == ["p/B/3/1"]
+            last = state.fields["p/B/3/1"].entry
+            assert last is not None
+        assert last.dataset.closed  # closed at shutdown
+        assert not plate.closed
