@@ -269,7 +269,7 @@ def _check_codecs(url: str, pages: Any) -> None:
         compression, predictor = int(page.compression), int(page.predictor)
         try:
             if compression != 1:
-                TIFF.DECOMPRESSORS[compression]
+                _probe(TIFF.DECOMPRESSORS[compression], page.compression)
             if predictor != 1 and compression not in TIFF.IMAGE_COMPRESSIONS:
                 TIFF.UNPREDICTORS[predictor]
         except KeyError as exc:
@@ -336,6 +336,18 @@ def _check_extent(url: str, pages: Any, size: int) -> None:
                 f"the file has {size} bytes",
                 key=url,
             )
+
+
+def _probe(decompress: Any, compression: Any) -> None:
+    """Raise ``KeyError`` when ``decompress`` is a stand-in that needs a missing module:
+    tifffile's ZSTD decoder without ``imagecodecs`` imports ``compression.zstd`` (Python 3.14)
+    only when it is called. Any other error (no valid stream in no bytes) is no verdict."""
+    try:
+        decompress(b"")
+    except ImportError:
+        raise KeyError(f"{compression!r} requires the 'imagecodecs' package") from None
+    except Exception:  # noqa: BLE001, S110 - a real decoder refusing empty input
+        pass
 
 
 class TiffSource:
