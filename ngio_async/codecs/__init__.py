@@ -14,6 +14,20 @@ numcodecs, v2 ``order="F"``). Failures raise :class:`~ngio_async._errors.CodecEr
 from __future__ import annotations
 
 from ngio_async.codecs._pipeline import ChunkCodec, all_equal
-from ngio_async.codecs._sharding import EMPTY, ShardCodec, ShardIndex, morton_order
+from ngio_async.codecs._sharding import (
+    EMPTY,
+    ShardCodec,
+    ShardedChunkCodec,
+    ShardIndex,
+    morton_order,
+)
 
-__all__ = ["EMPTY", "ChunkCodec", "ShardCodec", "ShardIndex", "all_equal", "morton_order"]
+__all__ = [
+    "EMPTY",
+    "ChunkCodec",
+    "ShardCodec",
+    "ShardIndex",
+    "ShardedChunkCodec",
+    "all_equal",
+    "morton_order",
+]

@@ -10,6 +10,7 @@ import numpy as np
 from numcodecs.compat import ensure_bytes, ensure_ndarray_like
 
 from ngio_async._errors import CodecError, MetadataError, UnsupportedError
+from ngio_async.codecs._numcodecs import ArrayStep, codec_json, kind_of, make_numcodec, resolve_spec
 from ngio_async.codecs._stages import BytesStage, Crc32cStage, NumcodecStage, blosc_stage
 from ngio_async.meta.zarr import (
     ArrayV2Meta,
@@ -23,6 +24,8 @@ from ngio_async.meta.zarr import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from numpy.typing import ArrayLike, NDArray
     from typing_extensions import Buffer
 
@@ -76,7 +79,12 @@ def _bytes_stage_v3(codec: Codec, itemsize: int, path: str) -> BytesStage:
         return NumcodecStage(numcodecs.GZip(level=codec.configuration.level))
     if isinstance(codec, Crc32cCodec):
         return Crc32cStage()
-    raise MetadataError(f"{type(codec).__name__} is not a bytes->bytes codec", path)
+    name, _ = codec_json(codec)
+    raise MetadataError(f"{name!r} is not a bytes->bytes codec", path)
+
+
+def _unsupported(name: str, path: str) -> UnsupportedError:
+    return UnsupportedError(f"codec {name!r} is not supported (at {path})")
 
 
 class ChunkCodec:
@@ -97,7 +105,9 @@ class ChunkCodec:
         "_layout_shape",
         "_order",
         "_perm",
+        "_serializer",
         "_stages",
+        "_steps",
         "_stored_dtype",
         "_v2",
         "dtype",
@@ -117,6 +127,9 @@ class ChunkCodec:
         order: str = "C",
         filters: tuple[Any, ...] = (),
         v2: bool = False,
+        steps: tuple[ArrayStep, ...] = (),
+        layout_shape: tuple[int, ...] | None = None,
+        serializer: Any = None,
     ) -> None:
         self.shape = shape
         self.dtype = dtype
@@ -126,6 +139,12 @@ class ChunkCodec:
         self._perm = perm
         self._inverse = tuple(int(i) for i in np.argsort(perm)) if perm is not None else None
         self._layout_shape = tuple(shape[p] for p in perm) if perm is not None else shape
+        #: v3 array->array steps when a numcodecs filter is among them (else only ``perm``)
+        self._steps = steps
+        if layout_shape is not None:
+            self._layout_shape = layout_shape
+        #: a numcodecs array->bytes codec in place of ``bytes``
+        self._serializer = serializer
         self._order = order
         self._filters = filters
         self._v2 = v2
@@ -137,6 +156,8 @@ class ChunkCodec:
             and getattr(single.codec, "codec_id", None) in _OUT_CAPABLE
             and not filters
             and perm is None
+            and not steps
+            and serializer is None
             and order == "C"
         )
 
@@ -190,42 +211,96 @@ class ChunkCodec:
 
     @staticmethod
     def from_v3_codecs(
-        codecs: tuple[Codec, ...],
+        codecs: Sequence[Codec | dict[str, Any]],
         *,
         shape: tuple[int, ...],
         dtype: np.dtype[Any],
         fill_value: np.generic,
         path: str,
+        write_empty_chunks: bool = False,
     ) -> ChunkCodec:
-        """Build a non-sharding v3 pipeline (also used for the inner chunks of a shard)."""
+        """Build a v3 pipeline for chunks of ``shape`` (also the inner chunks of a shard).
+
+        Codecs are metadata Structs, or JSON objects for the ``numcodecs.*`` codecs zarr-python
+        writes. A list that is one ``sharding_indexed`` codec (nested sharding: the inner chunks
+        are shards) gives a :class:`~ngio_async.codecs._sharding.ShardedChunkCodec`.
+
+        :raises UnsupportedError: a codec this library cannot run (``path`` locates it).
+        """
+        if any(isinstance(c, ShardingCodec) for c in codecs):
+            from ngio_async.codecs._sharding import ShardCodec, ShardedChunkCodec
+
+            first = codecs[0]
+            if len(codecs) != 1 or not isinstance(first, ShardingCodec):
+                where = next(i for i, c in enumerate(codecs) if isinstance(c, ShardingCodec))
+                raise UnsupportedError(
+                    "codecs before or after a nested sharding_indexed are not supported "
+                    f"(at {path}[{where}])"
+                )
+            return ShardedChunkCodec(
+                ShardCodec.from_codec(
+                    first,
+                    shape=shape,
+                    dtype=dtype,
+                    fill_value=fill_value,
+                    path=f"{path}[0]",
+                    write_empty_chunks=write_empty_chunks,
+                )
+            )
         perm: tuple[int, ...] | None = None
-        stored = dtype
+        steps: list[ArrayStep] = []
+        filtered = False  # a numcodecs array->array codec: run the steps one by one
+        layout, resolved = shape, dtype  # shape and dtype reaching the array->bytes codec
+        stored: np.dtype[Any] | None = None
+        serializer: Any = None
         stages: list[BytesStage] = []
-        seen_bytes = False
         for i, c in enumerate(codecs):
             cpath = f"{path}[{i}]"
             if isinstance(c, TransposeCodec):
                 order = c.configuration.order
                 perm = order if perm is None else tuple(perm[o] for o in order)
+                steps.append(ArrayStep(layout, perm=order))
+                layout = tuple(layout[o] for o in order)
             elif isinstance(c, BytesCodec):
                 endian = c.configuration.endian or "little"
-                stored = dtype.newbyteorder("<" if endian == "little" else ">")
-                seen_bytes = True
-            elif isinstance(c, ShardingCodec):
-                raise UnsupportedError(f"sharding_indexed is not supported here (at {cpath})")
-            else:
+                stored = resolved.newbyteorder("<" if endian == "little" else ">")
+            elif isinstance(c, BloscCodec | ZstdCodec | GzipCodec | Crc32cCodec):
                 stages.append(_bytes_stage_v3(c, dtype.itemsize, cpath))
-        if not seen_bytes:
+            else:
+                name, cfg = codec_json(c)
+                if name == "bytes" and isinstance(c, dict):
+                    endian = cfg.get("endian") or "little"
+                    stored = resolved.newbyteorder("<" if endian == "little" else ">")
+                    continue
+                kind = kind_of(name)
+                if kind is None:
+                    raise _unsupported(name, f"{cpath}.name")
+                codec = make_numcodec(name, cfg, dtype, cpath)
+                if kind == "bytes":
+                    stages.append(NumcodecStage(codec))
+                elif kind == "array":
+                    filtered = True
+                    steps.append(ArrayStep(layout, codec=codec))
+                    layout, resolved = resolve_spec(codec.codec_id, codec, layout, resolved)
+                else:
+                    serializer = codec
+                    stored = resolved
+        if stored is None:
             raise MetadataError("no bytes codec in the codec list", path)
-        if perm is not None and perm == tuple(range(len(perm))):
-            perm = None
+        if not filtered:
+            steps = []
+            if perm is not None and perm == tuple(range(len(perm))):
+                perm = None
         return ChunkCodec(
             shape=shape,
             dtype=dtype,
             fill_value=fill_value,
             stored_dtype=stored,
             stages=tuple(stages),
-            perm=perm,
+            perm=None if filtered else perm,
+            steps=tuple(steps),
+            layout_shape=layout if filtered else None,
+            serializer=serializer,
         )
 
     # ---------------------------------------------------------------- properties
@@ -299,6 +374,8 @@ class ChunkCodec:
             except (TypeError, ValueError):
                 arr = np.asarray(arr).astype(self._stored_dtype)
             arr = arr.reshape(-1, order="A")
+        elif self._serializer is not None:
+            arr = np.asarray(self._serializer.decode(data)).reshape(-1)
         else:
             arr = np.frombuffer(data, dtype=self._stored_dtype)
         n = math.prod(self._layout_shape)
@@ -310,6 +387,8 @@ class ChunkCodec:
         arr = arr.reshape(self._layout_shape, order="F" if self._order == "F" else "C")
         if self._inverse is not None:
             arr = arr.transpose(self._inverse)
+        for step in reversed(self._steps):
+            arr = step.decode(arr)
         return arr
 
     # ---------------------------------------------------------------- encode
@@ -337,6 +416,17 @@ class ChunkCodec:
             data = a.astype(self._stored_dtype, order=self._order, copy=False)  # type: ignore[call-overload]
             for f in self._filters:
                 data = f.encode(data)
+        elif self._steps or self._serializer is not None:
+            data = a.astype(self.dtype, copy=False)
+            for step in self._steps:  # as zarr-python runs them: numcodecs gets each array
+                data = step.encode(data)
+            if self._serializer is not None:
+                data = self._serializer.encode(data)
+            else:
+                arr = np.asarray(data)
+                if arr.dtype.itemsize > 1:
+                    arr = arr.astype(arr.dtype.newbyteorder(self._stored_dtype.byteorder))
+                data = arr.ravel().view(np.uint8)
         else:
             a = a.astype(self._stored_dtype, copy=False)
             if self._perm is not None:

@@ -30,9 +30,9 @@ if TYPE_CHECKING:
     from numpy.typing import ArrayLike, NDArray
     from typing_extensions import Buffer
 
-    from ngio_async.meta.zarr import ArrayV3Meta
+    from ngio_async.meta.zarr import ArrayV3Meta, ShardingCodec
 
-__all__ = ["EMPTY", "ShardCodec", "ShardIndex", "morton_order"]
+__all__ = ["EMPTY", "ShardCodec", "ShardIndex", "ShardedChunkCodec", "morton_order"]
 
 #: Offset and length of an empty inner chunk in a shard index.
 EMPTY: Final = 2**64 - 1
@@ -144,18 +144,40 @@ class ShardCodec:
         sh = meta.sharding
         if sh is None or meta.shards is None:
             raise ValueError("array is not sharded")
-        cfg = sh.configuration
+        return ShardCodec.from_codec(
+            sh,
+            shape=meta.shards,
+            dtype=meta.dtype,
+            fill_value=meta.fill_value,
+            path="$.codecs[0]",
+            write_empty_chunks=write_empty_chunks,
+        )
+
+    @staticmethod
+    def from_codec(
+        codec: ShardingCodec,
+        *,
+        shape: tuple[int, ...],
+        dtype: np.dtype[Any],
+        fill_value: np.generic,
+        path: str,
+        write_empty_chunks: bool = False,
+    ) -> ShardCodec:
+        """The codec of shards of ``shape`` laid out by one ``sharding_indexed`` codec (at
+        ``path``); its inner codecs may hold another one (nested sharding)."""
+        cfg = codec.configuration
         inner = ChunkCodec.from_v3_codecs(
             cfg.codecs,
             shape=cfg.chunk_shape,
-            dtype=meta.dtype,
-            fill_value=meta.fill_value,
-            path="$.codecs[0].configuration.codecs",
+            dtype=dtype,
+            fill_value=fill_value,
+            path=f"{path}.configuration.codecs",
+            write_empty_chunks=write_empty_chunks,
         )
         first = cfg.index_codecs[0]
         assert isinstance(first, BytesCodec)  # checked when the metadata was decoded
         return ShardCodec(
-            shape=meta.shards,
+            shape=shape,
             inner=inner,
             index_location=cfg.index_location,
             index_big_endian=first.configuration.endian == "big",
@@ -304,3 +326,33 @@ class ShardCodec:
                 continue
             chunks[coords] = self.inner.encode(part, f"{key}{list(coords)}")
         return self.encode_chunks(chunks)
+
+
+class ShardedChunkCodec(ChunkCodec):
+    """Inner chunks that are shards themselves (a ``sharding_indexed`` codec nested in another).
+
+    A :class:`ChunkCodec` whose stored chunk is a whole inner shard: :meth:`decode` and
+    :meth:`encode` run :attr:`shard`, so readers and writers of the outer shard need nothing else.
+    """
+
+    __slots__ = ("shard",)
+
+    def __init__(self, shard: ShardCodec) -> None:
+        super().__init__(
+            shape=shard.shape,
+            dtype=shard.dtype,
+            fill_value=shard.fill_value,
+            stored_dtype=shard.dtype,
+        )
+        self.shard = shard
+
+    def decode(self, buf: Buffer, key: str, out: NDArray[Any] | None = None) -> NDArray[Any]:
+        """Decode one inner shard (its inner chunks absent from its index read as the fill)."""
+        return self.shard.decode(buf, key, out)
+
+    def encode(self, array: ArrayLike, key: str) -> bytes:
+        """Encode one inner shard (as zarr-python lays it out)."""
+        return self.shard.encode(array, key)
+
+    def __repr__(self) -> str:
+        return f"ShardedChunkCodec({self.shard!r})"
