@@ -9,20 +9,26 @@ aiohttp's ``TestServer`` on 127.0.0.1.
 from __future__ import annotations
 
 import io
+import logging
 from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 import numpy as np
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from servers import Faults
 
 import ngio_async
+from ngio_async import Limits
 from ngio_async.stores import InstrumentedStore, open_store
 from ngio_async.web import create_app
 from ngio_async.web._app import STATE
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
+    from pathlib import Path
+
+    from servers import StaticServer
 
 WELLS = ["A/1", "A/2", "B/1", "B/3"]
 FIELDS = ["0", "1"]
@@ -170,3 +176,53 @@ async def test_eviction_closes_unused_fields_only(store: InstrumentedStore) -> N
             assert last is not None
         assert last.dataset.closed  # closed at shutdown
         assert not plate.closed
+
+
+async def test_a_store_failure_is_retried_by_the_next_request(
+    http_root: Path, http_server: StaticServer
+) -> None:
+    await write_plate(str(http_root / "plate.zarr"), "0.5")
+    options = {"limits": Limits(max_retries=0)}
+    app = create_app({"p": f"{http_server.url}plate.zarr"}, **options)
+    async with TestClient(TestServer(app)) as client:
+        http_server.faults = Faults(status=503, status_times=-1)
+        resp = await client.get("/api/datasets/p/A/2/0/tiles/0/0/0/0/0.png")
+        assert resp.status == 502 and (await resp.json())["error"] == "store_error"
+        doc = await (await client.get("/api/datasets")).json()
+        assert doc["plates"][0]["unavailable"] == []  # a store failure says nothing of the field
+        http_server.faults = Faults()
+        resp = await client.get("/api/datasets/p/A/2/0/region.npy")
+        assert resp.status == 200
+        assert np.load(io.BytesIO(await resp.read())).tolist() == np.full((1, 16, 16), 10).tolist()
+
+
+async def test_fields_of_unreadable_or_missing_wells_are_named_in_404s(tmp_path: Path) -> None:
+    url = tmp_path / "plate.zarr"
+    await write_plate(str(url), "0.5")
+    (url / "B" / "1" / "zarr.json").write_text("[]")
+    app = create_app({"p": str(url)})
+    async with TestClient(TestServer(app)) as client:
+        doc = await (await client.get("/api/datasets")).json()
+        assert doc["plates"][0]["unavailable"] == ["B/1"]
+        assert "p/B/1/0" not in [d["name"] for d in doc["datasets"]]
+        resp = await client.get("/api/datasets/p/B/1/0/tiles/0/0/0/0/0.png")
+        assert resp.status == 404
+        assert "well 'B/1' of plate 'p' could not be read" in (await resp.json())["message"]
+        resp = await client.get("/api/datasets/p/A/1/7")
+        assert resp.status == 404
+        assert "plate 'p' has no field 'A/1/7'" in (await resp.json())["message"]
+
+
+async def test_a_broken_field_is_logged_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = tmp_path / "plate.zarr"
+    await write_plate(str(url), "0.5")
+    (url / "A" / "2" / "1" / "zarr.json").write_text("{")
+    caplog.set_level(logging.WARNING, "ngio_async.web")
+    app = create_app({"p": str(url)})
+    async with TestClient(TestServer(app)) as client:
+        for _ in range(3):
+            resp = await client.get("/api/datasets/p/A/2/1/tiles/0/0/0/0/0.png")
+            assert resp.status == 502
+    assert caplog.text.count("A/2/1 is not served") == 1

@@ -289,11 +289,22 @@ class WebState:
 
     def _unknown(self, name: str) -> ApiError:
         message = f"no dataset named {name!r}"
+        plate_name, _, rest = name.partition("/")
+        plate = self.plates.get(plate_name)
         if name in self.plates:
             message = (
                 f"{name!r} is an HCS plate: its fields of view are the datasets named "
                 f"'{name}/<row>/<column>/<field>' (listed by /api/datasets)"
             )
+        elif plate is not None and rest.count("/") == 2:
+            well = rest.rpartition("/")[0]
+            if well in plate.unavailable:
+                message = f"well {well!r} of plate {plate_name!r} could not be read (see the log)"
+            else:
+                message = (
+                    f"plate {plate_name!r} has no field {rest!r} "
+                    "(its fields are listed by /api/datasets)"
+                )
         return ApiError(404, "unknown_dataset", message)
 
     @asynccontextmanager
@@ -366,8 +377,11 @@ class WebState:
         elif isinstance(leaf, StoreError):
             error = ApiError(502, "store_error", f"dataset {slot.name!r}: {type(leaf).__name__}")
         elif isinstance(leaf, MetadataError | UnsupportedError | NotFoundError | CodecError):
+            known = path in slot.plate.unavailable
             slot.plate.mark(path, available=False)
-            error = ApiError(
+            if not known:  # logged once, not on every request for the field
+                logger.warning("plate %r: %s is not served: %s", slot.plate.name, path, reason)
+            return ApiError(
                 502,
                 "field_unavailable",
                 f"field {path!r} of plate {slot.plate.name!r} cannot be opened: {reason}",
@@ -375,7 +389,7 @@ class WebState:
         else:
             logger.error("plate %r: opening field %s failed: %s", slot.plate.name, path, reason)
             return ApiError(500, "internal_error", "unexpected server error (see the server log)")
-        logger.warning("plate %r: %s is not served: %s", slot.plate.name, path, reason)
+        logger.warning("plate %r: %s could not be opened: %s", slot.plate.name, path, reason)
         return error
 
     async def _evict(self) -> None:
