@@ -946,18 +946,47 @@ async def write_plan_metadata(
 ) -> None:
     """Refuse or clear an existing node, then write every array's metadata (concurrently) and
     the group documents last, in order: no NGFF metadata ever names a missing array. The
-    consolidated metadata above ``root`` (if any) is updated last."""
+    consolidated metadata above ``root`` (if any) is updated last.
+
+    A failure (or cancellation) before the group documents are all written removes the
+    documents written so far (best effort), so that the same call can simply be retried. The
+    claim and the group documents' puts are shielded from cancellation: a put cancelled in
+    flight may still land after that cleanup (obstore), leaving NGFF metadata without its
+    arrays (or an unclaimed node a retry is refused)."""
     await _prepare_root(store, root, overwrite, paths=plan.paths)
     arrays = [(join(root, k), d) for k, d in plan.array_documents()]
-    if overwrite:
-        await _put_all(store, arrays, consolidate=False)
-    else:  # claim the node: of two creates that both found it free, one is refused here
-        await _claim(store, root, arrays[0])
-        await _put_all(store, arrays[1:], consolidate=False)
     groups = [(join(root, k), d) for k, d in plan.group_documents()]
-    for key, data in groups:
-        await store.put(key, data)
+    if not overwrite:  # claim the node: of two creates that both found it free, one is refused
+        with anyio.CancelScope(shield=True):  # a claim landing after a cancellation stays
+            await _claim(store, root, arrays[0])
+    try:
+        await _put_all(store, arrays if overwrite else arrays[1:], consolidate=False)
+        with anyio.CancelScope(shield=True):  # cancelled mid-put, it could land after cleanup
+            for key, data in groups:
+                await store.put(key, data)
+    except BaseException as exc:
+        await discard_documents(store, root, [k for k, _ in groups + arrays], exc)
+        raise
     await update_consolidated(store, arrays + groups, removed=root if overwrite else None)
+
+
+async def discard_documents(
+    store: AsyncStore, root: str, keys: Sequence[str], exc: BaseException
+) -> None:
+    """Delete the metadata ``keys`` (in order: the group's documents first) of a node whose
+    creation failed with ``exc``, shielded from cancellation; when that fails too, ``exc`` gets
+    a note saying what is left and how to replace it."""
+    with anyio.CancelScope(shield=True):
+        for key in keys:
+            try:
+                await store.delete(key)
+            except Exception as cleanup:  # noqa: BLE001 - reported on exc
+                where = f"{store.url.rstrip('/')}/{root}" if root else store.url
+                exc.add_note(
+                    f"the metadata written so far at {where} could not be removed ({cleanup}); "
+                    "create it again with overwrite=True"
+                )
+                return
 
 
 async def _claim(store: AsyncStore, root: str, first: tuple[str, bytes]) -> None:

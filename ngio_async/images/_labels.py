@@ -352,10 +352,14 @@ class Labels:
             await write_plan_metadata(ds.store, root, plan, overwrite=overwrite)
             docs = [(join(root, k), d) for k, d in plan.array_documents()]
             docs += [(join(root, k), d) for k, d in plan.group_documents()]
-            for key, data in _intermediate_groups(root, plan):
-                await ds.store.put(key, data)
-                docs.append((key, data))
-            await self._list(name, at=at, docs=docs)  # the listing last: never an incomplete label
+            try:
+                for key, data in _intermediate_groups(root, plan):
+                    await ds.store.put(key, data)
+                    docs.append((key, data))
+                await self._list(name, at=at, docs=docs)  # last: never an incomplete label
+            except BaseException as exc:  # not listed: removed, so that a retry can create it
+                await self._discard_unlisted(name, root, plan, exc)
+                raise
         return Dataset.from_plan(
             ds.store,
             root,
@@ -365,6 +369,26 @@ class Labels:
             workers=ds._workers,
             mode="r+",
         )
+
+    async def _discard_unlisted(
+        self, name: str, root: str, plan: ImagePlan, exc: BaseException
+    ) -> None:
+        """Remove the metadata of label ``name``, whose listing failed with ``exc``, unless the
+        ``labels`` group lists it after all (or cannot be read: then it is left alone). The
+        listing's put is shielded from cancellation: cancelled in flight, it could land after
+        this check and list a label removed here."""
+        from ._create import discard_documents
+
+        with anyio.CancelScope(shield=True):
+            try:
+                if name in await self.names():
+                    return
+            except Exception:  # noqa: BLE001 - the store fails: leave what is there
+                return
+        keys = [join(root, k) for k, _ in plan.group_documents()]
+        keys += [k for k, _ in _intermediate_groups(root, plan)]
+        keys += [join(root, k) for k, _ in plan.array_documents()]
+        await discard_documents(self._dataset.store, root, keys, exc)
 
     async def _list(
         self,
@@ -397,7 +421,8 @@ class Labels:
                     await ds.store.put(*written[-1])
                 attrs["labels"], index = _edited(attrs.get("labels"), name, where, remove, at)
                 written.append((key, msgspec.json.encode(attrs)))
-                await ds.store.put(*written[-1])
+                with anyio.CancelScope(shield=True):  # see _discard_unlisted
+                    await ds.store.put(*written[-1])
                 await update_consolidated(ds.store, [*written, *docs])  # zarr-python trusts it
                 return index
             key = join(group, "zarr.json")
@@ -415,7 +440,8 @@ class Labels:
             where = (f"{ds.store.url}/{key}", "$.attributes.ome.labels")
             ome["labels"], index = _edited(ome.get("labels"), name, where, remove, at)
             data = msgspec.json.encode(doc)
-            await ds.store.put(key, data)
+            with anyio.CancelScope(shield=True):  # see _discard_unlisted
+                await ds.store.put(key, data)
             await update_consolidated(ds.store, [(key, data), *docs])
             return index
 

@@ -60,6 +60,7 @@ from ._create import (
     _open_target,
     _prepare_root,
     _put_all,
+    discard_documents,
     metadata_lock,
     plan_image,
     update_consolidated,
@@ -520,10 +521,14 @@ class Plate(StoreNode):
                 ims.insert(len(ims) if at is None else at, entry)
                 return ims
 
-            well = await self._edit_well(well_path, listed)
-            assert well is not None
-            if well_path not in self.wells:
-                await self._edit_plate(lambda wells: _with_well(wells, ref))
+            try:
+                well = await self._edit_well(well_path, listed)
+                assert well is not None
+                if well_path not in self.wells:
+                    await self._edit_plate(lambda wells: _with_well(wells, ref))
+            except BaseException as exc:  # not listed: removed, so that a retry can create it
+                await self._discard_unlisted(well_path, name, root, plan, exc)
+                raise
             self._wells[well_path] = PlateWell(well_path, r, c, well)
         return Dataset.from_plan(
             self.store,
@@ -534,6 +539,35 @@ class Plate(StoreNode):
             workers=self._workers,
             mode="r+",
         )
+
+    async def _discard_unlisted(
+        self, well_path: str, name: str, root: str, plan: ImagePlan, exc: BaseException
+    ) -> None:
+        """After ``add_image`` failed with ``exc`` while listing field ``name``: unless the well
+        lists it and the plate lists the well (then it is complete), unlist it from the well
+        and remove its metadata (best effort; a store that cannot be read is left alone).
+        The well's and plate's puts are shielded from cancellation: cancelled in flight, one
+        could land after this check and list a field removed here."""
+        with anyio.CancelScope(shield=True):
+            try:
+                listed = name in [im.get("path") for im in await self._well_images(well_path)]
+                key, doc = await self._read_doc(self.root)
+                body = {} if doc is None else self._ngff(self._attrs(doc, key)) or {}
+                plate = body.get("plate")
+                wells = plate.get("wells") if isinstance(plate, dict) else None
+                if listed and any(
+                    isinstance(w, dict) and w.get("path") == well_path for w in wells or ()
+                ):
+                    return
+                if listed:
+                    await self._edit_well(
+                        well_path, lambda ims: [im for im in ims if im.get("path") != name]
+                    )
+            except Exception:  # noqa: BLE001 - the store fails: leave what is there
+                return
+        keys = [join(root, k) for k, _ in plan.group_documents()]
+        keys += [join(root, k) for k, _ in plan.array_documents()]
+        await discard_documents(self.store, root, keys, exc)
 
     async def _first_field_paths(self) -> tuple[str, ...]:
         """The level paths of the plate's first field (its first well's first field), ``()``
@@ -718,7 +752,8 @@ class Plate(StoreNode):
             if self.version != "0.4" and set(ngff) <= {"version"}:
                 attrs.pop("ome", None)
         data = msgspec.json.encode(doc)
-        await self.store.put(key, data)
+        with anyio.CancelScope(shield=True):  # see _discard_unlisted
+            await self.store.put(key, data)
         await update_consolidated(self.store, [(key, data)], locked=True)
         return result
 
@@ -763,7 +798,8 @@ class Plate(StoreNode):
                 attrs.setdefault(PENDING_KEY, {})["plate"] = body
                 metadata = _pending_meta(body, self.version, f"{self.store.url}/{key}")
             data = msgspec.json.encode(doc)
-            await self.store.put(key, data)
+            with anyio.CancelScope(shield=True):  # see _discard_unlisted
+                await self.store.put(key, data)
             await update_consolidated(self.store, [(key, data)], locked=True)
             self.metadata = metadata
 

@@ -1,0 +1,169 @@
+"""Write-path failure safety: a create that fails part-way leaves nothing a retry trips on.
+
+Faults are injected into real stores (local files) by :class:`InstrumentedStore`: the N-th
+metadata put fails as a full disk fails it (``OSError(ENOSPC)``), or the task is cancelled there.
+"""
+
+from __future__ import annotations
+
+import errno
+from typing import TYPE_CHECKING, Literal
+
+import anyio
+import numpy as np
+import pytest
+import zarr
+
+import ngio_async
+from ngio_async import NotFoundError, StoreError
+from ngio_async.stores import InstrumentedStore, open_store
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from ngio_async.stores import AsyncStore
+
+pytestmark = pytest.mark.anyio
+
+_NODE_KEYS = ("zarr.json", ".zattrs", ".zgroup", ".zarray")
+
+
+class NthPut:
+    """Fail the ``n``-th put (and, ``sticky``, every later put and delete) with ENOSPC."""
+
+    def __init__(self, n: int, *, sticky: bool = False) -> None:
+        self.n, self.sticky, self.seen = n, sticky, 0
+        self.failed: list[str] = []
+
+    def __call__(self, method: str, key: str) -> BaseException | None:
+        if method == "delete" and self.sticky and self.failed:
+            return OSError(errno.EIO, "I/O error")
+        if method != "put":
+            return None
+        self.seen += 1
+        if self.seen == self.n or (self.sticky and self.seen > self.n):
+            self.failed.append(key)
+            return OSError(errno.ENOSPC, "No space left on device")
+        return None
+
+
+def faulty(root: Path, fail: NthPut) -> AsyncStore:
+    return InstrumentedStore(open_store(root, mkdir=True), fail=fail)
+
+
+def node_keys(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.name in _NODE_KEYS)
+
+
+async def create(store: AsyncStore | str, version: Literal["0.4", "0.5"]) -> None:
+    async with ngio_async.create_async(
+        store, shape=(2, 96, 80), dtype="uint16", axes="cyx", chunks=(1, 32, 32), levels=3,
+        ngff_version=version, channels=["a", "b"],
+    ) as ds:  # fmt: skip
+        await ds.write(np.full((2, 96, 80), 9, "uint16"), pyramid=True)
+
+
+# 0.5: 0/, 1/, 2/zarr.json then zarr.json; 0.4: three .zarray, .zgroup, .zattrs
+@pytest.mark.parametrize(("version", "n"), [("0.5", n) for n in (1, 2, 3, 4)] + [
+    ("0.4", n) for n in (2, 4, 5)
+])  # fmt: skip
+async def test_create_failing_put_leaves_no_node_and_a_retry_succeeds(
+    tmp_path: Path, version: Literal["0.4", "0.5"], n: int
+) -> None:
+    root = tmp_path / "img.ome.zarr"
+    fail = NthPut(n)
+    with pytest.raises(StoreError, match="No space left") as info:
+        await create(faulty(root, fail), version)
+    assert fail.failed[0] in str(info.value)  # the error names the key that failed
+    assert node_keys(root) == []  # the half-made node is gone: nothing half-readable is left
+    with pytest.raises(NotFoundError):
+        await ngio_async.open_async(str(root))
+    await create(str(root), version)  # the same call, retried (no overwrite=True needed)
+    with ngio_async.open(str(root)) as ds:
+        assert [int(lvl[1, 0, 0]) for lvl in ds.levels] == [9, 9, 9]
+    assert zarr.open_group(str(root), mode="r")["2"][...].min() == 9
+
+
+@pytest.mark.parametrize(("key", "complete"), [("0/zarr.json", False), ("zarr.json", True)])
+async def test_create_cancelled_mid_put_is_all_or_nothing(
+    tmp_path: Path, key: str, complete: bool
+) -> None:
+    """Cancelled (``anyio.fail_after``) while a metadata document is being put: that put is
+    finished, then the create is either undone (the claim) or complete (the group document):
+    never NGFF metadata without its arrays, nor a claim that refuses the retry."""
+    root = tmp_path / "img.ome.zarr"
+    with anyio.CancelScope() as scope:
+
+        def cancel_at(method: str, at: str) -> None:
+            if method == "put" and at == key:
+                scope.cancel()
+
+        await create(InstrumentedStore(open_store(root, mkdir=True), fail=cancel_at), "0.5")
+    assert scope.cancelled_caught
+    if not complete:
+        assert node_keys(root) == []
+        await create(str(root), "0.5")  # retried
+    with ngio_async.open(str(root)) as ds:
+        assert [lvl.shape for lvl in ds.levels] == [(2, 96, 80), (2, 48, 40), (2, 24, 20)]
+    assert zarr.open_group(str(root), mode="r")["2"].shape == (2, 24, 20)
+
+
+async def test_create_failing_cleanup_says_what_is_left(tmp_path: Path) -> None:
+    root = tmp_path / "img.ome.zarr"
+    with pytest.raises(StoreError, match="No space left") as info:
+        await create(faulty(root, NthPut(3, sticky=True)), "0.5")  # deletes fail too
+    notes = " ".join(getattr(info.value, "__notes__", []))
+    assert "could not be removed" in notes
+    assert "overwrite=True" in notes
+    with pytest.raises(ngio_async.ExistsError):
+        await create(str(root), "0.5")
+    async with ngio_async.create_async(
+        str(root), shape=(2, 96, 80), dtype="uint16", axes="cyx", overwrite=True
+    ):
+        pass
+
+
+# the label's 0/, 1/, 2/zarr.json, its zarr.json, then the labels group (the listing)
+@pytest.mark.parametrize("n", [2, 4, 5])
+async def test_labels_create_failing_put_leaves_no_label_and_a_retry_succeeds(
+    tmp_path: Path, n: int
+) -> None:
+    root = tmp_path / "img.ome.zarr"
+    await create(str(root), "0.5")
+    fail = NthPut(n)
+    async with await ngio_async.open_async(faulty(root, fail), mode="r+") as ds:
+        with pytest.raises(StoreError, match="No space left"):
+            await ds.labels.create("cells")
+    assert [k for k in node_keys(root) if k.startswith("labels/cells")] == []
+    async with await ngio_async.open_async(str(root), mode="r+") as ds:
+        cells = await ds.labels.create("cells")  # retried
+        await cells.write(np.ones((96, 80), "uint32"), pyramid=True)
+        assert await ds.labels.names() == ["cells"]
+    with ngio_async.open(str(root)) as ds:
+        assert [int(lvl[0, 0]) for lvl in ds.labels["cells"].levels] == [1, 1, 1]
+
+
+# the field's 0/, 1/zarr.json and zarr.json, the well's zarr.json, then the plate's
+@pytest.mark.parametrize("n", [2, 4, 5])
+async def test_add_image_failing_put_leaves_no_field_and_a_retry_succeeds(
+    tmp_path: Path, n: int
+) -> None:
+    root = tmp_path / "plate.ome.zarr"
+    async with ngio_async.create_plate_async(str(root), rows=["A"], columns=["1", "2"]) as plate:
+        await (await plate.add_image("A", "1", shape=(64, 64), dtype="uint8", levels=2)).aclose()
+    fail = NthPut(n)
+
+    async def add(store: AsyncStore | str) -> None:
+        async with await ngio_async.open_plate_async(store, mode="r+") as plate:
+            field = await plate.add_image("A", "2", shape=(64, 64), dtype="uint8", levels=2)
+            async with field:
+                await field.write(np.full((64, 64), 4, "uint8"))
+
+    with pytest.raises(StoreError, match="No space left"):
+        await add(faulty(root, fail))
+    assert [k for k in node_keys(root) if k.startswith("A/2/0")] == []
+    await add(str(root))  # retried
+    with ngio_async.open_plate(str(root)) as plate:
+        assert plate.wells == ["A/1", "A/2"]
+        with plate.image("A", "2", field=0) as fov:
+            assert int(fov[10, 10]) == 4
