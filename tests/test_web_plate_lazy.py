@@ -226,3 +226,21 @@ async def test_a_broken_field_is_logged_once(
             resp = await client.get("/api/datasets/p/A/2/1/tiles/0/0/0/0/0.png")
             assert resp.status == 502
     assert caplog.text.count("A/2/1 is not served") == 1
+
+
+async def test_concurrent_describes_read_the_labels_once(store: InstrumentedStore) -> None:
+    async with ngio_async.open_plate_async(store) as plate:
+        app = create_app({"p": plate})
+        async with TestClient(TestServer(app)) as client:
+            store.reset()
+            statuses: list[int] = []
+
+            async def describe() -> None:
+                statuses.append((await client.get("/api/datasets/p/B/1/0")).status)
+
+            async with anyio.create_task_group() as tg:
+                for _ in range(8):
+                    tg.start_soon(describe)
+            assert statuses == [200] * 8
+            labels = {key: n for (_, key), n in store.calls.items() if "/labels" in key}
+            assert labels and set(labels.values()) == {1}, labels

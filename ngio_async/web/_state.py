@@ -184,17 +184,19 @@ class Entry:
         return await anyio.to_thread.run_sync(compute_windows, data, c_axis)
 
     async def label_names(self) -> list[str]:
-        """Names of the label images (read once). Invalid ``labels`` metadata lists none (and
-        is logged): the image itself is still described and shown."""
-        if self._labels is None:
-            try:
-                self._labels = await self.dataset.labels.names()
-            except (MetadataError, UnsupportedError) as exc:
-                logger.warning(
-                    "dataset %r: its labels are not listed: %s", self.name, redact(str(exc))
-                )
-                self._labels = []
-        return self._labels
+        """Names of the label images (read once, however many requests ask meanwhile).
+        Invalid ``labels`` metadata lists none (and is logged): the image itself is still
+        described and shown."""
+        async with self._lock:
+            if self._labels is None:
+                try:
+                    self._labels = await self.dataset.labels.names()
+                except (MetadataError, UnsupportedError) as exc:
+                    logger.warning(
+                        "dataset %r: its labels are not listed: %s", self.name, redact(str(exc))
+                    )
+                    self._labels = []
+            return self._labels
 
 
 @dataclass
