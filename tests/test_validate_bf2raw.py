@@ -99,6 +99,7 @@ def test_plate_takes_precedence(tmp_path: Path, version: str) -> None:
     }
     path = container(tmp_path, version, (), ome={}, top={"plate": plate})
     head = {"version": "0.5"} if version == "0.5" else {}
+    group(path / "A", version, head)
     group(path / "A" / "1", version, {**head, "well": {"images": [{"path": "0"}]}})
     image(path / "A" / "1" / "0", version)
     report = check(path)

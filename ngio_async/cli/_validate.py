@@ -23,6 +23,7 @@ import msgspec
 from .._errors import CodecError, MetadataError, NotFoundError, UnsupportedError
 from ..images._open import join, read_level_metadata
 from ..meta import NGFF_KEYS, MetadataWarning, validate
+from ..meta.zarr import ArrayV3Meta
 from ..stores import open_store
 from ._common import (
     EXIT_INVALID,
@@ -115,6 +116,7 @@ class _Walker:
         self.limiter = anyio.CapacityLimiter(_CONCURRENCY)
         self.tg: TaskGroup | None = None
         self.image_levels: dict[str, int] = {}  # image root -> its number of levels
+        self.acquisitions: dict[str, list[int]] = {}  # plate root -> its acquisition ids
 
     # -------------------------------------------------------------------- recording
     def error(self, key: str, path: str, message: str) -> None:
@@ -242,16 +244,79 @@ class _Walker:
         if meta.labels is not None:
             for name in meta.labels:
                 self.child(depth + 1, join(root, name), "label", parent_version=version)
+            between = {n.rsplit("/", i)[0] for n in meta.labels for i in range(1, n.count("/") + 1)}
+            if between and (self.depth is None or depth < self.depth):
+                assert self.tg is not None
+                for name in sorted(between):
+                    self.tg.start_soon(self._intermediate, join(root, name), root)
         if meta.plate is not None:
+            if meta.plate.acquisitions:
+                self.acquisitions[root] = [a.id for a in meta.plate.acquisitions]
             for well in meta.plate.wells:
                 self.child(depth + 1, join(root, well.path), "well", parent_version=version)
+            if self.depth is None or depth < self.depth:
+                assert self.tg is not None
+                for row in sorted({w.path.split("/")[0] for w in meta.plate.wells}):
+                    self.tg.start_soon(self._row_group, join(root, row), key)
         if meta.well is not None:
+            if kind == "well":
+                self._check_acquisitions(root, key, meta)
             for image in meta.well.images:
                 self.child(depth + 1, join(root, image.path), "image", parent_version=version)
         if meta.bioformats2raw_layout is not None and meta.multiscales is None:
             await self.series(root, depth, version, plate=meta.plate is not None)
         if depth == 0 and not meta.kinds:
             self.error(key, "$", "no NGFF metadata: not an OME-Zarr group")
+
+    async def _row_group(self, row: str, plate_key: str) -> None:
+        """The group of a plate row (between the plate and its wells) MUST exist."""
+        async with self.limiter:
+            found = await self.store.exists(join(row, "zarr.json")) or await self.store.exists(
+                join(row, ".zgroup")
+            )
+        if not found:
+            self.error(
+                row,
+                "",
+                f"missing row group: neither zarr.json nor .zgroup exists (the plate {plate_key} "
+                "has wells in this row; NGFF: a group per row between the plate and its wells)",
+            )
+
+    def _check_acquisitions(self, root: str, key: str, meta: OmeMetadata) -> None:
+        """W3: a field's ``acquisition`` is one of the plate's; required with several of them."""
+        assert meta.well is not None
+        ids = self.acquisitions.get(root.rsplit("/", 2)[0] if root.count("/") >= 2 else "")
+        if ids is None:
+            return
+        for i, image in enumerate(meta.well.images):
+            path = f"{_ome_path(key)}.well.images[{i}].acquisition"
+            if image.acquisition is None and len(ids) > 1:
+                self.error(
+                    key, path, f"missing: the plate has {len(ids)} acquisitions {sorted(ids)}"
+                )
+            elif image.acquisition is not None and image.acquisition not in ids:
+                self.error(
+                    key,
+                    path,
+                    f"acquisition {image.acquisition} is not one of the plate's {sorted(ids)}",
+                )
+
+    async def _intermediate(self, group: str, labels: str) -> None:
+        """A group between the labels group and a label image MUST NOT hold NGFF metadata."""
+        async with self.limiter:
+            raw = await self.store.get(join(group, "zarr.json"))
+            key = join(group, "zarr.json")
+            if raw is None:
+                key = join(group, ".zattrs")
+                raw = await self.store.get(key)
+        found = sorted(_ngff_keys(bytes(raw), ())) if raw is not None else []
+        if found:
+            self.error(
+                key,
+                _ome_path(key),
+                f"{', '.join(map(repr, found))} in a group between the labels group "
+                f"{labels or '.'!r} and its label images: such groups must not hold NGFF metadata",
+            )
 
     def _count_levels(self, root: str, key: str, kind: str | None, count: int) -> None:
         """A label image needs one level per level of its image (NGFF labels: MUST)."""
@@ -274,13 +339,14 @@ class _Walker:
         assert meta.multiscales is not None
         paths = tuple(d.path for d in meta.multiscales[0].datasets)
         shapes: dict[str, tuple[int, ...]] = {}
+        array_file = "zarr.json" if meta.version == "0.5" else ".zarray"
+        names = ", ".join(meta.multiscales[0].axis_names)
 
         async def one(path: str) -> None:
             async with self.limiter:
                 try:
                     (arr,) = await read_level_metadata(self.store, root, meta, (path,))
                 except (MetadataError, NotFoundError, CodecError, UnsupportedError) as exc:
-                    array_file = "zarr.json" if meta.version == "0.5" else ".zarray"
                     level_key = join(root, path, array_file)
                     if isinstance(exc, MetadataError):
                         self.error(level_key, exc.path, self._rule(exc))
@@ -292,6 +358,13 @@ class _Walker:
                         self.error(level_key, "", str(exc))
                     return
             shapes[path] = arr.shape
+            if isinstance(arr, ArrayV3Meta) and arr.dimension_names is None:
+                self.error(  # NGFF 0.5.2: MUST
+                    join(root, path, array_file),
+                    "$.dimension_names",
+                    f"level {path!r} has no dimension_names: NGFF 0.5 arrays must name their "
+                    f"dimensions as the axes ({names})",
+                )
 
         async with anyio.create_task_group() as tg:
             for path in paths:
@@ -300,11 +373,28 @@ class _Walker:
         for prev, cur in itertools.pairwise(known):
             a, b = shapes[prev], shapes[cur]
             if len(a) == len(b) and any(y > x for x, y in zip(a, b, strict=True)):
-                self.warn(
-                    join(root, cur),
-                    f"level {cur!r} {b} is larger than level {prev!r} {a}; "
-                    "levels should go from largest to smallest",
+                self.error(  # NGFF: the paths MUST go from largest to smallest
+                    key,
+                    f"{_ome_path(key)}.multiscales[0].datasets",
+                    f"level {cur!r} {b} is larger than level {prev!r} {a}: "
+                    "the levels must go from largest (highest resolution) to smallest",
                 )
+        if known:
+            self._check_channels(key, meta, shapes[known[0]])
+
+    def _check_channels(self, key: str, meta: OmeMetadata, shape: tuple[int, ...]) -> None:
+        """omero: one channel per index of the channel axis (SHOULD)."""
+        assert meta.multiscales is not None
+        if meta.omero is None:
+            return
+        types = [a.type for a in meta.multiscales[0].axes]
+        size = shape[types.index("channel")] if "channel" in types else 1
+        if len(shape) == len(types) and len(meta.omero.channels) != size:
+            self.warn(
+                key,
+                f"omero has {len(meta.omero.channels)} channels and the image {size} - at "
+                f"`{_ome_path(key)}.omero.channels` (one per index of the channel axis)",
+            )
 
     async def _other_format(
         self, root: str, path: str, version: str | None
@@ -326,6 +416,8 @@ class _Walker:
         (walked as a plate), else the ``OME`` group's ``series`` paths, else the groups ``0``,
         ``1``, ... numbered without a gap; the ``OME/METADATA.ome.xml`` has one ``Image`` per
         image, in the same order."""
+        if self.depth is not None and depth >= self.depth:
+            return
         ome_root = join(root, "OME")
         ome_key, meta, found = await self.read(ome_root, None, version, bare_ok=True)
         if found:
@@ -395,6 +487,8 @@ class _Walker:
             self.error(key, "", f"not well-formed XML: {exc}")
             return
         images = [e for e in xml if _local(e.tag) == "Image"]
+        if any(_local(e.tag) == "BinaryOnly" for e in xml):
+            self.error(key, "", "BinaryOnly: bioformats2raw's OME-XML must use <MetadataOnly/>")
         if len(images) != count:
             self.error(
                 key,
@@ -421,20 +515,25 @@ class _Walker:
         return self.report
 
 
+def _ome_path(key: str) -> str:
+    """The JSON path of the NGFF object in the document ``key`` (0.5 ``zarr.json``, 0.4 ``.zattrs``)."""
+    return "$.attributes.ome" if key.endswith("zarr.json") else "$"
+
+
 def _local(tag: str) -> str:
     """An XML tag without its namespace."""
     return tag.rpartition("}")[2]
 
 
-def _ngff_keys(raw: bytes) -> set[str]:
-    """The NGFF keys of a group document (0.4 ``.zattrs``, 0.5 ``zarr.json``); all of them
-    when it is not a JSON object (its validation reports why)."""
+def _ngff_keys(raw: bytes, bad: tuple[str, ...] = NGFF_KEYS) -> set[str]:
+    """The NGFF keys of a group document (0.4 ``.zattrs``, 0.5 ``zarr.json``); ``bad`` when it
+    is not a JSON object (by default all of them: its validation reports why)."""
     try:
         doc = msgspec.json.decode(raw)
     except msgspec.DecodeError:
-        return set(NGFF_KEYS)
+        return set(bad)
     if not isinstance(doc, dict):
-        return set(NGFF_KEYS)
+        return set(bad)
     if "zarr_format" in doc:
         attrs = doc.get("attributes")
         doc = attrs.get("ome") if isinstance(attrs, dict) else None

@@ -372,7 +372,16 @@ def _check_consistency(meta: OmeMetadata, version: str, base: str) -> None:
 
 
 def _check_units(meta: OmeMetadata, base: str) -> None:
+    """A8 (UDUNITS-2 units) and A7 (three space axes ordered z, y, x): SHOULD rules, warnings."""
     for i, m in enumerate(meta.multiscales or ()):
+        space = [a.name for a in m.axes if a.type == "space"]
+        if sorted(space) == ["x", "y", "z"] and space != ["z", "y", "x"]:
+            warnings.warn(
+                f"space axes {', '.join(space)}: three space axes should be ordered z, y, x"
+                f" - at `{base}.multiscales[{i}].axes`",
+                MetadataWarning,
+                stacklevel=4,
+            )
         for j, a in enumerate(m.axes):
             if a.unit is None:
                 continue
