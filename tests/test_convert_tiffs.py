@@ -3,7 +3,7 @@ series (multi-position OME-TIFF)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pytest
@@ -15,6 +15,7 @@ import ngio_async
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from numpy.typing import NDArray
     from servers import StaticServer
 
 pytestmark = pytest.mark.anyio
@@ -74,10 +75,70 @@ async def test_a_zstd_tiff_without_a_decoder_is_refused_at_open(tmp_path: Path) 
     # after the destination was created
     src = tmp_path / "zstd.tif"
     tifffile.imwrite(src, ramp((2, 32, 32)), photometric="minisblack")
-    with tifffile.TiffFile(src, mode="r+b") as tif:
+    with tifffile.TiffFile(src, mode="r+") as tif:
         for page in tif.pages:
+            assert isinstance(page, tifffile.TiffPage)
             page.tags["Compression"].overwrite(50000)  # as ZSTD writers mark their pages
     dst = tmp_path / "zstd.ome.zarr"
     with pytest.raises(ngio_async.UnsupportedError, match=r"ZSTD.*pip install imagecodecs"):
         await ngio_async.convert(src, dst)
     assert not dst.exists()
+
+
+def _positions(path: Path) -> list[NDArray[Any]]:
+    """A 3-position OME-TIFF (as multi-position acquisitions write them): different axes,
+    shapes, pixel sizes and channel names per position."""
+    images = [ramp((2, 40, 50)), ramp((3, 4, 60, 70))[::-1].copy(), ramp((30, 20), "uint8")]
+    metadata: list[dict[str, Any]] = [
+        {
+            "axes": "CYX",
+            "PhysicalSizeX": 0.5,
+            "PhysicalSizeY": 0.5,
+            "Channel": {"Name": ["A", "B"]},
+        },
+        {"axes": "ZCYX", "PhysicalSizeX": 0.7, "PhysicalSizeY": 0.7, "PhysicalSizeZ": 3.0},
+        {"axes": "YX", "PhysicalSizeX": 0.9, "PhysicalSizeY": 0.9},
+    ]
+    with tifffile.TiffWriter(path, ome=True) as tif:
+        for i, (data, meta) in enumerate(zip(images, metadata, strict=True)):
+            tif.write(data, metadata={**meta, "Name": f"pos{i}"}, photometric="minisblack")
+    return images
+
+
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+async def test_every_position_of_a_multi_position_ome_tiff_converts(
+    tmp_path: Path, version: Literal["0.4", "0.5"]
+) -> None:
+    # only the first position was converted (series 0 of 3: two thirds of the data dropped,
+    # and the output looked complete)
+    from ngio_async.cli._validate import validate_hierarchy
+    from ngio_async.convert import is_complete
+
+    images = _positions(tmp_path / "multi.ome.tif")
+    dst = tmp_path / "multi.ome.zarr"
+    result = await ngio_async.convert(tmp_path / "multi.ome.tif", dst, ngff_version=version)
+    assert result.series == ("0", "1", "2")
+    assert result.shape == (2, 40, 50)  # the first one's
+    expected = [images[0], images[1].transpose(1, 0, 2, 3), images[2]]  # NGFF axis order
+    for i, data in enumerate(expected):
+        async with ngio_async.open_async(dst / str(i)) as ds:
+            np.testing.assert_array_equal(await ds.read(), data)
+            assert ds.metadata.ome.multiscales[0].name == f"pos{i}"  # type: ignore[index]
+            assert ds.metadata.spatial_calibration[0]["x"].scale == [0.5, 0.7, 0.9][i]
+    async with ngio_async.open_async(dst) as ds:  # a container opens at its first series
+        assert ds.shape == (2, 40, 50)
+        assert [c.label for c in ds.metadata.channels] == ["A", "B"]
+    assert [p.line() for p in (await validate_hierarchy(str(dst))).errors] == []
+    assert await is_complete(dst)
+    xml = (dst / "OME" / "METADATA.ome.xml").read_text()
+    assert xml.count("MetadataOnly") == 3 and "TiffData" not in xml
+
+
+async def test_one_chosen_position_converts_as_an_image(tmp_path: Path) -> None:
+    images = _positions(tmp_path / "multi.ome.tif")
+    dst = tmp_path / "pos2.ome.zarr"
+    result = await ngio_async.convert(tmp_path / "multi.ome.tif", dst, src_options={"series": 2})
+    assert result.series == ()
+    async with ngio_async.open_async(dst) as ds:
+        np.testing.assert_array_equal(await ds.read(), images[2])
+    assert not (dst / "OME").exists()

@@ -148,6 +148,9 @@ def _describe(result: Any, dst: str) -> str:
         parts.append(
             f"plate: {wells} well{'s' * (wells != 1)}, {fields} field{'s' * (fields != 1)}"
         )
+    series = getattr(result, "series", ())
+    if series:  # a multi-image OME-TIFF: a bioformats2raw container
+        parts.append(f"{len(series)} series")
     shape = getattr(result, "shape", None)
     if shape:
         parts.append("shape " + "x".join(map(str, shape)))

@@ -87,6 +87,10 @@ class ConvertResult:
     are empty and ``levels`` is its first field's (0 without fields); ``wells`` lists its wells
     and ``fields`` counts the field images converted (``labels``: every label name of its
     fields, once).
+
+    A multi-image OME-TIFF (several positions) converts into a bioformats2raw container:
+    ``series`` lists its images' paths; ``shape``, ``dtype``, ``axes`` and ``levels`` are the
+    first one's.
     """
 
     src: str
@@ -103,6 +107,7 @@ class ConvertResult:
     kind: Literal["image", "plate"] = "image"
     wells: tuple[str, ...] = ()
     fields: int = 0
+    series: tuple[str, ...] = ()
 
 
 @dataclass
@@ -742,6 +747,23 @@ async def convert(
                 store, "", jobs, labels_attrs, counter, limits, overwrite, extra
             )
             label_names = tuple(j.root.rsplit("/", 1)[-1] for j in jobs[1:])
+        elif isinstance(source, ImageSource) and _whole_file(source, owns_source, src_opts):
+            return await _convert_series(
+                source,
+                reader,
+                src,
+                dst,
+                src_opts,
+                version=ngff_version or "0.5",
+                chunks=chunks,
+                shards=shards,
+                compressor=compressor,
+                levels=levels,
+                overwrite=overwrite,
+                counter=counter,
+                limits=limits,
+                dst_options=dst_options,
+            )
         elif isinstance(source, ImageSource):
             version = ngff_version or "0.5"
             chunks, shards = _check_layout(source.axes, chunks, shards, levels)
@@ -781,6 +803,117 @@ async def convert(
             for label in opened:
                 await label.aclose()
             if owns_source:
+                await source.aclose()
+            if owns and store is not None:
+                await store.aclose()
+
+
+# ------------------------------------------------------------------------------ series
+def _whole_file(source: ImageSource, owns: bool, options: Mapping[str, Any]) -> bool:
+    """Whether ``source`` is the first of several images of an OME-TIFF (the positions of a
+    multi-position acquisition) opened from a path with no ``series`` chosen: then every
+    series converts, into a bioformats2raw container."""
+    count = getattr(source, "series_count", 1)
+    return owns and "series" not in options and count > 1 and bool(getattr(source, "ome_xml", None))
+
+
+def _source_job(src: ImageSource, root: str, plan: ImagePlan, limits: Limits) -> _Job:
+    """The job that fills ``plan`` (at ``root``) from ``src``: its own levels when they match,
+    else level 0 with the others computed on the way."""
+    own = _own_levels(src, plan)
+    tiles = sum(_grid(a.shape, _object_shape(a)) for a in plan.arrays[:own])
+    window = max(2, limits.decode_threads)
+    return _Job(root, plan, _copy_source(src, window, own, cascade=own < len(plan.arrays)), tiles)
+
+
+async def _convert_series(
+    first: ImageSource,
+    reader: Any,
+    src: Any,
+    dst: Any,
+    src_options: dict[str, Any],
+    *,
+    version: str,
+    chunks: Sequence[int] | None,
+    shards: Sequence[int] | Literal[False] | None,
+    compressor: CompressorArg,
+    levels: int | None,
+    overwrite: bool,
+    counter: _Counter,
+    limits: Limits | None,
+    dst_options: Mapping[str, Any] | None,
+) -> ConvertResult:
+    """Every series of a multi-image OME-TIFF as a bioformats2raw container (layout 3): series
+    ``i`` at ``i/`` (one after the other, each as :func:`convert` converts an image), the
+    TIFF's OME-XML at ``OME/METADATA.ome.xml``, the ``OME`` group listing the series, and the
+    container's group **last**. Every series is opened and planned before anything is
+    written (a refused option names its series)."""
+    from ..meta import OmeMetadata
+
+    if version not in ("0.4", "0.5"):
+        raise UnsupportedError(f"cannot write NGFF version {version!r}")
+    count = int(getattr(first, "series_count", 1))
+    sources: list[ImageSource] = [first]
+    store: AsyncStore | None = None
+    owns = False
+    try:
+        for i in range(1, count):
+            sources.append(await reader.open(src, **src_options, series=i))  # noqa: PERF401 - closed if a later one fails
+        plans: list[ImagePlan] = []
+        for i, source in enumerate(sources):
+            try:
+                layout = _check_layout(source.axes, chunks, shards, levels)
+                plans.append(_source_plan(source, version, *layout, compressor, levels))
+            except (ValueError, TypeError) as exc:
+                raise type(exc)(f"series {i} of {_name(src)}: {exc}") from None
+        store, owns = _open_target(dst, limits, dict(dst_options or {}))
+        await _prepare_root(store, "", overwrite)
+        lim = limits or store.limits
+        jobs = [
+            _source_job(s, str(i), p, lim)
+            for i, (s, p) in enumerate(zip(sources, plans, strict=True))
+        ]
+        counter.total = sum(j.tiles for j in jobs)
+        images = [
+            await _run_jobs(
+                store,
+                job.root,
+                [job],
+                None,
+                counter,
+                limits,
+                overwrite,
+                None,
+                prepare=not store.supports_listing,  # the root's check covered the series
+            )
+            for job in jobs
+        ]
+        paths = [j.root for j in jobs]
+        from ._tiff import metadata_only
+
+        xml = metadata_only(getattr(first, "ome_xml", None) or "", len(paths))
+        if xml is not None:
+            await store.put(join("OME", "METADATA.ome.xml"), xml.encode())
+        listing = OmeMetadata(version=version, series=paths)
+        await _write_group(store, "OME", to_attrs(listing, version), version)
+        container = OmeMetadata(version=version, bioformats2raw_layout=3)
+        await _write_group(store, "", to_attrs(container, version), version)  # last
+        image = images[0]
+        return ConvertResult(
+            src=_name(src),
+            dst=store.url if not isinstance(dst, str | os.PathLike) else _name(dst),
+            ngff_version=version,
+            shape=image.shape,
+            dtype=str(image.dtype),
+            axes=image.axes,
+            levels=len(image.levels),
+            tiles=counter.done,
+            bytes_written=counter.nbytes,
+            series=tuple(paths),
+        )
+    finally:
+        with anyio.CancelScope(shield=True):
+            for source in sources[1:]:  # the first one is the caller's
                 await source.aclose()
             if owns and store is not None:
                 await store.aclose()
@@ -1073,7 +1206,7 @@ async def is_complete(url: Any, **store_options: Any) -> bool:
 
 
 #: the NGFF keys of a complete output's group (written last)
-_COMPLETE_KEYS = frozenset({"multiscales", "plate"})
+_COMPLETE_KEYS = frozenset({"multiscales", "plate", "bioformats2raw.layout"})
 
 
 def _inputs(srcs: str | os.PathLike[str] | Sequence[Any]) -> list[Any]:

@@ -52,6 +52,7 @@ __all__ = [
     "TiffSource",
     "is_remote",
     "map_axes",
+    "metadata_only",
     "ome_calibration",
     "resolution_pixel_size",
 ]
@@ -199,6 +200,29 @@ def ome_calibration(xml: str, image: int = 0) -> dict[str, Any]:
         if _local(c.tag) == "Channel"
     ]
     return {"sizes": sizes, "channels": channels, "name": img.get("Name")}
+
+
+def metadata_only(xml: str, images: int) -> str | None:
+    """``xml`` (a TIFF's OME-XML) as bioformats2raw keeps it beside the zarr images: each
+    ``Pixels``' ``TiffData`` / ``BinData`` (where the pixels were) replaced by one
+    ``<MetadataOnly/>``. ``None`` when it does not parse or has not one ``Image`` per image
+    converted (``images``): the container then goes without it."""
+    try:
+        root = ET.fromstring(xml)
+    except ET.ParseError:
+        return None
+    if sum(_local(e.tag) == "Image" for e in root) != images:
+        return None
+    ns = root.tag[1:].split("}", 1)[0] if root.tag.startswith("{") else ""
+    for pixels in root.iter(f"{{{ns}}}Pixels" if ns else "Pixels"):
+        data = [e for e in pixels if _local(e.tag) in ("TiffData", "BinData", "BinaryOnly")]
+        if not data:
+            continue
+        at = list(pixels).index(data[0])
+        for e in data:
+            pixels.remove(e)
+        pixels.insert(at, ET.Element(f"{{{ns}}}MetadataOnly" if ns else "MetadataOnly"))
+    return ET.tostring(root, encoding="unicode")
 
 
 def resolution_pixel_size(page: Any) -> tuple[float, float, str | None] | None:
@@ -379,6 +403,10 @@ class TiffSource:
         if count == 0:
             self._tif.close()
             raise CodecError(f"{self.url} holds no image (a corrupt or empty TIFF)", key=self.url)
+        #: how many series the file holds (the positions of a multi-position OME-TIFF, or a
+        #: whole-slide image's thumbnails); ``ome_xml``: its OME-XML, if any
+        self.series_count = count
+        self.ome_xml: str | None = self._tif.ome_metadata if self._tif.is_ome else None
         if not 0 <= series < count:
             self._tif.close()
             raise ValueError(f"series={series}: {self.url} has {count} series (0 to {count - 1})")
