@@ -167,3 +167,15 @@ async def test_add_image_failing_put_leaves_no_field_and_a_retry_succeeds(
         assert plate.wells == ["A/1", "A/2"]
         with plate.image("A", "2", field=0) as fov:
             assert int(fov[10, 10]) == 4
+
+
+async def test_create_over_arrays_without_group_metadata_says_so(tmp_path: Path) -> None:
+    """What a create interrupted before its group metadata (and unable to clean up) leaves is
+    refused with a message that says what it is, not just 'a zarr node'."""
+    root = tmp_path / "img.ome.zarr"
+    with pytest.raises(StoreError):
+        await create(faulty(root, NthPut(4, sticky=True)), "0.5")
+    assert node_keys(root) == ["0/zarr.json", "1/zarr.json", "2/zarr.json"]
+    with pytest.raises(ngio_async.ExistsError, match="none of its own .*interrupted") as info:
+        await create(str(root), "0.5")
+    assert "0/zarr.json" in str(info.value)

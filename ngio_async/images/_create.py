@@ -733,7 +733,9 @@ async def _prepare_root(
     if not found and store.supports_listing:
         keys = await store.list_prefix(root)
         found = [k for k in keys if _is_node_key(k)]
-        if not found and paths:
+        if found:  # e.g. the arrays of a create interrupted before its group metadata
+            what = "zarr metadata below it but none of its own"
+        elif paths:
             under = tuple(join(root, p) + "/" for p in paths)
             found = [k for k in keys if k.startswith(under)]
             what = "stored chunks without metadata"
@@ -741,8 +743,10 @@ async def _prepare_root(
         return
     if not overwrite:
         shown = ", ".join(sorted(found)[:3]) + (", ..." if len(found) > 3 else "")
-        if what != "a zarr node":
+        if what == "stored chunks without metadata":
             shown += ", left by an interrupted write or overwrite"
+        elif what != "a zarr node":
+            shown += ", as a create interrupted before its group metadata leaves it"
         raise ExistsError(
             f"{where} already holds {what} ({shown}); pass overwrite=True to replace it",
             url=store.url,
