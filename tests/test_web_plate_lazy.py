@@ -244,3 +244,46 @@ async def test_concurrent_describes_read_the_labels_once(store: InstrumentedStor
             assert statuses == [200] * 8
             labels = {key: n for (_, key), n in store.calls.items() if "/labels" in key}
             assert labels and set(labels.values()) == {1}, labels
+
+
+async def test_a_well_the_store_failed_to_give_is_read_again(
+    http_root: Path, http_server: StaticServer
+) -> None:
+    await write_plate(str(http_root / "plate.zarr"), "0.5")
+    url = f"{http_server.url}plate.zarr"
+    async with ngio_async.open_plate_async(url, limits=Limits(max_retries=0)) as plate:
+        http_server.faults = Faults(status=503, status_times=1)  # one well's document
+        app = create_app({"p": plate})
+        async with TestClient(TestServer(app)) as client:
+            state = app[STATE]
+            (failed,) = state.plates["p"].unavailable
+            assert len(state.fields) == len(FIELDS) * (len(WELLS) - 1)
+            # a field of that well: its document is read again
+            resp = await client.get(f"/api/datasets/p/{failed}/1/region.npy")
+            assert resp.status == 200
+            assert state.plates["p"].unavailable == []
+            doc = await (await client.get("/api/datasets")).json()
+            names = [f"p/{w}/{f}" for w in WELLS for f in FIELDS]
+            assert [d["name"] for d in doc["datasets"]] == names == doc["plates"][0]["fields"]
+
+
+async def test_listing_reads_again_the_wells_the_store_failed_to_give(
+    http_root: Path, http_server: StaticServer
+) -> None:
+    await write_plate(str(http_root / "plate.zarr"), "0.4")
+    url = f"{http_server.url}plate.zarr"
+    async with ngio_async.open_plate_async(url, limits=Limits(max_retries=0)) as plate:
+        http_server.faults = Faults(status=503, status_times=2)
+        app = create_app({"p": plate})
+        async with TestClient(TestServer(app)) as client:
+            failed = list(app[STATE].plates["p"].unavailable)
+            assert len(failed) == 2
+            http_server.reset()
+            doc = await (await client.get("/api/datasets")).json()
+            assert doc["plates"][0]["unavailable"] == []
+            assert len(doc["datasets"]) == len(WELLS) * len(FIELDS)
+            seen = {r.path.split("/")[2] + "/" + r.path.split("/")[3] for r in http_server.requests}
+            assert seen == set(failed)  # those wells' documents, nothing else
+            count = http_server.count()
+            await client.get("/api/datasets")
+            assert http_server.count() == count

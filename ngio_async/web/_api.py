@@ -75,6 +75,7 @@ def plate_summary(entry: PlateEntry) -> dict[str, Any]:
 async def list_datasets(request: web.Request) -> web.Response:
     """``GET /api/datasets``: the datasets (images, then plate fields) and the plates."""
     state = _state(request)
+    await state.retry_wells()
     return web.json_response(
         {
             "datasets": [summary(e) for e in state.entries.values()]

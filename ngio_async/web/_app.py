@@ -9,14 +9,12 @@ import anyio
 from aiohttp import web
 
 from .._errors import MetadataError, UnsupportedError
-from .._prefetch import first_leaf
 from ..images import Dataset, Plate, open_async, open_plate_async
 from . import _api, _files
-from ._errors import error_middleware, logger, redact
+from ._errors import error_middleware
 from ._state import (
     DEFAULT_MAX_OPEN_FIELDS,
     Entry,
-    FieldOf,
     FieldSlot,
     PlateEntry,
     WebState,
@@ -26,7 +24,6 @@ from ._state import (
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Mapping
 
-    from ..meta import WellImage
 
 __all__ = ["DEFAULT_MAX_REGION_PIXELS", "STATE", "create_app"]
 
@@ -145,40 +142,6 @@ async def _open_source(source: str | os.PathLike[str], options: dict[str, Any]) 
             raise exc from None
 
 
-async def _read_wells(entry: PlateEntry) -> dict[str, FieldSlot]:
-    """The fields of a plate's wells, not opened (each well's document read, concurrently
-    within the plate's ``max_requests``); a well that cannot be read is logged and listed as
-    unavailable."""
-    plate = entry.plate
-    limiter = anyio.CapacityLimiter(max(1, plate.limits.max_requests))
-    images: dict[str, list[WellImage]] = {}
-
-    async def one_well(well: str) -> None:
-        async with limiter:
-            try:
-                images[well] = (await plate.well(well)).images
-            except Exception as exc:  # noqa: BLE001 - one bad well does not stop the others
-                entry.mark(well, available=False)
-                leaf = first_leaf(exc)
-                text = redact(f"{type(leaf).__name__}: {leaf}")
-                logger.warning("plate %r: %s is not served: %s", entry.name, well, text)
-
-    async with anyio.create_task_group() as tg:
-        for well in plate.wells:
-            tg.start_soon(one_well, well)
-    out: dict[str, FieldSlot] = {}
-    for well in plate.wells:  # plate order (wells, then their fields), not completion order
-        for image in images.get(well, []):
-            name = f"{entry.name}/{well}/{image.path}"
-            if name in out:  # a well listing one field twice
-                continue
-            out[name] = FieldSlot(
-                name, entry, FieldOf(entry.name, well, image.path, image.acquisition)
-            )
-            entry.fields.append(name)
-    return out
-
-
 async def _open_all(
     sources: dict[str, Source], options: dict[str, Any]
 ) -> tuple[dict[str, Entry], dict[str, PlateEntry], dict[str, FieldSlot]]:
@@ -196,7 +159,8 @@ async def _open_all(
         opened[name] = (node, owned)
         if isinstance(node, Plate):
             plates[name] = PlateEntry(name, node, owned)
-            fields[name] = await _read_wells(plates[name])
+            await plates[name].read_wells(node.wells)
+            fields[name] = plates[name].slots({})
 
     try:
         async with anyio.create_task_group() as tg:

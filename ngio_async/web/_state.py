@@ -29,11 +29,12 @@ from ._errors import ApiError, logger, redact
 from ._render import Window, compute_windows
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Mapping, Sequence
 
     from aiohttp.web import AbstractResource
 
     from ..images import Dataset, Plate
+    from ..meta import WellImage
 
 __all__ = [
     "DEFAULT_MAX_OPEN_FIELDS",
@@ -211,14 +212,64 @@ class PlateEntry:
     #: ``<row>/<col>`` of wells that could not be read, ``<row>/<col>/<field>`` of fields
     #: whose last opening failed (fields are opened on first use)
     unavailable: list[str] = field(default_factory=list)
+    #: the fields of each well read
+    images: dict[str, list[WellImage]] = field(default_factory=dict)
+    #: wells the store failed to give (read again when the plate is listed or one of their
+    #: fields is asked for)
+    retry: list[str] = field(default_factory=list)
+    retry_lock: anyio.Lock = field(default_factory=anyio.Lock)
 
-    def mark(self, what: str, *, available: bool) -> None:
-        """Record whether ``what`` (a well or field path) can be opened."""
+    def mark(self, what: str, *, available: bool) -> bool:
+        """Record whether ``what`` (a well or field path) can be opened; whether that is news."""
         if available and what in self.unavailable:
             self.unavailable.remove(what)
-        elif not available and what not in self.unavailable:
+            return True
+        if not available and what not in self.unavailable:
             self.unavailable.append(what)
             self.unavailable.sort()
+            return True
+        return False
+
+    async def read_wells(self, wells: Sequence[str]) -> None:
+        """Read the fields of ``wells`` (concurrently, within the plate's ``max_requests``); a
+        well that cannot be read is logged and listed as unavailable."""
+        limiter = anyio.CapacityLimiter(max(1, self.plate.limits.max_requests))
+
+        async def one(well: str) -> None:
+            async with limiter:
+                try:
+                    self.images[well] = (await self.plate.well(well)).images
+                except Exception as exc:  # noqa: BLE001 - one bad well does not stop the others
+                    leaf = first_leaf(exc)
+                    transient = isinstance(leaf, StoreError)  # the next look may succeed
+                    if transient and well not in self.retry:
+                        self.retry.append(well)
+                    elif not transient and well in self.retry:
+                        self.retry.remove(well)
+                    if self.mark(well, available=False):
+                        text = redact(f"{type(leaf).__name__}: {leaf}")
+                        logger.warning("plate %r: %s is not served: %s", self.name, well, text)
+                    return
+            self.mark(well, available=True)
+            if well in self.retry:
+                self.retry.remove(well)
+
+        async with anyio.create_task_group() as tg:
+            for well in wells:
+                tg.start_soon(one, well)
+
+    def slots(self, known: Mapping[str, FieldSlot]) -> dict[str, FieldSlot]:
+        """The fields of the wells read, in plate order (those in ``known`` kept as they are);
+        :attr:`fields` follows."""
+        out: dict[str, FieldSlot] = {}
+        for well in self.plate.wells:
+            for image in self.images.get(well, []):
+                name = f"{self.name}/{well}/{image.path}"
+                if name not in out:  # a well may list one field twice
+                    where = FieldOf(self.name, well, image.path, image.acquisition)
+                    out[name] = known.get(name) or FieldSlot(name, self, where)
+        self.fields = list(out)
+        return out
 
 
 class _Attempt:
@@ -319,6 +370,9 @@ class WebState:
             return
         slot = self.fields.get(name)
         if slot is None:
+            await self.retry_wells(name.partition("/")[0])
+            slot = self.fields.get(name)
+        if slot is None:
             raise self._unknown(name)
         slot.users += 1
         try:
@@ -379,9 +433,7 @@ class WebState:
         elif isinstance(leaf, StoreError):
             error = ApiError(502, "store_error", f"dataset {slot.name!r}: {type(leaf).__name__}")
         elif isinstance(leaf, MetadataError | UnsupportedError | NotFoundError | CodecError):
-            known = path in slot.plate.unavailable
-            slot.plate.mark(path, available=False)
-            if not known:  # logged once, not on every request for the field
+            if slot.plate.mark(path, available=False):  # logged once, not on every request
                 logger.warning("plate %r: %s is not served: %s", slot.plate.name, path, reason)
             return ApiError(
                 502,
@@ -393,6 +445,19 @@ class WebState:
             return ApiError(500, "internal_error", "unexpected server error (see the server log)")
         logger.warning("plate %r: %s could not be opened: %s", slot.plate.name, path, reason)
         return error
+
+    async def retry_wells(self, plate_name: str | None = None) -> None:
+        """Read again the wells of a plate (or of all) that the store failed to give."""
+        for name, plate in self.plates.items():
+            if not plate.retry or plate_name not in (None, name):
+                continue
+            async with plate.retry_lock:
+                if plate.retry:
+                    await plate.read_wells(list(plate.retry))
+                    fields: dict[str, FieldSlot] = {}
+                    for other in self.plates.values():  # every plate's, in order
+                        fields.update(other.slots(self.fields))
+                    self.fields = fields
 
     async def _evict(self) -> None:
         """Close the least recently used open fields no request is using, down to the bound."""
