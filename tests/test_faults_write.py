@@ -176,6 +176,6 @@ async def test_create_over_arrays_without_group_metadata_says_so(tmp_path: Path)
     with pytest.raises(StoreError):
         await create(faulty(root, NthPut(4, sticky=True)), "0.5")
     assert node_keys(root) == ["0/zarr.json", "1/zarr.json", "2/zarr.json"]
-    with pytest.raises(ngio_async.ExistsError, match="none of its own .*interrupted") as info:
+    with pytest.raises(ngio_async.ExistsError, match=r"none of its own .*interrupted") as info:
         await create(str(root), "0.5")
     assert "0/zarr.json" in str(info.value)
