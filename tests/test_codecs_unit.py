@@ -51,7 +51,9 @@ def sharded(location: str = "end", inner: list[Any] | None = None) -> ShardCodec
     return codec
 
 
-@pytest.mark.parametrize("shape", [(1,), (5,), (2, 2), (3, 5), (4, 1, 3), (2, 3, 4, 2), (7, 7, 2)])
+@pytest.mark.parametrize(
+    "shape", [(), (1,), (5,), (2, 2), (3, 5), (4, 1, 3), (2, 3, 4, 2), (7, 7, 2), (33, 33, 33)]
+)
 def test_morton_order_matches_zarr(shape: tuple[int, ...]) -> None:
     assert morton_order(shape) == _morton_order_keys(shape)
 

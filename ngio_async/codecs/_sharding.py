@@ -44,19 +44,19 @@ def morton_order(chunks_per_shard: tuple[int, ...]) -> tuple[tuple[int, ...], ..
 
     Bits are interleaved dimension 0 first, skipping dimensions that have run out of bits.
     """
+    if not chunks_per_shard:
+        return ((),)
     bits = [(c - 1).bit_length() for c in chunks_per_shard]
-
-    def code(coords: tuple[int, ...]) -> int:
-        z = 0
-        out_bit = 0
-        for b in range(max(bits, default=0)):
-            for d, nb in enumerate(bits):
-                if b < nb:
-                    z |= ((coords[d] >> b) & 1) << out_bit
-                    out_bit += 1
-        return z
-
-    return tuple(sorted(product(*(range(c) for c in chunks_per_shard)), key=code))
+    coords = np.indices(chunks_per_shard, dtype=np.uint64).reshape(len(chunks_per_shard), -1)
+    code = np.zeros(coords.shape[1], dtype=np.uint64)
+    out_bit = 0
+    for b in range(max(bits, default=0)):
+        for d, nb in enumerate(bits):
+            if b < nb:
+                code |= ((coords[d] >> np.uint64(b)) & np.uint64(1)) << np.uint64(out_bit)
+                out_bit += 1
+    ordered = coords[:, np.argsort(code, kind="stable")].T.tolist()
+    return tuple(map(tuple, ordered))
 
 
 class ShardIndex:
