@@ -11,6 +11,7 @@ import anyio
 import pytest
 
 import ngio_async
+from ngio_async import MetadataError
 from ngio_async.cli._validate import Report, validate_hierarchy
 from ngio_async.meta import MetadataWarning, validate
 
@@ -172,3 +173,13 @@ def test_three_space_axes_should_be_zyx(version: str) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         validate(doc)
+
+
+def test_ome_object_with_version_04() -> None:
+    """0.4 metadata under 'ome' said only 'no NGFF metadata found - at `$`'."""
+    axes = [{"name": n, "type": "space"} for n in "yx"]
+    ct = [{"type": "scale", "scale": [1, 1]}]
+    ms = {"axes": axes, "datasets": [{"path": "0", "coordinateTransformations": ct}]}
+    with pytest.raises(MetadataError, match=r"NGFF 0\.4 metadata is at the top level") as info:
+        validate({"ome": {"version": "0.4", "multiscales": [ms]}})
+    assert info.value.path == "$.ome.version"

@@ -235,6 +235,12 @@ def _detect_version(doc: Mapping[str, Any], version: str | None, prefix: str = "
             f"version must be {given!r} (the version asked for), got {found!r}",
             prefix + ".ome.version",
         )
+    if found == "0.4" and not any(k in doc for k in NGFF_KEYS):
+        raise MetadataError(
+            "'ome' with version '0.4': NGFF 0.4 metadata is at the top level of .zattrs "
+            "('ome' holds NGFF 0.5 metadata, with version '0.5')",
+            prefix + ".ome.version",
+        )
     return version
 
 
