@@ -51,11 +51,15 @@ async def serve_urls(
     *,
     tile_size: int = 512,
     max_region_pixels: int | None = None,
+    max_open_fields: int | None = None,
     options: dict[str, Any] | None = None,
 ) -> None:
-    """Open ``datasets`` and serve them until cancelled (Ctrl-C or SIGTERM)."""
+    """Open ``datasets`` and serve them until cancelled (Ctrl-C or SIGTERM).
+
+    ``max_open_fields``: how many plate fields are kept open (default 256)."""
     from ..web import DEFAULT_MAX_REGION_PIXELS, create_app, serve
     from ..web._app import STATE
+    from ..web._state import DEFAULT_MAX_OPEN_FIELDS
 
     def ready(url: str) -> None:
         state = app[STATE]
@@ -75,6 +79,7 @@ async def serve_urls(
         datasets,
         tile_size=tile_size,
         max_region_pixels=max_region_pixels or DEFAULT_MAX_REGION_PIXELS,
+        max_open_fields=max_open_fields or DEFAULT_MAX_OPEN_FIELDS,
         **(options or {}),
     )
     async with anyio.create_task_group() as tg:
@@ -109,6 +114,8 @@ def run_serve(args: argparse.Namespace) -> int:
         args.port,
         tile_size=args.tile_size,
         max_region_pixels=args.max_region_pixels,
+        # a --max-open-fields option, once the parser has one
+        max_open_fields=getattr(args, "max_open_fields", None),
         options=store_options(args),
         quiet=args.quiet,
     )

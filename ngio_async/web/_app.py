@@ -55,9 +55,10 @@ def create_app(
     path in the plate). Start-up reads the plate's and its wells' documents only; a field is
     opened by the first request for it (once, however many arrive meanwhile) and stays open
     among the ``max_open_fields`` most recently used (the least recently used one no request
-    is using is closed past that bound). A well that cannot be read is logged and left out,
-    a field that cannot be opened answers 502 (both listed as ``unavailable``); the other
-    fields are still served. ``/zarr/<name>/`` is the whole plate.
+    is using is closed past that bound). A well that cannot be read is logged and left out
+    (one the store failed to give is read again when the plate is listed or one of its fields
+    asked for), a field that cannot be opened answers 502 (both listed as ``unavailable``);
+    the other fields are still served. ``/zarr/<name>/`` is the whole plate.
 
     Routes: ``GET /api/datasets``, ``/api/datasets/{name}``,
     ``/api/datasets/{name}/tiles/{level}/{t}/{z}/{row}/{col}.{png,jpg,jpeg,webp}``,
