@@ -746,7 +746,7 @@ async def _prepare_root(
         if what == "stored chunks without metadata":
             shown += ", left by an interrupted write or overwrite"
         elif what != "a zarr node":
-            shown += ", as a create interrupted before its group metadata leaves it"
+            shown += ", as an interrupted create or conversion leaves it"
         raise ExistsError(
             f"{where} already holds {what} ({shown}); pass overwrite=True to replace it",
             url=store.url,
