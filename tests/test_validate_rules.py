@@ -183,3 +183,20 @@ def test_ome_object_with_version_04() -> None:
     with pytest.raises(MetadataError, match=r"NGFF 0\.4 metadata is at the top level") as info:
         validate({"ome": {"version": "0.4", "multiscales": [ms]}})
     assert info.value.path == "$.ome.version"
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_label_source_is_an_image_group(tmp_path: Path, version: str) -> None:
+    """image-label.source.image MUST lead to an image group."""
+    path = image(tmp_path / "img.ome.zarr", version)
+    with ngio_async.open(str(path), mode="r+") as ds:
+        ds.labels.create("cells", dtype="uint8").close()
+    label = path / "labels" / "cells" / meta_file(version)
+    for source, valid in (("../../", True), ("../..", True), ("../../nope", False)):
+        edit(label, lambda m, s=source: m["image-label"].update(source={"image": s}))
+        report = check(path)
+        assert report.valid is valid, source
+    (problem,) = report.errors
+    assert problem.key == f"labels/cells/{meta_file(version)}"
+    assert problem.path.endswith("image-label.source.image")
+    assert problem.message.startswith("'../../nope' leads to 'nope', which is not an image group")

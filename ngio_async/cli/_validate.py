@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import posixpath
 import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -241,6 +242,9 @@ class _Walker:
                 self.child(
                     depth + 1, join(root, "labels"), "labels_optional", parent_version=version
                 )
+        source = meta.image_label.source if meta.image_label is not None else None
+        if source is not None and source.image is not None:
+            await self._check_source(root, key, source.image)
         if meta.labels is not None:
             for name in meta.labels:
                 self.child(depth + 1, join(root, name), "label", parent_version=version)
@@ -267,6 +271,22 @@ class _Walker:
             await self.series(root, depth, version, plate=meta.plate is not None)
         if depth == 0 and not meta.kinds:
             self.error(key, "$", "no NGFF metadata: not an OME-Zarr group")
+
+    async def _check_source(self, root: str, key: str, image: str) -> None:
+        """``image-label.source.image`` MUST be the relative path to an image group (checked
+        when it stays inside the store)."""
+        target = posixpath.normpath(posixpath.join("/", root, image)).lstrip("/")
+        if posixpath.normpath(posixpath.join(root or ".", image)).startswith(".."):
+            return  # above the validated root: not ours to read
+        if target in self.image_levels:  # an image validated already (the usual '../../')
+            return
+        if await self._probe_image(target) is not True:
+            self.error(
+                key,
+                f"{_ome_path(key)}.image-label.source.image",
+                f"{image!r} leads to {target or '.'!r}, which is not an image group "
+                "(a group with multiscales)",
+            )
 
     async def _row_group(self, row: str, plate_key: str) -> None:
         """The group of a plate row (between the plate and its wells) MUST exist."""
