@@ -93,7 +93,7 @@ async def test_start_up_reads_wells_only_and_listing_opens_nothing(
 
 
 async def test_a_tile_opens_exactly_its_field(store: InstrumentedStore) -> None:
-    async with ngio_async.open_plate_async(store) as plate:
+    async with ngio_async.open_plate_async(store, mode="r+") as plate:
         app = create_app({"p": plate})
         async with TestClient(TestServer(app)) as client:
             store.reset()
@@ -102,6 +102,8 @@ async def test_a_tile_opens_exactly_its_field(store: InstrumentedStore) -> None:
             read = {key for (_, key) in store.calls}
             assert read and all(key.startswith("B/1/1/") for key in read), read
             assert list(app[STATE].open_fields) == ["p/B/1/1"]
+            entry = app[STATE].open_fields["p/B/1/1"].entry
+            assert entry is not None and entry.dataset.mode == "r"  # the server never writes
             store.reset()
             resp = await client.get("/api/datasets/p/B/1/1/region.npy?c=0&y=0:1&x=0:1")
             assert resp.status == 200 and docs_read(store) == 0  # kept open

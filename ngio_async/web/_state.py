@@ -398,7 +398,9 @@ class WebState:
                 continue
             attempt = slot.opening = _Attempt()
             try:
-                ds = await slot.plate.plate.image(slot.where.well, field=slot.where.field)
+                ds = await slot.plate.plate.image(
+                    slot.where.well, field=slot.where.field, mode="r"
+                )  # read-only, even from a plate open for writing
             except Exception as exc:  # noqa: BLE001 - answered as an error, the rest still served
                 attempt.error = self._field_error(slot, exc)
                 raise attempt.error from None
