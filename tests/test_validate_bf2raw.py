@@ -168,3 +168,13 @@ def test_empty_series_is_a_warning(tmp_path: Path, version: str) -> None:
     assert report.valid
     (warning,) = report.warnings
     assert "'series' is empty" in warning.message
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_series_paths_are_unique(tmp_path: Path, version: str) -> None:
+    """Two series entries for one group: two OME-XML Images in one group (walked twice)."""
+    path = container(tmp_path, version, ("0", "1"), ome={"series": ["0", "1", "0"]})
+    (problem,) = check(path).errors
+    assert problem.key == f"OME/{'zarr.json' if version == '0.5' else '.zattrs'}"
+    assert problem.path.endswith("series[2]")
+    assert problem.message == "duplicate series path '0'"

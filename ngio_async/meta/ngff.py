@@ -461,6 +461,8 @@ class OmeMetadata(Base):
         for key in ("labels", "series"):
             for i, path in enumerate(getattr(self, key) or ()):
                 _check_relative(path, f".{key}[{i}]")
+        if self.series is not None:  # bf2raw: one image group per OME-XML Image
+            _unique(self.series, ".series", "series path")
 
     @property
     def kinds(self) -> list[str]:
