@@ -271,3 +271,24 @@ def test_decode_in_threads() -> None:
         results = list(pool.map(lambda ir: codec.decode(ir[1], str(ir[0])), enumerate(raws * 4)))
     for i, r in enumerate(results):
         np.testing.assert_array_equal(r, chunks[i % 32])
+
+
+@pytest.mark.parametrize("fmt", [2, 3])
+@pytest.mark.parametrize("into", [False, True], ids=["decode", "decode-into-out"])
+def test_truncated_blosc_frame_is_a_codec_error(fmt: int, into: bool) -> None:
+    """numcodecs' blosc decodes a truncated frame of incompressible data to garbage, silently."""
+    if fmt == 2:
+        doc = {"zarr_format": 2, "shape": [64, 64], "chunks": [64, 64], "dtype": "<u2",
+               "compressor": {"id": "blosc", "cname": "lz4", "clevel": 3, "shuffle": 2},
+               "fill_value": 0, "filters": None}  # fmt: skip
+        codec = ChunkCodec.from_meta(decode_array_v2(json.dumps(doc)))
+    else:
+        blosc = {"name": "blosc", "configuration": {"cname": "lz4", "shuffle": "bitshuffle"}}
+        codec = ChunkCodec.from_meta(v3_meta([BYTES_LE, blosc], chunks=(64, 64), dtype="uint16"))
+    data = np.random.default_rng(0).integers(0, 2**16, (64, 64), dtype=np.uint16)
+    raw = codec.encode(data, "k")
+    out = np.empty((64, 64), dtype=np.uint16) if into else None
+    np.testing.assert_array_equal(codec.decode(raw, "k", out=out), data)
+    for n in (len(raw) - 1, len(raw) // 2, 16):
+        with pytest.raises(CodecError, match=f"truncated blosc frame: {n} bytes"):
+            codec.decode(raw[:n], "k", out=out)

@@ -11,7 +11,13 @@ from numcodecs.compat import ensure_bytes, ensure_ndarray_like
 
 from ngio_async._errors import CodecError, MetadataError, UnsupportedError
 from ngio_async.codecs._numcodecs import ArrayStep, codec_json, kind_of, make_numcodec, resolve_spec
-from ngio_async.codecs._stages import BytesStage, Crc32cStage, NumcodecStage, blosc_stage
+from ngio_async.codecs._stages import (
+    BytesStage,
+    Crc32cStage,
+    NumcodecStage,
+    blosc_sizes,
+    blosc_stage,
+)
 from ngio_async.meta.zarr import (
     ArrayV2Meta,
     BloscCodec,
@@ -42,12 +48,9 @@ _OUT_CAPABLE = ("blosc", "lz4")
 
 def _decoded_size(codec_id: str, buf: Buffer) -> int:
     """Decoded size announced by a blosc or numcodecs-lz4 frame header."""
-    mv = memoryview(buf).cast("B")
-    if codec_id == "blosc":  # blosc1 header: version, versionlz, flags, typesize, nbytes '<u4', ...
-        if len(mv) < 16:
-            raise ValueError(f"{len(mv)} bytes is too short for a blosc header")
-        return int.from_bytes(mv[4:8], "little")
-    return int.from_bytes(mv[:4], "little")  # numcodecs lz4: '<i4' size prefix
+    if codec_id == "blosc":
+        return blosc_sizes(buf)[0]
+    return int.from_bytes(memoryview(buf).cast("B")[:4], "little")  # numcodecs lz4: '<i4' size
 
 
 def all_equal(array: NDArray[Any], value: np.generic) -> bool:

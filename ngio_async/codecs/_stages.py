@@ -21,7 +21,7 @@ import numcodecs
 if TYPE_CHECKING:
     from typing_extensions import Buffer
 
-__all__ = ["BytesStage", "Crc32cStage", "NumcodecStage"]
+__all__ = ["BytesStage", "Crc32cStage", "NumcodecStage", "blosc_sizes", "blosc_stage"]
 
 
 class BytesStage(Protocol):
@@ -32,15 +32,34 @@ class BytesStage(Protocol):
     def encode(self, buf: Buffer) -> Buffer: ...
 
 
+def blosc_sizes(buf: Buffer) -> tuple[int, int]:
+    """``(nbytes, cbytes)`` of a blosc1 frame: its decoded size and its own length.
+
+    :raises ValueError: the frame is shorter than its header or than the length the header
+        states (numcodecs' blosc reads past the end of a truncated frame and returns garbage).
+    """
+    mv = memoryview(buf).cast("B")
+    if len(mv) < 16:
+        raise ValueError(f"{len(mv)} bytes is too short for a blosc header")
+    nbytes = int.from_bytes(mv[4:8], "little")
+    cbytes = int.from_bytes(mv[12:16], "little")
+    if len(mv) < cbytes:
+        raise ValueError(f"truncated blosc frame: {len(mv)} bytes, its header says {cbytes}")
+    return nbytes, cbytes
+
+
 class NumcodecStage:
     """Delegates to a numcodecs codec (blosc, zstd, gzip, zlib, lz4, ...)."""
 
-    __slots__ = ("codec",)
+    __slots__ = ("_blosc", "codec")
 
     def __init__(self, codec: Any) -> None:
         self.codec = codec
+        self._blosc = getattr(codec, "codec_id", None) == "blosc"
 
     def decode(self, buf: Buffer) -> Buffer:
+        if self._blosc:
+            blosc_sizes(buf)
         out: Buffer = self.codec.decode(buf)
         return out
 
