@@ -142,3 +142,25 @@ async def test_one_chosen_position_converts_as_an_image(tmp_path: Path) -> None:
     async with ngio_async.open_async(dst) as ds:
         np.testing.assert_array_equal(await ds.read(), images[2])
     assert not (dst / "OME").exists()
+
+
+async def test_the_name_of_a_single_channel_is_kept(
+    tmp_path: Path, http_server: StaticServer, http_root: Path
+) -> None:
+    # tifffile squeezes a channel axis of one channel away: its OME-XML name ("DAPI") was lost
+    data = ramp((3, 40, 50))
+    src = http_root / "dapi.ome.tif"
+    tifffile.imwrite(
+        src, data, ome=True, tile=(16, 16), metadata={"axes": "ZYX", "Channel": {"Name": ["DAPI"]}}
+    )
+    await ngio_async.convert(src, tmp_path / "dapi.ome.zarr")
+    async with ngio_async.open_async(tmp_path / "dapi.ome.zarr") as ds:
+        assert ds.axes == ("c", "z", "y", "x")
+        assert [c.label for c in ds.metadata.channels] == ["DAPI"]
+        np.testing.assert_array_equal(await ds.read(), data[None])
+    async with ngio_async.open_async(http_server.url + "dapi.ome.tif") as ds:  # ranged reads
+        np.testing.assert_array_equal(await ds.read(c=0, z=1, y=slice(5, 30)), data[1, 5:30])
+    unnamed = tmp_path / "plain.ome.tif"
+    tifffile.imwrite(unnamed, data, ome=True, metadata={"axes": "ZYX"})
+    async with ngio_async.open_async(unnamed) as ds:  # no name to keep: no channel axis
+        assert ds.axes == ("z", "y", "x")

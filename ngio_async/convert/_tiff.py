@@ -15,7 +15,8 @@ and centimeter converted to micrometer).
 Axes: tifffile's series axes map to NGFF axes: ``T``, ``C``, ``Z``, ``Y``, ``X`` as named; the
 RGB(A) samples axis ``S`` becomes the channel axis (when there is no other channel axis of more
 than one channel); any other axis (``Q`` unknown, ``I`` image sequence, ...) becomes ``z``, else
-``t``, else ``c``, whichever is free; such axes of size 1 are dropped. The output axes are in
+``t``, else ``c``, whichever is free; such axes of size 1 are dropped. A single channel keeps
+a ``c`` axis of size 1 when the OME-XML names it (so does its name). The output axes are in
 NGFF order (``t``, ``c``, ``z``, ``y``, ``x``).
 """
 
@@ -425,6 +426,9 @@ class TiffSource:
     def _init(self, series: int) -> None:
         tif = self._tif
         s = tif.series[series]
+        #: the index of a channel axis of one channel that the TIFF has not (tifffile
+        #: squeezes it away) but its OME-XML names: kept so that the name is
+        self._virtual: int | None = None
         self.series_axes: str = s.axes
         src_shape = tuple(int(n) for n in s.shape)
         self._map = map_axes(s.axes, src_shape)
@@ -465,6 +469,8 @@ class TiffSource:
             sizes = dict(ome.get("sizes", {}))
             self.name = ome.get("name")
             chans = ome.get("channels", [])
+            if "c" not in self.axes and len(chans) == 1 and chans[0]["label"]:
+                self._add_channel_axis()
             if "c" in self.axes and len(chans) == self.shape[self.axes.index("c")]:
                 channels = [{"label": c["label"], "color": c["color"]} for c in chans]
         else:
@@ -511,6 +517,18 @@ class TiffSource:
         )
         self.translation: tuple[float, ...] = (0.0,) * len(self.axes)
 
+    def _add_channel_axis(self) -> None:
+        v = sum(_ORDER.index(a) < _ORDER.index("c") for a in self.axes)
+        self._virtual = v
+        self.axes = (*self.axes[:v], "c", *self.axes[v:])
+        self.shape = (*self.shape[:v], 1, *self.shape[v:])
+        self.level_shapes = [(*ls[:v], 1, *ls[v:]) for ls in self.level_shapes]
+
+    def physical(self, region: tuple[slice, ...]) -> tuple[slice, ...]:
+        """``region`` without the slice of the named channel axis the file has not."""
+        v = self._virtual
+        return region if v is None else (*region[:v], *region[v + 1 :])
+
     @property
     def levels(self) -> int:
         """How many resolution levels the TIFF stores (1 for a flat TIFF)."""
@@ -537,7 +555,9 @@ class TiffSource:
     def level_chunks(self, level: int) -> tuple[int, ...]:
         """:attr:`chunks` of resolution level ``level`` (from a worker thread in async code)."""
         src_chunks = self._zarr(level).chunks
-        return tuple(int(src_chunks[i]) for i in self._src_of)
+        chunks = tuple(int(src_chunks[i]) for i in self._src_of)
+        v = self._virtual
+        return chunks if v is None else (*chunks[:v], 1, *chunks[v:])
 
     def read_sync(self, region: tuple[slice, ...], level: int = 0) -> NDArray[Any]:
         """Read ``region`` (NGFF axis order) of resolution ``level`` in the calling thread."""
@@ -546,13 +566,16 @@ class TiffSource:
         if not 0 <= level < len(self.level_shapes):
             raise IndexError(f"level {level} of a TIFF with {len(self.level_shapes)} levels")
         selection: list[Any] = [0] * len(self._map)
-        for sl, src in zip(region, self._src_of, strict=True):
+        for sl, src in zip(self.physical(region), self._src_of, strict=True):
             selection[src] = sl
         with _tiff_errors(self.url, "decode"):
             data = np.asarray(self._zarr(level)[tuple(selection)])
         # the remaining axes are the kept source axes in source order
         kept = sorted(self._src_of)
         data = data.transpose([kept.index(src) for src in self._src_of])
+        if self._virtual is not None:
+            v = self._virtual
+            data = np.expand_dims(data, v)[(slice(None),) * v + (region[v],)]
         if data.dtype.byteorder == ">":
             data = data.astype(self.dtype)
         with self._lock:

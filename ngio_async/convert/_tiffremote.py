@@ -238,7 +238,7 @@ class RemoteTiffSource(TiffSource):
         if lead < 0 or shape[lead:] != page_shape or "YX" not in axes:
             return None
         src: list[slice] = [slice(None)] * len(shape)
-        for sl, i in zip(region, self._src_of, strict=True):
+        for sl, i in zip(self.physical(region), self._src_of, strict=True):
             src[i] = sl
         for i, name in enumerate(self._map):
             if name is None:
