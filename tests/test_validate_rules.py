@@ -96,7 +96,7 @@ def test_groups_between_labels_and_label_images_hold_no_metadata(
     image(path / "labels" / "seg" / "cells", version, dtype="uint8")
     group(path / "labels", version, {"labels": ["seg/cells"]})
     group(path / "labels" / "seg", version, {})
-    assert check(path).problems == []
+    assert check(path).errors == []
     group(path / "labels" / "seg", version, {"labels": ["cells"]})
     (problem,) = check(path).errors
     assert problem.key == f"labels/seg/{meta_file(version)}"
@@ -200,3 +200,17 @@ def test_label_source_is_an_image_group(tmp_path: Path, version: str) -> None:
     assert problem.key == f"labels/cells/{meta_file(version)}"
     assert problem.path.endswith("image-label.source.image")
     assert problem.message.startswith("'../../nope' leads to 'nope', which is not an image group")
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_label_image_should_have_image_label(tmp_path: Path, version: str) -> None:
+    """L3 (SHOULD): a label image without 'image-label' is valid, with a warning."""
+    path = image(tmp_path / "img.ome.zarr", version)
+    with ngio_async.open(str(path), mode="r+") as ds:
+        ds.labels.create("cells", dtype="uint8").close()
+    assert check(path).problems == []
+    edit(path / "labels" / "cells" / meta_file(version), lambda m: m.pop("image-label"))
+    report = check(path)
+    assert report.valid
+    (warning,) = report.warnings
+    assert "no 'image-label'" in warning.message

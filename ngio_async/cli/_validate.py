@@ -242,6 +242,8 @@ class _Walker:
                 self.child(
                     depth + 1, join(root, "labels"), "labels_optional", parent_version=version
                 )
+        if kind == "label" and meta.multiscales is not None and meta.image_label is None:
+            self.warn(key, f"no 'image-label' at `{_ome_path(key)}`: a label image should have one")
         source = meta.image_label.source if meta.image_label is not None else None
         if source is not None and source.image is not None:
             await self._check_source(root, key, source.image)
