@@ -57,6 +57,8 @@ CASES: dict[str, tuple[str, Callable[[], dict[str, Any]]]] = {
     "astype": ("f8", lambda: {"filters": [znc.AsType(encode_dtype="f4", decode_dtype="f8")]}),
     "delta-astype": ("i4", lambda: {"filters": [znc.Delta(dtype="i4", astype="i2")]}),
     "crc32": ("u2", lambda: {"compressors": [znc.CRC32()]}),
+    "crc32-end": ("u2", lambda: {"compressors": [znc.CRC32(location="end")]}),
+    "blosc-typesize": ("u4", lambda: {"compressors": [znc.Blosc(cname="zstd", typesize=4)]}),
     "crc32c": ("u2", lambda: {"compressors": [znc.CRC32C()]}),
     "adler32": ("u2", lambda: {"compressors": [znc.Adler32()]}),
     "fletcher32": ("u2", lambda: {"compressors": [znc.Fletcher32()]}),
