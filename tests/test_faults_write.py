@@ -179,3 +179,24 @@ async def test_create_over_arrays_without_group_metadata_says_so(tmp_path: Path)
     with pytest.raises(ngio_async.ExistsError, match=r"none of its own .*interrupted") as info:
         await create(str(root), "0.5")
     assert "0/zarr.json" in str(info.value)
+
+
+class LostClaimAnswer(InstrumentedStore):
+    """A conditional put that lands but whose answer is lost, so the client sends it again
+    (obstore retries a reset connection itself): the second attempt finds the object."""
+
+    async def _put_once(self, key: str, data: bytes | memoryview, *, if_absent: bool) -> bool:
+        if if_absent:
+            await self.inner._put_once(key, data, if_absent=True)
+        return await super()._put_once(key, data, if_absent=if_absent)
+
+
+async def test_create_whose_claim_answer_was_lost_does_not_blame_another_writer(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "img.ome.zarr"
+    with pytest.raises(ngio_async.ExistsError, match="answer was") as info:
+        await create(LostClaimAnswer(open_store(root, mkdir=True)), "0.5")
+    assert "another writer" not in str(info.value)
+    assert "overwrite=True" in str(info.value)
+    assert str(root) in str(info.value)

@@ -1002,13 +1002,23 @@ async def _claim(store: AsyncStore, root: str, first: tuple[str, bytes]) -> None
     except UnsupportedError:
         await store.put(*first)
         claimed = True
-    if not claimed:
-        raise ExistsError(
-            f"{store.url}/{root} was created meanwhile by another writer ({first[0]}); pass "
-            "overwrite=True to replace it",
-            url=store.url,
-            key=first[0],
+    if claimed:
+        return
+    where = f"{store.url.rstrip('/')}/{root}" if root else store.url
+    why = "was created meanwhile by another writer"
+    stored = await _get_or_none(store, first[0])
+    if stored is not None and bytes(stored) == first[1]:
+        # obstore retries a conditional put whose answer was lost: the retry finds our own
+        why = (
+            "holds the very document this create claims it with, written meanwhile by "
+            "another create of the same image or by this one (a request whose answer was "
+            "lost and was sent again)"
         )
+    raise ExistsError(
+        f"{where} {why} ({first[0]}); pass overwrite=True to replace it",
+        url=store.url,
+        key=first[0],
+    )
 
 
 async def create_in(
