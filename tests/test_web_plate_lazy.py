@@ -109,6 +109,20 @@ async def test_a_tile_opens_exactly_its_field(store: InstrumentedStore) -> None:
             assert resp.status == 200 and docs_read(store) == 0  # kept open
 
 
+async def test_zarr_passthrough_of_a_field_opens_nothing(store: InstrumentedStore) -> None:
+    async with ngio_async.open_plate_async(store) as plate:
+        app = create_app({"p": plate})
+        async with TestClient(TestServer(app)) as client:
+            store.reset()
+            doc = ".zattrs" if plate.version == "0.4" else "zarr.json"
+            resp = await client.get(f"/zarr/p%2FA%2F2%2F1/{doc}")  # the field's name, encoded
+            assert resp.status == 200 and "multiscales" in await resp.text()
+            assert (await client.get(f"/zarr/p/A/2/1/{doc}")).status == 200  # the plate's key
+            assert {key for (_, key) in store.calls} == {f"A/2/1/{doc}"}
+            assert not app[STATE].open_fields
+            assert (await client.get("/zarr/p%2FA%2F2%2F7/zarr.json")).status == 404
+
+
 async def test_concurrent_first_requests_open_the_field_once(store: InstrumentedStore) -> None:
     async with ngio_async.open_plate_async(store) as plate:
         async with await plate.image("A/2", field="1"):

@@ -25,7 +25,8 @@ the least recently used one no request is using is closed. ``/api/datasets`` add
 start-up, fields since, logged), lists each field as ``{name, plate: {name, well, field,
 acquisition}}`` alone (listing opens no field; ``/api/datasets/{name}`` describes it), a field
 that cannot be opened answers 502 ``field_unavailable`` (the others are still served), and
-``/zarr/<name>/`` is the whole plate (``/zarr/plate/A/1/0/0/zarr.json``). The viewer shows a
+``/zarr/<name>/`` is the whole plate (``/zarr/plate/A/1/0/0/zarr.json``; a field alone:
+``/zarr/plate%2FA%2F1%2F0/0/zarr.json``). The viewer shows a
 plate as a well grid linking its fields, and a field picker beside a field.
 
 Tiles: ``tile_size`` pixels square (edge tiles cropped), ``t``/``z`` 0 where the image has no

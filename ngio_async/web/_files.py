@@ -119,8 +119,12 @@ async def zarr_object(request: web.Request) -> web.StreamResponse:
     state: WebState = request.app[STATE]
     served = request.match_info["name"]
     plate = state.plates.get(served)
+    field = state.fields.get(served)
     if plate is not None:  # the whole plate: its fields are <row>/<column>/<field>/...
         store, root = plate.plate.store, plate.plate.root
+    elif field is not None:  # a plate's field (its name's slashes as %2F): not opened
+        where = field.plate.plate
+        store, root = where.store, join(where.root, field.where.well, field.where.field)
     else:
         entry = state.entry(served)
         store, root = entry.dataset.store, entry.dataset.root
