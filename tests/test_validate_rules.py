@@ -214,3 +214,24 @@ def test_label_image_should_have_image_label(tmp_path: Path, version: str) -> No
     assert report.valid
     (warning,) = report.warnings
     assert "no 'image-label'" in warning.message
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_label_images_are_integers(tmp_path: Path, version: str) -> None:
+    """L2: a float label image listed by the labels group, even without 'image-label', is an
+    error from 0.5 on and a warning (with its key and path) in 0.4."""
+    path = image(tmp_path / "img.ome.zarr", version)
+    image(path / "labels" / "cells", version, dtype="float32")
+    group(path / "labels", version, {"labels": ["cells"]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MetadataWarning)
+        report = check(path)
+    array_key = "zarr.json" if version == "0.5" else ".zarray"
+    found = [p for p in report.problems if p.key == f"labels/cells/0/{array_key}"]
+    assert [(p.severity, p.path) for p in found] == [
+        (
+            "error" if version == "0.5" else "warning",
+            "$.data_type" if version == "0.5" else "$.dtype",
+        )
+    ]
+    assert found[0].message == "label level '0' has dtype float32; labels are integers"

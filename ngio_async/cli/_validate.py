@@ -123,8 +123,8 @@ class _Walker:
     def error(self, key: str, path: str, message: str) -> None:
         self.report.problems.append(Problem("error", key, path, message))
 
-    def warn(self, key: str, message: str) -> None:
-        problem = Problem("warning", key, "", message)
+    def warn(self, key: str, message: str, path: str = "") -> None:
+        problem = Problem("warning", key, path, message)
         if problem not in self.report.problems:
             self.report.problems.append(problem)
 
@@ -237,7 +237,7 @@ class _Walker:
             )
         if meta.multiscales is not None:
             self._count_levels(root, key, kind, len(meta.multiscales[0].datasets))
-            await self.levels(root, key, meta)
+            await self.levels(root, key, meta, label=kind == "label")
             if kind != "label":
                 self.child(
                     depth + 1, join(root, "labels"), "labels_optional", parent_version=version
@@ -356,7 +356,7 @@ class _Walker:
                 "a label image must have one level per image level",
             )
 
-    async def levels(self, root: str, key: str, meta: OmeMetadata) -> None:
+    async def levels(self, root: str, key: str, meta: OmeMetadata, *, label: bool) -> None:
         """Cross-node checks: every level's array metadata against the multiscale."""
         assert meta.multiscales is not None
         paths = tuple(d.path for d in meta.multiscales[0].datasets)
@@ -380,6 +380,13 @@ class _Walker:
                         self.error(level_key, "", str(exc))
                     return
             shapes[path] = arr.shape
+            if (label or meta.image_label is not None) and arr.dtype.kind not in "iu":
+                where = "$.data_type" if isinstance(arr, ArrayV3Meta) else "$.dtype"
+                rule = f"label level {path!r} has dtype {arr.dtype}; labels are integers"
+                if meta.version == "0.4":  # stated as a MUST from 0.5 on
+                    self.warn(join(root, path, array_file), rule, where)
+                else:
+                    self.error(join(root, path, array_file), where, rule)
             if isinstance(arr, ArrayV3Meta) and arr.dimension_names is None:
                 self.error(  # NGFF 0.5.2: MUST
                     join(root, path, array_file),
