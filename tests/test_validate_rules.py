@@ -235,3 +235,16 @@ def test_label_images_are_integers(tmp_path: Path, version: str) -> None:
         )
     ]
     assert found[0].message == "label level '0' has dtype float32; labels are integers"
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("name", ["cells", "seg/cells"])
+def test_label_levels_match_the_image(tmp_path: Path, version: str, name: str) -> None:
+    """M10: one label level per image level, also for a label image in a nested path (its
+    image was looked up one group too low, so the rule was skipped)."""
+    path = image(tmp_path / "img.ome.zarr", version, levels=2)
+    image(path / "labels" / name, version, levels=1, dtype="uint8")
+    group(path / "labels", version, {"labels": [name]})
+    (problem,) = check(path).errors
+    assert problem.key == f"labels/{name}/{meta_file(version)}"
+    assert "the label image has 1 levels and its image 2" in problem.message

@@ -118,6 +118,7 @@ class _Walker:
         self.tg: TaskGroup | None = None
         self.image_levels: dict[str, int] = {}  # image root -> its number of levels
         self.acquisitions: dict[str, list[int]] = {}  # plate root -> its acquisition ids
+        self.label_owner: dict[str, str] = {}  # label image root -> its image's root
 
     # -------------------------------------------------------------------- recording
     def error(self, key: str, path: str, message: str) -> None:
@@ -249,6 +250,8 @@ class _Walker:
             await self._check_source(root, key, source.image)
         if meta.labels is not None:
             for name in meta.labels:
+                if root:  # the labels group of the image one level up
+                    self.label_owner[join(root, name)] = root.rpartition("/")[0]
                 self.child(depth + 1, join(root, name), "label", parent_version=version)
             between = {n.rsplit("/", i)[0] for n in meta.labels for i in range(1, n.count("/") + 1)}
             if between and (self.depth is None or depth < self.depth):
@@ -345,8 +348,8 @@ class _Walker:
         if kind != "label":
             self.image_levels[root] = count
             return
-        image_root = root.rsplit("/", 2)[0] if root.count("/") >= 2 else ""
-        expected = self.image_levels.get(image_root)
+        image_root = self.label_owner.get(root)
+        expected = None if image_root is None else self.image_levels.get(image_root)
         if expected is not None and count != expected:
             where = "$.attributes.ome" if key.endswith("zarr.json") else "$"
             self.error(
