@@ -248,3 +248,17 @@ def test_label_levels_match_the_image(tmp_path: Path, version: str, name: str) -
     (problem,) = check(path).errors
     assert problem.key == f"labels/{name}/{meta_file(version)}"
     assert "the label image has 1 levels and its image 2" in problem.message
+
+
+def test_05_child_without_version_is_a_warning(tmp_path: Path) -> None:
+    """A 0.5 group's 'ome' MUST have 'version': a child without one (ome-zarr-py 0.18's labels
+    group) is validated as its parent's version, with a warning (it passed silently)."""
+    path = image(tmp_path / "img.ome.zarr", "0.5")
+    with ngio_async.open(str(path), mode="r+") as ds:
+        ds.labels.create("cells", dtype="uint8").close()
+    edit(path / "labels" / "zarr.json", lambda m: m.pop("version"))
+    report = check(path)
+    assert report.valid
+    (warning,) = report.warnings
+    assert (warning.key, warning.path) == ("labels/zarr.json", "$.attributes.ome")
+    assert warning.message.startswith("no 'version': NGFF 0.5 requires one")

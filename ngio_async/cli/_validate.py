@@ -181,7 +181,14 @@ class _Walker:
         if bare_ok and not _ngff_keys(doc):
             return key, None, True
         if key.endswith("zarr.json") and parent_version is not None:
-            doc = _with_version(doc, parent_version)
+            doc, inherited = _with_version(doc, parent_version)
+            if inherited:
+                self.warn(
+                    key,
+                    f"no 'version': NGFF {parent_version} requires one in every group's 'ome' "
+                    f"(validated as the parent's {parent_version!r})",
+                    "$.attributes.ome",
+                )
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             want = _KIND.get(kind or "", kind)
@@ -574,17 +581,19 @@ def _ngff_keys(raw: bytes, bad: tuple[str, ...] = NGFF_KEYS) -> set[str]:
     return set(NGFF_KEYS).intersection(doc)
 
 
-def _with_version(raw: bytes, version: str) -> Any:
-    """A 0.5 child ``zarr.json`` without ``ome.version`` inherits the parent's (ome-zarr-py)."""
+def _with_version(raw: bytes, version: str) -> tuple[Any, bool]:
+    """A 0.5 child ``zarr.json`` without ``ome.version`` inherits the parent's (ome-zarr-py 0.18
+    writes its labels group so): ``(document, whether it did)``."""
     try:
         doc = msgspec.json.decode(raw)
     except msgspec.DecodeError:
-        return raw
+        return raw, False
     attrs = doc.get("attributes") if isinstance(doc, dict) else None
     ome = attrs.get("ome") if isinstance(attrs, dict) else None
     if isinstance(ome, dict) and "version" not in ome:
         ome["version"] = version
-    return doc
+        return doc, True
+    return doc, False
 
 
 async def validate_hierarchy(
