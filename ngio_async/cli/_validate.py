@@ -1,11 +1,15 @@
 """``ngio-async validate URL``: NGFF validation of a whole hierarchy, concurrently.
 
-Image -> labels -> label images; plate -> wells -> fields (-> their labels); bioformats2raw ->
-series. Every group's metadata is validated on its own (``ngio_async.meta.validate``, with
+Image -> labels -> label images; plate -> rows, wells -> fields (-> their labels);
+bioformats2raw -> its plate, or ``OME/series``, or the groups 0, 1, ... (and the OME-XML's
+Images). Every group's metadata is validated on its own (``ngio_async.meta.validate``, with
 ``strict``), then the cross-node rules are checked by reading every level's array metadata
-(number of dimensions, 0.5 ``dimension_names``, integer labels, levels largest first) and the
-references between nodes (plate -> well, well -> field, labels -> label image). Every problem is
-collected (the walk does not stop at the first one) with its store key and JSON path.
+(number of dimensions, 0.5 ``dimension_names``, integer labels, levels largest first, omero
+channels per channel) and the references between nodes (plate -> well, well -> field and its
+acquisition, labels -> label image and its level count, image-label -> source image). Every
+problem is collected (the walk does not stop at the first one) with its store key and JSON path.
+MUST rules are errors, SHOULD rules warnings (``strict``: the SHOULD fields of the official
+strict schemas are errors too).
 """
 
 from __future__ import annotations
