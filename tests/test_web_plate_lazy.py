@@ -8,6 +8,7 @@ aiohttp's ``TestServer`` on 127.0.0.1.
 
 from __future__ import annotations
 
+import gzip
 import io
 import logging
 from typing import TYPE_CHECKING, Any, Literal
@@ -303,3 +304,22 @@ async def test_listing_reads_again_the_wells_the_store_failed_to_give(
             count = http_server.count()
             await client.get("/api/datasets")
             assert http_server.count() == count
+
+
+async def test_a_large_listing_is_compressed_and_made_once(store: InstrumentedStore) -> None:
+    async with ngio_async.open_plate_async(store) as plate:
+        app = create_app({f"plate{i}": plate for i in range(5)})
+        async with TestClient(TestServer(app)) as client:
+            raw = await client.get("/api/datasets", headers={"Accept-Encoding": "identity"})
+            body = await raw.read()
+            assert len(body) > 4096 and "Content-Encoding" not in raw.headers
+            resp = await client.get(
+                "/api/datasets", headers={"Accept-Encoding": "gzip"}, auto_decompress=False
+            )
+            assert resp.headers["Content-Encoding"] == "gzip"
+            assert resp.headers["Vary"] == "Accept-Encoding"
+            assert gzip.decompress(await resp.read()) == body
+            assert len(await resp.read()) < len(body) / 4
+            listing = app[STATE].listing
+            await client.get("/api/datasets")
+            assert app[STATE].listing is listing  # not made again: nothing changed

@@ -218,17 +218,20 @@ class PlateEntry:
     #: fields is asked for)
     retry: list[str] = field(default_factory=list)
     retry_lock: anyio.Lock = field(default_factory=anyio.Lock)
+    #: bumped whenever what ``/api/datasets`` says of the plate changes
+    revision: int = 0
 
     def mark(self, what: str, *, available: bool) -> bool:
         """Record whether ``what`` (a well or field path) can be opened; whether that is news."""
         if available and what in self.unavailable:
             self.unavailable.remove(what)
-            return True
-        if not available and what not in self.unavailable:
+        elif not available and what not in self.unavailable:
             self.unavailable.append(what)
             self.unavailable.sort()
-            return True
-        return False
+        else:
+            return False
+        self.revision += 1
+        return True
 
     async def read_wells(self, wells: Sequence[str]) -> None:
         """Read the fields of ``wells`` (concurrently, within the plate's ``max_requests``); a
@@ -269,6 +272,7 @@ class PlateEntry:
                     where = FieldOf(self.name, well, image.path, image.acquisition)
                     out[name] = known.get(name) or FieldSlot(name, self, where)
         self.fields = list(out)
+        self.revision += 1
         return out
 
 
@@ -318,6 +322,8 @@ class WebState:
     fields: dict[str, FieldSlot] = field(default_factory=dict)
     #: the open fields, least recently used first
     open_fields: OrderedDict[str, FieldSlot] = field(default_factory=OrderedDict)
+    #: the ``/api/datasets`` body and the plates' revisions it was made at
+    listing: tuple[tuple[int, ...], bytes] | None = None
     #: the ``/api/datasets`` resource, whose path says where the app is mounted
     anchor: AbstractResource | None = None
     #: bounds the worker threads that render tiles and encode regions (CPU-bound)
