@@ -19,6 +19,7 @@ from ngio_async import NotFoundError, StoreError
 from ngio_async.stores import InstrumentedStore, open_store
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
     from ngio_async.stores import AsyncStore
@@ -47,7 +48,7 @@ class NthPut:
         return None
 
 
-def faulty(root: Path, fail: NthPut) -> AsyncStore:
+def faulty(root: Path, fail: Callable[[str, str], BaseException | None]) -> AsyncStore:
     return InstrumentedStore(open_store(root, mkdir=True), fail=fail)
 
 
@@ -81,7 +82,7 @@ async def test_create_failing_put_leaves_no_node_and_a_retry_succeeds(
     await create(str(root), version)  # the same call, retried (no overwrite=True needed)
     with ngio_async.open(str(root)) as ds:
         assert [int(lvl[1, 0, 0]) for lvl in ds.levels] == [9, 9, 9]
-    assert zarr.open_group(str(root), mode="r")["2"][...].min() == 9
+    assert np.asarray(zarr.open_array(str(root / "2"), mode="r")).min() == 9  # zarr-python too
 
 
 @pytest.mark.parametrize(("key", "complete"), [("0/zarr.json", False), ("zarr.json", True)])
@@ -105,7 +106,7 @@ async def test_create_cancelled_mid_put_is_all_or_nothing(
         await create(str(root), "0.5")  # retried
     with ngio_async.open(str(root)) as ds:
         assert [lvl.shape for lvl in ds.levels] == [(2, 96, 80), (2, 48, 40), (2, 24, 20)]
-    assert zarr.open_group(str(root), mode="r")["2"].shape == (2, 24, 20)
+    assert zarr.open_array(str(root / "2"), mode="r").shape == (2, 24, 20)
 
 
 async def test_create_failing_cleanup_says_what_is_left(tmp_path: Path) -> None:
@@ -200,3 +201,32 @@ async def test_create_whose_claim_answer_was_lost_does_not_blame_another_writer(
     assert "another writer" not in str(info.value)
     assert "overwrite=True" in str(info.value)
     assert str(root) in str(info.value)
+
+
+async def test_overwrite_interrupted_while_deleting_leaves_nothing_the_retry_misses(
+    tmp_path: Path,
+) -> None:
+    """create(overwrite=True) over an image with a label fails deleting one of the label's
+    chunks: the retry finds what is left (its metadata is deleted last) and deletes it all;
+    no stale chunk outlives the overwrite (a later label of that name would refuse them)."""
+    root = tmp_path / "img.ome.zarr"
+    await create(str(root), "0.5")
+    async with await ngio_async.open_async(str(root), mode="r+") as ds:
+        await (await ds.labels.create("cells")).write(np.ones((96, 80), "uint32"), pyramid=True)
+
+    def fail(method: str, key: str) -> BaseException | None:
+        return OSError(errno.EIO, "I/O error") if key == "labels/cells/1/c/0/0" else None
+
+    async def overwrite(store: AsyncStore | str) -> None:
+        async with ngio_async.create_async(
+            store, shape=(32, 32), dtype="uint8", axes="yx", overwrite=True
+        ):
+            pass
+
+    with pytest.raises(StoreError, match="labels/cells/1/c/0/0"):
+        await overwrite(faulty(root, fail))
+    await overwrite(str(root))  # retried
+    assert sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()) == [
+        "0/zarr.json",
+        "zarr.json",
+    ]

@@ -695,8 +695,9 @@ async def _prepare_root(
 
     A node is zarr metadata at the root or (when the store lists) anywhere below it: a
     half-written hierarchy would otherwise mix stale arrays into the new image. Stored objects
-    under the array ``paths`` about to be created count too (an interrupted overwrite deletes the
-    metadata first and can leave them behind: the new arrays would read them as their pixels).
+    under the array ``paths`` about to be created count too (an interrupted write, or an
+    overwrite by an older version, which deleted the metadata first, can leave them behind: the
+    new arrays would read them as their pixels).
     Other files are left alone when nothing is found.
     """
     where = f"{store.url.rstrip('/')}/{root}" if root else store.url
@@ -732,13 +733,13 @@ async def _prepare_root(
     what = "a zarr node"
     if not found and store.supports_listing:
         keys = await store.list_prefix(root)
-        found = [k for k in keys if _is_node_key(k)]
-        if found:  # e.g. the arrays of a create interrupted before its group metadata
-            what = "zarr metadata below it but none of its own"
-        elif paths:
-            under = tuple(join(root, p) + "/" for p in paths)
-            found = [k for k in keys if k.startswith(under)]
+        under = tuple(join(root, p) + "/" for p in paths)
+        found = [k for k in keys if under and k.startswith(under) and not _is_node_key(k)]
+        if found:  # the new arrays would read them as their pixels
             what = "stored chunks without metadata"
+        else:  # e.g. the arrays of a create interrupted before its group metadata
+            found = [k for k in keys if _is_node_key(k)]
+            what = "zarr metadata below it but none of its own"
     if not found:
         return
     if not overwrite:
@@ -746,7 +747,7 @@ async def _prepare_root(
         if what == "stored chunks without metadata":
             shown += ", left by an interrupted write or overwrite"
         elif what != "a zarr node":
-            shown += ", as an interrupted create or conversion leaves it"
+            shown += ", as an interrupted create, overwrite or conversion leaves it"
         raise ExistsError(
             f"{where} already holds {what} ({shown}); pass overwrite=True to replace it",
             url=store.url,
@@ -758,12 +759,14 @@ async def _prepare_root(
         )
     if keys is None:
         keys = await store.list_prefix(root)
-    # the group's metadata first (the old image stops opening), then the arrays', then data
+    # the group's metadata first (the old image stops opening), then the data, the metadata
+    # below last: interrupted, what is left is always found again as a node by the retry
+    # (chunks of a label image whose metadata went first were found by nothing, left forever)
     top = {join(root, name) for name in _NODE_KEYS}
     stages = [
         [k for k in keys if k in top],
-        [k for k in keys if _is_node_key(k) and k not in top],
         [k for k in keys if not _is_node_key(k)],
+        [k for k in keys if _is_node_key(k) and k not in top],
     ]
     for stage in stages:
         await _run_all(stage, store.delete, 64)
