@@ -323,3 +323,10 @@ async def test_a_large_listing_is_compressed_and_made_once(store: InstrumentedSt
             listing = app[STATE].listing
             await client.get("/api/datasets")
             assert app[STATE].listing is listing  # not made again: nothing changed
+
+
+def test_blocking_api_objects_are_refused_at_once(plate_url: str) -> None:
+    with ngio_async.open_plate(plate_url) as plate, ngio_async.open(f"{plate_url}/A/1/0") as ds:
+        for name, source in (("p", plate), ("img", ds)):
+            with pytest.raises(TypeError, match=rf"'{name}': a \w+ of the blocking API"):
+                create_app({name: source})

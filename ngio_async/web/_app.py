@@ -71,9 +71,17 @@ def create_app(
     :param cache_seconds: ``Cache-Control: max-age`` of tiles.
     :param max_open_fields: how many plate fields are kept open (all plates together).
     """
-    for name in datasets:
+    from .._sync_api import SyncDataset, SyncPlate
+
+    for name, source in datasets.items():
         if not name or "/" in name or name in (".", ".."):
             raise ValueError(f"invalid dataset name {name!r}: use a non-empty name without '/'")
+        if isinstance(source, SyncDataset | SyncPlate):  # they live on the blocking API's loop
+            kind = "dataset" if isinstance(source, SyncDataset) else "plate"
+            raise TypeError(
+                f"{name!r}: a {kind} of the blocking API (ngio_async.open, open_plate) runs on "
+                "another event loop: give its URL, or open it with open_async / open_plate_async"
+            )
     if max_region_pixels < 1 or tile_size < 1 or cache_seconds < 0 or max_open_fields < 1:
         raise ValueError(
             "max_region_pixels, tile_size and max_open_fields must be >= 1, cache_seconds >= 0"
