@@ -17,6 +17,8 @@ from ngio_async.meta import validate
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from servers import StaticServer
+
 VERSIONS = ["0.4", "0.5"]
 OME_XML = (
     '<?xml version="1.0" encoding="UTF-8"?>'
@@ -178,3 +180,14 @@ def test_series_paths_are_unique(tmp_path: Path, version: str) -> None:
     assert problem.key == f"OME/{'zarr.json' if version == '0.5' else '.zattrs'}"
     assert problem.path.endswith("series[2]")
     assert problem.message == "duplicate series path '0'"
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_over_http(http_root: Path, http_server: StaticServer, version: str) -> None:
+    """A static HTTP server cannot list: the numbered images and the gap are found by reads."""
+    container(http_root, version, ("0", "1", "3"), ome={})
+    url = f"{http_server.url}bf2raw-{version}.ome.zarr"
+    report = anyio.run(lambda: validate_hierarchy(url))
+    assert sorted(report.nodes) == ["", "0", "1", "OME"]
+    (problem,) = report.errors
+    assert (problem.key, problem.message[:40]) == ("3", "image group '3' after a gap ('2' is miss")
