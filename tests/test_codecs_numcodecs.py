@@ -258,13 +258,6 @@ def test_nested_sharding_refuses_codecs_beside_it() -> None:
 
 # ------------------------------------------------------------------------- through the reader
 
-_META_GAP = pytest.mark.xfail(
-    raises=UnsupportedError,
-    strict=True,
-    reason="ngio_async/meta/zarr.py refuses numcodecs.* codec names and nested sharding_indexed "
-    "before the codecs see them",
-)
-
 
 def image_around(root: Path, make: Callable[[Any], Any]) -> str:
     """An NGFF 0.5 image whose one level is the array ``make(store_path)`` writes."""
@@ -278,7 +271,6 @@ def image_around(root: Path, make: Callable[[Any], Any]) -> str:
     return str(root)
 
 
-@_META_GAP
 def test_open_reads_and_writes_numcodecs_arrays(tmp_path: Path) -> None:
     data = make_data("u2")
 
@@ -297,7 +289,6 @@ def test_open_reads_and_writes_numcodecs_arrays(tmp_path: Path) -> None:
     np.testing.assert_array_equal(zarr.open_array(tmp_path / "img.zarr" / "0")[...], data)
 
 
-@_META_GAP
 def test_open_reads_and_writes_nested_shards(tmp_path: Path) -> None:
     data = (np.arange(50 * 70).reshape(50, 70) % 1000).astype("u2")
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import functools
 import math
 import re
-from typing import Any, Final, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias, Union
 
 import msgspec
 import numpy as np
@@ -44,6 +44,8 @@ __all__ = [
     "GroupV3Meta",
     "GzipCodec",
     "GzipConfig",
+    "NUMCODECS_KINDS",
+    "NumcodecsCodec",
     "KeyEncodingConfig",
     "RegularChunkGrid",
     "RegularGridConfig",
@@ -157,15 +159,87 @@ class ShardingCodec(msgspec.Struct, tag="sharding_indexed", tag_field="name", fr
     configuration: ShardingConfig
 
 
-Codec: TypeAlias = (
-    BytesCodec | TransposeCodec | BloscCodec | ZstdCodec | GzipCodec | Crc32cCodec | ShardingCodec
+class NumcodecsCodec(msgspec.Struct, frozen=True, tag_field="name"):
+    """A ``numcodecs.<id>`` codec of zarr-python (``zarr.codecs.numcodecs``): the configuration is
+    numcodecs' keyword arguments, kept as is. One tagged subclass per name (:data:`NUMCODECS_KINDS`)."""
+
+    configuration: dict[str, Any] = {}
+
+    @property
+    def kind(self) -> Literal["array", "serializer", "bytes"]:
+        return NUMCODECS_KINDS[str(type(self).__struct_config__.tag)[len("numcodecs.") :]]
+
+
+#: The numcodecs codecs zarr-python registers as ``numcodecs.<id>``, by kind.
+NUMCODECS_KINDS: Final[dict[str, Literal["array", "serializer", "bytes"]]] = {
+    **dict.fromkeys(("blosc", "lz4", "zstd", "zlib", "gzip", "bz2", "lzma", "shuffle"), "bytes"),
+    **dict.fromkeys(("crc32", "crc32c", "adler32", "fletcher32", "jenkins_lookup3"), "bytes"),
+    **dict.fromkeys(
+        ("delta", "bitround", "fixedscaleoffset", "quantize", "packbits", "astype"), "array"
+    ),
+    **dict.fromkeys(("pcodec", "zfpy"), "serializer"),
+}
+
+_NUMCODECS_TYPES: Final = tuple(
+    msgspec.defstruct(
+        f"Numcodecs_{n}", [], bases=(NumcodecsCodec,), tag=f"numcodecs.{n}", frozen=True
+    )
+    for n in NUMCODECS_KINDS
 )
+
+if TYPE_CHECKING:
+    Codec: TypeAlias = (
+        BytesCodec
+        | TransposeCodec
+        | BloscCodec
+        | ZstdCodec
+        | GzipCodec
+        | Crc32cCodec
+        | ShardingCodec
+        | NumcodecsCodec
+    )
+else:
+    Codec = Union[  # msgspec needs every tagged subclass in the union
+        BytesCodec,
+        TransposeCodec,
+        BloscCodec,
+        ZstdCodec,
+        GzipCodec,
+        Crc32cCodec,
+        ShardingCodec,
+        *_NUMCODECS_TYPES,
+    ]
 
 _CODEC_NAMES: Final = frozenset(
     {"bytes", "transpose", "blosc", "zstd", "gzip", "crc32c", "sharding_indexed"}
+    | {f"numcodecs.{n}" for n in NUMCODECS_KINDS}
 )
-_ARRAY_ARRAY: Final = (TransposeCodec,)
-_ARRAY_BYTES: Final = (BytesCodec, ShardingCodec)
+
+
+def _is_array_array(c: Codec) -> bool:
+    return isinstance(c, TransposeCodec) or (isinstance(c, NumcodecsCodec) and c.kind == "array")
+
+
+def _check_numcodec(c: NumcodecsCodec, path: str) -> None:
+    """Refuse a ``numcodecs.<id>`` whose numcodecs codec is not installed (e.g. ``pcodec``)."""
+    import numcodecs  # local: only arrays with such codecs need the registry
+
+    name = str(type(c).__struct_config__.tag)
+    try:
+        numcodecs.get_codec({"id": name[len("numcodecs.") :], **c.configuration})
+    except numcodecs.errors.UnknownCodecError as exc:
+        raise UnsupportedError(
+            f"codec {name!r} needs numcodecs' {name[len('numcodecs.') :]!r} codec, which is not "
+            f"installed (at {path})"
+        ) from exc
+    except (TypeError, ValueError, KeyError):
+        pass  # configurations are checked with the array's dtype when the codecs are built
+
+
+def _is_array_bytes(c: Codec) -> bool:
+    return isinstance(c, BytesCodec | ShardingCodec) or (
+        isinstance(c, NumcodecsCodec) and c.kind == "serializer"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -545,8 +619,12 @@ def _check_raw_v3(doc: dict[str, Any]) -> None:
         raise UnsupportedError("storage transformers are not supported")
 
 
-def _check_codec_chain(codecs: tuple[Codec, ...], ndim: int, path: str, *, inner: bool) -> None:
-    n_ab = [i for i, c in enumerate(codecs) if isinstance(c, _ARRAY_BYTES)]
+def _check_codec_chain(
+    codecs: tuple[Codec, ...], ndim: int, path: str, chunk_shape: tuple[int, ...] | None
+) -> None:
+    """Check one codec list; ``chunk_shape``: the shape its chunks have if they are inner chunks
+    of a shard (a nested ``sharding_indexed`` must divide it)."""
+    n_ab = [i for i, c in enumerate(codecs) if _is_array_bytes(c)]
     if len(n_ab) != 1:
         raise MetadataError(
             f"expected exactly one array->bytes codec (bytes or sharding_indexed), got {len(n_ab)}",
@@ -555,10 +633,12 @@ def _check_codec_chain(codecs: tuple[Codec, ...], ndim: int, path: str, *, inner
     ab = n_ab[0]
     for i, c in enumerate(codecs):
         cpath = f"{path}[{i}]"
-        if i < ab and not isinstance(c, _ARRAY_ARRAY):
+        if i < ab and not _is_array_array(c):
             raise MetadataError("a bytes->bytes codec cannot precede the array->bytes codec", cpath)
-        if i > ab and isinstance(c, _ARRAY_ARRAY):
+        if i > ab and _is_array_array(c):
             raise MetadataError("an array->array codec must precede the array->bytes codec", cpath)
+        if isinstance(c, NumcodecsCodec):
+            _check_numcodec(c, cpath)
         if isinstance(c, TransposeCodec):
             order = c.configuration.order
             if sorted(order) != list(range(ndim)):
@@ -567,8 +647,6 @@ def _check_codec_chain(codecs: tuple[Codec, ...], ndim: int, path: str, *, inner
                     f"{cpath}.configuration.order",
                 )
         if isinstance(c, ShardingCodec):
-            if inner:
-                raise UnsupportedError(f"nested sharding is not supported (at {cpath})")
             if ab != 0:
                 raise UnsupportedError(
                     f"array->array codecs before sharding_indexed are not supported (at {cpath})"
@@ -585,7 +663,14 @@ def _check_codec_chain(codecs: tuple[Codec, ...], ndim: int, path: str, *, inner
                     f"inner chunk shape has {len(cfg.chunk_shape)} dimensions, expected {ndim}",
                     f"{cpath}.configuration.chunk_shape",
                 )
-            _check_codec_chain(cfg.codecs, ndim, f"{cpath}.configuration.codecs", inner=True)
+            if chunk_shape is not None:  # nested: its inner chunks tile the enclosing ones
+                for d, (o, c_) in enumerate(zip(chunk_shape, cfg.chunk_shape, strict=True)):
+                    if c_ <= 0 or o % c_:
+                        raise MetadataError(
+                            f"inner chunk size {c_} does not divide the chunk size {o}",
+                            f"{cpath}.configuration.chunk_shape[{d}]",
+                        )
+            _check_codec_chain(cfg.codecs, ndim, f"{cpath}.configuration.codecs", cfg.chunk_shape)
             ipath = f"{cpath}.configuration.index_codecs"
             ic = cfg.index_codecs
             if not ic or not isinstance(ic[0], BytesCodec):
@@ -604,7 +689,7 @@ def _validate_v3(meta: ArrayV3Meta) -> ArrayV3Meta:
             f"{len(meta.dimension_names)} dimension names for {len(meta.shape)} dimensions",
             "$.dimension_names",
         )
-    _check_codec_chain(meta.codecs, len(meta.shape), "$.codecs", inner=False)
+    _check_codec_chain(meta.codecs, len(meta.shape), "$.codecs", None)
     sh = meta.sharding
     if sh is not None:
         inner = sh.configuration.chunk_shape
