@@ -42,6 +42,7 @@ import atexit
 import concurrent.futures
 import contextlib
 import functools
+import inspect
 import os
 import threading
 from collections.abc import (
@@ -259,8 +260,11 @@ class Runner(Closing):
 
         :raises RuntimeError: when called from the loop's own thread.
         """
+        return self._run(_Call(functools.partial(fn, *args, **kwargs)))
+
+    def _run(self, job: _Call[T]) -> T:
+        """Run ``job`` on the loop and wait for its result (the body of :meth:`call`)."""
         portal = self.portal
-        job: _Call[T] = _Call(functools.partial(fn, *args, **kwargs))
         try:
             return portal.start_task_soon(job.run).result()
         except concurrent.futures.CancelledError:
@@ -310,7 +314,12 @@ class Runner(Closing):
         ``close()``-d, used as a context manager, or dropped after a ``break``.
         """
         _ = self.portal  # fail fast when closed or on the loop thread
-        return SyncIterator(_drive(self, source, own_runner=False))
+        control = _Control()
+        return SyncIterator(_drive(self, source, control, own_runner=False), control)
+
+
+class _Cancelled(RuntimeError):
+    """The result of a :class:`_Call` cancelled before it finished."""
 
 
 class _Call(Generic[T]):
@@ -338,15 +347,54 @@ class _Call(Generic[T]):
             finally:
                 with self._lock:
                     self._done = True
-        raise RuntimeError("cancelled by the calling thread")  # nobody waits for this result
+        raise _Cancelled("cancelled by the calling thread")  # seen only by a closed iterator
 
     def cancel(self, portal: BlockingPortal) -> None:
         with self._lock:
             self._cancel = True
             scope = None if self._done else self._scope
-        if scope is not None:
-            with contextlib.suppress(RuntimeError):  # the portal is already stopping
-                portal.start_task_soon(scope.cancel)
+        if scope is None:
+            return
+        if in_portal_thread():
+            scope.cancel()  # a callback on the loop itself (a progress function)
+            return
+        with contextlib.suppress(RuntimeError):  # the portal is already stopping
+            portal.start_task_soon(scope.cancel)
+
+
+class _Control:
+    """What :meth:`SyncIterator.close` needs to stop a ``next()`` waiting in another thread:
+    the portal call in flight (cancelled on close) and the closing flag."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.closing = False
+        self._job: tuple[_Call[Any], BlockingPortal] | None = None
+
+    def run(self, runner: Runner, job: _Call[T]) -> T:
+        """``runner``'s call of ``job``, cancelled by :meth:`close` (then :class:`ClosedError`)."""
+        portal = runner.portal
+        with self._lock:
+            if self.closing:
+                raise ClosedError("the iterator was closed")
+            self._job = (job, portal)
+        try:
+            return runner._run(job)
+        except _Cancelled:
+            if self.closing:
+                raise ClosedError("the iterator was closed while next() waited") from None
+            raise
+        finally:
+            with self._lock:
+                self._job = None
+
+    def close(self) -> None:
+        """Set the closing flag and cancel the call in flight (from any thread; never waits)."""
+        with self._lock:
+            self.closing = True
+            job, self._job = self._job, None
+        if job is not None:
+            job[0].cancel(job[1])
 
 
 class _GuardedContextManager(AbstractContextManager[T_co]):
@@ -395,6 +443,7 @@ async def _next_and_ready(it: AsyncIterator[T]) -> list[T]:
 def _drive(
     runner: Runner,
     source: AsyncIterable[T] | AbstractAsyncContextManager[AsyncIterable[T]],
+    control: _Control,
     *,
     own_runner: bool,
 ) -> Generator[T, None, None]:
@@ -413,7 +462,7 @@ def _drive(
         it = aiter(iterable)
         while True:
             try:
-                items = runner.call(_next_and_ready, it)
+                items = control.run(runner, _Call(functools.partial(_next_and_ready, it)))
             except StopAsyncIteration:
                 return
             handed: Callable[[], object] | None = getattr(it, "handed", None)
@@ -451,8 +500,13 @@ class SyncIterator(Closing, Iterator[T]):
     Also a context manager: ``with runner.iterate(src) as it: ...`` closes it on exit.
     """
 
-    def __init__(self, gen: Generator[T, None, None]) -> None:
+    def __init__(self, gen: Generator[T, None, None], control: _Control | None = None) -> None:
         self._gen = gen
+        self._control = control or _Control()
+        # held while the generator runs: close() from another thread waits for its cleanup
+        self._running = threading.RLock()
+        self._consumer: int | None = None  # the thread that called next() last
+        self._stopped_by: int | None = None  # the thread that called close()
         #: an object kept alive while iterating (the sync dataset whose tiles these are)
         self.keep: object = None
 
@@ -460,11 +514,33 @@ class SyncIterator(Closing, Iterator[T]):
         return self
 
     def __next__(self) -> T:
-        return next(self._gen)
+        with self._running:
+            self._consumer = threading.get_ident()
+            if self._control.closing:
+                self._gen.close()  # closed from the loop thread: the cleanup is done here
+                if self._stopped_by not in (None, self._consumer):  # not an ordinary end
+                    raise ClosedError("the iterator was closed by another thread")
+                raise StopIteration
+            return next(self._gen)
 
     def close(self) -> None:
-        """Close the async iterator and exit its context manager now (idempotent)."""
-        self._gen.close()
+        """Close the async iterator and exit its context manager now (idempotent).
+
+        From any thread: a ``next()`` waiting in another thread is cancelled (it raises
+        :class:`~ngio_async.ClosedError`), and ``close()`` returns once the prefetching has
+        stopped. From a progress callback (on the loop, or in the consumer's ``next()``) it
+        only asks for the stop, which the consuming thread carries out. A consumer stopped by another thread's ``close()``
+        gets :class:`~ngio_async.ClosedError` from ``next()``, never a normal end.
+        """
+        if self._stopped_by is None and inspect.getgeneratorstate(self._gen) != "GEN_CLOSED":
+            self._stopped_by = threading.get_ident()  # not over yet: this stops it
+        self._control.close()
+        if in_portal_thread():
+            return  # waiting here would block the loop the consumer waits on
+        with self._running:
+            if inspect.getgeneratorstate(self._gen) == "GEN_RUNNING":
+                return  # called by the consumer's own next() (a progress callback): it stops
+            self._gen.close()
 
 
 # -- one-off helpers (each takes its own lease; hold a Runner for repeated use) -----------------
@@ -484,11 +560,13 @@ def iterate(
     The lease is taken on the first ``next()``, so an iterator that is never started holds none.
     """
 
+    control = _Control()
+
     def gen() -> Generator[T, None, None]:
         runner = Runner()
-        yield from _drive(runner, source, own_runner=True)
+        yield from _drive(runner, source, control, own_runner=True)
 
-    return SyncIterator(gen())
+    return SyncIterator(gen(), control)
 
 
 def wrap_async_context_manager(
