@@ -191,3 +191,12 @@ def test_over_http(http_root: Path, http_server: StaticServer, version: str) -> 
     assert sorted(report.nodes) == ["", "0", "1", "OME"]
     (problem,) = report.errors
     assert (problem.key, problem.message[:40]) == ("3", "image group '3' after a gap ('2' is miss")
+
+
+def test_ome_group_version_matches_the_container(tmp_path: Path) -> None:
+    """V3: a 0.4 OME group (.zattrs) in a 0.5 container is an error (it was not compared)."""
+    path = container(tmp_path, "0.5", ("a",))
+    group(path / "OME", "0.4", {"series": ["a"]})
+    (problem,) = check(path).errors
+    assert (problem.key, problem.path) == ("OME/.zattrs", "$")
+    assert problem.message == "NGFF version 0.4 differs from its parent's 0.5"

@@ -240,13 +240,7 @@ class _Walker:
         if meta is None:
             return
         version = meta.version or parent_version
-        if parent_version is not None and meta.version and meta.version != parent_version:
-            where = "$.attributes.ome.version" if key.endswith("zarr.json") else "$"
-            self.error(  # NGFF: the version MUST be consistent within a hierarchy
-                key,
-                where,
-                f"NGFF version {meta.version} differs from its parent's {parent_version}",
-            )
+        self._check_version(key, meta, parent_version)
         if meta.multiscales is not None:
             self._count_levels(root, key, kind, len(meta.multiscales[0].datasets))
             await self.levels(root, key, meta, label=kind == "label")
@@ -287,6 +281,15 @@ class _Walker:
             await self.series(root, depth, version, plate=meta.plate is not None)
         if depth == 0 and not meta.kinds:
             self.error(key, "$", "no NGFF metadata: not an OME-Zarr group")
+
+    def _check_version(self, key: str, meta: OmeMetadata, parent_version: str | None) -> None:
+        if parent_version is not None and meta.version and meta.version != parent_version:
+            where = "$.attributes.ome.version" if key.endswith("zarr.json") else "$"
+            self.error(  # NGFF: the version MUST be consistent within a hierarchy
+                key,
+                where,
+                f"NGFF version {meta.version} differs from its parent's {parent_version}",
+            )
 
     async def _check_source(self, root: str, key: str, image: str) -> None:
         """``image-label.source.image`` MUST be the relative path to an image group (checked
@@ -465,6 +468,8 @@ class _Walker:
         ome_key, meta, found = await self.read(ome_root, None, version, bare_ok=True)
         if found:
             self.report.nodes[ome_root] = "ome"
+        if meta is not None:
+            self._check_version(ome_key, meta, version)
         if plate:
             return
         series = meta.series if meta is not None else None
