@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
@@ -857,3 +858,29 @@ def test_an_unknown_option_is_reported_under_its_commands_usage(
     assert (code, out) == (2, "")
     assert err.startswith("usage: ngio-async bench ")  # was the top-level usage
     assert err.splitlines()[-1] == "ngio-async bench: error: unrecognized arguments: --levle 2"
+
+
+def test_info_names_numcodecs_and_checksum_codecs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from zarr.codecs import numcodecs as znc
+
+    root = tmp_path / "img.zarr"
+    axes = [{"name": "y", "type": "space"}, {"name": "x", "type": "space"}]
+    scale = [{"type": "scale", "scale": [1.0, 1.0]}]
+    ms = {"axes": axes, "datasets": [{"path": "0", "coordinateTransformations": scale}]}
+    zarr.open_group(root, mode="w", attributes={"ome": {"version": "0.5", "multiscales": [ms]}})
+    with warnings.catch_warnings():  # numcodecs.* codecs are not in the zarr v3 spec
+        warnings.simplefilter("ignore")
+        arr = zarr.create_array(
+            zarr.storage.LocalStore(root / "0"),
+            shape=(8, 8),
+            chunks=(4, 4),
+            dtype="u2",
+            filters=[znc.Delta(dtype="u2")],
+            compressors=[znc.Zlib(level=1), zarr.codecs.Crc32cCodec()],
+        )
+        arr[...] = 1
+    code, out, err = run(["info", str(root)], capsys)
+    assert code == 0, err
+    assert "numcodecs.delta" in out and "numcodecs.zlib" in out and "crc32c" in out

@@ -65,7 +65,7 @@ def _codec_name(codec: Codec) -> list[str]:
         return [f"bytes({endian})" if endian else "bytes"]
     if isinstance(codec, TransposeCodec):
         return [f"transpose{codec.configuration.order}"]
-    return [type(codec).__name__.removesuffix("Codec").lower()]
+    return [str(type(codec).__struct_config__.tag)]  # the codec's name in zarr.json
 
 
 def _v2_codec(cfg: dict[str, Any]) -> str:
