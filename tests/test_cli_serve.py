@@ -130,3 +130,20 @@ def test_serve_plate_subprocess(tmp_path: Path) -> None:
             proc.kill()
             proc.communicate()
     assert proc.returncode == 0, err
+
+
+def test_max_open_fields_reaches_the_server(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ngio_async.cli import _serve
+
+    seen: dict[str, object] = {}
+
+    async def fake_serve(datasets: object, host: str, port: int, **kw: object) -> None:
+        seen.update(kw)  # where serve_urls would open the datasets and listen
+
+    monkeypatch.setattr(_serve, "serve_urls", fake_serve)
+    assert main(["serve", "p.zarr", "--max-open-fields", "3", "--port", "0"]) == 0
+    assert seen["max_open_fields"] == 3
+    assert main(["serve", "p.zarr", "--max-open-fields", "0"]) == 2
+    assert "--max-open-fields" in capsys.readouterr().err

@@ -114,8 +114,7 @@ def run_serve(args: argparse.Namespace) -> int:
         args.port,
         tile_size=args.tile_size,
         max_region_pixels=args.max_region_pixels,
-        # a --max-open-fields option, once the parser has one
-        max_open_fields=getattr(args, "max_open_fields", None),
+        max_open_fields=args.max_open_fields,
         options=store_options(args),
         quiet=args.quiet,
     )

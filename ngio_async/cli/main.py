@@ -195,6 +195,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="largest region.npy answer in elements (default 64 Mi)",
     )
+    p.add_argument(
+        "--max-open-fields",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help="plate fields kept open at once; the least recently used one is closed beyond "
+        "(default 256)",
+    )
     common(p)
     return parser
 
