@@ -164,9 +164,9 @@ async def test_add_image_failing_put_leaves_no_field_and_a_retry_succeeds(
         await add(faulty(root, fail))
     assert [k for k in node_keys(root) if k.startswith("A/2/0")] == []
     await add(str(root))  # retried
-    with ngio_async.open_plate(str(root)) as plate:
-        assert plate.wells == ["A/1", "A/2"]
-        with plate.image("A", "2", field=0) as fov:
+    with ngio_async.open_plate(str(root)) as done:
+        assert done.wells == ["A/1", "A/2"]
+        with done.image("A", "2", field=0) as fov:
             assert int(fov[10, 10]) == 4
 
 
@@ -230,3 +230,33 @@ async def test_overwrite_interrupted_while_deleting_leaves_nothing_the_retry_mis
         "0/zarr.json",
         "zarr.json",
     ]
+
+
+@pytest.mark.filterwarnings("ignore:Consolidated metadata is currently not part")
+@pytest.mark.parametrize("version", ["0.5", "0.4"])
+async def test_failed_overwrite_in_a_consolidated_hierarchy_is_not_read_as_zeros(
+    tmp_path: Path, version: Literal["0.4", "0.5"]
+) -> None:
+    """An overwrite deletes the old image, then fails writing the new one: the consolidated
+    copy above (which zarr-python trusts alone) must not still describe the deleted arrays, or
+    they read as all fill value (0 instead of 5), silently."""
+    fmt = 3 if version == "0.5" else 2
+    zarr.open_group(str(tmp_path), mode="w", zarr_format=fmt)
+    options = {"path": "img", "dtype": "uint8", "axes": "yx", "ngff_version": version}
+    async with ngio_async.create_async(str(tmp_path), shape=(64, 64), levels=2, **options) as ds:
+        await ds.write(np.full((64, 64), 5, "uint8"), pyramid=True)
+    zarr.consolidate_metadata(str(tmp_path), zarr_format=fmt)
+
+    def fail(method: str, key: str) -> BaseException | None:
+        first_new = key in ("img/0/zarr.json", "img/0/.zarray")
+        return OSError(errno.EIO, "I/O error") if method == "put" and first_new else None
+
+    with pytest.raises(StoreError, match="I/O error"):
+        await ngio_async.create_async(
+            faulty(tmp_path, fail), shape=(32, 32), overwrite=True, **options
+        )
+    with pytest.raises(KeyError):
+        zarr.open_group(str(tmp_path), mode="r")["img/0"]  # consolidated view: gone, not zeros
+    async with ngio_async.create_async(str(tmp_path), shape=(32, 32), overwrite=True, **options):
+        pass  # retried
+    assert zarr.open_group(str(tmp_path), mode="r")["img/0"].shape == (32, 32)

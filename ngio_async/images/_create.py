@@ -768,6 +768,9 @@ async def _prepare_root(
         [k for k in keys if not _is_node_key(k)],
         [k for k in keys if _is_node_key(k) and k not in top],
     ]
+    # consolidated copies above stop listing the old node first: were it deleted and the new
+    # one not written (a failure), readers trusting them would read its arrays as fill value
+    await update_consolidated(store, [], removed=root)
     for stage in stages:
         await _run_all(stage, store.delete, 64)
 
