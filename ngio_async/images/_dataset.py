@@ -111,14 +111,17 @@ class Dataset(StoreNode):
         workers: Workers | None = None,
         owns_store: bool = False,
         mode: Mode = "r",
+        parent_version: str | None = None,
     ) -> Dataset:
         """Open the image at ``root`` of an open store (metadata only; no pixel is read).
 
         ``mode="r+"`` allows writes (pixels and metadata); the default ``"r"`` refuses them.
+        ``parent_version``: the NGFF version of the enclosing group (a plate's well), whose
+        documents are read first.
         """
         _check_mode(mode)
         limits = limits or store.limits
-        ome = await read_group_metadata(store, root)
+        ome = await read_group_metadata(store, root, parent_version=parent_version)
         if ome.multiscales is None and ome.bioformats2raw_layout is not None and not ome.plate:
             root = join(root, await _first_series(store, root))  # a bioformats2raw container
             ome = await read_group_metadata(store, root)

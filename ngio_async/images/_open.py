@@ -7,6 +7,7 @@ GETs). NGFF 0.4: ``zarr.json`` is tried first (absent), then ``.zattrs`` and eve
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +43,16 @@ async def read_group_metadata(
     :raises NotFoundError: no zarr group at ``root``.
     :raises MetadataError: the metadata is invalid (the message names the key and JSON path).
     """
+    if parent_version == "0.4":
+        # a 0.4 parent's children are 0.4 groups: .zattrs first, no zarr.json miss per group
+        # (a child without one falls through to the usual order)
+        key = join(root, ".zattrs")
+        with contextlib.suppress(PermissionDeniedError):
+            raw = await store.get(key)
+            if raw is not None:
+                if plain_ok and _plain_v2(raw):
+                    return OmeMetadata()
+                return _validated(bytes(raw), store, key, prefix_hint=None)
     key = join(root, "zarr.json")
     try:
         raw = await store.get(key)

@@ -432,6 +432,7 @@ class Plate(StoreNode):
             limits=self.limits,
             workers=self._workers,
             mode=self.mode if mode is None else mode,
+            parent_version=self.version,
         )
 
     # ---------------------------------------------------------------- writing
