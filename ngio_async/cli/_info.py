@@ -289,11 +289,16 @@ async def _probe(store: AsyncStore, root: str) -> OmeMetadata | None:
 
 
 async def _series(
-    store: AsyncStore, root: str, limiter: anyio.CapacityLimiter
+    store: AsyncStore, root: str, version: str | None, limiter: anyio.CapacityLimiter
 ) -> list[tuple[str, OmeMetadata | None]]:
     """The series of a bioformats2raw container: ``OME/series``, else ``0``, ``1``, ... (probed
     by reading their group metadata, which is kept: each series' metadata is read once)."""
-    ome_group = await _probe(store, join(root, "OME"))
+    try:  # an OME group holding only METADATA.ome.xml has no NGFF metadata: probe 0, 1, ...
+        ome_group: OmeMetadata | None = await read_group_metadata(
+            store, join(root, "OME"), parent_version=version, plain_ok=True
+        )
+    except (NotFoundError, MetadataError):
+        ome_group = None
     if ome_group is not None and ome_group.series:
         return [(path, None) for path in ome_group.series]
     found: list[tuple[str, OmeMetadata | None]] = []
@@ -328,7 +333,7 @@ async def gather_info(url: str, *, sizes: bool = True, **options: Any) -> dict[s
             out["image"] = await _image_info(store, "", sizes=sizes, ome=ome)
         elif ome.bioformats2raw_layout is not None:
             out["kind"] = "bioformats2raw"
-            series = await _series(store, "", limiter)
+            series = await _series(store, "", ome.version, limiter)
             out["series"] = await _each(
                 series,
                 lambda s: _image_info(store, s[0], sizes=sizes, ome=s[1]),

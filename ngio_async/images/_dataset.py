@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
 import anyio
 import numpy as np
 
-from .._errors import NotFoundError, ReadOnlyError, UnsupportedError
+from .._errors import MetadataError, NotFoundError, ReadOnlyError, UnsupportedError
 from .._prefetch import first_error, prefetch as start_prefetch
 from .._workers import Workers
 from ..engine import default_tile_shape, keys_ahead, normalize_selection, tile_grid
@@ -123,7 +123,7 @@ class Dataset(StoreNode):
         limits = limits or store.limits
         ome = await read_group_metadata(store, root, parent_version=parent_version)
         if ome.multiscales is None and ome.bioformats2raw_layout is not None and not ome.plate:
-            root = join(root, await _first_series(store, root))  # a bioformats2raw container
+            root = join(root, await _first_series(store, root, ome.version))  # bioformats2raw
             ome = await read_group_metadata(store, root)
         if ome.multiscales is None:
             kinds = ", ".join(ome.kinds) or "none"
@@ -983,7 +983,6 @@ def _lenient(attrs: dict[str, Any]) -> tuple[OmeMetadata, tuple[Any, str] | None
     """The validated model of group ``attrs`` and ``None``; or, when only its ``omero`` block
     breaks a rule (the image opened without it), the model without it and (the raw block, the
     rule it breaks)."""
-    from .._errors import MetadataError
     from ..meta import validate
     from ._open import _without_omero
 
@@ -1090,12 +1089,15 @@ async def closing_store_on_error(
         raise
 
 
-async def _first_series(store: AsyncStore, root: str) -> str:
+async def _first_series(store: AsyncStore, root: str, version: str | None) -> str:
     """The first series of a bioformats2raw container: ``OME/series[0]`` when the ``OME``
-    group lists them, else ``0``."""
+    group lists them, else ``0`` (no ``OME`` group, or one holding no NGFF metadata: only
+    ``METADATA.ome.xml``; a broken one is left to ``validate``)."""
     try:
-        listing = await read_group_metadata(store, join(root, "OME"))
-    except NotFoundError:
+        listing = await read_group_metadata(
+            store, join(root, "OME"), parent_version=version, plain_ok=True
+        )
+    except (NotFoundError, MetadataError):
         return "0"
     return listing.series[0] if listing.series else "0"
 
