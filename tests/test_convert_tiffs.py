@@ -191,7 +191,17 @@ async def test_a_region_of_an_uncompressed_strip_reads_only_its_bytes(tmp_path: 
 
 
 @pytest.mark.parametrize(
-    "kind", ["stack", "rgb", "planar-rgb", "big-endian", "imagej-tzcyx", "ome-tczyx", "shifted"]
+    "kind",
+    [
+        "stack",
+        "rgb",
+        "planar-rgb",
+        "big-endian",
+        "imagej-tzcyx",
+        "ome-tczyx",
+        "shifted",
+        "pages-apart",
+    ],
 )
 async def test_uncompressed_regions_read_from_the_file_are_exact(tmp_path: Path, kind: str) -> None:
     src = tmp_path / f"{kind}.tif"
@@ -209,12 +219,18 @@ async def test_uncompressed_regions_read_from_the_file_are_exact(tmp_path: Path,
         tifffile.imwrite(src, ramp((2, 3, 2, 37, 41)), imagej=True, metadata={"axes": "TZCYX"})
     elif kind == "ome-tczyx":
         tifffile.imwrite(src, ramp((2, 2, 3, 37, 41)), ome=True, metadata={"axes": "TCZYX"})
+    elif kind == "pages-apart":  # each page's IFD between the pages' pixels
+        with tifffile.TiffWriter(src, bigtiff=True) as tif:
+            for plane in ramp((4, 37, 41)):
+                tif.write(plane, photometric="minisblack", metadata=None, description="p")
     else:  # a description before the pixels: the data does not start at the first page
         tifffile.imwrite(
             src, ramp((3, 37, 41)), photometric="minisblack", description="x" * 1001, metadata=None
         )
     async with TiffSource(src) as source:
-        assert source._direct[0] is not None  # read from the file, not through the zarr view
+        direct = source._direct[0]  # read from the file, not through the zarr view
+        assert direct is not None
+        assert (direct[3] > 0) == (kind == "pages-apart")  # located page by page
         whole = await source.read(tuple(slice(None) for _ in source.shape))
         rng = np.random.default_rng(0)
         for _ in range(20):

@@ -594,8 +594,7 @@ class TiffSource:
         direct = self._direct[level]
         if direct is None:
             return np.asarray(self._zarr(level)[selection])
-        offset, dtype, shape = direct
-        return _read_contiguous(self.url, offset, dtype, shape, selection)
+        return _read_contiguous(self.url, direct, selection)
 
     async def read(self, region: tuple[slice, ...], level: int = 0) -> NDArray[Any]:
         """Read ``region`` (one slice per axis, NGFF order) of ``level`` in a worker thread."""
@@ -621,34 +620,42 @@ class TiffSource:
         return f"<TiffSource {self.url} axes={''.join(self.axes)} shape={self.shape} {self.dtype}>"
 
 
-def _direct(tif: Any, level: Any) -> tuple[int, np.dtype[Any], tuple[int, ...]] | None:
-    """``(offset, dtype, shape)`` of a level whose pixels lie uncompressed and contiguous in a
-    local file (as :func:`tifffile.memmap` maps them), else ``None``."""
+_Direct = tuple[tuple[int, ...], np.dtype[Any], tuple[int, ...], int]
+
+
+def _direct(tif: Any, level: Any) -> _Direct | None:
+    """``(offsets, dtype, shape, lead)`` of a level whose pixels lie uncompressed in a local
+    file, each page's contiguous (``offsets``: one per page; the first ``lead`` axes of
+    ``shape`` number the pages), or the whole level's (one offset, ``lead`` 0: as
+    :func:`tifffile.memmap` maps it); else ``None``."""
     try:
-        if not tif.filehandle.is_file:
-            return None
-        offset = level.dataoffset
         key = level.keyframe
-        if offset is None or key.dtype is None or not key.is_memmappable:
+        if not tif.filehandle.is_file or key.dtype is None or not key.is_final:
             return None
         if int(key.bitspersample) != key.dtype.itemsize * 8:
             return None
         dtype = np.dtype(tif.byteorder + key.dtype.char)
-        return int(offset), dtype, tuple(int(n) for n in level.shape)
+        shape = tuple(int(n) for n in level.shape)
+        if level.dataoffset is not None:
+            return (int(level.dataoffset),), dtype, shape, 0
+        pages = list(level.pages)
+        lead = len(shape) - len(key.shape)
+        if lead < 0 or shape[lead:] != tuple(int(n) for n in key.shape):
+            return None
+        if math.prod(shape[:lead]) != len(pages):
+            return None
+        if any(p is None or not len(p.dataoffsets) or not p.is_final for p in pages):
+            return None
+        return tuple(int(p.dataoffsets[0]) for p in pages), dtype, shape, lead
     except (AttributeError, TypeError, ValueError):
         return None
 
 
-def _read_contiguous(
-    path: str,
-    offset: int,
-    dtype: np.dtype[Any],
-    shape: tuple[int, ...],
-    selection: tuple[Any, ...],
-) -> NDArray[Any]:
-    """``array[selection]`` of the C-order array of ``shape`` stored at ``offset`` in ``path``
-    (integers and step-1 slices), one read per contiguous run of the region (a row segment,
-    or several whole rows): no more bytes than the region's are read or kept."""
+def _read_contiguous(path: str, direct: _Direct, selection: tuple[Any, ...]) -> NDArray[Any]:
+    """``array[selection]`` (integers and step-1 slices) of a level :func:`_direct` located,
+    one read per contiguous run of the region (a row segment, or several whole rows of a
+    page): no more bytes than the region's are read or kept."""
+    offsets, dtype, shape, lead = direct
     bounds: list[tuple[int, int]] = []
     for sel, n in zip(selection, shape, strict=True):
         if isinstance(sel, slice):
@@ -662,18 +669,20 @@ def _read_contiguous(
     lengths = [b - a for a, b in bounds]
     out = np.empty(lengths, dtype)
     if out.size:
-        # axes after k are whole: a run spans axis k's range and everything after it
+        # axes after k are whole: a run spans axis k's range and everything after it in a page
         k = len(shape) - 1
-        while k > 0 and bounds[k] == (0, shape[k]):
+        while k > lead and bounds[k] == (0, shape[k]):
             k -= 1
-        strides = [math.prod(shape[i + 1 :]) for i in range(len(shape))]
+        strides = [math.prod(shape[i + 1 :]) for i in range(lead, len(shape))]
         runs = out.reshape(math.prod(lengths[:k]), -1)
         with open(path, "rb", buffering=0) as f:
             for row, index in zip(
                 runs, itertools.product(*(range(a, b) for a, b in bounds[:k])), strict=True
             ):
-                first = sum(i * st for i, st in zip(index, strides, strict=False))
-                f.seek(offset + (first + bounds[k][0] * strides[k]) * dtype.itemsize)
+                page = int(np.ravel_multi_index(index[:lead], shape[:lead])) if lead else 0
+                inner = sum(i * st for i, st in zip(index[lead:], strides, strict=False))
+                inner += bounds[k][0] * strides[k - lead]
+                f.seek(offsets[page] + inner * dtype.itemsize)
                 view = memoryview(row.view(np.uint8).data)
                 while view.nbytes:
                     n = f.readinto(view)
