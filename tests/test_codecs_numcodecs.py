@@ -21,7 +21,7 @@ import zarr.codecs.numcodecs as znc
 from zarr.storage import MemoryStore
 
 import ngio_async
-from ngio_async._errors import CodecError, UnsupportedError
+from ngio_async._errors import CodecError, MetadataError, UnsupportedError
 from ngio_async.codecs import ChunkCodec, ShardCodec, ShardedChunkCodec
 from ngio_async.meta.zarr import Codec, ShardingCodec, ShardingConfig
 
@@ -307,3 +307,23 @@ def test_open_reads_and_writes_nested_shards(tmp_path: Path) -> None:
         ds.write(np.full((10, 30), 5, "u2"), y=slice(17, 27), x=slice(1, 31))
     data[17:27, 1:31] = 5
     np.testing.assert_array_equal(zarr.open_array(tmp_path / "img.zarr" / "0")[...], data)
+
+
+def test_a_bad_codec_configuration_names_the_array(tmp_path: Path) -> None:
+    def make(store: Any) -> None:
+        arr = zarr.create_array(
+            store, shape=(8, 8), chunks=(4, 4), dtype="u2",
+            filters=[znc.FixedScaleOffset(offset=0, scale=1, dtype="u2")],
+        )  # fmt: skip
+        arr[...] = 1
+
+    url = image_around(tmp_path / "img.zarr", make)
+    doc_path = tmp_path / "img.zarr" / "0" / "zarr.json"
+    doc = json.loads(doc_path.read_text())
+    for codec in doc["codecs"]:
+        if codec["name"] == "numcodecs.fixedscaleoffset":
+            codec["configuration"]["dtype"] = "nonsense"
+    doc_path.write_text(json.dumps(doc))
+    with pytest.raises(MetadataError, match=r"img\.zarr/0/zarr\.json: .*nonsense"):  # noqa: SIM117
+        with ngio_async.open(url) as ds:
+            ds.read()

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 import anyio
 import numpy as np
 
-from .._errors import CodecError, ReadOnlyError
+from .._errors import CodecError, MetadataError, ReadOnlyError, UnsupportedError
 from .._prefetch import first_error, prefetch
 from ..codecs import ChunkCodec, ShardCodec, ShardIndex
 from ..engine import (
@@ -120,7 +120,12 @@ class Level:
         self.meta = meta
         self.scale = scale
         self.translation = translation
-        self.codec: ChunkCodec | ShardCodec = ChunkCodec.from_meta(meta)
+        try:
+            self.codec: ChunkCodec | ShardCodec = ChunkCodec.from_meta(meta)
+        except MetadataError as exc:  # say which array's metadata
+            raise MetadataError(f"{self._where()}: {exc.rule}", exc.path) from None
+        except UnsupportedError as exc:
+            raise UnsupportedError(f"{self._where()}: {exc}") from None
         # a read inside one chunk is one GET, except in one-chunk shards (a whole-shard GET
         # beats an index + a range); never while writing (shard reads take the write lock)
         self._chunk_reads = not (
@@ -205,6 +210,11 @@ class Level:
         return BasicSelection(
             tuple(slice(0, n) for n in full), backwards, sel.drop_axes, sel.new_axes
         ).apply(out)
+
+    def _where(self) -> str:
+        """The URL of this array's metadata document."""
+        doc = "zarr.json" if self.meta.zarr_format == 3 else ".zarray"
+        return "/".join(p for p in (self.store.url.rstrip("/"), self.path, doc) if p)
 
     @property
     def reads_locally(self) -> bool:
