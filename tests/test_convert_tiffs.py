@@ -243,3 +243,18 @@ async def test_uncompressed_regions_read_from_the_file_are_exact(tmp_path: Path,
         ref = tifffile.imread(src)
     assert whole.dtype.isnative
     assert sorted(whole.ravel().tolist()) == sorted(ref.ravel().tolist())
+
+
+async def test_tiles_of_a_one_strip_plane_are_no_whole_plane(tmp_path: Path) -> None:
+    # the dataset's chunks were the TIFF's strips: ds.tiles() over an ImageJ plane yielded
+    # the whole plane as one tile (a 1 GiB tile for a 1 GiB image)
+    data = ramp((1, 2048, 1500))
+    tifffile.imwrite(tmp_path / "ij.tif", data, imagej=True)
+    async with ngio_async.open_async(tmp_path / "ij.tif") as ds:
+        assert ds.levels[0].chunks == (1024, 1024)
+        seen = np.zeros(data.shape[1:], int)
+        async for tile in ds.tiles():
+            assert tile.data.nbytes <= 1024 * 1024 * 2
+            np.testing.assert_array_equal(tile.data, data[0][tile.region])
+            seen[tile.region] += 1
+        assert (seen == 1).all()

@@ -555,11 +555,21 @@ class TiffSource:
         return self.level_chunks(0)
 
     def level_chunks(self, level: int) -> tuple[int, ...]:
-        """:attr:`chunks` of resolution level ``level`` (from a worker thread in async code)."""
+        """:attr:`chunks` of resolution level ``level`` (from a worker thread in async code).
+
+        Uncompressed data read from the file region by region has no read unit: its strips
+        (a whole plane, as ImageJ writes them) are cut to at most 1024 x 1024 in y/x, so that
+        a tile of a dataset over the TIFF is no whole plane."""
         src_chunks = self._zarr(level).chunks
         chunks = tuple(int(src_chunks[i]) for i in self._src_of)
         v = self._virtual
-        return chunks if v is None else (*chunks[:v], 1, *chunks[v:])
+        chunks = chunks if v is None else (*chunks[:v], 1, *chunks[v:])
+        if self._direct[level] is None:
+            return chunks
+        return tuple(
+            min(c, _DIRECT_TILE) if a in ("y", "x") else c
+            for c, a in zip(chunks, self.axes, strict=True)
+        )
 
     def read_sync(self, region: tuple[slice, ...], level: int = 0) -> NDArray[Any]:
         """Read ``region`` (NGFF axis order) of resolution ``level`` in the calling thread."""
@@ -621,6 +631,7 @@ class TiffSource:
 
 
 _Direct = tuple[tuple[int, ...], np.dtype[Any], tuple[int, ...], int]
+_DIRECT_TILE = 1024  # y/x chunks of uncompressed levels read from the file
 
 
 def _direct(tif: Any, level: Any) -> _Direct | None:
