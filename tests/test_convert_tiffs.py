@@ -258,3 +258,18 @@ async def test_tiles_of_a_one_strip_plane_are_no_whole_plane(tmp_path: Path) -> 
             np.testing.assert_array_equal(tile.data, data[0][tile.region])
             seen[tile.region] += 1
         assert (seen == 1).all()
+
+
+async def test_every_image_tifffile_wrote_to_one_file_converts(tmp_path: Path) -> None:
+    # two images written to one file (tifffile's "shaped" series): the second was dropped
+    first, second = ramp((3, 40, 50)), ramp((60, 70), "uint8")
+    with tifffile.TiffWriter(tmp_path / "two.tif") as tif:
+        tif.write(first, photometric="minisblack")
+        tif.write(second, photometric="minisblack")
+    dst = tmp_path / "two.ome.zarr"
+    result = await ngio_async.convert(tmp_path / "two.tif", dst)
+    assert result.series == ("0", "1")
+    for i, data in enumerate((first, second)):
+        async with ngio_async.open_async(dst / str(i)) as ds:
+            np.testing.assert_array_equal(await ds.read(), data)
+    assert not (dst / "OME" / "METADATA.ome.xml").exists()  # no OME-XML to keep

@@ -810,11 +810,17 @@ async def convert(
 
 # ------------------------------------------------------------------------------ series
 def _whole_file(source: ImageSource, owns: bool, options: Mapping[str, Any]) -> bool:
-    """Whether ``source`` is the first of several images of an OME-TIFF (the positions of a
-    multi-position acquisition) opened from a path with no ``series`` chosen: then every
-    series converts, into a bioformats2raw container."""
+    """Whether ``source`` is the first of several images of a TIFF (the positions of a
+    multi-position OME-TIFF, the images tifffile wrote to one file) opened from a path with no
+    ``series`` chosen: then every series converts, into a bioformats2raw container. (The
+    other series of a whole-slide image, its label and macro pictures, are left out.)"""
     count = getattr(source, "series_count", 1)
-    return owns and "series" not in options and count > 1 and bool(getattr(source, "ome_xml", None))
+    return (
+        owns
+        and "series" not in options
+        and count > 1
+        and getattr(source, "series_are_images", False)
+    )
 
 
 def _source_job(src: ImageSource, root: str, plan: ImagePlan, limits: Limits) -> _Job:

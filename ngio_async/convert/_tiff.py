@@ -406,9 +406,14 @@ class TiffSource:
             self._tif.close()
             raise CodecError(f"{self.url} holds no image (a corrupt or empty TIFF)", key=self.url)
         #: how many series the file holds (the positions of a multi-position OME-TIFF, or a
-        #: whole-slide image's thumbnails); ``ome_xml``: its OME-XML, if any
+        #: whole-slide image's label and macro images); ``ome_xml``: its OME-XML, if any
         self.series_count = count
         self.ome_xml: str | None = self._tif.ome_metadata if self._tif.is_ome else None
+        #: whether every series is an image of its own (OME-XML images, tifffile's "shaped"
+        #: series, pages of other shapes), rather than a slide's label or thumbnail
+        self.series_are_images = bool(self.ome_xml) or all(
+            getattr(x, "kind", "") in ("shaped", "generic") for x in self._tif.series
+        )
         if not 0 <= series < count:
             self._tif.close()
             raise ValueError(f"series={series}: {self.url} has {count} series (0 to {count - 1})")
