@@ -21,6 +21,11 @@ level 0's tiles as they are written (``writer(pyramid=True)``: level 0 is never 
 before the group metadata is written; a pyramidal TIFF whose own levels have exactly the
 requested levels' shapes has them copied instead (nothing is computed).
 
+A TIFF of several images (a multi-position OME-TIFF; several images tifffile wrote to one
+file) with no ``series`` chosen converts whole, into a bioformats2raw container: series ``i``
+at ``i/``, the OME-XML at ``OME/METADATA.ome.xml`` (``<MetadataOnly/>``), the ``OME`` group
+listing the series, the container group **last** (``ConvertResult.series``).
+
 An HCS plate (NGFF 0.4 or 0.5) converts whole: every field image as above (``decode_threads``
 fields at a time, sharing the prefetch bounds and one pool of decode and one of encode
 threads), then the row and well groups, and the plate group **last**: an interrupted plate
