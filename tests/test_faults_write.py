@@ -260,3 +260,52 @@ async def test_failed_overwrite_in_a_consolidated_hierarchy_is_not_read_as_zeros
     async with ngio_async.create_async(str(tmp_path), shape=(32, 32), overwrite=True, **options):
         pass  # retried
     assert zarr.open_group(str(tmp_path), mode="r")["img/0"].shape == (32, 32)
+
+
+def cancelling(root: Path, scope: anyio.CancelScope, at: str) -> AsyncStore:
+    """A store on ``root`` that cancels ``scope`` when the put of ``at`` starts (as
+    ``anyio.fail_after`` or Ctrl-C in the blocking API would fire at that moment)."""
+
+    def hook(method: str, key: str) -> None:
+        if method == "put" and key == at:
+            scope.cancel()
+
+    return InstrumentedStore(open_store(root), fail=hook)
+
+
+async def test_labels_create_cancelled_at_its_group_document_is_listed_or_gone(
+    tmp_path: Path,
+) -> None:
+    """Cancelled while the label's group document is put: the label ends listed, or gone
+    (never complete but unlisted: the retry was refused, 'already holds a zarr node')."""
+    root = tmp_path / "img.ome.zarr"
+    await create(str(root), "0.5")
+    with anyio.CancelScope() as scope:
+        store = cancelling(root, scope, "labels/cells/zarr.json")
+        async with await ngio_async.open_async(store, mode="r+") as ds:
+            await ds.labels.create("cells")
+    assert scope.cancelled_caught
+    async with await ngio_async.open_async(str(root), mode="r+") as ds:
+        if "cells" not in await ds.labels.names():
+            assert [k for k in node_keys(root) if k.startswith("labels/cells")] == []
+            await ds.labels.create("cells")  # retried
+        assert await ds.labels.names() == ["cells"]
+
+
+async def test_add_image_cancelled_at_its_group_document_is_listed_or_gone(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "plate.ome.zarr"
+    async with ngio_async.create_plate_async(str(root), rows=["A"], columns=["1"]):
+        pass
+    with anyio.CancelScope() as scope:
+        store = cancelling(root, scope, "A/1/0/zarr.json")
+        async with await ngio_async.open_plate_async(store, mode="r+") as plate:
+            await plate.add_image("A", "1", shape=(32, 32), dtype="uint8", levels=1)
+    assert scope.cancelled_caught
+    async with await ngio_async.open_plate_async(str(root), mode="r+") as plate:
+        if not plate.wells:
+            assert [k for k in node_keys(root) if k.startswith("A/1/0")] == []
+            await (await plate.add_image("A", "1", shape=(32, 32), dtype="uint8")).aclose()
+    with ngio_async.open_plate(str(root)) as done:
+        assert done.image_paths() == [("A/1", "0")]

@@ -960,9 +960,9 @@ async def write_plan_metadata(
 
     A failure (or cancellation) before the group documents are all written removes the
     documents written so far (best effort), so that the same call can simply be retried. The
-    claim and the group documents' puts are shielded from cancellation: a put cancelled in
-    flight may still land after that cleanup (obstore), leaving NGFF metadata without its
-    arrays (or an unclaimed node a retry is refused)."""
+    claim, and everything from the group documents on, are shielded from cancellation: a put
+    cancelled in flight may still land after that cleanup (obstore), leaving NGFF metadata
+    without its arrays (or an unclaimed node a retry is refused)."""
     await _prepare_root(store, root, overwrite, paths=plan.paths)
     arrays = [(join(root, k), d) for k, d in plan.array_documents()]
     groups = [(join(root, k), d) for k, d in plan.group_documents()]
@@ -971,13 +971,20 @@ async def write_plan_metadata(
             await _claim(store, root, arrays[0])
     try:
         await _put_all(store, arrays if overwrite else arrays[1:], consolidate=False)
-        with anyio.CancelScope(shield=True):  # cancelled mid-put, it could land after cleanup
-            for key, data in groups:
-                await store.put(key, data)
     except BaseException as exc:
         await discard_documents(store, root, [k for k, _ in groups + arrays], exc)
         raise
-    await update_consolidated(store, arrays + groups, removed=root if overwrite else None)
+    # the rest runs to its end: cancelled mid-put, a put could land after the cleanup; and a
+    # cancellation after the group documents would leave a complete node its caller (a label,
+    # a field) does not know of, never listed
+    with anyio.CancelScope(shield=True):
+        try:
+            for key, data in groups:
+                await store.put(key, data)
+        except BaseException as exc:
+            await discard_documents(store, root, [k for k, _ in groups + arrays], exc)
+            raise
+        await update_consolidated(store, arrays + groups, removed=root if overwrite else None)
 
 
 async def discard_documents(
