@@ -309,3 +309,22 @@ async def test_add_image_cancelled_at_its_group_document_is_listed_or_gone(
             await (await plate.add_image("A", "1", shape=(32, 32), dtype="uint8")).aclose()
     with ngio_async.open_plate(str(root)) as done:
         assert done.image_paths() == [("A/1", "0")]
+
+
+class ClaimTimesOutAfterLanding(InstrumentedStore):
+    """A conditional put stored by the server whose answer never comes (a timeout)."""
+
+    async def _put_once(self, key: str, data: bytes | memoryview, *, if_absent: bool) -> bool:
+        landed = await super()._put_once(key, data, if_absent=if_absent)
+        if if_absent:
+            raise TimeoutError("no answer")
+        return landed
+
+
+async def test_create_whose_claim_landed_without_an_answer_goes_on(tmp_path: Path) -> None:
+    """The claim timed out but is stored, byte for byte: the create is complete (it stopped
+    with a StoreTimeoutError and left a claim that refused every retry)."""
+    root = tmp_path / "img.ome.zarr"
+    await create(ClaimTimesOutAfterLanding(open_store(root, mkdir=True)), "0.5")
+    with ngio_async.open(str(root)) as ds:
+        assert [int(lvl[0, 0, 0]) for lvl in ds.levels] == [9, 9, 9]

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import anyio
 import numpy as np
 
-from .._errors import ExistsError, UnsupportedError
+from .._errors import ExistsError, PermissionDeniedError, StoreError, UnsupportedError
 from ..meta import (
     Axis,
     Channel,
@@ -943,8 +943,6 @@ async def update_consolidated(
 
 async def _get_or_none(store: AsyncStore, key: str) -> Any:
     """``store.get(key)``; ``None`` also where a store answers 403 for a missing key."""
-    from .._errors import PermissionDeniedError
-
     try:
         return await store.get(key)
     except PermissionDeniedError:
@@ -1015,12 +1013,15 @@ async def _claim(store: AsyncStore, root: str, first: tuple[str, bytes]) -> None
     except UnsupportedError:
         await store.put(*first)
         claimed = True
+    except StoreError as exc:  # no answer (a timeout, a reset): the put may have landed
+        if isinstance(exc, PermissionDeniedError) or not await _holds(store, *first):
+            raise
+        claimed = True  # it did: the node is this create's (a retry would be refused by it)
     if claimed:
         return
     where = f"{store.url.rstrip('/')}/{root}" if root else store.url
     why = "was created meanwhile by another writer"
-    stored = await _get_or_none(store, first[0])
-    if stored is not None and bytes(stored) == first[1]:
+    if await _holds(store, *first):
         # obstore retries a conditional put whose answer was lost: the retry finds our own
         why = (
             "holds the very document this create claims it with, written meanwhile by "
@@ -1032,6 +1033,15 @@ async def _claim(store: AsyncStore, root: str, first: tuple[str, bytes]) -> None
         url=store.url,
         key=first[0],
     )
+
+
+async def _holds(store: AsyncStore, key: str, data: bytes) -> bool:
+    """Whether ``key`` holds exactly ``data`` (``False`` also when it cannot be read)."""
+    try:
+        stored = await _get_or_none(store, key)
+    except StoreError:
+        return False
+    return stored is not None and bytes(stored) == data
 
 
 async def create_in(
