@@ -7,7 +7,6 @@ GETs). NGFF 0.4: ``zarr.json`` is tried first (absent), then ``.zattrs`` and eve
 
 from __future__ import annotations
 
-import contextlib
 import warnings
 from typing import TYPE_CHECKING, Any
 
@@ -43,16 +42,16 @@ async def read_group_metadata(
     :raises NotFoundError: no zarr group at ``root``.
     :raises MetadataError: the metadata is invalid (the message names the key and JSON path).
     """
+    zattrs: Any = _UNREAD  # .zattrs as read first (bytes, None: missing, or the 403)
     if parent_version == "0.4":
         # a 0.4 parent's children are 0.4 groups: .zattrs first, no zarr.json miss per group
-        # (a child without one falls through to the usual order)
-        key = join(root, ".zattrs")
-        with contextlib.suppress(PermissionDeniedError):
-            raw = await store.get(key)
-            if raw is not None:
-                if plain_ok and _plain_v2(raw):
-                    return OmeMetadata()
-                return _validated(bytes(raw), store, key, prefix_hint=None)
+        # (a child without one goes on in the usual order, without reading .zattrs again)
+        try:
+            zattrs = await store.get(join(root, ".zattrs"))
+        except PermissionDeniedError as exc:
+            zattrs = exc
+        if zattrs is not None and not isinstance(zattrs, PermissionDeniedError):
+            return _zattrs_metadata(zattrs, store, join(root, ".zattrs"), plain_ok)
     key = join(root, "zarr.json")
     try:
         raw = await store.get(key)
@@ -88,7 +87,12 @@ async def read_group_metadata(
         return _validated(attrs, store, key, prefix_hint="attributes")
     key = join(root, ".zattrs")
     try:
-        raw = await store.get(key)
+        if zattrs is _UNREAD:
+            raw = await store.get(key)
+        elif isinstance(zattrs, PermissionDeniedError):
+            raise zattrs
+        else:
+            raw = zattrs
     except PermissionDeniedError:
         if denied is None:
             raise
@@ -109,6 +113,13 @@ async def read_group_metadata(
             url=store.url,
             key=key,
         )
+    return _zattrs_metadata(raw, store, key, plain_ok)
+
+
+_UNREAD: Any = object()
+
+
+def _zattrs_metadata(raw: Any, store: AsyncStore, key: str, plain_ok: bool) -> OmeMetadata:
     if plain_ok and _plain_v2(raw):
         return OmeMetadata()
     return _validated(bytes(raw), store, key, prefix_hint=None)
