@@ -328,3 +328,19 @@ async def test_create_whose_claim_landed_without_an_answer_goes_on(tmp_path: Pat
     await create(ClaimTimesOutAfterLanding(open_store(root, mkdir=True)), "0.5")
     with ngio_async.open(str(root)) as ds:
         assert [int(lvl[0, 0, 0]) for lvl in ds.levels] == [9, 9, 9]
+
+
+# 0.5: the groups A, B, A/1, A/2, B/1, B/2 (concurrently), then the plate's zarr.json
+@pytest.mark.parametrize("n", [3, 7])
+async def test_create_plate_failing_put_leaves_no_groups_and_a_retry_succeeds(
+    tmp_path: Path, n: int
+) -> None:
+    root = tmp_path / "plate.ome.zarr"
+    options = {"rows": ["A", "B"], "columns": ["1", "2"]}
+    with pytest.raises(StoreError, match="No space left"):
+        await ngio_async.create_plate_async(faulty(root, NthPut(n)), **options)
+    assert node_keys(root) == []
+    async with ngio_async.create_plate_async(str(root), **options) as plate:  # retried
+        await (await plate.add_image("B", "2", shape=(16, 16), dtype="uint8")).aclose()
+    with ngio_async.open_plate(str(root)) as done:
+        assert done.wells == ["B/2"]

@@ -982,14 +982,24 @@ def create_plate_async(
     async def write(store: AsyncStore, owns: bool) -> Plate:
         await _prepare_root(store, root, overwrite)
         groups = sorted({w.split("/")[0] for w in declared}) + declared
-        await _put_all(store, [(join(root, g, k), d) for g in groups for k, d in _group_doc(v3)])
+        below = [(join(root, g, k), d) for g in groups for k, d in _group_doc(v3)]
         attrs = {PENDING_KEY: {"plate": body}}
         if v3:
             doc = {"zarr_format": 3, "node_type": "group", "attributes": attrs}
-            await store.put(join(root, "zarr.json"), msgspec.json.encode(doc))
+            top = [(join(root, "zarr.json"), msgspec.json.encode(doc))]
         else:
-            await store.put(join(root, ".zgroup"), encode_group_v2())
-            await store.put(join(root, ".zattrs"), msgspec.json.encode(attrs))
+            top = [
+                (join(root, ".zgroup"), encode_group_v2()),
+                (join(root, ".zattrs"), msgspec.json.encode(attrs)),
+            ]
+        try:  # interrupted, the groups written are removed: a retry found them and refused
+            await _put_all(store, below)
+            with anyio.CancelScope(shield=True):  # cancelled mid-put, it could land after
+                for key, data in top:
+                    await store.put(key, data)
+        except BaseException as exc:
+            await discard_documents(store, root, [k for k, _ in top + below], exc)
+            raise
         return Plate(
             store,
             root,
