@@ -344,3 +344,57 @@ async def test_create_plate_failing_put_leaves_no_groups_and_a_retry_succeeds(
         await (await plate.add_image("B", "2", shape=(16, 16), dtype="uint8")).aclose()
     with ngio_async.open_plate(str(root)) as done:
         assert done.wells == ["B/2"]
+
+
+@pytest.mark.filterwarnings("ignore:Consolidated metadata is currently not part")
+@pytest.mark.parametrize(
+    ("version", "well_doc"), [("0.5", "B/2/zarr.json"), ("0.4", "B/2/.zattrs")]
+)
+async def test_add_image_to_a_consolidated_plate_failing_leaves_no_field_in_the_copy(
+    tmp_path: Path, version: Literal["0.4", "0.5"], well_doc: str
+) -> None:
+    """The field's documents reached the plate's consolidated copy, then listing it in its
+    well failed: the field is removed from the copy too (zarr-python read it as all zeros)."""
+    async with ngio_async.create_plate_async(
+        str(tmp_path), rows=["A", "B"], columns=["1", "2"], ngff_version=version
+    ) as plate:
+        await (await plate.add_image("A", "1", shape=(32, 32), dtype="uint8")).aclose()
+    zarr.consolidate_metadata(str(tmp_path), zarr_format=3 if version == "0.5" else 2)
+
+    def fail(method: str, key: str) -> BaseException | None:
+        return OSError(errno.ENOSPC, "No space") if method == "put" and key == well_doc else None
+
+    async def add(store: AsyncStore | str) -> None:
+        async with await ngio_async.open_plate_async(store, mode="r+") as plate:
+            await (await plate.add_image("B", "2", shape=(32, 32), dtype="uint8")).aclose()
+
+    with pytest.raises(StoreError, match="No space"):
+        await add(faulty(tmp_path, fail))
+    with pytest.raises(KeyError):
+        zarr.open_group(str(tmp_path), mode="r")["B/2/0/0"]  # consolidated view
+    await add(str(tmp_path))  # retried
+    assert zarr.open_group(str(tmp_path), mode="r")["B/2/0/0"].shape == (32, 32)
+
+
+@pytest.mark.filterwarnings("ignore:Consolidated metadata is currently not part")
+async def test_labels_create_in_a_consolidated_image_failing_leaves_no_label_in_the_copy(
+    tmp_path: Path,
+) -> None:
+    await create(str(tmp_path), "0.5")
+    async with await ngio_async.open_async(str(tmp_path), mode="r+") as ds:
+        await ds.labels.create("nuclei")  # the labels group exists: the copy takes new labels
+    zarr.consolidate_metadata(str(tmp_path))
+
+    def fail(method: str, key: str) -> BaseException | None:
+        listing = key == "labels/zarr.json"
+        return OSError(errno.ENOSPC, "No space") if method == "put" and listing else None
+
+    async with await ngio_async.open_async(faulty(tmp_path, fail), mode="r+") as ds:
+        with pytest.raises(StoreError, match="No space"):
+            await ds.labels.create("cells")
+    with pytest.raises(KeyError):
+        zarr.open_group(str(tmp_path), mode="r")["labels/cells/0"]  # consolidated view
+    async with await ngio_async.open_async(str(tmp_path), mode="r+") as ds:
+        await ds.labels.create("cells")  # retried
+        assert await ds.labels.names() == ["nuclei", "cells"]
+    assert zarr.open_group(str(tmp_path), mode="r")["labels/cells/0"].shape == (96, 80)

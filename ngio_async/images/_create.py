@@ -986,22 +986,29 @@ async def write_plan_metadata(
 
 
 async def discard_documents(
-    store: AsyncStore, root: str, keys: Sequence[str], exc: BaseException
+    store: AsyncStore,
+    root: str,
+    keys: Sequence[str],
+    exc: BaseException,
+    *,
+    consolidated: bool = False,
 ) -> None:
     """Delete the metadata ``keys`` (in order: the group's documents first) of a node whose
-    creation failed with ``exc``, shielded from cancellation; when that fails too, ``exc`` gets
-    a note saying what is left and how to replace it."""
+    creation failed with ``exc``, shielded from cancellation, then (``consolidated``: they may
+    have reached them) drop the node from the consolidated copies above. When that fails too,
+    ``exc`` gets a note saying what is left and how to replace it."""
+    where = f"{store.url.rstrip('/')}/{root}" if root else store.url
     with anyio.CancelScope(shield=True):
-        for key in keys:
-            try:
+        try:
+            for key in keys:
                 await store.delete(key)
-            except Exception as cleanup:  # noqa: BLE001 - reported on exc
-                where = f"{store.url.rstrip('/')}/{root}" if root else store.url
-                exc.add_note(
-                    f"the metadata written so far at {where} could not be removed ({cleanup}); "
-                    "create it again with overwrite=True"
-                )
-                return
+            if consolidated:
+                await update_consolidated(store, [], removed=root)
+        except Exception as cleanup:  # noqa: BLE001 - reported on exc
+            exc.add_note(
+                f"the metadata written so far at {where} could not be removed ({cleanup}); "
+                "create it again with overwrite=True"
+            )
 
 
 async def _claim(store: AsyncStore, root: str, first: tuple[str, bytes]) -> None:

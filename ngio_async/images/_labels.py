@@ -34,7 +34,7 @@ import anyio
 import msgspec
 import numpy as np
 
-from .._errors import MetadataError, NotFoundError, UnsupportedError
+from .._errors import ExistsError, MetadataError, NotFoundError, UnsupportedError
 from ._open import join, read_group_metadata
 from ._write import KeyLocks
 
@@ -349,14 +349,16 @@ class Labels:
             at = None
             if overwrite and name in await self.names():
                 at = await self._list(name, remove=True)  # before the old keys are deleted
-            await write_plan_metadata(ds.store, root, plan, overwrite=overwrite)
             docs = [(join(root, k), d) for k, d in plan.array_documents()]
             docs += [(join(root, k), d) for k, d in plan.group_documents()]
             try:
+                await write_plan_metadata(ds.store, root, plan, overwrite=overwrite)
                 for key, data in _intermediate_groups(root, plan):
                     await ds.store.put(key, data)
                     docs.append((key, data))
                 await self._list(name, at=at, docs=docs)  # last: never an incomplete label
+            except ExistsError:
+                raise  # found before anything was written: not this call's to remove
             except BaseException as exc:  # not listed: removed, so that a retry can create it
                 await self._discard_unlisted(name, root, plan, exc)
                 raise
@@ -388,7 +390,7 @@ class Labels:
         keys = [join(root, k) for k, _ in plan.group_documents()]
         keys += [k for k, _ in _intermediate_groups(root, plan)]
         keys += [join(root, k) for k, _ in plan.array_documents()]
-        await discard_documents(self._dataset.store, root, keys, exc)
+        await discard_documents(self._dataset.store, root, keys, exc, consolidated=True)
 
     async def _list(
         self,

@@ -515,7 +515,6 @@ class Plate(StoreNode):
             else:
                 self._check_acquisition_room(well_path, images, acquisition)
             await self._ensure_groups(r, well_path)
-            await write_plan_metadata(self.store, root, plan, overwrite=overwrite)
 
             def listed(ims: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 ims = [im for im in ims if im.get("path") != name]
@@ -523,10 +522,13 @@ class Plate(StoreNode):
                 return ims
 
             try:
+                await write_plan_metadata(self.store, root, plan, overwrite=overwrite)
                 well = await self._edit_well(well_path, listed)
                 assert well is not None
                 if well_path not in self.wells:
                     await self._edit_plate(lambda wells: _with_well(wells, ref))
+            except ExistsError:
+                raise  # found before anything was written: not this call's to remove
             except BaseException as exc:  # not listed: removed, so that a retry can create it
                 await self._discard_unlisted(well_path, name, root, plan, exc)
                 raise
@@ -568,7 +570,7 @@ class Plate(StoreNode):
                 return
         keys = [join(root, k) for k, _ in plan.group_documents()]
         keys += [join(root, k) for k, _ in plan.array_documents()]
-        await discard_documents(self.store, root, keys, exc)
+        await discard_documents(self.store, root, keys, exc, consolidated=True)
 
     async def _first_field_paths(self) -> tuple[str, ...]:
         """The level paths of the plate's first field (its first well's first field), ``()``
