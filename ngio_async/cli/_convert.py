@@ -1,7 +1,9 @@
 """``ngio-async convert SRC... DST``: wired to ``ngio_async.convert`` / ``convert_many``.
 
-A SRC is an image (OME-Zarr, TIFF, ...) or a whole HCS plate (every field converted; the line
-printed counts its wells and fields).
+A SRC is an image (OME-Zarr, TIFF, ...), a whole HCS plate (every field converted; the line
+printed counts its wells and fields), or several images (a multi-image TIFF, a bioformats2raw
+container): every one of them, into a bioformats2raw container, or with ``--series N`` image N
+alone.
 
 The store options (``--endpoint``, ``--region``, ``--anonymous``, ``--allow-http``, as for
 ``info``, ``validate`` and ``bench``) go to every ``s3://``, ``gs://`` or ``az://`` SRC
@@ -149,7 +151,7 @@ def _describe(result: Any, dst: str) -> str:
             f"plate: {wells} well{'s' * (wells != 1)}, {fields} field{'s' * (fields != 1)}"
         )
     series = getattr(result, "series", ())
-    if series:  # a multi-image OME-TIFF: a bioformats2raw container
+    if series:  # a multi-image source: a bioformats2raw container
         parts.append(f"{len(series)} series")
     shape = getattr(result, "shape", None)
     if shape:
@@ -198,6 +200,8 @@ def run_convert(args: argparse.Namespace) -> int:
     dst: str = args.dst
     options = _options(args)
     options.update(_store_options(args, srcs, dst))
+    if getattr(args, "series", None) is not None:  # the reader's option, for every SRC
+        options["src_options"] = {**options.get("src_options", {}), "series": args.series}
     convert = getattr(ngio_async, "convert", None)
     if convert is None or not callable(convert):
         raise CLIError("conversion not available in this version of ngio_async")

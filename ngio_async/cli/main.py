@@ -45,6 +45,16 @@ def _positive(text: str) -> int:
     return value
 
 
+def _series(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .. import __version__
 
@@ -139,6 +149,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="pyramid levels to write (default: the source's; for TIFFs, until y and x are at "
         "most 256)",
+    )
+    p.add_argument(
+        "--series",
+        type=_series,
+        metavar="N",
+        help="convert only image N (from 0) of a SRC holding several (a multi-image TIFF or a "
+        "bioformats2raw container), as a plain image (default: every image, into a "
+        "bioformats2raw container: DST/0, DST/1, ...)",
     )
     p.add_argument("--overwrite", action="store_true", help="replace an existing DST")
     common(p)  # the store options apply to every s3:// / gs:// / az:// SRC and DST

@@ -24,7 +24,10 @@ requested levels' shapes has them copied instead (nothing is computed).
 A TIFF of several images (a multi-position OME-TIFF; several images tifffile wrote to one
 file) with no ``series`` chosen converts whole, into a bioformats2raw container: series ``i``
 at ``i/``, the OME-XML at ``OME/METADATA.ome.xml`` (``<MetadataOnly/>``), the ``OME`` group
-listing the series, the container group **last** (``ConvertResult.series``).
+listing the series, the container group **last** (``ConvertResult.series``). So does a
+bioformats2raw container (NGFF 0.4 or 0.5; its images listed by ``OME/series``, else ``0/``,
+``1/``, ...): every image at its path, with its labels, its ``METADATA.ome.xml`` copied. With
+``src_options={"series": n}``, image ``n`` alone converts, as a plain image.
 
 An HCS plate (NGFF 0.4 or 0.5) converts whole: every field image as above (``decode_threads``
 fields at a time, sharing the prefetch bounds and one pool of decode and one of encode
@@ -49,7 +52,7 @@ from urllib.parse import unquote, urlsplit
 import anyio
 import msgspec
 
-from .._errors import MetadataError, NotFoundError, UnsupportedError
+from .._errors import ExistsError, MetadataError, NotFoundError, UnsupportedError
 from .._workers import Workers
 from ..images import Dataset, Plate
 from ..images._create import (
@@ -93,9 +96,9 @@ class ConvertResult:
     and ``fields`` counts the field images converted (``labels``: every label name of its
     fields, once).
 
-    A multi-image OME-TIFF (several positions) converts into a bioformats2raw container:
-    ``series`` lists its images' paths; ``shape``, ``dtype``, ``axes`` and ``levels`` are the
-    first one's.
+    A source of several images (a multi-image TIFF, a bioformats2raw container) converts into a
+    bioformats2raw container: ``series`` lists its images' paths; ``shape``, ``dtype``,
+    ``axes`` and ``levels`` are the first one's (``labels``: those of every image, once).
     """
 
     src: str
@@ -137,6 +140,11 @@ class _Job:
     plan: ImagePlan
     fill: Callable[[Dataset, _Counter], Any]
     tiles: int
+
+
+_Item = tuple[str, list[_Job], dict[str, Any] | None, int | None]
+"""One image of a container or plate to write: its path, jobs, ``labels`` group attributes and
+the levels to build after its group metadata (``None``: none)."""
 
 
 def _name(url: Any) -> str:
@@ -262,6 +270,32 @@ def check_distinct(
         f"the destination {_where(dst)} {how} {_where(src)}: writing it would destroy the source "
         "before it is read; choose another destination"
     )
+
+
+def refuse_file(dst: Any) -> None:
+    """Refuse a local destination that is a regular file, or lies below one (an OME-Zarr is a
+    directory; the store would only say "File exists"). The file is never replaced, even with
+    ``overwrite``: it is no zarr node (a mistyped destination may be the source TIFF).
+
+    :raises ExistsError: naming the file.
+    """
+    loc = _location(dst) if isinstance(dst, str | os.PathLike) else None
+    if loc is None or loc[0] != "file":
+        return
+    path = loc[2]
+    while not os.path.lexists(path):
+        parent = os.path.dirname(path)
+        if parent == path:
+            return
+        path = parent
+    if not os.path.isdir(path):
+        what = "is a file" if path == loc[2] else f"lies below the file {path}"
+        raise ExistsError(
+            f"the destination {_where(dst)} {what}, not a directory: an OME-Zarr is a "
+            "directory; remove the file or choose another destination (overwrite=True "
+            "replaces zarr nodes, never other files)",
+            key=path,
+        )
 
 
 def _sizes(value: Any, what: str, axes: Sequence[str]) -> tuple[int, ...]:
@@ -684,15 +718,20 @@ async def convert(
         and label images; ``total`` counts them all).
     :param limits: bounds for both stores (:class:`~ngio_async.Limits`).
     :param src_options: options of the source's reader (store options such as S3 ``endpoint``;
-        TIFF: ``series``).
+        ``series``: the index of the one image to convert of a multi-image TIFF or a
+        bioformats2raw container, which otherwise converts whole, into a container).
     :param dst_options: store options of the destination.
     :raises ValueError: ``dst`` is ``src``, holds it or lies inside it (see
         :func:`check_distinct`), or a layout option is invalid (``chunks`` / ``shards``: one
-        positive integer per axis; ``levels >= 1``); nothing is opened or written then.
+        positive integer per axis; ``levels >= 1``; ``series`` in range); nothing is written
+        then.
+    :raises ExistsError: ``dst`` holds a zarr node (and not ``overwrite``), or is a local file
+        (never replaced).
     """
     if ngff_version is not None and ngff_version not in ("0.4", "0.5"):
         raise UnsupportedError(f"cannot write NGFF version {ngff_version!r} (0.4 or 0.5)")
     check_distinct(src, dst, src_options, dst_options)  # before anything is opened
+    refuse_file(dst)
     _check_layout((), None, None, levels)
     src_opts = dict(src_options or {})
     owns_source = not isinstance(src, Dataset | ImageSource | Plate)
@@ -701,6 +740,7 @@ async def convert(
         reader = find_reader(src)
         if isinstance(reader, OmeZarrReader):
             src_opts.setdefault("limits", limits)
+            series = src_opts.pop("series", None)  # of a bioformats2raw container
         try:
             source = await reader.open(src, **src_opts)
         except (UnsupportedError, MetadataError):
@@ -714,6 +754,7 @@ async def convert(
         reader_name = reader.name
     else:
         source, reader_name = src, "object"
+        series = None
     store: AsyncStore | None = None
     owns = False
     counter = _Counter(progress)
@@ -722,6 +763,10 @@ async def convert(
         # every option is checked and every plan made (reading the source only) before the
         # destination is opened: a refused option leaves nothing behind
         if isinstance(source, Plate):
+            if series is not None:
+                raise ValueError(
+                    f"series={series!r}: {_name(src)} is an HCS plate (it converts whole)"
+                )
             return await _convert_plate(
                 source,
                 dst,
@@ -737,16 +782,42 @@ async def convert(
                 dst_options=dst_options,
                 opened=opened,
             )
-        if isinstance(source, Dataset):
-            version = ngff_version or source.metadata.ngff_version
+        image_src = source
+        if isinstance(source, Dataset) and owns_source:
+            root = str(src_opts.get("path") or "").strip("/")
+            found = await _open_container(source, root, series, limits, _name(src))
+            if found is not None:
+                paths, images = found
+                opened.extend(im for im in images if im is not source)
+                if series is None:
+                    return await _convert_container(
+                        images,
+                        paths,
+                        root,
+                        dst,
+                        src_name=_name(src),
+                        version=ngff_version,
+                        chunks=chunks,
+                        shards=shards,
+                        compressor=compressor,
+                        levels=levels,
+                        overwrite=overwrite,
+                        counter=counter,
+                        limits=limits,
+                        dst_options=dst_options,
+                        opened=opened,
+                    )
+                image_src = images[0]  # the chosen series, as an image
+        if isinstance(image_src, Dataset):
+            version = ngff_version or image_src.metadata.ngff_version
             if version not in ("0.4", "0.5"):
                 raise UnsupportedError(f"cannot write NGFF version {version!r}")
-            chunks, shards = _check_layout(source.axes, chunks, shards, levels)
+            chunks, shards = _check_layout(image_src.axes, chunks, shards, levels)
             jobs, labels_attrs = await _zarr_jobs(
-                source, "", version, chunks, shards, compressor, levels, opened
+                image_src, "", version, chunks, shards, compressor, levels, opened
             )
             store, owns = _open_target(dst, limits, dict(dst_options or {}))
-            extra = levels if levels is not None and levels > len(source.levels) else None
+            extra = levels if levels is not None and levels > len(image_src.levels) else None
             counter.total = sum(j.tiles for j in jobs)
             image = await _run_jobs(
                 store, "", jobs, labels_attrs, counter, limits, overwrite, extra
@@ -878,49 +949,26 @@ async def _convert_series(
             except (ValueError, TypeError) as exc:
                 raise type(exc)(f"series {i} of {_name(src)}: {exc}") from None
         store, owns = _open_target(dst, limits, dict(dst_options or {}))
-        await _prepare_root(store, "", overwrite)
         lim = limits or store.limits
-        jobs = [
-            _source_job(s, str(i), p, lim)
+        items: list[_Item] = [
+            (str(i), [_source_job(s, str(i), p, lim)], None, None)
             for i, (s, p) in enumerate(zip(sources, plans, strict=True))
         ]
-        counter.total = sum(j.tiles for j in jobs)
-        images = [
-            await _run_jobs(
-                store,
-                job.root,
-                [job],
-                None,
-                counter,
-                limits,
-                overwrite,
-                None,
-                prepare=not store.supports_listing,  # the root's check covered the series
-            )
-            for job in jobs
-        ]
-        paths = [j.root for j in jobs]
         from ._tiff import metadata_only
 
-        xml = metadata_only(getattr(first, "ome_xml", None) or "", len(paths))
-        if xml is not None:
-            await store.put(join("OME", "METADATA.ome.xml"), xml.encode())
-        listing = OmeMetadata(version=version, series=paths)
-        await _write_group(store, "OME", to_attrs(listing, version), version)
-        container = OmeMetadata(version=version, bioformats2raw_layout=3)
-        await _write_group(store, "", to_attrs(container, version), version)  # last
-        image = images[0]
-        return ConvertResult(
+        xml = metadata_only(getattr(first, "ome_xml", None) or "", len(items))
+        container = to_attrs(OmeMetadata(version=version, bioformats2raw_layout=3), version)
+        return await _write_container(
+            store,
+            items,
             src=_name(src),
             dst=store.url if not isinstance(dst, str | os.PathLike) else _name(dst),
-            ngff_version=version,
-            shape=image.shape,
-            dtype=str(image.dtype),
-            axes=image.axes,
-            levels=len(image.levels),
-            tiles=counter.done,
-            bytes_written=counter.nbytes,
-            series=tuple(paths),
+            version=version,
+            ome=({}, None if xml is None else xml.encode()),
+            container=container,
+            counter=counter,
+            limits=limits,
+            overwrite=overwrite,
         )
     finally:
         with anyio.CancelScope(shield=True):
@@ -928,6 +976,198 @@ async def _convert_series(
                 await source.aclose()
             if owns and store is not None:
                 await store.aclose()
+
+
+async def _convert_container(
+    images: list[Dataset],
+    paths: list[str],
+    root: str,
+    dst: Any,
+    *,
+    src_name: str,
+    version: str | None,
+    chunks: Sequence[int] | None,
+    shards: Sequence[int] | Literal[False] | None,
+    compressor: CompressorArg,
+    levels: int | None,
+    overwrite: bool,
+    counter: _Counter,
+    limits: Limits | None,
+    dst_options: Mapping[str, Any] | None,
+    opened: list[Dataset],
+) -> ConvertResult:
+    """Every image of a bioformats2raw container (``images`` at ``paths`` below ``root`` of
+    their store) into a container of ``version``: each as :func:`convert` converts an image
+    (labels included), its ``OME`` group and ``METADATA.ome.xml``, its group **last**. Every
+    image is planned before anything is written (a refused option names its series)."""
+    first = images[0]
+    meta = await read_group_metadata(first.store, root)
+    version = version or meta.version
+    if version not in ("0.4", "0.5"):
+        raise UnsupportedError(f"cannot write NGFF version {version!r}")
+    container = _group_attrs(meta, version)
+    ome = await _read_ome_group(first.store, root, meta.version or version, version)
+    items: list[_Item] = []
+    for path, ds in zip(paths, images, strict=True):
+        try:
+            layout = _check_layout(ds.axes, chunks, shards, levels)
+            jobs, labels_attrs = await _zarr_jobs(
+                ds, path, version, *layout, compressor, levels, opened
+            )
+        except (ValueError, TypeError) as exc:
+            raise type(exc)(f"series {path} of {src_name}: {exc}") from None
+        extra = levels if levels is not None and levels > len(ds.levels) else None
+        items.append((path, jobs, labels_attrs, extra))
+    store, owns = _open_target(dst, limits, dict(dst_options or {}))
+    try:
+        return await _write_container(
+            store,
+            items,
+            src=src_name,
+            dst=store.url if not isinstance(dst, str | os.PathLike) else _name(dst),
+            version=version,
+            ome=ome or ({}, None),
+            container=container,
+            counter=counter,
+            limits=limits,
+            overwrite=overwrite,
+        )
+    finally:
+        if owns:
+            with anyio.CancelScope(shield=True):
+                await store.aclose()
+
+
+def _with_series(attrs: dict[str, Any], paths: Sequence[str], version: str) -> dict[str, Any]:
+    """The ``OME`` group's attributes ``attrs`` (in ``version``) listing ``paths``."""
+    from ..meta import OmeMetadata
+
+    listing = to_attrs(OmeMetadata(version=version, series=list(paths)), version)
+    out = dict(attrs)
+    if version == "0.4":
+        out.update(listing)
+    else:
+        out["ome"] = {**(out.get("ome") or {}), **listing["ome"]}
+    return out
+
+
+async def _write_container(
+    store: AsyncStore,
+    items: list[_Item],
+    *,
+    src: str,
+    dst: str,
+    version: str,
+    ome: tuple[dict[str, Any], bytes | None],
+    container: dict[str, Any],
+    counter: _Counter,
+    limits: Limits | None,
+    overwrite: bool,
+) -> ConvertResult:
+    """Write a bioformats2raw container: each image of ``items`` in turn (as :func:`convert`
+    writes an image), ``OME/METADATA.ome.xml`` (``ome[1]``, when given), the ``OME`` group
+    (``ome[0]`` listing the images) and the container group (``container``) **last**."""
+    await _prepare_root(store, "", overwrite)
+    counter.total = sum(j.tiles for _, jobs, _, _ in items for j in jobs)
+    images = [
+        await _run_jobs(
+            store,
+            path,
+            jobs,
+            labels_attrs,
+            counter,
+            limits,
+            overwrite,
+            extra,
+            prepare=not store.supports_listing,  # the root's check covered the images
+        )
+        for path, jobs, labels_attrs, extra in items
+    ]
+    paths = [path for path, _, _, _ in items]
+    attrs, xml = ome
+    if xml is not None:
+        await store.put(join("OME", "METADATA.ome.xml"), xml)
+    await _write_group(store, "OME", _with_series(attrs, paths, version), version)
+    await _write_group(store, "", container, version)  # last
+    labels = dict.fromkeys(j.root.rsplit("/", 1)[-1] for _, jobs, _, _ in items for j in jobs[1:])
+    image = images[0]
+    return ConvertResult(
+        src=src,
+        dst=dst,
+        ngff_version=version,
+        shape=image.shape,
+        dtype=str(image.dtype),
+        axes=image.axes,
+        levels=len(image.levels),
+        labels=tuple(labels),
+        tiles=counter.done,
+        bytes_written=counter.nbytes,
+        series=tuple(paths),
+    )
+
+
+async def container_series(store: AsyncStore, root: str, version: str | None) -> list[str]:
+    """The images of the bioformats2raw container at ``root``: ``OME/series`` when the ``OME``
+    group lists them, else ``0``, ``1``, ... as long as they exist."""
+    try:
+        listing = await read_group_metadata(
+            store, join(root, "OME"), parent_version=version, plain_ok=True
+        )
+    except (NotFoundError, MetadataError):
+        listing = None
+    if listing is not None and listing.series:
+        return list(listing.series)
+    found: list[str] = []
+    while True:
+        try:
+            await read_group_metadata(store, join(root, str(len(found))), parent_version=version)
+        except NotFoundError:
+            return found
+        found.append(str(len(found)))
+
+
+def _series_index(series: Any, count: int, where: str) -> int:
+    """The ``series`` option as an index into ``count`` images (of ``where``)."""
+    index = integer(series, "series")
+    if not 0 <= index < count:
+        raise ValueError(f"series={index}: {where} has {count} series (0 to {count - 1})")
+    return index
+
+
+async def _open_container(
+    first: Dataset, root: str, series: Any, limits: Limits | None, where: str
+) -> tuple[list[str], list[Dataset]] | None:
+    """When ``first`` was opened as the first image of a bioformats2raw container at ``root``
+    (``open_async`` of a container opens its first series): the container's image paths and
+    the images to convert (each of them, or the chosen ``series``; the ones opened here share
+    ``first``'s store and are the caller's to close). ``None``: ``first`` is an image of its own.
+
+    :raises ValueError: ``series`` is out of range (an image of its own has one series, 0).
+    """
+    if first.root == root:
+        if series is not None:
+            _series_index(series, 1, f"{where} (an image, not a bioformats2raw container)")
+        return None
+    paths = await container_series(first.store, root, first.metadata.ngff_version)
+    if not paths:
+        return None
+    chosen = range(len(paths)) if series is None else [_series_index(series, len(paths), where)]
+    opened: list[Dataset] = []
+    try:
+        for i in chosen:
+            at = join(root, paths[i])
+            if at == first.root:
+                opened.append(first)
+                continue
+            ds = await Dataset.open_in(first.store, at, limits=limits or first.limits)
+            opened.append(ds)
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            for ds in opened:
+                if ds is not first:
+                    await ds.aclose()
+        raise
+    return paths, opened
 
 
 # ------------------------------------------------------------------------------ HCS plates
@@ -1135,8 +1375,8 @@ async def _convert_plate(
 async def _read_ome_group(
     store: AsyncStore, root: str, source: str, version: str
 ) -> tuple[dict[str, Any], bytes | None] | None:
-    """A bioformats2raw plate's ``OME`` group (its attributes in ``version``) and its
-    ``METADATA.ome.xml``; ``None`` when it has neither."""
+    """A bioformats2raw container's (or plate's) ``OME`` group (its attributes in ``version``)
+    and its ``METADATA.ome.xml``; ``None`` when it has neither."""
     raw = await store.get(join(root, "OME", "METADATA.ome.xml"))
     xml = None if raw is None else bytes(raw)
     try:
@@ -1145,6 +1385,8 @@ async def _read_ome_group(
         )
     except NotFoundError:
         return None if xml is None else ({}, xml)
+    except MetadataError:  # e.g. only a 0.5 "version": no listing, the images are 0/, 1/, ...
+        return {}, xml
     return (_group_attrs(meta, version) if meta.kinds else {}), xml  # else a plain group
 
 
@@ -1266,6 +1508,7 @@ async def convert_many(
             )
     local = "://" not in base or base.startswith("file://")
     if local:
+        refuse_file(base)
         os.makedirs(base.removeprefix("file://"), exist_ok=True)
     results: dict[str, ConvertResult | Exception] = {}
     limiter = anyio.CapacityLimiter(concurrency)
@@ -1280,6 +1523,7 @@ async def convert_many(
             try:
                 # an input that is (or holds, or lies in) its own output fails, skipped or not
                 check_distinct(src, target, convert_options.get("src_options"), opts)
+                refuse_file(target)
                 done_already = None
                 if not overwrite and await is_complete(target, **opts):
                     done_already = await _skipped(key, target, opts)
@@ -1339,6 +1583,9 @@ async def _skipped(src: str, dst: str, options: dict[str, Any]) -> ConvertResult
                 fields=len(fields),
             )
     async with open_async(dst, **options) as ds:
+        series: tuple[str, ...] = ()  # a bioformats2raw container opens at its first image
+        if ds.root:
+            series = tuple(await container_series(ds.store, "", ds.metadata.ngff_version))
         return ConvertResult(
             src=src,
             dst=dst,
@@ -1349,6 +1596,7 @@ async def _skipped(src: str, dst: str, options: dict[str, Any]) -> ConvertResult
             levels=len(ds.levels),
             labels=tuple(await ds.labels.names()),
             skipped=True,
+            series=series,
         )
 
 
