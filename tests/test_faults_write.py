@@ -398,3 +398,27 @@ async def test_labels_create_in_a_consolidated_image_failing_leaves_no_label_in_
         await ds.labels.create("cells")  # retried
         assert await ds.labels.names() == ["nuclei", "cells"]
     assert zarr.open_group(str(tmp_path), mode="r")["labels/cells/0"].shape == (96, 80)
+
+
+async def test_labels_overwrite_failing_before_it_clears_keeps_the_old_label(
+    tmp_path: Path,
+) -> None:
+    """labels.create(overwrite=True) fails listing the old label's keys: nothing was written,
+    so nothing is removed (the old label's documents stay; only a retry replaces them)."""
+    root = tmp_path / "img.ome.zarr"
+    await create(str(root), "0.5")
+    async with await ngio_async.open_async(str(root), mode="r+") as ds:
+        await (await ds.labels.create("cells")).write(np.ones((96, 80), "uint32"))
+    before = node_keys(root)
+
+    def fail(method: str, key: str) -> BaseException | None:
+        return OSError(errno.EIO, "I/O error") if method == "list" else None
+
+    async with await ngio_async.open_async(faulty(root, fail), mode="r+") as ds:
+        with pytest.raises(StoreError, match="I/O error"):
+            await ds.labels.create("cells", dtype="uint8", overwrite=True)
+    assert node_keys(root) == before
+    async with await ngio_async.open_async(str(root), mode="r+") as ds:  # retried
+        cells = await ds.labels.create("cells", dtype="uint8", overwrite=True)
+        assert cells.dtype == np.uint8
+        assert await ds.labels.names() == ["cells"]

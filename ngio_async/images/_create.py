@@ -961,12 +961,24 @@ async def write_plan_metadata(
     claim, and everything from the group documents on, are shielded from cancellation: a put
     cancelled in flight may still land after that cleanup (obstore), leaving NGFF metadata
     without its arrays (or an unclaimed node a retry is refused)."""
+    await claim_root(store, root, plan, overwrite=overwrite)
+    await complete_root(store, root, plan, overwrite=overwrite)
+
+
+async def claim_root(store: AsyncStore, root: str, plan: ImagePlan, *, overwrite: bool) -> None:
+    """The first half of :func:`write_plan_metadata`: refuse or clear an existing node, then
+    (``overwrite=False``) claim the node. When it fails, nothing of this call is stored."""
     await _prepare_root(store, root, overwrite, paths=plan.paths)
+    if not overwrite:  # claim the node: of two creates that both found it free, one is refused
+        first = plan.array_documents()[0]
+        with anyio.CancelScope(shield=True):  # a claim landing after a cancellation stays
+            await _claim(store, root, (join(root, first[0]), first[1]))
+
+
+async def complete_root(store: AsyncStore, root: str, plan: ImagePlan, *, overwrite: bool) -> None:
+    """The second half of :func:`write_plan_metadata`, on a claimed (or cleared) node."""
     arrays = [(join(root, k), d) for k, d in plan.array_documents()]
     groups = [(join(root, k), d) for k, d in plan.group_documents()]
-    if not overwrite:  # claim the node: of two creates that both found it free, one is refused
-        with anyio.CancelScope(shield=True):  # a claim landing after a cancellation stays
-            await _claim(store, root, arrays[0])
     try:
         await _put_all(store, arrays if overwrite else arrays[1:], consolidate=False)
     except BaseException as exc:

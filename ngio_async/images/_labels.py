@@ -34,7 +34,7 @@ import anyio
 import msgspec
 import numpy as np
 
-from .._errors import ExistsError, MetadataError, NotFoundError, UnsupportedError
+from .._errors import MetadataError, NotFoundError, UnsupportedError
 from ._open import join, read_group_metadata
 from ._write import KeyLocks
 
@@ -338,7 +338,7 @@ class Labels:
         properties: Sequence[Mapping[str, Any] | LabelProperty] | None,
         overwrite: bool,
     ) -> Dataset:
-        from ._create import write_plan_metadata
+        from ._create import claim_root, complete_root
         from ._dataset import Dataset
 
         ds = self._dataset
@@ -351,14 +351,13 @@ class Labels:
                 at = await self._list(name, remove=True)  # before the old keys are deleted
             docs = [(join(root, k), d) for k, d in plan.array_documents()]
             docs += [(join(root, k), d) for k, d in plan.group_documents()]
+            await claim_root(ds.store, root, plan, overwrite=overwrite)
             try:
-                await write_plan_metadata(ds.store, root, plan, overwrite=overwrite)
+                await complete_root(ds.store, root, plan, overwrite=overwrite)
                 for key, data in _intermediate_groups(root, plan):
                     await ds.store.put(key, data)
                     docs.append((key, data))
                 await self._list(name, at=at, docs=docs)  # last: never an incomplete label
-            except ExistsError:
-                raise  # found before anything was written: not this call's to remove
             except BaseException as exc:  # not listed: removed, so that a retry can create it
                 await self._discard_unlisted(name, root, plan, exc)
                 raise

@@ -60,11 +60,12 @@ from ._create import (
     _open_target,
     _prepare_root,
     _put_all,
+    claim_root,
+    complete_root,
     discard_documents,
     metadata_lock,
     plan_image,
     update_consolidated,
-    write_plan_metadata,
 )
 from ._dataset import Dataset, _check_mode, _Opening, closing_store_on_error, open_node
 from ._labels import _object, check_same_version
@@ -521,14 +522,13 @@ class Plate(StoreNode):
                 ims.insert(len(ims) if at is None else at, entry)
                 return ims
 
+            await claim_root(self.store, root, plan, overwrite=overwrite)
             try:
-                await write_plan_metadata(self.store, root, plan, overwrite=overwrite)
+                await complete_root(self.store, root, plan, overwrite=overwrite)
                 well = await self._edit_well(well_path, listed)
                 assert well is not None
                 if well_path not in self.wells:
                     await self._edit_plate(lambda wells: _with_well(wells, ref))
-            except ExistsError:
-                raise  # found before anything was written: not this call's to remove
             except BaseException as exc:  # not listed: removed, so that a retry can create it
                 await self._discard_unlisted(well_path, name, root, plan, exc)
                 raise
