@@ -202,6 +202,8 @@ class SyncDataset(Closing):
         self._reopen: _Reopen | None = None
         #: what must stay open while this one is used (the image of a label, a field's plate)
         self._keep: object = None
+        #: the tile loops not yet closed (stopped by close(), whichever thread runs them)
+        self._iterators: weakref.WeakSet[SyncIterator[Tile]] = weakref.WeakSet()
         self.levels = [SyncLevel(runner, lvl, self) for lvl in dataset.levels]
         self.labels = SyncLabels(runner, dataset, self)
         # dropped without close(): the lease and the store are given back, with a warning;
@@ -370,17 +372,27 @@ class SyncDataset(Closing):
         )
         it = self._runner.iterate(stream)
         it.keep = self  # the dataset stays open while its tiles are iterated
+        self._iterators.add(it)
         return it
 
     # lifetime
     def close(self) -> None:
-        """Close the dataset and release the event-loop lease. Idempotent."""
+        """Close the dataset and release the event-loop lease. Idempotent.
+
+        From another thread too: its tile loops and reads in flight are stopped first (they
+        raise :class:`~ngio_async.ClosedError`), so nothing is left running when it returns.
+        """
         if self._runner.closed:
             return
         try:
-            self._runner.call(self._dataset.aclose)
+            for it in list(self._iterators):
+                it.close()  # waits until the loop's prefetching has stopped
         finally:
-            self._runner.close()
+            self._runner.interrupt()
+            try:
+                self._runner.call(self._dataset.aclose)
+            finally:
+                self._runner.close()
 
 
 def open(
@@ -681,6 +693,7 @@ class SyncPlate(Closing):
         """Close the plate (and its store, if it opened it) and release the lease. Idempotent."""
         if self._runner.closed:
             return
+        self._runner.interrupt()  # the calls other threads wait on end in ClosedError
         try:
             self._runner.call(self._plate.aclose)
         finally:

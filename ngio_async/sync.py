@@ -218,6 +218,9 @@ class Runner(Closing):
     def __init__(self) -> None:
         self._provider = _provider
         self._portal: BlockingPortal | None = self._provider.acquire()
+        self._jobs_lock = threading.Lock()
+        self._jobs: set[_Call[Any]] = set()  # the calls waited on now (by any thread)
+        self._interrupted = False
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -244,6 +247,18 @@ class Runner(Closing):
             raise RuntimeError(_LOOP_THREAD_MESSAGE)
         return portal
 
+    def interrupt(self) -> None:
+        """Cancel the calls that other threads wait on now (each raises
+        :class:`~ngio_async.ClosedError`); the first step of closing the object that holds this
+        runner, so nothing it started is left running. Later calls run as usual."""
+        with self._jobs_lock:
+            self._interrupted = True
+            jobs = list(self._jobs)
+        portal = self._portal
+        if portal is not None:
+            for job in jobs:
+                job.cancel(portal)
+
     def close(self) -> None:
         """Release the lease (idempotent). The last release stops the loop thread."""
         if self._portal is None:
@@ -265,15 +280,24 @@ class Runner(Closing):
     def _run(self, job: _Call[T]) -> T:
         """Run ``job`` on the loop and wait for its result (the body of :meth:`call`)."""
         portal = self.portal
+        with self._jobs_lock:
+            self._jobs.add(job)
         try:
             return portal.start_task_soon(job.run).result()
         except concurrent.futures.CancelledError:
             # the work was cancelled from the loop's side: the object (or the last one holding
             # the loop) was closed by another thread while this call ran
             raise ClosedError("this ngio_async object was closed while the call ran") from None
+        except _Cancelled:
+            if self._interrupted:  # by interrupt(): the object is being closed
+                raise ClosedError("this ngio_async object was closed while the call ran") from None
+            raise
         except BaseException:
             job.cancel(portal)  # interrupted (e.g. KeyboardInterrupt): stop the work in the loop
             raise
+        finally:
+            with self._jobs_lock:
+                self._jobs.discard(job)
 
     def call_with_timeout(
         self,

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import anyio
 import pytest
 from images import Spec, write_image
+from servers import Faults
 
 import ngio_async
 from ngio_async import sync
@@ -19,6 +20,8 @@ from ngio_async.sync import Runner
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Iterator
     from pathlib import Path
+
+    from servers import StaticServer
 
     from ngio_async.images import Tile
 
@@ -221,3 +224,37 @@ def test_close_from_a_progress_callback_in_the_consuming_thread(tmp_path: Path) 
         holder.append(ds.tiles(prefetch=32, progress=progress))
         assert len(list(holder[0])) == 3  # the tile reported last, then a clean end
         assert ds[0, :8, :8].shape == (8, 8)
+
+
+@pytest.mark.parametrize("what", ["tiles", "read"])
+def test_closing_a_dataset_stops_the_loops_and_reads_of_other_threads(
+    http_root: Path, http_server: StaticServer, what: str
+) -> None:
+    # another dataset keeps the event loop running: closing this one must stop its own work
+    write_image(http_root / "img", Spec(version="0.4", shape=(1, 64, 64), chunks=(1, 16, 16)))
+    url = f"{http_server.url}img"
+    with ngio_async.open(url) as other:
+        ds = ngio_async.open(url)
+        tiles = ds.tiles()
+        http_server.faults = Faults(delay=1.5)  # every request waits: the consumer blocks
+        outcome: list[object] = []
+
+        def consume() -> None:
+            try:
+                outcome.append(sum(1 for _ in tiles) if what == "tiles" else ds[...])
+            except ClosedError as exc:
+                outcome.append(exc)
+
+        worker = threading.Thread(target=consume)
+        worker.start()
+        try:
+            _wait(lambda: http_server.in_flight > 0)
+            ds.close()  # was: returned at once, the read went on and returned pixels after it
+            worker.join(1)  # less than one request's delay: stopped, not finished
+            assert not worker.is_alive()
+            assert len(outcome) == 1
+            assert isinstance(outcome[0], ClosedError)
+        finally:
+            http_server.faults = Faults()
+            worker.join(10)
+        assert other[0, :4, :4].shape == (4, 4)  # the other dataset is unaffected
