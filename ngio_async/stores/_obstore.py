@@ -246,6 +246,7 @@ class ObstoreStore(AsyncStore):
         prefix = getattr(store, "prefix", None) if isinstance(store, LocalStore) else None
         self._root: str | None = str(prefix) if prefix is not None and _HAS_PREAD else None
         self.whole_as_range = True  # whole GETs as one bounded range (cleared if refused)
+        self._no_retries: ObjectStore | None = None  # see _unretried
 
     @property
     def obstore(self) -> ObjectStore:
@@ -402,10 +403,31 @@ class ObstoreStore(AsyncStore):
             await obstore.put_async(self._store, key, data)
             return True
         try:
-            await obstore.put_async(self._store, key, data, mode="create", use_multipart=False)
+            await obstore.put_async(
+                self._unretried(), key, data, mode="create", use_multipart=False
+            )
         except (obs_exc.AlreadyExistsError, obs_exc.PreconditionError):
             return False
         return True
+
+    def _unretried(self) -> ObjectStore:
+        """The store for conditional puts: a cloud store's twin without obstore's own retries.
+        A resent conditional PUT whose first answer was lost after the server stored it finds
+        that object and answers "exists", as if another writer had claimed the key."""
+        store = self._store
+        if not isinstance(store, S3Store | GCSStore | AzureStore):
+            return store  # local and memory stores do not retry
+        if self._no_retries is None:
+            retry = dict(store.retry_config or {})
+            retry["max_retries"] = 0
+            self._no_retries = type(store)(
+                prefix=store.prefix,
+                config=store.config,  # type: ignore[arg-type]
+                client_options=store.client_options,
+                retry_config=retry,  # type: ignore[arg-type]
+                credential_provider=store.credential_provider,  # type: ignore[arg-type]
+            )
+        return self._no_retries
 
     async def _delete_once(self, key: str) -> None:
         try:
