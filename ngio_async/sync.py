@@ -522,6 +522,7 @@ class SyncIterator(Closing, Iterator[T]):
     """A lazy sync view of an async iterator; see :meth:`Runner.iterate`.
 
     Also a context manager: ``with runner.iterate(src) as it: ...`` closes it on exit.
+    Thread-safe: several threads may pull from one iterator (each item reaches one of them).
     """
 
     def __init__(self, gen: Generator[T, None, None], control: _Control | None = None) -> None:

@@ -54,3 +54,28 @@ def test_a_tile_loop_can_be_closed_from_another_thread(
             http_server.faults.delay = 0
             worker.join(10)
         assert ds[0, :16, :16].shape == (16, 16)  # the dataset is still usable
+
+
+def test_worker_threads_can_share_one_tile_loop(tmp_path: Path) -> None:
+    # a pool of threads pulling from one iterator (a work queue): each tile reaches one of them
+    datas = write_image(tmp_path, Spec(version="0.5", shape=(2, 64, 64), chunks=(1, 16, 16)))
+    with ngio_async.open(tmp_path) as ds:
+        tiles = ds.tiles()
+        seen: list[tuple[int, ...]] = []
+        errors: list[BaseException] = []
+
+        def work() -> None:
+            try:
+                for tile in tiles:  # was: ValueError('generator already executing')
+                    assert (tile.data == datas[0][tile.region]).all()
+                    seen.append(tile.index)
+            except BaseException as exc:  # noqa: BLE001 - what the thread saw is the point
+                errors.append(exc)
+
+        workers = [threading.Thread(target=work) for _ in range(4)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join(10)
+        assert errors == []
+        assert sorted(seen) == [(c, y, x) for c in range(2) for y in range(4) for x in range(4)]
