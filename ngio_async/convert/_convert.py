@@ -72,6 +72,7 @@ from ..images._open import join, read_group_metadata
 from ..meta import to_attrs, validate
 from ..meta.zarr import GroupV3Meta, encode_group_v2, encode_group_v3
 from ..stores import AsyncStore
+from ..stores._url import file_in_the_way
 from ._formats import ImageSource, OmeZarrReader, find_reader
 
 if TYPE_CHECKING:
@@ -282,13 +283,8 @@ def refuse_file(dst: Any) -> None:
     loc = _location(dst) if isinstance(dst, str | os.PathLike) else None
     if loc is None or loc[0] != "file":
         return
-    path = loc[2]
-    while not os.path.lexists(path):
-        parent = os.path.dirname(path)
-        if parent == path:
-            return
-        path = parent
-    if not os.path.isdir(path):
+    path = file_in_the_way(loc[2])
+    if path is not None:
         what = "is a file" if path == loc[2] else f"lies below the file {path}"
         raise ExistsError(
             f"the destination {_where(dst)} {what}, not a directory: an OME-Zarr is a "

@@ -16,7 +16,7 @@ from obstore.store import (
     S3Store,
 )
 
-from .._errors import NotFoundError, StoreError, UnsupportedError
+from .._errors import ExistsError, NotFoundError, StoreError, UnsupportedError
 from .._limits import Limits
 from ._base import AsyncStore
 from ._obstore import (
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
     from obstore.store import ObjectStore
 
-__all__ = ["open_store"]
+__all__ = ["file_in_the_way", "open_store"]
 
 Backend = Literal["obstore", "aiohttp"]
 
@@ -142,6 +142,17 @@ def _open_local(path: str, limits: Limits, options: dict[str, Any]) -> AsyncStor
     _no_options(options, "a local path")
     root = os.path.abspath(os.path.expanduser(path))
     url = f"file://{root}"
+    blocker = file_in_the_way(root)
+    if blocker is not None:  # the store would only say "File exists (os error 17)"
+        what = "is a file" if blocker == root else f"lies below the file {blocker}"
+        if mkdir:
+            raise ExistsError(
+                f"{root} {what}, not a directory: a zarr store is a directory (remove the "
+                "file or choose another path)",
+                url=url,
+                key=blocker,
+            )
+        raise NotFoundError(f"no such directory: {root} ({what})", url=url)
     if not mkdir and not os.path.isdir(root):
         raise NotFoundError(f"no such directory: {root}", url=url)
     with _construction_errors(url):
@@ -149,6 +160,16 @@ def _open_local(path: str, limits: Limits, options: dict[str, Any]) -> AsyncStor
         # fewer axes must not keep old chunk directories where its chunk files go)
         store = LocalStore(prefix=root, mkdir=mkdir, automatic_cleanup=True)
     return ObstoreStore(store, url=url, limits=limits)
+
+
+def file_in_the_way(path: str) -> str | None:
+    """``path`` or its nearest existing ancestor, if that is not a directory."""
+    while not os.path.lexists(path):
+        parent = os.path.dirname(path)
+        if parent == path:
+            return None
+        path = parent
+    return None if os.path.isdir(path) else path
 
 
 def _open_http(
