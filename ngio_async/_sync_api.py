@@ -190,6 +190,10 @@ class SyncLabels:
     def __iter__(self) -> Any:
         return iter(self.names())
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickles as its image's ``labels`` (the image is reopened; see SyncDataset)."""
+        return (_labels_of, (self._parent,))
+
 
 class SyncDataset(Closing):
     """An OME-Zarr image for blocking code: ``ds[100:200, 150:250]``, ``ds.read(c="DAPI")``."""
@@ -506,6 +510,10 @@ def _level_of(dataset: SyncDataset, index: int) -> SyncLevel:
     return dataset.levels[index]
 
 
+def _labels_of(dataset: SyncDataset) -> SyncLabels:
+    return dataset.labels
+
+
 class _Closeable(Protocol):
     async def aclose(self) -> None: ...
 
@@ -580,7 +588,19 @@ class SyncPlate(Closing):
         #: ``(url, open_plate options)`` when opened from a URL or path (for the datasets'
         #: pickling), else None
         self._reopen: tuple[Any, dict[str, Any]] | None = None
+        #: the plate's own ``path`` and ``mode`` in that store (for its pickling)
+        self._place: dict[str, Any] = {}
         _track(self, runner, plate)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickles as the way it was opened (URL and options), like :class:`SyncDataset`."""
+        if self._reopen is None:
+            raise TypeError(
+                f"{self!r} cannot be pickled: it was not opened from a URL or path "
+                "(a store object cannot be sent to another process); open it by URL"
+            )
+        url, options = self._reopen
+        return (_reopen_plate, (url, {**options, **self._place}))
 
     # description (mirrors Plate)
     @property
@@ -720,6 +740,7 @@ def open_plate(
     result = SyncPlate(runner, plate)
     if isinstance(url, str | os.PathLike):
         result._reopen = (url, {"limits": limits, **_store_options(store_options)})
+        result._place = {"path": path, "mode": mode}
     return result
 
 
@@ -733,7 +754,13 @@ def create_plate(url: str | os.PathLike[str] | Any, **options: Any) -> SyncPlate
     if isinstance(url, str | os.PathLike):
         store_options = {k: v for k, v in options.items() if k not in _CREATE_PLATE_ONLY}
         result._reopen = (url, _store_options(store_options))
+        result._place = {"path": options.get("path", ""), "mode": "r+"}
     return result
+
+
+def _reopen_plate(url: Any, options: dict[str, Any]) -> SyncPlate:
+    """Unpickle a :class:`SyncPlate`: open it again, as it was opened."""
+    return open_plate(url, **options)
 
 
 _CREATE_PLATE_ONLY = frozenset(inspect.signature(create_plate_async).parameters) - {

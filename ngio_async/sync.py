@@ -538,6 +538,12 @@ class SyncIterator(Closing, Iterator[T]):
     def __iter__(self) -> Self:
         return self
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        raise TypeError(
+            "an ngio_async iterator cannot be pickled (it runs on this process's event loop); "
+            "pickle the dataset and call tiles() in the other process"
+        )
+
     def __next__(self) -> T:
         with self._running:
             self._consumer = threading.get_ident()

@@ -1,0 +1,41 @@
+"""Pickling the blocking objects (dask's processes and distributed schedulers send them)."""
+
+from __future__ import annotations
+
+import pickle
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pytest
+
+import ngio_async
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+def test_plates_labels_pickle_by_reopening_and_iterators_refuse_clearly(tmp_path: Path) -> None:
+    url = tmp_path / "plate.zarr"
+    with ngio_async.create_plate(url, rows=["A"], columns=["1"], ngff_version="0.5") as plate:
+        # was: TypeError("cannot pickle '_thread.lock' object")
+        copy = pickle.loads(pickle.dumps(plate))
+        assert copy.mode == "r+"
+        assert copy.url == plate.url
+        copy.close()
+        with plate.add_image(
+            "A", "1", field="0", shape=(1, 32, 32), dtype="uint8", axes="cyx"
+        ) as fov:
+            fov.write(np.full((1, 32, 32), 3, "uint8"))
+            fov.labels.create("cells", dtype="uint16").close()
+    with ngio_async.open_plate(url) as plate, pickle.loads(pickle.dumps(plate)) as copy:
+        assert copy.mode == "r"
+        assert copy.wells == ["A/1"]
+        with copy.image("A", "1") as fov:
+            assert int(fov[...].sum()) == 3 * 32 * 32
+            labels = pickle.loads(pickle.dumps(fov.labels))  # was: '_thread.lock'
+            assert labels.names() == ["cells"]
+            labels._parent.close()
+            tiles = fov.tiles()
+            with pytest.raises(TypeError, match="pickle the dataset"):
+                pickle.dumps(tiles)
+            tiles.close()
