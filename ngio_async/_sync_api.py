@@ -388,6 +388,7 @@ class SyncDataset(Closing):
         """
         if self._runner.closed:
             return
+        _ = self._runner.portal  # on the loop's own thread: RuntimeError before changing anything
         try:
             for it in list(self._iterators):
                 it.close()  # waits until the loop's prefetching has stopped

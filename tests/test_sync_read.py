@@ -86,6 +86,16 @@ def test_sync_call_from_the_portal_loop_raises(image: tuple[Path, list[np.ndarra
 
         with pytest.raises(RuntimeError, match="deadlock"):
             runner.call(misuse)
+        tiles = ds.tiles()
+        assert next(tiles).data.shape
+
+        async def close_there() -> None:
+            ds.close()  # refused before it stops anything
+
+        with pytest.raises(RuntimeError, match="deadlock"):
+            runner.call(close_there)
+        assert next(tiles).data.shape  # the tile loop still runs
+        tiles.close()
 
 
 def test_closed_dataset_raises(image: tuple[Path, list[np.ndarray]]) -> None:  # type: ignore[type-arg]
