@@ -158,3 +158,13 @@ async def test_strided_reads_never_hold_the_covering_region(
                 tracemalloc.stop()
             np.testing.assert_array_equal(got, data[selection])
             assert peak < lvl.nbytes // 2 + got.nbytes, (selection, peak)  # old: > nbytes
+
+
+@pytest.mark.parametrize("selection", [1.5, "a", (slice(0, 2), 2.0)], ids=["float", "str", "tuple"])
+def test_a_float_or_string_index_is_an_index_error_as_in_numpy(
+    image: tuple[Path, np.ndarray], selection: Any
+) -> None:
+    with pytest.raises(IndexError):
+        image[1][selection]  # numpy's answer
+    with ngio_async.open(image[0]) as ds, pytest.raises(IndexError, match="basic indexing"):
+        ds[selection]

@@ -45,6 +45,7 @@ __all__ = [
     "plan_chunks",
     "plan_shards",
     "region_shape",
+    "UnsupportedIndexError",
 ]
 
 Region = tuple[slice, ...]
@@ -268,6 +269,11 @@ def _is_int(x: object) -> bool:
     return True
 
 
+class UnsupportedIndexError(IndexError, TypeError):
+    """An index that is no basic index: an ``IndexError`` as numpy raises for floats and
+    strings, and a ``TypeError`` (advanced indexing is not supported)."""
+
+
 def normalize_selection(selection: object, shape: tuple[int, ...]) -> BasicSelection:
     """Normalise numpy basic indexing (ints, slices, ``...``, ``None``) to a region.
 
@@ -275,8 +281,8 @@ def normalize_selection(selection: object, shape: tuple[int, ...]) -> BasicSelec
     backwards. The region of a slice is the covering step-1 range, trimmed to the elements taken.
 
     :raises IndexError: an integer out of range, or too many indices.
-    :raises TypeError: an unsupported index (arrays, lists, booleans, floats, ...): advanced
-        indexing is not supported.
+    :raises UnsupportedIndexError: an unsupported index (arrays, lists, booleans, floats, ...):
+        advanced indexing is not supported (both an ``IndexError`` and a ``TypeError``).
     :raises ValueError: a slice step of zero.
     """
     sel: tuple[object, ...] = selection if isinstance(selection, tuple) else (selection,)
@@ -327,7 +333,7 @@ def normalize_selection(selection: object, shape: tuple[int, ...]) -> BasicSelec
             steps.append(step)
             out_ax += 1
         else:
-            raise TypeError(
+            raise UnsupportedIndexError(
                 "only integers, slices, '...' and None are supported (numpy basic indexing), "
                 f"got {type(s).__name__} (axis {ax})"
             )
