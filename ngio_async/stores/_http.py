@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import gzip
 import re
+import socket
 import urllib.request
 import zlib
 from contextlib import contextmanager
@@ -35,7 +36,7 @@ from ._obstore import ObstoreStore, obstore_http, obstore_transient, obstore_usa
 from ._url_utils import redact_url
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping
+    from collections.abc import AsyncGenerator, Iterator, Mapping
 
     import anyio
 
@@ -115,6 +116,66 @@ def _wanted(byte_range: ByteRequest | None, size: int) -> tuple[int, int]:
     return max(0, size - byte_range.suffix), size
 
 
+def _close_at_loop_end(session: aiohttp.ClientSession) -> AsyncGenerator[None]:
+    """An async generator, started here, that closes ``session`` when it is finalized: by the
+    running loop's ``shutdown_asyncgens`` (``asyncio.run``, ``anyio.run`` and ``Runner`` call it
+    before closing the loop), or on that loop when the store drops it unclosed."""
+
+    async def guard() -> AsyncGenerator[None]:
+        try:
+            yield
+        finally:
+            if not session.closed:
+                await session.close()
+
+    agen = guard()
+    with contextlib.suppress(StopIteration):  # runs it to its yield: the loop now tracks it
+        agen.asend(None).send(None)
+    return agen
+
+
+def _drop_session(session: aiohttp.ClientSession, loop: asyncio.AbstractEventLoop | None) -> None:
+    """Close a session of another event loop without awaiting it here: on its loop if that
+    still runs (another thread's), else by closing its pooled sockets at once (a loop that
+    ended or idles cannot run the close)."""
+    if session.closed:
+        return
+    if loop is not None and loop.is_running() and not loop.is_closed():
+        closing = session.close()
+        try:
+            asyncio.run_coroutine_threadsafe(closing, loop)
+        except RuntimeError:  # it closed meanwhile: close the sockets here
+            closing.close()
+        else:
+            return
+    connector = session.connector
+    pooled = list(getattr(connector, "_conns", {}).values())  # before close() empties it
+    transports = [proto.transport for conns in pooled for proto, _ in conns]
+    transports += [proto.transport for proto in getattr(connector, "_acquired", ())]
+    for transport in transports:
+        if transport is not None:
+            _close_socket(transport)
+    session.detach()  # its connector is not ours to close any more: no "unclosed" warning
+    if connector is not None:
+        connector._closed = True  # its sockets are closed above
+
+
+def _close_socket(transport: asyncio.BaseTransport) -> None:
+    """Close the socket under ``transport`` (a TLS transport: the one it wraps) without its
+    event loop; the transport then counts as closed (no ``ResourceWarning`` at collection)."""
+    inner = getattr(getattr(transport, "_ssl_protocol", None), "_transport", None)
+    if inner is not None:
+        transport = inner
+    sock = getattr(transport, "_sock", None)
+    if sock is None:  # not a selector transport: end the connection, the fd goes at collection
+        with contextlib.suppress(OSError, AttributeError):
+            transport.get_extra_info("socket").shutdown(socket.SHUT_RDWR)
+        return
+    with contextlib.suppress(OSError):
+        sock.close()
+    transport._sock = None  # type: ignore[attr-defined]
+
+
 class HTTPStore(AsyncStore):
     """A read-only store over a static HTTP(S) server, with one pooled ``aiohttp`` session.
 
@@ -168,6 +229,7 @@ class HTTPStore(AsyncStore):
         self._headers = {"Accept-Encoding": "identity", **(headers or {})}
         self._session: aiohttp.ClientSession | None = None
         self._session_loop: asyncio.AbstractEventLoop | None = None
+        self._session_guard: AsyncGenerator[None] | None = None
         self._rust: ObstoreStore | None = None
         self._ranges_ok = True  # the server honours Range (cleared at the first 200 to one)
         self._aiohttp_ok = False  # aiohttp has read an object here (then obstore's client may)
@@ -182,11 +244,10 @@ class HTTPStore(AsyncStore):
         self._check_open()  # a retry after aclose() must not open a session nobody closes
         loop = asyncio.get_running_loop()
         if self._session is not None and self._session_loop is not loop:
-            # used on a later event loop (asyncio.run twice): the old session belongs to a
-            # loop that ended and cannot be awaited; close its sockets now, open a new one
+            # used on another event loop (asyncio.run twice, a notebook alternating the sync
+            # shim with its own loop): the old session cannot be awaited here
             old, self._session = self._session, None
-            with contextlib.suppress(Exception):
-                old.connector.close()  # type: ignore[union-attr]
+            _drop_session(old, self._session_loop)
         if self._session is None:
             self._session_loop = loop
             connector = aiohttp.TCPConnector(limit=self._limits.max_requests)
@@ -197,6 +258,7 @@ class HTTPStore(AsyncStore):
                 auto_decompress=False,
                 proxy=_env_proxy(self._base),  # credentials in it are sent to the proxy
             )
+            self._session_guard = _close_at_loop_end(self._session)
         return self._session
 
     def _object_url(self, key: str) -> str:
@@ -387,7 +449,11 @@ class HTTPStore(AsyncStore):
             await self._rust.aclose()
         if self._session is not None:
             session, self._session = self._session, None
-            await session.close()
+            if self._session_loop is asyncio.get_running_loop():
+                await session.close()
+            else:  # closed from another loop than the one it was used on
+                _drop_session(session, self._session_loop)
+        self._session_guard = None
 
     def _is_retryable(self, exc: Exception) -> bool:
         if isinstance(exc, _HTTPStatusError):
