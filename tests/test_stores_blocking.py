@@ -14,6 +14,7 @@ from ngio_async.stores import (
     SuffixByteRequest,
     open_store,
 )
+from ngio_async.stores._local import LocalFileStore
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -24,10 +25,11 @@ pytestmark = pytest.mark.anyio
 DATA = bytes(range(256)) * 8
 
 
-@pytest.mark.parametrize("kind", ["file", "memory"])
+@pytest.mark.parametrize("kind", ["file", "file-plain", "memory"])
 async def test_blocking_get_equals_get(tmp_path: Path, kind: str) -> None:
-    url = str(tmp_path) if kind == "file" else "memory://"
-    async with open_store(url) as store:
+    url = "memory://" if kind == "memory" else str(tmp_path)
+    opened = LocalFileStore(url) if kind == "file-plain" else open_store(url)
+    async with opened as store:
         assert store.blocking_reads
         await store.put("a/b/chunk", DATA)
         await store.put("empty", b"")
@@ -47,7 +49,7 @@ async def test_blocking_get_equals_get(tmp_path: Path, kind: str) -> None:
         assert await anyio.to_thread.run_sync(store.get_blocking, "a/b/chunk/x", None) is None
         empty = store.get_blocking("empty")
         assert empty is not None and bytes(empty) == b""
-        if kind == "file":  # a directory is no object
+        if kind != "memory":  # a directory is no object
             assert store.get_blocking("a/b") is None
         for request in (OffsetByteRequest(len(DATA)), RangeByteRequest(len(DATA), len(DATA) + 2)):
             with pytest.raises(StoreError, match="a/b/chunk"):  # like get: past the end

@@ -17,6 +17,7 @@ from ._base import (
 )
 from ._coalesce import CoalescedRequest, coalesce_ranges
 from ._instrumented import FaultInjector, InstrumentedStore
+from ._local import LocalFileStore
 from ._obstore import ObstoreStore
 from ._url import open_store
 
@@ -31,6 +32,7 @@ __all__ = [
     "FaultInjector",
     "HTTPStore",
     "InstrumentedStore",
+    "LocalFileStore",
     "ObstoreStore",
     "OffsetByteRequest",
     "RangeByteRequest",

@@ -207,8 +207,8 @@ def _check_runtime(url: str) -> None:
         raise UnsupportedError(
             f"cannot use {url} in this process: it was forked from one that had used obstore, "
             "whose I/O runtime does not survive fork(). Start worker processes with 'spawn' or "
-            "'forkserver' (multiprocessing.get_context('spawn')); http(s) URLs also work with "
-            "backend='aiohttp'"
+            "'forkserver' (multiprocessing.get_context('spawn')); local paths opened in this "
+            "process work (with plain file I/O), http(s) URLs with backend='aiohttp'"
         )
 
 

@@ -25,6 +25,7 @@ from ._obstore import (
     obstore_client_options,
     obstore_http,
     obstore_retry_config,
+    obstore_usable,
 )
 from ._url_utils import redact_url
 
@@ -66,8 +67,10 @@ def open_store(
 ) -> AsyncStore:
     """Open the store rooted at ``url_or_store``; keys are relative to that root.
 
-    - a plain path or ``file://`` URL: a local directory (obstore ``LocalStore``); option
-      ``mkdir=True`` creates it, otherwise a missing directory raises ``NotFoundError``;
+    - a plain path or ``file://`` URL: a local directory (obstore ``LocalStore``; in a child
+      forked from a process that had used obstore, whose runtime does not survive ``fork()``,
+      the plain-Python ``LocalFileStore``); option ``mkdir=True`` creates it, otherwise a
+      missing directory raises ``NotFoundError``;
     - ``memory://``: a new, empty in-memory store (obstore ``MemoryStore``);
     - ``s3://bucket/prefix``: options ``endpoint`` (or ``endpoint_url``), ``region``,
       ``access_key_id``, ``secret_access_key``, ``session_token``, ``anonymous`` (or
@@ -155,6 +158,10 @@ def _open_local(path: str, limits: Limits, options: dict[str, Any]) -> AsyncStor
         raise NotFoundError(f"no such directory: {root} ({what})", url=url)
     if not mkdir and not os.path.isdir(root):
         raise NotFoundError(f"no such directory: {root}", url=url)
+    if not obstore_usable():  # a child forked after obstore ran: plain file I/O
+        from ._local import LocalFileStore
+
+        return LocalFileStore(root, mkdir=mkdir, url=url, limits=limits)
     with _construction_errors(url):
         # deleting a key removes the directories it leaves empty (an overwritten image with
         # fewer axes must not keep old chunk directories where its chunk files go)

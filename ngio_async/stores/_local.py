@@ -1,0 +1,256 @@
+"""``LocalFileStore``: local directories with plain file I/O, for processes where obstore's
+runtime is gone (a child forked from a process that had used obstore)."""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import os
+import re
+import stat
+from contextlib import contextmanager, suppress
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import anyio
+import anyio.to_thread
+
+from .._errors import NgioError, PermissionDeniedError, StoreError, StoreTimeoutError
+from ._base import (
+    AsyncStore,
+    Buffer,
+    ByteRequest,
+    OffsetByteRequest,
+    RangeByteRequest,
+    check_complete,
+    check_key,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    from .._limits import Limits
+
+__all__ = ["LocalFileStore"]
+
+T = TypeVar("T")
+
+# obstore's staging files ("<key>#<n>", renamed over the key once written): never keys
+_STAGING = re.compile(r"#\d+$")
+_counter = itertools.count()
+
+
+class LocalFileStore(AsyncStore):
+    """A directory as a store, with the behaviour of obstore's ``LocalStore`` (``mkdir``,
+    ``automatic_cleanup=True``) from plain Python: reads with ``os.pread``, writes to a staging
+    file ``<key>#<n>`` renamed over the key (readers never see half an object), conditional
+    writes by a hard link, listings that skip staging files, deletes that remove the
+    directories they empty, and obstore's version tokens (inode, mtime and size). Each call
+    runs in a worker thread. ``open_store`` uses it for local paths where obstore cannot run.
+    """
+
+    supports_writes = True
+    supports_listing = True
+    blocking_reads = True
+
+    def __init__(
+        self,
+        root: str,
+        *,
+        mkdir: bool = False,
+        url: str | None = None,
+        limits: Limits | None = None,
+        limiter: anyio.CapacityLimiter | None = None,
+    ) -> None:
+        root = os.path.abspath(root)
+        super().__init__(url=url or f"file://{root}", limits=limits, limiter=limiter)
+        with self._map_exceptions(""):
+            if mkdir:
+                os.makedirs(root, exist_ok=True)
+        self._root = root
+
+    @property
+    def root(self) -> str:
+        """The directory the keys are relative to."""
+        return self._root
+
+    def _path(self, key: str) -> str:
+        if _STAGING.search(key):
+            raise StoreError(
+                f"invalid key {key!r} for {self.url}: names ending in '#<digits>' are staging "
+                "files of local stores",
+                url=self.url,
+                key=key,
+            )
+        return os.path.join(self._root, *key.split("/"))
+
+    # -- reads ----------------------------------------------------------------------------
+
+    def get_blocking(self, key: str, byte_range: ByteRequest | None = None) -> Buffer | None:
+        """``get`` for worker threads (no limiter or retries)."""
+        self._check_open()
+        check_key(key)
+        with self._map_exceptions(key):
+            return self._read(key, byte_range)
+
+    def _read(self, key: str, byte_range: ByteRequest | None) -> Buffer | None:
+        try:
+            fd = os.open(self._path(key), os.O_RDONLY)
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            return None
+        try:
+            st = os.fstat(fd)
+            if stat.S_ISDIR(st.st_mode):  # a directory is no object
+                return None
+            size = st.st_size
+            start, stop = _span(byte_range, size)
+            if start > stop or (start == stop and start >= size and _bounded(byte_range)):
+                raise StoreError(
+                    f"store error for {key!r} at {self.url}: requested range {byte_range} is "
+                    f"invalid for an object of {size} bytes",
+                    url=self.url,
+                    key=key,
+                )
+            parts = []
+            while start < stop:
+                piece = os.pread(fd, stop - start, start)
+                if not piece:
+                    break
+                parts.append(piece)
+                start += len(piece)
+        finally:
+            os.close(fd)
+        data = parts[0] if len(parts) == 1 else b"".join(parts)
+        return check_complete(memoryview(data), byte_range, size, url=self.url, key=key)
+
+    async def _get_once(self, key: str, byte_range: ByteRequest | None) -> Buffer | None:
+        return await self._run(self._read, key, byte_range)
+
+    def _stat(self, key: str) -> os.stat_result | None:
+        try:
+            st = os.stat(self._path(key))
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        return None if stat.S_ISDIR(st.st_mode) else st
+
+    async def _exists_once(self, key: str) -> bool:
+        return await self._run(self._stat, key) is not None
+
+    async def _size_once(self, key: str) -> int | None:
+        st = await self._run(self._stat, key)
+        return None if st is None else st.st_size
+
+    async def _version_once(self, key: str) -> str | None:
+        st = await self._run(self._stat, key)
+        if st is None:
+            return None
+        # obstore's ETag of a local file, so both stores tell the same version
+        return f'"{st.st_ino:x}-{st.st_mtime_ns // 1000:x}-{st.st_size:x}"'
+
+    def _list(self, prefix: str) -> list[str]:
+        top = os.path.join(self._root, *prefix.split("/")) if prefix else self._root
+        keys: list[str] = []
+        for directory, _, files in os.walk(top, followlinks=True):
+            rel = os.path.relpath(directory, self._root)
+            base = "" if rel == "." else rel.replace(os.sep, "/") + "/"
+            keys.extend(base + name for name in files if not _STAGING.search(name))
+        return keys
+
+    async def _list_once(self, prefix: str) -> list[str]:
+        return await self._run(self._list, prefix)
+
+    # -- writes ---------------------------------------------------------------------------
+
+    def _write(self, key: str, data: Buffer, if_absent: bool) -> bool:
+        path = self._path(key)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        staging = f"{path}#{os.getpid()}{next(_counter)}"
+        fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        try:
+            try:
+                view = memoryview(data).cast("B")
+                while view:
+                    view = view[os.write(fd, view) :]
+            finally:
+                os.close(fd)
+            if not if_absent:
+                os.replace(staging, path)
+                return True
+            try:
+                os.link(staging, path)
+            except FileExistsError:
+                return False
+            return True
+        finally:
+            if if_absent or os.path.lexists(staging):
+                with suppress(FileNotFoundError):
+                    os.unlink(staging)
+
+    async def _put_once(self, key: str, data: Buffer, *, if_absent: bool) -> bool:
+        return await self._run(self._write, key, data, if_absent)
+
+    def _remove(self, key: str) -> None:
+        path = self._path(key)
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            return
+        except PermissionError:
+            if os.path.isdir(path):  # Linux says EISDIR, macOS EPERM
+                raise IsADirectoryError(f"{path} is a directory") from None
+            raise
+        # remove the directories this emptied, as obstore's automatic_cleanup does
+        parent = os.path.dirname(path)
+        while parent != self._root and parent.startswith(self._root + os.sep):
+            try:
+                os.rmdir(parent)
+            except OSError:  # not empty (or gone): stop
+                return
+            parent = os.path.dirname(parent)
+
+    async def _delete_once(self, key: str) -> None:
+        await self._run(self._remove, key)
+
+    # -- machinery ------------------------------------------------------------------------
+
+    async def _run(self, func: Callable[..., T], *args: Any) -> T:
+        return await anyio.to_thread.run_sync(functools.partial(func, *args))
+
+    @contextmanager
+    def _map_exceptions(self, key: str) -> Iterator[None]:
+        url = self.url
+        try:
+            yield
+        except NgioError:
+            raise
+        except PermissionError as exc:
+            raise PermissionDeniedError(
+                f"access denied to {key!r} at {url}: {exc}", url=url, key=key
+            ) from exc
+        except TimeoutError as exc:
+            raise StoreTimeoutError(
+                f"request for {key!r} at {url} timed out "
+                f"({self._limits.timeout}s per attempt, {self._limits.max_retries} retries)",
+                url=url,
+                key=key,
+            ) from exc
+        except OSError as exc:
+            raise StoreError(f"store error for {key!r} at {url}: {exc}", url=url, key=key) from exc
+
+
+def _span(byte_range: ByteRequest | None, size: int) -> tuple[int, int]:
+    """``[start, stop)`` of ``byte_range`` in an object of ``size`` bytes (clamped at the end)."""
+    if byte_range is None:
+        return 0, size
+    if isinstance(byte_range, RangeByteRequest):
+        return byte_range.start, min(byte_range.end, size)
+    if isinstance(byte_range, OffsetByteRequest):
+        return byte_range.offset, size
+    return max(0, size - byte_range.suffix), size
+
+
+def _bounded(byte_range: ByteRequest | None) -> bool:
+    """Whether a range that starts at the end of the object is refused (as obstore does):
+    a non-empty range or an offset; never a whole read or a suffix."""
+    if isinstance(byte_range, RangeByteRequest):
+        return byte_range.end > byte_range.start
+    return isinstance(byte_range, OffsetByteRequest)
