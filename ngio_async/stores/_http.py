@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gzip
+import os
 import re
 import socket
 import urllib.request
@@ -134,13 +135,16 @@ def _close_at_loop_end(session: aiohttp.ClientSession) -> AsyncGenerator[None]:
     return agen
 
 
-def _drop_session(session: aiohttp.ClientSession, loop: asyncio.AbstractEventLoop | None) -> None:
+def _drop_session(
+    session: aiohttp.ClientSession, loop: asyncio.AbstractEventLoop | None, *, forked: bool
+) -> None:
     """Close a session of another event loop without awaiting it here: on its loop if that
     still runs (another thread's), else by closing its pooled sockets at once (a loop that
-    ended or idles cannot run the close)."""
+    ended or idles cannot run the close). ``forked``: the session is the parent process's (its
+    loop does not run here); only this process's copies of its sockets are closed."""
     if session.closed:
         return
-    if loop is not None and loop.is_running() and not loop.is_closed():
+    if not forked and loop is not None and loop.is_running() and not loop.is_closed():
         closing = session.close()
         try:
             asyncio.run_coroutine_threadsafe(closing, loop)
@@ -154,13 +158,13 @@ def _drop_session(session: aiohttp.ClientSession, loop: asyncio.AbstractEventLoo
     transports += [proto.transport for proto in getattr(connector, "_acquired", ())]
     for transport in transports:
         if transport is not None:
-            _close_socket(transport)
+            _close_socket(transport, forked=forked)
     session.detach()  # its connector is not ours to close any more: no "unclosed" warning
     if connector is not None:
         connector._closed = True  # its sockets are closed above
 
 
-def _close_socket(transport: asyncio.BaseTransport) -> None:
+def _close_socket(transport: asyncio.BaseTransport, *, forked: bool) -> None:
     """Close the socket under ``transport`` (a TLS transport: the one it wraps) without its
     event loop; the transport then counts as closed (no ``ResourceWarning`` at collection)."""
     inner = getattr(getattr(transport, "_ssl_protocol", None), "_transport", None)
@@ -168,6 +172,8 @@ def _close_socket(transport: asyncio.BaseTransport) -> None:
         transport = inner
     sock = getattr(transport, "_sock", None)
     if sock is None:  # not a selector transport: end the connection, the fd goes at collection
+        if forked:  # the connection is still the parent's
+            return
         with contextlib.suppress(OSError, AttributeError):
             transport.get_extra_info("socket").shutdown(socket.SHUT_RDWR)
         return
@@ -230,6 +236,7 @@ class HTTPStore(AsyncStore):
         self._session: aiohttp.ClientSession | None = None
         self._session_loop: asyncio.AbstractEventLoop | None = None
         self._session_guard: AsyncGenerator[None] | None = None
+        self._session_pid = os.getpid()
         self._rust: ObstoreStore | None = None
         self._ranges_ok = True  # the server honours Range (cleared at the first 200 to one)
         self._aiohttp_ok = False  # aiohttp has read an object here (then obstore's client may)
@@ -247,9 +254,11 @@ class HTTPStore(AsyncStore):
             # used on another event loop (asyncio.run twice, a notebook alternating the sync
             # shim with its own loop): the old session cannot be awaited here
             old, self._session = self._session, None
-            _drop_session(old, self._session_loop)
+            _drop_session(old, self._session_loop, forked=self._session_pid != os.getpid())
+            self._end_guard(old)
         if self._session is None:
             self._session_loop = loop
+            self._session_pid = os.getpid()
             connector = aiohttp.TCPConnector(limit=self._limits.max_requests)
             self._session = aiohttp.ClientSession(
                 connector=connector,
@@ -260,6 +269,14 @@ class HTTPStore(AsyncStore):
             )
             self._session_guard = _close_at_loop_end(self._session)
         return self._session
+
+    def _end_guard(self, session: aiohttp.ClientSession) -> None:
+        """Finish the guard of ``session`` here once it is closed (else its finalizer would
+        call on the loop it was started on, which may have ended, or be a forked parent's)."""
+        guard, self._session_guard = self._session_guard, None
+        if guard is not None and session.closed:
+            with contextlib.suppress(StopIteration, RuntimeError):
+                guard.aclose().send(None)  # its finally has nothing to await
 
     def _object_url(self, key: str) -> str:
         return self._base + quote(key, safe="/") + self._query
@@ -452,7 +469,8 @@ class HTTPStore(AsyncStore):
             if self._session_loop is asyncio.get_running_loop():
                 await session.close()
             else:  # closed from another loop than the one it was used on
-                _drop_session(session, self._session_loop)
+                _drop_session(session, self._session_loop, forked=self._session_pid != os.getpid())
+            self._end_guard(session)
         self._session_guard = None
 
     def _is_retryable(self, exc: Exception) -> bool:
