@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pytest
 
 from ngio_async import NotFoundError, StoreError, UnsupportedError
@@ -194,6 +195,17 @@ async def test_put_overwrite_put_if_absent_delete(wstore: AsyncStore) -> None:
     await wstore.delete("w/a.bin")  # deleting a missing key is fine
     assert await wstore.get("w/a.bin") is None
     assert not await wstore.exists("w/a.bin")
+
+
+async def test_put_writes_the_bytes_of_any_memoryview(wstore: AsyncStore) -> None:
+    """A typed, multi-dimensional or strided memoryview (of a numpy array) writes its bytes
+    (was: TypeError 'a bytes-like object is required, not int' or BufferError on obstore)."""
+    array = np.arange(12, dtype="<u2").reshape(3, 4)
+    for view in (memoryview(array), memoryview(array)[::2], memoryview(array.T)):
+        await wstore.put("m/a.bin", view)
+        assert bytes(await wstore.get("m/a.bin") or b"") == view.tobytes()
+    assert await wstore.put_if_absent("m/b.bin", memoryview(array)) is True
+    assert bytes(await wstore.get("m/b.bin") or b"") == array.tobytes()
 
 
 async def test_version_of_an_object(store: AsyncStore) -> None:

@@ -293,8 +293,10 @@ class AsyncStore(abc.ABC):
         return sorted(await self._call(prefix, lambda: self._list_once(prefix)))
 
     async def put(self, key: str, data: Buffer) -> None:
-        """Write ``data`` to ``key``, replacing any existing object."""
+        """Write ``data`` to ``key``, replacing any existing object (a memoryview of any
+        format or shape, of a numpy array say, writes its bytes in C order)."""
         self._check_writable(key)
+        data = _byte_buffer(data)
         await self._call(key, lambda: self._put_once(key, data, if_absent=False))
 
     async def put_if_absent(self, key: str, data: Buffer) -> bool:
@@ -303,6 +305,7 @@ class AsyncStore(abc.ABC):
         Not retried: a lost response could otherwise turn a successful write into ``False``.
         """
         self._check_writable(key)
+        data = _byte_buffer(data)
         return await self._call(key, lambda: self._put_once(key, data, if_absent=True), retry=False)
 
     async def delete(self, key: str) -> None:
@@ -411,6 +414,17 @@ class AsyncStore(abc.ABC):
     def _retry_after(self, exc: Exception) -> float | None:
         """Seconds the server asked to wait before retrying after ``exc`` (``Retry-After``)."""
         return None
+
+
+def _byte_buffer(data: Buffer) -> Buffer:
+    """``data`` as one flat run of bytes: backends take a typed (``'H'``), multi-dimensional
+    or strided memoryview for a sequence of numbers, or refuse it."""
+    if isinstance(data, bytes):
+        return data
+    view = memoryview(data)
+    if view.format == "B" and view.ndim == 1 and view.c_contiguous:
+        return view
+    return view.cast("B") if view.c_contiguous else view.tobytes()
 
 
 def _no_retries(limits: Limits) -> Limits:
