@@ -146,3 +146,33 @@ def test_a_failed_write_leaves_no_staging_file(tmp_path: Path) -> None:
             assert sorted(os.listdir(tmp_path / "d")) == ["sub", "x.bin"]
 
     anyio.run(run)
+
+
+def test_a_put_survives_a_delete_removing_its_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A delete that empties a directory removes it; a put into that directory at the same
+    moment makes it again (as obstore's LocalStore does), instead of failing."""
+    import anyio
+
+    from ngio_async.stores import _local
+
+    real_open = os.open
+    raced: list[str] = []
+
+    def racing_open(path: str, flags: int, mode: int = 0o777) -> int:
+        if "#" in os.path.basename(path) and not raced:  # the staging file: rmdir first
+            raced.append(path)
+            os.rmdir(os.path.dirname(path))
+        return real_open(path, flags, mode)
+
+    async def run() -> None:
+        async with LocalFileStore(str(tmp_path)) as store:
+            await store.put("c/0/0", b"first")
+            await store.delete("c/0/0")  # removes c/0 and c
+            monkeypatch.setattr(_local.os, "open", racing_open)
+            await store.put("c/0/1", b"second")
+            assert raced
+            assert bytes(await store.get("c/0/1") or b"") == b"second"
+
+    anyio.run(run)

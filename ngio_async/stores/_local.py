@@ -162,9 +162,14 @@ class LocalFileStore(AsyncStore):
 
     def _write(self, key: str, data: Buffer, if_absent: bool) -> bool:
         path = self._path(key)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
         staging = f"{path}#{os.getpid()}{next(_counter)}"
-        fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        while True:  # a concurrent delete may remove the directory it just emptied: again
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            try:
+                fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            except FileNotFoundError:
+                continue
+            break
         try:
             try:
                 view = memoryview(data).cast("B")
