@@ -163,11 +163,13 @@ class LocalFileStore(AsyncStore):
     def _write(self, key: str, data: Buffer, if_absent: bool) -> bool:
         path = self._path(key)
         staging = f"{path}#{os.getpid()}{next(_counter)}"
-        while True:  # a concurrent delete may remove the directory it just emptied: again
+        for attempt in range(100):  # a concurrent delete may remove a directory it emptied
             os.makedirs(os.path.dirname(path), exist_ok=True)
             try:
                 fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
             except FileNotFoundError:
+                if attempt == 99:
+                    raise
                 continue
             break
         try:
