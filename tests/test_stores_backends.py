@@ -13,6 +13,7 @@ from ngio_async._errors import ClosedError
 from ngio_async._limits import Limits
 from ngio_async.stores import (
     AsyncStore,
+    InstrumentedStore,
     OffsetByteRequest,
     RangeByteRequest,
     SuffixByteRequest,
@@ -168,6 +169,26 @@ async def test_list_prefix_or_unsupported(store: AsyncStore) -> None:
     assert await store.list_prefix("") == ["data/blob.bin", "data/empty.bin", "data/small.txt"]
     assert await store.list_prefix("data/") == ["data/blob.bin", "data/empty.bin", "data/small.txt"]
     assert await store.list_prefix("nothing/here") == []
+
+
+async def test_stored_bytes_or_unsupported(store: AsyncStore) -> None:
+    if not store.supports_listing:
+        with pytest.raises(UnsupportedError, match="does not support listing"):
+            await store.stored_bytes("data")
+        return
+    assert await store.stored_bytes("data") == len(BLOB) + len(SMALL)
+    assert await store.stored_bytes("") == len(BLOB) + len(SMALL)
+    assert await store.stored_bytes("nothing/here") == 0
+
+
+async def test_stored_bytes_is_one_listing(tmp_path: Path) -> None:
+    store = InstrumentedStore(LocalFileStore(str(tmp_path)))
+    async with store:
+        for i in range(5):
+            await store.put(f"a/{i}", b"x" * i)
+        store.reset()
+        assert await store.stored_bytes("a") == 10
+    assert store.method_counts == {"list": 1}
 
 
 async def test_read_only_stores_refuse_writes_naming_the_url(store: AsyncStore) -> None:

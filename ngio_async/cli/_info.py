@@ -26,7 +26,7 @@ from ..meta.zarr import (
     TransposeCodec,
     ZstdCodec,
 )
-from ..stores import ObstoreStore, open_store
+from ..stores import open_store
 from ._common import human_bytes, refuse_tiff, stdout_console, store_options
 
 if TYPE_CHECKING:
@@ -90,18 +90,12 @@ def codec_names(meta: ArrayMeta) -> list[str]:
 # ------------------------------------------------------------------------------ gathering
 async def _stored_bytes(store: AsyncStore, prefix: str) -> int | None:
     """Bytes stored under ``prefix`` (one listing; ``None`` when the store cannot list)."""
-    if not isinstance(store, ObstoreStore) or not store.supports_listing:
+    if not store.supports_listing:
         return None
-    import obstore
-
-    total = 0
     try:
-        async with store.limiter:
-            async for chunk in obstore.list(store.obstore, prefix or None, chunk_size=1000):
-                total += sum(int(meta["size"]) for meta in chunk)
+        return await store.stored_bytes(prefix)
     except Exception:  # noqa: BLE001 - sizes are best effort; the listing may be refused
         return None
-    return total
 
 
 async def _level_info(store: AsyncStore, lvl: Level, sizes: bool) -> dict[str, Any]:

@@ -292,6 +292,18 @@ class AsyncStore(abc.ABC):
         prefix = _check_prefix(prefix)
         return sorted(await self._call(prefix, lambda: self._list_once(prefix)))
 
+    async def stored_bytes(self, prefix: str = "") -> int:
+        """The total size of the objects under the directory-like ``prefix`` (one listing
+        where the backend lists sizes).
+
+        :raises UnsupportedError: when the backend cannot list (plain HTTP).
+        """
+        self._check_open()
+        if not self.supports_listing:
+            raise UnsupportedError(f"{self._url} does not support listing")
+        prefix = _check_prefix(prefix)
+        return await self._call(prefix, lambda: self._stored_bytes_once(prefix))
+
     async def put(self, key: str, data: Buffer) -> None:
         """Write ``data`` to ``key``, replacing any existing object (a memoryview of any
         format or shape, of a numpy array say, writes its bytes in C order)."""
@@ -393,6 +405,10 @@ class AsyncStore(abc.ABC):
 
     async def _list_once(self, prefix: str) -> list[str]:
         raise UnsupportedError(f"{self._url} does not support listing")
+
+    async def _stored_bytes_once(self, prefix: str) -> int:
+        """Backends whose listing has sizes answer in one listing; default: a size per key."""
+        return sum([await self._size_once(key) or 0 for key in await self._list_once(prefix)])
 
     async def _put_once(self, key: str, data: Buffer, *, if_absent: bool) -> bool:
         raise UnsupportedError(f"{self._url} is read-only (cannot write {key!r})")

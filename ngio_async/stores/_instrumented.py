@@ -137,6 +137,10 @@ class InstrumentedStore(AsyncStore):
         async with self._track("list", prefix):
             return await self.inner._list_once(prefix)
 
+    async def _stored_bytes_once(self, prefix: str) -> int:
+        async with self._track("list", prefix):
+            return await self.inner._stored_bytes_once(prefix)
+
     async def _put_once(self, key: str, data: Buffer, *, if_absent: bool) -> bool:
         async with self._track("put", key):
             return await self.inner._put_once(key, data, if_absent=if_absent)

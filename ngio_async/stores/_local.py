@@ -158,6 +158,16 @@ class LocalFileStore(AsyncStore):
     async def _list_once(self, prefix: str) -> list[str]:
         return await self._run(self._list, prefix)
 
+    def _sizes(self, prefix: str) -> int:
+        total = 0
+        for key in self._list(prefix):
+            st = self._stat(key)
+            total += 0 if st is None else st.st_size
+        return total
+
+    async def _stored_bytes_once(self, prefix: str) -> int:
+        return await self._run(self._sizes, prefix)
+
     # -- writes ---------------------------------------------------------------------------
 
     def _write(self, key: str, data: Buffer, if_absent: bool) -> bool:

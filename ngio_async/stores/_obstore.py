@@ -398,6 +398,12 @@ class ObstoreStore(AsyncStore):
             keys.extend(meta["path"] for meta in chunk)
         return keys
 
+    async def _stored_bytes_once(self, prefix: str) -> int:
+        total = 0
+        async for chunk in obstore.list(self._store, prefix or None, chunk_size=1000):
+            total += sum(int(meta["size"]) for meta in chunk)
+        return total
+
     async def _put_once(self, key: str, data: Buffer, *, if_absent: bool) -> bool:
         if not if_absent:
             await obstore.put_async(self._store, key, data)
