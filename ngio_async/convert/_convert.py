@@ -185,9 +185,7 @@ def _url_location(text: str) -> _Location | None:
 
 def _location(obj: Any) -> _Location | None:
     """Where ``obj`` (a path, URL, store, dataset or image source) lives; ``None``: unknown."""
-    from obstore.store import LocalStore
-
-    from ..stores._obstore import OBSTORE_TYPES
+    from ..stores._obstore import OBSTORE_TYPES, local_prefix
 
     if isinstance(obj, Dataset | Plate):
         loc = _location(obj.store)
@@ -200,8 +198,9 @@ def _location(obj: Any) -> _Location | None:
         if not obj.url.lower().startswith("memory:"):
             return _url_location(obj.url)
         return ("object", getattr(obj, "obstore", obj), "/")
-    if isinstance(obj, LocalStore) and obj.prefix is not None:
-        return ("file", "", os.path.realpath(obj.prefix))
+    prefix = local_prefix(obj)
+    if prefix is not None:
+        return ("file", "", os.path.realpath(prefix))
     if isinstance(obj, OBSTORE_TYPES):
         return ("object", obj, "/")
     url = getattr(obj, "url", None)  # an ImageSource

@@ -48,6 +48,7 @@ __all__ = [
     "OBSTORE_TYPES",
     "ObstoreStore",
     "describe_obstore",
+    "local_prefix",
     "obstore_client_options",
     "obstore_http",
     "obstore_retry_config",
@@ -144,6 +145,13 @@ def obstore_http(
         base, client_options=options, retry_config=obstore_retry_config(limits)
     )
     return ObstoreStore(store, url=redact_url(base).rstrip("/"), limits=limits, limiter=limiter)
+
+
+def local_prefix(obj: object) -> str | None:
+    """The directory an obstore ``LocalStore`` is rooted at; ``None`` for anything else."""
+    if isinstance(obj, LocalStore) and obj.prefix is not None:
+        return str(obj.prefix)
+    return None
 
 
 def describe_obstore(store: ObjectStore) -> str:
