@@ -566,12 +566,16 @@ def report(
         "\nMB/s of decoded data (* = partial run, stopped at the time budget); RSS: the child's\n"
         "peak; CPU s: the child's CPU time (all threads) in its best run. zarr best = the\n"
         "fastest of the three zarr rows. limit = min(io-limit, cpu-limit); pipe = pipe-limit,\n"
-        "the plainest GET + decode reader on the same cores.\n"
+        "the plainest GET + decode reader on the same cores. shared = 1 / (1/io-limit +\n"
+        "1/cpu-limit): the rate when the I/O limit's work and the decode share the cores (each\n"
+        "limit alone had the whole machine; on loopback the I/O is CPU work too, server and\n"
+        "client). A reader whose I/O costs less CPU than the limit's obstore GETs (local pread)\n"
+        "can pass it.\n"
     )
     head = (
         f"{'source':6} {'image/tile':16} {'zarr seq':>8} {'zarr best':>9} {'tstore':>7} "
         f"{'ngio':>6} {'io-lim':>7} {'cpu-lim':>7} {'pipe':>6} {'ngio/zarr':>9} {'ngio/ts':>8} "
-        f"{'ngio/lim':>8} {'ngio/pipe':>9}"
+        f"{'ngio/lim':>8} {'ngio/pipe':>9} {'shared':>7} {'ngio/shared':>11}"
     )
     print(head)
     for src in sources:
@@ -589,11 +593,14 @@ def report(
             lim = min(lims, key=lambda r: r["mbps"]) if lims else None
             ngio, pipe = get((src, case, "ngio_async")), get((src, case, "pipe-limit"))
             ts = get((src, case, "tensorstore"))
+            shared = None
+            if len(lims) == 2:  # both limits measured
+                shared = {"mbps": 1 / sum(1 / r["mbps"] for r in lims), "complete": True}
             print(
                 f"{src:6} {case:16} {fmt(get((src, case, 'zarr seq'))):>8} {fmt(zbest):>9} "
                 f"{fmt(ts):>7} {fmt(ngio):>6} {fmt(io):>7} {fmt(cpu):>7} {fmt(pipe):>6} "
                 f"{ratio(ngio, zbest):>9} {ratio(ngio, ts):>8} {ratio(ngio, lim):>8} "
-                f"{ratio(ngio, pipe):>9}"
+                f"{ratio(ngio, pipe):>9} {fmt(shared):>7} {ratio(ngio, shared):>11}"
             )
 
 
