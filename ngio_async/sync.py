@@ -528,6 +528,7 @@ class SyncIterator(Closing, Iterator[T]):
     def __init__(self, gen: Generator[T, None, None], control: _Control | None = None) -> None:
         self._gen = gen
         self._control = control or _Control()
+        self._provider = _provider  # replaced in a forked child: this iterator is lost there
         # held while the generator runs: close() from another thread waits for its cleanup
         self._running = threading.RLock()
         self._consumer: int | None = None  # the thread that called next() last
@@ -545,6 +546,8 @@ class SyncIterator(Closing, Iterator[T]):
         )
 
     def __next__(self) -> T:
+        if self._provider.abandoned:  # inherited through a fork: its loop is not in this process
+            raise ClosedError("the ngio_async event loop was lost in a fork; create a new iterator")
         with self._running:
             self._consumer = threading.get_ident()
             if self._control.closing:
@@ -563,6 +566,8 @@ class SyncIterator(Closing, Iterator[T]):
         only asks for the stop, which the consuming thread carries out. A consumer stopped by another thread's ``close()``
         gets :class:`~ngio_async.ClosedError` from ``next()``, never a normal end.
         """
+        if self._provider.abandoned:
+            return  # inherited through a fork: nothing of it runs here (its lock may be held)
         if self._stopped_by is None and inspect.getgeneratorstate(self._gen) != "GEN_CLOSED":
             self._stopped_by = threading.get_ident()  # not over yet: this stops it
         self._control.close()

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import TYPE_CHECKING
 
 import numpy as np
+import pytest
 from images import Spec, write_image
 
 import ngio_async
+from ngio_async import ClosedError
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -37,3 +41,36 @@ def test_sync_progress_counts_the_tiles_the_loop_has_taken(tmp_path: Path) -> No
             # was: a whole batch of tiles read together counted at once (ahead of the loop)
             assert seen[-1] == i
         assert seen == list(range(1, 65))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork") or sys.version_info >= (3, 12), reason="posix fork")
+@pytest.mark.timeout(30)
+def test_a_tile_iterator_inherited_through_fork_is_closed_in_the_child(tmp_path: Path) -> None:
+    write_image(tmp_path, Spec(version="0.5", shape=(2, 40, 30), chunks=(1, 16, 16), levels=1))
+    with ngio_async.open(tmp_path) as ds:
+        tiles = ds.tiles()
+        first = next(tiles)  # the stream now holds tiles read ahead with this one
+        read_fd, write_fd = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - child
+            answer = b"bad"
+            try:
+                os.close(read_fd)
+                try:
+                    next(tiles)  # was: a tile read ahead in the parent, as if the loop ran here
+                except ClosedError as exc:
+                    if "fork" in str(exc):
+                        tiles.close()  # a no-op here, like closing an inherited dataset
+                        ds.close()
+                        answer = b"ok"
+            finally:
+                os.write(write_fd, answer)
+                os._exit(0)
+        os.close(write_fd)
+        with os.fdopen(read_fd, "rb") as f:
+            answer = f.read()
+        os.waitpid(pid, 0)
+        assert answer == b"ok"
+        rest = list(tiles)  # the parent's iterator is unaffected
+        assert first.region not in [t.region for t in rest]
+        assert len(rest) == 2 * 3 * 2 - 1
