@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, TypeAlias, TypeVar
 
 import anyio
 
-from .._errors import ClosedError, StoreError, UnsupportedError
+from .._errors import ClosedError, StoreError, StoreTimeoutError, UnsupportedError
 from .._limits import Limits
 from ._coalesce import coalesce_ranges
 from ._retry import call_with_retry
@@ -96,6 +96,17 @@ def _check_prefix(prefix: str) -> str:
     if prefix:
         check_key(prefix)
     return prefix
+
+
+def byte_span(byte_range: ByteRequest | None, size: int) -> tuple[int, int]:
+    """``[start, end)`` of ``byte_range`` in an object of ``size`` bytes (clamped at the end)."""
+    if byte_range is None:
+        return 0, size
+    if isinstance(byte_range, RangeByteRequest):
+        return byte_range.start, min(byte_range.end, size)
+    if isinstance(byte_range, OffsetByteRequest):
+        return byte_range.offset, size
+    return max(0, size - byte_range.suffix), size
 
 
 def expected_length(byte_range: ByteRequest | None, size: int) -> int:
@@ -422,6 +433,15 @@ class AsyncStore(abc.ABC):
     @abc.abstractmethod
     def _map_exceptions(self, key: str) -> AbstractContextManager[None]:
         """Translate backend exceptions into ``ngio_async`` errors naming ``url`` and ``key``."""
+
+    def _timed_out(self, key: str, url: str) -> StoreTimeoutError:
+        """The error for a request that ran out of time (``raise ... from`` the backend's)."""
+        return StoreTimeoutError(
+            f"request for {key!r} at {url} timed out "
+            f"({self._limits.timeout}s per attempt, {self._limits.max_retries} retries)",
+            url=url,
+            key=key,
+        )
 
     def _is_retryable(self, exc: Exception) -> bool:
         """Whether a raw backend exception is transient (timeouts always are)."""

@@ -22,7 +22,6 @@ from .._errors import (
     NgioError,
     PermissionDeniedError,
     StoreError,
-    StoreTimeoutError,
     UnsupportedError,
 )
 from ._base import (
@@ -32,6 +31,7 @@ from ._base import (
     OffsetByteRequest,
     RangeByteRequest,
     SuffixByteRequest,
+    byte_span,
 )
 from ._obstore import ObstoreStore, obstore_http, obstore_transient, obstore_usable
 from ._url_utils import redact_url
@@ -104,17 +104,6 @@ def _empty_suffix(byte_range: ByteRequest | None, content_range: str | None) -> 
         isinstance(byte_range, SuffixByteRequest)
         and (content_range or "").replace(" ", "") == "bytes*/0"
     )
-
-
-def _wanted(byte_range: ByteRequest | None, size: int) -> tuple[int, int]:
-    """The ``[start, end)`` that answers ``byte_range`` for an object of ``size`` bytes."""
-    if byte_range is None:
-        return 0, size
-    if isinstance(byte_range, RangeByteRequest):
-        return byte_range.start, min(byte_range.end, size)
-    if isinstance(byte_range, OffsetByteRequest):
-        return byte_range.offset, size
-    return max(0, size - byte_range.suffix), size
 
 
 def _close_at_loop_end(session: aiohttp.ClientSession) -> AsyncGenerator[None]:
@@ -344,7 +333,7 @@ class HTTPStore(AsyncStore):
         # 200: the whole object (also when the server ignored Range): slice what was asked for.
         if byte_range is None:
             return body
-        start, end = _wanted(byte_range, len(body))
+        start, end = byte_span(byte_range, len(body))
         if start > len(body):
             raise StoreError(
                 f"range {byte_range} of {key!r} at {self.url} starts past the end of the "
@@ -402,7 +391,7 @@ class HTTPStore(AsyncStore):
                 url=self.url,
                 key=key,
             )
-        start, end = _wanted(byte_range, size)
+        start, end = byte_span(byte_range, size)
         if first > start or last + 1 < end:
             raise StoreError(
                 f"truncated range for {key!r} at {self.url}: asked for bytes [{start}, {end}) "
@@ -505,12 +494,7 @@ class HTTPStore(AsyncStore):
                 ) from exc
             raise StoreError(f"{exc} for {key!r} at {url}", url=url, key=key) from exc
         except TimeoutError as exc:
-            raise StoreTimeoutError(
-                f"request for {key!r} at {url} timed out "
-                f"({self._limits.timeout}s per attempt, {self._limits.max_retries} retries)",
-                url=url,
-                key=key,
-            ) from exc
+            raise self._timed_out(key, url) from exc
         except (aiohttp.ClientError, OSError, ValueError) as exc:
             raise StoreError(
                 f"HTTP request for {key!r} at {url} failed: {self._describe(exc)}",

@@ -14,13 +14,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import anyio
 import anyio.to_thread
 
-from .._errors import NgioError, PermissionDeniedError, StoreError, StoreTimeoutError
+from .._errors import NgioError, PermissionDeniedError, StoreError
 from ._base import (
     AsyncStore,
     Buffer,
     ByteRequest,
     OffsetByteRequest,
     RangeByteRequest,
+    byte_span,
     check_complete,
     check_key,
 )
@@ -102,7 +103,7 @@ class LocalFileStore(AsyncStore):
             if stat.S_ISDIR(st.st_mode):  # a directory is no object
                 return None
             size = st.st_size
-            start, stop = _span(byte_range, size)
+            start, stop = byte_span(byte_range, size)
             if start > stop or (start == stop and start >= size and _bounded(byte_range)):
                 raise StoreError(
                     f"store error for {key!r} at {self.url}: requested range {byte_range} is "
@@ -244,25 +245,9 @@ class LocalFileStore(AsyncStore):
                 f"access denied to {key!r} at {url}: {exc}", url=url, key=key
             ) from exc
         except TimeoutError as exc:
-            raise StoreTimeoutError(
-                f"request for {key!r} at {url} timed out "
-                f"({self._limits.timeout}s per attempt, {self._limits.max_retries} retries)",
-                url=url,
-                key=key,
-            ) from exc
+            raise self._timed_out(key, url) from exc
         except OSError as exc:
             raise StoreError(f"store error for {key!r} at {url}: {exc}", url=url, key=key) from exc
-
-
-def _span(byte_range: ByteRequest | None, size: int) -> tuple[int, int]:
-    """``[start, stop)`` of ``byte_range`` in an object of ``size`` bytes (clamped at the end)."""
-    if byte_range is None:
-        return 0, size
-    if isinstance(byte_range, RangeByteRequest):
-        return byte_range.start, min(byte_range.end, size)
-    if isinstance(byte_range, OffsetByteRequest):
-        return byte_range.offset, size
-    return max(0, size - byte_range.suffix), size
 
 
 def _bounded(byte_range: ByteRequest | None) -> bool:

@@ -20,7 +20,6 @@ from .._errors import (
     NotFoundError,
     PermissionDeniedError,
     StoreError,
-    StoreTimeoutError,
     UnsupportedError,
 )
 from ._base import (
@@ -486,12 +485,7 @@ class ObstoreStore(AsyncStore):
                 f"access denied to {key!r} at {url}: {self._describe(exc)}", url=url, key=key
             ) from exc
         except TimeoutError as exc:
-            raise StoreTimeoutError(
-                f"request for {key!r} at {url} timed out "
-                f"({self._limits.timeout}s per attempt, {self._limits.max_retries} retries)",
-                url=url,
-                key=key,
-            ) from exc
+            raise self._timed_out(key, url) from exc
         except obs_exc.NotSupportedError as exc:
             raise UnsupportedError(
                 f"operation on {key!r} not supported by {url}: {self._describe(exc)}"
