@@ -45,16 +45,6 @@ def _positive(text: str) -> int:
     return value
 
 
-def _series(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     from .. import __version__
 
@@ -152,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--series",
-        type=_series,
+        type=_non_negative,
         metavar="N",
         help="convert only image N (from 0) of a SRC holding several (a multi-image TIFF or a "
         "bioformats2raw container), as a plain image (default: every image, into a "
