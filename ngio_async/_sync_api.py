@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import hashlib
 import inspect
 import logging
 import math
 import os
+import pickle
 import threading
 import weakref
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+import msgspec
 
 from .images import (
     Dataset,
@@ -198,10 +203,15 @@ class SyncLabels:
 class SyncDataset(Closing):
     """An OME-Zarr image for blocking code: ``ds[100:200, 150:250]``, ``ds.read(c="DAPI")``."""
 
-    def __init__(self, runner: Runner, dataset: Dataset, *, owner: bool = True) -> None:
+    def __init__(
+        self, runner: Runner, dataset: Dataset, *, owner: bool = True, closes: bool = True
+    ) -> None:
         self._runner = runner
         self._dataset = dataset
         self._owner = owner
+        #: whether close() closes ``dataset`` (False: a handle on a dataset that unpickled
+        #: copies share, closed by the anchor of :data:`_shared`)
+        self._closes = closes
         #: how to open this dataset again (another process: pickling); None when unknown
         self._reopen: _Reopen | None = None
         #: what must stay open while this one is used (the image of a label, a field's plate)
@@ -212,17 +222,32 @@ class SyncDataset(Closing):
         self.labels = SyncLabels(runner, dataset, self)
         # dropped without close(): the lease and the store are given back, with a warning;
         # still open at interpreter exit: closed then (no unclosed-session noise)
-        _track(self, runner, dataset)
+        _track(self, runner, dataset if closes else _NOTHING)
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickles as the way it was opened (URL and options): dask's processes and distributed
-        schedulers send it to other processes, where it is opened again (read-only stays so)."""
+        schedulers send it to other processes, where it is opened again (read-only stays so).
+
+        There, the copies of one image share one opened dataset (see :func:`_reopen`).
+        """
         if self._reopen is None:
             raise TypeError(
                 f"{self!r} cannot be pickled: it was not opened from a URL or path "
                 "(a store object cannot be sent to another process); open it by URL"
             )
-        return (_reopen, (self._reopen,))
+        return (_reopen, (self._reopen, _state(self._dataset), os.getpid()))
+
+    def _share(self) -> SyncDataset:
+        """A handle on this dataset with its own lease: its ``close()`` closes the handle alone."""
+        runner = Runner()
+        try:
+            handle = SyncDataset(runner, self._dataset, closes=False)
+        except BaseException:
+            runner.close()
+            raise
+        handle._reopen = self._reopen
+        handle._keep = self
+        return handle
 
     def __dask_tokenize__(self) -> tuple[Any, ...]:
         """dask's key for this image (no pickling round trip, which would reopen it)."""
@@ -395,7 +420,8 @@ class SyncDataset(Closing):
         finally:
             self._runner.interrupt()
             try:
-                self._runner.call(self._dataset.aclose)
+                if self._closes:
+                    self._runner.call(self._dataset.aclose)
             finally:
                 self._runner.close()
 
@@ -497,14 +523,136 @@ def _label_reopen(parent: _Reopen | None, root: str, mode: str) -> _Reopen | Non
     return (kind, url, {**options, "path": root, "mode": mode})
 
 
-def _reopen(spec: _Reopen) -> SyncDataset:
-    """Unpickle a :class:`SyncDataset`: open it again, as it was opened."""
+def _reopen(spec: _Reopen, state: str | None = None, pid: int | None = None) -> SyncDataset:
+    """Unpickle a :class:`SyncDataset`: open it again, as it was opened.
+
+    In another process than the one that pickled it (a dask or distributed worker), the copies
+    with the same ``spec`` and metadata ``state`` share one dataset, opened once and kept open
+    (connections and loop included) for the next ones: each copy is a handle of its own (see
+    :class:`_SharedDatasets`). In the pickling process itself, a copy is opened anew.
+    """
+    if state is None or pid is None or pid == os.getpid():
+        return _open_spec(spec)
+    try:
+        key = pickle.dumps((spec, state))
+    except (pickle.PicklingError, TypeError, AttributeError):  # options that do not pickle
+        return _open_spec(spec)
+    return _shared.handle(key, spec)
+
+
+def _open_spec(spec: _Reopen) -> SyncDataset:
+    """Open a dataset as ``spec`` says (a :data:`_Reopen`)."""
     kind, url, options = spec
     if kind == "any":
         from ._open_any import open as open_any
 
         return open_any(url, **options)
     return open(url, **options)
+
+
+def _state(dataset: Dataset) -> str | None:
+    """A digest of the metadata ``dataset`` holds now (NGFF and every level's array): unpickled
+    copies share an opened dataset only while the original's metadata is the same."""
+    try:
+        encoded = msgspec.json.encode([dataset.metadata.ome, [lvl.meta for lvl in dataset.levels]])
+    except (AttributeError, TypeError, msgspec.EncodeError):  # metadata of another kind
+        # (not msgspec structs): the copies are opened anew
+        return None
+    return hashlib.blake2b(encoded, digest_size=16).hexdigest()
+
+
+class _Entry:
+    """One shared dataset of :class:`_SharedDatasets`: the anchor (the dataset opened once,
+    holding a lease) and the handles given out on it."""
+
+    __slots__ = ("anchor", "handles", "lock", "pending")
+
+    def __init__(self) -> None:
+        self.anchor: SyncDataset | None = None
+        self.handles: weakref.WeakSet[SyncDataset] = weakref.WeakSet()
+        self.lock = threading.Lock()  # held while the anchor is opened
+        self.pending = 0  # handles being made now
+
+    def in_use(self) -> bool:
+        return self.pending > 0 or any(not h._runner.closed for h in list(self.handles))
+
+
+class _SharedDatasets:
+    """The datasets unpickled copies share in one process: at most ``size`` of them kept open
+    while unused (least recently used closed first); those in use are never closed."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[bytes, _Entry] = OrderedDict()
+
+    def handle(self, key: bytes, spec: _Reopen) -> SyncDataset:
+        """A new handle on the dataset of ``key``, opened as ``spec`` says if it is not yet."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                entry = self._entries[key] = _Entry()
+            self._entries.move_to_end(key)
+            entry.pending += 1
+        handle: SyncDataset | None = None
+        try:
+            with entry.lock:
+                anchor = entry.anchor
+                if anchor is None or anchor._runner.closed:  # first use, or lost (exit)
+                    entry.anchor = None
+                    anchor = entry.anchor = _open_spec(spec)
+            handle = anchor._share()
+            return handle
+        finally:
+            with self._lock:
+                entry.pending -= 1
+                if handle is not None:
+                    entry.handles.add(handle)
+                elif entry.anchor is None and not entry.pending and self._entries.get(key) is entry:
+                    del self._entries[key]  # the open failed: the next copy tries again
+                unused = self._unused_locked()
+            for old in unused:
+                old.close()
+
+    def _unused_locked(self) -> list[SyncDataset]:
+        """Take out the entries beyond ``size`` no handle uses (oldest first); their anchors,
+        to be closed by the caller outside the lock."""
+        out: list[SyncDataset] = []
+        excess = len(self._entries) - self.size
+        for key, entry in list(self._entries.items()):
+            if excess <= 0:
+                break
+            if entry.anchor is not None and entry.in_use():
+                continue
+            if entry.anchor is None and entry.pending:
+                continue
+            del self._entries[key]
+            excess -= 1
+            if entry.anchor is not None:
+                out.append(entry.anchor)
+        return out
+
+    def close(self) -> None:
+        """Close every anchor no handle uses now (interpreter exit, tests)."""
+        with self._lock:
+            entries = [(k, e) for k, e in self._entries.items() if not e.in_use()]
+            for key, _ in entries:
+                del self._entries[key]
+        for _, entry in entries:
+            if entry.anchor is not None:
+                entry.anchor.close()
+
+
+_shared = _SharedDatasets(32)
+
+
+def _forget_shared() -> None:
+    """In a forked child: the parent's shared datasets live on a loop the child does not have."""
+    global _shared
+    _shared = _SharedDatasets(_shared.size)
+
+
+os.register_at_fork(after_in_child=_forget_shared)
 
 
 def _level_of(dataset: SyncDataset, index: int) -> SyncLevel:
@@ -517,6 +665,16 @@ def _labels_of(dataset: SyncDataset) -> SyncLabels:
 
 class _Closeable(Protocol):
     async def aclose(self) -> None: ...
+
+
+class _Nothing:
+    """What a handle on a shared dataset closes: nothing (the anchor closes the dataset)."""
+
+    async def aclose(self) -> None:
+        return None
+
+
+_NOTHING = _Nothing()
 
 
 _log = logging.getLogger("ngio_async")
