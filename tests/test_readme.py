@@ -112,3 +112,32 @@ def test_readme_dotted_names_exist() -> None:
             for attr in parts[cut:]:
                 obj = getattr(obj, attr)
             break
+
+
+def test_readme_cli_options_exist() -> None:
+    """Every ``--option`` the README names is an option of some ``ngio-async`` command."""
+    from ngio_async.cli.main import build_parser
+
+    options = {
+        option
+        for command in build_parser().get_default("_commands").values()
+        for action in command._actions
+        for option in action.option_strings
+    }
+    text = re.sub(r"`(ruff|pip|make|python)[^`]*`", "", README.read_text())  # other tools
+    named = set(re.findall(r"(?<![\w-])--[a-z][a-z-]*", text))
+    assert len(named) >= 5
+    assert sorted(named - options) == []
+
+
+def test_readme_max_open_fields_default_is_the_real_one() -> None:
+    import inspect
+
+    from ngio_async.web import create_app
+
+    shown = re.search(
+        r"`max_open_fields` \(`--max-open-fields`, default (\d+)\)", README.read_text()
+    )
+    assert shown is not None
+    default = inspect.signature(create_app).parameters["max_open_fields"].default
+    assert int(shown.group(1)) == default

@@ -148,7 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
         "bioformats2raw container), as a plain image (default: every image, into a "
         "bioformats2raw container: DST/0, DST/1, ...)",
     )
-    p.add_argument("--overwrite", action="store_true", help="replace an existing DST")
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace an existing zarr DST (never a file)"
+    )
     common(p)  # the store options apply to every s3:// / gs:// / az:// SRC and DST
 
     p = sub.add_parser(
@@ -180,7 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve images over HTTP: JSON metadata, tiles, regions, zarr, a viewer",
         description="Open each URL (an OME-Zarr image or HCS plate; convert TIFFs first) once "
         "and serve it (ngio_async.web) until Ctrl-C: /api/datasets, rendered tiles, region.npy, "
-        "a read-only /zarr passthrough and a browser viewer at /.",
+        "a read-only /zarr passthrough and a browser viewer at /. A plate's fields are opened "
+        "on their first request (see --max-open-fields).",
     )
     p.add_argument("urls", nargs="+", metavar="URL")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
