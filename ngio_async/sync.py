@@ -427,10 +427,16 @@ class _GuardedContextManager(AbstractContextManager[T_co]):
     def __init__(self, inner: AbstractContextManager[T_co], runner: Runner | None = None) -> None:
         self._inner = inner
         self._runner = runner
+        self._provider = _provider  # replaced in a forked child: the loop of ``inner`` is lost
 
-    def __enter__(self) -> T_co:
+    def _check(self) -> None:
         if in_portal_thread():
             raise RuntimeError(_LOOP_THREAD_MESSAGE)
+        if self._provider.abandoned:  # waiting on the lost loop would never end
+            raise ClosedError("the ngio_async event loop was lost in a fork; create a new object")
+
+    def __enter__(self) -> T_co:
+        self._check()
         try:
             return self._inner.__enter__()
         except BaseException:
@@ -444,8 +450,7 @@ class _GuardedContextManager(AbstractContextManager[T_co]):
         exc_val: BaseException | None,
         exc_tb: TracebackType | None,
     ) -> bool | None:
-        if in_portal_thread():
-            raise RuntimeError(_LOOP_THREAD_MESSAGE)
+        self._check()
         try:
             return self._inner.__exit__(exc_type, exc_val, exc_tb)
         finally:

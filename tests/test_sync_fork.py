@@ -1,0 +1,57 @@
+"""Blocking objects inherited through ``fork()``: in the child they raise ClosedError (the
+parent's loop thread does not exist there), never hang; the parent's keep working."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pytest
+
+import ngio_async
+from ngio_async import ClosedError
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+@pytest.mark.skipif(not hasattr(os, "fork") or sys.version_info >= (3, 12), reason="posix fork")
+@pytest.mark.timeout(30)
+def test_a_writer_inherited_through_fork_refuses_and_exits_in_the_child(tmp_path: Path) -> None:
+    one = np.ones((16, 16), "uint8")
+    with ngio_async.create(
+        tmp_path / "a.zarr", shape=(32, 32), dtype="uint8", axes="yx", chunks=(16, 16), levels=1
+    ) as ds:
+        context = ds.writer()
+        writer = context.__enter__()
+        writer.write(((slice(0, 16), slice(0, 16)), one))
+        read_fd, write_fd = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - child
+            answer = b"bad"
+            try:
+                os.close(read_fd)
+                signal.alarm(10)  # a hang fails the test instead of blocking it
+                try:
+                    writer.write(((slice(16, 32), slice(0, 16)), one))
+                except ClosedError:
+                    try:
+                        context.__exit__(None, None, None)  # was: waited forever
+                    except ClosedError as exc:
+                        answer = b"ok" if "fork" in str(exc) else repr(exc).encode()
+            except BaseException as exc:  # noqa: BLE001 - reported to the parent
+                answer = repr(exc).encode()
+            finally:
+                os.write(write_fd, answer)
+                os._exit(0)
+        os.close(write_fd)
+        with os.fdopen(read_fd, "rb") as f:
+            answer = f.read()
+        os.waitpid(pid, 0)
+        assert answer == b"ok"
+        writer.write(((slice(16, 32), slice(16, 32)), one))  # the parent's writer works on
+        context.__exit__(None, None, None)
+        assert int(ds[...].sum()) == 2 * 16 * 16
