@@ -141,3 +141,15 @@ def test_readme_max_open_fields_default_is_the_real_one() -> None:
     assert shown is not None
     default = inspect.signature(create_app).parameters["max_open_fields"].default
     assert int(shown.group(1)) == default
+
+
+def test_readme_exit_statuses_are_the_real_ones() -> None:
+    from ngio_async.cli import _common
+
+    shown = re.search(
+        r"non-zero exit status \((\d+) invalid data, (\d+) usage[^,]*, (\d+)\s+interrupted",
+        README.read_text(),
+    )
+    assert shown is not None
+    real = (_common.EXIT_INVALID, _common.EXIT_ERROR, _common.EXIT_INTERRUPTED)
+    assert tuple(int(group) for group in shown.groups()) == real
