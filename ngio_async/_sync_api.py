@@ -492,10 +492,15 @@ def create(url: str | os.PathLike[str] | Any, **options: Any) -> SyncDataset:
     Same arguments as :func:`ngio_async.create_async` (``shape=``, ``dtype=``, ``axes=``, ...).
     """
     ds = _run_creating(lambda: create_async(url, **options))
-    if isinstance(url, str | os.PathLike):  # reopened (pickling) as an image to write in
+    _reopen_created(ds, url, options)
+    return ds
+
+
+def _reopen_created(ds: SyncDataset, url: Any, options: Mapping[str, Any]) -> None:
+    """A created image by URL or path is reopened (pickling) as an image to write in."""
+    if isinstance(url, str | os.PathLike):
         opening = {k: v for k, v in options.items() if k not in _CREATE_ONLY}
         ds._reopen = ("zarr", url, {**opening, "mode": "r+"})
-    return ds
 
 
 def create_like(
@@ -503,7 +508,9 @@ def create_like(
 ) -> SyncDataset:
     """Create an empty image shaped like ``src`` (see :func:`ngio_async.create_like_async`)."""
     source = src.async_dataset if isinstance(src, SyncDataset) else src
-    return _run_creating(lambda: create_like_async(source, url, **overrides))
+    ds = _run_creating(lambda: create_like_async(source, url, **overrides))
+    _reopen_created(ds, url, overrides)  # was: refused pickling as "not opened from a URL"
+    return ds
 
 
 # -- pickling and dropped datasets ------------------------------------------------------------

@@ -39,3 +39,15 @@ def test_plates_labels_pickle_by_reopening_and_iterators_refuse_clearly(tmp_path
             with pytest.raises(TypeError, match="pickle the dataset"):
                 pickle.dumps(tiles)
             tiles.close()
+
+
+def test_an_image_made_by_create_like_pickles_as_writable(tmp_path: Path) -> None:
+    with (
+        ngio_async.create(tmp_path / "a.zarr", shape=(32, 32), dtype="uint8", axes="yx") as src,
+        ngio_async.create_like(src, tmp_path / "b.zarr", dtype="uint16") as made,
+    ):
+        # was: TypeError "it was not opened from a URL or path"
+        with pickle.loads(pickle.dumps(made)) as copy:
+            assert copy.mode == "r+"
+            copy[0:4, 0:4] = np.full((4, 4), 300, "uint16")
+        assert int(made[0:4, 0:4].sum()) == 300 * 16
