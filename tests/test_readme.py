@@ -153,3 +153,20 @@ def test_readme_exit_statuses_are_the_real_ones() -> None:
     assert shown is not None
     real = (_common.EXIT_INVALID, _common.EXIT_ERROR, _common.EXIT_INTERRUPTED)
     assert tuple(int(group) for group in shown.groups()) == real
+
+
+def test_readme_tiles_signature_is_the_real_one() -> None:
+    """The ``ds.tiles(...)`` call the README spells out has the real parameters and defaults."""
+    import inspect
+
+    from ngio_async import Dataset, SyncDataset
+
+    shown = re.search(r"`ds\.tiles\(([^`]*)\)`", README.read_text())
+    assert shown is not None
+    items = [item.strip() for item in shown.group(1).replace("\n", " ").split(",")]
+    for cls in (Dataset, SyncDataset):
+        params = list(inspect.signature(cls.tiles).parameters.values())[1:]
+        real = [
+            f"**{p.name}" if p.kind is p.VAR_KEYWORD else f"{p.name}={p.default!r}" for p in params
+        ]
+        assert items == real, cls.__name__
