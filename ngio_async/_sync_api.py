@@ -185,6 +185,9 @@ class SyncLabels:
         return label
 
     def _leased(self, make: Callable[[], Awaitable[Dataset]]) -> SyncDataset:
+        # the image's own lease first: ClosedError once it is closed (a handle on a shared
+        # dataset) or inherited through fork (its async objects live on the parent's loop)
+        _ = self._runner.portal
         runner, label = _leased(make)  # the label dataset holds its own lease
         ds = SyncDataset(runner, label, owner=False)
         ds._keep = self._parent  # it reads through the image's store: the image stays open
@@ -341,6 +344,7 @@ class SyncDataset(Closing):
         self, level: int = 0, max_pending: int | None = None, pyramid: bool | Method = False
     ) -> AbstractContextManager[SyncWriter]:
         """``with ds.writer() as w: w.write(tile)``: bounded pending writes, like the async one."""
+        _ = self._runner.portal  # ClosedError before anything is made (a closed handle)
         ctx = _SyncWriterContext(self._runner, self._dataset.writer(level, max_pending, pyramid))
         ctx.keep = self
         return ctx
@@ -396,6 +400,7 @@ class SyncDataset(Closing):
         Leaving the loop early (``break``) stops the prefetching when the iterator is dropped;
         ``with ds.tiles() as tiles:`` stops it deterministically.
         """
+        _ = self._runner.portal  # ClosedError before anything is made (a closed handle)
         stream = self._dataset.tiles(
             level, shape, region, overlap, prefetch, ordered, progress, **axes
         )
@@ -866,6 +871,7 @@ class SyncPlate(Closing):
         )
 
     def _leased(self, make: Callable[[], Awaitable[Dataset]]) -> SyncDataset:
+        _ = self._runner.portal  # ClosedError when inherited through fork, as SyncLabels
         runner, dataset = _leased(make)  # the field's dataset holds its own lease
         ds = SyncDataset(runner, dataset, owner=False)
         ds._keep = self  # it reads through the plate's store: the plate stays open

@@ -118,6 +118,9 @@ def test_unused_shared_datasets_beyond_the_bound_are_closed(tmp_path: Path) -> N
         anchor_a = a1._keep
         assert isinstance(anchor_a, ngio_async.SyncDataset)
         a1.close()
+        for closed in (a1.labels.names, a1.tiles, a1.writer, lambda: a1.labels.open("x")):
+            with pytest.raises(ClosedError):  # was: a closed handle opened its labels anew
+                closed()
         b = shared.handle(b"b", specs["b"])  # over the bound, but "a" is still used by a2
         assert not anchor_a._runner.closed
         np.testing.assert_array_equal(a2[...], data["a"])
