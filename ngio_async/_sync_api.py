@@ -238,7 +238,7 @@ class SyncDataset(Closing):
                 f"{self!r} cannot be pickled: it was not opened from a URL or path "
                 "(a store object cannot be sent to another process); open it by URL"
             )
-        return (_reopen, (self._reopen, _state(self._dataset), os.getpid()))
+        return (_reopen, (self._reopen, _state(self._dataset), _process))
 
     def _share(self) -> SyncDataset:
         """A handle on this dataset with its own lease: its ``close()`` closes the handle alone."""
@@ -535,7 +535,7 @@ def _label_reopen(parent: _Reopen | None, root: str, mode: str) -> _Reopen | Non
     return (kind, url, {**options, "path": root, "mode": mode})
 
 
-def _reopen(spec: _Reopen, state: str | None = None, pid: int | None = None) -> SyncDataset:
+def _reopen(spec: _Reopen, state: str | None = None, origin: str | None = None) -> SyncDataset:
     """Unpickle a :class:`SyncDataset`: open it again, as it was opened.
 
     In another process than the one that pickled it (a dask or distributed worker), the copies
@@ -543,7 +543,7 @@ def _reopen(spec: _Reopen, state: str | None = None, pid: int | None = None) -> 
     (connections and loop included) for the next ones: each copy is a handle of its own (see
     :class:`_SharedDatasets`). In the pickling process itself, a copy is opened anew.
     """
-    if state is None or pid is None or pid == os.getpid():
+    if state is None or origin is None or origin == _process:
         return _open_spec(spec)
     try:
         key = pickle.dumps((spec, state))
@@ -656,12 +656,15 @@ class _SharedDatasets:
 
 
 _shared = _SharedDatasets(32)
+#: this process, as pickles name it (a pid may be another machine's too)
+_process = os.urandom(12).hex()
 
 
 def _forget_shared() -> None:
     """In a forked child: the parent's shared datasets live on a loop the child does not have."""
-    global _shared
+    global _shared, _process
     _shared = _SharedDatasets(_shared.size)
+    _process = os.urandom(12).hex()
 
 
 os.register_at_fork(after_in_child=_forget_shared)
