@@ -170,3 +170,13 @@ def test_readme_tiles_signature_is_the_real_one() -> None:
             f"**{p.name}" if p.kind is p.VAR_KEYWORD else f"{p.name}={p.default!r}" for p in params
         ]
         assert items == real, cls.__name__
+
+
+def test_readme_make_targets_exist() -> None:
+    makefile = (README.parent / "Makefile").read_text()
+    targets = set(re.findall(r"^([\w-]+):", makefile, flags=re.MULTILINE))
+    text = README.read_text()
+    named = set(re.findall(r"\bmake ([a-z][\w-]*)", text))
+    named |= set(re.findall(r"`(bench-[\w-]+)`", text))  # "make bench-stream, `bench-write`"
+    assert len(named) >= 4
+    assert sorted(named - targets) == []
