@@ -133,7 +133,7 @@ def describe_error(exc: BaseException) -> tuple[int, str]:
         return EXIT_ERROR, f"unsupported: {text}"
     if isinstance(exc, ExistsError):
         if "not a directory" in text:  # a file in the way: --overwrite would not replace it
-            return EXIT_ERROR, f"exists: {text}"
+            return EXIT_ERROR, "exists: " + text.replace("overwrite=True", "--overwrite")
         if "overwrite=True" in text:  # the API's advice, in the command line's words
             return EXIT_ERROR, "exists: " + text.replace("pass overwrite=True", "use --overwrite")
         return EXIT_ERROR, f"exists: {text} (use --overwrite)"

@@ -219,7 +219,12 @@ def run_convert(args: argparse.Namespace) -> int:
             options["progress"] = stack.enter_context(
                 rich_progress(what, console=stderr_console(), transient=True)
             )
-        result = run_async(func, target, dst, quiet=args.quiet, **_supported(func, options))
+        try:
+            result = run_async(func, target, dst, quiet=args.quiet, **_supported(func, options))
+        except ValueError as exc:  # the API's option, in the command line's words
+            if str(exc).startswith("series="):
+                raise CLIError("--series " + str(exc).removeprefix("series=")) from None
+            raise
     if single:
         if not args.quiet:
             print(_describe(result, dst))

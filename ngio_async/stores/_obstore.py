@@ -215,7 +215,8 @@ def _check_runtime(url: str) -> None:
             f"cannot use {url} in this process: it was forked from one that had used obstore, "
             "whose I/O runtime does not survive fork(). Start worker processes with 'spawn' or "
             "'forkserver' (multiprocessing.get_context('spawn')); local paths opened in this "
-            "process work (with plain file I/O), http(s) URLs with backend='aiohttp'"
+            "process work (with plain file I/O), and http(s) URLs (read with aiohttp; not with "
+            "backend='obstore')"
         )
 
 
