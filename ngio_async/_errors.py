@@ -46,6 +46,10 @@ class MetadataError(NgioError, ValueError):
         self.rule = message
         super().__init__(f"{message} - at `{path}`" if path else message)
 
+    def __reduce__(self) -> tuple[type[MetadataError], tuple[str, str]]:
+        """Pickles as its rule and path (a dask worker's error reaches the client unchanged)."""
+        return (type(self), (self.rule, self.path))
+
 
 class _Located(NgioError):
     """An error about one place: ``url`` (the store) and ``key`` (the object in it)."""
