@@ -144,7 +144,9 @@ async def test_concurrent_first_requests_open_the_field_once(store: Instrumented
 
 
 async def test_an_interrupted_opening_is_taken_over(store: InstrumentedStore) -> None:
-    store.latency = 0.05
+    # anyio's wait_all_tasks_blocked polls every 0.1 s while a task has just been started (an
+    # opening starts one for its first level's metadata): the reads must outlast two polls
+    store.latency = 0.5
     async with ngio_async.open_plate_async(store) as plate:
         app = create_app({"p": plate})
         async with TestClient(TestServer(app)):

@@ -22,7 +22,13 @@ from ._labels import Labels
 from ._level import Level
 from ._metadata import ImageMetadata
 from ._node import StoreNode
-from ._open import join, read_group_metadata, read_level_metadata
+from ._open import (
+    EarlyGet,
+    first_level_key,
+    join,
+    read_group_metadata,
+    read_level_metadata,
+)
 from ._tiles import Tile, TileBatch, TileOwner, TileStream, TileWork
 from ._write import fit_data
 
@@ -120,6 +126,33 @@ class Dataset(StoreNode):
         documents are read first.
         """
         _check_mode(mode)
+        if store.blocking_reads:  # local: no round trip to save
+            return await cls._open_in(store, root, limits, workers, owns_store, mode, None, None)
+        # remote: the first level's metadata is asked for along with the group's
+        early = EarlyGet(store, first_level_key(root, parent_version))
+        with first_error():  # the opening's own error, plainly (the early GET raises none)
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(early.run)
+                dataset = await cls._open_in(
+                    store, root, limits, workers, owns_store, mode, parent_version, early
+                )
+                # a wrong guess is not waited for (on failure the group cancels it itself, and
+                # a cancellation from outside stays one: never taken for this scope's own)
+                tg.cancel_scope.cancel()
+        return dataset
+
+    @classmethod
+    async def _open_in(
+        cls,
+        store: AsyncStore,
+        root: str,
+        limits: Limits | None,
+        workers: Workers | None,
+        owns_store: bool,
+        mode: Mode,
+        parent_version: str | None,
+        early: EarlyGet | None,
+    ) -> Dataset:
         limits = limits or store.limits
         ome = await read_group_metadata(store, root, parent_version=parent_version)
         if ome.multiscales is None and ome.bioformats2raw_layout is not None and not ome.plate:
@@ -136,7 +169,7 @@ class Dataset(StoreNode):
                 f"{store.url}/{root} is not an image (its NGFF metadata: {kinds}){hint}"
             )
         paths = tuple(d.path for d in ome.multiscales[0].datasets)
-        arrays = await read_level_metadata(store, root, ome, paths)
+        arrays = await read_level_metadata(store, root, ome, paths, early)
         return cls.from_plan(
             store,
             root,

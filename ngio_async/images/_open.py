@@ -7,6 +7,7 @@ GETs). NGFF 0.4: ``zarr.json`` is tried first (absent), then ``.zattrs`` and eve
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     from ..meta.zarr import ArrayMeta
     from ..stores import AsyncStore
 
-__all__ = ["read_group_metadata", "read_level_metadata"]
+__all__ = ["EarlyGet", "first_level_key", "read_group_metadata", "read_level_metadata"]
 
 
 def join(*parts: str) -> str:
@@ -134,16 +135,53 @@ def _plain_v2(raw: Any) -> bool:
     return isinstance(doc, dict) and not any(k in doc for k in NGFF_KEYS)
 
 
+class EarlyGet:
+    """A GET started before it is known to be needed: the first level's metadata, fetched
+    while the group's document is (opening a remote image takes one round trip fewer when the
+    guess is right). Run :meth:`run` in a task group; :meth:`get` answers for any key."""
+
+    def __init__(self, store: AsyncStore, key: str) -> None:
+        self.store = store
+        self.key = key
+        self._done = anyio.Event()
+        self._raw: Any = _UNREAD
+
+    async def run(self) -> None:
+        try:
+            with contextlib.suppress(Exception):  # the read that needs it asks again, and raises
+                self._raw = await self.store.get(self.key)
+        finally:
+            self._done.set()
+
+    async def get(self, key: str) -> Any:
+        """The object at ``key``: the early answer when it is the guessed key."""
+        if key == self.key:
+            await self._done.wait()
+            if self._raw is not _UNREAD:
+                return self._raw
+        return await self.store.get(key)
+
+
+def first_level_key(root: str, version: str | None) -> str:
+    """The metadata key of the level most images name ``0`` (a 0.4 ``.zarray``, else 0.5)."""
+    return join(root, "0", ".zarray" if version == "0.4" else "zarr.json")
+
+
 async def read_level_metadata(
-    store: AsyncStore, root: str, meta: OmeMetadata, paths: tuple[str, ...]
+    store: AsyncStore,
+    root: str,
+    meta: OmeMetadata,
+    paths: tuple[str, ...],
+    early: EarlyGet | None = None,
 ) -> list[ArrayMeta]:
-    """Every level's array metadata, fetched concurrently, checked against the axes."""
+    """Every level's array metadata, fetched concurrently, checked against the axes (``early``:
+    a GET already started for one of them)."""
     v3 = meta.version != "0.4"
     results: list[ArrayMeta | None] = [None] * len(paths)
 
     async def one(i: int, path: str) -> None:
         key = join(root, path, "zarr.json" if v3 else ".zarray")
-        raw = await store.get(key)
+        raw = await (store.get(key) if early is None else early.get(key))
         if raw is None:
             raise NotFoundError(
                 f"level {path!r} of {store.url}/{root} is missing: {key} does not exist",
