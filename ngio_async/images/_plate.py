@@ -896,6 +896,20 @@ def open_plate_async(
     return open_node(Plate.open_in, url, limits, path, mode, store_options)
 
 
+def _directory_name(url: Any, root: str) -> str | None:
+    """The last path component of ``url`` (a path, URL or store) and ``root``, without
+    ``.zarr`` / ``.ome.zarr``; ``None`` when there is none (a bucket, ``memory://``)."""
+    text = root or str(url if isinstance(url, str) else getattr(url, "url", url))
+    if "://" in text:
+        text = text.split("://", 1)[1].partition("/")[2]  # not the bucket or host
+    last = text.rstrip("/").rsplit("/", 1)[-1]
+    for suffix in (".ome.zarr", ".zarr"):
+        if last.lower().endswith(suffix):
+            last = last[: -len(suffix)]
+            break
+    return last or None
+
+
 def _plan_plate(
     rows: Sequence[str | int],
     columns: Sequence[str | int],
@@ -968,6 +982,8 @@ def create_plate_async(
     :param rows: row names (letters and digits), e.g. ``["A", "B"]``.
     :param columns: column names, e.g. ``["1", "2", "3"]`` (ints are written as text).
     :param wells: the wells whose groups are created now: ``"A/1"`` or ``("A", "1")``.
+    :param name: the plate's name (default: its directory's name without ``.zarr``; NGFF's
+        strict schema requires one).
     :param acquisitions: ids, or dicts / :class:`~ngio_async.meta.Acquisition` (``id``,
         ``name``, ``maximumfieldcount``, ``description``, ``starttime``, ``endtime``).
     :param field_count: the most fields a well may hold (``add_image`` refuses more).
@@ -975,10 +991,12 @@ def create_plate_async(
     :raises ExistsError: a zarr node exists there and ``overwrite`` is false.
     :raises ValueError, TypeError, MetadataError: an argument breaks a rule (before any I/O).
     """
+    root = path.strip("/")
+    if name is None:  # NGFF's strict plate schema wants a name: the plate's directory's
+        name = _directory_name(url, root)
     body, declared, metadata = _plan_plate(
         rows, columns, wells, acquisitions, name, ngff_version, field_count
     )
-    root = path.strip("/")
     v3 = ngff_version != "0.4"
 
     async def write(store: AsyncStore, owns: bool) -> Plate:
