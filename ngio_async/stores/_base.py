@@ -9,6 +9,7 @@ the open/closed lifecycle. A backend implements a handful of one-request hooks
 from __future__ import annotations
 
 import abc
+import os
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, TypeAlias, TypeVar
 
@@ -107,6 +108,19 @@ def byte_span(byte_range: ByteRequest | None, size: int) -> tuple[int, int]:
     if isinstance(byte_range, OffsetByteRequest):
         return byte_range.offset, size
     return max(0, size - byte_range.suffix), size
+
+
+def pread_span(fd: int, start: int, stop: int) -> bytes:
+    """The bytes ``[start, stop)`` of an open file (fewer if it ends first): ``os.pread``
+    until done, one buffer when one read gives them all."""
+    parts = []
+    while start < stop:
+        piece = os.pread(fd, stop - start, start)
+        if not piece:
+            break
+        parts.append(piece)
+        start += len(piece)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 def expected_length(byte_range: ByteRequest | None, size: int) -> int:

@@ -24,6 +24,7 @@ from ._base import (
     byte_span,
     check_complete,
     check_key,
+    pread_span,
 )
 
 if TYPE_CHECKING:
@@ -111,16 +112,9 @@ class LocalFileStore(AsyncStore):
                     url=self.url,
                     key=key,
                 )
-            parts = []
-            while start < stop:
-                piece = os.pread(fd, stop - start, start)
-                if not piece:
-                    break
-                parts.append(piece)
-                start += len(piece)
+            data = pread_span(fd, start, stop)
         finally:
             os.close(fd)
-        data = parts[0] if len(parts) == 1 else b"".join(parts)
         return check_complete(memoryview(data), byte_range, size, url=self.url, key=key)
 
     async def _get_once(self, key: str, byte_range: ByteRequest | None) -> Buffer | None:

@@ -31,6 +31,7 @@ from ._base import (
     SuffixByteRequest,
     check_complete,
     check_key,
+    pread_span,
 )
 from ._url_utils import redact_url
 
@@ -606,15 +607,9 @@ def _pread(path: str, byte_range: ByteRequest | None) -> tuple[bytes, int] | Any
                 return _FALLBACK
         else:
             start, stop = max(0, size - byte_range.suffix), size
-        parts = []
-        while start < stop:
-            piece = os.pread(fd, stop - start, start)
-            if not piece:
-                break
-            parts.append(piece)
-            start += len(piece)
+        data = pread_span(fd, start, stop)
     except OSError:
         return _FALLBACK
     finally:
         os.close(fd)
-    return (parts[0] if len(parts) == 1 else b"".join(parts)), size
+    return data, size
