@@ -221,7 +221,7 @@ class SyncDataset(Closing):
         self._keep: object = None
         #: the tile loops not yet closed (stopped by close(), whichever thread runs them)
         self._iterators: weakref.WeakSet[SyncIterator[Tile]] = weakref.WeakSet()
-        self.levels = [SyncLevel(runner, lvl, self) for lvl in dataset.levels]
+        self._levels = [SyncLevel(runner, lvl, self) for lvl in dataset.levels]
         self.labels = SyncLabels(runner, dataset, self)
         # dropped without close(): the lease and the store are given back, with a warning;
         # still open at interpreter exit: closed then (no unclosed-session noise)
@@ -304,6 +304,21 @@ class SyncDataset(Closing):
     def __repr__(self) -> str:
         return f"<Sync{repr(self._dataset)[1:]}"
 
+    @property
+    def levels(self) -> list[SyncLevel]:
+        """One array-like per pyramid level, largest first (napari's multiscale list); current
+        after a build through any handle of the same dataset (dask workers share one)."""
+        current = self._dataset.levels
+        known = self._levels
+        if len(known) != len(current) or any(
+            s._level is not lvl for s, lvl in zip(known, current, strict=True)
+        ):
+            by_level = {id(s._level): s for s in known}
+            self._levels = [
+                by_level.get(id(lvl)) or SyncLevel(self._runner, lvl, self) for lvl in current
+            ]
+        return self._levels
+
     def level(
         self, index: int | None = None, *, pixel_size: float | Sequence[float] | None = None
     ) -> SyncLevel:
@@ -381,8 +396,6 @@ class SyncDataset(Closing):
         self._runner.call(
             lambda: self._dataset.build_pyramid(levels, method, regions, tile, **options)
         )
-        for lvl in self._dataset.levels[len(self.levels) :]:  # levels added by the build
-            self.levels.append(SyncLevel(self._runner, lvl, self))
 
     def tiles(
         self,
