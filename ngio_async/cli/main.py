@@ -180,8 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "serve",
         help="serve images over HTTP: JSON metadata, tiles, regions, zarr, a viewer",
-        description="Open each URL (an OME-Zarr image or HCS plate; of a bioformats2raw "
-        "container, its first image: give URL/1 for the next; convert TIFFs first) once and "
+        description="Open each URL (an OME-Zarr image, HCS plate or bioformats2raw container, "
+        "whose images are served as NAME/0, NAME/1, ...; convert TIFFs first) once and "
         "serve it (ngio_async.web) until Ctrl-C: /api/datasets, rendered tiles, region.npy, a "
         "read-only /zarr passthrough and a browser viewer at /. A plate's fields are opened on "
         "their first request (see --max-open-fields).",

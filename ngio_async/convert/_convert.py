@@ -68,7 +68,7 @@ from ..images._create import (
     plan_image,
 )
 from ..images._labels import _compressor_of
-from ..images._open import join, read_group_metadata
+from ..images._open import container_series, join, read_group_metadata
 from ..meta import to_attrs, validate
 from ..meta.zarr import GroupV3Meta, encode_group_v2, encode_group_v3
 from ..stores import AsyncStore
@@ -1099,26 +1099,6 @@ async def _write_container(
         bytes_written=counter.nbytes,
         series=tuple(paths),
     )
-
-
-async def container_series(store: AsyncStore, root: str, version: str | None) -> list[str]:
-    """The images of the bioformats2raw container at ``root``: ``OME/series`` when the ``OME``
-    group lists them, else ``0``, ``1``, ... as long as they exist."""
-    try:
-        listing = await read_group_metadata(
-            store, join(root, "OME"), parent_version=version, plain_ok=True
-        )
-    except (NotFoundError, MetadataError):
-        listing = None
-    if listing is not None and listing.series:
-        return list(listing.series)
-    found: list[str] = []
-    while True:
-        try:
-            await read_group_metadata(store, join(root, str(len(found))), parent_version=version)
-        except NotFoundError:
-            return found
-        found.append(str(len(found)))
 
 
 def _series_index(series: Any, count: int, where: str) -> int:

@@ -22,7 +22,13 @@ if TYPE_CHECKING:
     from ..meta.zarr import ArrayMeta
     from ..stores import AsyncStore
 
-__all__ = ["EarlyGet", "first_level_key", "read_group_metadata", "read_level_metadata"]
+__all__ = [
+    "EarlyGet",
+    "container_series",
+    "first_level_key",
+    "read_group_metadata",
+    "read_level_metadata",
+]
 
 
 def join(*parts: str) -> str:
@@ -307,3 +313,23 @@ def _check_levels(
                     warnings.warn(f"{message} - at `{field}`", MetadataWarning, stacklevel=3)
                 else:
                     raise MetadataError(message, field)
+
+
+async def container_series(store: AsyncStore, root: str, version: str | None) -> list[str]:
+    """The images of the bioformats2raw container at ``root``: ``OME/series`` when the ``OME``
+    group lists them, else ``0``, ``1``, ... as long as they exist."""
+    try:
+        listing = await read_group_metadata(
+            store, join(root, "OME"), parent_version=version, plain_ok=True
+        )
+    except (NotFoundError, MetadataError):
+        listing = None
+    if listing is not None and listing.series:
+        return list(listing.series)
+    found: list[str] = []
+    while True:
+        try:
+            await read_group_metadata(store, join(root, str(len(found))), parent_version=version)
+        except NotFoundError:
+            return found
+        found.append(str(len(found)))

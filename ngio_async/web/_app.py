@@ -10,6 +10,7 @@ from aiohttp import web
 
 from .._errors import MetadataError, UnsupportedError
 from ..images import Dataset, Plate, open_async, open_plate_async
+from ..images._open import container_series
 from . import _api, _files
 from ._errors import error_middleware
 from ._state import (
@@ -59,6 +60,10 @@ def create_app(
     (one the store failed to give is read again when the plate is listed or one of its fields
     asked for), a field that cannot be opened answers 502 (both listed as ``unavailable``);
     the other fields are still served. ``/zarr/<name>/`` is the whole plate.
+
+    A bioformats2raw container (a URL whose group lists images ``0``, ``1``, ... or
+    ``OME/series``) serves each image as ``<name>/<path>``, all opened at start-up, and
+    ``<name>`` alone as its first image.
 
     Routes: ``GET /api/datasets``, ``/api/datasets/{name}``,
     ``/api/datasets/{name}/tiles/{level}/{t}/{z}/{row}/{col}.{png,jpg,jpeg,webp}``,
@@ -110,7 +115,7 @@ def create_app(
             state.fields = {}
             with anyio.CancelScope(shield=True):
                 await state.close_fields()
-                for entry in entries.values():
+                for entry in reversed(entries.values()):  # a container's images before it
                     if entry.owned:
                         await entry.dataset.aclose()
                 for plate in plates.values():
@@ -120,11 +125,13 @@ def create_app(
     app.cleanup_ctx.append(lifespan)
     router = app.router
     app[STATE].anchor = router.add_get("/api/datasets", _api.list_datasets).resource
-    # a dataset name is one segment, or four for a plate's field (plate/A/1/0)
-    name = "{name:[^/]+(?:/[^/]+/[^/]+/[^/]+)?}"
-    router.add_get(f"/api/datasets/{name}", _api.describe)
+    # a dataset name is one segment; a plate's field has four (plate/A/1/0), an image of a
+    # bioformats2raw container two or more (container/1)
+    name = "{name:[^/]+(?:/[^/]+){0,3}}"
+    # the longer routes first: 'c/region.npy' would match a two-segment dataset name
     router.add_get(f"/api/datasets/{name}/region.npy", _api.region)
     router.add_get(f"/api/datasets/{name}/tiles/{{level}}/{{t}}/{{z}}/{{row}}/{{col}}", _api.tile)
+    router.add_get(f"/api/datasets/{name}", _api.describe)
     router.add_route("*", "/zarr/{name}/{key:.*}", _files.zarr_object)
     router.add_get("/", _files.index)
     router.add_get("/static/{path:.*}", _files.static_file)
@@ -159,6 +166,7 @@ async def _open_all(
     opened: dict[str, tuple[Dataset | Plate, bool]] = {}
     plates: dict[str, PlateEntry] = {}
     fields: dict[str, dict[str, FieldSlot]] = {}
+    children: dict[str, list[str]] = {}  # a container's images, in its order
 
     async def one(name: str, source: Source) -> None:
         if isinstance(source, Dataset | Plate):
@@ -166,6 +174,17 @@ async def _open_all(
         else:
             node, owned = await _open_source(source, options), True
         opened[name] = (node, owned)
+        if owned and isinstance(node, Dataset) and node.root:
+            # a bioformats2raw container (its first image opened): every image as name/<path>
+            paths = await container_series(node.store, "", node.metadata.ngff_version)
+            children[name] = [f"{name}/{path}" for path in paths]
+            for path in paths:
+                opened[f"{name}/{path}"] = (
+                    node
+                    if path == node.root
+                    else await Dataset.open_in(node.store, path, limits=node.limits),
+                    path != node.root,
+                )
         if isinstance(node, Plate):
             plates[name] = PlateEntry(name, node, owned)
             await plates[name].read_wells(node.wells)
@@ -188,7 +207,7 @@ async def _open_all(
         raise leaf from None
     entries: dict[str, Entry] = {}
     slots: dict[str, FieldSlot] = {}
-    for name in sources:
+    for name in [n for source in sources for n in (source, *children.get(source, ()))]:
         node, owned = opened[name]
         if isinstance(node, Plate):
             slots.update(fields[name])
