@@ -37,6 +37,11 @@ async def test_every_image_of_a_container_is_served(tmp_path: Path, version: str
             tile = await client.get(f"/api/datasets/{name}/tiles/0/0/0/0/0.png")
             assert tile.status == 200 and tile.content_type == "image/png"
         assert (await client.get("/api/datasets/c/3")).status == 404
+        # /zarr/c/ is the whole container (as /zarr/<plate>/ is the plate)
+        group = "zarr.json" if version == "0.5" else ".zattrs"
+        top = await client.get(f"/zarr/c/{group}")
+        assert top.status == 200 and "bioformats2raw.layout" in await top.text()
+        assert (await client.get(f"/zarr/c/2/{group}")).status == 200
 
 
 async def test_a_plain_image_is_not_taken_for_a_container(tmp_path: Path) -> None:

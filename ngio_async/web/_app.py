@@ -63,7 +63,7 @@ def create_app(
 
     A bioformats2raw container (a URL whose group lists images ``0``, ``1``, ... or
     ``OME/series``) serves each image as ``<name>/<path>``, all opened at start-up, and
-    ``<name>`` alone as its first image.
+    ``<name>`` alone as its first image; ``/zarr/<name>/`` is the whole container.
 
     Routes: ``GET /api/datasets``, ``/api/datasets/{name}``,
     ``/api/datasets/{name}/tiles/{level}/{t}/{z}/{row}/{col}.{png,jpg,jpeg,webp}``,
@@ -213,4 +213,6 @@ async def _open_all(
             slots.update(fields[name])
         else:
             entries[name] = Entry(name, node, owned, dataset_identity(name, node))
+            if name in children:  # /zarr/<name>/ is the whole container
+                entries[name].zarr_root = ""
     return entries, plates, slots

@@ -127,7 +127,8 @@ async def zarr_object(request: web.Request) -> web.StreamResponse:
         store, root = where.store, join(where.root, field.where.well, field.where.field)
     else:
         entry = state.entry(served)
-        store, root = entry.dataset.store, entry.dataset.root
+        store = entry.dataset.store
+        root = entry.dataset.root if entry.zarr_root is None else entry.zarr_root
     key = safe_key(_raw_tail(request, 2))
     path = join(root, key)
     missing = ApiError(404, "not_found", f"no key {key!r} in dataset {served!r}")

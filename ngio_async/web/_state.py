@@ -127,6 +127,8 @@ class Entry:
     owned: bool
     identity: str
     field_of: FieldOf | None = None
+    #: what ``/zarr/<name>/`` serves when not the dataset's own group (a container's root)
+    zarr_root: str | None = None
     _windows: list[Window] | None = None
     _labels: list[str] | None = None
     _lock: anyio.Lock = field(default_factory=anyio.Lock)
