@@ -15,7 +15,7 @@ import anyio
 from .._errors import CodecError, MetadataError, NotFoundError, UnsupportedError
 from .._prefetch import first_leaf
 from ..images import Dataset
-from ..images._open import join, read_group_metadata, read_level_metadata
+from ..images._open import join, listed_series, read_group_metadata, read_level_metadata
 from ..meta.zarr import (
     ArrayV2Meta,
     ArrayV3Meta,
@@ -287,14 +287,9 @@ async def _series(
 ) -> list[tuple[str, OmeMetadata | None]]:
     """The series of a bioformats2raw container: ``OME/series``, else ``0``, ``1``, ... (probed
     by reading their group metadata, which is kept: each series' metadata is read once)."""
-    try:  # an OME group holding only METADATA.ome.xml has no NGFF metadata: probe 0, 1, ...
-        ome_group: OmeMetadata | None = await read_group_metadata(
-            store, join(root, "OME"), parent_version=version, plain_ok=True
-        )
-    except (NotFoundError, MetadataError):
-        ome_group = None
-    if ome_group is not None and ome_group.series:
-        return [(path, None) for path in ome_group.series]
+    listed = await listed_series(store, root, version)
+    if listed is not None:
+        return [(path, None) for path in listed]
     found: list[tuple[str, OmeMetadata | None]] = []
     batch = 16
     while True:

@@ -26,6 +26,7 @@ from ._open import (
     EarlyGet,
     first_level_key,
     join,
+    listed_series,
     read_group_metadata,
     read_level_metadata,
 )
@@ -1123,16 +1124,10 @@ async def closing_store_on_error(
 
 
 async def _first_series(store: AsyncStore, root: str, version: str | None) -> str:
-    """The first series of a bioformats2raw container: ``OME/series[0]`` when the ``OME``
-    group lists them, else ``0`` (no ``OME`` group, or one holding no NGFF metadata: only
-    ``METADATA.ome.xml``; a broken one is left to ``validate``)."""
-    try:
-        listing = await read_group_metadata(
-            store, join(root, "OME"), parent_version=version, plain_ok=True
-        )
-    except (NotFoundError, MetadataError):
-        return "0"
-    return listing.series[0] if listing.series else "0"
+    """The first image of a bioformats2raw container: the first the ``OME`` group lists, else
+    ``0``."""
+    listed = await listed_series(store, root, version)
+    return "0" if listed is None else listed[0]
 
 
 def _check_mode(mode: str) -> None:

@@ -26,6 +26,7 @@ __all__ = [
     "EarlyGet",
     "container_series",
     "first_level_key",
+    "listed_series",
     "read_group_metadata",
     "read_level_metadata",
 ]
@@ -315,17 +316,25 @@ def _check_levels(
                     raise MetadataError(message, field)
 
 
-async def container_series(store: AsyncStore, root: str, version: str | None) -> list[str]:
-    """The images of the bioformats2raw container at ``root``: ``OME/series`` when the ``OME``
-    group lists them, else ``0``, ``1``, ... as long as they exist."""
+async def listed_series(store: AsyncStore, root: str, version: str | None) -> list[str] | None:
+    """The image paths the ``OME`` group of the bioformats2raw container at ``root`` lists;
+    ``None`` without a list (no ``OME`` group, one holding only ``METADATA.ome.xml``, or a
+    broken one: left to ``validate``), where the images are ``0``, ``1``, ..."""
     try:
         listing = await read_group_metadata(
             store, join(root, "OME"), parent_version=version, plain_ok=True
         )
     except (NotFoundError, MetadataError):
-        listing = None
-    if listing is not None and listing.series:
-        return list(listing.series)
+        return None
+    return list(listing.series) if listing.series else None
+
+
+async def container_series(store: AsyncStore, root: str, version: str | None) -> list[str]:
+    """The images of the bioformats2raw container at ``root``: ``OME/series`` when the ``OME``
+    group lists them, else ``0``, ``1``, ... as long as they exist."""
+    listed = await listed_series(store, root, version)
+    if listed is not None:
+        return listed
     found: list[str] = []
     while True:
         try:
