@@ -178,13 +178,16 @@ async def _open_all(
             # a bioformats2raw container (its first image opened): every image as name/<path>
             paths = await container_series(node.store, "", node.metadata.ngff_version)
             children[name] = [f"{name}/{path}" for path in paths]
-            for path in paths:
-                opened[f"{name}/{path}"] = (
-                    node
-                    if path == node.root
-                    else await Dataset.open_in(node.store, path, limits=node.limits),
-                    path != node.root,
-                )
+            opened[f"{name}/{node.root}"] = (node, False)
+
+            async def image(path: str) -> None:
+                ds = await Dataset.open_in(node.store, path, limits=node.limits)
+                opened[f"{name}/{path}"] = (ds, True)
+
+            async with anyio.create_task_group() as images:  # together: one round of reads
+                for path in paths:
+                    if path != node.root:
+                        images.start_soon(image, path)
         if isinstance(node, Plate):
             plates[name] = PlateEntry(name, node, owned)
             await plates[name].read_wells(node.wells)
