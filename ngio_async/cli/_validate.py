@@ -374,18 +374,43 @@ class _Walker:
             )
 
     async def levels(self, root: str, key: str, meta: OmeMetadata, *, label: bool) -> None:
-        """Cross-node checks: every level's array metadata against the multiscale."""
+        """Cross-node checks: every level's array metadata against its multiscale (each of
+        them: readers may pick any by name)."""
         assert meta.multiscales is not None
-        paths = tuple(d.path for d in meta.multiscales[0].datasets)
+        checked: set[str] = set()
+        for i in range(len(meta.multiscales)):
+            shapes = await self._multiscale_levels(root, key, meta, i, checked, label=label)
+            if i == 0 and shapes:
+                self._check_channels(key, meta, shapes[0])
+
+    async def _multiscale_levels(
+        self,
+        root: str,
+        key: str,
+        meta: OmeMetadata,
+        index: int,
+        checked: set[str],
+        *,
+        label: bool,
+    ) -> list[tuple[int, ...]]:
+        """The levels of ``meta.multiscales[index]`` (a level that an earlier multiscale
+        names too is read and reported once); their shapes, in order, as far as readable."""
+        assert meta.multiscales is not None
+        ms = meta.multiscales[index]
+        paths = tuple(d.path for d in ms.datasets)
         shapes: dict[str, tuple[int, ...]] = {}
         array_file = "zarr.json" if meta.version == "0.5" else ".zarray"
-        names = ", ".join(meta.multiscales[0].axis_names)
+        names = ", ".join(ms.axis_names)
 
         async def one(path: str) -> None:
             async with self.limiter:
                 try:
-                    (arr,) = await read_level_metadata(self.store, root, meta, (path,))
+                    (arr,) = await read_level_metadata(
+                        self.store, root, meta, (path,), multiscale=index
+                    )
                 except (MetadataError, NotFoundError, CodecError, UnsupportedError) as exc:
+                    if path in checked:
+                        return
                     level_key = join(root, path, array_file)
                     if isinstance(exc, MetadataError):
                         self.error(level_key, exc.path, self._rule(exc))
@@ -397,6 +422,8 @@ class _Walker:
                         self.error(level_key, "", str(exc))
                     return
             shapes[path] = arr.shape
+            if path in checked:
+                return
             if (label or meta.image_label is not None) and arr.dtype.kind not in "iu":
                 where = "$.data_type" if isinstance(arr, ArrayV3Meta) else "$.dtype"
                 rule = f"label level {path!r} has dtype {arr.dtype}; labels are integers"
@@ -415,18 +442,18 @@ class _Walker:
         async with anyio.create_task_group() as tg:
             for path in paths:
                 tg.start_soon(one, path)
+        checked.update(paths)
         known = [p for p in paths if p in shapes]
         for prev, cur in itertools.pairwise(known):
             a, b = shapes[prev], shapes[cur]
             if len(a) == len(b) and any(y > x for x, y in zip(a, b, strict=True)):
                 self.error(  # NGFF: the paths MUST go from largest to smallest
                     key,
-                    f"{_ome_path(key)}.multiscales[0].datasets",
+                    f"{_ome_path(key)}.multiscales[{index}].datasets",
                     f"level {cur!r} {b} is larger than level {prev!r} {a}: "
                     "the levels must go from largest (highest resolution) to smallest",
                 )
-        if known:
-            self._check_channels(key, meta, shapes[known[0]])
+        return [shapes[p] for p in known]
 
     def _check_channels(self, key: str, meta: OmeMetadata, shape: tuple[int, ...]) -> None:
         """omero: one channel per index of the channel axis (SHOULD)."""

@@ -36,6 +36,11 @@ def join(*parts: str) -> str:
     return "/".join(p.strip("/") for p in parts if p.strip("/"))
 
 
+def _at(store: AsyncStore, path: str) -> str:
+    """The URL of ``path`` in ``store`` (the store's own URL for the root)."""
+    return f"{store.url.rstrip('/')}/{path}" if path else store.url
+
+
 async def read_group_metadata(
     store: AsyncStore, root: str, *, parent_version: str | None = None, plain_ok: bool = False
 ) -> OmeMetadata:
@@ -73,7 +78,7 @@ async def read_group_metadata(
     if raw is not None:
         node = _decoded(decode_node_v3, raw, store, key)
         if isinstance(node, ArrayV3Meta):
-            raise MetadataError(f"{store.url}/{key} is an array, not an OME-Zarr group", "$")
+            raise MetadataError(f"{_at(store, key)} is an array, not an OME-Zarr group", "$")
         attrs: Any = node.attributes
         if "ome" not in attrs and plain_ok:
             return OmeMetadata()
@@ -86,7 +91,7 @@ async def read_group_metadata(
                 else ""
             )
             raise MetadataError(
-                f"{store.url}/{key} has no 'ome' attributes: not an OME-Zarr 0.5 group{hint}",
+                f"{_at(store, key)} has no 'ome' attributes: not an OME-Zarr 0.5 group{hint}",
                 "$.attributes",
             )
         ome = attrs["ome"]
@@ -108,16 +113,15 @@ async def read_group_metadata(
     if raw is None and denied is not None:
         if plain_ok:  # an optional group (labels): both documents denied reads as absent
             raise NotFoundError(
-                f"no readable OME-Zarr group at {store.url}/{root} (zarr.json and .zattrs "
+                f"no readable OME-Zarr group at {_at(store, root)} (zarr.json and .zattrs "
                 "denied: missing, on a store that may not list)",
                 url=store.url,
                 key=key,
             ) from denied
         raise denied
     if raw is None:
-        where = f"{store.url}/{root}" if root else store.url
         raise NotFoundError(
-            f"no OME-Zarr group at {where} (neither zarr.json nor .zattrs exists)",
+            f"no OME-Zarr group at {_at(store, root)} (neither zarr.json nor .zattrs exists)",
             url=store.url,
             key=key,
         )
@@ -180,9 +184,11 @@ async def read_level_metadata(
     meta: OmeMetadata,
     paths: tuple[str, ...],
     early: EarlyGet | None = None,
+    *,
+    multiscale: int = 0,
 ) -> list[ArrayMeta]:
-    """Every level's array metadata, fetched concurrently, checked against the axes (``early``:
-    a GET already started for one of them)."""
+    """Every level's array metadata, fetched concurrently, checked against the axes of
+    ``meta.multiscales[multiscale]`` (``early``: a GET already started for one of them)."""
     v3 = meta.version != "0.4"
     results: list[ArrayMeta | None] = [None] * len(paths)
 
@@ -191,14 +197,14 @@ async def read_level_metadata(
         raw = await (store.get(key) if early is None else early.get(key))
         if raw is None:
             raise NotFoundError(
-                f"level {path!r} of {store.url}/{root} is missing: {key} does not exist",
+                f"level {path!r} of {_at(store, root)} is missing: {key} does not exist",
                 url=store.url,
                 key=key,
             )
         if v3:
             node = _decoded(decode_node_v3, raw, store, key)
             if not isinstance(node, ArrayV3Meta):
-                raise MetadataError(f"{store.url}/{key}: level {path!r} is a group, not an array")
+                raise MetadataError(f"{_at(store, key)}: level {path!r} is a group, not an array")
             results[i] = node
         else:
             results[i] = _decoded(decode_array_v2, raw, store, key)
@@ -213,7 +219,7 @@ async def read_level_metadata(
             first = first.exceptions[0]
         raise first from None
     arrays = [a for a in results if a is not None]
-    _check_levels(meta, paths, arrays, store, root)
+    _check_levels(meta, paths, arrays, store, root, multiscale)
     return arrays
 
 
@@ -221,9 +227,9 @@ def _decoded(decoder: Any, raw: Any, store: AsyncStore, key: str) -> Any:
     try:
         return decoder(bytes(raw))
     except MetadataError as exc:
-        raise MetadataError(f"{store.url}/{key}: {exc.rule}", exc.path) from None
+        raise MetadataError(f"{_at(store, key)}: {exc.rule}", exc.path) from None
     except UnsupportedError as exc:
-        raise UnsupportedError(f"{store.url}/{key}: {exc}") from None
+        raise UnsupportedError(f"{_at(store, key)}: {exc}") from None
 
 
 def _validated(doc: Any, store: AsyncStore, key: str, prefix_hint: str | None) -> OmeMetadata:
@@ -233,17 +239,17 @@ def _validated(doc: Any, store: AsyncStore, key: str, prefix_hint: str | None) -
         path = exc.path if prefix_hint is None else "$." + prefix_hint + exc.path[1:]
         lenient = _without_omero(doc, exc.path)
         if lenient is None:
-            raise MetadataError(f"{store.url}/{key}: {exc.rule}", path) from None
+            raise MetadataError(f"{_at(store, key)}: {exc.rule}", path) from None
         # omero is transitional display metadata: the pixels stay readable without it
         warnings.warn(
-            f"{store.url}/{key}: {exc.rule} - at `{path}`; the image is read without its "
+            f"{_at(store, key)}: {exc.rule} - at `{path}`; the image is read without its "
             "'omero' channel metadata",
             MetadataWarning,
             stacklevel=4,
         )
         return _validated(lenient, store, key, prefix_hint)
     except UnsupportedError as exc:
-        raise UnsupportedError(f"{store.url}/{key}: {exc}") from None
+        raise UnsupportedError(f"{_at(store, key)}: {exc}") from None
 
 
 def _without_omero(doc: Any, path: str) -> dict[str, Any] | None:
@@ -269,16 +275,17 @@ def _check_levels(
     arrays: list[ArrayMeta],
     store: AsyncStore,
     root: str,
+    multiscale: int = 0,
 ) -> None:
     """Cross-node rules: ndim == axes (A3/M4), 0.5 dimension_names (V4), largest first (M3)."""
     assert meta.multiscales is not None
-    names = tuple(a.name for a in meta.multiscales[0].axes)
-    where = f"{store.url}/{root}".rstrip("/")
+    names = tuple(a.name for a in meta.multiscales[multiscale].axes)
+    where = _at(store, root)
     v3 = meta.version != "0.4"
 
     def at(path: str) -> str:
         """The URL of a level's array metadata document."""
-        return f"{store.url.rstrip('/')}/{join(root, path, 'zarr.json' if v3 else '.zarray')}"
+        return _at(store, join(root, path, "zarr.json" if v3 else ".zarray"))
 
     for path, arr in zip(paths, arrays, strict=True):
         if len(arr.shape) != len(names):
