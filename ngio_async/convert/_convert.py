@@ -6,6 +6,9 @@ label image's levels), then the pixels, then the label images' group metadata an
 exists is therefore complete, except for the levels an OME-Zarr source lacks (``levels=`` more
 than it has): ``build_pyramid`` adds them afterwards, editing that metadata. :func:`convert_many`
 skips an output when its group metadata exists and it has the levels and version asked for.
+Before the first array, the root group is written marked unfinished (no NGFF metadata, see
+:data:`_UNFINISHED`): running a conversion that failed or was cancelled again replaces what it
+left without ``overwrite`` (a complete image, or zarr data without that mark, is refused).
 
 Pixels stream in tiles of the destination's stored object (one shard, else one chunk): each
 write covers whole objects (no read-modify-write) and memory stays bounded by the tile stream's
@@ -32,8 +35,7 @@ bioformats2raw container (NGFF 0.4 or 0.5; its images listed by ``OME/series``, 
 An HCS plate (NGFF 0.4 or 0.5) converts whole: every field image as above (``decode_threads``
 fields at a time, sharing the prefetch bounds and one pool of decode and one of encode
 threads), then the row and well groups, and the plate group **last**: an interrupted plate
-conversion leaves no plate document (``convert_many`` redoes it; ``convert`` refuses the
-leftovers unless ``overwrite``). Every field is opened and planned first, so a refused option
+conversion leaves no plate document (``convert`` and ``convert_many`` redo it). Every field is opened and planned first, so a refused option
 (``chunks`` that do not fit a field's axes) writes nothing.
 """
 
@@ -551,6 +553,54 @@ def _own_levels(src: ImageSource, plan: ImagePlan) -> int:
     return 1
 
 
+#: the root group's attributes while a conversion writes the destination (its NGFF group
+#: metadata, written last, replaces them): a re-run recognises what an interrupted conversion
+#: left by them, and replaces it without ``overwrite``
+_UNFINISHED = {"ngio_async": {"convert": "unfinished"}}
+
+
+def _is_unfinished(raw: Any, v3: bool) -> bool:
+    """Whether a root ``zarr.json`` (``v3``) or ``.zattrs`` is :data:`_UNFINISHED`'s."""
+    try:
+        doc = msgspec.json.decode(bytes(raw))
+    except msgspec.DecodeError:
+        return False
+    if v3:
+        if not isinstance(doc, dict) or doc.get("node_type") != "group":
+            return False
+        doc = doc.get("attributes")
+    return isinstance(doc, dict) and doc == _UNFINISHED
+
+
+async def _start(store: AsyncStore, version: str, overwrite: bool) -> bool:
+    """Make the destination's root ready and mark it unfinished: refuse an existing node
+    (``overwrite``: delete it), except what an interrupted conversion left (its root group
+    holds :data:`_UNFINISHED` only), which is replaced as if ``overwrite``; then write the
+    mark (claimed, unless ``overwrite``: of two conversions to one place, one is refused).
+    Returns the ``overwrite`` the images below the root are prepared with."""
+    from ..images._create import _claim, _get_or_none
+
+    if not overwrite:
+        for key in ("zarr.json", ".zattrs"):
+            raw = await _get_or_none(store, key)
+            if raw is not None and _is_unfinished(raw, key == "zarr.json"):
+                overwrite = True  # ours, and never finished: nothing in it is the user's
+                break
+    await _prepare_root(store, "", overwrite)
+    if version == "0.4":
+        docs = [(".zgroup", encode_group_v2()), (".zattrs", msgspec.json.encode(_UNFINISHED))]
+    else:
+        doc = GroupV3Meta(zarr_format=3, node_type="group", attributes=_UNFINISHED)
+        docs = [("zarr.json", encode_group_v3(doc))]
+    if not overwrite:
+        with anyio.CancelScope(shield=True):  # a claim landing after a cancellation stays
+            await _claim(store, "", docs[0])
+        docs = docs[1:]
+    for key, data in docs:
+        await store.put(key, data)
+    return overwrite
+
+
 async def _write_group(store: AsyncStore, root: str, attrs: dict[str, Any], version: str) -> None:
     if version == "0.4":
         await store.put(join(root, ".zgroup"), encode_group_v2())
@@ -708,7 +758,8 @@ async def convert(
     :param levels: pyramid levels; default the source's (OME-Zarr: copied level by level) or
         until y/x is at most 256 px (TIFF: computed while level 0 is written, or the TIFF's own
         levels when they match).
-    :param overwrite: replace an existing node at ``dst``.
+    :param overwrite: replace an existing node at ``dst``. Without it, only what a conversion
+        that failed or was cancelled left there (its root group marked unfinished) is replaced.
     :param progress: ``progress(done, total)`` after each tile handed to the writer (all levels
         and label images; ``total`` counts them all).
     :param limits: bounds for both stores (:class:`~ngio_async.Limits`).
@@ -814,8 +865,9 @@ async def convert(
             store, owns = _open_target(dst, limits, dict(dst_options or {}))
             extra = levels if levels is not None and levels > len(image_src.levels) else None
             counter.total = sum(j.tiles for j in jobs)
+            again = await _start(store, version, overwrite)
             image = await _run_jobs(
-                store, "", jobs, labels_attrs, counter, limits, overwrite, extra
+                store, "", jobs, labels_attrs, counter, limits, again, extra, prepare=False
             )
             label_names = tuple(j.root.rsplit("/", 1)[-1] for j in jobs[1:])
         elif isinstance(source, ImageSource) and _whole_file(source, owns_source, src_opts):
@@ -846,7 +898,10 @@ async def convert(
             fill = _copy_source(source, window, own, cascade=own < len(plan.arrays))
             job = _Job("", plan, fill, tiles)
             counter.total = tiles
-            image = await _run_jobs(store, "", [job], None, counter, limits, overwrite, None)
+            again = await _start(store, version, overwrite)
+            image = await _run_jobs(
+                store, "", [job], None, counter, limits, again, None, prepare=False
+            )
             label_names = ()
         else:
             raise UnsupportedError(f"reader {reader_name!r} returned {type(source).__name__}")
@@ -1062,7 +1117,7 @@ async def _write_container(
     """Write a bioformats2raw container: each image of ``items`` in turn (as :func:`convert`
     writes an image), ``OME/METADATA.ome.xml`` (``ome[1]``, when given), the ``OME`` group
     (``ome[0]`` listing the images) and the container group (``container``) **last**."""
-    await _prepare_root(store, "", overwrite)
+    overwrite = await _start(store, version, overwrite)
     counter.total = sum(j.tiles for _, jobs, _, _ in items for j in jobs)
     images = [
         await _run_jobs(
@@ -1286,7 +1341,7 @@ async def _convert_plate(
     counter.total = sum(j.tiles for _, jobs, _, _ in plan.fields for j in jobs)
     store, owns = _open_target(dst, limits, dict(dst_options or {}))
     try:
-        await _prepare_root(store, "", overwrite)
+        overwrite = await _start(store, version, overwrite)
         slots = anyio.CapacityLimiter(plan.at_once)
 
         async def one(item: tuple[str, list[_Job], dict[str, Any] | None, int | None]) -> None:
