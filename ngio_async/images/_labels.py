@@ -233,8 +233,10 @@ def plan_label(
         _check_rgba(
             color_list, "$.image-label.colors" if version == "0.4" else "$.ome.image-label.colors"
         )
-        image_label["colors"] = color_list
     prop_list = _properties_json(properties)
+    color_list, prop_list = _consistent(color_list, prop_list)
+    if color_list is not None:
+        image_label["colors"] = color_list
     if prop_list is not None:
         image_label["properties"] = prop_list
     if version == "0.4":
@@ -301,6 +303,76 @@ class Labels:
             ) from None
         return label
 
+    async def set_colors(
+        self,
+        name: str,
+        colors: ColorSpec | Sequence[LabelColor] | None = None,
+        *,
+        max_values: int = 10_000,
+    ) -> list[LabelColor]:
+        """Set the ``image-label`` colors of label image ``name``; return them.
+
+        ``colors`` (as in :meth:`create`) replace the stored ones. By default they are derived
+        from the label values stored in level 0 (read tile by tile, the values found in worker
+        threads): the colors already stored are kept, ``0`` (background) gets transparent
+        black unless it has one, and every other value without a color gets an opaque color of
+        its own (the same for a value in every image: a golden-ratio hue walk). NGFF's strict
+        profile wants ``colors``, and viewers that take them (napari through ome-zarr-py) draw
+        a value without one transparent: call this after writing the labels.
+
+        :param max_values: refuse (``ValueError``, before writing) to derive more colors than
+            this: every one is a JSON entry that every reader parses.
+        :raises NotFoundError: no label image ``name``.
+        :raises ReadOnlyError: the image is read-only (before any I/O).
+        :raises MetadataError: ``colors`` break an NGFF rule (JSON path named).
+        """
+        from msgspec.structs import replace
+
+        from ..meta import LabelColor, LabelProperty, OmeMetadata
+        from ._dataset import _with_extra
+
+        ds = self._dataset
+        ds._check_writable()
+        given = _colors_json(colors)
+        label = await self.open(name, mode="r+")
+        try:
+            version = label.metadata.ngff_version
+            at = "$.image-label.colors" if version == "0.4" else "$.ome.image-label.colors"
+            stored = label.metadata.ome.image_label
+            if given is not None:
+                _check_rgba(given, at)
+            else:
+                stored_colors = list(stored.colors or []) if stored is not None else []
+                have = {c.label_value for c in stored_colors}
+                values = await _stored_values(label, have, max_values)
+                given = [_dump(c) for c in stored_colors]
+                given += [{"label-value": v, "rgba": _auto_rgba(v)} for v in values]
+            props = stored.properties if stored is not None else None
+            given, prop_list = _consistent(given, None if props is None else _dump(props))
+            new_colors = msgspec.convert(given, list[LabelColor]) if given else None
+            new_props = None
+            if props is not None and prop_list is not None:  # stored ones first, extras kept
+                new_props = list(props) + [
+                    LabelProperty(label_value=p["label-value"]) for p in prop_list[len(props) :]
+                ]
+
+            def edit(ome: OmeMetadata) -> OmeMetadata:
+                from ..meta import ImageLabel
+
+                old = ome.image_label
+                image_label = (
+                    _with_extra(replace(old, colors=new_colors, properties=new_props), old)
+                    if old is not None
+                    else ImageLabel(colors=new_colors)
+                )
+                return _with_extra(replace(ome, image_label=image_label), ome)
+
+            await label._edit_metadata(edit)
+            result = label.metadata.ome.image_label
+            return list(result.colors or []) if result is not None else []
+        finally:
+            await label.aclose()
+
     async def create(
         self,
         name: str,
@@ -318,6 +390,10 @@ class Labels:
         :param colors: ``{value: (r, g, b, a)}`` or a list of ``{"label-value": v, "rgba":
             [r, g, b, a]}`` (or :class:`~ngio_async.meta.LabelColor`).
         :param properties: a list of dicts, each with ``"label-value"`` and free keys.
+            Colors and properties are written for the same label values (ome-zarr-models, thus
+            ngio, refuses others): a value only one of them has gets a derived color or a bare
+            property; a color without ``rgba`` gets a derived one. Without ``colors``,
+            :meth:`set_colors` derives them from the values written.
         :param overwrite: replace an existing label image of that name (its keys are deleted).
         :raises TypeError: ``dtype`` is not an integer type.
         :raises ValueError: ``name`` is no plain child name (see ``_check_name``).
@@ -445,6 +521,66 @@ class Labels:
                 await ds.store.put(key, data)
             await update_consolidated(ds.store, [(key, data), *docs])
             return index
+
+
+def _consistent(
+    colors: list[dict[str, Any]] | None, properties: list[dict[str, Any]] | None
+) -> tuple[list[dict[str, Any]] | None, list[dict[str, Any]] | None]:
+    """``colors`` and ``properties`` made readable by ome-zarr-models (thus ngio), which refuses
+    a color without ``rgba`` and colors and properties of different label values: a missing
+    ``rgba`` and the colors of values only ``properties`` has are derived (:func:`_auto_rgba`),
+    values only ``colors`` has get bare ``{"label-value": v}`` properties (appended, sorted)."""
+
+    def value(entry: Any) -> int | None:
+        v = entry.get("label-value") if isinstance(entry, dict) else None
+        return v if isinstance(v, int) and not isinstance(v, bool) else None
+
+    if colors is not None:
+        colors = [
+            {**c, "rgba": _auto_rgba(v)}
+            if (v := value(c)) is not None and c.get("rgba") is None
+            else c
+            for c in colors
+        ]
+    if colors is None or properties is None:
+        return colors, properties
+    color_values = {v for c in colors if (v := value(c)) is not None}
+    prop_values = {v for p in properties if (v := value(p)) is not None}
+    colors = colors + [
+        {"label-value": v, "rgba": _auto_rgba(v)} for v in sorted(prop_values - color_values)
+    ]
+    properties = properties + [{"label-value": v} for v in sorted(color_values - prop_values)]
+    return colors, properties
+
+
+async def _stored_values(label: Dataset, have: set[int], max_values: int) -> list[int]:
+    """The values stored in ``label``'s level 0 that ``have`` lacks, sorted (``0`` always, the
+    background); at most ``max_values`` of them, else ``ValueError``."""
+    from ._stream import stream
+
+    found: set[int] = {0}
+    async with stream(label.tiles(level=0), np.unique) as results:
+        async for _tile, values in results:
+            found.update(values.tolist())
+            if len(found - have) > max_values:
+                raise ValueError(
+                    f"label image {label.url} holds more than {max_values} values without a "
+                    "color: pass colors= explicitly, or a larger max_values="
+                )
+    return sorted(found - have)
+
+
+def _auto_rgba(value: int) -> list[int]:
+    """A color of label ``value``: transparent black for 0; else opaque, its hue stepped by
+    the golden ratio from value to value (neighbouring labels far apart), alternating between
+    two brightness levels."""
+    import colorsys
+
+    if value == 0:
+        return [0, 0, 0, 0]
+    hue = (value * 0.618033988749895) % 1.0
+    r, g, b = colorsys.hsv_to_rgb(hue, 0.85, 1.0 if value % 2 else 0.75)
+    return [round(r * 255), round(g * 255), round(b * 255), 255]
 
 
 def _intermediate_groups(root: str, plan: ImagePlan) -> list[tuple[str, bytes]]:
