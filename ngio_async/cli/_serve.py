@@ -56,7 +56,8 @@ async def serve_urls(
 ) -> None:
     """Open ``datasets`` and serve them until cancelled (Ctrl-C or SIGTERM).
 
-    ``max_open_fields``: how many plate fields are kept open (default 256)."""
+    ``max_open_fields``: how many plate fields and container images are kept open (default
+    256)."""
     from ..web import DEFAULT_MAX_REGION_PIXELS, create_app, serve
     from ..web._app import STATE
     from ..web._state import DEFAULT_MAX_OPEN_FIELDS
@@ -66,11 +67,14 @@ async def serve_urls(
         shown = []
         for name in datasets:
             plate = state.plates.get(name)
-            if plate is None:
-                shown.append(name)
-            else:  # its fields are datasets of their own
+            container = state.containers.get(name)
+            if plate is not None:  # its fields are datasets of their own
                 missing = f", {len(plate.unavailable)} not served" if plate.unavailable else ""
                 shown.append(f"{name}: a plate of {len(plate.fields)} fields{missing}")
+            elif container is not None:  # so are its images
+                shown.append(f"{name}: a container of {len(container.series)} images")
+            else:
+                shown.append(name)
         count = len(state.entries) + len(state.fields)
         print(f"serving {count} dataset(s) ({', '.join(shown)}) at {url}", flush=True)
         print("press Ctrl-C to stop", flush=True)

@@ -17,9 +17,10 @@ from ._state import axis_index, axis_roles
 
 if TYPE_CHECKING:
     from ._params import TileQuery
-    from ._state import Entry, FieldSlot, PlateEntry, WebState
+    from ._state import ContainerEntry, Entry, FieldSlot, PlateEntry, WebState
 
 __all__ = [
+    "container_summary",
     "describe",
     "field_summary",
     "list_datasets",
@@ -50,13 +51,30 @@ def summary(entry: Entry) -> dict[str, Any]:
         "dtype": str(ds.dtype),
         "levels": len(ds.levels),
         "channels": entry.n_channels,
-        **({"plate": entry.field_of.as_json()} if entry.field_of else {}),
+        **_part_of(entry),
     }
 
 
+def _part_of(entry: Entry) -> dict[str, Any]:
+    """``{"plate": ...}`` or ``{"container": ...}``: where a field or container image lies."""
+    where = entry.part_of
+    return {} if where is None else {where.json_key: where.as_json()}
+
+
 def field_summary(slot: FieldSlot) -> dict[str, Any]:
-    """A plate's field in ``/api/datasets``: its name and place (listing opens no field)."""
-    return {"name": slot.name, "plate": slot.where.as_json()}
+    """A plate's field or a container's image in ``/api/datasets``: its name and place
+    (listing opens none)."""
+    return {"name": slot.name, slot.where.json_key: slot.where.as_json()}
+
+
+def container_summary(entry: ContainerEntry) -> dict[str, Any]:
+    """A served bioformats2raw container in ``/api/datasets``: its images' dataset names."""
+    return {
+        "name": entry.name,
+        "ngff_version": entry.ngff_version,
+        "images": entry.images,
+        "unavailable": entry.unavailable,
+    }
 
 
 def plate_summary(entry: PlateEntry) -> dict[str, Any]:
@@ -75,16 +93,18 @@ def plate_summary(entry: PlateEntry) -> dict[str, Any]:
 
 
 async def list_datasets(request: web.Request) -> web.Response:
-    """``GET /api/datasets``: the datasets (images, then plate fields) and the plates."""
+    """``GET /api/datasets``: the datasets (images, container images, plate fields), the
+    plates and the containers."""
     state = _state(request)
     await state.retry_wells()
-    revisions = tuple(p.revision for p in state.plates.values())
+    revisions = state.revisions()
     if state.listing is None or state.listing[0] != revisions:  # made again only on changes
         body = msgspec.json.encode(
             {
                 "datasets": [summary(e) for e in state.entries.values()]
                 + [field_summary(slot) for slot in state.fields.values()],
                 "plates": [plate_summary(p) for p in state.plates.values()],
+                "containers": [container_summary(c) for c in state.containers.values()],
             }
         )
         state.listing = revisions, body
@@ -152,7 +172,7 @@ async def _describe(state: WebState, entry: Entry) -> web.Response:
             "channels": channels,
             "labels": await entry.label_names(),
             "sizes": {role: ds.shape[i] for role, i in sorted(axis_roles(ds).items())},
-            **({"plate": entry.field_of.as_json()} if entry.field_of else {}),
+            **_part_of(entry),
         }
     )
 

@@ -9,12 +9,15 @@ import anyio
 from aiohttp import web
 
 from .._errors import MetadataError, UnsupportedError
-from ..images import Dataset, Plate, open_async, open_plate_async
-from ..images._open import container_series
+from ..images import Dataset, Plate
+from ..images._dataset import closing_store_on_error
+from ..images._open import container_series, read_group_metadata
+from ..stores import AsyncStore, open_store
 from . import _api, _files
 from ._errors import error_middleware
 from ._state import (
     DEFAULT_MAX_OPEN_FIELDS,
+    ContainerEntry,
     Entry,
     FieldSlot,
     PlateEntry,
@@ -31,7 +34,7 @@ __all__ = ["DEFAULT_MAX_REGION_PIXELS", "STATE", "create_app"]
 DEFAULT_MAX_REGION_PIXELS = 64 * 1024 * 1024
 STATE = web.AppKey("ngio_async.web.state", WebState)
 
-Source = str | os.PathLike[str] | Dataset | Plate
+Source = str | os.PathLike[str] | AsyncStore | Dataset | Plate
 
 
 def create_app(
@@ -43,13 +46,14 @@ def create_app(
     max_open_fields: int = DEFAULT_MAX_OPEN_FIELDS,
     **open_options: Any,
 ) -> web.Application:
-    """An aiohttp app serving ``datasets`` (name -> URL, path, open :class:`Dataset` or
-    :class:`Plate`).
+    """An aiohttp app serving ``datasets`` (name -> URL, path, store, open :class:`Dataset`
+    or :class:`Plate`).
 
     URLs are opened once when the app starts (concurrently; ``open_options`` go to
     :func:`~ngio_async.open_async`, e.g. ``limits=`` or S3 options) and closed when it shuts
-    down; every request shares them and their store limits. A :class:`Dataset` or
-    :class:`Plate` passed in is used as is and left open (its owner closes it).
+    down; every request shares them and their store limits. A :class:`Dataset`,
+    :class:`Plate` or :class:`~ngio_async.stores.AsyncStore` (the node at its root) passed
+    in is used as is and left open (its owner closes it).
 
     An HCS plate (a URL whose group is a plate, or a :class:`Plate`) serves each of its fields
     of view as a dataset named ``<name>/<row>/<column>/<field>`` (``plate/A/1/0``: the field's
@@ -62,8 +66,11 @@ def create_app(
     the other fields are still served. ``/zarr/<name>/`` is the whole plate.
 
     A bioformats2raw container (a URL whose group lists images ``0``, ``1``, ... or
-    ``OME/series``) serves each image as ``<name>/<path>``, all opened at start-up, and
-    ``<name>`` alone as its first image; ``/zarr/<name>/`` is the whole container.
+    ``OME/series``) serves each image as ``<name>/<path>`` and ``<name>`` alone as its first
+    image. Start-up reads the layout group and the list of images only; an image is opened
+    like a plate's field (on first use, once, kept among the ``max_open_fields``); one that
+    cannot be opened answers 502 ``image_unavailable``. ``/zarr/<name>/`` is the whole
+    container.
 
     Routes: ``GET /api/datasets``, ``/api/datasets/{name}``,
     ``/api/datasets/{name}/tiles/{level}/{t}/{z}/{row}/{col}.{png,jpg,jpeg,webp}``,
@@ -74,7 +81,8 @@ def create_app(
     :param max_region_pixels: the most elements one ``region.npy`` answer may hold (else 413).
     :param tile_size: tile edge in pixels.
     :param cache_seconds: ``Cache-Control: max-age`` of tiles.
-    :param max_open_fields: how many plate fields are kept open (all plates together).
+    :param max_open_fields: how many plate fields and container images are kept open (all
+        together).
     """
     from .._sync_api import SyncDataset, SyncPlate
 
@@ -106,21 +114,24 @@ def create_app(
 
     async def lifespan(app: web.Application) -> AsyncIterator[None]:
         state = app[STATE]
-        state.entries, state.plates, state.fields = await _open_all(sources, open_options)
+        await _open_all(state, sources, open_options)
         try:
             yield
         finally:
             entries, state.entries = state.entries, {}
             plates, state.plates = state.plates, {}
-            state.fields = {}
+            containers, state.containers = state.containers, {}
+            state.fields, state.aliases = {}, {}
             with anyio.CancelScope(shield=True):
                 await state.close_fields()
-                for entry in reversed(entries.values()):  # a container's images before it
+                for entry in entries.values():
                     if entry.owned:
                         await entry.dataset.aclose()
                 for plate in plates.values():
                     if plate.owned:
                         await plate.plate.aclose()
+                for container in containers.values():
+                    await container.aclose()
 
     app.cleanup_ctx.append(lifespan)
     router = app.router
@@ -138,60 +149,63 @@ def create_app(
     return app
 
 
-async def _open_source(source: str | os.PathLike[str], options: dict[str, Any]) -> Dataset | Plate:
-    """Open ``source`` as an image, else (an HCS plate's group) as a plate; the image's error
-    when it is neither."""
+async def _open_source(
+    name: str, source: str | os.PathLike[str] | AsyncStore, options: dict[str, Any]
+) -> Dataset | Plate | ContainerEntry:
+    """Open ``source`` as an image, a bioformats2raw container (its list of images read,
+    none opened) or an HCS plate (its group read); the image's error when it is none."""
     from .._open_any import _is_tiff
     from ..stores._url_utils import redact_url
 
-    if _is_tiff(source):
+    if not isinstance(source, AsyncStore) and _is_tiff(source):
         raise UnsupportedError(
             f"{redact_url(os.fspath(source))} is a TIFF: the tile server serves OME-Zarr images and "
             "plates (convert it first: ngio-async convert)"
         )
+    owns = not isinstance(source, AsyncStore)
+    if isinstance(source, AsyncStore):
+        store = source
+    else:
+        store_options = dict(options)
+        store = open_store(source, limits=store_options.pop("limits", None), **store_options)
+    return await closing_store_on_error(store, owns, _open_node(name, store, owns))
+
+
+async def _open_node(name: str, store: AsyncStore, owns: bool) -> Dataset | Plate | ContainerEntry:
     try:
-        return await open_async(source, **options)
+        ome = await read_group_metadata(store, "")
+    except MetadataError:  # told again by the image's opening
+        ome = None
+    layout = ome is not None and ome.bioformats2raw_layout is not None
+    if ome is not None and layout and ome.multiscales is None and not ome.plate:
+        series = await container_series(store, "", ome.version)
+        return ContainerEntry(name, store, ome.version, owns, series)
+    try:
+        return await Dataset.open_in(store, owns_store=owns)
     except (UnsupportedError, MetadataError) as exc:
         try:
-            return await open_plate_async(source, **options)
+            return await Plate.open_in(store, owns_store=owns)
         except Exception:  # noqa: BLE001 - not a plate either: the image's error says why
             raise exc from None
 
 
-async def _open_all(
-    sources: dict[str, Source], options: dict[str, Any]
-) -> tuple[dict[str, Entry], dict[str, PlateEntry], dict[str, FieldSlot]]:
-    """Open every URL concurrently (a plate's wells are read, its fields left to their first
-    use); on any failure close what was opened and re-raise."""
-    opened: dict[str, tuple[Dataset | Plate, bool]] = {}
+async def _open_all(state: WebState, sources: dict[str, Source], options: dict[str, Any]) -> None:
+    """Open every source concurrently (a plate's wells are read and a container's list of
+    images, their images left to their first use) into ``state``; on any failure close what
+    was opened and re-raise."""
+    opened: dict[str, tuple[Dataset | Plate | ContainerEntry, bool]] = {}
     plates: dict[str, PlateEntry] = {}
-    fields: dict[str, dict[str, FieldSlot]] = {}
-    children: dict[str, list[str]] = {}  # a container's images, in its order
 
     async def one(name: str, source: Source) -> None:
         if isinstance(source, Dataset | Plate):
-            node, owned = source, False
+            node: Dataset | Plate | ContainerEntry = source
+            owned = False
         else:
-            node, owned = await _open_source(source, options), True
+            node, owned = await _open_source(name, source, options), True
         opened[name] = (node, owned)
-        if owned and isinstance(node, Dataset) and node.root:
-            # a bioformats2raw container (its first image opened): every image as name/<path>
-            paths = await container_series(node.store, "", node.metadata.ngff_version)
-            children[name] = [f"{name}/{path}" for path in paths]
-            opened[f"{name}/{node.root}"] = (node, False)
-
-            async def image(path: str) -> None:
-                ds = await Dataset.open_in(node.store, path, limits=node.limits)
-                opened[f"{name}/{path}"] = (ds, True)
-
-            async with anyio.create_task_group() as images:  # together: one round of reads
-                for path in paths:
-                    if path != node.root:
-                        images.start_soon(image, path)
         if isinstance(node, Plate):
             plates[name] = PlateEntry(name, node, owned)
             await plates[name].read_wells(node.wells)
-            fields[name] = plates[name].slots({})
 
     try:
         async with anyio.create_task_group() as tg:
@@ -208,14 +222,19 @@ async def _open_all(
         if leaf is exc:
             raise
         raise leaf from None
-    entries: dict[str, Entry] = {}
+    plates = {name: plates[name] for name in sources if name in plates}  # in their order
+    containers = {n: c for n in sources if isinstance(c := opened[n][0], ContainerEntry)}
     slots: dict[str, FieldSlot] = {}
-    for name in [n for source in sources for n in (source, *children.get(source, ()))]:
-        node, owned = opened[name]
-        if isinstance(node, Plate):
-            slots.update(fields[name])
-        else:
-            entries[name] = Entry(name, node, owned, dataset_identity(name, node))
-            if name in children:  # /zarr/<name>/ is the whole container
-                entries[name].zarr_root = ""
-    return entries, plates, slots
+    for name, container in containers.items():
+        slots.update(container.slots())
+        if container.series:
+            state.aliases[name] = container.images[0]
+    for plate in plates.values():
+        slots.update(plate.slots({}))
+    state.entries = {
+        name: Entry(name, node, owned, dataset_identity(name, node))
+        for name in sources
+        for node, owned in [opened[name]]
+        if isinstance(node, Dataset)
+    }
+    state.plates, state.containers, state.fields = plates, containers, slots

@@ -118,17 +118,15 @@ async def zarr_object(request: web.Request) -> web.StreamResponse:
         )
     state: WebState = request.app[STATE]
     served = request.match_info["name"]
-    plate = state.plates.get(served)
+    owner = state.plates.get(served) or state.containers.get(served)
     field = state.fields.get(served)
-    if plate is not None:  # the whole plate: its fields are <row>/<column>/<field>/...
-        store, root = plate.plate.store, plate.plate.root
-    elif field is not None:  # a plate's field (its name's slashes as %2F): not opened
-        where = field.plate.plate
-        store, root = where.store, join(where.root, field.where.well, field.where.field)
+    if owner is not None:  # the whole plate or container: its images are under it
+        store, root = owner.store, owner.root
+    elif field is not None:  # a field or container image (its name's slashes as %2F): not opened
+        store, root = field.owner.store, join(field.owner.root, field.where.path)
     else:
         entry = state.entry(served)
-        store = entry.dataset.store
-        root = entry.dataset.root if entry.zarr_root is None else entry.zarr_root
+        store, root = entry.dataset.store, entry.dataset.root
     key = safe_key(_raw_tail(request, 2))
     path = join(root, key)
     missing = ApiError(404, "not_found", f"no key {key!r} in dataset {served!r}")

@@ -1,4 +1,6 @@
-"""Per-app state: the opened datasets, their identity (for ETags) and cached display defaults."""
+"""Per-app state: the opened datasets, their identity (for ETags) and cached display defaults;
+the images opened on first use (a plate's fields, a bioformats2raw container's images) and the
+LRU that keeps them open."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import os
 from collections import OrderedDict
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import anyio
 import msgspec
@@ -24,6 +26,8 @@ from .._errors import (
     UnsupportedError,
 )
 from .._prefetch import first_leaf
+from ..images import Dataset
+from ..images._open import join
 from ..meta import to_attrs
 from ._errors import ApiError, logger, redact
 from ._render import Window, compute_windows
@@ -33,14 +37,17 @@ if TYPE_CHECKING:
 
     from aiohttp.web import AbstractResource
 
-    from ..images import Dataset, Plate
+    from ..images import Plate
     from ..meta import WellImage
+    from ..stores import AsyncStore
 
 __all__ = [
     "DEFAULT_MAX_OPEN_FIELDS",
+    "ContainerEntry",
     "Entry",
     "FieldOf",
     "FieldSlot",
+    "ImageOf",
     "PlateEntry",
     "WebState",
     "axis_index",
@@ -108,6 +115,13 @@ class FieldOf:
     well: str
     field: str
     acquisition: int | None = None
+    #: the key naming it in ``/api/datasets`` answers
+    json_key: ClassVar[str] = "plate"
+
+    @property
+    def path(self) -> str:
+        """The field's path in its plate (``A/1/0``)."""
+        return f"{self.well}/{self.field}"
 
     def as_json(self) -> dict[str, str | int | None]:
         return {
@@ -118,17 +132,30 @@ class FieldOf:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class ImageOf:
+    """Where a served image of a bioformats2raw container lies: the container's served name
+    and the image's path in it (``"1"``)."""
+
+    container: str
+    path: str
+    json_key: ClassVar[str] = "container"
+
+    def as_json(self) -> dict[str, str | int | None]:
+        return {"name": self.container, "path": self.path}
+
+
 @dataclass
 class Entry:
-    """One served dataset (an image, or a field of view of a served plate)."""
+    """One served dataset (an image, a field of view of a served plate, an image of a served
+    bioformats2raw container)."""
 
     name: str
     dataset: Dataset
     owned: bool
     identity: str
-    field_of: FieldOf | None = None
-    #: what ``/zarr/<name>/`` serves when not the dataset's own group (a container's root)
-    zarr_root: str | None = None
+    #: the plate or container it belongs to
+    part_of: FieldOf | ImageOf | None = None
     _windows: list[Window] | None = None
     _labels: list[str] | None = None
     _lock: anyio.Lock = field(default_factory=anyio.Lock)
@@ -202,9 +229,95 @@ class Entry:
             return self._labels
 
 
+class _Owner:
+    """What serves images opened on first use (a plate, a container): what it calls them in
+    messages, where they lie, and which could not be opened."""
+
+    kind: ClassVar[str]  # "plate"
+    member: ClassVar[str]  # "field"
+    name: str
+    unavailable: list[str]
+    revision: int
+
+    @property
+    def store(self) -> AsyncStore:
+        raise NotImplementedError
+
+    @property
+    def root(self) -> str:
+        raise NotImplementedError
+
+    async def open_image(self, path: str) -> Dataset:
+        """Open the image at ``path`` (relative to :attr:`root`), read-only."""
+        raise NotImplementedError
+
+    def mark(self, what: str, *, available: bool) -> bool:
+        """Record whether ``what`` (an image's path) can be opened; whether that is news."""
+        if available and what in self.unavailable:
+            self.unavailable.remove(what)
+        elif not available and what not in self.unavailable:
+            self.unavailable.append(what)
+            self.unavailable.sort()
+        else:
+            return False
+        self.revision += 1
+        return True
+
+
 @dataclass
-class PlateEntry:
+class ContainerEntry(_Owner):
+    """A served bioformats2raw container: its images are served as ``<name>/<path>``, opened
+    on first use (start-up reads the layout group and the list of images only)."""
+
+    kind: ClassVar[str] = "container"
+    member: ClassVar[str] = "image"
+
+    name: str
+    container_store: AsyncStore
+    ngff_version: str | None
+    #: whether closing the app closes the store
+    owned: bool
+    #: the images' paths, in the container's order
+    series: list[str]
+    #: paths of the images whose last opening failed
+    unavailable: list[str] = field(default_factory=list)
+    revision: int = 0
+
+    @property
+    def store(self) -> AsyncStore:
+        return self.container_store
+
+    @property
+    def root(self) -> str:
+        return ""
+
+    @property
+    def images(self) -> list[str]:
+        """The served dataset names of its images."""
+        return [f"{self.name}/{path}" for path in self.series]
+
+    async def open_image(self, path: str) -> Dataset:
+        return await Dataset.open_in(
+            self.store, join(self.root, path), parent_version=self.ngff_version
+        )
+
+    def slots(self) -> dict[str, FieldSlot]:
+        return {
+            name: FieldSlot(name, self, ImageOf(self.name, path))
+            for name, path in zip(self.images, self.series, strict=True)
+        }
+
+    async def aclose(self) -> None:
+        if self.owned:
+            await self.store.aclose()
+
+
+@dataclass
+class PlateEntry(_Owner):
     """One served HCS plate: its fields are served as datasets named ``<plate>/<row>/<col>/<field>``."""
+
+    kind: ClassVar[str] = "plate"
+    member: ClassVar[str] = "field"
 
     name: str
     plate: Plate
@@ -223,17 +336,18 @@ class PlateEntry:
     #: bumped whenever what ``/api/datasets`` says of the plate changes
     revision: int = 0
 
-    def mark(self, what: str, *, available: bool) -> bool:
-        """Record whether ``what`` (a well or field path) can be opened; whether that is news."""
-        if available and what in self.unavailable:
-            self.unavailable.remove(what)
-        elif not available and what not in self.unavailable:
-            self.unavailable.append(what)
-            self.unavailable.sort()
-        else:
-            return False
-        self.revision += 1
-        return True
+    @property
+    def store(self) -> AsyncStore:
+        return self.plate.store
+
+    @property
+    def root(self) -> str:
+        return self.plate.root
+
+    async def open_image(self, path: str) -> Dataset:
+        well, _, field_path = path.rpartition("/")
+        # read-only, even from a plate open for writing
+        return await self.plate.image(well, field=field_path, mode="r")
 
     async def read_wells(self, wells: Sequence[str]) -> None:
         """Read the fields of ``wells`` (concurrently, within the plate's ``max_requests``); a
@@ -288,12 +402,12 @@ class _Attempt:
 
 @dataclass
 class FieldSlot:
-    """A plate's field of view: opened on first use, kept open while in the LRU of open
-    fields (:meth:`WebState.lease`)."""
+    """A plate's field of view or a container's image: opened on first use, kept open while
+    in the LRU of open fields (:meth:`WebState.lease`)."""
 
     name: str
-    plate: PlateEntry
-    where: FieldOf
+    owner: PlateEntry | ContainerEntry
+    where: FieldOf | ImageOf
     entry: Entry | None = None
     #: requests using the open entry (an entry in use is never closed)
     users: int = 0
@@ -307,10 +421,10 @@ class FieldSlot:
 class WebState:
     """Settings and the datasets of one app (filled on start-up).
 
-    Images are opened at start-up and stay open; a plate's fields are opened on first use
-    (at most once however many requests ask for one meanwhile) and kept in an LRU of at most
-    ``max_open_fields`` open datasets; the least recently used one no request is using is
-    closed when that bound is passed.
+    Images are opened at start-up and stay open; a plate's fields and a container's images
+    are opened on first use (at most once however many requests ask for one meanwhile) and
+    kept in an LRU of at most ``max_open_fields`` open datasets; the least recently used one
+    no request is using is closed when that bound is passed.
     """
 
     max_region_pixels: int
@@ -320,11 +434,14 @@ class WebState:
     #: the images, opened at start-up
     entries: dict[str, Entry] = field(default_factory=dict)
     plates: dict[str, PlateEntry] = field(default_factory=dict)
-    #: every plate's fields by served name, in plate order (opened or not)
+    containers: dict[str, ContainerEntry] = field(default_factory=dict)
+    #: every container's images, then every plate's fields, by served name (opened or not)
     fields: dict[str, FieldSlot] = field(default_factory=dict)
+    #: other names of fields: a container's name is its first image
+    aliases: dict[str, str] = field(default_factory=dict)
     #: the open fields, least recently used first
     open_fields: OrderedDict[str, FieldSlot] = field(default_factory=OrderedDict)
-    #: the ``/api/datasets`` body and the plates' revisions it was made at
+    #: the ``/api/datasets`` body and the plates' and containers' revisions it was made at
     listing: tuple[tuple[int, ...], bytes] | None = None
     #: the ``/api/datasets`` resource, whose path says where the app is mounted
     anchor: AbstractResource | None = None
@@ -340,9 +457,14 @@ class WebState:
             return ""
         return self.anchor.canonical.removesuffix("/api/datasets")
 
+    def revisions(self) -> tuple[int, ...]:
+        """What ``/api/datasets`` depends on beyond the images: changes when it should."""
+        owners = [*self.plates.values(), *self.containers.values()]
+        return tuple(owner.revision for owner in owners)
+
     def entry(self, name: str) -> Entry:
-        """The image served as ``name``; 404 when there is none (a plate's field is no
-        image: use :meth:`lease`)."""
+        """The image served as ``name``; 404 when there is none (a plate's field or a
+        container's image is no such image: use :meth:`lease`)."""
         try:
             return self.entries[name]
         except KeyError:
@@ -357,6 +479,13 @@ class WebState:
                 f"{name!r} is an HCS plate: its fields of view are the datasets named "
                 f"'{name}/<row>/<column>/<field>' (listed by /api/datasets)"
             )
+        elif name in self.containers:
+            message = f"container {name!r} lists no images"
+        elif plate_name in self.containers:
+            message = (
+                f"container {plate_name!r} has no image {rest!r} "
+                "(its images are listed by /api/datasets)"
+            )
         elif plate is not None and rest.count("/") == 2:
             well = rest.rpartition("/")[0]
             if well in plate.unavailable:
@@ -370,8 +499,9 @@ class WebState:
 
     @asynccontextmanager
     async def lease(self, name: str) -> AsyncIterator[Entry]:
-        """The dataset served as ``name`` (an image, or a plate's field, opened if it is not),
-        kept open until the block ends; 404 when there is none."""
+        """The dataset served as ``name`` (an image, a plate's field or a container's image,
+        opened if it is not), kept open until the block ends; 404 when there is none."""
+        name = self.aliases.get(name, name)
         image = self.entries.get(name)
         if image is not None:
             yield image
@@ -406,9 +536,7 @@ class WebState:
                 continue
             attempt = slot.opening = _Attempt()
             try:
-                ds = await slot.plate.plate.image(
-                    slot.where.well, field=slot.where.field, mode="r"
-                )  # read-only, even from a plate open for writing
+                ds = await slot.owner.open_image(slot.where.path)
             except Exception as exc:  # noqa: BLE001 - answered as an error, the rest still served
                 attempt.error = self._field_error(slot, exc)
                 raise attempt.error from None
@@ -424,18 +552,20 @@ class WebState:
                 )
                 slot.entry = entry
                 self.open_fields[slot.name] = slot
-                slot.plate.mark(f"{slot.where.well}/{slot.where.field}", available=True)
+                slot.owner.mark(slot.where.path, available=True)
                 return entry
             finally:  # opened, failed or cancelled: the waiters go on
                 slot.opening = None
                 attempt.done.set()
 
     def _field_error(self, slot: FieldSlot, exc: BaseException) -> ApiError:
-        """The answer to a field that could not be opened (logged; listed as unavailable
-        unless the store failed, which the next request retries)."""
+        """The answer to a field or image that could not be opened (logged; listed as
+        unavailable unless the store failed, which the next request retries)."""
         leaf = first_leaf(exc)
         reason = redact(f"{type(leaf).__name__}: {leaf}")
-        path = f"{slot.where.well}/{slot.where.field}"
+        path = slot.where.path
+        owner = slot.owner
+        kind, member = owner.kind, owner.member
         if isinstance(leaf, ClosedError):
             return ApiError(503, "closed", "the server is shutting down")
         if isinstance(leaf, StoreTimeoutError):
@@ -443,17 +573,17 @@ class WebState:
         elif isinstance(leaf, StoreError):
             error = ApiError(502, "store_error", f"dataset {slot.name!r}: {type(leaf).__name__}")
         elif isinstance(leaf, MetadataError | UnsupportedError | NotFoundError | CodecError):
-            if slot.plate.mark(path, available=False):  # logged once, not on every request
-                logger.warning("plate %r: %s is not served: %s", slot.plate.name, path, reason)
+            if owner.mark(path, available=False):  # logged once, not on every request
+                logger.warning("%s %r: %s is not served: %s", kind, owner.name, path, reason)
             return ApiError(
                 502,
-                "field_unavailable",
-                f"field {path!r} of plate {slot.plate.name!r} cannot be opened: {reason}",
+                f"{member}_unavailable",
+                f"{member} {path!r} of {kind} {owner.name!r} cannot be opened: {reason}",
             )
         else:
-            logger.error("plate %r: opening field %s failed: %s", slot.plate.name, path, reason)
+            logger.error("%s %r: opening %s failed: %s", kind, owner.name, path, reason)
             return ApiError(500, "internal_error", "unexpected server error (see the server log)")
-        logger.warning("plate %r: %s could not be opened: %s", slot.plate.name, path, reason)
+        logger.warning("%s %r: %s could not be opened: %s", kind, owner.name, path, reason)
         return error
 
     async def retry_wells(self, plate_name: str | None = None) -> None:
@@ -464,7 +594,11 @@ class WebState:
             async with plate.retry_lock:
                 if plate.retry:
                     await plate.read_wells(list(plate.retry))
-                    fields: dict[str, FieldSlot] = {}
+                    fields = {
+                        key: slot
+                        for key, slot in self.fields.items()
+                        if isinstance(slot.owner, ContainerEntry)
+                    }
                     for other in self.plates.values():  # every plate's, in order
                         fields.update(other.slots(self.fields))
                     self.fields = fields

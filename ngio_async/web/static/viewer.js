@@ -1,5 +1,6 @@
 // ngio-async viewer: lists the served datasets and shows one in OpenSeadragon over the tile API.
-// Routes: "#" (the list) and "#/<dataset name>" (a plate's field: "#/<plate>/<row>/<column>/<field>").
+// Routes: "#" (the list) and "#/<dataset name>" (a plate's field: "#/<plate>/<row>/<column>/<field>",
+// an image of a bioformats2raw container: "#/<container>/<path>").
 // State for tests and the console: window.ngioViewer.
 
 const MISSING_ASSETS = "viewer assets not installed: run make viewer";
@@ -96,9 +97,10 @@ async function showList() {
   if (osdMissing()) notice(MISSING_ASSETS);
   status("loading…");
   const token = routeToken;
-  const { datasets, plates = [] } = await getJSON("api/datasets");
+  const { datasets, plates = [], containers = [] } = await getJSON("api/datasets");
   if (token !== routeToken) return;
-  const images = datasets.filter((ds) => !ds.plate); // plate fields are listed in their plate's grid
+  // plate fields are listed in their plate's grid, container images under their container
+  const images = datasets.filter((ds) => !ds.plate && !ds.container);
   const body = $("datasets");
   body.replaceChildren();
   for (const ds of images) {
@@ -110,10 +112,32 @@ async function showList() {
   if (!images.length) {
     body.append(el("tr", {}, el("td", { colSpan: 7, className: "empty", textContent: "no datasets" })));
   }
-  $("images").hidden = !images.length && plates.length > 0;
+  $("images").hidden = !images.length && plates.length + containers.length > 0;
+  renderContainers(containers);
   renderPlates(plates, datasets);
   const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
-  status([plural(images.length, "dataset"), ...(plates.length ? [plural(plates.length, "plate")] : [])].join(", "));
+  const counts = [plural(images.length, "dataset")];
+  if (containers.length) counts.push(plural(containers.length, "container"));
+  if (plates.length) counts.push(plural(plates.length, "plate"));
+  status(counts.join(", "));
+}
+
+// One list per bioformats2raw container: a link to each of its images (opened on first view).
+function renderContainers(containers) {
+  const sections = containers.map((c) => {
+    const links = c.images.map((name) => {
+      const path = name.slice(c.name.length + 1);
+      const missing = c.unavailable?.includes(path);
+      return el("li", {}, el("a", { href: `#/${namePath(name)}`, textContent: path, title: name, className: missing ? "unavailable" : "" }));
+    });
+    const info = [`NGFF ${c.ngff_version ?? "?"}`, `${c.images.length} images`];
+    if (c.unavailable?.length) info.push(`not served: ${c.unavailable.join(", ")}`);
+    const section = el("section", { className: "container" }, el("h2", { textContent: `Container ${c.name}` }));
+    section.dataset.container = c.name;
+    section.append(el("p", { className: "plate-info", textContent: info.join(" · ") }), el("ul", { className: "container-images" }, ...links));
+    return section;
+  });
+  $("containers").replaceChildren(...sections);
 }
 
 // One grid per plate: rows x columns, each well cell links to its fields of view.
@@ -342,27 +366,33 @@ function renderInfo(ds) {
     if ((ds.plate.acquisition ?? null) !== null) where.push(["acquisition", ds.plate.acquisition]);
     rows.unshift(...where);
   }
+  if (ds.container) rows.unshift(["container", ds.container.name], ["image", ds.container.path]);
   const unit = ds.axes.find((a) => a.name === "x")?.unit;
   const scale = ds.levels[0].scale?.[axisIndex(ds, "x")];
   if (scale !== undefined) rows.push(["pixel", `${+scale.toPrecision(4)} ${unit ?? ""}`.trim()]);
   $("ds-info").replaceChildren(...rows.flatMap(([k, v]) => [el("dt", { textContent: k }), el("dd", { textContent: fmt(v) })]));
 }
 
-// A plate's field: a select of every field of its plate, to move between fields of view.
+// A plate's field (a container's image): a select of every field of its plate (image of its
+// container), to move between them.
 async function renderFieldPicker(ds, token) {
   const pick = $("field-pick");
   pick.hidden = true;
-  if (!ds.plate) return;
+  if (!ds.plate && !ds.container) return;
   const { datasets } = await getJSON("api/datasets");
   if (token !== routeToken) return;
-  const fields = datasets.filter((d) => d.plate?.name === ds.plate.name);
+  const fields = ds.plate
+    ? datasets.filter((d) => d.plate?.name === ds.plate.name)
+    : datasets.filter((d) => d.container?.name === ds.container.name);
+  const label = (d) => {
+    if (d.container) return `image ${d.container.path}`;
+    const acquisition = d.plate.acquisition ?? null;
+    return `${d.plate.well} · field ${d.plate.field}${acquisition === null ? "" : ` · acquisition ${acquisition}`}`;
+  };
+  pick.querySelector("span").textContent = ds.plate ? "Field of view" : "Image";
   const select = $("field-select");
   select.replaceChildren(
-    ...fields.map((d) => {
-      const acquisition = d.plate.acquisition ?? null;
-      const text = `${d.plate.well} · field ${d.plate.field}${acquisition === null ? "" : ` · acquisition ${acquisition}`}`;
-      return el("option", { value: d.name, textContent: text, selected: d.name === ds.name });
-    }),
+    ...fields.map((d) => el("option", { value: d.name, textContent: label(d), selected: d.name === ds.name })),
   );
   select.onchange = () => {
     location.hash = `#/${namePath(select.value)}`;
