@@ -29,6 +29,13 @@ that cannot be opened answers 502 ``field_unavailable`` (the others are still se
 ``/zarr/plate%2FA%2F1%2F0/0/zarr.json``). The viewer shows a
 plate as a well grid linking its fields, and a field picker beside a field.
 
+bioformats2raw containers (a URL whose group has ``bioformats2raw.layout``): each image is a
+dataset named ``<name>/<path>`` (``OME/series``, else ``0``, ``1``, ...) and ``<name>`` alone is
+its first. Start-up reads the layout group and the list of images only; the images open like a
+plate's fields (first use, once, in the same LRU), one that cannot be opened answers 502
+``image_unavailable``. ``/api/datasets`` lists them as ``{name, container: {name, path}}`` and
+adds ``containers`` (name, images, unavailable); ``/zarr/<name>/`` is the whole container.
+
 Tiles: ``tile_size`` pixels square (edge tiles cropped), ``t``/``z`` 0 where the image has no
 such axis. The channels shown by default are those marked ``active`` in ``omero``, else the
 first three. Each channel maps linearly through its window (``omero`` window; else the 0.1 and
