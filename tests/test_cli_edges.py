@@ -72,3 +72,32 @@ def test_validate_checks_the_levels_of_every_multiscale(
 
     edit_ngff(path, version, lambda b: second(b, ["0", "1"]))  # the same levels: fine
     assert run(["validate", str(path)], capsys)[0] == 0
+
+
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+def test_a_url_of_the_groups_document_means_the_group(
+    tmp_path: Path, version: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``info`` and ``validate`` take ``.../img.zarr/zarr.json`` (pasted from a browser) as
+    ``open`` and ``bench`` do (they said "no such directory ... (is a file)")."""
+    path = image(tmp_path / "img.zarr", version)
+    doc = str(path / ("zarr.json" if version == "0.5" else ".zattrs"))
+    code, out, err = run(["info", "--json", "--no-sizes", doc], capsys)
+    assert code == 0, err
+    assert json.loads(out)["image"]["levels"][0]["shape"] == [16, 16]
+    code, out, err = run(["validate", doc], capsys)
+    assert code == 0, err
+    assert out.startswith(f"file://{path}: valid")
+
+
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+def test_a_level_given_for_its_image_names_the_image(
+    tmp_path: Path, version: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A zarr array given where an image goes: the message names the array and the group
+    to give instead (a 0.4 level said only "neither zarr.json nor .zattrs exists")."""
+    path = image(tmp_path / "img.zarr", version)
+    for command in ("info", "bench"):
+        code, _, err = run([command, str(path / "1")], capsys)
+        assert code in (1, 2) and err.count("\n") == 1
+        assert "array" in err and f"is it file://{path}?" in err, err

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from .._errors import CodecError, MetadataError, NotFoundError, UnsupportedError
+from .._open_any import _group_url
 from .._prefetch import first_leaf
 from ..images import Dataset
 from ..images._open import join, listed_series, read_group_metadata, read_level_metadata
@@ -304,6 +305,7 @@ async def _series(
 async def gather_info(url: str, *, sizes: bool = True, **options: Any) -> dict[str, Any]:
     """The description of the hierarchy at ``url`` (what ``info --json`` prints)."""
     refuse_tiff(url, "info")
+    url = _group_url(url)  # a URL of the group's zarr.json / .zattrs: the group
     limiter = anyio.CapacityLimiter(_CONCURRENCY)
     async with open_store(url, **options) as store:
         ome = await read_group_metadata(store, "")

@@ -26,6 +26,7 @@ import anyio
 import msgspec
 
 from .._errors import CodecError, MetadataError, NotFoundError, UnsupportedError
+from .._open_any import _group_url
 from ..images._open import join, read_level_metadata
 from ..meta import NGFF_KEYS, MetadataWarning, validate
 from ..meta.zarr import ArrayV3Meta
@@ -642,6 +643,7 @@ async def validate_hierarchy(
 ) -> Report:
     """Validate the hierarchy at ``url``; raises only for I/O errors and a missing root."""
     refuse_tiff(url, "validate")
+    url = _group_url(url)  # a URL of the group's zarr.json / .zattrs: the group
     async with open_store(url, **options) as store:
         return await _Walker(store, strict=strict, depth=depth, on_node=on_node).run()
 

@@ -78,7 +78,10 @@ async def read_group_metadata(
     if raw is not None:
         node = _decoded(decode_node_v3, raw, store, key)
         if isinstance(node, ArrayV3Meta):
-            raise MetadataError(f"{_at(store, key)} is an array, not an OME-Zarr group", "$")
+            raise MetadataError(
+                f"{_at(store, key)} is an array, not an OME-Zarr group{_parent_hint(store, root)}",
+                "$",
+            )
         attrs: Any = node.attributes
         if "ome" not in attrs and plain_ok:
             return OmeMetadata()
@@ -120,12 +123,34 @@ async def read_group_metadata(
             ) from denied
         raise denied
     if raw is None:
+        what = "neither zarr.json nor .zattrs exists"
+        # the URL a user gave (the store's root) may name a zarr v2 array: one level of an image
+        if not root and not plain_ok and await _exists(store, ".zarray"):
+            what = f"it is a zarr array (.zarray){_parent_hint(store, root)}"
         raise NotFoundError(
-            f"no OME-Zarr group at {_at(store, root)} (neither zarr.json nor .zattrs exists)",
+            f"no OME-Zarr group at {_at(store, root)} ({what})",
             url=store.url,
             key=key,
         )
     return _zattrs_metadata(raw, store, key, plain_ok)
+
+
+async def _exists(store: AsyncStore, key: str) -> bool:
+    """Whether ``key`` exists; ``False`` when the store will not say (a hint, never an error)."""
+    try:
+        return await store.exists(key)
+    except Exception:  # noqa: BLE001 - only a better message depends on it
+        return False
+
+
+def _parent_hint(store: AsyncStore, root: str) -> str:
+    """Advice for an array opened as an image: its group (one level up) is the image."""
+    url = _at(store, root).rstrip("/")
+    scheme, sep, rest = url.partition("://")
+    parent = rest.rsplit("/", 1)[0] if "/" in rest.strip("/") else ""
+    if not sep or not parent or parent.endswith(":"):
+        return "; an image is the group that holds its levels"
+    return f"; an image is the group that holds its levels: is it {scheme}://{parent}?"
 
 
 _UNREAD: Any = object()
