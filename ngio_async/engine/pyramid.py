@@ -120,10 +120,27 @@ def _mean_piece(win: NDArray[Any], dtype: np.dtype[Any]) -> NDArray[Any]:
         mean = _round_half_even_div(np.asarray(total), count)
         info = np.iinfo(dtype)
         return np.asarray(np.clip(mean, info.min, info.max)).astype(dtype)
-    if dtype.kind in "fc":
+    if dtype.kind in "fc":  # summed offset by offset: the same order whatever the block's shape
         acc = np.result_type(dtype, np.float64)
-        return np.asarray(win.sum(axis=axes, dtype=acc) / count).astype(dtype)
+        views = _window_offsets(win, axes)
+        total = np.array(next(views), dtype=acc)
+        for view in views:
+            np.add(total, view, out=total)
+        total /= count
+        return total.astype(dtype)
     raise TypeError(f"mean is not defined for dtype {dtype}")
+
+
+def _window_offsets(win: NDArray[Any], axes: tuple[int, ...]) -> Iterator[NDArray[Any]]:
+    """The pixels at each offset inside the windows (one value per window), offsets in C
+    order: adding them one after another sums every window in one fixed order (numpy's
+    ``sum`` over several axes orders its additions by the block's shape and strides, so float
+    means of one window differed in the last bit between a tile and the whole level)."""
+    for offset in product(*(range(win.shape[a]) for a in axes)):
+        index: list[Any] = [slice(None)] * win.ndim
+        for a, o in zip(axes, offset, strict=True):
+            index[a] = o
+        yield np.asarray(win[tuple(index)])
 
 
 def _mean_small_int(
@@ -133,19 +150,10 @@ def _mean_small_int(
     32768 * 65535 < 2**31 for signed, < 2**32 unsigned), round half to even. Equal to the
     general int64 path, with a fraction of its memory traffic."""
     acc_dtype = np.dtype(np.uint32 if dtype.kind == "u" else np.int32)
-    ranges = [range(win.shape[a]) for a in axes]
-    offsets = product(*ranges)
-    first = next(offsets)
-
-    def pick(offset: tuple[int, ...]) -> NDArray[Any]:
-        index: list[Any] = [slice(None)] * win.ndim
-        for a, o in zip(axes, offset, strict=True):
-            index[a] = o
-        return np.asarray(win[tuple(index)])
-
-    total = pick(first).astype(acc_dtype)
-    for offset in offsets:
-        np.add(total, pick(offset), out=total, casting="unsafe")
+    views = _window_offsets(win, axes)
+    total = next(views).astype(acc_dtype)
+    for view in views:
+        np.add(total, view, out=total, casting="unsafe")
     if (
         count > 1 and count & (count - 1) == 0
     ):  # a power of two (2x2, 2x2x2): shifts and masks, no division

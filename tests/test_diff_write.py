@@ -1,0 +1,128 @@
+"""Differential tests of the write path: writes and pyramids equal the same steps on numpy.
+
+Images are created (NGFF 0.4 and 0.5, chunked and sharded, many dtypes and axes orders), written
+region by region, and compared with a numpy model; pyramids (``write(pyramid=True)``,
+``build_pyramid``) with :func:`~ngio_async.engine.pyramid.downsample` of the whole level.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+import ngio_async
+from ngio_async.engine.pyramid import downsample
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+pytestmark = pytest.mark.anyio
+
+
+def examples(n: int) -> settings:
+    return settings(max_examples=n, deadline=None, suppress_health_check=list(HealthCheck))
+
+
+# ------------------------------------------------------------------------- pyramid kernels
+@examples(40)
+@given(
+    dtype=st.sampled_from(["float32", "float64", "complex128"]),
+    shape=st.tuples(st.integers(1, 3), st.integers(1, 40), st.integers(1, 40)),
+    factors=st.tuples(st.just(1), st.integers(1, 4), st.integers(1, 4)),
+    tile=st.tuples(st.integers(1, 3), st.integers(1, 9), st.integers(1, 9)),
+    seed=st.integers(0, 2**16),
+)
+def test_float_means_of_tiles_stitch_exactly(
+    dtype: str,
+    shape: tuple[int, ...],
+    factors: tuple[int, ...],
+    tile: tuple[int, ...],
+    seed: int,
+) -> None:
+    """A tile's float means are those of the whole level, bit for bit (numpy's sum over
+    several axes adds in an order that depends on the block's shape: build_pyramid's tiles
+    differed from a whole-level reduction, and from write(pyramid=True), in the last bit)."""
+    rng = np.random.default_rng(seed)
+    block = (rng.normal(size=shape) * 100).astype(dtype)
+    if dtype == "complex128":
+        block = block + 1j * rng.normal(size=shape)
+    whole = downsample(block, factors, "mean")
+    for index in np.ndindex(*(-(-n // t) for n, t in zip(whole.shape, tile, strict=True))):
+        target = tuple(
+            slice(i * t, min((i + 1) * t, n))
+            for i, t, n in zip(index, tile, whole.shape, strict=True)
+        )
+        source = tuple(
+            slice(s.start * f, min(s.stop * f, n))
+            for s, f, n in zip(target, factors, shape, strict=True)
+        )
+        got = downsample(block[source], factors, "mean")
+        assert np.array_equal(got, whole[target]), (index, got - whole[target])
+
+
+async def test_float_pyramid_equals_the_whole_level_reduced(tmp_path: Path) -> None:
+    data = np.random.default_rng(0).normal(size=(67, 85)) * 100
+    async with ngio_async.create_async(
+        tmp_path / "img",
+        shape=data.shape,
+        dtype="float64",
+        axes="yx",
+        chunks=(9, 9),
+        shards=False,
+        levels=2,
+        downscale=3,
+    ) as ds:
+        await ds.write(data)
+        await ds.build_pyramid()
+        np.testing.assert_array_equal(await ds.levels[1][...], downsample(data, (3, 3), "mean"))
+        await ds.write(data, pyramid=True)
+        np.testing.assert_array_equal(await ds.levels[1][...], downsample(data, (3, 3), "mean"))
+
+
+# ------------------------------------------------------------------------- casts
+@pytest.mark.parametrize(
+    ("dtype", "data"),
+    [
+        ("int32", np.array([2.0**31, 0], dtype="float32")),  # was stored as -2**31
+        ("int64", np.array([2.0**63, 0])),  # was stored as -2**63
+        ("uint64", np.array([2.0**64, 0])),  # was stored as 0
+        ("float32", np.array([1e40, 0])),  # was stored as inf
+        ("float32", 1e40),
+        ("float32", [0.0, -1e39]),
+        ("float16", np.array([70000, 0])),
+    ],
+)
+async def test_casts_that_would_make_values_up_are_refused(
+    tmp_path: Path, dtype: str, data: Any
+) -> None:
+    async with ngio_async.create_async(
+        tmp_path / "img", shape=(1, 2), dtype=dtype, axes="yx", levels=1
+    ) as ds:
+        with pytest.raises(ValueError, match=f"do not fit a {dtype} level"):
+            await ds.write(data)
+        assert not (await ds.read()).any()  # nothing was written
+
+
+@pytest.mark.parametrize(
+    ("dtype", "data", "want"),
+    [
+        ("uint8", np.array([255.5, -0.5]), [255, 0]),  # truncated, as numpy and Python numbers
+        ("uint8", [255.5, -0.5], [255, 0]),
+        ("int32", np.array([2147483520.0, -(2.0**31)], dtype="float32"), [2147483520, -(2**31)]),
+        ("int64", np.array([2.0**63 - 1024, -(2.0**63)]), [2**63 - 1024, -(2**63)]),
+        ("float32", np.array([3.4e38, np.nan, -np.inf]), [3.4e38, np.nan, -np.inf]),
+        ("float32", np.array([np.nan, np.nan]), [np.nan, np.nan]),
+        ("float16", np.array([65504, -3], dtype="int32"), [65504, -3]),
+    ],
+)
+async def test_casts_of_values_the_level_holds_are_accepted(
+    tmp_path: Path, dtype: str, data: Any, want: list[Any]
+) -> None:
+    async with ngio_async.create_async(
+        tmp_path / "img", shape=(1, len(want)), dtype=dtype, axes="yx", levels=1
+    ) as ds:
+        await ds.write(data)
+        np.testing.assert_array_equal(await ds.read(), np.array([want], dtype=dtype))
