@@ -368,19 +368,22 @@ if TYPE_CHECKING:
 def fit_data(data: Any, shape: tuple[int, ...], dtype: np.dtype[Any], where: str) -> NDArray[Any]:
     """``data`` broadcast to ``shape`` (numpy assignment rules), or a ``ValueError`` naming the
     shapes and ``where``; text or objects into a numeric level are refused the same way, and
-    Python numbers (or lists of them) that are no value of ``dtype`` (``70000`` or ``-1`` for
-    ``uint16``, NaN for an integer type) too, as numpy assignment refuses them."""
+    values that are no value of ``dtype`` too: Python numbers as numpy assignment refuses them
+    (``70000`` or ``-1`` for ``uint16``, NaN for an integer type), arrays whose values would
+    wrap or be made up by the cast (:func:`_check_in_range`)."""
     given = np.asarray(data)
     if given.dtype.kind in "USOV" and dtype.kind not in "USOV":
         raise ValueError(
             f"data of dtype {given.dtype} cannot be written to a {dtype} level ({where})"
         )
     if isinstance(data, numbers.Number | list | tuple) and not isinstance(data, np.generic):
+        if dtype.kind == "f" and given.size:  # numpy makes an overflow inf, with a warning
+            _check_in_range(given, dtype, where)
         try:  # numpy arrays are cast as numpy casts them; Python numbers must fit
             given = np.asarray(data, dtype=dtype)
         except (OverflowError, ValueError, TypeError) as exc:
             raise ValueError(f"{_short(data)} is not a {dtype} value ({where}): {exc}") from None
-    elif dtype.kind in "iu" and given.dtype != dtype and given.size:
+    elif dtype.kind in "iuf" and given.dtype != dtype and given.size:
         _check_in_range(given, dtype, where)
     try:
         return np.broadcast_to(given, shape)
@@ -392,18 +395,38 @@ def fit_data(data: Any, shape: tuple[int, ...], dtype: np.dtype[Any], where: str
 
 
 def _check_in_range(given: NDArray[Any], dtype: np.dtype[Any], where: str) -> None:
-    """Array values an integer level cannot hold are refused: numpy's cast would wrap them
-    (-1 -> 255 in uint8: two label ids merged) or make them up (NaN, inf). Fractions are
-    truncated, as numpy truncates them."""
-    if given.dtype.kind in "biu" and np.can_cast(given.dtype, dtype):
-        return
-    if given.dtype.kind not in "biuf":
+    """Values a level cannot hold are refused: numpy's cast would wrap them (-1 -> 255 in
+    uint8: two label ids merged) or make them up (NaN, inf and ``2.0**31`` into int32 give
+    -2**31; ``1e40`` into float32 gives inf). Fractions are truncated, as numpy truncates them
+    (255.5 fits uint8). The extremes decide: a cast is monotonic."""
+    if given.dtype.kind not in "biuf" or np.can_cast(given.dtype, dtype):
         return  # complex and others: numpy's own rules (it warns or raises)
+    if dtype.kind == "f":  # a narrower float (or int into float16): overflow makes inf
+        values = given[np.isfinite(given)] if given.dtype.kind == "f" else given
+        if not values.size:
+            return
+        low, high = values.min(), values.max()
+        with np.errstate(over="ignore"):
+            fits = np.isfinite(dtype.type(low)) and np.isfinite(dtype.type(high))
+        if not fits:
+            finfo = np.finfo(dtype)
+            raise ValueError(
+                f"data values {low}..{high} do not fit a {dtype} level ({finfo.min}..{finfo.max};"
+                f" {where}): they would become infinite"
+            )
+        return
     info = np.iinfo(dtype)
     low, high = given.min(), given.max()
-    if given.dtype.kind == "f" and not (np.isfinite(low) and np.isfinite(high)):
-        raise ValueError(f"data holds NaN or infinity, which a {dtype} level cannot hold ({where})")
-    if low < info.min or high > info.max:
+    if given.dtype.kind == "f":
+        if not (np.isfinite(low) and np.isfinite(high)):
+            raise ValueError(
+                f"data holds NaN or infinity, which a {dtype} level cannot hold ({where})"
+            )
+        # Python floats and ints compare exactly (2.0**63 > 2**63 - 1, unlike in numpy)
+        bounds = (float(np.trunc(low)), float(np.trunc(high)))
+    else:
+        bounds = (int(low), int(high))
+    if bounds[0] < info.min or bounds[1] > info.max:
         raise ValueError(
             f"data values {low}..{high} do not fit a {dtype} level ({info.min}..{info.max}; "
             f"{where}): cast them yourself if wrapping is meant"
