@@ -130,3 +130,28 @@ async def test_zarr_data_that_is_not_an_unfinished_conversion_is_still_refused(
         with pytest.raises(ExistsError):
             await ngio_async.convert(ArraySource(data), dst)
         assert (dst / ("data" if dst is grouped else "0") / "zarr.json").exists()
+
+
+async def test_a_failure_while_building_extra_levels_then_a_rerun(tmp_path: Path) -> None:
+    """``levels`` more than the source has: the extra ones are built after the group metadata
+    is written; a failure there leaves an image marked unfinished, not a complete-looking one
+    with too few levels, and running it again finishes it."""
+    src, dst = tmp_path / "a.zarr", tmp_path / "b.zarr"
+    data = await make_source(src, "0.5")
+
+    def fail(method: str, key: str) -> BaseException | None:
+        return OSError(28, "No space left on device") if key.startswith("2/c/") else None
+
+    with pytest.raises(StoreError, match="No space left"):
+        await ngio_async.convert(src, faulty(dst, fail), levels=3)
+    assert not await is_complete(dst)
+    result = await ngio_async.convert(src, dst, levels=3)
+    assert result.levels == 3
+    assert await is_complete(dst)
+    assert "ngio_async" not in root_attrs(dst)
+    async with ngio_async.open_async(dst) as ds:
+        assert len(ds.levels) == 3
+        np.testing.assert_array_equal(await ds.read(), data)
+        assert ds.levels[2].shape == (2, 3, 24, 20)
+        async with await ds.labels.open("cells") as cells:
+            assert len(cells.levels) == 3

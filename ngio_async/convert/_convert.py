@@ -560,7 +560,8 @@ _UNFINISHED = {"ngio_async": {"convert": "unfinished"}}
 
 
 def _is_unfinished(raw: Any, v3: bool) -> bool:
-    """Whether a root ``zarr.json`` (``v3``) or ``.zattrs`` is :data:`_UNFINISHED`'s."""
+    """Whether a root ``zarr.json`` (``v3``) or ``.zattrs`` carries :data:`_UNFINISHED`'s mark
+    (alone, or beside the NGFF metadata of an image whose extra levels were being built)."""
     try:
         doc = msgspec.json.decode(bytes(raw))
     except msgspec.DecodeError:
@@ -569,7 +570,20 @@ def _is_unfinished(raw: Any, v3: bool) -> bool:
         if not isinstance(doc, dict) or doc.get("node_type") != "group":
             return False
         doc = doc.get("attributes")
-    return isinstance(doc, dict) and doc == _UNFINISHED
+    mark = doc.get("ngio_async") if isinstance(doc, dict) else None
+    return isinstance(mark, dict) and mark.get("convert") == _UNFINISHED["ngio_async"]["convert"]
+
+
+async def _unmark(store: AsyncStore, version: str) -> None:
+    """Drop :data:`_UNFINISHED`'s mark from the root group's attributes (the rest stays)."""
+    key = ".zattrs" if version == "0.4" else "zarr.json"
+    raw = await store.get(key)
+    if raw is None:
+        raise NotFoundError(f"{store.url}/{key} is gone", url=store.url, key=key)
+    doc = msgspec.json.decode(bytes(raw))
+    attrs = doc if version == "0.4" else doc["attributes"]
+    attrs.pop("ngio_async", None)
+    await store.put(key, msgspec.json.encode(doc))
 
 
 async def _start(store: AsyncStore, version: str, overwrite: bool) -> bool:
@@ -640,9 +654,15 @@ async def _run_jobs(
         await _write_group(store, job.root, to_attrs(job.plan.ome, version), version)
     if labels_attrs is not None:
         await _write_group(store, join(root, "labels"), labels_attrs, version)
-    await _write_group(store, root, to_attrs(jobs[0].plan.ome, version), version)  # last
-    if extra_levels is not None and extra_levels > len(image.levels):
+    attrs = to_attrs(jobs[0].plan.ome, version)
+    extra = extra_levels is not None and extra_levels > len(image.levels)
+    if extra and not root:  # still unfinished while they are built (a container's is)
+        attrs.update(_UNFINISHED)
+    await _write_group(store, root, attrs, version)  # last
+    if extra:
         await image.build_pyramid(levels=extra_levels)
+        if not root:
+            await _unmark(store, version)
     return image
 
 
@@ -1478,10 +1498,12 @@ async def is_complete(url: Any, **store_options: Any) -> bool:
         if raw is not None:
             doc = msgspec.json.decode(bytes(raw))
             ome = doc.get("attributes", {}).get("ome", {}) if isinstance(doc, dict) else {}
-            return isinstance(ome, dict) and bool(_COMPLETE_KEYS & set(ome))
+            complete = isinstance(ome, dict) and bool(_COMPLETE_KEYS & set(ome))
+            return complete and not _is_unfinished(raw, True)
         raw = await store.get(".zattrs")
         attrs = None if raw is None else msgspec.json.decode(bytes(raw))
-        return isinstance(attrs, dict) and bool(_COMPLETE_KEYS & set(attrs))
+        complete = isinstance(attrs, dict) and bool(_COMPLETE_KEYS & set(attrs))
+        return complete and not _is_unfinished(raw, False)
     except (msgspec.DecodeError, AttributeError):
         return False
     finally:
