@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint types pytest bench bench-read bench-stream bench-write bench-convert bench-serve clean viewer browser
+.PHONY: demo test lint types pytest bench bench-read bench-stream bench-write bench-convert bench-serve clean viewer browser azurite
 
 # The browser viewer's OpenSeadragon files (git-ignored, shipped in wheels): fetched from npm at build time.
 VIEWER := ngio_async/web/static/vendor/openseadragon/VERSION
@@ -19,6 +19,17 @@ browser:
 	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; } || \
 	  echo "chromium not installed: tests/test_viewer_browser.py will skip"
+
+# Azurite, the Azure Blob emulator, for tests/test_stores_azure.py (git-ignored .cache/);
+# best effort: without node and npm those tests skip.
+AZURITE := .cache/azurite/node_modules/.bin/azurite-blob
+
+$(AZURITE):
+	@{ command -v npm >/dev/null 2>&1 && \
+	  npm install --prefix .cache/azurite --no-audit --no-fund --silent azurite@3.35.0; } || \
+	  echo "azurite not installed: tests/test_stores_azure.py will skip"
+
+azurite: $(AZURITE)
 
 $(BIN)/.installed-base: pyproject.toml | $(VIEWER)
 	$(PYTHON) -m venv $(VENV)
@@ -46,7 +57,7 @@ lint: $(BIN)/.installed-dev
 types: $(BIN)/.installed-dev
 	$(BIN)/mypy
 
-pytest: $(BIN)/.installed-dev browser
+pytest: $(BIN)/.installed-dev browser $(AZURITE)
 	$(BIN)/python -m pytest
 
 test: lint types pytest

@@ -8,23 +8,37 @@ it saw (requests, peak concurrency).
 from __future__ import annotations
 
 import asyncio
+import base64
 import gzip
+import hashlib
+import hmac
 import ipaddress
 import re
+import shutil
 import ssl
+import subprocess
 import threading
+import time
+import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from email.utils import formatdate
-from typing import TYPE_CHECKING, Any, NamedTuple
+from pathlib import Path
+from typing import Any, NamedTuple
 from urllib.parse import unquote
 
-from aiohttp import web
+from aiohttp import ClientSession, web
 
-if TYPE_CHECKING:
-    from pathlib import Path
-
-__all__ = ["Faults", "S3Server", "SeenRequest", "StaticServer"]
+__all__ = [
+    "AzuriteServer",
+    "FaultProxy",
+    "Faults",
+    "S3Server",
+    "SeenRequest",
+    "StaticServer",
+    "azurite_missing",
+    "start_azurite",
+]
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
@@ -325,3 +339,174 @@ def self_signed_tls(directory: Path) -> tuple[ssl.SSLContext, Path]:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert_pem, key_pem)
     return context, cert_pem
+
+
+# -- Azurite: Microsoft's Azure Blob Storage emulator (npm package ``azurite``) ---------------
+
+AZURITE_ACCOUNT = "devstoreaccount1"
+# the emulator's published, well-known account key (the same for every Azurite)
+AZURITE_KEY = (
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+)
+# where ``make azurite`` installs it (git-ignored)
+AZURITE_BIN = (
+    Path(__file__).resolve().parent.parent / ".cache/azurite/node_modules/.bin/azurite-blob"
+)
+_AZURITE_LISTENS = re.compile(r"successfully listens on (http://[\d.]+:\d+)")
+
+
+def azurite_missing() -> str | None:
+    """Why Azurite cannot run here (``None`` when it can)."""
+    if shutil.which("node") is None:
+        return "node is not on PATH (Azurite, the Azure Blob emulator, runs on node)"
+    if not AZURITE_BIN.is_file():
+        return f"Azurite is not installed at {AZURITE_BIN} (`make azurite` installs it from npm)"
+    return None
+
+
+@dataclass
+class AzuriteServer:
+    """A running Azurite blob service on 127.0.0.1 (in memory, no telemetry) with one
+    container. ``options()`` are the ``open_store`` options that reach it."""
+
+    endpoint: str  # http://127.0.0.1:<port>
+    container: str
+    process: subprocess.Popen[bytes] | None = None
+
+    def options(self) -> dict[str, Any]:
+        """``az://`` options: the emulator's account at this endpoint."""
+        return {"use_emulator": True, "endpoint": self.endpoint}
+
+    def fresh_url(self) -> str:
+        """An ``az://`` URL under a new, empty prefix (tests share the container)."""
+        return f"az://{self.container}/t-{uuid.uuid4().hex[:12]}"
+
+    def blob_url(self, path: str) -> str:
+        """The emulator's http URL of ``container/path`` (path-style: the account first)."""
+        return f"{self.endpoint}/{AZURITE_ACCOUNT}/{path}"
+
+    def create_container(self, name: str) -> None:
+        """Create the container ``name`` (a Shared Key signed ``PUT ?restype=container``)."""
+        date = formatdate(usegmt=True)
+        headers = {
+            "x-ms-date": date,
+            "x-ms-version": "2021-08-06",
+            "Content-Type": "application/octet-stream",
+        }
+        # VERB, Content-Encoding, -Language, -Length, -MD5, -Type, Date, If-Modified-Since,
+        # If-Match, If-None-Match, If-Unmodified-Since, Range; headers; resource
+        signed = "\n".join(
+            [
+                *("PUT", "", "", "", "", headers["Content-Type"], "", "", "", "", "", ""),
+                *(f"x-ms-date:{date}", "x-ms-version:2021-08-06"),
+                *(f"/{AZURITE_ACCOUNT}/{AZURITE_ACCOUNT}/{name}", "restype:container"),
+            ]
+        )
+        digest = hmac.new(base64.b64decode(AZURITE_KEY), signed.encode(), hashlib.sha256)
+        headers["Authorization"] = (
+            f"SharedKey {AZURITE_ACCOUNT}:{base64.b64encode(digest.digest()).decode()}"
+        )
+        request = urllib.request.Request(
+            f"{self.blob_url(name)}?restype=container", data=b"", method="PUT", headers=headers
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 201, response.status
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+
+
+def start_azurite(workdir: Path, container: str = "ngio-test") -> AzuriteServer:
+    """Start Azurite's blob service on a free loopback port (the port it reports), in
+    memory and without telemetry, and create ``container``. ``workdir`` holds its log."""
+    log_path = workdir / "azurite.log"
+    command = [
+        str(AZURITE_BIN),
+        "--inMemoryPersistence",
+        "--extentMemoryLimit",
+        "256",
+        "--blobHost",
+        "127.0.0.1",
+        "--blobPort",
+        "0",
+        "--skipApiVersionCheck",
+        "--disableTelemetry",
+        "--silent",
+    ]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            command, cwd=workdir, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
+    server = AzuriteServer(endpoint="", container=container, process=process)
+    deadline = time.monotonic() + 60
+    while True:
+        match = _AZURITE_LISTENS.search(log_path.read_text(errors="replace"))
+        if match is not None:
+            server.endpoint = match[1]
+            break
+        if process.poll() is not None or time.monotonic() > deadline:
+            server.stop()
+            raise RuntimeError(f"Azurite did not start: {log_path.read_text(errors='replace')}")
+        time.sleep(0.05)
+    try:
+        server.create_container(container)
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+@dataclass
+class FaultProxy(StaticServer):
+    """A reverse proxy on 127.0.0.1 to ``target`` (``http://host:port``) that answers the
+    injected ``faults.status`` (``status_times`` times; only to ``fault_methods`` when set)
+    instead of forwarding, and records every request as :class:`StaticServer` does. Requests
+    are forwarded unchanged (path, query, headers, body), so signed requests stay valid."""
+
+    target: str = ""
+    fault_methods: frozenset[str] | None = None
+
+    def stop(self) -> None:
+        session = getattr(self, "_session", None)
+        if session is not None and self._loop is not None:
+            asyncio.run_coroutine_threadsafe(session.close(), self._loop).result(10)
+        super().stop()
+
+    async def _answer(self, request: web.Request, path: str, faults: Faults) -> web.StreamResponse:
+        if self.fault_methods is None or request.method in self.fault_methods:
+            status = self._take_status_fault(faults)
+            if status is not None:
+                extra = {"Retry-After": faults.retry_after} if faults.retry_after else None
+                return web.Response(status=status, text=f"injected {status}", headers=extra)
+        if getattr(self, "_session", None) is None:
+            self._session = ClientSession(auto_decompress=False)
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_HEADERS}
+        body = await request.read()
+        async with self._session.request(
+            request.method,
+            self.target + request.raw_path,
+            headers=headers,
+            data=body if body or "Content-Length" in request.headers else None,
+            allow_redirects=False,
+            skip_auto_headers=_AUTO_HEADERS,  # headers the client signed, and no others
+        ) as upstream:
+            body = await upstream.read()
+            answer = {k: v for k, v in upstream.headers.items() if k.lower() not in _HOP_HEADERS}
+            if request.method == "HEAD":  # the object's size, with no body
+                head = web.StreamResponse(status=upstream.status, headers=answer)
+                await head.prepare(request)
+                return head
+            answer.pop("Content-Length", None)
+            return web.Response(status=upstream.status, body=body, headers=answer)
+
+
+_AUTO_HEADERS = ("Content-Type", "User-Agent", "Accept", "Accept-Encoding")
+_HOP_HEADERS = frozenset(
+    ["host", "connection", "keep-alive", "transfer-encoding", "te", "upgrade", "proxy-connection"]
+)

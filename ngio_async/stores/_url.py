@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from obstore import exceptions as obs_exc
 from obstore.store import (
@@ -30,7 +30,7 @@ from ._obstore import (
 from ._url_utils import redact_url
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Mapping
 
     from obstore.store import ObjectStore
 
@@ -80,6 +80,8 @@ def open_store(
       ``AWS_DEFAULT_REGION``, ...) as obstore reads them;
     - ``gs://bucket/prefix`` and ``az://`` / ``abfs://`` URLs: obstore ``GCSStore`` /
       ``AzureStore`` with their config keys as options (``anonymous`` -> ``skip_signature``);
+      ``use_emulator=True`` with an ``endpoint`` (``http://127.0.0.1:10000``) reaches the
+      Azurite emulator there (its account and key unless others are given);
     - ``http(s)://host/path``: the read-only :class:`HTTPStore` (option ``headers``): HEADs
       and fallbacks with aiohttp, GET bodies with obstore's Rust client when the URL has no
       credentials or query string and no ``headers`` are given; a query string (a signed or
@@ -232,9 +234,51 @@ def _open_cloud(
     }
     with _construction_errors(display):
         store = cls.from_url(root, config=config, **settings)  # type: ignore[arg-type]
+        if isinstance(store, AzureStore):
+            emulator = _emulator_at_endpoint(store.config)
+            if emulator is not None:
+                settings["client_options"] = {**settings["client_options"], "allow_http": True}
+                store = AzureStore(config=emulator, **settings)  # type: ignore[arg-type]
         if prefix:  # the path as written: from_url would percent-decode it and cut at '?'/'#'
             store = cls(prefix=prefix, config=store.config, **settings)  # type: ignore[arg-type]
     return ObstoreStore(store, url=display, limits=limits)
+
+
+# Azurite's account and its published key (obstore uses them with ``use_emulator``)
+_EMULATOR_ACCOUNT = "devstoreaccount1"
+_EMULATOR_KEY = (
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+)
+_AZURE_CREDENTIALS = frozenset(
+    ["access_key", "account_key", "bearer_token", "sas_key", "token", "client_secret"]
+)
+
+
+def _emulator_at_endpoint(config: Mapping[str, Any]) -> dict[str, Any] | None:
+    """An Azure config that reaches the emulator at the given ``endpoint``, or ``None`` when
+    obstore's own is right. With ``use_emulator`` obstore ignores ``endpoint`` (it reads
+    ``AZURITE_BLOB_STORAGE_URL``, else 127.0.0.1:10000): say it as the emulator's account and
+    key at that endpoint, whose path (path-style URLs) names the account."""
+    emulator = config.get("use_emulator", os.environ.get("AZURE_STORAGE_USE_EMULATOR"))
+    endpoint = config.get("endpoint")
+    if endpoint is None:
+        endpoint = os.environ.get("AZURE_STORAGE_ENDPOINT") or os.environ.get("AZURE_ENDPOINT")
+    if not endpoint or not _truthy(emulator):
+        return None
+    out = {**config, "use_emulator": False}  # False: not even from the environment
+    account = str(out.setdefault("account_name", _EMULATOR_ACCOUNT))
+    if not _AZURE_CREDENTIALS.intersection(out) and not _truthy(out.get("skip_signature")):
+        out["account_key"] = _EMULATOR_KEY
+    parts = urlsplit(str(endpoint))
+    if not parts.path.strip("/"):
+        endpoint = urlunsplit(parts._replace(path=f"/{account}"))
+    out["endpoint"] = endpoint
+    return out
+
+
+def _truthy(value: object) -> bool:
+    """A boolean option as obstore reads it (``True``, ``"true"``, ``"1"``, ``"yes"``...)."""
+    return str(value).strip().lower() in ("1", "true", "on", "yes", "y")
 
 
 def _split_cloud_url(url: str) -> tuple[str, str]:

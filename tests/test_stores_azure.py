@@ -1,0 +1,363 @@
+"""The store layer against Azurite, Microsoft's Azure Blob Storage emulator, through ``az://``
+URLs: reads, tiles, writes, the create-only put, listing, errors and retries.
+
+Azurite runs once for the module (in memory, on a free loopback port, without telemetry);
+it is installed from npm by ``make azurite``, and these tests skip when it or node is missing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import numpy as np
+import pytest
+from servers import (
+    AZURITE_ACCOUNT,
+    AZURITE_KEY,
+    AzuriteServer,
+    FaultProxy,
+    Faults,
+    azurite_missing,
+    start_azurite,
+)
+
+import ngio_async
+from ngio_async import (
+    ExistsError,
+    Limits,
+    NotFoundError,
+    PermissionDeniedError,
+    StoreError,
+)
+from ngio_async.stores import (
+    Buffer,
+    OffsetByteRequest,
+    RangeByteRequest,
+    SuffixByteRequest,
+    open_store,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+FAST = Limits(max_retries=2, backoff_base=0.001, backoff_max=0.002, timeout=10)
+
+
+@pytest.fixture(scope="module")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AzuriteServer]:
+    """Azurite's blob service with the container ``ngio-test``."""
+    reason = azurite_missing()
+    if reason is not None:
+        pytest.skip(reason)
+    server = start_azurite(tmp_path_factory.mktemp("azurite"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def azure_proxy(azurite: AzuriteServer) -> Iterator[FaultProxy]:
+    """A fault-injecting proxy in front of Azurite."""
+    proxy = FaultProxy(Path("."), target=azurite.endpoint).start()
+    try:
+        yield proxy
+    finally:
+        proxy.stop()
+
+
+@pytest.fixture
+def proxy(azure_proxy: FaultProxy) -> FaultProxy:
+    azure_proxy.reset()
+    azure_proxy.fault_methods = None
+    return azure_proxy
+
+
+def _bytes(buf: Buffer | None) -> bytes:
+    assert buf is not None
+    return bytes(buf)
+
+
+def _via(proxy: FaultProxy) -> dict[str, Any]:
+    """Options reaching Azurite through ``proxy``, as an account at an endpoint."""
+    return {
+        "account_name": AZURITE_ACCOUNT,
+        "access_key": AZURITE_KEY,
+        "endpoint": f"{proxy.url}{AZURITE_ACCOUNT}",
+    }
+
+
+# -- reaching the emulator --------------------------------------------------------------------
+
+
+async def test_use_emulator_goes_to_the_endpoint_given(azurite: AzuriteServer) -> None:
+    # obstore's use_emulator ignores `endpoint` (it went to 127.0.0.1:10000)
+    options = {"use_emulator": True, "endpoint": azurite.endpoint}
+    async with open_store(azurite.fresh_url(), limits=FAST, **options) as store:
+        await store.put("a/b", b"hello")
+        assert _bytes(await store.get("a/b")) == b"hello"
+        assert await store.list_prefix() == ["a/b"]
+
+
+async def test_use_emulator_and_endpoint_from_the_environment(
+    azurite: AzuriteServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AZURE_STORAGE_USE_EMULATOR", "true")
+    monkeypatch.setenv("AZURE_STORAGE_ENDPOINT", azurite.endpoint)
+    async with open_store(azurite.fresh_url(), limits=FAST) as store:
+        await store.put("x", b"1")
+        assert await store.exists("x")
+
+
+async def test_account_at_endpoint_and_config_key_spellings(azurite: AzuriteServer) -> None:
+    url = azurite.fresh_url()
+    async with open_store(
+        url,
+        limits=FAST,
+        azure_storage_use_emulator="true",
+        azure_storage_endpoint=f"{azurite.endpoint}/{AZURITE_ACCOUNT}",
+    ) as store:
+        await store.put("k", b"v")
+    explicit = {"account_name": AZURITE_ACCOUNT, "account_key": AZURITE_KEY}
+    async with open_store(
+        url, limits=FAST, endpoint=f"{azurite.endpoint}/{AZURITE_ACCOUNT}", **explicit
+    ) as store:
+        assert _bytes(await store.get("k")) == b"v"
+
+
+# -- images through the public API ------------------------------------------------------------
+
+
+async def test_create_write_pyramid_read_tiles(azurite: AzuriteServer) -> None:
+    url = f"{azurite.fresh_url()}/img.ome.zarr"
+    data = np.arange(2 * 300 * 500, dtype=np.uint16).reshape(2, 300, 500)
+    async with ngio_async.create_async(
+        url,
+        shape=data.shape,
+        dtype="uint16",
+        axes="cyx",
+        channels=["DAPI", "GFP"],
+        chunks=(1, 128, 128),
+        levels=2,
+        **azurite.options(),
+    ) as ds:
+        await ds.write(data, pyramid=True)
+    async with ngio_async.open_async(url, **azurite.options()) as ds:
+        assert ds.shape == data.shape
+        assert np.array_equal(await ds.read(level=0), data)
+        assert np.array_equal(await ds.read(c="GFP", y=slice(100, 200)), data[1, 100:200])
+        seen = np.zeros_like(data)
+        async for tile in ds.tiles(level=0, ordered=False):
+            seen[tile.region] = tile.data
+        assert np.array_equal(seen, data)
+        assert (await ds.read(level=1)).shape == (2, 150, 250)
+
+
+def test_sync_api(azurite: AzuriteServer) -> None:
+    url = f"{azurite.fresh_url()}/sync.ome.zarr"
+    with ngio_async.create(
+        url, shape=(64, 64), dtype="uint8", axes="yx", **azurite.options()
+    ) as ds:
+        ds.write(np.full((64, 64), 9, "uint8"))
+    with ngio_async.open(url, **azurite.options()) as ds:
+        assert int(ds[10, 10]) == 9
+        assert np.asarray(ds).sum() == 9 * 64 * 64
+
+
+async def test_create_refuses_an_image_and_overwrite_replaces_it(azurite: AzuriteServer) -> None:
+    root = azurite.fresh_url()
+    url = f"{root}/img.ome.zarr"
+    async with ngio_async.create_async(
+        url, shape=(2, 600, 600), dtype="uint16", axes="cyx", levels=3, **azurite.options()
+    ) as ds:
+        await ds.write(np.ones((2, 600, 600), "uint16"))
+    with pytest.raises(ExistsError, match="overwrite=True"):
+        await ngio_async.create_async(
+            url, shape=(8, 8), dtype="uint8", axes="yx", **azurite.options()
+        )
+    async with ngio_async.create_async(
+        url, shape=(8, 8), dtype="uint8", axes="yx", overwrite=True, **azurite.options()
+    ) as ds:
+        await ds.write(np.full((8, 8), 3, "uint8"))
+    async with open_store(root, **azurite.options()) as store:
+        keys = await store.list_prefix("img.ome.zarr")
+    assert not [k for k in keys if k.startswith(("img.ome.zarr/1/", "img.ome.zarr/2/"))], keys
+    async with ngio_async.open_async(url, **azurite.options()) as ds:
+        assert ds.shape == (8, 8)
+        assert int((await ds.read()).sum()) == 3 * 64
+
+
+async def test_put_if_absent_claims_a_key_once(azurite: AzuriteServer) -> None:
+    async with open_store(azurite.fresh_url(), **azurite.options()) as store:
+        won: list[bool] = []
+
+        async def claim(i: int) -> None:
+            won.append(await store.put_if_absent("claim", str(i).encode()))
+
+        async with anyio.create_task_group() as tg:
+            for i in range(8):
+                tg.start_soon(claim, i)
+        assert sorted(won) == [False] * 7 + [True]
+        first = _bytes(await store.get("claim"))
+        assert not await store.put_if_absent("claim", b"later")
+        assert _bytes(await store.get("claim")) == first
+        await store.put("claim", b"replaced")  # a plain put overwrites
+        assert _bytes(await store.get("claim")) == b"replaced"
+
+
+async def test_byte_requests(azurite: AzuriteServer) -> None:
+    async with open_store(azurite.fresh_url(), **azurite.options()) as store:
+        await store.put("t", b"0123456789")
+        await store.put("empty", b"")
+        assert _bytes(await store.get("t", SuffixByteRequest(3))) == b"789"  # no suffix
+        assert _bytes(await store.get("t", SuffixByteRequest(30))) == b"0123456789"
+        assert _bytes(await store.get("t", OffsetByteRequest(4))) == b"456789"
+        assert _bytes(await store.get("t", RangeByteRequest(8, 20))) == b"89"
+        assert _bytes(await store.get("empty")) == b""
+        assert _bytes(await store.get("empty", SuffixByteRequest(4))) == b""
+        parts = await store.get_ranges("t", [(0, 1), (5, 7), (9, 10)])
+        assert [bytes(p) for p in parts or []] == [b"0", b"56", b"9"]
+        with pytest.raises(StoreError, match="'t'"):
+            await store.get("t", RangeByteRequest(10, 12))  # starts at the end
+
+
+async def test_keys_are_literal(azurite: AzuriteServer) -> None:
+    root = f"{azurite.fresh_url()}/a%20b c"
+    keys = ["a b", "c%41", "p+q", "x=y&z", "ü"]
+    async with open_store(root, **azurite.options()) as store:
+        for key in keys:
+            await store.put(key, key.encode())
+        assert await store.list_prefix() == sorted(keys)
+        assert [_bytes(await store.get(k)) for k in keys] == [k.encode() for k in keys]
+
+
+# -- errors -----------------------------------------------------------------------------------
+
+
+async def test_not_found(azurite: AzuriteServer) -> None:
+    url = azurite.fresh_url()
+    async with open_store(url, **azurite.options()) as store:
+        assert await store.get("nope") is None
+        assert not await store.exists("nope")
+        assert await store.size("nope") is None
+        await store.delete("nope")  # a missing key is fine
+        assert await store.list_prefix("nope") == []
+    with pytest.raises(NotFoundError, match="no OME-Zarr group") as info:
+        await ngio_async.open_async(f"{url}/missing.ome.zarr", **azurite.options())
+    assert isinstance(info.value, FileNotFoundError)
+    absent = f"az://no-such-{uuid.uuid4().hex[:8]}/x"
+    async with open_store(absent, limits=FAST, **azurite.options()) as store:
+        for call in (store.get("k"), store.list_prefix(), store.put("k", b"1")):
+            with pytest.raises(NotFoundError, match="container") as info:
+                await call
+            assert info.value.url == absent
+
+
+async def test_permission_denied_names_the_key(azurite: AzuriteServer) -> None:
+    url = azurite.fresh_url()
+    async with open_store(url, **azurite.options()) as store:
+        await store.put("img/zarr.json", b"{}")
+    wrong = "A" * 86 + "=="  # a valid base64 key, not Azurite's
+    for options in (
+        {"account_name": AZURITE_ACCOUNT, "account_key": wrong},
+        {"account_name": AZURITE_ACCOUNT, "skip_signature": True},
+    ):
+        endpoint = f"{azurite.endpoint}/{AZURITE_ACCOUNT}"
+        async with open_store(url, limits=FAST, endpoint=endpoint, **options) as store:
+            with pytest.raises(PermissionDeniedError, match=r"'img/zarr\.json'") as info:
+                await store.get("img/zarr.json")
+            assert isinstance(info.value, PermissionError)
+            assert info.value.key == "img/zarr.json"
+            with pytest.raises(PermissionDeniedError, match="'new'"):
+                await store.put("new", b"1")
+            with pytest.raises(PermissionDeniedError, match="'claim'"):
+                await store.put_if_absent("claim", b"1")
+
+
+# -- listing ----------------------------------------------------------------------------------
+
+
+async def test_listing_sizes_labels_and_plates(azurite: AzuriteServer) -> None:
+    root = azurite.fresh_url()
+    url = f"{root}/img.ome.zarr"
+    async with ngio_async.create_async(
+        url, shape=(1, 64, 64), dtype="uint16", axes="cyx", **azurite.options()
+    ) as ds:
+        await ds.write(np.arange(64 * 64, dtype="uint16").reshape(1, 64, 64))
+        cells = await ds.labels.create("cells", dtype="uint32")
+        await cells.write(np.ones((64, 64), "uint32"))
+        await ds.labels.create("nuclei", dtype="uint8")
+    async with ngio_async.open_async(url, **azurite.options()) as ds:
+        assert await ds.labels.names() == ["cells", "nuclei"]
+    async with open_store(root, **azurite.options()) as store:
+        keys = await store.list_prefix("img.ome.zarr")
+        sizes = [await store.size(k) or 0 for k in keys]
+        assert await store.stored_bytes("img.ome.zarr") == sum(sizes) > 0
+        assert await store.stored_bytes("img.ome.zarr/labels/nuclei") < sum(sizes)
+        assert await store.stored_bytes("nothing/here") == 0
+    plate_url = f"{root}/plate.ome.zarr"
+    async with ngio_async.create_plate_async(
+        plate_url, rows=["A", "B"], columns=["1", "2"], **azurite.options()
+    ) as plate:
+        for row, column in (("A", "1"), ("B", "2")):
+            async with await plate.add_image(
+                row, column, field="0", shape=(16, 16), dtype="uint8", axes="yx"
+            ) as fov:
+                await fov.write(np.full((16, 16), 5, "uint8"))
+    async with ngio_async.open_plate_async(plate_url, **azurite.options()) as plate:
+        assert plate.wells == ["A/1", "B/2"]
+        assert await plate.image_paths() == [("A/1", "0"), ("B/2", "0")]
+        async with await plate.image("B", "2", field=0) as fov:
+            assert int((await fov.read()).sum()) == 5 * 256
+
+
+# -- retries ----------------------------------------------------------------------------------
+
+
+async def test_5xx_are_retried(azurite: AzuriteServer, proxy: FaultProxy) -> None:
+    async with open_store(azurite.fresh_url(), limits=FAST, **_via(proxy)) as store:
+        await store.put("a", b"hello")
+        for status in (500, 503):
+            proxy.reset()
+            proxy.faults = Faults(status=status, status_times=2)
+            assert _bytes(await store.get("a")) == b"hello"
+            assert proxy.count("GET") == 3
+        proxy.reset()
+        proxy.faults = Faults(status=503, status_times=2)
+        await store.put("b", b"1")
+        assert proxy.count("PUT") == 3
+        proxy.reset()
+        proxy.faults = Faults(status=503, status_times=2)
+        assert await store.list_prefix() == ["a", "b"]
+        proxy.reset()
+        proxy.faults = Faults(status=503, status_times=-1)
+        with pytest.raises(StoreError, match=r"'a'.*503") as info:
+            await store.get("a")
+        assert not isinstance(info.value, PermissionDeniedError | NotFoundError)
+        assert proxy.count("GET") == FAST.max_retries + 1
+
+
+async def test_create_only_put_is_never_resent(azurite: AzuriteServer, proxy: FaultProxy) -> None:
+    async with open_store(azurite.fresh_url(), limits=FAST, **_via(proxy)) as store:
+        proxy.faults = Faults(status=503, status_times=1)
+        with pytest.raises(StoreError, match="'claim'"):
+            await store.put_if_absent("claim", b"1")
+        assert proxy.count("PUT") == 1
+        assert await store.put_if_absent("claim", b"1")  # nothing was stored
+
+
+async def test_create_through_a_flaky_server(azurite: AzuriteServer, proxy: FaultProxy) -> None:
+    url = f"{azurite.fresh_url()}/img.ome.zarr"
+    data = np.arange(128 * 128, dtype=np.uint16).reshape(128, 128)
+    proxy.fault_methods = frozenset({"GET", "HEAD", "DELETE"})
+    proxy.faults = Faults(status=503, status_times=3)
+    async with ngio_async.create_async(
+        url, shape=data.shape, dtype="uint16", axes="yx", limits=FAST, **_via(proxy)
+    ) as ds:
+        await ds.write(data)
+    proxy.faults = Faults(status=500, status_times=3)
+    async with ngio_async.open_async(url, limits=FAST, **_via(proxy)) as ds:
+        assert np.array_equal(await ds.read(), data)
