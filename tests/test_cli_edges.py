@@ -15,6 +15,8 @@ from ngio_async.cli import main
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from servers import StaticServer
+
 
 @pytest.fixture(autouse=True)
 def _no_progress(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -101,3 +103,32 @@ def test_a_level_given_for_its_image_names_the_image(
         code, _, err = run([command, str(path / "1")], capsys)
         assert code in (1, 2) and err.count("\n") == 1
         assert "array" in err and f"is it file://{path}?" in err, err
+
+
+def test_info_reads_a_04_hierarchy_without_asking_for_05_documents(
+    http_root: Path, http_server: StaticServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Over HTTP, the children of a 0.4 group (label images, wells, fields) are read as 0.4:
+    no ``zarr.json`` request below the root (each label image and field cost two, each
+    well one)."""
+    from test_cli import make_plate
+
+    path = http_root / "img.zarr"
+    with ngio_async.create(str(path), shape=(8, 8), dtype="uint8", axes="yx", ngff_version="0.4"):
+        pass
+    with ngio_async.open(str(path), mode="r+") as ds:
+        ds.labels.create("cells", dtype="uint8").close()
+        ds.labels.create("nuclei", dtype="uint8").close()
+    plate = make_plate(http_root, "0.4")
+    for url, name in (
+        (f"{http_server.url}img.zarr", "img.zarr"),
+        (http_server.url + plate.name, plate.name),
+    ):
+        http_server.reset()
+        code, out, err = run(["info", "--json", "--no-sizes", url], capsys)
+        assert code == 0, err
+        v3 = sorted(r.path for r in http_server.requests if r.path.endswith("/zarr.json"))
+        assert v3 == [f"/{name}/zarr.json"], v3
+    info = json.loads(out)["plate"]
+    assert [w["fields"] for w in info["wells"]] == [["0", "1"], ["0"], ["0"]]
+    assert info["first_field"]["labels"][0]["name"] == "cells"

@@ -155,11 +155,14 @@ def _first_error() -> Iterator[None]:
         raise
 
 
-async def _open_image(store: AsyncStore, root: str, ome: OmeMetadata | None) -> Dataset:
+async def _open_image(
+    store: AsyncStore, root: str, ome: OmeMetadata | None, version: str | None
+) -> Dataset:
     """The image at ``root``; with ``ome`` (its group metadata, read already) only the levels'
-    metadata is read, so ``info`` reads every group's metadata once."""
+    metadata is read, so ``info`` reads every group's metadata once. ``version``: the NGFF
+    version of the enclosing group (a 0.4 child is read without asking for 0.5 documents)."""
     if ome is None or ome.multiscales is None:
-        return await Dataset.open_in(store, root)
+        return await Dataset.open_in(store, root, parent_version=version)
     paths = tuple(d.path for d in ome.multiscales[0].datasets)
     arrays = await read_level_metadata(store, root, ome, paths)
     return Dataset.from_plan(store, root, ome, arrays, mode="r")
@@ -172,8 +175,9 @@ async def _image_info(
     sizes: bool,
     labels: bool = True,
     ome: OmeMetadata | None = None,
+    version: str | None = None,
 ) -> dict[str, Any]:
-    ds = await _open_image(store, root, ome)
+    ds = await _open_image(store, root, ome, version)
     try:
         md = ds.metadata
         label_infos: list[dict[str, Any]] = []
@@ -183,7 +187,11 @@ async def _image_info(
             the image and the other labels are still described."""
             try:
                 info = await _image_info(
-                    store, join(root, "labels", name), sizes=sizes, labels=False
+                    store,
+                    join(root, "labels", name),
+                    sizes=sizes,
+                    labels=False,
+                    version=md.ngff_version,
                 )
             except (NotFoundError, MetadataError, UnsupportedError, CodecError) as exc:
                 return {"name": name, "error": " ".join(str(exc).split())}
@@ -229,9 +237,11 @@ async def _image_info(
         await ds.aclose()
 
 
-async def _well_info(store: AsyncStore, root: str, ome: OmeMetadata | None) -> dict[str, Any]:
+async def _well_info(
+    store: AsyncStore, root: str, ome: OmeMetadata | None, version: str | None = None
+) -> dict[str, Any]:
     if ome is None:
-        ome = await read_group_metadata(store, root)
+        ome = await read_group_metadata(store, root, parent_version=version)
     if ome.well is None:
         return {"path": root, "fields": [], "error": "not a well"}
     return {"path": root, "fields": [im.path for im in ome.well.images]}
@@ -245,7 +255,7 @@ async def _plate_info(
 
     async def well(path: str) -> dict[str, Any]:
         try:
-            return await _well_info(store, join(root, path), None) | {"path": path}
+            return await _well_info(store, join(root, path), None, ome.version) | {"path": path}
         except NotFoundError:
             return {"path": path, "fields": [], "error": "missing"}
         except (MetadataError, UnsupportedError) as exc:  # shown per well; see `validate`
@@ -269,16 +279,16 @@ async def _plate_info(
     if first is not None:
         path = join(root, first["path"], first["fields"][0])
         try:
-            info["first_field"] = await _image_info(store, path, sizes=sizes)
+            info["first_field"] = await _image_info(store, path, sizes=sizes, version=ome.version)
         except (MetadataError, NotFoundError, UnsupportedError) as exc:
             info["first_field_error"] = f"{path}: {' '.join(str(exc).split())}"
     return info
 
 
-async def _probe(store: AsyncStore, root: str) -> OmeMetadata | None:
+async def _probe(store: AsyncStore, root: str, version: str | None) -> OmeMetadata | None:
     """The group metadata at ``root``, or ``None`` when there is no group."""
     try:
-        return await read_group_metadata(store, root)
+        return await read_group_metadata(store, root, parent_version=version)
     except NotFoundError:
         return None
 
@@ -295,7 +305,7 @@ async def _series(
     batch = 16
     while True:
         names = [str(i) for i in range(len(found), len(found) + batch)]
-        metas = await _each(names, lambda name: _probe(store, join(root, name)), limiter)
+        metas = await _each(names, lambda name: _probe(store, join(root, name), version), limiter)
         for name, meta in zip(names, metas, strict=True):
             if meta is None:
                 return found
@@ -318,7 +328,9 @@ async def gather_info(url: str, *, sizes: bool = True, **options: Any) -> dict[s
             out["well"] = await _well_info(store, "", ome)
             fields = out["well"]["fields"]
             if fields:
-                out["well"]["first_field"] = await _image_info(store, fields[0], sizes=sizes)
+                out["well"]["first_field"] = await _image_info(
+                    store, fields[0], sizes=sizes, version=ome.version
+                )
         elif ome.multiscales is not None:
             out["kind"] = "image"
             out["image"] = await _image_info(store, "", sizes=sizes, ome=ome)
@@ -327,7 +339,7 @@ async def gather_info(url: str, *, sizes: bool = True, **options: Any) -> dict[s
             series = await _series(store, "", ome.version, limiter)
             out["series"] = await _each(
                 series,
-                lambda s: _image_info(store, s[0], sizes=sizes, ome=s[1]),
+                lambda s: _image_info(store, s[0], sizes=sizes, ome=s[1], version=ome.version),
                 limiter,
             )
         elif ome.labels is not None:
@@ -335,7 +347,7 @@ async def gather_info(url: str, *, sizes: bool = True, **options: Any) -> dict[s
             names = list(ome.labels)
             infos = await _each(
                 names,
-                lambda n: _image_info(store, n, sizes=sizes, labels=False),
+                lambda n: _image_info(store, n, sizes=sizes, labels=False, version=ome.version),
             )
             for n, i in zip(names, infos, strict=True):
                 i["name"] = n
