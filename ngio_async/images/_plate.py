@@ -226,6 +226,7 @@ class Plate(StoreNode):
         self._plate_lock: anyio.Lock | None = None
         self._well_locks: dict[str, anyio.Lock] = {}
         self._first_paths: tuple[str, ...] | None = None
+        self._derived: set[int] | None = None  # acquisitions whose maximumfieldcount we keep
 
     # ---------------------------------------------------------------- opening / closing
     @classmethod
@@ -514,7 +515,7 @@ class Plate(StoreNode):
                     f"field_count is {self.field_count}"
                 )
             else:
-                self._check_acquisition_room(well_path, images, acquisition)
+                await self._check_acquisition_room(well_path, images, acquisition)
             await self._ensure_groups(r, well_path)
 
             def listed(ims: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -527,8 +528,9 @@ class Plate(StoreNode):
                 await complete_root(self.store, root, plan, overwrite=overwrite)
                 well = await self._edit_well(well_path, listed)
                 assert well is not None
-                if well_path not in self.wells:
-                    await self._edit_plate(lambda wells: _with_well(wells, ref))
+                counts = self._grown_counts(well, acquisition)
+                if well_path not in self.wells or counts:
+                    await self._edit_plate(lambda wells: _with_well(wells, ref), counts)
             except BaseException as exc:  # not listed: removed, so that a retry can create it
                 await self._discard_unlisted(well_path, name, root, plan, exc)
                 raise
@@ -644,20 +646,47 @@ class Plate(StoreNode):
                 f"({ids or 'none'})"
             )
 
-    def _check_acquisition_room(
+    async def _check_acquisition_room(
         self, well_path: str, images: list[dict[str, Any]], acquisition: int | None
     ) -> None:
         """An acquisition's ``maximumfieldcount``: its fields in one well (checked before any
-        write, like ``field_count``)."""
+        write, like ``field_count``), unless it is one this library keeps (see
+        :meth:`_grown_counts`)."""
         if acquisition is None:
             return
         most = next((a.maximumfieldcount for a in self.acquisitions if a.id == acquisition), None)
+        if most is None or acquisition in await self._derived_ids():
+            return
         have = sum(1 for im in images if im.get("acquisition") == acquisition)
         if most is not None and have >= most:
             raise ValueError(
                 f"well {well_path!r} already has {have} fields of acquisition {acquisition}: "
                 f"its maximumfieldcount is {most}"
             )
+
+    async def _derived_ids(self) -> set[int]:
+        """The acquisitions whose ``maximumfieldcount`` was given by no one but kept here as
+        the most fields any well has of them (recorded under the plate's ``ngio_async``
+        attribute); read once per plate object."""
+        if self._derived is None:
+            key, doc = await self._read_doc(self.root)
+            self._derived = _derived_of(self._attrs(doc, key) if doc is not None else {})
+        return self._derived
+
+    def _grown_counts(self, well: Well, acquisition: int | None) -> dict[int, int]:
+        """``{acquisition: its fields in well}`` when that is more than the plate's
+        ``maximumfieldcount`` of it, which no one gave (absent, or kept here): NGFF's strict
+        schema wants one per acquisition, so the plate keeps it as the most fields of the
+        acquisition in any well."""
+        if acquisition is None:
+            return {}
+        acq = next((a for a in self.acquisitions if a.id == acquisition), None)
+        if acq is None:
+            return {}
+        count = sum(1 for im in well.images if im.acquisition == acquisition)
+        most = acq.maximumfieldcount
+        derived = most is None or (self._derived is not None and acquisition in self._derived)
+        return {acquisition: count} if derived and count > (most or 0) else {}
 
     def _well_lock(self, path: str) -> anyio.Lock:
         lock = self._well_locks.get(path)
@@ -761,10 +790,13 @@ class Plate(StoreNode):
         return result
 
     async def _edit_plate(
-        self, edit: Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
+        self,
+        edit: Callable[[list[dict[str, Any]]], list[dict[str, Any]]],
+        counts: Mapping[int, int] | None = None,
     ) -> None:
         """Rewrite the plate's ``wells`` (the document read again first, other keys kept): the
-        NGFF ``plate`` when wells are left, else the pending layout."""
+        NGFF ``plate`` when wells are left, else the pending layout. ``counts``: fields of an
+        acquisition in a well, raising its kept ``maximumfieldcount`` (:meth:`_grown_counts`)."""
         if self._plate_lock is None:
             self._plate_lock = anyio.Lock()
         async with self._plate_lock, metadata_lock(self.store):
@@ -782,6 +814,12 @@ class Plate(StoreNode):
                 raise MetadataError(f"{self.store.url}/{key} holds no plate")
             body = dict(body)  # a 0.5 'version' written by others (ome-zarr-py) is kept
             body["wells"] = edit(list(body.get("wells") or []))
+            derived = _derived_of(attrs)
+            if counts:
+                body["acquisitions"] = _grown(body.get("acquisitions"), counts, derived)
+                pending = attrs.setdefault(PENDING_KEY, {})
+                if isinstance(pending, dict):
+                    pending[_DERIVED_KEY] = sorted(derived)
             if isinstance(pending, dict):
                 pending.pop("plate", None)
                 if not pending:
@@ -805,6 +843,37 @@ class Plate(StoreNode):
                 await self.store.put(key, data)
             await update_consolidated(self.store, [(key, data)], locked=True)
             self.metadata = metadata
+            self._derived = derived
+
+
+_DERIVED_KEY = "maximumfieldcount_kept"
+
+
+def _derived_of(attrs: dict[str, Any]) -> set[int]:
+    """The acquisition ids recorded as having a kept ``maximumfieldcount``."""
+    pending = attrs.get(PENDING_KEY)
+    ids = pending.get(_DERIVED_KEY) if isinstance(pending, dict) else None
+    if not isinstance(ids, list):
+        return set()
+    return {i for i in ids if isinstance(i, int) and not isinstance(i, bool)}
+
+
+def _grown(acquisitions: Any, counts: Mapping[int, int], derived: set[int]) -> Any:
+    """``acquisitions`` (as stored) with the ``maximumfieldcount`` of ``counts``' ids raised
+    to their counts where no one gave it (absent, or in ``derived``: updated in place)."""
+    if not isinstance(acquisitions, list):
+        return acquisitions
+    out = []
+    for a in acquisitions:
+        i = a.get("id") if isinstance(a, dict) else None
+        if isinstance(i, int) and i in counts:
+            most = a.get("maximumfieldcount")
+            if most is None or i in derived:
+                derived.add(i)
+                if not isinstance(most, int) or most < counts[i]:
+                    a = {**a, "maximumfieldcount": counts[i]}
+        out.append(a)
+    return out
 
 
 def _level_paths(plan: ImagePlan, existing: Sequence[str]) -> ImagePlan:
@@ -935,6 +1004,9 @@ def _plan_plate(
     }
     if acquisitions is not None:
         body["acquisitions"] = [_acquisition_json(a, i) for i, a in enumerate(acquisitions)]
+        for a in body["acquisitions"]:  # NGFF's strict schema wants a name
+            if a.get("name") is None and isinstance(a.get("id"), int):
+                a["name"] = str(a["id"])
     if field_count is not None:
         if isinstance(field_count, bool) or not isinstance(field_count, int) or field_count < 1:
             raise ValueError(f"field_count must be an int >= 1, got {field_count!r}")
@@ -985,7 +1057,11 @@ def create_plate_async(
     :param name: the plate's name (default: its directory's name without ``.zarr``; NGFF's
         strict schema requires one).
     :param acquisitions: ids, or dicts / :class:`~ngio_async.meta.Acquisition` (``id``,
-        ``name``, ``maximumfieldcount``, ``description``, ``starttime``, ``endtime``).
+        ``name``, ``maximumfieldcount``, ``description``, ``starttime``, ``endtime``). NGFF's
+        strict schema wants a ``name`` (default: the id as text) and a
+        ``maximumfieldcount``: a given one bounds the acquisition's fields per well
+        (``add_image`` refuses more); without one, the plate keeps it as the most fields of
+        the acquisition in any well.
     :param field_count: the most fields a well may hold (``add_image`` refuses more).
     :param overwrite: replace an existing node at ``url`` (its keys are deleted first).
     :raises ExistsError: a zarr node exists there and ``overwrite`` is false.
