@@ -250,10 +250,13 @@ async def test_not_found(azurite: AzuriteServer) -> None:
     assert isinstance(info.value, FileNotFoundError)
     absent = f"az://no-such-{uuid.uuid4().hex[:8]}/x"
     async with open_store(absent, limits=FAST, **azurite.options()) as store:
-        for call in (store.get("k"), store.list_prefix(), store.put("k", b"1")):
-            with pytest.raises(NotFoundError, match="container") as info:
-                await call
-            assert info.value.url == absent
+        with pytest.raises(NotFoundError, match="container") as info:
+            await store.get("k")
+        assert info.value.url == absent
+        with pytest.raises(NotFoundError, match="container"):
+            await store.list_prefix()
+        with pytest.raises(NotFoundError, match="container"):
+            await store.put("k", b"1")
 
 
 async def test_permission_denied_names_the_key(azurite: AzuriteServer) -> None:
@@ -275,6 +278,39 @@ async def test_permission_denied_names_the_key(azurite: AzuriteServer) -> None:
                 await store.put("new", b"1")
             with pytest.raises(PermissionDeniedError, match="'claim'"):
                 await store.put_if_absent("claim", b"1")
+            # obstore's listings and (bulk) deletes fail with a generic error: a StoreError
+            with pytest.raises(PermissionDeniedError, match="403"):
+                await store.list_prefix("img")
+            with pytest.raises(PermissionDeniedError, match="403"):
+                await store.stored_bytes()
+            with pytest.raises(PermissionDeniedError, match=r"'img/a'.*403"):
+                await store.delete("img/a")
+
+
+@pytest.mark.parametrize(
+    ("url", "names", "not_named"),
+    [
+        ("az://c/x", "AZURE_STORAGE_ACCOUNT_KEY", "AWS_"),
+        ("gs://b/x", "GOOGLE_APPLICATION_CREDENTIALS", "AWS_"),
+        ("s3://b/x", "AWS_ACCESS_KEY_ID", "AZURE_"),
+    ],
+)
+def test_missing_credentials_say_how_to_give_them(url: str, names: str, not_named: str) -> None:
+    """With no credentials obstore asks the instance metadata (169.254.169.254); the error
+    names the store's own settings (an az:// URL was told to set AWS_ACCESS_KEY_ID). The
+    message is injected: whether that address answers depends on the machine."""
+    from obstore import exceptions as obs_exc
+
+    from ngio_async.stores import ObstoreStore
+
+    options = {"account_name": AZURITE_ACCOUNT} if url.startswith("az") else {}
+    store = open_store(url, **options)
+    assert isinstance(store, ObstoreStore)
+    fetch = "Generic error: GET http://169.254.169.254/metadata/identity/oauth2/token: 403"
+    with pytest.raises(PermissionDeniedError, match=f"no credentials .*{names}") as info:  # noqa: SIM117
+        with store._map_exceptions("a/zarr.json"):
+            raise obs_exc.GenericError(fetch)
+    assert not_named not in str(info.value)
 
 
 # -- listing ----------------------------------------------------------------------------------

@@ -499,15 +499,16 @@ class ObstoreStore(AsyncStore):
                     url=url,
                     key=key,
                 ) from exc
-            if _NO_CREDENTIALS in str(
-                exc
-            ):  # no credentials: it asked the cloud's instance metadata
+            if _NO_CREDENTIALS in str(exc):  # none given: it asked the instance metadata
                 raise PermissionDeniedError(
-                    f"no credentials for {url}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or "
-                    "pass access_key_id= / secret_access_key=), or anonymous=True for a public "
-                    f"bucket ({self._describe(exc)})",
+                    f"no credentials for {url}: {_credentials_hint(self._store)} "
+                    f"({self._describe(exc)})",
                     url=url,
                     key=key,
+                ) from exc
+            if _DENIED.search(str(exc)):  # listings and bulk deletes fail as generic errors
+                raise PermissionDeniedError(
+                    f"access denied to {key!r} at {url}: {self._describe(exc)}", url=url, key=key
                 ) from exc
             raise StoreError(
                 f"store error for {key!r} at {url}: {self._describe(exc)}", url=url, key=key
@@ -515,6 +516,25 @@ class ObstoreStore(AsyncStore):
 
 
 _NO_CREDENTIALS = "169.254.169.254"  # the instance-metadata address obstore falls back to
+_DENIED = re.compile(r"status code: 40[13]\b")
+
+
+def _credentials_hint(store: ObjectStore) -> str:
+    """What gives ``store`` credentials (for the error when it found none)."""
+    if isinstance(store, AzureStore):
+        return (
+            "set AZURE_STORAGE_ACCOUNT_NAME and AZURE_STORAGE_ACCOUNT_KEY (or pass account_name= "
+            "/ account_key=, or sas_key=), or anonymous=True for a public container"
+        )
+    if isinstance(store, GCSStore):
+        return (
+            "set GOOGLE_APPLICATION_CREDENTIALS (or pass service_account= / "
+            "service_account_key=), or anonymous=True for a public bucket"
+        )
+    return (
+        "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or pass access_key_id= / "
+        "secret_access_key=), or anonymous=True for a public bucket"
+    )
 
 
 def _get_options(byte_range: ByteRequest | None) -> GetOptions:
