@@ -126,3 +126,67 @@ async def test_casts_of_values_the_level_holds_are_accepted(
     ) as ds:
         await ds.write(data)
         np.testing.assert_array_equal(await ds.read(), np.array([want], dtype=dtype))
+
+
+# ------------------------------------------------------------------------- create_like
+@pytest.mark.parametrize(("src_version", "dst_version"), [("0.4", "0.5"), ("0.5", "0.4")])
+async def test_create_like_keeps_fill_value_and_compressor_across_versions(
+    tmp_path: Path, src_version: str, dst_version: str
+) -> None:
+    """The empty copy reads like the empty source (its fill value was left at 0) and is
+    compressed the same way (gzip became zstd); zarr-python sees both."""
+    import zarr
+
+    async with (
+        ngio_async.create_async(
+            tmp_path / "src.zarr",
+            shape=(2, 40, 30),
+            dtype="float32",
+            axes="cyx",
+            chunks=(1, 16, 16),
+            levels=2,
+            fill_value=float("nan"),
+            compressor="gzip",
+            ngff_version=src_version,  # type: ignore[arg-type]
+        ) as src,
+        ngio_async.create_like_async(src, tmp_path / "dst.zarr", ngff_version=dst_version) as dst,
+    ):
+        assert dst.metadata.ngff_version == dst_version
+        assert np.isnan(await dst.read()).all()
+        await dst.write_at((0, slice(0, 16), slice(0, 16)), 1.0)
+    for i in range(2):
+        arr = zarr.open_array(str(tmp_path / "dst.zarr" / str(i)), mode="r")
+        assert np.isnan(arr.fill_value)
+        assert "gzip" in str(arr.metadata.to_dict()).lower()
+    assert np.isnan(zarr.open_array(str(tmp_path / "dst.zarr" / "0"))[1]).all()
+
+
+async def test_create_like_overrides_that_change_the_copied_layout(tmp_path: Path) -> None:
+    """Overriding shape, axes, chunks or dtype leaves out what they make wrong, instead of
+    refusing an argument the caller never gave (the source's channels for another channel
+    count, its shards for other chunks, its fill value for another dtype)."""
+    async with ngio_async.create_async(
+        tmp_path / "src.zarr",
+        shape=(2, 100, 90),
+        dtype="uint16",
+        axes="cyx",
+        channels=["A", "B"],
+        levels=2,
+        fill_value=70,
+        chunks=(1, 16, 16),
+        shards=(1, 64, 64),
+    ) as src:
+        async with ngio_async.create_like_async(src, tmp_path / "c3", shape=(3, 100, 90)) as c3:
+            assert c3.shape == (3, 100, 90)
+            assert c3.metadata.ome.omero is None
+        async with ngio_async.create_like_async(src, tmp_path / "zyx", axes="zyx") as zyx:
+            assert zyx.axes == ("z", "y", "x")
+            assert zyx.metadata.ome.omero is None
+        async with ngio_async.create_like_async(src, tmp_path / "ch", chunks=(1, 50, 50)) as ch:
+            assert ch.levels[0].chunks == (1, 50, 50)
+        async with ngio_async.create_like_async(src, tmp_path / "kept", chunks=(1, 32, 32)) as kept:
+            assert kept.levels[0].shards == (1, 64, 64)  # still whole multiples: kept
+        async with ngio_async.create_like_async(src, tmp_path / "u8", dtype="int8") as u8:
+            assert int(u8.levels[0].fill_value) == 70
+        async with ngio_async.create_like_async(src, tmp_path / "b", dtype="bool") as b:
+            assert not (await b.read()).any()  # 70 is no bool: the default

@@ -1227,14 +1227,83 @@ def like_options(src: Dataset, overrides: dict[str, Any]) -> dict[str, Any]:
         ]
     if options["ngff_version"] == "0.4" or overrides.get("ngff_version") == "0.4":
         options["shards"] = False
+    options["fill_value"] = lvl0.fill_value.item()  # unwritten pixels read as the source's
+    compressor = _compressor_of(lvl0.meta)
+    if compressor != "other":
+        options["compressor"] = compressor
+    _drop_conflicting(options, overrides, names)
     options.update(overrides)
     return options
+
+
+def _compressor_of(meta: ArrayMeta) -> Compressor | Literal["other"]:
+    """The ``compressor=`` that writes ``meta``'s compression, ``"other"`` when none does (other
+    codecs, filters: the default applies)."""
+    if isinstance(meta, ArrayV2Meta):
+        if meta.filters:
+            return "other"
+        c = meta.compressor
+        if c is None:
+            return None
+        if c.get("id") == "blosc":
+            return "blosc-zstd" if c.get("cname") == "zstd" else "other"
+        return c["id"] if c.get("id") in ("zstd", "gzip") else "other"
+    codecs = meta.codecs
+    if len(codecs) == 1 and isinstance(codecs[0], ShardingCodec):
+        codecs = codecs[0].configuration.codecs
+    rest = [c for c in codecs if not isinstance(c, BytesCodec)]
+    if not rest:
+        return None
+    if len(rest) == 1 and len(codecs) == 2 and isinstance(codecs[0], BytesCodec):
+        if isinstance(rest[0], ZstdCodec):
+            return "zstd"
+        if isinstance(rest[0], GzipCodec):
+            return "gzip"
+        if isinstance(rest[0], BloscCodec) and rest[0].configuration.cname == "zstd":
+            return "blosc-zstd"
+    return "other"
+
+
+def _drop_conflicting(options: dict[str, Any], overrides: dict[str, Any], names: list[str]) -> None:
+    """Leave out the copied options that ``overrides`` make wrong (their defaults apply):
+    everything per axis for other ``axes``, the channels for another channel count, shards
+    the new ``chunks`` do not divide, a fill value the new ``dtype`` cannot hold."""
+    axes = overrides.get("axes")
+    if axes is not None and list(axes) != names:
+        for key in ("scale", "units", "translation", "chunks", "channels"):
+            options.pop(key, None)
+        if options["shards"] is not False:
+            options["shards"] = None
+        names = list(axes)
+    shape = overrides.get("shape")
+    if "channels" in options and "c" in names and shape is not None:
+        try:
+            n_c = len(options["channels"])
+            if int(shape[names.index("c")]) != n_c:
+                del options["channels"]
+        except (TypeError, ValueError, IndexError):
+            pass  # create_async names what is wrong with shape
+    shards = options["shards"]
+    chunks = overrides.get("chunks")
+    if "shards" not in overrides and shards not in (False, None) and chunks is not None:
+        try:
+            if any(int(s) % int(c) for s, c in zip(shards, chunks, strict=True)):
+                options["shards"] = None
+        except (TypeError, ValueError, ZeroDivisionError):
+            pass
+    if "fill_value" in options and "dtype" in overrides and "fill_value" not in overrides:
+        try:
+            _fill_json(options["fill_value"], np.dtype(overrides["dtype"]))
+        except (ValueError, TypeError, UnsupportedError):
+            del options["fill_value"]
 
 
 def create_like_async(
     src: Dataset, url: str | os.PathLike[str] | AsyncStore | Any, **overrides: Any
 ) -> _Opening[Dataset]:
     """Create an empty image shaped like ``src`` (axes, shape, scales, units, chunks, shards,
-    levels, channels, NGFF version); any :func:`create_async` argument in ``overrides`` wins
-    (e.g. ``dtype="float32"``, ``channels=[...]``, ``overwrite=True``)."""
+    levels, channels, NGFF version, fill value, compressor); any :func:`create_async` argument
+    in ``overrides`` wins (e.g. ``dtype="float32"``, ``channels=[...]``, ``overwrite=True``),
+    and what an override makes wrong is left to its default (per-axis values for other
+    ``axes``, channels for another channel count, shards other ``chunks`` do not divide)."""
     return create_async(url, **like_options(src, overrides))
