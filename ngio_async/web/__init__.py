@@ -45,7 +45,11 @@ complex pixels: their modulus) and multiplied by its colour (``omero`` colour; e
 channel, else red, green, blue, yellow, magenta, cyan, white by channel index); the channels add
 up, clipped to 0..255. Query overrides:
 ``c=0,2`` (indices or labels), ``window=0:4000,100:2000`` and ``color=FF0000,00FF00`` (one per
-channel shown). Tiles carry a strong ``ETag`` and ``Cache-Control: public``: the ETag hashes the
+channel shown). ``labels=cells,nuclei`` paints label images (those ``/api/datasets/{name}``
+lists) over the tile at ``label_opacity`` (0..1, default 0.5): each value in its
+``image-label`` colour, else a colour hashed from the value, 0 transparent; a label image
+of another resolution or without the image's z is mapped by the levels' extents. The
+viewer has a checkbox per label image. Tiles carry a strong ``ETag`` and ``Cache-Control: public``: the ETag hashes the
 tile, its query and the versions (ETag, else mtime and size) of the chunks or shards under it, so
 a chunk rewritten by another program changes it. ``If-None-Match`` costs one HEAD (a ``stat``
 locally) per object under the tile and answers 304 without reading pixels. A store that tells

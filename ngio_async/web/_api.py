@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import anyio
 import msgspec
+import numpy as np
 from aiohttp import web
 
 from ._errors import ApiError
@@ -16,7 +19,13 @@ from ._render import FORMATS, default_channels, default_colors, encode_npy, rend
 from ._state import axis_index, axis_roles
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from numpy.typing import NDArray
+
+    from ..images import Level
     from ._params import TileQuery
+    from ._render import RGBA
     from ._state import ContainerEntry, Entry, FieldSlot, PlateEntry, WebState
 
 __all__ = [
@@ -202,16 +211,30 @@ def _etag(
 
 
 async def _versions(
-    entry: Entry, level: int, t: int, z: int, channels: list[int], ys: slice, xs: slice
+    entry: Entry,
+    level: int,
+    t: int,
+    z: int,
+    channels: list[int],
+    ys: slice,
+    xs: slice,
+    labels: Sequence[_LabelRead] = (),
 ) -> str | None:
-    """The versions of the stored objects (chunks or shards) a tile reads, in key order
-    (``-`` for an absent one); ``None`` if the store cannot tell one of them."""
+    """The versions of the stored objects (chunks or shards) a tile reads (those of the
+    ``labels`` overlaid too), in key order (``-`` for an absent one); ``None`` if the store
+    cannot tell one of them."""
     lvl = entry.dataset.levels[level]
-    regions = [
-        tuple(s if isinstance(s, slice) else slice(s, s + 1) for s in selection)
-        for selection in _plane_selections(entry, level, t, z, channels, ys, xs)
-    ]
-    keys = sorted({key for r in regions for key in lvl.object_keys(r)})
+    reads = [(lvl, s) for s in _plane_selections(entry, level, t, z, channels, ys, xs)]
+    reads += [(label.level, label.selection) for label in labels]
+    keys = sorted(
+        {
+            key
+            for level_of, selection in reads
+            for key in level_of.object_keys(
+                tuple(s if isinstance(s, slice) else slice(s, s + 1) for s in selection)
+            )
+        }
+    )
     found: dict[str, str | None] = {}
 
     async def one(key: str) -> None:
@@ -260,6 +283,7 @@ async def _tile(request: web.Request, state: WebState, entry: Entry) -> web.Stre
     if row * size >= height or col * size >= width:
         raise ApiError(404, "out_of_range", f"tile row={row}, col={col} is outside level {level}")
     query = parse_tile_query(request.query, entry.n_channels, ds.metadata.channels)
+    label_entries = [await entry.label(name) for name in query.labels]
     selected = list(query.channels or default_channels(entry.n_channels, ds.metadata.channels))
     if query.windows is not None and len(query.windows) != len(selected):
         raise bad("window", f"expected {len(selected)} windows (one per channel shown)")
@@ -268,13 +292,14 @@ async def _tile(request: web.Request, state: WebState, entry: Entry) -> web.Stre
 
     ys = slice(row * size, min(height, (row + 1) * size))
     xs = slice(col * size, min(width, (col + 1) * size))
+    label_reads = [_label_read(entry, label, level, t, z, ys, xs) for label in label_entries]
     coords = (level, t, z, row, col, ext)
     plane_channels = selected if ds.metadata.channel_axis is not None else [0]
     headers = {"Cache-Control": f"public, max-age={state.cache_seconds}"}
     versions: list[str | None] = []
 
     async def look_up() -> None:
-        versions.append(await _versions(entry, level, t, z, plane_channels, ys, xs))
+        versions.append(await _versions(entry, level, t, z, plane_channels, ys, xs, label_reads))
 
     if_none_match = request.headers.get("If-None-Match")
     if if_none_match:  # a revalidation: the objects' versions alone decide (no pixels read)
@@ -285,19 +310,86 @@ async def _tile(request: web.Request, state: WebState, entry: Entry) -> web.Stre
 
     windows = list(query.windows) if query.windows is not None else await _windows(entry, selected)
     colors = list(query.colors or default_colors(selected, entry.n_channels, ds.metadata.channels))
+    label_planes: list[Any] = [None] * len(label_reads)
+
+    async def read_label(i: int) -> None:
+        label_planes[i] = await label_reads[i].read()
+
     async with anyio.create_task_group() as tg:
         if not versions:  # looked up while the pixels are read
             tg.start_soon(look_up)
+        for i in range(len(label_reads)):
+            tg.start_soon(read_label, i)
         planes = await _read_planes(entry, level, t, z, selected, ys, xs)
     etag = _etag(entry, state, coords, query, versions[0])
     if etag is not None:
         headers["ETag"] = etag
     else:  # no validator: caches must not reuse the tile after the data changes
         headers["Cache-Control"] = "no-cache"
+    overlays = [(plane, read.colors) for plane, read in zip(label_planes, label_reads, strict=True)]
     body = await anyio.to_thread.run_sync(
-        render_tile, planes, windows, colors, ext, limiter=state.render_limiter
+        functools.partial(render_tile, planes, windows, colors, ext, overlays, query.label_opacity),
+        limiter=state.render_limiter,
     )
     return web.Response(body=body, content_type=FORMATS[ext][1], headers=headers)
+
+
+@dataclass(frozen=True)
+class _LabelRead:
+    """What of a label image a tile overlays: a region of one of its levels and, per tile
+    pixel, the row and column of that region it shows (nearest neighbour)."""
+
+    level: Level
+    selection: tuple[Any, ...]
+    rows: NDArray[np.intp]
+    cols: NDArray[np.intp]
+    colors: dict[int, RGBA]
+
+    async def read(self) -> NDArray[Any]:
+        region = np.asarray(await self.level.getitem(self.selection))
+        return region[np.ix_(self.rows, self.cols)]
+
+
+def _label_read(
+    image: Entry, label: Entry, level: int, t: int, z: int, ys: slice, xs: slice
+) -> _LabelRead:
+    """The part of ``label`` under tile ``ys``, ``xs`` of the image's ``level`` (plane ``t``,
+    ``z``): from the coarsest label level still as fine as the image's level (the same one
+    when the label image follows the image's pyramid), mapped by the levels' extents."""
+    lvl = image.dataset.levels[level]
+    height, width = lvl.shape[-2], lvl.shape[-1]
+    levels = label.dataset.levels
+    fine = [i for i, lab in enumerate(levels) if lab.shape[-2] >= height and lab.shape[-1] >= width]
+    index = fine[-1] if fine else 0
+    lab = levels[index]
+    rows = _nearest(ys, height, lab.shape[-2])
+    cols = _nearest(xs, width, lab.shape[-1])
+    roles = axis_roles(image.dataset)
+    planes = {}
+    for role, value in (("t", t), ("z", z)):
+        here, there = roles.get(role), axis_roles(label.dataset).get(role)
+        if here is not None and there is not None and there < lab.ndim - 2:
+            planes[role] = min(lab.shape[there] - 1, value * lab.shape[there] // lvl.shape[here])
+    region_y = slice(int(rows[0]), int(rows[-1]) + 1)
+    region_x = slice(int(cols[0]), int(cols[-1]) + 1)
+    (selection,) = _plane_selections(
+        label, index, planes.get("t", 0), planes.get("z", 0), [0], region_y, region_x
+    )
+    image_label = label.dataset.metadata.ome.image_label
+    colors = {
+        c.label_value: (c.rgba[0], c.rgba[1], c.rgba[2], c.rgba[3])
+        for c in (image_label.colors or [] if image_label else [])
+        if c.rgba is not None
+    }
+    return _LabelRead(lab, selection, rows - region_y.start, cols - region_x.start, colors)
+
+
+def _nearest(span: slice, size: int, other: int) -> NDArray[np.intp]:
+    """For each pixel of ``span`` of an axis of ``size`` pixels, the nearest pixel of the same
+    axis sampled with ``other`` pixels."""
+    centres = (np.arange(span.start, span.stop, dtype=np.float64) + 0.5) * (other / size)
+    out: NDArray[np.intp] = np.minimum(other - 1, np.floor(centres)).astype(np.intp)
+    return out
 
 
 async def _windows(entry: Entry, selected: list[int]) -> list[tuple[float, float]]:

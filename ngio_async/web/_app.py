@@ -125,8 +125,7 @@ def create_app(
             with anyio.CancelScope(shield=True):
                 await state.close_fields()
                 for entry in entries.values():
-                    if entry.owned:
-                        await entry.dataset.aclose()
+                    await entry.aclose()
                 for plate in plates.values():
                     if plate.owned:
                         await plate.plate.aclose()

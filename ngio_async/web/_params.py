@@ -47,6 +47,9 @@ class TileQuery:
     channels: tuple[int, ...] | None
     windows: tuple[Window, ...] | None
     colors: tuple[tuple[int, int, int], ...] | None
+    #: label images painted over the tile, and their opacity
+    labels: tuple[str, ...] = ()
+    label_opacity: float = 0.5
 
     def canonical(self) -> str:
         """A canonical text of the overrides (for ETags)."""
@@ -57,6 +60,8 @@ class TileQuery:
             parts.append("window=" + ",".join(f"{a!r}:{b!r}" for a, b in self.windows))
         if self.colors is not None:
             parts.append("color=" + ",".join(f"{r:02X}{g:02X}{b:02X}" for r, g, b in self.colors))
+        if self.labels:
+            parts.append("labels=" + ",".join(self.labels) + f"&opacity={self.label_opacity!r}")
         return "&".join(parts)
 
 
@@ -86,10 +91,13 @@ def _window(token: str) -> Window:
 def parse_tile_query(
     query: Mapping[str, str], n_channels: int, channels: Sequence[ChannelInfo]
 ) -> TileQuery:
-    """``c``, ``window`` and ``color`` overrides; unknown parameters are rejected."""
-    unknown = sorted(set(query) - {"c", "window", "color"})
+    """``c``, ``window`` and ``color`` overrides, ``labels`` to overlay (names, by commas) and
+    their ``label_opacity`` (0..1, default 0.5); unknown parameters are rejected."""
+    unknown = sorted(set(query) - {"c", "window", "color", "labels", "label_opacity"})
     if unknown:
-        raise bad(unknown[0], "unknown parameter (tiles take c, window and color)")
+        raise bad(
+            unknown[0], "unknown parameter (tiles take c, window, color, labels, label_opacity)"
+        )
     selected: tuple[int, ...] | None = None
     if "c" in query:
         tokens = [t.strip() for t in query["c"].split(",")]
@@ -105,7 +113,20 @@ def parse_tile_query(
         if any(c is None for c in parsed):
             raise bad("color", f"expected RRGGBB hex colours, got {query['color']!r}")
         colors = tuple(c for c in parsed if c is not None)
-    return TileQuery(selected, windows, colors)
+    labels: tuple[str, ...] = ()
+    if "labels" in query:
+        labels = tuple(dict.fromkeys(t.strip() for t in query["labels"].split(",")))
+        if not all(labels):
+            raise bad("labels", f"expected label image names, got {query['labels']!r}")
+    opacity = 0.5
+    if "label_opacity" in query:
+        try:
+            opacity = float(query["label_opacity"])
+        except ValueError:
+            opacity = math.nan
+        if not 0 <= opacity <= 1:
+            raise bad("label_opacity", f"expected a number in 0..1, got {query['label_opacity']!r}")
+    return TileQuery(selected, windows, colors, labels, opacity)
 
 
 def _selector(name: str, text: str, size: int) -> int | slice:

@@ -21,7 +21,7 @@ except ImportError:  # pragma: no cover - isal has wheels for the usual platform
     from zlib import compress as _deflate
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
     from numpy.typing import NDArray
 
@@ -38,9 +38,13 @@ __all__ = [
     "encode_image",
     "encode_npy",
     "encode_png",
+    "label_colors",
+    "overlay_labels",
     "parse_color",
     "render_tile",
 ]
+
+RGBA = tuple[int, int, int, int]
 
 Window = tuple[float, float]
 
@@ -214,14 +218,56 @@ def encode_image(rgb: NDArray[np.uint8], ext: str) -> bytes:
     return out.getvalue()
 
 
+def label_colors(values: NDArray[Any], listed: Mapping[int, RGBA]) -> NDArray[np.uint8]:
+    """The RGBA colour of each label value: its ``image-label`` colour when listed; else
+    transparent for 0 (background) and a bright colour hashed from the value for others (the
+    same value has the same colour in every tile): ``(..., 4)`` uint8."""
+    flat = np.asarray(values).ravel()
+    unique, inverse = np.unique(flat, return_inverse=True)
+    hashed = (unique.astype(np.uint64) * np.uint64(2654435761)) & np.uint64(0xFFFFFF)
+    table = np.empty((len(unique), 4), dtype=np.uint8)
+    for i, shift in enumerate((16, 8, 0)):  # 64..255 per component: never near black
+        component = (hashed >> np.uint64(shift)) & np.uint64(0xFF)
+        table[:, i] = 64 + component * 191 // 255
+    table[:, 3] = 255
+    table[unique == 0] = 0
+    for i, value in enumerate(unique.tolist()):
+        color = listed.get(value) if isinstance(value, int) else None
+        if color is not None:
+            table[i] = color
+    return table[inverse].reshape((*np.shape(values), 4))
+
+
+def overlay_labels(
+    rgb: NDArray[np.uint8],
+    labels: Sequence[tuple[NDArray[Any], Mapping[int, RGBA]]],
+    opacity: float,
+) -> NDArray[np.uint8]:
+    """``rgb`` with each label plane painted over it (in order): a pixel takes its label's
+    colour at ``opacity`` times the colour's alpha."""
+    out = rgb.astype(np.float32)
+    for plane, listed in labels:
+        rgba = label_colors(plane, listed).astype(np.float32)
+        alpha = rgba[..., 3:] * np.float32(opacity / 255)
+        out = out * (1 - alpha) + rgba[..., :3] * alpha
+    result: NDArray[np.uint8] = np.rint(out).astype(np.uint8)
+    return result
+
+
 def render_tile(
     planes: Sequence[NDArray[Any]],
     windows: Sequence[Window],
     colors: Sequence[tuple[int, int, int]],
     ext: str,
+    labels: Sequence[tuple[NDArray[Any], Mapping[int, RGBA]]] = (),
+    label_opacity: float = 0.5,
 ) -> bytes:
-    """:func:`composite` then :func:`encode_image` (one worker-thread call)."""
-    return encode_image(composite(planes, windows, colors), ext)
+    """:func:`composite`, the ``labels`` overlaid (:func:`overlay_labels`), then
+    :func:`encode_image` (one worker-thread call)."""
+    rgb = composite(planes, windows, colors)
+    if labels:
+        rgb = overlay_labels(rgb, labels, label_opacity)
+    return encode_image(rgb, ext)
 
 
 def encode_npy(data: NDArray[Any]) -> bytes:

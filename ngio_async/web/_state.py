@@ -159,6 +159,8 @@ class Entry:
     _windows: list[Window] | None = None
     _labels: list[str] | None = None
     _lock: anyio.Lock = field(default_factory=anyio.Lock)
+    #: its label images opened for overlays (closed with it)
+    _label_entries: dict[str, Entry] = field(default_factory=dict)
 
     @property
     def n_channels(self) -> int:
@@ -227,6 +229,45 @@ class Entry:
                     )
                     self._labels = []
             return self._labels
+
+    async def label(self, name: str) -> Entry:
+        """Label image ``name`` (one :meth:`label_names` lists), opened once and kept open
+        with the image; 404 for another name, 502 when it cannot be opened."""
+        names = await self.label_names()
+        if name not in names:
+            raise ApiError(
+                404, "unknown_label", f"dataset {self.name!r} has no label image {name!r} ({names})"
+            )
+        async with self._lock:
+            entry = self._label_entries.get(name)
+            if entry is None:
+                try:
+                    ds = await self.dataset.labels.open(name, mode="r")
+                except (MetadataError, UnsupportedError, NotFoundError, CodecError) as exc:
+                    logger.warning(
+                        "dataset %r: label image %r cannot be opened: %s",
+                        self.name,
+                        name,
+                        redact(f"{type(exc).__name__}: {exc}"),
+                    )
+                    raise ApiError(
+                        502,
+                        "label_unavailable",
+                        f"label image {name!r} of dataset {self.name!r} cannot be opened "
+                        "(see the server log)",
+                    ) from None
+                label_name = f"{self.name}/labels/{name}"
+                entry = Entry(label_name, ds, True, dataset_identity(label_name, ds))
+                self._label_entries[name] = entry
+            return entry
+
+    async def aclose(self) -> None:
+        """Close its label images, then the dataset if the app opened it."""
+        labels, self._label_entries = list(self._label_entries.values()), {}
+        for label in labels:
+            await label.dataset.aclose()
+        if self.owned:
+            await self.dataset.aclose()
 
 
 class _Owner:
@@ -612,7 +653,7 @@ class WebState:
             del self.open_fields[victim.name]
             entry, victim.entry = victim.entry, None
             victim.windows, victim.labels = entry._windows, entry._labels
-            await entry.dataset.aclose()
+            await entry.aclose()
 
     async def close_fields(self) -> None:
         """Close every open field (at shutdown)."""
@@ -620,4 +661,4 @@ class WebState:
             _, slot = self.open_fields.popitem(last=False)
             entry, slot.entry = slot.entry, None
             if entry is not None:
-                await entry.dataset.aclose()
+                await entry.aclose()

@@ -10,6 +10,7 @@ const state = {
   ready: false, // true once the current dataset's first tile has loaded
   dataset: null, // the /api/datasets/{name} document
   channels: [], // [{index, label, color, window, auto, active}] as currently selected
+  labels: [], // [{name, shown}]: the dataset's label images, overlaid when shown
   planes: {}, // {t, z} indices for the axes the dataset has
   tileRequests: 0, // tile URLs handed to OpenSeadragon
   tilesLoaded: 0, // "tile-loaded" events (tiles that downloaded new data)
@@ -199,6 +200,8 @@ function tileQuery() {
     params.push(`window=${windows.map((w) => `${w[0]}:${w[1]}`).join(",")}`);
   }
   params.push(`color=${active.map((c) => c.color).join(",")}`);
+  const labels = state.labels.filter((l) => l.shown);
+  if (labels.length) params.push(`labels=${labels.map((l) => encodeURIComponent(l.name)).join(",")}`);
   return `?${params.join("&")}`;
 }
 
@@ -434,6 +437,22 @@ function renderChannels() {
   }
 }
 
+// The label images: a checkbox each, painting it over the tiles (the server composites it).
+function renderLabels() {
+  $("labels").hidden = !state.labels.length;
+  $("label-list").replaceChildren(
+    ...state.labels.map((label) => {
+      const box = el("input", { type: "checkbox", checked: label.shown, title: "overlay this label image" });
+      box.dataset.label = label.name;
+      box.addEventListener("change", () => {
+        label.shown = box.checked;
+        refreshSoon();
+      });
+      return el("label", { className: "channel" }, box, el("span", { className: "name", textContent: label.name }));
+    }),
+  );
+}
+
 function renderPlanes(ds) {
   const box = $("planes");
   box.replaceChildren();
@@ -478,10 +497,12 @@ async function openDataset(name) {
     active: c.display?.shown ?? c.active ?? true,
   }));
   if (state.channels.length && !state.channels.some((c) => c.active)) state.channels[0].active = true;
+  state.labels = (ds.labels ?? []).map((name) => ({ name, shown: false }));
   $("ds-name").textContent = ds.name;
   renderInfo(ds);
   renderFieldPicker(ds, token).catch(() => {}); // optional: the plate's other fields
   renderChannels();
+  renderLabels();
   renderPlanes(ds);
   if (osdMissing()) {
     $("osd").replaceChildren(el("div", { className: "message", textContent: MISSING_ASSETS }));

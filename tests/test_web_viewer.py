@@ -1,7 +1,7 @@
-"""The browser viewer groups a bioformats2raw container's images under the container (they
-were listed flat among the images) and moves between them with the image picker; headless
-Chromium against the real server (skips without Chromium or OpenSeadragon, like
-test_viewer_browser.py, whose helpers it uses)."""
+"""The browser viewer: it groups a bioformats2raw container's images under the container (they
+were listed flat among the images) and moves between them with the image picker; it overlays
+label images (they were not shown at all). Headless Chromium against the real server (skips
+without Chromium or OpenSeadragon, like test_viewer_browser.py, whose helpers it uses)."""
 
 from __future__ import annotations
 
@@ -66,3 +66,31 @@ async def test_viewer_groups_container_images(tmp_path: Path) -> None:
             ".map(a => a.textContent).join(',') || null"
         )
         assert struck == "3"
+
+
+async def test_viewer_overlays_a_label_image(tmp_path: Path) -> None:
+    chromium = _require_browser()
+    url = str(tmp_path / "img.zarr")
+    with ngio_async.create(url, shape=(64, 64), dtype="uint8", axes="yx", levels=1) as ds:
+        ds.write(np.full((64, 64), 100, "uint8"))
+        cells = ds.labels.create("cells", colors={1: (255, 0, 0, 255)})
+        cells.write(np.ones((64, 64), "uint32"))
+    served: list[str] = []
+    async with (
+        running_server({"img": url}, served) as base,
+        launch(chromium, tmp_path / "profile") as page,
+    ):
+        await page.goto(f"{base}/#/img")
+        await page.wait_for("window.ngioViewer.tilesLoaded > 0")
+        assert "labels=" not in served[-1]
+        shown = "!document.getElementById('labels').hidden"
+        assert await page.evaluate(shown)
+        await page.evaluate(
+            "(() => { const b = document.querySelector('#label-list input[data-label=cells]');"
+            " b.checked = true; b.dispatchEvent(new Event('change')); })()"
+        )
+        await page.wait_for(
+            "ngioViewer.lastTileUrl.includes('labels=cells') && ngioViewer.tilesLoaded > 1"
+        )
+        assert "labels=cells" in served[-1]
+        assert await page.evaluate("ngioViewer.failures") == []
