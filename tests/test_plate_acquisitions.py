@@ -59,3 +59,16 @@ async def test_acquisitions_pass_strict_validation(
         assert [a.maximumfieldcount for a in plate.acquisitions] == [4, 1, 1]
     ngio = pytest.importorskip("ngio")
     assert ngio.open_ome_zarr_plate(str(path)).acquisition_ids == [0, 1, 2]
+
+
+async def test_fields_naming_no_acquisition_belong_to_the_only_one() -> None:
+    """NGFF requires a field's ``acquisition`` only in plates of several: in a plate of one,
+    ``image_paths(acquisition=<its id>)`` left out the fields that name none."""
+    async with ngio_async.create_plate_async(
+        "memory://", rows=["A"], columns=["1"], acquisitions=[3]
+    ) as plate:
+        await (await plate.add_image("A/1", field="0", **FIELD)).aclose()
+        await (await plate.add_image("A/1", field="1", acquisition=3, **FIELD)).aclose()
+        assert [im.acquisition for im in (await plate.well("A/1")).images] == [None, 3]
+        assert await plate.image_paths(acquisition=3) == [("A/1", "0"), ("A/1", "1")]
+        assert await plate.image_paths(acquisition=4) == []

@@ -377,7 +377,8 @@ class Plate(StoreNode):
     async def image_paths(self, acquisition: int | None = None) -> list[tuple[str, str]]:
         """``(well path, field path)`` of every field (of one ``acquisition``, or all), in
         metadata order. The wells not read yet are read concurrently (at most
-        ``limits.max_requests`` at a time)."""
+        ``limits.max_requests`` at a time). In a plate of one acquisition, the fields that
+        name none (NGFF requires it with several only) are that acquisition's."""
         self._check_open()
         wells = self.wells
 
@@ -385,7 +386,16 @@ class Plate(StoreNode):
             await self.well(path)
 
         await _run_all([w for w in wells if w not in self._wells], read, self.limits.max_requests)
-        return [(w, f) for w in wells for f in self._wells[w].field_paths(acquisition)]
+        ids = [a.id for a in self.acquisitions]
+        implied = ids[0] if len(ids) == 1 else None
+        return [
+            (w, im.path)
+            for w in wells
+            for im in self._wells[w].images
+            if acquisition is None
+            or im.acquisition == acquisition
+            or (im.acquisition is None and acquisition == implied)
+        ]
 
     async def image(
         self,
