@@ -132,3 +132,32 @@ def test_info_reads_a_04_hierarchy_without_asking_for_05_documents(
     info = json.loads(out)["plate"]
     assert [w["fields"] for w in info["wells"]] == [["0", "1"], ["0"], ["0"]]
     assert info["first_field"]["labels"][0]["name"] == "cells"
+
+
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+def test_validate_reads_each_document_once(
+    http_root: Path, http_server: StaticServer, version: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Over HTTP, ``validate`` asks for each group's and array's document once (the labels
+    group was probed with two HEADs, then read; a 0.4 child was asked for a zarr.json first)."""
+    path = image(http_root / "img.zarr", version, levels=1)
+    with ngio_async.open(str(path), mode="r+") as ds:
+        ds.labels.create("cells", dtype="uint8").close()
+    image(http_root / "bare.zarr", version, levels=1)  # no labels group: both documents miss
+    v3 = version == "0.5"
+    group, array = ("zarr.json", "zarr.json") if v3 else (".zattrs", ".zarray")
+    expected = {
+        "img.zarr": [group, f"0/{array}", f"labels/{group}", f"labels/cells/{group}"]
+        + [f"labels/cells/0/{array}"]
+        + ([] if v3 else ["zarr.json"]),  # the root's version is not known yet
+        "bare.zarr": [group, f"0/{array}", "labels/zarr.json", "labels/.zattrs"]
+        + ([] if v3 else ["zarr.json"]),
+    }
+    for name, keys in expected.items():
+        http_server.reset()
+        code, out, err = run(["validate", "--json", f"{http_server.url}{name}"], capsys)
+        assert code == 0 and json.loads(out)["valid"], err
+        seen = [r.path for r in http_server.requests]
+        assert sorted(set(seen)) == sorted(f"/{name}/{k}" for k in keys), (seen, keys)
+        assert len(seen) <= len(keys) + 1  # the store confirms its first miss once
+        assert {r.method for r in http_server.requests} == {"GET"}  # no HEAD, then GET

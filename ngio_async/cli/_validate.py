@@ -147,19 +147,7 @@ class _Walker:
             return
         assert self.tg is not None
         version = kw.get("parent_version")
-        if kind == "labels_optional":
-            self.tg.start_soon(self.optional_labels, root, depth, version)
-        else:
-            self.tg.start_soon(self.node, root, kind, depth, version, kw.get("ref"))
-
-    async def optional_labels(self, root: str, depth: int, parent_version: str | None) -> None:
-        """An image's ``labels`` group: absent is fine (no labels), present is validated."""
-        async with self.limiter:
-            present = await self.store.exists(join(root, "zarr.json")) or await self.store.exists(
-                join(root, ".zattrs")
-            )
-        if present:
-            await self.node(root, "labels", depth, parent_version)
+        self.tg.start_soon(self.node, root, kind, depth, version, kw.get("ref"))
 
     # -------------------------------------------------------------------- reading
     async def read(
@@ -174,11 +162,13 @@ class _Walker:
 
         ``bare_ok``: a group without NGFF keys is fine (metadata ``None``, nothing recorded).
         """
+        # a 0.4 parent's children are 0.4 groups: .zattrs first (no zarr.json miss per group)
+        names = (".zattrs", "zarr.json") if parent_version == "0.4" else ("zarr.json", ".zattrs")
         async with self.limiter:
-            key = join(root, "zarr.json")
+            key = join(root, names[0])
             raw = await self.store.get(key)
             if raw is None:
-                key = join(root, ".zattrs")
+                key = join(root, names[1])
                 raw = await self.store.get(key)
         if raw is None:
             return join(root, "zarr.json"), None, False
@@ -222,8 +212,14 @@ class _Walker:
         parent_version: str | None,
         ref: str | None = None,
     ) -> None:
-        """Validate the group at ``root`` and walk what it references (``ref``: who names it)."""
+        """Validate the group at ``root`` and walk what it references (``ref``: who names it;
+        kind ``labels_optional``: an image's ``labels`` group, which may be absent)."""
+        optional = kind == "labels_optional"
+        if optional:
+            kind = "labels"
         key, meta, found = await self.read(root, kind, parent_version)
+        if not found and optional:  # no labels
+            return
         self.report.nodes[root] = kind or "root"
         if self.on_node is not None:
             self.on_node(len(self.report.nodes))
