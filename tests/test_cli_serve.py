@@ -147,3 +147,27 @@ def test_max_open_fields_reaches_the_server(
     assert seen["max_open_fields"] == 3
     assert main(["serve", "p.zarr", "--max-open-fields", "0"]) == 2
     assert "--max-open-fields" in capsys.readouterr().err
+
+
+def test_serve_container_subprocess(tmp_path: Path) -> None:
+    """A bioformats2raw container: its images are counted and named at start-up (none opened)."""
+    from test_validate_bf2raw import container
+
+    path = container(tmp_path, "0.5", ("0", "1"), ome={"series": ["0", "1"]})
+    code = "import sys; from ngio_async.cli.main import main; sys.exit(main(sys.argv[1:]))"
+    argv = [sys.executable, "-c", code, "serve", str(path), "--port", "0", "--name", "slide"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        line = next((line for line in proc.stdout if line.startswith("serving")), "")
+        assert line.startswith("serving 2 dataset(s) (slide: a container of 2 images) at "), line
+        url = line.split(" at ")[1].strip()
+        with urllib.request.urlopen(f"{url}api/datasets/slide/1", timeout=10) as resp:
+            assert json.load(resp)["container"] == {"name": "slide", "path": "1"}
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
