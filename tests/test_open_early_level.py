@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
+import anyio
 import numpy as np
 import pytest
 
@@ -60,3 +61,24 @@ async def test_a_missing_image_is_a_plain_not_found(tmp_path: Path) -> None:
         with pytest.raises(ngio_async.NotFoundError):  # not an exception group
             await ngio_async.open_async(store)
         assert store.in_flight == 0
+
+
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+async def test_a_group_read_takes_the_early_answer(tmp_path: Path, version: str) -> None:
+    """A bioformats2raw container's first image has its group document at ``0/zarr.json``
+    (0.5), the first level's guess: ``read_group_metadata(..., early=)`` takes that answer
+    (present, or missing for 0.4) instead of asking again."""
+    from test_validate_bf2raw import container
+
+    from ngio_async.images._open import EarlyGet, first_level_key, read_group_metadata
+
+    path = container(tmp_path, version)
+    store = InstrumentedStore(open_store(str(path)), latency=0.01)
+    async with store, anyio.create_task_group() as tg:
+        early = EarlyGet(store, first_level_key("", None))
+        tg.start_soon(early.run)
+        meta = await read_group_metadata(store, "0", early=early)
+    assert meta.multiscales is not None
+    assert _gets(store) == (
+        {"0/zarr.json": 1} if version == "0.5" else {"0/zarr.json": 1, "0/.zattrs": 1}
+    )

@@ -42,7 +42,12 @@ def _at(store: AsyncStore, path: str) -> str:
 
 
 async def read_group_metadata(
-    store: AsyncStore, root: str, *, parent_version: str | None = None, plain_ok: bool = False
+    store: AsyncStore,
+    root: str,
+    *,
+    parent_version: str | None = None,
+    plain_ok: bool = False,
+    early: EarlyGet | None = None,
 ) -> OmeMetadata:
     """The validated NGFF metadata of the group at ``root`` (0.5 ``zarr.json`` or 0.4 ``.zattrs``).
 
@@ -50,24 +55,26 @@ async def read_group_metadata(
     omits ``ome.version`` (ome-zarr-py 0.18 writes its ``labels`` group so). ``plain_ok``: a 0.5
     group without ``ome`` attributes (a plain zarr group) is empty metadata, not an error, and a
     group whose two documents are both denied (403: how stores that may not list answer for
-    missing keys) is not found.
+    missing keys) is not found. ``early``: a GET already started for one of its documents (a
+    bioformats2raw container's first image, ``0/zarr.json``, is the first level's guess).
 
     :raises NotFoundError: no zarr group at ``root``.
     :raises MetadataError: the metadata is invalid (the message names the key and JSON path).
     """
+    get = store.get if early is None else early.get
     zattrs: Any = _UNREAD  # .zattrs as read first (bytes, None: missing, or the 403)
     if parent_version == "0.4":
         # a 0.4 parent's children are 0.4 groups: .zattrs first, no zarr.json miss per group
         # (a child without one goes on in the usual order, without reading .zattrs again)
         try:
-            zattrs = await store.get(join(root, ".zattrs"))
+            zattrs = await get(join(root, ".zattrs"))
         except PermissionDeniedError as exc:
             zattrs = exc
         if zattrs is not None and not isinstance(zattrs, PermissionDeniedError):
             return _zattrs_metadata(zattrs, store, join(root, ".zattrs"), plain_ok)
     key = join(root, "zarr.json")
     try:
-        raw = await store.get(key)
+        raw = await get(key)
     except PermissionDeniedError as exc:
         # stores that may not list answer 403 for a missing key (S3 without s3:ListBucket):
         # a 0.4 image has no zarr.json; its .zattrs decides
@@ -104,7 +111,7 @@ async def read_group_metadata(
     key = join(root, ".zattrs")
     try:
         if zattrs is _UNREAD:
-            raw = await store.get(key)
+            raw = await get(key)
         elif isinstance(zattrs, PermissionDeniedError):
             raise zattrs
         else:
