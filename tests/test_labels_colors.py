@@ -113,6 +113,11 @@ async def test_created_colors_and_properties_open_in_ngio(
             "a", colors={1: [255, 0, 0, 255], 2: [0, 255, 0, 255]}, properties=[{"label-value": 3}]
         )
         await ds.labels.create("b", colors=[{"label-value": 1}])
+        c = await ds.labels.create("c", colors={1: None, 2: [1, 2, 3, 4]})  # None: derived
+        assert c.metadata.ome.image_label is not None
+        assert [x.rgba for x in c.metadata.ome.image_label.colors or []][1] == [1, 2, 3, 4]
+        assert all(x.rgba for x in c.metadata.ome.image_label.colors or [])
+        await c.aclose()
         a = await ds.labels.open("a")
         image_label = a.metadata.ome.image_label
         await a.aclose()
@@ -120,5 +125,5 @@ async def test_created_colors_and_properties_open_in_ngio(
     assert [c.label_value for c in image_label.colors or []] == [1, 2, 3]
     assert [p.label_value for p in image_label.properties or []] == [3, 1, 2]
     container = ngio.open_ome_zarr_container(str(path))
-    for name in ("a", "b"):
+    for name in ("a", "b", "c"):
         assert container.get_label(name).shape == (16, 16)

@@ -49,7 +49,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Labels", "plan_label"]
 
-ColorSpec = Mapping[int, Sequence[int]] | Sequence[Mapping[str, Any] | Any]
+ColorSpec = Mapping[int, Sequence[int] | None] | Sequence[Mapping[str, Any] | Any]
 
 
 _METADATA_KEYS = frozenset({".zattrs", ".zgroup", ".zarray", ".zmetadata", "zarr.json"})
@@ -115,8 +115,11 @@ def _colors_json(colors: ColorSpec | None) -> list[dict[str, Any]] | None:
         return None
     if isinstance(colors, Mapping):
         # the values go through as given: validation names a float or a bool (NGFF: integers)
-        return [
-            {"label-value": _plain(v), "rgba": _plain(list(rgba))} for v, rgba in colors.items()
+        return [  # a None color: derived (see _consistent)
+            {"label-value": _plain(v)}
+            if rgba is None
+            else {"label-value": _plain(v), "rgba": _plain(list(rgba))}
+            for v, rgba in colors.items()
         ]
     return [_plain(dict(c)) if isinstance(c, Mapping) else _dump(c) for c in colors]
 
