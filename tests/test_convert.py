@@ -1131,3 +1131,59 @@ def test_bucket_paths_are_literal_when_telling_source_and_destination_apart(
     check_distinct(src, dst)  # different keys: no 'the destination is the source'
     with pytest.raises(ValueError, match="is the source"):
         check_distinct(src, src)
+
+
+def _zarr_python_source(path: Path, zarr_format: int, compressor: Any) -> NDArray[Any]:
+    """A one-level cyx image whose array zarr-python wrote with ``compressor``."""
+    data = ramp((2, 40, 48))
+    ngio_async.create(
+        path, shape=data.shape, dtype="uint16", axes="cyx", levels=1,
+        ngff_version="0.4" if zarr_format == 2 else "0.5",
+    ).close()  # fmt: skip
+    arr = zarr.create_array(
+        path / "0", shape=data.shape, chunks=(1, 16, 16), dtype="uint16", overwrite=True,
+        compressors=compressor, zarr_format=zarr_format,  # type: ignore[arg-type]
+        dimension_names=None if zarr_format == 2 else ("c", "y", "x"),
+    )  # fmt: skip
+    arr[...] = data
+    return data
+
+
+_V2_BLOSC = {"id": "blosc", "cname": "lz4", "clevel": 3, "shuffle": 2, "blocksize": 0}
+_V3_BLOSC = {"cname": "lz4", "clevel": 3, "shuffle": "bitshuffle", "typesize": 2, "blocksize": 0}
+
+
+@pytest.mark.parametrize("target", ["0.4", "0.5"])
+@pytest.mark.parametrize(
+    ("zarr_format", "compressor", "v2", "v3"),
+    [
+        (2, "blosc-lz4", _V2_BLOSC, {"name": "blosc", "configuration": _V3_BLOSC}),
+        (2, "zstd-7", {"id": "zstd", "level": 7}, {"name": "zstd", "configuration": {"level": 7, "checksum": False}}),
+        (3, "blosc-lz4", _V2_BLOSC, {"name": "blosc", "configuration": _V3_BLOSC}),
+        (3, "gzip-9", {"id": "gzip", "level": 9}, {"name": "gzip", "configuration": {"level": 9}}),
+    ],
+)  # fmt: skip
+async def test_the_source_compressor_is_kept_with_its_settings(
+    tmp_path: Path, target: str, zarr_format: int, compressor: str, v2: Any, v3: Any
+) -> None:
+    """``compressor=None`` keeps the source's: blosc's ``cname``, levels, shuffle (was: the
+    nearest of this library's names, blosc-lz4 rewritten as blosc-zstd level 5)."""
+    import numcodecs
+    from zarr.codecs import BloscCodec, GzipCodec
+
+    made = {
+        (2, "blosc-lz4"): numcodecs.Blosc("lz4", 3, numcodecs.Blosc.BITSHUFFLE),
+        (2, "zstd-7"): numcodecs.Zstd(level=7),
+        (3, "blosc-lz4"): BloscCodec(cname="lz4", clevel=3, shuffle="bitshuffle"),
+        (3, "gzip-9"): GzipCodec(level=9),
+    }[(zarr_format, compressor)]
+    src, dst = tmp_path / "src.zarr", tmp_path / "dst.zarr"
+    data = _zarr_python_source(src, zarr_format, made)
+    await ngio_async.convert(src, dst, ngff_version=target)  # type: ignore[arg-type]
+    if target == "0.4":
+        assert json.loads((dst / "0" / ".zarray").read_text())["compressor"] == v2
+    else:
+        doc = json.loads((dst / "0" / "zarr.json").read_text())
+        codecs = doc["codecs"][0]["configuration"]["codecs"]  # sharded
+        assert codecs[1:] == [v3]
+    np.testing.assert_array_equal(zarr.open_array(dst / "0")[...], data)

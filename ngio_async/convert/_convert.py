@@ -82,7 +82,7 @@ if TYPE_CHECKING:
 
     from .._limits import Limits
     from ..meta import OmeMetadata
-    from ..meta.zarr import ArrayMeta
+    from ..meta.zarr import ArrayMeta, Codec
 
 __all__ = ["ConvertResult", "convert", "convert_many", "convert_many_sync", "convert_sync"]
 
@@ -397,6 +397,134 @@ def _native(dtype: np.dtype[Any]) -> np.dtype[Any]:
     return dtype.newbyteorder("=") if dtype.byteorder == ">" else dtype
 
 
+_SHUFFLES: dict[int, Literal["noshuffle", "shuffle", "bitshuffle"]] = {
+    0: "noshuffle",
+    1: "shuffle",
+    2: "bitshuffle",
+}
+
+
+def _kept_v3(src: ArrayMeta, dtype: np.dtype[Any]) -> tuple[Codec, ...] | None:
+    """The source's compressors as zarr v3 bytes-to-bytes codecs, settings included (``None``:
+    none this library maps exactly; the closest :func:`create_async` name is used then)."""
+    from ..meta.zarr import (
+        ArrayV2Meta,
+        BloscCodec,
+        BloscConfig,
+        BytesCodec,
+        Crc32cCodec,
+        GzipCodec,
+        GzipConfig,
+        NumcodecsCodec,
+        ShardingCodec,
+        ZstdCodec,
+        ZstdConfig,
+    )
+
+    if isinstance(src, ArrayV2Meta):
+        conf = src.compressor
+        cid = None if conf is None else conf.get("id")
+        try:
+            if cid == "zstd" and conf is not None:
+                level, checksum = int(conf.get("level", 0)), bool(conf.get("checksum", False))
+                return (ZstdCodec(ZstdConfig(level=level, checksum=checksum)),)
+            if cid == "gzip" and conf is not None:
+                return (GzipCodec(GzipConfig(level=int(conf.get("level", 1)))),)
+            if cid == "blosc" and conf is not None:
+                auto = "bitshuffle" if dtype.itemsize == 1 else "shuffle"  # AUTOSHUFFLE (-1)
+                blosc = {
+                    "cname": conf.get("cname", "lz4"),  # checked: one of blosc's names
+                    "clevel": int(conf.get("clevel", 5)),
+                    "shuffle": _SHUFFLES.get(int(conf.get("shuffle", 1)), auto),
+                    "typesize": dtype.itemsize,
+                    "blocksize": int(conf.get("blocksize", 0)),
+                }
+                return (BloscCodec(msgspec.convert(blosc, BloscConfig)),)
+        except (TypeError, ValueError, msgspec.ValidationError):
+            return None
+        return None
+    codecs = src.codecs
+    if len(codecs) == 1 and isinstance(codecs[0], ShardingCodec):
+        codecs = codecs[0].configuration.codecs
+    if not codecs or not isinstance(codecs[0], BytesCodec):
+        return None  # array-to-array codecs (dropped: values are copied) or nested sharding
+    kept = codecs[1:]
+    ok = (ZstdCodec, GzipCodec, BloscCodec, Crc32cCodec)
+    if all(
+        isinstance(c, ok) or (isinstance(c, NumcodecsCodec) and c.kind == "bytes") for c in kept
+    ):
+        return tuple(kept)
+    return None
+
+
+def _kept_v2(src: ArrayMeta, dtype: np.dtype[Any]) -> dict[str, Any] | bool | None:
+    """The source's compressor as a zarr v2 ``compressor``, settings included (``False``: none
+    this library maps exactly)."""
+    from ..meta.zarr import ArrayV2Meta, BloscCodec, GzipCodec, ZstdCodec
+
+    if isinstance(src, ArrayV2Meta):
+        return src.compressor  # decodable, so encodable (numcodecs); filters are dropped
+    kept = _kept_v3(src, dtype)
+    if kept is None or len(kept) > 1:
+        return False
+    if not kept:
+        return None
+    codec = kept[0]
+    if isinstance(codec, ZstdCodec):
+        zstd: dict[str, Any] = {"id": "zstd", "level": codec.configuration.level}
+        return zstd | ({"checksum": True} if codec.configuration.checksum else {})
+    if isinstance(codec, GzipCodec):
+        return {"id": "gzip", "level": codec.configuration.level}
+    if isinstance(codec, BloscCodec):
+        conf = codec.configuration
+        shuffle = conf.shuffle if isinstance(conf.shuffle, str) else None
+        numbers = {name: n for n, name in _SHUFFLES.items()}
+        return {
+            "id": "blosc",
+            "cname": conf.cname,
+            "clevel": conf.clevel,
+            "shuffle": numbers[shuffle] if shuffle else (2 if dtype.itemsize == 1 else 1),
+            "blocksize": conf.blocksize,
+        }
+    return False
+
+
+def _keep_compressor(meta: ArrayMeta, src: ArrayMeta, dtype: np.dtype[Any]) -> ArrayMeta:
+    """``meta`` with ``src``'s compressor and its settings (blosc's ``cname``, levels, shuffle)
+    where they map exactly, across zarr formats too."""
+    from msgspec.structs import replace
+
+    from ..meta.zarr import (
+        ArrayV2Meta,
+        BytesCodec,
+        ShardingCodec,
+        decode_array_v2,
+        decode_array_v3,
+        encode_array_v2,
+        encode_array_v3,
+    )
+
+    if isinstance(meta, ArrayV2Meta):
+        conf = _kept_v2(src, dtype)
+        if conf is False:
+            return meta
+        return decode_array_v2(encode_array_v2(replace(meta, compressor=conf)))
+    kept = _kept_v3(src, dtype)
+    if kept is None:
+        return meta
+    codecs = meta.codecs
+    sharding = codecs[0] if len(codecs) == 1 and isinstance(codecs[0], ShardingCodec) else None
+    inner = sharding.configuration.codecs if sharding is not None else codecs
+    assert isinstance(inner[0], BytesCodec)
+    inner = (inner[0], *kept)
+    if sharding is not None:
+        config = replace(sharding.configuration, codecs=inner)
+        new: tuple[Codec, ...] = (ShardingCodec(config),)
+    else:
+        new = inner
+    return decode_array_v3(encode_array_v3(replace(meta, codecs=new)))
+
+
 def _level_array(
     shape: tuple[int, ...],
     dtype: np.dtype[Any],
@@ -414,7 +542,8 @@ def _level_array(
     comp: Any = _compressor_of(src_meta) if compressor is None else (compressor or None)
     fill = _fill_value(src_meta.fill_value, dtype)
     if version == "0.4":
-        return array_meta_v2(shape, dtype, lchunks, comp, fill)
+        meta_v2 = array_meta_v2(shape, dtype, lchunks, comp, fill)
+        return meta_v2 if compressor is not None else _keep_compressor(meta_v2, src_meta, dtype)
     lshards: tuple[int, ...] | None
     if shards is False:
         lshards = None
@@ -429,7 +558,8 @@ def _level_array(
         lshards = default_shards(shape, axes, lchunks)
     if lshards is not None and any(s % c for s, c in zip(lshards, lchunks, strict=True)):
         raise ValueError(f"shards {lshards} must be whole multiples of the chunks {lchunks}")
-    return array_meta_v3(shape, dtype, axes, lchunks, lshards, comp, fill)
+    meta = array_meta_v3(shape, dtype, axes, lchunks, lshards, comp, fill)
+    return meta if compressor is not None else _keep_compressor(meta, src_meta, dtype)
 
 
 def _per_image(value: Any, src_axes: Sequence[str], image_axes: Sequence[str]) -> Any:
@@ -582,7 +712,11 @@ async def _unmark(store: AsyncStore, version: str) -> None:
         raise NotFoundError(f"{store.url}/{key} is gone", url=store.url, key=key)
     doc = msgspec.json.decode(bytes(raw))
     attrs = doc if version == "0.4" else doc["attributes"]
-    attrs.pop("ngio_async", None)
+    mark = attrs.get("ngio_async")
+    if isinstance(mark, dict):
+        mark.pop("convert", None)
+        if not mark:
+            del attrs["ngio_async"]
     await store.put(key, msgspec.json.encode(doc))
 
 
@@ -657,7 +791,11 @@ async def _run_jobs(
     attrs = to_attrs(jobs[0].plan.ome, version)
     extra = extra_levels is not None and extra_levels > len(image.levels)
     if extra and not root:  # still unfinished while they are built (a container's is)
-        attrs.update(_UNFINISHED)
+        mark = attrs.get("ngio_async")
+        attrs["ngio_async"] = {
+            **(mark if isinstance(mark, dict) else {}),
+            **_UNFINISHED["ngio_async"],
+        }
     await _write_group(store, root, attrs, version)  # last
     if extra:
         await image.build_pyramid(levels=extra_levels)
