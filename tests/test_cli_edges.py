@@ -161,3 +161,23 @@ def test_validate_reads_each_document_once(
         assert sorted(set(seen)) == sorted(f"/{name}/{k}" for k in keys), (seen, keys)
         assert len(seen) <= len(keys) + 1  # the store confirms its first miss once
         assert {r.method for r in http_server.requests} == {"GET"}  # no HEAD, then GET
+
+
+@pytest.mark.parametrize("url", ["s3://bucket/img.zarr", "gs://bucket/img.zarr", "az://c/img.zarr"])
+def test_missing_credentials_are_explained_in_the_command_lines_words(url: str) -> None:
+    """The stores' advice names ``anonymous=True`` and ``access_key_id=``-style keywords; the
+    command line says ``--anonymous`` and the environment variables only."""
+    from obstore import exceptions as obs_exc
+
+    from ngio_async.cli._common import describe_error
+    from ngio_async.stores import open_store
+
+    options = {"account_name": "acct"} if url.startswith("az") else {}
+    store = open_store(url, **options)
+    fetch = "Generic error: PUT http://169.254.169.254/latest/api/token: status 403"
+    with pytest.raises(ngio_async.PermissionDeniedError) as info:  # noqa: SIM117
+        with store._map_exceptions("zarr.json"):  # type: ignore[attr-defined]
+            raise obs_exc.GenericError(fetch)
+    code, message = describe_error(info.value)
+    assert code == 2 and message.startswith("permission denied: no credentials for")
+    assert "--anonymous" in message and "=" not in message.split("(Generic")[0], message

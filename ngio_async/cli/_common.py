@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -111,6 +112,10 @@ def store_options(args: argparse.Namespace, url: str | None = None) -> dict[str,
     return options
 
 
+#: the API's keywords in a missing-credentials message (the command line takes the environment's)
+_CREDENTIAL_ARGS = re.compile(r" \(or pass [a-z_]+=[^)]*\)")
+
+
 def describe_error(exc: BaseException) -> tuple[int, str]:
     """The exit status and the one-line message for an exception."""
     exc = first_leaf(exc)
@@ -120,6 +125,8 @@ def describe_error(exc: BaseException) -> tuple[int, str]:
     if isinstance(exc, NotFoundError):
         return EXIT_ERROR, f"not found: {text}"
     if isinstance(exc, PermissionDeniedError):
+        if "anonymous=True" in text:  # the stores' advice, in the command line's words
+            text = _CREDENTIAL_ARGS.sub("", text).replace("anonymous=True", "--anonymous")
         return EXIT_ERROR, f"permission denied: {text}"
     if isinstance(exc, StoreTimeoutError):
         return EXIT_ERROR, f"timed out: {text}"
