@@ -175,3 +175,18 @@ async def test_a_series_naming_a_missing_image(tmp_path: Path, version: str) -> 
         assert (await client.get(f"/zarr/c%2F2/{zarr_doc}")).status == 200
         assert (await client.get(f"/zarr/c%2F1/{zarr_doc}")).status == 404
         assert (await client.get("/api/datasets/c/9")).status == 404
+
+
+async def test_an_unavailable_image_names_no_local_path(tmp_path: Path) -> None:
+    """The reason a container image cannot be opened names no part of the store's URL, even
+    where its directory names have spaces (the redaction ended the URL at the first one)."""
+    where = tmp_path / "My Scans" / "run 2"
+    where.mkdir(parents=True)
+    path = container(where, "0.5", ("0",), ome={"series": ["0", "1"]})
+    async with TestClient(TestServer(create_app({"c": str(path)}))) as client:
+        listing = await (await client.get("/api/datasets")).json()
+        assert listing["containers"][0]["images"] == ["c/0", "c/1"]
+        resp = await client.get("/api/datasets/c/1")
+        message = (await resp.json())["message"]
+        assert resp.status == 502 and "<url>" in message
+        assert "Scans" not in message and "run 2" not in message and "bf2raw" not in message

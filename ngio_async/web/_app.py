@@ -178,7 +178,8 @@ async def _open_node(name: str, store: AsyncStore, owns: bool) -> Dataset | Plat
     layout = ome is not None and ome.bioformats2raw_layout is not None
     if ome is not None and layout and ome.multiscales is None and not ome.plate:
         series = await container_series(store, "", ome.version)
-        return ContainerEntry(name, store, ome.version, owns, series)
+        unique = list(dict.fromkeys(series))  # an image listed twice is served once
+        return ContainerEntry(name, store, ome.version, owns, unique)
     try:
         return await Dataset.open_in(store, owns_store=owns)
     except (UnsupportedError, MetadataError) as exc:

@@ -603,9 +603,10 @@ class WebState:
         """The answer to a field or image that could not be opened (logged; listed as
         unavailable unless the store failed, which the next request retries)."""
         leaf = first_leaf(exc)
-        reason = redact(f"{type(leaf).__name__}: {leaf}")
-        path = slot.where.path
         owner = slot.owner
+        # the store's URL as a whole: redact() ends a URL at a space, which paths may have
+        reason = redact(f"{type(leaf).__name__}: {leaf}".replace(owner.store.url, "<url>"))
+        path = slot.where.path
         kind, member = owner.kind, owner.member
         if isinstance(leaf, ClosedError):
             return ApiError(503, "closed", "the server is shutting down")
