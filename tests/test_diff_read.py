@@ -285,8 +285,14 @@ def check_tiles(tiles: Iterator[Any], ref: NDArray[Any], params: dict[str, Any])
     for tile in tiles:
         assert_same(tile.data, ref[tile.region])
         assert_same(tile.core_data, ref[tile.core])
-        for c, r in zip(tile.core, tile.region, strict=True):
+        for c, r, b, t in zip(tile.core, tile.region, base, params["shape"], strict=True):
             assert r.start <= c.start <= c.stop <= r.stop
+            if t is None:  # the whole extent
+                assert (c.start, c.stop) == (b.start, b.stop)
+            else:  # aligned to multiples of the tile size, clipped to the region
+                assert c.start == b.start or c.start % t == 0
+                assert c.stop == b.stop or c.stop % t == 0
+                assert c.stop - c.start <= t
         seen[tile.core] += 1
     inside = np.zeros(ref.shape, dtype=bool)
     inside[base] = True

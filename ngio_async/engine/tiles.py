@@ -95,11 +95,12 @@ def tile_grid(
     if any(h < 0 for h in halo):
         raise ValueError(f"overlap must be >= 0, got {overlap}")
     starts: list[list[int]] = []
-    for s, size in zip(region, sizes, strict=True):
+    for s, size, t in zip(region, sizes, tile_shape, strict=True):
         if s.stop <= s.start:
             starts.append([])
             continue
-        first = s.start // size * size
+        # ``None``: one tile of the whole extent, wherever the region starts
+        first = s.start if t is None else s.start // size * size
         starts.append(list(range(first, s.stop, size)))
     grid = tuple(len(st) for st in starts)
 

@@ -1,0 +1,52 @@
+"""Plain regression tests for what the differential read tests (``test_diff_read.py``) found."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pytest
+from images import Spec, write_image
+
+import ngio_async
+from ngio_async.engine import tile_grid
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+def test_a_none_tile_size_is_one_tile_of_the_whole_extent() -> None:
+    """``None`` in a tile shape is the region's whole extent: one tile along that axis, also
+    when the region does not start at a multiple of its length (it was cut at multiples of
+    the extent counted from the origin: slice(3, 5) gave tiles 3:4 and 4:5)."""
+    grid, specs = tile_grid((10, 10), (slice(3, 5), slice(1, 8)), (None, None))
+    assert grid == (1, 1)
+    assert [s.core for s in specs] == [(slice(3, 5), slice(1, 8))]
+    # a sized axis beside it keeps its origin-aligned tiles
+    grid, specs = tile_grid((10, 10), (slice(3, 5), slice(1, 8)), (None, 4), overlap=1)
+    assert grid == (1, 2)
+    assert [(s.core, s.region) for s in specs] == [
+        ((slice(3, 5), slice(1, 4)), (slice(2, 6), slice(0, 5))),
+        ((slice(3, 5), slice(4, 8)), (slice(2, 6), slice(3, 9))),
+    ]
+
+
+@pytest.mark.parametrize("ordered", [True, False])
+def test_tiles_with_none_sizes_over_a_region(tmp_path: Path, ordered: bool) -> None:
+    root = tmp_path / "img.ome.zarr"
+    data = write_image(root, Spec(shape=(3, 20, 24), chunks=(1, 8, 8), levels=1))[0]
+    with ngio_async.open(root) as ds:
+        tiles = list(
+            ds.tiles(shape=(1, None, None), region=(slice(0, 3), slice(3, 5), slice(1, 8)),
+                     ordered=ordered)
+        )  # fmt: skip
+        assert len(tiles) == 3
+        for tile in tiles:
+            assert tile.region[1:] == (slice(3, 5), slice(1, 8))
+            np.testing.assert_array_equal(tile.data, data[tile.region])
+        tiles = list(ds.tiles(shape=(None, None, 5), y=slice(5, 7), x=slice(2, 12)))
+        assert [t.region for t in tiles] == [
+            (slice(0, 3), slice(5, 7), slice(2, 5)),
+            (slice(0, 3), slice(5, 7), slice(5, 10)),
+            (slice(0, 3), slice(5, 7), slice(10, 12)),
+        ]
