@@ -212,3 +212,13 @@ async def test_corrupt_smallest_level_still_describes_and_serves_the_rest(
         assert (await resp.json())["error"] == "store_error"
     assert "default windows from the dtype's range" in caplog.text
     assert str(tmp_path) not in caplog.text
+
+
+def test_redact_takes_store_urls_whole() -> None:
+    """A store URL with spaces (a local directory 'My Scans') is replaced whole: the URL
+    pattern alone stops at the first space and left the path's tail in the log."""
+    from ngio_async.web._errors import redact
+
+    text = "no group at file:///data/My Scans/run 2/img.zarr/0 (missing)"
+    assert redact(text, "file:///data/My Scans/run 2/img.zarr") == "no group at <url>/0 (missing)"
+    assert "run 2" in redact(text)  # what the pattern alone leaves

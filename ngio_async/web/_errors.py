@@ -33,9 +33,12 @@ _SECRET_PARAMS = re.compile(
 _URL = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
 
 
-def redact(text: str) -> str:
-    """``text`` for the log: every URL (store URLs, endpoints; user info and signed queries
-    with them) replaced by ``<url>``, and any query-string secret left elsewhere masked."""
+def redact(text: str, *urls: str) -> str:
+    """``text`` for the log: ``urls`` (store URLs, which may hold spaces) and every other URL
+    (endpoints; user info and signed queries with them) replaced by ``<url>``, and any
+    query-string secret left elsewhere masked."""
+    for url in urls:
+        text = text.replace(url, "<url>")
     text = _URL.sub("<url>", _USERINFO.sub(r"\g<scheme>***@", text))
     return _SECRET_PARAMS.sub(r"\g<name>***", text)
 
@@ -62,7 +65,9 @@ def _describe_store_error(exc: NgioError, request: web.Request) -> web.Response:
     name = request.match_info.get("name", "?")
     key = getattr(exc, "key", None)
     where = f" reading {key!r}" if key else ""
-    logger.warning("store error for dataset %r%s: %s", name, where, redact(str(exc)))
+    url = getattr(exc, "url", None)
+    text = redact(str(exc), *([url] if isinstance(url, str) and url else []))
+    logger.warning("store error for dataset %r%s: %s", name, where, text)
     if isinstance(exc, StoreTimeoutError):
         return json_error(504, "store_timeout", f"the store of dataset {name!r} timed out{where}")
     kind = "undecodable data" if isinstance(exc, CodecError) else type(exc).__name__

@@ -181,7 +181,7 @@ class Entry:
                     logger.warning(
                         "dataset %r: default windows from the dtype's range: %s",
                         self.name,
-                        redact(str(exc)),
+                        redact(str(exc), self.dataset.store.url),
                     )
                     self._windows = [_dtype_window(self.dataset.dtype)] * self.n_channels
             return self._windows
@@ -225,7 +225,9 @@ class Entry:
                     self._labels = await self.dataset.labels.names()
                 except (MetadataError, UnsupportedError) as exc:
                     logger.warning(
-                        "dataset %r: its labels are not listed: %s", self.name, redact(str(exc))
+                        "dataset %r: its labels are not listed: %s",
+                        self.name,
+                        redact(str(exc), self.dataset.store.url),
                     )
                     self._labels = []
             return self._labels
@@ -248,7 +250,7 @@ class Entry:
                         "dataset %r: label image %r cannot be opened: %s",
                         self.name,
                         name,
-                        redact(f"{type(exc).__name__}: {exc}"),
+                        redact(f"{type(exc).__name__}: {exc}", self.dataset.store.url),
                     )
                     raise ApiError(
                         502,
@@ -407,7 +409,7 @@ class PlateEntry(_Owner):
                     elif not transient and well in self.retry:
                         self.retry.remove(well)
                     if self.mark(well, available=False):
-                        text = redact(f"{type(leaf).__name__}: {leaf}")
+                        text = redact(f"{type(leaf).__name__}: {leaf}", self.store.url)
                         logger.warning("plate %r: %s is not served: %s", self.name, well, text)
                     return
             self.mark(well, available=True)
@@ -605,7 +607,7 @@ class WebState:
         leaf = first_leaf(exc)
         owner = slot.owner
         # the store's URL as a whole: redact() ends a URL at a space, which paths may have
-        reason = redact(f"{type(leaf).__name__}: {leaf}".replace(owner.store.url, "<url>"))
+        reason = redact(f"{type(leaf).__name__}: {leaf}", owner.store.url)
         path = slot.where.path
         kind, member = owner.kind, owner.member
         if isinstance(leaf, ClosedError):
