@@ -128,6 +128,32 @@ async def test_account_at_endpoint_and_config_key_spellings(azurite: AzuriteServ
         assert _bytes(await store.get("k")) == b"v"
 
 
+async def test_endpoint_from_the_environment_implies_plain_http(
+    azurite: AzuriteServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # an http:// AZURE_STORAGE_ENDPOINT allows plain http, as an http:// endpoint= does (it
+    # failed with obstore's "HTTP error: builder error")
+    monkeypatch.delenv("AZURE_ALLOW_HTTP", raising=False)
+    monkeypatch.setenv("AZURE_STORAGE_ENDPOINT", f"{azurite.endpoint}/{AZURITE_ACCOUNT}")
+    monkeypatch.setenv("AZURE_STORAGE_ACCOUNT_NAME", AZURITE_ACCOUNT)
+    monkeypatch.setenv("AZURE_STORAGE_ACCOUNT_KEY", AZURITE_KEY)
+    async with open_store(azurite.fresh_url(), limits=FAST) as store:
+        await store.put("k", b"v")
+        assert _bytes(await store.get("k")) == b"v"
+
+
+async def test_plain_http_refused_says_allow_http(azurite: AzuriteServer) -> None:
+    options = {"account_name": AZURITE_ACCOUNT, "account_key": AZURITE_KEY}
+    endpoint = f"{azurite.endpoint}/{AZURITE_ACCOUNT}"
+    async with open_store(
+        azurite.fresh_url(), limits=FAST, endpoint=endpoint, allow_http=False, **options
+    ) as store:
+        with pytest.raises(StoreError, match=r"plain http:// refused for 'k'.*allow_http=True"):
+            await store.get("k")
+        with pytest.raises(StoreError, match="allow_http=True"):
+            await store.list_prefix()
+
+
 # -- images through the public API ------------------------------------------------------------
 
 

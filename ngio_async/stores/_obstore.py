@@ -506,6 +506,14 @@ class ObstoreStore(AsyncStore):
                     url=url,
                     key=key,
                 ) from exc
+            if _HTTP_REFUSED.search(str(exc)) and not _allows_http(self._store):
+                # obstore's whole word for it is "builder error"
+                raise StoreError(
+                    f"plain http:// refused for {key!r} at {url}: pass allow_http=True (or set "
+                    f"the endpoint to an https:// URL) ({self._describe(exc)})",
+                    url=url,
+                    key=key,
+                ) from exc
             if _DENIED.search(str(exc)):  # listings and bulk deletes fail as generic errors
                 raise PermissionDeniedError(
                     f"access denied to {key!r} at {url}: {self._describe(exc)}", url=url, key=key
@@ -517,6 +525,14 @@ class ObstoreStore(AsyncStore):
 
 _NO_CREDENTIALS = "169.254.169.254"  # the instance-metadata address obstore falls back to
 _DENIED = re.compile(r"status code: 40[13]\b")
+# a plain-http request of a client that allows https only
+_HTTP_REFUSED = re.compile(r"\bhttp://\S+ .*HTTP error: builder error", re.IGNORECASE)
+
+
+def _allows_http(store: ObjectStore) -> bool:
+    """Whether ``store``'s client was told to allow plain http."""
+    value = (getattr(store, "client_options", None) or {}).get("allow_http")
+    return str(value).strip().lower() in ("1", "true", "on", "yes", "y")
 
 
 def _credentials_hint(store: ObjectStore) -> str:

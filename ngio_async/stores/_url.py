@@ -45,6 +45,11 @@ _HTTP_SCHEMES = frozenset({"http", "https"})
 
 # obstore reads these as the S3 endpoint (boto3's service-specific name first)
 _AWS_ENDPOINT_VARS = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_ENDPOINT")
+# the variables that allow plain http and name the endpoint, as obstore reads them
+_ENDPOINT_ENV = {
+    S3Store: ("AWS_ALLOW_HTTP", _AWS_ENDPOINT_VARS),
+    AzureStore: ("AZURE_ALLOW_HTTP", ("AZURE_STORAGE_ENDPOINT", "AZURE_ENDPOINT")),
+}
 # where obstore reads each store's settings from the environment
 _ENV_PREFIX = {S3Store: "aws_", GCSStore: "google_", AzureStore: "azure_"}
 # schemes obstore knows by another name
@@ -218,9 +223,10 @@ def _open_cloud(
             raise ValueError(f"option {key!r} given twice (as {name!r})")
         config[key] = value
     endpoint = config.get("endpoint")
-    if endpoint is None and cls is S3Store and "AWS_ALLOW_HTTP" not in os.environ:
+    env = _ENDPOINT_ENV.get(cls)
+    if endpoint is None and env is not None and env[0] not in os.environ:
         # the endpoint obstore will read from the environment
-        endpoint = next((os.environ[n] for n in _AWS_ENDPOINT_VARS if os.environ.get(n)), None)
+        endpoint = next((os.environ[n] for n in env[1] if os.environ.get(n)), None)
     if isinstance(endpoint, str) and endpoint.lower().startswith("http://"):
         client_options.setdefault("allow_http", True)  # the caller asked for plain HTTP
     root, prefix = _split_cloud_url(url)
