@@ -231,10 +231,11 @@ def label_colors(values: NDArray[Any], listed: Mapping[int, RGBA]) -> NDArray[np
         table[:, i] = 64 + component * 191 // 255
     table[:, 3] = 255
     table[unique == 0] = 0
-    for i, value in enumerate(unique.tolist()):
-        color = listed.get(value) if isinstance(value, int) else None
-        if color is not None:
-            table[i] = color
+    if listed:  # a Python loop over the values: only when some colour is listed
+        for i, value in enumerate(unique.tolist()):
+            color = listed.get(value) if isinstance(value, int) else None
+            if color is not None:
+                table[i] = color
     return table[inverse].reshape((*np.shape(values), 4))
 
 
