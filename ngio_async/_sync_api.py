@@ -50,7 +50,7 @@ if TYPE_CHECKING:
     from .engine.pyramid import Method
     from .images import ImageMetadata, LevelWriter, Tile
     from .images._dataset import Mode, Selector
-    from .meta import Acquisition, Plate as PlateMeta
+    from .meta import Acquisition, LabelColor, Plate as PlateMeta
 
 __all__ = [
     "SyncDataset",
@@ -183,6 +183,15 @@ class SyncLabels:
         )
         label._reopen = _label_reopen(self._parent._reopen, label._dataset.root, "r+")
         return label
+
+    def set_colors(
+        self, name: str, colors: Any = None, *, max_values: int = 10_000
+    ) -> list[LabelColor]:
+        """Set label image ``name``'s ``image-label`` colors, by default derived from the values
+        it stores (see :meth:`ngio_async.images.Labels.set_colors`); returns them."""
+        return self._runner.call(
+            lambda: self._dataset.labels.set_colors(name, colors, max_values=max_values)
+        )
 
     def _leased(self, make: Callable[[], Awaitable[Dataset]]) -> SyncDataset:
         # the image's own lease first: ClosedError once it is closed (a handle on a shared
