@@ -196,6 +196,9 @@ class _Walker:
                     with contextlib.suppress(MetadataError, UnsupportedError):
                         meta = validate(doc, kind=want)
             except UnsupportedError as exc:
+                if not root:  # nothing to validate (an NGFF version not read yet): not invalid
+                    url = f"{self.store.url.rstrip('/')}/{key}"
+                    raise UnsupportedError(f"{url}: {exc}") from None
                 self.error(key, "", str(exc))
                 meta = None
         for w in caught:
@@ -651,13 +654,15 @@ def run_validate(args: argparse.Namespace) -> int:
 
     loose: list[str] = []
     progress = None
-    if wants_progress(args.quiet) and not args.json:
+    console = stderr_console()
+    # a spinner on a terminal only: elsewhere it would leave an empty line on stderr
+    if wants_progress(args.quiet) and not args.json and console.is_terminal:
         from rich.progress import Progress, SpinnerColumn, TextColumn
 
         progress = Progress(
             SpinnerColumn(),
             TextColumn("validating: {task.completed} nodes"),
-            console=stderr_console(),
+            console=console,
             transient=True,
         )
     if progress is not None:
