@@ -303,3 +303,28 @@ async def test_many_tasks_writing_distinct_regions_of_one_shard(tmp_path: Path) 
         np.testing.assert_array_equal(await ds.read(), model)
     for reader, got in peers_read(path, "0.5").items():
         np.testing.assert_array_equal(got, model, err_msg=reader)
+
+
+# ------------------------------------------------------------------------- pyramids vs numpy
+async def test_added_levels_continue_each_of_y_and_x_like_the_last_pair(tmp_path: Path) -> None:
+    """A pyramid whose last pair halves y and divides x by 3 (written by another tool) grows
+    by 2 in y and 3 in x (both were divided by 3)."""
+    import zarr
+
+    group = zarr.open_group(str(tmp_path), mode="w", zarr_format=3)
+    datasets = []
+    for i, (shape, scale) in enumerate([((48, 54), [0.5, 0.5]), ((24, 18), [1.0, 1.5])]):
+        group.create_array(str(i), shape=shape, chunks=(16, 16), dtype="uint16")
+        datasets.append(
+            {"path": str(i), "coordinateTransformations": [{"type": "scale", "scale": scale}]}
+        )
+    axes = [{"name": a, "type": "space"} for a in "yx"]
+    group.attrs["ome"] = {"version": "0.5", "multiscales": [{"axes": axes, "datasets": datasets}]}
+    data = np.random.default_rng(0).integers(0, 100, (48, 54)).astype("uint16")
+    async with ngio_async.open_async(tmp_path, mode="r+") as ds:
+        await ds.write(data)
+        await ds.build_pyramid(levels=3)
+        assert [lvl.shape for lvl in ds.levels] == [(48, 54), (24, 18), (12, 6)]
+        assert ds.levels[2].scale == (2.0, 4.5)
+        want = downsample(downsample(data, (2, 3), "mean"), (2, 3), "mean")
+        np.testing.assert_array_equal(await ds.levels[2][...], want)

@@ -192,9 +192,11 @@ def _new_level_layout(
     axes = ds.axes
     yx = _yx(axes)
     factors = level_factors(ds)
-    downscale = max((factors[-1][i] for i in yx), default=2) if factors else 2
-    downscale = max(downscale, 2)
-    step = tuple(downscale if i in yx else 1 for i in range(len(axes)))
+    last_pair = [factors[-1][i] for i in yx] if factors else []
+    if not last_pair or max(last_pair) < 2:  # a single level, or levels of one shape
+        last_pair = [2] * len(yx)
+    per_axis = dict(zip(yx, last_pair, strict=True))  # y and x each as the last pair (2 and 3)
+    step = tuple(per_axis.get(i, 1) for i in range(len(axes)))
     base = ds.levels[0].meta
     last = ds.levels[-1]
     taken = set(ds.metadata.paths)
