@@ -1187,3 +1187,44 @@ async def test_the_source_compressor_is_kept_with_its_settings(
         codecs = doc["codecs"][0]["configuration"]["codecs"]  # sharded
         assert codecs[1:] == [v3]
     np.testing.assert_array_equal(zarr.open_array(dst / "0")[...], data)
+
+
+@pytest.mark.parametrize(("source", "target"), [("0.4", "0.5"), ("0.5", "0.4")])
+async def test_every_multiscale_of_the_group_is_copied(
+    tmp_path: Path, source: str, target: str
+) -> None:
+    """A group of two multiscales (NGFF allows several): the second one's arrays are copied
+    too (its metadata was carried, its arrays were not: a level that did not exist)."""
+    from ngio_async.cli._validate import validate_hierarchy
+
+    src, dst = tmp_path / "src.zarr", tmp_path / "dst.zarr"
+    data = ramp((40, 48))
+    ngio_async.create(
+        src, shape=data.shape, dtype="uint16", axes="yx", levels=1, ngff_version=source
+    ).close()  # type: ignore[arg-type]
+    with ngio_async.open(src, mode="r+") as ds:
+        ds.write(data)
+    other = zarr.create_array(
+        src / "other", shape=(8, 6), chunks=(4, 4), dtype="float32", fill_value=float("nan"),
+        zarr_format=2 if source == "0.4" else 3,
+        dimension_names=None if source == "0.4" else ("y", "x"),
+    )  # fmt: skip
+    other[:4] = 1.5
+    key = src / (".zattrs" if source == "0.4" else "zarr.json")
+    doc = json.loads(key.read_text())
+    attrs = doc if source == "0.4" else doc["attributes"]["ome"]
+    second = json.loads(json.dumps(attrs["multiscales"][0]))
+    second["name"] = "second"
+    second["datasets"] = [{"path": "other", "coordinateTransformations": [
+        {"type": "scale", "scale": [5.0, 5.0]}
+    ]}]  # fmt: skip
+    attrs["multiscales"].append(second)
+    key.write_text(json.dumps(doc))
+    await ngio_async.convert(src, dst, ngff_version=target)  # type: ignore[arg-type]
+    copied = zarr.open_array(dst / "other", mode="r")
+    assert copied.metadata.zarr_format == (2 if target == "0.4" else 3)
+    np.testing.assert_array_equal(copied[...], other[...])  # NaN where never written
+    assert [p.line() for p in (await validate_hierarchy(str(dst))).errors] == []
+    async with ngio_async.open_async(dst) as ds:
+        assert [m.name for m in ds.metadata.ome.multiscales or []] == ["src", "second"]
+        np.testing.assert_array_equal(await ds.read(), data)

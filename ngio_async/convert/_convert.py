@@ -137,12 +137,20 @@ class _Counter:
 
 @dataclass
 class _Job:
-    """One image (the image or one of its label images) to write: plan, where, how."""
+    """One image (the image or one of its label images) to write: plan, where, how.
+    ``group=False``: the arrays of another multiscale of the image at ``root`` (no group of
+    its own)."""
 
     root: str
     plan: ImagePlan
     fill: Callable[[Dataset, _Counter], Any]
     tiles: int
+    group: bool = True
+
+
+def _label_names(jobs: Sequence[_Job]) -> list[str]:
+    """The label images among an image's jobs (``jobs[0]`` is the image)."""
+    return [j.root.rsplit("/", 1)[-1] for j in jobs[1:] if j.group]
 
 
 _Item = tuple[str, list[_Job], dict[str, Any] | None, int | None]
@@ -780,11 +788,11 @@ async def _run_jobs(
             store, job.root, job.plan.ome, list(job.plan.arrays), limits=limits, workers=workers
         )
         await job.fill(ds, counter)
-        if job.root == root:
+        if job.root == root and image is None:
             image = ds
     assert image is not None
     version = jobs[0].plan.version
-    for job in jobs[1:]:
+    for job in (j for j in jobs[1:] if j.group):
         await _write_group(store, job.root, to_attrs(job.plan.ome, version), version)
     if labels_attrs is not None:
         await _write_group(store, join(root, "labels"), labels_attrs, version)
@@ -819,6 +827,22 @@ async def _zarr_jobs(
     plan = _zarr_plan(src, version, chunks, shards, compressor, levels)
     tiles = sum(_grid(a.shape, _object_shape(a)) for a in plan.arrays)
     jobs = [_Job(root, plan, _copy_levels(src), tiles)]
+    multiscales = src.metadata.ome.multiscales or []
+    for k in range(1, len(multiscales)):  # others of the group: their arrays are copied too
+        if {d.path for d in multiscales[k].datasets} <= set(plan.paths):
+            continue
+        other = await _multiscale(src, k)
+        opened.append(other)
+        mplan = _zarr_plan(
+            other,
+            version,
+            _per_image(chunks, other.axes, src.axes),
+            _per_image(shards, other.axes, src.axes),
+            compressor,
+            None,
+        )
+        mtiles = sum(_grid(a.shape, _object_shape(a)) for a in mplan.arrays)
+        jobs.append(_Job(root, mplan, _copy_levels(other), mtiles, group=False))
     names = await src.labels.names()
     labels_attrs: dict[str, Any] | None = None
     if names:
@@ -840,6 +864,21 @@ async def _zarr_jobs(
             ltiles = sum(_grid(a.shape, _object_shape(a)) for a in lplan.arrays)
             jobs.append(_Job(join(root, "labels", name), lplan, _copy_levels(label), ltiles))
     return jobs, labels_attrs
+
+
+async def _multiscale(src: Dataset, index: int) -> Dataset:
+    """The levels of multiscale ``index`` of ``src``'s group, as a read-only dataset."""
+    from msgspec.structs import replace
+
+    from ..images._open import read_level_metadata
+
+    ome = src.metadata.ome
+    assert ome.multiscales is not None
+    ms = ome.multiscales[index]
+    paths = tuple(d.path for d in ms.datasets)
+    arrays = await read_level_metadata(src.store, src.root, ome, paths, multiscale=index)
+    only = replace(ome, multiscales=[ms])
+    return Dataset.from_plan(src.store, src.root, only, arrays, limits=src.limits, mode="r")
 
 
 def _source_plan(
@@ -1027,7 +1066,7 @@ async def convert(
             image = await _run_jobs(
                 store, "", jobs, labels_attrs, counter, limits, again, extra, prepare=False
             )
-            label_names = tuple(j.root.rsplit("/", 1)[-1] for j in jobs[1:])
+            label_names = tuple(_label_names(jobs))
         elif isinstance(source, ImageSource) and _whole_file(source, owns_source, src_opts):
             return await _convert_series(
                 source,
@@ -1297,7 +1336,7 @@ async def _write_container(
         await store.put(join("OME", "METADATA.ome.xml"), xml)
     await _write_group(store, "OME", _with_series(attrs, paths, version), version)
     await _write_group(store, "", container, version)  # last
-    labels = dict.fromkeys(j.root.rsplit("/", 1)[-1] for _, jobs, _, _ in items for j in jobs[1:])
+    labels = dict.fromkeys(name for _, jobs, _, _ in items for name in _label_names(jobs))
     image = images[0]
     return ConvertResult(
         src=src,
@@ -1536,9 +1575,7 @@ async def _convert_plate(
                 await store.put(join("OME", "METADATA.ome.xml"), xml)
             await _write_group(store, "OME", attrs, version)
         await _write_group(store, "", plan.plate_attrs, version)  # last
-        labels = dict.fromkeys(
-            j.root.rsplit("/", 1)[-1] for _, jobs, _, _ in plan.fields for j in jobs[1:]
-        )
+        labels = dict.fromkeys(name for _, jobs, _, _ in plan.fields for name in _label_names(jobs))
         return ConvertResult(
             src=src_name,
             dst=store.url if not isinstance(dst, str | os.PathLike) else _name(dst),
