@@ -141,3 +141,17 @@ async def test_a_label_image_of_another_resolution(tmp_path: Path) -> None:
             expected = np.zeros(64 >> level, bool)
             expected[rows] = True
             assert painted.tolist() == expected.tolist()
+
+
+async def test_label_etag_follows_the_label_colours(image: str) -> None:
+    """New image-label colours (the chunks unchanged) are a new tile: a new ETag after the
+    server opens the label image again."""
+    url = f"/api/datasets/img/tiles/0/0/1/0/0.png?{QUERY}&labels=cells"
+    async with TestClient(TestServer(create_app({"img": image}))) as client:
+        etag = (await client.get(url)).headers["ETag"]
+    with ngio_async.open(image, mode="r+") as ds:
+        ds.labels.set_colors("cells", {1: (0, 0, 255, 255)})
+    async with TestClient(TestServer(create_app({"img": image}))) as client:
+        resp = await client.get(url, headers={"If-None-Match": etag})
+        assert resp.status == 200 and resp.headers["ETag"] != etag
+        assert pixels(await resp.read())[0, 0].tolist() == [50, 50, 178]

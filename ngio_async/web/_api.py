@@ -299,7 +299,10 @@ async def _tile(request: web.Request, state: WebState, entry: Entry) -> web.Stre
     versions: list[str | None] = []
 
     async def look_up() -> None:
-        versions.append(await _versions(entry, level, t, z, plane_channels, ys, xs, label_reads))
+        found = await _versions(entry, level, t, z, plane_channels, ys, xs, label_reads)
+        if found is not None and label_entries:  # their metadata (colours) too
+            found += "|" + ",".join(label.identity for label in label_entries)
+        versions.append(found)
 
     if_none_match = request.headers.get("If-None-Match")
     if if_none_match:  # a revalidation: the objects' versions alone decide (no pixels read)
