@@ -1228,3 +1228,18 @@ async def test_every_multiscale_of_the_group_is_copied(
     async with ngio_async.open_async(dst) as ds:
         assert [m.name for m in ds.metadata.ome.multiscales or []] == ["src", "second"]
         np.testing.assert_array_equal(await ds.read(), data)
+
+
+async def test_a_04_omero_version_is_not_carried_into_05(tmp_path: Path) -> None:
+    """The 0.4 examples' ``omero.version: "0.4"`` stayed, stale, in the 0.5 document."""
+    src, dst = tmp_path / "src.zarr", tmp_path / "dst.zarr"
+    ngio_async.create(
+        src, shape=(2, 8, 8), dtype="uint8", axes="cyx", channels=["a", "b"], ngff_version="0.4"
+    ).close()
+    doc = json.loads((src / ".zattrs").read_text())
+    doc["omero"].update(version="0.4", id=3)
+    (src / ".zattrs").write_text(json.dumps(doc))
+    await ngio_async.convert(src, dst, ngff_version="0.5")
+    omero = json.loads((dst / "zarr.json").read_text())["attributes"]["ome"]["omero"]
+    assert "version" not in omero
+    assert omero["id"] == 3 and [c["label"] for c in omero["channels"]] == ["a", "b"]

@@ -375,6 +375,10 @@ def _group_attrs(meta: OmeMetadata, version: str) -> dict[str, Any]:
             if key not in _NGFF_KEYS and key != "_attributes" and key in ome:
                 value = ome.pop(key)
                 attrs.setdefault(key, value)
+        omero = ome.get("omero")
+        if isinstance(omero, dict) and omero.get("version") == "0.4":
+            # the 0.4 examples' omero.version: NGFF 0.5 has one version, ome.version
+            ome["omero"] = {k: v for k, v in omero.items() if k != "version"}
     return attrs
 
 
