@@ -466,8 +466,9 @@ def start_azurite(workdir: Path, container: str = "ngio-test") -> AzuriteServer:
 class FaultProxy(StaticServer):
     """A reverse proxy on 127.0.0.1 to ``target`` (``http://host:port``) that answers the
     injected ``faults.status`` (``status_times`` times; only to ``fault_methods`` when set)
-    instead of forwarding, and records every request as :class:`StaticServer` does. Requests
-    are forwarded unchanged (path, query, headers, body), so signed requests stay valid."""
+    instead of forwarding, cuts answers off with ``faults.drop`` and records every request as
+    :class:`StaticServer` does. Requests are forwarded unchanged (path, query, headers, body),
+    so signed requests stay valid."""
 
     target: str = ""
     fault_methods: frozenset[str] | None = None
@@ -487,12 +488,11 @@ class FaultProxy(StaticServer):
         if getattr(self, "_session", None) is None:
             self._session = ClientSession(auto_decompress=False)
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_HEADERS}
-        body = await request.read()
         async with self._session.request(
             request.method,
             self.target + request.raw_path,
-            headers=headers,
-            data=body if body or "Content-Length" in request.headers else None,
+            headers=headers,  # with the body's Content-Length: streamed, of any size
+            data=request.content if request.body_exists else None,
             allow_redirects=False,
             skip_auto_headers=_AUTO_HEADERS,  # headers the client signed, and no others
         ) as upstream:
@@ -503,7 +503,7 @@ class FaultProxy(StaticServer):
                 await head.prepare(request)
                 return head
             answer.pop("Content-Length", None)
-            return web.Response(status=upstream.status, body=body, headers=answer)
+            return await self._send(request, upstream.status, body, answer, faults)  # drops
 
 
 _AUTO_HEADERS = ("Content-Type", "User-Agent", "Accept", "Accept-Encoding")

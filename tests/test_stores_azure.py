@@ -402,6 +402,33 @@ async def test_5xx_are_retried(azurite: AzuriteServer, proxy: FaultProxy) -> Non
         assert proxy.count("GET") == FAST.max_retries + 1
 
 
+async def test_a_cut_off_body_is_fetched_max_retries_times(
+    azurite: AzuriteServer, proxy: FaultProxy
+) -> None:
+    # obstore fetches a cut-off GET body again itself (max_retries times); retrying its final
+    # error as well made that (max_retries + 1) ** 2 requests: 25 by default
+    data = bytes(range(256)) * 800
+    async with open_store(azurite.fresh_url(), limits=FAST, **_via(proxy)) as store:
+        await store.put("a", data)
+        for request in (None, RangeByteRequest(10, 150_000), OffsetByteRequest(5)):
+            proxy.reset()
+            proxy.faults = Faults(drop=True, drop_times=1)
+            expected = (
+                data
+                if request is None
+                else data[5:]
+                if request == OffsetByteRequest(5)
+                else data[10:150_000]
+            )
+            assert _bytes(await store.get("a", request)) == expected
+            assert proxy.count("GET") == 2
+            proxy.reset()
+            proxy.faults = Faults(drop=True, drop_times=-1)
+            with pytest.raises(StoreError, match="'a'"):
+                await store.get("a", request)
+            assert proxy.count("GET") == FAST.max_retries + 1
+
+
 async def test_create_only_put_is_never_resent(azurite: AzuriteServer, proxy: FaultProxy) -> None:
     async with open_store(azurite.fresh_url(), limits=FAST, **_via(proxy)) as store:
         proxy.faults = Faults(status=503, status_times=1)

@@ -295,6 +295,20 @@ class ObstoreStore(AsyncStore):
             )
 
     async def _get_once(self, key: str, byte_range: ByteRequest | None) -> Buffer | None:
+        try:
+            return await self._get_body(key, byte_range)
+        except obs_exc.GenericError as exc:
+            if not obstore_transient(exc):
+                raise
+            # obstore fetched the body again itself (its max_retries are ours): final
+            raise _GetRetriedError(
+                f"store error for {key!r} at {self.url}: {self._describe(exc)} (fetched "
+                f"{self.limits.max_retries + 1} times)",
+                url=self.url,
+                key=key,
+            ) from exc
+
+    async def _get_body(self, key: str, byte_range: ByteRequest | None) -> Buffer | None:
         if byte_range is None and self.whole_as_range:
             # a whole object as the range [0, 2**40): one runtime round trip, not two
             try:
@@ -581,7 +595,7 @@ _UNSATISFIABLE = re.compile(r"status code: 416|Range Not Satisfiable|InvalidRang
 _NOT_PARTIAL = re.compile(r"non-partial response", re.IGNORECASE)
 
 # what obstore raises for a body cut off or a connection lost after the response began (its
-# own retries cover only failures before the response): worth another attempt
+# own retries cover those of GETs, and only failures before the response for the rest)
 _TRANSIENT = re.compile(
     r"body error|decoding response body|connection (?:reset|closed|aborted)|broken pipe"
     r"|incomplete ?message|unexpected (?:eof|end of file)",
@@ -589,9 +603,16 @@ _TRANSIENT = re.compile(
 )
 
 
+class _GetRetriedError(StoreError):
+    """A GET whose body obstore's own retries fetched again until they ran out (obstore
+    0.12 resumes cut-off GET bodies; other requests' bodies it does not retry)."""
+
+
 def obstore_transient(exc: BaseException) -> bool:
     """Whether an obstore error (raw, or the cause of a mapped ``StoreError``) is a body or
-    connection failure that another attempt may not meet."""
+    connection failure that another attempt may not meet (not a GET's: obstore retried it)."""
+    if isinstance(exc, _GetRetriedError):
+        return False
     if isinstance(exc, StoreError) and exc.__cause__ is not None:
         exc = exc.__cause__
     return isinstance(exc, obs_exc.GenericError) and bool(_TRANSIENT.search(str(exc)))
