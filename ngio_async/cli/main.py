@@ -183,8 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Open each URL (an OME-Zarr image, HCS plate or bioformats2raw container, "
         "whose images are served as NAME/0, NAME/1, ...; convert TIFFs first) once and "
         "serve it (ngio_async.web) until Ctrl-C: /api/datasets, rendered tiles, region.npy, a "
-        "read-only /zarr passthrough and a browser viewer at /. A plate's fields are opened on "
-        "their first request (see --max-open-fields).",
+        "read-only /zarr passthrough and a browser viewer at /. A plate's fields and a "
+        "container's images are opened on their first request (see --max-open-fields).",
     )
     p.add_argument("urls", nargs="+", metavar="URL")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
@@ -212,7 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive,
         default=None,
         metavar="N",
-        help="plate fields kept open at once; the least recently used one is closed beyond "
+        help="plate fields and container images kept open at once; the least recently used one is closed beyond "
         "(default 256)",
     )
     common(p)
