@@ -219,3 +219,23 @@ def test_validate_leaves_stderr_empty_when_it_is_no_terminal(
     monkeypatch.delenv("NGIO_ASYNC_NO_PROGRESS")
     code, out, err = run(["validate", str(image(tmp_path / "img.zarr", levels=1))], capsys)
     assert (code, err) == (0, "") and "valid" in out
+
+
+@pytest.mark.parametrize("command", ["info", "validate", "bench"])
+def test_a_scheme_without_its_colon_is_named(
+    tmp_path: Path,
+    command: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``s3//bucket/img.zarr`` said "no such directory: <cwd>/s3/bucket/img.zarr"; a local
+    directory so named is still read."""
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run([command, "s3//bucket/img.zarr"], capsys)
+    assert (code, out) == (2, "")
+    assert err == (
+        "ngio-async: error: s3//bucket/img.zarr: no such local path, and not a URL (no ':' "
+        "after the scheme): did you mean s3://bucket/img.zarr?\n"
+    )
+    image(tmp_path / "s3" / "bucket" / "img.zarr", levels=1)
+    assert run([command, "s3//bucket/img.zarr"], capsys)[0] == 0

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._open_any import open_async
 from ..engine import default_tile_shape
-from ._common import CLIError, stderr_console, store_options, wants_progress
+from ._common import CLIError, check_url, stderr_console, store_options, wants_progress
 
 if TYPE_CHECKING:
     import argparse
@@ -73,6 +73,8 @@ def run_bench(args: argparse.Namespace) -> int:
     import json
 
     from ._run import run_async
+
+    check_url(args.url)
 
     if args.prefetch is not None and args.prefetch < 1:
         raise CLIError("--prefetch must be at least 1")

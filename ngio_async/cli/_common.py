@@ -33,6 +33,7 @@ __all__ = [
     "EXIT_OK",
     "CLIError",
     "add_store_options",
+    "check_url",
     "describe_error",
     "human_bytes",
     "is_object_store",
@@ -92,6 +93,24 @@ def is_object_store(url: str) -> bool:
     from urllib.parse import urlsplit
 
     return urlsplit(url).scheme.lower() in OBJECT_STORE_SCHEMES
+
+
+#: a URL scheme missing its colon (``s3//bucket/key``): a local path to the store layer
+_SCHEME_TYPO = re.compile(
+    r"^(s3|s3a|gs|gcs|az|abfs|abfss|azure|https?|file|memory)//(?=[^/])", re.IGNORECASE
+)
+
+
+def check_url(url: str) -> None:
+    """Refuse a URL whose scheme lost its colon (``s3//b/x``) when no such local path exists:
+    it would be a local path, reported as a missing directory far from the typo."""
+    match = _SCHEME_TYPO.match(url)
+    if match is not None and not os.path.exists(url):
+        fixed = f"{match.group(1)}://{url[match.end() :]}"
+        raise CLIError(
+            f"{url}: no such local path, and not a URL (no ':' after the scheme): did you "
+            f"mean {fixed}?"
+        )
 
 
 def store_options(args: argparse.Namespace, url: str | None = None) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from ..meta.zarr import (
     ZstdCodec,
 )
 from ..stores import open_store
-from ._common import human_bytes, refuse_tiff, stdout_console, store_options
+from ._common import check_url, human_bytes, refuse_tiff, stdout_console, store_options
 
 if TYPE_CHECKING:
     import argparse
@@ -459,6 +459,8 @@ def run_info(args: argparse.Namespace) -> int:
     import json
 
     from ._run import run_async
+
+    check_url(args.url)
 
     info = run_async(
         gather_info,

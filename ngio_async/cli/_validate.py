@@ -34,6 +34,7 @@ from ..stores import open_store
 from ._common import (
     EXIT_INVALID,
     EXIT_OK,
+    check_url,
     refuse_tiff,
     stderr_console,
     store_options,
@@ -651,6 +652,8 @@ def run_validate(args: argparse.Namespace) -> int:
     import json
 
     from ._run import run_async
+
+    check_url(args.url)
 
     loose: list[str] = []
     progress = None
