@@ -155,8 +155,11 @@ def random_data(case: dict[str, Any]) -> NDArray[Any]:
     return values.astype(dtype)
 
 
-def write_case(root: Path, case: dict[str, Any]) -> NDArray[Any]:
-    """Write ``case`` with zarr-python as a one-level NGFF image; return zarr-python's read."""
+def write_case(root: Path, case: dict[str, Any], writer: str = "zarr") -> NDArray[Any]:
+    """Write ``case`` as a one-level NGFF image; return zarr-python's read.
+
+    ``writer="tensorstore"``: zarr-python writes the metadata, tensorstore the chunks.
+    """
     fmt, shape, dtype = case["fmt"], case["shape"], case["dtype"]
     axes = AXES[len(shape)]
     kw: dict[str, Any] = {
@@ -202,7 +205,10 @@ def write_case(root: Path, case: dict[str, Any]) -> NDArray[Any]:
     arr = zarr.create_array(**kw)
     written = case["written"]
     if all(s.stop > s.start for s in written):
-        arr[written] = random_data(case)[written]
+        if writer == "tensorstore":
+            ts_open(root, case)[written].write(random_data(case)[written]).result()
+        else:
+            arr[written] = random_data(case)[written]
     version = "0.5" if fmt == 3 else "0.4"
     multiscale = Multiscale(
         axes=[Axis(name=a, type=TYPES[a]) for a in axes],
@@ -220,11 +226,16 @@ def ts_supported(case: dict[str, Any]) -> bool:
     return not case["filters"] and not isinstance(case["compressor"], numcodecs.LZ4)
 
 
-def tensorstore_read(path: Path, case: dict[str, Any]) -> NDArray[Any]:
+def ts_open(path: Path, case: dict[str, Any]) -> Any:
+    """The array at ``path/0``, opened with tensorstore."""
     ts = pytest.importorskip("tensorstore")
     driver = "zarr3" if case["fmt"] == 3 else "zarr"
     spec = {"driver": driver, "kvstore": {"driver": "file", "path": str(path / "0")}}
-    return np.asarray(ts.open(spec, open=True, read=True).result().read().result())
+    return ts.open(spec, open=True, read=True, write=True).result()
+
+
+def tensorstore_read(path: Path, case: dict[str, Any]) -> NDArray[Any]:
+    return np.asarray(ts_open(path, case).read().result())
 
 
 def assert_same(got: Any, want: NDArray[Any]) -> None:
@@ -344,14 +355,16 @@ def new_root(server: StaticServer) -> tuple[Path, str]:
     return server.root / name, f"{server.url}{name}"
 
 
-def check_everything(path: Path, url: str, case: dict[str, Any], data: st.DataObject) -> None:
+def check_everything(
+    path: Path, url: str, case: dict[str, Any], data: st.DataObject, writer: str = "zarr"
+) -> None:
     shape = case["shape"]
     axes = AXES[len(shape)]
     index = data.draw(basic_indices(shape), label="index")
     sel = named_axes(data.draw, axes, shape)
     tiles = data.draw(tile_params(shape), label="tiles")
     dask_chunks = tuple(data.draw(st.integers(1, n + 1)) for n in shape)
-    ref = write_case(path, case)
+    ref = write_case(path, case, writer)
     if ts_supported(case):  # the peer readers agree with each other first
         assert_same(tensorstore_read(path, case), ref)
     for where in (path, url):
@@ -396,3 +409,15 @@ def test_v3_sharded_reads_as_zarr_python(
     server: StaticServer, case: dict[str, Any], data: st.DataObject
 ) -> None:
     check_everything(*new_root(server), case, data)
+
+
+@SETTINGS
+@given(
+    case=st.one_of(cases(fmt=2), cases(fmt=3), cases(fmt=3, sharded=True)).filter(ts_supported),
+    data=st.data(),
+)
+def test_tensorstore_written_reads_as_zarr_python_and_tensorstore(
+    server: StaticServer, case: dict[str, Any], data: st.DataObject
+) -> None:
+    """tensorstore's chunks and shards (its own layout of inner chunks and indexes)."""
+    check_everything(*new_root(server), case, data, writer="tensorstore")
