@@ -7,8 +7,10 @@ region by region, and compared with a numpy model; pyramids (``write(pyramid=Tru
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any
 
+import anyio
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
@@ -281,8 +283,6 @@ async def test_region_writes_read_the_same_by_every_reader(
 async def test_many_tasks_writing_distinct_regions_of_one_shard(tmp_path: Path) -> None:
     """Single pixels, rows and blocks of one shard written from many tasks at once: nothing
     is lost (per-key locks), and zarr-python and tensorstore read the result."""
-    import anyio
-
     path = tmp_path / "img.ome.zarr"
     model = np.zeros((2, 24, 24), "uint16")
     regions = [(0, slice(y, y + 1), slice(x, x + 1)) for y in range(0, 24, 5) for x in range(24)]
@@ -328,3 +328,146 @@ async def test_added_levels_continue_each_of_y_and_x_like_the_last_pair(tmp_path
         assert ds.levels[2].scale == (2.0, 4.5)
         want = downsample(downsample(data, (2, 3), "mean"), (2, 3), "mean")
         np.testing.assert_array_equal(await ds.levels[2][...], want)
+
+
+def model_pyramid(
+    level0: np.ndarray, shapes: list[tuple[int, ...]], factors: tuple[int, ...], method: Any
+) -> list[np.ndarray]:
+    out = [level0]
+    for shape in shapes[1:]:
+        out.append(downsample(out[-1], factors, method)[tuple(slice(0, n) for n in shape)])
+    return out
+
+
+@examples(20)
+@given(
+    version=st.sampled_from(["0.5", "0.4"]),
+    method=st.sampled_from(["mean", "nearest", "mode"]),
+    dtype=st.sampled_from(["uint8", "int16", "uint64", "float32", "bool"]),
+    shape=st.tuples(st.integers(1, 2), st.integers(1, 40), st.integers(1, 40)),
+    downscale=st.sampled_from([2, 3, 4]),
+    chunk=st.integers(2, 9),
+    sharded=st.booleans(),
+    how=st.sampled_from(["write", "writer", "build_pyramid"]),
+    data=st.data(),
+)
+async def test_pyramids_equal_numpy_whichever_way_they_are_built(
+    tmp_path_factory: pytest.TempPathFactory,
+    version: str,
+    method: str,
+    dtype: str,
+    shape: tuple[int, int, int],
+    downscale: int,
+    chunk: int,
+    sharded: bool,
+    how: str,
+    data: st.DataObject,
+) -> None:
+    """Non-aligned writes in any order with write(pyramid=...), writer(pyramid=...) or a
+    build_pyramid after them give every level as numpy's reduction of the one above."""
+    if method == "mean" and dtype == "bool":
+        method = "nearest"
+    path = tmp_path_factory.mktemp("pyr") / "img.ome.zarr"
+    shards = (1, 2 * chunk, 3 * chunk) if sharded and version == "0.5" else False
+    model = np.zeros(shape, dtype)
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**16)))
+    async with ngio_async.create_async(
+        path,
+        shape=shape,
+        dtype=dtype,
+        axes="cyx",
+        chunks=(1, chunk, chunk),
+        shards=shards,
+        levels=3,
+        downscale=downscale,
+        ngff_version=version,  # type: ignore[arg-type]
+    ) as ds:
+        pyramid: Any = method if how != "build_pyramid" else False
+        async with ds.writer(pyramid=pyramid, max_pending=1) as w:  # overlaps: in order
+            for _ in range(data.draw(st.integers(1, 4))):
+                region = (
+                    slice(None),
+                    *(
+                        slice(a, data.draw(st.integers(a + 1, n)))
+                        for n in shape[1:]
+                        for a in [data.draw(st.integers(0, n - 1))]
+                    ),
+                )
+                values = random_values(rng, model[region].shape, dtype)
+                model[region] = values
+                if how == "write":
+                    await ds.write_at(region, values, pyramid=pyramid)
+                else:
+                    await w.write((region, values))
+        if how == "build_pyramid":
+            await ds.build_pyramid(method=method)  # type: ignore[arg-type]
+        shapes = [lvl.shape for lvl in ds.levels]
+        want = model_pyramid(model, shapes, (1, downscale, downscale), method)
+        for i, lvl in enumerate(ds.levels):
+            np.testing.assert_array_equal(await lvl[...], want[i], err_msg=f"level {i}")
+    for i in range(3):
+        for reader, got in peers_read(path, version, i).items():
+            np.testing.assert_array_equal(got, want[i], err_msg=f"{reader}, level {i}")
+
+
+# ------------------------------------------------------------------------- peer tools
+PEER_IMAGES = [  # (axes, shape, dtype, fill value)
+    ("yx", (37, 41), "uint64", None),
+    ("zyx", (3, 33, 20), "int8", -128),
+    ("cyx", (2, 40, 40), "float32", float("nan")),
+    ("tczyx", (2, 2, 3, 30, 30), "bool", None),
+    ("tyx", (2, 30, 29), "int64", None),
+]
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+async def test_ngio_ome_zarr_py_and_ome_zarr_models_accept_what_is_written(
+    tmp_path: Path, version: str
+) -> None:
+    """Images of several axes orders and dtypes, half written with pyramid=True (the rest
+    never written: the fill value), read the same in ngio and ome-zarr-py, every level;
+    ome-zarr-models validates them."""
+    ngio = pytest.importorskip("ngio")
+    reader = pytest.importorskip("ome_zarr.reader")
+    io = pytest.importorskip("ome_zarr.io")
+    written = []
+    for k, (axes, shape, dtype, fill) in enumerate(PEER_IMAGES):
+        path = tmp_path / f"img{k}.ome.zarr"
+        channels = [f"ch{i}" for i in range(shape[axes.index("c")])] if "c" in axes else None
+        async with ngio_async.create_async(
+            path,
+            shape=shape,
+            dtype=dtype,
+            axes=axes,
+            channels=channels,
+            levels=3,
+            fill_value=fill,
+            ngff_version=version,  # type: ignore[arg-type]
+        ) as ds:
+            values = random_values(np.random.default_rng(k), shape, dtype)
+            half = (*(slice(None),) * (len(shape) - 1), slice(shape[-1] // 2, None))
+            await ds.write_at(half, values[half], pyramid="nearest")
+            levels = [await lvl[...] for lvl in ds.levels]
+        written.append((path, levels))
+    for path, levels in written:
+        container = ngio.open_ome_zarr_container(str(path), mode="r")
+        for i, p in enumerate(container.level_paths):
+            got = np.asarray(container.get_image(path=p).get_as_numpy())
+            np.testing.assert_array_equal(got, levels[i], err_msg=f"ngio {path.name} {i}")
+        node = next(iter(reader.Reader(io.parse_url(str(path)))()))
+        assert len(node.data) == len(levels)
+        for i, level in enumerate(node.data):
+            got = np.asarray(level)
+            np.testing.assert_array_equal(got, levels[i], err_msg=f"ome-zarr {path.name} {i}")
+    pytest.importorskip("ome_zarr_models")
+    code = (  # a fresh interpreter: importing ngio makes ome-zarr-models refuse v2 arrays
+        "import sys, zarr\n"
+        f"from ome_zarr_models.v0{version[-1]}.image import Image\n"
+        "for p in sys.argv[1:]:\n"
+        "    Image.from_zarr(zarr.open_group(p, mode='r'))\n"
+    )
+    paths = [str(p) for p, _ in written]
+    done = await anyio.run_process([sys.executable, "-c", code, *paths], check=False)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
