@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import gzip
 import hashlib
 import hmac
 import ipaddress
 import re
 import shutil
+import socket
 import ssl
 import subprocess
 import threading
@@ -33,6 +35,7 @@ __all__ = [
     "AzuriteServer",
     "FaultProxy",
     "Faults",
+    "HangUpServer",
     "S3Server",
     "SeenRequest",
     "StaticServer",
@@ -510,3 +513,33 @@ _AUTO_HEADERS = ("Content-Type", "User-Agent", "Accept", "Accept-Encoding")
 _HOP_HEADERS = frozenset(
     ["host", "connection", "keep-alive", "transfer-encoding", "te", "upgrade", "proxy-connection"]
 )
+
+
+class HangUpServer:
+    """A TCP server on 127.0.0.1 that reads each request and closes the connection without
+    an answer (a reset before the response); ``count`` is the connections it took."""
+
+    def __init__(self) -> None:
+        self._socket = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self._socket.getsockname()[1]
+        self.count = 0
+        self._thread = threading.Thread(target=self._serve, name="hang-up-server", daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self._socket.accept()
+            except OSError:  # closed by stop()
+                return
+            with conn:
+                conn.settimeout(5)
+                with contextlib.suppress(OSError):
+                    conn.recv(65536)
+                self.count += 1
+
+    def stop(self) -> None:
+        with contextlib.suppress(OSError):
+            self._socket.shutdown(socket.SHUT_RDWR)  # wakes the accept()
+        self._socket.close()
+        self._thread.join(5)

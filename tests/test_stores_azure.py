@@ -20,6 +20,7 @@ from servers import (
     AzuriteServer,
     FaultProxy,
     Faults,
+    HangUpServer,
     azurite_missing,
     start_azurite,
 )
@@ -41,7 +42,7 @@ from ngio_async.stores import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Awaitable, Callable, Iterator
 
 FAST = Limits(max_retries=2, backoff_base=0.001, backoff_max=0.002, timeout=10)
 
@@ -427,6 +428,29 @@ async def test_a_cut_off_body_is_fetched_max_retries_times(
             with pytest.raises(StoreError, match="'a'"):
                 await store.get("a", request)
             assert proxy.count("GET") == FAST.max_retries + 1
+
+
+async def test_a_hang_up_is_tried_max_retries_plus_one_times() -> None:
+    # obstore retries a connection closed before the answer itself; retrying its final
+    # error again made (max_retries + 1) ** 2 requests
+    server = HangUpServer()
+    try:
+        endpoint = f"http://127.0.0.1:{server.port}/{AZURITE_ACCOUNT}"
+        options = {"account_name": AZURITE_ACCOUNT, "account_key": AZURITE_KEY}
+        async with open_store("az://c/x", limits=FAST, endpoint=endpoint, **options) as store:
+            calls: dict[str, Callable[[], Awaitable[object]]] = {
+                "get": lambda: store.get("k"),
+                "list": store.list_prefix,
+                "put": lambda: store.put("k", b"1"),
+                "delete": lambda: store.delete("k"),
+            }
+            for name, call in calls.items():
+                server.count = 0
+                with pytest.raises(StoreError):
+                    await call()
+                assert server.count == FAST.max_retries + 1, name
+    finally:
+        server.stop()
 
 
 async def test_create_only_put_is_never_resent(azurite: AzuriteServer, proxy: FaultProxy) -> None:

@@ -615,13 +615,21 @@ def obstore_transient(exc: BaseException) -> bool:
         return False
     if isinstance(exc, StoreError) and exc.__cause__ is not None:
         exc = exc.__cause__
-    return isinstance(exc, obs_exc.GenericError) and bool(_TRANSIENT.search(str(exc)))
+    text = str(exc)
+    return (
+        isinstance(exc, obs_exc.GenericError)
+        and bool(_TRANSIENT.search(text))
+        and not _RETRIED.search(text)  # obstore's own retries (ours) have run out
+    )
 
 
 # a missing bucket answers 404 too; its body says so (S3, GCS, Azure)
 _NO_CONTAINER = re.compile(
     r"NoSuchBucket|bucket does not exist|ContainerNotFound|container does not exist", re.IGNORECASE
 )
+
+
+_RETRIED = re.compile(r"after \d+ retries, max_retries")
 
 
 def _no_container(exc: BaseException) -> bool:
