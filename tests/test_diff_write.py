@@ -383,7 +383,7 @@ async def test_pyramids_equal_numpy_whichever_way_they_are_built(
         ngff_version=version,  # type: ignore[arg-type]
     ) as ds:
         pyramid: Any = method if how != "build_pyramid" else False
-        async with ds.writer(pyramid=pyramid, max_pending=1) as w:  # overlaps: in order
+        async with ds.writer(pyramid=pyramid) as w:
             for _ in range(data.draw(st.integers(1, 4))):
                 region = (
                     slice(None),
@@ -471,3 +471,33 @@ async def test_ngio_ome_zarr_py_and_ome_zarr_models_accept_what_is_written(
     paths = [str(p) for p, _ in written]
     done = await anyio.run_process([sys.executable, "-c", code, *paths], check=False)
     assert done.returncode == 0, done.stderr.decode()[-2000:]
+
+
+@pytest.mark.parametrize("pyramid", [False, "mean"])
+async def test_overlapping_writes_through_a_writer_end_as_written_last(
+    tmp_path: Path, pyramid: Any
+) -> None:
+    """Clear the level, then patch it: the patches win (the clearing write, its objects
+    written a window at a time, overtook them and wrote its pixels last)."""
+    model = np.full((1, 40, 40), 2, "uint8")
+    async with ngio_async.create_async(
+        tmp_path / "img",
+        shape=model.shape,
+        dtype="uint8",
+        axes="cyx",
+        chunks=(1, 8, 8),
+        shards=False,
+        levels=2,
+    ) as ds:
+        async with ds.writer(pyramid=pyramid) as w:
+            await w.write(((slice(None), slice(0, 40), slice(0, 40)), 2))
+            for k, (y, x) in enumerate([(0, 0), (5, 30), (36, 2), (17, 17)]):
+                region = (slice(None), slice(y, y + 3), slice(x, x + 9))
+                model[region] = 10 * k
+                await w.write((region, 10 * k))
+            await w.write(((slice(None), slice(16, 19), slice(16, 19)), 99))
+        model[:, 16:19, 16:19] = 99
+        np.testing.assert_array_equal(await ds.read(), model)
+        if pyramid:
+            want = downsample(model, (1, 2, 2), "mean")
+            np.testing.assert_array_equal(await ds.levels[1][...], want)

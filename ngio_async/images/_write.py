@@ -268,7 +268,8 @@ class LevelWriter:
     pending (backpressure), then starts the write in the writer's task group and returns. Leaving
     the ``async with`` block waits for every pending write; the first failure is raised there (and
     by the next ``write``), and the other pending writes are cancelled (as they are when the
-    block itself raises).
+    block itself raises). Writes run concurrently, but one overlapping an earlier pending write
+    starts after it: the last write of a pixel wins, as in numpy.
     """
 
     def __init__(self, level: Level, max_pending: int, cascade: Cascade | None = None) -> None:
@@ -281,6 +282,8 @@ class LevelWriter:
         self._slots = anyio.Semaphore(max_pending)
         self._tg: Any = None
         self._failures: list[Exception] = []
+        self._in_flight: dict[int, tuple[Region, anyio.Event]] = {}
+        self._started = 0
         self.written = 0
 
     @property
@@ -317,16 +320,29 @@ class LevelWriter:
         where = f"level {self.level.path!r}, region {_describe(sel.region)}"
         arr = fit_data(data, region_shape(sel.region), self.level.dtype, where)
         await self._slots.acquire()
-        self._tg.start_soon(self._one, sel.region, arr)
+        # earlier writes overlapping this one finish first: the last write of a pixel wins,
+        # as in numpy (a large write, its objects written a window at a time, overtook a small
+        # one after it and wrote its older pixels last)
+        before = [done for r, done in self._in_flight.values() if _overlaps(r, sel.region)]
+        done = anyio.Event()
+        token = self._started
+        self._started += 1
+        self._in_flight[token] = (sel.region, done)
+        self._tg.start_soon(self._one, sel.region, arr, before, token)
 
-    async def _one(self, region: Region, data: NDArray[Any]) -> None:
+    async def _one(
+        self, region: Region, data: NDArray[Any], before: list[anyio.Event], token: int
+    ) -> None:
         try:
+            for earlier in before:
+                await earlier.wait()
             await self.level.write(region, data, self._after)
             self.written += 1
         except Exception as exc:  # noqa: BLE001 - re-raised plainly at the boundary
             self._failures.append(exc)
             self._tg.cancel_scope.cancel()
         finally:
+            self._in_flight.pop(token)[1].set()
             self._slots.release()
 
 
@@ -431,6 +447,10 @@ def _check_in_range(given: NDArray[Any], dtype: np.dtype[Any], where: str) -> No
             f"data values {low}..{high} do not fit a {dtype} level ({info.min}..{info.max}; "
             f"{where}): cast them yourself if wrapping is meant"
         )
+
+
+def _overlaps(a: Region, b: Region) -> bool:
+    return all(x.start < y.stop and y.start < x.stop for x, y in zip(a, b, strict=True))
 
 
 def _short(data: Any) -> str:
