@@ -146,12 +146,13 @@ def test_validate_reads_each_document_once(
     image(http_root / "bare.zarr", version, levels=1)  # no labels group: both documents miss
     v3 = version == "0.5"
     group, array = ("zarr.json", "zarr.json") if v3 else (".zattrs", ".zarray")
+    v2 = [] if v3 else ["zarr.json", ".zgroup"]  # the root's version is not known yet
     expected = {
         "img.zarr": [group, f"0/{array}", f"labels/{group}", f"labels/cells/{group}"]
         + [f"labels/cells/0/{array}"]
-        + ([] if v3 else ["zarr.json"]),  # the root's version is not known yet
-        "bare.zarr": [group, f"0/{array}", "labels/zarr.json", "labels/.zattrs"]
-        + ([] if v3 else ["zarr.json"]),
+        + v2
+        + ([] if v3 else ["labels/.zgroup", "labels/cells/.zgroup"]),
+        "bare.zarr": [group, f"0/{array}", "labels/zarr.json", "labels/.zattrs", *v2],
     }
     for name, keys in expected.items():
         http_server.reset()
@@ -239,3 +240,23 @@ def test_a_scheme_without_its_colon_is_named(
     )
     image(tmp_path / "s3" / "bucket" / "img.zarr", levels=1)
     assert run([command, "s3//bucket/img.zarr"], capsys)[0] == 0
+
+
+def test_validate_requires_the_zgroup_of_a_04_group(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``.zattrs`` without ``.zgroup`` is no zarr v2 group (zarr-python raises
+    GroupNotFoundError, ome-zarr-py finds nothing): invalid (it passed as valid)."""
+    path = image(tmp_path / "img.zarr", "0.4", levels=1)
+    with ngio_async.open(str(path), mode="r+") as ds:
+        ds.labels.create("cells", dtype="uint8").close()
+    (path / ".zgroup").unlink()
+    (path / "labels" / "cells" / ".zgroup").write_text('{"zarr_format": 3}')
+    code, out, _ = run(["validate", str(path)], capsys)
+    assert code == 1
+    missing = (
+        "ERROR .zgroup: missing: a zarr v2 group needs a .zgroup beside its .zattrs "
+        "(zarr-python and ome-zarr-py find no group without it)"
+    )
+    wrong = 'ERROR labels/cells/.zgroup at `$.zarr_format`: a zarr v2 group document is {"zarr_format": 2}'
+    assert out.splitlines()[:2] == [missing, wrong]

@@ -173,6 +173,8 @@ class _Walker:
                 raw = await self.store.get(key)
         if raw is None:
             return join(root, "zarr.json"), None, False
+        if key.endswith(".zattrs"):
+            await self._check_zgroup(root)
         doc: Any = bytes(raw)
         if bare_ok and not _ngff_keys(doc):
             return key, None, True
@@ -206,6 +208,28 @@ class _Walker:
             if issubclass(w.category, MetadataWarning):
                 self.warn(key, " ".join(str(w.message).split()))
         return key, meta, True
+
+    async def _check_zgroup(self, root: str) -> None:
+        """A zarr v2 group is its ``.zgroup`` (``{"zarr_format": 2}``): attributes without one
+        are no group to zarr-python or ome-zarr-py."""
+        key = join(root, ".zgroup")
+        async with self.limiter:
+            raw = await self.store.get(key)
+        if raw is None:
+            self.error(
+                key,
+                "",
+                "missing: a zarr v2 group needs a .zgroup beside its .zattrs (zarr-python and "
+                "ome-zarr-py find no group without it)",
+            )
+            return
+        try:
+            doc = msgspec.json.decode(bytes(raw))
+        except msgspec.DecodeError as exc:
+            self.error(key, "$", f"not JSON: {exc}")
+            return
+        if not isinstance(doc, dict) or doc.get("zarr_format") != 2:
+            self.error(key, "$.zarr_format", 'a zarr v2 group document is {"zarr_format": 2}')
 
     # -------------------------------------------------------------------- nodes
     async def node(
