@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
 
 from ._errors import ReadOnlyError
 from ._sync_api import SyncDataset, open as _open_zarr
@@ -39,10 +40,18 @@ _GROUP_DOCUMENTS = ("/zarr.json", "/.zattrs", "/.zgroup")
 
 
 def _group_url(url: Any) -> Any:
-    """``url`` without a trailing group metadata document name (``.../img.zarr/zarr.json``)."""
+    """``url`` without a trailing group metadata document name (``.../img.zarr/zarr.json``;
+    an http(s) URL keeps its query string: ``.../zarr.json?token=...``, sent with every
+    request)."""
     if isinstance(url, str | os.PathLike):
         text = os.fspath(url)
-        if isinstance(text, str) and text.endswith(_GROUP_DOCUMENTS):
+        if not isinstance(text, str):
+            return url
+        if text.lower().startswith(("http://", "https://")) and "?" in text:
+            parts = urlsplit(text)
+            if parts.path.endswith(_GROUP_DOCUMENTS):
+                return urlunsplit(parts._replace(path=parts.path.rsplit("/", 1)[0]))
+        elif text.endswith(_GROUP_DOCUMENTS):
             return text.rsplit("/", 1)[0]
     return url
 
