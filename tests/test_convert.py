@@ -1243,3 +1243,24 @@ async def test_a_04_omero_version_is_not_carried_into_05(tmp_path: Path) -> None
     omero = json.loads((dst / "zarr.json").read_text())["attributes"]["ome"]["omero"]
     assert "version" not in omero
     assert omero["id"] == 3 and [c["label"] for c in omero["channels"]] == ["a", "b"]
+
+
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+async def test_a_listed_label_image_that_does_not_exist_is_left_out(
+    tmp_path: Path, version: str
+) -> None:
+    """The ``labels`` listing names one that is not there: the others convert, with a warning
+    (the conversion failed on it: "no label 'ghost' ... (labels: [..., 'ghost'])")."""
+    from ngio_async.meta import MetadataWarning
+
+    src, dst = tmp_path / "a.zarr", tmp_path / "b.zarr"
+    await make_source(src, version)
+    key = src / "labels" / (".zattrs" if version == "0.4" else "zarr.json")
+    doc = json.loads(key.read_text())
+    (doc if version == "0.4" else doc["attributes"]["ome"])["labels"].append("ghost")
+    key.write_text(json.dumps(doc))
+    with pytest.warns(MetadataWarning, match="'ghost' listed in labels/ does not exist"):
+        result = await ngio_async.convert(src, dst)
+    assert result.labels == ("cells",)
+    async with ngio_async.open_async(dst) as ds:
+        assert await ds.labels.names() == ["cells"]

@@ -855,6 +855,9 @@ async def _zarr_jobs(
         )
         labels_attrs = _group_attrs(group, version)
         for name in names:
+            if not await _has_group(src.store, join(src.root, "labels", name)):
+                _leave_out(labels_attrs, name, version, src.url)
+                continue
             label = await src.labels.open(name, mode="r")
             opened.append(label)
             lplan = _zarr_plan(
@@ -867,7 +870,35 @@ async def _zarr_jobs(
             )
             ltiles = sum(_grid(a.shape, _object_shape(a)) for a in lplan.arrays)
             jobs.append(_Job(join(root, "labels", name), lplan, _copy_levels(label), ltiles))
+    if labels_attrs is not None and not _label_names(jobs):
+        labels_attrs = None  # none of the listed label images exists
     return jobs, labels_attrs
+
+
+async def _has_group(store: AsyncStore, root: str) -> bool:
+    """Whether a group (or any zarr node) document exists at ``root``."""
+    for name in ("zarr.json", ".zattrs", ".zgroup"):
+        if await store.exists(join(root, name)):
+            return True
+    return False
+
+
+def _leave_out(attrs: dict[str, Any], name: str, version: str, where: str) -> None:
+    """Drop a label image that does not exist from the ``labels`` listing ``attrs``, warning."""
+    import warnings
+
+    from ..meta import MetadataWarning
+
+    body = attrs.get("ome", attrs) if version == "0.5" else attrs
+    listing = body.get("labels")
+    if isinstance(listing, list):
+        body["labels"] = [n for n in listing if n != name]
+    warnings.warn(
+        f"{where}: the label image {name!r} listed in labels/ does not exist "
+        f"(labels/{name} has no metadata); it is left out of the conversion",
+        MetadataWarning,
+        stacklevel=2,
+    )
 
 
 async def _multiscale(src: Dataset, index: int) -> Dataset:
