@@ -474,3 +474,50 @@ async def test_create_through_a_flaky_server(azurite: AzuriteServer, proxy: Faul
     proxy.faults = Faults(status=500, status_times=3)
     async with ngio_async.open_async(url, limits=FAST, **_via(proxy)) as ds:
         assert np.array_equal(await ds.read(), data)
+
+
+# -- peers ------------------------------------------------------------------------------------
+
+
+def test_zarr_python_reads_and_writes_the_same_blobs(azurite: AzuriteServer) -> None:
+    import zarr
+    from obstore.store import AzureStore
+    from zarr.storage import ObjectStore
+
+    root = azurite.fresh_url()
+    blobs = AzureStore(
+        azurite.container,
+        prefix=root.split("/", 3)[3],
+        account_name=AZURITE_ACCOUNT,
+        account_key=AZURITE_KEY,
+        endpoint=f"{azurite.endpoint}/{AZURITE_ACCOUNT}",
+        client_options={"allow_http": True},
+    )
+    data = np.random.default_rng(0).integers(0, 1000, (2, 200, 300), dtype="uint16")
+    with ngio_async.create(
+        f"{root}/ours.ome.zarr", shape=data.shape, dtype="uint16", axes="cyx",
+        chunks=(1, 64, 64), **azurite.options(),
+    ) as ds:  # fmt: skip
+        ds.write(data)
+    ours = zarr.open_group(ObjectStore(blobs, read_only=True), path="ours.ome.zarr", mode="r")
+    assert np.array_equal(ours["0"][:], data)
+
+    theirs = zarr.open_group(ObjectStore(blobs), path="theirs.ome.zarr", mode="w")
+    array = theirs.create_array(
+        "0", shape=data.shape, dtype="uint16", chunks=(1, 64, 64), shards=(1, 128, 128)
+    )
+    array[:] = data
+    axes = [
+        {"name": n, "type": t} for n, t in zip("cyx", ("channel", "space", "space"), strict=True)
+    ]
+    scale = [{"type": "scale", "scale": [1.0, 1.0, 1.0]}]
+    theirs.attrs["ome"] = {
+        "version": "0.5",
+        "multiscales": [
+            {"axes": axes, "datasets": [{"path": "0", "coordinateTransformations": scale}]}
+        ],
+    }
+    with ngio_async.open(f"{root}/theirs.ome.zarr", **azurite.options()) as ds:
+        assert np.array_equal(np.asarray(ds), data)
+    with ngio_async.open(blobs, path="theirs.ome.zarr") as ds:  # an obstore store object
+        assert ds[1, 150, 250] == data[1, 150, 250]
