@@ -260,3 +260,14 @@ def test_validate_requires_the_zgroup_of_a_04_group(
     )
     wrong = 'ERROR labels/cells/.zgroup at `$.zarr_format`: a zarr v2 group document is {"zarr_format": 2}'
     assert out.splitlines()[:2] == [missing, wrong]
+
+
+def test_counts_of_one_are_singular(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``1 level``, ``1 object``, ``1 tile`` (it printed ``1 levels``, ``1 objects``)."""
+    path = str(image(tmp_path / "img.zarr", levels=1))
+    code, out, _ = run(["info", "--no-sizes", path], capsys)
+    assert code == 0 and "  1 level  " in out and "  1 object  " in out
+    code, out, _ = run(["bench", path], capsys)
+    assert code == 0 and " decoded: 1 tile, " in out
+    code, _, err = run(["bench", path, "--level", "1"], capsys)
+    assert code == 2 and err.endswith("the image has 1 level\n")

@@ -30,7 +30,8 @@ async def bench(
     """Stream every tile of ``level`` (``ordered=False``); decoded bytes, tiles and seconds."""
     async with open_async(url, **options) as ds:  # OME-Zarr on any store, or a TIFF
         if not -len(ds.levels) <= level < len(ds.levels):
-            raise CLIError(f"--level {level}: the image has {len(ds.levels)} levels")
+            n = len(ds.levels)
+            raise CLIError(f"--level {level}: the image has {n} level{'' if n == 1 else 's'}")
         level %= len(ds.levels)  # -1: the last level, reported as its index
         lvl = ds.levels[level]
         tile = default_tile_shape(lvl.shape, lvl.chunks, lvl.shards)
@@ -91,7 +92,8 @@ def run_bench(args: argparse.Namespace) -> int:
         print(json.dumps(result, indent=2))
     else:
         print(
-            f"{result['mb_per_s']:.1f} MB/s decoded: {result['tiles']} tiles, "
+            f"{result['mb_per_s']:.1f} MB/s decoded: {result['tiles']} "
+            f"tile{'' if result['tiles'] == 1 else 's'}, "
             f"{result['decoded_bytes'] / 1e6:.1f} MB in {result['seconds']:.2f} s "
             f"(level {result['level']}, shape {'x'.join(map(str, result['shape']))}, "
             f"{result['dtype']})"

@@ -378,7 +378,7 @@ def _add_image(tree: Tree, info: dict[str, Any], title: str) -> None:
     units = sorted({a["unit"] for a in info["axes"] if a.get("unit")})
     node = tree.add(
         f"[bold]{_esc(title)}[/bold]  NGFF {_esc(info['ngff_version'])}  axes {_esc(axes)}"
-        f"  {_esc(info['dtype'])}  {len(info['levels'])} levels"
+        f"  {_esc(info['dtype'])}  {_count(len(info['levels']), 'level')}"
         f"  decoded {human_bytes(info['decoded_bytes'])}{_stored(info)}"
         + (f"  ({_esc(', '.join(units))})" if units else "")
     )
@@ -388,7 +388,7 @@ def _add_image(tree: Tree, info: dict[str, Any], title: str) -> None:
             f"level {_esc(lvl['path'])}: shape {_shape(lvl['shape'])}  chunks "
             f"{_shape(lvl['chunks'])}{shards}  {_esc(lvl['dtype'])}"
             f"  codecs {_esc(', '.join(lvl['codecs']))}  zarr v{lvl['zarr_format']}"
-            f"  {lvl['objects']} objects  decoded {human_bytes(lvl['decoded_bytes'])}"
+            f"  {_count(lvl['objects'], 'object')}  decoded {human_bytes(lvl['decoded_bytes'])}"
             f"{_stored(lvl)}"
         )
     if info["channels"]:
