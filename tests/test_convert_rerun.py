@@ -155,3 +155,29 @@ async def test_a_failure_while_building_extra_levels_then_a_rerun(tmp_path: Path
         assert ds.levels[2].shape == (2, 3, 24, 20)
         async with await ds.labels.open("cells") as cells:
             assert len(cells.levels) == 3
+
+
+def test_the_command_line_rerun_writes_where_the_first_run_did(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``ngio-async convert SRC out`` failing on a bad chunk, then again once it is fixed:
+    the image goes to ``out`` (an existing directory without a root node used to be taken
+    for a directory to convert *into*: ``out/src.ome.zarr``, beside the leftovers)."""
+    from ngio_async.cli import main
+
+    src, out = tmp_path / "src.zarr", tmp_path / "out"
+    data = ramp((2, 64, 64))
+    with ngio_async.create(
+        src, shape=data.shape, dtype="uint16", axes="cyx", chunks=(1, 32, 32), ngff_version="0.4"
+    ) as ds:
+        ds.write(data)
+    chunk = src / "0" / "1" / "1" / "1"
+    good = chunk.read_bytes()
+    chunk.write_bytes(b"not zstd")
+    argv = ["convert", "--quiet", "--shards", "none", str(src), str(out)]
+    assert main(argv) == 1  # a codec error: invalid data
+    chunk.write_bytes(good)
+    assert main(argv) == 0, capsys.readouterr().err
+    assert not (out / "src.ome.zarr").exists()
+    with ngio_async.open(out) as done:
+        np.testing.assert_array_equal(done[...], data)
