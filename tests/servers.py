@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from email.utils import formatdate
 from pathlib import Path
 from typing import Any, NamedTuple
-from urllib.parse import unquote
+from urllib.parse import unquote, urlencode
 
 from aiohttp import ClientSession, web
 
@@ -414,6 +414,17 @@ class AzuriteServer:
         )
         with urllib.request.urlopen(request, timeout=10) as response:
             assert response.status == 201, response.status
+
+    def container_sas(self, permissions: str = "rl") -> str:
+        """A service SAS query string (``sv=...&sig=...``) for this container."""
+        version, expiry = "2021-08-06", "2099-01-01T00:00:00Z"
+        resource = f"/blob/{AZURITE_ACCOUNT}/{self.container}"
+        # permissions, start, expiry, resource, identifier, IP, protocol, version, "c"
+        # (a container), snapshot time, encryption scope and five response headers
+        fields = [permissions, "", expiry, resource, "", "", "", version, "c", *[""] * 7]
+        digest = hmac.new(base64.b64decode(AZURITE_KEY), "\n".join(fields).encode(), hashlib.sha256)
+        query = {"sv": version, "se": expiry, "sr": "c", "sp": permissions}
+        return urlencode({**query, "sig": base64.b64encode(digest.digest()).decode()})
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

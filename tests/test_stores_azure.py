@@ -155,6 +155,28 @@ async def test_plain_http_refused_says_allow_http(azurite: AzuriteServer) -> Non
             await store.list_prefix()
 
 
+def test_sas_tokens_as_option_and_as_signed_url(azurite: AzuriteServer) -> None:
+    url = azurite.fresh_url()
+    data = np.arange(2 * 100 * 100, dtype="uint16").reshape(2, 100, 100)
+    endpoint = f"{azurite.endpoint}/{AZURITE_ACCOUNT}"
+    sas = {"account_name": AZURITE_ACCOUNT, "endpoint": endpoint}
+    with ngio_async.create(
+        f"{url}/img.ome.zarr", shape=data.shape, dtype="uint16", axes="cyx",
+        sas_key=azurite.container_sas("racwdl"), **sas,
+    ) as ds:  # fmt: skip
+        ds.write(data)
+    with ngio_async.open(f"{url}/img.ome.zarr", sas_key=azurite.container_sas("rl"), **sas) as ds:
+        assert np.array_equal(np.asarray(ds), data)
+    with pytest.raises(PermissionDeniedError, match=r"zarr\.json"):  # read and list only
+        ngio_async.create(
+            f"{url}/new.ome.zarr", shape=(8, 8), dtype="uint8", axes="yx",
+            sas_key=azurite.container_sas("rl"), **sas,
+        )  # fmt: skip
+    signed = url.replace("az://", f"{endpoint}/") + "/img.ome.zarr?" + azurite.container_sas()
+    with ngio_async.open(signed) as ds:  # the http(s) store, its query sent with every request
+        assert np.array_equal(np.asarray(ds), data)
+
+
 # -- images through the public API ------------------------------------------------------------
 
 
