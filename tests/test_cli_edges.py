@@ -271,3 +271,19 @@ def test_counts_of_one_are_singular(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert code == 0 and " decoded: 1 tile, " in out
     code, _, err = run(["bench", path, "--level", "1"], capsys)
     assert code == 2 and err.endswith("the image has 1 level\n")
+
+
+def test_info_describes_a_well_whose_first_field_is_missing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As for a plate: the well is described and the field's error shown (it exited 2 with
+    only the error)."""
+    with ngio_async.create_plate(str(tmp_path / "p.zarr"), rows=["A"], columns=["1"]) as plate:
+        plate.add_image("A", "1", field="0", shape=(8, 8), dtype="uint8", axes="yx").close()
+    well = tmp_path / "p.zarr" / "A" / "1"
+    edit_ngff(well, "0.5", lambda b: b["well"]["images"].insert(0, {"path": "9"}))
+    code, out, err = run(["info", "--no-sizes", str(well)], capsys)
+    assert code == 0, err
+    assert "fields: 9, 0" in out and "first field: 9: no OME-Zarr group at" in out
+    code, out, _ = run(["info", "--json", "--no-sizes", str(well)], capsys)
+    assert json.loads(out)["well"]["first_field_error"].startswith("9: no OME-Zarr group")

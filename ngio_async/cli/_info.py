@@ -327,10 +327,13 @@ async def gather_info(url: str, *, sizes: bool = True, **options: Any) -> dict[s
             out["kind"] = "well"
             out["well"] = await _well_info(store, "", ome)
             fields = out["well"]["fields"]
-            if fields:
-                out["well"]["first_field"] = await _image_info(
-                    store, fields[0], sizes=sizes, version=ome.version
-                )
+            if fields:  # a broken one is shown with its error, as a plate's first field
+                try:
+                    out["well"]["first_field"] = await _image_info(
+                        store, fields[0], sizes=sizes, version=ome.version
+                    )
+                except (MetadataError, NotFoundError, UnsupportedError) as exc:
+                    out["well"]["first_field_error"] = f"{fields[0]}: {' '.join(str(exc).split())}"
         elif ome.multiscales is not None:
             out["kind"] = "image"
             out["image"] = await _image_info(store, "", sizes=sizes, ome=ome)
@@ -442,6 +445,8 @@ def render_info(info: dict[str, Any]) -> Tree:
         node = tree.add(f"[bold]well[/bold]  fields: {_esc(', '.join(well['fields']))}")
         if "first_field" in well:
             _add_image(node, well["first_field"], f"first field {well['first_field']['path']}")
+        if "first_field_error" in well:
+            node.add(f"[red]first field: {_esc(well['first_field_error'])}[/red]")
     elif kind == "bioformats2raw":
         node = tree.add(f"[bold]bioformats2raw container[/bold]  {len(info['series'])} series")
         for s in info["series"]:
