@@ -50,3 +50,19 @@ def test_tiles_with_none_sizes_over_a_region(tmp_path: Path, ordered: bool) -> N
             (slice(0, 3), slice(5, 7), slice(5, 10)),
             (slice(0, 3), slice(5, 7), slice(10, 12)),
         ]
+
+
+@pytest.mark.anyio
+async def test_region_of_an_empty_channel_list_is_empty(tmp_path: Path) -> None:
+    """``region_of(c=[])`` covers nothing, as ``read(c=[])`` reads nothing (it raised
+    ``ValueError: min() arg is an empty sequence``)."""
+    root = tmp_path / "img.ome.zarr"
+    write_image(root, Spec(shape=(3, 20, 24), chunks=(1, 8, 8), levels=1, channels=("a", "b", "c")))
+    async with ngio_async.open_async(root) as ds:
+        assert ds.region_of(c=[]) == (slice(0, 0), slice(0, 20), slice(0, 24))
+        assert (await ds.read(c=[])).shape == (0, 20, 24)
+        assert ds.region_of(c=[2, 0], y=slice(-5, None)) == (
+            slice(0, 3),
+            slice(15, 20),
+            slice(0, 24),
+        )

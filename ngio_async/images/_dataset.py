@@ -1008,8 +1008,8 @@ class Dataset(StoreNode):
         lvl = self.level(level)
         selection, pick = self._selection(lvl, axes)
         if pick is not None:
-            axis, indices = pick
-            selection[axis] = slice(min(indices), max(indices) + 1)
+            axis, indices = pick  # an empty list covers nothing along its axis
+            selection[axis] = slice(min(indices), max(indices) + 1) if indices else slice(0, 0)
         return normalize_selection(tuple(selection), lvl.shape).region
 
 
