@@ -501,3 +501,74 @@ async def test_overlapping_writes_through_a_writer_end_as_written_last(
         if pyramid:
             want = downsample(model, (1, 2, 2), "mean")
             np.testing.assert_array_equal(await ds.levels[1][...], want)
+
+
+@pytest.mark.parametrize("how", ["write", "build_pyramid"])
+async def test_a_pyramid_downscaled_in_z_by_another_tool_is_kept_up_to_date(
+    tmp_path: Path, how: str
+) -> None:
+    """Levels that halve z too (written by zarr-python here) are rebuilt with z halved."""
+    import zarr
+
+    group = zarr.open_group(str(tmp_path), mode="w", zarr_format=3)
+    shapes = [(9, 40, 40), (5, 20, 20), (3, 10, 10)]
+    for i, shape in enumerate(shapes):
+        group.create_array(str(i), shape=shape, chunks=(1, 16, 16), dtype="uint16")
+    datasets = [
+        {"path": str(i), "coordinateTransformations": [{"type": "scale", "scale": [2.0**i] * 3}]}
+        for i in range(3)
+    ]
+    axes = [{"name": a, "type": "space", "unit": "micrometer"} for a in "zyx"]
+    group.attrs["ome"] = {"version": "0.5", "multiscales": [{"axes": axes, "datasets": datasets}]}
+    model = np.random.default_rng(0).integers(0, 1000, shapes[0]).astype("uint16")
+    async with ngio_async.open_async(tmp_path, mode="r+") as ds:
+        region = (slice(3, 6), slice(5, 17), slice(0, 40))
+        if how == "write":
+            await ds.write(model, pyramid=True)
+            model[region] = 7
+            await ds.write_at(region, 7, pyramid=True)  # not aligned to the 2x2x2 windows
+        else:
+            model[region] = 7
+            await ds.write(model)
+            await ds.build_pyramid()
+        want = model_pyramid(model, shapes, (2, 2, 2), "mean")
+        for i, lvl in enumerate(ds.levels):
+            np.testing.assert_array_equal(await lvl[...], want[i], err_msg=f"level {i}")
+
+
+@pytest.mark.parametrize(("first", "second"), [("0.5", "0.4"), ("0.4", "0.5"), ("0.5", "0.5")])
+async def test_overwrite_by_an_image_of_another_shape_leaves_nothing_of_the_old(
+    tmp_path: Path, first: str, second: str
+) -> None:
+    """Peers read the new image only: its shape, its pixels, its fill value where it is not
+    written (never an old chunk), and only its levels."""
+    path = tmp_path / "img.ome.zarr"
+    async with ngio_async.create_async(
+        path,
+        shape=(3, 120, 100),
+        dtype="uint16",
+        axes="cyx",
+        levels=3,
+        chunks=(1, 16, 16),
+        ngff_version=first,  # type: ignore[arg-type]
+    ) as ds:
+        await ds.write(np.full((3, 120, 100), 9, "uint16"), pyramid=True)
+    model = np.full((2, 50, 70), 4, "uint8")
+    async with ngio_async.create_async(
+        path,
+        shape=model.shape,
+        dtype="uint8",
+        axes="cyx",
+        levels=2,
+        chunks=(1, 32, 32),
+        fill_value=4,
+        ngff_version=second,
+        overwrite=True,  # type: ignore[arg-type]
+    ) as ds:
+        await ds.write_at((0, slice(0, 20), slice(0, 20)), 1, pyramid=True)
+        model[0, :20, :20] = 1
+    assert not (path / "2").exists() or not any((path / "2").iterdir())
+    for i, want in enumerate(model_pyramid(model, [(2, 50, 70), (2, 25, 35)], (1, 2, 2), "mean")):
+        for reader, got in peers_read(path, second, i).items():
+            assert got.shape == want.shape, reader
+            np.testing.assert_array_equal(got, want, err_msg=f"{reader}, level {i}")
