@@ -287,3 +287,29 @@ def test_info_describes_a_well_whose_first_field_is_missing(
     assert "fields: 9, 0" in out and "first field: 9: no OME-Zarr group at" in out
     code, out, _ = run(["info", "--json", "--no-sizes", str(well)], capsys)
     assert json.loads(out)["well"]["first_field_error"].startswith("9: no OME-Zarr group")
+
+
+def test_info_describes_a_container_or_labels_group_with_a_broken_member(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A listed series or a label image that is missing its level is shown with its error
+    and the others are described (as an image's broken label image is; it exited 2)."""
+    import shutil
+
+    from test_validate_bf2raw import container
+
+    path = container(tmp_path, "0.5", ome={"series": ["0", "1"]})
+    shutil.rmtree(path / "1" / "0")
+    code, out, err = run(["info", "--no-sizes", str(path)], capsys)
+    assert code == 0, err
+    assert "series 0  NGFF 0.5" in out and "series 1: level '0' of file://" in out
+
+    img = image(tmp_path / "img.zarr", levels=1)
+    with ngio_async.open(str(img), mode="r+") as ds:
+        ds.labels.create("a", dtype="uint8").close()
+        ds.labels.create("b", dtype="uint8").close()
+    shutil.rmtree(img / "labels" / "b" / "0")
+    code, out, err = run(["info", "--json", "--no-sizes", str(img / "labels")], capsys)
+    assert code == 0, err
+    a, b = json.loads(out)["labels"]
+    assert a["levels"][0]["shape"] == [16, 16] and b["error"].startswith("level '0' of file://")

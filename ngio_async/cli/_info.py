@@ -237,6 +237,15 @@ async def _image_info(
         await ds.aclose()
 
 
+async def _or_error(path: str, info: Awaitable[dict[str, Any]]) -> dict[str, Any]:
+    """``await info``, or ``{"path", "error"}`` when the node is missing or broken (shown with
+    its error, as a label image is; the other nodes are still described)."""
+    try:
+        return await info
+    except (NotFoundError, MetadataError, UnsupportedError, CodecError) as exc:
+        return {"path": path, "error": " ".join(str(exc).split())}
+
+
 async def _well_info(
     store: AsyncStore, root: str, ome: OmeMetadata | None, version: str | None = None
 ) -> dict[str, Any]:
@@ -342,7 +351,9 @@ async def gather_info(url: str, *, sizes: bool = True, **options: Any) -> dict[s
             series = await _series(store, "", ome.version, limiter)
             out["series"] = await _each(
                 series,
-                lambda s: _image_info(store, s[0], sizes=sizes, ome=s[1], version=ome.version),
+                lambda s: _or_error(
+                    s[0], _image_info(store, s[0], sizes=sizes, ome=s[1], version=ome.version)
+                ),
                 limiter,
             )
         elif ome.labels is not None:
@@ -350,7 +361,9 @@ async def gather_info(url: str, *, sizes: bool = True, **options: Any) -> dict[s
             names = list(ome.labels)
             infos = await _each(
                 names,
-                lambda n: _image_info(store, n, sizes=sizes, labels=False, version=ome.version),
+                lambda n: _or_error(
+                    n, _image_info(store, n, sizes=sizes, labels=False, version=ome.version)
+                ),
             )
             for n, i in zip(names, infos, strict=True):
                 i["name"] = n
@@ -450,11 +463,17 @@ def render_info(info: dict[str, Any]) -> Tree:
     elif kind == "bioformats2raw":
         node = tree.add(f"[bold]bioformats2raw container[/bold]  {len(info['series'])} series")
         for s in info["series"]:
-            _add_image(node, s, f"series {s['path']}")
+            if "error" in s:
+                node.add(f"[red]series {_esc(s['path'])}: {_esc(s['error'])}[/red]")
+            else:
+                _add_image(node, s, f"series {s['path']}")
     elif kind == "labels":
         node = tree.add(f"[bold]labels[/bold]  {len(info['labels'])}")
         for label in info["labels"]:
-            _add_image(node, label, f"label {label['name']}")
+            if "error" in label:
+                node.add(f"[red]label {_esc(label['name'])}: {_esc(label['error'])}[/red]")
+            else:
+                _add_image(node, label, f"label {label['name']}")
     else:
         tree.add(f"NGFF metadata: {_esc(', '.join(info['kinds']) or 'none')}")
     return tree
