@@ -377,3 +377,33 @@ def test_convert_sync_takes_the_blocking_apis_plate_and_dataset(tmp_path: Path) 
     with ngio_async.open(tmp_path / "f5.zarr") as ds:
         np.testing.assert_array_equal(ds[...], field_pixels(2))
     anyio.run(check_same_plate, src, tmp_path / "p5.zarr", "0.5")
+
+
+@pytest.mark.parametrize("missing", ["field", "well"])
+async def test_listed_fields_or_wells_that_do_not_exist_are_left_out(
+    tmp_path: Path, missing: str
+) -> None:
+    """A plate whose well lists a field (or whose plate lists a well) with no group: the rest
+    converts, with a warning, and the listings name only what was written (the conversion
+    failed: "no OME-Zarr group at .../A/1/1")."""
+    import shutil
+
+    from ngio_async.meta import MetadataWarning
+
+    src, dst = tmp_path / "src.zarr", tmp_path / "dst.zarr"
+    await make_plate(src, "0.4")
+    shutil.rmtree(src / "A" / "1" / "1" if missing == "field" else src / "B" / "2")
+    with pytest.warns(MetadataWarning, match=f"{missing} .* does not exist"):
+        result = await ngio_async.convert(src, dst, ngff_version="0.5")
+    assert result.fields == 2
+    assert result.wells == (("A/1", "B/2") if missing == "field" else ("A/1",))
+    assert [p.line() for p in (await validate_hierarchy(str(dst))).errors] == []
+    async with ngio_async.open_plate_async(dst) as plate:
+        expected = (
+            [("A/1", "0"), ("B/2", "0")] if missing == "field" else [("A/1", "0"), ("A/1", "1")]
+        )
+        assert await plate.image_paths() == expected
+        for well, field in expected:
+            async with await plate.image(*well.split("/"), field=field) as fov:
+                i = list(FIELDS).index((well, field))
+                np.testing.assert_array_equal(await fov.read(), field_pixels(i))

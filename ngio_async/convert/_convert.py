@@ -855,10 +855,14 @@ async def _zarr_jobs(
         )
         labels_attrs = _group_attrs(group, version)
         for name in names:
-            if not await _has_group(src.store, join(src.root, "labels", name)):
-                _leave_out(labels_attrs, name, version, src.url)
+            try:
+                label = await src.labels.open(name, mode="r")
+            except NotFoundError:
+                if await _has_group(src.store, join(src.root, "labels", name)):
+                    raise  # it is there, but part of it is not: no conversion without it
+                _leave_out(labels_attrs, "labels", name, version)
+                _missing(f"the label image {name!r} listed in labels/ of {src.url}", "labels/")
                 continue
-            label = await src.labels.open(name, mode="r")
             opened.append(label)
             lplan = _zarr_plan(
                 label,
@@ -883,21 +887,32 @@ async def _has_group(store: AsyncStore, root: str) -> bool:
     return False
 
 
-def _leave_out(attrs: dict[str, Any], name: str, version: str, where: str) -> None:
-    """Drop a label image that does not exist from the ``labels`` listing ``attrs``, warning."""
+def _leave_out(attrs: dict[str, Any], kind: str, name: str, version: str) -> None:
+    """Drop ``name`` from the listing of group attributes ``attrs`` (in ``version``):
+    ``kind`` ``"labels"`` (label names), ``"well"`` (its images) or ``"plate"`` (its wells)."""
+    body = attrs.get("ome", attrs) if version == "0.5" else attrs
+    if kind == "labels":
+        listing = body.get("labels")
+        if isinstance(listing, list):
+            body["labels"] = [n for n in listing if n != name]
+        return
+    obj = body.get(kind)
+    key = "images" if kind == "well" else "wells"
+    if isinstance(obj, dict) and isinstance(obj.get(key), list):
+        obj[key] = [e for e in obj[key] if not (isinstance(e, dict) and e.get("path") == name)]
+
+
+def _missing(what: str, where: str) -> None:
+    """Warn that ``what``, listed in ``where``, does not exist and is left out."""
     import warnings
 
     from ..meta import MetadataWarning
 
-    body = attrs.get("ome", attrs) if version == "0.5" else attrs
-    listing = body.get("labels")
-    if isinstance(listing, list):
-        body["labels"] = [n for n in listing if n != name]
     warnings.warn(
-        f"{where}: the label image {name!r} listed in labels/ does not exist "
-        f"(labels/{name} has no metadata); it is left out of the conversion",
+        f"{what} does not exist (no group metadata): it is left out of the conversion and of "
+        f"the {where} listing",
         MetadataWarning,
-        stacklevel=2,
+        stacklevel=3,
     )
 
 
@@ -1506,7 +1521,13 @@ async def _plan_plate(
     field_paths: dict[str, list[str]] = {}
 
     async def read_well(path: str) -> None:
-        meta = await read_group_metadata(store, join(root, path), parent_version=plate.version)
+        try:
+            meta = await read_group_metadata(store, join(root, path), parent_version=plate.version)
+        except NotFoundError:
+            if await _has_group(store, join(root, path)):
+                raise
+            _missing(f"well {path!r} of plate {plate.url}", "plate's wells")
+            return
         if meta.well is None:
             raise UnsupportedError(
                 f"well {path!r} of plate {plate.url} has no 'well' metadata "
@@ -1518,15 +1539,23 @@ async def _plan_plate(
         field_paths[path] = [im.path for im in meta.well.images]
 
     await _run_all(plate.wells, read_well, plate.limits.max_requests)
-    wells = {w: wells[w] for w in plate.wells}  # the plate's order
-    todo = [(w, f) for w in plate.wells for f in field_paths[w]]
+    wells = {w: wells[w] for w in plate.wells if w in wells}  # the plate's order
+    todo = [(w, f) for w in wells for f in field_paths[w]]
     at_once, field_limits = _field_limits(limits, len(todo))
     readers = Workers(field_limits.decode_threads)  # decoding of all fields, bounded together
     planned: dict[tuple[str, str], tuple[list[_Job], dict[str, Any] | None, int | None]] = {}
 
     async def plan_field(item: tuple[str, str]) -> None:
         where = join(item[0], item[1])
-        ds = await Dataset.open_in(store, join(root, where), limits=field_limits, workers=readers)
+        try:
+            ds = await Dataset.open_in(
+                store, join(root, where), limits=field_limits, workers=readers
+            )
+        except NotFoundError:
+            if await _has_group(store, join(root, where)):
+                raise
+            _missing(f"field {where} of plate {plate.url}", "well's images")
+            return
         opened.append(ds)
         try:
             layout = _check_layout(ds.axes, chunks, shards, levels)
@@ -1539,8 +1568,17 @@ async def _plan_plate(
         planned[item] = (jobs, labels_attrs, extra)
 
     await _run_all(todo, plan_field, plate.limits.max_requests)
-    rows = sorted({w.split("/")[0] for w in plate.wells})
-    fields = [(join(w, f), *planned[(w, f)]) for w, f in todo]
+    for w, f in todo:
+        if (w, f) not in planned:
+            _leave_out(wells[w], "well", f, version)
+    for w in plate.wells:  # those missing, or with no field left
+        if w not in wells or not any((w, f) in planned for f in field_paths[w]):
+            wells.pop(w, None)
+            _leave_out(plate_attrs, "plate", w, version)
+    if plate.wells and not wells:
+        raise NotFoundError(f"no field image of plate {plate.url} exists", url=plate.url)
+    rows = sorted({w.split("/")[0] for w in wells})
+    fields = [(join(w, f), *planned[(w, f)]) for w, f in todo if (w, f) in planned]
     writers = Workers(field_limits.decode_threads)  # and encoding
     return _PlatePlan(plate_attrs, ome_group, rows, wells, fields, at_once, field_limits, writers)
 
