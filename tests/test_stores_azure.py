@@ -21,6 +21,7 @@ from servers import (
     FaultProxy,
     Faults,
     HangUpServer,
+    S3Server,
     azurite_missing,
     start_azurite,
 )
@@ -34,6 +35,7 @@ from ngio_async import (
     StoreError,
 )
 from ngio_async.stores import (
+    AsyncStore,
     Buffer,
     OffsetByteRequest,
     RangeByteRequest,
@@ -543,3 +545,49 @@ def test_zarr_python_reads_and_writes_the_same_blobs(azurite: AzuriteServer) -> 
         assert np.array_equal(np.asarray(ds), data)
     with ngio_async.open(blobs, path="theirs.ome.zarr") as ds:  # an obstore store object
         assert ds[1, 150, 250] == data[1, 150, 250]
+
+
+# -- bulk deletes -----------------------------------------------------------------------------
+
+
+async def _put_all(store: AsyncStore, keys: list[str]) -> None:
+    async with anyio.create_task_group() as tg:
+        for key in keys:
+            tg.start_soon(store.put, key, b"x")
+
+
+async def test_delete_many_in_batches(azurite: AzuriteServer, proxy: FaultProxy) -> None:
+    keys = [f"img/c/{i}" for i in range(300)]
+    async with open_store(azurite.fresh_url(), limits=FAST, **_via(proxy)) as store:
+        assert store.delete_batch == 256
+        await _put_all(store, [*keys, "keep"])
+        proxy.reset()
+        await store.delete_many(keys)
+        assert proxy.count("POST") == 2  # two blob batches (256 + 44), no DELETE each
+        assert await store.list_prefix() == ["keep"]
+        await _put_all(store, keys[:10])
+        await store.delete_many([*keys[:10], "gone/a", "gone/b"])  # missing keys are fine
+        assert await store.list_prefix() == ["keep"]
+        await store.delete_many([])
+    absent = f"az://no-such-{uuid.uuid4().hex[:8]}/x"
+    async with open_store(absent, limits=FAST, **azurite.options()) as store:
+        with pytest.raises(NotFoundError, match="container"):
+            await store.delete_many(["a", "b"])
+    endpoint = f"{azurite.endpoint}/{AZURITE_ACCOUNT}"
+    async with open_store(
+        azurite.fresh_url(), limits=FAST, endpoint=endpoint, account_name=AZURITE_ACCOUNT,
+        skip_signature=True,
+    ) as store:  # fmt: skip
+        with pytest.raises(PermissionDeniedError):
+            await store.delete_many(["a", "b"])
+
+
+@pytest.mark.parametrize("where", ["s3", "file", "memory"])
+async def test_delete_many_elsewhere(where: str, s3_server: S3Server, tmp_path: Path) -> None:
+    url = {"s3": s3_server.fresh_url(), "file": str(tmp_path), "memory": "memory://"}[where]
+    options = s3_server.options() if where == "s3" else {}
+    keys = [f"a/{i}" for i in range(300)]
+    async with open_store(url, **options) as store:
+        await _put_all(store, [*keys, "b/keep"])
+        await store.delete_many([*keys, "a/missing"])
+        assert await store.list_prefix() == ["b/keep"]

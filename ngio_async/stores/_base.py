@@ -11,6 +11,7 @@ from __future__ import annotations
 import abc
 import os
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import TYPE_CHECKING, TypeAlias, TypeVar
 
 import anyio
@@ -21,7 +22,7 @@ from ._coalesce import coalesce_ranges
 from ._retry import call_with_retry
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Sequence
+    from collections.abc import Awaitable, Callable, Iterable, Sequence
     from contextlib import AbstractContextManager
     from types import TracebackType
     from typing import Self
@@ -170,6 +171,8 @@ class AsyncStore(abc.ABC):
     #: ``get_blocking`` is available and cheap (local files, memory): readers may fetch and
     #: decode in one worker-thread call instead of awaiting the fetch on the event loop
     blocking_reads: bool = False
+    #: the most keys one request of :meth:`delete_many` deletes (1: no bulk deletes)
+    delete_batch: int = 1
 
     def __init__(
         self,
@@ -350,6 +353,33 @@ class AsyncStore(abc.ABC):
         self._check_writable(key)
         await self._call(key, lambda: self._delete_once(key))
 
+    async def delete_many(self, keys: Iterable[str]) -> None:
+        """Delete every key of ``keys`` (missing ones are fine): in bulk requests of up to
+        :attr:`delete_batch` keys where the backend has them (S3, Azure), else one request per
+        key; the requests run concurrently within the store's limiter. On failure the other
+        requests are cancelled and one plain error is raised, never an ``ExceptionGroup``."""
+        keys = list(keys)
+        for key in keys:
+            self._check_writable(key)
+        size = max(1, self.delete_batch)
+        pending = iter([keys[i : i + size] for i in range(0, len(keys), size)])
+        errors: list[Exception] = []
+
+        async def worker(tg: TaskGroup) -> None:
+            for batch in pending:  # one iterator shared by the workers
+                try:
+                    await self._call(batch[0], partial(self._delete_many_once, batch))
+                except Exception as exc:  # noqa: BLE001 - re-raised after the group
+                    errors.append(exc)
+                    tg.cancel_scope.cancel()
+                    return
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(min(self._limits.max_requests, -(-len(keys) // size))):
+                tg.start_soon(worker, tg)
+        if errors:
+            raise errors[0]
+
     async def aclose(self) -> None:
         """Release the store's resources (connection pools). Idempotent."""
         if self._closed:
@@ -440,6 +470,11 @@ class AsyncStore(abc.ABC):
 
     async def _delete_once(self, key: str) -> None:
         raise UnsupportedError(f"{self._url} is read-only (cannot delete {key!r})")
+
+    async def _delete_many_once(self, keys: Sequence[str]) -> None:
+        """One bulk delete of ``keys`` (at most :attr:`delete_batch`); default: one by one."""
+        for key in keys:
+            await self._delete_once(key)
 
     async def _aclose_backend(self) -> None:  # noqa: B027 - optional hook
         """Release backend resources (called once, shielded from cancellation)."""
