@@ -8,7 +8,7 @@ region by region, and compared with a numpy model; pyramids (``write(pyramid=Tru
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 import numpy as np
@@ -19,6 +19,7 @@ import ngio_async
 from ngio_async.engine.pyramid import downsample
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from pathlib import Path
 
 pytestmark = pytest.mark.anyio
@@ -239,7 +240,7 @@ def peers_read(path: Path, version: str, level: int = 0) -> dict[str, np.ndarray
     driver = "zarr3" if version == "0.5" else "zarr"
     spec = {"driver": driver, "kvstore": {"driver": "file", "path": where}}
     return {
-        "zarr-python": zarr.open_array(where, mode="r")[...],
+        "zarr-python": np.asarray(zarr.open_array(where, mode="r")[...]),
         "tensorstore": ts.open(spec).result().read().result(),
     }
 
@@ -319,7 +320,8 @@ async def test_added_levels_continue_each_of_y_and_x_like_the_last_pair(tmp_path
             {"path": str(i), "coordinateTransformations": [{"type": "scale", "scale": scale}]}
         )
     axes = [{"name": a, "type": "space"} for a in "yx"]
-    group.attrs["ome"] = {"version": "0.5", "multiscales": [{"axes": axes, "datasets": datasets}]}
+    multiscale: dict[str, Any] = {"axes": axes, "datasets": datasets}
+    group.attrs["ome"] = {"version": "0.5", "multiscales": [multiscale]}
     data = np.random.default_rng(0).integers(0, 100, (48, 54)).astype("uint16")
     async with ngio_async.open_async(tmp_path, mode="r+") as ds:
         await ds.write(data)
@@ -331,7 +333,7 @@ async def test_added_levels_continue_each_of_y_and_x_like_the_last_pair(tmp_path
 
 
 def model_pyramid(
-    level0: np.ndarray, shapes: list[tuple[int, ...]], factors: tuple[int, ...], method: Any
+    level0: np.ndarray, shapes: Sequence[tuple[int, ...]], factors: tuple[int, ...], method: Any
 ) -> list[np.ndarray]:
     out = [level0]
     for shape in shapes[1:]:
@@ -368,7 +370,9 @@ async def test_pyramids_equal_numpy_whichever_way_they_are_built(
     if method == "mean" and dtype == "bool":
         method = "nearest"
     path = tmp_path_factory.mktemp("pyr") / "img.ome.zarr"
-    shards = (1, 2 * chunk, 3 * chunk) if sharded and version == "0.5" else False
+    shards: tuple[int, ...] | Literal[False] = False
+    if sharded and version == "0.5":
+        shards = (1, 2 * chunk, 3 * chunk)
     model = np.zeros(shape, dtype)
     rng = np.random.default_rng(data.draw(st.integers(0, 2**16)))
     async with ngio_async.create_async(
@@ -519,7 +523,8 @@ async def test_a_pyramid_downscaled_in_z_by_another_tool_is_kept_up_to_date(
         for i in range(3)
     ]
     axes = [{"name": a, "type": "space", "unit": "micrometer"} for a in "zyx"]
-    group.attrs["ome"] = {"version": "0.5", "multiscales": [{"axes": axes, "datasets": datasets}]}
+    multiscale: dict[str, Any] = {"axes": axes, "datasets": datasets}
+    group.attrs["ome"] = {"version": "0.5", "multiscales": [multiscale]}
     model = np.random.default_rng(0).integers(0, 1000, shapes[0]).astype("uint16")
     async with ngio_async.open_async(tmp_path, mode="r+") as ds:
         region = (slice(3, 6), slice(5, 17), slice(0, 40))
@@ -562,8 +567,8 @@ async def test_overwrite_by_an_image_of_another_shape_leaves_nothing_of_the_old(
         levels=2,
         chunks=(1, 32, 32),
         fill_value=4,
-        ngff_version=second,
-        overwrite=True,  # type: ignore[arg-type]
+        ngff_version=second,  # type: ignore[arg-type]
+        overwrite=True,
     ) as ds:
         await ds.write_at((0, slice(0, 20), slice(0, 20)), 1, pyramid=True)
         model[0, :20, :20] = 1
