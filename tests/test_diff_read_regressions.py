@@ -66,3 +66,17 @@ async def test_region_of_an_empty_channel_list_is_empty(tmp_path: Path) -> None:
             slice(15, 20),
             slice(0, 24),
         )
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("level", [True, 1.0, "0", None])
+async def test_a_level_that_is_no_int_is_a_clear_type_error(tmp_path: Path, level: object) -> None:
+    """``level=True`` read level 1; ``"0"`` and ``1.0`` failed inside the bounds check
+    (``'<=' not supported``, ``list indices must be integers``); ``None`` said "not both"."""
+    root = tmp_path / "img.ome.zarr"
+    write_image(root, Spec(shape=(1, 16, 16), chunks=(1, 8, 8), levels=2))
+    async with ngio_async.open_async(root) as ds:
+        match = "exactly one" if level is None else "level must be an int"
+        with pytest.raises(TypeError, match=match):
+            await ds.read(level=level)  # type: ignore[arg-type]
+        np.testing.assert_array_equal(await ds.read(level=np.int64(1)), await ds.levels[1][...])

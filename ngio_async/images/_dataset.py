@@ -277,10 +277,13 @@ class Dataset(StoreNode):
     ) -> Level:
         """A level by index (negative counts from the smallest) or nearest to ``pixel_size``."""
         if (index is None) == (pixel_size is None):
-            raise TypeError("level() takes an index or pixel_size=, not both")
+            raise TypeError("level() takes an index or pixel_size=: exactly one of them")
         if pixel_size is not None:
             return self.levels[self.metadata.nearest_level(pixel_size)]
         assert index is not None
+        if isinstance(index, bool) or not isinstance(index, numbers.Integral):
+            raise TypeError(f"level must be an int (or pixel_size=), got {index!r}")
+        index = int(index)
         if not -len(self.levels) <= index < len(self.levels):
             raise IndexError(f"level {index} out of range: the image has {len(self.levels)} levels")
         return self.levels[index]
