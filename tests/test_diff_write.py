@@ -577,3 +577,20 @@ async def test_overwrite_by_an_image_of_another_shape_leaves_nothing_of_the_old(
         for reader, got in peers_read(path, second, i).items():
             assert got.shape == want.shape, reader
             np.testing.assert_array_equal(got, want, err_msg=f"{reader}, level {i}")
+
+
+async def test_python_ints_beyond_64_bits(tmp_path: Path) -> None:
+    """As numpy assigns them: into a float level as floats (they were refused as 'data of dtype
+    object'), into an integer level refused naming the value."""
+    async with ngio_async.create_async(
+        tmp_path / "f", shape=(1, 2), dtype="float64", axes="yx", levels=1
+    ) as ds:
+        await ds.write([2**70, 1])
+        np.testing.assert_array_equal(await ds.read(), [[2.0**70, 1.0]])
+        with pytest.raises(ValueError, match="is not a float64 value"):
+            await ds.write(2**1100)
+    async with ngio_async.create_async(
+        tmp_path / "u", shape=(1, 2), dtype="uint64", axes="yx", levels=1
+    ) as ds:
+        with pytest.raises(ValueError, match="is not a uint64 value"):
+            await ds.write(2**64)

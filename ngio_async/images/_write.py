@@ -388,11 +388,17 @@ def fit_data(data: Any, shape: tuple[int, ...], dtype: np.dtype[Any], where: str
     (``70000`` or ``-1`` for ``uint16``, NaN for an integer type), arrays whose values would
     wrap or be made up by the cast (:func:`_check_in_range`)."""
     given = np.asarray(data)
+    python = isinstance(data, numbers.Number | list | tuple) and not isinstance(data, np.generic)
+    if python and given.dtype.kind == "O" and all(type(v) is int for v in given.flat):
+        try:  # ints beyond 64 bits: as numpy casts them (2**70 into float64), or refused
+            given = np.asarray(data, dtype=float)
+        except OverflowError as exc:
+            raise ValueError(f"{_short(data)} is not a {dtype} value ({where}): {exc}") from None
     if given.dtype.kind in "USOV" and dtype.kind not in "USOV":
         raise ValueError(
             f"data of dtype {given.dtype} cannot be written to a {dtype} level ({where})"
         )
-    if isinstance(data, numbers.Number | list | tuple) and not isinstance(data, np.generic):
+    if python:
         if dtype.kind == "f" and given.size:  # numpy makes an overflow inf, with a warning
             _check_in_range(given, dtype, where)
         try:  # numpy arrays are cast as numpy casts them; Python numbers must fit
