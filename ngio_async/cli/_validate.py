@@ -27,7 +27,7 @@ import msgspec
 
 from .._errors import CodecError, MetadataError, NotFoundError, UnsupportedError
 from .._open_any import _group_url
-from ..images._open import join, read_level_metadata
+from ..images._open import join, no_group, read_level_metadata
 from ..meta import NGFF_KEYS, MetadataWarning, validate
 from ..meta.zarr import ArrayV3Meta
 from ..stores import open_store
@@ -254,11 +254,7 @@ class _Walker:
         if not found:
             what = kind or "OME-Zarr group"
             if depth == 0:
-                raise NotFoundError(
-                    f"no OME-Zarr group at {self.store.url} (neither zarr.json nor .zattrs exists)",
-                    url=self.store.url,
-                    key=key,
-                )
+                raise await no_group(self.store, root, key, probe=True)
             named = f" (named by {ref})" if ref else ""
             self.error(root, "", f"missing {what}: neither zarr.json nor .zattrs exists{named}")
             return

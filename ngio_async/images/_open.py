@@ -27,6 +27,7 @@ __all__ = [
     "container_series",
     "first_level_key",
     "listed_series",
+    "no_group",
     "read_group_metadata",
     "read_level_metadata",
 ]
@@ -130,16 +131,20 @@ async def read_group_metadata(
             ) from denied
         raise denied
     if raw is None:
-        what = "neither zarr.json nor .zattrs exists"
         # the URL a user gave (the store's root) may name a zarr v2 array: one level of an image
-        if not root and not plain_ok and await _exists(store, ".zarray"):
-            what = f"it is a zarr array (.zarray){_parent_hint(store, root)}"
-        raise NotFoundError(
-            f"no OME-Zarr group at {_at(store, root)} ({what})",
-            url=store.url,
-            key=key,
-        )
+        raise await no_group(store, root, key, probe=not root and not plain_ok)
     return _zattrs_metadata(raw, store, key, plain_ok)
+
+
+async def no_group(store: AsyncStore, root: str, key: str, *, probe: bool) -> NotFoundError:
+    """The error for a missing group at ``root`` (``key``: the document asked for last);
+    ``probe``: say so when a zarr v2 array is there instead (one more request)."""
+    what = "neither zarr.json nor .zattrs exists"
+    if probe and await _exists(store, join(root, ".zarray")):
+        what = f"it is a zarr array (.zarray){_parent_hint(store, root)}"
+    return NotFoundError(
+        f"no OME-Zarr group at {_at(store, root)} ({what})", url=store.url, key=key
+    )
 
 
 async def _exists(store: AsyncStore, key: str) -> bool:
