@@ -1266,3 +1266,41 @@ async def test_a_listed_label_image_that_does_not_exist_is_left_out(
     assert result.labels == ("cells",)
     async with ngio_async.open_async(dst) as ds:
         assert await ds.labels.names() == ["cells"]
+
+
+@pytest.mark.parametrize("target", ["0.4", "0.5"])
+async def test_an_omero_block_that_breaks_a_rule_is_carried_mended(
+    tmp_path: Path, target: str
+) -> None:
+    """The image opens without such a block (with a warning); the conversion carried nothing
+    of it: every channel's label, color and window was lost."""
+    import warnings
+
+    from ngio_async.meta import MetadataWarning
+
+    src, dst = tmp_path / "src.zarr", tmp_path / "dst.zarr"
+    ngio_async.create(
+        src, shape=(3, 8, 8), dtype="uint8", axes="cyx", channels=["a", "b", "c"],
+        ngff_version="0.4",
+    ).close()  # fmt: skip
+    doc = json.loads((src / ".zattrs").read_text())
+    channels = doc["omero"]["channels"]
+    channels[0]["color"] = "red"
+    channels[1]["color"] = "FF000080"  # RRGGBBAA
+    channels[2]["window"] = {"start": 10, "end": 90}  # no min / max
+    doc["omero"]["rdefs"] = {"defaultZ": "first"}
+    (src / ".zattrs").write_text(json.dumps(doc))
+    with warnings.catch_warnings(record=True) as seen:  # the opening warns too
+        warnings.simplefilter("always", MetadataWarning)
+        await ngio_async.convert(src, dst, ngff_version=target)  # type: ignore[arg-type]
+    assert any("carried mended" in str(w.message) for w in seen)
+    async with ngio_async.open_async(dst) as ds:
+        got = [(c.label, c.color, c.window) for c in ds.metadata.channels]
+        assert ds.metadata.ome.omero is not None and ds.metadata.ome.omero.rdefs is None
+    assert [(label, color) for label, color, _ in got] == [
+        ("a", "FFFFFF"), ("b", "FF0000"), ("c", channels[2]["color"])
+    ]  # fmt: skip
+    assert tuple(got[2][2] or ()) == (10, 90)  # shown range kept; min / max: the uint8 range
+    omero = json.loads((dst / (".zattrs" if target == "0.4" else "zarr.json")).read_text())
+    omero = omero["omero"] if target == "0.4" else omero["attributes"]["ome"]["omero"]
+    assert omero["channels"][2]["window"] == {"min": 0, "max": 255, "start": 10, "end": 90}

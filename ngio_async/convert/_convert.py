@@ -46,6 +46,7 @@ import itertools
 import math
 import os
 import posixpath
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -590,15 +591,17 @@ def _zarr_plan(
     shards: Sequence[int] | Literal[False] | None,
     compressor: CompressorArg,
     levels: int | None,
+    ome: OmeMetadata | None = None,
 ) -> ImagePlan:
-    """The destination plan of an OME-Zarr source: its metadata in ``version``, new layout."""
+    """The destination plan of an OME-Zarr source: its metadata (``ome``, default the
+    source's) in ``version``, new layout."""
     from msgspec.structs import replace
 
     from ..images._dataset import _with_extra
 
     if version == "0.4" and shards not in (None, False):
         raise UnsupportedError("sharding needs zarr v3 (NGFF 0.5), not 0.4")
-    ome: OmeMetadata = src.metadata.ome
+    ome = ome or src.metadata.ome
     n = len(src.levels) if levels is None else max(1, min(int(levels), len(src.levels)))
     if n < len(src.levels):
         assert ome.multiscales is not None
@@ -828,7 +831,8 @@ async def _zarr_jobs(
 ) -> tuple[list[_Job], dict[str, Any] | None]:
     """Jobs for the image and each label image, and the ``labels`` group attributes (reads the
     source only). The label images opened are appended to ``opened`` (the caller closes them)."""
-    plan = _zarr_plan(src, version, chunks, shards, compressor, levels)
+    ome = await _with_repaired_omero(src)
+    plan = _zarr_plan(src, version, chunks, shards, compressor, levels, ome)
     tiles = sum(_grid(a.shape, _object_shape(a)) for a in plan.arrays)
     jobs = [_Job(root, plan, _copy_levels(src), tiles)]
     multiscales = src.metadata.ome.multiscales or []
@@ -877,6 +881,114 @@ async def _zarr_jobs(
     if labels_attrs is not None and not _label_names(jobs):
         labels_attrs = None  # none of the listed label images exists
     return jobs, labels_attrs
+
+
+_STEP = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
+
+
+def _default_window(dtype: np.dtype[Any]) -> dict[str, float]:
+    """A channel window over the whole range of ``dtype`` (floats: 0 to 1)."""
+    import numpy as np
+
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        low, high = float(info.min), float(info.max)
+    else:
+        low, high = 0.0, 1.0
+    return {"min": low, "max": high, "start": low, "end": high}
+
+
+def _repair_step(omero: dict[str, Any], path: str, dtype: np.dtype[Any]) -> str | None:
+    """Mend the part of a raw ``omero`` block at ``path`` (relative to it) that breaks a rule:
+    a channel's ``color`` (8 hex digits: the first 6; else white) or ``window`` (the dtype's
+    range) replaced, another key removed. ``None``: not mendable."""
+    steps = _STEP.findall(path)
+    if not steps or steps[0][0] != "channels":
+        key = steps[0][0] if steps else ""
+        if key and key in omero:  # rdefs, id, name, ...
+            del omero[key]
+            return f"removed {key}"
+        return None
+    channels = omero.get("channels")
+    if len(steps) < 2 or not steps[1][1] or not isinstance(channels, list):
+        return None
+    index = int(steps[1][1])
+    channel = channels[index] if index < len(channels) else None
+    if not isinstance(channel, dict):
+        return None
+    key = steps[2][0] if len(steps) > 2 else ""
+    if key in ("", "color") and not _HEX6.match(str(channel.get("color", ""))):
+        old = str(channel.get("color", ""))
+        channel["color"] = old[:6] if re.fullmatch(r"[0-9A-Fa-f]{8}", old) else "FFFFFF"
+        return f"channels[{index}].color {old!r} -> {channel['color']!r}"
+    if key in ("", "window"):
+        old_window = channel.get("window")
+        if key == "" and isinstance(old_window, dict):
+            return None
+        window = _default_window(dtype)
+        if isinstance(old_window, dict):  # its valid values stay
+            for k, v in old_window.items():
+                if k in window and isinstance(v, int | float) and not isinstance(v, bool):
+                    window[k] = float(v) if math.isfinite(v) else window[k]
+            if window == old_window:
+                return None
+        channel["window"] = window
+        return f"channels[{index}].window -> {window}"
+    if key in channel:
+        del channel[key]
+        return f"removed channels[{index}].{key}"
+    return None
+
+
+_HEX6 = re.compile(r"^[0-9A-Fa-f]{6}$")
+
+
+async def _with_repaired_omero(src: Dataset) -> OmeMetadata | None:
+    """``src``'s metadata with its ``omero`` block when the image was opened without it (a
+    value breaks a rule), mended by :func:`_repair_step` (a :class:`MetadataWarning` says
+    how), so the channels' labels, colors and windows are carried. ``None``: nothing to
+    mend, or it cannot be (the block is left out, as the opening warned)."""
+    import copy
+    import warnings
+
+    from ..meta import MetadataWarning
+
+    if src.metadata.ome.omero is not None:
+        return None
+    v3 = src.metadata.ngff_version != "0.4"
+    raw = await src.store.get(join(src.root, "zarr.json" if v3 else ".zattrs"))
+    try:
+        doc: Any = msgspec.json.decode(bytes(raw)) if raw is not None else None
+    except msgspec.DecodeError:
+        return None
+    attrs: Any = doc.get("attributes") if v3 and isinstance(doc, dict) else doc
+    body: Any = attrs.get("ome") if v3 and isinstance(attrs, dict) else attrs
+    if not isinstance(body, dict) or not isinstance(body.get("omero"), dict):
+        return None
+    attrs = copy.deepcopy(attrs)
+    omero: dict[str, Any] = (attrs["ome"] if v3 else attrs)["omero"]
+    at = "$.ome.omero" if v3 else "$.omero"
+    mended: list[str] = []
+    for _ in range(64):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", MetadataWarning)
+                ome = validate(attrs)
+        except MetadataError as exc:
+            inside = exc.path == at or exc.path.startswith((at + ".", at + "["))
+            done = _repair_step(omero, exc.path[len(at) :], src.dtype) if inside else None
+            if done is None:
+                return None
+            mended.append(f"{done} ({exc.rule})")
+            continue
+        warnings.warn(
+            f"{src.url}: its 'omero' block, which breaks a rule, is carried mended: "
+            + "; ".join(mended),
+            MetadataWarning,
+            stacklevel=2,
+        )
+        return ome
+    return None
 
 
 async def _has_group(store: AsyncStore, root: str) -> bool:
