@@ -415,6 +415,14 @@ async def test_pyramids_equal_numpy_whichever_way_they_are_built(
 
 
 # ------------------------------------------------------------------------- peer tools
+#: ome-zarr-models validates the images named on the command line, in a fresh interpreter
+#: (importing ngio makes it refuse v2 arrays)
+VALIDATE = (
+    "import sys, zarr\n"
+    "from ome_zarr_models.v0{}.image import Image\n"
+    "for p in sys.argv[1:]:\n"
+    "    Image.from_zarr(zarr.open_group(p, mode='r'))\n"
+)
 PEER_IMAGES = [  # (axes, shape, dtype, fill value)
     ("yx", (37, 41), "uint64", None),
     ("zyx", (3, 33, 20), "int8", -128),
@@ -466,13 +474,8 @@ async def test_ngio_ome_zarr_py_and_ome_zarr_models_accept_what_is_written(
             got = np.asarray(level)
             np.testing.assert_array_equal(got, levels[i], err_msg=f"ome-zarr {path.name} {i}")
     pytest.importorskip("ome_zarr_models")
-    code = (  # a fresh interpreter: importing ngio makes ome-zarr-models refuse v2 arrays
-        "import sys, zarr\n"
-        f"from ome_zarr_models.v0{version[-1]}.image import Image\n"
-        "for p in sys.argv[1:]:\n"
-        "    Image.from_zarr(zarr.open_group(p, mode='r'))\n"
-    )
     paths = [str(p) for p, _ in written]
+    code = VALIDATE.format(version[-1])
     done = await anyio.run_process([sys.executable, "-c", code, *paths], check=False)
     assert done.returncode == 0, done.stderr.decode()[-2000:]
 
@@ -594,3 +597,29 @@ async def test_python_ints_beyond_64_bits(tmp_path: Path) -> None:
     ) as ds:
         with pytest.raises(ValueError, match="is not a uint64 value"):
             await ds.write(2**64)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+async def test_create_like_keeps_the_translations_of_each_level(
+    tmp_path: Path, version: str
+) -> None:
+    """ome-zarr-py centres each level (translations 0, 0.25, 0.75 um): the copy places its
+    levels where the source's are (every level took level 0's translation), unless the
+    override changes the levels."""
+    pytest.importorskip("ome_zarr")
+    from interop_writers import write_ome_zarr
+
+    write_ome_zarr(tmp_path / "src", version)
+    async with ngio_async.open_async(tmp_path / "src") as src:
+        moved = [lvl.translation for lvl in src.levels]
+        assert len(set(moved)) == len(moved)  # the levels are translated apart
+        async with ngio_async.create_like_async(src, tmp_path / "like") as like:
+            assert [lvl.translation for lvl in like.levels] == moved
+            assert [lvl.scale for lvl in like.levels] == [lvl.scale for lvl in src.levels]
+        async with ngio_async.create_like_async(src, tmp_path / "two", levels=2) as two:
+            assert [lvl.translation for lvl in two.levels] == [moved[0]] * 2
+    done = await anyio.run_process(
+        [sys.executable, "-c", VALIDATE.format(version[-1]), str(tmp_path / "like")], check=False
+    )
+    assert done.returncode == 0, done.stderr.decode()[-2000:]

@@ -536,8 +536,14 @@ def plan_image(
     ngff_version: Literal["0.5", "0.4"] = "0.5",
     name: str | None = None,
     fill_value: Any = None,
+    level_translations: Sequence[Sequence[float]] | None = None,
 ) -> ImagePlan:
-    """Plan an image (pure: no I/O); see :func:`create_async` for the parameters."""
+    """Plan an image (pure: no I/O); see :func:`create_async` for the parameters.
+
+    ``level_translations``: one translation per level (``create_like`` copies a source's
+    whose levels are translated apart, as ome-zarr-py centres them); it replaces
+    ``translation``.
+    """
     shape_l = _sizes(shape, "shape")
     if axes is None:
         by_rank = {2: "yx", 3: "cyx" if channels is not None else "zyx", 4: "czyx", 5: "tczyx"}
@@ -587,6 +593,11 @@ def plan_image(
     scale0 = _per_axis(scale, names, 1.0, "scale", positive=True)
     unit_list = _units(units, names)
     trans = _per_axis(translation, names, 0.0, "translation") if translation is not None else None
+    per_level: list[list[float]] | None = None
+    if level_translations is not None:
+        per_level = [_per_axis(list(t), names, 0.0, "translation") for t in level_translations]
+        if len(per_level) != n_levels:
+            raise ValueError(f"{len(per_level)} level translations for {n_levels} levels")
     yx = _yx(names)
     arrays: list[ArrayMeta] = []
     datasets: list[NgffDataset] = []
@@ -609,7 +620,9 @@ def plan_image(
             arrays.append(array_meta_v2(lshape, dt, lchunks, compressor, fill))
         lscale = [s * factor if j in yx else s for j, s in enumerate(scale0)]
         transforms: list[Any] = [Scale(scale=lscale)]
-        if trans is not None:
+        if per_level is not None:
+            transforms.append(Translation(translation=per_level[i]))
+        elif trans is not None:
             transforms.append(Translation(translation=list(trans)))
         datasets.append(NgffDataset(path=str(i), coordinate_transformations=transforms))
     axis_models = [
@@ -1181,6 +1194,31 @@ def create_async(
         fill_value=fill_value,
     )
 
+    return _create_planned(
+        url, plan, overwrite=overwrite, limits=limits, path=path, store_options=store_options
+    )
+
+
+#: the arguments of create_async that plan_image takes
+_PLAN_KEYS = frozenset(
+    (
+        "shape", "dtype", "axes", "scale", "units", "translation", "chunks", "shards",
+        "compressor", "levels", "downscale", "channels", "ngff_version", "name", "fill_value",
+    )
+)  # fmt: skip
+
+
+def _create_planned(
+    url: str | os.PathLike[str] | AsyncStore | Any,
+    plan: ImagePlan,
+    *,
+    overwrite: bool,
+    limits: Limits | None,
+    path: str,
+    store_options: dict[str, Any],
+) -> _Opening[Dataset]:
+    """The I/O half of :func:`create_async`: write ``plan`` at ``url``."""
+
     async def go() -> Dataset:
         store, owns = _open_target(url, limits, dict(store_options))
         return await closing_store_on_error(
@@ -1214,6 +1252,9 @@ def like_options(src: Dataset, overrides: dict[str, Any]) -> dict[str, Any]:
     }
     if any(t != 0 for t in cal.translation):
         options["translation"] = list(cal.translation)
+    moved = [list(c.translation) for c in meta.spatial_calibration]
+    if any(t != moved[0] for t in moved):  # levels translated apart (ome-zarr-py centres them)
+        options["level_translations"] = moved
     if len(src.levels) > 1:
         yx = _yx(names)
         ratios = {round(src.levels[0].shape[i] / max(1, src.levels[1].shape[i])) for i in yx}
@@ -1268,6 +1309,8 @@ def _drop_conflicting(options: dict[str, Any], overrides: dict[str, Any], names:
     """Leave out the copied options that ``overrides`` make wrong (their defaults apply):
     everything per axis for other ``axes``, the channels for another channel count, shards
     the new ``chunks`` do not divide, a fill value the new ``dtype`` cannot hold."""
+    if any(k in overrides for k in ("axes", "levels", "downscale", "translation", "scale")):
+        options.pop("level_translations", None)  # they no longer fit: one translation applies
     axes = overrides.get("axes")
     if axes is not None and list(axes) != names:
         for key in ("scale", "units", "translation", "chunks", "channels"):
@@ -1306,4 +1349,23 @@ def create_like_async(
     in ``overrides`` wins (e.g. ``dtype="float32"``, ``channels=[...]``, ``overwrite=True``),
     and what an override makes wrong is left to its default (per-axis values for other
     ``axes``, channels for another channel count, shards other ``chunks`` do not divide)."""
-    return create_async(url, **like_options(src, overrides))
+    options = like_options(src, overrides)
+    level_translations = options.pop("level_translations", None)
+    if level_translations is None:
+        return create_async(url, **options)
+    store_keys = ("overwrite", "limits", "path")
+    plan_options = {k: v for k, v in options.items() if k in _PLAN_KEYS}
+    rest = {k: v for k, v in options.items() if k not in _PLAN_KEYS}
+    path = rest.get("path", "")
+    if plan_options.get("name") is None:
+        plan_options["name"] = default_name(url, path)
+    plan = plan_image(**plan_options, level_translations=level_translations)
+    store_options = {k: v for k, v in rest.items() if k not in store_keys}
+    return _create_planned(
+        url,
+        plan,
+        overwrite=rest.get("overwrite", False),
+        limits=rest.get("limits"),
+        path=path,
+        store_options=store_options,
+    )
