@@ -1304,3 +1304,24 @@ async def test_an_omero_block_that_breaks_a_rule_is_carried_mended(
     omero = json.loads((dst / (".zattrs" if target == "0.4" else "zarr.json")).read_text())
     omero = omero["omero"] if target == "0.4" else omero["attributes"]["ome"]["omero"]
     assert omero["channels"][2]["window"] == {"min": 0, "max": 255, "start": 10, "end": 90}
+
+
+async def test_array_codecs_before_the_serializer_do_not_lose_the_compressor(
+    tmp_path: Path,
+) -> None:
+    """A v3 source with a ``transpose`` codec: its blosc settings are kept all the same."""
+    from zarr.codecs import BloscCodec, TransposeCodec
+
+    src, dst = tmp_path / "src.zarr", tmp_path / "dst.zarr"
+    data = _zarr_python_source(src, 3, BloscCodec(cname="lz4", clevel=3, shuffle="bitshuffle"))
+    arr = zarr.create_array(
+        src / "0", shape=data.shape, chunks=(1, 16, 16), dtype="uint16", overwrite=True,
+        filters=[TransposeCodec(order=(0, 2, 1))], dimension_names=("c", "y", "x"),
+        compressors=BloscCodec(cname="lz4", clevel=3, shuffle="bitshuffle"),
+    )  # fmt: skip
+    arr[...] = data
+    await ngio_async.convert(src, dst, shards=False)
+    doc = json.loads((dst / "0" / "zarr.json").read_text())
+    assert [c["name"] for c in doc["codecs"]] == ["bytes", "blosc"]
+    assert doc["codecs"][1]["configuration"]["cname"] == "lz4"
+    np.testing.assert_array_equal(zarr.open_array(dst / "0")[...], data)

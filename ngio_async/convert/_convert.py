@@ -35,8 +35,9 @@ bioformats2raw container (NGFF 0.4 or 0.5; its images listed by ``OME/series``, 
 An HCS plate (NGFF 0.4 or 0.5) converts whole: every field image as above (``decode_threads``
 fields at a time, sharing the prefetch bounds and one pool of decode and one of encode
 threads), then the row and well groups, and the plate group **last**: an interrupted plate
-conversion leaves no plate document (``convert`` and ``convert_many`` redo it). Every field is opened and planned first, so a refused option
-(``chunks`` that do not fit a field's axes) writes nothing.
+conversion leaves no plate document (``convert`` and ``convert_many`` redo it). Every field is
+opened and planned first, so a refused option (``chunks`` that do not fit a field's axes) writes
+nothing.
 """
 
 from __future__ import annotations
@@ -459,9 +460,10 @@ def _kept_v3(src: ArrayMeta, dtype: np.dtype[Any]) -> tuple[Codec, ...] | None:
     codecs = src.codecs
     if len(codecs) == 1 and isinstance(codecs[0], ShardingCodec):
         codecs = codecs[0].configuration.codecs
-    if not codecs or not isinstance(codecs[0], BytesCodec):
-        return None  # array-to-array codecs (dropped: values are copied) or nested sharding
-    kept = codecs[1:]
+    serializer = next((i for i, c in enumerate(codecs) if isinstance(c, BytesCodec)), None)
+    if serializer is None:
+        return None  # nested sharding, a numcodecs serializer
+    kept = codecs[serializer + 1 :]  # array-to-array codecs before it are dropped: values copy
     ok = (ZstdCodec, GzipCodec, BloscCodec, Crc32cCodec)
     if all(
         isinstance(c, ok) or (isinstance(c, NumcodecsCodec) and c.kind == "bytes") for c in kept
@@ -738,7 +740,7 @@ async def _unmark(store: AsyncStore, version: str) -> None:
 async def _start(store: AsyncStore, version: str, overwrite: bool) -> bool:
     """Make the destination's root ready and mark it unfinished: refuse an existing node
     (``overwrite``: delete it), except what an interrupted conversion left (its root group
-    holds :data:`_UNFINISHED` only), which is replaced as if ``overwrite``; then write the
+    carries :data:`_UNFINISHED`'s mark), which is replaced as if ``overwrite``; then write the
     mark (claimed, unless ``overwrite``: of two conversions to one place, one is refused).
     Returns the ``overwrite`` the images below the root are prepared with."""
     from ..images._create import _claim, _get_or_none
