@@ -313,3 +313,21 @@ def test_info_describes_a_container_or_labels_group_with_a_broken_member(
     assert code == 0, err
     a, b = json.loads(out)["labels"]
     assert a["levels"][0]["shape"] == [16, 16] and b["error"].startswith("level '0' of file://")
+
+
+def test_a_stalled_server_fails_within_the_timeout_given(
+    http_root: Path, http_server: StaticServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--timeout`` / ``--retries`` bound the wait for a server that does not answer (it was
+    five attempts of 30 s each, with no way to shorten them)."""
+    from servers import Faults
+
+    image(http_root / "img.zarr", levels=1)
+    for command in ("info", "validate", "bench"):
+        http_server.reset()
+        http_server.faults = Faults(delay=1.0)  # the server's stop waits for the last answer
+        argv = [command, f"{http_server.url}img.zarr", "--timeout", "0.1", "--retries", "1"]
+        code, out, err = run(argv, capsys)
+        assert (code, out) == (2, "")
+        assert err.startswith("ngio-async: error: timed out: ") and "zarr.json" in err, err
+        assert http_server.count("GET", "/img.zarr/zarr.json") == 2  # the try and one retry

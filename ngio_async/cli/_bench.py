@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING, Any
 
 from .._open_any import open_async
 from ..engine import default_tile_shape
-from ._common import CLIError, check_url, stderr_console, store_options, wants_progress
+from ._common import (
+    CLIError,
+    check_url,
+    request_options,
+    stderr_console,
+    store_options,
+    wants_progress,
+)
 
 if TYPE_CHECKING:
     import argparse
@@ -87,6 +94,7 @@ def run_bench(args: argparse.Namespace) -> int:
         progress=wants_progress(args.quiet),
         quiet=args.quiet,
         **store_options(args, args.url),
+        **request_options(args),
     )
     if args.json:
         print(json.dumps(result, indent=2))

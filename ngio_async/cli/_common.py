@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import sys
@@ -21,22 +22,22 @@ from .._errors import (
 from .._prefetch import first_leaf
 
 if TYPE_CHECKING:
-    import argparse
-
     from rich.console import Console
 
 __all__ = [
     "EXIT_ERROR",
-    "refuse_tiff",
     "EXIT_INTERRUPTED",
     "EXIT_INVALID",
     "EXIT_OK",
     "CLIError",
+    "add_request_options",
     "add_store_options",
     "check_url",
     "describe_error",
     "human_bytes",
     "is_object_store",
+    "refuse_tiff",
+    "request_options",
     "stderr_console",
     "stdout_console",
     "store_options",
@@ -83,6 +84,60 @@ def add_store_options(parser: argparse.ArgumentParser) -> None:
         "--anonymous", action="store_true", help="unsigned requests (public buckets)"
     )
     group.add_argument("--allow-http", action="store_true", help="allow plain http:// endpoints")
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected seconds > 0, got {text}")
+    return value
+
+
+def _retries(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
+def add_request_options(parser: argparse.ArgumentParser) -> None:
+    """``--timeout`` and ``--retries``: how long a stalled or failing store is waited for."""
+    from .._limits import Limits
+
+    default = Limits()
+    group = parser.add_argument_group("request options")
+    group.add_argument(
+        "--timeout",
+        type=_seconds,
+        metavar="SECONDS",
+        help=f"seconds allowed for one request (default {default.timeout:g}); a stalled "
+        "server fails after the retries",
+    )
+    group.add_argument(
+        "--retries",
+        type=_retries,
+        metavar="N",
+        help=f"retries of a request that timed out or failed with 5xx / 429 (default "
+        f"{default.max_retries})",
+    )
+
+
+def request_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``{"limits": Limits(...)}`` for ``--timeout`` / ``--retries``; empty without them."""
+    from .._limits import Limits
+
+    changes: dict[str, Any] = {}
+    if getattr(args, "timeout", None) is not None:
+        changes["timeout"] = args.timeout
+    if getattr(args, "retries", None) is not None:
+        changes["max_retries"] = args.retries
+    return {"limits": Limits(**changes)} if changes else {}
 
 
 OBJECT_STORE_SCHEMES = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "azure", "adl"})

@@ -28,7 +28,14 @@ from ..meta.zarr import (
     ZstdCodec,
 )
 from ..stores import open_store
-from ._common import check_url, human_bytes, refuse_tiff, stdout_console, store_options
+from ._common import (
+    check_url,
+    human_bytes,
+    refuse_tiff,
+    request_options,
+    stdout_console,
+    store_options,
+)
 
 if TYPE_CHECKING:
     import argparse
@@ -492,6 +499,7 @@ def run_info(args: argparse.Namespace) -> int:
         sizes=not args.no_sizes,
         quiet=args.quiet,
         **store_options(args, args.url),
+        **request_options(args),
     )
     if args.json:
         print(json.dumps(info, indent=2))

@@ -36,6 +36,7 @@ from ._common import (
     EXIT_OK,
     check_url,
     refuse_tiff,
+    request_options,
     stderr_console,
     store_options,
     wants_progress,
@@ -699,6 +700,7 @@ def run_validate(args: argparse.Namespace) -> int:
                 on_node=lambda n: progress.update(task, completed=n),
                 collect=loose,
                 **store_options(args, args.url),
+                **request_options(args),
             )
     else:
         report = run_async(
@@ -708,6 +710,7 @@ def run_validate(args: argparse.Namespace) -> int:
             depth=args.depth,
             collect=loose,
             **store_options(args, args.url),
+            **request_options(args),
         )
     known = {p.message for p in report.warnings}
     for text in loose:

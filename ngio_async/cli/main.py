@@ -15,7 +15,7 @@ import os
 import sys
 from typing import TYPE_CHECKING, NoReturn
 
-from ._common import EXIT_INTERRUPTED, add_store_options, describe_error
+from ._common import EXIT_INTERRUPTED, add_request_options, add_store_options, describe_error
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -78,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="skip the stored sizes (they list every object of every level)",
     )
+    add_request_options(p)
     common(p)
 
     p = sub.add_parser(
@@ -98,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
         "default: the whole hierarchy)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON document")
+    add_request_options(p)
     common(p)
 
     p = sub.add_parser(
@@ -175,6 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="tiles ahead, a fixed window (default: adaptive, within the store's Limits)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON document")
+    add_request_options(p)
     common(p)
 
     p = sub.add_parser(
