@@ -181,3 +181,30 @@ def test_the_command_line_rerun_writes_where_the_first_run_did(
     assert not (out / "src.ome.zarr").exists()
     with ngio_async.open(out) as done:
         np.testing.assert_array_equal(done[...], data)
+
+
+async def test_an_ome_zarr_source_failing_the_nth_read_then_a_rerun(tmp_path: Path) -> None:
+    """The source store fails its 12th read (a chunk, past the metadata)."""
+    import errno
+
+    from ngio_async.stores import InstrumentedStore, open_store
+
+    src, dst = tmp_path / "a.zarr", tmp_path / "b.zarr"
+    await make_source(src, "0.4")
+    seen = 0
+
+    def fail(method: str, key: str) -> BaseException | None:
+        nonlocal seen
+        if method == "get" and "/" in key and not key.endswith((".zarray", ".zattrs", ".zgroup")):
+            seen += 1
+            if seen == 12:
+                return OSError(errno.EIO, "Input/output error")
+        return None
+
+    store = InstrumentedStore(open_store(src), fail=fail, blocking=False)
+    async with ngio_async.open_async(store) as source:
+        with pytest.raises(StoreError, match="Input/output error"):
+            await ngio_async.convert(source, dst, ngff_version="0.5")
+    assert seen >= 12 and not await is_complete(dst)
+    await ngio_async.convert(src, dst, ngff_version="0.5")
+    assert_same(await snapshot(src), await snapshot(dst))
