@@ -95,6 +95,7 @@ async def test_float_pyramid_equals_the_whole_level_reduced(tmp_path: Path) -> N
         ("float32", np.array([1e40, 0])),  # was stored as inf
         ("float32", 1e40),
         ("float32", [0.0, -1e39]),
+        ("float32", np.array([np.inf, 1e40, np.nan])),  # an overflow behind inf and NaN
         ("float16", np.array([70000, 0])),
     ],
 )

@@ -424,10 +424,12 @@ def _check_in_range(given: NDArray[Any], dtype: np.dtype[Any], where: str) -> No
     if given.dtype.kind not in "biuf" or np.can_cast(given.dtype, dtype):
         return  # complex and others: numpy's own rules (it warns or raises)
     if dtype.kind == "f":  # a narrower float (or int into float16): overflow makes inf
-        values = given[np.isfinite(given)] if given.dtype.kind == "f" else given
-        if not values.size:
-            return
-        low, high = values.min(), values.max()
+        low, high = given.min(), given.max()
+        if not (np.isfinite(low) and np.isfinite(high)):  # NaN or inf (kept): the finite rest
+            finite = given[np.isfinite(given)]
+            if not finite.size:
+                return
+            low, high = finite.min(), finite.max()
         with np.errstate(over="ignore"):
             fits = np.isfinite(dtype.type(low)) and np.isfinite(dtype.type(high))
         if not fits:
