@@ -233,8 +233,16 @@ async def read_level_metadata(
         key = join(root, path, "zarr.json" if v3 else ".zarray")
         raw = await (store.get(key) if early is None else early.get(key))
         if raw is None:
+            # zarr-python 3 writes v3 arrays by default, under 0.4 metadata too
+            other = join(root, path, ".zarray" if v3 else "zarr.json")
+            hint = (
+                f" ({other} does: a zarr {'v2' if v3 else 'v3'} array, and NGFF "
+                f"{meta.version} needs zarr {'v3' if v3 else 'v2'} arrays)"
+                if await _exists(store, other)
+                else ""
+            )
             raise NotFoundError(
-                f"level {path!r} of {_at(store, root)} is missing: {key} does not exist",
+                f"level {path!r} of {_at(store, root)} is missing: {key} does not exist{hint}",
                 url=store.url,
                 key=key,
             )
