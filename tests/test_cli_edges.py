@@ -331,3 +331,14 @@ def test_a_stalled_server_fails_within_the_timeout_given(
         assert (code, out) == (2, "")
         assert err.startswith("ngio-async: error: timed out: ") and "zarr.json" in err, err
         assert http_server.count("GET", "/img.zarr/zarr.json") == 2  # the try and one retry
+
+
+def test_info_names_a_label_image_as_such(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``info img.zarr/labels/cells`` says ``label image`` (it said ``image``)."""
+    path = image(tmp_path / "img.zarr", levels=1)
+    with ngio_async.open(str(path), mode="r+") as ds:
+        ds.labels.create("cells", dtype="uint8").close()
+    code, out, _ = run(["info", "--no-sizes", str(path / "labels" / "cells")], capsys)
+    assert code == 0 and out.splitlines()[1].startswith("└── label image  NGFF 0.5"), out

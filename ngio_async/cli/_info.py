@@ -437,7 +437,9 @@ def render_info(info: dict[str, Any]) -> Tree:
     kind = info["kind"]
     tree = Tree(f"[bold]{_esc(info['url'])}[/bold]  ({_esc(kind)})")
     if kind == "image":
-        _add_image(tree, info["image"], "image")
+        _add_image(
+            tree, info["image"], "label image" if "image_label" in info["image"] else "image"
+        )
     elif kind == "plate":
         plate = info["plate"]
         missing = [w["path"] for w in plate["wells"] if w.get("error")]
