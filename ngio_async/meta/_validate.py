@@ -173,6 +173,8 @@ def to_attrs(meta: OmeMetadata, version: str | None = None) -> dict[str, Any]:
     if version == "0.5":
         for obj in _versioned(body):
             obj.pop("version", None)
+        if isinstance(body.get("omero"), dict):  # 0.4's omero carried one; 0.5's has none
+            body["omero"].pop("version", None)
         if meta.version == "0.4":  # a 0.4 group's own keys stay group attributes, beside 'ome'
             for key in [k for k in body if k not in _OME_KEYS]:
                 outer.setdefault(key, body.pop(key))
