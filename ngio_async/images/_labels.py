@@ -299,8 +299,14 @@ class Labels:
                 workers=ds._workers,
                 mode=ds.mode if mode is None else mode,
             )
-        except NotFoundError:
+        except NotFoundError as exc:
             names = await self.names()
+            if name in names:  # listed, but its group (or a level of it) is missing
+                raise NotFoundError(
+                    f"label {name!r} is listed in {ds.url} but cannot be opened: {exc}",
+                    url=ds.store.url,
+                    key=name,
+                ) from exc
             raise NotFoundError(
                 f"no label {name!r} in {ds.url} (labels: {names})", url=ds.store.url, key=name
             ) from None
