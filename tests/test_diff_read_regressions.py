@@ -80,3 +80,23 @@ async def test_a_level_that_is_no_int_is_a_clear_type_error(tmp_path: Path, leve
         with pytest.raises(TypeError, match=match):
             await ds.read(level=level)  # type: ignore[arg-type]
         np.testing.assert_array_equal(await ds.read(level=np.int64(1)), await ds.levels[1][...])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        (
+            {"shape": 8},
+            TypeError,
+            "tile shape must be one int",
+        ),  # was: 'int' object is not iterable
+        ({"region": slice(0, 5)}, ValueError, "region must be 3 slices"),  # was: slice has no len()
+    ],
+)
+def test_tiles_name_a_shape_or_region_of_the_wrong_kind(
+    tmp_path: Path, kwargs: dict[str, object], error: type[Exception], match: str
+) -> None:
+    root = tmp_path / "img.ome.zarr"
+    write_image(root, Spec(shape=(3, 20, 24), chunks=(1, 8, 8), levels=1))
+    with ngio_async.open(root) as ds, pytest.raises(error, match=match):
+        ds.tiles(**kwargs)  # type: ignore[arg-type]

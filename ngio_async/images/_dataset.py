@@ -414,6 +414,10 @@ class Dataset(StoreNode):
         self._check_open()
         lvl = self.level(level)
         level_index = self.levels.index(lvl)
+        if shape is not None and not isinstance(shape, Sequence | np.ndarray):
+            raise TypeError(
+                f"tile shape must be one int (or None) per axis, or (y, x), got {shape!r}"
+            )
         if shape is not None and not all(_size_or_none(t) for t in shape):
             raise TypeError(f"tile shape must be ints or None, got {tuple(shape)}")
         if prefetch is not None and (not _size_or_none(prefetch) or prefetch < 1):
@@ -536,8 +540,12 @@ class Dataset(StoreNode):
     ) -> tuple[tuple[slice, ...], dict[int, set[int]]]:
         names = self.axes
         if region is not None:
-            if len(region) != lvl.ndim or not all(isinstance(s, slice) for s in region):
-                raise ValueError(f"region must be {lvl.ndim} slices, one per axis")
+            if (
+                not isinstance(region, Sequence)
+                or len(region) != lvl.ndim
+                or not all(isinstance(s, slice) for s in region)
+            ):
+                raise ValueError(f"region must be {lvl.ndim} slices, one per axis, got {region!r}")
             if any(s.step not in (None, 1) for s in region):
                 raise ValueError(f"region {tuple(region)}: tiles take step-1 slices")
             base = [
