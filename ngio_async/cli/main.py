@@ -151,7 +151,10 @@ def build_parser() -> argparse.ArgumentParser:
         "bioformats2raw container: DST/0, DST/1, ...)",
     )
     p.add_argument(
-        "--overwrite", action="store_true", help="replace an existing zarr DST (never a file)"
+        "--overwrite",
+        action="store_true",
+        help="replace an existing zarr DST (never a file; what an interrupted convert left is "
+        "replaced without it)",
     )
     common(p)  # the store options apply to every s3:// / gs:// / az:// SRC and DST
 
