@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gzip
 import os
 import re
 import socket
 import urllib.request
-import zlib
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -33,7 +31,13 @@ from ._base import (
     SuffixByteRequest,
     byte_span,
 )
-from ._obstore import ObstoreStore, obstore_http, obstore_transient, obstore_usable
+from ._obstore import (
+    ObstoreStore,
+    decode_content,
+    obstore_http,
+    obstore_transient,
+    obstore_usable,
+)
 from ._url_utils import redact_url
 
 if TYPE_CHECKING:
@@ -180,7 +184,8 @@ class HTTPStore(AsyncStore):
     ``PermissionDeniedError``; ``5xx``, ``429``, connection errors, broken bodies and timeouts
     are retried (after at least a ``Retry-After`` the answer carries, up to ``backoff_max``). Listing and writes raise ``UnsupportedError``. Objects stored with
     ``Content-Encoding: gzip`` (or ``deflate``) are decoded, as browsers and fsspec do (a range
-    of one is cut from the whole decoded object), and their server's GETs stay on aiohttp.
+    of one is cut from the whole decoded object; after the first, ranges are read from whole
+    objects), and their server's GETs stay on aiohttp.
 
     ``rust_gets=True`` (the default of ``open_store`` for http(s) URLs without credentials or
     custom headers): once aiohttp has read one object (the first metadata document), GETs go
@@ -231,6 +236,7 @@ class HTTPStore(AsyncStore):
         self._aiohttp_ok = False  # aiohttp has read an object here (then obstore's client may)
         self._rust_ok = False  # obstore's client has answered here (its errors are then final)
         self._missing_ok = False  # a miss seen by obstore's client was confirmed by aiohttp
+        self._encoded = False  # an object came Content-Encoded: ranges are read from wholes
         # obstore's client reads the bodies, except in a child forked after it was used
         secret = parts.username or parts.password or parts.query or headers
         if rust_gets and not secret and obstore_usable():
@@ -309,7 +315,9 @@ class HTTPStore(AsyncStore):
         return data
 
     async def _aiohttp_get(self, key: str, byte_range: ByteRequest | None) -> Buffer | None:
-        headers = {"Range": _range_header(byte_range)} if byte_range is not None else None
+        # objects come encoded here: ranges of the encoded bytes are no use (or a 416)
+        ranged = byte_range is not None and not self._encoded
+        headers = {"Range": _range_header(byte_range)} if ranged and byte_range else None
         session = self._session_for_loop()
         async with session.get(self._object_url(key), headers=headers) as resp:
             if resp.status in _MISSING:
@@ -324,10 +332,11 @@ class HTTPStore(AsyncStore):
                 # stored compressed (uploaded with Content-Encoding): served so whatever we
                 # accept. obstore's client would return the compressed bytes as the object
                 self._rust = None
+                self._encoded = True
                 if resp.status == 206:  # a range of the compressed bytes: decode the whole
                     body = await self._aiohttp_whole(key)
                 else:
-                    body = self._decode(key, body, encoding)
+                    body = decode_content(body, encoding, url=self.url, key=key)
             elif resp.status == 206:
                 return self._from_partial(key, byte_range, body, resp.headers.get("Content-Range"))
         # 200: the whole object (also when the server ignored Range): slice what was asked for.
@@ -348,29 +357,6 @@ class HTTPStore(AsyncStore):
         if body is None:  # gone between two requests
             raise StoreError(f"{key!r} at {self.url} disappeared while read", url=self.url, key=key)
         return bytes(body)
-
-    def _decode(self, key: str, body: bytes, encoding: str) -> bytes:
-        """The object's bytes from a body sent with ``Content-Encoding: encoding``."""
-        try:
-            if encoding in ("gzip", "x-gzip"):
-                return gzip.decompress(body)
-            if encoding == "deflate":  # zlib-wrapped as the RFC says, or raw as some send it
-                try:
-                    return zlib.decompress(body)
-                except zlib.error:
-                    return zlib.decompress(body, -zlib.MAX_WBITS)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise StoreError(
-                f"cannot decode the {encoding} body of {key!r} at {self.url}: {exc}",
-                url=self.url,
-                key=key,
-            ) from exc
-        raise StoreError(
-            f"{key!r} at {self.url} is served with Content-Encoding {encoding!r}, which is not "
-            "supported (gzip and deflate are)",
-            url=self.url,
-            key=key,
-        )
 
     def _from_partial(
         self, key: str, byte_range: ByteRequest | None, body: bytes, content_range: str | None

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import atexit
+import gzip
 import os
 import re
 import time
+import zlib
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -29,6 +31,7 @@ from ._base import (
     OffsetByteRequest,
     RangeByteRequest,
     SuffixByteRequest,
+    byte_span,
     check_complete,
     check_key,
     pread_span,
@@ -47,6 +50,7 @@ if TYPE_CHECKING:
 __all__ = [
     "OBSTORE_TYPES",
     "ObstoreStore",
+    "decode_content",
     "describe_obstore",
     "local_prefix",
     "obstore_client_options",
@@ -172,6 +176,35 @@ def describe_obstore(store: ObjectStore) -> str:
     return f"{root}/{prefix}" if prefix else root
 
 
+def decode_content(body: Buffer, encoding: str, *, url: str, key: str) -> bytes:
+    """The object's bytes from a body served with ``Content-Encoding: encoding`` (an object
+    stored compressed: uploaded with that header, or nginx's ``gzip_static always``)."""
+    try:
+        if encoding in ("gzip", "x-gzip"):
+            return gzip.decompress(body)
+        if encoding == "deflate":  # zlib-wrapped as the RFC says, or raw as some send it
+            try:
+                return zlib.decompress(body)
+            except zlib.error:
+                return zlib.decompress(body, -zlib.MAX_WBITS)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise StoreError(
+            f"cannot decode the {encoding} body of {key!r} at {url}: {exc}", url=url, key=key
+        ) from exc
+    raise StoreError(
+        f"{key!r} at {url} is served with Content-Encoding {encoding!r}, which is not "
+        "supported (gzip and deflate are)",
+        url=url,
+        key=key,
+    )
+
+
+def _content_encoding(attributes: Mapping[str, Any]) -> str:
+    """The ``Content-Encoding`` of a GET's answer (``""`` for none or ``identity``)."""
+    value = str(attributes.get("Content-Encoding") or "").strip().lower()
+    return "" if value == "identity" else value
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
@@ -227,7 +260,11 @@ class ObstoreStore(AsyncStore):
     obstore's async calls run on tokio threads, so nothing blocks the event loop. obstore
     retries transient HTTP failures itself (configure it with :func:`obstore_retry_config`);
     this layer adds the per-attempt timeout, retries after timeouts and the request limiter.
-    ``HTTPStore`` is treated as read-only and unlistable (plain static servers).
+    ``HTTPStore`` is treated as read-only and unlistable (plain static servers); objects it
+    serves with ``Content-Encoding: gzip`` (or ``deflate``) are decoded, a range of one cut
+    from the whole decoded object. Bodies read as one range carry no headers, so one that
+    starts as gzip data does is checked once per store with a plain GET; once an encoded object
+    is seen, every GET of the store is a plain one (its headers checked).
     """
 
     def __init__(
@@ -258,6 +295,9 @@ class ObstoreStore(AsyncStore):
         self._root: str | None = str(prefix) if prefix is not None and _HAS_PREAD else None
         self.whole_as_range = True  # whole GETs as one bounded range (cleared if refused)
         self._no_retries: ObjectStore | None = None  # see _unretried
+        self._http = read_only  # answers may come Content-Encoded (HTTP alone decodes them)
+        self._encoded = False  # an object here came Content-Encoded: every GET shows headers
+        self._magic_checked = False  # a body starting as gzip data was checked: stored so
 
     @property
     def obstore(self) -> ObjectStore:
@@ -311,6 +351,26 @@ class ObstoreStore(AsyncStore):
             ) from exc
 
     async def _get_body(self, key: str, byte_range: ByteRequest | None) -> Buffer | None:
+        if self._encoded:  # objects come encoded here: whole plain GETs, whose headers tell
+            whole = await self._get_plain(key, None)  # (ranges of encoded bytes are no use)
+            if byte_range is None or whole is None:
+                return whole
+            return self._cut(key, whole, byte_range)
+        data = await self._get_ranged(key, byte_range)
+        if (
+            self._http
+            and not self._magic_checked
+            and data is not None
+            and bytes(data[:2]) == _GZIP_MAGIC
+            and _from_byte_0(byte_range)
+        ):
+            # gzip data at byte 0: a gzip codec's chunk, or an object stored gzip-encoded
+            # (uploaded with Content-Encoding: gzip); the headers of a plain GET tell
+            data = await self._get_plain(key, byte_range)
+            self._magic_checked = not self._encoded  # not encoded: stored gzip data here
+        return data
+
+    async def _get_ranged(self, key: str, byte_range: ByteRequest | None) -> Buffer | None:
         if byte_range is None and self.whole_as_range:
             # a whole object as the range [0, 2**40): one runtime round trip, not two
             try:
@@ -367,8 +427,39 @@ class ObstoreStore(AsyncStore):
             whole = await self._get_plain(key, None)  # a 200 to the range: the whole object
             return None if whole is None else memoryview(whole)[-byte_range.suffix :]
         data = await result.bytes_async()
+        encoding = _content_encoding(result.attributes) if self._http else ""
+        if encoding:
+            body = memoryview(data)
+            return await self._decoded(key, byte_range, encoding, body, ranged="range" in options)
         size = result.meta["size"]
         return check_complete(memoryview(data), byte_range, size, url=self.url, key=key)
+
+    async def _decoded(
+        self, key: str, byte_range: ByteRequest | None, encoding: str, body: Buffer, *, ranged: bool
+    ) -> Buffer | None:
+        """The object (or its ``byte_range``) from an answer served ``Content-Encoding``d:
+        ``body`` is that answer's, of a range of the encoded bytes if ``ranged``."""
+        self._encoded = True
+        if ranged:  # a range of the compressed bytes: decode the whole
+            whole = await obstore.get_async(self._store, key)
+            encoding = _content_encoding(whole.attributes)
+            body = memoryview(await whole.bytes_async())
+        data = decode_content(body, encoding, url=self.url, key=key) if encoding else body
+        return memoryview(data) if byte_range is None else self._cut(key, data, byte_range)
+
+    def _cut(self, key: str, data: Buffer, byte_range: ByteRequest) -> Buffer:
+        """``byte_range`` of a whole object's bytes (as a backend cuts it: clamped at the end,
+        an error when it starts there or later)."""
+        start, end = byte_span(byte_range, len(data))
+        at_end = isinstance(byte_range, RangeByteRequest) and start == len(data) < byte_range.end
+        if start > len(data) or at_end:
+            raise StoreError(
+                f"range {byte_range} of {key!r} at {self.url} starts past the end of the "
+                f"object ({len(data)} bytes)",
+                url=self.url,
+                key=key,
+            )
+        return memoryview(data)[start:end]
 
     async def get_attempt(self, key: str, byte_range: ByteRequest | None) -> Buffer | None:
         """One GET, errors mapped to ``ngio_async`` errors, without this store's limiter,
@@ -399,6 +490,9 @@ class ObstoreStore(AsyncStore):
         return True
 
     async def _size_once(self, key: str) -> int | None:
+        if self._encoded:  # a HEAD gives the size of the encoded body
+            data = await self._get_plain(key, None)
+            return None if data is None else len(data)
         try:
             return int((await obstore.head_async(self._store, key))["size"])
         except FileNotFoundError as exc:
@@ -415,7 +509,9 @@ class ObstoreStore(AsyncStore):
         if tag:
             return str(tag)
         modified = meta.get("last_modified")
-        return f"{modified.isoformat()}/{meta['size']}" if modified is not None else ""
+        if modified is None or (self._http and modified.timestamp() == 0):
+            return ""  # obstore's HTTP client gives the epoch for no Last-Modified
+        return f"{modified.isoformat()}/{meta['size']}"
 
     async def _list_once(self, prefix: str) -> list[str]:
         keys: list[str] = []
@@ -593,6 +689,7 @@ def _get_options(byte_range: ByteRequest | None) -> GetOptions:
 
 
 _HAS_PREAD = hasattr(os, "pread")
+_GZIP_MAGIC = b"\x1f\x8b"
 _QUERY = re.compile(r"\?[^\s'\"]*")
 _USERINFO = re.compile(r"(https?://)[^/@\s]*@", re.IGNORECASE)
 _WHOLE = 1 << 40  # the end of the range that asks for a whole object (1 TiB)
@@ -654,6 +751,15 @@ def _raise_if_no_container(exc: FileNotFoundError) -> None:
     """A missing object is ``None`` (or ``False``); a missing bucket is an error."""
     if _no_container(exc):
         raise exc
+
+
+def _from_byte_0(byte_range: ByteRequest | None) -> bool:
+    """Whether ``byte_range`` starts at an object's first byte (suffixes: unknown, no)."""
+    if isinstance(byte_range, RangeByteRequest):
+        return byte_range.start == 0
+    if isinstance(byte_range, OffsetByteRequest):
+        return byte_range.offset == 0
+    return byte_range is None
 
 
 def _range_refused(exc: BaseException) -> bool:
