@@ -342,3 +342,42 @@ def test_info_names_a_label_image_as_such(
         ds.labels.create("cells", dtype="uint8").close()
     code, out, _ = run(["info", "--no-sizes", str(path / "labels" / "cells")], capsys)
     assert code == 0 and out.splitlines()[1].startswith("└── label image  NGFF 0.5"), out
+
+
+async def test_validate_on_a_store_that_denies_missing_keys(tmp_path: Path) -> None:
+    """S3 without s3:ListBucket answers 403 for a missing key: a 0.4 hierarchy (no zarr.json
+    anywhere) validates, a missing .zgroup is reported as missing; it failed as "permission
+    denied" on the root's zarr.json. A root that cannot be read at all is still the error."""
+    from ngio_async.cli._common import describe_error
+    from ngio_async.cli._validate import _Walker
+    from ngio_async.stores import InstrumentedStore, open_store
+
+    path = image(tmp_path / "img.zarr", "0.4", levels=1)
+    with ngio_async.open(str(path), mode="r+") as ds:
+        ds.labels.create("cells", dtype="uint8").close()
+
+    def deny_missing(method: str, key: str) -> BaseException | None:
+        if (path / key).exists():
+            return None
+        return ngio_async.PermissionDeniedError(f"access denied (HTTP 403) to {key!r}", key=key)
+
+    async def check(root: Path) -> list[str]:
+        store = InstrumentedStore(open_store(str(root)), fail=deny_missing)
+        async with store:
+            report = await _Walker(store, strict=False, depth=None, on_node=None).run()
+        return [p.line() for p in report.problems]
+
+    assert await check(path) == []
+    (path / "labels" / ".zgroup").unlink()
+    missing = (
+        "ERROR labels/.zgroup: missing: a zarr v2 group needs a .zgroup beside its .zattrs "
+        "(zarr-python and ome-zarr-py find no group without it)"
+    )
+    assert await check(path) == [missing]
+    (path / "empty").mkdir()
+    with pytest.raises(Exception) as info:  # the walker's task group may wrap it
+        await check(path / "empty")
+    assert describe_error(info.value) == (
+        2,
+        "permission denied: access denied (HTTP 403) to 'zarr.json'",
+    )

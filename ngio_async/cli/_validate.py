@@ -25,7 +25,13 @@ from xml.etree import ElementTree
 import anyio
 import msgspec
 
-from .._errors import CodecError, MetadataError, NotFoundError, UnsupportedError
+from .._errors import (
+    CodecError,
+    MetadataError,
+    NotFoundError,
+    PermissionDeniedError,
+    UnsupportedError,
+)
 from .._open_any import _group_url
 from ..images._open import join, no_group, read_level_metadata
 from ..meta import NGFF_KEYS, MetadataWarning, validate
@@ -126,6 +132,26 @@ class _Walker:
         self.image_levels: dict[str, int] = {}  # image root -> its number of levels
         self.acquisitions: dict[str, list[int]] = {}  # plate root -> its acquisition ids
         self.label_owner: dict[str, str] = {}  # label image root -> its image's root
+        self.denied: PermissionDeniedError | None = None  # the first key the store denied
+
+    # -------------------------------------------------------------------- reading keys
+    async def _get(self, key: str) -> Any:
+        """The object at ``key``, ``None`` when missing. Stores that may not list (S3 without
+        s3:ListBucket) answer 403 for a missing key: a denied key reads as missing too (the
+        first denial is kept: when the root itself cannot be read, it is the error)."""
+        try:
+            return await self.store.get(key)
+        except PermissionDeniedError as exc:
+            self.denied = self.denied or exc
+            return None
+
+    async def _exists(self, key: str) -> bool:
+        """Whether ``key`` exists (denied: as :meth:`_get`)."""
+        try:
+            return await self.store.exists(key)
+        except PermissionDeniedError as exc:
+            self.denied = self.denied or exc
+            return False
 
     # -------------------------------------------------------------------- recording
     def error(self, key: str, path: str, message: str) -> None:
@@ -168,11 +194,13 @@ class _Walker:
         names = (".zattrs", "zarr.json") if parent_version == "0.4" else ("zarr.json", ".zattrs")
         async with self.limiter:
             key = join(root, names[0])
-            raw = await self.store.get(key)
+            raw = await self._get(key)
             if raw is None:
                 key = join(root, names[1])
-                raw = await self.store.get(key)
+                raw = await self._get(key)
         if raw is None:
+            if self.denied is not None and not root:  # nothing of the hierarchy is readable
+                raise self.denied
             return join(root, "zarr.json"), None, False
         if key.endswith(".zattrs"):
             await self._check_zgroup(root)
@@ -215,7 +243,7 @@ class _Walker:
         are no group to zarr-python or ome-zarr-py."""
         key = join(root, ".zgroup")
         async with self.limiter:
-            raw = await self.store.get(key)
+            raw = await self._get(key)
         if raw is None:
             self.error(
                 key,
@@ -332,7 +360,7 @@ class _Walker:
     async def _row_group(self, row: str, plate_key: str) -> None:
         """The group of a plate row (between the plate and its wells) MUST exist."""
         async with self.limiter:
-            found = await self.store.exists(join(row, "zarr.json")) or await self.store.exists(
+            found = await self._exists(join(row, "zarr.json")) or await self._exists(
                 join(row, ".zgroup")
             )
         if not found:
@@ -365,11 +393,11 @@ class _Walker:
     async def _intermediate(self, group: str, labels: str) -> None:
         """A group between the labels group and a label image MUST NOT hold NGFF metadata."""
         async with self.limiter:
-            raw = await self.store.get(join(group, "zarr.json"))
+            raw = await self._get(join(group, "zarr.json"))
             key = join(group, "zarr.json")
             if raw is None:
                 key = join(group, ".zattrs")
-                raw = await self.store.get(key)
+                raw = await self._get(key)
         found = sorted(_ngff_keys(bytes(raw), ())) if raw is not None else []
         if found:
             self.error(
@@ -430,7 +458,13 @@ class _Walker:
                     (arr,) = await read_level_metadata(
                         self.store, root, meta, (path,), multiscale=index
                     )
-                except (MetadataError, NotFoundError, CodecError, UnsupportedError) as exc:
+                except (
+                    MetadataError,
+                    NotFoundError,
+                    CodecError,
+                    UnsupportedError,
+                    PermissionDeniedError,  # a missing level, on a store that may not list
+                ) as exc:
                     if path in checked:
                         return
                     level_key = join(root, path, array_file)
@@ -498,7 +532,7 @@ class _Walker:
         over zarr v3 arrays, as zarr-python 3 writes by default): ``(key, path, message)``."""
         v2 = version != "0.5"
         other = join(root, path, "zarr.json" if v2 else ".zarray")
-        if not await self.store.exists(other):
+        if not await self._exists(other):
             return None
         found, needed = (
             ("zarr v3", "zarr v2 (.zarray)") if v2 else ("zarr v2", "zarr v3 (zarr.json)")
@@ -566,16 +600,16 @@ class _Walker:
     async def _probe_image(self, root: str) -> bool | None:
         """``None``: no group at ``root``; else whether it has NGFF ``multiscales``."""
         async with self.limiter:
-            raw = await self.store.get(join(root, "zarr.json"))
+            raw = await self._get(join(root, "zarr.json"))
             if raw is None:
-                raw = await self.store.get(join(root, ".zattrs"))
+                raw = await self._get(join(root, ".zattrs"))
         return None if raw is None else "multiscales" in _ngff_keys(bytes(raw))
 
     async def _check_ome_xml(self, ome_root: str, count: int, what: str) -> None:
         """``OME/METADATA.ome.xml``, when present: one ``Image`` per image, metadata only."""
         key = join(ome_root, "METADATA.ome.xml")
         async with self.limiter:
-            raw = await self.store.get(key)
+            raw = await self._get(key)
         if raw is None:
             return
         try:
