@@ -624,3 +624,30 @@ async def test_create_like_keeps_the_translations_of_each_level(
         [sys.executable, "-c", VALIDATE.format(version[-1]), str(tmp_path / "like")], check=False
     )
     assert done.returncode == 0, done.stderr.decode()[-2000:]
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+async def test_create_like_keeps_level_shapes_of_floor_pyramids(tmp_path: Path) -> None:
+    """ome-zarr-py's levels of an odd-sized image are floor(n / 2): the copy has the same
+    shapes (they were ceil: 31x23 for 30x22, so the source's levels did not fit it), and its
+    pyramid is built like ome-zarr-py shapes it."""
+    import zarr
+
+    writer = pytest.importorskip("ome_zarr.writer")
+    fmt = pytest.importorskip("ome_zarr.format")
+    data = np.random.default_rng(0).integers(0, 100, (1, 61, 45)).astype("uint16")
+    group = zarr.open_group(str(tmp_path / "src"), mode="w", zarr_format=3)
+    writer.write_image(data, group, axes="cyx", fmt=fmt.FormatV05())
+    async with ngio_async.open_async(tmp_path / "src") as src:
+        shapes = [lvl.shape for lvl in src.levels]
+        assert shapes[1] == (1, 30, 22)
+        async with ngio_async.create_like_async(src, tmp_path / "like") as like:
+            assert [lvl.shape for lvl in like.levels] == shapes
+            for i, lvl in enumerate(src.levels):
+                await like.write(await lvl[...], level=i)  # level by level: each fits
+            await like.write(data, pyramid=True)
+            want = model_pyramid(data, shapes, (1, 2, 2), "mean")
+            for i, lvl in enumerate(like.levels):
+                np.testing.assert_array_equal(await lvl[...], want[i], err_msg=f"level {i}")
+        async with ngio_async.create_like_async(src, tmp_path / "big", shape=(1, 81, 81)) as big:
+            assert big.levels[1].shape == (1, 41, 41)  # a new shape: levels as create makes them

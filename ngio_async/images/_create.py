@@ -537,12 +537,14 @@ def plan_image(
     name: str | None = None,
     fill_value: Any = None,
     level_translations: Sequence[Sequence[float]] | None = None,
+    level_shapes: Sequence[Sequence[int]] | None = None,
 ) -> ImagePlan:
     """Plan an image (pure: no I/O); see :func:`create_async` for the parameters.
 
-    ``level_translations``: one translation per level (``create_like`` copies a source's
-    whose levels are translated apart, as ome-zarr-py centres them); it replaces
-    ``translation``.
+    ``create_like`` copies what a source has and ``create`` does not make:
+    ``level_translations``, one translation per level (levels translated apart, as
+    ome-zarr-py centres them; it replaces ``translation``), and ``level_shapes``, the shape of
+    every level (ome-zarr-py's are ``floor(n / 2)``, not ``ceil``).
     """
     shape_l = _sizes(shape, "shape")
     if axes is None:
@@ -601,9 +603,17 @@ def plan_image(
     yx = _yx(names)
     arrays: list[ArrayMeta] = []
     datasets: list[NgffDataset] = []
+    if level_shapes is not None and (
+        len(level_shapes) != n_levels or tuple(level_shapes[0]) != shape_t
+    ):
+        raise ValueError(f"level shapes {level_shapes} for {n_levels} levels of shape {shape_t}")
     for i in range(n_levels):
         factor = downscale**i
-        lshape = _level_shape(shape_t, names, factor)
+        lshape = (
+            _level_shape(shape_t, names, factor)
+            if level_shapes is None
+            else tuple(int(n) for n in level_shapes[i])
+        )
         lchunks = tuple(max(1, min(c, n)) for c, n in zip(base_chunks, lshape, strict=True))
         lshards: tuple[int, ...] | None = None
         if ngff_version == "0.5" and shards is not False:
@@ -1255,6 +1265,10 @@ def like_options(src: Dataset, overrides: dict[str, Any]) -> dict[str, Any]:
     moved = [list(c.translation) for c in meta.spatial_calibration]
     if any(t != moved[0] for t in moved):  # levels translated apart (ome-zarr-py centres them)
         options["level_translations"] = moved
+    shapes = [lvl.shape for lvl in src.levels]
+    factor = options.get("downscale", 2)
+    if any(s != _level_shape(shapes[0], names, factor**i) for i, s in enumerate(shapes)):
+        options["level_shapes"] = shapes  # e.g. floor(n / 2) (ome-zarr-py), not ceil
     if len(src.levels) > 1:
         yx = _yx(names)
         ratios = {round(src.levels[0].shape[i] / max(1, src.levels[1].shape[i])) for i in yx}
@@ -1311,6 +1325,8 @@ def _drop_conflicting(options: dict[str, Any], overrides: dict[str, Any], names:
     the new ``chunks`` do not divide, a fill value the new ``dtype`` cannot hold."""
     if any(k in overrides for k in ("axes", "levels", "downscale", "translation", "scale")):
         options.pop("level_translations", None)  # they no longer fit: one translation applies
+    if any(k in overrides for k in ("axes", "levels", "downscale", "shape")):
+        options.pop("level_shapes", None)  # every level from the new shape, as create does
     axes = overrides.get("axes")
     if axes is not None and list(axes) != names:
         for key in ("scale", "units", "translation", "chunks", "channels"):
@@ -1351,7 +1367,8 @@ def create_like_async(
     ``axes``, channels for another channel count, shards other ``chunks`` do not divide)."""
     options = like_options(src, overrides)
     level_translations = options.pop("level_translations", None)
-    if level_translations is None:
+    level_shapes = options.pop("level_shapes", None)
+    if level_translations is None and level_shapes is None:
         return create_async(url, **options)
     store_keys = ("overwrite", "limits", "path")
     plan_options = {k: v for k, v in options.items() if k in _PLAN_KEYS}
@@ -1359,7 +1376,9 @@ def create_like_async(
     path = rest.get("path", "")
     if plan_options.get("name") is None:
         plan_options["name"] = default_name(url, path)
-    plan = plan_image(**plan_options, level_translations=level_translations)
+    plan = plan_image(
+        **plan_options, level_translations=level_translations, level_shapes=level_shapes
+    )
     store_options = {k: v for k, v in rest.items() if k not in store_keys}
     return _create_planned(
         url,
