@@ -381,3 +381,30 @@ async def test_validate_on_a_store_that_denies_missing_keys(tmp_path: Path) -> N
         2,
         "permission denied: access denied (HTTP 403) to 'zarr.json'",
     )
+
+
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+async def test_info_on_a_store_that_denies_missing_keys(
+    tmp_path: Path, version: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The series of a container without an ``OME/series`` list are probed up to the first
+    missing one: a 403 there (S3 without s3:ListBucket) ends the list (it failed the whole
+    command as "permission denied")."""
+    from test_validate_bf2raw import container
+
+    from ngio_async.cli import _info
+    from ngio_async.stores import InstrumentedStore, open_store
+
+    path = container(tmp_path, version)
+
+    def deny_missing(method: str, key: str) -> BaseException | None:
+        if (path / key).exists():
+            return None
+        return ngio_async.PermissionDeniedError(f"access denied (HTTP 403) to {key!r}", key=key)
+
+    def store(url: str, **options: Any) -> InstrumentedStore:
+        return InstrumentedStore(open_store(url, **options), fail=deny_missing)
+
+    monkeypatch.setattr(_info, "open_store", store)
+    info = await _info.gather_info(str(path), sizes=False)
+    assert [s["path"] for s in info["series"]] == ["0", "1"]

@@ -12,7 +12,13 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from .._errors import CodecError, MetadataError, NotFoundError, UnsupportedError
+from .._errors import (
+    CodecError,
+    MetadataError,
+    NotFoundError,
+    PermissionDeniedError,
+    UnsupportedError,
+)
 from .._open_any import _group_url
 from .._prefetch import first_leaf
 from ..images import Dataset
@@ -200,7 +206,13 @@ async def _image_info(
                     labels=False,
                     version=md.ngff_version,
                 )
-            except (NotFoundError, MetadataError, UnsupportedError, CodecError) as exc:
+            except (
+                NotFoundError,
+                PermissionDeniedError,
+                MetadataError,
+                UnsupportedError,
+                CodecError,
+            ) as exc:
                 return {"name": name, "error": " ".join(str(exc).split())}
             return info | {"name": name}
 
@@ -249,7 +261,13 @@ async def _or_error(path: str, info: Awaitable[dict[str, Any]]) -> dict[str, Any
     its error, as a label image is; the other nodes are still described)."""
     try:
         return await info
-    except (NotFoundError, MetadataError, UnsupportedError, CodecError) as exc:
+    except (
+        NotFoundError,
+        PermissionDeniedError,
+        MetadataError,
+        UnsupportedError,
+        CodecError,
+    ) as exc:
         return {"path": path, "error": " ".join(str(exc).split())}
 
 
@@ -272,7 +290,7 @@ async def _plate_info(
     async def well(path: str) -> dict[str, Any]:
         try:
             return await _well_info(store, join(root, path), None, ome.version) | {"path": path}
-        except NotFoundError:
+        except (NotFoundError, PermissionDeniedError):  # 403: missing, on a store that may not list
             return {"path": path, "fields": [], "error": "missing"}
         except (MetadataError, UnsupportedError) as exc:  # shown per well; see `validate`
             rule = exc.rule if isinstance(exc, MetadataError) else str(exc)
@@ -296,7 +314,7 @@ async def _plate_info(
         path = join(root, first["path"], first["fields"][0])
         try:
             info["first_field"] = await _image_info(store, path, sizes=sizes, version=ome.version)
-        except (MetadataError, NotFoundError, UnsupportedError) as exc:
+        except (MetadataError, NotFoundError, PermissionDeniedError, UnsupportedError) as exc:
             info["first_field_error"] = f"{path}: {' '.join(str(exc).split())}"
     return info
 
@@ -305,7 +323,7 @@ async def _probe(store: AsyncStore, root: str, version: str | None) -> OmeMetada
     """The group metadata at ``root``, or ``None`` when there is no group."""
     try:
         return await read_group_metadata(store, root, parent_version=version)
-    except NotFoundError:
+    except (NotFoundError, PermissionDeniedError):  # 403: missing, on a store that may not list
         return None
 
 
@@ -348,7 +366,12 @@ async def gather_info(url: str, *, sizes: bool = True, **options: Any) -> dict[s
                     out["well"]["first_field"] = await _image_info(
                         store, fields[0], sizes=sizes, version=ome.version
                     )
-                except (MetadataError, NotFoundError, UnsupportedError) as exc:
+                except (
+                    MetadataError,
+                    NotFoundError,
+                    PermissionDeniedError,
+                    UnsupportedError,
+                ) as exc:
                     out["well"]["first_field_error"] = f"{fields[0]}: {' '.join(str(exc).split())}"
         elif ome.multiscales is not None:
             out["kind"] = "image"
