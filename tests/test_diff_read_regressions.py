@@ -100,3 +100,19 @@ def test_tiles_name_a_shape_or_region_of_the_wrong_kind(
     write_image(root, Spec(shape=(3, 20, 24), chunks=(1, 8, 8), levels=1))
     with ngio_async.open(root) as ds, pytest.raises(error, match=match):
         ds.tiles(**kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.anyio
+async def test_read_into_an_array_of_another_shape_is_refused(tmp_path: Path) -> None:
+    """``level.read_into(region, out)`` with an ``out`` larger than the region filled part of
+    it and returned as if it had read everything."""
+    root = tmp_path / "img.ome.zarr"
+    data = write_image(root, Spec(shape=(2, 20, 24), chunks=(1, 8, 8), levels=1))[0]
+    async with ngio_async.open_async(root) as ds:
+        level = ds.levels[0]
+        region = (slice(0, 2), slice(3, 17), slice(5, 21))
+        out = np.zeros((2, 14, 16), dtype=level.dtype)
+        await level.read_into(region, out)
+        np.testing.assert_array_equal(out, data[region])
+        with pytest.raises(ValueError, match="out has shape"):
+            await level.read_into(region, np.zeros((2, 20, 24), dtype=level.dtype))

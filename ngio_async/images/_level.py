@@ -349,6 +349,9 @@ class Level:
         self, region: Region, out: NDArray[Any], indexes: IndexCache | None = None
     ) -> None:
         """Read ``region`` into ``out`` (an array of the region's shape)."""
+        check_region(region, self.shape)
+        if tuple(out.shape) != region_shape(region):  # a larger one would be filled in part
+            raise ValueError(f"out has shape {out.shape}, the region {region_shape(region)}")
         if isinstance(self.codec, ShardCodec):
             codec = self.codec
             cache = self.index_cache() if indexes is None else indexes
