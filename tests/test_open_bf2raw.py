@@ -43,3 +43,24 @@ def test_open_and_info_without_series(
     assert main(["info", str(path)]) == 0, capsys.readouterr().err
     out = capsys.readouterr().out
     assert "0" in out and "1" in out
+
+
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+async def test_container_series_on_a_store_that_denies_missing_keys(
+    tmp_path: Path, version: str
+) -> None:
+    """Numbered images are probed up to the first missing one; on a store answering 403 for
+    a missing key (S3 without s3:ListBucket) that 403 ends the list too (it was raised: the
+    tile server and convert failed on such containers)."""
+    from ngio_async.images._open import container_series
+    from ngio_async.stores import InstrumentedStore, open_store
+
+    path = container(tmp_path, version)
+
+    def deny_missing(method: str, key: str) -> BaseException | None:
+        if (path / key).exists():
+            return None
+        return ngio_async.PermissionDeniedError(f"access denied (HTTP 403) to {key!r}", key=key)
+
+    async with InstrumentedStore(open_store(str(path)), fail=deny_missing) as store:
+        assert await container_series(store, "", version) == ["0", "1"]

@@ -391,6 +391,6 @@ async def container_series(store: AsyncStore, root: str, version: str | None) ->
     while True:
         try:
             await read_group_metadata(store, join(root, str(len(found))), parent_version=version)
-        except NotFoundError:
+        except (NotFoundError, PermissionDeniedError):  # 403: missing, where none may list
             return found
         found.append(str(len(found)))
