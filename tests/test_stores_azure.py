@@ -241,6 +241,25 @@ async def test_create_refuses_an_image_and_overwrite_replaces_it(azurite: Azurit
         assert int((await ds.read()).sum()) == 3 * 64
 
 
+async def test_overwrite_deletes_in_bulk(azurite: AzuriteServer, proxy: FaultProxy) -> None:
+    url = f"{azurite.fresh_url()}/img.ome.zarr"
+    options = {**_via(proxy), "limits": FAST}
+    async with ngio_async.create_async(
+        url, shape=(1, 1024, 1024), dtype="uint8", axes="cyx", chunks=(1, 32, 32),
+        ngff_version="0.4", levels=1, **options,
+    ) as ds:  # fmt: skip
+        await ds.write(np.ones((1, 1024, 1024), "uint8"))  # 1,024 chunks
+    proxy.reset()
+    async with ngio_async.create_async(
+        url, shape=(8, 8), dtype="uint8", axes="yx", overwrite=True, **options
+    ) as ds:
+        await ds.write(np.full((8, 8), 3, "uint8"))
+    assert proxy.count("DELETE") == 0
+    assert 4 <= proxy.count("POST") <= 8  # batches of <= 256 keys per stage (was 1,027)
+    async with ngio_async.open_async(url, **options) as ds:
+        assert int((await ds.read()).sum()) == 3 * 64
+
+
 async def test_put_if_absent_claims_a_key_once(azurite: AzuriteServer) -> None:
     async with open_store(azurite.fresh_url(), **azurite.options()) as store:
         won: list[bool] = []
