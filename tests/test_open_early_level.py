@@ -82,3 +82,19 @@ async def test_a_group_read_takes_the_early_answer(tmp_path: Path, version: str)
     assert _gets(store) == (
         {"0/zarr.json": 1} if version == "0.5" else {"0/zarr.json": 1, "0/.zattrs": 1}
     )
+
+
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+async def test_a_container_opens_its_first_image_with_the_early_answer(
+    tmp_path: Path, version: str
+) -> None:
+    """Opening a bioformats2raw container reads series 0's group document once: the early
+    GET of ``0/zarr.json`` already holds it (0.5; for 0.4 it holds the miss)."""
+    from test_validate_bf2raw import container
+
+    path = container(tmp_path, version)
+    store = InstrumentedStore(open_store(str(path)), latency=0.01)
+    async with store, ngio_async.open_async(store) as ds:
+        assert ds.shape
+    gets = _gets(store)
+    assert gets["0/zarr.json"] == 1, gets

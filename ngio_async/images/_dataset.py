@@ -158,7 +158,8 @@ class Dataset(StoreNode):
         ome = await read_group_metadata(store, root, parent_version=parent_version)
         if ome.multiscales is None and ome.bioformats2raw_layout is not None and not ome.plate:
             root = join(root, await _first_series(store, root, ome.version))  # bioformats2raw
-            ome = await read_group_metadata(store, root)
+            # series "0"'s group document is the key guessed for a first level: already read
+            ome = await read_group_metadata(store, root, early=early)
         if ome.multiscales is None:
             kinds = ", ".join(ome.kinds) or "none"
             hint = ""
