@@ -225,7 +225,7 @@ class AsyncStore(abc.ABC):
         check_key(key)
         if isinstance(byte_range, RangeByteRequest) and byte_range.start == byte_range.end:
             return b"" if await self.exists(key) else None
-        return await self._call(key, lambda: self._get_once(key, byte_range))
+        return await self._call(key, self._get_attempts(key, byte_range))
 
     async def get_ranges(self, key: str, ranges: Sequence[tuple[int, int]]) -> list[Buffer] | None:
         """Return the bytes ``[start, end)`` for each of ``ranges`` of one object, in order.
@@ -444,6 +444,13 @@ class AsyncStore(abc.ABC):
     @abc.abstractmethod
     async def _get_once(self, key: str, byte_range: ByteRequest | None) -> Buffer | None:
         """One GET; ``None`` when missing; ``StoreError`` on a truncated body."""
+
+    def _get_attempts(
+        self, key: str, byte_range: ByteRequest | None
+    ) -> Callable[[], Awaitable[Buffer | None]]:
+        """The attempt of one ``get`` call, run once per try (a backend may carry what one
+        try learnt to the next); default: ``_get_once``."""
+        return partial(self._get_once, key, byte_range)
 
     @abc.abstractmethod
     async def _exists_once(self, key: str) -> bool:

@@ -9,6 +9,7 @@ import re
 import socket
 import urllib.request
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING
@@ -41,7 +42,7 @@ from ._obstore import (
 from ._url_utils import redact_url
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncGenerator, Iterator, Mapping
+    from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Mapping
 
     import anyio
 
@@ -52,6 +53,10 @@ __all__ = ["HTTPStore"]
 _CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$")
 # how obstore's client reports an HTTP answer that was an error (rather than no answer)
 _ANSWERED = re.compile(r"status code: \d{3}")
+# what of obstore's client's failures another try may not meet: the server busy (it may ask
+# for a wait, with Retry-After, that only aiohttp sees) or no answer
+_RUST_BUSY = re.compile(r"status code: (?:5\d\d|408|429)\b")
+_RUST_UNANSWERED = re.compile(r"error sending request", re.IGNORECASE)
 _QUERY = re.compile(r"\?[^\s'\"]*")
 _MISSING = frozenset({404, 410})
 _DENIED = frozenset({401, 403})
@@ -198,7 +203,9 @@ class HTTPStore(AsyncStore):
     above). obstore's client also reads ``405`` as a missing object, so its first "missing" is
     asked again of aiohttp: if aiohttp disagrees (an error, or data), every GET goes through
     aiohttp from then on; a missing chunk never turns into fill values because of a misread
-    status. Requests of both clients share this store's limiter, timeout and retry budget.
+    status. Requests of both clients share this store's limiter, timeout and retry budget
+    (obstore's client retries nothing itself; after it met a busy server, 5xx or 429, a GET's
+    next tries go through aiohttp, whose ``Retry-After`` is waited).
 
     The ``aiohttp.ClientSession`` is created lazily inside the running event loop on first
     use and closed by :meth:`aclose`; use the store from that one loop only.
@@ -240,7 +247,9 @@ class HTTPStore(AsyncStore):
         # obstore's client reads the bodies, except in a child forked after it was used
         secret = parts.username or parts.password or parts.query or headers
         if rust_gets and not secret and obstore_usable():
-            self._rust = obstore_http(self._base, self._limits, limiter=self._limiter)
+            # without retries of its own: ours wait what a Retry-After asks (obstore's don't)
+            no_retries = replace(self._limits, max_retries=0)
+            self._rust = obstore_http(self._base, no_retries, limiter=self._limiter)
 
     def _session_for_loop(self) -> aiohttp.ClientSession:
         self._check_open()  # a retry after aclose() must not open a session nobody closes
@@ -275,6 +284,25 @@ class HTTPStore(AsyncStore):
 
     def _object_url(self, key: str) -> str:
         return self._base + quote(key, safe="/") + self._query
+
+    def _get_attempts(
+        self, key: str, byte_range: ByteRequest | None
+    ) -> Callable[[], Awaitable[Buffer | None]]:
+        """After obstore's client found the server busy (5xx, 429), the call's next tries go
+        through aiohttp, which reads the ``Retry-After`` the retries then wait."""
+        busy = False
+
+        async def attempt() -> Buffer | None:
+            nonlocal busy
+            if busy:
+                return await self._aiohttp_get(key, byte_range)
+            try:
+                return await self._get_once(key, byte_range)
+            except StoreError as exc:
+                busy = exc.__cause__ is not None and bool(_RUST_BUSY.search(str(exc.__cause__)))
+                raise
+
+        return attempt
 
     async def _get_once(self, key: str, byte_range: ByteRequest | None) -> Buffer | None:
         rust = self._rust
@@ -451,6 +479,10 @@ class HTTPStore(AsyncStore):
     def _is_retryable(self, exc: Exception) -> bool:
         if isinstance(exc, _HTTPStatusError):
             return exc.status >= 500 or exc.status in (408, 429)
+        if isinstance(exc, StoreError) and exc.__cause__ is not None:  # obstore's client's
+            text = str(exc.__cause__)
+            if _RUST_BUSY.search(text) or _RUST_UNANSWERED.search(text):
+                return True
         return isinstance(
             exc, aiohttp.ClientConnectionError | aiohttp.ClientPayloadError
         ) or obstore_transient(exc)

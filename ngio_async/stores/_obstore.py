@@ -340,8 +340,8 @@ class ObstoreStore(AsyncStore):
         try:
             return await self._get_body(key, byte_range)
         except obs_exc.GenericError as exc:
-            if not obstore_transient(exc):
-                raise
+            if not obstore_transient(exc) or self.limits.max_retries == 0:
+                raise  # (a client without retries of its own: its caller retries)
             # obstore fetched the body again itself (its max_retries are ours): final
             raise _GetRetriedError(
                 f"store error for {key!r} at {self.url}: {self._describe(exc)} (fetched "
