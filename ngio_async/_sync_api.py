@@ -20,9 +20,11 @@ import threading
 import weakref
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from urllib.parse import urlsplit
 
 import msgspec
 
+from ._errors import ClosedError
 from .images import (
     Dataset,
     Labels,
@@ -87,17 +89,40 @@ def _leased(make: Callable[[], Awaitable[T]]) -> tuple[Runner, T]:
 class SyncLevel:
     """One pyramid level as a blocking array-like (``shape``, ``dtype``, ``[...]``, ``__array__``)."""
 
+    #: the level's index when it is a level of an unpickled copy not opened yet (it opens on
+    #: first use, see :func:`_level_of`)
+    _index: int | None = None
+
     def __init__(self, runner: Runner, level: Level, parent: SyncDataset | None = None) -> None:
         self._runner = runner
         self._level = level
         self._parent = parent  # keeps the dataset (and its lease) alive while the level is used
+
+    @classmethod
+    def _unopened(cls, parent: SyncDataset, index: int) -> SyncLevel:
+        """Level ``index`` of ``parent``, an unpickled copy not opened yet: opened on first use."""
+        level = cls.__new__(cls)
+        level._parent = parent
+        level._index = index
+        return level
+
+    if not TYPE_CHECKING:  # (mypy: no blanket attribute access on SyncLevel)
+
+        def __getattr__(self, name: str) -> Any:
+            # reached only for what a level of an unopened copy lacks: its dataset opens now
+            if name in ("_runner", "_level") and self._index is not None:
+                opened = self._parent.levels[self._index]
+                self._runner, self._level = opened._runner, opened._level
+                return object.__getattribute__(self, name)
+            raise AttributeError(f"'SyncLevel' object has no attribute {name!r}")
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickles as its dataset's way to reopen plus the level index (dask's schedulers)."""
         parent = self._parent
         if parent is None:
             raise TypeError(f"{self!r} cannot be pickled: it has no dataset to reopen")
-        return (_level_of, (parent, parent.levels.index(self)))
+        index = self._index if self._index is not None else parent.levels.index(self)
+        return (_level_of, (parent, index))
 
     def __dask_tokenize__(self) -> tuple[Any, ...]:
         """dask's key for this level (no pickling round trip, which would reopen the image)."""
@@ -215,6 +240,9 @@ class SyncLabels:
 class SyncDataset(Closing):
     """An OME-Zarr image for blocking code: ``ds[100:200, 150:250]``, ``ds.read(c="DAPI")``."""
 
+    #: set on an unpickled copy until its first use opens it (see :func:`_reopen`)
+    _pending: _Pending | None = None
+
     def __init__(
         self, runner: Runner, dataset: Dataset, *, owner: bool = True, closes: bool = True
     ) -> None:
@@ -224,8 +252,7 @@ class SyncDataset(Closing):
         #: whether close() closes ``dataset`` (False: a handle on a dataset that unpickled
         #: copies share, closed by the anchor of :data:`_shared`)
         self._closes = closes
-        #: how to open this dataset again (another process: pickling); None when unknown
-        self._reopen: _Reopen | None = None
+        self._reopen = None  # how to open it again (pickling), set by whoever opened it
         #: what must stay open while this one is used (the image of a label, a field's plate)
         self._keep: object = None
         #: the tile loops not yet closed (stopped by close(), whichever thread runs them)
@@ -234,14 +261,29 @@ class SyncDataset(Closing):
         self.labels = SyncLabels(runner, dataset, self)
         # dropped without close(): the lease and the store are given back, with a warning;
         # still open at interpreter exit: closed then (no unclosed-session noise)
-        _track(self, runner, dataset if closes else _NOTHING)
+        self._finalizer = _track(self, runner, dataset if closes else _NOTHING)
+
+    @property
+    def _reopen(self) -> _Reopen | None:
+        """How to open this dataset again (another process: pickling); None when unknown."""
+        return self._reopen_spec
+
+    @_reopen.setter
+    def _reopen(self, spec: _Reopen | None) -> None:
+        # a relative path names the directory it was opened in, not the unpickler's
+        self._reopen_spec = None if spec is None else (spec[0], _absolute(spec[1]), spec[2])
 
     def __reduce__(self) -> tuple[Any, ...]:
-        """Pickles as the way it was opened (URL and options): dask's processes and distributed
-        schedulers send it to other processes, where it is opened again (read-only stays so).
+        """Pickles as the way it was opened (URL and options, secrets included: a pickle of an
+        image opened with credentials carries them): dask's processes and distributed
+        schedulers send it to other processes, where it is opened again on first use (so a
+        scheduler that only passes it on never opens it; read-only stays so).
 
         There, the copies of one image share one opened dataset (see :func:`_reopen`).
         """
+        pending = self._pending
+        if pending is not None:  # an unopened copy passes on as it came
+            return (_reopen, (pending.spec, pending.state, pending.origin))
         if self._reopen is None:
             raise TypeError(
                 f"{self!r} cannot be pickled: it was not opened from a URL or path "
@@ -249,11 +291,52 @@ class SyncDataset(Closing):
             )
         return (_reopen, (self._reopen, _state(self._dataset), _process))
 
-    def _share(self) -> SyncDataset:
-        """A handle on this dataset with its own lease: its ``close()`` closes the handle alone."""
+    if not TYPE_CHECKING:  # (mypy: no blanket attribute access on SyncDataset)
+
+        def __getattr__(self, name: str) -> Any:
+            # reached only for what an unpickled copy lacks before its first use: open it now
+            pending = self._pending
+            if pending is None or name.startswith("__"):
+                raise AttributeError(f"'SyncDataset' object has no attribute {name!r}")
+            self._open_pending(pending)
+            return object.__getattribute__(self, name)
+
+    def _open_pending(self, pending: _Pending) -> None:
+        """Open this unpickled copy in place (first use; once, whichever thread comes first)."""
+        with pending.lock:
+            if self._pending is None:  # opened by another thread meanwhile
+                return
+            if pending.closed:
+                raise ClosedError("this ngio_async object is closed")
+            spec, state, origin = pending.spec, pending.state, pending.origin
+            key: bytes | None = None
+            if state is not None and origin is not None and origin != _process:
+                with contextlib.suppress(pickle.PicklingError, TypeError, AttributeError):
+                    key = pickle.dumps((spec, state))  # (options that do not pickle: opened anew)
+            if key is not None:
+                _shared.handle(key, spec, into=self)
+            else:
+                self._adopt(_open_spec(spec))
+            self._pending = None
+
+    def _adopt(self, source: SyncDataset) -> None:
+        """Become ``source``, just opened and not handed out: its lease, dataset and ties."""
+        source._finalizer.detach()
+        _open_objects.pop(source, None)
+        SyncDataset.__init__(
+            self, source._runner, source._dataset, owner=source._owner, closes=source._closes
+        )
+        self._reopen = source._reopen
+        self._keep = source._keep
+
+    def _share(self, into: SyncDataset | None = None) -> SyncDataset:
+        """A handle on this dataset with its own lease: its ``close()`` closes the handle alone.
+
+        ``into``: an unopened copy to make that handle (else a new object)."""
         runner = Runner()
+        handle = into if into is not None else SyncDataset.__new__(SyncDataset)
         try:
-            handle = SyncDataset(runner, self._dataset, closes=False)
+            SyncDataset.__init__(handle, runner, self._dataset, closes=False)
         except BaseException:
             runner.close()
             raise
@@ -438,6 +521,12 @@ class SyncDataset(Closing):
         From another thread too: its tile loops and reads in flight are stopped first (they
         raise :class:`~ngio_async.ClosedError`), so nothing is left running when it returns.
         """
+        pending = self._pending
+        if pending is not None:
+            with pending.lock:
+                if self._pending is not None:  # never used: nothing was opened
+                    pending.closed = True
+                    return
         if self._runner.closed:
             return
         _ = self._runner.portal  # on the loop's own thread: RuntimeError before changing anything
@@ -557,21 +646,42 @@ def _label_reopen(parent: _Reopen | None, root: str, mode: str) -> _Reopen | Non
     return (kind, url, {**options, "path": root, "mode": mode})
 
 
-def _reopen(spec: _Reopen, state: str | None = None, origin: str | None = None) -> SyncDataset:
-    """Unpickle a :class:`SyncDataset`: open it again, as it was opened.
+def _absolute(url: Any) -> Any:
+    """``url`` with a local path made absolute (``~`` expanded); URLs and stores unchanged."""
+    if isinstance(url, os.PathLike) or (
+        isinstance(url, str) and url.strip() and len(urlsplit(url).scheme) <= 1
+    ):
+        return os.path.abspath(os.path.expanduser(os.fspath(url)))
+    return url
 
-    In another process than the one that pickled it (a dask or distributed worker), the copies
-    with the same ``spec`` and metadata ``state`` share one dataset, opened once and kept open
-    (connections and loop included) for the next ones: each copy is a handle of its own (see
-    :class:`_SharedDatasets`). In the pickling process itself, a copy is opened anew.
+
+class _Pending:
+    """An unpickled :class:`SyncDataset` not used yet: how to open it, and whether it was
+    closed first."""
+
+    __slots__ = ("closed", "lock", "origin", "spec", "state")
+
+    def __init__(self, spec: _Reopen, state: str | None, origin: str | None) -> None:
+        self.spec, self.state, self.origin = spec, state, origin
+        self.lock = threading.Lock()  # held while the copy is opened
+        self.closed = False
+
+
+def _reopen(spec: _Reopen, state: str | None = None, origin: str | None = None) -> SyncDataset:
+    """Unpickle a :class:`SyncDataset`: a copy that opens again, as it was opened, on first use.
+
+    Unpickling does no I/O: a process that only passes the copy on (a distributed scheduler)
+    never opens it, and a worker that cannot open it fails the task using it, not the
+    unpickling of its messages. In another process than the one that pickled it (a dask or
+    distributed worker), the copies with the same ``spec`` and metadata ``state`` share one
+    dataset, opened once and kept open (connections and loop included) for the next ones: each
+    copy is a handle of its own (see :class:`_SharedDatasets`). In the pickling process itself,
+    a copy is opened anew.
     """
-    if state is None or origin is None or origin == _process:
-        return _open_spec(spec)
-    try:
-        key = pickle.dumps((spec, state))
-    except (pickle.PicklingError, TypeError, AttributeError):  # options that do not pickle
-        return _open_spec(spec)
-    return _shared.handle(key, spec)
+    copy = SyncDataset.__new__(SyncDataset)
+    copy._reopen_spec = spec
+    copy._pending = _Pending(spec, state, origin)
+    return copy
 
 
 def _open_spec(spec: _Reopen) -> SyncDataset:
@@ -620,8 +730,9 @@ class _SharedDatasets:
         self._lock = threading.Lock()
         self._entries: OrderedDict[bytes, _Entry] = OrderedDict()
 
-    def handle(self, key: bytes, spec: _Reopen) -> SyncDataset:
-        """A new handle on the dataset of ``key``, opened as ``spec`` says if it is not yet."""
+    def handle(self, key: bytes, spec: _Reopen, into: SyncDataset | None = None) -> SyncDataset:
+        """A new handle on the dataset of ``key``, opened as ``spec`` says if it is not yet
+        (``into``: an unopened copy to make that handle)."""
         with self._lock:
             entry = self._entries.get(key)
             if entry is None:
@@ -635,7 +746,7 @@ class _SharedDatasets:
                 if anchor is None or anchor._runner.closed:  # first use, or lost (exit)
                     entry.anchor = None
                     anchor = entry.anchor = _open_spec(spec)
-            handle = anchor._share()
+            handle = anchor._share(into)
             return handle
         finally:
             with self._lock:
@@ -693,6 +804,8 @@ os.register_at_fork(after_in_child=_forget_shared)
 
 
 def _level_of(dataset: SyncDataset, index: int) -> SyncLevel:
+    if dataset._pending is not None:  # unpickled, not opened yet: the level opens it on use
+        return SyncLevel._unopened(dataset, index)
     return dataset.levels[index]
 
 
@@ -748,12 +861,13 @@ _open_objects: weakref.WeakKeyDictionary[object, tuple[Runner, _Closeable]] = (
 )
 
 
-def _track(obj: object, runner: Runner, target: _Closeable) -> None:
+def _track(obj: object, runner: Runner, target: _Closeable) -> weakref.finalize[Any, Any]:
     """Close ``target`` and give ``runner``'s lease back if ``obj`` is dropped unclosed, or is
-    still open at interpreter exit."""
+    still open at interpreter exit; returns the finalizer."""
     finalizer = weakref.finalize(obj, _close_dropped, runner, target, repr(obj))
     finalizer.atexit = False
     _open_objects[obj] = (runner, target)
+    return finalizer
 
 
 def _close_at_exit() -> None:
@@ -936,7 +1050,7 @@ def open_plate(
     )
     result = SyncPlate(runner, plate)
     if isinstance(url, str | os.PathLike):
-        result._reopen = (url, {"limits": limits, **_store_options(store_options)})
+        result._reopen = (_absolute(url), {"limits": limits, **_store_options(store_options)})
         result._place = {"path": path, "mode": mode}
     return result
 
@@ -950,7 +1064,7 @@ def create_plate(url: str | os.PathLike[str] | Any, **options: Any) -> SyncPlate
     result = SyncPlate(runner, plate)
     if isinstance(url, str | os.PathLike):
         store_options = {k: v for k, v in options.items() if k not in _CREATE_PLATE_ONLY}
-        result._reopen = (url, _store_options(store_options))
+        result._reopen = (_absolute(url), _store_options(store_options))
         result._place = {"path": options.get("path", ""), "mode": "r+"}
     return result
 

@@ -292,8 +292,9 @@ class Runner(Closing):
             if self._interrupted:  # by interrupt(): the object is being closed
                 raise ClosedError("this ngio_async object was closed while the call ran") from None
             raise
-        except BaseException:
+        except BaseException as exc:
             job.cancel(portal)  # interrupted (e.g. KeyboardInterrupt): stop the work in the loop
+            _untangle(exc)
             raise
         finally:
             with self._jobs_lock:
@@ -340,6 +341,31 @@ class Runner(Closing):
         _ = self.portal  # fail fast when closed or on the loop thread
         control = _Control()
         return SyncIterator(_drive(self, source, control, own_runner=False), control)
+
+
+def _holds(group: BaseExceptionGroup[BaseException], exc: BaseException) -> bool:
+    return any(
+        e is exc or (isinstance(e, BaseExceptionGroup) and _holds(e, exc)) for e in group.exceptions
+    )
+
+
+def _untangle(exc: BaseException) -> None:
+    """Drop the hidden context of an error raised plainly out of the task group that holds it
+    (``raise leaf from None`` in ``except ExceptionGroup``): the error and its group refer to
+    each other, and picklers that keep contexts (tblib, installed by dask.distributed) recurse
+    forever on that cycle, so the error reached a distributed client as a bare ``Exception``."""
+    seen: set[int] = set()
+    err: BaseException | None = exc
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        context = err.__context__
+        if (
+            err.__suppress_context__
+            and isinstance(context, BaseExceptionGroup)
+            and _holds(context, err)
+        ):
+            err.__context__ = None
+        err = err.__cause__ or err.__context__
 
 
 class _Cancelled(RuntimeError):
