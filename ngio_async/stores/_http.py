@@ -57,6 +57,8 @@ _ANSWERED = re.compile(r"status code: \d{3}")
 # for a wait, with Retry-After, that only aiohttp sees) or no answer
 _RUST_BUSY = re.compile(r"status code: (?:5\d\d|408|429)\b")
 _RUST_UNANSWERED = re.compile(r"error sending request", re.IGNORECASE)
+# obstore's client's refusal of a body without Content-Length (sent chunked)
+_NO_LENGTH = re.compile(r"Content-Length Header missing", re.IGNORECASE)
 _QUERY = re.compile(r"\?[^\s'\"]*")
 _MISSING = frozenset({404, 410})
 _DENIED = frozenset({401, 403})
@@ -319,6 +321,11 @@ class HTTPStore(AsyncStore):
             rust.whole_as_range = False  # whole GETs plainly, too
             return await self._aiohttp_get(key, byte_range)
         except StoreError as exc:
+            if _NO_LENGTH.search(str(exc.__cause__ or exc)):
+                # a body sent chunked, which obstore's client refuses to read: aiohttp reads
+                # it, and every later GET (such servers stream more than one answer so)
+                self._rust = None
+                return await self._aiohttp_get(key, byte_range)
             if self._rust_ok or _ANSWERED.search(str(exc.__cause__ or exc)):
                 self._rust_ok = True  # the server answered obstore's client: its error stands
                 raise

@@ -638,6 +638,14 @@ class ObstoreStore(AsyncStore):
                     url=url,
                     key=key,
                 ) from exc
+            if _NO_LENGTH.search(str(exc)) and isinstance(self._store, HTTPStore):
+                raise StoreError(
+                    f"{key!r} at {url} came without a Content-Length (sent chunked), which "
+                    "obstore's HTTP client cannot read: open it with the default backend or "
+                    f"backend='aiohttp' ({self._describe(exc)})",
+                    url=url,
+                    key=key,
+                ) from exc
             if _DENIED.search(str(exc)):  # listings and bulk deletes fail as generic errors
                 raise PermissionDeniedError(
                     f"access denied to {key!r} at {url}: {self._describe(exc)}", url=url, key=key
@@ -649,6 +657,7 @@ class ObstoreStore(AsyncStore):
 
 _NO_CREDENTIALS = "169.254.169.254"  # the instance-metadata address obstore falls back to
 _DENIED = re.compile(r"status code: 40[13]\b")
+_NO_LENGTH = re.compile(r"Content-Length Header missing", re.IGNORECASE)  # a chunked body
 # a plain-http request of a client that allows https only
 _HTTP_REFUSED = re.compile(r"\bhttp://\S+ .*HTTP error: builder error", re.IGNORECASE)
 
