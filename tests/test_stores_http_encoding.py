@@ -9,12 +9,13 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pytest
-from servers import Faults, StaticServer
+from servers import Faults, S3Server, StaticServer
 
 import ngio_async
 from ngio_async._limits import Limits
 from ngio_async.stores import (
     AsyncStore,
+    ObstoreStore,
     OffsetByteRequest,
     RangeByteRequest,
     SuffixByteRequest,
@@ -158,3 +159,17 @@ def test_an_image_with_gzip_stored_chunks_reads_over_http(
     finally:
         server.stop()
     assert any(r.path.endswith("/c/1/1") for r in server.requests)
+
+
+async def test_s3_objects_uploaded_gzip_encoded_are_decoded(s3_server: S3Server) -> None:
+    """The same object over s3:// as over https://: S3 keeps the upload's Content-Encoding
+    and serves the compressed bytes; they were returned as the object."""
+    import obstore
+
+    async with open_store(s3_server.fresh_url(), limits=FAST, **s3_server.options()) as store:
+        assert isinstance(store, ObstoreStore)
+        encoded = {"Content-Encoding": "gzip"}
+        await obstore.put_async(store.obstore, KEY, gzip.compress(BLOB), attributes=encoded)
+        await store.put("data/small.txt", b"hello world")
+        assert bytes(await store.get("data/small.txt") or b"") == b"hello world"
+        await _reads(store)

@@ -260,11 +260,12 @@ class ObstoreStore(AsyncStore):
     obstore's async calls run on tokio threads, so nothing blocks the event loop. obstore
     retries transient HTTP failures itself (configure it with :func:`obstore_retry_config`);
     this layer adds the per-attempt timeout, retries after timeouts and the request limiter.
-    ``HTTPStore`` is treated as read-only and unlistable (plain static servers); objects it
-    serves with ``Content-Encoding: gzip`` (or ``deflate``) are decoded, a range of one cut
-    from the whole decoded object. Bodies read as one range carry no headers, so one that
-    starts as gzip data does is checked once per store with a plain GET; once an encoded object
-    is seen, every GET of the store is a plain one (its headers checked).
+    ``HTTPStore`` is treated as read-only and unlistable (plain static servers). Remote
+    objects stored with ``Content-Encoding: gzip`` (or ``deflate``: uploaded with that header,
+    as CloudVolume does) are decoded, as browsers do, a range of one cut from the whole decoded
+    object. Bodies read as one range carry no headers, so one that starts as gzip data is
+    checked once per store with a plain GET; once an encoded object is seen, every GET of the
+    store is a plain one (its headers checked).
     """
 
     def __init__(
@@ -295,7 +296,9 @@ class ObstoreStore(AsyncStore):
         self._root: str | None = str(prefix) if prefix is not None and _HAS_PREAD else None
         self.whole_as_range = True  # whole GETs as one bounded range (cleared if refused)
         self._no_retries: ObjectStore | None = None  # see _unretried
-        self._http = read_only  # answers may come Content-Encoded (HTTP alone decodes them)
+        self._http = read_only
+        # remote objects may come Content-Encoded (uploaded with the header): decoded
+        self._decodes = not self.blocking_reads
         self._encoded = False  # an object here came Content-Encoded: every GET shows headers
         self._magic_checked = False  # a body starting as gzip data was checked: stored so
 
@@ -358,7 +361,7 @@ class ObstoreStore(AsyncStore):
             return self._cut(key, whole, byte_range)
         data = await self._get_ranged(key, byte_range)
         if (
-            self._http
+            self._decodes
             and not self._magic_checked
             and data is not None
             and bytes(data[:2]) == _GZIP_MAGIC
@@ -427,7 +430,7 @@ class ObstoreStore(AsyncStore):
             whole = await self._get_plain(key, None)  # a 200 to the range: the whole object
             return None if whole is None else memoryview(whole)[-byte_range.suffix :]
         data = await result.bytes_async()
-        encoding = _content_encoding(result.attributes) if self._http else ""
+        encoding = _content_encoding(result.attributes) if self._decodes else ""
         if encoding:
             body = memoryview(data)
             return await self._decoded(key, byte_range, encoding, body, ranged="range" in options)
