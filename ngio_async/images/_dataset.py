@@ -963,9 +963,9 @@ class Dataset(StoreNode):
     async def _edit_metadata(self, edit: Any) -> None:
         """Re-read the group document, apply ``edit`` to its NGFF model, write it back (once).
 
-        An invalid ``omero`` block (the image opened without it) is kept untouched by edits
-        that leave the channels alone and replaced, with a ``MetadataWarning``, by those that
-        set them."""
+        An invalid ``omero`` block (the image opened without it) or ``image-label`` block (its
+        colors / properties opened mended) is kept untouched by edits that leave it alone and
+        replaced, with a ``MetadataWarning``, by those that set it."""
         import warnings
 
         import msgspec
@@ -985,7 +985,7 @@ class Dataset(StoreNode):
             attrs: dict[str, Any] = doc.get("attributes", {}) if v3 else doc
             with warnings.catch_warnings(record=True) as before:  # shown at open already
                 warnings.simplefilter("always", MetadataWarning)
-                current, bad_omero = _lenient(attrs)
+                current, bad = _lenient(attrs)
             ome = edit(current)
             version = "0.4" if not v3 else "0.5"
             new_attrs = to_attrs(ome, version)
@@ -996,14 +996,16 @@ class Dataset(StoreNode):
             for w in after:  # what the edit brings in (other warnings pass through)
                 if not issubclass(w.category, MetadataWarning) or str(w.message) not in seen:
                     warnings.warn(w.message, w.category, stacklevel=3)
-            if bad_omero is not None and ome.omero is None:  # not an edit: kept untouched
-                (new_attrs["ome"] if v3 else new_attrs)["omero"] = bad_omero[0]
-            elif bad_omero is not None:
-                warnings.warn(
-                    f"{self.store.url}/{key}: replaced the invalid 'omero' block ({bad_omero[1]})",
-                    MetadataWarning,
-                    stacklevel=3,
-                )
+            for block, stored, rule in bad:
+                attr = block.replace("-", "_")
+                if getattr(ome, attr) == getattr(current, attr):  # not an edit: kept untouched
+                    (new_attrs["ome"] if v3 else new_attrs)[block] = stored
+                else:
+                    warnings.warn(
+                        f"{self.store.url}/{key}: replaced the invalid '{block}' block ({rule})",
+                        MetadataWarning,
+                        stacklevel=3,
+                    )
             if v3:
                 attrs = {**attrs, **new_attrs}
                 doc["attributes"] = attrs
@@ -1025,23 +1027,26 @@ class Dataset(StoreNode):
         return normalize_selection(tuple(selection), lvl.shape).region
 
 
-def _lenient(attrs: dict[str, Any]) -> tuple[OmeMetadata, tuple[Any, str] | None]:
-    """The validated model of group ``attrs`` and ``None``; or, when only its ``omero`` block
-    breaks a rule (the image opened without it), the model without it and (the raw block, the
-    rule it breaks)."""
+def _lenient(attrs: dict[str, Any]) -> tuple[OmeMetadata, list[tuple[str, Any, str]]]:
+    """The validated model of group ``attrs``; when only its display metadata breaks rules
+    (``omero``, ``image-label`` colors / properties: the image opened without or with them
+    mended), the model of the mended document. And per block mended: (its key, the block as
+    stored, the rule it breaks)."""
     from ..meta import validate
-    from ._open import _without_omero
+    from ._open import lenient_doc
 
-    try:
-        return validate(attrs), None
-    except MetadataError as exc:
-        lenient = _without_omero(attrs, exc.path)
-        if lenient is None:
-            raise
-        return validate(lenient), (
-            attrs.get("ome", attrs)["omero"],
-            f"{exc.rule} - at `{exc.path}`",
-        )
+    bad: list[tuple[str, Any, str]] = []
+    doc: dict[str, Any] = attrs
+    while True:
+        try:
+            return validate(doc), bad
+        except MetadataError as exc:
+            lenient = lenient_doc(doc, exc.path)
+            if lenient is None:
+                raise
+            doc, block, _ = lenient
+            if block not in (b for b, _, _ in bad):
+                bad.append((block, attrs.get("ome", attrs)[block], f"{exc.rule} - at `{exc.path}`"))
 
 
 class _Closeable(Protocol):

@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from ..meta.zarr import ArrayMeta
     from ..stores import AsyncStore
     from ._create import ImagePlan
-    from ._dataset import Dataset, Mode
+    from ._dataset import Dataset, Mode, _Opening
 
 __all__ = ["Labels", "plan_label"]
 
@@ -276,12 +276,18 @@ class Labels:
             return []
         return list(meta.labels)
 
-    async def open(self, name: str, mode: Mode | None = None) -> Dataset:
+    def open(self, name: str, mode: Mode | None = None) -> _Opening[Dataset]:
         """Open label image ``name`` (a name :meth:`names` lists: a path below ``labels``) as a
-        dataset (it shares the store and its limits).
+        dataset (it shares the store and its limits): ``lab = await ds.labels.open(name)`` or
+        ``async with ds.labels.open(name) as lab:`` (closed on exit; the image stays open).
 
         :param mode: ``"r"`` or ``"r+"``; default: the image's own mode.
         """
+        from ._dataset import _Opening
+
+        return _Opening(lambda: self._open(name, mode))
+
+    async def _open(self, name: str, mode: Mode | None) -> Dataset:
         from ._dataset import Dataset
 
         ds = self._dataset

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import anyio
 import msgspec
@@ -282,23 +282,25 @@ def _validated(doc: Any, store: AsyncStore, key: str, prefix_hint: str | None) -
         return validate(doc)
     except MetadataError as exc:
         path = exc.path if prefix_hint is None else "$." + prefix_hint + exc.path[1:]
-        lenient = _without_omero(doc, exc.path)
+        lenient = lenient_doc(doc, exc.path)
         if lenient is None:
             raise MetadataError(f"{_at(store, key)}: {exc.rule}", path) from None
-        # omero is transitional display metadata: the pixels stay readable without it
+        # omero and image-label colors / properties are display metadata: the pixels stay
+        # readable without them (`validate` still reports the violation)
         warnings.warn(
-            f"{_at(store, key)}: {exc.rule} - at `{path}`; the image is read without its "
-            "'omero' channel metadata",
+            f"{_at(store, key)}: {exc.rule} - at `{path}`; {lenient[2]}",
             MetadataWarning,
             stacklevel=4,
         )
-        return _validated(lenient, store, key, prefix_hint)
+        return _validated(lenient[0], store, key, prefix_hint)
     except UnsupportedError as exc:
         raise UnsupportedError(f"{_at(store, key)}: {exc}") from None
 
 
-def _without_omero(doc: Any, path: str) -> dict[str, Any] | None:
-    """``doc`` without its ``omero`` block when ``path`` (a validation error) lies in it."""
+def lenient_doc(doc: Any, path: str) -> tuple[dict[str, Any], str, str] | None:
+    """``doc`` mended where ``path`` (a validation error) lies in display metadata: without
+    its ``omero`` block, or with its ``image-label`` ``colors`` / ``properties`` mended (or
+    dropped); with the key of the block changed and what was done. ``None`` elsewhere."""
     if isinstance(doc, bytes):
         try:
             doc = msgspec.json.decode(doc)
@@ -307,11 +309,92 @@ def _without_omero(doc: Any, path: str) -> dict[str, Any] | None:
     if not isinstance(doc, dict):
         return None
     ome = doc.get("ome")
-    at, body = ("$.ome.omero", ome) if isinstance(ome, dict) else ("$.omero", doc)
-    if "omero" not in body or not (path == at or path.startswith((at + ".", at + "["))):
+    at, body = ("$.ome", ome) if isinstance(ome, dict) else ("$", doc)
+
+    def inside(sub: str) -> bool:
+        return path == sub or path.startswith((sub + ".", sub + "["))
+
+    def rebuilt(new_body: dict[str, Any]) -> dict[str, Any]:
+        return {**doc, "ome": new_body} if body is ome else new_body
+
+    if "omero" in body and inside(f"{at}.omero"):
+        without = {k: v for k, v in body.items() if k != "omero"}
+        return rebuilt(without), "omero", "the image is read without its 'omero' channel metadata"
+    label = body.get("image-label")
+    if not isinstance(label, dict):
         return None
-    without = {k: v for k, v in body.items() if k != "omero"}
-    return {**doc, "ome": without} if body is ome else without
+    for field in ("colors", "properties"):
+        if field in label and inside(f"{at}.image-label.{field}"):
+            entries, done = _mended_entries(label[field], field)
+            if entries is None or entries == label[field]:  # nothing to mend: drop them all
+                entries, done = None, f"its 'image-label' {field} are left out"
+            fixed = {k: v for k, v in label.items() if k != field}
+            if entries is not None:
+                fixed[field] = entries
+            return rebuilt({**body, "image-label": fixed}), "image-label", done
+    return None
+
+
+def _mended_entries(entries: Any, field: str) -> tuple[list[Any] | None, str]:
+    """The ``image-label`` ``colors`` / ``properties`` list ``entries`` mended where that is
+    unambiguous (napari's rgba floats 0..1 scaled to 0..255 when some are fractions, an rgb
+    triple made opaque), entries that still break a rule dropped (of duplicate label values,
+    the first kept); ``None`` when none is left. And what was done."""
+    from ..meta import LabelColor, LabelProperty
+
+    if not isinstance(entries, list):
+        return None, f"its 'image-label' {field} are left out"
+    model: type[LabelColor | LabelProperty] = LabelColor if field == "colors" else LabelProperty
+
+    def numbers(rgba: Any) -> TypeGuard[list[float]]:
+        return isinstance(rgba, list) and all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in rgba
+        )
+
+    rgbas = [e.get("rgba") if isinstance(e, dict) else None for e in entries]
+    unit = any(  # napari's convention: fractions in 0..1
+        numbers(c) and any(isinstance(v, float) and not v.is_integer() for v in c) for c in rgbas
+    ) and all(not numbers(c) or all(0 <= v <= 1 for v in c) for c in rgbas)
+    kept: list[Any] = []
+    seen: set[int] = set()
+    scaled = opaque = dropped = duplicates = 0
+    for entry in entries:
+        item = entry
+        rgba = item.get("rgba") if isinstance(item, dict) else None
+        if field == "colors" and numbers(rgba) and len(rgba) in (3, 4):
+            new = list(rgba)
+            if unit and any(isinstance(v, float) for v in new):
+                new, scaled = [round(v * 255) for v in new], scaled + 1
+            if len(new) == 3:
+                new, opaque = [*new, 255], opaque + 1
+            item = {**item, "rgba": [int(v) if float(v).is_integer() else v for v in new]}
+        if isinstance(item, dict) and isinstance(item.get("label-value"), float):
+            value = item["label-value"]
+            if value.is_integer():
+                item = {**item, "label-value": int(value)}
+        try:
+            checked = msgspec.convert(item, model)
+        except (msgspec.ValidationError, ValueError):
+            dropped += 1
+            continue
+        if checked.label_value in seen:
+            duplicates += 1
+            continue
+        seen.add(checked.label_value)
+        kept.append(item)
+    done = [
+        f"{n} {what}"
+        for n, what in (
+            (scaled, "rgba in 0..1 scaled to 0..255"),
+            (opaque, "rgb given alpha 255"),
+            (duplicates, "duplicate label-value entries dropped (the first kept)"),
+            (dropped, "invalid entries dropped"),
+        )
+        if n
+    ]
+    if not kept:
+        return None, f"its 'image-label' {field} are left out"
+    return kept, f"its 'image-label' {field} are read mended ({', '.join(done) or 'normalised'})"
 
 
 def _check_levels(
