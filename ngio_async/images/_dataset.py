@@ -695,7 +695,10 @@ class Dataset(StoreNode):
         ``w.write`` takes a :class:`Tile` (its core is written) or ``(region, data)`` and returns
         once the write has started; at most ``max_pending`` writes (default
         ``2 * limits.decode_threads``, at least 4) are in flight, so a fast producer waits.
-        Leaving the block waits for every pending write and raises the first failure. ``w``
+        Writes to regions that do not overlap run concurrently; a write overlapping one still
+        pending starts after it, so overlapping writes land in the order given (the last write
+        of a pixel wins). Leaving the block waits for every pending write and raises the first
+        failure. ``w``
         satisfies :class:`~ngio_async.images.TileWriter`: ``await stream(src.tiles(), f,
         out=w)``.
 
