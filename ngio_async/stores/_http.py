@@ -57,6 +57,8 @@ _ANSWERED = re.compile(r"status code: \d{3}")
 # for a wait, with Retry-After, that only aiohttp sees) or no answer
 _RUST_BUSY = re.compile(r"status code: (?:5\d\d|408|429)\b")
 _RUST_UNANSWERED = re.compile(r"error sending request", re.IGNORECASE)
+# obstore's client's refusal of a 206 whose range is not the one asked for
+_OTHER_RANGE = re.compile(r"Requested \d+\.\.\d+, got \d+\.\.\d+")
 # obstore's client's refusal of a body without Content-Length (sent chunked)
 _NO_LENGTH = re.compile(r"Content-Length Header missing", re.IGNORECASE)
 _QUERY = re.compile(r"\?[^\s'\"]*")
@@ -321,6 +323,11 @@ class HTTPStore(AsyncStore):
             rust.whole_as_range = False  # whole GETs plainly, too
             return await self._aiohttp_get(key, byte_range)
         except StoreError as exc:
+            if byte_range is not None and _OTHER_RANGE.search(str(exc.__cause__ or exc)):
+                # a 206 of more than was asked for (block-aligned caches), which obstore's
+                # client refuses: ranged reads go through aiohttp, which cuts them out
+                self._ranges_ok = False
+                return await self._aiohttp_get(key, byte_range)
             if _NO_LENGTH.search(str(exc.__cause__ or exc)):
                 # a body sent chunked, which obstore's client refuses to read: aiohttp reads
                 # it, and every later GET (such servers stream more than one answer so)
