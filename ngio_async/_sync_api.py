@@ -86,6 +86,63 @@ def _leased(make: Callable[[], Awaitable[T]]) -> tuple[Runner, T]:
         raise
 
 
+class _Reopenable(Closing):
+    """What :class:`SyncDataset` and :class:`SyncPlate` share: an unpickled copy does no I/O
+    until its first use opens it, in place (see :func:`_reopen`)."""
+
+    #: set on an unpickled copy until its first use opens it
+    _pending: _Pending | None = None
+
+    if not TYPE_CHECKING:  # (mypy: no blanket attribute access on the sync objects)
+
+        def __getattr__(self, name: str) -> Any:
+            # reached only for what an unpickled copy lacks before its first use: open it now
+            pending = self._pending
+            if pending is None or name.startswith("__"):
+                raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+            self._open_pending(pending)
+            return object.__getattribute__(self, name)
+
+    def _open_pending(self, pending: _Pending) -> None:
+        """Open this unpickled copy in place (first use; once, whichever thread comes first):
+        in another process than the pickling one, as a handle on the process's shared opening."""
+        with pending.lock:
+            if self._pending is None:  # opened by another thread meanwhile
+                return
+            if pending.closed:
+                raise ClosedError("this ngio_async object is closed")
+            spec, state, origin = pending.spec, pending.state, pending.origin
+            key: bytes | None = None
+            if state is not None and origin is not None and origin != _process:
+                with contextlib.suppress(pickle.PicklingError, TypeError, AttributeError):
+                    key = pickle.dumps((spec, state))  # (options that do not pickle: opened anew)
+            if key is not None:
+                _shared.handle(key, spec, into=self)
+            else:
+                self._open_anew(spec)
+            self._pending = None
+
+    def _close_pending(self) -> bool:
+        """Close an unpickled copy never used (nothing to give back); False once opened."""
+        pending = self._pending
+        if pending is None:
+            return False
+        with pending.lock:
+            if self._pending is None:
+                return False
+            pending.closed = True
+            return True
+
+    def _open_anew(self, spec: _Reopen) -> None:
+        """Open ``spec`` as this object, sharing nothing."""
+        raise NotImplementedError
+
+    def _share(self, into: Any = None) -> Any:
+        """A handle on this opened object with its own lease (``into``: an unopened copy to
+        make that handle, else a new object); its ``close()`` closes the handle alone."""
+        raise NotImplementedError
+
+
 class SyncLevel:
     """One pyramid level as a blocking array-like (``shape``, ``dtype``, ``[...]``, ``__array__``)."""
 
@@ -237,11 +294,8 @@ class SyncLabels:
         return (_labels_of, (self._parent,))
 
 
-class SyncDataset(Closing):
+class SyncDataset(_Reopenable):
     """An OME-Zarr image for blocking code: ``ds[100:200, 150:250]``, ``ds.read(c="DAPI")``."""
-
-    #: set on an unpickled copy until its first use opens it (see :func:`_reopen`)
-    _pending: _Pending | None = None
 
     def __init__(
         self, runner: Runner, dataset: Dataset, *, owner: bool = True, closes: bool = True
@@ -291,33 +345,8 @@ class SyncDataset(Closing):
             )
         return (_reopen, (self._reopen, _state(self._dataset), _process))
 
-    if not TYPE_CHECKING:  # (mypy: no blanket attribute access on SyncDataset)
-
-        def __getattr__(self, name: str) -> Any:
-            # reached only for what an unpickled copy lacks before its first use: open it now
-            pending = self._pending
-            if pending is None or name.startswith("__"):
-                raise AttributeError(f"'SyncDataset' object has no attribute {name!r}")
-            self._open_pending(pending)
-            return object.__getattribute__(self, name)
-
-    def _open_pending(self, pending: _Pending) -> None:
-        """Open this unpickled copy in place (first use; once, whichever thread comes first)."""
-        with pending.lock:
-            if self._pending is None:  # opened by another thread meanwhile
-                return
-            if pending.closed:
-                raise ClosedError("this ngio_async object is closed")
-            spec, state, origin = pending.spec, pending.state, pending.origin
-            key: bytes | None = None
-            if state is not None and origin is not None and origin != _process:
-                with contextlib.suppress(pickle.PicklingError, TypeError, AttributeError):
-                    key = pickle.dumps((spec, state))  # (options that do not pickle: opened anew)
-            if key is not None:
-                _shared.handle(key, spec, into=self)
-            else:
-                self._adopt(_open_spec(spec))
-            self._pending = None
+    def _open_anew(self, spec: _Reopen) -> None:
+        self._adopt(_open_spec(spec))
 
     def _adopt(self, source: SyncDataset) -> None:
         """Become ``source``, just opened and not handed out: its lease, dataset and ties."""
@@ -329,10 +358,7 @@ class SyncDataset(Closing):
         self._reopen = source._reopen
         self._keep = source._keep
 
-    def _share(self, into: SyncDataset | None = None) -> SyncDataset:
-        """A handle on this dataset with its own lease: its ``close()`` closes the handle alone.
-
-        ``into``: an unopened copy to make that handle (else a new object)."""
+    def _share(self, into: Any = None) -> SyncDataset:
         runner = Runner()
         handle = into if into is not None else SyncDataset.__new__(SyncDataset)
         try:
@@ -521,12 +547,8 @@ class SyncDataset(Closing):
         From another thread too: its tile loops and reads in flight are stopped first (they
         raise :class:`~ngio_async.ClosedError`), so nothing is left running when it returns.
         """
-        pending = self._pending
-        if pending is not None:
-            with pending.lock:
-                if self._pending is not None:  # never used: nothing was opened
-                    pending.closed = True
-                    return
+        if self._close_pending():  # never used: nothing was opened
+            return
         if self._runner.closed:
             return
         _ = self._runner.portal  # on the loop's own thread: RuntimeError before changing anything
@@ -632,7 +654,8 @@ def create_like(
 # -- pickling and dropped datasets ------------------------------------------------------------
 
 _Reopen = tuple[str, Any, dict[str, Any]]
-"""``(kind, url, options)``: ``kind`` "zarr" (``open`` options) or "any" (any format)."""
+"""``(kind, url, options)``: ``kind`` "zarr" (``open`` options), "any" (any format) or "plate"
+(``open_plate`` options)."""
 
 _CREATE_ONLY = frozenset(inspect.signature(create_async).parameters) - {"url", "limits", "path"}
 
@@ -712,8 +735,8 @@ class _Entry:
     __slots__ = ("anchor", "handles", "lock", "pending")
 
     def __init__(self) -> None:
-        self.anchor: SyncDataset | None = None
-        self.handles: weakref.WeakSet[SyncDataset] = weakref.WeakSet()
+        self.anchor: SyncDataset | SyncPlate | None = None
+        self.handles: weakref.WeakSet[SyncDataset | SyncPlate] = weakref.WeakSet()
         self.lock = threading.Lock()  # held while the anchor is opened
         self.pending = 0  # handles being made now
 
@@ -730,7 +753,7 @@ class _SharedDatasets:
         self._lock = threading.Lock()
         self._entries: OrderedDict[bytes, _Entry] = OrderedDict()
 
-    def handle(self, key: bytes, spec: _Reopen, into: SyncDataset | None = None) -> SyncDataset:
+    def handle(self, key: bytes, spec: _Reopen, into: Any = None) -> Any:
         """A new handle on the dataset of ``key``, opened as ``spec`` says if it is not yet
         (``into``: an unopened copy to make that handle)."""
         with self._lock:
@@ -739,13 +762,15 @@ class _SharedDatasets:
                 entry = self._entries[key] = _Entry()
             self._entries.move_to_end(key)
             entry.pending += 1
-        handle: SyncDataset | None = None
+        handle: SyncDataset | SyncPlate | None = None
         try:
             with entry.lock:
                 anchor = entry.anchor
                 if anchor is None or anchor._runner.closed:  # first use, or lost (exit)
                     entry.anchor = None
-                    anchor = entry.anchor = _open_spec(spec)
+                    anchor = entry.anchor = (
+                        _open_plate_spec(spec) if spec[0] == "plate" else _open_spec(spec)
+                    )
             handle = anchor._share(into)
             return handle
         finally:
@@ -759,10 +784,10 @@ class _SharedDatasets:
             for old in unused:
                 old.close()
 
-    def _unused_locked(self) -> list[SyncDataset]:
+    def _unused_locked(self) -> list[SyncDataset | SyncPlate]:
         """Take out the entries beyond ``size`` no handle uses (oldest first); their anchors,
         to be closed by the caller outside the lock."""
-        out: list[SyncDataset] = []
+        out: list[SyncDataset | SyncPlate] = []
         excess = len(self._entries) - self.size
         for key, entry in list(self._entries.items()):
             if excess <= 0:
@@ -884,7 +909,7 @@ atexit.register(_close_at_exit)
 # -- plates -------------------------------------------------------------------------------------
 
 
-class SyncPlate(Closing):
+class SyncPlate(_Reopenable):
     """An HCS plate for blocking code: ``plate.wells``, ``plate.image("A", "1", field=0)``.
 
     The blocking twin of :class:`~ngio_async.images.Plate` (same names, no ``await``). It
@@ -892,25 +917,56 @@ class SyncPlate(Closing):
     (close them too). They share the plate's store: use them while the plate is open.
     """
 
-    def __init__(self, runner: Runner, plate: Plate) -> None:
+    def __init__(self, runner: Runner, plate: Plate, *, closes: bool = True) -> None:
         self._runner = runner
         self._plate = plate
+        #: whether close() closes ``plate`` (False: a handle on a plate that unpickled copies
+        #: share, closed by the anchor of :data:`_shared`)
+        self._closes = closes
         #: ``(url, open_plate options)`` when opened from a URL or path (for the datasets'
         #: pickling), else None
         self._reopen: tuple[Any, dict[str, Any]] | None = None
         #: the plate's own ``path`` and ``mode`` in that store (for its pickling)
         self._place: dict[str, Any] = {}
-        _track(self, runner, plate)
+        self._keep: object = None  # a handle's anchor, kept open while the handle is used
+        self._finalizer = _track(self, runner, plate if closes else _NOTHING)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        """Pickles as the way it was opened (URL and options), like :class:`SyncDataset`."""
+        """Pickles as the way it was opened (URL and options, secrets included), like
+        :class:`SyncDataset`: opened again on first use, once per process for its copies."""
+        pending = self._pending
+        if pending is not None:  # an unopened copy passes on as it came
+            _, url, options = pending.spec
+            return (_reopen_plate, (url, options, pending.state, pending.origin))
         if self._reopen is None:
             raise TypeError(
                 f"{self!r} cannot be pickled: it was not opened from a URL or path "
                 "(a store object cannot be sent to another process); open it by URL"
             )
         url, options = self._reopen
-        return (_reopen_plate, (url, {**options, **self._place}))
+        state = _plate_state(self._plate)
+        return (_reopen_plate, (url, {**options, **self._place}, state, _process))
+
+    def _open_anew(self, spec: _Reopen) -> None:
+        self._adopt(_open_plate_spec(spec))
+
+    def _adopt(self, source: SyncPlate) -> None:
+        """Become ``source``, just opened and not handed out (see :meth:`SyncDataset._adopt`)."""
+        source._finalizer.detach()
+        _open_objects.pop(source, None)
+        SyncPlate.__init__(self, source._runner, source._plate, closes=source._closes)
+        self._reopen, self._place, self._keep = source._reopen, source._place, source._keep
+
+    def _share(self, into: Any = None) -> SyncPlate:
+        runner = Runner()
+        handle = into if into is not None else SyncPlate.__new__(SyncPlate)
+        try:
+            SyncPlate.__init__(handle, runner, self._plate, closes=False)
+        except BaseException:
+            runner.close()
+            raise
+        handle._reopen, handle._place, handle._keep = self._reopen, self._place, self
+        return handle
 
     # description (mirrors Plate)
     @property
@@ -960,7 +1016,11 @@ class SyncPlate(Closing):
 
     @property
     def closed(self) -> bool:
-        return self._plate.closed
+        """Whether this plate (or, for a copy sharing it, the copy) was closed."""
+        pending = self._pending
+        if pending is not None:
+            return pending.closed
+        return self._runner.closed or self._plate.closed
 
     def __repr__(self) -> str:
         return f"<Sync{repr(self._plate)[1:]}"
@@ -1022,11 +1082,12 @@ class SyncPlate(Closing):
     # lifetime
     def close(self) -> None:
         """Close the plate (and its store, if it opened it) and release the lease. Idempotent."""
-        if self._runner.closed:
+        if self._close_pending() or self._runner.closed:
             return
         self._runner.interrupt()  # the calls other threads wait on end in ClosedError
         try:
-            self._runner.call(self._plate.aclose)
+            if self._closes:
+                self._runner.call(self._plate.aclose)
         finally:
             self._runner.close()
 
@@ -1069,9 +1130,29 @@ def create_plate(url: str | os.PathLike[str] | Any, **options: Any) -> SyncPlate
     return result
 
 
-def _reopen_plate(url: Any, options: dict[str, Any]) -> SyncPlate:
-    """Unpickle a :class:`SyncPlate`: open it again, as it was opened."""
+def _reopen_plate(
+    url: Any, options: dict[str, Any], state: str | None = None, origin: str | None = None
+) -> SyncPlate:
+    """Unpickle a :class:`SyncPlate`: a copy that opens again on first use, as it was opened
+    (shared by the copies of one process; see :func:`_reopen`)."""
+    copy = SyncPlate.__new__(SyncPlate)
+    copy._pending = _Pending(("plate", url, options), state, origin)
+    return copy
+
+
+def _open_plate_spec(spec: _Reopen) -> SyncPlate:
+    """Open the plate of a ``("plate", url, options)`` spec."""
+    _, url, options = spec
     return open_plate(url, **options)
+
+
+def _plate_state(plate: Plate) -> str | None:
+    """A digest of ``plate``'s metadata now (see :func:`_state`)."""
+    try:
+        encoded = msgspec.json.encode(plate.metadata)
+    except (AttributeError, TypeError, msgspec.EncodeError):
+        return None
+    return hashlib.blake2b(encoded, digest_size=16).hexdigest()
 
 
 _CREATE_PLATE_ONLY = frozenset(inspect.signature(create_plate_async).parameters) - {

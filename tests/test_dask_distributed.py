@@ -6,6 +6,7 @@ that cannot open one fails that task alone, naming the URL."""
 from __future__ import annotations
 
 import pickle
+import time
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -138,3 +139,72 @@ def test_an_open_error_pickles_whole_where_distributed_sends_it(http_server: Sta
     again = pickle.loads(pickle.dumps(info.value))  # was: RecursionError
     assert isinstance(again, ngio_async.PermissionDeniedError)
     assert again.url == f"{http_server.url}gone"
+
+
+def _field_sum(plate: Any, well: str, field: str) -> int:
+    with plate.image(*well.split("/"), field=field) as fov:
+        return int(fov[...].sum())
+
+
+def test_plate_fields_in_tasks_share_the_plate_per_worker(
+    client: Any, http_server: StaticServer
+) -> None:
+    root = http_server.root / "plate.ome.zarr"
+    with ngio_async.create_plate(root, rows=["A", "B"], columns=["1", "2"]) as plate:
+        for i, well in enumerate(("A/1", "A/2", "B/1", "B/2")):
+            for field in "01":
+                with plate.add_image(
+                    *well.split("/"), field=field, shape=(1, 32, 32), dtype="uint16", axes="cyx"
+                ) as fov:
+                    fov.write(np.full((1, 32, 32), 2 * i + int(field), "uint16"))
+    with ngio_async.open_plate(f"{http_server.url}plate.ome.zarr") as plate:
+        paths = plate.image_paths()
+        http_server.reset()
+        futures = [client.submit(_field_sum, plate, w, f, pure=False) for w, f in paths]
+        assert client.gather(futures) == [v * 32 * 32 for v in range(8)]
+    plate_gets = http_server.count("GET", "/plate.ome.zarr/zarr.json")
+    # the plate opened once per worker process, never in the scheduler (was: once per task
+    # in the workers and once more per task in the scheduler: 16)
+    assert plate_gets <= 2
+
+
+def _cancel_while_reading(c: Any, arr: Any, server: StaticServer) -> None:
+    """Start ``arr.sum()`` on a slow server, cancel it once a chunk read is under way."""
+    server.reset()
+    server.faults = Faults(delay=0.2)
+    future = c.compute(arr.sum())
+    for _ in range(400):  # until a worker reads (bounded: a hang fails, no timing asserted)
+        if any("/c/" in r.path for r in list(server.requests)):
+            break
+        time.sleep(0.025)
+    c.cancel(future)
+    server.faults = Faults()
+
+
+def test_in_process_workers_read_and_survive_a_cancel(http_server: StaticServer) -> None:
+    spec = Spec(version="0.5", shape=(64, 64), chunks=(16, 16), levels=1)
+    data = write_image(http_server.root / "img", spec)[0]
+    with (
+        distributed.LocalCluster(
+            processes=False, n_workers=2, threads_per_worker=2, dashboard_address=":0"
+        ) as cluster,
+        distributed.Client(cluster) as c,
+        ngio_async.open(f"{http_server.url}img") as ds,
+    ):
+        arr = da.from_array(ds, chunks=ds.chunks)
+        _cancel_while_reading(c, arr, http_server)
+        assert int(c.compute(arr.sum()).result()) == int(data.sum())
+        np.testing.assert_array_equal(c.compute(arr).result(), data)
+
+
+def test_workers_survive_a_cancel_and_a_restart(client: Any, http_server: StaticServer) -> None:
+    spec = Spec(version="0.5", shape=(64, 64), chunks=(16, 16), levels=1)
+    data = write_image(http_server.root / "img", spec)[0]
+    with ngio_async.open(f"{http_server.url}img") as ds:
+        arr = da.from_array(ds, chunks=ds.chunks)
+        _cancel_while_reading(client, arr, http_server)
+        assert int(arr.sum().compute()) == int(data.sum())
+        client.restart()
+        http_server.reset()
+        assert int(arr.sum().compute()) == int(data.sum())
+        assert _metadata_gets(http_server) <= 2 * 2  # new processes: opened once each
