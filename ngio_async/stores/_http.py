@@ -57,8 +57,11 @@ _ANSWERED = re.compile(r"status code: \d{3}")
 # for a wait, with Retry-After, that only aiohttp sees) or no answer
 _RUST_BUSY = re.compile(r"status code: (?:5\d\d|408|429)\b")
 _RUST_UNANSWERED = re.compile(r"error sending request", re.IGNORECASE)
-# obstore's client's refusal of a 206 whose range is not the one asked for
-_OTHER_RANGE = re.compile(r"Requested \d+\.\.\d+, got \d+\.\.\d+")
+# obstore's client's refusal of a 206 whose range is not the one asked for, or whose
+# Content-Range it cannot read ("bytes 10-19/*": the length unknown, as RFC 9110 allows)
+_OTHER_RANGE = re.compile(
+    r"Requested \d+\.\.\d+, got \d+\.\.\d+|Failed to parse value for CONTENT_RANGE", re.IGNORECASE
+)
 # obstore's client's refusal of a body without Content-Length (sent chunked)
 _NO_LENGTH = re.compile(r"Content-Length Header missing", re.IGNORECASE)
 _QUERY = re.compile(r"\?[^\s'\"]*")
@@ -323,10 +326,11 @@ class HTTPStore(AsyncStore):
             rust.whole_as_range = False  # whole GETs plainly, too
             return await self._aiohttp_get(key, byte_range)
         except StoreError as exc:
-            if byte_range is not None and _OTHER_RANGE.search(str(exc.__cause__ or exc)):
-                # a 206 of more than was asked for (block-aligned caches), which obstore's
-                # client refuses: ranged reads go through aiohttp, which cuts them out
+            if _OTHER_RANGE.search(str(exc.__cause__ or exc)):
+                # a 206 of more than was asked for (block-aligned caches) or of an unknown
+                # length, which obstore's client refuses: ranged reads go through aiohttp
                 self._ranges_ok = False
+                rust.whole_as_range = False  # whole GETs plainly (as one range they fail)
                 return await self._aiohttp_get(key, byte_range)
             if _NO_LENGTH.search(str(exc.__cause__ or exc)):
                 # a body sent chunked, which obstore's client refuses to read: aiohttp reads

@@ -643,7 +643,7 @@ class ObstoreStore(AsyncStore):
                 ) from exc
             if _NO_LENGTH.search(str(exc)) and isinstance(self._store, HTTPStore):
                 raise StoreError(
-                    f"{key!r} at {url} came without a Content-Length (sent chunked), which "
+                    f"{key!r} at {url} came without a Content-Length (a body sent chunked), which "
                     "obstore's HTTP client cannot read: open it with the default backend or "
                     f"backend='aiohttp' ({self._describe(exc)})",
                     url=url,
