@@ -207,3 +207,47 @@ async def test_a_206_wider_than_the_range_or_of_unknown_length_is_read(
             assert bytes(await store.get(KEY, RangeByteRequest(500, 600)) or b"") == BLOB[500:600]
     finally:
         server.stop()
+
+
+@dataclass
+class HangUpAfterServer(StaticServer):
+    """A server that closes each connection after its answer: saying so (``Connection:
+    close``) or silently (a keep-alive answer, then the socket closed under the pool)."""
+
+    say_so: bool = True
+
+    async def _send(
+        self,
+        request: web.Request,
+        status: int,
+        body: bytes,
+        headers: dict[str, str],
+        faults: Faults,
+    ) -> web.StreamResponse:
+        if self.say_so:
+            headers = {**headers, "Connection": "close"}
+        resp = web.StreamResponse(status=status, headers={"Accept-Ranges": "bytes", **headers})
+        resp.content_length = len(body)
+        await resp.prepare(request)
+        if request.method != "HEAD":
+            await resp.write(body)
+        await resp.write_eof()
+        if not self.say_so and request.transport is not None:
+            request.transport.close()
+        return resp
+
+
+@pytest.mark.parametrize("say_so", [True, False])
+@pytest.mark.parametrize("backend", ["default", "aiohttp", "obstore"])
+async def test_servers_closing_every_connection(
+    http_root: Path, backend: str, say_so: bool
+) -> None:
+    server = HangUpAfterServer(http_root, say_so=say_so).start()
+    try:
+        async with _open(server, backend) as store:
+            for _ in range(3):
+                assert bytes(await store.get("data/small.txt") or b"") == b"hello world"
+                await _reads(store)
+                assert await store.size(KEY) == len(BLOB)
+    finally:
+        server.stop()
