@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import anyio
+import numpy as np
 
 from .._prefetch import single_leaf
 from .._workers import Workers
+from ..engine.plan import region_shape
 from ._tiles import Tile, TileStream
 
 if TYPE_CHECKING:
@@ -141,18 +144,30 @@ _ASYNC_FUNC = (
 
 
 def _result_tile(tile: Tile, value: Any) -> Tile:
-    """The tile to write for ``value``: the core of a halo'd result, or the value as is."""
+    """The tile to write for ``value``: the core of a halo'd result, or the value as is; a
+    scalar (or another shape that broadcasts to the core) is broadcast, as writes do."""
+    if value is None:
+        raise TypeError(_NO_RESULT.format(_where(tile.core)))
     shape = getattr(value, "shape", None)
     if shape is not None and tuple(shape) == tile.shape and tile.core != tile.region:
         cropped = Tile(value, tile.region, tile.index, tile.core, tile.level).core_data
         return Tile(cropped, tile.core, tile.index, tile.core, tile.level)
-    return Tile(
-        value,
-        tile.core if tile.core != tile.region else tile.region,
-        tile.index,
-        tile.core,
-        tile.level,
-    )
+    core = region_shape(tile.core)
+    if shape is None or tuple(shape) != core:
+        value = np.asarray(value)
+        with contextlib.suppress(ValueError):  # else the writer says which shapes differ
+            value = np.broadcast_to(value, core)
+    return Tile(value, tile.core, tile.index, tile.core, tile.level)
+
+
+def _where(region: tuple[slice, ...]) -> str:
+    return "[" + ", ".join(f"{r.start}:{r.stop}" for r in region) + "]"
+
+
+_NO_RESULT = (
+    "stream(..., out=...): func returned None for the tile at {}; it must return the tile's "
+    "new data (an array of the tile's shape, or a value that broadcasts to it)"
+)
 
 
 def stream(
