@@ -119,23 +119,36 @@ class Dataset(StoreNode):
         owns_store: bool = False,
         mode: Mode = "r",
         parent_version: str | None = None,
+        multiscale: int | str = 0,
     ) -> Dataset:
         """Open the image at ``root`` of an open store (metadata only; no pixel is read).
 
         ``mode="r+"`` allows writes (pixels and metadata); the default ``"r"`` refuses them.
         ``parent_version``: the NGFF version of the enclosing group (a plate's well), whose
-        documents are read first.
+        documents are read first. ``multiscale``: which of the group's multiscales, by index
+        or ``name`` (default the first).
         """
         _check_mode(mode)
+        _check_multiscale(multiscale)
         if store.blocking_reads:  # local: no round trip to save
-            return await cls._open_in(store, root, limits, workers, owns_store, mode, None, None)
+            return await cls._open_in(
+                store, root, limits, workers, owns_store, mode, None, None, multiscale
+            )
         # remote: the first level's metadata is asked for along with the group's
         early = EarlyGet(store, first_level_key(root, parent_version))
         with first_error():  # the opening's own error, plainly (the early GET raises none)
             async with anyio.create_task_group() as tg:
                 tg.start_soon(early.run)
                 dataset = await cls._open_in(
-                    store, root, limits, workers, owns_store, mode, parent_version, early
+                    store,
+                    root,
+                    limits,
+                    workers,
+                    owns_store,
+                    mode,
+                    parent_version,
+                    early,
+                    multiscale,
                 )
                 # a wrong guess is not waited for (on failure the group cancels it itself, and
                 # a cancellation from outside stays one: never taken for this scope's own)
@@ -153,6 +166,7 @@ class Dataset(StoreNode):
         mode: Mode,
         parent_version: str | None,
         early: EarlyGet | None,
+        multiscale: int | str = 0,
     ) -> Dataset:
         limits = limits or store.limits
         ome = await read_group_metadata(store, root, parent_version=parent_version)
@@ -161,17 +175,10 @@ class Dataset(StoreNode):
             # series "0"'s group document is the key guessed for a first level: already read
             ome = await read_group_metadata(store, root, early=early)
         if ome.multiscales is None:
-            kinds = ", ".join(ome.kinds) or "none"
-            hint = ""
-            if ome.plate:
-                hint = " (a plate: open it with ngio_async.open_plate, or a field, e.g. '<plate>/A/1/0')"
-            elif ome.well:
-                hint = " (a well: open one of its fields, e.g. '<well>/0')"
-            raise UnsupportedError(
-                f"{store.url}/{root} is not an image (its NGFF metadata: {kinds}){hint}"
-            )
-        paths = tuple(d.path for d in ome.multiscales[0].datasets)
-        arrays = await read_level_metadata(store, root, ome, paths, early)
+            raise UnsupportedError(_not_an_image(ome, _url_of(store, root)))
+        index = _multiscale_index(ome, multiscale, _url_of(store, root))
+        paths = tuple(d.path for d in ome.multiscales[index].datasets)
+        arrays = await read_level_metadata(store, root, ome, paths, early, multiscale=index)
         return cls.from_plan(
             store,
             root,
@@ -181,6 +188,7 @@ class Dataset(StoreNode):
             workers=workers,
             owns_store=owns_store,
             mode=mode,
+            multiscale=index,
         )
 
     @classmethod
@@ -195,11 +203,13 @@ class Dataset(StoreNode):
         workers: Workers | None = None,
         owns_store: bool = False,
         mode: Mode = "r+",
+        multiscale: int = 0,
     ) -> Dataset:
-        """A dataset over metadata already known (just written by ``create``): no I/O."""
+        """A dataset over metadata already known (just written by ``create``): no I/O.
+        ``multiscale``: the index of the multiscale ``arrays`` belong to."""
         _check_mode(mode)
         limits = limits or store.limits
-        metadata = ImageMetadata(ome)
+        metadata = ImageMetadata(ome, multiscale)
         workers = workers or Workers(limits.decode_threads)
         window = max(2 * limits.max_requests, 2 * limits.decode_threads)
         levels = [
@@ -664,7 +674,16 @@ class Dataset(StoreNode):
             )
         from ._cascade import Cascade
 
+        self._check_first_multiscale("pyramid=")
         return Cascade(self, None if pyramid is True else pyramid)
+
+    def _check_first_multiscale(self, what: str) -> None:
+        """Refuse ``what`` (pyramid building) on a multiscale other than the group's first."""
+        if self.metadata.index != 0:
+            raise UnsupportedError(
+                f"{what} builds the first multiscale of {self.url}; this dataset is multiscale "
+                f"{self.metadata.index} ({self.metadata.name!r}): write its levels one by one"
+            )
 
     async def write_at(
         self, selection: Any, data: ArrayLike, level: int = 0, pyramid: bool | Method | None = False
@@ -749,6 +768,7 @@ class Dataset(StoreNode):
         """
         from ._pyramid import build_pyramid
 
+        self._check_first_multiscale("build_pyramid")
         async with self.structure_lock():
             await build_pyramid(
                 self,
@@ -876,8 +896,9 @@ class Dataset(StoreNode):
 
         def edit(ome: OmeMetadata) -> OmeMetadata:
             assert ome.multiscales is not None
-            ms = ome.multiscales[0]
-            current = ImageMetadata(ome).spatial_calibration
+            index = self.metadata.index
+            ms = ome.multiscales[index]
+            current = ImageMetadata(ome, index).spatial_calibration
             datasets = list(ms.datasets)
             if scale_in is not None:
                 new0 = scale_in
@@ -930,7 +951,9 @@ class Dataset(StoreNode):
                     _with_extra(replace(a, unit=u), a) for a, u in zip(axes, unit_list, strict=True)
                 ]
             new_ms = _with_extra(replace(ms, datasets=datasets, axes=axes), ms)
-            return _with_extra(replace(ome, multiscales=[new_ms, *ome.multiscales[1:]]), ome)
+            multiscales = list(ome.multiscales)
+            multiscales[index] = new_ms
+            return _with_extra(replace(ome, multiscales=multiscales), ome)
 
         async with self.structure_lock():
             await self._edit_metadata(edit)
@@ -1018,7 +1041,7 @@ class Dataset(StoreNode):
             data = msgspec.json.encode(doc)
             await self.store.put(key, data)
             await update_consolidated(self.store, [(key, data)], locked=True)
-            self.metadata = ImageMetadata(checked)
+            self.metadata = ImageMetadata(checked, self.metadata.index)
 
     def region_of(self, level: int = 0, **axes: Selector) -> tuple[slice, ...]:
         """The level region (one step-1 slice per axis) a named selection covers."""
@@ -1090,6 +1113,7 @@ def open_async(
     limits: Limits | None = None,
     path: str = "",
     mode: Mode = "r",
+    multiscale: int | str = 0,
     **store_options: Any,
 ) -> _Opening[Dataset]:
     """Open an OME-Zarr image: ``ds = await open_async(url)`` or ``async with open_async(url) as ds``.
@@ -1100,11 +1124,16 @@ def open_async(
     :param path: the image's path inside the store (default: the URL is the image).
     :param mode: ``"r"`` (default: read-only; writes raise :class:`~ngio_async.ReadOnlyError`)
         or ``"r+"`` (read and write pixels and metadata).
+    :param multiscale: which multiscale of a group holding several: its index or its ``name``
+        (default ``0``, the first). An unknown one raises an error listing those there are.
+        ``build_pyramid`` and ``pyramid=`` writes build the first one only.
     :param store_options: backend options (S3 ``endpoint``, ``region``, credentials, ...).
     Only metadata is read: for NGFF 0.5 one GET for the group and one per level, concurrently.
     """
-
-    return open_node(Dataset.open_in, url, limits, path, mode, store_options)
+    _check_multiscale(multiscale)
+    return open_node(
+        partial(Dataset.open_in, multiscale=multiscale), url, limits, path, mode, store_options
+    )
 
 
 def open_node(
@@ -1148,6 +1177,63 @@ async def _first_series(store: AsyncStore, root: str, version: str | None) -> st
     ``0``."""
     listed = await listed_series(store, root, version)
     return "0" if listed is None else listed[0]
+
+
+def _url_of(store: AsyncStore, root: str) -> str:
+    """The URL of the group at ``root``, without a trailing slash."""
+    url = store.url.rstrip("/")
+    if url.endswith(":"):  # file:/// and the like: the root itself
+        url = store.url
+    return f"{url}/{root.strip('/')}" if root.strip("/") else url
+
+
+def _not_an_image(ome: OmeMetadata, url: str) -> str:
+    """Why the group at ``url`` (``ome``: its NGFF metadata) is not an image, and what is."""
+    kinds = ", ".join(ome.kinds) or "none"
+    message = f"{url} is not an image (its NGFF metadata: {kinds})"
+    if ome.plate is not None:
+        well = ome.plate.wells[0].path
+        return (
+            f"{message}: it is an HCS plate; an image is one of its fields of view, "
+            f"<plate>/<row>/<column>/<field> (e.g. {url}/{well}/0), and the plate itself opens "
+            "as a plate (ngio_async.open_plate; ngio-async info lists its wells)"
+        )
+    if ome.well is not None:
+        field = ome.well.images[0].path
+        return (
+            f"{message}: it is an HCS well; an image is one of its fields of view "
+            f"(e.g. {url}/{field})"
+        )
+    if ome.labels is not None:
+        return f"{message}: it lists label images, each an image (e.g. {url}/{ome.labels[0]})"
+    return message
+
+
+def _check_multiscale(multiscale: object) -> None:
+    if isinstance(multiscale, bool) or not isinstance(multiscale, int | str):
+        raise TypeError(f"multiscale must be an index or a name, got {multiscale!r}")
+
+
+def _multiscale_index(ome: OmeMetadata, multiscale: int | str, url: str) -> int:
+    """The index of multiscale ``multiscale`` (an index or a ``name``) of ``ome``."""
+    assert ome.multiscales is not None
+    names = [m.name for m in ome.multiscales]
+    there = ", ".join(f"{i}" if n is None else f"{i} ({n!r})" for i, n in enumerate(names))
+    if isinstance(multiscale, str):
+        found = [i for i, n in enumerate(names) if n == multiscale]
+        if len(found) == 1:
+            return found[0]
+        if found:
+            raise ValueError(
+                f"{url}: multiscales {found} are all named {multiscale!r}: pick one by index "
+                f"(multiscales: {there})"
+            )
+        raise ValueError(f"{url} has no multiscale named {multiscale!r} (multiscales: {there})")
+    if not -len(names) <= multiscale < len(names):
+        raise IndexError(
+            f"{url} has no multiscale {multiscale}: it has {len(names)} (multiscales: {there})"
+        )
+    return multiscale % len(names)
 
 
 def _check_mode(mode: str) -> None:

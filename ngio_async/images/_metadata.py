@@ -63,7 +63,7 @@ class ChannelInfo:
 class ImageMetadata:
     """The NGFF metadata of one image, with the derived views a reader needs."""
 
-    __slots__ = ("_cal", "multiscale", "ome")
+    __slots__ = ("_cal", "index", "multiscale", "ome")
 
     def __init__(self, ome: OmeMetadata, multiscale_index: int = 0) -> None:
         if not ome.multiscales:
@@ -71,6 +71,7 @@ class ImageMetadata:
         if multiscale_index >= len(ome.multiscales):
             raise IndexError(f"multiscale {multiscale_index} of {len(ome.multiscales)}")
         self.ome = ome
+        self.index = multiscale_index  # of the multiscale in the group's ``multiscales``
         self.multiscale: Multiscale = ome.multiscales[multiscale_index]
         at = f"$.multiscales[{multiscale_index}]"
         ndim = len(self.multiscale.axes)
