@@ -7,6 +7,7 @@ import gzip
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Literal
 
+import anyio
 import numpy as np
 import pytest
 from servers import Faults, S3Server, StaticServer
@@ -106,16 +107,27 @@ async def test_a_server_gzipping_the_range_it_serves_is_read_right(
 async def test_gzip_data_stored_plainly_is_checked_once(
     http_root: Path, http_server: StaticServer, backend: str
 ) -> None:
-    """Chunks of a gzip codec start as gzip data but are served as they are: the first one
-    is checked with a plain GET, the others are read once each."""
-    for i in range(3):
-        (http_root / "data" / f"c{i}").write_bytes(gzip.compress(BLOB[i:], mtime=0))
+    """Chunks of a gzip codec start as gzip data but are served as they are: one is checked
+    with a plain GET (the others read meanwhile wait for its verdict), then each is read
+    once."""
+    chunks = [gzip.compress(BLOB[i:], mtime=0) for i in range(8)]
+    for i, chunk in enumerate(chunks):
+        (http_root / "data" / f"c{i}").write_bytes(chunk)
     async with _open(http_server, backend) as store:
         assert bytes(await store.get("data/small.txt") or b"") == b"hello world"
         http_server.reset()
-        for i in range(3):
-            assert bytes(await store.get(f"data/c{i}") or b"") == gzip.compress(BLOB[i:], mtime=0)
-    assert http_server.count("GET") == 4
+        got: dict[int, bytes] = {}
+
+        async def read(i: int) -> None:
+            got[i] = bytes(await store.get(f"data/c{i}") or b"")
+
+        async with anyio.create_task_group() as tg:
+            for i in range(4):
+                tg.start_soon(read, i)
+        for i in range(4, 8):
+            await read(i)
+    assert got == dict(enumerate(chunks))
+    assert http_server.count("GET") == 9
 
 
 async def test_obstore_backend_version_without_validators_is_unknown(

@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
+import anyio
 import obstore
 from obstore import exceptions as obs_exc
 from obstore.store import AzureStore, GCSStore, HTTPStore, LocalStore, MemoryStore, S3Store
@@ -41,7 +42,6 @@ from ._url_utils import redact_url
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping, Sequence
 
-    import anyio
     from obstore import GetOptions
     from obstore.store import ClientConfig, ObjectStore, RetryConfig
 
@@ -301,6 +301,7 @@ class ObstoreStore(AsyncStore):
         self._decodes = not self.blocking_reads
         self._encoded = False  # an object here came Content-Encoded: every GET shows headers
         self._magic_checked = False  # a body starting as gzip data was checked: stored so
+        self._magic_check: anyio.Event | None = None  # set when the check in flight ends
 
     @property
     def obstore(self) -> ObjectStore:
@@ -360,7 +361,7 @@ class ObstoreStore(AsyncStore):
                 return whole
             return self._cut(key, whole, byte_range)
         data = await self._get_ranged(key, byte_range)
-        if (
+        while (
             self._decodes
             and not self._magic_checked
             and data is not None
@@ -368,9 +369,20 @@ class ObstoreStore(AsyncStore):
             and _from_byte_0(byte_range)
         ):
             # gzip data at byte 0: a gzip codec's chunk, or an object stored gzip-encoded
-            # (uploaded with Content-Encoding: gzip); the headers of a plain GET tell
-            data = await self._get_plain(key, byte_range)
-            self._magic_checked = not self._encoded  # not encoded: stored gzip data here
+            # (uploaded with Content-Encoding: gzip); the headers of a plain GET tell. One
+            # request checks; the others wait for its verdict (a stream's first window)
+            if self._encoded:
+                return await self._get_plain(key, byte_range)
+            if self._magic_check is not None:
+                await self._magic_check.wait()
+                continue  # checked (or failed: then this one checks)
+            self._magic_check = check = anyio.Event()
+            try:
+                data = await self._get_plain(key, byte_range)
+                self._magic_checked = not self._encoded  # not encoded: stored gzip data
+            finally:
+                self._magic_check = None
+                check.set()
         return data
 
     async def _get_ranged(self, key: str, byte_range: ByteRequest | None) -> Buffer | None:
