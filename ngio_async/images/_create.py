@@ -33,6 +33,7 @@ from ..meta import (
     Axis,
     Channel,
     Dataset as NgffDataset,
+    ImageLabel,
     Multiscale,
     OmeMetadata,
     Omero,
@@ -1364,11 +1365,17 @@ def create_like_async(
     levels, channels, NGFF version, fill value, compressor); any :func:`create_async` argument
     in ``overrides`` wins (e.g. ``dtype="float32"``, ``channels=[...]``, ``overwrite=True``),
     and what an override makes wrong is left to its default (per-axis values for other
-    ``axes``, channels for another channel count, shards other ``chunks`` do not divide)."""
+    ``axes``, channels for another channel count, shards other ``chunks`` do not divide).
+
+    The copy of a label image is a label image (its ``image-label`` colors, properties and
+    source, and pyramids by ``mode``) unless its data type is no integer type."""
     options = like_options(src, overrides)
     level_translations = options.pop("level_translations", None)
     level_shapes = options.pop("level_shapes", None)
-    if level_translations is None and level_shapes is None:
+    image_label = src.metadata.ome.image_label
+    if image_label is not None and np.dtype(options["dtype"]).kind not in "iu":
+        image_label = None  # labels are integers: a float copy is an image
+    if level_translations is None and level_shapes is None and image_label is None:
         return create_async(url, **options)
     store_keys = ("overwrite", "limits", "path")
     plan_options = {k: v for k, v in options.items() if k in _PLAN_KEYS}
@@ -1379,6 +1386,8 @@ def create_like_async(
     plan = plan_image(
         **plan_options, level_translations=level_translations, level_shapes=level_shapes
     )
+    if image_label is not None:
+        plan = _as_label(plan, image_label)
     store_options = {k: v for k, v in rest.items() if k not in store_keys}
     return _create_planned(
         url,
@@ -1388,3 +1397,15 @@ def create_like_async(
         path=path,
         store_options=store_options,
     )
+
+
+def _as_label(plan: ImagePlan, image_label: ImageLabel) -> ImagePlan:
+    """``plan`` as a label image: with ``image_label`` and pyramids by ``mode``."""
+    from dataclasses import replace as replace_plan
+
+    from msgspec.structs import replace
+
+    assert plan.ome.multiscales is not None
+    ms = replace(plan.ome.multiscales[0], **downsampling("mode"))
+    ome = replace(plan.ome, multiscales=[ms], image_label=image_label)
+    return replace_plan(plan, ome=validate(to_attrs(ome, plan.version)))
