@@ -37,6 +37,7 @@ from .images import (
     open_async,
     open_plate_async,
 )
+from .stores._url_utils import redact_url
 from .sync import Closing, Runner, SyncIterator, in_portal_thread
 
 if TYPE_CHECKING:
@@ -136,6 +137,16 @@ class _Reopenable(Closing):
     def _open_anew(self, spec: _Reopen) -> None:
         """Open ``spec`` as this object, sharing nothing."""
         raise NotImplementedError
+
+    def _pending_repr(self) -> str | None:
+        """The repr of an unpickled copy not opened yet (a repr does no I/O), else None."""
+        pending = self._pending
+        if pending is None:
+            return None
+        url = pending.spec[1]
+        where = redact_url(url) if isinstance(url, str) else repr(url)
+        state = "closed" if pending.closed else "not opened yet"
+        return f"<{type(self).__name__} {where} ({state})>"
 
     def _share(self, into: Any = None) -> Any:
         """A handle on this opened object with its own lease (``into``: an unopened copy to
@@ -293,6 +304,23 @@ class SyncLabels:
         """Pickles as its image's ``labels`` (the image is reopened; see SyncDataset)."""
         return (_labels_of, (self._parent,))
 
+    @classmethod
+    def _unopened(cls, parent: SyncDataset) -> SyncLabels:
+        """The labels of ``parent``, an unpickled copy not opened yet: opened on first use."""
+        labels = cls.__new__(cls)
+        labels._parent = parent
+        return labels
+
+    if not TYPE_CHECKING:  # (mypy: no blanket attribute access on SyncLabels)
+
+        def __getattr__(self, name: str) -> Any:
+            # reached only for what the labels of an unopened copy lack: the image opens now
+            if name in ("_runner", "_dataset") and "_parent" in self.__dict__:
+                opened = self._parent.labels
+                self._runner, self._dataset = opened._runner, opened._dataset
+                return object.__getattribute__(self, name)
+            raise AttributeError(f"'SyncLabels' object has no attribute {name!r}")
+
 
 class SyncDataset(_Reopenable):
     """An OME-Zarr image for blocking code: ``ds[100:200, 150:250]``, ``ds.read(c="DAPI")``."""
@@ -420,7 +448,7 @@ class SyncDataset(_Reopenable):
         return self.shape[0]
 
     def __repr__(self) -> str:
-        return f"<Sync{repr(self._dataset)[1:]}"
+        return self._pending_repr() or f"<Sync{repr(self._dataset)[1:]}"
 
     @property
     def levels(self) -> list[SyncLevel]:
@@ -835,6 +863,8 @@ def _level_of(dataset: SyncDataset, index: int) -> SyncLevel:
 
 
 def _labels_of(dataset: SyncDataset) -> SyncLabels:
+    if dataset._pending is not None:  # unpickled, not opened yet: the labels open it on use
+        return SyncLabels._unopened(dataset)
     return dataset.labels
 
 
@@ -1023,7 +1053,7 @@ class SyncPlate(_Reopenable):
         return self._runner.closed or self._plate.closed
 
     def __repr__(self) -> str:
-        return f"<Sync{repr(self._plate)[1:]}"
+        return self._pending_repr() or f"<Sync{repr(self._plate)[1:]}"
 
     # reading
     def well(self, row: str | int, column: str | int | None = None) -> PlateWell:

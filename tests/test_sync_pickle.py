@@ -7,11 +7,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
+from images import Spec, write_image
 
 import ngio_async
+from ngio_async import ClosedError, _sync_api
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    from servers import StaticServer
 
 
 def test_plates_labels_pickle_by_reopening_and_iterators_refuse_clearly(tmp_path: Path) -> None:
@@ -51,3 +55,30 @@ def test_an_image_made_by_create_like_pickles_as_writable(tmp_path: Path) -> Non
             assert copy.mode == "r+"
             copy[0:4, 0:4] = np.full((4, 4), 300, "uint16")
         assert int(made[0:4, 0:4].sum()) == 300 * 16
+
+
+def test_unpickling_does_no_io_until_first_use(
+    http_server: StaticServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A distributed scheduler unpickles the datasets of a graph only to pass them on."""
+    spec = Spec(version="0.5", shape=(32, 32), chunks=(16, 16), levels=2)
+    data = write_image(http_server.root / "img", spec)
+    with ngio_async.open(f"{http_server.url}img") as ds:
+        payloads = [pickle.dumps(x) for x in (ds, ds.levels[1], ds.labels, ds, ds)]
+    monkeypatch.setattr(_sync_api, "_shared", _sync_api._SharedDatasets(4))
+    monkeypatch.setattr(_sync_api, "_process", "another process")  # as a worker unpickles
+    http_server.reset()
+    copy, level, labels, unused, again = (pickle.loads(p) for p in payloads)
+    assert "not opened yet" in repr(copy) and pickle.loads(pickle.dumps(copy)) is not copy
+    unused.close()
+    assert http_server.requests == []  # was: 3 GETs per copy, at unpickling
+    np.testing.assert_array_equal(level[...], data[1])  # the first use opens
+    assert labels.names() == [] and copy.shape == (32, 32)
+    np.testing.assert_array_equal(again[...], data[0])
+    assert copy.async_dataset is again.async_dataset  # one opening, shared
+    assert "(closed)" in repr(unused)
+    with pytest.raises(ClosedError):
+        unused[0, 0]
+    for x in (copy, again, level._parent, labels._parent):
+        x.close()
+    _sync_api._shared.close()
