@@ -62,8 +62,9 @@ _RUST_UNANSWERED = re.compile(r"error sending request", re.IGNORECASE)
 _OTHER_RANGE = re.compile(
     r"Requested \d+\.\.\d+, got \d+\.\.\d+|Failed to parse value for CONTENT_RANGE", re.IGNORECASE
 )
-# obstore's client's refusal of a body without Content-Length (sent chunked)
-_NO_LENGTH = re.compile(r"Content-Length Header missing", re.IGNORECASE)
+# answers obstore's client refuses to read and aiohttp reads: a body without Content-Length
+# (sent chunked), a Last-Modified not in HTTP's date format
+_UNREADABLE = re.compile(r"Content-Length Header missing|Invalid last modified", re.IGNORECASE)
 _QUERY = re.compile(r"\?[^\s'\"]*")
 _MISSING = frozenset({404, 410})
 _DENIED = frozenset({401, 403})
@@ -332,9 +333,9 @@ class HTTPStore(AsyncStore):
                 self._ranges_ok = False
                 rust.whole_as_range = False  # whole GETs plainly (as one range they fail)
                 return await self._aiohttp_get(key, byte_range)
-            if _NO_LENGTH.search(str(exc.__cause__ or exc)):
-                # a body sent chunked, which obstore's client refuses to read: aiohttp reads
-                # it, and every later GET (such servers stream more than one answer so)
+            if _UNREADABLE.search(str(exc.__cause__ or exc)):
+                # an answer obstore's client refuses to read (a body sent chunked, a bad
+                # Last-Modified): aiohttp reads it, and every later GET (a server's habit)
                 self._rust = None
                 return await self._aiohttp_get(key, byte_range)
             if self._rust_ok or _ANSWERED.search(str(exc.__cause__ or exc)):

@@ -653,11 +653,11 @@ class ObstoreStore(AsyncStore):
                     url=url,
                     key=key,
                 ) from exc
-            if _NO_LENGTH.search(str(exc)) and isinstance(self._store, HTTPStore):
+            if _UNREADABLE.search(str(exc)) and isinstance(self._store, HTTPStore):
                 raise StoreError(
-                    f"{key!r} at {url} came without a Content-Length (a body sent chunked), which "
-                    "obstore's HTTP client cannot read: open it with the default backend or "
-                    f"backend='aiohttp' ({self._describe(exc)})",
+                    f"obstore's HTTP client cannot read the answer for {key!r} at {url} "
+                    f"({self._describe(exc)}): open it with the default backend or "
+                    "backend='aiohttp'",
                     url=url,
                     key=key,
                 ) from exc
@@ -672,7 +672,9 @@ class ObstoreStore(AsyncStore):
 
 _NO_CREDENTIALS = "169.254.169.254"  # the instance-metadata address obstore falls back to
 _DENIED = re.compile(r"status code: 40[13]\b")
-_NO_LENGTH = re.compile(r"Content-Length Header missing", re.IGNORECASE)  # a chunked body
+# answers of HTTP servers that obstore's client refuses (aiohttp reads them): a body sent
+# chunked (no Content-Length), a Last-Modified not in HTTP's date format
+_UNREADABLE = re.compile(r"Content-Length Header missing|Invalid last modified", re.IGNORECASE)
 # a plain-http request of a client that allows https only
 _HTTP_REFUSED = re.compile(r"\bhttp://\S+ .*HTTP error: builder error", re.IGNORECASE)
 
