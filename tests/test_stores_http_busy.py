@@ -9,7 +9,7 @@ from servers import Faults, StaticServer
 
 from ngio_async import StoreError
 from ngio_async._limits import Limits
-from ngio_async.stores import RangeByteRequest, _retry, open_store
+from ngio_async.stores import InstrumentedStore, RangeByteRequest, _retry, open_store
 
 if TYPE_CHECKING:
     from ngio_async.stores import AsyncStore
@@ -78,3 +78,20 @@ async def test_default_store_retries_when_obstores_client_gets_no_answer(
         with pytest.raises(StoreError, match="503"):
             await store.get(KEY)
     assert http_server.count("GET", PATH) == 1 + limits.max_retries
+
+
+@pytest.mark.parametrize("backend", ["default", "aiohttp"])
+async def test_an_instrumented_http_store_waits_the_retry_after_too(
+    http_server: StaticServer, delays: list[float], backend: str
+) -> None:
+    """The wrapper that counts requests asked its own (default) hook for the wait, which
+    knows no Retry-After: a benchmark against a throttling server retried at once."""
+    limits = Limits(backoff_base=0.001, backoff_max=5.0, max_retries=4)
+    store = InstrumentedStore(_open(http_server, backend, limits))
+    async with store:
+        for _ in range(2):
+            assert bytes(await store.get("data/small.txt") or b"") == b"hello world"
+        http_server.faults = Faults(status=503, status_times=2, retry_after="3")
+        assert bytes(await store.get(KEY) or b"") == BLOB
+    assert delays[-1] == 3.0
+    assert store.calls[("get", KEY)] == 3

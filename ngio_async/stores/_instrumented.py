@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
@@ -108,6 +108,17 @@ class InstrumentedStore(AsyncStore):
         async with self._track("get", key):
             return await self.inner._get_once(key, byte_range)
 
+    def _get_attempts(
+        self, key: str, byte_range: ByteRequest | None
+    ) -> Callable[[], Awaitable[Buffer | None]]:
+        inner = self.inner._get_attempts(key, byte_range)  # what one try tells the next
+
+        async def attempt() -> Buffer | None:
+            async with self._track("get", key):
+                return await inner()
+
+        return attempt
+
     def get_blocking(self, key: str, byte_range: ByteRequest | None = None) -> Buffer | None:
         if not self.blocking_reads:
             return super().get_blocking(key, byte_range)
@@ -157,3 +168,6 @@ class InstrumentedStore(AsyncStore):
 
     def _is_retryable(self, exc: Exception) -> bool:
         return self.inner._is_retryable(exc)
+
+    def _retry_after(self, exc: Exception) -> float | None:
+        return self.inner._retry_after(exc)
