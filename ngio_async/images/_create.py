@@ -299,6 +299,9 @@ class ImagePlan:
     paths: tuple[str, ...]
     arrays: tuple[ArrayMeta, ...]
     ome: OmeMetadata
+    #: the channels given no display window: their windows follow the data (see
+    #: ``Dataset.set_channels(windows="auto")``)
+    auto_windows: tuple[int, ...] = ()
 
     def array_documents(self) -> list[tuple[str, bytes]]:
         """``(key relative to the image, bytes)`` of every level's array metadata."""
@@ -640,6 +643,7 @@ def plan_image(
         Axis(name=a, type=_AXIS_TYPES.get(a), unit=u) for a, u in zip(names, unit_list, strict=True)
     ]
     omero = None
+    auto_windows: tuple[int, ...] = ()
     if channels is not None:
         if "c" not in names:
             raise ValueError("channels= needs a 'c' axis")
@@ -647,6 +651,11 @@ def plan_image(
         if len(channels) != n_c:
             raise ValueError(f"{len(channels)} channels for a channel axis of size {n_c}")
         omero = Omero(channels=[make_channel(c, i, dt) for i, c in enumerate(channels)])
+        auto_windows = tuple(
+            i
+            for i, c in enumerate(channels)
+            if isinstance(c, str) or (isinstance(c, Mapping) and c.get("window") is None)
+        )
     ome = OmeMetadata(
         version=ngff_version,
         multiscales=[
@@ -661,7 +670,9 @@ def plan_image(
     )
     ome = validate(to_attrs(ome, ngff_version))  # every rule checked before anything is written
     paths = tuple(str(i) for i in range(n_levels))
-    return ImagePlan(version=ngff_version, paths=paths, arrays=tuple(arrays), ome=ome)
+    return ImagePlan(
+        version=ngff_version, paths=paths, arrays=tuple(arrays), ome=ome, auto_windows=auto_windows
+    )
 
 
 def downsampling(method: str) -> dict[str, Any]:
@@ -1106,6 +1117,7 @@ async def create_in(
         limits=limits,
         owns_store=owns_store,
         mode="r+",
+        auto_windows=plan.auto_windows,
     )
 
 
@@ -1172,7 +1184,11 @@ def create_async(
     :param levels: pyramid levels; default: until the largest of y/x is at most 256.
     :param downscale: factor between levels along y and x (t, c, z are not downscaled).
     :param channels: one per channel: a label, or a dict with ``label``, ``color`` (``RRGGBB``),
-        ``window`` (``(start, end)`` or ``{min, max, start, end}``), ``active``.
+        ``window`` (``(start, end)`` or ``{min, max, start, end}``), ``active``. A channel
+        given no ``window`` gets ``min``/``max`` of the data type's range and ``start``/``end``
+        from the data: derived from the lowest level whenever the pyramid is built
+        (``build_pyramid``, level 0 written with ``pyramid=True``) through this dataset
+        object, until ``set_channels`` sets its window (until then, the whole range).
     :param ngff_version: ``"0.5"`` (zarr v3) or ``"0.4"`` (zarr v2).
     :param overwrite: replace an existing node at ``url`` (deletes its keys first: the store
         must list them); otherwise an existing node raises :class:`~ngio_async.ExistsError` and

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
 import operator
-from collections.abc import Callable, Coroutine, Generator, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Callable,
+    Coroutine,
+    Generator,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from functools import partial
 from itertools import islice
 from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
@@ -106,6 +115,8 @@ class Dataset(StoreNode):
         # build_pyramid, set_scale and labels.create, one at a time: each plans from the levels
         # and scales it reads, and the labels follow the image only if none plans from stale ones
         self._structure_lock: anyio.Lock | None = None
+        # channels whose display window follows the data (created without one, or set "auto")
+        self._auto_windows: set[int] = set()
 
     # ---------------------------------------------------------------- opening / closing
     @classmethod
@@ -204,9 +215,11 @@ class Dataset(StoreNode):
         owns_store: bool = False,
         mode: Mode = "r+",
         multiscale: int = 0,
+        auto_windows: Sequence[int] = (),
     ) -> Dataset:
         """A dataset over metadata already known (just written by ``create``): no I/O.
-        ``multiscale``: the index of the multiscale ``arrays`` belong to."""
+        ``multiscale``: the index of the multiscale ``arrays`` belong to; ``auto_windows``: the
+        channels whose display windows follow the data when the pyramid is built."""
         _check_mode(mode)
         limits = limits or store.limits
         metadata = ImageMetadata(ome, multiscale)
@@ -236,6 +249,7 @@ class Dataset(StoreNode):
             owns_store=owns_store,
         )
         dataset._set_mode(mode)
+        dataset._auto_windows = set(auto_windows)
         return dataset
 
     def _set_mode(self, mode: Mode) -> None:
@@ -664,6 +678,7 @@ class Dataset(StoreNode):
             raise
         if cascade is not None:
             await cascade.finish()
+            await self._follow_data_windows()
 
     def _cascade(self, level: int, pyramid: bool | Method | None) -> Cascade | None:
         if pyramid is False or pyramid is None:
@@ -705,6 +720,7 @@ class Dataset(StoreNode):
             raise
         if cascade is not None:
             await cascade.finish()
+            await self._follow_data_windows()
 
     def writer(
         self, level: int = 0, max_pending: int | None = None, pyramid: bool | Method | None = False
@@ -731,7 +747,18 @@ class Dataset(StoreNode):
 
         self._check_writable()
         pending = max(4, 2 * self.limits.decode_threads) if max_pending is None else max_pending
-        return open_writer(self.level(level), pending, self._cascade(level, pyramid))
+        cascade = self._cascade(level, pyramid)
+        inner = open_writer(self.level(level), pending, cascade)
+        if cascade is None or not self._auto_windows:
+            return inner
+
+        @contextlib.asynccontextmanager
+        async def following() -> AsyncIterator[LevelWriter]:
+            async with inner as w:
+                yield w
+            await self._follow_data_windows()
+
+        return following()
 
     async def build_pyramid(
         self,
@@ -780,6 +807,41 @@ class Dataset(StoreNode):
                 window=window,
                 progress=progress,
             )
+        await self._follow_data_windows()
+
+    async def _follow_data_windows(self) -> None:
+        """Derive the display windows of the channels that follow the data (see
+        :meth:`set_channels`) from the lowest level, once the pyramid is built."""
+        auto = sorted(self._auto_windows)
+        if auto and self.metadata.ome.omero is not None:
+            n = len(self.metadata.ome.omero.channels)
+            await self.set_channels(windows=["auto" if i in auto else None for i in range(n)])
+
+    async def _data_windows(self, channels: Sequence[int]) -> dict[int, tuple[float, float]]:
+        """Per channel in ``channels``: the (lowest, highest) value of the lowest level (NaN
+        left out); a channel of one value (or none) is left out. Read tile by tile."""
+        from ._stream import stream
+
+        c = self.metadata.channel_axis
+        index = len(self.levels) - 1
+        axes: dict[str, Any] = {} if c is None else {self.axes[c]: list(channels)}
+        found: dict[int, tuple[float, float]] = {}
+
+        def extent(data: NDArray[Any]) -> tuple[float, float] | None:
+            if data.size == 0 or data.dtype.kind == "c":
+                return None
+            with np.errstate(invalid="ignore"):
+                lo, hi = np.nanmin(data), np.nanmax(data)
+            return None if np.isnan(lo) else (float(lo), float(hi))
+
+        async with stream(self.tiles(level=index, **axes), extent) as results:
+            async for tile, value in results:
+                if value is None:
+                    continue
+                channel = 0 if c is None else tile.region[c].start
+                lo, hi = found.get(channel, value)
+                found[channel] = (min(lo, value[0]), max(hi, value[1]))
+        return {ch: (lo, hi) for ch, (lo, hi) in found.items() if hi > lo}
 
     def structure_lock(self) -> anyio.Lock:
         """The lock of changes to the image's levels, scales and label images (``build_pyramid``,
@@ -794,12 +856,20 @@ class Dataset(StoreNode):
         self,
         labels: Sequence[str | None] | None = None,
         colors: Sequence[str] | None = None,
-        windows: Sequence[tuple[float, float] | Mapping[str, float] | None] | None = None,
+        windows: Sequence[tuple[float, float] | Mapping[str, float] | Literal["auto"] | None]
+        | Literal["auto"]
+        | None = None,
         active: Sequence[bool] | None = None,
     ) -> None:
         """Set channel labels, colors (``RRGGBB``), display windows (``(start, end)`` or
         ``{min, max, start, end}``) and/or ``active`` flags: one value per channel, ``None``
         keeps the current ones. Creates ``omero`` if the image has none.
+
+        A window ``"auto"`` (or ``windows="auto"``: every channel) takes ``start``/``end`` from
+        the data (lowest and highest value of the lowest level, read tile by tile; a channel
+        of one value keeps its window) and ``min``/``max`` from the data type's range; the
+        channel's window then follows the data whenever the pyramid is built through this
+        dataset object (as for channels created without a window), until a window is set.
 
         One metadata document is rewritten; keys this library does not model are kept (the
         document is read again right before it is written).
@@ -808,12 +878,20 @@ class Dataset(StoreNode):
         """
         from msgspec.structs import replace
 
-        from ..meta import Omero
+        from ..meta import Omero, Window
         from ._create import make_channel, make_window
 
         self._check_writable()
         c_axis = self.metadata.channel_axis
         size = self.shape[c_axis] if c_axis is not None else None
+        if isinstance(windows, str):
+            if windows != "auto":
+                raise ValueError(
+                    f"windows must be 'auto' or one value per channel, got {windows!r}"
+                )
+            omero = self.metadata.ome.omero
+            count = size if size is not None else (len(omero.channels) if omero else 0)
+            windows = ["auto"] * count
         for name, values in (
             ("labels", labels),
             ("colors", colors),
@@ -832,10 +910,19 @@ class Dataset(StoreNode):
             None
             if windows is None
             else [
-                None if w is None else make_window(w, self.dtype, f"windows[{i}]")
+                None
+                if w is None or (isinstance(w, str) and w == "auto")
+                else make_window(w, self.dtype, f"windows[{i}]")
                 for i, w in enumerate(windows)
             ]
         )
+        auto = [i for i, w in enumerate(windows or ()) if isinstance(w, str) and w == "auto"]
+        if auto and new_windows is not None:
+            base = make_window(None, self.dtype)
+            for i, (lo, hi) in (await self._data_windows(auto)).items():
+                new_windows[i] = Window(
+                    min=min(base.min, lo), max=max(base.max, hi), start=lo, end=hi
+                )
 
         def edit(ome: OmeMetadata) -> OmeMetadata:
             old = list(ome.omero.channels) if ome.omero is not None else []
@@ -863,6 +950,11 @@ class Dataset(StoreNode):
             return _with_extra(replace(ome, omero=omero), ome)
 
         await self._edit_metadata(edit)
+        for i, w in enumerate(windows or ()):
+            if isinstance(w, str) and w == "auto":
+                self._auto_windows.add(i)
+            elif w is not None:
+                self._auto_windows.discard(i)  # a window set: never overridden
 
     async def set_scale(
         self,
