@@ -371,6 +371,7 @@ class SyncDataset(_Reopenable):
                 f"{self!r} cannot be pickled: it was not opened from a URL or path "
                 "(a store object cannot be sent to another process); open it by URL"
             )
+        _refuse_memory(self, self._reopen[1])
         return (_reopen, (self._reopen, _state(self._dataset), _process))
 
     def _open_anew(self, spec: _Reopen) -> None:
@@ -706,6 +707,15 @@ def _absolute(url: Any) -> Any:
     return url
 
 
+def _refuse_memory(obj: object, url: Any) -> None:
+    """A ``memory://`` image cannot be pickled: opened again, it would be a new, empty store."""
+    if isinstance(url, str) and urlsplit(url).scheme.lower() == "memory":
+        raise TypeError(
+            f"{obj!r} cannot be pickled: a memory:// store lives in this process only (a copy "
+            "opened again would find a new, empty store); write it to a path or an object store"
+        )
+
+
 class _Pending:
     """An unpickled :class:`SyncDataset` not used yet: how to open it, and whether it was
     closed first."""
@@ -974,6 +984,7 @@ class SyncPlate(_Reopenable):
                 "(a store object cannot be sent to another process); open it by URL"
             )
         url, options = self._reopen
+        _refuse_memory(self, url)
         state = _plate_state(self._plate)
         return (_reopen_plate, (url, {**options, **self._place}, state, _process))
 

@@ -82,3 +82,14 @@ def test_unpickling_does_no_io_until_first_use(
     for x in (copy, again, level._parent, labels._parent):
         x.close()
     _sync_api._shared.close()
+
+
+def test_a_memory_image_refuses_pickling_clearly() -> None:
+    with ngio_async.create(
+        "memory://", shape=(16, 16), dtype="uint8", axes="yx", chunks=(16, 16)
+    ) as ds:
+        # was: pickled, then the copy found a new, empty store: 'no OME-Zarr group at memory://'
+        with pytest.raises(TypeError, match=r"memory:// store lives in this process only"):
+            pickle.dumps(ds)
+        with pytest.raises(TypeError, match=r"memory://"):
+            pickle.dumps(ds.levels[0])
