@@ -300,7 +300,8 @@ def _validated(doc: Any, store: AsyncStore, key: str, prefix_hint: str | None) -
 def lenient_doc(doc: Any, path: str) -> tuple[dict[str, Any], str, str] | None:
     """``doc`` mended where ``path`` (a validation error) lies in display metadata: without
     its ``omero`` block, or with its ``image-label`` ``colors`` / ``properties`` mended (or
-    dropped); with the key of the block changed and what was done. ``None`` elsewhere."""
+    dropped) or without its ``source``; with the key of the block changed and what was done.
+    ``None`` elsewhere."""
     if isinstance(doc, bytes):
         try:
             doc = msgspec.json.decode(doc)
@@ -323,6 +324,9 @@ def lenient_doc(doc: Any, path: str) -> tuple[dict[str, Any], str, str] | None:
     label = body.get("image-label")
     if not isinstance(label, dict):
         return None
+    if "source" in label and inside(f"{at}.image-label.source"):
+        fixed = {k: v for k, v in label.items() if k != "source"}
+        return rebuilt({**body, "image-label": fixed}), "image-label", "its source is left out"
     for field in ("colors", "properties"):
         if field in label and inside(f"{at}.image-label.{field}"):
             entries, done = _mended_entries(label[field], field)
