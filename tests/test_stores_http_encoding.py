@@ -13,6 +13,7 @@ import pytest
 from servers import Faults, S3Server, StaticServer
 
 import ngio_async
+from ngio_async import StoreError
 from ngio_async._limits import Limits
 from ngio_async.stores import (
     AsyncStore,
@@ -185,3 +186,26 @@ async def test_s3_objects_uploaded_gzip_encoded_are_decoded(s3_server: S3Server)
         await store.put("data/small.txt", b"hello world")
         assert bytes(await store.get("data/small.txt") or b"") == b"hello world"
         await _reads(store)
+
+
+@pytest.mark.parametrize("backend", ["default", "aiohttp", "obstore"])
+async def test_ranges_of_plain_objects_stay_ranges_beside_encoded_ones(
+    http_root: Path, backend: str
+) -> None:
+    """One object stored encoded among plain ones: the others' ranges are still asked for as
+    ranges (not whole objects cut), and those of the encoded one are cut from it."""
+    (http_root / "data" / "shard").write_bytes(BLOB * 4)
+    server = PartlyGzipServer(http_root, gzip_suffixes=("blob.bin",)).start()
+    try:
+        async with _open(server, backend) as store:
+            assert bytes(await store.get("data/small.txt") or b"") == b"hello world"
+            assert bytes(await store.get(KEY) or b"") == BLOB
+            server.reset()
+            got = await store.get("data/shard", RangeByteRequest(2000, 2010))
+            assert bytes(got or b"") == (BLOB * 4)[2000:2010]
+            assert [r.range for r in server.requests] == ["bytes=2000-2009"]
+            assert bytes(await store.get(KEY, RangeByteRequest(900, 910)) or b"") == BLOB[900:910]
+            with pytest.raises(StoreError, match="past the end"):
+                await store.get(KEY, RangeByteRequest(2000, 2010))
+    finally:
+        server.stop()

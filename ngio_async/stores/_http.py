@@ -197,8 +197,7 @@ class HTTPStore(AsyncStore):
     ``PermissionDeniedError``; ``5xx``, ``429``, connection errors, broken bodies and timeouts
     are retried (after at least a ``Retry-After`` the answer carries, up to ``backoff_max``). Listing and writes raise ``UnsupportedError``. Objects stored with
     ``Content-Encoding: gzip`` (or ``deflate``) are decoded, as browsers and fsspec do (a range
-    of one is cut from the whole decoded object; after the first, ranges are read from whole
-    objects), and their server's GETs stay on aiohttp.
+    of one is cut from the whole decoded object), and their server's GETs stay on aiohttp.
 
     ``rust_gets=True`` (the default of ``open_store`` for http(s) URLs without credentials or
     custom headers): once aiohttp has read one object (the first metadata document), GETs go
@@ -251,7 +250,7 @@ class HTTPStore(AsyncStore):
         self._aiohttp_ok = False  # aiohttp has read an object here (then obstore's client may)
         self._rust_ok = False  # obstore's client has answered here (its errors are then final)
         self._missing_ok = False  # a miss seen by obstore's client was confirmed by aiohttp
-        self._encoded = False  # an object came Content-Encoded: ranges are read from wholes
+        self._encoded = False  # an object came Content-Encoded: a 416 may be a range of one
         # obstore's client reads the bodies, except in a child forked after it was used
         secret = parts.username or parts.password or parts.query or headers
         if rust_gets and not secret and obstore_usable():
@@ -362,30 +361,33 @@ class HTTPStore(AsyncStore):
         return data
 
     async def _aiohttp_get(self, key: str, byte_range: ByteRequest | None) -> Buffer | None:
-        # objects come encoded here: ranges of the encoded bytes are no use (or a 416)
-        ranged = byte_range is not None and not self._encoded
-        headers = {"Range": _range_header(byte_range)} if ranged and byte_range else None
+        headers = {"Range": _range_header(byte_range)} if byte_range is not None else None
         session = self._session_for_loop()
+        body, encoding = b"", ""
         async with session.get(self._object_url(key), headers=headers) as resp:
-            if resp.status in _MISSING:
+            status, content_range = resp.status, resp.headers.get("Content-Range")
+            if status in _MISSING:
                 return None
-            if resp.status == 416 and _empty_suffix(byte_range, resp.headers.get("Content-Range")):
+            if status == 416 and _empty_suffix(byte_range, content_range):
                 return memoryview(b"")  # the last bytes of an empty object: none
-            if resp.status not in (200, 206):
-                raise _HTTPStatusError(resp.status, resp.reason, resp.headers.get("Retry-After"))
-            body = await resp.read()  # aiohttp raises ClientPayloadError on a cut-off body
-            encoding = resp.headers.get("Content-Encoding", "").strip().lower()
-            if encoding not in ("", "identity"):
-                # stored compressed (uploaded with Content-Encoding): served so whatever we
-                # accept. obstore's client would return the compressed bytes as the object
-                self._rust = None
-                self._encoded = True
-                if resp.status == 206:  # a range of the compressed bytes: decode the whole
-                    body = await self._aiohttp_whole(key)
-                else:
-                    body = decode_content(body, encoding, url=self.url, key=key)
-            elif resp.status == 206:
-                return self._from_partial(key, byte_range, body, resp.headers.get("Content-Range"))
+            if status not in (200, 206) and not (status == 416 and self._encoded):
+                raise _HTTPStatusError(status, resp.reason, resp.headers.get("Retry-After"))
+            if status != 416:
+                body = await resp.read()  # aiohttp raises ClientPayloadError on a cut-off body
+                encoding = resp.headers.get("Content-Encoding", "").strip().lower()
+        if status == 416:  # objects come encoded here: the range may lie past the encoded bytes
+            body = await self._aiohttp_whole(key)
+        elif encoding not in ("", "identity"):
+            # stored compressed (uploaded with Content-Encoding): served so whatever we
+            # accept. obstore's client would return the compressed bytes as the object
+            self._rust = None
+            self._encoded = True
+            if status == 206:  # a range of the compressed bytes: decode the whole
+                body = await self._aiohttp_whole(key)
+            else:
+                body = decode_content(body, encoding, url=self.url, key=key)
+        elif status == 206:
+            return self._from_partial(key, byte_range, body, content_range)
         # 200: the whole object (also when the server ignored Range): slice what was asked for.
         if byte_range is None:
             return body

@@ -265,7 +265,7 @@ class ObstoreStore(AsyncStore):
     as CloudVolume does) are decoded, as browsers do, a range of one cut from the whole decoded
     object. Bodies read as one range carry no headers, so one that starts as gzip data is
     checked once per store with a plain GET; once an encoded object is seen, every GET of the
-    store is a plain one (its headers checked).
+    store is a plain one (its headers checked; a 416 is asked again as the whole object).
     """
 
     def __init__(
@@ -355,11 +355,15 @@ class ObstoreStore(AsyncStore):
             ) from exc
 
     async def _get_body(self, key: str, byte_range: ByteRequest | None) -> Buffer | None:
-        if self._encoded:  # objects come encoded here: whole plain GETs, whose headers tell
-            whole = await self._get_plain(key, None)  # (ranges of encoded bytes are no use)
-            if byte_range is None or whole is None:
-                return whole
-            return self._cut(key, whole, byte_range)
+        if self._encoded:  # objects come encoded here: plain GETs, whose headers tell
+            try:
+                return await self._get_plain(key, byte_range)
+            except obs_exc.GenericError as exc:
+                if byte_range is None or not _UNSATISFIABLE.search(str(exc)):
+                    raise
+            # a range past the end of the object, or only of its encoded bytes
+            whole = await self._get_plain(key, None)
+            return None if whole is None else self._cut(key, whole, byte_range)
         data = await self._get_ranged(key, byte_range)
         while (
             self._decodes
