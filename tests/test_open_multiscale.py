@@ -52,6 +52,8 @@ async def test_pick_a_multiscale(tmp_path: Path, version: str) -> None:
 
 async def test_edits_and_pyramids_on_a_picked_multiscale(tmp_path: Path) -> None:
     url = _two_multiscales(tmp_path, "0.5")
+    async with ngio_async.open_async(url, mode="r+") as ds:
+        await ds.labels.create("nuclei")
     async with ngio_async.open_async(url, multiscale="small", mode="r+") as ds:
         await ds.set_scale(3.0)  # the picked multiscale's scale, not the first's
         assert ds.levels[0].scale == (3.0, 3.0) and ds.metadata.name == "small"
@@ -59,10 +61,15 @@ async def test_edits_and_pyramids_on_a_picked_multiscale(tmp_path: Path) -> None
             await ds.build_pyramid()
         with pytest.raises(UnsupportedError, match="first multiscale"):
             await ds.write(np.zeros((32, 16), "uint8"), pyramid=True)
+        with pytest.raises(UnsupportedError, match="first multiscale"):
+            await ds.labels.create("cells")  # label images are shaped like the first
     async with ngio_async.open_async(url) as ds:
         assert ds.levels[0].scale == (1.0, 1.0)
     async with ngio_async.open_async(url, multiscale=1) as ds:
         assert ds.levels[0].scale == (3.0, 3.0)
+        nuclei = await ds.labels.open("nuclei")  # follows the first multiscale, not this one
+        assert nuclei.shape == (64, 32) and nuclei.levels[0].scale == (1.0, 1.0)
+        await nuclei.aclose()
 
 
 async def test_unknown_multiscale_names_those_there_are(tmp_path: Path) -> None:

@@ -693,11 +693,12 @@ class Dataset(StoreNode):
         return Cascade(self, None if pyramid is True else pyramid)
 
     def _check_first_multiscale(self, what: str) -> None:
-        """Refuse ``what`` (pyramid building) on a multiscale other than the group's first."""
+        """Refuse ``what`` (pyramid building, label images) on a multiscale other than the
+        group's first."""
         if self.metadata.index != 0:
             raise UnsupportedError(
-                f"{what} builds the first multiscale of {self.url}; this dataset is multiscale "
-                f"{self.metadata.index} ({self.metadata.name!r}): write its levels one by one"
+                f"{what} works on the first multiscale of {self.url}; this dataset is "
+                f"multiscale {self.metadata.index} ({self.metadata.name!r})"
             )
 
     async def write_at(
@@ -1052,7 +1053,8 @@ class Dataset(StoreNode):
             for lvl, cal in zip(self.levels, self.metadata.spatial_calibration, strict=True):
                 lvl.scale = cal.scale
                 lvl.translation = cal.translation
-            if self.metadata.ome.image_label is None:  # label images follow their image
+            if self.metadata.ome.image_label is None and self.metadata.index == 0:
+                # label images follow their image (its first multiscale)
                 await self._calibrate_labels(scale_in is not None, units_in is not None, trans_in)
 
     async def _calibrate_labels(self, scale: bool, units: bool, translation: Any) -> None:

@@ -418,6 +418,7 @@ class Labels:
         """
         ds = self._dataset
         ds._check_writable()
+        ds._check_first_multiscale("labels.create")  # label images follow the first one
         async with ds.structure_lock():  # planned from the image's current levels and scales
             return await self._create_locked(name, dtype, colors, properties, overwrite)
 
