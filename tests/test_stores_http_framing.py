@@ -285,3 +285,18 @@ async def test_a_last_modified_not_in_http_date_format_is_read(http_root: Path) 
                 await store.get(KEY)
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("backend", ["default", "aiohttp", "obstore"])
+async def test_a_range_past_the_end_is_one_416_and_an_error(
+    http_server: StaticServer, backend: str
+) -> None:
+    async with _open(http_server, backend) as store:
+        for _ in range(2):
+            assert bytes(await store.get("data/small.txt") or b"") == b"hello world"
+        http_server.reset()
+        with pytest.raises(StoreError, match=r"416|past the end"):
+            await store.get(KEY, RangeByteRequest(2000, 2100))
+        assert http_server.count("GET") == 1  # not retried
+        got = await store.get(KEY, RangeByteRequest(1000, 2000))
+        assert bytes(got or b"") == BLOB[1000:]  # clamped at the end
