@@ -300,3 +300,16 @@ async def test_a_range_past_the_end_is_one_416_and_an_error(
         assert http_server.count("GET") == 1  # not retried
         got = await store.get(KEY, RangeByteRequest(1000, 2000))
         assert bytes(got or b"") == BLOB[1000:]  # clamped at the end
+
+
+async def test_obstore_backend_never_reads_a_suffix_the_server_ignored_as_missing(
+    http_server: StaticServer,
+) -> None:
+    """A server ignoring ``Range`` and refusing HEAD: obstore's client took the 200 to a
+    suffix range for 'not supported', asked a HEAD for the size, and read its 405 as a
+    missing object: a shard's index read as missing, its pixels as fill values."""
+    http_server.faults = Faults(ignore_range=True, no_head=True)
+    async with _open(http_server, "obstore") as store:
+        assert bytes(await store.get(KEY, SuffixByteRequest(4)) or b"") == BLOB[-4:]
+        empty = await store.get("data/empty.bin", SuffixByteRequest(4))
+        assert empty is not None and bytes(empty) == b""

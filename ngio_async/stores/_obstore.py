@@ -431,9 +431,12 @@ class ObstoreStore(AsyncStore):
         except FileNotFoundError as exc:
             _raise_if_no_container(exc)
             return None
-        except obs_exc.NotSupportedError:
+        except obs_exc.NotSupportedError as exc:
             if not isinstance(byte_range, SuffixByteRequest):
                 raise
+            if self._http or _IGNORED_RANGE.search(str(exc)):  # a 200 to it: a whole came
+                whole = await self._get_plain(key, None)  # (a HEAD's 405 reads as "missing")
+                return None if whole is None else memoryview(whole)[-byte_range.suffix :]
             return await self._get_suffix_via_head(key, byte_range)  # Azure: no suffix ranges
         except obs_exc.GenericError as exc:
             if not isinstance(byte_range, SuffixByteRequest):
@@ -732,6 +735,7 @@ _RANGE_REFUSED = re.compile(
 )
 
 
+_IGNORED_RANGE = re.compile(r"Range request not supported", re.IGNORECASE)  # a 200 to it
 _UNSATISFIABLE = re.compile(r"status code: 416|Range Not Satisfiable|InvalidRange", re.IGNORECASE)
 _NOT_PARTIAL = re.compile(r"non-partial response", re.IGNORECASE)
 
