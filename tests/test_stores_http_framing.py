@@ -313,3 +313,20 @@ async def test_obstore_backend_never_reads_a_suffix_the_server_ignored_as_missin
         assert bytes(await store.get(KEY, SuffixByteRequest(4)) or b"") == BLOB[-4:]
         empty = await store.get("data/empty.bin", SuffixByteRequest(4))
         assert empty is not None and bytes(empty) == b""
+
+
+@pytest.mark.parametrize("ignore_range", [False, True])
+async def test_obstore_backend_tells_objects_from_missing_ones_without_head(
+    http_server: StaticServer, ignore_range: bool
+) -> None:
+    """A server answering 405 to HEAD: obstore's client reads that as a missing object, so
+    exists() was False, size() and version() None, for every object there."""
+    http_server.faults = Faults(no_head=True, ignore_range=ignore_range)
+    async with _open(http_server, "obstore") as store:
+        assert await store.exists(KEY)
+        assert await store.size(KEY) == len(BLOB)
+        assert await store.version(KEY)
+        assert await store.size("data/empty.bin") == 0
+        assert not await store.exists("data/none.bin")
+        assert await store.size("data/none.bin") is None
+        assert await store.version("data/none.bin") is None

@@ -42,7 +42,7 @@ from ._url_utils import redact_url
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping, Sequence
 
-    from obstore import GetOptions
+    from obstore import GetOptions, ObjectMeta
     from obstore.store import ClientConfig, ObjectStore, RetryConfig
 
     from .._limits import Limits
@@ -503,29 +503,39 @@ class ObstoreStore(AsyncStore):
             return None
         return check_complete(memoryview(data), byte_range, size, url=self.url, key=key)
 
-    async def _exists_once(self, key: str) -> bool:
+    async def _head(self, key: str) -> ObjectMeta | None:
+        """The object's metadata, ``None`` when it is missing."""
         try:
-            await obstore.head_async(self._store, key)
+            return await obstore.head_async(self._store, key)
         except FileNotFoundError as exc:
             _raise_if_no_container(exc)
-            return False
-        return True
+            if not self._http:
+                return None
+        # obstore's HTTP client reads a 405 (no HEAD here) as "missing": a GET tells
+        try:
+            result = await obstore.get_async(self._store, key, options={"range": (0, 1)})
+        except FileNotFoundError:
+            return None
+        except (obs_exc.NotSupportedError, obs_exc.GenericError) as exc:
+            if not _range_refused(exc):  # an empty object has no byte 0; ranges ignored
+                raise
+            result = await obstore.get_async(self._store, key)
+        await result.bytes_async()
+        return result.meta
+
+    async def _exists_once(self, key: str) -> bool:
+        return await self._head(key) is not None
 
     async def _size_once(self, key: str) -> int | None:
         if self._encoded:  # a HEAD gives the size of the encoded body
             data = await self._get_plain(key, None)
             return None if data is None else len(data)
-        try:
-            return int((await obstore.head_async(self._store, key))["size"])
-        except FileNotFoundError as exc:
-            _raise_if_no_container(exc)
-            return None
+        meta = await self._head(key)
+        return None if meta is None else int(meta["size"])
 
     async def _version_once(self, key: str) -> str | None:
-        try:
-            meta = await obstore.head_async(self._store, key)
-        except FileNotFoundError as exc:
-            _raise_if_no_container(exc)
+        meta = await self._head(key)
+        if meta is None:
             return None
         tag = meta.get("e_tag") or meta.get("version")  # local files: inode, mtime and size
         if tag:
