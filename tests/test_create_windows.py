@@ -82,3 +82,30 @@ async def test_float_and_constant_channels(tmp_path: Path) -> None:
         await ds.write(data, pyramid=True)
         lo, hi = float(np.nanmin(data[0])), float(np.nanmax(data[0]))
         assert _windows(ds) == [(lo, hi, lo, hi), (0, 1, 0, 1)]  # a constant channel: kept
+
+
+async def test_plane_by_plane_writes_rescan_what_they_change(tmp_path: Path) -> None:
+    url = str(tmp_path / "img.ome.zarr")
+    async with ngio_async.create_async(
+        url, shape=(1, 3, 64, 64), dtype="uint16", axes="czyx", levels=2, channels=["a"]
+    ) as ds:
+        seen = []
+        for z, value in ((0, 10), (1, 500), (1, 50), (2, 30)):
+            await ds.write(np.full((64, 64), value, "uint16"), c=0, z=z, pyramid=True)
+            seen.append(_windows(ds)[0][2:])
+        assert seen == [(0, 10), (0, 500), (0, 50), (10, 50)]  # 500 overwritten: gone
+        await ds.write(np.full((64, 64), 900, "uint16"), c=0, z=0)  # no pyramid: level 1 kept
+        await ds.build_pyramid()
+        assert _windows(ds)[0][2:] == (30, 900)
+
+
+async def test_a_write_without_pyramid_is_not_missed(tmp_path: Path) -> None:
+    url = str(tmp_path / "img.ome.zarr")
+    async with ngio_async.create_async(
+        url, shape=(1, 2, 32, 32), dtype="uint16", axes="czyx", levels=1, channels=["a"]
+    ) as ds:  # one level: the lowest is level 0
+        await ds.write(np.full((32, 32), 500, "uint16"), c=0, z=0, pyramid=True)
+        assert _windows(ds)[0][2:] == (0, 500)
+        await ds.write(np.full((32, 32), 5, "uint16"), c=0, z=0)
+        await ds.write(np.full((32, 32), 7, "uint16"), c=0, z=1, pyramid=True)
+        assert _windows(ds)[0][2:] == (5, 7)

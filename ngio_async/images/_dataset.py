@@ -54,7 +54,7 @@ if TYPE_CHECKING:
     from .._prefetch import Prefetch, ProgressCallback
     from ..engine import TileSpec
     from ..engine.pyramid import Method
-    from ..meta import OmeMetadata
+    from ..meta import OmeMetadata, Window
     from ..meta.zarr import ArrayMeta
     from ._cascade import Cascade
     from ._write import LevelWriter
@@ -117,6 +117,10 @@ class Dataset(StoreNode):
         self._structure_lock: anyio.Lock | None = None
         # channels whose display window follows the data (created without one, or set "auto")
         self._auto_windows: set[int] = set()
+        # per plane of the lowest level (its indices on the axes other than y and x): the
+        # lowest and highest value there, for the channels ``_extents_of`` names
+        self._extents: dict[tuple[int, ...], tuple[float, float] | None] = {}
+        self._extents_of: tuple[int, ...] = ()
 
     # ---------------------------------------------------------------- opening / closing
     @classmethod
@@ -676,9 +680,11 @@ class Dataset(StoreNode):
             if cascade is not None:
                 cascade.discard()  # later pyramid writes need not rebuild from the store
             raise
-        if cascade is not None:
+        if cascade is None:
+            self._extents.clear()  # the lowest level may have changed: scanned again
+        else:
             await cascade.finish()
-            await self._follow_data_windows()
+            await self._follow_data_windows(self.region_of(level, **axes))
 
     def _cascade(self, level: int, pyramid: bool | Method | None) -> Cascade | None:
         if pyramid is False or pyramid is None:
@@ -719,9 +725,12 @@ class Dataset(StoreNode):
             if cascade is not None:
                 cascade.discard()
             raise
-        if cascade is not None:
+        if cascade is None:
+            self._extents.clear()  # the lowest level may have changed: scanned again
+        else:
             await cascade.finish()
-            await self._follow_data_windows()
+            lvl = self.level(level)
+            await self._follow_data_windows(normalize_selection(selection, lvl.shape).region)
 
     def writer(
         self, level: int = 0, max_pending: int | None = None, pyramid: bool | Method | None = False
@@ -750,6 +759,8 @@ class Dataset(StoreNode):
         pending = max(4, 2 * self.limits.decode_threads) if max_pending is None else max_pending
         cascade = self._cascade(level, pyramid)
         inner = open_writer(self.level(level), pending, cascade)
+        if cascade is None:
+            self._extents.clear()  # the lowest level may change: scanned again
         if cascade is None or not self._auto_windows:
             return inner
 
@@ -808,25 +819,56 @@ class Dataset(StoreNode):
                 window=window,
                 progress=progress,
             )
+        self._extents.clear()
         await self._follow_data_windows()
 
-    async def _follow_data_windows(self) -> None:
+    async def _follow_data_windows(self, region: Sequence[slice] | None = None) -> None:
         """Derive the display windows of the channels that follow the data (see
-        :meth:`set_channels`) from the lowest level, once the pyramid is built."""
-        auto = sorted(self._auto_windows)
-        if auto and self.metadata.ome.omero is not None:
-            n = len(self.metadata.ome.omero.channels)
-            await self.set_channels(windows=["auto" if i in auto else None for i in range(n)])
+        :meth:`set_channels`) from the lowest level, once the pyramid is built (``region``: the
+        level-0 region written; only the planes of the lowest level below it are read again
+        when the others are known). The metadata is written when a window changes."""
+        from msgspec.structs import replace
 
-    async def _data_windows(self, channels: Sequence[int]) -> dict[int, tuple[float, float]]:
+        omero = self.metadata.ome.omero
+        auto = sorted(i for i in self._auto_windows if omero and i < len(omero.channels))
+        if not auto or omero is None:
+            return
+        found = await self._data_windows(auto, region)
+        windows: list[Window | None] = [None] * len(omero.channels)
+        for i, (lo, hi) in found.items():
+            old = omero.channels[i].window
+            if (old.start, old.end) != (lo, hi):
+                windows[i] = replace(
+                    old, min=min(old.min, lo), max=max(old.max, hi), start=lo, end=hi
+                )
+        if any(w is not None for w in windows):
+            await self.set_channels(windows=windows)
+            self._auto_windows.update(auto)  # still following the data
+
+    async def _data_windows(
+        self, channels: Sequence[int], region: Sequence[slice] | None = None
+    ) -> dict[int, tuple[float, float]]:
         """Per channel in ``channels``: the (lowest, highest) value of the lowest level (NaN
-        left out); a channel of one value (or none) is left out. Read tile by tile."""
+        left out); a channel of one value (or none) is left out. Read tile by tile: every
+        plane, or with ``region`` (level 0) those below it when the others are known."""
         from ._stream import stream
 
         c = self.metadata.channel_axis
         index = len(self.levels) - 1
+        lowest = self.levels[index]
         axes: dict[str, Any] = {} if c is None else {self.axes[c]: list(channels)}
-        found: dict[int, tuple[float, float]] = {}
+        planes = [i for i, a in enumerate(self.axes) if a not in ("y", "x")]
+        base = [slice(0, n) for n in lowest.shape]
+        if region is None or self._extents_of != tuple(channels) or not self._extents:
+            self._extents.clear()
+            self._extents_of = tuple(channels)
+        else:
+            for i in planes:  # the planes below the region (t, c, z are rarely downscaled)
+                factor = self.shape[i] / max(1, lowest.shape[i])
+                start = min(lowest.shape[i], int(region[i].start // factor))
+                stop = min(lowest.shape[i], math.ceil(region[i].stop / factor))
+                base[i] = slice(start, max(start, stop))
+        seen: dict[tuple[int, ...], tuple[float, float] | None] = {}
 
         def extent(data: NDArray[Any]) -> tuple[float, float] | None:
             if data.size == 0 or data.dtype.kind == "c":
@@ -835,13 +877,22 @@ class Dataset(StoreNode):
                 lo, hi = np.nanmin(data), np.nanmax(data)
             return None if np.isnan(lo) else (float(lo), float(hi))
 
-        async with stream(self.tiles(level=index, **axes), extent) as results:
+        async with stream(self.tiles(level=index, region=base, **axes), extent) as results:
             async for tile, value in results:
-                if value is None:
-                    continue
-                channel = 0 if c is None else tile.region[c].start
-                lo, hi = found.get(channel, value)
-                found[channel] = (min(lo, value[0]), max(hi, value[1]))
+                key = tuple(tile.region[i].start for i in planes)
+                now = seen.get(key, value)
+                if now is not None and value is not None:
+                    now = (min(now[0], value[0]), max(now[1], value[1]))
+                seen[key] = now if value is not None else seen.get(key)
+        self._extents.update(seen)
+        found: dict[int, tuple[float, float]] = {}
+        at = planes.index(c) if c is not None else None
+        for key, value in self._extents.items():
+            if value is None:
+                continue
+            channel = 0 if at is None else key[at]
+            lo, hi = found.get(channel, value)
+            found[channel] = (min(lo, value[0]), max(hi, value[1]))
         return {ch: (lo, hi) for ch, (lo, hi) in found.items() if hi > lo}
 
     def structure_lock(self) -> anyio.Lock:
@@ -857,7 +908,9 @@ class Dataset(StoreNode):
         self,
         labels: Sequence[str | None] | None = None,
         colors: Sequence[str] | None = None,
-        windows: Sequence[tuple[float, float] | Mapping[str, float] | Literal["auto"] | None]
+        windows: Sequence[
+            tuple[float, float] | Mapping[str, float] | Window | Literal["auto"] | None
+        ]
         | Literal["auto"]
         | None = None,
         active: Sequence[bool] | None = None,
@@ -920,6 +973,7 @@ class Dataset(StoreNode):
         auto = [i for i, w in enumerate(windows or ()) if isinstance(w, str) and w == "auto"]
         if auto and new_windows is not None:
             base = make_window(None, self.dtype)
+            self._extents.clear()  # read every plane
             for i, (lo, hi) in (await self._data_windows(auto)).items():
                 new_windows[i] = Window(
                     min=min(base.min, lo), max=max(base.max, hi), start=lo, end=hi
