@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 from servers import Faults, StaticServer
 
-from ngio_async import StoreError
+from ngio_async import StoreError, UnsupportedError
 from ngio_async._limits import Limits
 from ngio_async.stores import (
     AsyncStore,
@@ -330,3 +330,12 @@ async def test_obstore_backend_tells_objects_from_missing_ones_without_head(
         assert not await store.exists("data/none.bin")
         assert await store.size("data/none.bin") is None
         assert await store.version("data/none.bin") is None
+
+
+async def test_obstore_backend_refusing_a_server_that_ignores_ranges_names_the_way_out(
+    http_server: StaticServer,
+) -> None:
+    http_server.faults = Faults(ignore_range=True)
+    async with _open(http_server, "obstore") as store:
+        with pytest.raises(UnsupportedError, match=r"ignores Range.*backend='aiohttp'"):
+            await store.get(KEY, RangeByteRequest(10, 20))

@@ -645,8 +645,14 @@ class ObstoreStore(AsyncStore):
         except TimeoutError as exc:
             raise self._timed_out(key, url) from exc
         except obs_exc.NotSupportedError as exc:
+            hint = ""
+            if self._http and _IGNORED_RANGE.search(str(exc)):
+                hint = (
+                    " (the server ignores Range: open it with the default backend or "
+                    "backend='aiohttp', which cut ranges from whole objects)"
+                )
             raise UnsupportedError(
-                f"operation on {key!r} not supported by {url}: {self._describe(exc)}"
+                f"operation on {key!r} not supported by {url}: {self._describe(exc)}{hint}"
             ) from exc
         except (obs_exc.BaseError, OSError, ValueError) as exc:
             if _no_container(exc):  # a listing of a missing bucket, for one
