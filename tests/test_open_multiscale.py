@@ -101,3 +101,15 @@ def test_not_an_image_says_what_to_open(tmp_path: Path) -> None:
         ngio_async.open(f"{root}/B/3/")
     assert str(err.value).startswith(f"file://{root}/B/3 is not an image")
     assert f"(e.g. file://{root}/B/3/f0)" in str(err.value)
+
+
+def test_a_labels_group_names_a_label_image(tmp_path: Path) -> None:
+    url = str(tmp_path / "img.ome.zarr")
+    with ngio_async.create(url, shape=(8, 8), dtype="uint8", axes="yx") as ds:
+        ds.labels.create("cells")
+    with pytest.raises(UnsupportedError) as err:
+        ngio_async.open(f"{url}/labels")
+    assert str(err.value) == (
+        f"file://{url}/labels is not an image (its NGFF metadata: labels): it lists label "
+        f"images, each an image (e.g. file://{url}/labels/cells)"
+    )
