@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pickle
 import time
+import warnings
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -15,6 +16,7 @@ from images import Spec, write_image
 from servers import Faults
 
 import ngio_async
+from ngio_async import _sync_api
 
 distributed = pytest.importorskip("distributed")
 da = pytest.importorskip("dask.array")
@@ -208,3 +210,41 @@ def test_workers_survive_a_cancel_and_a_restart(client: Any, http_server: Static
         http_server.reset()
         assert int(arr.sum().compute()) == int(data.sum())
         assert _metadata_gets(http_server) <= 2 * 2  # new processes: opened once each
+
+
+def test_a_worker_copy_writing_part_of_a_shard_warns_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Processes share no write lock: partial-shard writes from two workers lose data."""
+    with ngio_async.create(
+        tmp_path / "a.ome.zarr",
+        shape=(64, 48),
+        dtype="uint8",
+        axes="yx",
+        chunks=(16, 16),
+        shards=(32, 32),
+        levels=1,
+    ) as ds:
+        payloads = pickle.dumps(ds), pickle.dumps(ds.levels[0])
+        ds[0:16, 0:16] = 1  # where it was opened: no warning (one process, one lock)
+    monkeypatch.setattr(_sync_api, "_shared", _sync_api._SharedDatasets(4))
+    monkeypatch.setattr(_sync_api, "_process", "a worker")
+    copy, level = (pickle.loads(p) for p in payloads)
+    try:
+        with pytest.warns(
+            RuntimeWarning, match=r"writes part of a shard of level '0'.*region \[0:16, 0:48\]"
+        ):
+            copy[0:16] = 4  # was: silent, and lost when another worker wrote 16:32 meanwhile
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            copy[0:32, 32:48] = 2  # whole shards (the last one clipped at the edge)
+            level[32:64, :] = 3
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            copy[16:32] = 5  # warned once per level
+        np.testing.assert_array_equal(copy[:, 0], [4] * 16 + [5] * 16 + [3] * 32)
+        assert int(copy[0, 40]) == 2
+    finally:
+        copy.close()
+        level._parent.close()
+        _sync_api._shared.close()
