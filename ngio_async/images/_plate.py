@@ -553,6 +553,7 @@ class Plate(StoreNode):
             limits=self.limits,
             workers=self._workers,
             mode="r+",
+            auto_windows=plan.auto_windows,
         )
 
     async def _discard_unlisted(
