@@ -4,6 +4,10 @@ Every call runs the async implementation on the shared event loop of :mod:`ngio_
 ``SyncDataset`` holds one lease on it for its lifetime (``close()`` or ``with`` releases it).
 These objects are array-like enough for numpy (``np.asarray``), dask (``da.from_array``: each
 block reads only its region) and napari (``ds.levels`` is a multiscale list of array-likes).
+
+Pickled (dask's processes and distributed schedulers), a dataset or plate travels as its URL and
+open options, credentials included; the copy opens on first use (a scheduler that passes it on
+never does), once per process for all its copies.
 """
 
 from __future__ import annotations
