@@ -36,7 +36,7 @@ def client() -> Iterator[Any]:
     start); the scheduler runs in this process."""
     with (
         distributed.LocalCluster(
-            processes=True, n_workers=2, threads_per_worker=2, dashboard_address=None
+            processes=True, n_workers=2, threads_per_worker=2, dashboard_address=":0"
         ) as cluster,
         distributed.Client(cluster) as c,
     ):
