@@ -113,3 +113,15 @@ def test_a_labels_group_names_a_label_image(tmp_path: Path) -> None:
         f"file://{url}/labels is not an image (its NGFF metadata: labels): it lists label "
         f"images, each an image (e.g. file://{url}/labels/cells)"
     )
+
+
+def test_the_blocking_open_picks_one_and_its_pickles_keep_it(tmp_path: Path) -> None:
+    import pickle
+
+    url = _two_multiscales(tmp_path, "0.5")
+    with ngio_async.open(url, multiscale="small") as ds:
+        assert ds.shape == (32, 16)
+        copy = pickle.loads(pickle.dumps(ds))
+        assert copy.shape == (32, 16)
+        assert np.array_equal(np.asarray(copy), ds[...])
+        copy.close()
