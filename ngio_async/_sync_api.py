@@ -24,7 +24,7 @@ import threading
 import warnings
 import weakref
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 from urllib.parse import urlsplit
 
 import msgspec
@@ -66,6 +66,7 @@ __all__ = [
     "SyncLabels",
     "SyncLevel",
     "SyncPlate",
+    "SyncTiles",
     "SyncWriter",
     "create",
     "create_like",
@@ -252,6 +253,17 @@ def _as_array(src: SyncLevel | SyncDataset, dtype: Any, copy: bool | None) -> ND
         )
     arr = src[...]
     return arr if dtype is None else arr.astype(dtype, copy=False)
+
+
+class SyncTiles(SyncIterator["Tile"]):
+    """The blocking tile iterator of :meth:`SyncDataset.tiles`; ``len()`` is the tile count."""
+
+    #: how many tiles the stream yields, and tiles per axis
+    total: int = 0
+    grid: tuple[int, ...] = ()
+
+    def __len__(self) -> int:
+        return self.total
 
 
 class SyncLabels:
@@ -571,17 +583,19 @@ class SyncDataset(_Reopenable):
         ordered: bool = True,
         progress: ProgressCallback | None = None,
         **axes: Selector,
-    ) -> SyncIterator[Tile]:
+    ) -> SyncTiles:
         """``for tile in ds.tiles(...)``: lazy, prefetching; the async one's parameters.
 
         Leaving the loop early (``break``) stops the prefetching when the iterator is dropped;
-        ``with ds.tiles() as tiles:`` stops it deterministically.
+        ``with ds.tiles() as tiles:`` stops it deterministically. ``len()``, ``total`` and
+        ``grid`` as on the async stream.
         """
         _ = self._runner.portal  # ClosedError before anything is made (a closed handle)
         stream = self._dataset.tiles(
             level, shape, region, overlap, prefetch, ordered, progress, **axes
         )
-        it = self._runner.iterate(stream)
+        it = cast("SyncTiles", self._runner.iterate(stream, SyncTiles))
+        it.total, it.grid = stream.total, stream.grid
         it.keep = self  # the dataset stays open while its tiles are iterated
         self._iterators.add(it)
         return it

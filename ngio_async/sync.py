@@ -328,7 +328,9 @@ class Runner(Closing):
         return _GuardedContextManager(self.portal.wrap_async_context_manager(cm))
 
     def iterate(
-        self, source: AsyncIterable[T] | AbstractAsyncContextManager[AsyncIterable[T]]
+        self,
+        source: AsyncIterable[T] | AbstractAsyncContextManager[AsyncIterable[T]],
+        cls: type[SyncIterator[T]] | None = None,
     ) -> SyncIterator[T]:
         """Iterate an async iterable lazily from sync code, one ``__anext__`` per ``next()``.
 
@@ -336,11 +338,12 @@ class Runner(Closing):
         :func:`ngio_async._prefetch.prefetch`'s result); a context manager is preferred when both
         apply, so its task group lives in one task. The returned iterator closes the async
         iterator (``aclose``) and exits the context manager when it is exhausted, fails,
-        ``close()``-d, used as a context manager, or dropped after a ``break``.
+        ``close()``-d, used as a context manager, or dropped after a ``break``. ``cls``: a
+        subclass of :class:`SyncIterator` to return.
         """
         _ = self.portal  # fail fast when closed or on the loop thread
         control = _Control()
-        return SyncIterator(_drive(self, source, control, own_runner=False), control)
+        return (cls or SyncIterator)(_drive(self, source, control, own_runner=False), control)
 
 
 def _holds(group: BaseExceptionGroup[BaseException], exc: BaseException) -> bool:

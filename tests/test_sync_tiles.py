@@ -74,3 +74,13 @@ def test_a_tile_iterator_inherited_through_fork_is_closed_in_the_child(tmp_path:
         rest = list(tiles)  # the parent's iterator is unaffected
         assert first.region not in [t.region for t in rest]
         assert len(rest) == 2 * 3 * 2 - 1
+
+
+def test_the_blocking_tiles_have_len_total_and_grid(tmp_path: Path) -> None:
+    url = str(tmp_path / "img.zarr")
+    with ngio_async.create(url, shape=(100, 100), dtype="uint8", axes="yx", levels=1) as ds:
+        tiles = ds.tiles(shape=(50, 40))
+        assert (len(tiles), tiles.total, tiles.grid) == (6, 6, (2, 3))
+        assert sum(1 for _ in tiles) == 6
+        with ds.tiles(shape=(50, None)) as whole_rows:
+            assert (len(whole_rows), whole_rows.grid) == (2, (2, 1))
