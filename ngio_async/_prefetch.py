@@ -77,7 +77,7 @@ import threading
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sized
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar
 
 import anyio
 import anyio.lowlevel
@@ -95,6 +95,7 @@ __all__ = [
     "ProgressCallback",
     "first_error",
     "first_leaf",
+    "raise_plainly",
     "prefetch",
     "single_leaf",
 ]
@@ -134,7 +135,19 @@ def first_error() -> Iterator[None]:
     try:
         yield
     except BaseExceptionGroup as group:
-        raise first_leaf(group) from None
+        raise_plainly(first_leaf(group))
+
+
+def raise_plainly(leaf: BaseException) -> NoReturn:
+    """Raise ``leaf`` of the group being handled with its own context, not that group: the
+    group holds it, a cycle that picklers keeping contexts (tblib, installed by
+    dask.distributed) recurse on forever (the error reached a client as a bare Exception)."""
+    prior = leaf.__context__
+    try:
+        raise leaf
+    finally:
+        leaf.__context__ = None if isinstance(prior, BaseExceptionGroup) else prior
+        leaf.__suppress_context__ = True
 
 
 class _Idle(Generic[T, R]):

@@ -20,7 +20,7 @@ from .._errors import (
     UnsupportedError,
 )
 from .._open_any import _group_url
-from .._prefetch import first_leaf
+from .._prefetch import first_leaf, raise_plainly
 from ..images import Dataset
 from ..images._open import join, listed_series, read_group_metadata, read_level_metadata
 from ..meta.zarr import (
@@ -163,9 +163,9 @@ def _first_error() -> Iterator[None]:
         yield
     except BaseExceptionGroup as group:
         leaf = first_leaf(group)
-        if isinstance(leaf, Exception):
-            raise leaf from None
-        raise
+        if not isinstance(leaf, Exception):
+            raise
+        raise_plainly(leaf)
 
 
 async def _open_image(

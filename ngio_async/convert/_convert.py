@@ -1284,7 +1284,6 @@ async def convert(
         leaf = single_leaf(group)
         if leaf is None:
             raise
-        raise leaf from None
     finally:
         with anyio.CancelScope(shield=True):
             for label in opened:
@@ -1293,6 +1292,9 @@ async def convert(
                 await source.aclose()
             if owns and store is not None:
                 await store.aclose()
+    # raised outside ``except``: the group holding it is not its context (a reference cycle
+    # that picklers keeping contexts, tblib with dask.distributed, recurse on forever)
+    raise leaf
 
 
 # ------------------------------------------------------------------------------ series

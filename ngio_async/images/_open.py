@@ -15,6 +15,7 @@ import anyio
 import msgspec
 
 from .._errors import MetadataError, NotFoundError, PermissionDeniedError, UnsupportedError
+from .._prefetch import first_leaf
 from ..meta import NGFF_KEYS, MetadataWarning, OmeMetadata, validate
 from ..meta.zarr import ArrayV3Meta, decode_array_v2, decode_node_v3
 
@@ -259,10 +260,11 @@ async def read_level_metadata(
             for i, path in enumerate(paths):
                 tg.start_soon(one, i, path)
     except BaseExceptionGroup as group:
-        first = group.exceptions[0]
-        while isinstance(first, BaseExceptionGroup):
-            first = first.exceptions[0]
-        raise first from None
+        first: BaseException | None = first_leaf(group)
+    else:
+        first = None
+    if first is not None:
+        raise first  # outside ``except``: the group holding it is not its context (a cycle)
     arrays = [a for a in results if a is not None]
     _check_levels(meta, paths, arrays, store, root, multiscale)
     return arrays
