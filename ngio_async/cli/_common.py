@@ -96,14 +96,24 @@ def _seconds(text: str) -> float:
     return value
 
 
-def _retries(text: str) -> int:
+def _at_least(low: int, text: str) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    if value < low:
+        raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {value}")
     return value
+
+
+def non_negative(text: str) -> int:
+    """An argparse type: an integer >= 0."""
+    return _at_least(0, text)
+
+
+def positive(text: str) -> int:
+    """An argparse type: an integer >= 1."""
+    return _at_least(1, text)
 
 
 def add_request_options(parser: argparse.ArgumentParser) -> None:
@@ -121,7 +131,7 @@ def add_request_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--retries",
-        type=_retries,
+        type=non_negative,
         metavar="N",
         help=f"retries of a request that timed out or failed with 5xx / 429 (default "
         f"{default.max_retries})",

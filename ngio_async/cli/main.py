@@ -15,7 +15,14 @@ import os
 import sys
 from typing import TYPE_CHECKING, NoReturn
 
-from ._common import EXIT_INTERRUPTED, add_request_options, add_store_options, describe_error
+from ._common import (
+    EXIT_INTERRUPTED,
+    add_request_options,
+    add_store_options,
+    describe_error,
+    non_negative,
+    positive,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -23,26 +30,6 @@ if TYPE_CHECKING:
 __all__ = ["build_parser", "main"]
 
 PROG = "ngio-async"
-
-
-def _non_negative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
-    return value
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -92,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strict", action="store_true", help="also the SHOULD rules (strict schemas)")
     p.add_argument(
         "--depth",
-        type=_non_negative,
+        type=non_negative,
         default=None,
         metavar="N",
         help="descend at most N levels below URL (0: only URL's group and its arrays; "
@@ -137,14 +124,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--levels",
-        type=_positive,
+        type=positive,
         metavar="N",
         help="pyramid levels to write (default: the source's; for TIFFs, until y and x are at "
         "most 256)",
     )
     p.add_argument(
         "--series",
-        type=_non_negative,
+        type=non_negative,
         metavar="N",
         help="convert only image N (from 0) of a SRC holding several (a multi-image TIFF or a "
         "bioformats2raw container), as a plain image (default: every image, into a "
@@ -174,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--prefetch",
-        type=_positive,
+        type=positive,
         default=None,
         metavar="N",
         help="tiles ahead, a fixed window (default: adaptive, within the store's Limits)",
@@ -194,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("urls", nargs="+", metavar="URL")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    p.add_argument("--port", type=_non_negative, default=8000, help="port (default 8000; 0: any)")
+    p.add_argument("--port", type=non_negative, default=8000, help="port (default 8000; 0: any)")
     p.add_argument(
         "--name",
         action="extend",
@@ -204,18 +191,18 @@ def build_parser() -> argparse.ArgumentParser:
         "default: each URL's last path component, de-duplicated)",
     )
     p.add_argument(
-        "--tile-size", type=_positive, default=512, metavar="N", help="tile edge (default 512)"
+        "--tile-size", type=positive, default=512, metavar="N", help="tile edge (default 512)"
     )
     p.add_argument(
         "--max-region-pixels",
-        type=_positive,
+        type=positive,
         default=None,
         metavar="N",
         help="largest region.npy answer in elements (default 64 Mi)",
     )
     p.add_argument(
         "--max-open-fields",
-        type=_positive,
+        type=positive,
         default=None,
         metavar="N",
         help="plate fields and container images kept open at once; the least recently used one is closed beyond "
