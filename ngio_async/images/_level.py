@@ -6,6 +6,13 @@ output in worker threads (so network and CPU overlap), with at most ``window`` o
 (:func:`ngio_async._prefetch.prefetch`). Sharded arrays: a shard's index is fetched once per read
 operation (one ranged request; a tile stream is one operation, so another writer's rewrite is
 seen by the next read), and only the inner chunks the region needs are fetched (coalesced).
+
+A shard rewritten between its index read and its chunk reads never mixes versions on stores that
+know versions (S3, GCS, Azure, HTTP servers sending strong ETags): the index read keeps the
+answer's ETag beside the cached index, the chunk reads send it as ``If-Match``, and a changed
+shard's index is dropped and read again (up to ``_CHANGED_RETRIES`` times, then ``ChangedError``).
+Local files and memory stores have no versions: a reader there relies on shards not being
+rewritten under it (writers through one dataset hold its per-shard locks).
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ from ..engine import (
     strided_parts,
 )
 from ..engine.plan import check_region, part_cells
-from ..stores import RangeByteRequest, SuffixByteRequest
+from ..stores import ChangedError, RangeByteRequest, SuffixByteRequest
 from ._write import KeyLocks, fit_data, write_region
 
 P = TypeVar("P")
@@ -55,17 +62,22 @@ __all__ = ["Level"]
 
 _INDEX_CACHE = 4096  # decoded shard indexes kept per read operation
 _MISSING: Any = object()  # not in the shard-index cache
+_CHANGED_RETRIES = 3  # a shard found rewritten while read: its index is read again this often
+_Entry = tuple[ShardIndex | None, str | None]  # a shard's index and the shard's version
 
 
 class IndexCache:
     """The shard indexes one read operation has decoded (a ``read`` call, or a whole tile
     stream): a shard's index is fetched once per operation, never trusted across operations
-    (another writer may rewrite the shard in between). LRU-bounded; ``None`` = no shard."""
+    (another writer may rewrite the shard in between). LRU-bounded; ``None`` = no shard.
+    Beside an index: the version (ETag) of the shard it was read from, where the store
+    tells one (the chunk reads of the shard are conditional on it)."""
 
-    __slots__ = ("__weakref__", "_entries")
+    __slots__ = ("__weakref__", "_entries", "_versions")
 
     def __init__(self) -> None:
         self._entries: OrderedDict[str, ShardIndex | None] = OrderedDict()
+        self._versions: dict[str, str] = {}
 
     def get(self, key: str) -> Any:
         """The cached index, ``None`` for a missing shard, or ``_MISSING``."""
@@ -77,13 +89,24 @@ class IndexCache:
                 self._entries.move_to_end(key)
         return index
 
-    def put(self, key: str, index: ShardIndex | None) -> None:
+    def version(self, key: str) -> str | None:
+        """The version of the shard the cached index of ``key`` was read from (``None``:
+        unknown); read it right after :meth:`get`, with no ``await`` between."""
+        return self._versions.get(key)
+
+    def put(self, key: str, index: ShardIndex | None, version: str | None = None) -> None:
         self._entries[key] = index
+        if version is not None:
+            self._versions[key] = version
+        elif self._versions:
+            self._versions.pop(key, None)
         if len(self._entries) > _INDEX_CACHE:
-            self._entries.popitem(last=False)
+            old, _ = self._entries.popitem(last=False)
+            self._versions.pop(old, None)
 
     def pop(self, key: str) -> None:
         self._entries.pop(key, None)
+        self._versions.pop(key, None)
 
     def __contains__(self, key: str) -> bool:
         return key in self._entries
@@ -137,7 +160,7 @@ class Level:
         # the index caches of the read operations in progress (a write forgets its shard there)
         self._caches: weakref.WeakSet[IndexCache] = weakref.WeakSet()
         # index fetches in flight: concurrent readers of one shard share one request
-        self._index_loading: dict[str, tuple[anyio.Event, list[ShardIndex | None]]] = {}
+        self._index_loading: dict[str, tuple[anyio.Event, list[_Entry]]] = {}
         #: whether writes are allowed (set by the dataset: ``mode="r+"``)
         self.writable = False
         self._write_locks = KeyLocks()
@@ -277,12 +300,18 @@ class Level:
                 tuple(i // n for i, n in zip(coords, cps, strict=True))
             )
             inner = tuple(i % n for i, n in zip(coords, cps, strict=True))
-            index = await self.shard_index(key, indexes)
-            rng = None if index is None else index.chunk_range(inner)
-            if rng is None:
-                out[...] = self.fill_value
-                return
-            buf = await self.store.get(key, RangeByteRequest(*rng))
+            tries = 0
+            while True:
+                index, version = await self._shard_entry(key, indexes)
+                rng = None if index is None else index.chunk_range(inner)
+                if rng is None:
+                    out[...] = self.fill_value
+                    return
+                try:
+                    buf = await self.store.get(key, RangeByteRequest(*rng), if_match=version)
+                    break
+                except ChangedError as exc:  # rewritten since its index was read
+                    tries = self._index_changed(key, indexes, tries, exc)
             if buf is None:  # the shard vanished between the index and the data
                 raise CodecError(f"shard {key!r} disappeared while it was read", key=key)
             await self._decode_in_thread(codec.inner, buf, f"{key}{list(inner)}", chunk_sel, out)
@@ -406,6 +435,29 @@ class Level:
     async def _read_shard(
         self, codec: ShardCodec, plan: ShardPlan, out: NDArray[Any], indexes: IndexCache
     ) -> None:
+        tries = 0
+        while True:
+            try:
+                return await self._read_shard_once(codec, plan, out, indexes)
+            except ChangedError as exc:  # rewritten since its index was read: all again
+                tries = self._index_changed(self._prefix + plan.key, indexes, tries, exc)
+
+    def _index_changed(self, key: str, indexes: IndexCache, tries: int, exc: ChangedError) -> int:
+        """Forget the index of shard ``key``, found rewritten since it was read; the number of
+        tries so far, or ``ChangedError`` when the shard changed too often in a row."""
+        indexes.pop(key)
+        if tries >= _CHANGED_RETRIES:
+            raise ChangedError(
+                f"shard {key!r} at {self.store.url} was rewritten while it was read, "
+                f"{tries + 1} times in a row: read it again once the writer is done",
+                url=self.store.url,
+                key=key,
+            ) from exc
+        return tries + 1
+
+    async def _read_shard_once(
+        self, codec: ShardCodec, plan: ShardPlan, out: NDArray[Any], indexes: IndexCache
+    ) -> None:
         key = self._prefix + plan.key
         if len(plan.chunks) == math.prod(codec.chunks_per_shard) and key not in indexes:
             # the region needs every inner chunk: one request for the whole shard, not two
@@ -427,7 +479,7 @@ class Level:
                         part = replace(plan, chunks=plan.chunks[i::parts])
                         tg.start_soon(self._decode_shard_part, codec, whole, key, part, out)
             return
-        index = await self.shard_index(key, indexes)
+        index, version = await self._shard_entry(key, indexes)
         if index is None:
             out[plan.out_selection] = self.fill_value
             return
@@ -443,7 +495,7 @@ class Level:
                 self.fill_value,
             )
             return
-        bufs = await self.store.get_ranges(key, wanted)
+        bufs = await self.store.get_ranges(key, wanted, if_match=version)
         if bufs is None:  # the shard vanished between the index and the data
             raise CodecError(f"shard {key!r} disappeared while it was read", key=key)
         with first_error():
@@ -505,25 +557,29 @@ class Level:
     async def shard_index(self, key: str, indexes: IndexCache) -> ShardIndex | None:
         """The decoded index of shard ``key`` (``None`` if the shard does not exist), kept in
         ``indexes`` (the read operation's cache). Concurrent readers share a single request."""
+        return (await self._shard_entry(key, indexes))[0]
+
+    async def _shard_entry(self, key: str, indexes: IndexCache) -> _Entry:
+        """``shard_index``, and the version of the shard it was read from (``None``: unknown)."""
         while True:
             index = indexes.get(key)
             if index is not _MISSING:
-                return index  # type: ignore[no-any-return]
+                return index, indexes.version(key)  # the pair as cached: no await between
             loading = self._index_loading.get(key)
             if loading is None:
                 break
             event, result = loading
             await event.wait()
             if result:  # fetched by another reader while this one waited: fresh
-                indexes.put(key, result[0])
+                indexes.put(key, *result[0])
                 return result[0]
         event, result = anyio.Event(), []
         self._index_loading[key] = (event, result)
         try:
-            index = await self._fetch_index(key)
-            result.append(index)
-            indexes.put(key, index)
-            return index
+            entry = await self._fetch_index(key)
+            result.append(entry)
+            indexes.put(key, *entry)
+            return entry
         finally:
             del self._index_loading[key]
             event.set()
@@ -533,13 +589,13 @@ class Level:
         n = codec.index_nbytes
         return RangeByteRequest(0, n) if codec.index_location == "start" else SuffixByteRequest(n)
 
-    async def _fetch_index(self, key: str) -> ShardIndex | None:
+    async def _fetch_index(self, key: str) -> _Entry:
         codec = self.codec
         assert isinstance(codec, ShardCodec)
-        buf = await self.store.get(key, self._index_request(codec))
+        buf, version = await self.store.get_with_version(key, self._index_request(codec))
         if buf is None:
-            return None
-        return codec.decode_index(buf, key)
+            return None, None
+        return codec.decode_index(buf, key), version
 
     # ---------------------------------------------------------------- writing
     def _check_writable(self) -> None:

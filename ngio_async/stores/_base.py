@@ -33,12 +33,14 @@ __all__ = [
     "AsyncStore",
     "Buffer",
     "ByteRequest",
+    "ChangedError",
     "OffsetByteRequest",
     "RangeByteRequest",
     "SuffixByteRequest",
     "check_complete",
     "check_key",
     "expected_length",
+    "strong_etag",
 ]
 
 T = TypeVar("T")
@@ -82,6 +84,17 @@ class SuffixByteRequest:
 
 
 ByteRequest: TypeAlias = RangeByteRequest | OffsetByteRequest | SuffixByteRequest
+
+
+class ChangedError(StoreError):
+    """A conditional read (``get(..., if_match=version)``) found another version of the object
+    than ``version``: it was rewritten since that version was read (HTTP 412, or another ETag)."""
+
+
+def strong_etag(tag: str | None) -> str | None:
+    """``tag`` if it is a strong ETag (one ``If-Match`` can name), else ``None``: a weak one
+    (``W/"..."``) never matches under ``If-Match`` (RFC 9110 13.1.1)."""
+    return tag if tag and not tag.startswith("W/") else None
 
 
 def check_key(key: str) -> str:
@@ -173,6 +186,10 @@ class AsyncStore(abc.ABC):
     blocking_reads: bool = False
     #: the most keys one request of :meth:`delete_many` deletes (1: no bulk deletes)
     delete_batch: int = 1
+    #: GETs may tell the object's version (:meth:`get_with_version`) and take ``if_match=``
+    #: (remote stores: S3, GCS, Azure, HTTP); False: versions are never known (local files,
+    #: memory), and readers rely on the object not being rewritten while they read it
+    versioned: bool = False
 
     def __init__(
         self,
@@ -215,25 +232,51 @@ class AsyncStore(abc.ABC):
 
     # -- public API -------------------------------------------------------------------------
 
-    async def get(self, key: str, byte_range: ByteRequest | None = None) -> Buffer | None:
+    async def get(
+        self, key: str, byte_range: ByteRequest | None = None, *, if_match: str | None = None
+    ) -> Buffer | None:
         """Return the object's bytes (or the requested part), ``None`` if it does not exist.
 
         A range reaching past the end of the object is clamped to it; a body shorter than
-        that (a truncated response) raises ``StoreError``.
+        that (a truncated response) raises ``StoreError``. ``if_match``: a version that
+        :meth:`get_with_version` returned; the read fails with ``ChangedError`` (never
+        retried) when the object is another version now (the server's ``412``, or another
+        ETag in the answer).
         """
         self._check_open()
         check_key(key)
         if isinstance(byte_range, RangeByteRequest) and byte_range.start == byte_range.end:
             return b"" if await self.exists(key) else None
+        if if_match is not None:
+            data, _ = await self._call(key, self._checked_attempts(key, byte_range, if_match))
+            return data
         return await self._call(key, self._get_attempts(key, byte_range))
 
-    async def get_ranges(self, key: str, ranges: Sequence[tuple[int, int]]) -> list[Buffer] | None:
+    async def get_with_version(
+        self, key: str, byte_range: ByteRequest | None = None
+    ) -> tuple[Buffer | None, str | None]:
+        """``get``, and the version of the object that answered: its strong ETag, to pass as
+        ``if_match=`` to later reads of it; ``None`` when the store cannot tell (local files,
+        memory, an HTTP server without ETags, objects stored Content-Encoded). One request,
+        as ``get``."""
+        if not self.versioned or (
+            isinstance(byte_range, RangeByteRequest) and byte_range.start == byte_range.end
+        ):
+            return await self.get(key, byte_range), None
+        self._check_open()
+        check_key(key)
+        return await self._call(key, self._checked_attempts(key, byte_range, None))
+
+    async def get_ranges(
+        self, key: str, ranges: Sequence[tuple[int, int]], *, if_match: str | None = None
+    ) -> list[Buffer] | None:
         """Return the bytes ``[start, end)`` for each of ``ranges`` of one object, in order.
 
         Ranges closer than ``limits.coalesce_gap`` are fetched as one request; the results
         are zero-copy ``memoryview`` slices of the merged buffers. ``None`` if the object does
         not exist. On failure the other requests are cancelled and one plain error is raised
         (that of the lowest-numbered failed request), never an ``ExceptionGroup``.
+        ``if_match``: as for :meth:`get`, for every request.
         """
         self._check_open()
         check_key(key)
@@ -250,7 +293,7 @@ class AsyncStore(abc.ABC):
         async def fetch(i: int, tg: TaskGroup | None) -> None:
             request = RangeByteRequest(plan[i].start, plan[i].end)
             try:
-                merged[i] = await self.get(key, request)
+                merged[i] = await self.get(key, request, if_match=if_match)
             except Exception as exc:  # noqa: BLE001 - re-raised after the group
                 errors.append((i, exc))
                 if tg is not None:
@@ -451,6 +494,20 @@ class AsyncStore(abc.ABC):
         """The attempt of one ``get`` call, run once per try (a backend may carry what one
         try learnt to the next); default: ``_get_once``."""
         return partial(self._get_once, key, byte_range)
+
+    def _checked_attempts(
+        self, key: str, byte_range: ByteRequest | None, if_match: str | None
+    ) -> Callable[[], Awaitable[tuple[Buffer | None, str | None]]]:
+        """The attempt of one versioned or conditional GET; default: ``_get_checked_once``."""
+        return partial(self._get_checked_once, key, byte_range, if_match)
+
+    async def _get_checked_once(
+        self, key: str, byte_range: ByteRequest | None, if_match: str | None
+    ) -> tuple[Buffer | None, str | None]:
+        """One GET returning the answer's strong ETag (``None``: unknown); with ``if_match``,
+        ``ChangedError`` when the object's is another. Default (stores without versions):
+        ``_get_once``, ``if_match`` unchecked (only versions this hook gave come back)."""
+        return await self._get_once(key, byte_range), None
 
     @abc.abstractmethod
     async def _exists_once(self, key: str) -> bool:

@@ -27,10 +27,12 @@ from ._base import (
     AsyncStore,
     Buffer,
     ByteRequest,
+    ChangedError,
     OffsetByteRequest,
     RangeByteRequest,
     SuffixByteRequest,
     byte_span,
+    strong_etag,
 )
 from ._obstore import (
     ObstoreStore,
@@ -195,7 +197,10 @@ class HTTPStore(AsyncStore):
     cover what was asked for (else ``StoreError``); a server that ignores ``Range`` and answers
     ``200`` has the full body sliced. ``404``/``410`` is a missing key; ``401``/``403`` raise
     ``PermissionDeniedError``; ``5xx``, ``429``, connection errors, broken bodies and timeouts
-    are retried (after at least a ``Retry-After`` the answer carries, up to ``backoff_max``). Listing and writes raise ``UnsupportedError``. Objects stored with
+    are retried (after at least a ``Retry-After`` the answer carries, up to ``backoff_max``). Listing and writes raise ``UnsupportedError``.
+    Versions are strong ETags: ``get(..., if_match=tag)`` sends ``If-Match``, and a ``412``
+    or an answer with another ETag (a server that ignores ``If-Match``) is ``ChangedError``;
+    a server without ETags (or with weak ones only) gives no versions. Objects stored with
     ``Content-Encoding: gzip`` (or ``deflate``) are decoded, as browsers and fsspec do (a range
     of one is cut from the whole decoded object), and their server's GETs stay on aiohttp.
 
@@ -220,6 +225,7 @@ class HTTPStore(AsyncStore):
 
     supports_writes = False
     supports_listing = False
+    versioned = True  # ETags of the answers, where the server sends strong ones
 
     def __init__(
         self,
@@ -297,14 +303,31 @@ class HTTPStore(AsyncStore):
     ) -> Callable[[], Awaitable[Buffer | None]]:
         """After obstore's client found the server busy (5xx, 429), the call's next tries go
         through aiohttp, which reads the ``Retry-After`` the retries then wait."""
+        attempt = self._attempts(key, byte_range, None, checked=False)
+
+        async def data() -> Buffer | None:
+            return (await attempt())[0]
+
+        return data
+
+    def _checked_attempts(
+        self, key: str, byte_range: ByteRequest | None, if_match: str | None
+    ) -> Callable[[], Awaitable[tuple[Buffer | None, str | None]]]:
+        return self._attempts(key, byte_range, if_match, checked=True)
+
+    def _attempts(
+        self, key: str, byte_range: ByteRequest | None, if_match: str | None, *, checked: bool
+    ) -> Callable[[], Awaitable[tuple[Buffer | None, str | None]]]:
         busy = False
 
-        async def attempt() -> Buffer | None:
+        async def attempt() -> tuple[Buffer | None, str | None]:
             nonlocal busy
             if busy:
-                return await self._aiohttp_get(key, byte_range)
+                return await self._aiohttp_fetch(key, byte_range, if_match)
             try:
-                return await self._get_once(key, byte_range)
+                return await self._get_with(key, byte_range, if_match, checked=checked)
+            except ChangedError:
+                raise
             except StoreError as exc:
                 busy = exc.__cause__ is not None and bool(_RUST_BUSY.search(str(exc.__cause__)))
                 raise
@@ -312,64 +335,95 @@ class HTTPStore(AsyncStore):
         return attempt
 
     async def _get_once(self, key: str, byte_range: ByteRequest | None) -> Buffer | None:
+        return (await self._get_with(key, byte_range, None, checked=False))[0]
+
+    async def _get_checked_once(
+        self, key: str, byte_range: ByteRequest | None, if_match: str | None
+    ) -> tuple[Buffer | None, str | None]:
+        return await self._get_with(key, byte_range, if_match, checked=True)
+
+    async def _get_with(
+        self, key: str, byte_range: ByteRequest | None, if_match: str | None, *, checked: bool
+    ) -> tuple[Buffer | None, str | None]:
+        """One GET, by obstore's client or aiohttp; ``checked``: with the answer's ETag (and
+        ``If-Match: if_match`` when given; a ``412`` or another ETag: ``ChangedError``)."""
         rust = self._rust
         if rust is None or not self._aiohttp_ok or (byte_range is not None and not self._ranges_ok):
-            data = await self._aiohttp_get(key, byte_range)
-            self._aiohttp_ok = self._aiohttp_ok or data is not None
-            return data
+            got = await self._aiohttp_fetch(key, byte_range, if_match)
+            self._aiohttp_ok = self._aiohttp_ok or got[0] is not None
+            return got
         try:
-            data = await rust.get_attempt(key, byte_range)
+            if checked:
+                got = await rust.get_checked_attempt(key, byte_range, if_match)
+            else:
+                got = await rust.get_attempt(key, byte_range), None
+        except ChangedError:
+            raise
         except UnsupportedError:  # "Range request not supported": a 200 to a ranged GET
             if byte_range is None:
                 raise
             self._ranges_ok = False
             rust.whole_as_range = False  # whole GETs plainly, too
-            return await self._aiohttp_get(key, byte_range)
+            return await self._aiohttp_fetch(key, byte_range, if_match)
         except StoreError as exc:
             if _OTHER_RANGE.search(str(exc.__cause__ or exc)):
                 # a 206 of more than was asked for (block-aligned caches) or of an unknown
                 # length, which obstore's client refuses: ranged reads go through aiohttp
                 self._ranges_ok = False
                 rust.whole_as_range = False  # whole GETs plainly (as one range they fail)
-                return await self._aiohttp_get(key, byte_range)
+                return await self._aiohttp_fetch(key, byte_range, if_match)
             if _UNREADABLE.search(str(exc.__cause__ or exc)):
                 # an answer obstore's client refuses to read (a body sent chunked, a bad
                 # Last-Modified): aiohttp reads it, and every later GET (a server's habit)
                 self._rust = None
-                return await self._aiohttp_get(key, byte_range)
+                return await self._aiohttp_fetch(key, byte_range, if_match)
             if self._rust_ok or _ANSWERED.search(str(exc.__cause__ or exc)):
                 self._rust_ok = True  # the server answered obstore's client: its error stands
                 raise
             # aiohttp reached this server and obstore's client did not (its own TLS roots,
             # proxies): aiohttp answers this request and every later one
             self._rust = None
-            return await self._aiohttp_get(key, byte_range)
-        if data is not None or self._missing_ok:
+            return await self._aiohttp_fetch(key, byte_range, if_match)
+        if got[0] is not None or self._missing_ok:
             self._rust_ok = True
-            return data
+            return got
         # obstore's client reads 405 as "missing" too: its first miss is asked again of
         # aiohttp; if aiohttp disagrees, every GET goes through aiohttp from now on
         try:
-            data = await self._aiohttp_get(key, byte_range)
+            got = await self._aiohttp_fetch(key, byte_range, if_match)
         except Exception:
             self._rust = None
             raise
-        if data is None:
+        if got[0] is None:
             self._missing_ok = True
         else:
             self._rust = None
-        return data
+        return got
 
     async def _aiohttp_get(self, key: str, byte_range: ByteRequest | None) -> Buffer | None:
+        return (await self._aiohttp_fetch(key, byte_range, None))[0]
+
+    async def _aiohttp_fetch(
+        self, key: str, byte_range: ByteRequest | None, if_match: str | None
+    ) -> tuple[Buffer | None, str | None]:
+        """One GET by aiohttp: the bytes and the answer's strong ETag (``None`` for objects
+        stored Content-Encoded); with ``if_match``, sent as ``If-Match``."""
         headers = {"Range": _range_header(byte_range)} if byte_range is not None else None
+        if if_match is not None:
+            headers = {**(headers or {}), "If-Match": if_match}
         session = self._session_for_loop()
         body, encoding = b"", ""
         async with session.get(self._object_url(key), headers=headers) as resp:
             status, content_range = resp.status, resp.headers.get("Content-Range")
             if status in _MISSING:
-                return None
+                return None, None
+            if status == 412 and if_match is not None:
+                raise self._changed(key, if_match, "412 Precondition Failed")
+            tag = strong_etag(resp.headers.get("ETag"))
+            if if_match is not None and tag is not None and tag != if_match:
+                raise self._changed(key, if_match, f"the answer's ETag is {tag}")
             if status == 416 and _empty_suffix(byte_range, content_range):
-                return memoryview(b"")  # the last bytes of an empty object: none
+                return memoryview(b""), tag  # the last bytes of an empty object: none
             if status not in (200, 206) and not (status == 416 and self._encoded):
                 raise _HTTPStatusError(status, resp.reason, resp.headers.get("Retry-After"))
             if status != 416:
@@ -377,20 +431,22 @@ class HTTPStore(AsyncStore):
                 encoding = resp.headers.get("Content-Encoding", "").strip().lower()
         if status == 416:  # objects come encoded here: the range may lie past the encoded bytes
             body = await self._aiohttp_whole(key)
+            tag = None
         elif encoding not in ("", "identity"):
             # stored compressed (uploaded with Content-Encoding): served so whatever we
             # accept. obstore's client would return the compressed bytes as the object
             self._rust = None
             self._encoded = True
+            tag = None
             if status == 206:  # a range of the compressed bytes: decode the whole
                 body = await self._aiohttp_whole(key)
             else:
                 body = decode_content(body, encoding, url=self.url, key=key)
         elif status == 206:
-            return self._from_partial(key, byte_range, body, content_range)
+            return self._from_partial(key, byte_range, body, content_range), tag
         # 200: the whole object (also when the server ignored Range): slice what was asked for.
         if byte_range is None:
-            return body
+            return body, tag
         start, end = byte_span(byte_range, len(body))
         if start > len(body):
             raise StoreError(
@@ -399,7 +455,14 @@ class HTTPStore(AsyncStore):
                 url=self.url,
                 key=key,
             )
-        return memoryview(body)[start:end]
+        return memoryview(body)[start:end], tag
+
+    def _changed(self, key: str, if_match: str, why: str) -> ChangedError:
+        return ChangedError(
+            f"{key!r} at {self.url} changed: it is no longer version {if_match} ({why})",
+            url=self.url,
+            key=key,
+        )
 
     async def _aiohttp_whole(self, key: str) -> bytes:
         body = await self._aiohttp_get(key, None)

@@ -34,6 +34,9 @@ class InstrumentedStore(AsyncStore):
     :param latency: seconds each request waits before reaching ``inner``.
     :param fail: called as ``fail(method, key)`` before each request; a returned exception
         is raised as that request's failure (it goes through retries and error mapping).
+    A subclass overriding ``_get_once`` sees every try of a plain GET (versioned and
+    conditional GETs, :meth:`get_with_version` and ``if_match=``, go to ``inner`` directly).
+
     :param blocking: offer ``inner``'s blocking reads (local stores), counted as ``get`` too
         (worker threads: ``time.sleep`` latency; a fault is raised as is, no retries). Like a
         local store's, they run in the decode threads, outside the store's limiter.
@@ -54,6 +57,7 @@ class InstrumentedStore(AsyncStore):
         self.supports_writes = inner.supports_writes
         self.supports_listing = inner.supports_listing
         self.blocking_reads = blocking and inner.blocking_reads
+        self.versioned = inner.versioned
         self.calls: Counter[tuple[str, str]] = Counter()
         self.in_flight = 0
         self.peak_in_flight = 0
@@ -111,6 +115,8 @@ class InstrumentedStore(AsyncStore):
     def _get_attempts(
         self, key: str, byte_range: ByteRequest | None
     ) -> Callable[[], Awaitable[Buffer | None]]:
+        if type(self)._get_once is not InstrumentedStore._get_once:
+            return super()._get_attempts(key, byte_range)  # a subclass's hook sees every try
         inner = self.inner._get_attempts(key, byte_range)  # what one try tells the next
 
         async def attempt() -> Buffer | None:
@@ -118,6 +124,23 @@ class InstrumentedStore(AsyncStore):
                 return await inner()
 
         return attempt
+
+    def _checked_attempts(
+        self, key: str, byte_range: ByteRequest | None, if_match: str | None
+    ) -> Callable[[], Awaitable[tuple[Buffer | None, str | None]]]:
+        inner = self.inner._checked_attempts(key, byte_range, if_match)
+
+        async def attempt() -> tuple[Buffer | None, str | None]:
+            async with self._track("get", key):
+                return await inner()
+
+        return attempt
+
+    async def _get_checked_once(
+        self, key: str, byte_range: ByteRequest | None, if_match: str | None
+    ) -> tuple[Buffer | None, str | None]:
+        async with self._track("get", key):
+            return await self.inner._get_checked_once(key, byte_range, if_match)
 
     def get_blocking(self, key: str, byte_range: ByteRequest | None = None) -> Buffer | None:
         if not self.blocking_reads:

@@ -29,6 +29,7 @@ from ._base import (
     AsyncStore,
     Buffer,
     ByteRequest,
+    ChangedError,
     OffsetByteRequest,
     RangeByteRequest,
     SuffixByteRequest,
@@ -36,6 +37,7 @@ from ._base import (
     check_complete,
     check_key,
     pread_span,
+    strong_etag,
 )
 from ._url_utils import redact_url
 
@@ -266,6 +268,9 @@ class ObstoreStore(AsyncStore):
     object. Bodies read as one range carry no headers, so one that starts as gzip data is
     checked once per store with a plain GET; once an encoded object is seen, every GET of the
     store is a plain one (its headers checked; a 416 is asked again as the whole object).
+    Remote stores (S3, GCS, Azure, HTTP) have versions, the objects' strong ETags: versioned
+    and conditional GETs (``if_match=``, sent as ``If-Match``) are one ``get_async`` each, a
+    ``412`` is ``ChangedError``; local and in-memory stores have none.
     """
 
     def __init__(
@@ -289,6 +294,7 @@ class ObstoreStore(AsyncStore):
         self.supports_writes = not read_only
         self.supports_listing = not read_only
         self.blocking_reads = isinstance(store, LocalStore | MemoryStore)
+        self.versioned = not self.blocking_reads  # ETags of cloud objects and HTTP answers
         # S3's DeleteObjects takes 1,000 keys, Azure's blob batch 256 (obstore splits by that)
         self.delete_batch = 256 if isinstance(store, S3Store | AzureStore) else 1
         # local files: blocking reads with os.pread (one syscall, no runtime hop)
@@ -344,15 +350,106 @@ class ObstoreStore(AsyncStore):
         try:
             return await self._get_body(key, byte_range)
         except obs_exc.GenericError as exc:
-            if not obstore_transient(exc) or self.limits.max_retries == 0:
-                raise  # (a client without retries of its own: its caller retries)
-            # obstore fetched the body again itself (its max_retries are ours): final
-            raise _GetRetriedError(
-                f"store error for {key!r} at {self.url}: {self._describe(exc)} (fetched "
-                f"{self.limits.max_retries + 1} times)",
-                url=self.url,
-                key=key,
-            ) from exc
+            self._raise_if_refetched(key, exc)
+            raise
+
+    def _raise_if_refetched(self, key: str, exc: obs_exc.GenericError) -> None:
+        """A transient GET failure that obstore's own retries already fetched again is final."""
+        if not obstore_transient(exc) or self.limits.max_retries == 0:
+            return  # (a client without retries of its own: its caller retries)
+        raise _GetRetriedError(
+            f"store error for {key!r} at {self.url}: {self._describe(exc)} (fetched "
+            f"{self.limits.max_retries + 1} times)",
+            url=self.url,
+            key=key,
+        ) from exc
+
+    async def _get_checked_once(
+        self, key: str, byte_range: ByteRequest | None, if_match: str | None
+    ) -> tuple[Buffer | None, str | None]:
+        if not self.versioned or self._encoded:  # no versions: local, or decoded objects
+            return await self._get_once(key, byte_range), None
+        try:
+            return await self._get_checked(key, byte_range, if_match)
+        except obs_exc.GenericError as exc:
+            self._raise_if_refetched(key, exc)
+            raise
+
+    async def _get_checked(
+        self, key: str, byte_range: ByteRequest | None, if_match: str | None
+    ) -> tuple[Buffer | None, str | None]:
+        """One GET (``If-Match: if_match`` when given) that reads the answer's ETag."""
+        options = _get_options(byte_range)
+        if if_match is not None:
+            options["if_match"] = if_match
+        try:
+            result = await obstore.get_async(self._store, key, options=options)
+        except FileNotFoundError as exc:
+            _raise_if_no_container(exc)
+            return None, None
+        except obs_exc.PreconditionError:
+            raise self._changed(key, if_match, "412 Precondition Failed") from None
+        except obs_exc.NotSupportedError as exc:
+            if isinstance(byte_range, SuffixByteRequest) and not self._http:
+                return await self._get_suffix_checked(key, byte_range, if_match)  # Azure
+            if if_match is not None or not _range_refused(exc):
+                raise
+            return await self._get_once(key, byte_range), None  # a range ignored: no version
+        except obs_exc.GenericError as exc:
+            if if_match is not None or not (_range_refused(exc) or _NOT_PARTIAL.search(str(exc))):
+                raise
+            # a range the server refused or ignored (an empty object's suffix): the plain
+            # path's answer, without a version
+            return await self._get_once(key, byte_range), None
+        data = memoryview(await result.bytes_async())
+        encoding = _content_encoding(result.attributes) if self._decodes else ""
+        if encoding:  # stored Content-Encoded: decoded, no version (ranges are cut)
+            ranged = "range" in options
+            return await self._decoded(key, byte_range, encoding, data, ranged=ranged), None
+        meta = result.meta
+        tag = strong_etag(meta.get("e_tag"))
+        if if_match is not None and tag is not None and tag != if_match:
+            # a server that ignores If-Match
+            raise self._changed(key, if_match, f"the answer's ETag is {tag}")
+        return check_complete(data, byte_range, meta["size"], url=self.url, key=key), tag
+
+    async def _get_suffix_checked(
+        self, key: str, byte_range: SuffixByteRequest, if_match: str | None
+    ) -> tuple[Buffer | None, str | None]:
+        """A suffix where the store has none (Azure): a HEAD for the size and the ETag, then
+        the range, conditional on that ETag (asked again if it changed in between, unless
+        ``if_match`` named the version)."""
+        for _ in range(3):
+            try:
+                meta = await obstore.head_async(self._store, key)
+            except FileNotFoundError as exc:
+                _raise_if_no_container(exc)
+                return None, None
+            tag = strong_etag(meta.get("e_tag"))
+            if if_match is not None and tag != if_match:
+                raise self._changed(key, if_match, f"its ETag is {tag}")
+            size = meta["size"]
+            if size == 0:
+                return memoryview(b""), tag
+            options: GetOptions = {"range": (max(0, size - byte_range.suffix), size)}
+            if tag is not None:
+                options["if_match"] = tag
+            try:
+                result = await obstore.get_async(self._store, key, options=options)
+            except FileNotFoundError as exc:
+                _raise_if_no_container(exc)
+                return None, None
+            except obs_exc.PreconditionError:
+                if if_match is not None:
+                    raise self._changed(key, if_match, "412 Precondition Failed") from None
+                continue  # rewritten between the HEAD and the GET
+            data = memoryview(await result.bytes_async())
+            return check_complete(data, byte_range, size, url=self.url, key=key), tag
+        raise self._changed(key, None, "rewritten between its size and its bytes, 3 times")
+
+    def _changed(self, key: str, if_match: str | None, why: str) -> ChangedError:
+        what = "while it was read" if if_match is None else f"it is no longer version {if_match}"
+        return ChangedError(f"{key!r} at {self.url} changed: {what} ({why})", url=self.url, key=key)
 
     async def _get_body(self, key: str, byte_range: ByteRequest | None) -> Buffer | None:
         if self._encoded:  # objects come encoded here: plain GETs, whose headers tell
@@ -482,6 +579,14 @@ class ObstoreStore(AsyncStore):
                 key=key,
             )
         return memoryview(data)[start:end]
+
+    async def get_checked_attempt(
+        self, key: str, byte_range: ByteRequest | None, if_match: str | None
+    ) -> tuple[Buffer | None, str | None]:
+        """``get_attempt`` reading the answer's ETag, conditional on ``if_match`` if given
+        (see :meth:`AsyncStore.get_with_version`)."""
+        with self._map_exceptions(key):
+            return await self._get_checked_once(key, byte_range, if_match)
 
     async def get_attempt(self, key: str, byte_range: ByteRequest | None) -> Buffer | None:
         """One GET, errors mapped to ``ngio_async`` errors, without this store's limiter,
