@@ -382,3 +382,18 @@ async def test_http_tiles_of_a_shard_replaced_mid_stream_are_each_one_version(
         async for tile in ds.tiles(shape=(16, 16), prefetch=2):
             seen.add(_one_version(tile.data, tile.region))
         assert "mixed" not in seen and "B" in seen
+
+
+@pytest.mark.parametrize("backend", ["default", "aiohttp"])  # obstore's refuses such servers
+async def test_http_server_ignoring_range_reads_one_version(
+    server: SwappingServer, backend: str
+) -> None:
+    server.faults.ignore_range = True  # 200 and the whole shard to every ranged GET
+    region = REGIONS["two-chunks"]
+    async with (
+        _http_store(server, backend) as store,
+        ngio_async.open_async(store, path="img.zarr") as ds,
+    ):
+        assert _one_version(await ds.levels[0].read(region), region) == "A"
+        server.gets, server.swap_at = 0, 2
+        assert _one_version(await ds.levels[0].read(region), region) == "B"
