@@ -65,8 +65,10 @@ CONTENDERS = (
     "ngio_async",
     "ngio_async writer",
     "ngio_async 2-step",
+    "tensorstore",
+    "tensorstore writer",
 )
-PEERS = ("zarr-python", "ngio", "ngio auto")  # the ratio columns
+PEERS = ("zarr-python", "tensorstore", "ngio")  # the ratio columns
 TMP = DATA / "write-tmp"
 
 
@@ -169,6 +171,19 @@ class Target:
             secret_access_key=s3.secret,
             client_options={"allow_http": True},
         )
+
+    def tensorstore_kvstore(self) -> dict[str, Any]:
+        """tensorstore's kvstore spec of the target (S3 credentials: moto_s3's environment)."""
+        if self.kind == "disk":
+            return {"driver": "file", "path": f"{self.path}/"}
+        s3 = self.s3()
+        return {
+            "driver": "s3",
+            "bucket": s3.bucket,
+            "path": f"{self.name}/",
+            "endpoint": s3.endpoint,
+            "aws_region": s3.region,
+        }
 
     def zarr_store(self, read_only: bool = False) -> Any:
         import zarr.storage
@@ -297,6 +312,99 @@ async def run_ngio_async(tgt: Target, data: np.ndarray[Any, Any], mode: str) -> 
     return t_write
 
 
+def ts_metadata(lshape: tuple[int, ...], codec: str) -> dict[str, Any]:
+    """The zarr v3 metadata zarr-python writes for one level (sharding_indexed, blosc)."""
+    chunks, shards = level_grid(lshape)
+    b = blosc(codec)
+    inner = [
+        {"name": "bytes", "configuration": {"endian": "little"}},
+        {
+            "name": "blosc",
+            "configuration": {
+                "cname": b.cname.value,
+                "clevel": b.clevel,
+                "shuffle": b.shuffle.value,
+                "typesize": b.typesize or 2,
+                "blocksize": 0,
+            },
+        },
+    ]
+    sharding = {
+        "chunk_shape": list(chunks),
+        "codecs": inner,
+        "index_codecs": [
+            {"name": "bytes", "configuration": {"endian": "little"}},
+            {"name": "crc32c"},
+        ],
+        "index_location": "end",
+    }
+    return {
+        "shape": list(lshape),
+        "data_type": "uint16",
+        "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": list(shards)}},
+        "chunk_key_encoding": {"name": "default"},
+        "fill_value": 0,
+        "codecs": [{"name": "sharding_indexed", "configuration": sharding}],
+        "dimension_names": list("czyx"),
+    }
+
+
+async def run_tensorstore(
+    tgt: Target, data: np.ndarray[Any, Any], codec: str, per_shard: bool
+) -> None:
+    """tensorstore 0.1: every level created, then every write issued and awaited together.
+
+    ``per_shard=False``: one ``write`` per level; the lower levels are tensorstore's
+    ``downsample`` (mean) views of the in-memory array, cascaded 2x per level (each level is
+    read into memory from the one above, then written). ``per_shard=True``: one ``write`` per
+    level-0 shard and per (c, z) plane of the lower levels, the 2x2 mean computed with numpy in
+    threads as zarr-python's contender does.
+    """
+    import tensorstore as ts
+
+    kv = tgt.tensorstore_kvstore()
+    shapes = level_shapes(data.shape)
+    group = {"zarr_format": 3, "node_type": "group", "attributes": ngff_attrs(shapes)}
+    store = await ts.KvStore.open(kv)
+    await store.write("zarr.json", json.dumps(group).encode())
+    arrays = await asyncio.gather(
+        *(
+            ts.open(
+                {
+                    "driver": "zarr3",
+                    "kvstore": {**kv, "path": f"{kv['path']}{i}/"},
+                    "metadata": ts_metadata(lshape, codec),
+                },
+                create=True,
+                delete_existing=True,
+            )
+            for i, lshape in enumerate(shapes)
+        )
+    )
+    futures: list[Any] = []
+    if not per_shard:
+        futures.append(arrays[0].write(data).commit)
+        prev: Any = ts.array(data)
+        for arr in arrays[1:]:  # the next level is computed from this one, in memory
+            prev = ts.array(await ts.downsample(prev, [1, 1, 2, 2], method="mean").read())
+            futures.append(arr.write(prev).commit)
+        await asyncio.gather(*futures)
+        return
+    c_n, z_n, y_n, x_n = data.shape
+    sy, sx = level_grid(data.shape)[1][2:]
+    for c, z, y, x in np.ndindex(c_n, z_n, -(-y_n // sy), -(-x_n // sx)):
+        region = (c, z, slice(y * sy, (y + 1) * sy), slice(x * sx, (x + 1) * sx))
+        futures.append(arrays[0][region].write(data[region]).commit)
+
+    async def plane(c: int, z: int) -> None:
+        prev = data[c, z]
+        for arr in arrays[1:]:
+            prev = await asyncio.to_thread(down2, prev)
+            await arr[c, z].write(prev)
+
+    await asyncio.gather(*futures, *(plane(c, z) for c in range(c_n) for z in range(z_n)))
+
+
 def run_contender(contender: str, tgt: Target, data: np.ndarray[Any, Any], codec: str) -> float:
     """One run; returns the write-only seconds (NaN where they cannot be told apart)."""
     t0 = time.perf_counter()
@@ -304,6 +412,9 @@ def run_contender(contender: str, tgt: Target, data: np.ndarray[Any, Any], codec
         t_write = asyncio.run(run_zarr(tgt, data, codec))
     elif contender in ("ngio", "ngio auto"):
         run_ngio(tgt, data, codec, "auto" if contender == "ngio auto" else None)
+        return math.nan
+    elif contender.startswith("tensorstore"):
+        asyncio.run(run_tensorstore(tgt, data, codec, contender == "tensorstore writer"))
         return math.nan
     elif contender.startswith("ngio_async"):
         mode = {"ngio_async": "cascade", "ngio_async writer": "writer"}.get(contender, "two-step")
@@ -372,7 +483,7 @@ def reset_peak() -> bool:
 def run_one(contender: str, tgt: Target, shape: tuple[int, ...], args: Any) -> dict[str, Any]:
     """Best of ``args.repeat`` runs of one contender in this fresh process, as a JSON-able dict."""
     data = make_data(shape)
-    for module in ("zarr.api.asynchronous", "ngio", "ngio_async", "obstore"):
+    for module in ("zarr.api.asynchronous", "ngio", "ngio_async", "obstore", "tensorstore"):
         __import__(module)  # imports before the clock starts (and before the RSS baseline)
     reset = reset_peak()
     base = rss_mb("VmRSS")
