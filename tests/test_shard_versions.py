@@ -91,6 +91,7 @@ class SwappingServer(StaticServer):
     swap_every = False
     honour_if_match = True
     weak_etags = False
+    delete = False  # delete the file instead of replacing it
     versions: tuple[bytes, bytes] = (b"", b"")
     gets = 0
     if_match: list[str | None]
@@ -112,8 +113,11 @@ class SwappingServer(StaticServer):
                 mtime = file.stat().st_mtime_ns + 10**9  # another ETag, whatever the clock
                 file.write_bytes(self.versions[(self.gets - self.swap_at + 1) % 2])
                 os.utime(file, ns=(mtime, mtime))
+                if self.delete:
+                    file.unlink()
         wanted = request.headers.get("If-Match")
-        if self.honour_if_match and wanted is not None and wanted != self._etag(file):
+        current = self._etag(file) if file.is_file() else None
+        if self.honour_if_match and wanted is not None and current and wanted != current:
             return web.Response(status=412)
         resp = await super()._answer(request, path, faults)
         if self.weak_etags and "ETag" in resp.headers:
@@ -268,9 +272,10 @@ async def test_local_stores_have_no_versions(versions: Versions) -> None:
 
 
 class SwapStore(InstrumentedStore):
-    """Puts ``new`` at ``key`` just before the ``at``-th GET of it (each try counts)."""
+    """Puts ``new`` at ``key`` just before the ``at``-th GET of it (each try counts); deletes
+    it when ``new`` is ``None``."""
 
-    def __init__(self, inner: AsyncStore, key: str, new: bytes) -> None:
+    def __init__(self, inner: AsyncStore, key: str, new: bytes | None) -> None:
         super().__init__(inner)
         self.key, self.new, self.at, self.gets = key, new, 0, 0
 
@@ -279,7 +284,10 @@ class SwapStore(InstrumentedStore):
         if method == "get" and key == self.key:
             self.gets += 1
             if self.gets == self.at:  # inside the request's limiter token: no put()
-                await self.inner._put_once(key, self.new, if_absent=False)
+                if self.new is None:
+                    await self.inner._delete_once(key)
+                else:
+                    await self.inner._put_once(key, self.new, if_absent=False)
         async with super()._track(method, key):
             yield
 
@@ -397,3 +405,32 @@ async def test_http_server_ignoring_range_reads_one_version(
         assert _one_version(await ds.levels[0].read(region), region) == "A"
         server.gets, server.swap_at = 0, 2
         assert _one_version(await ds.levels[0].read(region), region) == "B"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("where", REGIONS)
+async def test_http_shard_deleted_between_index_and_chunks_reads_the_fill_value(
+    server: SwappingServer, backend: str, where: str
+) -> None:
+    # a writer deletes a shard left all fill value: the read sees no shard, as it is now
+    async with (
+        _http_store(server, backend) as store,
+        ngio_async.open_async(store, path="img.zarr") as ds,
+    ):
+        server.swap_at, server.delete = 2, True
+        got = await ds.levels[0].read(REGIONS[where])
+    assert not got.any()
+    # index, chunks (404), index (404); obstore's client's first 404 is asked again of aiohttp
+    assert server.gets == (4 if backend == "default" else 3)
+
+
+@pytest.mark.parametrize("where", REGIONS)
+async def test_cloud_shard_deleted_between_index_and_chunks_reads_the_fill_value(
+    cloud: tuple[str, dict[str, Any]], versions: Versions, where: str
+) -> None:
+    store = await _put_tree(cloud, versions)
+    store.new = None
+    async with store, ngio_async.open_async(store, path="img.zarr") as ds:
+        store.at = 2
+        assert not (await ds.levels[0].read(REGIONS[where])).any()
+        assert store.gets == 3

@@ -309,11 +309,11 @@ class Level:
                     return
                 try:
                     buf = await self.store.get(key, RangeByteRequest(*rng), if_match=version)
+                    if buf is None:  # deleted since its index was read
+                        raise self._vanished(key)
                     break
                 except ChangedError as exc:  # rewritten since its index was read
                     tries = self._index_changed(key, indexes, tries, exc)
-            if buf is None:  # the shard vanished between the index and the data
-                raise CodecError(f"shard {key!r} disappeared while it was read", key=key)
             await self._decode_in_thread(codec.inner, buf, f"{key}{list(inner)}", chunk_sel, out)
             return
         key = self._prefix + self.meta.chunk_key(coords)
@@ -442,6 +442,14 @@ class Level:
             except ChangedError as exc:  # rewritten since its index was read: all again
                 tries = self._index_changed(self._prefix + plan.key, indexes, tries, exc)
 
+    def _vanished(self, key: str) -> ChangedError:
+        """A shard deleted since its index was read: read again (its index then says no
+        shard, so the fill value)."""
+        url = self.store.url
+        return ChangedError(
+            f"shard {key!r} at {url} disappeared while it was read", url=url, key=key
+        )
+
     def _index_changed(self, key: str, indexes: IndexCache, tries: int, exc: ChangedError) -> int:
         """Forget the index of shard ``key``, found rewritten since it was read; the number of
         tries so far, or ``ChangedError`` when the shard changed too often in a row."""
@@ -496,8 +504,8 @@ class Level:
             )
             return
         bufs = await self.store.get_ranges(key, wanted, if_match=version)
-        if bufs is None:  # the shard vanished between the index and the data
-            raise CodecError(f"shard {key!r} disappeared while it was read", key=key)
+        if bufs is None:  # deleted since its index was read (all fill value now, say)
+            raise self._vanished(key)
         with first_error():
             async with anyio.create_task_group() as tg:
                 for p, b in zip(pieces, bufs, strict=True):
