@@ -434,3 +434,12 @@ async def test_cloud_shard_deleted_between_index_and_chunks_reads_the_fill_value
         store.at = 2
         assert not (await ds.levels[0].read(REGIONS[where])).any()
         assert store.gets == 3
+
+
+async def test_a_store_set_unversioned_reads_unconditionally(server: SwappingServer) -> None:
+    async with _http_store(server, "obstore") as store:
+        store.versioned = False  # opted out: no If-Match, no version
+        async with ngio_async.open_async(store, path="img.zarr") as ds:
+            region = REGIONS["two-chunks"]
+            assert _one_version(await ds.levels[0].read(region), region) == "A"
+    assert server.if_match == [None, None]

@@ -188,7 +188,9 @@ class AsyncStore(abc.ABC):
     delete_batch: int = 1
     #: GETs may tell the object's version (:meth:`get_with_version`) and take ``if_match=``
     #: (remote stores: S3, GCS, Azure, HTTP); False: versions are never known (local files,
-    #: memory), and readers rely on the object not being rewritten while they read it
+    #: memory), and readers rely on the object not being rewritten while they read it. A
+    #: store set to False reads shards' inner chunks unconditionally (on obstore's clients
+    #: one event-loop wake-up less per request: a conditional GET takes two)
     versioned: bool = False
 
     def __init__(
