@@ -443,3 +443,20 @@ async def test_a_store_set_unversioned_reads_unconditionally(server: SwappingSer
             region = REGIONS["two-chunks"]
             assert _one_version(await ds.levels[0].read(region), region) == "A"
     assert server.if_match == [None, None]
+
+
+async def test_tiles_in_flight_when_their_shard_changes_read_its_index_again_once(
+    server: SwappingServer,
+) -> None:
+    async with (
+        _http_store(server, "default") as store,
+        ngio_async.open_async(store, path="img.zarr") as ds,
+    ):
+        server.swap_at = 2  # the four tiles' chunk reads all find the shard changed
+        seen = [
+            _one_version(tile.data, tile.region)
+            async for tile in ds.tiles(shape=(16, 16), prefetch=4)
+        ]
+    assert seen == ["B"] * 4
+    # the index, four chunks (412), the index once again (not once per tile), four chunks
+    assert server.gets <= 10

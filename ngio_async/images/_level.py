@@ -108,6 +108,12 @@ class IndexCache:
         self._entries.pop(key, None)
         self._versions.pop(key, None)
 
+    def pop_version(self, key: str, version: str | None) -> None:
+        """Forget ``key``'s index if it is still the one read from ``version`` of the shard
+        (not one another read of the operation has fetched since)."""
+        if self._versions.get(key) == version:
+            self.pop(key)
+
     def __contains__(self, key: str) -> bool:
         return key in self._entries
 
@@ -313,7 +319,8 @@ class Level:
                         raise self._vanished(key)
                     break
                 except ChangedError as exc:  # rewritten since its index was read
-                    tries = self._index_changed(key, indexes, tries, exc)
+                    indexes.pop_version(key, version)
+                    tries = self._changed_again(key, tries, exc)
             await self._decode_in_thread(codec.inner, buf, f"{key}{list(inner)}", chunk_sel, out)
             return
         key = self._prefix + self.meta.chunk_key(coords)
@@ -440,7 +447,7 @@ class Level:
             try:
                 return await self._read_shard_once(codec, plan, out, indexes)
             except ChangedError as exc:  # rewritten since its index was read: all again
-                tries = self._index_changed(self._prefix + plan.key, indexes, tries, exc)
+                tries = self._changed_again(self._prefix + plan.key, tries, exc)
 
     def _vanished(self, key: str) -> ChangedError:
         """A shard deleted since its index was read: read again (its index then says no
@@ -450,10 +457,9 @@ class Level:
             f"shard {key!r} at {url} disappeared while it was read", url=url, key=key
         )
 
-    def _index_changed(self, key: str, indexes: IndexCache, tries: int, exc: ChangedError) -> int:
-        """Forget the index of shard ``key``, found rewritten since it was read; the number of
-        tries so far, or ``ChangedError`` when the shard changed too often in a row."""
-        indexes.pop(key)
+    def _changed_again(self, key: str, tries: int, exc: ChangedError) -> int:
+        """The number of tries so far of a read of shard ``key``, found rewritten since its
+        index was read, or ``ChangedError`` when it changed too often in a row."""
         if tries >= _CHANGED_RETRIES:
             raise ChangedError(
                 f"shard {key!r} at {self.store.url} was rewritten while it was read, "
@@ -503,9 +509,13 @@ class Level:
                 self.fill_value,
             )
             return
-        bufs = await self.store.get_ranges(key, wanted, if_match=version)
-        if bufs is None:  # deleted since its index was read (all fill value now, say)
-            raise self._vanished(key)
+        try:
+            bufs = await self.store.get_ranges(key, wanted, if_match=version)
+            if bufs is None:  # deleted since its index was read (all fill value now, say)
+                raise self._vanished(key)
+        except ChangedError:
+            indexes.pop_version(key, version)  # (unless another read fetched it anew)
+            raise
         with first_error():
             async with anyio.create_task_group() as tg:
                 for p, b in zip(pieces, bufs, strict=True):
