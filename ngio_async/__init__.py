@@ -6,6 +6,7 @@ The library is asyncio-only: obstore, aiohttp and zarr's async API run on asynci
 from __future__ import annotations
 
 from ._errors import (
+    ChangedError,
     ClosedError,
     CodecError,
     ExistsError,
@@ -52,6 +53,7 @@ from .images import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "ChangedError",
     "ClosedError",
     "CodecError",
     "ConvertResult",

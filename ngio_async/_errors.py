@@ -20,6 +20,7 @@ Builtin bases keep ordinary ``except ValueError`` / ``except FileNotFoundError``
 from __future__ import annotations
 
 __all__ = [
+    "ChangedError",
     "ClosedError",
     "CodecError",
     "ExistsError",
@@ -77,6 +78,11 @@ class PermissionDeniedError(StoreError, PermissionError):
 
 class StoreTimeoutError(StoreError, TimeoutError):
     """A store request timed out (after retries)."""
+
+
+class ChangedError(StoreError):
+    """A conditional read (``get(..., if_match=version)``) found another version of the object
+    than ``version``: it was rewritten since that version was read (HTTP 412, or another ETag)."""
 
 
 class CodecError(NgioError):

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, TypeAlias, TypeVar
 
 import anyio
 
-from .._errors import ClosedError, StoreError, StoreTimeoutError, UnsupportedError
+from .._errors import ChangedError, ClosedError, StoreError, StoreTimeoutError, UnsupportedError
 from .._limits import Limits
 from ._coalesce import coalesce_ranges
 from ._retry import call_with_retry
@@ -84,11 +84,6 @@ class SuffixByteRequest:
 
 
 ByteRequest: TypeAlias = RangeByteRequest | OffsetByteRequest | SuffixByteRequest
-
-
-class ChangedError(StoreError):
-    """A conditional read (``get(..., if_match=version)``) found another version of the object
-    than ``version``: it was rewritten since that version was read (HTTP 412, or another ETag)."""
 
 
 def strong_etag(tag: str | None) -> str | None:
