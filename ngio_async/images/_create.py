@@ -77,6 +77,7 @@ if TYPE_CHECKING:
 
     from .._limits import Limits
     from ..meta.zarr import ArrayMeta, Codec
+    from ..stores import Buffer
 
 __all__ = [
     "ImagePlan",
@@ -933,46 +934,64 @@ async def update_consolidated(
                     entries[name] = msgspec.json.decode(bytes(raw))
 
     async def update(holder: str) -> None:
-        raw = await _get_or_none(store, holder)
-        if raw is None:
-            return
-        try:
-            doc = msgspec.json.decode(bytes(raw))
-        except msgspec.DecodeError:
-            return  # not ours to judge: whoever reads it reports it
         v3 = holder.rsplit("/", 1)[-1] == "zarr.json"
-        if not isinstance(doc, dict) or (v3 and doc.get("node_type") != "group"):
-            return
         base = holder.rpartition("/")[0]
-        entries = {name: msgspec.json.decode(bytes(data)) for name, data in wanted[holder].items()}
         gone = None if removed is None or removed == base else removed
         if gone is not None and base:
             gone = gone[len(base) + 1 :] if gone.startswith(f"{base}/") else None
+        failed: list[ValueError] = []
+        read = False
+
+        async def edited(raw: Buffer | None) -> bytes | None:
+            nonlocal read
+            read = True
+            failed.clear()
+            if raw is None:
+                return None
+            try:
+                doc = msgspec.json.decode(bytes(raw))
+            except msgspec.DecodeError:
+                return None  # not ours to judge: whoever reads it reports it
+            if not isinstance(doc, dict) or (v3 and doc.get("node_type") != "group"):
+                return None
+            entries = {n: msgspec.json.decode(bytes(d)) for n, d in wanted[holder].items()}
+            try:
+                current = copy_entries(doc, v3)
+                if current is None:
+                    return None
+                await add_parents(doc, v3, base, entries)
+                await add_below(current, v3, base, entries)
+                edit_consolidated(doc, v3, entries, gone)
+            except ValueError as exc:
+                failed.append(exc)
+                if not v3:
+                    return None  # deleted below
+                del doc["consolidated_metadata"]
+            return msgspec.json.encode(doc)
+
+        # a compare-and-swap: another process's edit of the holder (its NGFF attributes, or
+        # its copy) is never overwritten with what was read before it
         try:
-            current = copy_entries(doc, v3)
-            if current is None:
-                return
-            await add_parents(doc, v3, base, entries)
-            await add_below(current, v3, base, entries)
-            edit_consolidated(doc, v3, entries, gone)
-        except ValueError as exc:
+            await store.update(holder, edited)
+        except PermissionDeniedError:
+            if read:
+                raise
+            return  # a store answering 403 for a missing key
+        if failed:
             warnings.warn(
                 f"removed the consolidated metadata of {store.url.rstrip('/')}/{holder}: "
-                f"{exc}, so it could not be brought up to date (readers now read every "
+                f"{failed[0]}, so it could not be brought up to date (readers now read every "
                 "document itself; zarr.consolidate_metadata writes it again)",
                 MetadataWarning,
                 stacklevel=2,
             )
             if not v3:
                 await store.delete(holder)
-                return
-            del doc["consolidated_metadata"]
-        await store.put(holder, msgspec.json.encode(doc))
 
     if locked:
         await _run_all(sorted(wanted), update, 16)
         return
-    async with metadata_lock(store):  # one read-modify-write of a holder at a time
+    async with metadata_lock(store):  # in this process, one edit of a holder at a time
         await _run_all(sorted(wanted), update, 16)
 
 
@@ -1058,20 +1077,26 @@ async def discard_documents(
             )
 
 
-async def _claim(store: AsyncStore, root: str, first: tuple[str, bytes]) -> None:
+async def _claim(
+    store: AsyncStore, root: str, first: tuple[str, bytes], *, exists_ok: bool = False
+) -> None:
     """Put the first level's array metadata only if absent (stores without conditional puts:
     plainly): two creates that both found no node (two dataset objects, two processes) would
-    otherwise both write every document, the second silently replacing the first."""
+    otherwise both write every document, the second silently replacing the first.
+    ``exists_ok``: a document found there is fine (a plain group another writer made, which
+    it may have given attributes since: never replaced)."""
     try:
         claimed = await store.put_if_absent(*first)
     except UnsupportedError:
         await store.put(*first)
         claimed = True
     except StoreError as exc:  # no answer (a timeout, a reset): the put may have landed
-        if isinstance(exc, PermissionDeniedError) or not await _holds(store, *first):
+        if isinstance(exc, PermissionDeniedError) or not (
+            await _holds(store, *first) or (exists_ok and await store.exists(first[0]))
+        ):
             raise
         claimed = True  # it did: the node is this create's (a retry would be refused by it)
-    if claimed:
+    if claimed or exists_ok:
         return
     where = f"{store.url.rstrip('/')}/{root}" if root else store.url
     why = "was created meanwhile by another writer"

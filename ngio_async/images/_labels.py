@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 
     from ..meta import LabelColor, LabelProperty
     from ..meta.zarr import ArrayMeta
-    from ..stores import AsyncStore
+    from ..stores import AsyncStore, Buffer
     from ._create import ImagePlan
     from ._dataset import Dataset, Mode, _Opening
 
@@ -495,48 +495,50 @@ class Labels:
         ``at``, default last), or remove it; return the index it was removed from. Consolidated
         metadata above the group gets the new listing, and ``docs`` (the label's documents:
         a copy leaves out what lies below a group it cannot find, and the group may be new)."""
-        from ._create import update_consolidated
+        from ._create import _claim, update_consolidated
 
         ds = self._dataset
         if self._lock is None:
             self._lock = anyio.Lock()
         group = join(ds.root, "labels")
         async with self._lock:
-            if ds.metadata.ngff_version == "0.4":
-                key = join(group, ".zattrs")
-                raw = await ds.store.get(key)
-                attrs: dict[str, Any] = {} if raw is None else _object(raw, key)
-                where = (f"{ds.store.url}/{key}", "$.labels")
-                zgroup = join(group, ".zgroup")
-                written: list[tuple[str, bytes]] = []
-                if raw is None or not await ds.store.exists(zgroup):
-                    written.append((zgroup, b'{"zarr_format":2}'))
-                    await ds.store.put(*written[-1])
-                attrs["labels"], index = _edited(attrs.get("labels"), name, where, remove, at)
-                written.append((key, msgspec.json.encode(attrs)))
-                with anyio.CancelScope(shield=True):  # see _discard_unlisted
-                    await ds.store.put(*written[-1])
-                await update_consolidated(ds.store, [*written, *docs])  # zarr-python trusts it
-                return index
-            key = join(group, "zarr.json")
-            raw = await ds.store.get(key)
-            doc: dict[str, Any] = (
-                {"zarr_format": 3, "node_type": "group", "attributes": {}}
-                if raw is None
-                else _object(raw, key)
-            )
-            if doc.get("node_type") != "group":
-                raise MetadataError(f"{ds.store.url}/{key} is not a group", "$.node_type")
-            attributes = doc.setdefault("attributes", {})
-            ome = attributes.setdefault("ome", {})
-            ome.setdefault("version", ds.metadata.ngff_version)
-            where = (f"{ds.store.url}/{key}", "$.attributes.ome.labels")
-            ome["labels"], index = _edited(ome.get("labels"), name, where, remove, at)
-            data = msgspec.json.encode(doc)
+            v2 = ds.metadata.ngff_version == "0.4"
+            key = join(group, ".zattrs" if v2 else "zarr.json")
+            where = (f"{ds.store.url}/{key}", "$.labels" if v2 else "$.attributes.ome.labels")
+            written: list[tuple[str, bytes]] = []
+            zgroup = join(group, ".zgroup")
+            if v2 and not await ds.store.exists(zgroup):  # create-only: never replaced
+                written.append((zgroup, b'{"zarr_format":2}'))
+                await _claim(ds.store, group, written[-1], exists_ok=True)
+            found: list[int | None] = [None]
+
+            async def edited(raw: Buffer | None) -> bytes:
+                if v2:
+                    attrs: dict[str, Any] = {} if raw is None else _object(raw, key)
+                    attrs["labels"], index = _edited(attrs.get("labels"), name, where, remove, at)
+                    doc = attrs
+                else:
+                    doc = (
+                        {"zarr_format": 3, "node_type": "group", "attributes": {}}
+                        if raw is None
+                        else _object(raw, key)
+                    )
+                    if doc.get("node_type") != "group":
+                        raise MetadataError(f"{ds.store.url}/{key} is not a group", "$.node_type")
+                    ome = doc.setdefault("attributes", {}).setdefault("ome", {})
+                    ome.setdefault("version", ds.metadata.ngff_version)
+                    ome["labels"], index = _edited(ome.get("labels"), name, where, remove, at)
+                if index is not None:  # (run again on its own write, it finds none)
+                    found[0] = index
+                return msgspec.json.encode(doc)
+
+            # a compare-and-swap: labels listed meanwhile by other processes are kept
             with anyio.CancelScope(shield=True):  # see _discard_unlisted
-                await ds.store.put(key, data)
-            await update_consolidated(ds.store, [(key, data), *docs])
-            return index
+                data = await ds.store.update(key, edited)
+            assert data is not None
+            written.append((key, bytes(data)))
+            await update_consolidated(ds.store, [*written, *docs])  # zarr-python trusts it
+            return found[0]
 
 
 def _consistent(

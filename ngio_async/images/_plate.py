@@ -57,6 +57,7 @@ from ..meta import Acquisition, Plate as PlateMeta, Well, WellImage, validate
 from ..meta.zarr import encode_group_v2, encode_group_v3
 from ._create import (
     ImagePlan,
+    _claim,
     _open_target,
     _prepare_root,
     _put_all,
@@ -77,7 +78,7 @@ if TYPE_CHECKING:
     import os
 
     from .._limits import Limits
-    from ..stores import AsyncStore
+    from ..stores import AsyncStore, Buffer
     from ._dataset import Mode
 
 __all__ = ["Plate", "PlateWell", "create_plate_async", "open_plate_async"]
@@ -719,7 +720,8 @@ class Plate(StoreNode):
         for group in (join(self.root, row), join(self.root, well_path)):
             for key, data in _group_doc(v3):
                 if not await self.store.exists(join(group, key)):
-                    await self.store.put(join(group, key), data)
+                    # create-only: another process may have made it meanwhile, with metadata
+                    await _claim(self.store, group, (join(group, key), data), exists_ok=True)
         # consolidated copies get these groups with the well's document (_edit_well: a copy
         # takes the groups missing above an entry from the store)
 
@@ -772,33 +774,37 @@ class Plate(StoreNode):
     async def _edit_well_locked(
         self, well_path: str, edit: Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
     ) -> Well | None:
-        root = join(self.root, well_path)
-        key, doc = await self._read_doc(root)
-        if doc is None:
-            doc = {"zarr_format": 3, "node_type": "group"} if self.version != "0.4" else {}
-        attrs = self._attrs(doc, key)
-        ngff = self._ngff(attrs, create=True)
-        assert ngff is not None
-        found = ngff.get("well")
-        old: dict[str, Any] = found if isinstance(found, dict) else {}
-        images = edit(list(old.get("images") or []))
-        result: Well | None = None
-        if images:
-            well = {**old, "images": images}  # a 0.5 'version' written by others is kept
-            if self.version == "0.4":
-                well["version"] = "0.4"
-            ngff["well"] = well
-            checked = validate(attrs, kind="well")
-            result = checked.well
-        else:
-            ngff.pop("well", None)
-            if self.version != "0.4" and set(ngff) <= {"version"}:
-                attrs.pop("ome", None)
-        data = msgspec.json.encode(doc)
+        key = self._doc_key(join(self.root, well_path))
+        result: list[Well | None] = [None]
+
+        async def edited(raw: Buffer | None) -> bytes:
+            doc = None if raw is None else _object(raw, key)
+            if doc is None:
+                doc = {"zarr_format": 3, "node_type": "group"} if self.version != "0.4" else {}
+            attrs = self._attrs(doc, key)
+            ngff = self._ngff(attrs, create=True)
+            assert ngff is not None
+            found = ngff.get("well")
+            old: dict[str, Any] = found if isinstance(found, dict) else {}
+            images = edit(list(old.get("images") or []))
+            result[0] = None
+            if images:
+                well = {**old, "images": images}  # a 0.5 'version' written by others is kept
+                if self.version == "0.4":
+                    well["version"] = "0.4"
+                ngff["well"] = well
+                result[0] = validate(attrs, kind="well").well
+            else:
+                ngff.pop("well", None)
+                if self.version != "0.4" and set(ngff) <= {"version"}:
+                    attrs.pop("ome", None)
+            return msgspec.json.encode(doc)
+
         with anyio.CancelScope(shield=True):  # see _discard_unlisted
-            await self.store.put(key, data)
-        await update_consolidated(self.store, [(key, data)], locked=True)
-        return result
+            data = await self.store.update(key, edited)  # other processes' edits kept
+        assert data is not None
+        await update_consolidated(self.store, [(key, bytes(data))], locked=True)
+        return result[0]
 
     async def _edit_plate(
         self,
@@ -811,50 +817,58 @@ class Plate(StoreNode):
         if self._plate_lock is None:
             self._plate_lock = anyio.Lock()
         async with self._plate_lock, metadata_lock(self.store):
-            key, doc = await self._read_doc(self.root)
-            if doc is None:
-                raise NotFoundError(f"{self.store.url}/{key} is gone", url=self.store.url, key=key)
-            attrs = self._attrs(doc, key)
-            ngff = self._ngff(attrs, create=True)
-            assert ngff is not None
-            pending = attrs.get(PENDING_KEY)
-            body = ngff.get("plate")
-            if not isinstance(body, dict) and isinstance(pending, dict):
-                body = pending.get("plate")
-            if not isinstance(body, dict):
-                raise MetadataError(f"{self.store.url}/{key} holds no plate")
-            body = dict(body)  # a 0.5 'version' written by others (ome-zarr-py) is kept
-            body["wells"] = edit(list(body.get("wells") or []))
-            derived = _derived_of(attrs)
-            if counts:
-                body["acquisitions"] = _grown(body.get("acquisitions"), counts, derived)
-                pending = attrs.setdefault(PENDING_KEY, {})
+            key = self._doc_key(self.root)
+            out: list[Any] = [None, None]
+
+            async def edited(raw: Buffer | None) -> bytes:
+                if raw is None:
+                    raise NotFoundError(
+                        f"{self.store.url}/{key} is gone", url=self.store.url, key=key
+                    )
+                doc = _object(raw, key)
+                attrs = self._attrs(doc, key)
+                ngff = self._ngff(attrs, create=True)
+                assert ngff is not None
+                pending = attrs.get(PENDING_KEY)
+                body = ngff.get("plate")
+                if not isinstance(body, dict) and isinstance(pending, dict):
+                    body = pending.get("plate")
+                if not isinstance(body, dict):
+                    raise MetadataError(f"{self.store.url}/{key} holds no plate")
+                body = dict(body)  # a 0.5 'version' written by others (ome-zarr-py) is kept
+                body["wells"] = edit(list(body.get("wells") or []))
+                derived = _derived_of(attrs)
+                if counts:
+                    body["acquisitions"] = _grown(body.get("acquisitions"), counts, derived)
+                    pending = attrs.setdefault(PENDING_KEY, {})
+                    if isinstance(pending, dict):
+                        pending[_DERIVED_KEY] = sorted(derived)
                 if isinstance(pending, dict):
-                    pending[_DERIVED_KEY] = sorted(derived)
-            if isinstance(pending, dict):
-                pending.pop("plate", None)
-                if not pending:
-                    attrs.pop(PENDING_KEY)
-            if body["wells"]:
-                if self.version == "0.4":
-                    body["version"] = "0.4"
-                ngff["plate"] = body
-                checked = validate(attrs, kind="plate")  # never write an invalid document
-                assert checked.plate is not None
-                metadata = checked.plate
-            else:
-                ngff.pop("plate", None)
-                if self.version != "0.4" and set(ngff) <= {"version"}:
-                    attrs.pop("ome", None)
-                body.pop("version", None)
-                attrs.setdefault(PENDING_KEY, {})["plate"] = body
-                metadata = _pending_meta(body, self.version, f"{self.store.url}/{key}")
-            data = msgspec.json.encode(doc)
+                    pending.pop("plate", None)
+                    if not pending:
+                        attrs.pop(PENDING_KEY)
+                if body["wells"]:
+                    if self.version == "0.4":
+                        body["version"] = "0.4"
+                    ngff["plate"] = body
+                    checked = validate(attrs, kind="plate")  # never write an invalid document
+                    assert checked.plate is not None
+                    metadata: PlateMeta = checked.plate
+                else:
+                    ngff.pop("plate", None)
+                    if self.version != "0.4" and set(ngff) <= {"version"}:
+                        attrs.pop("ome", None)
+                    body.pop("version", None)
+                    attrs.setdefault(PENDING_KEY, {})["plate"] = body
+                    metadata = _pending_meta(body, self.version, f"{self.store.url}/{key}")
+                out[:] = [metadata, derived]
+                return msgspec.json.encode(doc)
+
             with anyio.CancelScope(shield=True):  # see _discard_unlisted
-                await self.store.put(key, data)
-            await update_consolidated(self.store, [(key, data)], locked=True)
-            self.metadata = metadata
-            self._derived = derived
+                data = await self.store.update(key, edited)  # other processes' edits kept
+            assert data is not None
+            await update_consolidated(self.store, [(key, bytes(data))], locked=True)
+            self.metadata, self._derived = out
 
 
 _DERIVED_KEY = "maximumfieldcount_kept"

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import abc
 import os
+import random
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import TYPE_CHECKING, TypeAlias, TypeVar
@@ -22,8 +24,8 @@ from ._coalesce import coalesce_ranges
 from ._retry import call_with_retry
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Iterable, Sequence
-    from contextlib import AbstractContextManager
+    from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+    from contextlib import AbstractAsyncContextManager, AbstractContextManager
     from types import TracebackType
     from typing import Self
 
@@ -34,6 +36,7 @@ __all__ = [
     "Buffer",
     "ByteRequest",
     "ChangedError",
+    "Edit",
     "OffsetByteRequest",
     "RangeByteRequest",
     "SuffixByteRequest",
@@ -84,6 +87,10 @@ class SuffixByteRequest:
 
 
 ByteRequest: TypeAlias = RangeByteRequest | OffsetByteRequest | SuffixByteRequest
+
+Edit: TypeAlias = "Callable[[Buffer | None], Awaitable[Buffer | None]]"
+"""An edit of one stored object (:meth:`AsyncStore.update`): its bytes (``None``: absent) to
+the bytes to store (``None``: leave it as it is)."""
 
 
 def strong_etag(tag: str | None) -> str | None:
@@ -201,6 +208,7 @@ class AsyncStore(abc.ABC):
             limiter if limiter is not None else anyio.CapacityLimiter(self._limits.max_requests)
         )
         self._closed = False
+        self._edit_locks: dict[str, tuple[anyio.Lock, list[int]]] = {}
 
     # -- properties -------------------------------------------------------------------------
 
@@ -388,6 +396,44 @@ class AsyncStore(abc.ABC):
         data = _byte_buffer(data)
         return await self._call(key, lambda: self._put_once(key, data, if_absent=True), retry=False)
 
+    async def update(self, key: str, edit: Edit, *, attempts: int = 10) -> Buffer | None:
+        """Edit the small object ``key`` atomically, also against other processes: read it
+        (``None``: absent), ``await edit(old)``, and store what it returns (``None``, or the same
+        bytes: nothing is written) only if the object is still the one read; otherwise read it
+        again and edit again, up to ``attempts`` times, then ``ChangedError``. Returns the bytes
+        stored now. ``edit`` may thus run several times: it must depend on its argument alone
+        (an exception it raises ends the update, nothing written).
+
+        S3, GCS, Azure and memory stores write with a conditional put (``If-Match`` on the
+        version read, create-only when it was absent); local directories hold an exclusive
+        ``flock`` of the object's directory from the read to the atomic replace (processes of
+        one machine; no lock file); other stores hold a lock of this store object. The usual
+        cost is one GET and one PUT, as a plain read-modify-write.
+        """
+        self._check_writable(key)
+        if attempts < 1:
+            raise ValueError(f"attempts must be >= 1, got {attempts}")
+        async with self._update_guard(key):
+            for attempt in range(attempts):
+                old, token = await self._call(key, partial(self._read_for_update_once, key))
+                new = await edit(old)
+                if new is None or (old is not None and new == old):
+                    return old
+                new = _byte_buffer(new)
+                if token is None:  # no versions: the guard keeps other writers out
+                    await self._call(key, partial(self._put_once, key, new, if_absent=False))
+                    return new
+                if await self._call(key, partial(self._write_for_update_once, key, new, token)):
+                    return new
+                # another writer came in between: its version is read and edited again
+                await anyio.sleep(random.uniform(0, min(1.0, 0.01 * 2**attempt)))
+        raise ChangedError(
+            f"{key!r} at {self._url} could not be updated: other writers rewrote it between "
+            f"each of {attempts} reads and writes",
+            url=self._url,
+            key=key,
+        )
+
     async def delete(self, key: str) -> None:
         """Delete ``key``; deleting a missing key is not an error."""
         self._check_writable(key)
@@ -525,6 +571,36 @@ class AsyncStore(abc.ABC):
     async def _stored_bytes_once(self, prefix: str) -> int:
         """Backends whose listing has sizes answer in one listing; default: a size per key."""
         return sum([await self._size_once(key) or 0 for key in await self._list_once(prefix)])
+
+    def _update_guard(self, key: str) -> AbstractAsyncContextManager[None]:
+        """What :meth:`update` holds from its first read to its last write: a lock of this
+        store object per key (local stores add a lock across processes)."""
+        return self._keyed_lock(key)
+
+    @asynccontextmanager
+    async def _keyed_lock(self, name: str) -> AsyncIterator[None]:
+        """One ``anyio.Lock`` per ``name`` on this store object, dropped when unused."""
+        entry = self._edit_locks.get(name)
+        if entry is None:
+            entry = self._edit_locks[name] = (anyio.Lock(), [0])
+        entry[1][0] += 1
+        try:
+            async with entry[0]:
+                yield
+        finally:
+            entry[1][0] -= 1
+            if not entry[1][0]:
+                del self._edit_locks[name]
+
+    async def _read_for_update_once(self, key: str) -> tuple[Buffer | None, object]:
+        """One GET for :meth:`update`: the bytes, and the version :meth:`_write_for_update_once`
+        writes on (``None``: the store keeps none, :meth:`update` puts under its guard)."""
+        return await self._get_once(key, None), None
+
+    async def _write_for_update_once(self, key: str, data: Buffer, version: object) -> bool:
+        """One conditional PUT for :meth:`update`, unless the object is no longer ``version``
+        (a version :meth:`_read_for_update_once` gave): then ``False``."""
+        raise UnsupportedError(f"{self._url} has no conditional updates (cannot write {key!r})")
 
     async def _put_once(self, key: str, data: Buffer, *, if_absent: bool) -> bool:
         raise UnsupportedError(f"{self._url} is read-only (cannot write {key!r})")

@@ -14,7 +14,7 @@ import anyio
 from ._base import AsyncStore, Buffer, ByteRequest
 
 if TYPE_CHECKING:
-    from contextlib import AbstractContextManager
+    from contextlib import AbstractAsyncContextManager, AbstractContextManager
 
 __all__ = ["FaultInjector", "InstrumentedStore"]
 
@@ -178,6 +178,17 @@ class InstrumentedStore(AsyncStore):
     async def _put_once(self, key: str, data: Buffer, *, if_absent: bool) -> bool:
         async with self._track("put", key):
             return await self.inner._put_once(key, data, if_absent=if_absent)
+
+    def _update_guard(self, key: str) -> AbstractAsyncContextManager[None]:
+        return self.inner._update_guard(key)  # the inner store's lock (across processes)
+
+    async def _read_for_update_once(self, key: str) -> tuple[Buffer | None, object]:
+        async with self._track("get", key):
+            return await self.inner._read_for_update_once(key)
+
+    async def _write_for_update_once(self, key: str, data: Buffer, version: object) -> bool:
+        async with self._track("put", key):
+            return await self.inner._write_for_update_once(key, data, version)
 
     async def _delete_once(self, key: str) -> None:
         async with self._track("delete", key):

@@ -8,7 +8,7 @@ import itertools
 import os
 import re
 import stat
-from contextlib import contextmanager, suppress
+from contextlib import asynccontextmanager, contextmanager, suppress
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
@@ -27,12 +27,17 @@ from ._base import (
     pread_span,
 )
 
+try:
+    import fcntl
+except ImportError:  # Windows: no flock
+    fcntl = None  # type: ignore[assignment]
+
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import AsyncIterator, Callable, Iterator
 
     from .._limits import Limits
 
-__all__ = ["LocalFileStore"]
+__all__ = ["LocalFileStore", "directory_lock"]
 
 T = TypeVar("T")
 
@@ -200,6 +205,12 @@ class LocalFileStore(AsyncStore):
     async def _put_once(self, key: str, data: Buffer, *, if_absent: bool) -> bool:
         return await self._run(self._write, key, data, if_absent)
 
+    @asynccontextmanager
+    async def _update_guard(self, key: str) -> AsyncIterator[None]:
+        directory = os.path.dirname(self._path(key))
+        async with self._keyed_lock(directory), directory_lock(directory, self.url, key):
+            yield
+
     def _remove(self, key: str) -> None:
         path = self._path(key)
         try:
@@ -242,6 +253,53 @@ class LocalFileStore(AsyncStore):
             raise self._timed_out(key, url) from exc
         except OSError as exc:
             raise StoreError(f"store error for {key!r} at {url}: {exc}", url=url, key=key) from exc
+
+
+def _try_flock(directory: str) -> int | None:
+    """An open descriptor of ``directory`` holding its exclusive ``flock``, ``None`` when
+    another holds it (the directory is made when missing)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    except FileNotFoundError:
+        os.makedirs(directory, exist_ok=True)
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+@asynccontextmanager
+async def directory_lock(directory: str, url: str, key: str) -> AsyncIterator[None]:
+    """Hold the exclusive ``flock`` of ``directory`` (other processes of this machine that
+    lock it wait; no lock file is made): tried without blocking, again after a short sleep
+    while another holds it, so waiting holds no thread and can be cancelled. Released when the
+    descriptor closes (also when the process dies). Without ``fcntl`` (Windows): nothing."""
+    if fcntl is None:
+        yield
+        return
+    delay = 0.001
+    while True:
+        try:
+            with anyio.CancelScope(shield=True):  # a lock taken is never left behind
+                fd = await anyio.to_thread.run_sync(_try_flock, directory)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot lock {directory} to update {key!r} at {url}: {exc}", url=url, key=key
+            ) from exc
+        if fd is not None:
+            break
+        await anyio.sleep(delay)
+        delay = min(delay * 2, 0.05)
+    try:
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def _bounded(byte_range: ByteRequest | None) -> bool:

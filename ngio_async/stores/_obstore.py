@@ -8,7 +8,7 @@ import os
 import re
 import time
 import zlib
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -39,12 +39,13 @@ from ._base import (
     pread_span,
     strong_etag,
 )
+from ._local import directory_lock
 from ._url_utils import redact_url
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping, Sequence
+    from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 
-    from obstore import GetOptions, ObjectMeta
+    from obstore import GetOptions, ObjectMeta, UpdateVersion
     from obstore.store import ClientConfig, ObjectStore, RetryConfig
 
     from .._limits import Limits
@@ -302,6 +303,7 @@ class ObstoreStore(AsyncStore):
         self._root: str | None = str(prefix) if prefix is not None and _HAS_PREAD else None
         self.whole_as_range = True  # whole GETs as one bounded range (cleared if refused)
         self._no_retries: ObjectStore | None = None  # see _unretried
+        self._plain_updates = False  # the server refused a conditional put: update() puts
         self._http = read_only
         # remote objects may come Content-Encoded (uploaded with the header): decoded
         self._decodes = not self.blocking_reads
@@ -672,6 +674,50 @@ class ObstoreStore(AsyncStore):
             )
         except (obs_exc.AlreadyExistsError, obs_exc.PreconditionError):
             return False
+        return True
+
+    @asynccontextmanager
+    async def _update_guard(self, key: str) -> AsyncIterator[None]:
+        if not isinstance(self._store, LocalStore):  # the others put conditionally
+            async with self._keyed_lock(key):
+                yield
+            return
+        root = str(self._store.prefix) if self._store.prefix is not None else "/"
+        directory = os.path.dirname(os.path.join(root, *key.split("/")))
+        async with self._keyed_lock(directory), directory_lock(directory, self.url, key):
+            yield
+
+    async def _read_for_update_once(self, key: str) -> tuple[Buffer | None, object]:
+        if isinstance(self._store, LocalStore) or self._plain_updates:
+            return await self._get_once(key, None), None  # under the guard, put plainly
+        try:
+            result = await obstore.get_async(self._store, key)
+        except FileNotFoundError as exc:
+            _raise_if_no_container(exc)
+            return None, {}  # absent: created only if still absent
+        data: Buffer = memoryview(await result.bytes_async())
+        encoding = _content_encoding(result.attributes) if self._decodes else ""
+        if encoding:  # stored Content-Encoded: its version is the encoded object's
+            data = decode_content(data, encoding, url=self.url, key=key)
+        meta = result.meta
+        version: UpdateVersion = {}
+        if meta.get("e_tag"):
+            version["e_tag"] = meta["e_tag"]
+        if meta.get("version"):
+            version["version"] = meta["version"]  # GCS: the generation
+        return data, version or None
+
+    async def _write_for_update_once(self, key: str, data: Buffer, version: object) -> bool:
+        mode: Any = version or "create"
+        try:
+            await obstore.put_async(self._store, key, data, mode=mode, use_multipart=False)
+        except (obs_exc.AlreadyExistsError, obs_exc.PreconditionError):
+            return False  # another writer's version came in between
+        except (NotImplementedError, obs_exc.NotSupportedError):
+            # a server without conditional puts (some S3-compatible ones): plain puts from
+            # now on, exclusive within this store object only
+            self._plain_updates = True
+            await obstore.put_async(self._store, key, data)
         return True
 
     def _unretried(self) -> ObjectStore:

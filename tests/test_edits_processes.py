@@ -1,0 +1,141 @@
+"""Two processes editing one plate (or one image's labels) lose nothing: every well and field
+added, every label image created, is listed; on local disk (``flock`` of the document's
+directory) and on S3 (moto on 127.0.0.1: conditional puts, ``If-Match`` / create-only).
+
+A spawn pool of 2 workers runs for the module; each round starts both workers' edits at
+once (a shared start time) so that their read-modify-writes of the plate's and the wells'
+documents interleave. Before ``store.update`` the plate lost wells (15 of 16 listed, say)."""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import pytest
+
+import ngio_async
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from multiprocessing.pool import Pool
+    from pathlib import Path
+
+    from servers import S3Server
+
+ROUNDS = 3
+WELLS = [f"{r}/{c}" for r in "ABCD" for c in "1234"]
+
+
+@pytest.fixture(scope="module")
+def pool() -> Iterator[Pool]:
+    workers = multiprocessing.get_context("spawn").Pool(2)
+    try:
+        workers.map(_ready, range(2), chunksize=1)  # both started and importing done
+        yield workers
+    finally:
+        workers.terminate()
+        workers.join()
+
+
+def _ready(_: int) -> int:
+    return 0
+
+
+def _wait(start: float) -> None:
+    delay = start - time.time()
+    if delay > 0:
+        time.sleep(delay)
+
+
+def _add_fields(args: tuple[str, dict[str, Any], list[str], float]) -> list[str]:
+    """In a worker: add one field to each of ``wells`` of the plate at ``url``, all at once."""
+    url, options, wells, start = args
+
+    async def main() -> None:
+        async with await ngio_async.open_plate_async(url, mode="r+", **options) as plate:
+            _wait(start)
+
+            async def add(well: str) -> None:
+                await (await plate.add_image(well, shape=(4, 4), dtype="uint8")).aclose()
+
+            async with anyio.create_task_group() as tg:
+                for well in wells:
+                    tg.start_soon(add, well)
+
+    anyio.run(main)
+    return wells
+
+
+def _add_labels(args: tuple[str, dict[str, Any], list[str], float]) -> list[str]:
+    """In a worker: create each label image of ``names`` on the image at ``url``, all at
+    once."""
+    url, options, names, start = args
+
+    async def main() -> None:
+        async with ngio_async.open_async(url, mode="r+", **options) as ds:
+            _wait(start)
+
+            async def add(name: str) -> None:
+                await (await ds.labels.create(name)).aclose()
+
+            async with anyio.create_task_group() as tg:
+                for name in names:
+                    tg.start_soon(add, name)
+
+    anyio.run(main)
+    return names
+
+
+def _split(items: list[str]) -> list[list[str]]:
+    return [items[0::2], items[1::2]]
+
+
+def _plate_round(pool: Pool, url: str, options: dict[str, Any], version: str) -> None:
+    ngio_async.create_plate(
+        url, rows=list("ABCD"), columns=["1", "2", "3", "4"], ngff_version=version, **options
+    ).close()
+    start = time.time() + 0.3
+    pool.map(_add_fields, [(url, options, part, start) for part in _split(WELLS)], chunksize=1)
+    with ngio_async.open_plate(url, **options) as plate:
+        assert sorted(plate.wells) == sorted(WELLS)
+        for well in WELLS:
+            assert plate.well(well).fields == ["0"], well
+
+
+def _labels_round(pool: Pool, url: str, options: dict[str, Any], version: str) -> None:
+    ngio_async.create(
+        url, shape=(8, 8), dtype="uint8", axes="yx", levels=1, ngff_version=version, **options
+    ).close()
+    names = [f"l{i}" for i in range(8)]
+    start = time.time() + 0.3
+    pool.map(_add_labels, [(url, options, part, start) for part in _split(names)], chunksize=1)
+    with ngio_async.open(url, **options) as ds:
+        assert sorted(ds.labels.names()) == names
+
+
+@pytest.mark.parametrize("version", ["0.5", "0.4"])
+def test_two_processes_add_fields_to_one_plate_on_disk(
+    pool: Pool, tmp_path: Path, version: str
+) -> None:
+    for i in range(ROUNDS):
+        _plate_round(pool, str(tmp_path / f"p{i}.zarr"), {}, version)
+
+
+@pytest.mark.parametrize("version", ["0.5", "0.4"])
+def test_two_processes_add_labels_to_one_image_on_disk(
+    pool: Pool, tmp_path: Path, version: str
+) -> None:
+    for i in range(ROUNDS):
+        _labels_round(pool, str(tmp_path / f"i{i}.zarr"), {}, version)
+
+
+def test_two_processes_add_fields_to_one_plate_on_s3(pool: Pool, s3_server: S3Server) -> None:
+    for _ in range(2):
+        _plate_round(pool, s3_server.fresh_url() + "/p.zarr", s3_server.options(), "0.5")
+
+
+def test_two_processes_add_labels_to_one_image_on_s3(pool: Pool, s3_server: S3Server) -> None:
+    for _ in range(2):
+        _labels_round(pool, s3_server.fresh_url() + "/i.zarr", s3_server.options(), "0.4")
