@@ -21,7 +21,7 @@ import numbers
 import os
 import warnings
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -844,6 +844,7 @@ async def update_consolidated(
     *,
     removed: str | None = None,
     locked: bool = False,
+    shared: Collection[str] = (),
 ) -> None:
     """Bring the consolidated metadata above written documents up to date.
 
@@ -854,7 +855,9 @@ async def update_consolidated(
     ``removed`` (a node path that was deleted or replaced) are dropped first. A copy this
     library cannot edit is removed, with a :class:`~ngio_async.meta.MetadataWarning` (readers
     then read the documents themselves). Call it after the documents are written (``locked``:
-    the caller holds :func:`metadata_lock`).
+    the caller holds :func:`metadata_lock`). ``shared``: keys of ``docs`` that other processes
+    edit too (a plate's, a well's, a labels listing): their copies take the document as stored
+    when the copy is written (a copy written last must not bring back an older version).
     """
     import msgspec
 
@@ -868,9 +871,12 @@ async def update_consolidated(
     from ._level import _run_all
 
     wanted: dict[str, dict[str, Any]] = {}
+    again: dict[str, dict[str, str]] = {}  # holder: {entry: the shared key it copies}
     for key, data in docs:
         for holder, name in holders_of(key):
             wanted.setdefault(holder, {})[name] = data
+            if key in shared:
+                again.setdefault(holder, {})[name] = key
     if removed is not None:
         for holder, _ in holders_of(join(removed, "zarr.json")) + holders_of(
             join(removed, ".zgroup")
@@ -959,9 +965,21 @@ async def update_consolidated(
                 current = copy_entries(doc, v3)
                 if current is None:
                     return None
+                for name, key in again.get(holder, {}).items():
+                    stored = await _get_or_none(store, key)  # another process's edit, maybe
+                    if stored is not None:
+                        entries[name] = msgspec.json.decode(bytes(stored))
                 await add_parents(doc, v3, base, entries)
                 await add_below(current, v3, base, entries)
                 edit_consolidated(doc, v3, entries, gone)
+                # in key order, as zarr-python writes it: its reader groups the entries of
+                # one depth by parent assuming the siblings are adjacent (a field added to
+                # well A/1 after well A/2 was listed left a copy zarr could not open)
+                flat = copy_entries(doc, v3)
+                if flat is not None:
+                    ordered = sorted(flat.items())
+                    flat.clear()
+                    flat.update(ordered)
             except ValueError as exc:
                 failed.append(exc)
                 if not v3:

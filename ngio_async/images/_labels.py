@@ -537,7 +537,9 @@ class Labels:
                 data = await ds.store.update(key, edited)
             assert data is not None
             written.append((key, bytes(data)))
-            await update_consolidated(ds.store, [*written, *docs])  # zarr-python trusts it
+            await update_consolidated(  # zarr-python trusts it
+                ds.store, [*written, *docs], shared=[key]
+            )
             return found[0]
 
 

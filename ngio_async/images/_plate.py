@@ -803,7 +803,7 @@ class Plate(StoreNode):
         with anyio.CancelScope(shield=True):  # see _discard_unlisted
             data = await self.store.update(key, edited)  # other processes' edits kept
         assert data is not None
-        await update_consolidated(self.store, [(key, bytes(data))], locked=True)
+        await update_consolidated(self.store, [(key, bytes(data))], locked=True, shared=[key])
         return result[0]
 
     async def _edit_plate(
@@ -867,7 +867,7 @@ class Plate(StoreNode):
             with anyio.CancelScope(shield=True):  # see _discard_unlisted
                 data = await self.store.update(key, edited)  # other processes' edits kept
             assert data is not None
-            await update_consolidated(self.store, [(key, bytes(data))], locked=True)
+            await update_consolidated(self.store, [(key, bytes(data))], locked=True, shared=[key])
             self.metadata, self._derived = out
 
 
