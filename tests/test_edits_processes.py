@@ -1,6 +1,7 @@
 """Two processes editing one plate (or one image's labels) lose nothing: every well and field
 added, every label image created, is listed; on local disk (``flock`` of the document's
-directory) and on S3 (moto on 127.0.0.1: conditional puts, ``If-Match`` / create-only).
+directory), on S3 (moto on 127.0.0.1) and Azure (Azurite): conditional puts, ``If-Match`` on
+the version read or create-only.
 
 A spawn pool of 2 workers runs for the module; each round starts both workers' edits at
 once (a shared start time) so that their read-modify-writes of the plate's and the wells'
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import pytest
+from servers import AzuriteServer, azurite_missing, start_azurite
 
 import ngio_async
 
@@ -166,3 +168,20 @@ def test_two_processes_keep_a_consolidated_copy_current(pool: Pool, tmp_path: Pa
         well: Any = group["A/1"].attrs.asdict()
         fields = sorted(im["path"] for im in well["ome"]["well"]["images"])
         assert fields == ["0"] + [f"f{j}" for j in range(6)]
+
+
+@pytest.fixture(scope="module")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AzuriteServer]:
+    reason = azurite_missing()
+    if reason is not None:
+        pytest.skip(reason)
+    server = start_azurite(tmp_path_factory.mktemp("azurite"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_two_processes_add_fields_and_labels_on_azure(pool: Pool, azurite: AzuriteServer) -> None:
+    _plate_round(pool, azurite.fresh_url() + "/p.zarr", azurite.options(), "0.5")
+    _labels_round(pool, azurite.fresh_url() + "/i.zarr", azurite.options(), "0.5")
