@@ -185,3 +185,50 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AzuriteServer]
 def test_two_processes_add_fields_and_labels_on_azure(pool: Pool, azurite: AzuriteServer) -> None:
     _plate_round(pool, azurite.fresh_url() + "/p.zarr", azurite.options(), "0.5")
     _labels_round(pool, azurite.fresh_url() + "/i.zarr", azurite.options(), "0.5")
+
+
+def _add_fields_to_one_well(args: tuple[str, list[str], float]) -> int:
+    """In a worker: add fields ``names`` to well A/1, all at once; how many were added (the
+    others refused: the well was full)."""
+    url, names, start = args
+    added = 0
+
+    async def main() -> None:
+        async with await ngio_async.open_plate_async(url, mode="r+") as plate:
+            _wait(start)
+
+            async def add(name: str) -> None:
+                nonlocal added
+                try:
+                    image = await plate.add_image("A/1", field=name, shape=(4, 4), dtype="uint8")
+                except ValueError as exc:
+                    assert "field_count" in str(exc)
+                    return
+                await image.aclose()
+                added += 1
+
+            async with anyio.create_task_group() as tg:
+                for name in names:
+                    tg.start_soon(add, name)
+
+    anyio.run(main)
+    return added
+
+
+def test_two_processes_never_exceed_the_field_count(pool: Pool, tmp_path: Path) -> None:
+    for i in range(ROUNDS):
+        url = str(tmp_path / f"f{i}.zarr")
+        ngio_async.create_plate(url, rows=["A"], columns=["1"], field_count=4).close()
+        names = [f"f{j}" for j in range(8)]
+        start = time.time() + 0.3
+        added = pool.map(
+            _add_fields_to_one_well, [(url, part, start) for part in _split(names)], chunksize=1
+        )
+        with ngio_async.open_plate(url) as plate:
+            fields = plate.well("A/1").fields
+            assert sum(added) == len(fields) == 4, (added, fields)
+            for field in fields:  # every listed field opens; the refused ones are gone
+                plate.image("A/1", field=field).close()
+        well = tmp_path / f"f{i}.zarr" / "A" / "1"
+        stored = {p.relative_to(well).parts[0] for p in well.rglob("*") if p.is_file()}
+        assert stored == {*fields, "zarr.json"}  # the refused fields' metadata is removed

@@ -531,6 +531,12 @@ class Plate(StoreNode):
 
             def listed(ims: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 ims = [im for im in ims if im.get("path") != name]
+                if at is None and self.field_count is not None and len(ims) >= self.field_count:
+                    # filled meanwhile by another process: this field is removed again
+                    raise ValueError(
+                        f"well {well_path!r} already has {len(ims)} fields: the plate's "
+                        f"field_count is {self.field_count}"
+                    )
                 ims.insert(len(ims) if at is None else at, entry)
                 return ims
 
