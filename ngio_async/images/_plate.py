@@ -29,9 +29,11 @@ that is missing or not yet complete:
 
 Every metadata document is read again right before it is rewritten (keys this library does not
 model are kept), and written only if it validates. Updates of one :class:`Plate` object are
-serialised by locks; several processes adding the *first* field of different wells at once can
-lose entries of the plate's ``wells`` list (stores offer no compare-and-swap here): add each
-well's first field from one process, or one process at a time.
+serialised by locks, and the plate's and wells' documents are rewritten with
+:meth:`~ngio_async.stores.AsyncStore.update` (a compare-and-swap: conditional puts on S3, GCS,
+Azure and memory stores, a ``flock`` of the document's directory on local disks), so several
+processes may add fields to one plate at once: none loses another's wells or fields, and
+``field_count`` holds.
 """
 
 from __future__ import annotations
