@@ -1121,10 +1121,16 @@ def create_plate_async(
                 (join(root, ".zgroup"), encode_group_v2()),
                 (join(root, ".zattrs"), msgspec.json.encode(attrs)),
             ]
+        rest = top
+        if not overwrite:  # claimed first: of two creates that both found no node, one is
+            # refused (the plate's document names no group yet: its layout is pending)
+            with anyio.CancelScope(shield=True):
+                await _claim(store, root, top[0])
+            rest = top[1:]
         try:  # interrupted, the groups written are removed: a retry found them and refused
             await _put_all(store, below)
             with anyio.CancelScope(shield=True):  # cancelled mid-put, it could land after
-                for key, data in top:
+                for key, data in rest:
                     await store.put(key, data)
         except BaseException as exc:
             await discard_documents(store, root, [k for k, _ in top + below], exc)
