@@ -106,6 +106,8 @@ class ChunkCodec:
         "_filters",
         "_inverse",
         "_layout_shape",
+        "_limit",
+        "_limit_exact",
         "_order",
         "_perm",
         "_serializer",
@@ -151,6 +153,12 @@ class ChunkCodec:
         self._order = order
         self._filters = filters
         self._v2 = v2
+        # Decompression bombs: the first compressor's output is the chunk's raw values (exactly
+        # their size, unless v2 filters or a numcodecs serializer come between: then at most 16
+        # bytes per value); the output of any other stage is bounded by what compresses to it.
+        self._limit_exact = not filters and serializer is None
+        n = math.prod(self._layout_shape)
+        self._limit = n * stored_dtype.itemsize if self._limit_exact else 16 * n + (1 << 16)
         # Decompress straight into a caller's buffer when nothing sits between the (single)
         # compressor and the raw C-order values.
         single = stages[0] if len(stages) == 1 else None
@@ -365,8 +373,12 @@ class ChunkCodec:
 
     def _decode(self, buf: Buffer) -> NDArray[Any]:
         data: Any = buf
-        for stage in reversed(self._stages):
-            data = stage.decode(data)
+        last = len(self._stages) - 1
+        for i, stage in enumerate(reversed(self._stages)):
+            if i == last:
+                data = stage.decode(data, self._limit, exact=self._limit_exact)
+            else:  # a compressor's output is never much larger than its input
+                data = stage.decode(data, 2 * self._limit + (1 << 16))
         arr: NDArray[Any]
         if self._filters:
             for f in reversed(self._filters):

@@ -9,25 +9,45 @@ Blosc and threads: numcodecs' ``Blosc`` picks its API per call from ``numcodecs.
 the main thread, the re-entrant ``blosc_*_ctx`` API on any other thread). We never change that
 global. Decoding in worker threads (the intended use) therefore takes the re-entrant path with no
 shared state. zarr-python sets ``use_threads = False`` when it is imported; that is also safe.
+
+Decompression bombs: ``decode(buf, limit)`` never allocates much more than ``limit`` bytes. Blosc,
+lz4 and zstd frames state their decoded size (refused before decoding when it exceeds ``limit``);
+gzip, zlib, bz2 and lzma decompress in bounded steps. ``exact``: the output must be ``limit``
+bytes (a chunk's raw values), which also bounds zstd frames that do not state their size.
 """
 
 from __future__ import annotations
 
+import bz2
+import gzip
+import io
+import lzma
+import zlib
 from typing import TYPE_CHECKING, Any, Protocol
 
 import crc32c as _crc32c
 import numcodecs
+from numcodecs import zstd as _zstd
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
 
-__all__ = ["BytesStage", "Crc32cStage", "NumcodecStage", "blosc_sizes", "blosc_stage"]
+__all__ = [
+    "BytesStage",
+    "Crc32cStage",
+    "NumcodecStage",
+    "blosc_sizes",
+    "blosc_stage",
+    "zstd_content_size",
+]
 
 
 class BytesStage(Protocol):
     """One bytes->bytes step of a pipeline."""
 
-    def decode(self, buf: Buffer) -> Buffer: ...
+    def decode(self, buf: Buffer, limit: int | None = None, *, exact: bool = False) -> Buffer:
+        """``limit``: the most bytes the output may hold (``exact``: must hold)."""
+        ...
 
     def encode(self, buf: Buffer) -> Buffer: ...
 
@@ -48,18 +68,136 @@ def blosc_sizes(buf: Buffer) -> tuple[int, int]:
     return nbytes, cbytes
 
 
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
+def zstd_content_size(buf: Buffer) -> int | None:
+    """The decoded size a zstd frame header states; ``None`` if it states none (a streaming
+    frame) or ``buf`` does not start with a zstd frame (the decoder then reports it).
+
+    :raises ValueError: the header is cut short.
+    """
+    mv = memoryview(buf).cast("B")
+    if len(mv) < 5 or mv[:4] != _ZSTD_MAGIC:
+        return None
+    fhd = mv[4]
+    single = (fhd >> 5) & 1
+    size = (single, 2, 4, 8)[fhd >> 6]
+    if not size:
+        return None
+    pos = 5 + (not single) + (0, 1, 2, 4)[fhd & 3]  # window descriptor, dictionary id
+    if len(mv) < pos + size:
+        raise ValueError(f"truncated zstd frame header ({len(mv)} bytes)")
+    value = int.from_bytes(mv[pos : pos + size], "little")
+    return value + 256 if size == 2 else value
+
+
+def _too_big(what: str, size: int | None, limit: int, exact: bool) -> ValueError:
+    stated = f"states {size} decoded bytes" if size is not None else "decodes to more bytes"
+    want = f"the chunk holds {limit}" if exact else f"at most {limit} are possible"
+    return ValueError(f"{what} data {stated}; {want} (refused before decoding it all)")
+
+
+def _check_stated(what: str, size: int, limit: int, exact: bool) -> None:
+    if size > limit:  # a smaller one decodes (bounded), and the pipeline says what it lacks
+        raise _too_big(what, size, limit, exact)
+
+
+def _inflate(buf: Buffer, limit: int, exact: bool) -> bytes:
+    """``zlib.decompress`` (trailing bytes ignored, as it does), at most ``limit`` bytes out."""
+    d = zlib.decompressobj()
+    out = d.decompress(buf, limit + 1)
+    if len(out) > limit:
+        raise _too_big("zlib", None, limit, exact)
+    if not d.eof:
+        raise ValueError("incomplete or truncated zlib stream")
+    return out
+
+
+def _gunzip(buf: Buffer, limit: int, exact: bool) -> bytes:
+    """numcodecs' gzip decoding (``GzipFile``: every member), at most ``limit`` bytes out."""
+    with gzip.GzipFile(fileobj=io.BytesIO(memoryview(buf).cast("B")), mode="rb") as f:
+        out = f.read(limit + 1)
+    if len(out) > limit:
+        raise _too_big("gzip", None, limit, exact)
+    return out
+
+
+def _multistream(
+    what: str, make: Any, error: type[Exception], buf: Buffer, limit: int, exact: bool
+) -> bytes:
+    """``bz2.decompress`` / ``lzma.decompress`` (concatenated streams; trailing bytes that are
+    not a stream are ignored, as they do), at most ``limit`` bytes out."""
+    data = bytes(memoryview(buf).cast("B"))
+    parts: list[bytes] = []
+    total = 0
+    while data:
+        d = make()
+        try:
+            part = d.decompress(data, limit - total + 1)
+        except error:
+            if parts:
+                break  # leftover bytes are not a stream
+            raise
+        total += len(part)
+        if total > limit:
+            raise _too_big(what, None, limit, exact)
+        parts.append(part)
+        if not d.eof:
+            raise ValueError("compressed data ended before the end-of-stream marker was reached")
+        data = d.unused_data
+    return b"".join(parts)
+
+
 class NumcodecStage:
     """Delegates to a numcodecs codec (blosc, zstd, gzip, zlib, lz4, ...)."""
 
-    __slots__ = ("_blosc", "codec")
+    __slots__ = ("_id", "codec")
 
     def __init__(self, codec: Any) -> None:
         self.codec = codec
-        self._blosc = getattr(codec, "codec_id", None) == "blosc"
+        self._id = getattr(codec, "codec_id", None)
 
-    def decode(self, buf: Buffer) -> Buffer:
-        if self._blosc:
-            blosc_sizes(buf)
+    def decode(self, buf: Buffer, limit: int | None = None, *, exact: bool = False) -> Buffer:
+        cid = self._id
+        if cid == "blosc":
+            nbytes = blosc_sizes(buf)[0]
+            if limit is not None:
+                _check_stated("blosc", nbytes, limit, exact)
+        elif limit is None:
+            pass
+        elif cid == "lz4":  # numcodecs' frame: a '<i4' decoded size, then an lz4 block
+            _check_stated(
+                "lz4", int.from_bytes(memoryview(buf).cast("B")[:4], "little"), limit, exact
+            )
+        elif cid == "zstd":
+            size = zstd_content_size(buf)
+            if size is not None:
+                _check_stated("zstd", size, limit, exact)
+            elif exact:  # no stated size: decode into the bytes the chunk holds, no more
+                try:
+                    return _zstd.decompress(buf, bytearray(limit))  # type: ignore[no-any-return]
+                except RuntimeError as exc:
+                    raise ValueError(f"{exc} (the chunk holds {limit} bytes)") from None
+        elif cid == "zlib":
+            return _inflate(buf, limit, exact)
+        elif cid == "gzip":
+            return _gunzip(buf, limit, exact)
+        elif cid == "bz2":
+            return _multistream("bz2", bz2.BZ2Decompressor, OSError, buf, limit, exact)
+        elif cid == "lzma":
+            c = self.codec
+            # a stream's header sets the dictionary the decoder allocates (up to 1.5 GiB):
+            # xz -9 needs 65 MiB
+            mem = None if c.format == lzma.FORMAT_RAW else max(128 << 20, 2 * limit)
+            return _multistream(
+                "lzma",
+                lambda: lzma.LZMADecompressor(format=c.format, memlimit=mem, filters=c.filters),
+                lzma.LZMAError,
+                buf,
+                limit,
+                exact,
+            )
         out: Buffer = self.codec.decode(buf)
         return out
 
@@ -79,7 +217,7 @@ class Crc32cStage:
 
     __slots__ = ()
 
-    def decode(self, buf: Buffer) -> Buffer:
+    def decode(self, buf: Buffer, limit: int | None = None, *, exact: bool = False) -> Buffer:
         mv = memoryview(buf).cast("B")
         if len(mv) < 4:
             raise ValueError(f"buffer of {len(mv)} bytes is too short for a crc32c checksum")
