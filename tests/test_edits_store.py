@@ -205,3 +205,36 @@ async def test_http_stores_refuse_updates(http_server: StaticServer) -> None:
     async with open_store(http_server.url) as store:
         with pytest.raises(UnsupportedError, match="read-only"):
             await store.update("data/small.txt", _append(b"x"))
+
+
+@pytest.mark.parametrize("kind", ["obstore", "plain"])
+async def test_local_update_waits_for_another_holder_and_can_be_cancelled(
+    tmp_path: Path, kind: str
+) -> None:
+    """While another process (here: another open file) holds the directory's lock, an update
+    waits, holding no thread; cancelled, it leaves no lock behind; released, it goes on."""
+    import anyio
+
+    root = tmp_path / "root"
+    store: AsyncStore = (
+        open_store(root, mkdir=True) if kind == "obstore" else LocalFileStore(str(root), mkdir=True)
+    )
+    (root / "g").mkdir()
+    fd = os.open(root / "g", os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    async with store:
+        with anyio.move_on_after(0.2) as scope:
+            await store.update("g/zarr.json", _append(b"x"))
+        assert scope.cancelled_caught
+        assert not await store.exists("g/zarr.json")
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(store.update, "g/zarr.json", _append(b"y"))
+            await anyio.sleep(0.05)
+            assert not await store.exists("g/zarr.json")  # still waiting
+            os.close(fd)  # released
+        assert bytes(await store.get("g/zarr.json") or b"") == b"y"
+    probe = os.open(root / "g", os.O_RDONLY)
+    try:
+        fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)  # nothing left holding it
+    finally:
+        os.close(probe)
