@@ -463,13 +463,14 @@ def _parse_fill(value: object, dtype: np.dtype[Any], path: str, *, v3: bool) -> 
             raise MetadataError(f"expected true/false for a bool fill value, got {value!r}", path)
         return dtype.type(value)  # type: ignore[no-any-return]
     if kind in "iu":
+        given = value
         if isinstance(value, float) and value.is_integer():
             value = int(value)
         if isinstance(value, bool) or not isinstance(value, int):
             raise MetadataError(f"expected an integer fill value, got {value!r}", path)
         info = np.iinfo(dtype)
         if not info.min <= value <= info.max:
-            raise MetadataError(f"fill value {value} out of range for {dtype.name}", path)
+            raise MetadataError(f"fill value {given!r} out of range for {dtype.name}", path)
         return dtype.type(value)  # type: ignore[no-any-return]
     if kind == "f":
         return dtype.type(_parse_float(value, dtype, path))  # type: ignore[no-any-return]
@@ -516,10 +517,20 @@ def _load_object(raw: bytes | str, what: str) -> dict[str, Any]:
         raise MetadataError(f"{what} is not valid JSON: {exc}", "$") from exc
 
 
+#: numpy's largest size (``intp``): no dimension, and no chunk's byte count, may exceed it
+_MAX_SIZE: Final = 2**63 - 1
+#: inner chunks per shard: the index of one (16 bytes each) is read whole; 2**24 is 256 MiB
+_MAX_INNER_CHUNKS: Final = 2**24
+
+
 def _check_dims(shape: tuple[int, ...], chunks: tuple[int, ...], chunks_path: str) -> None:
     for i, s in enumerate(shape):
         if s < 0:
             raise MetadataError(f"shape must be non-negative, got {s}", f"$.shape[{i}]")
+        if s > _MAX_SIZE:
+            raise MetadataError(
+                f"shape {s} exceeds 2**63 - 1, the most numpy indexes", f"$.shape[{i}]"
+            )
     if len(chunks) != len(shape):
         raise MetadataError(
             f"chunk shape has {len(chunks)} dimensions, the array has {len(shape)}", chunks_path
@@ -527,6 +538,26 @@ def _check_dims(shape: tuple[int, ...], chunks: tuple[int, ...], chunks_path: st
     for i, c in enumerate(chunks):
         if c <= 0:
             raise MetadataError(f"chunk sizes must be positive, got {c}", f"{chunks_path}[{i}]")
+
+
+def _check_chunk_bytes(chunks: tuple[int, ...], itemsize: int, path: str) -> None:
+    """A chunk (the unit decoded at once) must fit numpy's addressable size."""
+    nbytes = math.prod(chunks) * itemsize
+    if nbytes > _MAX_SIZE:
+        raise MetadataError(
+            f"a chunk of shape {list(chunks)} holds {nbytes} bytes, more than 2**63 - 1", path
+        )
+
+
+def _check_inner_chunks(shard: tuple[int, ...], chunks: tuple[int, ...], path: str) -> None:
+    """Refuse a shard whose index (one entry per inner chunk, read whole) is absurdly large."""
+    n = math.prod(s // c for s, c in zip(shard, chunks, strict=True))
+    if n > _MAX_INNER_CHUNKS:
+        raise MetadataError(
+            f"a shard of shape {list(shard)} holds {n} inner chunks of shape {list(chunks)} "
+            f"(an index of {16 * n} bytes); at most {_MAX_INNER_CHUNKS} are supported",
+            path,
+        )
 
 
 def _check_v2_codec(cfg: dict[str, Any], path: str) -> None:
@@ -558,6 +589,7 @@ def _v2_dtype(dt: str) -> np.dtype[Any]:
 def _validate_v2(meta: ArrayV2Meta) -> ArrayV2Meta:
     _check_dims(meta.shape, meta.chunks, "$.chunks")
     dtype = _v2_dtype(meta.dtype_json)
+    _check_chunk_bytes(meta.chunks, dtype.itemsize, "$.chunks")
     if meta.compressor is not None:
         _check_v2_codec(meta.compressor, "$.compressor")
     for i, f in enumerate(meta.filters or ()):
@@ -670,6 +702,7 @@ def _check_codec_chain(
                             f"inner chunk size {c_} does not divide the chunk size {o}",
                             f"{cpath}.configuration.chunk_shape[{d}]",
                         )
+                _check_inner_chunks(chunk_shape, cfg.chunk_shape, f"{cpath}.configuration")
             _check_codec_chain(cfg.codecs, ndim, f"{cpath}.configuration.codecs", cfg.chunk_shape)
             ipath = f"{cpath}.configuration.index_codecs"
             ic = cfg.index_codecs
@@ -699,7 +732,9 @@ def _validate_v3(meta: ArrayV3Meta) -> ArrayV3Meta:
                     f"inner chunk size {c} does not divide the shard size {o}",
                     f"$.codecs[0].configuration.chunk_shape[{i}]",
                 )
+        _check_inner_chunks(outer, inner, "$.chunk_grid.configuration.chunk_shape")
     dtype = np.dtype(meta.data_type)
+    _check_chunk_bytes(meta.chunks, dtype.itemsize, "$.chunk_grid.configuration.chunk_shape")
     meta.__dict__["dtype"] = dtype
     meta.__dict__["fill_value"] = _parse_fill(meta.fill_value_json, dtype, "$.fill_value", v3=True)
     return meta
