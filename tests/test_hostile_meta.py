@@ -120,3 +120,51 @@ def test_opening_an_image_with_an_absurd_shard_fails_fast_and_changes_nothing(
         ngio_async.open(url)
     assert "0/zarr.json" in str(info.value)
     assert _files(tmp_path) == before
+
+
+DEEP = b'{"a":' * 100_000 + b"1" + b"}" * 100_000
+
+
+@pytest.mark.parametrize(
+    ("tail", "message"),
+    [
+        (b',"x":' + DEEP, "nested too deeply"),
+        (b',"x":"caf\xe9"', "not UTF-8"),
+    ],
+    ids=["deep", "latin1"],
+)
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+def test_undecodable_json_is_a_metadata_error_naming_the_document(
+    tmp_path: Path, version: str, tail: bytes, message: str
+) -> None:
+    """msgspec's RecursionError and UnicodeDecodeError escaped as they were."""
+    url = str(tmp_path / "img.ome.zarr")
+    with ngio_async.create(
+        url, shape=(1, 32, 32), dtype="uint8", axes="cyx", levels=1, ngff_version=version
+    ):
+        pass
+    for doc in (
+        "zarr.json" if version == "0.5" else ".zattrs",
+        "0/zarr.json" if version == "0.5" else "0/.zarray",
+    ):
+        if doc == "0/.zarray" and message == "not UTF-8":
+            continue  # msgspec skips the keys a .zarray does not have, undecoded
+        path = tmp_path / "img.ome.zarr" / doc
+        good = path.read_bytes()
+        path.write_bytes(good.rstrip()[:-1] + tail + b"}")
+        before = _files(tmp_path)
+        with pytest.raises(MetadataError, match=message) as info:
+            ngio_async.open(url)
+        assert doc in str(info.value)
+        assert info.value.path == "$"
+        assert _files(tmp_path) == before
+        path.write_bytes(good)
+
+
+def test_a_byte_order_mark_is_named() -> None:
+    from ngio_async.meta import validate
+
+    with pytest.raises(MetadataError, match="byte order mark"):
+        validate(b"\xef\xbb\xbf{}")
+    with pytest.raises(MetadataError, match="byte order mark"):
+        decode_array_v3(b"\xef\xbb\xbf" + json.dumps(v3_doc([4], [4])).encode())

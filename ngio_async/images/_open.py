@@ -179,8 +179,8 @@ def _plain_v2(raw: Any) -> bool:
     """A ``.zattrs`` without any NGFF key (a plain zarr group's attributes)."""
     try:
         doc = msgspec.json.decode(bytes(raw))
-    except msgspec.DecodeError:
-        return False  # invalid JSON: validation reports it
+    except (msgspec.DecodeError, ValueError, RecursionError):
+        return False  # invalid JSON (or not UTF-8, or too deep): validation reports it
     return isinstance(doc, dict) and not any(k in doc for k in NGFF_KEYS)
 
 
@@ -307,7 +307,7 @@ def lenient_doc(doc: Any, path: str) -> tuple[dict[str, Any], str, str] | None:
     if isinstance(doc, bytes):
         try:
             doc = msgspec.json.decode(doc)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, ValueError, RecursionError):
             return None
     if not isinstance(doc, dict):
         return None

@@ -3,14 +3,39 @@
 from __future__ import annotations
 
 import re
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import msgspec
 import msgspec.inspect
 
 from .._errors import MetadataError
 
-__all__ = ["Base", "attach_extras", "dump", "fail", "to_metadata_error"]
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+__all__ = ["Base", "attach_extras", "decode_json", "dump", "fail", "to_metadata_error"]
+
+_T = TypeVar("_T")
+_BOM = b"\xef\xbb\xbf"
+
+
+def decode_json(decode: Callable[[Any], _T], raw: bytes | str, invalid: str) -> _T:
+    """``decode(raw)``, bytes that are not JSON a ``MetadataError`` at ``$`` whose message starts
+    with ``invalid`` (too deeply nested, not UTF-8, a byte order mark: said so); a
+    ``msgspec.ValidationError`` (valid JSON of the wrong shape) is left to the caller."""
+    try:
+        return decode(raw)
+    except msgspec.ValidationError:
+        raise
+    except msgspec.DecodeError as exc:
+        bom = raw[:3] == _BOM if isinstance(raw, bytes) else raw[:1] == "\ufeff"
+        hint = " (it starts with a byte order mark, which JSON documents must not)" if bom else ""
+        raise MetadataError(f"{invalid}: {exc}{hint}", "$") from exc
+    except UnicodeDecodeError as exc:
+        raise MetadataError(f"{invalid}: it is not UTF-8 text ({exc})", "$") from None
+    except RecursionError:
+        raise MetadataError(f"{invalid}: it is nested too deeply", "$") from None
+
 
 # A ``__post_init__`` check raises ``ValueError(fail(".sub.path", "rule"))`` ("rule - at
 # `.sub.path`", readable as is when a model is built in Python); msgspec appends " - at `$.owner`"

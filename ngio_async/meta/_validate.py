@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from .._errors import MetadataError, UnsupportedError
-from ._base import attach_extras, dump, to_metadata_error
+from ._base import attach_extras, decode_json, dump, to_metadata_error
 from .ngff import OmeAttributes, OmeMetadata, transform_length_problems, well_path_problems
 
 __all__ = [
@@ -126,10 +126,7 @@ def validate(
     :raises UnsupportedError: the document is of an NGFF version ngio_async does not read.
     """
     if isinstance(doc, bytes | str):
-        try:
-            doc = _json_decode(doc)
-        except msgspec.DecodeError as exc:
-            raise MetadataError(f"invalid JSON: {exc}", "$") from exc
+        doc = decode_json(_json_decode, doc, "invalid JSON")
     if not isinstance(doc, Mapping):
         raise MetadataError(f"expected a JSON object, got {type(doc).__name__}", "$")
     if kind is not None and kind not in KINDS:

@@ -27,6 +27,7 @@ import msgspec
 import numpy as np
 
 from ngio_async._errors import MetadataError, UnsupportedError
+from ngio_async.meta._base import decode_json
 
 __all__ = [
     "V3_DATA_TYPES",
@@ -510,11 +511,9 @@ _DICT_DECODER: Final = msgspec.json.Decoder(dict[str, Any])
 
 def _load_object(raw: bytes | str, what: str) -> dict[str, Any]:
     try:
-        return _DICT_DECODER.decode(raw)
+        return decode_json(_DICT_DECODER.decode, raw, f"{what} is not valid JSON")
     except msgspec.ValidationError as exc:
         raise MetadataError(f"{what} must be a JSON object", "$") from exc
-    except msgspec.DecodeError as exc:
-        raise MetadataError(f"{what} is not valid JSON: {exc}", "$") from exc
 
 
 #: numpy's largest size (``intp``): no dimension, and no chunk's byte count, may exceed it
@@ -756,22 +755,18 @@ def decode_array_v2(raw: bytes | str) -> ArrayV2Meta:
     :raises UnsupportedError: a dtype or numcodecs codec this library cannot read.
     """
     try:
-        meta = _V2_ARRAY_DECODER.decode(raw)
+        meta = decode_json(_V2_ARRAY_DECODER.decode, raw, ".zarray is not valid JSON")
     except msgspec.ValidationError as exc:
         raise _from_validation(exc) from exc
-    except msgspec.DecodeError as exc:
-        raise MetadataError(f".zarray is not valid JSON: {exc}", "$") from exc
     return _validate_v2(meta)
 
 
 def decode_group_v2(raw: bytes | str) -> GroupV2Meta:
     """Decode a v2 ``.zgroup`` document."""
     try:
-        return _V2_GROUP_DECODER.decode(raw)
+        return decode_json(_V2_GROUP_DECODER.decode, raw, ".zgroup is not valid JSON")
     except msgspec.ValidationError as exc:
         raise _from_validation(exc) from exc
-    except msgspec.DecodeError as exc:
-        raise MetadataError(f".zgroup is not valid JSON: {exc}", "$") from exc
 
 
 def _array_v3_from_doc(doc: dict[str, Any]) -> ArrayV3Meta:
