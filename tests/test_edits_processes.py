@@ -232,3 +232,53 @@ def test_two_processes_never_exceed_the_field_count(pool: Pool, tmp_path: Path) 
         well = tmp_path / f"f{i}.zarr" / "A" / "1"
         stored = {p.relative_to(well).parts[0] for p in well.rglob("*") if p.is_file()}
         assert stored == {*fields, "zarr.json"}  # the refused fields' metadata is removed
+
+
+def _edit_or_label(args: tuple[str, str, int, float]) -> int:
+    """In a worker, from ``start``: ``set_channels`` for ``n`` seconds, or create ``n`` label
+    images."""
+    url, what, n, start = args
+
+    async def main() -> None:
+        async with ngio_async.open_async(url, mode="r+") as ds:
+            _wait(start)
+            if what == "channels":  # until the other's labels are surely all created
+                i = 0
+                while time.time() < start + n:
+                    await ds.set_channels(labels=[f"c{i}"])
+                    i += 1
+                await ds.set_channels(labels=["last"])
+            else:
+                for i in range(n):
+                    await (await ds.labels.create(f"l{i}")).aclose()
+
+    anyio.run(main)
+    return n
+
+
+@pytest.mark.filterwarnings("ignore:Consolidated metadata is currently not part")
+@pytest.mark.parametrize("version", ["0.5", "0.4"])
+def test_image_metadata_edits_keep_labels_another_process_lists(
+    pool: Pool, tmp_path: Path, version: str
+) -> None:
+    """``set_channels`` in one process while another creates label images: the image's
+    document (0.5: holding the consolidated copy) keeps every label (a plain read-then-write
+    of it dropped the other's entries)."""
+    import zarr
+
+    for r in range(2):
+        url = str(tmp_path / f"img{r}.ome.zarr")
+        ngio_async.create(
+            url, shape=(1, 8, 8), dtype="uint8", axes="cyx", levels=1, channels=["x"],
+            ngff_version=version,
+        ).close()  # fmt: skip
+        zarr.consolidate_metadata(url)
+        start = time.time() + 0.3
+        jobs = [(url, "channels", 1, start), (url, "labels", 6, start)]  # 1 s of edits
+        assert pool.map(_edit_or_label, jobs, chunksize=1) == [1, 6]
+        names = [f"l{i}" for i in range(6)]
+        with ngio_async.open(url) as ds:
+            assert sorted(ds.labels.names()) == names
+            assert ds.metadata.channels[0].label == "last"
+        group = zarr.open_consolidated(url, mode="r")
+        assert sorted(group["labels"].group_keys()) == names  # the copy lists them too

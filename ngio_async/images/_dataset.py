@@ -1149,10 +1149,13 @@ class Dataset(StoreNode):
 
         if self._meta_lock is None:
             self._meta_lock = anyio.Lock()
-        async with self._meta_lock, metadata_lock(self.store):
-            v3 = self.metadata.ngff_version != "0.4"
-            key = join(self.root, "zarr.json" if v3 else ".zattrs")
-            raw = await self.store.get(key)
+        v3 = self.metadata.ngff_version != "0.4"
+        key = join(self.root, "zarr.json" if v3 else ".zattrs")
+        result: list[Any] = []  # the last run's validated metadata and warnings to show
+
+        async def edited(raw: Any) -> bytes:
+            # a compare-and-swap edit (store.update): it may run again on what another
+            # process wrote meanwhile, so it depends on ``raw`` alone
             if raw is None:
                 raise NotFoundError(f"{self.store.url}/{key} is gone", url=self.store.url, key=key)
             doc: dict[str, Any] = msgspec.json.decode(bytes(raw))
@@ -1161,34 +1164,43 @@ class Dataset(StoreNode):
                 warnings.simplefilter("always", MetadataWarning)
                 current, bad = _lenient(attrs)
             ome = edit(current)
-            version = "0.4" if not v3 else "0.5"
-            new_attrs = to_attrs(ome, version)
+            new_attrs = to_attrs(ome, "0.5" if v3 else "0.4")
             with warnings.catch_warnings(record=True) as after:
                 warnings.simplefilter("always", MetadataWarning)
                 checked = validate(new_attrs)  # never write a document that does not validate
             seen = {str(w.message) for w in before}
-            for w in after:  # what the edit brings in (other warnings pass through)
-                if not issubclass(w.category, MetadataWarning) or str(w.message) not in seen:
-                    warnings.warn(w.message, w.category, stacklevel=3)
+            # what the edit brings in (other warnings pass through)
+            shown = [
+                (w.message, w.category)
+                for w in after
+                if not issubclass(w.category, MetadataWarning) or str(w.message) not in seen
+            ]
             for block, stored, rule in bad:
                 attr = block.replace("-", "_")
                 if getattr(ome, attr) == getattr(current, attr):  # not an edit: kept untouched
                     (new_attrs["ome"] if v3 else new_attrs)[block] = stored
                 else:
-                    warnings.warn(
-                        f"{self.store.url}/{key}: replaced the invalid '{block}' block ({rule})",
-                        MetadataWarning,
-                        stacklevel=3,
+                    message = (
+                        f"{self.store.url}/{key}: replaced the invalid '{block}' block ({rule})"
                     )
+                    shown.append((message, MetadataWarning))
             if v3:
-                attrs = {**attrs, **new_attrs}
-                doc["attributes"] = attrs
+                doc["attributes"] = {**attrs, **new_attrs}
             else:
                 ngff = ("multiscales", "omero", "image-label", "labels", "plate", "well")
                 doc = {k: v for k, v in doc.items() if k not in ngff} | new_attrs
-            data = msgspec.json.encode(doc)
-            await self.store.put(key, data)
-            await update_consolidated(self.store, [(key, data)], locked=True)
+            result[:] = [checked, shown]
+            return msgspec.json.encode(doc)
+
+        async with self._meta_lock, metadata_lock(self.store):
+            data = await self.store.update(key, edited)  # other processes' edits are kept
+            checked, shown = result
+            for message, category in shown:
+                warnings.warn(message, category, stacklevel=3)
+            if data is not None:
+                await update_consolidated(
+                    self.store, [(key, bytes(data))], locked=True, shared=[key]
+                )
             self.metadata = ImageMetadata(checked, self.metadata.index)
 
     def region_of(self, level: int = 0, **axes: Selector) -> tuple[slice, ...]:
