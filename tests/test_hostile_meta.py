@@ -168,3 +168,36 @@ def test_a_byte_order_mark_is_named() -> None:
         validate(b"\xef\xbb\xbf{}")
     with pytest.raises(MetadataError, match="byte order mark"):
         decode_array_v3(b"\xef\xbb\xbf" + json.dumps(v3_doc([4], [4])).encode())
+
+
+@pytest.mark.parametrize(
+    "path", ["%2e%2e/secret", "..%2fsecret", "%252e%252e/secret", "..\\secret"]
+)
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+def test_a_level_path_never_reaches_outside_the_image_over_http(
+    http_server: Any, http_root: Path, version: str, path: str
+) -> None:
+    """The test server decodes its paths twice (as some proxies do): ``%2e%2e`` reached the
+    array beside the image."""
+    from ngio_async.meta import validate
+
+    image = http_root / "img"
+    with ngio_async.create(
+        str(image), shape=(1, 32, 32), dtype="uint8", axes="cyx", levels=2, ngff_version=version
+    ):
+        pass
+    (http_root / "secret").mkdir()
+    for name in ("zarr.json", ".zarray"):
+        if (image / "1" / name).exists():
+            (http_root / "secret" / name).write_bytes((image / "1" / name).read_bytes())
+    doc_path = image / ("zarr.json" if version == "0.5" else ".zattrs")
+    doc = json.loads(doc_path.read_text())
+    ms = doc["attributes"]["ome"] if version == "0.5" else doc
+    ms["multiscales"][0]["datasets"][1]["path"] = path
+    doc_path.write_text(json.dumps(doc))
+    with pytest.raises(MetadataError, match="not a path inside the group") as info:
+        ngio_async.open(http_server.url + "img")
+    assert info.value.path.endswith(".datasets[1].path")
+    assert not any("secret" in t for t in http_server.raw_targets)
+    with pytest.raises(MetadataError, match="not a path inside the group"):
+        validate(doc_path.read_bytes())

@@ -8,7 +8,9 @@ Cross-field rules run in ``__post_init__`` so that msgspec reports them with a J
 from __future__ import annotations
 
 import math
+import re
 from typing import Annotated, Any
+from urllib.parse import unquote
 
 from msgspec import Meta, field
 
@@ -205,8 +207,10 @@ class Multiscale(Base):
 
 def _check_relative(path: str, sub: str) -> None:
     """A path to a node inside the group: ``a`` or ``a/b``, no ``.``, ``..`` or empty parts
-    (a trailing ``/`` is tolerated); it may never reach outside the group."""
-    parts = path.removesuffix("/").split("/")
+    (a trailing ``/`` is tolerated); it may never reach outside the group: not through a
+    Windows separator, nor percent-encoded for a server that decodes twice (``%2e%2e``)."""
+    decoded = unquote(unquote(path.removesuffix("/")))
+    parts = re.split(r"[/\\]", decoded)
     if not path or any(p in ("", ".", "..") for p in parts):
         raise ValueError(fail(sub, f"{path!r} is not a path inside the group (like '0' or 'a/b')"))
 
