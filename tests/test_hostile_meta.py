@@ -201,3 +201,18 @@ def test_a_level_path_never_reaches_outside_the_image_over_http(
     assert not any("secret" in t for t in http_server.raw_targets)
     with pytest.raises(MetadataError, match="not a path inside the group"):
         validate(doc_path.read_bytes())
+
+
+@pytest.mark.parametrize(
+    ("config", "field"),
+    [({"typesize": 0}, "typesize"), ({"clevel": 12}, "clevel"), ({"blocksize": -5}, "blocksize")],
+)
+def test_a_blosc_configuration_out_of_range_names_its_field(
+    config: dict[str, int], field: str
+) -> None:
+    """typesize 0 was numcodecs' bare ValueError when the image was opened."""
+    doc = v3_doc([4, 4], [2, 2])
+    doc["codecs"].append({"name": "blosc", "configuration": {"cname": "zstd", **config}})
+    with pytest.raises(MetadataError, match=field) as info:
+        decode_array_v3(json.dumps(doc))
+    assert info.value.path == f"$.codecs[1].configuration.{field}"

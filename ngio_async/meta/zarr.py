@@ -237,6 +237,21 @@ def _check_numcodec(c: NumcodecsCodec, path: str) -> None:
         pass  # configurations are checked with the array's dtype when the codecs are built
 
 
+def _check_blosc(cfg: BloscConfig, path: str) -> None:
+    """The ranges blosc accepts (numcodecs raised a bare ValueError for a typesize of 0)."""
+    if not 0 <= cfg.clevel <= 9:
+        raise MetadataError(f"blosc clevel must be 0 to 9, got {cfg.clevel}", f"{path}.clevel")
+    if isinstance(cfg.typesize, int) and cfg.typesize < 1:
+        raise MetadataError(
+            f"blosc typesize must be positive, got {cfg.typesize}", f"{path}.typesize"
+        )
+    if not 0 <= cfg.blocksize < 2**31:
+        raise MetadataError(
+            f"blosc blocksize must be 0 (automatic) or a positive size, got {cfg.blocksize}",
+            f"{path}.blocksize",
+        )
+
+
 def _is_array_bytes(c: Codec) -> bool:
     return isinstance(c, BytesCodec | ShardingCodec) or (
         isinstance(c, NumcodecsCodec) and c.kind == "serializer"
@@ -670,6 +685,8 @@ def _check_codec_chain(
             raise MetadataError("an array->array codec must precede the array->bytes codec", cpath)
         if isinstance(c, NumcodecsCodec):
             _check_numcodec(c, cpath)
+        if isinstance(c, BloscCodec):
+            _check_blosc(c.configuration, f"{cpath}.configuration")
         if isinstance(c, TransposeCodec):
             order = c.configuration.order
             if sorted(order) != list(range(ndim)):
