@@ -181,10 +181,11 @@ def plan_shards(meta: GridMeta, region: Region) -> Iterator[ShardPlan]:
     cps = tuple(s // c for s, c in zip(shards, chunks, strict=True))
     outer_dims = _pieces(region, shards)
     inner_dims = _pieces(region, chunks)
+    inner_grid = chunk_grid_range(region, chunks)  # the inner chunks the region touches
     for scoords in product(*(sorted(d) for d in outer_dims)):
-        inner_ranges = [
-            [i for i in range(sc * n, (sc + 1) * n) if i in inner_dims[d]]
-            for d, (sc, n) in enumerate(zip(scoords, cps, strict=True))
+        inner_ranges = [  # those of this shard: the two ranges' intersection
+            range(max(sc * n, touched.start), min((sc + 1) * n, touched.stop))
+            for sc, n, touched in zip(scoords, cps, inner_grid, strict=True)
         ]
         plans = []
         for gcoords in product(*inner_ranges):
