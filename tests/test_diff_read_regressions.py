@@ -116,3 +116,17 @@ async def test_read_into_an_array_of_another_shape_is_refused(tmp_path: Path) ->
         np.testing.assert_array_equal(out, data[region])
         with pytest.raises(ValueError, match="out has shape"):
             await level.read_into(region, np.zeros((2, 20, 24), dtype=level.dtype))
+
+
+def test_the_tile_grid_of_a_huge_region_is_lazy() -> None:
+    """A grid of 2**40 tiles per axis: the first tiles come at once (each axis's tile starts
+    were a list: MemoryError)."""
+    from itertools import islice
+
+    from ngio_async.engine.tiles import tile_grid
+
+    n = 2**40
+    grid, tiles = tile_grid((n, n), (slice(0, n), slice(0, n)), (1, 1))
+    assert grid == (n, n)
+    first = list(islice(tiles, 3))
+    assert [t.core for t in first] == [(slice(0, 1), slice(i, i + 1)) for i in range(3)]

@@ -7,7 +7,6 @@ import numbers
 from collections import OrderedDict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass
-from itertools import product
 from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
@@ -94,18 +93,18 @@ def tile_grid(
     halo = _per_axis(overlap, ndim, "overlap")
     if any(h < 0 for h in halo):
         raise ValueError(f"overlap must be >= 0, got {overlap}")
-    starts: list[list[int]] = []
+    starts: list[range] = []  # lazy: a grid of 2**40 tiles holds no list
     for s, size, t in zip(region, sizes, tile_shape, strict=True):
         if s.stop <= s.start:
-            starts.append([])
+            starts.append(range(0))
             continue
         # ``None``: one tile of the whole extent, wherever the region starts
         first = s.start if t is None else s.start // size * size
-        starts.append(list(range(first, s.stop, size)))
+        starts.append(range(first, s.stop, size))
     grid = tuple(len(st) for st in starts)
 
     def gen() -> Iterator[TileSpec]:
-        for index in product(*(range(g) for g in grid)):
+        for index in _c_order(grid):
             core = []
             full = []
             for ax, i in enumerate(index):
@@ -116,6 +115,23 @@ def tile_grid(
             yield TileSpec(index=index, core=tuple(core), region=tuple(full))
 
     return grid, gen()
+
+
+def _c_order(grid: tuple[int, ...]) -> Iterator[tuple[int, ...]]:
+    """Every index of ``grid`` in C order, lazily (``itertools.product`` makes a tuple of
+    each axis's range first)."""
+    if any(g == 0 for g in grid):
+        return
+    index = [0] * len(grid)
+    while True:
+        yield tuple(index)
+        for ax in reversed(range(len(grid))):
+            index[ax] += 1
+            if index[ax] < grid[ax]:
+                break
+            index[ax] = 0
+        else:
+            return
 
 
 def keys_ahead(
