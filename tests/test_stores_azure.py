@@ -496,6 +496,17 @@ async def test_a_hang_up_is_tried_max_retries_plus_one_times() -> None:
         server.stop()
 
 
+async def test_a_shard_sized_put_is_one_request(azurite: AzuriteServer, proxy: FaultProxy) -> None:
+    # obstore's default made anything over 5 MiB a multipart upload (a block per 5 MiB and a
+    # block list: 5 requests for 17 MB, against tensorstore's 1)
+    data = np.random.default_rng(0).integers(0, 255, 17 << 20, dtype=np.uint8)
+    async with open_store(azurite.fresh_url(), limits=FAST, **_via(proxy)) as store:
+        proxy.reset()
+        await store.put("shard", memoryview(data))
+        assert proxy.count() == 1
+        assert bytes(await store.get("shard") or b"") == data.tobytes()
+
+
 async def test_create_only_put_is_never_resent(azurite: AzuriteServer, proxy: FaultProxy) -> None:
     async with open_store(azurite.fresh_url(), limits=FAST, **_via(proxy)) as store:
         proxy.faults = Faults(status=503, status_times=1)

@@ -666,7 +666,10 @@ class ObstoreStore(AsyncStore):
 
     async def _put_once(self, key: str, data: Buffer, *, if_absent: bool) -> bool:
         if not if_absent:
-            await obstore.put_async(self._store, key, data)
+            # one PUT for what is already in memory (obstore's default made anything over
+            # 5 MiB a multipart upload: 6 requests for a 17 MB shard); parts above 64 MiB
+            multipart = memoryview(data).nbytes > MULTIPART_BYTES
+            await obstore.put_async(self._store, key, data, use_multipart=multipart)
             return True
         try:
             await obstore.put_async(
@@ -913,6 +916,10 @@ _TRANSIENT = re.compile(
     r"|incomplete ?message|unexpected (?:eof|end of file)",
     re.IGNORECASE,
 )
+
+
+#: objects larger than this are uploaded in concurrent parts (multipart); smaller ones in one PUT
+MULTIPART_BYTES = 64 << 20
 
 
 class _GetRetriedError(StoreError):
