@@ -56,6 +56,10 @@ if TYPE_CHECKING:
 
 __all__ = ["codec_names", "gather_info", "run_info"]
 
+#: what a broken member (a series, label image, well's field) of a described group raises: it is
+#: shown with its error, the rest described
+_MEMBER_ERRORS = (NotFoundError, PermissionDeniedError, MetadataError, UnsupportedError, CodecError)
+
 _CONCURRENCY = 32  # metadata nodes read at once (the store's limiter bounds requests too)
 
 
@@ -206,13 +210,7 @@ async def _image_info(
                     labels=False,
                     version=md.ngff_version,
                 )
-            except (
-                NotFoundError,
-                PermissionDeniedError,
-                MetadataError,
-                UnsupportedError,
-                CodecError,
-            ) as exc:
+            except _MEMBER_ERRORS as exc:
                 return {"name": name, "error": " ".join(str(exc).split())}
             return info | {"name": name}
 
@@ -261,13 +259,7 @@ async def _or_error(path: str, info: Awaitable[dict[str, Any]]) -> dict[str, Any
     its error, as a label image is; the other nodes are still described)."""
     try:
         return await info
-    except (
-        NotFoundError,
-        PermissionDeniedError,
-        MetadataError,
-        UnsupportedError,
-        CodecError,
-    ) as exc:
+    except _MEMBER_ERRORS as exc:
         return {"path": path, "error": " ".join(str(exc).split())}
 
 
@@ -366,12 +358,7 @@ async def gather_info(url: str, *, sizes: bool = True, **options: Any) -> dict[s
                     out["well"]["first_field"] = await _image_info(
                         store, fields[0], sizes=sizes, version=ome.version
                     )
-                except (
-                    MetadataError,
-                    NotFoundError,
-                    PermissionDeniedError,
-                    UnsupportedError,
-                ) as exc:
+                except _MEMBER_ERRORS as exc:
                     out["well"]["first_field_error"] = f"{fields[0]}: {' '.join(str(exc).split())}"
         elif ome.multiscales is not None:
             out["kind"] = "image"
