@@ -150,6 +150,12 @@ class _Job:
     group: bool = True
 
 
+def _copy_job(root: str, plan: ImagePlan, src: Dataset, *, group: bool = True) -> _Job:
+    """The job copying ``src``'s levels into ``plan``'s arrays at ``root``."""
+    tiles = sum(_grid(a.shape, _object_shape(a)) for a in plan.arrays)
+    return _Job(root, plan, _copy_levels(src), tiles, group=group)
+
+
 def _label_names(jobs: Sequence[_Job]) -> list[str]:
     """The label images among an image's jobs (``jobs[0]`` is the image)."""
     return [j.root.rsplit("/", 1)[-1] for j in jobs[1:] if j.group]
@@ -834,16 +840,14 @@ async def _zarr_jobs(
     """Jobs for the image and each label image, and the ``labels`` group attributes (reads the
     source only). The label images opened are appended to ``opened`` (the caller closes them)."""
     ome = await _with_repaired_omero(src)
-    plan = _zarr_plan(src, version, chunks, shards, compressor, levels, ome)
-    tiles = sum(_grid(a.shape, _object_shape(a)) for a in plan.arrays)
-    jobs = [_Job(root, plan, _copy_levels(src), tiles)]
+    jobs = [_copy_job(root, _zarr_plan(src, version, chunks, shards, compressor, levels, ome), src)]
     multiscales = src.metadata.ome.multiscales or []
     for k in range(1, len(multiscales)):  # others of the group: their arrays are copied too
-        if {d.path for d in multiscales[k].datasets} <= set(plan.paths):
+        if {d.path for d in multiscales[k].datasets} <= set(jobs[0].plan.paths):
             continue
         other = await _multiscale(src, k)
         opened.append(other)
-        mplan = _zarr_plan(
+        plan_of = _zarr_plan(
             other,
             version,
             _per_image(chunks, other.axes, src.axes),
@@ -851,8 +855,7 @@ async def _zarr_jobs(
             compressor,
             None,
         )
-        mtiles = sum(_grid(a.shape, _object_shape(a)) for a in mplan.arrays)
-        jobs.append(_Job(root, mplan, _copy_levels(other), mtiles, group=False))
+        jobs.append(_copy_job(root, plan_of, other, group=False))
     names = await src.labels.names()
     labels_attrs: dict[str, Any] | None = None
     if names:
@@ -870,7 +873,7 @@ async def _zarr_jobs(
                 _missing(f"the label image {name!r} listed in labels/ of {src.url}", "labels/")
                 continue
             opened.append(label)
-            lplan = _zarr_plan(
+            plan_of = _zarr_plan(
                 label,
                 version,
                 _per_image(chunks, label.axes, src.axes),
@@ -878,8 +881,7 @@ async def _zarr_jobs(
                 compressor,
                 levels,
             )
-            ltiles = sum(_grid(a.shape, _object_shape(a)) for a in lplan.arrays)
-            jobs.append(_Job(join(root, "labels", name), lplan, _copy_levels(label), ltiles))
+            jobs.append(_copy_job(join(root, "labels", name), plan_of, label))
     if labels_attrs is not None and not _label_names(jobs):
         labels_attrs = None  # none of the listed label images exists
     return jobs, labels_attrs
