@@ -9,7 +9,7 @@ import urllib.request
 from typing import TYPE_CHECKING
 
 import pytest
-from servers import S3Server, StaticServer
+from servers import AzuriteServer, S3Server, StaticServer, azurite_missing, start_azurite
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -37,6 +37,20 @@ def s3_server() -> Iterator[S3Server]:
         with urllib.request.urlopen(request, timeout=10) as response:
             assert response.status == 200
         yield S3Server(endpoint=endpoint, bucket=bucket)
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AzuriteServer]:
+    """Azurite's blob service (the Azure emulator) on a free loopback port, with the container
+    ``ngio-test``; the tests using it skip, saying why, where node or Azurite is missing."""
+    reason = azurite_missing()
+    if reason is not None:
+        pytest.skip(reason)
+    server = start_azurite(tmp_path_factory.mktemp("azurite"))
+    try:
+        yield server
     finally:
         server.stop()
 

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import pytest
-from servers import AzuriteServer, azurite_missing, start_azurite
 
 import ngio_async
 
@@ -24,7 +23,7 @@ if TYPE_CHECKING:
     from multiprocessing.pool import Pool
     from pathlib import Path
 
-    from servers import S3Server
+    from servers import AzuriteServer, S3Server
 
 ROUNDS = 3
 WELLS = [f"{r}/{c}" for r in "ABCD" for c in "1234"]
@@ -168,18 +167,6 @@ def test_two_processes_keep_a_consolidated_copy_current(pool: Pool, tmp_path: Pa
         well: Any = group["A/1"].attrs.asdict()
         fields = sorted(im["path"] for im in well["ome"]["well"]["images"])
         assert fields == ["0"] + [f"f{j}" for j in range(6)]
-
-
-@pytest.fixture(scope="module")
-def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AzuriteServer]:
-    reason = azurite_missing()
-    if reason is not None:
-        pytest.skip(reason)
-    server = start_azurite(tmp_path_factory.mktemp("azurite"))
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def test_two_processes_add_fields_and_labels_on_azure(pool: Pool, azurite: AzuriteServer) -> None:

@@ -11,7 +11,6 @@ import os
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from servers import AzuriteServer, azurite_missing, start_azurite
 
 from ngio_async import ChangedError, UnsupportedError
 from ngio_async.stores import (
@@ -23,22 +22,9 @@ from ngio_async.stores import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
     from pathlib import Path
 
-    from servers import S3Server, StaticServer
-
-
-@pytest.fixture(scope="module")
-def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AzuriteServer]:
-    reason = azurite_missing()
-    if reason is not None:
-        pytest.skip(reason)
-    server = start_azurite(tmp_path_factory.mktemp("azurite"))
-    try:
-        yield server
-    finally:
-        server.stop()
+    from servers import AzuriteServer, S3Server, StaticServer
 
 
 BACKENDS = ["memory", "local", "local-plain", "s3", "azure"]

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import crc32c
 import numpy as np
 import pytest
-from servers import StaticServer, azurite_missing, start_azurite
+from servers import StaticServer
 
 import ngio_async
 from ngio_async.stores import (
@@ -332,18 +332,6 @@ async def _put_tree(cloud: tuple[str, dict[str, Any]], versions: Versions) -> Sw
         if file.is_file():
             await store.put(file.relative_to(versions.root).as_posix(), file.read_bytes())
     return SwapStore(store, SHARD, versions.b)
-
-
-@pytest.fixture(scope="module")
-def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AzuriteServer]:
-    reason = azurite_missing()
-    if reason is not None:
-        pytest.skip(reason)
-    server = start_azurite(tmp_path_factory.mktemp("azurite"))
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(params=["s3", "azure"])

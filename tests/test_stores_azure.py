@@ -22,8 +22,6 @@ from servers import (
     Faults,
     HangUpServer,
     S3Server,
-    azurite_missing,
-    start_azurite,
 )
 
 import ngio_async
@@ -47,19 +45,6 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterator
 
 FAST = Limits(max_retries=2, backoff_base=0.001, backoff_max=0.002, timeout=10)
-
-
-@pytest.fixture(scope="module")
-def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AzuriteServer]:
-    """Azurite's blob service with the container ``ngio-test``."""
-    reason = azurite_missing()
-    if reason is not None:
-        pytest.skip(reason)
-    server = start_azurite(tmp_path_factory.mktemp("azurite"))
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
