@@ -365,17 +365,18 @@ async def test_cloud_store_get_with_version_and_if_match(
         assert await store.get_with_version("img.zarr/missing") == (None, None)
 
 
+@pytest.mark.parametrize("prefetch", [2, 4])  # tiles read one by one; in runs of two
 @pytest.mark.parametrize("backend", BACKENDS)
 async def test_http_tiles_of_a_shard_replaced_mid_stream_are_each_one_version(
-    server: SwappingServer, backend: str
+    server: SwappingServer, backend: str, prefetch: int
 ) -> None:
     async with (
         _http_store(server, backend) as store,
         ngio_async.open_async(store, path="img.zarr") as ds,
     ):
-        server.swap_at = 3  # after the index and the first tile's chunk
+        server.swap_at = 3  # after the index and the first tile's (or run's) chunks
         seen = set()
-        async for tile in ds.tiles(shape=(16, 16), prefetch=2):
+        async for tile in ds.tiles(shape=(16, 16), prefetch=prefetch):
             seen.add(_one_version(tile.data, tile.region))
         assert "mixed" not in seen and "B" in seen
 

@@ -409,18 +409,17 @@ class RequestLog(InstrumentedStore):
 TILED_SHARDS = Spec(version="0.5", shape=(1, 256, 256), chunks=(1, 16, 16), shards=(1, 64, 64))
 
 
-@pytest.mark.parametrize("ordered", [True, False])
-async def test_remote_tiles_fetch_each_shard_index_ahead_of_the_shard(
-    tmp_path: Path, ordered: bool
-) -> None:
-    # 16 shards of 4x4 inner chunks, one tile per inner chunk: a row of tiles crosses 4 shards
+async def test_remote_tiles_fetch_each_shard_index_ahead_of_the_shard(tmp_path: Path) -> None:
+    # 16 shards of 4x4 inner chunks, one tile per inner chunk: a row of tiles crosses 4 shards;
+    # in grid order the tiles are read in runs of prefetch // 2 (a shard's part of a row, one
+    # request), two runs ahead (unordered streams read whole shards, without their index)
     data = write_image(tmp_path, TILED_SHARDS)[0]
     store = RequestLog(open_store(tmp_path), latency=0.002)
     window = 8
     async with ngio_async.open_async(store) as ds:
         store.log.clear()
         first_tile: dict[str, int] = {}
-        async for tile in ds.tiles(shape=(16, 16), prefetch=window, ordered=ordered):
+        async for tile in ds.tiles(shape=(16, 16), prefetch=window, ordered=True):
             np.testing.assert_array_equal(tile.data, data[tile.region])
             y, x = tile.region[1].start // 64, tile.region[2].start // 64
             first_tile.setdefault(f"0/c/0/{y}/{x}", len(first_tile))
@@ -434,7 +433,7 @@ async def test_remote_tiles_fetch_each_shard_index_ahead_of_the_shard(
         # other tile started in between: here the window's tiles before the shard were
         shard_tile = int(np.ravel_multi_index(tuple(int(v) for v in key.split("/")[-2:]), (4, 4)))
         if shard_tile >= 2:  # the first two shards are needed by the first window itself
-            assert between >= window // 2, (key, between)
+            assert between >= 2, (key, between)  # the requests of the two runs before it
     await store.aclose()
 
 

@@ -28,7 +28,13 @@ from ngio_async.engine.pyramid import (
     pyramid_shapes,
     region_footprint,
 )
-from ngio_async.engine.tiles import TileSpec, default_tile_shape, keys_ahead, tile_grid
+from ngio_async.engine.tiles import (
+    TileSpec,
+    default_tile_shape,
+    keys_ahead,
+    same_object_runs,
+    tile_grid,
+)
 
 __all__ = [
     "BasicSelection",
@@ -50,6 +56,7 @@ __all__ = [
     "pyramid_shapes",
     "region_footprint",
     "region_shape",
+    "same_object_runs",
     "strided_parts",
     "tile_grid",
 ]

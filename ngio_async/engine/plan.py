@@ -179,6 +179,23 @@ def plan_shards(meta: GridMeta, region: Region) -> Iterator[ShardPlan]:
     chunks = meta.chunks
     shards = meta.shards if meta.shards is not None else chunks
     cps = tuple(s // c for s, c in zip(shards, chunks, strict=True))
+    gcoords = tuple(s.start // c for s, c in zip(region, chunks, strict=True))
+    if all(
+        s.stop > s.start and (s.stop - 1) // c == g
+        for s, c, g in zip(region, chunks, gcoords, strict=True)
+    ):  # inside one (inner) chunk, as a tile often is: the plan without the general search
+        scoords = tuple(g // n for g, n in zip(gcoords, cps, strict=True))
+        out_sel = tuple(slice(0, s.stop - s.start) for s in region)
+        inner = InnerChunkPlan(
+            coords=tuple(g - sc * n for g, sc, n in zip(gcoords, scoords, cps, strict=True)),
+            chunk_selection=tuple(
+                slice(s.start - g * c, s.stop - g * c)
+                for s, g, c in zip(region, gcoords, chunks, strict=True)
+            ),
+            out_selection=out_sel,
+        )
+        yield ShardPlan(scoords, meta.chunk_key(scoords), (inner,), out_sel)
+        return
     outer_dims = _pieces(region, shards)
     inner_dims = _pieces(region, chunks)
     inner_grid = chunk_grid_range(region, chunks)  # the inner chunks the region touches

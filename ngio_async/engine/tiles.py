@@ -68,6 +68,7 @@ def tile_grid(
     region: Region,
     tile_shape: Sequence[int | None],
     overlap: int | Sequence[int] = 0,
+    block: Sequence[int] | None = None,
 ) -> tuple[tuple[int, ...], Iterator[TileSpec]]:
     """The tiles covering ``region`` of an array of ``shape``, in C order.
 
@@ -75,6 +76,10 @@ def tile_grid(
     shaped tiles are storage-aligned) and clipped to ``region``; ``None`` in ``tile_shape``
     means the region's whole extent. ``overlap`` (int: the last two axes; or one value per
     axis) widens each tile by a halo on both sides, clipped at the array borders.
+
+    ``block`` (a shard's shape, say): block by block instead, C order across the blocks and
+    within each, a tile belonging to the block its core starts in; ``index`` is still the
+    tile's place in the grid.
 
     :returns: the grid shape and a lazy iterator of :class:`TileSpec`.
     """
@@ -104,7 +109,7 @@ def tile_grid(
     grid = tuple(len(st) for st in starts)
 
     def gen() -> Iterator[TileSpec]:
-        for index in _c_order(grid):
+        for index in _c_order(grid) if block is None else _block_order(starts, block, region):
             core = []
             full = []
             for ax, i in enumerate(index):
@@ -115,6 +120,45 @@ def tile_grid(
             yield TileSpec(index=index, core=tuple(core), region=tuple(full))
 
     return grid, gen()
+
+
+def _block_order(
+    starts: Sequence[range], block: Sequence[int], region: Region
+) -> Iterator[tuple[int, ...]]:
+    """Every tile index, block by block (each tile in the block its clipped start lies in)."""
+    axes = [_BlockRuns(st, b, s.start) for st, b, s in zip(starts, block, region, strict=True)]
+    for blk in _c_order(tuple(len(a) for a in axes)):
+        runs = [a[i] for a, i in zip(axes, blk, strict=True)]
+        for inner in _c_order(tuple(len(r) for r in runs)):
+            yield tuple(r[i] for r, i in zip(runs, inner, strict=True))
+
+
+class _BlockRuns:
+    """The tile indices of one axis grouped by block: ``runs[k]`` is the range of tiles whose
+    (clipped) start lies in the k-th block the axis touches; computed, not stored (an axis may
+    have 2**40 pixels)."""
+
+    def __init__(self, starts: range, block: int, lo: int) -> None:
+        self._n = len(starts)
+        self._first, self._size, self._block, self._lo = starts.start, starts.step, block, lo
+        self._b0 = lo // block
+        self._len = 0 if self._n == 0 else self._start(self._n - 1) // block - self._b0 + 1
+
+    def _start(self, i: int) -> int:
+        return self._lo if i == 0 else self._first + i * self._size
+
+    def _first_in(self, b: int) -> int:
+        """The first tile whose start lies in block ``b`` or after it."""
+        if b <= self._b0:
+            return 0
+        return min(self._n, max(1, -(-(b * self._block - self._first) // self._size)))
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __getitem__(self, k: int) -> range:
+        b = self._b0 + k
+        return range(self._first_in(b), self._first_in(b + 1))
 
 
 def _c_order(grid: tuple[int, ...]) -> Iterator[tuple[int, ...]]:
@@ -132,6 +176,32 @@ def _c_order(grid: tuple[int, ...]) -> Iterator[tuple[int, ...]]:
             index[ax] = 0
         else:
             return
+
+
+def same_object_runs(
+    specs: Iterable[TileSpec], stored: Sequence[int], max_tiles: int, max_elements: int
+) -> Iterator[list[TileSpec]]:
+    """``specs`` in order, in runs of consecutive tiles whose cores start in the same stored
+    object (one shard, say), each run at most ``max_tiles`` tiles of ``max_elements`` in all.
+
+    An unordered remote tile stream reads the tiles of a shard (``tile_grid(block=...)``) as
+    one run: one coalesced request for their inner chunks instead of one per tile.
+    """
+    run: list[TileSpec] = []
+    run_key: tuple[int, ...] = ()
+    elements = 0
+    for spec in specs:
+        key = tuple(c.start // s for c, s in zip(spec.core, stored, strict=True))
+        size = spec.size
+        if run and (key != run_key or len(run) >= max_tiles or elements + size > max_elements):
+            yield run
+            run = []
+            elements = 0
+        run.append(spec)
+        run_key = key
+        elements += size
+    if run:
+        yield run
 
 
 def keys_ahead(

@@ -25,7 +25,13 @@ import numpy as np
 from .._errors import MetadataError, NotFoundError, ReadOnlyError, UnsupportedError
 from .._prefetch import first_error, prefetch as start_prefetch
 from .._workers import Workers
-from ..engine import default_tile_shape, keys_ahead, normalize_selection, tile_grid
+from ..engine import (
+    default_tile_shape,
+    keys_ahead,
+    normalize_selection,
+    same_object_runs,
+    tile_grid,
+)
 from ..stores import AsyncStore, open_store
 from ._labels import Labels
 from ._level import Level
@@ -66,6 +72,8 @@ Mode = Literal["r", "r+"]
 _S = TypeVar("_S")
 _TILES_PER_CALL = 8  # small tiles read per worker-thread call on local stores, at most
 _BATCH_BYTES = 4 << 20  # ... and at most this many decoded bytes per call
+_RUN_TILES = 1024  # unordered remote shards: tiles of one shard read together, at most
+_RUN_BYTES = 32 << 20  # ... and at most this many decoded bytes of them
 
 
 def _tiles_per_call(lvl: Level, window: int, tile_bytes: int, max_bytes: int) -> int:
@@ -436,8 +444,12 @@ class Dataset(StoreNode):
             10%: doubling until a widening does not pay, then by half; up to twice
             ``limits.max_requests`` on remote stores and what ``limits.prefetch_bytes`` allows;
             a fixed window if given).
-            On local stores several small tiles are read per worker-thread call.
-        :param ordered: yield in grid order (default) or as tiles complete (fastest).
+            On local stores several small tiles are read per worker-thread call. On remote
+            sharded levels, tiles smaller than a shard are read in runs: the tiles of one row
+            of shards (ordered) or of one shard (unordered) together, one coalesced request per
+            shard instead of one per tile; the window then counts runs, within the same bounds.
+        :param ordered: yield in grid order (default) or as tiles complete (fastest; remote
+            sharded levels then go shard by shard, each shard read whole in one request).
         :param progress: ``progress(done, total)`` after each tile.
         """
         self._check_open()
@@ -469,7 +481,20 @@ class Dataset(StoreNode):
         for axis in picks:
             if tile_shape[axis] != 1:
                 raise ValueError(f"a list selection on axis {self.axes[axis]!r} needs tiles of 1")
-        grid, specs = tile_grid(lvl.shape, base, tile_shape, overlap)
+        # tiles smaller than the shards of a remote level are read in runs: the tiles of one
+        # shard (unordered: shard by shard) or of one row of shards (ordered: in grid order)
+        # together, one coalesced request per shard instead of one per tile
+        shards = lvl.shards
+        runs_of: tuple[int, ...] | None = None
+        if (
+            shards is not None
+            and lvl.reads_shards_together
+            and any(t is not None and t < s for t, s in zip(tile_shape, shards, strict=True))
+        ):
+            runs_of = shards if not ordered else (*shards[:-1], max(1, lvl.shape[-1]))
+        grid, specs = tile_grid(
+            lvl.shape, base, tile_shape, overlap, block=None if ordered else runs_of
+        )
         total = math.prod(grid)
         if picks:
             specs = (s for s in specs if all(s.core[a].start in keep for a, keep in picks.items()))
@@ -519,20 +544,56 @@ class Dataset(StoreNode):
                 if isinstance(batch, str):  # a shard index, loaded ahead of its tiles
                     await lvl.load_index(batch, indexes)
                     return TileBatch([])
+                if len(batch) > 1:  # a run of tiles of one shard: one request for them all
+                    datas = await lvl.read_many([spec.region for spec in batch], indexes)
+                    return TileBatch(
+                        [
+                            Tile(data, spec.region, spec.index, spec.core, level_index)
+                            for data, spec in zip(datas, batch, strict=True)
+                        ]
+                    )
                 (spec,) = batch
                 data = await lvl.read(spec.region, indexes)
                 return TileBatch([Tile(data, spec.region, spec.index, spec.core, level_index)])
 
         # remote shards read in parts: each index is fetched `max_window` tiles before the
         # shard's first tile, while the tiles before it are in flight (not on its critical path)
-        index_ahead = lvl.reads_shards_in_parts and not lvl.reads_locally and not lvl.writable
+        # (unordered runs read whole shards in one request each, without their index)
+        index_ahead = (
+            lvl.reads_shards_in_parts
+            and not lvl.reads_locally
+            and not lvl.writable
+            and (runs_of is None or ordered)
+        )
 
         def index_keys(batch: list[TileSpec]) -> list[str]:
             return [key for spec in batch for key in lvl.index_keys(spec.region)]
 
+        max_bytes = limits.prefetch_bytes
+        if runs_of is not None:  # the window in runs of tiles (fewer, larger requests)
+            run_elements = max(1, min(_RUN_BYTES, limits.prefetch_bytes // 8) // itemsize)
+            per_run = max(1, min(_RUN_TILES, run_elements * itemsize // tile_bytes))
+            if prefetch is not None:  # the caller's bound in tiles holds: two runs or more
+                per_run = max(1, min(per_run, prefetch // 2))
+            run_bytes = per_run * tile_bytes
+            # the consumer holds the rest of the last run handed over: bound the runs ahead so
+            # that both stay within prefetch_bytes
+            max_bytes = max(run_bytes, limits.prefetch_bytes - run_bytes)
+            if prefetch is not None:
+                window = max_window = max(1, prefetch // per_run)
+            else:  # about as many bytes ahead as the tiles would hold: two runs keep I/O and
+                # decoding busy, a third absorbs jitter
+                fits = max(2, max_bytes // run_bytes)
+                window = min(fits, max(2, -(-window * tile_bytes // run_bytes)))
+                max_window = min(fits, max(window + 1, -(-max_window * tile_bytes // run_bytes)))
+
         def make(owner: TaskGroup | None) -> Prefetch[TileWork, TileBatch]:
             spec_iter = iter(specs)
-            batches = iter(lambda: list(islice(spec_iter, per_call)), [])
+            batches: Iterator[list[TileSpec]]
+            if runs_of is not None:
+                batches = same_object_runs(spec_iter, runs_of, per_run, run_elements)
+            else:
+                batches = iter(lambda: list(islice(spec_iter, per_call)), [])
             work: Iterator[TileWork] = batches
             if index_ahead:
                 ahead = keys_ahead(batches, index_keys, max_window)
@@ -542,7 +603,7 @@ class Dataset(StoreNode):
                 fetch,
                 window=window,
                 max_window=max_window,
-                max_bytes=limits.prefetch_bytes,
+                max_bytes=max_bytes,
                 size_of=lambda batch: (
                     0 if isinstance(batch, str) else sum(s.size for s in batch) * itemsize
                 ),

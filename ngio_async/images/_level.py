@@ -22,7 +22,6 @@ import math
 import threading
 import weakref
 from collections import OrderedDict
-from dataclasses import replace
 from itertools import chain, islice
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
@@ -287,6 +286,47 @@ class Level:
         await self.read_into(region, out, indexes)
         return out
 
+    async def read_many(
+        self, regions: Sequence[Region], indexes: IndexCache | None = None
+    ) -> list[NDArray[Any]]:
+        """Read several normalised regions, each into its own array.
+
+        On a remote level read in shard parts, the inner chunks the regions need of one shard
+        are fetched together: one coalesced set of ranged reads per shard, not one per region
+        (a tile stream reads a row of small tiles of one shard so). Elsewhere each region is
+        read on its own.
+        """
+        if indexes is None:
+            indexes = self.index_cache()
+        codec = self.codec
+        if not isinstance(codec, ShardCodec) or not self.reads_shards_together:
+            return [await self.read(region, indexes) for region in regions]
+        outs: list[NDArray[Any]] = []
+        groups: dict[str, list[tuple[ShardPlan, NDArray[Any]]]] = {}
+        for region in regions:
+            check_region(region, self.shape)
+            out: NDArray[Any] = np.empty(region_shape(region), dtype=self.dtype)
+            outs.append(out)
+            for plan in plan_shards(self.meta, region):
+                groups.setdefault(self._prefix + plan.key, []).append((plan, out))
+
+        async def one_shard(item: tuple[str, list[tuple[ShardPlan, NDArray[Any]]]]) -> None:
+            key, parts = item
+            tries = 0
+            while True:
+                try:
+                    return await self._read_shard_parts(codec, key, parts, indexes)
+                except ChangedError as exc:  # rewritten since its index was read: all again
+                    tries = self._changed_again(key, tries, exc)
+
+        await _run_all(iter(groups.items()), one_shard, self._window)
+        return outs
+
+    @property
+    def reads_shards_together(self) -> bool:
+        """Whether :meth:`read_many` fetches the regions' inner chunks shard by shard."""
+        return self.reads_shards_in_parts and not self.reads_locally and not self.writable
+
     def _one_chunk(self, region: Region) -> bool:
         return _inside_one(region, self.meta.chunks)
 
@@ -377,7 +417,7 @@ class Level:
                 out[plan.out_selection] = self.fill_value
                 continue
             wanted, pieces = _stored_pieces(index, plan, out, self.fill_value)
-            jobs = _range_jobs(key, wanted, pieces, out)
+            jobs = _range_jobs(key, wanted, [(p, out) for p in pieces])
             _fetch_decode(self.store, codec.inner, jobs, self.fill_value)
         return out
 
@@ -473,31 +513,50 @@ class Level:
         self, codec: ShardCodec, plan: ShardPlan, out: NDArray[Any], indexes: IndexCache
     ) -> None:
         key = self._prefix + plan.key
-        if len(plan.chunks) == math.prod(codec.chunks_per_shard) and key not in indexes:
-            # the region needs every inner chunk: one request for the whole shard, not two
-            if self.store.blocking_reads:
-                await self._workers.run(_fetch_decode_shard, self.store, codec, key, plan, out)
-                return
-            whole = await self.store.get(key)
+        if self.store.blocking_reads and _covers(codec, [(plan, out)]) and key not in indexes:
+            await self._workers.run(_fetch_decode_shard, self.store, codec, key, plan, out)
+            return
+        await self._read_shard_parts(codec, key, [(plan, out)], indexes)
+
+    async def _read_shard_parts(
+        self,
+        codec: ShardCodec,
+        key: str,
+        parts: list[tuple[ShardPlan, NDArray[Any]]],
+        indexes: IndexCache,
+    ) -> None:
+        """Read the inner chunks of shard ``key`` that ``parts`` (plans of regions, each with
+        its output) need: the whole shard in one request when they need all of it and its
+        index is not known yet, else via its (cached) index in one coalesced set of ranged
+        reads."""
+        if key not in indexes and _covers(codec, parts):
+            whole = await self.store.get(key)  # one request, not two (and one version)
             if whole is None:
-                out[plan.out_selection] = self.fill_value
+                for plan, out in parts:
+                    out[plan.out_selection] = self.fill_value
                 return
-            # decode the inner chunks on every decode thread: a shard is many chunks of work
-            parts = max(1, min(self._workers.threads, len(plan.chunks) // 8))
-            if parts == 1:
-                await self._workers.run(_decode_shard_into, codec, whole, key, plan, out)
+            chunks = [(inner, out) for plan, out in parts for inner in plan.chunks]
+            # on every decode thread: a shard is many chunks of work
+            calls = max(1, min(self._workers.threads, len(chunks) // _CHUNKS_PER_CALL))
+            if calls == 1:
+                await self._workers.run(_decode_shard_into, codec, whole, key, chunks)
                 return
             with first_error():
                 async with anyio.create_task_group() as tg:
-                    for i in range(parts):
-                        part = replace(plan, chunks=plan.chunks[i::parts])
-                        tg.start_soon(self._decode_shard_part, codec, whole, key, part, out)
+                    for i in range(calls):
+                        tg.start_soon(self._decode_shard_part, codec, whole, key, chunks[i::calls])
             return
         index, version = await self._shard_entry(key, indexes)
         if index is None:
-            out[plan.out_selection] = self.fill_value
+            for plan, out in parts:
+                out[plan.out_selection] = self.fill_value
             return
-        wanted, pieces = _stored_pieces(index, plan, out, self.fill_value)
+        wanted: list[tuple[int, int]] = []
+        jobs: list[tuple[InnerChunkPlan, NDArray[Any]]] = []
+        for plan, out in parts:
+            ranges, pieces = _stored_pieces(index, plan, out, self.fill_value)
+            wanted += ranges
+            jobs += [(p, out) for p in pieces]
         if not wanted:
             return
         if self.store.blocking_reads:  # local: read and decode in one worker-thread call
@@ -505,7 +564,7 @@ class Level:
                 _fetch_decode,
                 self.store,
                 codec.inner,
-                _range_jobs(key, wanted, pieces, out),
+                _range_jobs(key, wanted, jobs),
                 self.fill_value,
             )
             return
@@ -516,22 +575,34 @@ class Level:
         except ChangedError:
             indexes.pop_version(key, version)  # (unless another read fetched it anew)
             raise
+        decodes = [
+            (b, f"{key}{list(p.coords)}", p.chunk_selection, out[p.out_selection])
+            for (p, out), b in zip(jobs, bufs, strict=True)
+        ]
+        # several chunks per worker-thread call (fewer hand-offs), on every decode thread when
+        # there are many (a tile stream has other reads in flight to keep them busy)
+        calls = max(1, min(self._workers.threads, len(decodes) // _CHUNKS_PER_CALL))
+        if calls == 1:
+            await self._workers.run(_decode_all, codec.inner, decodes)
+            return
         with first_error():
             async with anyio.create_task_group() as tg:
-                for p, b in zip(pieces, bufs, strict=True):
-                    tg.start_soon(
-                        self._decode_in_thread,
-                        codec.inner,
-                        b,
-                        f"{key}{list(p.coords)}",
-                        p.chunk_selection,
-                        out[p.out_selection],
-                    )
+                for i in range(calls):
+                    tg.start_soon(self._decode_all_in_thread, codec.inner, decodes[i::calls])
+
+    async def _decode_all_in_thread(
+        self, codec: ChunkCodec, decodes: list[tuple[Buffer, str, Region, NDArray[Any]]]
+    ) -> None:
+        await self._workers.run(_decode_all, codec, decodes)
 
     async def _decode_shard_part(
-        self, codec: ShardCodec, whole: Buffer, key: str, plan: ShardPlan, out: NDArray[Any]
+        self,
+        codec: ShardCodec,
+        whole: Buffer,
+        key: str,
+        chunks: list[tuple[InnerChunkPlan, NDArray[Any]]],
     ) -> None:
-        await self._workers.run(_decode_shard_into, codec, whole, key, plan, out)
+        await self._workers.run(_decode_shard_into, codec, whole, key, chunks)
 
     async def _decode_in_thread(
         self, codec: ChunkCodec, buf: Buffer, key: str, chunk_sel: Region, target: NDArray[Any]
@@ -704,6 +775,15 @@ def _decode_into(
     target[...] = codec.decode(buf, key, out=_scratch_for(codec))[chunk_sel]
 
 
+_CHUNKS_PER_CALL = 8  # chunks decoded per worker-thread call when a read has many
+
+
+def _decode_all(codec: ChunkCodec, decodes: list[tuple[Buffer, str, Region, NDArray[Any]]]) -> None:
+    """Decode several chunks, each ``(buffer, name, chunk selection, target)`` (worker thread)."""
+    for buf, key, chunk_sel, target in decodes:
+        _decode_into(codec, buf, key, chunk_sel, target)
+
+
 class _Job(NamedTuple):
     """One blocking read: the byte range of ``key`` (None: whole) and where it decodes to."""
 
@@ -740,12 +820,13 @@ def _chunk_jobs(prefix: str, plans: Iterable[ChunkPlan], out: NDArray[Any]) -> l
 
 
 def _range_jobs(
-    key: str, wanted: list[tuple[int, int]], pieces: list[InnerChunkPlan], out: NDArray[Any]
+    key: str, wanted: list[tuple[int, int]], pieces: list[tuple[InnerChunkPlan, NDArray[Any]]]
 ) -> list[_Job]:
+    """Ranged reads of a shard's inner chunks, each decoded into its part of its output."""
     return [
         _Job(key, RangeByteRequest(*rng), f"{key}{list(p.coords)}", p.chunk_selection,
              out[p.out_selection])
-        for rng, p in zip(wanted, pieces, strict=True)
+        for rng, (p, out) in zip(wanted, pieces, strict=True)
     ]  # fmt: skip
 
 
@@ -769,19 +850,30 @@ def _fetch_decode_shard(
     if whole is None:
         out[plan.out_selection] = codec.fill_value
     else:
-        _decode_shard_into(codec, whole, key, plan, out)
+        _decode_shard_into(codec, whole, key, [(inner, out) for inner in plan.chunks])
+
+
+def _covers(codec: ShardCodec, parts: Sequence[tuple[ShardPlan, NDArray[Any]]]) -> bool:
+    """Whether ``parts`` (plans of regions in one shard) need every inner chunk of it."""
+    need = math.prod(codec.chunks_per_shard)
+    if len(parts) == 1:
+        return len(parts[0][0].chunks) == need
+    return len({inner.coords for plan, _ in parts for inner in plan.chunks}) == need
 
 
 def _decode_shard_into(
-    codec: ShardCodec, whole: Buffer, key: str, plan: ShardPlan, out: NDArray[Any]
+    codec: ShardCodec,
+    whole: Buffer,
+    key: str,
+    chunks: Sequence[tuple[InnerChunkPlan, NDArray[Any]]],
 ) -> None:
-    """Decode the inner chunks of a whole shard held in memory into ``out``."""
+    """Decode inner chunks of a whole shard held in memory, each into its output."""
     mv = memoryview(whole).cast("B")
     n = len(mv)
     if n < codec.index_nbytes:
         raise CodecError(f"shard {key!r} is shorter ({n} bytes) than its index", key=key)
     index = codec.decode_index(mv[codec.index_slice(n)], key)
-    for inner in plan.chunks:
+    for inner, out in chunks:
         rng = index.chunk_range(inner.coords)
         target = out[inner.out_selection]
         if rng is None:
