@@ -10,7 +10,8 @@ seen by the next read), and only the inner chunks the region needs are fetched (
 A shard rewritten between its index read and its chunk reads never mixes versions on stores that
 know versions (S3, GCS, Azure, HTTP servers sending strong ETags): the index read keeps the
 answer's ETag beside the cached index, the chunk reads send it as ``If-Match``, and a changed
-shard's index is dropped and read again (up to ``_CHANGED_RETRIES`` times, then ``ChangedError``).
+shard's index is dropped and read again (up to ``_CHANGED_RETRIES`` times, then the shard is read
+whole in one request: one version by construction, also from servers whose ETags differ per node).
 Local files and memory stores have no versions: a reader there relies on shards not being
 rewritten under it (writers through one dataset hold its per-shard locks).
 """
@@ -311,13 +312,7 @@ class Level:
                 groups.setdefault(self._prefix + plan.key, []).append((plan, out))
 
         async def one_shard(item: tuple[str, list[tuple[ShardPlan, NDArray[Any]]]]) -> None:
-            key, parts = item
-            tries = 0
-            while True:
-                try:
-                    return await self._read_shard_parts(codec, key, parts, indexes)
-                except ChangedError as exc:  # rewritten since its index was read: all again
-                    tries = self._changed_again(key, tries, exc)
+            await self._read_shard_parts(codec, *item, indexes)
 
         await _run_all(iter(groups.items()), one_shard, self._window)
         return outs
@@ -346,8 +341,7 @@ class Level:
                 tuple(i // n for i, n in zip(coords, cps, strict=True))
             )
             inner = tuple(i % n for i, n in zip(coords, cps, strict=True))
-            tries = 0
-            while True:
+            for _ in range(_CHANGED_RETRIES + 1):
                 index, version = await self._shard_entry(key, indexes)
                 rng = None if index is None else index.chunk_range(inner)
                 if rng is None:
@@ -355,13 +349,16 @@ class Level:
                     return
                 try:
                     buf = await self.store.get(key, RangeByteRequest(*rng), if_match=version)
-                    if buf is None:  # deleted since its index was read
-                        raise self._vanished(key)
-                    break
-                except ChangedError as exc:  # rewritten since its index was read
+                except ChangedError:  # rewritten since its index was read: the index again
+                    buf = None
+                if buf is None:  # (or deleted since: its index then says so)
                     indexes.pop_version(key, version)
-                    tries = self._changed_again(key, tries, exc)
-            await self._decode_in_thread(codec.inner, buf, f"{key}{list(inner)}", chunk_sel, out)
+                    continue
+                name = f"{key}{list(inner)}"
+                await self._decode_in_thread(codec.inner, buf, name, chunk_sel, out)
+                return
+            (plan,) = plan_shards(self.meta, region)  # changed on every try: whole, one version
+            await self._read_whole(codec, key, [(plan, out)])
             return
         key = self._prefix + self.meta.chunk_key(coords)
         buf = await self.store.get(key)
@@ -482,12 +479,11 @@ class Level:
     async def _read_shard(
         self, codec: ShardCodec, plan: ShardPlan, out: NDArray[Any], indexes: IndexCache
     ) -> None:
-        tries = 0
-        while True:
-            try:
-                return await self._read_shard_once(codec, plan, out, indexes)
-            except ChangedError as exc:  # rewritten since its index was read: all again
-                tries = self._changed_again(self._prefix + plan.key, tries, exc)
+        key = self._prefix + plan.key
+        if self.store.blocking_reads and _covers(codec, [(plan, out)]) and key not in indexes:
+            await self._workers.run(_fetch_decode_shard, self.store, codec, key, plan, out)
+            return
+        await self._read_shard_parts(codec, key, [(plan, out)], indexes)
 
     def _vanished(self, key: str) -> ChangedError:
         """A shard deleted since its index was read: read again (its index then says no
@@ -496,27 +492,6 @@ class Level:
         return ChangedError(
             f"shard {key!r} at {url} disappeared while it was read", url=url, key=key
         )
-
-    def _changed_again(self, key: str, tries: int, exc: ChangedError) -> int:
-        """The number of tries so far of a read of shard ``key``, found rewritten since its
-        index was read, or ``ChangedError`` when it changed too often in a row."""
-        if tries >= _CHANGED_RETRIES:
-            raise ChangedError(
-                f"shard {key!r} at {self.store.url} was rewritten while it was read, "
-                f"{tries + 1} times in a row: read it again once the writer is done",
-                url=self.store.url,
-                key=key,
-            ) from exc
-        return tries + 1
-
-    async def _read_shard_once(
-        self, codec: ShardCodec, plan: ShardPlan, out: NDArray[Any], indexes: IndexCache
-    ) -> None:
-        key = self._prefix + plan.key
-        if self.store.blocking_reads and _covers(codec, [(plan, out)]) and key not in indexes:
-            await self._workers.run(_fetch_decode_shard, self.store, codec, key, plan, out)
-            return
-        await self._read_shard_parts(codec, key, [(plan, out)], indexes)
 
     async def _read_shard_parts(
         self,
@@ -528,24 +503,49 @@ class Level:
         """Read the inner chunks of shard ``key`` that ``parts`` (plans of regions, each with
         its output) need: the whole shard in one request when they need all of it and its
         index is not known yet, else via its (cached) index in one coalesced set of ranged
-        reads."""
+        reads. A shard found rewritten between its index and its chunks is read again from
+        its index, up to ``_CHANGED_RETRIES`` times, then whole (one version by construction:
+        a shard rewritten on every try, or a server whose ETags differ from node to node)."""
         if key not in indexes and _covers(codec, parts):
-            whole = await self.store.get(key)  # one request, not two (and one version)
-            if whole is None:
-                for plan, out in parts:
-                    out[plan.out_selection] = self.fill_value
-                return
-            chunks = [(inner, out) for plan, out in parts for inner in plan.chunks]
-            # on every decode thread: a shard is many chunks of work
-            calls = max(1, min(self._workers.threads, len(chunks) // _CHUNKS_PER_CALL))
-            if calls == 1:
-                await self._workers.run(_decode_shard_into, codec, whole, key, chunks)
-                return
-            with first_error():
-                async with anyio.create_task_group() as tg:
-                    for i in range(calls):
-                        tg.start_soon(self._decode_shard_part, codec, whole, key, chunks[i::calls])
+            await self._read_whole(codec, key, parts)  # one request, not two (one version)
             return
+        for _ in range(_CHANGED_RETRIES + 1):
+            try:
+                await self._read_parts_once(codec, key, parts, indexes)
+                return
+            except ChangedError:  # (its index was dropped)
+                continue
+        await self._read_whole(codec, key, parts)
+
+    async def _read_whole(
+        self, codec: ShardCodec, key: str, parts: list[tuple[ShardPlan, NDArray[Any]]]
+    ) -> None:
+        """Read shard ``key`` whole in one request and decode what ``parts`` need of it."""
+        whole = await self.store.get(key)
+        if whole is None:
+            for plan, out in parts:
+                out[plan.out_selection] = self.fill_value
+            return
+        chunks = [(inner, out) for plan, out in parts for inner in plan.chunks]
+        # on every decode thread: a shard is many chunks of work
+        calls = max(1, min(self._workers.threads, len(chunks) // _CHUNKS_PER_CALL))
+        if calls == 1:
+            await self._workers.run(_decode_shard_into, codec, whole, key, chunks)
+            return
+        with first_error():
+            async with anyio.create_task_group() as tg:
+                for i in range(calls):
+                    tg.start_soon(self._decode_shard_part, codec, whole, key, chunks[i::calls])
+
+    async def _read_parts_once(
+        self,
+        codec: ShardCodec,
+        key: str,
+        parts: list[tuple[ShardPlan, NDArray[Any]]],
+        indexes: IndexCache,
+    ) -> None:
+        """One try of :meth:`_read_shard_parts` via the shard's index (``ChangedError``: the
+        shard changed since, and its index is dropped)."""
         index, version = await self._shard_entry(key, indexes)
         if index is None:
             for plan, out in parts:
