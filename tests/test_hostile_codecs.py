@@ -217,3 +217,37 @@ def test_garbage_is_a_codec_error_naming_the_key(name: str, data: st.DataObject)
     else:  # some damage goes unnoticed without a checksum: the shape and dtype still hold
         assert decoded.shape == SHAPE
         assert decoded.dtype.itemsize == 2
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [
+        [{"id": "delta", "dtype": "<u2"}],
+        [{"id": "fixedscaleoffset", "offset": 0, "scale": 1, "dtype": "<u2", "astype": "<u1"}],
+        [{"id": "shuffle", "elementsize": 2}],
+    ],
+    ids=["delta", "fixedscaleoffset", "shuffle"],
+)
+def test_unsized_zstd_frame_behind_v2_filters_is_bounded(filters: list[Any]) -> None:
+    """Filters between zstd and the values: the frame's output size is not the chunk's."""
+    codec = v2({"id": "zstd"}, filters)
+    bomb = _unsized(numcodecs.Zstd(level=1).encode(bytes(BOMB)), BOMB)
+    assert len(bomb) < 64 << 10
+    tracemalloc.start()
+    try:
+        with pytest.raises(CodecError, match=r"'c/5/6'.*zstd") as info:
+            codec.decode(bomb, "c/5/6")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert info.value.key == "c/5/6"
+    assert peak < 4 << 20, f"{peak} bytes allocated to refuse a {len(bomb)}-byte chunk"
+    chunk = np.arange(64 * 64, dtype=np.uint16).reshape(SHAPE) % 200
+    stored = codec.encode(chunk, "c/0/0")
+    raw = numcodecs.Zstd().decode(stored)
+    honest = _unsized(stored, len(raw))
+    assert numcodecs.zstd.decompress(honest) == raw  # a valid frame, without its size
+    np.testing.assert_array_equal(codec.decode(honest, "c/0/0"), chunk)
+    np.testing.assert_array_equal(codec.decode(honest, "c/0/0", out=np.empty(SHAPE, "u2")), chunk)
+    with pytest.raises(CodecError, match="'c/0/0'"):
+        codec.decode(honest[:-20], "c/0/0")

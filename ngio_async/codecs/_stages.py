@@ -12,8 +12,8 @@ shared state. zarr-python sets ``use_threads = False`` when it is imported; that
 
 Decompression bombs: ``decode(buf, limit)`` never allocates much more than ``limit`` bytes. Blosc,
 lz4 and zstd frames state their decoded size (refused before decoding when it exceeds ``limit``);
-gzip, zlib, bz2 and lzma decompress in bounded steps. ``exact``: the output must be ``limit``
-bytes (a chunk's raw values), which also bounds zstd frames that do not state their size.
+zstd frames that state none decode into a buffer of ``limit`` bytes; gzip, zlib, bz2 and lzma
+decompress in bounded steps. ``exact``: the output must be ``limit`` bytes (a chunk's raw values).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import bz2
 import gzip
 import io
 import lzma
+import re
 import zlib
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -103,6 +104,28 @@ def _check_stated(what: str, size: int, limit: int, exact: bool) -> None:
         raise _too_big(what, size, limit, exact)
 
 
+_GOT = re.compile(r"expected to decompress \d+, got (\d+)")
+
+
+def _unsized_zstd(buf: Buffer, limit: int, exact: bool) -> Buffer:
+    """A zstd frame that does not state its size, decoded into a buffer of ``limit`` bytes.
+
+    numcodecs decodes such a frame into a given buffer only if it fills it exactly; a shorter
+    output is reported with its size (the bytes are in the buffer), a longer one refused.
+    """
+    dest = bytearray(limit)
+    try:
+        return _zstd.decompress(buf, dest)  # type: ignore[no-any-return]
+    except RuntimeError as exc:
+        got = None if exact else _GOT.search(str(exc))
+        if got is not None:
+            return memoryview(dest)[: int(got.group(1))]
+        if "too small" in str(exc):
+            raise _too_big("zstd", None, limit, exact) from None
+        want = f"the chunk holds {limit}" if exact else f"at most {limit} are possible"
+        raise ValueError(f"{exc} (zstd frame without a stated size; {want} bytes)") from None
+
+
 def _inflate(buf: Buffer, limit: int, exact: bool) -> bytes:
     """``zlib.decompress`` (trailing bytes ignored, as it does), at most ``limit`` bytes out."""
     d = zlib.decompressobj()
@@ -174,11 +197,8 @@ class NumcodecStage:
             size = zstd_content_size(buf)
             if size is not None:
                 _check_stated("zstd", size, limit, exact)
-            elif exact:  # no stated size: decode into the bytes the chunk holds, no more
-                try:
-                    return _zstd.decompress(buf, bytearray(limit))  # type: ignore[no-any-return]
-                except RuntimeError as exc:
-                    raise ValueError(f"{exc} (the chunk holds {limit} bytes)") from None
+            else:  # no stated size: decode into ``limit`` bytes, never more
+                return _unsized_zstd(buf, limit, exact)
         elif cid == "zlib":
             return _inflate(buf, limit, exact)
         elif cid == "gzip":
