@@ -269,3 +269,38 @@ def test_image_metadata_edits_keep_labels_another_process_lists(
             assert ds.metadata.channels[0].label == "last"
         group = zarr.open_consolidated(url, mode="r")
         assert sorted(group["labels"].group_keys()) == names  # the copy lists them too
+
+
+def _change_image(args: tuple[str, str]) -> str:
+    """In a worker: set the image's pixel size to 0.5, or build a pyramid of 2 levels."""
+    url, what = args
+    with ngio_async.open(url, mode="r+") as ds:
+        if what == "scale":
+            ds.set_scale(0.5, units="micrometer")
+        else:
+            ds.build_pyramid(levels=2)
+    return what
+
+
+@pytest.mark.parametrize("version", ["0.5", "0.4"])
+def test_a_label_follows_what_another_process_changed_since_the_open(
+    pool: Pool, tmp_path: Path, version: str
+) -> None:
+    """A label image created from a dataset opened before another process set the image's
+    scale (or added a level) gets the image's current scale and levels (it got the cached
+    ones: scale 1, one level), and the dataset sees them too."""
+    url = str(tmp_path / "img.ome.zarr")
+    ngio_async.create(
+        url, shape=(2, 16, 16), dtype="uint8", axes="cyx", levels=1, ngff_version=version
+    ).close()
+    with ngio_async.open(url, mode="r+") as ds:
+        assert pool.map(_change_image, [(url, "scale")]) == ["scale"]
+        assert pool.map(_change_image, [(url, "levels")]) == ["levels"]
+        with ds.labels.create("cells") as label:
+            assert [lvl.shape for lvl in label.levels] == [(16, 16), (8, 8)]
+            assert label.levels[0].scale == (0.5, 0.5)
+        assert ds.levels[0].scale == (1.0, 0.5, 0.5) and len(ds.levels) == 2
+        assert ds.metadata.axes[-1].unit == "micrometer"
+    with ngio_async.open(url) as ds, ds.labels.open("cells") as label:
+        assert label.metadata.spatial_calibration[1].scale == (1.0, 1.0)
+        assert label.axes == ("y", "x") and label.metadata.axes[-1].unit == "micrometer"

@@ -35,7 +35,7 @@ import msgspec
 import numpy as np
 
 from .._errors import MetadataError, NotFoundError, UnsupportedError
-from ._open import join, read_group_metadata
+from ._open import join, read_group_metadata, refresh_image
 from ._write import KeyLocks
 
 if TYPE_CHECKING:
@@ -173,7 +173,8 @@ def plan_label(
     colors: ColorSpec | Sequence[LabelColor] | None = None,
     properties: Sequence[Mapping[str, Any] | LabelProperty] | None = None,
 ) -> ImagePlan:
-    """The :class:`~ngio_async.images._create.ImagePlan` of label ``name`` of ``ds`` (pure)."""
+    """The :class:`~ngio_async.images._create.ImagePlan` of label ``name`` of ``ds`` (pure:
+    from ``ds``'s metadata and levels as cached; :meth:`Labels.create` refreshes them first)."""
     from msgspec.structs import replace
 
     from ..meta import OmeMetadata, Scale, Translation, to_attrs, validate
@@ -434,6 +435,7 @@ class Labels:
         from ._dataset import Dataset
 
         ds = self._dataset
+        await refresh_image(ds)  # another process may have set its scale or added levels
         plan = plan_label(ds, name, dtype, colors, properties)
         root = join(ds.root, "labels", name)
         await check_same_version(ds.store, join(ds.root, "labels"), ds.metadata.ngff_version)

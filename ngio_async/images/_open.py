@@ -22,6 +22,7 @@ from ..meta.zarr import ArrayV3Meta, decode_array_v2, decode_node_v3
 if TYPE_CHECKING:
     from ..meta.zarr import ArrayMeta
     from ..stores import AsyncStore
+    from ._dataset import Dataset
 
 __all__ = [
     "EarlyGet",
@@ -31,6 +32,7 @@ __all__ = [
     "no_group",
     "read_group_metadata",
     "read_level_metadata",
+    "refresh_image",
 ]
 
 
@@ -483,3 +485,50 @@ async def container_series(store: AsyncStore, root: str, version: str | None) ->
         except (NotFoundError, PermissionDeniedError):  # 403: missing, where none may list
             return found
         found.append(str(len(found)))
+
+
+async def refresh_image(ds: Dataset) -> None:
+    """Bring ``ds``'s cached metadata and levels up to its stored group document (what other
+    dataset objects or processes wrote since it was opened: scales, channels, added levels):
+    one GET, plus the array metadata of levels it did not know."""
+    from ._level import Level
+    from ._metadata import ImageMetadata
+
+    with warnings.catch_warnings():  # shown when the image was opened
+        warnings.simplefilter("ignore", MetadataWarning)
+        ome = await read_group_metadata(ds.store, ds.root, parent_version=ds.metadata.ngff_version)
+        if not ome.multiscales or len(ome.multiscales) <= ds.metadata.index:
+            raise NotFoundError(
+                f"{ds.url} is no longer the image it was opened as (its multiscales changed)",
+                url=ds.store.url,
+                key=ds.root,
+            )
+        metadata = ImageMetadata(ome, ds.metadata.index)
+        known = {lvl.path: lvl for lvl in ds.levels}
+        paths = metadata.paths
+        missing = tuple(p for p in paths if join(ds.root, p) not in known)
+        arrays = (
+            await read_level_metadata(ds.store, ds.root, ome, missing, multiscale=ds.metadata.index)
+            if missing
+            else []
+        )
+    new = dict(zip(missing, arrays, strict=True))
+    last = ds.levels[-1]
+    levels = []
+    for path, cal in zip(paths, metadata.spatial_calibration, strict=True):
+        lvl = known.get(join(ds.root, path))
+        if lvl is None:
+            lvl = Level(
+                ds.store,
+                join(ds.root, path),
+                new[path],
+                scale=cal.scale,
+                translation=cal.translation,
+                workers=ds._workers,
+                window=last._window,
+            )
+            lvl.writable = last.writable
+        lvl.scale, lvl.translation = cal.scale, cal.translation
+        levels.append(lvl)
+    ds.metadata = metadata
+    ds.levels[:] = levels
