@@ -9,7 +9,15 @@ calls of a tile stream:
   calls beyond that queue in order, and a thread that finishes one takes the next queued call
   of the same ``Workers`` itself, without a wake-up;
 - the threads come from one process-wide pool of daemon threads, started only when no idle
-  thread is waiting and ended after :data:`IDLE_SECONDS` without work;
+  thread is waiting and ended after :data:`IDLE_SECONDS` without work; the pool has at most
+  :data:`MAX_THREADS` threads, however many ``Workers`` (datasets) there are: calls beyond that
+  wait for a thread, and a thread that finished a call takes the oldest waiting one (of any
+  ``Workers``) before more of its own, so no dataset waits for another's whole queue;
+- the cap is ``max(8, 4 * os.cpu_count())``, or the environment variable
+  ``NGIO_ASYNC_WORKER_THREADS`` (a positive integer) read at import. Calls that may block on
+  other calls of the pool (user code that uses the sync API) should run in
+  ``Workers(n, capped=False)``, whose threads are outside the cap (each such object still runs at
+  most ``n`` at once), else a full pool of such calls would wait for itself;
 - results go back to the event loop in bursts: calls that finish before the loop has collected
   the earlier ones are handed over in the same wake-up.
 
@@ -36,11 +44,28 @@ from ._malloc import tune_malloc
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["IDLE_SECONDS", "Workers"]
+__all__ = ["IDLE_SECONDS", "MAX_THREADS", "Workers"]
 
 R = TypeVar("R")
 
 IDLE_SECONDS = 10.0  # a worker thread with nothing to do for this long ends
+
+
+def _max_threads() -> int:
+    """The process-wide cap on the shared pool's threads (see the module docstring)."""
+    text = os.environ.get("NGIO_ASYNC_WORKER_THREADS", "").strip()
+    if not text:
+        return max(8, 4 * (os.cpu_count() or 1))
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"NGIO_ASYNC_WORKER_THREADS must be a positive integer, got {text!r}")
+    return value
+
+
+MAX_THREADS = _max_threads()
 
 
 class _Call(Generic[R]):
@@ -111,19 +136,34 @@ class _Returns:
 
 
 class _Pool:
-    """Daemon threads running queued functions; a thread starts when none is idle."""
+    """Daemon threads running queued functions; a thread starts when none is idle and fewer
+    than ``cap`` run (``None``: no cap)."""
 
-    def __init__(self) -> None:
+    def __init__(self, cap: int | None) -> None:
         self._queue: queue.SimpleQueue[Callable[[], object]] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._idle = 0  # threads waiting for work
+        self._threads = 0  # threads started and not ended
+        self.cap = cap
+
+    def waiting(self) -> bool:
+        """Whether jobs wait for a thread (a busy thread then takes them before its own)."""
+        return not self._queue.empty()
 
     def submit(self, job: Callable[[], object]) -> None:
         with self._lock:
             self._queue.put(job)
             if self._queue.qsize() <= self._idle:
                 return
-        threading.Thread(target=self._work, name="ngio-worker", daemon=True).start()
+            if self.cap is not None and self._threads >= self.cap:
+                return  # a busy thread takes it when done
+            self._threads += 1
+        try:
+            threading.Thread(target=self._work, name="ngio-worker", daemon=True).start()
+        except BaseException:
+            with self._lock:
+                self._threads -= 1
+            raise
 
     def _work(self) -> None:
         get, lock = self._queue.get, self._lock
@@ -136,6 +176,7 @@ class _Pool:
                 with lock:
                     self._idle -= 1
                     if self._queue.empty():  # else a job came in as the wait ended: take it
+                        self._threads -= 1
                         return
                 continue
             with lock:
@@ -144,7 +185,8 @@ class _Pool:
             del job  # an idle thread holds nothing of the last call (its loop, its result)
 
 
-_pool = _Pool()
+_pool = _Pool(MAX_THREADS)  # the shared, capped pool
+_free_pool = _Pool(None)  # for ``Workers(capped=False)``: calls that may wait on other calls
 _returns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Returns] = (
     weakref.WeakKeyDictionary()
 )
@@ -155,8 +197,9 @@ _instances: weakref.WeakSet[Workers] = weakref.WeakSet()
 
 def _after_fork() -> None:
     """In a forked child: none of the parent's threads or event loops exist there."""
-    global _pool
-    _pool = _Pool()
+    global _pool, _free_pool
+    _pool = _Pool(_pool.cap)
+    _free_pool = _Pool(None)
     _returns.clear()
     for workers in _instances:
         workers._reset()
@@ -167,12 +210,14 @@ if hasattr(os, "register_at_fork"):
 
 
 class Workers:
-    """Run blocking calls in worker threads, at most ``threads`` at once (see the module)."""
+    """Run blocking calls in worker threads, at most ``threads`` at once (see the module);
+    ``capped=False`` for calls that may wait on other worker calls (threads outside the cap)."""
 
-    def __init__(self, threads: int) -> None:
+    def __init__(self, threads: int, *, capped: bool = True) -> None:
         if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
             raise ValueError(f"threads must be a positive integer, got {threads!r}")
         self.threads = threads
+        self.capped = capped
         tune_malloc()  # once per process: chunk-sized buffers stay in the heap (see _malloc)
         self._lock = threading.Lock()
         self._running = 0  # calls running, or handed to the pool to run
@@ -211,7 +256,7 @@ class Workers:
             else:
                 self._queued.append((call, returns))
         if start:
-            _pool.submit(lambda: self._drive(call, returns))
+            self._submit(call, returns)
         try:
             return await future
         except BaseException:
@@ -228,8 +273,14 @@ class Workers:
                         await call.waiter.wait()
             raise
 
+    def _submit(self, call: _Call[Any], returns: _Returns) -> None:
+        pool = _pool if self.capped else _free_pool
+        pool.submit(lambda: self._drive(call, returns))
+
     def _drive(self, call: _Call[Any], returns: _Returns) -> None:
-        """In a pool thread: run ``call``, then this object's queued calls, until none is left."""
+        """In a pool thread: run ``call``, then this object's queued calls, until none is left
+        (or until calls of others wait for a thread: this one's next goes behind them)."""
+        pool = _pool if self.capped else _free_pool
         while True:
             call.run()
             with self._lock:  # counted free before the caller can see the result
@@ -240,3 +291,6 @@ class Workers:
             if following is None:
                 return
             call, returns = following
+            if pool.waiting():  # take turns with the other Workers sharing the cap
+                self._submit(call, returns)
+                return

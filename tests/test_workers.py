@@ -9,13 +9,21 @@ import signal
 import threading
 import time
 import weakref
+from typing import TYPE_CHECKING
 
 import anyio
 import anyio.lowlevel
+import numpy as np
 import pytest
+from images import Spec, write_image
 
+import ngio_async
 from ngio_async import _workers
 from ngio_async._workers import Workers
+from ngio_async.stores import open_store
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 pytestmark = pytest.mark.anyio
 
@@ -221,3 +229,97 @@ async def test_a_forked_child_starts_with_free_workers() -> None:
 async def _in_child(workers: Workers) -> int:
     with anyio.fail_after(5):
         return await workers.run(len, "abc")
+
+
+@pytest.fixture
+def pool_of_2(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fresh shared pool capped at 2 threads (the idle threads of the old one take nothing)."""
+    monkeypatch.setattr(_workers, "_pool", _workers._Pool(2))
+
+
+@pytest.mark.usefixtures("pool_of_2")
+async def test_many_workers_objects_share_the_thread_cap() -> None:
+    gauge = Gauge()
+    results: list[int] = []
+
+    async def one(workers: Workers, i: int) -> None:
+        results.append(await workers.run(gauge.work, i, 0.002))
+
+    async with anyio.create_task_group() as tg:
+        for w in [Workers(4) for _ in range(50)]:  # 50 datasets of 4 decode threads each
+            for i in range(4):
+                tg.start_soon(one, w, i)
+    assert sorted(results) == sorted(i * i for _ in range(50) for i in range(4))
+    assert gauge.peak == 2  # was 200: a thread per call, all at once
+    assert len(gauge.threads) <= 2
+
+
+@pytest.mark.usefixtures("pool_of_2")
+async def test_a_long_queue_does_not_hold_the_capped_threads_until_it_is_empty() -> None:
+    busy, gauge = Workers(2), Gauge()
+    done_before: list[int] = []
+
+    async with anyio.create_task_group() as tg:
+        for i in range(40):
+            tg.start_soon(busy.run, gauge.work, i, 0.002)
+        await anyio.lowlevel.checkpoint()  # the 40 calls are queued or running
+
+        await Workers(1).run(time.sleep, 0)  # another dataset's call, behind them
+        done_before.append(len(gauge.done))
+    assert done_before[0] < 10  # was 40: it waited for the other queue to drain
+
+
+@pytest.mark.usefixtures("pool_of_2")
+async def test_uncapped_workers_run_while_the_capped_threads_wait_for_them() -> None:
+    gate = threading.Event()
+    holders = Workers(2)
+
+    def hold() -> bool:  # e.g. a user's function that waits on other worker calls
+        return gate.wait(5)
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(holders.run, hold)
+            tg.start_soon(holders.run, hold)  # both capped threads taken
+            await anyio.sleep(0.01)
+            await Workers(1, capped=False).run(gate.set)
+    assert holders.busy == 0
+
+
+def test_the_cap_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NGIO_ASYNC_WORKER_THREADS", raising=False)
+    assert _workers._max_threads() == max(8, 4 * (os.cpu_count() or 1))
+    monkeypatch.setenv("NGIO_ASYNC_WORKER_THREADS", " 3 ")
+    assert _workers._max_threads() == 3
+    for bad in ("0", "-2", "many"):
+        monkeypatch.setenv("NGIO_ASYNC_WORKER_THREADS", bad)
+        with pytest.raises(ValueError, match="NGIO_ASYNC_WORKER_THREADS must be a positive"):
+            _workers._max_threads()
+
+
+@pytest.mark.usefixtures("pool_of_2")
+async def test_fifty_datasets_read_at_once_within_the_thread_cap(tmp_path: Path) -> None:
+    (data,) = write_image(tmp_path, Spec(shape=(1, 64, 64), chunks=(1, 16, 16), levels=1))
+    before = {t.ident for t in threading.enumerate()}
+    peak = 0
+    stop = threading.Event()
+
+    def sample() -> None:  # the pool's threads alive at once, sampled from a plain thread
+        nonlocal peak
+        while not stop.wait(0.0005):
+            new = [t for t in threading.enumerate() if t.ident not in before]
+            peak = max(peak, sum(t.name == "ngio-worker" for t in new))
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        async with open_store(tmp_path) as store:
+            datasets = [await ngio_async.open_async(store) for _ in range(50)]
+            reads = await asyncio.gather(*(ds.read() for ds in datasets))
+            for ds in datasets:
+                await ds.aclose()
+    finally:
+        stop.set()
+        sampler.join()
+    assert all(np.array_equal(read, data) for read in reads)
+    assert 1 <= peak <= 2  # was one per decode call in flight (31 on two cores)
