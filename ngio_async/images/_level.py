@@ -23,6 +23,7 @@ import math
 import threading
 import weakref
 from collections import OrderedDict
+from functools import partial
 from itertools import chain, islice
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
@@ -46,6 +47,7 @@ from ._write import KeyLocks, fit_data, write_region
 
 P = TypeVar("P")
 R = TypeVar("R")
+J = TypeVar("J")
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
@@ -527,15 +529,7 @@ class Level:
                 out[plan.out_selection] = self.fill_value
             return
         chunks = [(inner, out) for plan, out in parts for inner in plan.chunks]
-        # on every decode thread: a shard is many chunks of work
-        calls = max(1, min(self._workers.threads, len(chunks) // _CHUNKS_PER_CALL))
-        if calls == 1:
-            await self._workers.run(_decode_shard_into, codec, whole, key, chunks)
-            return
-        with first_error():
-            async with anyio.create_task_group() as tg:
-                for i in range(calls):
-                    tg.start_soon(self._decode_shard_part, codec, whole, key, chunks[i::calls])
+        await self._in_threads(partial(_decode_shard_into, codec, whole, key), chunks)
 
     async def _read_parts_once(
         self,
@@ -579,30 +573,20 @@ class Level:
             (b, f"{key}{list(p.coords)}", p.chunk_selection, out[p.out_selection])
             for (p, out), b in zip(jobs, bufs, strict=True)
         ]
-        # several chunks per worker-thread call (fewer hand-offs), on every decode thread when
-        # there are many (a tile stream has other reads in flight to keep them busy)
-        calls = max(1, min(self._workers.threads, len(decodes) // _CHUNKS_PER_CALL))
+        await self._in_threads(partial(_decode_all, codec.inner), decodes)
+
+    async def _in_threads(self, fn: Callable[[list[J]], None], items: list[J]) -> None:
+        """``fn(part)`` for parts of ``items`` in worker threads: several items per call (fewer
+        hand-offs), on every decode thread when there are many (a whole shard; a tile stream
+        has other reads in flight to keep the threads busy)."""
+        calls = max(1, min(self._workers.threads, len(items) // _CHUNKS_PER_CALL))
         if calls == 1:
-            await self._workers.run(_decode_all, codec.inner, decodes)
+            await self._workers.run(fn, items)
             return
         with first_error():
             async with anyio.create_task_group() as tg:
                 for i in range(calls):
-                    tg.start_soon(self._decode_all_in_thread, codec.inner, decodes[i::calls])
-
-    async def _decode_all_in_thread(
-        self, codec: ChunkCodec, decodes: list[tuple[Buffer, str, Region, NDArray[Any]]]
-    ) -> None:
-        await self._workers.run(_decode_all, codec, decodes)
-
-    async def _decode_shard_part(
-        self,
-        codec: ShardCodec,
-        whole: Buffer,
-        key: str,
-        chunks: list[tuple[InnerChunkPlan, NDArray[Any]]],
-    ) -> None:
-        await self._workers.run(_decode_shard_into, codec, whole, key, chunks)
+                    tg.start_soon(self._workers.run, fn, items[i::calls])
 
     async def _decode_in_thread(
         self, codec: ChunkCodec, buf: Buffer, key: str, chunk_sel: Region, target: NDArray[Any]
