@@ -9,30 +9,43 @@ for each object, at most ``window`` at a time and serialised per stored key:
   inner chunks the write does not touch keep their stored bytes (no re-encoding); inner chunks it
   covers whole are encoded from the data; the ones it covers in part are decoded, patched, encoded;
 - an object (or inner chunk) that ends up all fill value is not stored, and a stored one is
-  deleted, like zarr-python's ``write_empty_chunks=False``.
+  deleted, like zarr-python's ``write_empty_chunks=False`` (but see below).
 
 Encoding and decoding run in worker threads under the dataset's decode limiter. Writes to one
 stored key are serialised by a per-key ``anyio.Lock`` (refcounted, dropped when unused), so
-concurrent writes to distinct regions of one shard never lose each other's data. The shard-index
-cache of the level is invalidated for every object rewritten.
+concurrent writes to distinct regions of one shard never lose each other's data. Against other
+processes (dask workers) a read-modify-write is safe too (:func:`_patch_object`): on local disk
+it holds an advisory ``flock`` of the object's own lock file, ``<object>#0`` (a name local stores
+and obstore list as a staging file, never as a key; removed when released); elsewhere it is
+``store.update``: a put conditional on the version read (S3, GCS, Azure, memory), read and merged
+again on a conflict. The shard-index cache of the level is invalidated for every object rewritten.
 """
 
 from __future__ import annotations
 
 import numbers
-from contextlib import AsyncExitStack, asynccontextmanager
+import os
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from functools import partial
 from itertools import product
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import anyio.to_thread
 import numpy as np
 
-from .._errors import CodecError
+from .._errors import ChangedError, CodecError, StoreError
 from .._prefetch import single_leaf
 from ..codecs import ShardCodec
 from ..engine import normalize_selection, plan_shards, region_shape
+from ..stores import InstrumentedStore, LocalFileStore, ObstoreStore
+from ..stores._obstore import local_prefix
 from ._tiles import Tile
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock
+    fcntl = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -41,7 +54,7 @@ if TYPE_CHECKING:
 
     from ..codecs import ChunkCodec
     from ..engine import Region, ShardPlan
-    from ..stores import Buffer
+    from ..stores import AsyncStore, Buffer
     from ._cascade import Cascade
     from ._level import Level
 
@@ -161,22 +174,163 @@ async def _write_object(
         slice(max(r.start, o.start) - o.start, min(r.stop, o.stop) - o.start)
         for r, o in zip(region, obj, strict=True)
     )
-    whole = region_shape(obj) == piece.shape
-    existing: Buffer | None = None if whole else await level.store.get(key)
-    encoded: bytes | None = await level._workers.run(
-        _encode_object,
-        codec,
-        key,
-        existing,
-        piece,
-        local,
-        region_shape(obj),
-    )
+    valid = region_shape(obj)
+    if valid != piece.shape:
+        await _patch_object(level, codec, key, piece, local, valid)
+        return
+    # the whole object: built from the data alone, no read and no lock (a concurrent
+    # read-modify-write of it by another process fails its conditional put and merges again)
+    encoded = await level._workers.run(_encode_object, codec, key, None, piece, local, valid)
     if encoded is None:
-        if whole or existing is not None:
-            await level.store.delete(key)
+        await level.store.delete(key)
     else:
         await level.store.put(key, encoded)
+
+
+#: conditional puts of one partial write before ``ChangedError`` (others rewrote it each time)
+PATCH_ATTEMPTS = 10
+
+
+async def _patch_object(
+    level: Level,
+    codec: ChunkCodec | ShardCodec,
+    key: str,
+    piece: NDArray[Any],
+    local: Region,
+    valid: tuple[int, ...],
+) -> None:
+    """Read the object ``key``, write ``piece`` at ``local`` into it and store it back, so
+    that no other process's write of another part of it in between is lost."""
+    store = level.store
+    where = _local_file(store, key)
+    if where is not None:  # local disk: one process at a time reads and rewrites this object
+        root, path = where
+        async with _file_lock(path, store.url, key):
+            existing = await store.get(key)
+            new = await level._workers.run(
+                _encode_object, codec, key, existing, piece, local, valid
+            )
+            if new is not None:
+                await store.put(key, new)
+            elif existing is not None:
+                await store.delete(key)  # under the lock: no write of another can be lost
+        if new is None and existing is not None:
+            _remove_empty_dirs(root, path)  # the lock file kept them when the object went
+        return
+
+    async def edit(old: Buffer | None) -> Buffer | None:
+        new = await level._workers.run(_encode_object, codec, key, old, piece, local, valid)
+        if new is None and old is not None:
+            # all fill value: stored as such (an empty shard index, or a chunk of the fill
+            # value), not deleted. A delete cannot be made conditional on these stores: one
+            # after another process's put of this object would delete its pixels
+            new = _fill_object(codec, key)
+        return new  # None: absent and all fill value, left absent
+
+    try:
+        await store.update(key, edit, attempts=PATCH_ATTEMPTS)
+    except ChangedError as exc:
+        raise ChangedError(
+            f"the write of part of {key!r} (level {level.path!r}) at {store.url} was not stored: "
+            f"other writers rewrote that object between each of {PATCH_ATTEMPTS} reads and "
+            "conditional writes; it holds their data (write again, or write whole shards)",
+            url=store.url,
+            key=key,
+        ) from exc
+
+
+def _fill_object(codec: ChunkCodec | ShardCodec, key: str) -> bytes:
+    """The stored bytes of an object all fill value: a shard without chunks, or a chunk."""
+    if isinstance(codec, ShardCodec):
+        return codec.encode_chunks({})
+    return codec.encode(np.full(codec.shape, codec.fill_value, dtype=codec.dtype), key)
+
+
+def _local_file(store: AsyncStore, key: str) -> tuple[str, str] | None:
+    """The root directory and the file of ``key`` when ``store`` is a local directory
+    (through test wrappers), else ``None``."""
+    while isinstance(store, InstrumentedStore):
+        store = store.inner
+    if isinstance(store, LocalFileStore):
+        root: str | None = store.root
+    elif isinstance(store, ObstoreStore):
+        root = local_prefix(store.obstore)
+    else:
+        return None
+    return None if root is None else (root, os.path.join(root, *key.split("/")))
+
+
+def _remove_empty_dirs(root: str, path: str) -> None:
+    """Remove the directories of ``path`` below ``root`` that are empty, as local stores do
+    after a delete."""
+    parent = os.path.dirname(path)
+    while parent != root and parent.startswith(root.rstrip(os.sep) + os.sep):
+        try:
+            os.rmdir(parent)
+        except OSError:  # not empty (or gone): stop
+            return
+        parent = os.path.dirname(parent)
+
+
+@asynccontextmanager
+async def _file_lock(path: str, url: str, key: str) -> AsyncIterator[None]:
+    """Hold the exclusive ``flock`` of ``<path>#0`` (made when missing, removed on release):
+    tried without blocking, again after a short sleep while another process holds it, so
+    waiting holds no thread and can be cancelled. A process that dies holding it releases
+    it. Without ``fcntl`` (Windows): nothing."""
+    if fcntl is None:
+        yield
+        return
+    lock = path + "#0"
+    delay = 0.001
+    while True:
+        try:
+            with anyio.CancelScope(shield=True):  # a lock taken is never left behind
+                fd = await anyio.to_thread.run_sync(_try_lock_file, lock)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot lock {lock} to write part of {key!r} at {url}: {exc}", url=url, key=key
+            ) from exc
+        if fd is not None:
+            break
+        await anyio.sleep(delay)
+        delay = min(delay * 2, 0.05)
+    try:
+        yield
+    finally:
+        try:  # removed while held: a waiter that locked it then finds it gone and retries
+            with suppress(FileNotFoundError):
+                os.unlink(lock)
+        finally:
+            os.close(fd)
+
+
+def _try_lock_file(lock: str) -> int | None:
+    """A descriptor of the file ``lock`` holding its exclusive ``flock``, ``None`` when
+    another holds it. The file locked is the one named ``lock`` now (its last holder may
+    have removed it between the open and the lock: then it is opened again)."""
+    while True:
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+        except FileNotFoundError:  # the object's directory is not there (yet, or any more)
+            os.makedirs(os.path.dirname(lock), exist_ok=True)
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            held = os.fstat(fd)
+            try:
+                now = os.stat(lock)
+            except FileNotFoundError:
+                now = None
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        except BaseException:
+            os.close(fd)
+            raise
+        if now is not None and (now.st_ino, now.st_dev) == (held.st_ino, held.st_dev):
+            return fd
+        os.close(fd)
 
 
 def _encode_object(
