@@ -12,10 +12,13 @@ import numpy as np
 import pytest
 
 import ngio_async
+from ngio_async.images._open import join
 from ngio_async.stores import InstrumentedStore, open_store
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    from servers import S3Server
 
 
 def _gets(store: InstrumentedStore) -> dict[str, int]:
@@ -98,3 +101,89 @@ async def test_a_container_opens_its_first_image_with_the_early_answer(
         assert ds.shape
     gets = _gets(store)
     assert gets["0/zarr.json"] == 1, gets
+
+
+def _rename_levels(root: Path, version: str) -> None:
+    """Name the levels of the image (and its label images) at ``root`` ``s0``, ``s1``, ..."""
+    for group in [root, *(p for p in (root / "labels").glob("*") if p.is_dir())]:
+        doc_path = group / ("zarr.json" if version == "0.5" else ".zattrs")
+        doc = json.loads(doc_path.read_text())
+        ms = (doc["attributes"]["ome"] if version == "0.5" else doc).get("multiscales")
+        if not ms:
+            continue
+        for d in ms[0]["datasets"]:
+            (group / d["path"]).rename(group / f"s{d['path']}")
+            d["path"] = f"s{d['path']}"
+        doc_path.write_text(json.dumps(doc))
+
+
+def _image_with_label(url: str, version: str, **options: object) -> None:
+    with ngio_async.create(
+        url, shape=(16, 16), dtype="uint8", axes="yx", levels=2, ngff_version=version, **options
+    ) as ds:
+        ds.write(np.full((16, 16), 3, dtype="uint8"))
+        ds.labels.create("cells").close()
+
+
+@pytest.mark.parametrize("version", ["0.5", "0.4"])
+@pytest.mark.parametrize("named", ["0", "s0"])
+async def test_a_label_opens_in_one_request_per_document_over_http(
+    tmp_path: Path, version: str, named: str
+) -> None:
+    """Over HTTP (requests counted by the server), a label image opens with its group
+    document and its levels' documents, nothing else: the first level's guess follows the
+    image's level names (``s0``: it asked for ``0/zarr.json`` in vain), and a 0.4 label is
+    read as 0.4 (no ``zarr.json`` asked for; each of those misses cost two requests)."""
+    from servers import StaticServer
+
+    root = tmp_path / "www"
+    root.mkdir()
+    _image_with_label(str(root / "img.zarr"), version)
+    if named == "s0":
+        _rename_levels(root / "img.zarr", version)
+    server = StaticServer(root).start()
+    try:
+        async with ngio_async.open_async(server.url + "img.zarr") as ds:
+            image = {r.path for r in server.requests}
+            server.reset()
+            async with ds.labels.open("cells") as label:
+                assert label.shape == (16, 16)
+            doc = ".zarray" if version == "0.4" else "zarr.json"
+            group = ".zattrs" if version == "0.4" else "zarr.json"
+            levels = [f"/img.zarr/labels/cells/{p}/{doc}" for p in (named, named[:-1] + "1")]
+            seen = [r.path for r in server.requests]
+            assert sorted(seen) == sorted([f"/img.zarr/labels/cells/{group}", *levels]), seen
+    finally:
+        server.stop()
+    if version == "0.5" and named == "0":  # the image itself: one request per document
+        assert image == {"/img.zarr/zarr.json", "/img.zarr/0/zarr.json", "/img.zarr/1/zarr.json"}
+
+
+@pytest.mark.parametrize("named", ["0", "s0"])
+async def test_images_of_one_s3_store_guess_the_level_names_seen(
+    tmp_path: Path, s3_server: S3Server, named: str
+) -> None:
+    """Two images opened from one S3 store: the second's first-level guess is the first's
+    level name; with 0-named levels nothing is asked twice and nothing in vain."""
+    local = tmp_path / "src"
+    local.mkdir()
+    for name in ("a.zarr", "b.zarr"):
+        _image_with_label(str(local / name), "0.5")
+        if named == "s0":
+            _rename_levels(local / name, "0.5")
+    base = s3_server.fresh_url()
+    async with open_store(base, **s3_server.options()) as dst:
+        for path in sorted(local.rglob("*")):
+            if path.is_file():
+                await dst.put(str(path.relative_to(local)), path.read_bytes())
+    store = InstrumentedStore(open_store(base, **s3_server.options()))
+    async with store:
+        async with ngio_async.open_async(store, path="a.zarr"):
+            first = _gets(store)
+        store.reset()
+        async with ngio_async.open_async(store, path="b.zarr") as ds:
+            assert ds.levels[0].path == f"b.zarr/{named}"
+    assert _gets(store) == {
+        join("b.zarr", p, "zarr.json"): 1 for p in ("", named, named[:-1] + "1")
+    }
+    assert first["a.zarr/0/zarr.json"] == 1  # the level, or (s0) the first open's vain guess

@@ -305,6 +305,7 @@ class Labels:
                 limits=ds.limits,
                 workers=ds._workers,
                 mode=ds.mode if mode is None else mode,
+                parent_version=ds.metadata.ngff_version,  # a 0.4 label: no zarr.json asked for
             )
         except NotFoundError as exc:
             names = await self.names()

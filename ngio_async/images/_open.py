@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
+import weakref
 from typing import TYPE_CHECKING, Any, TypeGuard
 
 import anyio
@@ -20,6 +21,8 @@ from ..meta import NGFF_KEYS, MetadataWarning, OmeMetadata, validate
 from ..meta.zarr import ArrayV3Meta, decode_array_v2, decode_node_v3
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from ..meta.zarr import ArrayMeta
     from ..stores import AsyncStore
     from ._dataset import Dataset
@@ -186,23 +189,41 @@ def _plain_v2(raw: Any) -> bool:
     return isinstance(doc, dict) and not any(k in doc for k in NGFF_KEYS)
 
 
+#: per store, the NGFF version and first level path of the image it last opened (the guess
+#: for the next: a plate's fields, an image's labels, the images of one shared store)
+_LAYOUTS: weakref.WeakKeyDictionary[AsyncStore, tuple[str | None, str]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 class EarlyGet:
     """A GET started before it is known to be needed: the first level's metadata, fetched
     while the group's document is (opening a remote image takes one round trip fewer when the
-    guess is right). Run :meth:`run` in a task group; :meth:`get` answers for any key."""
+    guess is right). Run :meth:`run` in a task group; :meth:`get` answers for any key.
+
+    ``key`` is :func:`first_level_key`'s guess (level ``0``); when ``store`` opened an image
+    before, its first level's path and version are guessed instead (a wrong guess costs a
+    request). :meth:`settle` drops a wrong guess not sent yet."""
 
     def __init__(self, store: AsyncStore, key: str) -> None:
         self.store = store
-        self.key = key
+        self.key = _layout_guess(store, key)
         self._done = anyio.Event()
         self._raw: Any = _UNREAD
+        self._scope = anyio.CancelScope()
 
     async def run(self) -> None:
         try:
-            with contextlib.suppress(Exception):  # the read that needs it asks again, and raises
+            with self._scope, contextlib.suppress(Exception):  # the reader asks again, and raises
                 self._raw = await self.store.get(self.key)
         finally:
             self._done.set()
+
+    def settle(self, keys: Sequence[str]) -> None:
+        """The keys needed are ``keys``: a guess not among them is not waited for (nor sent,
+        when it still waits for a request slot)."""
+        if self.key not in keys:
+            self._scope.cancel()
 
     async def get(self, key: str) -> Any:
         """The object at ``key``: the early answer when it is the guessed key."""
@@ -213,9 +234,24 @@ class EarlyGet:
         return await self.store.get(key)
 
 
-def first_level_key(root: str, version: str | None) -> str:
-    """The metadata key of the level most images name ``0`` (a 0.4 ``.zarray``, else 0.5)."""
-    return join(root, "0", ".zarray" if version == "0.4" else "zarr.json")
+def first_level_key(root: str, version: str | None, path: str = "0") -> str:
+    """The metadata key of the level ``path`` (most images name their first ``0``) of the image
+    at ``root`` (a 0.4 ``.zarray``, else 0.5)."""
+    return join(root, path, ".zarray" if version == "0.4" else "zarr.json")
+
+
+def _layout_guess(store: AsyncStore, key: str) -> str:
+    """``key`` (a :func:`first_level_key` of level ``0``), or the key of the first level of the
+    image ``store`` opened last when that is known: its path, and its version unless the
+    ``.zarray`` of ``key`` says 0.4 (a 0.4 parent)."""
+    known = _LAYOUTS.get(store)
+    if known is None:
+        return key
+    for doc, version in ((".zarray", "0.4"), ("zarr.json", None)):
+        if key == f"0/{doc}" or key.endswith(f"/0/{doc}"):
+            root = key[: -len(f"0/{doc}")].rstrip("/")
+            return first_level_key(root, version or known[0], known[1])
+    return key
 
 
 async def read_level_metadata(
@@ -231,6 +267,10 @@ async def read_level_metadata(
     ``meta.multiscales[multiscale]`` (``early``: a GET already started for one of them)."""
     v3 = meta.version != "0.4"
     results: list[ArrayMeta | None] = [None] * len(paths)
+    if early is not None:
+        early.settle([join(root, p, "zarr.json" if v3 else ".zarray") for p in paths])
+        if paths:
+            _LAYOUTS[store] = (meta.version, paths[0])
 
     async def one(i: int, path: str) -> None:
         key = join(root, path, "zarr.json" if v3 else ".zarray")
