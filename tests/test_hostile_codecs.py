@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from ngio_async._errors import CodecError
 from ngio_async.codecs import ChunkCodec
+from ngio_async.codecs._stages import NumcodecStage
 from ngio_async.meta.zarr import decode_array_v2, decode_array_v3
 
 BYTES_LE = {"name": "bytes", "configuration": {"endian": "little"}}
@@ -242,6 +243,8 @@ def test_unsized_zstd_frame_behind_v2_filters_is_bounded(filters: list[Any]) -> 
         tracemalloc.stop()
     assert info.value.key == "c/5/6"
     assert peak < 4 << 20, f"{peak} bytes allocated to refuse a {len(bomb)}-byte chunk"
+    # what these filters encode a chunk to has a known size: the frame must decode to it
+    assert "the chunk holds" in str(info.value)
     chunk = np.arange(64 * 64, dtype=np.uint16).reshape(SHAPE) % 200
     stored = codec.encode(chunk, "c/0/0")
     raw = numcodecs.Zstd().decode(stored)
@@ -251,3 +254,23 @@ def test_unsized_zstd_frame_behind_v2_filters_is_bounded(filters: list[Any]) -> 
     np.testing.assert_array_equal(codec.decode(honest, "c/0/0", out=np.empty(SHAPE, "u2")), chunk)
     with pytest.raises(CodecError, match="'c/0/0'"):
         codec.decode(honest[:-20], "c/0/0")
+
+
+def test_unsized_zstd_frame_of_unknown_size_decodes_up_to_its_bound() -> None:
+    """Behind a numcodecs serializer or unknown filters, only a bound is known."""
+    stage = NumcodecStage(numcodecs.Zstd())
+    raw = bytes(range(256)) * 40
+    honest = _unsized(numcodecs.Zstd(level=1).encode(raw), len(raw))
+    assert bytes(stage.decode(honest, 1 << 16)) == raw
+    assert bytes(stage.decode(honest, len(raw))) == raw
+    bomb = _unsized(numcodecs.Zstd(level=1).encode(bytes(BOMB)), BOMB)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match="zstd data decodes to more bytes"):
+            stage.decode(bomb, 1 << 20)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 << 20
+    with pytest.raises(ValueError, match="at most 65536"):
+        stage.decode(honest[:-20], 1 << 16)

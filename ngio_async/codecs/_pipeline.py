@@ -53,6 +53,21 @@ def _decoded_size(codec_id: str, buf: Buffer) -> int:
     return int.from_bytes(memoryview(buf).cast("B")[:4], "little")  # numcodecs lz4: '<i4' size
 
 
+def _filtered_nbytes(filters: Sequence[Any], nbytes: int) -> int | None:
+    """Size of what v2 ``filters`` encode ``nbytes`` of values to, ``None`` if not known."""
+    for f in filters:
+        cid = getattr(f, "codec_id", None)
+        if cid in ("delta", "fixedscaleoffset", "quantize"):
+            nbytes = nbytes // f.dtype.itemsize * f.astype.itemsize
+        elif cid == "astype":
+            nbytes = nbytes // f.decode_dtype.itemsize * f.encode_dtype.itemsize
+        elif cid == "packbits":
+            nbytes = 1 + math.ceil(nbytes / 8)
+        elif cid not in ("shuffle", "bitround"):
+            return None
+    return nbytes
+
+
 def all_equal(array: NDArray[Any], value: np.generic) -> bool:
     """True if every element equals ``value`` (NaN equals NaN), as zarr-python's empty-chunk test."""
     if array.dtype.kind in "fc" and np.isnan(value):
@@ -153,12 +168,16 @@ class ChunkCodec:
         self._order = order
         self._filters = filters
         self._v2 = v2
-        # Decompression bombs: the first compressor's output is the chunk's raw values (exactly
-        # their size, unless v2 filters or a numcodecs serializer come between: then at most 16
-        # bytes per value); the output of any other stage is bounded by what compresses to it.
-        self._limit_exact = not filters and serializer is None
+        # Decompression bombs: the first compressor's output is the chunk's raw values, or what
+        # v2 filters encode them to (exactly their size; at most 16 bytes per value behind a
+        # numcodecs serializer or filters of unknown output); the output of any other stage is
+        # bounded by what compresses to it.
         n = math.prod(self._layout_shape)
-        self._limit = n * stored_dtype.itemsize if self._limit_exact else 16 * n + (1 << 16)
+        exact = n * stored_dtype.itemsize if serializer is None else None
+        if filters and exact is not None:
+            exact = _filtered_nbytes(filters, exact)
+        self._limit_exact = exact is not None
+        self._limit = exact if exact is not None else 16 * n + (1 << 16)
         # Decompress straight into a caller's buffer when nothing sits between the (single)
         # compressor and the raw C-order values.
         single = stages[0] if len(stages) == 1 else None

@@ -123,7 +123,7 @@ def _unsized_zstd(buf: Buffer, limit: int, exact: bool) -> Buffer:
         if "too small" in str(exc):
             raise _too_big("zstd", None, limit, exact) from None
         want = f"the chunk holds {limit}" if exact else f"at most {limit} are possible"
-        raise ValueError(f"{exc} (zstd frame without a stated size; {want} bytes)") from None
+        raise ValueError(f"{exc} ({want} bytes)") from None
 
 
 def _inflate(buf: Buffer, limit: int, exact: bool) -> bytes:
