@@ -422,3 +422,144 @@ async def test_labels_overwrite_failing_before_it_clears_keeps_the_old_label(
         cells = await ds.labels.create("cells", dtype="uint8", overwrite=True)
         assert cells.dtype == np.uint8
         assert await ds.labels.names() == ["cells"]
+
+
+# -- partial-shard writes against other writers of the shard ----------------------------------
+
+_SHARD_KEY = "0/c/0/0"  # the one shard of the image below: 16x32, eight 8x8 chunks
+
+
+class ChangedBeforePut(InstrumentedStore):
+    """Before each of the first ``times`` conditional puts of :data:`_SHARD_KEY`, another
+    writer (a dataset on another store object over the same objects) writes the shard's right
+    half with 50, 51, ... (inside the put's limiter token: only the other store's requests)."""
+
+    def __init__(self, inner: AsyncStore, other: AsyncStore, times: int) -> None:
+        super().__init__(inner)
+        self.other, self.times, self.meddled = other, times, 0
+
+    async def _write_for_update_once(
+        self, key: str, data: bytes | memoryview, version: object
+    ) -> bool:
+        if key == _SHARD_KEY and self.meddled < self.times:
+            async with ngio_async.open_async(self.other, mode="r+") as ds:
+                await ds.levels[0].write((slice(0, 16), slice(16, 32)), 50 + self.meddled)
+            self.meddled += 1
+        return await super()._write_for_update_once(key, data, version)
+
+
+@pytest.fixture(params=["memory", "s3"])
+def twin_stores(request: pytest.FixtureRequest) -> tuple[AsyncStore, AsyncStore]:
+    """Two store objects over the same objects (a memory store, or a fresh S3 prefix)."""
+    if request.param == "memory":
+        from ngio_async.stores import ObstoreStore
+
+        first = open_store("memory://")
+        assert isinstance(first, ObstoreStore)
+        return first, ObstoreStore(first.obstore)
+    s3 = request.getfixturevalue("s3_server")
+    url = s3.fresh_url()
+    return open_store(url, **s3.options()), open_store(url, **s3.options())
+
+
+async def _one_shard_image(store: AsyncStore) -> None:
+    async with ngio_async.create_async(
+        store, shape=(16, 32), dtype="uint16", axes="yx", chunks=(8, 8), shards=(16, 32),
+        levels=1,
+    ) as ds:  # fmt: skip
+        await ds.levels[0].write((slice(0, 16), slice(0, 32)), 1)
+
+
+async def test_partial_shard_write_changed_before_its_put_merges_again(
+    twin_stores: tuple[AsyncStore, AsyncStore],
+) -> None:
+    """Another writer rewrites the shard between the read and the put of a partial write:
+    the put fails on the version, the shard is read and merged again, nothing is lost."""
+    first, other = twin_stores
+    await _one_shard_image(first)
+    store = ChangedBeforePut(first, other, times=2)
+    async with other, ngio_async.open_async(store, mode="r+") as ds:
+        await ds.levels[0].write((slice(0, 16), slice(0, 16)), 7)
+        assert store.meddled == 2
+        assert store.method_counts["put"] == 3  # two refused, the third stored
+        got = await ds.levels[0].read((slice(0, 16), slice(0, 32)))
+    assert (got[:, :16] == 7).all() and (got[:, 16:] == 51).all()
+
+
+async def test_partial_shard_write_changed_before_every_put_fails_and_keeps_theirs(
+    twin_stores: tuple[AsyncStore, AsyncStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A shard rewritten before every put: ``ChangedError`` naming the shard and the store;
+    the shard holds the other writer's last write and our old pixels, the metadata is as
+    it was."""
+    from ngio_async.images import _write
+
+    monkeypatch.setattr(_write, "PATCH_ATTEMPTS", 3)
+    first, other = twin_stores
+    await _one_shard_image(first)
+    meta = await first.get("0/zarr.json"), await first.get("zarr.json")
+    store = ChangedBeforePut(first, other, times=100)
+    async with other, ngio_async.open_async(store, mode="r+") as ds:
+        with pytest.raises(ngio_async.ChangedError) as info:
+            await ds.levels[0].write((slice(0, 16), slice(0, 16)), 7)
+        assert store.meddled == 3
+        assert _SHARD_KEY in str(info.value) and first.url in str(info.value)
+        assert info.value.key == _SHARD_KEY
+        got = await ds.levels[0].read((slice(0, 16), slice(0, 32)))
+    assert (got[:, :16] == 1).all() and (got[:, 16:] == 52).all()
+    assert (await first.get("0/zarr.json"), await first.get("zarr.json")) == meta
+    await first.aclose()
+
+
+async def test_partial_shard_write_requests(twin_stores: tuple[AsyncStore, AsyncStore]) -> None:
+    """A partial write of a shard is one GET (it tells the version) and one PUT (conditional
+    on it), as a plain read-modify-write; a whole-shard write one PUT and no GET. A write
+    leaving the shard all fill value stores an empty shard (a delete cannot be conditional),
+    which reads as the fill value."""
+    first, other = twin_stores
+    await _one_shard_image(first)
+    store = InstrumentedStore(first)
+    async with other, ngio_async.open_async(store, mode="r+") as ds:
+        level = ds.levels[0]
+        store.reset()  # the metadata read by the opening
+        await level.write((slice(0, 16), slice(0, 16)), 3)
+        assert store.method_counts == {"get": 1, "put": 1}
+        store.reset()
+        await level.write((slice(0, 16), slice(0, 32)), 4)
+        assert store.method_counts == {"put": 1}
+        store.reset()
+        await level.write((slice(0, 16), slice(0, 32)), 0)  # whole and empty: deleted
+        assert store.method_counts == {"delete": 1}
+        await level.write((slice(0, 16), slice(0, 16)), 5)  # absent: created
+        store.reset()
+        await level.write((slice(0, 16), slice(0, 16)), 0)  # all fill value now
+        assert store.method_counts == {"get": 1, "put": 1}
+        stored = await first.get(_SHARD_KEY)
+        assert stored is not None and len(stored) == 8 * 16 + 4  # the index alone
+        assert not (await level.read((slice(0, 16), slice(0, 32)))).any()
+
+
+async def test_partial_shard_write_on_disk_requests_and_lock_file(tmp_path: Path) -> None:
+    """On local disk: one GET and one PUT too (the lock is no request), the lock file
+    ``<shard>#0`` is gone after, and a shard left all fill value is deleted with its
+    directories."""
+    root = tmp_path / "img.zarr"
+    await _one_shard_image(open_store(root, mkdir=True))
+    store = InstrumentedStore(open_store(root))
+    async with ngio_async.open_async(store, mode="r+") as ds:
+        level = ds.levels[0]
+        store.reset()
+        await level.write((slice(0, 16), slice(0, 16)), 3)
+        assert store.method_counts == {"get": 1, "put": 1}
+        assert sorted(p.name for p in (root / "0" / "c" / "0").iterdir()) == ["0"]
+        store.reset()
+        await level.write((slice(0, 16), slice(0, 32)), 4)
+        assert store.method_counts == {"put": 1}
+        await level.write((slice(0, 16), slice(16, 32)), 0)
+        store.reset()
+        await level.write((slice(0, 16), slice(0, 16)), 0)  # all fill value now: deleted
+        assert store.method_counts == {"get": 1, "delete": 1}
+    assert not (root / "0" / "c").exists()
+    assert sorted(str(p.relative_to(root)) for p in root.rglob("*")) == [
+        "0", "0/zarr.json", "zarr.json",
+    ]  # fmt: skip
