@@ -448,18 +448,19 @@ class ChangedBeforePut(InstrumentedStore):
         return await super()._write_for_update_once(key, data, version)
 
 
-@pytest.fixture(params=["memory", "s3"])
+@pytest.fixture(params=["memory", "s3", "azure"])
 def twin_stores(request: pytest.FixtureRequest) -> tuple[AsyncStore, AsyncStore]:
-    """Two store objects over the same objects (a memory store, or a fresh S3 prefix)."""
+    """Two store objects over the same objects (a memory store, or a fresh prefix of moto's
+    S3 or Azurite's blob service)."""
     if request.param == "memory":
         from ngio_async.stores import ObstoreStore
 
         first = open_store("memory://")
         assert isinstance(first, ObstoreStore)
         return first, ObstoreStore(first.obstore)
-    s3 = request.getfixturevalue("s3_server")
-    url = s3.fresh_url()
-    return open_store(url, **s3.options()), open_store(url, **s3.options())
+    server = request.getfixturevalue("s3_server" if request.param == "s3" else "azurite")
+    url = server.fresh_url()
+    return open_store(url, **server.options()), open_store(url, **server.options())
 
 
 async def _one_shard_image(store: AsyncStore) -> None:
