@@ -9,16 +9,18 @@ for each object, at most ``window`` at a time and serialised per stored key:
   inner chunks the write does not touch keep their stored bytes (no re-encoding); inner chunks it
   covers whole are encoded from the data; the ones it covers in part are decoded, patched, encoded;
 - an object (or inner chunk) that ends up all fill value is not stored, and a stored one is
-  deleted, like zarr-python's ``write_empty_chunks=False`` (but see below).
+  deleted, like zarr-python's ``write_empty_chunks=False``; except where a partial write puts
+  conditionally (below): there it is stored as such (a delete cannot be conditional).
 
 Encoding and decoding run in worker threads under the dataset's decode limiter. Writes to one
 stored key are serialised by a per-key ``anyio.Lock`` (refcounted, dropped when unused), so
 concurrent writes to distinct regions of one shard never lose each other's data. Against other
 processes (dask workers) a read-modify-write is safe too (:func:`_patch_object`): on local disk
-it holds an advisory ``flock`` of the object's own lock file, ``<object>#0`` (a name local stores
-and obstore list as a staging file, never as a key; removed when released); elsewhere it is
+it holds an advisory ``flock`` of the object's own lock file, ``<object>#0`` (a staging-file name
+to local stores and obstore: never listed as a key; removed when released); elsewhere it is
 ``store.update``: a put conditional on the version read (S3, GCS, Azure, memory), read and merged
-again on a conflict. The shard-index cache of the level is invalidated for every object rewritten.
+again on a conflict. Whole-object writes read nothing and take no lock. The shard-index cache of
+the level is invalidated for every object rewritten.
 """
 
 from __future__ import annotations
