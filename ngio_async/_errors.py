@@ -19,6 +19,8 @@ Builtin bases keep ordinary ``except ValueError`` / ``except FileNotFoundError``
 
 from __future__ import annotations
 
+from typing import Literal
+
 __all__ = [
     "ChangedError",
     "ClosedError",
@@ -73,7 +75,25 @@ class StoreError(_Located, OSError):
 
 
 class PermissionDeniedError(StoreError, PermissionError):
-    """The store refused access (HTTP 401/403, missing credentials)."""
+    """The store refused access (HTTP 401/403, missing credentials).
+
+    ``missing_credentials``: none were given or found; the message then says how to give them
+    in the API's words (``access_key_id=``, ``anonymous=True``). Inferred from those words
+    when the raiser does not say.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        url: str | None = None,
+        key: str | None = None,
+        missing_credentials: bool | None = None,
+    ) -> None:
+        super().__init__(message, url=url, key=key)
+        self.missing_credentials = (
+            "anonymous=True" in message if missing_credentials is None else missing_credentials
+        )
 
 
 class StoreTimeoutError(StoreError, TimeoutError):
@@ -105,5 +125,38 @@ class ReadOnlyError(NgioError, PermissionError):
     """A write was asked of a dataset opened read-only (``mode="r"``); nothing was done."""
 
 
+ExistsKind = Literal["node", "file", "parent"]
+
+
 class ExistsError(_Located, FileExistsError):
-    """Creating an image found an existing zarr node there (and ``overwrite`` was not set)."""
+    """Creating an image found an existing zarr node there (and ``overwrite`` was not set).
+
+    ``kind`` says what is in the way: ``"node"``, a zarr node or stored objects, which
+    ``overwrite=True`` replaces; ``"file"``, a file where a directory goes, or ``"parent"``, a
+    parent that is a zarr array: ``overwrite`` replaces neither. Inferred from the message
+    when the raiser does not say.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        url: str | None = None,
+        key: str | None = None,
+        kind: ExistsKind | None = None,
+    ) -> None:
+        super().__init__(message, url=url, key=key)
+        self.kind: ExistsKind = kind if kind is not None else _exists_kind(message)
+
+    @property
+    def overwrite_replaces(self) -> bool:
+        """Whether ``overwrite=True`` (``--overwrite``) replaces what is in the way."""
+        return self.kind == "node"
+
+
+def _exists_kind(message: str) -> ExistsKind:
+    if "not a directory" in message:
+        return "file"
+    if "is a zarr array" in message and "parent" in message:
+        return "parent"
+    return "node"

@@ -179,6 +179,7 @@ def test_missing_credentials_are_explained_in_the_command_lines_words(url: str) 
     with pytest.raises(ngio_async.PermissionDeniedError) as info:  # noqa: SIM117
         with store._map_exceptions("zarr.json"):  # type: ignore[attr-defined]
             raise obs_exc.GenericError(fetch)
+    assert info.value.missing_credentials
     code, message = describe_error(info.value)
     assert code == 2 and message.startswith("permission denied: no credentials for")
     assert "--anonymous" in message and "=" not in message.split("(Generic")[0], message
@@ -408,3 +409,63 @@ async def test_info_on_a_store_that_denies_missing_keys(
     monkeypatch.setattr(_info, "open_store", store)
     info = await _info.gather_info(str(path), sizes=False)
     assert [s["path"] for s in info["series"]] == ["0", "1"]
+
+
+def test_an_existing_node_gets_the_overwrite_hint(tmp_path: Path) -> None:
+    """An image where an image is created: ``--overwrite`` replaces it (the API's
+    ``pass overwrite=True`` said in the command line's words, or appended)."""
+    from ngio_async.cli._common import describe_error
+
+    url = str(image(tmp_path / "img.zarr"))
+    with pytest.raises(ngio_async.ExistsError) as info:
+        ngio_async.create(url, shape=(4, 4), dtype="uint8", axes="yx")
+    assert info.value.kind == "node" and info.value.overwrite_replaces
+    code, message = describe_error(info.value)
+    assert code == 2 and message.startswith("exists: ") and "overwrite=True" not in message
+    assert message.endswith("; use --overwrite to replace it"), message
+    bare = ngio_async.ExistsError("labels/a exists", kind="node")
+    assert describe_error(bare) == (2, "exists: labels/a exists (use --overwrite)")
+
+
+def test_a_file_in_the_way_is_named_without_the_overwrite_hint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A file where the destination directory goes: ``--overwrite`` never replaces it, and
+    the message says so in the command line's words."""
+    src = image(tmp_path / "img.zarr")
+    (tmp_path / "afile").write_text("x")
+    code, _, err = run(["convert", str(src), str(tmp_path / "afile")], capsys)
+    assert code == 2 and "exists: the destination" in err and "is a file" in err, err
+    assert "(--overwrite replaces zarr nodes, never other files)" in err, err
+    assert "use --overwrite" not in err and "overwrite=True" not in err
+
+
+async def test_a_parent_array_gets_no_overwrite_hint(tmp_path: Path) -> None:
+    """An image created inside a zarr array: ``--overwrite`` does not help (it was told to
+    use it; the array is the parent, which overwrite never replaces)."""
+    from ngio_async.cli._common import describe_error
+    from ngio_async.stores import open_store
+
+    image(tmp_path / "img.zarr")
+    async with open_store(str(tmp_path)) as store:
+        for overwrite in (False, True):
+            with pytest.raises(ngio_async.ExistsError) as info:
+                await ngio_async.create_async(
+                    store, path="img.zarr/0/sub", shape=(4, 4), dtype="uint8", axes="yx",
+                    overwrite=overwrite,
+                )  # fmt: skip
+            assert info.value.kind == "parent" and not info.value.overwrite_replaces
+            code, message = describe_error(info.value)
+            assert code == 2 and "is a zarr array" in message and "overwrite" not in message
+
+
+def test_error_attributes_survive_pickling() -> None:
+    """A worker's error (dask, a process pool) reaches the caller with what the hints use."""
+    import pickle
+
+    exists = ngio_async.ExistsError("x", url="file:///a", key="k", kind="file")
+    back = pickle.loads(pickle.dumps(exists))
+    assert (str(back), back.url, back.key, back.kind) == ("x", "file:///a", "k", "file")
+    denied = ngio_async.PermissionDeniedError("no keys", url="s3://b", missing_credentials=True)
+    back2 = pickle.loads(pickle.dumps(denied))
+    assert back2.missing_credentials and back2.url == "s3://b" and str(back2) == "no keys"

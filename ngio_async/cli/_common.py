@@ -209,7 +209,7 @@ def describe_error(exc: BaseException) -> tuple[int, str]:
     if isinstance(exc, NotFoundError):
         return EXIT_ERROR, f"not found: {text}"
     if isinstance(exc, PermissionDeniedError):
-        if "anonymous=True" in text:  # the stores' advice, in the command line's words
+        if exc.missing_credentials:  # the stores' advice, in the command line's words
             text = _CREDENTIAL_ARGS.sub("", text).replace("anonymous=True", "--anonymous")
         return EXIT_ERROR, f"permission denied: {text}"
     if isinstance(exc, StoreTimeoutError):
@@ -223,7 +223,7 @@ def describe_error(exc: BaseException) -> tuple[int, str]:
     if isinstance(exc, UnsupportedError):
         return EXIT_ERROR, f"unsupported: {text}"
     if isinstance(exc, ExistsError):
-        if "not a directory" in text:  # a file in the way: --overwrite would not replace it
+        if not exc.overwrite_replaces:  # a file or a parent array: --overwrite would not help
             return EXIT_ERROR, "exists: " + text.replace("overwrite=True", "--overwrite")
         if "overwrite=True" in text:  # the API's advice, in the command line's words
             return EXIT_ERROR, "exists: " + text.replace("pass overwrite=True", "use --overwrite")
