@@ -434,14 +434,16 @@ class ChangedBeforePut(InstrumentedStore):
     writer (a dataset on another store object over the same objects) writes the shard's right
     half with 50, 51, ... (inside the put's limiter token: only the other store's requests)."""
 
-    def __init__(self, inner: AsyncStore, other: AsyncStore, times: int) -> None:
+    def __init__(
+        self, inner: AsyncStore, other: AsyncStore, times: int, key: str = _SHARD_KEY
+    ) -> None:
         super().__init__(inner)
-        self.other, self.times, self.meddled = other, times, 0
+        self.other, self.times, self.key, self.meddled = other, times, key, 0
 
     async def _write_for_update_once(
         self, key: str, data: bytes | memoryview, version: object
     ) -> bool:
-        if key == _SHARD_KEY and self.meddled < self.times:
+        if key == self.key and self.meddled < self.times:
             async with ngio_async.open_async(self.other, mode="r+") as ds:
                 await ds.levels[0].write((slice(0, 16), slice(16, 32)), 50 + self.meddled)
             self.meddled += 1
@@ -564,3 +566,31 @@ async def test_partial_shard_write_on_disk_requests_and_lock_file(tmp_path: Path
     assert sorted(str(p.relative_to(root)) for p in root.rglob("*")) == [
         "0", "0/zarr.json", "zarr.json",
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize("where", ["memory", "s3"])
+async def test_partial_chunk_write_changed_before_its_put_merges_again(
+    where: str, request: pytest.FixtureRequest
+) -> None:
+    """The same for an unsharded (0.4) image: a chunk's read-modify-write merges again."""
+    if where == "memory":
+        from ngio_async.stores import ObstoreStore
+
+        first = open_store("memory://")
+        assert isinstance(first, ObstoreStore)
+        other: AsyncStore = ObstoreStore(first.obstore)
+    else:
+        s3 = request.getfixturevalue("s3_server")
+        url = s3.fresh_url()
+        first, other = open_store(url, **s3.options()), open_store(url, **s3.options())
+    async with ngio_async.create_async(
+        first, shape=(16, 32), dtype="uint16", axes="yx", chunks=(16, 32), levels=1,
+        ngff_version="0.4",
+    ):  # fmt: skip
+        pass
+    store = ChangedBeforePut(first, other, times=1, key="0/0/0")
+    async with other, ngio_async.open_async(store, mode="r+") as ds:
+        await ds.levels[0].write((slice(0, 16), slice(0, 16)), 7)
+        assert store.meddled == 1 and store.method_counts["put"] == 2
+        got = await ds.levels[0].read((slice(0, 16), slice(0, 32)))
+    assert (got[:, :16] == 7).all() and (got[:, 16:] == 50).all()
