@@ -231,3 +231,46 @@ async def test_a_created_label_meets_the_strict_profile(tmp_path: Path, version:
     validate(attrs, strict=True)
     multiscale = (attrs if version == "0.4" else attrs["ome"])["multiscales"][0]
     assert (multiscale["name"], multiscale["type"]) == ("cells", "mode")  # how labels downsample
+
+
+async def test_a_label_create_rereads_the_image_quietly_and_hides_no_other_warning(
+    tmp_path: Path,
+) -> None:
+    """``labels.create`` reads the image's document again (another process may have changed
+    it) without repeating the warnings of its open (an invalid ``omero`` block), and without
+    hiding another task's warnings meanwhile (a filter set across its GET did)."""
+    from ngio_async.meta import MetadataWarning
+    from ngio_async.stores import Buffer, ByteRequest
+
+    url = tmp_path / "img.zarr"
+    ngio_async.create(str(url), shape=(8, 8), dtype="uint8", axes="yx", levels=1).close()
+    doc = json.loads((url / "zarr.json").read_text())
+    doc["attributes"]["ome"]["omero"] = {"channels": [{"color": "nothex"}]}
+    (url / "zarr.json").write_text(json.dumps(doc))
+    asked, go = anyio.Event(), anyio.Event()
+
+    class Paused(InstrumentedStore):
+        async def _get_once(self, key: str, byte_range: ByteRequest | None) -> Buffer | None:
+            if key == "zarr.json" and self.paused:
+                asked.set()
+                await go.wait()
+            return await super()._get_once(key, byte_range)
+
+        paused = False
+
+    async def other_task() -> None:
+        await asked.wait()
+        warnings.warn("another task's", MetadataWarning, stacklevel=1)
+        go.set()
+
+    store = Paused(open_store(str(url)))
+    with pytest.warns(MetadataWarning, match="omero"):
+        ds = await ngio_async.open_async(store, mode="r+")
+    store.paused = True
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(other_task)
+            await (await ds.labels.create("cells")).aclose()
+    await ds.aclose()
+    assert [str(w.message) for w in seen] == ["another task's"]

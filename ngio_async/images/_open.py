@@ -54,7 +54,7 @@ async def read_group_metadata(
     *,
     parent_version: str | None = None,
     plain_ok: bool = False,
-    early: EarlyGet | None = None,
+    early: EarlyGet | _Read | None = None,
 ) -> OmeMetadata:
     """The validated NGFF metadata of the group at ``root`` (0.5 ``zarr.json`` or 0.4 ``.zattrs``).
 
@@ -534,24 +534,32 @@ async def refresh_image(ds: Dataset) -> None:
     from ._level import Level
     from ._metadata import ImageMetadata
 
-    with warnings.catch_warnings():  # shown when the image was opened
-        warnings.simplefilter("ignore", MetadataWarning)
-        ome = await read_group_metadata(ds.store, ds.root, parent_version=ds.metadata.ngff_version)
-        if not ome.multiscales or len(ome.multiscales) <= ds.metadata.index:
-            raise NotFoundError(
-                f"{ds.url} is no longer the image it was opened as (its multiscales changed)",
-                url=ds.store.url,
-                key=ds.root,
-            )
-        metadata = ImageMetadata(ome, ds.metadata.index)
-        known = {lvl.path: lvl for lvl in ds.levels}
-        paths = metadata.paths
-        missing = tuple(p for p in paths if join(ds.root, p) not in known)
-        arrays = (
-            await read_level_metadata(ds.store, ds.root, ome, missing, multiscale=ds.metadata.index)
-            if missing
-            else []
+    version = ds.metadata.ngff_version
+    key = join(ds.root, ".zattrs" if version == "0.4" else "zarr.json")
+    raw = await ds.store.get(key)
+    if raw is None:  # gone (or another version's): read as at open, and fail as it would
+        ome = await read_group_metadata(ds.store, ds.root, parent_version=version)
+    else:
+        # the document at hand, this read never suspends: the filter is this task's alone
+        with warnings.catch_warnings():  # shown when the image was opened
+            warnings.simplefilter("ignore", MetadataWarning)
+            read = _Read(ds.store, {key: raw})
+            ome = await read_group_metadata(ds.store, ds.root, parent_version=version, early=read)
+    if not ome.multiscales or len(ome.multiscales) <= ds.metadata.index:
+        raise NotFoundError(
+            f"{ds.url} is no longer the image it was opened as (its multiscales changed)",
+            url=ds.store.url,
+            key=ds.root,
         )
+    metadata = ImageMetadata(ome, ds.metadata.index)
+    known = {lvl.path: lvl for lvl in ds.levels}
+    paths = metadata.paths
+    missing = tuple(p for p in paths if join(ds.root, p) not in known)
+    arrays = (
+        await read_level_metadata(ds.store, ds.root, ome, missing, multiscale=ds.metadata.index)
+        if missing
+        else []
+    )
     new = dict(zip(missing, arrays, strict=True))
     last = ds.levels[-1]
     levels = []
@@ -572,3 +580,17 @@ async def refresh_image(ds: Dataset) -> None:
         levels.append(lvl)
     ds.metadata = metadata
     ds.levels[:] = levels
+
+
+class _Read:
+    """Documents already read (``read_group_metadata``'s ``early``): the answers for their
+    keys come without a suspension; other keys are read from ``store``."""
+
+    def __init__(self, store: AsyncStore, docs: dict[str, Any]) -> None:
+        self.store = store
+        self.docs = docs
+
+    async def get(self, key: str) -> Any:
+        if key in self.docs:
+            return self.docs[key]
+        return await self.store.get(key)
