@@ -21,7 +21,6 @@ import math
 import os
 import pickle
 import threading
-import warnings
 import weakref
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
@@ -30,7 +29,6 @@ from urllib.parse import urlsplit
 import msgspec
 
 from ._errors import ClosedError
-from .engine.plan import normalize_selection
 from .images import (
     Dataset,
     Labels,
@@ -100,9 +98,6 @@ class _Reopenable(Closing):
 
     #: set on an unpickled copy until its first use opens it
     _pending: _Pending | None = None
-    #: opened from a pickle made in another process (a dask worker's copy); an instance
-    #: attribute only, so that asking an unopened copy opens it first
-    _foreign: bool
 
     if not TYPE_CHECKING:  # (mypy: no blanket attribute access on the sync objects)
 
@@ -131,7 +126,6 @@ class _Reopenable(Closing):
                 _shared.handle(key, spec, into=self)
             else:
                 self._open_anew(spec)
-            self._foreign = origin is not None and origin != _process
             self._pending = None
 
     def _close_pending(self) -> bool:
@@ -232,8 +226,6 @@ class SyncLevel:
 
     def __setitem__(self, selection: Any, data: ArrayLike) -> None:
         """``level[...] = data``: numpy basic indexing and broadcasting (needs ``mode="r+"``)."""
-        if self._parent is not None and self._parent._foreign:
-            _warn_partial_shards(self._level, selection)
         self._runner.call(self._level.setitem, selection, data)
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> NDArray[Any]:
@@ -359,7 +351,6 @@ class SyncDataset(_Reopenable):
         #: copies share, closed by the anchor of :data:`_shared`)
         self._closes = closes
         self._reopen = None  # how to open it again (pickling), set by whoever opened it
-        self._foreign = False
         #: what must stay open while this one is used (the image of a label, a field's plate)
         self._keep: object = None
         #: the tile loops not yet closed (stopped by close(), whichever thread runs them)
@@ -514,8 +505,6 @@ class SyncDataset(_Reopenable):
 
     def __setitem__(self, selection: Any, data: ArrayLike) -> None:
         """``ds[...] = data`` on level 0 (numpy basic indexing, broadcasting)."""
-        if self._foreign:
-            _warn_partial_shards(self._dataset.levels[0], selection)
         self._runner.call(self._dataset.write_at, selection, data)
 
     def write(
@@ -527,8 +516,6 @@ class SyncDataset(_Reopenable):
     def write_at(
         self, selection: Any, data: ArrayLike, level: int = 0, pyramid: bool | Method = False
     ) -> None:
-        if self._foreign and -len(self._dataset.levels) <= level < len(self._dataset.levels):
-            _warn_partial_shards(self._dataset.levels[level], selection)
         self._runner.call(self._dataset.write_at, selection, data, level, pyramid)
 
     def writer(
@@ -739,39 +726,6 @@ def _absolute(url: Any) -> Any:
 
 
 #: the levels a partial-shard write from a worker's copy was warned about (once each)
-_warned: weakref.WeakSet[Level] = weakref.WeakSet()
-
-
-def _warn_partial_shards(level: Level, selection: Any) -> None:
-    """Warn (once per level) when a copy unpickled in another process, such as a dask worker's,
-    writes part of a shard (of a chunk, when unsharded): the write reads, patches and writes
-    the whole shard, and processes share no lock, so other processes' writes to the rest of
-    that shard at the same time are lost (``da.store`` with blocks not aligned to shards)."""
-    if level in _warned:
-        return
-    try:
-        region = normalize_selection(selection, level.shape).region
-    except (IndexError, TypeError, ValueError):
-        return  # the write itself says what is wrong
-    grid = level.shards or level.chunks
-    partial = [
-        ax
-        for ax, (r, g, n) in enumerate(zip(region, grid, level.shape, strict=True))
-        if r.start % g or (r.stop % g and r.stop != n)
-    ]
-    if not partial:
-        return
-    _warned.add(level)
-    what = "shards" if level.shards else "chunks"
-    warnings.warn(
-        f"a copy of {level.store.url} in another process (a dask worker) writes part of a "
-        f"{what[:-1]} of level {level.path!r} ({what} {grid}, region "
-        f"[{', '.join(f'{r.start}:{r.stop}' for r in region)}]): processes share no lock, so "
-        f"writes to the rest of a {what[:-1]} from other processes at the same time are lost; "
-        f"align blocks to whole {what} (e.g. da.store of an array rechunked to them)",
-        RuntimeWarning,
-        stacklevel=3,
-    )
 
 
 def _refuse_memory(obj: object, url: Any) -> None:
@@ -1035,7 +989,6 @@ class SyncPlate(_Reopenable):
         self._reopen: tuple[Any, dict[str, Any]] | None = None
         #: the plate's own ``path`` and ``mode`` in that store (for its pickling)
         self._place: dict[str, Any] = {}
-        self._foreign = False
         self._keep: object = None  # a handle's anchor, kept open while the handle is used
         self._finalizer = _track(self, runner, plate if closes else _NOTHING)
 

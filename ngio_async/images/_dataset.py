@@ -707,7 +707,9 @@ class Dataset(StoreNode):
         Axes take what :meth:`read` takes (ints drop the axis from ``data``'s expected shape,
         slices, channel labels, a list on one axis); ``data`` is broadcast to the selection's
         shape like numpy assignment and cast to the level's dtype. Partly covered chunks or
-        shards are read, patched and written back; objects left all fill value are deleted.
+        shards are read, patched and written back, safely across processes (see
+        :mod:`ngio_async.images._write`); objects left all fill value are deleted, or stored
+        as such where a delete cannot be conditional (S3, GCS, Azure, memory).
 
         :param pyramid: also update the lower levels (level 0 only): they are computed from the
             written pixels in memory while level 0 is written (no read back; regions that are

@@ -682,7 +682,9 @@ class Level:
         """Write ``data`` (broadcast to the region's shape, cast to :attr:`dtype`) into ``region``.
 
         ``region``: one step-1 slice per axis (``None`` bounds allowed). Partly covered chunks or
-        shards are read, patched and written back; objects left all fill value are deleted.
+        shards are read, patched and written back, safely across processes (see
+        :mod:`ngio_async.images._write`); objects left all fill value are deleted, or stored
+        as such where a delete cannot be conditional (S3, GCS, Azure, memory).
         Concurrent writes to distinct regions are safe, also when they share a stored object.
         ``after(part, pixels)`` is awaited after each stored object is written (the pyramid
         cascade uses it).
