@@ -127,3 +127,46 @@ async def test_created_colors_and_properties_open_in_ngio(
     container = ngio.open_ome_zarr_container(str(path))
     for name in ("a", "b", "c"):
         assert container.get_label(name).shape == (16, 16)
+
+
+async def test_derived_colors_keep_colors_another_writer_set_during_the_scan(
+    tmp_path: Path,
+) -> None:
+    """``set_colors()`` derives colors from the stored values (a scan of level 0) and writes
+    them with the colors stored *then*: another writer's colors set during the scan are kept
+    (it wrote those read when the label was opened: the other writer's were lost)."""
+    import anyio
+
+    from ngio_async.stores import Buffer, ByteRequest, InstrumentedStore, open_store
+
+    url = str(tmp_path / "img.zarr")
+    with ngio_async.create(url, shape=(8, 8), dtype="uint8", axes="yx", levels=1) as ds:
+        ds.labels.create("cells").write(np.arange(64, dtype="uint32").reshape(8, 8) % 3)
+    scanning, go = anyio.Event(), anyio.Event()
+
+    class Paused(InstrumentedStore):
+        async def _get_once(self, key: str, byte_range: ByteRequest | None) -> Buffer | None:
+            if key.startswith("labels/cells/0/c") and not scanning.is_set():
+                scanning.set()
+                await go.wait()
+            return await super()._get_once(key, byte_range)
+
+    async def other_writer() -> None:
+        await scanning.wait()
+        async with ngio_async.open_async(url, mode="r+") as other:
+            await other.labels.set_colors("cells", {5: (255, 0, 0, 255)})
+        go.set()
+
+    store = Paused(open_store(url))
+    async with (
+        store,
+        ngio_async.open_async(store, mode="r+") as ds,
+        anyio.create_task_group() as tg,
+    ):
+        tg.start_soon(other_writer)
+        colors = await ds.labels.set_colors("cells")
+    assert sorted(c.label_value for c in colors) == [0, 1, 2, 5]
+    with ngio_async.open(url) as ds, ds.labels.open("cells") as label:
+        stored = label.metadata.ome.image_label
+        assert stored is not None and stored.colors is not None
+        assert {c.label_value: list(c.rgba) for c in stored.colors}[5] == [255, 0, 0, 255]

@@ -356,27 +356,35 @@ class Labels:
             version = label.metadata.ngff_version
             at = "$.image-label.colors" if version == "0.4" else "$.ome.image-label.colors"
             stored = label.metadata.ome.image_label
+            values: list[int] = []
             if given is not None:
                 _check_rgba(given, at)
             else:
-                stored_colors = list(stored.colors or []) if stored is not None else []
-                have = {c.label_value for c in stored_colors}
+                have = {c.label_value for c in (stored.colors or [])} if stored else set()
                 values = await _stored_values(label, have, max_values)
-                given = [_dump(c) for c in stored_colors]
-                given += [{"label-value": v, "rgba": _auto_rgba(v)} for v in values]
-            props = stored.properties if stored is not None else None
-            given, prop_list = _consistent(given, None if props is None else _dump(props))
-            new_colors = msgspec.convert(given, list[LabelColor]) if given else None
-            new_props = None
-            if props is not None and prop_list is not None:  # stored ones first, extras kept
-                new_props = list(props) + [
-                    LabelProperty(label_value=p["label-value"]) for p in prop_list[len(props) :]
-                ]
 
             def edit(ome: OmeMetadata) -> OmeMetadata:
+                # from the document as stored now: colors another process set during the
+                # scan are kept (those read at the open were)
                 from ..meta import ImageLabel
 
                 old = ome.image_label
+                entries = given
+                if entries is None:
+                    now = list(old.colors or []) if old is not None else []
+                    known = {c.label_value for c in now}
+                    entries = [_dump(c) for c in now]
+                    entries += [
+                        {"label-value": v, "rgba": _auto_rgba(v)} for v in values if v not in known
+                    ]
+                props = old.properties if old is not None else None
+                entries, prop_list = _consistent(entries, None if props is None else _dump(props))
+                new_colors = msgspec.convert(entries, list[LabelColor]) if entries else None
+                new_props = None
+                if props is not None and prop_list is not None:  # stored ones first, extras kept
+                    new_props = list(props) + [
+                        LabelProperty(label_value=p["label-value"]) for p in prop_list[len(props) :]
+                    ]
                 image_label = (
                     _with_extra(replace(old, colors=new_colors, properties=new_props), old)
                     if old is not None
