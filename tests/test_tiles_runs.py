@@ -343,12 +343,6 @@ def _break_inner_chunk(root: Path, shard: str, inner: tuple[int, int]) -> None:
     path.write_bytes(bytes(b))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a run fails as a whole: Dataset.tiles' fetch (images/_dataset.py) hands over none "
-    "of a run's tiles when Level.read_many raises, so an ordered stream loses the tiles of the "
-    "row of shards before the failing one (the plain path and the local batches keep them)",
-)
 async def test_an_ordered_run_stream_yields_every_tile_before_a_corrupt_chunk(
     tmp_path: Path,
 ) -> None:
@@ -369,12 +363,6 @@ async def test_an_ordered_run_stream_yields_every_tile_before_a_corrupt_chunk(
     await store.aclose()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="images/_level.py _covers() counts every inner chunk of a shard, also those past the "
-    "array's end: a run of an edge shard never covers it, so the shard costs its index and a "
-    "ranged GET instead of one whole GET",
-)
 async def test_unordered_tiles_read_edge_shards_in_one_request(tmp_path: Path) -> None:
     from servers import StaticServer
 
@@ -388,6 +376,6 @@ async def test_unordered_tiles_read_edge_shards_in_one_request(tmp_path: Path) -
             server.requests.clear()
             async for tile in ds.tiles(shape=(16, 16), ordered=False):
                 np.testing.assert_array_equal(tile.data, data[tile.region])
-        assert len(_shard_gets(server)) == 12
+        assert len(_shard_gets(server)) == 12, [(r.path, r.range) for r in server.requests]
     finally:
         server.stop()

@@ -544,8 +544,11 @@ class Dataset(StoreNode):
                 if isinstance(batch, str):  # a shard index, loaded ahead of its tiles
                     await lvl.load_index(batch, indexes)
                     return TileBatch([])
-                if len(batch) > 1:  # a run of tiles of one shard: one request for them all
-                    datas = await lvl.read_many([spec.region for spec in batch], indexes)
+                if runs_of is not None:  # a run of tiles of one shard: one request for all
+                    try:
+                        datas = await lvl.read_many([spec.region for spec in batch], indexes)
+                    except Exception:  # noqa: BLE001 - the tiles before the failing one first
+                        return await read_singly(batch)
                     return TileBatch(
                         [
                             Tile(data, spec.region, spec.index, spec.core, level_index)
@@ -555,6 +558,18 @@ class Dataset(StoreNode):
                 (spec,) = batch
                 data = await lvl.read(spec.region, indexes)
                 return TileBatch([Tile(data, spec.region, spec.index, spec.core, level_index)])
+
+        async def read_singly(batch: list[TileSpec]) -> TileBatch:
+            """A failed run's tiles one by one: those before the failing tile, then its error
+            (raised once they are consumed), as the plain path has them."""
+            tiles: list[Tile] = []
+            for spec in batch:
+                try:
+                    data = await lvl.read(spec.region, indexes)
+                except Exception as exc:  # noqa: BLE001 - raised after the tiles before it
+                    return TileBatch(tiles, exc)
+                tiles.append(Tile(data, spec.region, spec.index, spec.core, level_index))
+            return TileBatch(tiles)
 
         # remote shards read in parts: each index is fetched `max_window` tiles before the
         # shard's first tile, while the tiles before it are in flight (not on its critical path)

@@ -360,7 +360,7 @@ class Level:
                 await self._decode_in_thread(codec.inner, buf, name, chunk_sel, out)
                 return
             (plan,) = plan_shards(self.meta, region)  # changed on every try: whole, one version
-            await self._read_whole(codec, key, [(plan, out)])
+            await self._read_whole(codec, key, [(plan, out)], indexes)
             return
         key = self._prefix + self.meta.chunk_key(coords)
         buf = await self.store.get(key)
@@ -482,7 +482,7 @@ class Level:
         self, codec: ShardCodec, plan: ShardPlan, out: NDArray[Any], indexes: IndexCache
     ) -> None:
         key = self._prefix + plan.key
-        if self.store.blocking_reads and _covers(codec, [(plan, out)]) and key not in indexes:
+        if self.store.blocking_reads and self._covers(codec, [(plan, out)]) and key not in indexes:
             await self._workers.run(_fetch_decode_shard, self.store, codec, key, plan, out)
             return
         await self._read_shard_parts(codec, key, [(plan, out)], indexes)
@@ -508,8 +508,8 @@ class Level:
         reads. A shard found rewritten between its index and its chunks is read again from
         its index, up to ``_CHANGED_RETRIES`` times, then whole (one version by construction:
         a shard rewritten on every try, or a server whose ETags differ from node to node)."""
-        if key not in indexes and _covers(codec, parts):
-            await self._read_whole(codec, key, parts)  # one request, not two (one version)
+        if key not in indexes and self._covers(codec, parts):
+            await self._read_whole(codec, key, parts, indexes)  # one request, not two
             return
         for _ in range(_CHANGED_RETRIES + 1):
             try:
@@ -517,19 +517,42 @@ class Level:
                 return
             except ChangedError:  # (its index was dropped)
                 continue
-        await self._read_whole(codec, key, parts)
+        await self._read_whole(codec, key, parts, indexes)
 
     async def _read_whole(
-        self, codec: ShardCodec, key: str, parts: list[tuple[ShardPlan, NDArray[Any]]]
+        self,
+        codec: ShardCodec,
+        key: str,
+        parts: list[tuple[ShardPlan, NDArray[Any]]],
+        indexes: IndexCache,
     ) -> None:
-        """Read shard ``key`` whole in one request and decode what ``parts`` need of it."""
-        whole = await self.store.get(key)
+        """Read shard ``key`` whole in one request and decode what ``parts`` need of it; its
+        index goes into ``indexes`` with the version read (later reads of parts of it, such
+        as the halos of neighbouring tiles, need no index request)."""
+        whole, version = await self.store.get_with_version(key)
         if whole is None:
+            indexes.put(key, None)
             for plan, out in parts:
                 out[plan.out_selection] = self.fill_value
             return
+        index = _whole_shard_index(codec, whole, key)
+        indexes.put(key, index, version)
         chunks = [(inner, out) for plan, out in parts for inner in plan.chunks]
-        await self._in_threads(partial(_decode_shard_into, codec, whole, key), chunks)
+        await self._in_threads(partial(_decode_shard_into, codec, whole, key, index), chunks)
+
+    def _covers(self, codec: ShardCodec, parts: Sequence[tuple[ShardPlan, NDArray[Any]]]) -> bool:
+        """Whether ``parts`` (plans of regions in one shard) need every inner chunk of it that
+        holds pixels of the array (an edge shard's chunks past the array's end hold none)."""
+        coords = parts[0][0].coords
+        need = math.prod(
+            min(n, -(-(size - sc * n * c) // c))
+            for n, c, size, sc in zip(
+                codec.chunks_per_shard, self.meta.chunks, self.shape, coords, strict=True
+            )
+        )
+        if len(parts) == 1:
+            return len(parts[0][0].chunks) >= need
+        return len({inner.coords for plan, _ in parts for inner in plan.chunks}) >= need
 
     async def _read_parts_once(
         self,
@@ -836,29 +859,30 @@ def _fetch_decode_shard(
     if whole is None:
         out[plan.out_selection] = codec.fill_value
     else:
-        _decode_shard_into(codec, whole, key, [(inner, out) for inner in plan.chunks])
+        index = _whole_shard_index(codec, whole, key)
+        _decode_shard_into(codec, whole, key, index, [(inner, out) for inner in plan.chunks])
 
 
-def _covers(codec: ShardCodec, parts: Sequence[tuple[ShardPlan, NDArray[Any]]]) -> bool:
-    """Whether ``parts`` (plans of regions in one shard) need every inner chunk of it."""
-    need = math.prod(codec.chunks_per_shard)
-    if len(parts) == 1:
-        return len(parts[0][0].chunks) == need
-    return len({inner.coords for plan, _ in parts for inner in plan.chunks}) == need
+def _whole_shard_index(codec: ShardCodec, whole: Buffer, key: str) -> ShardIndex:
+    """The index of a whole shard held in memory."""
+    mv = memoryview(whole).cast("B")
+    n = len(mv)
+    if n < codec.index_nbytes:
+        raise CodecError(f"shard {key!r} is shorter ({n} bytes) than its index", key=key)
+    return codec.decode_index(mv[codec.index_slice(n)], key)
 
 
 def _decode_shard_into(
     codec: ShardCodec,
     whole: Buffer,
     key: str,
+    index: ShardIndex,
     chunks: Sequence[tuple[InnerChunkPlan, NDArray[Any]]],
 ) -> None:
-    """Decode inner chunks of a whole shard held in memory, each into its output."""
+    """Decode inner chunks of a whole shard held in memory (``index``: its index), each into
+    its output."""
     mv = memoryview(whole).cast("B")
     n = len(mv)
-    if n < codec.index_nbytes:
-        raise CodecError(f"shard {key!r} is shorter ({n} bytes) than its index", key=key)
-    index = codec.decode_index(mv[codec.index_slice(n)], key)
     for inner, out in chunks:
         rng = index.chunk_range(inner.coords)
         target = out[inner.out_selection]
