@@ -517,3 +517,27 @@ async def test_a_whole_rebuild_records_its_method(tmp_path: Path) -> None:
     doc = json.loads((tmp_path / "a.zarr" / "zarr.json").read_text())
     ms = doc["attributes"]["ome"]["multiscales"][0]
     assert ms["type"] == "nearest" and ms["metadata"]["kwargs"] == {"method": "nearest"}
+
+
+async def test_a_dataset_opened_before_another_added_levels_edits_and_builds_on_them(
+    tmp_path: Path,
+) -> None:
+    # another dataset object (or process) builds levels after this one opened: set_scale used
+    # to fail after writing ("zip() argument 2 is longer"), build_pyramid to rewrite level 1
+    # and fail with "dataset paths must be unique"
+    url = str(tmp_path / "img.zarr")
+    data = np.arange(64 * 64, dtype=np.uint16).reshape(64, 64)
+    async with ngio_async.create_async(url, shape=(64, 64), dtype="uint16", levels=1) as ds:
+        await ds.write(data)
+    async with (
+        ngio_async.open_async(url, mode="r+") as stale,
+        ngio_async.open_async(url, mode="r+") as other,
+    ):
+        await other.build_pyramid(levels=3)
+        await stale.set_scale({"y": 0.5, "x": 0.5})
+        assert [lvl.scale[-1] for lvl in stale.levels] == [0.5, 1.0, 2.0]
+        await stale.build_pyramid(levels=4)
+        assert [lvl.shape for lvl in stale.levels] == [(64, 64), (32, 32), (16, 16), (8, 8)]
+    async with ngio_async.open_async(url) as ds:
+        assert [lvl.scale[-1] for lvl in ds.levels] == [0.5, 1.0, 2.0, 4.0]
+        np.testing.assert_array_equal(await ds.read(level=0), data)

@@ -44,6 +44,7 @@ from ._open import (
     listed_series,
     read_group_metadata,
     read_level_metadata,
+    refresh_image,
 )
 from ._tiles import Tile, TileBatch, TileOwner, TileStream, TileWork
 from ._write import fit_data
@@ -887,6 +888,7 @@ class Dataset(StoreNode):
 
         self._check_first_multiscale("build_pyramid")
         async with self.structure_lock():
+            await refresh_image(self)  # levels another dataset or process added since the open
             await build_pyramid(
                 self,
                 levels,
@@ -1182,6 +1184,9 @@ class Dataset(StoreNode):
 
         async with self.structure_lock():
             await self._edit_metadata(edit)
+            paths = [join(self.root, p) for p in self.metadata.paths]
+            if [lvl.path for lvl in self.levels] != paths:
+                await refresh_image(self)  # another dataset or process changed the levels
             for lvl, cal in zip(self.levels, self.metadata.spatial_calibration, strict=True):
                 lvl.scale = cal.scale
                 lvl.translation = cal.translation
