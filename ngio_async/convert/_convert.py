@@ -308,6 +308,7 @@ def refuse_file(dst: Any) -> None:
             "directory; remove the file or choose another destination (overwrite=True "
             "replaces zarr nodes, never other files)",
             key=path,
+            kind="file",
         )
 
 

@@ -764,6 +764,7 @@ async def _prepare_root(
             " array cannot hold other nodes",
             url=store.url,
             key=key,
+            kind="parent",
         )
     keys: list[str] | None = None
     what = "a zarr node"
@@ -788,6 +789,7 @@ async def _prepare_root(
             f"{where} already holds {what} ({shown}); pass overwrite=True to replace it",
             url=store.url,
             key=min(found),
+            kind="node",
         )
     if not store.supports_listing:
         raise UnsupportedError(
@@ -1129,6 +1131,7 @@ async def _claim(
         f"{where} {why} ({first[0]}); pass overwrite=True to replace it",
         url=store.url,
         key=first[0],
+        kind="node",
     )
 
 

@@ -519,6 +519,7 @@ class Plate(StoreNode):
                         "pass overwrite=True to replace it",
                         url=self.store.url,
                         key=root,
+                        kind="node",
                     )
                 at = paths.index(name)
                 await self._unlist_field(well_path, name, last=len(images) == 1)

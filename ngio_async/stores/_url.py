@@ -161,6 +161,7 @@ def _open_local(path: str, limits: Limits, options: dict[str, Any]) -> AsyncStor
                 "file or choose another path)",
                 url=url,
                 key=blocker,
+                kind="file",
             )
         raise NotFoundError(f"no such directory: {root} ({what})", url=url)
     if not mkdir and not os.path.isdir(root):
