@@ -52,6 +52,12 @@ class Stream(Generic[R]):
     ) -> None:
         if threads < 1 or window < 1:
             raise ValueError("threads and window must be >= 1")
+        if not isinstance(tiles, TileStream):  # the blocking API's tiles, or anything else
+            raise TypeError(
+                f"stream() takes the tiles of a dataset opened with open_async (ds.tiles(...) "
+                f"awaited in async code), got {type(tiles).__name__}; with the blocking API, "
+                "map func over `for tile in ds.tiles()` (a thread pool's map runs it in threads)"
+            )
         if inspect.iscoroutinefunction(func):
             raise TypeError(_ASYNC_FUNC.format(func))
         self._tiles = tiles
