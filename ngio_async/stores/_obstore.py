@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import gzip
 import os
 import re
+import sys
 import time
 import zlib
 from contextlib import asynccontextmanager, contextmanager
@@ -44,6 +46,7 @@ from ._url_utils import redact_url
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+    from types import TracebackType
 
     from obstore import GetOptions, ObjectMeta, UpdateVersion
     from obstore.store import ClientConfig, ObjectStore, RetryConfig
@@ -239,6 +242,37 @@ def _let_obstore_settle() -> None:
 
 atexit.register(_let_obstore_settle)
 
+_CALL_SOON_THREADSAFE = asyncio.BaseEventLoop.call_soon_threadsafe.__code__
+
+
+def _late_completion(
+    kind: type[BaseException], error: BaseException, tb: TracebackType | None
+) -> bool:
+    """Whether ``sys.excepthook`` was handed a request's late completion: obstore's runtime
+    (pyo3-async-runtimes) finishes each future with ``loop.call_soon_threadsafe``, called from
+    its own thread (no Python caller), and prints what it raises. A loop closed without its
+    tasks cancelled (``run_until_complete`` then ``close()``) leaves requests in flight, and
+    each one's end printed a traceback ending in ``RuntimeError: Event loop is closed``."""
+    if kind is not RuntimeError or tb is None or tb.tb_frame.f_code is not _CALL_SOON_THREADSAFE:
+        return False
+    loop = tb.tb_frame.f_locals.get("self")
+    return isinstance(loop, asyncio.AbstractEventLoop) and loop.is_closed()
+
+
+def _install_excepthook() -> None:
+    """Drop late completions (see :func:`_late_completion`) before the current
+    ``sys.excepthook``: nobody awaits them any more; everything else goes on to it."""
+    previous = sys.excepthook
+    if getattr(previous, "_ngio_late_completions", False):
+        return
+
+    def hook(kind: type[BaseException], error: BaseException, tb: TracebackType | None) -> None:
+        if not _late_completion(kind, error, tb):
+            previous(kind, error, tb)
+
+    hook._ngio_late_completions = True  # type: ignore[attr-defined]
+    sys.excepthook = hook
+
 
 def obstore_usable() -> bool:
     """False in a process forked from one that used obstore: its runtime's threads are gone
@@ -286,6 +320,8 @@ class ObstoreStore(AsyncStore):
         if not isinstance(store, OBSTORE_TYPES):
             raise TypeError(f"expected an obstore store, got {type(store).__name__}")
         _check_runtime(url if url is not None else describe_obstore(store))
+        if not _used:
+            _install_excepthook()
         _used = True
         super().__init__(
             url=url if url is not None else describe_obstore(store), limits=limits, limiter=limiter
