@@ -14,10 +14,11 @@ calls of a tile stream:
   wait for a thread, and a thread that finished a call takes the oldest waiting one (of any
   ``Workers``) before more of its own, so no dataset waits for another's whole queue;
 - the cap is ``max(8, 4 * os.cpu_count())``, or the environment variable
-  ``NGIO_ASYNC_WORKER_THREADS`` (a positive integer) read at import. Calls that may block on
-  other calls of the pool (user code that uses the sync API) should run in
-  ``Workers(n, capped=False)``, whose threads are outside the cap (each such object still runs at
-  most ``n`` at once), else a full pool of such calls would wait for itself;
+  ``NGIO_ASYNC_WORKER_THREADS`` (a positive integer) read at import. A call may wait on others
+  (a ``stream()`` function using the sync API reads through the pool): when calls wait for a
+  thread and no running call has ended for :data:`STALL_SECONDS`, one more thread starts, past
+  the cap, so a pool full of such calls never waits for itself (the extra threads end when
+  idle);
 - results go back to the event loop in bursts: calls that finish before the loop has collected
   the earlier ones are handed over in the same wake-up.
 
@@ -33,6 +34,7 @@ import contextlib
 import os
 import queue
 import threading
+import time
 import weakref
 from collections import deque
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -44,11 +46,12 @@ from ._malloc import tune_malloc
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["IDLE_SECONDS", "MAX_THREADS", "Workers"]
+__all__ = ["IDLE_SECONDS", "MAX_THREADS", "STALL_SECONDS", "Workers"]
 
 R = TypeVar("R")
 
 IDLE_SECONDS = 10.0  # a worker thread with nothing to do for this long ends
+STALL_SECONDS = 1.0  # calls wait and none ended for this long: one more thread, past the cap
 
 
 def _max_threads() -> int:
@@ -137,13 +140,15 @@ class _Returns:
 
 class _Pool:
     """Daemon threads running queued functions; a thread starts when none is idle and fewer
-    than ``cap`` run (``None``: no cap)."""
+    than ``cap`` run, or when queued jobs stalled (see the module)."""
 
-    def __init__(self, cap: int | None) -> None:
+    def __init__(self, cap: int) -> None:
         self._queue: queue.SimpleQueue[Callable[[], object]] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._idle = 0  # threads waiting for work
         self._threads = 0  # threads started and not ended
+        self._ended = 0  # jobs run to their end (progress, for the stall watch)
+        self._watched = False  # a watch thread runs
         self.cap = cap
 
     def waiting(self) -> bool:
@@ -155,15 +160,38 @@ class _Pool:
             self._queue.put(job)
             if self._queue.qsize() <= self._idle:
                 return
-            if self.cap is not None and self._threads >= self.cap:
-                return  # a busy thread takes it when done
-            self._threads += 1
+            if self._threads >= self.cap:  # a busy thread takes it when done
+                if self._watched:
+                    return
+                self._watched = watch = True
+            else:
+                self._threads += 1
+                watch = False
+        target = self._watch if watch else self._work
         try:
-            threading.Thread(target=self._work, name="ngio-worker", daemon=True).start()
+            name = "ngio-worker-watch" if watch else "ngio-worker"
+            threading.Thread(target=target, name=name, daemon=True).start()
         except BaseException:
             with self._lock:
-                self._threads -= 1
+                if watch:
+                    self._watched = False
+                else:
+                    self._threads -= 1
             raise
+
+    def _watch(self) -> None:
+        """While jobs wait for a thread: one more thread when none ended for a while."""
+        while True:
+            ended = self._ended
+            time.sleep(STALL_SECONDS)  # noqa: TID251 - its own thread: blocking is the point
+            with self._lock:
+                if self._queue.qsize() <= self._idle:
+                    self._watched = False
+                    return
+                if self._ended != ended:
+                    continue
+                self._threads += 1  # stalled: every thread waits (maybe on a queued job)
+            threading.Thread(target=self._work, name="ngio-worker", daemon=True).start()
 
     def _work(self) -> None:
         get, lock = self._queue.get, self._lock
@@ -181,12 +209,14 @@ class _Pool:
                 continue
             with lock:
                 self._idle -= 1
-            job()
+            try:
+                job()
+            finally:
+                self._ended += 1  # (under the GIL; a lost count only delays the watch)
             del job  # an idle thread holds nothing of the last call (its loop, its result)
 
 
-_pool = _Pool(MAX_THREADS)  # the shared, capped pool
-_free_pool = _Pool(None)  # for ``Workers(capped=False)``: calls that may wait on other calls
+_pool = _Pool(MAX_THREADS)
 _returns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Returns] = (
     weakref.WeakKeyDictionary()
 )
@@ -197,9 +227,8 @@ _instances: weakref.WeakSet[Workers] = weakref.WeakSet()
 
 def _after_fork() -> None:
     """In a forked child: none of the parent's threads or event loops exist there."""
-    global _pool, _free_pool
+    global _pool
     _pool = _Pool(_pool.cap)
-    _free_pool = _Pool(None)
     _returns.clear()
     for workers in _instances:
         workers._reset()
@@ -210,14 +239,12 @@ if hasattr(os, "register_at_fork"):
 
 
 class Workers:
-    """Run blocking calls in worker threads, at most ``threads`` at once (see the module);
-    ``capped=False`` for calls that may wait on other worker calls (threads outside the cap)."""
+    """Run blocking calls in worker threads, at most ``threads`` at once (see the module)."""
 
-    def __init__(self, threads: int, *, capped: bool = True) -> None:
+    def __init__(self, threads: int) -> None:
         if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
             raise ValueError(f"threads must be a positive integer, got {threads!r}")
         self.threads = threads
-        self.capped = capped
         tune_malloc()  # once per process: chunk-sized buffers stay in the heap (see _malloc)
         self._lock = threading.Lock()
         self._running = 0  # calls running, or handed to the pool to run
@@ -274,13 +301,12 @@ class Workers:
             raise
 
     def _submit(self, call: _Call[Any], returns: _Returns) -> None:
-        pool = _pool if self.capped else _free_pool
-        pool.submit(lambda: self._drive(call, returns))
+        _pool.submit(lambda: self._drive(call, returns))
 
     def _drive(self, call: _Call[Any], returns: _Returns) -> None:
         """In a pool thread: run ``call``, then this object's queued calls, until none is left
         (or until calls of others wait for a thread: this one's next goes behind them)."""
-        pool = _pool if self.capped else _free_pool
+        pool = _pool
         while True:
             call.run()
             with self._lock:  # counted free before the caller can see the result

@@ -34,7 +34,7 @@ def _fds() -> int:
 
 def _threads() -> int:
     """Threads other than the shared worker pool's (those end after being idle a while)."""
-    return sum(1 for t in threading.enumerate() if t.name != "ngio-worker")
+    return sum(1 for t in threading.enumerate() if not t.name.startswith("ngio-worker"))
 
 
 def _tasks() -> set[asyncio.Task[object]]:

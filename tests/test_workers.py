@@ -270,19 +270,22 @@ async def test_a_long_queue_does_not_hold_the_capped_threads_until_it_is_empty()
 
 
 @pytest.mark.usefixtures("pool_of_2")
-async def test_uncapped_workers_run_while_the_capped_threads_wait_for_them() -> None:
+async def test_calls_waiting_on_queued_calls_get_a_thread_past_the_cap(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_workers, "STALL_SECONDS", 0.02)
     gate = threading.Event()
     holders = Workers(2)
 
-    def hold() -> bool:  # e.g. a user's function that waits on other worker calls
+    def hold() -> bool:  # e.g. a stream() function reading with the sync API
         return gate.wait(5)
 
-    with anyio.fail_after(5):
+    with anyio.fail_after(4):
         async with anyio.create_task_group() as tg:
             tg.start_soon(holders.run, hold)
-            tg.start_soon(holders.run, hold)  # both capped threads taken
+            tg.start_soon(holders.run, hold)  # both threads of the cap taken
             await anyio.sleep(0.01)
-            await Workers(1, capped=False).run(gate.set)
+            await Workers(1).run(gate.set)  # what they wait for: was a deadlock
     assert holders.busy == 0
 
 
