@@ -218,8 +218,9 @@ class ShardCodec:
             table = np.frombuffer(data, dtype=self._index_dtype).reshape(
                 (*self.chunks_per_shard, 2)
             )
-            if self._index_big:
-                table = table.astype("<u8")
+            # a copy (also when it needs no byte swap): the index never pins its source, which
+            # may be a whole shard held for its chunks (a cached index would keep it alive)
+            table = table.astype("<u8")
             offsets, nbytes = table[..., 0], table[..., 1]
             if np.any((offsets == EMPTY) != (nbytes == EMPTY)):
                 raise ValueError("index entry with only one of offset/nbytes empty")
