@@ -36,11 +36,12 @@ import anyio
 import anyio.to_thread
 import numpy as np
 
-from .._errors import ChangedError, CodecError, StoreError
+from .._errors import ChangedError, CodecError
 from .._prefetch import single_leaf
 from ..codecs import ShardCodec
 from ..engine import normalize_selection, plan_shards, region_shape
 from ..stores import InstrumentedStore, LocalFileStore, ObstoreStore
+from ..stores._local import take_lock
 from ..stores._obstore import local_prefix
 from ._tiles import Tile
 
@@ -284,19 +285,9 @@ async def _file_lock(path: str, url: str, key: str) -> AsyncIterator[None]:
         yield
         return
     lock = path + "#0"
-    delay = 0.001
-    while True:
-        try:
-            with anyio.CancelScope(shield=True):  # a lock taken is never left behind
-                fd = await anyio.to_thread.run_sync(_try_lock_file, lock)
-        except OSError as exc:
-            raise StoreError(
-                f"cannot lock {lock} to write part of {key!r} at {url}: {exc}", url=url, key=key
-            ) from exc
-        if fd is not None:
-            break
-        await anyio.sleep(delay)
-        delay = min(delay * 2, 0.05)
+    fd = await take_lock(
+        partial(_try_lock_file, lock), f"cannot lock {lock} to write part of", url, key
+    )
     try:
         yield
     finally:

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
     from .._limits import Limits
 
-__all__ = ["LocalFileStore", "directory_lock"]
+__all__ = ["LocalFileStore", "directory_lock", "take_lock"]
 
 T = TypeVar("T")
 
@@ -277,29 +277,36 @@ def _try_flock(directory: str) -> int | None:
 @asynccontextmanager
 async def directory_lock(directory: str, url: str, key: str) -> AsyncIterator[None]:
     """Hold the exclusive ``flock`` of ``directory`` (other processes of this machine that
-    lock it wait; no lock file is made): tried without blocking, again after a short sleep
-    while another holds it, so waiting holds no thread and can be cancelled. Released when the
-    descriptor closes (also when the process dies). Without ``fcntl`` (Windows): nothing."""
+    lock it wait; no lock file is made). Released when the descriptor closes (also when the
+    process dies). Without ``fcntl`` (Windows): nothing."""
     if fcntl is None:
         yield
         return
-    delay = 0.001
-    while True:
-        try:
-            with anyio.CancelScope(shield=True):  # a lock taken is never left behind
-                fd = await anyio.to_thread.run_sync(_try_flock, directory)
-        except OSError as exc:
-            raise StoreError(
-                f"cannot lock {directory} to update {key!r} at {url}: {exc}", url=url, key=key
-            ) from exc
-        if fd is not None:
-            break
-        await anyio.sleep(delay)
-        delay = min(delay * 2, 0.05)
+    fd = await take_lock(
+        functools.partial(_try_flock, directory), f"cannot lock {directory} to update", url, key
+    )
     try:
         yield
     finally:
         os.close(fd)  # releases the lock
+
+
+async def take_lock(try_lock: Callable[[], int | None], failure: str, url: str, key: str) -> int:
+    """The descriptor ``try_lock()`` returns holding a lock (it tries without blocking:
+    ``None`` while another process holds it), tried again after a short sleep meanwhile, so
+    waiting holds no thread and can be cancelled; a lock taken is never left behind by a
+    cancellation. An ``OSError`` of it is a ``StoreError``: ``failure`` {key!r} at {url}."""
+    delay = 0.001
+    while True:
+        try:
+            with anyio.CancelScope(shield=True):  # a lock taken is never left behind
+                fd = await anyio.to_thread.run_sync(try_lock)
+        except OSError as exc:
+            raise StoreError(f"{failure} {key!r} at {url}: {exc}", url=url, key=key) from exc
+        if fd is not None:
+            return fd
+        await anyio.sleep(delay)
+        delay = min(delay * 2, 0.05)
 
 
 def _bounded(byte_range: ByteRequest | None) -> bool:
