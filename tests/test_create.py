@@ -767,6 +767,36 @@ async def test_create_below_an_array_is_refused(tmp_path: Path, version: str) ->
 
 
 @pytest.mark.parametrize("version", ["0.5", "0.4"])
+async def test_create_at_a_url_below_an_array_is_refused(tmp_path: Path, version: str) -> None:
+    """The store is rooted at the URL given: the arrays above it are local directories it
+    cannot see, checked on disk (nothing made or deleted in them, whatever ``overwrite``)."""
+    image = tmp_path / "img.zarr"
+    async with ngio_async.create_async(
+        image,
+        shape=(8, 8),
+        dtype="uint8",
+        levels=1,
+        ngff_version=version,  # type: ignore[arg-type]
+    ) as ds:
+        await ds.write(np.full((8, 8), 7, "uint8"))
+    array_doc = "zarr.json" if version == "0.5" else ".zarray"
+    before = sorted(p.relative_to(image) for p in image.rglob("*"))
+    targets: list[Any] = [image / "0" / "sub", f"file://{image}/0/a%20b/c", str(image / "0/d")]
+    targets.append(open_store(image / "0" / "e", mkdir=True))
+    for target in targets:
+        for overwrite in (False, True):
+            with pytest.raises(ExistsError, match=rf"parent '{image / '0'}' is a zarr array") as e:
+                await ngio_async.create_async(
+                    target, shape=(4, 4), dtype="uint8", overwrite=overwrite
+                )
+            assert e.value.kind == "parent" and e.value.key == array_doc
+    (image / "0" / "e").rmdir()  # the store opened above made it
+    assert sorted(p.relative_to(image) for p in image.rglob("*")) == before
+    async with ngio_async.open_async(image) as back:
+        assert (await back.read()).tolist() == [[7] * 8] * 8
+
+
+@pytest.mark.parametrize("version", ["0.5", "0.4"])
 async def test_complex_nan_fill_value(tmp_path: Path, version: str) -> None:
     fill = complex(float("nan"), float("-inf"))
     async with ngio_async.create_async(

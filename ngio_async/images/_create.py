@@ -724,6 +724,53 @@ def _is_node_key(key: str) -> bool:
     return key.rsplit("/", 1)[-1] in _NODE_KEYS
 
 
+def _local_directory(url: str | os.PathLike[str]) -> str | None:
+    """The directory a plain path or ``file://`` URL names (as ``open_store`` resolves it),
+    ``None`` for other URLs."""
+    from urllib.parse import unquote, urlsplit
+
+    if isinstance(url, os.PathLike):
+        return os.path.abspath(os.path.expanduser(os.fspath(url)))
+    scheme = urlsplit(url).scheme.lower()
+    if len(scheme) <= 1:  # a plain path (or a Windows drive letter)
+        return os.path.abspath(os.path.expanduser(url))
+    return unquote(urlsplit(url).path) if scheme == "file" else None
+
+
+def _array_above(directory: str) -> str | None:
+    """The metadata file of the nearest zarr array in a directory above ``directory`` (up to
+    the filesystem root; a stat per directory, a read of each ``zarr.json`` found)."""
+    current = os.path.abspath(directory)
+    while (parent := os.path.dirname(current)) != current:
+        current = parent
+        if os.path.isfile(v2 := os.path.join(current, ".zarray")):
+            return v2
+        try:
+            with open(os.path.join(current, "zarr.json"), "rb") as f:
+                raw = f.read(1 << 20)
+        except OSError:  # absent (or unreadable: not a node this create can see)
+            continue
+        if _node_type(raw) == "array":
+            return os.path.join(current, "zarr.json")
+    return None
+
+
+def refuse_array_above(directory: str, where: str) -> None:
+    """Raise :class:`ExistsError` (``kind="parent"``) when a directory above the local store
+    root ``directory`` is a zarr array: the store cannot see it, and nothing may go below it."""
+    found = _array_above(directory)
+    if found is None:
+        return
+    array, name = os.path.split(found)
+    raise ExistsError(
+        f"cannot create {where}: its parent {array!r} is a zarr array ({found}), and an"
+        " array cannot hold other nodes",
+        url=f"file://{array}",
+        key=name,
+        kind="parent",
+    )
+
+
 async def _prepare_root(
     store: AsyncStore, root: str, overwrite: bool, *, paths: Sequence[str] = ()
 ) -> None:
@@ -742,6 +789,8 @@ async def _prepare_root(
     parts = root.split("/") if root else []
     parents = ["/".join(parts[:i]) for i in range(len(parts))]
     parent_keys = {join(p, ".zarray") for p in parents} | {join(p, "zarr.json") for p in parents}
+    if store.url.startswith("file://"):  # the directories above the store's root
+        refuse_array_above(store.url[len("file://") :], where)
 
     async def check(key: str) -> None:
         if key.endswith("zarr.json") and key in parent_keys:
@@ -1178,6 +1227,9 @@ def _open_target(
         isinstance(url, str) and ("://" not in url or url.startswith("file://"))
     )
     if local:
+        directory = _local_directory(url)
+        if directory is not None:  # before mkdir makes a directory inside the array
+            refuse_array_above(directory, directory)
         options.setdefault("mkdir", True)
     return open_store(url, limits=limits, **options), True
 
