@@ -213,7 +213,7 @@ class HTTPStore(AsyncStore):
     that only Python's ``ssl`` trusts, a proxy) hands this and every later GET back to aiohttp. The first ranged read that the server
     answers without honouring ``Range`` switches ranged reads to aiohttp for good (sliced as
     above). obstore's client also reads ``405`` as a missing object, so its first "missing" is
-    asked again of aiohttp: if aiohttp disagrees (an error, or data), every GET goes through
+    asked again of aiohttp (once: the misses met meanwhile wait for that answer): if aiohttp disagrees (an error, or data), every GET goes through
     aiohttp from then on; a missing chunk never turns into fill values because of a misread
     status. Requests of both clients share this store's limiter, timeout and retry budget
     (obstore's client retries nothing itself; after it met a busy server, 5xx or 429, a GET's
@@ -256,6 +256,8 @@ class HTTPStore(AsyncStore):
         self._aiohttp_ok = False  # aiohttp has read an object here (then obstore's client may)
         self._rust_ok = False  # obstore's client has answered here (its errors are then final)
         self._missing_ok = False  # a miss seen by obstore's client was confirmed by aiohttp
+        # the confirmation of a first miss under way (its loop, set once it ends)
+        self._confirming: tuple[asyncio.AbstractEventLoop, asyncio.Event] | None = None
         self._encoded = False  # an object came Content-Encoded: a 416 may be a range of one
         # obstore's client reads the bodies, except in a child forked after it was used
         secret = parts.username or parts.password or parts.query or headers
@@ -387,18 +389,47 @@ class HTTPStore(AsyncStore):
         if got[0] is not None or self._missing_ok:
             self._rust_ok = True
             return got
-        # obstore's client reads 405 as "missing" too: its first miss is asked again of
-        # aiohttp; if aiohttp disagrees, every GET goes through aiohttp from now on
+        return await self._confirm_miss(key, byte_range, if_match, got)
+
+    async def _confirm_miss(
+        self,
+        key: str,
+        byte_range: ByteRequest | None,
+        if_match: str | None,
+        got: tuple[Buffer | None, str | None],
+    ) -> tuple[Buffer | None, str | None]:
+        """obstore's client reads 405 as "missing" too: its first miss (``got``) is asked
+        again of aiohttp; if aiohttp disagrees, every GET goes through aiohttp from now on.
+        One miss at a time is asked: the others met meanwhile wait for that answer, then are
+        taken as missing (confirmed) or asked of aiohttp (it disagreed or failed)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            if self._missing_ok:
+                self._rust_ok = True
+                return got
+            if self._rust is None:
+                return await self._aiohttp_fetch(key, byte_range, if_match)
+            pending = self._confirming
+            if pending is None or pending[0] is not loop:  # none, or one of an ended loop
+                break
+            await pending[1].wait()  # it ended without an answer (cancelled): ask again
+        done = asyncio.Event()
+        self._confirming = (loop, done)
         try:
-            got = await self._aiohttp_fetch(key, byte_range, if_match)
-        except Exception:
-            self._rust = None
-            raise
-        if got[0] is None:
-            self._missing_ok = True
-        else:
-            self._rust = None
-        return got
+            try:
+                got = await self._aiohttp_fetch(key, byte_range, if_match)
+            except Exception:
+                self._rust = None
+                raise
+            if got[0] is None:
+                self._missing_ok = True
+            else:
+                self._rust = None
+            return got
+        finally:
+            if self._confirming is not None and self._confirming[1] is done:
+                self._confirming = None
+            done.set()
 
     async def _aiohttp_get(self, key: str, byte_range: ByteRequest | None) -> Buffer | None:
         return (await self._aiohttp_fetch(key, byte_range, None))[0]
