@@ -379,3 +379,30 @@ async def test_unordered_tiles_read_edge_shards_in_one_request(tmp_path: Path) -
         assert len(_shard_gets(server)) == 12, [(r.path, r.range) for r in server.requests]
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("ordered", [False, True])
+async def test_a_chunk_that_many_tiles_of_a_run_need_is_decoded_once(
+    tmp_path: Path, ordered: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 4x4 tiles of 16x16 inner chunks: each chunk holds 16 tiles of one run
+    from ngio_async.codecs import ChunkCodec
+
+    data = write_image(tmp_path, IMAGE)[0]
+    calls: list[str] = []
+    decode = ChunkCodec.decode
+
+    def counted(self: ChunkCodec, buf: Any, key: str, out: Any = None) -> Any:
+        calls.append(key)
+        return decode(self, buf, key, out=out)
+
+    store = InstrumentedStore(open_store(tmp_path), latency=0.001)
+    async with ngio_async.open_async(store) as ds:
+        monkeypatch.setattr(ChunkCodec, "decode", counted)
+        n = 0
+        async for tile in ds.tiles(shape=(4, 4), ordered=ordered):
+            np.testing.assert_array_equal(tile.data, data[tile.region])
+            n += 1
+    assert n == 64 * 64
+    assert len(calls) == len(set(calls)) == 16 * 16  # was one decode per tile: 4,096
+    await store.aclose()

@@ -25,7 +25,7 @@ import weakref
 from collections import OrderedDict
 from functools import partial
 from itertools import chain, islice
-from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias, TypeVar
 
 import anyio
 import numpy as np
@@ -537,8 +537,9 @@ class Level:
             return
         index = _whole_shard_index(codec, whole, key)
         indexes.put(key, index, version)
-        chunks = [(inner, out) for plan, out in parts for inner in plan.chunks]
-        await self._in_threads(partial(_decode_shard_into, codec, whole, key, index), chunks)
+        groups = _by_chunk((inner, out) for plan, out in parts for inner in plan.chunks)
+        decode = partial(_decode_shard_into, codec, whole, key, index)
+        await self._in_threads(decode, list(groups.items()))
 
     def _covers(self, codec: ShardCodec, parts: Sequence[tuple[ShardPlan, NDArray[Any]]]) -> bool:
         """Whether ``parts`` (plans of regions in one shard) need every inner chunk of it that
@@ -568,33 +569,45 @@ class Level:
             for plan, out in parts:
                 out[plan.out_selection] = self.fill_value
             return
-        wanted: list[tuple[int, int]] = []
-        jobs: list[tuple[InnerChunkPlan, NDArray[Any]]] = []
-        for plan, out in parts:
-            ranges, pieces = _stored_pieces(index, plan, out, self.fill_value)
-            wanted += ranges
-            jobs += [(p, out) for p in pieces]
-        if not wanted:
-            return
+        chunks = [(inner, out) for plan, out in parts for inner in plan.chunks]
         if self.store.blocking_reads:  # local: read and decode in one worker-thread call
-            await self._workers.run(
-                _fetch_decode,
-                self.store,
-                codec.inner,
-                _range_jobs(key, wanted, jobs),
-                self.fill_value,
-            )
+            wanted: list[tuple[int, int]] = []
+            jobs: list[tuple[InnerChunkPlan, NDArray[Any]]] = []
+            for plan, out in parts:
+                ranges, pieces = _stored_pieces(index, plan, out, self.fill_value)
+                wanted += ranges
+                jobs += [(p, out) for p in pieces]
+            if wanted:
+                await self._workers.run(
+                    _fetch_decode,
+                    self.store,
+                    codec.inner,
+                    _range_jobs(key, wanted, jobs),
+                    self.fill_value,
+                )
+            return
+        # each inner chunk fetched and decoded once, however many of the regions need it
+        groups = _by_chunk(chunks)
+        stored = {}
+        for coords, targets in groups.items():
+            rng = index.chunk_range(coords)
+            if rng is None:
+                for _, target in targets:
+                    target[...] = self.fill_value
+            else:
+                stored[coords] = rng
+        if not stored:
             return
         try:
-            bufs = await self.store.get_ranges(key, wanted, if_match=version)
+            bufs = await self.store.get_ranges(key, list(stored.values()), if_match=version)
             if bufs is None:  # deleted since its index was read (all fill value now, say)
                 raise self._vanished(key)
         except ChangedError:
             indexes.pop_version(key, version)  # (unless another read fetched it anew)
             raise
         decodes = [
-            (b, f"{key}{list(p.coords)}", p.chunk_selection, out[p.out_selection])
-            for (p, out), b in zip(jobs, bufs, strict=True)
+            (b, f"{key}{list(coords)}", groups[coords])
+            for coords, b in zip(stored, bufs, strict=True)
         ]
         await self._in_threads(partial(_decode_all, codec.inner), decodes)
 
@@ -787,10 +800,36 @@ def _decode_into(
 _CHUNKS_PER_CALL = 8  # chunks decoded per worker-thread call when a read has many
 
 
-def _decode_all(codec: ChunkCodec, decodes: list[tuple[Buffer, str, Region, NDArray[Any]]]) -> None:
-    """Decode several chunks, each ``(buffer, name, chunk selection, target)`` (worker thread)."""
-    for buf, key, chunk_sel, target in decodes:
-        _decode_into(codec, buf, key, chunk_sel, target)
+Targets: TypeAlias = "list[tuple[Region, NDArray[Any]]]"
+"""Where the pieces of one decoded chunk go: (its part, the array it is copied into)."""
+
+
+def _by_chunk(
+    chunks: Iterable[tuple[InnerChunkPlan, NDArray[Any]]],
+) -> dict[tuple[int, ...], Targets]:
+    """The inner chunks that regions need (each with the region's output), grouped by chunk:
+    a chunk several regions (tiles) need is then fetched and decoded once."""
+    groups: dict[tuple[int, ...], Targets] = {}
+    for inner, out in chunks:
+        target = (inner.chunk_selection, out[inner.out_selection])
+        groups.setdefault(inner.coords, []).append(target)
+    return groups
+
+
+def _decode_to(codec: ChunkCodec, buf: Buffer, key: str, targets: Targets) -> None:
+    """Decode one chunk into each of ``targets`` (once, however many there are)."""
+    if len(targets) == 1:
+        _decode_into(codec, buf, key, *targets[0])
+        return
+    full = codec.decode(buf, key, out=_scratch_for(codec))
+    for chunk_sel, target in targets:
+        target[...] = full[chunk_sel]
+
+
+def _decode_all(codec: ChunkCodec, decodes: list[tuple[Buffer, str, Targets]]) -> None:
+    """Decode several chunks, each ``(buffer, name, targets)`` (worker thread)."""
+    for buf, key, targets in decodes:
+        _decode_to(codec, buf, key, targets)
 
 
 class _Job(NamedTuple):
@@ -860,7 +899,8 @@ def _fetch_decode_shard(
         out[plan.out_selection] = codec.fill_value
     else:
         index = _whole_shard_index(codec, whole, key)
-        _decode_shard_into(codec, whole, key, index, [(inner, out) for inner in plan.chunks])
+        groups = _by_chunk((inner, out) for inner in plan.chunks)
+        _decode_shard_into(codec, whole, key, index, list(groups.items()))
 
 
 def _whole_shard_index(codec: ShardCodec, whole: Buffer, key: str) -> ShardIndex:
@@ -877,29 +917,21 @@ def _decode_shard_into(
     whole: Buffer,
     key: str,
     index: ShardIndex,
-    chunks: Sequence[tuple[InnerChunkPlan, NDArray[Any]]],
+    chunks: Sequence[tuple[tuple[int, ...], Targets]],
 ) -> None:
-    """Decode inner chunks of a whole shard held in memory (``index``: its index), each into
-    its output."""
+    """Decode inner chunks of a whole shard held in memory (``index``: its index), each once
+    into its targets."""
     mv = memoryview(whole).cast("B")
     n = len(mv)
-    for inner, out in chunks:
-        rng = index.chunk_range(inner.coords)
-        target = out[inner.out_selection]
+    for coords, targets in chunks:
+        rng = index.chunk_range(coords)
         if rng is None:
-            target[...] = codec.fill_value
+            for _, target in targets:
+                target[...] = codec.fill_value
         elif rng[1] > n:
-            raise CodecError(
-                f"shard {key!r}: inner chunk {inner.coords} lies past its end", key=key
-            )
+            raise CodecError(f"shard {key!r}: inner chunk {coords} lies past its end", key=key)
         else:
-            _decode_into(
-                codec.inner,
-                mv[rng[0] : rng[1]],
-                f"{key}{list(inner.coords)}",
-                inner.chunk_selection,
-                target,
-            )
+            _decode_to(codec.inner, mv[rng[0] : rng[1]], f"{key}{list(coords)}", targets)
 
 
 async def _run_all(plans: Iterable[P], fn: Callable[[P], Awaitable[None]], window: int) -> None:
