@@ -73,9 +73,18 @@ Progress: ``on_item(done, total)`` is called after each result is handed to the 
 from __future__ import annotations
 
 import contextlib
+import inspect
 import threading
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sized
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterable,
+    Iterator,
+    Sized,
+)
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar
 
@@ -177,6 +186,31 @@ class _Slot(Generic[R]):
 _NO_ITEM: Any = object()
 _MIN_SAMPLE = 0.01  # seconds: the shortest rate sample the adaptive window decides on
 _GAIN = 1.1  # a wider window must raise the completion rate by 10% to widen again
+
+
+class _Tasks:
+    """Starts tasks in a task group, keeping their coroutines to :meth:`close` those that never
+    ran once it has exited. anyio (4.14+) creates a task's coroutine in ``start_soon`` and awaits
+    it from a wrapper: a task cancelled before its first step (``asyncio.run`` ending with a
+    fire-and-forget read in flight cancels every task) never starts it, and Python would print
+    "coroutine ... was never awaited"."""
+
+    def __init__(self) -> None:
+        self._coros: list[Coroutine[Any, Any, Any]] = []
+
+    def start_soon(
+        self, tg: TaskGroup, fn: Callable[..., Coroutine[Any, Any, Any]], *args: Any
+    ) -> None:
+        coro = fn(*args)
+        self._coros.append(coro)
+        tg.start_soon(lambda: coro, name=getattr(fn, "__qualname__", None))
+
+    def close(self) -> None:
+        """Close the coroutines never started (call once the task group has exited)."""
+        coros, self._coros = self._coros, []
+        for coro in coros:
+            if inspect.getcoroutinestate(coro) == inspect.CORO_CREATED:
+                coro.close()
 
 
 class _Engine(Generic[T, R]):
@@ -315,7 +349,7 @@ class _Engine(Generic[T, R]):
             self._ready_q.append(slot)
         self._notify()
 
-    async def _produce(self, tg: TaskGroup) -> None:
+    async def _produce(self, tg: TaskGroup, tasks: _Tasks) -> None:
         try:
             while not self._failed and not self._closed and self._peek():
                 while not self._fits(self.reserved, self.started - self.consumed):
@@ -330,7 +364,7 @@ class _Engine(Generic[T, R]):
                     worker.job = job
                     worker.wake.set()
                 else:  # at most one task per item in the window, reused for later items
-                    tg.start_soon(self._worker, job)
+                    tasks.start_soon(tg, self._worker, job)
                 await anyio.lowlevel.checkpoint()
         finally:
             self._producing = False
@@ -356,16 +390,18 @@ class _Engine(Generic[T, R]):
             self._scope = anyio.CancelScope()
         self._done = anyio.Event()
         self._running = True
+        tasks = _Tasks()
         try:
             with self._scope:
                 async with anyio.create_task_group() as tg:
-                    await self._produce(tg)
+                    await self._produce(tg, tasks)
         except Exception as exc:  # noqa: BLE001 - a bug or broken callback: hand it over
             leaf = single_leaf(exc) if isinstance(exc, BaseExceptionGroup) else exc
             self._failed = True
             if self._error is None:
                 self._error = leaf if isinstance(leaf, Exception) else exc
         finally:
+            tasks.close()
             self._stopped = True
             self._done.set()
             self._notify()
@@ -463,11 +499,12 @@ class _Engine(Generic[T, R]):
         jobs, self._unfinished = self._unfinished, []
         while self._peek() and self._fits(self.reserved, len(jobs)):
             jobs.append(self._take())
+        tasks = _Tasks()
         try:
             try:
                 async with anyio.create_task_group() as tg:
                     for item, slot in jobs:
-                        tg.start_soon(self._work, item, slot)
+                        tasks.start_soon(tg, self._work, item, slot)
             except BaseExceptionGroup as group:  # only BaseExceptions (workers keep errors)
                 leaf = single_leaf(group)
                 if leaf is None:
@@ -477,6 +514,8 @@ class _Engine(Generic[T, R]):
         except BaseException:  # cancelled: the next call runs what did not finish
             self._unfinished = [job for job in jobs if not job[1].finished]
             raise
+        finally:
+            tasks.close()
 
     async def next_batched(self) -> R:
         """The next result, fetching a window of items at once when the buffer is empty."""
@@ -616,9 +655,10 @@ class Prefetch(Generic[T, R]):
 @asynccontextmanager
 async def _structured(engine: _Engine[Any, R]) -> AsyncIterator[PrefetchIterator[R]]:
     leaf: BaseException | None = None
+    tasks = _Tasks()
     try:
         async with anyio.create_task_group() as tg:
-            tg.start_soon(engine.run)
+            tasks.start_soon(tg, engine.run)
             try:
                 yield PrefetchIterator(engine, owner=None, started=True)
             finally:
@@ -628,6 +668,8 @@ async def _structured(engine: _Engine[Any, R]) -> AsyncIterator[PrefetchIterator
         leaf = single_leaf(group)
         if leaf is None:
             raise
+    finally:
+        tasks.close()
     if leaf is not None:
         # Raised outside the ``except`` block so the group is not chained as its context.
         raise leaf
