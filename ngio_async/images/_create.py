@@ -747,7 +747,7 @@ def _array_above(directory: str) -> str | None:
             return v2
         try:
             with open(os.path.join(current, "zarr.json"), "rb") as f:
-                raw = f.read(1 << 20)
+                raw = f.read()  # cut short, a large document would not decode
         except OSError:  # absent (or unreadable: not a node this create can see)
             continue
         if _node_type(raw) == "array":
