@@ -73,7 +73,6 @@ Progress: ``on_item(done, total)`` is called after each result is handed to the 
 from __future__ import annotations
 
 import contextlib
-import inspect
 import threading
 from collections import deque
 from collections.abc import (
@@ -81,6 +80,7 @@ from collections.abc import (
     Awaitable,
     Callable,
     Coroutine,
+    Generator,
     Iterable,
     Iterator,
     Sized,
@@ -188,29 +188,39 @@ _MIN_SAMPLE = 0.01  # seconds: the shortest rate sample the adaptive window deci
 _GAIN = 1.1  # a wider window must raise the completion rate by 10% to widen again
 
 
-class _Tasks:
-    """Starts tasks in a task group, keeping their coroutines to :meth:`close` those that never
-    ran once it has exited. anyio (4.14+) creates a task's coroutine in ``start_soon`` and awaits
-    it from a wrapper: a task cancelled before its first step (``asyncio.run`` ending with a
-    fire-and-forget read in flight cancels every task) never starts it, and Python would print
-    "coroutine ... was never awaited"."""
+class _Deferred(Coroutine[Any, Any, None]):
+    """``fn(*args)``, called at the task's first step rather than by ``start_soon``. anyio
+    (4.14+) calls the function in ``start_soon`` and awaits its coroutine from a wrapper: a task
+    cancelled before its first step (``asyncio.run`` ending with a fire-and-forget read in
+    flight cancels every task) never awaits it, and Python prints "coroutine ... was never
+    awaited". Here nothing is made until the task runs."""
 
-    def __init__(self) -> None:
-        self._coros: list[Coroutine[Any, Any, Any]] = []
+    def __init__(self, fn: Callable[..., Coroutine[Any, Any, None]], *args: Any) -> None:
+        self._fn, self._args = fn, args
+        self._coro: Coroutine[Any, Any, None] | None = None
 
-    def start_soon(
-        self, tg: TaskGroup, fn: Callable[..., Coroutine[Any, Any, Any]], *args: Any
-    ) -> None:
-        coro = fn(*args)
-        self._coros.append(coro)
-        tg.start_soon(lambda: coro, name=getattr(fn, "__qualname__", None))
+    def _inner(self) -> Coroutine[Any, Any, None]:
+        if self._coro is None:
+            self._coro = self._fn(*self._args)
+        return self._coro
+
+    def send(self, value: Any) -> Any:
+        return self._inner().send(value)
+
+    def throw(self, *exc: Any) -> Any:
+        return self._inner().throw(*exc)
 
     def close(self) -> None:
-        """Close the coroutines never started (call once the task group has exited)."""
-        coros, self._coros = self._coros, []
-        for coro in coros:
-            if inspect.getcoroutinestate(coro) == inspect.CORO_CREATED:
-                coro.close()
+        if self._coro is not None:
+            self._coro.close()
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return (yield from self._inner().__await__())
+
+
+def _start_soon(tg: TaskGroup, fn: Callable[..., Coroutine[Any, Any, None]], *args: Any) -> None:
+    """``tg.start_soon(fn, *args)``, making ``fn``'s coroutine only once the task runs."""
+    tg.start_soon(_Deferred, fn, *args, name=getattr(fn, "__qualname__", None))
 
 
 class _Engine(Generic[T, R]):
@@ -349,7 +359,7 @@ class _Engine(Generic[T, R]):
             self._ready_q.append(slot)
         self._notify()
 
-    async def _produce(self, tg: TaskGroup, tasks: _Tasks) -> None:
+    async def _produce(self, tg: TaskGroup) -> None:
         try:
             while not self._failed and not self._closed and self._peek():
                 while not self._fits(self.reserved, self.started - self.consumed):
@@ -364,7 +374,7 @@ class _Engine(Generic[T, R]):
                     worker.job = job
                     worker.wake.set()
                 else:  # at most one task per item in the window, reused for later items
-                    tasks.start_soon(tg, self._worker, job)
+                    _start_soon(tg, self._worker, job)
                 await anyio.lowlevel.checkpoint()
         finally:
             self._producing = False
@@ -390,18 +400,16 @@ class _Engine(Generic[T, R]):
             self._scope = anyio.CancelScope()
         self._done = anyio.Event()
         self._running = True
-        tasks = _Tasks()
         try:
             with self._scope:
                 async with anyio.create_task_group() as tg:
-                    await self._produce(tg, tasks)
+                    await self._produce(tg)
         except Exception as exc:  # noqa: BLE001 - a bug or broken callback: hand it over
             leaf = single_leaf(exc) if isinstance(exc, BaseExceptionGroup) else exc
             self._failed = True
             if self._error is None:
                 self._error = leaf if isinstance(leaf, Exception) else exc
         finally:
-            tasks.close()
             self._stopped = True
             self._done.set()
             self._notify()
@@ -499,12 +507,11 @@ class _Engine(Generic[T, R]):
         jobs, self._unfinished = self._unfinished, []
         while self._peek() and self._fits(self.reserved, len(jobs)):
             jobs.append(self._take())
-        tasks = _Tasks()
         try:
             try:
                 async with anyio.create_task_group() as tg:
                     for item, slot in jobs:
-                        tasks.start_soon(tg, self._work, item, slot)
+                        _start_soon(tg, self._work, item, slot)
             except BaseExceptionGroup as group:  # only BaseExceptions (workers keep errors)
                 leaf = single_leaf(group)
                 if leaf is None:
@@ -514,8 +521,6 @@ class _Engine(Generic[T, R]):
         except BaseException:  # cancelled: the next call runs what did not finish
             self._unfinished = [job for job in jobs if not job[1].finished]
             raise
-        finally:
-            tasks.close()
 
     async def next_batched(self) -> R:
         """The next result, fetching a window of items at once when the buffer is empty."""
@@ -556,7 +561,7 @@ class PrefetchIterator(AsyncIterator[R]):
             if self._owner is None:
                 return await engine.next_batched()
             self._started = True
-            self._owner.start_soon(engine.run)
+            _start_soon(self._owner, engine.run)
         return await engine.next_background()
 
     async def aclose(self) -> None:
@@ -655,10 +660,9 @@ class Prefetch(Generic[T, R]):
 @asynccontextmanager
 async def _structured(engine: _Engine[Any, R]) -> AsyncIterator[PrefetchIterator[R]]:
     leaf: BaseException | None = None
-    tasks = _Tasks()
     try:
         async with anyio.create_task_group() as tg:
-            tasks.start_soon(tg, engine.run)
+            _start_soon(tg, engine.run)
             try:
                 yield PrefetchIterator(engine, owner=None, started=True)
             finally:
@@ -668,8 +672,6 @@ async def _structured(engine: _Engine[Any, R]) -> AsyncIterator[PrefetchIterator
         leaf = single_leaf(group)
         if leaf is None:
             raise
-    finally:
-        tasks.close()
     if leaf is not None:
         # Raised outside the ``except`` block so the group is not chained as its context.
         raise leaf

@@ -31,16 +31,20 @@ async def batched():
     async for _ in prefetch(range(100), fn, window=8):
         pass
 
-async def read():
-    ds = await ngio_async.open_async(sys.argv[1])
-    await ds.read()
+async def owned():
+    async with anyio.create_task_group() as tg:
+        async for _ in prefetch(range(100), fn, window=8, owner=tg):
+            pass
 
 async def main(consume, steps):
+    if consume is None:  # as a user would: the dataset left open, its read not awaited
+        ds = await ngio_async.open_async(sys.argv[1])
+        consume = ds.read
     asyncio.create_task(consume())
     for _ in range(steps):  # asyncio.run ends after each step of the engine's start
         await asyncio.sleep(0)
 
-for consume in (structured, batched, read):
+for consume in (structured, batched, owned, None):
     for steps in range(12):
         asyncio.run(main(consume, steps))
 print("done")
