@@ -25,7 +25,6 @@ from ngio_async.stores import InstrumentedStore, open_store
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
-    from pathlib import Path
 
     from servers import S3Server, StaticServer
 
@@ -117,6 +116,7 @@ async def _exit_early(ds: Any, how: str, form: str, ordered: bool) -> int:
     """Take 5 tiles of a 256-tile stream, then leave the loop ``how``; return the tiles taken."""
     taken = 0
     deadline = anyio.CancelScope()  # replaced by fail_after's scope
+    fifth = anyio.Event()
 
     async def loop(tiles: AsyncIterator[Any]) -> None:
         nonlocal taken
@@ -127,6 +127,7 @@ async def _exit_early(ds: Any, how: str, form: str, ordered: bool) -> int:
                     break
                 if how == "raise":
                     raise Stop
+                fifth.set()
                 deadline.deadline = anyio.current_time()  # no-op unless it is fail_after's
                 await anyio.sleep(30)  # fail_after / cancel end this
 
@@ -150,8 +151,7 @@ async def _exit_early(ds: Any, how: str, form: str, ordered: bool) -> int:
     else:  # cancel the consuming task once it holds its fifth tile
         async with anyio.create_task_group() as tg:
             tg.start_soon(run)
-            while taken < 5:
-                await anyio.sleep(0.001)
+            await fifth.wait()
             tg.cancel_scope.cancel()
     return taken
 

@@ -1,0 +1,244 @@
+"""The blocking tile iterator over real servers (moto S3, loopback HTTP), as scripts use it.
+
+Laziness (requests counted after the first tile), ``close()`` from the consumer and from another
+thread, ``break``, several threads pulling from one iterator, the progress callback, and
+``np.asarray(ds)`` / ``dask.array.from_array(ds)`` over sharded and unsharded 0.4 and 0.5 images.
+"""
+
+from __future__ import annotations
+
+import gc
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import numpy as np
+import pytest
+from images import Spec, upload, write_image
+
+import ngio_async
+from ngio_async import ClosedError, Limits
+from ngio_async.stores import InstrumentedStore, open_store
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from servers import S3Server, StaticServer
+
+SPECS = {
+    "0.5-sharded": Spec(
+        version="0.5", shape=(1, 256, 256), chunks=(1, 16, 16), shards=(1, 64, 64), levels=1
+    ),
+    "0.5-plain": Spec(version="0.5", shape=(1, 256, 256), chunks=(1, 16, 16), levels=1),
+    "0.4": Spec(version="0.4", shape=(1, 256, 256), chunks=(1, 16, 16), levels=1),
+}
+
+
+@pytest.fixture(scope="module")
+def http_images(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[StaticServer, dict[str, Any]]]:
+    from servers import StaticServer
+
+    root = tmp_path_factory.mktemp("served")
+    datas = {name: write_image(root / name, spec)[0] for name, spec in SPECS.items()}
+    server = StaticServer(root).start()
+    try:
+        yield server, datas
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def s3_images(
+    s3_server: S3Server, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, tuple[str, Any]]:
+    root = tmp_path_factory.mktemp("s3src")
+    out = {}
+    for name, spec in SPECS.items():
+        data = write_image(root / name, spec)[0]
+        url = s3_server.fresh_url()
+
+        async def send(url: str = url, name: str = name) -> None:
+            async with open_store(url, **s3_server.options()) as target:
+                await upload(root / name, target)
+
+        anyio.run(send)
+        out[name] = (url, data)
+    return out
+
+
+@pytest.fixture(params=["http", "s3"])
+def where(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def remote(
+    request: pytest.FixtureRequest, where: str, name: str, **options: Any
+) -> tuple[InstrumentedStore, np.ndarray[Any, Any]]:
+    """An instrumented store reading image ``name`` from the server ``where``, and its data."""
+    if where == "http":
+        server, datas = request.getfixturevalue("http_images")
+        return InstrumentedStore(open_store(server.url + name, **options)), datas[name]
+    s3 = request.getfixturevalue("s3_server")
+    url, data = request.getfixturevalue("s3_images")[name]
+    return InstrumentedStore(open_store(url, **s3.options(), **options)), data
+
+
+def _quiet(store: InstrumentedStore) -> None:
+    """Nothing in flight, and nothing starts for a while."""
+    assert store.in_flight == 0
+    requests = store.total_requests
+    time.sleep(0.01)
+    assert (store.total_requests, store.in_flight) == (requests, 0)
+
+
+# ------------------------------------------------------------------------------ laziness
+@pytest.mark.parametrize("name", list(SPECS))
+@pytest.mark.parametrize("ordered", [True, False])
+def test_the_blocking_loop_reads_lazily(
+    request: pytest.FixtureRequest, where: str, name: str, ordered: bool
+) -> None:
+    store, data = remote(request, where, name, limits=Limits(max_requests=8))
+    with ngio_async.open(store) as ds:
+        store.reset()
+        with ds.tiles(shape=(16, 16), ordered=ordered, prefetch=4) as tiles:
+            first = next(tiles)
+            np.testing.assert_array_equal(first.data, data[first.region])
+            time.sleep(0.05)  # the prefetching fills its window, and stops there
+            gets = store.method_counts["get"]
+            # a window of 4 tiles (or 4 runs of at most one shard, each with its index)
+            assert gets <= (4 + 1) * (2 if name == "0.5-sharded" else 1) + 2, gets
+            n = 1 + sum(1 for _ in tiles)
+        assert n == 256
+        _quiet(store)
+
+
+# ------------------------------------------------------------------------------ stopping
+@pytest.mark.parametrize("name", list(SPECS))
+@pytest.mark.parametrize("how", ["close", "with-break", "bare-break", "raise"])
+def test_leaving_a_blocking_loop_early_stops_it(
+    request: pytest.FixtureRequest, where: str, name: str, how: str
+) -> None:
+    store, data = remote(request, where, name)
+    with ngio_async.open(store) as ds:
+        for attempt in range(5):
+            for ordered in (True, False):
+                case = (attempt, ordered)
+                stream = ds.tiles(shape=(16, 16), ordered=ordered)
+                taken = 0
+                if how == "close":
+                    for tile in stream:
+                        taken += 1
+                        if taken == 5:
+                            stream.close()
+                    assert taken == 5, case  # the loop ends normally after close()
+                elif how == "with-break":
+                    with stream as tiles:
+                        for tile in tiles:
+                            taken += 1
+                            if taken == 5:
+                                break
+                elif how == "bare-break":
+                    for tile in stream:
+                        taken += 1
+                        if taken == 5:
+                            break
+                    del stream, tile
+                    gc.collect()
+                    for _ in range(200):
+                        if store.in_flight == 0:
+                            break
+                        time.sleep(0.005)
+                else:
+                    with pytest.raises(KeyError), stream as tiles:
+                        for tile in tiles:
+                            taken += 1
+                            if taken == 5:
+                                raise KeyError(taken)
+                _quiet(store)
+
+
+@pytest.mark.parametrize("name", list(SPECS))
+def test_close_from_another_thread_stops_the_consumer_with_closederror(
+    request: pytest.FixtureRequest, where: str, name: str
+) -> None:
+    store, data = remote(request, where, name)
+    with ngio_async.open(store) as ds:
+        for _ in range(10):
+            tiles = ds.tiles(shape=(16, 16), ordered=False)
+            fifth = threading.Event()
+            got: list[Any] = []
+
+            def consume(tiles: Any = tiles, fifth: threading.Event = fifth) -> None:
+                try:
+                    for tile in tiles:
+                        got.append(tile)
+                        if len(got) == 5:
+                            fifth.set()
+                            time.sleep(0.02)
+                except ClosedError as exc:
+                    got.append(exc)
+
+            t = threading.Thread(target=consume)
+            t.start()
+            assert fifth.wait(5)
+            tiles.close()
+            _quiet(store)
+            t.join(5)
+            assert not t.is_alive()
+            assert isinstance(got[-1], ClosedError), got[-1]
+            got.clear()
+
+
+# ------------------------------------------------------------------------------ many threads
+@pytest.mark.parametrize("name", list(SPECS))
+@pytest.mark.parametrize("ordered", [True, False])
+def test_threads_pulling_from_one_iterator_share_the_tiles(
+    request: pytest.FixtureRequest, where: str, name: str, ordered: bool
+) -> None:
+    store, data = remote(request, where, name)
+    counts: list[int] = []
+    with ngio_async.open(store) as ds:
+        for _ in range(5):
+            counts.clear()
+            lock = threading.Lock()
+            tiles = ds.tiles(
+                shape=(16, 16),
+                ordered=ordered,
+                y=slice(0, 96),
+                progress=lambda done, _total: counts.append(done),
+            )
+
+            def pull(tiles: Any = tiles) -> list[Any]:
+                out = []
+                for tile in tiles:
+                    np.testing.assert_array_equal(tile.data, data[tile.region])
+                    out.append(tile.index)
+                return out
+
+            with ThreadPoolExecutor(4) as pool:
+                parts = [f.result() for f in [pool.submit(pull) for _ in range(4)]]
+            with lock:
+                indexes = [i for part in parts for i in part]
+            assert sorted(indexes) == [(0, y, x) for y in range(6) for x in range(16)]
+            assert sorted(counts) == list(range(1, 97))
+        _quiet(store)
+
+
+# ------------------------------------------------------------------------------ numpy, dask
+@pytest.mark.parametrize("name", list(SPECS))
+def test_numpy_and_dask_read_a_remote_image_whole(
+    request: pytest.FixtureRequest, where: str, name: str
+) -> None:
+    import dask.array as da
+
+    store, data = remote(request, where, name)
+    with ngio_async.open(store) as ds:
+        np.testing.assert_array_equal(np.asarray(ds), data)
+        arr = da.from_array(ds, chunks=(1, 64, 48))
+        assert int(arr.sum(dtype="uint64").compute()) == int(data.sum(dtype="uint64"))
+        np.testing.assert_array_equal(arr[:, 10:200:3, 5:].compute(), data[:, 10:200:3, 5:])
+        _quiet(store)
