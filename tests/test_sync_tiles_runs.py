@@ -104,6 +104,12 @@ def test_the_blocking_loop_reads_lazily(
     store, data = remote(request, where, name, limits=Limits(max_requests=8))
     with ngio_async.open(store) as ds:
         store.reset()
+        with ds.tiles(shape=(16, 16), ordered=ordered) as tiles:  # the default window
+            next(tiles)
+            time.sleep(0.05)
+            assert store.method_counts["get"] < 256 // 2  # not the whole stream
+        _quiet(store)
+        store.reset()
         with ds.tiles(shape=(16, 16), ordered=ordered, prefetch=4) as tiles:
             first = next(tiles)
             np.testing.assert_array_equal(first.data, data[first.region])
@@ -117,47 +123,57 @@ def test_the_blocking_loop_reads_lazily(
 
 
 # ------------------------------------------------------------------------------ stopping
-@pytest.mark.parametrize("name", list(SPECS))
+def _take_five(ds: Any, how: str, ordered: bool, store: InstrumentedStore) -> int:
+    """Take 5 tiles of a 256-tile stream, then leave the loop ``how``; return the tiles taken."""
+    stream = ds.tiles(shape=(16, 16), ordered=ordered)
+    taken = 0
+    if how == "close":
+        for _ in stream:
+            taken += 1
+            if taken == 5:
+                stream.close()  # the loop then ends normally
+    elif how == "with-break":
+        with stream as tiles:
+            for _ in tiles:
+                taken += 1
+                if taken == 5:
+                    break
+    elif how == "bare-break":
+        for _ in stream:
+            taken += 1
+            if taken == 5:
+                break
+        del stream
+        gc.collect()
+        for _ in range(200):
+            if store.in_flight == 0:
+                break
+            time.sleep(0.005)
+    else:
+
+        def body() -> None:
+            nonlocal taken
+            with stream as tiles:
+                for _ in tiles:
+                    taken += 1
+                    if taken == 5:
+                        raise KeyError(taken)
+
+        with pytest.raises(KeyError):
+            body()
+    return taken
+
+
 @pytest.mark.parametrize("how", ["close", "with-break", "bare-break", "raise"])
+@pytest.mark.parametrize("name", list(SPECS))
 def test_leaving_a_blocking_loop_early_stops_it(
     request: pytest.FixtureRequest, where: str, name: str, how: str
 ) -> None:
-    store, data = remote(request, where, name)
+    store, _ = remote(request, where, name)
     with ngio_async.open(store) as ds:
         for attempt in range(5):
             for ordered in (True, False):
-                case = (attempt, ordered)
-                stream = ds.tiles(shape=(16, 16), ordered=ordered)
-                taken = 0
-                if how == "close":
-                    for tile in stream:
-                        taken += 1
-                        if taken == 5:
-                            stream.close()
-                    assert taken == 5, case  # the loop ends normally after close()
-                elif how == "with-break":
-                    with stream as tiles:
-                        for tile in tiles:
-                            taken += 1
-                            if taken == 5:
-                                break
-                elif how == "bare-break":
-                    for tile in stream:
-                        taken += 1
-                        if taken == 5:
-                            break
-                    del stream, tile
-                    gc.collect()
-                    for _ in range(200):
-                        if store.in_flight == 0:
-                            break
-                        time.sleep(0.005)
-                else:
-                    with pytest.raises(KeyError), stream as tiles:
-                        for tile in tiles:
-                            taken += 1
-                            if taken == 5:
-                                raise KeyError(taken)
+                assert _take_five(ds, how, ordered, store) == 5, (attempt, ordered)
                 _quiet(store)
 
 
@@ -165,14 +181,14 @@ def test_leaving_a_blocking_loop_early_stops_it(
 def test_close_from_another_thread_stops_the_consumer_with_closederror(
     request: pytest.FixtureRequest, where: str, name: str
 ) -> None:
-    store, data = remote(request, where, name)
+    store, _ = remote(request, where, name)
     with ngio_async.open(store) as ds:
         for _ in range(10):
             tiles = ds.tiles(shape=(16, 16), ordered=False)
             fifth = threading.Event()
             got: list[Any] = []
 
-            def consume(tiles: Any = tiles, fifth: threading.Event = fifth) -> None:
+            def consume(tiles: Any = tiles, fifth: threading.Event = fifth, got: Any = got) -> None:
                 try:
                     for tile in tiles:
                         got.append(tile)
@@ -190,7 +206,6 @@ def test_close_from_another_thread_stops_the_consumer_with_closederror(
             t.join(5)
             assert not t.is_alive()
             assert isinstance(got[-1], ClosedError), got[-1]
-            got.clear()
 
 
 # ------------------------------------------------------------------------------ many threads
