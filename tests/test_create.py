@@ -796,6 +796,22 @@ async def test_create_at_a_url_below_an_array_is_refused(tmp_path: Path, version
         assert (await back.read()).tolist() == [[7] * 8] * 8
 
 
+async def test_overwrite_at_a_url_inside_an_array_deletes_none_of_its_chunks(
+    tmp_path: Path,
+) -> None:
+    """``img.zarr/0/c`` is the chunk directory of array ``0``: an overwrite there found its
+    chunks as "stored chunks without metadata" and deleted them."""
+    image = tmp_path / "img.zarr"
+    async with ngio_async.create_async(image, shape=(16, 16), dtype="uint8", chunks=(8, 8)) as ds:
+        await ds.write(np.full((16, 16), 7, "uint8"))
+    with pytest.raises(ExistsError, match="is a zarr array"):
+        await ngio_async.create_async(
+            image / "0" / "c", shape=(4, 4), dtype="uint8", chunks=(2, 2), overwrite=True
+        )
+    async with ngio_async.open_async(image) as back:
+        assert (await back.read() == 7).all()
+
+
 @pytest.mark.parametrize("version", ["0.5", "0.4"])
 async def test_complex_nan_fill_value(tmp_path: Path, version: str) -> None:
     fill = complex(float("nan"), float("-inf"))
