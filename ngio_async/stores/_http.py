@@ -69,6 +69,7 @@ _OTHER_RANGE = re.compile(
 _UNREADABLE = re.compile(r"Content-Length Header missing|Invalid last modified", re.IGNORECASE)
 _QUERY = re.compile(r"\?[^\s'\"]*")
 _MISSING = frozenset({404, 410})
+_SMALL_BODY = 1 << 16  # a body read to keep its connection; a longer one costs the connection
 _DENIED = frozenset({401, 403})
 
 
@@ -537,7 +538,9 @@ class HTTPStore(AsyncStore):
         if status in (405, 501):  # no HEAD support: ask for one byte instead
             async with session.get(self._object_url(key), headers={"Range": "bytes=0-0"}) as resp:
                 status, reason, wait = resp.status, resp.reason, resp.headers.get("Retry-After")
-                await resp.read()
+                length = resp.content_length
+                if status != 200 or (length is not None and length <= _SMALL_BODY):
+                    await resp.read()  # else (Range ignored): hang up, not download it all
         if status in _MISSING:
             return False
         if status == 416:  # an empty object has no byte 0
