@@ -1,12 +1,12 @@
-"""``exists`` on a server without HEAD that also ignores ``Range``: the one-byte GET it sends
-instead is answered with the whole object, which must not be downloaded to learn that it
-exists."""
+"""``exists`` and ``size`` on a server without HEAD: the one-byte GET sent instead must not
+download the object (a server that also ignores ``Range`` answers it with all of it)."""
 
 from __future__ import annotations
 
 import anyio
 import pytest
 from aiohttp import web
+from servers import Faults, StaticServer
 
 from ngio_async.stores import open_store
 
@@ -52,3 +52,19 @@ async def test_exists_without_head_does_not_download_a_whole_object() -> None:
     finally:
         await runner.cleanup()
     assert sent < TOTAL // 2
+
+
+async def test_size_without_head_asks_for_one_byte(http_server: StaticServer) -> None:
+    """A server without HEAD: the size comes from a one-byte GET's ``Content-Range`` (or a
+    ``200``'s length), not from downloading the object (a remote TIFF of gigabytes)."""
+    http_server.faults = Faults(no_head=True)
+    async with open_store(http_server.url) as store:
+        assert await store.size("data/blob.bin") == 1024
+        assert await store.size("data/empty.bin") == 0
+        assert await store.size("data/missing.bin") is None
+        gets = [r.range for r in http_server.requests if r.method == "GET"]
+        assert gets == ["bytes=0-0"] * 3
+        http_server.faults = Faults(no_head=True, ignore_range=True)
+        assert await store.size("data/blob.bin") == 1024
+        http_server.faults = Faults(no_head=True, gzip_stored=True)
+        assert await store.size("data/blob.bin") == 1024  # decoded: by a full GET

@@ -579,8 +579,29 @@ class HTTPStore(AsyncStore):
         if headers.get("Content-Encoding", "").strip().lower() not in ("", "identity"):
             length = None  # the length of the compressed body, not of the object
         if status in (405, 501) or not (length or "").isdigit():
-            return await super()._size_once(key)  # no HEAD or no length: a full GET
+            return await self._size_by_get(key)  # no HEAD or no length
         return int(length or 0)
+
+    async def _size_by_get(self, key: str) -> int | None:
+        """The size of ``key`` from a GET of its first byte: the total of a ``206``'s (or
+        ``416``'s) ``Content-Range``, the ``Content-Length`` of a ``200`` (its body left unread
+        when long); a full GET where none says (stored Content-Encoded, no length)."""
+        session = self._session_for_loop()
+        async with session.get(self._object_url(key), headers={"Range": "bytes=0-0"}) as resp:
+            status, headers = resp.status, resp.headers
+            if status in _MISSING:
+                return None
+            if status not in (200, 206, 416):
+                raise _HTTPStatusError(status, resp.reason, headers.get("Retry-After"))
+            total: int | None = None
+            if headers.get("Content-Encoding", "").strip().lower() in ("", "identity"):
+                if status == 200:
+                    total = resp.content_length
+                elif (whole := headers.get("Content-Range", "").rpartition("/")[2]).isdigit():
+                    total = int(whole)
+            if status != 200 or (resp.content_length or 0) <= _SMALL_BODY:
+                await resp.read()  # else (Range ignored): hang up, not download it all
+        return total if total is not None else await super()._size_once(key)
 
     async def _aclose_backend(self) -> None:
         if self._rust is not None:
