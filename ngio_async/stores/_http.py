@@ -594,13 +594,14 @@ class HTTPStore(AsyncStore):
             if status not in (200, 206, 416):
                 raise _HTTPStatusError(status, resp.reason, headers.get("Retry-After"))
             total: int | None = None
+            length = resp.content_length
             if headers.get("Content-Encoding", "").strip().lower() in ("", "identity"):
-                if status == 200:
-                    total = resp.content_length
+                if status == 200:  # Range ignored; without a length, the body is counted
+                    total = length if length is not None else len(await resp.read())
                 elif (whole := headers.get("Content-Range", "").rpartition("/")[2]).isdigit():
                     total = int(whole)
-            if status != 200 or (resp.content_length or 0) <= _SMALL_BODY:
-                await resp.read()  # else (Range ignored): hang up, not download it all
+            if status != 200 or (length is not None and length <= _SMALL_BODY):
+                await resp.read()  # else: hang up rather than download it all
         return total if total is not None else await super()._size_once(key)
 
     async def _aclose_backend(self) -> None:
