@@ -813,6 +813,32 @@ async def test_overwrite_at_a_url_inside_an_array_deletes_none_of_its_chunks(
 
 
 @pytest.mark.parametrize("version", ["0.5", "0.4"])
+async def test_create_at_a_cloud_url_inside_an_array_is_refused(
+    s3_server: S3Server, version: str
+) -> None:
+    """The store is rooted at the URL's prefix: the arrays above it are asked of the bucket.
+    An overwrite at ``img.zarr/0/c`` (the chunks of array ``0``) deleted them."""
+    url, options = s3_server.fresh_url() + "/img.zarr", s3_server.options()
+    async with ngio_async.create_async(
+        url, shape=(16, 16), dtype="uint8", chunks=(8, 8), ngff_version=version, **options
+    ) as ds:
+        await ds.write(np.full((16, 16), 7, "uint8"))
+    array_doc = "zarr.json" if version == "0.5" else ".zarray"
+    for below in ("0/c", "0/a/b"):
+        for overwrite in (False, True):
+            with pytest.raises(ExistsError, match=rf"parent {url}/0 is a zarr array") as e:
+                await ngio_async.create_async(
+                    f"{url}/{below}", shape=(4, 4), dtype="uint8", overwrite=overwrite, **options
+                )
+            assert e.value.kind == "parent" and e.value.key == array_doc
+    async with ngio_async.open_async(url, **options) as back:
+        assert (await back.read() == 7).all()
+    # below a group (the image itself) is fine
+    async with ngio_async.create_async(f"{url}/extra/img", shape=(4, 4), dtype="uint8", **options):
+        pass
+
+
+@pytest.mark.parametrize("version", ["0.5", "0.4"])
 async def test_complex_nan_fill_value(tmp_path: Path, version: str) -> None:
     fill = complex(float("nan"), float("-inf"))
     async with ngio_async.create_async(

@@ -771,6 +771,81 @@ def refuse_array_above(directory: str, where: str) -> None:
     )
 
 
+# cloud stores whose root has no array above it (checked once per store)
+_CLEAR_ABOVE: weakref.WeakSet[AsyncStore] = weakref.WeakSet()
+
+
+def _bucket_root(store: AsyncStore) -> tuple[AsyncStore, str] | None:
+    """A store at the root of the bucket (or container) of a cloud ``store`` rooted below it,
+    with ``store``'s prefix there; ``None`` for other stores."""
+    from obstore.store import AzureStore, GCSStore, S3Store
+
+    from ..stores import ObstoreStore
+
+    if not isinstance(store, ObstoreStore):
+        return None
+    inner = store.obstore
+    if not isinstance(inner, S3Store | GCSStore | AzureStore):
+        return None
+    prefix = str(inner.prefix or "").strip("/")
+    if not prefix:
+        return None
+    root = type(inner)(
+        config=inner.config,  # type: ignore[arg-type]
+        client_options=inner.client_options,
+        retry_config=inner.retry_config,
+        credential_provider=inner.credential_provider,  # type: ignore[arg-type]
+    )
+    return ObstoreStore(root, limits=store.limits, limiter=store.limiter), prefix
+
+
+async def _refuse_cloud_array_above(store: AsyncStore, where: str) -> None:
+    """Raise :class:`ExistsError` (``kind="parent"``) when a prefix above a cloud store's root
+    (which it cannot see) is a zarr array: nothing may go below it (an overwrite would delete
+    its chunks)."""
+    if store in _CLEAR_ABOVE:
+        return
+    found = _bucket_root(store)
+    if found is None:
+        return
+    bucket, prefix = found
+    parts = prefix.split("/")
+    arrays: list[str] = []
+
+    async def check(key: str) -> None:
+        if key.endswith("zarr.json"):
+            raw = await _get_or_none(bucket, key)  # 403 for a missing key: absent
+            if raw is not None and _node_type(raw) == "array":
+                arrays.append(key)
+        else:
+            try:
+                if await bucket.exists(key):
+                    arrays.append(key)
+            except PermissionDeniedError:
+                pass
+
+    from ._level import _run_all
+
+    above = ["/".join(parts[:i]) for i in range(len(parts))]
+    keys = [join(p, name) for p in above for name in ("zarr.json", ".zarray")]
+    try:
+        await _run_all(keys, check, len(keys))
+    finally:
+        await bucket.aclose()
+    if arrays:
+        key = min(arrays, key=len)
+        parent, _, name = key.rpartition("/")
+        array = f"{bucket.url.rstrip('/')}/{parent}" if parent else bucket.url
+        raise ExistsError(
+            f"cannot create {where}: its parent {array} is a zarr array ({name}), and an"
+            " array cannot hold other nodes",
+            url=array,
+            key=name,
+            kind="parent",
+        )
+    _CLEAR_ABOVE.add(store)  # the many images of a plate ask once
+
+
 async def _prepare_root(
     store: AsyncStore, root: str, overwrite: bool, *, paths: Sequence[str] = ()
 ) -> None:
@@ -791,6 +866,7 @@ async def _prepare_root(
     parent_keys = {join(p, ".zarray") for p in parents} | {join(p, "zarr.json") for p in parents}
     if store.url.startswith("file://"):  # the directories above the store's root
         refuse_array_above(store.url[len("file://") :], where)
+    await _refuse_cloud_array_above(store, where)  # the prefixes above a cloud store's root
 
     async def check(key: str) -> None:
         if key.endswith("zarr.json") and key in parent_keys:
