@@ -8,6 +8,7 @@ thread, ``break``, several threads pulling from one iterator, the progress callb
 from __future__ import annotations
 
 import gc
+import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -164,17 +165,26 @@ def _take_five(ds: Any, how: str, ordered: bool, store: InstrumentedStore) -> in
     return taken
 
 
+@pytest.mark.filterwarnings("error")
 @pytest.mark.parametrize("how", ["close", "with-break", "bare-break", "raise"])
 @pytest.mark.parametrize("name", list(SPECS))
 def test_leaving_a_blocking_loop_early_stops_it(
-    request: pytest.FixtureRequest, where: str, name: str, how: str
+    request: pytest.FixtureRequest,
+    caplog: pytest.LogCaptureFixture,
+    where: str,
+    name: str,
+    how: str,
 ) -> None:
     store, _ = remote(request, where, name)
+    caplog.set_level(logging.DEBUG)
     with ngio_async.open(store) as ds:
         for attempt in range(5):
             for ordered in (True, False):
                 assert _take_five(ds, how, ordered, store) == 5, (attempt, ordered)
                 _quiet(store)
+    gc.collect()
+    bad = [rec for rec in caplog.records if rec.levelno >= logging.WARNING]
+    assert not bad, [rec.getMessage() for rec in bad]
 
 
 @pytest.mark.parametrize("name", list(SPECS))
@@ -257,3 +267,38 @@ def test_numpy_and_dask_read_a_remote_image_whole(
         assert int(arr.sum(dtype="uint64").compute()) == int(data.sum(dtype="uint64"))
         np.testing.assert_array_equal(arr[:, 10:200:3, 5:].compute(), data[:, 10:200:3, 5:])
         _quiet(store)
+
+
+# ------------------------------------------------------------------------------ memory bound
+@pytest.mark.parametrize("name", list(SPECS))
+@pytest.mark.parametrize("ordered", [True, False])
+def test_a_slow_blocking_consumer_holds_tiles_within_prefetch_bytes(
+    request: pytest.FixtureRequest, where: str, name: str, ordered: bool
+) -> None:
+    tile_bytes = 16 * 16 * 2
+    bound = 24 * tile_bytes
+    store, data = remote(request, where, name, limits=Limits(prefetch_bytes=bound))
+    with ngio_async.open(store) as ds:
+        level = ds.levels[0]._level  # the async level the stream reads
+        started = 0
+        read_many, read = level.read_many, level.read
+
+        async def counted_many(regions: Any, indexes: Any = None) -> Any:
+            nonlocal started
+            started += len(regions)
+            return await read_many(regions, indexes)
+
+        async def counted_one(region: Any, indexes: Any = None) -> Any:
+            nonlocal started
+            started += 1
+            return await read(region, indexes)
+
+        level.read_many, level.read = counted_many, counted_one
+        consumed = held = 0
+        for tile in ds.tiles(shape=(16, 16), ordered=ordered, y=slice(0, 96)):
+            consumed += 1
+            np.testing.assert_array_equal(tile.data, data[tile.region])
+            time.sleep(0.002)
+            held = max(held, (started - consumed) * tile_bytes)  # ahead of the loop
+        assert consumed == 96
+        assert held <= bound

@@ -327,9 +327,9 @@ async def test_a_slow_remote_consumer_holds_tiles_within_prefetch_bytes(
         consumed = held = 0
         async for tile in ds.tiles(shape=(16, 16), ordered=ordered, y=slice(0, 128)):
             consumed += 1
-            held = max(held, (reads.started - consumed + 1) * tile_bytes)
             np.testing.assert_array_equal(tile.data, r.data[tile.region])
             await anyio.sleep(0.002)
+            held = max(held, (reads.started - consumed) * tile_bytes)  # ahead of the loop
         assert consumed == 128
         assert held <= bound
     await r.store.aclose()
