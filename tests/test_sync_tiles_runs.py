@@ -302,3 +302,38 @@ def test_a_slow_blocking_consumer_holds_tiles_within_prefetch_bytes(
             held = max(held, (started - consumed) * tile_bytes)  # ahead of the loop
         assert consumed == 96
         assert held <= bound
+
+
+# ------------------------------------------------------------------------------ failures
+@pytest.mark.xfail(
+    strict=True,
+    reason="ngio_async/sync.py SyncIterator.__next__: once the stream raised (here a 500) in "
+    "one thread, next() in the other threads pulling from the same iterator raises "
+    "StopIteration, a normal end: a work queue of tiles stops short silently (8 threads, "
+    "~30 of 256 tiles, each worker 'done'). Fix: remember the exception the generator raised "
+    "and raise ClosedError from it in the other threads, as close() from another thread does",
+)
+def test_a_failed_stream_is_no_normal_end_for_the_other_threads(
+    http_images: tuple[StaticServer, dict[str, Any]],
+) -> None:
+    from servers import Faults
+
+    server, _ = http_images
+    store = InstrumentedStore(
+        open_store(server.url + "0.5-plain", limits=Limits(max_retries=0, max_requests=4))
+    )
+    try:
+        with ngio_async.open(store) as ds:
+            tiles = ds.tiles(shape=(16, 16), prefetch=4)
+            next(tiles)
+            server.faults = Faults(status=500, status_times=-1)
+
+            with ThreadPoolExecutor(1) as pool, pytest.raises(ngio_async.StoreError):
+                pool.submit(lambda: sum(1 for _ in tiles)).result()  # one worker sees the 500
+            # another worker asks for the next tile: the stream did not end, it failed
+            with ThreadPoolExecutor(1) as pool:
+                other = pool.submit(lambda: next(tiles, "normal end"))
+                with pytest.raises(ngio_async.NgioError):
+                    other.result()
+    finally:
+        server.faults = Faults()
