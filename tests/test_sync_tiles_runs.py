@@ -71,7 +71,7 @@ def s3_images(
     return out
 
 
-@pytest.fixture(params=["http", "s3"])
+@pytest.fixture(params=["http", "aiohttp", "s3"])
 def where(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
@@ -80,8 +80,10 @@ def remote(
     request: pytest.FixtureRequest, where: str, name: str, **options: Any
 ) -> tuple[InstrumentedStore, np.ndarray[Any, Any]]:
     """An instrumented store reading image ``name`` from the server ``where``, and its data."""
-    if where == "http":
+    if where in ("http", "aiohttp"):
         server, datas = request.getfixturevalue("http_images")
+        if where == "aiohttp":
+            options["backend"] = "aiohttp"
         return InstrumentedStore(open_store(server.url + name, **options)), datas[name]
     s3 = request.getfixturevalue("s3_server")
     url, data = request.getfixturevalue("s3_images")[name]

@@ -1,4 +1,4 @@
-"""Acceptance sweep of tile streams as users run them, on moto S3 and a loopback HTTP server.
+"""Acceptance sweep of tile streams as users run them, on moto S3 and loopback HTTP (both clients).
 
 Sharded and unsharded images, NGFF 0.4 and 0.5: early exits (``break``, an exception in the loop
 body, ``anyio.fail_after``, a cancelled consumer) leave nothing in flight and start nothing new,
@@ -84,14 +84,16 @@ def s3_images(
     return out
 
 
-@pytest.fixture(params=["http", "s3"])
+@pytest.fixture(params=["http", "aiohttp", "s3"])
 def where(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
 def remote(request: pytest.FixtureRequest, where: str, name: str, **store_options: Any) -> Remote:
-    if where == "http":
+    if where in ("http", "aiohttp"):
         server, datas = request.getfixturevalue("http_images")
+        if where == "aiohttp":
+            store_options["backend"] = "aiohttp"
         inner = open_store(server.url + name, **store_options)
         return Remote(InstrumentedStore(inner), datas[name])
     s3 = request.getfixturevalue("s3_server")
