@@ -265,7 +265,7 @@ def test_numpy_and_dask_read_a_remote_image_whole(
     store, data = remote(request, where, name)
     with ngio_async.open(store) as ds:
         np.testing.assert_array_equal(np.asarray(ds), data)
-        arr = da.from_array(ds, chunks=(1, 64, 48))
+        arr = da.from_array(ds, chunks=(1, 64, 48))  # type: ignore[no-untyped-call]
         assert int(arr.sum(dtype="uint64").compute()) == int(data.sum(dtype="uint64"))
         np.testing.assert_array_equal(arr[:, 10:200:3, 5:].compute(), data[:, 10:200:3, 5:])
         _quiet(store)
@@ -281,7 +281,7 @@ def test_a_slow_blocking_consumer_holds_tiles_within_prefetch_bytes(
     bound = 24 * tile_bytes
     store, data = remote(request, where, name, limits=Limits(prefetch_bytes=bound))
     with ngio_async.open(store) as ds:
-        level = ds.levels[0]._level  # the async level the stream reads
+        level: Any = ds.levels[0]._level  # the async level the stream reads
         started = 0
         read_many, read = level.read_many, level.read
 

@@ -12,6 +12,7 @@ import gc
 import logging
 import warnings
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -79,7 +80,7 @@ def s3_images(
                 await upload(root / name, target)
 
         with ThreadPoolExecutor(1) as pool:  # the fixture may be set up inside a test's loop
-            pool.submit(anyio.run, send).result()
+            pool.submit(partial(anyio.run, send)).result()
         out[name] = (url, data)
     return out
 
