@@ -196,12 +196,20 @@ class _Deferred(Coroutine[Any, Any, None]):
     awaited". Here nothing is made until the task runs."""
 
     def __init__(self, fn: Callable[..., Coroutine[Any, Any, None]], *args: Any) -> None:
-        self._fn, self._args = fn, args
+        self._call: tuple[Callable[..., Coroutine[Any, Any, None]], tuple[Any, ...]] | None = (
+            fn,
+            args,
+        )
         self._coro: Coroutine[Any, Any, None] | None = None
 
     def _inner(self) -> Coroutine[Any, Any, None]:
         if self._coro is None:
-            self._coro = self._fn(*self._args)
+            assert self._call is not None
+            fn, args = self._call
+            # the arguments are the coroutine's own from now on: a worker reused for later
+            # items must not keep its first item (and the tiles read for it) alive here
+            self._call = None
+            self._coro = fn(*args)
         return self._coro
 
     def send(self, value: Any) -> Any:

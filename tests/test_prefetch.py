@@ -653,3 +653,29 @@ async def test_adaptive_window_is_asked_before_growing() -> None:
 def test_max_window_validation() -> None:
     with pytest.raises(ValueError, match="max_window"):
         prefetch(range(3), Recorder(), window=4, max_window=2)
+
+
+async def test_a_worker_reused_for_later_items_keeps_no_earlier_result_alive() -> None:
+    # a worker task runs several items in turn; it kept its first item (and with it the
+    # result slot, the tiles read) for as long as it lived: +90 MB RSS on a 537 MB stream
+    import gc
+    import weakref
+
+    class Result:
+        pass
+
+    made: list[weakref.ref[Result]] = []
+
+    async def fn(i: int) -> Result:
+        await anyio.lowlevel.checkpoint()
+        result = Result()
+        made.append(weakref.ref(result))
+        return result
+
+    n = 0
+    async with prefetch(range(40), fn, window=2) as results:
+        async for _ in results:  # each result dropped as soon as it is consumed
+            n += 1
+            if n == 30:  # the workers still run: none holds a result consumed long ago
+                gc.collect()
+                assert [r() for r in made[:20]] == [None] * 20
