@@ -241,16 +241,6 @@ def many_shards(tmp_path: Path) -> Iterator[tuple[StaticServer, np.ndarray[Any, 
         server.stop()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ngio_async/images/_dataset.py Dataset.tiles: the window in runs is computed from "
-    "per_run, the cap of _RUN_TILES=1024 tiles (or 32 MiB), not from the tiles one run really "
-    "holds (those of one shard: 16 here), so window=2, max_window=3 runs: 3 whole-shard GETs in "
-    "flight whatever max_requests (3 of 8 here, of 64 by default; 50 ms away, quarter-shard "
-    "tiles stream 10x slower than whole-shard tiles). Fix: per_run = min(per_run, tiles of one "
-    "block of runs_of) before run_bytes/window/max_window, and let the run window reach "
-    "max_requests runs within the byte bound",
-)
 async def test_unordered_runs_fill_max_requests(
     many_shards: tuple[StaticServer, np.ndarray[Any, Any]],
 ) -> None:
@@ -269,14 +259,6 @@ async def test_unordered_runs_fill_max_requests(
     await store.aclose()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ngio_async/images/_dataset.py Dataset.tiles: index_ahead passes max_window, "
-    "counted in runs (3: see test_unordered_runs_fill_max_requests) to keys_ahead, which "
-    "counts shard indexes: the indexes of a row of 8 shards are fetched 2-3 at a time (one "
-    "round trip each pair), before its data. Fix: fetch ahead the indexes of the runs in the "
-    "window (all keys of max_window runs), or count keys_ahead in requests (max_requests)",
-)
 async def test_ordered_runs_fetch_a_rows_shard_indexes_together(
     many_shards: tuple[StaticServer, np.ndarray[Any, Any]],
 ) -> None:

@@ -88,6 +88,30 @@ def _tiles_per_call(lvl: Level, window: int, tile_bytes: int, max_bytes: int) ->
     return max(1, min(_TILES_PER_CALL, window // 4, by_bytes))
 
 
+def _grouped(items: Iterator[list[TileSpec] | str]) -> Iterator[TileWork]:
+    """``items`` with each stretch of keys between two batches as one tuple (their indexes
+    are then fetched together: one item of the prefetch window, however many shards a run of
+    tiles meets)."""
+    keys: list[str] = []
+    for item in items:
+        if isinstance(item, str):
+            keys.append(item)
+            continue
+        if keys:
+            yield tuple(keys)
+            keys = []
+        yield item
+    if keys:
+        yield tuple(keys)
+
+
+def _spans(extent: int, size: int) -> int:
+    """How many pieces of ``size`` (tiles, shards) ``extent`` pixels from a multiple of
+    ``size`` meet; one more when they do not divide each other (a piece across the border)."""
+    size = max(1, size)
+    return -(-extent // size) + (1 if extent % size and size % extent else 0)
+
+
 class Dataset(StoreNode):
     """An OME-Zarr image: ``levels`` (largest first), ``metadata``, ``labels``; reads with ``await``.
 
@@ -536,14 +560,19 @@ class Dataset(StoreNode):
                 return TileBatch(tiles)
 
             async def fetch(batch: TileWork) -> TileBatch:
-                assert not isinstance(batch, str)  # local reads fetch no index ahead
+                assert not isinstance(batch, tuple)  # local reads fetch no index ahead
                 return await lvl.in_decode_thread(read_batch, batch)
 
         else:
 
             async def fetch(batch: TileWork) -> TileBatch:
-                if isinstance(batch, str):  # a shard index, loaded ahead of its tiles
-                    await lvl.load_index(batch, indexes)
+                if isinstance(batch, tuple):  # shard indexes, loaded ahead of their tiles
+                    if len(batch) == 1:
+                        await lvl.load_index(batch[0], indexes)
+                        return TileBatch([])
+                    async with anyio.create_task_group() as tg:  # (load_index raises nothing)
+                        for key in batch:
+                            tg.start_soon(lvl.load_index, key, indexes)
                     return TileBatch([])
                 if runs_of is not None:  # a run of tiles of one shard: one request for all
                     try:
@@ -587,8 +616,13 @@ class Dataset(StoreNode):
 
         max_bytes = limits.prefetch_bytes
         if runs_of is not None:  # the window in runs of tiles (fewer, larger requests)
+            # the tiles one run can hold: those of one block (a shard, or a row of shards)
+            block_tiles = math.prod(
+                min(g, _spans(b, t or n))
+                for g, b, t, n in zip(grid, runs_of, tile_shape, lvl.shape, strict=True)
+            )
             run_elements = max(1, min(_RUN_BYTES, limits.prefetch_bytes // 8) // itemsize)
-            per_run = max(1, min(_RUN_TILES, run_elements * itemsize // tile_bytes))
+            per_run = max(1, min(_RUN_TILES, run_elements * itemsize // tile_bytes, block_tiles))
             if prefetch is not None:  # the caller's bound in tiles holds: two runs or more
                 per_run = max(1, min(per_run, prefetch // 2))
             run_bytes = per_run * tile_bytes
@@ -597,11 +631,14 @@ class Dataset(StoreNode):
             max_bytes = max(run_bytes, limits.prefetch_bytes - run_bytes)
             if prefetch is not None:
                 window = max_window = max(1, prefetch // per_run)
-            else:  # about as many bytes ahead as the tiles would hold: two runs keep I/O and
-                # decoding busy, a third absorbs jitter
+            else:  # as many requests as tiles would make (each run is one per shard), but only
+                # the bytes they would hold, at least a round trip's worth of a fast link: big
+                # runs (whole shards) go two at a time, a third absorbing jitter
                 fits = max(2, max_bytes // run_bytes)
-                window = min(fits, max(2, -(-window * tile_bytes // run_bytes)))
-                max_window = min(fits, max(window + 1, -(-max_window * tile_bytes // run_bytes)))
+                start = max(window * tile_bytes, _RUN_BYTES // 4)
+                most = max(max_window * tile_bytes, _RUN_BYTES)
+                window = min(fits, window, max(2, -(-start // run_bytes)))
+                max_window = min(fits, max_window, max(window + 1, -(-most // run_bytes)))
 
         def make(owner: TaskGroup | None) -> Prefetch[TileWork, TileBatch]:
             spec_iter = iter(specs)
@@ -611,9 +648,9 @@ class Dataset(StoreNode):
             else:
                 batches = iter(lambda: list(islice(spec_iter, per_call)), [])
             work: Iterator[TileWork] = batches
-            if index_ahead:
+            if index_ahead:  # the keys met between two batches: one item, loaded together
                 ahead = keys_ahead(batches, index_keys, max_window)
-                work = ahead
+                work = _grouped(ahead)
             return start_prefetch(
                 work,
                 fetch,
@@ -621,7 +658,7 @@ class Dataset(StoreNode):
                 max_window=max_window,
                 max_bytes=max_bytes,
                 size_of=lambda batch: (
-                    0 if isinstance(batch, str) else sum(s.size for s in batch) * itemsize
+                    0 if isinstance(batch, tuple) else sum(s.size for s in batch) * itemsize
                 ),
                 ordered=ordered,
                 owner=owner,

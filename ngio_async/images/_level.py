@@ -508,7 +508,7 @@ class Level:
         reads. A shard found rewritten between its index and its chunks is read again from
         its index, up to ``_CHANGED_RETRIES`` times, then whole (one version by construction:
         a shard rewritten on every try, or a server whose ETags differ from node to node)."""
-        if key not in indexes and self._covers(codec, parts):
+        if key not in indexes and key not in self._index_loading and self._covers(codec, parts):
             await self._read_whole(codec, key, parts, indexes)  # one request, not two
             return
         for _ in range(_CHANGED_RETRIES + 1):

@@ -25,9 +25,9 @@ if TYPE_CHECKING:
 
 __all__ = ["Tile", "TileBatch", "TileIterator", "TileOwner", "TileStream", "TileWork"]
 
-TileWork: TypeAlias = "list[TileSpec] | str"
-"""What the tile stream's prefetch engine works on: a batch of tiles, or the key of a shard
-whose index is fetched ahead of its tiles."""
+TileWork: TypeAlias = "list[TileSpec] | tuple[str, ...]"
+"""What the tile stream's prefetch engine works on: a batch of tiles, or the keys of shards
+whose indexes are fetched (together) ahead of their tiles."""
 
 
 @dataclass(frozen=True, slots=True)
