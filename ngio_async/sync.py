@@ -567,6 +567,7 @@ class SyncIterator(Closing, Iterator[T]):
         self._running = threading.RLock()
         self._consumer: int | None = None  # the thread that called next() last
         self._stopped_by: int | None = None  # the thread that called close()
+        self._failed: BaseException | None = None  # what ended the iterator, raised in a next()
         #: an object kept alive while iterating (the sync dataset whose tiles these are)
         self.keep: object = None
 
@@ -584,12 +585,24 @@ class SyncIterator(Closing, Iterator[T]):
             raise ClosedError("the ngio_async event loop was lost in a fork; create a new iterator")
         with self._running:
             self._consumer = threading.get_ident()
+            if self._failed is not None:  # the stream failed (in another thread, say)
+                raise ClosedError(
+                    f"the iterator ended with an error: {self._failed!r}"
+                ) from self._failed
             if self._control.closing:
                 self._gen.close()  # closed from the loop thread: the cleanup is done here
                 if self._stopped_by not in (None, self._consumer):  # not an ordinary end
                     raise ClosedError("the iterator was closed by another thread")
                 raise StopIteration
-            return next(self._gen)
+            try:
+                return next(self._gen)
+            except (StopIteration, ClosedError):  # an end, or a close(): as they are
+                raise
+            except Exception as exc:
+                # the generator is over: the threads that pull from it next must not take
+                # that for a normal end (a work queue of tiles would stop short silently)
+                self._failed = exc
+                raise
 
     def close(self) -> None:
         """Close the async iterator and exit its context manager now (idempotent).

@@ -307,14 +307,6 @@ def test_a_slow_blocking_consumer_holds_tiles_within_prefetch_bytes(
 
 
 # ------------------------------------------------------------------------------ failures
-@pytest.mark.xfail(
-    strict=True,
-    reason="ngio_async/sync.py SyncIterator.__next__: once the stream raised (here a 500) in "
-    "one thread, next() in the other threads pulling from the same iterator raises "
-    "StopIteration, a normal end: a work queue of tiles stops short silently (8 threads, "
-    "~30 of 256 tiles, each worker 'done'). Fix: remember the exception the generator raised "
-    "and raise ClosedError from it in the other threads, as close() from another thread does",
-)
 def test_a_failed_stream_is_no_normal_end_for_the_other_threads(
     http_images: tuple[StaticServer, dict[str, Any]],
 ) -> None:
