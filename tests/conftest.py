@@ -6,10 +6,17 @@ All network traffic stays on 127.0.0.1.
 from __future__ import annotations
 
 import urllib.request
-from typing import TYPE_CHECKING
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
+import anyio
 import pytest
+from images import upload, write_image
+from served import SPECS
 from servers import AzuriteServer, S3Server, StaticServer, azurite_missing, start_azurite
+
+from ngio_async.stores import open_store
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -74,3 +81,38 @@ def http_server(http_root: Path) -> Iterator[StaticServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def http_images(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[StaticServer, dict[str, Any]]]:
+    """The images of ``served.SPECS`` on a loopback HTTP server (one per test module)."""
+    root = tmp_path_factory.mktemp("served")
+    datas = {name: write_image(root / name, spec)[0] for name, spec in SPECS.items()}
+    server = StaticServer(root).start()
+    try:
+        yield server, datas
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def s3_images(
+    s3_server: S3Server, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, tuple[str, Any]]:
+    """The images of ``served.SPECS`` on moto S3: name -> (url, level-0 data)."""
+    root = tmp_path_factory.mktemp("s3src")
+    out = {}
+    for name, spec in SPECS.items():
+        data = write_image(root / name, spec)[0]
+        url = s3_server.fresh_url()
+
+        async def send(url: str = url, name: str = name) -> None:
+            async with open_store(url, **s3_server.options()) as target:
+                await upload(root / name, target)
+
+        with ThreadPoolExecutor(1) as pool:  # the fixture may be set up inside a test's loop
+            pool.submit(partial(anyio.run, send)).result()
+        out[name] = (url, data)
+    return out

@@ -11,14 +11,13 @@ from __future__ import annotations
 import gc
 import logging
 import warnings
-from concurrent.futures import ThreadPoolExecutor
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import anyio
 import numpy as np
 import pytest
-from images import Spec, upload, write_image
+from images import Spec, write_image
+from served import SPECS
 
 import ngio_async
 from ngio_async import Limits
@@ -28,18 +27,9 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
     from pathlib import Path
 
-    from servers import S3Server, StaticServer
+    from servers import StaticServer
 
 pytestmark = pytest.mark.anyio
-
-# 0.5 sharded: 4 x 4 shards of 4 x 4 chunks of 16 x 16; the others: 256 chunks of 16 x 16
-SPECS = {
-    "0.5-sharded": Spec(
-        version="0.5", shape=(1, 256, 256), chunks=(1, 16, 16), shards=(1, 64, 64), levels=1
-    ),
-    "0.5-plain": Spec(version="0.5", shape=(1, 256, 256), chunks=(1, 16, 16), levels=1),
-    "0.4": Spec(version="0.4", shape=(1, 256, 256), chunks=(1, 16, 16), levels=1),
-}
 
 
 class Remote:
@@ -48,41 +38,6 @@ class Remote:
     def __init__(self, store: InstrumentedStore, data: np.ndarray[Any, Any]) -> None:
         self.store = store
         self.data = data
-
-
-@pytest.fixture(scope="module")
-def http_images(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[tuple[StaticServer, dict[str, Any]]]:
-    from servers import StaticServer
-
-    root = tmp_path_factory.mktemp("served")
-    datas = {name: write_image(root / name, spec)[0] for name, spec in SPECS.items()}
-    server = StaticServer(root).start()
-    try:
-        yield server, datas
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
-def s3_images(
-    s3_server: S3Server, tmp_path_factory: pytest.TempPathFactory
-) -> dict[str, tuple[str, Any]]:
-    root = tmp_path_factory.mktemp("s3src")
-    out = {}
-    for name, spec in SPECS.items():
-        data = write_image(root / name, spec)[0]
-        url = s3_server.fresh_url()
-
-        async def send(url: str = url, name: str = name) -> None:
-            async with open_store(url, **s3_server.options()) as target:
-                await upload(root / name, target)
-
-        with ThreadPoolExecutor(1) as pool:  # the fixture may be set up inside a test's loop
-            pool.submit(partial(anyio.run, send)).result()
-        out[name] = (url, data)
-    return out
 
 
 @pytest.fixture(params=["http", "aiohttp", "s3"])
