@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
-from served import SPECS
+from served import places
 
 import ngio_async
 from ngio_async import ClosedError, Limits
@@ -54,7 +54,7 @@ def _quiet(store: InstrumentedStore) -> None:
 
 
 # ------------------------------------------------------------------------------ laziness
-@pytest.mark.parametrize("name", list(SPECS))
+@pytest.mark.parametrize(("where", "name"), places())
 @pytest.mark.parametrize("ordered", [True, False])
 def test_the_blocking_loop_reads_lazily(
     request: pytest.FixtureRequest, where: str, name: str, ordered: bool
@@ -124,7 +124,7 @@ def _take_five(ds: Any, how: str, ordered: bool, store: InstrumentedStore) -> in
 
 @pytest.mark.filterwarnings("error")
 @pytest.mark.parametrize("how", ["close", "with-break", "bare-break", "raise"])
-@pytest.mark.parametrize("name", list(SPECS))
+@pytest.mark.parametrize(("where", "name"), places())
 def test_leaving_a_blocking_loop_early_stops_it(
     request: pytest.FixtureRequest,
     caplog: pytest.LogCaptureFixture,
@@ -144,7 +144,7 @@ def test_leaving_a_blocking_loop_early_stops_it(
     assert not bad, [rec.getMessage() for rec in bad]
 
 
-@pytest.mark.parametrize("name", list(SPECS))
+@pytest.mark.parametrize(("where", "name"), places())
 def test_close_from_another_thread_stops_the_consumer_with_closederror(
     request: pytest.FixtureRequest, where: str, name: str
 ) -> None:
@@ -176,7 +176,7 @@ def test_close_from_another_thread_stops_the_consumer_with_closederror(
 
 
 # ------------------------------------------------------------------------------ many threads
-@pytest.mark.parametrize("name", list(SPECS))
+@pytest.mark.parametrize(("where", "name"), places())
 @pytest.mark.parametrize("ordered", [True, False])
 def test_threads_pulling_from_one_iterator_share_the_tiles(
     request: pytest.FixtureRequest, where: str, name: str, ordered: bool
@@ -211,7 +211,7 @@ def test_threads_pulling_from_one_iterator_share_the_tiles(
 
 
 # ------------------------------------------------------------------------------ numpy, dask
-@pytest.mark.parametrize("name", list(SPECS))
+@pytest.mark.parametrize(("where", "name"), places())
 def test_numpy_and_dask_read_a_remote_image_whole(
     request: pytest.FixtureRequest, where: str, name: str
 ) -> None:
@@ -227,7 +227,7 @@ def test_numpy_and_dask_read_a_remote_image_whole(
 
 
 # ------------------------------------------------------------------------------ memory bound
-@pytest.mark.parametrize("name", list(SPECS))
+@pytest.mark.parametrize(("where", "name"), places())
 @pytest.mark.parametrize("ordered", [True, False])
 def test_a_slow_blocking_consumer_holds_tiles_within_prefetch_bytes(
     request: pytest.FixtureRequest, where: str, name: str, ordered: bool

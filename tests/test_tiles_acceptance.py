@@ -17,7 +17,7 @@ import anyio
 import numpy as np
 import pytest
 from images import Spec, write_image
-from served import SPECS
+from served import places
 
 import ngio_async
 from ngio_async import Limits
@@ -116,7 +116,7 @@ async def _exit_early(ds: Any, how: str, form: str, ordered: bool) -> int:
 
 
 @pytest.mark.filterwarnings("error")
-@pytest.mark.parametrize("name", list(SPECS))
+@pytest.mark.parametrize(("where", "name"), places())
 @pytest.mark.parametrize("how", ["break", "raise", "timeout", "cancel"])
 async def test_leaving_a_remote_stream_early_stops_it_quietly(
     request: pytest.FixtureRequest,
@@ -130,7 +130,7 @@ async def test_leaving_a_remote_stream_early_stops_it_quietly(
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         async with ngio_async.open_async(r.store) as ds:
-            for attempt in range(5):
+            for attempt in range(3):
                 for form in ("bare", "with"):
                     for ordered in (True, False):
                         case = (attempt, form, ordered)
@@ -149,7 +149,7 @@ async def test_leaving_a_remote_stream_early_stops_it_quietly(
 
 
 # ------------------------------------------------------------------------------ the bounds
-@pytest.mark.parametrize("name", ["0.5-plain", "0.4"])
+@pytest.mark.parametrize(("where", "name"), places("0.5-plain", "0.4"))
 @pytest.mark.parametrize("ordered", [True, False])
 async def test_a_remote_stream_fills_max_requests_and_no_more(
     request: pytest.FixtureRequest, where: str, name: str, ordered: bool
@@ -254,7 +254,7 @@ class CountingReads:
         level.read_many, level.read = counted_many, counted_one
 
 
-@pytest.mark.parametrize("name", list(SPECS))
+@pytest.mark.parametrize(("where", "name"), places())
 @pytest.mark.parametrize("ordered", [True, False])
 async def test_a_slow_remote_consumer_holds_tiles_within_prefetch_bytes(
     request: pytest.FixtureRequest, where: str, name: str, ordered: bool
@@ -276,7 +276,7 @@ async def test_a_slow_remote_consumer_holds_tiles_within_prefetch_bytes(
 
 
 # ------------------------------------------------------------------------------ the contents
-@pytest.mark.parametrize("name", list(SPECS))
+@pytest.mark.parametrize(("where", "name"), places())
 @pytest.mark.parametrize("ordered", [True, False])
 @pytest.mark.parametrize(
     ("shape", "overlap", "region"),
