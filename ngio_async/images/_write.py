@@ -41,7 +41,7 @@ from .._prefetch import single_leaf
 from ..codecs import ShardCodec
 from ..engine import normalize_selection, plan_shards, region_shape
 from ..stores import InstrumentedStore, LocalFileStore, ObstoreStore
-from ..stores._local import take_lock
+from ..stores._local import flock_or_close, take_lock
 from ..stores._obstore import local_prefix
 from ._tiles import Tile
 
@@ -308,16 +308,14 @@ def _try_lock_file(lock: str) -> int | None:
         except FileNotFoundError:  # the object's directory is not there (yet, or any more)
             os.makedirs(os.path.dirname(lock), exist_ok=True)
             continue
+        if not flock_or_close(fd):
+            return None
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             held = os.fstat(fd)
             try:
                 now = os.stat(lock)
             except FileNotFoundError:
                 now = None
-        except BlockingIOError:
-            os.close(fd)
-            return None
         except BaseException:
             os.close(fd)
             raise

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
     from .._limits import Limits
 
-__all__ = ["LocalFileStore", "directory_lock", "take_lock"]
+__all__ = ["LocalFileStore", "directory_lock", "flock_or_close", "take_lock"]
 
 T = TypeVar("T")
 
@@ -263,15 +263,21 @@ def _try_flock(directory: str) -> int | None:
     except FileNotFoundError:
         os.makedirs(directory, exist_ok=True)
         fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    return fd if flock_or_close(fd) else None
+
+
+def flock_or_close(fd: int) -> bool:
+    """Take the exclusive ``flock`` of ``fd`` without blocking; ``False`` (``fd`` closed) when
+    another holds it; ``fd`` is closed on any error too."""
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
-        return None
+        return False
     except BaseException:
         os.close(fd)
         raise
-    return fd
+    return True
 
 
 @asynccontextmanager
