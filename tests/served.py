@@ -1,7 +1,10 @@
-"""Small images served by real servers for the tile-stream sweeps (fixtures in conftest.py):
-``served_http`` (a loopback HTTP server) and ``served_s3`` (moto), one copy of each per module."""
+"""What the tile-stream sweeps share: the small images served by real servers (fixtures
+``http_images``, a loopback HTTP server, and ``s3_images``, moto, in conftest.py; one copy of
+each per module), where each sweep reads them, and a counter of the tiles a level reads."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from images import Spec
 
@@ -22,3 +25,22 @@ def places(*names: str) -> list[tuple[str, str]]:
     names = names or tuple(SPECS)
     one = "0.5-sharded" if "0.5-sharded" in names else names[0]
     return [*(("http", name) for name in names), ("aiohttp", one), ("s3", one)]
+
+
+class CountingReads:
+    """Counts the tiles a level starts reading (``Level.read_many`` and ``read``), by wrapping
+    those methods on the level object."""
+
+    def __init__(self, level: Any) -> None:
+        self.started = 0
+        read_many, read = level.read_many, level.read
+
+        async def counted_many(regions: Any, indexes: Any = None) -> Any:
+            self.started += len(regions)
+            return await read_many(regions, indexes)
+
+        async def counted_one(region: Any, indexes: Any = None) -> Any:
+            self.started += 1
+            return await read(region, indexes)
+
+        level.read_many, level.read = counted_many, counted_one

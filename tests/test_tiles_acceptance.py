@@ -17,7 +17,7 @@ import anyio
 import numpy as np
 import pytest
 from images import Spec, write_image
-from served import places
+from served import CountingReads, places
 
 import ngio_async
 from ngio_async import Limits
@@ -234,24 +234,6 @@ async def test_ordered_runs_fetch_a_rows_shard_indexes_together(
         # the 8 indexes are all started before the first of them ends
         assert [in_flight for _, in_flight in store.started[:8]] == list(range(1, 9))
     await store.aclose()
-
-
-class CountingReads:
-    """Counts the tiles a level starts reading (``read_many`` and ``read``)."""
-
-    def __init__(self, level: Any) -> None:
-        self.started = 0
-        read_many, read = level.read_many, level.read
-
-        async def counted_many(regions: Any, indexes: Any = None) -> Any:
-            self.started += len(regions)
-            return await read_many(regions, indexes)
-
-        async def counted_one(region: Any, indexes: Any = None) -> Any:
-            self.started += 1
-            return await read(region, indexes)
-
-        level.read_many, level.read = counted_many, counted_one
 
 
 @pytest.mark.parametrize(("where", "name"), places())

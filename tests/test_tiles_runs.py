@@ -17,6 +17,7 @@ import anyio
 import numpy as np
 import pytest
 from images import Spec, upload, write_image
+from served import CountingReads
 
 import ngio_async
 from ngio_async import Limits
@@ -251,24 +252,6 @@ async def test_runs_read_absent_shards_as_the_fill_value(tmp_path: Path) -> None
 
 
 # --------------------------------------------------------------------------------- the bounds
-class CountingReads:
-    """Counts the tiles a level's runs start reading (``Level.read_many`` and ``read``)."""
-
-    def __init__(self, level: Any) -> None:
-        self.started = 0
-        read_many, read = level.read_many, level.read
-
-        async def counted_many(regions: Any, indexes: Any = None) -> Any:
-            self.started += len(regions)
-            return await read_many(regions, indexes)
-
-        async def counted_one(region: Any, indexes: Any = None) -> Any:
-            self.started += 1
-            return await read(region, indexes)
-
-        level.read_many, level.read = counted_many, counted_one
-
-
 async def test_a_slow_consumer_holds_runs_within_the_byte_bound(tmp_path: Path) -> None:
     write_image(tmp_path, IMAGE)
     tile_bytes = 16 * 16 * 2
