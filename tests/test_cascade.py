@@ -172,9 +172,14 @@ async def test_an_object_cascaded_twice_ends_like_level_0_whatever_finishes_firs
     second_done = threading.Event()
     reduce = _cascade._reduce
 
+    def second_waits_for_first() -> bool:  # the writer holds an overlapping write back
+        return any(done.statistics().tasks_waiting for _, done in list(w._in_flight.values()))
+
     def racing_reduce(block: Any, *args: Any) -> Any:
         if block.flat[0] == 1:  # the first write waits until the second one is reduced
-            second_done.wait(timeout=10)
+            for _ in range(10_000):  # ... or waits for the first one: no race to lose
+                if second_done.wait(0.001) or second_waits_for_first():
+                    break
         out = reduce(block, *args)
         if block.flat[0] == 2:
             second_done.set()
@@ -269,6 +274,8 @@ async def test_concurrent_rebuilds_of_one_tile_end_like_level_0(
             for _ in range(10_000):
                 locks = ds.levels[1]._write_locks._locks
                 if b_reduced.is_set() or any(users > 1 for _, users in locks.values()):
+                    break
+                if ds.structure_lock().statistics().tasks_waiting:  # B's rebuild waits for A's
                     break
                 time.sleep(0.001)
         return reduce(block, *args)
