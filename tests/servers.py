@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from email.utils import formatdate
 from pathlib import Path
 from typing import Any, NamedTuple
-from urllib.parse import unquote, urlencode
+from urllib.parse import urlencode
 
 from aiohttp import ClientSession, web
 
@@ -204,7 +204,7 @@ class StaticServer:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         with self._lock:
-            path = unquote(request.path)
+            path = request.path  # decoded once by aiohttp: a%2520b is the file a%20b
             self.requests.append(
                 SeenRequest(
                     request.method,
