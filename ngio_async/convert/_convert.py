@@ -905,8 +905,8 @@ def _default_window(dtype: np.dtype[Any]) -> dict[str, float]:
 
 def _repair_step(omero: dict[str, Any], path: str, dtype: np.dtype[Any]) -> str | None:
     """Mend the part of a raw ``omero`` block at ``path`` (relative to it) that breaks a rule:
-    a channel's ``color`` (8 hex digits: the first 6; else white) or ``window`` (the dtype's
-    range) replaced, another key removed. ``None``: not mendable."""
+    a channel's ``color`` (CSS style ``#RRGGBB`` or 8 hex digits: its ``RRGGBB``; else white)
+    or ``window`` (the dtype's range) replaced, another key removed. ``None``: not mendable."""
     steps = _STEP.findall(path)
     if not steps or steps[0][0] != "channels":
         key = steps[0][0] if steps else ""
@@ -924,7 +924,10 @@ def _repair_step(omero: dict[str, Any], path: str, dtype: np.dtype[Any]) -> str 
     key = steps[2][0] if len(steps) > 2 else ""
     if key in ("", "color") and not _HEX6.match(str(channel.get("color", ""))):
         old = str(channel.get("color", ""))
-        channel["color"] = old[:6] if re.fullmatch(r"[0-9A-Fa-f]{8}", old) else "FFFFFF"
+        digits = old.removeprefix("#")
+        channel["color"] = (
+            digits[:6] if re.fullmatch(r"[0-9A-Fa-f]{6}(?:[0-9A-Fa-f]{2})?", digits) else "FFFFFF"
+        )
         return f"channels[{index}].color {old!r} -> {channel['color']!r}"
     if key in ("", "window"):
         old_window = channel.get("window")

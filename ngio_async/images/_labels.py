@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 __all__ = ["Labels", "plan_label"]
 
 ColorSpec = Mapping[int, Sequence[int] | None] | Sequence[Mapping[str, Any] | Any]
+PropertySpec = Mapping[int, Mapping[str, Any]] | Sequence["Mapping[str, Any] | LabelProperty"]
 
 
 _METADATA_KEYS = frozenset({".zattrs", ".zgroup", ".zarray", ".zmetadata", "zarr.json"})
@@ -148,13 +149,31 @@ def _dump(obj: Any) -> Any:
     return dump(obj)
 
 
-def _properties_json(
-    properties: Sequence[Mapping[str, Any] | LabelProperty] | None,
-) -> list[dict[str, Any]] | None:
+def _properties_json(properties: PropertySpec | None) -> list[dict[str, Any]] | None:
+    """``{value: {key: ...}}`` (as colors are given) or a list of dicts with ``label-value``
+    (or :class:`~ngio_async.meta.LabelProperty`) as JSON entries."""
+    from ..meta import LabelProperty
+
     if properties is None:
         return None
+    if isinstance(properties, Mapping):
+        entries: list[Any] = []
+        for value, props in properties.items():
+            if not isinstance(props, Mapping):
+                raise TypeError(
+                    f"properties[{value!r}]: expected a dict of properties, got {props!r}"
+                )
+            rest = {k: v for k, v in props.items() if k != "label-value"}
+            entries.append({"label-value": value, **rest})
+    else:
+        entries = list(properties)
     out = []
-    for i, p in enumerate(properties):
+    for i, p in enumerate(entries):
+        if not isinstance(p, Mapping | LabelProperty):
+            raise TypeError(
+                f"properties[{i}]: expected a dict with 'label-value' (or a LabelProperty), "
+                f"got {p!r}"
+            )
         d = _plain(dict(p)) if isinstance(p, Mapping) else _dump(p)
         if "label-value" not in d:
             raise ValueError(f"properties[{i}] has no 'label-value'")
@@ -171,7 +190,7 @@ def plan_label(
     name: str,
     dtype: DTypeLike = "uint32",
     colors: ColorSpec | Sequence[LabelColor] | None = None,
-    properties: Sequence[Mapping[str, Any] | LabelProperty] | None = None,
+    properties: PropertySpec | None = None,
 ) -> ImagePlan:
     """The :class:`~ngio_async.images._create.ImagePlan` of label ``name`` of ``ds`` (pure:
     from ``ds``'s metadata and levels as cached; :meth:`Labels.create` refreshes them first)."""
@@ -403,7 +422,7 @@ class Labels:
         name: str,
         dtype: DTypeLike = "uint32",
         colors: ColorSpec | Sequence[LabelColor] | None = None,
-        properties: Sequence[Mapping[str, Any] | LabelProperty] | None = None,
+        properties: PropertySpec | None = None,
         overwrite: bool = False,
     ) -> Dataset:
         """Create label image ``name`` (empty: every pixel 0) and list it; return it writable.
@@ -414,7 +433,8 @@ class Labels:
         :param dtype: an integer data type (default ``uint32``).
         :param colors: ``{value: (r, g, b, a)}`` or a list of ``{"label-value": v, "rgba":
             [r, g, b, a]}`` (or :class:`~ngio_async.meta.LabelColor`).
-        :param properties: a list of dicts, each with ``"label-value"`` and free keys.
+        :param properties: ``{value: {key: ...}}`` or a list of dicts, each with
+            ``"label-value"`` and free keys.
             Colors and properties are written for the same label values (ome-zarr-models, thus
             ngio, refuses others): a value only one of them has gets a derived color or a bare
             property; a color without ``rgba`` gets a derived one. Without ``colors``,
@@ -437,7 +457,7 @@ class Labels:
         name: str,
         dtype: DTypeLike,
         colors: ColorSpec | Sequence[LabelColor] | None,
-        properties: Sequence[Mapping[str, Any] | LabelProperty] | None,
+        properties: PropertySpec | None,
         overwrite: bool,
     ) -> Dataset:
         from ._create import claim_root, complete_root
