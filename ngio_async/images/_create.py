@@ -709,15 +709,93 @@ def default_name(url: Any, path: str) -> str:
 _NODE_KEYS = ("zarr.json", ".zattrs", ".zgroup", ".zarray")
 
 
-def _node_type(raw: Any) -> Any:
-    """``node_type`` of a zarr v3 ``zarr.json`` (``None`` when it is not a JSON object)."""
+def _decoded(raw: Any) -> Any:
+    """A JSON document decoded (``None`` when it is not JSON)."""
     import msgspec
 
     try:
-        doc = msgspec.json.decode(bytes(raw))
+        return msgspec.json.decode(bytes(raw))
     except msgspec.DecodeError:
         return None
+
+
+def _node_type(raw: Any) -> Any:
+    """``node_type`` of a zarr v3 ``zarr.json`` (``None`` when it is not a JSON object)."""
+    doc = _decoded(raw)
     return doc.get("node_type") if isinstance(doc, dict) else None
+
+
+Listing = Literal["level", "label", "well"]
+
+
+def _paths(items: Any, key: str = "path") -> list[str]:
+    """The ``key`` of every object of a JSON list, stripped of ``/`` (others skipped)."""
+    if not isinstance(items, list):
+        return []
+    return [str(i[key]).strip("/") for i in items if isinstance(i, dict) and key in i]
+
+
+def _listed_as(raw: Any, rel: str) -> Listing | None:
+    """What the NGFF attributes of a group document (a v3 ``zarr.json`` or a v2 ``.zattrs``)
+    list the node at ``rel`` below the group as: a ``"level"`` of one of its multiscales, a
+    ``"label"`` image of its labels group, a ``"well"`` of its plate; ``None`` otherwise."""
+    doc = _decoded(raw)
+    if not isinstance(doc, dict):
+        return None
+    if "zarr_format" in doc:  # zarr.json: the attributes, NGFF 0.5 under "ome"
+        doc = doc.get("attributes")
+        if not isinstance(doc, dict):
+            return None
+    for attrs in (doc, doc.get("ome")):
+        if not isinstance(attrs, dict):
+            continue
+        multiscales = attrs.get("multiscales")
+        for ms in multiscales if isinstance(multiscales, list) else ():
+            if isinstance(ms, dict) and rel in _paths(ms.get("datasets")):
+                return "level"
+        labels = attrs.get("labels")
+        if isinstance(labels, list) and rel in [str(n).strip("/") for n in labels]:
+            return "label"
+        plate = attrs.get("plate")
+        if isinstance(plate, dict) and rel in _paths(plate.get("wells")):
+            return "well"
+    return None
+
+
+def _url_of(url: str, path: str) -> str:
+    """The URL of ``path`` below a store's ``url`` (``memory://`` + ``a`` is ``memory://a``)."""
+    return f"{url}{'' if url.endswith('/') else '/'}{path}" if path else url
+
+
+def _listed_error(where: str, holder: str, doc: str, rel: str, what: Listing) -> ExistsError:
+    """The refusal of a create at ``where``, which the group ``holder`` lists (in ``doc``) at
+    ``rel`` as ``what``: replaced by an image, the group would list a wrong node."""
+    if what == "level":
+        why = (
+            f"it is level {rel!r} of the image {holder} ({doc}): an image there would leave "
+            "that image's multiscales pointing at a group. Write the level through its "
+            "image, or create this image elsewhere"
+        )
+    elif what == "label":
+        why = (
+            f"it is label image {rel!r} of {holder} ({doc}), which would keep listing it "
+            "without its image-label metadata: replace it with the image's "
+            f"labels.create({rel!r}, overwrite=True), or create a label image here "
+            "(create_like of one)"
+        )
+    else:
+        why = (
+            f"it is well {rel!r} of the plate {holder} ({doc}): an image there would leave "
+            "the plate listing an image as a well"
+        )
+    return ExistsError(f"cannot create {where}: {why}", url=holder, key=doc, kind="parent")
+
+
+def _refused_listing(raw: Any, rel: str, *, label: bool) -> Listing | None:
+    """:func:`_listed_as`, but ``None`` for a listed label when ``label`` (a label image
+    replacing a label image keeps the listing right)."""
+    what = _listed_as(raw, rel)
+    return None if what == "label" and label else what
 
 
 def _is_node_key(key: str) -> bool:
@@ -737,33 +815,44 @@ def _local_directory(url: str | os.PathLike[str]) -> str | None:
     return unquote(urlsplit(url).path) if scheme == "file" else None
 
 
-def _array_above(directory: str) -> str | None:
-    """The metadata file of the nearest zarr array in a directory above ``directory`` (up to
-    the filesystem root; a stat per directory, a read of each ``zarr.json`` found)."""
+def _node_above(directory: str, *, label: bool = False) -> tuple[str, Listing | None] | None:
+    """The metadata file of the nearest directory above ``directory`` (up to the filesystem
+    root; a stat per directory, a read of each ``zarr.json`` / ``.zattrs`` found) that is a
+    zarr array (``(file, None)``) or a group listing ``directory`` as one of its parts
+    (``(file, what)``, see :func:`_refused_listing`)."""
     current = os.path.abspath(directory)
     while (parent := os.path.dirname(current)) != current:
         current = parent
+        rel = os.path.relpath(directory, current).replace(os.sep, "/")
         if os.path.isfile(v2 := os.path.join(current, ".zarray")):
-            return v2
-        try:
-            with open(os.path.join(current, "zarr.json"), "rb") as f:
-                raw = f.read()  # cut short, a large document would not decode
-        except OSError:  # absent (or unreadable: not a node this create can see)
-            continue
-        if _node_type(raw) == "array":
-            return os.path.join(current, "zarr.json")
+            return v2, None
+        for name in ("zarr.json", ".zattrs"):
+            try:
+                with open(os.path.join(current, name), "rb") as f:
+                    raw = f.read()  # cut short, a large document would not decode
+            except OSError:  # absent (or unreadable: not a node this create can see)
+                continue
+            if name == "zarr.json" and _node_type(raw) == "array":
+                return os.path.join(current, name), None
+            if (what := _refused_listing(raw, rel, label=label)) is not None:
+                return os.path.join(current, name), what
     return None
 
 
-def refuse_array_above(directory: str, where: str) -> None:
+def refuse_array_above(directory: str, where: str, *, label: bool = False) -> None:
     """Raise :class:`ExistsError` (``kind="parent"``) when a directory above the local store
-    root ``directory`` is a zarr array: the store cannot see it, and nothing may go below it."""
-    found = _array_above(directory)
+    root ``directory`` is a zarr array (the store cannot see it, and nothing may go below it),
+    or a group that lists ``directory`` as a level, a well or (unless ``label``: a label
+    image replaces it) a label image."""
+    found = _node_above(os.path.abspath(directory), label=label)
     if found is None:
         return
-    array, name = os.path.split(found)
+    (array, name), what = os.path.split(found[0]), found[1]
+    if what is not None:
+        rel = os.path.relpath(directory, array).replace(os.sep, "/")
+        raise _listed_error(where, f"file://{array}", name, rel, what)
     raise ExistsError(
-        f"cannot create {where}: its parent {array!r} is a zarr array ({found}), and an"
+        f"cannot create {where}: its parent {array!r} is a zarr array ({found[0]}), and an"
         " array cannot hold other nodes",
         url=f"file://{array}",
         key=name,
@@ -776,12 +865,15 @@ _CLEAR_ABOVE: weakref.WeakSet[AsyncStore] = weakref.WeakSet()
 
 
 def _bucket_root(store: AsyncStore) -> tuple[AsyncStore, str] | None:
-    """A store at the root of the bucket (or container) of a cloud ``store`` rooted below it,
-    with ``store``'s prefix there; ``None`` for other stores."""
+    """A store at the root of the bucket (or container) of a cloud ``store`` rooted below it
+    (seen through :class:`~ngio_async.stores.InstrumentedStore` wrappers), with ``store``'s
+    prefix there; ``None`` for other stores."""
     from obstore.store import AzureStore, GCSStore, S3Store
 
-    from ..stores import ObstoreStore
+    from ..stores import InstrumentedStore, ObstoreStore
 
+    while isinstance(store, InstrumentedStore):
+        store = store.inner
     if not isinstance(store, ObstoreStore):
         return None
     inner = store.obstore
@@ -799,10 +891,10 @@ def _bucket_root(store: AsyncStore) -> tuple[AsyncStore, str] | None:
     return ObstoreStore(root, limits=store.limits, limiter=store.limiter), prefix
 
 
-async def _refuse_cloud_array_above(store: AsyncStore, where: str) -> None:
+async def _refuse_cloud_array_above(store: AsyncStore, where: str, *, label: bool = False) -> None:
     """Raise :class:`ExistsError` (``kind="parent"``) when a prefix above a cloud store's root
-    (which it cannot see) is a zarr array: nothing may go below it (an overwrite would delete
-    its chunks)."""
+    (which it cannot see) is a zarr array (nothing may go below it: an overwrite would delete
+    its chunks) or a group listing the root as a part (see :func:`refuse_array_above`)."""
     if store in _CLEAR_ABOVE:
         return
     found = _bucket_root(store)
@@ -811,12 +903,18 @@ async def _refuse_cloud_array_above(store: AsyncStore, where: str) -> None:
     bucket, prefix = found
     parts = prefix.split("/")
     arrays: list[str] = []
+    listings: list[tuple[str, str, Listing]] = []
 
     async def check(key: str) -> None:
-        if key.endswith("zarr.json"):
+        if key.endswith(("zarr.json", ".zattrs")):
             raw = await _get_or_none(bucket, key)  # 403 for a missing key: absent
-            if raw is not None and _node_type(raw) == "array":
+            if raw is None:
+                return
+            if key.endswith("zarr.json") and _node_type(raw) == "array":
                 arrays.append(key)
+            rel = prefix[len(key.rpartition("/")[0]) :].strip("/")
+            if (what := _listed_as(raw, rel)) is not None:
+                listings.append((key, rel, what))
         else:
             try:
                 if await bucket.exists(key):
@@ -827,7 +925,7 @@ async def _refuse_cloud_array_above(store: AsyncStore, where: str) -> None:
     from ._level import _run_all
 
     above = ["/".join(parts[:i]) for i in range(len(parts))]
-    keys = [join(p, name) for p in above for name in ("zarr.json", ".zarray")]
+    keys = [join(p, name) for p in above for name in ("zarr.json", ".zarray", ".zattrs")]
     try:
         await _run_all(keys, check, len(keys))
     finally:
@@ -843,11 +941,23 @@ async def _refuse_cloud_array_above(store: AsyncStore, where: str) -> None:
             key=name,
             kind="parent",
         )
-    _CLEAR_ABOVE.add(store)  # the many images of a plate ask once
+    refused = [(k, r, w) for k, r, w in listings if not (w == "label" and label)]
+    if refused:
+        key, rel, what = min(refused)
+        parent, _, name = key.rpartition("/")
+        holder = _url_of(bucket.url, parent)
+        raise _listed_error(where, holder, name, rel, what)
+    if not listings:
+        _CLEAR_ABOVE.add(store)  # the many images of a plate ask once
 
 
 async def _prepare_root(
-    store: AsyncStore, root: str, overwrite: bool, *, paths: Sequence[str] = ()
+    store: AsyncStore,
+    root: str,
+    overwrite: bool,
+    *,
+    paths: Sequence[str] = (),
+    label: bool = False,
 ) -> None:
     """Refuse (or, with ``overwrite``, delete) an existing zarr node at ``root``.
 
@@ -857,22 +967,32 @@ async def _prepare_root(
     overwrite by an older version, which deleted the metadata first, can leave them behind: the
     new arrays would read them as their pixels).
     Other files are left alone when nothing is found.
+    Refused whatever ``overwrite`` (before anything is deleted): a root below an array, or one
+    that a group above lists as one of its levels, one of its wells or (unless ``label``: a
+    label image is created) one of its label images: the group would list a wrong node.
     """
-    where = f"{store.url.rstrip('/')}/{root}" if root else store.url
+    where = _url_of(store.url, root)
     found: list[str] = []
     arrays: list[str] = []  # array metadata of a parent of root: nothing may go below it
+    listings: list[tuple[str, str, Listing]] = []  # (document, root's path there, as what)
     parts = root.split("/") if root else []
     parents = ["/".join(parts[:i]) for i in range(len(parts))]
-    parent_keys = {join(p, ".zarray") for p in parents} | {join(p, "zarr.json") for p in parents}
+    parent_keys = {join(p, name) for p in parents for name in ("zarr.json", ".zarray", ".zattrs")}
     if store.url.startswith("file://"):  # the directories above the store's root
-        refuse_array_above(store.url[len("file://") :], where)
-    await _refuse_cloud_array_above(store, where)  # the prefixes above a cloud store's root
+        refuse_array_above(store.url[len("file://") :], where, label=label)
+    # the prefixes above a cloud store's root
+    await _refuse_cloud_array_above(store, where, label=label)
 
     async def check(key: str) -> None:
-        if key.endswith("zarr.json") and key in parent_keys:
+        if key.endswith(("zarr.json", ".zattrs")) and key in parent_keys:
             raw = await _get_or_none(store, key)  # 403 for a missing key: absent
-            if raw is not None and _node_type(raw) == "array":
+            if raw is None:
+                return
+            if key.endswith("zarr.json") and _node_type(raw) == "array":
                 arrays.append(key)
+            rel = root[len(key.rpartition("/")[0]) :].strip("/")
+            if (what := _refused_listing(raw, rel, label=label)) is not None:
+                listings.append((key, rel, what))
         elif await store.exists(key):
             (arrays if key in parent_keys else found).append(key)
 
@@ -891,6 +1011,9 @@ async def _prepare_root(
             key=key,
             kind="parent",
         )
+    if listings:
+        key, rel, listed = min(listings)
+        raise _listed_error(where, _url_of(store.url, key.rpartition("/")[0]), key, rel, listed)
     keys: list[str] | None = None
     what = "a zarr node"
     if not found and store.supports_listing:
@@ -1167,7 +1290,8 @@ async def write_plan_metadata(
 async def claim_root(store: AsyncStore, root: str, plan: ImagePlan, *, overwrite: bool) -> None:
     """The first half of :func:`write_plan_metadata`: refuse or clear an existing node, then
     (``overwrite=False``) claim the node. When it fails, nothing of this call is stored."""
-    await _prepare_root(store, root, overwrite, paths=plan.paths)
+    label = plan.ome.image_label is not None
+    await _prepare_root(store, root, overwrite, paths=plan.paths, label=label)
     if not overwrite:  # claim the node: of two creates that both found it free, one is refused
         first = plan.array_documents()[0]
         with anyio.CancelScope(shield=True):  # a claim landing after a cancellation stays
@@ -1208,7 +1332,7 @@ async def discard_documents(
     creation failed with ``exc``, shielded from cancellation, then (``consolidated``: they may
     have reached them) drop the node from the consolidated copies above. When that fails too,
     ``exc`` gets a note saying what is left and how to replace it."""
-    where = f"{store.url.rstrip('/')}/{root}" if root else store.url
+    where = _url_of(store.url, root)
     with anyio.CancelScope(shield=True):
         try:
             for key in keys:
@@ -1243,7 +1367,7 @@ async def _claim(
         claimed = True  # it did: the node is this create's (a retry would be refused by it)
     if claimed or exists_ok:
         return
-    where = f"{store.url.rstrip('/')}/{root}" if root else store.url
+    where = _url_of(store.url, root)
     why = "was created meanwhile by another writer"
     if await _holds(store, *first):
         # obstore retries a conditional put whose answer was lost: the retry finds our own
@@ -1293,7 +1417,11 @@ async def create_in(
 
 
 def _open_target(
-    url: str | os.PathLike[str] | AsyncStore | Any, limits: Limits | None, options: dict[str, Any]
+    url: str | os.PathLike[str] | AsyncStore | Any,
+    limits: Limits | None,
+    options: dict[str, Any],
+    *,
+    label: bool = False,
 ) -> tuple[AsyncStore, bool]:
     if isinstance(url, AsyncStore):
         if options:
@@ -1305,7 +1433,7 @@ def _open_target(
     if local:
         directory = _local_directory(url)
         if directory is not None:  # before mkdir makes a directory inside the array
-            refuse_array_above(directory, directory)
+            refuse_array_above(directory, directory, label=label)
         options.setdefault("mkdir", True)
     return open_store(url, limits=limits, **options), True
 
@@ -1366,14 +1494,19 @@ def create_async(
     :param ngff_version: ``"0.5"`` (zarr v3) or ``"0.4"`` (zarr v2).
     :param overwrite: replace an existing node at ``url`` (deletes its keys first: the store
         must list them); otherwise an existing node raises :class:`~ngio_async.ExistsError` and
-        nothing is changed.
+        nothing is changed. Never replaced, whatever ``overwrite``: a level of an image (its
+        group's multiscales would name a group), a well of a plate, and a label image its
+        image's ``labels`` group lists, unless the new image is a label image too
+        (``create_like`` of one; else ``labels.create(name, overwrite=True)`` on the image).
+        A whole image (a plate's field too) is replaced.
     :param path: the image's path inside the store; no parent of it may be a zarr array.
     :param fill_value: the value of unwritten pixels; must be a value of ``dtype``.
     :param name: the multiscale's ``name``; default: the image directory's name without
         ``.ome.zarr`` / ``.zarr`` (else ``"image"``). ``type`` and ``metadata`` say how lower
         levels are computed (``"mean"``, ``ngio_async.Dataset.build_pyramid``).
     :raises ExistsError: a zarr node exists there and ``overwrite`` is false, or a parent of
-        ``path`` is a zarr array.
+        ``path`` is a zarr array, or a group above lists the place as a level, a well or a
+        label image (``kind="parent"``; nothing is deleted).
     :raises ValueError: an argument breaks a rule (non-finite or non-positive scale, unknown
         axis name, ...); ``TypeError``: an argument of the wrong type. Both before any I/O.
     """
@@ -1421,7 +1554,8 @@ def _create_planned(
     """The I/O half of :func:`create_async`: write ``plan`` at ``url``."""
 
     async def go() -> Dataset:
-        store, owns = _open_target(url, limits, dict(store_options))
+        label = plan.ome.image_label is not None
+        store, owns = _open_target(url, limits, dict(store_options), label=label)
         return await closing_store_on_error(
             store,
             owns,
