@@ -93,3 +93,30 @@ async def test_label_properties_keyed_by_value(tmp_path: Path, version: str) -> 
             await ds.labels.create("bad", properties={2: "nucleus"})  # type: ignore[dict-item]
         with pytest.raises(TypeError, match=r"properties\[0\]: expected a dict"):
             await ds.labels.create("bad", properties=[3])  # type: ignore[list-item]
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+def test_a_field_added_to_an_ome_zarr_py_plate_has_its_levels(tmp_path: Path, version: str) -> None:
+    """ome-zarr-py reads every field with the first field's levels (s0, s1): a field added
+    without ``levels=`` had one level (32 x 32 is below the default's 256), and its well read
+    as missing at s1 ("Failed to load A/2/0/s1", zeros)."""
+    pytest.importorskip("ome_zarr")
+    from ome_zarr.io import parse_url  # type: ignore[import-untyped]
+    from ome_zarr.reader import Reader  # type: ignore[import-untyped]
+    from test_plate import write_with_ome_zarr_py
+
+    path = tmp_path / "omz.zarr"
+    write_with_ome_zarr_py(path, version)  # A/1 (fields 0, 1), B/2; 1 x 32 x 32, 2 levels
+    with ngio_async.open_plate(path, mode="r+") as plate:
+        with plate.add_image(
+            "A", "2", field="0", shape=(1, 32, 32), dtype="uint8", axes="cyx"
+        ) as ds:
+            ds.write(np.full((1, 32, 32), 99, np.uint8), pyramid=True)
+            assert ds.metadata.paths == ("s0", "s1")
+        with plate.add_image(
+            "B", "1", field="0", shape=(1, 32, 32), dtype="uint8", axes="cyx", levels=1
+        ) as ds:
+            assert ds.metadata.paths == ("s0",)  # levels= given: as asked
+    nodes = list(Reader(parse_url(str(path)))())
+    np.testing.assert_array_equal(np.asarray(nodes[0].data[1])[0, :16, 16:], 99)  # A/2 at s1

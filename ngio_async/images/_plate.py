@@ -464,7 +464,8 @@ class Plate(StoreNode):
         """Create field ``field`` of well ``(row, column)`` (an empty image; see
         :func:`~ngio_async.create_async` for ``shape=``, ``dtype=``, ``axes=``, ``channels=``,
         ``scale=``, ``chunks=``, ``shards=``, ``levels=``, ...; the NGFF version is the
-        plate's) and list it; return the writable dataset.
+        plate's; without ``levels=``, as many levels as the plate's first field has, named as
+        its are) and list it; return the writable dataset.
 
         Written in order: the row and well groups when missing, the image (arrays, then its
         group metadata), the well's ``well`` metadata, and last the plate's ``wells`` list if
@@ -502,7 +503,12 @@ class Plate(StoreNode):
                 raise TypeError(f"add_image() got an unexpected keyword argument {key!r}")
         ngff: Literal["0.4", "0.5"] = "0.4" if self.version == "0.4" else "0.5"
         plan = plan_image(ngff_version=ngff, **create_options)  # before any I/O
-        plan = _level_paths(plan, await self._first_field_paths())
+        first = await self._first_field_paths()
+        if len(first) > 1 and not {"levels", "level_shapes"} & create_options.keys():
+            # plate readers (ome-zarr-py, thus napari) read every field with the first
+            # field's levels: a field with fewer is missing there
+            plan = plan_image(ngff_version=ngff, levels=len(first), **create_options)
+        plan = _level_paths(plan, first)
         root = join(self.root, well_path, name)
         entry: dict[str, Any] = {"path": name}
         if acquisition is not None:
