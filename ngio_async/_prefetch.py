@@ -86,7 +86,7 @@ from collections.abc import (
     Sized,
 )
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar, TypeVarTuple
 
 import anyio
 import anyio.lowlevel
@@ -107,10 +107,12 @@ __all__ = [
     "raise_plainly",
     "prefetch",
     "single_leaf",
+    "start_deferred",
 ]
 
 T = TypeVar("T")
 R = TypeVar("R")
+Ts = TypeVarTuple("Ts")
 
 ProgressCallback = Callable[[int, int | None], object]
 """``on_item(done, total)``: ``done`` results handed out so far; ``total`` or ``None`` if unknown."""
@@ -188,21 +190,21 @@ _MIN_SAMPLE = 0.01  # seconds: the shortest rate sample the adaptive window deci
 _GAIN = 1.1  # a wider window must raise the completion rate by 10% to widen again
 
 
-class _Deferred(Coroutine[Any, Any, None]):
+class _Deferred(Coroutine[Any, Any, Any]):
     """``fn(*args)``, called at the task's first step rather than by ``start_soon``. anyio
     (4.14+) calls the function in ``start_soon`` and awaits its coroutine from a wrapper: a task
     cancelled before its first step (``asyncio.run`` ending with a fire-and-forget read in
     flight cancels every task) never awaits it, and Python prints "coroutine ... was never
     awaited". Here nothing is made until the task runs."""
 
-    def __init__(self, fn: Callable[..., Coroutine[Any, Any, None]], *args: Any) -> None:
-        self._call: tuple[Callable[..., Coroutine[Any, Any, None]], tuple[Any, ...]] | None = (
+    def __init__(self, fn: Callable[..., Coroutine[Any, Any, Any]], *args: Any) -> None:
+        self._call: tuple[Callable[..., Coroutine[Any, Any, Any]], tuple[Any, ...]] | None = (
             fn,
             args,
         )
-        self._coro: Coroutine[Any, Any, None] | None = None
+        self._coro: Coroutine[Any, Any, Any] | None = None
 
-    def _inner(self) -> Coroutine[Any, Any, None]:
+    def _inner(self) -> Coroutine[Any, Any, Any]:
         if self._coro is None:
             assert self._call is not None
             fn, args = self._call
@@ -219,16 +221,23 @@ class _Deferred(Coroutine[Any, Any, None]):
         return self._inner().throw(*exc)
 
     def close(self) -> None:
+        self._call = None
         if self._coro is not None:
             self._coro.close()
 
-    def __await__(self) -> Generator[Any, None, None]:
+    def __await__(self) -> Generator[Any, None, Any]:
         return (yield from self._inner().__await__())
 
 
-def _start_soon(tg: TaskGroup, fn: Callable[..., Coroutine[Any, Any, None]], *args: Any) -> None:
-    """``tg.start_soon(fn, *args)``, making ``fn``'s coroutine only once the task runs."""
-    tg.start_soon(_Deferred, fn, *args, name=getattr(fn, "__qualname__", None))
+def start_deferred(
+    tg: TaskGroup, fn: Callable[[*Ts], Coroutine[Any, Any, Any]], *args: *Ts
+) -> None:
+    """``tg.start_soon(fn, *args)``, making ``fn``'s coroutine only once the task runs: a task
+    cancelled before its first step (``asyncio.run`` ending, which cancels every task the
+    asyncio way) leaves no "coroutine ... was never awaited" warning. Use it for every task an
+    ngio_async task group starts."""
+    call: tuple[Any, ...] = (fn, *args)
+    tg.start_soon(_Deferred, *call, name=getattr(fn, "__qualname__", None))
 
 
 class _Engine(Generic[T, R]):
@@ -382,7 +391,7 @@ class _Engine(Generic[T, R]):
                     worker.job = job
                     worker.wake.set()
                 else:  # at most one task per item in the window, reused for later items
-                    _start_soon(tg, self._worker, job)
+                    start_deferred(tg, self._worker, job)
                 await anyio.lowlevel.checkpoint()
         finally:
             self._producing = False
@@ -519,7 +528,7 @@ class _Engine(Generic[T, R]):
             try:
                 async with anyio.create_task_group() as tg:
                     for item, slot in jobs:
-                        _start_soon(tg, self._work, item, slot)
+                        start_deferred(tg, self._work, item, slot)
             except BaseExceptionGroup as group:  # only BaseExceptions (workers keep errors)
                 leaf = single_leaf(group)
                 if leaf is None:
@@ -569,7 +578,7 @@ class PrefetchIterator(AsyncIterator[R]):
             if self._owner is None:
                 return await engine.next_batched()
             self._started = True
-            _start_soon(self._owner, engine.run)
+            start_deferred(self._owner, engine.run)
         return await engine.next_background()
 
     async def aclose(self) -> None:
@@ -670,7 +679,7 @@ async def _structured(engine: _Engine[Any, R]) -> AsyncIterator[PrefetchIterator
     leaf: BaseException | None = None
     try:
         async with anyio.create_task_group() as tg:
-            _start_soon(tg, engine.run)
+            start_deferred(tg, engine.run)
             try:
                 yield PrefetchIterator(engine, owner=None, started=True)
             finally:

@@ -22,6 +22,7 @@ import numpy as np
 import zarr
 import zarr.codecs
 
+from ._prefetch import start_deferred
 from .meta import Axis, Channel, Dataset, Multiscale, OmeMetadata, Omero, Scale, Window, to_attrs
 
 if TYPE_CHECKING:
@@ -142,7 +143,7 @@ async def upload(root: Path, url: str, **options: Any) -> int:
         for key, path in files.items():
             data = await anyio.Path(path).read_bytes()
             total += len(data)
-            tg.start_soon(store.put, key, data)
+            start_deferred(tg, store.put, key, data)
     return total
 
 

@@ -20,7 +20,7 @@ from .._errors import (
     UnsupportedError,
 )
 from .._open_any import _group_url
-from .._prefetch import first_leaf, raise_plainly
+from .._prefetch import first_leaf, raise_plainly, start_deferred
 from ..images import Dataset
 from ..images._open import join, listed_series, read_group_metadata, read_level_metadata
 from ..meta.zarr import (
@@ -156,7 +156,7 @@ async def _each(
     with _first_error():
         async with anyio.create_task_group() as tg:
             for i, item in enumerate(items):
-                tg.start_soon(one, i, item)
+                start_deferred(tg, one, i, item)
     return results
 
 
@@ -220,7 +220,7 @@ async def _image_info(
         with _first_error():
             async with anyio.create_task_group() as tg:  # levels and labels at once
                 if labels:
-                    tg.start_soon(read_labels)
+                    start_deferred(tg, read_labels)
                 levels = await _each(ds.levels, lambda lvl: _level_info(store, lvl, sizes))
         info: dict[str, Any] = {
             "path": root,

@@ -10,6 +10,7 @@ from urllib.parse import unquote, urlsplit
 
 import anyio
 
+from .._prefetch import start_deferred
 from ._common import CLIError, store_options
 from ._run import run_async
 
@@ -87,7 +88,7 @@ async def serve_urls(
         **(options or {}),
     )
     async with anyio.create_task_group() as tg:
-        tg.start_soon(_stop_on_sigterm, tg.cancel_scope)
+        start_deferred(tg, _stop_on_sigterm, tg.cancel_scope)
         await serve(app, host, port, on_ready=ready)
 
 

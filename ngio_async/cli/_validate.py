@@ -33,6 +33,7 @@ from .._errors import (
     UnsupportedError,
 )
 from .._open_any import _group_url
+from .._prefetch import start_deferred
 from ..images._open import join, no_group, read_level_metadata
 from ..meta import NGFF_KEYS, MetadataWarning, validate
 from ..meta.zarr import ArrayV3Meta
@@ -175,7 +176,7 @@ class _Walker:
             return
         assert self.tg is not None
         version = kw.get("parent_version")
-        self.tg.start_soon(self.node, root, kind, depth, version, kw.get("ref"))
+        start_deferred(self.tg, self.node, root, kind, depth, version, kw.get("ref"))
 
     # -------------------------------------------------------------------- reading
     async def read(
@@ -312,7 +313,7 @@ class _Walker:
             if between and (self.depth is None or depth < self.depth):
                 assert self.tg is not None
                 for name in sorted(between):
-                    self.tg.start_soon(self._intermediate, join(root, name), root)
+                    start_deferred(self.tg, self._intermediate, join(root, name), root)
         if meta.plate is not None:
             if meta.plate.acquisitions:
                 self.acquisitions[root] = [a.id for a in meta.plate.acquisitions]
@@ -321,7 +322,7 @@ class _Walker:
             if self.depth is None or depth < self.depth:
                 assert self.tg is not None
                 for row in sorted({w.path.split("/")[0] for w in meta.plate.wells}):
-                    self.tg.start_soon(self._row_group, join(root, row), key)
+                    start_deferred(self.tg, self._row_group, join(root, row), key)
         if meta.well is not None:
             if kind == "well":
                 self._check_acquisitions(root, key, meta)
@@ -497,7 +498,7 @@ class _Walker:
 
         async with anyio.create_task_group() as tg:
             for path in paths:
-                tg.start_soon(one, path)
+                start_deferred(tg, one, path)
         checked.update(paths)
         known = [p for p in paths if p in shapes]
         for prev, cur in itertools.pairwise(known):
@@ -581,7 +582,7 @@ class _Walker:
             more: list[bool | None] = [None] * batch
             async with anyio.create_task_group() as tg:
                 for i in range(batch):
-                    tg.start_soon(probe, more, i, join(root, str(len(found) + i)))
+                    start_deferred(tg, probe, more, i, join(root, str(len(found) + i)))
             found += more
         count = found.index(None)
         for i in range(count):

@@ -16,7 +16,7 @@ import anyio
 import msgspec
 
 from .._errors import MetadataError, NotFoundError, PermissionDeniedError, UnsupportedError
-from .._prefetch import first_leaf
+from .._prefetch import first_leaf, start_deferred
 from ..meta import NGFF_KEYS, MetadataWarning, OmeMetadata, validate
 from ..meta.zarr import ArrayV3Meta, decode_array_v2, decode_node_v3
 
@@ -300,7 +300,7 @@ async def read_level_metadata(
     try:
         async with anyio.create_task_group() as tg:
             for i, path in enumerate(paths):
-                tg.start_soon(one, i, path)
+                start_deferred(tg, one, i, path)
     except BaseExceptionGroup as group:
         first: BaseException | None = first_leaf(group)
     else:

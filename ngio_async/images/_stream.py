@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 import anyio
 import numpy as np
 
-from .._prefetch import single_leaf
+from .._prefetch import single_leaf, start_deferred
 from .._workers import Workers
 from ..engine.plan import region_shape
 from ._tiles import Tile, TileStream
@@ -18,7 +18,7 @@ from ._tiles import Tile, TileStream
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Generator
 
-    from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+    from anyio.streams.memory import MemoryObjectReceiveStream
     from numpy.typing import NDArray
 
 __all__ = ["Stream", "TileWriter", "stream"]
@@ -105,11 +105,11 @@ class Stream(Generic[R]):
         slots = anyio.Semaphore(self._window)
         failures: list[Exception] = []  # the first error of ``func`` wins; the rest is cancelled
 
-        async def one(
-            tile: Tile, out: MemoryObjectSendStream[tuple[Tile, R]], scope: anyio.CancelScope
-        ) -> None:
+        async def one(tile: Tile, scope: anyio.CancelScope) -> None:
             try:
-                async with out:
+                # cloned here, not by the producer: a task cancelled before its first step
+                # (``asyncio.run`` ending) leaves no clone unclosed
+                async with send.clone() as out:
                     value = await workers.run(self._call, tile.data)
                     await out.send((tile, value))
             except Exception as exc:  # noqa: BLE001 - re-raised plainly at the boundary
@@ -122,12 +122,12 @@ class Stream(Generic[R]):
             async with send, self._tiles as tiles, anyio.create_task_group() as workers:
                 async for tile in tiles:
                     await slots.acquire()
-                    workers.start_soon(one, tile, send.clone(), scope)
+                    start_deferred(workers, one, tile, scope)
 
         leaf: BaseException | None = None
         try:
             async with anyio.create_task_group() as tg:
-                tg.start_soon(produce, tg.cancel_scope)
+                start_deferred(tg, produce, tg.cancel_scope)
                 try:
                     async with recv:
                         yield recv
@@ -137,6 +137,8 @@ class Stream(Generic[R]):
             leaf = single_leaf(group)
             if leaf is None:
                 raise
+        finally:
+            send.close()  # the producer's own, if its task was cancelled before its first step
         if failures:
             raise failures[0]
         if leaf is not None:

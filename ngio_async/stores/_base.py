@@ -20,6 +20,7 @@ import anyio
 
 from .._errors import ChangedError, ClosedError, StoreError, StoreTimeoutError, UnsupportedError
 from .._limits import Limits
+from .._prefetch import start_deferred
 from ._coalesce import coalesce_ranges
 from ._retry import call_with_retry
 
@@ -309,7 +310,7 @@ class AsyncStore(abc.ABC):
         else:
             async with anyio.create_task_group() as tg:
                 for i in range(len(plan)):
-                    tg.start_soon(fetch, i, tg)
+                    start_deferred(tg, fetch, i, tg)
         if errors:
             raise min(errors, key=lambda item: item[0])[1]
 
@@ -462,7 +463,7 @@ class AsyncStore(abc.ABC):
 
         async with anyio.create_task_group() as tg:
             for _ in range(min(self._limits.max_requests, -(-len(keys) // size))):
-                tg.start_soon(worker, tg)
+                start_deferred(tg, worker, tg)
         if errors:
             raise errors[0]
 

@@ -13,6 +13,7 @@ import msgspec
 import numpy as np
 from aiohttp import web
 
+from .._prefetch import start_deferred
 from ._errors import ApiError
 from ._params import bad, parse_index, parse_region, parse_tile_query
 from ._render import FORMATS, default_channels, default_colors, encode_npy, render_tile
@@ -242,7 +243,7 @@ async def _versions(
 
     async with anyio.create_task_group() as tg:
         for key in keys:
-            tg.start_soon(one, key)
+            start_deferred(tg, one, key)
     if any(found[key] == "" for key in keys):
         return None
     return "|".join(f"{key}={found[key] or '-'}" for key in keys)
@@ -320,9 +321,9 @@ async def _tile(request: web.Request, state: WebState, entry: Entry) -> web.Stre
 
     async with anyio.create_task_group() as tg:
         if not versions:  # looked up while the pixels are read
-            tg.start_soon(look_up)
+            start_deferred(tg, look_up)
         for i in range(len(label_reads)):
-            tg.start_soon(read_label, i)
+            start_deferred(tg, read_label, i)
         planes = await _read_planes(entry, level, t, z, selected, ys, xs)
     etag = _etag(entry, state, coords, query, versions[0])
     if etag is not None:
@@ -462,7 +463,7 @@ async def _read_planes_of(
     else:
         async with anyio.create_task_group() as tg:
             for i in range(len(channels)):
-                tg.start_soon(read, i)
+                start_deferred(tg, read, i)
     return planes
 
 

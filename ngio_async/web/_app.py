@@ -9,6 +9,7 @@ import anyio
 from aiohttp import web
 
 from .._errors import MetadataError, UnsupportedError
+from .._prefetch import start_deferred
 from ..images import Dataset, Plate
 from ..images._dataset import closing_store_on_error
 from ..images._open import container_series, read_group_metadata
@@ -210,7 +211,7 @@ async def _open_all(state: WebState, sources: dict[str, Source], options: dict[s
     try:
         async with anyio.create_task_group() as tg:
             for name, source in sources.items():
-                tg.start_soon(one, name, source)
+                start_deferred(tg, one, name, source)
     except BaseException as exc:
         with anyio.CancelScope(shield=True):
             for node, owned in opened.values():

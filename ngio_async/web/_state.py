@@ -25,7 +25,7 @@ from .._errors import (
     StoreTimeoutError,
     UnsupportedError,
 )
-from .._prefetch import first_leaf
+from .._prefetch import first_leaf, start_deferred
 from ..images import Dataset
 from ..images._open import join
 from ..meta import to_attrs
@@ -418,7 +418,7 @@ class PlateEntry(_Owner):
 
         async with anyio.create_task_group() as tg:
             for well in wells:
-                tg.start_soon(one, well)
+                start_deferred(tg, one, well)
 
     def slots(self, known: Mapping[str, FieldSlot]) -> dict[str, FieldSlot]:
         """The fields of the wells read, in plate order (those in ``known`` kept as they are);
