@@ -150,11 +150,17 @@ def test_labels_open_as_images(tmp_path: Path, version: str) -> None:
             ds.labels.open("nuclei")
     # the image opened only to reach its label stays open while the label is used
     import gc
+    import weakref
 
-    cells = ngio_async.open(tmp_path).labels["cells"]
+    image = ngio_async.open(tmp_path)
+    cells, image_ref = image.labels["cells"], weakref.ref(image)
+    del image
     gc.collect()
     np.testing.assert_array_equal(cells[1, 5:20, 7:9], label_data[0][1, 5:20, 7:9])
     cells.close()
+    kept = image_ref()
+    assert kept is not None
+    kept.close()  # its lease too, not left to the garbage collector
 
 
 @pytest.mark.parametrize("others", [0, 1], ids=["last-lease", "other-lease-open"])
