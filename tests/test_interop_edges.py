@@ -50,18 +50,25 @@ def test_convert_mends_a_css_color_to_its_hex_digits(tmp_path: Path) -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="images/_open.py lenient_doc drops the whole omero block for one '#RRGGBB' color "
-    "(channel labels lost at open) instead of mending it as convert does",
+    reason="images/_open.py lenient_doc drops the whole omero block for one channel's "
+    "'#RRGGBB' color or a window without min/max (channel labels lost at open; ome-zarr-py "
+    "reads them) instead of mending that channel as convert's _repair_step does",
 )
-def test_open_keeps_the_channels_of_a_css_color(tmp_path: Path) -> None:
+@pytest.mark.parametrize("broken", ["css color", "window without min/max"])
+def test_open_keeps_the_channels_of_a_mendable_omero_block(tmp_path: Path, broken: str) -> None:
     path = tmp_path / "img.zarr"
-    _image_with_colors(path, ["#FF0000", "00FF00"])
+    _image_with_colors(path, ["#FF0000" if broken == "css color" else "FF0000", "00FF00"])
+    if broken != "css color":
+        attrs = json.loads((path / ".zattrs").read_text())
+        attrs["omero"]["channels"][1]["window"] = {"start": 0, "end": 200}
+        (path / ".zattrs").write_text(json.dumps(attrs))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MetadataWarning)
         ds = ngio_async.open(path)
     with ds:
         assert [c.label for c in ds.metadata.channels] == ["ch0", "ch1"]
         assert ds.metadata.channels[0].color == "FF0000"
+        assert ds.read(c="ch1").shape == (8, 8)
 
 
 @pytest.mark.parametrize("version", ["0.4", "0.5"])
