@@ -127,3 +127,39 @@ def test_a_field_added_to_an_ome_zarr_py_plate_has_its_levels(tmp_path: Path, ve
             assert ds.metadata.paths == ("s0",)  # levels= given: as asked
     nodes = list(Reader(parse_url(str(path)))())
     np.testing.assert_array_equal(np.asarray(nodes[0].data[1])[0, :16, 16:], 99)  # A/2 at s1
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="images/_dataset.py Dataset._calibrate_labels gives every label image the image's "
+    "level-0 pixel size, also a label stored at another resolution (it should scale the "
+    "label's own pixel size by the image's new/old ratio)",
+)
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_set_scale_keeps_a_coarser_label_aligned(tmp_path: Path) -> None:
+    """ome-zarr-py (and ngio) write label images at a lower resolution than their image: a
+    32 x 32 label at 1.0 um over a 64 x 64 image at 0.5 um. Halving the image's pixel size
+    must halve the label's (0.5 um), not set it to the image's (0.25 um: half the extent)."""
+    pytest.importorskip("ome_zarr")
+    import zarr
+    from ome_zarr.format import FormatV04  # type: ignore[import-untyped]
+    from ome_zarr.writer import write_image, write_labels  # type: ignore[import-untyped]
+
+    path = tmp_path / "img.zarr"
+    group = zarr.open_group(str(path), mode="w", zarr_format=2)
+    write_image(
+        np.ones((64, 64), "uint8"), group, axes="yx", fmt=FormatV04(), scale={"y": 0.5, "x": 0.5}
+    )
+    write_labels(
+        np.ones((32, 32), "uint8"),
+        group,
+        name="coarse",
+        scaler=None,
+        axes="yx",
+        fmt=FormatV04(),
+        scale={"y": 1.0, "x": 1.0},
+    )
+    with ngio_async.open(path, mode="r+") as ds:
+        ds.set_scale(0.25)
+        with ds.labels.open("coarse") as label:
+            assert label.metadata.spatial_calibration[0].scale == (0.5, 0.5)
