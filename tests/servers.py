@@ -129,6 +129,7 @@ class StaticServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
+        self._stopping: asyncio.Event | None = None  # set by stop(): injected delays end
 
     @property
     def url(self) -> str:
@@ -185,11 +186,14 @@ class StaticServer:
 
     def stop(self) -> None:
         if self._loop is not None and self._thread is not None:
+            if self._stopping is not None:  # requests held by a delay are answered now
+                self._loop.call_soon_threadsafe(self._stopping.set)
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(10)
         self._loop = self._thread = None
 
     async def _serve(self) -> None:
+        self._stopping = asyncio.Event()
         app = web.Application()
         app.router.add_route("*", "/{path:.*}", self._handle)
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
@@ -219,7 +223,11 @@ class StaticServer:
             faults = self.faults
         try:
             if faults.delay:
-                await asyncio.sleep(faults.delay)
+                assert self._stopping is not None
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), faults.delay)
+                if self._stopping.is_set():  # the server stops: its cleanup waits for us
+                    return web.Response(status=503, text="stopping")
             return await self._answer(request, path, faults)
         finally:
             with self._lock:
