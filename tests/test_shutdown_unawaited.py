@@ -31,18 +31,23 @@ def cut(job, n):
     once its main coroutine returns (the tasks left are cancelled before their next step);
     ``False`` if ``job`` ended first.'''
     started = 0
+    running = True  # the loop's own shutdown (closing what was left open) is not cut
 
     def factory(loop, coro, **kw):
         nonlocal started
         task = asyncio.Task(coro, loop=loop, **kw)
-        started += 1
-        if started == n:
+        started += running
+        if running and started == n:
             loop.stop()
         return task
 
     async def main():
+        nonlocal running
         asyncio.get_running_loop().set_task_factory(factory)
-        await job()
+        try:
+            await job()
+        finally:
+            running = False
 
     try:
         asyncio.run(main())
