@@ -31,6 +31,7 @@ from ngio_async.engine.pyramid import (
 from ngio_async.engine.tiles import (
     TileSpec,
     default_tile_shape,
+    halo,
     keys_ahead,
     same_object_runs,
     tile_grid,
@@ -48,6 +49,7 @@ __all__ = [
     "TileSpec",
     "default_tile_shape",
     "downsample",
+    "halo",
     "keys_ahead",
     "normalize_selection",
     "plan_chunks",

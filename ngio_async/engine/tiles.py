@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, TypeVar
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
 
-__all__ = ["TileSpec", "default_tile_shape", "keys_ahead", "tile_grid"]
+__all__ = ["TileSpec", "default_tile_shape", "halo", "keys_ahead", "same_object_runs", "tile_grid"]
 
 Region = tuple[slice, ...]
 T = TypeVar("T")
@@ -57,6 +57,15 @@ def _per_axis(value: int | Sequence[int], ndim: int, name: str) -> tuple[int, ..
     if len(out) != ndim:
         raise ValueError(f"{name} needs {ndim} values (one per axis) or 2 (y, x), got {len(out)}")
     return out
+
+
+def halo(overlap: int | Sequence[int], ndim: int) -> tuple[int, ...]:
+    """The halo ``overlap`` adds on each axis (an int: the last two axes), as ``tile_grid``
+    reads it.
+
+    :raises TypeError, ValueError: as ``tile_grid`` does for a malformed ``overlap``.
+    """
+    return _per_axis(overlap, ndim, "overlap")
 
 
 def _is_int(value: object) -> bool:

@@ -27,6 +27,7 @@ from .._prefetch import first_error, prefetch as start_prefetch
 from .._workers import Workers
 from ..engine import (
     default_tile_shape,
+    halo,
     keys_ahead,
     normalize_selection,
     same_object_runs,
@@ -508,17 +509,20 @@ class Dataset(StoreNode):
                 raise ValueError(f"a list selection on axis {self.axes[axis]!r} needs tiles of 1")
         # tiles smaller than the shards of a remote level are read in runs: the tiles of one
         # shard (unordered: shard by shard) or of one row of shards (ordered: in grid order)
-        # together, one coalesced request per shard instead of one per tile
+        # together, one coalesced request per shard instead of one per tile. Halos reach into
+        # the neighbour shards: rows then, in either order (shard by shard, each neighbour's
+        # halo chunks were a request apart: 116 GETs for 16 shards, against 56)
         shards = lvl.shards
+        rows = ordered or any(h > 0 for h in halo(overlap, lvl.ndim))
         runs_of: tuple[int, ...] | None = None
         if (
             shards is not None
             and lvl.reads_shards_together
             and any(t is not None and t < s for t, s in zip(tile_shape, shards, strict=True))
         ):
-            runs_of = shards if not ordered else (*shards[:-1], max(1, lvl.shape[-1]))
+            runs_of = shards if not rows else (*shards[:-1], max(1, lvl.shape[-1]))
         grid, specs = tile_grid(
-            lvl.shape, base, tile_shape, overlap, block=None if ordered else runs_of
+            lvl.shape, base, tile_shape, overlap, block=None if rows else runs_of
         )
         total = math.prod(grid)
         if picks:
@@ -603,12 +607,12 @@ class Dataset(StoreNode):
 
         # remote shards read in parts: each index is fetched `max_window` tiles before the
         # shard's first tile, while the tiles before it are in flight (not on its critical path)
-        # (unordered runs read whole shards in one request each, without their index)
+        # (unordered runs without halos read whole shards in one request each, no index)
         index_ahead = (
             lvl.reads_shards_in_parts
             and not lvl.reads_locally
             and not lvl.writable
-            and (runs_of is None or ordered)
+            and (runs_of is None or rows)
         )
 
         def index_keys(batch: list[TileSpec]) -> list[str]:
