@@ -19,8 +19,13 @@ processes (dask workers) a read-modify-write is safe too (:func:`_patch_object`)
 it holds an advisory ``flock`` of the object's own lock file, ``<object>#0`` (a staging-file name
 to local stores and obstore: never listed as a key; removed when released); elsewhere it is
 ``store.update``: a put conditional on the version read (S3, GCS, Azure, memory), read and merged
-again on a conflict. Whole-object writes read nothing and take no lock. The shard-index cache of
-the level is invalidated for every object rewritten.
+again on a conflict. Whole-object writes read nothing; on local disk they take the object's lock
+too (landing between a partial write's read and its put, they would be overwritten by its
+merge: chunks as much as shards, any object may be partially written). Uncontended, the lock
+costs a few calls on the local disk (~35 us an object on a loaded 2-core machine, against
+~350 us or more to write a 1 KiB chunk; nothing next to the default 1 MiB chunks), tried in the
+event loop's thread first. The shard-index cache of the level is invalidated for every object
+rewritten.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ import anyio
 import anyio.to_thread
 import numpy as np
 
-from .._errors import ChangedError, CodecError
+from .._errors import ChangedError, CodecError, StoreError
 from .._prefetch import single_leaf
 from ..codecs import ShardCodec
 from ..engine import normalize_selection, plan_shards, region_shape
@@ -181,13 +186,37 @@ async def _write_object(
     if valid != piece.shape:
         await _patch_object(level, codec, key, piece, local, valid)
         return
-    # the whole object: built from the data alone, no read and no lock (a concurrent
-    # read-modify-write of it by another process fails its conditional put and merges again)
+    # the whole object: built from the data alone, no read. Elsewhere than on local disk a
+    # concurrent read-modify-write of it by another process fails its conditional put and
+    # merges again; on local disk it holds the object's lock, which this takes too: landing
+    # between that write's read and its put, this write would be lost
+    where = _local_file(level.store, key)
+    if where is None:
+        await _put_object(level, codec, key, piece, local, valid)
+        return
+    root, path = where
+    async with _file_lock(path, level.store.url, key):
+        stored = await _put_object(level, codec, key, piece, local, valid)
+    if not stored:
+        _remove_empty_dirs(root, path)  # the lock file kept them when the object went
+
+
+async def _put_object(
+    level: Level,
+    codec: ChunkCodec | ShardCodec,
+    key: str,
+    piece: NDArray[Any],
+    local: Region,
+    valid: tuple[int, ...],
+) -> bool:
+    """Store ``piece``, the whole object ``key``, or delete it when all fill value; whether
+    it was stored."""
     encoded = await level._workers.run(_encode_object, codec, key, None, piece, local, valid)
     if encoded is None:
         await level.store.delete(key)
-    else:
-        await level.store.put(key, encoded)
+        return False
+    await level.store.put(key, encoded)
+    return True
 
 
 #: conditional puts of one partial write before ``ChangedError`` (others rewrote it each time)
@@ -278,16 +307,21 @@ def _remove_empty_dirs(root: str, path: str) -> None:
 @asynccontextmanager
 async def _file_lock(path: str, url: str, key: str) -> AsyncIterator[None]:
     """Hold the exclusive ``flock`` of ``<path>#0`` (made when missing, removed on release):
-    tried without blocking, again after a short sleep while another process holds it, so
-    waiting holds no thread and can be cancelled. A process that dies holding it releases
-    it. Without ``fcntl`` (Windows): nothing."""
+    tried without blocking (first in this thread: no thread hop when it is free), again after
+    a short sleep while another process holds it, so waiting holds no thread and can be
+    cancelled. A process that dies holding it releases it. Without ``fcntl`` (Windows):
+    nothing."""
     if fcntl is None:
         yield
         return
     lock = path + "#0"
-    fd = await take_lock(
-        partial(_try_lock_file, lock), f"cannot lock {lock} to write part of", url, key
-    )
+    failure = f"cannot lock {lock} to write"
+    try:  # first here: a free lock costs a few calls on the local disk, no thread
+        fd = _try_lock_file(lock)
+    except OSError as exc:
+        raise StoreError(f"{failure} {key!r} at {url}: {exc}", url=url, key=key) from exc
+    if fd is None:  # held by another process: waited for without holding a thread
+        fd = await take_lock(partial(_try_lock_file, lock), failure, url, key)
     try:
         yield
     finally:
