@@ -163,3 +163,50 @@ def test_set_scale_keeps_a_coarser_label_aligned(tmp_path: Path) -> None:
         ds.set_scale(0.25)
         with ds.labels.open("coarse") as label:
             assert label.metadata.spatial_calibration[0].scale == (0.5, 0.5)
+
+
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+def test_convert_says_the_tables_of_an_ngio_image_are_left_out(
+    tmp_path: Path, version: str
+) -> None:
+    """ngio (Fractal) keeps ROI / feature tables in ``tables/`` beside the image: they are
+    not NGFF and not converted, which was silent (a plate's fields lost them all unsaid)."""
+    import zarr
+
+    src = tmp_path / "src.zarr"
+    with ngio_async.create(src, shape=(8, 8), dtype="uint8", ngff_version=version) as ds:
+        ds.write(np.ones((8, 8), "uint8"))
+    tables = zarr.open_group(
+        str(src / "tables"), mode="w", zarr_format=2 if version == "0.4" else 3
+    )
+    tables.attrs["tables"] = ["FOV_ROI_table"]
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always", MetadataWarning)
+        ngio_async.convert_sync(src, tmp_path / "dst.zarr")
+    said = [str(w.message) for w in seen if "tables/" in str(w.message)]
+    assert len(said) == 1 and "not converted" in said[0]
+    with warnings.catch_warnings(record=True) as seen:  # none: no warning
+        warnings.simplefilter("always", MetadataWarning)
+        ngio_async.convert_sync(tmp_path / "dst.zarr", tmp_path / "again.zarr")
+    assert not [w for w in seen if "tables/" in str(w.message)]
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_convert_says_once_that_the_tables_of_a_plate_are_left_out(tmp_path: Path) -> None:
+    ngio = pytest.importorskip("ngio")
+    from ngio import ImageInWellPath
+
+    path = tmp_path / "plate.zarr"
+    images = [ImageInWellPath(row="A", column=c, path="0") for c in (1, 2)]
+    plate = ngio.create_empty_plate(str(path), name="p", images=images, ngff_version="0.5")
+    for im in images:
+        store = plate.get_image_store(im.row, im.column, im.path)
+        container = ngio.create_synthetic_ome_zarr(
+            store, shape=(1, 16, 16), levels=1, axes_names="cyx", ngff_version="0.5"
+        )
+        container.add_table("FOV_ROI_table", container.build_image_roi_table("FOV"))
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always", MetadataWarning)
+        ngio_async.convert_sync(path, tmp_path / "dst.zarr")
+    said = [str(w.message) for w in seen if "tables/" in str(w.message)]
+    assert len(said) == 1 and "(and 1 more)" in said[0]

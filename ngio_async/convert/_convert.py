@@ -837,9 +837,17 @@ async def _zarr_jobs(
     compressor: CompressorArg,
     levels: int | None,
     opened: list[Dataset],
+    tables: list[str] | None = None,
 ) -> tuple[list[_Job], dict[str, Any] | None]:
     """Jobs for the image and each label image, and the ``labels`` group attributes (reads the
-    source only). The label images opened are appended to ``opened`` (the caller closes them)."""
+    source only). The label images opened are appended to ``opened`` (the caller closes them).
+    An image with tables (not converted) is appended to ``tables``, or warned about when
+    ``tables`` is ``None``."""
+    if await _has_tables(src.store, src.root, src.metadata.ngff_version):
+        if tables is None:
+            _tables_left_out([src.url])
+        else:
+            tables.append(src.url)
     ome = await _with_repaired_omero(src)
     jobs = [_copy_job(root, _zarr_plan(src, version, chunks, shards, compressor, levels, ome), src)]
     multiscales = src.metadata.ome.multiscales or []
@@ -1020,6 +1028,26 @@ def _leave_out(attrs: dict[str, Any], kind: str, name: str, version: str) -> Non
     key = "images" if kind == "well" else "wells"
     if isinstance(obj, dict) and isinstance(obj.get(key), list):
         obj[key] = [e for e in obj[key] if not (isinstance(e, dict) and e.get("path") == name)]
+
+
+async def _has_tables(store: AsyncStore, root: str, version: str) -> bool:
+    """Whether the group at ``root`` has a ``tables`` child group (ngio / Fractal tables)."""
+    return await store.exists(join(root, "tables", "zarr.json" if version != "0.4" else ".zgroup"))
+
+
+def _tables_left_out(where: Sequence[str]) -> None:
+    """Warn that the ``tables`` groups of ``where`` (group URLs) are not converted."""
+    import warnings
+
+    from ..meta import MetadataWarning
+
+    more = f" (and {len(where) - 1} more)" if len(where) > 1 else ""
+    warnings.warn(
+        f"{where[0]}{more}: tables/ (ngio / Fractal tables, not NGFF) are not converted; "
+        "copy them separately",
+        MetadataWarning,
+        stacklevel=3,
+    )
 
 
 def _missing(what: str, where: str) -> None:
@@ -1641,6 +1669,7 @@ async def _plan_plate(
         plate_attrs = {PENDING_KEY: {"plate": body}}
     wells: dict[str, dict[str, Any]] = {}
     field_paths: dict[str, list[str]] = {}
+    tables = [plate.url] if await _has_tables(store, root, plate.version) else []
 
     async def read_well(path: str) -> None:
         try:
@@ -1682,7 +1711,7 @@ async def _plan_plate(
         try:
             layout = _check_layout(ds.axes, chunks, shards, levels)
             jobs, labels_attrs = await _zarr_jobs(
-                ds, where, version, *layout, compressor, levels, opened
+                ds, where, version, *layout, compressor, levels, opened, tables
             )
         except (ValueError, TypeError) as exc:  # the fields of a plate may differ: name it
             raise type(exc)(f"field {where} of plate {plate.url}: {exc}") from None
@@ -1690,6 +1719,8 @@ async def _plan_plate(
         planned[item] = (jobs, labels_attrs, extra)
 
     await _run_all(todo, plan_field, plate.limits.max_requests)
+    if tables:
+        _tables_left_out(tables)
     for w, f in todo:
         if (w, f) not in planned:
             _leave_out(wells[w], "well", f, version)
