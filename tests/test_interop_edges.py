@@ -210,3 +210,22 @@ def test_convert_says_once_that_the_tables_of_a_plate_are_left_out(tmp_path: Pat
         ngio_async.convert_sync(path, tmp_path / "dst.zarr")
     said = [str(w.message) for w in seen if "tables/" in str(w.message)]
     assert len(said) == 1 and "(and 1 more)" in said[0]
+
+
+@pytest.mark.parametrize(
+    ("data_type", "hint"),
+    [("<u2", "did you mean 'uint16'"), ("Float32", "did you mean 'float32'"), ("uint17", "one of")],
+)
+def test_a_wrong_v3_data_type_names_the_field_and_the_names(
+    tmp_path: Path, data_type: str, hint: str
+) -> None:
+    """Hand-written or v2-minded zarr.json (``"data_type": "<u2"``) said only "not supported"."""
+    path = tmp_path / "img.zarr"
+    with ngio_async.create(path, shape=(8, 8), dtype="uint16", ngff_version="0.5") as ds:
+        ds.write(np.ones((8, 8), "uint16"))
+    doc = json.loads((path / "0" / "zarr.json").read_text())
+    doc["data_type"] = data_type
+    (path / "0" / "zarr.json").write_text(json.dumps(doc))
+    with pytest.raises(ngio_async.UnsupportedError, match=r"at \$\.data_type") as info:
+        ngio_async.open(path)
+    assert hint in str(info.value) and "0/zarr.json" in str(info.value)

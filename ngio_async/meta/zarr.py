@@ -596,7 +596,9 @@ def _v2_dtype(dt: str) -> np.dtype[Any]:
     except TypeError as exc:
         raise MetadataError(f"invalid dtype {dt!r}", "$.dtype") from exc
     if dtype.kind not in "biufc" or dtype.fields is not None or dtype.subdtype is not None:
-        raise UnsupportedError(f"v2 dtype {dt!r} is not supported (numeric and bool only)")
+        raise UnsupportedError(
+            f"v2 dtype {dt!r} is not supported (numeric and bool only; at $.dtype)"
+        )
     return dtype
 
 
@@ -645,20 +647,41 @@ def _check_extra_keys(doc: dict[str, Any], known: frozenset[str]) -> None:
         )
 
 
+def _v3_name(dt: str) -> str | None:
+    """The v3 name of a data type written another way (``Float32``, v2's ``<u2``), if any."""
+    if dt.lower() in V3_DATA_TYPES:
+        return dt.lower()
+    try:
+        name = np.dtype(dt).name
+    except (TypeError, ValueError):
+        return None
+    return name if name in V3_DATA_TYPES else None
+
+
 def _check_raw_v3(doc: dict[str, Any]) -> None:
     dt = doc.get("data_type")
     if isinstance(dt, dict):
-        raise UnsupportedError(f"v3 extension data type {dt.get('name')!r} is not supported")
+        raise UnsupportedError(
+            f"v3 extension data type {dt.get('name')!r} is not supported (at $.data_type)"
+        )
     if isinstance(dt, str) and dt not in V3_DATA_TYPES:
-        raise UnsupportedError(f"v3 data type {dt!r} is not supported")
+        hint = f"; did you mean {_v3_name(dt)!r}?" if _v3_name(dt) else ""
+        raise UnsupportedError(
+            f"v3 data type {dt!r} is not supported (at $.data_type; one of "
+            f"{', '.join(sorted(V3_DATA_TYPES))}{hint})"
+        )
     grid = doc.get("chunk_grid")
     if isinstance(grid, dict) and isinstance(grid.get("name"), str) and grid["name"] != "regular":
-        raise UnsupportedError(f"chunk grid {grid['name']!r} is not supported")
+        raise UnsupportedError(
+            f"chunk grid {grid['name']!r} is not supported (at $.chunk_grid.name)"
+        )
     enc = doc.get("chunk_key_encoding")
     if isinstance(enc, dict):
         name = enc.get("name")
         if isinstance(name, str) and name not in ("default", "v2"):
-            raise UnsupportedError(f"chunk key encoding {name!r} is not supported")
+            raise UnsupportedError(
+                f"chunk key encoding {name!r} is not supported (at $.chunk_key_encoding.name)"
+            )
     _check_raw_codecs(doc.get("codecs"), "$.codecs")
     st = doc.get("storage_transformers")
     if isinstance(st, list) and st:
