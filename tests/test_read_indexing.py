@@ -136,15 +136,15 @@ async def test_strided_reads_never_hold_the_covering_region(
 ) -> None:
     """``level[::16, ::16]`` (a thumbnail) decoded the whole covering region into one array
     (5 GB for a 50k x 50k slide). A large covering region is read in blocks now, a bounded
-    number at once (budgets scaled down here: 128 KiB blocks, 512 KiB at once, 8 MiB level)."""
+    number at once (budgets scaled down here: 32 KiB blocks, 128 KiB at once, 2 MiB level)."""
     import tracemalloc
 
     from ngio_async.images import _level
 
-    monkeypatch.setattr(_level, "_PART_BYTES", 128 << 10, raising=False)
-    monkeypatch.setattr(_level, "_STRIDED_BYTES", 512 << 10, raising=False)
+    monkeypatch.setattr(_level, "_PART_BYTES", 32 << 10, raising=False)
+    monkeypatch.setattr(_level, "_STRIDED_BYTES", 128 << 10, raising=False)
     root = tmp_path / "img.ome.zarr"
-    spec = Spec(shape=(1, 2048, 2048), chunks=(1, 64, 64), shards=shards, levels=1)
+    spec = Spec(shape=(1, 1024, 1024), chunks=(1, 64, 64), shards=shards, levels=1)
     data = write_image(root, spec)[0]
     async with ngio_async.open_async(root) as ds:
         lvl = ds.levels[0]
