@@ -32,7 +32,14 @@ if TYPE_CHECKING:
 
     from ngio_async.meta.zarr import ArrayV3Meta, ShardingCodec
 
-__all__ = ["EMPTY", "ShardCodec", "ShardIndex", "ShardedChunkCodec", "morton_order"]
+__all__ = [
+    "EMPTY",
+    "ShardCodec",
+    "ShardIndex",
+    "ShardedChunkCodec",
+    "morton_order",
+    "past_end_error",
+]
 
 #: Offset and length of an empty inner chunk in a shard index.
 EMPTY: Final = 2**64 - 1
@@ -85,6 +92,17 @@ class ShardIndex:
         """:meth:`chunk_range` for many inner chunks."""
         return [(c, self.chunk_range(c)) for c in coords]
 
+    def past_end(
+        self, size: int, coords: Iterable[tuple[int, ...]] | None = None
+    ) -> tuple[tuple[int, ...], tuple[int, int]] | None:
+        """The first inner chunk (of ``coords``; default every stored one) whose byte range
+        ends past ``size``, the shard's length, with that range; ``None`` when none does."""
+        for c in self.nonempty() if coords is None else coords:
+            rng = self.chunk_range(c)
+            if rng is not None and rng[1] > size:
+                return c, rng
+        return None
+
     @property
     def is_empty(self) -> bool:
         """True if no inner chunk is stored."""
@@ -94,6 +112,21 @@ class ShardIndex:
         """Coordinates of the stored inner chunks (C order)."""
         for c in zip(*np.nonzero(self.table[..., 0] != EMPTY), strict=True):
             yield tuple(int(i) for i in c)
+
+
+def past_end_error(
+    key: str, coords: tuple[int, ...], rng: tuple[int, int], size: int
+) -> CodecError:
+    """The error of shard ``key``, ``size`` bytes long, whose index puts inner chunk
+    ``coords`` at bytes ``rng`` (start, stop), past its end: the stored data is corrupt (the
+    store answered right). Every read and write path raises this one."""
+    start, stop = rng
+    return CodecError(
+        f"shard {key!r} is corrupt: its index puts inner chunk {list(coords)} at offset "
+        f"{start}, {stop - start} bytes long (to byte {stop}), beyond the end of the shard "
+        f"({size} bytes)",
+        key=key,
+    )
 
 
 class ShardCodec:
@@ -266,16 +299,12 @@ class ShardCodec:
             )
         else:
             out[...] = self.fill_value
+        if (bad := index.past_end(n)) is not None:
+            raise past_end_error(key, *bad, n)
         for coords in index.nonempty():
             rng = index.chunk_range(coords)
             assert rng is not None
             start, stop = rng
-            if stop > n:
-                raise CodecError(
-                    f"shard {key!r}: inner chunk {coords} at bytes {start}:{stop} "
-                    f"lies beyond the shard's {n} bytes",
-                    key=key,
-                )
             sel = tuple(
                 slice(c * s, (c + 1) * s) for c, s in zip(coords, self.chunk_shape, strict=True)
             )

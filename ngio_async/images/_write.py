@@ -44,6 +44,7 @@ import numpy as np
 from .._errors import ChangedError, CodecError, StoreError
 from .._prefetch import single_leaf
 from ..codecs import ShardCodec
+from ..codecs._sharding import past_end_error
 from ..engine import normalize_selection, plan_shards, region_shape
 from ..stores import InstrumentedStore, LocalFileStore, ObstoreStore
 from ..stores._local import flock_or_close, take_lock
@@ -401,11 +402,11 @@ def _encode_shard(
         if n < codec.index_nbytes:
             raise CodecError(f"shard {key!r} is shorter ({n} bytes) than its index", key=key)
         index = codec.decode_index(mv[codec.index_slice(n)], key)
+        if (bad := index.past_end(n)) is not None:
+            raise past_end_error(key, *bad, n)
         for coords in index.nonempty():
             rng = index.chunk_range(coords)
             assert rng is not None
-            if rng[1] > n:
-                raise CodecError(f"shard {key!r}: inner chunk {coords} lies past its end", key=key)
             stored[coords] = bytes(mv[rng[0] : rng[1]])
     touched = [range(s.start // c, -(-s.stop // c)) for s, c in zip(local, cs, strict=True)]
     for coords in product(*touched):
