@@ -28,23 +28,25 @@ def run_async(
 ) -> T:
     """``anyio.run(func, *args, **kwargs)`` on asyncio.
 
-    NGFF warnings (``MetadataWarning``) are collected: into ``collect`` when given, else printed
-    to stderr as ``ngio-async: warning: ...`` (unless ``quiet``). Other warnings are dropped.
+    NGFF warnings (``MetadataWarning``) are handled as they are raised, each text once: added
+    to ``collect`` when given, else printed to stderr as ``ngio-async: warning: ...`` (unless
+    ``quiet``); never held until the end (``serve`` runs for days). Other warnings are dropped.
     """
-    with warnings.catch_warnings(record=True) as caught:
+    seen: set[str] = set()
+
+    def show(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> None:
+        if not issubclass(category, MetadataWarning):
+            return
+        text = " ".join(str(message).split())
+        if text in seen:
+            return
+        seen.add(text)
+        if collect is not None:
+            collect.append(text)
+        elif not quiet:
+            print(f"ngio-async: warning: {text}", file=sys.stderr, flush=True)
+
+    with warnings.catch_warnings():  # restores ``showwarning`` too
         warnings.simplefilter("always")
-        try:
-            return anyio.run(functools.partial(func, *args, **kwargs), backend="asyncio")
-        finally:
-            seen: set[str] = set()
-            for w in caught:
-                if not issubclass(w.category, MetadataWarning):
-                    continue
-                text = " ".join(str(w.message).split())
-                if text in seen:
-                    continue
-                seen.add(text)
-                if collect is not None:
-                    collect.append(text)
-                elif not quiet:
-                    print(f"ngio-async: warning: {text}", file=sys.stderr)
+        warnings.showwarning = show
+        return anyio.run(functools.partial(func, *args, **kwargs), backend="asyncio")
