@@ -229,3 +229,38 @@ def test_a_wrong_v3_data_type_names_the_field_and_the_names(
     with pytest.raises(ngio_async.UnsupportedError, match=r"at \$\.data_type") as info:
         ngio_async.open(path)
     assert hint in str(info.value) and "0/zarr.json" in str(info.value)
+
+
+def _pyramid_with_label(path: Path) -> None:
+    """A 2-level yx image whose level 1 is not the mean of level 0 (as another tool's
+    downsampling may give), with a label image whose level 1 is not the mode of its level 0."""
+    with ngio_async.create(path, shape=(64, 64), dtype="uint8", levels=2, chunks=(32, 32)) as ds:
+        ds.write(np.ones((64, 64), "uint8"))
+        ds.levels[1][...] = 7
+        with ds.labels.create("cells", dtype="uint8") as label:
+            label.levels[1][...] = 5
+
+
+def test_convert_to_more_levels_copies_the_source_levels(tmp_path: Path) -> None:
+    """``levels=`` above the source's adds levels below its own: they were all recomputed from
+    level 0 (ome-zarr-py's levels became means of it), against "copied level by level"."""
+    _pyramid_with_label(tmp_path / "src.zarr")
+    ngio_async.convert_sync(tmp_path / "src.zarr", tmp_path / "dst.zarr", levels=4)
+    with ngio_async.open(tmp_path / "dst.zarr") as ds:
+        assert [lvl.shape for lvl in ds.levels] == [(64, 64), (32, 32), (16, 16), (8, 8)]
+        np.testing.assert_array_equal(ds.levels[1][...], 7)  # copied, not the mean (1)
+        np.testing.assert_array_equal(ds.levels[3][...], 7)  # built from the copied level
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="images/_pyramid.py build_pyramid -> _grow_labels rebuilds every level of each label "
+    "image (regions=None) when the image's build only adds levels (regions=()): convert's "
+    "copied label levels are recomputed",
+)
+def test_convert_to_more_levels_copies_the_source_label_levels(tmp_path: Path) -> None:
+    _pyramid_with_label(tmp_path / "src.zarr")
+    ngio_async.convert_sync(tmp_path / "src.zarr", tmp_path / "dst.zarr", levels=3)
+    with ngio_async.open(tmp_path / "dst.zarr") as ds, ds.labels.open("cells") as label:
+        assert len(label.levels) == 3
+        np.testing.assert_array_equal(label.levels[1][...], 5)

@@ -822,7 +822,7 @@ async def _run_jobs(
         }
     await _write_group(store, root, attrs, version)  # last
     if extra:
-        await image.build_pyramid(levels=extra_levels)
+        await image.build_pyramid(levels=extra_levels, regions=())  # the copied ones stay
         if not root:
             await _unmark(store, version)
     return image
