@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -140,6 +141,7 @@ async def test_create_in_a_plate_refuses_wells_and_levels_and_replaces_fields(
     level = rf"it is level '1' of the image file://{root}/A/1/0 \(zarr.json\)"
     await _refused(root / "A" / "1" / "0" / "1", level)
     await _refused(root / "A" / "1", rf"it is well 'A/1' of the plate file://{root} \(zarr.json\)")
+    await _refused(root / "A", rf"it holds well 'A/1' of the plate file://{root} \(zarr.json\)")
     async with ngio_async.open_plate_async(root) as plate:
         assert plate.wells == ["A/1"]
         async with await plate.image("A", "1", field=0) as back:
@@ -154,3 +156,19 @@ async def test_create_in_a_plate_refuses_wells_and_levels_and_replaces_fields(
         await plate.image("A", "1", field=0) as back,
     ):
         assert back.shape == (4, 4)
+
+
+async def test_create_at_a_group_holding_a_level_is_refused(tmp_path: Path) -> None:
+    """Levels at nested paths (``s0/data``): an overwrite of ``s0`` deleted the level."""
+    image = tmp_path / "img.zarr"
+    async with ngio_async.create_async(image, shape=(8, 8), dtype="uint8", levels=1) as ds:
+        await ds.write(np.full((8, 8), 7, "uint8"))
+    (image / "s0").mkdir()
+    (image / "0").rename(image / "s0" / "data")
+    doc = json.loads((image / "zarr.json").read_text())
+    doc["attributes"]["ome"]["multiscales"][0]["datasets"][0]["path"] = "s0/data"
+    (image / "zarr.json").write_text(json.dumps(doc))
+    await _refused(image / "s0", rf"it holds level 's0/data' of the image file://{image} \(")
+    await _refused(open_store(image), r"it holds level 's0/data' of the image", path="s0")
+    async with ngio_async.open_async(image) as back:
+        assert (await back.read() == 7).all()

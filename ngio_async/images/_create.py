@@ -735,10 +735,16 @@ def _paths(items: Any, key: str = "path") -> list[str]:
     return [str(i[key]).strip("/") for i in items if isinstance(i, dict) and key in i]
 
 
-def _listed_as(raw: Any, rel: str) -> Listing | None:
+def _within(rel: str, paths: list[str]) -> str | None:
+    """The first of ``paths`` that is ``rel`` or lies below it."""
+    return next((p for p in paths if p == rel or p.startswith(rel + "/")), None)
+
+
+def _listed_as(raw: Any, rel: str) -> tuple[Listing, str] | None:
     """What the NGFF attributes of a group document (a v3 ``zarr.json`` or a v2 ``.zattrs``)
-    list the node at ``rel`` below the group as: a ``"level"`` of one of its multiscales, a
-    ``"label"`` image of its labels group, a ``"well"`` of its plate; ``None`` otherwise."""
+    list at or below the node at ``rel`` below the group, and its path there: a ``"level"``
+    of one of its multiscales, a ``"label"`` image of its labels group, a ``"well"`` of its
+    plate (a row group holds wells); ``None`` when nothing."""
     doc = _decoded(raw)
     if not isinstance(doc, dict):
         return None
@@ -751,14 +757,15 @@ def _listed_as(raw: Any, rel: str) -> Listing | None:
             continue
         multiscales = attrs.get("multiscales")
         for ms in multiscales if isinstance(multiscales, list) else ():
-            if isinstance(ms, dict) and rel in _paths(ms.get("datasets")):
-                return "level"
+            if isinstance(ms, dict) and (path := _within(rel, _paths(ms.get("datasets")))):
+                return "level", path
         labels = attrs.get("labels")
-        if isinstance(labels, list) and rel in [str(n).strip("/") for n in labels]:
-            return "label"
+        names = [str(n).strip("/") for n in labels] if isinstance(labels, list) else []
+        if path := _within(rel, names):
+            return "label", path
         plate = attrs.get("plate")
-        if isinstance(plate, dict) and rel in _paths(plate.get("wells")):
-            return "well"
+        if isinstance(plate, dict) and (path := _within(rel, _paths(plate.get("wells")))):
+            return "well", path
     return None
 
 
@@ -767,35 +774,40 @@ def _url_of(url: str, path: str) -> str:
     return f"{url}{'' if url.endswith('/') else '/'}{path}" if path else url
 
 
-def _listed_error(where: str, holder: str, doc: str, rel: str, what: Listing) -> ExistsError:
-    """The refusal of a create at ``where``, which the group ``holder`` lists (in ``doc``) at
-    ``rel`` as ``what``: replaced by an image, the group would list a wrong node."""
+def _listed_error(
+    where: str, holder: str, doc: str, rel: str, listed: tuple[Listing, str]
+) -> ExistsError:
+    """The refusal of a create at ``where`` (``rel`` below the group ``holder``), where the
+    group lists (in ``doc``) ``listed`` (what, path): replaced by an image, the group would
+    list a wrong node or a missing one."""
+    what, path = listed
+    it = "it is" if path == rel else "it holds"
     if what == "level":
         why = (
-            f"it is level {rel!r} of the image {holder} ({doc}): an image there would leave "
+            f"{it} level {path!r} of the image {holder} ({doc}): an image there would leave "
             "that image's multiscales pointing at a group. Write the level through its "
             "image, or create this image elsewhere"
         )
     elif what == "label":
         why = (
-            f"it is label image {rel!r} of {holder} ({doc}), which would keep listing it "
+            f"{it} label image {path!r} of {holder} ({doc}), which would keep listing it "
             "without its image-label metadata: replace it with the image's "
-            f"labels.create({rel!r}, overwrite=True), or create a label image here "
+            f"labels.create({path!r}, overwrite=True), or create a label image here "
             "(create_like of one)"
         )
     else:
         why = (
-            f"it is well {rel!r} of the plate {holder} ({doc}): an image there would leave "
-            "the plate listing an image as a well"
+            f"{it} well {path!r} of the plate {holder} ({doc}): an image there would leave "
+            "the plate listing a missing well or an image as one"
         )
     return ExistsError(f"cannot create {where}: {why}", url=holder, key=doc, kind="parent")
 
 
-def _refused_listing(raw: Any, rel: str, *, label: bool) -> Listing | None:
-    """:func:`_listed_as`, but ``None`` for a listed label when ``label`` (a label image
-    replacing a label image keeps the listing right)."""
-    what = _listed_as(raw, rel)
-    return None if what == "label" and label else what
+def _refused_listing(raw: Any, rel: str, *, label: bool) -> tuple[Listing, str] | None:
+    """:func:`_listed_as`, but ``None`` for a listed label image ``rel`` when ``label`` (a
+    label image replacing a label image keeps the listing right)."""
+    listed = _listed_as(raw, rel)
+    return None if listed == ("label", rel) and label else listed
 
 
 def _is_node_key(key: str) -> bool:
@@ -815,7 +827,9 @@ def _local_directory(url: str | os.PathLike[str]) -> str | None:
     return unquote(urlsplit(url).path) if scheme == "file" else None
 
 
-def _node_above(directory: str, *, label: bool = False) -> tuple[str, Listing | None] | None:
+def _node_above(
+    directory: str, *, label: bool = False
+) -> tuple[str, tuple[Listing, str] | None] | None:
     """The metadata file of the nearest directory above ``directory`` (up to the filesystem
     root; a stat per directory, a read of each ``zarr.json`` / ``.zattrs`` found) that is a
     zarr array (``(file, None)``) or a group listing ``directory`` as one of its parts
@@ -903,7 +917,7 @@ async def _refuse_cloud_array_above(store: AsyncStore, where: str, *, label: boo
     bucket, prefix = found
     parts = prefix.split("/")
     arrays: list[str] = []
-    listings: list[tuple[str, str, Listing]] = []
+    listings: list[tuple[str, str, tuple[Listing, str]]] = []
 
     async def check(key: str) -> None:
         if key.endswith(("zarr.json", ".zattrs")):
@@ -941,7 +955,7 @@ async def _refuse_cloud_array_above(store: AsyncStore, where: str, *, label: boo
             key=name,
             kind="parent",
         )
-    refused = [(k, r, w) for k, r, w in listings if not (w == "label" and label)]
+    refused = [(k, r, w) for k, r, w in listings if not (w == ("label", r) and label)]
     if refused:
         key, rel, what = min(refused)
         parent, _, name = key.rpartition("/")
@@ -974,7 +988,8 @@ async def _prepare_root(
     where = _url_of(store.url, root)
     found: list[str] = []
     arrays: list[str] = []  # array metadata of a parent of root: nothing may go below it
-    listings: list[tuple[str, str, Listing]] = []  # (document, root's path there, as what)
+    # (document, root's path there, (what, path) it lists at or below root)
+    listings: list[tuple[str, str, tuple[Listing, str]]] = []
     parts = root.split("/") if root else []
     parents = ["/".join(parts[:i]) for i in range(len(parts))]
     parent_keys = {join(p, name) for p in parents for name in ("zarr.json", ".zarray", ".zattrs")}
