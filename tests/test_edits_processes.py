@@ -4,8 +4,8 @@ directory), on S3 (moto on 127.0.0.1) and Azure (Azurite): conditional puts, ``I
 the version read or create-only.
 
 A spawn pool of 2 workers runs for the module; each round starts both workers' edits at
-once (a shared start time) so that their read-modify-writes of the plate's and the wells'
-documents interleave. Before ``store.update`` the plate lost wells (15 of 16 listed, say)."""
+once (both wait on a shared barrier once they have opened the node) so that their
+read-modify-writes of the plate's and the wells' documents interleave. Before ``store.update`` the plate lost wells (15 of 16 listed, say)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ import pytest
 import ngio_async
 
 if TYPE_CHECKING:
+    import threading
     from collections.abc import Iterator
     from multiprocessing.pool import Pool
     from pathlib import Path
@@ -29,9 +30,15 @@ ROUNDS = 3
 WELLS = [f"{r}/{c}" for r in "ABCD" for c in "1234"]
 
 
+#: in the workers: the barrier both jobs of a round pass together, and the event the label
+#: job of test_image_metadata_edits_keep_labels_another_process_lists sets when done
+_shared: tuple[Any, Any] | None = None
+
+
 @pytest.fixture(scope="module")
 def pool() -> Iterator[Pool]:
-    workers = multiprocessing.get_context("spawn").Pool(2)
+    ctx = multiprocessing.get_context("spawn")
+    workers = ctx.Pool(2, initializer=_share, initargs=((ctx.Barrier(2), ctx.Event()),))
     try:
         workers.map(_ready, range(2), chunksize=1)  # both started and importing done
         yield workers
@@ -40,24 +47,35 @@ def pool() -> Iterator[Pool]:
         workers.join()
 
 
+def _share(shared: tuple[Any, Any]) -> None:
+    global _shared
+    _shared = shared
+
+
 def _ready(_: int) -> int:
     return 0
 
 
-def _wait(start: float) -> None:
-    delay = start - time.time()
-    if delay > 0:
-        time.sleep(delay)
+def _wait() -> None:
+    """Until the other job of the round is ready too (both start their edits at once)."""
+    assert _shared is not None
+    _shared[0].wait(60)
 
 
-def _add_fields(args: tuple[str, dict[str, Any], list[str], float]) -> list[str]:
+def _labels_done() -> threading.Event:
+    assert _shared is not None
+    event: threading.Event = _shared[1]
+    return event
+
+
+def _add_fields(args: tuple[str, dict[str, Any], list[str]]) -> list[str]:
     """In a worker: add one field to each of ``wells`` of the plate at ``url`` (``"A/1"``, or
     ``"A/1:<field>"``), all at once."""
-    url, options, wells, start = args
+    url, options, wells = args
 
     async def main() -> None:
         async with await ngio_async.open_plate_async(url, mode="r+", **options) as plate:
-            _wait(start)
+            _wait()
 
             async def add(item: str) -> None:  # "A/1", or "A/1:<field>"
                 well, _, field = item.partition(":")
@@ -72,14 +90,14 @@ def _add_fields(args: tuple[str, dict[str, Any], list[str], float]) -> list[str]
     return wells
 
 
-def _add_labels(args: tuple[str, dict[str, Any], list[str], float]) -> list[str]:
+def _add_labels(args: tuple[str, dict[str, Any], list[str]]) -> list[str]:
     """In a worker: create each label image of ``names`` on the image at ``url``, all at
     once."""
-    url, options, names, start = args
+    url, options, names = args
 
     async def main() -> None:
         async with ngio_async.open_async(url, mode="r+", **options) as ds:
-            _wait(start)
+            _wait()
 
             async def add(name: str) -> None:
                 await (await ds.labels.create(name)).aclose()
@@ -100,8 +118,7 @@ def _plate_round(pool: Pool, url: str, options: dict[str, Any], version: str) ->
     ngio_async.create_plate(
         url, rows=list("ABCD"), columns=["1", "2", "3", "4"], ngff_version=version, **options
     ).close()
-    start = time.time() + 0.3
-    pool.map(_add_fields, [(url, options, part, start) for part in _split(WELLS)], chunksize=1)
+    pool.map(_add_fields, [(url, options, part) for part in _split(WELLS)], chunksize=1)
     with ngio_async.open_plate(url, **options) as plate:
         assert sorted(plate.wells) == sorted(WELLS)
         for well in WELLS:
@@ -113,8 +130,7 @@ def _labels_round(pool: Pool, url: str, options: dict[str, Any], version: str) -
         url, shape=(8, 8), dtype="uint8", axes="yx", levels=1, ngff_version=version, **options
     ).close()
     names = [f"l{i}" for i in range(8)]
-    start = time.time() + 0.3
-    pool.map(_add_labels, [(url, options, part, start) for part in _split(names)], chunksize=1)
+    pool.map(_add_labels, [(url, options, part) for part in _split(names)], chunksize=1)
     with ngio_async.open(url, **options) as ds:
         assert sorted(ds.labels.names()) == names
 
@@ -158,8 +174,7 @@ def test_two_processes_keep_a_consolidated_copy_current(pool: Pool, tmp_path: Pa
             plate.add_image("A/1", shape=(4, 4), dtype="uint8").close()
         zarr.consolidate_metadata(url)
         items = [f"A/1:f{j}" for j in range(6)] + ["A/2", "B/1", "B/2"]
-        start = time.time() + 0.3
-        pool.map(_add_fields, [(url, {}, part, start) for part in _split(items)], chunksize=1)
+        pool.map(_add_fields, [(url, {}, part) for part in _split(items)], chunksize=1)
         group = zarr.open_consolidated(url)
         attrs: Any = group.attrs.asdict()
         wells = [w["path"] for w in attrs["ome"]["plate"]["wells"]]
@@ -174,15 +189,15 @@ def test_two_processes_add_fields_and_labels_on_azure(pool: Pool, azurite: Azuri
     _labels_round(pool, azurite.fresh_url() + "/i.zarr", azurite.options(), "0.5")
 
 
-def _add_fields_to_one_well(args: tuple[str, list[str], float]) -> int:
+def _add_fields_to_one_well(args: tuple[str, list[str]]) -> int:
     """In a worker: add fields ``names`` to well A/1, all at once; how many were added (the
     others refused: the well was full)."""
-    url, names, start = args
+    url, names = args
     added = 0
 
     async def main() -> None:
         async with await ngio_async.open_plate_async(url, mode="r+") as plate:
-            _wait(start)
+            _wait()
 
             async def add(name: str) -> None:
                 nonlocal added
@@ -207,10 +222,8 @@ def test_two_processes_never_exceed_the_field_count(pool: Pool, tmp_path: Path) 
         url = str(tmp_path / f"f{i}.zarr")
         ngio_async.create_plate(url, rows=["A"], columns=["1"], field_count=4).close()
         names = [f"f{j}" for j in range(8)]
-        start = time.time() + 0.3
-        added = pool.map(
-            _add_fields_to_one_well, [(url, part, start) for part in _split(names)], chunksize=1
-        )
+        jobs = [(url, part) for part in _split(names)]
+        added = pool.map(_add_fields_to_one_well, jobs, chunksize=1)
         with ngio_async.open_plate(url) as plate:
             fields = plate.well("A/1").fields
             assert sum(added) == len(fields) == 4, (added, fields)
@@ -221,23 +234,28 @@ def test_two_processes_never_exceed_the_field_count(pool: Pool, tmp_path: Path) 
         assert stored == {*fields, "zarr.json"}  # the refused fields' metadata is removed
 
 
-def _edit_or_label(args: tuple[str, str, int, float]) -> int:
-    """In a worker, from ``start``: ``set_channels`` for ``n`` seconds, or create ``n`` label
-    images."""
-    url, what, n, start = args
+def _edit_or_label(args: tuple[str, str, int]) -> int:
+    """In a worker, with the other job: ``set_channels`` until the other job has created its
+    label images (at least ``n`` times, for at most 1 s), or create ``n`` label images."""
+    url, what, n = args
+    done = _labels_done()
 
     async def main() -> None:
         async with ngio_async.open_async(url, mode="r+") as ds:
-            _wait(start)
-            if what == "channels":  # until the other's labels are surely all created
-                i = 0
-                while time.time() < start + n:
+            _wait()
+            if what == "channels":  # until the other's labels are all created (or 1 s)
+                i, deadline = 0, time.monotonic() + 1
+                while (i < n or not done.is_set()) and time.monotonic() < deadline:
                     await ds.set_channels(labels=[f"c{i}"])
                     i += 1
+                done.clear()  # for the next round: its label job starts after we return
                 await ds.set_channels(labels=["last"])
             else:
-                for i in range(n):
-                    await (await ds.labels.create(f"l{i}")).aclose()
+                try:
+                    for i in range(n):
+                        await (await ds.labels.create(f"l{i}")).aclose()
+                finally:
+                    done.set()
 
     anyio.run(main)
     return n
@@ -260,8 +278,7 @@ def test_image_metadata_edits_keep_labels_another_process_lists(
             ngff_version=version,
         ).close()  # fmt: skip
         zarr.consolidate_metadata(url)
-        start = time.time() + 0.3
-        jobs = [(url, "channels", 1, start), (url, "labels", 6, start)]  # 1 s of edits
+        jobs = [(url, "channels", 1), (url, "labels", 6)]  # edits until the labels are done
         assert pool.map(_edit_or_label, jobs, chunksize=1) == [1, 6]
         names = [f"l{i}" for i in range(6)]
         with ngio_async.open(url) as ds:
