@@ -264,3 +264,24 @@ def test_convert_to_more_levels_copies_the_source_label_levels(tmp_path: Path) -
     with ngio_async.open(tmp_path / "dst.zarr") as ds, ds.labels.open("cells") as label:
         assert len(label.levels) == 3
         np.testing.assert_array_equal(label.levels[1][...], 5)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the calibration error of ImageMetadata (images/_metadata.py _vector) reaches the "
+    "user without the document's URL: images/_dataset.py Dataset.from_plan (called by the "
+    "open path) should prefix it as other metadata errors are (_open.py _at(store, key))",
+)
+def test_a_04_scale_of_the_wrong_length_names_the_document(tmp_path: Path) -> None:
+    """NGFF 0.4 only warns on M6 (validate), so the error comes later, from the calibration."""
+    path = tmp_path / "img.zarr"
+    with ngio_async.create(path, shape=(8, 8), dtype="uint8", ngff_version="0.4") as ds:
+        ds.write(np.ones((8, 8), "uint8"))
+    attrs = json.loads((path / ".zattrs").read_text())
+    attrs["multiscales"][0]["datasets"][0]["coordinateTransformations"][0]["scale"] = [1, 1, 1]
+    (path / ".zattrs").write_text(json.dumps(attrs))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MetadataWarning)
+        with pytest.raises(ngio_async.MetadataError, match=r"scale") as info:
+            ngio_async.open(path)
+    assert ".zattrs" in str(info.value)
