@@ -172,3 +172,24 @@ async def test_create_at_a_group_holding_a_level_is_refused(tmp_path: Path) -> N
     await _refused(open_store(image), r"it holds level 's0/data' of the image", path="s0")
     async with ngio_async.open_async(image) as back:
         assert (await back.read() == 7).all()
+
+
+async def test_an_overwrite_through_an_instrumented_s3_store_deletes_in_bulk(
+    s3_server: S3Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The wrapper deleted one key per request where the S3 store it wraps sends one bulk
+    request: what it measured was not what the store does."""
+    url, options = s3_server.fresh_url(), s3_server.options()
+    async with ngio_async.create_async(
+        url, shape=(64, 64), dtype="uint8", chunks=(8, 8), shards=False, levels=1, **options
+    ) as ds:
+        await ds.write(np.ones((64, 64), "uint8"))  # 64 chunks
+    store = InstrumentedStore(open_store(url, **options))
+    caplog.set_level("INFO", logger="werkzeug")
+    async with store, await ngio_async.create_async(store, shape=(4, 4), dtype="uint8",
+                                                    overwrite=True):  # fmt: skip
+        pass
+    requests = [r.getMessage() for r in caplog.records if r.name == "werkzeug"]
+    assert not [r for r in requests if '"DELETE /' in r]
+    assert len([r for r in requests if "?delete" in r]) == 3  # group doc, chunks, array doc
+    assert store.method_counts["delete"] == 66

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
@@ -58,6 +58,7 @@ class InstrumentedStore(AsyncStore):
         self.supports_listing = inner.supports_listing
         self.blocking_reads = blocking and inner.blocking_reads
         self.versioned = inner.versioned
+        self.delete_batch = inner.delete_batch  # bulk deletes where inner has them
         self.calls: Counter[tuple[str, str]] = Counter()
         self.in_flight = 0
         self.peak_in_flight = 0
@@ -193,6 +194,16 @@ class InstrumentedStore(AsyncStore):
     async def _delete_once(self, key: str) -> None:
         async with self._track("delete", key):
             await self.inner._delete_once(key)
+
+    async def _delete_many_once(self, keys: Sequence[str]) -> None:
+        """One bulk request of ``inner`` (S3, Azure), counted (and faults asked) as a
+        ``delete`` of each key."""
+        async with self._track("delete", keys[0]):
+            for key in keys[1:]:
+                with self._lock:
+                    self.calls[("delete", key)] += 1
+                self._fault("delete", key)
+            await self.inner._delete_many_once(keys)
 
     async def _aclose_backend(self) -> None:
         await self.inner.aclose()
