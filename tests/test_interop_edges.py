@@ -285,3 +285,20 @@ def test_a_04_scale_of_the_wrong_length_names_the_document(tmp_path: Path) -> No
         with pytest.raises(ngio_async.MetadataError, match=r"scale") as info:
             ngio_async.open(path)
     assert ".zattrs" in str(info.value)
+
+
+def test_an_int_column_finds_ngios_zero_padded_column(tmp_path: Path) -> None:
+    """ngio names column 1 '01' (``ImageInWellPath(column=1)``) and takes ``column=1``: here
+    ``image("B", 3)`` was "no well 'B/3'" and ``add_image("A", 3)`` "not a column"."""
+    path = tmp_path / "plate.zarr"
+    with ngio_async.create_plate(path, rows=["A", "B"], columns=["01", "03"]) as plate:
+        for row, column in (("A", "01"), ("B", "03")):
+            plate.add_image(row, column, shape=(1, 8, 8), dtype="uint8", axes="cyx").close()
+    with ngio_async.open_plate(path, mode="r+") as ours:
+        with ours.image("B", 3) as ds:
+            assert ds.shape == (1, 8, 8)
+        assert ours.well("A", 1).path == "A/01"
+        with pytest.raises(ngio_async.NotFoundError, match="no well 'A/1'"):
+            ours.image("A", "1")  # a name is a name: only an int is a number
+        ours.add_image("A", 3, shape=(1, 8, 8), dtype="uint8", axes="cyx").close()
+        assert ours.wells == ["A/01", "A/03", "B/03"]

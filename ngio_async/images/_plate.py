@@ -333,9 +333,17 @@ class Plate(StoreNode):
         )
 
     # ---------------------------------------------------------------- reading
+    def _numbered(self, column: Any, name: str) -> str:
+        """The plate's column ``name``, or for an int ``column`` the plate's one column of that
+        number when its names are zero-padded (ngio's ``"01"``), as ngio takes ``column=1``."""
+        if name in self.columns or isinstance(column, bool) or not isinstance(column, int):
+            return name
+        same = [c for c in self.columns if c.isdigit() and int(c) == column]
+        return same[0] if len(same) == 1 else name
+
     def _listed(self, row: Any, column: Any) -> str:
         r, c = _split_well(row, column)
-        path = f"{r}/{c}"
+        path = f"{r}/{self._numbered(column, c)}"
         if path not in self.wells:
             shown = ", ".join(self.wells[:8]) + (", ..." if len(self.wells) > 8 else "")
             raise NotFoundError(
@@ -481,6 +489,7 @@ class Plate(StoreNode):
         """
         self._check_writable()
         r, c = _split_well(row, column)
+        c = self._numbered(column, c)
         well_path = f"{r}/{c}"
         ref = next(
             (
