@@ -259,8 +259,7 @@ def test_a_tile_request_and_the_server_cut_at_every_task_leave_nothing_behind(ro
 def test_http_reads_and_cli_cut_at_every_task_leave_no_session_or_task_behind(root: Path) -> None:
     server = StaticServer(root).start()
     try:
-        # EarlyGet.run: images/_dataset.py, see the xfail below
-        out = _run_cut(REMOTE, root, url=server.url, allowed="'EarlyGet.run' was never awaited")
+        out = _run_cut(REMOTE, root, url=server.url)
     finally:
         server.stop()
     assert all(int(line.split()[1]) > 0 for line in out.splitlines()[:-1]), out
@@ -288,20 +287,12 @@ def _unawaited(stderr: str, *names: str) -> list[str]:
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="images/_dataset.py: Dataset.open_in (EarlyGet.run), Dataset.read (one), "
-    "Dataset.tiles (Level.load_index) start tasks with tg.start_soon",
-)
 def test_dataset_tasks_cut_short_leave_no_unawaited_coroutine(others: str) -> None:
     assert not _unawaited(
         others, "EarlyGet.run", "Dataset.read.<locals>.one", "Level.load_index"
     ), others
 
 
-@pytest.mark.xfail(
-    strict=True, reason="images/_level.py: Level._in_threads starts Workers.run with tg.start_soon"
-)
 def test_level_decode_tasks_cut_short_leave_no_unawaited_coroutine(others: str) -> None:
     assert not _unawaited(others, "Workers.run"), others
 

@@ -23,7 +23,7 @@ import anyio
 import numpy as np
 
 from .._errors import MetadataError, NotFoundError, ReadOnlyError, UnsupportedError
-from .._prefetch import first_error, prefetch as start_prefetch
+from .._prefetch import first_error, prefetch as start_prefetch, start_deferred
 from .._workers import Workers
 from ..engine import (
     default_tile_shape,
@@ -187,7 +187,7 @@ class Dataset(StoreNode):
         early = EarlyGet(store, first_level_key(root, parent_version))
         with first_error():  # the opening's own error, plainly (the early GET raises none)
             async with anyio.create_task_group() as tg:
-                tg.start_soon(early.run)
+                start_deferred(tg, early.run)
                 dataset = await cls._open_in(
                     store,
                     root,
@@ -386,7 +386,7 @@ class Dataset(StoreNode):
         with first_error():
             async with anyio.create_task_group() as tg:  # the picked planes concurrently
                 for k, i in enumerate(indices):
-                    tg.start_soon(one, k, i)
+                    start_deferred(tg, one, k, i)
         # axes dropped before ``axis`` shift its position in the result
         dropped = sum(1 for s in selection[:axis] if isinstance(s, int))
         return np.concatenate(parts, axis=axis - dropped)
@@ -576,7 +576,7 @@ class Dataset(StoreNode):
                         return TileBatch([])
                     async with anyio.create_task_group() as tg:  # (load_index raises nothing)
                         for key in batch:
-                            tg.start_soon(lvl.load_index, key, indexes)
+                            start_deferred(tg, lvl.load_index, key, indexes)
                     return TileBatch([])
                 if runs_of is not None:  # a run of tiles of one shard: one request for all
                     try:

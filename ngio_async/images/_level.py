@@ -31,7 +31,7 @@ import anyio
 import numpy as np
 
 from .._errors import CodecError, MetadataError, ReadOnlyError, UnsupportedError
-from .._prefetch import first_error, prefetch
+from .._prefetch import first_error, prefetch, start_deferred
 from ..codecs import ChunkCodec, ShardCodec, ShardIndex
 from ..engine import (
     BasicSelection,
@@ -622,7 +622,7 @@ class Level:
         with first_error():
             async with anyio.create_task_group() as tg:
                 for i in range(calls):
-                    tg.start_soon(self._workers.run, fn, items[i::calls])
+                    start_deferred(tg, self._workers.run, fn, items[i::calls])
 
     async def _decode_in_thread(
         self, codec: ChunkCodec, buf: Buffer, key: str, chunk_sel: Region, target: NDArray[Any]

@@ -10,7 +10,7 @@ import re
 import sys
 import time
 import zlib
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager, contextmanager, suppress
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -237,7 +237,9 @@ def _let_obstore_settle() -> None:
     without this, 0 in 80 with it. Registered at import, so it runs after later exit hooks
     (the sync shim's loop stops first)."""
     if _used and not _lost:
-        time.sleep(_SETTLE_SECONDS)  # noqa: TID251 - at exit, no event loop: blocking is the point
+        # a Ctrl-C landing here printed "Exception ignored in atexit callback"
+        with suppress(KeyboardInterrupt):
+            time.sleep(_SETTLE_SECONDS)  # noqa: TID251 - at exit, no loop: blocking is the point
 
 
 atexit.register(_let_obstore_settle)
