@@ -63,18 +63,15 @@ async def test_a_partial_write_into_a_corrupt_shard_names_the_bad_range(tmp_path
     assert image.joinpath(*KEY.split("/")).read_bytes() == before  # nothing written
 
 
-_LEVEL = "the read paths give CodecError only once images/_level.py maps them (see the report)"
-
-
 @pytest.mark.parametrize(
     "path",
     [
-        # a whole-shard read says "inner chunk (0, 0) lies past its end" (_decode_shard_into)
-        pytest.param("whole", marks=pytest.mark.xfail(strict=True, reason=_LEVEL)),
-        # a ranged read of one inner chunk: the store's StoreError (416 on S3 and HTTP)
-        pytest.param("ranged", marks=pytest.mark.xfail(strict=True, reason=_LEVEL)),
+        # a whole-shard read (it said "inner chunk (0, 0) lies past its end")
+        "whole",
+        # a ranged read of one inner chunk (it gave the store's StoreError: 416 on S3 and HTTP)
+        "ranged",
         # tiles of one inner chunk (local disk: read in batches in a worker thread)
-        pytest.param("tiles", marks=pytest.mark.xfail(strict=True, reason=_LEVEL)),
+        "tiles",
     ],
 )
 @pytest.mark.parametrize("where", ["file", "s3", "http"])

@@ -20,6 +20,7 @@ from ngio_async.codecs._sharding import (
     ShardedChunkCodec,
     ShardIndex,
     morton_order,
+    past_end_error,
 )
 
 __all__ = [
@@ -30,4 +31,5 @@ __all__ = [
     "ShardedChunkCodec",
     "all_equal",
     "morton_order",
+    "past_end_error",
 ]

@@ -30,9 +30,9 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias, TypeVar
 import anyio
 import numpy as np
 
-from .._errors import CodecError, MetadataError, ReadOnlyError, UnsupportedError
+from .._errors import CodecError, MetadataError, ReadOnlyError, StoreError, UnsupportedError
 from .._prefetch import first_error, prefetch, start_deferred
-from ..codecs import ChunkCodec, ShardCodec, ShardIndex
+from ..codecs import ChunkCodec, ShardCodec, ShardIndex, past_end_error
 from ..engine import (
     BasicSelection,
     normalize_selection,
@@ -50,7 +50,7 @@ R = TypeVar("R")
 J = TypeVar("J")
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
+    from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
 
     from numpy.typing import ArrayLike, NDArray
 
@@ -346,11 +346,12 @@ class Level:
             for _ in range(_CHANGED_RETRIES + 1):
                 index, version = await self._shard_entry(key, indexes)
                 rng = None if index is None else index.chunk_range(inner)
-                if rng is None:
+                if index is None or rng is None:
                     out[...] = self.fill_value
                     return
                 try:
-                    buf = await self.store.get(key, RangeByteRequest(*rng), if_match=version)
+                    async with self._past_end_as_corrupt(key, index, [inner]):
+                        buf = await self.store.get(key, RangeByteRequest(*rng), if_match=version)
                 except ChangedError:  # rewritten since its index was read: the index again
                     buf = None
                 if buf is None:  # (or deleted since: its index then says so)
@@ -599,7 +600,8 @@ class Level:
         if not stored:
             return
         try:
-            bufs = await self.store.get_ranges(key, list(stored.values()), if_match=version)
+            async with self._past_end_as_corrupt(key, index, stored):
+                bufs = await self.store.get_ranges(key, list(stored.values()), if_match=version)
             if bufs is None:  # deleted since its index was read (all fill value now, say)
                 raise self._vanished(key)
         except ChangedError:
@@ -692,6 +694,28 @@ class Level:
         finally:
             del self._index_loading[key]
             event.set()
+
+    @contextlib.asynccontextmanager
+    async def _past_end_as_corrupt(
+        self, key: str, index: ShardIndex, inner: Iterable[tuple[int, ...]]
+    ) -> AsyncIterator[None]:
+        """Ranged reads of the ``inner`` chunks of shard ``key``: a store's refusal of a range
+        (HTTP 416; a local store's invalid range) that comes of ``index`` pointing past the
+        shard's end is raised as that corruption (the store answered right)."""
+        try:
+            yield
+        except StoreError as exc:
+            if type(exc) is not StoreError:  # timeouts, permissions, changes: not the data
+                raise
+            try:
+                size = await self.store.size(key)
+            except Exception:  # noqa: BLE001 - the first error is the one to raise
+                size = None
+            hit = None if size is None else index.past_end(size, inner)
+            if hit is None:
+                raise
+            assert size is not None
+            raise past_end_error(key, *hit, size) from exc
 
     @staticmethod
     def _index_request(codec: ShardCodec) -> RangeByteRequest | SuffixByteRequest:
@@ -840,6 +864,7 @@ class _Job(NamedTuple):
     name: str
     chunk_sel: Region
     target: NDArray[Any]
+    inner: tuple[int, ...] = ()  # a ranged read's inner chunk
 
 
 def _stored_pieces(
@@ -873,15 +898,24 @@ def _range_jobs(
     """Ranged reads of a shard's inner chunks, each decoded into its part of its output."""
     return [
         _Job(key, RangeByteRequest(*rng), f"{key}{list(p.coords)}", p.chunk_selection,
-             out[p.out_selection])
+             out[p.out_selection], p.coords)
         for rng, (p, out) in zip(wanted, pieces, strict=True)
     ]  # fmt: skip
 
 
 def _fetch_decode(store: AsyncStore, codec: ChunkCodec, jobs: list[_Job], fill_value: Any) -> None:
     """Blocking reads (whole objects, or ranges of a shard) decoded into their targets."""
-    for key, request, name, chunk_sel, target in jobs:
-        buf = store.get_blocking(key, request)
+    for key, request, name, chunk_sel, target, inner in jobs:
+        try:
+            buf = store.get_blocking(key, request)
+        except StoreError as exc:
+            if request is None or type(exc) is not StoreError:
+                raise
+            whole = store.get_blocking(key)  # local: its size, to tell a corrupt index
+            size = None if whole is None else len(memoryview(whole).cast("B"))
+            if size is None or request.end <= size:
+                raise
+            raise past_end_error(key, inner, (request.start, request.end), size) from exc
         if buf is None:
             if request is not None:  # the shard vanished between the index and the data
                 raise CodecError(f"shard {key!r} disappeared while it was read", key=key)
@@ -929,7 +963,7 @@ def _decode_shard_into(
             for _, target in targets:
                 target[...] = codec.fill_value
         elif rng[1] > n:
-            raise CodecError(f"shard {key!r}: inner chunk {coords} lies past its end", key=key)
+            raise past_end_error(key, coords, rng, n)
         else:
             _decode_to(codec.inner, mv[rng[0] : rng[1]], f"{key}{list(coords)}", targets)
 
