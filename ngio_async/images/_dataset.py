@@ -260,7 +260,12 @@ class Dataset(StoreNode):
         channels whose display windows follow the data when the pyramid is built."""
         _check_mode(mode)
         limits = limits or store.limits
-        metadata = ImageMetadata(ome, multiscale)
+        try:
+            metadata = ImageMetadata(ome, multiscale)
+            calibration = metadata.spatial_calibration
+        except MetadataError as exc:  # a rule the schema leaves to the reader: name the doc
+            doc = join(root, ".zattrs" if (ome.version or "0.5") == "0.4" else "zarr.json")
+            raise MetadataError(f"{store.url.rstrip('/')}/{doc}: {exc.rule}", exc.path) from None
         workers = workers or Workers(limits.decode_threads)
         window = max(2 * limits.max_requests, 2 * limits.decode_threads)
         levels = [
@@ -273,9 +278,7 @@ class Dataset(StoreNode):
                 workers=workers,
                 window=window,
             )
-            for path, arr, cal in zip(
-                metadata.paths, arrays, metadata.spatial_calibration, strict=True
-            )
+            for path, arr, cal in zip(metadata.paths, arrays, calibration, strict=True)
         ]
         dataset = cls(
             store,
