@@ -973,7 +973,7 @@ class Dataset(StoreNode):
         self, channels: Sequence[int], region: Sequence[slice] | None = None
     ) -> dict[int, tuple[float, float]]:
         """Per channel in ``channels``: the (lowest, highest) value of the lowest level (NaN
-        left out); a channel of one value (or none) is left out. Read tile by tile: every
+        and infinities left out); a channel of one value (or none) is left out. Read tile by tile: every
         plane, or with ``region`` (level 0) those below it when the others are known."""
         from ._stream import stream
 
@@ -995,11 +995,15 @@ class Dataset(StoreNode):
         seen: dict[tuple[int, ...], tuple[float, float] | None] = {}
 
         def extent(data: NDArray[Any]) -> tuple[float, float] | None:
-            if data.size == 0 or data.dtype.kind == "c":
+            if data.dtype.kind == "c":
                 return None
-            with np.errstate(invalid="ignore"):
-                lo, hi = np.nanmin(data), np.nanmax(data)
-            return None if np.isnan(lo) else (float(lo), float(hi))
+            if data.dtype.kind == "f":  # NaN and infinities (other tools write them) left out
+                finite = np.isfinite(data)
+                if not finite.all():
+                    data = data[finite]
+            if data.size == 0:
+                return None
+            return float(data.min()), float(data.max())
 
         async with stream(self.tiles(level=index, region=base, **axes), extent) as results:
             async for tile, value in results:
