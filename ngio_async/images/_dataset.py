@@ -1168,6 +1168,7 @@ class Dataset(StoreNode):
             None if translation is None else _per_axis(translation, names, 0.0, "translation")
         )
         units_in = None if units is None else _units(units, names)
+        applied: dict[str, float] = {}  # new / old level-0 pixel size per axis, as written
 
         def edit(ome: OmeMetadata) -> OmeMetadata:
             assert ome.multiscales is not None
@@ -1188,6 +1189,7 @@ class Dataset(StoreNode):
                         for v, a, c in zip(new0, names, current[0].scale, strict=True)
                     ]
                 ratio = [n / o for n, o in zip(new0, current[0].scale, strict=True)]
+                applied.update(zip(names, ratio, strict=True))
                 for i, d in enumerate(datasets):
                     if d.scale is None:
                         raise UnsupportedError(f"level {d.path!r}: scale stored by path")
@@ -1240,23 +1242,29 @@ class Dataset(StoreNode):
                 lvl.translation = cal.translation
             if self.metadata.ome.image_label is None and self.metadata.index == 0:
                 # label images follow their image (its first multiscale)
-                await self._calibrate_labels(scale_in is not None, units_in is not None, trans_in)
+                ratio = applied if scale_in is not None else None
+                await self._calibrate_labels(ratio, units_in is not None, trans_in)
 
-    async def _calibrate_labels(self, scale: bool, units: bool, translation: Any) -> None:
-        """Give every label image this image's level-0 pixel size, units and/or translation
-        on the axes they share (their lower levels keep their own ratios)."""
+    async def _calibrate_labels(
+        self, ratio: dict[str, float] | None, units: bool, translation: Any
+    ) -> None:
+        """Scale every label image's level-0 pixel size by ``ratio`` (the image's new / old
+        one per axis: a label stored at another resolution stays aligned) and give it this
+        image's units and/or translation, on the axes they share (their lower levels keep
+        their own ratios)."""
         cal = self.metadata.spatial_calibration[0]
         for name in await self.labels.names():
             label = await self.labels.open(name, mode="r+")
             try:
                 shared = [a for a in label.axes if a in self.axes]
+                own = label.metadata.spatial_calibration[0]
                 unit_of: dict[str, str] = {}
                 for a in shared:
                     unit = cal[a].unit
                     if unit is not None:
                         unit_of[a] = unit
                 await label.set_scale(
-                    {a: cal[a].scale for a in shared} if scale else None,
+                    {a: own[a].scale * ratio[a] for a in shared} if ratio else None,
                     units=unit_of if units and unit_of else None,
                     translation={a: cal[a].translation for a in shared}
                     if translation is not None
