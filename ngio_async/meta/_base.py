@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
-from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar, cast
 
 import msgspec
 import msgspec.inspect
@@ -22,12 +23,20 @@ _BOM = b"\xef\xbb\xbf"
 def decode_json(decode: Callable[[Any], _T], raw: bytes | str, invalid: str) -> _T:
     """``decode(raw)``, bytes that are not JSON a ``MetadataError`` at ``$`` whose message starts
     with ``invalid`` (too deeply nested, not UTF-8, a byte order mark: said so); a
-    ``msgspec.ValidationError`` (valid JSON of the wrong shape) is left to the caller."""
+    ``msgspec.ValidationError`` (valid JSON of the wrong shape) is left to the caller.
+
+    The bare ``NaN``, ``Infinity`` and ``-Infinity`` that Python's ``json`` writes (zarr-python
+    and ome-zarr-py write attributes with it, and read them back) are read as floats (``decode``
+    a ``msgspec.json.Decoder``'s: the document is converted to its type); the models refuse
+    them where a finite number is required, naming the field."""
     try:
         return decode(raw)
     except msgspec.ValidationError:
         raise
     except msgspec.DecodeError as exc:
+        found = _python_json(decode, raw)
+        if found is not _NOT_PYTHON_JSON:
+            return cast("_T", found)
         bom = raw[:3] == _BOM if isinstance(raw, bytes) else raw[:1] == "\ufeff"
         hint = " (it starts with a byte order mark, which JSON documents must not)" if bom else ""
         raise MetadataError(f"{invalid}: {exc}{hint}", "$") from exc
@@ -35,6 +44,24 @@ def decode_json(decode: Callable[[Any], _T], raw: bytes | str, invalid: str) -> 
         raise MetadataError(f"{invalid}: it is not UTF-8 text ({exc})", "$") from None
     except RecursionError:
         raise MetadataError(f"{invalid}: it is nested too deeply", "$") from None
+
+
+_NOT_PYTHON_JSON: Any = object()
+
+
+def _python_json(decode: Callable[[Any], Any], raw: bytes | str) -> Any:
+    """``raw`` read as Python's ``json`` reads it (non-finite constants as floats), converted
+    to the type of ``decode``'s decoder; ``_NOT_PYTHON_JSON`` when it holds no such constant
+    or is not JSON that way either."""
+    text = raw if isinstance(raw, str) else raw.decode("utf-8", "replace")
+    if "NaN" not in text and "Infinity" not in text:
+        return _NOT_PYTHON_JSON
+    try:
+        doc = json.loads(raw)
+    except (ValueError, RecursionError):
+        return _NOT_PYTHON_JSON
+    decoder = getattr(decode, "__self__", None)
+    return msgspec.convert(doc, getattr(decoder, "type", Any))
 
 
 # A ``__post_init__`` check raises ``ValueError(fail(".sub.path", "rule"))`` ("rule - at
