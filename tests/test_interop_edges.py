@@ -129,12 +129,6 @@ def test_a_field_added_to_an_ome_zarr_py_plate_has_its_levels(tmp_path: Path, ve
     np.testing.assert_array_equal(np.asarray(nodes[0].data[1])[0, :16, 16:], 99)  # A/2 at s1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="images/_dataset.py Dataset._calibrate_labels gives every label image the image's "
-    "level-0 pixel size, also a label stored at another resolution (it should scale the "
-    "label's own pixel size by the image's new/old ratio)",
-)
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_set_scale_keeps_a_coarser_label_aligned(tmp_path: Path) -> None:
     """ome-zarr-py (and ngio) write label images at a lower resolution than their image: a
