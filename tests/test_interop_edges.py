@@ -246,12 +246,6 @@ def test_convert_to_more_levels_copies_the_source_levels(tmp_path: Path) -> None
         np.testing.assert_array_equal(ds.levels[3][...], 7)  # built from the copied level
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="images/_pyramid.py build_pyramid -> _grow_labels rebuilds every level of each label "
-    "image (regions=None) when the image's build only adds levels (regions=()): convert's "
-    "copied label levels are recomputed",
-)
 def test_convert_to_more_levels_copies_the_source_label_levels(tmp_path: Path) -> None:
     _pyramid_with_label(tmp_path / "src.zarr")
     ngio_async.convert_sync(tmp_path / "src.zarr", tmp_path / "dst.zarr", levels=3)
@@ -361,3 +355,26 @@ def test_a_04_window_written_nan_by_zarr_python_opens(tmp_path: Path) -> None:
         ds = ngio_async.open(tmp_path / "img.zarr")
     with ds:
         assert float(ds[0, 0, 0]) == 1.0
+
+
+async def test_label_colors_as_hex_strings(tmp_path: Path) -> None:
+    """Channel colors are hex strings here and in omero; a label color given so,
+    ``{1: "#FF0000"}``, was split into characters ("Expected `array` of length <= 4")."""
+    async with ngio_async.create_async(tmp_path / "img.zarr", shape=(8, 8), dtype="uint8") as ds:
+        label = await ds.labels.create("cells", colors={1: "#FF0000", 2: "00ff0080"})
+        await label.aclose()
+        colors = await ds.labels.set_colors("cells", {1: "0000FF", 2: [1, 2, 3, 4]})
+        assert [(c.label_value, c.rgba) for c in colors] == [
+            (1, [0, 0, 255, 255]),
+            (2, [1, 2, 3, 4]),
+        ]
+        with pytest.raises(ValueError, match="'#GG0000': expected 'RRGGBB'"):
+            await ds.labels.create("bad", colors={1: "#GG0000"})
+        label = await ds.labels.create("again", colors={1: "#FF0000", 2: "00ff0080"})
+        try:
+            image_label = label.metadata.ome.image_label
+            assert image_label is not None and image_label.colors is not None
+            rgba = [c.rgba for c in image_label.colors]
+            assert rgba == [[255, 0, 0, 255], [0, 255, 0, 128]]
+        finally:
+            await label.aclose()

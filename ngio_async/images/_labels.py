@@ -27,6 +27,7 @@ compare-and-swap here).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -49,7 +50,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Labels", "plan_label"]
 
-ColorSpec = Mapping[int, Sequence[int] | None] | Sequence[Mapping[str, Any] | Any]
+ColorSpec = Mapping[int, Sequence[int] | str | None] | Sequence[Mapping[str, Any] | Any]
 PropertySpec = Mapping[int, Mapping[str, Any]] | Sequence["Mapping[str, Any] | LabelProperty"]
 
 
@@ -119,10 +120,22 @@ def _colors_json(colors: ColorSpec | None) -> list[dict[str, Any]] | None:
         return [  # a None color: derived (see _consistent)
             {"label-value": _plain(v)}
             if rgba is None
-            else {"label-value": _plain(v), "rgba": _plain(list(rgba))}
+            else {"label-value": _plain(v), "rgba": _hex_rgba(rgba) or _plain(list(rgba))}
             for v, rgba in colors.items()
         ]
     return [_plain(dict(c)) if isinstance(c, Mapping) else _dump(c) for c in colors]
+
+
+def _hex_rgba(color: Any) -> list[int] | None:
+    """``[r, g, b, a]`` of a hex color string (``"#FF0000"``, ``"FF000080"``: as channel colors
+    are given; alpha 255 unless given); ``None`` for anything else (validation names it)."""
+    if not isinstance(color, str):
+        return None
+    digits = color.removeprefix("#")
+    if not re.fullmatch(r"[0-9A-Fa-f]{6}(?:[0-9A-Fa-f]{2})?", digits):
+        raise ValueError(f"label color {color!r}: expected 'RRGGBB' or 'RRGGBBAA' hex digits")
+    rgba = [int(digits[i : i + 2], 16) for i in range(0, len(digits), 2)]
+    return rgba if len(rgba) == 4 else [*rgba, 255]
 
 
 def _check_rgba(colors: list[dict[str, Any]], at: str) -> None:
@@ -431,8 +444,8 @@ class Labels:
         without the channel axis.
 
         :param dtype: an integer data type (default ``uint32``).
-        :param colors: ``{value: (r, g, b, a)}`` or a list of ``{"label-value": v, "rgba":
-            [r, g, b, a]}`` (or :class:`~ngio_async.meta.LabelColor`).
+        :param colors: ``{value: (r, g, b, a)}`` (or a hex string, ``"#FF0000"``) or a list of
+            ``{"label-value": v, "rgba": [r, g, b, a]}`` (or :class:`~ngio_async.meta.LabelColor`).
         :param properties: ``{value: {key: ...}}`` or a list of dicts, each with
             ``"label-value"`` and free keys.
             Colors and properties are written for the same label values (ome-zarr-models, thus
