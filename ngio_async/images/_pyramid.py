@@ -449,11 +449,14 @@ async def _check_image_levels(label: Dataset, total_levels: int) -> None:
 
 async def _grow_labels(ds: Dataset, total_levels: int, window: int) -> None:
     """Give every label image as many levels as the image (NGFF: a label image MUST have one
-    dataset per image level), each built from its own level 0 (``mode``)."""
+    dataset per image level): the levels it lacks, built from its own (``mode``); those it has
+    stay (they were rebuilt too, a converted label's copied levels among them)."""
     for name in await ds.labels.names():
         label = await ds.labels.open(name, mode="r+")
         try:
             if len(label.levels) < total_levels:  # labels: mode, never averaged
-                await label.build_pyramid(levels=total_levels, method="mode", window=window)
+                await label.build_pyramid(
+                    levels=total_levels, method="mode", regions=(), window=window
+                )
         finally:
             await label.aclose()
