@@ -105,3 +105,25 @@ async def test_reading_a_corrupt_shard_names_the_bad_range(
                 raise
         else:
             raise AssertionError("no error")
+
+
+@pytest.mark.parametrize("where", ["file", "http"])
+async def test_an_index_pointing_into_itself_is_refused_not_decoded(
+    tmp_path: Path, http_server: StaticServer, where: str
+) -> None:
+    """An inner chunk whose range lies over the index (at the shard's end): uncompressed, its
+    bytes decoded as pixels without a word (as zarr-python reads them)."""
+    image = http_server.root / "img.zarr"
+    _corrupt_image(image)  # then chunk [0, 0] moved to end with the index
+    codec = ShardCodec.from_meta(decode_array_v3((image / "0" / "zarr.json").read_bytes()))
+    shard = image.joinpath(*KEY.split("/"))
+    raw = bytearray(shard.read_bytes())
+    where_index = codec.index_slice(len(raw))
+    table = codec.decode_index(bytes(raw[where_index]), KEY).table.copy()
+    table[0, 0, 0] = len(raw) - 512  # its last bytes are the index
+    raw[where_index] = codec.encode_index(table)
+    shard.write_bytes(bytes(raw))
+    url: Any = image if where == "file" else http_server.url + "img.zarr"
+    async with ngio_async.open_async(url) as ds:
+        with pytest.raises(CodecError, match=r"inner chunk \[0, 0\] at bytes .* over the index"):
+            await ds.levels[0].read((slice(0, 64), slice(0, 64)))

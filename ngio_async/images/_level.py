@@ -957,6 +957,11 @@ def _decode_shard_into(
     into its targets."""
     mv = memoryview(whole).cast("B")
     n = len(mv)
+    # the bytes the inner chunks may take: all but the index's (a range over the index would
+    # decode it as pixels, silently when the chunks are uncompressed)
+    lo, hi = (
+        (codec.index_nbytes, n) if codec.index_location == "start" else (0, n - codec.index_nbytes)
+    )
     for coords, targets in chunks:
         rng = index.chunk_range(coords)
         if rng is None:
@@ -964,6 +969,14 @@ def _decode_shard_into(
                 target[...] = codec.fill_value
         elif rng[1] > n:
             raise past_end_error(key, coords, rng, n)
+        elif rng[0] < lo or rng[1] > hi:
+            start, stop = rng
+            raise CodecError(
+                f"shard {key!r} is corrupt: its index puts inner chunk {list(coords)} at bytes "
+                f"{start}-{stop}, over the index itself (bytes {hi if lo == 0 else 0}-"
+                f"{n if lo == 0 else lo} of {n})",
+                key=key,
+            )
         else:
             _decode_to(codec.inner, mv[rng[0] : rng[1]], f"{key}{list(coords)}", targets)
 
