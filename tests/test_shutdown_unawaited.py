@@ -297,8 +297,5 @@ def test_level_decode_tasks_cut_short_leave_no_unawaited_coroutine(others: str) 
     assert not _unawaited(others, "Workers.run"), others
 
 
-@pytest.mark.xfail(
-    strict=True, reason="images/_write.py: LevelWriter.write starts _one with tg.start_soon"
-)
 def test_writer_tasks_cut_short_leave_no_unawaited_coroutine(others: str) -> None:
     assert not _unawaited(others, "LevelWriter._one"), others

@@ -43,7 +43,7 @@ import anyio.to_thread
 import numpy as np
 
 from .._errors import ChangedError, CodecError, StoreError
-from .._prefetch import single_leaf
+from .._prefetch import single_leaf, start_deferred
 from ..codecs import ShardCodec
 from ..codecs._sharding import past_end_error
 from ..engine import normalize_selection, plan_shards, region_shape
@@ -509,7 +509,7 @@ class LevelWriter:
         token = self._started
         self._started += 1
         self._in_flight[token] = (sel.region, done)
-        self._tg.start_soon(self._one, sel.region, arr, before, token)
+        start_deferred(self._tg, self._one, sel.region, arr, before, token)
 
     async def _one(
         self, region: Region, data: NDArray[Any], before: list[anyio.Event], token: int
