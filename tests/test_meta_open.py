@@ -51,7 +51,10 @@ def snapshot(root: Path) -> dict[str, bytes]:
 @pytest.mark.parametrize(
     ("channel", "where"),
     [
-        ({"label": "DAPI", "color": "#0000FF"}, ".channels[0].color"),  # CSS-style colour
+        (  # a window value not a number (a CSS-style colour or missing min/max are mended)
+            {"label": "DAPI", "color": "0000FF", "window": {"min": 0, "max": 9, "start": "a"}},
+            ".channels[0].window.start",
+        ),
         ({"label": "DAPI", "color": "0000FF"}, ".channels[0]"),  # no window
         ({"label": "DAPI", "window": {"min": 0, "max": 9, "start": 0, "end": 9}}, ".channels[0]"),
     ],

@@ -99,7 +99,7 @@ def test_consolidated_copy_of_unknown_kind_is_removed_with_a_warning(tmp_path: P
 
 def _break_omero(path: Path, version: str) -> dict[str, Any]:
     """Give the image an omero block that breaks a rule; return the block."""
-    bad = {"channels": [{"color": "not-a-color", "window": {"start": 0}}], "mine": 1}
+    bad = {"channels": [{"color": "FF0000", "window": {"start": 0}}], "mine": 1}  # no end
     name = ".zattrs" if version == "0.4" else "zarr.json"
     doc = json.loads((path / name).read_text())
     (doc if version == "0.4" else doc["attributes"]["ome"])["omero"] = bad

@@ -8,6 +8,8 @@ GETs). NGFF 0.4: ``zarr.json`` is tried first (absent), then ``.zattrs`` and eve
 from __future__ import annotations
 
 import contextlib
+import math
+import re
 import warnings
 import weakref
 from typing import TYPE_CHECKING, Any, TypeGuard
@@ -17,7 +19,7 @@ import msgspec
 
 from .._errors import MetadataError, NotFoundError, PermissionDeniedError, UnsupportedError
 from .._prefetch import first_leaf, start_deferred
-from ..meta import NGFF_KEYS, MetadataWarning, OmeMetadata, validate
+from ..meta import NGFF_KEYS, MetadataWarning, OmeMetadata, decode_json, validate
 from ..meta.zarr import ArrayV3Meta, decode_array_v2, decode_node_v3
 
 if TYPE_CHECKING:
@@ -182,11 +184,18 @@ def _zattrs_metadata(raw: Any, store: AsyncStore, key: str, plain_ok: bool) -> O
 
 def _plain_v2(raw: Any) -> bool:
     """A ``.zattrs`` without any NGFF key (a plain zarr group's attributes)."""
-    try:
-        doc = msgspec.json.decode(bytes(raw))
-    except (msgspec.DecodeError, ValueError, RecursionError):
-        return False  # invalid JSON (or not UTF-8, or too deep): validation reports it
+    doc = _json(bytes(raw))
+    # invalid JSON (or not UTF-8, or too deep): validation reports it
     return isinstance(doc, dict) and not any(k in doc for k in NGFF_KEYS)
+
+
+def _json(raw: bytes) -> Any:
+    """``raw`` decoded as the metadata decoders read it (Python's bare ``NaN`` and
+    ``Infinity`` too); ``None`` when it is not JSON."""
+    try:
+        return decode_json(msgspec.json.Decoder().decode, raw, "invalid JSON")
+    except (MetadataError, ValueError):
+        return None
 
 
 #: per store, the NGFF version and first level path of the image it last opened (the guess
@@ -347,10 +356,7 @@ def lenient_doc(doc: Any, path: str) -> tuple[dict[str, Any], str, str] | None:
     dropped) or without its ``source``; with the key of the block changed and what was done.
     ``None`` elsewhere."""
     if isinstance(doc, bytes):
-        try:
-            doc = msgspec.json.decode(doc)
-        except (msgspec.DecodeError, ValueError, RecursionError):
-            return None
+        doc = _json(doc)
     if not isinstance(doc, dict):
         return None
     ome = doc.get("ome")
@@ -363,6 +369,9 @@ def lenient_doc(doc: Any, path: str) -> tuple[dict[str, Any], str, str] | None:
         return {**doc, "ome": new_body} if body is ome else new_body
 
     if "omero" in body and inside(f"{at}.omero"):
+        mended = _mended_channel(body["omero"], path[len(f"{at}.omero") :])
+        if mended is not None:
+            return rebuilt({**body, "omero": mended[0]}), "omero", mended[1]
         without = {k: v for k, v in body.items() if k != "omero"}
         return rebuilt(without), "omero", "the image is read without its 'omero' channel metadata"
     label = body.get("image-label")
@@ -381,6 +390,46 @@ def lenient_doc(doc: Any, path: str) -> tuple[dict[str, Any], str, str] | None:
                 fixed[field] = entries
             return rebuilt({**body, "image-label": fixed}), "image-label", done
     return None
+
+
+_CHANNEL_FIELD = re.compile(r"\.channels\[(\d+)\]\.(color|window)(?:\.\w+)?")
+_HEX_COLOR = re.compile(r"[0-9A-Fa-f]{6}(?:[0-9A-Fa-f]{2})?")
+
+
+def _mended_channel(omero: Any, where: str) -> tuple[dict[str, Any], str] | None:
+    """The ``omero`` block with the one channel ``color`` or ``window`` that ``where`` (a path
+    inside the block) points at mended, and what was done: a CSS ``#RRGGBB`` (or 8 hex
+    digits) color its 6 digits, another color white; a window without a number for ``min`` or
+    ``max`` given its ``start`` / ``end`` there. ``None``: not mendable so (ome-zarr-py and
+    napari read such channels; dropping the block lost every channel's name)."""
+    found = _CHANNEL_FIELD.fullmatch(where)
+    channels = omero.get("channels") if isinstance(omero, dict) else None
+    if found is None or not isinstance(channels, list) or int(found[1]) >= len(channels):
+        return None
+    i, field = int(found[1]), found[2]
+    channel = channels[i]
+    if not isinstance(channel, dict):
+        return None
+    old = channel.get(field)
+    if field == "color":
+        digits = old.removeprefix("#") if isinstance(old, str) else ""
+        new: Any = digits[:6] if _HEX_COLOR.fullmatch(digits) else "FFFFFF"
+    else:
+        if not isinstance(old, dict) or not all(_finite(old.get(k)) for k in ("start", "end")):
+            return None
+        new = {**old}
+        for bound, edge in (("min", "start"), ("max", "end")):
+            if not _finite(new.get(bound)):
+                new[bound] = old[edge]
+    if new == old:
+        return None
+    fixed = [*channels]
+    fixed[i] = {**channel, field: new}
+    return {**omero, "channels": fixed}, f"channel {i}'s {field} {old!r} is read as {new!r}"
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _mended_entries(entries: Any, field: str) -> tuple[list[Any] | None, str]:

@@ -6,6 +6,7 @@ back as 0.4 or 0.5 attributes. Zarr array metadata lives in :mod:`ngio_async.met
 
 from __future__ import annotations
 
+from ._base import decode_json
 from ._validate import (
     KINDS,
     NGFF_KEYS,
@@ -44,6 +45,7 @@ from .ngff import (
 )
 
 __all__ = [
+    "decode_json",
     "KINDS",
     "NGFF_KEYS",
     "SUPPORTED_VERSIONS",
