@@ -57,6 +57,7 @@ import anyio
 import msgspec
 
 from .._errors import ExistsError, MetadataError, NotFoundError, UnsupportedError
+from .._prefetch import start_deferred
 from .._workers import Workers
 from ..images import Dataset, Plate
 from ..images._create import (
@@ -692,7 +693,7 @@ async def _copy_level(
         async with anyio.create_task_group() as tg:
             for region in _regions(lvl.shape, tile):
                 await slots.acquire()
-                tg.start_soon(one, region, w, tg)
+                start_deferred(tg, one, region, w, tg)
         if failures:
             raise failures[0]
 
@@ -1785,7 +1786,7 @@ async def _convert_plate(
 
         async with anyio.create_task_group() as tg:
             for item in plan.fields:
-                tg.start_soon(one, item)
+                start_deferred(tg, one, item)
         groups = [(join(r, k), d) for r in plan.rows for k, d in _plain_group(version)]
         await _put_all(store, groups)
 
@@ -1996,7 +1997,7 @@ async def convert_many(
 
     async with anyio.create_task_group() as tg:
         for src in inputs:
-            tg.start_soon(one, src)
+            start_deferred(tg, one, src)
     return {_name(s): results[_name(s)] for s in inputs}
 
 
