@@ -57,6 +57,7 @@ if TYPE_CHECKING:
     from .engine.pyramid import Method
     from .images import ImageMetadata, LevelWriter, Tile
     from .images._dataset import Mode, Selector
+    from .images._labels import ColorSpec, PropertySpec
     from .meta import Acquisition, LabelColor, Plate as PlateMeta
 
 __all__ = [
@@ -281,8 +282,8 @@ class SyncLabels:
         self,
         name: str,
         dtype: DTypeLike = "uint32",
-        colors: Any = None,
-        properties: Sequence[Mapping[str, Any]] | None = None,
+        colors: ColorSpec | Sequence[LabelColor] | None = None,
+        properties: PropertySpec | None = None,
         overwrite: bool = False,
     ) -> SyncDataset:
         """Create label image ``name`` shaped like the image; returns it writable (see
