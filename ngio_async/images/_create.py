@@ -101,6 +101,26 @@ _SMALLEST = 256  # default levels: until the largest of y/x is at most this
 
 
 # ------------------------------------------------------------------------------ pure planning
+def level_names(existing: Sequence[str], count: int) -> list[str]:
+    """``count`` level paths: ``existing`` first (as many as fit), then their pattern continued
+    (``s0, s1`` -> ``s2``; ``0, 1`` -> ``2``); paths of another shape are followed by free
+    ``str(i)`` names. Readers of plates (ome-zarr-py) take the first field's level paths for
+    every field, and tools count on one pattern per pyramid."""
+    prefix = existing[0][:-1] if existing and existing[0].endswith("0") else None
+    if prefix is not None and all(p == f"{prefix}{i}" for i, p in enumerate(existing)):
+        return [f"{prefix}{i}" for i in range(count)]
+    names = list(existing[:count])
+    taken = set(existing)
+    for i in range(len(names), count):
+        name, n = str(i), i
+        while name in taken:
+            n += 1
+            name = str(n)
+        taken.add(name)
+        names.append(name)
+    return names
+
+
 def _yx(axes: Sequence[str]) -> tuple[int, ...]:
     """Indices of the axes downscaled and chunked square-ish: y and x (else the last two)."""
     found = tuple(i for i, a in enumerate(axes) if a in ("y", "x"))

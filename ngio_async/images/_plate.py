@@ -66,6 +66,7 @@ from ._create import (
     claim_root,
     complete_root,
     discard_documents,
+    level_names,
     metadata_lock,
     plan_image,
     update_consolidated,
@@ -937,17 +938,7 @@ def _level_paths(plan: ImagePlan, existing: Sequence[str]) -> ImagePlan:
 
     if not existing or tuple(existing[: len(plan.paths)]) == plan.paths[: len(existing)]:
         return plan
-    prefix = existing[0][:-1] if existing[0].endswith("0") else None
-    if prefix is not None and all(p == f"{prefix}{i}" for i, p in enumerate(existing)):
-        paths = [f"{prefix}{i}" for i in range(len(plan.paths))]
-    else:
-        paths = list(existing[: len(plan.paths)])
-        for i in range(len(paths), len(plan.paths)):
-            name, n = str(i), i
-            while name in paths:
-                n += 1
-                name = str(n)
-            paths.append(name)
+    paths = level_names(existing, len(plan.paths))
     ome = plan.ome
     assert ome.multiscales is not None
     ms = ome.multiscales[0]

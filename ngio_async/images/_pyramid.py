@@ -187,7 +187,7 @@ def _new_level_layout(
         encode_array_v2,
         encode_array_v3,
     )
-    from ._create import _yx
+    from ._create import _yx, level_names
 
     axes = ds.axes
     yx = _yx(axes)
@@ -199,16 +199,12 @@ def _new_level_layout(
     step = tuple(per_axis.get(i, 1) for i in range(len(axes)))
     base = ds.levels[0].meta
     last = ds.levels[-1]
-    taken = set(ds.metadata.paths)
+    existing = list(ds.metadata.paths)
+    names = level_names(existing, len(existing) + count)[len(existing) :]
     shape = last.shape
     scale = last.scale
-    index = len(ds.levels)
     out: list[tuple[str, ArrayMeta, tuple[int, ...], tuple[float, ...]]] = []
-    for _ in range(count):
-        while str(index) in taken:
-            index += 1
-        path = str(index)
-        taken.add(path)
+    for path in names:
         shape = tuple(-(-n // f) for n, f in zip(shape, step, strict=True))
         scale = tuple(s * f for s, f in zip(scale, step, strict=True))
         chunks = tuple(max(1, min(c, n)) for c, n in zip(base.chunks, shape, strict=True))
@@ -237,7 +233,6 @@ def _new_level_layout(
             )
             meta = decode_array_v3(encode_array_v3(new))
         out.append((path, meta, step, scale))
-        index += 1
     return out
 
 
