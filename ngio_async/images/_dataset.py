@@ -1147,7 +1147,8 @@ class Dataset(StoreNode):
         translation: Sequence[float] | Mapping[str, float] | None = None,
     ) -> None:
         """Set the level-0 pixel size (a number for every space axis, one value per axis, or a
-        mapping axis -> value; lower levels keep their ratios to level 0), the axis ``units``
+        mapping axis -> value; lower levels keep their ratios to level 0, and their offsets
+        from level 0's translation scale with them), the axis ``units``
         (one for the space axes, one per axis, or a mapping) and/or the ``translation`` of every
         level (per axis or a mapping). ``None`` keeps the current value.
 
@@ -1190,14 +1191,26 @@ class Dataset(StoreNode):
                     ]
                 ratio = [n / o for n, o in zip(new0, current[0].scale, strict=True)]
                 applied.update(zip(names, ratio, strict=True))
+                t0 = current[0].translation
                 for i, d in enumerate(datasets):
                     if d.scale is None:
                         raise UnsupportedError(f"level {d.path!r}: scale stored by path")
                     s = [v * r for v, r in zip(d.scale, ratio, strict=True)]
-                    ts = [
-                        _with_extra(replace(t, scale=s), t) if isinstance(t, Scale) else t
-                        for t in d.coordinate_transformations
-                    ]
+                    ts = []
+                    for t in d.coordinate_transformations:
+                        if isinstance(t, Scale):
+                            t = _with_extra(replace(t, scale=s), t)
+                        elif (
+                            isinstance(t, Translation)
+                            and t.translation is not None
+                            and trans_in is None
+                        ):  # a level's offset from level 0 (half a pixel, say) scales too
+                            moved = [
+                                a + (v - a) * r
+                                for v, a, r in zip(t.translation, t0, ratio, strict=True)
+                            ]
+                            t = _with_extra(replace(t, translation=moved), t)
+                        ts.append(t)
                     datasets[i] = _with_extra(replace(d, coordinate_transformations=ts), d)
             if trans_in is not None:
                 if ms.coordinate_transformations is not None:
