@@ -38,11 +38,34 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+def _atomic_conditional_puts() -> None:
+    """S3 checks a PUT's If-Match / If-None-Match and stores the object as one step; moto checks,
+    then stores, while its server threads run other requests: two compare-and-swap writes of
+    one object could both pass the check and one be lost (seen once under load in a test of
+    concurrent shard writes). One lock around moto's PUT makes it behave as S3 does."""
+    import threading
+
+    from moto.s3.responses import S3Response
+
+    put = S3Response.put_object
+    if getattr(put, "_ngio_atomic", False):
+        return
+    lock = threading.Lock()
+
+    def atomic_put(self: Any) -> Any:
+        with lock:
+            return put(self)
+
+    atomic_put._ngio_atomic = True  # type: ignore[attr-defined]
+    S3Response.put_object = atomic_put  # type: ignore[method-assign]
+
+
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[S3Server]:
     """moto's S3 server on a free loopback port, with the bucket ``ngio-test``."""
     from moto.server import ThreadedMotoServer
 
+    _atomic_conditional_puts()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     try:
