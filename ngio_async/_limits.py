@@ -18,6 +18,8 @@ class Limits:
     :param prefetch_bytes: decoded bytes of the tiles held ahead of the consumer (the memory
         bound). The encoded bodies and decode buffers of the reads in flight come on top:
         measured up to 2.3x the bound with a 1 MiB bound, a small share of a large one.
+        128 MiB: four 32 MiB whole-shard tiles, as fast as 256 MiB from disk and 20 ms HTTP
+        (537 MB image: 1,000-1,550 MB/s either way) with 60-100 MB less peak RSS.
     :param decode_threads: worker threads that decode and encode chunks.
     :param timeout: seconds allowed for one request (one attempt), ``None`` for no limit.
     :param max_retries: retries after the first attempt for retryable failures
@@ -29,7 +31,7 @@ class Limits:
 
     max_requests: int = 64
     prefetch_tiles: int = 16
-    prefetch_bytes: int = 256 * 1024 * 1024
+    prefetch_bytes: int = 128 * 1024 * 1024
     decode_threads: int = 4
     timeout: float | None = 30.0
     max_retries: int = 4

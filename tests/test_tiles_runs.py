@@ -255,7 +255,7 @@ async def test_runs_read_absent_shards_as_the_fill_value(tmp_path: Path) -> None
 async def test_a_slow_consumer_holds_runs_within_the_byte_bound(tmp_path: Path) -> None:
     write_image(tmp_path, IMAGE)
     tile_bytes = 16 * 16 * 2
-    bound = 40 * tile_bytes  # runs of 40 // 8 = 5 tiles, at most 8 runs' worth ahead
+    bound = 40 * tile_bytes  # runs of 40 // 4 = 10 tiles, 3 runs ahead
     store = InstrumentedStore(open_store(tmp_path, limits=Limits(prefetch_bytes=bound)))
     async with ngio_async.open_async(store) as ds:
         reads = CountingReads(ds.levels[0])

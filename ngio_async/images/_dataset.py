@@ -628,7 +628,7 @@ class Dataset(StoreNode):
                 min(g, _spans(b, t or n))
                 for g, b, t, n in zip(grid, runs_of, tile_shape, lvl.shape, strict=True)
             )
-            run_elements = max(1, min(_RUN_BYTES, limits.prefetch_bytes // 8) // itemsize)
+            run_elements = max(1, min(_RUN_BYTES, limits.prefetch_bytes // 4) // itemsize)
             per_run = max(1, min(_RUN_TILES, run_elements * itemsize // tile_bytes, block_tiles))
             if prefetch is not None:  # the caller's bound in tiles holds: two runs or more
                 per_run = max(1, min(per_run, prefetch // 2))
