@@ -745,7 +745,7 @@ async def _unmark(store: AsyncStore, version: str) -> None:
     await store.put(key, msgspec.json.encode(doc))
 
 
-async def _start(store: AsyncStore, version: str, overwrite: bool) -> bool:
+async def _start(store: AsyncStore, version: str, overwrite: bool, *, label: bool = False) -> bool:
     """Make the destination's root ready and mark it unfinished: refuse an existing node
     (``overwrite``: delete it), except what an interrupted conversion left (its root group
     carries :data:`_UNFINISHED`'s mark), which is replaced as if ``overwrite``; then write the
@@ -759,7 +759,7 @@ async def _start(store: AsyncStore, version: str, overwrite: bool) -> bool:
             if raw is not None and _is_unfinished(raw, key == "zarr.json"):
                 overwrite = True  # ours, and never finished: nothing in it is the user's
                 break
-    await _prepare_root(store, "", overwrite)
+    await _prepare_root(store, "", overwrite, label=label)
     if version == "0.4":
         docs = [(".zgroup", encode_group_v2()), (".zattrs", msgspec.json.encode(_UNFINISHED))]
     else:
@@ -1258,10 +1258,12 @@ async def convert(
             jobs, labels_attrs = await _zarr_jobs(
                 image_src, "", version, chunks, shards, compressor, levels, opened
             )
-            store, owns = _open_target(dst, limits, dict(dst_options or {}))
+            # a label image may replace a label image its parent lists (create's rule)
+            is_label = image_src.metadata.ome.image_label is not None
+            store, owns = _open_target(dst, limits, dict(dst_options or {}), label=is_label)
             extra = levels if levels is not None and levels > len(image_src.levels) else None
             counter.total = sum(j.tiles for j in jobs)
-            again = await _start(store, version, overwrite)
+            again = await _start(store, version, overwrite, label=is_label)
             image = await _run_jobs(
                 store, "", jobs, labels_attrs, counter, limits, again, extra, prepare=False
             )
