@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import pytest
+from processes import spawned_pool
 
 import ngio_async
 
@@ -38,22 +39,13 @@ _shared: tuple[Any, Any] | None = None
 @pytest.fixture(scope="module")
 def pool() -> Iterator[Pool]:
     ctx = multiprocessing.get_context("spawn")
-    workers = ctx.Pool(2, initializer=_share, initargs=((ctx.Barrier(2), ctx.Event()),))
-    try:
-        workers.map(_ready, range(2), chunksize=1)  # both started and importing done
+    with spawned_pool(_share, ((ctx.Barrier(2), ctx.Event()),)) as workers:
         yield workers
-    finally:
-        workers.terminate()
-        workers.join()
 
 
 def _share(shared: tuple[Any, Any]) -> None:
     global _shared
     _shared = shared
-
-
-def _ready(_: int) -> int:
-    return 0
 
 
 def _wait() -> None:

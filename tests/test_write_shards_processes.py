@@ -10,13 +10,13 @@ won and the other worker's half went back to an older value (or the fill value).
 
 from __future__ import annotations
 
-import multiprocessing
 import time
 from typing import TYPE_CHECKING, Any
 
 import anyio
 import numpy as np
 import pytest
+from processes import spawned_pool
 
 import ngio_async
 
@@ -34,17 +34,8 @@ SHARD = (16, 32)
 
 @pytest.fixture(scope="module")
 def pool() -> Iterator[Pool]:
-    workers = multiprocessing.get_context("spawn").Pool(2)
-    try:
-        workers.map(_ready, range(2), chunksize=1)  # both started and importing done
+    with spawned_pool() as workers:
         yield workers
-    finally:
-        workers.terminate()
-        workers.join()
-
-
-def _ready(_: int) -> int:
-    return 0
 
 
 def _value(worker: int, rnd: int) -> int:

@@ -9,7 +9,6 @@ landed (the old code) or is waiting for the lock (the new code).
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import time
 from typing import TYPE_CHECKING, Any
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import numpy as np
 import pytest
+from processes import spawned_pool
 
 import ngio_async
 import ngio_async.images._write as write_module
@@ -32,17 +32,8 @@ PATIENCE = 30.0  # seconds a worker waits for the other before giving up (a hang
 
 @pytest.fixture(scope="module")
 def pool() -> Iterator[Pool]:
-    workers = multiprocessing.get_context("spawn").Pool(2)
-    try:
-        workers.map(_ready, range(2), chunksize=1)  # both started and importing done
+    with spawned_pool() as workers:
         yield workers
-    finally:
-        workers.terminate()
-        workers.join()
-
-
-def _ready(_: int) -> int:
-    return 0
 
 
 def _wait_for(condition: Any) -> None:
