@@ -35,7 +35,7 @@ from .._errors import (
 from .._open_any import _group_url
 from .._prefetch import start_deferred
 from ..images._open import join, no_group, read_level_metadata
-from ..meta import NGFF_KEYS, MetadataWarning, validate
+from ..meta import NGFF_KEYS, MetadataWarning, read_document, validate
 from ..meta.zarr import ArrayV3Meta
 from ..stores import open_store
 from ._common import (
@@ -254,7 +254,7 @@ class _Walker:
             )
             return
         try:
-            doc = msgspec.json.decode(bytes(raw))
+            doc = read_document(raw)
         except msgspec.DecodeError as exc:
             self.error(key, "$", f"not JSON: {exc}")
             return
@@ -661,7 +661,7 @@ def _ngff_keys(raw: bytes, bad: tuple[str, ...] = NGFF_KEYS) -> set[str]:
     """The NGFF keys of a group document (0.4 ``.zattrs``, 0.5 ``zarr.json``); ``bad`` when it
     is not a JSON object (by default all of them: its validation reports why)."""
     try:
-        doc = msgspec.json.decode(raw)
+        doc = read_document(raw)
     except msgspec.DecodeError:
         return set(bad)
     if not isinstance(doc, dict):
@@ -678,7 +678,7 @@ def _with_version(raw: bytes, version: str) -> tuple[Any, bool]:
     """A 0.5 child ``zarr.json`` without ``ome.version`` inherits the parent's (ome-zarr-py 0.18
     writes its labels group so): ``(document, whether it did)``."""
     try:
-        doc = msgspec.json.decode(raw)
+        doc = read_document(raw)
     except msgspec.DecodeError:
         return raw, False
     attrs = doc.get("attributes") if isinstance(doc, dict) else None

@@ -74,7 +74,7 @@ from ..images._create import (
 )
 from ..images._labels import _compressor_of
 from ..images._open import container_series, join, read_group_metadata
-from ..meta import to_attrs, validate
+from ..meta import read_document, to_attrs, validate, write_document
 from ..meta.zarr import GroupV3Meta, encode_group_v2, encode_group_v3
 from ..stores import AsyncStore
 from ..stores._url import file_in_the_way
@@ -718,7 +718,7 @@ def _is_unfinished(raw: Any, v3: bool) -> bool:
     """Whether a root ``zarr.json`` (``v3``) or ``.zattrs`` carries :data:`_UNFINISHED`'s mark
     (alone, or beside the NGFF metadata of an image whose extra levels were being built)."""
     try:
-        doc = msgspec.json.decode(bytes(raw))
+        doc = read_document(raw)
     except msgspec.DecodeError:
         return False
     if v3:
@@ -735,14 +735,14 @@ async def _unmark(store: AsyncStore, version: str) -> None:
     raw = await store.get(key)
     if raw is None:
         raise NotFoundError(f"{store.url}/{key} is gone", url=store.url, key=key)
-    doc = msgspec.json.decode(bytes(raw))
+    doc = read_document(raw)
     attrs = doc if version == "0.4" else doc["attributes"]
     mark = attrs.get("ngio_async")
     if isinstance(mark, dict):
         mark.pop("convert", None)
         if not mark:
             del attrs["ngio_async"]
-    await store.put(key, msgspec.json.encode(doc))
+    await store.put(key, write_document(doc))
 
 
 async def _start(store: AsyncStore, version: str, overwrite: bool, *, label: bool = False) -> bool:
@@ -777,7 +777,7 @@ async def _start(store: AsyncStore, version: str, overwrite: bool, *, label: boo
 async def _write_group(store: AsyncStore, root: str, attrs: dict[str, Any], version: str) -> None:
     if version == "0.4":
         await store.put(join(root, ".zgroup"), encode_group_v2())
-        await store.put(join(root, ".zattrs"), msgspec.json.encode(attrs))
+        await store.put(join(root, ".zattrs"), write_document(attrs))
     else:
         doc = GroupV3Meta(zarr_format=3, node_type="group", attributes=attrs)
         await store.put(join(root, "zarr.json"), encode_group_v3(doc))
@@ -975,7 +975,7 @@ async def _with_repaired_omero(src: Dataset) -> OmeMetadata | None:
     v3 = src.metadata.ngff_version != "0.4"
     raw = await src.store.get(join(src.root, "zarr.json" if v3 else ".zattrs"))
     try:
-        doc: Any = msgspec.json.decode(bytes(raw)) if raw is not None else None
+        doc: Any = read_document(raw) if raw is not None else None
     except msgspec.DecodeError:
         return None
     attrs: Any = doc.get("attributes") if v3 and isinstance(doc, dict) else doc
@@ -1900,12 +1900,12 @@ async def is_complete(url: Any, **store_options: Any) -> bool:
     try:
         raw = await store.get("zarr.json")
         if raw is not None:
-            doc = msgspec.json.decode(bytes(raw))
+            doc = read_document(raw)
             ome = doc.get("attributes", {}).get("ome", {}) if isinstance(doc, dict) else {}
             complete = isinstance(ome, dict) and bool(_COMPLETE_KEYS & set(ome))
             return complete and not _is_unfinished(raw, True)
         raw = await store.get(".zattrs")
-        attrs = None if raw is None else msgspec.json.decode(bytes(raw))
+        attrs = None if raw is None else read_document(raw)
         complete = isinstance(attrs, dict) and bool(_COMPLETE_KEYS & set(attrs))
         return complete and not _is_unfinished(raw, False)
     except (msgspec.DecodeError, AttributeError):

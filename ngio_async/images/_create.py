@@ -40,6 +40,8 @@ from ..meta import (
     Scale,
     Translation,
     Window,
+    read_document,
+    write_document,
 )
 from ..meta._validate import to_attrs, validate
 from ..meta.ngff import axes_problem
@@ -340,9 +342,7 @@ class ImagePlan:
         """``(key, bytes)`` of the group metadata, in the order to write them (NGFF last)."""
         attrs = to_attrs(self.ome, self.version)
         if self.version == "0.4":
-            import msgspec
-
-            return [(".zgroup", encode_group_v2()), (".zattrs", msgspec.json.encode(attrs))]
+            return [(".zgroup", encode_group_v2()), (".zattrs", write_document(attrs))]
         doc = GroupV3Meta(zarr_format=3, node_type="group", attributes=attrs)
         return [("zarr.json", encode_group_v3(doc))]
 
@@ -734,7 +734,7 @@ def _decoded(raw: Any) -> Any:
     import msgspec
 
     try:
-        return msgspec.json.decode(bytes(raw))
+        return read_document(raw)
     except msgspec.DecodeError:
         return None
 
@@ -1184,9 +1184,7 @@ async def update_consolidated(
                 for name in names:
                     raw = await _get_or_none(store, join(base, parent, name))
                     if raw is not None:
-                        found[parent if v3 else f"{parent}/{name}"] = msgspec.json.decode(
-                            bytes(raw)
-                        )
+                        found[parent if v3 else f"{parent}/{name}"] = read_document(raw)
                 if not found or (not v3 and f"{parent}/.zgroup" not in found):
                     del entries[entry]
                     break
@@ -1222,7 +1220,7 @@ async def update_consolidated(
                     continue
                 raw = await _get_or_none(store, key)
                 if raw is not None:
-                    entries[name] = msgspec.json.decode(bytes(raw))
+                    entries[name] = read_document(raw)
 
     async def update(holder: str) -> None:
         v3 = holder.rsplit("/", 1)[-1] == "zarr.json"
@@ -1240,12 +1238,12 @@ async def update_consolidated(
             if raw is None:
                 return None
             try:
-                doc = msgspec.json.decode(bytes(raw))
+                doc = read_document(raw)
             except msgspec.DecodeError:
                 return None  # not ours to judge: whoever reads it reports it
             if not isinstance(doc, dict) or (v3 and doc.get("node_type") != "group"):
                 return None
-            entries = {n: msgspec.json.decode(bytes(d)) for n, d in wanted[holder].items()}
+            entries = {n: read_document(d) for n, d in wanted[holder].items()}
             try:
                 current = copy_entries(doc, v3)
                 if current is None:
@@ -1253,7 +1251,7 @@ async def update_consolidated(
                 for name, key in again.get(holder, {}).items():
                     stored = await _get_or_none(store, key)  # another process's edit, maybe
                     if stored is not None:
-                        entries[name] = msgspec.json.decode(bytes(stored))
+                        entries[name] = read_document(stored)
                 await add_parents(doc, v3, base, entries)
                 await add_below(current, v3, base, entries)
                 edit_consolidated(doc, v3, entries, gone)
@@ -1270,7 +1268,7 @@ async def update_consolidated(
                 if not v3:
                     return None  # deleted below
                 del doc["consolidated_metadata"]
-            return msgspec.json.encode(doc)
+            return write_document(doc)
 
         # a compare-and-swap: another process's edit of the holder (its NGFF attributes, or
         # its copy) is never overwritten with what was read before it

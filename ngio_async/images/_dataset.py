@@ -1294,9 +1294,7 @@ class Dataset(StoreNode):
         replaced, with a ``MetadataWarning``, by those that set it."""
         import warnings
 
-        import msgspec
-
-        from ..meta import MetadataWarning, to_attrs, validate
+        from ..meta import MetadataWarning, read_document, to_attrs, validate, write_document
         from ._create import metadata_lock, update_consolidated
 
         if self._meta_lock is None:
@@ -1310,7 +1308,7 @@ class Dataset(StoreNode):
             # process wrote meanwhile, so it depends on ``raw`` alone
             if raw is None:
                 raise NotFoundError(f"{self.store.url}/{key} is gone", url=self.store.url, key=key)
-            doc: dict[str, Any] = msgspec.json.decode(bytes(raw))
+            doc: dict[str, Any] = read_document(raw)
             attrs: dict[str, Any] = doc.get("attributes", {}) if v3 else doc
             with warnings.catch_warnings(record=True) as before:  # shown at open already
                 warnings.simplefilter("always", MetadataWarning)
@@ -1342,7 +1340,7 @@ class Dataset(StoreNode):
                 ngff = ("multiscales", "omero", "image-label", "labels", "plate", "well")
                 doc = {k: v for k, v in doc.items() if k not in ngff} | new_attrs
             result[:] = [checked, shown]
-            return msgspec.json.encode(doc)
+            return write_document(doc)
 
         async with self._meta_lock, metadata_lock(self.store):
             data = await self.store.update(key, edited)  # other processes' edits are kept

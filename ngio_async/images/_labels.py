@@ -36,6 +36,7 @@ import msgspec
 import numpy as np
 
 from .._errors import MetadataError, NotFoundError, UnsupportedError
+from ..meta import read_document, write_document
 from ._open import join, read_group_metadata, refresh_image
 from ._write import KeyLocks
 
@@ -574,7 +575,7 @@ class Labels:
                     ome["labels"], index = _edited(ome.get("labels"), name, where, remove, at)
                 if index is not None:  # (run again on its own write, it finds none)
                     found[0] = index
-                return msgspec.json.encode(doc)
+                return write_document(doc)
 
             # a compare-and-swap: labels listed meanwhile by other processes are kept
             with anyio.CancelScope(shield=True):  # see _discard_unlisted
@@ -678,7 +679,7 @@ async def check_same_version(store: AsyncStore, group: str, version: str) -> Non
 
 def _object(raw: Any, key: str) -> dict[str, Any]:
     try:
-        doc = msgspec.json.decode(bytes(raw))
+        doc = read_document(raw)
     except msgspec.DecodeError as exc:
         raise MetadataError(f"{key} is not valid JSON: {exc}", "$") from None
     if not isinstance(doc, dict):

@@ -44,7 +44,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
-import msgspec
 
 from .._errors import (
     ExistsError,
@@ -55,7 +54,14 @@ from .._errors import (
     UnsupportedError,
 )
 from .._workers import Workers
-from ..meta import Acquisition, Plate as PlateMeta, Well, WellImage, validate
+from ..meta import (
+    Acquisition,
+    Plate as PlateMeta,
+    Well,
+    WellImage,
+    validate,
+    write_document,
+)
 from ..meta.zarr import encode_group_v2, encode_group_v3
 from ._create import (
     ImagePlan,
@@ -823,7 +829,7 @@ class Plate(StoreNode):
                 ngff.pop("well", None)
                 if self.version != "0.4" and set(ngff) <= {"version"}:
                     attrs.pop("ome", None)
-            return msgspec.json.encode(doc)
+            return write_document(doc)
 
         with anyio.CancelScope(shield=True):  # see _discard_unlisted
             data = await self.store.update(key, edited)  # other processes' edits kept
@@ -887,7 +893,7 @@ class Plate(StoreNode):
                     attrs.setdefault(PENDING_KEY, {})["plate"] = body
                     metadata = _pending_meta(body, self.version, f"{self.store.url}/{key}")
                 out[:] = [metadata, derived]
-                return msgspec.json.encode(doc)
+                return write_document(doc)
 
             with anyio.CancelScope(shield=True):  # see _discard_unlisted
                 data = await self.store.update(key, edited)  # other processes' edits kept
@@ -1122,11 +1128,11 @@ def create_plate_async(
         attrs = {PENDING_KEY: {"plate": body}}
         if v3:
             doc = {"zarr_format": 3, "node_type": "group", "attributes": attrs}
-            top = [(join(root, "zarr.json"), msgspec.json.encode(doc))]
+            top = [(join(root, "zarr.json"), write_document(doc))]
         else:
             top = [
                 (join(root, ".zgroup"), encode_group_v2()),
-                (join(root, ".zattrs"), msgspec.json.encode(attrs)),
+                (join(root, ".zattrs"), write_document(attrs)),
             ]
         rest = top
         if not overwrite:  # claimed first: of two creates that both found no node, one is

@@ -6,7 +6,7 @@ back as 0.4 or 0.5 attributes. Zarr array metadata lives in :mod:`ngio_async.met
 
 from __future__ import annotations
 
-from ._base import decode_json
+from ._base import decode_json, read_document, write_document
 from ._validate import (
     KINDS,
     NGFF_KEYS,
@@ -46,6 +46,8 @@ from .ngff import (
 
 __all__ = [
     "decode_json",
+    "read_document",
+    "write_document",
     "KINDS",
     "NGFF_KEYS",
     "SUPPORTED_VERSIONS",

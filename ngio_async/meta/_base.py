@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar, cast
 
@@ -14,7 +15,16 @@ from .._errors import MetadataError
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["Base", "attach_extras", "decode_json", "dump", "fail", "to_metadata_error"]
+__all__ = [
+    "Base",
+    "attach_extras",
+    "decode_json",
+    "dump",
+    "fail",
+    "read_document",
+    "to_metadata_error",
+    "write_document",
+]
 
 _T = TypeVar("_T")
 _BOM = b"\xef\xbb\xbf"
@@ -47,6 +57,42 @@ def decode_json(decode: Callable[[Any], _T], raw: bytes | str, invalid: str) -> 
 
 
 _NOT_PYTHON_JSON: Any = object()
+
+
+def read_document(raw: bytes | bytearray | memoryview) -> Any:
+    """A stored JSON document as plain Python values, with the bare ``NaN`` and ``Infinity``
+    of Python's ``json`` (zarr-python and ome-zarr-py write attributes with it) read as
+    floats: what an edit reads before it writes the document back.
+
+    :raises msgspec.DecodeError: the bytes are not JSON, not even Python's.
+    """
+    data = bytes(raw)
+    try:
+        return msgspec.json.decode(data)
+    except msgspec.DecodeError:
+        found = _python_json(msgspec.json.decode, data)
+        if found is _NOT_PYTHON_JSON:
+            raise
+        return found
+
+
+def write_document(doc: Any) -> bytes:
+    """``doc`` as compact JSON; a non-finite float (one :func:`read_document` read) is written
+    back as Python's ``json`` writes it, bare, as it was stored (JSON has no NaN: ``null``
+    would change the user's attribute)."""
+    if _non_finite(doc):
+        return json.dumps(doc, allow_nan=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return msgspec.json.encode(doc)
+
+
+def _non_finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(_non_finite(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_non_finite(v) for v in value)
+    return False
 
 
 def _python_json(decode: Callable[[Any], Any], raw: bytes | str) -> Any:

@@ -27,7 +27,7 @@ import msgspec
 import numpy as np
 
 from ngio_async._errors import MetadataError, UnsupportedError
-from ngio_async.meta._base import decode_json
+from ngio_async.meta._base import decode_json, write_document
 
 __all__ = [
     "V3_DATA_TYPES",
@@ -880,4 +880,4 @@ def encode_group_v3(meta: GroupV3Meta | None = None) -> bytes:
     doc = msgspec.to_builtins(meta or GroupV3Meta(zarr_format=3, node_type="group"))
     if doc.get("consolidated_metadata") is None:
         doc.pop("consolidated_metadata", None)
-    return _ENCODER.encode(doc)
+    return write_document(doc)  # a NaN attribute carried stays NaN
