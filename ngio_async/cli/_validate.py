@@ -133,6 +133,7 @@ class _Walker:
         self.image_levels: dict[str, int] = {}  # image root -> its number of levels
         self.acquisitions: dict[str, list[int]] = {}  # plate root -> its acquisition ids
         self.label_owner: dict[str, str] = {}  # label image root -> its image's root
+        self.invalid: dict[str, Any] = {}  # group root -> its document, when it is invalid
         self.denied: PermissionDeniedError | None = None  # the first key the store denied
 
     # -------------------------------------------------------------------- reading keys
@@ -225,6 +226,7 @@ class _Walker:
             except MetadataError as exc:
                 self.error(key, exc.path, exc.rule)
                 meta = None
+                self.invalid[root] = doc  # what it names is still walked
                 if self.strict:  # a SHOULD rule: still walk what the document references
                     with contextlib.suppress(MetadataError, UnsupportedError):
                         meta = validate(doc, kind=want)
@@ -289,6 +291,7 @@ class _Walker:
             self.error(root, "", f"missing {what}: neither zarr.json nor .zattrs exists{named}")
             return
         if meta is None:
+            self._walk_invalid(root, kind, depth, parent_version)
             return
         version = meta.version or parent_version
         self._check_version(key, meta, parent_version)
@@ -332,6 +335,38 @@ class _Walker:
             await self.series(root, depth, version, plate=meta.plate is not None)
         if depth == 0 and not meta.kinds:
             self.error(key, "$", "no NGFF metadata: not an OME-Zarr group")
+
+    def _walk_invalid(
+        self, root: str, kind: str | None, depth: int, parent_version: str | None
+    ) -> None:
+        """Walk what an invalid group document names as far as it can be read (an image's
+        labels, a labels group's images, a plate's wells, a well's images): their errors are
+        reported too, not hidden behind the first."""
+        doc = self.invalid.pop(root, None)
+        if isinstance(doc, bytes | bytearray):
+            with contextlib.suppress(msgspec.DecodeError):
+                doc = read_document(doc)
+        if isinstance(doc, dict) and "zarr_format" in doc:
+            attrs = doc.get("attributes")
+            doc = attrs.get("ome") if isinstance(attrs, dict) else None
+        if not isinstance(doc, dict):
+            return
+        version = doc.get("version") if isinstance(doc.get("version"), str) else parent_version
+
+        def paths(entries: Any) -> list[str]:
+            items = entries if isinstance(entries, list) else []
+            found = [e.get("path") if isinstance(e, dict) else e for e in items]
+            return [p for p in found if isinstance(p, str) and p and ".." not in p.split("/")]
+
+        if "multiscales" in doc and kind != "label":
+            self.child(depth + 1, join(root, "labels"), "labels_optional", parent_version=version)
+        for name in paths(doc.get("labels")):
+            self.child(depth + 1, join(root, name), "label", parent_version=version)
+        plate, well = doc.get("plate"), doc.get("well")
+        for path in paths(plate.get("wells") if isinstance(plate, dict) else None):
+            self.child(depth + 1, join(root, path), "well", parent_version=version)
+        for path in paths(well.get("images") if isinstance(well, dict) else None):
+            self.child(depth + 1, join(root, path), "image", parent_version=version)
 
     def _check_version(self, key: str, meta: OmeMetadata, parent_version: str | None) -> None:
         if parent_version is not None and meta.version and meta.version != parent_version:
