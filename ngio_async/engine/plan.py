@@ -20,7 +20,7 @@ import math
 import operator
 from dataclasses import dataclass
 from itertools import product
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import numpy as np
 
@@ -40,11 +40,13 @@ __all__ = [
     "check_region",
     "chunk_grid_range",
     "nchunks",
+    "list_index",
     "normalize_selection",
     "part_cells",
     "plan_chunks",
     "plan_shards",
     "region_shape",
+    "ListIndex",
     "UnsupportedIndexError",
 ]
 
@@ -359,6 +361,72 @@ def normalize_selection(selection: object, shape: tuple[int, ...]) -> BasicSelec
     return BasicSelection(
         region=tuple(region), steps=tuple(steps), drop_axes=tuple(drop), new_axes=tuple(new)
     )
+
+
+class ListIndex(NamedTuple):
+    """A selection with one list / integer array / boolean mask on one axis (numpy's advanced
+    indexing, as zarr-python takes it): ``basic`` with that entry (at ``position``) made
+    ``slice(None)``, the ``axis`` it indexes, its ``indices`` (in range, in the order given)
+    and the result axis ``out_axis`` they make."""
+
+    basic: tuple[object, ...]
+    position: int
+    axis: int
+    indices: NDArray[np.intp]
+    out_axis: int
+
+
+def list_index(selection: object, shape: tuple[int, ...]) -> ListIndex | None:
+    """The one list, integer array or boolean mask of ``selection`` (``None``: there is none).
+
+    :raises UnsupportedIndexError: more than one, or one of more than one dimension.
+    :raises IndexError: an index out of range, or a mask of another length (as numpy).
+    """
+    sel: tuple[object, ...] = selection if isinstance(selection, tuple) else (selection,)
+    where = [i for i, s in enumerate(sel) if isinstance(s, list | np.ndarray)]
+    if not where:
+        return None
+    if len(where) > 1:
+        raise UnsupportedIndexError(
+            f"one list or array index per selection is supported, got {len(where)}: "
+            "index one axis at a time"
+        )
+    (at,) = where
+    n_real = sum(1 for s in sel if s is not Ellipsis and s is not None)
+    if n_real > len(shape) or sum(1 for s in sel if s is Ellipsis) > 1:
+        return None  # normalize_selection says what is wrong
+    if any(s is Ellipsis for s in sel[:at]):  # its place once '...' stands for its axes
+        e = next(i for i, s in enumerate(sel) if s is Ellipsis)
+        before = (*sel[:e], *(slice(None),) * (len(shape) - n_real), *sel[e + 1 : at])
+    else:
+        before = sel[:at]
+    axis = sum(1 for s in before if s is not None and s is not Ellipsis)
+    out_axis = sum(1 for s in before if s is None or isinstance(s, slice))
+    raw = np.asarray(sel[at])
+    n = shape[axis]
+    if raw.ndim != 1:
+        raise UnsupportedIndexError(
+            f"a list or array index must have one dimension, got {raw.ndim} (axis {axis})"
+        )
+    if raw.dtype == bool:
+        if raw.shape[0] != n:
+            raise IndexError(
+                f"boolean index did not match indexed array along axis {axis}; size of axis "
+                f"is {n} but size of corresponding boolean axis is {raw.shape[0]}"
+            )
+        indices = np.flatnonzero(raw).astype(np.intp)
+    elif raw.size == 0 or np.issubdtype(raw.dtype, np.integer):
+        indices = raw.astype(np.intp)
+        bad = indices[(indices < -n) | (indices >= n)]
+        if bad.size:
+            raise IndexError(f"index {int(bad[0])} is out of bounds for axis {axis} with size {n}")
+        indices = np.where(indices < 0, indices + n, indices)
+    else:
+        raise UnsupportedIndexError(
+            f"a list or array index takes integers or booleans, got {raw.dtype} (axis {axis})"
+        )
+    basic = (*sel[:at], slice(None), *sel[at + 1 :])
+    return ListIndex(basic, at, axis, indices, out_axis)
 
 
 def nchunks(meta: GridMeta, region: Region) -> int:

@@ -35,6 +35,7 @@ from .._prefetch import first_error, prefetch, start_deferred
 from ..codecs import ChunkCodec, ShardCodec, ShardIndex, past_end_error
 from ..engine import (
     BasicSelection,
+    list_index,
     normalize_selection,
     plan_chunks,
     plan_shards,
@@ -55,7 +56,7 @@ if TYPE_CHECKING:
     from numpy.typing import ArrayLike, NDArray
 
     from .._workers import Workers
-    from ..engine import ChunkPlan, InnerChunkPlan, Region, ShardPlan
+    from ..engine import ChunkPlan, InnerChunkPlan, ListIndex, Region, ShardPlan
     from ..meta.zarr import ArrayMeta
     from ..stores import AsyncStore, Buffer
     from ._write import AfterWrite
@@ -212,10 +213,14 @@ class Level:
 
     # ---------------------------------------------------------------- reading
     def __getitem__(self, selection: Any) -> Coroutine[Any, Any, NDArray[Any]]:
-        """``await level[...]``: numpy basic indexing (ints, slices with any step, ``...``, ``None``)."""
+        """``await level[...]``: numpy basic indexing (ints, slices with any step, ``...``,
+        ``None``), plus one list, integer array or boolean mask on one axis (as zarr-python)."""
         return self.getitem(selection)
 
     async def getitem(self, selection: Any) -> NDArray[Any]:
+        picked = list_index(selection, self.shape)
+        if picked is not None:
+            return await self._getitem_list(picked)
         sel = normalize_selection(selection, self.shape)
         cells = part_cells(sel.region, self.meta.stored_chunks, self.dtype.itemsize, _PART_BYTES)
         parts = strided_parts(sel.region, sel.steps, self.meta.chunks, cells)
@@ -241,6 +246,31 @@ class Level:
         return BasicSelection(
             tuple(slice(0, n) for n in full), backwards, sel.drop_axes, sel.new_axes
         ).apply(out)
+
+    async def _getitem_list(self, picked: ListIndex) -> NDArray[Any]:
+        """A selection with one list index: per chunk along its axis that holds some of the
+        indices, the basic selection over their span in it (never the span of them all), then
+        the indices taken in the order given (repeats too)."""
+        unique, inverse = np.unique(picked.indices, return_inverse=True)
+        size = self.meta.chunks[picked.axis]
+        groups = (
+            np.split(unique, np.flatnonzero(np.diff(unique // size)) + 1) if unique.size else []
+        )
+        spans = [(int(g[0]), int(g[-1]) + 1) for g in groups] or [(0, 0)]
+        parts: dict[int, NDArray[Any]] = {}
+
+        async def one(i: int) -> None:
+            lo, hi = spans[i]
+            sel = list(picked.basic)
+            sel[picked.position] = slice(lo, hi)
+            block = await self.getitem(tuple(sel))
+            parts[i] = np.take(block, groups[i] - lo, axis=picked.out_axis) if groups else block
+
+        await _run_all(range(len(spans)), one, self._window)
+        joined = np.concatenate([parts[i] for i in range(len(spans))], axis=picked.out_axis)
+        if unique.size == picked.indices.size and np.array_equal(unique, picked.indices):
+            return joined
+        return np.take(joined, inverse.reshape(-1), axis=picked.out_axis)
 
     def _where(self) -> str:
         """The URL of this array's metadata document."""
