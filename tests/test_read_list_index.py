@@ -101,3 +101,60 @@ def test_a_list_reads_only_the_chunks_holding_its_indices(
         np.testing.assert_array_equal(got, DATA[0, 0, 3, [50, 1]])
     chunks = sorted(r.path.rsplit("/0/c/", 1)[1] for r in http_server.requests if "/0/c/" in r.path)
     assert chunks == ["0/0/0/0", "0/0/0/3"], chunks
+
+
+def _assign(view: np.ndarray[Any, Any], selection: Any, value: Any) -> None:
+    view[selection] = value
+
+
+@pytest.mark.parametrize(
+    ("selection", "value", "reference"),
+    [
+        (np.s_[0, 0, [1, 50, 3]], 7, None),
+        # orthogonal, as zarr-python: numpy would want the list's axis first
+        (
+            np.s_[1, 2, :, [60, 0, 17]],
+            np.arange(64 * 3).reshape(64, 3),
+            lambda a, v: _assign(a[1, 2], np.s_[:, [60, 0, 17]], v),
+        ),
+        (np.s_[0, 1, [5, 5, 40], 2:6], np.arange(12).reshape(3, 4), None),  # the last wins
+        (np.s_[..., np.arange(64) % 7 == 0], 9, None),
+        (np.s_[0, 0, []], 1, None),
+    ],
+)
+def test_list_index_writes_as_zarr_python(
+    tmp_path: Path, selection: Any, value: Any, reference: Any
+) -> None:
+    import zarr
+
+    path = tmp_path / "img.zarr"
+    with ngio_async.create(
+        path, shape=SHAPE, dtype="uint16", axes="czyx", chunks=(1, 1, 16, 16), shards=False
+    ) as ds:
+        ds.write(DATA)
+    want = DATA.copy()
+    if reference is None:
+        want[selection] = value
+    else:
+        reference(want, value)
+    with ngio_async.open(path, mode="r+") as ds:
+        ds.levels[0][selection] = value
+    np.testing.assert_array_equal(zarr.open_array(str(path / "0"), mode="r")[...], want)
+
+
+@pytest.mark.anyio
+async def test_a_list_index_write_cascades_to_the_lower_levels(tmp_path: Path) -> None:
+    """write_at(pyramid=True) with a list: the lower levels equal a full rebuild (the display
+    windows follow the span written; it raised UnsupportedIndexError after writing)."""
+    path = tmp_path / "img.zarr"
+    async with ngio_async.create_async(
+        path, shape=SHAPE, dtype="uint16", axes="czyx", chunks=(1, 1, 16, 16), levels=2
+    ) as ds:
+        await ds.write(DATA, pyramid=True)
+        await ds.write_at(np.s_[0, 1, :, [3, 60, 17]], 999, pyramid=True)
+        cascaded = await ds.levels[1].read(tuple(slice(0, n) for n in ds.levels[1].shape))
+        await ds.build_pyramid()
+        rebuilt = await ds.levels[1].read(tuple(slice(0, n) for n in ds.levels[1].shape))
+        level0 = await ds.levels[0].getitem(np.s_[0, 1, :, [3, 60, 17]])
+    np.testing.assert_array_equal(level0, 999)
+    np.testing.assert_array_equal(cascaded, rebuilt)

@@ -375,6 +375,13 @@ class ListIndex(NamedTuple):
     indices: NDArray[np.intp]
     out_axis: int
 
+    def span(self) -> tuple[object, ...]:
+        """The basic selection over the indices' span (what a write may change)."""
+        lo, hi = (
+            (int(self.indices.min()), int(self.indices.max()) + 1) if self.indices.size else (0, 0)
+        )
+        return (*self.basic[: self.position], slice(lo, hi), *self.basic[self.position + 1 :])
+
 
 def list_index(selection: object, shape: tuple[int, ...]) -> ListIndex | None:
     """The one list, integer array or boolean mask of ``selection`` (``None``: there is none).

@@ -29,6 +29,7 @@ from ..engine import (
     default_tile_shape,
     halo,
     keys_ahead,
+    list_index,
     normalize_selection,
     same_object_runs,
     tile_grid,
@@ -833,7 +834,8 @@ class Dataset(StoreNode):
     async def write_at(
         self, selection: Any, data: ArrayLike, level: int = 0, pyramid: bool | Method | None = False
     ) -> None:
-        """``ds[selection] = data`` on a level (default 0) with numpy basic indexing.
+        """``ds[selection] = data`` on a level (default 0) with numpy basic indexing, plus one
+        list, integer array or boolean mask on one axis (see :meth:`Level.setitem`).
 
         :param pyramid: also update the lower levels, as in :meth:`write`.
         :raises ReadOnlyError: the dataset is read-only (raised before any I/O).
@@ -853,7 +855,9 @@ class Dataset(StoreNode):
         else:
             await cascade.finish()
             lvl = self.level(level)
-            await self._follow_data_windows(normalize_selection(selection, lvl.shape).region)
+            picked = list_index(selection, lvl.shape)
+            basic = selection if picked is None else picked.span()
+            await self._follow_data_windows(normalize_selection(basic, lvl.shape).region)
 
     def writer(
         self, level: int = 0, max_pending: int | None = None, pyramid: bool | Method | None = False

@@ -272,6 +272,37 @@ class Level:
             return joined
         return np.take(joined, inverse.reshape(-1), axis=picked.out_axis)
 
+    async def _setitem_list(
+        self, picked: ListIndex, data: ArrayLike, after: AfterWrite | None
+    ) -> None:
+        """``level[...] = data`` with one list index: per chunk along its axis, the span of the
+        indices in it read, assigned and written back."""
+        axis, idx = picked.out_axis, picked.indices
+        shape = list(normalize_selection(picked.basic, self.shape).shape)
+        shape[axis] = idx.size
+        value = fit_data(data, tuple(shape), self.dtype, f"level {self.path!r}")
+        if idx.size == 0:
+            return
+        # each index once, with the position of its last value (numpy: the last one wins)
+        unique, first_in_reversed = np.unique(idx[::-1], return_index=True)
+        last = idx.size - 1 - first_in_reversed
+        size = self.meta.chunks[picked.axis]
+        cuts = np.flatnonzero(np.diff(unique // size)) + 1
+        groups = list(zip(np.split(unique, cuts), np.split(last, cuts), strict=True))
+
+        async def one(group: tuple[NDArray[np.intp], NDArray[np.intp]]) -> None:
+            indices, positions = group
+            lo, hi = int(indices[0]), int(indices[-1]) + 1
+            sel = list(picked.basic)
+            sel[picked.position] = slice(lo, hi)
+            block = await self.getitem(tuple(sel))
+            where: list[Any] = [slice(None)] * block.ndim
+            where[axis] = indices - lo
+            block[tuple(where)] = np.take(value, positions, axis=axis)
+            await self.setitem(tuple(sel), block, after)
+
+        await _run_all(groups, one, self._window)
+
     def _where(self) -> str:
         """The URL of this array's metadata document."""
         doc = "zarr.json" if self.meta.zarr_format == 3 else ".zarray"
@@ -792,14 +823,21 @@ class Level:
     async def setitem(
         self, selection: Any, data: ArrayLike, after: AfterWrite | None = None
     ) -> None:
-        """``level[selection] = data`` with numpy basic indexing and broadcasting.
+        """``level[selection] = data`` with numpy basic indexing and broadcasting, plus one
+        list, integer array or boolean mask on one axis (as zarr-python; repeated indices: the
+        last value wins, as numpy).
 
-        Strided selections (steps > 1) read the covering region, assign, and write it back; such
-        a write is not atomic against concurrent writes to the same region.
+        Strided selections (steps > 1) read the covering region, assign, and write it back, and
+        a list index so each chunk's span of its indices; such a write is not atomic against
+        concurrent writes to the same region.
 
         :raises ReadOnlyError: the level is not writable (before any I/O).
         """
         self._check_writable()
+        picked = list_index(selection, self.shape)
+        if picked is not None:
+            await self._setitem_list(picked, data, after)
+            return
         sel = normalize_selection(selection, self.shape)
         value = fit_data(data, sel.shape, self.dtype, f"level {self.path!r}")
         if sel.new_axes:  # None (newaxis) adds length-1 axes that are not stored
