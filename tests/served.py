@@ -4,9 +4,17 @@ each per module), where each sweep reads them, and a counter of the tiles a leve
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+from typing import TYPE_CHECKING, Any
 
-from images import Spec
+from images import Spec, write_image
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+    import numpy as np
+    from servers import StaticServer
 
 # 0.5 sharded: 4 x 4 shards of 4 x 4 chunks of 16 x 16; the others: 256 chunks of 16 x 16
 SPECS = {
@@ -44,3 +52,17 @@ class CountingReads:
             return await read(region, indexes)
 
         level.read_many, level.read = counted_many, counted_one
+
+
+@contextlib.contextmanager
+def served_image(root: Path, spec: Spec) -> Iterator[tuple[StaticServer, np.ndarray[Any, Any]]]:
+    """``spec`` written as ``root/img.zarr`` and a loopback HTTP server of ``root``; the server
+    and level 0's data."""
+    from servers import StaticServer
+
+    data = write_image(root / "img.zarr", spec)[0]
+    server = StaticServer(root).start()
+    try:
+        yield server, data
+    finally:
+        server.stop()

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import numpy as np
 import pytest
-from images import Spec, write_image
-from served import CountingReads, places
+from images import Spec
+from served import CountingReads, places, served_image
 
 import ngio_async
 from ngio_async import Limits
@@ -186,14 +186,8 @@ class StartLog(InstrumentedStore):
 
 @pytest.fixture
 def many_shards(tmp_path: Path) -> Iterator[tuple[StaticServer, np.ndarray[Any, Any]]]:
-    from servers import StaticServer
-
-    data = write_image(tmp_path / "img.zarr", MANY_SHARDS)[0]
-    server = StaticServer(tmp_path).start()
-    try:
-        yield server, data
-    finally:
-        server.stop()
+    with served_image(tmp_path, MANY_SHARDS) as both:
+        yield both
 
 
 async def test_unordered_runs_fill_max_requests(

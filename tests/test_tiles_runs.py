@@ -17,7 +17,7 @@ import anyio
 import numpy as np
 import pytest
 from images import Spec, upload, write_image
-from served import CountingReads
+from served import CountingReads, served_image
 
 import ngio_async
 from ngio_async import Limits
@@ -110,14 +110,8 @@ def test_runs_keep_to_one_object_and_to_their_caps() -> None:
 # ------------------------------------------------------------------------------ request counts
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[StaticServer, np.ndarray[Any, Any]]]:
-    from servers import StaticServer
-
-    data = write_image(tmp_path / "img.zarr", IMAGE)[0]
-    server = StaticServer(tmp_path).start()
-    try:
-        yield server, data
-    finally:
-        server.stop()
+    with served_image(tmp_path, IMAGE) as both:
+        yield both
 
 
 def _shard_gets(server: StaticServer) -> list[str | None]:
@@ -201,11 +195,7 @@ async def test_runs_equal_plain_reads(
     region: tuple[slice, ...] | None,
     axes: dict[str, Any],
 ) -> None:
-    from servers import StaticServer
-
-    data = write_image(tmp_path / "img.zarr", TWO_CHANNELS)[0]
-    server = StaticServer(tmp_path).start()
-    try:
+    with served_image(tmp_path, TWO_CHANNELS) as (server, data):
         async with ngio_async.open_async(server.url + "img.zarr") as ds:
             stream = ds.tiles(shape=shape, overlap=overlap, region=region, ordered=ordered, **axes)
             tiles = [t async for t in stream]
@@ -229,8 +219,6 @@ async def test_runs_equal_plain_reads(
             keep[axes["c"]] = True
             want[~keep] = 0
         np.testing.assert_array_equal(covered, want)
-    finally:
-        server.stop()
 
 
 async def test_runs_read_absent_shards_as_the_fill_value(tmp_path: Path) -> None:
@@ -347,21 +335,15 @@ async def test_an_ordered_run_stream_yields_every_tile_before_a_corrupt_chunk(
 
 
 async def test_unordered_tiles_read_edge_shards_in_one_request(tmp_path: Path) -> None:
-    from servers import StaticServer
-
     spec = Spec(
         version="0.5", shape=(1, 100, 130), chunks=(1, 16, 16), shards=(1, 32, 64), levels=1
-    )
-    data = write_image(tmp_path / "img.zarr", spec)[0]  # 4 x 3 shards, 6 of them at an edge
-    server = StaticServer(tmp_path).start()
-    try:
+    )  # 4 x 3 shards, 6 of them at an edge
+    with served_image(tmp_path, spec) as (server, data):
         async with ngio_async.open_async(server.url + "img.zarr") as ds:
             server.requests.clear()
             async for tile in ds.tiles(shape=(16, 16), ordered=False):
                 np.testing.assert_array_equal(tile.data, data[tile.region])
         assert len(_shard_gets(server)) == 12, [(r.path, r.range) for r in server.requests]
-    finally:
-        server.stop()
 
 
 @pytest.mark.parametrize("ordered", [False, True])

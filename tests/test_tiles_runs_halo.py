@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
-from images import write_image
+from served import served_image
 from test_tiles_runs import IMAGE
 
 import ngio_async
@@ -22,11 +22,7 @@ async def test_halo_tiles_cost_an_index_and_a_ranged_get_per_shard(
     """256 tiles of 16x16 with a 3-pixel halo over 16 shards of 64x64: each shard's index and
     one ranged GET per (row of shards, shard) it or a halo reaches: 56 GETs in either order.
     Unordered, shard by shard (each shard whole, each neighbour's halo chunks apart) took 116."""
-    from servers import StaticServer
-
-    data = write_image(tmp_path / "img.zarr", IMAGE)[0]
-    server = StaticServer(tmp_path).start()
-    try:
+    with served_image(tmp_path, IMAGE) as (server, data):
         async with ngio_async.open_async(server.url + "img.zarr") as ds:
             server.requests.clear()
             seen: set[Any] = set()
@@ -36,5 +32,3 @@ async def test_halo_tiles_cost_an_index_and_a_ranged_get_per_shard(
         assert seen == {(0, y, x) for y in range(16) for x in range(16)}
         gets = [r for r in server.requests if r.method == "GET" and "/0/c/" in r.path]
         assert len(gets) == 56, [(r.path, r.range) for r in gets]
-    finally:
-        server.stop()
