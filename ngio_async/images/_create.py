@@ -925,6 +925,42 @@ def _bucket_root(store: AsyncStore) -> tuple[AsyncStore, str] | None:
     return ObstoreStore(root, limits=store.limits, limiter=store.limiter), prefix
 
 
+async def _scan_above(
+    store: AsyncStore,
+    key: str,
+    below: str,
+    arrays: list[str],
+    listings: list[tuple[str, str, tuple[Listing, str]]],
+) -> None:
+    """Look at the metadata ``key`` of a node above the path ``below`` of ``store``: an array
+    there (its ``zarr.json`` or ``.zarray``) goes to ``arrays``, what a group document lists at
+    or below ``below`` to ``listings`` as (document, ``below``'s path in the group, (what,
+    path)). A missing key is skipped, also where a store answers 403 for one."""
+    if key.endswith(".zarray"):
+        try:
+            if await store.exists(key):
+                arrays.append(key)
+        except PermissionDeniedError:
+            pass
+        return
+    raw = await _get_or_none(store, key)
+    if raw is None:
+        return
+    if key.endswith("zarr.json") and _node_type(raw) == "array":
+        arrays.append(key)
+    rel = below[len(key.rpartition("/")[0]) :].strip("/")
+    if (what := _listed_as(raw, rel)) is not None:
+        listings.append((key, rel, what))
+
+
+def _refused(
+    listings: list[tuple[str, str, tuple[Listing, str]]], *, label: bool
+) -> list[tuple[str, str, tuple[Listing, str]]]:
+    """The ``listings`` (see :func:`_scan_above`) that refuse a create; a label image
+    replacing a listed label image (``label``) keeps the listing right."""
+    return [(k, r, w) for k, r, w in listings if not (label and w == ("label", r))]
+
+
 async def _refuse_cloud_array_above(store: AsyncStore, where: str, *, label: bool = False) -> None:
     """Raise :class:`ExistsError` (``kind="parent"``) when a prefix above a cloud store's root
     (which it cannot see) is a zarr array (nothing may go below it: an overwrite would delete
@@ -940,21 +976,7 @@ async def _refuse_cloud_array_above(store: AsyncStore, where: str, *, label: boo
     listings: list[tuple[str, str, tuple[Listing, str]]] = []
 
     async def check(key: str) -> None:
-        if key.endswith(("zarr.json", ".zattrs")):
-            raw = await _get_or_none(bucket, key)  # 403 for a missing key: absent
-            if raw is None:
-                return
-            if key.endswith("zarr.json") and _node_type(raw) == "array":
-                arrays.append(key)
-            rel = prefix[len(key.rpartition("/")[0]) :].strip("/")
-            if (what := _listed_as(raw, rel)) is not None:
-                listings.append((key, rel, what))
-        else:
-            try:
-                if await bucket.exists(key):
-                    arrays.append(key)
-            except PermissionDeniedError:
-                pass
+        await _scan_above(bucket, key, prefix, arrays, listings)
 
     from ._level import _run_all
 
@@ -975,8 +997,7 @@ async def _refuse_cloud_array_above(store: AsyncStore, where: str, *, label: boo
             key=name,
             kind="parent",
         )
-    refused = [(k, r, w) for k, r, w in listings if not (w == ("label", r) and label)]
-    if refused:
+    if refused := _refused(listings, label=label):
         key, rel, what = min(refused)
         parent, _, name = key.rpartition("/")
         holder = _url_of(bucket.url, parent)
@@ -1019,17 +1040,10 @@ async def _prepare_root(
     await _refuse_cloud_array_above(store, where, label=label)
 
     async def check(key: str) -> None:
-        if key.endswith(("zarr.json", ".zattrs")) and key in parent_keys:
-            raw = await _get_or_none(store, key)  # 403 for a missing key: absent
-            if raw is None:
-                return
-            if key.endswith("zarr.json") and _node_type(raw) == "array":
-                arrays.append(key)
-            rel = root[len(key.rpartition("/")[0]) :].strip("/")
-            if (what := _refused_listing(raw, rel, label=label)) is not None:
-                listings.append((key, rel, what))
+        if key in parent_keys:
+            await _scan_above(store, key, root, arrays, listings)
         elif await store.exists(key):
-            (arrays if key in parent_keys else found).append(key)
+            found.append(key)
 
     from ._level import _run_all
 
@@ -1046,8 +1060,8 @@ async def _prepare_root(
             key=key,
             kind="parent",
         )
-    if listings:
-        key, rel, listed = min(listings)
+    if refused := _refused(listings, label=label):
+        key, rel, listed = min(refused)
         raise _listed_error(where, _url_of(store.url, key.rpartition("/")[0]), key, rel, listed)
     keys: list[str] | None = None
     what = "a zarr node"
