@@ -354,7 +354,8 @@ class _Engine(Generic[T, R]):
         return in_use + self._lookahead_cost <= self._max_bytes
 
     def _take(self) -> tuple[T, _Slot[R]]:
-        item, slot = self._lookahead, _Slot[R](self.started, self._lookahead_cost)
+        slot: _Slot[R] = _Slot(self.started, self._lookahead_cost)  # (no _Slot[R](): slow)
+        item = self._lookahead
         self._lookahead = _NO_ITEM
         self.started += 1
         self.reserved += slot.cost
@@ -406,7 +407,7 @@ class _Engine(Generic[T, R]):
             await self._work(*job)
             if not self._producing:
                 return
-            worker = _Idle[T, R]()
+            worker: _Idle[T, R] = _Idle()
             self._idle.append(worker)
             await worker.wake.wait()
             job = worker.job

@@ -47,15 +47,13 @@ async def call_with_retry(
     while True:
         try:
             if limiter is None:
-                with anyio.fail_after(limits.timeout):
-                    return await attempt()
+                return await _timed(attempt, limits.timeout)
             try:  # a free token is taken without a trip through the event loop
                 limiter.acquire_nowait()
             except anyio.WouldBlock:
                 await limiter.acquire()
             try:
-                with anyio.fail_after(limits.timeout):
-                    return await attempt()
+                return await _timed(attempt, limits.timeout)
             finally:
                 limiter.release()
         except Exception as exc:
@@ -67,6 +65,18 @@ async def call_with_retry(
                 delay = max(delay, min(asked, limits.backoff_max))
         await _sleep(delay)
         retry += 1
+
+
+async def _timed(attempt: Callable[[], Awaitable[T]], seconds: float | None) -> T:
+    """``attempt()`` under ``anyio.fail_after(seconds)``, as one bare cancel scope: the
+    generator layers of ``fail_after`` cost 5-10 µs of the event loop on every request."""
+    if seconds is None:
+        return await attempt()
+    scope = anyio.CancelScope(deadline=anyio.current_time() + seconds)
+    with scope:
+        return await attempt()
+    # only a cancellation this scope caught (its deadline) gets here
+    raise TimeoutError
 
 
 _sleep = anyio.sleep  # the backoff wait (tests record it)
