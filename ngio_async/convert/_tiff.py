@@ -345,21 +345,29 @@ def _refuse_broken(url: str) -> Iterator[None]:
         raise CodecError(f"{url} is truncated or corrupt: {handler.messages[0]}", key=url)
 
 
-def _check_extent(url: str, pages: Any, size: int) -> None:
+def _check_extent(url: str, pages: Any, size: int, tif: Any = None) -> None:
     """Refuse pages whose pixel data ends past the end of the file (``size`` bytes): a TIFF
-    cut short after its IFDs, whose conversion would fail at its last tiles."""
+    cut short after its IFDs, whose conversion would fail at its last tiles. A page of another
+    file than ``tif`` (a multi-file OME-TIFF) is checked against that file's size."""
     for page in pages:
         if page is None:
             continue
+        name, limit = url, size
+        parent = getattr(page, "parent", tif)
+        if tif is not None and parent is not tif:
+            fh = parent.filehandle
+            name, limit = str(getattr(fh, "path", "") or url), int(getattr(fh, "size", 0) or 0)
+            if not 0 < limit < 1 << 60:
+                continue
         ends = [
             int(o) + int(n)
             for o, n in zip(page.dataoffsets, page.databytecounts, strict=False)
             if int(n)
         ]
-        if ends and max(ends) > size:
+        if ends and max(ends) > limit:
             raise CodecError(
-                f"{url} is truncated: its pixel data runs to byte {max(ends)}, "
-                f"the file has {size} bytes",
+                f"{name} is truncated: its pixel data runs to byte {max(ends)}, "
+                f"the file has {limit} bytes",
                 key=url,
             )
 
@@ -459,7 +467,7 @@ class TiffSource:
         size = int(getattr(tif.filehandle, "size", 0) or 0)
         if 0 < size < 1 << 60:  # known (a remote file's may not be yet)
             _check_extent(
-                self.url, [p for lvl in levels for p in (lvl.keyframe, lvl.pages[-1])], size
+                self.url, [p for lvl in levels for p in (lvl.keyframe, lvl.pages[-1])], size, tif
             )
         self._series = s
         self._stores: list[Any] = [None] * len(self.level_shapes)
@@ -662,6 +670,8 @@ def _direct(tif: Any, level: Any) -> _Direct | None:
             return None
         if any(p is None or not len(p.dataoffsets) or not p.is_final for p in pages):
             return None
+        if any(getattr(p, "parent", tif) is not tif for p in pages):
+            return None  # a multi-file OME-TIFF: its other files' pages go through tifffile
         return tuple(int(p.dataoffsets[0]) for p in pages), dtype, shape, lead
     except (AttributeError, TypeError, ValueError):
         return None

@@ -1,0 +1,92 @@
+"""Regressions found by running ``ngio-async`` as a user does (``main(argv)``, real files)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pytest
+import tifffile
+
+import ngio_async
+from ngio_async.cli import main
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+@pytest.fixture(autouse=True)
+def _no_progress(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NGIO_ASYNC_NO_PROGRESS", "1")
+
+
+def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def multi_file_ome_tiff(root: Path, planes: np.ndarray, compression: str | None = None) -> Path:
+    """One z plane per file, every file's OME-XML listing all of them by UUID (as
+    Bio-Formats writes a multi-file OME-TIFF); returns the first file."""
+    uuids = [f"urn:uuid:{uuid.uuid4()}" for _ in planes]
+    names = [f"scan_z{i}.ome.tif" for i in range(len(planes))]
+    tiff_data = "".join(
+        f'<TiffData FirstZ="{i}" IFD="0" PlaneCount="1">'
+        f'<UUID FileName="{name}">{u}</UUID></TiffData>'
+        for i, (name, u) in enumerate(zip(names, uuids, strict=True))
+    )
+    nz, ny, nx = planes.shape
+    for i, (name, u) in enumerate(zip(names, uuids, strict=True)):
+        xml = (
+            '<?xml version="1.0" encoding="UTF-8"?>'
+            f'<OME xmlns="http://www.openmicroscopy.org/Schemas/OME/2016-06" UUID="{u}">'
+            '<Image ID="Image:0" Name="scan"><Pixels ID="Pixels:0" DimensionOrder="XYZCT" '
+            f'Type="uint16" SizeX="{nx}" SizeY="{ny}" SizeZ="{nz}" SizeC="1" SizeT="1" '
+            'PhysicalSizeZ="3.0">'
+            f'<Channel ID="Channel:0:0" SamplesPerPixel="1"/>{tiff_data}</Pixels></Image></OME>'
+        )
+        tifffile.imwrite(
+            root / name, planes[i], description=xml, metadata=None, compression=compression
+        )
+    return root / names[0]
+
+
+@pytest.mark.parametrize("compression", [None, "zlib"])
+def test_multi_file_ome_tiff_reads_every_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], compression: str | None
+) -> None:
+    """Uncompressed planes of the other files were read from the opened file (every z plane
+    was plane 0): the converted image was silently wrong."""
+    planes = np.arange(3 * 40 * 56, dtype=np.uint16).reshape(3, 40, 56)
+    first = multi_file_ome_tiff(tmp_path, planes, compression)
+    with tifffile.TiffFile(first) as tif:  # the premise: tifffile reads the three files
+        assert np.array_equal(tif.series[0].asarray(), planes)
+    with ngio_async.open(str(first)) as ds:
+        assert ds.axes == ("z", "y", "x")
+        assert np.array_equal(ds[...], planes)
+    dst = tmp_path / "scan.ome.zarr"
+    code, _, err = run(["convert", "-q", str(first), str(dst)], capsys)
+    assert code == 0, err
+    with ngio_async.open(str(dst)) as ds:
+        assert np.array_equal(ds[...], planes)
+        assert ds.metadata.spatial_calibration[0].axes[0].scale == 3.0
+
+
+def test_multi_file_ome_tiff_truncated_other_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A truncated second file is named in one error line (exit 1), nothing converted."""
+    planes = np.arange(3 * 40 * 56, dtype=np.uint16).reshape(3, 40, 56)
+    first = multi_file_ome_tiff(tmp_path, planes)
+    last = tmp_path / "scan_z2.ome.tif"
+    data = last.read_bytes()
+    with tifffile.TiffFile(last) as tif:
+        ifd_end = int(tif.pages.first.dataoffsets[0])
+    last.write_bytes(data[: ifd_end + 100])
+    dst = tmp_path / "scan.ome.zarr"
+    code, _, err = run(["convert", "-q", str(first), str(dst)], capsys)
+    assert code == 1
+    assert err.count("\n") == 1 and "scan_z2.ome.tif" in err and "truncated" in err, err
+    assert not (dst / "zarr.json").exists()
