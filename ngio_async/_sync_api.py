@@ -229,11 +229,46 @@ class SyncLevel:
         """``level[...] = data``: numpy basic indexing and broadcasting (needs ``mode="r+"``)."""
         self._runner.call(self._level.setitem, selection, data)
 
+    @property
+    def oindex(self) -> SyncIndexer:
+        """``level.oindex[sel]``, ``level.oindex[sel] = v``: zarr-python's orthogonal selection
+        (``Level.read_orthogonal``, ``Level.write_orthogonal``)."""
+        return SyncIndexer(self._runner, self._level.read_orthogonal, self._level.write_orthogonal)
+
+    @property
+    def vindex(self) -> SyncIndexer:
+        """``level.vindex[sel]``, ``level.vindex[sel] = v``: zarr-python's pointwise selection
+        (``Level.read_points``, ``Level.write_points``)."""
+        return SyncIndexer(self._runner, self._level.read_points, self._level.write_points)
+
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> NDArray[Any]:
         return _as_array(self, dtype, copy)
 
     def __repr__(self) -> str:
         return f"Sync{self._level!r}"
+
+
+class SyncIndexer:
+    """``.oindex`` / ``.vindex`` of a blocking level or dataset: ``[sel]`` reads,
+    ``[sel] = v`` writes."""
+
+    __slots__ = ("_read", "_runner", "_write")
+
+    def __init__(
+        self,
+        runner: Runner,
+        read: Callable[[Any], Awaitable[NDArray[Any]]],
+        write: Callable[[Any, ArrayLike], Awaitable[None]],
+    ) -> None:
+        self._runner = runner
+        self._read = read
+        self._write = write
+
+    def __getitem__(self, selection: Any) -> NDArray[Any]:
+        return self._runner.call(self._read, selection)
+
+    def __setitem__(self, selection: Any, data: ArrayLike) -> None:
+        self._runner.call(self._write, selection, data)
 
 
 def _as_array(src: SyncLevel | SyncDataset, dtype: Any, copy: bool | None) -> NDArray[Any]:
@@ -495,6 +530,20 @@ class SyncDataset(_Reopenable):
 
     def read(self, level: int = 0, **axes: Selector) -> NDArray[Any]:
         return self._runner.call(lambda: self._dataset.read(level, **axes))
+
+    @property
+    def oindex(self) -> SyncIndexer:
+        """``ds.oindex[sel]``, ``ds.oindex[sel] = v`` on level 0: zarr-python's orthogonal
+        selection (``Dataset.read_orthogonal``, ``Dataset.write_orthogonal``)."""
+        return SyncIndexer(
+            self._runner, self._dataset.read_orthogonal, self._dataset.write_orthogonal
+        )
+
+    @property
+    def vindex(self) -> SyncIndexer:
+        """``ds.vindex[sel]``, ``ds.vindex[sel] = v`` on level 0: zarr-python's pointwise
+        selection (``Dataset.read_points``, ``Dataset.write_points``)."""
+        return SyncIndexer(self._runner, self._dataset.read_points, self._dataset.write_points)
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> NDArray[Any]:
         return _as_array(self, dtype, copy)

@@ -48,6 +48,15 @@ __all__ = [
     "region_shape",
     "ListIndex",
     "UnsupportedIndexError",
+    "CoordinateIndex",
+    "OrthogonalIndex",
+    "coordinate_index",
+    "fancy_kind",
+    "orthogonal_index",
+    "selection_span",
+    "AxisPiece",
+    "axis_pieces",
+    "point_groups",
 ]
 
 Region = tuple[slice, ...]
@@ -395,8 +404,9 @@ def list_index(selection: object, shape: tuple[int, ...]) -> ListIndex | None:
         return None
     if len(where) > 1:
         raise UnsupportedIndexError(
-            f"one list or array index per selection is supported, got {len(where)}: "
-            "index one axis at a time"
+            f"one list or array index per selection is supported here, got {len(where)}: "
+            "use .oindex[...] (orthogonal: each axis on its own, as np.ix_) or .vindex[...] "
+            "(pointwise: one integer array per axis, broadcast together)"
         )
     (at,) = where
     n_real = sum(1 for s in sel if s is not Ellipsis and s is not None)
@@ -409,8 +419,20 @@ def list_index(selection: object, shape: tuple[int, ...]) -> ListIndex | None:
         before = sel[:at]
     axis = sum(1 for s in before if s is not None and s is not Ellipsis)
     out_axis = sum(1 for s in before if s is None or isinstance(s, slice))
-    raw = np.asarray(sel[at])
-    n = shape[axis]
+    indices = _axis_indices(sel[at], axis, shape[axis])
+    basic = (*sel[:at], slice(None), *sel[at + 1 :])
+    return ListIndex(basic, at, axis, indices, out_axis)
+
+
+def _axis_indices(index: object, axis: int, n: int) -> NDArray[np.intp]:
+    """One list, integer array or boolean mask on ``axis`` (of size ``n``) as in-range indices,
+    in the order given (negative ones counted from the end, a mask's ``True`` positions).
+
+    :raises UnsupportedIndexError: an array of more than one dimension, or not of integers
+        or booleans.
+    :raises IndexError: an index out of range, or a mask of another length (as numpy).
+    """
+    raw = np.asarray(index)
     if raw.ndim != 1:
         raise UnsupportedIndexError(
             f"a list or array index must have one dimension, got {raw.ndim} (axis {axis})"
@@ -421,19 +443,274 @@ def list_index(selection: object, shape: tuple[int, ...]) -> ListIndex | None:
                 f"boolean index did not match indexed array along axis {axis}; size of axis "
                 f"is {n} but size of corresponding boolean axis is {raw.shape[0]}"
             )
-        indices = np.flatnonzero(raw).astype(np.intp)
-    elif raw.size == 0 or np.issubdtype(raw.dtype, np.integer):
-        indices = raw.astype(np.intp)
-        bad = indices[(indices < -n) | (indices >= n)]
-        if bad.size:
-            raise IndexError(f"index {int(bad[0])} is out of bounds for axis {axis} with size {n}")
-        indices = np.where(indices < 0, indices + n, indices)
-    else:
-        raise UnsupportedIndexError(
-            f"a list or array index takes integers or booleans, got {raw.dtype} (axis {axis})"
+        return np.flatnonzero(raw).astype(np.intp)
+    if raw.size == 0 or np.issubdtype(raw.dtype, np.integer):
+        return _in_range(raw.astype(np.intp), axis, n)
+    raise UnsupportedIndexError(
+        f"a list or array index takes integers or booleans, got {raw.dtype} (axis {axis})"
+    )
+
+
+def _in_range(indices: NDArray[np.intp], axis: int, n: int) -> NDArray[np.intp]:
+    """``indices`` with negative ones counted from the end; an ``IndexError`` naming the axis
+    and its size for one out of range."""
+    bad = indices[(indices < -n) | (indices >= n)]
+    if bad.size:
+        raise IndexError(f"index {int(bad.flat[0])} is out of bounds for axis {axis} with size {n}")
+    return np.where(indices < 0, indices + n, indices)
+
+
+def _is_array_index(s: object) -> bool:
+    """A list or an array of at least one dimension (an index of many coordinates)."""
+    return isinstance(s, list) or (isinstance(s, np.ndarray) and s.ndim > 0)
+
+
+def _is_integer_array_index(s: object) -> bool:
+    """A list of integers (empty too) or an integer array: booleans excluded."""
+    if isinstance(s, np.ndarray):
+        return s.ndim > 0 and (s.dtype.kind in "ui" or (s.size == 0 and s.dtype.kind == "f"))
+    return isinstance(s, list) and all(_is_int(x) for x in s)
+
+
+def fancy_kind(selection: object, ndim: int) -> str | None:
+    """How ``array[selection]`` reads a selection of several list or array indices, as
+    zarr-python 3 does: ``"coordinate"`` (pointwise, ``vindex``) for one integer or integer
+    array per axis with at least one array (numpy's fancy indexing), or for one boolean mask
+    of the array's shape; ``"orthogonal"`` (``oindex``) for one list or array per axis, some
+    of them boolean. ``None``: anything else (basic indexing, or one list on one axis, which
+    :func:`list_index` reads; a single 1-d list among integers reads the same either way).
+    """
+    sel: tuple[object, ...] = selection if isinstance(selection, tuple) else (selection,)
+    if len(sel) == 1 and isinstance(sel[0], np.ndarray) and sel[0].dtype == bool:
+        return "coordinate" if ndim > 1 and sel[0].ndim == ndim else None
+    arrays = [s for s in sel if _is_array_index(s)]
+    if not arrays or len(sel) != ndim:
+        return None
+    if all(_is_int(s) or _is_integer_array_index(s) for s in sel):
+        first = arrays[0]  # (a list here is one of integers: one dimension)
+        if len(arrays) > 1 or (isinstance(first, np.ndarray) and first.ndim != 1):
+            return "coordinate"
+        return None
+    if len(arrays) > 1 and len(arrays) == ndim:
+        return "orthogonal"
+    return None
+
+
+def _expand_ellipsis(selection: object, ndim: int) -> tuple[object, ...]:
+    """The selection as a tuple with ``...`` replaced by the full slices it stands for (and
+    missing trailing axes added); ``IndexError`` for too many indices or two ellipses."""
+    sel: tuple[object, ...] = selection if isinstance(selection, tuple) else (selection,)
+    n_ellipsis = sum(1 for s in sel if s is Ellipsis)
+    if n_ellipsis > 1:
+        raise IndexError("an index can only have a single ellipsis ('...')")
+    n_real = sum(1 for s in sel if s is not Ellipsis and s is not None)
+    if n_real > ndim:
+        raise IndexError(
+            f"too many indices for array: array is {ndim}-dimensional, but {n_real} were indexed"
         )
-    basic = (*sel[:at], slice(None), *sel[at + 1 :])
-    return ListIndex(basic, at, axis, indices, out_axis)
+    if n_ellipsis:
+        i = next(i for i, s in enumerate(sel) if s is Ellipsis)
+        return sel[:i] + (slice(None),) * (ndim - n_real) + sel[i + 1 :]
+    return sel + (slice(None),) * (ndim - n_real)
+
+
+def _span_of(indices: NDArray[np.intp]) -> slice:
+    return slice(int(indices.min()), int(indices.max()) + 1) if indices.size else slice(0, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class OrthogonalIndex:
+    """An orthogonal selection (zarr-python's ``oindex``; numpy's ``np.ix_``): each axis
+    indexed on its own by an integer, a slice (any step), or a list / integer array /
+    boolean mask; the result has one axis per non-integer index, in order, plus the
+    ``None`` (newaxis) axes."""
+
+    #: per array axis, the coordinates taken in the order given (in range; repeats kept)
+    indices: tuple[NDArray[np.intp], ...]
+    #: per array axis, whether its coordinates are one ascending step-1 run (a slice)
+    runs: tuple[bool, ...]
+    #: axes indexed by an integer (dropped from the result)
+    drop_axes: tuple[int, ...]
+    #: positions in the result of the length-1 axes ``None`` adds
+    new_axes: tuple[int, ...] = ()
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Shape of the result."""
+        kept = [len(ix) for ax, ix in enumerate(self.indices) if ax not in self.drop_axes]
+        for pos in self.new_axes:
+            kept.insert(pos, 1)
+        return tuple(kept)
+
+    def span(self) -> Region:
+        """The region covering every selected element (what a write may change)."""
+        return tuple(_span_of(ix) for ix in self.indices)
+
+
+def orthogonal_index(selection: object, shape: tuple[int, ...]) -> OrthogonalIndex:
+    """Normalise an orthogonal selection: integers, slices, lists, integer arrays and boolean
+    masks (one dimension each), ``...`` and ``None``.
+
+    :raises IndexError: an index out of range (naming the axis and its size), a mask of
+        another length, too many indices.
+    :raises UnsupportedIndexError: an index of another kind (a float, a 2-d array, ...).
+    :raises ValueError: a slice step of zero.
+    """
+    sel = _expand_ellipsis(selection, len(shape))
+    indices: list[NDArray[np.intp]] = []
+    runs: list[bool] = []
+    drop: list[int] = []
+    new: list[int] = []
+    out_ax = 0
+    for s in sel:
+        if s is None:
+            new.append(out_ax)
+            out_ax += 1
+            continue
+        ax = len(indices)
+        n = shape[ax]
+        if _is_array_index(s):
+            indices.append(_axis_indices(s, ax, n))
+            runs.append(False)
+        elif _is_int(s):
+            i = operator.index(s)  # type: ignore[arg-type]
+            indices.append(_in_range(np.array([i], dtype=np.intp), ax, n))
+            runs.append(True)
+            drop.append(ax)
+            continue
+        elif isinstance(s, slice):
+            start, stop, step = s.indices(n)
+            indices.append(np.arange(start, stop, step, dtype=np.intp))
+            runs.append(step == 1)
+        else:
+            raise UnsupportedIndexError(
+                "oindex takes integers, slices, lists, integer arrays and boolean masks, "
+                f"'...' and None; got {type(s).__name__} (axis {ax})"
+            )
+        out_ax += 1
+    return OrthogonalIndex(tuple(indices), tuple(runs), tuple(drop), tuple(new))
+
+
+@dataclass(frozen=True, slots=True)
+class CoordinateIndex:
+    """A coordinate selection (zarr-python's ``vindex``; numpy's integer-array indexing): the
+    points ``(coords[0][k], coords[1][k], ...)``, the result of ``shape`` (the indices'
+    broadcast shape, or the count of a mask's ``True`` elements)."""
+
+    #: per array axis, the points' coordinates (in range, one dimension, C order of the result)
+    coords: tuple[NDArray[np.intp], ...]
+    shape: tuple[int, ...]
+
+    def span(self) -> Region:
+        """The region covering every point."""
+        return tuple(_span_of(c) for c in self.coords)
+
+
+def coordinate_index(selection: object, shape: tuple[int, ...]) -> CoordinateIndex:
+    """Normalise a coordinate selection: one integer or integer array (list) per axis,
+    broadcast together as numpy does, or one boolean mask of the array's shape.
+
+    :raises IndexError: a coordinate out of range (naming the axis and its size), a mask of
+        another shape, not one index per axis, indices that do not broadcast together.
+    :raises UnsupportedIndexError: an index of another kind (a slice, floats, ...).
+    """
+    sel: tuple[object, ...] = selection if isinstance(selection, tuple) else (selection,)
+    if len(sel) == 1 and _is_array_index(sel[0]):
+        mask = np.asarray(sel[0])
+        if mask.dtype == bool:
+            if mask.shape != shape:
+                raise IndexError(
+                    f"a boolean mask selects points of the whole array: its shape is "
+                    f"{mask.shape}, the array's {shape}"
+                )
+            points = np.nonzero(mask)
+            return CoordinateIndex(tuple(p.astype(np.intp) for p in points), (points[0].size,))
+    if len(sel) != len(shape):
+        raise IndexError(
+            f"vindex takes one integer or integer array per axis ({len(shape)}), or one "
+            f"boolean mask of the array's shape; got {len(sel)} indices"
+        )
+    arrays: list[NDArray[np.intp]] = []
+    for ax, (s, n) in enumerate(zip(sel, shape, strict=True)):
+        if _is_array_index(s):
+            raw = np.asarray(s)
+            if not (raw.dtype.kind in "ui" or (raw.size == 0 and raw.dtype.kind == "f")):
+                raise UnsupportedIndexError(
+                    f"vindex takes integer arrays, got an array of {raw.dtype} (axis {ax}); "
+                    "a boolean mask must have the array's shape (or use .oindex[...])"
+                )
+            arrays.append(_in_range(raw.astype(np.intp), ax, n))
+        elif _is_int(s):
+            i = operator.index(s)  # type: ignore[arg-type]
+            arrays.append(_in_range(np.array(i, dtype=np.intp), ax, n))
+        else:
+            raise UnsupportedIndexError(
+                f"vindex takes integers and integer arrays, got {type(s).__name__} (axis {ax}): "
+                "use .oindex[...] for slices"
+            )
+    try:
+        together = np.broadcast_arrays(*arrays)
+    except ValueError:
+        shapes = " ".join(str(a.shape) for a in arrays)
+        raise IndexError(
+            f"shape mismatch: indexing arrays could not be broadcast together with shapes {shapes}"
+        ) from None
+    return CoordinateIndex(tuple(a.ravel() for a in together), together[0].shape)
+
+
+class AxisPiece(NamedTuple):
+    """One axis's share of an orthogonal read: the step-1 ``region`` read along it (inside
+    one chunk, unless the axis is a run), the positions ``take`` of the wanted coordinates in
+    it, and where they go (``out``) among the axis's sorted distinct coordinates."""
+
+    region: slice
+    take: slice | NDArray[np.intp]
+    out: slice
+
+
+def axis_pieces(unique: NDArray[np.intp], chunk: int, run: bool) -> list[AxisPiece]:
+    """The pieces of one axis whose sorted distinct coordinates are ``unique``: one per chunk
+    (of size ``chunk``) holding some of them, never the span between chunks; or one for a
+    ``run`` (a step-1 slice: every coordinate of its span is wanted)."""
+    if unique.size == 0:
+        return []
+    if run:
+        lo, hi = int(unique[0]), int(unique[-1]) + 1
+        return [AxisPiece(slice(lo, hi), slice(None), slice(0, hi - lo))]
+    pieces = []
+    start = 0
+    for group in np.split(unique, np.flatnonzero(np.diff(unique // chunk)) + 1):
+        lo, hi = int(group[0]), int(group[-1]) + 1
+        take: slice | NDArray[np.intp] = slice(None) if hi - lo == group.size else group - lo
+        pieces.append(AxisPiece(slice(lo, hi), take, slice(start, start + group.size)))
+        start += group.size
+    return pieces
+
+
+def point_groups(
+    coords: tuple[NDArray[np.intp], ...], chunks: tuple[int, ...]
+) -> list[NDArray[np.intp]]:
+    """The positions of the points ``coords`` (one array per axis) grouped by the chunk (of
+    ``chunks``) holding them, chunks in C order, points in the order given within each."""
+    if not coords or coords[0].size == 0:
+        return []
+    cells = [c // k for c, k in zip(coords, chunks, strict=True)]
+    flat = np.ravel_multi_index(cells, [int(c.max()) + 1 for c in cells])
+    order = np.argsort(flat, kind="stable")
+    return np.split(order, np.flatnonzero(np.diff(flat[order])) + 1)
+
+
+def selection_span(selection: object, shape: tuple[int, ...]) -> Region:
+    """The region covering what ``array[selection] = ...`` writes, for any selection
+    ``Level.setitem`` takes."""
+    kind = fancy_kind(selection, len(shape))
+    if kind == "coordinate":
+        return coordinate_index(selection, shape).span()
+    if kind == "orthogonal":
+        return orthogonal_index(selection, shape).span()
+    picked = list_index(selection, shape)
+    basic = selection if picked is None else picked.span()
+    return normalize_selection(basic, shape).region
 
 
 def nchunks(meta: GridMeta, region: Region) -> int:

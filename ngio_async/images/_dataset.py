@@ -29,14 +29,14 @@ from ..engine import (
     default_tile_shape,
     halo,
     keys_ahead,
-    list_index,
     normalize_selection,
     same_object_runs,
     tile_grid,
 )
+from ..engine.plan import coordinate_index, orthogonal_index, selection_span
 from ..stores import AsyncStore, open_store
 from ._labels import Labels
-from ._level import Level
+from ._level import AsyncIndexer, Level
 from ._metadata import ImageMetadata
 from ._node import StoreNode
 from ._open import (
@@ -357,12 +357,33 @@ class Dataset(StoreNode):
 
     # ---------------------------------------------------------------- reading
     def __getitem__(self, selection: Any) -> Coroutine[Any, Any, NDArray[Any]]:
-        """``await ds[...]``: numpy basic indexing on level 0."""
+        """``await ds[...]``: :meth:`Level.getitem` on level 0 (numpy basic indexing, lists
+        as zarr-python 3 reads them)."""
         return self.getitem(selection)
 
     async def getitem(self, selection: Any, level: int = 0) -> NDArray[Any]:
         self._check_open()
         return await self.level(level).getitem(selection)
+
+    @property
+    def oindex(self) -> AsyncIndexer:
+        """``await ds.oindex[sel]``: :meth:`read_orthogonal` on level 0."""
+        return AsyncIndexer(self.read_orthogonal, "ds.write_orthogonal")
+
+    @property
+    def vindex(self) -> AsyncIndexer:
+        """``await ds.vindex[sel]``: :meth:`read_points` on level 0."""
+        return AsyncIndexer(self.read_points, "ds.write_points")
+
+    async def read_orthogonal(self, selection: Any, level: int = 0) -> NDArray[Any]:
+        """zarr-python's ``oindex[selection]`` on a level: see :meth:`Level.read_orthogonal`."""
+        self._check_open()
+        return await self.level(level).read_orthogonal(selection)
+
+    async def read_points(self, selection: Any, level: int = 0) -> NDArray[Any]:
+        """zarr-python's ``vindex[selection]`` on a level: see :meth:`Level.read_points`."""
+        self._check_open()
+        return await self.level(level).read_points(selection)
 
     async def read(self, level: int = 0, **axes: Selector) -> NDArray[Any]:
         """Read by axis name: ``await ds.read(level=0, c="DAPI", z=3, y=slice(0, 512))``.
@@ -834,18 +855,53 @@ class Dataset(StoreNode):
     async def write_at(
         self, selection: Any, data: ArrayLike, level: int = 0, pyramid: bool | Method | None = False
     ) -> None:
-        """``ds[selection] = data`` on a level (default 0) with numpy basic indexing, plus one
-        list, integer array or boolean mask on one axis (see :meth:`Level.setitem`).
+        """``ds[selection] = data`` on a level (default 0) with numpy basic indexing, plus lists,
+        integer arrays or boolean masks as zarr-python 3 takes them (see :meth:`Level.setitem`).
 
         :param pyramid: also update the lower levels, as in :meth:`write`.
         :raises ReadOnlyError: the dataset is read-only (raised before any I/O).
         """
+        await self._write_selection("setitem", selection, data, level, pyramid)
+
+    async def write_orthogonal(
+        self, selection: Any, data: ArrayLike, level: int = 0, pyramid: bool | Method | None = False
+    ) -> None:
+        """zarr-python's ``oindex[selection] = data`` on a level (default 0): see
+        :meth:`Level.write_orthogonal`; ``pyramid`` as in :meth:`write`.
+
+        :raises ReadOnlyError: the dataset is read-only (raised before any I/O).
+        """
+        await self._write_selection("orthogonal", selection, data, level, pyramid)
+
+    async def write_points(
+        self, selection: Any, data: ArrayLike, level: int = 0, pyramid: bool | Method | None = False
+    ) -> None:
+        """zarr-python's ``vindex[selection] = data`` on a level (default 0): see
+        :meth:`Level.write_points`; ``pyramid`` as in :meth:`write`.
+
+        :raises ReadOnlyError: the dataset is read-only (raised before any I/O).
+        """
+        await self._write_selection("points", selection, data, level, pyramid)
+
+    async def _write_selection(
+        self,
+        how: Literal["setitem", "orthogonal", "points"],
+        selection: Any,
+        data: ArrayLike,
+        level: int,
+        pyramid: bool | Method | None,
+    ) -> None:
         self._check_writable()
         cascade = self._cascade(level, pyramid)
+        after = None if cascade is None else partial(cascade.add, 0)
         try:
-            await self.level(level).setitem(
-                selection, data, None if cascade is None else partial(cascade.add, 0)
-            )
+            lvl = self.level(level)
+            if how == "orthogonal":
+                await lvl.write_orthogonal(selection, data, after)
+            elif how == "points":
+                await lvl.write_points(selection, data, after)
+            else:
+                await lvl.setitem(selection, data, after)
         except BaseException:
             if cascade is not None:
                 cascade.discard()
@@ -854,10 +910,13 @@ class Dataset(StoreNode):
             self._extents.clear()  # the lowest level may have changed: scanned again
         else:
             await cascade.finish()
-            lvl = self.level(level)
-            picked = list_index(selection, lvl.shape)
-            basic = selection if picked is None else picked.span()
-            await self._follow_data_windows(normalize_selection(basic, lvl.shape).region)
+            if how == "orthogonal":
+                span = orthogonal_index(selection, lvl.shape).span()
+            elif how == "points":
+                span = coordinate_index(selection, lvl.shape).span()
+            else:
+                span = selection_span(selection, lvl.shape)
+            await self._follow_data_windows(span)
 
     def writer(
         self, level: int = 0, max_pending: int | None = None, pyramid: bool | Method | None = False

@@ -24,7 +24,7 @@ import threading
 import weakref
 from collections import OrderedDict
 from functools import partial
-from itertools import chain, islice
+from itertools import chain, islice, product
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias, TypeVar
 
 import anyio
@@ -42,7 +42,15 @@ from ..engine import (
     region_shape,
     strided_parts,
 )
-from ..engine.plan import check_region, part_cells
+from ..engine.plan import (
+    axis_pieces,
+    check_region,
+    coordinate_index,
+    fancy_kind,
+    orthogonal_index,
+    part_cells,
+    point_groups,
+)
 from ..stores import ChangedError, RangeByteRequest, SuffixByteRequest
 from ._write import KeyLocks, fit_data, write_region
 
@@ -57,11 +65,12 @@ if TYPE_CHECKING:
 
     from .._workers import Workers
     from ..engine import ChunkPlan, InnerChunkPlan, ListIndex, Region, ShardPlan
+    from ..engine.plan import AxisPiece, CoordinateIndex, OrthogonalIndex
     from ..meta.zarr import ArrayMeta
     from ..stores import AsyncStore, Buffer
     from ._write import AfterWrite
 
-__all__ = ["Level"]
+__all__ = ["AsyncIndexer", "Level"]
 
 _INDEX_CACHE = 4096  # decoded shard indexes kept per read operation
 _MISSING: Any = object()  # not in the shard-index cache
@@ -133,7 +142,17 @@ class Level:
     """One array of a multiscale image: ``shape``, ``dtype``, ``chunks``, ``shards``, ``scale``.
 
     ``await level.read(region)`` returns a numpy array equal to zarr-python's ``array[region]``;
-    ``await level[...]`` takes numpy basic indexing.
+    ``await level[...]`` takes numpy basic indexing, one list on one axis, and several lists
+    as zarr-python 3 reads them (one integer array per axis: pointwise; one list per axis:
+    orthogonal).
+
+    zarr-python's ``oindex`` and ``vindex``: ``await level.oindex[sel]`` (or
+    ``await level.read_orthogonal(sel)``) is the orthogonal selection, lists, integer arrays
+    or boolean masks on any number of axes, each axis on its own (``np.ix_``);
+    ``await level.vindex[sel]`` (or ``await level.read_points(sel)``) the pointwise one, one
+    integer array per axis broadcast together, or one boolean mask of the level's shape.
+    Writes: ``await level.write_orthogonal(sel, data)``, ``await level.write_points(sel,
+    data)`` (an assignment cannot be awaited; the blocking API takes ``level.oindex[sel] = v``).
     """
 
     def __init__(
@@ -214,10 +233,19 @@ class Level:
     # ---------------------------------------------------------------- reading
     def __getitem__(self, selection: Any) -> Coroutine[Any, Any, NDArray[Any]]:
         """``await level[...]``: numpy basic indexing (ints, slices with any step, ``...``,
-        ``None``), plus one list, integer array or boolean mask on one axis (as zarr-python)."""
+        ``None``), plus one list, integer array or boolean mask on one axis (as zarr-python),
+        and several as zarr-python 3 reads them: one integer or integer array per axis (at
+        least one array) or a mask of the level's shape is :meth:`read_points`; one list per
+        axis, some of booleans, :meth:`read_orthogonal`; other mixes of lists and slices are
+        an ``UnsupportedIndexError`` (use ``level.oindex`` / ``level.vindex``)."""
         return self.getitem(selection)
 
     async def getitem(self, selection: Any) -> NDArray[Any]:
+        kind = fancy_kind(selection, self.ndim)  # several lists: as zarr-python 3 reads them
+        if kind == "coordinate":
+            return await self._read_points(coordinate_index(selection, self.shape))
+        if kind == "orthogonal":
+            return await self._read_orthogonal(orthogonal_index(selection, self.shape))
         picked = list_index(selection, self.shape)
         if picked is not None:
             return await self._getitem_list(picked)
@@ -302,6 +330,158 @@ class Level:
             await self.setitem(tuple(sel), block, after)
 
         await _run_all(groups, one, self._window)
+
+    # ---------------------------------------------------------------- oindex / vindex
+    @property
+    def oindex(self) -> AsyncIndexer:
+        """``await level.oindex[sel]``: :meth:`read_orthogonal`."""
+        return AsyncIndexer(self.read_orthogonal, "level.write_orthogonal")
+
+    @property
+    def vindex(self) -> AsyncIndexer:
+        """``await level.vindex[sel]``: :meth:`read_points`."""
+        return AsyncIndexer(self.read_points, "level.write_points")
+
+    async def read_orthogonal(self, selection: Any) -> NDArray[Any]:
+        """The orthogonal selection, as zarr-python's ``array.oindex[selection]``: each axis
+        indexed on its own by an integer (dropped), a slice (any step), or a list, integer
+        array or boolean mask (``np.ix_``); ``...`` and ``None`` too. Repeats and any order,
+        as numpy.
+
+        Only the chunks holding selected elements are read, each once and concurrently (an
+        axis indexed by a list or a strided slice is read chunk by chunk, the span of its
+        coordinates in each chunk, never the span between chunks).
+
+        :raises IndexError: an index out of range (naming the axis and its size), a mask of
+            another length.
+        :raises UnsupportedIndexError: an index of another kind.
+        """
+        return await self._read_orthogonal(orthogonal_index(selection, self.shape))
+
+    async def read_points(self, selection: Any) -> NDArray[Any]:
+        """The coordinate (pointwise) selection, as zarr-python's ``array.vindex[selection]``
+        and numpy's integer-array indexing: one integer or integer array per axis, broadcast
+        together (the result has their broadcast shape), or one boolean mask of the level's
+        shape (a 1-d result, C order).
+
+        The points are grouped by chunk: one read per chunk holding some, concurrently.
+
+        :raises IndexError: a coordinate out of range (naming the axis and its size), a mask
+            of another shape, arrays that do not broadcast together, not one index per axis.
+        :raises UnsupportedIndexError: a slice, floats, a boolean array that is no mask.
+        """
+        return await self._read_points(coordinate_index(selection, self.shape))
+
+    async def write_orthogonal(
+        self, selection: Any, data: ArrayLike, after: AfterWrite | None = None
+    ) -> None:
+        """``level.oindex[selection] = data`` (see :meth:`read_orthogonal`): ``data`` broadcast
+        to the selection's shape; repeated indices: the last value wins (numpy). Per chunk the
+        span of the selected coordinates in it is read, assigned and written back (nothing is
+        read where a piece covers its span whole), as a list index is written
+        (:meth:`setitem`).
+
+        :raises ReadOnlyError: the level is not writable (before any I/O).
+        """
+        self._check_writable()
+        await self._write_orthogonal(orthogonal_index(selection, self.shape), data, after)
+
+    async def write_points(
+        self, selection: Any, data: ArrayLike, after: AfterWrite | None = None
+    ) -> None:
+        """``level.vindex[selection] = data`` (see :meth:`read_points`): ``data`` broadcast to
+        the selection's shape; a point given twice takes its last value (numpy). Per chunk
+        holding points, the span of its points is read, assigned and written back.
+
+        :raises ReadOnlyError: the level is not writable (before any I/O).
+        """
+        self._check_writable()
+        await self._write_points(coordinate_index(selection, self.shape), data, after)
+
+    async def _read_orthogonal(self, picked: OrthogonalIndex) -> NDArray[Any]:
+        distinct = [_distinct(ix, run) for ix, run in zip(picked.indices, picked.runs, strict=True)]
+        out: NDArray[Any] = np.empty(tuple(u.size for u, _ in distinct), dtype=self.dtype)
+        if out.size:
+            indexes = self.index_cache()
+            per_axis = [
+                axis_pieces(u, c, run)
+                for (u, _), c, run in zip(distinct, self.meta.chunks, picked.runs, strict=True)
+            ]
+
+            async def one(combo: tuple[AxisPiece, ...]) -> None:
+                block = await self.read(tuple(p.region for p in combo), indexes)
+                out[tuple(p.out for p in combo)] = _take(block, [p.take for p in combo])
+
+            await _run_all(product(*per_axis), one, self._window)
+        for ax, (_, inverse) in enumerate(distinct):
+            if inverse is not None:  # repeats, or another order than ascending
+                out = np.take(out, inverse, axis=ax)
+        return out.reshape(picked.shape)  # integer-indexed axes have length 1: dropped
+
+    async def _write_orthogonal(
+        self, picked: OrthogonalIndex, data: ArrayLike, after: AfterWrite | None
+    ) -> None:
+        value = fit_data(data, picked.shape, self.dtype, f"level {self.path!r}")
+        value = value.reshape(tuple(ix.size for ix in picked.indices))  # dropped axes: 1
+        if value.size == 0:
+            return
+        distinct: list[NDArray[np.intp]] = []
+        for ax, (ix, run) in enumerate(zip(picked.indices, picked.runs, strict=True)):
+            unique, last = _last_of_each(ix, run)
+            distinct.append(unique)
+            if last is not None:  # each index once, with its last value
+                value = np.take(value, last, axis=ax)
+        per_axis = [
+            axis_pieces(u, c, run)
+            for u, c, run in zip(distinct, self.meta.chunks, picked.runs, strict=True)
+        ]
+
+        async def one(combo: tuple[AxisPiece, ...]) -> None:
+            region = tuple(p.region for p in combo)
+            part = value[tuple(p.out for p in combo)]
+            if all(isinstance(p.take, slice) for p in combo):  # the whole region: no read
+                await write_region(self, region, part, after)
+                return
+            block = await self.read(region)
+            block[_ix(region, [p.take for p in combo])] = part
+            await write_region(self, region, block, after)
+
+        await _run_all(product(*per_axis), one, self._window)
+
+    async def _read_points(self, picked: CoordinateIndex) -> NDArray[Any]:
+        coords = picked.coords
+        out: NDArray[Any] = np.empty(coords[0].size, dtype=self.dtype)
+        indexes = self.index_cache()
+
+        async def one(group: NDArray[np.intp]) -> None:
+            points = tuple(c[group] for c in coords)
+            region = tuple(slice(int(p.min()), int(p.max()) + 1) for p in points)
+            block = await self.read(region, indexes)
+            out[group] = block[tuple(p - r.start for p, r in zip(points, region, strict=True))]
+
+        await _run_all(point_groups(coords, self.meta.chunks), one, self._window)
+        return out.reshape(picked.shape)
+
+    async def _write_points(
+        self, picked: CoordinateIndex, data: ArrayLike, after: AfterWrite | None
+    ) -> None:
+        value = fit_data(data, picked.shape, self.dtype, f"level {self.path!r}").reshape(-1)
+        if value.size == 0:
+            return
+        flat = np.ravel_multi_index(picked.coords, self.shape)
+        _, first_of_reversed = np.unique(flat[::-1], return_index=True)
+        keep = flat.size - 1 - first_of_reversed  # each point once, with its last value
+        coords = tuple(c[keep] for c in picked.coords)
+        value = value[keep]
+
+        async def one(group: NDArray[np.intp]) -> None:
+            points = tuple(c[group] for c in coords)
+            region = tuple(slice(int(p.min()), int(p.max()) + 1) for p in points)
+            block = await self.read(region)
+            block[tuple(p - r.start for p, r in zip(points, region, strict=True))] = value[group]
+            await write_region(self, region, block, after)
+
+        await _run_all(point_groups(coords, self.meta.chunks), one, self._window)
 
     def _where(self) -> str:
         """The URL of this array's metadata document."""
@@ -825,7 +1005,8 @@ class Level:
     ) -> None:
         """``level[selection] = data`` with numpy basic indexing and broadcasting, plus one
         list, integer array or boolean mask on one axis (as zarr-python; repeated indices: the
-        last value wins, as numpy).
+        last value wins, as numpy), and several as :meth:`getitem` reads them
+        (:meth:`write_points`, :meth:`write_orthogonal`).
 
         Strided selections (steps > 1) read the covering region, assign, and write it back, and
         a list index so each chunk's span of its indices; such a write is not atomic against
@@ -834,6 +1015,13 @@ class Level:
         :raises ReadOnlyError: the level is not writable (before any I/O).
         """
         self._check_writable()
+        kind = fancy_kind(selection, self.ndim)
+        if kind == "coordinate":
+            await self._write_points(coordinate_index(selection, self.shape), data, after)
+            return
+        if kind == "orthogonal":
+            await self._write_orthogonal(orthogonal_index(selection, self.shape), data, after)
+            return
         picked = list_index(selection, self.shape)
         if picked is not None:
             await self._setitem_list(picked, data, after)
@@ -853,6 +1041,70 @@ class Level:
         )
         current[index] = value
         await write_region(self, sel.region, current, after)
+
+
+class AsyncIndexer:
+    """``level.oindex`` / ``level.vindex`` (and a dataset's): ``await indexer[selection]``
+    reads; an assignment cannot be awaited, so it raises, naming the method that writes."""
+
+    __slots__ = ("_read", "_write")
+
+    def __init__(self, read: Callable[[Any], Coroutine[Any, Any, NDArray[Any]]], write: str):
+        self._read = read
+        self._write = write
+
+    def __getitem__(self, selection: Any) -> Coroutine[Any, Any, NDArray[Any]]:
+        return self._read(selection)
+
+    def __setitem__(self, selection: Any, data: Any) -> None:
+        raise TypeError(
+            f"an assignment cannot be awaited: write with await {self._write}(selection, data)"
+        )
+
+
+def _distinct(
+    indices: NDArray[np.intp], run: bool
+) -> tuple[NDArray[np.intp], NDArray[np.intp] | None]:
+    """The sorted distinct coordinates of an axis, and how to take the ones asked for from
+    them (``None``: they are the ones asked for)."""
+    if run:
+        return indices, None
+    unique, inverse = np.unique(indices, return_inverse=True)
+    if unique.size == indices.size and np.array_equal(unique, indices):
+        return unique, None
+    return unique, inverse.reshape(-1)
+
+
+def _last_of_each(
+    indices: NDArray[np.intp], run: bool
+) -> tuple[NDArray[np.intp], NDArray[np.intp] | None]:
+    """The sorted distinct coordinates of an axis, and the position of each one's last
+    occurrence among the ones given (``None``: they are the ones given)."""
+    if run:
+        return indices, None
+    unique, first_of_reversed = np.unique(indices[::-1], return_index=True)
+    if unique.size == indices.size and np.array_equal(unique, indices):
+        return unique, None
+    return unique, indices.size - 1 - first_of_reversed
+
+
+def _take(block: NDArray[Any], takes: Sequence[slice | NDArray[np.intp]]) -> NDArray[Any]:
+    """``block`` with each axis indexed on its own by a slice or an array of positions."""
+    block = block[tuple(t if isinstance(t, slice) else slice(None) for t in takes)]
+    for ax, t in enumerate(takes):
+        if not isinstance(t, slice):
+            block = np.take(block, t, axis=ax)
+    return block
+
+
+def _ix(region: Region, takes: Sequence[slice | NDArray[np.intp]]) -> tuple[NDArray[np.intp], ...]:
+    """``np.ix_`` of the positions ``takes`` picks in ``region`` (a slice: all of them)."""
+    return np.ix_(
+        *(
+            np.arange(r.stop - r.start) if isinstance(t, slice) else t
+            for r, t in zip(region, takes, strict=True)
+        )
+    )
 
 
 def _inside_one(region: Region, grid: tuple[int, ...]) -> bool:
