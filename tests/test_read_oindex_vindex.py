@@ -418,3 +418,39 @@ def test_s3_sharded_reads_one_index_per_shard_and_one_get_per_inner_chunk(
         await store.aclose()
 
     anyio.run(go)
+
+
+@pytest.mark.parametrize(
+    "selection",
+    [
+        np.s_[0, 0, [1, 2], [3, 4]],
+        np.s_[[0], [1], [2], [3]],
+        np.s_[0, 0, 1, [2, 3]],  # one list among integers: either way, the same result
+        np.s_[0, 0, np.array([[1]]), 2],
+        np.s_[[True, False], [0, 2], [1], [3]],
+        np.s_[[0, 1], [0, 2], [1, 2], [True] * 40],
+        np.s_[0, [0, 1], [1, 2]],
+        np.s_[:, [0, 1], [1, 2], 0],
+        np.s_[0, 0, :, [1, 2]],
+        np.s_[..., [1, 2]],
+        np.ones(SHAPE, bool),
+        np.s_[0, 0, 1, 2],
+    ],
+)
+def test_the_kind_of_a_selection_is_zarr_pythons(selection: Any) -> None:
+    """zarr-python 3's own tests of ``array[selection]``: pointwise when it is pure fancy
+    indexing, orthogonal when pure orthogonal (several lists), else basic."""
+    from zarr.core.indexing import is_pure_fancy_indexing, is_pure_orthogonal_indexing
+
+    from ngio_async.engine.plan import fancy_kind
+
+    items = selection if isinstance(selection, tuple) else (selection,)
+    arrays = [s for s in items if isinstance(s, list | np.ndarray)]
+    got = fancy_kind(selection, len(SHAPE))
+    if is_pure_fancy_indexing(selection, len(SHAPE)):
+        one_list = len(arrays) == 1 and np.ndim(arrays[0]) == 1 and isinstance(selection, tuple)
+        assert got == "coordinate" or (one_list and got is None)  # None: read as one list
+    elif is_pure_orthogonal_indexing(selection, len(SHAPE)) and len(arrays) > 1:
+        assert got == "orthogonal"
+    else:
+        assert got is None
