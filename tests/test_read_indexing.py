@@ -63,13 +63,14 @@ def test_sync_getitem_newaxis_and_negative_steps(image: tuple[Path, np.ndarray])
 
 @pytest.mark.parametrize(
     "selection",
-    [(0, [0, 1], np.array([0, 1])), (0, np.zeros((2, 2), bool)), True, 1.0],
-    ids=["two lists", "2-d mask", "bool", "float"],
+    [(slice(None), [0, 1], np.array([0, 1])), (0, np.zeros((2, 2), bool)), True, 1.0],
+    ids=["slice and two lists", "2-d mask", "bool", "float"],
 )
 def test_advanced_indexing_is_a_clear_type_error(
     image: tuple[Path, np.ndarray], selection: Any
 ) -> None:
-    """One 1-D list, array or mask is read (tests/test_read_list_index.py); not more."""
+    """One 1-D list, array or mask is read (tests/test_read_list_index.py), and pure fancy
+    indexing pointwise as zarr-python does (tests/test_read_oindex_vindex.py); not other mixes."""
     with (
         ngio_async.open(image[0]) as ds,
         pytest.raises(TypeError, match=r"basic indexing|one list or array index|one dimension"),
