@@ -454,3 +454,34 @@ def test_the_kind_of_a_selection_is_zarr_pythons(selection: Any) -> None:
         assert got == "orthogonal"
     else:
         assert got is None
+
+
+def test_s3_sharded_writes_rewrite_each_shard_once(s3_server: S3Server) -> None:
+    """A fancy write touching several inner chunks of one shard reads what it needs and
+    rewrites that shard once (one PUT), not once per inner chunk (was: 8, 3 and 4 PUTs)."""
+    url = _s3_image(s3_server, shards=(1, 1, 64, 64))  # 4x4 inner chunks of 16x16 per shard
+    want = np.arange(2 * 3 * 64 * 64, dtype="uint16").reshape(2, 3, 64, 64)
+    writes = [
+        ("write_orthogonal", np.s_[0, [1], [0, 20, 40, 63], [0, 63]]),  # 8 inner chunks
+        ("write_points", np.s_[0, [1, 1, 1], [0, 33, 63], [0, 17, 63]]),  # 3 inner chunks
+        ("setitem", np.s_[0, 1, [0, 20, 40, 63], :]),  # 4 rows of inner chunks
+    ]
+
+    async def go() -> None:
+        store = InstrumentedStore(open_store(url, **s3_server.options()))
+        async with ngio_async.open_async(store, mode="r+") as ds:
+            lvl = ds.levels[0]
+            for n, (method, sel) in enumerate(writes):
+                store.reset()
+                await getattr(lvl, method)(sel, 9000 + n)
+                if method == "write_orthogonal":
+                    _ortho_assign(want, sel, 9000 + n)
+                else:
+                    want[sel] = 9000 + n
+                assert store.calls[("put", "0/c/0/1/0/0")] == 1, (method, dict(store.calls))
+                assert store.method_counts["put"] == 1
+                got = await lvl.read(tuple(slice(0, n) for n in want.shape))
+                np.testing.assert_array_equal(got, want)
+        await store.aclose()
+
+    anyio.run(go)

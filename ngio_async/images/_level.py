@@ -303,8 +303,8 @@ class Level:
     async def _setitem_list(
         self, picked: ListIndex, data: ArrayLike, after: AfterWrite | None
     ) -> None:
-        """``level[...] = data`` with one list index: per chunk along its axis, the span of the
-        indices in it read, assigned and written back."""
+        """``level[...] = data`` with one list index: per stored object (chunk or shard) along
+        its axis, the span of the indices in it read, assigned and written back."""
         axis, idx = picked.out_axis, picked.indices
         shape = list(normalize_selection(picked.basic, self.shape).shape)
         shape[axis] = idx.size
@@ -314,7 +314,7 @@ class Level:
         # each index once, with the position of its last value (numpy: the last one wins)
         unique, first_in_reversed = np.unique(idx[::-1], return_index=True)
         last = idx.size - 1 - first_in_reversed
-        size = self.meta.chunks[picked.axis]
+        size = self.meta.stored_chunks[picked.axis]  # a shard is rewritten once
         cuts = np.flatnonzero(np.diff(unique // size)) + 1
         groups = list(zip(np.split(unique, cuts), np.split(last, cuts), strict=True))
 
@@ -431,9 +431,10 @@ class Level:
             distinct.append(unique)
             if last is not None:  # each index once, with its last value
                 value = np.take(value, last, axis=ax)
+        # per stored object (a shard: one rewrite, not one per inner chunk it holds)
         per_axis = [
             axis_pieces(u, c, run)
-            for u, c, run in zip(distinct, self.meta.chunks, picked.runs, strict=True)
+            for u, c, run in zip(distinct, self.meta.stored_chunks, picked.runs, strict=True)
         ]
 
         async def one(combo: tuple[AxisPiece, ...]) -> None:
@@ -481,7 +482,8 @@ class Level:
             block[tuple(p - r.start for p, r in zip(points, region, strict=True))] = value[group]
             await write_region(self, region, block, after)
 
-        await _run_all(point_groups(coords, self.meta.chunks), one, self._window)
+        # per stored object (a shard: one rewrite, not one per inner chunk it holds)
+        await _run_all(point_groups(coords, self.meta.stored_chunks), one, self._window)
 
     def _where(self) -> str:
         """The URL of this array's metadata document."""
