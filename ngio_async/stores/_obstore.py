@@ -908,9 +908,18 @@ def _credentials_hint(store: ObjectStore) -> str:
             "/ account_key=, or sas_key=), or anonymous=True for a public container"
         )
     if isinstance(store, GCSStore):
+        emulator = "use_emulator=True with endpoint= for an emulator"
+        anonymous = str(store.config.get("skip_signature")).strip().lower()
+        if anonymous in ("1", "true", "on", "yes", "y"):
+            # obstore's GCS client fetches a token for writes and deletes all the same
+            return (
+                "anonymous=True serves reads only; writes and deletes need credentials: set "
+                "GOOGLE_APPLICATION_CREDENTIALS (or pass service_account= / "
+                f"service_account_key=), or {emulator}"
+            )
         return (
             "set GOOGLE_APPLICATION_CREDENTIALS (or pass service_account= / "
-            "service_account_key=), or anonymous=True for a public bucket"
+            f"service_account_key=), anonymous=True for a public bucket, or {emulator}"
         )
     return (
         "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or pass access_key_id= / "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from contextlib import contextmanager
@@ -50,7 +51,10 @@ _AWS_ENDPOINT_VARS = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_ENDPOINT")
 _ENDPOINT_ENV = {
     S3Store: ("AWS_ALLOW_HTTP", _AWS_ENDPOINT_VARS),
     AzureStore: ("AZURE_ALLOW_HTTP", ("AZURE_STORAGE_ENDPOINT", "AZURE_ENDPOINT")),
+    GCSStore: ("GOOGLE_ALLOW_HTTP", ("GOOGLE_BASE_URL",)),
 }
+# the config key that names the endpoint: obstore's GCSStore calls it ``base_url``
+_ENDPOINT_KEY: dict[type[Any], str] = {GCSStore: "base_url"}
 # where obstore reads each store's settings from the environment
 _ENV_PREFIX = {S3Store: "aws_", GCSStore: "google_", AzureStore: "azure_"}
 # schemes obstore knows by another name
@@ -88,6 +92,14 @@ def open_store(
       ``AzureStore`` with their config keys as options (``anonymous`` -> ``skip_signature``);
       ``use_emulator=True`` with an ``endpoint`` (``http://127.0.0.1:10000``) reaches the
       Azurite emulator there (its account and key unless others are given);
+    - ``gs://``: ``endpoint`` (or ``endpoint_url``) is obstore's ``base_url`` (accepted under
+      that name too, and read from ``GOOGLE_BASE_URL``), the root of the GCS APIs, e.g. an
+      emulator's ``http://127.0.0.1:4443`` (an ``http://`` one allows plain http). With
+      ``use_emulator=True`` (an endpoint required) no token is fetched or sent: obstore's
+      emulator service account (``disable_oauth``) is used unless ``service_account``,
+      ``service_account_key``, ``application_credentials``, ``bearer_token`` or
+      ``credential_provider`` is given. ``anonymous=True`` alone serves reads only: obstore's
+      GCS client fetches a token from the instance metadata for writes and deletes all the same;
     - ``http(s)://host/path``: the read-only :class:`HTTPStore` (option ``headers``): HEADs
       and fallbacks with aiohttp, GET bodies with obstore's Rust client when the URL has no
       credentials or query string and no ``headers`` are given; a query string (a signed or
@@ -217,14 +229,19 @@ def _open_cloud(
             extra[name] = options.pop(name)
     if "allow_http" in options:
         client_options["allow_http"] = bool(options.pop("allow_http"))
+    endpoint_key = _ENDPOINT_KEY.get(cls, "endpoint")
     for name, value in options.items():
         key = _ALIASES.get(name, name)
+        if key == "endpoint":
+            key = endpoint_key
         if value is None:
             continue
         if key in config:
             raise ValueError(f"option {key!r} given twice (as {name!r})")
         config[key] = value
-    endpoint = config.get("endpoint")
+    if cls is GCSStore:
+        _gcs_emulator(config, has_provider="credential_provider" in extra)
+    endpoint = config.get(endpoint_key)
     env = _ENDPOINT_ENV.get(cls)
     if endpoint is None and env is not None and env[0] not in os.environ:
         # the endpoint obstore will read from the environment
@@ -255,6 +272,39 @@ def _open_cloud(
         if prefix and store.prefix != prefix:
             store = cls(prefix=prefix, config=store.config, **settings)  # type: ignore[arg-type]
     return ObstoreStore(store, url=display, limits=limits)
+
+
+# GCS credential config keys (any of them, or a credential_provider, is the caller's own)
+_GCS_CREDENTIALS = frozenset(
+    ["service_account", "service_account_key", "application_credentials", "bearer_token"]
+)
+
+
+def _gcs_emulator(config: dict[str, Any], *, has_provider: bool) -> None:
+    """Turn the GCS ``use_emulator`` option (not an obstore key) into obstore's way of
+    reaching an emulator: a service account with ``disable_oauth`` (no token fetched, none
+    sent) at ``base_url``. Without one obstore asks the instance metadata for a token for
+    every write and delete (``skip_signature`` covers only reads)."""
+    emulator = config.pop("use_emulator", None)
+    if emulator is None or not _truthy(emulator):
+        return
+    base_url = config.get("base_url") or os.environ.get("GOOGLE_BASE_URL")
+    if not base_url:
+        raise ValueError(
+            "use_emulator=True for gs:// needs endpoint= (the emulator's URL, e.g. "
+            "'http://127.0.0.1:4443'; or GOOGLE_BASE_URL)"
+        )
+    config["base_url"] = base_url
+    if has_provider or _GCS_CREDENTIALS.intersection(config):
+        return
+    account = {
+        "disable_oauth": True,
+        "gcs_base_url": str(base_url),
+        "client_email": "",
+        "private_key": "",
+        "private_key_id": "",
+    }
+    config["service_account_key"] = json.dumps(account)
 
 
 # Azurite's account and its published key (obstore uses them with ``use_emulator``)
