@@ -1739,7 +1739,15 @@ def create_like_async(
     ``axes``, channels for another channel count, shards other ``chunks`` do not divide).
 
     The copy of a label image is a label image (its ``image-label`` colors, properties and
-    source, and pyramids by ``mode``) unless its data type is no integer type."""
+    source, and pyramids by ``mode``) unless its data type is no integer type.
+
+    :raises TypeError: ``src`` is a URL or path, not an open dataset."""
+    if isinstance(src, str | os.PathLike):
+        raise TypeError(
+            f"create_like: src must be an open dataset, got the {type(src).__name__} {src!r}: "
+            "open it first (create_like_async(await open_async(src), url) or, blocking, "
+            "create_like(open(src), url))"
+        )
     options = like_options(src, overrides)
     level_translations = options.pop("level_translations", None)
     level_shapes = options.pop("level_shapes", None)

@@ -157,6 +157,24 @@ def _check_rgba(colors: list[dict[str, Any]], at: str) -> None:
             )
 
 
+def _check_values(entries: list[dict[str, Any]] | None, dtype: np.dtype[Any], at: str) -> None:
+    """Refuse a color or property for a label value that ``dtype`` cannot hold (300 or -1
+    for ``uint8``): no pixel can have it."""
+    if not entries or dtype.kind not in "iu":
+        return
+    info = np.iinfo(dtype)
+    for i, entry in enumerate(entries):
+        value = entry.get("label-value")
+        if not isinstance(value, int) or isinstance(value, bool):
+            continue  # validation names it
+        if not info.min <= value <= info.max:
+            raise MetadataError(
+                f"label value {value} is not a {dtype} value ({info.min}..{info.max}): "
+                "no pixel of the label image can have it",
+                f"{at}[{i}].label-value",
+            )
+
+
 def _dump(obj: Any) -> Any:
     from ..meta._base import dump
 
@@ -272,6 +290,9 @@ def plan_label(
         )
     prop_list = _properties_json(properties)
     color_list, prop_list = _consistent(color_list, prop_list)
+    at = "$.image-label" if version == "0.4" else "$.ome.image-label"
+    _check_values(color_list, dt, f"{at}.colors")
+    _check_values(prop_list, dt, f"{at}.properties")
     if color_list is not None:
         image_label["colors"] = color_list
     if prop_list is not None:
@@ -392,6 +413,7 @@ class Labels:
             values: list[int] = []
             if given is not None:
                 _check_rgba(given, at)
+                _check_values(given, label.dtype, at)
             else:
                 have = {c.label_value for c in (stored.colors or [])} if stored else set()
                 values = await _stored_values(label, have, max_values)
