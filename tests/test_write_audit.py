@@ -117,3 +117,20 @@ async def test_a_set_scale_retried_after_a_failed_label_write_scales_the_label(
         await ds.set_scale({"y": 2.0, "x": 2.0})  # the retry
     async with ngio_async.open_async(path / "labels" / "cells") as label:
         assert label.metadata.spatial_calibration[0].scale == (2.0, 2.0)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="needs Dataset.build_pyramid (images/_dataset.py) to call _check_writable() before "
+    "refresh_image reads the group document",
+)
+async def test_build_pyramid_on_a_read_only_dataset_raises_before_any_request(
+    tmp_path: Path,
+) -> None:
+    await make(tmp_path / "img.ome.zarr", "0.5")
+    store = InstrumentedStore(open_store(tmp_path))
+    async with ngio_async.open_async(store, path="img.ome.zarr") as ds:
+        store.reset()
+        with pytest.raises(ngio_async.ReadOnlyError):
+            await ds.build_pyramid(levels=2)
+        assert store.total_requests == 0
