@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import uuid
 from typing import TYPE_CHECKING
 
@@ -90,3 +91,58 @@ def test_multi_file_ome_tiff_truncated_other_file(
     assert code == 1
     assert err.count("\n") == 1 and "scan_z2.ome.tif" in err and "truncated" in err, err
     assert not (dst / "zarr.json").exists()
+
+
+def test_readme_batch_shards_fit_images_of_fewer_axes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The README's ``convert scans/*.tif out/ --shards 1,1,4096,4096`` failed for every yx
+    or cyx TIFF ("has 4 values: expected 2"); leading 1s beyond an image's axes are ignored,
+    other extra values are still refused, naming the option."""
+    plane = np.arange(300 * 200, dtype=np.uint16).reshape(300, 200)
+    tifffile.imwrite(tmp_path / "a.tif", plane)
+    tifffile.imwrite(tmp_path / "b.ome.tif", np.stack([plane, plane]), metadata={"axes": "CYX"})
+    out = tmp_path / "out"
+    argv = [str(tmp_path / "a.tif"), str(tmp_path / "b.ome.tif"), str(out) + "/"]
+    code, _, err = run(["convert", "-q", *argv, "--shards", "1,1,4096,4096"], capsys)
+    assert code == 0, err
+    with ngio_async.open(str(out / "a.ome.zarr")) as ds:
+        assert ds.levels[0].shards == (300, 200)  # one shard over the image
+        assert np.array_equal(ds[...], plane)
+    with ngio_async.open(str(out / "b.ome.zarr")) as ds:
+        assert ds.levels[0].shards is not None and ds.levels[0].shards[0] == 1
+    code, _, err = run(
+        ["convert", "-q", *argv[1:2], str(tmp_path / "c.zarr"), "--shards", "2,1,4096,4096"],
+        capsys,
+    )
+    assert code == 2
+    assert "shards (2, 1, 4096, 4096) has 4 values: expected 3" in err, err
+    assert not (tmp_path / "c.zarr").exists()
+
+
+def test_serve_port_out_of_range_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--port 99999 ended in 'OverflowError: bind(): port must be 0-65535.'"""
+    code, _, err = run(["serve", str(tmp_path), "--port", "99999"], capsys)
+    assert code == 2
+    assert "argument --port: expected a port from 0 to 65535, got 99999" in err
+
+
+def test_serve_address_in_use_names_host_and_port(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A taken port, an address not ours or an unknown host: one line naming host:port (a
+    host that does not resolve gave '[Errno -2] Name or service not known' alone)."""
+    url = str(tmp_path / "img.ome.zarr")
+    with ngio_async.create(url, shape=(32, 32), dtype="uint8", axes="yx") as ds:
+        ds.write(np.zeros((32, 32), "uint8"))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, out, err = run(["serve", "-q", url, "--port", str(port)], capsys)
+    assert code == 2
+    assert err.startswith(f"ngio-async: error: cannot listen on 127.0.0.1:{port}: "), err
+    assert err.count("\n") == 1
+    assert "serving" not in out

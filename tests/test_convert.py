@@ -459,7 +459,8 @@ async def test_layout_options_are_checked_before_anything_is_written(
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"chunks": (1, 64, 64)}, r"has 3 values: expected 2 positive integers .*\['y', 'x'\]"),
+        # leading 1s beyond the axes are ignored (one shape for a batch); other values are not
+        ({"chunks": (2, 64, 64)}, r"has 3 values: expected 2 positive integers .*\['y', 'x'\]"),
         ({"chunks": (0, 64)}, r"chunks\['y'\] is 0"),
         ({"levels": 0}, "levels must be >= 1"),
     ],

@@ -116,6 +116,14 @@ def positive(text: str) -> int:
     return _at_least(1, text)
 
 
+def port(text: str) -> int:
+    """An argparse type: a TCP port, 0 to 65535 (0: any free port)."""
+    value = _at_least(0, text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"expected a port from 0 to 65535, got {value}")
+    return value
+
+
 def add_request_options(parser: argparse.ArgumentParser) -> None:
     """``--timeout`` and ``--retries``: how long a stalled or failing store is waited for."""
     from .._limits import Limits
@@ -198,6 +206,8 @@ def store_options(args: argparse.Namespace, url: str | None = None) -> dict[str,
 
 #: the API's keywords in a missing-credentials message (the command line takes the environment's)
 _CREDENTIAL_ARGS = re.compile(r" \(or pass [a-z_]+=[^)]*\)")
+#: the stores' advice for a GCS emulator (keywords the command line has no options for)
+_EMULATOR_ARGS = re.compile(r",? or use_emulator=True with endpoint= for an emulator")
 
 
 def describe_error(exc: BaseException) -> tuple[int, str]:
@@ -210,7 +220,9 @@ def describe_error(exc: BaseException) -> tuple[int, str]:
         return EXIT_ERROR, f"not found: {text}"
     if isinstance(exc, PermissionDeniedError):
         if exc.missing_credentials:  # the stores' advice, in the command line's words
-            text = _CREDENTIAL_ARGS.sub("", text).replace("anonymous=True", "--anonymous")
+            text = _EMULATOR_ARGS.sub("", _CREDENTIAL_ARGS.sub("", text))
+            text = text.replace(", anonymous=True for a public", ", or anonymous=True for a public")
+            text = text.replace("anonymous=True", "--anonymous")
         return EXIT_ERROR, f"permission denied: {text}"
     if isinstance(exc, StoreTimeoutError):
         return EXIT_ERROR, f"timed out: {text}"

@@ -61,6 +61,7 @@ async def serve_urls(
     256)."""
     from ..web import DEFAULT_MAX_REGION_PIXELS, create_app, serve
     from ..web._app import STATE
+    from ..web._server import ListenError
     from ..web._state import DEFAULT_MAX_OPEN_FIELDS
 
     def ready(url: str) -> None:
@@ -89,7 +90,10 @@ async def serve_urls(
     )
     async with anyio.create_task_group() as tg:
         start_deferred(tg, _stop_on_sigterm, tg.cancel_scope)
-        await serve(app, host, port, on_ready=ready)
+        try:
+            await serve(app, host, port, on_ready=ready)
+        except ListenError as exc:  # the address is taken, not ours, or no host of that name
+            raise CLIError(exc.strerror or str(exc)) from exc
 
 
 async def _stop_on_sigterm(scope: anyio.CancelScope) -> None:

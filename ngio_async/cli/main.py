@@ -21,6 +21,7 @@ from ._common import (
     add_store_options,
     describe_error,
     non_negative,
+    port,
     positive,
 )
 
@@ -108,8 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--chunks",
         metavar="SHAPE",
-        help="chunk shape, one value per axis, e.g. 1,1,512,512 (default: the source's; "
-        "at most 1 MiB for TIFFs)",
+        help="chunk shape, one value per axis, e.g. 1,1,512,512; leading 1s beyond an "
+        "image's axes are ignored (default: the source's; at most 1 MiB for TIFFs)",
     )
     p.add_argument(
         "--shards",
@@ -181,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("urls", nargs="+", metavar="URL")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    p.add_argument("--port", type=non_negative, default=8000, help="port (default 8000; 0: any)")
+    p.add_argument("--port", type=port, default=8000, help="port (default 8000; 0: any)")
     p.add_argument(
         "--name",
         action="extend",

@@ -313,8 +313,18 @@ def refuse_file(dst: Any) -> None:
         )
 
 
+def _is_one(value: Any) -> bool:
+    try:
+        return bool(value == 1)
+    except Exception:  # noqa: BLE001 - any odd value is checked (and named) below
+        return False
+
+
 def _sizes(value: Any, what: str, axes: Sequence[str]) -> tuple[int, ...]:
-    """``value`` as one positive integer per axis; errors name the option and the axes."""
+    """``value`` as one positive integer per axis; errors name the option and the axes.
+
+    Leading 1s beyond the image's axes are dropped (right-aligned, as numpy broadcasts): one
+    ``--shards 1,1,4096,4096`` serves a batch of yx, cyx and czyx images."""
     expect = f"{len(axes)} positive integers (one per axis {list(axes)})"
     if isinstance(value, str | bytes | Mapping):
         raise TypeError(f"{what} must be {expect}, got {value!r}")
@@ -322,13 +332,18 @@ def _sizes(value: Any, what: str, axes: Sequence[str]) -> tuple[int, ...]:
         values = list(value)
     except TypeError:
         raise TypeError(f"{what} must be {expect}, got {value!r}") from None
+    given = tuple(values)
+    extra = len(values) - len(axes)
+    # one shape serves a batch of images of fewer axes: 1,1,4096,4096 fits a yx or cyx image
+    if extra > 0 and all(_is_one(v) for v in values[:extra]):
+        values = values[extra:]
     if len(values) != len(axes):
-        raise ValueError(f"{what} {tuple(values)} has {len(values)} values: expected {expect}")
+        raise ValueError(f"{what} {given} has {len(given)} values: expected {expect}")
     out: list[int] = []
     for v, a in zip(values, axes, strict=True):
         n = integer(v, f"{what}[{a!r}]")
         if n < 1:
-            raise ValueError(f"{what} {tuple(values)}: {what}[{a!r}] is {n}; expected {expect}")
+            raise ValueError(f"{what} {given}: {what}[{a!r}] is {n}; expected {expect}")
         out.append(n)
     return tuple(out)
 
@@ -1146,7 +1161,8 @@ async def convert(
     :param dst: where the OME-Zarr goes (path, ``file://``, ``s3://``, ``memory://``, a store).
     :param ngff_version: ``"0.4"`` or ``"0.5"``; default the source's (OME-Zarr) or ``"0.5"``.
     :param chunks: chunk shape of level 0 (one value per axis of the image; label images drop
-        the channel axis); default: the source's chunks (OME-Zarr) or ~1 MiB chunks.
+        the channel axis; leading 1s beyond the image's axes are ignored, so one shape serves
+        images of fewer axes); default: the source's chunks (OME-Zarr) or ~1 MiB chunks.
     :param shards: shard shape (0.5 only), or ``False`` for no sharding; default the source's
         shards when the chunks are unchanged, else up to 8x8 chunks in y/x.
     :param compressor: ``"zstd"``, ``"blosc-zstd"``, ``"gzip"``, or ``False`` (uncompressed);

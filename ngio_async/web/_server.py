@@ -10,7 +10,11 @@ from aiohttp import web
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["serve"]
+__all__ = ["ListenError", "serve"]
+
+
+class ListenError(OSError):
+    """The server could not listen on its address (taken, not this host's, no such host)."""
 
 
 async def serve(
@@ -25,6 +29,9 @@ async def serve(
 
     A client that disconnects cancels its request handler (``handler_cancellation``), so its
     store reads stop. ``on_ready(url)`` is called once listening (``port=0``: a free port).
+
+    :raises ListenError: (an ``OSError``) the address is taken, not this host's, or ``host``
+        does not resolve; the message names ``host:port``.
     """
     runner = web.AppRunner(
         app,
@@ -36,7 +43,11 @@ async def serve(
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            why = exc.strerror or str(exc)
+            raise ListenError(exc.errno, f"cannot listen on {host}:{port}: {why}") from exc
         if on_ready is not None:
             bound = runner.addresses[0]
             shown = f"[{bound[0]}]" if ":" in str(bound[0]) else str(bound[0])
