@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -134,3 +135,15 @@ async def test_build_pyramid_on_a_read_only_dataset_raises_before_any_request(
         with pytest.raises(ngio_async.ReadOnlyError):
             await ds.build_pyramid(levels=2)
         assert store.total_requests == 0
+
+
+async def test_an_unknown_dtype_is_named(tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match=r"^dtype 'foo' is not a data type"):
+        await ngio_async.create_async(tmp_path / "a.ome.zarr", shape=(4, 4), dtype="foo")
+    await make(tmp_path / "img.ome.zarr", "0.5")
+    async with ngio_async.open_async(tmp_path / "img.ome.zarr", mode="r+") as ds:
+        with pytest.raises(TypeError, match=r"^dtype 'uint33' is not a data type"):
+            await ds.labels.create("cells", dtype="uint33")
+        with pytest.raises(TypeError, match=r"^dtype 'bar' is not a data type"):
+            await ngio_async.create_like_async(ds, tmp_path / "b.ome.zarr", dtype="bar")
+    assert sorted(os.listdir(tmp_path)) == ["img.ome.zarr"]

@@ -376,6 +376,15 @@ def integer(value: Any, what: str, *, minimum: int = 0) -> int:
     return n
 
 
+def data_type(value: Any, what: str = "dtype") -> np.dtype[Any]:
+    """``np.dtype(value)``, refused with a ``TypeError`` naming ``what`` (``dtype='foo'``)."""
+    try:
+        dt: np.dtype[Any] = np.dtype(value)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{what} {value!r} is not a data type: {exc}") from None
+    return dt
+
+
 def _per_axis(
     value: float | Sequence[float] | Mapping[str, float] | None,
     axes: Sequence[str],
@@ -586,7 +595,7 @@ def plan_image(
     )
     if ngff_version not in ("0.4", "0.5"):
         raise UnsupportedError(f"cannot write NGFF version {ngff_version!r} (0.4 or 0.5)")
-    dt = np.dtype(dtype)
+    dt = data_type(dtype)
     if dt.byteorder == ">":
         dt = dt.newbyteorder("=")
     if dt.kind not in "biufc":
@@ -1752,7 +1761,7 @@ def create_like_async(
     level_translations = options.pop("level_translations", None)
     level_shapes = options.pop("level_shapes", None)
     image_label = src.metadata.ome.image_label
-    if image_label is not None and np.dtype(options["dtype"]).kind not in "iu":
+    if image_label is not None and data_type(options["dtype"]).kind not in "iu":
         image_label = None  # labels are integers: a float copy is an image
     if level_translations is None and level_shapes is None and image_label is None:
         return create_async(url, **options)

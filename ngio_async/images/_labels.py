@@ -230,10 +230,10 @@ def plan_label(
 
     from ..meta import OmeMetadata, Scale, Translation, to_attrs, validate
     from ..meta.zarr import ArrayV2Meta
-    from ._create import ImagePlan, array_meta_v2, array_meta_v3, downsampling
+    from ._create import ImagePlan, array_meta_v2, array_meta_v3, data_type, downsampling
 
     _check_name(name, creating=True)
-    dt = np.dtype(dtype)
+    dt = data_type(dtype)
     if dt.kind not in "iu":
         raise TypeError(f"a label image needs an integer data type, got {dt}")
     if dt.byteorder == ">":
