@@ -146,3 +146,35 @@ def test_serve_address_in_use_names_host_and_port(
     assert err.startswith(f"ngio-async: error: cannot listen on 127.0.0.1:{port}: "), err
     assert err.count("\n") == 1
     assert "serving" not in out
+
+
+def test_levels_past_one_pixel_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--levels 50 on a 600 x 700 TIFF wrote 50 levels, the last 39 all 3x1x1 with the pixel
+    size doubling at each (up to 2**49 times level 0's): refused now, naming the most levels
+    the image has; as many as that still convert, from a TIFF and from an OME-Zarr."""
+    data = np.arange(2 * 40 * 56, dtype=np.uint16).reshape(2, 40, 56)
+    src = tmp_path / "s.ome.tif"
+    tifffile.imwrite(src, data, metadata={"axes": "CYX"})
+    dst = tmp_path / "a.zarr"
+    code, _, err = run(["convert", "-q", "--levels", "50", str(src), str(dst)], capsys)
+    assert code == 2
+    assert "levels 50: a 2x40x56 image stops shrinking at level 6 (2x1x1): at most 7" in err
+    assert not dst.exists()
+    code, _, err = run(["convert", "-q", "--levels", "7", str(src), str(dst)], capsys)
+    assert code == 0, err
+    with ngio_async.open(str(dst)) as ds:
+        assert [lvl.shape for lvl in ds.levels][-2:] == [(2, 2, 2), (2, 1, 1)]
+    two = tmp_path / "two.zarr"
+    code, _, err = run(["convert", "-q", "--levels", "2", str(src), str(two)], capsys)
+    assert code == 0, err
+    again = tmp_path / "b.zarr"
+    code, _, err = run(["convert", "-q", "--levels", "8", str(two), str(again)], capsys)
+    assert code == 2
+    assert "levels 8: a 2x40x56 image stops shrinking at level 6 (2x1x1): at most 7" in err
+    assert not again.exists()
+    code, _, err = run(["convert", "-q", "--levels", "7", str(two), str(again)], capsys)
+    assert code == 0, err
+    with ngio_async.open(str(again)) as ds:
+        assert len(ds.levels) == 7 and ds.levels[-1].shape == (2, 1, 1)

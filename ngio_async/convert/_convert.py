@@ -864,6 +864,8 @@ async def _zarr_jobs(
             _tables_left_out([src.url])
         else:
             tables.append(src.url)
+    if levels is not None and levels > len(src.levels):
+        _check_levels_shrink(_more_level_shapes(src, levels), levels)
     ome = await _with_repaired_omero(src)
     jobs = [_copy_job(root, _zarr_plan(src, version, chunks, shards, compressor, levels, ome), src)]
     multiscales = src.metadata.ome.multiscales or []
@@ -1122,7 +1124,7 @@ def _source_plan(
         shards = tuple(
             max(c, min(s, -(-n // c) * c)) for s, c, n in zip(shards, base, src.shape, strict=True)
         )
-    return plan_image(
+    plan = plan_image(
         shape=src.shape,
         dtype=src.dtype,
         axes=list(src.axes),
@@ -1137,6 +1139,34 @@ def _source_plan(
         ngff_version=version,  # type: ignore[arg-type]
         name=src.name,
     )
+    _check_levels_shrink([tuple(a.shape) for a in plan.arrays], levels)
+    return plan
+
+
+def _more_level_shapes(src: Dataset, levels: int) -> list[tuple[int, ...]]:
+    """The shapes of ``src``'s levels and of those ``build_pyramid`` would add up to ``levels``:
+    y and x divided (rounded up) by the factor of the last two levels, else 2."""
+    shapes = [tuple(lvl.shape) for lvl in src.levels]
+    factors = [2 if a in ("y", "x") else 1 for a in src.axes]
+    if len(shapes) > 1:
+        factors = [
+            max(1, round(n / m)) if m else 1 for n, m in zip(shapes[-2], shapes[-1], strict=True)
+        ]
+    while len(shapes) < levels:
+        shapes.append(tuple(-(-n // f) for n, f in zip(shapes[-1], factors, strict=True)))
+    return shapes
+
+
+def _check_levels_shrink(shapes: Sequence[tuple[int, ...]], levels: int | None) -> None:
+    """Refuse ``levels`` past the level where the image stops shrinking (1 x 1 in y/x): each
+    further level would repeat that shape with twice the pixel size, a scale no pixel has."""
+    for i in range(1, len(shapes)):
+        if shapes[i] == shapes[i - 1]:
+            shape = "x".join(map(str, shapes[0]))
+            raise ValueError(
+                f"levels {levels}: a {shape} image stops shrinking at level {i - 1} "
+                f"({'x'.join(map(str, shapes[i - 1]))}): at most {i} levels"
+            )
 
 
 async def convert(
