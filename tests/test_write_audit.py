@@ -70,11 +70,6 @@ async def test_label_values_the_dtype_cannot_hold_are_refused(
     assert {c.label_value for c in colors} == {-128, 0, 127}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs Dataset._edit_metadata (images/_dataset.py) to keep the document as stored "
-    "when the edit changes no field: a document written by another tool is re-serialised",
-)
 @pytest.mark.parametrize("version", ["0.4", "0.5"])
 async def test_a_set_channels_that_changes_nothing_writes_nothing(
     tmp_path: Path, version: Literal["0.4", "0.5"]
@@ -120,11 +115,6 @@ async def test_a_set_scale_retried_after_a_failed_label_write_scales_the_label(
         assert label.metadata.spatial_calibration[0].scale == (2.0, 2.0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs Dataset.build_pyramid (images/_dataset.py) to call _check_writable() before "
-    "refresh_image reads the group document",
-)
 async def test_build_pyramid_on_a_read_only_dataset_raises_before_any_request(
     tmp_path: Path,
 ) -> None:

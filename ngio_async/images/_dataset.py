@@ -993,6 +993,7 @@ class Dataset(StoreNode):
         """
         from ._pyramid import build_pyramid
 
+        self._check_writable()  # before the group document is read again
         self._check_first_multiscale("build_pyramid")
         async with self.structure_lock():
             await refresh_image(self)  # levels another dataset or process added since the open
@@ -1364,7 +1365,8 @@ class Dataset(StoreNode):
             self._meta_lock = anyio.Lock()
         v3 = self.metadata.ngff_version != "0.4"
         key = join(self.root, "zarr.json" if v3 else ".zattrs")
-        result: list[Any] = []  # the last run's validated metadata and warnings to show
+        # the last run's validated metadata, warnings to show, and whether it changed anything
+        result: list[Any] = []
 
         async def edited(raw: Any) -> bytes:
             # a compare-and-swap edit (store.update): it may run again on what another
@@ -1397,20 +1399,23 @@ class Dataset(StoreNode):
                         f"{self.store.url}/{key}: replaced the invalid '{block}' block ({rule})"
                     )
                     shown.append((message, MetadataWarning))
+            unchanged = ome == current and not bad
+            result[:] = [checked, shown, not unchanged]
+            if unchanged:  # an edit that changes nothing writes nothing: the document stays
+                return bytes(raw)  # as stored, byte for byte (another tool's layout too)
             if v3:
                 doc["attributes"] = {**attrs, **new_attrs}
             else:
                 ngff = ("multiscales", "omero", "image-label", "labels", "plate", "well")
                 doc = {k: v for k, v in doc.items() if k not in ngff} | new_attrs
-            result[:] = [checked, shown]
             return write_document(doc)
 
         async with self._meta_lock, metadata_lock(self.store):
             data = await self.store.update(key, edited)  # other processes' edits are kept
-            checked, shown = result
+            checked, shown, changed = result
             for message, category in shown:
                 warnings.warn(message, category, stacklevel=3)
-            if data is not None:
+            if data is not None and changed:
                 await update_consolidated(
                     self.store, [(key, bytes(data))], locked=True, shared=[key]
                 )
