@@ -22,7 +22,13 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
 import anyio
 import numpy as np
 
-from .._errors import MetadataError, NotFoundError, ReadOnlyError, UnsupportedError
+from .._errors import (
+    ChangedError,
+    MetadataError,
+    NotFoundError,
+    ReadOnlyError,
+    UnsupportedError,
+)
 from .._prefetch import first_error, prefetch as start_prefetch, start_deferred
 from .._workers import Workers
 from ..engine import (
@@ -63,7 +69,7 @@ if TYPE_CHECKING:
     from .._prefetch import Prefetch, ProgressCallback
     from ..engine import TileSpec
     from ..engine.pyramid import Method
-    from ..meta import OmeMetadata, Window
+    from ..meta import Multiscale, OmeMetadata, Window
     from ..meta.zarr import ArrayMeta
     from ._cascade import Cascade
     from ._write import LevelWriter
@@ -1216,10 +1222,24 @@ class Dataset(StoreNode):
         (one for the space axes, one per axis, or a mapping) and/or the ``translation`` of every
         level (per axis or a mapping). ``None`` keeps the current value.
 
-        One metadata document is rewritten; keys this library does not model are kept.
+        One metadata document is rewritten; keys this library does not model are kept. Label
+        images follow the image (their level-0 pixel size by the same ratio, units and
+        translation); when one of their documents cannot be written, the documents already
+        rewritten are put back as they were (best effort) and the error raised, so that the
+        call can simply be made again.
 
         :raises ReadOnlyError: the dataset is read-only (raised before any I/O).
         """
+        await self._set_scale(scale, units=units, translation=translation)
+
+    async def _set_scale(
+        self,
+        scale: float | Sequence[float] | Mapping[str, float] | None = None,
+        *,
+        units: str | Sequence[str | None] | Mapping[str, str] | None = None,
+        translation: Sequence[float] | Mapping[str, float] | None = None,
+    ) -> Multiscale:
+        """:meth:`set_scale`; returns the multiscale as it was before (for an undo)."""
         from msgspec.structs import replace
 
         from ..meta import Scale, Translation
@@ -1234,11 +1254,13 @@ class Dataset(StoreNode):
         )
         units_in = None if units is None else _units(units, names)
         applied: dict[str, float] = {}  # new / old level-0 pixel size per axis, as written
+        before: list[Multiscale] = []  # the multiscale as the edit that was written read it
 
         def edit(ome: OmeMetadata) -> OmeMetadata:
             assert ome.multiscales is not None
             index = self.metadata.index
             ms = ome.multiscales[index]
+            before[:] = [ms]
             current = ImageMetadata(ome, index).spatial_calibration
             datasets = list(ms.datasets)
             if scale_in is not None:
@@ -1311,16 +1333,45 @@ class Dataset(StoreNode):
 
         async with self.structure_lock():
             await self._edit_metadata(edit)
-            paths = [join(self.root, p) for p in self.metadata.paths]
-            if [lvl.path for lvl in self.levels] != paths:
-                await refresh_image(self)  # another dataset or process changed the levels
-            for lvl, cal in zip(self.levels, self.metadata.spatial_calibration, strict=True):
-                lvl.scale = cal.scale
-                lvl.translation = cal.translation
+            await self._sync_calibration()
             if self.metadata.ome.image_label is None and self.metadata.index == 0:
                 # label images follow their image (its first multiscale)
                 ratio = applied if scale_in is not None else None
-                await self._calibrate_labels(ratio, units_in is not None, trans_in)
+                try:
+                    await self._calibrate_labels(ratio, units_in is not None, trans_in)
+                except BaseException as exc:
+                    # a retry derives the labels' scale from the image's: put it back
+                    await _undo(exc, self.store.url, self._restore_multiscale(before[0]))
+                    raise
+        return before[0]
+
+    async def _sync_calibration(self) -> None:
+        """The levels' scale and translation from the metadata just written."""
+        paths = [join(self.root, p) for p in self.metadata.paths]
+        if [lvl.path for lvl in self.levels] != paths:
+            await refresh_image(self)  # another dataset or process changed the levels
+        for lvl, cal in zip(self.levels, self.metadata.spatial_calibration, strict=True):
+            lvl.scale = cal.scale
+            lvl.translation = cal.translation
+
+    async def _restore_multiscale(self, old: Multiscale) -> None:
+        """Put back the levels' transformations and the axes of ``old`` (what
+        :meth:`_set_scale` changed), leaving the rest of the document as it is now."""
+        from msgspec.structs import replace
+
+        def edit(ome: OmeMetadata) -> OmeMetadata:
+            assert ome.multiscales is not None
+            multiscales = list(ome.multiscales)
+            ms = multiscales[self.metadata.index]
+            if [d.path for d in ms.datasets] != [d.path for d in old.datasets]:
+                raise ChangedError(f"{self.store.url}: the levels changed meanwhile")
+            multiscales[self.metadata.index] = _with_extra(
+                replace(ms, datasets=old.datasets, axes=old.axes), ms
+            )
+            return _with_extra(replace(ome, multiscales=multiscales), ome)
+
+        await self._edit_metadata(edit)
+        await self._sync_calibration()
 
     async def _calibrate_labels(
         self, ratio: dict[str, float] | None, units: bool, translation: Any
@@ -1330,25 +1381,39 @@ class Dataset(StoreNode):
         image's units and/or translation, on the axes they share (their lower levels keep
         their own ratios)."""
         cal = self.metadata.spatial_calibration[0]
-        for name in await self.labels.names():
-            label = await self.labels.open(name, mode="r+")
-            try:
-                shared = [a for a in label.axes if a in self.axes]
-                own = label.metadata.spatial_calibration[0]
-                unit_of: dict[str, str] = {}
-                for a in shared:
-                    unit = cal[a].unit
-                    if unit is not None:
-                        unit_of[a] = unit
-                await label.set_scale(
-                    {a: own[a].scale * ratio[a] for a in shared} if ratio else None,
-                    units=unit_of if units and unit_of else None,
-                    translation={a: cal[a].translation for a in shared}
-                    if translation is not None
-                    else None,
-                )
-            finally:
-                await label.aclose()
+        done: list[tuple[str, Multiscale]] = []  # label images rewritten, as they were
+        try:
+            for name in await self.labels.names():
+                label = await self.labels.open(name, mode="r+")
+                try:
+                    shared = [a for a in label.axes if a in self.axes]
+                    own = label.metadata.spatial_calibration[0]
+                    unit_of: dict[str, str] = {}
+                    for a in shared:
+                        unit = cal[a].unit
+                        if unit is not None:
+                            unit_of[a] = unit
+                    old = await label._set_scale(
+                        {a: own[a].scale * ratio[a] for a in shared} if ratio else None,
+                        units=unit_of if units and unit_of else None,
+                        translation={a: cal[a].translation for a in shared}
+                        if translation is not None
+                        else None,
+                    )
+                    done.append((name, old))
+                finally:
+                    await label.aclose()
+        except BaseException as exc:
+            for name, old in reversed(done):
+                await _undo(exc, f"{self.store.url}/labels/{name}", self._restore_label(name, old))
+            raise
+
+    async def _restore_label(self, name: str, old: Multiscale) -> None:
+        label = await self.labels.open(name, mode="r+")
+        try:
+            await label._restore_multiscale(old)
+        finally:
+            await label.aclose()
 
     async def _edit_metadata(self, edit: Any) -> None:
         """Re-read the group document, apply ``edit`` to its NGFF model, write it back (once).
@@ -1617,6 +1682,15 @@ def _multiscale_index(ome: OmeMetadata, multiscale: int | str, url: str) -> int:
 def _check_mode(mode: str) -> None:
     if mode not in ("r", "r+"):
         raise ValueError(f"mode must be 'r' or 'r+', got {mode!r}")
+
+
+async def _undo(exc: BaseException, where: str, undo: Coroutine[Any, Any, None]) -> None:
+    """Run ``undo`` (shielded) while ``exc`` propagates; a failing undo is noted on ``exc``."""
+    with anyio.CancelScope(shield=True):
+        try:
+            await undo
+        except Exception as failed:  # noqa: BLE001 - the first error is the one raised
+            exc.add_note(f"{where}: could not be put back as it was ({failed!r})")
 
 
 def _with_extra(new: _S, old: object) -> _S:
