@@ -16,6 +16,8 @@ from ngio_async.cli import main
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from servers import StaticServer
+
 
 @pytest.fixture(autouse=True)
 def _no_progress(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -178,3 +180,33 @@ def test_levels_past_one_pixel_are_refused(
     assert code == 0, err
     with ngio_async.open(str(again)) as ds:
         assert len(ds.levels) == 7 and ds.levels[-1].shape == (2, 1, 1)
+
+
+def test_multi_file_ome_tiff_with_a_missing_file_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A companion file missing: tifffile zeroes its planes (a warning nobody saw) and the
+    conversion looked complete; refused now, naming the missing file (exit 2)."""
+    planes = np.arange(3 * 40 * 56, dtype=np.uint16).reshape(3, 40, 56) + 1
+    first = multi_file_ome_tiff(tmp_path, planes)
+    (tmp_path / "scan_z2.ome.tif").unlink()
+    dst = tmp_path / "scan.ome.zarr"
+    code, _, err = run(["convert", "-q", str(first), str(dst)], capsys)
+    assert code == 2
+    assert "multi-file OME-TIFF" in err and "scan_z2.ome.tif" in err and err.count("\n") == 1
+    assert not dst.exists()
+    with pytest.raises(ngio_async.NotFoundError, match=r"scan_z2\.ome\.tif"):
+        ngio_async.open(str(first))
+
+
+def test_remote_multi_file_ome_tiff_is_refused(
+    http_server: StaticServer, http_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Over HTTP the other files were not read at all: planes 1 and 2 converted as zeros."""
+    planes = np.arange(3 * 40 * 56, dtype=np.uint16).reshape(3, 40, 56) + 1
+    multi_file_ome_tiff(http_root, planes)
+    dst = http_root.parent / "remote.ome.zarr"
+    code, _, err = run(["convert", "-q", http_server.url + "scan_z0.ome.tif", str(dst)], capsys)
+    assert code == 2
+    assert "unsupported:" in err and "multi-file OME-TIFF" in err and "scan_z1" in err, err
+    assert not dst.exists()

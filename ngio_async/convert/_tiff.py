@@ -329,6 +329,48 @@ class _BrokenLog(logging.Handler):
                 self.messages.append(text.split("> ", 1)[-1])
 
 
+class _MissingFilesLog(logging.Handler):
+    """tifffile's warnings, logged by this thread, that an OME series' other files (a multi-file
+    OME-TIFF) could not be read: it reads on with those planes zeroed."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.thread = threading.get_ident()
+        self.files: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.thread == self.thread:
+            text = record.getMessage()
+            if "failed to read '" in text:
+                self.files.append(text.split("failed to read '", 1)[1].split("'", 1)[0])
+
+
+@contextlib.contextmanager
+def _refuse_missing_files(url: str, remote: bool) -> Iterator[None]:
+    """Raise ``NotFoundError`` (``UnsupportedError`` for a TIFF on a store) when tifffile could
+    not read the other files of a multi-file OME-TIFF while this block parses: their planes
+    would be converted as zeros, the conversion looking complete."""
+    log = logging.getLogger("tifffile")
+    handler = _MissingFilesLog()
+    log.addHandler(handler)
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+    if handler.files:
+        names = ", ".join(dict.fromkeys(handler.files))
+        if remote:
+            raise UnsupportedError(
+                f"{url} is a multi-file OME-TIFF: its planes in other files ({names}) are read from local "
+                "files only (copy the files to one directory and convert from there)"
+            )
+        raise NotFoundError(
+            f"{url} is a multi-file OME-TIFF whose OME-XML puts planes in {names}, which "
+            "could not be read (missing or unreadable beside it)",
+            url=url,
+        )
+
+
 @contextlib.contextmanager
 def _refuse_broken(url: str) -> Iterator[None]:
     """Raise ``CodecError`` when tifffile reports a broken page chain or series while this
@@ -405,7 +447,11 @@ class TiffSource:
         with _tiff_errors(self.url, "read the TIFF structure of"):
             self._tif = tif if tif is not None else tifffile.TiffFile(self.url)
         try:
-            with _tiff_errors(self.url, "read the series of"), _refuse_broken(self.url):
+            with (
+                _tiff_errors(self.url, "read the series of"),
+                _refuse_broken(self.url),
+                _refuse_missing_files(self.url, not self._tif.filehandle.is_file),
+            ):
                 count = len(self._tif.series)  # tifffile parses the OME-XML's series here
         except BaseException:
             self._tif.close()
