@@ -210,3 +210,30 @@ def test_remote_multi_file_ome_tiff_is_refused(
     assert code == 2
     assert "unsupported:" in err and "multi-file OME-TIFF" in err and "scan_z1" in err, err
     assert not dst.exists()
+
+
+def test_info_names_an_unfinished_conversion(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """After a convert failed part-way, ``info DST`` said "has no 'ome' attributes: not an
+    OME-Zarr 0.5 group"; it says the conversion is unfinished and how to finish it."""
+    src = tmp_path / "src.ome.zarr"
+    data = np.arange(64 * 64, dtype=np.uint16).reshape(64, 64)
+    with ngio_async.create(str(src), shape=(64, 64), dtype="uint16", axes="yx") as ds:
+        ds.write(data)
+    chunk = src / "0" / "c" / "0" / "0"
+    good = chunk.read_bytes()
+    chunk.write_bytes(b"not zstd")
+    dst = tmp_path / "dst.ome.zarr"
+    code, _, err = run(["convert", "-q", str(src), str(dst)], capsys)
+    assert code == 1 and "c/0/0" in err, err
+    code, out, err = run(["info", str(dst)], capsys)
+    assert (code, out) == (1, "")
+    assert err == (
+        f"ngio-async: error: {dst.as_uri()} is an unfinished conversion (interrupted or "
+        "failed): run the same `ngio-async convert` again to finish it\n"
+    )
+    chunk.write_bytes(good)
+    assert run(["convert", "-q", str(src), str(dst)], capsys)[0] == 0
+    code, out, _ = run(["info", str(dst)], capsys)
+    assert code == 0 and "64x64" in out

@@ -35,6 +35,8 @@ from ..meta.zarr import (
 )
 from ..stores import open_store
 from ._common import (
+    EXIT_INVALID,
+    CLIError,
     check_url,
     human_bytes,
     refuse_tiff,
@@ -338,13 +340,33 @@ async def _series(
             found.append((name, meta))
 
 
+async def _unfinished(store: AsyncStore) -> bool:
+    """Whether the group at ``store``'s root is marked as a conversion not finished yet."""
+    from ..convert._convert import _is_unfinished
+
+    for key, v3 in (("zarr.json", True), (".zattrs", False)):
+        raw = await store.get(key)
+        if raw is not None:
+            return _is_unfinished(raw, v3)
+    return False
+
+
 async def gather_info(url: str, *, sizes: bool = True, **options: Any) -> dict[str, Any]:
     """The description of the hierarchy at ``url`` (what ``info --json`` prints)."""
     refuse_tiff(url, "info")
     url = _group_url(url)  # a URL of the group's zarr.json / .zattrs: the group
     limiter = anyio.CapacityLimiter(_CONCURRENCY)
     async with open_store(url, **options) as store:
-        ome = await read_group_metadata(store, "")
+        try:
+            ome = await read_group_metadata(store, "")
+        except MetadataError as exc:
+            if await _unfinished(store):
+                raise CLIError(
+                    f"{store.url} is an unfinished conversion (interrupted or failed): run the "
+                    "same `ngio-async convert` again to finish it",
+                    EXIT_INVALID,
+                ) from exc
+            raise
         out: dict[str, Any] = {"url": store.url, "ngff_version": ome.version, "kinds": ome.kinds}
         if ome.plate is not None:
             out["kind"] = "plate"
