@@ -237,3 +237,16 @@ def test_info_names_an_unfinished_conversion(
     assert run(["convert", "-q", str(src), str(dst)], capsys)[0] == 0
     code, out, _ = run(["info", str(dst)], capsys)
     assert code == 0 and "64x64" in out
+
+
+def test_convert_leaves_stderr_empty_when_it_is_no_terminal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a terminal the transient progress bar left an empty line on stderr (as the
+    validate spinner did); the 'wrote' line is on stdout alone."""
+    monkeypatch.delenv("NGIO_ASYNC_NO_PROGRESS")
+    src = tmp_path / "a.tif"
+    tifffile.imwrite(src, np.zeros((64, 64), np.uint8))
+    code, out, err = run(["convert", str(src), str(tmp_path / "a.zarr")], capsys)
+    assert (code, err) == (0, "")
+    assert out.startswith("wrote ") and out.count("\n") == 1

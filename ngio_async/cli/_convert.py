@@ -212,12 +212,14 @@ def run_convert(args: argparse.Namespace) -> int:
     func: Any = convert if single else many
     target: Any = srcs[0] if single else list(srcs)
     with contextlib.ExitStack() as stack:
-        if wants_progress(args.quiet):
+        console = stderr_console()
+        # a terminal only: elsewhere the transient bar leaves an empty line on stderr
+        if wants_progress(args.quiet) and console.is_terminal:
             from ..progress import rich_progress
 
             what = "converting" if single else f"converting {len(srcs)} inputs"
             options["progress"] = stack.enter_context(
-                rich_progress(what, console=stderr_console(), transient=True)
+                rich_progress(what, console=console, transient=True)
             )
         try:
             result = run_async(func, target, dst, quiet=args.quiet, **_supported(func, options))
