@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, Self
 
 import anyio
 
@@ -64,3 +64,19 @@ class StoreNode:
     def _check_open(self) -> None:
         if self._is_closed:
             raise ClosedError(f"{self._what} {self.url} is closed")
+
+    # A dataset has ``__len__`` and a ``__getitem__`` that returns coroutines: without these,
+    # ``list(ds)``, ``for plane in ds`` and ``np.asarray(ds)`` would take the old sequence
+    # protocol, calling ``ds[0]``, ``ds[1]``, ... for ever (no coroutine raises IndexError).
+    def __iter__(self) -> NoReturn:
+        raise TypeError(self._not_blocking("is not iterable"))
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> NoReturn:
+        raise TypeError(self._not_blocking("is not a numpy array"))
+
+    def _not_blocking(self, what: str) -> str:
+        return (
+            f"the async {self._what} {self.url} {what}: its reads are awaited "
+            "(`await ds[...]`, `await ds.read(...)`); for numpy, dask and loops open it with "
+            "the blocking API (ngio_async.open, ngio_async.open_plate)"
+        )

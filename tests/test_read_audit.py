@@ -1,0 +1,69 @@
+"""Regressions found by running the read path as a user would (issue 3 audit)."""
+
+from __future__ import annotations
+
+import itertools
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pytest
+
+import ngio_async
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+
+def _image(tmp_path: Path) -> str:
+    url = str(tmp_path / "img.zarr")
+    with ngio_async.create(
+        url, shape=(2, 16, 16), dtype="uint8", axes="cyx", chunks=(1, 8, 8), levels=1
+    ) as ds:
+        ds[...] = np.arange(2 * 16 * 16, dtype="uint8").reshape(2, 16, 16)
+    return url
+
+
+# An async dataset has __len__ and a __getitem__ returning coroutines: list(ds) and
+# np.asarray(ds) (what a notebook user tries first) took the old sequence protocol and called
+# ds[0], ds[1], ... for ever, filling memory (GBs in seconds); now a clear TypeError says what
+# to do instead. Each case is bounded, so that a regression fails instead of eating memory.
+def _bounded_list(ds: object) -> list[object]:
+    return list(itertools.islice(ds, 3))  # type: ignore[call-overload]
+
+
+def _guarded_asarray(ds: object) -> object:
+    assert hasattr(ds, "__array__"), "without __array__, np.asarray(ds) never returns"
+    return np.asarray(ds)
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize(
+    ("use", "said"),
+    [
+        (_guarded_asarray, "is not a numpy array"),
+        (_bounded_list, "is not iterable"),
+        (iter, "is not iterable"),
+    ],
+)
+async def test_an_async_dataset_refuses_numpy_and_iteration_clearly(
+    tmp_path: Path, use: Callable[[object], object], said: str
+) -> None:
+    async with ngio_async.open_async(_image(tmp_path)) as ds:
+        with pytest.raises(TypeError, match=said) as caught:
+            use(ds)
+        assert ds.url in str(caught.value)
+        assert "ngio_async.open" in str(caught.value)
+        assert np.array_equal(await ds[1, 0], np.arange(256, 272) % 256)
+
+
+@pytest.mark.timeout(20)
+async def test_an_async_plate_is_neither_iterable_nor_an_array(tmp_path: Path) -> None:
+    url = str(tmp_path / "plate.zarr")
+    async with ngio_async.create_plate_async(url, rows=["A"], columns=[1]):
+        pass
+    async with ngio_async.open_plate_async(url) as plate:
+        with pytest.raises(TypeError, match=r"the async plate .* is not iterable"):
+            _bounded_list(plate)
+        with pytest.raises(TypeError, match="is not a numpy array"):
+            _guarded_asarray(plate)
