@@ -283,15 +283,57 @@ def _as_array(src: SyncLevel | SyncDataset, dtype: Any, copy: bool | None) -> ND
     return arr if dtype is None else arr.astype(dtype, copy=False)
 
 
+class _ProgressRelay:
+    """A ``progress(done, total)`` callback for the blocking API, always called in the thread
+    that pulls the tiles (the consumer's ``next()``), never on the loop thread.
+
+    The stream reports a tile when it hands it out: on the loop thread when the consumer's
+    ``next()`` waited for it through the portal, in the consumer's thread when it was ready.
+    Reports made on the loop thread are kept and given to ``progress`` by the ``next()`` that
+    receives the tile, before it returns it (in order). Before, a callback ran on either thread
+    by chance: the blocking API raised ``RuntimeError`` in some of its calls and not in others,
+    and GUI callbacks (a napari / Qt progress bar) were updated from a foreign thread.
+    """
+
+    def __init__(self, progress: ProgressCallback) -> None:
+        self._progress = progress
+        self._lock = threading.Lock()
+        self._pending: list[tuple[int, int | None]] = []
+
+    def __call__(self, done: int, total: int | None) -> None:
+        if in_portal_thread():
+            with self._lock:
+                self._pending.append((done, total))
+            return
+        self.deliver()
+        self._progress(done, total)
+
+    def deliver(self) -> None:
+        """Give the reports kept from the loop thread to ``progress`` (in this thread)."""
+        with self._lock:
+            pending, self._pending = self._pending, []
+        for done, total in pending:
+            self._progress(done, total)
+
+
 class SyncTiles(SyncIterator["Tile"]):
     """The blocking tile iterator of :meth:`SyncDataset.tiles`; ``len()`` is the tile count."""
 
     #: how many tiles the stream yields, and tiles per axis
     total: int = 0
     grid: tuple[int, ...] = ()
+    #: the progress callback, called in the consuming thread (see :class:`_ProgressRelay`)
+    relay: _ProgressRelay | None = None
 
     def __len__(self) -> int:
         return self.total
+
+    def __next__(self) -> Tile:
+        try:
+            return super().__next__()
+        finally:
+            if self.relay is not None:
+                self.relay.deliver()
 
 
 class SyncLabels:
@@ -625,14 +667,16 @@ class SyncDataset(_Reopenable):
 
         Leaving the loop early (``break``) stops the prefetching when the iterator is dropped;
         ``with ds.tiles() as tiles:`` stops it deterministically. ``len()``, ``total`` and
-        ``grid`` as on the async stream.
+        ``grid`` as on the async stream. ``progress(done, total)`` is called in the thread that
+        pulls the tiles, before ``next()`` returns the tile counted (it may use this API).
         """
         _ = self._runner.portal  # ClosedError before anything is made (a closed handle)
+        relay = None if progress is None else _ProgressRelay(progress)
         stream = self._dataset.tiles(
-            level, shape, region, overlap, prefetch, ordered, progress, **axes
+            level, shape, region, overlap, prefetch, ordered, relay, **axes
         )
         it = cast("SyncTiles", self._runner.iterate(stream, SyncTiles))
-        it.total, it.grid = stream.total, stream.grid
+        it.total, it.grid, it.relay = stream.total, stream.grid, relay
         it.keep = self  # the dataset stays open while its tiles are iterated
         self._iterators.add(it)
         return it

@@ -67,3 +67,27 @@ async def test_an_async_plate_is_neither_iterable_nor_an_array(tmp_path: Path) -
             _bounded_list(plate)
         with pytest.raises(TypeError, match="is not a numpy array"):
             _guarded_asarray(plate)
+
+
+# The blocking tiles(progress=...) called the callback on the loop thread when next() had
+# waited for the tile, in the caller's thread when it was ready: a callback using the blocking
+# API raised RuntimeError ("called from its own event loop thread") at random, and a GUI
+# progress bar was updated from a foreign thread. Now it always runs in the consuming thread.
+@pytest.mark.timeout(30)
+def test_a_blocking_progress_callback_runs_in_the_consuming_thread(tmp_path: Path) -> None:
+    import threading
+
+    calls: list[tuple[int, bool, tuple[int, ...]]] = []
+    with ngio_async.open(_image(tmp_path)) as ds:
+
+        def progress(done: int, _total: int | None) -> None:
+            here = threading.get_ident() == consumer
+            calls.append((done, here, ds[0, :2, :2].shape))  # the blocking API works here
+
+        for _ in range(3):
+            calls.clear()
+            consumer = threading.get_ident()
+            for i, tile in enumerate(ds.tiles(shape=(1, 8, 8), progress=progress), start=1):
+                assert calls[-1][0] == i  # counted before next() returns it
+                assert np.array_equal(tile.data, ds[tile.region])
+            assert calls == [(i, True, (2, 2)) for i in range(1, 9)]
