@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import sys
 import uuid
 from typing import TYPE_CHECKING
 
@@ -250,3 +252,20 @@ def test_convert_leaves_stderr_empty_when_it_is_no_terminal(
     code, out, err = run(["convert", str(src), str(tmp_path / "a.zarr")], capsys)
     assert (code, err) == (0, "")
     assert out.startswith("wrote ") and out.count("\n") == 1
+
+
+def test_a_closed_pipe_is_not_reported_as_invalid_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``validate --json VALID | head -1`` exited 1, the status of invalid data; a writer
+    the pipe ended exits 141 (128 + SIGPIPE), as a shell reports it."""
+    url = str(tmp_path / "img.ome.zarr")
+    with ngio_async.create(url, shape=(32, 32), dtype="uint8", axes="yx") as ds:
+        ds.write(np.zeros((32, 32), "uint8"))
+    assert main(["validate", "-q", url]) == 0
+    for argv in (["validate", "--json", url], ["info", url]):
+        read, write = os.pipe()
+        os.close(read)  # the reader has gone
+        with os.fdopen(write, "w", buffering=1) as closed:
+            monkeypatch.setattr(sys, "stdout", closed)
+            assert main(argv) == 141

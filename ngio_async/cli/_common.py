@@ -251,12 +251,20 @@ def describe_error(exc: BaseException) -> tuple[int, str]:
 
 def stdout_console() -> Console:
     """A console on stdout; when stdout is not a terminal, no colours and no wrapping (one
-    line per item for ``grep``: a nested label level's line is longer than 200 columns)."""
+    line per item for ``grep``: a nested label level's line is longer than 200 columns).
+
+    A reader that went away (``| head``) raises ``BrokenPipeError`` (``main`` exits 141),
+    where rich's own console exits 1, the status of invalid data."""
     from rich.console import Console
 
-    console = Console(highlight=False, soft_wrap=False)
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:
+            self.quiet = True
+            raise BrokenPipeError(32, "Broken pipe")
+
+    console = _Console(highlight=False, soft_wrap=False)
     if not console.is_terminal:
-        console = Console(highlight=False, width=_UNWRAPPED, no_color=True)
+        console = _Console(highlight=False, width=_UNWRAPPED, no_color=True)
     return console
 
 

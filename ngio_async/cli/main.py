@@ -3,7 +3,8 @@
 ``main(argv) -> int`` parses the arguments, runs the command on one asyncio event loop (anyio)
 and turns every error into one line on stderr (``ngio-async: error: <message>``) and an exit
 status: 0 success, 1 invalid data (``validate`` found errors; metadata or codec errors), 2 usage
-errors, missing inputs and store / network errors, 130 interrupted.
+errors, missing inputs and store / network errors, 130 interrupted, 141 the reader of
+stdout went away (``| head``).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 __all__ = ["build_parser", "main"]
 
 PROG = "ngio-async"
+EXIT_BROKEN_PIPE = 141
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -251,7 +253,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         with contextlib.suppress(OSError):
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
-        return 1
+        # 128 + SIGPIPE, as a shell reports a writer the pipe ended: 1 would say "invalid"
+        # (`validate ... | head` of a valid image), 0 that everything was printed
+        return EXIT_BROKEN_PIPE
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
