@@ -91,3 +91,25 @@ def test_a_blocking_progress_callback_runs_in_the_consuming_thread(tmp_path: Pat
                 assert calls[-1][0] == i  # counted before next() returns it
                 assert np.array_equal(tile.data, ds[tile.region])
             assert calls == [(i, True, (2, 2)) for i in range(1, 9)]
+
+
+# On a store that answers 403 for missing objects (S3 without s3:ListBucket, some static
+# servers), opening a mistyped URL said only "access denied (HTTP 403) to 'zarr.json'": the
+# message now says that both group documents were denied and that no image may be there.
+def test_a_missing_image_where_missing_keys_are_denied_says_it_may_be_missing(
+    tmp_path: Path,
+) -> None:
+    from servers import Faults, StaticServer
+
+    server = StaticServer(tmp_path).start()
+    try:
+        server.faults = Faults(status=403, status_times=-1)
+        with pytest.raises(ngio_async.PermissionDeniedError) as caught:
+            ngio_async.open(server.url + "typo.zarr")
+        message = str(caught.value)
+        assert "'zarr.json'" in message and "typo.zarr" in message
+        assert ".zattrs" in message and "no image is there" in message
+        assert caught.value.key == "zarr.json" and not caught.value.missing_credentials
+        assert {r.method for r in server.requests} == {"GET"}  # opening wrote nothing
+    finally:
+        server.stop()

@@ -118,6 +118,7 @@ async def read_group_metadata(
             attrs = {**attrs, "ome": {**ome, "version": parent_version}}
         return _validated(attrs, store, key, prefix_hint="attributes")
     key = join(root, ".zattrs")
+    both_denied = False
     try:
         if zattrs is _UNREAD:
             raw = await get(key)
@@ -129,6 +130,7 @@ async def read_group_metadata(
         if denied is None:
             raise
         raw = None
+        both_denied = True
     if raw is None and denied is not None:
         if plain_ok:  # an optional group (labels): both documents denied reads as absent
             raise NotFoundError(
@@ -136,6 +138,16 @@ async def read_group_metadata(
                 "denied: missing, on a store that may not list)",
                 url=store.url,
                 key=key,
+            ) from denied
+        if both_denied and not denied.missing_credentials:
+            # a typo in a URL on a public bucket said only "access denied": say what else it is
+            raise PermissionDeniedError(
+                f"{denied} (and to .zattrs: reading is not allowed, or no image is there: "
+                "stores that may not list, as S3 without s3:ListBucket, answer 403 for a "
+                "missing object)",
+                url=denied.url,
+                key=denied.key,
+                missing_credentials=False,
             ) from denied
         raise denied
     if raw is None:
