@@ -269,3 +269,22 @@ def test_a_closed_pipe_is_not_reported_as_invalid_data(
         with os.fdopen(write, "w", buffering=1) as closed:
             monkeypatch.setattr(sys, "stdout", closed)
             assert main(argv) == 141
+
+
+def test_tifffile_warnings_are_one_line_notes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """tifffile's log records reached stderr bare, through Python's last-resort handler
+    (``<tifffile.TiffFile 'x.tif'> contains no pages`` above the error); they are
+    ``ngio-async: warning:`` lines now, and ``--quiet`` drops the warnings."""
+    empty = tmp_path / "empty.tif"
+    empty.write_bytes(b"II*\x00\x00\x00\x00\x00")  # a header, no pages (a failed write)
+    dst = str(tmp_path / "e.zarr")
+    code, _, err = run(["convert", str(empty), dst], capsys)
+    assert code == 1
+    lines = err.splitlines()
+    assert lines[-1].startswith("ngio-async: error: cannot decode: ") and "holds no image" in err
+    assert len(lines) == 2 and lines[0].startswith("ngio-async: warning: "), err
+    assert "contains no pages" in lines[0]
+    code, _, err = run(["convert", "-q", str(empty), dst], capsys)
+    assert code == 1 and err.count("\n") == 1 and err.startswith("ngio-async: error: "), err

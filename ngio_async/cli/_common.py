@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import os
 import re
 import sys
@@ -22,6 +24,8 @@ from .._errors import (
 from .._prefetch import first_leaf
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from rich.console import Console
 
 __all__ = [
@@ -36,6 +40,7 @@ __all__ = [
     "describe_error",
     "human_bytes",
     "is_object_store",
+    "one_line_logs",
     "refuse_tiff",
     "request_options",
     "stderr_console",
@@ -56,6 +61,40 @@ class CLIError(Exception):
     def __init__(self, message: str, code: int = EXIT_ERROR) -> None:
         self.code = code
         super().__init__(message)
+
+
+class _OneLine(logging.Formatter):
+    """A library's log record as one line: the message and its exception's first line, never
+    a traceback (nor the raw request bytes aiohttp quotes below one, which may hold a
+    client's credentials)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = record.getMessage()
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None:
+            detail = getattr(exc, "message", None) or str(exc)
+            first = next((ln.strip() for ln in str(detail).splitlines() if ln.strip()), "")
+            text = f"{text}: {type(exc).__name__}: {first.rstrip(':')}"
+        return f"ngio-async: {record.levelname.lower()}: {' '.join(text.split())}"
+
+
+@contextlib.contextmanager
+def one_line_logs(logger: str, quiet: bool) -> Iterator[None]:
+    """While the block runs: ``logger``'s records (aiohttp's, tifffile's) on stderr through
+    :class:`_OneLine`, errors only with ``quiet``; without it they reached stderr through
+    Python's last-resort handler, tracebacks included."""
+    log = logging.getLogger(logger)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_OneLine())
+    handler.setLevel(logging.ERROR if quiet else logging.WARNING)
+    saved = log.propagate
+    log.addHandler(handler)
+    log.propagate = False
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        log.propagate = saved
 
 
 def refuse_tiff(url: str, command: str) -> None:

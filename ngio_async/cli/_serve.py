@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import os
 import signal
 import sys
@@ -13,12 +11,12 @@ from urllib.parse import unquote, urlsplit
 import anyio
 
 from .._prefetch import start_deferred
-from ._common import CLIError, store_options
+from ._common import CLIError, one_line_logs, store_options
 from ._run import run_async
 
 if TYPE_CHECKING:
     import argparse
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Sequence
 
 __all__ = ["default_names", "run_serve", "serve_urls"]
 
@@ -106,39 +104,6 @@ async def _stop_on_sigterm(scope: anyio.CancelScope) -> None:
             return
 
 
-class _OneLine(logging.Formatter):
-    """aiohttp's reports (a malformed request, a client gone mid-answer) as one line: the
-    message and the exception's first line, never a traceback (nor the raw request bytes
-    aiohttp quotes below it, which may hold a client's credentials)."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        text = record.getMessage()
-        exc = record.exc_info[1] if record.exc_info else None
-        if exc is not None:
-            detail = getattr(exc, "message", None) or str(exc)
-            first = next((ln.strip() for ln in str(detail).splitlines() if ln.strip()), "")
-            text = f"{text}: {type(exc).__name__}: {first.rstrip(':')}"
-        return f"ngio-async: {record.levelname.lower()}: {' '.join(text.split())}"
-
-
-@contextlib.contextmanager
-def _one_line_aiohttp_logs(quiet: bool) -> Iterator[None]:
-    """While serving: aiohttp's log records on stderr through :class:`_OneLine` (errors only
-    with ``quiet``)."""
-    log = logging.getLogger("aiohttp")
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_OneLine())
-    handler.setLevel(logging.ERROR if quiet else logging.WARNING)
-    saved = log.propagate
-    log.addHandler(handler)
-    log.propagate = False
-    try:
-        yield
-    finally:
-        log.removeHandler(handler)
-        log.propagate = saved
-
-
 def run_serve(args: argparse.Namespace) -> int:
     urls: list[str] = args.urls
     names: list[str] = args.name or []
@@ -151,7 +116,7 @@ def run_serve(args: argparse.Namespace) -> int:
         if not name or "/" in name:
             raise CLIError(f"invalid dataset name {name!r}")
     datasets = dict(zip(names, urls, strict=True))
-    with _one_line_aiohttp_logs(args.quiet):
+    with one_line_logs("aiohttp", args.quiet):
         run_async(
             serve_urls,
             datasets,

@@ -22,6 +22,7 @@ from ._common import (
     add_store_options,
     describe_error,
     non_negative,
+    one_line_logs,
     port,
     positive,
 )
@@ -248,7 +249,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help, --version, usage errors (argparse printed them)
         return exc.code if isinstance(exc.code, int) else 2
     try:
-        return _command(args.command)(args)
+        with one_line_logs("tifffile", bool(getattr(args, "quiet", False))):
+            return _command(args.command)(args)
     except BrokenPipeError:  # `ngio-async info ... | head`: the reader went away
         with contextlib.suppress(OSError):
             devnull = os.open(os.devnull, os.O_WRONLY)
