@@ -199,6 +199,9 @@ def test_multi_file_ome_tiff_with_a_missing_file_is_refused(
     assert not dst.exists()
     with pytest.raises(ngio_async.NotFoundError, match=r"scan_z2\.ome\.tif"):
         ngio_async.open(str(first))
+    (tmp_path / "scan_z1.ome.tif").unlink()  # tifffile names the first missing file only
+    code, _, err = run(["convert", "-q", str(first), str(dst)], capsys)
+    assert code == 2 and "scan_z1.ome.tif and 1 more file, which" in err, err
 
 
 def test_remote_multi_file_ome_tiff_is_refused(

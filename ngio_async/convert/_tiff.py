@@ -337,12 +337,16 @@ class _MissingFilesLog(logging.Handler):
         super().__init__(logging.WARNING)
         self.thread = threading.get_ident()
         self.files: list[str] = []
+        self.count = 0  # how many files, when tifffile tells (it names the first only)
 
     def emit(self, record: logging.LogRecord) -> None:
         if record.thread == self.thread:
             text = record.getMessage()
             if "failed to read '" in text:
                 self.files.append(text.split("failed to read '", 1)[1].split("'", 1)[0])
+            elif "OME series failed to read " in text and text.endswith(" files"):
+                with contextlib.suppress(ValueError):
+                    self.count = int(text.rsplit(" ", 2)[-2])
 
 
 @contextlib.contextmanager
@@ -359,6 +363,9 @@ def _refuse_missing_files(url: str, remote: bool) -> Iterator[None]:
         log.removeHandler(handler)
     if handler.files:
         names = ", ".join(dict.fromkeys(handler.files))
+        more = handler.count - len(set(handler.files))
+        if more > 0:
+            names += f" and {more} more file{'s' if more > 1 else ''}"
         if remote:
             raise UnsupportedError(
                 f"{url} is a multi-file OME-TIFF: its planes in other files ({names}) are read from local "
