@@ -58,6 +58,7 @@ def test_malformed_request_is_one_log_line(tmp_path: Path) -> None:
             proc.kill()
             proc.communicate()
     assert proc.returncode in (0, 130), err
+    assert "stopping (Ctrl-C again to stop at once)" in err.splitlines()  # the first Ctrl-C
     assert "Traceback" not in err and "c2VjcmV0" not in err, err
     report = [ln for ln in err.splitlines() if "BadHttpMessage" in ln]
     assert len(report) == 1, err

@@ -54,6 +54,7 @@ async def serve_urls(
     max_region_pixels: int | None = None,
     max_open_fields: int | None = None,
     options: dict[str, Any] | None = None,
+    notes: bool = True,
 ) -> None:
     """Open ``datasets`` and serve them until cancelled (Ctrl-C or SIGTERM).
 
@@ -63,6 +64,10 @@ async def serve_urls(
     from ..web._app import STATE
     from ..web._server import ListenError
     from ..web._state import DEFAULT_MAX_OPEN_FIELDS
+
+    def stopping() -> None:
+        if notes:
+            print("stopping (Ctrl-C again to stop at once)", file=sys.stderr, flush=True)
 
     def ready(url: str) -> None:
         state = app[STATE]
@@ -91,7 +96,7 @@ async def serve_urls(
     async with anyio.create_task_group() as tg:
         start_deferred(tg, _stop_on_sigterm, tg.cancel_scope)
         try:
-            await serve(app, host, port, on_ready=ready)
+            await serve(app, host, port, on_ready=ready, on_stopping=stopping)
         except ListenError as exc:  # the address is taken, not ours, or no host of that name
             raise CLIError(exc.strerror or str(exc)) from exc
 
@@ -126,6 +131,7 @@ def run_serve(args: argparse.Namespace) -> int:
             max_region_pixels=args.max_region_pixels,
             max_open_fields=args.max_open_fields,
             options=store_options(args),
+            notes=not args.quiet,
             quiet=args.quiet,
         )
     print("stopped", file=sys.stderr)
