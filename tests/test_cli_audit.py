@@ -18,7 +18,7 @@ from ngio_async.cli import main
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from servers import StaticServer
+    from servers import S3Server, StaticServer
 
 
 @pytest.fixture(autouse=True)
@@ -291,3 +291,19 @@ def test_tifffile_warnings_are_one_line_notes(
     assert "contains no pages" in lines[0]
     code, _, err = run(["convert", "-q", str(empty), dst], capsys)
     assert code == 1 and err.count("\n") == 1 and err.startswith("ngio-async: error: "), err
+
+
+def test_a_remote_glob_pattern_is_explained(
+    s3_server: S3Server,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """``convert 's3://bucket/scans/*.tif' out/`` said only "no TIFF at s3://.../*.tif"."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3_server.access_key_id)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3_server.secret_access_key)
+    argv = ["convert", "-q", f"s3://{s3_server.bucket}/nothing-here/*.tif", str(tmp_path / "o")]
+    argv += ["--endpoint", s3_server.endpoint, "--region", s3_server.region, "--allow-http"]
+    code, _, err = run(argv, capsys)
+    assert code == 2 and err.count("\n") == 1
+    assert "are expanded for local paths only: list the URLs" in err, err

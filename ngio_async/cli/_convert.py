@@ -19,6 +19,8 @@ import re
 import sys
 from typing import TYPE_CHECKING, Any
 
+from .._errors import NotFoundError
+from .._prefetch import first_leaf
 from ._common import (
     CLIError,
     is_object_store,
@@ -226,6 +228,15 @@ def run_convert(args: argparse.Namespace) -> int:
         except ValueError as exc:  # the API's option, in the command line's words
             if str(exc).startswith("series="):
                 raise CLIError("--series " + str(exc).removeprefix("series=")) from None
+            raise
+        except Exception as exc:
+            remote = [s for s in srcs if "://" in s and not s.startswith("file://") and "*" in s]
+            if remote and isinstance(first_leaf(exc), NotFoundError):  # s3://bucket/*.tif
+                _, message = describe_error(exc)
+                raise CLIError(
+                    f"{message} (patterns such as {remote[0]!r} are expanded for local paths "
+                    "only: list the URLs)"
+                ) from exc
             raise
     if single:
         if not args.quiet:
