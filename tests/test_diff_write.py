@@ -376,6 +376,9 @@ async def test_pyramids_equal_numpy_whichever_way_they_are_built(
         shards = (1, 2 * chunk, 3 * chunk)
     model = np.zeros(shape, dtype)
     rng = np.random.default_rng(data.draw(st.integers(0, 2**16)))
+    levels, yx = 1, shape[1:]  # up to 3 levels, as long as the image shrinks
+    while levels < 3 and (smaller := tuple(-(-n // downscale) for n in yx)) != yx:
+        levels, yx = levels + 1, smaller
     async with ngio_async.create_async(
         path,
         shape=shape,
@@ -383,7 +386,7 @@ async def test_pyramids_equal_numpy_whichever_way_they_are_built(
         axes="cyx",
         chunks=(1, chunk, chunk),
         shards=shards,
-        levels=3,
+        levels=levels,
         downscale=downscale,
         ngff_version=version,  # type: ignore[arg-type]
     ) as ds:
@@ -410,7 +413,7 @@ async def test_pyramids_equal_numpy_whichever_way_they_are_built(
         want = model_pyramid(model, shapes, (1, downscale, downscale), method)
         for i, lvl in enumerate(ds.levels):
             np.testing.assert_array_equal(await lvl[...], want[i], err_msg=f"level {i}")
-    for i in range(3):
+    for i in range(levels):
         for reader, got in peers_read(path, version, i).items():
             np.testing.assert_array_equal(got, want[i], err_msg=f"{reader}, level {i}")
 

@@ -41,6 +41,7 @@ __all__ = [
     "LevelPlan",
     "Method",
     "PyramidStep",
+    "check_levels_shrink",
     "downsample",
     "pyramid_plan",
     "pyramid_shapes",
@@ -278,6 +279,27 @@ def pyramid_shapes(
         fs = _check_factors(factors, len(shapes[0]))
         shapes.append(tuple(-(-n // f) for n, f in zip(shapes[-1], fs, strict=True)))
     return shapes
+
+
+def check_levels_shrink(
+    shapes: Sequence[Sequence[int]], levels: int | None = None, *, start: int = 1
+) -> None:
+    """Refuse level shapes past the level where the image stops shrinking (1 x 1 in y/x, say):
+    each further level would repeat that shape with a larger pixel size, which no pixel has.
+    Levels before ``start`` (stored ones) are not checked; an empty image (a 0 in its shape)
+    is left alone.
+
+    :raises ValueError: naming the requested ``levels`` and the most the image has.
+    """
+    for i in range(max(1, start), len(shapes)):
+        prev, cur = tuple(shapes[i - 1]), tuple(shapes[i])
+        if cur == prev and all(n > 0 for n in cur):
+            first = "x".join(map(str, shapes[0]))
+            raise ValueError(
+                f"levels {levels if levels is not None else len(shapes)}: a {first} image stops "
+                f"shrinking at level {i - 1} ({'x'.join(map(str, prev))}): at most {i} "
+                + ("level" if i == 1 else "levels")
+            )
 
 
 @dataclass(frozen=True, slots=True)

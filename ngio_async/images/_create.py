@@ -29,6 +29,7 @@ import anyio
 import numpy as np
 
 from .._errors import ExistsError, PermissionDeniedError, StoreError, UnsupportedError
+from ..engine.pyramid import check_levels_shrink
 from ..meta import (
     Axis,
     Channel,
@@ -641,6 +642,10 @@ def plan_image(
         len(level_shapes) != n_levels or tuple(level_shapes[0]) != shape_t
     ):
         raise ValueError(f"level shapes {level_shapes} for {n_levels} levels of shape {shape_t}")
+    if level_shapes is None:  # (given level shapes are a source's own: taken as they are)
+        check_levels_shrink(
+            [_level_shape(shape_t, names, downscale**i) for i in range(n_levels)], n_levels
+        )
     for i in range(n_levels):
         factor = downscale**i
         lshape = (

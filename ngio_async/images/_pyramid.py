@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from .._errors import MetadataError, NotFoundError, UnsupportedError
 from .._prefetch import prefetch
-from ..engine.pyramid import downsample, pyramid_plan
+from ..engine.pyramid import check_levels_shrink, downsample, pyramid_plan
 from ._level import Level
 from ._open import join, read_group_metadata
 from ._write import holding, write_region
@@ -203,6 +203,10 @@ def _new_level_layout(
     names = level_names(existing, len(existing) + count)[len(existing) :]
     shape = last.shape
     scale = last.scale
+    shapes = [tuple(lvl.shape) for lvl in ds.levels]
+    for _ in names:
+        shapes.append(tuple(-(-n // f) for n, f in zip(shapes[-1], step, strict=True)))
+    check_levels_shrink(shapes, len(shapes), start=len(existing))  # before any write
     out: list[tuple[str, ArrayMeta, tuple[int, ...], tuple[float, ...]]] = []
     for path in names:
         shape = tuple(-(-n // f) for n, f in zip(shape, step, strict=True))
