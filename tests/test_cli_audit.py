@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import sys
@@ -307,3 +308,18 @@ def test_a_remote_glob_pattern_is_explained(
     code, _, err = run(argv, capsys)
     assert code == 2 and err.count("\n") == 1
     assert "are expanded for local paths only: list the URLs" in err, err
+
+
+def test_info_of_a_containers_ome_group(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``info container/OME`` (its ``series`` list) printed "(unknown)  NGFF metadata: ome"."""
+    with tifffile.TiffWriter(tmp_path / "two.ome.tif", ome=True) as tif:
+        tif.write(np.zeros((2, 16, 16), np.uint8), metadata={"axes": "CYX"})
+        tif.write(np.zeros((2, 8, 16), np.uint8), metadata={"axes": "CYX"})
+    dst = tmp_path / "two.ome.zarr"
+    assert run(["convert", "-q", str(tmp_path / "two.ome.tif"), str(dst)], capsys)[0] == 0
+    code, out, _ = run(["info", "--json", str(dst / "OME")], capsys)
+    assert code == 0
+    doc = json.loads(out)
+    assert (doc["kind"], doc["series"]) == ("series", ["0", "1"])
+    code, out, _ = run(["info", str(dst / "OME")], capsys)
+    assert code == 0 and "(series)" in out and "series (paths in the container): 0, 1" in out

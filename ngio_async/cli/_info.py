@@ -407,6 +407,9 @@ async def gather_info(url: str, *, sizes: bool = True, **options: Any) -> dict[s
             for n, i in zip(names, infos, strict=True):
                 i["name"] = n
             out["labels"] = infos
+        elif ome.series is not None:  # a bioformats2raw container's OME group
+            out["kind"] = "series"
+            out["series"] = list(ome.series)
         else:
             out["kind"] = "unknown"
         return out
@@ -515,6 +518,12 @@ def render_info(info: dict[str, Any]) -> Tree:
                 node.add(f"[red]label {_esc(label['name'])}: {_esc(label['error'])}[/red]")
             else:
                 _add_image(node, label, f"label {label['name']}")
+    elif kind == "series":
+        paths = ", ".join(info["series"]) or "none"
+        tree.add(
+            f"[bold]OME group of a bioformats2raw container[/bold]  series (paths in the "
+            f"container): {_esc(paths)}; `info` of the container describes them"
+        )
     else:
         tree.add(f"NGFF metadata: {_esc(', '.join(info['kinds']) or 'none')}")
     return tree
