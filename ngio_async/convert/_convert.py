@@ -59,6 +59,7 @@ import msgspec
 from .._errors import ExistsError, MetadataError, NotFoundError, UnsupportedError
 from .._prefetch import start_deferred
 from .._workers import Workers
+from ..engine.pyramid import check_levels_shrink
 from ..images import Dataset, Plate
 from ..images._create import (
     ImagePlan,
@@ -865,7 +866,8 @@ async def _zarr_jobs(
         else:
             tables.append(src.url)
     if levels is not None and levels > len(src.levels):
-        _check_levels_shrink(_more_level_shapes(src, levels), levels)
+        # before the copy: build_pyramid, run after it, would refuse them with levels written
+        check_levels_shrink(_more_level_shapes(src, levels), levels)
     ome = await _with_repaired_omero(src)
     jobs = [_copy_job(root, _zarr_plan(src, version, chunks, shards, compressor, levels, ome), src)]
     multiscales = src.metadata.ome.multiscales or []
@@ -1124,7 +1126,7 @@ def _source_plan(
         shards = tuple(
             max(c, min(s, -(-n // c) * c)) for s, c, n in zip(shards, base, src.shape, strict=True)
         )
-    plan = plan_image(
+    return plan_image(
         shape=src.shape,
         dtype=src.dtype,
         axes=list(src.axes),
@@ -1139,8 +1141,6 @@ def _source_plan(
         ngff_version=version,  # type: ignore[arg-type]
         name=src.name,
     )
-    _check_levels_shrink([tuple(a.shape) for a in plan.arrays], levels)
-    return plan
 
 
 def _more_level_shapes(src: Dataset, levels: int) -> list[tuple[int, ...]]:
@@ -1155,18 +1155,6 @@ def _more_level_shapes(src: Dataset, levels: int) -> list[tuple[int, ...]]:
     while len(shapes) < levels:
         shapes.append(tuple(-(-n // f) for n, f in zip(shapes[-1], factors, strict=True)))
     return shapes
-
-
-def _check_levels_shrink(shapes: Sequence[tuple[int, ...]], levels: int | None) -> None:
-    """Refuse ``levels`` past the level where the image stops shrinking (1 x 1 in y/x): each
-    further level would repeat that shape with twice the pixel size, a scale no pixel has."""
-    for i in range(1, len(shapes)):
-        if shapes[i] == shapes[i - 1]:
-            shape = "x".join(map(str, shapes[0]))
-            raise ValueError(
-                f"levels {levels}: a {shape} image stops shrinking at level {i - 1} "
-                f"({'x'.join(map(str, shapes[i - 1]))}): at most {i} levels"
-            )
 
 
 async def convert(
