@@ -58,6 +58,24 @@ async def test_an_async_dataset_refuses_numpy_and_iteration_clearly(
 
 
 @pytest.mark.timeout(20)
+async def test_an_async_level_and_its_indexers_refuse_numpy_and_iteration_clearly(
+    tmp_path: Path,
+) -> None:
+    """A level's list(level) took the sequence protocol for ever too, and np.asarray(level)
+    made a 0-d object array."""
+    async with ngio_async.open_async(_image(tmp_path)) as ds:
+        lvl = ds.levels[0]
+        with pytest.raises(TypeError, match=r"the async level '0' of .* is not iterable"):
+            _bounded_list(lvl)
+        with pytest.raises(TypeError, match=r"is not an array.*ngio_async\.open"):
+            _guarded_asarray(lvl)
+        for indexer in (lvl.oindex, lvl.vindex):
+            with pytest.raises(TypeError, match="is not iterable"):
+                _bounded_list(indexer)
+        assert np.array_equal(await lvl[1, 0], np.arange(256, 272) % 256)
+
+
+@pytest.mark.timeout(20)
 async def test_an_async_plate_is_neither_iterable_nor_an_array(tmp_path: Path) -> None:
     url = str(tmp_path / "plate.zarr")
     async with ngio_async.create_plate_async(url, rows=["A"], columns=[1]):

@@ -25,7 +25,7 @@ import weakref
 from collections import OrderedDict
 from functools import partial
 from itertools import chain, islice, product
-from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn, TypeAlias, TypeVar
 
 import anyio
 import numpy as np
@@ -1044,6 +1044,23 @@ class Level:
         current[index] = value
         await write_region(self, sel.region, current, after)
 
+    # ``__getitem__`` returns coroutines: without these, ``list(level)``, ``for row in level``
+    # and ``np.asarray(level)`` would take the old sequence protocol (``level[0]``,
+    # ``level[1]``, ... for ever: no coroutine raises IndexError) or make a 0-d object array
+    def __iter__(self) -> NoReturn:
+        raise TypeError(_not_blocking(f"level {self.path!r} of {self.store.url}", "iterable"))
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> NoReturn:
+        raise TypeError(_not_blocking(f"level {self.path!r} of {self.store.url}", "an array"))
+
+
+def _not_blocking(what: str, kind: str) -> str:
+    return (
+        f"the async {what} is not {kind}: its reads are awaited (`await level[...]`, "
+        "`await level.read(...)`); for numpy, dask and loops open the image with the blocking "
+        "API (ngio_async.open)"
+    )
+
 
 class AsyncIndexer:
     """``level.oindex`` / ``level.vindex`` (and a dataset's): ``await indexer[selection]``
@@ -1057,6 +1074,9 @@ class AsyncIndexer:
 
     def __getitem__(self, selection: Any) -> Coroutine[Any, Any, NDArray[Any]]:
         return self._read(selection)
+
+    def __iter__(self) -> NoReturn:
+        raise TypeError(_not_blocking("oindex / vindex", "iterable"))
 
     def __setitem__(self, selection: Any, data: Any) -> None:
         raise TypeError(
