@@ -131,3 +131,17 @@ def test_a_missing_image_where_missing_keys_are_denied_says_it_may_be_missing(
         assert {r.method for r in server.requests} == {"GET"}  # opening wrote nothing
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("name", ["a b%20c#1?.zarr", "100%.zarr", "plain.zarr"])
+def test_a_dataset_url_opens_the_same_directory_again(tmp_path: Path, name: str) -> None:
+    """``ds.url`` escapes ``% # ?`` (a '%20' in a name was read back as a space, a '#' as the
+    start of a fragment: 'no such directory')."""
+    path = tmp_path / name
+    with ngio_async.create(path, shape=(4, 4), dtype="uint8") as ds:
+        ds.write(np.arange(16, dtype="uint8").reshape(4, 4))
+        url = ds.url
+    assert url.startswith("file://")
+    with ngio_async.open(url) as again:
+        assert again.url == url
+        assert int(again[...].sum()) == 120

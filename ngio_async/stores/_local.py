@@ -26,6 +26,7 @@ from ._base import (
     check_key,
     pread_span,
 )
+from ._url_utils import file_url
 
 try:
     import fcntl
@@ -69,7 +70,7 @@ class LocalFileStore(AsyncStore):
         limiter: anyio.CapacityLimiter | None = None,
     ) -> None:
         root = os.path.abspath(root)
-        super().__init__(url=url or f"file://{root}", limits=limits, limiter=limiter)
+        super().__init__(url=url or file_url(root), limits=limits, limiter=limiter)
         with self._map_exceptions(""):
             if mkdir:
                 os.makedirs(root, exist_ok=True)

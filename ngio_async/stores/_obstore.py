@@ -42,7 +42,7 @@ from ._base import (
     strong_etag,
 )
 from ._local import directory_lock
-from ._url_utils import redact_url
+from ._url_utils import file_url, redact_url
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
@@ -167,7 +167,7 @@ def local_prefix(obj: object) -> str | None:
 def describe_obstore(store: ObjectStore) -> str:
     """A credential-free URL naming where an obstore store is rooted (for messages)."""
     if isinstance(store, LocalStore):
-        return f"file://{store.prefix}" if store.prefix is not None else "file:///"
+        return file_url(str(store.prefix)) if store.prefix is not None else "file:///"
     if isinstance(store, MemoryStore):
         return "memory://"
     if isinstance(store, HTTPStore):

@@ -29,7 +29,7 @@ from ._obstore import (
     obstore_retry_config,
     obstore_usable,
 )
-from ._url_utils import redact_url
+from ._url_utils import file_url, redact_url
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -164,7 +164,7 @@ def _open_local(path: str, limits: Limits, options: dict[str, Any]) -> AsyncStor
     mkdir = bool(options.pop("mkdir", False))
     _no_options(options, "a local path")
     root = os.path.abspath(os.path.expanduser(path))
-    url = f"file://{root}"
+    url = file_url(root)
     blocker = file_in_the_way(root)
     if blocker is not None:  # the store would only say "File exists (os error 17)"
         what = "is a file" if blocker == root else f"lies below the file {blocker}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit, urlunsplit
 
-__all__ = ["redact_url"]
+__all__ = ["file_url", "redact_url"]
 
 
 def redact_url(url: str) -> str:
@@ -20,3 +20,11 @@ def redact_url(url: str) -> str:
     if user and parts.scheme.lower() not in ("http", "https"):
         host = f"{user}@{host}"
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+def file_url(path: str) -> str:
+    """The ``file://`` URL of an absolute local ``path`` that ``open_store`` reads back as that
+    path: ``%``, ``#`` and ``?`` escaped (else a ``%20`` in a name would be read as a space and
+    the rest of the path after ``#`` or ``?`` as a fragment or query); other characters
+    as they are, for messages a person reads."""
+    return "file://" + path.replace("%", "%25").replace("#", "%23").replace("?", "%3F")
