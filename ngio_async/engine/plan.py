@@ -124,6 +124,14 @@ def check_region(region: Region, shape: tuple[int, ...]) -> None:
     if len(region) != len(shape):
         raise ValueError(f"region has {len(region)} dimensions, the array has {len(shape)}")
     for s, n in zip(region, shape, strict=True):
+        if (
+            type(s) is slice
+            and type(s.start) is int  # plain ints (not bool): no ABC check, the usual case
+            and type(s.stop) is int
+            and s.step in (None, 1)
+            and 0 <= s.start <= s.stop <= n
+        ):
+            continue
         if not (
             isinstance(s, slice)
             and s.step in (None, 1)
@@ -165,6 +173,21 @@ def plan_chunks(meta: GridMeta, region: Region) -> Iterator[ChunkPlan]:
     check_region(region, meta.shape)
     chunks = meta.chunks
     shards = meta.shards
+    if shards is None and all(
+        r.stop > r.start and r.start // c == (r.stop - 1) // c
+        for r, c in zip(region, chunks, strict=True)
+    ):  # inside one chunk, as a tile of an unsharded level is: the plan without the search
+        coords = tuple(r.start // c for r, c in zip(region, chunks, strict=True))
+        yield ChunkPlan(
+            coords=coords,
+            key=meta.chunk_key(coords),
+            chunk_selection=tuple(
+                slice(r.start - i * c, r.stop - i * c)
+                for r, i, c in zip(region, coords, chunks, strict=True)
+            ),
+            out_selection=tuple(slice(0, r.stop - r.start) for r in region),
+        )
+        return
     per_dim = _pieces(region, chunks)
     for coords in product(*(sorted(d) for d in per_dim)):
         sel = [per_dim[d][i] for d, i in enumerate(coords)]
