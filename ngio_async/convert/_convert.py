@@ -867,7 +867,7 @@ async def _zarr_jobs(
             tables.append(src.url)
     if levels is not None and levels > len(src.levels):
         # before the copy: build_pyramid, run after it, would refuse them with levels written
-        check_levels_shrink(_more_level_shapes(src, levels), levels)
+        check_levels_shrink(_more_level_shapes(src, levels), levels, start=len(src.levels))
     ome = await _with_repaired_omero(src)
     jobs = [_copy_job(root, _zarr_plan(src, version, chunks, shards, compressor, levels, ome), src)]
     multiscales = src.metadata.ome.multiscales or []
