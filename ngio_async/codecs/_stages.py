@@ -95,7 +95,7 @@ def zstd_content_size(buf: Buffer) -> int | None:
 
 def _too_big(what: str, size: int | None, limit: int, exact: bool) -> ValueError:
     stated = f"states {size} decoded bytes" if size is not None else "decodes to more bytes"
-    want = f"the chunk holds {limit}" if exact else f"at most {limit} are possible"
+    want = f"a chunk decodes to exactly {limit}" if exact else f"at most {limit} are possible"
     return ValueError(f"{what} data {stated}; {want} (refused before decoding it all)")
 
 
@@ -122,7 +122,7 @@ def _unsized_zstd(buf: Buffer, limit: int, exact: bool) -> Buffer:
             return memoryview(dest)[: int(got.group(1))]
         if "too small" in str(exc):
             raise _too_big("zstd", None, limit, exact) from None
-        want = f"the chunk holds {limit}" if exact else f"at most {limit} are possible"
+        want = f"a chunk decodes to exactly {limit}" if exact else f"at most {limit} are possible"
         raise ValueError(f"{exc} ({want} bytes)") from None
 
 

@@ -17,7 +17,7 @@ from collections.abc import (
 )
 from functools import partial
 from itertools import islice
-from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, NoReturn, Protocol, TypeVar
 
 import anyio
 import numpy as np
@@ -1535,6 +1535,16 @@ class _Opening(Generic[C]):
 
     def __await__(self) -> Generator[Any, None, C]:
         return self._factory().__await__()
+
+    def __getattr__(self, name: str) -> NoReturn:
+        # a forgotten ``await``: say so, rather than "'_Opening' object has no attribute"
+        if name.startswith("__"):
+            raise AttributeError(name)
+        raise AttributeError(
+            f"{name!r}: this is the opening, not the opened object; await it "
+            "(`ds = await ngio_async.open_async(...)`) or enter it "
+            "(`async with ngio_async.open_async(...) as ds:`)"
+        )
 
     async def __aenter__(self) -> C:
         self._opened = await self._factory()
