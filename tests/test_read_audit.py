@@ -153,3 +153,12 @@ async def test_a_forgotten_await_says_so(tmp_path: Path) -> None:
         _ = opening.shape  # type: ignore[attr-defined]
     async with opening as ds:  # the opening itself still works
         assert ds.shape
+
+
+def test_a_zarr_python_store_is_named_with_what_to_give_instead(tmp_path: Path) -> None:
+    import zarr.storage
+
+    with pytest.raises(TypeError, match=r"got zarr\.storage\..*LocalStore \(zarr-python stores"):
+        ngio_async.open(zarr.storage.LocalStore(str(_image(tmp_path))))
+    with pytest.raises(TypeError, match=r"got builtins\.int$"):
+        ngio_async.open(3)

@@ -126,7 +126,14 @@ def open_store(
     if isinstance(url_or_store, os.PathLike):
         return _open_local(os.fspath(url_or_store), limits, options)
     if not isinstance(url_or_store, str):
-        raise TypeError(f"expected a URL, path or store, got {type(url_or_store).__name__}")
+        kind = type(url_or_store)
+        hint = ""
+        if kind.__module__.split(".")[0] == "zarr":  # zarr-python's own store classes
+            hint = " (zarr-python stores are not read here: give its path or URL)"
+        raise TypeError(
+            "expected a URL, a path, an obstore store or an ngio_async store, got "
+            f"{kind.__module__}.{kind.__qualname__}{hint}"
+        )
 
     url = url_or_store
     if not url.strip():  # an unset variable, not "the current directory"
