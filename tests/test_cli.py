@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pytest
 import zarr
+from cli_run import run
 
 import ngio_async
-from ngio_async.cli import main
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -82,12 +82,6 @@ def make_plate(root: Path, version: str = "0.5", *, name: str | None = "demo") -
                 str(path / row / col / field), version, labels=field == "0" and well == "A/1"
             )
     return path
-
-
-def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    code = main(argv)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(autouse=True)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pytest
 import tifffile
+from cli_run import run
 
 import ngio_async
 from ngio_async.cli import main
@@ -25,12 +26,6 @@ if TYPE_CHECKING:
 @pytest.fixture(autouse=True)
 def _no_progress(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NGIO_ASYNC_NO_PROGRESS", "1")
-
-
-def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    code = main(argv)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def multi_file_ome_tiff(root: Path, planes: np.ndarray, compression: str | None = None) -> Path:

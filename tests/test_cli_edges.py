@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
+from cli_run import run
 
 import ngio_async
-from ngio_async.cli import main
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -21,12 +21,6 @@ if TYPE_CHECKING:
 @pytest.fixture(autouse=True)
 def _no_progress(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NGIO_ASYNC_NO_PROGRESS", "1")
-
-
-def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    code = main(argv)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def image(path: Path, version: str = "0.5", levels: int = 2) -> Path:
