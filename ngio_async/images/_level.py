@@ -312,8 +312,9 @@ class Level:
         if idx.size == 0:
             return
         # each index once, with the position of its last value (numpy: the last one wins)
-        unique, first_in_reversed = np.unique(idx[::-1], return_index=True)
-        last = idx.size - 1 - first_in_reversed
+        unique, last = _last_of_each(idx, False)
+        if last is None:
+            last = np.arange(idx.size)
         size = self.meta.stored_chunks[picked.axis]  # a shard is rewritten once
         cuts = np.flatnonzero(np.diff(unique // size)) + 1
         groups = list(zip(np.split(unique, cuts), np.split(last, cuts), strict=True))
@@ -455,10 +456,8 @@ class Level:
         indexes = self.index_cache()
 
         async def one(group: NDArray[np.intp]) -> None:
-            points = tuple(c[group] for c in coords)
-            region = tuple(slice(int(p.min()), int(p.max()) + 1) for p in points)
-            block = await self.read(region, indexes)
-            out[group] = block[tuple(p - r.start for p, r in zip(points, region, strict=True))]
+            region, at = _points_box(coords, group)
+            out[group] = (await self.read(region, indexes))[at]
 
         await _run_all(point_groups(coords, self.meta.chunks), one, self._window)
         return out.reshape(picked.shape)
@@ -469,17 +468,15 @@ class Level:
         value = fit_data(data, picked.shape, self.dtype, f"level {self.path!r}").reshape(-1)
         if value.size == 0:
             return
-        flat = np.ravel_multi_index(picked.coords, self.shape)
-        _, first_of_reversed = np.unique(flat[::-1], return_index=True)
-        keep = flat.size - 1 - first_of_reversed  # each point once, with its last value
-        coords = tuple(c[keep] for c in picked.coords)
-        value = value[keep]
+        # each point once, with its last value (numpy: the last one wins)
+        _, keep = _last_of_each(np.ravel_multi_index(picked.coords, self.shape), False)
+        coords = picked.coords if keep is None else tuple(c[keep] for c in picked.coords)
+        value = value if keep is None else value[keep]
 
         async def one(group: NDArray[np.intp]) -> None:
-            points = tuple(c[group] for c in coords)
-            region = tuple(slice(int(p.min()), int(p.max()) + 1) for p in points)
+            region, at = _points_box(coords, group)
             block = await self.read(region)
-            block[tuple(p - r.start for p, r in zip(points, region, strict=True))] = value[group]
+            block[at] = value[group]
             await write_region(self, region, block, after)
 
         # per stored object (a shard: one rewrite, not one per inner chunk it holds)
@@ -1095,6 +1092,15 @@ def _distinct(
     if unique.size == indices.size and np.array_equal(unique, indices):
         return unique, None
     return unique, inverse.reshape(-1)
+
+
+def _points_box(
+    coords: tuple[NDArray[np.intp], ...], group: NDArray[np.intp]
+) -> tuple[Region, tuple[NDArray[np.intp], ...]]:
+    """The region spanning the points ``group`` of ``coords``, and their places in it."""
+    points = tuple(c[group] for c in coords)
+    region = tuple(slice(int(p.min()), int(p.max()) + 1) for p in points)
+    return region, tuple(p - r.start for p, r in zip(points, region, strict=True))
 
 
 def _last_of_each(
