@@ -201,15 +201,13 @@ def _new_level_layout(
     last = ds.levels[-1]
     existing = list(ds.metadata.paths)
     names = level_names(existing, len(existing) + count)[len(existing) :]
-    shape = last.shape
     scale = last.scale
     shapes = [tuple(lvl.shape) for lvl in ds.levels]
     for _ in names:
         shapes.append(tuple(-(-n // f) for n, f in zip(shapes[-1], step, strict=True)))
     check_levels_shrink(shapes, len(shapes), start=len(existing))  # before any write
     out: list[tuple[str, ArrayMeta, tuple[int, ...], tuple[float, ...]]] = []
-    for path in names:
-        shape = tuple(-(-n // f) for n, f in zip(shape, step, strict=True))
+    for path, shape in zip(names, shapes[len(ds.levels) :], strict=True):
         scale = tuple(s * f for s, f in zip(scale, step, strict=True))
         chunks = tuple(max(1, min(c, n)) for c, n in zip(base.chunks, shape, strict=True))
         meta: ArrayMeta
