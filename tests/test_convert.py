@@ -429,13 +429,18 @@ async def test_user_attributes_stay_at_the_group_level(
 @pytest.mark.parametrize(
     ("options", "error", "message"),
     [
-        ({"chunks": (1, 1, 0, 32)}, ValueError, r"chunks\['y'\] is 0; expected 4 positive"),
         (
-            {"chunks": (64, 64)},
+            {"chunks": (1, 1, 0, 32)},
             ValueError,
-            r"chunks \(64, 64\) has 2 values: expected 4 .*'c', 'z'",
+            r"chunks\['y'\] is 0; expected 4 or fewer positive",
         ),
-        ({"shards": (1, 64, 64)}, ValueError, r"shards \(1, 64, 64\) has 3 values: expected 4"),
+        (
+            {"chunks": (2, 1, 1, 64, 64)},
+            ValueError,
+            r"chunks \(2, 1, 1, 64, 64\) has 5 values: expected 4 or fewer .*'c', 'z'",
+        ),
+        ({"shards": (0, 64, 64)}, ValueError, r"shards \(0, 64, 64\): shards\['z'\] is 0"),
+        ({"shards": ()}, ValueError, r"shards \(\) has 0 values: expected 4 or fewer"),
         ({"shards": (1, 1, 48, 20)}, ValueError, "whole multiples of the chunks"),
         ({"chunks": (1, 1, 16.5, 16)}, TypeError, r"chunks\['y'\] must be an integer"),
         ({"levels": 0}, ValueError, "levels must be >= 1, got 0"),
@@ -460,7 +465,10 @@ async def test_layout_options_are_checked_before_anything_is_written(
     ("options", "message"),
     [
         # leading 1s beyond the axes are ignored (one shape for a batch); other values are not
-        ({"chunks": (2, 64, 64)}, r"has 3 values: expected 2 positive integers .*\['y', 'x'\]"),
+        (
+            {"chunks": (2, 64, 64)},
+            r"has 3 values: expected 2 or fewer positive integers .*\['y', 'x'\]",
+        ),
         ({"chunks": (0, 64)}, r"chunks\['y'\] is 0"),
         ({"levels": 0}, "levels must be >= 1"),
     ],

@@ -324,9 +324,14 @@ def _is_one(value: Any) -> bool:
 def _sizes(value: Any, what: str, axes: Sequence[str]) -> tuple[int, ...]:
     """``value`` as one positive integer per axis; errors name the option and the axes.
 
-    Leading 1s beyond the image's axes are dropped (right-aligned, as numpy broadcasts): one
-    ``--shards 1,1,4096,4096`` serves a batch of yx, cyx and czyx images."""
-    expect = f"{len(axes)} positive integers (one per axis {list(axes)})"
+    Right-aligned, as numpy broadcasts: fewer values than axes are the last axes' (the leading
+    axes take 1: ``--shards 1,4096,4096`` of a tczyx image is ``1,1,1,4096,4096``), and leading
+    1s beyond the image's axes are dropped. One ``--shards 1,1,4096,4096`` serves a batch of
+    yx, cyx, czyx and tczyx images."""
+    expect = (
+        f"{len(axes)} or fewer positive integers (one per axis {list(axes)}; fewer are the "
+        "last axes', the leading ones take 1)"
+    )
     if isinstance(value, str | bytes | Mapping):
         raise TypeError(f"{what} must be {expect}, got {value!r}")
     try:
@@ -338,10 +343,10 @@ def _sizes(value: Any, what: str, axes: Sequence[str]) -> tuple[int, ...]:
     # one shape serves a batch of images of fewer axes: 1,1,4096,4096 fits a yx or cyx image
     if extra > 0 and all(_is_one(v) for v in values[:extra]):
         values = values[extra:]
-    if len(values) != len(axes):
+    if not values or len(values) > len(axes):
         raise ValueError(f"{what} {given} has {len(given)} values: expected {expect}")
-    out: list[int] = []
-    for v, a in zip(values, axes, strict=True):
+    out: list[int] = [1] * (len(axes) - len(values))
+    for v, a in zip(values, axes[len(axes) - len(values) :], strict=True):
         n = integer(v, f"{what}[{a!r}]")
         if n < 1:
             raise ValueError(f"{what} {given}: {what}[{a!r}] is {n}; expected {expect}")
@@ -1178,11 +1183,13 @@ async def convert(
         open :class:`~ngio_async.Dataset` / :class:`~ngio_async.formats.ImageSource` (left open).
     :param dst: where the OME-Zarr goes (path, ``file://``, ``s3://``, ``memory://``, a store).
     :param ngff_version: ``"0.4"`` or ``"0.5"``; default the source's (OME-Zarr) or ``"0.5"``.
-    :param chunks: chunk shape of level 0 (one value per axis of the image; label images drop
-        the channel axis; leading 1s beyond the image's axes are ignored, so one shape serves
-        images of fewer axes); default: the source's chunks (OME-Zarr) or ~1 MiB chunks.
-    :param shards: shard shape (0.5 only), or ``False`` for no sharding; default the source's
-        shards when the chunks are unchanged, else up to 8x8 chunks in y/x.
+    :param chunks: chunk shape of level 0 (one value per axis of the image, or fewer: the last
+        axes', the leading ones take 1; label images drop the channel axis; leading 1s beyond
+        the image's axes are ignored, so one shape serves images of fewer and more axes);
+        default: the source's chunks (OME-Zarr) or ~1 MiB chunks.
+    :param shards: shard shape (0.5 only; values as for ``chunks``), or ``False`` for no
+        sharding; default the source's shards when the chunks are unchanged, else up to 8x8
+        chunks in y/x.
     :param compressor: ``"zstd"``, ``"blosc-zstd"``, ``"gzip"``, or ``False`` (uncompressed);
         default (``None``): the source's (OME-Zarr) or ``"zstd"``.
     :param levels: pyramid levels; default the source's (OME-Zarr: copied level by level) or
