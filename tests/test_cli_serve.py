@@ -62,6 +62,24 @@ def test_name_count_must_match(capsys: pytest.CaptureFixture[str]) -> None:
     assert "--name gave 3 names for 2 URLs" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("value", ["4097", "100000000", "0"])
+def test_tile_size_is_bounded(
+    tmp_path: Path, value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--tile-size`` is 1 to 4096 (``ngio_async.web.MAX_TILE_SIZE``): a huge one made every
+    tile request read a region of its square. Refused before anything is opened."""
+    from ngio_async.cli._common import MAX_TILE_SIZE
+    from ngio_async.web import MAX_TILE_SIZE as WEB_MAX
+
+    assert MAX_TILE_SIZE == WEB_MAX == 4096
+    code = main(["serve", str(tmp_path / "missing.zarr"), "--port", "0", "--tile-size", value])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "argument --tile-size" in err and value in err and "not found" not in err, err
+    if value != "0":
+        assert "from 1 to 4096" in err, err
+
+
 def test_open_failure_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["serve", str(tmp_path / "missing.zarr"), "--port", "0"]) == 2
     err = capsys.readouterr().err

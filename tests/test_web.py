@@ -483,6 +483,44 @@ async def test_region_errors(
         assert f"'{param}'" in doc["message"]
 
 
+@pytest.mark.parametrize(
+    ("query", "says"),
+    [
+        ("y=10:0", "empty range"),  # reversed: was a 200 with an empty array
+        ("y=5:5", "empty range"),
+        ("x=:0", "empty range"),
+        ("y=600:700", "past the end"),  # the axis has 600: was a 200 with an empty array
+        ("y=600:", "past the end"),
+        ("y=9999", "out of range"),
+        ("y=-3:5", "negative"),
+        ("y=0:-1", "negative"),
+        ("y=a:b", "expected an integer or a:b"),
+        ("y=0:10:2", "steps are not supported"),
+        ("y=::2", "steps are not supported"),
+    ],
+)
+async def test_region_refuses_empty_and_malformed_ranges(
+    client: TestClient[Any, Any], query: str, says: str
+) -> None:
+    """Every range that selects nothing, or is not ``a:b`` with 0 <= a < b, is a 400 naming
+    the parameter and its value; none reads anything."""
+    doc = await get_json(client, f"/api/datasets/plain/region.npy?{query}", 400)
+    name, _, value = query.partition("=")
+    assert doc["error"] == "bad_parameter"
+    assert f"parameter '{name}'" in doc["message"] and value in doc["message"], doc
+    assert says in doc["message"], doc
+
+
+async def test_region_end_past_the_axis_is_clipped(
+    client: TestClient[Any, Any], images: dict[str, Path]
+) -> None:
+    """An end past the axis is clipped, as numpy clips it (``y=590:10000`` is rows 590..599)."""
+    resp = await client.get("/api/datasets/plain/region.npy?c=0&z=0&y=590:10000&x=0:3")
+    assert resp.status == 200, await resp.text()
+    got = np.load(io.BytesIO(await resp.read()), allow_pickle=False)
+    np.testing.assert_array_equal(got, np.asarray(level_array(images["plain"], 0)[0, 0, 590:, :3]))
+
+
 async def test_region_too_large_checked_before_reading(images: dict[str, Path]) -> None:
     store = InstrumentedStore(open_store(images["plain"]))
     async with store, await open_async(store) as ds:
@@ -811,6 +849,9 @@ def test_create_app_validates_arguments() -> None:
         create_app({"a/b": "x"})
     with pytest.raises(ValueError):
         create_app({"a": "x"}, tile_size=0)
+    with pytest.raises(ValueError, match=r"tile_size must be at most 4096.*got 4097"):
+        create_app({"a": "x"}, tile_size=4097)
+    assert create_app({"a": "x"}, tile_size=4096)[STATE].tile_size == 4096
 
 
 # ------------------------------------------------------------------------------ pure helpers

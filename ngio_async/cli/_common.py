@@ -155,6 +155,22 @@ def positive(text: str) -> int:
     return _at_least(1, text)
 
 
+#: the largest ``--tile-size``: ``ngio_async.web.MAX_TILE_SIZE`` (not imported from there: that
+#: would load aiohttp for every command)
+MAX_TILE_SIZE = 4096
+
+
+def tile_size(text: str) -> int:
+    """An argparse type: a tile edge, 1 to :data:`MAX_TILE_SIZE` pixels."""
+    value = _at_least(1, text)
+    if value > MAX_TILE_SIZE:
+        raise argparse.ArgumentTypeError(
+            f"expected a tile edge from 1 to {MAX_TILE_SIZE} pixels, got {value} (every tile "
+            "request reads up to its square)"
+        )
+    return value
+
+
 def port(text: str) -> int:
     """An argparse type: a TCP port, 0 to 65535 (0: any free port)."""
     value = _at_least(0, text)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 from ._common import (
     EXIT_INTERRUPTED,
+    MAX_TILE_SIZE,
     add_request_options,
     add_store_options,
     describe_error,
@@ -25,6 +26,7 @@ from ._common import (
     one_line_logs,
     port,
     positive,
+    tile_size,
 )
 
 if TYPE_CHECKING:
@@ -195,7 +197,12 @@ def build_parser() -> argparse.ArgumentParser:
         "default: each URL's last path component, de-duplicated)",
     )
     p.add_argument(
-        "--tile-size", type=positive, default=512, metavar="N", help="tile edge (default 512)"
+        "--tile-size",
+        type=tile_size,
+        default=512,
+        metavar="N",
+        help=f"tile edge in pixels, 1 to {MAX_TILE_SIZE} (default 512; a tile of 3 channels "
+        "then stays within the default --max-region-pixels)",
     )
     p.add_argument(
         "--max-region-pixels",

@@ -36,7 +36,7 @@ plate's fields (first use, once, in the same LRU), one that cannot be opened ans
 ``image_unavailable``. ``/api/datasets`` lists them as ``{name, container: {name, path}}`` and
 adds ``containers`` (name, images, unavailable); ``/zarr/<name>/`` is the whole container.
 
-Tiles: ``tile_size`` pixels square (edge tiles cropped), ``t``/``z`` 0 where the image has no
+Tiles: ``tile_size`` pixels square (at most ``MAX_TILE_SIZE``, 4096; edge tiles cropped), ``t``/``z`` 0 where the image has no
 such axis. The channels shown by default are those marked ``active`` in ``omero``, else the
 first three. Each channel maps linearly through its window (``omero`` window; else the 0.1 and
 99.9 percentiles of a bounded sample of the smallest level, computed once; the dtype's range
@@ -58,7 +58,7 @@ no versions (an HTTP server without ``ETag``/``Last-Modified``): no ETag, ``no-c
 
 from __future__ import annotations
 
-from ._app import DEFAULT_MAX_REGION_PIXELS, create_app
+from ._app import DEFAULT_MAX_REGION_PIXELS, MAX_TILE_SIZE, create_app
 from ._server import serve
 
-__all__ = ["DEFAULT_MAX_REGION_PIXELS", "create_app", "serve"]
+__all__ = ["DEFAULT_MAX_REGION_PIXELS", "MAX_TILE_SIZE", "create_app", "serve"]

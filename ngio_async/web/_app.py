@@ -30,9 +30,13 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Mapping
 
 
-__all__ = ["DEFAULT_MAX_REGION_PIXELS", "STATE", "create_app"]
+__all__ = ["DEFAULT_MAX_REGION_PIXELS", "MAX_TILE_SIZE", "STATE", "create_app"]
 
 DEFAULT_MAX_REGION_PIXELS = 64 * 1024 * 1024
+#: the largest tile edge: a tile of the 3 channels shown by default then reads 3 x 4096 x 4096
+#: = 48 Mi elements, within what one region.npy answer may hold by default (64 Mi); the
+#: command line's ``--tile-size`` has the same bound (``ngio_async.cli._common``)
+MAX_TILE_SIZE = 4096
 STATE = web.AppKey("ngio_async.web.state", WebState)
 
 Source = str | os.PathLike[str] | AsyncStore | Dataset | Plate
@@ -80,7 +84,7 @@ def create_app(
     a prefix of a larger one (``main.add_subapp("/ngio/", create_app(...))``).
 
     :param max_region_pixels: the most elements one ``region.npy`` answer may hold (else 413).
-    :param tile_size: tile edge in pixels.
+    :param tile_size: tile edge in pixels, 1 to :data:`MAX_TILE_SIZE` (4096).
     :param cache_seconds: ``Cache-Control: max-age`` of tiles.
     :param max_open_fields: how many plate fields and container images are kept open (all
         together).
@@ -99,6 +103,10 @@ def create_app(
     if max_region_pixels < 1 or tile_size < 1 or cache_seconds < 0 or max_open_fields < 1:
         raise ValueError(
             "max_region_pixels, tile_size and max_open_fields must be >= 1, cache_seconds >= 0"
+        )
+    if tile_size > MAX_TILE_SIZE:  # every tile request would read up to tile_size² pixels
+        raise ValueError(
+            f"tile_size must be at most {MAX_TILE_SIZE} (pixels per tile edge), got {tile_size}"
         )
     # a client that disconnects cancels its handler (and so its reads) under any runner:
     # web.run_app and a plain AppRunner leave aiohttp's handler_cancellation off

@@ -130,6 +130,9 @@ def parse_tile_query(
 
 
 def _selector(name: str, text: str, size: int) -> int | slice:
+    """An index or a non-empty ``a:b`` range of an axis of ``size``: an index or a start past
+    the end is refused, an end past it is clipped (as numpy clips it); negative values, steps
+    and empty or reversed ranges are refused."""
     if _INT.match(text):
         index = int(text)
         if index >= size:
@@ -137,10 +140,20 @@ def _selector(name: str, text: str, size: int) -> int | slice:
         return index
     match = _SLICE.match(text)
     if match is None:
-        raise bad(name, f"expected an integer or a:b, got {text!r}")
-    start = min(int(match[1]), size) if match[1] else 0
+        if re.match(r"^-|.*:-", text):
+            reason = "negative indices are not accepted"
+        elif text.count(":") > 1:
+            reason = "steps are not supported"
+        else:
+            reason = "expected an integer or a:b"
+        raise bad(name, f"{reason} (an index or a:b, 0 <= a < b), got {text!r}")
+    start = int(match[1]) if match[1] else 0
     stop = min(int(match[2]), size) if match[2] else size
-    return slice(start, max(start, stop))
+    if start >= size:
+        raise bad(name, f"{text!r} starts at {start}, past the end (axis {name!r} has {size})")
+    if stop <= start:
+        raise bad(name, f"{text!r} is an empty range (expected a:b with b > a)")
+    return slice(start, stop)
 
 
 def parse_region(
