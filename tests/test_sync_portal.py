@@ -161,12 +161,27 @@ def test_interrupt_while_waiting_cancels_the_work(runner: Runner) -> None:
 
     main = threading.get_ident()
 
+    def waiting_for_result() -> bool:
+        frame = sys._current_frames().get(main)
+        names = []
+        while frame is not None and len(names) < 3:
+            names.append(frame.f_code.co_name)
+            frame = frame.f_back
+        # Runner._run -> Future.result -> Condition.wait (the portal's handshake also waits
+        # on a future, deeper down)
+        return names == ["wait", "result", "_run"]
+
     def interrupt() -> None:
-        if started.wait(10):
-            # Let the caller settle into its wait: a signal that lands inside the portal's
-            # submit handshake can leave a lock held, as Ctrl-C can in any blocking library.
-            time.sleep(0.2)
-            signal.pthread_kill(main, signal.SIGINT)
+        if not started.wait(10):
+            return
+        # Only once the caller waits for the result: a signal that lands inside the portal's
+        # submit handshake can leave a lock held, as Ctrl-C can in any blocking library (a
+        # fixed sleep is not enough on a loaded machine).
+        for _ in range(1000):
+            if waiting_for_result():
+                break
+            time.sleep(0.01)
+        signal.pthread_kill(main, signal.SIGINT)
 
     t = threading.Thread(target=interrupt)
     t.start()
