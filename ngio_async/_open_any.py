@@ -1,23 +1,35 @@
-"""The public ``open`` / ``open_async``: OME-Zarr anywhere, and TIFF / OME-TIFF files read-only.
+"""The public ``open`` / ``open_async``: OME-Zarr anywhere, TIFF / OME-TIFF files and the formats
+of reader plugins, read-only.
 
-This top-layer module routes a local ``.tif`` / ``.tiff`` file to the TIFF-backed dataset of
-:mod:`ngio_async.convert` (regions, tiles, numpy, dask, one level); everything else is OME-Zarr.
+This top-layer module asks the format readers (:mod:`ngio_async.formats`) in the order
+``convert`` asks them: the registered readers and those of the ``ngio_async.formats`` entry
+points first, then TIFF, then OME-Zarr. A plugin's reader opens what it reads (an
+:class:`~ngio_async.formats.ImageSource` becomes a read-only one-level dataset reading through
+it); a TIFF goes to the TIFF-backed dataset of :mod:`ngio_async.convert` (regions, tiles, numpy,
+dask, its levels); everything else is OME-Zarr.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from ._errors import ReadOnlyError
-from ._sync_api import SyncDataset, open as _open_zarr
-from .images import open_async as _open_zarr_async
+import anyio
+
+from ._errors import NotFoundError, ReadOnlyError, UnsupportedError
+from ._sync_api import SyncDataset, _run_creating, open as _open_zarr
+from .images import Dataset, Level, open_async as _open_zarr_async
 from .images._dataset import _Opening
 
 if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
     from ._limits import Limits
-    from .images import Dataset
+    from .convert._formats import ImageSource, Reader
+    from .engine import Region
+    from .images._level import IndexCache
 
 __all__ = ["open", "open_async"]
 
@@ -65,30 +77,221 @@ def _tiff_mode(url: Any, options: dict[str, Any]) -> None:
         )
 
 
+# ------------------------------------------------------------------------------ plugin readers
+#: the entry points' readers and the fingerprint of ``sys.path`` they were loaded at: listing
+#: the entry points reads every installed distribution's metadata (12 ms with 160 of them,
+#: several times the opening of a local image), so it is done again only when ``sys.path`` or
+#: one of its directories changed (a package installed or removed)
+_entry_points_seen: tuple[tuple[Any, ...], list[Reader]] | None = None
+
+
+def _path_fingerprint() -> tuple[Any, ...]:
+    def mtime(entry: str) -> int | None:
+        try:
+            return os.stat(entry or ".").st_mtime_ns
+        except OSError:
+            return None
+
+    return tuple((entry, mtime(entry)) for entry in sys.path)
+
+
+def _plugin_reader(url: Any) -> Reader | None:
+    """The reader ``convert`` would use for ``url`` when it is a plugin's (one added with
+    :func:`ngio_async.formats.register`, else one of the ``ngio_async.formats`` entry points):
+    they are asked first, in the same order. ``None``: the built-in TIFF or OME-Zarr readers
+    decide (as does a store object, always OME-Zarr)."""
+    global _entry_points_seen
+    from .convert import _formats
+
+    if not isinstance(url, str | os.PathLike):
+        return None
+    for reader in _formats._registered:
+        if reader.can_read(url):
+            return reader
+    fingerprint = _path_fingerprint()
+    if _entry_points_seen is None or _entry_points_seen[0] != fingerprint:
+        _entry_points_seen = (fingerprint, _formats._entry_point_readers())
+    for reader in _entry_points_seen[1]:
+        if reader.can_read(url):
+            return reader
+    return None
+
+
+class _SourceLevel(Level):
+    """The one level of an :class:`~ngio_async.formats.ImageSource`: regions come from
+    ``source.read`` (there are no chunks in the store)."""
+
+    def __init__(self, source: ImageSource, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.source = source
+
+    @property
+    def reads_locally(self) -> bool:
+        return False
+
+    async def read(self, region: Region, indexes: IndexCache | None = None) -> NDArray[Any]:
+        return await self.source.read(tuple(region))
+
+    async def read_into(
+        self, region: Region, out: NDArray[Any], indexes: IndexCache | None = None
+    ) -> None:
+        out[...] = await self.source.read(tuple(region))
+
+
+class _SourceDataset(Dataset):
+    """A read-only one-level dataset over a plugin's :class:`~ngio_async.formats.ImageSource`
+    (the metadata ``convert`` would write for it); closing it closes the source."""
+
+    source: ImageSource
+
+    async def aclose(self) -> None:
+        if self.closed:
+            return
+        try:
+            await super().aclose()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.source.aclose()
+
+    @property
+    def url(self) -> str:
+        return self.source.url
+
+
+async def _source_dataset(source: ImageSource, limits: Limits | None) -> Dataset:
+    from ._workers import Workers
+    from .convert._convert import _source_plan
+    from .images import ImageMetadata
+    from .stores import open_store
+
+    try:
+        plan = _source_plan(source, "0.5", None, False, None, 1)
+        store = open_store("memory://", limits=limits)  # no store behind it: an empty stand-in
+        lim = limits or store.limits
+        workers = Workers(lim.decode_threads)
+        metadata = ImageMetadata(plan.ome)
+        cal = metadata.spatial_calibration[0]
+        level = _SourceLevel(
+            source,
+            store,
+            plan.paths[0],
+            plan.arrays[0],
+            scale=cal.scale,
+            translation=cal.translation,
+            workers=workers,
+            window=max(2 * lim.max_requests, 2 * lim.decode_threads),
+        )
+        ds = _SourceDataset(
+            store, "", metadata, [level], limits=lim, workers=workers, owns_store=True
+        )
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await source.aclose()
+        raise
+    ds.source = source
+    return ds
+
+
+async def _open_with(
+    reader: Reader, url: Any, limits: Limits | None, options: dict[str, Any]
+) -> Dataset:
+    """``url`` opened by a plugin's ``reader`` (with ``options``, as ``convert`` passes its
+    source options): its :class:`Dataset` as is, its ``ImageSource`` as a one-level dataset."""
+    from .convert._formats import ImageSource
+
+    opened = await reader.open(url, **options)
+    if isinstance(opened, Dataset):
+        return opened
+    if isinstance(opened, ImageSource):
+        return await _source_dataset(opened, limits)
+    close = getattr(opened, "aclose", None)
+    if close is not None:
+        with anyio.CancelScope(shield=True):
+            await close()
+    raise UnsupportedError(
+        f"the format reader {reader.name!r} opened {os.fspath(url)} as a "
+        f"{type(opened).__name__}, neither a Dataset nor an ImageSource"
+    )
+
+
+def _plugin_mode(reader: Reader, url: Any, options: dict[str, Any]) -> None:
+    """What a plugin reads opens read-only: ``mode="r"`` is taken (and dropped), anything
+    else refused."""
+    mode = options.pop("mode", "r")
+    if mode != "r":
+        raise ReadOnlyError(
+            f"{os.fspath(url)} is read by the format reader {reader.name!r}: it opens "
+            f"read-only (mode='r'), not {mode!r}"
+        )
+
+
+def _refuse_unreadable_file(url: Any) -> None:
+    """A local file (not a directory) that neither a plugin nor the TIFF reader takes: the
+    error the zarr store gives (``NotFoundError``: no such directory), saying what is
+    readable."""
+    if not isinstance(url, str | os.PathLike):
+        return
+    text = os.fspath(url)
+    if not isinstance(text, str) or ("://" in text and not text.startswith("file://")):
+        return
+    path = os.path.abspath(os.path.expanduser(text.removeprefix("file://")))
+    if not os.path.isfile(path):
+        return
+    from .convert import _formats
+    from .stores._url_utils import file_url
+
+    names = [r.name for r in [*_formats._registered, *(_entry_points_seen or ((), []))[1]]]
+    plugins = f"; the format readers {names}" if names else ""
+    raise NotFoundError(
+        f"no such directory: {path} is a file that no reader opens (readable: OME-Zarr "
+        f"directories and store URLs, TIFF / OME-TIFF files{plugins}; other formats need a "
+        "reader: ngio_async.formats.register or the ngio_async.formats entry point group)",
+        url=file_url(path),
+    )
+
+
+# ------------------------------------------------------------------------------ open
 def open_async(url: Any, *, limits: Limits | None = None, **options: Any) -> _Opening[Dataset]:
     """Open an image: ``ds = await open_async(url)`` or ``async with open_async(url) as ds``.
 
-    OME-Zarr (any store, see :func:`ngio_async.images.open_async` for the options; a URL of
-    the group's ``zarr.json`` / ``.zattrs`` opens the group) or a
-    TIFF / OME-TIFF, local or on a store by URL (read-only; option ``series``, and the store's
-    options for a URL).
+    The format readers are asked as ``convert`` asks them: a plugin's reader
+    (:func:`ngio_async.formats.register`, the ``ngio_async.formats`` entry points) that reads
+    ``url`` opens it (with ``options``; read-only; an ``ImageSource`` it gives is a one-level
+    dataset reading through it); else a TIFF / OME-TIFF, local or on a store by URL
+    (read-only; option ``series``, and the store's options for a URL); else OME-Zarr (any
+    store, see :func:`ngio_async.images.open_async` for the options; a URL of the group's
+    ``zarr.json`` / ``.zattrs`` opens the group).
     """
+    reader = _plugin_reader(url)
+    if reader is not None:
+        _plugin_mode(reader, url, options)
+        return _Opening(lambda: _open_with(reader, url, limits, options))
     if _is_tiff(url):
         from .convert._tiffds import open_tiff_async
 
         _tiff_mode(url, options)
         path = os.fspath(url).removeprefix("file://")
         return _Opening(lambda: open_tiff_async(path, limits=limits, **options))
-    return _open_zarr_async(_group_url(url), limits=limits, **options)
+    url = _group_url(url)
+    _refuse_unreadable_file(url)
+    return _open_zarr_async(url, limits=limits, **options)
 
 
 def open(url: Any, *, limits: Limits | None = None, **options: Any) -> SyncDataset:
     """The blocking :func:`open_async`, for scripts: a :class:`~ngio_async.SyncDataset`."""
+    reader = _plugin_reader(url)
+    if reader is not None:
+        _plugin_mode(reader, url, options)
+        result = _run_creating(lambda: _open_with(reader, url, limits, options))
+        result._reopen = ("any", url, {"limits": limits, **options})
+        return result
     if _is_tiff(url):
         from . import formats
 
         _tiff_mode(url, options)
-        result: SyncDataset = formats.open(url, limits=limits, **options)
-        result._reopen = ("any", url, {"limits": limits, **options})
-        return result
-    return _open_zarr(_group_url(url), limits=limits, **options)
+        tiff: SyncDataset = formats.open(url, limits=limits, **options)
+        tiff._reopen = ("any", url, {"limits": limits, **options})
+        return tiff
+    url = _group_url(url)
+    _refuse_unreadable_file(url)
+    return _open_zarr(url, limits=limits, **options)
