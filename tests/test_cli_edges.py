@@ -91,12 +91,99 @@ def test_a_level_given_for_its_image_names_the_image(
     tmp_path: Path, version: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A zarr array given where an image goes: the message names the array and the group
-    to give instead (a 0.4 level said only "neither zarr.json nor .zattrs exists")."""
+    to give instead (a 0.4 level said only "neither zarr.json nor .zattrs exists"). ``info``
+    describes the level instead (see ``test_info_of_a_level_names_its_image``)."""
     path = image(tmp_path / "img.zarr", version)
-    for command in ("info", "bench") + (("validate",) if version == "0.4" else ()):
+    for command in ("bench",) + (("validate",) if version == "0.4" else ()):
         code, _, err = run([command, str(path / "1")], capsys)
         assert code in (1, 2) and err.count("\n") == 1
         assert "array" in err and f"is it file://{path}?" in err, err
+
+
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+def test_info_of_a_level_names_its_image(
+    tmp_path: Path,
+    version: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``info img.zarr/1`` said "invalid metadata ... is an array ... is it <parent>?" (0.5)
+    or "no NGFF metadata found" / "neither zarr.json nor .zattrs" (0.4): it says which level
+    of which image it is and what to run, and describes the array; a label image's level
+    too, and a level whose path is not its index."""
+    path = image(tmp_path / "img.zarr", version, levels=3)
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(["info", "img.zarr/1"], capsys)
+    assert code == 0, err
+    assert "level 1 of the image at img.zarr" in out and "ngio-async info img.zarr`" in out, out
+    assert "shape 8x8  uint8" in out and f"zarr v{3 if version == '0.5' else 2}" in out, out
+    code, out, _ = run(["info", "--json", str(path / "2")], capsys)
+    doc = json.loads(out)
+    assert code == 0 and doc["kind"] == "level", doc
+    assert doc["level_of"] == {
+        "image": str(path),
+        "url": f"file://{path}",
+        "path": "2",
+        "index": 2,
+        "ngff_version": version,
+    }
+    assert doc["array"]["shape"] == [4, 4] and doc["array"]["dtype"] == "uint8"
+
+    with ngio_async.open(str(path), mode="r+") as ds:
+        ds.labels.create("cells", dtype="uint16")
+    code, out, err = run(["info", "img.zarr/labels/cells/0/"], capsys)
+    assert code == 0 and "level 0 of the image at img.zarr/labels/cells" in out, out + err
+
+    edit_ngff(
+        path,
+        version,
+        lambda body: body["multiscales"][0]["datasets"].insert(
+            0, {**body["multiscales"][0]["datasets"][0], "path": "full"}
+        ),
+    )
+    (path / "1").rename(path / "full")  # not a valid pyramid any more: only its paths matter
+    code, out, err = run(["info", "img.zarr/full"], capsys)
+    assert code == 0 and "level 0 of the image at img.zarr (path full)" in out, out + err
+
+
+def test_info_of_a_level_over_http_names_its_image(
+    http_root: Path, http_server: StaticServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Over HTTP (a store that cannot list) the image above a level is found by its URL."""
+    image(http_root / "lvl.zarr", "0.5")
+    code, out, err = run(["info", "--json", f"{http_server.url}lvl.zarr/1"], capsys)
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["kind"] == "level" and doc["array"]["shape"] == [8, 8], doc
+    assert doc["level_of"]["image"] == f"{http_server.url}lvl.zarr", doc
+    assert doc["level_of"]["index"] == 1 and doc["array"]["stored_bytes"] is None
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_info_of_a_plain_zarr_array_says_so(
+    tmp_path: Path, zarr_format: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A zarr array outside any image: a plain zarr v2/v3 array of its shape and dtype (v3
+    said "is an array ... is it file://<its directory>?", v2 "no NGFF metadata found")."""
+    import zarr
+
+    path = tmp_path / "plain.zarr"
+    zarr.create_array(
+        str(path),
+        shape=(10, 20),
+        chunks=(5, 5),
+        dtype="int16",
+        zarr_format=zarr_format,  # type: ignore[arg-type]
+    )
+    code, out, err = run(["info", str(path)], capsys)
+    assert code == 0, err
+    assert f"plain zarr v{zarr_format} array" in out and "shape 10x20  int16" in out, out
+    assert "chunks 5x5" in out and "of the image" not in out, out
+    code, out, _ = run(["info", "--json", "--no-sizes", str(path)], capsys)
+    doc = json.loads(out)
+    assert code == 0 and doc["kind"] == "array" and "level_of" not in doc
+    assert doc["array"]["zarr_format"] == zarr_format and doc["array"]["shape"] == [10, 20]
+    assert doc["array"]["stored_bytes"] is None and doc["array"]["objects"] == 8
 
 
 def test_info_reads_a_04_hierarchy_without_asking_for_05_documents(
@@ -167,11 +254,11 @@ def test_missing_credentials_are_explained_in_the_command_lines_words(url: str) 
     from ngio_async.cli._common import describe_error
     from ngio_async.stores import open_store
 
-    options = {"account_name": "acct"} if url.startswith("az") else {}
+    options: dict[str, Any] = {"account_name": "acct"} if url.startswith("az") else {}
     store = open_store(url, **options)
     fetch = "Generic error: PUT http://169.254.169.254/latest/api/token: status 403"
     with pytest.raises(ngio_async.PermissionDeniedError) as info:  # noqa: SIM117
-        with store._map_exceptions("zarr.json"):  # type: ignore[attr-defined]
+        with store._map_exceptions("zarr.json"):
             raise obs_exc.GenericError(fetch)
     assert info.value.missing_credentials
     code, message = describe_error(info.value)

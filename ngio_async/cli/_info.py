@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
+import shlex
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
 
 import anyio
 
 from .._errors import (
     CodecError,
     MetadataError,
+    NgioError,
     NotFoundError,
     PermissionDeniedError,
     UnsupportedError,
@@ -32,8 +36,11 @@ from ..meta.zarr import (
     ShardingCodec,
     TransposeCodec,
     ZstdCodec,
+    decode_array_v2,
+    decode_node_v3,
 )
 from ..stores import open_store
+from ..stores._url_utils import redact_url
 from ._common import (
     EXIT_INVALID,
     CLIError,
@@ -351,22 +358,122 @@ async def _unfinished(store: AsyncStore) -> bool:
     return False
 
 
+# ------------------------------------------------------------------------------ plain arrays
+async def _array_at(store: AsyncStore) -> ArrayMeta | None:
+    """The zarr array at ``store``'s root (v3 ``zarr.json``, else v2 ``.zarray``), or ``None``
+    (no array there, or metadata that does not decode: the group's error stands then)."""
+    for key in ("zarr.json", ".zarray"):
+        try:
+            raw = await store.get(key)
+        except PermissionDeniedError:  # 403: missing, on a store that may not list
+            continue
+        if raw is None:
+            continue
+        try:
+            doc = bytes(raw)
+            node = decode_node_v3(doc) if key == "zarr.json" else decode_array_v2(doc)
+        except (MetadataError, UnsupportedError):
+            return None
+        return node if isinstance(node, ArrayV3Meta | ArrayV2Meta) else None
+    return None
+
+
+def _parent(url: str) -> tuple[str, str] | None:
+    """``(the URL of the group above url, url's last path component)`` as the user would type
+    them (a local path stays a path); ``None`` at a store's root."""
+    parts = urlsplit(url)
+    if len(parts.scheme) <= 1:  # a local path (or a Windows drive)
+        path = url.rstrip("/\\")
+        name = os.path.basename(path)
+        parent = os.path.dirname(path)
+        if name in ("", ".", "..") or not parent:
+            path = os.path.abspath(os.path.expanduser(path or "."))
+            name, parent = os.path.basename(path), os.path.dirname(path)
+        return (parent, name) if name and parent != path else None
+    path = parts.path.rstrip("/")
+    if not path.strip("/"):
+        return None
+    parent, _, name = path.rpartition("/")
+    return urlunsplit(parts._replace(path=parent)), name
+
+
+async def _level_of(url: str, options: dict[str, Any]) -> dict[str, Any] | None:
+    """The image whose level is the array at ``url`` (a level's path may hold a ``/``: up to
+    three groups up are asked), or ``None``."""
+    at, path = url, ""
+    for _ in range(3):
+        up = _parent(at)
+        if up is None:
+            return None
+        at, name = up
+        path = f"{name}/{path}" if path else name
+        try:
+            async with open_store(at, **options) as store:
+                ome = await read_group_metadata(store, "")
+                where = store.url
+        except (NgioError, OSError, ValueError):  # no group there (or not readable): go on up
+            continue
+        for ms in ome.multiscales or ():
+            paths = [d.path.strip("/") for d in ms.datasets]
+            if path in paths:
+                return {
+                    "image": redact_url(at),  # as typed (a path stays a path), no credentials
+                    "url": where,
+                    "path": path,
+                    "index": paths.index(path),
+                    "ngff_version": ome.version,
+                }
+        if ome.kinds:  # an NGFF group that does not list it: no image of ours further up
+            return None
+    return None
+
+
+async def _array_info(
+    store: AsyncStore, meta: ArrayMeta, url: str, sizes: bool, options: dict[str, Any]
+) -> dict[str, Any]:
+    """What ``info`` says of a zarr array given as the URL: a plain array, or an image's
+    level (then which image, to run ``info`` on)."""
+    level_of = await _level_of(url, options)
+    array = {
+        "zarr_format": 3 if isinstance(meta, ArrayV3Meta) else 2,
+        "shape": list(meta.shape),
+        "dtype": str(meta.dtype),
+        "chunks": list(meta.chunks),
+        "shards": list(meta.shards) if meta.shards else None,
+        "codecs": codec_names(meta),
+        "dimension_names": list(meta.dimension_names) if meta.dimension_names else None,
+        "objects": math.prod(meta.grid_shape),
+        "decoded_bytes": math.prod(meta.shape) * meta.dtype.itemsize,
+        "stored_bytes": await _stored_bytes(store, "") if sizes else None,
+    }
+    out: dict[str, Any] = {"url": store.url, "ngff_version": None, "kinds": []}
+    if level_of is None:
+        return out | {"kind": "array", "array": array}
+    return out | {"kind": "level", "array": array, "level_of": level_of}
+
+
 async def gather_info(url: str, *, sizes: bool = True, **options: Any) -> dict[str, Any]:
-    """The description of the hierarchy at ``url`` (what ``info --json`` prints)."""
+    """The description of the hierarchy at ``url`` (what ``info --json`` prints).
+
+    A zarr array (no OME-Zarr group) is described as one (``kind`` ``array``), or, when it is
+    a level of an image, as that (``kind`` ``level``, with ``level_of``: the image)."""
     refuse_tiff(url, "info")
     url = _group_url(url)  # a URL of the group's zarr.json / .zattrs: the group
     limiter = anyio.CapacityLimiter(_CONCURRENCY)
     async with open_store(url, **options) as store:
         try:
             ome = await read_group_metadata(store, "")
-        except MetadataError as exc:
-            if await _unfinished(store):
+        except (MetadataError, NotFoundError) as exc:
+            if isinstance(exc, MetadataError) and await _unfinished(store):
                 raise CLIError(
                     f"{store.url} is an unfinished conversion (interrupted or failed): run the "
                     "same `ngio-async convert` again to finish it",
                     EXIT_INVALID,
                 ) from exc
-            raise
+            array = await _array_at(store)
+            if array is None:
+                raise
+            return await _array_info(store, array, url, sizes, options)
         out: dict[str, Any] = {"url": store.url, "ngff_version": ome.version, "kinds": ome.kinds}
         if ome.plate is not None:
             out["kind"] = "plate"
@@ -466,6 +573,29 @@ def _add_image(tree: Tree, info: dict[str, Any], title: str) -> None:
                 _add_image(lab, label, f"label {label['name']}")
 
 
+def _add_array(tree: Tree, info: dict[str, Any]) -> None:
+    array, of = info["array"], info.get("level_of")
+    if of is None:
+        title = f"[bold]plain zarr v{array['zarr_format']} array[/bold] (no OME-Zarr metadata)"
+    else:
+        image = of["image"]
+        title = (
+            f"[bold]level {of['index']} of the image at {_esc(image)}[/bold] (path "
+            f"{_esc(of['path'])}): run `ngio-async info {_esc(shlex.quote(image))}` to describe "
+            "the image"
+        )
+    shards = f"  shards {_shape(array['shards'])}" if array["shards"] else ""
+    names = array.get("dimension_names")
+    dims = f"  dimensions {_esc(','.join(str(n) for n in names))}" if names else ""
+    node = tree.add(title)
+    node.add(
+        f"shape {_shape(array['shape'])}  {_esc(array['dtype'])}  chunks "
+        f"{_shape(array['chunks'])}{shards}{dims}  codecs {_esc(', '.join(array['codecs']))}"
+        f"  zarr v{array['zarr_format']}  {_count(array['objects'], 'object')}"
+        f"  decoded {human_bytes(array['decoded_bytes'])}{_stored(array)}"
+    )
+
+
 def render_info(info: dict[str, Any]) -> Tree:
     from rich.tree import Tree
 
@@ -518,6 +648,8 @@ def render_info(info: dict[str, Any]) -> Tree:
                 node.add(f"[red]label {_esc(label['name'])}: {_esc(label['error'])}[/red]")
             else:
                 _add_image(node, label, f"label {label['name']}")
+    elif kind in ("array", "level"):
+        _add_array(tree, info)
     elif kind == "series":
         paths = ", ".join(info["series"]) or "none"
         tree.add(
