@@ -1,6 +1,7 @@
 """Opening a remote image asks for its first level's metadata along with the group's document
-(one round trip fewer when the level is named ``0``, as most are); a wrong guess costs one
-request and changes nothing else."""
+when the store opened an image before (its first level's name and version are the guess: one
+round trip fewer for a plate's fields, an image's labels); the first image a store opens is
+read with 1 + levels GETs (0.5), nothing guessed, nothing in vain."""
 
 from __future__ import annotations
 
@@ -26,23 +27,34 @@ def _gets(store: InstrumentedStore) -> dict[str, int]:
 
 
 @pytest.mark.parametrize("version", ["0.4", "0.5"])
-async def test_the_first_level_is_read_with_the_group(tmp_path: Path, version: str) -> None:
-    url = str(tmp_path / "img.zarr")
-    with ngio_async.create(url, shape=(8, 8), dtype="uint8", axes="yx", ngff_version=version) as ds:
-        ds.write(np.arange(64, dtype="uint8").reshape(8, 8))
-    store = InstrumentedStore(open_store(url), latency=0.05)  # remote-like: no blocking reads
-    async with store, ngio_async.open_async(store) as ds:
-        assert int((await ds.read())[7, 7]) == 63
-    gets = _gets(store)
+async def test_the_first_level_is_read_with_the_group_once_the_store_knows_it(
+    tmp_path: Path, version: str
+) -> None:
+    for name in ("a.zarr", "b.zarr"):
+        url = str(tmp_path / name)
+        with ngio_async.create(
+            url, shape=(8, 8), dtype="uint8", axes="yx", levels=1, ngff_version=version
+        ) as ds:
+            ds.write(np.arange(64, dtype="uint8").reshape(8, 8))
+    store = InstrumentedStore(open_store(str(tmp_path)), latency=0.05)  # remote-like
     group = "zarr.json" if version == "0.5" else ".zattrs"
-    assert gets[group] == 1 and gets["0/zarr.json"] == 1  # the guess (0.5) asked once
-    if version == "0.5":
-        assert store.peak_in_flight >= 2  # group and level documents in flight together
-    else:
-        assert gets["0/.zarray"] == 1  # a 0.4 image: the guess missed, the level read once
+    level = "0/zarr.json" if version == "0.5" else "0/.zarray"
+    async with store:
+        async with ngio_async.open_async(store, path="a.zarr") as ds:
+            assert int((await ds.read())[7, 7]) == 63
+        first = _gets(store)
+        assert first[f"a.zarr/{group}"] == 1 and first[f"a.zarr/{level}"] == 1
+        assert "a.zarr/0/zarr.json" not in first or version == "0.5"  # no guess in vain
+        store.reset()
+        async with ngio_async.open_async(store, path="b.zarr") as ds:
+            assert int((await ds.read())[7, 7]) == 63
+        gets = _gets(store)
+    assert gets[f"b.zarr/{group}"] == 1 and gets[f"b.zarr/{level}"] == 1
+    assert "b.zarr/0/zarr.json" not in gets or version == "0.5"  # the guess took the version
+    assert store.peak_in_flight >= 2  # group and level documents in flight together
 
 
-async def test_a_level_not_named_0_opens_after_one_wasted_request(tmp_path: Path) -> None:
+async def test_a_level_not_named_0_opens_without_a_request_in_vain(tmp_path: Path) -> None:
     url = tmp_path / "img.zarr"
     with ngio_async.create(str(url), shape=(8, 8), dtype="uint8", axes="yx", levels=1) as ds:
         ds.write(np.full((8, 8), 5, dtype="uint8"))
@@ -50,11 +62,36 @@ async def test_a_level_not_named_0_opens_after_one_wasted_request(tmp_path: Path
     doc = json.loads((url / "zarr.json").read_text())
     doc["attributes"]["ome"]["multiscales"][0]["datasets"][0]["path"] = "s0"
     (url / "zarr.json").write_text(json.dumps(doc))
-    store = InstrumentedStore(open_store(str(url)))
+    store = InstrumentedStore(open_store(str(url)), latency=0.01)  # remote-like
     async with store, ngio_async.open_async(store) as ds:
         assert (await ds.read() == 5).all()
-    gets = _gets(store)
-    assert gets.get("0/zarr.json", 0) <= 1 and gets["s0/zarr.json"] == 1
+    assert _gets(store) == {"zarr.json": 1, "s0/zarr.json": 1, "s0/c/0/0": 1}
+
+
+@pytest.mark.filterwarnings("ignore:Call to deprecated class Scaler:DeprecationWarning")
+async def test_an_ome_zarr_py_05_image_opens_with_1_plus_levels_gets_from_s3(
+    tmp_path: Path, s3_server: S3Server
+) -> None:
+    """ome-zarr-py 0.18 names its levels ``s0``, ``s1``, ...: the group's document and one
+    document per level, nothing else (a guess of ``0/zarr.json`` was one GET more)."""
+    import zarr
+    from ome_zarr.format import FormatV05  # type: ignore[import-untyped]
+    from ome_zarr.writer import write_image  # type: ignore[import-untyped]
+
+    data = np.arange(2 * 32 * 48, dtype="uint16").reshape(2, 32, 48)
+    group = zarr.open_group(str(tmp_path / "img.zarr"), mode="w", zarr_format=3)
+    write_image(data, group, scale_factors=(2, 4), axes="cyx", fmt=FormatV05())
+    base = s3_server.fresh_url()
+    async with open_store(base, **s3_server.options()) as dst:
+        for path in sorted((tmp_path / "img.zarr").rglob("*")):
+            if path.is_file():
+                await dst.put(str(path.relative_to(tmp_path)), path.read_bytes())
+    store = InstrumentedStore(open_store(base, **s3_server.options()))
+    async with store, ngio_async.open_async(store, path="img.zarr") as ds:
+        gets = _gets(store)
+        assert np.array_equal(await ds.read(), data)
+    assert [lvl.path for lvl in ds.levels] == ["img.zarr/s0", "img.zarr/s1", "img.zarr/s2"]
+    assert gets == {join("img.zarr", p, "zarr.json"): 1 for p in ("", "s0", "s1", "s2")}, gets
 
 
 async def test_a_missing_image_is_a_plain_not_found(tmp_path: Path) -> None:
@@ -66,33 +103,34 @@ async def test_a_missing_image_is_a_plain_not_found(tmp_path: Path) -> None:
         assert store.in_flight == 0
 
 
-@pytest.mark.parametrize("version", ["0.4", "0.5"])
-async def test_a_group_read_takes_the_early_answer(tmp_path: Path, version: str) -> None:
+async def test_a_group_read_takes_the_early_answer(tmp_path: Path) -> None:
     """A bioformats2raw container's first image has its group document at ``0/zarr.json``
-    (0.5), the first level's guess: ``read_group_metadata(..., early=)`` takes that answer
-    (present, or missing for 0.4) instead of asking again."""
+    (0.5), the first level's guess of a store that opened an image with a level ``0``:
+    ``read_group_metadata(..., early=)`` takes that answer instead of asking again."""
     from test_validate_bf2raw import container
 
     from ngio_async.images._open import EarlyGet, first_level_key, read_group_metadata
 
-    path = container(tmp_path, version)
+    path = container(tmp_path, "0.5")
     store = InstrumentedStore(open_store(str(path)), latency=0.01)
-    async with store, anyio.create_task_group() as tg:
-        early = EarlyGet(store, first_level_key("", None))
-        tg.start_soon(early.run)
-        meta = await read_group_metadata(store, "0", early=early)
+    async with store:
+        async with ngio_async.open_async(store, path="0"):  # now the store knows the layout
+            pass
+        store.reset()
+        async with anyio.create_task_group() as tg:
+            early = EarlyGet(store, first_level_key("", None))
+            tg.start_soon(early.run)
+            meta = await read_group_metadata(store, "0", early=early)
     assert meta.multiscales is not None
-    assert _gets(store) == (
-        {"0/zarr.json": 1} if version == "0.5" else {"0/zarr.json": 1, "0/.zattrs": 1}
-    )
+    assert _gets(store) == {"0/zarr.json": 1}
 
 
 @pytest.mark.parametrize("version", ["0.4", "0.5"])
 async def test_a_container_opens_its_first_image_with_the_early_answer(
     tmp_path: Path, version: str
 ) -> None:
-    """Opening a bioformats2raw container reads series 0's group document once: the early
-    GET of ``0/zarr.json`` already holds it (0.5; for 0.4 it holds the miss)."""
+    """Opening a bioformats2raw container reads series 0's group document once (a store that
+    opened an image before asks for ``0/zarr.json`` early: that answer is taken)."""
     from test_validate_bf2raw import container
 
     path = container(tmp_path, version)
@@ -186,4 +224,5 @@ async def test_images_of_one_s3_store_guess_the_level_names_seen(
     assert _gets(store) == {
         join("b.zarr", p, "zarr.json"): 1 for p in ("", named, named[:-1] + "1")
     }
-    assert first["a.zarr/0/zarr.json"] == 1  # the level, or (s0) the first open's vain guess
+    # the first open of the store: nothing guessed, nothing asked in vain
+    assert first == {join("a.zarr", p, "zarr.json"): 1 for p in ("", named, named[:-1] + "1")}
