@@ -26,6 +26,7 @@ from ._obstore import (
     ObstoreStore,
     obstore_client_options,
     obstore_http,
+    obstore_message,
     obstore_retry_config,
     obstore_usable,
 )
@@ -369,16 +370,13 @@ def _split_cloud_url(url: str) -> tuple[str, str]:
 
 @contextmanager
 def _construction_errors(url: str) -> Iterator[None]:
+    """obstore's errors of building a store as ours, in a line each (the raw error is the
+    ``__cause__``)."""
     try:
         yield
     except obs_exc.UnknownConfigurationKeyError as exc:
-        raise ValueError(f"unknown store option for {url}: {_first_line(exc)}") from exc
+        raise ValueError(f"unknown store option for {url}: {obstore_message(exc)}") from exc
     except FileNotFoundError as exc:
-        raise NotFoundError(f"not found: {url}: {_first_line(exc)}", url=url) from exc
+        raise NotFoundError(f"not found: {url}: {obstore_message(exc)}", url=url) from exc
     except (obs_exc.BaseError, OSError) as exc:
-        raise StoreError(f"cannot open store {url}: {_first_line(exc)}", url=url) from exc
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+        raise StoreError(f"cannot open store {url}: {obstore_message(exc)}", url=url) from exc
