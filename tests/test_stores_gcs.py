@@ -189,20 +189,41 @@ def _bytes(buf: Buffer | None) -> bytes:
 # -- reaching the emulator --------------------------------------------------------------------
 
 
+@pytest.fixture(autouse=True)
+def _no_emulator_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tests set the endpoint variables they need; none comes from the environment."""
+    for name in ("GOOGLE_BASE_URL", "STORAGE_EMULATOR_HOST", "GOOGLE_ALLOW_HTTP"):
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.mark.parametrize(
-    "how", ["endpoint", "endpoint_url", "base_url", "environment", "anonymous"]
+    "how",
+    [
+        "endpoint",
+        "endpoint_url",
+        "base_url",
+        "environment",
+        "anonymous",
+        "emulator_host",
+        "emulator_url",
+    ],
 )
 async def test_the_endpoint_and_its_spellings(
     gcs: GCSServer, how: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # `endpoint` is obstore's base_url for GCS (as an obstore key it was refused: "unknown
-    # store option"); an http:// one, also from GOOGLE_BASE_URL, allows plain http
+    # store option"); an http:// one, also from GOOGLE_BASE_URL, allows plain http.
+    # STORAGE_EMULATOR_HOST (host:port or a URL), the variable of GCS emulators, is an
+    # endpoint with use_emulator=True (it was not read: obstore asked the real GCS)
     key = f"spell-{uuid.uuid4().hex[:8]}/a.json"
     gcs.upload_object(key, b'{"a": 1}')
     options: dict[str, Any] = {"use_emulator": True}
     if how == "environment":
-        monkeypatch.delenv("GOOGLE_ALLOW_HTTP", raising=False)
         monkeypatch.setenv("GOOGLE_BASE_URL", gcs.endpoint)
+    elif how.startswith("emulator_"):
+        host = gcs.endpoint.removeprefix("http://") if how == "emulator_host" else gcs.endpoint
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", host)
+        options = {}
     elif how == "anonymous":  # no emulator account: unsigned reads
         options = {"endpoint": gcs.endpoint, "anonymous": True}
     else:
@@ -214,10 +235,23 @@ async def test_the_endpoint_and_its_spellings(
         assert await store.list_prefix() == ["a.json"]
 
 
-def test_bad_endpoint_options_are_refused_naming_them(
+async def test_a_given_endpoint_wins_over_storage_emulator_host(
     gcs: GCSServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delenv("GOOGLE_BASE_URL", raising=False)
+    # STORAGE_EMULATOR_HOST names a port nobody listens on: were it used, the reads would
+    # fail to connect; endpoint= (or obstore's own GOOGLE_BASE_URL) is used instead
+    key = f"wins-{uuid.uuid4().hex[:8]}"
+    gcs.upload_object(f"{key}/k", b"v")
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"127.0.0.1:{_free_port()}")
+    url = f"gs://{BUCKET}/{key}"
+    async with open_store(url, limits=FAST, **gcs.options()) as store:
+        assert _bytes(await store.get("k")) == b"v"
+    monkeypatch.setenv("GOOGLE_BASE_URL", gcs.endpoint)
+    async with open_store(url, limits=FAST, use_emulator=True) as store:
+        assert _bytes(await store.get("k")) == b"v"
+
+
+def test_bad_endpoint_options_are_refused_naming_them(gcs: GCSServer) -> None:
     with pytest.raises(ValueError, match=r"use_emulator=True for gs:// needs endpoint="):
         open_store(f"gs://{BUCKET}/x", use_emulator=True)
     with pytest.raises(ValueError, match=r"option 'base_url' given twice"):

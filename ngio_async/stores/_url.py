@@ -95,7 +95,9 @@ def open_store(
       Azurite emulator there (its account and key unless others are given);
     - ``gs://``: ``endpoint`` (or ``endpoint_url``) is obstore's ``base_url`` (accepted under
       that name too, and read from ``GOOGLE_BASE_URL``), the root of the GCS APIs, e.g. an
-      emulator's ``http://127.0.0.1:4443`` (an ``http://`` one allows plain http). With
+      emulator's ``http://127.0.0.1:4443`` (an ``http://`` one allows plain http). Without
+      either, ``STORAGE_EMULATOR_HOST`` (the GCS emulators' variable: ``127.0.0.1:4443`` or a
+      URL) is the endpoint, with ``use_emulator=True`` unless that option is given. With
       ``use_emulator=True`` (an endpoint required) no token is fetched or sent: obstore's
       emulator service account (``disable_oauth``) is used unless ``service_account``,
       ``service_account_key``, ``application_credentials``, ``bearer_token`` or
@@ -248,6 +250,7 @@ def _open_cloud(
             raise ValueError(f"option {key!r} given twice (as {name!r})")
         config[key] = value
     if cls is GCSStore:
+        _gcs_emulator_host(config)
         _gcs_emulator(config, has_provider="credential_provider" in extra)
     endpoint = config.get(endpoint_key)
     env = _ENDPOINT_ENV.get(cls)
@@ -288,6 +291,17 @@ _GCS_CREDENTIALS = frozenset(
 )
 
 
+def _gcs_emulator_host(config: dict[str, Any]) -> None:
+    """``STORAGE_EMULATOR_HOST`` (the GCS client libraries' variable, ``host:port`` or a
+    URL) as ``endpoint=`` with ``use_emulator=True``, unless an endpoint is given (as an
+    option, or as obstore's ``GOOGLE_BASE_URL``): then that one is used."""
+    host = os.environ.get("STORAGE_EMULATOR_HOST", "").strip()
+    if not host or config.get("base_url") or os.environ.get("GOOGLE_BASE_URL"):
+        return
+    config["base_url"] = host if "://" in host else f"http://{host}"
+    config.setdefault("use_emulator", True)
+
+
 def _gcs_emulator(config: dict[str, Any], *, has_provider: bool) -> None:
     """Turn the GCS ``use_emulator`` option (not an obstore key) into obstore's way of
     reaching an emulator: a service account with ``disable_oauth`` (no token fetched, none
@@ -300,7 +314,7 @@ def _gcs_emulator(config: dict[str, Any], *, has_provider: bool) -> None:
     if not base_url:
         raise ValueError(
             "use_emulator=True for gs:// needs endpoint= (the emulator's URL, e.g. "
-            "'http://127.0.0.1:4443'; or GOOGLE_BASE_URL)"
+            "'http://127.0.0.1:4443'; or GOOGLE_BASE_URL, or STORAGE_EMULATOR_HOST)"
         )
     config["base_url"] = base_url
     if has_provider or _GCS_CREDENTIALS.intersection(config):
