@@ -183,6 +183,10 @@ def test_interrupt_while_waiting_cancels_the_work(runner: Runner) -> None:
             time.sleep(0.01)
         signal.pthread_kill(main, signal.SIGINT)
 
+    # Ctrl-C as a script run from a terminal has it, whatever the test process set up
+    # (a pytest-xdist worker, or an earlier test, may leave another handler or a mask)
+    handler = signal.signal(signal.SIGINT, signal.default_int_handler)
+    mask = signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT])
     t = threading.Thread(target=interrupt)
     t.start()
     try:
@@ -190,6 +194,8 @@ def test_interrupt_while_waiting_cancels_the_work(runner: Runner) -> None:
             runner.call(forever)
     finally:
         t.join()
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        signal.signal(signal.SIGINT, handler)
     for _ in range(500):  # the cancellation reaches the loop asynchronously
         if state["cancelled"]:
             break
