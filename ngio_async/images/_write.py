@@ -8,6 +8,10 @@ for each object, at most ``window`` at a time and serialised per stored key:
 - a partial write reads the object, patches it and writes it back (read-modify-write). For a shard,
   inner chunks the write does not touch keep their stored bytes (no re-encoding); inner chunks it
   covers whole are encoded from the data; the ones it covers in part are decoded, patched, encoded;
+- a masked write (:func:`write_at`: points, orthogonal selections, strided slices) writes only
+  the pixels it marks: each object it marks some in is patched so (read once, in its
+  read-modify-write), inner chunks of a shard it marks none in keep their stored bytes, and
+  objects it marks none in are not touched;
 - an object (or inner chunk) that ends up all fill value is not stored, and a stored one is
   deleted, like zarr-python's ``write_empty_chunks=False``; except where a partial write puts
   conditionally (below): there it is stored as such (a delete cannot be conditional).
@@ -36,7 +40,7 @@ import os
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from functools import partial
 from itertools import product
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import anyio
 import anyio.to_thread
@@ -77,6 +81,7 @@ __all__ = [
     "holding",
     "object_region",
     "open_writer",
+    "write_at",
     "write_region",
 ]
 
@@ -114,26 +119,39 @@ async def write_region(
     after: AfterWrite | None = None,
     *,
     locked: bool = False,
+    where: NDArray[np.bool_] | None = None,
 ) -> None:
     """Write ``data`` (broadcast to the region's shape) into ``region`` of ``level``.
 
     ``after(part, pixels)``, if given, is awaited once per stored object written, with the part
     of ``region`` inside that object and its pixels (cast to the level's dtype). ``locked``: the
     caller holds the write locks of every object of ``region`` already (:func:`holding`).
+    ``where``: a boolean mask of the region's shape; only the pixels it marks are written, the
+    others keep their stored values, read in the object's own read-modify-write (one read of
+    each object, under its lock or conditional put: see :func:`write_at`). Objects it marks
+    nothing in are neither read nor written (nor given to ``after``).
     """
     shape = region_shape(region)
     arr = fit_data(data, shape, level.dtype, f"level {level.path!r}, region {_describe(region)}")
     if arr.size == 0:
         return
+    if where is not None and where.shape != shape:
+        raise ValueError(f"a mask of shape {where.shape} for a region of shape {shape}")
     codec = level.codec
 
     async def one(plan: ShardPlan) -> None:
         key = level._prefix + plan.key
+        mask = None if where is None else where[plan.out_selection]
+        if mask is not None and not mask.any():
+            return  # nothing of this object is written
+        if mask is not None and mask.all():
+            mask = None  # all of this object's part: as a plain write
+        pixels = None
         async with AsyncExitStack() as stack:
             if not locked:
                 await stack.enter_async_context(level._write_locks.hold(key))
             try:
-                await _write_object(level, codec, plan, key, region, arr)
+                pixels = await _write_object(level, codec, plan, key, region, arr, mask, after)
             finally:
                 level.forget_index(key)  # whatever happened, cached indexes may be stale
         if after is not None:
@@ -141,11 +159,34 @@ async def write_region(
                 slice(r.start + o.start, r.start + o.stop)
                 for r, o in zip(region, plan.out_selection, strict=True)
             )
-            await after(part, np.asarray(arr[plan.out_selection], dtype=level.dtype))
+            if pixels is None:
+                pixels = np.asarray(arr[plan.out_selection], dtype=level.dtype)
+            await after(part, pixels)
 
     from ._level import _run_all  # local: _level imports this module
 
     await _run_all(plan_shards(level.meta, region), one, level._window)
+
+
+async def write_at(
+    level: Level,
+    region: Region,
+    at: Any,
+    values: Any,
+    after: AfterWrite | None = None,
+) -> None:
+    """``block[at] = values`` for the block of ``level`` at ``region`` (``at``: a numpy index
+    into the region's box: coordinate arrays, ``np.ix_`` arrays, slices), written back with
+    one read of each stored object it touches: the object's own read-modify-write
+    (:func:`_patch_object`), under its lock or conditional put. Reading the block first and
+    writing it back read each object twice (the read's ranged GETs, then the patch's whole
+    GET), and lost another process's write of the object's other pixels in between."""
+    shape = region_shape(region)
+    mask = np.zeros(shape, dtype=bool)
+    mask[at] = True
+    block = np.zeros(shape, dtype=level.dtype)
+    block[at] = values
+    await write_region(level, region, block, after, where=mask)
 
 
 @asynccontextmanager
@@ -176,7 +217,11 @@ async def _write_object(
     key: str,
     region: Region,
     arr: NDArray[Any],
-) -> None:
+    mask: NDArray[np.bool_] | None = None,
+    after: AfterWrite | None = None,
+) -> NDArray[Any] | None:
+    """Write the object's part of ``arr`` (where ``mask`` marks it, ``None``: all); the
+    pixels of that part as stored now when ``mask`` and ``after`` are given, else ``None``."""
     obj = object_region(level, plan.coords)
     piece = arr[plan.out_selection]
     # the box the piece fills inside the object
@@ -185,35 +230,47 @@ async def _write_object(
         for r, o in zip(region, obj, strict=True)
     )
     valid = region_shape(obj)
-    if valid != piece.shape:
-        await _patch_object(level, codec, key, piece, local, valid)
-        return
+    if valid != piece.shape or mask is not None:
+        out = None if mask is None or after is None else np.empty(piece.shape, level.dtype)
+        patch = _Patch(piece, local, valid, mask, out)
+        await _patch_object(level, codec, key, patch)
+        return out
     # the whole object: built from the data alone, no read. Elsewhere than on local disk a
     # concurrent read-modify-write of it by another process fails its conditional put and
     # merges again; on local disk it holds the object's lock, which this takes too: landing
     # between that write's read and its put, this write would be lost
     where = _local_file(level.store, key)
+    whole = _Patch(piece, local, valid)
     if where is None:
-        await _put_object(level, codec, key, piece, local, valid)
-        return
+        await _put_object(level, codec, key, whole)
+        return None
     root, path = where
     async with _file_lock(path, level.store.url, key):
-        stored = await _put_object(level, codec, key, piece, local, valid)
+        stored = await _put_object(level, codec, key, whole)
     if not stored:
         _remove_empty_dirs(root, path)  # the lock file kept them when the object went
+    return None
+
+
+class _Patch(NamedTuple):
+    """What one write puts into one stored object: ``piece`` at ``local`` (a box inside the
+    object, whose in-bounds shape is ``valid``: edge objects are padded with the fill value
+    beyond it), only where ``mask`` (of the piece's shape) is true (``None``: everywhere).
+    ``out``: filled with the box's pixels as written (the others as they were stored)."""
+
+    piece: NDArray[Any]
+    local: Region
+    valid: tuple[int, ...]
+    mask: NDArray[np.bool_] | None = None
+    out: NDArray[Any] | None = None
 
 
 async def _put_object(
-    level: Level,
-    codec: ChunkCodec | ShardCodec,
-    key: str,
-    piece: NDArray[Any],
-    local: Region,
-    valid: tuple[int, ...],
+    level: Level, codec: ChunkCodec | ShardCodec, key: str, patch: _Patch
 ) -> bool:
-    """Store ``piece``, the whole object ``key``, or delete it when all fill value; whether
+    """Store ``patch``, the whole object ``key``, or delete it when all fill value; whether
     it was stored."""
-    encoded = await level._workers.run(_encode_object, codec, key, None, piece, local, valid)
+    encoded = await level._workers.run(_encode_object, codec, key, None, patch)
     if encoded is None:
         await level.store.delete(key)
         return False
@@ -226,24 +283,17 @@ PATCH_ATTEMPTS = 10
 
 
 async def _patch_object(
-    level: Level,
-    codec: ChunkCodec | ShardCodec,
-    key: str,
-    piece: NDArray[Any],
-    local: Region,
-    valid: tuple[int, ...],
+    level: Level, codec: ChunkCodec | ShardCodec, key: str, patch: _Patch
 ) -> None:
-    """Read the object ``key``, write ``piece`` at ``local`` into it and store it back, so
-    that no other process's write of another part of it in between is lost."""
+    """Read the object ``key`` (one GET), write ``patch`` into it and store it back, so that
+    no other process's write of another part of it in between is lost."""
     store = level.store
     where = _local_file(store, key)
     if where is not None:  # local disk: one process at a time reads and rewrites this object
         root, path = where
         async with _file_lock(path, store.url, key):
             existing = await store.get(key)
-            new = await level._workers.run(
-                _encode_object, codec, key, existing, piece, local, valid
-            )
+            new = await level._workers.run(_encode_object, codec, key, existing, patch)
             if new is not None:
                 await store.put(key, new)
             elif existing is not None:
@@ -253,7 +303,7 @@ async def _patch_object(
         return
 
     async def edit(old: Buffer | None) -> Buffer | None:
-        new = await level._workers.run(_encode_object, codec, key, old, piece, local, valid)
+        new = await level._workers.run(_encode_object, codec, key, old, patch)
         if new is None and old is not None:
             # all fill value: stored as such (an empty shard index, or a chunk of the fill
             # value), not deleted. A delete cannot be made conditional on these stores: one
@@ -361,25 +411,23 @@ def _try_lock_file(lock: str) -> int | None:
 
 
 def _encode_object(
-    codec: ChunkCodec | ShardCodec,
-    key: str,
-    existing: Buffer | None,
-    piece: NDArray[Any],
-    local: Region,
-    valid: tuple[int, ...],
+    codec: ChunkCodec | ShardCodec, key: str, existing: Buffer | None, patch: _Patch
 ) -> bytes | None:
-    """The new bytes of one stored object, or ``None`` when it is all fill value (worker thread).
-
-    ``piece`` goes to ``local`` (a box inside the object); ``valid`` is the object's in-bounds
-    shape (edge objects are padded with the fill value beyond it).
-    """
+    """The new bytes of one stored object, or ``None`` when it is all fill value (worker
+    thread): ``existing`` (``None``: absent) with ``patch`` written into it."""
     if isinstance(codec, ShardCodec):
-        return _encode_shard(codec, key, existing, piece, local, valid)
+        return _encode_shard(codec, key, existing, patch)
+    piece, local, valid, mask, out = patch
     if existing is None:
         chunk = np.full(codec.shape, codec.fill_value, dtype=codec.dtype)
     else:
         chunk = np.array(codec.decode(existing, key), dtype=codec.dtype, copy=True)
-    chunk[local] = piece
+    if mask is None:
+        chunk[local] = piece
+    else:
+        np.copyto(chunk[local], piece, where=mask)
+    if out is not None:
+        out[...] = chunk[local]
     inside = tuple(slice(0, n) for n in valid)
     if codec.is_empty(chunk[inside]):
         return None
@@ -387,13 +435,9 @@ def _encode_object(
 
 
 def _encode_shard(
-    codec: ShardCodec,
-    key: str,
-    existing: Buffer | None,
-    piece: NDArray[Any],
-    local: Region,
-    valid: tuple[int, ...],
+    codec: ShardCodec, key: str, existing: Buffer | None, patch: _Patch
 ) -> bytes | None:
+    piece, local, valid, mask, out = patch
     inner = codec.inner
     cs = codec.chunk_shape
     stored: dict[tuple[int, ...], bytes] = {}
@@ -421,20 +465,35 @@ def _encode_shard(
         in_piece = tuple(
             slice(a - s.start, z - s.start) for a, z, s in zip(lo, hi, local, strict=True)
         )
+        label = f"{key}{list(coords)}"
+        marked = None if mask is None else mask[in_piece]
+        if marked is not None and not marked.any():  # nothing written here: bytes kept
+            if out is not None:
+                old_bytes = stored.get(coords)
+                out[in_piece] = (
+                    codec.fill_value
+                    if old_bytes is None
+                    else inner.decode(old_bytes, label)[in_chunk]
+                )
+            continue
         # in-bounds extent of this inner chunk (edge shards are padded)
         inside = tuple(
             slice(0, max(0, min(c, v - b.start))) for c, v, b in zip(cs, valid, box, strict=True)
         )
         covers = all(
             ic.start == 0 and ic.stop >= ins.stop for ic, ins in zip(in_chunk, inside, strict=True)
-        )
-        label = f"{key}{list(coords)}"
+        ) and (marked is None or bool(marked.all()))
         old = stored.pop(coords, None)
         if covers or old is None:
             chunk = np.full(cs, codec.fill_value, dtype=codec.dtype)
         else:
             chunk = np.array(inner.decode(old, label), dtype=codec.dtype, copy=True)
-        chunk[in_chunk] = piece[in_piece]
+        if marked is None:
+            chunk[in_chunk] = piece[in_piece]
+        else:
+            np.copyto(chunk[in_chunk], piece[in_piece], where=marked)
+        if out is not None:
+            out[in_piece] = chunk[in_chunk]
         if not inner.is_empty(chunk[inside]):
             stored[coords] = inner.encode(chunk, label)
     if not stored:
