@@ -29,15 +29,6 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.anyio
 
-#: the public writes need ``Level._write_points`` / ``_write_orthogonal`` to call ``write_at``
-#: (ngio_async/images/_level.py, owned elsewhere): strict, so that this marker is removed then
-#: (with the change, all pass: checked on a copy of the tree)
-NEEDS_LEVEL = pytest.mark.xfail(
-    strict=True,
-    reason="Level._write_points / _write_orthogonal still read the span, then write_region "
-    "reads the shard again (needs the _level.py change of the H3 report)",
-)
-
 SHAPE = (48, 64)
 CHUNKS = (8, 8)
 SHARDS = (16, 32)  # 3 x 2 shards of 2 x 4 inner chunks; the last row of shards is whole
@@ -149,7 +140,6 @@ async def test_write_at_reads_each_shard_once(
             np.testing.assert_array_equal(await ds.read(), model)
 
 
-@NEEDS_LEVEL
 @pytest.mark.parametrize("where", ["file", "s3"])
 async def test_point_writes_read_each_shard_once(
     tmp_path: Path, s3_lazy: Callable[[], S3Server], where: str
@@ -163,7 +153,6 @@ async def test_point_writes_read_each_shard_once(
             np.testing.assert_array_equal(await ds.read(), _points_model())
 
 
-@NEEDS_LEVEL
 @pytest.mark.parametrize("where", ["file", "s3"])
 async def test_orthogonal_writes_read_each_shard_once(
     tmp_path: Path, s3_lazy: Callable[[], S3Server], where: str
@@ -178,7 +167,6 @@ async def test_orthogonal_writes_read_each_shard_once(
             np.testing.assert_array_equal(await ds.read(), _orthogonal_model(values))
 
 
-@NEEDS_LEVEL
 async def test_unsharded_chunks_are_read_once(tmp_path: Path) -> None:
     store = InstrumentedStore(open_store(str(tmp_path / "img.zarr"), mkdir=True))
     async with store:
@@ -269,7 +257,6 @@ class _HeldAfterFirstGet(InstrumentedStore):
             await self.release.wait()
 
 
-@NEEDS_LEVEL
 async def test_a_point_write_keeps_another_writers_points_written_meanwhile(
     tmp_path: Path, s3_server: S3Server
 ) -> None:

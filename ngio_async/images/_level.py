@@ -52,7 +52,7 @@ from ..engine.plan import (
     point_groups,
 )
 from ..stores import ChangedError, RangeByteRequest, SuffixByteRequest
-from ._write import KeyLocks, fit_data, write_region
+from ._write import KeyLocks, fit_data, write_at, write_region
 
 P = TypeVar("P")
 R = TypeVar("R")
@@ -377,10 +377,10 @@ class Level:
         self, selection: Any, data: ArrayLike, after: AfterWrite | None = None
     ) -> None:
         """``level.oindex[selection] = data`` (see :meth:`read_orthogonal`): ``data`` broadcast
-        to the selection's shape; repeated indices: the last value wins (numpy). Per chunk the
-        span of the selected coordinates in it is read, assigned and written back (nothing is
-        read where a piece covers its span whole), as a list index is written
-        (:meth:`setitem`).
+        to the selection's shape; repeated indices: the last value wins (numpy). Each stored
+        object (chunk or shard) holding selected pixels is read once and rewritten with only
+        those pixels changed, inside its own read-modify-write (nothing is read where a piece
+        covers its span whole).
 
         :raises ReadOnlyError: the level is not writable (before any I/O).
         """
@@ -391,8 +391,9 @@ class Level:
         self, selection: Any, data: ArrayLike, after: AfterWrite | None = None
     ) -> None:
         """``level.vindex[selection] = data`` (see :meth:`read_points`): ``data`` broadcast to
-        the selection's shape; a point given twice takes its last value (numpy). Per chunk
-        holding points, the span of its points is read, assigned and written back.
+        the selection's shape; a point given twice takes its last value (numpy). Each stored
+        object (chunk or shard) holding points is read once and rewritten with only those
+        pixels changed, inside its own read-modify-write.
 
         :raises ReadOnlyError: the level is not writable (before any I/O).
         """
@@ -444,9 +445,7 @@ class Level:
             if all(isinstance(p.take, slice) for p in combo):  # the whole region: no read
                 await write_region(self, region, part, after)
                 return
-            block = await self.read(region)
-            block[_ix(region, [p.take for p in combo])] = part
-            await write_region(self, region, block, after)
+            await write_at(self, region, _ix(region, [p.take for p in combo]), part, after)
 
         await _run_all(product(*per_axis), one, self._window)
 
@@ -475,9 +474,7 @@ class Level:
 
         async def one(group: NDArray[np.intp]) -> None:
             region, at = _points_box(coords, group)
-            block = await self.read(region)
-            block[at] = value[group]
-            await write_region(self, region, block, after)
+            await write_at(self, region, at, value[group], after)
 
         # per stored object (a shard: one rewrite, not one per inner chunk it holds)
         await _run_all(point_groups(coords, self.meta.stored_chunks), one, self._window)
@@ -1034,12 +1031,10 @@ class Level:
                 value = np.expand_dims(value, sel.drop_axes)
             await write_region(self, sel.region, value, after)
             return
-        current = await self.read(sel.region)
         index = tuple(
             0 if ax in sel.drop_axes else slice(None, None, st) for ax, st in enumerate(sel.steps)
         )
-        current[index] = value
-        await write_region(self, sel.region, current, after)
+        await write_at(self, sel.region, index, value, after)
 
     # ``__getitem__`` returns coroutines: without these, ``list(level)``, ``for row in level``
     # and ``np.asarray(level)`` would take the old sequence protocol (``level[0]``,
