@@ -114,14 +114,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--chunks",
         metavar="SHAPE",
-        help="chunk shape, one value per axis, e.g. 1,1,512,512; leading 1s beyond an "
-        "image's axes are ignored (default: the source's; at most 1 MiB for TIFFs)",
+        help="chunk shape, one value per axis, e.g. 1,1,512,512, or fewer: the last axes' "
+        "(the leading ones take 1); leading 1s beyond an image's axes are ignored (default: "
+        "the source's; at most 1 MiB for TIFFs)",
     )
     p.add_argument(
         "--shards",
         metavar="SHAPE",
-        help="shard shape (0.5), or 'none' (default: the source's if the chunks are kept, "
-        "else up to 8x8 chunks in y/x)",
+        help="shard shape (0.5; values as for --chunks), or 'none' (default: the source's "
+        "if the chunks are kept, else up to 8x8 chunks in y/x)",
     )
     p.add_argument(
         "--compressor",
