@@ -57,8 +57,12 @@ lint: $(BIN)/.installed-dev
 types: $(BIN)/.installed-dev
 	$(BIN)/mypy
 
+# Tests run in parallel worker processes (pytest-xdist), one per core, at most 4: each starts
+# its own servers (moto, nginx, emulators) on free ports. PYTEST_WORKERS=0 runs them in one.
+PYTEST_WORKERS ?= auto
+
 pytest: $(BIN)/.installed-dev browser $(AZURITE)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --maxprocesses 4
 
 test: lint types pytest
 
