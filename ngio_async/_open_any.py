@@ -138,29 +138,10 @@ class _SourceLevel(Level):
         out[...] = await self.source.read(tuple(region))
 
 
-class _SourceDataset(Dataset):
-    """A read-only one-level dataset over a plugin's :class:`~ngio_async.formats.ImageSource`
-    (the metadata ``convert`` would write for it); closing it closes the source."""
-
-    source: ImageSource
-
-    async def aclose(self) -> None:
-        if self.closed:
-            return
-        try:
-            await super().aclose()
-        finally:
-            with anyio.CancelScope(shield=True):
-                await self.source.aclose()
-
-    @property
-    def url(self) -> str:
-        return self.source.url
-
-
 async def _source_dataset(source: ImageSource, limits: Limits | None) -> Dataset:
     from ._workers import Workers
     from .convert._convert import _source_plan
+    from .convert._tiffds import SourceDataset
     from .images import ImageMetadata
     from .stores import open_store
 
@@ -181,7 +162,7 @@ async def _source_dataset(source: ImageSource, limits: Limits | None) -> Dataset
             workers=workers,
             window=max(2 * lim.max_requests, 2 * lim.decode_threads),
         )
-        ds = _SourceDataset(
+        ds = SourceDataset(
             store, "", metadata, [level], limits=lim, workers=workers, owns_store=True
         )
     except BaseException:

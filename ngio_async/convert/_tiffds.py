@@ -31,8 +31,9 @@ if TYPE_CHECKING:
     from ..engine import Region
     from ..images._level import IndexCache
     from ..stores import AsyncStore
+    from ._formats import ImageSource
 
-__all__ = ["TiffDataset", "TiffLevel", "level_factor", "open_tiff_async"]
+__all__ = ["SourceDataset", "TiffDataset", "TiffLevel", "level_factor", "open_tiff_async"]
 
 
 class TiffLevel(Level):
@@ -101,10 +102,11 @@ def _pyramid(source: TiffSource, chunks: list[tuple[int, ...]]) -> ImagePlan:
     return ImagePlan(version="0.5", paths=paths, arrays=tuple(arrays), ome=ome)
 
 
-class TiffDataset(Dataset):
-    """A read-only dataset over a TIFF; closing it closes the file."""
+class SourceDataset(Dataset):
+    """A read-only dataset over an image source (a TIFF, a format plugin's
+    :class:`~ngio_async.formats.ImageSource`); closing it closes the source."""
 
-    source: TiffSource
+    source: ImageSource
 
     async def aclose(self) -> None:
         if self.closed:
@@ -118,6 +120,12 @@ class TiffDataset(Dataset):
     @property
     def url(self) -> str:
         return self.source.url
+
+
+class TiffDataset(SourceDataset):
+    """A read-only dataset over a TIFF; closing it closes the file."""
+
+    source: TiffSource
 
 
 async def open_tiff_async(
