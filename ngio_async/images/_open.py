@@ -142,9 +142,8 @@ async def read_group_metadata(
         if both_denied and not denied.missing_credentials:
             # a typo in a URL on a public bucket said only "access denied": say what else it is
             raise PermissionDeniedError(
-                f"{denied} (and to .zattrs: reading is not allowed, or no image is there: "
-                "stores that may not list, as S3 without s3:ListBucket, answer 403 for a "
-                "missing object)",
+                f"{denied} (.zattrs too: not allowed, or no image there; S3 without "
+                "s3:ListBucket answers 403 for a missing object)",
                 url=denied.url,
                 key=denied.key,
                 missing_credentials=False,
