@@ -1,4 +1,4 @@
-"""Point and orthogonal writes read each stored object once: the object's own
+"""Point, orthogonal and list-index writes read each stored object once: the object's own
 read-modify-write (under its lock on local disk, a conditional put elsewhere) takes the
 values at the points and keeps every other pixel. They read the span of the points first
 (ranged GETs of the shard index and inner chunks), then the whole shard again to patch it:
@@ -299,3 +299,47 @@ async def test_a_point_write_keeps_another_writers_points_written_meanwhile(
 
 async def _run(coro: Coroutine[Any, Any, None]) -> None:
     await coro
+
+
+# one list index, with integers, steps (backwards too), None, a mask and '...' around it: the
+# list keeps its place in the result (zarr-python's reading; numpy's too for these, where no
+# integer index stands apart from the list)
+LIST_SELECTIONS: list[tuple[Any, ...]] = [
+    (1, [2, 5, 40, 5], slice(None)),
+    (slice(None), slice(3, 45, 4), [1, 20, 50, 51]),
+    (slice(None, None, -1), [0, 47], slice(None, None, 3)),
+    (None, 2, [40, 1], slice(10, 30)),
+    ([True, False, True], slice(0, 16), 5),
+    (Ellipsis, [3, 3, 7]),
+]
+
+
+@pytest.mark.parametrize("selection", LIST_SELECTIONS)
+async def test_list_index_writes_read_each_shard_once(
+    tmp_path: Path, selection: tuple[Any, ...]
+) -> None:
+    shape, chunks, shards = (3, 48, 64), (1, 8, 8), (1, 16, 32)
+    store = InstrumentedStore(open_store(str(tmp_path / "img.zarr"), mkdir=True))
+    async with store:
+        start = np.arange(np.prod(shape), dtype=np.uint16).reshape(shape)
+        async with await ngio_async.create_async(
+            store, shape=shape, dtype="uint16", axes="cyx", chunks=chunks, shards=shards,
+            levels=1,
+        ) as ds:  # fmt: skip
+            await ds.write(start)
+            store.reset()
+            model = start.copy()
+            values = np.random.default_rng(5).integers(
+                1, 60000, model[selection].shape, dtype=np.uint16
+            )
+            await ds.levels[0].setitem(selection, values)
+            model[selection] = values
+            marked = np.zeros(shape, dtype=bool)
+            marked[selection] = True
+            cs, ys, xs = np.nonzero(marked)
+            touched = {
+                f"0/c/{c}/{y // shards[1]}/{x // shards[2]}"
+                for c, y, x in zip(cs, ys, xs, strict=True)
+            }
+            _check_once(store, touched)
+            np.testing.assert_array_equal(await ds.read(), model)

@@ -304,7 +304,8 @@ class Level:
         self, picked: ListIndex, data: ArrayLike, after: AfterWrite | None
     ) -> None:
         """``level[...] = data`` with one list index: per stored object (chunk or shard) along
-        its axis, the span of the indices in it read, assigned and written back."""
+        its axis, the selected pixels written inside that object's own read-modify-write (one
+        read of it, and no other writer's pixels lost)."""
         axis, idx = picked.out_axis, picked.indices
         shape = list(normalize_selection(picked.basic, self.shape).shape)
         shape[axis] = idx.size
@@ -324,11 +325,18 @@ class Level:
             lo, hi = int(indices[0]), int(indices[-1]) + 1
             sel = list(picked.basic)
             sel[picked.position] = slice(lo, hi)
-            block = await self.getitem(tuple(sel))
-            where: list[Any] = [slice(None)] * block.ndim
-            where[axis] = indices - lo
-            block[tuple(where)] = np.take(value, positions, axis=axis)
-            await self.setitem(tuple(sel), block, after)
+            span = normalize_selection(tuple(sel), self.shape)
+            # the values in the span's own axes: None's axes out, integer-indexed ones back in
+            part = np.take(value, positions, axis=axis)
+            if span.new_axes:
+                part = np.squeeze(part, axis=span.new_axes)
+            if span.drop_axes:
+                part = np.expand_dims(part, span.drop_axes)
+            at = tuple(
+                indices - lo if ax == picked.axis else slice(None, None, step)
+                for ax, step in enumerate(span.steps)
+            )
+            await write_at(self, span.region, at, part, after)
 
         await _run_all(groups, one, self._window)
 
@@ -1004,9 +1012,9 @@ class Level:
         last value wins, as numpy), and several as :meth:`getitem` reads them
         (:meth:`write_points`, :meth:`write_orthogonal`).
 
-        Strided selections (steps > 1) read the covering region, assign, and write it back, and
-        a list index so each chunk's span of its indices; such a write is not atomic against
-        concurrent writes to the same region.
+        Strided selections (steps > 1) and a list index write only the selected pixels, inside
+        each stored object's own read-modify-write (one read of it; another writer's pixels
+        in between are kept).
 
         :raises ReadOnlyError: the level is not writable (before any I/O).
         """
