@@ -20,16 +20,12 @@ import anyio
 
 from ._errors import NotFoundError, ReadOnlyError, UnsupportedError
 from ._sync_api import SyncDataset, _run_creating, open as _open_zarr
-from .images import Dataset, Level, open_async as _open_zarr_async
+from .images import Dataset, open_async as _open_zarr_async
 from .images._dataset import _Opening
 
 if TYPE_CHECKING:
-    from numpy.typing import NDArray
-
     from ._limits import Limits
-    from .convert._formats import ImageSource, Reader
-    from .engine import Region
-    from .images._level import IndexCache
+    from .convert._formats import Reader
 
 __all__ = ["open", "open_async"]
 
@@ -117,74 +113,19 @@ def _plugin_reader(url: Any) -> Reader | None:
     return None
 
 
-class _SourceLevel(Level):
-    """The one level of an :class:`~ngio_async.formats.ImageSource`: regions come from
-    ``source.read`` (there are no chunks in the store)."""
-
-    def __init__(self, source: ImageSource, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.source = source
-
-    @property
-    def reads_locally(self) -> bool:
-        return False
-
-    async def read(self, region: Region, indexes: IndexCache | None = None) -> NDArray[Any]:
-        return await self.source.read(tuple(region))
-
-    async def read_into(
-        self, region: Region, out: NDArray[Any], indexes: IndexCache | None = None
-    ) -> None:
-        out[...] = await self.source.read(tuple(region))
-
-
-async def _source_dataset(source: ImageSource, limits: Limits | None) -> Dataset:
-    from ._workers import Workers
-    from .convert._convert import _source_plan
-    from .convert._tiffds import SourceDataset
-    from .images import ImageMetadata
-    from .stores import open_store
-
-    try:
-        plan = _source_plan(source, "0.5", None, False, None, 1)
-        store = open_store("memory://", limits=limits)  # no store behind it: an empty stand-in
-        lim = limits or store.limits
-        workers = Workers(lim.decode_threads)
-        metadata = ImageMetadata(plan.ome)
-        cal = metadata.spatial_calibration[0]
-        level = _SourceLevel(
-            source,
-            store,
-            plan.paths[0],
-            plan.arrays[0],
-            scale=cal.scale,
-            translation=cal.translation,
-            workers=workers,
-            window=max(2 * lim.max_requests, 2 * lim.decode_threads),
-        )
-        ds = SourceDataset(
-            store, "", metadata, [level], limits=lim, workers=workers, owns_store=True
-        )
-    except BaseException:
-        with anyio.CancelScope(shield=True):
-            await source.aclose()
-        raise
-    ds.source = source
-    return ds
-
-
 async def _open_with(
     reader: Reader, url: Any, limits: Limits | None, options: dict[str, Any]
 ) -> Dataset:
     """``url`` opened by a plugin's ``reader`` (with ``options``, as ``convert`` passes its
     source options): its :class:`Dataset` as is, its ``ImageSource`` as a one-level dataset."""
     from .convert._formats import ImageSource
+    from .convert._tiffds import source_dataset
 
     opened = await reader.open(url, **options)
     if isinstance(opened, Dataset):
         return opened
     if isinstance(opened, ImageSource):
-        return await _source_dataset(opened, limits)
+        return await source_dataset(opened, limits)
     close = getattr(opened, "aclose", None)
     if close is not None:
         with anyio.CancelScope(shield=True):

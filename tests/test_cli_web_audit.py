@@ -117,6 +117,21 @@ async def test_open_async_goes_through_a_registered_reader(
     assert reader.opened[0].closed
 
 
+async def test_formats_open_dataset_takes_a_plugins_image_source(
+    npy: tuple[Path, NDArray[np.uint16]], reader: NpyReader
+) -> None:
+    """``formats.open_dataset`` (and ``formats.open``) refused a plugin's ImageSource
+    ("gives no Dataset"); it opens as ``open`` opens it."""
+    path, data = npy
+    ds = await formats.open_dataset(str(path))
+    async with ds:
+        np.testing.assert_array_equal(await ds.read(c=0, x=slice(2, 7)), data[0, :, 2:7])
+    assert reader.opened[0].closed
+    with formats.open(str(path)) as sync_ds:
+        np.testing.assert_array_equal(np.asarray(sync_ds), data)
+    assert reader.opened[1].closed
+
+
 def test_an_entry_point_reader_is_found_and_a_missing_one_says_what_is_readable(
     npy: tuple[Path, NDArray[np.uint16]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -146,7 +146,8 @@ async def open_dataset(url: Any, **options: Any) -> Any:
 
     OME-Zarr: :func:`ngio_async.open_async` (``options`` as there). TIFF / OME-TIFF: a
     read-only one-level dataset reading the file in worker threads (options ``series``,
-    ``limits``). Another reader's :class:`ImageSource` is refused (convert it instead).
+    ``limits``). Another reader's :class:`ImageSource` becomes a read-only one-level dataset
+    reading through it (closed with it).
     """
     reader = find_reader(url)
     if reader.name == "tiff":
@@ -156,10 +157,16 @@ async def open_dataset(url: Any, **options: Any) -> Any:
     opened = await reader.open(url, **options)
     from ..images import Dataset
 
-    if not isinstance(opened, Dataset):
-        await opened.aclose()
-        raise UnsupportedError(f"reader {reader.name!r} gives no Dataset for {url!r}")
-    return opened
+    if isinstance(opened, Dataset):
+        return opened
+    if isinstance(opened, ImageSource):
+        from ._tiffds import source_dataset
+
+        return await source_dataset(opened, options.get("limits"))
+    await opened.aclose()
+    raise UnsupportedError(
+        f"reader {reader.name!r} gives neither a Dataset nor an ImageSource for {url!r}"
+    )
 
 
 def open(url: Any, **options: Any) -> Any:

@@ -33,7 +33,15 @@ if TYPE_CHECKING:
     from ..stores import AsyncStore
     from ._formats import ImageSource
 
-__all__ = ["SourceDataset", "TiffDataset", "TiffLevel", "level_factor", "open_tiff_async"]
+__all__ = [
+    "SourceDataset",
+    "SourceLevel",
+    "TiffDataset",
+    "TiffLevel",
+    "level_factor",
+    "open_tiff_async",
+    "source_dataset",
+]
 
 
 class TiffLevel(Level):
@@ -120,6 +128,60 @@ class SourceDataset(Dataset):
     @property
     def url(self) -> str:
         return self.source.url
+
+
+class SourceLevel(Level):
+    """The one level of an :class:`~ngio_async.formats.ImageSource`: regions come from
+    ``source.read`` (there are no chunks in the store)."""
+
+    def __init__(self, source: ImageSource, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.source = source
+
+    @property
+    def reads_locally(self) -> bool:
+        return False
+
+    async def read(self, region: Region, indexes: IndexCache | None = None) -> NDArray[Any]:
+        return await self.source.read(tuple(region))
+
+    async def read_into(
+        self, region: Region, out: NDArray[Any], indexes: IndexCache | None = None
+    ) -> None:
+        out[...] = await self.source.read(tuple(region))
+
+
+async def source_dataset(source: ImageSource, limits: Limits | None = None) -> SourceDataset:
+    """A read-only one-level dataset over a format plugin's ``source`` (the metadata
+    ``convert`` would write for it); closing it closes the source (closed here on failure)."""
+    from ._convert import _source_plan
+
+    try:
+        plan = _source_plan(source, "0.5", None, False, None, 1)
+        store = open_store("memory://", limits=limits)  # no store behind it: an empty stand-in
+        lim = limits or store.limits
+        workers = Workers(lim.decode_threads)
+        metadata = ImageMetadata(plan.ome)
+        cal = metadata.spatial_calibration[0]
+        level = SourceLevel(
+            source,
+            store,
+            plan.paths[0],
+            plan.arrays[0],
+            scale=cal.scale,
+            translation=cal.translation,
+            workers=workers,
+            window=max(2 * lim.max_requests, 2 * lim.decode_threads),
+        )
+        ds = SourceDataset(
+            store, "", metadata, [level], limits=lim, workers=workers, owns_store=True
+        )
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await source.aclose()
+        raise
+    ds.source = source
+    return ds
 
 
 class TiffDataset(SourceDataset):
