@@ -12,7 +12,6 @@ dask, its levels); everything else is OME-Zarr.
 from __future__ import annotations
 
 import os
-import sys
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -74,21 +73,6 @@ def _tiff_mode(url: Any, options: dict[str, Any]) -> None:
 
 
 # ------------------------------------------------------------------------------ plugin readers
-#: the entry points' readers and the fingerprint of ``sys.path`` they were loaded at: listing
-#: the entry points reads every installed distribution's metadata (12 ms with 160 of them,
-#: several times the opening of a local image), so it is done again only when ``sys.path`` or
-#: one of its directories changed (a package installed or removed)
-_entry_points_seen: tuple[tuple[Any, ...], list[Reader]] | None = None
-
-
-def _path_fingerprint() -> tuple[Any, ...]:
-    def mtime(entry: str) -> int | None:
-        try:
-            return os.stat(entry or ".").st_mtime_ns
-        except OSError:
-            return None
-
-    return tuple((entry, mtime(entry)) for entry in sys.path)
 
 
 def _plugin_reader(url: Any) -> Reader | None:
@@ -96,18 +80,11 @@ def _plugin_reader(url: Any) -> Reader | None:
     :func:`ngio_async.formats.register`, else one of the ``ngio_async.formats`` entry points):
     they are asked first, in the same order. ``None``: the built-in TIFF or OME-Zarr readers
     decide (as does a store object, always OME-Zarr)."""
-    global _entry_points_seen
-    from .convert import _formats
+    from .convert._formats import plugin_readers
 
     if not isinstance(url, str | os.PathLike):
         return None
-    for reader in _formats._registered:
-        if reader.can_read(url):
-            return reader
-    fingerprint = _path_fingerprint()
-    if _entry_points_seen is None or _entry_points_seen[0] != fingerprint:
-        _entry_points_seen = (fingerprint, _formats._entry_point_readers())
-    for reader in _entry_points_seen[1]:
+    for reader in plugin_readers():
         if reader.can_read(url):
             return reader
     return None
@@ -159,10 +136,10 @@ def _refuse_unreadable_file(url: Any) -> None:
     path = os.path.abspath(os.path.expanduser(text.removeprefix("file://")))
     if not os.path.isfile(path):
         return
-    from .convert import _formats
+    from .convert._formats import plugin_readers
     from .stores._url_utils import file_url
 
-    names = [r.name for r in [*_formats._registered, *(_entry_points_seen or ((), []))[1]]]
+    names = [r.name for r in plugin_readers()]
     plugins = f"; the format readers {names}" if names else ""
     raise NotFoundError(
         f"no such directory: {path} is a file that no reader opens (readable: OME-Zarr "
