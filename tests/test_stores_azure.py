@@ -367,6 +367,12 @@ def test_missing_credentials_say_how_to_give_them(url: str, names: str, not_name
         with store._map_exceptions("a/zarr.json"):
             raise obs_exc.GenericError(fetch)
     assert not_named not in str(info.value)
+    if url.startswith("gs"):  # the command line has no use_emulator option: the variable is named
+        from ngio_async.cli._common import describe_error
+
+        assert "STORAGE_EMULATOR_HOST" in str(info.value)
+        _, line = describe_error(info.value)
+        assert "STORAGE_EMULATOR_HOST for an emulator" in line and "use_emulator" not in line
 
 
 # -- listing ----------------------------------------------------------------------------------

@@ -261,8 +261,9 @@ def store_options(args: argparse.Namespace, url: str | None = None) -> dict[str,
 
 #: the API's keywords in a missing-credentials message (the command line takes the environment's)
 _CREDENTIAL_ARGS = re.compile(r" \(or pass [a-z_]+=[^)]*\)")
-#: the stores' advice for a GCS emulator (keywords the command line has no options for)
-_EMULATOR_ARGS = re.compile(r",? or use_emulator=True with endpoint= for an emulator")
+#: the stores' advice for a GCS emulator: keywords the command line has no options for (it
+#: reads STORAGE_EMULATOR_HOST as they do)
+_EMULATOR_ARGS = re.compile(r" \(or use_emulator=True with endpoint=\)")
 
 
 def describe_error(exc: BaseException) -> tuple[int, str]:

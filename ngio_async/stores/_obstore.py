@@ -1008,7 +1008,7 @@ def _credentials_hint(store: ObjectStore) -> str:
             "/ account_key=, or sas_key=), or anonymous=True for a public container"
         )
     if isinstance(store, GCSStore):
-        emulator = "use_emulator=True with endpoint= for an emulator"
+        emulator = "STORAGE_EMULATOR_HOST (or use_emulator=True with endpoint=) for an emulator"
         anonymous = str(store.config.get("skip_signature")).strip().lower()
         if anonymous in ("1", "true", "on", "yes", "y"):
             # obstore's GCS client fetches a token for writes and deletes all the same
