@@ -14,6 +14,7 @@ dataset (an empty in-memory one stands in), no labels, and writes are refused (`
 from __future__ import annotations
 
 import os
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -25,6 +26,8 @@ from ..stores import open_store
 from ._tiff import TiffReader, TiffSource, is_remote
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
     from numpy.typing import NDArray
 
     from .._limits import Limits
@@ -151,16 +154,33 @@ class SourceLevel(Level):
         out[...] = await self.source.read(tuple(region))
 
 
+@asynccontextmanager
+async def _closed_on_failure(source: ImageSource) -> AsyncIterator[None]:
+    """Close ``source`` if the block fails (the dataset that would close it was not made)."""
+    try:
+        yield
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await source.aclose()
+        raise
+
+
+def _stand_in(limits: Limits | None) -> tuple[AsyncStore, Limits, Workers]:
+    """The empty store (nothing is stored behind a source), limits and decode threads of a
+    dataset over a source."""
+    store = open_store("memory://", limits=limits)
+    lim = limits or store.limits
+    return store, lim, Workers(lim.decode_threads)
+
+
 async def source_dataset(source: ImageSource, limits: Limits | None = None) -> SourceDataset:
     """A read-only one-level dataset over a format plugin's ``source`` (the metadata
     ``convert`` would write for it); closing it closes the source (closed here on failure)."""
     from ._convert import _source_plan
 
-    try:
+    async with _closed_on_failure(source):
         plan = _source_plan(source, "0.5", None, False, None, 1)
-        store = open_store("memory://", limits=limits)  # no store behind it: an empty stand-in
-        lim = limits or store.limits
-        workers = Workers(lim.decode_threads)
+        store, lim, workers = _stand_in(limits)
         metadata = ImageMetadata(plan.ome)
         cal = metadata.spatial_calibration[0]
         level = SourceLevel(
@@ -176,10 +196,6 @@ async def source_dataset(source: ImageSource, limits: Limits | None = None) -> S
         ds = SourceDataset(
             store, "", metadata, [level], limits=lim, workers=workers, owns_store=True
         )
-    except BaseException:
-        with anyio.CancelScope(shield=True):
-            await source.aclose()
-        raise
     ds.source = source
     return ds
 
@@ -206,14 +222,12 @@ async def open_tiff_async(
     if is_remote(os.fspath(url)):
         options["limits"] = limits
     source = await TiffReader().open(url, series=series, **options)
-    try:
+    async with _closed_on_failure(source):
         chunks = await anyio.to_thread.run_sync(
             lambda: [source.level_chunks(i) for i in range(source.levels)]
         )
         plan = _pyramid(source, chunks)
-        store = open_store("memory://", limits=limits)
-        lim = limits or store.limits
-        workers = Workers(lim.decode_threads)
+        store, lim, workers = _stand_in(limits)
         metadata = ImageMetadata(plan.ome)
         levels: list[Level] = [
             TiffLevel(
@@ -231,9 +245,5 @@ async def open_tiff_async(
             )
         ]
         ds = TiffDataset(store, "", metadata, levels, limits=lim, workers=workers, owns_store=True)
-    except BaseException:
-        with anyio.CancelScope(shield=True):
-            await source.aclose()
-        raise
     ds.source = source
     return ds
