@@ -36,24 +36,24 @@ plate's fields (first use, once, in the same LRU), one that cannot be opened ans
 ``image_unavailable``. ``/api/datasets`` lists them as ``{name, container: {name, path}}`` and
 adds ``containers`` (name, images, unavailable); ``/zarr/<name>/`` is the whole container.
 
-Tiles: ``tile_size`` pixels square (at most ``MAX_TILE_SIZE``, 4096; edge tiles cropped), ``t``/``z`` 0 where the image has no
-such axis. The channels shown by default are those marked ``active`` in ``omero``, else the
-first three. Each channel maps linearly through its window (``omero`` window; else the 0.1 and
-99.9 percentiles of a bounded sample of the smallest level, computed once; the dtype's range
-if that sample cannot be decoded), is clipped to 0..1 (NaN pixels: 0;
-complex pixels: their modulus) and multiplied by its colour (``omero`` colour; else white for one
-channel, else red, green, blue, yellow, magenta, cyan, white by channel index); the channels add
-up, clipped to 0..255. Query overrides:
-``c=0,2`` (indices or labels), ``window=0:4000,100:2000`` and ``color=FF0000,00FF00`` (one per
-channel shown). ``labels=cells,nuclei`` paints label images (those ``/api/datasets/{name}``
-lists) over the tile at ``label_opacity`` (0..1, default 0.5): each value in its
-``image-label`` colour, else a colour hashed from the value, 0 transparent; a label image
-of another resolution or without the image's z is mapped by the levels' extents. The
-viewer has a checkbox per label image. Tiles carry a strong ``ETag`` and ``Cache-Control: public``: the ETag hashes the
-tile, its query and the versions (ETag, else mtime and size) of the chunks or shards under it, so
-a chunk rewritten by another program changes it. ``If-None-Match`` costs one HEAD (a ``stat``
-locally) per object under the tile and answers 304 without reading pixels. A store that tells
-no versions (an HTTP server without ``ETag``/``Last-Modified``): no ETag, ``no-cache``.
+Tiles: ``tile_size`` pixels square (at most ``MAX_TILE_SIZE``, 4096; edge tiles cropped),
+``t``/``z`` 0 where the image has no such axis. The channels shown by default are those marked
+``active`` in ``omero``, else the first three. Each channel maps linearly through its window
+(``omero`` window; else the 0.1 and 99.9 percentiles of a bounded sample of the smallest level,
+computed once; the dtype's range if that sample cannot be decoded), is clipped to 0..1 (NaN pixels:
+0; complex pixels: their modulus) and multiplied by its colour (``omero`` colour; else white for
+one channel, else red, green, blue, yellow, magenta, cyan, white by channel index); the channels
+add up, clipped to 0..255. Query overrides: ``c=0,2`` (indices or labels),
+``window=0:4000,100:2000`` and ``color=FF0000,00FF00`` (one per channel shown).
+``labels=cells,nuclei`` paints label images (those ``/api/datasets/{name}`` lists) over the tile at
+``label_opacity`` (0..1, default 0.5): each value in its ``image-label`` colour, else a colour
+hashed from the value, 0 transparent; a label image of another resolution or without the image's z
+is mapped by the levels' extents. The viewer has a checkbox per label image. Tiles carry a strong
+``ETag`` and ``Cache-Control: public``: the ETag hashes the tile, its query and the versions (ETag,
+else mtime and size) of the chunks or shards under it, so a chunk rewritten by another program
+changes it. ``If-None-Match`` costs one HEAD (a ``stat`` locally) per object under the tile and
+answers 304 without reading pixels. A store that tells no versions (an HTTP server without
+``ETag``/``Last-Modified``): no ETag, ``no-cache``.
 """
 
 from __future__ import annotations
