@@ -273,6 +273,43 @@ class AsyncStore(abc.ABC):
         check_key(key)
         return await self._call(key, self._checked_attempts(key, byte_range, None))
 
+    async def get_many(self, keys: Sequence[str]) -> list[Buffer | None]:
+        """Whole objects ``keys``, in order (``None`` for a missing one), requested at once.
+
+        Here one :meth:`get` each, concurrently; a store whose :attr:`gets_together` is true
+        starts them all in one step. On failure the other requests are cancelled and one
+        plain error is raised (that of the first failed key in ``keys``).
+        """
+        self._check_open()
+        for key in keys:
+            check_key(key)
+        out: list[Buffer | None] = [None] * len(keys)
+        errors: list[tuple[int, Exception]] = []
+
+        async def fetch(i: int, tg: TaskGroup | None) -> None:
+            try:
+                out[i] = await self.get(keys[i])
+            except Exception as exc:  # noqa: BLE001 - re-raised after the group
+                errors.append((i, exc))
+                if tg is not None:
+                    tg.cancel_scope.cancel()
+
+        if len(keys) == 1:
+            await fetch(0, None)
+        else:
+            async with anyio.create_task_group() as tg:
+                for i in range(len(keys)):
+                    start_deferred(tg, fetch, i, tg)
+        if errors:
+            raise min(errors, key=lambda item: item[0])[1]
+        return out
+
+    @property
+    def gets_together(self) -> bool:
+        """Whether :meth:`get_many` starts its GETs in one step, at less event-loop work than
+        one :meth:`get` each (readers then batch chunk reads); default ``False``."""
+        return False
+
     async def get_ranges(
         self, key: str, ranges: Sequence[tuple[int, int]], *, if_match: str | None = None
     ) -> list[Buffer] | None:

@@ -32,6 +32,7 @@ from ._base import (
     RangeByteRequest,
     SuffixByteRequest,
     byte_span,
+    check_key,
     strong_etag,
 )
 from ._obstore import (
@@ -44,7 +45,7 @@ from ._obstore import (
 from ._url_utils import redact_url
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Mapping
+    from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Mapping, Sequence
 
     import anyio
 
@@ -297,6 +298,27 @@ class HTTPStore(AsyncStore):
         if guard is not None and session.closed:
             with contextlib.suppress(StopIteration, RuntimeError):
                 guard.aclose().send(None)  # its finally has nothing to await
+
+    @property
+    def gets_together(self) -> bool:
+        """While GETs go through obstore's client (an object was read here with aiohttp
+        first, nothing made it fall back since), :meth:`get_many` starts them in one step."""
+        rust = self._rust
+        return rust is not None and self._aiohttp_ok and rust.gets_together
+
+    async def get_many(self, keys: Sequence[str]) -> list[Buffer | None]:
+        """See :meth:`AsyncStore.get_many`: all started in one step by obstore's client while
+        :attr:`gets_together`, under this store's limiter and timeout; else (or when any of
+        them needs a second look) one ``get`` each, with the fallbacks to aiohttp."""
+        rust = self._rust
+        if len(keys) > 1 and rust is not None and self.gets_together:
+            self._check_open()
+            for key in keys:
+                check_key(key)
+            got = await rust.get_together(keys, self.limiter, self.limits.timeout)
+            if got is not None:
+                return got
+        return await super().get_many(keys)
 
     def _object_url(self, key: str) -> str:
         return self._base + quote(key, safe="/") + self._query

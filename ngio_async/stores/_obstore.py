@@ -7,11 +7,13 @@ import atexit
 import gzip
 import html
 import json
+import math
 import os
 import re
 import sys
 import time
 import zlib
+from collections import deque
 from contextlib import asynccontextmanager, contextmanager, suppress
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -726,6 +728,105 @@ class ObstoreStore(AsyncStore):
         its requests through this client under its own limiter (``HTTPStore``)."""
         with self._map_exceptions(key):
             return await self._get_once(key, byte_range)
+
+    @property
+    def gets_together(self) -> bool:
+        """Remote stores whose whole objects come as one bounded range each (none seen
+        Content-Encoded): :meth:`get_many` starts them as bare obstore calls."""
+        return not self.blocking_reads and self.whole_as_range and not self._encoded
+
+    async def get_many(self, keys: Sequence[str]) -> list[Buffer | None]:
+        """See :meth:`AsyncStore.get_many`: here all started in one step (:meth:`get_together`),
+        else (a failure, a deadline, an answer to look at) one ``get`` each."""
+        if len(keys) > 1 and self.gets_together:
+            self._check_open()
+            for key in keys:
+                check_key(key)
+            got = await self.get_together(keys, self.limiter, self.limits.timeout)
+            if got is not None:
+                return got
+        return await super().get_many(keys)
+
+    async def get_together(
+        self, keys: Sequence[str], limiter: anyio.CapacityLimiter, seconds: float | None
+    ) -> list[Buffer | None] | None:
+        """Whole objects ``keys`` (``None``: missing), each as one bounded range, all started
+        at once, all within ``seconds`` (``None``: no limit). Each holds a token of
+        ``limiter`` while in flight; short of tokens, the batch waits for its own oldest
+        request first (it never waits for a token while it holds one: no deadlock between
+        batches).
+
+        Bare obstore calls (no retry loop, error mapping or timeout per request: 3-4x less
+        event-loop work than ``get``). ``None`` when the objects are better fetched one by one
+        with ``get`` (which retries, maps errors and checks answers): any failure but a final
+        one, the deadline, a missing bucket, a body starting as gzip data that no plain GET
+        has checked yet. A transient failure obstore's own retries met is final, as in ``get``.
+        """
+        pending: deque[tuple[asyncio.Future[Any], object]] = deque()  # started, not awaited
+        out: list[Buffer | None] = []
+
+        async def finish_oldest() -> bool:
+            """Await the oldest request, give its token back; ``False``: fetch apart."""
+            started, token = pending[0]
+            try:
+                view = memoryview(await started)
+            except FileNotFoundError as exc:
+                if _no_container(exc):
+                    return False
+                out.append(None)
+                return True
+            finally:
+                pending.popleft()
+                limiter.release_on_behalf_of(token)
+            if len(view) >= _WHOLE or (
+                self._decodes and not self._magic_checked and view[:2] == _GZIP_MAGIC
+            ):
+                return False
+            out.append(view)
+            return True
+
+        try:
+            deadline = math.inf if seconds is None else anyio.current_time() + seconds
+            with anyio.CancelScope(deadline=deadline):
+                for key in keys:
+                    token = object()
+                    while True:
+                        try:
+                            limiter.acquire_on_behalf_of_nowait(token)
+                            break
+                        except anyio.WouldBlock:
+                            if not pending:
+                                await limiter.acquire_on_behalf_of(token)
+                                break
+                            if not await finish_oldest():
+                                return None
+                    try:  # (obstore's calls return started futures: no task each)
+                        future: asyncio.Future[Any] = asyncio.ensure_future(
+                            obstore.get_range_async(self._store, key, start=0, end=_WHOLE)
+                        )
+                    except BaseException:
+                        limiter.release_on_behalf_of(token)
+                        raise
+                    pending.append((future, token))
+                while pending:
+                    if not await finish_oldest():
+                        return None
+                return out
+            return None  # the deadline passed
+        except obs_exc.GenericError as exc:
+            key = keys[len(out)]  # the first key without an answer
+            with self._map_exceptions(key):
+                self._raise_if_refetched(key, exc)
+            return None
+        except Exception:  # noqa: BLE001 - fetched again one by one: a real error shows there
+            return None
+        finally:
+            for started, token in pending:
+                if not started.done():
+                    started.cancel()
+                elif not started.cancelled():
+                    started.exception()  # retrieved: no "never retrieved" warning
+                limiter.release_on_behalf_of(token)
 
     async def _get_suffix_via_head(self, key: str, byte_range: SuffixByteRequest) -> Buffer | None:
         # Azure has no suffix ranges: ask for the size, then an explicit range.
