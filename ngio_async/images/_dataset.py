@@ -81,25 +81,55 @@ Mode = Literal["r", "r+"]
 _S = TypeVar("_S")
 _TILES_PER_CALL = 16  # small tiles read per worker-thread call on local stores, at most
 _BATCH_BYTES = 8 << 20  # ... and at most this many decoded bytes per call
+_TILES_TOGETHER = 4  # remote tiles inside one chunk each: read together per prefetch item
 _RUN_TILES = 1024  # unordered remote shards: tiles of one shard read together, at most
 _RUN_BYTES = 32 << 20  # ... and at most this many decoded bytes of them
 
 
-def _tiles_per_call(lvl: Level, prefetch: int | None, tile_bytes: int, max_bytes: int) -> int:
-    """Tiles per prefetch item: several small ones on local stores, one elsewhere (remote
-    reads overlap round trips per tile).
+def _tiles_per_call(
+    lvl: Level, prefetch: int | None, tile_bytes: int, max_bytes: int, *, in_chunks: bool
+) -> int:
+    """Tiles per prefetch item: several small ones on local stores; a few on remote unsharded
+    levels whose store starts GETs together, when every tile lies inside one chunk
+    (``in_chunks``); else one (remote reads overlap round trips per tile).
 
     Each batch costs one thread hand-off and ~0.1 ms of event-loop time, which the tiles of a
     CPU-bound disk stream share: 16 tiles of 512x512 uint16 a batch streamed 17-23% faster than
-    8, and 8 faster than 4 (2 cores). A batch stays within a quarter of the byte bound (the
-    consumer may still hold the tiles of the last batch handed over), and within half of a
-    ``prefetch`` the caller named (two batches in flight at least).
+    8, and 8 faster than 4 (2 cores). Remote chunks fetched 4 together (one store call, one
+    decode hand-off) streamed 20 ms HTTP 25-35% faster than one by one, 2 together 15-25%, 8
+    no faster than 4 (event-loop CPU 0.43 -> 0.18 s per 537 MB). A batch stays within a
+    quarter of the byte bound (the consumer may still hold the tiles of the last batch handed
+    over), and within half of a ``prefetch`` the caller named (two batches in flight at least).
     """
-    if not lvl.reads_locally:
-        return 1
     by_bytes = min(_BATCH_BYTES, max_bytes // 4) // tile_bytes
-    most = _TILES_PER_CALL if prefetch is None else prefetch // 2
+    half = None if prefetch is None else prefetch // 2
+    if lvl.reads_locally:
+        most = _TILES_PER_CALL if half is None else half
+    elif in_chunks and lvl.reads_chunks_together:
+        most = _TILES_TOGETHER if half is None else min(_TILES_TOGETHER, half)
+    else:
+        return 1
     return max(1, min(most, by_bytes))
+
+
+def _tiles_in_chunks(
+    region: Sequence[slice],
+    tile_shape: Sequence[int | None],
+    halos: Sequence[int],
+    chunks: Sequence[int],
+) -> bool:
+    """Whether every tile of ``region`` lies inside one chunk: no halos, and on every axis
+    tiles whose size divides the chunk's (tiles are aligned to multiples of their size from
+    the origin, then clipped), or one tile of the whole extent inside one chunk."""
+    for r, t, h, c in zip(region, tile_shape, halos, chunks, strict=True):
+        if h:
+            return False
+        if t is None:
+            if r.stop > r.start and r.start // c != (r.stop - 1) // c:
+                return False
+        elif t > c or c % t:
+            return False
+    return True
 
 
 def _grouped(items: Iterator[list[TileSpec] | str]) -> Iterator[TileWork]:
@@ -508,7 +538,9 @@ class Dataset(StoreNode):
             10%: doubling until a widening does not pay, then by half; up to twice
             ``limits.max_requests`` on remote stores and what ``limits.prefetch_bytes`` allows;
             a fixed window if given).
-            On local stores several small tiles are read per worker-thread call. On remote
+            On local stores several small tiles are read per worker-thread call; on remote
+            unsharded levels, tiles that each lie inside one chunk are read four at a time
+            (their chunks in one ``store.get_many``, one decode hand-off). On remote
             sharded levels, tiles smaller than a shard are read in runs: the tiles of one row
             of shards (ordered) or of one shard (unordered) together, one coalesced request per
             shard instead of one per tile; the window then counts runs, within the same bounds.
@@ -587,13 +619,19 @@ class Dataset(StoreNode):
             max_window = window
 
         indexes = lvl.index_cache()  # each shard index is read once per stream
-        per_call = _tiles_per_call(lvl, prefetch, tile_bytes, limits.prefetch_bytes)
-        if per_call > 1:  # local: several tiles per worker-thread call, the window in batches
-            # (two at least: one decoded while the consumer takes the other)
+        in_chunks = runs_of is None and _tiles_in_chunks(
+            base, tile_shape, halo(overlap, lvl.ndim), lvl.chunks
+        )
+        per_call = _tiles_per_call(
+            lvl, prefetch, tile_bytes, limits.prefetch_bytes, in_chunks=in_chunks
+        )
+        if per_call > 1:  # several tiles per prefetch item: the window in batches (two at
+            # least: one decoded while the consumer takes the other)
             window, max_window = -(-window // per_call), -(-max_window // per_call)
             if prefetch is None:
                 window = max(2, window)
                 max_window = max(window, max_window)
+        if per_call > 1 and lvl.reads_locally:  # one worker-thread call reads and decodes
 
             def read_batch(batch: list[TileSpec]) -> TileBatch:
                 tiles: list[Tile] = []
@@ -623,6 +661,17 @@ class Dataset(StoreNode):
                 if runs_of is not None:  # a run of tiles of one shard: one request for all
                     try:
                         datas = await lvl.read_many([spec.region for spec in batch], indexes)
+                    except Exception:  # noqa: BLE001 - the tiles before the failing one first
+                        return await read_singly(batch)
+                    return TileBatch(
+                        [
+                            Tile(data, spec.region, spec.index, spec.core, level_index)
+                            for data, spec in zip(datas, batch, strict=True)
+                        ]
+                    )
+                if per_call > 1:  # remote tiles inside one chunk each: fetched together
+                    try:
+                        datas = await lvl.read_in_chunks([spec.region for spec in batch])
                     except Exception:  # noqa: BLE001 - the tiles before the failing one first
                         return await read_singly(batch)
                     return TileBatch(

@@ -131,6 +131,7 @@ class IndexCache:
 
 
 _BATCH = 8  # chunks read + decoded per worker-thread call on local stores, at most
+_TOGETHER = 4  # remote chunks per store.get_many and decode hand-off (GETs started together)
 _PART_BYTES = 8 << 20  # a strided read covering more is read in blocks of about this size
 _STRIDED_BYTES = 64 << 20  # and holds about this much of such blocks at once
 
@@ -615,6 +616,59 @@ class Level:
             return
         await self._decode_in_thread(codec, buf, key, chunk_sel, out)
 
+    @property
+    def reads_chunks_together(self) -> bool:
+        """Whether :meth:`read_in_chunks` fetches its chunks in one step: a remote unsharded
+        level (read only) whose store starts GETs together (``store.gets_together``)."""
+        return (
+            not isinstance(self.codec, ShardCodec)
+            and not self.reads_locally
+            and not self.writable
+            and self.store.gets_together
+        )
+
+    def inside_one_chunk(self, region: Region) -> bool:
+        """Whether ``region`` (normalised) lies inside one chunk."""
+        return self._one_chunk(region)
+
+    async def read_in_chunks(self, regions: Sequence[Region]) -> list[NDArray[Any]]:
+        """Read normalised regions that each lie inside one chunk of an unsharded level, each
+        into its own array: their chunks fetched with one ``store.get_many`` (a chunk that
+        several regions share, once) and decoded in one worker-thread call.
+
+        A tile stream reads small remote tiles so, a few per prefetch item: one hand-off to
+        the decode threads and one store call per few tiles instead of per tile.
+        """
+        codec = self.codec
+        if isinstance(codec, ShardCodec):
+            raise ValueError(f"{self!r} is sharded: read_in_chunks reads unsharded levels")
+        chunks = self.meta.chunks
+        keys: dict[str, int] = {}  # each chunk once, however many regions need it
+        jobs: list[_Job] = []
+        numbers: list[int] = []  # each job's key, as a place in ``keys``
+        outs: list[NDArray[Any]] = []
+        for region in regions:
+            check_region(region, self.shape)
+            if not self._one_chunk(region):
+                raise ValueError(f"region {region} of {self!r} is not inside one chunk")
+            out: NDArray[Any] = np.empty(region_shape(region), dtype=self.dtype)
+            outs.append(out)
+            if out.size == 0:
+                continue
+            coords = tuple(r.start // c for r, c in zip(region, chunks, strict=True))
+            chunk_sel = tuple(
+                slice(r.start - i * c, r.stop - i * c)
+                for r, i, c in zip(region, coords, chunks, strict=True)
+            )
+            key = self._prefix + self.meta.chunk_key(coords)
+            numbers.append(keys.setdefault(key, len(keys)))
+            jobs.append(_Job(key, None, key, chunk_sel, out))
+        if jobs:
+            bufs = await self.store.get_many(list(keys))
+            each = [bufs[n] for n in numbers]
+            await self._workers.run(_decode_jobs, codec, jobs, each, self.fill_value)
+        return outs
+
     def read_blocking(self, region: Region, indexes: IndexCache | None = None) -> NDArray[Any]:
         """Blocking read of a normalised region, for a worker thread; needs :attr:`reads_locally`.
 
@@ -710,10 +764,30 @@ class Level:
                 await _run_all(batches, one_batch, self._window)
                 return
 
+            if self.store.gets_together:
+                # remote, GETs started together: a few chunks per store call and per decode
+                # hand-off, as many requests in flight
+                together = max(1, min(_TOGETHER, self._window))
+                batches = iter(lambda: list(islice(plans, together)), [])
+
+                async def some_chunks(batch: list[ChunkPlan]) -> None:
+                    await self._read_chunks(chunk_codec, batch, out)
+
+                await _run_all(batches, some_chunks, max(1, self._window // together))
+                return
+
             async def one_chunk(plan: ChunkPlan) -> None:
                 await self._read_chunk(chunk_codec, plan, out)
 
             await _run_all(plans, one_chunk, self._window)
+
+    async def _read_chunks(
+        self, codec: ChunkCodec, plans: list[ChunkPlan], out: NDArray[Any]
+    ) -> None:
+        """Chunks fetched with one ``store.get_many``, decoded in one worker-thread call."""
+        jobs = _chunk_jobs(self._prefix, plans, out)
+        bufs = await self.store.get_many([job.key for job in jobs])
+        await self._workers.run(_decode_jobs, codec, jobs, bufs, self.fill_value)
 
     async def _read_chunk(self, codec: ChunkCodec, plan: ChunkPlan, out: NDArray[Any]) -> None:
         key = self._prefix + plan.key
@@ -1252,6 +1326,17 @@ def _range_jobs(
              out[p.out_selection], p.coords)
         for rng, (p, out) in zip(wanted, pieces, strict=True)
     ]  # fmt: skip
+
+
+def _decode_jobs(
+    codec: ChunkCodec, jobs: list[_Job], bufs: Sequence[Buffer | None], fill_value: Any
+) -> None:
+    """Whole chunks fetched already (``None``: missing) decoded into their targets."""
+    for job, buf in zip(jobs, bufs, strict=True):
+        if buf is None:
+            job.target[...] = fill_value
+        else:
+            _decode_into(codec, buf, job.name, job.chunk_sel, job.target)
 
 
 def _fetch_decode(store: AsyncStore, codec: ChunkCodec, jobs: list[_Job], fill_value: Any) -> None:
