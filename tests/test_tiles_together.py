@@ -42,6 +42,13 @@ IMAGE = Spec(version="0.5", shape=(1, 64, 64), chunks=(1, 16, 16), levels=1)
 TILE = (8, 8)
 
 
+def _partly_written(shape: tuple[int, ...], fill: int, written: tuple[slice, ...]) -> Spec:
+    """An unsharded image of 16 x 16 chunks with data only in ``written`` (the rest: fill)."""
+    return Spec(
+        version="0.5", shape=shape, chunks=(1, 16, 16), levels=1, fill_value=fill, written=written
+    )
+
+
 def _chunk_gets(server: StaticServer) -> list[str]:
     return [r.path for r in server.requests if r.method == "GET" and "/0/c/" in r.path]
 
@@ -126,14 +133,7 @@ async def test_a_chunk_two_tiles_of_a_batch_share_is_fetched_once(
 async def test_chunk_shaped_tiles_are_one_get_each_and_missing_chunks_are_fill(
     tmp_path: Path,
 ) -> None:
-    spec = Spec(
-        version="0.5",
-        shape=(2, 48, 40),
-        chunks=(1, 16, 16),
-        levels=1,
-        fill_value=7,
-        written=(slice(0, 1), slice(0, 30), slice(0, 40)),
-    )
+    spec = _partly_written((2, 48, 40), 7, (slice(0, 1), slice(0, 30), slice(0, 40)))
     with served_image(tmp_path, spec) as (server, data):
         async with ngio_async.open_async(server.url + "img.zarr") as ds:
             server.reset()
@@ -390,14 +390,7 @@ async def test_s3_tiles_together_equal_the_image(s3_server: S3Server, tmp_path: 
 
 # ------------------------------------------------------------------------------ region reads
 async def test_region_reads_fetch_chunks_together_once_each(tmp_path: Path) -> None:
-    spec = Spec(
-        version="0.5",
-        shape=(2, 64, 64),
-        chunks=(1, 16, 16),
-        levels=1,
-        fill_value=3,
-        written=(slice(0, 2), slice(0, 40), slice(0, 64)),
-    )
+    spec = _partly_written((2, 64, 64), 3, (slice(0, 2), slice(0, 40), slice(0, 64)))
     with served_image(tmp_path, spec) as (server, data):
         async with ngio_async.open_async(server.url + "img.zarr") as ds:
             level = ds.level(0)

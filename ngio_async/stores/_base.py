@@ -166,6 +166,31 @@ def check_complete(
     return buf
 
 
+async def _in_order(count: int, call: Callable[[int], Awaitable[T]]) -> list[T]:
+    """``call(i)`` for ``i`` in ``range(count)``, concurrently; the results in order. On a
+    failure the other calls are cancelled and the lowest-numbered failure is raised plainly."""
+    out: list[T | None] = [None] * count
+    errors: list[tuple[int, Exception]] = []
+
+    async def one(i: int, tg: TaskGroup | None) -> None:
+        try:
+            out[i] = await call(i)
+        except Exception as exc:  # noqa: BLE001 - re-raised after the group
+            errors.append((i, exc))
+            if tg is not None:
+                tg.cancel_scope.cancel()
+
+    if count == 1:
+        await one(0, None)
+    else:
+        async with anyio.create_task_group() as tg:
+            for i in range(count):
+                start_deferred(tg, one, i, tg)
+    if errors:
+        raise min(errors, key=lambda item: item[0])[1]
+    return out  # type: ignore[return-value]  # every slot was filled
+
+
 class AsyncStore(abc.ABC):
     """An asyncio store of byte objects addressed by relative keys (``image.zarr/zarr.json``).
 
@@ -276,33 +301,24 @@ class AsyncStore(abc.ABC):
     async def get_many(self, keys: Sequence[str]) -> list[Buffer | None]:
         """Whole objects ``keys``, in order (``None`` for a missing one), requested at once.
 
-        Here one :meth:`get` each, concurrently; a store whose :attr:`gets_together` is true
-        starts them all in one step. On failure the other requests are cancelled and one
-        plain error is raised (that of the first failed key in ``keys``).
+        A store whose :attr:`gets_together` is true starts them all in one step; else (or
+        when that fails: the objects are then asked for again) one :meth:`get` each,
+        concurrently. On failure the other requests are cancelled and one plain error is
+        raised (that of the lowest-numbered failed key), never an ``ExceptionGroup``.
         """
         self._check_open()
         for key in keys:
             check_key(key)
-        out: list[Buffer | None] = [None] * len(keys)
-        errors: list[tuple[int, Exception]] = []
+        if len(keys) > 1 and self.gets_together:
+            got = await self._get_together(keys)
+            if got is not None:
+                return got
+        return await _in_order(len(keys), lambda i: self.get(keys[i]))
 
-        async def fetch(i: int, tg: TaskGroup | None) -> None:
-            try:
-                out[i] = await self.get(keys[i])
-            except Exception as exc:  # noqa: BLE001 - re-raised after the group
-                errors.append((i, exc))
-                if tg is not None:
-                    tg.cancel_scope.cancel()
-
-        if len(keys) == 1:
-            await fetch(0, None)
-        else:
-            async with anyio.create_task_group() as tg:
-                for i in range(len(keys)):
-                    start_deferred(tg, fetch, i, tg)
-        if errors:
-            raise min(errors, key=lambda item: item[0])[1]
-        return out
+    async def _get_together(self, keys: Sequence[str]) -> list[Buffer | None] | None:
+        """The backend's one-step ``get_many`` while :attr:`gets_together`; ``None``: ask
+        for the objects one by one instead. Default: ``None``."""
+        return None
 
     @property
     def gets_together(self) -> bool:
@@ -330,26 +346,12 @@ class AsyncStore(abc.ABC):
                 return None
             return [memoryview(b"") for _ in pairs]
 
-        merged: list[Buffer | None] = [None] * len(plan)
-        errors: list[tuple[int, Exception]] = []
-
-        async def fetch(i: int, tg: TaskGroup | None) -> None:
-            request = RangeByteRequest(plan[i].start, plan[i].end)
-            try:
-                merged[i] = await self.get(key, request, if_match=if_match)
-            except Exception as exc:  # noqa: BLE001 - re-raised after the group
-                errors.append((i, exc))
-                if tg is not None:
-                    tg.cancel_scope.cancel()
-
-        if len(plan) == 1:
-            await fetch(0, None)
-        else:
-            async with anyio.create_task_group() as tg:
-                for i in range(len(plan)):
-                    start_deferred(tg, fetch, i, tg)
-        if errors:
-            raise min(errors, key=lambda item: item[0])[1]
+        merged = await _in_order(
+            len(plan),
+            lambda i: self.get(
+                key, RangeByteRequest(plan[i].start, plan[i].end), if_match=if_match
+            ),
+        )
 
         out: list[Buffer] = [memoryview(b"")] * len(pairs)
         for request, buf in zip(plan, merged, strict=True):

@@ -32,7 +32,6 @@ from ._base import (
     RangeByteRequest,
     SuffixByteRequest,
     byte_span,
-    check_key,
     strong_etag,
 )
 from ._obstore import (
@@ -306,19 +305,13 @@ class HTTPStore(AsyncStore):
         rust = self._rust
         return rust is not None and self._aiohttp_ok and rust.gets_together
 
-    async def get_many(self, keys: Sequence[str]) -> list[Buffer | None]:
-        """See :meth:`AsyncStore.get_many`: all started in one step by obstore's client while
-        :attr:`gets_together`, under this store's limiter and timeout; else (or when any of
-        them needs a second look) one ``get`` each, with the fallbacks to aiohttp."""
+    async def _get_together(self, keys: Sequence[str]) -> list[Buffer | None] | None:
+        """By obstore's client, under this store's limiter and timeout (any answer that needs
+        a second look: ``None``, then one ``get`` each, with the fallbacks to aiohttp)."""
         rust = self._rust
-        if len(keys) > 1 and rust is not None and self.gets_together:
-            self._check_open()
-            for key in keys:
-                check_key(key)
-            got = await rust.get_together(keys, self.limiter, self.limits.timeout)
-            if got is not None:
-                return got
-        return await super().get_many(keys)
+        if rust is None:
+            return None
+        return await rust.get_together(keys, self.limiter, self.limits.timeout)
 
     def _object_url(self, key: str) -> str:
         return self._base + quote(key, safe="/") + self._query

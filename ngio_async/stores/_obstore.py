@@ -735,17 +735,8 @@ class ObstoreStore(AsyncStore):
         Content-Encoded): :meth:`get_many` starts them as bare obstore calls."""
         return not self.blocking_reads and self.whole_as_range and not self._encoded
 
-    async def get_many(self, keys: Sequence[str]) -> list[Buffer | None]:
-        """See :meth:`AsyncStore.get_many`: here all started in one step (:meth:`get_together`),
-        else (a failure, a deadline, an answer to look at) one ``get`` each."""
-        if len(keys) > 1 and self.gets_together:
-            self._check_open()
-            for key in keys:
-                check_key(key)
-            got = await self.get_together(keys, self.limiter, self.limits.timeout)
-            if got is not None:
-                return got
-        return await super().get_many(keys)
+    async def _get_together(self, keys: Sequence[str]) -> list[Buffer | None] | None:
+        return await self.get_together(keys, self.limiter, self.limits.timeout)
 
     async def get_together(
         self, keys: Sequence[str], limiter: anyio.CapacityLimiter, seconds: float | None
