@@ -11,6 +11,7 @@ answers), with the tiles before a failing one delivered first.
 from __future__ import annotations
 
 import gc
+import math
 import random
 import warnings
 from typing import TYPE_CHECKING, Any
@@ -26,6 +27,7 @@ from servers import Faults, StaticServer
 import ngio_async
 from ngio_async import Limits, PermissionDeniedError
 from ngio_async.engine import tile_grid
+from ngio_async.engine.plan import plan_shards
 from ngio_async.images._dataset import _tiles_in_chunks
 from ngio_async.stores import InstrumentedStore, open_store
 
@@ -424,3 +426,30 @@ async def test_region_reads_fetch_chunks_together_once_each(tmp_path: Path) -> N
             assert (
                 np.asarray(await level.read((slice(0, 2), slice(48, 64), slice(0, 64)))) == 3
             ).all()
+
+
+# ------------------------------------------------------------------------------ index keys
+async def test_index_keys_are_the_shards_a_region_needs_only_part_of(tmp_path: Path) -> None:
+    spec = Spec(version="0.5", shape=(2, 90, 70), chunks=(1, 8, 8), shards=(1, 32, 16), levels=1)
+    write_image(tmp_path / "img.zarr", spec)
+    rng = random.Random(5)
+    async with ngio_async.open_async(tmp_path / "img.zarr") as ds:
+        level = ds.level(0)
+        codec = level.codec
+        per_shard = math.prod(codec.chunks_per_shard)  # type: ignore[union-attr]
+        for _ in range(300):
+            region = []
+            for n in level.shape:
+                a = rng.randint(0, n - 1)
+                region.append(slice(a, rng.randint(a + 1, n)))
+            region_t = tuple(region)
+            # the planned answer: shards whose plan holds fewer inner chunks than a shard
+            want = [
+                "0/" + plan.key
+                for plan in plan_shards(level.meta, region_t)
+                if len(plan.chunks) < per_shard
+            ]
+            assert level.index_keys(region_t) == want, region_t
+        whole = (slice(0, 1), slice(0, 32), slice(0, 16))  # one whole shard: no index needed
+        assert level.index_keys(whole) == []
+        assert level.index_keys((slice(0, 1), slice(0, 24), slice(0, 16))) == ["0/c/0/0/0"]

@@ -969,12 +969,29 @@ class Level:
             shards = self.meta.stored_chunks
             coords = tuple(r.start // s for r, s in zip(region, shards, strict=True))
             return [self._prefix + self.meta.chunk_key(coords)]
+        # counted, not planned: a whole-shard tile would plan 64-1024 inner chunks here
         per_shard = math.prod(codec.chunks_per_shard)
-        return [
-            self._prefix + plan.key
-            for plan in plan_shards(self.meta, region)
-            if len(plan.chunks) < per_shard
+        chunks, shards = self.meta.chunks, self.meta.stored_chunks
+        check_region(region, self.shape)
+        if any(r.stop <= r.start for r in region):
+            return []
+        touched = [  # per axis: the inner chunks the region touches, as [first, last + 1)
+            (r.start // c, (r.stop - 1) // c + 1) for r, c in zip(region, chunks, strict=True)
         ]
+        keys = []
+        for scoords in product(
+            *(
+                range(r.start // s, (r.stop - 1) // s + 1)
+                for r, s in zip(region, shards, strict=True)
+            )
+        ):
+            inside = math.prod(
+                min((sc + 1) * n, hi) - max(sc * n, lo)
+                for sc, n, (lo, hi) in zip(scoords, codec.chunks_per_shard, touched, strict=True)
+            )
+            if inside < per_shard:
+                keys.append(self._prefix + self.meta.chunk_key(scoords))
+        return keys
 
     async def load_index(self, key: str, indexes: IndexCache) -> None:
         """Fetch the index of shard ``key`` into ``indexes`` ahead of the reads that need it.
