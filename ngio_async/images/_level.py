@@ -627,10 +627,6 @@ class Level:
             and self.store.gets_together
         )
 
-    def inside_one_chunk(self, region: Region) -> bool:
-        """Whether ``region`` (normalised) lies inside one chunk."""
-        return self._one_chunk(region)
-
     async def read_in_chunks(self, regions: Sequence[Region]) -> list[NDArray[Any]]:
         """Read normalised regions that each lie inside one chunk of an unsharded level, each
         into its own array: their chunks fetched with one ``store.get_many`` (a chunk that
@@ -1299,7 +1295,7 @@ def _decode_all(codec: ChunkCodec, decodes: list[tuple[Buffer, str, Targets]]) -
 
 
 class _Job(NamedTuple):
-    """One blocking read: the byte range of ``key`` (None: whole) and where it decodes to."""
+    """One chunk read: the byte range of ``key`` (None: whole) and where it decodes to."""
 
     key: str
     request: RangeByteRequest | None
