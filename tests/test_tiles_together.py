@@ -5,7 +5,9 @@ item: one ``get_many`` (bare obstore calls started at once, a chunk two tiles sh
 once) and one decode hand-off. Covered here: the planning predicate, request counts and equality
 on a real HTTP server and on moto S3, the request limiter (no deadlock with fewer tokens than a
 batch), early exits, and every fallback to one ``get`` per chunk (errors, the deadline, gzip
-answers), with the tiles before a failing one delivered first.
+answers), with the tiles before a failing one delivered first. Also: region reads of remote
+unsharded levels fetch their chunks 4 per ``get_many``, and ``Level.index_keys`` (counted, not
+planned) names the shards a region needs only part of.
 """
 
 from __future__ import annotations
