@@ -758,7 +758,7 @@ class ObstoreStore(AsyncStore):
 
         async def finish_oldest() -> bool:
             """Await the oldest request, give its token back; ``False``: fetch apart."""
-            started, token = pending[0]
+            started, token = pending.popleft()
             try:
                 view = memoryview(await started)
             except FileNotFoundError as exc:
@@ -767,8 +767,12 @@ class ObstoreStore(AsyncStore):
                 out.append(None)
                 return True
             finally:
-                pending.popleft()
+                started.cancel()  # (cancelled here while it ran; else a no-op)
                 limiter.release_on_behalf_of(token)
+                # a failed future holds its exception, whose traceback holds this frame: no
+                # reference back from the frame, or the store waits in a cycle for the GC
+                # (an unclosed store's aiohttp session then warns "unclosed" there)
+                del started
             if len(view) >= _WHOLE or (
                 self._decodes and not self._magic_checked and view[:2] == _GZIP_MAGIC
             ):
@@ -812,12 +816,7 @@ class ObstoreStore(AsyncStore):
         except Exception:  # noqa: BLE001 - fetched again one by one: a real error shows there
             return None
         finally:
-            for started, token in pending:
-                if not started.done():
-                    started.cancel()
-                elif not started.cancelled():
-                    started.exception()  # retrieved: no "never retrieved" warning
-                limiter.release_on_behalf_of(token)
+            _abandon(pending, limiter)
 
     async def _get_suffix_via_head(self, key: str, byte_range: SuffixByteRequest) -> Buffer | None:
         # Azure has no suffix ranges: ask for the size, then an explicit range.
@@ -1192,6 +1191,20 @@ _RETRIED = re.compile(r"after \d+ retries, max_retries")
 
 def _no_container(exc: BaseException) -> bool:
     return bool(_NO_CONTAINER.search(str(exc)))
+
+
+def _abandon(
+    pending: deque[tuple[asyncio.Future[Any], object]], limiter: anyio.CapacityLimiter
+) -> None:
+    """Cancel the requests of :meth:`ObstoreStore.get_together` still in flight (their results
+    retrieved if they ended: no "never retrieved" warning) and give their tokens back."""
+    while pending:
+        started, token = pending.popleft()
+        if not started.done():
+            started.cancel()
+        elif not started.cancelled():
+            started.exception()
+        limiter.release_on_behalf_of(token)
 
 
 def _raise_if_no_container(exc: FileNotFoundError) -> None:
