@@ -353,8 +353,11 @@ async def test_dropped_connection_is_retried_by_aiohttp_store(http_server: Stati
 
 
 async def test_timeout_is_store_timeout_error(http_server: StaticServer, backend: str) -> None:
-    http_server.faults = Faults(delay=0.5)
-    limits = Limits(timeout=0.05, max_retries=1, backoff_base=0.001)
+    # obstore's client times a request out itself at twice limits.timeout, and then retries
+    # on its own: a loaded machine whose loop lags past that saw 3 GETs. A 0.3 s timeout
+    # keeps 0.3 s of margin before obstore's 0.6 s, which the 2 s answer never beats
+    http_server.faults = Faults(delay=2.0)
+    limits = Limits(timeout=0.3, max_retries=1, backoff_base=0.001)
     async with _open(http_server, backend, limits) as store:
         with pytest.raises(StoreTimeoutError, match=r"data/blob\.bin") as info:
             await store.get(KEY)
