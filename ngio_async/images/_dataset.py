@@ -658,20 +658,16 @@ class Dataset(StoreNode):
                         for key in batch:
                             start_deferred(tg, lvl.load_index, key, indexes)
                     return TileBatch([])
-                if runs_of is not None:  # a run of tiles of one shard: one request for all
+                if runs_of is not None or per_call > 1:
+                    # a run of tiles of one shard (one request for all), or tiles inside one
+                    # chunk each (their chunks fetched together)
+                    regions = [spec.region for spec in batch]
                     try:
-                        datas = await lvl.read_many([spec.region for spec in batch], indexes)
-                    except Exception:  # noqa: BLE001 - the tiles before the failing one first
-                        return await read_singly(batch)
-                    return TileBatch(
-                        [
-                            Tile(data, spec.region, spec.index, spec.core, level_index)
-                            for data, spec in zip(datas, batch, strict=True)
-                        ]
-                    )
-                if per_call > 1:  # remote tiles inside one chunk each: fetched together
-                    try:
-                        datas = await lvl.read_in_chunks([spec.region for spec in batch])
+                        datas = await (
+                            lvl.read_many(regions, indexes)
+                            if runs_of is not None
+                            else lvl.read_in_chunks(regions)
+                        )
                     except Exception:  # noqa: BLE001 - the tiles before the failing one first
                         return await read_singly(batch)
                     return TileBatch(
