@@ -114,6 +114,35 @@ def served(tmp_path: Path) -> Iterator[tuple[StaticServer, np.ndarray[Any, Any]]
         yield both
 
 
+async def test_read_in_chunks_checks_each_region(
+    served: tuple[StaticServer, np.ndarray[Any, Any]],
+) -> None:
+    """Regions inside one chunk (edges included) read as the data; an empty one reads empty;
+    one crossing a chunk border, or not a normalised region, is refused by name."""
+    server, data = served
+    rng = random.Random(5)
+    async with ngio_async.open_async(server.url + "img.zarr") as ds:
+        lvl = ds.level(0)
+        regions = []
+        for _ in range(40):
+            region = [slice(0, 1)]
+            for _axis in range(2):
+                cy = rng.randrange(4) * 16
+                a = cy + rng.randrange(16)
+                region.append(slice(a, rng.randint(a + 1, cy + 16)))
+            regions.append(tuple(region))
+        outs = await lvl.read_in_chunks(regions)
+        for region, out in zip(regions, outs, strict=True):
+            np.testing.assert_array_equal(out, data[region])
+        (empty,) = await lvl.read_in_chunks([(slice(0, 1), slice(20, 20), slice(0, 16))])
+        assert empty.shape == (1, 0, 16)
+        crossing = (slice(0, 1), slice(10, 20), slice(0, 8))
+        with pytest.raises(ValueError, match=r"slice\(10, 20.*not inside one chunk"):
+            await lvl.read_in_chunks([regions[0], crossing])
+        with pytest.raises(ValueError, match="not a normalised"):
+            await lvl.read_in_chunks([(slice(0, 1), slice(60, 70), slice(0, 8))])
+
+
 @pytest.mark.parametrize("ordered", [True, False])
 async def test_a_chunk_two_tiles_of_a_batch_share_is_fetched_once(
     served: tuple[StaticServer, np.ndarray[Any, Any]], ordered: bool

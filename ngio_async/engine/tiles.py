@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import numbers
 from collections import OrderedDict, deque
 from collections.abc import Iterable
@@ -32,7 +31,11 @@ class TileSpec:
 
     @property
     def size(self) -> int:
-        return math.prod(self.shape)
+        """Elements in ``region``."""
+        n = 1
+        for s in self.region:
+            n *= s.stop - s.start
+        return n
 
 
 def default_tile_shape(
@@ -117,18 +120,45 @@ def tile_grid(
         starts.append(range(first, s.stop, size))
     grid = tuple(len(st) for st in starts)
 
+    axes = [
+        _AxisSlices(st, size, s, h, n)
+        for st, size, s, h, n in zip(starts, sizes, region, halo, shape, strict=True)
+    ]
+
     def gen() -> Iterator[TileSpec]:
         for index in _c_order(grid) if block is None else _block_order(starts, block, region):
             core = []
             full = []
-            for ax, i in enumerate(index):
-                a = max(starts[ax][i], region[ax].start)
-                b = min(starts[ax][i] + sizes[ax], region[ax].stop)
-                core.append(slice(a, b))
-                full.append(slice(max(0, a - halo[ax]), min(shape[ax], b + halo[ax])))
+            for axis, i in zip(axes, index, strict=True):
+                c, f = axis[i]
+                core.append(c)
+                full.append(f)
             yield TileSpec(index=index, core=tuple(core), region=tuple(full))
 
     return grid, gen()
+
+
+class _AxisSlices:
+    """One axis of a tile grid: tile ``i``'s (core, with halo) slices, computed once for the
+    first ``_AXIS_MEMO`` tiles met (C order meets each of an inner axis's tiles many times)."""
+
+    def __init__(self, starts: range, size: int, span: slice, halo: int, n: int) -> None:
+        self._starts, self._size, self._lo, self._hi = starts, size, span.start, span.stop
+        self._halo, self._n = halo, n
+        self._memo: dict[int, tuple[slice, slice]] = {}
+
+    def __getitem__(self, i: int) -> tuple[slice, slice]:
+        got = self._memo.get(i)
+        if got is None:
+            a = max(self._starts[i], self._lo)
+            b = min(self._starts[i] + self._size, self._hi)
+            got = slice(a, b), slice(max(0, a - self._halo), min(self._n, b + self._halo))
+            if len(self._memo) < _AXIS_MEMO:
+                self._memo[i] = got
+        return got
+
+
+_AXIS_MEMO = 4096  # slices kept per axis (an axis may have 2**40 tiles)
 
 
 def _block_order(

@@ -643,20 +643,25 @@ class Level:
         jobs: list[_Job] = []
         numbers: list[int] = []  # each job's key, as a place in ``keys``
         outs: list[NDArray[Any]] = []
+        shape, dtype, chunk_key = self.shape, self.dtype, self.meta.chunk_key
         for region in regions:
-            check_region(region, self.shape)
-            if not self._one_chunk(region):
-                raise ValueError(f"region {region} of {self!r} is not inside one chunk")
-            out: NDArray[Any] = np.empty(region_shape(region), dtype=self.dtype)
+            check_region(region, shape)
+            dims: list[int] = []
+            coords_l: list[int] = []
+            sel: list[slice] = []
+            for r, c in zip(region, chunks, strict=True):  # one pass: tiles come by the 1000
+                i, first = divmod(r.start, c)
+                dims.append(r.stop - r.start)
+                coords_l.append(i)
+                sel.append(slice(first, first + r.stop - r.start))
+                if r.stop > r.start and first + r.stop - r.start > c:
+                    raise ValueError(f"region {region} of {self!r} is not inside one chunk")
+            out: NDArray[Any] = np.empty(dims, dtype=dtype)
             outs.append(out)
             if out.size == 0:
                 continue
-            coords = tuple(r.start // c for r, c in zip(region, chunks, strict=True))
-            chunk_sel = tuple(
-                slice(r.start - i * c, r.stop - i * c)
-                for r, i, c in zip(region, coords, chunks, strict=True)
-            )
-            key = self._prefix + self.meta.chunk_key(coords)
+            coords, chunk_sel = tuple(coords_l), tuple(sel)
+            key = self._prefix + chunk_key(coords)
             numbers.append(keys.setdefault(key, len(keys)))
             jobs.append(_Job(key, None, key, chunk_sel, out))
         if jobs:

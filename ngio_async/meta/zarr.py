@@ -413,7 +413,7 @@ class ArrayV3Meta(msgspec.Struct, _ArrayView, kw_only=True, frozen=True, dict=Tr
         sep = enc.configuration.separator
         if isinstance(enc, V2KeyEncoding):
             return _key_v2(coords, sep)
-        return "c" + "".join(sep + str(c) for c in coords)
+        return sep.join(("c", *map(str, coords)))
 
 
 class GroupV3Meta(msgspec.Struct, kw_only=True, frozen=True):

@@ -104,6 +104,8 @@ def check_key(key: str) -> str:
     """Validate a store key: relative, ``/``-separated, no empty, ``.`` or ``..`` segments."""
     if not isinstance(key, str) or not key:
         raise ValueError(f"store key must be a non-empty string, got {key!r}")
+    if "//" not in key and "/." not in key and key[0] not in "/." and key[-1] != "/":
+        return key  # no empty segment, none starting with a dot: the usual chunk key
     if key.startswith("/") or any(part in ("", ".", "..") for part in key.split("/")):
         raise ValueError(f"invalid store key {key!r}: keys are relative paths like 'a/b/zarr.json'")
     return key
