@@ -40,7 +40,7 @@ from ..engine import (
     tile_grid,
 )
 from ..engine.plan import coordinate_index, orthogonal_index, selection_span
-from ..stores import AsyncStore, open_store
+from ..stores import AsyncStore, load_backend, open_store
 from ._labels import Labels
 from ._level import AsyncIndexer, Level
 from ._metadata import ImageMetadata
@@ -1659,6 +1659,8 @@ def open_node(
 
     async def go() -> C:
         owns = not isinstance(url, AsyncStore)
+        if owns:
+            await load_backend(url, store_options.get("backend"))
         store = open_store(url, limits=limits, **store_options) if owns else url
         assert isinstance(store, AsyncStore)
         return await closing_store_on_error(

@@ -21,7 +21,7 @@ from ._coalesce import CoalescedRequest, coalesce_ranges
 from ._instrumented import FaultInjector, InstrumentedStore
 from ._local import LocalFileStore
 from ._obstore import ObstoreStore
-from ._url import open_store
+from ._url import load_backend, open_store
 
 if TYPE_CHECKING:
     from ._http import HTTPStore
@@ -42,6 +42,7 @@ __all__ = [
     "RangeByteRequest",
     "SuffixByteRequest",
     "coalesce_ranges",
+    "load_backend",
     "open_store",
 ]
 

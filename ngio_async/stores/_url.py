@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import re
+import sys
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+import anyio.to_thread
 from obstore import exceptions as obs_exc
 from obstore.store import (
     AzureStore,
@@ -37,7 +40,10 @@ if TYPE_CHECKING:
 
     from obstore.store import ObjectStore
 
-__all__ = ["file_in_the_way", "open_store"]
+__all__ = ["file_in_the_way", "load_backend", "open_store"]
+
+_HTTP_MODULE = f"{__package__}._http"
+
 
 Backend = Literal["obstore", "aiohttp"]
 
@@ -67,6 +73,22 @@ _ALIASES = {
     "anonymous": "skip_signature",
     "region_name": "region",
 }
+
+
+async def load_backend(url: object, backend: Backend | None = None) -> None:
+    """Import what :func:`open_store` needs for ``url`` in a worker thread, once per process.
+
+    The HTTP store's first import (aiohttp, and the SSL contexts aiohttp makes at import: about
+    0.4 s) would otherwise stall the event loop, and every other task on it, when the first
+    http(s) URL opens; ``open_async`` awaits this first.
+    """
+    if (
+        backend != "obstore"
+        and isinstance(url, str)
+        and url[:8].lower().startswith(("http://", "https://"))
+        and _HTTP_MODULE not in sys.modules
+    ):
+        await anyio.to_thread.run_sync(importlib.import_module, _HTTP_MODULE)
 
 
 def open_store(
