@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import os
 import re
 import socket
 import urllib.request
+import weakref
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -126,6 +128,29 @@ def _empty_suffix(byte_range: ByteRequest | None, content_range: str | None) -> 
     )
 
 
+# Every aiohttp session not closed yet, with its loop and the process that opened it. This
+# strong reference keeps a session out of the cyclic GC's garbage: a store dropped unclosed in
+# a reference cycle goes with its guard, whose finalizer has the session closed on its loop;
+# were the session collected in that same pass, its own finalizer would warn "Unclosed client
+# session" first (PEP 442 runs the finalizers of a cycle together) and cut its connections
+# unclosed. An entry goes when its session is closed or dropped; the sessions of loops that
+# closed without finalizing their guards (or of a forked parent) are dropped by _drop_ended
+# once a guard is collected, and at exit.
+_LIVE: dict[aiohttp.ClientSession, tuple[asyncio.AbstractEventLoop, int]] = {}
+
+
+def _drop_ended() -> None:
+    """Drop the sessions kept in ``_LIVE`` whose loop has closed or that a forked parent opened
+    (neither can be closed on their loop any more)."""
+    pid = os.getpid()
+    for session, (loop, owner) in list(_LIVE.items()):
+        if session.closed or loop.is_closed() or owner != pid:
+            _drop_session(session, loop, forked=owner != pid)
+
+
+atexit.register(_drop_ended)
+
+
 def _close_at_loop_end(session: aiohttp.ClientSession) -> AsyncGenerator[None]:
     """An async generator, started here, that closes ``session`` when it is finalized: by the
     running loop's ``shutdown_asyncgens`` (``asyncio.run``, ``anyio.run`` and ``Runner`` call it
@@ -135,12 +160,17 @@ def _close_at_loop_end(session: aiohttp.ClientSession) -> AsyncGenerator[None]:
         try:
             yield
         finally:
-            if not session.closed:
-                await session.close()
+            try:
+                if not session.closed:
+                    await session.close()
+            finally:
+                _LIVE.pop(session, None)
 
     agen = guard()
     with contextlib.suppress(StopIteration):  # runs it to its yield: the loop now tracks it
         agen.asend(None).send(None)
+    # collected on a loop that closed: that loop's finalizer does nothing, _drop_ended does
+    weakref.finalize(agen, _drop_ended).atexit = False
     return agen
 
 
@@ -151,6 +181,7 @@ def _drop_session(
     still runs (another thread's), else by closing its pooled sockets at once (a loop that
     ended or idles cannot run the close). ``forked``: the session is the parent process's (its
     loop does not run here); only this process's copies of its sockets are closed."""
+    _LIVE.pop(session, None)  # a close scheduled on its loop holds it meanwhile
     if session.closed:
         return
     if not forked and loop is not None and loop.is_running() and not loop.is_closed():
@@ -287,6 +318,7 @@ class HTTPStore(AsyncStore):
                 auto_decompress=False,
                 proxy=_env_proxy(self._base),  # credentials in it are sent to the proxy
             )
+            _LIVE[self._session] = (loop, self._session_pid)
             self._session_guard = _close_at_loop_end(self._session)
         return self._session
 
@@ -625,7 +657,10 @@ class HTTPStore(AsyncStore):
         if self._session is not None:
             session, self._session = self._session, None
             if self._session_loop is asyncio.get_running_loop():
-                await session.close()
+                try:
+                    await session.close()
+                finally:
+                    _LIVE.pop(session, None)
             else:  # closed from another loop than the one it was used on
                 _drop_session(session, self._session_loop, forked=self._session_pid != os.getpid())
             self._end_guard(session)
