@@ -7,6 +7,7 @@ thread, ``break``, several threads pulling from one iterator, the progress callb
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import threading
@@ -34,15 +35,20 @@ def where(request: pytest.FixtureRequest) -> str:
 def remote(
     request: pytest.FixtureRequest, where: str, name: str, **options: Any
 ) -> tuple[InstrumentedStore, np.ndarray[Any, Any]]:
-    """An instrumented store reading image ``name`` from the server ``where``, and its data."""
+    """An instrumented store reading image ``name`` from the server ``where``, and its data;
+    closed at the test's end (a dataset opened on a store leaves the store open)."""
     if where in ("http", "aiohttp"):
         server, datas = request.getfixturevalue("http_images")
         if where == "aiohttp":
             options["backend"] = "aiohttp"
-        return InstrumentedStore(open_store(server.url + name, **options)), datas[name]
-    s3 = request.getfixturevalue("s3_server")
-    url, data = request.getfixturevalue("s3_images")[name]
-    return InstrumentedStore(open_store(url, **s3.options(), **options)), data
+        store = InstrumentedStore(open_store(server.url + name, **options))
+        data = datas[name]
+    else:
+        s3 = request.getfixturevalue("s3_server")
+        url, data = request.getfixturevalue("s3_images")[name]
+        store = InstrumentedStore(open_store(url, **s3.options(), **options))
+    request.addfinalizer(lambda: asyncio.run(store.aclose()))
+    return store, data
 
 
 def _quiet(store: InstrumentedStore) -> None:
@@ -286,3 +292,4 @@ def test_a_failed_stream_is_no_normal_end_for_the_other_threads(
                     other.result()
     finally:
         server.faults = Faults()
+        asyncio.run(store.aclose())
