@@ -3,13 +3,18 @@
 Its aiohttp session is closed (the server sees its connections end) and aiohttp never warns
 "Unclosed client session" / "Unclosed connector": neither while the store's loop runs (the GC
 collects the store with its loop-end guard, whose finalizer has the session closed on the loop)
-nor after that loop closed without finalizing its async generators.
+nor after that loop closed without finalizing its async generators. A child forked while the
+parent's session is open reads with the store and drops it without harm to the parent.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import os
+import signal
+import sys
+import threading
 import time
 import warnings
 from contextlib import contextmanager
@@ -20,7 +25,7 @@ import pytest
 from ngio_async.stores import AsyncStore, open_store
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Awaitable, Callable, Iterator
 
     from servers import StaticServer
 
@@ -39,6 +44,7 @@ async def _used_in_a_cycle(server: StaticServer, backend: str) -> AsyncStore:
     options: dict[str, Any] = {} if backend == "default" else {"backend": backend}
     store = open_store(server.url, **options)
     assert await store.get(KEY) is not None  # the aiohttp session exists, with a connection
+    assert await store.get(KEY) is not None  # default: by obstore's client
     assert await store.exists(KEY)
     store.cycle = store  # type: ignore[attr-defined]
     return store
@@ -110,3 +116,53 @@ def test_collected_after_its_loop_closed(http_server: StaticServer, backend: str
         _collect(stores)
     assert complaints.messages == []
     assert _connections(http_server) == 0
+
+
+@pytest.mark.skipif(not hasattr(os, "fork") or sys.version_info >= (3, 12), reason="posix fork")
+@pytest.mark.timeout(30)
+def test_a_forked_child_reads_and_drops_the_parents_store(
+    http_server: StaticServer, backend: str
+) -> None:
+    """The child closes only its copies of the parent's connections (the parent reads on), and
+    reads through aiohttp (obstore's runtime does not survive fork: its client would hang)."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+
+        def call(make: Callable[[], Awaitable[Any]]) -> Any:
+            async def run() -> Any:
+                return await make()
+
+            return asyncio.run_coroutine_threadsafe(run(), loop).result(10)
+
+        store = call(lambda: _used_in_a_cycle(http_server, backend))  # the parent's, in use
+        read_fd, write_fd = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - child
+            answer = b"bad"
+            try:
+                os.close(read_fd)
+                signal.alarm(10)  # a hang fails the test instead of blocking it
+                complaints = _Complaints()
+                with complaints.recording():
+                    got = asyncio.run(store.get(KEY))
+                    _collect([store])
+                answer = b"ok" if got is not None and not complaints.messages else b"bad"
+                answer += repr(complaints.messages).encode()
+            except BaseException as exc:  # noqa: BLE001 - reported to the parent
+                answer = repr(exc).encode()
+            finally:
+                os.write(write_fd, answer)
+                os._exit(0)
+        os.close(write_fd)
+        with os.fdopen(read_fd, "rb") as f:
+            answer = f.read()
+        os.waitpid(pid, 0)
+        assert answer == b"ok[]"
+        assert call(lambda: store.get(KEY)) is not None  # the parent's store reads on
+        call(store.aclose)
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()

@@ -334,13 +334,20 @@ class HTTPStore(AsyncStore):
     def gets_together(self) -> bool:
         """While GETs go through obstore's client (an object was read here with aiohttp
         first, nothing made it fall back since), :meth:`get_many` starts them in one step."""
-        rust = self._rust
+        rust = self._obstore()
         return rust is not None and self._aiohttp_ok and rust.gets_together
+
+    def _obstore(self) -> ObstoreStore | None:
+        """obstore's client, unless this process was forked from one where it ran (its
+        runtime's threads are gone: a call would hang); aiohttp then makes every GET here."""
+        if self._rust is not None and not obstore_usable():
+            self._rust = None
+        return self._rust
 
     async def _get_together(self, keys: Sequence[str]) -> list[Buffer | None] | None:
         """By obstore's client, under this store's limiter and timeout (any answer that needs
         a second look: ``None``, then one ``get`` each, with the fallbacks to aiohttp)."""
-        rust = self._rust
+        rust = self._obstore()
         if rust is None:
             return None
         return await rust.get_together(keys, self.limiter, self.limits.timeout)
@@ -397,7 +404,7 @@ class HTTPStore(AsyncStore):
     ) -> tuple[Buffer | None, str | None]:
         """One GET, by obstore's client or aiohttp; ``checked``: with the answer's ETag (and
         ``If-Match: if_match`` when given; a ``412`` or another ETag: ``ChangedError``)."""
-        rust = self._rust
+        rust = self._obstore()
         if rust is None or not self._aiohttp_ok or (byte_range is not None and not self._ranges_ok):
             got = await self._aiohttp_fetch(key, byte_range, if_match)
             self._aiohttp_ok = self._aiohttp_ok or got[0] is not None
