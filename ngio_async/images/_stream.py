@@ -100,9 +100,11 @@ class Stream(Generic[R]):
 
     @asynccontextmanager
     async def _pipeline(self) -> AsyncIterator[MemoryObjectReceiveStream[tuple[Tile, R]]]:
-        send, recv = anyio.create_memory_object_stream[tuple[Tile, R]](self._window)
+        # unbuffered: a result is handed over when the consumer takes it, and only then frees
+        # its tile's place (and bytes) in the window
+        send, recv = anyio.create_memory_object_stream[tuple[Tile, R]](0)
         workers = Workers(self._threads)
-        slots = anyio.Semaphore(self._window)
+        held = _Held(self._window, self._tiles.max_bytes)
         failures: list[Exception] = []  # the first error of ``func`` wins; the rest is cancelled
 
         async def one(tile: Tile, scope: anyio.CancelScope) -> None:
@@ -116,12 +118,17 @@ class Stream(Generic[R]):
                 failures.append(exc)
                 scope.cancel()
             finally:
-                slots.release()
+                held.release(tile.data.nbytes)
 
         async def produce(scope: anyio.CancelScope) -> None:
             async with send, self._tiles as tiles, anyio.create_task_group() as workers:
-                async for tile in tiles:
-                    await slots.acquire()
+                while True:
+                    await held.wait_for_room()  # before taking a tile from the iterator
+                    try:
+                        tile = await tiles.__anext__()
+                    except StopAsyncIteration:
+                        return
+                    held.take(tile.data.nbytes)
                     start_deferred(workers, one, tile, scope)
 
         leaf: BaseException | None = None
@@ -143,6 +150,36 @@ class Stream(Generic[R]):
             raise failures[0]
         if leaf is not None:
             raise leaf
+
+
+class _Held:
+    """The tiles ``stream()`` holds (taken from the iterator, not yet handed to the consumer):
+    at most ``window``, and within ``max_bytes`` of tile data (one tile at least)."""
+
+    def __init__(self, window: int, max_bytes: int | None) -> None:
+        self.window, self.max_bytes = window, max_bytes
+        self.tiles = self.nbytes = 0
+        self._freed = anyio.Event()
+
+    def _room(self) -> bool:
+        if self.tiles >= self.window:
+            return False
+        # the next tile's size is not known before it is taken: room while under the bound
+        return self.tiles == 0 or self.max_bytes is None or self.nbytes < self.max_bytes
+
+    async def wait_for_room(self) -> None:
+        while not self._room():
+            self._freed = anyio.Event()
+            await self._freed.wait()
+
+    def take(self, nbytes: int) -> None:
+        self.tiles += 1
+        self.nbytes += nbytes
+
+    def release(self, nbytes: int) -> None:
+        self.tiles -= 1
+        self.nbytes -= nbytes
+        self._freed.set()
 
 
 _ASYNC_FUNC = (
@@ -188,9 +225,10 @@ def stream(
 ) -> Stream[R]:
     """Run ``func(tile.data)`` in worker threads over ``tiles`` (``ds.tiles(...)``).
 
-    At most ``window`` tiles are being processed or waiting to be consumed, and ``threads``
-    run ``func`` at once; the tile iterator keeps its own prefetch bounds. Results come in
-    completion order. ``out``: a writer (``async write(tile)``, e.g. a dataset writer) that
+    At most ``window`` tiles are being processed or waiting to be consumed, holding up to
+    the dataset's ``Limits.prefetch_bytes`` of tile data (the last one taken may cross it), and
+    ``threads`` run ``func`` at once; the tile iterator keeps its own prefetch bounds. Results
+    come in completion order. ``out``: a writer (``async write(tile)``, e.g. a dataset writer) that
     receives each result as a tile of the same region (halos cropped to the core).
     """
     return Stream(tiles, func, out=out, threads=threads, window=window)

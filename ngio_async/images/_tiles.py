@@ -91,6 +91,7 @@ class TileStream:
         total: int,
         progress: ProgressCallback | None = None,
         tiles_per_call: int = 1,
+        max_bytes: int | None = None,
     ) -> None:
         self._make = make
         self._owner = owner
@@ -102,6 +103,9 @@ class TileStream:
         self.total = total
         #: tiles read per worker-thread call (> 1 on local stores with small tiles)
         self.tiles_per_call = tiles_per_call
+        #: the decoded bytes the stream holds ahead of its consumer (``Limits.prefetch_bytes``);
+        #: ``stream()`` bounds the tiles it holds by it too
+        self.max_bytes = max_bytes
 
     def __len__(self) -> int:
         return self.total
