@@ -28,6 +28,7 @@ from servers import Faults, StaticServer
 
 import ngio_async
 from ngio_async import Limits, PermissionDeniedError
+from ngio_async.codecs import ChunkCodec
 from ngio_async.engine import tile_grid
 from ngio_async.engine.plan import plan_shards
 from ngio_async.images._dataset import _tiles_in_chunks
@@ -115,11 +116,20 @@ def served(tmp_path: Path) -> Iterator[tuple[StaticServer, np.ndarray[Any, Any]]
 
 
 async def test_read_in_chunks_checks_each_region(
-    served: tuple[StaticServer, np.ndarray[Any, Any]],
+    served: tuple[StaticServer, np.ndarray[Any, Any]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Regions inside one chunk (edges included) read as the data; an empty one reads empty;
-    one crossing a chunk border, or not a normalised region, is refused by name."""
+    """Regions inside one chunk (edges included) read as the data, each chunk fetched and
+    decoded once; an empty one reads empty; one crossing a chunk border, or not a normalised
+    region, is refused by name."""
     server, data = served
+    decoded: list[str] = []
+    real = ChunkCodec.decode
+
+    def counted(self: ChunkCodec, buf: Any, key: str, out: Any = None) -> Any:
+        decoded.append(key)
+        return real(self, buf, key, out)
+
+    monkeypatch.setattr(ChunkCodec, "decode", counted)
     rng = random.Random(5)
     async with ngio_async.open_async(server.url + "img.zarr") as ds:
         lvl = ds.level(0)
@@ -131,9 +141,13 @@ async def test_read_in_chunks_checks_each_region(
                 a = cy + rng.randrange(16)
                 region.append(slice(a, rng.randint(a + 1, cy + 16)))
             regions.append(tuple(region))
+        server.reset()
         outs = await lvl.read_in_chunks(regions)
         for region, out in zip(regions, outs, strict=True):
             np.testing.assert_array_equal(out, data[region])
+        chunks = {(r[1].start // 16, r[2].start // 16) for r in regions}
+        assert len(chunks) < len(regions)  # (some regions share a chunk)
+        assert len(_chunk_gets(server)) == len(set(decoded)) == len(decoded) == len(chunks)
         (empty,) = await lvl.read_in_chunks([(slice(0, 1), slice(20, 20), slice(0, 16))])
         assert empty.shape == (1, 0, 16)
         crossing = (slice(0, 1), slice(10, 20), slice(0, 8))

@@ -639,10 +639,8 @@ class Level:
         if isinstance(codec, ShardCodec):
             raise ValueError(f"{self!r} is sharded: read_in_chunks reads unsharded levels")
         chunks = self.meta.chunks
-        keys: dict[str, int] = {}  # each chunk once, however many regions need it
-        jobs: list[_Job] = []
-        numbers: list[int] = []  # each job's key, as a place in ``keys``
-        outs: list[NDArray[Any]] = []
+        groups: dict[str, Targets] = {}  # each chunk fetched and decoded once, however many
+        outs: list[NDArray[Any]] = []  # regions need it
         shape, dtype, chunk_key = self.shape, self.dtype, self.meta.chunk_key
         for region in regions:
             check_region(region, shape)
@@ -660,14 +658,12 @@ class Level:
             outs.append(out)
             if out.size == 0:
                 continue
-            coords, chunk_sel = tuple(coords_l), tuple(sel)
-            key = self._prefix + chunk_key(coords)
-            numbers.append(keys.setdefault(key, len(keys)))
-            jobs.append(_Job(key, None, key, chunk_sel, out))
-        if jobs:
-            bufs = await self.store.get_many(list(keys))
-            each = [bufs[n] for n in numbers]
-            await self._workers.run(_decode_jobs, codec, jobs, each, self.fill_value)
+            key = self._prefix + chunk_key(tuple(coords_l))
+            groups.setdefault(key, []).append((tuple(sel), out))
+        if groups:
+            bufs = await self.store.get_many(list(groups))
+            decodes = list(zip(bufs, groups, groups.values(), strict=True))
+            await self._workers.run(_decode_all, codec, decodes, self.fill_value)
         return outs
 
     def read_blocking(self, region: Region, indexes: IndexCache | None = None) -> NDArray[Any]:
@@ -1293,10 +1289,17 @@ def _decode_to(codec: ChunkCodec, buf: Buffer, key: str, targets: Targets) -> No
         target[...] = full[chunk_sel]
 
 
-def _decode_all(codec: ChunkCodec, decodes: list[tuple[Buffer, str, Targets]]) -> None:
-    """Decode several chunks, each ``(buffer, name, targets)`` (worker thread)."""
+def _decode_all(
+    codec: ChunkCodec, decodes: list[tuple[Buffer | None, str, Targets]], fill_value: Any = None
+) -> None:
+    """Decode several chunks, each ``(buffer, name, targets)`` (worker thread); a ``None``
+    buffer (a missing chunk) fills its targets with ``fill_value``."""
     for buf, key, targets in decodes:
-        _decode_to(codec, buf, key, targets)
+        if buf is None:
+            for _, target in targets:
+                target[...] = fill_value
+        else:
+            _decode_to(codec, buf, key, targets)
 
 
 class _Job(NamedTuple):
