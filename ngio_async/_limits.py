@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Limits"]
+__all__ = ["Limits", "check_limits"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -50,3 +50,10 @@ class Limits:
             raise ValueError(f"Limits.max_retries must be >= 0, got {self.max_retries!r}")
         if self.backoff_base < 0 or self.backoff_max < 0 or self.coalesce_gap < 0:
             raise ValueError("Limits.backoff_base, backoff_max and coalesce_gap must be >= 0")
+
+
+def check_limits(limits: object) -> None:
+    """Raise ``TypeError`` unless ``limits`` is ``None`` or a :class:`Limits`."""
+    if limits is not None and not isinstance(limits, Limits):
+        hint = " (write Limits(**it))" if isinstance(limits, dict) else ""
+        raise TypeError(f"limits must be an ngio_async.Limits, got {limits!r}{hint}")

@@ -570,7 +570,7 @@ class SyncDataset(_Reopenable):
     def __getitem__(self, selection: Any) -> NDArray[Any]:
         return self._runner.call(self._dataset.getitem, selection)
 
-    def read(self, level: int = 0, **axes: Selector) -> NDArray[Any]:
+    def read(self, level: int | str = 0, **axes: Selector) -> NDArray[Any]:
         return self._runner.call(lambda: self._dataset.read(level, **axes))
 
     @property
@@ -654,7 +654,7 @@ class SyncDataset(_Reopenable):
 
     def tiles(
         self,
-        level: int = 0,
+        level: int | str = 0,
         shape: Sequence[int | None] | None = None,
         region: Sequence[slice] | None = None,
         overlap: int | Sequence[int] = 0,

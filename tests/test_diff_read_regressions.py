@@ -69,17 +69,34 @@ async def test_region_of_an_empty_channel_list_is_empty(tmp_path: Path) -> None:
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("level", [True, 1.0, "0", None])
+@pytest.mark.parametrize("level", [True, 1.0, b"0", None])
 async def test_a_level_that_is_no_int_is_a_clear_type_error(tmp_path: Path, level: object) -> None:
-    """``level=True`` read level 1; ``"0"`` and ``1.0`` failed inside the bounds check
-    (``'<=' not supported``, ``list indices must be integers``); ``None`` said "not both"."""
+    """``level=True`` read level 1; ``1.0`` failed inside the bounds check (``list indices
+    must be integers``); ``None`` said "not both". A str names a level by its path."""
     root = tmp_path / "img.ome.zarr"
     write_image(root, Spec(shape=(1, 16, 16), chunks=(1, 8, 8), levels=2))
     async with ngio_async.open_async(root) as ds:
-        match = "exactly one" if level is None else "level must be an int"
+        match = "exactly one" if level is None else "level must be an int or a level's path"
         with pytest.raises(TypeError, match=match):
             await ds.read(level=level)  # type: ignore[arg-type]
         np.testing.assert_array_equal(await ds.read(level=np.int64(1)), await ds.levels[1][...])
+
+
+@pytest.mark.anyio
+async def test_a_level_is_also_named_by_its_path(tmp_path: Path) -> None:
+    """``level="s1"`` (the path in the multiscales, as ngio and ome-zarr-py name levels)
+    reads, tiles and limits regions on that level; an unknown path lists the paths."""
+    root = tmp_path / "img.ome.zarr"
+    datas = write_image(root, Spec(shape=(1, 16, 16), chunks=(1, 8, 8), levels=2))
+    async with ngio_async.open_async(root) as ds:
+        paths = [lvl.path for lvl in ds.levels]
+        assert ds.level(paths[1]) is ds.levels[1] and ds.level(paths[0]) is ds.levels[0]
+        np.testing.assert_array_equal(await ds.read(level=paths[1]), datas[1])
+        tiles = [t async for t in ds.tiles(level=paths[1], shape=(4, 4))]
+        assert len(tiles) == 4 and {t.level for t in tiles} == {1}
+        assert ds.region_of(level=paths[1]) == ds.region_of(level=1)
+        with pytest.raises(KeyError, match=r"no level with path 'nope': the levels are \["):
+            await ds.read(level="nope")
 
 
 @pytest.mark.parametrize(

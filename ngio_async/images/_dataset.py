@@ -29,6 +29,7 @@ from .._errors import (
     ReadOnlyError,
     UnsupportedError,
 )
+from .._limits import check_limits
 from .._prefetch import first_error, prefetch as start_prefetch, start_deferred
 from .._workers import Workers
 from ..engine import (
@@ -383,16 +384,24 @@ class Dataset(StoreNode):
         )
 
     def level(
-        self, index: int | None = None, *, pixel_size: float | Sequence[float] | None = None
+        self, index: int | str | None = None, *, pixel_size: float | Sequence[float] | None = None
     ) -> Level:
-        """A level by index (negative counts from the smallest) or nearest to ``pixel_size``."""
+        """A level by index (negative counts from the smallest), by its path in the
+        multiscales (``"0"``, ``"s0"``: a str), or nearest to ``pixel_size``."""
         if (index is None) == (pixel_size is None):
-            raise TypeError("level() takes an index or pixel_size=: exactly one of them")
+            raise TypeError(
+                f"a level is an index, a path or pixel_size=: exactly one of them, got {index!r}"
+            )
         if pixel_size is not None:
             return self.levels[self.metadata.nearest_level(pixel_size)]
         assert index is not None
+        if isinstance(index, str):
+            paths = [lvl.path for lvl in self.levels]
+            if index.strip("/") not in paths:
+                raise KeyError(f"no level with path {index!r}: the levels are {paths}")
+            return self.levels[paths.index(index.strip("/"))]
         if isinstance(index, bool) or not isinstance(index, numbers.Integral):
-            raise TypeError(f"level must be an int (or pixel_size=), got {index!r}")
+            raise TypeError(f"level must be an int or a level's path, got {index!r}")
         index = int(index)
         if not -len(self.levels) <= index < len(self.levels):
             raise IndexError(f"level {index} out of range: the image has {len(self.levels)} levels")
@@ -404,7 +413,7 @@ class Dataset(StoreNode):
         as zarr-python 3 reads them)."""
         return self.getitem(selection)
 
-    async def getitem(self, selection: Any, level: int = 0) -> NDArray[Any]:
+    async def getitem(self, selection: Any, level: int | str = 0) -> NDArray[Any]:
         self._check_open()
         return await self.level(level).getitem(selection)
 
@@ -418,17 +427,17 @@ class Dataset(StoreNode):
         """``await ds.vindex[sel]``: :meth:`read_points` on level 0."""
         return AsyncIndexer(self.read_points, "ds.write_points")
 
-    async def read_orthogonal(self, selection: Any, level: int = 0) -> NDArray[Any]:
+    async def read_orthogonal(self, selection: Any, level: int | str = 0) -> NDArray[Any]:
         """zarr-python's ``oindex[selection]`` on a level: see :meth:`Level.read_orthogonal`."""
         self._check_open()
         return await self.level(level).read_orthogonal(selection)
 
-    async def read_points(self, selection: Any, level: int = 0) -> NDArray[Any]:
+    async def read_points(self, selection: Any, level: int | str = 0) -> NDArray[Any]:
         """zarr-python's ``vindex[selection]`` on a level: see :meth:`Level.read_points`."""
         self._check_open()
         return await self.level(level).read_points(selection)
 
-    async def read(self, level: int = 0, **axes: Selector) -> NDArray[Any]:
+    async def read(self, level: int | str = 0, **axes: Selector) -> NDArray[Any]:
         """Read by axis name: ``await ds.read(level=0, c="DAPI", z=3, y=slice(0, 512))``.
 
         Each axis takes an int (the axis is dropped, as in numpy), a slice (any step), ``None``
@@ -515,7 +524,7 @@ class Dataset(StoreNode):
     # ---------------------------------------------------------------- streaming
     def tiles(
         self,
-        level: int = 0,
+        level: int | str = 0,
         shape: Sequence[int | None] | None = None,
         region: Sequence[slice] | None = None,
         overlap: int | Sequence[int] = 0,
@@ -763,6 +772,7 @@ class Dataset(StoreNode):
             total=total,
             progress=progress,
             tiles_per_call=per_call,
+            max_bytes=limits.prefetch_bytes,
         )
 
     def _tile_region(
@@ -804,7 +814,8 @@ class Dataset(StoreNode):
                         f"tiles take step-1 slices; axis {names[i]!r} has step {sel.step} "
                         "(read() takes steps)"
                     )
-                limit = _inside(sel, n, f"axis {names[i]!r}", level_index)
+                # as read() and numpy take it: clipped to the axis (``region=`` must fit)
+                limit = slice(*sel.indices(n)[:2])
             else:
                 continue
             start = max(base[i].start, limit.start)  # both limit the iteration
@@ -1542,7 +1553,7 @@ class Dataset(StoreNode):
                 )
             self.metadata = ImageMetadata(checked, self.metadata.index)
 
-    def region_of(self, level: int = 0, **axes: Selector) -> tuple[slice, ...]:
+    def region_of(self, level: int | str = 0, **axes: Selector) -> tuple[slice, ...]:
         """The level region (one step-1 slice per axis) a named selection covers."""
         lvl = self.level(level)
         selection, pick = self._selection(lvl, axes)
@@ -1656,6 +1667,7 @@ def open_node(
     """``open_in(store, path, ...)`` on the store of ``url`` (a store object is used as is, any
     other URL opens one that the node owns and closes; closed again if opening fails)."""
     _check_mode(mode)
+    check_limits(limits)
 
     async def go() -> C:
         owns = not isinstance(url, AsyncStore)

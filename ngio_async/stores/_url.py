@@ -22,7 +22,7 @@ from obstore.store import (
 )
 
 from .._errors import ExistsError, NotFoundError, StoreError, UnsupportedError
-from .._limits import Limits
+from .._limits import Limits, check_limits
 from ._base import AsyncStore
 from ._obstore import (
     OBSTORE_TYPES,
@@ -144,6 +144,7 @@ def open_store(
         return url_or_store
     if backend not in (None, "obstore", "aiohttp"):
         raise ValueError(f"unknown backend {backend!r}; expected 'obstore' or 'aiohttp'")
+    check_limits(limits)
     limits = limits if limits is not None else Limits()
     if isinstance(url_or_store, OBSTORE_TYPES):
         _no_options(options, "an obstore store")
