@@ -7,8 +7,10 @@ import sys
 from typing import TYPE_CHECKING
 
 import numpy as np
+import pytest
 
 import ngio_async
+from ngio_async.stores import open_store
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -83,3 +85,17 @@ def test_the_first_http_open_imports_aiohttp_off_the_event_loop(
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("ok"), done.stdout
+
+
+def test_limits_that_are_no_limits_object_are_a_type_error(tmp_path: Path) -> None:
+    """``limits={"max_requests": 4}`` failed deep inside with ``AttributeError: 'dict' object
+    has no attribute 'max_requests'``; now the call says what ``limits`` must be."""
+    path = tmp_path / "img.zarr"
+    with ngio_async.create(str(path), shape=(8, 8), dtype="uint8", axes="yx", levels=1) as ds:
+        ds.write(np.full((8, 8), 9, "uint8"))
+    with pytest.raises(TypeError, match=r"limits must be an ngio_async.Limits.*Limits\(\*\*it\)"):
+        ngio_async.open(path, limits={"max_requests": 4})  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"limits must be an ngio_async\.Limits, got 4"):
+        open_store(str(path), limits=4)  # type: ignore[arg-type]
+    with ngio_async.open(path, limits=ngio_async.Limits(max_requests=4)) as ds:
+        assert (ds.read() == 9).all()
