@@ -158,23 +158,24 @@ async def test_read_in_chunks_checks_each_region(
 
 
 @pytest.mark.parametrize("ordered", [True, False])
-async def test_a_chunk_two_tiles_of_a_batch_share_is_fetched_once(
+async def test_tiles_smaller_than_chunks_fetch_each_chunk_once(
     served: tuple[StaticServer, np.ndarray[Any, Any]], ordered: bool
 ) -> None:
+    """Tiles smaller than the chunks are read in runs (a row of chunks in grid order, a chunk
+    unordered; tests/test_tiles_chunk_runs.py): 16 GETs for 64 tiles of 16 chunks (32 in
+    batches of four tiles along x, 64 one by one)."""
     server, data = served
     async with ngio_async.open_async(server.url + "img.zarr") as ds:
         server.reset()
         stream = ds.tiles(shape=TILE, ordered=ordered)
-        assert stream.tiles_per_call == 4
+        assert stream.tiles_per_call == 1  # (a run per prefetch item)
         tiles = [t async for t in stream]
     _check(tiles, data)
     if ordered:
         assert [t.index for t in tiles] == sorted(t.index for t in tiles)
     gets = _chunk_gets(server)
-    # each batch holds 4 tiles of one tile row: 2 chunks; one by one it was 64 GETs
-    assert len(gets) == 32
+    assert len(gets) == len(set(gets)) == 16
     assert all(r.range is not None for r in server.requests if "/0/c/" in r.path)
-    assert len(set(gets)) == 16
 
 
 async def test_chunk_shaped_tiles_are_one_get_each_and_missing_chunks_are_fill(
@@ -305,7 +306,9 @@ async def test_busy_answers_fall_back_to_gets_with_retries(
         tiles = await _tiles(ds, shape=TILE)
     _check(tiles, data)
     gets = _chunk_gets(server)
-    assert 32 < len(gets) <= 32 + 3 + 4 * 3  # the failed batches again, one get per chunk
+    # 16 chunks, each in one run's get_many (tests/test_tiles_chunk_runs.py); the failed
+    # get_many calls (at most 3, of 4 chunks each) again, one get per chunk, and retries
+    assert 16 < len(gets) <= 16 + 3 + 4 * 3
 
 
 class _PerPath(StaticServer):
@@ -424,10 +427,12 @@ async def test_s3_tiles_together_equal_the_image(s3_server: S3Server, tmp_path: 
         assert bytes(got[2] or b"") == bytes(await store.get("0/c/0/1/1") or b"")
         assert store.limiter.borrowed_tokens == 0
     async with ngio_async.open_async(url, **s3_server.options()) as ds:
-        strip = (slice(0, 1), slice(8, 40), slice(0, 64))  # 12 chunks, 32 tiles
-        stream = ds.tiles(shape=(8, 8), region=strip, ordered=False)
+        strip = (slice(0, 1), slice(16, 48), slice(0, 64))  # 8 chunks, 8 tiles
+        stream = ds.tiles(shape=(16, 16), region=strip, ordered=False)
         assert stream.tiles_per_call == 4
         _check([t async for t in stream], data, strip)
+        strip = (slice(0, 1), slice(8, 40), slice(0, 64))  # 12 chunks, 32 tiles: runs
+        _check([t async for t in ds.tiles(shape=(8, 8), region=strip, ordered=False)], data, strip)
         async with ds.tiles(shape=(8, 8)) as some:
             async for n, _tile in _enumerate(some):
                 if n == 5:

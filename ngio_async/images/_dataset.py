@@ -548,11 +548,13 @@ class Dataset(StoreNode):
             ``limits.max_requests`` on remote stores and what ``limits.prefetch_bytes`` allows;
             a fixed window if given).
             On local stores several small tiles are read per worker-thread call; on remote
-            unsharded levels, tiles that each lie inside one chunk are read four at a time
-            (their chunks in one ``store.get_many``, one decode hand-off). On remote
-            sharded levels, tiles smaller than a shard are read in runs: the tiles of one row
-            of shards (ordered) or of one shard (unordered) together, one coalesced request per
-            shard instead of one per tile; the window then counts runs, within the same bounds.
+            unsharded levels, chunk-sized tiles are read four at a time (their chunks in one
+            ``store.get_many``, one decode hand-off). On remote levels, tiles smaller than a
+            shard (sharded) or a chunk (unsharded: smaller tiles, or plane tiles of chunks
+            several planes deep) are read in runs: the tiles of one row of shards or chunks
+            (ordered) or of one shard or chunk (unordered) together, each shard one coalesced
+            request and each chunk fetched and decoded once per run instead of once per tile;
+            the window then counts runs, within the same bounds.
         :param ordered: yield in grid order (default) or as tiles complete (fastest; remote
             sharded levels then go shard by shard, each shard read whole in one request).
         :param progress: ``progress(done, total)`` after each tile.
@@ -600,6 +602,16 @@ class Dataset(StoreNode):
             and any(t is not None and t < s for t, s in zip(tile_shape, shards, strict=True))
         ):
             runs_of = shards if not rows else (*shards[:-1], max(1, lvl.shape[-1]))
+        elif (
+            shards is None
+            and not lvl.reads_locally
+            and not lvl.writable
+            and any(t is not None and t < c for t, c in zip(tile_shape, lvl.chunks, strict=True))
+        ):  # tiles smaller than the chunks (small tiles, or plane tiles of chunks several
+            # planes deep): the same runs, of one chunk or one row of chunks, each chunk
+            # fetched and decoded once per run (it was once per tile, or per batch of four
+            # along x: 16 times over for the planes of chunks 16 deep)
+            runs_of = lvl.chunks if not rows else (*lvl.chunks[:-1], max(1, lvl.shape[-1]))
         grid, specs = tile_grid(
             lvl.shape, base, tile_shape, overlap, block=None if rows else runs_of
         )

@@ -542,12 +542,15 @@ class Level:
 
         On a remote level read in shard parts, the inner chunks the regions need of one shard
         are fetched together: one coalesced set of ranged reads per shard, not one per region
-        (a tile stream reads a row of small tiles of one shard so). Elsewhere each region is
-        read on its own.
+        (a tile stream reads a row of small tiles of one shard so). On a remote unsharded
+        level, every chunk the regions need is fetched (one ``store.get_many``) and decoded
+        once. Elsewhere each region is read on its own.
         """
         if indexes is None:
             indexes = self.index_cache()
         codec = self.codec
+        if not isinstance(codec, ShardCodec) and not self.reads_locally and not self.writable:
+            return await self._read_many_chunks(codec, regions)
         if not isinstance(codec, ShardCodec) or not self.reads_shards_together:
             return [await self.read(region, indexes) for region in regions]
         outs: list[NDArray[Any]] = []
@@ -564,6 +567,32 @@ class Level:
 
         await _run_all(iter(groups.items()), one_shard, self._window)
         return outs
+
+    async def _read_many_chunks(
+        self, codec: ChunkCodec, regions: Sequence[Region]
+    ) -> list[NDArray[Any]]:
+        """Regions of a remote unsharded level, each into its own array: the chunks they need,
+        each fetched and decoded once into every region's part of it."""
+        outs: list[NDArray[Any]] = []
+        groups: dict[str, Targets] = {}
+        for region in regions:
+            check_region(region, self.shape)
+            out: NDArray[Any] = np.empty(region_shape(region), dtype=self.dtype)
+            outs.append(out)
+            for plan in plan_chunks(self.meta, region):
+                target = (plan.chunk_selection, out[plan.out_selection])
+                groups.setdefault(self._prefix + plan.key, []).append(target)
+        await self._fetch_decode_groups(codec, groups)
+        return outs
+
+    async def _fetch_decode_groups(self, codec: ChunkCodec, groups: dict[str, Targets]) -> None:
+        """The chunks named in ``groups`` fetched with one ``store.get_many`` and decoded once
+        each into all their targets, in worker threads (a missing one: the fill value)."""
+        if not groups:
+            return
+        bufs = await self.store.get_many(list(groups))
+        decodes = list(zip(bufs, groups, groups.values(), strict=True))
+        await self._in_threads(partial(_decode_all, codec, fill_value=self.fill_value), decodes)
 
     @property
     def reads_shards_together(self) -> bool:
@@ -660,10 +689,7 @@ class Level:
                 continue
             key = self._prefix + chunk_key(tuple(coords_l))
             groups.setdefault(key, []).append((tuple(sel), out))
-        if groups:
-            bufs = await self.store.get_many(list(groups))
-            decodes = list(zip(bufs, groups, groups.values(), strict=True))
-            await self._workers.run(_decode_all, codec, decodes, self.fill_value)
+        await self._fetch_decode_groups(codec, groups)
         return outs
 
     def read_blocking(self, region: Region, indexes: IndexCache | None = None) -> NDArray[Any]:
