@@ -164,3 +164,54 @@ async def test_s3_plane_tiles_of_deep_chunks_equal_the_image(
             tiles = [t async for t in ds.tiles(ordered=ordered)]
             assert len(tiles) == 64
             _check(tiles, data)
+
+
+# ------------------------------------------------------------------------------ local disk
+@pytest.mark.parametrize(("spec", "shape", "ordered", "chunks"), [
+    (DEEP, None, False, 16),  # plane tiles of chunks 4 planes deep, chunk by chunk
+    (Spec(version="0.4", shape=(1, 32, 48), chunks=(1, 16, 16), levels=1), (4, 4), True, 6),
+    (Spec(version="0.5", shape=(1, 32, 48), chunks=(1, 16, 16), levels=1), (4, 4), False, 6),
+])  # fmt: skip
+async def test_local_runs_read_and_decode_each_chunk_once(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    spec: Spec,
+    shape: tuple[int, int] | None,
+    ordered: bool,
+    chunks: int,
+) -> None:
+    """On a local disk too (was: each tile read and decoded its chunk: 1024 opens of 16
+    files for 64x64 tiles of 512x512 chunks)."""
+    data = write_image(tmp_path / "img.zarr", spec)[0]
+    decoded: list[str] = []
+    real = ChunkCodec.decode
+
+    def counted(self: ChunkCodec, buf: Any, key: str, out: Any = None) -> Any:
+        decoded.append(key)
+        return real(self, buf, key, out)
+
+    monkeypatch.setattr(ChunkCodec, "decode", counted)
+    async with ngio_async.open_async(tmp_path / "img.zarr") as ds:
+        tiles = [t async for t in ds.tiles(shape=shape, ordered=ordered)]
+    _check(tiles, data)
+    if ordered:
+        assert [t.index for t in tiles] == sorted(t.index for t in tiles)
+    assert len(decoded) == len(set(decoded)) == chunks
+
+
+async def test_a_local_corrupt_chunk_fails_after_the_tiles_before_it(tmp_path: Path) -> None:
+    spec = Spec(version="0.5", shape=(1, 32, 32), chunks=(1, 16, 16), levels=1)
+    data = write_image(tmp_path / "img.zarr", spec)[0]
+    (tmp_path / "img.zarr" / "0" / "c" / "0" / "1" / "0").write_bytes(b"not a chunk")
+    async with ngio_async.open_async(tmp_path / "img.zarr") as ds:
+        got: list[Any] = []
+
+        async def collect() -> None:
+            async for tile in ds.tiles(shape=(4, 4)):
+                got.append(tile)  # noqa: PERF401 - the tiles before the error are kept
+
+        with pytest.raises(ngio_async.CodecError, match=r"0/c/0/1/0"):
+            await collect()
+    assert [t.index[1:] for t in got] == [(y, x) for y in range(4) for x in range(8)]
+    for t in got:
+        np.testing.assert_array_equal(t.data, data[t.region])

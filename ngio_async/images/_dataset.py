@@ -549,9 +549,9 @@ class Dataset(StoreNode):
             a fixed window if given).
             On local stores several small tiles are read per worker-thread call; on remote
             unsharded levels, chunk-sized tiles are read four at a time (their chunks in one
-            ``store.get_many``, one decode hand-off). On remote levels, tiles smaller than a
-            shard (sharded) or a chunk (unsharded: smaller tiles, or plane tiles of chunks
-            several planes deep) are read in runs: the tiles of one row of shards or chunks
+            ``store.get_many``, one decode hand-off). Tiles smaller than a shard (remote
+            sharded levels) or a chunk (unsharded levels, local or remote: smaller tiles, or
+            plane tiles of chunks several planes deep) are read in runs: the tiles of one row of shards or chunks
             (ordered) or of one shard or chunk (unordered) together, each shard one coalesced
             request and each chunk fetched and decoded once per run instead of once per tile;
             the window then counts runs, within the same bounds.
@@ -604,7 +604,6 @@ class Dataset(StoreNode):
             runs_of = shards if not rows else (*shards[:-1], max(1, lvl.shape[-1]))
         elif (
             shards is None
-            and not lvl.reads_locally
             and not lvl.writable
             and any(t is not None and t < c for t, c in zip(tile_shape, lvl.chunks, strict=True))
         ):  # tiles smaller than the chunks (small tiles, or plane tiles of chunks several
@@ -643,8 +642,12 @@ class Dataset(StoreNode):
         in_chunks = runs_of is None and _tiles_in_chunks(
             base, tile_shape, halo(overlap, lvl.ndim), lvl.chunks
         )
-        per_call = _tiles_per_call(
-            lvl, prefetch, tile_bytes, limits.prefetch_bytes, in_chunks=in_chunks
+        per_call = (
+            1  # a run per prefetch item
+            if runs_of is not None
+            else _tiles_per_call(
+                lvl, prefetch, tile_bytes, limits.prefetch_bytes, in_chunks=in_chunks
+            )
         )
         if per_call > 1:  # several tiles per prefetch item: the window in batches (two at
             # least: one decoded while the consumer takes the other)
@@ -652,9 +655,23 @@ class Dataset(StoreNode):
             if prefetch is None:
                 window = max(2, window)
                 max_window = max(window, max_window)
-        if per_call > 1 and lvl.reads_locally:  # one worker-thread call reads and decodes
+        if lvl.reads_locally and (per_call > 1 or runs_of is not None):
+            # one worker-thread call reads and decodes (a run: each chunk once)
 
             def read_batch(batch: list[TileSpec]) -> TileBatch:
+                datas: list[NDArray[Any]] | None = None
+                if runs_of is not None:
+                    try:
+                        datas = lvl.read_many_blocking([spec.region for spec in batch])
+                    except Exception:  # noqa: BLE001 - tile by tile: those before the failing one,
+                        datas = None  # then its error
+                    if datas is not None:
+                        return TileBatch(
+                            [
+                                Tile(data, spec.region, spec.index, spec.core, level_index)
+                                for data, spec in zip(datas, batch, strict=True)
+                            ]
+                        )
                 tiles: list[Tile] = []
                 for spec in batch:
                     try:

@@ -573,6 +573,26 @@ class Level:
     ) -> list[NDArray[Any]]:
         """Regions of a remote unsharded level, each into its own array: the chunks they need,
         each fetched and decoded once into every region's part of it."""
+        outs, groups = self._chunk_groups(regions)
+        await self._fetch_decode_groups(codec, groups)
+        return outs
+
+    def read_many_blocking(self, regions: Sequence[Region]) -> list[NDArray[Any]]:
+        """Blocking :meth:`read_many` of an unsharded level that :attr:`reads_locally`, for a
+        worker thread: every chunk the regions need read and decoded once."""
+        codec = self.codec
+        if not self.reads_locally or isinstance(codec, ShardCodec):
+            raise RuntimeError(f"{self!r}: read_many_blocking reads local unsharded levels")
+        outs, groups = self._chunk_groups(regions)
+        bufs = [self.store.get_blocking(key) for key in groups]
+        _decode_all(codec, list(zip(bufs, groups, groups.values(), strict=True)), self.fill_value)
+        return outs
+
+    def _chunk_groups(
+        self, regions: Sequence[Region]
+    ) -> tuple[list[NDArray[Any]], dict[str, Targets]]:
+        """An output array per region, and the chunks of an unsharded level they need, each
+        with its targets (its part in every output that needs it)."""
         outs: list[NDArray[Any]] = []
         groups: dict[str, Targets] = {}
         for region in regions:
@@ -582,8 +602,7 @@ class Level:
             for plan in plan_chunks(self.meta, region):
                 target = (plan.chunk_selection, out[plan.out_selection])
                 groups.setdefault(self._prefix + plan.key, []).append(target)
-        await self._fetch_decode_groups(codec, groups)
-        return outs
+        return outs, groups
 
     async def _fetch_decode_groups(self, codec: ChunkCodec, groups: dict[str, Targets]) -> None:
         """The chunks named in ``groups`` fetched with one ``store.get_many`` and decoded once
