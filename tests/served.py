@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     import numpy as np
+    import pytest
     from servers import StaticServer
 
 # 0.5 sharded: 4 x 4 shards of 4 x 4 chunks of 16 x 16; the others: 256 chunks of 16 x 16
@@ -66,3 +67,19 @@ def served_image(root: Path, spec: Spec) -> Iterator[tuple[StaticServer, np.ndar
         yield server, data
     finally:
         server.stop()
+
+
+def count_decodes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The chunk keys ``ChunkCodec.decode`` is called with from now on (in any thread), one
+    entry per call; ``monkeypatch`` undoes it at the test's end."""
+    from ngio_async.codecs import ChunkCodec
+
+    decoded: list[str] = []
+    real = ChunkCodec.decode
+
+    def counted(self: ChunkCodec, buf: Any, key: str, out: Any = None) -> Any:
+        decoded.append(key)
+        return real(self, buf, key, out)
+
+    monkeypatch.setattr(ChunkCodec, "decode", counted)
+    return decoded

@@ -15,12 +15,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pytest
 from images import Spec, upload, write_image
-from served import served_image
+from served import count_decodes, served_image
 from test_tiles_together import _per_path
 
 import ngio_async
 from ngio_async import PermissionDeniedError
-from ngio_async.codecs import ChunkCodec
 from ngio_async.stores import open_store
 
 if TYPE_CHECKING:
@@ -59,14 +58,7 @@ async def test_plane_tiles_of_deep_chunks_fetch_each_chunk_once(
     """Default tiles (one plane of one chunk), unordered: 64 tiles, 16 GETs and 16 decodes
     (was 64 of each)."""
     server, data = deep
-    decoded: list[str] = []
-    real = ChunkCodec.decode
-
-    def counted(self: ChunkCodec, buf: Any, key: str, out: Any = None) -> Any:
-        decoded.append(key)
-        return real(self, buf, key, out)
-
-    monkeypatch.setattr(ChunkCodec, "decode", counted)
+    decoded = count_decodes(monkeypatch)
     async with ngio_async.open_async(server.url + "img.zarr") as ds:
         server.reset()
         tiles = [t async for t in ds.tiles(ordered=False)]
@@ -183,14 +175,7 @@ async def test_local_runs_read_and_decode_each_chunk_once(
     """On a local disk too (was: each tile read and decoded its chunk: 1024 opens of 16
     files for 64x64 tiles of 512x512 chunks)."""
     data = write_image(tmp_path / "img.zarr", spec)[0]
-    decoded: list[str] = []
-    real = ChunkCodec.decode
-
-    def counted(self: ChunkCodec, buf: Any, key: str, out: Any = None) -> Any:
-        decoded.append(key)
-        return real(self, buf, key, out)
-
-    monkeypatch.setattr(ChunkCodec, "decode", counted)
+    decoded = count_decodes(monkeypatch)
     async with ngio_async.open_async(tmp_path / "img.zarr") as ds:
         tiles = [t async for t in ds.tiles(shape=shape, ordered=ordered)]
     _check(tiles, data)

@@ -23,12 +23,11 @@ import numpy as np
 import pytest
 from aiohttp import web
 from images import Spec, upload, write_image
-from served import served_image
+from served import count_decodes, served_image
 from servers import Faults, StaticServer
 
 import ngio_async
 from ngio_async import Limits, PermissionDeniedError
-from ngio_async.codecs import ChunkCodec
 from ngio_async.engine import tile_grid
 from ngio_async.engine.plan import plan_shards
 from ngio_async.images._dataset import _tiles_in_chunks
@@ -122,14 +121,7 @@ async def test_read_in_chunks_checks_each_region(
     decoded once; an empty one reads empty; one crossing a chunk border, or not a normalised
     region, is refused by name."""
     server, data = served
-    decoded: list[str] = []
-    real = ChunkCodec.decode
-
-    def counted(self: ChunkCodec, buf: Any, key: str, out: Any = None) -> Any:
-        decoded.append(key)
-        return real(self, buf, key, out)
-
-    monkeypatch.setattr(ChunkCodec, "decode", counted)
+    decoded = count_decodes(monkeypatch)
     rng = random.Random(5)
     async with ngio_async.open_async(server.url + "img.zarr") as ds:
         lvl = ds.level(0)
