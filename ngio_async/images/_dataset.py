@@ -551,10 +551,10 @@ class Dataset(StoreNode):
             unsharded levels, chunk-sized tiles are read four at a time (their chunks in one
             ``store.get_many``, one decode hand-off). Tiles smaller than a shard (remote
             sharded levels) or a chunk (unsharded levels, local or remote: smaller tiles, or
-            plane tiles of chunks several planes deep) are read in runs: the tiles of one row of shards or chunks
-            (ordered) or of one shard or chunk (unordered) together, each shard one coalesced
-            request and each chunk fetched and decoded once per run instead of once per tile;
-            the window then counts runs, within the same bounds.
+            plane tiles of chunks several planes deep) are read in runs: the tiles of one
+            row of shards or chunks (ordered) or of one shard or chunk (unordered) together,
+            each shard one coalesced request and each chunk fetched and decoded once per run
+            instead of once per tile; the window then counts runs, within the same bounds.
         :param ordered: yield in grid order (default) or as tiles complete (fastest; remote
             sharded levels then go shard by shard, each shard read whole in one request).
         :param progress: ``progress(done, total)`` after each tile.
