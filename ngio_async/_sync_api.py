@@ -600,18 +600,22 @@ class SyncDataset(_Reopenable):
         self._runner.call(self._dataset.write_at, selection, data)
 
     def write(
-        self, data: ArrayLike, level: int = 0, pyramid: bool | Method = False, **axes: Selector
+        self,
+        data: ArrayLike,
+        level: int | str = 0,
+        pyramid: bool | Method = False,
+        **axes: Selector,
     ) -> None:
         """Write by axis name: ``ds.write(arr, c="DAPI", z=3)`` (see ``Dataset.write``)."""
         self._runner.call(lambda: self._dataset.write(data, level, pyramid, **axes))
 
     def write_at(
-        self, selection: Any, data: ArrayLike, level: int = 0, pyramid: bool | Method = False
+        self, selection: Any, data: ArrayLike, level: int | str = 0, pyramid: bool | Method = False
     ) -> None:
         self._runner.call(self._dataset.write_at, selection, data, level, pyramid)
 
     def writer(
-        self, level: int = 0, max_pending: int | None = None, pyramid: bool | Method = False
+        self, level: int | str = 0, max_pending: int | None = None, pyramid: bool | Method = False
     ) -> AbstractContextManager[SyncWriter]:
         """``with ds.writer() as w: w.write(tile)``: bounded pending writes, like the async one."""
         _ = self._runner.portal  # ClosedError before anything is made (a closed handle)

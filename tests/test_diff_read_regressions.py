@@ -147,3 +147,24 @@ def test_the_tile_grid_of_a_huge_region_is_lazy() -> None:
     assert grid == (n, n)
     first = list(islice(tiles, 3))
     assert [t.core for t in first] == [(slice(0, 1), slice(i, i + 1)) for i in range(3)]
+
+
+@pytest.mark.anyio
+async def test_writes_name_a_level_by_its_path(tmp_path: Path) -> None:
+    """``write``, ``write_at`` and ``writer`` take a level's path as reads do; a negative
+    index naming level 0 may build the pyramid (it was refused as "not 0")."""
+    root = tmp_path / "img.ome.zarr"
+    write_image(root, Spec(shape=(1, 16, 16), chunks=(1, 8, 8), levels=2))
+    async with ngio_async.open_async(root, mode="r+") as ds:
+        top, low = (lvl.path for lvl in ds.levels)
+        await ds.write(np.full((1, 8, 8), 3, "uint16"), level=low)
+        np.testing.assert_array_equal(await ds.read(level=1), np.full((1, 8, 8), 3))
+        await ds.write_at((0, slice(0, 2), slice(0, 2)), 5, level=low)
+        assert (await ds.read(level=low))[0, :2, :2].tolist() == [[5, 5], [5, 5]]
+        async with ds.writer(level=top) as w:
+            await w.write(((slice(0, 1), slice(0, 8), slice(0, 8)), np.full((1, 8, 8), 7)))
+        assert ((await ds.read(level=top))[0, :8, :8] == 7).all()
+        await ds.write(np.full((1, 16, 16), 9, "uint16"), level=-2, pyramid=True)
+        np.testing.assert_array_equal(await ds.read(level=low), np.full((1, 8, 8), 9))
+        with pytest.raises(KeyError, match="no level with path 'nope'"):
+            await ds.write(np.zeros((1, 8, 8), "uint16"), level="nope")

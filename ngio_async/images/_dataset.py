@@ -407,6 +407,10 @@ class Dataset(StoreNode):
             raise IndexError(f"level {index} out of range: the image has {len(self.levels)} levels")
         return self.levels[index]
 
+    def _level_index(self, level: int | str) -> int:
+        """The index in :attr:`levels` of ``level`` (an index, negative too, or a path)."""
+        return self.levels.index(self.level(level))
+
     # ---------------------------------------------------------------- reading
     def __getitem__(self, selection: Any) -> Coroutine[Any, Any, NDArray[Any]]:
         """``await ds[...]``: :meth:`Level.getitem` on level 0 (numpy basic indexing, lists
@@ -882,7 +886,7 @@ class Dataset(StoreNode):
     async def write(
         self,
         data: ArrayLike,
-        level: int = 0,
+        level: int | str = 0,
         pyramid: bool | Method | None = False,
         **axes: Selector,
     ) -> None:
@@ -904,7 +908,8 @@ class Dataset(StoreNode):
         :raises ReadOnlyError: the dataset is read-only (raised before any I/O).
         """
         self._check_writable()
-        lvl = self.level(level)
+        level = self._level_index(level)
+        lvl = self.levels[level]
         cascade = self._cascade(level, pyramid)
         after = None if cascade is None else partial(cascade.add, 0)
         try:
@@ -955,7 +960,11 @@ class Dataset(StoreNode):
             )
 
     async def write_at(
-        self, selection: Any, data: ArrayLike, level: int = 0, pyramid: bool | Method | None = False
+        self,
+        selection: Any,
+        data: ArrayLike,
+        level: int | str = 0,
+        pyramid: bool | Method | None = False,
     ) -> None:
         """``ds[selection] = data`` on a level (default 0) with numpy basic indexing, plus lists,
         integer arrays or boolean masks as zarr-python 3 takes them (see :meth:`Level.setitem`).
@@ -966,7 +975,11 @@ class Dataset(StoreNode):
         await self._write_selection("setitem", selection, data, level, pyramid)
 
     async def write_orthogonal(
-        self, selection: Any, data: ArrayLike, level: int = 0, pyramid: bool | Method | None = False
+        self,
+        selection: Any,
+        data: ArrayLike,
+        level: int | str = 0,
+        pyramid: bool | Method | None = False,
     ) -> None:
         """zarr-python's ``oindex[selection] = data`` on a level (default 0): see
         :meth:`Level.write_orthogonal`; ``pyramid`` as in :meth:`write`.
@@ -976,7 +989,11 @@ class Dataset(StoreNode):
         await self._write_selection("orthogonal", selection, data, level, pyramid)
 
     async def write_points(
-        self, selection: Any, data: ArrayLike, level: int = 0, pyramid: bool | Method | None = False
+        self,
+        selection: Any,
+        data: ArrayLike,
+        level: int | str = 0,
+        pyramid: bool | Method | None = False,
     ) -> None:
         """zarr-python's ``vindex[selection] = data`` on a level (default 0): see
         :meth:`Level.write_points`; ``pyramid`` as in :meth:`write`.
@@ -990,10 +1007,11 @@ class Dataset(StoreNode):
         how: Literal["setitem", "orthogonal", "points"],
         selection: Any,
         data: ArrayLike,
-        level: int,
+        level: int | str,
         pyramid: bool | Method | None,
     ) -> None:
         self._check_writable()
+        level = self._level_index(level)
         cascade = self._cascade(level, pyramid)
         after = None if cascade is None else partial(cascade.add, 0)
         try:
@@ -1021,7 +1039,10 @@ class Dataset(StoreNode):
             await self._follow_data_windows(span)
 
     def writer(
-        self, level: int = 0, max_pending: int | None = None, pyramid: bool | Method | None = False
+        self,
+        level: int | str = 0,
+        max_pending: int | None = None,
+        pyramid: bool | Method | None = False,
     ) -> AbstractAsyncContextManager[LevelWriter]:
         """A tile writer with bounded memory: ``async with ds.writer() as w: await w.write(t)``.
 
@@ -1045,8 +1066,9 @@ class Dataset(StoreNode):
 
         self._check_writable()
         pending = max(4, 2 * self.limits.decode_threads) if max_pending is None else max_pending
+        level = self._level_index(level)
         cascade = self._cascade(level, pyramid)
-        inner = open_writer(self.level(level), pending, cascade)
+        inner = open_writer(self.levels[level], pending, cascade)
         if cascade is None:
             self._extents.clear()  # the lowest level may change: scanned again
         if cascade is None or not self._auto_windows:
