@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
-import signal
 import sys
 import threading
 import time
@@ -21,6 +20,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from processes import run_in_fork
 
 from ngio_async.stores import AsyncStore, open_store
 
@@ -137,29 +137,16 @@ def test_a_forked_child_reads_and_drops_the_parents_store(
             return asyncio.run_coroutine_threadsafe(run(), loop).result(10)
 
         store = call(lambda: _used_in_a_cycle(http_server, backend))  # the parent's, in use
-        read_fd, write_fd = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - child
-            answer = b"bad"
-            try:
-                os.close(read_fd)
-                signal.alarm(10)  # a hang fails the test instead of blocking it
-                complaints = _Complaints()
-                with complaints.recording():
-                    got = asyncio.run(store.get(KEY))
-                    _collect([store])
-                answer = b"ok" if got is not None and not complaints.messages else b"bad"
-                answer += repr(complaints.messages).encode()
-            except BaseException as exc:  # noqa: BLE001 - reported to the parent
-                answer = repr(exc).encode()
-            finally:
-                os.write(write_fd, answer)
-                os._exit(0)
-        os.close(write_fd)
-        with os.fdopen(read_fd, "rb") as f:
-            answer = f.read()
-        os.waitpid(pid, 0)
-        assert answer == b"ok[]"
+
+        def child() -> None:
+            complaints = _Complaints()
+            with complaints.recording():
+                got = asyncio.run(store.get(KEY))
+                _collect([store])
+            assert got is not None
+            assert complaints.messages == []
+
+        run_in_fork(child)
         assert call(lambda: store.get(KEY)) is not None  # the parent's store reads on
         call(store.aclose)
     finally:

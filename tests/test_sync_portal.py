@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import anyio
 import anyio.lowlevel
 import pytest
+from processes import run_in_fork
 
 from ngio_async import _sync_api, sync
 from ngio_async._errors import ClosedError
@@ -163,7 +164,7 @@ def test_interrupt_while_waiting_cancels_the_work(runner: Runner) -> None:
 
     def waiting_for_result() -> bool:
         frame = sys._current_frames().get(main)
-        names = []
+        names: list[str] = []
         while frame is not None and len(names) < 3:
             names.append(frame.f_code.co_name)
             frame = frame.f_back
@@ -405,30 +406,17 @@ def test_last_release_cancels_orphaned_work() -> None:
 @pytest.mark.timeout(30)
 def test_fork_gives_the_child_a_fresh_loop(runner: Runner) -> None:
     assert runner.call(whoami, "parent")[0] == "parent"
-    read_fd, write_fd = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - child
-        code = 1
-        try:
-            os.close(read_fd)
-            ok = not sync.is_running() and runner.closed
-            try:
-                runner.call(whoami)
-                ok = False
-            except ClosedError:
-                pass
-            runner.close()  # a no-op for a lease from before the fork
-            ok = ok and sync.call(whoami, "child")[0] == "child" and not sync.is_running()
-            os.write(write_fd, b"ok" if ok else b"bad")
-            code = 0
-        finally:
-            os._exit(code)
-    os.close(write_fd)
-    with os.fdopen(read_fd, "rb") as f:
-        answer = f.read()
-    _, status = os.waitpid(pid, 0)
-    assert answer == b"ok"
-    assert status == 0
+
+    def child() -> None:
+        assert not sync.is_running()
+        assert runner.closed
+        with pytest.raises(ClosedError):
+            runner.call(whoami)
+        runner.close()  # a no-op for a lease from before the fork
+        assert sync.call(whoami, "child")[0] == "child"
+        assert not sync.is_running()
+
+    run_in_fork(child)
     assert runner.call(whoami, "parent")[0] == "parent"
 
 
@@ -451,27 +439,15 @@ def test_a_child_forked_after_obstore_was_used_reads_with_plain_io_or_aiohttp(
     write_image(http_server.root / "img", spec)
     with ngio_async.open(tmp_path / "img") as ds:  # the parent uses obstore
         np.testing.assert_array_equal(ds[...], data)
-        read_fd, write_fd = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - child
-            answer = b"bad"
-            try:
-                os.close(read_fd)
-                with ngio_async.open(tmp_path / "img") as local:
-                    local_ok = np.array_equal(local[...], data)
-                try:
-                    open_store("memory://")
-                except UnsupportedError as exc:
-                    if local_ok and "forked" in str(exc) and "spawn" in str(exc):
-                        with ngio_async.open(f"{http_server.url}img") as remote:
-                            if np.array_equal(remote[...], data):
-                                answer = b"ok"
-            finally:
-                os.write(write_fd, answer)
-                os._exit(0)
-        os.close(write_fd)
-        with os.fdopen(read_fd, "rb") as f:
-            answer = f.read()
-        os.waitpid(pid, 0)
-        assert answer == b"ok"
+
+        def child() -> None:
+            with ngio_async.open(tmp_path / "img") as local:
+                np.testing.assert_array_equal(local[...], data)
+            with pytest.raises(UnsupportedError, match="forked") as refused:
+                open_store("memory://")
+            assert "spawn" in str(refused.value)
+            with ngio_async.open(f"{http_server.url}img") as remote:
+                np.testing.assert_array_equal(remote[...], data)
+
+        run_in_fork(child, timeout=20)
         np.testing.assert_array_equal(ds[...], data)  # the parent is unaffected
