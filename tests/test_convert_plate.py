@@ -286,10 +286,10 @@ def test_cli_converts_a_plate(tmp_path: Path, capsys: pytest.CaptureFixture[str]
 
 
 def test_fields_convert_a_few_at_a_time_within_the_limits() -> None:
-    limits = Limits(decode_threads=3, prefetch_tiles=16, prefetch_bytes=300)
+    limits = Limits(decode_threads=3, prefetch_tiles=16, prefetch_bytes=300, cache_bytes=600)
     assert _field_limits(limits, 10) == (
         3,
-        Limits(decode_threads=3, prefetch_tiles=5, prefetch_bytes=100),
+        Limits(decode_threads=3, prefetch_tiles=5, prefetch_bytes=100, cache_bytes=200),
     )
     assert _field_limits(limits, 1) == (1, limits)
     assert _field_limits(Limits(decode_threads=8, prefetch_tiles=2), 100)[1].prefetch_tiles == 1

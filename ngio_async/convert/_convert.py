@@ -1670,8 +1670,9 @@ class _PlatePlan:
 
 def _field_limits(limits: Limits, fields: int) -> tuple[int, Limits]:
     """How many fields convert at once (``decode_threads``, at most) and the limits of each:
-    the tile prefetch bounds shared among them, so a plate holds no more tiles in memory than
-    one image conversion (their decode and encode threads are shared too)."""
+    the tile prefetch and chunk cache bounds shared among them, so a plate holds no more
+    tiles in memory than one image conversion (their decode and encode threads are shared
+    too)."""
     from dataclasses import replace
 
     at_once = max(1, min(limits.decode_threads, fields))
@@ -1679,6 +1680,7 @@ def _field_limits(limits: Limits, fields: int) -> tuple[int, Limits]:
         limits,
         prefetch_tiles=max(1, limits.prefetch_tiles // at_once),
         prefetch_bytes=max(1, limits.prefetch_bytes // at_once),
+        cache_bytes=limits.cache_bytes // at_once,
     )
 
 

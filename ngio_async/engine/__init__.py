@@ -33,6 +33,7 @@ from ngio_async.engine.pyramid import (
 )
 from ngio_async.engine.tiles import (
     TileSpec,
+    chunk_uses,
     default_tile_shape,
     halo,
     keys_ahead,
@@ -50,6 +51,7 @@ __all__ = [
     "Region",
     "ShardPlan",
     "TileSpec",
+    "chunk_uses",
     "default_tile_shape",
     "downsample",
     "halo",

@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import numbers
+from bisect import bisect_left
 from collections import OrderedDict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Sequence
+    from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 
-__all__ = ["TileSpec", "default_tile_shape", "halo", "keys_ahead", "same_object_runs", "tile_grid"]
+__all__ = [
+    "TileSpec",
+    "chunk_uses",
+    "default_tile_shape",
+    "halo",
+    "keys_ahead",
+    "same_object_runs",
+    "tile_grid",
+]
 
 Region = tuple[slice, ...]
 T = TypeVar("T")
@@ -95,6 +104,29 @@ def tile_grid(
 
     :returns: the grid shape and a lazy iterator of :class:`TileSpec`.
     """
+    starts, axes = _grid_axes(shape, region, tile_shape, overlap)
+    grid = tuple(len(st) for st in starts)
+
+    def gen() -> Iterator[TileSpec]:
+        for index in _c_order(grid) if block is None else _block_order(starts, block, region):
+            core = []
+            full = []
+            for axis, i in zip(axes, index, strict=True):
+                c, f = axis[i]
+                core.append(c)
+                full.append(f)
+            yield TileSpec(index=index, core=tuple(core), region=tuple(full))
+
+    return grid, gen()
+
+
+def _grid_axes(
+    shape: tuple[int, ...],
+    region: Region,
+    tile_shape: Sequence[int | None],
+    overlap: int | Sequence[int],
+) -> tuple[list[range], list[_AxisSlices]]:
+    """Per axis: the tile starts, and the tiles' (core, with halo) slices."""
     ndim = len(shape)
     if len(region) != ndim:
         raise ValueError(f"region has {len(region)} axes, the array has {ndim}")
@@ -118,24 +150,46 @@ def tile_grid(
         # ``None``: one tile of the whole extent, wherever the region starts
         first = s.start if t is None else s.start // size * size
         starts.append(range(first, s.stop, size))
-    grid = tuple(len(st) for st in starts)
-
     axes = [
         _AxisSlices(st, size, s, h, n)
         for st, size, s, h, n in zip(starts, sizes, region, halo, shape, strict=True)
     ]
+    return starts, axes
 
-    def gen() -> Iterator[TileSpec]:
-        for index in _c_order(grid) if block is None else _block_order(starts, block, region):
-            core = []
-            full = []
-            for axis, i in zip(axes, index, strict=True):
-                c, f = axis[i]
-                core.append(c)
-                full.append(f)
-            yield TileSpec(index=index, core=tuple(core), region=tuple(full))
 
-    return grid, gen()
+def chunk_uses(
+    shape: tuple[int, ...],
+    region: Region,
+    tile_shape: Sequence[int | None],
+    overlap: int | Sequence[int],
+    chunks: Sequence[int],
+    picks: Mapping[int, Collection[int]] | None = None,
+) -> Callable[[tuple[int, ...]], int]:
+    """How many tiles of ``tile_grid(shape, region, tile_shape, overlap)`` read a part (halo
+    included) of the chunk at the given coordinates of a ``chunks`` grid.
+
+    ``picks``: axes limited to the tiles whose core starts at one of the given indices (a list
+    selection, tiles of 1 on that axis). Computed per axis, not by walking the tiles.
+    """
+    _, axes = _grid_axes(shape, region, tile_shape, overlap)
+    kept = dict(picks or {})
+    memos: list[dict[int, int]] = [{} for _ in axes]
+
+    def uses(coords: tuple[int, ...]) -> int:
+        n = 1
+        for ax, (axis, c, k, memo) in enumerate(zip(axes, chunks, coords, memos, strict=True)):
+            got = memo.get(k)
+            if got is None:
+                keep = kept.get(ax)
+                got = axis.touching(k * c, (k + 1) * c, keep)
+                if len(memo) < _AXIS_MEMO:
+                    memo[k] = got
+            n *= got
+            if not n:
+                return 0
+        return n
+
+    return uses
 
 
 class _AxisSlices:
@@ -146,6 +200,22 @@ class _AxisSlices:
         self._starts, self._size, self._lo, self._hi = starts, size, span.start, span.stop
         self._halo, self._n = halo, n
         self._memo: dict[int, tuple[slice, slice]] = {}
+
+    def touching(self, lo: int, hi: int, keep: Collection[int] | None = None) -> int:
+        """How many tiles (halo included) reach into ``[lo, hi)``; ``keep``: only the tiles
+        whose core starts at one of these indices."""
+        if keep is not None:
+            return sum(
+                1
+                for k in keep
+                if self._lo <= k < self._hi
+                and max(0, k - self._halo) < hi
+                and min(self._n, k + 1 + self._halo) > lo
+            )
+        m = len(self._starts)
+        first = bisect_left(range(m), True, key=lambda i: self[i][1].stop > lo)
+        after = bisect_left(range(m), True, key=lambda i: self[i][1].start >= hi)
+        return max(0, after - first)
 
     def __getitem__(self, i: int) -> tuple[slice, slice]:
         got = self._memo.get(i)

@@ -33,6 +33,7 @@ from .._limits import check_limits
 from .._prefetch import first_error, prefetch as start_prefetch, start_deferred
 from .._workers import Workers
 from ..engine import (
+    chunk_uses,
     default_tile_shape,
     halo,
     keys_ahead,
@@ -55,6 +56,7 @@ from ._open import (
     read_level_metadata,
     refresh_image,
 )
+from ._reuse import ChunkReuse
 from ._tiles import Tile, TileBatch, TileOwner, TileStream, TileWork
 from ._write import fit_data
 
@@ -659,6 +661,14 @@ class Dataset(StoreNode):
             if prefetch is None:
                 window = max(2, window)
                 max_window = max(window, max_window)
+        # runs of an unsharded level keep the decoded chunks later runs need (a chunk several
+        # planes deep read plane by plane in grid order, a halo's neighbour chunks) within
+        # limits.cache_bytes, each dropped at its last use
+        reuse = None
+        if runs_of is not None and shards is None and limits.cache_bytes > 0:
+            uses = chunk_uses(lvl.shape, base, tile_shape, overlap, lvl.chunks, picks)
+            chunk_bytes = math.prod(lvl.chunks) * itemsize
+            reuse = ChunkReuse(limits.cache_bytes, uses, chunk_bytes, lvl.reads_locally)
         if lvl.reads_locally and (per_call > 1 or runs_of is not None):
             # one worker-thread call reads and decodes (a run: each chunk once)
 
@@ -666,7 +676,7 @@ class Dataset(StoreNode):
                 datas: list[NDArray[Any]] | None = None
                 if runs_of is not None:
                     try:
-                        datas = lvl.read_many_blocking([spec.region for spec in batch])
+                        datas = lvl.read_many_blocking([spec.region for spec in batch], reuse)
                     except Exception:  # noqa: BLE001 - tile by tile: those before the failing one,
                         datas = None  # then its error
                     if datas is not None:
@@ -706,7 +716,7 @@ class Dataset(StoreNode):
                     regions = [spec.region for spec in batch]
                     try:
                         datas = await (
-                            lvl.read_many(regions, indexes)
+                            lvl.read_many(regions, indexes, reuse)
                             if runs_of is not None
                             else lvl.read_in_chunks(regions)
                         )
@@ -806,6 +816,7 @@ class Dataset(StoreNode):
             progress=progress,
             tiles_per_call=per_call,
             max_bytes=limits.prefetch_bytes,
+            reuse=reuse,
         )
 
     def _tile_region(

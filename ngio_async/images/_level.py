@@ -52,6 +52,7 @@ from ..engine.plan import (
     point_groups,
 )
 from ..stores import ChangedError, RangeByteRequest, SuffixByteRequest
+from ._reuse import ChunkReuse, Fetch, Pending
 from ._write import KeyLocks, fit_data, write_at, write_region
 
 P = TypeVar("P")
@@ -59,7 +60,16 @@ R = TypeVar("R")
 J = TypeVar("J")
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
+    from collections.abc import (
+        AsyncIterator,
+        Awaitable,
+        Callable,
+        Collection,
+        Coroutine,
+        Iterable,
+        Iterator,
+        Sequence,
+    )
 
     from numpy.typing import ArrayLike, NDArray
 
@@ -536,7 +546,10 @@ class Level:
         return out
 
     async def read_many(
-        self, regions: Sequence[Region], indexes: IndexCache | None = None
+        self,
+        regions: Sequence[Region],
+        indexes: IndexCache | None = None,
+        reuse: ChunkReuse | None = None,
     ) -> list[NDArray[Any]]:
         """Read several normalised regions, each into its own array.
 
@@ -544,13 +557,14 @@ class Level:
         are fetched together: one coalesced set of ranged reads per shard, not one per region
         (a tile stream reads a row of small tiles of one shard so). On a remote unsharded
         level, every chunk the regions need is fetched (one ``store.get_many``) and decoded
-        once. Elsewhere each region is read on its own.
+        once, or taken from ``reuse`` (the decoded chunks a tile stream keeps for its later
+        runs). Elsewhere each region is read on its own.
         """
         if indexes is None:
             indexes = self.index_cache()
         codec = self.codec
         if not isinstance(codec, ShardCodec) and not self.reads_locally and not self.writable:
-            return await self._read_many_chunks(codec, regions)
+            return await self._read_many_chunks(codec, regions, reuse)
         if not isinstance(codec, ShardCodec) or not self.reads_shards_together:
             return [await self.read(region, indexes) for region in regions]
         outs: list[NDArray[Any]] = []
@@ -569,49 +583,93 @@ class Level:
         return outs
 
     async def _read_many_chunks(
-        self, codec: ChunkCodec, regions: Sequence[Region]
+        self, codec: ChunkCodec, regions: Sequence[Region], reuse: ChunkReuse | None
     ) -> list[NDArray[Any]]:
         """Regions of a remote unsharded level, each into its own array: the chunks they need,
-        each fetched and decoded once into every region's part of it."""
-        outs, groups = self._chunk_groups(regions)
-        await self._fetch_decode_groups(codec, groups)
+        each fetched and decoded once into every region's part of it (or taken from
+        ``reuse``)."""
+        outs, groups, coords = self._chunk_groups(regions)
+        await self._fetch_decode_groups(codec, groups, reuse, coords)
         return outs
 
-    def read_many_blocking(self, regions: Sequence[Region]) -> list[NDArray[Any]]:
+    def read_many_blocking(
+        self, regions: Sequence[Region], reuse: ChunkReuse | None = None
+    ) -> list[NDArray[Any]]:
         """Blocking :meth:`read_many` of an unsharded level that :attr:`reads_locally`, for a
-        worker thread: every chunk the regions need read and decoded once."""
+        worker thread: every chunk the regions need read and decoded once (or taken from
+        ``reuse``)."""
         codec = self.codec
         if not self.reads_locally or isinstance(codec, ShardCodec):
             raise RuntimeError(f"{self!r}: read_many_blocking reads local unsharded levels")
-        outs, groups = self._chunk_groups(regions)
-        bufs = [self.store.get_blocking(key) for key in groups]
-        _decode_all(codec, list(zip(bufs, groups, groups.values(), strict=True)), self.fill_value)
+        outs, groups, coords = self._chunk_groups(regions)
+        claimed, keep = _claim_chunks(groups, reuse, coords)
+        get = self.store.get_blocking
+        kept: dict[str, NDArray[Any] | None] = {}
+        try:  # this run's own chunks first: those other runs wait for among them
+            decodes: list[Decode] = [
+                (get(k) if isinstance(b, Fetch) else b, k, t) for b, k, t in _own(claimed)
+            ]
+            _decode_all(codec, decodes, self.fill_value, keep, kept)
+        finally:
+            _keep_chunks(reuse, keep, kept)
+        waited = [(p.wait_blocking(), k, t) for p, k, t in _waits(claimed)]
+        decodes = [(get(k) if isinstance(c, Fetch) else c, k, t) for c, k, t in waited]
+        _decode_all(codec, decodes, self.fill_value)
         return outs
 
     def _chunk_groups(
         self, regions: Sequence[Region]
-    ) -> tuple[list[NDArray[Any]], dict[str, Targets]]:
+    ) -> tuple[list[NDArray[Any]], dict[str, Targets], dict[str, tuple[int, ...]]]:
         """An output array per region, and the chunks of an unsharded level they need, each
-        with its targets (its part in every output that needs it)."""
+        with its targets (its part in every output that needs it) and its coordinates."""
         outs: list[NDArray[Any]] = []
         groups: dict[str, Targets] = {}
+        coords: dict[str, tuple[int, ...]] = {}
         for region in regions:
             check_region(region, self.shape)
             out: NDArray[Any] = np.empty(region_shape(region), dtype=self.dtype)
             outs.append(out)
             for plan in plan_chunks(self.meta, region):
+                key = self._prefix + plan.key
                 target = (plan.chunk_selection, out[plan.out_selection])
-                groups.setdefault(self._prefix + plan.key, []).append(target)
-        return outs, groups
+                targets = groups.get(key)
+                if targets is None:
+                    groups[key] = [target]
+                    coords[key] = plan.coords
+                else:
+                    targets.append(target)
+        return outs, groups, coords
 
-    async def _fetch_decode_groups(self, codec: ChunkCodec, groups: dict[str, Targets]) -> None:
+    async def _fetch_decode_groups(
+        self,
+        codec: ChunkCodec,
+        groups: dict[str, Targets],
+        reuse: ChunkReuse | None = None,
+        coords: dict[str, tuple[int, ...]] | None = None,
+    ) -> None:
         """The chunks named in ``groups`` fetched with one ``store.get_many`` and decoded once
-        each into all their targets, in worker threads (a missing one: the fill value)."""
+        each into all their targets, in worker threads (a missing one: the fill value); with
+        ``reuse``, the chunks it keeps are copied from it, and it keeps those it asks for."""
         if not groups:
             return
-        bufs = await self.store.get_many(list(groups))
-        decodes = list(zip(bufs, groups, groups.values(), strict=True))
-        await self._in_threads(partial(_decode_all, codec, fill_value=self.fill_value), decodes)
+        claimed, keep = _claim_chunks(groups, reuse, coords)
+        kept: dict[str, NDArray[Any] | None] = {}
+        decode = partial(_decode_all, codec, fill_value=self.fill_value)
+        try:  # this run's own chunks first: those other runs wait for among them
+            decodes = await self._fetched(_own(claimed))
+            await self._in_threads(partial(decode, keep=keep, kept=kept), decodes)
+        finally:
+            _keep_chunks(reuse, keep, kept)
+        waits = list(_waits(claimed))
+        if waits:  # chunks other runs in flight were reading (fetched again if that failed)
+            waited = [(await p.wait(), k, t) for p, k, t in waits]
+            await self._in_threads(decode, await self._fetched(waited))
+
+    async def _fetched(self, claimed: Sequence[_Ready]) -> list[Decode]:
+        """``claimed`` with each chunk still to fetch (``Fetch``) fetched: one ``get_many``."""
+        wanted = [key for buf, key, _ in claimed if isinstance(buf, Fetch)]
+        got = iter(await self.store.get_many(wanted) if wanted else ())
+        return [(next(got) if isinstance(b, Fetch) else b, k, t) for b, k, t in claimed]
 
     @property
     def reads_shards_together(self) -> bool:
@@ -1309,6 +1367,9 @@ _CHUNKS_PER_CALL = 8  # chunks decoded per worker-thread call when a read has ma
 
 
 Targets: TypeAlias = "list[tuple[Region, NDArray[Any]]]"
+#: a chunk to decode into its targets: its bytes, ``None`` (missing: the fill value) or the
+#: chunk decoded before (copied)
+Decode: TypeAlias = "tuple[Buffer | NDArray[Any] | None, str, Targets]"
 """Where the pieces of one decoded chunk go: (its part, the array it is copied into)."""
 
 
@@ -1335,16 +1396,79 @@ def _decode_to(codec: ChunkCodec, buf: Buffer, key: str, targets: Targets) -> No
 
 
 def _decode_all(
-    codec: ChunkCodec, decodes: list[tuple[Buffer | None, str, Targets]], fill_value: Any = None
+    codec: ChunkCodec,
+    decodes: list[Decode],
+    fill_value: Any = None,
+    keep: Collection[str] = (),
+    kept: dict[str, NDArray[Any] | None] | None = None,
 ) -> None:
     """Decode several chunks, each ``(buffer, name, targets)`` (worker thread); a ``None``
-    buffer (a missing chunk) fills its targets with ``fill_value``."""
+    buffer (a missing chunk) fills its targets with ``fill_value``, an array (a chunk decoded
+    before) is copied. The chunks named in ``keep`` are decoded whole into ``kept``."""
     for buf, key, targets in decodes:
         if buf is None:
             for _, target in targets:
                 target[...] = fill_value
+            if key in keep and kept is not None:
+                kept[key] = None
+        elif isinstance(buf, np.ndarray):
+            for chunk_sel, target in targets:
+                target[...] = buf[chunk_sel]
+        elif key in keep and kept is not None:
+            full = codec.decode(buf, key)
+            for chunk_sel, target in targets:
+                target[...] = full[chunk_sel]
+            kept[key] = full
         else:
             _decode_to(codec, buf, key, targets)
+
+
+#: a chunk claimed from a ``ChunkReuse``: ``Fetch`` (to fetch), the chunk (``None``:
+#: missing) or a ``Pending`` chunk another run reads
+_Claimed: TypeAlias = "tuple[Buffer | NDArray[Any] | Pending | Fetch | None, str, Targets]"
+_Ready: TypeAlias = "tuple[Buffer | NDArray[Any] | Fetch | None, str, Targets]"
+
+
+def _claim_chunks(
+    groups: dict[str, Targets],
+    reuse: ChunkReuse | None,
+    coords: dict[str, tuple[int, ...]] | None,
+) -> tuple[list[_Claimed], set[str]]:
+    """Each chunk of ``groups`` as ``(Fetch.ONCE or what reuse has of it, key, targets)``,
+    and the keys ``reuse`` asks to keep once decoded."""
+    if reuse is None or coords is None:
+        return [(Fetch.ONCE, key, targets) for key, targets in groups.items()], set()
+    claimed: list[_Claimed] = []
+    keep: set[str] = set()
+    for key, targets in groups.items():
+        got = reuse.claim(key, coords[key], len(targets))
+        if got is Fetch.KEEP:
+            keep.add(key)
+            got = Fetch.ONCE
+        claimed.append((got, key, targets))
+    return claimed, keep
+
+
+def _waits(claimed: list[_Claimed]) -> Iterator[tuple[Pending, str, Targets]]:
+    """The claimed chunks other runs are reading."""
+    for buf, key, targets in claimed:
+        if isinstance(buf, Pending):
+            yield buf, key, targets
+
+
+def _own(claimed: list[_Claimed]) -> list[_Ready]:
+    """The claimed chunks this run reads or has (not those other runs are reading)."""
+    return [(buf, key, targets) for buf, key, targets in claimed if not isinstance(buf, Pending)]
+
+
+def _keep_chunks(
+    reuse: ChunkReuse | None, keep: set[str], kept: dict[str, NDArray[Any] | None]
+) -> None:
+    """Hand ``reuse`` the chunks it asked to keep (those not decoded: failed)."""
+    if reuse is None:
+        return
+    for key in keep:
+        reuse.keep(key, kept.get(key, Fetch.FAILED))
 
 
 class _Job(NamedTuple):

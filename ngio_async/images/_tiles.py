@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
     from .._prefetch import Prefetch, PrefetchIterator, ProgressCallback
     from ..engine import TileSpec
+    from ._reuse import ChunkReuse
 
 __all__ = ["Tile", "TileBatch", "TileIterator", "TileOwner", "TileStream", "TileWork"]
 
@@ -92,6 +93,7 @@ class TileStream:
         progress: ProgressCallback | None = None,
         tiles_per_call: int = 1,
         max_bytes: int | None = None,
+        reuse: ChunkReuse | None = None,
     ) -> None:
         self._make = make
         self._owner = owner
@@ -103,6 +105,9 @@ class TileStream:
         self.total = total
         #: tiles read per worker-thread call (> 1 on local stores with small tiles)
         self.tiles_per_call = tiles_per_call
+        #: the decoded chunks kept for later tiles (``Limits.cache_bytes``; ``held_bytes``,
+        #: ``peak_bytes``, ``hits``), or ``None``: each tile's chunks are read for it alone
+        self.chunk_cache = reuse
         #: the decoded bytes the stream holds ahead of its consumer (``Limits.prefetch_bytes``);
         #: ``stream()`` bounds the tiles it holds by it too
         self.max_bytes = max_bytes
@@ -117,7 +122,8 @@ class TileStream:
 
     def __aiter__(self) -> TileIterator:
         self._claim()
-        return TileIterator(_OwnedBatches(self._make, self._owner), self._progress, self.total)
+        batches = _OwnedBatches(self._make, self._owner, self.chunk_cache)
+        return TileIterator(batches, self._progress, self.total)
 
     async def __aenter__(self) -> TileIterator:
         self._claim()
@@ -133,7 +139,11 @@ class TileStream:
     ) -> bool | None:
         assert self._cm is not None
         cm, self._cm = self._cm, None
-        return await cm.__aexit__(exc_type, exc_val, exc_tb)
+        try:
+            return await cm.__aexit__(exc_type, exc_val, exc_tb)
+        finally:
+            if self.chunk_cache is not None:  # the chunks kept for tiles that will not come
+                self.chunk_cache.clear()
 
 
 class _Batches(Protocol):
@@ -217,9 +227,11 @@ class _OwnedBatches:
         self,
         make: Callable[[TaskGroup | None], Prefetch[TileWork, TileBatch]],
         owner: Callable[[], Awaitable[TaskGroup]],
+        reuse: ChunkReuse | None = None,
     ) -> None:
         self._make = make
         self._owner = owner
+        self._reuse = reuse
         self._it: PrefetchIterator[TileBatch] | None = None
         self._closed = False
         self._starting: anyio.Event | None = None  # set once the prefetch has started
@@ -244,8 +256,12 @@ class _OwnedBatches:
 
     async def aclose(self) -> None:
         self._closed = True
-        if self._it is not None:
-            await self._it.aclose()
+        try:
+            if self._it is not None:
+                await self._it.aclose()
+        finally:
+            if self._reuse is not None:  # the chunks kept for tiles that will not come
+                self._reuse.clear()
 
 
 class TileOwner:

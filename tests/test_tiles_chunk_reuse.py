@@ -1,0 +1,276 @@
+"""A tile stream keeps the decoded chunks its later runs need (``Limits.cache_bytes``).
+
+Plane tiles of chunks several planes deep, in grid order (the default: ``ordered=True``), came
+back to each chunk once per plane, a whole layer of chunks later: each chunk was fetched and
+decoded once per plane (4 times over for chunks 4 planes deep, 16 for 16). A halo reached into
+the next row's chunks, read again with that row. The stream counts how many of its tiles need
+each chunk (``engine.chunk_uses``), keeps a chunk while the budget has room and drops it at its
+last use. Counted on a real HTTP server, on moto S3 and on local files.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pytest
+from images import Spec, upload, write_image
+from served import count_decodes, served_image
+
+import ngio_async
+from ngio_async.engine import chunk_uses, tile_grid
+from ngio_async.stores import open_store
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from servers import S3Server, StaticServer
+
+pytestmark = pytest.mark.anyio
+
+# z chunks 4 planes deep; 2 x 2 x 2 x 2 = 16 chunks (c, z, y, x) of 16 x 16 x 4 uint16
+DEEP = Spec(version="0.5", shape=(2, 8, 32, 32), chunks=(1, 4, 16, 16), levels=1)
+CHUNK_BYTES = 4 * 16 * 16 * 2
+
+
+def _chunk_gets(server: StaticServer) -> list[str]:
+    return [r.path for r in server.requests if r.method == "GET" and "/0/c/" in r.path]
+
+
+def _check(tiles: list[Any], data: np.ndarray[Any, Any]) -> None:
+    """Each tile equals the data, in grid order; their cores cover the image once."""
+    seen = np.zeros(data.shape, dtype=int)
+    for t in tiles:
+        np.testing.assert_array_equal(t.data, data[t.region])
+        seen[t.core] += 1
+    assert (seen == 1).all()
+    assert [t.index for t in tiles] == sorted(t.index for t in tiles)
+
+
+@pytest.fixture
+def deep(tmp_path: Path) -> Any:
+    with served_image(tmp_path, DEEP) as both:
+        yield both
+
+
+# ---------------------------------------------------------------------------- the counting
+@pytest.mark.parametrize("seed", range(40))
+def test_chunk_uses_counts_the_tiles_reading_each_chunk(seed: int) -> None:
+    """Against walking the grid: every chunk's count equals the tiles whose region (halo
+    included) reaches into it, for random shapes, regions, tiles, halos and list picks."""
+    rng = random.Random(seed)
+    ndim = rng.randint(1, 4)
+    shape = tuple(rng.randint(1, 23) for _ in range(ndim))
+    chunks = tuple(rng.randint(1, 9) for _ in range(ndim))
+    region = []
+    for n in shape:
+        a = rng.randint(0, n - 1)
+        region.append(slice(a, rng.randint(a + 1, n)))
+    tile = [rng.choice([None, 1, 2, 3, 5, 8]) for _ in range(ndim)]
+    overlap = [rng.choice([0, 0, 1, 3]) for _ in range(ndim)]
+    picks: dict[int, set[int]] = {}
+    if rng.random() < 0.5:
+        axis = rng.randrange(ndim)
+        tile[axis] = 1
+        span = range(region[axis].start, region[axis].stop)
+        picks[axis] = set(rng.sample(span, rng.randint(0, len(span))))
+    _, specs = tile_grid(shape, tuple(region), tile, overlap)
+    want: dict[tuple[int, ...], int] = {}
+    for spec in specs:
+        if not all(spec.core[a].start in keep for a, keep in picks.items()):
+            continue
+        ranges = [
+            range(s.start // c, (s.stop - 1) // c + 1)
+            for s, c in zip(spec.region, chunks, strict=True)
+        ]
+        for coords in itertools.product(*ranges):
+            want[coords] = want.get(coords, 0) + 1
+    uses = chunk_uses(shape, tuple(region), tile, overlap, chunks, picks)
+    grid = [range(-(-n // c)) for n, c in zip(shape, chunks, strict=True)]
+    for coords in itertools.product(*grid):
+        assert uses(coords) == want.get(coords, 0), coords
+
+
+# ------------------------------------------------------------------------------ over HTTP
+async def test_ordered_plane_tiles_of_deep_chunks_read_each_chunk_once(
+    deep: tuple[StaticServer, np.ndarray[Any, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Default tiles in grid order: 64 tiles, 16 GETs and 16 decodes (was 64 of each); every
+    kept chunk dropped by the end."""
+    server, data = deep
+    decoded = count_decodes(monkeypatch)
+    async with ngio_async.open_async(server.url + "img.zarr") as ds:
+        server.reset()
+        stream = ds.tiles()
+        tiles = [t async for t in stream]
+    _check(tiles, data)
+    assert len(tiles) == 64
+    gets = _chunk_gets(server)
+    assert len(gets) == len(set(gets)) == 16
+    assert len(decoded) == len(set(decoded)) == 16
+    cache = stream.chunk_cache
+    assert cache is not None
+    assert cache.hits == 48 and cache.held_bytes == 0
+    assert 0 < cache.peak_bytes <= 16 * CHUNK_BYTES
+
+
+async def test_without_a_cache_each_plane_reads_its_chunks_again(
+    deep: tuple[StaticServer, np.ndarray[Any, Any]],
+) -> None:
+    """``cache_bytes=0``: what the cache saves, 4 GETs of each chunk, one per plane."""
+    server, data = deep
+    limits = ngio_async.Limits(cache_bytes=0)
+    async with ngio_async.open_async(server.url + "img.zarr", limits=limits) as ds:
+        server.reset()
+        stream = ds.tiles()
+        tiles = [t async for t in stream]
+    _check(tiles, data)
+    assert stream.chunk_cache is None
+    gets = _chunk_gets(server)
+    assert len(gets) == 64 and len(set(gets)) == 16
+
+
+@pytest.mark.parametrize("kept", [1, 2, 3])
+async def test_a_budget_smaller_than_a_layer_keeps_the_first_chunks(
+    deep: tuple[StaticServer, np.ndarray[Any, Any]], kept: int
+) -> None:
+    """Room for ``kept`` of a layer's 4 chunks, one tile in flight: those are read once, the
+    others once per plane (4 layers x (kept + 4 x (4 - kept)) GETs). With the default window
+    (every tile of a layer in flight at once: the chunks of one layer still reserved while
+    the next is claimed) fewer are kept. The budget holds either way."""
+    server, data = deep
+    limits = ngio_async.Limits(cache_bytes=kept * CHUNK_BYTES)
+    async with ngio_async.open_async(server.url + "img.zarr", limits=limits) as ds:
+        for prefetch in (1, None):
+            server.reset()
+            stream = ds.tiles(prefetch=prefetch)
+            tiles = [t async for t in stream]
+            _check(tiles, data)
+            gets = _chunk_gets(server)
+            if prefetch == 1:
+                assert len(gets) == 4 * (kept + 4 * (4 - kept))
+            else:
+                assert 4 * (kept + 4 * (4 - kept)) <= len(gets) < 64
+            cache = stream.chunk_cache
+            assert cache is not None
+            assert cache.peak_bytes <= kept * CHUNK_BYTES and cache.held_bytes == 0
+
+
+async def test_halo_tiles_in_grid_order_read_each_chunk_once(
+    deep: tuple[StaticServer, np.ndarray[Any, Any]],
+) -> None:
+    """8 x 8 tiles with a halo of 3, in grid order: the halo's neighbour chunks are kept for
+    the next row of tiles instead of read again (each chunk once)."""
+    server, data = deep
+    async with ngio_async.open_async(server.url + "img.zarr") as ds:
+        server.reset()
+        tiles = [t async for t in ds.tiles(shape=(8, 8), overlap=3)]
+    assert len(tiles) == 2 * 8 * 16
+    _check(tiles, data)
+    gets = _chunk_gets(server)
+    assert len(gets) == len(set(gets)) == 16
+
+
+async def test_a_picked_list_of_planes_counts_only_its_tiles(
+    deep: tuple[StaticServer, np.ndarray[Any, Any]],
+) -> None:
+    """``z=[0, 2, 5]``: chunks of z 0-3 serve two planes, those of z 4-7 one; each is read
+    once and nothing stays kept for the planes not picked."""
+    server, data = deep
+    async with ngio_async.open_async(server.url + "img.zarr") as ds:
+        server.reset()
+        stream = ds.tiles(z=[0, 2, 5])
+        tiles = [t async for t in stream]
+    assert sorted({t.core[1].start for t in tiles}) == [0, 2, 5]
+    for t in tiles:
+        np.testing.assert_array_equal(t.data, data[t.region])
+    gets = _chunk_gets(server)
+    assert len(gets) == len(set(gets)) == 16
+    assert stream.chunk_cache is not None and stream.chunk_cache.held_bytes == 0
+
+
+@pytest.mark.parametrize("how", ["break", "async with"])
+async def test_leaving_early_drops_the_kept_chunks(
+    deep: tuple[StaticServer, np.ndarray[Any, Any]], how: str
+) -> None:
+    """After 6 of 64 tiles the stream holds chunks for the planes to come; closing the
+    iterator (or leaving ``async with``) drops them."""
+    server, _ = deep
+    async with ngio_async.open_async(server.url + "img.zarr") as ds:
+        stream = ds.tiles(prefetch=2)
+        cache = stream.chunk_cache
+        assert cache is not None
+        if how == "break":
+            tiles = stream.__aiter__()
+            for _ in range(6):
+                await tiles.__anext__()
+            held = cache.held_bytes
+            await tiles.aclose()
+        else:
+            async with stream as tiles:
+                for _ in range(6):
+                    await tiles.__anext__()
+                held = cache.held_bytes
+        assert held > 0
+        assert cache.held_bytes == 0
+
+
+async def test_s3_ordered_plane_tiles_read_each_chunk_once(
+    s3_server: S3Server, tmp_path: Path
+) -> None:
+    data = write_image(tmp_path / "img.zarr", DEEP)[0]
+    url = s3_server.fresh_url()
+    async with open_store(url, **s3_server.options()) as store:
+        await upload(tmp_path / "img.zarr", store)
+    async with ngio_async.open_async(url, **s3_server.options()) as ds:
+        stream = ds.tiles()
+        tiles = [t async for t in stream]
+    _check(tiles, data)
+    assert stream.chunk_cache is not None and stream.chunk_cache.hits == 48
+
+
+# ------------------------------------------------------------------------------ local disk
+@pytest.mark.parametrize(
+    ("cache", "prefetch", "decodes"), [(None, None, 16), (0, None, 64), (2 * CHUNK_BYTES, 1, 40)]
+)
+async def test_local_ordered_plane_tiles_decode_each_chunk_once(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    cache: int | None,
+    prefetch: int | None,
+    decodes: int,
+) -> None:
+    """On local files the runs claim chunks in the decode threads (a chunk another thread is
+    reading is waited for, not read twice): 16 decodes, 64 without the cache, 40 with room
+    for 2 chunks of a layer's 4 (one tile in flight: the count does not hang on timing)."""
+    data = write_image(tmp_path / "img.zarr", DEEP)[0]
+    decoded = count_decodes(monkeypatch)
+    limits = ngio_async.Limits() if cache is None else ngio_async.Limits(cache_bytes=cache)
+    async with ngio_async.open_async(tmp_path / "img.zarr", limits=limits) as ds:
+        tiles = [t async for t in ds.tiles(prefetch=prefetch)]
+    _check(tiles, data)
+    assert len(decoded) == decodes and len(set(decoded)) == 16
+
+
+async def test_missing_chunks_are_kept_as_fill(tmp_path: Path) -> None:
+    """Chunks never written read as the fill value, asked for once each in grid order."""
+    spec = Spec(
+        version="0.5", shape=(1, 8, 32, 32), chunks=(1, 4, 16, 16), levels=1, fill_value=7,
+        written=(slice(None), slice(0, 4), slice(0, 16), slice(None)),
+    )  # fmt: skip
+    with served_image(tmp_path, spec) as (server, data):
+        async with ngio_async.open_async(server.url + "img.zarr") as ds:
+            server.reset()
+            tiles = [t async for t in ds.tiles()]
+    _check(tiles, data)
+    gets = _chunk_gets(server)
+    assert len(set(gets)) == 8
+    assert len(gets) <= 9  # the store asks its first miss again, once (see test_tiles_chunk_runs)
+
+
+def test_limits_cache_bytes_is_checked() -> None:
+    with pytest.raises(ValueError, match="cache_bytes"):
+        ngio_async.Limits(cache_bytes=-1)
+    assert ngio_async.Limits(cache_bytes=0).cache_bytes == 0
