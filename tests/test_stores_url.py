@@ -103,6 +103,11 @@ def test_cloud_urls_build_obstore_stores_without_io() -> None:
         ("s3:///key", {}, ValueError, "malformed URL"),
         ("s3:bucket/key", {}, ValueError, "expected s3://bucket/path"),
         ("gs://", {}, ValueError, "malformed URL"),
+        # a path joined to a URL without its slash: the port is no number (obstore said only
+        # "invalid port number")
+        ("http://127.0.0.1:8080img.zarr", {}, ValueError, "malformed URL.*8080img.zarr"),
+        ("https://host:99999/x", {"backend": "aiohttp"}, ValueError, "malformed URL.*range"),
+        ("http:///img.zarr", {"backend": "obstore"}, ValueError, "malformed URL.*no host"),
     ],
 )
 def test_bad_urls_and_options(

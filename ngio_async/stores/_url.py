@@ -236,6 +236,13 @@ def file_in_the_way(path: str) -> str | None:
 def _open_http(
     url: str, limits: Limits, backend: Backend | None, options: dict[str, Any]
 ) -> AsyncStore:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises for a port that is no number
+    except ValueError as exc:
+        raise ValueError(f"malformed URL {redact_url(url)!r}: {exc}") from None
+    if not parts.hostname:
+        raise ValueError(f"malformed URL {redact_url(url)!r}: no host")
     if backend == "obstore":
         client_options = options.pop("client_options", None)
         _no_options(options, "obstore's HTTPStore")
