@@ -274,3 +274,75 @@ def test_limits_cache_bytes_is_checked() -> None:
     with pytest.raises(ValueError, match="cache_bytes"):
         ngio_async.Limits(cache_bytes=-1)
     assert ngio_async.Limits(cache_bytes=0).cache_bytes == 0
+
+
+# ------------------------------------------------------------------------------ sharded
+# shards of 2 x 2 inner chunks in y/x, the whole z; inner chunks 4 planes deep: 32 inner chunks
+SHARDED = Spec(
+    version="0.5", shape=(1, 8, 64, 64), chunks=(1, 4, 16, 16), shards=(1, 8, 32, 32), levels=1
+)
+
+
+@pytest.mark.parametrize("shape", [None, (16, 16)])
+async def test_remote_shards_decode_each_inner_chunk_once_in_grid_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shape: tuple[int, int] | None
+) -> None:
+    """Plane tiles (whole shards in y/x, or inner-chunk sized) in grid order over HTTP: each
+    of the 32 inner chunks decoded once (was once per plane: 128) and 12 GETs (4 indexes,
+    a ranged read per shard for the first plane and for the second layer: was 36)."""
+    decoded = count_decodes(monkeypatch)
+    with served_image(tmp_path, SHARDED) as (server, data):
+        async with ngio_async.open_async(server.url + "img.zarr") as ds:
+            server.reset()
+            stream = ds.tiles(shape=shape)
+            tiles = [t async for t in stream]
+        gets = _chunk_gets(server)
+    _check(tiles, data)
+    assert len(decoded) == len(set(decoded)) == 32
+    assert len(gets) == 12
+    assert stream.chunk_cache is not None and stream.chunk_cache.held_bytes == 0
+
+
+@pytest.mark.parametrize("ordered", [True, False])
+@pytest.mark.parametrize("shape", [None, (8, 8)])
+async def test_local_shards_decode_each_inner_chunk_once(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    ordered: bool,
+    shape: tuple[int, int] | None,
+) -> None:
+    """Local sharded levels read tiles that share inner chunks in runs too: each inner chunk
+    decoded once, in either order (was once per tile: 128 for plane tiles, 512 for 8x8)."""
+    data = write_image(tmp_path / "img.zarr", SHARDED)[0]
+    decoded = count_decodes(monkeypatch)
+    async with ngio_async.open_async(tmp_path / "img.zarr") as ds:
+        tiles = [t async for t in ds.tiles(shape=shape, ordered=ordered)]
+    seen = np.zeros(data.shape, dtype=int)
+    for t in tiles:
+        np.testing.assert_array_equal(t.data, data[t.region])
+        seen[t.core] += 1
+    assert (seen == 1).all()
+    if ordered:
+        assert [t.index for t in tiles] == sorted(t.index for t in tiles)
+    assert len(decoded) == len(set(decoded)) == 32
+
+
+async def test_a_local_shard_with_a_corrupt_inner_chunk_fails_after_the_tiles_before_it(
+    tmp_path: Path,
+) -> None:
+    """A shard whose index points past its end: the tiles before it, then ``CodecError``
+    naming the shard (the run falls back to one tile at a time)."""
+    write_image(tmp_path / "img.zarr", SHARDED)
+    shard = tmp_path / "img.zarr" / "0" / "c" / "0" / "0" / "1" / "1"
+    body = shard.read_bytes()
+    shard.write_bytes(body[:40] + body[-(8 * 16 + 4) :])  # chunks cut, the index (8 chunks) kept
+    async with ngio_async.open_async(tmp_path / "img.zarr") as ds:
+        got: list[Any] = []
+
+        async def collect() -> None:
+            async for tile in ds.tiles():
+                got.append(tile)  # noqa: PERF401 - the tiles before the error are kept
+
+        with pytest.raises(ngio_async.CodecError, match=r"0/c/0/0/1/1"):
+            await collect()
+    assert got and all(t.index < (0, 0, 1, 1) for t in got)

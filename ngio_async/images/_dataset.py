@@ -557,10 +557,13 @@ class Dataset(StoreNode):
             unsharded levels, chunk-sized tiles are read four at a time (their chunks in one
             ``store.get_many``, one decode hand-off). Tiles smaller than a shard (remote
             sharded levels) or a chunk (unsharded levels, local or remote: smaller tiles, or
-            plane tiles of chunks several planes deep) are read in runs: the tiles of one
-            row of shards or chunks (ordered) or of one shard or chunk (unordered) together,
-            each shard one coalesced request and each chunk fetched and decoded once per run
-            instead of once per tile; the window then counts runs, within the same bounds.
+            plane tiles of chunks several planes deep), or sharing inner chunks (local
+            sharded levels) are read in runs: the tiles of one row of shards or chunks
+            (ordered) or of one shard or chunk (unordered) together, each shard one coalesced
+            request and each chunk fetched and decoded once per run instead of once per tile;
+            the window then counts runs, within the same bounds. The decoded chunks later runs
+            need (the next planes of deep chunks, a halo's) are kept within
+            ``limits.cache_bytes`` (``TileStream.chunk_cache``).
         :param ordered: yield in grid order (default) or as tiles complete (fastest; remote
             sharded levels then go shard by shard, each shard read whole in one request).
         :param progress: ``progress(done, total)`` after each tile.
@@ -600,7 +603,12 @@ class Dataset(StoreNode):
         # the neighbour shards: rows then, in either order (shard by shard, each neighbour's
         # halo chunks were a request apart: 116 GETs for 16 shards, against 56)
         shards = lvl.shards
-        rows = ordered or any(h > 0 for h in halo(overlap, lvl.ndim))
+        halos = halo(overlap, lvl.ndim)
+        rows = ordered or any(h > 0 for h in halos)
+        # tiles that share (inner) chunks: each chunk is needed by several tiles
+        shared = any(h > 0 for h in halos) or any(
+            t is not None and t % c for t, c in zip(tile_shape, lvl.chunks, strict=True)
+        )
         runs_of: tuple[int, ...] | None = None
         if (
             shards is not None
@@ -616,6 +624,11 @@ class Dataset(StoreNode):
             # planes deep): the same runs, of one chunk or one row of chunks, each chunk
             # fetched and decoded once per run (it was once per tile, or per batch of four
             # along x: 16 times over for the planes of chunks 16 deep)
+            runs_of = lvl.chunks if not rows else (*lvl.chunks[:-1], max(1, lvl.shape[-1]))
+        elif shards is not None and lvl.reads_locally and shared:
+            # local shards, tiles that share inner chunks (smaller ones, plane tiles of chunks
+            # several planes deep, halos): the same runs (each inner chunk decoded once per
+            # stream, not once per tile)
             runs_of = lvl.chunks if not rows else (*lvl.chunks[:-1], max(1, lvl.shape[-1]))
         grid, specs = tile_grid(
             lvl.shape, base, tile_shape, overlap, block=None if rows else runs_of
@@ -661,11 +674,12 @@ class Dataset(StoreNode):
             if prefetch is None:
                 window = max(2, window)
                 max_window = max(window, max_window)
-        # runs of an unsharded level keep the decoded chunks later runs need (a chunk several
+        # runs keep the decoded (inner) chunks later runs need (a chunk several
         # planes deep read plane by plane in grid order, a halo's neighbour chunks) within
         # limits.cache_bytes, each dropped at its last use
         reuse = None
-        if runs_of is not None and shards is None and limits.cache_bytes > 0:
+        if runs_of is not None and limits.cache_bytes > 0 and shared:
+            # (tiles of whole chunks each read theirs alone: nothing to keep)
             uses = chunk_uses(lvl.shape, base, tile_shape, overlap, lvl.chunks, picks)
             chunk_bytes = math.prod(lvl.chunks) * itemsize
             reuse = ChunkReuse(limits.cache_bytes, uses, chunk_bytes, lvl.reads_locally)
@@ -676,7 +690,8 @@ class Dataset(StoreNode):
                 datas: list[NDArray[Any]] | None = None
                 if runs_of is not None:
                     try:
-                        datas = lvl.read_many_blocking([spec.region for spec in batch], reuse)
+                        regions = [spec.region for spec in batch]
+                        datas = lvl.read_many_blocking(regions, reuse, indexes)
                     except Exception:  # noqa: BLE001 - tile by tile: those before the failing one,
                         datas = None  # then its error
                     if datas is not None:

@@ -577,7 +577,7 @@ class Level:
                 groups.setdefault(self._prefix + plan.key, []).append((plan, out))
 
         async def one_shard(item: tuple[str, list[tuple[ShardPlan, NDArray[Any]]]]) -> None:
-            await self._read_shard_parts(codec, *item, indexes)
+            await self._read_shard_parts(codec, *item, indexes, reuse)
 
         await _run_all(iter(groups.items()), one_shard, self._window)
         return outs
@@ -593,29 +593,99 @@ class Level:
         return outs
 
     def read_many_blocking(
-        self, regions: Sequence[Region], reuse: ChunkReuse | None = None
+        self,
+        regions: Sequence[Region],
+        reuse: ChunkReuse | None = None,
+        indexes: IndexCache | None = None,
     ) -> list[NDArray[Any]]:
-        """Blocking :meth:`read_many` of an unsharded level that :attr:`reads_locally`, for a
-        worker thread: every chunk the regions need read and decoded once (or taken from
-        ``reuse``)."""
+        """Blocking :meth:`read_many` of a level that :attr:`reads_locally`, for a worker
+        thread: every (inner) chunk the regions need read and decoded once, or taken from
+        ``reuse``; a sharded level's indexes are read once into ``indexes``."""
         codec = self.codec
-        if not self.reads_locally or isinstance(codec, ShardCodec):
-            raise RuntimeError(f"{self!r}: read_many_blocking reads local unsharded levels")
+        if not self.reads_locally:
+            raise RuntimeError(f"{self!r}: read_many_blocking reads local levels")
+        if isinstance(codec, ShardCodec):
+            return self._read_many_shards_blocking(
+                codec, regions, reuse, self.index_cache() if indexes is None else indexes
+            )
         outs, groups, coords = self._chunk_groups(regions)
-        claimed, keep = _claim_chunks(groups, reuse, coords)
         get = self.store.get_blocking
+        self._claim_decode_blocking(
+            codec, groups, coords, reuse, lambda name: get(name), self.fill_value
+        )
+        return outs
+
+    def _read_many_shards_blocking(
+        self,
+        codec: ShardCodec,
+        regions: Sequence[Region],
+        reuse: ChunkReuse | None,
+        indexes: IndexCache,
+    ) -> list[NDArray[Any]]:
+        outs: list[NDArray[Any]] = []
+        shards: dict[str, list[tuple[ShardPlan, NDArray[Any]]]] = {}
+        for region in regions:
+            check_region(region, self.shape)
+            out: NDArray[Any] = np.empty(region_shape(region), dtype=self.dtype)
+            outs.append(out)
+            for plan in plan_shards(self.meta, region):
+                shards.setdefault(self._prefix + plan.key, []).append((plan, out))
+        for key, parts in shards.items():
+            index = indexes.get(key)
+            if index is _MISSING:
+                buf = self.store.get_blocking(key, self._index_request(codec))
+                index = None if buf is None else codec.decode_index(buf, key)
+                indexes.put(key, index)
+            if index is None:
+                for plan, out in parts:
+                    out[plan.out_selection] = self.fill_value
+                continue
+            groups: dict[str, Targets] = {}
+            coords: dict[str, tuple[int, ...]] = {}
+            ranges: dict[str, tuple[tuple[int, ...], tuple[int, int]]] = {}
+            first = _inner_origin(parts[0][0].coords, codec.chunks_per_shard)
+            for inner, targets in _by_chunk(
+                (c, out) for plan, out in parts for c in plan.chunks
+            ).items():
+                rng = index.chunk_range(inner)
+                if rng is None:
+                    for _, target in targets:
+                        target[...] = self.fill_value
+                    continue
+                name = f"{key}{list(inner)}"
+                groups[name], coords[name], ranges[name] = targets, _add(first, inner), (inner, rng)
+
+            def get(name: str, key: str = key, ranges: dict[str, Any] = ranges) -> Buffer:
+                inner, rng = ranges[name]
+                return _get_range_blocking(self.store, key, rng, inner)
+
+            self._claim_decode_blocking(codec.inner, groups, coords, reuse, get, self.fill_value)
+        return outs
+
+    @staticmethod
+    def _claim_decode_blocking(
+        codec: ChunkCodec,
+        groups: dict[str, Targets],
+        coords: dict[str, tuple[int, ...]],
+        reuse: ChunkReuse | None,
+        get: Callable[[str], Buffer | None],
+        fill_value: Any,
+    ) -> None:
+        """The chunks of ``groups`` decoded into their targets (worker thread): each read
+        with ``get(name)`` or taken from ``reuse``; this run's own first, then those other
+        runs in flight were reading (read here if that failed)."""
+        claimed, keep = _claim_chunks(groups, reuse, coords)
         kept: dict[str, NDArray[Any] | None] = {}
-        try:  # this run's own chunks first: those other runs wait for among them
+        try:
             decodes: list[Decode] = [
                 (get(k) if isinstance(b, Fetch) else b, k, t) for b, k, t in _own(claimed)
             ]
-            _decode_all(codec, decodes, self.fill_value, keep, kept)
+            _decode_all(codec, decodes, fill_value, keep, kept)
         finally:
             _keep_chunks(reuse, keep, kept)
         waited = [(p.wait_blocking(), k, t) for p, k, t in _waits(claimed)]
         decodes = [(get(k) if isinstance(c, Fetch) else c, k, t) for c, k, t in waited]
-        _decode_all(codec, decodes, self.fill_value)
-        return outs
+        _decode_all(codec, decodes, fill_value)
 
     def _chunk_groups(
         self, regions: Sequence[Region]
@@ -921,19 +991,21 @@ class Level:
         key: str,
         parts: list[tuple[ShardPlan, NDArray[Any]]],
         indexes: IndexCache,
+        reuse: ChunkReuse | None = None,
     ) -> None:
         """Read the inner chunks of shard ``key`` that ``parts`` (plans of regions, each with
         its output) need: the whole shard in one request when they need all of it and its
         index is not known yet, else via its (cached) index in one coalesced set of ranged
-        reads. A shard found rewritten between its index and its chunks is read again from
-        its index, up to ``_CHANGED_RETRIES`` times, then whole (one version by construction:
-        a shard rewritten on every try, or a server whose ETags differ from node to node)."""
+        reads (those ``reuse`` holds taken from it). A shard found rewritten between its index
+        and its chunks is read again from its index, up to ``_CHANGED_RETRIES`` times, then
+        whole (one version by construction: a shard rewritten on every try, or a server whose
+        ETags differ from node to node)."""
         if key not in indexes and key not in self._index_loading and self._covers(codec, parts):
             await self._read_whole(codec, key, parts, indexes)  # one request, not two
             return
         for _ in range(_CHANGED_RETRIES + 1):
             try:
-                await self._read_parts_once(codec, key, parts, indexes)
+                await self._read_parts_once(codec, key, parts, indexes, reuse)
                 return
             except ChangedError:  # (its index was dropped)
                 continue
@@ -981,6 +1053,7 @@ class Level:
         key: str,
         parts: list[tuple[ShardPlan, NDArray[Any]]],
         indexes: IndexCache,
+        reuse: ChunkReuse | None = None,
     ) -> None:
         """One try of :meth:`_read_shard_parts` via the shard's index (``ChangedError``: the
         shard changed since, and its index is dropped)."""
@@ -1007,30 +1080,67 @@ class Level:
                 )
             return
         # each inner chunk fetched and decoded once, however many of the regions need it
-        groups = _by_chunk(chunks)
-        stored = {}
-        for coords, targets in groups.items():
+        groups: dict[str, Targets] = {}
+        stored: dict[str, tuple[tuple[int, ...], tuple[int, int]]] = {}
+        for coords, targets in _by_chunk(chunks).items():
             rng = index.chunk_range(coords)
             if rng is None:
                 for _, target in targets:
                     target[...] = self.fill_value
             else:
-                stored[coords] = rng
+                name = f"{key}{list(coords)}"
+                groups[name] = targets
+                stored[name] = (coords, rng)
         if not stored:
             return
-        try:
-            async with self._past_end_as_corrupt(key, index, stored):
-                bufs = await self.store.get_ranges(key, list(stored.values()), if_match=version)
-            if bufs is None:  # deleted since its index was read (all fill value now, say)
-                raise self._vanished(key)
-        except ChangedError:
-            indexes.pop_version(key, version)  # (unless another read fetched it anew)
-            raise
-        decodes = [
-            (b, f"{key}{list(coords)}", groups[coords])
-            for coords, b in zip(stored, bufs, strict=True)
-        ]
-        await self._in_threads(partial(_decode_all, codec.inner), decodes)
+        first = _inner_origin(parts[0][0].coords, codec.chunks_per_shard)
+        claimed, keep = _claim_chunks(
+            groups,
+            reuse,
+            {n: _add(first, c) for n, (c, _) in stored.items()} if reuse is not None else None,
+        )
+        kept: dict[str, NDArray[Any] | None] = {}
+        decode = partial(_decode_all, codec.inner)
+        try:  # this run's own chunks first: those other runs wait for among them
+            own = _own(claimed)
+            await self._in_threads(
+                partial(decode, keep=keep, kept=kept),
+                await self._fetched_ranges(key, own, stored, index, indexes, version),
+            )
+        finally:
+            _keep_chunks(reuse, keep, kept)
+        waits = list(_waits(claimed))
+        if waits:  # chunks other runs in flight were reading (fetched again if that failed)
+            waited = [(await p.wait(), k, t) for p, k, t in waits]
+            ready = await self._fetched_ranges(key, waited, stored, index, indexes, version)
+            await self._in_threads(decode, ready)
+
+    async def _fetched_ranges(
+        self,
+        key: str,
+        claimed: Sequence[_Ready],
+        stored: dict[str, tuple[tuple[int, ...], tuple[int, int]]],
+        index: ShardIndex,
+        indexes: IndexCache,
+        version: str | None,
+    ) -> list[Decode]:
+        """``claimed`` inner chunks of shard ``key`` with those still to fetch (``Fetch``)
+        fetched: one coalesced set of ranged reads, of the version ``index`` was read from."""
+        wanted = {name: stored[name] for buf, name, _ in claimed if isinstance(buf, Fetch)}
+        bufs: list[Buffer] = []
+        if wanted:
+            ranges = [rng for _, rng in wanted.values()]
+            try:
+                async with self._past_end_as_corrupt(key, index, [c for c, _ in wanted.values()]):
+                    got = await self.store.get_ranges(key, ranges, if_match=version)
+                if got is None:  # deleted since its index was read (all fill value now, say)
+                    raise self._vanished(key)
+            except ChangedError:
+                indexes.pop_version(key, version)  # (unless another read fetched it anew)
+                raise
+            bufs = list(got)
+        it = iter(bufs)
+        return [(next(it) if isinstance(b, Fetch) else b, n, t) for b, n, t in claimed]
 
     async def _in_threads(self, fn: Callable[[list[J]], None], items: list[J]) -> None:
         """``fn(part)`` for parts of ``items`` in worker threads: several items per call (fewer
@@ -1449,6 +1559,15 @@ def _claim_chunks(
     return claimed, keep
 
 
+def _inner_origin(shard: tuple[int, ...], per_shard: tuple[int, ...]) -> tuple[int, ...]:
+    """The coordinates (in the inner chunk grid) of the first inner chunk of ``shard``."""
+    return tuple(s * n for s, n in zip(shard, per_shard, strict=True))
+
+
+def _add(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(x + y for x, y in zip(a, b, strict=True))
+
+
 def _waits(claimed: list[_Claimed]) -> Iterator[tuple[Pending, str, Targets]]:
     """The claimed chunks other runs are reading."""
     for buf, key, targets in claimed:
@@ -1532,22 +1651,35 @@ def _decode_jobs(
 def _fetch_decode(store: AsyncStore, codec: ChunkCodec, jobs: list[_Job], fill_value: Any) -> None:
     """Blocking reads (whole objects, or ranges of a shard) decoded into their targets."""
     for key, request, name, chunk_sel, target, inner in jobs:
-        try:
-            buf = store.get_blocking(key, request)
-        except StoreError as exc:
-            if request is None or type(exc) is not StoreError:
-                raise
-            whole = store.get_blocking(key)  # local: its size, to tell a corrupt index
-            size = None if whole is None else len(memoryview(whole).cast("B"))
-            if size is None or request.end <= size:
-                raise
-            raise past_end_error(key, inner, (request.start, request.end), size) from exc
+        buf: Buffer | None
+        if request is not None:
+            buf = _get_range_blocking(store, key, (request.start, request.end), inner)
+        else:
+            buf = store.get_blocking(key)
         if buf is None:
-            if request is not None:  # the shard vanished between the index and the data
-                raise CodecError(f"shard {key!r} disappeared while it was read", key=key)
             target[...] = fill_value
         else:
             _decode_into(codec, buf, name, chunk_sel, target)
+
+
+def _get_range_blocking(
+    store: AsyncStore, key: str, rng: tuple[int, int], inner: tuple[int, ...]
+) -> Buffer:
+    """Blocking read of inner chunk ``inner``'s byte range of shard ``key``: a range past the
+    shard's end is its index's corruption, a vanished shard an error (not the fill value)."""
+    try:
+        buf = store.get_blocking(key, RangeByteRequest(*rng))
+    except StoreError as exc:
+        if type(exc) is not StoreError:
+            raise
+        whole = store.get_blocking(key)  # local: its size, to tell a corrupt index
+        size = None if whole is None else len(memoryview(whole).cast("B"))
+        if size is None or rng[1] <= size:
+            raise
+        raise past_end_error(key, inner, rng, size) from exc
+    if buf is None:  # the shard vanished between the index and the data
+        raise CodecError(f"shard {key!r} disappeared while it was read", key=key)
+    return buf
 
 
 def _fetch_decode_shard(
