@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
-import signal
 import threading
 import time
 import weakref
@@ -16,6 +15,7 @@ import anyio.lowlevel
 import numpy as np
 import pytest
 from images import Spec, write_image
+from processes import run_in_fork
 
 import ngio_async
 from ngio_async import _workers
@@ -203,27 +203,16 @@ async def test_a_forked_child_starts_with_free_workers() -> None:
         started.set()
         release.wait(5)
 
+    def child() -> None:  # its own loop, its own threads
+        assert asyncio.run(_in_child(workers)) == 3
+
     async with anyio.create_task_group() as tg:
         tg.start_soon(workers.run, hold)
         await anyio.to_thread.run_sync(started.wait, 5)
-        pid = os.fork()  # while the only slot is taken by a thread the child will not have
-        if pid == 0:  # the child: its own loop, its own threads
-            code = 1
-            try:
-                code = 0 if asyncio.run(_in_child(workers)) == 3 else 1
-            finally:
-                os._exit(code)
-        release.set()
-    for _ in range(1000):  # at most 10 s, then the child is killed and the test fails
-        done, status = os.waitpid(pid, os.WNOHANG)  # noqa: ASYNC222 - WNOHANG: no wait
-        if done:
-            break
-        await anyio.sleep(0.01)
-    else:
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)  # noqa: ASYNC222 - a killed child is reaped at once
-        pytest.fail("the forked child did not finish its call")
-    assert os.waitstatus_to_exitcode(status) == 0
+        try:  # the child forks while the only slot is taken by a thread it will not have
+            run_in_fork(child)
+        finally:
+            release.set()
 
 
 async def _in_child(workers: Workers) -> int:
