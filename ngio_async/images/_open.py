@@ -371,8 +371,9 @@ def _validated(doc: Any, store: AsyncStore, key: str, prefix_hint: str | None) -
 def lenient_doc(doc: Any, path: str) -> tuple[dict[str, Any], str, str] | None:
     """``doc`` mended where ``path`` (a validation error) lies in display metadata: without
     its ``omero`` block, or with its ``image-label`` ``colors`` / ``properties`` mended (or
-    dropped) or without its ``source``; with the key of the block changed and what was done.
-    ``None`` elsewhere."""
+    dropped) or without its ``source``; or where peer writers break a rule without changing
+    what the pixels mean: ``identity`` transformations (iohub) left out. With the key of the
+    block changed and what was done. ``None`` elsewhere."""
     if isinstance(doc, bytes):
         doc = _json(doc)
     if not isinstance(doc, dict):
@@ -386,6 +387,9 @@ def lenient_doc(doc: Any, path: str) -> tuple[dict[str, Any], str, str] | None:
     def rebuilt(new_body: dict[str, Any]) -> dict[str, Any]:
         return {**doc, "ome": new_body} if body is ome else new_body
 
+    if isinstance(body.get("multiscales"), list) and inside(f"{at}.multiscales"):
+        found = _without_identity(body["multiscales"], path[len(f"{at}.multiscales") :])
+        return None if found is None else (rebuilt({**body, "multiscales": found[0]}), *found[1:])
     if "omero" in body and inside(f"{at}.omero"):
         mended = _mended_channel(body["omero"], path[len(f"{at}.omero") :])
         if mended is not None:
@@ -408,6 +412,74 @@ def lenient_doc(doc: Any, path: str) -> tuple[dict[str, Any], str, str] | None:
                 fixed[field] = entries
             return rebuilt({**body, "image-label": fixed}), "image-label", done
     return None
+
+
+_TRANSFORM = re.compile(
+    r"\[(\d+)\](?:\.datasets\[(\d+)\])?\.coordinateTransformations\[(\d+)\](?:\.\w+)?"
+)
+
+
+def _is_identity(t: Any) -> bool:
+    return isinstance(t, dict) and t.get("type") == "identity"
+
+
+def _without_identity(multiscales: list[Any], where: str) -> tuple[list[Any], str, str] | None:
+    """``multiscales`` without their ``identity`` transformations (iohub writes
+    ``[{"type": "identity"}]`` at the multiscale level; NGFF 0.4 / 0.5 allow only ``scale``
+    and ``translation`` there) when ``where`` (a path inside them) points at one: a list left
+    empty is left out (a level's: read as scale 1, which is what identity is), and what was
+    done. ``None``: ``where`` is no identity transformation."""
+    found = _TRANSFORM.fullmatch(where)
+    if found is None:
+        return None
+    try:
+        ms = multiscales[int(found[1])]
+        owner = ms if found[2] is None else ms["datasets"][int(found[2])]
+        entry = owner["coordinateTransformations"][int(found[3])]
+    except (LookupError, TypeError):  # not there, or not objects and lists
+        return None
+    if not _is_identity(entry):
+        return None
+    dropped = 0
+
+    def kept(ts: Any, ndim: int | None) -> Any:
+        nonlocal dropped
+        if not isinstance(ts, list):
+            return ts
+        out = [t for t in ts if not _is_identity(t)]
+        dropped += len(ts) - len(out)
+        if not out and ndim is not None:  # a level's only transformation
+            return [{"type": "scale", "scale": [1.0] * ndim}]
+        return out
+
+    fixed = []
+    for ms in multiscales:
+        if not isinstance(ms, dict):
+            fixed.append(ms)
+            continue
+        axes = ms.get("axes")
+        ndim = len(axes) if isinstance(axes, list) else None
+        new = {**ms}
+        if "coordinateTransformations" in ms:
+            outer = kept(ms["coordinateTransformations"], None)
+            if outer == []:
+                del new["coordinateTransformations"]
+            else:
+                new["coordinateTransformations"] = outer
+        if isinstance(ms.get("datasets"), list):
+            new["datasets"] = [
+                {**d, "coordinateTransformations": kept(d["coordinateTransformations"], ndim)}
+                if isinstance(d, dict) and "coordinateTransformations" in d
+                else d
+                for d in ms["datasets"]
+            ]
+        fixed.append(new)
+    s = "s" if dropped > 1 else ""
+    return (
+        fixed,
+        "multiscales",
+        f"{dropped} 'identity' transformation{s} left out (identity changes nothing)",
+    )
 
 
 _CHANNEL_FIELD = re.compile(r"\.channels\[(\d+)\]\.(color|window)(?:\.\w+)?")

@@ -1,0 +1,146 @@
+"""Images and plates as peer tools write them (iohub, writers of 0.4 plates, omero blocks
+without some keys): they open with a MetadataWarning naming the JSON path, while
+``validate`` still reports the rule they break; opening changes nothing on disk."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import pytest
+import zarr
+
+import ngio_async
+from ngio_async import MetadataError
+from ngio_async.meta import MetadataWarning, validate
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+AXES = [
+    {"name": "C", "type": "channel"},
+    {"name": "Y", "type": "space"},
+    {"name": "X", "type": "space"},
+]
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def write_image(group: Any, attrs: dict[str, Any], version: str = "0.4") -> None:
+    """Level ``0`` (2 channels of 8 x 8, channel c filled with c + 1) and ``attrs`` (the NGFF
+    keys: 0.4 at the top level, 0.5 inside ``ome``)."""
+    data = np.stack([np.full((8, 8), c + 1, "uint16") for c in range(2)])
+    group.create_array("0", data=data)
+    group.attrs.put(attrs if version == "0.4" else {"ome": {"version": "0.5", **attrs}})
+
+
+def iohub_multiscale(**extra: Any) -> dict[str, Any]:
+    return {
+        "version": "0.4",
+        "axes": AXES,
+        "coordinateTransformations": [{"type": "identity"}],
+        "datasets": [
+            {"path": "0", "coordinateTransformations": [{"type": "scale", "scale": [1, 0.5, 0.5]}]}
+        ],
+        **extra,
+    }
+
+
+# ---------------------------------------------------------------- F1: identity transforms
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+@pytest.mark.parametrize("where", ["multiscale", "dataset", "both"])
+def test_identity_transformations_are_read_without_them(
+    tmp_path: Path, version: str, where: str
+) -> None:
+    """iohub writes ``[{"type": "identity"}]`` at the multiscale level (NGFF allows only scale
+    and translation there): the image was refused ("Invalid value 'identity'")."""
+    path = tmp_path / "ioh.zarr"
+    ms = iohub_multiscale()
+    if version == "0.5":
+        del ms["version"]
+    if where != "multiscale":
+        ms["datasets"][0]["coordinateTransformations"].append({"type": "identity"})
+    if where == "dataset":
+        del ms["coordinateTransformations"]
+    g = zarr.open_group(path, mode="w", zarr_format=2 if version == "0.4" else 3)
+    write_image(g, {"multiscales": [ms]}, version)
+    doc = json.loads((path / (".zattrs" if version == "0.4" else "zarr.json")).read_text())
+    with pytest.raises(MetadataError, match="identity"):
+        validate(doc)  # still reported as invalid
+    before = snapshot(path)
+    at = "$.multiscales[0]" if version == "0.4" else "$.attributes.ome.multiscales[0]"
+    at += ".coordinateTransformations" if where != "dataset" else ".datasets[0]"
+    with pytest.warns(
+        MetadataWarning, match=r"identity.*at `" + at.replace("$", r"\$").replace("[", r"\[")
+    ):
+        ds = ngio_async.open(path)
+    with ds:
+        assert ds.levels[0].scale == (1.0, 0.5, 0.5)
+        assert ds.metadata.multiscale.coordinate_transformations is None
+        assert int(ds.read(C=1)[3, 3]) == 2
+    assert snapshot(path) == before  # opening changed nothing
+
+
+def test_a_level_whose_only_transformation_is_identity_reads_as_scale_1(tmp_path: Path) -> None:
+    path = tmp_path / "ioh.zarr"
+    ms = iohub_multiscale()
+    ms["datasets"][0]["coordinateTransformations"] = [{"type": "identity"}]
+    write_image(zarr.open_group(path, mode="w", zarr_format=2), {"multiscales": [ms]})
+    with pytest.warns(MetadataWarning, match="2 'identity' transformations left out"):
+        ds = ngio_async.open(path)
+    with ds:
+        assert ds.levels[0].scale == (1.0, 1.0, 1.0)
+
+
+def test_other_transformation_errors_still_refuse_the_image(tmp_path: Path) -> None:
+    path = tmp_path / "img.zarr"
+    ms = iohub_multiscale(coordinateTransformations=[{"type": "affine"}])
+    write_image(zarr.open_group(path, mode="w", zarr_format=2), {"multiscales": [ms]})
+    with pytest.raises(MetadataError, match="affine"):
+        ngio_async.open(path)
+
+
+# ---------------------------------------------------------------- F4 + F1: an iohub plate
+def write_plate(
+    path: Path, wells: list[dict[str, Any]], version: str = "0.4", field: Any = None
+) -> None:
+    """A plate of rows A, B and columns 1, 2 (``wells`` as given), each well with field 0."""
+    fmt: Literal[2, 3] = 2 if version == "0.4" else 3
+    plate: dict[str, Any] = {
+        "rows": [{"name": "A"}, {"name": "B"}],
+        "columns": [{"name": "1"}, {"name": "2"}],
+        "wells": wells,
+    }
+    root = zarr.open_group(path, mode="w", zarr_format=fmt)
+    v = {"version": "0.4"} if version == "0.4" else {}
+    root.attrs.put(
+        {"plate": {**plate, **v}}
+        if version == "0.4"
+        else {"ome": {"version": "0.5", "plate": plate}}
+    )
+    for w in wells:
+        well = zarr.open_group(path / w["path"], mode="w", zarr_format=fmt)
+        body: dict[str, Any] = {"images": [{"path": "0"}], **v}
+        well.attrs.put(
+            {"well": body} if version == "0.4" else {"ome": {"version": "0.5", "well": body}}
+        )
+        ms = field or {"axes": AXES, "datasets": [
+            {"path": "0", "coordinateTransformations": [{"type": "scale", "scale": [1, 1, 1]}]}
+        ]}  # fmt: skip
+        write_image(zarr.open_group(path / w["path"] / "0", mode="w", zarr_format=fmt),
+                    {"multiscales": [{**ms, **v}]}, version)  # fmt: skip
+
+
+def test_an_iohub_plate_field_opens_through_the_plate(tmp_path: Path) -> None:
+    path = tmp_path / "plate.zarr"
+    write_plate(path, [{"path": "A/1", "rowIndex": 0, "columnIndex": 0}], field=iohub_multiscale())
+    before = snapshot(path)
+    with ngio_async.open_plate(path) as plate:
+        with pytest.warns(MetadataWarning, match="'identity' transformation left out"):
+            fov = plate.image("A", "1", field=0)
+        with fov:
+            assert int(fov.read(C=0)[0, 0]) == 1
+    assert snapshot(path) == before
