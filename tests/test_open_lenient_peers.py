@@ -5,6 +5,7 @@ without some keys): they open with a MetadataWarning naming the JSON path, while
 from __future__ import annotations
 
 import json
+import warnings
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -144,3 +145,58 @@ def test_an_iohub_plate_field_opens_through_the_plate(tmp_path: Path) -> None:
         with fov:
             assert int(fov.read(C=0)[0, 0]) == 1
     assert snapshot(path) == before
+
+
+@pytest.mark.parametrize("index", ["rowIndex", "columnIndex", "both"])
+def test_04_well_indices_out_of_range_are_read_from_the_path(tmp_path: Path, index: str) -> None:
+    """1-based (or otherwise wrong) indices of a 0.4 plate: ome-zarr-py and ngio open it by
+    the well paths; it was refused ("1 is out of range of 'rows'")."""
+    path = tmp_path / "plate.zarr"
+    wells: list[dict[str, Any]] = [
+        {"path": "A/1", "rowIndex": 0, "columnIndex": 0},
+        {"path": "B/2", "rowIndex": 1, "columnIndex": 1},
+    ]
+    for w in wells:  # 1-based
+        if index in ("rowIndex", "both"):
+            w["rowIndex"] += 1
+        if index in ("columnIndex", "both"):
+            w["columnIndex"] += 1
+    write_plate(path, wells)
+    with pytest.raises(MetadataError, match="out of range"):
+        validate(json.loads((path / ".zattrs").read_text()))  # still reported
+    before = snapshot(path)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always", MetadataWarning)
+        plate = ngio_async.open_plate(path)
+    messages = [str(w.message) for w in seen if issubclass(w.category, MetadataWarning)]
+    assert any("out of range" in m and "at `$.plate.wells[1]" in m for m in messages), messages
+    assert any("'B/2' read at its path" in m for m in messages), messages
+    assert any("at `$.plate.wells[0].path`" in m for m in messages), messages
+    with plate:
+        assert plate.wells == ["A/1", "B/2"]
+        # B/2's indices (2 of 2 rows or columns) come from its path; A/1's are in range: they
+        # are kept and disagree with its path (a warning, as before; the path decides)
+        assert [(w.row_index, w.column_index) for w in plate.metadata.wells] == [
+            (wells[0]["rowIndex"], wells[0]["columnIndex"]),
+            (1, 1),
+        ]
+        with plate.image("B", "2", field=0) as fov:
+            assert int(fov.read(C=1)[0, 0]) == 2
+    assert snapshot(path) == before
+
+
+def test_04_well_index_out_of_range_naming_no_listed_row_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "plate.zarr"
+    write_plate(path, [{"path": "A/1", "rowIndex": 0, "columnIndex": 0}])
+    attrs = json.loads((path / ".zattrs").read_text())
+    attrs["plate"]["wells"] = [{"path": "C/1", "rowIndex": 2, "columnIndex": 0}]
+    (path / ".zattrs").write_text(json.dumps(attrs))
+    with pytest.raises(MetadataError, match="2 is out of range of 'rows'"):
+        ngio_async.open_plate(path)
+
+
+def test_05_well_indices_out_of_range_are_still_refused(tmp_path: Path) -> None:
+    path = tmp_path / "plate.zarr"
+    write_plate(path, [{"path": "B/2", "rowIndex": 2, "columnIndex": 1}], version="0.5")
+    with pytest.raises(MetadataError, match="2 is out of range of 'rows'"):
+        ngio_async.open_plate(path)

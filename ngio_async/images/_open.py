@@ -372,8 +372,9 @@ def lenient_doc(doc: Any, path: str) -> tuple[dict[str, Any], str, str] | None:
     """``doc`` mended where ``path`` (a validation error) lies in display metadata: without
     its ``omero`` block, or with its ``image-label`` ``colors`` / ``properties`` mended (or
     dropped) or without its ``source``; or where peer writers break a rule without changing
-    what the pixels mean: ``identity`` transformations (iohub) left out. With the key of the
-    block changed and what was done. ``None`` elsewhere."""
+    what the pixels mean: ``identity`` transformations (iohub) left out, 0.4 well indices out
+    of range of the rows / columns taken from the well path. With the key of the block
+    changed and what was done. ``None`` elsewhere."""
     if isinstance(doc, bytes):
         doc = _json(doc)
     if not isinstance(doc, dict):
@@ -390,6 +391,9 @@ def lenient_doc(doc: Any, path: str) -> tuple[dict[str, Any], str, str] | None:
     if isinstance(body.get("multiscales"), list) and inside(f"{at}.multiscales"):
         found = _without_identity(body["multiscales"], path[len(f"{at}.multiscales") :])
         return None if found is None else (rebuilt({**body, "multiscales": found[0]}), *found[1:])
+    if at == "$" and isinstance(body.get("plate"), dict) and inside(f"{at}.plate.wells"):
+        plate = _wells_at_their_paths(body["plate"], path[len(f"{at}.plate") :])
+        return None if plate is None else (rebuilt({**body, "plate": plate[0]}), *plate[1:])
     if "omero" in body and inside(f"{at}.omero"):
         mended = _mended_channel(body["omero"], path[len(f"{at}.omero") :])
         if mended is not None:
@@ -480,6 +484,50 @@ def _without_identity(multiscales: list[Any], where: str) -> tuple[list[Any], st
         "multiscales",
         f"{dropped} 'identity' transformation{s} left out (identity changes nothing)",
     )
+
+
+def _names(entries: Any) -> list[Any]:
+    return [e.get("name") if isinstance(e, dict) else None for e in entries or ()]
+
+
+def _wells_at_their_paths(
+    plate: dict[str, Any], where: str
+) -> tuple[dict[str, Any], str, str] | None:
+    """The 0.4 ``plate`` with the ``rowIndex`` / ``columnIndex`` of every well whose index is
+    out of range of its ``rows`` / ``columns`` taken from its path ``<row>/<column>`` (the
+    path decides, as for a well whose indices disagree with its path; writers got the indices
+    NGFF 0.4 added late wrong: 1-based, or counted over rows not listed), and what was done.
+    ``None``: ``where`` is not such an index, or a well path names no listed row / column."""
+    if re.fullmatch(r"\.wells\[\d+\]\.(?:rowIndex|columnIndex)", where) is None:
+        return None
+    rows, columns, wells = (
+        _names(plate.get("rows")),
+        _names(plate.get("columns")),
+        plate.get("wells"),
+    )
+    if not isinstance(wells, list):
+        return None
+
+    def out_of_range(value: Any, n: int) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and value >= n
+
+    fixed, moved = [], []
+    for w in wells:
+        if isinstance(w, dict) and (
+            out_of_range(w.get("rowIndex"), len(rows))
+            or out_of_range(w.get("columnIndex"), len(columns))
+        ):
+            row, _, column = str(w.get("path")).partition("/")
+            if row not in rows or column not in columns:
+                return None
+            w = {**w, "rowIndex": rows.index(row), "columnIndex": columns.index(column)}
+            moved.append(repr(w["path"]))
+        fixed.append(w)
+    if not moved:
+        return None
+    many = f"{len(moved)} wells ({', '.join(moved[:3])}{', ...' if len(moved) > 3 else ''})"
+    what = f"well {moved[0]} read at its path" if len(moved) == 1 else f"{many} read at their paths"
+    return {**plate, "wells": fixed}, "plate", f"{what} (the path decides)"
 
 
 _CHANNEL_FIELD = re.compile(r"\.channels\[(\d+)\]\.(color|window)(?:\.\w+)?")
