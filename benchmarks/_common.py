@@ -36,7 +36,14 @@ def synthetic_plane(z: int, shape: tuple[int, int] = SHAPE[2:]) -> np.ndarray[An
     return np.clip(base + noise, 0, 65535).astype(np.uint16)
 
 
-def make_image(name: str, *, sharded: bool, shape: tuple[int, ...] = SHAPE) -> Path:
+def make_image(
+    name: str,
+    *,
+    sharded: bool,
+    shape: tuple[int, ...] = SHAPE,
+    chunks: tuple[int, ...] = CHUNKS,
+    shards: tuple[int, ...] = SHARDS,
+) -> Path:
     """Write the benchmark image (NGFF 0.5, blosc-zstd) once; later runs reuse it."""
     import zarr
     import zarr.codecs
@@ -50,15 +57,17 @@ def make_image(name: str, *, sharded: bool, shape: tuple[int, ...] = SHAPE) -> P
         store=root,
         name="0",
         shape=shape,
-        chunks=CHUNKS,
-        shards=SHARDS if sharded else None,
+        chunks=chunks,
+        shards=shards if sharded else None,
         dtype="uint16",
         compressors=zarr.codecs.BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle"),
         dimension_names=list(AXES),
         overwrite=True,
     )
-    for z in range(shape[1]):
-        arr[0, z] = synthetic_plane(z, shape[2:])
+    depth = (shards if sharded else chunks)[1]
+    for z0 in range(0, shape[1], depth):  # whole chunks (or shards) at a time
+        z1 = min(shape[1], z0 + depth)
+        arr[0, z0:z1] = np.stack([synthetic_plane(z, shape[2:]) for z in range(z0, z1)])
     axes = [Axis(name="c", type="channel")] + [
         Axis(name=a, type="space", unit="micrometer") for a in "zyx"
     ]

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from _common import DATA, synthetic_plane
+from _common import DATA, make_image
 from _proxy import http_server
 
 if TYPE_CHECKING:
@@ -41,44 +41,6 @@ CHUNKS = (1, 16, 512, 512)
 SHARDS = (1, 32, 1024, 1024)
 IN_FLIGHT = 64
 CACHE = 256 << 20
-
-
-def make_deep(name: str, *, sharded: bool) -> Path:
-    """Write the image (NGFF 0.5, blosc-zstd) once; later runs reuse it."""
-    import numpy as np
-    import zarr
-    import zarr.codecs
-
-    from ngio_async.meta import Axis, Dataset, Multiscale, OmeMetadata, Scale, to_attrs
-
-    root = DATA / name
-    if (root / "zarr.json").exists():
-        return root
-    arr = zarr.create_array(
-        store=root,
-        name="0",
-        shape=SHAPE,
-        chunks=CHUNKS,
-        shards=SHARDS if sharded else None,
-        dtype="uint16",
-        compressors=zarr.codecs.BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle"),
-        dimension_names=list("czyx"),
-        overwrite=True,
-    )
-    for z0 in range(0, SHAPE[1], CHUNKS[1]):
-        arr[0, z0 : z0 + CHUNKS[1]] = np.stack(
-            [synthetic_plane(z, SHAPE[2:]) for z in range(z0, z0 + CHUNKS[1])]
-        )
-    axes = [Axis(name="c", type="channel")] + [
-        Axis(name=a, type="space", unit="micrometer") for a in "zyx"
-    ]
-    ms = Multiscale(
-        axes=axes,
-        datasets=[Dataset(path="0", coordinate_transformations=[Scale(scale=[1, 1, 0.2, 0.2])])],
-    )
-    group = zarr.open_group(root, mode="a", zarr_format=3)
-    group.attrs.update(to_attrs(OmeMetadata(version="0.5", multiscales=[ms]), "0.5"))
-    return root
 
 
 def plane_tiles(edge: int) -> list[Region]:
@@ -176,7 +138,9 @@ def main() -> None:
     args = parser.parse_args()
     images = {"deep": 512, "deep-sharded": 1024}
     for name in images:
-        make_deep(name, sharded=name.endswith("sharded"))
+        make_image(
+            name, sharded=name.endswith("sharded"), shape=SHAPE, chunks=CHUNKS, shards=SHARDS
+        )
     print(f"{'source':6} {'image':13} {'zarr':>6} {'tstore':>7} {'ngio':>6} {'no cache':>8}"
           f" {'ngio/zarr':>9} {'ngio/ts':>8}")  # fmt: skip
     for kind in args.sources.split(","):

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from images import Spec, upload, write_image
 from served import count_decodes, served_image
+from test_tiles_chunk_runs import DEEP, _check as _check_cover, _chunk_gets
 
 import ngio_async
 from ngio_async.engine import chunk_uses, tile_grid
@@ -30,22 +31,12 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.anyio
 
-# z chunks 4 planes deep; 2 x 2 x 2 x 2 = 16 chunks (c, z, y, x) of 16 x 16 x 4 uint16
-DEEP = Spec(version="0.5", shape=(2, 8, 32, 32), chunks=(1, 4, 16, 16), levels=1)
-CHUNK_BYTES = 4 * 16 * 16 * 2
-
-
-def _chunk_gets(server: StaticServer) -> list[str]:
-    return [r.path for r in server.requests if r.method == "GET" and "/0/c/" in r.path]
+CHUNK_BYTES = 4 * 16 * 16 * 2  # a chunk of DEEP: 4 planes of 16 x 16 uint16
 
 
 def _check(tiles: list[Any], data: np.ndarray[Any, Any]) -> None:
     """Each tile equals the data, in grid order; their cores cover the image once."""
-    seen = np.zeros(data.shape, dtype=int)
-    for t in tiles:
-        np.testing.assert_array_equal(t.data, data[t.region])
-        seen[t.core] += 1
-    assert (seen == 1).all()
+    _check_cover(tiles, data)
     assert [t.index for t in tiles] == sorted(t.index for t in tiles)
 
 

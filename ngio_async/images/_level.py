@@ -567,14 +567,7 @@ class Level:
             return await self._read_many_chunks(codec, regions, reuse)
         if not isinstance(codec, ShardCodec) or not self.reads_shards_together:
             return [await self.read(region, indexes) for region in regions]
-        outs: list[NDArray[Any]] = []
-        groups: dict[str, list[tuple[ShardPlan, NDArray[Any]]]] = {}
-        for region in regions:
-            check_region(region, self.shape)
-            out: NDArray[Any] = np.empty(region_shape(region), dtype=self.dtype)
-            outs.append(out)
-            for plan in plan_shards(self.meta, region):
-                groups.setdefault(self._prefix + plan.key, []).append((plan, out))
+        outs, groups = self._shard_groups(regions)
 
         async def one_shard(item: tuple[str, list[tuple[ShardPlan, NDArray[Any]]]]) -> None:
             await self._read_shard_parts(codec, *item, indexes, reuse)
@@ -622,14 +615,7 @@ class Level:
         reuse: ChunkReuse | None,
         indexes: IndexCache,
     ) -> list[NDArray[Any]]:
-        outs: list[NDArray[Any]] = []
-        shards: dict[str, list[tuple[ShardPlan, NDArray[Any]]]] = {}
-        for region in regions:
-            check_region(region, self.shape)
-            out: NDArray[Any] = np.empty(region_shape(region), dtype=self.dtype)
-            outs.append(out)
-            for plan in plan_shards(self.meta, region):
-                shards.setdefault(self._prefix + plan.key, []).append((plan, out))
+        outs, shards = self._shard_groups(regions)
         for key, parts in shards.items():
             index = indexes.get(key)
             if index is _MISSING:
@@ -686,6 +672,21 @@ class Level:
         waited = [(p.wait_blocking(), k, t) for p, k, t in _waits(claimed)]
         decodes = [(get(k) if isinstance(c, Fetch) else c, k, t) for c, k, t in waited]
         _decode_all(codec, decodes, fill_value)
+
+    def _shard_groups(
+        self, regions: Sequence[Region]
+    ) -> tuple[list[NDArray[Any]], dict[str, list[tuple[ShardPlan, NDArray[Any]]]]]:
+        """An output array per region, and the shards of a sharded level they need, each with
+        the plans of the regions' parts in it and their outputs."""
+        outs: list[NDArray[Any]] = []
+        shards: dict[str, list[tuple[ShardPlan, NDArray[Any]]]] = {}
+        for region in regions:
+            check_region(region, self.shape)
+            out: NDArray[Any] = np.empty(region_shape(region), dtype=self.dtype)
+            outs.append(out)
+            for plan in plan_shards(self.meta, region):
+                shards.setdefault(self._prefix + plan.key, []).append((plan, out))
+        return outs, shards
 
     def _chunk_groups(
         self, regions: Sequence[Region]
