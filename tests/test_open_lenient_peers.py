@@ -200,3 +200,74 @@ def test_05_well_indices_out_of_range_are_still_refused(tmp_path: Path) -> None:
     write_plate(path, [{"path": "B/2", "rowIndex": 2, "columnIndex": 1}], version="0.5")
     with pytest.raises(MetadataError, match="2 is out of range of 'rows'"):
         ngio_async.open_plate(path)
+
+
+# ---------------------------------------------------------------- F2: omero keys missing
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+@pytest.mark.parametrize("missing", ["window", "color", "both"])
+def test_omero_channels_missing_color_or_window_keep_their_labels(
+    tmp_path: Path, version: str, missing: str
+) -> None:
+    """One channel without ``window`` (or ``color``) dropped every channel's label: the
+    block was left out, and ``read(c="GFP")`` was a KeyError."""
+    window = {"min": 0, "max": 100, "start": 0, "end": 50}
+    channels: list[dict[str, Any]] = [
+        {"label": "DAPI", "color": "0000FF", "window": window},
+        {"label": "GFP", "color": "00FF00", "window": window},
+    ]
+    for key in ("window", "color") if missing == "both" else (missing,):
+        for c in channels:
+            del c[key]
+    path = tmp_path / "img.zarr"
+    g = zarr.open_group(path, mode="w", zarr_format=2 if version == "0.4" else 3)
+    ms = iohub_multiscale()
+    del ms["coordinateTransformations"]
+    if version == "0.5":
+        del ms["version"]
+    write_image(g, {"multiscales": [ms], "omero": {"channels": channels}}, version)
+    doc = json.loads((path / (".zattrs" if version == "0.4" else "zarr.json")).read_text())
+    with pytest.raises(MetadataError):
+        validate(doc)
+    before = snapshot(path)
+    with pytest.warns(MetadataWarning, match=r"omero\.channels\[0\]`.*labels are kept"):
+        ds = ngio_async.open(path)
+    with ds:
+        channels_read = ds.metadata.channels
+        assert [c.label for c in channels_read] == ["DAPI", "GFP"]
+        colors = ["FFFFFF"] * 2 if missing != "window" else ["0000FF", "00FF00"]
+        assert [c.color for c in channels_read] == colors
+        windows = [(0.0, 0.0)] * 2 if missing != "color" else [(0.0, 50.0)] * 2
+        assert [c.window for c in channels_read] == windows
+        assert int(ds.read(C="GFP")[0, 0]) == 2
+    assert snapshot(path) == before
+
+
+def test_a_channel_without_a_label_stays_unlabelled(tmp_path: Path) -> None:
+    path = tmp_path / "img.zarr"
+    channels = [{"color": "0000FF"}, {"label": "GFP", "color": "00FF00"}]
+    ms = iohub_multiscale()
+    del ms["coordinateTransformations"]
+    write_image(
+        zarr.open_group(path, mode="w", zarr_format=2),
+        {"multiscales": [ms], "omero": {"channels": channels}},
+    )
+    with pytest.warns(MetadataWarning, match="channel 0, 1 without a window"):
+        ds = ngio_async.open(path)
+    with ds:
+        assert [c.label for c in ds.metadata.channels] == [None, "GFP"]
+        assert int(ds.read(C="GFP")[0, 0]) == 2
+        assert int(ds.read(C=0)[0, 0]) == 1
+
+
+def test_a_channel_that_is_no_object_still_drops_the_block(tmp_path: Path) -> None:
+    path = tmp_path / "img.zarr"
+    ms = iohub_multiscale()
+    del ms["coordinateTransformations"]
+    write_image(
+        zarr.open_group(path, mode="w", zarr_format=2),
+        {"multiscales": [ms], "omero": {"channels": ["DAPI", {"label": "GFP"}]}},
+    )
+    with pytest.warns(MetadataWarning, match="without its 'omero'"):
+        ds = ngio_async.open(path)
+    with ds:
+        assert ds.metadata.channels == []

@@ -531,6 +531,7 @@ def _wells_at_their_paths(
 
 
 _CHANNEL_FIELD = re.compile(r"\.channels\[(\d+)\]\.(color|window)(?:\.\w+)?")
+_CHANNEL = re.compile(r"\.channels\[(\d+)\]")
 _HEX_COLOR = re.compile(r"[0-9A-Fa-f]{6}(?:[0-9A-Fa-f]{2})?")
 
 
@@ -542,6 +543,9 @@ def _mended_channel(omero: Any, where: str) -> tuple[dict[str, Any], str] | None
     napari read such channels; dropping the block lost every channel's name)."""
     found = _CHANNEL_FIELD.fullmatch(where)
     channels = omero.get("channels") if isinstance(omero, dict) else None
+    missing = _CHANNEL.fullmatch(where)
+    if missing is not None and isinstance(channels, list):
+        return _missing_keys_mended(omero, channels, int(missing[1]))
     if found is None or not isinstance(channels, list) or int(found[1]) >= len(channels):
         return None
     i, field = int(found[1]), found[2]
@@ -564,6 +568,41 @@ def _mended_channel(omero: Any, where: str) -> tuple[dict[str, Any], str] | None
     fixed = [*channels]
     fixed[i] = {**channel, field: new}
     return {**omero, "channels": fixed}, f"channel {i}'s {field} {old!r} is read as {new!r}"
+
+
+#: what a channel missing its ``window`` is read with: an empty range, which says "no
+#: window" to the readers of ``ChannelInfo.window`` that ask for a shown range (the model has
+#: no window-less channel)
+_NO_WINDOW = {"min": 0, "max": 0, "start": 0, "end": 0}
+
+
+def _missing_keys_mended(
+    omero: dict[str, Any], channels: list[Any], at: int
+) -> tuple[dict[str, Any], str] | None:
+    """The ``omero`` block with every channel missing its ``color`` (read as white) or
+    ``window`` (read as an empty range) mended, and what was done. ``None`` when channel
+    ``at`` misses neither (it is no object, or misses another key)."""
+    if at >= len(channels) or not isinstance(channels[at], dict):
+        return None
+    if all(k in channels[at] for k in ("color", "window")):
+        return None
+    fixed: list[Any] = []
+    colors: list[str] = []
+    windows: list[str] = []
+    for i, channel in enumerate(channels):
+        if isinstance(channel, dict) and "color" not in channel:
+            channel = {**channel, "color": "FFFFFF"}
+            colors.append(str(i))
+        if isinstance(channel, dict) and "window" not in channel:
+            channel = {**channel, "window": {**_NO_WINDOW}}
+            windows.append(str(i))
+        fixed.append(channel)
+    done = [
+        f"channel {', '.join(ids)} without a {what}"
+        for ids, what in ((colors, "color: read as 'FFFFFF'"), (windows, "window: read as (0, 0)"))
+        if ids
+    ]
+    return {**omero, "channels": fixed}, "; ".join(done) + " (the labels are kept)"
 
 
 def _finite(value: Any) -> bool:
