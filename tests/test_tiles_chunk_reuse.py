@@ -245,22 +245,6 @@ async def test_local_ordered_plane_tiles_decode_each_chunk_once(
     assert len(decoded) == decodes and len(set(decoded)) == 16
 
 
-async def test_missing_chunks_are_kept_as_fill(tmp_path: Path) -> None:
-    """Chunks never written read as the fill value, asked for once each in grid order."""
-    spec = Spec(
-        version="0.5", shape=(1, 8, 32, 32), chunks=(1, 4, 16, 16), levels=1, fill_value=7,
-        written=(slice(None), slice(0, 4), slice(0, 16), slice(None)),
-    )  # fmt: skip
-    with served_image(tmp_path, spec) as (server, data):
-        async with ngio_async.open_async(server.url + "img.zarr") as ds:
-            server.reset()
-            tiles = [t async for t in ds.tiles()]
-    _check(tiles, data)
-    gets = _chunk_gets(server)
-    assert len(set(gets)) == 8
-    assert len(gets) <= 9  # the store asks its first miss again, once (see test_tiles_chunk_runs)
-
-
 def test_limits_cache_bytes_is_checked() -> None:
     with pytest.raises(ValueError, match="cache_bytes"):
         ngio_async.Limits(cache_bytes=-1)
