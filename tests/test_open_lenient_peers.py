@@ -271,3 +271,47 @@ def test_a_channel_that_is_no_object_still_drops_the_block(tmp_path: Path) -> No
         ds = ngio_async.open(path)
     with ds:
         assert ds.metadata.channels == []
+
+
+# ---------------------------------------------------------------- F6: appended pyramid levels
+def write_pyramid(path: Path, shapes: list[tuple[int, int]], data: np.ndarray[Any, Any]) -> None:
+    """A 0.5 yx image of levels ``shapes`` (scale 2**i), level 0 holding ``data``."""
+    root = zarr.open_group(path, mode="w", zarr_format=3)
+    datasets: list[Any] = []
+    for i, shape in enumerate(shapes):
+        array = root.create_array(str(i), shape=shape, chunks=(16, 16), dtype=data.dtype)
+        if i == 0:
+            array[...] = data
+        scale = [float(2**i)] * 2
+        datasets.append(
+            {"path": str(i), "coordinateTransformations": [{"type": "scale", "scale": scale}]}
+        )
+    axes = [{"name": "y", "type": "space"}, {"name": "x", "type": "space"}]
+    root.attrs.put(
+        {"ome": {"version": "0.5", "multiscales": [{"axes": axes, "datasets": datasets}]}}
+    )
+
+
+@pytest.mark.parametrize(
+    ("shapes", "appended"),
+    [
+        pytest.param([(45, 35), (22, 17)], [(11, 8), (5, 4)], id="floor (ome-zarr-py)"),
+        pytest.param([(45, 35), (23, 18)], [(12, 9), (6, 5)], id="ceil"),
+        pytest.param([(44, 34), (22, 17)], [(11, 9), (6, 5)], id="either: ceil"),
+    ],
+)
+async def test_appended_levels_follow_the_rounding_of_the_existing_ones(
+    tmp_path: Path, shapes: list[tuple[int, int]], appended: list[tuple[int, int]]
+) -> None:
+    """An ome-zarr-py pyramid (floor(n / 2)) went on with ceil-shaped levels: (22, 17) gave
+    (11, 9), where its own levels continue with (11, 8)."""
+    data = np.random.default_rng(3).integers(0, 1000, shapes[0], dtype=np.uint16)
+    write_pyramid(tmp_path / "img.zarr", shapes, data)
+    async with ngio_async.open_async(tmp_path / "img.zarr", mode="r+") as ds:
+        await ds.build_pyramid(levels=4)
+        assert [lvl.shape for lvl in ds.levels] == [*shapes, *appended]
+        if shapes[1] == (22, 17):  # whole 2x2 windows of the level above (floor: none partial)
+            above = await ds.levels[1].read(tuple(slice(0, n) for n in shapes[1]))
+            got = await ds.levels[2].read((slice(0, 11), slice(0, 8)))
+            want = above[:22, :16].reshape(11, 2, 8, 2).astype(float).mean(axis=(1, 3))
+            np.testing.assert_allclose(got, want, atol=1)

@@ -171,6 +171,18 @@ async def _build_level(
             done()
 
 
+def _rounds_down(shapes: list[tuple[int, ...]], factors: list[tuple[int, ...]]) -> bool:
+    """Whether the levels of ``shapes`` (``factors[i]``: from level ``i`` to ``i + 1``) round
+    down: each is the floor of the one above divided by its factor (ome-zarr-py drops a last
+    partial window), and one size at least is not the ceil (our levels', zarr-python's)."""
+    floor = ceil = True
+    for i, fs in enumerate(factors):
+        for n, m, f in zip(shapes[i], shapes[i + 1], fs, strict=True):
+            floor = floor and m == n // f
+            ceil = ceil and m == -(-n // f)
+    return floor and not ceil
+
+
 def _new_level_layout(
     ds: Dataset, count: int
 ) -> list[tuple[str, ArrayMeta, tuple[int, ...], tuple[float, ...]]]:
@@ -203,8 +215,14 @@ def _new_level_layout(
     names = level_names(existing, len(existing) + count)[len(existing) :]
     scale = last.scale
     shapes = [tuple(lvl.shape) for lvl in ds.levels]
+    down = _rounds_down(shapes, factors)  # the levels go on as the existing ones were shaped
     for _ in names:
-        shapes.append(tuple(-(-n // f) for n, f in zip(shapes[-1], step, strict=True)))
+        shapes.append(
+            tuple(
+                max(1, n // f) if down else -(-n // f)
+                for n, f in zip(shapes[-1], step, strict=True)
+            )
+        )
     check_levels_shrink(shapes, len(shapes), start=len(existing))  # before any write
     out: list[tuple[str, ArrayMeta, tuple[int, ...], tuple[float, ...]]] = []
     for path, shape in zip(names, shapes[len(ds.levels) :], strict=True):
