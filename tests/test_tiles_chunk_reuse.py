@@ -10,10 +10,13 @@ last use. Counted on a real HTTP server, on moto S3 and on local files.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
 import random
 from typing import TYPE_CHECKING, Any
 
+import anyio
 import numpy as np
 import pytest
 from images import Spec, upload, write_image
@@ -206,6 +209,44 @@ async def test_leaving_early_drops_the_kept_chunks(
                 held = cache.held_bytes
         assert held > 0
         assert cache.held_bytes == 0
+
+
+@pytest.mark.parametrize("where", ["http", "local"])
+async def test_early_exits_leave_nothing_in_flight_or_kept(
+    deep: tuple[StaticServer, np.ndarray[Any, Any]], tmp_path: Path, where: str
+) -> None:
+    """30 times over: a ``break`` after tile k, an exception in the loop body, or a timeout
+    while runs wait for chunks other runs are reading: no request or decode left in flight,
+    no kept chunk, no task left, and the next stream reads every tile right."""
+    server, data = deep
+    url: Any = server.url + "img.zarr" if where == "http" else tmp_path / "local.zarr"
+    if where == "local":
+        write_image(url, DEEP)
+    rng = random.Random(7)
+    async with ngio_async.open_async(url, limits=ngio_async.Limits(max_requests=4)) as ds:
+        before = asyncio.all_tasks()
+        for i in range(30):
+            stream = ds.tiles()
+            cache = stream.chunk_cache
+            assert cache is not None
+            stop = rng.randrange(1, 40)
+            how = i % 3
+            with contextlib.suppress(ValueError, TimeoutError):
+                with anyio.fail_after(0.005 if how == 2 else 30):
+                    async with stream as tiles:
+                        n = 0
+                        async for tile in tiles:
+                            np.testing.assert_array_equal(tile.data, data[tile.region])
+                            n += 1
+                            if n == stop and how == 0:
+                                break
+                            if n == stop and how == 1:
+                                raise ValueError("the loop body failed")
+            assert cache.held_bytes == 0
+            assert ds.store.limiter.borrowed_tokens == 0
+            assert not {t for t in asyncio.all_tasks() - before if not t.done()}
+        tiles_ = [t async for t in ds.tiles()]
+    _check(tiles_, data)
 
 
 async def test_s3_ordered_plane_tiles_read_each_chunk_once(
