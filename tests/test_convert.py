@@ -1334,3 +1334,29 @@ async def test_array_codecs_before_the_serializer_do_not_lose_the_compressor(
     assert [c["name"] for c in doc["codecs"]] == ["bytes", "blosc"]
     assert doc["codecs"][1]["configuration"]["cname"] == "lz4"
     np.testing.assert_array_equal(zarr.open_array(dst / "0")[...], data)
+
+
+async def test_a_channel_without_a_window_is_carried_with_the_dtype_range(tmp_path: Path) -> None:
+    """Opening reads a channel missing its window with an empty one (the labels kept); the
+    conversion carries the stored block mended instead: the dtype's range, not (0, 0)."""
+    import warnings
+
+    from ngio_async.meta import MetadataWarning
+
+    src, dst = tmp_path / "src.zarr", tmp_path / "dst.zarr"
+    ngio_async.create(
+        src, shape=(2, 8, 8), dtype="uint16", axes="cyx", channels=["DAPI", "GFP"],
+        ngff_version="0.4",
+    ).close()  # fmt: skip
+    doc = json.loads((src / ".zattrs").read_text())
+    del doc["omero"]["channels"][1]["window"]
+    (src / ".zattrs").write_text(json.dumps(doc))
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always", MetadataWarning)
+        await ngio_async.convert(src, dst, ngff_version="0.5")
+    assert any("carried mended" in str(w.message) for w in seen)
+    async with ngio_async.open_async(dst) as ds:
+        assert [c.label for c in ds.metadata.channels] == ["DAPI", "GFP"]
+    omero = json.loads((dst / "zarr.json").read_text())["attributes"]["ome"]["omero"]
+    assert omero["channels"][1]["window"] == {"min": 0, "max": 65535, "start": 0, "end": 65535}
+    assert omero["channels"][0]["window"] == doc["omero"]["channels"][0]["window"]

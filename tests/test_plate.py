@@ -394,7 +394,7 @@ async def test_errors(tmp_path: Path) -> None:
             await plate.image_paths()
     # the plate's own metadata broken: the key and JSON path named
     doc = json.loads((tmp_path / "plate.ome.zarr" / ".zattrs").read_text())
-    doc["plate"]["wells"][0]["rowIndex"] = 5
+    doc["plate"]["wells"][0]["rowIndex"] = -1  # (0.4, out of range: read at the path)
     (tmp_path / "plate.ome.zarr" / ".zattrs").write_text(json.dumps(doc))
     with pytest.raises(MetadataError, match=r"\.zattrs.*rowIndex"):
         await ngio_async.open_plate_async(url)

@@ -985,17 +985,17 @@ _HEX6 = re.compile(r"^[0-9A-Fa-f]{6}$")
 
 
 async def _with_repaired_omero(src: Dataset) -> OmeMetadata | None:
-    """``src``'s metadata with its ``omero`` block when the image was opened without it (a
-    value breaks a rule), mended by :func:`_repair_step` (a :class:`MetadataWarning` says
-    how), so the channels' labels, colors and windows are carried. ``None``: nothing to
-    mend, or it cannot be (the block is left out, as the opening warned)."""
+    """``src``'s metadata with its stored ``omero`` block mended by :func:`_repair_step` when
+    it breaks a rule (a :class:`MetadataWarning` says how), so the channels' labels, colors
+    and windows are carried: a block opened without it, or opened mended (a channel missing
+    its window was read with an empty one: here it gets the dtype's range). ``None``:
+    nothing to mend, or it cannot be (the opened metadata is carried, as the opening
+    warned)."""
     import copy
     import warnings
 
     from ..meta import MetadataWarning
 
-    if src.metadata.ome.omero is not None:
-        return None
     v3 = src.metadata.ngff_version != "0.4"
     raw = await src.store.get(join(src.root, "zarr.json" if v3 else ".zattrs"))
     try:
@@ -1022,6 +1022,8 @@ async def _with_repaired_omero(src: Dataset) -> OmeMetadata | None:
                 return None
             mended.append(f"{done} ({exc.rule})")
             continue
+        if not mended:  # the stored block keeps every rule: what was opened is carried
+            return None
         warnings.warn(
             f"{src.url}: its 'omero' block, which breaks a rule, is carried mended: "
             + "; ".join(mended),
