@@ -286,6 +286,27 @@ async def test_local_ordered_plane_tiles_decode_each_chunk_once(
     assert len(decoded) == decodes and len(set(decoded)) == 16
 
 
+@pytest.mark.parametrize(
+    ("per_axis", "grid", "run"),
+    [
+        ((1, 16, 1, 2), (1, 32, 2, 2), 2),  # plane tiles of shards 16 deep: one row of a plane
+        ((1, 16, 1, 4), (1, 32, 4, 4), 4),
+        ((1, 1, 8, 16), (1, 4, 16, 16), 128),  # a row of shards, one plane: all of it
+        ((1, 4, 2, 2), (1, 4, 2, 2), 16),  # the whole grid
+        ((2, 1, 1, 3), (2, 1, 1, 6), 3),
+    ],
+)
+def test_a_run_in_grid_order_counts_the_tiles_that_come_together(
+    per_axis: tuple[int, ...], grid: tuple[int, ...], run: int
+) -> None:
+    """The window in runs assumed a run holds every tile of its block (a row of shards 16
+    planes deep: 16 planes' tiles), though in grid order only one plane's row comes together:
+    runs 8x smaller than assumed left 3 runs in flight (1.5 planes), not a layer's worth."""
+    from ngio_async.images._dataset import _consecutive
+
+    assert _consecutive(per_axis, grid) == run
+
+
 def test_limits_cache_bytes_is_checked() -> None:
     with pytest.raises(ValueError, match="cache_bytes"):
         ngio_async.Limits(cache_bytes=-1)

@@ -152,6 +152,17 @@ def _grouped(items: Iterator[list[TileSpec] | str]) -> Iterator[TileWork]:
         yield tuple(keys)
 
 
+def _consecutive(per_axis: Sequence[int], grid: Sequence[int]) -> int:
+    """How many tiles of one block come one after another in grid (C) order: the block's
+    tiles along the last axes, out to the first axis the block does not span whole."""
+    n = 1
+    for k, g in zip(reversed(per_axis), reversed(grid), strict=True):
+        n *= k
+        if k < g:
+            break
+    return n
+
+
 def _spans(extent: int, size: int) -> int:
     """How many pieces of ``size`` (tiles, shards) ``extent`` pixels from a multiple of
     ``size`` meet; one more when they do not divide each other (a piece across the border)."""
@@ -774,11 +785,14 @@ class Dataset(StoreNode):
 
         max_bytes = limits.prefetch_bytes
         if runs_of is not None:  # the window in runs of tiles (fewer, larger requests)
-            # the tiles one run can hold: those of one block (a shard, or a row of shards)
-            block_tiles = math.prod(
+            # the tiles one run can hold: those of one block (a shard, or a row of shards) that
+            # come one after another: all of it block by block; in grid order only the last
+            # axes' (a row of shards holds the next planes too, but they come a row later)
+            per_axis = [
                 min(g, _spans(b, t or n))
                 for g, b, t, n in zip(grid, runs_of, tile_shape, lvl.shape, strict=True)
-            )
+            ]
+            block_tiles = math.prod(per_axis) if not rows else _consecutive(per_axis, grid)
             run_elements = max(1, min(_RUN_BYTES, limits.prefetch_bytes // 4) // itemsize)
             per_run = max(1, min(_RUN_TILES, run_elements * itemsize // tile_bytes, block_tiles))
             if prefetch is not None:  # the caller's bound in tiles holds: two runs or more
