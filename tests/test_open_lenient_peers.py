@@ -236,7 +236,7 @@ def test_omero_channels_missing_color_or_window_keep_their_labels(
         assert [c.label for c in channels_read] == ["DAPI", "GFP"]
         colors = ["FFFFFF"] * 2 if missing != "window" else ["0000FF", "00FF00"]
         assert [c.color for c in channels_read] == colors
-        windows = [(0.0, 0.0)] * 2 if missing != "color" else [(0.0, 50.0)] * 2
+        windows = [None] * 2 if missing != "color" else [(0.0, 50.0)] * 2  # None: no window
         assert [c.window for c in channels_read] == windows
         assert int(ds.read(C="GFP")[0, 0]) == 2
     assert snapshot(path) == before

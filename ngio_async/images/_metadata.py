@@ -13,6 +13,8 @@ from ..meta import Axis, MetadataWarning, Multiscale, OmeMetadata, Scale, Transl
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from ..meta import Window
+
 __all__ = ["AxisCalibration", "ChannelInfo", "ImageMetadata", "LevelCalibration"]
 
 
@@ -51,13 +53,20 @@ class LevelCalibration:
 
 @dataclass(frozen=True, slots=True)
 class ChannelInfo:
-    """A channel: ``label``, ``color`` (``RRGGBB``) and display ``window`` (start, end)."""
+    """A channel: ``label``, ``color`` (``RRGGBB``) and display ``window`` (start, end;
+    ``None``: the channel was stored without one)."""
 
     index: int
     label: str | None
     color: str | None
     window: tuple[float, float] | None
     active: bool | None
+
+
+def _no_window(window: Window) -> bool:
+    """Whether ``window`` is the empty one a channel stored without a window is read with
+    (all four values 0: no range to show)."""
+    return window.start == window.end == window.min == window.max == 0
 
 
 class ImageMetadata:
@@ -124,7 +133,7 @@ class ImageMetadata:
                 index=i,
                 label=c.label,
                 color=c.color,
-                window=(c.window.start, c.window.end),
+                window=None if _no_window(c.window) else (c.window.start, c.window.end),
                 active=c.active,
             )
             for i, c in enumerate(self.ome.omero.channels)
