@@ -315,3 +315,58 @@ async def test_appended_levels_follow_the_rounding_of_the_existing_ones(
             got = await ds.levels[2].read((slice(0, 11), slice(0, 8)))
             want = above[:22, :16].reshape(11, 2, 8, 2).astype(float).mean(axis=(1, 3))
             np.testing.assert_allclose(got, want, atol=1)
+
+
+# ---------------------------------------------------------------- axes without a type
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+@pytest.mark.parametrize("form", ["no type", "names"])
+def test_axes_without_a_type_are_typed_by_their_names(
+    tmp_path: Path, version: str, form: str
+) -> None:
+    """Axes written as ``{"name": "y"}`` (the JSON schema lets them pass; ome-zarr-py reads
+    them) or as bare names (NGFF 0.3) were refused ("expected 2 or 3 axes of type 'space',
+    got 0"): they open typed by their names, with a warning; ``validate`` still refuses."""
+    axes: list[Any] = (
+        [{"name": "c"}, {"name": "y", "unit": "micrometer"}, {"name": "x"}]
+        if form == "no type"
+        else ["c", "y", "x"]
+    )
+    ms = {
+        "axes": axes,
+        "datasets": [
+            {"path": "0", "coordinateTransformations": [{"type": "scale", "scale": [1, 0.5, 0.5]}]}
+        ],
+    }
+    if version == "0.4":
+        ms["version"] = "0.4"
+    path = tmp_path / "img.zarr"
+    g = zarr.open_group(path, mode="w", zarr_format=2 if version == "0.4" else 3)
+    write_image(g, {"multiscales": [ms]}, version)
+    doc = json.loads((path / (".zattrs" if version == "0.4" else "zarr.json")).read_text())
+    with pytest.raises(MetadataError):
+        validate(doc)
+    before = snapshot(path)
+    with pytest.warns(MetadataWarning, match=r"axes without a type read by their names"):
+        ds = ngio_async.open(path)
+    with ds:
+        got = [(a.name, a.type) for a in ds.metadata.multiscale.axes]
+        assert got == [("c", "channel"), ("y", "space"), ("x", "space")]
+        assert ds.metadata.multiscale.axes[1].unit == ("micrometer" if form == "no type" else None)
+        assert int(ds.read(c=1)[0, 0]) == 2  # (an int selection drops the axis)
+    assert snapshot(path) == before
+
+
+def test_axes_with_unknown_names_and_no_type_are_still_refused(tmp_path: Path) -> None:
+    ms = {
+        "version": "0.4",
+        "axes": [{"name": "p"}, {"name": "q"}],
+        "datasets": [
+            {"path": "0", "coordinateTransformations": [{"type": "scale", "scale": [1, 1]}]}
+        ],
+    }
+    path = tmp_path / "img.zarr"
+    g = zarr.open_group(path, mode="w", zarr_format=2)
+    g.create_array("0", data=np.zeros((4, 4), "uint16"))
+    g.attrs.put({"multiscales": [ms]})
+    with pytest.raises(MetadataError, match="axes"):
+        ngio_async.open(path)

@@ -372,8 +372,9 @@ def lenient_doc(doc: Any, path: str) -> tuple[dict[str, Any], str, str] | None:
     """``doc`` mended where ``path`` (a validation error) lies in display metadata: without
     its ``omero`` block, or with its ``image-label`` ``colors`` / ``properties`` mended (or
     dropped) or without its ``source``; or where peer writers break a rule without changing
-    what the pixels mean: ``identity`` transformations (iohub) left out, 0.4 well indices out
-    of range of the rows / columns taken from the well path. With the key of the block
+    what the pixels mean: ``identity`` transformations (iohub) left out, axes without a type
+    typed by their names, 0.4 well indices out of range of the rows / columns taken from the
+    well path. With the key of the block
     changed and what was done. ``None`` elsewhere."""
     if isinstance(doc, bytes):
         doc = _json(doc)
@@ -389,7 +390,10 @@ def lenient_doc(doc: Any, path: str) -> tuple[dict[str, Any], str, str] | None:
         return {**doc, "ome": new_body} if body is ome else new_body
 
     if isinstance(body.get("multiscales"), list) and inside(f"{at}.multiscales"):
-        found = _without_identity(body["multiscales"], path[len(f"{at}.multiscales") :])
+        where = path[len(f"{at}.multiscales") :]
+        found = _without_identity(body["multiscales"], where) or _typed_axes(
+            body["multiscales"], where
+        )
         return None if found is None else (rebuilt({**body, "multiscales": found[0]}), *found[1:])
     if at == "$" and isinstance(body.get("plate"), dict) and inside(f"{at}.plate.wells"):
         plate = _wells_at_their_paths(body["plate"], path[len(f"{at}.plate") :])
@@ -528,6 +532,46 @@ def _wells_at_their_paths(
     many = f"{len(moved)} wells ({', '.join(moved[:3])}{', ...' if len(moved) > 3 else ''})"
     what = f"well {moved[0]} read at its path" if len(moved) == 1 else f"{many} read at their paths"
     return {**plate, "wells": fixed}, "plate", f"{what} (the path decides)"
+
+
+_AXES = re.compile(r"\[(\d+)\]\.axes(?:\[\d+\].*)?")
+#: the type an axis without one is read with, by its name (the names NGFF's examples use)
+_TYPE_BY_NAME = {"x": "space", "y": "space", "z": "space", "c": "channel", "t": "time"}
+
+
+def _typed_axes(multiscales: list[Any], where: str) -> tuple[list[Any], str, str] | None:
+    """``multiscales`` whose axes without a ``type`` (or given as bare names, as NGFF 0.3
+    wrote them) are typed by their names (x / y / z: space, c: channel, t: time) when
+    ``where`` (a path inside them) points at their axes, and what was done. ``None``: no axis
+    to type so (the error is another)."""
+    found = _AXES.fullmatch(where)
+    if found is None:
+        return None
+    typed: list[str] = []
+    fixed = []
+    for ms in multiscales:
+        axes = ms.get("axes") if isinstance(ms, dict) else None
+        if not isinstance(axes, list):
+            fixed.append(ms)
+            continue
+        new_axes = []
+        for axis in axes:
+            name = (
+                axis
+                if isinstance(axis, str)
+                else axis.get("name")
+                if isinstance(axis, dict)
+                else None
+            )
+            kind = _TYPE_BY_NAME.get(name.lower()) if isinstance(name, str) else None
+            if kind is not None and (isinstance(axis, str) or "type" not in axis):
+                axis = {**({"name": name} if isinstance(axis, str) else axis), "type": kind}
+                typed.append(f"{name!r}: {kind}")
+            new_axes.append(axis)
+        fixed.append({**ms, "axes": new_axes})
+    if not typed:
+        return None
+    return fixed, "multiscales", f"axes without a type read by their names ({', '.join(typed)})"
 
 
 _CHANNEL_FIELD = re.compile(r"\.channels\[(\d+)\]\.(color|window)(?:\.\w+)?")
