@@ -38,6 +38,18 @@ def write_image(group: Any, attrs: dict[str, Any], version: str = "0.4") -> None
     group.attrs.put(attrs if version == "0.4" else {"ome": {"version": "0.5", **attrs}})
 
 
+def open_mended(path: Path, version: str, match: str) -> tuple[Any, dict[str, bytes]]:
+    """The image at ``path`` (``validate`` refuses its document) opened with a
+    ``MetadataWarning`` matching ``match``, and its files before the opening."""
+    doc = json.loads((path / (".zattrs" if version == "0.4" else "zarr.json")).read_text())
+    with pytest.raises(MetadataError):
+        validate(doc)  # still reported as invalid
+    before = snapshot(path)
+    with pytest.warns(MetadataWarning, match=match):
+        ds = ngio_async.open(path)
+    return ds, before
+
+
 def iohub_multiscale(**extra: Any) -> dict[str, Any]:
     return {
         "version": "0.4",
@@ -225,12 +237,7 @@ def test_omero_channels_missing_color_or_window_keep_their_labels(
     if version == "0.5":
         del ms["version"]
     write_image(g, {"multiscales": [ms], "omero": {"channels": channels}}, version)
-    doc = json.loads((path / (".zattrs" if version == "0.4" else "zarr.json")).read_text())
-    with pytest.raises(MetadataError):
-        validate(doc)
-    before = snapshot(path)
-    with pytest.warns(MetadataWarning, match=r"omero\.channels\[0\]`.*labels are kept"):
-        ds = ngio_async.open(path)
+    ds, before = open_mended(path, version, r"omero\.channels\[0\]`.*labels are kept")
     with ds:
         channels_read = ds.metadata.channels
         assert [c.label for c in channels_read] == ["DAPI", "GFP"]
@@ -342,12 +349,7 @@ def test_axes_without_a_type_are_typed_by_their_names(
     path = tmp_path / "img.zarr"
     g = zarr.open_group(path, mode="w", zarr_format=2 if version == "0.4" else 3)
     write_image(g, {"multiscales": [ms]}, version)
-    doc = json.loads((path / (".zattrs" if version == "0.4" else "zarr.json")).read_text())
-    with pytest.raises(MetadataError):
-        validate(doc)
-    before = snapshot(path)
-    with pytest.warns(MetadataWarning, match=r"axes without a type read by their names"):
-        ds = ngio_async.open(path)
+    ds, before = open_mended(path, version, "axes without a type read by their names")
     with ds:
         got = [(a.name, a.type) for a in ds.metadata.multiscale.axes]
         assert got == [("c", "channel"), ("y", "space"), ("x", "space")]

@@ -19,18 +19,17 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import numpy as np
 import pytest
-from images import Spec, upload, write_image
+from images import Spec, write_image
 from served import count_decodes, served_image
 from test_tiles_chunk_runs import DEEP, _check as _check_cover, _chunk_gets
 
 import ngio_async
 from ngio_async.engine import chunk_uses, tile_grid
-from ngio_async.stores import open_store
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from servers import S3Server, StaticServer
+    from servers import StaticServer
 
 pytestmark = pytest.mark.anyio
 
@@ -247,20 +246,6 @@ async def test_early_exits_leave_nothing_in_flight_or_kept(
             assert not {t for t in asyncio.all_tasks() - before if not t.done()}
         tiles_ = [t async for t in ds.tiles()]
     _check(tiles_, data)
-
-
-async def test_s3_ordered_plane_tiles_read_each_chunk_once(
-    s3_server: S3Server, tmp_path: Path
-) -> None:
-    data = write_image(tmp_path / "img.zarr", DEEP)[0]
-    url = s3_server.fresh_url()
-    async with open_store(url, **s3_server.options()) as store:
-        await upload(tmp_path / "img.zarr", store)
-    async with ngio_async.open_async(url, **s3_server.options()) as ds:
-        stream = ds.tiles()
-        tiles = [t async for t in stream]
-    _check(tiles, data)
-    assert stream.chunk_cache is not None and stream.chunk_cache.hits == 48
 
 
 # ------------------------------------------------------------------------------ local disk

@@ -159,7 +159,10 @@ async def test_s3_plane_tiles_of_deep_chunks_equal_the_image(
         await upload(tmp_path / "img.zarr", store)
     async with ngio_async.open_async(url, **s3_server.options()) as ds:
         for ordered in (True, False):
-            tiles = [t async for t in ds.tiles(ordered=ordered)]
+            stream = ds.tiles(ordered=ordered)
+            tiles = [t async for t in stream]
+            if ordered:  # each chunk read once, its other 3 planes' tiles from the chunk cache
+                assert stream.chunk_cache is not None and stream.chunk_cache.hits == 48
             assert len(tiles) == 64
             _check(tiles, data)
 
