@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import anyio
 import numcodecs
@@ -470,7 +470,7 @@ async def test_set_channels_and_scale_keep_unknown_keys(tmp_path: Path) -> None:
     ):
         pass
     group = zarr.open_group(url, mode="a")
-    attrs = group.attrs.asdict()
+    attrs: dict[str, Any] = group.attrs.asdict()
     attrs["mine"] = {"keep": True}
     attrs["ome"]["omero"]["channels"][0]["custom"] = 1
     attrs["ome"]["multiscales"][0]["metadata"] = {"method": "mean"}
@@ -487,7 +487,7 @@ async def test_set_channels_and_scale_keep_unknown_keys(tmp_path: Path) -> None:
         assert ds.levels[1].scale == (1.0, 0.5, 0.25)
         assert ds.levels[1].translation == (0.0, 0.0, 3.0)
         assert ds.metadata.channels[0].label == "DAPI"
-    new = zarr.open_group(url, mode="r").attrs.asdict()
+    new: dict[str, Any] = zarr.open_group(url, mode="r").attrs.asdict()
     assert new["mine"] == {"keep": True}
     ome = new["ome"]
     assert ome["omero"]["channels"][0]["custom"] == 1
@@ -547,7 +547,7 @@ async def test_read_only_dataset_refuses_writes_before_any_io(tmp_path: Path) ->
             ds.writer()
         assert store.total_requests == 0
     with pytest.raises(ValueError, match="mode"):
-        ngio_async.open_async(tmp_path, mode="w")  # type: ignore[arg-type]
+        ngio_async.open_async(tmp_path, mode="w")
     await store.aclose()
 
 
@@ -625,13 +625,13 @@ async def test_create_rejects_bad_values_before_writing(
 async def test_numpy_scalars_and_integers_are_accepted(tmp_path: Path) -> None:
     async with ngio_async.create_async(
         tmp_path,
-        shape=np.array([2, 64, 48]),
+        shape=np.array([2, 64, 48]),  # type: ignore[arg-type]
         dtype="uint8",
         axes="cyx",
-        chunks=(np.int64(1), np.int32(32), np.uint16(16)),
-        levels=np.int64(2),
-        scale=np.float32(0.5),
-        translation={"x": np.float64(1.5), "y": np.int64(2)},
+        chunks=(np.int64(1), np.int32(32), np.uint16(16)),  # type: ignore[arg-type]
+        levels=np.int64(2),  # type: ignore[arg-type]
+        scale=np.float32(0.5),  # type: ignore[arg-type]
+        translation={"x": np.float64(1.5), "y": np.int64(2)},  # type: ignore[dict-item]
         channels=["a", {"window": (np.float32(1), np.int16(9))}],
     ) as ds:
         assert ds.shape == (2, 64, 48)
@@ -641,11 +641,11 @@ async def test_numpy_scalars_and_integers_are_accepted(tmp_path: Path) -> None:
         assert cal[1].scale == (1.0, 1.0, 1.0)
         assert cal[0].translation == (0.0, 2.0, 1.5)
         assert ds.metadata.channels[1].window == (1.0, 9.0)
-        await ds.set_scale(np.int64(2), translation=[np.float32(0), 0, np.int8(3)])
+        await ds.set_scale(np.int64(2), translation=[np.float32(0), 0, np.int8(3)])  # type: ignore[arg-type, list-item]
         assert ds.metadata.spatial_calibration[0].scale == (1.0, 2.0, 2.0)
-        await ds.set_scale(np.array([1.0, 0.25, 0.125]))
+        await ds.set_scale(np.array([1.0, 0.25, 0.125]))  # type: ignore[arg-type]
         assert ds.metadata.spatial_calibration[0].scale == (1.0, 0.25, 0.125)
-        assert ds.metadata.nearest_level(np.float32(0.5)) == 1
+        assert ds.metadata.nearest_level(np.float32(0.5)) == 1  # type: ignore[arg-type]
     async with ngio_async.open_async(tmp_path) as back:
         assert back.metadata.spatial_calibration[0].scale == (1.0, 0.25, 0.125)
         assert back.metadata.spatial_calibration[0].translation == (0.0, 0.0, 3.0)
@@ -674,7 +674,10 @@ async def test_numpy_strings_and_flags_are_accepted(tmp_path: Path) -> None:
         "micrometer",
     ]
     async with ngio_async.create_async(
-        tmp_path / "b", shape=(2, 8, 8), dtype="uint8", channels=np.array(["a", "b"])
+        tmp_path / "b",
+        shape=(2, 8, 8),
+        dtype="uint8",
+        channels=np.array(["a", "b"]),  # type: ignore[arg-type]
     ) as ds:
         assert [c.label for c in ds.metadata.channels] == ["a", "b"]
 
@@ -696,7 +699,8 @@ async def test_zero_extent_is_kept(tmp_path: Path, version: str) -> None:
     async with ngio_async.open_async(url) as back:
         assert back.shape == (2, 0, 600)
     group = zarr.open_group(url, mode="r")
-    assert [group[str(i)].shape for i in range(3)] == [(2, 0, 600), (2, 0, 300), (2, 0, 150)]
+    shapes = [cast("zarr.Array[Any]", group[str(i)]).shape for i in range(3)]
+    assert shapes == [(2, 0, 600), (2, 0, 300), (2, 0, 150)]
 
 
 async def test_units_mapping_works_like_scale(tmp_path: Path) -> None:
@@ -814,7 +818,7 @@ async def test_overwrite_at_a_url_inside_an_array_deletes_none_of_its_chunks(
 
 @pytest.mark.parametrize("version", ["0.5", "0.4"])
 async def test_create_at_a_cloud_url_inside_an_array_is_refused(
-    s3_server: S3Server, version: str
+    s3_server: S3Server, version: Literal["0.5", "0.4"]
 ) -> None:
     """The store is rooted at the URL's prefix: the arrays above it are asked of the bucket.
     An overwrite at ``img.zarr/0/c`` (the chunks of array ``0``) deleted them."""
@@ -854,7 +858,9 @@ async def test_complex_nan_fill_value(tmp_path: Path, version: str) -> None:
         (tmp_path / "0" / ("zarr.json" if version == "0.5" else ".zarray")).read_text()
     )
     assert doc["fill_value"] == ["NaN", "-Infinity"]
-    back = zarr.open_group(tmp_path, mode="r")["0"][0, 0]
+    back = cast(
+        "np.complex64", cast("zarr.Array[Any]", zarr.open_group(tmp_path, mode="r")["0"])[0, 0]
+    )
     assert np.isnan(back.real) and back.imag == -np.inf
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import pickle
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import anyio
 import numpy as np
@@ -62,7 +62,7 @@ async def write_field(plate: ngio_async.Plate, well: str, field: str, seed: int)
 
 # ------------------------------------------------------------------------------ writing
 @pytest.mark.parametrize("version", VERSIONS)
-async def test_create_add_read_back(tmp_path: Path, version: str) -> None:
+async def test_create_add_read_back(tmp_path: Path, version: Literal["0.4", "0.5"]) -> None:
     url = str(tmp_path / "plate.ome.zarr")
     async with ngio_async.create_plate_async(
         url, rows=["A", "B"], columns=["1", "2", "3"], ngff_version=version, name="screen"
@@ -72,7 +72,7 @@ async def test_create_add_read_back(tmp_path: Path, version: str) -> None:
         # every row and well group exists already, as plain zarr groups
         group = zarr.open_group(url, mode="r")
         assert sorted(group.group_keys()) == ["A", "B"]
-        assert sorted(group["B"].group_keys()) == ["1", "2", "3"]
+        assert sorted(cast("zarr.Group", group["B"]).group_keys()) == ["1", "2", "3"]
         # no field yet: not an NGFF plate (a plate lists >= 1 well, a well >= 1 field) ...
         assert any("no NGFF metadata" in e for e in await errors_of(url))
         # ... but it opens (in any process) with no wells
@@ -106,18 +106,20 @@ async def test_create_add_read_back(tmp_path: Path, version: str) -> None:
 
     # zarr-python reads the same hierarchy
     group = zarr.open_group(url, mode="r")
-    attrs = dict(group.attrs)
+    attrs: dict[str, Any] = dict(group.attrs)
     plate_attrs = attrs["ome"]["plate"] if version == "0.5" else attrs["plate"]
     assert [w["path"] for w in plate_attrs["wells"]] == ["A/3", "B/2"]
     assert "ngio_async" not in attrs  # the pending layout is gone once a field exists
-    well_attrs = dict(group["A/3"].attrs)
+    well_attrs: dict[str, Any] = dict(group["A/3"].attrs)
     images = well_attrs["ome"]["well"] if version == "0.5" else well_attrs["well"]
     assert [im["path"] for im in images["images"]] == ["0", "1"]
-    np.testing.assert_array_equal(group["B/2/0/0"][:], pixels(1))
+    np.testing.assert_array_equal(cast("zarr.Array[Any]", group["B/2/0/0"])[:], pixels(1))
 
 
 @pytest.mark.parametrize("version", VERSIONS)
-async def test_ome_zarr_models_validate_the_plate(tmp_path: Path, version: str) -> None:
+async def test_ome_zarr_models_validate_the_plate(
+    tmp_path: Path, version: Literal["0.4", "0.5"]
+) -> None:
     models = pytest.importorskip(f"ome_zarr_models.v0{version[-1]}.hcs")
     url = str(tmp_path / "plate.ome.zarr")
     async with ngio_async.create_plate_async(
@@ -167,7 +169,9 @@ async def test_ome_zarr_models_validate_the_plate(tmp_path: Path, version: str) 
 
 
 @pytest.mark.parametrize("version", VERSIONS)
-async def test_overwrite_a_field_keeps_the_plate_valid(tmp_path: Path, version: str) -> None:
+async def test_overwrite_a_field_keeps_the_plate_valid(
+    tmp_path: Path, version: Literal["0.4", "0.5"]
+) -> None:
     url = str(tmp_path / "plate.ome.zarr")
     async with ngio_async.create_plate_async(
         url, rows=["A"], columns=["1", "2"], ngff_version=version
@@ -248,8 +252,8 @@ async def test_adding_refusals_happen_before_any_write(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------------ reading
 def write_with_ome_zarr_py(path: Path, version: str) -> dict[str, np.ndarray[Any, Any]]:
     """A 2 x 2 plate with ome-zarr-py: A/1 (fields 0, 1) and B/2 (field 0)."""
-    from ome_zarr.format import FormatV04, FormatV05
-    from ome_zarr.writer import write_image, write_plate_metadata, write_well_metadata
+    from ome_zarr.format import FormatV04, FormatV05  # type: ignore[import-untyped]
+    from ome_zarr.writer import write_image, write_plate_metadata, write_well_metadata  # type: ignore[import-untyped]
 
     fmt = FormatV04() if version == "0.4" else FormatV05()
     root = zarr.open_group(str(path), mode="w", zarr_format=fmt.zarr_format)
@@ -290,7 +294,7 @@ async def test_read_a_hand_written_plate(tmp_path: Path, version: str) -> None:
     """Plate and well groups written with zarr-python (acquisitions, field paths that are not
     0..n), fields written by ngio_async as plain images."""
     path = tmp_path / "hand.zarr"
-    zarr_format = 3 if version == "0.5" else 2
+    zarr_format: Literal[2, 3] = 3 if version == "0.5" else 2
     plate_body = {
         "rows": [{"name": "C"}, {"name": "D"}],
         "columns": [{"name": "05"}, {"name": "06"}],
@@ -401,7 +405,7 @@ async def test_errors(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("version", VERSIONS)
-async def test_concurrent_adds(tmp_path: Path, version: str) -> None:
+async def test_concurrent_adds(tmp_path: Path, version: Literal["0.4", "0.5"]) -> None:
     """Fields of several wells added at once by one plate object: every one listed."""
     url = str(tmp_path / "plate.ome.zarr")
     rows, cols = ["A", "B"], ["1", "2", "3"]
@@ -484,7 +488,7 @@ def test_sync_twins(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("version", VERSIONS)
 async def test_a_well_of_the_other_ngff_version_is_refused_not_hidden(
-    tmp_path: Path, version: str
+    tmp_path: Path, version: Literal["0.4", "0.5"]
 ) -> None:
     # NGFF: the version MUST be consistent within a hierarchy; writing this plate's document
     # beside the well's other one would hide the fields that one lists
