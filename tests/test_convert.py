@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 import numpy as np
@@ -84,7 +84,9 @@ async def test_tiff_tile_reads_smaller_than_a_plane(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("version", ["0.4", "0.5"])
-async def test_ome_tiff_channels_scales_units(tmp_path: Path, version: str) -> None:
+async def test_ome_tiff_channels_scales_units(
+    tmp_path: Path, version: Literal["0.4", "0.5"]
+) -> None:
     data = ramp((3, 2, 70, 90))  # czyx
     src = write_ome(
         tmp_path / "img.ome.tif",
@@ -684,7 +686,10 @@ def test_open_reads_a_tiff_through_the_dataset_api(tmp_path: Path) -> None:
     with ngio_async.open(path) as ds:
         assert ds.axes == ("z", "y", "x")
         np.testing.assert_array_equal(ds[1, 10:40, 5:70], planes[1, 10:40, 5:70])
-        np.testing.assert_array_equal(da.from_array(ds, chunks=(1, 32, 32)).compute(), planes)
+        np.testing.assert_array_equal(
+            da.from_array(ds, chunks=(1, 32, 32)).compute(),  # type: ignore[no-untyped-call]
+            planes,
+        )
         assert ds.metadata.spatial_calibration[0]["x"].scale == 0.5
         assert sum(t.data.size for t in ds.tiles()) == planes.size
 
@@ -817,8 +822,9 @@ async def test_http_tiff_of_an_undecodable_compression_is_refused_at_open(
 ) -> None:
     odd = http_root / "odd.tif"
     tifffile.imwrite(odd, ramp((2, 20, 30)), photometric="minisblack")
-    with tifffile.TiffFile(odd, mode="r+b") as tif:
+    with tifffile.TiffFile(odd, mode="r+") as tif:
         for page in tif.pages:
+            assert isinstance(page, tifffile.TiffPage)
             page.tags["Compression"].overwrite(60000)
     dst = tmp_path / "odd.ome.zarr"
     with pytest.raises(ngio_async.UnsupportedError, match=r"odd\.tif: 60000"):
@@ -934,8 +940,9 @@ async def test_undecodable_or_missing_tiffs_are_refused_before_the_destination_e
 ) -> None:
     odd = tmp_path / "odd.tif"
     tifffile.imwrite(odd, ramp((2, 20, 30)), photometric="minisblack")
-    with tifffile.TiffFile(odd, mode="r+b") as tif:
+    with tifffile.TiffFile(odd, mode="r+") as tif:
         for page in tif.pages:
+            assert isinstance(page, tifffile.TiffPage)
             page.tags["Compression"].overwrite(60000)  # a compression no codec decodes
     dst = tmp_path / "odd.ome.zarr"
     with pytest.raises(ngio_async.UnsupportedError, match=r"odd\.tif: 60000"):
@@ -990,10 +997,12 @@ async def test_a_malformed_ome_xml_number_is_no_calibration(
     tifffile.imwrite(
         src, data, ome=True, metadata={"axes": "CYX", "PhysicalSizeX": 0.5, "PhysicalSizeY": 0.5}
     )
-    with tifffile.TiffFile(src, mode="r+b") as tif:
-        xml = tif.pages[0].description
+    with tifffile.TiffFile(src, mode="r+") as tif:
+        page = tif.pages[0]
+        assert isinstance(page, tifffile.TiffPage)
+        xml = page.description
         assert old in xml
-        tif.pages[0].tags["ImageDescription"].overwrite(xml.replace(old, new, 1))
+        page.tags["ImageDescription"].overwrite(xml.replace(old, new, 1))
     dst = tmp_path / "bad.ome.zarr"
     await ngio_async.convert(src, dst)
     async with ngio_async.open_async(dst) as ds:
@@ -1007,9 +1016,11 @@ async def test_an_ome_xml_tifffile_cannot_parse_is_a_codec_error_naming_the_file
 ) -> None:
     src = tmp_path / "spp.ome.tif"
     tifffile.imwrite(src, ramp((2, 30, 40)), ome=True, metadata={"axes": "CYX"})
-    with tifffile.TiffFile(src, mode="r+b") as tif:
-        xml = tif.pages[0].description.replace('SamplesPerPixel="1"', 'SamplesPerPixel="one"')
-        tif.pages[0].tags["ImageDescription"].overwrite(xml)
+    with tifffile.TiffFile(src, mode="r+") as tif:
+        page = tif.pages[0]
+        assert isinstance(page, tifffile.TiffPage)
+        xml = page.description.replace('SamplesPerPixel="1"', 'SamplesPerPixel="one"')
+        page.tags["ImageDescription"].overwrite(xml)
     with pytest.raises(ngio_async.CodecError, match=r"spp\.ome\.tif"):  # was a bare ValueError
         await ngio_async.convert(src, tmp_path / "spp.ome.zarr")
     assert not (tmp_path / "spp.ome.zarr").exists()
@@ -1068,6 +1079,7 @@ async def test_imagej_time_and_z_units(tmp_path: Path) -> None:
     dst = tmp_path / "ij.ome.zarr"
     await ngio_async.convert(src, dst)
     async with ngio_async.open_async(dst) as ds:
+        assert ds.metadata.ome.multiscales is not None
         ms = ds.metadata.ome.multiscales[0]
         assert [(a.name, a.unit) for a in ms.axes] == [
             ("t", "minute"),
@@ -1079,7 +1091,9 @@ async def test_imagej_time_and_z_units(tmp_path: Path) -> None:
     tifffile.imwrite(src, data, imagej=True, metadata={**metadata, "spacing": "n/a"})
     await ngio_async.convert(src, dst, overwrite=True)
     async with ngio_async.open_async(dst) as ds:
-        assert ds.metadata.ome.multiscales[0].datasets[0].scale[:2] == [2.0, 1.0]
+        assert ds.metadata.ome.multiscales is not None
+        scale = ds.metadata.ome.multiscales[0].datasets[0].scale
+        assert scale is not None and scale[:2] == [2.0, 1.0]
 
 
 async def test_convert_many_redoes_an_output_without_the_levels_asked_for(
@@ -1200,7 +1214,7 @@ async def test_the_source_compressor_is_kept_with_its_settings(
 
 @pytest.mark.parametrize(("source", "target"), [("0.4", "0.5"), ("0.5", "0.4")])
 async def test_every_multiscale_of_the_group_is_copied(
-    tmp_path: Path, source: str, target: str
+    tmp_path: Path, source: Literal["0.4", "0.5"], target: Literal["0.4", "0.5"]
 ) -> None:
     """A group of two multiscales (NGFF allows several): the second one's arrays are copied
     too (its metadata was carried, its arrays were not: a level that did not exist)."""
@@ -1210,7 +1224,7 @@ async def test_every_multiscale_of_the_group_is_copied(
     data = ramp((40, 48))
     ngio_async.create(
         src, shape=data.shape, dtype="uint16", axes="yx", levels=1, ngff_version=source
-    ).close()  # type: ignore[arg-type]
+    ).close()
     with ngio_async.open(src, mode="r+") as ds:
         ds.write(data)
     other = zarr.create_array(
@@ -1229,7 +1243,7 @@ async def test_every_multiscale_of_the_group_is_copied(
     ]}]  # fmt: skip
     attrs["multiscales"].append(second)
     key.write_text(json.dumps(doc))
-    await ngio_async.convert(src, dst, ngff_version=target)  # type: ignore[arg-type]
+    await ngio_async.convert(src, dst, ngff_version=target)
     copied = zarr.open_array(dst / "other", mode="r")
     assert copied.metadata.zarr_format == (2 if target == "0.4" else 3)
     np.testing.assert_array_equal(copied[...], other[...])  # NaN where never written

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import warnings
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 import numpy as np
 import pytest
 import zarr
+from zarr_nodes import zarr_array, zarr_group, zarr_read
 
 import ngio_async
 from ngio_async import ExistsError
@@ -41,7 +42,7 @@ pytestmark = pytest.mark.anyio
     ],
 )
 async def test_names_that_break_the_hierarchy_are_refused(
-    tmp_path: Path, version: str, name: str
+    tmp_path: Path, version: Literal["0.4", "0.5"], name: str
 ) -> None:
     # '.zattrs' became the directory labels/.zattrs/ (0.4: the listing could never be written
     # again), 'zarr.json' failed half-way, control characters failed as StoreError
@@ -60,7 +61,9 @@ async def test_names_that_break_the_hierarchy_are_refused(
 
 
 @pytest.mark.parametrize("version", ["0.4", "0.5"])
-async def test_a_listed_path_below_labels_opens(tmp_path: Path, version: str) -> None:
+async def test_a_listed_path_below_labels_opens(
+    tmp_path: Path, version: Literal["0.4", "0.5"]
+) -> None:
     # the listing holds paths to label images below `labels` (ome-zarr-py and ngio open
     # 'sub/cells'); names() listed it and open() refused it as an invalid name
     async with ngio_async.create_async(
@@ -96,7 +99,9 @@ async def test_a_broken_listing_names_its_json_path(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("version", ["0.4", "0.5"])
-async def test_two_datasets_creating_one_label_never_mix_it(tmp_path: Path, version: str) -> None:
+async def test_two_datasets_creating_one_label_never_mix_it(
+    tmp_path: Path, version: Literal["0.4", "0.5"]
+) -> None:
     # two dataset objects (or processes) creating one name at once both passed the existence
     # check and both wrote every level: both 'succeeded' and the levels mixed their dtypes
     store = InstrumentedStore(open_store(tmp_path, mkdir=True))
@@ -152,10 +157,10 @@ async def test_colors_in_0_to_1_floats_are_refused(tmp_path: Path) -> None:
             [{"label-value": 1, "rgba": np.array([0.0, 1.0, 0.0, 1.0])}],
         ):
             with pytest.raises(ngio_async.MetadataError, match=r"0\.\.255") as err:
-                await ds.labels.create("cells", colors=colors)
+                await ds.labels.create("cells", colors=colors)  # type: ignore[arg-type]
             assert err.value.path.endswith("colors[0].rgba")
         assert await ds.labels.names() == []
-        cells = await ds.labels.create("cells", colors={1: (255.0, 0, 0, 255)})  # unambiguous
+        cells = await ds.labels.create("cells", colors={1: (255.0, 0, 0, 255)})  # type: ignore[dict-item]  # unambiguous
         image_label = cells.metadata.ome.image_label
         assert image_label is not None and image_label.colors is not None
         assert image_label.colors[0].rgba == [255, 0, 0, 255]
@@ -166,11 +171,13 @@ async def test_colors_in_0_to_1_floats_are_refused(tmp_path: Path) -> None:
     "ignore:Consolidated metadata is currently not part:zarr.errors.ZarrUserWarning"
 )
 @pytest.mark.parametrize("version", ["0.4", "0.5"])
-async def test_the_listing_in_consolidated_metadata_follows(tmp_path: Path, version: str) -> None:
+async def test_the_listing_in_consolidated_metadata_follows(
+    tmp_path: Path, version: Literal["0.4", "0.5"]
+) -> None:
     # the `labels` listing never reached the consolidated metadata (ngff-zarr and
     # zarr.consolidate_metadata write it), nor did the first label's own documents (written
     # before the labels group existed): zarr-python, which trusts the copy, saw no labels
-    fmt = 2 if version == "0.4" else 3
+    fmt: Literal[2, 3] = 2 if version == "0.4" else 3
     async with ngio_async.create_async(
         tmp_path, shape=(16, 16), dtype="uint8", levels=2, ngff_version=version
     ) as ds:
@@ -179,23 +186,23 @@ async def test_the_listing_in_consolidated_metadata_follows(tmp_path: Path, vers
     async with ngio_async.open_async(tmp_path, mode="r+") as ds:
         await (await ds.labels.create("a")).write_at(..., 7)
         group = zarr.open_group(str(tmp_path), mode="r")  # the copy, as zarr-python reads
-        attrs = dict(group["labels"].attrs)
+        attrs: dict[str, Any] = dict(group["labels"].attrs)
         assert (attrs if version == "0.4" else attrs["ome"])["labels"] == ["a"]
-        assert int(group["labels/a/1"][0, 0]) == 0  # level 1 not built, but listed
-        assert int(group["labels/a/0"][0, 0]) == 7
+        assert int(zarr_read(group, "labels/a/1", (0, 0))) == 0  # level 1 not built, but listed
+        assert int(zarr_read(group, "labels/a/0", (0, 0))) == 7
         await (await ds.labels.create("b")).aclose()
         await (await ds.labels.create("a", dtype="uint16", overwrite=True)).aclose()
     group = zarr.open_group(str(tmp_path), mode="r")
     attrs = dict(group["labels"].attrs)
     assert (attrs if version == "0.4" else attrs["ome"])["labels"] == ["a", "b"]
-    assert group["labels/a/1"].dtype == np.dtype("uint16")
-    assert group["labels/b/0"].shape == (16, 16)
+    assert zarr_array(group, "labels/a/1").dtype == np.dtype("uint16")
+    assert zarr_array(group, "labels/b/0").shape == (16, 16)
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning:zarr", "ignore::FutureWarning")
 @pytest.mark.parametrize("version", ["0.4", "0.5"])
 async def test_a_label_of_an_ngff_zarr_image_reads_in_zarr_python(
-    tmp_path: Path, version: str
+    tmp_path: Path, version: Literal["0.4", "0.5"]
 ) -> None:
     # ngff-zarr's levels are 'scale0/image' below a group 'scale0', and it consolidates: the
     # label's levels had no 'scale0' group, so the consolidated copy left them out (0.4) or
@@ -211,14 +218,16 @@ async def test_a_label_of_an_ngff_zarr_image_reads_in_zarr_python(
         await seg.write_at(..., 5, pyramid=True)
         await seg.aclose()
     group = zarr.open_group(str(tmp_path), mode="r")
-    attrs = dict(group["labels"].attrs)
+    attrs: dict[str, Any] = dict(group["labels"].attrs)
     assert (attrs if version == "0.4" else attrs["ome"])["labels"] == ["seg"]
-    np.testing.assert_array_equal(group["labels/seg/scale1/image"][...], np.full((16, 16), 5))
-    assert "scale1" in group["labels/seg"]
+    np.testing.assert_array_equal(zarr_read(group, "labels/seg/scale1/image"), np.full((16, 16), 5))
+    assert "scale1" in zarr_group(group, "labels/seg")
 
 
 @pytest.mark.parametrize("version", ["0.4", "0.5"])
-async def test_a_created_label_meets_the_strict_profile(tmp_path: Path, version: str) -> None:
+async def test_a_created_label_meets_the_strict_profile(
+    tmp_path: Path, version: Literal["0.4", "0.5"]
+) -> None:
     # images carry the multiscale SHOULD fields (name, type, metadata); labels had type and
     # metadata cleared: `validate --strict` refused every label image created here
     async with ngio_async.create_async(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Literal
 
 import dask.array as da
 import numpy as np
@@ -25,11 +25,11 @@ SPEC = Spec(
 
 
 @pytest.fixture
-def image(tmp_path: Path) -> tuple[Path, list[np.ndarray]]:  # type: ignore[type-arg]
+def image(tmp_path: Path) -> tuple[Path, list[np.ndarray[Any, Any]]]:
     return tmp_path, write_image(tmp_path, SPEC)
 
 
-def test_sync_reads(image: tuple[Path, list[np.ndarray]]) -> None:  # type: ignore[type-arg]
+def test_sync_reads(image: tuple[Path, list[np.ndarray[Any, Any]]]) -> None:
     root, datas = image
     with ngio_async.open(root) as ds:
         assert (ds.shape, ds.ndim, len(ds), ds.dtype) == (SPEC.shape, 4, 2, np.dtype("uint16"))
@@ -53,30 +53,32 @@ def test_sync_reads(image: tuple[Path, list[np.ndarray]]) -> None:  # type: igno
         assert ds.metadata.spatial_calibration[1]["x"].scale == 1.0
 
 
-def test_dask_from_array_is_lazy_and_equal(image: tuple[Path, list[np.ndarray]]) -> None:  # type: ignore[type-arg]
+def test_dask_from_array_is_lazy_and_equal(image: tuple[Path, list[np.ndarray[Any, Any]]]) -> None:
     root, datas = image
     with ngio_async.open(root) as ds:
-        arr = da.from_array(ds, chunks=(1, 1, 16, 16))
+        arr = da.from_array(ds, chunks=(1, 1, 16, 16))  # type: ignore[no-untyped-call]
         np.testing.assert_array_equal(arr.compute(), datas[0])
         np.testing.assert_array_equal(
             arr[1, :, 20:30].sum(axis=0).compute(), datas[0][1, :, 20:30].sum(axis=0)
         )
-        lvl = da.from_array(ds.levels[1], chunks=ds.levels[1].chunks)
+        lvl = da.from_array(ds.levels[1], chunks=ds.levels[1].chunks)  # type: ignore[no-untyped-call]
         np.testing.assert_array_equal(lvl.compute(), datas[1])
 
 
-def test_inside_a_running_loop(image: tuple[Path, list[np.ndarray]]) -> None:  # type: ignore[type-arg]
+def test_inside_a_running_loop(image: tuple[Path, list[np.ndarray[Any, Any]]]) -> None:
     """Jupyter: the caller's thread runs an event loop; the sync API must not deadlock."""
     root, datas = image
 
-    async def notebook_cell() -> np.ndarray:  # type: ignore[type-arg]
+    async def notebook_cell() -> np.ndarray[Any, Any]:
         with ngio_async.open(root) as ds:
             return ds[0, 0, :8, :8]
 
     np.testing.assert_array_equal(asyncio.run(notebook_cell()), datas[0][0, 0, :8, :8])
 
 
-def test_sync_call_from_the_portal_loop_raises(image: tuple[Path, list[np.ndarray]]) -> None:  # type: ignore[type-arg]
+def test_sync_call_from_the_portal_loop_raises(
+    image: tuple[Path, list[np.ndarray[Any, Any]]],
+) -> None:
     root, _ = image
     with ngio_async.open(root) as ds:
         runner = ds._runner
@@ -98,7 +100,7 @@ def test_sync_call_from_the_portal_loop_raises(image: tuple[Path, list[np.ndarra
         tiles.close()
 
 
-def test_closed_dataset_raises(image: tuple[Path, list[np.ndarray]]) -> None:  # type: ignore[type-arg]
+def test_closed_dataset_raises(image: tuple[Path, list[np.ndarray[Any, Any]]]) -> None:
     root, _ = image
     ds = ngio_async.open(root)
     ds.close()
@@ -108,7 +110,9 @@ def test_closed_dataset_raises(image: tuple[Path, list[np.ndarray]]) -> None:  #
 
 
 @pytest.mark.anyio
-async def test_async_dataset_after_close_raises(image: tuple[Path, list[np.ndarray]]) -> None:  # type: ignore[type-arg]
+async def test_async_dataset_after_close_raises(
+    image: tuple[Path, list[np.ndarray[Any, Any]]],
+) -> None:
     root, datas = image
     async with ngio_async.open_async(root) as ds:
         np.testing.assert_array_equal(await ds[0, 0], datas[0][0, 0])
@@ -129,7 +133,7 @@ def test_labels_open_as_images(tmp_path: Path, version: str) -> None:
     )
     label_root = tmp_path / "labels" / "cells"
     label_data = write_image(label_root, label_spec)
-    fmt = 3 if version == "0.5" else 2
+    fmt: Literal[2, 3] = 3 if version == "0.5" else 2
     label_group = zarr.open_group(label_root, mode="a", zarr_format=fmt)
     meta = validate(dict(label_group.attrs))
     meta.image_label = ImageLabel(colors=[LabelColor(label_value=1, rgba=[255, 0, 0, 255])])
@@ -202,7 +206,9 @@ def test_closing_while_another_thread_reads_raises_closed_error(
         assert isinstance(exc, ClosedError), repr(exc)
 
 
-def test_sync_dataset_and_level_pickle_by_reopening(image: tuple[Path, list[np.ndarray]]) -> None:  # type: ignore[type-arg]
+def test_sync_dataset_and_level_pickle_by_reopening(
+    image: tuple[Path, list[np.ndarray[Any, Any]]],
+) -> None:
     import pickle
 
     root, datas = image
@@ -218,13 +224,13 @@ def test_sync_dataset_and_level_pickle_by_reopening(image: tuple[Path, list[np.n
             twin.close()
             level._parent.close()  # the image a pickled level reopened
         # dask's processes scheduler sends the dataset to other processes
-        arr = da.from_array(ds, chunks=(1, 1, 16, 16))
+        arr = da.from_array(ds, chunks=(1, 1, 16, 16))  # type: ignore[no-untyped-call]
         total = arr.sum(dtype="uint64").compute(scheduler="processes", num_workers=2)
         assert int(total) == int(datas[0].sum(dtype="uint64"))
 
 
 def test_a_dataset_from_a_store_object_refuses_pickling_clearly(
-    image: tuple[Path, list[np.ndarray]],  # type: ignore[type-arg]
+    image: tuple[Path, list[np.ndarray[Any, Any]]],
 ) -> None:
     import pickle
 
@@ -236,7 +242,7 @@ def test_a_dataset_from_a_store_object_refuses_pickling_clearly(
 
 
 def test_a_dropped_dataset_gives_its_lease_back(
-    image: tuple[Path, list[np.ndarray]],  # type: ignore[type-arg]
+    image: tuple[Path, list[np.ndarray[Any, Any]]],
 ) -> None:
     import gc
     import threading
