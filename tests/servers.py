@@ -26,7 +26,7 @@ import uuid
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Self
 from urllib.parse import urlencode
 
 from aiohttp import ClientSession, web
@@ -156,7 +156,7 @@ class StaticServer:
 
     # -- lifecycle --------------------------------------------------------------------------
 
-    def start(self) -> StaticServer:
+    def start(self) -> Self:
         loop = asyncio.new_event_loop()
         self._loop = loop
         ready = threading.Event()

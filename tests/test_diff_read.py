@@ -27,7 +27,7 @@ import ngio_async
 from ngio_async.meta import Axis, Dataset, Multiscale, OmeMetadata, Scale, to_attrs
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
     from pathlib import Path
 
     from numpy.typing import NDArray
@@ -141,7 +141,8 @@ def filters_v2(draw: st.DrawFn, dtype: np.dtype[Any]) -> list[Any] | None:
 
 def random_data(case: dict[str, Any]) -> NDArray[Any]:
     rng = np.random.default_rng(case["seed"])
-    dtype, shape = case["dtype"], case["shape"]
+    dtype: np.dtype[Any] = case["dtype"]
+    shape: tuple[int, ...] = case["shape"]
     if dtype.kind == "b":
         return rng.random(shape) > 0.5
     if dtype.kind in "iu":
@@ -313,7 +314,9 @@ def check_tiles(tiles: Iterator[Any], ref: NDArray[Any], params: dict[str, Any])
     assert (seen[~inside] == 0).all()
 
 
-def named_axes(draw: st.DrawFn, axes: str, shape: tuple[int, ...]) -> dict[str, Any]:
+def named_axes(
+    draw: Callable[[st.SearchStrategy[Any]], Any], axes: str, shape: tuple[int, ...]
+) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for a, n in zip(axes, shape, strict=True):
         kind = draw(st.integers(0, 3))
@@ -381,10 +384,12 @@ def check_everything(
                 import dask.array as da
 
                 assert_same(np.asarray(ds), ref)
-                lazy = da.from_array(ds, chunks=dask_chunks)
+                lazy = da.from_array(ds, chunks=dask_chunks)  # type: ignore[no-untyped-call]
                 assert_same(lazy.compute(), ref)
                 # dask's own slicing differs from numpy's at times (``[-7::-1]`` of 5 elements)
-                want = da.from_array(ref, chunks=dask_chunks)[index].compute()
+                want = da.from_array(  # type: ignore[no-untyped-call]
+                    ref, chunks=dask_chunks
+                )[index].compute()
                 assert_same(lazy[index].compute(), want)
 
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 from itertools import product
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pytest
 import zarr
 from test_meta import schema
+from zarr_nodes import zarr_array, zarr_read
 
 import ngio_async
 from ngio_async import Limits, ReadOnlyError
@@ -87,7 +88,7 @@ def is_chunk(key: str, level_path: str) -> bool:
 @pytest.mark.parametrize("method", ["mean", "nearest", "mode"])
 @pytest.mark.parametrize(("version", "chunks", "shards"), LAYOUTS)
 async def test_equals_numpy_model_and_zarr_reads_it(
-    tmp_path: Path, version: str, chunks: Any, shards: Any, method: str
+    tmp_path: Path, version: Literal["0.4", "0.5"], chunks: Any, shards: Any, method: str
 ) -> None:
     data = data_for(method)
     options: dict[str, Any] = {} if shards is None else {"shards": shards}
@@ -108,12 +109,12 @@ async def test_equals_numpy_model_and_zarr_reads_it(
     group = zarr.open_group(tmp_path, mode="r")
     for i, w in enumerate(want):
         np.testing.assert_array_equal(ours[i], w, err_msg=f"level {i}")
-        np.testing.assert_array_equal(group[str(i)][...], w, err_msg=f"zarr level {i}")
+        np.testing.assert_array_equal(zarr_read(group, str(i)), w, err_msg=f"zarr level {i}")
 
 
 @pytest.mark.parametrize(("version", "chunks", "shards"), LAYOUTS)
 async def test_streaming_window_and_no_read_modify_write(
-    tmp_path: Path, version: str, chunks: Any, shards: Any
+    tmp_path: Path, version: Literal["0.4", "0.5"], chunks: Any, shards: Any
 ) -> None:
     store = RecordingStore(open_store(tmp_path, mkdir=True), latency=0.002)
     options: dict[str, Any] = {} if shards is None else {"shards": shards}
@@ -176,7 +177,7 @@ async def test_byte_budget_bounds_tiles_in_flight(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("version", "chunks", "shards"), LAYOUTS)
 async def test_regions_rebuild_only_affected_objects(
-    tmp_path: Path, version: str, chunks: Any, shards: Any
+    tmp_path: Path, version: Literal["0.4", "0.5"], chunks: Any, shards: Any
 ) -> None:
     store = RecordingStore(open_store(tmp_path, mkdir=True))
     options: dict[str, Any] = {} if shards is None else {"shards": shards}
@@ -193,7 +194,10 @@ async def test_regions_rebuild_only_affected_objects(
     ) as ds:
         await ds.write(data)
         await ds.build_pyramid()
-        changed = [(slice(1, 2), slice(3, 9), slice(20, 31)), (slice(0, 2), slice(36, 37), (0, 1))]
+        changed: list[tuple[slice | tuple[int, int], ...]] = [
+            (slice(1, 2), slice(3, 9), slice(20, 31)),
+            (slice(0, 2), slice(36, 37), (0, 1)),
+        ]
         for region in changed:
             region_t = tuple(r if isinstance(r, slice) else slice(*r) for r in region)
             patch = data_for("mean", tuple(s.stop - s.start for s in region_t), seed=5)
@@ -222,7 +226,7 @@ async def test_regions_rebuild_only_affected_objects(
 
 @pytest.mark.parametrize(("version", "chunks", "shards"), LAYOUTS)
 async def test_adding_levels_writes_metadata_after_the_arrays(
-    tmp_path: Path, version: str, chunks: Any, shards: Any
+    tmp_path: Path, version: Literal["0.4", "0.5"], chunks: Any, shards: Any
 ) -> None:
     store = RecordingStore(open_store(tmp_path, mkdir=True))
     options: dict[str, Any] = {} if shards is None else {"shards": shards}
@@ -261,8 +265,8 @@ async def test_adding_levels_writes_metadata_after_the_arrays(
     schema(version, "image").validate(attrs)
     validate(attrs)
     for i, w in enumerate(want):
-        np.testing.assert_array_equal(group[str(i)][...], w, err_msg=f"zarr level {i}")
-        assert group[str(i)].chunks == tuple(
+        np.testing.assert_array_equal(zarr_read(group, str(i)), w, err_msg=f"zarr level {i}")
+        assert zarr_array(group, str(i)).chunks == tuple(
             max(1, min(c, n)) for c, n in zip(chunks, w.shape, strict=True)
         )
     async with ngio_async.open_async(tmp_path) as back:
@@ -336,7 +340,9 @@ def test_factor_from_shapes_and_scales() -> None:
 
 
 @pytest.mark.parametrize("version", ["0.4", "0.5"])
-async def test_added_levels_are_added_to_the_label_images_too(tmp_path: Path, version: str) -> None:
+async def test_added_levels_are_added_to_the_label_images_too(
+    tmp_path: Path, version: Literal["0.4", "0.5"]
+) -> None:
     # NGFF: a label image has one level per image level; build_pyramid(levels=N) keeps it so
     rng = np.random.default_rng(3)
     data = rng.integers(0, 500, (1, 64, 48), dtype=np.uint16)
@@ -392,7 +398,7 @@ def _floor_pyramid(root: Path, data: np.ndarray[Any, Any], levels: int) -> None:
         {"name": "y", "type": "space"},
         {"name": "x", "type": "space"},
     ]
-    ome = {"version": "0.5", "multiscales": [{"axes": axes, "datasets": datasets}]}
+    ome: dict[str, Any] = {"version": "0.5", "multiscales": [{"axes": axes, "datasets": datasets}]}
     zarr.open_group(root, mode="a").attrs.update({"ome": ome})
 
 
@@ -468,7 +474,7 @@ async def test_added_levels_continue_the_translations_of_the_levels_above(
             }
         )
     axes = [{"name": "y", "type": "space"}, {"name": "x", "type": "space"}]
-    ome = {"version": "0.5", "multiscales": [{"axes": axes, "datasets": datasets}]}
+    ome: dict[str, Any] = {"version": "0.5", "multiscales": [{"axes": axes, "datasets": datasets}]}
     zarr.open_group(tmp_path, mode="a").attrs.update({"ome": ome})
     async with ngio_async.open_async(tmp_path, mode="r+") as ds:
         await ds.build_pyramid(levels=4)

@@ -407,7 +407,7 @@ def test_corrupt_chunk_is_codec_error(tmp_path: Path) -> None:
 def test_wrong_ndim_and_dimension_names(tmp_path: Path) -> None:
     write_image(tmp_path, Spec(levels=1))
     group = zarr.open_group(tmp_path, mode="a")
-    attrs = dict(group.attrs)
+    attrs: dict[str, Any] = dict(group.attrs)
     attrs["ome"]["multiscales"][0]["axes"] = [
         *[{"name": n, "type": "space"} for n in ("z", "y", "x")][:2],
         {"name": "q", "type": "space"},
@@ -461,12 +461,13 @@ def test_strided_reads_fetch_only_the_chunks_they_need(
     async def go() -> None:
         store = InstrumentedStore(open_store(tmp_path))
         async with ngio_async.open_async(store) as ds:
-            for sel in [
+            sels: list[tuple[Any, ...]] = [
                 np.s_[0, ::100, ::100],
                 np.s_[:, 5::64, 3::50],
                 np.s_[..., 7, ::40],
                 np.s_[0, ::16, ::16],  # every chunk holds one: the covering read
-            ]:
+            ]
+            for sel in sels:
                 store.reset()
                 got = await ds[sel]
                 np.testing.assert_array_equal(got, data[sel])

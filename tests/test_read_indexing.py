@@ -101,7 +101,7 @@ async def test_remote_read_of_a_region_outside_the_level_is_refused(
     (a (14, 3) array from a 10-row level); it is a ValueError on every store, as locally."""
     root = tmp_path / "img.ome.zarr"
     write_image(root, Spec(shape=(10, 10), chunks=(10, 10), levels=1))
-    data = zarr.open_array(root / "0")[...]
+    data = np.asarray(zarr.open_array(root / "0")[...])
     zarr.create_array(root, name="0", data=data, chunks=(16, 16), shards=shards, overwrite=True)
     url = s3_server.fresh_url()
     async with open_store(url, **s3_server.options()) as store:
@@ -154,7 +154,12 @@ async def test_strided_reads_never_hold_the_covering_region(
     async with ngio_async.open_async(root) as ds:
         lvl = ds.levels[0]
         await lvl[0, ::8, ::8]  # warm up: decode threads, their scratch buffers, codecs
-        for selection in [np.s_[0, ::16, ::16], np.s_[0, ::-64, 5::64], np.s_[:, 3::3, ::-7]]:
+        selections: list[tuple[Any, ...]] = [
+            np.s_[0, ::16, ::16],
+            np.s_[0, ::-64, 5::64],
+            np.s_[:, 3::3, ::-7],
+        ]
+        for selection in selections:
             tracemalloc.start()
             try:
                 got = await lvl[selection]
