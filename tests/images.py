@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 import numcodecs
@@ -106,7 +106,7 @@ def random_data(
 def write_image(root: Path, spec: Spec) -> list[np.ndarray[Any, Any]]:
     """Write ``spec`` at ``root`` with zarr-python; return each level's full contents."""
     rng = np.random.default_rng(spec.seed)
-    zarr_format = 3 if spec.version == "0.5" else 2
+    zarr_format: Literal[2, 3] = 3 if spec.version == "0.5" else 2
     datas = []
     for i, shape in enumerate(level_shapes(spec)):
         chunks = tuple(min(c, n) for c, n in zip(spec.chunks, shape, strict=True))

@@ -269,7 +269,7 @@ def test_nested_sharding_refuses_codecs_beside_it() -> None:
 def image_around(root: Path, make: Callable[[Any], Any]) -> str:
     """An NGFF 0.5 image whose one level is the array ``make(store_path)`` writes."""
     axes = [{"name": "y", "type": "space"}, {"name": "x", "type": "space"}]
-    ms = {"axes": axes, "datasets": [{"path": "0", "coordinateTransformations": [
+    ms: dict[str, Any] = {"axes": axes, "datasets": [{"path": "0", "coordinateTransformations": [
         {"type": "scale", "scale": [1.0, 1.0]}]}]}  # fmt: skip
     zarr.open_group(root, mode="w", attributes={"ome": {"version": "0.5", "multiscales": [ms]}})
     with warnings.catch_warnings():

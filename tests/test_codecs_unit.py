@@ -304,7 +304,7 @@ def test_a_decoded_index_does_not_keep_the_shard_it_came_from_alive() -> None:
     raw = codec.encode(np.arange(24, dtype=np.int32).reshape(4, 6), "c/0/0")
     whole = np.frombuffer(raw + b"", dtype=np.uint8).copy()  # a buffer that can be watched
     alive = weakref.ref(whole)
-    view = memoryview(whole)
+    view = whole.data  # a memoryview of the array
     index = codec.decode_index(view[codec.index_slice(len(view))], "c/0/0")
     del whole, view
     gc.collect()

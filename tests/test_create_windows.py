@@ -4,7 +4,7 @@ black in viewers); windows the user gave are never overridden; ``set_channels(wi
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
@@ -33,7 +33,7 @@ def _extents(data: np.ndarray) -> list[tuple[float, float]]:
 @pytest.mark.parametrize("how", ["write", "writer", "build_pyramid"])
 async def test_windows_follow_the_data(tmp_path: Path, how: str) -> None:
     url = str(tmp_path / "img.ome.zarr")
-    channels = ["DAPI", {"label": "GFP", "window": (0, 1000)}]
+    channels: list[str | dict[str, Any]] = ["DAPI", {"label": "GFP", "window": (0, 1000)}]
     async with ngio_async.create_async(
         url, shape=DATA.shape, dtype="uint16", axes="cyx", levels=2, channels=channels
     ) as ds:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from corpus_files import CORPUS
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
@@ -250,7 +250,7 @@ def test_label_values_must_be_integers() -> None:
 
 
 def test_well_path_must_match_indices() -> None:
-    doc = {
+    doc: dict[str, Any] = {
         "ome": {
             "version": "0.5",
             "plate": {

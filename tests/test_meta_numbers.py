@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from corpus_files import CORPUS
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 

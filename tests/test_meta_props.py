@@ -50,8 +50,8 @@ json_values = st.recursive(
 
 @st.composite
 def mutated(draw: st.DrawFn) -> Any:
-    _, doc = draw(documents())
-    doc = copy.deepcopy(doc)
+    _, drawn = draw(documents())
+    doc: Any = copy.deepcopy(drawn)
     for _ in range(draw(st.integers(1, 3))):
         paths = _paths(doc)
         path = draw(st.sampled_from(paths))

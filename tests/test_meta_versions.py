@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 YX = [{"name": "y", "type": "space"}, {"name": "x", "type": "space"}]
-OLD_DOCS = {
+OLD_DOCS: dict[str, dict[str, Any]] = {
     # 0.1 / 0.2: datasets without transformations, no axes
     "image-0.1": {"multiscales": [{"version": "0.1", "datasets": [{"path": "0"}]}]},
     "image-0.2": {"multiscales": [{"version": "0.2", "datasets": [{"path": "0"}]}]},

@@ -37,7 +37,7 @@ def test_image_edits_keep_nan_attributes(tmp_path: Path, version: str) -> None:
     path = tmp_path / "img.zarr"
     with ngio_async.create(
         path, shape=(2, 16, 16), dtype="uint8", axes="cyx", channels=["a", "b"],
-        ngff_version=version,  # type: ignore[arg-type]
+        ngff_version=version,
     ) as ds:  # fmt: skip
         ds.write(np.ones((2, 16, 16), "uint8"))
     _nan_attrs(path)

@@ -4,7 +4,7 @@ zarr v3 arrays (zarr-python 3's default format)."""
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
@@ -22,13 +22,14 @@ def test_a_04_image_over_zarr_v3_arrays_says_so(tmp_path: Path) -> None:
     group = zarr.open_group(str(tmp_path / "img.zarr"), mode="w", zarr_format=2)
     axes = [{"name": "y", "type": "space"}, {"name": "x", "type": "space"}]
     scale = [{"type": "scale", "scale": [1.0, 1.0]}]
-    group.attrs["multiscales"] = [
+    multiscales: list[dict[str, Any]] = [
         {
             "version": "0.4",
             "axes": axes,
             "datasets": [{"path": "0", "coordinateTransformations": scale}],
         }
     ]
+    group.attrs["multiscales"] = multiscales
     zarr.create_array(str(tmp_path / "img.zarr" / "0"), shape=(8, 8), dtype="u1", zarr_format=3)
     with pytest.raises(ngio_async.NotFoundError) as info:
         ngio_async.open(str(tmp_path / "img.zarr"))

@@ -80,7 +80,7 @@ async def test_unknown_multiscale_names_those_there_are(tmp_path: Path) -> None:
     with pytest.raises(IndexError, match=rf"no multiscale 2: it has 2 {there}"):
         await ngio_async.open_async(url, multiscale=2)
     with pytest.raises(TypeError, match="index or a name"):
-        ngio_async.open_async(url, multiscale=1.0)  # type: ignore[arg-type]
+        ngio_async.open_async(url, multiscale=1.0)
 
 
 def test_not_an_image_says_what_to_open(tmp_path: Path) -> None:

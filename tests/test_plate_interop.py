@@ -24,8 +24,8 @@ def test_fields_added_to_an_ome_zarr_py_plate_use_its_level_paths(
     """ome-zarr-py names levels s0, s1 and reads every field with the first field's paths: a
     field added with levels 0, 1 was read as missing (zeros, and an error logged)."""
     pytest.importorskip("ome_zarr")
-    from ome_zarr.io import parse_url
-    from ome_zarr.reader import Reader
+    from ome_zarr.io import parse_url  # type: ignore[import-untyped]
+    from ome_zarr.reader import Reader  # type: ignore[import-untyped]
     from test_plate import write_with_ome_zarr_py
 
     path = tmp_path / "omz.zarr"
@@ -40,7 +40,7 @@ def test_fields_added_to_an_ome_zarr_py_plate_use_its_level_paths(
         with plate.image("A/1", field="2") as ds:
             assert ds.metadata.paths == ("s0", "s1", "s2")  # the pattern continues
             assert int(ds.levels[2][0, 0, 0]) == 77
-    nodes = list(Reader(parse_url(str(path)))())  # type: ignore[no-untyped-call]
+    nodes = list(Reader(parse_url(str(path)))())
     grid = np.asarray(nodes[0].data[0])  # field 0 of each well, tiled row by column
     assert grid.shape == (1, 64, 64)
     np.testing.assert_array_equal(grid[0, :32, 32:], 99)  # A/2

@@ -37,7 +37,7 @@ def test_build_pyramid_continues_s_paths(tmp_path: Path, version: str) -> None:
 
     path = tmp_path / "img.zarr"
     with ngio_async.create(
-        path, shape=(64, 64), dtype="uint8", levels=2, ngff_version=version,  # type: ignore[arg-type]
+        path, shape=(64, 64), dtype="uint8", levels=2, ngff_version=version,
     ) as ds:  # fmt: skip
         ds.write(np.arange(64 * 64, dtype="uint8").reshape(64, 64), pyramid=True)
     # rename the levels s0, s1 as ome-zarr-py names them (documents and arrays)

@@ -150,7 +150,7 @@ def test_a_dataset_url_opens_the_same_directory_again(tmp_path: Path, name: str)
 async def test_a_forgotten_await_says_so(tmp_path: Path) -> None:
     opening = ngio_async.open_async(_image(tmp_path))
     with pytest.raises(AttributeError, match=r"'shape': .* await it .*async with"):
-        _ = opening.shape  # type: ignore[attr-defined]
+        _ = opening.shape
     async with opening as ds:  # the opening itself still works
         assert ds.shape
 

@@ -21,7 +21,7 @@ def test_half_pixel_offsets_follow_the_new_pixel_size(tmp_path: Path, version: s
     stayed 0.5 (a quarter of the new level-1 pixel off)."""
     path = tmp_path / "img.zarr"
     with ngio_async.create(
-        path, shape=(32, 32), dtype="uint8", levels=2, ngff_version=version,  # type: ignore[arg-type]
+        path, shape=(32, 32), dtype="uint8", levels=2, ngff_version=version,
     ) as ds:  # fmt: skip
         ds.write(np.ones((32, 32), "uint8"), pyramid=True)
     doc_name = ".zattrs" if version == "0.4" else "zarr.json"

@@ -10,7 +10,7 @@ import time
 import warnings
 from typing import TYPE_CHECKING
 
-import psutil
+import psutil  # type: ignore[import-untyped]
 import pytest
 
 from ngio_async.stores import AsyncStore, open_store

@@ -40,8 +40,9 @@ async def test_a_plain_prefix_builds_one_client(
     """Each client costs 9-20 ms of the event loop; the path's literal key is kept either way."""
     counting = _Counting()
     monkeypatch.setattr(_url, "S3Store", counting)
-    for table in (_url._ENDPOINT_ENV, _url._ENV_PREFIX):
-        monkeypatch.setitem(table, counting, table[S3Store])  # type: ignore[index]
+    tables: tuple[dict[Any, Any], ...] = (_url._ENDPOINT_ENV, _url._ENV_PREFIX)
+    for table in tables:  # the class is their key
+        monkeypatch.setitem(table, counting, table[S3Store])
     base = s3_server.fresh_url()
     async with open_store(f"{base}/{name}", **s3_server.options()) as store:
         await store.put("zarr.json", b"{}")

@@ -3,7 +3,7 @@ failed pyramid write that stops counting as a live cascade at once."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pytest
@@ -71,8 +71,8 @@ async def test_a_channel_label_beyond_the_channel_axis_is_named(tmp_path: Path) 
     import zarr
 
     group = zarr.open_group(tmp_path / "a.zarr", mode="a")
-    ome = dict(group.attrs["ome"])  # type: ignore[arg-type]
-    channels = list(ome["omero"]["channels"])  # type: ignore[index, call-overload]
+    ome: dict[str, Any] = dict(cast("dict[str, Any]", group.attrs["ome"]))
+    channels = list(ome["omero"]["channels"])
     ome["omero"] = {"channels": [*channels, {**channels[0], "label": "C"}]}
     group.attrs["ome"] = ome
     async with ngio_async.open_async(tmp_path / "a.zarr") as ds:
