@@ -149,10 +149,10 @@ async def test_peer_tools_read_the_converted_plate(tmp_path: Path) -> None:
     src, dst = tmp_path / "src.zarr", tmp_path / "dst.zarr"
     await make_plate(src, "0.4")
     await ngio_async.convert(src, dst, ngff_version="0.5")
-    from ome_zarr.io import parse_url
-    from ome_zarr.reader import Reader
+    from ome_zarr.io import parse_url  # type: ignore[import-untyped]
+    from ome_zarr.reader import Reader  # type: ignore[import-untyped]
 
-    nodes = list(Reader(parse_url(str(dst)))())  # type: ignore[no-untyped-call]
+    nodes = list(Reader(parse_url(str(dst)))())
     assert [type(s).__name__ for s in nodes[0].specs] == ["Plate"]
     # ome-zarr-py tiles the fields into one plate image (its well grid)
     assert len(nodes[0].data) == 2 and nodes[0].data[0].shape[0] == 2
@@ -405,6 +405,7 @@ async def test_listed_fields_or_wells_that_do_not_exist_are_left_out(
         )
         assert await plate.image_paths() == expected
         for well, field in expected:
-            async with await plate.image(*well.split("/"), field=field) as fov:
+            row, column = well.split("/")
+            async with await plate.image(row, column, field=field) as fov:
                 i = list(FIELDS).index((well, field))
                 np.testing.assert_array_equal(await fov.read(), field_pixels(i))

@@ -154,9 +154,10 @@ def test_plate_fields_in_tasks_share_the_plate_per_worker(
     root = http_server.root / "plate.ome.zarr"
     with ngio_async.create_plate(root, rows=["A", "B"], columns=["1", "2"]) as plate:
         for i, well in enumerate(("A/1", "A/2", "B/1", "B/2")):
+            row, column = well.split("/")
             for field in "01":
                 with plate.add_image(
-                    *well.split("/"), field=field, shape=(1, 32, 32), dtype="uint16", axes="cyx"
+                    row, column, field=field, shape=(1, 32, 32), dtype="uint16", axes="cyx"
                 ) as fov:
                     fov.write(np.full((1, 32, 32), 2 * i + int(field), "uint16"))
     with ngio_async.open_plate(f"{http_server.url}plate.ome.zarr") as plate:

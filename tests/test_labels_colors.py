@@ -58,11 +58,11 @@ async def test_derived_colors_pass_strict_and_reach_peer_readers(
     report = await validate_hierarchy(str(path), strict=True)
     assert report.errors == [], [p.line() for p in report.problems]
 
-    from ome_zarr.io import parse_url
-    from ome_zarr.reader import Label, Reader
+    from ome_zarr.io import parse_url  # type: ignore[import-untyped]
+    from ome_zarr.reader import Label, Reader  # type: ignore[import-untyped]
 
     caplog.set_level(logging.ERROR, logger="ome_zarr")
-    reader = Reader(parse_url(str(path / "labels" / "cells")))  # type: ignore[no-untyped-call]
+    reader = Reader(parse_url(str(path / "labels" / "cells")))
     nodes = [n for n in reader() if n.load(Label)]
     meta = nodes[0].metadata
     assert meta["color"] == {v: [x / 255 for x in rgba] for v, rgba in got.items()}
@@ -140,8 +140,8 @@ async def test_derived_colors_keep_colors_another_writer_set_during_the_scan(
     from ngio_async.stores import Buffer, ByteRequest, InstrumentedStore, open_store
 
     url = str(tmp_path / "img.zarr")
-    with ngio_async.create(url, shape=(8, 8), dtype="uint8", axes="yx", levels=1) as ds:
-        ds.labels.create("cells").write(np.arange(64, dtype="uint32").reshape(8, 8) % 3)
+    with ngio_async.create(url, shape=(8, 8), dtype="uint8", axes="yx", levels=1) as img:
+        img.labels.create("cells").write(np.arange(64, dtype="uint32").reshape(8, 8) % 3)
     scanning, go = anyio.Event(), anyio.Event()
 
     class Paused(InstrumentedStore):
@@ -166,7 +166,7 @@ async def test_derived_colors_keep_colors_another_writer_set_during_the_scan(
         tg.start_soon(other_writer)
         colors = await ds.labels.set_colors("cells")
     assert sorted(c.label_value for c in colors) == [0, 1, 2, 5]
-    with ngio_async.open(url) as ds, ds.labels.open("cells") as label:
+    with ngio_async.open(url) as back, back.labels.open("cells") as label:
         stored = label.metadata.ome.image_label
         assert stored is not None and stored.colors is not None
-        assert {c.label_value: list(c.rgba) for c in stored.colors}[5] == [255, 0, 0, 255]
+        assert {c.label_value: c.rgba for c in stored.colors}[5] == [255, 0, 0, 255]

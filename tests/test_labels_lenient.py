@@ -128,7 +128,9 @@ def test_edits_keep_or_replace_the_stored_block(tmp_path: Path) -> None:
     ]
     with ngio_async.open(url) as ds:
         ngio_async.meta.validate(json.loads(key.read_text()))
-        assert ds.labels["c"].metadata.ome.image_label.colors[0].rgba == [1, 2, 3, 255]
+        image_label = ds.labels["c"].metadata.ome.image_label
+        assert image_label is not None and image_label.colors is not None
+        assert image_label.colors[0].rgba == [1, 2, 3, 255]
 
 
 async def test_labels_open_is_an_async_context_manager(tmp_path: Path) -> None:

@@ -241,5 +241,5 @@ async def test_metadata_writes_where_missing_keys_are_denied(tmp_path: Path) -> 
         await ds.build_pyramid(levels=2)
     assert any(m == "get" and k.endswith(".zmetadata") for m, k in store.calls)
     await store.aclose()
-    with ngio_async.open(tmp_path / "a" / "img") as ds:
-        assert ds.metadata.paths == ("0", "1") and ds.levels[1].scale == (4.0, 4.0)
+    with ngio_async.open(tmp_path / "a" / "img") as back:
+        assert back.metadata.paths == ("0", "1") and back.levels[1].scale == (4.0, 4.0)

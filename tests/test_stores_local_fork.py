@@ -155,8 +155,6 @@ def test_a_put_survives_a_delete_removing_its_directory(
     moment makes it again (as obstore's LocalStore does), instead of failing."""
     import anyio
 
-    from ngio_async.stores import _local
-
     real_open = os.open
     raced: list[str] = []
 
@@ -170,7 +168,7 @@ def test_a_put_survives_a_delete_removing_its_directory(
         async with LocalFileStore(str(tmp_path)) as store:
             await store.put("c/0/0", b"first")
             await store.delete("c/0/0")  # removes c/0 and c
-            monkeypatch.setattr(_local.os, "open", racing_open)
+            monkeypatch.setattr(os, "open", racing_open)
             await store.put("c/0/1", b"second")
             assert raced
             assert bytes(await store.get("c/0/1") or b"") == b"second"
