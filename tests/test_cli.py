@@ -9,7 +9,7 @@ import subprocess
 import sys
 import warnings
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pytest
@@ -64,7 +64,7 @@ def make_plate(root: Path, version: str = "0.5", *, name: str | None = "demo") -
     }
     if name is not None:
         plate["name"] = name
-    zarr_format = 3 if version == "0.5" else 2
+    zarr_format: Literal[2, 3] = 3 if version == "0.5" else 2
 
     def attrs(key: str, body: dict[str, Any]) -> dict[str, Any]:
         if version == "0.5":
@@ -705,8 +705,10 @@ def test_convert_a_missing_or_undecodable_tiff(
     assert err == f"ngio-async: error: not found: no such TIFF file: {tmp_path}/nope.tif\n"
     odd = tmp_path / "odd.tif"
     tifffile.imwrite(odd, np.ones((20, 30), "uint16"), photometric="minisblack")
-    with tifffile.TiffFile(odd, mode="r+b") as tif:
-        tif.pages[0].tags["Compression"].overwrite(60000)
+    with tifffile.TiffFile(odd, mode="r+") as tif:
+        page = tif.pages[0]
+        assert isinstance(page, tifffile.TiffPage)
+        page.tags["Compression"].overwrite(60000)
     code, out, err = run(["convert", str(odd), str(dst)], capsys)
     assert (code, out) == (2, "")
     assert err.startswith("ngio-async: error: unsupported: cannot decode") and "odd.tif" in err
@@ -770,7 +772,7 @@ def test_convert_onto_an_existing_image_says_use_overwrite(
 
 @pytest.mark.parametrize(("version", "zarr_format"), [("0.4", 3), ("0.5", 2)])
 def test_validate_names_a_level_in_the_wrong_zarr_format(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], version: str, zarr_format: int
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], version: str, zarr_format: Literal[2, 3]
 ) -> None:
     """0.4 metadata over zarr v3 arrays (zarr-python 3's default format) was 'level missing'."""
     path = tmp_path / "img.zarr"
@@ -865,7 +867,10 @@ def test_info_names_numcodecs_and_checksum_codecs(
     root = tmp_path / "img.zarr"
     axes = [{"name": "y", "type": "space"}, {"name": "x", "type": "space"}]
     scale = [{"type": "scale", "scale": [1.0, 1.0]}]
-    ms = {"axes": axes, "datasets": [{"path": "0", "coordinateTransformations": scale}]}
+    ms: dict[str, Any] = {
+        "axes": axes,
+        "datasets": [{"path": "0", "coordinateTransformations": scale}],
+    }
     zarr.open_group(root, mode="w", attributes={"ome": {"version": "0.5", "multiscales": [ms]}})
     with warnings.catch_warnings():  # numcodecs.* codecs are not in the zarr v3 spec
         warnings.simplefilter("ignore")

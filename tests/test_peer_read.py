@@ -65,7 +65,7 @@ def test_ome_zarr_models_image_with_multiscale_transformations(tmp_path: Path) -
         Axis(name="y", type="space", unit="micrometer"),
         Axis(name="x", type="space", unit="micrometer"),
     ]
-    specs = [
+    specs: list[ArraySpec[Any]] = [
         ArraySpec.from_array(np.zeros(shape, "uint16"), dimension_names=["c", "y", "x"])
         for shape in ((2, 16, 16), (2, 8, 8))
     ]

@@ -34,7 +34,11 @@ async def test_acquisitions_pass_strict_validation(
     tmp_path: Path, version: Literal["0.4", "0.5"]
 ) -> None:
     path = tmp_path / "plate.ome.zarr"
-    acquisitions = [0, {"id": 1, "name": "late"}, {"id": 2, "maximumfieldcount": 1}]
+    acquisitions: list[int | dict[str, Any]] = [
+        0,
+        {"id": 1, "name": "late"},
+        {"id": 2, "maximumfieldcount": 1},
+    ]
     async with ngio_async.create_plate_async(
         path, rows=["A"], columns=["1", "2"], acquisitions=acquisitions, ngff_version=version
     ) as plate:

@@ -3,7 +3,7 @@ requires a name: it defaults to the plate's directory name)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pytest
@@ -16,7 +16,9 @@ if TYPE_CHECKING:
 
 
 @pytest.mark.parametrize("version", ["0.4", "0.5"])
-async def test_a_created_plate_passes_strict_validation(tmp_path: Path, version: str) -> None:
+async def test_a_created_plate_passes_strict_validation(
+    tmp_path: Path, version: Literal["0.4", "0.5"]
+) -> None:
     url = str(tmp_path / "screen-17.ome.zarr")
     async with ngio_async.create_plate_async(
         url, rows=["A"], columns=["1"], ngff_version=version

@@ -162,7 +162,10 @@ def test_plate_rows_are_groups(tmp_path: Path, version: str) -> None:
 def test_three_space_axes_should_be_zyx(version: str) -> None:
     """A7 (SHOULD): x, y, z space axes give a warning, z, y, x none."""
     axes = [{"name": n, "type": "space"} for n in "xyz"]
-    ms = {"axes": axes, "datasets": [{"path": "0", "coordinateTransformations": []}]}
+    ms: dict[str, Any] = {
+        "axes": axes,
+        "datasets": [{"path": "0", "coordinateTransformations": []}],
+    }
     ms["datasets"][0]["coordinateTransformations"] = [{"type": "scale", "scale": [1, 1, 1]}]
     doc: dict[str, Any] = {"multiscales": [ms]}
     if version == "0.5":
@@ -193,7 +196,11 @@ def test_label_source_is_an_image_group(tmp_path: Path, version: str) -> None:
         ds.labels.create("cells", dtype="uint8").close()
     label = path / "labels" / "cells" / meta_file(version)
     for source, valid in (("../../", True), ("../..", True), ("../../nope", False)):
-        edit(label, lambda m, s=source: m["image-label"].update(source={"image": s}))
+
+        def set_source(m: dict[str, Any], s: str = source) -> None:
+            m["image-label"].update(source={"image": s})
+
+        edit(label, set_source)
         report = check(path)
         assert report.valid is valid, source
     (problem,) = report.errors

@@ -201,7 +201,7 @@ async def test_a_store_failure_is_retried_by_the_next_request(
     http_root: Path, http_server: StaticServer
 ) -> None:
     await write_plate(str(http_root / "plate.zarr"), "0.5")
-    options = {"limits": Limits(max_retries=0)}
+    options: dict[str, Any] = {"limits": Limits(max_retries=0)}
     app = create_app({"p": f"{http_server.url}plate.zarr"}, **options)
     async with TestClient(TestServer(app)) as client:
         http_server.faults = Faults(status=503, status_times=-1)
@@ -331,4 +331,4 @@ def test_blocking_api_objects_are_refused_at_once(plate_url: str) -> None:
     with ngio_async.open_plate(plate_url) as plate, ngio_async.open(f"{plate_url}/A/1/0") as ds:
         for name, source in (("p", plate), ("img", ds)):
             with pytest.raises(TypeError, match=rf"'{name}': a \w+ of the blocking API"):
-                create_app({name: source})
+                create_app({name: source})  # type: ignore[dict-item]
