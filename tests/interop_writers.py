@@ -12,7 +12,7 @@ Versions checked: ngio 1.1.3, ome-zarr 0.18.0, zarr 3.1.6.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 
@@ -27,7 +27,7 @@ SHAPE = (2, 3, 64, 80)
 CHANNELS = ["DAPI", "GFP"]
 PIXEL_SIZE = 0.5  # micrometer, y and x
 Z_SPACING = 2.0  # micrometer
-UNIT = "micrometer"
+UNIT: Final = "micrometer"
 NLEVELS = 3
 #: level ``i`` has y/x pixel size ``PIXEL_SIZE * 2**i``; z and c are not downsampled
 SCALES = [(1.0, Z_SPACING, PIXEL_SIZE * 2**i, PIXEL_SIZE * 2**i) for i in range(NLEVELS)]
@@ -156,7 +156,7 @@ def ngio_labels(path: Path) -> list[str]:
 
 # ---------------------------------------------------------------------------------- ome-zarr
 def _ome_zarr_format(version: str) -> Any:
-    from ome_zarr.format import FormatV04, FormatV05
+    from ome_zarr.format import FormatV04, FormatV05  # type: ignore[import-untyped]
 
     return {"0.4": FormatV04, "0.5": FormatV05}[version]()
 
@@ -169,7 +169,7 @@ def write_ome_zarr(
 ) -> Written:
     """The same image with ome-zarr-py's ``write_image`` and ``write_labels`` (nearest for labels)."""
     import zarr
-    from ome_zarr.writer import write_image, write_labels
+    from ome_zarr.writer import write_image, write_labels  # type: ignore[import-untyped]
 
     fmt = _ome_zarr_format(version)
     data = image_data()
@@ -220,8 +220,8 @@ def write_ome_zarr(
 
 
 def _ome_zarr_nodes(path: Path) -> list[Any]:
-    from ome_zarr.io import parse_url
-    from ome_zarr.reader import Reader
+    from ome_zarr.io import parse_url  # type: ignore[import-untyped]
+    from ome_zarr.reader import Reader  # type: ignore[import-untyped]
 
     location = parse_url(str(path))
     assert location is not None, f"ome-zarr cannot open {path}"
@@ -262,6 +262,7 @@ def ome_zarr_pixel_sizes(path: Path, label: str | None = None) -> list[dict[str,
 def read_zarr(path: Path, level_paths: list[str], sub: str = "") -> list[NDArray[Any]]:
     """Every level, with zarr-python directly."""
     import zarr
+    from zarr_nodes import zarr_read
 
     group = zarr.open_group(str(path / sub) if sub else str(path), mode="r")
-    return [np.asarray(group[p][...]) for p in level_paths]
+    return [zarr_read(group, p) for p in level_paths]

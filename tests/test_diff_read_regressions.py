@@ -79,7 +79,10 @@ async def test_a_level_that_is_no_int_is_a_clear_type_error(tmp_path: Path, leve
         match = "exactly one" if level is None else "level must be an int or a level's path"
         with pytest.raises(TypeError, match=match):
             await ds.read(level=level)  # type: ignore[arg-type]
-        np.testing.assert_array_equal(await ds.read(level=np.int64(1)), await ds.levels[1][...])
+        np.testing.assert_array_equal(
+            await ds.read(level=np.int64(1)),  # type: ignore[arg-type]
+            await ds.levels[1][...],
+        )
 
 
 @pytest.mark.anyio

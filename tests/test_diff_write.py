@@ -376,7 +376,8 @@ async def test_pyramids_equal_numpy_whichever_way_they_are_built(
         shards = (1, 2 * chunk, 3 * chunk)
     model = np.zeros(shape, dtype)
     rng = np.random.default_rng(data.draw(st.integers(0, 2**16)))
-    levels, yx = 1, shape[1:]  # up to 3 levels, as long as the image shrinks
+    levels = 1  # up to 3 levels, as long as the image shrinks
+    yx: tuple[int, ...] = shape[1:]
     while levels < 3 and (smaller := tuple(-(-n // downscale) for n in yx)) != yx:
         levels, yx = levels + 1, smaller
     async with ngio_async.create_async(

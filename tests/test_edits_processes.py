@@ -262,6 +262,7 @@ def test_image_metadata_edits_keep_labels_another_process_lists(
     document (0.5: holding the consolidated copy) keeps every label (a plain read-then-write
     of it dropped the other's entries)."""
     import zarr
+    from zarr_nodes import zarr_group
 
     for r in range(2):
         url = str(tmp_path / f"img{r}.ome.zarr")
@@ -277,7 +278,7 @@ def test_image_metadata_edits_keep_labels_another_process_lists(
             assert sorted(ds.labels.names()) == names
             assert ds.metadata.channels[0].label == "last"
         group = zarr.open_consolidated(url, mode="r")
-        assert sorted(group["labels"].group_keys()) == names  # the copy lists them too
+        assert sorted(zarr_group(group, "labels").group_keys()) == names  # the copy lists them too
 
 
 def _change_image(args: tuple[str, str]) -> str:

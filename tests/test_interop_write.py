@@ -9,7 +9,7 @@ ome-zarr-py 0.18 read the same pixels per level, pixel sizes and channel names; 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pytest
@@ -55,7 +55,7 @@ VERSIONS = pytest.mark.parametrize("version", ["0.4", "0.5"])
 FACTORS = (1, 1, 2, 2)
 
 
-async def create(path: Path, version: str) -> Any:
+async def create(path: Path, version: Literal["0.4", "0.5"]) -> Any:
     return await ngio_async.create_async(
         path,
         shape=SHAPE,
@@ -95,7 +95,9 @@ def check_read_by_others(path: Path, want: list[np.ndarray], label: str | None =
 
 
 @VERSIONS
-async def test_written_levels_read_by_ngio_and_ome_zarr(tmp_path: Path, version: str) -> None:
+async def test_written_levels_read_by_ngio_and_ome_zarr(
+    tmp_path: Path, version: Literal["0.4", "0.5"]
+) -> None:
     path = tmp_path / "image.ome.zarr"
     want = pyramid(image_data(), FACTORS, "mean")
     ds = await create(path, version)
@@ -114,7 +116,9 @@ async def test_written_levels_read_by_ngio_and_ome_zarr(tmp_path: Path, version:
 
 
 @VERSIONS
-async def test_build_pyramid_read_by_ngio_and_ome_zarr(tmp_path: Path, version: str) -> None:
+async def test_build_pyramid_read_by_ngio_and_ome_zarr(
+    tmp_path: Path, version: Literal["0.4", "0.5"]
+) -> None:
     path = tmp_path / "image.ome.zarr"
     ds = await create(path, version)
     data = image_data()
@@ -134,7 +138,9 @@ async def test_build_pyramid_read_by_ngio_and_ome_zarr(tmp_path: Path, version: 
 
 
 @VERSIONS
-async def test_labels_read_by_ngio_and_ome_zarr(tmp_path: Path, version: str) -> None:
+async def test_labels_read_by_ngio_and_ome_zarr(
+    tmp_path: Path, version: Literal["0.4", "0.5"]
+) -> None:
     path = tmp_path / "image.ome.zarr"
     lab = label_data()
     ds = await create(path, version)

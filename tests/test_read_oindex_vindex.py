@@ -461,7 +461,7 @@ def test_s3_sharded_writes_rewrite_each_shard_once(s3_server: S3Server) -> None:
     rewrites that shard once (one PUT), not once per inner chunk (was: 8, 3 and 4 PUTs)."""
     url = _s3_image(s3_server, shards=(1, 1, 64, 64))  # 4x4 inner chunks of 16x16 per shard
     want = np.arange(2 * 3 * 64 * 64, dtype="uint16").reshape(2, 3, 64, 64)
-    writes = [
+    writes: list[tuple[str, Any]] = [
         ("write_orthogonal", np.s_[0, [1], [0, 20, 40, 63], [0, 63]]),  # 8 inner chunks
         ("write_points", np.s_[0, [1, 1, 1], [0, 33, 63], [0, 17, 63]]),  # 3 inner chunks
         ("setitem", np.s_[0, 1, [0, 20, 40, 63], :]),  # 4 rows of inner chunks

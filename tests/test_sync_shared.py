@@ -43,7 +43,7 @@ def test_dask_processes_scheduler_opens_the_image_once_per_worker(
     data = write_image(http_server.root / "img", spec)[0]
     with ngio_async.open(f"{http_server.url}img") as ds:
         http_server.reset()
-        arr = da.from_array(ds, chunks=(16, 16))
+        arr = da.from_array(ds, chunks=(16, 16))  # type: ignore[no-untyped-call]
         with dask.config.set({"multiprocessing.context": "fork"}):
             out = arr.compute(scheduler="processes", num_workers=2)
     np.testing.assert_array_equal(out, data)
@@ -128,7 +128,7 @@ def test_unused_shared_datasets_beyond_the_bound_are_closed(tmp_path: Path) -> N
         a2.close()
         b.close()
         shared.handle(b"a", specs["a"]).close()  # "b" is unused now: closed
-        assert b._keep._runner.closed  # type: ignore[attr-defined]
+        assert b._keep._runner.closed
         assert not anchor_a._runner.closed
     finally:
         shared.close()

@@ -15,6 +15,7 @@ from ngio_async import Limits
 from ngio_async.stores import ByteRequest, InstrumentedStore, SuffixByteRequest, open_store
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
     from pathlib import Path
 
 pytestmark = pytest.mark.anyio
@@ -483,15 +484,15 @@ async def test_tiles_refuse_steps_and_take_empty_and_numpy_selections(
         empty = ds.tiles(c=[])
         assert len(empty) == 0
         assert [t async for t in empty] == []
-        picked = [t async for t in ds.tiles(c=np.array([1]), z=np.int64(2))]
+        picked = [t async for t in ds.tiles(c=np.array([1]), z=np.int64(2))]  # type: ignore[arg-type]
         assert picked and all(t.region[0] == slice(1, 2) for t in picked)
         for t in picked:
             np.testing.assert_array_equal(t.data, data[t.region])
         assert (await ds.read(c=[])).shape == (0, *data.shape[1:])
-        np.testing.assert_array_equal(await ds.read(c=np.int64(1), z=0), data[1, 0])
-        np.testing.assert_array_equal(await ds.read(c=np.array([1, 0])), data[[1, 0]])
+        np.testing.assert_array_equal(await ds.read(c=np.int64(1), z=0), data[1, 0])  # type: ignore[arg-type]
+        np.testing.assert_array_equal(await ds.read(c=np.array([1, 0])), data[[1, 0]])  # type: ignore[arg-type]
         with pytest.raises(TypeError, match="list items must be ints"):
-            await ds.read(z=[0.5])
+            await ds.read(z=[0.5])  # type: ignore[list-item]
 
 
 async def test_errors_come_out_plain_and_a_shared_bare_iterator_hands_each_tile_once(
@@ -532,7 +533,11 @@ async def test_a_corrupt_inner_chunk_read_remotely_is_a_plain_codec_error(tmp_pa
     store = InstrumentedStore(open_store(tmp_path))  # the remote (async) read path
     async with ngio_async.open_async(store) as ds:
         # two of the shard's four inner chunks: index, ranges, decodes in a task group
-        for read in (lambda: ds[0, 0, 0:16, 0:64], lambda: ds.read(c=[0, 1], z=0)):
+        reads: tuple[Callable[[], Awaitable[Any]], ...] = (
+            lambda: ds[0, 0, 0:16, 0:64],
+            lambda: ds.read(c=[0, 1], z=0),
+        )
+        for read in reads:
             with pytest.raises(ngio_async.CodecError, match=r"0/c/0/0/0/0"):
                 await read()
     await store.aclose()

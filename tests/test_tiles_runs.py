@@ -124,7 +124,7 @@ async def test_unordered_http_tiles_read_each_shard_in_one_request(
     served: tuple[StaticServer, np.ndarray[Any, Any]], backend: str
 ) -> None:
     server, data = served
-    options = {} if backend == "default" else {"backend": backend}
+    options: dict[str, Any] = {} if backend == "default" else {"backend": backend}
     async with ngio_async.open_async(server.url + "img.zarr", **options) as ds:
         server.requests.clear()
         seen = set()

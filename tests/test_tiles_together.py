@@ -127,12 +127,12 @@ async def test_read_in_chunks_checks_each_region(
         lvl = ds.level(0)
         regions = []
         for _ in range(40):
-            region = [slice(0, 1)]
+            parts = [slice(0, 1)]
             for _axis in range(2):
                 cy = rng.randrange(4) * 16
                 a = cy + rng.randrange(16)
-                region.append(slice(a, rng.randint(a + 1, cy + 16)))
-            regions.append(tuple(region))
+                parts.append(slice(a, rng.randint(a + 1, cy + 16)))
+            regions.append(tuple(parts))
         server.reset()
         outs = await lvl.read_in_chunks(regions)
         for region, out in zip(regions, outs, strict=True):

@@ -319,7 +319,7 @@ async def test_stream_into_writer_transforms_an_image(tmp_path: Path) -> None:
                 )
             np.testing.assert_allclose(await dst.read(), np.sqrt(source.astype("float32")))
     np.testing.assert_allclose(
-        zarr.open_array(tmp_path / "dst.zarr" / "0", mode="r")[...],
+        np.asarray(zarr.open_array(tmp_path / "dst.zarr" / "0", mode="r")[...]),
         np.sqrt(source.astype("float32")),
     )
 
