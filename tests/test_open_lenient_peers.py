@@ -338,7 +338,7 @@ def test_axes_without_a_type_are_typed_by_their_names(
         if form == "no type"
         else ["c", "y", "x"]
     )
-    ms = {
+    ms: dict[str, Any] = {
         "axes": axes,
         "datasets": [
             {"path": "0", "coordinateTransformations": [{"type": "scale", "scale": [1, 0.5, 0.5]}]}
@@ -359,7 +359,7 @@ def test_axes_without_a_type_are_typed_by_their_names(
 
 
 def test_axes_with_unknown_names_and_no_type_are_still_refused(tmp_path: Path) -> None:
-    ms = {
+    ms: dict[str, Any] = {
         "version": "0.4",
         "axes": [{"name": "p"}, {"name": "q"}],
         "datasets": [
