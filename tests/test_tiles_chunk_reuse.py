@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import math
 import random
 from typing import TYPE_CHECKING, Any
 
@@ -368,3 +369,50 @@ async def test_a_local_shard_with_a_corrupt_inner_chunk_fails_after_the_tiles_be
         with pytest.raises(ngio_async.CodecError, match=r"0/c/0/0/1/1"):
             await collect()
     assert got and all(t.index < (0, 0, 1, 1) for t in got)
+
+
+# ---------------------------------------------------------------------------- random grids
+@pytest.mark.parametrize("where", ["local", "http"])
+@pytest.mark.parametrize("seed", range(6))
+async def test_random_streams_equal_the_image_with_and_without_the_cache(
+    tmp_path: Path, where: str, seed: int
+) -> None:
+    """Random 5-D images (chunked or sharded, chunks several planes deep), tiles, halos, order,
+    picks and cache budgets (none, room for a chunk or two, plenty): every tile equals the
+    image, the cores cover the selection once, in grid order when asked, nothing stays kept."""
+    rng = random.Random(seed)
+    shape = (2, 2, rng.randint(3, 9), rng.randint(10, 40), rng.randint(10, 40))
+    chunks = (1, 1, rng.randint(2, 5), rng.choice([8, 16]), rng.choice([8, 16]))
+    shards = None if seed % 2 else (1, 2, chunks[2] * 2, chunks[3] * 2, chunks[4] * 2)
+    spec = Spec(version="0.5", shape=shape, chunks=chunks, shards=shards, levels=1)
+    tile = (rng.choice([4, 8, 12, 16]), rng.choice([4, 8, 12, 16]))
+    overlap = rng.choice([0, 0, 2])
+    ordered = rng.random() < 0.7
+    picks: dict[str, Any] = {"t": 1} if rng.random() < 0.5 else {}
+    if rng.random() < 0.5:
+        picks["z"] = sorted(rng.sample(range(shape[2]), 2))
+    want = np.ones(shape, dtype=int)
+    if "t" in picks:
+        want[0] = 0
+    if "z" in picks:
+        want[:, :, [z for z in range(shape[2]) if z not in picks["z"]]] = 0
+    chunk_bytes = math.prod(chunks) * 2
+    with served_image(tmp_path, spec) as (server, data):
+        url: Any = tmp_path / "img.zarr" if where == "local" else server.url + "img.zarr"
+        for cache in (0, chunk_bytes, 1 << 20):
+            async with ngio_async.open_async(
+                url, limits=ngio_async.Limits(cache_bytes=cache)
+            ) as ds:
+                stream = ds.tiles(shape=tile, overlap=overlap, ordered=ordered, **picks)
+                seen = np.zeros(shape, dtype=int)
+                order = []
+                async for t in stream:
+                    np.testing.assert_array_equal(t.data, data[t.region])
+                    seen[t.core] += 1
+                    order.append(t.index)
+            assert (seen == want).all()
+            if ordered:
+                assert order == sorted(order)
+            if stream.chunk_cache is not None:
+                assert stream.chunk_cache.held_bytes == 0
+                assert stream.chunk_cache.peak_bytes <= cache
