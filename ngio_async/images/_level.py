@@ -626,20 +626,8 @@ class Level:
                 for plan, out in parts:
                     out[plan.out_selection] = self.fill_value
                 continue
-            groups: dict[str, Targets] = {}
-            coords: dict[str, tuple[int, ...]] = {}
-            ranges: dict[str, tuple[tuple[int, ...], tuple[int, int]]] = {}
-            first = _inner_origin(parts[0][0].coords, codec.chunks_per_shard)
-            for inner, targets in _by_chunk(
-                (c, out) for plan, out in parts for c in plan.chunks
-            ).items():
-                rng = index.chunk_range(inner)
-                if rng is None:
-                    for _, target in targets:
-                        target[...] = self.fill_value
-                    continue
-                name = f"{key}{list(inner)}"
-                groups[name], coords[name], ranges[name] = targets, _add(first, inner), (inner, rng)
+            groups, ranges = self._inner_groups(key, index, parts)
+            coords = _grid_coords(codec, parts, ranges)
 
             def get(name: str, key: str = key, ranges: dict[str, Any] = ranges) -> Buffer:
                 inner, rng = ranges[name]
@@ -647,6 +635,26 @@ class Level:
 
             self._claim_decode_blocking(codec.inner, groups, coords, reuse, get, self.fill_value)
         return outs
+
+    def _inner_groups(
+        self, key: str, index: ShardIndex, parts: Sequence[tuple[ShardPlan, NDArray[Any]]]
+    ) -> tuple[dict[str, Targets], dict[str, tuple[tuple[int, ...], tuple[int, int]]]]:
+        """The inner chunks of shard ``key`` that ``parts`` need and it stores, each once by
+        name with its targets, and with its coordinates in the shard and byte range; those
+        it does not store fill their targets with the fill value."""
+        groups: dict[str, Targets] = {}
+        ranges: dict[str, tuple[tuple[int, ...], tuple[int, int]]] = {}
+        for inner, targets in _by_chunk(
+            (c, out) for plan, out in parts for c in plan.chunks
+        ).items():
+            rng = index.chunk_range(inner)
+            if rng is None:
+                for _, target in targets:
+                    target[...] = self.fill_value
+                continue
+            name = f"{key}{list(inner)}"
+            groups[name], ranges[name] = targets, (inner, rng)
+        return groups, ranges
 
     @staticmethod
     def _claim_decode_blocking(
@@ -721,20 +729,33 @@ class Level:
         """The chunks named in ``groups`` fetched with one ``store.get_many`` and decoded once
         each into all their targets, in worker threads (a missing one: the fill value); with
         ``reuse``, the chunks it keeps are copied from it, and it keeps those it asks for."""
-        if not groups:
-            return
+        if groups:
+            await self._claim_decode(codec, groups, coords, reuse, self._fetched)
+
+    async def _claim_decode(
+        self,
+        codec: ChunkCodec,
+        groups: dict[str, Targets],
+        coords: dict[str, tuple[int, ...]] | None,
+        reuse: ChunkReuse | None,
+        fetched: Callable[[Sequence[_Ready]], Awaitable[list[Decode]]],
+    ) -> None:
+        """The chunks of ``groups`` decoded into their targets in worker threads: each
+        fetched with ``fetched`` (one call for all) or taken from ``reuse``; this run's own
+        first, then those other runs in flight were reading (fetched here if that failed).
+        The async twin of :meth:`_claim_decode_blocking`."""
         claimed, keep = _claim_chunks(groups, reuse, coords)
         kept: dict[str, NDArray[Any] | None] = {}
         decode = partial(_decode_all, codec, fill_value=self.fill_value)
         try:  # this run's own chunks first: those other runs wait for among them
-            decodes = await self._fetched(_own(claimed))
+            decodes = await fetched(_own(claimed))
             await self._in_threads(partial(decode, keep=keep, kept=kept), decodes)
         finally:
             _keep_chunks(reuse, keep, kept)
         waits = list(_waits(claimed))
         if waits:  # chunks other runs in flight were reading (fetched again if that failed)
             waited = [(await p.wait(), k, t) for p, k, t in waits]
-            await self._in_threads(decode, await self._fetched(waited))
+            await self._in_threads(decode, await fetched(waited))
 
     async def _fetched(self, claimed: Sequence[_Ready]) -> list[Decode]:
         """``claimed`` with each chunk still to fetch (``Fetch``) fetched: one ``get_many``."""
@@ -1063,7 +1084,6 @@ class Level:
             for plan, out in parts:
                 out[plan.out_selection] = self.fill_value
             return
-        chunks = [(inner, out) for plan, out in parts for inner in plan.chunks]
         if self.store.blocking_reads:  # local: read and decode in one worker-thread call
             wanted: list[tuple[int, int]] = []
             jobs: list[tuple[InnerChunkPlan, NDArray[Any]]] = []
@@ -1081,40 +1101,15 @@ class Level:
                 )
             return
         # each inner chunk fetched and decoded once, however many of the regions need it
-        groups: dict[str, Targets] = {}
-        stored: dict[str, tuple[tuple[int, ...], tuple[int, int]]] = {}
-        for coords, targets in _by_chunk(chunks).items():
-            rng = index.chunk_range(coords)
-            if rng is None:
-                for _, target in targets:
-                    target[...] = self.fill_value
-            else:
-                name = f"{key}{list(coords)}"
-                groups[name] = targets
-                stored[name] = (coords, rng)
+        groups, stored = self._inner_groups(key, index, parts)
         if not stored:
             return
-        first = _inner_origin(parts[0][0].coords, codec.chunks_per_shard)
-        claimed, keep = _claim_chunks(
-            groups,
-            reuse,
-            {n: _add(first, c) for n, (c, _) in stored.items()} if reuse is not None else None,
-        )
-        kept: dict[str, NDArray[Any] | None] = {}
-        decode = partial(_decode_all, codec.inner)
-        try:  # this run's own chunks first: those other runs wait for among them
-            own = _own(claimed)
-            await self._in_threads(
-                partial(decode, keep=keep, kept=kept),
-                await self._fetched_ranges(key, own, stored, index, indexes, version),
-            )
-        finally:
-            _keep_chunks(reuse, keep, kept)
-        waits = list(_waits(claimed))
-        if waits:  # chunks other runs in flight were reading (fetched again if that failed)
-            waited = [(await p.wait(), k, t) for p, k, t in waits]
-            ready = await self._fetched_ranges(key, waited, stored, index, indexes, version)
-            await self._in_threads(decode, ready)
+
+        async def fetched(claimed: Sequence[_Ready]) -> list[Decode]:
+            return await self._fetched_ranges(key, claimed, stored, index, indexes, version)
+
+        coords = _grid_coords(codec, parts, stored) if reuse is not None else None
+        await self._claim_decode(codec.inner, groups, coords, reuse, fetched)
 
     async def _fetched_ranges(
         self,
@@ -1560,13 +1555,18 @@ def _claim_chunks(
     return claimed, keep
 
 
-def _inner_origin(shard: tuple[int, ...], per_shard: tuple[int, ...]) -> tuple[int, ...]:
-    """The coordinates (in the inner chunk grid) of the first inner chunk of ``shard``."""
-    return tuple(s * n for s, n in zip(shard, per_shard, strict=True))
-
-
-def _add(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
-    return tuple(x + y for x, y in zip(a, b, strict=True))
+def _grid_coords(
+    codec: ShardCodec,
+    parts: Sequence[tuple[ShardPlan, NDArray[Any]]],
+    ranges: dict[str, tuple[tuple[int, ...], tuple[int, int]]],
+) -> dict[str, tuple[int, ...]]:
+    """The coordinates in the array's inner chunk grid of the inner chunks named in
+    ``ranges`` (by their coordinates in the shard of ``parts``)."""
+    first = [s * n for s, n in zip(parts[0][0].coords, codec.chunks_per_shard, strict=True)]
+    return {
+        name: tuple(f + i for f, i in zip(first, inner, strict=True))
+        for name, (inner, _) in ranges.items()
+    }
 
 
 def _waits(claimed: list[_Claimed]) -> Iterator[tuple[Pending, str, Targets]]:
