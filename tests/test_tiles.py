@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import zarr
 from images import Spec, write_image
+from served import served_image
 
 import ngio_async
 from ngio_async import Limits
@@ -555,3 +556,66 @@ def test_local_batches_stay_within_a_quarter_of_the_byte_bound(tmp_path: Path) -
                 assert per_call <= max(1, bound // 4 // 100) and per_call <= most
 
     anyio.run(go, backend="asyncio")
+
+
+CH3 = ("DAPI", "GFP", "RFP")
+PICKED = {
+    "chunked": Spec(version="0.5", shape=(3, 2, 40, 48), chunks=(1, 1, 16, 16), channels=CH3),
+    "sharded": Spec(
+        version="0.5",
+        shape=(3, 2, 40, 48),
+        chunks=(1, 1, 8, 16),
+        shards=(1, 1, 16, 32),
+        channels=CH3,
+    ),
+    "channels-in-one-chunk": Spec(  # both picks in each chunk: kept for the second pick
+        version="0.5", shape=(3, 2, 40, 48), chunks=(3, 2, 16, 16), channels=CH3
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("name", "shape", "overlap", "where"),
+    [
+        ("chunked", None, 0, "file"),
+        ("chunked", (8, 8), 2, "http"),  # runs, halos: chunks kept
+        ("sharded", None, 0, "file"),
+        ("sharded", (8, 16), 0, "http"),  # runs of remote shards
+        ("sharded", (8, 8), 3, "file"),
+        ("sharded", (8, 8), 3, "http"),
+        ("channels-in-one-chunk", None, 0, "file"),
+        ("channels-in-one-chunk", (16, 8), 1, "http"),
+    ],
+)
+async def test_a_list_selection_streams_in_its_own_order(
+    tmp_path: Path, where: str, name: str, shape: tuple[int, int] | None, overlap: int
+) -> None:
+    """``c=["RFP", "DAPI"]`` in grid order yields RFP's tiles, then DAPI's, as ``read`` puts
+    them (it came in grid order, DAPI first); a repeated pick streams once; unordered streams
+    cover the same tiles."""
+    with served_image(tmp_path, PICKED[name]) as (server, data):
+        url = f"{server.url}/img.zarr" if where == "http" else tmp_path / "img.zarr"
+        async with ngio_async.open_async(url) as ds:
+            for picks in (["RFP", "DAPI"], [2, 0, 2], ["DAPI", "RFP"]):
+                want = list(dict.fromkeys(c if isinstance(c, int) else CH3.index(c) for c in picks))
+                stream = ds.tiles(shape=shape, overlap=overlap, c=picks, z=slice(0, 2))
+                tiles = [t async for t in stream]
+                assert len(tiles) == len(stream) > 0
+                order = [t.region[0].start for t in tiles]
+                per = len(tiles) // len(want)
+                assert order == [c for c in want for _ in range(per)], (picks, order)
+                cover = np.zeros(data.shape, int)
+                for t in tiles:
+                    np.testing.assert_array_equal(t.data, data[t.region])
+                    cover[t.core] += 1
+                assert {int(v) for v in np.unique(cover[want])} == {1}
+                assert cover.sum() == cover[want].sum()
+                firsts = [t.index for t in tiles if t.region[0].start == want[0]]
+                assert firsts == sorted(firsts)  # grid order within a pick
+                unordered = [
+                    t.index
+                    async for t in ds.tiles(
+                        shape=shape, overlap=overlap, c=picks, z=slice(0, 2), ordered=False
+                    )
+                ]
+                assert sorted(unordered) == sorted(t.index for t in tiles)

@@ -90,6 +90,7 @@ def tile_grid(
     tile_shape: Sequence[int | None],
     overlap: int | Sequence[int] = 0,
     block: Sequence[int] | None = None,
+    picks: Mapping[int, Sequence[int]] | None = None,
 ) -> tuple[tuple[int, ...], Iterator[TileSpec]]:
     """The tiles covering ``region`` of an array of ``shape``, in C order.
 
@@ -102,13 +103,25 @@ def tile_grid(
     within each, a tile belonging to the block its core starts in; ``index`` is still the
     tile's place in the grid.
 
+    ``picks`` (a list selection): on these axes (tiles of 1) only the tiles starting at the
+    given indices, in the given order (C order then follows it: ``c=[2, 0]`` yields channel
+    2's tiles first; block by block, the picked tiles of each block).
+
     :returns: the grid shape and a lazy iterator of :class:`TileSpec`.
     """
     starts, axes = _grid_axes(shape, region, tile_shape, overlap)
     grid = tuple(len(st) for st in starts)
+    along = {ax: _positions(starts[ax], values) for ax, values in (picks or {}).items()}
+
+    def order() -> Iterator[tuple[int, ...]]:
+        if block is None:
+            return _c_order(grid, along)
+        wanted = {ax: set(pos) for ax, pos in along.items()}
+        blocks = _block_order(starts, block, region)
+        return (i for i in blocks if all(i[ax] in pos for ax, pos in wanted.items()))
 
     def gen() -> Iterator[TileSpec]:
-        for index in _c_order(grid) if block is None else _block_order(starts, block, region):
+        for index in order():
             core = []
             full = []
             for axis, i in zip(axes, index, strict=True):
@@ -270,19 +283,35 @@ class _BlockRuns:
         return range(self._first_in(b), self._first_in(b + 1))
 
 
-def _c_order(grid: tuple[int, ...]) -> Iterator[tuple[int, ...]]:
+def _positions(starts: range, values: Sequence[int]) -> list[int]:
+    """The grid positions of the tiles of 1 starting at ``values`` (first sightings, in their
+    order; values outside ``starts`` dropped)."""
+    out: dict[int, None] = {}
+    for v in values:
+        if v in starts:
+            out.setdefault(starts.index(v))
+    return list(out)
+
+
+def _c_order(
+    grid: tuple[int, ...], along: Mapping[int, Sequence[int]] | None = None
+) -> Iterator[tuple[int, ...]]:
     """Every index of ``grid`` in C order, lazily (``itertools.product`` makes a tuple of
-    each axis's range first)."""
-    if any(g == 0 for g in grid):
+    each axis's range first); ``along``: the positions to visit on some axes, in that order."""
+    seqs: list[Sequence[int]] = [range(g) for g in grid]
+    for ax, pos in (along or {}).items():
+        seqs[ax] = pos
+    sizes = [len(q) for q in seqs]
+    if any(n == 0 for n in sizes):
         return
-    index = [0] * len(grid)
+    at = [0] * len(grid)
     while True:
-        yield tuple(index)
+        yield tuple(q[k] for q, k in zip(seqs, at, strict=True)) if along else tuple(at)
         for ax in reversed(range(len(grid))):
-            index[ax] += 1
-            if index[ax] < grid[ax]:
+            at[ax] += 1
+            if at[ax] < sizes[ax]:
                 break
-            index[ax] = 0
+            at[ax] = 0
         else:
             return
 

@@ -575,7 +575,8 @@ class Dataset(StoreNode):
             the window then counts runs, within the same bounds. The decoded chunks later runs
             need (the next planes of deep chunks, a halo's) are kept within
             ``limits.cache_bytes`` (``TileStream.chunk_cache``).
-        :param ordered: yield in grid order (default) or as tiles complete (fastest; remote
+        :param ordered: yield in grid order (default; a list selection in its own order:
+            ``c=[2, 0]`` yields channel 2's tiles first) or as tiles complete (fastest; remote
             sharded levels then go shard by shard, each shard read whole in one request).
         :param progress: ``progress(done, total)`` after each tile.
         """
@@ -642,11 +643,10 @@ class Dataset(StoreNode):
             # stream, not once per tile)
             runs_of = lvl.chunks if not rows else (*lvl.chunks[:-1], max(1, lvl.shape[-1]))
         grid, specs = tile_grid(
-            lvl.shape, base, tile_shape, overlap, block=None if rows else runs_of
+            lvl.shape, base, tile_shape, overlap, block=None if rows else runs_of, picks=picks
         )
         total = math.prod(grid)
         if picks:
-            specs = (s for s in specs if all(s.core[a].start in keep for a, keep in picks.items()))
             across = math.prod(grid[a] for a in picks)  # 0 for an empty list
             total = total // across * math.prod(len(k) for k in picks.values()) if across else 0
         itemsize = lvl.dtype.itemsize
@@ -854,7 +854,7 @@ class Dataset(StoreNode):
         level_index: int,
         region: Sequence[slice] | None,
         axes: dict[str, Selector],
-    ) -> tuple[tuple[slice, ...], dict[int, set[int]]]:
+    ) -> tuple[tuple[slice, ...], dict[int, list[int]]]:
         names = self.axes
         if region is not None:
             if (
@@ -893,11 +893,11 @@ class Dataset(StoreNode):
                 continue
             start = max(base[i].start, limit.start)  # both limit the iteration
             base[i] = slice(start, max(start, min(base[i].stop, limit.stop)))
-        picks: dict[int, set[int]] = {}
-        if pick is not None:
+        picks: dict[int, list[int]] = {}
+        if pick is not None:  # (in the caller's order, each index once)
             axis, indices = pick
             within = base[axis]
-            keep = {v for v in indices if within.start <= v < within.stop}
+            keep = list(dict.fromkeys(v for v in indices if within.start <= v < within.stop))
             base[axis] = (
                 slice(min(keep), max(keep) + 1) if keep else slice(within.start, within.start)
             )
