@@ -51,6 +51,16 @@ def _block_key(spec: TileSpec, block: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(c.start // b for c, b in zip(spec.core, block, strict=True))
 
 
+def _assert_block_by_block(specs: list[TileSpec], block: tuple[int, ...], case: object) -> None:
+    """Each block's tiles come together, blocks in C order, C order within a block."""
+    keys = [_block_key(s, block) for s in specs]
+    firsts = [k for i, k in enumerate(keys) if i == 0 or keys[i - 1] != k]
+    assert firsts == sorted(set(keys)), case
+    for key in set(keys):
+        inside = [s.index for s in specs if _block_key(s, block) == key]
+        assert inside == sorted(inside), case
+
+
 def test_block_order_covers_the_grid_once_block_by_block() -> None:
     rng = random.Random(7)
     for _ in range(600):
@@ -71,13 +81,7 @@ def test_block_order_covers_the_grid_once_block_by_block() -> None:
         assert grid_b == grid, case
         # the same tiles (same index, core and halo), each once
         assert sorted(by_block, key=lambda s: s.index) == c_order, case
-        # each block's tiles come together, blocks in C order, C order within a block
-        keys = [_block_key(s, block) for s in by_block]
-        firsts = [k for i, k in enumerate(keys) if i == 0 or keys[i - 1] != k]
-        assert firsts == sorted(set(keys)), case
-        for key in set(keys):
-            inside = [s.index for s in by_block if _block_key(s, block) == key]
-            assert inside == sorted(inside), case
+        _assert_block_by_block(by_block, block, case)
 
 
 def test_picks_follow_their_order_in_c_order_and_filter_blocks() -> None:
@@ -109,9 +113,7 @@ def test_picks_follow_their_order_in_c_order_and_filter_blocks() -> None:
         _, blocked = tile_grid(shape, tuple(region), tile, block=block, picks=picks)
         by_block = list(blocked)
         assert sorted(by_block, key=lambda s: s.index) == sorted(want, key=lambda s: s.index)
-        keys = [_block_key(s, block) for s in by_block]
-        firsts = [k for i, k in enumerate(keys) if i == 0 or keys[i - 1] != k]
-        assert firsts == sorted(set(keys)), case
+        _assert_block_by_block(by_block, block, case)
 
 
 def test_block_order_is_lazy_on_huge_axes() -> None:
