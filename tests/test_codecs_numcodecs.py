@@ -11,6 +11,7 @@ import gzip
 import itertools
 import json
 import warnings
+import zlib
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
@@ -254,12 +255,25 @@ def test_nested_sharding_matches_zarr_python(location: str, inner_location: str)
     np.testing.assert_array_equal(out, data[0:16, 16:32])
 
 
-def test_nested_sharding_refuses_codecs_beside_it() -> None:
+def test_nested_sharding_compresses_whole_inner_shards_and_refuses_codecs_before_it() -> None:
+    """Codecs after a nested sharding_indexed encode each inner shard whole (they were
+    refused); codecs before it still are."""
     nested = ShardingCodec(ShardingConfig(chunk_shape=(2, 2)))
-    codecs: list[Any] = [nested, {"name": "numcodecs.zlib", "configuration": {}}]
-    with pytest.raises(UnsupportedError, match=r"nested sharding_indexed.*\$\.c\[0\]"):
+    after: dict[str, Any] = {"name": "numcodecs.zlib", "configuration": {}}
+    codec = ChunkCodec.from_v3_codecs(
+        [nested, after], shape=(4, 4), dtype=np.dtype("u2"), fill_value=np.uint16(0), path="$.c"
+    )
+    assert isinstance(codec, ShardedChunkCodec) and codec.shard.compressed
+    data = np.arange(1, 17, dtype="u2").reshape(4, 4)
+    raw = codec.encode(data, "k")
+    plain = codec.shard.encode_chunks(
+        {c: data[2 * c[0] : 2 * c[0] + 2, 2 * c[1] : 2 * c[1] + 2].tobytes() for c in itertools.product(range(2), range(2))}
+    )  # fmt: skip
+    assert zlib.decompress(raw) == plain
+    np.testing.assert_array_equal(codec.decode(raw, "k"), data)
+    with pytest.raises(UnsupportedError, match=r"before a nested sharding_indexed.*\$\.c\[1\]"):
         ChunkCodec.from_v3_codecs(
-            codecs, shape=(4, 4), dtype=np.dtype("u2"), fill_value=np.uint16(0), path="$.c"
+            [after, nested], shape=(4, 4), dtype=np.dtype("u2"), fill_value=np.uint16(0), path="$.c"
         )
 
 

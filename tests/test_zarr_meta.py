@@ -542,10 +542,11 @@ def test_blosc_configuration_is_written_whole(tmp_path: Path, shards: Any) -> No
     np.testing.assert_array_equal(arr.read().result(), data)
 
 
-def test_a_compressor_after_sharding_is_refused_by_name() -> None:
-    """zarr-python writes zstd after a sharding serializer (whole shards compressed): reading
-    such shards as plain ones failed on a misleading crc32c error, and writing them stored
-    uncompressed shards zarr-python cannot read. Refused, naming the codec."""
+def test_a_compressor_after_sharding_compresses_whole_shards() -> None:
+    """zarr-python writes zstd after a sharding serializer (whole shards compressed): read as
+    plain shards they failed on a misleading crc32c error (then refused by name); now the
+    shard codec holds the compressor for the whole shard object, and an array->array codec
+    after it is still refused, naming it."""
     meta = json.loads(plain_v3([BYTES]))  # chunks (2, 5, 15)
     meta["codecs"] = [
         {
@@ -559,5 +560,11 @@ def test_a_compressor_after_sharding_is_refused_by_name() -> None:
         },
         {"name": "zstd", "configuration": {"level": 0, "checksum": False}},
     ]
-    with pytest.raises(UnsupportedError, match=r"after sharding_indexed \(zstd.*\$\.codecs\[1\]"):
+    from ngio_async.codecs import ChunkCodec, ShardCodec
+
+    codec = ChunkCodec.from_meta(decode_array_v3(json.dumps(meta).encode()))
+    assert isinstance(codec, ShardCodec) and codec.compressed and len(codec.outer) == 1
+    meta["codecs"].append({"name": "transpose", "configuration": {"order": [0, 1, 2]}})
+    with pytest.raises(MetadataError, match=r"array->array codec must precede") as info:
         decode_array_v3(json.dumps(meta).encode())
+    assert info.value.path == "$.codecs[2]"

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from ngio_async.codecs._sharding import ShardCodec
     from ngio_async.meta.zarr import ArrayMeta, Codec
 
-__all__ = ["ChunkCodec", "all_equal"]
+__all__ = ["ChunkCodec", "all_equal", "bytes_stages"]
 
 # numcodecs codecs whose ``decode(buf, out=...)`` writes straight into ``out`` AND whose header
 # states the decoded size, so a short payload cannot leave part of ``out`` stale (numcodecs' zstd and
@@ -99,6 +99,30 @@ def _bytes_stage_v3(codec: Codec, itemsize: int, path: str) -> BytesStage:
         return Crc32cStage()
     name, _ = codec_json(codec)
     raise MetadataError(f"{name!r} is not a bytes->bytes codec", path)
+
+
+def bytes_stages(
+    codecs: Sequence[Codec | dict[str, Any]], dtype: np.dtype[Any], path: str, start: int = 0
+) -> tuple[BytesStage, ...]:
+    """The stages of a list of v3 bytes->bytes codecs (``codecs[i]`` is at ``path[start + i]``):
+    the ones after a ``sharding_indexed`` codec, which encode whole shards.
+
+    :raises UnsupportedError: a codec this library cannot run, or not a bytes->bytes one.
+    """
+    stages: list[BytesStage] = []
+    for i, c in enumerate(codecs, start):
+        cpath = f"{path}[{i}]"
+        if isinstance(c, BloscCodec | ZstdCodec | GzipCodec | Crc32cCodec):
+            stages.append(_bytes_stage_v3(c, dtype.itemsize, cpath))
+            continue
+        name, cfg = codec_json(c)
+        if kind_of(name) != "bytes":
+            raise UnsupportedError(
+                f"codec {name!r} after sharding_indexed is not a bytes->bytes codec "
+                f"(at {cpath}.name)"
+            )
+        stages.append(NumcodecStage(make_numcodec(name, cfg, dtype, cpath)))
+    return tuple(stages)
 
 
 def _unsupported(name: str, path: str) -> UnsupportedError:
@@ -261,10 +285,12 @@ class ChunkCodec:
             from ngio_async.codecs._sharding import ShardCodec, ShardedChunkCodec
 
             first = codecs[0]
-            if len(codecs) != 1 or not isinstance(first, ShardingCodec):
-                where = next(i for i, c in enumerate(codecs) if isinstance(c, ShardingCodec))
+            if not isinstance(first, ShardingCodec) or any(
+                isinstance(c, ShardingCodec) for c in codecs[1:]
+            ):
+                where = [i for i, c in enumerate(codecs) if isinstance(c, ShardingCodec)][-1]
                 raise UnsupportedError(
-                    "codecs before or after a nested sharding_indexed are not supported "
+                    "codecs before a nested sharding_indexed are not supported "
                     f"(at {path}[{where}])"
                 )
             return ShardedChunkCodec(
@@ -275,6 +301,7 @@ class ChunkCodec:
                     fill_value=fill_value,
                     path=f"{path}[0]",
                     write_empty_chunks=write_empty_chunks,
+                    outer=bytes_stages(codecs[1:], dtype, path, 1),
                 )
             )
         perm: tuple[int, ...] | None = None

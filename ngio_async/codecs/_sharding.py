@@ -8,6 +8,12 @@ decodes each one. :meth:`ShardCodec.decode` decodes a whole shard held in memory
 
 :meth:`ShardCodec.encode` lays a shard out as zarr-python does: non-empty inner chunks
 concatenated in Morton (Z) order, then (or before) the index.
+
+Bytes->bytes codecs after ``sharding_indexed`` (zarr-python's ``compressors=`` beside a
+sharding serializer) encode the whole shard object: :attr:`ShardCodec.outer` holds them
+(:attr:`ShardCodec.compressed`). Such a shard cannot be read in parts; :meth:`ShardCodec.unwrap`
+turns the stored object into the plain shard (index and inner chunks) that every other method
+reads, :meth:`ShardCodec.wrap` does the reverse.
 """
 
 from __future__ import annotations
@@ -18,9 +24,10 @@ from itertools import product
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 import numpy as np
+from numcodecs.compat import ensure_bytes
 
 from ngio_async._errors import CodecError
-from ngio_async.codecs._pipeline import ChunkCodec, all_equal
+from ngio_async.codecs._pipeline import ChunkCodec, all_equal, bytes_stages
 from ngio_async.codecs._stages import Crc32cStage
 from ngio_async.meta.zarr import BytesCodec, Crc32cCodec
 
@@ -30,6 +37,7 @@ if TYPE_CHECKING:
     from numpy.typing import ArrayLike, NDArray
     from typing_extensions import Buffer
 
+    from ngio_async.codecs._stages import BytesStage
     from ngio_async.meta.zarr import ArrayV3Meta, ShardingCodec
 
 __all__ = [
@@ -139,6 +147,7 @@ class ShardCodec:
     __slots__ = (
         "_index_big",
         "_index_crc",
+        "_plain_limit",
         "chunk_shape",
         "chunks_per_shard",
         "dtype",
@@ -146,6 +155,7 @@ class ShardCodec:
         "index_location",
         "index_nbytes",
         "inner",
+        "outer",
         "shape",
         "write_empty_chunks",
     )
@@ -159,6 +169,7 @@ class ShardCodec:
         index_big_endian: bool,
         index_crc32c: int,
         write_empty_chunks: bool = False,
+        outer: tuple[BytesStage, ...] = (),
     ) -> None:
         self.shape = shape
         self.inner = inner
@@ -171,6 +182,12 @@ class ShardCodec:
         self._index_crc = index_crc32c
         self.index_nbytes = 16 * math.prod(self.chunks_per_shard) + 4 * index_crc32c
         self.write_empty_chunks = write_empty_chunks
+        #: the bytes->bytes stages that encode the whole shard object (after the sharding codec)
+        self.outer = outer
+        # Decompression bombs: the most bytes a plain shard may hold (raw values with room for
+        # inner codecs that expand, nested indexes and per-chunk headers)
+        n = math.prod(shape)
+        self._plain_limit = 2 * n * self.dtype.itemsize + 32 * n + self.index_nbytes + (1 << 16)
 
     @staticmethod
     def from_meta(meta: ArrayV3Meta, *, write_empty_chunks: bool = False) -> ShardCodec:
@@ -184,6 +201,7 @@ class ShardCodec:
             fill_value=meta.fill_value,
             path="$.codecs[0]",
             write_empty_chunks=write_empty_chunks,
+            outer=bytes_stages(meta.codecs[1:], meta.dtype, "$.codecs", 1),
         )
 
     @staticmethod
@@ -195,9 +213,11 @@ class ShardCodec:
         fill_value: np.generic,
         path: str,
         write_empty_chunks: bool = False,
+        outer: tuple[BytesStage, ...] = (),
     ) -> ShardCodec:
         """The codec of shards of ``shape`` laid out by one ``sharding_indexed`` codec (at
-        ``path``); its inner codecs may hold another one (nested sharding)."""
+        ``path``); its inner codecs may hold another one (nested sharding). ``outer``: the
+        stages of the bytes->bytes codecs after it (they encode whole shards)."""
         cfg = codec.configuration
         inner = ChunkCodec.from_v3_codecs(
             cfg.codecs,
@@ -216,13 +236,60 @@ class ShardCodec:
             index_big_endian=first.configuration.endian == "big",
             index_crc32c=sum(isinstance(c, Crc32cCodec) for c in cfg.index_codecs),
             write_empty_chunks=write_empty_chunks,
+            outer=outer,
         )
 
     def __repr__(self) -> str:
         return (
             f"ShardCodec(shape={self.shape}, chunk_shape={self.chunk_shape}, "
-            f"index_location={self.index_location!r}, inner={self.inner!r})"
+            f"index_location={self.index_location!r}, inner={self.inner!r}"
+            + (f", outer={self.outer!r})" if self.outer else ")")
         )
+
+    # ---------------------------------------------------------------- the stored object
+
+    @property
+    def compressed(self) -> bool:
+        """Whether bytes->bytes codecs encode the whole shard object: it is then read whole
+        (no index or inner chunk can be read by range)."""
+        return bool(self.outer)
+
+    def unwrap(self, buf: Buffer, key: str) -> Buffer:
+        """The plain shard (inner chunks and index) of the stored object ``buf`` of shard
+        ``key``: its bytes->bytes codecs decoded (``buf`` itself when it has none).
+
+        :raises CodecError: they do not decode (corrupt data, a decompression bomb).
+        """
+        if not self.outer:
+            return buf
+        data: Any = buf
+        try:
+            for stage in reversed(self.outer):
+                data = stage.decode(data, self._plain_limit)
+        except Exception as exc:
+            raise CodecError(
+                f"cannot decode shard {key!r} (the codecs after sharding_indexed): {exc}", key=key
+            ) from exc
+        return data  # type: ignore[no-any-return]
+
+    def wrap(self, plain: Buffer, key: str) -> bytes:
+        """The stored object of shard ``key`` whose plain bytes are ``plain``: its bytes->bytes
+        codecs encoded (the bytes themselves when it has none).
+
+        :raises CodecError: a codec failed.
+        """
+        if not self.outer:
+            return plain if isinstance(plain, bytes) else bytes(plain)
+        data: Any = plain
+        try:
+            for stage in self.outer:
+                data = stage.encode(data)
+            out: bytes = ensure_bytes(data)
+        except Exception as exc:
+            raise CodecError(
+                f"cannot encode shard {key!r} (the codecs after sharding_indexed): {exc}", key=key
+            ) from exc
+        return out
 
     # ---------------------------------------------------------------- index
 
@@ -279,11 +346,12 @@ class ShardCodec:
         return self.inner.decode(buf, key, out)
 
     def decode(self, buf: Buffer, key: str, out: NDArray[Any] | None = None) -> NDArray[Any]:
-        """Decode a whole shard held in memory; empty inner chunks read as the fill value.
+        """Decode a whole stored shard held in memory; empty inner chunks read as the fill
+        value.
 
         :param out: optional writeable array of :attr:`shape` to fill and return.
         """
-        mv = memoryview(buf).cast("B")
+        mv = memoryview(self.unwrap(buf, key)).cast("B")
         n = len(mv)
         if n < self.index_nbytes:
             raise CodecError(
@@ -318,7 +386,8 @@ class ShardCodec:
         return all_equal(array, self.fill_value)
 
     def encode_chunks(self, chunks: dict[tuple[int, ...], bytes]) -> bytes:
-        """Lay out already-encoded inner chunks (missing/empty ones omitted) as zarr-python does."""
+        """Lay out already-encoded inner chunks (missing/empty ones omitted) as zarr-python
+        does: the plain shard (:meth:`wrap` makes it the stored object)."""
         table = np.full((*self.chunks_per_shard, 2), EMPTY, dtype=np.uint64)
         parts: list[bytes] = []
         pos = self.index_nbytes if self.index_location == "start" else 0
@@ -335,7 +404,8 @@ class ShardCodec:
         return b"".join([*parts, index])
 
     def encode(self, array: ArrayLike, key: str) -> bytes:
-        """Encode one full shard (edge shards padded to :attr:`shape` by the caller).
+        """Encode one full shard (edge shards padded to :attr:`shape` by the caller): its
+        stored object (the codecs after ``sharding_indexed`` applied).
 
         Inner chunks equal to the fill value are left out unless ``write_empty_chunks``. A shard
         with no stored inner chunk still encodes (index only); zarr-python instead stores no
@@ -355,7 +425,7 @@ class ShardCodec:
             if not self.write_empty_chunks and self.inner.is_empty(part):
                 continue
             chunks[coords] = self.inner.encode(part, f"{key}{list(coords)}")
-        return self.encode_chunks(chunks)
+        return self.wrap(self.encode_chunks(chunks), key)
 
 
 class ShardedChunkCodec(ChunkCodec):

@@ -6,6 +6,9 @@ output in worker threads (so network and CPU overlap), with at most ``window`` o
 (:func:`ngio_async._prefetch.prefetch`). Sharded arrays: a shard's index is fetched once per read
 operation (one ranged request; a tile stream is one operation, so another writer's rewrite is
 seen by the next read), and only the inner chunks the region needs are fetched (coalesced).
+Shards whose whole object is compressed (bytes->bytes codecs after ``sharding_indexed``) have
+no index or inner chunk readable by range: every read of one fetches it whole (one GET) and
+decodes it with :meth:`ShardCodec.unwrap` before its index and inner chunks.
 
 A shard rewritten between its index read and its chunk reads never mixes versions on stores that
 know versions (S3, GCS, Azure, HTTP servers sending strong ETags): the index read keeps the
@@ -189,9 +192,12 @@ class Level:
         except UnsupportedError as exc:
             raise UnsupportedError(f"{self._where()}: {exc}") from None
         # a read inside one chunk is one GET, except in one-chunk shards (a whole-shard GET
-        # beats an index + a range); never while writing (shard reads take the write lock)
+        # beats an index + a range) and in compressed shards (read whole); never while
+        # writing (shard reads take the write lock)
+        self._whole_shards = isinstance(self.codec, ShardCodec) and self.codec.compressed
         self._chunk_reads = not (
-            isinstance(self.codec, ShardCodec) and math.prod(self.codec.chunks_per_shard) == 1
+            isinstance(self.codec, ShardCodec)
+            and (math.prod(self.codec.chunks_per_shard) == 1 or self._whole_shards)
         )
         self._workers = workers
         self._window = window
@@ -555,7 +561,8 @@ class Level:
 
         On a remote level read in shard parts, the inner chunks the regions need of one shard
         are fetched together: one coalesced set of ranged reads per shard, not one per region
-        (a tile stream reads a row of small tiles of one shard so). On a remote unsharded
+        (a tile stream reads a row of small tiles of one shard so); compressed shards: each
+        fetched whole once for all the regions. On a remote unsharded
         level, every chunk the regions need is fetched (one ``store.get_many``) and decoded
         once, or taken from ``reuse`` (the decoded chunks a tile stream keeps for its later
         runs). Elsewhere each region is read on its own.
@@ -617,6 +624,9 @@ class Level:
     ) -> list[NDArray[Any]]:
         outs, shards = self._shard_groups(regions)
         for key, parts in shards.items():
+            if self._whole_shards:  # each fetched and decoded once for all the regions
+                _fetch_decode_shard(self.store, codec, key, parts)
+                continue
             index = indexes.get(key)
             if index is _MISSING:
                 buf = self.store.get_blocking(key, self._index_request(codec))
@@ -765,8 +775,12 @@ class Level:
 
     @property
     def reads_shards_together(self) -> bool:
-        """Whether :meth:`read_many` fetches the regions' inner chunks shard by shard."""
-        return self.reads_shards_in_parts and not self.reads_locally and not self.writable
+        """Whether :meth:`read_many` fetches the regions' inner chunks shard by shard: remote
+        shards read in parts, and compressed shards, local ones too (each fetched whole and
+        decompressed once for all the regions; :meth:`read_many_blocking` likewise)."""
+        if self.writable:
+            return False
+        return self._whole_shards or (self.reads_shards_in_parts and not self.reads_locally)
 
     def _one_chunk(self, region: Region) -> bool:
         return _inside_one(region, self.meta.chunks)
@@ -897,8 +911,10 @@ class Level:
         for plan in plan_shards(self.meta, region):
             key = self._prefix + plan.key
             index = indexes.get(key)
-            if index is _MISSING and len(plan.chunks) == math.prod(codec.chunks_per_shard):
-                _fetch_decode_shard(self.store, codec, key, plan, out)
+            if self._whole_shards or (
+                index is _MISSING and len(plan.chunks) == math.prod(codec.chunks_per_shard)
+            ):
+                _fetch_decode_shard(self.store, codec, key, [(plan, out)])
                 continue
             if index is _MISSING:
                 buf = self.store.get_blocking(key, self._index_request(codec))
@@ -994,8 +1010,10 @@ class Level:
         self, codec: ShardCodec, plan: ShardPlan, out: NDArray[Any], indexes: IndexCache
     ) -> None:
         key = self._prefix + plan.key
-        if self.store.blocking_reads and self._covers(codec, [(plan, out)]) and key not in indexes:
-            await self._workers.run(_fetch_decode_shard, self.store, codec, key, plan, out)
+        if self.store.blocking_reads and (
+            self._whole_shards or (self._covers(codec, [(plan, out)]) and key not in indexes)
+        ):
+            await self._workers.run(_fetch_decode_shard, self.store, codec, key, [(plan, out)])
             return
         await self._read_shard_parts(codec, key, [(plan, out)], indexes)
 
@@ -1021,8 +1039,10 @@ class Level:
         reads (those ``reuse`` holds taken from it). A shard found rewritten between its index
         and its chunks is read again from its index, up to ``_CHANGED_RETRIES`` times, then
         whole (one version by construction: a shard rewritten on every try, or a server whose
-        ETags differ from node to node)."""
-        if key not in indexes and key not in self._index_loading and self._covers(codec, parts):
+        ETags differ from node to node). A compressed shard is always read whole."""
+        if self._whole_shards or (
+            key not in indexes and key not in self._index_loading and self._covers(codec, parts)
+        ):
             await self._read_whole(codec, key, parts, indexes)  # one request, not two
             return
         for _ in range(_CHANGED_RETRIES + 1):
@@ -1042,17 +1062,21 @@ class Level:
     ) -> None:
         """Read shard ``key`` whole in one request and decode what ``parts`` need of it; its
         index goes into ``indexes`` with the version read (later reads of parts of it, such
-        as the halos of neighbouring tiles, need no index request)."""
+        as the halos of neighbouring tiles, need no index request). A compressed shard is
+        decompressed in a worker thread first (its index is not kept: never read by range)."""
         whole, version = await self.store.get_with_version(key)
         if whole is None:
             indexes.put(key, None)
             for plan, out in parts:
                 out[plan.out_selection] = self.fill_value
             return
-        index = _whole_shard_index(codec, whole, key)
-        indexes.put(key, index, version)
+        if codec.compressed:
+            plain, index = await self._workers.run(_open_shard, codec, whole, key)
+        else:
+            plain, index = _open_shard(codec, whole, key)
+            indexes.put(key, index, version)
         groups = _by_chunk((inner, out) for plan, out in parts for inner in plan.chunks)
-        decode = partial(_decode_shard_into, codec, whole, key, index)
+        decode = partial(_decode_shard_into, codec, plain, key, index)
         await self._in_threads(decode, list(groups.items()))
 
     def _covers(self, codec: ShardCodec, parts: Sequence[tuple[ShardPlan, NDArray[Any]]]) -> bool:
@@ -1158,7 +1182,8 @@ class Level:
 
     @property
     def reads_shards_in_parts(self) -> bool:
-        """Whether reads may fetch a shard's index, then some of its inner chunks."""
+        """Whether reads may fetch a shard's index, then some of its inner chunks (not in
+        one-chunk shards, nor in compressed ones: read whole)."""
         return isinstance(self.codec, ShardCodec) and self._chunk_reads
 
     def object_keys(self, region: Region) -> list[str]:
@@ -1684,20 +1709,33 @@ def _get_range_blocking(
 
 
 def _fetch_decode_shard(
-    store: AsyncStore, codec: ShardCodec, key: str, plan: ShardPlan, out: NDArray[Any]
+    store: AsyncStore,
+    codec: ShardCodec,
+    key: str,
+    parts: Sequence[tuple[ShardPlan, NDArray[Any]]],
 ) -> None:
-    """Blocking read of a whole shard, decoded into ``out`` (fill value when it is absent)."""
+    """Blocking read of a whole shard (one GET), decoded into what ``parts`` (plans of regions
+    in it, each with its output) need of it: each inner chunk once; the fill value when the
+    shard is absent."""
     whole = store.get_blocking(key)
     if whole is None:
-        out[plan.out_selection] = codec.fill_value
-    else:
-        index = _whole_shard_index(codec, whole, key)
-        groups = _by_chunk((inner, out) for inner in plan.chunks)
-        _decode_shard_into(codec, whole, key, index, list(groups.items()))
+        for plan, out in parts:
+            out[plan.out_selection] = codec.fill_value
+        return
+    plain, index = _open_shard(codec, whole, key)
+    groups = _by_chunk((inner, out) for plan, out in parts for inner in plan.chunks)
+    _decode_shard_into(codec, plain, key, index, list(groups.items()))
+
+
+def _open_shard(codec: ShardCodec, whole: Buffer, key: str) -> tuple[Buffer, ShardIndex]:
+    """The plain bytes of a stored shard held in memory (compressed ones decompressed:
+    :meth:`ShardCodec.unwrap`) and its index."""
+    plain = memoryview(codec.unwrap(whole, key)).cast("B")
+    return plain, _whole_shard_index(codec, plain, key)
 
 
 def _whole_shard_index(codec: ShardCodec, whole: Buffer, key: str) -> ShardIndex:
-    """The index of a whole shard held in memory."""
+    """The index of a whole plain shard held in memory."""
     mv = memoryview(whole).cast("B")
     n = len(mv)
     if n < codec.index_nbytes:

@@ -7,7 +7,9 @@ for each object, at most ``window`` at a time and serialised per stored key:
   read;
 - a partial write reads the object, patches it and writes it back (read-modify-write). For a shard,
   inner chunks the write does not touch keep their stored bytes (no re-encoding); inner chunks it
-  covers whole are encoded from the data; the ones it covers in part are decoded, patched, encoded;
+  covers whole are encoded from the data; the ones it covers in part are decoded, patched, encoded
+  (a shard whose whole object is compressed, by codecs after ``sharding_indexed``, is
+  decompressed first and compressed again after);
 - a masked write (:func:`write_at`: points, orthogonal selections, strided slices) writes only
   the pixels it marks: each object it marks some in is patched so (read once, in its
   read-modify-write), inner chunks of a shard it marks none in keep their stored bytes, and
@@ -326,7 +328,7 @@ async def _patch_object(
 def _fill_object(codec: ChunkCodec | ShardCodec, key: str) -> bytes:
     """The stored bytes of an object all fill value: a shard without chunks, or a chunk."""
     if isinstance(codec, ShardCodec):
-        return codec.encode_chunks({})
+        return codec.wrap(codec.encode_chunks({}), key)
     return codec.encode(np.full(codec.shape, codec.fill_value, dtype=codec.dtype), key)
 
 
@@ -441,8 +443,8 @@ def _encode_shard(
     inner = codec.inner
     cs = codec.chunk_shape
     stored: dict[tuple[int, ...], bytes] = {}
-    if existing is not None:
-        mv = memoryview(existing).cast("B")
+    if existing is not None:  # (a compressed shard: decompressed first, recompressed after)
+        mv = memoryview(codec.unwrap(existing, key)).cast("B")
         n = len(mv)
         if n < codec.index_nbytes:
             raise CodecError(f"shard {key!r} is shorter ({n} bytes) than its index", key=key)
@@ -498,7 +500,7 @@ def _encode_shard(
             stored[coords] = inner.encode(chunk, label)
     if not stored:
         return None
-    return codec.encode_chunks(stored)
+    return codec.wrap(codec.encode_chunks(stored), key)
 
 
 class LevelWriter:

@@ -722,12 +722,8 @@ def _check_codec_chain(
                 raise UnsupportedError(
                     f"array->array codecs before sharding_indexed are not supported (at {cpath})"
                 )
-            if ab != len(codecs) - 1:  # zarr-python adds a compressor after a serializer
-                names = [type(x).__struct_config__.tag for x in codecs[ab + 1 :]]
-                raise UnsupportedError(
-                    f"bytes->bytes codecs after sharding_indexed ({', '.join(map(str, names))}, "
-                    f"compressing whole shards) are not supported (at {path}[{ab + 1}])"
-                )
+            # bytes->bytes codecs after it (zarr-python adds a compressor after a serializer)
+            # encode the whole shard object: read whole, never in parts
             cfg = c.configuration
             if len(cfg.chunk_shape) != ndim:
                 raise MetadataError(
