@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import zarr
 import zarr.codecs as zc
+import zarr.codecs.numcodecs as znc
 from cli_run import run
 from images import upload
 from servers import StaticServer
@@ -48,6 +49,12 @@ VARIANTS = ["zstd", "gzip-crc32c", "nested"]
 def _serializer(variant: str) -> tuple[zc.ShardingCodec, list[Any]]:
     """The sharding codec and the codecs after it (whole shards) of ``variant``."""
     index: list[Any] = [zc.BytesCodec(), zc.Crc32cCodec()]
+    if variant == "inner-zlib":  # plain outer shards of inner shards each compressed whole
+        inner_zlib: list[Any] = [
+            zc.ShardingCodec(chunk_shape=(1, 8, 8), codecs=[zc.BytesCodec()], index_codecs=index),
+            znc.Zlib(level=1),
+        ]
+        return zc.ShardingCodec(chunk_shape=CHUNKS, codecs=inner_zlib, index_codecs=index), []
     if variant == "nested":  # inner chunks that are shards, each compressed whole
         inner: list[Any] = [
             zc.ShardingCodec(chunk_shape=(1, 8, 8), codecs=[zc.BytesCodec()], index_codecs=index),
@@ -68,12 +75,13 @@ def write_peer_image(root: Path, variant: str) -> np.ndarray[Any, Any]:
     """An OME-Zarr 0.5 image of one level written by zarr-python with whole shards compressed;
     its data."""
     group = zarr.open_group(root, mode="w", zarr_format=3)
-    serializer, outer = _serializer(variant)
     with warnings.catch_warnings():  # zarr-python's own, on each use of such a codec list
         warnings.filterwarnings("ignore", "Combining a `sharding_indexed` codec")
+        warnings.filterwarnings("ignore", "Numcodecs codecs are not in the Zarr version 3")
+        serializer, outer = _serializer(variant)
         arr = zarr.create_array(
             store=root, name="0", shape=SHAPE, chunks=SHARDS, dtype="uint16",
-            serializer=serializer, compressors=outer, fill_value=0,
+            serializer=serializer, compressors=outer or None, fill_value=0,
             dimension_names=["c", "y", "x"],
         )  # fmt: skip
         data = np.random.default_rng(5).integers(1, 60000, SHAPE, dtype=np.uint16)
@@ -95,6 +103,7 @@ def zarr_read(path: Path) -> np.ndarray[Any, Any]:
     """The array at ``path`` as zarr-python reads it."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "Combining a `sharding_indexed` codec")
+        warnings.filterwarnings("ignore", "Numcodecs codecs are not in the Zarr version 3")
         return np.asarray(zarr.open_array(path, mode="r")[...])
 
 
@@ -335,6 +344,32 @@ async def test_a_memory_store_round_trip(
         expected[0, 30:34, 30:34] = 5
         np.testing.assert_array_equal(await ds.read(), expected)
     await store.aclose()
+
+
+async def test_inner_shards_compressed_whole_in_plain_shards(tmp_path: Path) -> None:
+    """Nested sharding, the codecs after the inner sharding_indexed (a numcodecs one): the
+    outer shard is still read in parts (its index, then an inner shard's range), each inner
+    shard decompressed whole; partial writes are read back by zarr-python."""
+    root = tmp_path / "inner-zlib"
+    data = write_peer_image(root, "inner-zlib")
+    codecs = json.loads((root / "0" / "zarr.json").read_bytes())["codecs"]
+    assert len(codecs) == 1 and codecs[0]["configuration"]["codecs"][1]["name"] == "numcodecs.zlib"
+    server = StaticServer(tmp_path).start()
+    try:
+        async with ngio_async.open_async(server.url + "inner-zlib") as ds:
+            await _every_read_path(ds, data)
+            server.requests.clear()
+            np.testing.assert_array_equal(await ds[1, 20:21, 40:41], data[1, 20:21, 40:41])
+            ranges = [r.range for r in server.requests]
+            assert len(ranges) == 2 and all(ranges), ranges  # the index, one inner shard
+    finally:
+        server.stop()
+    expected = data.copy()
+    async with ngio_async.open_async(root, mode="r+") as ds:
+        await ds.write(np.full((5, 30), 4, np.uint16), c=0, y=slice(10, 15), x=slice(5, 35))
+        expected[0, 10:15, 5:35] = 4
+        np.testing.assert_array_equal(await ds.read(), expected)
+    np.testing.assert_array_equal(zarr_read(root / "0"), expected)
 
 
 # ------------------------------------------------------------------------------ corrupt data
