@@ -10,10 +10,15 @@ in grid order: each chunk is needed again by the next 15 planes, a whole layer o
 - ngio_async ``async for tile in ds.tiles()`` (grid order, ``Limits.cache_bytes`` 256 MiB), and
   with ``cache_bytes=0`` (what it did before the cache).
 
+``--slider``: a viewer's z slider instead: the 32 whole planes (2048x2048) read one after
+another, each one ``await``-ed read (zarr-python ``getitem``, tensorstore ``read()`` with the same
+256 MiB ``cache_pool``, ngio_async ``ds.read(z=k)`` with ``Limits.read_cache_bytes`` 256 MiB, and
+without it). Each plane needs 16 chunks 16 planes deep: without a cache, 16 times the bytes.
+
 Sources: local disk, and nginx on 127.0.0.1 waiting 20 ms before each answer (``_proxy.py``).
 MB/s of decoded data, best of ``--repeat``; ratios against zarr and tensorstore.
 
-    .venv/bin/python benchmarks/bench_deep.py [--sources disk,http] [--repeat 2]
+    .venv/bin/python benchmarks/bench_deep.py [--sources disk,http] [--repeat 2] [--slider]
 """
 
 from __future__ import annotations
@@ -76,22 +81,14 @@ async def bounded(regions: list[Region], read: Callable[[Region], Awaitable[Any]
 async def run_zarr(url: str, regions: list[Region]) -> int:
     import zarr
     import zarr.api.asynchronous as za
-    import zarr.storage
 
-    if url.startswith("http"):
-        from obstore.store import HTTPStore
-
-        store: Any = zarr.storage.ObjectStore(
-            HTTPStore.from_url(url, client_options={"allow_http": True}), read_only=True
-        )
-    else:
-        store = zarr.storage.LocalStore(url, read_only=True)
     with zarr.config.set({"async.concurrency": IN_FLIGHT}):
-        arr = await za.open_array(store=store, path="0", mode="r")
+        arr = await za.open_array(store=_zarr_store(url), path="0", mode="r")
         return await bounded(regions, arr.getitem)
 
 
-async def run_tensorstore(url: str, regions: list[Region]) -> int:
+async def _ts_open(url: str) -> Any:
+    """The level-0 array in tensorstore, with a ``CACHE``-byte cache pool."""
     import tensorstore as ts
 
     kvstore: dict[str, Any] = (
@@ -100,7 +97,11 @@ async def run_tensorstore(url: str, regions: list[Region]) -> int:
         else {"driver": "file", "path": f"{url}/0/"}
     )
     ctx = ts.Context({"cache_pool": {"total_bytes_limit": CACHE}})
-    arr = await ts.open({"driver": "zarr3", "kvstore": kvstore}, read=True, context=ctx)
+    return await ts.open({"driver": "zarr3", "kvstore": kvstore}, read=True, context=ctx)
+
+
+async def run_tensorstore(url: str, regions: list[Region]) -> int:
+    arr = await _ts_open(url)
 
     async def read(region: Region) -> Any:
         return await arr[region].read()
@@ -119,6 +120,40 @@ async def run_ngio(url: str, cache: int) -> int:
     return total
 
 
+def _zarr_store(url: str) -> Any:
+    import zarr.storage
+
+    if url.startswith("http"):
+        from obstore.store import HTTPStore
+
+        return zarr.storage.ObjectStore(
+            HTTPStore.from_url(url, client_options={"allow_http": True}), read_only=True
+        )
+    return zarr.storage.LocalStore(url, read_only=True)
+
+
+async def slide_zarr(url: str) -> int:
+    import zarr
+    import zarr.api.asynchronous as za
+
+    with zarr.config.set({"async.concurrency": IN_FLIGHT}):
+        arr = await za.open_array(store=_zarr_store(url), path="0", mode="r")
+        return sum([(await arr.getitem((0, z))).nbytes for z in range(SHAPE[1])])
+
+
+async def slide_tensorstore(url: str) -> int:
+    arr = await _ts_open(url)
+    return sum([(await arr[0, z].read()).nbytes for z in range(SHAPE[1])])
+
+
+async def slide_ngio(url: str, cache: int) -> int:
+    import ngio_async
+
+    limits = ngio_async.Limits(read_cache_bytes=cache)
+    async with ngio_async.open_async(url, limits=limits) as ds:
+        return sum([(await ds.read(z=z)).nbytes for z in range(SHAPE[1])])
+
+
 def measure(fn: Callable[[], Awaitable[int]], repeat: int) -> float:
     """Best MB/s of ``repeat`` runs."""
     best = 0.0
@@ -135,6 +170,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sources", default="disk,http")
     parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--slider", action="store_true", help="whole planes one at a time")
     args = parser.parse_args()
     images = {"deep": 512, "deep-sharded": 1024}
     for name in images:
@@ -148,12 +184,21 @@ def main() -> None:
             for name, edge in images.items():
                 url = f"{served[0]}/{name}" if kind == "http" else str(DATA / name)
                 regions = plane_tiles(edge)
-                runs: dict[str, Callable[[], Awaitable[int]]] = {
-                    "zarr": partial(run_zarr, url, regions),
-                    "tstore": partial(run_tensorstore, url, regions),
-                    "ngio": partial(run_ngio, url, CACHE),
-                    "bare": partial(run_ngio, url, 0),
-                }
+                runs: dict[str, Callable[[], Awaitable[int]]] = (
+                    {
+                        "zarr": partial(slide_zarr, url),
+                        "tstore": partial(slide_tensorstore, url),
+                        "ngio": partial(slide_ngio, url, CACHE),
+                        "bare": partial(slide_ngio, url, 0),
+                    }
+                    if args.slider
+                    else {
+                        "zarr": partial(run_zarr, url, regions),
+                        "tstore": partial(run_tensorstore, url, regions),
+                        "ngio": partial(run_ngio, url, CACHE),
+                        "bare": partial(run_ngio, url, 0),
+                    }
+                )
                 got = {k: measure(run, args.repeat) for k, run in runs.items()}
                 print(
                     f"{kind:6} {name:13} {got['zarr']:6.0f} {got['tstore']:7.0f} {got['ngio']:6.0f}"

@@ -25,6 +25,13 @@ class Limits:
         is needed again a whole layer of chunks later, a halo's neighbour chunk by the next
         row. Each is dropped at its last use; when a layer does not fit, its first chunks are
         kept and the others fetched again. ``0``: keep none (each tile's chunks fetched anew).
+    :param read_cache_bytes: decoded chunks a read-only dataset keeps across its region
+        reads (``read``, ``ds[...]``, dask), least recently used dropped first: a plane read
+        from chunks several planes deep decodes whole chunks, and the next planes (a viewer's
+        z slider) or neighbouring regions then take them from memory instead of fetching and
+        decoding them again. Reads of more than a quarter of it pass it by. ``0`` (default):
+        keep none. Chunks are held as first read: another program's later writes to them
+        are not seen until the dataset is opened again.
     :param decode_threads: worker threads that decode and encode chunks.
     :param timeout: seconds allowed for one request (one attempt), ``None`` for no limit.
     :param max_retries: retries after the first attempt for retryable failures
@@ -38,6 +45,7 @@ class Limits:
     prefetch_tiles: int = 16
     prefetch_bytes: int = 128 * 1024 * 1024
     cache_bytes: int = 256 * 1024 * 1024
+    read_cache_bytes: int = 0
     decode_threads: int = 4
     timeout: float | None = 30.0
     max_retries: int = 4
@@ -50,10 +58,10 @@ class Limits:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"Limits.{name} must be a positive integer, got {value!r}")
-        if not isinstance(self.cache_bytes, int) or self.cache_bytes < 0:
-            raise ValueError(
-                f"Limits.cache_bytes must be a non-negative integer, got {self.cache_bytes!r}"
-            )
+        for name in ("cache_bytes", "read_cache_bytes"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"Limits.{name} must be a non-negative integer, got {value!r}")
         if self.timeout is not None and self.timeout <= 0:
             raise ValueError(f"Limits.timeout must be positive or None, got {self.timeout!r}")
         if self.max_retries < 0:

@@ -58,6 +58,7 @@ if TYPE_CHECKING:
     from .images import ImageMetadata, LevelWriter, Tile
     from .images._dataset import Mode, Selector
     from .images._labels import ColorSpec, PropertySpec
+    from .images._reuse import ChunkPool
     from .meta import Acquisition, LabelColor, Plate as PlateMeta
 
 __all__ = [
@@ -589,6 +590,12 @@ class SyncDataset(_Reopenable):
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> NDArray[Any]:
         return _as_array(self, dtype, copy)
+
+    @property
+    def read_cache(self) -> ChunkPool | None:
+        """The decoded chunks kept across reads (``Limits.read_cache_bytes``): its ``hits``,
+        ``held_bytes`` and ``peak_bytes`` (see the async ``Dataset.read_cache``)."""
+        return self._dataset.read_cache
 
     # writing (needs mode="r+"; see the async Dataset methods)
     @property

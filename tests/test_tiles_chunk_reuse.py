@@ -49,6 +49,24 @@ def deep(tmp_path: Path) -> Any:
         yield both
 
 
+def test_a_use_waiting_for_a_failed_read_is_not_a_hit() -> None:
+    from ngio_async.images._reuse import ChunkReuse, Fetch, Pending
+
+    cache = ChunkReuse(4 * CHUNK_BYTES, lambda coords: 3, CHUNK_BYTES, threaded=True)
+    assert cache.claim("k", (0,), 1) is Fetch.KEEP
+    waiting = cache.claim("k", (0,), 1)
+    assert isinstance(waiting, Pending) and cache.hits == 1
+    cache.keep("k", Fetch.FAILED)  # the run reading it failed: the waiter reads it itself
+    assert waiting.wait_blocking() is Fetch.FAILED
+    assert cache.hits == cache.held_bytes == 0
+    assert cache.claim("k", (0,), 1) is Fetch.ONCE  # its last use: read, not kept
+    assert isinstance(cache.claim("j", (1,), 1), Fetch)
+    waiting = cache.claim("j", (1,), 1)
+    assert isinstance(waiting, Pending) and cache.hits == 1
+    cache.clear()  # the stream ended early
+    assert waiting.chunk is Fetch.FAILED and cache.hits == 0
+
+
 # ---------------------------------------------------------------------------- the counting
 @pytest.mark.parametrize("seed", range(40))
 def test_chunk_uses_counts_the_tiles_reading_each_chunk(seed: int) -> None:

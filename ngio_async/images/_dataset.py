@@ -56,7 +56,7 @@ from ._open import (
     read_level_metadata,
     refresh_image,
 )
-from ._reuse import ChunkReuse
+from ._reuse import ChunkPool, ChunkReuse
 from ._tiles import Tile, TileBatch, TileOwner, TileStream, TileWork
 from ._write import fit_data
 
@@ -212,6 +212,7 @@ class Dataset(StoreNode):
         # lowest and highest value there, for the channels ``_extents_of`` names
         self._extents: dict[tuple[int, ...], tuple[float, float] | None] = {}
         self._extents_of: tuple[int, ...] = ()
+        self._read_cache: ChunkPool | None = None
 
     # ---------------------------------------------------------------- opening / closing
     @classmethod
@@ -355,10 +356,33 @@ class Dataset(StoreNode):
         self.mode = mode
         for lvl in self.levels:
             lvl.writable = mode == "r+"
+        self._attach_read_cache()
+
+    def _attach_read_cache(self) -> None:
+        """(Re)start the read cache of a read-only dataset over its current levels, empty."""
+        if self._read_cache is not None:
+            self._read_cache.clear()
+        budget = self.limits.read_cache_bytes
+        pool = ChunkPool(budget) if budget > 0 and self.mode == "r" else None
+        self._read_cache = pool
+        for lvl in self.levels:
+            chunk_bytes = math.prod(lvl.chunks) * lvl.dtype.itemsize
+            view = None if pool is None else pool.level(chunk_bytes, lvl.reads_locally)
+            lvl.use_read_cache(view, budget)
+
+    @property
+    def read_cache(self) -> ChunkPool | None:
+        """The decoded chunks this read-only dataset keeps across region reads
+        (``Limits.read_cache_bytes``; ``None``: off, or a writable dataset): ``hits``,
+        ``held_bytes``, ``peak_bytes``; ``clear()`` drops them (so do ``refresh`` and
+        closing)."""
+        return self._read_cache
 
     async def _close_own(self) -> None:
         """Stop the background fetches of bare ``async for`` loops (the store closes next)."""
         await self._tile_owner.aclose()
+        if self._read_cache is not None:
+            self._read_cache.clear()
 
     # ---------------------------------------------------------------- description
     @property

@@ -55,7 +55,7 @@ from ..engine.plan import (
     point_groups,
 )
 from ..stores import ChangedError, RangeByteRequest, SuffixByteRequest
-from ._reuse import ChunkReuse, Fetch, Pending
+from ._reuse import Fetch, Keeper, Pending
 from ._write import KeyLocks, fit_data, write_at, write_region
 
 P = TypeVar("P")
@@ -208,6 +208,10 @@ class Level:
         self._index_loading: dict[str, tuple[anyio.Event, list[_Entry]]] = {}
         #: whether writes are allowed (set by the dataset: ``mode="r+"``)
         self.writable = False
+        # the dataset's read cache (read-only datasets) and the shard indexes kept with it
+        self._read_cache: Keeper | None = None
+        self._read_budget = 0
+        self._kept_indexes: IndexCache | None = None
         self._write_locks = KeyLocks()
 
     # ---------------------------------------------------------------- description
@@ -524,6 +528,13 @@ class Level:
         self._caches.add(cache)
         return cache
 
+    def use_read_cache(self, keeper: Keeper | None, budget: int = 0) -> None:
+        """Region reads of at most a quarter of ``budget`` bytes take their decoded chunks
+        from ``keeper`` and keep them there, and the shard indexes they read here (a
+        read-only dataset's ``Limits.read_cache_bytes``); ``None``: neither."""
+        self._read_cache, self._read_budget = keeper, budget
+        self._kept_indexes = None if keeper is None else self.index_cache()
+
     def forget_index(self, key: str) -> None:
         """Drop shard ``key``'s index from every operation in progress (it was rewritten)."""
         for cache in list(self._caches):
@@ -536,9 +547,21 @@ class Level:
         default: fetched for this read alone.
         """
         check_region(region, self.shape)  # a remote one-chunk read would return chunk padding
+        shape = region_shape(region)
+        keeper = self._read_cache
+        if (
+            keeper is not None
+            and not self.writable
+            and math.prod(shape) * self.dtype.itemsize <= self._read_budget // 4
+        ):  # a small read of a read-only dataset: through its read cache
+            indexes = self._kept_indexes if indexes is None else indexes
+            if self.reads_locally:
+                return (
+                    await self._workers.run(self.read_many_blocking, [region], keeper, indexes)
+                )[0]
+            return (await self.read_many([region], indexes, keeper))[0]
         if indexes is None:
             indexes = self.index_cache()
-        shape = region_shape(region)
         if self.reads_locally and self._one_object(region):
             # local, one stored object (a tile): plan, read and decode in one worker-thread call
             return await self._workers.run(self._read_local, region, shape, indexes)
@@ -555,7 +578,7 @@ class Level:
         self,
         regions: Sequence[Region],
         indexes: IndexCache | None = None,
-        reuse: ChunkReuse | None = None,
+        reuse: Keeper | None = None,
     ) -> list[NDArray[Any]]:
         """Read several normalised regions, each into its own array.
 
@@ -583,7 +606,7 @@ class Level:
         return outs
 
     async def _read_many_chunks(
-        self, codec: ChunkCodec, regions: Sequence[Region], reuse: ChunkReuse | None
+        self, codec: ChunkCodec, regions: Sequence[Region], reuse: Keeper | None
     ) -> list[NDArray[Any]]:
         """Regions of a remote unsharded level, each into its own array: the chunks they need,
         each fetched and decoded once into every region's part of it (or taken from
@@ -595,7 +618,7 @@ class Level:
     def read_many_blocking(
         self,
         regions: Sequence[Region],
-        reuse: ChunkReuse | None = None,
+        reuse: Keeper | None = None,
         indexes: IndexCache | None = None,
     ) -> list[NDArray[Any]]:
         """Blocking :meth:`read_many` of a level that :attr:`reads_locally`, for a worker
@@ -619,7 +642,7 @@ class Level:
         self,
         codec: ShardCodec,
         regions: Sequence[Region],
-        reuse: ChunkReuse | None,
+        reuse: Keeper | None,
         indexes: IndexCache,
     ) -> list[NDArray[Any]]:
         outs, shards = self._shard_groups(regions)
@@ -671,7 +694,7 @@ class Level:
         codec: ChunkCodec,
         groups: dict[str, Targets],
         coords: dict[str, tuple[int, ...]],
-        reuse: ChunkReuse | None,
+        reuse: Keeper | None,
         get: Callable[[str], Buffer | None],
         fill_value: Any,
     ) -> None:
@@ -733,7 +756,7 @@ class Level:
         self,
         codec: ChunkCodec,
         groups: dict[str, Targets],
-        reuse: ChunkReuse | None = None,
+        reuse: Keeper | None = None,
         coords: dict[str, tuple[int, ...]] | None = None,
     ) -> None:
         """The chunks named in ``groups`` fetched with one ``store.get_many`` and decoded once
@@ -747,7 +770,7 @@ class Level:
         codec: ChunkCodec,
         groups: dict[str, Targets],
         coords: dict[str, tuple[int, ...]] | None,
-        reuse: ChunkReuse | None,
+        reuse: Keeper | None,
         fetched: Callable[[Sequence[_Ready]], Awaitable[list[Decode]]],
     ) -> None:
         """The chunks of ``groups`` decoded into their targets in worker threads: each
@@ -1031,7 +1054,7 @@ class Level:
         key: str,
         parts: list[tuple[ShardPlan, NDArray[Any]]],
         indexes: IndexCache,
-        reuse: ChunkReuse | None = None,
+        reuse: Keeper | None = None,
     ) -> None:
         """Read the inner chunks of shard ``key`` that ``parts`` (plans of regions, each with
         its output) need: the whole shard in one request when they need all of it and its
@@ -1099,7 +1122,7 @@ class Level:
         key: str,
         parts: list[tuple[ShardPlan, NDArray[Any]]],
         indexes: IndexCache,
-        reuse: ChunkReuse | None = None,
+        reuse: Keeper | None = None,
     ) -> None:
         """One try of :meth:`_read_shard_parts` via the shard's index (``ChangedError``: the
         shard changed since, and its index is dropped)."""
@@ -1554,7 +1577,7 @@ def _decode_all(
             _decode_to(codec, buf, key, targets)
 
 
-#: a chunk claimed from a ``ChunkReuse``: ``Fetch`` (to fetch), the chunk (``None``:
+#: a chunk claimed from a ``Keeper``: ``Fetch`` (to fetch), the chunk (``None``:
 #: missing) or a ``Pending`` chunk another run reads
 _Claimed: TypeAlias = "tuple[Buffer | NDArray[Any] | Pending | Fetch | None, str, Targets]"
 _Ready: TypeAlias = "tuple[Buffer | NDArray[Any] | Fetch | None, str, Targets]"
@@ -1562,7 +1585,7 @@ _Ready: TypeAlias = "tuple[Buffer | NDArray[Any] | Fetch | None, str, Targets]"
 
 def _claim_chunks(
     groups: dict[str, Targets],
-    reuse: ChunkReuse | None,
+    reuse: Keeper | None,
     coords: dict[str, tuple[int, ...]] | None,
 ) -> tuple[list[_Claimed], set[str]]:
     """Each chunk of ``groups`` as ``(Fetch.ONCE or what reuse has of it, key, targets)``,
@@ -1607,7 +1630,7 @@ def _own(claimed: list[_Claimed]) -> list[_Ready]:
 
 
 def _keep_chunks(
-    reuse: ChunkReuse | None, keep: set[str], kept: dict[str, NDArray[Any] | None]
+    reuse: Keeper | None, keep: set[str], kept: dict[str, NDArray[Any] | None]
 ) -> None:
     """Hand ``reuse`` the chunks it asked to keep (those not decoded: failed)."""
     if reuse is None:

@@ -850,6 +850,7 @@ async def refresh_image(ds: Dataset) -> None:
         levels.append(lvl)
     ds.metadata = metadata
     ds.levels[:] = levels
+    ds._attach_read_cache()  # what other programs wrote is read anew
 
 
 class _Read:

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import enum
 import threading
-from typing import TYPE_CHECKING, Any
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 
@@ -22,7 +23,18 @@ if TYPE_CHECKING:
 
     from numpy.typing import NDArray
 
-__all__ = ["ChunkReuse", "Fetch", "Pending"]
+__all__ = ["ChunkPool", "ChunkReuse", "Fetch", "Keeper", "Pending"]
+
+
+class Keeper(Protocol):
+    """What the read paths ask of a cache of decoded chunks (:class:`ChunkReuse`, a
+    :class:`ChunkPool`'s level view)."""
+
+    def claim(
+        self, key: str, coords: tuple[int, ...], n: int
+    ) -> NDArray[Any] | Pending | Fetch | None: ...
+
+    def keep(self, key: str, chunk: NDArray[Any] | Fetch | None) -> None: ...
 
 
 class Pending:
@@ -30,7 +42,7 @@ class Pending:
     they wait for it (after their own chunks: a run never waits before it has read its own,
     so two runs waiting on each other's chunks both go on)."""
 
-    __slots__ = ("_event", "chunk")
+    __slots__ = ("_event", "chunk", "waiters")
 
     def __init__(self, threaded: bool) -> None:
         self._event: threading.Event | anyio.Event = (
@@ -38,6 +50,8 @@ class Pending:
         )
         #: the decoded chunk once read (``None``: missing), ``FAILED`` if its read failed
         self.chunk: NDArray[Any] | Fetch | None = Fetch.FAILED
+        #: the claims waiting for it (counted as hits until its read fails)
+        self.waiters = 0
 
     def done(self, chunk: NDArray[Any] | Fetch | None) -> None:
         self.chunk = chunk
@@ -115,7 +129,9 @@ class ChunkReuse:
             if key in self._held:
                 held = self._held[key]
                 self.hits += 1
-                if left <= 0 and not isinstance(held, Pending):
+                if isinstance(held, Pending):
+                    held.waiters += 1
+                elif left <= 0:
                     del self._held[key]
                     self.held_bytes -= 0 if held is None else held.nbytes
                 return held
@@ -134,6 +150,8 @@ class ChunkReuse:
             if not isinstance(pending, Pending):
                 return
             self.held_bytes -= self._chunk_bytes  # the reservation, then what it takes
+            if isinstance(chunk, Fetch):  # failed: its waiters read it themselves
+                self.hits -= pending.waiters
             if isinstance(chunk, Fetch) or key not in self._left:  # failed, or no use left
                 del self._held[key]
             else:
@@ -146,8 +164,114 @@ class ChunkReuse:
         """Drop every kept chunk (the stream ended); wake the runs waiting for one."""
         with self._lock:
             waiting = [p for p in self._held.values() if isinstance(p, Pending)]
+            self.hits -= sum(p.waiters for p in waiting)  # they read their chunks themselves
             self._held.clear()
             self._left.clear()
             self.held_bytes = 0
         for pending in waiting:
             pending.done(Fetch.FAILED)
+
+
+class ChunkPool:
+    """Decoded chunks a read-only dataset keeps across its region reads, least recently used
+    dropped first, within ``budget`` bytes (``Limits.read_cache_bytes``); thread-safe.
+
+    A plane read from chunks several planes deep decodes whole chunks: the next planes (a
+    viewer's z slider, a web tile server's neighbouring tiles) find them here instead of
+    fetching and decoding them again. Readers of a chunk another read is fetching wait for
+    it. Chunks are held as they were read: data rewritten by another program while the
+    dataset is open is not seen for the chunks held (open it again, or :meth:`clear`).
+    """
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self._held: OrderedDict[str, NDArray[Any] | Pending | None] = OrderedDict()
+        self._sizes: dict[str, int] = {}  # bytes each entry takes (reserved while pending)
+        self._lock = threading.Lock()
+        self.held_bytes = 0
+        self.peak_bytes = 0
+        #: chunk uses served from the pool (or a read in flight) instead of a fetch
+        self.hits = 0
+
+    def level(self, chunk_bytes: int, threaded: bool) -> _LevelView:
+        """The pool as one level's reads use it (``chunk_bytes``: a decoded chunk's size;
+        ``threaded``: claimed in worker threads, a local level)."""
+        return _LevelView(self, chunk_bytes, threaded)
+
+    def _claim(
+        self, key: str, chunk_bytes: int, threaded: bool
+    ) -> NDArray[Any] | Pending | Fetch | None:
+        with self._lock:
+            if key in self._held:
+                self.hits += 1
+                held = self._held[key]
+                if isinstance(held, Pending):
+                    held.waiters += 1
+                self._held.move_to_end(key)
+                return held
+            if chunk_bytes > self.budget:
+                return Fetch.ONCE
+            self._evict(self.budget - chunk_bytes)
+            if self.held_bytes + chunk_bytes > self.budget:  # the rest is being read
+                return Fetch.ONCE
+            self._held[key] = Pending(threaded)
+            self._sizes[key] = chunk_bytes
+            self.held_bytes += chunk_bytes
+            self.peak_bytes = max(self.peak_bytes, self.held_bytes)
+            return Fetch.KEEP
+
+    def _evict(self, room: int) -> None:
+        """Drop the least recently used chunks held (not those being read) until at most
+        ``room`` bytes are held (under the lock)."""
+        if self.held_bytes <= room:
+            return
+        for key in [k for k, v in self._held.items() if not isinstance(v, Pending)]:
+            del self._held[key]
+            self.held_bytes -= self._sizes.pop(key)
+            if self.held_bytes <= room:
+                return
+
+    def _keep(self, key: str, chunk: NDArray[Any] | Fetch | None) -> None:
+        with self._lock:
+            pending = self._held.get(key)
+            if not isinstance(pending, Pending):
+                return
+            self.held_bytes -= self._sizes.pop(key)
+            if isinstance(chunk, Fetch):  # its read failed: its waiters read it themselves
+                self.hits -= pending.waiters
+                del self._held[key]
+            else:
+                size = 0 if chunk is None else chunk.nbytes
+                self._held[key] = chunk
+                self._sizes[key] = size
+                self.held_bytes += size
+                self.peak_bytes = max(self.peak_bytes, self.held_bytes)
+        pending.done(chunk)
+
+    def clear(self) -> None:
+        """Drop every chunk held; wake the reads waiting for one (they fetch it themselves)."""
+        with self._lock:
+            waiting = [p for p in self._held.values() if isinstance(p, Pending)]
+            self.hits -= sum(p.waiters for p in waiting)  # they read their chunks themselves
+            self._held.clear()
+            self._sizes.clear()
+            self.held_bytes = 0
+        for pending in waiting:
+            pending.done(Fetch.FAILED)
+
+
+class _LevelView:
+    """A :class:`ChunkPool` as one level's reads claim from it (a :class:`Keeper`)."""
+
+    __slots__ = ("_bytes", "_pool", "_threaded")
+
+    def __init__(self, pool: ChunkPool, chunk_bytes: int, threaded: bool) -> None:
+        self._pool, self._bytes, self._threaded = pool, chunk_bytes, threaded
+
+    def claim(
+        self, key: str, coords: tuple[int, ...], n: int
+    ) -> NDArray[Any] | Pending | Fetch | None:
+        return self._pool._claim(key, self._bytes, self._threaded)
+
+    def keep(self, key: str, chunk: NDArray[Any] | Fetch | None) -> None:
+        self._pool._keep(key, chunk)
