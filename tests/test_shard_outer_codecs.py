@@ -429,3 +429,19 @@ def test_validate_accepts_them(
     for root, _ in peers.values():
         code, out, _err = run(["validate", str(root)], capsys)
         assert code == 0, out
+
+
+def test_info_marks_the_codecs_of_whole_shards(
+    peers: dict[str, tuple[Path, np.ndarray[Any, Any]]],
+) -> None:
+    from ngio_async.cli._info import codec_names
+    from ngio_async.meta.zarr import decode_array_v3
+
+    root, _ = peers["zstd"]
+    meta = decode_array_v3((root / "0" / "zarr.json").read_bytes())
+    assert codec_names(meta) == [
+        "sharding_indexed",
+        "bytes(little)",
+        "zstd(level=1)",
+        "zstd(level=3) (whole shard)",  # was: "zstd(level=3)", as if an inner chunk codec
+    ]

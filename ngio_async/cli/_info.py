@@ -102,11 +102,14 @@ def _v2_codec(cfg: dict[str, Any]) -> str:
 
 
 def codec_names(meta: ArrayMeta) -> list[str]:
-    """The codec chain of an array, one short string per codec (sharding: its inner chain)."""
+    """The codec chain of an array, one short string per codec (sharding: its inner chain;
+    the codecs after it, which compress whole shards, marked so)."""
     if isinstance(meta, ArrayV3Meta):
         out: list[str] = []
+        sharded = False
         for c in meta.codecs:
-            out.extend(_codec_name(c))
+            out.extend(f"{n} (whole shard)" if sharded else n for n in _codec_name(c))
+            sharded = sharded or isinstance(c, ShardingCodec)
         return out
     assert isinstance(meta, ArrayV2Meta)
     names = [_v2_codec(f) for f in meta.filters or ()]
