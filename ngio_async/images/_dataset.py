@@ -633,7 +633,8 @@ class Dataset(StoreNode):
         for axis in picks:
             if tile_shape[axis] != 1:
                 raise ValueError(f"a list selection on axis {self.axes[axis]!r} needs tiles of 1")
-        # tiles smaller than the shards of a remote level are read in runs: the tiles of one
+        # tiles smaller than the shards of a remote level (or of compressed shards, local
+        # ones too: each decompressed whole once per run) are read in runs: the tiles of one
         # shard (unordered: shard by shard) or of one row of shards (ordered: in grid order)
         # together, one coalesced request per shard instead of one per tile. Halos reach into
         # the neighbour shards: rows then, in either order (shard by shard, each neighbour's
