@@ -210,6 +210,22 @@ async def test_the_blocking_api_and_concurrent_reads_share_the_pool(
         assert _chunk_gets(server) <= 8 + 1
 
 
+def test_dask_blocks_of_deep_chunks_are_decoded_once(
+    deep: tuple[StaticServer, NDArray[Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """napari over dask: each plane computes the blocks it meets (whole chunks 16 planes
+    deep), again for every plane; the pool keeps them."""
+    da = pytest.importorskip("dask.array")
+    server, data = deep
+    decoded = count_decodes(monkeypatch)
+    with ngio_async.open(f"{server.url}img.zarr", limits=CACHED) as ds:
+        arr = da.from_array(ds, chunks=ds.chunks)
+        for z in range(32):
+            np.testing.assert_array_equal(arr[0, z].compute(scheduler="threads"), data[0, z])
+        assert len(decoded) == 8
+        assert ds.read_cache is not None and ds.read_cache.hits == 32 * 4 - 8
+
+
 async def test_the_budget_holds_and_large_reads_pass_by(
     deep: tuple[StaticServer, NDArray[Any]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
