@@ -226,6 +226,32 @@ def test_dask_blocks_of_deep_chunks_are_decoded_once(
         assert ds.read_cache is not None and ds.read_cache.hits == 32 * 4 - 8
 
 
+@pytest.mark.parametrize("where", ["file", "http"])
+async def test_random_regions_through_the_pool_equal_the_data(
+    deep: tuple[StaticServer, NDArray[Any]], tmp_path: Path, where: str
+) -> None:
+    """Regions across chunk borders (a local read split among the decode threads, each
+    piece read into its place), read twice: the second time from the pool."""
+    server, data = deep
+    url = f"{server.url}img.zarr" if where == "http" else tmp_path / "img.zarr"
+    rng = random.Random(9)
+    regions = []
+    for _ in range(40):
+        region = []
+        for n in data.shape:
+            a = rng.randrange(n)
+            region.append(slice(a, rng.randint(a + 1, n)))
+        regions.append(tuple(region))
+    async with ngio_async.open_async(url, limits=Limits(read_cache_bytes=16 * CHUNK)) as ds:
+        pool = ds.read_cache
+        assert pool is not None
+        for _ in range(2):
+            for region in regions:
+                got = await ds.read(z=region[1], y=region[2], x=region[3])
+                np.testing.assert_array_equal(got, data[:, region[1], region[2], region[3]])
+        assert pool.held_bytes == 8 * CHUNK and pool.hits > 0
+
+
 async def test_the_budget_holds_and_large_reads_pass_by(
     deep: tuple[StaticServer, NDArray[Any]], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -554,11 +554,10 @@ class Level:
             and not self.writable
             and math.prod(shape) * self.dtype.itemsize <= self._read_budget // 4
         ):  # a small read of a read-only dataset: through its read cache
-            indexes = self._kept_indexes if indexes is None else indexes
+            if indexes is None:
+                indexes = self.index_cache() if self._kept_indexes is None else self._kept_indexes
             if self.reads_locally:
-                return (
-                    await self._workers.run(self.read_many_blocking, [region], keeper, indexes)
-                )[0]
+                return await self._read_kept_locally(region, shape, keeper, indexes)
             return (await self.read_many([region], indexes, keeper))[0]
         if indexes is None:
             indexes = self.index_cache()
@@ -572,6 +571,27 @@ class Level:
             await self._read_in_chunk(region, out, indexes)  # a remote tile: no task group
             return out
         await self.read_into(region, out, indexes)
+        return out
+
+    async def _read_kept_locally(
+        self, region: Region, shape: tuple[int, ...], keeper: Keeper, indexes: IndexCache
+    ) -> NDArray[Any]:
+        """A local region through the read cache: its (inner) chunks' parts split among the
+        decode threads (one thread call decoded a plane's 16 chunks one after another)."""
+        pieces = _chunk_pieces(region, self.chunks)
+        size = -(-len(pieces) // self._workers.threads)
+        if size >= len(pieces):
+            return (await self._workers.run(self.read_many_blocking, [region], keeper, indexes))[0]
+        out: NDArray[Any] = np.empty(shape, dtype=self.dtype)
+
+        async def some(batch: list[tuple[Region, Region]]) -> None:
+            regions = [piece for piece, _ in batch]
+            into = [out[at] for _, at in batch]
+            await self._workers.run(self.read_many_blocking, regions, keeper, indexes, into)
+
+        async with anyio.create_task_group() as tg:
+            for k in range(0, len(pieces), size):
+                tg.start_soon(some, pieces[k : k + size])
         return out
 
     async def read_many(
@@ -620,18 +640,20 @@ class Level:
         regions: Sequence[Region],
         reuse: Keeper | None = None,
         indexes: IndexCache | None = None,
+        into: Sequence[NDArray[Any]] | None = None,
     ) -> list[NDArray[Any]]:
         """Blocking :meth:`read_many` of a level that :attr:`reads_locally`, for a worker
         thread: every (inner) chunk the regions need read and decoded once, or taken from
-        ``reuse``; a sharded level's indexes are read once into ``indexes``."""
+        ``reuse``; a sharded level's indexes are read once into ``indexes``. ``into``: the
+        arrays to read the regions into (default: new ones)."""
         codec = self.codec
         if not self.reads_locally:
             raise RuntimeError(f"{self!r}: read_many_blocking reads local levels")
         if isinstance(codec, ShardCodec):
             return self._read_many_shards_blocking(
-                codec, regions, reuse, self.index_cache() if indexes is None else indexes
+                codec, regions, reuse, self.index_cache() if indexes is None else indexes, into
             )
-        outs, groups, coords = self._chunk_groups(regions)
+        outs, groups, coords = self._chunk_groups(regions, into)
         get = self.store.get_blocking
         self._claim_decode_blocking(
             codec, groups, coords, reuse, lambda name: get(name), self.fill_value
@@ -644,8 +666,9 @@ class Level:
         regions: Sequence[Region],
         reuse: Keeper | None,
         indexes: IndexCache,
+        into: Sequence[NDArray[Any]] | None = None,
     ) -> list[NDArray[Any]]:
-        outs, shards = self._shard_groups(regions)
+        outs, shards = self._shard_groups(regions, into)
         for key, parts in shards.items():
             if self._whole_shards:  # each fetched and decoded once for all the regions
                 _fetch_decode_shard(self.store, codec, key, parts)
@@ -714,33 +737,38 @@ class Level:
         decodes = [(get(k) if isinstance(c, Fetch) else c, k, t) for c, k, t in waited]
         _decode_all(codec, decodes, fill_value)
 
-    def _shard_groups(
-        self, regions: Sequence[Region]
-    ) -> tuple[list[NDArray[Any]], dict[str, list[tuple[ShardPlan, NDArray[Any]]]]]:
-        """An output array per region, and the shards of a sharded level they need, each with
-        the plans of the regions' parts in it and their outputs."""
-        outs: list[NDArray[Any]] = []
-        shards: dict[str, list[tuple[ShardPlan, NDArray[Any]]]] = {}
+    def _outs(
+        self, regions: Sequence[Region], into: Sequence[NDArray[Any]] | None
+    ) -> list[NDArray[Any]]:
+        """An output array per (checked) region: ``into``'s, else new ones."""
         for region in regions:
             check_region(region, self.shape)
-            out: NDArray[Any] = np.empty(region_shape(region), dtype=self.dtype)
-            outs.append(out)
+        if into is not None:
+            return list(into)
+        return [np.empty(region_shape(region), dtype=self.dtype) for region in regions]
+
+    def _shard_groups(
+        self, regions: Sequence[Region], into: Sequence[NDArray[Any]] | None = None
+    ) -> tuple[list[NDArray[Any]], dict[str, list[tuple[ShardPlan, NDArray[Any]]]]]:
+        """An output array per region (``into``'s, else new ones), and the shards of a sharded
+        level they need, each with the plans of the regions' parts in it and their outputs."""
+        outs = self._outs(regions, into)
+        shards: dict[str, list[tuple[ShardPlan, NDArray[Any]]]] = {}
+        for region, out in zip(regions, outs, strict=True):
             for plan in plan_shards(self.meta, region):
                 shards.setdefault(self._prefix + plan.key, []).append((plan, out))
         return outs, shards
 
     def _chunk_groups(
-        self, regions: Sequence[Region]
+        self, regions: Sequence[Region], into: Sequence[NDArray[Any]] | None = None
     ) -> tuple[list[NDArray[Any]], dict[str, Targets], dict[str, tuple[int, ...]]]:
-        """An output array per region, and the chunks of an unsharded level they need, each
-        with its targets (its part in every output that needs it) and its coordinates."""
-        outs: list[NDArray[Any]] = []
+        """An output array per region (``into``'s, else new ones), and the chunks of an
+        unsharded level they need, each with its targets (its part in every output that needs
+        it) and its coordinates."""
+        outs = self._outs(regions, into)
         groups: dict[str, Targets] = {}
         coords: dict[str, tuple[int, ...]] = {}
-        for region in regions:
-            check_region(region, self.shape)
-            out: NDArray[Any] = np.empty(region_shape(region), dtype=self.dtype)
-            outs.append(out)
+        for region, out in zip(regions, outs, strict=True):
             for plan in plan_chunks(self.meta, region):
                 key = self._prefix + plan.key
                 target = (plan.chunk_selection, out[plan.out_selection])
@@ -1481,6 +1509,23 @@ def _ix(region: Region, takes: Sequence[slice | NDArray[np.intp]]) -> tuple[NDAr
             for r, t in zip(region, takes, strict=True)
         )
     )
+
+
+def _chunk_pieces(region: Region, chunks: tuple[int, ...]) -> list[tuple[Region, Region]]:
+    """``region`` cut along the chunk grid: each piece's region in the level and in the
+    region's own array, in C order."""
+    per_axis = []
+    for s, c in zip(region, chunks, strict=True):
+        spans = []
+        a = s.start
+        while a < s.stop:
+            b = min(s.stop, (a // c + 1) * c)
+            spans.append((slice(a, b), slice(a - s.start, b - s.start)))
+            a = b
+        per_axis.append(spans)
+    return [
+        (tuple(p for p, _ in combo), tuple(q for _, q in combo)) for combo in product(*per_axis)
+    ]
 
 
 def _inside_one(region: Region, grid: tuple[int, ...]) -> bool:
