@@ -237,11 +237,11 @@ async def test_random_regions_through_the_pool_equal_the_data(
     rng = random.Random(9)
     regions = []
     for _ in range(40):
-        region = []
+        spans = []
         for n in data.shape:
             a = rng.randrange(n)
-            region.append(slice(a, rng.randint(a + 1, n)))
-        regions.append(tuple(region))
+            spans.append(slice(a, rng.randint(a + 1, n)))
+        regions.append(tuple(spans))
     async with ngio_async.open_async(url, limits=Limits(read_cache_bytes=16 * CHUNK)) as ds:
         pool = ds.read_cache
         assert pool is not None
