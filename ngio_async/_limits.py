@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass
 
 __all__ = ["Limits", "check_limits"]
@@ -55,19 +57,33 @@ class Limits:
 
     def __post_init__(self) -> None:
         for name in ("max_requests", "prefetch_tiles", "prefetch_bytes", "decode_threads"):
+            self._integer(name, 1, "a positive integer")
+        for name in ("cache_bytes", "read_cache_bytes", "max_retries", "coalesce_gap"):
+            self._integer(name, 0, "a non-negative integer")
+        timeout = self.timeout
+        if timeout is not None and (not _real(timeout) or not 0 < timeout < math.inf):
+            raise ValueError(
+                f"Limits.timeout must be a positive number of seconds, or None for no limit, "
+                f"got {timeout!r}"
+            )
+        for name in ("backoff_base", "backoff_max"):
             value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"Limits.{name} must be a positive integer, got {value!r}")
-        for name in ("cache_bytes", "read_cache_bytes"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise ValueError(f"Limits.{name} must be a non-negative integer, got {value!r}")
-        if self.timeout is not None and self.timeout <= 0:
-            raise ValueError(f"Limits.timeout must be positive or None, got {self.timeout!r}")
-        if self.max_retries < 0:
-            raise ValueError(f"Limits.max_retries must be >= 0, got {self.max_retries!r}")
-        if self.backoff_base < 0 or self.backoff_max < 0 or self.coalesce_gap < 0:
-            raise ValueError("Limits.backoff_base, backoff_max and coalesce_gap must be >= 0")
+            if not _real(value) or not 0 <= value < math.inf:
+                raise ValueError(
+                    f"Limits.{name} must be a non-negative number of seconds, got {value!r}"
+                )
+
+    def _integer(self, name: str, least: int, what: str) -> None:
+        """Check an integer field (numpy integers are taken as ints; booleans are not)."""
+        value = getattr(self, name)
+        if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < least:
+            raise ValueError(f"Limits.{name} must be {what}, got {value!r}")
+        object.__setattr__(self, name, int(value))
+
+
+def _real(value: object) -> bool:
+    """A real number, not a boolean (``nan`` is one: the range checks refuse it)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def check_limits(limits: object) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 import anyio
+import numpy as np
 import pytest
 
 from ngio_async import StoreError, StoreTimeoutError
@@ -149,3 +151,31 @@ async def test_s3_peak_in_flight_and_coalescing(s3_server: S3Server) -> None:
                 tg.start_soon(store.get, KEY, RangeByteRequest(i, i + 2))
         assert store.peak_in_flight == 2
         assert store.calls[("get", KEY)] == 8
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("timeout", float("inf"), "or None for no limit, got inf"),  # was: OverflowError at open
+        ("timeout", float("nan"), "timeout must be a positive number"),
+        ("timeout", True, "timeout must be a positive number"),
+        ("backoff_max", float("nan"), "backoff_max must be a non-negative number"),
+        ("backoff_base", -0.1, "backoff_base must be a non-negative number"),
+        ("max_retries", 1.5, "max_retries must be a non-negative integer"),  # was: accepted
+        ("max_requests", True, "max_requests must be a positive integer"),  # was: accepted
+        ("coalesce_gap", -1, "coalesce_gap must be a non-negative integer"),
+        ("read_cache_bytes", 1.0, "read_cache_bytes must be a non-negative integer"),
+    ],
+)
+def test_limits_refuse_what_is_no_bound_naming_the_field(
+    field: str, value: object, message: str
+) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        Limits(**{field: value})  # type: ignore[arg-type]
+
+
+def test_limits_take_numpy_integers_as_ints() -> None:
+    limits = Limits(max_requests=np.int64(8), read_cache_bytes=np.uint32(1 << 20))  # type: ignore[arg-type]
+    assert limits.max_requests == 8 and type(limits.max_requests) is int
+    assert limits.read_cache_bytes == 1 << 20 and type(limits.read_cache_bytes) is int
+    assert Limits(timeout=None).timeout is None
