@@ -306,3 +306,17 @@ async def test_cancelled_reads_leave_nothing_pending(
             for z in range(0, 32, 5):
                 np.testing.assert_array_equal(await ds.read(z=z), data[:, z])
         assert not any(isinstance(v, Pending) for v in pool._held.values())
+
+
+async def test_a_list_of_planes_fetches_each_chunk_once(
+    deep: tuple[StaticServer, NDArray[Any]],
+) -> None:
+    """``read(z=[0, 5, 3, 3])`` (no read cache): the four planes of one layer of chunks are
+    read together, 4 chunk GETs (it was a read per pick: 16)."""
+    server, data = deep
+    async with ngio_async.open_async(f"{server.url}img.zarr") as ds:
+        server.reset()
+        got = await ds.read(z=[0, 5, 3, 3], y=slice(8, 60))
+        np.testing.assert_array_equal(got, data[:, [0, 5, 3, 3], 8:60])
+        assert _chunk_gets(server) <= 4 + 1  # (+ the shard index)
+        np.testing.assert_array_equal(await ds.read(z=[20, 2], x=7), data[:, [20, 2]][..., 7])
