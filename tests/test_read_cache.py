@@ -320,3 +320,43 @@ async def test_a_list_of_planes_fetches_each_chunk_once(
         np.testing.assert_array_equal(got, data[:, [0, 5, 3, 3], 8:60])
         assert _chunk_gets(server) <= 4 + 1  # (+ the shard index)
         np.testing.assert_array_equal(await ds.read(z=[20, 2], x=7), data[:, [20, 2]][..., 7])
+
+
+@pytest.mark.parametrize("cached", [True, False])
+async def test_a_tile_server_stepping_through_z_decodes_each_chunk_once(
+    deep: tuple[StaticServer, NDArray[Any]], monkeypatch: pytest.MonkeyPatch, cached: bool
+) -> None:
+    """``ngio-async serve --read-cache`` (``create_app(..., limits=...)``): a viewer's tiles
+    of 32 x 32 over every plane, 8 chunk decodes with the cache (128 without)."""
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from ngio_async.web import create_app
+
+    server, _ = deep
+    limits = CACHED if cached else Limits()
+    app = create_app({"deep": f"{server.url}img.zarr"}, tile_size=32, limits=limits)
+    async with TestClient(TestServer(app)) as client:
+        first = await client.get("/api/datasets/deep/tiles/0/0/0/0/0.png")
+        assert first.status == 200
+        decoded = count_decodes(monkeypatch)
+        for z in range(32):
+            for row, col in [(0, 0), (0, 1), (1, 0), (1, 1)]:
+                resp = await client.get(f"/api/datasets/deep/tiles/0/0/{z}/{row}/{col}.png")
+                assert resp.status == 200, await resp.text()
+        assert len(decoded) == (7 if cached else 128)  # (the first chunk: read for the warm-up)
+
+
+def test_serve_read_cache_reaches_the_datasets(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ngio_async.cli import _serve
+    from ngio_async.cli.main import main
+
+    seen: dict[str, Any] = {}
+
+    async def fake_serve(datasets: object, host: str, port: int, **kw: Any) -> None:
+        seen.update(kw)  # where serve_urls would open the datasets and listen
+
+    monkeypatch.setattr(_serve, "serve_urls", fake_serve)
+    assert main(["serve", "p.zarr", "--read-cache", "64", "--port", "0"]) == 0
+    assert seen["options"]["limits"].read_cache_bytes == 64 << 20
+    assert main(["serve", "p.zarr", "--port", "0"]) == 0
+    assert "limits" not in seen["options"]

@@ -130,9 +130,18 @@ def run_serve(args: argparse.Namespace) -> int:
             tile_size=args.tile_size,
             max_region_pixels=args.max_region_pixels,
             max_open_fields=args.max_open_fields,
-            options=store_options(args),
+            options=_with_read_cache(store_options(args), args.read_cache),
             notes=not args.quiet,
             quiet=args.quiet,
         )
     print("stopped", file=sys.stderr)
     return 0
+
+
+def _with_read_cache(options: dict[str, Any], mib: int) -> dict[str, Any]:
+    """The open options, with ``Limits(read_cache_bytes=...)`` for ``--read-cache MIB``."""
+    if not mib:
+        return options
+    from .._limits import Limits
+
+    return {**options, "limits": Limits(read_cache_bytes=mib << 20)}

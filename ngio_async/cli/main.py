@@ -220,6 +220,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="plate fields and container images kept open at once; the least recently used one is closed beyond "
         "(default 256)",
     )
+    p.add_argument(
+        "--read-cache",
+        type=non_negative,
+        default=0,
+        metavar="MIB",
+        help="decoded chunks each open image keeps across requests, in MiB (default 0: none); "
+        "neighbouring tiles and z steps over chunks several planes deep then decode each chunk "
+        "once. For images that do not change while served: a chunk rewritten meanwhile may be "
+        "served as first read",
+    )
     common(p)
     return parser
 
