@@ -51,6 +51,15 @@ def _block_key(spec: TileSpec, block: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(c.start // b for c, b in zip(spec.core, block, strict=True))
 
 
+def _random_region(rng: random.Random, shape: tuple[int, ...], empty: bool) -> list[slice]:
+    """A random region of ``shape`` (``empty``: axes of no pixels too)."""
+    region = []
+    for n in shape:
+        a = rng.randint(0, n if empty else n - 1)
+        region.append(slice(a, rng.randint(a if empty else a + 1, n)))
+    return region
+
+
 def _assert_block_by_block(specs: list[TileSpec], block: tuple[int, ...], case: object) -> None:
     """Each block's tiles come together, blocks in C order, C order within a block."""
     keys = [_block_key(s, block) for s in specs]
@@ -66,10 +75,7 @@ def test_block_order_covers_the_grid_once_block_by_block() -> None:
     for _ in range(600):
         ndim = rng.randint(1, 3)
         shape = tuple(rng.randint(1, 40) for _ in range(ndim))
-        region = []
-        for n in shape:
-            a = rng.randint(0, n)
-            region.append(slice(a, rng.randint(a, n)))
+        region = _random_region(rng, shape, empty=True)
         tile = tuple(rng.randint(1, 12) for _ in range(ndim))
         block = tuple(rng.randint(1, 15) for _ in range(ndim))
         overlap = tuple(rng.randint(0, 2) for _ in range(ndim))
@@ -91,10 +97,7 @@ def test_picks_follow_their_order_in_c_order_and_filter_blocks() -> None:
     for _ in range(300):
         ndim = rng.randint(2, 3)
         shape = tuple(rng.randint(1, 30) for _ in range(ndim))
-        region = []
-        for n in shape:
-            a = rng.randint(0, n - 1)
-            region.append(slice(a, rng.randint(a + 1, n)))
+        region = _random_region(rng, shape, empty=False)
         ax = rng.randrange(ndim)
         tile = tuple(1 if i == ax else rng.randint(1, 9) for i in range(ndim))
         values = [rng.randint(0, shape[ax] - 1) for _ in range(rng.randint(0, 5))]

@@ -82,7 +82,34 @@ class Fetch(enum.Enum):
     FAILED = "failed"  # (a Pending chunk whose read failed: fetch it yourself)
 
 
-class ChunkReuse:
+class _Held:
+    """What a stream's and a dataset's chunk caches share: the chunks held (or being read,
+    ``Pending``), their bytes, and the uses served from them."""
+
+    def __init__(self) -> None:
+        self._held: OrderedDict[str, NDArray[Any] | Pending | None] = OrderedDict()
+        self._lock = threading.Lock()
+        self.held_bytes = 0
+        self.peak_bytes = 0
+        #: uses served from held chunks (or a read in flight) instead of a fetch
+        self.hits = 0
+
+    def clear(self) -> None:
+        """Drop every chunk held; wake the reads waiting for one (they fetch it themselves)."""
+        with self._lock:
+            waiting = [p for p in self._held.values() if isinstance(p, Pending)]
+            self.hits -= sum(p.waiters for p in waiting)  # they read their chunks themselves
+            self._held.clear()
+            self._forget()
+            self.held_bytes = 0
+        for pending in waiting:
+            pending.done(Fetch.FAILED)
+
+    def _forget(self) -> None:
+        """Drop what a subclass keeps beside the chunks (under the lock)."""
+
+
+class ChunkReuse(_Held):
     """Decoded chunks kept for the later runs of one tile stream (thread-safe: local streams
     claim chunks in their decode threads).
 
@@ -99,15 +126,10 @@ class ChunkReuse:
         chunk_bytes: int,
         threaded: bool = False,
     ) -> None:
+        super().__init__()
         self._budget, self._uses, self._chunk_bytes = budget, uses, chunk_bytes
         self._threaded = threaded
         self._left: dict[str, int] = {}  # uses still to come, of the chunks met so far
-        self._held: dict[str, NDArray[Any] | Pending | None] = {}
-        self._lock = threading.Lock()
-        self.held_bytes = 0
-        self.peak_bytes = 0
-        #: uses served from kept chunks (or a run in flight) instead of a fetch
-        self.hits = 0
 
     def claim(
         self, key: str, coords: tuple[int, ...], n: int
@@ -160,19 +182,11 @@ class ChunkReuse:
                 self.peak_bytes = max(self.peak_bytes, self.held_bytes)
         pending.done(chunk)
 
-    def clear(self) -> None:
-        """Drop every kept chunk (the stream ended); wake the runs waiting for one."""
-        with self._lock:
-            waiting = [p for p in self._held.values() if isinstance(p, Pending)]
-            self.hits -= sum(p.waiters for p in waiting)  # they read their chunks themselves
-            self._held.clear()
-            self._left.clear()
-            self.held_bytes = 0
-        for pending in waiting:
-            pending.done(Fetch.FAILED)
+    def _forget(self) -> None:
+        self._left.clear()
 
 
-class ChunkPool:
+class ChunkPool(_Held):
     """Decoded chunks a read-only dataset keeps across its region reads, least recently used
     dropped first, within ``budget`` bytes (``Limits.read_cache_bytes``); thread-safe.
 
@@ -184,14 +198,9 @@ class ChunkPool:
     """
 
     def __init__(self, budget: int) -> None:
+        super().__init__()
         self.budget = budget
-        self._held: OrderedDict[str, NDArray[Any] | Pending | None] = OrderedDict()
         self._sizes: dict[str, int] = {}  # bytes each entry takes (reserved while pending)
-        self._lock = threading.Lock()
-        self.held_bytes = 0
-        self.peak_bytes = 0
-        #: chunk uses served from the pool (or a read in flight) instead of a fetch
-        self.hits = 0
 
     def level(self, chunk_bytes: int, threaded: bool) -> _LevelView:
         """The pool as one level's reads use it (``chunk_bytes``: a decoded chunk's size;
@@ -248,16 +257,8 @@ class ChunkPool:
                 self.peak_bytes = max(self.peak_bytes, self.held_bytes)
         pending.done(chunk)
 
-    def clear(self) -> None:
-        """Drop every chunk held; wake the reads waiting for one (they fetch it themselves)."""
-        with self._lock:
-            waiting = [p for p in self._held.values() if isinstance(p, Pending)]
-            self.hits -= sum(p.waiters for p in waiting)  # they read their chunks themselves
-            self._held.clear()
-            self._sizes.clear()
-            self.held_bytes = 0
-        for pending in waiting:
-            pending.done(Fetch.FAILED)
+    def _forget(self) -> None:
+        self._sizes.clear()
 
 
 class _LevelView:
