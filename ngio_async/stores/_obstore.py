@@ -25,6 +25,7 @@ from obstore import exceptions as obs_exc
 from obstore.store import AzureStore, GCSStore, HTTPStore, LocalStore, MemoryStore, S3Store
 
 from .._errors import (
+    ClosedError,
     NgioError,
     NotFoundError,
     PermissionDeniedError,
@@ -422,7 +423,8 @@ class ObstoreStore(AsyncStore):
         super().__init__(
             url=url if url is not None else describe_obstore(store), limits=limits, limiter=limiter
         )
-        self._store = store
+        # obstore's client (its connection pool): dropped at close, see _aclose_backend
+        self._client: ObjectStore | None = store
         read_only = isinstance(store, HTTPStore)
         self.supports_writes = not read_only
         self.supports_listing = not read_only
@@ -445,8 +447,24 @@ class ObstoreStore(AsyncStore):
 
     @property
     def obstore(self) -> ObjectStore:
-        """The wrapped obstore store."""
+        """The wrapped obstore store (``ClosedError`` once this store is closed)."""
         return self._store
+
+    @property
+    def _store(self) -> ObjectStore:
+        """obstore's client; ``ClosedError`` after :meth:`aclose` (a request still in flight
+        then fails as one asked after it)."""
+        client = self._client
+        if client is None:
+            raise ClosedError(f"store {self.url} is closed")
+        return client
+
+    async def _aclose_backend(self) -> None:
+        """Drop every reference to obstore's clients: the last one gone closes their
+        connection pools (their sockets stayed connected until the garbage collector found
+        the closed store, as long as anything, a closed dataset say, still held it)."""
+        self._client = None
+        self._no_retries = None
 
     def _check_open(self) -> None:
         super()._check_open()
@@ -989,7 +1007,7 @@ class ObstoreStore(AsyncStore):
         strings of HTTP URLs (a signed URL's query is a credential; HTTP keys never hold a
         raw ``?``)."""
         text = obstore_message(exc)
-        if not isinstance(self._store, HTTPStore):
+        if not self._http:
             return text
         return _USERINFO.sub(r"\1", _QUERY.sub("?***", text))
 
@@ -1054,7 +1072,7 @@ class ObstoreStore(AsyncStore):
                     url=url,
                     key=key,
                 ) from exc
-            if _UNREADABLE.search(str(exc)) and isinstance(self._store, HTTPStore):
+            if _UNREADABLE.search(str(exc)) and self._http:
                 raise StoreError(
                     f"obstore's HTTP client cannot read the answer for {key!r} at {url} "
                     f"({self._describe(exc)}): open it with the default backend or "
