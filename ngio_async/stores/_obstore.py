@@ -760,25 +760,36 @@ class ObstoreStore(AsyncStore):
         self, keys: Sequence[str], limiter: anyio.CapacityLimiter, seconds: float | None
     ) -> list[Buffer | None] | None:
         """Whole objects ``keys`` (``None``: missing), each as one bounded range, all started
-        at once, all within ``seconds`` (``None``: no limit). Each holds a token of
-        ``limiter`` while in flight; short of tokens, the batch waits for its own oldest
-        request first (it never waits for a token while it holds one: no deadlock between
-        batches).
+        at once, each within ``seconds`` of its start (``None``: no limit; a per-request limit,
+        as ``Limits.timeout``: the time spent waiting for a token never counts). Each holds a
+        token of ``limiter`` while in flight; short of tokens, the batch waits for its own
+        oldest request first (it never waits for a token while it holds one: no deadlock
+        between batches).
 
         Bare obstore calls (no retry loop, error mapping or timeout per request: 3-4x less
         event-loop work than ``get``). ``None`` when the objects are better fetched one by one
         with ``get`` (which retries, maps errors and checks answers): any failure but a final
-        one, the deadline, a missing bucket, a body starting as gzip data that no plain GET
-        has checked yet. A transient failure obstore's own retries met is final, as in ``get``.
+        one, a request past its deadline, a missing bucket, a body starting as gzip data that
+        no plain GET has checked yet. A transient failure obstore's own retries met is final,
+        as in ``get``.
         """
         pending: deque[tuple[asyncio.Future[Any], object]] = deque()  # started, not awaited
+        deadlines: deque[float] = deque()  # of each request in pending: its start + seconds
         out: list[Buffer | None] = []
 
         async def finish_oldest() -> bool:
-            """Await the oldest request, give its token back; ``False``: fetch apart."""
+            """Await the oldest request (until its own deadline), give its token back;
+            ``False``: fetch apart."""
             started, token = pending.popleft()
+            deadline = deadlines.popleft()
             try:
-                view = memoryview(await started)
+                if started.done() or deadline == math.inf:  # (no cancel scope to set up)
+                    view = memoryview(await started)
+                else:
+                    with anyio.CancelScope(deadline=deadline) as scope:
+                        view = memoryview(await started)
+                    if scope.cancelled_caught:
+                        return False  # this request ran out of time
             except FileNotFoundError as exc:
                 if _no_container(exc):
                     return False
@@ -798,34 +809,33 @@ class ObstoreStore(AsyncStore):
             out.append(view)
             return True
 
+        limit = math.inf if seconds is None else seconds
         try:
-            deadline = math.inf if seconds is None else anyio.current_time() + seconds
-            with anyio.CancelScope(deadline=deadline):
-                for key in keys:
-                    token = object()
-                    while True:
-                        try:
-                            limiter.acquire_on_behalf_of_nowait(token)
+            for key in keys:
+                token = object()
+                while True:
+                    try:
+                        limiter.acquire_on_behalf_of_nowait(token)
+                        break
+                    except anyio.WouldBlock:
+                        if not pending:
+                            await limiter.acquire_on_behalf_of(token)
                             break
-                        except anyio.WouldBlock:
-                            if not pending:
-                                await limiter.acquire_on_behalf_of(token)
-                                break
-                            if not await finish_oldest():
-                                return None
-                    try:  # (obstore's calls return started futures: no task each)
-                        future: asyncio.Future[Any] = asyncio.ensure_future(
-                            obstore.get_range_async(self._store, key, start=0, end=_WHOLE)
-                        )
-                    except BaseException:
-                        limiter.release_on_behalf_of(token)
-                        raise
-                    pending.append((future, token))
-                while pending:
-                    if not await finish_oldest():
-                        return None
-                return out
-            return None  # the deadline passed
+                        if not await finish_oldest():
+                            return None
+                try:  # (obstore's calls return started futures: no task each)
+                    future: asyncio.Future[Any] = asyncio.ensure_future(
+                        obstore.get_range_async(self._store, key, start=0, end=_WHOLE)
+                    )
+                except BaseException:
+                    limiter.release_on_behalf_of(token)
+                    raise
+                pending.append((future, token))
+                deadlines.append(anyio.current_time() + limit)  # from the token on
+            while pending:
+                if not await finish_oldest():
+                    return None
+            return out
         except obs_exc.GenericError as exc:
             key = keys[len(out)]  # the first key without an answer
             with self._map_exceptions(key):
