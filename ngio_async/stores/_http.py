@@ -660,7 +660,8 @@ class HTTPStore(AsyncStore):
 
     async def _aclose_backend(self) -> None:
         if self._rust is not None:
-            await self._rust.aclose()
+            rust, self._rust = self._rust, None
+            await rust.aclose()
         if self._session is not None:
             session, self._session = self._session, None
             if self._session_loop is asyncio.get_running_loop():
