@@ -11,12 +11,14 @@ no index or inner chunk readable by range: every read of one fetches it whole (o
 decodes it with :meth:`ShardCodec.unwrap` before its index and inner chunks.
 
 A shard rewritten between its index read and its chunk reads never mixes versions on stores that
-know versions (S3, GCS, Azure, HTTP servers sending strong ETags): the index read keeps the
-answer's ETag beside the cached index, the chunk reads send it as ``If-Match``, and a changed
-shard's index is dropped and read again (up to ``_CHANGED_RETRIES`` times, then the shard is read
-whole in one request: one version by construction, also from servers whose ETags differ per node).
-Local files and memory stores have no versions: a reader there relies on shards not being
-rewritten under it (writers through one dataset hold its per-shard locks).
+know versions (S3, GCS, Azure, HTTP servers sending strong ETags; local files: the inode, mtime
+and size of the open file each read takes its bytes from): the index read keeps the answer's
+version beside the cached index, the chunk reads are conditional on it (``If-Match``; local: the
+file read must be that version), and a changed shard's index is dropped and read again (up to
+``_CHANGED_RETRIES`` times, then the shard is read whole in one request: one version by
+construction, also from servers whose ETags differ per node). Blocking local reads do the same.
+Memory stores have no versions: a reader there relies on shards not being rewritten under it
+(writers through one dataset hold its per-shard locks).
 """
 
 from __future__ import annotations
@@ -673,24 +675,46 @@ class Level:
             if self._whole_shards:  # each fetched and decoded once for all the regions
                 _fetch_decode_shard(self.store, codec, key, parts)
                 continue
-            index = indexes.get(key)
-            if index is _MISSING:
-                buf = self.store.get_blocking(key, self._index_request(codec))
-                index = None if buf is None else codec.decode_index(buf, key)
-                indexes.put(key, index)
-            if index is None:
-                for plan, out in parts:
-                    out[plan.out_selection] = self.fill_value
-                continue
-            groups, ranges = self._inner_groups(key, index, parts)
-            coords = _grid_coords(codec, parts, ranges)
+            for _ in range(_CHANGED_RETRIES + 1):
+                index, version = self._index_blocking(codec, key, indexes)
+                if index is None:
+                    for plan, out in parts:
+                        out[plan.out_selection] = self.fill_value
+                    break
+                groups, ranges = self._inner_groups(key, index, parts)
+                coords = _grid_coords(codec, parts, ranges)
 
-            def get(name: str, key: str = key, ranges: dict[str, Any] = ranges) -> Buffer:
-                inner, rng = ranges[name]
-                return _get_range_blocking(self.store, key, rng, inner)
+                def get(
+                    name: str,
+                    key: str = key,
+                    ranges: dict[str, Any] = ranges,
+                    version: str | None = version,
+                ) -> Buffer:
+                    inner, rng = ranges[name]
+                    return _get_range_blocking(self.store, key, rng, inner, version)
 
-            self._claim_decode_blocking(codec.inner, groups, coords, reuse, get, self.fill_value)
+                try:
+                    self._claim_decode_blocking(
+                        codec.inner, groups, coords, reuse, get, self.fill_value
+                    )
+                except ChangedError:  # rewritten since its index was read: the index again
+                    indexes.pop_version(key, version)
+                    continue
+                break
+            else:  # changed on every try: whole, one version
+                _fetch_decode_shard(self.store, codec, key, parts)
         return outs
+
+    def _index_blocking(self, codec: ShardCodec, key: str, indexes: IndexCache) -> _Entry:
+        """Blocking :meth:`_shard_entry`: the index of shard ``key`` (``None``: no shard) and
+        the version of the shard it was read from, cached in ``indexes`` or read into it."""
+        index = indexes.get(key)
+        if index is not _MISSING:
+            return index, indexes.version(key)
+        buf, version = self.store.get_blocking_versioned(key, self._index_request(codec))
+        index = None if buf is None else codec.decode_index(buf, key)
+        indexes.put(key, index, version)
+        return index, version
 
     def _inner_groups(
         self, key: str, index: ShardIndex, parts: Sequence[tuple[ShardPlan, NDArray[Any]]]
@@ -967,16 +991,21 @@ class Level:
             ):
                 _fetch_decode_shard(self.store, codec, key, [(plan, out)])
                 continue
-            if index is _MISSING:
-                buf = self.store.get_blocking(key, self._index_request(codec))
-                index = None if buf is None else codec.decode_index(buf, key)
-                indexes.put(key, index)
-            if index is None:
-                out[plan.out_selection] = self.fill_value
-                continue
-            wanted, pieces = _stored_pieces(index, plan, out, self.fill_value)
-            jobs = _range_jobs(key, wanted, [(p, out) for p in pieces])
-            _fetch_decode(self.store, codec.inner, jobs, self.fill_value)
+            for _ in range(_CHANGED_RETRIES + 1):
+                index, version = self._index_blocking(codec, key, indexes)
+                if index is None:
+                    out[plan.out_selection] = self.fill_value
+                    break
+                wanted, pieces = _stored_pieces(index, plan, out, self.fill_value)
+                jobs = _range_jobs(key, wanted, [(p, out) for p in pieces])
+                try:
+                    _fetch_decode(self.store, codec.inner, jobs, self.fill_value, version)
+                except ChangedError:  # rewritten since its index was read: the index again
+                    indexes.pop_version(key, version)
+                    continue
+                break
+            else:  # changed on every try: whole, one version
+                _fetch_decode_shard(self.store, codec, key, [(plan, out)])
         return out
 
     async def read_into(
@@ -1167,13 +1196,18 @@ class Level:
                 wanted += ranges
                 jobs += [(p, out) for p in pieces]
             if wanted:
-                await self._workers.run(
-                    _fetch_decode,
-                    self.store,
-                    codec.inner,
-                    _range_jobs(key, wanted, jobs),
-                    self.fill_value,
-                )
+                try:
+                    await self._workers.run(
+                        _fetch_decode,
+                        self.store,
+                        codec.inner,
+                        _range_jobs(key, wanted, jobs),
+                        self.fill_value,
+                        version,
+                    )
+                except ChangedError:
+                    indexes.pop_version(key, version)  # (unless another read fetched it anew)
+                    raise
             return
         # each inner chunk fetched and decoded once, however many of the regions need it
         groups, stored = self._inner_groups(key, index, parts)
@@ -1742,12 +1776,19 @@ def _decode_jobs(
             _decode_into(codec, buf, job.name, job.chunk_sel, job.target)
 
 
-def _fetch_decode(store: AsyncStore, codec: ChunkCodec, jobs: list[_Job], fill_value: Any) -> None:
-    """Blocking reads (whole objects, or ranges of a shard) decoded into their targets."""
+def _fetch_decode(
+    store: AsyncStore,
+    codec: ChunkCodec,
+    jobs: list[_Job],
+    fill_value: Any,
+    version: str | None = None,
+) -> None:
+    """Blocking reads (whole objects, or ranges of a shard: of its ``version`` if known)
+    decoded into their targets."""
     for key, request, name, chunk_sel, target, inner in jobs:
         buf: Buffer | None
         if request is not None:
-            buf = _get_range_blocking(store, key, (request.start, request.end), inner)
+            buf = _get_range_blocking(store, key, (request.start, request.end), inner, version)
         else:
             buf = store.get_blocking(key)
         if buf is None:
@@ -1757,12 +1798,21 @@ def _fetch_decode(store: AsyncStore, codec: ChunkCodec, jobs: list[_Job], fill_v
 
 
 def _get_range_blocking(
-    store: AsyncStore, key: str, rng: tuple[int, int], inner: tuple[int, ...]
+    store: AsyncStore,
+    key: str,
+    rng: tuple[int, int],
+    inner: tuple[int, ...],
+    version: str | None = None,
 ) -> Buffer:
     """Blocking read of inner chunk ``inner``'s byte range of shard ``key``: a range past the
-    shard's end is its index's corruption, a vanished shard an error (not the fill value)."""
+    shard's end is its index's corruption, a vanished shard an error (not the fill value).
+    ``version``: the shard's version its index was read from (``None``: unknown); the shard
+    found another one (or gone) now is ``ChangedError``."""
     try:
-        buf = store.get_blocking(key, RangeByteRequest(*rng))
+        if version is None:
+            buf = store.get_blocking(key, RangeByteRequest(*rng))
+        else:
+            buf, _ = store.get_blocking_versioned(key, RangeByteRequest(*rng), if_match=version)
     except StoreError as exc:
         if type(exc) is not StoreError:
             raise
@@ -1772,6 +1822,12 @@ def _get_range_blocking(
             raise
         raise past_end_error(key, inner, rng, size) from exc
     if buf is None:  # the shard vanished between the index and the data
+        if version is not None:  # read again: its index then says so (fill value)
+            raise ChangedError(
+                f"shard {key!r} at {store.url} disappeared while it was read",
+                url=store.url,
+                key=key,
+            )
         raise CodecError(f"shard {key!r} disappeared while it was read", key=key)
     return buf
 

@@ -11,12 +11,14 @@ from __future__ import annotations
 import abc
 import os
 import random
+import stat
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import TYPE_CHECKING, TypeAlias, TypeVar
 
 import anyio
+import anyio.to_thread
 
 from .._errors import ChangedError, ClosedError, StoreError, StoreTimeoutError, UnsupportedError
 from .._limits import Limits
@@ -44,6 +46,8 @@ __all__ = [
     "check_complete",
     "check_key",
     "expected_length",
+    "file_version",
+    "read_file",
     "strong_etag",
 ]
 
@@ -142,6 +146,58 @@ def pread_span(fd: int, start: int, stop: int) -> bytes:
     return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
+def file_version(st: os.stat_result) -> str:
+    """The version of a local file (its inode, modification time in microseconds and size,
+    as obstore's ETag of a local file): a file replaced by another (written beside it and
+    renamed over it) is another inode."""
+    return f'"{st.st_ino:x}-{st.st_mtime_ns // 1000:x}-{st.st_size:x}"'
+
+
+def read_file(
+    path: str, byte_range: ByteRequest | None, if_match: str | None, *, url: str, key: str
+) -> tuple[Buffer | None, str | None]:
+    """The bytes of a local file (or of its ``byte_range``) and the version of the file they
+    were read from (:func:`file_version` of the open descriptor read: one open, one ``fstat``,
+    ``os.pread``); ``(None, None)`` when it does not exist. ``if_match``: a version an earlier
+    read returned; ``ChangedError`` when the file is another one now (its bytes unread)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return None, None
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):  # a directory is no object
+            return None, None
+        version = file_version(st)
+        if if_match is not None and version != if_match:
+            raise ChangedError(
+                f"{key!r} at {url} changed: it is no longer version {if_match} (now {version})",
+                url=url,
+                key=key,
+            )
+        size = st.st_size
+        start, stop = byte_span(byte_range, size)
+        if start > stop or (start == stop and start >= size and _bounded(byte_range)):
+            raise StoreError(
+                f"store error for {key!r} at {url}: requested range {byte_range} is invalid "
+                f"for an object of {size} bytes",
+                url=url,
+                key=key,
+            )
+        data = pread_span(fd, start, stop)
+    finally:
+        os.close(fd)
+    return check_complete(memoryview(data), byte_range, size, url=url, key=key), version
+
+
+def _bounded(byte_range: ByteRequest | None) -> bool:
+    """Whether a range that starts at the end of the object is refused (as obstore does):
+    a non-empty range or an offset; never a whole read or a suffix."""
+    if isinstance(byte_range, RangeByteRequest):
+        return byte_range.end > byte_range.start
+    return isinstance(byte_range, OffsetByteRequest)
+
+
 def expected_length(byte_range: ByteRequest | None, size: int) -> int:
     """Bytes a complete answer holds for ``byte_range`` of an object of ``size`` bytes."""
     if byte_range is None:
@@ -216,12 +272,19 @@ class AsyncStore(abc.ABC):
     blocking_reads: bool = False
     #: the most keys one request of :meth:`delete_many` deletes (1: no bulk deletes)
     delete_batch: int = 1
-    #: GETs may tell the object's version (:meth:`get_with_version`) and take ``if_match=``
-    #: (remote stores: S3, GCS, Azure, HTTP); False: versions are never known (local files,
-    #: memory), and readers rely on the object not being rewritten while they read it. A
-    #: store set to False reads shards' inner chunks unconditionally (on obstore's clients
-    #: one event-loop wake-up less per request: a conditional GET takes two)
+    #: GETs may tell the object's ETag (:meth:`get_with_version`) and take ``if_match=``
+    #: (remote stores: S3, GCS, Azure, HTTP). Stores over local files (:attr:`_root` set)
+    #: tell versions too, without this: each versioned or conditional read checks the ``fstat``
+    #: of the descriptor it reads (:func:`read_file`). Other stores set to False (memory) have no
+    #: versions: readers rely on an object not being rewritten while they read it. Plain
+    #: GETs of any store stay unconditional (on obstore's clients one event-loop wake-up less
+    #: per request: a conditional GET takes two)
     versioned: bool = False
+    #: the directory whose files the keys name (``key`` ``a/b`` is ``<_root>/a/b``), set by
+    #: backends over local files (``None``: not local files): versioned and conditional reads
+    #: (:meth:`get_with_version`, ``if_match=``, :meth:`get_blocking_versioned`) then read the
+    #: file with :func:`read_file`, whose versions are the file's inode, mtime and size
+    _root: str | None = None
 
     def __init__(
         self,
@@ -288,11 +351,11 @@ class AsyncStore(abc.ABC):
     async def get_with_version(
         self, key: str, byte_range: ByteRequest | None = None
     ) -> tuple[Buffer | None, str | None]:
-        """``get``, and the version of the object that answered: its strong ETag, to pass as
-        ``if_match=`` to later reads of it; ``None`` when the store cannot tell (local files,
-        memory, an HTTP server without ETags, objects stored Content-Encoded). One request,
-        as ``get``."""
-        if not self.versioned or (
+        """``get``, and the version of the object that answered: its strong ETag (local files:
+        :func:`file_version` of the file read), to pass as ``if_match=`` to later reads of it;
+        ``None`` when the store cannot tell (memory, an HTTP server without ETags, objects
+        stored Content-Encoded). One request, as ``get``."""
+        if not (self.versioned or self._root is not None) or (
             isinstance(byte_range, RangeByteRequest) and byte_range.start == byte_range.end
         ):
             return await self.get(key, byte_range), None
@@ -377,6 +440,31 @@ class AsyncStore(abc.ABC):
     def get_blocking(self, key: str, byte_range: ByteRequest | None = None) -> Buffer | None:
         """``get`` for worker threads; only where :attr:`blocking_reads` is true."""
         raise UnsupportedError(f"{self._url} has no blocking reads")
+
+    def get_blocking_versioned(
+        self, key: str, byte_range: ByteRequest | None = None, *, if_match: str | None = None
+    ) -> tuple[Buffer | None, str | None]:
+        """:meth:`get_blocking` and the version of the object that answered (as
+        :meth:`get_with_version`; ``None``: unknown); ``if_match``: a version it returned, and
+        ``ChangedError`` when the object is another one now. Local files: one open, ``fstat``
+        and ``pread`` (:func:`read_file`); other stores: ``get_blocking``, no version."""
+        if self._root is None:
+            return self.get_blocking(key, byte_range), None
+        self._check_open()
+        check_key(key)
+        try:
+            return read_file(self._local_path(key), byte_range, if_match, url=self._url, key=key)
+        except OSError:
+            with self._map_exceptions(key):  # (no context manager on the hot path)
+                raise
+
+    def _local_path(self, key: str) -> str:
+        """The file of ``key`` (a checked key) in :attr:`_root` (set)."""
+        root = self._root
+        assert root is not None
+        if os.sep == "/":  # (os.path.join takes a few microseconds: once per chunk read)
+            return root + key if root.endswith("/") else f"{root}/{key}"
+        return os.path.join(root, *key.split("/"))
 
     async def size(self, key: str) -> int | None:
         """The size in bytes of the object ``key`` (a HEAD where the backend has one, else a
@@ -583,8 +671,17 @@ class AsyncStore(abc.ABC):
     def _checked_attempts(
         self, key: str, byte_range: ByteRequest | None, if_match: str | None
     ) -> Callable[[], Awaitable[tuple[Buffer | None, str | None]]]:
-        """The attempt of one versioned or conditional GET; default: ``_get_checked_once``."""
+        """The attempt of one versioned or conditional GET; default: ``_get_checked_once``
+        (local files, :attr:`_root` set: :func:`read_file` in a worker thread)."""
+        if self._root is not None:
+            return partial(self._get_file_once, key, byte_range, if_match)
         return partial(self._get_checked_once, key, byte_range, if_match)
+
+    async def _get_file_once(
+        self, key: str, byte_range: ByteRequest | None, if_match: str | None
+    ) -> tuple[Buffer | None, str | None]:
+        read = partial(read_file, self._local_path(key), byte_range, if_match)
+        return await anyio.to_thread.run_sync(partial(read, url=self._url, key=key))
 
     async def _get_checked_once(
         self, key: str, byte_range: ByteRequest | None, if_match: str | None

@@ -19,12 +19,9 @@ from ._base import (
     AsyncStore,
     Buffer,
     ByteRequest,
-    OffsetByteRequest,
-    RangeByteRequest,
-    byte_span,
-    check_complete,
     check_key,
-    pread_span,
+    file_version,
+    read_file,
 )
 from ._url_utils import file_url
 
@@ -74,14 +71,14 @@ class LocalFileStore(AsyncStore):
         with self._map_exceptions(""):
             if mkdir:
                 os.makedirs(root, exist_ok=True)
-        self._root = root
+        self._dir = self._root = root  # (_root: reads tell versions, see AsyncStore)
 
     @property
     def root(self) -> str:
         """The directory the keys are relative to."""
-        return self._root
+        return self._dir
 
-    def _path(self, key: str) -> str:
+    def _local_path(self, key: str) -> str:
         if _STAGING.search(key):
             raise StoreError(
                 f"invalid key {key!r} for {self.url}: names ending in '#<digits>' are staging "
@@ -89,7 +86,7 @@ class LocalFileStore(AsyncStore):
                 url=self.url,
                 key=key,
             )
-        return os.path.join(self._root, *key.split("/"))
+        return super()._local_path(key)
 
     # -- reads ----------------------------------------------------------------------------
 
@@ -101,34 +98,14 @@ class LocalFileStore(AsyncStore):
             return self._read(key, byte_range)
 
     def _read(self, key: str, byte_range: ByteRequest | None) -> Buffer | None:
-        try:
-            fd = os.open(self._path(key), os.O_RDONLY)
-        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-            return None
-        try:
-            st = os.fstat(fd)
-            if stat.S_ISDIR(st.st_mode):  # a directory is no object
-                return None
-            size = st.st_size
-            start, stop = byte_span(byte_range, size)
-            if start > stop or (start == stop and start >= size and _bounded(byte_range)):
-                raise StoreError(
-                    f"store error for {key!r} at {self.url}: requested range {byte_range} is "
-                    f"invalid for an object of {size} bytes",
-                    url=self.url,
-                    key=key,
-                )
-            data = pread_span(fd, start, stop)
-        finally:
-            os.close(fd)
-        return check_complete(memoryview(data), byte_range, size, url=self.url, key=key)
+        return read_file(self._local_path(key), byte_range, None, url=self.url, key=key)[0]
 
     async def _get_once(self, key: str, byte_range: ByteRequest | None) -> Buffer | None:
         return await self._run(self._read, key, byte_range)
 
     def _stat(self, key: str) -> os.stat_result | None:
         try:
-            st = os.stat(self._path(key))
+            st = os.stat(self._local_path(key))
         except (FileNotFoundError, NotADirectoryError):
             return None
         return None if stat.S_ISDIR(st.st_mode) else st
@@ -142,16 +119,14 @@ class LocalFileStore(AsyncStore):
 
     async def _version_once(self, key: str) -> str | None:
         st = await self._run(self._stat, key)
-        if st is None:
-            return None
         # obstore's ETag of a local file, so both stores tell the same version
-        return f'"{st.st_ino:x}-{st.st_mtime_ns // 1000:x}-{st.st_size:x}"'
+        return None if st is None else file_version(st)
 
     def _list(self, prefix: str) -> list[str]:
-        top = os.path.join(self._root, *prefix.split("/")) if prefix else self._root
+        top = os.path.join(self._dir, *prefix.split("/")) if prefix else self._dir
         keys: list[str] = []
         for directory, _, files in os.walk(top, followlinks=True):
-            rel = os.path.relpath(directory, self._root)
+            rel = os.path.relpath(directory, self._dir)
             base = "" if rel == "." else rel.replace(os.sep, "/") + "/"
             keys.extend(base + name for name in files if not _STAGING.search(name))
         return keys
@@ -172,7 +147,7 @@ class LocalFileStore(AsyncStore):
     # -- writes ---------------------------------------------------------------------------
 
     def _write(self, key: str, data: Buffer, if_absent: bool) -> bool:
-        path = self._path(key)
+        path = self._local_path(key)
         staging = f"{path}#{os.getpid()}{next(_counter)}"
         for attempt in range(100):  # a concurrent delete may remove a directory it emptied
             os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -208,12 +183,12 @@ class LocalFileStore(AsyncStore):
 
     @asynccontextmanager
     async def _update_guard(self, key: str) -> AsyncIterator[None]:
-        directory = os.path.dirname(self._path(key))
+        directory = os.path.dirname(self._local_path(key))
         async with self._keyed_lock(directory), directory_lock(directory, self.url, key):
             yield
 
     def _remove(self, key: str) -> None:
-        path = self._path(key)
+        path = self._local_path(key)
         try:
             os.unlink(path)
         except FileNotFoundError:
@@ -224,7 +199,7 @@ class LocalFileStore(AsyncStore):
             raise
         # remove the directories this emptied, as obstore's automatic_cleanup does
         parent = os.path.dirname(path)
-        while parent != self._root and parent.startswith(self._root + os.sep):
+        while parent != self._dir and parent.startswith(self._dir + os.sep):
             try:
                 os.rmdir(parent)
             except OSError:  # not empty (or gone): stop
@@ -314,11 +289,3 @@ async def take_lock(try_lock: Callable[[], int | None], failure: str, url: str, 
             return fd
         await anyio.sleep(delay)
         delay = min(delay * 2, 0.05)
-
-
-def _bounded(byte_range: ByteRequest | None) -> bool:
-    """Whether a range that starts at the end of the object is refused (as obstore does):
-    a non-empty range or an offset; never a whole read or a suffix."""
-    if isinstance(byte_range, RangeByteRequest):
-        return byte_range.end > byte_range.start
-    return isinstance(byte_range, OffsetByteRequest)
