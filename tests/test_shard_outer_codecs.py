@@ -445,3 +445,29 @@ def test_info_marks_the_codecs_of_whole_shards(
         "zstd(level=1)",
         "zstd(level=3) (whole shard)",  # was: "zstd(level=3)", as if an inner chunk codec
     ]
+
+
+async def test_the_read_cache_passes_compressed_shards_by(
+    peers: dict[str, tuple[Path, np.ndarray[Any, Any]]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read cache keeps no inner chunk of a shard compressed whole (each read fetches the
+    shard): a region over one shard's 4 inner chunks decompresses it once, not once per
+    decode thread its pieces went to."""
+    from ngio_async.codecs import ShardCodec
+
+    unwrapped: list[str] = []
+    real = ShardCodec.unwrap
+
+    def counted(self: ShardCodec, buf: Any, key: str) -> Any:
+        unwrapped.append(key)
+        return real(self, buf, key)
+
+    monkeypatch.setattr(ShardCodec, "unwrap", counted)
+    root, data = peers["zstd"]
+    limits = ngio_async.Limits(read_cache_bytes=1 << 20)
+    async with ngio_async.open_async(root, limits=limits) as ds:
+        for _ in range(2):
+            got = await ds.read(c=1, y=slice(0, 32), x=slice(32, 64))
+            np.testing.assert_array_equal(got, data[1, :32, 32:64])
+        assert unwrapped == ["0/c/1/0/1"] * 2
+        assert ds.read_cache is not None and ds.read_cache.held_bytes == 0

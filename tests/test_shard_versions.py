@@ -292,13 +292,6 @@ async def test_http_weak_etags_are_no_version(server: SwappingServer) -> None:
                 assert data is not None and tag is None, backend
 
 
-async def test_local_stores_have_no_versions(versions: Versions) -> None:
-    async with open_store(versions.root) as store:
-        assert not store.versioned
-        data, tag = await store.get_with_version(SHARD, SuffixByteRequest(68))
-        assert bytes(data or b"") == versions.a[-68:] and tag is None
-
-
 # -- S3 (moto) and Azure (Azurite) ---------------------------------------------------------------------------------
 
 

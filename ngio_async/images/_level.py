@@ -554,6 +554,7 @@ class Level:
         if (
             keeper is not None
             and not self.writable
+            and not self._whole_shards  # (their inner chunks are not kept: each read fetches)
             and math.prod(shape) * self.dtype.itemsize <= self._read_budget // 4
         ):  # a small read of a read-only dataset: through its read cache
             if indexes is None:
