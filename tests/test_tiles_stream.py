@@ -97,3 +97,29 @@ async def test_stream_holds_tiles_within_the_byte_bound(tmp_path: Path) -> None:
     assert results == 16
     # room while under the bound: 3 tiles (6 KiB), + the one the consumer holds
     assert worst <= -(-limits.prefetch_bytes // tile_bytes) + 1
+
+
+@pytest.mark.parametrize("out", [False, True])
+async def test_the_consumers_error_is_the_one_raised(tmp_path: Path, out: bool) -> None:
+    """The loop body (or the writer) fails while results wait to be handed over: its error
+    comes out, not the ``BrokenResourceError`` of the results it no longer takes (seen under
+    load: a writer's "does not fit" came out as BrokenResourceError)."""
+    write_image(tmp_path, Spec(version="0.5", shape=(1, 64, 64), chunks=(1, 16, 16), levels=1))
+
+    class Failing:
+        async def write(self, tile: Any) -> None:
+            await anyio.sleep(0.05)  # the other results are computed and wait meanwhile
+            raise ValueError("the consumer's own")
+
+    async def consume(ds: Any) -> None:
+        if out:
+            await ngio_async.stream(ds.tiles(), lambda a: a, out=Failing(), threads=4)
+            return
+        async with ngio_async.stream(ds.tiles(), lambda a: a, threads=4) as results:
+            async for _ in results:
+                await Failing().write(None)
+
+    for _ in range(3):
+        async with ngio_async.open_async(tmp_path) as ds:
+            with pytest.raises(ValueError, match="the consumer's own"):
+                await consume(ds)

@@ -113,7 +113,9 @@ class Stream(Generic[R]):
                 # (``asyncio.run`` ending) leaves no clone unclosed
                 async with send.clone() as out:
                     value = await workers.run(self._call, tile.data)
-                    await out.send((tile, value))
+                    # a consumer gone (its error, a break) takes no more: not this tile's error
+                    with contextlib.suppress(anyio.BrokenResourceError):
+                        await out.send((tile, value))
             except Exception as exc:  # noqa: BLE001 - re-raised plainly at the boundary
                 failures.append(exc)
                 scope.cancel()
