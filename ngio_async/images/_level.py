@@ -676,35 +676,51 @@ class Level:
             if self._whole_shards:  # each fetched and decoded once for all the regions
                 _fetch_decode_shard(self.store, codec, key, parts)
                 continue
-            for _ in range(_CHANGED_RETRIES + 1):
-                index, version = self._index_blocking(codec, key, indexes)
-                if index is None:
-                    for plan, out in parts:
-                        out[plan.out_selection] = self.fill_value
-                    break
-                groups, ranges = self._inner_groups(key, index, parts)
-                coords = _grid_coords(codec, parts, ranges)
 
-                def get(
-                    name: str,
-                    key: str = key,
-                    ranges: dict[str, Any] = ranges,
-                    version: str | None = version,
-                ) -> Buffer:
+            def read(
+                index: ShardIndex,
+                version: str | None,
+                key: str = key,
+                parts: list[tuple[ShardPlan, NDArray[Any]]] = parts,
+            ) -> None:
+                groups, ranges = self._inner_groups(key, index, parts)
+
+                def get(name: str) -> Buffer:
                     inner, rng = ranges[name]
                     return _get_range_blocking(self.store, key, rng, inner, version)
 
-                try:
-                    self._claim_decode_blocking(
-                        codec.inner, groups, coords, reuse, get, self.fill_value
-                    )
-                except ChangedError:  # rewritten since its index was read: the index again
-                    indexes.pop_version(key, version)
-                    continue
-                break
-            else:  # changed on every try: whole, one version
-                _fetch_decode_shard(self.store, codec, key, parts)
+                coords = _grid_coords(codec, parts, ranges)
+                self._claim_decode_blocking(
+                    codec.inner, groups, coords, reuse, get, self.fill_value
+                )
+
+            self._versioned_blocking(codec, key, parts, indexes, read)
         return outs
+
+    def _versioned_blocking(
+        self,
+        codec: ShardCodec,
+        key: str,
+        parts: Sequence[tuple[ShardPlan, NDArray[Any]]],
+        indexes: IndexCache,
+        read: Callable[[ShardIndex, str | None], None],
+    ) -> None:
+        """Blocking ``read(index, version)`` of what ``parts`` need of shard ``key`` (the fill
+        value where it is absent); a shard rewritten since its index was read has its index
+        read again, up to ``_CHANGED_RETRIES`` times, then is read whole (one version)."""
+        for _ in range(_CHANGED_RETRIES + 1):
+            index, version = self._index_blocking(codec, key, indexes)
+            if index is None:
+                for plan, out in parts:
+                    out[plan.out_selection] = self.fill_value
+                return
+            try:
+                read(index, version)
+            except ChangedError:  # rewritten since its index was read: the index again
+                indexes.pop_version(key, version)
+                continue
+            return
+        _fetch_decode_shard(self.store, codec, key, parts)  # changed on every try: whole
 
     def _index_blocking(self, codec: ShardCodec, key: str, indexes: IndexCache) -> _Entry:
         """Blocking :meth:`_shard_entry`: the index of shard ``key`` (``None``: no shard) and
@@ -992,21 +1008,15 @@ class Level:
             ):
                 _fetch_decode_shard(self.store, codec, key, [(plan, out)])
                 continue
-            for _ in range(_CHANGED_RETRIES + 1):
-                index, version = self._index_blocking(codec, key, indexes)
-                if index is None:
-                    out[plan.out_selection] = self.fill_value
-                    break
+
+            def read(
+                index: ShardIndex, version: str | None, key: str = key, plan: ShardPlan = plan
+            ) -> None:
                 wanted, pieces = _stored_pieces(index, plan, out, self.fill_value)
                 jobs = _range_jobs(key, wanted, [(p, out) for p in pieces])
-                try:
-                    _fetch_decode(self.store, codec.inner, jobs, self.fill_value, version)
-                except ChangedError:  # rewritten since its index was read: the index again
-                    indexes.pop_version(key, version)
-                    continue
-                break
-            else:  # changed on every try: whole, one version
-                _fetch_decode_shard(self.store, codec, key, [(plan, out)])
+                _fetch_decode(self.store, codec.inner, jobs, self.fill_value, version)
+
+            self._versioned_blocking(codec, key, [(plan, out)], indexes, read)
         return out
 
     async def read_into(
