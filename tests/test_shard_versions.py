@@ -69,6 +69,12 @@ class Versions:
 
 @pytest.fixture
 def versions(tmp_path: Path) -> Versions:
+    return write_versions(tmp_path)
+
+
+def write_versions(tmp_path: Path) -> Versions:
+    """Version A of the image under ``tmp_path / "a"``, and both versions' shard bytes (B's
+    inner chunks stored in reverse order: A's index points at the wrong ones)."""
     for name, data in (("a", A), ("b", B)):
         url = str(tmp_path / name / "img.zarr")
         with ngio_async.create(

@@ -13,17 +13,15 @@ is not deterministic); a short real race closes the file.
 from __future__ import annotations
 
 import os
-import struct
 import threading
 import time
-from dataclasses import dataclass
 from functools import wraps
 from typing import TYPE_CHECKING, Any
 
 import anyio
-import crc32c
 import numpy as np
 import pytest
+from test_shard_versions import SHARD, A, B, Versions, write_versions
 
 import ngio_async
 from ngio_async.stores import ChangedError, RangeByteRequest, SuffixByteRequest, open_store
@@ -38,36 +36,15 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.anyio
 
-SHARD = "img.zarr/0/c/0/0"  # the one shard of the test image (4 inner chunks of 16x16)
-INDEX = SuffixByteRequest(4 * 16 + 4)  # its index (at the end)
-A = np.arange(32 * 32, dtype="uint16").reshape(32, 32)
-B = A + 5000  # the other version's pixels
+INDEX = SuffixByteRequest(4 * 16 + 4)  # the shard's index (at the end)
 REGIONS = {  # two of the four inner chunks, and one inner chunk
     "two-chunks": (slice(0, 32), slice(0, 8)),
     "one-chunk": (slice(16, 32), slice(16, 32)),
 }
 
 
-def _reversed_layout(shard: bytes, n: int = 4) -> bytes:
-    """The same shard with its inner chunks stored in reverse order (a new index)."""
-    body, index = shard[: -(n * 16 + 4)], shard[-(n * 16 + 4) :]
-    entries = [struct.unpack("<QQ", index[i * 16 : (i + 1) * 16]) for i in range(n)]
-    pieces = [body[o : o + length] for o, length in entries]
-    out, new = b"", [(0, 0)] * n
-    for i in reversed(range(n)):
-        new[i] = (len(out), len(pieces[i]))
-        out += pieces[i]
-    table = b"".join(struct.pack("<QQ", *e) for e in new)
-    return out + table + struct.pack("<I", crc32c.crc32c(table))
-
-
-@dataclass
-class Versions:
-    """The test image (version A) under ``root``, and both versions' shard bytes."""
-
-    root: Path
-    a: bytes
-    b: bytes
+class LocalVersions(Versions):
+    """The test image (version A), both versions' shard bytes, and the shard file."""
 
     @property
     def shard(self) -> Path:
@@ -81,18 +58,9 @@ class Versions:
 
 
 @pytest.fixture
-def versions(tmp_path: Path) -> Versions:
-    for name, data in (("a", A), ("b", B)):
-        url = str(tmp_path / name / "img.zarr")
-        with ngio_async.create(
-            url, shape=data.shape, dtype=data.dtype, chunks=(16, 16), shards=(32, 32),
-            levels=1, compressor=None,
-        ) as ds:  # fmt: skip
-            ds[...] = data
-    a = (tmp_path / "a" / SHARD).read_bytes()
-    b = _reversed_layout((tmp_path / "b" / SHARD).read_bytes())
-    assert a[-68:] != b[-68:]  # another index: A's points at other chunks of B
-    return Versions(tmp_path / "a", a, b)
+def versions(tmp_path: Path) -> LocalVersions:
+    made = write_versions(tmp_path)
+    return LocalVersions(made.root, made.a, made.b)
 
 
 def _after_index_reads(
@@ -132,7 +100,7 @@ def _after_index_reads(
 
 
 def _swap_after_index_reads(
-    monkeypatch: pytest.MonkeyPatch, store: AsyncStore, versions: Versions, every: bool = False
+    monkeypatch: pytest.MonkeyPatch, store: AsyncStore, versions: LocalVersions, every: bool = False
 ) -> list[int]:
     """Right after the first (``every``: each) read of the shard's index returns, replace the
     shard by the other version (B first). Returns the count of index reads (a list of one)."""
@@ -152,7 +120,7 @@ def _which(got: np.ndarray[Any, Any], region: tuple[slice, ...]) -> str:
 
 
 @pytest.fixture(params=["obstore", "plain"])
-def local_store(request: pytest.FixtureRequest, versions: Versions) -> AsyncStore:
+def local_store(request: pytest.FixtureRequest, versions: LocalVersions) -> AsyncStore:
     """The two local stores: obstore's (the default), and plain file I/O (forked children)."""
     if request.param == "plain":
         return LocalFileStore(str(versions.root))
@@ -166,7 +134,7 @@ def local_store(request: pytest.FixtureRequest, versions: Versions) -> AsyncStor
 @pytest.mark.parametrize("where", REGIONS)
 async def test_async_read_of_a_shard_replaced_after_its_index_reads_the_new_version(
     monkeypatch: pytest.MonkeyPatch,
-    versions: Versions,
+    versions: LocalVersions,
     local_store: AsyncStore,
     where: str,
     mode: Any,
@@ -183,7 +151,7 @@ async def test_async_read_of_a_shard_replaced_after_its_index_reads_the_new_vers
 
 @pytest.mark.parametrize("where", REGIONS)
 async def test_blocking_reads_of_a_shard_replaced_after_its_index_read_the_new_version(
-    monkeypatch: pytest.MonkeyPatch, versions: Versions, local_store: AsyncStore, where: str
+    monkeypatch: pytest.MonkeyPatch, versions: LocalVersions, local_store: AsyncStore, where: str
 ) -> None:
     region = REGIONS[where]
     async with ngio_async.open_async(local_store, path="img.zarr") as ds:
@@ -198,7 +166,7 @@ async def test_blocking_reads_of_a_shard_replaced_after_its_index_read_the_new_v
 
 
 async def test_a_local_shard_replaced_after_every_index_read_is_read_whole(
-    monkeypatch: pytest.MonkeyPatch, versions: Versions, local_store: AsyncStore
+    monkeypatch: pytest.MonkeyPatch, versions: LocalVersions, local_store: AsyncStore
 ) -> None:
     region = REGIONS["two-chunks"]
     async with ngio_async.open_async(local_store, path="img.zarr") as ds:
@@ -214,7 +182,7 @@ async def test_a_local_shard_replaced_after_every_index_read_is_read_whole(
 
 
 async def test_tiles_of_a_local_shard_replaced_mid_stream_are_each_one_version(
-    monkeypatch: pytest.MonkeyPatch, versions: Versions, local_store: AsyncStore
+    monkeypatch: pytest.MonkeyPatch, versions: LocalVersions, local_store: AsyncStore
 ) -> None:
     async with ngio_async.open_async(local_store, path="img.zarr") as ds:
         _swap_after_index_reads(monkeypatch, local_store, versions)
@@ -226,7 +194,7 @@ async def test_tiles_of_a_local_shard_replaced_mid_stream_are_each_one_version(
 
 
 def test_sync_getitem_of_a_shard_replaced_after_its_index_reads_the_new_version(
-    monkeypatch: pytest.MonkeyPatch, versions: Versions
+    monkeypatch: pytest.MonkeyPatch, versions: LocalVersions
 ) -> None:
     store = open_store(str(versions.root))
     with ngio_async.open(store, path="img.zarr") as ds:
@@ -236,7 +204,7 @@ def test_sync_getitem_of_a_shard_replaced_after_its_index_reads_the_new_version(
 
 
 async def test_a_local_shard_deleted_after_its_index_reads_the_fill_value(
-    monkeypatch: pytest.MonkeyPatch, versions: Versions, local_store: AsyncStore
+    monkeypatch: pytest.MonkeyPatch, versions: LocalVersions, local_store: AsyncStore
 ) -> None:
     region = REGIONS["one-chunk"]
     async with ngio_async.open_async(local_store, path="img.zarr") as ds:
@@ -292,7 +260,7 @@ async def test_local_reads_while_another_task_rewrites_the_shard_are_each_one_ve
 
 
 async def test_local_stores_tell_the_version_of_the_file_read(
-    versions: Versions, local_store: AsyncStore
+    versions: LocalVersions, local_store: AsyncStore
 ) -> None:
     async with local_store as store:
         data, tag = await store.get_with_version(SHARD, INDEX)
@@ -322,7 +290,7 @@ async def test_memory_stores_still_have_no_versions() -> None:
         assert store.get_blocking_versioned("k") == (b"0123", None)
 
 
-def test_a_versioned_local_read_is_one_open(versions: Versions) -> None:
+def test_a_versioned_local_read_is_one_open(versions: LocalVersions) -> None:
     """The hot path's cost: one open per read (the fstat is of that descriptor)."""
     opened: list[str] = []
     real = os.open
