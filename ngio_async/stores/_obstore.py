@@ -773,15 +773,14 @@ class ObstoreStore(AsyncStore):
         no plain GET has checked yet. A transient failure obstore's own retries met is final,
         as in ``get``.
         """
-        pending: deque[tuple[asyncio.Future[Any], object]] = deque()  # started, not awaited
-        deadlines: deque[float] = deque()  # of each request in pending: its start + seconds
+        # started, not awaited: each with its token and its deadline (its start + seconds)
+        pending: deque[tuple[asyncio.Future[Any], object, float]] = deque()
         out: list[Buffer | None] = []
 
         async def finish_oldest() -> bool:
             """Await the oldest request (until its own deadline), give its token back;
             ``False``: fetch apart."""
-            started, token = pending.popleft()
-            deadline = deadlines.popleft()
+            started, token, deadline = pending.popleft()
             try:
                 if started.done() or deadline == math.inf:  # (no cancel scope to set up)
                     view = memoryview(await started)
@@ -830,8 +829,7 @@ class ObstoreStore(AsyncStore):
                 except BaseException:
                     limiter.release_on_behalf_of(token)
                     raise
-                pending.append((future, token))
-                deadlines.append(anyio.current_time() + limit)  # from the token on
+                pending.append((future, token, anyio.current_time() + limit))  # from the token on
             while pending:
                 if not await finish_oldest():
                     return None
@@ -1222,12 +1220,12 @@ def _no_container(exc: BaseException) -> bool:
 
 
 def _abandon(
-    pending: deque[tuple[asyncio.Future[Any], object]], limiter: anyio.CapacityLimiter
+    pending: deque[tuple[asyncio.Future[Any], object, float]], limiter: anyio.CapacityLimiter
 ) -> None:
     """Cancel the requests of :meth:`ObstoreStore.get_together` still in flight (their results
     retrieved if they ended: no "never retrieved" warning) and give their tokens back."""
     while pending:
-        started, token = pending.popleft()
+        started, token, _ = pending.popleft()
         if not started.done():
             started.cancel()
         elif not started.cancelled():
