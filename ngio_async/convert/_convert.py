@@ -86,7 +86,7 @@ if TYPE_CHECKING:
 
     from .._limits import Limits
     from ..meta import OmeMetadata
-    from ..meta.zarr import ArrayMeta, Codec
+    from ..meta.zarr import ArrayMeta, ArrayV2Meta, Codec
 
 __all__ = ["ConvertResult", "convert", "convert_many", "convert_many_sync", "convert_sync"]
 
@@ -447,69 +447,122 @@ _SHUFFLES: dict[int, Literal["noshuffle", "shuffle", "bitshuffle"]] = {
 }
 
 
-def _kept_v3(src: ArrayMeta, dtype: np.dtype[Any]) -> tuple[Codec, ...] | None:
-    """The source's compressors as zarr v3 bytes-to-bytes codecs, settings included (``None``:
-    none this library maps exactly; the closest :func:`create_async` name is used then)."""
-    from ..meta.zarr import (
-        ArrayV2Meta,
-        BloscCodec,
-        BloscConfig,
-        BytesCodec,
-        Crc32cCodec,
-        GzipCodec,
-        GzipConfig,
-        NumcodecsCodec,
-        ShardingCodec,
-        ZstdCodec,
-        ZstdConfig,
+def _v2_as_v3(src: ArrayV2Meta, dtype: np.dtype[Any]) -> tuple[Codec, ...] | None:
+    """A zarr v2 source's compressor as zarr v3 bytes-to-bytes codecs, settings included."""
+    from ..meta.zarr import BloscCodec, BloscConfig, GzipCodec, GzipConfig, ZstdCodec, ZstdConfig
+
+    conf = src.compressor
+    cid = None if conf is None else conf.get("id")
+    try:
+        if cid == "zstd" and conf is not None:
+            level, checksum = int(conf.get("level", 0)), bool(conf.get("checksum", False))
+            return (ZstdCodec(ZstdConfig(level=level, checksum=checksum)),)
+        if cid == "gzip" and conf is not None:
+            return (GzipCodec(GzipConfig(level=int(conf.get("level", 1)))),)
+        if cid == "blosc" and conf is not None:
+            auto = "bitshuffle" if dtype.itemsize == 1 else "shuffle"  # AUTOSHUFFLE (-1)
+            blosc = {
+                "cname": conf.get("cname", "lz4"),  # checked: one of blosc's names
+                "clevel": int(conf.get("clevel", 5)),
+                "shuffle": _SHUFFLES.get(int(conf.get("shuffle", 1)), auto),
+                "typesize": dtype.itemsize,
+                "blocksize": int(conf.get("blocksize", 0)),
+            }
+            return (BloscCodec(msgspec.convert(blosc, BloscConfig)),)
+    except (TypeError, ValueError, msgspec.ValidationError):
+        return None
+    return None
+
+
+def _writable(codecs: Sequence[Codec]) -> tuple[Codec, ...] | None:
+    """``codecs`` when every one is a bytes-to-bytes codec this library writes, else ``None``."""
+    from ..meta.zarr import BloscCodec, Crc32cCodec, GzipCodec, NumcodecsCodec, ZstdCodec
+
+    ok = (ZstdCodec, GzipCodec, BloscCodec, Crc32cCodec)
+    if all(
+        isinstance(c, ok) or (isinstance(c, NumcodecsCodec) and c.kind == "bytes") for c in codecs
+    ):
+        return tuple(codecs)
+    return None
+
+
+#: the numcodecs bytes-to-bytes codecs that compress (the others are checksums, or shuffle)
+_NUMCODECS_COMPRESSORS = frozenset(("blosc", "lz4", "zstd", "zlib", "gzip", "bz2", "lzma"))
+
+
+def _compresses(codecs: Sequence[Codec]) -> bool:
+    """Whether one of ``codecs`` compresses (not a checksum alone)."""
+    from ..meta.zarr import BloscCodec, GzipCodec, NumcodecsCodec, ZstdCodec
+
+    return any(
+        isinstance(c, ZstdCodec | GzipCodec | BloscCodec)
+        or (
+            isinstance(c, NumcodecsCodec)
+            and str(type(c).__struct_config__.tag)[len("numcodecs.") :] in _NUMCODECS_COMPRESSORS
+        )
+        for c in codecs
     )
 
+
+def _whole_shard_codecs(src: ArrayMeta) -> tuple[Codec, ...]:
+    """The codecs after ``src``'s ``sharding_indexed`` (shards compressed whole), as stored."""
+    from ..meta.zarr import ArrayV2Meta, ShardingCodec
+
+    if (
+        isinstance(src, ArrayV2Meta)
+        or not src.codecs
+        or not isinstance(src.codecs[0], ShardingCodec)
+    ):
+        return ()
+    return tuple(src.codecs[1:])
+
+
+def _kept_v3(
+    src: ArrayMeta, dtype: np.dtype[Any], *, whole_shards: bool
+) -> tuple[Codec, ...] | None:
+    """The source's compressors as zarr v3 bytes-to-bytes codecs of each chunk (a sharded
+    destination's inner chunks), settings included (``None``: none this library maps exactly;
+    the closest :func:`create_async` name is used then).
+
+    ``whole_shards``: the destination has a whole-shard stage of its own (it is sharded), which
+    keeps the codecs after the source's ``sharding_indexed`` (:func:`_kept_outer`); without one,
+    a source whose chunks are not compressed but whose shards are compressed whole gives its
+    chunks those codecs (a user who compressed the shards wanted compressed data)."""
+    from ..meta.zarr import ArrayV2Meta, BytesCodec, ShardingCodec
+
     if isinstance(src, ArrayV2Meta):
-        conf = src.compressor
-        cid = None if conf is None else conf.get("id")
-        try:
-            if cid == "zstd" and conf is not None:
-                level, checksum = int(conf.get("level", 0)), bool(conf.get("checksum", False))
-                return (ZstdCodec(ZstdConfig(level=level, checksum=checksum)),)
-            if cid == "gzip" and conf is not None:
-                return (GzipCodec(GzipConfig(level=int(conf.get("level", 1)))),)
-            if cid == "blosc" and conf is not None:
-                auto = "bitshuffle" if dtype.itemsize == 1 else "shuffle"  # AUTOSHUFFLE (-1)
-                blosc = {
-                    "cname": conf.get("cname", "lz4"),  # checked: one of blosc's names
-                    "clevel": int(conf.get("clevel", 5)),
-                    "shuffle": _SHUFFLES.get(int(conf.get("shuffle", 1)), auto),
-                    "typesize": dtype.itemsize,
-                    "blocksize": int(conf.get("blocksize", 0)),
-                }
-                return (BloscCodec(msgspec.convert(blosc, BloscConfig)),)
-        except (TypeError, ValueError, msgspec.ValidationError):
-            return None
-        return None
+        return _v2_as_v3(src, dtype)
     codecs = src.codecs
-    if len(codecs) == 1 and isinstance(codecs[0], ShardingCodec):
+    outer = _whole_shard_codecs(src)
+    if codecs and isinstance(codecs[0], ShardingCodec):
         codecs = codecs[0].configuration.codecs
     serializer = next((i for i, c in enumerate(codecs) if isinstance(c, BytesCodec)), None)
     if serializer is None:
         return None  # nested sharding, a numcodecs serializer
     kept = codecs[serializer + 1 :]  # array-to-array codecs before it are dropped: values copy
-    ok = (ZstdCodec, GzipCodec, BloscCodec, Crc32cCodec)
-    if all(
-        isinstance(c, ok) or (isinstance(c, NumcodecsCodec) and c.kind == "bytes") for c in kept
-    ):
-        return tuple(kept)
-    return None
+    if not whole_shards and outer and not _compresses(kept) and _compresses(outer):
+        kept = (*kept, *outer)  # the whole-shard stage becomes a chunk stage
+    return _writable(kept)
+
+
+def _kept_outer(src: ArrayMeta) -> tuple[Codec, ...]:
+    """The codecs after the source's ``sharding_indexed`` (shards compressed whole), settings
+    included, for a sharded destination (``()``: none, or none this library writes)."""
+    return _writable(_whole_shard_codecs(src)) or ()
 
 
 def _kept_v2(src: ArrayMeta, dtype: np.dtype[Any]) -> dict[str, Any] | bool | None:
     """The source's compressor as a zarr v2 ``compressor``, settings included (``False``: none
-    this library maps exactly)."""
-    from ..meta.zarr import ArrayV2Meta, BloscCodec, GzipCodec, ZstdCodec
+    this library maps exactly). Checksums are left out: a v2 array has one compressor."""
+    from ..meta.zarr import ArrayV2Meta, BloscCodec, Crc32cCodec, GzipCodec, ZstdCodec
 
     if isinstance(src, ArrayV2Meta):
         return src.compressor  # decodable, so encodable (numcodecs); filters are dropped
-    kept = _kept_v3(src, dtype)
-    if kept is None or len(kept) > 1:
+    kept = _kept_v3(src, dtype, whole_shards=False)
+    if kept is None:
+        return False
+    kept = tuple(c for c in kept if not isinstance(c, Crc32cCodec))
+    if len(kept) > 1:
         return False
     if not kept:
         return None
@@ -533,9 +586,23 @@ def _kept_v2(src: ArrayMeta, dtype: np.dtype[Any]) -> dict[str, Any] | bool | No
     return False
 
 
+def _closest_name(src: ArrayMeta, *, whole_shards: bool) -> Any:
+    """The :func:`create_async` compressor name closest to ``src``'s chunk compressor; without a
+    whole-shard stage in the destination (``whole_shards`` false), that of the codecs after the
+    source's ``sharding_indexed`` when its chunks are not compressed."""
+    from msgspec.structs import replace
+
+    name = _compressor_of(src)
+    outer = _whole_shard_codecs(src)
+    if name is None and not whole_shards and outer:
+        return _compressor_of(replace(src, codecs=outer))
+    return name
+
+
 def _keep_compressor(meta: ArrayMeta, src: ArrayMeta, dtype: np.dtype[Any]) -> ArrayMeta:
     """``meta`` with ``src``'s compressor and its settings (blosc's ``cname``, levels, shuffle)
-    where they map exactly, across zarr formats too."""
+    where they map exactly, across zarr formats too. A sharded ``meta`` also keeps the codecs
+    ``src`` compresses its shards with whole (after ``sharding_indexed``)."""
     from msgspec.structs import replace
 
     from ..meta.zarr import (
@@ -553,17 +620,19 @@ def _keep_compressor(meta: ArrayMeta, src: ArrayMeta, dtype: np.dtype[Any]) -> A
         if conf is False:
             return meta
         return decode_array_v2(encode_array_v2(replace(meta, compressor=conf)))
-    kept = _kept_v3(src, dtype)
-    if kept is None:
-        return meta
     codecs = meta.codecs
     sharding = codecs[0] if len(codecs) == 1 and isinstance(codecs[0], ShardingCodec) else None
+    kept = _kept_v3(src, dtype, whole_shards=sharding is not None)
+    outer = _kept_outer(src) if sharding is not None else ()
+    if kept is None and not outer:
+        return meta
     inner = sharding.configuration.codecs if sharding is not None else codecs
     assert isinstance(inner[0], BytesCodec)
-    inner = (inner[0], *kept)
+    if kept is not None:
+        inner = (inner[0], *kept)
     if sharding is not None:
         config = replace(sharding.configuration, codecs=inner)
-        new: tuple[Codec, ...] = (ShardingCodec(config),)
+        new: tuple[Codec, ...] = (ShardingCodec(config), *outer)
     else:
         new = inner
     return decode_array_v3(encode_array_v3(replace(meta, codecs=new)))
@@ -583,9 +652,13 @@ def _level_array(
     lchunks = tuple(
         max(1, min(int(c), n)) for c, n in zip(chunks or src_meta.chunks, shape, strict=True)
     )
-    comp: Any = _compressor_of(src_meta) if compressor is None else (compressor or None)
     fill = _fill_value(src_meta.fill_value, dtype)
     if version == "0.4":
+        comp: Any = (
+            _closest_name(src_meta, whole_shards=False)
+            if compressor is None
+            else compressor or None
+        )
         meta_v2 = array_meta_v2(shape, dtype, lchunks, comp, fill)
         return meta_v2 if compressor is not None else _keep_compressor(meta_v2, src_meta, dtype)
     lshards: tuple[int, ...] | None
@@ -602,6 +675,10 @@ def _level_array(
         lshards = default_shards(shape, axes, lchunks)
     if lshards is not None and any(s % c for s, c in zip(lshards, lchunks, strict=True)):
         raise ValueError(f"shards {lshards} must be whole multiples of the chunks {lchunks}")
+    sharded = lshards is not None
+    comp = (
+        _closest_name(src_meta, whole_shards=sharded) if compressor is None else compressor or None
+    )
     meta = array_meta_v3(shape, dtype, axes, lchunks, lshards, comp, fill)
     return meta if compressor is not None else _keep_compressor(meta, src_meta, dtype)
 
