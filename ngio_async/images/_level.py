@@ -57,7 +57,7 @@ from ..engine.plan import (
     point_groups,
 )
 from ..stores import ChangedError, RangeByteRequest, SuffixByteRequest
-from ._reuse import Fetch, Keeper, Pending
+from ._reuse import Fetch, InFlight, Keeper, Pending
 from ._write import KeyLocks, fit_data, write_at, write_region
 
 P = TypeVar("P")
@@ -214,6 +214,8 @@ class Level:
         self._read_cache: Keeper | None = None
         self._read_budget = 0
         self._kept_indexes: IndexCache | None = None
+        # one-chunk reads in flight, for the identical ones that start meanwhile (read only)
+        self._in_flight = InFlight()
         self._write_locks = KeyLocks()
 
     # ---------------------------------------------------------------- description
@@ -879,7 +881,9 @@ class Level:
 
     async def _read_in_chunk(self, region: Region, out: NDArray[Any], indexes: IndexCache) -> None:
         """Read a region inside one (inner) chunk: one GET (of a byte range of a shard whose
-        index is cached or fetched once), decoded in a worker thread straight into ``out``."""
+        index is cached or fetched once), decoded in a worker thread straight into ``out``.
+        A read of a chunk that another read is fetching waits for that one instead (a level
+        read only: :class:`InFlight`)."""
         chunks = self.meta.chunks
         coords = tuple(r.start // c for r, c in zip(region, chunks, strict=True))
         chunk_sel = tuple(
@@ -887,18 +891,59 @@ class Level:
             for r, i, c in zip(region, coords, chunks, strict=True)
         )
         codec = self.codec
+        inner: tuple[int, ...] | None = None
         if isinstance(codec, ShardCodec):
             cps = codec.chunks_per_shard
             key = self._prefix + self.meta.chunk_key(
                 tuple(i // n for i, n in zip(coords, cps, strict=True))
             )
             inner = tuple(i % n for i, n in zip(coords, cps, strict=True))
+            name = f"{key}{list(inner)}"
+        else:
+            key = name = self._prefix + self.meta.chunk_key(coords)
+        while True:
+            pending, lead = self._in_flight.claim(name)
+            if lead:
+                break
+            chunk = await pending.wait()
+            if chunk is None:
+                out[...] = self.fill_value
+                return
+            if not isinstance(chunk, Fetch):
+                out[...] = chunk[chunk_sel]
+                return
+            # its read failed or was cancelled: again (one of the reads that joined leads)
+        got: NDArray[Any] | Fetch | None = Fetch.FAILED
+        try:
+            got = await self._fetch_in_chunk(
+                key, inner, region, chunk_sel, out, indexes, (name, pending)
+            )
+        finally:
+            self._in_flight.finish(name, pending, got)
+
+    async def _fetch_in_chunk(
+        self,
+        key: str,
+        inner: tuple[int, ...] | None,
+        region: Region,
+        chunk_sel: Region,
+        out: NDArray[Any],
+        indexes: IndexCache,
+        share: tuple[str, Pending],
+    ) -> NDArray[Any] | Fetch | None:
+        """:meth:`_read_in_chunk`'s fetch and decode of chunk ``key`` (inner chunk ``inner``
+        of shard ``key``), and what the reads that joined it (``share``: its name and
+        ``Pending``) take: the chunk (a copy), ``None`` (missing) or ``Fetch.FAILED`` (none
+        joined: nothing to copy; or read whole: they read it themselves)."""
+        codec = self.codec
+        if isinstance(codec, ShardCodec):
+            assert inner is not None
             for _ in range(_CHANGED_RETRIES + 1):
                 index, version = await self._shard_entry(key, indexes)
                 rng = None if index is None else index.chunk_range(inner)
                 if index is None or rng is None:
                     out[...] = self.fill_value
-                    return
+                    return None
                 try:
                     async with self._past_end_as_corrupt(key, index, [inner]):
                         buf = await self.store.get(key, RangeByteRequest(*rng), if_match=version)
@@ -908,17 +953,32 @@ class Level:
                     indexes.pop_version(key, version)
                     continue
                 name = f"{key}{list(inner)}"
-                await self._decode_in_thread(codec.inner, buf, name, chunk_sel, out)
-                return
+                return await self._decode_shared(codec.inner, buf, name, chunk_sel, out, share)
             (plan,) = plan_shards(self.meta, region)  # changed on every try: whole, one version
             await self._read_whole(codec, key, [(plan, out)], indexes)
-            return
-        key = self._prefix + self.meta.chunk_key(coords)
+            return Fetch.FAILED  # (the reads that joined read it themselves)
         buf = await self.store.get(key)
         if buf is None:
             out[...] = self.fill_value
-            return
-        await self._decode_in_thread(codec, buf, key, chunk_sel, out)
+            return None
+        return await self._decode_shared(codec, buf, key, chunk_sel, out, share)
+
+    async def _decode_shared(
+        self,
+        codec: ChunkCodec,
+        buf: Buffer,
+        key: str,
+        chunk_sel: Region,
+        out: NDArray[Any],
+        share: tuple[str, Pending],
+    ) -> NDArray[Any] | Fetch:
+        """Decode a chunk into ``out`` in a worker thread, and a copy of the whole chunk for
+        the reads that joined ``share`` (``Fetch.FAILED``: none did)."""
+        close = partial(self._in_flight.close, *share)
+        got: NDArray[Any] | None = await self._workers.run(
+            _decode_for_all, codec, buf, key, chunk_sel, out, close
+        )
+        return Fetch.FAILED if got is None else got
 
     @property
     def reads_chunks_together(self) -> bool:
@@ -1598,13 +1658,29 @@ def _scratch_for(codec: ChunkCodec) -> NDArray[Any]:
 
 def _decode_into(
     codec: ChunkCodec, buf: Buffer, key: str, chunk_sel: Region, target: NDArray[Any]
-) -> None:
-    """Decode one chunk and copy its piece into ``target`` (runs in a worker thread)."""
+) -> NDArray[Any]:
+    """Decode one chunk and copy its piece into ``target`` (runs in a worker thread); the
+    whole decoded chunk (``target`` itself, or this thread's scratch buffer)."""
     full = all(s.start == 0 and s.stop == n for s, n in zip(chunk_sel, codec.shape, strict=True))
     if full and target.flags.c_contiguous:
-        codec.decode(buf, key, out=target)  # straight into the output, no extra copy
-        return
-    target[...] = codec.decode(buf, key, out=_scratch_for(codec))[chunk_sel]
+        return codec.decode(buf, key, out=target)  # straight into the output, no extra copy
+    chunk = codec.decode(buf, key, out=_scratch_for(codec))
+    target[...] = chunk[chunk_sel]
+    return chunk
+
+
+def _decode_for_all(
+    codec: ChunkCodec,
+    buf: Buffer,
+    key: str,
+    chunk_sel: Region,
+    target: NDArray[Any],
+    close: Callable[[], int],
+) -> NDArray[Any] | None:
+    """:func:`_decode_into`, then ``close()`` (no read joins any more; how many did): for
+    them, a copy of the whole chunk, else ``None`` (worker thread)."""
+    chunk = _decode_into(codec, buf, key, chunk_sel, target)
+    return chunk.copy() if close() else None
 
 
 _CHUNKS_PER_CALL = 8  # chunks decoded per worker-thread call when a read has many

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
     from numpy.typing import NDArray
 
-__all__ = ["ChunkPool", "ChunkReuse", "Fetch", "Keeper", "Pending"]
+__all__ = ["ChunkPool", "ChunkReuse", "Fetch", "InFlight", "Keeper", "Pending"]
 
 
 class Keeper(Protocol):
@@ -276,3 +276,54 @@ class _LevelView:
 
     def keep(self, key: str, chunk: NDArray[Any] | Fetch | None) -> None:
         self._pool._keep(key, chunk)
+
+
+class InFlight:
+    """The chunks that one-chunk reads of a read-only level are fetching right now, for the
+    reads of the same chunk that start meanwhile: they wait for that fetch and decode instead
+    of making their own (a viewer's or a tile server's burst of tiles smaller than a chunk,
+    dask blocks smaller than the chunks, identical requests). Nothing is kept afterwards: a
+    read that starts once the chunk is decoded fetches it again.
+
+    The read that leads a chunk's fetch closes it with :meth:`close` once decoded (in its
+    worker thread: no read joins after that) and hands the reads that joined a private copy
+    with :meth:`finish`. A failed or cancelled leader finishes with ``Fetch.FAILED``: the
+    reads that joined then claim the chunk again (one of them leads).
+    """
+
+    __slots__ = ("_lock", "_pending", "shared")
+
+    def __init__(self) -> None:
+        self._pending: dict[str, Pending] = {}
+        self._lock = threading.Lock()
+        #: reads served by another read's fetch (counted until that fetch fails)
+        self.shared = 0
+
+    def claim(self, name: str) -> tuple[Pending, bool]:
+        """Chunk ``name``'s fetch in flight, and whether this read leads it (else it joined:
+        ``await pending.wait()``)."""
+        with self._lock:
+            pending = self._pending.get(name)
+            if pending is not None:
+                pending.waiters += 1
+                self.shared += 1
+                return pending, False
+            pending = self._pending[name] = Pending(False)
+            return pending, True
+
+    def close(self, name: str, pending: Pending) -> int:
+        """No more reads join ``pending`` (thread-safe); how many have."""
+        with self._lock:
+            if self._pending.get(name) is pending:
+                del self._pending[name]
+            return pending.waiters
+
+    def finish(self, name: str, pending: Pending, chunk: NDArray[Any] | Fetch | None) -> None:
+        """The leader's outcome for the reads that joined (on the event loop): the decoded
+        chunk (``None``: missing, the fill value) or ``Fetch.FAILED``."""
+        with self._lock:
+            if self._pending.get(name) is pending:
+                del self._pending[name]
+            if isinstance(chunk, Fetch):  # they fetch it themselves
+                self.shared -= pending.waiters
+        pending.done(chunk)
