@@ -486,20 +486,27 @@ def _writable(codecs: Sequence[Codec]) -> tuple[Codec, ...] | None:
     return None
 
 
-#: the numcodecs bytes-to-bytes codecs that compress (the others are checksums, or shuffle)
+#: the numcodecs bytes-to-bytes codecs that compress, and those that are checksums
 _NUMCODECS_COMPRESSORS = frozenset(("blosc", "lz4", "zstd", "zlib", "gzip", "bz2", "lzma"))
+_NUMCODECS_CHECKSUMS = frozenset(("crc32", "crc32c", "adler32", "fletcher32", "jenkins_lookup3"))
+
+
+def _numcodecs_id(codec: Codec) -> str | None:
+    """The numcodecs id of a ``numcodecs.<id>`` codec (``None``: another codec)."""
+    from ..meta.zarr import NumcodecsCodec
+
+    if not isinstance(codec, NumcodecsCodec):
+        return None
+    return str(type(codec).__struct_config__.tag)[len("numcodecs.") :]
 
 
 def _compresses(codecs: Sequence[Codec]) -> bool:
     """Whether one of ``codecs`` compresses (not a checksum alone)."""
-    from ..meta.zarr import BloscCodec, GzipCodec, NumcodecsCodec, ZstdCodec
+    from ..meta.zarr import BloscCodec, GzipCodec, ZstdCodec
 
     return any(
         isinstance(c, ZstdCodec | GzipCodec | BloscCodec)
-        or (
-            isinstance(c, NumcodecsCodec)
-            and str(type(c).__struct_config__.tag)[len("numcodecs.") :] in _NUMCODECS_COMPRESSORS
-        )
+        or _numcodecs_id(c) in _NUMCODECS_COMPRESSORS
         for c in codecs
     )
 
@@ -554,14 +561,25 @@ def _kept_outer(src: ArrayMeta) -> tuple[Codec, ...]:
 def _kept_v2(src: ArrayMeta, dtype: np.dtype[Any]) -> dict[str, Any] | bool | None:
     """The source's compressor as a zarr v2 ``compressor``, settings included (``False``: none
     this library maps exactly). Checksums are left out: a v2 array has one compressor."""
-    from ..meta.zarr import ArrayV2Meta, BloscCodec, Crc32cCodec, GzipCodec, ZstdCodec
+    from ..meta.zarr import (
+        ArrayV2Meta,
+        BloscCodec,
+        Crc32cCodec,
+        GzipCodec,
+        NumcodecsCodec,
+        ZstdCodec,
+    )
 
     if isinstance(src, ArrayV2Meta):
         return src.compressor  # decodable, so encodable (numcodecs); filters are dropped
     kept = _kept_v3(src, dtype, whole_shards=False)
     if kept is None:
         return False
-    kept = tuple(c for c in kept if not isinstance(c, Crc32cCodec))
+    kept = tuple(
+        c
+        for c in kept
+        if not isinstance(c, Crc32cCodec) and _numcodecs_id(c) not in _NUMCODECS_CHECKSUMS
+    )
     if len(kept) > 1:
         return False
     if not kept:
@@ -583,6 +601,10 @@ def _kept_v2(src: ArrayMeta, dtype: np.dtype[Any]) -> dict[str, Any] | bool | No
             "shuffle": numbers[shuffle] if shuffle else (2 if dtype.itemsize == 1 else 1),
             "blocksize": conf.blocksize,
         }
+    cid = _numcodecs_id(codec)
+    if cid is not None:  # its configuration is numcodecs' own keyword arguments
+        assert isinstance(codec, NumcodecsCodec)
+        return {"id": cid, **codec.configuration}
     return False
 
 
