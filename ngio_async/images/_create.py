@@ -54,6 +54,7 @@ from ..meta.zarr import (
     BloscConfig,
     BytesCodec,
     BytesConfig,
+    Crc32cCodec,
     DefaultKeyEncoding,
     GroupV3Meta,
     GzipCodec,
@@ -1690,18 +1691,30 @@ def _compressor_of(meta: ArrayMeta) -> Compressor | Literal["other"]:
             return "blosc-zstd" if c.get("cname") == "zstd" else "other"
         return c["id"] if c.get("id") in ("zstd", "gzip") else "other"
     codecs = meta.codecs
-    if len(codecs) == 1 and isinstance(codecs[0], ShardingCodec):
-        codecs = codecs[0].configuration.codecs
+    if codecs and isinstance(codecs[0], ShardingCodec):
+        inner, outer = codecs[0].configuration.codecs, codecs[1:]
+        if outer and all(isinstance(c, BytesCodec | Crc32cCodec) for c in inner):
+            # shards compressed whole, their chunks not: the chunks take the shards' compressor
+            return _compressor_named(
+                next((c for c in outer if not isinstance(c, Crc32cCodec)), None)
+            )
+        codecs = inner
     rest = [c for c in codecs if not isinstance(c, BytesCodec)]
     if not rest:
         return None
     if len(rest) == 1 and len(codecs) == 2 and isinstance(codecs[0], BytesCodec):
-        if isinstance(rest[0], ZstdCodec):
-            return "zstd"
-        if isinstance(rest[0], GzipCodec):
-            return "gzip"
-        if isinstance(rest[0], BloscCodec) and rest[0].configuration.cname == "zstd":
-            return "blosc-zstd"
+        return _compressor_named(rest[0])
+    return "other"
+
+
+def _compressor_named(codec: Any) -> Compressor | Literal["other"]:
+    """The ``compressor=`` that writes ``codec`` (a bytes->bytes one), else ``"other"``."""
+    if isinstance(codec, ZstdCodec):
+        return "zstd"
+    if isinstance(codec, GzipCodec):
+        return "gzip"
+    if isinstance(codec, BloscCodec) and codec.configuration.cname == "zstd":
+        return "blosc-zstd"
     return "other"
 
 

@@ -86,9 +86,11 @@ def _compressor_of(meta: ArrayMeta) -> Any:
         cid = (meta.compressor or {}).get("id")
         return {"zstd": "zstd", "gzip": "gzip", "blosc": "blosc-zstd", None: None}.get(cid, "zstd")
     codecs = list(meta.codecs)
-    for c in meta.codecs:
-        if isinstance(c, ShardingCodec):
-            codecs = list(c.configuration.codecs)
+    at = next((i for i, c in enumerate(codecs) if isinstance(c, ShardingCodec)), None)
+    if at is not None:  # the inner chunks' compressor, else that of shards compressed whole
+        sharding = codecs[at]
+        assert isinstance(sharding, ShardingCodec)
+        codecs = [*sharding.configuration.codecs, *codecs[at + 1 :]]
     for c in codecs:
         if isinstance(c, ZstdCodec):
             return "zstd"
