@@ -285,6 +285,9 @@ class AsyncStore(abc.ABC):
     #: (:meth:`get_with_version`, ``if_match=``, :meth:`get_blocking_versioned`) then read the
     #: file with :func:`read_file`, whose versions are the file's inode, mtime and size
     _root: str | None = None
+    #: the backend's client is still to be made (:meth:`_make_ready` makes it before the
+    #: first request): checked once per request, at the cost of one attribute read
+    _unready: bool = False
 
     def __init__(
         self,
@@ -633,6 +636,8 @@ class AsyncStore(abc.ABC):
     ) -> T:
         limits = self._limits if retry else _no_retries(self._limits)
         try:
+            if self._unready:
+                await self._make_ready()
             return await self._call_mapped(key, attempt, limits)
         except Exception as exc:
             if self._closed and not isinstance(exc, ClosedError):
@@ -751,6 +756,10 @@ class AsyncStore(abc.ABC):
         """One bulk delete of ``keys`` (at most :attr:`delete_batch`); default: one by one."""
         for key in keys:
             await self._delete_once(key)
+
+    async def _make_ready(self) -> None:  # noqa: B027 - optional hook
+        """Make what the requests need that the (sync, I/O-free) constructor left to the first
+        one, while :attr:`_unready` (a client built in a worker thread); then clear it."""
 
     async def _aclose_backend(self) -> None:  # noqa: B027 - optional hook
         """Release backend resources (called once, shielded from cancellation)."""

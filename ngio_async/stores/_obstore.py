@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import anyio
+import anyio.to_thread
 import obstore
 from obstore import exceptions as obs_exc
 from obstore.store import AzureStore, GCSStore, HTTPStore, LocalStore, MemoryStore, S3Store
@@ -50,7 +51,7 @@ from ._local import directory_lock
 from ._url_utils import file_url, redact_url
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+    from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
     from types import TracebackType
 
     from obstore import GetOptions, ObjectMeta, UpdateVersion
@@ -60,7 +61,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "OBSTORE_TYPES",
+    "DeferredClient",
     "ObstoreStore",
+    "build_errors",
     "decode_content",
     "describe_obstore",
     "local_prefix",
@@ -70,6 +73,7 @@ __all__ = [
     "obstore_retry_config",
     "obstore_transient",
     "obstore_usable",
+    "probe_client",
 ]
 
 OBSTORE_TYPES = (AzureStore, GCSStore, HTTPStore, LocalStore, MemoryStore, S3Store)
@@ -157,10 +161,70 @@ def obstore_http(
     if parts.scheme.lower() == "http":
         options.setdefault("allow_http", True)
     base = urlunsplit(parts._replace(path=parts.path.rstrip("/")))
-    store = HTTPStore.from_url(
-        base, client_options=options, retry_config=obstore_retry_config(limits)
-    )
-    return ObstoreStore(store, url=redact_url(base).rstrip("/"), limits=limits, limiter=limiter)
+    retry = obstore_retry_config(limits)
+    display = redact_url(base).rstrip("/")
+
+    def build(client_options: ClientConfig) -> ObjectStore:
+        return HTTPStore.from_url(base, client_options=client_options, retry_config=retry)
+
+    def build_later() -> ObjectStore:
+        with build_errors(display):
+            return build(options)
+
+    probed = probe_client(build, options)
+    # the settings are good: the client is built on first use
+    store = probed if probed is not None else DeferredClient(HTTPStore, build_later, display)
+    return ObstoreStore(store, url=display, limits=limits, limiter=limiter)
+
+
+# a client option that no obstore store knows (see probe_client)
+_PROBE_KEY = "ngio_async_probe"
+
+
+def probe_client(
+    build: Callable[[ClientConfig], ObjectStore], client_options: ClientConfig
+) -> ObjectStore | None:
+    """Check the settings of an obstore store without building its HTTP client (which loads
+    the TLS roots: 7-20 ms of the caller's thread): ``build`` is called with ``client_options``
+    and one key obstore does not know, which it refuses only after reading the URL, the
+    store's config and the other client options (each refused as ``build`` refuses it, at
+    once). ``None``: nothing else was refused (build it later, see :class:`DeferredClient`);
+    a store: obstore took that key too, and built it."""
+    try:
+        probe: dict[str, Any] = {**client_options, _PROBE_KEY: "1"}
+        return build(probe)  # type: ignore[arg-type]
+    except ValueError as exc:
+        if type(exc) is ValueError and _PROBE_KEY in str(exc):
+            return None
+        raise
+
+
+@contextmanager
+def build_errors(url: str) -> Iterator[None]:
+    """obstore's errors of building a store (in a worker thread, for :class:`DeferredClient`)
+    as ours, naming ``url`` (the raw error is the ``__cause__``)."""
+    try:
+        yield
+    except NgioError:
+        raise
+    except obs_exc.UnknownConfigurationKeyError as exc:
+        raise ValueError(f"unknown store option for {url}: {obstore_message(exc)}") from exc
+    except Exception as exc:
+        raise StoreError(f"cannot open store {url}: {obstore_message(exc)}", url=url) from exc
+
+
+class DeferredClient:
+    """An obstore store to build in a worker thread (:class:`ObstoreStore` does on its first
+    request): its class (``kind``) is known at once, its client (7-20 ms of work: the TLS
+    roots) is not built on the event loop. ``build`` raises ``ngio_async`` errors naming
+    ``url``."""
+
+    __slots__ = ("build", "kind", "url")
+
+    def __init__(self, kind: type[ObjectStore], build: Callable[[], ObjectStore], url: str) -> None:
+        self.kind = kind
+        self.build = build
+        self.url = url
 
 
 def local_prefix(obj: object) -> str | None:
@@ -403,35 +467,48 @@ class ObstoreStore(AsyncStore):
     Remote stores (S3, GCS, Azure, HTTP) have versions, the objects' strong ETags: versioned
     and conditional GETs (``if_match=``, sent as ``If-Match``) are one ``get_async`` each, a
     ``412`` is ``ChangedError``; local and in-memory stores have none.
+
+    ``store`` may be a :class:`DeferredClient` (``open_store`` gives S3, GCS, Azure and HTTP
+    stores so): its client is built in a worker thread at the first request (one build for
+    every request that comes meanwhile; its failure is each one's), not on the event loop.
     """
 
     def __init__(
         self,
-        store: ObjectStore,
+        store: ObjectStore | DeferredClient,
         *,
         url: str | None = None,
         limits: Limits | None = None,
         limiter: anyio.CapacityLimiter | None = None,
     ) -> None:
         global _used
-        if not isinstance(store, OBSTORE_TYPES):
+        deferred = store if isinstance(store, DeferredClient) else None
+        if deferred is not None:
+            kind: type[ObjectStore] = deferred.kind
+            url = deferred.url if url is None else url
+        elif isinstance(store, OBSTORE_TYPES):
+            kind = type(store)
+            url = describe_obstore(store) if url is None else url
+        else:
             raise TypeError(f"expected an obstore store, got {type(store).__name__}")
-        _check_runtime(url if url is not None else describe_obstore(store))
+        _check_runtime(url)
         if not _used:
             _install_excepthook()
         _used = True
-        super().__init__(
-            url=url if url is not None else describe_obstore(store), limits=limits, limiter=limiter
-        )
-        # obstore's client (its connection pool): dropped at close, see _aclose_backend
-        self._client: ObjectStore | None = store
-        read_only = isinstance(store, HTTPStore)
+        super().__init__(url=url, limits=limits, limiter=limiter)
+        # obstore's client (its connection pool): dropped at close, see _aclose_backend;
+        # None until built when deferred (see _make_ready)
+        self._client: ObjectStore | None = None if deferred is not None else store  # type: ignore[assignment]
+        self._deferred = deferred
+        self._building: asyncio.Task[None] | None = None  # the build in a worker thread
+        self._unready = deferred is not None
+        read_only = _is_kind(kind, HTTPStore)
         self.supports_writes = not read_only
         self.supports_listing = not read_only
-        self.blocking_reads = isinstance(store, LocalStore | MemoryStore)
+        self.blocking_reads = _is_kind(kind, LocalStore | MemoryStore)
         self.versioned = not self.blocking_reads  # ETags of cloud objects and HTTP answers
         # S3's DeleteObjects takes 1,000 keys, Azure's blob batch 256 (obstore splits by that)
-        self.delete_batch = 256 if isinstance(store, S3Store | AzureStore) else 1
+        self.delete_batch = 256 if _is_kind(kind, S3Store | AzureStore) else 1
         # local files: blocking reads with os.pread (one syscall, no runtime hop)
         prefix = getattr(store, "prefix", None) if isinstance(store, LocalStore) else None
         self._root: str | None = str(prefix) if prefix is not None and _HAS_PREAD else None
@@ -453,17 +530,84 @@ class ObstoreStore(AsyncStore):
     @property
     def _store(self) -> ObjectStore:
         """obstore's client; ``ClosedError`` after :meth:`aclose` (a request still in flight
-        then fails as one asked after it)."""
+        then fails as one asked after it). A deferred one not built yet (the requests wait
+        for it in :meth:`_make_ready`; this is the sync :attr:`obstore`) is built here."""
         client = self._client
         if client is None:
-            raise ClosedError(f"store {self.url} is closed")
+            deferred = self._deferred
+            if deferred is None or self.closed:
+                raise ClosedError(f"store {self.url} is closed")
+            client = self._built(deferred, deferred.build())
         return client
+
+    def _built(self, deferred: DeferredClient, client: ObjectStore) -> ObjectStore:
+        """Take the client built of ``deferred`` (the first one built, if two were)."""
+        if self._deferred is deferred and not self.closed:
+            self._client, self._deferred, self._unready = client, None, False
+            self.delete_batch = 256 if isinstance(client, S3Store | AzureStore) else 1
+            return client
+        if self._client is None:  # closed meanwhile: dropped, it never connected
+            raise ClosedError(f"store {self.url} is closed")
+        return self._client
+
+    @property
+    def client_ready(self) -> bool:
+        """Whether obstore's client is built (a deferred one: once its build has ended)."""
+        return self._client is not None
+
+    def start_client(self) -> None:
+        """Start building a deferred client in a worker thread, if not under way yet (on the
+        running event loop): for a caller that knows it will soon need it."""
+        deferred = self._deferred
+        if deferred is None or self.closed:
+            return
+        task = self._building
+        loop = asyncio.get_running_loop()
+        if task is not None and not task.cancelled() and (task.get_loop() is loop or task.done()):
+            return  # under way here, or failed (its failure is every caller's)
+        # none yet, one cancelled (its loop ended), or one under way on another loop
+        self._building = task = loop.create_task(self._build(deferred))
+        task.add_done_callback(_retrieve)
+
+    async def _build(self, deferred: DeferredClient) -> None:
+        def build() -> ObjectStore:
+            with build_errors(deferred.url):  # (errors of the build itself name it already)
+                return deferred.build()
+
+        client = await anyio.to_thread.run_sync(build)
+        with suppress(ClosedError):  # closed meanwhile: the waiters say so
+            self._built(deferred, client)
+
+    async def ready(self) -> None:
+        """Wait until obstore's client is built (see :meth:`_make_ready`); its build's failure
+        (naming the URL), or ``ClosedError``."""
+        if self._unready:
+            await self._make_ready()
+        elif self._client is None:
+            raise ClosedError(f"store {self.url} is closed")
+
+    async def _make_ready(self) -> None:
+        """Wait for the deferred client's build (started here, in a worker thread, if no
+        request did yet); a waiter cancelled leaves it to the others."""
+        while self._client is None:
+            if self._deferred is None or self.closed:
+                raise ClosedError(f"store {self.url} is closed")
+            self.start_client()
+            task = self._building
+            assert task is not None
+            if task.done():
+                task.result()  # its failure
+            else:
+                await asyncio.shield(task)
 
     async def _aclose_backend(self) -> None:
         """Drop every reference to obstore's clients: the last one gone closes their
         connection pools (their sockets stayed connected until the garbage collector found
-        the closed store, as long as anything, a closed dataset say, still held it)."""
+        the closed store, as long as anything, a closed dataset say, still held it). A
+        build under way ends in a worker thread; its client, which never connected, is
+        dropped then."""
         self._client = None
+        self._deferred = None
         self._no_retries = None
 
     def _check_open(self) -> None:
@@ -737,6 +881,8 @@ class ObstoreStore(AsyncStore):
     ) -> tuple[Buffer | None, str | None]:
         """``get_attempt`` reading the answer's ETag, conditional on ``if_match`` if given
         (see :meth:`AsyncStore.get_with_version`)."""
+        if self._unready:
+            await self._make_ready()
         with self._map_exceptions(key):
             return await self._get_checked_once(key, byte_range, if_match)
 
@@ -744,6 +890,8 @@ class ObstoreStore(AsyncStore):
         """One GET, errors mapped to ``ngio_async`` errors, without this store's limiter,
         timeout or retries (obstore's own retries still apply): for a store that sends some of
         its requests through this client under its own limiter (``HTTPStore``)."""
+        if self._unready:
+            await self._make_ready()
         with self._map_exceptions(key):
             return await self._get_once(key, byte_range)
 
@@ -773,6 +921,8 @@ class ObstoreStore(AsyncStore):
         no plain GET has checked yet. A transient failure obstore's own retries met is final,
         as in ``get``.
         """
+        if self._unready:
+            await self._make_ready()
         # started, not awaited: each with its token and its deadline (its start + seconds)
         pending: deque[tuple[asyncio.Future[Any], object, float]] = deque()
         out: list[Buffer | None] = []
@@ -1217,6 +1367,18 @@ _RETRIED = re.compile(r"after \d+ retries, max_retries")
 
 def _no_container(exc: BaseException) -> bool:
     return bool(_NO_CONTAINER.search(str(exc)))
+
+
+def _is_kind(kind: object, classes: Any) -> bool:
+    """Whether ``kind`` is a subclass of ``classes`` (``False`` for a stand-in that is no
+    class, a test's counting factory)."""
+    return isinstance(kind, type) and issubclass(kind, classes)
+
+
+def _retrieve(task: asyncio.Task[None]) -> None:
+    """Retrieve a build's failure (each waiter raises it; none may have come)."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _abandon(

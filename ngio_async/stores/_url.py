@@ -26,19 +26,21 @@ from .._limits import Limits, check_limits
 from ._base import AsyncStore
 from ._obstore import (
     OBSTORE_TYPES,
+    DeferredClient,
     ObstoreStore,
     obstore_client_options,
     obstore_http,
     obstore_message,
     obstore_retry_config,
     obstore_usable,
+    probe_client,
 )
 from ._url_utils import file_url, redact_url
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
 
-    from obstore.store import ObjectStore
+    from obstore.store import ClientConfig, ObjectStore
 
 __all__ = ["file_in_the_way", "load_backend", "open_store"]
 
@@ -298,21 +300,47 @@ def _open_cloud(
         "retry_config": obstore_retry_config(limits),
         **extra,
     }
-    # One client when the path reads the same as a URL path (building one costs 9-20 ms of
-    # the event loop's time); otherwise the path as written: from_url would percent-decode it
-    # and cut it at '?' or '#'
+    # One client when the path reads the same as a URL path (building one costs 9-20 ms);
+    # otherwise the path as written: from_url would percent-decode it and cut it at '?' or '#'
     plain = _PLAIN_PREFIX.fullmatch(prefix) is not None
-    with _construction_errors(display):
-        where = f"{root}/{prefix}" if prefix and plain else root
-        store = cls.from_url(where, config=config, **settings)  # type: ignore[arg-type]
-        if isinstance(store, AzureStore):
-            emulator = _emulator_at_endpoint(store.config)
-            if emulator is not None:
-                settings["client_options"] = {**settings["client_options"], "allow_http": True}
-                store = AzureStore(config=emulator, **settings)  # type: ignore[arg-type]
-        if prefix and store.prefix != prefix:
-            store = cls(prefix=prefix, config=store.config, **settings)  # type: ignore[arg-type]
-    return ObstoreStore(store, url=display, limits=limits)
+    where = f"{root}/{prefix}" if prefix and plain else root
+
+    def first(client_options: ClientConfig) -> ObjectStore:
+        given = {**settings, "client_options": client_options}
+        return cls.from_url(where, config=config, **given)  # type: ignore[arg-type]
+
+    def build() -> ObjectStore:  # in a worker thread, at the first request
+        with _construction_errors(display):
+            return _finish_cloud(cls, first(settings["client_options"]), prefix, settings)
+
+    with _construction_errors(display):  # the URL and the settings, checked here and now
+        probed = probe_client(first, settings["client_options"])
+        if probed is not None:
+            return ObstoreStore(
+                _finish_cloud(cls, probed, prefix, settings), url=display, limits=limits
+            )
+    return ObstoreStore(DeferredClient(cls, build, display), url=display, limits=limits)
+
+
+def _finish_cloud(
+    cls: type[S3Store | GCSStore | AzureStore],
+    store: ObjectStore,
+    prefix: str,
+    settings: dict[str, Any],
+) -> ObjectStore:
+    """The store ``from_url`` built, made again where it is not the one asked for: Azure's
+    emulator at the endpoint given, a key prefix that is no plain URL path."""
+    if isinstance(store, AzureStore):
+        emulator = _emulator_at_endpoint(store.config)
+        if emulator is not None:
+            settings = {
+                **settings,
+                "client_options": {**settings["client_options"], "allow_http": True},
+            }
+            store = AzureStore(config=emulator, **settings)  # type: ignore[arg-type]
+    if prefix and store.prefix != prefix:  # type: ignore[union-attr]
+        store = cls(prefix=prefix, config=store.config, **settings)  # type: ignore[arg-type, union-attr]
+    return store
 
 
 # GCS credential config keys (any of them, or a credential_provider, is the caller's own)
