@@ -139,10 +139,10 @@ async def test_peak_requests_in_flight_equal_the_limit(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("blocking", [False, True])
-async def test_remote_streams_start_with_half_the_requests_in_flight(
+async def test_remote_streams_start_with_every_request_in_flight(
     tmp_path: Path, blocking: bool
 ) -> None:
-    # remote: the first window is max(prefetch_tiles, max_requests // 2) = 8 tiles; local
+    # remote: the first window is max(prefetch_tiles, max_requests) = 16 tiles; local
     # reads start with two batches of 16 tiles, each read in one worker-thread call (one
     # request after the other): the first tile comes with its whole batch, the second batch
     # has started (and maybe finished) meanwhile, and nothing more until a batch is consumed
@@ -158,7 +158,7 @@ async def test_remote_streams_start_with_half_the_requests_in_flight(
     if blocking:
         assert 16 < started <= 32
     else:
-        assert started == 8
+        assert started == 16
     await store.aclose()
 
 
