@@ -193,3 +193,42 @@ async def test_a_missing_chunk_is_the_fill_value_for_every_read(
                 assert (g == fill).all()
             assert _chunk_gets(server) == 1
             assert not decoded
+
+
+async def test_reads_in_one_shard_compressed_whole_share_its_fetch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Such a shard has no part readable by range: each read fetched and decompressed all of
+    it. A burst of 16 reads in one shard (and 4 in another) now makes one GET per shard."""
+    from servers import StaticServer
+    from test_shard_outer_codecs import write_peer_image
+
+    from ngio_async.images import _level
+
+    data = write_peer_image(tmp_path / "img.zarr", "zstd")  # (2, 64, 96), shards (1, 32, 32)
+    opened: list[str] = []
+    real = _level._open_shard
+    monkeypatch.setattr(_level, "_open_shard", lambda *a: opened.append(a[2]) or real(*a))
+    server = StaticServer(tmp_path).start()
+    try:
+        async with ngio_async.open_async(f"{server.url}img.zarr") as ds:
+            server.reset()
+            server.faults.delay = DELAY
+            tiles = [
+                (slice(y, y + 8), slice(x, x + 8))
+                for y in range(0, 32, 8)
+                for x in range(32, 64, 8)
+            ]
+            tiles += [(slice(40, 44), slice(x, x + 4)) for x in range(0, 16, 4)]
+            got = await _burst(ds, tiles)
+            for (y, x), g in zip(tiles, got, strict=True):
+                np.testing.assert_array_equal(g, data[:, y, x])
+            # each read spans both channels' shards: 4 shards in all, each fetched and
+            # decompressed once (it was once per read: 40 each)
+            gets = [r.path for r in server.requests if r.method == "GET" and "/0/c/" in r.path]
+            assert sorted(gets) == [
+                f"/img.zarr/0/c/{c}/{y}/{x}" for c in (0, 1) for y, x in ((0, 1), (1, 0))
+            ]
+            assert sorted(opened) == sorted(g.removeprefix("/img.zarr/") for g in gets)
+    finally:
+        server.stop()

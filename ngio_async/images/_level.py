@@ -57,7 +57,7 @@ from ..engine.plan import (
     point_groups,
 )
 from ..stores import ChangedError, RangeByteRequest, SuffixByteRequest
-from ._reuse import Fetch, InFlight, Keeper, Pending
+from ._reuse import Fetch, InFlight, Keeper, Pending, SingleFlight
 from ._write import KeyLocks, fit_data, write_at, write_region
 
 P = TypeVar("P")
@@ -216,6 +216,8 @@ class Level:
         self._kept_indexes: IndexCache | None = None
         # one-chunk reads in flight, for the identical ones that start meanwhile (read only)
         self._in_flight = InFlight()
+        # shards compressed whole being fetched and opened, for the reads that need them too
+        self._shards_in_flight: SingleFlight[tuple[Buffer, ShardIndex] | None] = SingleFlight()
         self._write_locks = KeyLocks()
 
     # ---------------------------------------------------------------- description
@@ -1214,21 +1216,34 @@ class Level:
         """Read shard ``key`` whole in one request and decode what ``parts`` need of it; its
         index goes into ``indexes`` with the version read (later reads of parts of it, such
         as the halos of neighbouring tiles, need no index request). A compressed shard is
-        decompressed in a worker thread first (its index is not kept: never read by range)."""
-        whole, version = await self.store.get_with_version(key)
-        if whole is None:
+        decompressed in a worker thread first (its index is not kept: never read by range;
+        the reads of a read-only level that need it meanwhile share that one)."""
+        if codec.compressed:
+            fetch = partial(self._open_compressed, codec, key)
+            got = await (fetch() if self.writable else self._shards_in_flight.run(key, fetch))
+        else:
+            whole, version = await self.store.get_with_version(key)
+            got = None if whole is None else _open_shard(codec, whole, key)
+            if got is not None:
+                indexes.put(key, got[1], version)
+        if got is None:
             indexes.put(key, None)
             for plan, out in parts:
                 out[plan.out_selection] = self.fill_value
             return
-        if codec.compressed:
-            plain, index = await self._workers.run(_open_shard, codec, whole, key)
-        else:
-            plain, index = _open_shard(codec, whole, key)
-            indexes.put(key, index, version)
+        plain, index = got
         groups = _by_chunk((inner, out) for plan, out in parts for inner in plan.chunks)
         decode = partial(_decode_shard_into, codec, plain, key, index)
         await self._in_threads(decode, list(groups.items()))
+
+    async def _open_compressed(
+        self, codec: ShardCodec, key: str
+    ) -> tuple[Buffer, ShardIndex] | None:
+        """Shard ``key`` compressed whole, fetched and decompressed (in a worker thread): its
+        plain bytes and index; ``None``: missing."""
+        whole, _ = await self.store.get_with_version(key)  # (as the other whole reads: with
+        # ``get``, a body starting as gzip data is asked of aiohttp again over HTTP)
+        return None if whole is None else await self._workers.run(_open_shard, codec, whole, key)
 
     def _covers(self, codec: ShardCodec, parts: Sequence[tuple[ShardPlan, NDArray[Any]]]) -> bool:
         """Whether ``parts`` (plans of regions in one shard) need every inner chunk of it that

@@ -14,16 +14,16 @@ from __future__ import annotations
 import enum
 import threading
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import anyio
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Awaitable, Callable
 
     from numpy.typing import NDArray
 
-__all__ = ["ChunkPool", "ChunkReuse", "Fetch", "InFlight", "Keeper", "Pending"]
+__all__ = ["ChunkPool", "ChunkReuse", "Fetch", "InFlight", "Keeper", "Pending", "SingleFlight"]
 
 
 class Keeper(Protocol):
@@ -327,3 +327,35 @@ class InFlight:
             if isinstance(chunk, Fetch):  # they fetch it themselves
                 self.shared -= pending.waiters
         pending.done(chunk)
+
+
+V = TypeVar("V")
+
+
+class SingleFlight(Generic[V]):
+    """Calls for one key that run at the same time share one run of the work (on one event
+    loop): a burst of reads in one shard compressed whole fetches and decompresses it once.
+    Nothing is kept once it ends. If the run fails or is cancelled, the calls that waited for
+    it start again (one of them runs the work)."""
+
+    __slots__ = ("_running",)
+
+    def __init__(self) -> None:
+        self._running: dict[str, tuple[anyio.Event, list[V]]] = {}
+
+    async def run(self, key: str, work: Callable[[], Awaitable[V]]) -> V:
+        """``await work()``, or the value of the run for ``key`` in flight."""
+        while (entry := self._running.get(key)) is not None:
+            event, box = entry
+            await event.wait()
+            if box:
+                return box[0]
+        event, box = anyio.Event(), []
+        self._running[key] = (event, box)
+        try:
+            value = await work()
+            box.append(value)
+            return value
+        finally:
+            del self._running[key]
+            event.set()
