@@ -11,6 +11,7 @@ import math
 import os
 import re
 import sys
+import threading
 import time
 import zlib
 from collections import deque
@@ -20,7 +21,6 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import anyio
-import anyio.to_thread
 import obstore
 from obstore import exceptions as obs_exc
 from obstore.store import AzureStore, GCSStore, HTTPStore, LocalStore, MemoryStore, S3Store
@@ -570,11 +570,27 @@ class ObstoreStore(AsyncStore):
         task.add_done_callback(_retrieve)
 
     async def _build(self, deferred: DeferredClient) -> None:
-        def build() -> ObjectStore:
-            with build_errors(deferred.url):  # (errors of the build itself name it already)
-                return deferred.build()
+        """Build the client in a thread of its own: not one of anyio's workers, which hold
+        the task that first used them (its result, a store say) until they end, up to 10 s
+        after a loop closed without its workers stopped: a store dropped then stayed, with
+        its connections, past the collection that should have closed them."""
+        loop = asyncio.get_running_loop()
+        built: asyncio.Future[ObjectStore] = loop.create_future()
 
-        client = await anyio.to_thread.run_sync(build)
+        def run() -> None:
+            try:
+                with build_errors(deferred.url):  # (errors of the build itself name it)
+                    outcome: tuple[ObjectStore | None, BaseException | None] = (
+                        deferred.build(),
+                        None,
+                    )
+            except BaseException as exc:  # noqa: BLE001 - handed to the loop
+                outcome = (None, exc)
+            with suppress(RuntimeError):  # the loop closed: nobody waits, the client goes
+                loop.call_soon_threadsafe(_settle, built, *outcome)
+
+        threading.Thread(target=run, name=f"obstore client for {deferred.url}").start()
+        client = await built
         with suppress(ClosedError):  # closed meanwhile: the waiters say so
             self._built(deferred, client)
 
@@ -1373,6 +1389,18 @@ def _is_kind(kind: object, classes: Any) -> bool:
     """Whether ``kind`` is a subclass of ``classes`` (``False`` for a stand-in that is no
     class, a test's counting factory)."""
     return isinstance(kind, type) and issubclass(kind, classes)
+
+
+def _settle(
+    future: asyncio.Future[ObjectStore], client: ObjectStore | None, error: BaseException | None
+) -> None:
+    """Hand a build's outcome to its awaiting task (gone if it was cancelled)."""
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(client)  # type: ignore[arg-type]
 
 
 def _retrieve(task: asyncio.Task[None]) -> None:
