@@ -9,6 +9,7 @@ the open/closed lifecycle. A backend implements a handful of one-request hooks
 from __future__ import annotations
 
 import abc
+import enum
 import os
 import random
 import stat
@@ -38,11 +39,13 @@ __all__ = [
     "AsyncStore",
     "Buffer",
     "ByteRequest",
+    "NO_ANSWER",
     "ChangedError",
     "Edit",
     "OffsetByteRequest",
     "RangeByteRequest",
     "SuffixByteRequest",
+    "Unanswered",
     "check_complete",
     "check_key",
     "expected_length",
@@ -92,6 +95,17 @@ class SuffixByteRequest:
 
 
 ByteRequest: TypeAlias = RangeByteRequest | OffsetByteRequest | SuffixByteRequest
+
+
+class Unanswered(enum.Enum):
+    """The type of :data:`NO_ANSWER`."""
+
+    NO_ANSWER = "no answer"
+
+
+NO_ANSWER = Unanswered.NO_ANSWER
+"""A batch's place for an object it has no answer for (:meth:`AsyncStore._get_together`):
+fetched again with ``get``."""
 
 Edit: TypeAlias = "Callable[[Buffer | None], Awaitable[Buffer | None]]"
 """An edit of one stored object (:meth:`AsyncStore.update`): its bytes (``None``: absent) to
@@ -369,10 +383,11 @@ class AsyncStore(abc.ABC):
     async def get_many(self, keys: Sequence[str]) -> list[Buffer | None]:
         """Whole objects ``keys``, in order (``None`` for a missing one), requested at once.
 
-        A store whose :attr:`gets_together` is true starts them all in one step; else (or
-        when that fails: the objects are then asked for again) one :meth:`get` each,
-        concurrently. On failure the other requests are cancelled and one plain error is
-        raised (that of the lowest-numbered failed key), never an ``ExceptionGroup``.
+        A store whose :attr:`gets_together` is true starts them all in one step; else one
+        :meth:`get` each, concurrently (also for the objects such a step left without an
+        answer: past their deadline, say; those it answered are not asked for again). On
+        failure the other requests are cancelled and one plain error is raised (that of the
+        lowest-numbered failed key), never an ``ExceptionGroup``.
         """
         self._check_open()
         for key in keys:
@@ -380,12 +395,18 @@ class AsyncStore(abc.ABC):
         if len(keys) > 1 and self.gets_together:
             got = await self._get_together(keys)
             if got is not None:
-                return got
+                again = [i for i, data in enumerate(got) if data is NO_ANSWER]
+                if again:
+                    fetched = await _in_order(len(again), lambda j: self.get(keys[again[j]]))
+                    for i, data in zip(again, fetched, strict=True):
+                        got[i] = data
+                return got  # type: ignore[return-value]  # (every NO_ANSWER replaced)
         return await _in_order(len(keys), lambda i: self.get(keys[i]))
 
-    async def _get_together(self, keys: Sequence[str]) -> list[Buffer | None] | None:
-        """The backend's one-step ``get_many`` while :attr:`gets_together`; ``None``: ask
-        for the objects one by one instead. Default: ``None``."""
+    async def _get_together(self, keys: Sequence[str]) -> list[Buffer | Unanswered | None] | None:
+        """The backend's one-step ``get_many`` while :attr:`gets_together`: each object, or
+        :data:`NO_ANSWER` for those to ask for one by one; ``None``: every one. Default:
+        ``None``."""
         return None
 
     @property

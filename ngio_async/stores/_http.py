@@ -33,6 +33,7 @@ from ._base import (
     OffsetByteRequest,
     RangeByteRequest,
     SuffixByteRequest,
+    Unanswered,
     byte_span,
     strong_etag,
 )
@@ -348,9 +349,10 @@ class HTTPStore(AsyncStore):
             self._rust = None
         return self._rust
 
-    async def _get_together(self, keys: Sequence[str]) -> list[Buffer | None] | None:
-        """By obstore's client, under this store's limiter and timeout (any answer that needs
-        a second look: ``None``, then one ``get`` each, with the fallbacks to aiohttp)."""
+    async def _get_together(self, keys: Sequence[str]) -> list[Buffer | Unanswered | None] | None:
+        """By obstore's client, under this store's limiter and timeout (the objects without an
+        answer, or whose answer needs a second look: ``NO_ANSWER``, then one ``get`` each,
+        with the fallbacks to aiohttp)."""
         rust = self._obstore()
         if rust is None or (not rust.client_ready and not await self._built(rust)):
             return None

@@ -34,6 +34,7 @@ from .._errors import (
     UnsupportedError,
 )
 from ._base import (
+    NO_ANSWER,
     AsyncStore,
     Buffer,
     ByteRequest,
@@ -41,6 +42,7 @@ from ._base import (
     OffsetByteRequest,
     RangeByteRequest,
     SuffixByteRequest,
+    Unanswered,
     byte_span,
     check_complete,
     check_key,
@@ -917,12 +919,12 @@ class ObstoreStore(AsyncStore):
         Content-Encoded): :meth:`get_many` starts them as bare obstore calls."""
         return not self.blocking_reads and self.whole_as_range and not self._encoded
 
-    async def _get_together(self, keys: Sequence[str]) -> list[Buffer | None] | None:
+    async def _get_together(self, keys: Sequence[str]) -> list[Buffer | Unanswered | None] | None:
         return await self.get_together(keys, self.limiter, self.limits.timeout)
 
     async def get_together(
         self, keys: Sequence[str], limiter: anyio.CapacityLimiter, seconds: float | None
-    ) -> list[Buffer | None] | None:
+    ) -> list[Buffer | Unanswered | None]:
         """Whole objects ``keys`` (``None``: missing), each as one bounded range, all started
         at once, each within ``seconds`` of its start (``None``: no limit; a per-request limit,
         as ``Limits.timeout``: the time spent waiting for a token never counts). Each holds a
@@ -931,22 +933,47 @@ class ObstoreStore(AsyncStore):
         between batches).
 
         Bare obstore calls (no retry loop, error mapping or timeout per request: 3-4x less
-        event-loop work than ``get``). ``None`` when the objects are better fetched one by one
-        with ``get`` (which retries, maps errors and checks answers): any failure but a final
-        one, a request past its deadline, a missing bucket, a body starting as gzip data that
-        no plain GET has checked yet. A transient failure obstore's own retries met is final,
-        as in ``get``.
+        event-loop work than ``get``). ``NO_ANSWER`` for the objects better fetched one by
+        one with ``get`` (which retries, maps errors and checks answers): at any failure but a
+        final one, a request past its deadline, a missing bucket, a body starting as gzip data
+        that no plain GET has checked yet, the batch stops, and every object without an answer
+        by then (that one, those in flight, those not started) is one. A transient failure
+        obstore's own retries met is final, as in ``get``.
         """
         if self._unready:
             await self._make_ready()
-        # started, not awaited: each with its token and its deadline (its start + seconds)
-        pending: deque[tuple[asyncio.Future[Any], object, float]] = deque()
-        out: list[Buffer | None] = []
+        # started, not awaited: each with its token, its deadline (its start + seconds) and
+        # its key's place in keys
+        pending: deque[tuple[asyncio.Future[Any], object, float, int]] = deque()
+        out: list[Buffer | Unanswered | None] = []
+
+        def answered(view: memoryview) -> bool:
+            """Whether a body is the object's (else it is fetched apart)."""
+            return len(view) < _WHOLE and not (
+                self._decodes and not self._magic_checked and view[:2] == _GZIP_MAGIC
+            )
+
+        def stop() -> list[Buffer | Unanswered | None]:
+            """The answers so far, those of the requests in flight that ended (in the order
+            of keys), ``NO_ANSWER`` for the others."""
+            got: list[Buffer | Unanswered | None] = [*out, *[NO_ANSWER] * (len(keys) - len(out))]
+            for started, _, _, i in pending:
+                if not started.done() or started.cancelled():
+                    continue
+                error = started.exception()
+                if error is None:
+                    view = memoryview(started.result())
+                    if answered(view):
+                        got[i] = view
+                elif isinstance(error, FileNotFoundError) and not _no_container(error):
+                    got[i] = None
+                del error  # (its traceback holds this frame)
+            return got
 
         async def finish_oldest() -> bool:
             """Await the oldest request (until its own deadline), give its token back;
-            ``False``: fetch apart."""
-            started, token, deadline = pending.popleft()
+            ``False``: stop the batch there."""
+            started, token, deadline, _ = pending.popleft()
             try:
                 if started.done() or deadline == math.inf:  # (no cancel scope to set up)
                     view = memoryview(await started)
@@ -967,16 +994,14 @@ class ObstoreStore(AsyncStore):
                 # reference back from the frame, or the store waits in a cycle for the GC
                 # (an unclosed store's aiohttp session then warns "unclosed" there)
                 del started
-            if len(view) >= _WHOLE or (
-                self._decodes and not self._magic_checked and view[:2] == _GZIP_MAGIC
-            ):
+            if not answered(view):
                 return False
             out.append(view)
             return True
 
         limit = math.inf if seconds is None else seconds
         try:
-            for key in keys:
+            for index, key in enumerate(keys):
                 token = object()
                 while True:
                     try:
@@ -987,7 +1012,7 @@ class ObstoreStore(AsyncStore):
                             await limiter.acquire_on_behalf_of(token)
                             break
                         if not await finish_oldest():
-                            return None
+                            return stop()
                 try:  # (obstore's calls return started futures: no task each)
                     future: asyncio.Future[Any] = asyncio.ensure_future(
                         obstore.get_range_async(self._store, key, start=0, end=_WHOLE)
@@ -995,18 +1020,19 @@ class ObstoreStore(AsyncStore):
                 except BaseException:
                     limiter.release_on_behalf_of(token)
                     raise
-                pending.append((future, token, anyio.current_time() + limit))  # from the token on
+                # (the deadline from the token on)
+                pending.append((future, token, anyio.current_time() + limit, index))
             while pending:
                 if not await finish_oldest():
-                    return None
+                    return stop()
             return out
         except obs_exc.GenericError as exc:
             key = keys[len(out)]  # the first key without an answer
             with self._map_exceptions(key):
                 self._raise_if_refetched(key, exc)
-            return None
+            return stop()
         except Exception:  # noqa: BLE001 - fetched again one by one: a real error shows there
-            return None
+            return stop()
         finally:
             _abandon(pending, limiter)
 
@@ -1410,12 +1436,13 @@ def _retrieve(task: asyncio.Task[None]) -> None:
 
 
 def _abandon(
-    pending: deque[tuple[asyncio.Future[Any], object, float]], limiter: anyio.CapacityLimiter
+    pending: deque[tuple[asyncio.Future[Any], object, float, int]],
+    limiter: anyio.CapacityLimiter,
 ) -> None:
     """Cancel the requests of :meth:`ObstoreStore.get_together` still in flight (their results
     retrieved if they ended: no "never retrieved" warning) and give their tokens back."""
     while pending:
-        started, token, _ = pending.popleft()
+        started, token, _, _ = pending.popleft()
         if not started.done():
             started.cancel()
         elif not started.cancelled():
