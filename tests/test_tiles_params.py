@@ -77,6 +77,9 @@ async def test_bad_parameters_are_refused_at_the_call(
             ds.tiles(prefetch=0)  # was: "window must be ..." (no such parameter)
         with pytest.raises(TypeError, match="progress must be a callable"):
             ds.tiles(progress=3)  # type: ignore[arg-type]  # was: raised at the first tile
+        with pytest.raises(TypeError, match="ordered must be True or False, got 'no'"):
+            ds.tiles(ordered="no")  # type: ignore[arg-type]  # was: taken as True
+        assert len([t async for t in ds.tiles(ordered=np.bool_(False))]) == len(ds.tiles())
 
 
 async def test_overlap_takes_numpy_ints_and_refuses_fractions(

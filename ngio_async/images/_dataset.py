@@ -605,6 +605,8 @@ class Dataset(StoreNode):
             raise TypeError(f"tile shape must be ints or None, got {tuple(shape)}")
         if prefetch is not None and (not _size_or_none(prefetch) or prefetch < 1):
             raise ValueError(f"prefetch must be a positive integer, got {prefetch!r}")
+        if not isinstance(ordered, bool | np.bool_):
+            raise TypeError(f"ordered must be True or False, got {ordered!r}")
         if progress is not None and hasattr(progress, "__enter__"):  # rich_progress() itself
             raise TypeError(
                 "progress must be a callable progress(done, total), not a context manager: "
