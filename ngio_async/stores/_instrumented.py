@@ -39,7 +39,8 @@ class InstrumentedStore(AsyncStore):
 
     :param blocking: offer ``inner``'s blocking reads (local stores), counted as ``get`` too
         (worker threads: ``time.sleep`` latency; a fault is raised as is, no retries). Like a
-        local store's, they run in the decode threads, outside the store's limiter.
+        local store's, they run in the decode threads, outside the store's limiter. Versioned
+        ones (:meth:`get_blocking_versioned`) are ``inner``'s, with its versions.
     """
 
     def __init__(
@@ -153,6 +154,21 @@ class InstrumentedStore(AsyncStore):
             with self._map_exceptions(key):  # as the real store maps its errors
                 self._fault("get", key)
             return self.inner.get_blocking(key, byte_range)
+        finally:
+            self._end()
+
+    def get_blocking_versioned(
+        self, key: str, byte_range: ByteRequest | None = None, *, if_match: str | None = None
+    ) -> tuple[Buffer | None, str | None]:
+        if not self.blocking_reads:
+            return super().get_blocking_versioned(key, byte_range, if_match=if_match)
+        self._start("get", key)
+        try:
+            if self.latency > 0:
+                time.sleep(self.latency)  # noqa: TID251 - a worker thread: blocking is the point
+            with self._map_exceptions(key):
+                self._fault("get", key)
+            return self.inner.get_blocking_versioned(key, byte_range, if_match=if_match)
         finally:
             self._end()
 
