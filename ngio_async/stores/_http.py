@@ -223,6 +223,24 @@ def _close_socket(transport: asyncio.BaseTransport, *, forked: bool) -> None:
     transport._sock = None  # type: ignore[attr-defined]
 
 
+def _build_when_sent(rust: ObstoreStore) -> aiohttp.TraceConfig:
+    """A session's trace that starts building obstore's client once aiohttp's first request
+    is on its way: the build (7-20 ms) holds the GIL (obstore 0.12), and started before, it held
+    up the connection and the request's sending, which it now overlaps with the server's
+    answer. (A weak reference: ``_LIVE`` holds the session, which must not hold the store.)"""
+    store = weakref.ref(rust)
+
+    async def sent(*_: object) -> None:
+        target = store()
+        if target is not None:
+            target.start_client()
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_headers_sent.append(sent)
+    trace.freeze()
+    return trace
+
+
 class HTTPStore(AsyncStore):
     """A read-only store over a static HTTP(S) server, with one pooled ``aiohttp`` session.
 
@@ -313,18 +331,19 @@ class HTTPStore(AsyncStore):
             self._session_loop = loop
             self._session_pid = os.getpid()
             connector = aiohttp.TCPConnector(limit=self._limits.max_requests)
+            rust = self._obstore()
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 headers=self._headers,
                 timeout=aiohttp.ClientTimeout(total=None),  # per attempt: anyio.fail_after
                 auto_decompress=False,
                 proxy=_env_proxy(self._base),  # credentials in it are sent to the proxy
+                trace_configs=None
+                if rust is None or rust.client_ready
+                else [_build_when_sent(rust)],
             )
             _LIVE[self._session] = (loop, self._session_pid)
             self._session_guard = _close_at_loop_end(self._session)
-            rust = self._obstore()
-            if rust is not None:  # built in a worker thread while aiohttp's first GET runs
-                rust.start_client()
         return self._session
 
     def _end_guard(self, session: aiohttp.ClientSession) -> None:
