@@ -283,13 +283,6 @@ async def test_local_stores_tell_the_version_of_the_file_read(
         assert store.get_blocking_versioned("img.zarr/0/c/9/9", if_match=tag) == (None, None)
 
 
-async def test_memory_stores_still_have_no_versions() -> None:
-    async with open_store("memory://") as store:
-        await store.put("k", b"0123")
-        assert await store.get_with_version("k") == (b"0123", None)
-        assert store.get_blocking_versioned("k") == (b"0123", None)
-
-
 def test_a_versioned_local_read_is_one_open(versions: LocalVersions) -> None:
     """The hot path's cost: one open per read (the fstat is of that descriptor)."""
     opened: list[str] = []

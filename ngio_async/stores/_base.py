@@ -287,12 +287,12 @@ class AsyncStore(abc.ABC):
     #: the most keys one request of :meth:`delete_many` deletes (1: no bulk deletes)
     delete_batch: int = 1
     #: GETs may tell the object's ETag (:meth:`get_with_version`) and take ``if_match=``
-    #: (remote stores: S3, GCS, Azure, HTTP). Stores over local files (:attr:`_root` set)
-    #: tell versions too, without this: each versioned or conditional read checks the ``fstat``
-    #: of the descriptor it reads (:func:`read_file`). Other stores set to False (memory) have no
-    #: versions: readers rely on an object not being rewritten while they read it. Plain
-    #: GETs of any store stay unconditional (on obstore's clients one event-loop wake-up less
-    #: per request: a conditional GET takes two)
+    #: (remote stores: S3, GCS, Azure, HTTP; in-memory ones). Stores over local files
+    #: (:attr:`_root` set) tell versions too, without this: each versioned or conditional read
+    #: checks the ``fstat`` of the descriptor it reads (:func:`read_file`). Other stores set to
+    #: False have no versions: readers rely on an object not being rewritten while they read
+    #: it. Plain GETs of any store stay unconditional (on obstore's clients one event-loop
+    #: wake-up less per request: a conditional GET takes two)
     versioned: bool = False
     #: the directory whose files the keys name (``key`` ``a/b`` is ``<_root>/a/b``), set by
     #: backends over local files (``None``: not local files): versioned and conditional reads
@@ -370,8 +370,8 @@ class AsyncStore(abc.ABC):
     ) -> tuple[Buffer | None, str | None]:
         """``get``, and the version of the object that answered: its strong ETag (local files:
         :func:`file_version` of the file read), to pass as ``if_match=`` to later reads of it;
-        ``None`` when the store cannot tell (memory, an HTTP server without ETags, objects
-        stored Content-Encoded). One request, as ``get``."""
+        ``None`` when the store cannot tell (an HTTP server without ETags, objects stored
+        Content-Encoded). One request, as ``get``."""
         if not (self.versioned or self._root is not None) or (
             isinstance(byte_range, RangeByteRequest) and byte_range.start == byte_range.end
         ):

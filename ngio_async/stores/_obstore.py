@@ -468,7 +468,9 @@ class ObstoreStore(AsyncStore):
     store is a plain one (its headers checked; a 416 is asked again as the whole object).
     Remote stores (S3, GCS, Azure, HTTP) have versions, the objects' strong ETags: versioned
     and conditional GETs (``if_match=``, sent as ``If-Match``) are one ``get_async`` each, a
-    ``412`` is ``ChangedError``; local and in-memory stores have none.
+    ``412`` is ``ChangedError``. In-memory stores have them too (obstore's ``MemoryStore``
+    tags each put with a number of its own), also for blocking reads
+    (:meth:`get_blocking_versioned`); local files have theirs (see ``AsyncStore._root``).
 
     ``store`` may be a :class:`DeferredClient` (``open_store`` gives S3, GCS, Azure and HTTP
     stores so): its client is built in a worker thread at the first request (one build for
@@ -508,7 +510,8 @@ class ObstoreStore(AsyncStore):
         self.supports_writes = not read_only
         self.supports_listing = not read_only
         self.blocking_reads = _is_kind(kind, LocalStore | MemoryStore)
-        self.versioned = not self.blocking_reads  # ETags of cloud objects and HTTP answers
+        # ETags of cloud objects, HTTP answers and memory objects (local files: _root)
+        self.versioned = not _is_kind(kind, LocalStore)
         # S3's DeleteObjects takes 1,000 keys, Azure's blob batch 256 (obstore splits by that)
         self.delete_batch = 256 if _is_kind(kind, S3Store | AzureStore) else 1
         # local files: blocking reads with os.pread (one syscall, no runtime hop)
@@ -659,6 +662,31 @@ class ObstoreStore(AsyncStore):
             return check_complete(
                 memoryview(data), byte_range, result.meta["size"], url=self.url, key=key
             )
+
+    def get_blocking_versioned(
+        self, key: str, byte_range: ByteRequest | None = None, *, if_match: str | None = None
+    ) -> tuple[Buffer | None, str | None]:
+        """:meth:`AsyncStore.get_blocking_versioned`; in-memory stores: one ``get`` with the
+        object's ETag (``if_match``: conditional on it, ``ChangedError`` if it is another)."""
+        if not (self.blocking_reads and self.versioned):  # local files (_root), remote
+            return super().get_blocking_versioned(key, byte_range, if_match=if_match)
+        self._check_open()
+        check_key(key)
+        options = _get_options(byte_range)
+        if if_match is not None:
+            options["if_match"] = if_match
+        with self._map_exceptions(key):
+            try:
+                result = obstore.get(self._store, key, options=options)
+            except FileNotFoundError as exc:
+                _raise_if_no_container(exc)
+                return None, None
+            except obs_exc.PreconditionError:
+                raise self._changed(key, if_match, "another version is stored") from None
+            data = memoryview(result.bytes())
+            meta = result.meta
+            complete = check_complete(data, byte_range, meta["size"], url=self.url, key=key)
+            return complete, strong_etag(meta.get("e_tag"))
 
     async def _get_once(self, key: str, byte_range: ByteRequest | None) -> Buffer | None:
         try:
