@@ -208,7 +208,12 @@ async def test_reads_in_one_shard_compressed_whole_share_its_fetch(
     data = write_peer_image(tmp_path / "img.zarr", "zstd")  # (2, 64, 96), shards (1, 32, 32)
     opened: list[str] = []
     real = _level._open_shard
-    monkeypatch.setattr(_level, "_open_shard", lambda *a: opened.append(a[2]) or real(*a))
+
+    def counted(*args: Any) -> Any:
+        opened.append(args[2])
+        return real(*args)
+
+    monkeypatch.setattr(_level, "_open_shard", counted)
     server = StaticServer(tmp_path).start()
     try:
         async with ngio_async.open_async(f"{server.url}img.zarr") as ds:
