@@ -23,6 +23,7 @@ import pytest
 import zarr
 import zarr.codecs as zc
 from cli_run import run
+from test_shard_outer_codecs import zarr_read
 
 import ngio_async
 from ngio_async.meta import Axis, Dataset, Multiscale, OmeMetadata, Scale, to_attrs
@@ -101,13 +102,6 @@ def write_source(root: Path, variant: str) -> np.ndarray[Any, Any]:
     ms = Multiscale(axes=axes, datasets=[Dataset(path="0", coordinate_transformations=[scale])])
     group.attrs.update(to_attrs(OmeMetadata(version="0.5", multiscales=[ms]), "0.5"))
     return data
-
-
-def zarr_read(path: Path) -> np.ndarray[Any, Any]:
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "Combining a `sharding_indexed` codec")
-        warnings.filterwarnings("ignore", "Numcodecs codecs are not in the Zarr version 3")
-        return np.asarray(zarr.open_array(path, mode="r")[...])
 
 
 def codecs_v3(path: Path) -> list[dict[str, Any]]:

@@ -6,7 +6,6 @@ aiohttp's first GET runs. Opening still checks the settings at once."""
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +16,7 @@ import numpy as np
 import pytest
 from images import Spec, upload, write_image
 from obstore.store import HTTPStore, S3Store
+from test_obstore_close import _connected
 
 import ngio_async
 from ngio_async import ClosedError, StoreError
@@ -77,26 +77,6 @@ def recording(
         yield builds
     finally:
         builds.release()  # never leave a worker thread waiting
-
-
-def _connected(port: int) -> int:
-    """Sockets of this process connected to 127.0.0.1:``port`` (``/proc/self/net/tcp`` rows
-    with that remote port whose inode is one of this process's fds)."""
-    inodes = set()
-    for fd in os.listdir("/proc/self/fd"):
-        with contextlib.suppress(FileNotFoundError):
-            target = os.readlink(f"/proc/self/fd/{fd}")
-            if target.startswith("socket:["):
-                inodes.add(target[8:-1])
-    count = 0
-    for table in ("/proc/self/net/tcp", "/proc/self/net/tcp6"):
-        with open(table) as rows:
-            next(rows)
-            for row in rows:
-                fields = row.split()
-                if int(fields[2].rsplit(":", 1)[1], 16) == port and fields[9] in inodes:
-                    count += 1
-    return count
 
 
 async def _none_connected(port: int) -> int:
