@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from images import Spec, upload, write_image
 from obstore.store import HTTPStore, S3Store
-from test_obstore_close import _connected
+from test_obstore_close import _closes_to_zero, _connected
 
 import ngio_async
 from ngio_async import ClosedError, StoreError
@@ -77,18 +77,6 @@ def recording(
         yield builds
     finally:
         builds.release()  # never leave a worker thread waiting
-
-
-async def _none_connected(port: int) -> int:
-    """The sockets left connected to ``port``, polled for up to ~1 s (pools are dropped on
-    obstore's runtime threads)."""
-    left = _connected(port)
-    for _ in range(100):
-        if not left:
-            break
-        await anyio.sleep(0.01)
-        left = _connected(port)
-    return left
 
 
 # ------------------------------------------------------------------------------ HTTP (default)
@@ -158,7 +146,7 @@ async def test_http_close_during_the_build_leaks_no_client(
         with pytest.raises(ClosedError, match="closed"):
             await rust.ready()  # the build ended into a closed store: its client dropped
         assert not rust.client_ready
-        assert await _none_connected(http_server.port) == 0
+        assert await _closes_to_zero(http_server.port) == 0
         with pytest.raises(ClosedError, match="closed"):
             await store.get("data/small.txt")
         with pytest.raises(ClosedError, match="closed"):
@@ -175,7 +163,7 @@ async def test_http_obstore_backend_closed_after_its_build_keeps_no_socket(
             got = await store.get_many(["data/small.txt", "data/blob.bin"])
             assert [bytes(g or b"") for g in got] == [b"hello world", bytes(range(256)) * 4]
             assert _connected(http_server.port) >= 1
-        assert await _none_connected(http_server.port) == 0
+        assert await _closes_to_zero(http_server.port) == 0
         with pytest.raises(ClosedError, match="closed"):
             await store.get("data/small.txt")
     assert len(builds.threads) == 1
@@ -319,4 +307,4 @@ async def test_s3_close_during_the_build_drops_its_client(
         assert not store.client_ready
         with pytest.raises(ClosedError, match="closed"):
             await store.get("k")
-        assert await _none_connected(port) == 0
+        assert await _closes_to_zero(port) == 0
