@@ -23,10 +23,9 @@ import pytest
 import zarr
 import zarr.codecs as zc
 from cli_run import run
-from test_shard_outer_codecs import zarr_read
+from test_shard_outer_codecs import write_ome, zarr_read
 
 import ngio_async
-from ngio_async.meta import Axis, Dataset, Multiscale, OmeMetadata, Scale, to_attrs
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -93,14 +92,7 @@ def write_source(root: Path, variant: str) -> np.ndarray[Any, Any]:
         data = np.random.default_rng(3).integers(1, 600, SHAPE, dtype=np.uint16)
         data[:, 32:, 64:] = 0  # shards of fill value only: not stored
         arr[...] = data
-    axes = [
-        Axis(name="c", type="channel"),
-        Axis(name="y", type="space", unit="micrometer"),
-        Axis(name="x", type="space", unit="micrometer"),
-    ]
-    scale = Scale(scale=[1.0, 0.5, 0.5])
-    ms = Multiscale(axes=axes, datasets=[Dataset(path="0", coordinate_transformations=[scale])])
-    group.attrs.update(to_attrs(OmeMetadata(version="0.5", multiscales=[ms]), "0.5"))
+    write_ome(group)
     return data
 
 

@@ -88,6 +88,12 @@ def write_peer_image(root: Path, variant: str) -> np.ndarray[Any, Any]:
         data[:, 32:, 64:] = 0
         data[0, :16, :16] = 0  # an inner chunk all fill value: not in its shard
         arr[...] = data
+    write_ome(group)
+    return data
+
+
+def write_ome(group: zarr.Group) -> None:
+    """``group``'s OME-Zarr 0.5 attributes: one level ``0`` of axes c, y, x."""
     axes = [
         Axis(name="c", type="channel"),
         Axis(name="y", type="space", unit="micrometer"),
@@ -96,7 +102,6 @@ def write_peer_image(root: Path, variant: str) -> np.ndarray[Any, Any]:
     scale = Scale(scale=[1.0, 0.5, 0.5])
     multiscale = Multiscale(axes=axes, datasets=[Dataset(path="0", coordinate_transformations=[scale])])  # fmt: skip
     group.attrs.update(to_attrs(OmeMetadata(version="0.5", multiscales=[multiscale]), "0.5"))
-    return data
 
 
 def zarr_read(path: Path) -> np.ndarray[Any, Any]:
