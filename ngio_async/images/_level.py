@@ -954,8 +954,7 @@ class Level:
                 if buf is None:  # (or deleted since: its index then says so)
                     indexes.pop_version(key, version)
                     continue
-                name = f"{key}{list(inner)}"
-                return await self._decode_shared(codec.inner, buf, name, chunk_sel, out, share)
+                return await self._decode_shared(codec.inner, buf, share[0], chunk_sel, out, share)
             (plan,) = plan_shards(self.meta, region)  # changed on every try: whole, one version
             await self._read_whole(codec, key, [(plan, out)], indexes)
             return Fetch.FAILED  # (the reads that joined read it themselves)
