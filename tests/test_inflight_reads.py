@@ -237,3 +237,38 @@ async def test_reads_in_one_shard_compressed_whole_share_its_fetch(
             assert sorted(opened) == sorted(g.removeprefix("/img.zarr/") for g in gets)
     finally:
         server.stop()
+
+
+async def test_reads_cancelled_at_random_points_leave_nothing_pending(
+    image: tuple[StaticServer, NDArray[Any]],
+) -> None:
+    """Bursts of tile reads (several of each chunk) cancelled at random points: the reads
+    that were not cancelled are right, no chunk stays claimed, and later reads are right."""
+    server, data = image
+    server.faults.delay = 0.01
+    rng = random.Random(11)
+    cancelled = 0
+    async with ngio_async.open_async(f"{server.url}img.zarr") as ds:
+        flight = ds.levels[0]._in_flight
+        for _ in range(25):
+            tiles: list[tuple[slice, slice]] = []
+            for _ in range(8):
+                y0, x0 = rng.randrange(0, 64, 8), rng.randrange(0, 64, 8)
+                tiles.append((slice(y0, y0 + 8), slice(x0, x0 + 8)))
+            done: list[tuple[tuple[slice, slice], NDArray[Any]]] = []
+
+            async def one(tile: tuple[slice, slice], into: list[Any] = done) -> None:
+                into.append((tile, await ds.read(y=tile[0], x=tile[1])))
+
+            with anyio.move_on_after(rng.uniform(0, 0.08)):
+                async with anyio.create_task_group() as tg:
+                    for tile in tiles:
+                        tg.start_soon(one, tile)
+            cancelled += len(tiles) - len(done)
+            for (y, x), got in done:
+                np.testing.assert_array_equal(got, data[:, :, y, x])
+            assert not flight._pending
+        assert 0 < cancelled < 25 * 8 and flight.shared > 0  # all of it happened
+        with anyio.fail_after(20):
+            whole = await _burst(ds, [(slice(0, 64), slice(0, 64))])
+        np.testing.assert_array_equal(whole[0], data)
