@@ -14,7 +14,7 @@ import obstore
 import pytest
 from images import upload
 from test_shard_versions import SHARD, A, B, write_versions
-from test_shard_versions_local import INDEX, REGIONS
+from test_shard_versions_local import REGIONS, _after_index_reads
 
 import ngio_async
 from ngio_async.stores import (
@@ -79,7 +79,7 @@ class MemoryShard:
 
     def __init__(self, store: ObstoreStore, a: bytes, b: bytes) -> None:
         self.store, self.a, self.b = store, a, b
-        self.index_reads = 0
+        self.reads = [0]
 
     def put(self, data: bytes) -> None:
         obstore.put(self.store.obstore, SHARD, data)  # (sync: from any thread)
@@ -88,31 +88,15 @@ class MemoryShard:
         """Right after the first read of the shard's index returns (through any of the
         store's read methods), replace the shard by version B."""
 
-        def after(key: str, byte_range: Any) -> None:
-            if key == SHARD and byte_range == INDEX:
-                self.index_reads += 1
-                if self.index_reads == 1:
-                    self.put(self.b)
+        def swap(n: int) -> None:
+            if n == 1:
+                self.put(self.b)
 
-        for name in ("get_blocking", "get_blocking_versioned"):
-            blocking = getattr(self.store, name)
+        self.reads = _after_index_reads(monkeypatch, self.store, swap)
 
-            def sync_wrapper(
-                key: str, byte_range: Any = None, _f: Any = blocking, **kw: Any
-            ) -> Any:
-                out = _f(key, byte_range, **kw)
-                after(key, byte_range)
-                return out
-
-            monkeypatch.setattr(self.store, name, sync_wrapper)
-        versioned = self.store.get_with_version
-
-        async def async_wrapper(key: str, byte_range: Any = None) -> Any:
-            out = await versioned(key, byte_range)
-            after(key, byte_range)
-            return out
-
-        monkeypatch.setattr(self.store, "get_with_version", async_wrapper)
+    @property
+    def index_reads(self) -> int:
+        return self.reads[0]
 
 
 @pytest.fixture
