@@ -257,8 +257,9 @@ class HTTPStore(AsyncStore):
 
     ``rust_gets=True`` (the default of ``open_store`` for http(s) URLs without credentials or
     custom headers): once aiohttp has read one object (the first metadata document), GETs go
-    through obstore's HTTP client (built in a worker thread while that first GET runs: 7-10 ms
-    of work kept off the event loop; a build that fails leaves every GET to aiohttp), which reads bodies on its own threads, outside the GIL
+    through obstore's HTTP client (built in a thread of its own once that first GET is sent,
+    overlapping its answer: 7-20 ms of work, which holds the GIL; a build that fails leaves
+    every GET to aiohttp), which reads bodies on its own threads, outside the GIL
     (aiohttp reads them on the event loop: 14 MB shards streamed 1.5x faster, 512 KiB chunks
     ~1.1x, while decode threads run); HEADs stay with aiohttp. Until obstore's client has
     had an answer from the server (an error status counts), a ``StoreError`` from it (a CA
