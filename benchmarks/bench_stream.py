@@ -56,6 +56,40 @@ CONTENDERS = ("zarr seq", "zarr conc=lo", "zarr conc=hi", "tensorstore", "ngio_a
 LIMITS = ("io-limit", "cpu-limit", "pipe-limit")
 
 
+# ------------------------------------------------------------------------------------ clocks
+def machine_busy() -> float:
+    """Core-seconds every process on this machine (servers and kernel too) has spent busy since
+    boot, from ``/proc/stat`` (ticks of 10 ms, summed over the cores); NaN off Linux."""
+    try:
+        with open("/proc/stat") as f:
+            ticks = [int(v) for v in f.readline().split()[1:]]
+    except OSError:
+        return math.nan
+    idle = ticks[3] + ticks[4]  # idle, iowait
+    return (sum(ticks) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Clock:
+    """Wall, this process's CPU, and the whole machine's busy core-seconds, from one start."""
+
+    wall: float
+    cpu: float
+    busy: float
+
+    @classmethod
+    def start(cls) -> Clock:
+        return cls(time.perf_counter(), time.process_time(), machine_busy())
+
+    def stop(self) -> tuple[float, float, float]:
+        """Seconds, CPU seconds, machine core-seconds since the start."""
+        return (
+            time.perf_counter() - self.wall,
+            time.process_time() - self.cpu,
+            machine_busy() - self.busy,
+        )
+
+
 # ------------------------------------------------------------------------------------ the tiles
 def tile_regions(shape: tuple[int, ...], tile: int) -> list[Region]:
     """One region per (c, z) plane and ``tile`` x ``tile`` y/x block (clipped at the edges)."""
@@ -85,7 +119,8 @@ class Sink:
         self.shape = shape
         self.tile = tile
         self.budget = budget
-        self.t0 = time.perf_counter()
+        self.clock = Clock.start()
+        self.t0 = self.clock.wall
         self.nbytes = 0
         self.tiles = 0
         self.checksum = 0
@@ -276,8 +311,8 @@ def chunk_requests(
     return out
 
 
-async def run_io_limit(src: Source, tile: int) -> tuple[int, float, float]:
-    """Stored bytes fetched, seconds and CPU seconds taken: concurrent obstore GETs, no decode.
+async def run_io_limit(src: Source, tile: int) -> tuple[int, tuple[float, float, float]]:
+    """Stored bytes fetched, and ``Clock.stop()``: concurrent obstore GETs, no decode.
 
     The fastest way to fetch all the chunk bytes: every chunk object, or every whole shard (for
     512 tiles too: ngio_async reads those shard by shard, and whole shards are 2-20x faster
@@ -300,15 +335,15 @@ async def run_io_limit(src: Source, tile: int) -> tuple[int, float, float]:
                 data = await obstore.get_range_async(store, key, start=rng[0], end=rng[1])
             total += len(memoryview(data))
 
-    t0, cpu0 = time.perf_counter(), time.process_time()
+    clock = Clock.start()
     async with asyncio.TaskGroup() as tg:
         for key, rng in requests:
             tg.create_task(one(key, rng))
-    return total, time.perf_counter() - t0, time.process_time() - cpu0
+    return total, clock.stop()
 
 
-async def run_pipe_limit(src: Source, tile: int) -> tuple[float, float]:
-    """Seconds and CPU seconds of the plainest reader this machine runs: obstore GETs (64 in
+async def run_pipe_limit(src: Source, tile: int) -> tuple[float, float, float]:
+    """``Clock.stop()`` of the plainest reader this machine runs: obstore GETs (64 in
     flight) of exactly the bytes the tiles need, each decoded by numcodecs blosc on 2 threads into
     a fresh tile array (a whole shard: its inner chunks, in 2 parts, into one fresh shard array).
     No planning, limits, retries or tile objects: I/O and decode sharing the same cores."""
@@ -364,14 +399,14 @@ async def run_pipe_limit(src: Source, tile: int) -> tuple[float, float]:
         else:
             await loop.run_in_executor(pool, decode_chunk, buf)
 
-    t0, cpu0 = time.perf_counter(), time.process_time()
+    clock = Clock.start()
     try:
         async with asyncio.TaskGroup() as tg:
             for key, rng in chunk_requests(src, tile):
                 tg.create_task(one(key, rng))
     finally:
         pool.shutdown()
-    return time.perf_counter() - t0, time.process_time() - cpu0
+    return clock.stop()
 
 
 def all_chunk_bytes(src: Source) -> list[bytes]:
@@ -386,8 +421,8 @@ def all_chunk_bytes(src: Source) -> list[bytes]:
     return out
 
 
-def run_cpu_limit(src: Source) -> tuple[int, float, float]:
-    """Decoded bytes, seconds and CPU seconds: blosc-decode every chunk in memory, 2 threads."""
+def run_cpu_limit(src: Source) -> tuple[int, tuple[float, float, float]]:
+    """Decoded bytes and ``Clock.stop()``: blosc-decode every chunk in memory, 2 threads."""
     import numcodecs
 
     chunks = all_chunk_bytes(src)
@@ -401,9 +436,9 @@ def run_cpu_limit(src: Source) -> tuple[int, float, float]:
         return len(chunks[i::DECODE_THREADS]) * out.nbytes
 
     with ThreadPoolExecutor(DECODE_THREADS) as pool:
-        t0, cpu0 = time.perf_counter(), time.process_time()
+        clock = Clock.start()
         done = sum(pool.map(work, range(DECODE_THREADS)))
-        return done, time.perf_counter() - t0, time.process_time() - cpu0
+        return done, clock.stop()
 
 
 # ------------------------------------------------------------------------------------ one run
@@ -426,15 +461,15 @@ def run_one(
     for _ in range(args.repeat):
         cpu0 = time.process_time()  # all threads of this process
         if contender == "cpu-limit":
-            nbytes, seconds, cpu = run_cpu_limit(src)
+            nbytes, (seconds, cpu, busy) = run_cpu_limit(src)
             res = {"seconds": seconds, "mbps": nbytes / seconds / 1e6, "complete": True}
             res["cpu_s"] = cpu  # the decode only, not loading the bytes
         elif contender == "pipe-limit":
-            seconds, cpu = asyncio.run(run_pipe_limit(src, tile))
+            seconds, cpu, busy = asyncio.run(run_pipe_limit(src, tile))
             res = {"seconds": seconds, "mbps": decoded / seconds / 1e6, "complete": True}
             res["cpu_s"] = cpu
         elif contender == "io-limit":
-            stored, seconds, cpu = asyncio.run(run_io_limit(src, tile))
+            stored, (seconds, cpu, busy) = asyncio.run(run_io_limit(src, tile))
             res = {
                 "seconds": seconds,
                 "mbps": decoded / seconds / 1e6,  # decoded MB/s this I/O rate would feed
@@ -459,7 +494,7 @@ def run_one(
             else:
                 raise SystemExit(f"unknown contender {contender!r}")
             asyncio.run(coro)
-            seconds = time.perf_counter() - sink.t0
+            seconds, _, busy = sink.clock.stop()
             complete = sink.tiles == len(regions)
             res = {
                 "seconds": seconds,
@@ -471,6 +506,9 @@ def run_one(
             if sink.nbytes > decoded:
                 raise AssertionError(f"{sink.nbytes} bytes of tiles from a {decoded}-byte image")
         res.setdefault("cpu_s", time.process_time() - cpu0)
+        # every process's busy core-seconds in the run (servers too), per decoded MB
+        res["busy_s"] = busy
+        res["busy_per_mb"] = busy / (res["mbps"] * seconds)
         if not best or res["mbps"] > best["mbps"]:
             best = res
         if not res["complete"]:
@@ -560,7 +598,7 @@ def report(
     """The detailed table, then one summary line per (source, case) with the ratios."""
     print(
         f"\n{'source':6} {'image/tile':16} {'contender':14} {'s':>7} {'MB/s':>7} {'RSS MB':>7} "
-        f"{'CPU s':>6}"
+        f"{'CPU s':>6} {'busy s':>6} {'cores':>5}"
     )
     for (src, case, name), res in results.items():
         if "error" in res:
@@ -568,7 +606,8 @@ def report(
             continue
         print(
             f"{src:6} {case:16} {name:14} {res['seconds']:7.2f} {fmt(res):>7} {res['rss_mb']:7.0f} "
-            f"{res['cpu_s']:6.2f}"
+            f"{res['cpu_s']:6.2f} {res.get('busy_s', math.nan):6.2f} "
+            f"{res.get('busy_s', math.nan) / res['seconds']:5.2f}"
         )
     print(
         "\nMB/s of decoded data (* = partial run, stopped at the time budget); RSS: the child's\n"
@@ -578,12 +617,16 @@ def report(
         "1/cpu-limit): the rate when the I/O limit's work and the decode share the cores (each\n"
         "limit alone had the whole machine; on loopback the I/O is CPU work too, server and\n"
         "client). A reader whose I/O costs less CPU than the limit's obstore GETs (local pread)\n"
-        "can pass it.\n"
+        "can pass it. busy s: core-seconds every process on the machine spent busy during the\n"
+        "run (/proc/stat: the servers and the kernel too); cores = busy s / s. machine = the\n"
+        "fastest rate the two limits' measured work allows on these cores: the decoded MB/s\n"
+        "of neither limit, nor of their busy core-seconds added and spread over all cores.\n"
     )
     head = (
         f"{'source':6} {'image/tile':16} {'zarr seq':>8} {'zarr best':>9} {'tstore':>7} "
         f"{'ngio':>6} {'io-lim':>7} {'cpu-lim':>7} {'pipe':>6} {'ngio/zarr':>9} {'ngio/ts':>8} "
-        f"{'ngio/lim':>8} {'ngio/pipe':>9} {'shared':>7} {'ngio/shared':>11}"
+        f"{'ngio/lim':>8} {'ngio/pipe':>9} {'shared':>7} {'ngio/shared':>11} {'machine':>7} "
+        f"{'ngio/mach':>9}"
     )
     print(head)
     for src in sources:
@@ -601,14 +644,19 @@ def report(
             lim = min(lims, key=lambda r: r["mbps"]) if lims else None
             ngio, pipe = get((src, case, "ngio_async")), get((src, case, "pipe-limit"))
             ts = get((src, case, "tensorstore"))
-            shared = None
+            shared = machine = None
             if len(lims) == 2:  # both limits measured
                 shared = {"mbps": 1 / sum(1 / r["mbps"] for r in lims), "complete": True}
+                per_mb = sum(r.get("busy_per_mb", math.nan) for r in lims) / (os.cpu_count() or 1)
+                if not math.isnan(per_mb):  # /proc/stat was read
+                    slowest = max(per_mb, *(1 / r["mbps"] for r in lims))
+                    machine = {"mbps": 1 / slowest, "complete": True}
             print(
                 f"{src:6} {case:16} {fmt(get((src, case, 'zarr seq'))):>8} {fmt(zbest):>9} "
                 f"{fmt(ts):>7} {fmt(ngio):>6} {fmt(io):>7} {fmt(cpu):>7} {fmt(pipe):>6} "
                 f"{ratio(ngio, zbest):>9} {ratio(ngio, ts):>8} {ratio(ngio, lim):>8} "
-                f"{ratio(ngio, pipe):>9} {fmt(shared):>7} {ratio(ngio, shared):>11}"
+                f"{ratio(ngio, pipe):>9} {fmt(shared):>7} {ratio(ngio, shared):>11} "
+                f"{fmt(machine):>7} {ratio(ngio, machine):>9}"
             )
 
 
