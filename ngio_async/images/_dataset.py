@@ -605,6 +605,12 @@ class Dataset(StoreNode):
             raise TypeError(f"tile shape must be ints or None, got {tuple(shape)}")
         if prefetch is not None and (not _size_or_none(prefetch) or prefetch < 1):
             raise ValueError(f"prefetch must be a positive integer, got {prefetch!r}")
+        # numpy integers as Python ints (np.uint8 sizes overflowed in the grid's arithmetic,
+        # and the prefetch engine takes ints only)
+        if prefetch is not None:
+            prefetch = int(prefetch)
+        if shape is not None:
+            shape = tuple(None if t is None else int(t) for t in shape)
         if not isinstance(ordered, bool | np.bool_):
             raise TypeError(f"ordered must be True or False, got {ordered!r}")
         if progress is not None and hasattr(progress, "__enter__"):  # rich_progress() itself
