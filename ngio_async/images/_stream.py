@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import numbers
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
@@ -50,8 +51,7 @@ class Stream(Generic[R]):
         threads: int,
         window: int,
     ) -> None:
-        if threads < 1 or window < 1:
-            raise ValueError("threads and window must be >= 1")
+        threads, window = _positive("threads", threads), _positive("window", window)
         if not isinstance(tiles, TileStream):  # the blocking API's tiles, or anything else
             raise TypeError(
                 f"stream() takes the tiles of a dataset opened with open_async (ds.tiles(...) "
@@ -188,6 +188,13 @@ _ASYNC_FUNC = (
     "stream() runs func in worker threads: it must be a plain function, got {!r} (an async "
     "function; iterate ds.tiles() and await it in the loop instead)"
 )
+
+
+def _positive(name: str, value: object) -> int:
+    """``value`` as an int (numpy integers too), or a ``ValueError`` naming ``name``."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and int(value) >= 1:
+        return int(value)
+    raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
 def _result_tile(tile: Tile, value: Any) -> Tile:
