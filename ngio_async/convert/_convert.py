@@ -86,7 +86,7 @@ if TYPE_CHECKING:
 
     from .._limits import Limits
     from ..meta import OmeMetadata
-    from ..meta.zarr import ArrayMeta, ArrayV2Meta, Codec
+    from ..meta.zarr import ArrayMeta, Codec
 
 __all__ = ["ConvertResult", "convert", "convert_many", "convert_many_sync", "convert_sync"]
 
@@ -440,6 +440,7 @@ def _native(dtype: np.dtype[Any]) -> np.dtype[Any]:
     return dtype.newbyteorder("=") if dtype.byteorder == ">" else dtype
 
 
+#: numcodecs' blosc shuffle numbers
 _SHUFFLES: dict[int, Literal["noshuffle", "shuffle", "bitshuffle"]] = {
     0: "noshuffle",
     1: "shuffle",
@@ -447,31 +448,21 @@ _SHUFFLES: dict[int, Literal["noshuffle", "shuffle", "bitshuffle"]] = {
 }
 
 
-def _v2_as_v3(src: ArrayV2Meta, dtype: np.dtype[Any]) -> tuple[Codec, ...] | None:
-    """A zarr v2 source's compressor as zarr v3 bytes-to-bytes codecs, settings included."""
-    from ..meta.zarr import BloscCodec, BloscConfig, GzipCodec, GzipConfig, ZstdCodec, ZstdConfig
+def _typed(codec: Codec, dtype: np.dtype[Any]) -> Codec:
+    """A v2 source's blosc codec (see :func:`~ngio_async.meta.zarr.codec_stages`) with the
+    settings v2 left to the data type written out: its ``typesize`` and an automatic shuffle
+    (bitshuffle for 1-byte types, else shuffle, as numcodecs' AUTOSHUFFLE)."""
+    from msgspec.structs import replace
 
-    conf = src.compressor
-    cid = None if conf is None else conf.get("id")
-    try:
-        if cid == "zstd" and conf is not None:
-            level, checksum = int(conf.get("level", 0)), bool(conf.get("checksum", False))
-            return (ZstdCodec(ZstdConfig(level=level, checksum=checksum)),)
-        if cid == "gzip" and conf is not None:
-            return (GzipCodec(GzipConfig(level=int(conf.get("level", 1)))),)
-        if cid == "blosc" and conf is not None:
-            auto = "bitshuffle" if dtype.itemsize == 1 else "shuffle"  # AUTOSHUFFLE (-1)
-            blosc = {
-                "cname": conf.get("cname", "lz4"),  # checked: one of blosc's names
-                "clevel": int(conf.get("clevel", 5)),
-                "shuffle": _SHUFFLES.get(int(conf.get("shuffle", 1)), auto),
-                "typesize": dtype.itemsize,
-                "blocksize": int(conf.get("blocksize", 0)),
-            }
-            return (BloscCodec(msgspec.convert(blosc, BloscConfig)),)
-    except (TypeError, ValueError, msgspec.ValidationError):
-        return None
-    return None
+    from ..meta.zarr import BloscCodec
+
+    if not isinstance(codec, BloscCodec):
+        return codec
+    conf = codec.configuration
+    shuffle = conf.shuffle
+    if isinstance(shuffle, msgspec.UnsetType):
+        shuffle = "bitshuffle" if dtype.itemsize == 1 else "shuffle"
+    return BloscCodec(replace(conf, shuffle=shuffle, typesize=dtype.itemsize))
 
 
 def _writable(codecs: Sequence[Codec]) -> tuple[Codec, ...] | None:
@@ -513,15 +504,10 @@ def _compresses(codecs: Sequence[Codec]) -> bool:
 
 def _whole_shard_codecs(src: ArrayMeta) -> tuple[Codec, ...]:
     """The codecs after ``src``'s ``sharding_indexed`` (shards compressed whole), as stored."""
-    from ..meta.zarr import ArrayV2Meta, ShardingCodec
+    from ..meta.zarr import codec_stages
 
-    if (
-        isinstance(src, ArrayV2Meta)
-        or not src.codecs
-        or not isinstance(src.codecs[0], ShardingCodec)
-    ):
-        return ()
-    return tuple(src.codecs[1:])
+    stages = codec_stages(src)
+    return () if stages is None else stages.whole_shard
 
 
 def _kept_v3(
@@ -529,24 +515,27 @@ def _kept_v3(
 ) -> tuple[Codec, ...] | None:
     """The source's compressors as zarr v3 bytes-to-bytes codecs of each chunk (a sharded
     destination's inner chunks), settings included (``None``: none this library maps exactly;
-    the closest :func:`create_async` name is used then).
+    the closest :func:`create_async` name is used then). A v2 source's compressor is the v3
+    codec that writes it (``numcodecs.<id>`` for those without a core codec, as a v3 source's
+    are kept: ``lz4`` stays ``lz4``).
 
     ``whole_shards``: the destination has a whole-shard stage of its own (it is sharded), which
     keeps the codecs after the source's ``sharding_indexed`` (:func:`_kept_outer`); without one,
     a source whose chunks are not compressed but whose shards are compressed whole gives its
     chunks those codecs (a user who compressed the shards wanted compressed data)."""
-    from ..meta.zarr import ArrayV2Meta, BytesCodec, ShardingCodec
+    from ..meta.zarr import ArrayV2Meta, BytesCodec, codec_stages
 
-    if isinstance(src, ArrayV2Meta):
-        return _v2_as_v3(src, dtype)
-    codecs = src.codecs
-    outer = _whole_shard_codecs(src)
-    if codecs and isinstance(codecs[0], ShardingCodec):
-        codecs = codecs[0].configuration.codecs
+    stages = codec_stages(src)
+    if stages is None:
+        return None  # a v2 codec with no v3 form
+    codecs, outer = stages.chunk, stages.whole_shard
     serializer = next((i for i, c in enumerate(codecs) if isinstance(c, BytesCodec)), None)
     if serializer is None:
         return None  # nested sharding, a numcodecs serializer
-    kept = codecs[serializer + 1 :]  # array-to-array codecs before it are dropped: values copy
+    # array-to-array codecs before it (v2: filters) are dropped: values copy
+    kept = codecs[serializer + 1 :]
+    if isinstance(src, ArrayV2Meta):
+        kept = tuple(_typed(c, dtype) for c in kept)
     if not whole_shards and outer and not _compresses(kept) and _compresses(outer):
         kept = (*kept, *outer)  # the whole-shard stage becomes a chunk stage
     return _writable(kept)

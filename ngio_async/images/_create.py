@@ -65,6 +65,7 @@ from ..meta.zarr import (
     ShardingConfig,
     ZstdCodec,
     ZstdConfig,
+    codec_stages,
     decode_array_v2,
     decode_array_v3,
     encode_array_v2,
@@ -1680,25 +1681,14 @@ def like_options(src: Dataset, overrides: dict[str, Any]) -> dict[str, Any]:
 
 def _compressor_of(meta: ArrayMeta) -> Compressor | Literal["other"]:
     """The ``compressor=`` that writes ``meta``'s compression, ``"other"`` when none does (other
-    codecs, filters: the default applies)."""
-    if isinstance(meta, ArrayV2Meta):
-        if meta.filters:
-            return "other"
-        c = meta.compressor
-        if c is None:
-            return None
-        if c.get("id") == "blosc":
-            return "blosc-zstd" if c.get("cname") == "zstd" else "other"
-        return c["id"] if c.get("id") in ("zstd", "gzip") else "other"
-    codecs = meta.codecs
-    if codecs and isinstance(codecs[0], ShardingCodec):
-        inner, outer = codecs[0].configuration.codecs, codecs[1:]
-        if outer and all(isinstance(c, BytesCodec | Crc32cCodec) for c in inner):
-            # shards compressed whole, their chunks not: the chunks take the shards' compressor
-            return _compressor_named(
-                next((c for c in outer if not isinstance(c, Crc32cCodec)), None)
-            )
-        codecs = inner
+    codecs, filters, blosc of another ``cname``: the default applies)."""
+    stages = codec_stages(meta)
+    if stages is None or stages.shard_array:
+        return "other"
+    codecs, outer = stages.chunk, stages.whole_shard
+    if outer and all(isinstance(c, BytesCodec | Crc32cCodec) for c in codecs):
+        # shards compressed whole, their chunks not: the chunks take the shards' compressor
+        return _compressor_named(next((c for c in outer if not isinstance(c, Crc32cCodec)), None))
     rest = [c for c in codecs if not isinstance(c, BytesCodec)]
     if not rest:
         return None

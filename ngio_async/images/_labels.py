@@ -79,25 +79,47 @@ def _check_name(name: str, *, creating: bool = False) -> None:
 
 
 def _compressor_of(meta: ArrayMeta) -> Any:
-    """The :func:`create_async` compressor name closest to ``meta``'s (default ``"zstd"``)."""
-    from ..meta.zarr import ArrayV2Meta, BloscCodec, GzipCodec, ShardingCodec, ZstdCodec
+    """The :func:`create_async` compressor name closest to ``meta``'s: that of its chunks'
+    first compressor, else of the one its shards are compressed with whole; ``None`` when
+    nothing compresses. Blosc of any ``cname`` is ``"blosc-zstd"`` (blosc frames, shuffled
+    alike); a compressor none of the names writes (``lz4``, ``zlib``, ``pcodec``, a v2 id
+    with no v3 form) is ``"zstd"``, the default, in zarr v2 and v3 alike (a v3
+    ``numcodecs.zstd`` image gave uncompressed labels, its v2 twin ``zstd`` ones)."""
+    from ..meta.zarr import codec_stages
 
-    if isinstance(meta, ArrayV2Meta):
-        cid = (meta.compressor or {}).get("id")
-        return {"zstd": "zstd", "gzip": "gzip", "blosc": "blosc-zstd", None: None}.get(cid, "zstd")
-    codecs = list(meta.codecs)
-    at = next((i for i, c in enumerate(codecs) if isinstance(c, ShardingCodec)), None)
-    if at is not None:  # the inner chunks' compressor, else that of shards compressed whole
-        sharding = codecs[at]
-        assert isinstance(sharding, ShardingCodec)
-        codecs = [*sharding.configuration.codecs, *codecs[at + 1 :]]
-    for c in codecs:
-        if isinstance(c, ZstdCodec):
-            return "zstd"
-        if isinstance(c, GzipCodec):
-            return "gzip"
-        if isinstance(c, BloscCodec):
-            return "blosc-zstd"
+    stages = codec_stages(meta)
+    if stages is None:
+        return "zstd"  # a v2 codec with no v3 form
+    for codec in (*stages.chunk, *stages.whole_shard):
+        name = _name_of(codec)
+        if name is not None:
+            return name
+    return None
+
+
+#: ``numcodecs.<id>`` codecs that compress, by the closest :func:`create_async` name
+_NUMCODECS_NAMES: dict[str, str] = {
+    "zstd": "zstd",
+    "gzip": "gzip",
+    "blosc": "blosc-zstd",
+    **dict.fromkeys(("lz4", "zlib", "bz2", "lzma", "pcodec", "zfpy"), "zstd"),
+}
+
+
+def _name_of(codec: Any) -> str | None:
+    """The closest :func:`create_async` name of a compressing ``codec``; ``None`` for one
+    that does not compress (``bytes``, ``transpose``, a checksum, a filter)."""
+    from ..meta.zarr import BloscCodec, GzipCodec, NumcodecsCodec, ZstdCodec
+
+    if isinstance(codec, ZstdCodec):
+        return "zstd"
+    if isinstance(codec, GzipCodec):
+        return "gzip"
+    if isinstance(codec, BloscCodec):
+        return "blosc-zstd"
+    if isinstance(codec, NumcodecsCodec):
+        tag = str(type(codec).__struct_config__.tag)
+        return _NUMCODECS_NAMES.get(tag[len("numcodecs.") :])
     return None
 
 
