@@ -60,6 +60,8 @@ class Stream(Generic[R]):
             )
         if inspect.iscoroutinefunction(func):
             raise TypeError(_ASYNC_FUNC.format(func))
+        if out is not None:
+            _check_out(out)
         self._tiles = tiles
         self._func = func
         self._out = out
@@ -188,6 +190,21 @@ _ASYNC_FUNC = (
     "stream() runs func in worker threads: it must be a plain function, got {!r} (an async "
     "function; iterate ds.tiles() and await it in the loop instead)"
 )
+
+
+def _check_out(out: object) -> None:
+    """Refuse an ``out`` that is no tile writer at the call, before any tile is read."""
+    if callable(getattr(out, "writer", None)) and callable(getattr(out, "tiles", None)):
+        # a dataset: its own write(data, ...) would take each tile as its data
+        raise TypeError(
+            "stream(..., out=...) takes a tile writer, not the dataset itself: "
+            "`async with dst.writer() as w: await stream(tiles, func, out=w)`"
+        )
+    if not callable(getattr(out, "write", None)):
+        raise TypeError(
+            "stream(..., out=...) takes a tile writer, an object with `async write(tile)` "
+            f"(a dataset's `async with dst.writer() as w`, entered), got {out!r}"
+        )
 
 
 def _positive(name: str, value: object) -> int:

@@ -1,0 +1,48 @@
+"""``stream(..., out=...)`` given something other than a tile writer (audit of issue 4): the
+dataset itself, its unentered ``writer()``, or an object without ``write``, is refused at the
+call, naming ``out`` and the way to write; nothing is read or written first."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pytest
+from images import Spec, write_image
+
+import ngio_async
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+pytestmark = pytest.mark.anyio
+SPEC = Spec(version="0.5", shape=(2, 40, 33), chunks=(1, 16, 16), levels=1)
+
+
+def plus_one(a: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    return a + 1
+
+
+async def test_out_must_be_a_tile_writer(tmp_path: Path) -> None:
+    data = write_image(tmp_path / "src", SPEC)[0]
+    dst_url = str(tmp_path / "dst.zarr")
+    async with (
+        ngio_async.open_async(tmp_path / "src") as src,
+        ngio_async.create_async(
+            dst_url, shape=src.shape, dtype="uint16", axes="cyx", chunks=(1, 16, 16)
+        ) as dst,
+    ):
+        # was: the dataset's own write(data) took each tile as its data: "data of dtype
+        # object cannot be written to a uint16 level"
+        with pytest.raises(TypeError, match=r"out=.*dataset itself.*\.writer\(\)"):
+            ngio_async.stream(src.tiles(), plus_one, out=dst)  # type: ignore[arg-type]
+        # the writer's context manager, not entered
+        with pytest.raises(TypeError, match=r"out=.*async write\(tile\).*\.writer\(\)"):
+            ngio_async.stream(src.tiles(), plus_one, out=dst.writer())  # type: ignore[arg-type]
+        # was: AttributeError "'object' object has no attribute 'write'" once a result came
+        with pytest.raises(TypeError, match=r"out=.*async write\(tile\).*got <object"):
+            ngio_async.stream(src.tiles(), plus_one, out=object())  # type: ignore[arg-type]
+        assert not (await dst.read()).any()  # nothing written
+        async with dst.writer() as w:  # the way the errors name
+            await ngio_async.stream(src.tiles(), plus_one, out=w)
+        np.testing.assert_array_equal(await dst.read(), data + 1)
