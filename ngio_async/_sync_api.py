@@ -41,6 +41,7 @@ from .images import (
     open_async,
     open_plate_async,
 )
+from .images._dataset import check_progress
 from .stores._url_utils import redact_url
 from .sync import Closing, Runner, SyncIterator, in_portal_thread
 
@@ -682,6 +683,7 @@ class SyncDataset(_Reopenable):
         pulls the tiles, before ``next()`` returns the tile counted (it may use this API).
         """
         _ = self._runner.portal  # ClosedError before anything is made (a closed handle)
+        check_progress(progress)  # before it is wrapped (the wrapper passes every check)
         relay = None if progress is None else _ProgressRelay(progress)
         stream = self._dataset.tiles(
             level, shape, region, overlap, prefetch, ordered, relay, **axes

@@ -613,13 +613,7 @@ class Dataset(StoreNode):
             shape = tuple(None if t is None else int(t) for t in shape)
         if not isinstance(ordered, bool | np.bool_):
             raise TypeError(f"ordered must be True or False, got {ordered!r}")
-        if progress is not None and hasattr(progress, "__enter__"):  # rich_progress() itself
-            raise TypeError(
-                "progress must be a callable progress(done, total), not a context manager: "
-                "use `with rich_progress() as bar: ds.tiles(progress=bar)`"
-            )
-        if progress is not None and not callable(progress):
-            raise TypeError(f"progress must be a callable progress(done, total), got {progress!r}")
+        check_progress(progress)
         base, picks = self._tile_region(lvl, level_index, region, axes)
         tile_shape = (
             default_tile_shape(lvl.shape, lvl.chunks, lvl.shards) if shape is None else shape
@@ -1894,6 +1888,18 @@ def _with_extra(new: _S, old: object) -> _S:
     if extra:
         new.__dict__["_extra"] = dict(extra)
     return new
+
+
+def check_progress(progress: object) -> None:
+    """Refuse a ``progress=`` that is not a ``progress(done, total)`` callable (the blocking
+    API checks it too, before wrapping it)."""
+    if progress is not None and hasattr(progress, "__enter__"):  # rich_progress() itself
+        raise TypeError(
+            "progress must be a callable progress(done, total), not a context manager: "
+            "use `with rich_progress() as bar: ds.tiles(progress=bar)`"
+        )
+    if progress is not None and not callable(progress):
+        raise TypeError(f"progress must be a callable progress(done, total), got {progress!r}")
 
 
 def _size_or_none(value: object) -> bool:
