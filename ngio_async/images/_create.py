@@ -914,31 +914,30 @@ def refuse_array_above(directory: str, where: str, *, label: bool = False) -> No
 _CLEAR_ABOVE: weakref.WeakSet[AsyncStore] = weakref.WeakSet()
 
 
-def _bucket_root(store: AsyncStore) -> tuple[AsyncStore, str] | None:
+async def _bucket_root(store: AsyncStore) -> tuple[AsyncStore, str] | None:
     """A store at the root of the bucket (or container) of a cloud ``store`` rooted below it
     (seen through :class:`~ngio_async.stores.InstrumentedStore` wrappers), with ``store``'s
-    prefix there; ``None`` for other stores."""
+    prefix there; ``None`` for other stores. Its client (7-20 ms of work) is built in a
+    worker thread at its first request, as ``store``'s own (waited for here, if not built
+    yet), not on the event loop."""
     from obstore.store import AzureStore, GCSStore, S3Store
 
     from ..stores import InstrumentedStore, ObstoreStore
+    from ..stores._obstore import bucket_root_client
 
     while isinstance(store, InstrumentedStore):
         store = store.inner
     if not isinstance(store, ObstoreStore):
         return None
+    await store.ready()
     inner = store.obstore
     if not isinstance(inner, S3Store | GCSStore | AzureStore):
         return None
     prefix = str(inner.prefix or "").strip("/")
     if not prefix:
         return None
-    root = type(inner)(
-        config=inner.config,  # type: ignore[arg-type]
-        client_options=inner.client_options,
-        retry_config=inner.retry_config,
-        credential_provider=inner.credential_provider,  # type: ignore[arg-type]
-    )
-    return ObstoreStore(root, limits=store.limits, limiter=store.limiter), prefix
+    root = ObstoreStore(bucket_root_client(inner), limits=store.limits, limiter=store.limiter)
+    return root, prefix
 
 
 async def _scan_above(
@@ -983,7 +982,7 @@ async def _refuse_cloud_array_above(store: AsyncStore, where: str, *, label: boo
     its chunks) or a group listing the root as a part (see :func:`refuse_array_above`)."""
     if store in _CLEAR_ABOVE:
         return
-    found = _bucket_root(store)
+    found = await _bucket_root(store)
     if found is None:
         return
     bucket, prefix = found

@@ -66,6 +66,8 @@ __all__ = [
     "DeferredClient",
     "ObstoreStore",
     "build_errors",
+    "build_in_thread",
+    "bucket_root_client",
     "decode_content",
     "describe_obstore",
     "local_prefix",
@@ -215,6 +217,30 @@ def build_errors(url: str) -> Iterator[None]:
         raise StoreError(f"cannot open store {url}: {obstore_message(exc)}", url=url) from exc
 
 
+async def build_in_thread(build: Callable[[], ObjectStore], url: str) -> ObjectStore:
+    """``build()`` in a thread of its own, awaited: its errors as ours, naming ``url``
+    (:func:`build_errors`). Not one of anyio's workers, which hold the task that first used
+    them (its result, a store say) until they end, up to 10 s after a loop closed without its
+    workers stopped: a store dropped then stayed, with its connections, past the collection
+    that should have closed them. obstore 0.12 holds the GIL while it builds a client (7-20
+    ms: the TLS roots): the event loop's Python waits meanwhile, its I/O (obstore's requests
+    on tokio threads, the sockets) goes on."""
+    loop = asyncio.get_running_loop()
+    built: asyncio.Future[ObjectStore] = loop.create_future()
+
+    def run() -> None:
+        try:
+            with build_errors(url):  # (errors of the build itself name it)
+                outcome: tuple[ObjectStore | None, BaseException | None] = (build(), None)
+        except BaseException as exc:  # noqa: BLE001 - handed to the loop
+            outcome = (None, exc)
+        with suppress(RuntimeError):  # the loop closed: nobody waits, the client goes
+            loop.call_soon_threadsafe(_settle, built, *outcome)
+
+    threading.Thread(target=run, name=f"obstore client for {url}").start()
+    return await built
+
+
 class DeferredClient:
     """An obstore store to build in a worker thread (:class:`ObstoreStore` does on its first
     request): its class (``kind``) is known at once, its client (7-20 ms of work: the TLS
@@ -227,6 +253,29 @@ class DeferredClient:
         self.kind = kind
         self.build = build
         self.url = url
+
+
+def bucket_root_client(store: S3Store | GCSStore | AzureStore) -> DeferredClient:
+    """A client of ``store``'s settings at the root of its bucket (or container), to build in
+    a worker thread at its first request (see :class:`DeferredClient`): building one takes
+    7-20 ms (the TLS roots)."""
+    kind = type(store)
+    config = store.config
+
+    def build() -> ObjectStore:
+        return kind(
+            config=config,  # type: ignore[arg-type]
+            client_options=store.client_options,
+            retry_config=store.retry_config,
+            credential_provider=store.credential_provider,  # type: ignore[arg-type]
+        )
+
+    if isinstance(store, AzureStore):
+        url = f"az://{config.get('container_name', '')}"
+    else:
+        scheme = "s3" if isinstance(store, S3Store) else "gs"
+        url = f"{scheme}://{config.get('bucket', '')}"
+    return DeferredClient(kind, build, url)
 
 
 def local_prefix(obj: object) -> str | None:
@@ -519,6 +568,7 @@ class ObstoreStore(AsyncStore):
         self._root: str | None = str(prefix) if prefix is not None and _HAS_PREAD else None
         self.whole_as_range = True  # whole GETs as one bounded range (cleared if refused)
         self._no_retries: ObjectStore | None = None  # see _unretried
+        self._no_retries_building: asyncio.Task[None] | None = None  # its build, in a thread
         self._plain_updates = False  # the server refused a conditional put: update() puts
         self._http = read_only
         # remote objects may come Content-Encoded (uploaded with the header): decoded
@@ -575,27 +625,8 @@ class ObstoreStore(AsyncStore):
         task.add_done_callback(_retrieve)
 
     async def _build(self, deferred: DeferredClient) -> None:
-        """Build the client in a thread of its own: not one of anyio's workers, which hold
-        the task that first used them (its result, a store say) until they end, up to 10 s
-        after a loop closed without its workers stopped: a store dropped then stayed, with
-        its connections, past the collection that should have closed them."""
-        loop = asyncio.get_running_loop()
-        built: asyncio.Future[ObjectStore] = loop.create_future()
-
-        def run() -> None:
-            try:
-                with build_errors(deferred.url):  # (errors of the build itself name it)
-                    outcome: tuple[ObjectStore | None, BaseException | None] = (
-                        deferred.build(),
-                        None,
-                    )
-            except BaseException as exc:  # noqa: BLE001 - handed to the loop
-                outcome = (None, exc)
-            with suppress(RuntimeError):  # the loop closed: nobody waits, the client goes
-                loop.call_soon_threadsafe(_settle, built, *outcome)
-
-        threading.Thread(target=run, name=f"obstore client for {deferred.url}").start()
-        client = await built
+        """Build the client in a thread of its own (:func:`build_in_thread`)."""
+        client = await build_in_thread(deferred.build, deferred.url)
         with suppress(ClosedError):  # closed meanwhile: the waiters say so
             self._built(deferred, client)
 
@@ -630,6 +661,7 @@ class ObstoreStore(AsyncStore):
         self._client = None
         self._deferred = None
         self._no_retries = None
+        self._no_retries_building = None  # (its waiters hold it; what it builds is dropped)
 
     def _check_open(self) -> None:
         super()._check_open()
@@ -1140,7 +1172,7 @@ class ObstoreStore(AsyncStore):
             return True
         try:
             await obstore.put_async(
-                self._unretried(), key, data, mode="create", use_multipart=False
+                await self._unretried(), key, data, mode="create", use_multipart=False
             )
         except (obs_exc.AlreadyExistsError, obs_exc.PreconditionError):
             return False
@@ -1190,24 +1222,57 @@ class ObstoreStore(AsyncStore):
             await obstore.put_async(self._store, key, data)
         return True
 
-    def _unretried(self) -> ObjectStore:
+    async def _unretried(self) -> ObjectStore:
         """The store for conditional puts: a cloud store's twin without obstore's own retries.
         A resent conditional PUT whose first answer was lost after the server stored it finds
-        that object and answers "exists", as if another writer had claimed the key."""
+        that object and answers "exists", as if another writer had claimed the key.
+
+        The twin is a client of its own (7-20 ms to build: the TLS roots), built once in a
+        thread of its own (:func:`build_in_thread`), not on the event loop: the callers that
+        come meanwhile wait for that one build (one cancelled leaves it to the others), its
+        failure, naming the URL, is each one's (and stays: it is not built again), and a close
+        meanwhile drops what it builds (the callers get ``ClosedError``)."""
         store = self._store
         if not isinstance(store, S3Store | GCSStore | AzureStore):
             return store  # local and memory stores do not retry
-        if self._no_retries is None:
+        while (twin := self._no_retries) is None:
+            if self.closed or self._client is not store:
+                raise ClosedError(f"store {self.url} is closed")
+            loop = asyncio.get_running_loop()
+            task = self._no_retries_building
+            if (
+                task is None
+                or task.cancelled()
+                or (task.get_loop() is not loop and not task.done())
+            ):
+                # none yet, one cancelled (its loop ended), or one under way on another loop
+                task = loop.create_task(self._build_unretried(store))
+                task.add_done_callback(_retrieve)
+                self._no_retries_building = task
+            if task.done():
+                task.result()  # its failure
+            else:
+                await asyncio.shield(task)
+        return twin
+
+    async def _build_unretried(self, store: S3Store | GCSStore | AzureStore) -> None:
+        """Build :meth:`_unretried`'s twin of ``store`` in a thread; kept unless this store
+        was closed meanwhile (or has one already: built on another event loop)."""
+
+        def build() -> ObjectStore:
             retry = dict(store.retry_config or {})
             retry["max_retries"] = 0
-            self._no_retries = type(store)(
+            return type(store)(
                 prefix=store.prefix,
                 config=store.config,  # type: ignore[arg-type]
                 client_options=store.client_options,
                 retry_config=retry,  # type: ignore[arg-type]
                 credential_provider=store.credential_provider,  # type: ignore[arg-type]
             )
-        return self._no_retries
+
+        twin = await build_in_thread(build, self.url)
+        if self._no_retries is None and self._client is store and not self.closed:
+            self._no_retries = twin
 
     async def _delete_many_once(self, keys: Sequence[str]) -> None:
         if len(keys) == 1:
