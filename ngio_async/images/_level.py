@@ -845,11 +845,17 @@ class Level:
         coords: dict[str, tuple[int, ...]] | None,
         reuse: Keeper | None,
         fetched: Callable[[Sequence[_Ready]], Awaitable[list[Decode]]],
+        share: bool = False,
     ) -> None:
         """The chunks of ``groups`` decoded into their targets in worker threads: each
         fetched with ``fetched`` (one call for all) or taken from ``reuse``; this run's own
         first, then those other runs in flight were reading (fetched here if that failed).
-        The async twin of :meth:`_claim_decode_blocking`."""
+        ``share`` (a region read of a read-only level, without ``reuse``): shared with the
+        reads in flight instead (:meth:`_share_decode`). The async twin of
+        :meth:`_claim_decode_blocking`."""
+        if share and reuse is None:
+            await self._share_decode(codec, groups, fetched)
+            return
         claimed, keep = _claim_chunks(groups, reuse, coords)
         kept: dict[str, NDArray[Any] | None] = {}
         decode = partial(_decode_all, codec, fill_value=self.fill_value)
@@ -862,6 +868,54 @@ class Level:
         if waits:  # chunks other runs in flight were reading (fetched again if that failed)
             waited = [(await p.wait(), k, t) for p, k, t in waits]
             await self._in_threads(decode, await fetched(waited))
+
+    async def _share_decode(
+        self,
+        codec: ChunkCodec,
+        groups: dict[str, Targets],
+        fetched: Callable[[Sequence[_Ready]], Awaitable[list[Decode]]],
+    ) -> None:
+        """The chunks of ``groups`` (by name, as :meth:`_read_in_chunk` names them) decoded
+        into their targets, shared with the other reads of this read-only level in flight
+        (:class:`InFlight`): the chunks no read is fetching, this read leads: fetched with
+        ``fetched`` (one call for all: one batch of GETs, one coalesced set of ranges) and
+        decoded, each closed to more reads once decoded and handed to those that joined (a
+        copy, made only if one did). Then the chunks other reads were fetching, waited for
+        and copied; a chunk whose leader failed or was cancelled (it hands nothing over) is
+        claimed again: one of the reads that joined leads it."""
+        flight = self._in_flight
+        decode = partial(_decode_all, codec, fill_value=self.fill_value)
+        while groups:
+            led: dict[str, Pending] = {}
+            joined: list[tuple[Pending, str, Targets]] = []
+            for name, targets in groups.items():  # (no await from the claims to the try)
+                pending, lead = flight.claim(name)
+                if lead:
+                    led[name] = pending
+                else:
+                    joined.append((pending, name, targets))
+            kept: dict[str, NDArray[Any] | None] = {}
+            try:
+                if led:
+                    decodes = await fetched([(Fetch.ONCE, n, groups[n]) for n in led])
+
+                    def close(name: str, led: dict[str, Pending] = led) -> int:
+                        return flight.close(name, led[name])
+
+                    await self._in_threads(partial(decode, kept=kept, close=close), decodes)
+            finally:  # (failed or cancelled: nothing handed over; they claim it again)
+                for name, pending in led.items():
+                    flight.finish(name, pending, kept.get(name, Fetch.FAILED))
+            groups = {}
+            ready: list[Decode] = []
+            for pending, name, targets in joined:
+                chunk = await pending.wait()
+                if isinstance(chunk, Fetch):
+                    groups[name] = targets
+                else:
+                    ready.append((chunk, name, targets))
+            if ready:
+                await self._in_threads(decode, ready)
 
     async def _fetched(self, claimed: Sequence[_Ready]) -> list[Decode]:
         """``claimed`` with each chunk still to fetch (``Fetch``) fetched: one ``get_many``."""
@@ -1124,6 +1178,22 @@ class Level:
                 await _run_all(batches, one_batch, self._window)
                 return
 
+            if not self.writable:
+                # remote, read only: the chunks shared with the reads of them in flight; GETs
+                # started together: a few chunks per store call and per decode hand-off
+                together = max(1, min(_TOGETHER, self._window)) if self.store.gets_together else 1
+                batches = iter(lambda: list(islice(plans, together)), [])
+
+                async def shared(batch: list[ChunkPlan]) -> None:
+                    groups = {
+                        self._prefix + p.key: [(p.chunk_selection, out[p.out_selection])]
+                        for p in batch
+                    }
+                    await self._claim_decode(chunk_codec, groups, None, None, self._fetched, True)
+
+                await _run_all(batches, shared, max(1, self._window // together))
+                return
+
             if self.store.gets_together:
                 # remote, GETs started together: a few chunks per store call and per decode
                 # hand-off, as many requests in flight
@@ -1167,7 +1237,8 @@ class Level:
         ):
             await self._workers.run(_fetch_decode_shard, self.store, codec, key, [(plan, out)])
             return
-        await self._read_shard_parts(codec, key, [(plan, out)], indexes)
+        share = not self.writable  # (inner chunks shared with the reads of them in flight)
+        await self._read_shard_parts(codec, key, [(plan, out)], indexes, None, share)
 
     def _vanished(self, key: str) -> ChangedError:
         """A shard deleted since its index was read: read again (its index then says no
@@ -1184,11 +1255,13 @@ class Level:
         parts: list[tuple[ShardPlan, NDArray[Any]]],
         indexes: IndexCache,
         reuse: Keeper | None = None,
+        share: bool = False,
     ) -> None:
         """Read the inner chunks of shard ``key`` that ``parts`` (plans of regions, each with
         its output) need: the whole shard in one request when they need all of it and its
         index is not known yet, else via its (cached) index in one coalesced set of ranged
-        reads (those ``reuse`` holds taken from it). A shard found rewritten between its index
+        reads (those ``reuse`` holds taken from it; ``share``: those the reads in flight are
+        fetching waited for, :meth:`_share_decode`). A shard found rewritten between its index
         and its chunks is read again from its index, up to ``_CHANGED_RETRIES`` times, then
         whole (one version by construction: a shard rewritten on every try, or a server whose
         ETags differ from node to node). A compressed shard is always read whole."""
@@ -1199,7 +1272,7 @@ class Level:
             return
         for _ in range(_CHANGED_RETRIES + 1):
             try:
-                await self._read_parts_once(codec, key, parts, indexes, reuse)
+                await self._read_parts_once(codec, key, parts, indexes, reuse, share)
                 return
             except ChangedError:  # (its index was dropped)
                 continue
@@ -1265,6 +1338,7 @@ class Level:
         parts: list[tuple[ShardPlan, NDArray[Any]]],
         indexes: IndexCache,
         reuse: Keeper | None = None,
+        share: bool = False,
     ) -> None:
         """One try of :meth:`_read_shard_parts` via the shard's index (``ChangedError``: the
         shard changed since, and its index is dropped)."""
@@ -1303,7 +1377,7 @@ class Level:
             return await self._fetched_ranges(key, claimed, stored, index, indexes, version)
 
         coords = _grid_coords(codec, parts, stored) if reuse is not None else None
-        await self._claim_decode(codec.inner, groups, coords, reuse, fetched)
+        await self._claim_decode(codec.inner, groups, coords, reuse, fetched, share)
 
     async def _fetched_ranges(
         self,
@@ -1719,14 +1793,15 @@ def _by_chunk(
     return groups
 
 
-def _decode_to(codec: ChunkCodec, buf: Buffer, key: str, targets: Targets) -> None:
-    """Decode one chunk into each of ``targets`` (once, however many there are)."""
+def _decode_to(codec: ChunkCodec, buf: Buffer, key: str, targets: Targets) -> NDArray[Any]:
+    """Decode one chunk into each of ``targets`` (once, however many there are); the whole
+    decoded chunk (a target, or this thread's scratch buffer)."""
     if len(targets) == 1:
-        _decode_into(codec, buf, key, *targets[0])
-        return
+        return _decode_into(codec, buf, key, *targets[0])
     full = codec.decode(buf, key, out=_scratch_for(codec))
     for chunk_sel, target in targets:
         target[...] = full[chunk_sel]
+    return full
 
 
 def _decode_all(
@@ -1735,15 +1810,19 @@ def _decode_all(
     fill_value: Any = None,
     keep: Collection[str] = (),
     kept: dict[str, NDArray[Any] | None] | None = None,
+    close: Callable[[str], int] | None = None,
 ) -> None:
     """Decode several chunks, each ``(buffer, name, targets)`` (worker thread); a ``None``
     buffer (a missing chunk) fills its targets with ``fill_value``, an array (a chunk decoded
-    before) is copied. The chunks named in ``keep`` are decoded whole into ``kept``."""
+    before) is copied. The chunks named in ``keep`` are decoded whole into ``kept``. With
+    ``close`` (chunks led for the reads in flight, :class:`InFlight`): each chunk, once
+    decoded, is closed to more reads with ``close(name)``, and a copy of it goes into
+    ``kept`` if any joined (a missing one: ``None``)."""
     for buf, key, targets in decodes:
         if buf is None:
             for _, target in targets:
                 target[...] = fill_value
-            if key in keep and kept is not None:
+            if kept is not None and (close is not None or key in keep):
                 kept[key] = None
         elif isinstance(buf, np.ndarray):
             for chunk_sel, target in targets:
@@ -1754,7 +1833,9 @@ def _decode_all(
                 target[...] = full[chunk_sel]
             kept[key] = full
         else:
-            _decode_to(codec, buf, key, targets)
+            full = _decode_to(codec, buf, key, targets)
+            if close is not None and kept is not None and close(key):
+                kept[key] = full.copy()
 
 
 #: a chunk claimed from a ``Keeper``: ``Fetch`` (to fetch), the chunk (``None``:

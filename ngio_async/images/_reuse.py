@@ -42,12 +42,17 @@ class Pending:
     they wait for it (after their own chunks: a run never waits before it has read its own,
     so two runs waiting on each other's chunks both go on)."""
 
-    __slots__ = ("_event", "chunk", "waiters")
+    __slots__ = ("_done", "_event", "chunk", "waiters")
 
-    def __init__(self, threaded: bool) -> None:
-        self._event: threading.Event | anyio.Event = (
-            threading.Event() if threaded else anyio.Event()
+    def __init__(self, threaded: bool, lazy: bool = False) -> None:
+        """``threaded``: waited for in worker threads; ``lazy`` (not threaded): its event is
+        made by its first waiter (most chunks of :class:`InFlight` have none, and an
+        ``anyio.Event`` costs more than the rest of a claim), so :meth:`done` and
+        :meth:`wait` must run on the one event loop."""
+        self._event: threading.Event | anyio.Event | None = (
+            threading.Event() if threaded else None if lazy else anyio.Event()
         )
+        self._done = False
         #: the decoded chunk once read (``None``: missing), ``FAILED`` if its read failed
         self.chunk: NDArray[Any] | Fetch | None = Fetch.FAILED
         #: the claims waiting for it (counted as hits until its read fails)
@@ -55,14 +60,19 @@ class Pending:
 
     def done(self, chunk: NDArray[Any] | Fetch | None) -> None:
         self.chunk = chunk
-        self._event.set()
+        self._done = True
+        if self._event is not None:
+            self._event.set()
 
     async def wait(self) -> NDArray[Any] | Fetch | None:
         """The chunk, once read (on the event loop: a remote stream)."""
         event = self._event
         if isinstance(event, threading.Event):
             raise TypeError("a local stream's chunk is waited for with wait_blocking()")
-        await event.wait()
+        if not self._done:
+            if event is None:
+                event = self._event = anyio.Event()
+            await event.wait()
         return self.chunk
 
     def wait_blocking(self) -> NDArray[Any] | Fetch | None:
@@ -279,11 +289,13 @@ class _LevelView:
 
 
 class InFlight:
-    """The chunks that one-chunk reads of a read-only level are fetching right now, for the
-    reads of the same chunk that start meanwhile: they wait for that fetch and decode instead
-    of making their own (a viewer's or a tile server's burst of tiles smaller than a chunk,
-    dask blocks smaller than the chunks, identical requests). Nothing is kept afterwards: a
-    read that starts once the chunk is decoded fetches it again.
+    """The (inner) chunks that region reads of a read-only remote level are fetching right
+    now, for the reads of the same chunks that start meanwhile: they wait for that fetch and
+    decode instead of making their own (a viewer's or a tile server's burst of tiles smaller
+    than a chunk, dask blocks smaller than the chunks, identical requests of several chunks
+    each, overlapping regions). Nothing is kept afterwards: a read that starts once the chunk
+    is decoded fetches it again. A read over several chunks leads those no read is fetching
+    (fetched together, as it would alone) and waits for the others once its own are decoded.
 
     The read that leads a chunk's fetch closes it with :meth:`close` once decoded (in its
     worker thread: no read joins after that) and hands the reads that joined a private copy
@@ -308,7 +320,7 @@ class InFlight:
                 pending.waiters += 1
                 self.shared += 1
                 return pending, False
-            pending = self._pending[name] = Pending(False)
+            pending = self._pending[name] = Pending(False, lazy=True)
             return pending, True
 
     def close(self, name: str, pending: Pending) -> int:
