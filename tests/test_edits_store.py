@@ -107,6 +107,45 @@ async def test_a_writer_in_between_is_edited_again_not_overwritten(store: AsyncS
         assert bytes(await store.get("doc") or b"") == bytes(result or b"") == b"v+other+mine"
 
 
+class _LostAnswer(InstrumentedStore):
+    """Fault injection: the first conditional put is stored, but its caller hears a conflict
+    (the answer lost, and obstore's resend refused by the server as a conflict with itself:
+    a server cannot be made to do that on purpose)."""
+
+    refused = 0
+
+    async def _write_for_update_once(self, key: str, data: Buffer, version: object) -> bool:
+        stored = await super()._write_for_update_once(key, data, version)
+        if stored and not self.refused:
+            self.refused += 1
+            return False
+        return stored
+
+
+async def test_a_put_stored_but_heard_as_refused_is_not_edited_twice(store: AsyncStore) -> None:
+    if not _conditional(store):
+        pytest.skip("local stores lock out other writers: no conditional put")
+    lossy = _LostAnswer(store)
+    async with lossy:
+        await lossy.put("doc", b"v")
+        calls = 0
+
+        async def edit(old: Buffer | None) -> bytes:
+            nonlocal calls
+            calls += 1
+            return (b"" if old is None else bytes(old)) + b"+mine"
+
+        result = await lossy.update("doc", edit)
+        assert lossy.refused == 1
+        assert calls == 1
+        assert bytes(result or b"") == bytes(await lossy.get("doc") or b"") == b"v+mine"
+        # an object created by the update: the same
+        calls = lossy.refused = 0
+        result = await lossy.update("new", edit)
+        assert (lossy.refused, calls) == (1, 1)
+        assert bytes(await lossy.get("new") or b"") == b"+mine"
+
+
 async def test_created_meanwhile_is_kept(store: AsyncStore) -> None:
     async with store:
         calls = 0

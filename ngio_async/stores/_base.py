@@ -562,14 +562,22 @@ class AsyncStore(abc.ABC):
         version read, create-only when it was absent); local directories hold an exclusive
         ``flock`` of the object's directory from the read to the atomic replace (processes of
         one machine; no lock file); other stores hold a lock of this store object. The usual
-        cost is one GET and one PUT, as a plain read-modify-write.
+        cost is one GET and one PUT, as a plain read-modify-write. A conditional put refused
+        although it was stored (its answer lost, and a resend of it refused as a conflict) is
+        told by the object then holding exactly the bytes it sent: the edit does not run again.
         """
         self._check_writable(key)
         if attempts < 1:
             raise ValueError(f"attempts must be >= 1, got {attempts}")
         async with self._update_guard(key):
+            sent: bytes | None = None  # the bytes of the last conditional put refused
             for attempt in range(attempts):
                 old, token = await self._call(key, partial(self._read_for_update_once, key))
+                if sent is not None and old is not None and bytes(memoryview(old)) == sent:
+                    # that put was stored after all: its answer was lost and a resend of it
+                    # (a retry) was refused as a conflict with itself; editing again would
+                    # apply the edit twice
+                    return old
                 new = await edit(old)
                 if new is None or (old is not None and new == old):
                     return old
@@ -579,6 +587,7 @@ class AsyncStore(abc.ABC):
                     return new
                 if await self._call(key, partial(self._write_for_update_once, key, new, token)):
                     return new
+                sent = bytes(memoryview(new))
                 # another writer came in between: its version is read and edited again
                 await anyio.sleep(random.uniform(0, min(1.0, 0.01 * 2**attempt)))
         raise ChangedError(
