@@ -788,19 +788,6 @@ class Dataset(StoreNode):
                 tiles.append(Tile(data, spec.region, spec.index, spec.core, level_index))
             return TileBatch(tiles)
 
-        # remote shards read in parts: each index is fetched `max_window` tiles before the
-        # shard's first tile, while the tiles before it are in flight (not on its critical path)
-        # (unordered runs without halos read whole shards in one request each, no index)
-        index_ahead = (
-            lvl.reads_shards_in_parts
-            and not lvl.reads_locally
-            and not lvl.writable
-            and (runs_of is None or rows)
-        )
-
-        def index_keys(batch: list[TileSpec]) -> list[str]:
-            return [key for spec in batch for key in lvl.index_keys(spec.region)]
-
         max_bytes = limits.prefetch_bytes
         if runs_of is not None:  # the window in runs of tiles (fewer, larger requests)
             # the tiles one run can hold: those of one block (a shard, or a row of shards) that
@@ -829,6 +816,26 @@ class Dataset(StoreNode):
                 most = max(max_window * tile_bytes, _RUN_BYTES)
                 window = min(fits, window, max(2, -(-start // run_bytes)))
                 max_window = min(fits, max_window, max(window + 1, -(-most // run_bytes)))
+
+        # remote shards read in parts: each index is fetched `max_window` tiles before the
+        # shard's first tile, while the tiles before it are in flight (not on its critical path)
+        # (unordered runs without halos read whole shards in one request each, no index).
+        # A stream that keeps chunks for later tiles (``reuse``) fetches the index of every
+        # shard its tiles touch, unless each shard is one run (unordered, whole): a tile (or
+        # run) needing every inner chunk of its shard read it whole, without its index and
+        # past the kept chunks, once per tile or run (plane tiles of chunks 16 planes deep
+        # fetched each shard 16 times; the chunks the later planes claimed stayed held)
+        split = runs_of is not None and not rows and per_run < block_tiles
+        index_ahead = (
+            lvl.reads_shards_in_parts
+            and not lvl.reads_locally
+            and not lvl.writable
+            and (runs_of is None or rows or (reuse is not None and split))
+        )
+
+        def index_keys(batch: list[TileSpec]) -> list[str]:
+            keys = lvl.object_keys if reuse is not None else lvl.index_keys
+            return [key for spec in batch for key in keys(spec.region)]
 
         def make(owner: TaskGroup | None) -> Prefetch[TileWork, TileBatch]:
             spec_iter = iter(specs)
