@@ -638,8 +638,14 @@ class Dataset(StoreNode):
         shared = any(h > 0 for h in halos) or any(
             t is not None and t % c for t, c in zip(tile_shape, lvl.chunks, strict=True)
         )
+        # a level that reads its regions itself (a TIFF, a format plugin's source: nothing in
+        # its store) is read tile by tile: the runs and batches below read the store's chunks
+        # (they read the empty stand-in store's fill value: tiles of zeros)
+        own_reads = type(lvl).read is not Level.read
         runs_of: tuple[int, ...] | None = None
-        if (
+        if own_reads:
+            pass
+        elif (
             shards is not None
             and lvl.reads_shards_together
             and any(t is not None and t < s for t, s in zip(tile_shape, shards, strict=True))
@@ -691,8 +697,8 @@ class Dataset(StoreNode):
             base, tile_shape, halo(overlap, lvl.ndim), lvl.chunks
         )
         per_call = (
-            1  # a run per prefetch item
-            if runs_of is not None
+            1  # a run per prefetch item (or a level reading its regions itself)
+            if runs_of is not None or own_reads
             else _tiles_per_call(
                 lvl, prefetch, tile_bytes, limits.prefetch_bytes, in_chunks=in_chunks
             )
