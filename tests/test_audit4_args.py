@@ -50,3 +50,21 @@ async def test_numpy_integers_are_taken_as_ints(
     sync_kw: dict[str, Any] = {"prefetch": np.int64(2), "shape": (np.uint8(40), 40)}
     with ngio_async.open(root) as sync_ds:
         assert len(list(sync_ds.tiles(**sync_kw))) == 8
+
+
+async def test_tile_shape_errors_name_shape_and_value(
+    image: tuple[Path, np.ndarray[Any, Any]],
+) -> None:
+    root, _ = image
+    async with ngio_async.open_async(root) as ds:
+        # was: "tile size must be >= 1, got 0 for axis 2" (which parameter; axis 2 is 'x')
+        with pytest.raises(ValueError, match=r"shape \(0, 5\): axis 'y' .*>= 1.*got 0"):
+            ds.tiles(shape=(0, 5))
+        with pytest.raises(ValueError, match=r"shape \(1, 8, -2\): axis 'x' .*>= 1.*got -2"):
+            ds.tiles(shape=(1, 8, -2))
+        # was: "tile shape needs 3 values (one per axis) or 2 (y, x)" (what was given?)
+        with pytest.raises(ValueError, match=r"shape needs 3 values .* got \(5,\)"):
+            ds.tiles(shape=(5,))
+        # was: "a list selection on axis 'z' needs tiles of 1" (the shape given?)
+        with pytest.raises(ValueError, match=r"axis 'z' needs tiles of 1 .*shape \(2, 8, 8\)"):
+            ds.tiles(shape=(2, 8, 8), z=[1, 0])

@@ -621,10 +621,21 @@ class Dataset(StoreNode):
         if shape is not None and len(tile_shape) == 2 and lvl.ndim > 2:
             tile_shape = (1,) * (lvl.ndim - 2) + tuple(tile_shape)
         if len(tile_shape) != lvl.ndim:
-            raise ValueError(f"tile shape needs {lvl.ndim} values (one per axis) or 2 (y, x)")
+            raise ValueError(
+                f"tile shape needs {lvl.ndim} values (one per axis) or 2 (y, x), got {shape}"
+            )
+        for i, t in enumerate(tile_shape):
+            if t is not None and t < 1:
+                raise ValueError(
+                    f"tile shape {shape}: axis {self.axes[i]!r} must be >= 1 pixels (or None, "
+                    f"the whole extent), got {t}"
+                )
         for axis in picks:
             if tile_shape[axis] != 1:
-                raise ValueError(f"a list selection on axis {self.axes[axis]!r} needs tiles of 1")
+                raise ValueError(
+                    f"a list selection on axis {self.axes[axis]!r} needs tiles of 1 along it, "
+                    f"got tile shape {tuple(tile_shape)}"
+                )
         # tiles smaller than the shards of a remote level (or of compressed shards, local
         # ones too: each decompressed whole once per run) are read in runs: the tiles of one
         # shard (unordered: shard by shard) or of one row of shards (ordered: in grid order)
