@@ -68,3 +68,15 @@ async def test_tile_shape_errors_name_shape_and_value(
         # was: "a list selection on axis 'z' needs tiles of 1" (the shape given?)
         with pytest.raises(ValueError, match=r"axis 'z' needs tiles of 1 .*shape \(2, 8, 8\)"):
             ds.tiles(shape=(2, 8, 8), z=[1, 0])
+
+
+async def test_default_tiles_of_an_empty_axis(tmp_path: Path) -> None:
+    """No tile, no error: the default tile is 0 pixels along an empty axis."""
+    url = str(tmp_path / "empty.zarr")
+    async with ngio_async.create_async(
+        url, shape=(1, 0, 64), dtype="uint16", axes="cyx", chunks=(1, 16, 16)
+    ) as ds:
+        for kw in ({}, {"ordered": False}, {"overlap": 2}, {"shape": (8, 8)}):
+            stream = ds.tiles(**kw)
+            assert len(stream) == 0
+            assert [t async for t in stream] == []

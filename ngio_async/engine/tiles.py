@@ -50,10 +50,11 @@ class TileSpec:
 def default_tile_shape(
     shape: tuple[int, ...], chunks: tuple[int, ...], shards: tuple[int, ...] | None
 ) -> tuple[int, ...]:
-    """One shard (else one chunk) in the last two axes, one plane of every other axis."""
+    """One shard (else one chunk) in the last two axes, one plane of every other axis (one
+    pixel at least: an empty axis has no tile)."""
     storage = shards if shards is not None else chunks
     n = len(shape)
-    return tuple(min(storage[i], shape[i]) if i >= n - 2 else 1 for i in range(n))
+    return tuple(max(1, min(storage[i], shape[i])) if i >= n - 2 else 1 for i in range(n))
 
 
 def _per_axis(value: int | Sequence[int], ndim: int, name: str) -> tuple[int, ...]:
