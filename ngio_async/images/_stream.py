@@ -220,15 +220,32 @@ def _result_tile(tile: Tile, value: Any) -> Tile:
     if value is None:
         raise TypeError(_NO_RESULT.format(_where(tile.core)))
     shape = getattr(value, "shape", None)
-    if shape is not None and tuple(shape) == tile.shape and tile.core != tile.region:
+    if shape is not None and tile.core != tile.region and _unsqueezes(tuple(shape), tile.shape):
+        # the halo'd tile's result, maybe without its unit axes (``f(a[0])`` on plane tiles)
+        value = np.reshape(value, tile.shape)
         cropped = Tile(value, tile.region, tile.index, tile.core, tile.level).core_data
         return Tile(cropped, tile.core, tile.index, tile.core, tile.level)
     core = region_shape(tile.core)
     if shape is None or tuple(shape) != core:
         value = np.asarray(value)
-        with contextlib.suppress(ValueError):  # else the writer says which shapes differ
+        try:
             value = np.broadcast_to(value, core)
+        except ValueError:
+            if value.ndim == len(core):  # the writer says which shapes differ
+                return Tile(value, tile.core, tile.index, tile.core, tile.level)
+            raise ValueError(
+                f"stream(..., out=...): func returned shape {value.shape} for the tile at "
+                f"{_where(tile.region)} of shape {tile.shape} (core {_where(tile.core)}, shape "
+                f"{core}); it must return the tile's shape, its core's (unit axes may be left "
+                "out), or a value that broadcasts to the core"
+            ) from None
     return Tile(value, tile.core, tile.index, tile.core, tile.level)
+
+
+def _unsqueezes(shape: tuple[int, ...], full: tuple[int, ...]) -> bool:
+    """Whether ``shape`` is ``full`` with (some of) its leading unit axes left out."""
+    lead = len(full) - len(shape)
+    return lead >= 0 and shape == full[lead:] and all(n == 1 for n in full[:lead])
 
 
 def _where(region: tuple[slice, ...]) -> str:
