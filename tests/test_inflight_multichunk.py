@@ -263,8 +263,9 @@ async def test_a_failing_read_fails_each_read_of_the_burst(
                     tg.start_soon(one)
         assert len(errors) == 8
         assert flight.shared == 0 and not flight._pending
-        # one read at a time led the chunks, the others waited for it (it was 8 x 4 GETs)
-        assert server.peak_in_flight <= 4
+        # one read at a time led the chunks, the others waited for it (it was 8 x 4 GETs at
+        # once; a failed leader's other GETs may still wait at the server as the next starts)
+        assert server.peak_in_flight <= 8
         server.faults.status = None
         y, x = REGION
         np.testing.assert_array_equal(await ds.read(y=y, x=x), data[:, :, y, x])

@@ -886,14 +886,7 @@ class Level:
         flight = self._in_flight
         decode = partial(_decode_all, codec, fill_value=self.fill_value)
         while groups:
-            led: dict[str, Pending] = {}
-            joined: list[tuple[Pending, str, Targets]] = []
-            for name, targets in groups.items():  # (no await from the claims to the try)
-                pending, lead = flight.claim(name)
-                if lead:
-                    led[name] = pending
-                else:
-                    joined.append((pending, name, targets))
+            led, joined = flight.claim_all(groups)  # (no await from the claims to the try)
             kept: dict[str, NDArray[Any] | None] = {}
             try:
                 if led:
@@ -904,18 +897,20 @@ class Level:
 
                     await self._in_threads(partial(decode, kept=kept, close=close), decodes)
             finally:  # (failed or cancelled: nothing handed over; they claim it again)
-                for name, pending in led.items():
-                    flight.finish(name, pending, kept.get(name, Fetch.FAILED))
-            groups = {}
+                flight.finish_all(led, kept)
+            if not joined:
+                return
+            again: dict[str, Targets] = {}
             ready: list[Decode] = []
-            for pending, name, targets in joined:
+            for name, pending in joined:
                 chunk = await pending.wait()
                 if isinstance(chunk, Fetch):
-                    groups[name] = targets
+                    again[name] = groups[name]
                 else:
-                    ready.append((chunk, name, targets))
+                    ready.append((chunk, name, groups[name]))
             if ready:
                 await self._in_threads(decode, ready)
+            groups = again
 
     async def _fetched(self, claimed: Sequence[_Ready]) -> list[Decode]:
         """``claimed`` with each chunk still to fetch (``Fetch``) fetched: one ``get_many``."""

@@ -14,12 +14,12 @@ from __future__ import annotations
 import enum
 import threading
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeAlias, TypeVar
 
 import anyio
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Awaitable, Callable, Iterable
 
     from numpy.typing import NDArray
 
@@ -323,6 +323,36 @@ class InFlight:
             pending = self._pending[name] = Pending(False, lazy=True)
             return pending, True
 
+    def claim_all(self, names: Iterable[str]) -> tuple[dict[str, Pending], list[Joined]]:
+        """:meth:`claim` of several chunks at once: those this read leads (by name), and those
+        it joined (``(name, pending)``)."""
+        led: dict[str, Pending] = {}
+        joined: list[Joined] = []
+        with self._lock:
+            in_flight = self._pending
+            for name in names:
+                pending = in_flight.get(name)
+                if pending is None:
+                    led[name] = in_flight[name] = Pending(False, lazy=True)
+                else:
+                    pending.waiters += 1
+                    joined.append((name, pending))
+            self.shared += len(joined)
+        return led, joined
+
+    def finish_all(self, led: dict[str, Pending], chunks: dict[str, NDArray[Any] | None]) -> None:
+        """:meth:`finish` of the chunks a read led: each with its entry in ``chunks`` (a copy
+        for the reads that joined; ``None``: missing), else ``Fetch.FAILED``."""
+        with self._lock:
+            in_flight = self._pending
+            for name, pending in led.items():
+                if in_flight.get(name) is pending:
+                    del in_flight[name]
+                if name not in chunks:  # they fetch it themselves
+                    self.shared -= pending.waiters
+        for name, pending in led.items():
+            pending.done(chunks.get(name, Fetch.FAILED))
+
     def close(self, name: str, pending: Pending) -> int:
         """No more reads join ``pending`` (thread-safe); how many have."""
         with self._lock:
@@ -340,6 +370,9 @@ class InFlight:
                 self.shared -= pending.waiters
         pending.done(chunk)
 
+
+#: a chunk another read leads: its name and its fetch in flight
+Joined: TypeAlias = "tuple[str, Pending]"
 
 V = TypeVar("V")
 
