@@ -42,6 +42,7 @@ from .images import (
     open_plate_async,
 )
 from .images._dataset import check_progress
+from .images._tiles import report
 from .stores._url_utils import redact_url
 from .sync import Closing, Runner, SyncIterator, in_portal_thread
 
@@ -308,14 +309,14 @@ class _ProgressRelay:
                 self._pending.append((done, total))
             return
         self.deliver()
-        self._progress(done, total)
+        report(self._progress, done, total)
 
     def deliver(self) -> None:
         """Give the reports kept from the loop thread to ``progress`` (in this thread)."""
         with self._lock:
             pending, self._pending = self._pending, []
         for done, total in pending:
-            self._progress(done, total)
+            report(self._progress, done, total)
 
 
 class SyncTiles(SyncIterator["Tile"]):

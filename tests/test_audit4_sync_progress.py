@@ -34,3 +34,28 @@ def test_sync_tiles_refuse_a_bad_progress_at_the_call(tmp_path: Path) -> None:
         assert calls == [(i, len(tiles)) for i in range(1, len(tiles) + 1)]
         with rich_progress("sync", disable=True) as progress:
             assert len(list(ds.tiles(progress=progress))) == len(tiles)
+
+
+@pytest.mark.anyio
+async def test_an_async_progress_is_refused(tmp_path: Path) -> None:
+    """``progress`` is called, never awaited: an async function's coroutine was dropped on
+    every tile ("coroutine ... was never awaited"), the callback never ran."""
+    write_image(tmp_path, SPEC)
+
+    async def progress(done: int, total: int | None) -> None:
+        raise AssertionError("never awaited")
+
+    async with ngio_async.open_async(tmp_path) as ds:
+        with pytest.raises(TypeError, match=r"progress must be a plain function .*async"):
+            ds.tiles(progress=progress)
+        # a plain function that returns a coroutine (a lambda calling an async one): named
+        # at the first tile, the coroutine closed (no "never awaited" warning)
+        with pytest.raises(TypeError, match=r"progress returned a coroutine"):
+            async for _ in ds.tiles(progress=lambda d, t: progress(d, t)):
+                pass
+    with ngio_async.open(tmp_path) as sync_ds:
+        with pytest.raises(TypeError, match="async"):
+            sync_ds.tiles(progress=progress)
+        with pytest.raises(TypeError, match=r"progress returned a coroutine"):
+            for _ in sync_ds.tiles(progress=lambda d, t: progress(d, t)):
+                pass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import math
 import numbers
 import operator
@@ -1924,6 +1925,11 @@ def check_progress(progress: object) -> None:
         )
     if progress is not None and not callable(progress):
         raise TypeError(f"progress must be a callable progress(done, total), got {progress!r}")
+    if inspect.iscoroutinefunction(progress):  # called, never awaited: it would never run
+        raise TypeError(
+            f"progress must be a plain function progress(done, total), got {progress!r} (an "
+            "async function: it is called after each tile, never awaited)"
+        )
 
 
 def _size_or_none(value: object) -> bool:

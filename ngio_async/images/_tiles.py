@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import weakref
 from collections import deque
 from dataclasses import dataclass
@@ -194,7 +195,7 @@ class TileIterator:
         for _ in range(n):
             self.done += 1
             if self._progress is not None:
-                self._progress(self.done, self._total)
+                report(self._progress, self.done, self._total)
 
     def ready(self, count: bool = True) -> list[Tile]:
         """Hand out, without waiting, the tiles already read with the last one (the rest of its
@@ -218,6 +219,18 @@ class TileIterator:
         self._finished = True
         self._pending.clear()
         await self._batches.aclose()
+
+
+def report(progress: ProgressCallback, done: int, total: int | None) -> None:
+    """``progress(done, total)``; a coroutine it returns (a lambda calling an async function)
+    is closed and refused: it is called, never awaited."""
+    got: object = progress(done, total)
+    if inspect.iscoroutine(got):
+        got.close()
+        raise TypeError(
+            f"progress returned a coroutine ({progress!r}); it is called, never awaited: "
+            "give a plain function progress(done, total)"
+        )
 
 
 class _OwnedBatches:
