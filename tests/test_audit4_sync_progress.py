@@ -26,6 +26,10 @@ def test_sync_tiles_refuse_a_bad_progress_at_the_call(tmp_path: Path) -> None:
         bar: Any = rich_progress()
         with pytest.raises(TypeError, match=r"not a context manager.*with rich_progress\(\)"):
             ds.tiles(progress=bar)
+        # was: accepted, then "rich_progress() takes from 0 to 1 positional arguments but 2
+        # were given" at the first tile
+        with pytest.raises(TypeError, match=r"not a context manager.*with rich_progress\(\)"):
+            ds.tiles(progress=rich_progress)  # type: ignore[arg-type]
         # was: accepted, then "'int' object is not callable"
         with pytest.raises(TypeError, match=r"progress must be a callable .*got 5"):
             ds.tiles(progress=5)  # type: ignore[arg-type]

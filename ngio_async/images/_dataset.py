@@ -1918,7 +1918,11 @@ def _with_extra(new: _S, old: object) -> _S:
 def check_progress(progress: object) -> None:
     """Refuse a ``progress=`` that is not a ``progress(done, total)`` callable (the blocking
     API checks it too, before wrapping it)."""
-    if progress is not None and hasattr(progress, "__enter__"):  # rich_progress() itself
+    from ..progress import rich_progress
+
+    if progress is rich_progress or (
+        progress is not None and hasattr(progress, "__enter__")  # rich_progress() itself
+    ):
         raise TypeError(
             "progress must be a callable progress(done, total), not a context manager: "
             "use `with rich_progress() as bar: ds.tiles(progress=bar)`"
