@@ -48,3 +48,14 @@ async def test_stream_errors_name_the_parameter_and_value(
         sizes: dict[str, Any] = {"threads": np.int64(2), "window": np.int32(3)}
         results = await ngio_async.stream(ds.tiles(), np.max, **sizes)
         assert results is not None and len(results) == len(ds.tiles())
+
+
+async def test_a_func_that_is_not_callable_is_refused_at_the_call(
+    image: tuple[Path, np.ndarray[Any, Any]],
+) -> None:
+    root, _ = image
+    async with ngio_async.open_async(root) as ds:
+        # was: accepted, then "'NoneType' object is not callable" from a worker thread
+        for func in (None, 5, "mean"):
+            with pytest.raises(TypeError, match=rf"func must be a callable .*got {func!r}"):
+                ngio_async.stream(ds.tiles(), func)  # type: ignore[arg-type]

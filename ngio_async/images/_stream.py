@@ -58,6 +58,8 @@ class Stream(Generic[R]):
                 f"awaited in async code), got {type(tiles).__name__}; with the blocking API, "
                 "map func over `for tile in ds.tiles()` (a thread pool's map runs it in threads)"
             )
+        if not callable(func):
+            raise TypeError(f"func must be a callable func(tile.data) -> result, got {func!r}")
         if inspect.iscoroutinefunction(func):
             raise TypeError(_ASYNC_FUNC.format(func))
         if out is not None:
