@@ -1173,55 +1173,20 @@ class Level:
                 await _run_all(batches, one_batch, self._window)
                 return
 
-            if not self.writable:
-                # remote, read only: the chunks shared with the reads of them in flight; GETs
-                # started together: a few chunks per store call and per decode hand-off
-                together = max(1, min(_TOGETHER, self._window)) if self.store.gets_together else 1
-                batches = iter(lambda: list(islice(plans, together)), [])
+            # remote: a few chunks per store call and per decode hand-off when the store
+            # starts GETs together, as many requests in flight; read only: the chunks shared
+            # with the reads of them in flight
+            together = max(1, min(_TOGETHER, self._window)) if self.store.gets_together else 1
+            batches = iter(lambda: list(islice(plans, together)), [])
+            share = not self.writable
 
-                async def shared(batch: list[ChunkPlan]) -> None:
-                    groups = {
-                        self._prefix + p.key: [(p.chunk_selection, out[p.out_selection])]
-                        for p in batch
-                    }
-                    await self._claim_decode(chunk_codec, groups, None, None, self._fetched, True)
+            async def some_chunks(batch: list[ChunkPlan]) -> None:
+                groups = {
+                    self._prefix + p.key: [(p.chunk_selection, out[p.out_selection])] for p in batch
+                }
+                await self._claim_decode(chunk_codec, groups, None, None, self._fetched, share)
 
-                await _run_all(batches, shared, max(1, self._window // together))
-                return
-
-            if self.store.gets_together:
-                # remote, GETs started together: a few chunks per store call and per decode
-                # hand-off, as many requests in flight
-                together = max(1, min(_TOGETHER, self._window))
-                batches = iter(lambda: list(islice(plans, together)), [])
-
-                async def some_chunks(batch: list[ChunkPlan]) -> None:
-                    await self._read_chunks(chunk_codec, batch, out)
-
-                await _run_all(batches, some_chunks, max(1, self._window // together))
-                return
-
-            async def one_chunk(plan: ChunkPlan) -> None:
-                await self._read_chunk(chunk_codec, plan, out)
-
-            await _run_all(plans, one_chunk, self._window)
-
-    async def _read_chunks(
-        self, codec: ChunkCodec, plans: list[ChunkPlan], out: NDArray[Any]
-    ) -> None:
-        """Chunks fetched with one ``store.get_many``, decoded in one worker-thread call."""
-        jobs = _chunk_jobs(self._prefix, plans, out)
-        bufs = await self.store.get_many([job.key for job in jobs])
-        await self._workers.run(_decode_jobs, codec, jobs, bufs, self.fill_value)
-
-    async def _read_chunk(self, codec: ChunkCodec, plan: ChunkPlan, out: NDArray[Any]) -> None:
-        key = self._prefix + plan.key
-        target = out[plan.out_selection]
-        buf = await self.store.get(key)
-        if buf is None:
-            target[...] = self.fill_value
-            return
-        await self._decode_in_thread(codec, buf, key, plan.chunk_selection, target)
+            await _run_all(batches, some_chunks, max(1, self._window // together))
 
     async def _read_shard(
         self, codec: ShardCodec, plan: ShardPlan, out: NDArray[Any], indexes: IndexCache
@@ -1413,11 +1378,6 @@ class Level:
             async with anyio.create_task_group() as tg:
                 for i in range(calls):
                     start_deferred(tg, self._workers.run, fn, items[i::calls])
-
-    async def _decode_in_thread(
-        self, codec: ChunkCodec, buf: Buffer, key: str, chunk_sel: Region, target: NDArray[Any]
-    ) -> None:
-        await self._workers.run(_decode_into, codec, buf, key, chunk_sel, target)
 
     @property
     def reads_shards_in_parts(self) -> bool:
@@ -1940,17 +1900,6 @@ def _range_jobs(
              out[p.out_selection], p.coords)
         for rng, (p, out) in zip(wanted, pieces, strict=True)
     ]  # fmt: skip
-
-
-def _decode_jobs(
-    codec: ChunkCodec, jobs: list[_Job], bufs: Sequence[Buffer | None], fill_value: Any
-) -> None:
-    """Whole chunks fetched already (``None``: missing) decoded into their targets."""
-    for job, buf in zip(jobs, bufs, strict=True):
-        if buf is None:
-            job.target[...] = fill_value
-        else:
-            _decode_into(codec, buf, job.name, job.chunk_sel, job.target)
 
 
 def _fetch_decode(
