@@ -22,17 +22,19 @@ import anyio
 from .._workers import Workers
 from ..images import Dataset, ImageMetadata, Level
 from ..images._create import ImagePlan
+from ..images._level import _run_all
 from ..stores import open_store
 from ._tiff import TiffReader, TiffSource, is_remote
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Sequence
 
     from numpy.typing import NDArray
 
     from .._limits import Limits
     from ..engine import Region
     from ..images._level import IndexCache
+    from ..images._reuse import Keeper
     from ..stores import AsyncStore
     from ._formats import ImageSource
 
@@ -47,7 +49,31 @@ __all__ = [
 ]
 
 
-class TiffLevel(Level):
+class _SourceReads(Level):
+    """A level whose every region is read by its own :meth:`read` (from an image source,
+    never from the store, an empty stand-in): the store-reading paths of :class:`Level` that
+    do not go through ``read`` are routed to it (they would return the fill value)."""
+
+    async def read_many(
+        self,
+        regions: Sequence[Region],
+        indexes: IndexCache | None = None,
+        reuse: Keeper | None = None,
+    ) -> list[NDArray[Any]]:
+        """Read each region with :meth:`read` (several at a time), each into its own array."""
+        outs: list[Any] = [None] * len(regions)
+
+        async def one(i: int) -> None:
+            outs[i] = await self.read(regions[i])
+
+        await _run_all(range(len(regions)), one, self._window)
+        return outs
+
+    async def read_in_chunks(self, regions: Sequence[Region]) -> list[NDArray[Any]]:
+        return await self.read_many(regions)
+
+
+class TiffLevel(_SourceReads):
     """A level whose regions are read from a :class:`TiffSource` (never from the store)."""
 
     def __init__(
@@ -133,7 +159,7 @@ class SourceDataset(Dataset):
         return self.source.url
 
 
-class SourceLevel(Level):
+class SourceLevel(_SourceReads):
     """The one level of an :class:`~ngio_async.formats.ImageSource`: regions come from
     ``source.read`` (there are no chunks in the store)."""
 
