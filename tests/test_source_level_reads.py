@@ -72,7 +72,7 @@ class _Reader:
     name = "array-levels"
 
     def can_read(self, url: Any) -> bool:
-        return url == _Source.url
+        return isinstance(url, str) and url == _Source.url
 
     async def open(self, url: Any, **options: Any) -> _Source:
         return _Source()
