@@ -619,8 +619,9 @@ def report(
         "client). A reader whose I/O costs less CPU than the limit's obstore GETs (local pread)\n"
         "can pass it. busy s: core-seconds every process on the machine spent busy during the\n"
         "run (/proc/stat: the servers and the kernel too); cores = busy s / s. machine = the\n"
-        "fastest rate the two limits' measured work allows on these cores: the decoded MB/s\n"
-        "of neither limit, nor of their busy core-seconds added and spread over all cores.\n"
+        "fastest rate the two limits' measured work allows on these cores: the slowest of the\n"
+        "two limits and of their busy core-seconds added and spread over all cores (never\n"
+        "below shared, which takes each limit to have kept every core busy).\n"
     )
     head = (
         f"{'source':6} {'image/tile':16} {'zarr seq':>8} {'zarr best':>9} {'tstore':>7} "
