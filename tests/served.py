@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING, Any
 
+import anyio
 from images import Spec, write_image
 
 if TYPE_CHECKING:
@@ -15,6 +16,7 @@ if TYPE_CHECKING:
 
     import numpy as np
     import pytest
+    from numpy.typing import NDArray
     from servers import StaticServer
 
 # 0.5 sharded: 4 x 4 shards of 4 x 4 chunks of 16 x 16; the others: 256 chunks of 16 x 16
@@ -83,3 +85,17 @@ def count_decodes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     monkeypatch.setattr(ChunkCodec, "decode", counted)
     return decoded
+
+
+async def burst(ds: Any, regions: list[tuple[slice, slice]]) -> list[NDArray[Any]]:
+    """All of ``regions`` (y, x) read at once; their arrays in order."""
+    got: list[Any] = [None] * len(regions)
+
+    async def one(i: int) -> None:
+        y, x = regions[i]
+        got[i] = await ds.read(y=y, x=x)
+
+    async with anyio.create_task_group() as tg:
+        for i in range(len(regions)):
+            tg.start_soon(one, i)
+    return got

@@ -16,7 +16,7 @@ import anyio
 import numpy as np
 import pytest
 from images import Spec
-from served import count_decodes, served_image
+from served import burst as _burst, count_decodes, served_image
 
 import ngio_async
 from ngio_async import Limits, PermissionDeniedError
@@ -75,20 +75,6 @@ def _fetched_once(server: StaticServer) -> bool:
 def image(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
     with served_image(tmp_path, CHUNKED if request.param == "chunked" else SHARDED) as both:
         yield both
-
-
-async def _burst(ds: Any, regions: list[tuple[slice, slice]]) -> list[NDArray[Any]]:
-    """All of ``regions`` (y, x) read at once; their arrays in order."""
-    got: list[Any] = [None] * len(regions)
-
-    async def one(i: int) -> None:
-        y, x = regions[i]
-        got[i] = await ds.read(y=y, x=x)
-
-    async with anyio.create_task_group() as tg:
-        for i in range(len(regions)):
-            tg.start_soon(one, i)
-    return got
 
 
 async def test_identical_multichunk_reads_fetch_each_chunk_once(

@@ -32,35 +32,47 @@ SMALL = Spec(version="0.5", shape=(1, 32, 32), chunks=(1, 16, 16), levels=1)
 _PROBE = "ngio_async_probe"  # the key the settings check adds (it is refused: no client built)
 
 
-class Builds:
-    """Records the clients ``cls.from_url`` built (the thread of each); the settings checks
-    (refused at once, before any client is built) are not counted. ``hold``: builds wait
-    for :meth:`release` (after setting :attr:`started`); ``fail``: builds raise it."""
+class Held:
+    """A spy on a client constructor whose calls can be held: ``hold``, they wait for
+    :meth:`release` (after setting :attr:`started`); ``fail``, they raise it."""
 
-    def __init__(self, cls: Any, *, hold: bool = False, fail: BaseException | None = None) -> None:
-        self.original: Callable[..., Any] = cls.from_url
-        self.threads: list[int] = []
+    def __init__(self, *, hold: bool = False, fail: BaseException | None = None) -> None:
         self.started = threading.Event()
         self._go = threading.Event()
         if not hold:
             self._go.set()
         self.fail = fail
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if _PROBE in (kwargs.get("client_options") or {}):
-            return self.original(*args, **kwargs)  # the check: refused, nothing built
-        self.threads.append(threading.get_ident())
+    def held(self) -> None:
+        """In a held call: signal it started, wait for the release, raise ``fail`` if set."""
         self.started.set()
         self._go.wait(10)
         if self.fail is not None:
             raise self.fail
-        return self.original(*args, **kwargs)
 
     def release(self) -> None:
         self._go.set()
 
     async def wait_started(self) -> None:
         assert await anyio.to_thread.run_sync(self.started.wait, 10)
+
+
+class Builds(Held):
+    """Records the clients ``cls.from_url`` built (the thread of each); the settings checks
+    (refused at once, before any client is built) are not counted. ``hold``: builds wait
+    for :meth:`release` (after setting :attr:`started`); ``fail``: builds raise it."""
+
+    def __init__(self, cls: Any, *, hold: bool = False, fail: BaseException | None = None) -> None:
+        super().__init__(hold=hold, fail=fail)
+        self.original: Callable[..., Any] = cls.from_url
+        self.threads: list[int] = []
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if _PROBE in (kwargs.get("client_options") or {}):
+            return self.original(*args, **kwargs)  # the check: refused, nothing built
+        self.threads.append(threading.get_ident())
+        self.held()
+        return self.original(*args, **kwargs)
 
 
 @contextlib.contextmanager

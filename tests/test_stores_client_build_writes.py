@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 from obstore.store import S3Store
 from test_obstore_close import _closes_to_zero
+from test_stores_client_build import Held
 
 import ngio_async
 from ngio_async import ClosedError, StoreError
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.anyio
 
 
-class Constructed:
+class Constructed(Held):
     """Records the ``S3Store(...)`` calls (the twins: ``retry_config`` with no retries; the
     bucket roots: no ``prefix``) with their thread. ``hold``: those of ``which`` wait for
     :meth:`release`; ``fail``: they raise it."""
@@ -43,14 +44,10 @@ class Constructed:
     def __init__(
         self, which: str, *, hold: bool = False, fail: BaseException | None = None
     ) -> None:
+        super().__init__(hold=hold, fail=fail)
         self.original: Callable[..., Any] = S3Store.__new__
         self.which = which
         self.calls: list[tuple[str, int]] = []
-        self.started = threading.Event()
-        self._go = threading.Event()
-        if not hold:
-            self._go.set()
-        self.fail = fail
 
     @staticmethod
     def kind(kwargs: dict[str, Any]) -> str:
@@ -62,21 +59,12 @@ class Constructed:
         kind = self.kind(kwargs)
         self.calls.append((kind, threading.get_ident()))
         if kind == self.which:
-            self.started.set()
-            self._go.wait(10)
-            if self.fail is not None:
-                raise self.fail
+            self.held()
         return self.original(cls, *args, **kwargs)
 
     def of(self, kind: str) -> list[int]:
         """The threads that built ``kind``."""
         return [t for k, t in self.calls if k == kind]
-
-    def release(self) -> None:
-        self._go.set()
-
-    async def wait_started(self) -> None:
-        assert await anyio.to_thread.run_sync(self.started.wait, 10)
 
 
 @contextlib.contextmanager
