@@ -9,8 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
-import tifffile
-from servers import StaticServer
+from test_audit4_tiff_tiles import DATA, tiffs  # noqa: F401  (the fixture: its TIFF and server)
 
 import ngio_async
 from ngio_async import formats
@@ -20,32 +19,15 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from numpy.typing import NDArray
+    from servers import StaticServer
 
 pytestmark = pytest.mark.anyio
-DATA = np.random.default_rng(7).integers(1, 60000, (3, 70, 53), dtype=np.uint16)
 # inside one 16x16 TIFF tile; across several; the whole level
 REGIONS = [
     (slice(1, 2), slice(16, 30), slice(32, 45)),
     (slice(0, 2), slice(3, 40), slice(5, 30)),
     (slice(0, 3), slice(0, 70), slice(0, 53)),
 ]
-
-
-@pytest.fixture(scope="module")
-def tiffs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, StaticServer]]:
-    root = tmp_path_factory.mktemp("tiffs")
-    tifffile.imwrite(
-        root / "tiled.ome.tif",
-        DATA,
-        tile=(16, 16),
-        photometric="minisblack",
-        metadata={"axes": "CYX"},
-    )
-    server = StaticServer(root).start()
-    try:
-        yield root, server
-    finally:
-        server.stop()
 
 
 class _Source:
@@ -79,8 +61,9 @@ class _Reader:
 
 
 @pytest.fixture(params=["tiff-file", "tiff-http", "plugin"])
-def url(request: pytest.FixtureRequest, tiffs: tuple[Path, StaticServer]) -> Iterator[str]:
-    root, server = tiffs
+def url(request: pytest.FixtureRequest) -> Iterator[str]:
+    served: tuple[Path, StaticServer] = request.getfixturevalue("tiffs")
+    root, server = served
     if request.param == "plugin":
         reader = _Reader()
         formats.register(reader)
