@@ -466,6 +466,25 @@ def _default_window(dtype: np.dtype[Any]) -> Window:
     return Window(min=lo, max=hi, start=lo, end=hi)
 
 
+def _channel_list(channels: Any) -> list[Any]:
+    """``channels=`` as a list, each item a label, a mapping or a :class:`Channel`: a string
+    (one channel per letter), a mapping (its keys) or a number is refused naming it."""
+    if isinstance(channels, str | bytes | Mapping) or not isinstance(
+        channels, Sequence | np.ndarray
+    ):
+        raise TypeError(
+            f"channels must be a list of channels (labels or mappings), got {channels!r}"
+        )
+    out = list(channels)
+    for i, c in enumerate(out):
+        if not isinstance(c, str | Mapping | Channel):
+            raise TypeError(
+                f"channels[{i}] must be a label (str) or a mapping with label, color, window "
+                f"or active, got {c!r}"
+            )
+    return out
+
+
 def make_channel(spec: ChannelSpec | Channel, index: int, dtype: np.dtype[Any]) -> Channel:
     """A channel from a label, or a dict with ``label``, ``color``, ``window``, ``active``.
 
@@ -684,6 +703,7 @@ def plan_image(
     if channels is not None:
         if "c" not in names:
             raise ValueError("channels= needs a 'c' axis")
+        channels = _channel_list(channels)
         n_c = shape_t[names.index("c")]
         if len(channels) != n_c:
             raise ValueError(f"{len(channels)} channels for a channel axis of size {n_c}")
