@@ -1624,6 +1624,16 @@ _PLAN_KEYS = frozenset(
 )  # fmt: skip
 
 
+def overwrite_flag(value: Any) -> bool:
+    """``overwrite=`` as a bool: True, False (numpy's too) or None (False). Anything else is
+    refused: taken for its truth, ``overwrite="no"`` deleted the image it meant to keep."""
+    if value is None:
+        return False
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    raise TypeError(f"overwrite must be True or False, got {value!r}")
+
+
 def _create_planned(
     url: str | os.PathLike[str] | AsyncStore | Any,
     plan: ImagePlan,
@@ -1634,6 +1644,7 @@ def _create_planned(
     store_options: dict[str, Any],
 ) -> _Opening[Dataset]:
     """The I/O half of :func:`create_async`: write ``plan`` at ``url``."""
+    overwrite = overwrite_flag(overwrite)
 
     async def go() -> Dataset:
         label = plan.ome.image_label is not None

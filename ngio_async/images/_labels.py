@@ -506,6 +506,9 @@ class Labels:
         :raises ExistsError: ``labels/<name>`` exists and ``overwrite`` is false.
         :raises ReadOnlyError: the image is read-only (before any I/O).
         """
+        from ._create import overwrite_flag
+
+        overwrite = overwrite_flag(overwrite)
         ds = self._dataset
         ds._check_writable()
         ds._check_first_multiscale("labels.create")  # label images follow the first one
