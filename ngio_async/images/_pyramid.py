@@ -106,18 +106,20 @@ def level_factors(ds: Dataset) -> list[tuple[int, ...]]:
     return out
 
 
-def _tile_for(level: Level, tile: Sequence[int | None] | None) -> tuple[int | None, ...]:
-    """The target tile of ``level``: whole stored objects (``tile`` rounded up to multiples)."""
-    stored = level.meta.stored_chunks
+def _tile_for(
+    stored: Sequence[int], ndim: int, tile: Sequence[int | None] | None
+) -> tuple[int | None, ...]:
+    """The target tile of a level of ``ndim`` axes stored in objects of shape ``stored``: whole
+    stored objects (``tile`` rounded up to multiples)."""
     if tile is None:
         return tuple(stored)
     if isinstance(tile, str | bytes) or not isinstance(tile, Sequence):
         raise TypeError(f"tile must be one size per axis or (y, x), got {tile!r}")
     t = tuple(tile)
-    if len(t) == 2 and level.ndim > 2:
+    if len(t) == 2 and ndim > 2:
         t = tuple(stored[:-2]) + t
-    if len(t) != level.ndim:
-        raise ValueError(f"tile needs {level.ndim} values (one per axis) or 2 (y, x), got {tile}")
+    if len(t) != ndim:
+        raise ValueError(f"tile needs {ndim} values (one per axis) or 2 (y, x), got {tile}")
     out: list[int | None] = []
     for v, s in zip(t, stored, strict=True):
         if v is None:
@@ -392,21 +394,23 @@ async def build_pyramid(
         )
     if total_levels > existing and _is_label(ds):
         await _check_image_levels(ds, total_levels)
-    if window is None:
-        window = ds.limits.prefetch_tiles
-    if window < 1:
-        raise ValueError(f"window must be >= 1, got {window}")
+    window = ds.limits.prefetch_tiles if window is None else integer(window, "window", minimum=1)
+    from ._dataset import check_progress
+
+    check_progress(progress)
     factors = level_factors(ds)
     layout = _new_level_layout(ds, total_levels - existing) if total_levels > existing else []
-    new_levels = await _add_levels(ds, layout) if layout else []
-    all_levels = [*ds.levels, *new_levels]
     factors += [step for _, _, step, _ in layout]
-    if len(all_levels) < 2:
+    if existing + len(layout) < 2:
         return
-    tiles = [_tile_for(lvl, tile) for lvl in all_levels[1:]]
-    shapes = [lvl.shape for lvl in all_levels]  # as stored (ceil or floor of the factors)
+    # planned (every argument checked) before the new levels' arrays are written
+    metas = [lvl.meta for lvl in ds.levels] + [meta for _, meta, _, _ in layout]
+    tiles = [_tile_for(meta.stored_chunks, len(meta.shape), tile) for meta in metas[1:]]
+    shapes = [tuple(meta.shape) for meta in metas]  # as stored (ceil or floor of the factors)
     plans = pyramid_plan(ds.shape, factors, tiles, source=source, regions=regions, shapes=shapes)
     plans = [dc_replace(p, tiles=None) if p.level >= existing else p for p in plans]
+    new_levels = await _add_levels(ds, layout) if layout else []
+    all_levels = [*ds.levels, *new_levels]
     total = sum(len(p) for p in plans)
     count = 0
 
