@@ -148,7 +148,21 @@ def _colors_json(colors: ColorSpec | None) -> list[dict[str, Any]] | None:
             else {"label-value": _plain(v), "rgba": _hex_rgba(rgba) or _plain(list(rgba))}
             for v, rgba in colors.items()
         ]
-    return [_plain(dict(c)) if isinstance(c, Mapping) else _dump(c) for c in colors]
+    from ..meta import LabelColor
+
+    if isinstance(colors, str | bytes) or not isinstance(colors, Sequence | np.ndarray):
+        raise TypeError(
+            f"colors must be a mapping label value -> color or a list of dicts, got {colors!r}"
+        )
+    out = []
+    for i, c in enumerate(colors):
+        if not isinstance(c, Mapping | LabelColor):
+            raise TypeError(
+                f"colors[{i}]: expected a dict with 'label-value' and 'rgba' (or a LabelColor), "
+                f"got {c!r}"
+            )
+        out.append(_plain(dict(c)) if isinstance(c, Mapping) else _dump(c))
+    return out
 
 
 def _hex_rgba(color: Any) -> list[int] | None:
@@ -221,6 +235,11 @@ def _properties_json(properties: PropertySpec | None) -> list[dict[str, Any]] | 
                 )
             rest = {k: v for k, v in props.items() if k != "label-value"}
             entries.append({"label-value": value, **rest})
+    elif isinstance(properties, str | bytes) or not isinstance(properties, Sequence | np.ndarray):
+        raise TypeError(
+            "properties must be a mapping label value -> dict or a list of dicts, "
+            f"got {properties!r}"
+        )
     else:
         entries = list(properties)
     out = []
