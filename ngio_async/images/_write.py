@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import numbers
 import os
+from collections.abc import Sequence
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from functools import partial
 from itertools import product
@@ -64,7 +65,7 @@ except ImportError:  # Windows: no flock
     fcntl = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+    from collections.abc import AsyncIterator, Awaitable, Callable
 
     from numpy.typing import NDArray
 
@@ -515,6 +516,10 @@ class LevelWriter:
     """
 
     def __init__(self, level: Level, max_pending: int, cascade: Cascade | None = None) -> None:
+        given: Any = max_pending  # numpy integers too; not a bool, a float or a string
+        if isinstance(given, bool | np.bool_) or not isinstance(given, numbers.Integral):
+            raise TypeError(f"max_pending must be an integer, got {given!r}")
+        max_pending = int(given)
         if max_pending < 1:
             raise ValueError(f"max_pending must be >= 1, got {max_pending}")
         self.level = level
@@ -546,8 +551,18 @@ class LevelWriter:
         if isinstance(tile, Tile):
             region_in: Sequence[slice] = tile.core
             data: Any = tile.core_data
-        else:
+        elif (
+            isinstance(tile, tuple | list)
+            and len(tile) == 2
+            and isinstance(tile[0], Sequence)
+            and not isinstance(tile[0], str | bytes)
+        ):
             region_in, data = tile
+        else:
+            raise TypeError(
+                f"write takes a Tile or (region, data), got {_short(tile)} (level "
+                f"{self.level.path!r}; region: one slice per axis of the level)"
+            )
         if len(region_in) != self.level.ndim:  # e.g. image tiles (with c) into a label (no c)
             raise ValueError(
                 f"a tile region of {len(region_in)} axes for a level of {self.level.ndim} "
