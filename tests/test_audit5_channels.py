@@ -1,9 +1,11 @@
 """Audit of issue 5: ``channels=`` that is no list of channels is refused naming it (a string
 was split into one channel per letter, a mapping into its keys, a number or a list of numbers
-failed with a bare Python TypeError), and nothing is created."""
+failed with a bare Python TypeError), and nothing is created; so is a ``name=`` that is no
+string (it was named by its JSON path only, without the value)."""
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -48,3 +50,11 @@ async def test_a_tuple_or_an_array_of_labels_is_still_taken(tmp_path: Path) -> N
             channels=channels,  # type: ignore[arg-type]
         ) as ds:  # fmt: skip
             assert [c.label for c in ds.metadata.channels] == ["a", "b"]
+
+
+@pytest.mark.parametrize("name", [5, ["a"], b"img"])
+async def test_a_name_that_is_no_string_is_refused_naming_it(tmp_path: Path, name: Any) -> None:
+    path = tmp_path / "img.ome.zarr"
+    with pytest.raises(TypeError, match=re.escape(f"name must be a string, got {name!r}")):
+        await ngio_async.create_async(path, shape=(8, 8), dtype="uint8", name=name)
+    assert not path.exists()

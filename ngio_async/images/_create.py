@@ -617,6 +617,8 @@ def plan_image(
     )
     if ngff_version not in ("0.4", "0.5"):
         raise UnsupportedError(f"cannot write NGFF version {ngff_version!r} (0.4 or 0.5)")
+    if name is not None and not isinstance(name, str):
+        raise TypeError(f"name must be a string, got {name!r}")
     dt = data_type(dtype)
     if dt.byteorder == ">":
         dt = dt.newbyteorder("=")
