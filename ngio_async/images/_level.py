@@ -1224,11 +1224,13 @@ class Level:
         fetching waited for, :meth:`_share_decode`). A shard found rewritten between its index
         and its chunks is read again from its index, up to ``_CHANGED_RETRIES`` times, then
         whole (one version by construction: a shard rewritten on every try, or a server whose
-        ETags differ from node to node). A compressed shard is always read whole."""
+        ETags differ from node to node; neither shared nor taken from ``reuse``). A compressed
+        shard is always read whole. Whole reads of a read-only level are shared with the reads
+        in flight whether or not ``share`` is set (:meth:`_read_whole`)."""
         if self._whole_shards or (
             key not in indexes and key not in self._index_loading and self._covers(codec, parts)
-        ):
-            await self._read_whole(codec, key, parts, indexes)  # one request, not two
+        ):  # one request, not two
+            await self._read_whole(codec, key, parts, indexes, reuse, not self.writable)
             return
         for _ in range(_CHANGED_RETRIES + 1):
             try:
@@ -1244,15 +1246,23 @@ class Level:
         key: str,
         parts: list[tuple[ShardPlan, NDArray[Any]]],
         indexes: IndexCache,
+        reuse: Keeper | None = None,
+        share: bool = False,
     ) -> None:
         """Read shard ``key`` whole in one request and decode what ``parts`` need of it; its
         index goes into ``indexes`` with the version read (later reads of parts of it, such
         as the halos of neighbouring tiles, need no index request). A compressed shard is
         decompressed in a worker thread first (its index is not kept: never read by range;
-        the reads of a read-only level that need it meanwhile share that one)."""
+        the reads of a read-only level that need it meanwhile share that one). A remote plain
+        shard's inner chunks are claimed before the request (:meth:`_whole_claimed`): taken
+        from ``reuse`` and kept there, or (``share``, a read-only level) shared with the reads
+        of them in flight, whole or by range."""
         if codec.compressed:
             fetch = partial(self._open_compressed, codec, key)
             got = await (fetch() if self.writable else self._shards_in_flight.run(key, fetch))
+        elif (share or reuse is not None) and not self.store.blocking_reads:
+            await self._whole_claimed(codec, key, parts, indexes, reuse, share)
+            return
         else:
             whole, version = await self.store.get_with_version(key)
             got = None if whole is None else _open_shard(codec, whole, key)
@@ -1267,6 +1277,56 @@ class Level:
         groups = _by_chunk((inner, out) for plan, out in parts for inner in plan.chunks)
         decode = partial(_decode_shard_into, codec, plain, key, index)
         await self._in_threads(decode, list(groups.items()))
+
+    async def _whole_claimed(
+        self,
+        codec: ShardCodec,
+        key: str,
+        parts: list[tuple[ShardPlan, NDArray[Any]]],
+        indexes: IndexCache,
+        reuse: Keeper | None,
+        share: bool,
+    ) -> None:
+        """:meth:`_read_whole` of a remote plain shard, its inner chunks claimed first (named
+        as :meth:`_inner_groups` names them): those ``reuse`` holds are taken from it and it
+        keeps those it asks for; else (``share``) those other reads are fetching are waited
+        for (:meth:`_share_decode`). The shard is fetched whole (one GET, with its version)
+        only if some chunk is still to fetch: the chunks a read leads are decoded once, each
+        read getting its own copy."""
+        groups: dict[str, Targets] = {}
+        inner_of: dict[str, tuple[int, ...]] = {}
+        for inner, targets in _by_chunk(
+            (c, out) for plan, out in parts for c in plan.chunks
+        ).items():
+            name = f"{key}{list(inner)}"
+            groups[name], inner_of[name] = targets, inner
+        coords: dict[str, tuple[int, ...]] | None = None
+        if reuse is not None:
+            first = [s * n for s, n in zip(parts[0][0].coords, codec.chunks_per_shard, strict=True)]
+            coords = {
+                name: tuple(f + i for f, i in zip(first, inner, strict=True))
+                for name, inner in inner_of.items()
+            }
+
+        async def fetched(claimed: Sequence[_Ready]) -> list[Decode]:
+            if not any(isinstance(buf, Fetch) for buf, _, _ in claimed):  # all from ``reuse``
+                return [(b, n, t) for b, n, t in claimed if not isinstance(b, Fetch)]
+            whole, version = await self.store.get_with_version(key)
+            if whole is None:
+                indexes.put(key, None)
+                return [(None if isinstance(b, Fetch) else b, n, t) for b, n, t in claimed]
+            plain, index = _open_shard(codec, whole, key)
+            indexes.put(key, index, version)
+            mv = memoryview(plain).cast("B")
+            out: list[Decode] = []
+            for b, n, t in claimed:
+                buf = (
+                    _inner_bytes(codec, mv, key, index, inner_of[n]) if isinstance(b, Fetch) else b
+                )
+                out.append((buf, n, t))
+            return out
+
+        await self._claim_decode(codec.inner, groups, coords, reuse, fetched, share)
 
     async def _open_compressed(
         self, codec: ShardCodec, key: str
@@ -2003,29 +2063,41 @@ def _decode_shard_into(
     """Decode inner chunks of a whole shard held in memory (``index``: its index), each once
     into its targets."""
     mv = memoryview(whole).cast("B")
-    n = len(mv)
+    for coords, targets in chunks:
+        buf = _inner_bytes(codec, mv, key, index, coords)
+        if buf is None:
+            for _, target in targets:
+                target[...] = codec.fill_value
+        else:
+            _decode_to(codec.inner, buf, f"{key}{list(coords)}", targets)
+
+
+def _inner_bytes(
+    codec: ShardCodec, whole: memoryview, key: str, index: ShardIndex, coords: tuple[int, ...]
+) -> memoryview | None:
+    """The bytes of inner chunk ``coords`` in a whole plain shard held in memory (``index``:
+    its index); ``None``: not stored (the fill value). An index pointing past the shard's end
+    or over the index itself is refused as corruption."""
+    rng = index.chunk_range(coords)
+    if rng is None:
+        return None
+    n = len(whole)
     # the bytes the inner chunks may take: all but the index's (a range over the index would
     # decode it as pixels, silently when the chunks are uncompressed)
     lo, hi = (
         (codec.index_nbytes, n) if codec.index_location == "start" else (0, n - codec.index_nbytes)
     )
-    for coords, targets in chunks:
-        rng = index.chunk_range(coords)
-        if rng is None:
-            for _, target in targets:
-                target[...] = codec.fill_value
-        elif rng[1] > n:
-            raise past_end_error(key, coords, rng, n)
-        elif rng[0] < lo or rng[1] > hi:
-            start, stop = rng
-            raise CodecError(
-                f"shard {key!r} is corrupt: its index puts inner chunk {list(coords)} at bytes "
-                f"{start}-{stop}, over the index itself (bytes {hi if lo == 0 else 0}-"
-                f"{n if lo == 0 else lo} of {n})",
-                key=key,
-            )
-        else:
-            _decode_to(codec.inner, mv[rng[0] : rng[1]], f"{key}{list(coords)}", targets)
+    if rng[1] > n:
+        raise past_end_error(key, coords, rng, n)
+    if rng[0] < lo or rng[1] > hi:
+        start, stop = rng
+        raise CodecError(
+            f"shard {key!r} is corrupt: its index puts inner chunk {list(coords)} at bytes "
+            f"{start}-{stop}, over the index itself (bytes {hi if lo == 0 else 0}-"
+            f"{n if lo == 0 else lo} of {n})",
+            key=key,
+        )
+    return whole[rng[0] : rng[1]]
 
 
 async def _run_all(plans: Iterable[P], fn: Callable[[P], Awaitable[None]], window: int) -> None:
