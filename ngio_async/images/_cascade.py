@@ -37,10 +37,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..engine.pyramid import region_footprint
-from ._pyramid import _is_label, _reduce, default_method, level_factors
+from ._pyramid import _is_label, _record_method, _reduce, default_method, level_factors
 from ._write import object_region, write_region
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from numpy.typing import NDArray
 
     from ..engine import Region
@@ -68,6 +70,21 @@ class _Acc:
 
 #: the cascades alive per dataset (weak: a write that failed drops its cascade with its frame)
 _ALIVE: weakref.WeakKeyDictionary[Dataset, weakref.WeakSet[Cascade]] = weakref.WeakKeyDictionary()
+
+
+def _chunks(level: Level) -> int:
+    """How many (inner) chunks ``level`` has."""
+    return math.prod(-(-n // c) for n, c in zip(level.shape, level.meta.chunks, strict=True))
+
+
+def _whole_chunks(level: Level, region: Region) -> Iterator[tuple[int, ...]]:
+    """The grid coordinates of the (inner) chunks of ``level`` that ``region`` covers whole."""
+    stored = level.meta.chunks
+    ranges = [
+        range(-(-r.start // s), r.stop // s if r.stop < n else -(-n // s))
+        for r, s, n in zip(region, stored, level.shape, strict=True)
+    ]
+    return product(*ranges)
 
 
 def _overlaps(a: Region, b: Region) -> bool:
@@ -107,6 +124,7 @@ class Cascade:
         self._held = 0
         self._redo: list[Region] = []  # level-0 extents to rebuild from the store at the end
         self.cascaded = 0  # objects of lower levels written from memory
+        self._whole0: set[tuple[int, ...]] = set()  # level-0 chunks written whole
         self.shared = False  # alive together with another cascade of the dataset
         alive = _ALIVE.setdefault(ds, weakref.WeakSet())
         for other in alive:
@@ -145,6 +163,8 @@ class Cascade:
             return
         src, dst = self._levels[level], self._levels[level + 1]
         factors = self._factors[level]
+        if level == 0:
+            self._whole0.update(_whole_chunks(src, region))
         if self.shared or not _aligned(region, factors, src.shape):
             self._remember(level, region)
             return
@@ -227,9 +247,19 @@ class Cascade:
         self._held = 0
         redo = [r for r in self._redo if all(s.stop > s.start for s in r)]
         self._redo = []
+        # every level-0 chunk rewritten (by this cascade alone): every lower level is now
+        # this method's, as after build_pyramid(method=...): the multiscale says so
+        whole = (
+            not self.shared
+            and len(self._levels) > 1
+            and len(self._whole0) == _chunks(self._levels[0])
+        )
+        self._whole0 = set()
         try:
             if redo:
                 await self._ds.build_pyramid(method=self._method, regions=redo)
+            if whole:
+                await _record_method(self._ds, self._method)
         finally:
             self.discard()
 
