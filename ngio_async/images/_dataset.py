@@ -1145,10 +1145,14 @@ class Dataset(StoreNode):
             the store when the block exits).
         :raises ReadOnlyError: the dataset is read-only (raised before any I/O).
         """
-        from ._write import open_writer
+        from ._write import checked_max_pending, open_writer
 
         self._check_writable()
-        pending = max(4, 2 * self.limits.decode_threads) if max_pending is None else max_pending
+        pending = (
+            max(4, 2 * self.limits.decode_threads)
+            if max_pending is None
+            else checked_max_pending(max_pending)  # at the call, not when the block is entered
+        )
         level = self._level_index(level)
         cascade = self._cascade(level, pyramid)
         inner = open_writer(self.levels[level], pending, cascade)
@@ -1351,6 +1355,9 @@ class Dataset(StoreNode):
             ("windows", windows),
             ("active", active),
         ):
+            if isinstance(values, str | bytes):  # (windows="auto" is a list by now)
+                # a string has a length, and would be taken as one value per letter
+                raise TypeError(f"{name} must be one value per channel, got {values!r}")
             if values is not None and size is not None and len(values) != size:
                 raise ValueError(f"{name}: {len(values)} values for {size} channels")
         for i, label in enumerate(() if labels is None else labels):

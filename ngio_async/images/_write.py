@@ -504,6 +504,15 @@ def _encode_shard(
     return codec.wrap(codec.encode_chunks(stored), key)
 
 
+def checked_max_pending(given: Any) -> int:
+    """``max_pending`` as an int >= 1 (numpy integers too; not a bool, a float or a string)."""
+    if isinstance(given, bool | np.bool_) or not isinstance(given, numbers.Integral):
+        raise TypeError(f"max_pending must be an integer, got {given!r}")
+    if int(given) < 1:
+        raise ValueError(f"max_pending must be >= 1, got {int(given)}")
+    return int(given)
+
+
 class LevelWriter:
     """Writes tiles into one level with at most ``max_pending`` writes in flight.
 
@@ -516,12 +525,7 @@ class LevelWriter:
     """
 
     def __init__(self, level: Level, max_pending: int, cascade: Cascade | None = None) -> None:
-        given: Any = max_pending  # numpy integers too; not a bool, a float or a string
-        if isinstance(given, bool | np.bool_) or not isinstance(given, numbers.Integral):
-            raise TypeError(f"max_pending must be an integer, got {given!r}")
-        max_pending = int(given)
-        if max_pending < 1:
-            raise ValueError(f"max_pending must be >= 1, got {max_pending}")
+        max_pending = checked_max_pending(max_pending)
         self.level = level
         self.cascade = cascade
         self._after = None if cascade is None else partial(cascade.add, 0)
