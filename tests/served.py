@@ -5,19 +5,22 @@ each per module), where each sweep reads them, and a counter of the tiles a leve
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 from images import Spec, write_image
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    import random
+    from collections.abc import Awaitable, Callable, Iterator, Sequence
     from pathlib import Path
 
     import numpy as np
     import pytest
     from numpy.typing import NDArray
     from servers import StaticServer
+
+R = TypeVar("R")
 
 # 0.5 sharded: 4 x 4 shards of 4 x 4 chunks of 16 x 16; the others: 256 chunks of 16 x 16
 SPECS = {
@@ -99,3 +102,42 @@ async def burst(ds: Any, regions: list[tuple[slice, slice]]) -> list[NDArray[Any
         for i in range(len(regions)):
             tg.start_soon(one, i)
     return got
+
+
+async def all_fail(
+    read: Callable[[], Awaitable[object]], n: int, error: type[BaseException]
+) -> list[BaseException]:
+    """``n`` concurrent calls of ``read`` (within 20 s): the ``error`` each raised."""
+    errors: list[BaseException] = []
+
+    async def one() -> None:
+        try:
+            await read()
+        except error as exc:
+            errors.append(exc)
+
+    with anyio.fail_after(20):
+        async with anyio.create_task_group() as tg:
+            for _ in range(n):
+                tg.start_soon(one)
+    return errors
+
+
+async def cancelled_at_random(
+    read: Callable[[R], Awaitable[NDArray[Any]]],
+    regions: Sequence[R],
+    rng: random.Random,
+    most: float = 0.08,
+) -> tuple[list[tuple[R, NDArray[Any]]], int]:
+    """``read(region)`` for all of ``regions`` at once, all cancelled after a random delay of
+    up to ``most`` seconds: the reads that ended (region, array) and how many did not."""
+    done: list[tuple[R, NDArray[Any]]] = []
+
+    async def one(region: R) -> None:
+        done.append((region, await read(region)))
+
+    with anyio.move_on_after(rng.uniform(0, most)):
+        async with anyio.create_task_group() as tg:
+            for region in regions:
+                tg.start_soon(one, region)
+    return done, len(regions) - len(done)

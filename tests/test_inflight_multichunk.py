@@ -16,7 +16,7 @@ import anyio
 import numpy as np
 import pytest
 from images import Spec
-from served import burst as _burst, count_decodes, served_image
+from served import all_fail, burst as _burst, cancelled_at_random, count_decodes, served_image
 
 import ngio_async
 from ngio_async import Limits, PermissionDeniedError
@@ -155,16 +155,10 @@ async def test_reads_cancelled_at_random_points_leave_no_chunk_claimed(
                 y0, x0 = rng.randrange(0, 96, 8), rng.randrange(0, 96, 8)
                 h, w = rng.randrange(24, 72, 8), rng.randrange(24, 72, 8)
                 regions.append((slice(y0, min(128, y0 + h)), slice(x0, min(128, x0 + w))))
-            done: list[tuple[tuple[slice, slice], NDArray[Any]]] = []
-
-            async def one(region: tuple[slice, slice], into: list[Any] = done) -> None:
-                into.append((region, await ds.read(y=region[0], x=region[1])))
-
-            with anyio.move_on_after(rng.uniform(0, 0.08)):
-                async with anyio.create_task_group() as tg:
-                    for region in regions:
-                        tg.start_soon(one, region)
-            cancelled += len(regions) - len(done)
+            done, stopped = await cancelled_at_random(
+                lambda r: ds.read(y=r[0], x=r[1]), regions, rng
+            )
+            cancelled += stopped
             for (y, x), got in done:
                 np.testing.assert_array_equal(got, data[:, :, y, x])
             assert not flight._pending
@@ -235,18 +229,7 @@ async def test_a_failing_read_fails_each_read_of_the_burst(
         server.reset()
         server.faults.delay = 0.05
         server.faults.status, server.faults.status_times = 403, -1
-        errors: list[BaseException] = []
-
-        async def one() -> None:
-            try:
-                await level.read(region, indexes)
-            except PermissionDeniedError as exc:
-                errors.append(exc)
-
-        with anyio.fail_after(20):
-            async with anyio.create_task_group() as tg:
-                for _ in range(8):
-                    tg.start_soon(one)
+        errors = await all_fail(lambda: level.read(region, indexes), 8, PermissionDeniedError)
         assert len(errors) == 8
         assert flight.shared == 0 and not flight._pending
         # one read at a time led the chunks, the others waited for it (it was 8 x 4 GETs at

@@ -16,7 +16,7 @@ import anyio
 import numpy as np
 import pytest
 from images import Spec
-from served import burst as _burst, count_decodes, served_image
+from served import all_fail, burst as _burst, cancelled_at_random, count_decodes, served_image
 
 import ngio_async
 from ngio_async import PermissionDeniedError
@@ -145,18 +145,9 @@ async def test_a_failing_read_fails_each_read_of_the_burst(
         flight = ds.levels[0]._in_flight
         server.faults.delay = 0.05
         server.faults.status, server.faults.status_times = 403, -1
-        errors: list[BaseException] = []
-
-        async def one() -> None:
-            try:
-                await ds.read(y=slice(0, 16), x=slice(0, 16))
-            except PermissionDeniedError as exc:
-                errors.append(exc)
-
-        with anyio.fail_after(20):
-            async with anyio.create_task_group() as tg:
-                for _ in range(8):
-                    tg.start_soon(one)
+        errors = await all_fail(
+            lambda: ds.read(y=slice(0, 16), x=slice(0, 16)), 8, PermissionDeniedError
+        )
         assert len(errors) == 8
         assert flight.shared == 0 and not flight._pending
 
@@ -241,16 +232,8 @@ async def test_reads_cancelled_at_random_points_leave_nothing_pending(
             for _ in range(8):
                 y0, x0 = rng.randrange(0, 64, 8), rng.randrange(0, 64, 8)
                 tiles.append((slice(y0, y0 + 8), slice(x0, x0 + 8)))
-            done: list[tuple[tuple[slice, slice], NDArray[Any]]] = []
-
-            async def one(tile: tuple[slice, slice], into: list[Any] = done) -> None:
-                into.append((tile, await ds.read(y=tile[0], x=tile[1])))
-
-            with anyio.move_on_after(rng.uniform(0, 0.08)):
-                async with anyio.create_task_group() as tg:
-                    for tile in tiles:
-                        tg.start_soon(one, tile)
-            cancelled += len(tiles) - len(done)
+            done, stopped = await cancelled_at_random(lambda t: ds.read(y=t[0], x=t[1]), tiles, rng)
+            cancelled += stopped
             for (y, x), got in done:
                 np.testing.assert_array_equal(got, data[:, :, y, x])
             assert not flight._pending

@@ -18,7 +18,7 @@ import anyio
 import numpy as np
 import pytest
 from images import Spec
-from served import count_decodes, served_image
+from served import all_fail, cancelled_at_random, count_decodes, served_image
 
 import ngio_async
 from ngio_async import PermissionDeniedError
@@ -171,17 +171,10 @@ async def test_whole_reads_cancelled_at_random_points_leave_no_chunk_claimed(
                 y, x = slice(y0, min(128, y0 + h)), slice(x0, min(128, x0 + w))
                 regions.append((slice(0, 1), slice(0, 1), y, x))
             rng.shuffle(regions)
-            done: list[tuple[tuple[slice, ...], NDArray[Any]]] = []
-
-            async def one(region: tuple[slice, ...], into: list[Any] = done) -> None:
-                cache = None if region == WHOLE else indexes
-                into.append((region, await level.read(region, cache)))
-
-            with anyio.move_on_after(rng.uniform(0, 0.06)):
-                async with anyio.create_task_group() as tg:
-                    for region in regions:
-                        tg.start_soon(one, region)
-            cancelled += len(regions) - len(done)
+            done, stopped = await cancelled_at_random(
+                lambda r: level.read(r, None if r == WHOLE else indexes), regions, rng, 0.06
+            )
+            cancelled += stopped
             whole_done += sum(1 for region, _ in done if region == WHOLE)
             for region, got in done:
                 np.testing.assert_array_equal(got, _want(data, region))
@@ -206,18 +199,7 @@ async def test_a_refused_whole_shard_fails_every_read(
         server.reset()
         server.faults.delay = 0.05
         server.faults.status, server.faults.status_times = 403, -1
-        errors: list[BaseException] = []
-
-        async def one() -> None:
-            try:
-                await level.read(WHOLE)
-            except PermissionDeniedError as exc:
-                errors.append(exc)
-
-        with anyio.fail_after(20):
-            async with anyio.create_task_group() as tg:
-                for _ in range(8):
-                    tg.start_soon(one)
+        errors = await all_fail(lambda: level.read(WHOLE), 8, PermissionDeniedError)
         assert len(errors) == 8
         assert flight.shared == 0 and not flight._pending
         # one read at a time asked for the shard, the others waited for it (was 8 at once)
