@@ -56,6 +56,16 @@ class Held:
     async def wait_started(self) -> None:
         assert await anyio.to_thread.run_sync(self.started.wait, 10)
 
+    @contextlib.contextmanager
+    def installed(self, monkeypatch: pytest.MonkeyPatch, owner: Any, name: str) -> Iterator[Any]:
+        """This spy as ``owner.name`` for the block; released at its end (never leave a worker
+        thread waiting)."""
+        monkeypatch.setattr(owner, name, self)
+        try:
+            yield self
+        finally:
+            self.release()
+
 
 class Builds(Held):
     """Records the clients ``cls.from_url`` built (the thread of each); the settings checks
@@ -84,11 +94,8 @@ def recording(
     fail: BaseException | None = None,
 ) -> Iterator[Builds]:
     builds = Builds(cls, hold=hold, fail=fail)
-    monkeypatch.setattr(cls, "from_url", builds)
-    try:
+    with builds.installed(monkeypatch, cls, "from_url"):
         yield builds
-    finally:
-        builds.release()  # never leave a worker thread waiting
 
 
 # ------------------------------------------------------------------------------ HTTP (default)

@@ -76,11 +76,8 @@ def constructing(
     fail: BaseException | None = None,
 ) -> Iterator[Constructed]:
     spy = Constructed(which, hold=hold, fail=fail)
-    monkeypatch.setattr(S3Store, "__new__", spy)
-    try:
+    with spy.installed(monkeypatch, S3Store, "__new__"):
         yield spy
-    finally:
-        spy.release()  # never leave a worker thread waiting
 
 
 async def _opened(s3_server: S3Server) -> tuple[ObstoreStore, str]:
