@@ -753,7 +753,7 @@ class Level:
                 for _, target in targets:
                     target[...] = self.fill_value
                 continue
-            name = f"{key}{list(inner)}"
+            name = inner_chunk_name(key, inner)
             groups[name], ranges[name] = targets, (inner, rng)
         return groups, ranges
 
@@ -949,7 +949,7 @@ class Level:
                 tuple(i // n for i, n in zip(coords, cps, strict=True))
             )
             inner = tuple(i % n for i, n in zip(coords, cps, strict=True))
-            name = f"{key}{list(inner)}"
+            name = inner_chunk_name(key, inner)
         else:
             key = name = self._prefix + self.meta.chunk_key(coords)
         while True:
@@ -1298,7 +1298,7 @@ class Level:
         for inner, targets in _by_chunk(
             (c, out) for plan, out in parts for c in plan.chunks
         ).items():
-            name = f"{key}{list(inner)}"
+            name = inner_chunk_name(key, inner)
             groups[name], inner_of[name] = targets, inner
         coords: dict[str, tuple[int, ...]] | None = None
         if reuse is not None:
@@ -1956,7 +1956,7 @@ def _range_jobs(
 ) -> list[_Job]:
     """Ranged reads of a shard's inner chunks, each decoded into its part of its output."""
     return [
-        _Job(key, RangeByteRequest(*rng), f"{key}{list(p.coords)}", p.chunk_selection,
+        _Job(key, RangeByteRequest(*rng), inner_chunk_name(key, p.coords), p.chunk_selection,
              out[p.out_selection], p.coords)
         for rng, (p, out) in zip(wanted, pieces, strict=True)
     ]  # fmt: skip
@@ -2044,6 +2044,12 @@ def _open_shard(codec: ShardCodec, whole: Buffer, key: str) -> tuple[Buffer, Sha
     return plain, _whole_shard_index(codec, plain, key)
 
 
+def inner_chunk_name(key: str, coords: Sequence[int]) -> str:
+    """An inner chunk's name (``shard-key[i, j, ...]``): in errors, and the name under which
+    the whole-shard, ranged and one-chunk reads share it in flight (they must agree)."""
+    return f"{key}{list(coords)}"
+
+
 def _whole_shard_index(codec: ShardCodec, whole: Buffer, key: str) -> ShardIndex:
     """The index of a whole plain shard held in memory."""
     mv = memoryview(whole).cast("B")
@@ -2069,7 +2075,7 @@ def _decode_shard_into(
             for _, target in targets:
                 target[...] = codec.fill_value
         else:
-            _decode_to(codec.inner, buf, f"{key}{list(coords)}", targets)
+            _decode_to(codec.inner, buf, inner_chunk_name(key, coords), targets)
 
 
 def _inner_bytes(
