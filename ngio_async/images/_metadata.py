@@ -157,7 +157,8 @@ class ImageMetadata:
         """The level whose pixel size in the space axes is nearest (log scale) to ``pixel_size``.
 
         A number compares against every space axis; a sequence gives one value per space axis
-        (z, y, x order as in the image).
+        (z, y, x order as in the image). A negative stored scale (a flipped axis) counts by
+        its size; a zero one raises :class:`MetadataError` naming the level and the axis.
         """
         space = [i for i, a in enumerate(self.multiscale.axes) if a.type == "space"]
         from ._create import is_scalar, real_number
@@ -168,10 +169,18 @@ class ImageMetadata:
         if len(values) != len(space):
             raise ValueError(f"pixel_size needs {len(space)} values (one per space axis)")
         wanted = [real_number(v, "pixel_size", positive=True) for v in values]
+        for level, cal in enumerate(self._cal):
+            for i in space:
+                if cal.axes[i].scale == 0:
+                    raise MetadataError(
+                        f"level {cal.path!r} has scale 0 on axis {cal.axes[i].name!r}: no "
+                        "pixel size to compare pixel_size with",
+                        f"$.multiscales[{self.index}].datasets[{level}].coordinateTransformations",
+                    )
 
         def distance(level: int) -> float:
             scale = self._cal[level].scale
-            return sum(abs(math.log(scale[i] / w)) for i, w in zip(space, wanted, strict=True))
+            return sum(abs(math.log(abs(scale[i]) / w)) for i, w in zip(space, wanted, strict=True))
 
         return min(range(len(self._cal)), key=distance)
 
