@@ -883,6 +883,24 @@ async def _start(store: AsyncStore, version: str, overwrite: bool, *, label: boo
     return overwrite
 
 
+async def _data_windowed(image: Dataset, plan: ImagePlan) -> OmeMetadata:
+    """``plan.ome`` with the display windows of the channels given none (``plan.auto_windows``)
+    taken from the written pixels: the lowest level's range, as ``build_pyramid`` sets them for a
+    created image (a channel of one value keeps the dtype's range)."""
+    from msgspec.structs import replace
+
+    omero = plan.ome.omero
+    if not plan.auto_windows or omero is None:
+        return plan.ome
+    found = await image._data_windows(plan.auto_windows)
+    channels = list(omero.channels)
+    for i, (lo, hi) in found.items():
+        old = channels[i].window
+        window = replace(old, min=min(old.min, lo), max=max(old.max, hi), start=lo, end=hi)
+        channels[i] = replace(channels[i], window=window)
+    return replace(plan.ome, omero=replace(omero, channels=channels))
+
+
 async def _write_group(store: AsyncStore, root: str, attrs: dict[str, Any], version: str) -> None:
     if version == "0.4":
         await store.put(join(root, ".zgroup"), encode_group_v2())
@@ -922,7 +940,7 @@ async def _run_jobs(
         await _write_group(store, job.root, to_attrs(job.plan.ome, version), version)
     if labels_attrs is not None:
         await _write_group(store, join(root, "labels"), labels_attrs, version)
-    attrs = to_attrs(jobs[0].plan.ome, version)
+    attrs = to_attrs(await _data_windowed(image, jobs[0].plan), version)
     extra = extra_levels is not None and extra_levels > len(image.levels)
     if extra and not root:  # still unfinished while they are built (a container's is)
         mark = attrs.get("ngio_async")
