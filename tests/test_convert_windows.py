@@ -71,3 +71,18 @@ async def test_a_tiff_without_channels_gets_no_omero_block(tmp_path: Path) -> No
     await ngio_async.convert(src, dst)
     doc = json.loads((dst / "zarr.json").read_text())
     assert "omero" not in doc["attributes"]["ome"]
+
+
+async def test_an_rgb_photo_keeps_the_whole_range(tmp_path: Path) -> None:
+    rgb = np.zeros((64, 64, 3), dtype="uint8")
+    rgb[..., 0], rgb[..., 1], rgb[..., 2] = 200, 40, 90
+    rgb[:8] = 30
+    src = tmp_path / "photo.tif"
+    tifffile.imwrite(src, rgb, photometric="rgb")
+    dst = tmp_path / "photo.ome.zarr"
+    await ngio_async.convert(src, dst)
+    doc = json.loads((dst / "zarr.json").read_text())
+    channels = doc["attributes"]["ome"]["omero"]["channels"]
+    assert [c["label"] for c in channels] == ["red", "green", "blue"]
+    # stretched to each channel's own range, the colors would change
+    assert all((c["window"]["start"], c["window"]["end"]) == (0, 255) for c in channels)
