@@ -1788,7 +1788,8 @@ def open_async(
     :param multiscale: which multiscale of a group holding several: its index or its ``name``
         (default ``0``, the first). An unknown one raises an error listing those there are.
         ``build_pyramid`` and ``pyramid=`` writes build the first one only.
-    :param store_options: backend options (S3 ``endpoint``, ``region``, credentials, ...).
+    :param store_options: backend options (S3 ``endpoint``, ``region``, credentials, ...) of
+        a URL; with an open store they raise ``ValueError`` (give them to ``open_store``).
     Only metadata is read: for NGFF 0.5 one GET for the group and one per level, concurrently.
     """
     _check_multiscale(multiscale)
@@ -1809,6 +1810,11 @@ def open_node(
     other URL opens one that the node owns and closes; closed again if opening fails)."""
     _check_mode(mode)
     check_limits(limits)
+    if isinstance(url, AsyncStore) and store_options:  # they would go unused, unsaid
+        raise ValueError(
+            f"store options {sorted(store_options)} need a URL: this is an open store "
+            f"({url.url}); give them to open_store() instead"
+        )
 
     async def go() -> C:
         owns = not isinstance(url, AsyncStore)
