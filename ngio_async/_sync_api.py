@@ -708,8 +708,9 @@ class SyncDataset(_Reopenable):
             return
         _ = self._runner.portal  # on the loop's own thread: RuntimeError before changing anything
         try:
+            because = f"the dataset {self._dataset.url} was closed: its tiles cannot be read"
             for it in list(self._iterators):
-                it.close()  # waits until the loop's prefetching has stopped
+                it.close(because=because)  # waits until the loop's prefetching has stopped
         finally:
             self._runner.interrupt()
             try:

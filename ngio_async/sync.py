@@ -568,6 +568,9 @@ class SyncIterator(Closing, Iterator[T]):
         self._consumer: int | None = None  # the thread that called next() last
         self._stopped_by: int | None = None  # the thread that called close()
         self._failed: BaseException | None = None  # what ended the iterator, raised in a next()
+        # why a close() that was not the consumer's own stopped it (its dataset was closed):
+        # every later next() raises ClosedError saying so, from any thread
+        self._closed_because: str | None = None
         #: an object kept alive while iterating (the sync dataset whose tiles these are)
         self.keep: object = None
 
@@ -591,6 +594,8 @@ class SyncIterator(Closing, Iterator[T]):
                 ) from self._failed
             if self._control.closing:
                 self._gen.close()  # closed from the loop thread: the cleanup is done here
+                if self._closed_because is not None:
+                    raise ClosedError(self._closed_because)
                 if self._stopped_by not in (None, self._consumer):  # not an ordinary end
                     raise ClosedError("the iterator was closed by another thread")
                 raise StopIteration
@@ -604,7 +609,7 @@ class SyncIterator(Closing, Iterator[T]):
                 self._failed = exc
                 raise
 
-    def close(self) -> None:
+    def close(self, *, because: str | None = None) -> None:
         """Close the async iterator and exit its context manager now (idempotent).
 
         From any thread: a ``next()`` waiting in another thread is cancelled (it raises
@@ -612,11 +617,16 @@ class SyncIterator(Closing, Iterator[T]):
         stopped. From a progress callback (on the loop, or in the consumer's ``next()``) it
         only asks for the stop, which the consuming thread carries out. A consumer stopped by another thread's ``close()``
         gets :class:`~ngio_async.ClosedError` from ``next()``, never a normal end.
+
+        :param because: what stopped it (its source was closed): every later ``next()``
+            raises :class:`~ngio_async.ClosedError` with this message, the closing thread's
+            too; an iterator that had already ended keeps its normal end.
         """
         if self._provider.abandoned:
             return  # inherited through a fork: nothing of it runs here (its lock may be held)
         if self._stopped_by is None and inspect.getgeneratorstate(self._gen) != "GEN_CLOSED":
             self._stopped_by = threading.get_ident()  # not over yet: this stops it
+            self._closed_because = because
         self._control.close()
         if in_portal_thread():
             return  # waiting here would block the loop the consumer waits on
