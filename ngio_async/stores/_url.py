@@ -112,7 +112,8 @@ def open_store(
       ``skip_signature``), ``allow_http``, and any other obstore ``S3Config`` key. Unset values
       come from the standard ``AWS_*`` environment variables (``AWS_ENDPOINT_URL``,
       ``AWS_ALLOW_HTTP``, ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_REGION`` /
-      ``AWS_DEFAULT_REGION``, ...) as obstore reads them;
+      ``AWS_DEFAULT_REGION``, ...) as obstore reads them, but for ``AWS_SESSION_TOKEN``
+      beside explicit keys: keys given without ``session_token`` are sent without a token;
     - ``gs://bucket/prefix`` and ``az://`` / ``abfs://`` URLs: obstore ``GCSStore`` /
       ``AzureStore`` with their config keys as options (``anonymous`` -> ``skip_signature``);
       ``use_emulator=True`` with an ``endpoint`` (``http://127.0.0.1:10000``) reaches the
@@ -284,6 +285,8 @@ def _open_cloud(
     if cls is GCSStore:
         _gcs_emulator_host(config)
         _gcs_emulator(config, has_provider="credential_provider" in extra)
+    if cls is S3Store and "credential_provider" not in extra:
+        _keys_without_env_token(config, extra)
     endpoint = config.get(endpoint_key)
     env = _ENDPOINT_ENV.get(cls)
     if endpoint is None and env is not None and env[0] not in os.environ:
@@ -385,6 +388,48 @@ def _gcs_emulator(config: dict[str, Any], *, has_provider: bool) -> None:
         "private_key_id": "",
     }
     config["service_account_key"] = json.dumps(account)
+
+
+# the S3 config keys that hold a session token (obstore reads AWS_SESSION_TOKEN, AWS_TOKEN)
+_S3_TOKEN_KEYS = frozenset(["session_token", "token", "security_token"])
+
+
+class _StaticS3Keys:
+    """An S3 credential provider of fixed keys and no token (they never expire)."""
+
+    __slots__ = ("_key", "_secret")
+
+    def __init__(self, key: str, secret: str) -> None:
+        self._key, self._secret = key, secret
+
+    def __call__(self) -> dict[str, Any]:
+        return {
+            "access_key_id": self._key,
+            "secret_access_key": self._secret,
+            "token": None,
+            "expires_at": None,
+        }
+
+    def __repr__(self) -> str:
+        return "_StaticS3Keys(***)"
+
+
+def _keys_without_env_token(config: dict[str, Any], extra: dict[str, Any]) -> None:
+    """S3 keys given without a session token, in an environment that holds one
+    (``AWS_SESSION_TOKEN``: temporary credentials of another login), as a credential
+    provider of those keys alone: obstore would take the token from the environment for
+    every setting not given, and S3 refuses a token of other credentials (boto3 and s3fs
+    take explicit keys without a token as just that)."""
+    names = {str(k).lower().removeprefix("aws_"): k for k in config}
+    if "access_key_id" not in names or "secret_access_key" not in names:
+        return
+    if _S3_TOKEN_KEYS.intersection(names):
+        return
+    if not (os.environ.get("AWS_SESSION_TOKEN") or os.environ.get("AWS_TOKEN")):
+        return
+    key = str(config.pop(names["access_key_id"]))
+    secret = str(config.pop(names["secret_access_key"]))
+    extra["credential_provider"] = _StaticS3Keys(key, secret)
 
 
 # Azurite's account and its published key (obstore uses them with ``use_emulator``)
