@@ -6,7 +6,7 @@ credentials (``AWS_SESSION_TOKEN``: SSO, an assumed role) signed with the given 
 sent that token, which belongs to other credentials: S3 refuses such requests (boto3 and
 s3fs take explicit keys without a token as keys without a token). A token given
 explicitly is still sent, and the environment's credentials, token included, are used whole
-when no keys are given.
+when no keys are given or the keys given are the environment's own.
 """
 
 from __future__ import annotations
@@ -102,6 +102,9 @@ def test_an_explicit_token_and_the_environments_credentials_are_sent(
     assert headers.seen and all(seen == ("my-token", "my-key") for seen in headers.seen)
     headers.seen.clear()
     _open(headers)  # the environment's keys and token, together
+    assert headers.seen and all(seen == (ENV_TOKEN, "env-key") for seen in headers.seen)
+    headers.seen.clear()
+    _open(headers, access_key_id="env-key", secret_access_key="env-secret")  # the same keys
     assert headers.seen and all(seen == (ENV_TOKEN, "env-key") for seen in headers.seen)
 
 

@@ -427,6 +427,8 @@ def _keys_without_env_token(config: dict[str, Any], extra: dict[str, Any]) -> No
         return
     if not (os.environ.get("AWS_SESSION_TOKEN") or os.environ.get("AWS_TOKEN")):
         return
+    if str(config[names["access_key_id"]]) == os.environ.get("AWS_ACCESS_KEY_ID"):
+        return  # the environment's own keys, given again: its token goes with them
     key = str(config.pop(names["access_key_id"]))
     secret = str(config.pop(names["secret_access_key"]))
     extra["credential_provider"] = _StaticS3Keys(key, secret)
