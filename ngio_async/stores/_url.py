@@ -287,6 +287,8 @@ def _open_cloud(
         _gcs_emulator(config, has_provider="credential_provider" in extra)
     if cls is S3Store and "credential_provider" not in extra:
         _keys_without_env_token(config, extra)
+    if cls is AzureStore:
+        _azure_credential_type(config)
     endpoint = config.get(endpoint_key)
     env = _ENDPOINT_ENV.get(cls)
     if endpoint is None and env is not None and env[0] not in os.environ:
@@ -444,6 +446,45 @@ _AZURE_CREDENTIALS = frozenset(
 )
 
 
+# Azure config keys of a credential (any spelling obstore takes, ``azure_storage_``,
+# ``azure_`` prefixes off) -> obstore's ``credential_type`` of it
+_AZURE_CREDENTIAL_TYPES = {
+    "account_key": "access_key",
+    "access_key": "access_key",
+    "master_key": "access_key",
+    "sas_key": "sas_token",
+    "sas_token": "sas_token",
+    "token": "bearer_token",
+    "bearer_token": "bearer_token",
+    "client_secret": "client_secret",
+}
+
+
+def _azure_credential_type(config: dict[str, Any]) -> None:
+    """The one kind of credential given (an account key, a SAS, a bearer token, a client
+    secret) as obstore's ``credential_type``: obstore reads every setting not given from the
+    ``AZURE_*`` variables and picks by its own order (a token, then a key, ..., a SAS last),
+    so an ``AZURE_STORAGE_ACCOUNT_KEY`` or ``AZURE_STORAGE_TOKEN`` of the environment took
+    the place of the ``sas_key=`` given."""
+    if any(_azure_name(k) == "credential_type" for k in config):
+        return
+    kinds = {
+        _AZURE_CREDENTIAL_TYPES[name]
+        for name in map(_azure_name, config)
+        if name in _AZURE_CREDENTIAL_TYPES
+    }
+    if len(kinds) == 1:
+        config["credential_type"] = kinds.pop()
+
+
+def _azure_name(key: object) -> str:
+    """An Azure config key without the prefixes obstore accepts on it."""
+    name = str(key).lower()
+    for prefix in ("azure_storage_", "azure_"):
+        name = name.removeprefix(prefix)
+    return name
+
+
 def _emulator_at_endpoint(config: Mapping[str, Any]) -> dict[str, Any] | None:
     """An Azure config that reaches the emulator at the given ``endpoint``, or ``None`` when
     obstore's own is right. With ``use_emulator`` obstore ignores ``endpoint`` (it reads
@@ -459,6 +500,7 @@ def _emulator_at_endpoint(config: Mapping[str, Any]) -> dict[str, Any] | None:
     account = str(out.setdefault("account_name", _EMULATOR_ACCOUNT))
     if not _AZURE_CREDENTIALS.intersection(out) and not _truthy(out.get("skip_signature")):
         out["account_key"] = _EMULATOR_KEY
+        out.setdefault("credential_type", "access_key")  # not a token of the environment
     parts = urlsplit(str(endpoint))
     if not parts.path.strip("/"):
         endpoint = urlunsplit(parts._replace(path=f"/{account}"))
