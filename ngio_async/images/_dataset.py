@@ -1782,6 +1782,9 @@ def open_async(
     :param url: a path, ``file://``, ``memory://``, ``s3://``, ``gs://``, ``az://``, ``http(s)://``
         URL, an obstore store or an :class:`~ngio_async.stores.AsyncStore`.
     :param limits: concurrency, prefetch, timeout and retry bounds (:class:`~ngio_async.Limits`).
+        With an open store the requests keep the store's own (``max_requests``, ``timeout``,
+        retries, ``coalesce_gap``: given to ``open_store``); ``limits`` sets the dataset's
+        (prefetch, caches, ``decode_threads``).
     :param path: the image's path inside the store (default: the URL is the image).
     :param mode: ``"r"`` (default: read-only; writes raise :class:`~ngio_async.ReadOnlyError`)
         or ``"r+"`` (read and write pixels and metadata).
