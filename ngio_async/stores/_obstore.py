@@ -1025,7 +1025,7 @@ class ObstoreStore(AsyncStore):
                     view = memoryview(started.result())
                     if answered(view):
                         got[i] = view
-                elif isinstance(error, FileNotFoundError) and not _no_container(error):
+                elif isinstance(error, FileNotFoundError) and _missing(error):
                     got[i] = None
                 del error  # (its traceback holds this frame)
             return got
@@ -1045,7 +1045,7 @@ class ObstoreStore(AsyncStore):
             except FileNotFoundError as exc:
                 if _no_container(exc):
                     return False
-                out.append(None)
+                out.append(None if _missing(exc) else NO_ANSWER)
                 return True
             finally:
                 started.cancel()  # (cancelled here while it ran; else a no-op)
@@ -1502,6 +1502,17 @@ _RETRIED = re.compile(r"after \d+ retries, max_retries")
 
 def _no_container(exc: BaseException) -> bool:
     return bool(_NO_CONTAINER.search(str(exc)))
+
+
+# obstore's HTTP client reads a 405 as "not found" too
+_NOT_ALLOWED = re.compile(r"status code: 405\b")
+
+
+def _missing(exc: BaseException) -> bool:
+    """Whether obstore's "not found" says the object is missing: not a missing bucket, nor
+    an HTTP server's 405 (``get`` asks such a one again, and its HTTP store has aiohttp
+    confirm it: a batch took it for a missing chunk, read as fill values)."""
+    return not _no_container(exc) and not _NOT_ALLOWED.search(str(exc))
 
 
 def _is_kind(kind: object, classes: Any) -> bool:
