@@ -115,11 +115,12 @@ def http_server(http_root: Path) -> Iterator[StaticServer]:
         server.stop()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def http_images(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[StaticServer, dict[str, Any]]]:
-    """The images of ``served.SPECS`` on a loopback HTTP server (one per test module)."""
+    """The images of ``served.SPECS`` on a loopback HTTP server (one per test process: the
+    tests only read them, and a test that injects faults clears them at its end)."""
     root = tmp_path_factory.mktemp("served")
     datas = {name: write_image(root / name, spec)[0] for name, spec in SPECS.items()}
     server = StaticServer(root).start()
@@ -129,22 +130,33 @@ def http_images(
         server.stop()
 
 
-@pytest.fixture(scope="module")
+class _OnS3(dict[str, tuple[str, Any]]):
+    """``served.SPECS`` images on moto S3, each uploaded when first asked for (the sweeps read
+    only one or two of them there): name -> (url, level-0 data)."""
+
+    def __init__(self, s3: S3Server, root: Path) -> None:
+        super().__init__()
+        self.s3, self.root = s3, root
+
+    def __missing__(self, name: str) -> tuple[str, Any]:
+        s3, src = self.s3, self.root / name
+        data = write_image(src, SPECS[name])[0]
+        url = s3.fresh_url()
+
+        async def send() -> None:
+            async with open_store(url, **s3.options()) as target:
+                await upload(src, target)
+
+        with ThreadPoolExecutor(1) as pool:  # asked for inside a test's loop
+            pool.submit(partial(anyio.run, send)).result()
+        self[name] = (url, data)
+        return url, data
+
+
+@pytest.fixture(scope="session")
 def s3_images(
     s3_server: S3Server, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, tuple[str, Any]]:
-    """The images of ``served.SPECS`` on moto S3: name -> (url, level-0 data)."""
-    root = tmp_path_factory.mktemp("s3src")
-    out = {}
-    for name, spec in SPECS.items():
-        data = write_image(root / name, spec)[0]
-        url = s3_server.fresh_url()
-
-        async def send(url: str = url, name: str = name) -> None:
-            async with open_store(url, **s3_server.options()) as target:
-                await upload(root / name, target)
-
-        with ThreadPoolExecutor(1) as pool:  # the fixture may be set up inside a test's loop
-            pool.submit(partial(anyio.run, send)).result()
-        out[name] = (url, data)
-    return out
+    """The images of ``served.SPECS`` on moto S3: name -> (url, level-0 data), one copy per
+    test process, uploaded on first use; the tests only read them."""
+    return _OnS3(s3_server, tmp_path_factory.mktemp("s3src"))

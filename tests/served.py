@@ -1,6 +1,6 @@
 """What the tile-stream sweeps share: the small images served by real servers (fixtures
 ``http_images``, a loopback HTTP server, and ``s3_images``, moto, in conftest.py; one copy of
-each per module), where each sweep reads them, and a counter of the tiles a level reads."""
+each per test process), where each sweep reads them, and a counter of the tiles a level reads."""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ import anyio
 import numpy as np
 import pytest
 from images import Spec
-from served import CountingReads, places, served_image
+from served import CountingReads, burst, places, served_image
 
 import ngio_async
 from ngio_async import Limits
@@ -25,7 +25,6 @@ from ngio_async.stores import InstrumentedStore, open_store
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
-    from pathlib import Path
 
     from servers import StaticServer
 
@@ -184,9 +183,12 @@ class StartLog(InstrumentedStore):
         self.started.append((key, self.in_flight))
 
 
-@pytest.fixture
-def many_shards(tmp_path: Path) -> Iterator[tuple[StaticServer, np.ndarray[Any, Any]]]:
-    with served_image(tmp_path, MANY_SHARDS) as both:
+@pytest.fixture(scope="module")
+def many_shards(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[StaticServer, np.ndarray[Any, Any]]]:
+    """:data:`MANY_SHARDS` served once for the two tests that read it."""
+    with served_image(tmp_path_factory.mktemp("many"), MANY_SHARDS) as both:
         yield both
 
 
@@ -282,10 +284,12 @@ async def test_remote_tiles_cover_the_region_once_and_equal_reads(
             progress=lambda done, total: seen.append((done, total)),
         )
         tiles = [t async for t in stream]
-        for t in tiles:
+        # each tile's region read again, all at once (one by one, these round trips were most
+        # of the test's time)
+        reads = await burst(ds, [(t.region[1], t.region[2]) for t in tiles])
+        for t, read in zip(tiles, reads, strict=True):
             np.testing.assert_array_equal(t.data, r.data[t.region])
-            y, x = t.region[1], t.region[2]
-            np.testing.assert_array_equal(t.data[0], await ds.read(z=t.region[0].start, y=y, x=x))
+            np.testing.assert_array_equal(t.data, read)
             np.testing.assert_array_equal(t.core_data, r.data[t.core])
     indexes = [t.index for t in tiles]
     assert len(indexes) == len(set(indexes)) == len(stream)

@@ -147,6 +147,22 @@ def test_runs_keep_to_one_object_and_to_their_caps() -> None:
 
 
 # ------------------------------------------------------------------------------ request counts
+@pytest.fixture(scope="module")
+def on_disk(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray[Any, Any]]:
+    """:data:`IMAGE` written once for the tests of this module that only read it from disk."""
+    root = tmp_path_factory.mktemp("image")
+    return root, write_image(root, IMAGE)[0]
+
+
+@pytest.fixture(scope="module")
+def two_channels(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[StaticServer, np.ndarray[Any, Any]]]:
+    """:data:`TWO_CHANNELS` on a loopback HTTP server, for the tests that only read it."""
+    with served_image(tmp_path_factory.mktemp("two"), TWO_CHANNELS) as both:
+        yield both
+
+
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[StaticServer, np.ndarray[Any, Any]]]:
     with served_image(tmp_path, IMAGE) as both:
@@ -227,40 +243,48 @@ async def test_unordered_s3_tiles_read_each_shard_in_one_request(
     ],
 )
 async def test_runs_equal_plain_reads(
-    tmp_path: Path,
+    two_channels: tuple[StaticServer, np.ndarray[Any, Any]],
     ordered: bool,
     shape: tuple[int, ...],
     overlap: int,
     region: tuple[slice, ...] | None,
     axes: dict[str, Any],
 ) -> None:
-    with served_image(tmp_path, TWO_CHANNELS) as (server, data):
-        async with ngio_async.open_async(server.url + "img.zarr") as ds:
-            stream = ds.tiles(shape=shape, overlap=overlap, region=region, ordered=ordered, **axes)
-            tiles = [t async for t in stream]
-            lvl = ds.levels[0]
-            for t in tiles:
-                np.testing.assert_array_equal(t.data, data[t.region])
-                np.testing.assert_array_equal(t.data, await lvl.read(t.region))
-        indexes = [t.index for t in tiles]
-        assert len(indexes) == len(set(indexes)) == len(stream)
-        if ordered:  # grid order, picked channels in their own order
-            picked = axes.get("c")
-            assert indexes == sorted(
-                indexes, key=lambda i: (i[0] if picked is None else picked.index(i[0]), *i[1:])
-            )
-        # the cores tile the region exactly once
-        covered = np.zeros(data.shape, dtype=np.int32)
-        for t in tiles:
-            covered[t.core] += 1
-        want = np.zeros(data.shape, dtype=np.int32)
-        sel = region if region is not None else tuple(slice(None) for _ in data.shape)
-        want[sel] = 1
-        if "c" in axes:
-            keep = np.zeros(data.shape[0], dtype=bool)
-            keep[axes["c"]] = True
-            want[~keep] = 0
-        np.testing.assert_array_equal(covered, want)
+    server, data = two_channels
+    async with ngio_async.open_async(server.url + "img.zarr") as ds:
+        stream = ds.tiles(shape=shape, overlap=overlap, region=region, ordered=ordered, **axes)
+        tiles = [t async for t in stream]
+        lvl = ds.levels[0]
+        reads: list[Any] = [None] * len(tiles)
+
+        async def read(i: int) -> None:
+            reads[i] = await lvl.read(tiles[i].region)
+
+        async with anyio.create_task_group() as tg:  # all at once: one by one was slow
+            for i in range(len(tiles)):
+                tg.start_soon(read, i)
+        for t, got in zip(tiles, reads, strict=True):
+            np.testing.assert_array_equal(t.data, data[t.region])
+            np.testing.assert_array_equal(t.data, got)
+    indexes = [t.index for t in tiles]
+    assert len(indexes) == len(set(indexes)) == len(stream)
+    if ordered:  # grid order, picked channels in their own order
+        picked = axes.get("c")
+        assert indexes == sorted(
+            indexes, key=lambda i: (i[0] if picked is None else picked.index(i[0]), *i[1:])
+        )
+    # the cores tile the region exactly once
+    covered = np.zeros(data.shape, dtype=np.int32)
+    for t in tiles:
+        covered[t.core] += 1
+    want = np.zeros(data.shape, dtype=np.int32)
+    sel = region if region is not None else tuple(slice(None) for _ in data.shape)
+    want[sel] = 1
+    if "c" in axes:
+        keep = np.zeros(data.shape[0], dtype=bool)
+        keep[axes["c"]] = True
+        want[~keep] = 0
+    np.testing.assert_array_equal(covered, want)
 
 
 async def test_runs_read_absent_shards_as_the_fill_value(tmp_path: Path) -> None:
@@ -282,11 +306,13 @@ async def test_runs_read_absent_shards_as_the_fill_value(tmp_path: Path) -> None
 
 
 # --------------------------------------------------------------------------------- the bounds
-async def test_a_slow_consumer_holds_runs_within_the_byte_bound(tmp_path: Path) -> None:
-    write_image(tmp_path, IMAGE)
+async def test_a_slow_consumer_holds_runs_within_the_byte_bound(
+    on_disk: tuple[Path, np.ndarray[Any, Any]],
+) -> None:
+    root = on_disk[0]
     tile_bytes = 16 * 16 * 2
     bound = 40 * tile_bytes  # runs of 40 // 4 = 10 tiles, 3 runs ahead
-    store = InstrumentedStore(open_store(tmp_path, limits=Limits(prefetch_bytes=bound)))
+    store = InstrumentedStore(open_store(root, limits=Limits(prefetch_bytes=bound)))
     async with ngio_async.open_async(store) as ds:
         reads = CountingReads(ds.levels[0])
         consumed = held = 0
@@ -303,10 +329,10 @@ async def test_a_slow_consumer_holds_runs_within_the_byte_bound(tmp_path: Path) 
 @pytest.mark.parametrize("attempt", range(10))
 @pytest.mark.parametrize("ordered", [False, True])
 async def test_break_early_in_a_run_stream_starts_no_more(
-    tmp_path: Path, attempt: int, ordered: bool
+    on_disk: tuple[Path, np.ndarray[Any, Any]], attempt: int, ordered: bool
 ) -> None:
-    write_image(tmp_path, IMAGE)
-    store = InstrumentedStore(open_store(tmp_path), latency=0.002)
+    root = on_disk[0]
+    store = InstrumentedStore(open_store(root), latency=0.002)
     window = 8  # tiles: runs of 4, two ahead
     async with ngio_async.open_async(store) as ds:
         reads = CountingReads(ds.levels[0])
@@ -327,10 +353,10 @@ async def test_break_early_in_a_run_stream_starts_no_more(
 
 @pytest.mark.parametrize("attempt", range(10))
 async def test_a_timeout_in_a_run_stream_leaves_nothing_in_flight(
-    tmp_path: Path, attempt: int
+    on_disk: tuple[Path, np.ndarray[Any, Any]], attempt: int
 ) -> None:
-    write_image(tmp_path, IMAGE)
-    store = InstrumentedStore(open_store(tmp_path), latency=0.004)
+    root = on_disk[0]
+    store = InstrumentedStore(open_store(root), latency=0.004)
     async with ngio_async.open_async(store) as ds:
 
         async def consume_with_deadline() -> None:
