@@ -72,6 +72,7 @@ _OTHER_RANGE = re.compile(
 _UNREADABLE = re.compile(r"Content-Length Header missing|Invalid last modified", re.IGNORECASE)
 _QUERY = re.compile(r"\?[^\s'\"]*")
 _MISSING = frozenset({404, 410})
+_GONE = re.compile(r"status code: 410\b")  # obstore's client raises on it (404 is a miss)
 _SMALL_BODY = 1 << 16  # a body read to keep its connection; a longer one costs the connection
 _DENIED = frozenset({401, 403})
 
@@ -468,6 +469,9 @@ class HTTPStore(AsyncStore):
                 self._ranges_ok = False
                 rust.whole_as_range = False  # whole GETs plainly (as one range they fail)
                 return await self._aiohttp_fetch(key, byte_range, if_match)
+            if _GONE.search(str(exc.__cause__ or exc)):
+                self._rust_ok = True  # 410 Gone: a missing key, as aiohttp's GETs take it
+                return None, None
             if _UNREADABLE.search(str(exc.__cause__ or exc)):
                 # an answer obstore's client refuses to read (a body sent chunked, a bad
                 # Last-Modified): aiohttp reads it, and every later GET (a server's habit)
