@@ -271,7 +271,7 @@ def _open_cloud(
         if name in options:
             extra[name] = options.pop(name)
     if "allow_http" in options:
-        client_options["allow_http"] = bool(options.pop("allow_http"))
+        client_options["allow_http"] = _flag("allow_http", options.pop("allow_http"))
     endpoint_key = _ENDPOINT_KEY.get(cls, "endpoint")
     for name, value in options.items():
         key = _ALIASES.get(name, name)
@@ -279,6 +279,8 @@ def _open_cloud(
             key = endpoint_key
         if value is None:
             continue
+        if key == "skip_signature":
+            value = _flag(name, value)
         if key in config:
             raise ValueError(f"option {key!r} given twice (as {name!r})")
         config[key] = value
@@ -506,6 +508,24 @@ def _emulator_at_endpoint(config: Mapping[str, Any]) -> dict[str, Any] | None:
         endpoint = urlunsplit(parts._replace(path=f"/{account}"))
     out["endpoint"] = endpoint
     return out
+
+
+_FALSY = frozenset(["0", "false", "off", "no", "n", ""])
+
+
+def _flag(name: str, value: object) -> bool:
+    """A boolean option: a bool, 0 or 1, or a string as obstore reads its own (``"true"``,
+    ``"1"``, ``"yes"``...; ``"false"``, ``"0"``, ``"no"``...); anything else is refused naming
+    the option (``bool("false")`` is true: allow_http="false" allowed plain http)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if _truthy(text) or text in _FALSY:
+            return _truthy(text)
+    raise ValueError(f"option {name!r} takes True or False, got {value!r}")
 
 
 def _truthy(value: object) -> bool:
