@@ -197,7 +197,7 @@ def _no_options(options: dict[str, Any], what: str) -> None:
 
 
 def _open_local(path: str, limits: Limits, options: dict[str, Any]) -> AsyncStore:
-    mkdir = bool(options.pop("mkdir", False))
+    mkdir = _flag("mkdir", options.pop("mkdir", False))
     _no_options(options, "a local path")
     root = os.path.abspath(os.path.expanduser(path))
     url = file_url(root)
@@ -253,9 +253,29 @@ def _open_http(
             return obstore_http(url, limits, client_options=client_options)
     headers = options.pop("headers", None)
     _no_options(options, "the HTTP store")
+    _check_headers(headers)
     from ._http import HTTPStore  # aiohttp is imported only when an http(s) URL is opened
 
     return HTTPStore(url, limits=limits, headers=headers, rust_gets=backend is None)
+
+
+def _check_headers(headers: object) -> None:
+    """``headers=``: ``None`` or a mapping of header names to values, all strings (the
+    message names the option and the header, never a value: it may be a credential)."""
+    from collections.abc import Mapping
+
+    if headers is None:
+        return
+    if not isinstance(headers, Mapping):
+        raise ValueError(
+            f"headers= takes a mapping of header names to values, got {type(headers).__name__}"
+        )
+    for name, value in headers.items():
+        if not isinstance(name, str) or not isinstance(value, str):
+            raise ValueError(
+                f"headers= takes strings as header names and values; header {name!r} has a "
+                f"{type(value).__name__} value"
+            )
 
 
 def _open_cloud(
