@@ -130,6 +130,8 @@ class StaticServer:
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
         self._stopping: asyncio.Event | None = None  # set by stop(): injected delays end
+        self._root: Path | None = None  # root, resolved
+        self._resolved: dict[str, Path | None] = {}  # request path -> file (None: outside)
 
     @property
     def url(self) -> str:
@@ -233,6 +235,21 @@ class StaticServer:
             with self._lock:
                 self.in_flight -= 1
 
+    def _resolve(self, path: str) -> Path | None:
+        """The file a request path names, ``None`` outside ``root``; each path resolved once
+        (resolving it on every request was 40% of the server's time in the tile sweeps)."""
+        try:
+            return self._resolved[path]
+        except KeyError:
+            pass
+        if self._root is None:
+            self._root = self.root.resolve()
+        file: Path | None = (self.root / path.lstrip("/")).resolve()
+        if file is not None and not file.is_relative_to(self._root):
+            file = None
+        self._resolved[path] = file
+        return file
+
     def _take_status_fault(self, faults: Faults) -> int | None:
         with self._lock:
             if faults.status is None or faults.status_times == 0:
@@ -258,8 +275,8 @@ class StaticServer:
         if status is not None:
             extra = {"Retry-After": faults.retry_after} if faults.retry_after else None
             return web.Response(status=status, text=f"injected {status}", headers=extra)
-        file = (self.root / path.lstrip("/")).resolve()
-        if not file.is_relative_to(self.root.resolve()) or not file.is_file():
+        file = self._resolve(path)
+        if file is None or not file.is_file():
             return web.Response(status=404, text="not found")
         stat = file.stat()
         data = file.read_bytes()  # small test files; the server loop is not under test
