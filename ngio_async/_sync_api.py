@@ -724,7 +724,7 @@ def open(
     url: str | os.PathLike[str] | Any,
     *,
     limits: Limits | None = None,
-    path: str = "",
+    path: str | os.PathLike[str] | None = "",
     mode: Mode = "r",
     **store_options: Any,
 ) -> SyncDataset:
@@ -1271,7 +1271,7 @@ def open_plate(
     url: str | os.PathLike[str] | Any,
     *,
     limits: Limits | None = None,
-    path: str = "",
+    path: str | os.PathLike[str] | None = "",
     mode: Mode = "r",
     **store_options: Any,
 ) -> SyncPlate:

@@ -75,6 +75,7 @@ from ..meta.zarr import (
 )
 from ..stores import AsyncStore, open_store
 from ._dataset import Dataset, _Opening, closing_store_on_error
+from ._node import store_path
 from ._open import join
 
 if TYPE_CHECKING:
@@ -1542,7 +1543,7 @@ def create_async(
     fill_value: Any = None,
     overwrite: bool = False,
     limits: Limits | None = None,
-    path: str = "",
+    path: str | os.PathLike[str] | None = "",
     **store_options: Any,
 ) -> _Opening[Dataset]:
     """Create an empty OME-Zarr image; ``ds = await create_async(...)`` or ``async with``.
@@ -1594,6 +1595,7 @@ def create_async(
     :raises ValueError: an argument breaks a rule (non-finite or non-positive scale, unknown
         axis name, ...); ``TypeError``: an argument of the wrong type. Both before any I/O.
     """
+    path = store_path(path)
     plan = plan_image(
         shape=shape,
         dtype=dtype,
@@ -1808,7 +1810,7 @@ def create_like_async(
     store_keys = ("overwrite", "limits", "path")
     plan_options = {k: v for k, v in options.items() if k in _PLAN_KEYS}
     rest = {k: v for k, v in options.items() if k not in _PLAN_KEYS}
-    path = rest.get("path", "")
+    path = store_path(rest.get("path", ""))
     if plan_options.get("name") is None:
         plan_options["name"] = default_name(url, path)
     plan = plan_image(

@@ -47,7 +47,7 @@ from ..stores import AsyncStore, load_backend, open_store
 from ._labels import Labels
 from ._level import AsyncIndexer, Level
 from ._metadata import ImageMetadata
-from ._node import StoreNode
+from ._node import StoreNode, store_path
 from ._open import (
     EarlyGet,
     first_level_key,
@@ -1772,7 +1772,7 @@ def open_async(
     url: str | os.PathLike[str] | AsyncStore | Any,
     *,
     limits: Limits | None = None,
-    path: str = "",
+    path: str | os.PathLike[str] | None = "",
     mode: Mode = "r",
     multiscale: int | str = 0,
     **store_options: Any,
@@ -1805,7 +1805,7 @@ def open_node(
     open_in: Callable[..., Coroutine[Any, Any, C]],
     url: Any,
     limits: Limits | None,
-    path: str,
+    path: str | os.PathLike[str] | None,
     mode: Mode,
     store_options: dict[str, Any],
 ) -> _Opening[C]:
@@ -1813,6 +1813,7 @@ def open_node(
     other URL opens one that the node owns and closes; closed again if opening fails)."""
     _check_mode(mode)
     check_limits(limits)
+    path = store_path(path)
     if isinstance(url, AsyncStore) and store_options:  # they would go unused, unsaid
         raise ValueError(
             f"store options {sorted(store_options)} need a URL: this is an open store "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import PurePath
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, Self
 
 import anyio
@@ -13,7 +14,23 @@ if TYPE_CHECKING:
 
     from ..stores import AsyncStore
 
-__all__ = ["StoreNode"]
+__all__ = ["StoreNode", "store_path"]
+
+
+def store_path(path: object) -> str:
+    """``path=`` of the open and create functions: the node's path inside the store, a str;
+    a ``pathlib`` path is taken in its POSIX form and ``None`` as the store's root (they
+    failed with "'PosixPath' object has no attribute 'strip'"); anything else is refused."""
+    if path is None:
+        return ""
+    if isinstance(path, PurePath):
+        text = path.as_posix()
+        return "" if text == "." else text
+    if not isinstance(path, str):
+        raise TypeError(
+            f"path= takes a str (the path inside the store), got {type(path).__name__}: {path!r}"
+        )
+    return path
 
 
 class StoreNode:

@@ -80,7 +80,7 @@ from ._create import (
 from ._dataset import Dataset, _check_mode, _Opening, closing_store_on_error, open_node
 from ._labels import _object, check_same_version
 from ._level import _run_all
-from ._node import StoreNode
+from ._node import StoreNode, store_path
 from ._open import join, read_group_metadata
 
 if TYPE_CHECKING:
@@ -996,7 +996,7 @@ def open_plate_async(
     url: str | os.PathLike[str] | AsyncStore | Any,
     *,
     limits: Limits | None = None,
-    path: str = "",
+    path: str | os.PathLike[str] | None = "",
     mode: Mode = "r",
     **store_options: Any,
 ) -> _Opening[Plate]:
@@ -1086,7 +1086,7 @@ def create_plate_async(
     field_count: int | None = None,
     overwrite: bool = False,
     limits: Limits | None = None,
-    path: str = "",
+    path: str | os.PathLike[str] | None = "",
     **store_options: Any,
 ) -> _Opening[Plate]:
     """Create an empty HCS plate; ``plate = await create_plate_async(...)`` or ``async with``.
@@ -1113,7 +1113,7 @@ def create_plate_async(
     :raises ExistsError: a zarr node exists there and ``overwrite`` is false.
     :raises ValueError, TypeError, MetadataError: an argument breaks a rule (before any I/O).
     """
-    root = path.strip("/")
+    root = store_path(path).strip("/")
     if name is None:  # NGFF's strict plate schema wants a name: the plate's directory's
         name = _directory_name(url, root)
     body, declared, metadata = _plan_plate(
