@@ -45,7 +45,7 @@ async def test_converted_channels_get_windows_from_the_lowest_level(tmp_path: Pa
         assert len(ds.levels) > 1
         lowest = await ds.read(level=len(ds.levels) - 1)
         assert [c.label for c in ds.metadata.channels] == ["DAPI", "GFP"]
-        got = [tuple(c.window) for c in ds.metadata.channels]
+        got = [c.window for c in ds.metadata.channels]
     want = [(float(lowest[i].min()), float(lowest[i].max())) for i in range(2)]
     assert got == want  # was: (0, 65535) for both
     stored = _windows(dst)
