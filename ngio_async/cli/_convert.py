@@ -73,14 +73,26 @@ def _compressor(text: str | None) -> str | bool | None:
 
 def _expand(srcs: list[str]) -> tuple[list[str], bool]:
     """SRCs with their glob patterns (``'scans/*.tif'``, quoted or from a shell that does not
-    expand them) expanded, sorted; and whether a pattern was given (then DST is a directory,
-    whatever the number of matches). A local path that exists is never a pattern."""
+    expand them) and folders of inputs (a directory that is no zarr node: its TIFFs and
+    OME-Zarr directories) expanded, sorted; and whether a pattern or folder was given (then DST
+    is a directory, whatever the number of matches). A local path that exists is never a
+    pattern."""
     import glob
     import os
+
+    from ..convert._convert import folder_inputs, folder_path
 
     out: list[str] = []
     pattern = False
     for src in srcs:
+        folder = folder_path(src)
+        if folder is not None:  # a folder of inputs (not an OME-Zarr directory): its images
+            try:
+                out.extend(folder_inputs(folder))
+            except ValueError as exc:
+                raise CLIError(f"not found: {exc}") from None
+            pattern = True
+            continue
         if "://" in src or not any(ch in src for ch in "*?[") or os.path.exists(src):
             out.append(src)
             continue

@@ -2069,11 +2069,58 @@ async def is_complete(url: Any, **store_options: Any) -> bool:
 _COMPLETE_KEYS = frozenset({"multiscales", "plate", "bioformats2raw.layout"})
 
 
+_NODE_FILES = ("zarr.json", ".zattrs", ".zgroup", ".zarray")
+
+
+def folder_path(src: Any) -> str | None:
+    """The local path of ``src`` when it is a folder of inputs: an existing local directory
+    that is no zarr node (none of ``zarr.json``, ``.zattrs``, ``.zgroup``, ``.zarray``) and is
+    not named ``*.zarr``; else ``None`` (an OME-Zarr image, plate or container is one input)."""
+    if not isinstance(src, str | os.PathLike):
+        return None
+    text = os.fspath(src)
+    if text.startswith("file://"):
+        text = unquote(urlsplit(text).path)
+    elif "://" in text:
+        return None
+    path = os.path.expanduser(text)
+    if not os.path.isdir(path) or path.rstrip("/").lower().endswith(".zarr"):
+        return None
+    if any(os.path.lexists(os.path.join(path, name)) for name in _NODE_FILES):
+        return None
+    return path
+
+
+def folder_inputs(path: str) -> list[str]:
+    """The images of a folder of inputs, sorted: files a reader other than OME-Zarr's takes
+    (TIFFs, a plugin's formats) and the OME-Zarr directories in it (hidden entries skipped).
+
+    :raises ValueError: the folder holds none."""
+    from ._formats import readers
+
+    others = [r for r in readers() if not isinstance(r, OmeZarrReader)]
+    zarr_reader = OmeZarrReader()
+    out: list[str] = []
+    for name in sorted(os.listdir(path)):
+        if name.startswith("."):
+            continue
+        entry = os.path.join(path, name)
+        if os.path.isdir(entry):
+            if zarr_reader.can_read(entry):
+                out.append(entry)
+        elif any(r.can_read(entry) for r in others):
+            out.append(entry)
+    if not out:
+        raise ValueError(f"{path} holds no image to convert (no TIFF, no OME-Zarr directory)")
+    return out
+
+
 def _inputs(srcs: str | os.PathLike[str] | Sequence[Any]) -> list[Any]:
-    if isinstance(srcs, str) and any(ch in srcs for ch in "*?["):
+    if isinstance(srcs, str) and any(ch in srcs for ch in "*?[") and not os.path.exists(srcs):
         return sorted(globmod.glob(srcs))
     if isinstance(srcs, str | os.PathLike):
-        return [srcs]
+        folder = folder_path(srcs)
+        return [srcs] if folder is None else folder_inputs(folder)
     return list(srcs)
 
 
@@ -2089,7 +2136,8 @@ async def convert_many(
 ) -> dict[str, ConvertResult | Exception]:
     """Convert every input to ``<dst_dir>/<stem>.ome.zarr``, ``concurrency`` at a time.
 
-    :param srcs: paths / URLs, or a glob pattern (``"data/*.tif"``).
+    :param srcs: paths / URLs, a glob pattern (``"data/*.tif"``), or a folder of inputs (a
+        local directory that is no zarr node: its TIFFs and OME-Zarr directories).
     :param progress: ``progress(done, total)`` in inputs, after each one finishes (or fails).
     :param overwrite: convert again even outputs that are complete; otherwise a complete output
         (its NGFF group metadata exists) is skipped (``ConvertResult.skipped``) and an
