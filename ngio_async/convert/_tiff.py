@@ -8,7 +8,8 @@ read the same way (``read(region, level=n)``). Every read is counted (``reads``,
 lets tests check that a conversion reads plane by plane / tile by tile.
 
 Metadata: OME-XML (``Pixels`` ``PhysicalSizeX/Y/Z`` with their units, ``TimeIncrement``,
-``Channel`` ``Name`` / ``Color``), else ImageJ metadata (``spacing``, ``unit``, ``finterval``)
+``Channel`` ``Name`` / ``Color``), else ImageJ metadata (``spacing``, ``unit``, ``finterval``;
+each channel's LUT color and display range, ``LUTs`` / ``Ranges``)
 and the TIFF resolution tags (``XResolution`` / ``YResolution`` with ``ResolutionUnit``, inch
 and centimeter converted to micrometer).
 
@@ -225,6 +226,32 @@ def metadata_only(xml: str, images: int) -> str | None:
             pixels.remove(e)
         pixels.insert(at, ET.Element(f"{{{ns}}}MetadataOnly" if ns else "MetadataOnly"))
     return ET.tostring(root, encoding="unicode")
+
+
+def imagej_channels(ij: dict[str, Any], count: int) -> list[dict[str, Any]] | None:
+    """The ``count`` channels of an ImageJ hyperstack with the display settings ImageJ saved:
+    ``color`` the last entry of each channel's LUT (``LUTs``), ``window`` its display range
+    (``Ranges``: start, end per channel). Settings of another number of channels are ignored
+    (a channel without them gets a window from its pixels)."""
+    if count < 1:
+        return None
+    channels: list[dict[str, Any]] = [{} for _ in range(count)]
+    luts = ij.get("LUTs")
+    if isinstance(luts, list | tuple) and len(luts) == count:
+        for channel, lut in zip(channels, luts, strict=True):
+            top = np.asarray(lut)
+            if top.ndim == 2 and top.shape[0] == 3 and top.shape[1] > 0:
+                rgb = [int(v) for v in top[:, -1]]
+                if any(rgb):
+                    channel["color"] = "{:02X}{:02X}{:02X}".format(*rgb)
+    ranges = ij.get("Ranges")
+    if isinstance(ranges, list | tuple) and len(ranges) == 2 * count:
+        values = [_number(str(v)) for v in ranges]
+        for i, channel in enumerate(channels):
+            lo, hi = values[2 * i], values[2 * i + 1]
+            if lo is not None and hi is not None and math.isfinite(lo) and lo < hi < math.inf:
+                channel["window"] = (lo, hi)
+    return channels
 
 
 def resolution_pixel_size(page: Any) -> tuple[float, float, str | None] | None:
@@ -564,6 +591,8 @@ class TiffSource:
             if finterval:
                 t_unit = _unit(ij_text("tunit")) if ij_text("tunit") else "second"
                 sizes["t"] = (finterval, t_unit)
+            if ij and "c" in self.axes and "C" in self.series_axes.upper():
+                channels = imagej_channels(ij, self.shape[self.axes.index("c")])
         rgb = getattr(getattr(s.pages[0], "photometric", None), "name", "") == "RGB"
         if channels is None and "c" in self.axes and "S" in self.series_axes.upper() and rgb:
             n = self.shape[self.axes.index("c")]
