@@ -676,8 +676,10 @@ def _level_array(
     if shards is False:
         lshards = None
     elif shards is not None:
+        # a shard below the chunks is one chunk only when the chunks are the source's (a
+        # batch's one --shards); below chunks asked for, it is refused below
         lshards = tuple(
-            max(c, min(int(s), -(-n // c) * c))
+            max(c if chunks is None else 1, min(int(s), -(-n // c) * c))
             for s, c, n in zip(shards, lchunks, shape, strict=True)
         )
     elif chunks is None and src_meta.shards is not None:
@@ -1235,9 +1237,12 @@ def _source_plan(
         # one shard shape for inputs of every size (a batch): a shard beyond the image is cut
         # to the chunks that cover it, as for an OME-Zarr source (the default chunks of a
         # small image are the image, and 4096 is no multiple of 300)
+        # (a shard below the default chunks is one chunk; below chunks asked for, refused)
         base = chunks if chunks is not None else default_chunks(src.shape, src.axes, src.dtype)
+        least = chunks is None
         shards = tuple(
-            max(c, min(s, -(-n // c) * c)) for s, c, n in zip(shards, base, src.shape, strict=True)
+            max(c if least else 1, min(s, -(-n // c) * c))
+            for s, c, n in zip(shards, base, src.shape, strict=True)
         )
     return plan_image(
         shape=src.shape,
