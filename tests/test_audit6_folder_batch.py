@@ -62,3 +62,19 @@ def test_the_command_line_converts_a_folder(
     for name in ("a", "b", "c"):
         with ngio_async.open(tmp_path / "out" / f"{name}.ome.zarr") as ds:
             assert ds.shape == data.shape
+
+
+def test_an_output_directory_inside_the_folder_is_no_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src, _ = _folder(tmp_path)
+    out = src / "converted.zarr"
+    first = ngio_async.convert_many_sync(src, out)
+    assert len(first) == 3
+    assert not any(isinstance(r, Exception) for r in first.values()), first
+    again = ngio_async.convert_many_sync(src, out)  # the output folder is not listed
+    assert sorted(again) == sorted(first)
+    assert all(getattr(r, "skipped", False) for r in again.values())
+    code, stdout, err = run(["convert", str(src), str(out)], capsys)
+    assert code == 0, err
+    assert stdout.count("skipped") == 3

@@ -71,7 +71,7 @@ def _compressor(text: str | None) -> str | bool | None:
     return name
 
 
-def _expand(srcs: list[str]) -> tuple[list[str], bool]:
+def _expand(srcs: list[str], dst: str | None = None) -> tuple[list[str], bool]:
     """SRCs with their glob patterns (``'scans/*.tif'``, quoted or from a shell that does not
     expand them) and folders of inputs (a directory that is no zarr node: its TIFFs and
     OME-Zarr directories) expanded, sorted; and whether a pattern or folder was given (then DST
@@ -88,7 +88,7 @@ def _expand(srcs: list[str]) -> tuple[list[str], bool]:
         folder = folder_path(src)
         if folder is not None:  # a folder of inputs (not an OME-Zarr directory): its images
             try:
-                out.extend(folder_inputs(folder))
+                out.extend(folder_inputs(folder, dst))
             except ValueError as exc:
                 raise CLIError(f"not found: {exc}") from None
             pattern = True
@@ -210,8 +210,8 @@ def run_convert(args: argparse.Namespace) -> int:
     from ._common import EXIT_OK, describe_error
     from ._run import run_async
 
-    srcs, pattern = _expand(list(args.srcs))
     dst: str = args.dst
+    srcs, pattern = _expand(list(args.srcs), dst)
     options = _options(args)
     options.update(_store_options(args, srcs, dst))
     if getattr(args, "series", None) is not None:  # the reader's option, for every SRC

@@ -2077,39 +2077,49 @@ _COMPLETE_KEYS = frozenset({"multiscales", "plate", "bioformats2raw.layout"})
 _NODE_FILES = ("zarr.json", ".zattrs", ".zgroup", ".zarray")
 
 
-def folder_path(src: Any) -> str | None:
-    """The local path of ``src`` when it is a folder of inputs: an existing local directory
-    that is no zarr node (none of ``zarr.json``, ``.zattrs``, ``.zgroup``, ``.zarray``) and is
-    not named ``*.zarr``; else ``None`` (an OME-Zarr image, plate or container is one input)."""
-    if not isinstance(src, str | os.PathLike):
+def _local_dir(url: Any) -> str | None:
+    """The local path of a path or ``file://`` URL; ``None`` for other URLs and objects."""
+    if not isinstance(url, str | os.PathLike):
         return None
-    text = os.fspath(src)
+    text = os.fspath(url)
     if text.startswith("file://"):
         text = unquote(urlsplit(text).path)
     elif "://" in text:
         return None
-    path = os.path.expanduser(text)
-    if not os.path.isdir(path) or path.rstrip("/").lower().endswith(".zarr"):
+    return os.path.expanduser(text)
+
+
+def folder_path(src: Any) -> str | None:
+    """The local path of ``src`` when it is a folder of inputs: an existing local directory
+    that is no zarr node (none of ``zarr.json``, ``.zattrs``, ``.zgroup``, ``.zarray``) and is
+    not named ``*.zarr``; else ``None`` (an OME-Zarr image, plate or container is one input)."""
+    path = _local_dir(src)
+    if path is None or not os.path.isdir(path) or path.rstrip("/").lower().endswith(".zarr"):
         return None
     if any(os.path.lexists(os.path.join(path, name)) for name in _NODE_FILES):
         return None
     return path
 
 
-def folder_inputs(path: str) -> list[str]:
+def folder_inputs(path: str, dst_dir: Any = None) -> list[str]:
     """The images of a folder of inputs, sorted: files a reader other than OME-Zarr's takes
-    (TIFFs, a plugin's formats) and the OME-Zarr directories in it (hidden entries skipped).
+    (TIFFs, a plugin's formats) and the OME-Zarr directories in it (hidden entries skipped;
+    so is ``dst_dir``, the batch's output directory, when it lies in the folder: a re-run
+    would take it for an input).
 
     :raises ValueError: the folder holds none."""
     from ._formats import readers
 
     others = [r for r in readers() if not isinstance(r, OmeZarrReader)]
     zarr_reader = OmeZarrReader()
+    skip = _local_dir(dst_dir)
     out: list[str] = []
     for name in sorted(os.listdir(path)):
         if name.startswith("."):
             continue
         entry = os.path.join(path, name)
+        if skip is not None and _same_file(entry, skip):
+            continue
         if os.path.isdir(entry):
             if zarr_reader.can_read(entry):
                 out.append(entry)
@@ -2120,12 +2130,12 @@ def folder_inputs(path: str) -> list[str]:
     return out
 
 
-def _inputs(srcs: str | os.PathLike[str] | Sequence[Any]) -> list[Any]:
+def _inputs(srcs: str | os.PathLike[str] | Sequence[Any], dst_dir: Any = None) -> list[Any]:
     if isinstance(srcs, str) and any(ch in srcs for ch in "*?[") and not os.path.exists(srcs):
         return sorted(globmod.glob(srcs))
     if isinstance(srcs, str | os.PathLike):
         folder = folder_path(srcs)
-        return [srcs] if folder is None else folder_inputs(folder)
+        return [srcs] if folder is None else folder_inputs(folder, dst_dir)
     return list(srcs)
 
 
@@ -2154,7 +2164,7 @@ async def convert_many(
     """
     if concurrency < 1:
         raise ValueError(f"concurrency must be >= 1, got {concurrency}")
-    inputs = _inputs(srcs)
+    inputs = _inputs(srcs, dst_dir)
     base = os.fspath(dst_dir).rstrip("/")
     targets = {_name(s): f"{base}/{output_name(s)}" for s in inputs}
     by_target: dict[str, list[str]] = {}
