@@ -23,6 +23,7 @@ from .._errors import NotFoundError
 from .._prefetch import first_leaf
 from ._common import (
     CLIError,
+    check_url,
     is_object_store,
     stderr_console,
     store_options,
@@ -211,6 +212,13 @@ def run_convert(args: argparse.Namespace) -> int:
     from ._run import run_async
 
     dst: str = args.dst
+    for url in (*args.srcs, dst):
+        check_url(url)
+    if dst.lower().startswith("memory://"):
+        raise CLIError(
+            f"{dst}: a memory:// store ends with this process: nothing written there would be "
+            "kept (write to a path or an object store)"
+        )
     srcs, pattern = _expand(list(args.srcs), dst)
     options = _options(args)
     options.update(_store_options(args, srcs, dst))
