@@ -2033,8 +2033,16 @@ _STEM_SUFFIXES = (".ome.tiff", ".ome.tif", ".ome.zarr", ".tiff", ".tif", ".zarr"
 
 
 def output_name(src: Any) -> str:
-    """``<stem>.ome.zarr`` for a source path (``a.ome.tif`` -> ``a.ome.zarr``)."""
-    base: str = os.path.basename(os.fspath(src).rstrip("/"))
+    """``<stem>.ome.zarr`` for a source path or URL (``a.ome.tif`` -> ``a.ome.zarr``): a URL's
+    path, without its query or fragment (a signed URL), percent-escapes of ``file://`` and
+    ``http(s)://`` decoded."""
+    text = os.fspath(src)
+    if "://" in text:
+        parts = urlsplit(text)
+        text = parts.path
+        if parts.scheme.lower() in ("file", "http", "https"):
+            text = unquote(text)
+    base: str = os.path.basename(text.rstrip("/"))
     for suffix in _STEM_SUFFIXES:
         if base.lower().endswith(suffix):
             base = base[: -len(suffix)]
