@@ -99,7 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
         "convert",
         help="convert images (NGFF version, chunks, shards, compressor, levels)",
         description="Convert SRC to DST. Several SRCs (or a quoted glob pattern such as "
-        "'scans/*.tif'), or a DST that is an existing directory other than a zarr, put each "
+        "'scans/*.tif', or a folder of TIFFs and OME-Zarr directories that is no zarr itself), "
+        "or a DST that is an existing directory other than a zarr, put each "
         "image in DST, as DST/<name>.ome.zarr (complete ones are skipped unless --overwrite).",
     )
     # two positionals (not one nargs="+" list): options may come between them
