@@ -952,7 +952,17 @@ async def _run_jobs(
         }
     await _write_group(store, root, attrs, version)  # last
     if extra:
-        await image.build_pyramid(levels=extra_levels, regions=())  # the copied ones stay
+        last = [0, 0]  # the build's steps join the counter (shared by a plate's fields)
+
+        def built(done: int, total: int) -> None:
+            counter.done += done - last[0]
+            counter.total += total - last[1]
+            last[:] = [done, total]
+            if counter.callback is not None:
+                counter.callback(counter.done, counter.total)
+
+        # the copied levels stay
+        await image.build_pyramid(levels=extra_levels, regions=(), progress=built)
         if not root:
             await _unmark(store, version)
     return image
