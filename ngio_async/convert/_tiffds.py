@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from .._errors import ReadOnlyError
 from .._workers import Workers
 from ..images import Dataset, ImageMetadata, Level
 from ..images._create import ImagePlan
@@ -49,10 +50,21 @@ __all__ = [
 ]
 
 
+def _read_only(url: str) -> str:
+    return (
+        f"{url} is no OME-Zarr: it opens read-only and cannot be written; convert it to "
+        "OME-Zarr (ngio_async.convert, ngio-async convert) to edit it"
+    )
+
+
 class _SourceReads(Level):
     """A level whose every region is read by its own :meth:`read` (from an image source,
     never from the store, an empty stand-in): the store-reading paths of :class:`Level` that
     do not go through ``read`` are routed to it (they would return the fill value)."""
+
+    def _check_writable(self) -> None:
+        source = getattr(self, "source", None)  # set by each subclass
+        raise ReadOnlyError(_read_only(str(getattr(source, "url", self.path))))
 
     async def read_many(
         self,
@@ -157,6 +169,10 @@ class SourceDataset(Dataset):
     @property
     def url(self) -> str:
         return self.source.url
+
+    def _check_writable(self) -> None:
+        self._check_open()
+        raise ReadOnlyError(_read_only(self.url))
 
 
 class SourceLevel(_SourceReads):
