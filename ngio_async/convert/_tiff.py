@@ -597,9 +597,10 @@ class TiffSource:
         if channels is None and "c" in self.axes and "S" in self.series_axes.upper() and rgb:
             n = self.shape[self.axes.index("c")]
             if n in (3, 4):
-                top = float(np.iinfo(self.dtype).max) if self.dtype.kind in "ui" else 1.0
+                whole = np.iinfo(self.dtype) if self.dtype.kind in "ui" else None
+                low, top = (float(whole.min), float(whole.max)) if whole else (0.0, 1.0)
                 channels = [  # the whole range: a photo's colors as they are, not stretched
-                    {"label": label, "color": color, "window": (0.0, top)}
+                    {"label": label, "color": color, "window": (low, top)}
                     for label, color in zip(
                         ("red", "green", "blue", "alpha"),
                         ("FF0000", "00FF00", "0000FF", "FFFFFF"),
