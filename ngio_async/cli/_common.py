@@ -230,8 +230,18 @@ _SCHEME_TYPO = re.compile(
 
 
 def check_url(url: str) -> None:
-    """Refuse a URL whose scheme lost its colon (``s3//b/x``) when no such local path exists:
-    it would be a local path, reported as a missing directory far from the typo."""
+    """Refuse an empty path, a URL that does not parse (naming it), and a URL whose scheme
+    lost its colon (``s3//b/x``) when no such local path exists: it would be a local path,
+    reported as a missing directory far from the typo."""
+    if not url.strip():
+        raise CLIError("empty path or URL (use '.' for the current directory)")
+    if "://" in url:
+        from urllib.parse import urlsplit
+
+        try:
+            urlsplit(url)
+        except ValueError as exc:  # urllib names nothing: "Invalid IPv6 URL"
+            raise CLIError(f"{url}: not a valid URL ({exc})") from None
     match = _SCHEME_TYPO.match(url)
     if match is not None and not os.path.exists(url):
         fixed = f"{match.group(1)}://{url[match.end() :]}"

@@ -1336,6 +1336,9 @@ async def convert(
     """
     if ngff_version is not None and ngff_version not in ("0.4", "0.5"):
         raise UnsupportedError(f"cannot write NGFF version {ngff_version!r} (0.4 or 0.5)")
+    for what, url in (("src", src), ("dst", dst)):
+        if isinstance(url, str | os.PathLike) and not os.fspath(url).strip():
+            raise ValueError(f"{what} is empty: a path or URL (use '.' for the current directory)")
     check_distinct(src, dst, src_options, dst_options)  # before anything is opened
     refuse_file(dst)
     _check_layout((), None, None, levels)
