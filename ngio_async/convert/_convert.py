@@ -693,6 +693,11 @@ def _level_array(
         _closest_name(src_meta, whole_shards=sharded) if compressor is None else compressor or None
     )
     meta = array_meta_v3(shape, dtype, axes, lchunks, lshards, comp, fill)
+    attributes = getattr(src_meta, "attributes", None)  # a v3 level's own user metadata
+    if attributes:
+        from msgspec.structs import replace
+
+        meta = replace(meta, attributes=dict(attributes))
     return meta if compressor is not None else _keep_compressor(meta, src_meta, dtype)
 
 
