@@ -63,6 +63,7 @@ from ..engine.pyramid import check_levels_shrink
 from ..images import Dataset, Plate
 from ..images._create import (
     ImagePlan,
+    _local_directory,
     _open_target,
     _prepare_root,
     _put_all,
@@ -676,12 +677,7 @@ def _level_array(
     if shards is False:
         lshards = None
     elif shards is not None:
-        # a shard below the chunks is one chunk only when the chunks are the source's (a
-        # batch's one --shards); below chunks asked for, it is refused below
-        lshards = tuple(
-            max(c if chunks is None else 1, min(int(s), -(-n // c) * c))
-            for s, c, n in zip(shards, lchunks, shape, strict=True)
-        )
+        lshards = _fitted_shards(shards, lchunks, shape, chunks_given=chunks is not None)
     elif chunks is None and src_meta.shards is not None:
         lshards = tuple(src_meta.shards)
     else:
@@ -896,15 +892,16 @@ async def _data_windowed(image: Dataset, plan: ImagePlan) -> OmeMetadata:
     created image (a channel of one value keeps the dtype's range)."""
     from msgspec.structs import replace
 
+    from ..images._dataset import followed_windows
+
     omero = plan.ome.omero
     if not plan.auto_windows or omero is None:
         return plan.ome
-    found = await image._data_windows(plan.auto_windows)
-    channels = list(omero.channels)
-    for i, (lo, hi) in found.items():
-        old = channels[i].window
-        window = replace(old, min=min(old.min, lo), max=max(old.max, hi), start=lo, end=hi)
-        channels[i] = replace(channels[i], window=window)
+    windows = followed_windows(omero, await image._data_windows(plan.auto_windows))
+    channels = [
+        c if w is None else replace(c, window=w)
+        for c, w in zip(omero.channels, windows, strict=True)
+    ]
     return replace(plan.ome, omero=replace(omero, channels=channels))
 
 
@@ -1229,6 +1226,20 @@ async def _multiscale(src: Dataset, index: int) -> Dataset:
     return Dataset.from_plan(src.store, src.root, only, arrays, limits=src.limits, mode="r")
 
 
+def _fitted_shards(
+    shards: Sequence[int], chunks: Sequence[int], shape: Sequence[int], *, chunks_given: bool
+) -> tuple[int, ...]:
+    """One shard shape asked for inputs of every size (a batch) fitted to an image: a shard
+    beyond the image is cut to the chunks that cover it (the default chunks of a small image
+    are the image, and 4096 is no multiple of 300). A shard below the chunks is one chunk when
+    the chunks are not the caller's (a batch's one ``--shards``); below chunks asked for, it
+    stays, for the whole-multiple check to refuse."""
+    return tuple(
+        max(1 if chunks_given else c, min(int(s), -(-n // c) * c))
+        for s, c, n in zip(shards, chunks, shape, strict=True)
+    )
+
+
 def _source_plan(
     src: ImageSource,
     version: str,
@@ -1249,16 +1260,8 @@ def _source_plan(
         ]
     translation = list(src.translation) if any(t != 0 for t in src.translation) else None
     if shards is not None and shards is not False:
-        # one shard shape for inputs of every size (a batch): a shard beyond the image is cut
-        # to the chunks that cover it, as for an OME-Zarr source (the default chunks of a
-        # small image are the image, and 4096 is no multiple of 300)
-        # (a shard below the default chunks is one chunk; below chunks asked for, refused)
         base = chunks if chunks is not None else default_chunks(src.shape, src.axes, src.dtype)
-        least = chunks is None
-        shards = tuple(
-            max(c if least else 1, min(s, -(-n // c) * c))
-            for s, c, n in zip(shards, base, src.shape, strict=True)
-        )
+        shards = _fitted_shards(shards, base, src.shape, chunks_given=chunks is not None)
     return plan_image(
         shape=src.shape,
         dtype=src.dtype,
@@ -2104,15 +2107,9 @@ _NODE_FILES = ("zarr.json", ".zattrs", ".zgroup", ".zarray")
 
 
 def _local_dir(url: Any) -> str | None:
-    """The local path of a path or ``file://`` URL; ``None`` for other URLs and objects."""
-    if not isinstance(url, str | os.PathLike):
-        return None
-    text = os.fspath(url)
-    if text.startswith("file://"):
-        text = unquote(urlsplit(text).path)
-    elif "://" in text:
-        return None
-    return os.path.expanduser(text)
+    """The local directory of a path or ``file://`` URL (as ``open_store`` resolves it);
+    ``None`` for other URLs and objects."""
+    return _local_directory(url) if isinstance(url, str | os.PathLike) else None
 
 
 def folder_path(src: Any) -> str | None:

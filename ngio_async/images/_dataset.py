@@ -73,7 +73,7 @@ if TYPE_CHECKING:
     from .._prefetch import Prefetch, ProgressCallback
     from ..engine import TileSpec
     from ..engine.pyramid import Method
-    from ..meta import Multiscale, OmeMetadata, Window
+    from ..meta import Multiscale, OmeMetadata, Omero, Window
     from ..meta.zarr import ArrayMeta
     from ._cascade import Cascade
     from ._write import LevelWriter
@@ -1226,20 +1226,11 @@ class Dataset(StoreNode):
         :meth:`set_channels`) from the lowest level, once the pyramid is built (``region``: the
         level-0 region written; only the planes of the lowest level below it are read again
         when the others are known). The metadata is written when a window changes."""
-        from msgspec.structs import replace
-
         omero = self.metadata.ome.omero
         auto = sorted(i for i in self._auto_windows if omero and i < len(omero.channels))
         if not auto or omero is None:
             return
-        found = await self._data_windows(auto, region)
-        windows: list[Window | None] = [None] * len(omero.channels)
-        for i, (lo, hi) in found.items():
-            old = omero.channels[i].window
-            if (old.start, old.end) != (lo, hi):
-                windows[i] = replace(
-                    old, min=min(old.min, lo), max=max(old.max, hi), start=lo, end=hi
-                )
+        windows = followed_windows(omero, await self._data_windows(auto, region))
         if any(w is not None for w in windows):
             await self.set_channels(windows=windows)
             self._auto_windows.update(auto)  # still following the data
@@ -1908,6 +1899,20 @@ def _multiscale_index(ome: OmeMetadata, multiscale: int | str, url: str) -> int:
             f"{url} has no multiscale {multiscale}: it has {len(names)} (multiscales: {there})"
         )
     return multiscale % len(names)
+
+
+def followed_windows(omero: Omero, found: Mapping[int, tuple[float, float]]) -> list[Window | None]:
+    """Per channel of ``omero``: its display window following the data, ``found``
+    (channel -> lowest, highest value; see ``Dataset._data_windows``), or ``None`` where that
+    changes nothing. ``min``/``max`` widen to hold the data."""
+    from msgspec.structs import replace
+
+    windows: list[Window | None] = [None] * len(omero.channels)
+    for i, (lo, hi) in found.items():
+        old = omero.channels[i].window
+        if (old.start, old.end) != (lo, hi):
+            windows[i] = replace(old, min=min(old.min, lo), max=max(old.max, hi), start=lo, end=hi)
+    return windows
 
 
 def _check_mode(mode: str) -> None:
