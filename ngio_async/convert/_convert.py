@@ -1254,7 +1254,7 @@ def _source_plan(
             {
                 k: v
                 for k, v in c.items()
-                if v is not None and k in ("label", "color", "window", "active")
+                if v is not None and k in ("label", "color", "window", "active", "inverted")
             }
             for c in src.channels
         ]

@@ -254,6 +254,46 @@ def imagej_channels(ij: dict[str, Any], count: int) -> list[dict[str, Any]] | No
     return channels
 
 
+def _hex(rgb: NDArray[Any]) -> str:
+    return "{:02X}{:02X}{:02X}".format(*(int(v) for v in rgb))
+
+
+def palette_display(colormap: Any) -> dict[str, Any]:
+    """The display of a TIFF palette (``ColorMap``, 3 x n entries of 16 or 8 bits) over the
+    values, which are kept: ``color``, and ``window`` the palette's whole range (0 to n - 1).
+    A ramp of one color from black (ImageJ's "Green" LUT) is that color, exactly; a ramp from
+    one color down to black is that color ``inverted``; any other palette ("Fire", a map of
+    classes) has no one color: its brightest entry stands for it (as for ImageJ LUTs)."""
+    pal = np.asarray(colormap, dtype=np.float64)
+    if pal.ndim != 2 or pal.shape[0] != 3 or pal.shape[1] < 2 or not np.isfinite(pal).all():
+        return {}
+    full = 65535.0 if pal.max() > 255 else 255.0
+    rgb = np.clip(np.round(pal / full * 255), 0, 255)
+    n = pal.shape[1]
+    window = (0.0, float(n - 1))
+    steps = np.linspace(0.0, 1.0, n)
+    for end, weights in ((-1, steps), (0, steps[::-1])):
+        color = pal[:, end]
+        if color.any() and np.allclose(pal, np.outer(color, weights), atol=0.02 * full):
+            shown = {"color": _hex(rgb[:, end]), "window": window}
+            return shown if end else {**shown, "inverted": True}
+    return {"color": _hex(rgb[:, int(rgb.sum(axis=0).argmax())]), "window": window}
+
+
+def photometric_display(page: Any) -> dict[str, Any]:
+    """How a page's photometric interpretation asks its stored values to be shown, as channel
+    settings (the values are converted as stored, as scientific readers read them):
+    MinIsWhite (0 is white) is ``inverted`` white; a palette per :func:`palette_display`;
+    nothing for any other."""
+    photometric = int(getattr(page, "photometric", -1))
+    if photometric == 0:  # MINISWHITE
+        return {"inverted": True, "color": "FFFFFF"}
+    colormap = getattr(page, "colormap", None)
+    if photometric == 3 and colormap is not None:  # PALETTE
+        return palette_display(colormap)
+    return {}
+
+
 def resolution_pixel_size(page: Any) -> tuple[float, float, str | None] | None:
     """``(y, x, unit)`` pixel sizes from a page's resolution tags; ``None`` without them.
 
@@ -607,7 +647,7 @@ class TiffSource:
                         strict=False,
                     )
                 ][:n]
-        self.channels: list[dict[str, Any]] | None = channels
+        self.channels: list[dict[str, Any]] | None = self._displayed(levels[0].keyframe, channels)
         # a pixel size of 0, below 0 or not finite (writers leave such tags) is no calibration
         sizes = {a: v for a, v in sizes.items() if math.isfinite(v[0]) and v[0] > 0}
         self.scale: tuple[float, ...] = tuple(sizes[a][0] if a in sizes else 1.0 for a in self.axes)
@@ -615,6 +655,23 @@ class TiffSource:
             sizes[a][1] if a in sizes else None for a in self.axes
         )
         self.translation: tuple[float, ...] = (0.0,) * len(self.axes)
+
+    def _displayed(
+        self, page: Any, channels: list[dict[str, Any]] | None
+    ) -> list[dict[str, Any]] | None:
+        """``channels`` with how the TIFF asks its values to be shown (:func:`photometric_display`:
+        MinIsWhite, a palette), a channel axis of one added for it if the image has none. The
+        metadata's own colors and windows (OME-XML, ImageJ) win over a palette's."""
+        display = photometric_display(page)
+        if not display:
+            return channels
+        if "c" not in self.axes:
+            self._add_channel_axis()
+        count = self.shape[self.axes.index("c")]
+        if count > 1 and "window" not in display:
+            display.pop("color")  # a MinIsWhite stack's channels keep their own colors
+        given = channels if channels is not None else [{} for _ in range(count)]
+        return [{**display, **{k: v for k, v in c.items() if v is not None}} for c in given]
 
     def _add_channel_axis(self) -> None:
         v = sum(_ORDER.index(a) < _ORDER.index("c") for a in self.axes)

@@ -487,7 +487,8 @@ def _channel_list(channels: Any) -> list[Any]:
 
 
 def make_channel(spec: ChannelSpec | Channel, index: int, dtype: np.dtype[Any]) -> Channel:
-    """A channel from a label, or a dict with ``label``, ``color``, ``window``, ``active``.
+    """A channel from a label, or a dict with ``label``, ``color``, ``window``, ``active``,
+    ``inverted``.
 
     ``window`` is a ``Window``, a dict ``{min, max, start, end}`` (missing keys from the data
     type's range) or ``(start, end)``.
@@ -496,7 +497,7 @@ def make_channel(spec: ChannelSpec | Channel, index: int, dtype: np.dtype[Any]) 
         return spec
     if isinstance(spec, str):
         spec = {"label": str(spec)}
-    known = {"label", "color", "window", "active"}
+    known = {"label", "color", "window", "active", "inverted"}
     unknown = [k for k in spec if k not in known]
     if unknown:
         raise ValueError(f"channel {index}: unknown key {unknown[0]!r} (known: {sorted(known)})")
@@ -505,6 +506,7 @@ def make_channel(spec: ChannelSpec | Channel, index: int, dtype: np.dtype[Any]) 
         color=str(spec.get("color") or _COLORS[index % len(_COLORS)]).lstrip("#").upper(),
         window=make_window(spec.get("window"), dtype, f"channels[{index}] window"),
         active=_python(spec.get("active", True)),
+        inverted=_python(spec.get("inverted")),
     )
 
 
