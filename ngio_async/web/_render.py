@@ -123,14 +123,43 @@ def _real(data: NDArray[Any]) -> NDArray[Any]:
     return np.abs(data) if data.dtype.kind == "c" else data
 
 
+_F32 = np.finfo(np.float32)
+
+
+def _fits_float32(values: NDArray[Any], start: float, end: float) -> bool:
+    """Whether ``(v - start) / (end - start)`` can be computed in float32 without overflow or
+    division by zero: the pixels, the window's bounds and its span within float32's range."""
+    if values.dtype.itemsize > 4 and values.dtype.kind == "f":  # float64 pixels may pass it
+        return False
+    span = end - start
+    return bool(max(abs(start), abs(end), span) <= _F32.max and span >= _F32.tiny)
+
+
+def _normalized(values: NDArray[Any], start: float, end: float) -> NDArray[Any]:
+    """``(v - start) / (end - start)``: in float32 where it fits (:func:`_fits_float32`), else
+    in float64 on halves (a span up to twice float64's range stays finite); what overflows
+    is infinite (clipped later)."""
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        if _fits_float32(values, start, end):
+            norm: NDArray[Any] = np.subtract(
+                values, np.float32(start), dtype=np.float32, casting="unsafe"
+            )
+            np.divide(norm, np.float32(end - start), out=norm)
+            return norm
+        half: NDArray[Any] = np.multiply(values, 0.5, dtype=np.float64, casting="unsafe")
+        np.subtract(half, start / 2, out=half)
+        np.divide(half, end / 2 - start / 2, out=half)
+        return half
+
+
 def _contribution(
     values: NDArray[Any], window: Window, color: tuple[int, int, int]
 ) -> NDArray[np.uint8]:
     """``rint(clip((v - start) / span, 0, 1) * color)`` per colour component: ``(..., 3)`` uint8."""
-    start, end = window
-    span = np.float32(end - start) if end > start else np.float32(1e-12)
-    norm = np.subtract(values, np.float32(start), dtype=np.float32, casting="unsafe")
-    np.divide(norm, span, out=norm)
+    start, end = float(window[0]), float(window[1])
+    if not end > start:  # a flat window: a step at start
+        end = start + 1e-12
+    norm = _normalized(values, start, end)
     np.nan_to_num(norm, copy=False, nan=0.0)  # NaN pixels are black (a cast of NaN is undefined)
     np.clip(norm, 0.0, 1.0, out=norm)
     scaled = norm[..., np.newaxis] * np.asarray(color, dtype=np.float32)
