@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Self
 import numpy as np
 import pytest
 from aiohttp import web
+from servers import keep_loop_complaints
 
 import ngio_async
 
@@ -37,6 +38,7 @@ class HeaderServer:
         self.seen: list[tuple[str | None, str]] = []
         self.port = 0
         self._loop = asyncio.new_event_loop()
+        keep_loop_complaints(self._loop)
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import aiohttp
 import pytest
 from aiohttp import web
+from servers import keep_loop_complaints
 
 from ngio_async import Limits, StoreError
 from ngio_async.stores import open_store
@@ -57,6 +58,7 @@ class DropAfterPut:
     def run(self) -> Iterator[str]:
         ready = threading.Event()
         runner: list[web.AppRunner] = []
+        keep_loop_complaints(self._loop)
 
         async def start() -> None:
             app = web.Application()
