@@ -43,8 +43,10 @@ Tiles: ``tile_size`` pixels square (at most ``MAX_TILE_SIZE``, 4096; edge tiles 
 computed once; the dtype's range if that sample cannot be decoded), is clipped to 0..1 (NaN pixels:
 0; complex pixels: their modulus) and multiplied by its colour (``omero`` colour; else white for
 one channel, else red, green, blue, yellow, magenta, cyan, white by channel index); the channels
-add up, clipped to 0..255. Query overrides: ``c=0,2`` (indices or labels),
-``window=0:4000,100:2000`` and ``color=FF0000,00FF00`` (one per channel shown).
+add up, clipped to 0..255. Query overrides: ``c=0,2`` (indices or labels; a channel may be
+shown more than once, in at most max(channels, ``max_region_pixels // tile_size**2``)
+entries, else 413), ``window=0:4000,100:2000`` and ``color=FF0000,00FF00`` (one per channel
+shown). A parameter given twice (``?c=0&c=1``) is a 400 naming it (tiles, regions).
 ``labels=cells,nuclei`` paints label images (those ``/api/datasets/{name}`` lists) over the tile at
 ``label_opacity`` (0..1, default 0.5): each value in its ``image-label`` colour, else a colour
 hashed from the value, 0 transparent; a label image of another resolution or without the image's z

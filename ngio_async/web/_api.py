@@ -15,7 +15,7 @@ from aiohttp import web
 
 from .._prefetch import start_deferred
 from ._errors import ApiError
-from ._params import bad, parse_index, parse_region, parse_tile_query
+from ._params import bad, parse_index, parse_region, parse_tile_query, single_values
 from ._render import FORMATS, default_channels, default_colors, encode_npy, render_tile
 from ._state import axis_index, axis_roles
 
@@ -283,7 +283,9 @@ async def _tile(request: web.Request, state: WebState, entry: Entry) -> web.Stre
     height, width = lvl.shape[-2], lvl.shape[-1]
     if row * size >= height or col * size >= width:
         raise ApiError(404, "out_of_range", f"tile row={row}, col={col} is outside level {level}")
-    query = parse_tile_query(request.query, entry.n_channels, ds.metadata.channels)
+    query = parse_tile_query(single_values(request.query), entry.n_channels, ds.metadata.channels)
+    if query.channels is not None:
+        _check_channel_count(state, len(query.channels), entry.n_channels)
     label_entries = [await entry.label(name) for name in query.labels]
     selected = list(query.channels or default_channels(entry.n_channels, ds.metadata.channels))
     if query.windows is not None and len(query.windows) != len(selected):
@@ -336,6 +338,20 @@ async def _tile(request: web.Request, state: WebState, entry: Entry) -> web.Stre
         limiter=state.render_limiter,
     )
     return web.Response(body=body, content_type=FORMATS[ext][1], headers=headers)
+
+
+def _check_channel_count(state: WebState, count: int, n_channels: int) -> None:
+    """A 413 naming ``c`` when it lists more channels than the image has and more than the
+    pixel budget holds in tiles (a channel may be shown more than once, each costs a plane)."""
+    pixels = state.tile_size * state.tile_size
+    most = max(n_channels, state.max_region_pixels // pixels)
+    if count > most:
+        raise ApiError(
+            413,
+            "too_many_channels",
+            f"parameter 'c': {count} channels of {state.tile_size} x {state.tile_size} pixels "
+            f"exceed the pixel budget of {state.max_region_pixels}: at most {most}",
+        )
 
 
 @dataclass(frozen=True)
@@ -434,12 +450,15 @@ def _plane_selections(
 async def _read_planes(
     entry: Entry, level: int, t: int, z: int, selected: list[int], ys: slice, xs: slice
 ) -> list[Any]:
-    """The 2-D planes of ``selected`` channels, read concurrently."""
+    """The 2-D planes of ``selected`` channels, read concurrently, each channel once however
+    often it is shown (``c=0,0``: twice)."""
     c_axis = entry.dataset.metadata.channel_axis
-    if c_axis is None:  # one plane, shown once per channel asked for (c=0,0: twice)
-        planes_one = await _read_planes_of(entry, level, t, z, [0], ys, xs)
-        return planes_one * len(selected)
-    return await _read_planes_of(entry, level, t, z, selected, ys, xs)
+    distinct = [0] if c_axis is None else list(dict.fromkeys(selected))
+    planes = await _read_planes_of(entry, level, t, z, distinct, ys, xs)
+    if c_axis is None:  # one plane, shown once per channel asked for
+        return planes * len(selected)
+    of = dict(zip(distinct, planes, strict=True))
+    return [of[channel] for channel in selected]
 
 
 async def _read_planes_of(
@@ -477,13 +496,14 @@ async def region(request: web.Request) -> web.Response:
 
 async def _region(request: web.Request, state: WebState, entry: Entry) -> web.Response:
     ds = entry.dataset
-    level = parse_index("level", request.query.get("level", "0"))
+    query = single_values(request.query)
+    level = parse_index("level", query.get("level", "0"))
     if level >= len(ds.levels):
         raise ApiError(404, "out_of_range", f"level {level} of {len(ds.levels)} does not exist")
     lvl = ds.levels[level]
     c_axis = ds.metadata.channel_axis
     labels = {} if c_axis is None else {ds.axes[c_axis]: [c.label for c in ds.metadata.channels]}
-    selection = parse_region(request.query, ds.axes, lvl.shape, labels)
+    selection = parse_region(query, ds.axes, lvl.shape, labels)
     count = 1
     for name, n in zip(ds.axes, lvl.shape, strict=True):
         sel = selection.get(name)

@@ -13,6 +13,8 @@ from ._render import parse_color
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
+    from multidict import MultiMapping
+
     from ..images import ChannelInfo
     from ._render import Window
 
@@ -22,6 +24,7 @@ __all__ = [
     "parse_index",
     "parse_region",
     "parse_tile_query",
+    "single_values",
 ]
 
 _INT = re.compile(r"^[0-9]+$")
@@ -38,6 +41,17 @@ def parse_index(param: str, text: str) -> int:
     if not _INT.match(text):
         raise bad(param, f"expected a non-negative integer, got {text!r}")
     return int(text)
+
+
+def single_values(query: MultiMapping[str]) -> dict[str, str]:
+    """The query's parameters, each given once (a repeated one is a 400 naming it: which of
+    its values was meant is not for the server to guess)."""
+    out: dict[str, str] = {}
+    for name, value in query.items():
+        if name in out:
+            raise bad(name, f"given more than once ({out[name]!r}, {value!r}): give it once")
+        out[name] = value
+    return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,116 @@
+"""Tile and region parameters a demanding client sends: extreme windows, a channel listed
+thousands of times, a parameter given twice. Real files, the app on a loopback AppRunner."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+import numpy as np
+import pytest
+import zarr
+from aiohttp import web
+from images import Spec, write_image
+from PIL import Image
+
+from ngio_async import open_async
+from ngio_async.stores import InstrumentedStore, open_store
+from ngio_async.web import create_app
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+    from pathlib import Path
+
+    from numpy.typing import NDArray
+
+
+@contextlib.asynccontextmanager
+async def running(app: web.Application) -> AsyncIterator[aiohttp.ClientSession]:
+    """``app`` on 127.0.0.1 (a free port) and a client session for it."""
+    runner = web.AppRunner(app, handler_cancellation=True)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as http:
+            yield http
+    finally:
+        await runner.cleanup()
+
+
+def decode(body: bytes) -> NDArray[Any]:
+    return np.asarray(Image.open(io.BytesIO(body)).convert("RGB"))
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """``f64``: a float64 yx image whose first row holds 0, 1e300, -1e300 and NaN;
+    ``u8``: a uint8 yx image of 200s; ``two``: a 2-channel uint16 image."""
+    root = tmp_path_factory.mktemp("a7params")
+    paths = {"f64": root / "f64.zarr", "u8": root / "u8.zarr", "two": root / "two.zarr"}
+    write_image(paths["f64"], Spec(shape=(16, 16), chunks=(16, 16), dtype="float64", levels=1))
+    data = np.zeros((16, 16))
+    data[0, :4] = [0.0, 1e300, -1e300, np.nan]
+    zarr.open_array(paths["f64"] / "0", mode="r+")[...] = data
+    write_image(paths["u8"], Spec(shape=(16, 16), chunks=(16, 16), dtype="uint8", levels=1))
+    zarr.open_array(paths["u8"] / "0", mode="r+")[...] = np.full((16, 16), 200, np.uint8)
+    spec = Spec(shape=(2, 64, 64), chunks=(1, 32, 32), levels=1, channels=("a", "b"))
+    write_image(paths["two"], spec)
+    return paths
+
+
+async def tile(http: aiohttp.ClientSession, path: str, status: int = 200) -> Any:
+    resp = await http.get(path)
+    body = await resp.read()
+    assert resp.status == status, body
+    return decode(body) if status == 200 else await resp.json()
+
+
+async def test_a_channel_listed_thousands_of_times_is_refused(images: dict[str, Path]) -> None:
+    """``c=0,0,0,...`` (as many as a URL holds) read and composited the channel once per
+    mention: ~2 GB and a minute of CPU for one request of a 512 x 512 tile."""
+    store = InstrumentedStore(open_store(images["two"]))
+    async with store, await open_async(store) as ds:
+        app = create_app({"img": ds}, max_region_pixels=64 * 64 * 4, tile_size=64)
+        async with running(app) as http:
+            base = "/api/datasets/img/tiles/0/0/0/0/0.png"
+            doc = await tile(http, f"{base}?c={','.join(['0'] * 2000)}", 413)
+            assert doc["error"] == "too_many_channels" and "'c'" in doc["message"], doc
+            # repeats within the budget still work, each channel read once
+            store.reset()
+            rgb = await tile(http, f"{base}?c=0,0,1,1&color=FF0000,00FF00,0000FF,FFFFFF")
+            assert rgb.shape == (64, 64, 3)
+            gets = [key for (method, key), _ in store.calls.items() if method == "get"]
+            assert len(gets) == len(set(gets)) == 8  # 2 channels x 4 chunks, each once
+            # every channel of the image once is always allowed, whatever the budget
+            small = create_app({"img": ds}, max_region_pixels=64 * 64, tile_size=64)
+            async with running(small) as http2:
+                rgb = await tile(http2, f"{base}?c=0,1")
+                assert rgb.shape == (64, 64, 3)
+                doc = await tile(http2, f"{base}?c=0,1,1", 413)
+                assert "'c'" in doc["message"]
+
+
+@pytest.mark.parametrize(
+    ("path", "param"),
+    [
+        ("tiles/0/0/0/0/0.png?c=0&c=1", "c"),
+        ("tiles/0/0/0/0/0.png?c=0,1&window=0:1,0:1&window=0:2,0:2", "window"),
+        ("region.npy?c=0&c=1", "c"),
+        ("region.npy?level=0&level=0", "level"),
+    ],
+)
+async def test_a_parameter_given_twice_is_a_400_naming_it(
+    images: dict[str, Path], path: str, param: str
+) -> None:
+    """``?c=0&c=1`` answered channel 0 alone (the second silently dropped)."""
+    app = create_app({"img": str(images["two"])})
+    async with running(app) as http:
+        resp = await http.get(f"/api/datasets/img/{path}")
+        doc = await resp.json()
+        assert resp.status == 400, doc
+        assert doc["error"] == "bad_parameter" and f"'{param}'" in doc["message"], doc
+        assert "more than once" in doc["message"]
