@@ -30,7 +30,8 @@ import math
 import os
 import threading
 import xml.etree.ElementTree as ET
-from typing import TYPE_CHECKING, Any, Self
+import zlib
+from typing import TYPE_CHECKING, Any, NamedTuple, Self
 from urllib.parse import urlsplit
 
 import anyio
@@ -593,6 +594,9 @@ class TiffSource:
         self._stores: list[Any] = [None] * len(self.level_shapes)
         self._arrays: list[Any] = [None] * len(self.level_shapes)
         self._direct = [_direct(tif, lvl) for lvl in levels]
+        self._strips = [
+            None if d else _strips(tif, lvl) for d, lvl in zip(self._direct, levels, strict=True)
+        ]
         dtype = np.dtype(s.dtype)
         self.dtype: np.dtype[Any] = dtype.newbyteorder("=") if dtype.byteorder == ">" else dtype
         self.plane_bytes = self.shape[-1] * self.shape[-2] * self.dtype.itemsize
@@ -755,10 +759,12 @@ class TiffSource:
         the bytes of the region, read from the file (an uncompressed plane is often one strip,
         as ImageJ writes it, which tifffile's zarr view reads whole for any region of it: a
         1 GiB plane converted in 32 MiB shards held 2.4 GB); else through that view."""
-        direct = self._direct[level]
-        if direct is None:
-            return np.asarray(self._zarr(level)[selection])
-        return _read_contiguous(self.url, direct, selection)
+        direct, strips = self._direct[level], self._strips[level]
+        if direct is not None:
+            return _read_contiguous(self.url, direct, selection)
+        if strips is not None:
+            return _read_strips(self.url, strips, selection)
+        return np.asarray(self._zarr(level)[selection])
 
     async def read(self, region: tuple[slice, ...], level: int = 0) -> NDArray[Any]:
         """Read ``region`` (one slice per axis, NGFF order) of ``level`` in a worker thread."""
@@ -818,11 +824,8 @@ def _direct(tif: Any, level: Any) -> _Direct | None:
         return None
 
 
-def _read_contiguous(path: str, direct: _Direct, selection: tuple[Any, ...]) -> NDArray[Any]:
-    """``array[selection]`` (integers and step-1 slices) of a level :func:`_direct` located,
-    one read per contiguous run of the region (a row segment, or several whole rows of a
-    page): no more bytes than the region's are read or kept."""
-    offsets, dtype, shape, lead = direct
+def _bounds(selection: tuple[Any, ...], shape: tuple[int, ...]) -> list[tuple[int, int]]:
+    """``(start, stop)`` per axis of ``selection`` (integers and step-1 slices)."""
     bounds: list[tuple[int, int]] = []
     for sel, n in zip(selection, shape, strict=True):
         if isinstance(sel, slice):
@@ -833,6 +836,22 @@ def _read_contiguous(path: str, direct: _Direct, selection: tuple[Any, ...]) -> 
         else:
             i = int(sel) + (n if int(sel) < 0 else 0)
             bounds.append((i, i + 1))
+    return bounds
+
+
+def _squeezed(out: NDArray[Any], selection: tuple[Any, ...]) -> NDArray[Any]:
+    """``out`` (one axis per selection item) without the axes selected by an integer."""
+    return out.reshape(
+        [n for n, sel in zip(out.shape, selection, strict=True) if isinstance(sel, slice)]
+    )
+
+
+def _read_contiguous(path: str, direct: _Direct, selection: tuple[Any, ...]) -> NDArray[Any]:
+    """``array[selection]`` (integers and step-1 slices) of a level :func:`_direct` located,
+    one read per contiguous run of the region (a row segment, or several whole rows of a
+    page): no more bytes than the region's are read or kept."""
+    offsets, dtype, shape, lead = direct
+    bounds = _bounds(selection, shape)
     lengths = [b - a for a, b in bounds]
     out = np.empty(lengths, dtype)
     if out.size:
@@ -856,9 +875,133 @@ def _read_contiguous(path: str, direct: _Direct, selection: tuple[Any, ...]) -> 
                     if not n:
                         raise CodecError(f"{path} is truncated: pixel data missing", key=path)
                     view = view[n:]
-    return out.reshape(
-        [n for n, sel in zip(lengths, selection, strict=True) if isinstance(sel, slice)]
-    )
+    return _squeezed(out, selection)
+
+
+class _Strips(NamedTuple):
+    """Where a level's deflate-compressed strips lie in a local file (see :func:`_strips`)."""
+
+    offsets: tuple[tuple[int, ...], ...]  # per page, per strip
+    counts: tuple[tuple[int, ...], ...]
+    dtype: np.dtype[Any]  # in the file's byte order
+    shape: tuple[int, ...]  # the level's: ``lead`` axes numbering the pages, then y, x(, s)
+    lead: int
+    rows: int  # per strip
+    predictor: bool  # horizontal differencing
+
+
+_PIECE = 1 << 16  # bytes decoded (and read compressed) at a time
+
+
+def _strips(tif: Any, level: Any) -> _Strips | None:
+    """The strips of a level whose pages are deflate-compressed strips (no tiles) in a local
+    file, with no predictor or horizontal differencing of integers: :func:`_read_strips`
+    decodes them piece by piece; ``None`` for any other layout (read through tifffile)."""
+    try:
+        key = level.keyframe
+        if not tif.filehandle.is_file or key.dtype is None or key.is_tiled:
+            return None
+        if int(key.compression) not in (8, 32946) or int(key.fillorder) != 1:
+            return None
+        predictor = int(key.predictor)
+        if predictor not in (1, 2) or (predictor == 2 and key.dtype.kind not in "ui"):
+            return None
+        if int(key.bitspersample) != key.dtype.itemsize * 8 or key.shaped[:2] != (1, 1):
+            return None
+        shape = tuple(int(n) for n in level.shape)
+        page_shape = tuple(int(n) for n in key.shape)
+        lead = len(shape) - len(page_shape)
+        if lead < 0 or shape[lead:] != page_shape or len(page_shape) not in (2, 3):
+            return None
+        pages = list(level.pages)
+        if math.prod(shape[:lead]) != len(pages) or any(p is None for p in pages):
+            return None
+        if any(getattr(p, "parent", tif) is not tif for p in pages):
+            return None
+        rows = min(int(key.rowsperstrip) or page_shape[0], page_shape[0])
+        strips = -(-page_shape[0] // rows)
+        offsets = tuple(tuple(int(o) for o in p.dataoffsets) for p in pages)
+        counts = tuple(tuple(int(n) for n in p.databytecounts) for p in pages)
+        if any(len(o) != strips or len(n) != strips for o, n in zip(offsets, counts, strict=True)):
+            return None
+        dtype = np.dtype(tif.byteorder + key.dtype.char)
+        return _Strips(offsets, counts, dtype, shape, lead, rows, predictor == 2)
+    except (AttributeError, TypeError, ValueError):
+        return None
+
+
+def _inflate(f: Any, offset: int, count: int, nbytes: int, piece: int) -> Iterator[bytes]:
+    """The first ``nbytes`` of the zlib stream of ``count`` bytes at ``offset`` of ``f``, in
+    pieces of ``piece`` bytes (the last shorter): read and decoded a piece at a time.
+
+    :raises ValueError: the stream ends (or the strip's bytes do) before ``nbytes``.
+    """
+    inflater = zlib.decompressobj()
+    f.seek(offset)
+    left, pending, done = count, b"", 0
+    while done < nbytes:
+        want = min(piece, nbytes - done)
+        parts: list[bytes] = []
+        got = 0
+        while got < want:
+            if not pending:
+                if not left or inflater.eof:
+                    raise ValueError(f"strip at byte {offset} ends after {done + got} bytes")
+                pending = f.read(min(_PIECE, left))
+                if not pending:
+                    raise ValueError(f"strip at byte {offset} is cut short by the end of file")
+                left -= len(pending)
+            part = inflater.decompress(pending, want - got)
+            pending = inflater.unconsumed_tail
+            parts.append(part)
+            got += len(part)
+        done += want
+        yield parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def _read_strips(path: str, strips: _Strips, selection: tuple[Any, ...]) -> NDArray[Any]:
+    """``array[selection]`` of a level :func:`_strips` located: each strip the region
+    overlaps decoded a piece of rows at a time (up to its last row in the region) and the
+    region's part of each piece copied out, so that no strip is held whole (a plane stored as
+    one compressed strip is converted with about its own size in memory)."""
+    offsets, counts, dtype, shape, lead, rows, predictor = strips
+    bounds = _bounds(selection, shape)
+    native = dtype.newbyteorder("=")
+    out = np.empty([b - a for a, b in bounds], native)
+    if not out.size:
+        return _squeezed(out, selection)
+    row_shape = shape[lead + 1 :]
+    row_bytes = math.prod(row_shape) * dtype.itemsize
+    (y0, y1), (x0, x1) = bounds[lead], bounds[lead + 1]
+    rest = tuple(slice(a, b) for a, b in bounds[lead + 2 :])
+    with open(path, "rb") as f:
+        for index in itertools.product(*(range(a, b) for a, b in bounds[:lead])):
+            page = int(np.ravel_multi_index(index, shape[:lead])) if lead else 0
+            dst = out[tuple(i - a for i, (a, _) in zip(index, bounds, strict=False))]
+            for s in range(y0 // rows, (y1 - 1) // rows + 1):
+                first = s * rows  # the strip's first row
+                needed = min(y1, first + rows, shape[lead]) - first
+                at = first
+                pieces = _inflate(
+                    f,
+                    offsets[page][s],
+                    counts[page][s],
+                    needed * row_bytes,
+                    max(row_bytes, _PIECE // row_bytes * row_bytes),
+                )
+                for buf in pieces:
+                    block = np.frombuffer(buf, dtype).reshape(-1, *row_shape)
+                    if predictor or block.dtype != native:  # writable, native
+                        block = block.astype(native)
+                    if predictor:
+                        np.cumsum(block, axis=1, dtype=native, out=block)
+                    lo, hi = max(at, y0), min(at + len(block), y1)
+                    if lo < hi:
+                        dst[lo - y0 : hi - y0] = block[
+                            (slice(lo - at, hi - at), slice(x0, x1), *rest)
+                        ]
+                    at += len(block)
+    return _squeezed(out, selection)
 
 
 def is_tiff_name(url: Any) -> bool:
