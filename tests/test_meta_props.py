@@ -25,7 +25,10 @@ def test_round_trip(case: tuple[str, dict[str, Any]]) -> None:
     # bytes in, bytes out, and across versions and back
     assert to_attrs(validate(encode_attrs(meta))) == doc
     other = "0.5" if version == "0.4" else "0.4"
-    assert to_attrs(validate(to_attrs(meta, other)), version) == doc
+    back = to_attrs(validate(to_attrs(meta, other)), version)
+    if version == "0.4" and "omero" in doc and "version" not in doc["omero"]:
+        assert back["omero"].pop("version") == "0.4"  # moved back like the other versions
+    assert back == doc
 
 
 def _paths(node: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
