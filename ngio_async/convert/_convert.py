@@ -370,50 +370,6 @@ def _check_layout(
     return checked, shards
 
 
-_NGFF_KEYS = frozenset(
-    {
-        "ome",
-        "version",
-        "multiscales",
-        "omero",
-        "image-label",
-        "labels",
-        "plate",
-        "well",
-        "bioformats2raw.layout",
-        "series",
-    }
-)
-
-
-def _group_attrs(meta: OmeMetadata, version: str) -> dict[str, Any]:
-    """:func:`to_attrs` in ``version``, with the user keys (not NGFF's) at the group level in
-    both versions: a 0.5 group's keys beside ``ome`` become top-level 0.4 keys, and a 0.4
-    group's unknown top-level keys go beside ``ome``, not inside it."""
-    attrs = to_attrs(meta, version)
-    if meta.version == version:
-        return attrs
-    extra = meta.extra
-    if version == "0.4":
-        outer = extra.get("_attributes")
-        if isinstance(outer, dict):
-            for key, value in outer.items():
-                if key not in _NGFF_KEYS:
-                    attrs.setdefault(key, value)
-        return attrs
-    ome = attrs.get("ome")
-    if meta.version == "0.4" and isinstance(ome, dict):
-        for key in list(extra):
-            if key not in _NGFF_KEYS and key != "_attributes" and key in ome:
-                value = ome.pop(key)
-                attrs.setdefault(key, value)
-        omero = ome.get("omero")
-        if isinstance(omero, dict) and omero.get("version") == "0.4":
-            # the 0.4 examples' omero.version: NGFF 0.5 has one version, ome.version
-            ome["omero"] = {k: v for k, v in omero.items() if k != "version"}
-    return attrs
-
-
 def _grid(shape: Sequence[int], tile: Sequence[int]) -> int:
     return math.prod(-(-n // t) if n else 0 for n, t in zip(shape, tile, strict=True))
 
@@ -730,7 +686,7 @@ def _zarr_plan(
         ms = ome.multiscales[0]
         ms = _with_extra(replace(ms, datasets=list(ms.datasets[:n])), ms)
         ome = _with_extra(replace(ome, multiscales=[ms, *ome.multiscales[1:]]), ome)
-    new_ome = validate(_group_attrs(ome, version))
+    new_ome = validate(to_attrs(ome, version))
     arrays: list[ArrayMeta] = []
     for lvl in src.levels[:n]:
         meta = _level_array(
@@ -1016,7 +972,7 @@ async def _zarr_jobs(
         group = await read_group_metadata(
             src.store, join(src.root, "labels"), parent_version=src.metadata.ngff_version
         )
-        labels_attrs = _group_attrs(group, version)
+        labels_attrs = to_attrs(group, version)
         for name in names:
             try:
                 label = await src.labels.open(name, mode="r")
@@ -1090,7 +1046,7 @@ def _repair_step(omero: dict[str, Any], path: str, dtype: np.dtype[Any]) -> str 
         if isinstance(old_window, dict):  # its valid values stay
             for k, v in old_window.items():
                 if k in window and isinstance(v, int | float) and not isinstance(v, bool):
-                    window[k] = float(v) if math.isfinite(v) else window[k]
+                    window[k] = v if math.isfinite(v) else window[k]
             if window == old_window:
                 return None
         channel["window"] = window
@@ -1630,7 +1586,7 @@ async def _convert_container(
     version = version or meta.version
     if version not in ("0.4", "0.5"):
         raise UnsupportedError(f"cannot write NGFF version {version!r}")
-    container = _group_attrs(meta, version)
+    container = to_attrs(meta, version)
     ome = await _read_ome_group(first.store, root, meta.version or version, version)
     items: list[_Item] = []
     for path, ds in zip(paths, images, strict=True):
@@ -1838,7 +1794,7 @@ async def _plan_plate(
     ome_group = None
     if plate.wells:
         ome = await read_group_metadata(store, root)
-        plate_attrs = _group_attrs(ome, version)
+        plate_attrs = to_attrs(ome, version)
         validate(plate_attrs, kind="plate")
         if ome.bioformats2raw_layout is not None:
             ome_group = await _read_ome_group(store, root, plate.version, version)
@@ -1864,7 +1820,7 @@ async def _plan_plate(
                 f"well {path!r} of plate {plate.url} has no 'well' metadata "
                 f"(its NGFF metadata: {', '.join(meta.kinds) or 'none'})"
             )
-        attrs = _group_attrs(meta, version)
+        attrs = to_attrs(meta, version)
         validate(attrs, kind="well")
         wells[path] = attrs
         field_paths[path] = [im.path for im in meta.well.images]
@@ -2018,7 +1974,7 @@ async def _read_ome_group(
         return None if xml is None else ({}, xml)
     except MetadataError:  # e.g. only a 0.5 "version": no listing, the images are 0/, 1/, ...
         return {}, xml
-    return (_group_attrs(meta, version) if meta.kinds else {}), xml  # else a plain group
+    return (to_attrs(meta, version) if meta.kinds else {}), xml  # else a plain group
 
 
 def _field_levels(field: tuple[str, list[_Job], dict[str, Any] | None, int | None]) -> int:

@@ -214,7 +214,8 @@ def dump(obj: Any) -> Any:
         extra = obj.__dict__.get("_extra")
         if extra:
             for k, v in extra.items():
-                out.setdefault(k, v)
+                if isinstance(k, str):  # others are markers of the decoder, not JSON keys
+                    out.setdefault(k, v)
         return out
     if isinstance(obj, list | tuple):
         return [dump(v) for v in obj]

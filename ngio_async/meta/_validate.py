@@ -7,9 +7,10 @@ from collections.abc import Mapping
 from typing import Any, TypeVar
 
 import msgspec
+import msgspec.inspect
 
 from .._errors import MetadataError, UnsupportedError
-from ._base import attach_extras, decode_json, dump, to_metadata_error
+from ._base import Base, attach_extras, decode_json, dump, to_metadata_error
 from .ngff import OmeAttributes, OmeMetadata, transform_length_problems, well_path_problems
 
 __all__ = [
@@ -154,12 +155,15 @@ def decode_zarr_json(raw: bytes, *, strict: bool = False) -> OmeMetadata:
 def to_attrs(meta: OmeMetadata, version: str | None = None) -> dict[str, Any]:
     """The group attributes for ``meta`` in NGFF ``version`` (default: ``meta.version``).
 
-    0.4: NGFF keys at the top level, ``version`` written on multiscales, plate, well and
-    image-label. 0.5: the NGFF keys under ``ome`` with ``ome.version``. Unknown keys of the
-    decoded document are kept: inside NGFF objects where they were, and a group's own
-    attributes (0.4 top-level keys NGFF does not define, 0.5 keys beside ``ome``) stay group
-    attributes in either version.
-    """
+    0.4: NGFF keys at the top level, ``version`` on multiscales, plate, well, image-label and
+    omero (``"0.4"`` where missing, but where a decoded document had none). 0.5: the NGFF keys under ``ome`` with ``ome.version``. Written in
+    its own version, a decoded document keeps every key and value it had (but a per-object
+    ``"0.4"`` in 0.5, which would contradict ``ome.version``). Between versions only the
+    versions move: 0.4's per-object ``version`` keys (and an ``omero.version`` of ``"0.4"``)
+    become ``ome.version``, and back (``omero`` gets ``"0.4"`` when it had none or ``"0.5"``).
+    Unknown keys are kept: inside NGFF objects where they were, and a group's own attributes
+    (0.4 top-level keys NGFF does not define, 0.5 keys beside ``ome``) stay group attributes in
+    either version (JSON-LD ``@`` keys stay with the NGFF metadata)."""
     version = version or meta.version or "0.5"
     if version not in SUPPORTED_VERSIONS:
         raise UnsupportedError(f"cannot write NGFF version {version!r}")
@@ -167,18 +171,31 @@ def to_attrs(meta: OmeMetadata, version: str | None = None) -> dict[str, Any]:
     body.pop("version", None)
     outer = body.pop("_attributes", None)
     outer = dict(outer) if isinstance(outer, dict) else {}
+    omero = body.get("omero") if isinstance(body.get("omero"), dict) else None
+    stray = meta.extra.get("version") if meta.version == "0.4" else None  # a top-level key
     if version == "0.5":
-        for obj in _versioned(body):
-            obj.pop("version", None)
-        if isinstance(body.get("omero"), dict):  # 0.4's omero carried one; 0.5's has none
-            body["omero"].pop("version", None)
-        if meta.version == "0.4":  # a 0.4 group's own keys stay group attributes, beside 'ome'
-            for key in [k for k in body if k not in _OME_KEYS]:
+        for obj in [*_versioned(body), omero or {}]:  # a 0.4 one would contradict ome.version
+            if obj.get("version") == "0.4" or (meta.version == "0.4" and obj is not omero):
+                obj.pop("version", None)
+        if meta.version == "0.4":  # the versions moved to ome.version
+            if stray is not None:
+                outer.setdefault("version", stray)
+            own = [k for k in body if k not in _OME_KEYS and not k.startswith("@")]
+            for key in own:  # a 0.4 group's own keys stay group attributes, beside 'ome'
                 outer.setdefault(key, body.pop(key))
         outer["ome"] = {"version": "0.5", **body}
         return outer
-    for obj in _versioned(body):
-        obj["version"] = "0.4"
+    if stray is not None:
+        body["version"] = stray
+    moved = meta.version not in (None, "0.4")
+    for obj, model in zip(_versioned(body), _versioned_models(meta), strict=True):
+        if moved or (obj.get("version") is None and _UNVERSIONED not in model.extra):
+            obj["version"] = "0.4"
+    if omero is not None and meta.omero is not None:  # the spec's and OMERO's exports have one
+        was = omero.get("version")
+        unversioned = _UNVERSIONED in meta.omero.extra
+        if (moved and was in (None, "0.5")) or (was is None and not unversioned):
+            omero["version"] = "0.4"
     for key, value in outer.items():  # a 0.5 group's attributes beside 'ome'
         if key != "ome":
             body.setdefault(key, value)
@@ -191,6 +208,17 @@ def encode_attrs(meta: OmeMetadata, version: str | None = None) -> bytes:
 
 
 # ---------------------------------------------------------------- internals
+#: an ``extra`` key (never a JSON one) on a model decoded from a 0.4 document whose
+#: ``version`` was missing: written back as 0.4, it stays without one
+_UNVERSIONED: Any = object()
+
+
+def _versioned_models(meta: OmeMetadata) -> list[Base]:
+    """The models :func:`_versioned` finds the dumped objects of, in the same order."""
+    objs: list[Base] = list(meta.multiscales or ())
+    return objs + [o for o in (meta.plate, meta.well, meta.image_label) if o is not None]
+
+
 def _versioned(body: dict[str, Any]) -> list[dict[str, Any]]:
     out = [m for m in body.get("multiscales") or () if isinstance(m, dict)]
     out += [body[k] for k in ("plate", "well", "image-label") if isinstance(body.get(k), dict)]
@@ -289,28 +317,49 @@ def _decode(doc: Mapping[str, Any], version: str, prefix: str) -> OmeMetadata:
     if meta.version is not None:
         meta.extra["version"] = meta.version  # a stray top-level key of a 0.4 document
     meta.version = "0.4"
+    for obj in [*_versioned_models(meta), *([meta.omero] if meta.omero else [])]:
+        if getattr(obj, "version", None) is None:
+            obj.extra[_UNVERSIONED] = True
     return meta
 
 
 def _convert(doc: Mapping[str, Any], model: type[_M]) -> _M:
     """``msgspec.convert``, where a JSON integer may be written ``3.0`` (JSON Schema's
-    ``integer`` is a number without a fractional part; Python writes float-typed values so)."""
+    ``integer`` is a number without a fractional part; Python writes float-typed values so).
+    Only integer fields take such a float as an integer: a scale or window keeps ``1.0``."""
     try:
         return msgspec.convert(doc, model)
     except msgspec.ValidationError as exc:
         if "got `float`" not in str(exc):
             raise
-        return msgspec.convert(_integral_floats_as_ints(doc), model)
+        return msgspec.convert(_ints_where_typed(doc, msgspec.inspect.type_info(model)), model)
 
 
-def _integral_floats_as_ints(value: Any) -> Any:
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, Mapping):
-        return {k: _integral_floats_as_ints(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_integral_floats_as_ints(v) for v in value]
+def _ints_where_typed(value: Any, t: msgspec.inspect.Type) -> Any:
+    """``value`` with the integral floats that type ``t`` wants as integers made integers."""
+    mi = msgspec.inspect
+    if isinstance(value, float):
+        kinds = t.types if isinstance(t, mi.UnionType) else (t,)
+        wants_int = any(isinstance(k, mi.IntType) for k in kinds)
+        if wants_int and value.is_integer() and not any(isinstance(k, mi.FloatType) for k in kinds):
+            return int(value)
+        return value
+    if isinstance(t, mi.UnionType):  # of a struct (tagged ones: chosen by tag), a list, None
+        found = [u for u in t.types if _fits(value, u)]
+        return _ints_where_typed(value, found[0]) if found else value
+    if isinstance(t, mi.ListType) and isinstance(value, list):
+        return [_ints_where_typed(v, t.item_type) for v in value]
+    if isinstance(t, mi.StructType) and isinstance(value, Mapping):
+        fields = {f.encode_name: f.type for f in t.fields}
+        return {k: _ints_where_typed(v, fields[k]) if k in fields else v for k, v in value.items()}
     return value
+
+
+def _fits(value: Any, t: msgspec.inspect.Type) -> bool:
+    mi = msgspec.inspect
+    if isinstance(t, mi.StructType):
+        return isinstance(value, Mapping) and (t.tag is None or value.get(t.tag_field) == t.tag)
+    return isinstance(t, mi.ListType) and isinstance(value, list)
 
 
 def _check(meta: OmeMetadata, version: str, kind: str | None, strict: bool, prefix: str) -> None:

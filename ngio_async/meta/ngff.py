@@ -48,7 +48,9 @@ __all__ = [
 Alnum = Annotated[str, Meta(pattern=r"^[A-Za-z0-9]+$")]
 NonNegInt = Annotated[int, Meta(ge=0)]
 PosInt = Annotated[int, Meta(gt=0)]
-Vector = Annotated[list[float], Meta(min_length=2)]  # one value per axis, >= 2 axes
+#: a JSON number as written: ``1`` stays an integer and ``1.0`` a float (a rewrite keeps both)
+Number = int | float
+Vector = Annotated[list[Number], Meta(min_length=2)]  # one value per axis, >= 2 axes
 
 SPACE, TIME, CHANNEL = "space", "time", "channel"
 
@@ -261,10 +263,10 @@ def _axis_kind(a: Axis) -> str:
 class Window(Base):
     """Display window of a channel: data range (``min``/``max``) and shown range."""
 
-    min: float
-    max: float
-    start: float
-    end: float
+    min: Number
+    max: Number
+    start: Number
+    end: Number
 
     def __post_init__(self) -> None:
         for key in ("min", "max", "start", "end"):
@@ -279,7 +281,7 @@ class Channel(Base):
     label: str | None = None
     active: bool | None = None
     family: str | None = None
-    coefficient: float | None = None
+    coefficient: Number | None = None
     inverted: bool | None = None
 
     def __post_init__(self) -> None:
