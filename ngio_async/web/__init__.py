@@ -3,7 +3,10 @@
 ``create_app({"name": url, ...})`` returns an ``aiohttp.web.Application``; :func:`serve` runs
 it until cancelled (or mount it in a larger app: ``main.add_subapp("/ngio/", app)``). Every
 image is opened once at start-up and shared by all requests (and its store limits); a client
-that disconnects cancels its reads, under any runner.
+that disconnects cancels its reads, under any runner. The tiles and regions being read and
+encoded hold at most ``max_region_pixels`` elements together (the others wait their turn,
+first come first served), so memory stays bounded however many clients ask at once (an
+answer already encoded is not counted while it is sent).
 
 Endpoints (errors are always JSON ``{"error": code, "message": text}``)::
 

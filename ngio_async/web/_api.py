@@ -321,22 +321,25 @@ async def _tile(request: web.Request, state: WebState, entry: Entry) -> web.Stre
     async def read_label(i: int) -> None:
         label_planes[i] = await label_reads[i].read()
 
-    async with anyio.create_task_group() as tg:
-        if not versions:  # looked up while the pixels are read
-            start_deferred(tg, look_up)
-        for i in range(len(label_reads)):
-            start_deferred(tg, read_label, i)
-        planes = await _read_planes(entry, level, t, z, selected, ys, xs)
+    plane = (ys.stop - ys.start) * (xs.stop - xs.start)
+    pixels = plane * len(set(plane_channels)) + sum(read.pixels for read in label_reads)
+    async with state.budget.hold(pixels):
+        async with anyio.create_task_group() as tg:
+            if not versions:  # looked up while the pixels are read
+                start_deferred(tg, look_up)
+            for i in range(len(label_reads)):
+                start_deferred(tg, read_label, i)
+            planes = await _read_planes(entry, level, t, z, selected, ys, xs)
+        overlays = [(p, read.colors) for p, read in zip(label_planes, label_reads, strict=True)]
+        render = functools.partial(
+            render_tile, planes, windows, colors, ext, overlays, query.label_opacity
+        )
+        body = await anyio.to_thread.run_sync(render, limiter=state.render_limiter)
     etag = _etag(entry, state, coords, query, versions[0])
     if etag is not None:
         headers["ETag"] = etag
     else:  # no validator: caches must not reuse the tile after the data changes
         headers["Cache-Control"] = "no-cache"
-    overlays = [(plane, read.colors) for plane, read in zip(label_planes, label_reads, strict=True)]
-    body = await anyio.to_thread.run_sync(
-        functools.partial(render_tile, planes, windows, colors, ext, overlays, query.label_opacity),
-        limiter=state.render_limiter,
-    )
     return web.Response(body=body, content_type=FORMATS[ext][1], headers=headers)
 
 
@@ -364,6 +367,15 @@ class _LabelRead:
     rows: NDArray[np.intp]
     cols: NDArray[np.intp]
     colors: dict[int, RGBA]
+
+    @property
+    def pixels(self) -> int:
+        """The elements of the region read."""
+        count = 1
+        for s in self.selection:
+            if isinstance(s, slice):
+                count *= s.stop - s.start
+        return count
 
     async def read(self) -> NDArray[Any]:
         region = np.asarray(await self.level.getitem(self.selection))
@@ -514,8 +526,9 @@ async def _region(request: web.Request, state: WebState, entry: Entry) -> web.Re
             "region_too_large",
             f"the region has {count} elements; the limit is {state.max_region_pixels}",
         )
-    data = await ds.read(level=level, **selection)
-    body = await anyio.to_thread.run_sync(encode_npy, data, limiter=state.render_limiter)
+    async with state.budget.hold(count):  # the requests in flight share the budget
+        data = await ds.read(level=level, **selection)
+        body = await anyio.to_thread.run_sync(encode_npy, data, limiter=state.render_limiter)
     return web.Response(
         body=body,
         content_type="application/octet-stream",

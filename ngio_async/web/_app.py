@@ -83,7 +83,8 @@ def create_app(
     ``/static/{path}``. Errors are JSON ``{"error", "message"}``. The app may be mounted under
     a prefix of a larger one (``main.add_subapp("/ngio/", create_app(...))``).
 
-    :param max_region_pixels: the most elements one ``region.npy`` answer may hold (else 413).
+    :param max_region_pixels: the most elements one ``region.npy`` answer may hold (else 413),
+        and all the tiles and regions being read and encoded together (the others wait).
     :param tile_size: tile edge in pixels, 1 to :data:`MAX_TILE_SIZE` (4096).
     :param cache_seconds: ``Cache-Control: max-age`` of tiles.
     :param max_open_fields: how many plate fields and container images are kept open (all

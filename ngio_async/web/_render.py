@@ -300,8 +300,14 @@ def render_tile(
     return encode_image(rgb, ext)
 
 
-def encode_npy(data: NDArray[Any]) -> bytes:
-    """``data`` in numpy's ``.npy`` format."""
-    out = io.BytesIO()
-    np.lib.format.write_array(out, np.require(data, requirements="C"), allow_pickle=False)
-    return out.getvalue()
+def encode_npy(data: NDArray[Any]) -> bytearray:
+    """``data`` in numpy's ``.npy`` format: its header, then its bytes copied once (the
+    answer holds twice the array at most, not three times as ``write_array`` to a buffer)."""
+    data = np.require(data, requirements="C")
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, np.lib.format.header_data_from_array_1_0(data))
+    head = header.getvalue()
+    out = bytearray(len(head) + data.nbytes)
+    out[: len(head)] = head
+    np.frombuffer(out, dtype=np.uint8, offset=len(head))[:] = data.reshape(-1).view(np.uint8)
+    return out

@@ -48,6 +48,7 @@ __all__ = [
     "FieldOf",
     "FieldSlot",
     "ImageOf",
+    "PixelBudget",
     "PlateEntry",
     "WebState",
     "axis_index",
@@ -460,6 +461,36 @@ class FieldSlot:
     labels: list[str] | None = None
 
 
+class PixelBudget:
+    """At most ``total`` pixels (array elements) held at once by the requests holding them;
+    the others wait their turn, first come first served (one larger than ``total`` holds it
+    all)."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.free = total
+        self._turn: anyio.Lock | None = None  # made in the event loop, on first use
+        self._freed: anyio.Event | None = None
+
+    @asynccontextmanager
+    async def hold(self, pixels: int) -> AsyncIterator[None]:
+        """Hold ``pixels`` of the budget for the block (waiting until they are free)."""
+        pixels = min(pixels, self.total)
+        if self._turn is None:
+            self._turn = anyio.Lock()
+        async with self._turn:  # the first in line waits for room, the others behind it
+            while self.free < pixels:
+                self._freed = anyio.Event()
+                await self._freed.wait()
+            self.free -= pixels
+        try:
+            yield
+        finally:
+            self.free += pixels
+            if self._freed is not None:
+                self._freed.set()
+
+
 @dataclass
 class WebState:
     """Settings and the datasets of one app (filled on start-up).
@@ -492,6 +523,12 @@ class WebState:
     render_limiter: anyio.CapacityLimiter = field(
         default_factory=lambda: anyio.CapacityLimiter(max(2, os.cpu_count() or 2))
     )
+    #: the pixels that the tiles and regions being read and encoded hold together: at most
+    #: ``max_region_pixels`` (memory stays bounded however many clients ask at once)
+    budget: PixelBudget = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.budget = PixelBudget(self.max_region_pixels)
 
     def mount(self) -> str:
         """The path the app is mounted at: ``""`` at the root, ``"/ngio"`` under
