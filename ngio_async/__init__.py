@@ -5,6 +5,11 @@ The library is asyncio-only: obstore, aiohttp and zarr's async API run on asynci
 
 from __future__ import annotations
 
+import importlib
+import sys
+import types
+from typing import TYPE_CHECKING, Any
+
 from ._errors import (
     ChangedError,
     ClosedError,
@@ -20,35 +25,37 @@ from ._errors import (
     UnsupportedError,
 )
 from ._limits import Limits
-from ._open_any import open, open_async
-from ._sync_api import (
-    SyncDataset,
-    SyncLabels,
-    SyncLevel,
-    SyncPlate,
-    SyncWriter,
-    create,
-    create_like,
-    create_plate,
-    open_plate,
-)
-from .convert import ConvertResult, convert, convert_many, convert_many_sync, convert_sync
-from .images import (
-    Dataset,
-    Labels,
-    Level,
-    LevelWriter,
-    Plate,
-    PlateWell,
-    Stream,
-    Tile,
-    TileStream,
-    create_async,
-    create_like_async,
-    create_plate_async,
-    open_plate_async,
-    stream,
-)
+
+if TYPE_CHECKING:
+    from ._open_any import open, open_async
+    from ._sync_api import (
+        SyncDataset,
+        SyncLabels,
+        SyncLevel,
+        SyncPlate,
+        SyncWriter,
+        create,
+        create_like,
+        create_plate,
+        open_plate,
+    )
+    from .convert import ConvertResult, convert, convert_many, convert_many_sync, convert_sync
+    from .images import (
+        Dataset,
+        Labels,
+        Level,
+        LevelWriter,
+        Plate,
+        PlateWell,
+        Stream,
+        Tile,
+        TileStream,
+        create_async,
+        create_like_async,
+        create_plate_async,
+        open_plate_async,
+        stream,
+    )
 
 __version__ = "0.1.0"
 
@@ -98,3 +105,68 @@ __all__ = [
     "open_plate_async",
     "stream",
 ]
+
+# The names above that live in heavy modules (numpy, zarr codecs, obstore, aiohttp) are imported
+# on first use, so ``import ngio_async`` and the command line's ``--help`` start at once.
+_LAZY: dict[str, tuple[str, ...]] = {
+    "._open_any": ("open", "open_async"),
+    "._sync_api": (
+        "SyncDataset",
+        "SyncLabels",
+        "SyncLevel",
+        "SyncPlate",
+        "SyncWriter",
+        "create",
+        "create_like",
+        "create_plate",
+        "open_plate",
+    ),
+    ".convert": ("ConvertResult", "convert", "convert_many", "convert_many_sync", "convert_sync"),
+    ".images": (
+        "Dataset",
+        "Labels",
+        "Level",
+        "LevelWriter",
+        "Plate",
+        "PlateWell",
+        "Stream",
+        "Tile",
+        "TileStream",
+        "create_async",
+        "create_like_async",
+        "create_plate_async",
+        "open_plate_async",
+        "stream",
+    ),
+}
+_HOME = {name: module for module, names in _LAZY.items() for name in names}
+_SUBPACKAGES = frozenset(
+    {"cli", "codecs", "convert", "demo", "engine", "formats", "images", "meta", "progress"}
+    | {"stores", "sync", "web"}
+)
+
+
+if not TYPE_CHECKING:  # type checkers see the imports above, and no catch-all
+
+    def __getattr__(name: str) -> Any:
+        """Import a public name (or a subpackage: ``ngio_async.meta``) on first use."""
+        if name in _HOME:
+            value = getattr(importlib.import_module(_HOME[name], __name__), name)
+            globals()[name] = value
+            return value
+        if name in _SUBPACKAGES:
+            return importlib.import_module(f".{name}", __name__)
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+    def __dir__() -> list[str]:
+        return sorted({*globals(), *__all__, *_SUBPACKAGES})
+
+    class _Package(types.ModuleType):
+        """This package, keeping its function ``convert`` when the subpackage of that name
+        loads (the import system then binds the subpackage to the package's attribute)."""
+
+        def __setattr__(self, name: str, value: Any) -> None:
+            if not (name in _HOME and isinstance(value, types.ModuleType)):
+                super().__setattr__(name, value)
+
+    sys.modules[__name__].__class__ = _Package

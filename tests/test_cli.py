@@ -468,13 +468,7 @@ def test_convert_wiring(
     src, dst, options = calls.pop()
     assert (src, dst, options["levels"]) == ("in.tif", "out.ome.zarr", 2)
 
-    monkeypatch.delattr(ngio_async, "convert")
-    code, _, err = run(["convert", "in.tif", "out.ome.zarr"], capsys)
-    assert code == 2
-    assert err == "ngio-async: error: conversion not available in this version of ngio_async\n"
 
-
-@pytest.mark.skipif(not hasattr(ngio_async, "convert"), reason="ngio_async.convert not there yet")
 def test_convert_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     src = make_image(str(tmp_path / "src.ome.zarr"), "0.4")
     dst = str(tmp_path / "dst.ome.zarr")

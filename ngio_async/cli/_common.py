@@ -21,7 +21,6 @@ from .._errors import (
     StoreTimeoutError,
     UnsupportedError,
 )
-from .._prefetch import first_leaf
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -278,6 +277,8 @@ _EMULATOR_ARGS = re.compile(r" \(or use_emulator=True with endpoint=\)")
 
 def describe_error(exc: BaseException) -> tuple[int, str]:
     """The exit status and the one-line message for an exception."""
+    from .._prefetch import first_leaf  # with anyio: loaded when there is an error to tell
+
     exc = first_leaf(exc)
     if isinstance(exc, CLIError):
         return exc.code, str(exc)

@@ -8,7 +8,6 @@ alone.
 The store options (``--endpoint``, ``--region``, ``--anonymous``, ``--allow-http``, as for
 ``info``, ``validate`` and ``bench``) go to every ``s3://``, ``gs://`` or ``az://`` SRC
 (``src_options``) and DST (``dst_options``); local paths and ``http(s)://`` URLs get none.
-Without ``ngio_async.convert`` this command reports "conversion not available" (exit status 2).
 """
 
 from __future__ import annotations
@@ -224,14 +223,8 @@ def run_convert(args: argparse.Namespace) -> int:
     options.update(_store_options(args, srcs, dst))
     if getattr(args, "series", None) is not None:  # the reader's option, for every SRC
         options["src_options"] = {**options.get("src_options", {}), "series": args.series}
-    convert = getattr(ngio_async, "convert", None)
-    if convert is None or not callable(convert):
-        raise CLIError("conversion not available in this version of ngio_async")
-    many = getattr(ngio_async, "convert_many", None)
     single = len(srcs) == 1 and not pattern and not _into_directory(dst)
-    if not single and (many is None or not callable(many)):
-        raise CLIError("converting several sources is not available in this version")
-    func: Any = convert if single else many
+    func: Any = ngio_async.convert if single else ngio_async.convert_many
     target: Any = srcs[0] if single else list(srcs)
     with contextlib.ExitStack() as stack:
         console = stderr_console()
