@@ -73,6 +73,7 @@ from ..images._create import (
     default_shards,
     integer,
     plan_image,
+    stacked_chunks,
 )
 from ..images._labels import _compressor_of
 from ..images._open import container_series, join, read_group_metadata
@@ -1215,9 +1216,12 @@ def _source_plan(
             for c in src.channels
         ]
     translation = list(src.translation) if any(t != 0 for t in src.translation) else None
+    given = chunks is not None
+    if chunks is None:  # small planes stacked (a movie of tiny frames), unless shards are set
+        rule = default_chunks if shards else stacked_chunks
+        chunks = rule(src.shape, src.axes, src.dtype)
     if shards is not None and shards is not False:
-        base = chunks if chunks is not None else default_chunks(src.shape, src.axes, src.dtype)
-        shards = _fitted_shards(shards, base, src.shape, chunks_given=chunks is not None)
+        shards = _fitted_shards(shards, chunks, src.shape, chunks_given=given)
     return plan_image(
         shape=src.shape,
         dtype=src.dtype,

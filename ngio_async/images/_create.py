@@ -141,6 +141,24 @@ def default_chunks(shape: Sequence[int], axes: Sequence[str], dtype: DTypeLike) 
     return tuple(max(1, min(side, n)) if i in yx else 1 for i, n in enumerate(shape))
 
 
+def stacked_chunks(shape: Sequence[int], axes: Sequence[str], dtype: DTypeLike) -> tuple[int, ...]:
+    """:func:`default_chunks` with whole planes smaller than a chunk stacked along ``z``, then
+    ``t``, up to ~1 MiB (a movie of 2,000 frames of 32 x 32 is 4 chunks, not 2,000); a plane of
+    several chunks, or of about one, keeps them. Channels stay one per chunk."""
+    chunks = list(default_chunks(shape, axes, dtype))
+    if any(chunks[i] < shape[i] for i in _yx(axes)):
+        return tuple(chunks)
+    nbytes = max(1, math.prod(chunks) * np.dtype(dtype).itemsize)
+    for name in ("z", "t"):
+        if name in axes:
+            i = list(axes).index(name)
+            chunks[i] = max(1, min(shape[i], _CHUNK_BYTES // nbytes))
+            nbytes *= chunks[i]
+            if chunks[i] < shape[i]:
+                break
+    return tuple(chunks)
+
+
 def default_shards(
     shape: Sequence[int], axes: Sequence[str], chunks: Sequence[int]
 ) -> tuple[int, ...] | None:
