@@ -152,12 +152,60 @@ class _Job:
     fill: Callable[[Dataset, _Counter], Any]
     tiles: int
     group: bool = True
+    #: per level of ``plan``, its own attributes to write as the v2 array's ``.zattrs`` (a v3
+    #: array has them in its ``zarr.json``, in ``plan``)
+    array_attrs: tuple[dict[str, Any], ...] = ()
 
 
-def _copy_job(root: str, plan: ImagePlan, src: Dataset, *, group: bool = True) -> _Job:
-    """The job copying ``src``'s levels into ``plan``'s arrays at ``root``."""
+#: array attributes a zarr v3 array holds in its metadata (xarray's v2 ``_ARRAY_DIMENSIONS``
+#: is its ``dimension_names``, which the writer sets): not copied into a v3 array's attributes
+_V2_ONLY_ATTRIBUTES = frozenset({"_ARRAY_DIMENSIONS"})
+
+
+async def _zarr_job(
+    root: str,
+    src: Dataset,
+    version: str,
+    chunks: Sequence[int] | None,
+    shards: Sequence[int] | Literal[False] | None,
+    compressor: CompressorArg,
+    levels: int | None,
+    ome: OmeMetadata | None = None,
+    *,
+    group: bool = True,
+) -> _Job:
+    """The job copying ``src``'s levels, and their own attributes, into a new layout at
+    ``root`` (see :func:`_zarr_plan`)."""
+    attrs = await _level_attributes(src)
+    plan = _zarr_plan(src, version, chunks, shards, compressor, levels, ome, attrs)
     tiles = sum(_grid(a.shape, _object_shape(a)) for a in plan.arrays)
-    return _Job(root, plan, _copy_levels(src), tiles, group=group)
+    kept = tuple(attrs[: len(plan.arrays)]) if version == "0.4" else ()
+    return _Job(root, plan, _copy_levels(src), tiles, group=group, array_attrs=kept)
+
+
+async def _level_attributes(src: Dataset) -> list[dict[str, Any]]:
+    """Each level's own attributes: a v3 array's ``attributes``, a v2 array's ``.zattrs``
+    (read concurrently; missing or not a JSON object: none)."""
+    out: list[dict[str, Any]] = [
+        dict(getattr(lvl.meta, "attributes", None) or {}) for lvl in src.levels
+    ]
+
+    async def read(i: int, path: str) -> None:
+        raw = await src.store.get(join(src.root, path, ".zattrs"))
+        try:
+            doc = read_document(raw) if raw is not None else None
+        except msgspec.DecodeError:
+            doc = None
+        if isinstance(doc, dict):
+            out[i] = doc
+
+    from ..meta.zarr import ArrayV2Meta
+
+    async with anyio.create_task_group() as tg:
+        for i, (path, lvl) in enumerate(zip(src.metadata.paths, src.levels, strict=True)):
+            if isinstance(lvl.meta, ArrayV2Meta):
+                tg.start_soon(read, i, path)
+    return out
 
 
 def _label_names(jobs: Sequence[_Job]) -> list[str]:
@@ -616,8 +664,10 @@ def _level_array(
     chunks: Sequence[int] | None,
     shards: Sequence[int] | Literal[False] | None,
     compressor: CompressorArg,
+    attributes: Mapping[str, Any] | None = None,
 ) -> ArrayMeta:
-    """The destination array metadata of one level (chunks, shards, codec as asked, else kept)."""
+    """The destination array metadata of one level (chunks, shards, codec as asked, else kept;
+    ``attributes``: the level's own, kept in a v3 array's metadata)."""
     lchunks = tuple(
         max(1, min(int(c), n)) for c, n in zip(chunks or src_meta.chunks, shape, strict=True)
     )
@@ -646,11 +696,11 @@ def _level_array(
         _closest_name(src_meta, whole_shards=sharded) if compressor is None else compressor or None
     )
     meta = array_meta_v3(shape, dtype, axes, lchunks, lshards, comp, fill)
-    attributes = getattr(src_meta, "attributes", None)  # a v3 level's own user metadata
-    if attributes:
+    kept = {k: v for k, v in (attributes or {}).items() if k not in _V2_ONLY_ATTRIBUTES}
+    if kept:
         from msgspec.structs import replace
 
-        meta = replace(meta, attributes=dict(attributes))
+        meta = replace(meta, attributes=kept)
     return meta if compressor is not None else _keep_compressor(meta, src_meta, dtype)
 
 
@@ -671,9 +721,11 @@ def _zarr_plan(
     compressor: CompressorArg,
     levels: int | None,
     ome: OmeMetadata | None = None,
+    attributes: Sequence[Mapping[str, Any]] = (),
 ) -> ImagePlan:
     """The destination plan of an OME-Zarr source: its metadata (``ome``, default the
-    source's) in ``version``, new layout."""
+    source's) in ``version``, new layout (``attributes``: each level's own, see
+    :func:`_level_array`)."""
     from msgspec.structs import replace
 
     from ..images._dataset import _with_extra
@@ -689,7 +741,7 @@ def _zarr_plan(
         ome = _with_extra(replace(ome, multiscales=[ms, *ome.multiscales[1:]]), ome)
     new_ome = validate(to_attrs(ome, version))
     arrays: list[ArrayMeta] = []
-    for lvl in src.levels[:n]:
+    for i, lvl in enumerate(src.levels[:n]):
         meta = _level_array(
             lvl.shape,
             _native(lvl.dtype),
@@ -699,6 +751,7 @@ def _zarr_plan(
             chunks,
             shards,
             compressor,
+            attributes[i] if i < len(attributes) else None,
         )
         arrays.append(meta)
     return ImagePlan(
@@ -886,6 +939,12 @@ async def _run_jobs(
     if prepare:  # False: a plate's field, whose plate root was prepared (on a listing store)
         await _prepare_root(store, root, overwrite)
     docs = [(join(j.root, k), d) for j in jobs for k, d in j.plan.array_documents()]
+    docs += [
+        (join(j.root, path, ".zattrs"), write_document(attrs))
+        for j in jobs
+        for path, attrs in zip(j.plan.paths, j.array_attrs, strict=False)
+        if attrs
+    ]
     await _put_all(store, docs)
     image: Dataset | None = None
     for job in jobs:
@@ -951,22 +1010,24 @@ async def _zarr_jobs(
         # before the copy: build_pyramid, run after it, would refuse them with levels written
         check_levels_shrink(_more_level_shapes(src, levels), levels, start=len(src.levels))
     ome = await _with_repaired_omero(src)
-    jobs = [_copy_job(root, _zarr_plan(src, version, chunks, shards, compressor, levels, ome), src)]
+    jobs = [await _zarr_job(root, src, version, chunks, shards, compressor, levels, ome)]
     multiscales = src.metadata.ome.multiscales or []
     for k in range(1, len(multiscales)):  # others of the group: their arrays are copied too
         if {d.path for d in multiscales[k].datasets} <= set(jobs[0].plan.paths):
             continue
         other = await _multiscale(src, k)
         opened.append(other)
-        plan_of = _zarr_plan(
+        job = await _zarr_job(
+            root,
             other,
             version,
             _per_image(chunks, other.axes, src.axes),
             _per_image(shards, other.axes, src.axes),
             compressor,
             None,
+            group=False,
         )
-        jobs.append(_copy_job(root, plan_of, other, group=False))
+        jobs.append(job)
     names = await src.labels.names()
     labels_attrs: dict[str, Any] | None = None
     if names:
@@ -984,7 +1045,8 @@ async def _zarr_jobs(
                 _missing(f"the label image {name!r} listed in labels/ of {src.url}", "labels/")
                 continue
             opened.append(label)
-            plan_of = _zarr_plan(
+            job = await _zarr_job(
+                join(root, "labels", name),
                 label,
                 version,
                 _per_image(chunks, label.axes, src.axes),
@@ -992,7 +1054,7 @@ async def _zarr_jobs(
                 compressor,
                 levels,
             )
-            jobs.append(_copy_job(join(root, "labels", name), plan_of, label))
+            jobs.append(job)
     if labels_attrs is not None and not _label_names(jobs):
         labels_attrs = None  # none of the listed label images exists
     return jobs, labels_attrs
@@ -1395,6 +1457,8 @@ async def convert(
             )
             # a label image may replace a label image its parent lists (create's rule)
             is_label = image_src.metadata.ome.image_label is not None
+            if is_label:
+                await _follow_label_source(jobs[0].plan.ome, dst, limits, dst_options)
             store, owns = _open_target(dst, limits, dict(dst_options or {}), label=is_label)
             extra = levels if levels is not None and levels > len(image_src.levels) else None
             counter.total = sum(j.tiles for j in jobs)
@@ -1467,6 +1531,58 @@ async def convert(
     # raised outside ``except``: the group holding it is not its context (a reference cycle
     # that picklers keeping contexts, tblib with dask.distributed, recurse on forever)
     raise leaf
+
+
+async def _follow_label_source(
+    ome: OmeMetadata, dst: Any, limits: Limits | None, options: Mapping[str, Any] | None
+) -> None:
+    """A label image converted on its own keeps ``image-label.source.image`` only when that
+    relative path, from ``dst``, leads to an image (it is converted into an image's
+    ``labels/``); else the link, which would point at nothing, is dropped (``ome`` edited)."""
+    label = ome.image_label
+    source = label.source if label is not None else None
+    if label is None or source is None or source.image is None:
+        return
+    target = _resolve(dst, source.image)
+    if target is not None and await _is_image(target, limits, options):
+        return
+    if source.extra:  # its other keys stay
+        source.image = None
+    else:
+        label.source = None
+
+
+def _resolve(dst: Any, link: str) -> str | None:
+    """The URL or path ``link`` (relative) leads to from the group at ``dst``; ``None``: not
+    a location (a store without a URL)."""
+    base = getattr(dst, "url", dst) if isinstance(dst, AsyncStore) else dst
+    if isinstance(base, os.PathLike):
+        base = os.fspath(base)
+    if not isinstance(base, str) or not base:
+        return None
+    if "://" not in base:
+        return os.path.normpath(os.path.join(os.path.abspath(base), link))
+    parts = urlsplit(base)
+    path = posixpath.normpath(posixpath.join(parts.path.rstrip("/") + "/", link))
+    return parts._replace(path=path if path != "." else "/").geturl()
+
+
+async def _is_image(url: str, limits: Limits | None, options: Mapping[str, Any] | None) -> bool:
+    """Whether an OME-Zarr image group (not a label image) is at ``url`` (reads it only)."""
+    from .._errors import NgioError
+    from ..stores import open_store
+
+    try:
+        store = open_store(url, limits=limits, **dict(options or {}))
+    except (NgioError, OSError, ValueError):
+        return False
+    try:
+        meta = await read_group_metadata(store, "")
+    except (NgioError, OSError):
+        return False
+    finally:
+        await store.aclose()
+    return meta.multiscales is not None and meta.image_label is None
 
 
 # ------------------------------------------------------------------------------ series
