@@ -136,3 +136,28 @@ def test_a_source_link_with_other_keys_keeps_them(
     code, _, err = run(["convert", "--quiet", str(src / "labels" / "cells"), str(alone)], capsys)
     assert code == 0, err
     assert read(alone / ".zattrs")["image-label"]["source"] == {"vendor": {"id": 7}}
+
+
+def test_a_plate_04_05_04_keeps_every_document(tmp_path: Path) -> None:
+    """Plate, well and field documents come back as they were (acquisitions, field_count,
+    name, unknown keys); a row group's own attributes were dropped (written as a bare group)."""
+    src = tmp_path / "plate.zarr"
+    with ngio_async.create_plate(src, rows=["A", "B"], columns=["1", "2"], ngff_version="0.4") as p:
+        for row, column in (("A", "1"), ("B", "2")):
+            with p.add_image(row, column, field="0", shape=(8, 8), dtype="uint8", axes="yx") as f:
+                f.write(np.full((8, 8), 3, "uint8"))
+    doc = read(src / ".zattrs")
+    doc["plate"].update(field_count=1, name="screen", vendor={"a": 1})
+    doc["plate"]["acquisitions"] = [{"id": 0, "name": "run", "starttime": 1700000000, "x": 1}]
+    (src / ".zattrs").write_text(json.dumps({**doc, "tool": "t"}))
+    well = read(src / "A/1/.zattrs")
+    well["well"]["images"][0].update(acquisition=0, x=2)
+    (src / "A/1/.zattrs").write_text(json.dumps({**well, "wellkey": 4}))
+    (src / "A/.zattrs").write_text(json.dumps({"row": "A", "n": 1}))
+    mid, back = tmp_path / "mid.zarr", tmp_path / "back.zarr"
+    ngio_async.convert_sync(src, mid, ngff_version="0.5")
+    assert read(mid / "A/zarr.json")["attributes"] == {"row": "A", "n": 1}
+    ngio_async.convert_sync(mid, back, ngff_version="0.4")
+    for doc_key in (".zattrs", "A/.zattrs", "A/1/.zattrs", "B/2/.zattrs", "A/1/0/.zattrs"):
+        assert text(read(back / doc_key)) == text(read(src / doc_key)), doc_key
+    assert not (back / "B/.zattrs").exists()

@@ -1278,6 +1278,9 @@ def _source_plan(
             for c in src.channels
         ]
     translation = list(src.translation) if any(t != 0 for t in src.translation) else None
+    own = getattr(src, "level_shapes", ())
+    if levels is None and len(own) > 1:
+        levels = len(own)  # a pyramidal TIFF's own levels: copied, not recomputed
     given = chunks is not None
     if chunks is None:  # small planes stacked (a movie of tiny frames), unless shards are set
         rule = default_chunks if shards else stacked_chunks
@@ -1870,7 +1873,7 @@ class _PlatePlan:
 
     plate_attrs: dict[str, Any]
     ome_group: tuple[dict[str, Any], bytes | None] | None  # bioformats2raw: OME/, its XML
-    rows: list[str]
+    rows: dict[str, dict[str, Any]]  # row group -> its attributes (a plain group's own)
     wells: dict[str, dict[str, Any]]
     fields: list[tuple[str, list[_Job], dict[str, Any] | None, int | None]]
     at_once: int
@@ -1986,7 +1989,12 @@ async def _plan_plate(
             _leave_out(plate_attrs, "plate", w, version)
     if plate.wells and not wells:
         raise NotFoundError(f"no field image of plate {plate.url} exists", url=plate.url)
-    rows = sorted({w.split("/")[0] for w in wells})
+    rows: dict[str, dict[str, Any]] = {r: {} for r in sorted({w.split("/")[0] for w in wells})}
+
+    async def read_row(row: str) -> None:
+        rows[row] = await _plain_attrs(store, join(root, row), plate.version)
+
+    await _run_all(list(rows), read_row, plate.limits.max_requests)
     fields = [(join(w, f), *planned[(w, f)]) for w, f in todo if (w, f) in planned]
     writers = Workers(field_limits.decode_threads)  # and encoding
     return _PlatePlan(plate_attrs, ome_group, rows, wells, fields, at_once, field_limits, writers)
@@ -2042,7 +2050,9 @@ async def _convert_plate(
         async with anyio.create_task_group() as tg:
             for item in plan.fields:
                 start_deferred(tg, one, item)
-        groups = [(join(r, k), d) for r in plan.rows for k, d in _plain_group(version)]
+        groups = [
+            (join(r, k), d) for r, a in plan.rows.items() for k, d in _plain_group(version, a)
+        ]
         await _put_all(store, groups)
 
         async def well(path: str) -> None:
@@ -2102,10 +2112,27 @@ def _field_levels(field: tuple[str, list[_Job], dict[str, Any] | None, int | Non
     return field[3] or len(field[1][0].plan.arrays)
 
 
-def _plain_group(version: str) -> list[tuple[str, bytes]]:
+def _plain_group(version: str, attrs: dict[str, Any] | None = None) -> list[tuple[str, bytes]]:
+    """The documents of a group without NGFF metadata (``attrs``: its own attributes)."""
     if version == "0.4":
-        return [(".zgroup", encode_group_v2())]
-    return [("zarr.json", encode_group_v3())]
+        docs = [(".zgroup", encode_group_v2())]
+        return docs + ([(".zattrs", write_document(attrs))] if attrs else [])
+    doc = GroupV3Meta(zarr_format=3, node_type="group", attributes=attrs or {})
+    return [("zarr.json", encode_group_v3(doc))]
+
+
+async def _plain_attrs(store: AsyncStore, root: str, version: str) -> dict[str, Any]:
+    """The attributes of the group at ``root`` (NGFF ``version``: 0.5 ``zarr.json``, 0.4
+    ``.zattrs``) that has no NGFF metadata (a plate's row); none when missing or not JSON."""
+    key = join(root, ".zattrs" if version == "0.4" else "zarr.json")
+    raw = await store.get(key)
+    try:
+        doc = read_document(raw) if raw is not None else None
+    except msgspec.DecodeError:
+        return {}
+    if version != "0.4":
+        doc = doc.get("attributes") if isinstance(doc, dict) else None
+    return doc if isinstance(doc, dict) else {}
 
 
 def convert_sync(src: Any, dst: Any, **options: Any) -> ConvertResult:
