@@ -6,7 +6,9 @@ counted by ``InstrumentedStore``; the app on a loopback AppRunner or ``serve``."
 from __future__ import annotations
 
 import contextlib
+import gc
 import io
+import logging
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -14,20 +16,25 @@ import anyio
 import numpy as np
 import pytest
 from aiohttp import web
-from images import Spec, write_image
+from images import Spec, upload, write_image
+from servers import StaticServer
 
 from ngio_async import open_async
 from ngio_async.stores import InstrumentedStore, open_store
-from ngio_async.web import create_app
+from ngio_async.web import create_app, serve
+from ngio_async.web._app import STATE
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Callable
     from pathlib import Path
+
+    from servers import S3Server
 
 
 @contextlib.asynccontextmanager
-async def running(app: web.Application) -> AsyncIterator[aiohttp.ClientSession]:
-    """``app`` on 127.0.0.1 (a free port) and a client session for it (no connection limit)."""
+async def running(app: web.Application) -> AsyncIterator[tuple[aiohttp.ClientSession, int]]:
+    """``app`` on 127.0.0.1 (a free port): a client session for it (no connection limit) and
+    the port."""
     runner = web.AppRunner(app, handler_cancellation=True)
     await runner.setup()
     try:
@@ -36,7 +43,7 @@ async def running(app: web.Application) -> AsyncIterator[aiohttp.ClientSession]:
         port = runner.addresses[0][1]
         connector = aiohttp.TCPConnector(limit=0)
         async with aiohttp.ClientSession(f"http://127.0.0.1:{port}", connector=connector) as http:
-            yield http
+            yield http, port
     finally:
         await runner.cleanup()
 
@@ -58,7 +65,7 @@ async def test_concurrent_regions_share_the_pixel_budget(image: tuple[Path, Any]
     store = InstrumentedStore(open_store(path), latency=0.02)
     async with store, await open_async(store) as ds:
         app = create_app({"img": ds}, max_region_pixels=2 * 32 * 256)  # one band of 32 rows
-        async with running(app) as http:
+        async with running(app) as (http, _):
             store.reset()
             got: dict[int, Any] = {}
 
@@ -85,7 +92,7 @@ async def test_concurrent_tiles_share_the_pixel_budget(image: tuple[Path, Any]) 
     store = InstrumentedStore(open_store(path), latency=0.02)
     async with store, await open_async(store) as ds:
         app = create_app({"img": ds}, tile_size=32, max_region_pixels=2 * (2 * 32 * 32))
-        async with running(app) as http:
+        async with running(app) as (http, _):
             await (await http.get("/api/datasets/img")).read()  # default windows computed
             store.reset()
             statuses: list[int] = []
@@ -102,3 +109,112 @@ async def test_concurrent_tiles_share_the_pixel_budget(image: tuple[Path, Any]) 
     assert statuses == [200] * 16
     assert store.method_counts["get"] == 32  # 2 channels x 16 tiles of one chunk
     assert store.peak_in_flight <= 8  # two tiles' 2 gets and 2 version lookups
+
+
+async def _wait_until(condition: Callable[[], bool], seconds: float = 10.0) -> None:
+    with anyio.fail_after(seconds):
+        while not condition():  # noqa: ASYNC110 - polls a counter, no event to wait on
+            await anyio.sleep(0.01)
+
+
+@pytest.mark.parametrize(("where", "route"), [("http", "tile"), ("s3", "region")])
+async def test_a_client_leaving_mid_answer_cancels_its_reads(
+    image: tuple[Path, Any], s3_server: S3Server, where: str, route: str
+) -> None:
+    """A client that hangs up while its tile (HTTP source, the server holding its answers)
+    or region (moto S3, slow requests) is read: the reads in flight end at once and no
+    other starts; the server goes on serving."""
+    path, data = image
+    server = StaticServer(path.parent).start()
+    try:
+        if where == "http":
+            store = InstrumentedStore(open_store(server.url + path.name))
+        else:
+            store = InstrumentedStore(open_store(s3_server.fresh_url(), **s3_server.options()))
+            await upload(path, store)
+        async with store, await open_async(store) as ds:
+            app = create_app({"img": ds}, tile_size=256)
+            async with running(app) as (http, port):
+                await (await http.get("/api/datasets/img")).read()  # default windows
+                target = {
+                    "tile": "/api/datasets/img/tiles/0/0/0/0/0.png",
+                    "region": "/api/datasets/img/region.npy?c=1",
+                }[route]
+                if where == "http":
+                    server.faults.delay = 30.0
+                else:
+                    store.latency = 30.0
+                store.reset()
+                async with await anyio.connect_tcp("127.0.0.1", port) as stream:
+                    await stream.send(f"GET {target} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+                    await _wait_until(lambda: store.in_flight > 0)
+                await _wait_until(lambda: store.in_flight == 0)
+                started = store.total_requests
+                await anyio.sleep(0.2)
+                assert store.total_requests == started  # nothing started after the hang-up
+                server.faults.delay, store.latency = 0.0, 0.0
+                resp = await http.get("/api/datasets/img/region.npy?c=0&y=0:8")
+                assert resp.status == 200
+                got = np.load(io.BytesIO(await resp.read()))
+                assert np.array_equal(got, data[0, :8])
+    finally:
+        server.stop()
+
+
+async def test_shutdown_with_requests_in_flight_ends_them_all(
+    image: tuple[Path, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    """``serve`` cancelled while tiles and regions wait on slow reads: it returns within its
+    shutdown timeout, every read in flight has ended by then (the caller may close its
+    datasets at once), the app's own stores are closed, and nothing is logged as left
+    pending (asyncio's "Task was destroyed", unclosed sessions)."""
+    path, _ = image
+    server = StaticServer(path.parent).start()
+    caplog.set_level(logging.WARNING)
+    store = InstrumentedStore(open_store(path))
+    try:
+        async with store, await open_async(store) as ds:
+            app = create_app({"img": ds, "remote": server.url + path.name}, tile_size=64)
+            urls: list[str] = []
+            answers: list[object] = []
+
+            async def client(http: aiohttp.ClientSession, target: str) -> None:
+                try:
+                    resp = await http.get(target)
+                    answers.append(resp.status)
+                except aiohttp.ClientError as exc:
+                    answers.append(type(exc).__name__)
+
+            stopped = anyio.Event()
+            in_flight_when_stopped: list[int] = []
+            serving = anyio.CancelScope()
+
+            async def run_server() -> None:
+                with serving:
+                    await serve(app, port=0, on_ready=urls.append, shutdown_timeout=1)
+                in_flight_when_stopped.append(store.in_flight)
+                stopped.set()
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(run_server)
+                await _wait_until(lambda: bool(urls))
+                async with aiohttp.ClientSession(urls[0]) as http:
+                    await (await http.get("api/datasets/img")).read()
+                    await (await http.get("api/datasets/remote")).read()
+                    store.latency, server.faults.delay = 30.0, 30.0
+                    for i in range(4):  # clients that stay connected while the server stops
+                        tg.start_soon(client, http, f"api/datasets/img/tiles/0/0/0/0/{i}.png")
+                        tg.start_soon(client, http, f"api/datasets/remote/region.npy?y={i}")
+                    await _wait_until(lambda: store.in_flight > 0 and server.in_flight > 0)
+                    serving.cancel()
+                    with anyio.fail_after(10):
+                        await stopped.wait()
+            assert in_flight_when_stopped == [0]  # ended before serve returned
+            assert len(answers) == 8
+            remote = app[STATE].entries  # emptied by the app's cleanup
+            assert remote == {}
+    finally:
+        server.stop()
+    gc.collect()
+    left = [r.getMessage() for r in caplog.records if r.name.startswith(("asyncio", "aiohttp"))]
+    assert not left, left

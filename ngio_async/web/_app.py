@@ -38,6 +38,9 @@ DEFAULT_MAX_REGION_PIXELS = 64 * 1024 * 1024
 #: command line's ``--tile-size`` has the same bound (``ngio_async.cli._common``)
 MAX_TILE_SIZE = 4096
 STATE = web.AppKey("ngio_async.web.state", WebState)
+#: how long shutdown waits for the requests still handled (cancelled) to end before it closes
+#: their datasets
+_END_REQUESTS_SECONDS = 5.0
 
 Source = str | os.PathLike[str] | AsyncStore | Dataset | Plate
 
@@ -133,6 +136,7 @@ def create_app(
             containers, state.containers = state.containers, {}
             state.fields, state.aliases = {}, {}
             with anyio.CancelScope(shield=True):
+                await state.end_requests(_END_REQUESTS_SECONDS)
                 await state.close_fields()
                 for entry in entries.values():
                     await entry.aclose()

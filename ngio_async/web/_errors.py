@@ -105,7 +105,13 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         and "Access-Control-Request-Method" in request.headers
     ):
         return web.Response(status=204, headers=_PREFLIGHT)
-    response = await _answer(request, handler)
+    if STATE not in request.app:
+        response = await _answer(request, handler)
+    else:
+        answer: web.StreamResponse | None = None
+        with request.app[STATE].handle():  # ended (cancelled) at shutdown
+            answer = await _answer(request, handler)
+        response = answer or json_error(503, "closed", "the server is shutting down")
     if shared:
         response.headers.update(_CORS)
     return response

@@ -32,7 +32,8 @@ async def serve(
     store reads stop. ``on_ready(url)`` is called once listening (``port=0``: a free port),
     ``on_stopping()`` when shutdown begins after that. Shutdown takes at most
     ``shutdown_timeout`` seconds for the requests in flight (half of it to finish, then the
-    rest to end once cancelled: aiohttp allows its timeout for each step).
+    rest to end once cancelled: aiohttp allows its timeout for each step); it returns once
+    every request has ended, before the app's datasets are closed.
 
     :raises ListenError: (an ``OSError``) the address is taken, not this host's, or ``host``
         does not resolve; the message names ``host:port``.

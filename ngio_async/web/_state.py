@@ -8,7 +8,7 @@ import hashlib
 import math
 import os
 from collections import OrderedDict
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -33,7 +33,7 @@ from ._errors import ApiError, logger, redact
 from ._render import Window, compute_windows
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Mapping, Sequence
+    from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 
     from aiohttp.web import AbstractResource
 
@@ -526,9 +526,35 @@ class WebState:
     #: the pixels that the tiles and regions being read and encoded hold together: at most
     #: ``max_region_pixels`` (memory stays bounded however many clients ask at once)
     budget: PixelBudget = field(init=False)
+    #: the cancel scopes of the requests being handled (ended before the datasets close)
+    handling: set[anyio.CancelScope] = field(default_factory=set)
+    _all_handled: anyio.Event | None = None
 
     def __post_init__(self) -> None:
         self.budget = PixelBudget(self.max_region_pixels)
+
+    @contextmanager
+    def handle(self) -> Iterator[None]:
+        """Handle a request in a cancel scope that :meth:`end_requests` cancels."""
+        with anyio.CancelScope() as scope:
+            self.handling.add(scope)
+            try:
+                yield
+            finally:
+                self.handling.discard(scope)
+                if not self.handling and self._all_handled is not None:
+                    self._all_handled.set()
+
+    async def end_requests(self, seconds: float) -> None:
+        """Cancel the requests still being handled and wait until they have ended (at most
+        ``seconds``): at shutdown, before their datasets close. aiohttp's own shutdown
+        cancels the handlers it waited for, but does not wait for them to end."""
+        with anyio.move_on_after(seconds):
+            while self.handling:
+                self._all_handled = anyio.Event()
+                for scope in self.handling:
+                    scope.cancel()
+                await self._all_handled.wait()
 
     def mount(self) -> str:
         """The path the app is mounted at: ``""`` at the root, ``"/ngio"`` under
