@@ -1281,6 +1281,9 @@ def _source_plan(
     own = getattr(src, "level_shapes", ())
     if levels is None and len(own) > 1:
         levels = len(own)  # a pyramidal TIFF's own levels: copied, not recomputed
+    own = getattr(src, "level_shapes", ())
+    if levels is None and len(own) > 1:
+        levels = len(own)  # a pyramidal TIFF's own levels: copied, not recomputed
     given = chunks is not None
     if chunks is None:  # small planes stacked (a movie of tiny frames), unless shards are set
         rule = default_chunks if shards else stacked_chunks
@@ -1348,9 +1351,9 @@ async def convert(
         chunks in y/x.
     :param compressor: ``"zstd"``, ``"blosc-zstd"``, ``"gzip"``, or ``False`` (uncompressed);
         default (``None``): the source's (OME-Zarr) or ``"zstd"``.
-    :param levels: pyramid levels; default the source's (OME-Zarr: copied level by level) or
-        until y/x is at most 256 px (TIFF: computed while level 0 is written, or the TIFF's own
-        levels when they match).
+    :param levels: pyramid levels; default the source's (OME-Zarr, a pyramidal TIFF: copied
+        level by level) or until y/x is at most 256 px (computed while level 0 is written; a
+        TIFF's own levels are copied when they match).
     :param overwrite: replace an existing node at ``dst``. Without it, only what a conversion
         that failed or was cancelled left there (its root group marked unfinished) is replaced.
     :param progress: ``progress(done, total)`` after each tile handed to the writer (all levels

@@ -1,0 +1,57 @@
+"""Pyramidal OME-TIFFs (SubIFDs, as bfconvert and QuPath write them) converted with no
+``levels`` asked: their own levels are the pyramid."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pytest
+import tifffile
+
+import ngio_async
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+pytestmark = pytest.mark.anyio
+
+
+def _pyramid_tiff(path: Path, base: np.ndarray[tuple[int, ...], np.dtype[np.uint16]]) -> None:
+    # sub-resolutions by decimation, unlike the mean a conversion computes: a copied level
+    # and a computed one differ
+    with tifffile.TiffWriter(path) as tif:
+        tif.write(
+            base,
+            subifds=2,
+            tile=(128, 128),
+            compression="zlib",
+            metadata={"axes": "CYX", "PhysicalSizeX": 0.5, "PhysicalSizeY": 0.5},
+        )
+        tif.write(base[:, ::2, ::2], subfiletype=1, tile=(128, 128), compression="zlib")
+        tif.write(base[:, ::4, ::4], subfiletype=1, tile=(128, 128), compression="zlib")
+
+
+async def test_a_pyramidal_ome_tiff_keeps_its_own_levels(tmp_path: Path) -> None:
+    # 3 levels (512, 256, 128) became 2 computed ones (512, 256: the default stops at 256):
+    # the file's own pyramid was dropped and recomputed
+    base = (np.arange(2 * 512 * 512) % 4001).astype(np.uint16).reshape(2, 512, 512)
+    _pyramid_tiff(tmp_path / "pyr.ome.tif", base)
+    await ngio_async.convert(tmp_path / "pyr.ome.tif", tmp_path / "pyr.ome.zarr")
+    async with ngio_async.open_async(tmp_path / "pyr.ome.zarr") as ds:
+        assert [lvl.shape for lvl in ds.levels] == [(2, 512, 512), (2, 256, 256), (2, 128, 128)]
+        for lvl, step in zip(ds.levels, (1, 2, 4), strict=True):
+            np.testing.assert_array_equal(await lvl[...], base[:, ::step, ::step])
+    root = json.loads((tmp_path / "pyr.ome.zarr" / "zarr.json").read_text())
+    datasets = root["attributes"]["ome"]["multiscales"][0]["datasets"]
+    scales = [d["coordinateTransformations"][0]["scale"] for d in datasets]
+    assert scales == [[1.0, 0.5, 0.5], [1.0, 1.0, 1.0], [1.0, 2.0, 2.0]]
+
+
+async def test_levels_asked_still_win(tmp_path: Path) -> None:
+    base = (np.arange(2 * 512 * 512) % 4001).astype(np.uint16).reshape(2, 512, 512)
+    _pyramid_tiff(tmp_path / "pyr.ome.tif", base)
+    await ngio_async.convert(tmp_path / "pyr.ome.tif", tmp_path / "one.ome.zarr", levels=1)
+    async with ngio_async.open_async(tmp_path / "one.ome.zarr") as ds:
+        assert len(ds.levels) == 1
