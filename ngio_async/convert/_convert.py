@@ -1281,9 +1281,6 @@ def _source_plan(
     own = getattr(src, "level_shapes", ())
     if levels is None and len(own) > 1:
         levels = len(own)  # a pyramidal TIFF's own levels: copied, not recomputed
-    own = getattr(src, "level_shapes", ())
-    if levels is None and len(own) > 1:
-        levels = len(own)  # a pyramidal TIFF's own levels: copied, not recomputed
     given = chunks is not None
     if chunks is None:  # small planes stacked (a movie of tiny frames), unless shards are set
         rule = default_chunks if shards else stacked_chunks
