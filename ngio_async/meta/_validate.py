@@ -208,9 +208,15 @@ def encode_attrs(meta: OmeMetadata, version: str | None = None) -> bytes:
 
 
 # ---------------------------------------------------------------- internals
-#: an ``extra`` key (never a JSON one) on a model decoded from a 0.4 document whose
-#: ``version`` was missing: written back as 0.4, it stays without one
-_UNVERSIONED: Any = object()
+class _Marker(tuple[str]):
+    """An ``extra`` key that is no JSON key (a tuple): a note of the decoder, never written."""
+
+    __slots__ = ()
+
+
+#: on a model decoded from a 0.4 document whose ``version`` was missing: written back as 0.4,
+#: it stays without one
+_UNVERSIONED: Any = _Marker(("unversioned",))
 
 
 def _versioned_models(meta: OmeMetadata) -> list[Base]:
