@@ -161,3 +161,16 @@ def test_a_plate_04_05_04_keeps_every_document(tmp_path: Path) -> None:
     for doc_key in (".zattrs", "A/.zattrs", "A/1/.zattrs", "B/2/.zattrs", "A/1/0/.zattrs"):
         assert text(read(back / doc_key)) == text(read(src / doc_key)), doc_key
     assert not (back / "B/.zattrs").exists()
+
+
+def test_v3_attributes_are_kept_whole_between_v3_arrays(tmp_path: Path) -> None:
+    """Only a v2 array's ``_ARRAY_DIMENSIONS`` stays out of v3 attributes (``dimension_names``
+    says it); a v3 level that carries it keeps it, as it keeps everything else."""
+    src, out = tmp_path / "src.zarr", tmp_path / "out.zarr"
+    with ngio_async.create(src, shape=(16, 16), dtype="uint8", axes="yx") as ds:
+        ds.write(np.ones((16, 16), "uint8"))
+    meta = read(src / "0" / "zarr.json")
+    meta["attributes"] = dict(LEVEL_ATTRS)
+    (src / "0" / "zarr.json").write_text(json.dumps(meta))
+    ngio_async.convert_sync(src, out, chunks=(8, 8))
+    assert text(read(out / "0" / "zarr.json")["attributes"]) == text(LEVEL_ATTRS)

@@ -157,8 +157,9 @@ class _Job:
     array_attrs: tuple[dict[str, Any], ...] = ()
 
 
-#: array attributes a zarr v3 array holds in its metadata (xarray's v2 ``_ARRAY_DIMENSIONS``
-#: is its ``dimension_names``, which the writer sets): not copied into a v3 array's attributes
+#: a zarr v2 array's attributes a v3 array holds in its metadata (xarray's v2
+#: ``_ARRAY_DIMENSIONS`` is its ``dimension_names``, which the writer sets): not copied from a
+#: v2 array into a v3 array's attributes
 _V2_ONLY_ATTRIBUTES = frozenset({"_ARRAY_DIMENSIONS"})
 
 
@@ -696,7 +697,8 @@ def _level_array(
         _closest_name(src_meta, whole_shards=sharded) if compressor is None else compressor or None
     )
     meta = array_meta_v3(shape, dtype, axes, lchunks, lshards, comp, fill)
-    kept = {k: v for k, v in (attributes or {}).items() if k not in _V2_ONLY_ATTRIBUTES}
+    v2 = src_meta.zarr_format == 2
+    kept = {k: v for k, v in (attributes or {}).items() if not v2 or k not in _V2_ONLY_ATTRIBUTES}
     if kept:
         from msgspec.structs import replace
 
