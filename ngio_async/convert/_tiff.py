@@ -31,6 +31,7 @@ import os
 import threading
 import xml.etree.ElementTree as ET
 import zlib
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple, Self
 from urllib.parse import urlsplit
 
@@ -594,8 +595,10 @@ class TiffSource:
         self._stores: list[Any] = [None] * len(self.level_shapes)
         self._arrays: list[Any] = [None] * len(self.level_shapes)
         self._direct = [_direct(tif, lvl) for lvl in levels]
+        local = bool(tif.filehandle.is_file)
         self._strips = [
-            None if d else _strips(tif, lvl) for d, lvl in zip(self._direct, levels, strict=True)
+            None if d or not local else _strips(tif, lvl)
+            for d, lvl in zip(self._direct, levels, strict=True)
         ]
         dtype = np.dtype(s.dtype)
         self.dtype: np.dtype[Any] = dtype.newbyteorder("=") if dtype.byteorder == ">" else dtype
@@ -763,8 +766,20 @@ class TiffSource:
         if direct is not None:
             return _read_contiguous(self.url, direct, selection)
         if strips is not None:
-            return _read_strips(self.url, strips, selection)
+            with self._bytes() as read_at:
+                return _read_strips(read_at, strips, selection)
         return np.asarray(self._zarr(level)[selection])
+
+    @contextlib.contextmanager
+    def _bytes(self) -> Iterator[ReadAt]:
+        """``read_at(offset, n)``: bytes of the TIFF, from a handle of this read's own."""
+        with open(self.url, "rb") as f:
+
+            def read_at(offset: int, n: int) -> bytes:
+                f.seek(offset)
+                return f.read(n)
+
+            yield read_at
 
     async def read(self, region: tuple[slice, ...], level: int = 0) -> NDArray[Any]:
         """Read ``region`` (one slice per axis, NGFF order) of ``level`` in a worker thread."""
@@ -791,6 +806,7 @@ class TiffSource:
 
 
 _Direct = tuple[tuple[int, ...], np.dtype[Any], tuple[int, ...], int]
+ReadAt = Callable[[int, int], "bytes | bytearray"]  # (offset, n) -> at most n bytes of the file
 _DIRECT_TILE = 1024  # y/x chunks of uncompressed levels read from the file
 
 
@@ -879,7 +895,7 @@ def _read_contiguous(path: str, direct: _Direct, selection: tuple[Any, ...]) -> 
 
 
 class _Strips(NamedTuple):
-    """Where a level's deflate-compressed strips lie in a local file (see :func:`_strips`)."""
+    """Where a level's deflate-compressed strips lie in the file (see :func:`_strips`)."""
 
     offsets: tuple[tuple[int, ...], ...]  # per page, per strip
     counts: tuple[tuple[int, ...], ...]
@@ -894,12 +910,12 @@ _PIECE = 1 << 16  # bytes decoded (and read compressed) at a time
 
 
 def _strips(tif: Any, level: Any) -> _Strips | None:
-    """The strips of a level whose pages are deflate-compressed strips (no tiles) in a local
-    file, with no predictor or horizontal differencing of integers: :func:`_read_strips`
-    decodes them piece by piece; ``None`` for any other layout (read through tifffile)."""
+    """The strips of a level whose pages are deflate-compressed strips (no tiles), with no
+    predictor or horizontal differencing of integers: :func:`_read_strips` decodes them piece
+    by piece; ``None`` for any other layout (read through tifffile)."""
     try:
         key = level.keyframe
-        if not tif.filehandle.is_file or key.dtype is None or key.is_tiled:
+        if key.dtype is None or key.is_tiled:
             return None
         if int(key.compression) not in (8, 32946) or int(key.fillorder) != 1:
             return None
@@ -930,15 +946,15 @@ def _strips(tif: Any, level: Any) -> _Strips | None:
         return None
 
 
-def _inflate(f: Any, offset: int, count: int, nbytes: int, piece: int) -> Iterator[bytes]:
-    """The first ``nbytes`` of the zlib stream of ``count`` bytes at ``offset`` of ``f``, in
-    pieces of ``piece`` bytes (the last shorter): read and decoded a piece at a time.
+def _inflate(read_at: ReadAt, offset: int, count: int, nbytes: int, piece: int) -> Iterator[bytes]:
+    """The first ``nbytes`` of the zlib stream of ``count`` bytes at ``offset``, in pieces of
+    ``piece`` bytes (the last shorter): read and decoded a piece at a time.
 
     :raises ValueError: the stream ends (or the strip's bytes do) before ``nbytes``.
     """
     inflater = zlib.decompressobj()
-    f.seek(offset)
-    left, pending, done = count, b"", 0
+    at, left, done = offset, count, 0
+    pending: bytes | bytearray = b""
     while done < nbytes:
         want = min(piece, nbytes - done)
         parts: list[bytes] = []
@@ -947,10 +963,11 @@ def _inflate(f: Any, offset: int, count: int, nbytes: int, piece: int) -> Iterat
             if not pending:
                 if not left or inflater.eof:
                     raise ValueError(f"strip at byte {offset} ends after {done + got} bytes")
-                pending = f.read(min(_PIECE, left))
+                pending = read_at(at, min(_PIECE, left))
                 if not pending:
                     raise ValueError(f"strip at byte {offset} is cut short by the end of file")
                 left -= len(pending)
+                at += len(pending)
             part = inflater.decompress(pending, want - got)
             pending = inflater.unconsumed_tail
             parts.append(part)
@@ -959,49 +976,53 @@ def _inflate(f: Any, offset: int, count: int, nbytes: int, piece: int) -> Iterat
         yield parts[0] if len(parts) == 1 else b"".join(parts)
 
 
-def _read_strips(path: str, strips: _Strips, selection: tuple[Any, ...]) -> NDArray[Any]:
+def _read_strips(read_at: ReadAt, strips: _Strips, selection: tuple[Any, ...]) -> NDArray[Any]:
     """``array[selection]`` of a level :func:`_strips` located: each strip the region
     overlaps decoded a piece of rows at a time (up to its last row in the region) and the
     region's part of each piece copied out, so that no strip is held whole (a plane stored as
     one compressed strip is converted with about its own size in memory)."""
-    offsets, counts, dtype, shape, lead, rows, predictor = strips
+    shape, lead, rows = strips.shape, strips.lead, strips.rows
     bounds = _bounds(selection, shape)
-    native = dtype.newbyteorder("=")
-    out = np.empty([b - a for a, b in bounds], native)
+    out = np.empty([b - a for a, b in bounds], strips.dtype.newbyteorder("="))
     if not out.size:
         return _squeezed(out, selection)
-    row_shape = shape[lead + 1 :]
-    row_bytes = math.prod(row_shape) * dtype.itemsize
-    (y0, y1), (x0, x1) = bounds[lead], bounds[lead + 1]
-    rest = tuple(slice(a, b) for a, b in bounds[lead + 2 :])
-    with open(path, "rb") as f:
-        for index in itertools.product(*(range(a, b) for a, b in bounds[:lead])):
-            page = int(np.ravel_multi_index(index, shape[:lead])) if lead else 0
-            dst = out[tuple(i - a for i, (a, _) in zip(index, bounds, strict=False))]
-            for s in range(y0 // rows, (y1 - 1) // rows + 1):
-                first = s * rows  # the strip's first row
-                needed = min(y1, first + rows, shape[lead]) - first
-                at = first
-                pieces = _inflate(
-                    f,
-                    offsets[page][s],
-                    counts[page][s],
-                    needed * row_bytes,
-                    max(row_bytes, _PIECE // row_bytes * row_bytes),
-                )
-                for buf in pieces:
-                    block = np.frombuffer(buf, dtype).reshape(-1, *row_shape)
-                    if predictor or block.dtype != native:  # writable, native
-                        block = block.astype(native)
-                    if predictor:
-                        np.cumsum(block, axis=1, dtype=native, out=block)
-                    lo, hi = max(at, y0), min(at + len(block), y1)
-                    if lo < hi:
-                        dst[lo - y0 : hi - y0] = block[
-                            (slice(lo - at, hi - at), slice(x0, x1), *rest)
-                        ]
-                    at += len(block)
+    y0, y1 = bounds[lead]
+    for index in itertools.product(*(range(a, b) for a, b in bounds[:lead])):
+        page = int(np.ravel_multi_index(index, shape[:lead])) if lead else 0
+        dst = out[tuple(i - a for i, (a, _) in zip(index, bounds, strict=False))]
+        for s in range(y0 // rows, (y1 - 1) // rows + 1):
+            _strip_rows(read_at, strips, page, s, bounds[lead:], dst)
     return _squeezed(out, selection)
+
+
+def _strip_rows(
+    read_at: ReadAt,
+    strips: _Strips,
+    page: int,
+    strip: int,
+    bounds: list[tuple[int, int]],
+    dst: NDArray[Any],
+) -> None:
+    """Decode strip ``strip`` of page ``page`` up to the last row in ``bounds`` (y, x(, s))
+    and copy its rows in the region into ``dst`` (the region's rows of that page)."""
+    (y0, y1), (x0, x1) = bounds[0], bounds[1]
+    rest = tuple(slice(a, b) for a, b in bounds[2:])
+    row_shape = strips.shape[strips.lead + 1 :]
+    row_bytes = math.prod(row_shape) * strips.dtype.itemsize
+    at = strip * strips.rows  # the strip's first row, then of each piece
+    needed = min(y1, at + strips.rows, strips.shape[strips.lead]) - at
+    offset, count = strips.offsets[page][strip], strips.counts[page][strip]
+    piece = max(row_bytes, _PIECE // row_bytes * row_bytes)
+    for buf in _inflate(read_at, offset, count, needed * row_bytes, piece):
+        block = np.frombuffer(buf, strips.dtype).reshape(-1, *row_shape)
+        if strips.predictor or block.dtype != dst.dtype:  # writable, native
+            block = block.astype(dst.dtype)
+        if strips.predictor:
+            np.cumsum(block, axis=1, dtype=dst.dtype, out=block)
+        lo, hi = max(at, y0), min(at + len(block), y1)
+        if lo < hi:
+            dst[lo - y0 : hi - y0] = block[(slice(lo - at, hi - at), slice(x0, x1), *rest)]
+        at += len(block)
 
 
 def is_tiff_name(url: Any) -> bool:

@@ -21,6 +21,7 @@ and no thread bridges back to the event loop.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import io
 import math
 import threading
@@ -31,10 +32,10 @@ import anyio
 
 from .._errors import CodecError, NotFoundError, StoreError, UnsupportedError
 from ..stores import RangeByteRequest, open_store
-from ._tiff import TiffSource
+from ._tiff import ReadAt, TiffSource, _strips
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
 
     from numpy.typing import NDArray
 
@@ -142,6 +143,15 @@ class RangeFile(io.RawIOBase):
                 out[done : done + take] = memoryview(data)[at - start : at - start + take]
                 done += take
 
+    def read_at(self, offset: int, n: int) -> bytearray:
+        """Up to ``n`` fetched bytes from ``offset`` (fewer at the end of the object), apart
+        from the file position (threads share the file); raises as :meth:`readinto` does."""
+        n = max(0, min(n, self.size - offset))
+        out = bytearray(n)
+        if n:
+            self._copy(offset, memoryview(out))
+        return out
+
     # ---------------------------------------------------------------- io.RawIOBase
     def readable(self) -> bool:
         return True
@@ -217,6 +227,8 @@ class RemoteTiffSource(TiffSource):
             self._src_shapes = [
                 tuple(int(n) for n in lvl.shape) for lvl in self._series.levels[: self.levels]
             ]
+            # deflate strips decoded piece by piece from the fetched bytes, as from a local file
+            self._strips = [_strips(tif, lvl) for lvl in self._series.levels[: self.levels]]
             file.strict = False
             self._chunks = [self.level_chunks(i) for i in range(self.levels)]
         except BaseException:
@@ -286,6 +298,10 @@ class RemoteTiffSource(TiffSource):
         finally:
             for start in pinned:
                 self.file.unpin(start)
+
+    @contextlib.contextmanager
+    def _bytes(self) -> Iterator[ReadAt]:
+        yield self.file.read_at
 
     async def _fetch(self, ranges: Sequence[tuple[int, int]], pinned: list[int]) -> None:
         bufs = await self.store.get_ranges(self.key, ranges)
