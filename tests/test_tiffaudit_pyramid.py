@@ -55,3 +55,19 @@ async def test_levels_asked_still_win(tmp_path: Path) -> None:
     await ngio_async.convert(tmp_path / "pyr.ome.tif", tmp_path / "one.ome.zarr", levels=1)
     async with ngio_async.open_async(tmp_path / "one.ome.zarr") as ds:
         assert len(ds.levels) == 1
+
+
+async def test_a_pyramid_of_other_factors_still_reaches_the_default_depth(tmp_path: Path) -> None:
+    # levels 4x apart (2048, 512, 128: as whole-slide scanners write them) cannot be copied
+    # into a pyramid of halvings: it is computed, as deep as by default (down to 256 px), not
+    # cut at the file's level count (2048, 1024, 512)
+    base = (np.arange(2048 * 2048) % 251).astype(np.uint8).reshape(2048, 2048)
+    with tifffile.TiffWriter(tmp_path / "x4.tif") as tif:
+        tif.write(base, subifds=2, tile=(256, 256), photometric="minisblack")
+        tif.write(base[::4, ::4], subfiletype=1, tile=(256, 256), photometric="minisblack")
+        tif.write(base[::16, ::16], subfiletype=1, tile=(128, 128), photometric="minisblack")
+    async with ngio_async.open_async(tmp_path / "x4.tif") as tiff:
+        assert [lvl.shape for lvl in tiff.levels] == [(2048, 2048), (512, 512), (128, 128)]
+    await ngio_async.convert(tmp_path / "x4.tif", tmp_path / "x4.ome.zarr")
+    async with ngio_async.open_async(tmp_path / "x4.ome.zarr") as ds:
+        assert [lvl.shape[-1] for lvl in ds.levels] == [2048, 1024, 512, 256]

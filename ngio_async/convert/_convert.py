@@ -70,6 +70,7 @@ from ..images._create import (
     array_meta_v2,
     array_meta_v3,
     default_chunks,
+    default_levels,
     default_shards,
     integer,
     plan_image,
@@ -832,6 +833,22 @@ def _own_levels(src: ImageSource, plan: ImagePlan) -> int:
     return 1
 
 
+def _copied_levels(src: ImageSource) -> int | None:
+    """The level count of a conversion of ``src`` given none: a pyramidal TIFF's own levels
+    when they halve y/x as the plan does (they are copied, not recomputed) and reach as deep as
+    the default; else ``None``, the default (computed down to 256 px: whole-slide levels 4x
+    apart cannot be copied, and stop too early)."""
+    own = [tuple(s) for s in getattr(src, "level_shapes", ())]
+    if len(own) < 2 or len(own) < default_levels(src.shape, src.axes, 2):
+        return None
+    halved = own[:1]
+    while len(halved) < len(own):
+        halved.append(
+            tuple(-(-n // 2) if a in "yx" else n for n, a in zip(halved[-1], src.axes, strict=True))
+        )
+    return len(own) if halved == own else None
+
+
 #: the root group's attributes while a conversion writes the destination (its NGFF group
 #: metadata, written last, replaces them): a re-run recognises what an interrupted conversion
 #: left by them, and replaces it without ``overwrite``
@@ -1280,9 +1297,8 @@ def _source_plan(
             for c in src.channels
         ]
     translation = list(src.translation) if any(t != 0 for t in src.translation) else None
-    own = getattr(src, "level_shapes", ())
-    if levels is None and len(own) > 1:
-        levels = len(own)  # a pyramidal TIFF's own levels: copied, not recomputed
+    if levels is None:
+        levels = _copied_levels(src)
     given = chunks is not None
     if chunks is None:  # small planes stacked (a movie of tiny frames), unless shards are set
         rule = default_chunks if shards else stacked_chunks
