@@ -11,6 +11,7 @@ import numpy as np
 from cli_run import run
 
 import ngio_async
+from ngio_async.stores import InstrumentedStore, open_store
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -174,3 +175,26 @@ def test_v3_attributes_are_kept_whole_between_v3_arrays(tmp_path: Path) -> None:
     (src / "0" / "zarr.json").write_text(json.dumps(meta))
     ngio_async.convert_sync(src, out, chunks=(8, 8))
     assert text(read(out / "0" / "zarr.json")["attributes"]) == text(LEVEL_ATTRS)
+
+
+async def test_attributes_read_where_missing_keys_are_denied(tmp_path: Path) -> None:
+    """S3 answers 403 for a missing key to a reader without list permission: a level without
+    ``.zattrs`` must not fail the conversion (documents only here: a chunk never written,
+    all fill value, is another matter)."""
+    src = tmp_path / "src.zarr"
+    make_04(src)
+
+    def fail(method: str, key: str) -> Exception | None:
+        document = key.rsplit("/", 1)[-1] in (".zattrs", ".zgroup", ".zarray", "zarr.json")
+        if method == "get" and document and not (src / key).exists():
+            return ngio_async.PermissionDeniedError(f"access denied (HTTP 403) to {key!r}")
+        return None
+
+    store = InstrumentedStore(open_store(str(src)), fail=fail)
+    try:
+        await ngio_async.convert(store, tmp_path / "out.zarr", ngff_version="0.5")
+    finally:
+        await store.aclose()
+    assert read(tmp_path / "out.zarr/0/zarr.json")["attributes"]["level"] == "0"
+    assert read(tmp_path / "out.zarr/labels/cells/1/zarr.json")["attributes"] == {}
+    assert any(k.endswith("labels/cells/1/.zattrs") for _, k in store.calls)

@@ -187,17 +187,14 @@ async def _zarr_job(
 
 async def _level_attributes(src: Dataset) -> list[dict[str, Any]]:
     """Each level's own attributes: a v3 array's ``attributes``, a v2 array's ``.zattrs``
-    (read concurrently; missing or not a JSON object: none)."""
+    (read concurrently; missing, denied as S3 denies a missing key without list permission, or
+    not a JSON object: none)."""
     out: list[dict[str, Any]] = [
         dict(getattr(lvl.meta, "attributes", None) or {}) for lvl in src.levels
     ]
 
     async def read(i: int, path: str) -> None:
-        raw = await src.store.get(join(src.root, path, ".zattrs"))
-        try:
-            doc = read_document(raw) if raw is not None else None
-        except msgspec.DecodeError:
-            doc = None
+        doc = await _json_or_none(src.store, join(src.root, path, ".zattrs"))
         if isinstance(doc, dict):
             out[i] = doc
 
@@ -2139,15 +2136,22 @@ def _plain_group(version: str, attrs: dict[str, Any] | None = None) -> list[tupl
     return [("zarr.json", encode_group_v3(doc))]
 
 
+async def _json_or_none(store: AsyncStore, key: str) -> Any:
+    """The JSON document at ``key``; ``None`` when missing, denied (S3 denies a missing key
+    to a reader without list permission) or not JSON."""
+    from .._errors import PermissionDeniedError
+
+    try:
+        raw = await store.get(key)
+        return read_document(raw) if raw is not None else None
+    except (PermissionDeniedError, msgspec.DecodeError):
+        return None
+
+
 async def _plain_attrs(store: AsyncStore, root: str, version: str) -> dict[str, Any]:
     """The attributes of the group at ``root`` (NGFF ``version``: 0.5 ``zarr.json``, 0.4
     ``.zattrs``) that has no NGFF metadata (a plate's row); none when missing or not JSON."""
-    key = join(root, ".zattrs" if version == "0.4" else "zarr.json")
-    raw = await store.get(key)
-    try:
-        doc = read_document(raw) if raw is not None else None
-    except msgspec.DecodeError:
-        return {}
+    doc = await _json_or_none(store, join(root, ".zattrs" if version == "0.4" else "zarr.json"))
     if version != "0.4":
         doc = doc.get("attributes") if isinstance(doc, dict) else None
     return doc if isinstance(doc, dict) else {}
