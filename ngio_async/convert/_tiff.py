@@ -2,10 +2,13 @@
 
 Pixels are read through tifffile's zarr view of the series (``series.aszarr(level=n)`` opened
 with zarr-python): a region decodes only the TIFF tiles or strips it overlaps, in worker threads,
-so an image is never read whole. A pyramidal TIFF's own resolution levels (SubIFDs, as in
-OME-TIFF, or reduced-resolution pages; tifffile's ``series.levels``) are ``level_shapes`` and
-read the same way (``read(region, level=n)``). Every read is counted (``reads``, ``max_read_bytes``), which
-lets tests check that a conversion reads plane by plane / tile by tile.
+so an image is never read whole. Uncompressed data is read straight from the file, region by
+region; deflate-compressed strips are decoded 64 KiB at a time into the region (a plane stored
+as one strip is never held decoded twice). A pyramidal TIFF's own resolution levels (SubIFDs,
+as in OME-TIFF, or reduced-resolution pages; tifffile's ``series.levels``) are
+``level_shapes`` and read the same way (``read(region, level=n)``). Every read is counted
+(``reads``, ``max_read_bytes``), which lets tests check that a conversion reads plane by plane
+/ tile by tile.
 
 Metadata: OME-XML (``Pixels`` ``PhysicalSizeX/Y/Z`` with their units, ``TimeIncrement``,
 ``Channel`` ``Name`` / ``Color``), else ImageJ metadata (``spacing``, ``unit``, ``finterval``;
@@ -19,6 +22,11 @@ than one channel); any other axis (``Q`` unknown, ``I`` image sequence, ...) bec
 ``t``, else ``c``, whichever is free; such axes of size 1 are dropped. A single channel keeps
 a ``c`` axis of size 1 when the OME-XML names it (so does its name). The output axes are in
 NGFF order (``t``, ``c``, ``z``, ``y``, ``x``).
+
+Display: the stored values are converted as they are (as scientific readers read them); how
+the TIFF asks them to be shown goes into the channels (a channel axis of one is added for it):
+MinIsWhite is ``inverted`` white, a palette its color over the palette's range
+(:func:`palette_display`).
 """
 
 from __future__ import annotations
