@@ -14,7 +14,8 @@ Endpoints (errors are always JSON ``{"error": code, "message": text}``)::
     GET  /api/datasets/{name}                   axes, levels, channels, labels, sizes
     GET  /api/datasets/{name}/tiles/{level}/{t}/{z}/{row}/{col}.{png,jpg,jpeg,webp}
     GET  /api/datasets/{name}/region.npy?level=0&c=0&y=0:512&x=0:512   (c: index or label)
-    GET|HEAD /zarr/{name}/{key}                 the store's objects (ranges supported)
+    GET|HEAD /zarr/{name}/{key}                 the store's objects (ranges, ETag and 304;
+                                                larger than 8 MiB: sent piece by piece)
     GET  /  and  /static/{path}                 the browser viewer
 
 HCS plates: a URL whose group is an NGFF plate (or an open :class:`~ngio_async.images.Plate`)

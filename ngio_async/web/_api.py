@@ -15,7 +15,14 @@ from aiohttp import web
 
 from .._prefetch import start_deferred
 from ._errors import ApiError
-from ._params import bad, parse_index, parse_region, parse_tile_query, single_values
+from ._params import (
+    bad,
+    etag_matches,
+    parse_index,
+    parse_region,
+    parse_tile_query,
+    single_values,
+)
 from ._render import FORMATS, default_channels, default_colors, encode_npy, render_tile
 from ._state import axis_index, axis_roles
 
@@ -249,13 +256,6 @@ async def _versions(
     return "|".join(f"{key}={found[key] or '-'}" for key in keys)
 
 
-def _matches(header: str | None, etag: str) -> bool:
-    if not header:
-        return False
-    tags = [t.strip().removeprefix("W/") for t in header.split(",")]
-    return "*" in tags or etag in tags
-
-
 async def tile(request: web.Request) -> web.StreamResponse:
     """``GET /api/datasets/{name}/tiles/{level}/{t}/{z}/{row}/{col}.{png|jpg|jpeg|webp}``."""
     state = _state(request)
@@ -311,7 +311,7 @@ async def _tile(request: web.Request, state: WebState, entry: Entry) -> web.Stre
     if if_none_match:  # a revalidation: the objects' versions alone decide (no pixels read)
         await look_up()
         etag = _etag(entry, state, coords, query, versions[0])
-        if etag is not None and _matches(if_none_match, etag):
+        if etag is not None and etag_matches(if_none_match, etag):
             return web.Response(status=304, headers={**headers, "ETag": etag})
 
     windows = list(query.windows) if query.windows is not None else await _windows(entry, selected)

@@ -15,7 +15,7 @@ from ..images._dataset import closing_store_on_error
 from ..images._open import container_series, read_group_metadata
 from ..stores import AsyncStore, open_store
 from . import _api, _files
-from ._errors import error_middleware
+from ._errors import add_cors, error_middleware
 from ._state import (
     DEFAULT_MAX_OPEN_FIELDS,
     ContainerEntry,
@@ -117,6 +117,7 @@ def create_app(
     app = web.Application(
         middlewares=[error_middleware], handler_args={"handler_cancellation": True}
     )
+    app.on_response_prepare.append(add_cors)
     app[STATE] = WebState(
         max_region_pixels=max_region_pixels,
         tile_size=tile_size,

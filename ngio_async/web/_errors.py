@@ -19,7 +19,7 @@ from .._prefetch import first_leaf
 if TYPE_CHECKING:
     from aiohttp.typedefs import Handler
 
-__all__ = ["ApiError", "error_middleware", "json_error", "logger", "redact"]
+__all__ = ["ApiError", "add_cors", "error_middleware", "json_error", "logger", "redact"]
 
 logger = logging.getLogger("ngio_async.web")
 
@@ -97,24 +97,33 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     """
     from ._app import STATE
 
-    mount = request.app[STATE].mount() if STATE in request.app else ""
-    shared = request.path.startswith((f"{mount}/api/", f"{mount}/zarr/"))
     if (
-        shared
+        _shared(request)
         and request.method == "OPTIONS"
         and "Access-Control-Request-Method" in request.headers
     ):
         return web.Response(status=204, headers=_PREFLIGHT)
     if STATE not in request.app:
-        response = await _answer(request, handler)
-    else:
-        answer: web.StreamResponse | None = None
-        with request.app[STATE].handle():  # ended (cancelled) at shutdown
-            answer = await _answer(request, handler)
-        response = answer or json_error(503, "closed", "the server is shutting down")
-    if shared:
+        return await _answer(request, handler)
+    answer: web.StreamResponse | None = None
+    with request.app[STATE].handle():  # ended (cancelled) at shutdown
+        answer = await _answer(request, handler)
+    return answer or json_error(503, "closed", "the server is shutting down")
+
+
+def _shared(request: web.Request) -> bool:
+    """Whether ``request`` is for ``/api`` or ``/zarr`` (where the app is mounted)."""
+    from ._app import STATE
+
+    mount = request.app[STATE].mount() if STATE in request.app else ""
+    return request.path.startswith((f"{mount}/api/", f"{mount}/zarr/"))
+
+
+async def add_cors(request: web.Request, response: web.StreamResponse) -> None:
+    """``on_response_prepare``: the CORS headers of ``/api`` and ``/zarr`` answers, set
+    before any is sent (streamed answers too)."""
+    if _shared(request):
         response.headers.update(_CORS)
-    return response
 
 
 async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:

@@ -7,7 +7,9 @@ any store or file is touched.
 
 from __future__ import annotations
 
+import hashlib
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import unquote
@@ -15,14 +17,18 @@ from urllib.parse import unquote
 import anyio
 from aiohttp import web
 
+from .._errors import PermissionDeniedError, StoreError, StoreTimeoutError
 from ..images._open import join
 from ..stores import RangeByteRequest
-from ._errors import ApiError
+from ._errors import ApiError, logger
+from ._params import etag_matches
 
 if TYPE_CHECKING:
+    from ..stores import AsyncStore, Buffer
     from ._state import WebState
 
 __all__ = [
+    "PIECE",
     "STATIC_DIR",
     "index",
     "is_single_range",
@@ -35,6 +41,10 @@ __all__ = [
 STATIC_DIR = Path(__file__).parent / "static"
 _JSON_NAMES = frozenset({"zarr.json", ".zattrs", ".zgroup", ".zarray", ".zmetadata"})
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+#: the most bytes of an object ``/zarr`` reads at once: larger objects and ranges (whole
+#: shards) are sent piece by piece
+PIECE = 8 << 20
+_WRITE = 1 << 20  # bytes handed to the connection at once
 
 
 def safe_key(raw: str, what: str = "key") -> str:
@@ -104,11 +114,13 @@ def _unsatisfiable(size: int) -> ApiError:
 async def zarr_object(request: web.Request) -> web.StreamResponse:
     """``GET|HEAD /zarr/{name}/{key}``: an object of the dataset's store, ranges supported.
 
-    HEAD and ranged GETs ask the store for the object's size first (one HEAD), so a range of
-    a large shard never fetches the whole object.
+    An object or range larger than :data:`PIECE` is sent piece by piece (each read once,
+    all from the version of the object the first was read from), so a whole shard never
+    sits in memory. Answers carry an ``ETag`` (from the object's version) and
+    ``Cache-Control: no-cache`` (HEAD: no ``ETag``); ``If-None-Match`` costs one version
+    lookup and answers 304. HEAD and ranged GETs ask the store for the object's size first
+    (one HEAD).
     """
-    from ._app import STATE
-
     if request.method not in ("GET", "HEAD"):
         raise ApiError(
             405,
@@ -116,6 +128,163 @@ async def zarr_object(request: web.Request) -> web.StreamResponse:
             f"method {request.method} is not allowed for {request.path} (GET, HEAD)",
             headers={"Allow": "GET, HEAD"},
         )
+    obj = _object(request)
+    if request.method == "HEAD":  # one HEAD upstream: its size (no ETag)
+        headers = obj.headers(None)
+        headers["Content-Length"] = str(await obj.size())
+        return web.Response(headers=headers)
+    if_none_match = request.headers.get("If-None-Match")
+    if if_none_match:  # a revalidation: the object's version alone decides
+        etag = obj.etag(await obj.version())
+        if etag is not None and etag_matches(if_none_match, etag):
+            return web.Response(status=304, headers={"ETag": etag, "Cache-Control": "no-cache"})
+    range_header = request.headers.get("Range")
+    if is_single_range(range_header):
+        size = await obj.size()
+        span = parse_range(range_header, size)
+        if span is not None:
+            start, end = span
+            headers = {"Content-Range": f"bytes {start}-{end - 1}/{size}"}
+            return await obj.send(request, start, end, 206, headers)
+    first = await obj.first_piece()
+    if first.data is not None and len(first.data) < PIECE:  # the whole object: one request
+        return web.Response(body=bytes(first.data), headers=obj.headers(first.version))
+    return await obj.send(request, 0, await obj.size(), 200, {}, first)
+
+
+@dataclass
+class _Piece:
+    """A piece of an object read, handed over to :meth:`_StoredObject.send` (which lets go
+    of it once it is sent), and the version of the object it was read from."""
+
+    data: Buffer | None
+    version: str | None
+
+
+@dataclass(frozen=True)
+class _StoredObject:
+    """An object served by ``/zarr``: its store, path, served name and key."""
+
+    served: str
+    key: str
+    store: AsyncStore
+    path: str
+
+    def missing(self) -> ApiError:
+        return ApiError(404, "not_found", f"no key {self.key!r} in dataset {self.served!r}")
+
+    def etag(self, version: str | None) -> str | None:
+        """The ``ETag`` of the object at ``version`` (``None``: the store cannot tell)."""
+        if not version:
+            return None
+        text = f"{self.served}|{self.key}|{version}"
+        return '"' + hashlib.sha256(text.encode()).hexdigest()[:32] + '"'
+
+    def headers(self, version: str | None) -> dict[str, str]:
+        name = self.key.rpartition("/")[2]
+        headers = {
+            "Accept-Ranges": "bytes",
+            "Content-Type": "application/json"
+            if name in _JSON_NAMES
+            else "application/octet-stream",
+            "Cache-Control": "no-cache",
+        }
+        etag = self.etag(version)
+        if etag is not None:
+            headers["ETag"] = etag
+        return headers
+
+    async def size(self) -> int:
+        size = await self.store.size(self.path)
+        if size is None:
+            raise self.missing()
+        return size
+
+    async def version(self) -> str | None:
+        version = await self.store.version(self.path)
+        if version is None:
+            raise self.missing()
+        return version
+
+    async def first_piece(self) -> _Piece:
+        """The first :data:`PIECE` bytes (the whole object when it is smaller) and the version
+        they were read from."""
+        try:
+            data, version = await self.store.get_with_version(self.path, RangeByteRequest(0, PIECE))
+        except (StoreTimeoutError, PermissionDeniedError):
+            raise
+        except StoreError:  # an empty object: no range of it can be satisfied (HTTP 416)
+            data, version = await self.store.get_with_version(self.path)
+        if data is None:
+            raise self.missing()
+        return _Piece(data, version)
+
+    async def send(
+        self,
+        request: web.Request,
+        start: int,
+        end: int,
+        status: int,
+        headers: dict[str, str],
+        first: _Piece | None = None,
+    ) -> web.StreamResponse:
+        """Bytes ``[start, end)`` piece by piece (``first``: the piece at ``start``, read),
+        each from the version the first came from. A later piece that cannot be read (the
+        object rewritten or removed meanwhile, a store error) ends the answer short: the
+        client sees a truncated body, never bytes of two versions."""
+        if first is None:
+            span = RangeByteRequest(start, min(end, start + PIECE))
+            first = _Piece(*await self.store.get_with_version(self.path, span))
+            if first.data is None:
+                raise self.missing()
+        data, version = first.data, first.version
+        first.data = None  # this frame holds the piece alone: let go of once sent
+        response = web.StreamResponse(status=status, headers={**self.headers(version), **headers})
+        response.content_length = end - start
+        await response.prepare(request)
+        offset = start
+        try:
+            while data is not None:
+                sent = await _write_all(response, data)
+                offset += sent
+                data = None  # freed before the next piece is read: one piece held at once
+                if offset < end and sent:
+                    data = await self.store.get(
+                        self.path,
+                        RangeByteRequest(offset, min(end, offset + PIECE)),
+                        if_match=version,
+                    )
+                    if data is None:
+                        raise self.missing()
+        except (StoreError, ApiError, ConnectionError) as exc:
+            if not isinstance(exc, ConnectionError):  # the client left: nothing to tell
+                logger.warning(
+                    "dataset %r: %r cut short after %d of %d bytes: %s",
+                    self.served,
+                    self.key,
+                    offset - start,
+                    end - start,
+                    type(exc).__name__,
+                )
+            response.force_close()
+            return response
+        await response.write_eof()
+        return response
+
+
+async def _write_all(response: web.StreamResponse, data: Buffer) -> int:
+    """Write ``data`` in parts of :data:`_WRITE` bytes (what the connection cannot take at
+    once it copies); the bytes written."""
+    with memoryview(data) as whole, whole.cast("B") as view:
+        for at in range(0, len(view), _WRITE):
+            await response.write(view[at : at + _WRITE])
+        return len(view)
+
+
+def _object(request: web.Request) -> _StoredObject:
+    """The object a ``/zarr`` request names (validated; no store touched)."""
+    from ._app import STATE
+
     state: WebState = request.app[STATE]
     served = request.match_info["name"]
     owner = state.plates.get(served) or state.containers.get(served)
@@ -128,33 +297,7 @@ async def zarr_object(request: web.Request) -> web.StreamResponse:
         entry = state.entry(served)
         store, root = entry.dataset.store, entry.dataset.root
     key = safe_key(_raw_tail(request, 2))
-    path = join(root, key)
-    missing = ApiError(404, "not_found", f"no key {key!r} in dataset {served!r}")
-    name = key.rpartition("/")[2]
-    headers = {
-        "Accept-Ranges": "bytes",
-        "Content-Type": "application/json" if name in _JSON_NAMES else "application/octet-stream",
-    }
-    range_header = request.headers.get("Range")
-    if request.method == "HEAD" or is_single_range(range_header):
-        size = await store.size(path)
-        if size is None:
-            raise missing
-        if request.method == "HEAD":
-            headers["Content-Length"] = str(size)
-            return web.Response(headers=headers)
-        span = parse_range(range_header, size)
-        if span is not None:
-            start, end = span
-            part = await store.get(path, RangeByteRequest(start, end))
-            if part is None:
-                raise missing
-            headers["Content-Range"] = f"bytes {start}-{start + len(part) - 1}/{size}"
-            return web.Response(status=206, body=bytes(part), headers=headers)
-    data = await store.get(path)
-    if data is None:
-        raise missing
-    return web.Response(body=bytes(data), headers=headers)
+    return _StoredObject(served, key, store, join(root, key))
 
 
 def is_single_range(header: str | None) -> bool:

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 __all__ = [
     "TileQuery",
     "bad",
+    "etag_matches",
     "parse_index",
     "parse_region",
     "parse_tile_query",
@@ -34,6 +35,14 @@ _SLICE = re.compile(r"^([0-9]*):([0-9]*)$")
 def bad(param: str, message: str) -> ApiError:
     """A 400 error about ``param``."""
     return ApiError(400, "bad_parameter", f"parameter {param!r}: {message}")
+
+
+def etag_matches(header: str | None, etag: str) -> bool:
+    """Whether an ``If-None-Match`` header names ``etag`` (weakly compared, or ``*``)."""
+    if not header:
+        return False
+    tags = [t.strip().removeprefix("W/") for t in header.split(",")]
+    return "*" in tags or etag in tags
 
 
 def parse_index(param: str, text: str) -> int:

@@ -1,0 +1,181 @@
+"""The ``/zarr`` passthrough as zarr clients and browsers use it: objects larger than memory
+should be (whole shards, ranges of them), revalidation (ETag, ``If-None-Match``, 304), empty
+objects, an object rewritten while it is sent. Real stores (local files, a loopback HTTP
+server) counted by ``InstrumentedStore``; the app on a loopback AppRunner."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tracemalloc
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from images import Spec, write_image
+from servers import StaticServer
+
+from ngio_async import open_async
+from ngio_async.stores import InstrumentedStore, open_store
+from ngio_async.web import create_app
+from ngio_async.web._files import PIECE
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+    from pathlib import Path
+
+BIG = 5 * PIECE + 12345
+
+
+@contextlib.asynccontextmanager
+async def running(app: web.Application) -> AsyncIterator[aiohttp.ClientSession]:
+    """``app`` on 127.0.0.1 (a free port) and a client session for it."""
+    runner = web.AppRunner(app, handler_cancellation=True)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as http:
+            yield http
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture
+def image(tmp_path: Path) -> Path:
+    """A small image with a large object ``big.bin`` (five pieces and a bit) and an empty
+    object ``empty.bin`` beside its metadata."""
+    path = tmp_path / "img.zarr"
+    write_image(path, Spec(shape=(2, 32, 32), chunks=(1, 16, 16), levels=1))
+    (path / "big.bin").write_bytes(os.urandom(BIG))
+    (path / "empty.bin").write_bytes(b"")
+    return path
+
+
+@contextlib.asynccontextmanager
+async def served(image: Path) -> AsyncIterator[tuple[aiohttp.ClientSession, InstrumentedStore]]:
+    """``image`` served over a loopback HTTP server (with ETags) through the app, and the
+    app's store, counted."""
+    server = StaticServer(image.parent).start()
+    try:
+        store = InstrumentedStore(open_store(server.url + image.name))
+        async with store, await open_async(store) as ds, running(create_app({"img": ds})) as http:
+            store.reset()
+            yield http, store
+    finally:
+        server.stop()
+
+
+async def drain(resp: aiohttp.ClientResponse) -> tuple[int, str]:
+    """The body's length and SHA-256, read piece by piece (the client keeps none of it)."""
+    digest, n = hashlib.sha256(), 0
+    async for part in resp.content.iter_chunked(1 << 20):
+        digest.update(part)
+        n += len(part)
+    return n, digest.hexdigest()
+
+
+async def test_a_large_object_is_sent_in_pieces(image: Path) -> None:
+    """A whole shard asked for without a range was read into memory whole (a 4 GiB shard:
+    4 GiB per client); it is now sent piece by piece, each read once."""
+    data = (image / "big.bin").read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    async with served(image) as (http, store):
+        resp = await http.get("/zarr/img/big.bin")
+        assert resp.status == 200
+        assert resp.headers["Content-Length"] == str(BIG)
+        assert await drain(resp) == (BIG, digest)
+        assert store.calls[("get", "big.bin")] == 6  # five pieces and the rest
+        # a range of it too
+        resp = await http.get("/zarr/img/big.bin", headers={"Range": "bytes=100-"})
+        assert resp.status == 206
+        assert resp.headers["Content-Range"] == f"bytes 100-{BIG - 1}/{BIG}"
+        assert await drain(resp) == (BIG - 100, hashlib.sha256(data[100:]).hexdigest())
+    # what the server holds meanwhile (a local store: no test server in this process)
+    async with running(create_app({"img": str(image)})) as http:
+        tracemalloc.start()
+        try:
+            resp = await http.get("/zarr/img/big.bin")
+            assert await drain(resp) == (BIG, digest)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert peak < 2 * PIECE, peak  # was the whole object and its copy
+
+
+async def test_small_objects_still_take_one_request(image: Path) -> None:
+    async with served(image) as (http, store):
+        resp = await http.get("/zarr/img/0/c/0/0/0")
+        assert resp.status == 200
+        assert await resp.read() == (image / "0/c/0/0/0").read_bytes()
+        assert store.total_requests == 1
+
+
+async def test_objects_carry_an_etag_and_revalidate_without_reading(image: Path) -> None:
+    """No ETag nor Cache-Control: a browser or zarr client read every chunk again in full;
+    now ``If-None-Match`` costs one version lookup and answers 304 until the object is
+    rewritten."""
+    async with served(image) as (http, store):
+        resp = await http.get("/zarr/img/zarr.json")
+        assert resp.status == 200
+        etag = resp.headers["ETag"]
+        assert resp.headers["Cache-Control"] == "no-cache"
+        store.reset()
+        resp = await http.get("/zarr/img/zarr.json", headers={"If-None-Match": etag})
+        assert resp.status == 304 and await resp.read() == b""
+        assert resp.headers["ETag"] == etag
+        assert store.method_counts["get"] == 0  # its version alone was looked up
+        chunk = "/zarr/img/0/c/0/0/0"
+        first = (await http.get(chunk)).headers["ETag"]
+        assert first != etag
+        path = image / "0/c/0/0/0"
+        path.write_bytes(path.read_bytes())  # rewritten: another version
+        resp = await http.get(chunk, headers={"If-None-Match": first})
+        assert resp.status == 200 and resp.headers["ETag"] != first
+
+
+async def test_an_empty_object_over_http(image: Path) -> None:
+    """An empty object answers 200 and no bytes (a range of it cannot be satisfied)."""
+    server = StaticServer(image.parent).start()
+    try:
+        app = create_app({"img": server.url + image.name})
+        async with running(app) as http:
+            resp = await http.get("/zarr/img/empty.bin")
+            assert resp.status == 200, await resp.text()
+            assert await resp.read() == b""
+            resp = await http.get("/zarr/img/big.bin")
+            assert resp.status == 200
+            assert await drain(resp) == (
+                BIG,
+                hashlib.sha256((image / "big.bin").read_bytes()).hexdigest(),
+            )
+    finally:
+        server.stop()
+
+
+async def test_an_object_rewritten_while_it_is_sent_is_cut_short(image: Path) -> None:
+    """The pieces of one answer come from one version of the object: a rewrite between two
+    pieces ends the answer short (the client sees a truncated body), never mixed bytes."""
+    gets = 0
+
+    def rewrite_on_the_third(method: str, key: str) -> Any:
+        nonlocal gets
+        if method == "get" and key == "big.bin":
+            gets += 1
+            if gets == 3:
+                (image / "big.bin").write_bytes(os.urandom(BIG))
+        return None
+
+    async with served(image) as (http, store):
+        store.fail = rewrite_on_the_third
+        resp = await http.get("/zarr/img/big.bin")
+        assert resp.status == 200
+        with pytest.raises(aiohttp.ClientPayloadError):
+            await drain(resp)
+        store.fail = None
+        resp = await http.get("/zarr/img/big.bin")  # the server still serves
+        assert resp.status == 200
+        assert (await drain(resp))[0] == BIG
