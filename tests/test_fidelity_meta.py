@@ -14,7 +14,7 @@ import pytest
 from corpus_files import load, manifest
 
 from ngio_async import MetadataError
-from ngio_async.meta import MetadataWarning, to_attrs, validate
+from ngio_async.meta import MetadataWarning, encode_attrs, to_attrs, validate
 
 ROWS = [
     r
@@ -120,3 +120,13 @@ def test_a_04_top_level_version_and_json_ld_keys_survive() -> None:
     assert as05["ome"]["@id"] == "#w"  # JSON-LD describes the NGFF metadata: it stays with it
     back = to_attrs(validate(as05), "0.4")
     assert back["version"] == "0.4.0" and back["@id"] == "#w"
+
+
+def test_encode_attrs_writes_non_finite_unknown_values_back_as_stored() -> None:
+    """zarr-python and ome-zarr-py write attributes with Python's ``json`` (bare ``NaN``);
+    ``encode_attrs`` wrote them back as ``null``."""
+    doc = load({"path": "0.4/image/valid/strict-image.json"})
+    raw = json.dumps({**doc, "stats": {"mean": float("nan"), "max": float("inf")}}).encode()
+    out = encode_attrs(validate(raw))
+    assert out.endswith(b'"stats":{"mean":NaN,"max":Infinity}}')
+    assert text(json.loads(out)) == text(json.loads(raw))

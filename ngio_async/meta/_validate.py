@@ -10,7 +10,14 @@ import msgspec
 import msgspec.inspect
 
 from .._errors import MetadataError, UnsupportedError
-from ._base import Base, attach_extras, decode_json, dump, to_metadata_error
+from ._base import (
+    Base,
+    attach_extras,
+    decode_json,
+    dump,
+    to_metadata_error,
+    write_document,
+)
 from .ngff import OmeAttributes, OmeMetadata, transform_length_problems, well_path_problems
 
 __all__ = [
@@ -100,7 +107,6 @@ _TIME_UNITS = frozenset(
 
 _M = TypeVar("_M", OmeMetadata, OmeAttributes)
 _json_decode = msgspec.json.Decoder().decode
-_json_encode = msgspec.json.Encoder().encode
 
 
 class MetadataWarning(UserWarning):
@@ -203,8 +209,9 @@ def to_attrs(meta: OmeMetadata, version: str | None = None) -> dict[str, Any]:
 
 
 def encode_attrs(meta: OmeMetadata, version: str | None = None) -> bytes:
-    """JSON bytes of :func:`to_attrs`."""
-    return _json_encode(to_attrs(meta, version))
+    """JSON bytes of :func:`to_attrs` (a non-finite number of an unknown key, read from
+    Python's ``json``, written back as it was, not as ``null``)."""
+    return write_document(to_attrs(meta, version))
 
 
 # ---------------------------------------------------------------- internals
