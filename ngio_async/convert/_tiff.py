@@ -1020,6 +1020,9 @@ def _strip_rows(
     at = strip * strips.rows  # the strip's first row, then of each piece
     needed = min(y1, at + strips.rows, strips.shape[strips.lead]) - at
     offset, count = strips.offsets[page][strip], strips.counts[page][strip]
+    if not offset or not count:  # a strip never written: zeros, as tifffile reads it
+        dst[max(at, y0) - y0 : at + needed - y0] = 0
+        return
     piece = max(row_bytes, _PIECE // row_bytes * row_bytes)
     for buf in _inflate(read_at, offset, count, needed * row_bytes, piece):
         block = np.frombuffer(buf, strips.dtype).reshape(-1, *row_shape)
