@@ -359,8 +359,9 @@ def _check_channel_count(state: WebState, count: int, n_channels: int) -> None:
 
 @dataclass(frozen=True)
 class _LabelRead:
-    """What of a label image a tile overlays: a region of one of its levels and, per tile
-    pixel, the row and column of that region it shows (nearest neighbour)."""
+    """What of a label image a tile overlays: a region of one of its levels (the objects
+    under it are the tile's) and, per tile pixel, the row and column of that level it shows
+    (nearest neighbour)."""
 
     level: Level
     selection: tuple[Any, ...]
@@ -370,16 +371,15 @@ class _LabelRead:
 
     @property
     def pixels(self) -> int:
-        """The elements of the region read."""
-        count = 1
-        for s in self.selection:
-            if isinstance(s, slice):
-                count *= s.stop - s.start
-        return count
+        """The elements read: one per tile pixel."""
+        return len(self.rows) * len(self.cols)
 
     async def read(self) -> NDArray[Any]:
-        region = np.asarray(await self.level.getitem(self.selection))
-        return region[np.ix_(self.rows, self.cols)]
+        """The label pixels shown, read chunk by chunk (a level finer than the tile is not
+        read whole: a full-resolution label under a coarse tile read 256 times what it
+        shows)."""
+        *planes, _, _ = self.selection
+        return await self.level.read_orthogonal((*planes, self.rows, self.cols))
 
 
 def _label_read(
@@ -413,7 +413,7 @@ def _label_read(
         for c in (image_label.colors or [] if image_label else [])
         if c.rgba is not None
     }
-    return _LabelRead(lab, selection, rows - region_y.start, cols - region_x.start, colors)
+    return _LabelRead(lab, selection, rows, cols, colors)
 
 
 def _nearest(span: slice, size: int, other: int) -> NDArray[np.intp]:
