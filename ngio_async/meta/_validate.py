@@ -162,9 +162,10 @@ def to_attrs(meta: OmeMetadata, version: str | None = None) -> dict[str, Any]:
     """The group attributes for ``meta`` in NGFF ``version`` (default: ``meta.version``).
 
     0.4: NGFF keys at the top level, ``version`` on multiscales, plate, well, image-label and
-    omero (``"0.4"`` where missing, but where a decoded document had none). 0.5: the NGFF keys under ``ome`` with ``ome.version``. Written in
-    its own version, a decoded document keeps every key and value it had (but a per-object
-    ``"0.4"`` in 0.5, which would contradict ``ome.version``). Between versions only the
+    omero (``"0.4"`` where missing, but where a decoded document had none). 0.5: the NGFF keys
+    under ``ome`` with ``ome.version``. Written in its own version, a decoded document keeps
+    every key and value it had (but a per-object ``"0.4"`` in 0.5, which would contradict
+    ``ome.version``). Between versions only the
     versions move: 0.4's per-object ``version`` keys (and an ``omero.version`` of ``"0.4"``)
     become ``ome.version``, and back (``omero`` gets ``"0.4"`` when it had none or ``"0.5"``).
     Unknown keys are kept: inside NGFF objects where they were, and a group's own attributes
