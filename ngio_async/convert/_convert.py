@@ -56,7 +56,13 @@ from urllib.parse import unquote, urlsplit
 import anyio
 import msgspec
 
-from .._errors import ExistsError, MetadataError, NotFoundError, UnsupportedError
+from .._errors import (
+    ExistsError,
+    MetadataError,
+    NotFoundError,
+    PermissionDeniedError,
+    UnsupportedError,
+)
 from .._prefetch import start_deferred
 from .._workers import Workers
 from ..engine.pyramid import check_levels_shrink
@@ -2139,8 +2145,6 @@ def _plain_group(version: str, attrs: dict[str, Any] | None = None) -> list[tupl
 async def _json_or_none(store: AsyncStore, key: str) -> Any:
     """The JSON document at ``key``; ``None`` when missing, denied (S3 denies a missing key
     to a reader without list permission) or not JSON."""
-    from .._errors import PermissionDeniedError
-
     try:
         raw = await store.get(key)
         return read_document(raw) if raw is not None else None
