@@ -20,6 +20,7 @@ from images import Spec, upload, write_image
 from servers import StaticServer
 
 from ngio_async import open_async
+from ngio_async.images import Dataset
 from ngio_async.stores import InstrumentedStore, open_store
 from ngio_async.web import create_app, serve
 from ngio_async.web._app import STATE
@@ -218,3 +219,38 @@ async def test_shutdown_with_requests_in_flight_ends_them_all(
     gc.collect()
     left = [r.getMessage() for r in caplog.records if r.name.startswith(("asyncio", "aiohttp"))]
     assert not left, left
+
+
+async def test_default_windows_of_many_images_share_the_pixel_budget(tmp_path: Path) -> None:
+    """The first request for each image samples its smallest level for default windows (up
+    to 16 Mi elements each, a float64 one ~0.5 GiB with its copies): many images' first
+    requests at once held them all; they now take their turn in the pixel budget."""
+    spec = Spec(shape=(2, 256, 256), chunks=(1, 64, 64), levels=1)  # no omero windows
+    names = ["a", "b", "c", "d"]
+    for i, name in enumerate(names):
+        spec.seed = i
+        write_image(tmp_path / f"{name}.zarr", spec)
+    store = InstrumentedStore(open_store(tmp_path), latency=0.02)
+    async with store:
+        opened = {name: await Dataset.open_in(store, f"{name}.zarr") for name in names}
+        try:
+            app = create_app(opened, max_region_pixels=2 * 256 * 256)  # one image's sample
+            async with running(app) as (http, _):
+                for entry in app[STATE].entries.values():
+                    await entry.label_names()  # read now: the describes below read pixels only
+                store.reset()
+
+                async def describe(name: str) -> None:
+                    resp = await http.get(f"/api/datasets/{name}")
+                    assert resp.status == 200, await resp.text()
+
+                with anyio.fail_after(60):
+                    async with anyio.create_task_group() as tg:
+                        for name in names:
+                            tg.start_soon(describe, name)
+        finally:
+            for ds in opened.values():
+                await ds.aclose()
+    chunks = [key for (method, key), n in store.calls.items() if method == "get" and "/c/" in key]
+    assert len(chunks) == 4 * 32  # each image's 32 chunks, once
+    assert store.peak_in_flight <= 32  # one image's sample at a time (was 64: the limit)

@@ -147,7 +147,7 @@ async def _describe(state: WebState, entry: Entry) -> web.Response:
     info = {c.index: c for c in meta.channels}
     every = list(range(n_channels))
     shown = set(default_channels(n_channels, meta.channels))
-    windows = await _windows(entry, every)
+    windows = await _windows(state, entry, every)
     colors = default_colors(every, n_channels, meta.channels)
     channels = []
     for i in every:
@@ -314,7 +314,9 @@ async def _tile(request: web.Request, state: WebState, entry: Entry) -> web.Stre
         if etag is not None and etag_matches(if_none_match, etag):
             return web.Response(status=304, headers={**headers, "ETag": etag})
 
-    windows = list(query.windows) if query.windows is not None else await _windows(entry, selected)
+    windows = (
+        list(query.windows) if query.windows is not None else await _windows(state, entry, selected)
+    )
     colors = list(query.colors or default_colors(selected, entry.n_channels, ds.metadata.channels))
     label_planes: list[Any] = [None] * len(label_reads)
 
@@ -424,14 +426,14 @@ def _nearest(span: slice, size: int, other: int) -> NDArray[np.intp]:
     return out
 
 
-async def _windows(entry: Entry, selected: list[int]) -> list[tuple[float, float]]:
+async def _windows(state: WebState, entry: Entry, selected: list[int]) -> list[tuple[float, float]]:
     info = {c.index: c for c in entry.dataset.metadata.channels}
     out: list[tuple[float, float] | None] = []
     for i in selected:
         c = info.get(i)
         out.append(c.window if c is not None and c.window and c.window[1] > c.window[0] else None)
     if any(w is None for w in out):
-        computed = await entry.default_windows()
+        computed = await entry.default_windows(state.budget)
         out = [w if w is not None else computed[i] for w, i in zip(out, selected, strict=True)]
     return [w for w in out if w is not None]
 

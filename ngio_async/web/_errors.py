@@ -108,7 +108,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     answer: web.StreamResponse | None = None
     with request.app[STATE].handle():  # ended (cancelled) at shutdown
         answer = await _answer(request, handler)
-    return answer or json_error(503, "closed", "the server is shutting down")
+    if answer is None:  # cancelled by the app's shutdown
+        return json_error(503, "closed", "the server is shutting down")
+    return answer
 
 
 def _shared(request: web.Request) -> bool:

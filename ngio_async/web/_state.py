@@ -4,6 +4,7 @@ LRU that keeps them open."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import os
@@ -168,16 +169,16 @@ class Entry:
         axis = self.dataset.metadata.channel_axis
         return 1 if axis is None else self.dataset.shape[axis]
 
-    async def default_windows(self) -> list[Window]:
+    async def default_windows(self, budget: PixelBudget | None = None) -> list[Window]:
         """Per-channel windows from the smallest level, computed once (0.1 and 99.9 percentiles).
 
-        Undecodable data there (a corrupt chunk) falls back to the dtype's range (logged), so
-        the rest of the image can still be shown; store errors are raised (and retried by the
-        next request)."""
+        The sample read takes its turn in ``budget``. Undecodable data there (a corrupt chunk)
+        falls back to the dtype's range (logged), so the rest of the image can still be shown;
+        store errors are raised (and retried by the next request)."""
         async with self._lock:
             if self._windows is None:
                 try:
-                    self._windows = await self._compute_windows()
+                    self._windows = await self._compute_windows(budget)
                 except CodecError as exc:
                     logger.warning(
                         "dataset %r: default windows from the dtype's range: %s",
@@ -187,7 +188,7 @@ class Entry:
                     self._windows = [_dtype_window(self.dataset.dtype)] * self.n_channels
             return self._windows
 
-    async def _compute_windows(self) -> list[Window]:
+    async def _compute_windows(self, budget: PixelBudget | None) -> list[Window]:
         """Read (a bounded part of) the smallest level: a centred y/x crop of at most
         2048 x 2048, the middle plane of other axes while the sample is too large, and a
         smaller crop if every channel's plane still exceeds it (at most 16 Mi elements)."""
@@ -213,8 +214,9 @@ class Entry:
                     start = (selection[axis].start or 0) + (extents[axis] - side) // 2
                     selection[axis] = slice(start, start + side)
                     extents[axis] = side
-        data = await lvl.getitem(tuple(selection))
-        return await anyio.to_thread.run_sync(compute_windows, data, c_axis)
+        async with budget.hold(math.prod(extents)) if budget else contextlib.nullcontext():
+            data = await lvl.getitem(tuple(selection))
+            return await anyio.to_thread.run_sync(compute_windows, data, c_axis)
 
     async def label_names(self) -> list[str]:
         """Names of the label images (read once, however many requests ask meanwhile).
