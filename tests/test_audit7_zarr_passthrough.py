@@ -12,6 +12,7 @@ import tracemalloc
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
+import anyio
 import pytest
 from aiohttp import web
 from images import Spec, write_image
@@ -179,3 +180,18 @@ async def test_an_object_rewritten_while_it_is_sent_is_cut_short(image: Path) ->
         resp = await http.get("/zarr/img/big.bin")  # the server still serves
         assert resp.status == 200
         assert (await drain(resp))[0] == BIG
+
+
+async def test_a_client_leaving_mid_object_stops_its_reads(image: Path) -> None:
+    async with served(image) as (http, store):
+        store.latency = 0.2  # each piece waits: the client leaves during the second
+        resp = await http.get("/zarr/img/big.bin")
+        assert resp.status == 200
+        await resp.content.readexactly(1 << 20)
+        resp.close()  # hangs up
+        with anyio.fail_after(10):
+            while store.in_flight:  # noqa: ASYNC110 - polls a counter
+                await anyio.sleep(0.01)
+        started = store.calls[("get", "big.bin")]
+        await anyio.sleep(0.5)
+        assert store.calls[("get", "big.bin")] == started < 6  # no piece read after it left
