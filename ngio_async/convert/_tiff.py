@@ -39,8 +39,7 @@ import os
 import threading
 import xml.etree.ElementTree as ET
 import zlib
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, NamedTuple, Self
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, Self
 from urllib.parse import urlsplit
 
 import anyio
@@ -602,8 +601,9 @@ class TiffSource:
         self._series = s
         self._stores: list[Any] = [None] * len(self.level_shapes)
         self._arrays: list[Any] = [None] * len(self.level_shapes)
-        self._direct = [_direct(tif, lvl) for lvl in levels]
+        # pixels read by offset from the file (a remote TIFF's reader sets its own)
         local = bool(tif.filehandle.is_file)
+        self._direct = [_direct(tif, lvl) if local else None for lvl in levels]
         self._strips = [
             None if d or not local else _strips(tif, lvl)
             for d, lvl in zip(self._direct, levels, strict=True)
@@ -746,9 +746,7 @@ class TiffSource:
             raise ValueError(f"region needs {len(self.axes)} slices")
         if not 0 <= level < len(self.level_shapes):
             raise IndexError(f"level {level} of a TIFF with {len(self.level_shapes)} levels")
-        selection: list[Any] = [0] * len(self._map)
-        for sl, src in zip(self.physical(region), self._src_of, strict=True):
-            selection[src] = sl
+        selection = self._source_selection(region)
         with _tiff_errors(self.url, "decode"):
             data = self._select(level, tuple(selection))
         # the remaining axes are the kept source axes in source order
@@ -765,29 +763,32 @@ class TiffSource:
             self.max_read_bytes = max(self.max_read_bytes, data.nbytes)
         return data
 
+    def _source_selection(self, region: tuple[slice, ...]) -> tuple[Any, ...]:
+        """``region`` (NGFF axes) as a selection of the series' axes (0 on the dropped ones)."""
+        selection: list[Any] = [0] * len(self._map)
+        for sl, src in zip(self.physical(region), self._src_of, strict=True):
+            selection[src] = sl
+        return tuple(selection)
+
     def _select(self, level: int, selection: tuple[Any, ...]) -> NDArray[Any]:
         """``selection`` (source axes) of ``level``: for uncompressed contiguous data, only
         the bytes of the region, read from the file (an uncompressed plane is often one strip,
         as ImageJ writes it, which tifffile's zarr view reads whole for any region of it: a
         1 GiB plane converted in 32 MiB shards held 2.4 GB); else through that view."""
         direct, strips = self._direct[level], self._strips[level]
-        if direct is not None:
-            return _read_contiguous(self.url, direct, selection)
-        if strips is not None:
-            with self._bytes() as read_at:
-                return _read_strips(read_at, strips, selection)
-        return np.asarray(self._zarr(level)[selection])
+        if direct is None and strips is None:
+            return np.asarray(self._zarr(level)[selection])
+        with self._bytes() as source:
+            if direct is not None:
+                return _read_contiguous(source, direct, selection)
+            assert strips is not None
+            return _read_strips(source, strips, selection)
 
     @contextlib.contextmanager
-    def _bytes(self) -> Iterator[ReadAt]:
-        """``read_at(offset, n)``: bytes of the TIFF, from a handle of this read's own."""
-        with open(self.url, "rb") as f:
-
-            def read_at(offset: int, n: int) -> bytes:
-                f.seek(offset)
-                return f.read(n)
-
-            yield read_at
+    def _bytes(self) -> Iterator[ByteSource]:
+        """The TIFF's bytes by offset, through a file handle of this read's own."""
+        with open(self.url, "rb", buffering=0) as f:
+            yield _FileBytes(f, self.url)
 
     async def read(self, region: tuple[slice, ...], level: int = 0) -> NDArray[Any]:
         """Read ``region`` (one slice per axis, NGFF order) of ``level`` in a worker thread."""
@@ -814,18 +815,51 @@ class TiffSource:
 
 
 _Direct = tuple[tuple[int, ...], np.dtype[Any], tuple[int, ...], int]
-ReadAt = Callable[[int, int], "bytes | bytearray"]  # (offset, n) -> at most n bytes of the file
+
+
+class ByteSource(Protocol):
+    """A TIFF's bytes by offset (a local file, or the ranges fetched of a remote one)."""
+
+    def read_at(self, offset: int, n: int) -> bytes | bytearray:
+        """Up to ``n`` bytes from ``offset`` (fewer at the end of the file)."""
+        ...
+
+    def fill_at(self, offset: int, out: memoryview) -> None:
+        """``out`` filled with the bytes from ``offset``."""
+        ...
+
+
+class _FileBytes:
+    """:class:`ByteSource` over an open local file (``name`` for errors)."""
+
+    def __init__(self, f: Any, name: str) -> None:
+        self.f = f
+        self.name = name
+
+    def read_at(self, offset: int, n: int) -> bytes:
+        self.f.seek(offset)
+        return bytes(self.f.read(n))
+
+    def fill_at(self, offset: int, out: memoryview) -> None:
+        self.f.seek(offset)
+        while out.nbytes:
+            n = self.f.readinto(out)
+            if not n:
+                raise CodecError(f"{self.name} is truncated: pixel data missing", key=self.name)
+            out = out[n:]
+
+
 _DIRECT_TILE = 1024  # y/x chunks of uncompressed levels read from the file
 
 
 def _direct(tif: Any, level: Any) -> _Direct | None:
-    """``(offsets, dtype, shape, lead)`` of a level whose pixels lie uncompressed in a local
+    """``(offsets, dtype, shape, lead)`` of a level whose pixels lie uncompressed in the
     file, each page's contiguous (``offsets``: one per page; the first ``lead`` axes of
     ``shape`` number the pages), or the whole level's (one offset, ``lead`` 0: as
     :func:`tifffile.memmap` maps it); else ``None``."""
     try:
         key = level.keyframe
-        if not tif.filehandle.is_file or key.dtype is None or not key.is_final:
+        if key.dtype is None or not key.is_final:
             return None
         if int(key.bitspersample) != key.dtype.itemsize * 8:
             return None
@@ -870,35 +904,41 @@ def _squeezed(out: NDArray[Any], selection: tuple[Any, ...]) -> NDArray[Any]:
     )
 
 
-def _read_contiguous(path: str, direct: _Direct, selection: tuple[Any, ...]) -> NDArray[Any]:
-    """``array[selection]`` (integers and step-1 slices) of a level :func:`_direct` located,
-    one read per contiguous run of the region (a row segment, or several whole rows of a
-    page): no more bytes than the region's are read or kept."""
+def runs(direct: _Direct, selection: tuple[Any, ...]) -> list[tuple[int, int]]:
+    """``(offset, bytes)`` in the file of each contiguous run of ``selection`` (integers and
+    step-1 slices) of a level :func:`_direct` located (a row segment, or several whole rows of
+    a page), in the region's C order; all runs are of one length."""
     offsets, dtype, shape, lead = direct
     bounds = _bounds(selection, shape)
-    lengths = [b - a for a, b in bounds]
-    out = np.empty(lengths, dtype)
+    if any(b <= a for a, b in bounds):
+        return []
+    # axes after k are whole: a run spans axis k's range and everything after it in a page
+    k = len(shape) - 1
+    while k > lead and bounds[k] == (0, shape[k]):
+        k -= 1
+    strides = [math.prod(shape[i + 1 :]) for i in range(lead, len(shape))]
+    size = math.prod(b - a for a, b in bounds[k:]) * dtype.itemsize
+    out: list[tuple[int, int]] = []
+    for index in itertools.product(*(range(a, b) for a, b in bounds[:k])):
+        page = int(np.ravel_multi_index(index[:lead], shape[:lead])) if lead else 0
+        inner = sum(i * st for i, st in zip(index[lead:], strides, strict=False))
+        inner += bounds[k][0] * strides[k - lead]
+        out.append((offsets[page] + inner * dtype.itemsize, size))
+    return out
+
+
+def _read_contiguous(
+    source: ByteSource, direct: _Direct, selection: tuple[Any, ...]
+) -> NDArray[Any]:
+    """``array[selection]`` (integers and step-1 slices) of a level :func:`_direct` located,
+    one read per contiguous run of the region (:func:`runs`): no more bytes than the region's
+    are read or kept."""
+    bounds = _bounds(selection, direct[2])
+    out = np.empty([b - a for a, b in bounds], direct[1])
     if out.size:
-        # axes after k are whole: a run spans axis k's range and everything after it in a page
-        k = len(shape) - 1
-        while k > lead and bounds[k] == (0, shape[k]):
-            k -= 1
-        strides = [math.prod(shape[i + 1 :]) for i in range(lead, len(shape))]
-        runs = out.reshape(math.prod(lengths[:k]), -1)
-        with open(path, "rb", buffering=0) as f:
-            for row, index in zip(
-                runs, itertools.product(*(range(a, b) for a, b in bounds[:k])), strict=True
-            ):
-                page = int(np.ravel_multi_index(index[:lead], shape[:lead])) if lead else 0
-                inner = sum(i * st for i, st in zip(index[lead:], strides, strict=False))
-                inner += bounds[k][0] * strides[k - lead]
-                f.seek(offsets[page] + inner * dtype.itemsize)
-                view = memoryview(row.view(np.uint8).data)
-                while view.nbytes:
-                    n = f.readinto(view)
-                    if not n:
-                        raise CodecError(f"{path} is truncated: pixel data missing", key=path)
-                    view = view[n:]
+        spans = runs(direct, selection)
+        for row, (offset, _) in zip(out.reshape(len(spans), -1), spans, strict=True):
+            source.fill_at(offset, memoryview(row.view(np.uint8).data))
     return _squeezed(out, selection)
 
 
@@ -954,7 +994,9 @@ def _strips(tif: Any, level: Any) -> _Strips | None:
         return None
 
 
-def _inflate(read_at: ReadAt, offset: int, count: int, nbytes: int, piece: int) -> Iterator[bytes]:
+def _inflate(
+    source: ByteSource, offset: int, count: int, nbytes: int, piece: int
+) -> Iterator[bytes]:
     """The first ``nbytes`` of the zlib stream of ``count`` bytes at ``offset``, in pieces of
     ``piece`` bytes (the last shorter): read and decoded a piece at a time.
 
@@ -971,7 +1013,7 @@ def _inflate(read_at: ReadAt, offset: int, count: int, nbytes: int, piece: int) 
             if not pending:
                 if not left or inflater.eof:
                     raise ValueError(f"strip at byte {offset} ends after {done + got} bytes")
-                pending = read_at(at, min(_PIECE, left))
+                pending = source.read_at(at, min(_PIECE, left))
                 if not pending:
                     raise ValueError(f"strip at byte {offset} is cut short by the end of file")
                 left -= len(pending)
@@ -984,7 +1026,7 @@ def _inflate(read_at: ReadAt, offset: int, count: int, nbytes: int, piece: int) 
         yield parts[0] if len(parts) == 1 else b"".join(parts)
 
 
-def _read_strips(read_at: ReadAt, strips: _Strips, selection: tuple[Any, ...]) -> NDArray[Any]:
+def _read_strips(source: ByteSource, strips: _Strips, selection: tuple[Any, ...]) -> NDArray[Any]:
     """``array[selection]`` of a level :func:`_strips` located: each strip the region
     overlaps decoded a piece of rows at a time (up to its last row in the region) and the
     region's part of each piece copied out, so that no strip is held whole (a plane stored as
@@ -999,12 +1041,12 @@ def _read_strips(read_at: ReadAt, strips: _Strips, selection: tuple[Any, ...]) -
         page = int(np.ravel_multi_index(index, shape[:lead])) if lead else 0
         dst = out[tuple(i - a for i, (a, _) in zip(index, bounds, strict=False))]
         for s in range(y0 // rows, (y1 - 1) // rows + 1):
-            _strip_rows(read_at, strips, page, s, bounds[lead:], dst)
+            _strip_rows(source, strips, page, s, bounds[lead:], dst)
     return _squeezed(out, selection)
 
 
 def _strip_rows(
-    read_at: ReadAt,
+    source: ByteSource,
     strips: _Strips,
     page: int,
     strip: int,
@@ -1024,7 +1066,7 @@ def _strip_rows(
         dst[max(at, y0) - y0 : at + needed - y0] = 0
         return
     piece = max(row_bytes, _PIECE // row_bytes * row_bytes)
-    for buf in _inflate(read_at, offset, count, needed * row_bytes, piece):
+    for buf in _inflate(source, offset, count, needed * row_bytes, piece):
         block = np.frombuffer(buf, strips.dtype).reshape(-1, *row_shape)
         if strips.predictor or block.dtype != dst.dtype:  # writable, native
             block = block.astype(dst.dtype)

@@ -32,7 +32,7 @@ import anyio
 
 from .._errors import CodecError, NotFoundError, StoreError, UnsupportedError
 from ..stores import RangeByteRequest, open_store
-from ._tiff import ReadAt, TiffSource, _strips
+from ._tiff import ByteSource, TiffSource, _direct, _strips, runs
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -152,6 +152,12 @@ class RangeFile(io.RawIOBase):
             self._copy(offset, memoryview(out))
         return out
 
+    def fill_at(self, offset: int, out: memoryview) -> None:
+        """``out`` filled with the fetched bytes from ``offset`` (as :meth:`read_at`)."""
+        if offset + out.nbytes > self.size:
+            raise CodecError(f"{self.name} is truncated: pixel data missing", key=self.name)
+        self._copy(offset, out.cast("B"))
+
     # ---------------------------------------------------------------- io.RawIOBase
     def readable(self) -> bool:
         return True
@@ -227,8 +233,14 @@ class RemoteTiffSource(TiffSource):
             self._src_shapes = [
                 tuple(int(n) for n in lvl.shape) for lvl in self._series.levels[: self.levels]
             ]
-            # deflate strips decoded piece by piece from the fetched bytes, as from a local file
-            self._strips = [_strips(tif, lvl) for lvl in self._series.levels[: self.levels]]
+            # uncompressed regions and deflate strips read from the fetched bytes, as from a
+            # local file: only the region's rows fetched, strips decoded piece by piece
+            levels = self._series.levels[: self.levels]
+            self._direct = [_direct(tif, lvl) for lvl in levels]
+            self._strips = [
+                None if d else _strips(tif, lvl)
+                for d, lvl in zip(self._direct, levels, strict=True)
+            ]
             file.strict = False
             self._chunks = [self.level_chunks(i) for i in range(self.levels)]
         except BaseException:
@@ -241,7 +253,12 @@ class RemoteTiffSource(TiffSource):
 
     def ranges(self, region: tuple[slice, ...], level: int) -> list[tuple[int, int]] | None:
         """The byte ranges of the tiles / strips that ``region`` of ``level`` overlaps;
-        ``None`` for a layout this does not map (then the read fetches what it misses)."""
+        ``None`` for a layout this does not map (then the read fetches what it misses).
+        Uncompressed pixels: the byte runs of the region itself (not whole strips)."""
+        direct = self._direct[level]
+        if direct is not None:
+            spans = runs(direct, self._source_selection(region))
+            return _merged([(offset, offset + n) for offset, n in spans])
         key, table = self._keys[level], self._tables[level]
         page_shape = tuple(int(n) for n in key.shape)
         shape = self._src_shapes[level]
@@ -300,8 +317,8 @@ class RemoteTiffSource(TiffSource):
                 self.file.unpin(start)
 
     @contextlib.contextmanager
-    def _bytes(self) -> Iterator[ReadAt]:
-        yield self.file.read_at
+    def _bytes(self) -> Iterator[ByteSource]:
+        yield self.file
 
     async def _fetch(self, ranges: Sequence[tuple[int, int]], pinned: list[int]) -> None:
         bufs = await self.store.get_ranges(self.key, ranges)
@@ -318,6 +335,17 @@ class RemoteTiffSource(TiffSource):
         finally:
             with anyio.CancelScope(shield=True):
                 await self.store.aclose()
+
+
+def _merged(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """``ranges`` sorted, the touching or overlapping ones joined."""
+    out: list[tuple[int, int]] = []
+    for start, end in sorted(ranges):
+        if out and start <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], end))
+        else:
+            out.append((start, end))
+    return out
 
 
 def _product(ranges: list[range]) -> list[tuple[int, ...]]:
