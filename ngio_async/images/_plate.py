@@ -62,6 +62,7 @@ from ..meta import (
     validate,
     write_document,
 )
+from ..meta._validate import _UNVERSIONED
 from ..meta.zarr import encode_group_v2, encode_group_v3
 from ._create import (
     ImagePlan,
@@ -784,6 +785,11 @@ class Plate(StoreNode):
             ome = attrs["ome"] = {"version": self.version}
         return ome if isinstance(ome, dict) else None
 
+    def _unversioned(self) -> bool:
+        """Whether the plate is a 0.4 document stored without a ``version`` (its new wells
+        are written without one too)."""
+        return _UNVERSIONED in self.metadata.extra
+
     async def _well_images(self, well_path: str) -> list[dict[str, Any]]:
         """The ``images`` list of a well group as stored (empty: no group or no metadata)."""
         key, doc = await self._read_doc(join(self.root, well_path))
@@ -820,9 +826,9 @@ class Plate(StoreNode):
             images = edit(list(old.get("images") or []))
             result[0] = None
             if images:
-                well = {**old, "images": images}  # a 0.5 'version' written by others is kept
-                if self.version == "0.4":
-                    well["version"] = "0.4"
+                well = {**old, "images": images}  # a stored 'version' (or none) is kept
+                if self.version == "0.4" and not old and not self._unversioned():
+                    well["version"] = "0.4"  # a new well: as its plate has it
                 ngff["well"] = well
                 result[0] = validate(attrs, kind="well").well
             else:
@@ -862,6 +868,7 @@ class Plate(StoreNode):
                 assert ngff is not None
                 pending = attrs.get(PENDING_KEY)
                 body = ngff.get("plate")
+                stored = isinstance(body, dict)  # its 'version' (or none) is kept
                 if not isinstance(body, dict) and isinstance(pending, dict):
                     body = pending.get("plate")
                 if not isinstance(body, dict):
@@ -879,7 +886,7 @@ class Plate(StoreNode):
                     if not pending:
                         attrs.pop(PENDING_KEY)
                 if body["wells"]:
-                    if self.version == "0.4":
+                    if self.version == "0.4" and not stored:
                         body["version"] = "0.4"
                     ngff["plate"] = body
                     checked = validate(attrs, kind="plate")  # never write an invalid document

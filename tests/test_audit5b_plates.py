@@ -1,0 +1,56 @@
+"""Plates written as a user would, checked as stored: documents keep their own choices."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+import ngio_async
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+def _drop_version(path: Path) -> None:
+    doc = json.loads(path.read_text())
+    for key in ("plate", "well"):
+        if key in doc:
+            doc[key].pop("version")
+    path.write_text(json.dumps(doc))
+
+
+def test_adding_to_an_unversioned_04_plate_adds_no_version(tmp_path: Path) -> None:
+    """A 0.4 plate and well stored without ``version`` (NGFF 0.4 writers that leave it out)
+    got ``"version": "0.4"`` on the next ``add_image``; they keep their own choice now, and
+    a new well follows its plate."""
+    root = tmp_path / "p.zarr"
+    with ngio_async.create_plate(
+        root, rows=["A", "B"], columns=["1", "2"], ngff_version="0.4"
+    ) as plate:
+        plate.add_image("A", "1", field="0", shape=(8, 8), dtype="uint8").close()
+    assert json.loads((root / ".zattrs").read_text())["plate"]["version"] == "0.4"
+    _drop_version(root / ".zattrs")
+    _drop_version(root / "A/1/.zattrs")
+    with ngio_async.open_plate(root, mode="r+") as plate:
+        plate.add_image("A", "1", field="1", shape=(8, 8), dtype="uint8").close()
+        plate.add_image("B", "2", field="0", shape=(8, 8), dtype="uint8").close()
+    assert "version" not in json.loads((root / ".zattrs").read_text())["plate"]
+    a1 = json.loads((root / "A/1/.zattrs").read_text())["well"]
+    assert a1 == {"images": [{"path": "0"}, {"path": "1"}]}
+    assert "version" not in json.loads((root / "B/2/.zattrs").read_text())["well"]
+    with ngio_async.open_plate(root) as plate:
+        assert plate.wells == ["A/1", "B/2"]
+        assert plate.image_paths() == [("A/1", "0"), ("A/1", "1"), ("B/2", "0")]
+
+
+def test_a_versioned_04_plate_keeps_its_versions(tmp_path: Path) -> None:
+    """The counterpart: a 0.4 plate written with versions keeps them on every document."""
+    root = tmp_path / "p.zarr"
+    with ngio_async.create_plate(root, rows=["A"], columns=["1", "2"], ngff_version="0.4") as p:
+        p.add_image("A", "1", shape=(8, 8), dtype="uint8").close()
+    with ngio_async.open_plate(root, mode="r+") as plate:
+        plate.add_image("A", "1", field="1", shape=(8, 8), dtype="uint8").close()
+        plate.add_image("A", "2", shape=(8, 8), dtype="uint8").close()
+    assert json.loads((root / ".zattrs").read_text())["plate"]["version"] == "0.4"
+    for well in ("A/1", "A/2"):
+        assert json.loads((root / well / ".zattrs").read_text())["well"]["version"] == "0.4"
