@@ -114,3 +114,20 @@ async def test_a_parameter_given_twice_is_a_400_naming_it(
         assert resp.status == 400, doc
         assert doc["error"] == "bad_parameter" and f"'{param}'" in doc["message"], doc
         assert "more than once" in doc["message"]
+
+
+async def test_head_of_a_region_reads_nothing(images: dict[str, Path]) -> None:
+    """HEAD of a region read and encoded it all (a 64 Mi-element region for its length);
+    its headers now come from the selection, the same as the GET's."""
+    store = InstrumentedStore(open_store(images["two"]))
+    async with store, await open_async(store) as ds, running(create_app({"img": ds})) as http:
+        for query in ("", "?c=1&y=3:40", "?c=0&y=5&x=7"):
+            store.reset()
+            head = await http.head(f"/api/datasets/img/region.npy{query}")
+            assert head.status == 200
+            assert store.method_counts["get"] == 0, query
+            get = await http.get(f"/api/datasets/img/region.npy{query}")
+            body = await get.read()
+            for name in ("Content-Length", "X-Shape", "X-Dtype", "Content-Type"):
+                assert head.headers[name] == get.headers[name], (query, name)
+            assert int(head.headers["Content-Length"]) == len(body)

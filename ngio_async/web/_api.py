@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import math
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -23,7 +24,14 @@ from ._params import (
     parse_tile_query,
     single_values,
 )
-from ._render import FORMATS, default_channels, default_colors, encode_npy, render_tile
+from ._render import (
+    FORMATS,
+    default_channels,
+    default_colors,
+    encode_npy,
+    npy_header,
+    render_tile,
+)
 from ._state import axis_index, axis_roles
 
 if TYPE_CHECKING:
@@ -31,7 +39,7 @@ if TYPE_CHECKING:
 
     from numpy.typing import NDArray
 
-    from ..images import Level
+    from ..images import Dataset, Level
     from ._params import TileQuery
     from ._render import RGBA
     from ._state import ContainerEntry, Entry, FieldSlot, PlateEntry, WebState
@@ -528,6 +536,8 @@ async def _region(request: web.Request, state: WebState, entry: Entry) -> web.Re
             "region_too_large",
             f"the region has {count} elements; the limit is {state.max_region_pixels}",
         )
+    if request.method == "HEAD":  # its shape, dtype and length, nothing read
+        return _region_head(ds, lvl.shape, selection)
     async with state.budget.hold(count):  # the requests in flight share the budget
         data = await ds.read(level=level, **selection)
         body = await anyio.to_thread.run_sync(encode_npy, data, limiter=state.render_limiter)
@@ -536,3 +546,24 @@ async def _region(request: web.Request, state: WebState, entry: Entry) -> web.Re
         content_type="application/octet-stream",
         headers={"X-Shape": ",".join(map(str, data.shape)), "X-Dtype": str(data.dtype)},
     )
+
+
+def _region_head(
+    ds: Dataset, shape: tuple[int, ...], selection: dict[str, int | slice]
+) -> web.Response:
+    """The headers a ``region.npy`` GET would answer with (``X-Shape``, ``X-Dtype``,
+    ``Content-Length``), computed from the selection."""
+    out: list[int] = []
+    for name, n in zip(ds.axes, shape, strict=True):
+        sel = selection.get(name)
+        if not isinstance(sel, int):
+            out.append(n if sel is None else sel.stop - sel.start)
+    dims = tuple(out)
+    length = len(npy_header(dims, ds.dtype)) + math.prod(dims) * ds.dtype.itemsize
+    headers = {
+        "X-Shape": ",".join(map(str, dims)),
+        "X-Dtype": str(ds.dtype),
+        "Content-Type": "application/octet-stream",
+        "Content-Length": str(length),
+    }
+    return web.Response(headers=headers)

@@ -39,6 +39,7 @@ __all__ = [
     "encode_npy",
     "encode_png",
     "label_colors",
+    "npy_header",
     "overlay_labels",
     "parse_color",
     "render_tile",
@@ -300,13 +301,19 @@ def render_tile(
     return encode_image(rgb, ext)
 
 
+def npy_header(shape: tuple[int, ...], dtype: np.dtype[Any]) -> bytes:
+    """The ``.npy`` header of a C-order array of ``shape`` and ``dtype``."""
+    header = io.BytesIO()
+    fields = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": shape}
+    np.lib.format.write_array_header_1_0(header, fields)
+    return header.getvalue()
+
+
 def encode_npy(data: NDArray[Any]) -> bytearray:
     """``data`` in numpy's ``.npy`` format: its header, then its bytes copied once (the
     answer holds twice the array at most, not three times as ``write_array`` to a buffer)."""
     data = np.require(data, requirements="C")
-    header = io.BytesIO()
-    np.lib.format.write_array_header_1_0(header, np.lib.format.header_data_from_array_1_0(data))
-    head = header.getvalue()
+    head = npy_header(data.shape, data.dtype)
     out = bytearray(len(head) + data.nbytes)
     out[: len(head)] = head
     np.frombuffer(out, dtype=np.uint8, offset=len(head))[:] = data.reshape(-1).view(np.uint8)
