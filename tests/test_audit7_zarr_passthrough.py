@@ -15,17 +15,19 @@ import aiohttp
 import anyio
 import pytest
 from aiohttp import web
-from images import Spec, write_image
+from images import Spec, upload, write_image
 from servers import StaticServer
 
 from ngio_async import open_async
 from ngio_async.stores import InstrumentedStore, open_store
-from ngio_async.web import create_app
+from ngio_async.web import _files, create_app
 from ngio_async.web._files import PIECE
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
     from pathlib import Path
+
+    from servers import S3Server
 
 BIG = 5 * PIECE + 12345
 
@@ -195,3 +197,27 @@ async def test_a_client_leaving_mid_object_stops_its_reads(image: Path) -> None:
         started = store.calls[("get", "big.bin")]
         await anyio.sleep(0.5)
         assert store.calls[("get", "big.bin")] == started < 6  # no piece read after it left
+
+
+async def test_pieces_on_s3(
+    image: Path, s3_server: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over moto S3 (pieces of 64 KiB here): a whole object, a range, an empty object and a
+    revalidation."""
+    monkeypatch.setattr(_files, "PIECE", 64 << 10)
+    (image / "big.bin").write_bytes(data := os.urandom(300_000))
+    store = InstrumentedStore(open_store(s3_server.fresh_url(), **s3_server.options()))
+    async with store:
+        await upload(image, store)
+        async with await open_async(store) as ds, running(create_app({"img": ds})) as http:
+            store.reset()
+            resp = await http.get("/zarr/img/big.bin")
+            assert resp.status == 200 and await resp.read() == data
+            assert store.calls[("get", "big.bin")] == 5  # 300,000 bytes in 64 KiB pieces
+            resp = await http.get("/zarr/img/big.bin", headers={"Range": "bytes=70000-200000"})
+            assert resp.status == 206 and await resp.read() == data[70000:200001]
+            resp = await http.get("/zarr/img/empty.bin")
+            assert resp.status == 200 and await resp.read() == b""
+            etag = (await http.get("/zarr/img/zarr.json")).headers["ETag"]
+            resp = await http.get("/zarr/img/zarr.json", headers={"If-None-Match": etag})
+            assert resp.status == 304
