@@ -162,8 +162,9 @@ async def test_a_client_leaving_mid_answer_cancels_its_reads(
         server.stop()
 
 
+@pytest.mark.parametrize("backend", ["default", "aiohttp"])
 async def test_shutdown_with_requests_in_flight_ends_them_all(
-    image: tuple[Path, Any], caplog: pytest.LogCaptureFixture
+    image: tuple[Path, Any], caplog: pytest.LogCaptureFixture, backend: str
 ) -> None:
     """``serve`` cancelled while tiles and regions wait on slow reads: it returns within its
     shutdown timeout, every read in flight has ended by then (the caller may close its
@@ -175,7 +176,8 @@ async def test_shutdown_with_requests_in_flight_ends_them_all(
     store = InstrumentedStore(open_store(path))
     try:
         async with store, await open_async(store) as ds:
-            app = create_app({"img": ds, "remote": server.url + path.name}, tile_size=64)
+            options = {"backend": backend} if backend != "default" else {}
+            app = create_app({"img": ds, "remote": server.url + path.name}, tile_size=64, **options)
             urls: list[str] = []
             answers: list[object] = []
 
