@@ -176,7 +176,7 @@ async def test_shutdown_with_requests_in_flight_ends_them_all(
     store = InstrumentedStore(open_store(path))
     try:
         async with store, await open_async(store) as ds:
-            options = {"backend": backend} if backend != "default" else {}
+            options: dict[str, Any] = {"backend": backend} if backend != "default" else {}
             app = create_app({"img": ds, "remote": server.url + path.name}, tile_size=64, **options)
             urls: list[str] = []
             answers: list[object] = []
