@@ -114,3 +114,69 @@ async def test_the_tiff_dataset_shows_the_same_channels(tmp_path: Path) -> None:
         assert omero is not None
         assert [c.inverted for c in omero.channels] == [True]
         assert ds.shape == (1, 48, 64)
+
+
+def _lut(rgb: tuple[int, int, int], reverse: bool = False) -> np.ndarray[Any, Any]:
+    """An ImageJ LUT (3 x 256, 8-bit) ramping from black to ``rgb`` (or back)."""
+    steps = np.linspace(0.0, 1.0, 256)[::-1] if reverse else np.linspace(0.0, 1.0, 256)
+    return np.round(np.outer(rgb, steps)).astype(np.uint8)
+
+
+def _counts() -> np.ndarray[Any, np.dtype[np.uint16]]:
+    return (np.arange(48 * 64).reshape(48, 64) % 900 + 3).astype(np.uint16)
+
+
+@pytest.mark.parametrize(
+    ("lut", "color", "inverted"),
+    [(_lut((0, 255, 0)), "00FF00", None), (_lut((255, 255, 255), reverse=True), "FFFFFF", True)],
+)
+async def test_a_one_channel_imagej_image_keeps_its_lut_and_display_range(
+    tmp_path: Path, lut: np.ndarray[Any, Any], color: str, inverted: bool | None
+) -> None:
+    # a 16-bit Fiji image with a Green (or inverted) LUT and a display range: both dropped,
+    # shown grey over the pixels' range
+    tifffile.imwrite(
+        tmp_path / "ij.tif",
+        _counts(),
+        imagej=True,
+        metadata={"LUTs": [lut], "min": 5.0, "max": 800.0},
+    )
+    await ngio_async.convert(tmp_path / "ij.tif", tmp_path / "ij.ome.zarr")
+    async with ngio_async.open_async(tmp_path / "ij.ome.zarr") as ds:
+        assert ds.axes == ("c", "y", "x")
+        np.testing.assert_array_equal(await ds.read(), _counts()[None])
+    (channel,) = _attrs(tmp_path / "ij.ome.zarr")["omero"]["channels"]
+    assert channel["color"] == color
+    assert channel.get("inverted") is inverted
+    assert (channel["window"]["start"], channel["window"]["end"]) == (5, 800)
+
+
+async def test_a_grey_one_channel_imagej_image_stays_two_dimensional(tmp_path: Path) -> None:
+    tifffile.imwrite(
+        tmp_path / "ij.tif",
+        _counts(),
+        imagej=True,
+        metadata={"LUTs": [_lut((255, 255, 255))], "min": 5.0, "max": 800.0},
+    )
+    await ngio_async.convert(tmp_path / "ij.tif", tmp_path / "ij.ome.zarr")
+    async with ngio_async.open_async(tmp_path / "ij.ome.zarr") as ds:
+        assert ds.axes == ("y", "x")
+
+
+async def test_an_inverted_lut_of_a_composite_channel_is_kept(tmp_path: Path) -> None:
+    # its last LUT entry is black: the channel got no color and no word of the inversion
+    data = np.stack([_counts(), _counts() + 1])
+    tifffile.imwrite(
+        tmp_path / "c.tif",
+        data,
+        imagej=True,
+        metadata={
+            "axes": "CYX",
+            "mode": "composite",
+            "LUTs": [_lut((255, 0, 255)), _lut((255, 255, 255), reverse=True)],
+        },
+    )
+    await ngio_async.convert(tmp_path / "c.tif", tmp_path / "c.ome.zarr")
+    channels = _attrs(tmp_path / "c.ome.zarr")["omero"]["channels"]
+    assert [c["color"] for c in channels] == ["FF00FF", "FFFFFF"]
+    assert [c.get("inverted") for c in channels] == [None, True]

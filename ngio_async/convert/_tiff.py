@@ -239,20 +239,19 @@ def metadata_only(xml: str, images: int) -> str | None:
 
 def imagej_channels(ij: dict[str, Any], count: int) -> list[dict[str, Any]] | None:
     """The ``count`` channels of an ImageJ hyperstack with the display settings ImageJ saved:
-    ``color`` the last entry of each channel's LUT (``LUTs``), ``window`` its display range
-    (``Ranges``: start, end per channel). Settings of another number of channels are ignored
-    (a channel without them gets a window from its pixels)."""
+    ``color`` (and ``inverted``) from each channel's LUT (``LUTs``, as a palette:
+    :func:`palette_display`), ``window`` its display range (``Ranges``: start, end per
+    channel). Settings of another number of channels are ignored (a channel without them gets
+    a window from its pixels)."""
     if count < 1:
         return None
     channels: list[dict[str, Any]] = [{} for _ in range(count)]
     luts = ij.get("LUTs")
     if isinstance(luts, list | tuple) and len(luts) == count:
         for channel, lut in zip(channels, luts, strict=True):
-            top = np.asarray(lut)
-            if top.ndim == 2 and top.shape[0] == 3 and top.shape[1] > 0:
-                rgb = [int(v) for v in top[:, -1]]
-                if any(rgb):
-                    channel["color"] = "{:02X}{:02X}{:02X}".format(*rgb)
+            shown = palette_display(lut)
+            shown.pop("window", None)  # a LUT spans the display range, not the values
+            channel.update(shown)
     ranges = ij.get("Ranges")
     if isinstance(ranges, list | tuple) and len(ranges) == 2 * count:
         values = [_number(str(v)) for v in ranges]
@@ -261,6 +260,22 @@ def imagej_channels(ij: dict[str, Any], count: int) -> list[dict[str, Any]] | No
             if lo is not None and hi is not None and math.isfinite(lo) and lo < hi < math.inf:
                 channel["window"] = (lo, hi)
     return channels
+
+
+def imagej_single(ij: dict[str, Any]) -> dict[str, Any] | None:
+    """The channel of a one-channel ImageJ image whose LUT (``LUTs``: one) is not plain grey
+    (Fiji's Green, an inverted LUT): as a hyperstack's (:func:`imagej_channels`), its window
+    the display range (``min``, ``max``); ``None`` for a grey or no LUT."""
+    luts = ij.get("LUTs")  # tifffile gives one LUT as the array itself
+    if isinstance(luts, np.ndarray) and luts.ndim == 2:
+        luts = [luts]
+    if not isinstance(luts, list | tuple) or len(luts) != 1:
+        return None
+    settings = {"LUTs": luts, "Ranges": (ij.get("min"), ij.get("max"))}
+    (channel,) = imagej_channels(settings, 1) or [{}]
+    if channel.get("color", "FFFFFF") == "FFFFFF" and not channel.get("inverted"):
+        return None
+    return channel
 
 
 def _hex(rgb: NDArray[Any]) -> str:
@@ -648,6 +663,9 @@ class TiffSource:
                 sizes["t"] = (finterval, t_unit)
             if ij and "c" in self.axes and "C" in self.series_axes.upper():
                 channels = imagej_channels(ij, self.shape[self.axes.index("c")])
+            elif ij and "c" not in self.axes and (single := imagej_single(ij)) is not None:
+                self._add_channel_axis()  # a channel axis of one carries its display
+                channels = [single]
         rgb = getattr(getattr(s.pages[0], "photometric", None), "name", "") == "RGB"
         if channels is None and "c" in self.axes and "S" in self.series_axes.upper() and rgb:
             n = self.shape[self.axes.index("c")]
