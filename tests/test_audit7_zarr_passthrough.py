@@ -16,7 +16,7 @@ import anyio
 import pytest
 from aiohttp import web
 from images import Spec, upload, write_image
-from servers import StaticServer
+from servers import Faults, StaticServer
 
 from ngio_async import open_async
 from ngio_async.stores import InstrumentedStore, open_store
@@ -221,3 +221,27 @@ async def test_pieces_on_s3(
             etag = (await http.get("/zarr/img/zarr.json")).headers["ETag"]
             resp = await http.get("/zarr/img/zarr.json", headers={"If-None-Match": etag})
             assert resp.status == 304
+
+
+async def test_a_server_that_ignores_ranges_is_read_once(image: Path) -> None:
+    """An HTTP source that answers every range with the whole object (python -m
+    http.server does): the first piece brought the whole object, and each later piece
+    would bring it again (a 40 MiB object: 6 downloads); it is sent from the first."""
+    data = (image / "big.bin").read_bytes()
+    server = StaticServer(image.parent, faults=Faults(ignore_range=True)).start()
+    try:
+        async with running(create_app({"img": server.url + image.name})) as http:
+            for _ in range(2):  # the first time, the store learns that ranges are ignored
+                server.requests.clear()
+                resp = await http.get("/zarr/img/big.bin")
+                assert resp.status == 200
+                assert await drain(resp) == (BIG, hashlib.sha256(data).hexdigest())
+            assert server.count("GET", "/img.zarr/big.bin") == 1
+            server.requests.clear()
+            resp = await http.get("/zarr/img/big.bin", headers={"Range": "bytes=10000000-"})
+            assert resp.status == 206
+            assert await drain(resp) == (BIG - 10**7, hashlib.sha256(data[10**7 :]).hexdigest())
+            print([(r.method, r.range, r.agent[:12]) for r in server.requests])
+            assert server.count("GET", "/img.zarr/big.bin") == 1
+    finally:
+        server.stop()

@@ -145,11 +145,12 @@ async def zarr_object(request: web.Request) -> web.StreamResponse:
         if span is not None:
             start, end = span
             headers = {"Content-Range": f"bytes {start}-{end - 1}/{size}"}
-            return await obj.send(request, start, end, 206, headers)
+            return await obj.send(request, start, end, size, 206, headers)
     first = await obj.first_piece()
     if first.data is not None and len(first.data) < PIECE:  # the whole object: one request
         return web.Response(body=bytes(first.data), headers=obj.headers(first.version))
-    return await obj.send(request, 0, await obj.size(), 200, {}, first)
+    size = await obj.size()
+    return await obj.send(request, 0, size, size, 200, {}, first)
 
 
 @dataclass
@@ -224,14 +225,17 @@ class _StoredObject:
         request: web.Request,
         start: int,
         end: int,
+        size: int,
         status: int,
         headers: dict[str, str],
         first: _Piece | None = None,
     ) -> web.StreamResponse:
-        """Bytes ``[start, end)`` piece by piece (``first``: the piece at ``start``, read),
-        each from the version the first came from. A later piece that cannot be read (the
-        object rewritten or removed meanwhile, a store error) ends the answer short: the
-        client sees a truncated body, never bytes of two versions."""
+        """Bytes ``[start, end)`` of the object of ``size`` bytes, piece by piece (``first``:
+        the piece at ``start``, read), each from the version the first came from. A later
+        piece that cannot be read (the object rewritten or removed meanwhile, a store error)
+        ends the answer short: the client sees a truncated body, never bytes of two
+        versions. A store that read the whole object to give the first piece (an HTTP server
+        that ignores ``Range``) is not asked again: the rest is sent from what it read."""
         if first is None:
             span = RangeByteRequest(start, min(end, start + PIECE))
             first = _Piece(*await self.store.get_with_version(self.path, span))
@@ -239,6 +243,9 @@ class _StoredObject:
                 raise self.missing()
         data, version = first.data, first.version
         first.data = None  # this frame holds the piece alone: let go of once sent
+        whole = None if data is None else _whole_object(data, size)
+        if whole is not None:
+            data = memoryview(whole)[start:end]
         response = web.StreamResponse(status=status, headers={**self.headers(version), **headers})
         response.content_length = end - start
         await response.prepare(request)
@@ -270,6 +277,17 @@ class _StoredObject:
             return response
         await response.write_eof()
         return response
+
+
+def _whole_object(piece: Buffer, size: int) -> Buffer | None:
+    """The whole object ``piece`` was cut from, when the store read all ``size`` bytes of it
+    to give the piece (an HTTP server that ignores ``Range``, an object stored
+    Content-Encoded): each later piece would be read whole again."""
+    with memoryview(piece) as view:
+        base = view.obj
+        if isinstance(base, bytes) and len(base) == size > len(view):
+            return base
+    return None
 
 
 async def _write_all(response: web.StreamResponse, data: Buffer) -> int:
