@@ -211,7 +211,12 @@ def _plane_index(entry: Entry, axis: str, text: str, level_shape: tuple[int, ...
             raise bad(axis, f"the image has no {axis!r} axis: use 0")
         return 0
     if value >= level_shape[index]:
-        raise ApiError(404, "out_of_range", f"{axis}={value} is out of range")
+        raise ApiError(
+            404,
+            "out_of_range",
+            f"{axis}={value} is out of range (axis {axis!r} of this level has "
+            f"{level_shape[index]}: 0..{level_shape[index] - 1})",
+        )
     return value
 
 
