@@ -134,10 +134,13 @@ async def test_head_of_a_region_reads_nothing(images: dict[str, Path]) -> None:
 
 
 async def test_a_plane_out_of_range_names_the_axis_and_its_size(tmp_path: Path) -> None:
-    """``z=5`` of 3 planes said only "z=5 is out of range"."""
+    """``z=5`` of 3 planes said only "z=5 is out of range"; a tile past the edge did not say
+    how many tiles there are."""
     path = tmp_path / "czyx.zarr"
     write_image(path, Spec(shape=(2, 3, 32, 32), chunks=(1, 1, 32, 32), levels=1))
     async with running(create_app({"img": str(path)})) as http:
         doc = await tile(http, "/api/datasets/img/tiles/0/0/5/0/0.png", 404)
         assert doc["error"] == "out_of_range"
         assert "z=5" in doc["message"] and "'z'" in doc["message"] and "0..2" in doc["message"]
+        doc = await tile(http, "/api/datasets/img/tiles/0/0/0/0/3.png", 404)
+        assert "col=3" in doc["message"] and "col 0..0" in doc["message"], doc

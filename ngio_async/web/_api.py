@@ -295,7 +295,13 @@ async def _tile(request: web.Request, state: WebState, entry: Entry) -> web.Stre
     size = state.tile_size
     height, width = lvl.shape[-2], lvl.shape[-1]
     if row * size >= height or col * size >= width:
-        raise ApiError(404, "out_of_range", f"tile row={row}, col={col} is outside level {level}")
+        rows, cols = -(-height // size), -(-width // size)
+        raise ApiError(
+            404,
+            "out_of_range",
+            f"tile row={row}, col={col} is outside level {level} "
+            f"({rows} x {cols} tiles: row 0..{rows - 1}, col 0..{cols - 1})",
+        )
     query = parse_tile_query(single_values(request.query), entry.n_channels, ds.metadata.channels)
     if query.channels is not None:
         _check_channel_count(state, len(query.channels), entry.n_channels)
