@@ -5,7 +5,6 @@ counted by ``InstrumentedStore``; the app on a loopback AppRunner or ``serve``."
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import io
 import logging
@@ -15,9 +14,9 @@ import aiohttp
 import anyio
 import numpy as np
 import pytest
-from aiohttp import web
 from images import Spec, upload, write_image
 from servers import StaticServer
+from webapp import running
 
 from ngio_async import open_async
 from ngio_async.images import Dataset
@@ -26,27 +25,10 @@ from ngio_async.web import create_app, serve
 from ngio_async.web._app import STATE
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable
+    from collections.abc import Callable
     from pathlib import Path
 
     from servers import S3Server
-
-
-@contextlib.asynccontextmanager
-async def running(app: web.Application) -> AsyncIterator[tuple[aiohttp.ClientSession, int]]:
-    """``app`` on 127.0.0.1 (a free port): a client session for it (no connection limit) and
-    the port."""
-    runner = web.AppRunner(app, handler_cancellation=True)
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = runner.addresses[0][1]
-        connector = aiohttp.TCPConnector(limit=0)
-        async with aiohttp.ClientSession(f"http://127.0.0.1:{port}", connector=connector) as http:
-            yield http, port
-    finally:
-        await runner.cleanup()
 
 
 @pytest.fixture(scope="module")

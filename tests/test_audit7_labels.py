@@ -4,15 +4,12 @@ Real files; the app on a loopback AppRunner."""
 
 from __future__ import annotations
 
-import io
 import json
 import tracemalloc
 from typing import TYPE_CHECKING
 
-import aiohttp
 import numpy as np
-from aiohttp import web
-from PIL import Image
+from webapp import png_rgb, running
 
 import ngio_async
 from ngio_async.web import create_app
@@ -47,26 +44,19 @@ async def test_a_full_resolution_label_on_a_coarse_level_reads_what_it_shows(
             }
         )
     )
-    runner = web.AppRunner(create_app({"img": str(url)}, tile_size=128))
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = runner.addresses[0][1]
-        async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as http:
-            target = "/api/datasets/img/tiles/4/0/0/0/0.png?window=0:1&labels=cells&label_opacity=1"
-            await (await http.get(target)).read()  # the label image opened
-            tracemalloc.start()
-            try:
-                resp = await http.get(target)
-                body = await resp.read()
-                peak = tracemalloc.get_traced_memory()[1]
-            finally:
-                tracemalloc.stop()
-    finally:
-        await runner.cleanup()
+    app = create_app({"img": str(url)}, tile_size=128)
+    async with running(app, handler_cancellation=False) as (http, _):
+        target = "/api/datasets/img/tiles/4/0/0/0/0.png?window=0:1&labels=cells&label_opacity=1"
+        await (await http.get(target)).read()  # the label image opened
+        tracemalloc.start()
+        try:
+            resp = await http.get(target)
+            body = await resp.read()
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
     assert resp.status == 200, body
-    painted = (np.asarray(Image.open(io.BytesIO(body)).convert("RGB")) != 0).any(axis=2)
+    painted = (png_rgb(body) != 0).any(axis=2)
     i, j = np.indices((128, 128))  # each tile pixel shows label pixel (16 i + 8, 16 j + 8)
     assert painted.tolist() == ((i + j) % 2 == 0).tolist()
     # was over 16 MiB (the label's whole region under the tile); now the tile's pixels and

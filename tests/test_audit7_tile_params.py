@@ -3,46 +3,22 @@ thousands of times, a parameter given twice. Real files, the app on a loopback A
 
 from __future__ import annotations
 
-import contextlib
-import io
 from typing import TYPE_CHECKING, Any
 
-import aiohttp
 import numpy as np
 import pytest
 import zarr
-from aiohttp import web
 from images import Spec, write_image
-from PIL import Image
+from webapp import png_rgb, running
 
 from ngio_async import open_async
 from ngio_async.stores import InstrumentedStore, open_store
 from ngio_async.web import create_app
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
     from pathlib import Path
 
-    from numpy.typing import NDArray
-
-
-@contextlib.asynccontextmanager
-async def running(app: web.Application) -> AsyncIterator[aiohttp.ClientSession]:
-    """``app`` on 127.0.0.1 (a free port) and a client session for it."""
-    runner = web.AppRunner(app, handler_cancellation=True)
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = runner.addresses[0][1]
-        async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as http:
-            yield http
-    finally:
-        await runner.cleanup()
-
-
-def decode(body: bytes) -> NDArray[Any]:
-    return np.asarray(Image.open(io.BytesIO(body)).convert("RGB"))
+    import aiohttp
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +42,7 @@ async def tile(http: aiohttp.ClientSession, path: str, status: int = 200) -> Any
     resp = await http.get(path)
     body = await resp.read()
     assert resp.status == status, body
-    return decode(body) if status == 200 else await resp.json()
+    return png_rgb(body) if status == 200 else await resp.json()
 
 
 async def test_a_channel_listed_thousands_of_times_is_refused(images: dict[str, Path]) -> None:
@@ -75,7 +51,7 @@ async def test_a_channel_listed_thousands_of_times_is_refused(images: dict[str, 
     store = InstrumentedStore(open_store(images["two"]))
     async with store, await open_async(store) as ds:
         app = create_app({"img": ds}, max_region_pixels=64 * 64 * 4, tile_size=64)
-        async with running(app) as http:
+        async with running(app) as (http, _):
             base = "/api/datasets/img/tiles/0/0/0/0/0.png"
             doc = await tile(http, f"{base}?c={','.join(['0'] * 2000)}", 413)
             assert doc["error"] == "too_many_channels" and "'c'" in doc["message"], doc
@@ -87,7 +63,7 @@ async def test_a_channel_listed_thousands_of_times_is_refused(images: dict[str, 
             assert len(gets) == len(set(gets)) == 8  # 2 channels x 4 chunks, each once
             # every channel of the image once is always allowed, whatever the budget
             small = create_app({"img": ds}, max_region_pixels=64 * 64, tile_size=64)
-            async with running(small) as http2:
+            async with running(small) as (http2, _):
                 rgb = await tile(http2, f"{base}?c=0,1")
                 assert rgb.shape == (64, 64, 3)
                 doc = await tile(http2, f"{base}?c=0,1,1", 413)
@@ -108,7 +84,7 @@ async def test_a_parameter_given_twice_is_a_400_naming_it(
 ) -> None:
     """``?c=0&c=1`` answered channel 0 alone (the second silently dropped)."""
     app = create_app({"img": str(images["two"])})
-    async with running(app) as http:
+    async with running(app) as (http, _):
         resp = await http.get(f"/api/datasets/img/{path}")
         doc = await resp.json()
         assert resp.status == 400, doc
@@ -120,7 +96,7 @@ async def test_head_of_a_region_reads_nothing(images: dict[str, Path]) -> None:
     """HEAD of a region read and encoded it all (a 64 Mi-element region for its length);
     its headers now come from the selection, the same as the GET's."""
     store = InstrumentedStore(open_store(images["two"]))
-    async with store, await open_async(store) as ds, running(create_app({"img": ds})) as http:
+    async with store, await open_async(store) as ds, running(create_app({"img": ds})) as (http, _):
         for query in ("", "?c=1&y=3:40", "?c=0&y=5&x=7"):
             store.reset()
             head = await http.head(f"/api/datasets/img/region.npy{query}")
@@ -138,7 +114,7 @@ async def test_a_plane_out_of_range_names_the_axis_and_its_size(tmp_path: Path) 
     how many tiles there are."""
     path = tmp_path / "czyx.zarr"
     write_image(path, Spec(shape=(2, 3, 32, 32), chunks=(1, 1, 32, 32), levels=1))
-    async with running(create_app({"img": str(path)})) as http:
+    async with running(create_app({"img": str(path)})) as (http, _):
         doc = await tile(http, "/api/datasets/img/tiles/0/0/5/0/0.png", 404)
         assert doc["error"] == "out_of_range"
         assert "z=5" in doc["message"] and "'z'" in doc["message"] and "0..2" in doc["message"]

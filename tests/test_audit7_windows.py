@@ -3,44 +3,21 @@ numpy warnings. Real files, the app on a loopback AppRunner."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 from typing import TYPE_CHECKING, Any
 
-import aiohttp
 import numpy as np
 import pytest
 import zarr
-from aiohttp import web
 from images import Spec, write_image
-from PIL import Image
+from webapp import png_rgb, running
 
 from ngio_async.web import create_app
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
     from pathlib import Path
 
+    import aiohttp
     from numpy.typing import NDArray
-
-
-@contextlib.asynccontextmanager
-async def running(app: web.Application) -> AsyncIterator[aiohttp.ClientSession]:
-    """``app`` on 127.0.0.1 (a free port) and a client session for it."""
-    runner = web.AppRunner(app, handler_cancellation=True)
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = runner.addresses[0][1]
-        async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as http:
-            yield http
-    finally:
-        await runner.cleanup()
-
-
-def decode(body: bytes) -> NDArray[Any]:
-    return np.asarray(Image.open(io.BytesIO(body)).convert("RGB"))
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +39,7 @@ async def tile(http: aiohttp.ClientSession, path: str) -> NDArray[Any]:
     resp = await http.get(path)
     body = await resp.read()
     assert resp.status == 200, body
-    return decode(body)
+    return png_rgb(body)
 
 
 async def test_windows_past_float32_render_as_they_say(images: dict[str, Path]) -> None:
@@ -70,7 +47,7 @@ async def test_windows_past_float32_render_as_they_say(images: dict[str, Path]) 
     answered 500 (numpy's overflow and divide-by-zero warnings in the render thread, which
     run as errors here and are stderr noise elsewhere) or drew the wrong colour."""
     app = create_app({name: str(path) for name, path in images.items()})
-    async with running(app) as http:
+    async with running(app) as (http, _):
         base = "/api/datasets/f64/tiles/0/0/0/0/0.png"
         rgb = await tile(http, f"{base}?window=-1e308:1e308")
         # 0 is half way (127.5), +-1e300 a 200,000th of the span either side; NaN is black

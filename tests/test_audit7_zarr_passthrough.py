@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import anyio
 import pytest
-from aiohttp import web
 from images import Spec, upload, write_image
 from servers import Faults, StaticServer
+from webapp import running
 
 from ngio_async import open_async
 from ngio_async.stores import InstrumentedStore, open_store
@@ -30,21 +30,6 @@ if TYPE_CHECKING:
     from servers import S3Server
 
 BIG = 5 * PIECE + 12345
-
-
-@contextlib.asynccontextmanager
-async def running(app: web.Application) -> AsyncIterator[aiohttp.ClientSession]:
-    """``app`` on 127.0.0.1 (a free port) and a client session for it."""
-    runner = web.AppRunner(app, handler_cancellation=True)
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = runner.addresses[0][1]
-        async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as http:
-            yield http
-    finally:
-        await runner.cleanup()
 
 
 @pytest.fixture
@@ -65,7 +50,11 @@ async def served(image: Path) -> AsyncIterator[tuple[aiohttp.ClientSession, Inst
     server = StaticServer(image.parent).start()
     try:
         store = InstrumentedStore(open_store(server.url + image.name))
-        async with store, await open_async(store) as ds, running(create_app({"img": ds})) as http:
+        async with (
+            store,
+            await open_async(store) as ds,
+            running(create_app({"img": ds})) as (http, _),
+        ):
             store.reset()
             yield http, store
     finally:
@@ -98,7 +87,7 @@ async def test_a_large_object_is_sent_in_pieces(image: Path) -> None:
         assert resp.headers["Content-Range"] == f"bytes 100-{BIG - 1}/{BIG}"
         assert await drain(resp) == (BIG - 100, hashlib.sha256(data[100:]).hexdigest())
     # what the server holds meanwhile (a local store: no test server in this process)
-    async with running(create_app({"img": str(image)})) as http:
+    async with running(create_app({"img": str(image)})) as (http, _):
         tracemalloc.start()
         try:
             resp = await http.get("/zarr/img/big.bin")
@@ -145,7 +134,7 @@ async def test_an_empty_object_over_http(image: Path) -> None:
     server = StaticServer(image.parent).start()
     try:
         app = create_app({"img": server.url + image.name})
-        async with running(app) as http:
+        async with running(app) as (http, _):
             resp = await http.get("/zarr/img/empty.bin")
             assert resp.status == 200, await resp.text()
             assert await resp.read() == b""
@@ -209,7 +198,7 @@ async def test_pieces_on_s3(
     store = InstrumentedStore(open_store(s3_server.fresh_url(), **s3_server.options()))
     async with store:
         await upload(image, store)
-        async with await open_async(store) as ds, running(create_app({"img": ds})) as http:
+        async with await open_async(store) as ds, running(create_app({"img": ds})) as (http, _):
             store.reset()
             resp = await http.get("/zarr/img/big.bin")
             assert resp.status == 200 and await resp.read() == data
@@ -230,7 +219,7 @@ async def test_a_server_that_ignores_ranges_is_read_once(image: Path) -> None:
     data = (image / "big.bin").read_bytes()
     server = StaticServer(image.parent, faults=Faults(ignore_range=True)).start()
     try:
-        async with running(create_app({"img": server.url + image.name})) as http:
+        async with running(create_app({"img": server.url + image.name})) as (http, _):
             for _ in range(2):  # the first time, the store learns that ranges are ignored
                 server.requests.clear()
                 resp = await http.get("/zarr/img/big.bin")
