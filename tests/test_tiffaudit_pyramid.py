@@ -71,3 +71,13 @@ async def test_a_pyramid_of_other_factors_still_reaches_the_default_depth(tmp_pa
     await ngio_async.convert(tmp_path / "x4.tif", tmp_path / "x4.ome.zarr")
     async with ngio_async.open_async(tmp_path / "x4.ome.zarr") as ds:
         assert [lvl.shape[-1] for lvl in ds.levels] == [2048, 1024, 512, 256]
+
+
+async def test_fewer_levels_asked_are_copied_from_the_file(tmp_path: Path) -> None:
+    # levels=2 of a 3-level file: its first two levels, copied (they were computed anew)
+    base = (np.arange(2 * 512 * 512) % 4001).astype(np.uint16).reshape(2, 512, 512)
+    _pyramid_tiff(tmp_path / "pyr.ome.tif", base)
+    await ngio_async.convert(tmp_path / "pyr.ome.tif", tmp_path / "two.ome.zarr", levels=2)
+    async with ngio_async.open_async(tmp_path / "two.ome.zarr") as ds:
+        assert len(ds.levels) == 2
+        np.testing.assert_array_equal(await ds.levels[1][...], base[:, ::2, ::2])

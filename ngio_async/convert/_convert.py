@@ -828,12 +828,11 @@ async def _copy_level(
 
 def _own_levels(src: ImageSource, plan: ImagePlan) -> int:
     """How many levels of ``plan`` to copy from ``src``: all of them when ``src`` stores
-    exactly those levels (a pyramidal TIFF), else 1 (the others are built)."""
-    shapes = getattr(src, "level_shapes", None)
+    those levels (a pyramidal TIFF; its first ones when fewer are asked), else 1 (the others
+    are built)."""
+    shapes = [tuple(s) for s in getattr(src, "level_shapes", ())]
     wanted = [tuple(a.shape) for a in plan.arrays]
-    if len(wanted) > 1 and shapes is not None and [tuple(s) for s in shapes] == wanted:
-        return len(wanted)
-    return 1
+    return len(wanted) if len(wanted) > 1 and shapes[: len(wanted)] == wanted else 1
 
 
 def _copied_levels(src: ImageSource) -> int | None:
