@@ -20,9 +20,9 @@ metadata pointing at missing nodes:
 A failure at any step leaves the name unlisted until the new label image is complete: the
 listing never names a label that does not open.
 
-Listing updates of one dataset object are serialised by a lock; two processes creating labels
-of different names in the same image at once can still lose a listing entry (stores offer no
-compare-and-swap here).
+Listing updates of one dataset object are serialised by a lock, and each is a compare-and-swap
+(``store.update``): labels of other names created meanwhile, by other dataset objects or
+processes, stay listed.
 """
 
 from __future__ import annotations
