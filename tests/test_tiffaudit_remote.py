@@ -3,7 +3,7 @@ region fetches its own rows, not the whole plane."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
@@ -60,3 +60,40 @@ async def test_a_remote_one_strip_tiff_converts_exactly(
         np.testing.assert_array_equal(await ds.read(), data)
     async with ngio_async.open_async(http_server.url + "s.tif") as tiff:
         np.testing.assert_array_equal(await tiff.read(), data)
+
+
+def _one_strip(path: Path, data: np.ndarray[Any, Any]) -> int:
+    """``data`` as one deflate strip at ``path``; returns the strip's byte count."""
+    tifffile.imwrite(
+        path, data, rowsperstrip=data.shape[0], compression="zlib", photometric="minisblack"
+    )
+    with tifffile.TiffFile(path) as tif:
+        (count,) = tif.pages.first.databytecounts
+    return int(count)
+
+
+@pytest.mark.parametrize("layout", ["even", "noisy-top"])
+async def test_a_region_of_a_remote_compressed_strip_fetches_a_share_of_it(
+    http_server: StaticServer, http_root: Path, layout: str
+) -> None:
+    # every region of a plane stored as one deflate strip fetched the whole strip: a
+    # conversion's shards fetched it once each
+    # (past the 256 KiB the open reads and keeps)
+    data = np.random.default_rng(5).integers(0, 4000, (2048, 512)).astype(np.uint16)
+    if layout == "noisy-top":  # the top quarter holds nearly all the bytes: the share misses
+        data[512:] = 7
+    count = _one_strip(http_root / "one.tif", data)
+    async with await TiffReader().open(http_server.url + "one.tif") as source:
+        http_server.reset()
+        top = (slice(0, 512), slice(100, 300))
+        np.testing.assert_array_equal(await source.read(top), data[top])
+        fetched = _fetched(http_server, "one.tif")
+        gets = len([r for r in http_server.requests if r.range])
+        if layout == "even":
+            assert fetched < count // 2, (fetched, count)
+            assert gets == 1
+        else:
+            assert fetched <= count + 64 * 1024
+            assert gets == 2  # the share, then the strip's rest at once
+        bottom = (slice(2000, 2048), slice(0, 512))
+        np.testing.assert_array_equal(await source.read(bottom), data[bottom])
