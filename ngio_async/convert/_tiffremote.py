@@ -13,9 +13,12 @@ and no thread bridges back to the event loop.
   one request (tifffile writes each page's IFD next to its pixels: an 8-page 4-channel
   pyramid took 8 requests).
 - **Reading a region** computes, from the pages' ``dataoffsets`` / ``databytecounts``, the
-  tiles or strips it overlaps, fetches them concurrently with ``store.get_ranges`` (close
-  ranges coalesced, bounded by the store's limiter), then decodes in a worker thread through
-  tifffile's zarr view. The fetched bytes are dropped after the read (the header stays).
+  bytes it needs: uncompressed pixels, the region's own rows; deflate strips, the share of
+  each strip down to the region's last row (the rest on a miss); other tiles or strips, those
+  it overlaps. It fetches them concurrently with ``store.get_ranges`` (close ranges
+  coalesced, bounded by the store's limiter), then decodes in a worker thread (deflate strips
+  piece by piece, others through tifffile's zarr view). The fetched bytes are dropped after
+  the read (the header stays).
 """
 
 from __future__ import annotations
