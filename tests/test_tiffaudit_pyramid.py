@@ -81,3 +81,18 @@ async def test_fewer_levels_asked_are_copied_from_the_file(tmp_path: Path) -> No
     async with ngio_async.open_async(tmp_path / "two.ome.zarr") as ds:
         assert len(ds.levels) == 2
         np.testing.assert_array_equal(await ds.levels[1][...], base[:, ::2, ::2])
+
+
+async def test_each_pyramidal_position_of_an_ome_tiff_keeps_its_levels(tmp_path: Path) -> None:
+    base = (np.arange(512 * 512) % 4001).astype(np.uint16).reshape(512, 512)
+    with tifffile.TiffWriter(tmp_path / "two.ome.tif", ome=True) as tif:
+        for k in range(2):
+            tif.write(base + k, subifds=2, tile=(128, 128), metadata={"axes": "YX"})
+            tif.write((base + k)[::2, ::2], subfiletype=1, tile=(128, 128))
+            tif.write((base + k)[::4, ::4], subfiletype=1, tile=(128, 128))
+    result = await ngio_async.convert(tmp_path / "two.ome.tif", tmp_path / "two.ome.zarr")
+    assert result.series == ("0", "1")
+    for k in range(2):
+        async with ngio_async.open_async(tmp_path / "two.ome.zarr", path=str(k)) as ds:
+            assert len(ds.levels) == 3
+            np.testing.assert_array_equal(await ds.levels[2][...], (base + k)[::4, ::4])
