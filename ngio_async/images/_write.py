@@ -643,8 +643,8 @@ if TYPE_CHECKING:
 
 
 def fit_data(data: Any, shape: tuple[int, ...], dtype: np.dtype[Any], where: str) -> NDArray[Any]:
-    """``data`` broadcast to ``shape`` (numpy assignment rules), or a ``ValueError`` naming the
-    shapes and ``where``; text or objects into a numeric level are refused the same way, and
+    """``data`` broadcast to ``shape`` (numpy assignment rules: leading axes of length 1 beyond
+    ``shape`` are dropped), or a ``ValueError`` naming the shapes and ``where``; text or objects into a numeric level are refused the same way, and
     values that are no value of ``dtype`` too: Python numbers as numpy assignment refuses them
     (``70000`` or ``-1`` for ``uint16``, NaN for an integer type), arrays whose values would
     wrap or be made up by the cast (:func:`_check_in_range`)."""
@@ -668,6 +668,9 @@ def fit_data(data: Any, shape: tuple[int, ...], dtype: np.dtype[Any], where: str
             raise ValueError(f"{_short(data)} is not a {dtype} value ({where}): {exc}") from None
     elif dtype.kind in "iuf" and given.dtype != dtype and given.size:
         _check_in_range(given, dtype, where)
+    extra = given.ndim - len(shape)
+    if extra > 0 and all(n == 1 for n in given.shape[:extra]):  # numpy assignment drops them
+        given = given.reshape(given.shape[extra:])
     try:
         return np.broadcast_to(given, shape)
     except ValueError:
