@@ -922,7 +922,7 @@ def _squeezed(out: NDArray[Any], selection: tuple[Any, ...]) -> NDArray[Any]:
     )
 
 
-def runs(direct: _Direct, selection: tuple[Any, ...]) -> list[tuple[int, int]]:
+def _runs(direct: _Direct, selection: tuple[Any, ...]) -> list[tuple[int, int]]:
     """``(offset, bytes)`` in the file of each contiguous run of ``selection`` (integers and
     step-1 slices) of a level :func:`_direct` located (a row segment, or several whole rows of
     a page), in the region's C order; all runs are of one length."""
@@ -949,12 +949,12 @@ def _read_contiguous(
     source: ByteSource, direct: _Direct, selection: tuple[Any, ...]
 ) -> NDArray[Any]:
     """``array[selection]`` (integers and step-1 slices) of a level :func:`_direct` located,
-    one read per contiguous run of the region (:func:`runs`): no more bytes than the region's
+    one read per contiguous run of the region (:func:`_runs`): no more bytes than the region's
     are read or kept."""
     bounds = _bounds(selection, direct[2])
     out = np.empty([b - a for a, b in bounds], direct[1])
     if out.size:
-        spans = runs(direct, selection)
+        spans = _runs(direct, selection)
         for row, (offset, _) in zip(out.reshape(len(spans), -1), spans, strict=True):
             source.fill_at(offset, memoryview(row.view(np.uint8).data))
     return _squeezed(out, selection)

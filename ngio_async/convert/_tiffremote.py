@@ -35,7 +35,7 @@ import anyio
 
 from .._errors import CodecError, NotFoundError, StoreError, UnsupportedError
 from ..stores import RangeByteRequest, open_store
-from ._tiff import ByteSource, TiffSource, _bounds, _direct, _Strips, _strips, runs
+from ._tiff import ByteSource, TiffSource, _bounds, _direct, _runs, _Strips, _strips
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -261,7 +261,7 @@ class RemoteTiffSource(TiffSource):
         Uncompressed pixels: the byte runs of the region itself (not whole strips)."""
         direct, strips = self._direct[level], self._strips[level]
         if direct is not None:
-            spans = runs(direct, self._source_selection(region))
+            spans = _runs(direct, self._source_selection(region))
             return _merged([(offset, offset + n) for offset, n in spans])
         if strips is not None:
             return _strip_shares(strips, self._source_selection(region))
