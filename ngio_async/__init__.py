@@ -5,6 +5,7 @@ The library is asyncio-only: obstore, aiohttp and zarr's async API run on asynci
 
 from __future__ import annotations
 
+import copyreg
 import importlib
 import sys
 import types
@@ -169,4 +170,8 @@ if not TYPE_CHECKING:  # type checkers see the imports above, and no catch-all
             if not (name in _HOME and isinstance(value, types.ModuleType)):
                 super().__setattr__(name, value)
 
+    def _by_name(module: _Package) -> tuple[Any, tuple[str]]:
+        return importlib.import_module, (module.__name__,)
+
     sys.modules[__name__].__class__ = _Package
+    copyreg.pickle(_Package, _by_name)  # pickled by reference, as modules are (cloudpickle)

@@ -88,3 +88,18 @@ def test_ngio_async_convert_stays_the_function(first: str) -> None:
         "from ngio_async.convert import convert\nassert convert is ngio_async.convert"
     )
     assert "numpy" in _loaded_after(code)
+
+
+def test_a_function_using_the_package_pickles_with_cloudpickle() -> None:
+    """dask.distributed ships a script's functions with cloudpickle: one that uses
+    ``ngio_async`` takes the package along by reference, as any module."""
+    import pickle
+
+    import cloudpickle  # type: ignore[import-untyped]
+
+    def uses_it() -> object:
+        return ngio_async.Limits
+
+    again = pickle.loads(cloudpickle.dumps(uses_it))
+    assert again() is ngio_async.Limits
+    assert pickle.loads(pickle.dumps(ngio_async)) is ngio_async
