@@ -54,3 +54,23 @@ def test_a_versioned_04_plate_keeps_its_versions(tmp_path: Path) -> None:
     assert json.loads((root / ".zattrs").read_text())["plate"]["version"] == "0.4"
     for well in ("A/1", "A/2"):
         assert json.loads((root / well / ".zattrs").read_text())["well"]["version"] == "0.4"
+
+
+def test_replacing_the_only_field_of_an_unversioned_04_plate_adds_no_version(
+    tmp_path: Path,
+) -> None:
+    """``add_image(overwrite=True)`` of a plate's only field unlists its well for a while (the
+    plate has no well then); the plate and well came back with ``"version": "0.4"``."""
+    root = tmp_path / "p.zarr"
+    with ngio_async.create_plate(root, rows=["A"], columns=["1"], ngff_version="0.4") as plate:
+        plate.add_image("A", "1", shape=(8, 8), dtype="uint8").close()
+    _drop_version(root / ".zattrs")
+    _drop_version(root / "A/1/.zattrs")
+    with ngio_async.open_plate(root, mode="r+") as plate:
+        plate.add_image("A", "1", shape=(4, 4), dtype="uint8", overwrite=True).close()
+    plate_doc = json.loads((root / ".zattrs").read_text())
+    assert "version" not in plate_doc["plate"]
+    assert "ngio_async" not in plate_doc  # no note of the pending layout is left
+    assert json.loads((root / "A/1/.zattrs").read_text()) == {"well": {"images": [{"path": "0"}]}}
+    with ngio_async.open_plate(root) as plate, plate.image("A", "1") as fov:
+        assert fov.shape == (4, 4)

@@ -140,8 +140,9 @@ def _ngff_attrs(body: dict[str, Any], key: str, version: str) -> dict[str, Any]:
     return {"ome": {"version": version, key: body}}
 
 
-def _pending_meta(body: Any, version: str, where: str) -> PlateMeta:
-    """The :class:`~ngio_async.meta.Plate` of a pending layout (every rule checked; no wells)."""
+def _pending_meta(body: Any, version: str, where: str, unversioned: bool = False) -> PlateMeta:
+    """The :class:`~ngio_async.meta.Plate` of a pending layout (every rule checked; no wells);
+    ``unversioned``: of a 0.4 plate stored without ``version`` (marked as decoded so)."""
     from msgspec.structs import replace
 
     try:
@@ -157,7 +158,10 @@ def _pending_meta(body: Any, version: str, where: str) -> PlateMeta:
     except MetadataError as exc:
         raise MetadataError(f"{where}: pending plate layout: {exc.rule}", exc.path) from None
     assert plate is not None
-    return replace(plate, wells=[])
+    plate = replace(plate, wells=[])
+    if unversioned and version == "0.4":
+        plate.extra[_UNVERSIONED] = True
+    return plate
 
 
 def _name(value: Any, what: str) -> str:
@@ -869,8 +873,10 @@ class Plate(StoreNode):
                 pending = attrs.get(PENDING_KEY)
                 body = ngff.get("plate")
                 stored = isinstance(body, dict)  # its 'version' (or none) is kept
+                unversioned = stored and self.version == "0.4" and "version" not in body
                 if not isinstance(body, dict) and isinstance(pending, dict):
                     body = pending.get("plate")
+                    unversioned = pending.get(_UNVERSIONED_KEY) is True
                 if not isinstance(body, dict):
                     raise MetadataError(f"{self.store.url}/{key} holds no plate")
                 body = dict(body)  # a 0.5 'version' written by others (ome-zarr-py) is kept
@@ -883,10 +889,11 @@ class Plate(StoreNode):
                         pending[_DERIVED_KEY] = sorted(derived)
                 if isinstance(pending, dict):
                     pending.pop("plate", None)
+                    pending.pop(_UNVERSIONED_KEY, None)
                     if not pending:
                         attrs.pop(PENDING_KEY)
                 if body["wells"]:
-                    if self.version == "0.4" and not stored:
+                    if self.version == "0.4" and not stored and not unversioned:
                         body["version"] = "0.4"
                     ngff["plate"] = body
                     checked = validate(attrs, kind="plate")  # never write an invalid document
@@ -897,8 +904,13 @@ class Plate(StoreNode):
                     if self.version != "0.4" and set(ngff) <= {"version"}:
                         attrs.pop("ome", None)
                     body.pop("version", None)
-                    attrs.setdefault(PENDING_KEY, {})["plate"] = body
-                    metadata = _pending_meta(body, self.version, f"{self.store.url}/{key}")
+                    kept = attrs.setdefault(PENDING_KEY, {})
+                    kept["plate"] = body
+                    if unversioned:  # listed again, it stays without one
+                        kept[_UNVERSIONED_KEY] = True
+                    metadata = _pending_meta(
+                        body, self.version, f"{self.store.url}/{key}", unversioned
+                    )
                 out[:] = [metadata, derived]
                 return write_document(doc)
 
@@ -910,6 +922,8 @@ class Plate(StoreNode):
 
 
 _DERIVED_KEY = "maximumfieldcount_kept"
+#: in the pending layout of a 0.4 plate whose wells were all unlisted: it had no 'version'
+_UNVERSIONED_KEY = "plate_unversioned"
 
 
 def _derived_of(attrs: dict[str, Any]) -> set[int]:
@@ -994,7 +1008,9 @@ async def _read_pending(store: AsyncStore, root: str) -> tuple[PlateMeta, str] |
         body = pending.get("plate") if isinstance(pending, dict) else None
         if not isinstance(body, dict):
             return None
-        return _pending_meta(body, version, f"{store.url.rstrip('/')}/{key}"), version
+        where = f"{store.url.rstrip('/')}/{key}"
+        unversioned = pending.get(_UNVERSIONED_KEY) is True if isinstance(pending, dict) else False
+        return _pending_meta(body, version, where, unversioned), version
     return None
 
 
