@@ -873,7 +873,8 @@ class Plate(StoreNode):
                 pending = attrs.get(PENDING_KEY)
                 body = ngff.get("plate")
                 stored = isinstance(body, dict)  # its 'version' (or none) is kept
-                unversioned = stored and self.version == "0.4" and "version" not in body
+                unversioned = isinstance(body, dict) and "version" not in body
+                unversioned = unversioned and self.version == "0.4"
                 if not isinstance(body, dict) and isinstance(pending, dict):
                     body = pending.get("plate")
                     unversioned = pending.get(_UNVERSIONED_KEY) is True
