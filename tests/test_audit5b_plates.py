@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import pytest
 
 import ngio_async
 
@@ -74,3 +76,29 @@ def test_replacing_the_only_field_of_an_unversioned_04_plate_adds_no_version(
     assert json.loads((root / "A/1/.zattrs").read_text()) == {"well": {"images": [{"path": "0"}]}}
     with ngio_async.open_plate(root) as plate, plate.image("A", "1") as fov:
         assert fov.shape == (4, 4)
+
+
+def test_add_image_argument_mistakes_name_add_image(tmp_path: Path) -> None:
+    """A misspelt or missing ``add_image`` option was reported as ``plan_image() got an
+    unexpected keyword argument`` (an internal function); store options, which the plate's
+    store already has, are refused too. Nothing is written."""
+    root = tmp_path / "p.zarr"
+    with ngio_async.create_plate(root, rows=["A"], columns=["1"]) as plate:
+        before = sorted(p.name for p in root.rglob("*"))
+        cases: list[tuple[dict[str, Any], str]] = [
+            (
+                {"shape": (8, 8), "dtype": "uint8", "colour": "red"},
+                "got an unexpected keyword argument 'colour'",
+            ),
+            (
+                {"shape": (8, 8), "dtype": "uint8", "endpoint": "x"},
+                "got an unexpected keyword argument 'endpoint'",
+            ),
+            ({"dtype": "uint8"}, "missing the keyword argument 'shape'"),
+            ({"shape": (8, 8)}, "missing the keyword argument 'dtype'"),
+        ]
+        for options, message in cases:
+            with pytest.raises(TypeError, match=rf"^add_image\(\) {message}"):
+                plate.add_image("A", "1", **options)
+        assert sorted(p.name for p in root.rglob("*")) == before
+        assert plate.wells == []

@@ -65,6 +65,7 @@ from ..meta import (
 from ..meta._validate import _UNVERSIONED
 from ..meta.zarr import encode_group_v2, encode_group_v3
 from ._create import (
+    _PLAN_KEYS,
     ImagePlan,
     _claim,
     _open_target,
@@ -519,9 +520,12 @@ class Plate(StoreNode):
                 f"ngff_version {version!r}: the fields of a {self.version} plate are "
                 f"{self.version} images"
             )
-        for key in ("url", "path", "limits"):
-            if key in create_options:
+        for key in create_options:  # the plate's store and limits are the field's
+            if key not in _FIELD_OPTIONS:
                 raise TypeError(f"add_image() got an unexpected keyword argument {key!r}")
+        for key in ("shape", "dtype"):
+            if key not in create_options:
+                raise TypeError(f"add_image() missing the keyword argument {key!r}")
         ngff: Literal["0.4", "0.5"] = "0.4" if self.version == "0.4" else "0.5"
         plan = plan_image(ngff_version=ngff, **create_options)  # before any I/O
         first = await self._first_field_paths()
@@ -923,6 +927,8 @@ class Plate(StoreNode):
 
 
 _DERIVED_KEY = "maximumfieldcount_kept"
+#: the options of :meth:`Plate.add_image` passed on to :func:`plan_image`
+_FIELD_OPTIONS = _PLAN_KEYS | {"level_shapes", "level_translations"}
 #: in the pending layout of a 0.4 plate whose wells were all unlisted: it had no 'version'
 _UNVERSIONED_KEY = "plate_unversioned"
 
