@@ -343,3 +343,44 @@ async def test_overwrite_cut_off_leaves_nothing_dangling_and_a_retry_replaces(
         assert ds.shape == (16, 40)
         assert (await ds[...] == 2).all()
         assert await ds.labels.names() == []
+
+
+async def test_tile_writer_cut_off_raises_and_a_rewrite_gives_the_full_pyramid(
+    s3_server: S3Server, proxy: WriteCutProxy
+) -> None:
+    """``writer(pyramid=True)`` whose writes are refused from the n-th on: leaving the block
+    raises the store's error (no hang, no partial success reported); writing everything again
+    (answered) gives the pyramid a full rebuild gives."""
+    url = s3_server.fresh_url()
+    data = np.random.default_rng(1).integers(0, 9, (40, 36), dtype=np.uint8)
+    async with ngio_async.create_async(
+        url, shape=data.shape, dtype="uint8", chunks=(8, 8), shards=(16, 16), levels=3,
+        **options(s3_server, s3_server.endpoint),
+    ):  # fmt: skip
+        pass
+    tiles = [(slice(y, y + 8), slice(x, x + 12)) for y in range(0, 40, 8) for x in range(0, 36, 12)]
+
+    async def write_all(ds: ngio_async.Dataset) -> None:
+        async with ds.writer(pyramid=True, max_pending=4) as w:
+            for region in tiles:
+                await w.write((region, data[region]))
+
+    for allow in (0, 3, 9):
+        proxy.allow, proxy.writes = allow, 0
+        try:
+            async with await ngio_async.open_async(
+                url, mode="r+", **options(s3_server, proxy.url)
+            ) as ds:
+                with pytest.raises(NgioError, match="500"):
+                    await write_all(ds)
+        finally:
+            proxy.allow = -1
+    async with await ngio_async.open_async(
+        url, mode="r+", **options(s3_server, s3_server.endpoint)
+    ) as ds:
+        await write_all(ds)
+        expected = [data]
+        for _ in range(2):
+            expected.append(downsample(expected[-1], (2, 2), "mean"))
+        for lvl, want in zip(ds.levels, expected, strict=True):
+            np.testing.assert_array_equal(await lvl[...], want)
