@@ -102,3 +102,21 @@ def test_add_image_argument_mistakes_name_add_image(tmp_path: Path) -> None:
                 plate.add_image("A", "1", **options)
         assert sorted(p.name for p in root.rglob("*")) == before
         assert plate.wells == []
+
+
+def test_a_field_too_small_for_the_first_fields_levels_says_where_they_come_from(
+    tmp_path: Path,
+) -> None:
+    """Without ``levels=``, a field gets as many levels as the plate's first field; one too
+    small for them was refused with "levels 3: a 2x2 image stops shrinking ...", naming a
+    ``levels`` the caller never gave. The message now says where the 3 comes from and what
+    to pass; ``levels=`` given is taken."""
+    root = tmp_path / "p.zarr"
+    with ngio_async.create_plate(root, rows=["A"], columns=["1", "2"]) as plate:
+        plate.add_image("A", "1", shape=(1024, 1024), dtype="uint8").close()
+    with ngio_async.open_plate(root, mode="r+") as plate:
+        with pytest.raises(ValueError, match=r"levels 3: .*first field 'A/1/0' has \(3: "):
+            plate.add_image("A", "2", shape=(2, 2), dtype="uint8")
+        assert plate.wells == ["A/1"]
+        with plate.add_image("A", "2", shape=(2, 2), dtype="uint8", levels=1) as fov:
+            assert len(fov.levels) == 1

@@ -242,6 +242,7 @@ class Plate(StoreNode):
         self._plate_lock: anyio.Lock | None = None
         self._well_locks: dict[str, anyio.Lock] = {}
         self._first_paths: tuple[str, ...] | None = None
+        self._first_field = ""  # its path, once read: 'A/1/0'
         self._derived: set[int] | None = None  # acquisitions whose maximumfieldcount we keep
 
     # ---------------------------------------------------------------- opening / closing
@@ -532,7 +533,14 @@ class Plate(StoreNode):
         if len(first) > 1 and not {"levels", "level_shapes"} & create_options.keys():
             # plate readers (ome-zarr-py, thus napari) read every field with the first
             # field's levels: a field with fewer is missing there
-            plan = plan_image(ngff_version=ngff, levels=len(first), **create_options)
+            try:
+                plan = plan_image(ngff_version=ngff, levels=len(first), **create_options)
+            except ValueError as exc:
+                raise ValueError(
+                    f"{exc}; without levels=, a field gets as many levels as the plate's first "
+                    f"field {self._first_field!r} has ({len(first)}: plate readers read every "
+                    "field with them); pass levels= to choose"
+                ) from None
         plan = _level_paths(plan, first)
         root = join(self.root, well_path, name)
         entry: dict[str, Any] = {"path": name}
@@ -640,6 +648,7 @@ class Plate(StoreNode):
                 return ()
             if meta.multiscales:
                 self._first_paths = tuple(d.path for d in meta.multiscales[0].datasets)
+                self._first_field = f"{first}/{well.fields[0]}"
         return self._first_paths or ()
 
     def _new_well_ref(self, r: str, c: str) -> dict[str, Any]:
