@@ -4,11 +4,14 @@ Pixels are read through tifffile's zarr view of the series (``series.aszarr(leve
 with zarr-python): a region decodes only the TIFF tiles or strips it overlaps, in worker threads,
 so an image is never read whole. Uncompressed data is read straight from the file, region by
 region; deflate-compressed strips are decoded 64 KiB at a time into the region (a plane stored
-as one strip is never held decoded twice). A pyramidal TIFF's own resolution levels (SubIFDs,
-as in OME-TIFF, or reduced-resolution pages; tifffile's ``series.levels``) are
-``level_shapes`` and read the same way (``read(region, level=n)``). Every read is counted
-(``reads``, ``max_read_bytes``), which lets tests check that a conversion reads plane by plane
-/ tile by tile.
+as one strip is never held decoded twice); LZW, ZSTD, PackBits and LZMA strips a strip at a
+time, straight into the region when it takes the strip's rows whole. LZW, ZSTD, JPEG, JPEG
+2000, WebP, ... need ``imagecodecs`` (the ``ngio_async[tiff]`` extra; deflate, LZMA and
+PackBits decode without it): without it such a TIFF is refused at open, naming it. A
+pyramidal TIFF's own resolution levels (SubIFDs, as in OME-TIFF, or reduced-resolution pages;
+tifffile's ``series.levels``) are ``level_shapes`` and read the same way (``read(region,
+level=n)``). Every read is counted (``reads``, ``max_read_bytes``), which lets tests check
+that a conversion reads plane by plane / tile by tile.
 
 Metadata: OME-XML (``Pixels`` ``PhysicalSizeX/Y/Z`` with their units, ``TimeIncrement``,
 ``Channel`` ``Name`` / ``Color``), else ImageJ metadata (``spacing``, ``unit``, ``finterval``;
@@ -391,7 +394,7 @@ def _check_codecs(url: str, pages: Any) -> None:
                 TIFF.UNPREDICTORS[predictor]
         except KeyError as exc:
             why = str(exc).strip("'\"") or f"compression {compression}"
-            hint = " (pip install imagecodecs)" if "imagecodecs" in why else ""
+            hint = " (pip install imagecodecs, or ngio_async[tiff])" if "imagecodecs" in why else ""
             raise UnsupportedError(f"cannot decode {url}: {why}{hint}") from None
 
 
@@ -846,6 +849,10 @@ class ByteSource(Protocol):
         """``out`` filled with the bytes from ``offset``."""
         ...
 
+    def view_at(self, offset: int, n: int) -> bytes | bytearray | memoryview:
+        """As :meth:`read_at`, without a copy where the bytes are in memory already."""
+        ...
+
 
 class _FileBytes:
     """:class:`ByteSource` over an open local file (``name`` for errors)."""
@@ -857,6 +864,9 @@ class _FileBytes:
     def read_at(self, offset: int, n: int) -> bytes:
         self.f.seek(offset)
         return bytes(self.f.read(n))
+
+    def view_at(self, offset: int, n: int) -> bytes:
+        return self.read_at(offset, n)
 
     def fill_at(self, offset: int, out: memoryview) -> None:
         self.f.seek(offset)
@@ -961,7 +971,7 @@ def _read_contiguous(
 
 
 class _Strips(NamedTuple):
-    """Where a level's deflate-compressed strips lie in the file (see :func:`_strips`)."""
+    """Where a level's compressed strips lie in the file (see :func:`_strips`)."""
 
     offsets: tuple[tuple[int, ...], ...]  # per page, per strip
     counts: tuple[tuple[int, ...], ...]
@@ -970,20 +980,45 @@ class _Strips(NamedTuple):
     lead: int
     rows: int  # per strip
     predictor: bool  # horizontal differencing
+    compression: int = 8  # the TIFF Compression tag's value
+
+    @property
+    def streamed(self) -> bool:
+        """Whether a strip decodes a piece at a time (deflate) rather than whole."""
+        return self.compression in _STREAMED
 
 
 _PIECE = 1 << 16  # bytes decoded (and read compressed) at a time
+_STREAMED = (8, 32946)  # deflate: zlib decodes a piece of a strip at a time
+#: compressions whose strips ``imagecodecs`` decodes into a given buffer, and (``_STOPS``)
+#: those that stop where the buffer ends (a strip's rows down to the region's last)
+_WHOLE = {5: "lzw", 32773: "packbits", 34925: "lzma", 34926: "zstd", 50000: "zstd"}
+_STOPS = (5, 34925)
+
+
+def _decoder(compression: int) -> Any:
+    """``imagecodecs``' decoder of the strips of ``compression`` (one of :data:`_WHOLE`);
+    ``None`` without the package (tifffile then reads the level, or the open refuses it)."""
+    try:
+        import imagecodecs
+    except ImportError:
+        return None
+    return getattr(imagecodecs, f"{_WHOLE[compression]}_decode", None)
 
 
 def _strips(tif: Any, level: Any) -> _Strips | None:
-    """The strips of a level whose pages are deflate-compressed strips (no tiles), with no
-    predictor or horizontal differencing of integers: :func:`_read_strips` decodes them piece
-    by piece; ``None`` for any other layout (read through tifffile)."""
+    """The strips of a level whose pages are compressed strips (no tiles): deflate, or with
+    ``imagecodecs`` LZW, PackBits, LZMA, ZSTD; with no predictor or horizontal differencing of
+    integers. :func:`_read_strips` decodes them (deflate piece by piece, the others a strip at
+    a time); ``None`` for any other layout (read through tifffile)."""
     try:
         key = level.keyframe
-        if key.dtype is None or key.is_tiled:
+        if key.dtype is None or key.is_tiled or int(key.fillorder) != 1:
             return None
-        if int(key.compression) not in (8, 32946) or int(key.fillorder) != 1:
+        compression = int(key.compression)
+        if compression not in _STREAMED and (
+            compression not in _WHOLE or _decoder(compression) is None
+        ):
             return None
         predictor = int(key.predictor)
         if predictor not in (1, 2) or (predictor == 2 and key.dtype.kind not in "ui"):
@@ -1007,7 +1042,7 @@ def _strips(tif: Any, level: Any) -> _Strips | None:
         if any(len(o) != strips or len(n) != strips for o, n in zip(offsets, counts, strict=True)):
             return None
         dtype = np.dtype(tif.byteorder + key.dtype.char)
-        return _Strips(offsets, counts, dtype, shape, lead, rows, predictor == 2)
+        return _Strips(offsets, counts, dtype, shape, lead, rows, predictor == 2, compression)
     except (AttributeError, TypeError, ValueError):
         return None
 
@@ -1073,8 +1108,7 @@ def _strip_rows(
 ) -> None:
     """Decode strip ``strip`` of page ``page`` up to the last row in ``bounds`` (y, x(, s))
     and copy its rows in the region into ``dst`` (the region's rows of that page)."""
-    (y0, y1), (x0, x1) = bounds[0], bounds[1]
-    rest = tuple(slice(a, b) for a, b in bounds[2:])
+    y0, y1 = bounds[0]
     row_shape = strips.shape[strips.lead + 1 :]
     row_bytes = math.prod(row_shape) * strips.dtype.itemsize
     at = strip * strips.rows  # the strip's first row, then of each piece
@@ -1083,17 +1117,87 @@ def _strip_rows(
     if not offset or not count:  # a strip never written: zeros, as tifffile reads it
         dst[max(at, y0) - y0 : at + needed - y0] = 0
         return
+    if not strips.streamed:
+        _whole_strip(source, strips, (offset, count), at, needed, bounds, dst)
+        return
     piece = max(row_bytes, _PIECE // row_bytes * row_bytes)
     for buf in _inflate(source, offset, count, needed * row_bytes, piece):
         block = np.frombuffer(buf, strips.dtype).reshape(-1, *row_shape)
-        if strips.predictor or block.dtype != dst.dtype:  # writable, native
-            block = block.astype(dst.dtype)
-        if strips.predictor:
-            np.cumsum(block, axis=1, dtype=dst.dtype, out=block)
-        lo, hi = max(at, y0), min(at + len(block), y1)
-        if lo < hi:
-            dst[lo - y0 : hi - y0] = block[(slice(lo - at, hi - at), slice(x0, x1), *rest)]
+        _place(strips, block, at, bounds, dst)
         at += len(block)
+
+
+def _place(
+    strips: _Strips, block: NDArray[Any], at: int, bounds: list[tuple[int, int]], dst: NDArray[Any]
+) -> None:
+    """Copy the rows in the region (``bounds``: y, x(, s)) of ``block``, decoded rows from row
+    ``at``, into ``dst`` (the region's rows of the page), the predictor undone."""
+    (y0, y1), (x0, x1) = bounds[0], bounds[1]
+    if block.dtype != dst.dtype or (strips.predictor and not block.flags.writeable):
+        block = block.astype(dst.dtype)  # writable, native
+    if strips.predictor:
+        np.cumsum(block, axis=1, dtype=dst.dtype, out=block)
+    lo, hi = max(at, y0), min(at + len(block), y1)
+    if lo < hi:
+        rest = tuple(slice(a, b) for a, b in bounds[2:])
+        dst[lo - y0 : hi - y0] = block[(slice(lo - at, hi - at), slice(x0, x1), *rest)]
+
+
+def _whole_strip(
+    source: ByteSource,
+    strips: _Strips,
+    segment: tuple[int, int],
+    at: int,
+    needed: int,
+    bounds: list[tuple[int, int]],
+    dst: NDArray[Any],
+) -> None:
+    """Decode the strip at ``segment`` (offset, bytes), first row ``at``, of a compression
+    :func:`_decoder` decodes whole (its first ``needed`` rows where the codec stops early):
+    straight into ``dst`` when the region takes those rows whole (a plane stored as one strip
+    is decoded into the output, with only its compressed bytes beside it), else into a buffer
+    of the strip's rows, copied out."""
+    offset, count = segment
+    row_shape = strips.shape[strips.lead + 1 :]
+    own = min(strips.rows, strips.shape[strips.lead] - at)  # the strip's rows
+    rows = needed if strips.compression in _STOPS else own
+    data = source.view_at(offset, count)
+    if len(data) < count:
+        raise ValueError(f"strip at byte {offset} is cut short by the end of file")
+    y0 = bounds[0][0]
+    whole = all(b == (0, n) for b, n in zip(bounds[1:], row_shape, strict=True))
+    if whole and at >= y0 and rows == needed and dst.dtype == strips.dtype:
+        block = dst[at - y0 : at - y0 + rows]
+        if block.flags.c_contiguous:
+            _decode_into(strips.compression, data, block, offset)
+            if strips.predictor:
+                np.cumsum(block, axis=1, dtype=block.dtype, out=block)
+            return
+    block = np.empty((rows, *row_shape), strips.dtype)
+    _decode_into(strips.compression, data, block, offset)
+    _place(strips, block, at, bounds, dst)
+
+
+def _decode_into(compression: int, data: Any, out: NDArray[Any], offset: int) -> None:
+    """Fill ``out`` (C-contiguous) with the first bytes the strip ``data`` (at byte
+    ``offset``) decodes to.
+
+    :raises ValueError: the strip decodes to fewer bytes than ``out`` holds.
+    """
+    decode = _decoder(compression)
+    view = out.reshape(-1).view(np.uint8)
+    try:
+        got = memoryview(decode(data, out=view)).nbytes
+    except Exception:
+        if compression in _STOPS:
+            raise
+        # a strip of more rows than the image has left (a last strip written whole): the
+        # codec refuses a buffer too small for it, so it is decoded into its own
+        decoded = np.frombuffer(decode(data), np.uint8)
+        got = min(decoded.nbytes, view.nbytes)
+        view[:got] = decoded[:got]
+    if got < view.nbytes:
+        raise ValueError(f"strip at byte {offset} decodes to {got} bytes, not {view.nbytes}")
 
 
 def is_tiff_name(url: Any) -> bool:

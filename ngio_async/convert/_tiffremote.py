@@ -14,11 +14,12 @@ and no thread bridges back to the event loop.
   pyramid took 8 requests).
 - **Reading a region** computes, from the pages' ``dataoffsets`` / ``databytecounts``, the
   bytes it needs: uncompressed pixels, the region's own rows; deflate strips, the share of
-  each strip down to the region's last row (the rest on a miss); other tiles or strips, those
-  it overlaps. It fetches them concurrently with ``store.get_ranges`` (close ranges
-  coalesced, bounded by the store's limiter), then decodes in a worker thread (deflate strips
-  piece by piece, others through tifffile's zarr view). The fetched bytes are dropped after
-  the read (the header stays).
+  each strip down to the region's last row (the rest on a miss); other tiles or strips (LZW,
+  ZSTD, JPEG, ... with ``imagecodecs``), those it overlaps. It fetches them concurrently with
+  ``store.get_ranges`` (close ranges coalesced, bounded by the store's limiter), then decodes
+  in a worker thread (deflate strips piece by piece, LZW / ZSTD / PackBits / LZMA strips one
+  at a time, others through tifffile's zarr view). The fetched bytes are dropped after the
+  read (the header stays).
 """
 
 from __future__ import annotations
@@ -155,6 +156,18 @@ class RangeFile(io.RawIOBase):
         if n:
             self._copy(offset, memoryview(out))
         return out
+
+    def view_at(self, offset: int, n: int) -> bytearray | memoryview:
+        """As :meth:`read_at`, but a view of the fetched range (no copy) when one holds them
+        all: a strip decoded whole is not held twice."""
+        n = max(0, min(n, self.size - offset))
+        with self._lock:
+            i = bisect.bisect_right(self._starts, offset)
+            for start in reversed(self._starts[max(0, i - 8) : i]):
+                data = self._data[start]
+                if start + len(data) >= offset + n:
+                    return memoryview(data).cast("B")[offset - start : offset - start + n]
+        return self.read_at(offset, n)
 
     def fill_at(self, offset: int, out: memoryview) -> None:
         """``out`` filled with the fetched bytes from ``offset`` (as :meth:`read_at`)."""
@@ -357,11 +370,12 @@ class RemoteTiffSource(TiffSource):
 
 
 def _strip_shares(strips: _Strips, selection: tuple[Any, ...]) -> list[tuple[int, int]]:
-    """The byte ranges to fetch for ``selection`` of a level of deflate strips: of each strip
-    it overlaps, the share of its bytes its rows down to the region's last take (a strip
-    decodes from its start), with a margin; the rest, where those rows compress worse than
-    the average, comes on the read's miss (:meth:`RemoteTiffSource._miss_end`). The top
-    quarter of a plane stored as one strip fetches about a third of it, not all of it."""
+    """The byte ranges to fetch for ``selection`` of a level of compressed strips: each strip
+    it overlaps whole (LZW, ZSTD, ... decode a strip whole); of a deflate strip, the share of
+    its bytes its rows down to the region's last take (a strip decodes from its start), with
+    a margin; the rest, where those rows compress worse than the average, comes on the read's
+    miss (:meth:`RemoteTiffSource._miss_end`). The top quarter of a plane stored as one
+    deflate strip fetches about a third of it, not all of it."""
     bounds = _bounds(selection, strips.shape)
     if any(b <= a for a, b in bounds):
         return []
@@ -375,7 +389,9 @@ def _strip_shares(strips: _Strips, selection: tuple[Any, ...]) -> list[tuple[int
             first = s * rows
             whole = min(rows, length - first)
             needed = min(y1, first + whole) - first
-            if offset and count:
+            if offset and count and not strips.streamed:  # decoded whole: fetched whole
+                out.append((offset, offset + count))
+            elif offset and count:
                 share = count * needed // whole + count // 8 + _SHARE_MARGIN
                 out.append((offset, offset + min(count, share)))
     return out
