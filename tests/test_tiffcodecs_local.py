@@ -30,6 +30,7 @@ KINDS: dict[str, tuple[dict[str, Any], str]] = {
     "lzw": ({"compression": "lzw"}, "u2"),
     "lzw-predictor": ({"compression": "lzw", "predictor": True}, "u2"),
     "lzw-big-endian": ({"compression": "lzw", "predictor": True, "byteorder": ">"}, "u2"),
+    "lzw-rgb": ({"compression": "lzw", "predictor": True}, "rgb"),
     "zstd": ({"compression": "zstd"}, "u2"),
     "packbits": ({"compression": "packbits"}, "u1"),
     "jpeg-grey": ({"compression": "jpeg"}, "u1"),
@@ -111,6 +112,32 @@ async def test_a_corrupt_zstd_strip_names_the_file(tmp_path: Path) -> None:
     src.write_bytes(bytes(raw))
     with pytest.raises(ngio_async.CodecError, match=r"bad\.tif"):
         await ngio_async.convert(src, tmp_path / "bad.ome.zarr")
+
+
+@pytest.mark.parametrize("compression", ["zstd", "packbits", "lzw"])
+async def test_a_last_strip_written_whole_reads_its_rows(tmp_path: Path, compression: str) -> None:
+    # writers that compress the last strip with all its rows (past the image's end): ZSTD and
+    # PackBits refuse to decode it into a buffer of the rows left (tifffile fails on it)
+    import imagecodecs
+
+    data = image("u1", planes=1, height=96, width=40)[0]
+    src = tmp_path / "pad.tif"
+    tifffile.imwrite(src, data, rowsperstrip=64, compression=compression, photometric=1)
+    padded = np.zeros((64, 40), np.uint8)
+    padded[:32] = data[64:]
+    blob = getattr(imagecodecs, f"{compression}_encode")(padded.tobytes())
+    with src.open("ab") as f:
+        at = f.tell()
+        f.write(blob)
+    with tifffile.TiffFile(src, mode="r+") as tif:
+        page = tif.pages[0]
+        assert isinstance(page, tifffile.TiffPage)
+        page.tags["StripOffsets"].overwrite([page.dataoffsets[0], at])
+        page.tags["StripByteCounts"].overwrite([page.databytecounts[0], len(blob)])
+    async with await TiffReader().open(src) as source:
+        np.testing.assert_array_equal(await source.read((slice(None), slice(None))), data)
+        region = (slice(70, 96), slice(3, 9))
+        np.testing.assert_array_equal(await source.read(region), data[region])
 
 
 def _noise(shape: tuple[int, ...]) -> NDArray[Any]:
