@@ -120,3 +120,31 @@ def test_a_field_too_small_for_the_first_fields_levels_says_where_they_come_from
         assert plate.wells == ["A/1"]
         with plate.add_image("A", "2", shape=(2, 2), dtype="uint8", levels=1) as fov:
             assert len(fov.levels) == 1
+
+
+def test_an_unversioned_04_plate_left_without_wells_by_a_failed_replace_stays_so(
+    tmp_path: Path,
+) -> None:
+    """The replace of a plate's only field failing after its well was unlisted leaves the
+    plate without wells (its layout pending); opened again and given a field, the plate and
+    well are still written without ``version``."""
+    from ngio_async.stores import InstrumentedStore, open_store
+
+    root = tmp_path / "p.zarr"
+    with ngio_async.create_plate(root, rows=["A"], columns=["1"], ngff_version="0.4") as plate:
+        plate.add_image("A", "1", shape=(8, 8), dtype="uint8").close()
+    _drop_version(root / ".zattrs")
+    _drop_version(root / "A/1/.zattrs")
+
+    def fail(method: str, key: str) -> BaseException | None:
+        full = method == "put" and key == "A/1/0/0/.zarray"  # the new field's first array
+        return OSError(28, "No space left on device") if full else None
+
+    store = InstrumentedStore(open_store(root), fail=fail)
+    with ngio_async.open_plate(store, mode="r+") as plate, pytest.raises(ngio_async.StoreError):
+        plate.add_image("A", "1", shape=(4, 4), dtype="uint8", overwrite=True)
+    with ngio_async.open_plate(root, mode="r+") as plate:
+        assert plate.wells == []
+        plate.add_image("A", "1", shape=(4, 4), dtype="uint8").close()
+    assert "version" not in json.loads((root / ".zattrs").read_text())["plate"]
+    assert json.loads((root / "A/1/.zattrs").read_text()) == {"well": {"images": [{"path": "0"}]}}

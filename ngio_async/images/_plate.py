@@ -1025,8 +1025,8 @@ async def _read_pending(store: AsyncStore, root: str) -> tuple[PlateMeta, str] |
         if not isinstance(body, dict):
             return None
         where = f"{store.url.rstrip('/')}/{key}"
-        unversioned = pending.get(_UNVERSIONED_KEY) is True if isinstance(pending, dict) else False
-        return _pending_meta(body, version, where, unversioned), version
+        assert isinstance(pending, dict)  # it holds the body
+        return _pending_meta(body, version, where, pending.get(_UNVERSIONED_KEY) is True), version
     return None
 
 
