@@ -24,6 +24,13 @@ Correctness never depends on the order or the alignment of the writes:
 - :meth:`Cascade.finish` rebuilds every remembered extent and every accumulator still incomplete
   (an object only partly written) from the store with ``build_pyramid(regions=...)``, once all
   writes are done. The result equals ``write`` followed by a full ``build_pyramid``.
+
+Writers of one image through *other* dataset objects or processes are not coordinated here:
+the lower-level objects their pyramids share are each rebuilt by reading level 0 and writing
+the result, and a rebuild that read level 0 before another writer's pixels landed can be
+written after that writer's own rebuild (a tile then misses its pixels). Level 0 is always
+right; when several write with ``pyramid=True`` at once, run ``build_pyramid(regions=...)``
+over the changed regions after they all finished.
 """
 
 from __future__ import annotations
