@@ -451,7 +451,7 @@ def run_one(
     for prefix, module in (
         ("zarr", "zarr.api.asynchronous"),
         ("tensorstore", "tensorstore"),
-        ("ngio", "ngio_async"),
+        ("ngio", "ngio_async.images"),  # (the package itself loads its reader on first use)
         ("io", "obstore"),
         ("cpu", "numcodecs"),
     ):

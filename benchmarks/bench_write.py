@@ -483,7 +483,7 @@ def reset_peak() -> bool:
 def run_one(contender: str, tgt: Target, shape: tuple[int, ...], args: Any) -> dict[str, Any]:
     """Best of ``args.repeat`` runs of one contender in this fresh process, as a JSON-able dict."""
     data = make_data(shape)
-    for module in ("zarr.api.asynchronous", "ngio", "ngio_async", "obstore", "tensorstore"):
+    for module in ("zarr.api.asynchronous", "ngio", "ngio_async.images", "obstore", "tensorstore"):
         __import__(module)  # imports before the clock starts (and before the RSS baseline)
     reset = reset_peak()
     base = rss_mb("VmRSS")
