@@ -49,14 +49,6 @@ async def test_a_pyramidal_ome_tiff_keeps_its_own_levels(tmp_path: Path) -> None
     assert scales == [[1.0, 0.5, 0.5], [1.0, 1.0, 1.0], [1.0, 2.0, 2.0]]
 
 
-async def test_levels_asked_still_win(tmp_path: Path) -> None:
-    base = (np.arange(2 * 512 * 512) % 4001).astype(np.uint16).reshape(2, 512, 512)
-    _pyramid_tiff(tmp_path / "pyr.ome.tif", base)
-    await ngio_async.convert(tmp_path / "pyr.ome.tif", tmp_path / "one.ome.zarr", levels=1)
-    async with ngio_async.open_async(tmp_path / "one.ome.zarr") as ds:
-        assert len(ds.levels) == 1
-
-
 async def test_a_pyramid_of_other_factors_still_reaches_the_default_depth(tmp_path: Path) -> None:
     # levels 4x apart (2048, 512, 128: as whole-slide scanners write them) cannot be copied
     # into a pyramid of halvings: it is computed, as deep as by default (down to 256 px), not
@@ -73,14 +65,17 @@ async def test_a_pyramid_of_other_factors_still_reaches_the_default_depth(tmp_pa
         assert [lvl.shape[-1] for lvl in ds.levels] == [2048, 1024, 512, 256]
 
 
-async def test_fewer_levels_asked_are_copied_from_the_file(tmp_path: Path) -> None:
-    # levels=2 of a 3-level file: its first two levels, copied (they were computed anew)
+@pytest.mark.parametrize("levels", [1, 2])
+async def test_fewer_levels_asked_are_the_files_first_levels(tmp_path: Path, levels: int) -> None:
+    # levels= of a 3-level file wins, and the levels kept are the file's, copied (levels=2
+    # computed both anew by mean)
     base = (np.arange(2 * 512 * 512) % 4001).astype(np.uint16).reshape(2, 512, 512)
     _pyramid_tiff(tmp_path / "pyr.ome.tif", base)
-    await ngio_async.convert(tmp_path / "pyr.ome.tif", tmp_path / "two.ome.zarr", levels=2)
-    async with ngio_async.open_async(tmp_path / "two.ome.zarr") as ds:
-        assert len(ds.levels) == 2
-        np.testing.assert_array_equal(await ds.levels[1][...], base[:, ::2, ::2])
+    await ngio_async.convert(tmp_path / "pyr.ome.tif", tmp_path / "few.ome.zarr", levels=levels)
+    async with ngio_async.open_async(tmp_path / "few.ome.zarr") as ds:
+        assert len(ds.levels) == levels
+        for i, lvl in enumerate(ds.levels):
+            np.testing.assert_array_equal(await lvl[...], base[:, :: 2**i, :: 2**i])
 
 
 async def test_each_pyramidal_position_of_an_ome_tiff_keeps_its_levels(tmp_path: Path) -> None:
