@@ -49,7 +49,9 @@ def test_a_copy_of_a_label_image_is_a_label_image(
         {"label-value": 9, "rgba": [0, 0, 255, 255]},
     ]
     assert label["properties"] == [{"label-value": 1, "class": "nucleus"}, {"label-value": 9}]
-    assert label["source"] == {"image": "../../"}
+    # copy.ome.zarr stands alone: '../../' from there is tmp_path, no image; the link, which
+    # would point at nothing (ome-zarr-py warns "no parent found"), is dropped (as convert does)
+    assert "source" not in label
     assert label.get("version") == ("0.4" if target == "0.4" else None)
     with ngio_async.open(str(dst), mode="r+") as copy:
         copy.write(np.full((64, 64), 9, "uint16"))

@@ -82,7 +82,7 @@ from ..images._create import (
     plan_image,
     stacked_chunks,
 )
-from ..images._labels import _compressor_of
+from ..images._labels import _compressor_of, follow_label_source
 from ..images._open import container_series, join, read_group_metadata
 from ..meta import read_document, to_attrs, validate, write_document
 from ..meta.zarr import GroupV3Meta, encode_group_v2, encode_group_v3
@@ -1481,7 +1481,7 @@ async def convert(
             # a label image may replace a label image its parent lists (create's rule)
             is_label = image_src.metadata.ome.image_label is not None
             if is_label:
-                await _follow_label_source(jobs[0].plan.ome, dst, limits, dst_options)
+                await follow_label_source(jobs[0].plan.ome, dst, limits, dst_options)
             store, owns = _open_target(dst, limits, dict(dst_options or {}), label=is_label)
             extra = levels if levels is not None and levels > len(image_src.levels) else None
             counter.total = sum(j.tiles for j in jobs)
@@ -1554,58 +1554,6 @@ async def convert(
     # raised outside ``except``: the group holding it is not its context (a reference cycle
     # that picklers keeping contexts, tblib with dask.distributed, recurse on forever)
     raise leaf
-
-
-async def _follow_label_source(
-    ome: OmeMetadata, dst: Any, limits: Limits | None, options: Mapping[str, Any] | None
-) -> None:
-    """A label image converted on its own keeps ``image-label.source.image`` only when that
-    relative path, from ``dst``, leads to an image (it is converted into an image's
-    ``labels/``); else the link, which would point at nothing, is dropped (``ome`` edited)."""
-    label = ome.image_label
-    source = label.source if label is not None else None
-    if label is None or source is None or source.image is None:
-        return
-    target = _resolve(dst, source.image)
-    if target is not None and await _is_image(target, limits, options):
-        return
-    if source.extra:  # its other keys stay
-        source.image = None
-    else:
-        label.source = None
-
-
-def _resolve(dst: Any, link: str) -> str | None:
-    """The URL or path ``link`` (relative) leads to from the group at ``dst``; ``None``: not
-    a location (a store without a URL)."""
-    base = getattr(dst, "url", dst) if isinstance(dst, AsyncStore) else dst
-    if isinstance(base, os.PathLike):
-        base = os.fspath(base)
-    if not isinstance(base, str) or not base:
-        return None
-    if "://" not in base:
-        return os.path.normpath(os.path.join(os.path.abspath(base), link))
-    parts = urlsplit(base)
-    path = posixpath.normpath(posixpath.join(parts.path.rstrip("/") + "/", link))
-    return parts._replace(path=path if path != "." else "/").geturl()
-
-
-async def _is_image(url: str, limits: Limits | None, options: Mapping[str, Any] | None) -> bool:
-    """Whether an OME-Zarr image group (not a label image) is at ``url`` (reads it only)."""
-    from .._errors import NgioError
-    from ..stores import open_store
-
-    try:
-        store = open_store(url, limits=limits, **dict(options or {}))
-    except (NgioError, OSError, ValueError):
-        return False
-    try:
-        meta = await read_group_metadata(store, "")
-    except (NgioError, OSError):
-        return False
-    finally:
-        await store.aclose()
-    return meta.multiscales is not None and meta.image_label is None
 
 
 # ------------------------------------------------------------------------------ series

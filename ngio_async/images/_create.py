@@ -1809,8 +1809,11 @@ def create_like_async(
     and what an override makes wrong is left to its default (per-axis values for other
     ``axes``, channels for another channel count, shards other ``chunks`` do not divide).
 
-    The copy of a label image is a label image (its ``image-label`` colors, properties and
-    source, and pyramids by ``mode``) unless its data type is no integer type.
+    The copy of a label image is a label image (its ``image-label`` colors and properties,
+    and pyramids by ``mode``) unless its data type is no integer type; its ``source`` link
+    (``../../``) is kept only where it leads to an image from the new place (the copy goes
+    into an image's ``labels/``), as ``convert`` does. The label images of ``src`` are not
+    copied: create them on the copy with ``labels.create``.
 
     :raises TypeError: ``src`` is a URL or path, not an open dataset."""
     if isinstance(src, str | os.PathLike):
@@ -1839,14 +1842,28 @@ def create_like_async(
     if image_label is not None:
         plan = _as_label(plan, image_label)
     store_options = {k: v for k, v in rest.items() if k not in store_keys}
-    return _create_planned(
-        url,
-        plan,
-        overwrite=rest.get("overwrite", False),
-        limits=rest.get("limits"),
-        path=path,
-        store_options=store_options,
-    )
+
+    def create() -> _Opening[Dataset]:
+        return _create_planned(
+            url,
+            plan,
+            overwrite=rest.get("overwrite", False),
+            limits=rest.get("limits"),
+            path=path,
+            store_options=store_options,
+        )
+
+    if image_label is None:
+        return create()
+
+    async def go() -> Dataset:
+        from ._labels import follow_label_source
+
+        # image-label.source: kept where it leads to an image from the new place (convert's rule)
+        await follow_label_source(plan.ome, url, rest.get("limits"), store_options, path=path)
+        return await create()
+
+    return _Opening(go)
 
 
 def _as_label(plan: ImagePlan, image_label: ImageLabel) -> ImagePlan:

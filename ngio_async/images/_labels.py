@@ -27,6 +27,8 @@ processes, stay listed.
 
 from __future__ import annotations
 
+import os
+import posixpath
 import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -35,21 +37,23 @@ import anyio
 import msgspec
 import numpy as np
 
-from .._errors import MetadataError, NotFoundError, UnsupportedError
+from .._errors import MetadataError, NgioError, NotFoundError, UnsupportedError
 from ..meta import read_document, write_document
+from ..stores import AsyncStore
 from ._open import join, read_group_metadata, refresh_image
 from ._write import KeyLocks
 
 if TYPE_CHECKING:
     from numpy.typing import DTypeLike
 
-    from ..meta import LabelColor, LabelProperty
+    from .._limits import Limits
+    from ..meta import LabelColor, LabelProperty, OmeMetadata
     from ..meta.zarr import ArrayMeta
-    from ..stores import AsyncStore, Buffer
+    from ..stores import Buffer
     from ._create import ImagePlan
     from ._dataset import Dataset, Mode, _Opening
 
-__all__ = ["Labels", "plan_label"]
+__all__ = ["Labels", "follow_label_source", "plan_label"]
 
 ColorSpec = Mapping[int, Sequence[int] | str | None] | Sequence[Mapping[str, Any] | Any]
 PropertySpec = Mapping[int, Mapping[str, Any]] | Sequence["Mapping[str, Any] | LabelProperty"]
@@ -349,6 +353,85 @@ def plan_label(
     return ImagePlan(version=version, paths=paths, arrays=tuple(arrays), ome=ome)
 
 
+async def follow_label_source(
+    ome: OmeMetadata,
+    dst: Any,
+    limits: Limits | None,
+    options: Mapping[str, Any] | None,
+    *,
+    path: str = "",
+) -> None:
+    """A label image written at ``path`` of ``dst`` (a URL, a local path or a store) on its own
+    (``convert``, ``create_like``) keeps ``image-label.source.image`` only when that relative
+    path, from there, leads to an image (it goes into an image's ``labels/``); else the link,
+    which would point at nothing, is dropped (``ome`` edited; other keys of ``source`` stay).
+    Nothing is written: the place is only read."""
+    label = ome.image_label
+    source = label.source if label is not None else None
+    if label is None or source is None or source.image is None:
+        return
+    if await _leads_to_image(dst, path.strip("/"), source.image, limits, options):
+        return
+    if source.extra:  # its other keys stay
+        source.image = None
+    else:
+        label.source = None
+
+
+async def _leads_to_image(
+    dst: Any, path: str, link: str, limits: Limits | None, options: Mapping[str, Any] | None
+) -> bool:
+    """Whether ``link`` (relative) leads from the group at ``path`` of ``dst`` to an image: in
+    the store object itself when it stays inside it (a ``memory://`` store's images are only
+    there), else at the URL it leads to (opened with ``options``)."""
+    if isinstance(dst, AsyncStore):
+        rel = posixpath.normpath(posixpath.join(path or ".", link))
+        if rel != ".." and not rel.startswith("../"):
+            return await _is_image(dst, "" if rel == "." else rel)
+        base: Any = dst.url
+    else:
+        base = dst
+    target = _resolve(base, path, link)
+    if target is None:
+        return False
+    from ..stores import open_store
+
+    try:
+        store = open_store(target, limits=limits, **dict(options or {}))
+    except (NgioError, OSError, ValueError):
+        return False
+    try:
+        return await _is_image(store, "")
+    finally:
+        await store.aclose()
+
+
+def _resolve(base: Any, path: str, link: str) -> str | None:
+    """The URL or local path ``link`` (relative) leads to from the group at ``path`` below
+    ``base`` (a URL or a local path); ``None``: not a location."""
+    from urllib.parse import urlsplit
+
+    if isinstance(base, os.PathLike):
+        base = os.fspath(base)
+    if not isinstance(base, str) or not base:
+        return None
+    if "://" not in base:
+        return os.path.normpath(os.path.join(os.path.abspath(base), path, link))
+    parts = urlsplit(base)
+    where = posixpath.join(parts.path.rstrip("/") + "/", path, link)
+    joined = posixpath.normpath(where)
+    return parts._replace(path=joined if joined != "." else "/").geturl()
+
+
+async def _is_image(store: AsyncStore, root: str) -> bool:
+    """Whether an OME-Zarr image group (not a label image) is at ``root`` (reads it only)."""
+    try:
+        meta = await read_group_metadata(store, root)
+    except (NgioError, OSError):
+        return False
+    return meta.multiscales is not None and meta.image_label is None
+
+
 class Labels:
     """The label images of a dataset: ``names()``, ``open(name)``, ``create(name)``."""
 
@@ -442,7 +525,7 @@ class Labels:
         """
         from msgspec.structs import replace
 
-        from ..meta import LabelColor, LabelProperty, OmeMetadata
+        from ..meta import LabelColor, LabelProperty
         from ._dataset import _with_extra
 
         ds = self._dataset
