@@ -1764,7 +1764,8 @@ def _compressor_named(codec: Any) -> Compressor | Literal["other"]:
 
 def _drop_conflicting(options: dict[str, Any], overrides: dict[str, Any], names: list[str]) -> None:
     """Leave out the copied options that ``overrides`` make wrong (their defaults apply):
-    everything per axis for other ``axes``, the channels for another channel count, shards
+    everything per axis for other ``axes`` but the channels, which stay as long as the
+    channel axis keeps its size (dropped for another channel count), shards
     the new ``chunks`` do not divide, a fill value the new ``dtype`` cannot hold."""
     if any(k in overrides for k in ("axes", "levels", "downscale", "translation", "scale")):
         options.pop("level_translations", None)  # they no longer fit: one translation applies
@@ -1772,16 +1773,18 @@ def _drop_conflicting(options: dict[str, Any], overrides: dict[str, Any], names:
         options.pop("level_shapes", None)  # every level from the new shape, as create does
     axes = overrides.get("axes")
     if axes is not None and list(axes) != names:
-        for key in ("scale", "units", "translation", "chunks", "channels"):
+        for key in ("scale", "units", "translation", "chunks"):
             options.pop(key, None)
+        if "c" not in names or "c" not in axes:  # else kept if the channel axis keeps its size
+            options.pop("channels", None)
         if options["shards"] is not False:
             options["shards"] = None
-        names = list(axes)
-    shape = overrides.get("shape")
-    if "channels" in options and "c" in names and shape is not None:
+        names = list(axes) if isinstance(axes, str | Sequence) else names
+    shape = overrides.get("shape", options["shape"])
+    if "channels" in options:
         try:
             n_c = len(options["channels"])
-            if int(shape[names.index("c")]) != n_c:
+            if "c" not in names or int(shape[names.index("c")]) != n_c:
                 del options["channels"]
         except (TypeError, ValueError, IndexError):
             pass  # create_async names what is wrong with shape
