@@ -279,6 +279,8 @@ class BasicSelection:
     drop_axes: tuple[int, ...]
     #: positions in the result of the length-1 axes that ``None`` (newaxis) adds
     new_axes: tuple[int, ...] = ()
+    #: the index had a ``...``: a result of no axes is a 0-d array, not a scalar (as numpy)
+    ellipsis: bool = False
 
     @property
     def is_region(self) -> bool:
@@ -300,12 +302,11 @@ class BasicSelection:
     def apply(self, array: NDArray[Any]) -> NDArray[Any]:
         """Turn the array read for :attr:`region` into the result of the original selection."""
         if any(st != 1 for st in self.steps) or self.drop_axes:
-            array = array[
-                tuple(
-                    0 if ax in self.drop_axes else slice(None, None, st)
-                    for ax, st in enumerate(self.steps)
-                )
-            ]
+            index = tuple(
+                0 if ax in self.drop_axes else slice(None, None, st)
+                for ax, st in enumerate(self.steps)
+            )
+            array = array[(*index, ...) if self.ellipsis else index]
         if self.new_axes:
             array = np.expand_dims(array, self.new_axes)
         return array
@@ -391,7 +392,11 @@ def normalize_selection(selection: object, shape: tuple[int, ...]) -> BasicSelec
             )
         ax += 1
     return BasicSelection(
-        region=tuple(region), steps=tuple(steps), drop_axes=tuple(drop), new_axes=tuple(new)
+        region=tuple(region),
+        steps=tuple(steps),
+        drop_axes=tuple(drop),
+        new_axes=tuple(new),
+        ellipsis=n_ellipsis > 0,
     )
 
 

@@ -1,0 +1,246 @@
+"""``ds[...]`` and ``ds[...] = v`` against numpy on the same data, for any basic selection
+(integers of any integer type, slices of any step, ``...`` anywhere, ``None``) with at most one
+list, integer array or boolean mask (its axis kept in place, as zarr-python reads it), on a
+chunked and a sharded level, through the blocking and the async API."""
+
+from __future__ import annotations
+
+import shutil
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pytest
+import zarr
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+import ngio_async
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+SHAPE = (3, 21, 26)
+DATA = np.arange(np.prod(SHAPE), dtype=np.uint16).reshape(SHAPE)
+LAYOUTS: dict[str, dict[str, Any]] = {
+    "chunks": {"chunks": (2, 8, 8)},
+    "shards": {"chunks": (1, 4, 8), "shards": (2, 8, 16)},
+}
+INT_TYPES = [int, np.int64, np.int32, np.uint8, np.intp]
+
+
+def _make(path: Path, layout: str) -> Path:
+    with ngio_async.create(
+        path, shape=SHAPE, dtype="uint16", axes="zyx", levels=1, **LAYOUTS[layout]
+    ) as ds:
+        ds.write(DATA)
+    return path
+
+
+@pytest.fixture(scope="module", params=list(LAYOUTS))
+def image(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _make(tmp_path_factory.mktemp("idx") / "img.zarr", request.param)
+
+
+@st.composite
+def axis_index(draw: st.DrawFn, n: int) -> Any:
+    kind = draw(st.sampled_from(["int", "slice", "slice", "full"]))
+    if kind == "int":
+        i = draw(st.integers(-n, n - 1))
+        typ = draw(st.sampled_from(INT_TYPES))
+        return typ(i % n) if typ is np.uint8 else typ(i)
+    if kind == "full":
+        return slice(None)
+    bound = st.none() | st.integers(-n - 3, n + 3)
+    step = st.none() | st.integers(-9, 9).filter(bool)
+    return slice(draw(bound), draw(bound), draw(step))
+
+
+@st.composite
+def list_index(draw: st.DrawFn, n: int) -> Any:
+    kind = draw(st.sampled_from(["list", "array", "mask"]))
+    if kind == "mask":
+        return np.array(draw(st.lists(st.booleans(), min_size=n, max_size=n)))
+    picks = draw(st.lists(st.integers(-n, n - 1), max_size=6))  # repeats, any order, empty
+    return picks if kind == "list" else np.array(picks, dtype=np.int64)
+
+
+@st.composite
+def selections(draw: st.DrawFn, lists: bool = True) -> tuple[tuple[Any, ...], Any]:
+    """A selection and numpy's reference for it: ``(selection, basic, out_axis, indices)``."""
+    ndim = len(SHAPE)
+    used = draw(st.integers(0, ndim))  # trailing axes left out
+    per_axis: list[Any] = [draw(axis_index(SHAPE[ax])) for ax in range(used)]
+    listed = draw(st.none() | st.integers(0, used - 1)) if lists and used else None
+    if listed is not None:
+        per_axis[listed] = draw(list_index(SHAPE[listed]))
+    sel: list[Any] = list(per_axis)
+    if draw(st.booleans()):  # '...' standing for a run of full slices (possibly none)
+        sel += [slice(None)] * (ndim - used)
+        lo = draw(st.integers(0, len(sel)))
+        hi = draw(st.integers(lo, len(sel)))
+        if all(isinstance(s, slice) and s == slice(None) for s in sel[lo:hi]):
+            sel[lo:hi] = [Ellipsis]
+    for _ in range(draw(st.integers(0, 2))):
+        sel.insert(draw(st.integers(0, len(sel))), None)
+    return tuple(sel), listed
+
+
+def reference(data: np.ndarray[Any, Any], sel: Any) -> Any:
+    """numpy's result, the one list's axis kept in place (zarr-python's orthogonal reading)."""
+    sel = sel if isinstance(sel, tuple) else (sel,)
+    where = [i for i, s in enumerate(sel) if isinstance(s, list | np.ndarray)]
+    if not where:
+        return data[sel]
+    (at,) = where
+    basic = (*sel[:at], slice(None), *sel[at + 1 :])
+    out_axis = sum(1 for s in sel[:at] if s is None or isinstance(s, slice))
+    if Ellipsis in sel[:at]:
+        used = sum(1 for s in sel if s is not None and s is not Ellipsis)
+        out_axis += len(SHAPE) - used
+    return data[basic][(slice(None),) * out_axis + (sel[at],)]
+
+
+def assign(data: np.ndarray[Any, Any], sel: tuple[Any, ...], value: Any) -> None:
+    """``data[sel] = value`` as :func:`reference` reads ``sel``."""
+    where = [i for i, s in enumerate(sel) if isinstance(s, list | np.ndarray)]
+    if not where:
+        data[sel] = value
+        return
+    (at,) = where
+    basic = (*sel[:at], slice(None), *sel[at + 1 :])
+    out_axis = sum(1 for s in sel[:at] if s is None or isinstance(s, slice))
+    if Ellipsis in sel[:at]:
+        used = sum(1 for s in sel if s is not None and s is not Ellipsis)
+        out_axis += len(SHAPE) - used
+    data[basic][(slice(None),) * out_axis + (sel[at],)] = value
+
+
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(case=selections())
+def test_getitem_is_numpys(image: Path, case: tuple[tuple[Any, ...], Any]) -> None:
+    sel, _ = case
+    want = reference(DATA, sel)
+    with ngio_async.open(image) as ds:
+        got = ds[sel]
+        level = ds.levels[0][sel]
+    assert type(got) is type(want)
+    assert got.shape == want.shape and got.dtype == want.dtype
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(level, want)
+
+
+@pytest.mark.anyio
+async def test_async_getitem_and_read_are_numpys(image: Path) -> None:
+    cases: list[Any] = [
+        np.s_[np.int64(-1), ::-3, 25:0:-7],
+        np.s_[None, ..., np.uint8(4), None],
+        np.s_[..., [25, 0, 0, -1]],
+        np.s_[:, np.arange(21) % 2 == 0, 3],
+        np.s_[5:1],
+        np.s_[-100:100, 2],
+    ]
+    async with ngio_async.open_async(image) as ds:
+        for sel in cases:
+            want = reference(DATA, sel)
+            got = await ds.levels[0][sel]
+            assert got.shape == want.shape, sel
+            np.testing.assert_array_equal(got, want)
+        got = await ds.read(z=-1, y=slice(None, None, -2), x=[3, 1, 3])
+        np.testing.assert_array_equal(got, DATA[-1, ::-2][:, [3, 1, 3]])
+
+
+def test_zero_d_results_are_numpy_scalars(image: Path) -> None:
+    with ngio_async.open(image) as ds:
+        got: Any = ds[np.int32(2), -1, np.uint8(7)]
+        assert type(got) is np.uint16 and got == DATA[2, -1, 7]
+        got = ds[1, 2, 3, None]
+        assert got.shape == (1,) and got[0] == DATA[1, 2, 3]
+        # numpy: an index with '...' gives a 0-d array, not a scalar
+        for sel in (np.s_[..., 1, 2, 3], np.s_[1, ..., 2, 3], np.s_[1, 2, 3, ...]):
+            got = ds[sel]
+            assert type(got) is np.ndarray and got.shape == () and got == DATA[1, 2, 3], sel
+            got = ds.levels[0][sel]
+            assert type(got) is np.ndarray and got.shape == (), sel
+
+
+@pytest.mark.parametrize(
+    ("selection", "match"),
+    [
+        (np.s_[3], "index 3 is out of bounds for axis 0 with size 3"),
+        (np.s_[-4], "index -4 is out of bounds for axis 0 with size 3"),
+        (np.s_[0, 21], "index 21 is out of bounds for axis 1 with size 21"),
+        (np.s_[..., np.int64(-27)], "index -27 is out of bounds for axis 2 with size 26"),
+        (np.s_[None, 0, None, 0, 26], "index 26 is out of bounds for axis 2 with size 26"),
+        (np.s_[0, :, [1, 26]], "index 26 is out of bounds for axis 2 with size 26"),
+        (np.s_[0, 0, 0, 0], "too many indices"),
+        (np.s_[..., 0, ...], "single ellipsis"),
+    ],
+)
+def test_out_of_range_integers_name_the_axis(image: Path, selection: Any, match: str) -> None:
+    with pytest.raises(IndexError):
+        DATA[selection]
+    with ngio_async.open(image) as ds:
+        with pytest.raises(IndexError, match=match):
+            ds[selection]
+        with pytest.raises(IndexError, match=match):
+            ds.levels[0][selection]
+
+
+def _value(draw: st.DrawFn, shape: tuple[int, ...]) -> Any:
+    """A scalar, an array of ``shape``, or one that broadcasts to it."""
+    kind = draw(st.sampled_from(["scalar", "numpy scalar", "full", "broadcast"]))
+    if kind == "scalar":
+        return draw(st.integers(0, 60000))
+    if kind == "numpy scalar":
+        return np.uint16(draw(st.integers(0, 60000)))
+    if kind == "full":
+        size = int(np.prod(shape))
+        return (np.arange(size, dtype=np.uint16) + 40000).reshape(shape)
+    # broadcast: trailing axes kept, some set to 1, leading ones dropped
+    keep = draw(st.integers(0, len(shape)))
+    sub = shape[len(shape) - keep :]
+    sub = tuple(1 if draw(st.booleans()) else n for n in sub)
+    return (np.arange(int(np.prod(sub)), dtype=np.uint16) + 50000).reshape(sub)
+
+
+@st.composite
+def writes(draw: st.DrawFn) -> tuple[tuple[Any, ...], Any]:
+    sel, _ = draw(selections())
+    return sel, _value(draw, reference(DATA, sel).shape)
+
+
+@pytest.fixture(scope="module")
+def writable(tmp_path_factory: pytest.TempPathFactory, image: Path) -> Path:
+    path = tmp_path_factory.mktemp("w") / "img.zarr"
+    shutil.copytree(image, path)
+    return path
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(case=writes())
+def test_setitem_is_numpys(writable: Path, case: tuple[tuple[Any, ...], Any]) -> None:
+    sel, value = case
+    with ngio_async.open(writable, mode="r+") as ds:
+        want = np.asarray(ds)
+        assign(want, sel, value)
+        ds[sel] = value
+        np.testing.assert_array_equal(ds[...], want)
+    np.testing.assert_array_equal(zarr.open_array(writable / "0", mode="r")[...], want)
+
+
+@pytest.mark.parametrize(
+    "selection",
+    [np.s_[0, 0, [3, 1, 3]], np.s_[:, [2, 2, 0], ::-5], np.s_[..., np.array([5, -1, 5])]],
+    ids=repr,
+)
+def test_setitem_with_repeats_takes_the_last_as_numpy(writable: Path, selection: Any) -> None:
+    with ngio_async.open(writable, mode="r+") as ds:
+        want = np.asarray(ds)
+        value = np.arange(int(np.prod(reference(want, selection).shape)), dtype=np.uint16)
+        value = value.reshape(reference(want, selection).shape) + 7
+        assign(want, selection, value)
+        ds[selection] = value
+        np.testing.assert_array_equal(ds[...], want)
