@@ -1772,14 +1772,14 @@ def _drop_conflicting(options: dict[str, Any], overrides: dict[str, Any], names:
     if any(k in overrides for k in ("axes", "levels", "downscale", "shape")):
         options.pop("level_shapes", None)  # every level from the new shape, as create does
     axes = overrides.get("axes")
-    if axes is not None and list(axes) != names:
+    if isinstance(axes, str | Sequence) and list(axes) != names:  # else create names it
         for key in ("scale", "units", "translation", "chunks"):
             options.pop(key, None)
         if "c" not in names or "c" not in axes:  # else kept if the channel axis keeps its size
             options.pop("channels", None)
         if options["shards"] is not False:
             options["shards"] = None
-        names = list(axes) if isinstance(axes, str | Sequence) else names
+        names = list(axes)
     shape = overrides.get("shape", options["shape"])
     if "channels" in options:
         try:
@@ -1803,6 +1803,28 @@ def _drop_conflicting(options: dict[str, Any], overrides: dict[str, Any], names:
             del options["fill_value"]
 
 
+#: the create_like arguments that ``None`` leaves to the source (create has no default for them)
+_SOURCE_IF_NONE = frozenset(("shape", "dtype", "ngff_version"))
+
+
+def _dataset_of(src: Any) -> Dataset:
+    """``src`` as an async :class:`Dataset` (a blocking one's own), else ``TypeError``."""
+    inner = getattr(src, "async_dataset", None) if not isinstance(src, Dataset) else src
+    if isinstance(inner, Dataset):
+        return inner
+    if isinstance(src, str | os.PathLike):
+        raise TypeError(
+            f"create_like: src must be an open dataset, got the {type(src).__name__} {src!r}: "
+            "open it first (create_like_async(await open_async(src), url) or, blocking, "
+            "create_like(open(src), url))"
+        )
+    kind = type(src)
+    raise TypeError(
+        f"create_like: src must be an open dataset, got {kind.__module__}.{kind.__qualname__}"
+        " (open the image with open_async / open; for an array, use create)"
+    )
+
+
 def create_like_async(
     src: Dataset, url: str | os.PathLike[str] | AsyncStore | Any, **overrides: Any
 ) -> _Opening[Dataset]:
@@ -1818,13 +1840,12 @@ def create_like_async(
     into an image's ``labels/``), as ``convert`` does. The label images of ``src`` are not
     copied: create them on the copy with ``labels.create``.
 
-    :raises TypeError: ``src`` is a URL or path, not an open dataset."""
-    if isinstance(src, str | os.PathLike):
-        raise TypeError(
-            f"create_like: src must be an open dataset, got the {type(src).__name__} {src!r}: "
-            "open it first (create_like_async(await open_async(src), url) or, blocking, "
-            "create_like(open(src), url))"
-        )
+    ``shape=None``, ``dtype=None`` or ``ngff_version=None`` keep the source's (as
+    ``numpy.zeros_like``). ``src`` may be a blocking dataset (only its metadata is read).
+
+    :raises TypeError: ``src`` is no open dataset (a URL or path: open it first)."""
+    src = _dataset_of(src)
+    overrides = {k: v for k, v in overrides.items() if not (v is None and k in _SOURCE_IF_NONE)}
     options = like_options(src, overrides)
     level_translations = options.pop("level_translations", None)
     level_shapes = options.pop("level_shapes", None)
