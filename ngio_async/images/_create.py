@@ -82,6 +82,7 @@ if TYPE_CHECKING:
     from numpy.typing import DTypeLike
 
     from .._limits import Limits
+    from .._sync_api import SyncDataset
     from ..meta.zarr import ArrayMeta, Codec
     from ..stores import Buffer
 
@@ -1826,7 +1827,7 @@ def _dataset_of(src: Any) -> Dataset:
 
 
 def create_like_async(
-    src: Dataset, url: str | os.PathLike[str] | AsyncStore | Any, **overrides: Any
+    src: Dataset | SyncDataset, url: str | os.PathLike[str] | AsyncStore | Any, **overrides: Any
 ) -> _Opening[Dataset]:
     """Create an empty image shaped like ``src`` (axes, shape, scales, units, chunks, shards,
     levels, channels, NGFF version, fill value, compressor); any :func:`create_async` argument
