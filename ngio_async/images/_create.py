@@ -1882,11 +1882,27 @@ def create_like_async(
         return create()
 
     async def go() -> Dataset:
-        from ._labels import follow_label_source
+        from ._labels import follow_label_source, open_label_parent
 
         # image-label.source: kept where it leads to an image from the new place (convert's rule)
-        await follow_label_source(plan.ome, url, rest.get("limits"), store_options, path=path)
-        return await create()
+        limits = rest.get("limits")
+        if not await follow_label_source(plan.ome, url, limits, store_options, path=path):
+            return await create()
+        parent = await open_label_parent(url, path, limits, store_options)
+        if parent is None:
+            return await create()
+        image, name = parent  # the place is labels/<name> of an image: listed there
+        try:
+            await image.labels.check_listing(name, plan.version)
+            ds = await create()
+            try:
+                await image.labels.list_created(name, plan)
+            except BaseException:
+                await ds.aclose()
+                raise
+            return ds
+        finally:
+            await image.aclose()
 
     return _Opening(go)
 

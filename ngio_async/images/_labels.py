@@ -360,22 +360,56 @@ async def follow_label_source(
     options: Mapping[str, Any] | None,
     *,
     path: str = "",
-) -> None:
+) -> bool:
     """A label image written at ``path`` of ``dst`` (a URL, a local path or a store) on its own
     (``convert``, ``create_like``) keeps ``image-label.source.image`` only when that relative
     path, from there, leads to an image (it goes into an image's ``labels/``); else the link,
     which would point at nothing, is dropped (``ome`` edited; other keys of ``source`` stay).
-    Nothing is written: the place is only read."""
+    Nothing is written: the place is only read. Returns whether a link is kept."""
     label = ome.image_label
     source = label.source if label is not None else None
     if label is None or source is None or source.image is None:
-        return
+        return False
     if await _leads_to_image(dst, path.strip("/"), source.image, limits, options):
-        return
+        return True
     if source.extra:  # its other keys stay
         source.image = None
     else:
         label.source = None
+    return False
+
+
+async def open_label_parent(
+    dst: Any, path: str, limits: Limits | None, options: Mapping[str, Any]
+) -> tuple[Dataset, str] | None:
+    """The image (opened ``r+``; nothing is written) whose ``labels/`` holds the place at
+    ``path`` of ``dst``, and the label's name there; ``None`` when the place is no
+    ``<image>/labels/<name>`` of an image that opens."""
+    from ._dataset import open_async
+
+    path = path.strip("/")
+    target: Any
+    if isinstance(dst, AsyncStore) and "/" in path:
+        *above, group, name = path.split("/")
+        target, where = dst, "/".join(above)
+    else:
+        full = _resolve(dst.url if isinstance(dst, AsyncStore) else dst, path, ".")
+        if full is None:
+            return None
+        if "://" in full:
+            from urllib.parse import urlsplit
+
+            group, name = urlsplit(full).path.rstrip("/").split("/")[-2:]
+        else:
+            group, name = os.path.basename(os.path.dirname(full)), os.path.basename(full)
+        target, where = _resolve(full, "", "../.."), ""
+    if group != "labels":
+        return None
+    try:
+        image = await open_async(target, mode="r+", limits=limits, path=where, **options)
+    except (NgioError, OSError, ValueError):
+        return None
+    return image, name
 
 
 async def _leads_to_image(
@@ -439,6 +473,31 @@ class Labels:
         self._dataset = dataset
         self._lock: anyio.Lock | None = None
         self._names = KeyLocks()  # one create at a time per label name
+
+    async def check_listing(self, name: str, version: str) -> None:
+        """Refuse, before it is written, a label image ``name`` of NGFF ``version`` that
+        :meth:`list_created` could not list (``create_like`` into ``labels/<name>``): a name
+        :meth:`create` refuses, or another version than the image's and its ``labels``
+        group's (a hierarchy has one)."""
+        ds = self._dataset
+        _check_name(name, creating=True)
+        mine = ds.metadata.ngff_version
+        if version != mine:
+            raise UnsupportedError(
+                f"cannot create an NGFF {version} label image in {ds.url}/labels/, an NGFF "
+                f"{mine} image: the version must be the same throughout (ngff_version={mine!r})"
+            )
+        await check_same_version(ds.store, join(ds.root, "labels"), mine)
+
+    async def list_created(self, name: str, plan: ImagePlan) -> None:
+        """List label image ``name``, complete at ``labels/<name>`` (written from ``plan``),
+        in the ``labels`` group (kept if listed); see :meth:`check_listing`."""
+        ds = self._dataset
+        ds._check_writable()
+        root = join(ds.root, "labels", name)
+        docs = [(join(root, k), d) for k, d in plan.array_documents() + plan.group_documents()]
+        async with self._names.hold(name):
+            await self._list(name, docs=docs)
 
     async def names(self) -> list[str]:
         """Names of the label images (empty when the image has none)."""

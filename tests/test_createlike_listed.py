@@ -1,0 +1,56 @@
+"""A label image copied with ``create_like`` into an image's ``labels/<name>`` is listed by that
+image (it was written but listed by nothing: no reader found it), and one of the other NGFF
+version than the image's is refused before anything is written (a hierarchy has one version)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pytest
+
+import ngio_async
+from ngio_async import UnsupportedError
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+def _image(path: Path, version: str, *, label: bool = False) -> Path:
+    with ngio_async.create(
+        path, shape=(32, 32), dtype="uint8", axes="yx", levels=2, ngff_version=version
+    ) as ds:
+        if label:
+            ds.labels.create("cells", dtype="uint16", colors={3: "#0000FF"})
+    return path
+
+
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+def test_a_label_copied_into_an_images_labels_is_listed(tmp_path: Path, version: str) -> None:
+    src = _image(tmp_path / "src.zarr", version, label=True)
+    other = _image(tmp_path / "other.zarr", version)
+    with ngio_async.open(src) as ds:
+        with ngio_async.create_like(ds.labels["cells"], other / "labels" / "nuclei") as lab:
+            lab.write(np.full((32, 32), 3, "uint16"), pyramid=True)
+        with ngio_async.create_like(ds.labels["cells"], other / "labels" / "cells") as lab:
+            pass
+    with ngio_async.open(other) as image:
+        assert image.labels.names() == ["nuclei", "cells"]
+        nuclei = image.labels["nuclei"]
+        assert int(nuclei.levels[1][0, 0]) == 3
+        assert nuclei.metadata.ome.image_label is not None
+        assert nuclei.metadata.ome.image_label.source is not None
+
+
+def test_a_label_of_another_version_than_the_image_is_refused(tmp_path: Path) -> None:
+    src = _image(tmp_path / "src.zarr", "0.5", label=True)
+    other = _image(tmp_path / "other.zarr", "0.4")
+    place = other / "labels" / "cells"
+    with ngio_async.open(src) as ds:
+        with pytest.raises(UnsupportedError, match=r"ngff_version='0\.4'"):
+            ngio_async.create_like(ds.labels["cells"], place)
+        assert not place.exists()
+        with ngio_async.create_like(ds.labels["cells"], place, ngff_version="0.4") as lab:
+            assert lab.metadata.ngff_version == "0.4"
+    with ngio_async.open(other) as image:
+        assert image.labels.names() == ["cells"]
