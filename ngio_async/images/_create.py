@@ -1837,9 +1837,10 @@ def create_like_async(
 
     The copy of a label image is a label image (its ``image-label`` colors and properties,
     and pyramids by ``mode``) unless its data type is no integer type; its ``source`` link
-    (``../../``) is kept only where it leads to an image from the new place (the copy goes
-    into an image's ``labels/``), as ``convert`` does. The label images of ``src`` are not
-    copied: create them on the copy with ``labels.create``.
+    (``../../``) is kept only where it leads to an image from the new place, as ``convert``
+    does. A copy into ``labels/<name>`` of an image is listed by that image (of the image's
+    NGFF version only: pass ``ngff_version=`` for another source's). The label images of
+    ``src`` are not copied: create them on the copy with ``labels.create``.
 
     ``shape=None``, ``dtype=None`` or ``ngff_version=None`` keep the source's (as
     ``numpy.zeros_like``). ``src`` may be a blocking dataset (only its metadata is read).
