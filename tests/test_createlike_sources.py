@@ -68,7 +68,9 @@ def test_sources_on_s3(s3_server: S3Server, tmp_path: Path) -> None:
         with ngio_async.create_like(label, alone, **opts) as lab:
             assert lab.metadata.ome.image_label is not None
             assert lab.metadata.ome.image_label.source is None
-    with ngio_async.open(into, **opts) as lab:
+    with ngio_async.open(other, **opts) as image:
+        assert image.labels.names() == ["cells"]  # listed by the image it went into
+        lab = image.labels["cells"]
         assert lab.metadata.ome.image_label is not None
         assert lab.metadata.ome.image_label.source is not None
     assert json.loads((tmp_path / "local.zarr" / ".zattrs").read_text())["omero"]["channels"]
