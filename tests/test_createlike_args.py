@@ -62,3 +62,16 @@ async def test_create_like_async_takes_a_blocking_dataset(source: str, tmp_path:
             assert (copy.shape, copy.metadata.ngff_version) == ((2, 40, 48), "0.4")
     with ngio_async.open(dst) as back:
         assert int(back[1, 39, 47]) == 3
+
+
+@pytest.mark.parametrize(("typo", "meant"), [("chunk", "chunks"), ("fillvalue", "fill_value")])
+def test_a_misspelled_argument_is_named_with_the_one_meant(
+    source: str, tmp_path: Path, typo: str, meant: str
+) -> None:
+    """It went to the store as an option: "unknown options for memory://: ['chunk']"."""
+    named = rf"argument '{typo}'.*did you mean '{meant}'"
+    with ngio_async.open(source) as ds, pytest.raises(TypeError, match=named):
+        ngio_async.create_like(ds, "memory://", **{typo: 1})
+    with pytest.raises(TypeError, match=named):
+        ngio_async.create(str(tmp_path / "new.zarr"), shape=(4, 4), dtype="uint8", **{typo: 1})
+    assert not (tmp_path / "new.zarr").exists()

@@ -1616,6 +1616,7 @@ def create_async(
     :raises ValueError: an argument breaks a rule (non-finite or non-positive scale, unknown
         axis name, ...); ``TypeError``: an argument of the wrong type. Both before any I/O.
     """
+    refuse_misspelled(store_options, "create")
     path = store_path(path)
     plan = plan_image(
         shape=shape,
@@ -1647,6 +1648,23 @@ _PLAN_KEYS = frozenset(
         "compressor", "levels", "downscale", "channels", "ngff_version", "name", "fill_value",
     )
 )  # fmt: skip
+
+
+#: every create_async argument (the others are store options)
+_CREATE_KEYS = _PLAN_KEYS | {"overwrite", "limits", "path"}
+
+
+def refuse_misspelled(options: Mapping[str, Any], caller: str) -> None:
+    """Refuse a store option that looks like a misspelled create argument (``chunk=`` for
+    ``chunks=``): the store refused it as an unknown store option, or took it silently."""
+    import difflib
+
+    for key in options:
+        close = difflib.get_close_matches(key, sorted(_CREATE_KEYS), n=1, cutoff=0.8)
+        if close:
+            raise TypeError(
+                f"{caller}() got an unexpected keyword argument {key!r}; did you mean {close[0]!r}?"
+            )
 
 
 def overwrite_flag(value: Any) -> bool:
@@ -1847,6 +1865,7 @@ def create_like_async(
 
     :raises TypeError: ``src`` is no open dataset (a URL or path: open it first)."""
     src = _dataset_of(src)
+    refuse_misspelled({k: v for k, v in overrides.items() if k not in _CREATE_KEYS}, "create_like")
     overrides = {k: v for k, v in overrides.items() if not (v is None and k in _SOURCE_IF_NONE)}
     options = like_options(src, overrides)
     level_translations = options.pop("level_translations", None)
