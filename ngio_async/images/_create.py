@@ -1747,9 +1747,27 @@ def like_options(src: Dataset, overrides: dict[str, Any]) -> dict[str, Any]:
     compressor = _compressor_of(lvl0.meta)
     if compressor != "other":
         options["compressor"] = compressor
+    overrides = _completed_mappings(options, overrides, names)
     _drop_conflicting(options, overrides, names)
     options.update(overrides)
     return options
+
+
+def _completed_mappings(
+    options: dict[str, Any], overrides: dict[str, Any], names: list[str]
+) -> dict[str, Any]:
+    """``overrides`` with each mapping axis -> value given for ``scale``, ``units`` or
+    ``translation`` completed by the source's values (in ``options``) for the axes it does not
+    name, as long as the axes stay: it changes the axes it names only."""
+    axes = overrides.get("axes")
+    if axes is not None and (not isinstance(axes, str | Sequence) or list(axes) != names):
+        return overrides
+    out = dict(overrides)
+    for key in ("scale", "units", "translation"):
+        given, base = overrides.get(key), options.get(key)
+        if isinstance(given, Mapping) and base is not None:
+            out[key] = {**dict(zip(names, base, strict=True)), **given}
+    return out
 
 
 def _compressor_of(meta: ArrayMeta) -> Compressor | Literal["other"]:
@@ -1851,7 +1869,9 @@ def create_like_async(
     levels, channels, NGFF version, fill value, compressor); any :func:`create_async` argument
     in ``overrides`` wins (e.g. ``dtype="float32"``, ``channels=[...]``, ``overwrite=True``),
     and what an override makes wrong is left to its default (per-axis values for other
-    ``axes``, channels for another channel count, shards other ``chunks`` do not divide).
+    ``axes``, channels for another channel count, shards other ``chunks`` do not divide). A
+    mapping axis -> value for ``scale``, ``units`` or ``translation`` changes the axes it
+    names; the others keep the source's.
 
     The copy of a label image is a label image (its ``image-label`` colors and properties,
     and pyramids by ``mode``) unless its data type is no integer type; its ``source`` link
