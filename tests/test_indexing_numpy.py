@@ -244,3 +244,23 @@ def test_setitem_with_repeats_takes_the_last_as_numpy(writable: Path, selection:
         assign(want, selection, value)
         ds[selection] = value
         np.testing.assert_array_equal(ds[...], want)
+
+
+def test_zero_d_integer_arrays_are_integers_as_in_numpy(writable: Path) -> None:
+    with ngio_async.open(writable, mode="r+") as ds:
+        want = np.asarray(ds)
+        for sel in (np.s_[np.array(1)], np.s_[np.array(-1), 2], np.s_[0, :, np.array(np.uint8(3))]):
+            got = ds[sel]
+            assert got.shape == want[sel].shape
+            np.testing.assert_array_equal(got, want[sel])
+        ds[np.array(2), np.array(-1)] = 17
+        want[2, -1] = 17
+        np.testing.assert_array_equal(ds[...], want)
+        with pytest.raises(IndexError, match="axis 0"):  # numpy: a new axis, masked; refused
+            ds[np.array(True)]
+
+
+@pytest.mark.parametrize("mask", [True, False, np.True_], ids=repr)
+def test_boolean_scalars_are_a_clear_index_error(image: Path, mask: Any) -> None:
+    with ngio_async.open(image) as ds, pytest.raises(IndexError, match="got bool"):
+        ds[0, mask]

@@ -427,7 +427,7 @@ def list_index(selection: object, shape: tuple[int, ...]) -> ListIndex | None:
     :raises IndexError: an index out of range, or a mask of another length (as numpy).
     """
     sel: tuple[object, ...] = selection if isinstance(selection, tuple) else (selection,)
-    where = [i for i, s in enumerate(sel) if isinstance(s, list | np.ndarray)]
+    where = [i for i, s in enumerate(sel) if _is_array_index(s)]  # a 0-d array: an integer
     if not where:
         return None
     if len(where) > 1:
