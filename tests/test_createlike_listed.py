@@ -54,3 +54,14 @@ def test_a_label_of_another_version_than_the_image_is_refused(tmp_path: Path) ->
             assert lab.metadata.ngff_version == "0.4"
     with ngio_async.open(other) as image:
         assert image.labels.names() == ["cells"]
+
+
+def test_the_label_images_of_the_source_are_not_copied(tmp_path: Path) -> None:
+    """As documented: the copy is the image alone; ``labels.create`` adds label images."""
+    src = _image(tmp_path / "src.zarr", "0.5", label=True)
+    with ngio_async.open(src) as ds, ngio_async.create_like(ds, tmp_path / "copy.zarr") as copy:
+        assert ds.labels.names() == ["cells"]
+        assert copy.labels.names() == []
+        assert not (tmp_path / "copy.zarr" / "labels").exists()
+        cells = copy.labels.create("cells", dtype="uint16")
+        assert [lvl.shape for lvl in cells.levels] == [(32, 32), (16, 16)]
