@@ -65,3 +65,16 @@ def test_the_label_images_of_the_source_are_not_copied(tmp_path: Path) -> None:
         assert not (tmp_path / "copy.zarr" / "labels").exists()
         cells = copy.labels.create("cells", dtype="uint16")
         assert [lvl.shape for lvl in cells.levels] == [(32, 32), (16, 16)]
+
+
+def test_a_label_without_a_source_link_is_listed_too(tmp_path: Path) -> None:
+    """ome-zarr-py writes no ``source``: its label's copy was not listed."""
+    src = _image(tmp_path / "src.zarr", "0.5", label=True)
+    other = _image(tmp_path / "other.zarr", "0.5")
+    alone_url = tmp_path / "alone.zarr"
+    with ngio_async.open(src) as ds, ngio_async.create_like(ds.labels["cells"], alone_url) as alone:
+        assert alone.metadata.ome.image_label is not None
+        assert alone.metadata.ome.image_label.source is None
+        ngio_async.create_like(alone, other / "labels" / "cells").close()
+    with ngio_async.open(other) as image:
+        assert image.labels.names() == ["cells"]

@@ -1926,8 +1926,7 @@ def create_like_async(
 
         # image-label.source: kept where it leads to an image from the new place (convert's rule)
         limits = rest.get("limits")
-        if not await follow_label_source(plan.ome, url, limits, store_options, path=path):
-            return await create()
+        await follow_label_source(plan.ome, url, limits, store_options, path=path)
         parent = await open_label_parent(url, path, limits, store_options)
         if parent is None:
             return await create()
