@@ -538,6 +538,12 @@ class SyncDataset(_Reopenable):
         return self._dataset.levels[0].chunks
 
     @property
+    def shards(self) -> tuple[int, ...] | None:
+        """Level 0's shard shape (``None``: unsharded), as a zarr 3 array's: dask's automatic
+        blocks (``dask.array.from_array(ds)``) are then whole shards, never parts of several."""
+        return self._dataset.levels[0].shards
+
+    @property
     def async_dataset(self) -> Dataset:
         """The underlying async :class:`~ngio_async.images.Dataset` (use it on the portal loop)."""
         return self._dataset
