@@ -47,7 +47,7 @@ from .stores._url_utils import redact_url
 from .sync import Closing, Runner, SyncIterator, in_portal_thread
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Mapping, Sequence
+    from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
     from contextlib import AbstractAsyncContextManager, AbstractContextManager
     from types import TracebackType
 
@@ -224,6 +224,10 @@ class SyncLevel:
 
     def __len__(self) -> int:
         return int(self.shape[0])
+
+    def __iter__(self) -> Iterator[NDArray[Any]]:
+        """The level's items along its first axis, as numpy's iteration (one read each)."""
+        return (self[i] for i in range(len(self)))
 
     def __getitem__(self, selection: Any) -> NDArray[Any]:
         return self._runner.call(self._level.getitem, selection)
@@ -550,6 +554,10 @@ class SyncDataset(_Reopenable):
 
     def __len__(self) -> int:
         return self.shape[0]
+
+    def __iter__(self) -> Iterator[NDArray[Any]]:
+        """Level 0's items along its first axis, as numpy's iteration (one read each)."""
+        return (self[i] for i in range(len(self)))
 
     def __repr__(self) -> str:
         return self._pending_repr() or f"<Sync{repr(self._dataset)[1:]}"

@@ -45,8 +45,9 @@ def test_dask_blocks_fall_on_shard_boundaries(sharded: Path) -> None:
     blocks (192 pixels wide with a 300 KiB block size) cut the 128-pixel shards."""
     with ngio_async.open(sharded) as ds, dask.config.set({"array.chunk-size": "300KiB"}):
         assert ds.shards == ds.levels[0].shards == (2, 128, 128)
-        for source in (ds, *ds.levels):
-            blocks = da.from_array(source)
+        sources: list[Any] = [ds, *ds.levels]
+        for source in sources:
+            blocks = da.from_array(source)  # type: ignore[no-untyped-call]
             if source.shape == SHAPE:
                 assert len(blocks.chunks[-1]) > 1  # the limit does cut level 0
             stored = source.shards
@@ -54,9 +55,8 @@ def test_dask_blocks_fall_on_shard_boundaries(sharded: Path) -> None:
             for cuts, size in zip(_boundaries(blocks.chunks), stored, strict=True):
                 assert all(cut % size == 0 for cut in cuts), (source, blocks.chunks)
             np.testing.assert_array_equal(blocks.compute(), np.asarray(source))
-        np.testing.assert_array_equal(
-            da.from_array(ds)[:, ::-3, 5:200:7].compute(), DATA[:, ::-3, 5:200:7]
-        )
+        strided = da.from_array(ds)[:, ::-3, 5:200:7]  # type: ignore[no-untyped-call]
+        np.testing.assert_array_equal(strided.compute(), DATA[:, ::-3, 5:200:7])
 
 
 def test_an_unsharded_dataset_has_no_shards(tmp_path: Path) -> None:
@@ -72,7 +72,7 @@ def test_an_unsharded_dataset_has_no_shards(tmp_path: Path) -> None:
     ) as ds:
         assert ds.shards is None and ds.levels[0].shards is None
         with dask.config.set({"array.chunk-size": "1KiB"}):
-            cuts = _boundaries(da.from_array(ds).chunks)
+            cuts = _boundaries(da.from_array(ds).chunks)  # type: ignore[no-untyped-call]
         assert all(c % 16 == 0 for c in cuts[-1]) and cuts[-1]
 
 
