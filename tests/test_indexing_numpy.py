@@ -12,11 +12,15 @@ import numpy as np
 import pytest
 import zarr
 from hypothesis import HealthCheck, given, settings, strategies as st
+from images import upload
 
 import ngio_async
+from ngio_async.stores import open_store
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    from servers import S3Server
 
 SHAPE = (3, 21, 26)
 DATA = np.arange(np.prod(SHAPE), dtype=np.uint16).reshape(SHAPE)
@@ -264,3 +268,40 @@ def test_zero_d_integer_arrays_are_integers_as_in_numpy(writable: Path) -> None:
 def test_boolean_scalars_are_a_clear_index_error(image: Path, mask: Any) -> None:
     with ngio_async.open(image) as ds, pytest.raises(IndexError, match="got bool"):
         ds[0, mask]
+
+
+S3_READS: list[Any] = [
+    np.s_[np.int64(-1), ::-3, 25:0:-7],
+    np.s_[None, ..., np.uint8(4), None],
+    np.s_[:, [20, 0, 0, -1], 5:],
+    np.s_[..., 1, 2, 3],
+    np.s_[5:1, ...],
+    np.s_[:, ::9, ::-13],
+]
+
+
+@pytest.mark.anyio
+async def test_s3_reads_and_writes_are_numpys(tmp_path: Path, s3_server: S3Server) -> None:
+    """The remote read paths (range reads of inner chunks, strided reads skipping chunks) and
+    read-modify-writes of a sharded level on S3 give numpy's pixels."""
+    local = _make(tmp_path / "img.zarr", "shards")
+    url = s3_server.fresh_url()
+    async with open_store(url, **s3_server.options()) as store:
+        await upload(local, store)
+    want = DATA.copy()
+    with ngio_async.open(url, mode="r+", **s3_server.options()) as ds:
+        for sel in S3_READS:
+            got = ds[sel]
+            assert type(got) is type(want[sel]) and got.shape == want[sel].shape, sel
+            np.testing.assert_array_equal(got, want[sel])
+        np.testing.assert_array_equal(ds.oindex[::-1, [3, 3, 0], 7], want[::-1][:, [3, 3, 0], 7])
+        np.testing.assert_array_equal(
+            ds.vindex[[0, 2], [1, -1], [5, 5]], want[[0, 2], [1, -1], [5, 5]]
+        )
+        ds[:, 20:2:-3, ::5] = 7
+        want[:, 20:2:-3, ::5] = 7
+        ds[1, :, [25, 0, 25]] = np.array([1, 2, 3], dtype=np.uint16)
+        want[1][:, [25, 0, 25]] = np.array([1, 2, 3], dtype=np.uint16)
+        np.testing.assert_array_equal(ds[...], want)
+    with ngio_async.open(url, **s3_server.options()) as ds:
+        np.testing.assert_array_equal(np.asarray(ds), want)
