@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import zarr
 from hypothesis import HealthCheck, given, settings, strategies as st
-from images import upload
+from images import Spec, upload, write_image
 
 import ngio_async
 from ngio_async.stores import open_store
@@ -305,3 +305,26 @@ async def test_s3_reads_and_writes_are_numpys(tmp_path: Path, s3_server: S3Serve
         np.testing.assert_array_equal(ds[...], want)
     with ngio_async.open(url, **s3_server.options()) as ds:
         np.testing.assert_array_equal(np.asarray(ds), want)
+
+
+def test_a_big_endian_level_reads_in_its_own_dtype_by_every_path(tmp_path: Path) -> None:
+    """A 0.4 image stored big-endian (``>u2``): every read gives ``ds.dtype``, as numpy and
+    zarr-python do (a list index gave native ``uint16``: numpy's concatenate promotes)."""
+    root = tmp_path / "be.zarr"
+    data = write_image(
+        root, Spec(version="0.4", shape=(3, 30, 34), chunks=(1, 8, 8), dtype=">u2", levels=1)
+    )[0]
+    with ngio_async.open(root) as ds:
+        assert ds.dtype == np.dtype(">u2")
+        reads = {
+            "basic": (ds[1, 2:20, 5], data[1, 2:20, 5]),
+            "strided": (ds[:, ::-9, ::9], data[:, ::-9, ::9]),
+            "list": (ds[1, [7, 0, 7], ::-1], data[1, [7, 0, 7], ::-1]),
+            "list in order": (ds[:, [1, 9, 20]], data[:, [1, 9, 20]]),
+            "oindex": (ds.oindex[:, [29, 0], 3], data[:, [29, 0], 3]),
+            "vindex": (ds.vindex[[0, 2], [5, 5], [33, 0]], data[[0, 2], [5, 5], [33, 0]]),
+            "asarray": (np.asarray(ds), data),
+        }
+        for name, (got, want) in reads.items():
+            assert got.dtype == ds.dtype, name
+            np.testing.assert_array_equal(got, want, err_msg=name)

@@ -322,7 +322,9 @@ class Level:
             parts[i] = np.take(block, groups[i] - lo, axis=picked.out_axis) if groups else block
 
         await _run_all(range(len(spans)), one, self._window)
-        joined = np.concatenate([parts[i] for i in range(len(spans))], axis=picked.out_axis)
+        joined = np.concatenate(  # (its own dtype: numpy's promotion drops a big-endian order)
+            [parts[i] for i in range(len(spans))], axis=picked.out_axis, dtype=self.dtype
+        )
         if unique.size == picked.indices.size and np.array_equal(unique, picked.indices):
             return joined
         return np.take(joined, inverse.reshape(-1), axis=picked.out_axis)
