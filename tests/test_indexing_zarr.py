@@ -201,3 +201,31 @@ def test_setitem_with_one_list_as_numpy_and_zarr_python(pair: Any, data: st.Data
     np.testing.assert_array_equal(zarr.open_array(ours / "0", mode="r")[...], ref)
     if _unique(selection):
         _zarr_too(theirs, lambda: theirs.__setitem__(selection, value), ref)
+
+
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_full_boolean_masks_as_numpy_and_zarr_python(pair: Any, data: st.DataObject) -> None:
+    """``ds[mask]``, ``ds.vindex[mask]`` (a mask of the image's shape) read and write the
+    masked pixels in C order, as numpy's ``a[mask]``."""
+    ours, theirs = pair
+    seed = data.draw(st.integers(0, 2**16))
+    mask = np.random.default_rng(seed).random(SHAPE) < data.draw(st.sampled_from([0, 0.05, 0.5]))
+    count = int(mask.sum())
+    scalar = data.draw(st.booleans())
+    value: Any = np.uint16(5) if scalar else np.arange(count, dtype=np.uint16) + 100
+    ref = DATA.copy()
+    ref[mask] = value
+    theirs[...] = DATA
+    with ngio_async.open(ours, mode="r+") as ds:
+        ds.write(DATA)
+        np.testing.assert_array_equal(ds[mask], DATA[mask])
+        np.testing.assert_array_equal(ds.vindex[mask], theirs.vindex[mask])
+        if data.draw(st.booleans()):
+            ds[mask] = value
+        else:
+            ds.vindex[mask] = value
+    np.testing.assert_array_equal(zarr.open_array(ours / "0", mode="r")[...], ref)
+    _zarr_too(theirs, lambda: theirs.vindex.__setitem__(mask, value), ref)
