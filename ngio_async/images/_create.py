@@ -1825,6 +1825,7 @@ def _drop_conflicting(options: dict[str, Any], overrides: dict[str, Any], names:
                 del options["channels"]
         except (TypeError, ValueError, IndexError):
             pass  # create_async names what is wrong with shape
+    _drop_outgrown(options, overrides, names)
     shards = options["shards"]
     chunks = overrides.get("chunks")
     if "shards" not in overrides and shards not in (False, None) and chunks is not None:
@@ -1838,6 +1839,43 @@ def _drop_conflicting(options: dict[str, Any], overrides: dict[str, Any], names:
             _fill_json(options["fill_value"], np.dtype(overrides["dtype"]))
         except (ValueError, TypeError, UnsupportedError):
             del options["fill_value"]
+
+
+def _drop_outgrown(options: dict[str, Any], overrides: dict[str, Any], names: list[str]) -> None:
+    """For another ``shape`` (or ``downscale``): drop the copied chunks and shards that cover
+    the source's whole y or x extent where the new one is larger (capped by the source's size,
+    not chosen: a large copy of a small template got its tiny chunks, unsharded), and a copied
+    level count the new shape cannot have."""
+    src_shape = options["shape"]  # not updated yet: the source's
+    try:
+        shape = [int(n) for n in overrides.get("shape", src_shape)]
+        same_rank = len(shape) == len(names) == len(src_shape)
+        grows = [i for i in _yx(names) if shape[i] > src_shape[i]] if same_rank else []
+    except (TypeError, ValueError):
+        return  # create names what is wrong with shape
+
+    def capped(sizes: Any) -> bool:
+        return bool(sizes) and any(sizes[i] >= src_shape[i] for i in grows)
+
+    if "chunks" not in overrides and capped(options.get("chunks")):
+        del options["chunks"]
+        if "shards" not in overrides:  # sharded by default (0.5)
+            options["shards"] = None if _writes_05(options, overrides) else False
+    elif "shards" not in overrides and capped(options["shards"]):
+        options["shards"] = None
+    levels = options.get("levels")
+    resized = "shape" in overrides or "downscale" in overrides
+    if resized and levels is not None and "levels" not in overrides and len(shape) == len(names):
+        factor = overrides.get("downscale", options.get("downscale", 2))
+        try:
+            shapes = [_level_shape(shape, names, int(factor) ** i) for i in range(levels)]
+            check_levels_shrink(shapes, levels)
+        except (TypeError, ValueError):
+            del options["levels"]  # the new shape has fewer: the default
+
+
+def _writes_05(options: dict[str, Any], overrides: dict[str, Any]) -> bool:
+    return bool(overrides.get("ngff_version", options["ngff_version"]) != "0.4")
 
 
 #: the create_like arguments that ``None`` leaves to the source (create has no default for them)
@@ -1869,7 +1907,9 @@ def create_like_async(
     levels, channels, NGFF version, fill value, compressor); any :func:`create_async` argument
     in ``overrides`` wins (e.g. ``dtype="float32"``, ``channels=[...]``, ``overwrite=True``),
     and what an override makes wrong is left to its default (per-axis values for other
-    ``axes``, channels for another channel count, shards other ``chunks`` do not divide). A
+    ``axes``, channels for another channel count, shards other ``chunks`` do not divide,
+    chunks and shards covering the source's whole y or x extent for a larger ``shape``, a
+    level count the new ``shape`` or ``downscale`` cannot have). A
     mapping axis -> value for ``scale``, ``units`` or ``translation`` changes the axes it
     names; the others keep the source's.
 
