@@ -1972,10 +1972,10 @@ def create_like_async(
             return await create()
         image, name = parent  # the place is labels/<name> of an image: listed there
         try:
-            await image.labels.check_listing(name, plan.version)
+            await image.labels._check_listing(name, plan.version)
             ds = await create()
             try:
-                await image.labels.list_created(name, plan)
+                await image.labels._list_created(name, plan)
             except BaseException:
                 await ds.aclose()
                 raise

@@ -474,9 +474,9 @@ class Labels:
         self._lock: anyio.Lock | None = None
         self._names = KeyLocks()  # one create at a time per label name
 
-    async def check_listing(self, name: str, version: str) -> None:
+    async def _check_listing(self, name: str, version: str) -> None:
         """Refuse, before it is written, a label image ``name`` of NGFF ``version`` that
-        :meth:`list_created` could not list (``create_like`` into ``labels/<name>``): a name
+        :meth:`_list_created` could not list (``create_like`` into ``labels/<name>``): a name
         :meth:`create` refuses, or another version than the image's and its ``labels``
         group's (a hierarchy has one)."""
         ds = self._dataset
@@ -489,9 +489,9 @@ class Labels:
             )
         await check_same_version(ds.store, join(ds.root, "labels"), mine)
 
-    async def list_created(self, name: str, plan: ImagePlan) -> None:
+    async def _list_created(self, name: str, plan: ImagePlan) -> None:
         """List label image ``name``, complete at ``labels/<name>`` (written from ``plan``),
-        in the ``labels`` group (kept if listed); see :meth:`check_listing`."""
+        in the ``labels`` group (kept if listed); see :meth:`_check_listing`."""
         ds = self._dataset
         ds._check_writable()
         root = join(ds.root, "labels", name)
