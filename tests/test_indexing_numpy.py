@@ -92,7 +92,7 @@ def reference(data: np.ndarray[Any, Any], sel: Any) -> Any:
     """numpy's result, the one list's axis kept in place (zarr-python's orthogonal reading)."""
     sel = sel if isinstance(sel, tuple) else (sel,)
     where = [i for i, s in enumerate(sel) if isinstance(s, list | np.ndarray)]
-    if not where:
+    if len(where) != 1:  # none, or one per axis (points: numpy's fancy indexing)
         return data[sel]
     (at,) = where
     basic = (*sel[:at], slice(None), *sel[at + 1 :])
@@ -106,7 +106,7 @@ def reference(data: np.ndarray[Any, Any], sel: Any) -> Any:
 def assign(data: np.ndarray[Any, Any], sel: tuple[Any, ...], value: Any) -> None:
     """``data[sel] = value`` as :func:`reference` reads ``sel``."""
     where = [i for i, s in enumerate(sel) if isinstance(s, list | np.ndarray)]
-    if not where:
+    if len(where) != 1:  # none, or one per axis (points: numpy's fancy indexing)
         data[sel] = value
         return
     (at,) = where
@@ -328,3 +328,35 @@ def test_a_big_endian_level_reads_in_its_own_dtype_by_every_path(tmp_path: Path)
         for name, (got, want) in reads.items():
             assert got.dtype == ds.dtype, name
             np.testing.assert_array_equal(got, want, err_msg=name)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "selection",
+    [
+        np.s_[:, 20:3:-3, ::7],
+        np.s_[1, [20, 0, 5, 5], 10:],
+        np.s_[None, 2, 5:9, None, -1],
+        np.s_[0, 0, 0, ...],
+        np.s_[[2, 0], [5, 20], [25, 0]],
+    ],
+    ids=repr,
+)
+async def test_setitem_with_pyramid_equals_a_rebuild(tmp_path: Path, selection: Any) -> None:
+    """``write_at(selection, v, pyramid=True)`` (``ds[selection] = v`` with the lower levels
+    updated) leaves the same levels as a rebuild from level 0."""
+    async with ngio_async.create_async(
+        tmp_path / "img.zarr", shape=SHAPE, dtype="uint16", axes="zyx", levels=3,
+        **LAYOUTS["shards"],
+    ) as ds:  # fmt: skip
+        await ds.write(DATA, pyramid=True)
+        shape = reference(DATA, selection).shape
+        value = (np.arange(int(np.prod(shape)), dtype=np.uint16) * 97).reshape(shape)
+        await ds.write_at(selection, value, pyramid=True)
+        want = DATA.copy()
+        assign(want, selection, value)
+        np.testing.assert_array_equal(await ds.levels[0][...], want)
+        cascaded = [await lvl[...] for lvl in ds.levels[1:]]
+        await ds.build_pyramid()
+        for lvl, got in zip(ds.levels[1:], cascaded, strict=True):
+            np.testing.assert_array_equal(got, await lvl[...])
