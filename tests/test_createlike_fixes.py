@@ -82,3 +82,23 @@ async def test_the_link_is_followed_inside_a_store_given_as_an_object() -> None:
                 await label.aclose()
     finally:
         await store.aclose()
+
+
+def test_a_narrower_label_copy_drops_colors_no_pixel_can_have(tmp_path: Path) -> None:
+    """labels.create refuses a color for 300 in a uint8 label; a uint8 copy of a uint16 label
+    kept it (and its properties)."""
+    src = tmp_path / "src.zarr"
+    with ngio_async.create(src, shape=(32, 32), dtype="uint8", axes="yx") as ds:
+        ds.labels.create(
+            "cells",
+            dtype="uint16",
+            colors={3: "#0000FF", 300: "#FF0000"},
+            properties={3: {"kind": "a"}, 300: {"kind": "b"}},
+        )
+    with ngio_async.open(src) as ds:
+        ngio_async.create_like(ds.labels["cells"], tmp_path / "u8.zarr", dtype="uint8").close()
+        ngio_async.create_like(ds.labels["cells"], tmp_path / "i32.zarr", dtype="int32").close()
+    label = _label_attrs(tmp_path / "u8.zarr")
+    assert label["colors"] == [{"label-value": 3, "rgba": [0, 0, 255, 255]}]
+    assert label["properties"] == [{"label-value": 3, "kind": "a"}]
+    assert [c["label-value"] for c in _label_attrs(tmp_path / "i32.zarr")["colors"]] == [3, 300]

@@ -1933,6 +1933,8 @@ def create_like_async(
     image_label = src.metadata.ome.image_label
     if image_label is not None and data_type(options["dtype"]).kind not in "iu":
         image_label = None  # labels are integers: a float copy is an image
+    elif image_label is not None:
+        image_label = _values_within(image_label, data_type(options["dtype"]))
     if level_translations is None and level_shapes is None and image_label is None:
         return create_async(url, **options)
     store_keys = ("overwrite", "limits", "path")
@@ -1984,6 +1986,21 @@ def create_like_async(
             await image.aclose()
 
     return _Opening(go)
+
+
+def _values_within(label: ImageLabel, dtype: np.dtype[Any]) -> ImageLabel:
+    """``label`` without the colors and properties of values ``dtype`` cannot hold (a narrower
+    copy's: no pixel can have them, and ``labels.create`` refuses them)."""
+    from msgspec.structs import replace
+
+    from ._dataset import _with_extra
+
+    info = np.iinfo(dtype)
+    colors = [c for c in label.colors or () if info.min <= c.label_value <= info.max]
+    props = [p for p in label.properties or () if info.min <= p.label_value <= info.max]
+    if len(colors) == len(label.colors or ()) and len(props) == len(label.properties or ()):
+        return label
+    return _with_extra(replace(label, colors=colors or None, properties=props or None), label)
 
 
 def _as_label(plan: ImagePlan, image_label: ImageLabel) -> ImagePlan:
