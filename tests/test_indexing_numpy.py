@@ -360,3 +360,25 @@ async def test_setitem_with_pyramid_equals_a_rebuild(tmp_path: Path, selection: 
         await ds.build_pyramid()
         for lvl, got in zip(ds.levels[1:], cascaded, strict=True):
             np.testing.assert_array_equal(got, await lvl[...])
+
+
+@pytest.mark.anyio
+async def test_s3_reads_through_the_read_cache_of_one_chunk_shards(
+    tmp_path: Path, s3_server: S3Server
+) -> None:
+    """A remote level whose shards hold one chunk each (read whole), opened with a read
+    cache: reads give numpy's pixels (each small read recursed between read and read_many
+    until a RecursionError)."""
+    local = tmp_path / "img.zarr"
+    data = write_image(
+        local, Spec(shape=(2, 24, 24), chunks=(1, 8, 8), shards=(1, 8, 8), levels=1)
+    )[0]
+    url = s3_server.fresh_url()
+    async with open_store(url, **s3_server.options()) as store:
+        await upload(local, store)
+    limits = ngio_async.Limits(read_cache_bytes=2**20)
+    with ngio_async.open(url, limits=limits, **s3_server.options()) as ds:
+        assert ds.shards == (1, 8, 8)
+        for sel in (np.s_[...], np.s_[1, 2:5, 3], np.s_[:, ::-5, [9, 0, 9]]):
+            np.testing.assert_array_equal(ds[sel], reference(data, sel))
+        np.testing.assert_array_equal(ds.oindex[:, [20, 1], 4:9], data[:, [20, 1], 4:9])

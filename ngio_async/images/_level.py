@@ -567,7 +567,9 @@ class Level:
                 indexes = self.index_cache() if self._kept_indexes is None else self._kept_indexes
             if self.reads_locally:
                 return await self._read_kept_locally(region, shape, keeper, indexes)
-            return (await self.read_many([region], indexes, keeper))[0]
+            if not isinstance(self.codec, ShardCodec) or self.reads_shards_together:
+                return (await self.read_many([region], indexes, keeper))[0]
+            # (one-chunk shards: read_many reads each region by read, as below)
         if indexes is None:
             indexes = self.index_cache()
         if self.reads_locally and self._one_object(region):
