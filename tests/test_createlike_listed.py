@@ -4,7 +4,7 @@ version than the image's is refused before anything is written (a hierarchy has 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
@@ -78,3 +78,38 @@ def test_a_label_without_a_source_link_is_listed_too(tmp_path: Path) -> None:
         ngio_async.create_like(alone, other / "labels" / "cells").close()
     with ngio_async.open(other) as image:
         assert image.labels.names() == ["cells"]
+
+
+async def test_a_copy_that_cannot_be_listed_is_removed() -> None:
+    """As labels.create leaves it (the listing's write failed: injected), so that a retry
+    creates it rather than being refused by an unlisted leftover."""
+    from ngio_async import StoreError
+    from ngio_async.stores import InstrumentedStore, open_store
+
+    failing = [True]
+
+    def listing_fails(method: str, key: str) -> Exception | None:
+        if failing[0] and method == "put" and key == "img.zarr/labels/zarr.json":
+            return StoreError("injected", url="memory://", key=key)
+        return None
+
+    store = InstrumentedStore(open_store("memory://"), fail=listing_fails)
+    shape: dict[str, Any] = {"shape": (16, 16), "dtype": "uint8", "axes": "yx"}
+    try:
+        async with (
+            ngio_async.create_async(store, path="src.zarr", **shape) as src,
+            ngio_async.create_async(store, path="img.zarr", **shape) as img,
+        ):
+            label = await src.labels.create("cells", dtype="uint8")
+            try:
+                with pytest.raises(StoreError, match="injected"):
+                    await ngio_async.create_like_async(label, store, path="img.zarr/labels/c")
+                assert await store.list_prefix("img.zarr/labels/c") == []
+                failing[0] = False
+                async with ngio_async.create_like_async(label, store, path="img.zarr/labels/c"):
+                    pass
+                assert await img.labels.names() == ["c"]
+            finally:
+                await label.aclose()
+    finally:
+        await store.aclose()

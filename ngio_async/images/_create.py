@@ -1978,8 +1978,10 @@ def create_like_async(
             ds = await create()
             try:
                 await image.labels._list_created(name, plan)
-            except BaseException:
+            except BaseException as exc:  # removed, as labels.create does: a retry creates it
                 await ds.aclose()
+                root = join(image.root, "labels", name)
+                await image.labels._discard_unlisted(name, root, plan, exc)
                 raise
             return ds
         finally:
