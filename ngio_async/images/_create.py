@@ -21,7 +21,7 @@ import numbers
 import os
 import warnings
 import weakref
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -1803,7 +1803,8 @@ def _drop_conflicting(options: dict[str, Any], overrides: dict[str, Any], names:
     """Leave out the copied options that ``overrides`` make wrong (their defaults apply):
     everything per axis for other ``axes`` but the channels, which stay as long as the
     channel axis keeps its size (dropped for another channel count), shards
-    the new ``chunks`` do not divide, a fill value the new ``dtype`` cannot hold."""
+    the new ``chunks`` do not divide, a fill value the new ``dtype`` cannot hold, and what a
+    new ``shape`` outgrows (:func:`_drop_outgrown`)."""
     if any(k in overrides for k in ("axes", "levels", "downscale", "translation", "scale")):
         options.pop("level_translations", None)  # they no longer fit: one translation applies
     if any(k in overrides for k in ("axes", "levels", "downscale", "shape")):
@@ -1962,32 +1963,42 @@ def create_like_async(
 
     if image_label is None:
         return create()
+    limits = rest.get("limits")
+    return _Opening(lambda: _label_copy(create, plan, url, path, limits, store_options))
 
-    async def go() -> Dataset:
-        from ._labels import follow_label_source, open_label_parent
 
-        # image-label.source: kept where it leads to an image from the new place (convert's rule)
-        limits = rest.get("limits")
-        await follow_label_source(plan.ome, url, limits, store_options, path=path)
-        parent = await open_label_parent(url, path, limits, store_options)
-        if parent is None:
-            return await create()
-        image, name = parent  # the place is labels/<name> of an image: listed there
+async def _label_copy(
+    create: Callable[[], _Opening[Dataset]],
+    plan: ImagePlan,
+    url: Any,
+    path: str,
+    limits: Limits | None,
+    options: dict[str, Any],
+) -> Dataset:
+    """Create a label image's copy (``create()``, of ``plan``) at ``path`` of ``url``: its
+    ``image-label.source`` kept where it leads to an image from there (convert's rule), and,
+    when the place is ``labels/<name>`` of an image, listed by that image (removed again when
+    the listing fails, as ``labels.create`` does: a retry creates it)."""
+    from ._labels import follow_label_source, open_label_parent
+
+    await follow_label_source(plan.ome, url, limits, options, path=path)
+    parent = await open_label_parent(url, path, limits, options)
+    if parent is None:
+        return await create()
+    image, name = parent
+    try:
+        await image.labels._check_listing(name, plan.version)
+        ds = await create()
         try:
-            await image.labels._check_listing(name, plan.version)
-            ds = await create()
-            try:
-                await image.labels._list_created(name, plan)
-            except BaseException as exc:  # removed, as labels.create does: a retry creates it
-                await ds.aclose()
-                root = join(image.root, "labels", name)
-                await image.labels._discard_unlisted(name, root, plan, exc)
-                raise
-            return ds
-        finally:
-            await image.aclose()
-
-    return _Opening(go)
+            await image.labels._list_created(name, plan)
+        except BaseException as exc:
+            await ds.aclose()
+            root = join(image.root, "labels", name)
+            await image.labels._discard_unlisted(name, root, plan, exc)
+            raise
+        return ds
+    finally:
+        await image.aclose()
 
 
 def _values_within(label: ImageLabel, dtype: np.dtype[Any]) -> ImageLabel:
