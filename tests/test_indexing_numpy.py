@@ -382,3 +382,27 @@ async def test_s3_reads_through_the_read_cache_of_one_chunk_shards(
         for sel in (np.s_[...], np.s_[1, 2:5, 3], np.s_[:, ::-5, [9, 0, 9]]):
             np.testing.assert_array_equal(ds[sel], reference(data, sel))
         np.testing.assert_array_equal(ds.oindex[:, [20, 1], 4:9], data[:, [20, 1], 4:9])
+
+
+@pytest.mark.parametrize(
+    "axes",
+    [
+        {"z": [2, 0, 2], "y": slice(None, None, -3), "x": 5},
+        {"y": [20, 0], "x": slice(3, None, 4)},
+        {"z": np.int64(-1), "y": slice(10, 2, -1), "x": [4, 5]},
+    ],
+    ids=repr,
+)
+def test_read_and_write_by_axis_name_are_numpys(writable: Path, axes: dict[str, Any]) -> None:
+    """``ds.read(**axes)`` / ``ds.write(v, **axes)``: the selection numpy's ``a[z, y, x]``
+    makes, the list's axis in place."""
+    sel = tuple(axes.get(name, slice(None)) for name in "zyx")
+    with ngio_async.open(writable, mode="r+") as ds:
+        ds.write(DATA)
+        shape = reference(DATA, sel).shape
+        value = (np.arange(int(np.prod(shape))) + 50000).astype(np.uint16).reshape(shape)
+        want = DATA.copy()
+        assign(want, sel, value)
+        ds.write(value, **axes)
+        np.testing.assert_array_equal(ds[...], want)
+        np.testing.assert_array_equal(ds.read(**axes), reference(want, sel))
