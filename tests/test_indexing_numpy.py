@@ -406,3 +406,39 @@ def test_read_and_write_by_axis_name_are_numpys(writable: Path, axes: dict[str, 
         ds.write(value, **axes)
         np.testing.assert_array_equal(ds[...], want)
         np.testing.assert_array_equal(ds.read(**axes), reference(want, sel))
+
+
+BIG = 2**64 - 1  # an uint64 index; as int64 it is -1 (the last element)
+
+
+@pytest.mark.parametrize(
+    ("how", "selection"),
+    [
+        ("read", np.s_[0, np.array([BIG], dtype=np.uint64)]),
+        ("read", np.s_[0, [BIG]]),
+        ("read", np.s_[0, 0, [BIG - 25]]),
+        ("read oindex", np.s_[0, [BIG - 1, BIG], :]),
+        ("read oindex", np.s_[np.uint64(BIG), 0, 0]),
+        ("read vindex", np.s_[[0], [0], np.array([BIG], dtype=np.uint64)]),
+        ("read vindex", np.s_[[0], np.uint64(BIG), [1]]),
+        ("write", np.s_[0, [BIG]]),
+        ("write oindex", np.s_[0, 0, np.array([BIG], dtype=np.uint64)]),
+        ("write vindex", np.s_[[0], [0], np.array([BIG], dtype=np.uint64)]),
+    ],
+)
+def test_unsigned_indices_past_int64_are_out_of_range(
+    writable: Path, how: str, selection: Any
+) -> None:
+    """An index of 2**64 - 1 is out of bounds, as numpy says: it read and wrote the last
+    element (cast to int64 it is -1)."""
+    with ngio_async.open(writable, mode="r+") as ds:
+        before = ds[...]
+        target: Any = {"": ds, "oindex": ds.oindex, "vindex": ds.vindex}[how.partition(" ")[2]]
+        match = r"index 184\d+ is out of bounds for axis \d with size"
+        if how.startswith("write"):
+            with pytest.raises(IndexError, match=match):
+                target[selection] = 1
+        else:
+            with pytest.raises(IndexError, match=match):
+                target[selection]
+        np.testing.assert_array_equal(ds[...], before)

@@ -473,19 +473,25 @@ def _axis_indices(index: object, axis: int, n: int) -> NDArray[np.intp]:
             )
         return np.flatnonzero(raw).astype(np.intp)
     if raw.size == 0 or np.issubdtype(raw.dtype, np.integer):
-        return _in_range(raw.astype(np.intp), axis, n)
+        return _in_range(raw, axis, n)
     raise UnsupportedIndexError(
         f"a list or array index takes integers or booleans, got {raw.dtype} (axis {axis})"
     )
 
 
-def _in_range(indices: NDArray[np.intp], axis: int, n: int) -> NDArray[np.intp]:
-    """``indices`` with negative ones counted from the end; an ``IndexError`` naming the axis
-    and its size for one out of range."""
+def _in_range(indices: NDArray[Any] | int, axis: int, n: int) -> NDArray[np.intp]:
+    """Integer ``indices`` (an array of any integer dtype, or one int) as ``intp``, negative
+    ones counted from the end; an ``IndexError`` naming the axis and its size for one out of
+    range (checked before the cast: an uint64 index of 2**64 - 1 is not -1)."""
+    if isinstance(indices, int):
+        if not -n <= indices < n:
+            raise IndexError(f"index {indices} is out of bounds for axis {axis} with size {n}")
+        return np.array(indices % n, dtype=np.intp)
     bad = indices[(indices < -n) | (indices >= n)]
     if bad.size:
         raise IndexError(f"index {int(bad.flat[0])} is out of bounds for axis {axis} with size {n}")
-    return np.where(indices < 0, indices + n, indices)
+    ints = indices.astype(np.intp)
+    return np.where(ints < 0, ints + n, ints)
 
 
 def _is_array_index(s: object) -> bool:
@@ -602,7 +608,7 @@ def orthogonal_index(selection: object, shape: tuple[int, ...]) -> OrthogonalInd
             runs.append(False)
         elif _is_int(s):
             i = operator.index(s)  # type: ignore[arg-type]
-            indices.append(_in_range(np.array([i], dtype=np.intp), ax, n))
+            indices.append(_in_range(i, ax, n).reshape(1))
             runs.append(True)
             drop.append(ax)
             continue
@@ -667,10 +673,10 @@ def coordinate_index(selection: object, shape: tuple[int, ...]) -> CoordinateInd
                     f"vindex takes integer arrays, got an array of {raw.dtype} (axis {ax}); "
                     "a boolean mask must have the array's shape (or use .oindex[...])"
                 )
-            arrays.append(_in_range(raw.astype(np.intp), ax, n))
+            arrays.append(_in_range(raw, ax, n))
         elif _is_int(s):
             i = operator.index(s)  # type: ignore[arg-type]
-            arrays.append(_in_range(np.array(i, dtype=np.intp), ax, n))
+            arrays.append(_in_range(i, ax, n))
         else:
             raise UnsupportedIndexError(
                 f"vindex takes integers and integer arrays, got {type(s).__name__} (axis {ax}): "
