@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import zarr
 from hypothesis import HealthCheck, given, settings, strategies as st
+from selections import orthogonal
 
 import ngio_async
 
@@ -36,25 +37,6 @@ def pair(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     theirs = base / "theirs.zarr"
     shutil.copytree(ours, theirs)
     return ours, zarr.open_array(theirs / "0", mode="r+")
-
-
-@st.composite
-def ortho(draw: st.DrawFn) -> tuple[Any, ...]:
-    """One int, slice (any step), list (repeats, any order) or mask per axis."""
-    sel: list[Any] = []
-    for n in SHAPE:
-        kind = draw(st.sampled_from(["int", "slice", "list", "mask"]))
-        if kind == "int":
-            sel.append(draw(st.integers(-n, n - 1)))
-        elif kind == "slice":
-            bound = st.none() | st.integers(-n - 2, n + 2)
-            step = st.none() | st.integers(1, 6) | st.integers(-6, -1)
-            sel.append(slice(draw(bound), draw(bound), draw(step)))
-        elif kind == "list":
-            sel.append(draw(st.lists(st.integers(-n, n - 1), min_size=1, max_size=5)))
-        else:
-            sel.append(np.array(draw(st.lists(st.booleans(), min_size=n, max_size=n))))
-    return tuple(sel)
 
 
 @st.composite
@@ -129,7 +111,7 @@ def _unique(sel: tuple[Any, ...]) -> bool:
 @given(data=st.data())
 def test_oindex_reads_and_writes_as_numpy_and_zarr_python(pair: Any, data: st.DataObject) -> None:
     ours, theirs = pair
-    sel = data.draw(ortho())
+    sel = data.draw(orthogonal(SHAPE))
     picks = _picks(sel)
     shape = tuple(len(p) for p, s in zip(picks, sel, strict=True) if not _is_int(s))
     value = _value(data.draw, shape)
@@ -177,7 +159,7 @@ def test_vindex_reads_and_writes_as_numpy_and_zarr_python(pair: Any, data: st.Da
 @given(data=st.data())
 def test_setitem_with_one_list_as_numpy_and_zarr_python(pair: Any, data: st.DataObject) -> None:
     ours, theirs = pair
-    sel = list(data.draw(ortho()))
+    sel = list(data.draw(orthogonal(SHAPE)))
     at = data.draw(st.integers(0, 2))  # one list or mask, the other axes ints or slices
     for ax, s in enumerate(sel):
         if ax != at and isinstance(s, list | np.ndarray):

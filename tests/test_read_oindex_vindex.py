@@ -11,6 +11,7 @@ import anyio
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
+from selections import orthogonal
 
 import ngio_async
 from ngio_async.engine.plan import UnsupportedIndexError
@@ -130,24 +131,6 @@ def test_several_lists_read_as_zarr_python_3(image: Path, selection: Any) -> Non
 
 
 @st.composite
-def ortho_selections(draw: st.DrawFn) -> tuple[Any, ...]:
-    sel: list[Any] = []
-    for n in SHAPE:
-        kind = draw(st.sampled_from(["int", "slice", "list", "mask"]))
-        if kind == "int":
-            sel.append(draw(st.integers(-n, n - 1)))
-        elif kind == "slice":
-            bound = st.none() | st.integers(-n - 2, n + 2)
-            step = st.none() | st.integers(1, 9) | st.integers(-9, -1)
-            sel.append(slice(draw(bound), draw(bound), draw(step)))
-        elif kind == "list":
-            sel.append(draw(st.lists(st.integers(-n, n - 1), max_size=6)))
-        else:
-            sel.append(np.array(draw(st.lists(st.booleans(), min_size=n, max_size=n))))
-    return tuple(sel)
-
-
-@st.composite
 def points(draw: st.DrawFn) -> tuple[Any, ...]:
     count = draw(st.integers(0, 8))
     sel: list[Any] = []
@@ -172,7 +155,7 @@ def sharded(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @settings(max_examples=40, deadline=None)
-@given(selection=ortho_selections())
+@given(selection=orthogonal(SHAPE, max_step=9, min_list=0))
 def test_any_orthogonal_selection_is_numpys(sharded: Path, selection: tuple[Any, ...]) -> None:
     with ngio_async.open(sharded) as ds:
         got = ds.oindex[selection]
