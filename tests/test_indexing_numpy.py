@@ -88,34 +88,37 @@ def selections(draw: st.DrawFn, lists: bool = True) -> tuple[tuple[Any, ...], An
     return tuple(sel), listed
 
 
-def reference(data: np.ndarray[Any, Any], sel: Any) -> Any:
-    """numpy's result, the one list's axis kept in place (zarr-python's orthogonal reading)."""
-    sel = sel if isinstance(sel, tuple) else (sel,)
+def _one_list(sel: tuple[Any, ...]) -> tuple[tuple[Any, ...], tuple[Any, ...]] | None:
+    """For a selection with one list (or array), zarr-python's orthogonal reading of it in
+    numpy's terms: the basic selection with that axis whole, then the index into its result
+    that picks the list along the axis where it stays; ``None`` for none, or one per axis
+    (points: numpy's fancy indexing)."""
     where = [i for i, s in enumerate(sel) if isinstance(s, list | np.ndarray)]
-    if len(where) != 1:  # none, or one per axis (points: numpy's fancy indexing)
-        return data[sel]
+    if len(where) != 1:
+        return None
     (at,) = where
     basic = (*sel[:at], slice(None), *sel[at + 1 :])
     out_axis = sum(1 for s in sel[:at] if s is None or isinstance(s, slice))
     if Ellipsis in sel[:at]:
         used = sum(1 for s in sel if s is not None and s is not Ellipsis)
         out_axis += len(SHAPE) - used
-    return data[basic][(slice(None),) * out_axis + (sel[at],)]
+    return basic, (slice(None),) * out_axis + (sel[at],)
+
+
+def reference(data: np.ndarray[Any, Any], sel: Any) -> Any:
+    """numpy's result, the one list's axis kept in place (zarr-python's orthogonal reading)."""
+    sel = sel if isinstance(sel, tuple) else (sel,)
+    split = _one_list(sel)
+    return data[sel] if split is None else data[split[0]][split[1]]
 
 
 def assign(data: np.ndarray[Any, Any], sel: tuple[Any, ...], value: Any) -> None:
     """``data[sel] = value`` as :func:`reference` reads ``sel``."""
-    where = [i for i, s in enumerate(sel) if isinstance(s, list | np.ndarray)]
-    if len(where) != 1:  # none, or one per axis (points: numpy's fancy indexing)
+    split = _one_list(sel)
+    if split is None:
         data[sel] = value
-        return
-    (at,) = where
-    basic = (*sel[:at], slice(None), *sel[at + 1 :])
-    out_axis = sum(1 for s in sel[:at] if s is None or isinstance(s, slice))
-    if Ellipsis in sel[:at]:
-        used = sum(1 for s in sel if s is not None and s is not Ellipsis)
-        out_axis += len(SHAPE) - used
-    data[basic][(slice(None),) * out_axis + (sel[at],)] = value
+    else:
+        data[split[0]][split[1]] = value  # (the basic selection is a view of data)
 
 
 @settings(
