@@ -410,6 +410,10 @@ class Dataset(StoreNode):
     def nbytes(self) -> int:
         return math.prod(self.shape) * self.dtype.itemsize
 
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
     def __len__(self) -> int:
         return self.shape[0]
 
@@ -454,6 +458,11 @@ class Dataset(StoreNode):
         """``await ds[...]``: :meth:`Level.getitem` on level 0 (numpy basic indexing, lists
         as zarr-python 3 reads them)."""
         return self.getitem(selection)
+
+    def __setitem__(self, selection: Any, data: Any) -> None:
+        raise TypeError(
+            "an assignment cannot be awaited: write with await ds.write_at(selection, data)"
+        )
 
     async def getitem(self, selection: Any, level: int | str = 0) -> NDArray[Any]:
         self._check_open()
@@ -518,7 +527,7 @@ class Dataset(StoreNode):
             elif isinstance(value, bool):
                 raise TypeError(f"axis {name!r}: expected int, slice, label or list, got {value!r}")
             elif isinstance(value, numbers.Integral):
-                selection[i] = int(value)
+                selection[i] = _in_bounds(name, int(value), lvl.shape[i])
             elif isinstance(value, slice):
                 selection[i] = value
             elif isinstance(value, Sequence | np.ndarray):
@@ -530,12 +539,7 @@ class Dataset(StoreNode):
                     self._channel(i, v) if isinstance(v, str) else _index(name, v) for v in value
                 ]
                 size = lvl.shape[i]
-                for v in indices:
-                    if not -size <= v < size:
-                        raise IndexError(
-                            f"index {v} is out of bounds for axis {name!r} of size {size}"
-                        )
-                pick = (i, [v % size for v in indices])
+                pick = (i, [_in_bounds(name, v, size) % size for v in indices])
             else:
                 raise TypeError(f"axis {name!r}: expected int, slice, label or list, got {value!r}")
         return selection, pick
@@ -1973,6 +1977,14 @@ def _inside(s: slice, n: int, what: str, level: int) -> slice:
             f"{what} {start}:{stop} reaches outside level {level}, which has {n} pixels there"
         )
     return slice(lo, max(lo, hi))
+
+
+def _in_bounds(axis: str, index: int, size: int) -> int:
+    """``index`` if it is one of an axis of ``size`` (negative: from the end); else an
+    ``IndexError`` naming the axis."""
+    if not -size <= index < size:
+        raise IndexError(f"index {index} is out of bounds for axis {axis!r} of size {size}")
+    return index
 
 
 def _index(axis: str, value: Any) -> int:

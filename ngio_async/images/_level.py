@@ -250,6 +250,16 @@ class Level:
     def nbytes(self) -> int:
         return math.prod(self.shape) * self.dtype.itemsize
 
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __bool__(self) -> bool:  # a level is a level, whatever its first axis' length
+        return True
+
     def __repr__(self) -> str:
         shards = f", shards={self.shards}" if self.shards else ""
         return (
@@ -266,6 +276,11 @@ class Level:
         axis, some of booleans, :meth:`read_orthogonal`; other mixes of lists and slices are
         an ``UnsupportedIndexError`` (use ``level.oindex`` / ``level.vindex``)."""
         return self.getitem(selection)
+
+    def __setitem__(self, selection: Any, data: Any) -> None:
+        raise TypeError(
+            "an assignment cannot be awaited: write with await level.setitem(selection, data)"
+        )
 
     async def getitem(self, selection: Any) -> NDArray[Any]:
         kind = fancy_kind(selection, self.ndim)  # several lists: as zarr-python 3 reads them
