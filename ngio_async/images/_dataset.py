@@ -513,6 +513,7 @@ class Dataset(StoreNode):
         self, lvl: Level, axes: dict[str, Selector]
     ) -> tuple[list[Any], tuple[int, list[int]] | None]:
         names = self.axes
+        at = next((k for k, each in enumerate(self.levels) if each is lvl), 0)  # (for errors)
         unknown = [k for k in axes if k not in names]
         if unknown:
             raise ValueError(f"unknown axis {unknown[0]!r}: the image's axes are {list(names)}")
@@ -527,7 +528,7 @@ class Dataset(StoreNode):
             elif isinstance(value, bool):
                 raise TypeError(f"axis {name!r}: expected int, slice, label or list, got {value!r}")
             elif isinstance(value, numbers.Integral):
-                selection[i] = _in_bounds(name, int(value), lvl.shape[i])
+                selection[i] = _in_bounds(name, int(value), lvl.shape[i], at)
             elif isinstance(value, slice):
                 selection[i] = value
             elif isinstance(value, Sequence | np.ndarray):
@@ -539,7 +540,7 @@ class Dataset(StoreNode):
                     self._channel(i, v) if isinstance(v, str) else _index(name, v) for v in value
                 ]
                 size = lvl.shape[i]
-                pick = (i, [_in_bounds(name, v, size) % size for v in indices])
+                pick = (i, [_in_bounds(name, v, size, at) % size for v in indices])
             else:
                 raise TypeError(f"axis {name!r}: expected int, slice, label or list, got {value!r}")
         return selection, pick
@@ -921,12 +922,7 @@ class Dataset(StoreNode):
         selection, pick = self._selection(lvl, axes)
         for i, sel in enumerate(selection):
             n = lvl.shape[i]
-            if isinstance(sel, int):
-                if not -n <= sel < n:
-                    raise IndexError(
-                        f"axis {names[i]!r}: index {sel} is out of bounds for level "
-                        f"{level_index} (size {n})"
-                    )
+            if isinstance(sel, int):  # (inside the axis: checked by _selection)
                 limit = slice(sel % n, sel % n + 1)
             elif isinstance(sel, slice) and sel != slice(None):
                 if sel.step not in (None, 1):
@@ -1979,11 +1975,13 @@ def _inside(s: slice, n: int, what: str, level: int) -> slice:
     return slice(lo, max(lo, hi))
 
 
-def _in_bounds(axis: str, index: int, size: int) -> int:
-    """``index`` if it is one of an axis of ``size`` (negative: from the end); else an
-    ``IndexError`` naming the axis."""
+def _in_bounds(axis: str, index: int, size: int, level: int) -> int:
+    """``index`` if it is one of an axis of ``size`` (negative: from the end) of level
+    ``level``; else an ``IndexError`` naming the axis."""
     if not -size <= index < size:
-        raise IndexError(f"index {index} is out of bounds for axis {axis!r} of size {size}")
+        raise IndexError(
+            f"axis {axis!r}: index {index} is out of bounds for level {level} (size {size})"
+        )
     return index
 
 
