@@ -151,12 +151,12 @@ async def test_a_one_channel_imagej_image_keeps_its_lut_and_display_range(
     assert (channel["window"]["start"], channel["window"]["end"]) == (5, 800)
 
 
-async def test_a_grey_one_channel_imagej_image_stays_two_dimensional(tmp_path: Path) -> None:
+async def test_a_grey_one_channel_imagej_image_without_a_display_range_stays_two_dimensional(
+    tmp_path: Path,
+) -> None:
+    # with a display range it keeps it on a channel axis of one (tests/test_tiff2_imagej.py)
     tifffile.imwrite(
-        tmp_path / "ij.tif",
-        _counts(),
-        imagej=True,
-        metadata={"LUTs": [_lut((255, 255, 255))], "min": 5.0, "max": 800.0},
+        tmp_path / "ij.tif", _counts(), imagej=True, metadata={"LUTs": [_lut((255, 255, 255))]}
     )
     await ngio_async.convert(tmp_path / "ij.tif", tmp_path / "ij.ome.zarr")
     async with ngio_async.open_async(tmp_path / "ij.ome.zarr") as ds:

@@ -15,7 +15,8 @@ that a conversion reads plane by plane / tile by tile.
 
 Metadata: OME-XML (``Pixels`` ``PhysicalSizeX/Y/Z`` with their units, ``TimeIncrement``,
 ``Channel`` ``Name`` / ``Color``), else ImageJ metadata (``spacing``, ``unit``, ``finterval``;
-each channel's LUT color and display range, ``LUTs`` / ``Ranges``)
+each channel's LUT color and display range, ``LUTs`` / ``Ranges``, a one-channel image's ``min`` /
+``max``, grey or not)
 and the TIFF resolution tags (``XResolution`` / ``YResolution`` with ``ResolutionUnit``, inch
 and centimeter converted to micrometer).
 
@@ -266,18 +267,21 @@ def imagej_channels(ij: dict[str, Any], count: int) -> list[dict[str, Any]] | No
 
 
 def imagej_single(ij: dict[str, Any]) -> dict[str, Any] | None:
-    """The channel of a one-channel ImageJ image whose LUT (``LUTs``: one) is not plain grey
-    (Fiji's Green, an inverted LUT): as a hyperstack's (:func:`imagej_channels`), its window
-    the display range (``min``, ``max``); ``None`` for a grey or no LUT."""
+    """The channel of a one-channel ImageJ image as Fiji shows it: its LUT's ``color`` (and
+    ``inverted``; ``LUTs``: one, as a hyperstack's, :func:`imagej_channels`), white for a grey
+    or no LUT; ``window`` its display range (``min``, ``max``). ``None`` for a grey image
+    without a display range (nothing to keep)."""
     luts = ij.get("LUTs")  # tifffile gives one LUT as the array itself
     if isinstance(luts, np.ndarray) and luts.ndim == 2:
         luts = [luts]
     if not isinstance(luts, list | tuple) or len(luts) != 1:
-        return None
+        luts = None
     settings = {"LUTs": luts, "Ranges": (ij.get("min"), ij.get("max"))}
     (channel,) = imagej_channels(settings, 1) or [{}]
     if channel.get("color", "FFFFFF") == "FFFFFF" and not channel.get("inverted"):
-        return None
+        if "window" not in channel:
+            return None
+        channel["color"] = "FFFFFF"  # grey: the display range on a white channel
     return channel
 
 
