@@ -308,6 +308,43 @@ def _endpoint(options: Mapping[str, Any] | None) -> Any:
     return (options or {}).get("endpoint") or (options or {}).get("endpoint_url")
 
 
+def _at(loc: _Location | None, path: Any) -> _Location | None:
+    """``loc`` moved down to ``path`` (a store path option; empty: ``loc`` itself)."""
+    rel = str(path or "").strip("/")
+    if loc is None or not rel:
+        return loc
+    return (loc[0], loc[1], posixpath.normpath(posixpath.join(loc[2], rel)))
+
+
+def overlap(
+    src: Any,
+    dst: Any,
+    src_options: Mapping[str, Any] | None = None,
+    dst_options: Mapping[str, Any] | None = None,
+) -> str | None:
+    """How the place ``dst`` (with its ``path`` option) relates to ``src`` (with its): ``"is
+    the source"``, ``"lies inside the source"``, ``"contains the source"``, or ``None``
+    (apart, or unknown). Pure: nothing is opened (see :func:`check_distinct`)."""
+    a = _at(_location(src), (src_options or {}).get("path"))
+    b = _at(_location(dst), (dst_options or {}).get("path"))
+    if a is None or b is None or a[0] != b[0]:
+        return None
+    if a[0] == "object" and a[1] is not b[1]:
+        return None
+    if a[0] != "object" and a[1] != b[1]:
+        return None
+    ea, eb = _endpoint(src_options), _endpoint(dst_options)
+    if a[0] == "url" and ea and eb and str(ea).rstrip("/") != str(eb).rstrip("/"):
+        return None
+    if a[2] == b[2] or (a[0] == "file" and _same_file(a[2], b[2])):
+        return "is the source"
+    if _inside(b[2], a[2]):
+        return "lies inside the source"
+    if _inside(a[2], b[2]):
+        return "contains the source"
+    return None
+
+
 def check_distinct(
     src: Any,
     dst: Any,
@@ -323,23 +360,8 @@ def check_distinct(
 
     :raises ValueError: naming both.
     """
-    a, b = _location(src), _location(dst)
-    if a is None or b is None or a[0] != b[0]:
-        return
-    if a[0] == "object" and a[1] is not b[1]:
-        return
-    if a[0] != "object" and a[1] != b[1]:
-        return
-    ea, eb = _endpoint(src_options), _endpoint(dst_options)
-    if a[0] == "url" and ea and eb and str(ea).rstrip("/") != str(eb).rstrip("/"):
-        return
-    if a[2] == b[2] or (a[0] == "file" and _same_file(a[2], b[2])):
-        how = "is the source"
-    elif _inside(b[2], a[2]):
-        how = "lies inside the source"
-    elif _inside(a[2], b[2]):
-        how = "contains the source"
-    else:
+    how = overlap(src, dst, src_options, dst_options)
+    if how is None:
         return
     raise ValueError(
         f"the destination {_where(dst)} {how} {_where(src)}: writing it would destroy the source "

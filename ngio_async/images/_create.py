@@ -1901,6 +1901,28 @@ def _dataset_of(src: Any) -> Dataset:
     )
 
 
+def _refuse_own_source(src: Dataset, url: Any, overrides: Mapping[str, Any]) -> None:
+    """Refuse ``overwrite=True`` at ``src``'s own place (however spelled), inside it or above
+    it: the overwrite would delete the source's keys (its pixels too) before the copy exists.
+    Pure (nothing is opened); see :func:`ngio_async.convert.check_distinct`."""
+    if not overwrite_flag(overrides.get("overwrite", False)):
+        return
+    from ..convert._convert import _where, overlap
+
+    path = store_path(overrides.get("path", ""))
+    options = {k: v for k, v in overrides.items() if k not in _CREATE_KEYS}
+    how = overlap(src, url, None, {**options, "path": path})
+    if how is None:
+        return
+    where = _where(url)
+    if path.strip("/"):
+        where += f" (path {path!r})"
+    raise ValueError(
+        f"create_like: the destination {where} {how} {src.url}: overwrite=True would delete "
+        "the source before the copy exists; choose another destination"
+    )
+
+
 def create_like_async(
     src: Dataset | SyncDataset, url: str | os.PathLike[str] | AsyncStore | Any, **overrides: Any
 ) -> _Opening[Dataset]:
@@ -1924,9 +1946,12 @@ def create_like_async(
     ``shape=None``, ``dtype=None`` or ``ngff_version=None`` keep the source's (as
     ``numpy.zeros_like``). ``src`` may be a blocking dataset (only its metadata is read).
 
-    :raises TypeError: ``src`` is no open dataset (a URL or path: open it first)."""
+    :raises TypeError: ``src`` is no open dataset (a URL or path: open it first).
+    :raises ValueError: ``overwrite=True`` where ``src`` is, inside it or above it (however
+        spelled: ``file://`` or a path, ``./a/../a``, a trailing ``/``); before any I/O."""
     src = _dataset_of(src)
     refuse_misspelled({k: v for k, v in overrides.items() if k not in _CREATE_KEYS}, "create_like")
+    _refuse_own_source(src, url, overrides)
     overrides = {k: v for k, v in overrides.items() if not (v is None and k in _SOURCE_IF_NONE)}
     options = like_options(src, overrides)
     level_translations = options.pop("level_translations", None)
