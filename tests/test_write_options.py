@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import ngio_async
-from ngio_async.images._cascade import _ALIVE
+from ngio_async.images._cascade import _ALIVE, _image_key
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -62,7 +62,7 @@ async def test_a_failed_pyramid_write_is_no_live_cascade(tmp_path: Path, how: st
         with pytest.raises(ValueError, match="shape") as caught:
             await call
         assert caught.traceback  # the traceback (and its frames' cascade) is still referenced
-        assert not list(_ALIVE.get(ds, ()))
+        assert not list(_ALIVE.get(_image_key(ds), ()))
 
 
 async def test_a_channel_label_beyond_the_channel_axis_is_named(tmp_path: Path) -> None:

@@ -25,12 +25,16 @@ Correctness never depends on the order or the alignment of the writes:
   (an object only partly written) from the store with ``build_pyramid(regions=...)``, once all
   writes are done. The result equals ``write`` followed by a full ``build_pyramid``.
 
-Writers of one image through *other* dataset objects or processes are not coordinated here:
-the lower-level objects their pyramids share are each rebuilt by reading level 0 and writing
-the result, and a rebuild that read level 0 before another writer's pixels landed can be
-written after that writer's own rebuild (a tile then misses its pixels). Level 0 is always
-right; when several write with ``pyramid=True`` at once, run ``build_pyramid(regions=...)``
-over the changed regions after they all finished.
+A lower-level object is rebuilt under its write lock, taken before level 0 is read and
+shared by every open of the image in the process (per event loop: the sync API's threads
+share one): of two rebuilds of one tile, the later reads level 0 after the earlier wrote,
+so it sees both writes. Cascades of *other* opens of the image count as alive too.
+
+Writers in *other processes* (or other event loops) are not coordinated: a rebuild that read
+level 0 before another process's pixels landed can be written after that process's own
+rebuild (the tile then misses its pixels). Level 0 is always right; when several processes
+write with ``pyramid=True`` at once, run ``build_pyramid(regions=...)`` over the changed
+regions once they all finished.
 """
 
 from __future__ import annotations
@@ -75,8 +79,13 @@ class _Acc:
         return int(self.data.nbytes)
 
 
-#: the cascades alive per dataset (weak: a write that failed drops its cascade with its frame)
-_ALIVE: weakref.WeakKeyDictionary[Dataset, weakref.WeakSet[Cascade]] = weakref.WeakKeyDictionary()
+#: the cascades alive per image (``<store URL>/<root>``: every open of it in the process; weak:
+#: a write that failed drops its cascade with its frame)
+_ALIVE: dict[str, weakref.WeakSet[Cascade]] = {}
+
+
+def _image_key(ds: Dataset) -> str:
+    return f"{ds.store.url.rstrip('/')}/{ds.root.strip('/')}"
 
 
 def _chunks(level: Level) -> int:
@@ -133,7 +142,8 @@ class Cascade:
         self.cascaded = 0  # objects of lower levels written from memory
         self._whole0: set[tuple[int, ...]] = set()  # level-0 chunks written whole
         self.shared = False  # alive together with another cascade of the dataset
-        alive = _ALIVE.setdefault(ds, weakref.WeakSet())
+        self._key = _image_key(ds)
+        alive = _ALIVE.setdefault(self._key, weakref.WeakSet())
         for other in alive:
             other.shared = self.shared = True
         alive.add(self)
@@ -272,4 +282,8 @@ class Cascade:
 
     def discard(self) -> None:
         """Stop counting as alive (the writes failed: nothing more is cascaded)."""
-        _ALIVE.get(self._ds, weakref.WeakSet()).discard(self)
+        alive = _ALIVE.get(self._key)
+        if alive is not None:
+            alive.discard(self)
+            if not alive:
+                del _ALIVE[self._key]

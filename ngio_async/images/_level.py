@@ -218,7 +218,7 @@ class Level:
         self._in_flight = InFlight()
         # shards compressed whole being fetched and opened, for the reads that need them too
         self._shards_in_flight: SingleFlight[tuple[Buffer, ShardIndex] | None] = SingleFlight()
-        self._write_locks = KeyLocks()
+        self._write_locks = KeyLocks(store.url)  # shared by every open of the image
 
     # ---------------------------------------------------------------- description
     @property

@@ -37,8 +37,10 @@ rewritten.
 
 from __future__ import annotations
 
+import asyncio
 import numbers
 import os
+import weakref
 from collections.abc import Sequence
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from functools import partial
@@ -89,30 +91,62 @@ __all__ = [
 ]
 
 
-class KeyLocks:
-    """One ``anyio.Lock`` per stored key while somebody uses it (refcounted, then dropped)."""
+_Table = dict[str, tuple[anyio.Lock, int]]
 
-    def __init__(self) -> None:
-        self._locks: dict[str, tuple[anyio.Lock, int]] = {}
+#: the locks of every scoped ``KeyLocks`` of an event loop, by ``<scope>/<key>``
+_SHARED: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Table] = weakref.WeakKeyDictionary()
+
+
+class KeyLocks:
+    """One ``anyio.Lock`` per stored key while somebody uses it (refcounted, then dropped).
+
+    ``scope`` (a store's URL): the locks are shared by every ``KeyLocks`` of that scope in
+    the process, per event loop (a lock cannot be shared between loops): every open of one
+    image locks the same objects (the levels of two opens rebuilding one pyramid tile took
+    different locks, and one wrote the tile from a read of level 0 older than the other's).
+    ``None``: this object's own locks."""
+
+    def __init__(self, scope: str | None = None) -> None:
+        self._scope = None if scope is None else scope.rstrip("/") + "/"
+        self._own: _Table = {}
+
+    @property
+    def _locks(self) -> _Table:
+        """The keys held or waited for, by this object's key (in every loop: a view)."""
+        if self._scope is None:
+            return self._own
+        n = len(self._scope)
+        return {
+            key[n:]: entry
+            for table in list(_SHARED.values())
+            for key, entry in list(table.items())
+            if key.startswith(self._scope)
+        }
 
     def __len__(self) -> int:
         return len(self._locks)
 
+    def _table(self, key: str) -> tuple[_Table, str]:
+        if self._scope is None:
+            return self._own, key
+        return _SHARED.setdefault(asyncio.get_running_loop(), {}), self._scope + key
+
     @asynccontextmanager
     async def hold(self, key: str) -> AsyncIterator[None]:
-        lock, users = self._locks.get(key, (None, 0))
+        table, key = self._table(key)
+        lock, users = table.get(key, (None, 0))
         if lock is None:
             lock = anyio.Lock()
-        self._locks[key] = (lock, users + 1)
+        table[key] = (lock, users + 1)
         try:
             async with lock:
                 yield
         finally:
-            lock_, users = self._locks[key]
+            lock_, users = table[key]
             if users <= 1:
-                del self._locks[key]
+                del table[key]
             else:
-                self._locks[key] = (lock_, users - 1)
+                table[key] = (lock_, users - 1)
 
 
 async def write_region(

@@ -1,0 +1,125 @@
+"""Concurrent ``write(..., pyramid=True)`` calls through two opens of one image (local files,
+moto S3): a lower-level tile both writes share ends equal to the pyramid rebuilt from level 0,
+whichever rebuild reads level 0 first. The steps are ordered by a store wrapper that holds
+writer A's read of level 0 (fault injection), not by timing."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import numpy as np
+import pytest
+
+import ngio_async
+from ngio_async.engine.pyramid import downsample
+from ngio_async.stores import InstrumentedStore, open_store
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Callable
+    from pathlib import Path
+
+    from servers import S3Server
+
+    from ngio_async.images import Dataset
+
+pytestmark = pytest.mark.anyio
+
+
+class HeldStore(InstrumentedStore):
+    """Holds the first finished request to ``key`` (any kind of GET) until ``release()``
+    says so; ``held`` is set while it waits."""
+
+    def __init__(self, inner: Any, key: str, release: Callable[[], bool]) -> None:
+        super().__init__(inner)
+        self.key = key
+        self.release = release
+        self.held = anyio.Event()
+        self.armed = False
+
+    @asynccontextmanager
+    async def _track(self, method: str, key: str) -> AsyncIterator[None]:
+        async with super()._track(method, key):
+            yield
+        if self.armed and method == "get" and key == self.key:
+            self.armed = False
+            self.held.set()
+            with anyio.fail_after(30):
+                while not self.release():  # noqa: ASYNC110 - polls the other writer's state
+                    await anyio.sleep(0.005)
+
+
+def location(where: str, tmp_path: Path, s3_server: S3Server | None) -> tuple[str, dict[str, Any]]:
+    if where == "local":
+        return str(tmp_path / "img.zarr"), {}
+    assert s3_server is not None
+    return s3_server.fresh_url(), s3_server.options()
+
+
+def pyramid_of(level0: np.ndarray[Any, Any], levels: int) -> list[np.ndarray[Any, Any]]:
+    out = [level0]
+    for _ in range(levels - 1):
+        out.append(downsample(out[-1], (2, 2), "mean"))
+    return out
+
+
+async def check_pyramid(ds: Dataset) -> None:
+    """Every level equals the pyramid built from level 0 from scratch."""
+    level0 = await ds.levels[0][...]
+    for i, want in enumerate(pyramid_of(level0, len(ds.levels))):
+        np.testing.assert_array_equal(await ds.levels[i][...], want, err_msg=f"level {i}")
+
+
+def users(ds: Dataset, level: int, key: str) -> int:
+    """Holders and waiters of the write lock of ``key`` as ``ds``'s level sees it."""
+    locks: dict[str, tuple[Any, int]] = ds.levels[level]._write_locks._locks
+    return locks.get(key, (None, 0))[1]
+
+
+@pytest.mark.parametrize("where", ["local", "s3"])
+async def test_two_opens_rebuilding_one_tile_end_like_level_0(
+    where: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    # A and B write neighbouring level-0 chunks sharing the one level-1 tile. A's rebuild of
+    # that tile reads level 0 (B's chunk still absent), then B writes its chunk and rebuilds
+    # the tile; A's rebuild, written last, left the tile without B's pixels
+    s3 = request.getfixturevalue("s3_server") if where == "s3" else None
+    url, options = location(where, tmp_path, s3)
+    async with ngio_async.create_async(
+        url, shape=(32, 32), dtype="uint16", chunks=(16, 16), shards=False, levels=2, **options
+    ):
+        pass
+    b_put = anyio.Event()
+
+    class Counted(InstrumentedStore):
+        async def _put_once(self, key: str, data: Any, *, if_absent: bool) -> bool:
+            done = await super()._put_once(key, data, if_absent=if_absent)
+            if key == "1/c/0/0":
+                b_put.set()
+            return done
+
+    b_store = Counted(open_store(url, **options))
+    a_store = HeldStore(
+        open_store(url, **options),
+        "0/c/1/1",  # B's chunk: A's rebuild reads it before B writes it
+        lambda: b_put.is_set() or users(b, 1, "1/c/0/0") > 1,  # B wrote the tile, or waits
+    )
+    async with (
+        await ngio_async.open_async(a_store, mode="r+") as a,
+        await ngio_async.open_async(b_store, mode="r+") as b,
+    ):
+
+        async def write_b() -> None:
+            await a_store.held.wait()
+            await b.write(np.full((16, 16), 2), y=slice(16, 32), x=slice(16, 32), pyramid=True)
+
+        a_store.armed = True
+        with anyio.fail_after(60):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(write_b)
+                await a.write(np.full((16, 16), 1), y=slice(0, 16), x=slice(0, 16), pyramid=True)
+        assert a_store.held.is_set()  # the steps ran in the order meant
+        await check_pyramid(b)
+        tile = await b.levels[1][...]
+        assert (tile[8:, 8:] == 2).all() and (tile[:8, :8] == 1).all()
