@@ -910,6 +910,19 @@ async def _unmark(store: AsyncStore, version: str) -> None:
     await store.put(key, write_document(doc))
 
 
+async def _mark(store: AsyncStore, version: str) -> None:
+    """Put :data:`_UNFINISHED`'s mark back into the root group's attributes (the rest stays)."""
+    key = ".zattrs" if version == "0.4" else "zarr.json"
+    raw = await store.get(key)
+    if raw is None:
+        raise NotFoundError(f"{store.url}/{key} is gone", url=store.url, key=key)
+    doc = read_document(raw)
+    attrs = doc if version == "0.4" else doc["attributes"]
+    mark = attrs.get("ngio_async")
+    attrs["ngio_async"] = {**(mark if isinstance(mark, dict) else {}), **_UNFINISHED["ngio_async"]}
+    await store.put(key, write_document(doc))
+
+
 async def _start(store: AsyncStore, version: str, overwrite: bool, *, label: bool = False) -> bool:
     """Make the destination's root ready and mark it unfinished: refuse an existing node
     (``overwrite``: delete it), except what an interrupted conversion left (its root group
@@ -1502,8 +1515,10 @@ async def convert(
             )
             # a label image may replace a label image its parent lists (create's rule)
             is_label = image_src.metadata.ome.image_label is not None
+            parent = None
             if is_label:
                 await follow_label_source(jobs[0].plan.ome, dst, limits, dst_options)
+                parent = await _label_parent(dst, dst_options, limits, version, opened)
             store, owns = _open_target(dst, limits, dict(dst_options or {}), label=is_label)
             extra = levels if levels is not None and levels > len(image_src.levels) else None
             counter.total = sum(j.tiles for j in jobs)
@@ -1511,6 +1526,8 @@ async def convert(
             image = await _run_jobs(
                 store, "", jobs, labels_attrs, counter, limits, again, extra, prepare=False
             )
+            if parent is not None:  # last: the label is complete
+                await _list_label(store, *parent, jobs[0].plan)
             label_names = tuple(_label_names(jobs))
         elif isinstance(source, ImageSource) and _whole_file(source, owns_source, src_opts):
             return await _convert_series(
@@ -1576,6 +1593,51 @@ async def convert(
     # raised outside ``except``: the group holding it is not its context (a reference cycle
     # that picklers keeping contexts, tblib with dask.distributed, recurse on forever)
     raise leaf
+
+
+async def _label_parent(
+    dst: Any,
+    options: Mapping[str, Any] | None,
+    limits: Limits | None,
+    version: str,
+    opened: list[Dataset],
+) -> tuple[Dataset, str] | None:
+    """The image whose ``labels/`` ``dst`` is (added to ``opened``) and the label's name
+    there, checked before anything is written: a label :meth:`Labels._list_created` could not
+    list (another NGFF version, a name ``labels.create`` refuses) is refused. ``None``: no
+    ``<image>/labels/<name>`` of an image that opens writable."""
+    from ..images._labels import open_label_parent
+
+    parent = await open_label_parent(dst, "", limits, dict(options or {}))
+    if parent is None:
+        return None
+    opened.append(parent[0])
+    await parent[0].labels._check_listing(parent[1], version)
+    return parent
+
+
+async def _list_label(store: AsyncStore, image: Dataset, name: str, plan: ImagePlan) -> None:
+    """List the converted label image ``name`` (complete, at the root of ``store``) in
+    ``image``'s ``labels`` group, as ``create_like`` does. When that fails and leaves it
+    unlisted, the label is marked unfinished again: running the conversion again replaces it
+    (and lists it)."""
+    try:
+        await image.labels._list_created(name, plan)
+    except BaseException as exc:
+        with anyio.CancelScope(shield=True):
+            try:
+                listed = name in await image.labels.names()
+            except Exception:  # noqa: BLE001 - unreadable: taken as unlisted
+                listed = False
+            if not listed:
+                try:
+                    await _mark(store, plan.version)
+                except Exception as cleanup:  # noqa: BLE001 - reported on exc
+                    exc.add_note(
+                        f"{store.url} is complete but not listed by {image.url} and could not "
+                        f"be marked unfinished ({cleanup}): convert it again with overwrite=True"
+                    )
+        raise
 
 
 # ------------------------------------------------------------------------------ series
