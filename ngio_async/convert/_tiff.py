@@ -57,6 +57,7 @@ from .._errors import (
     StoreError,
     UnsupportedError,
 )
+from ..meta._validate import _SPACE_UNITS, _TIME_UNITS
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -75,48 +76,76 @@ __all__ = [
 
 _TIFF_SUFFIXES = (".tif", ".tiff", ".btf", ".tf8", ".tf2")
 _ORDER = "tczyx"
+#: SI prefixes by symbol, as OME-XML writes them (``UnitsLength`` / ``UnitsTime``), and the NGFF
+#: (UDUNITS-2) units they make with ``m`` and ``s``; NGFF has no deca-units
+_PREFIXES = {
+    "Y": "yotta",
+    "Z": "zetta",
+    "E": "exa",
+    "P": "peta",
+    "T": "tera",
+    "G": "giga",
+    "M": "mega",
+    "k": "kilo",
+    "h": "hecto",
+    "d": "deci",
+    "c": "centi",
+    "m": "milli",
+    "µ": "micro",
+    "n": "nano",
+    "p": "pico",
+    "f": "femto",
+    "a": "atto",
+    "z": "zepto",
+    "y": "yocto",
+}
 _UNITS = {
-    "µm": "micrometer",
-    "μm": "micrometer",
-    "um": "micrometer",
-    "micron": "micrometer",
-    "microns": "micrometer",
-    "micrometer": "micrometer",
-    "nm": "nanometer",
-    "nanometer": "nanometer",
-    "mm": "millimeter",
-    "millimeter": "millimeter",
-    "cm": "centimeter",
-    "centimeter": "centimeter",
+    **{f"{p}m": f"{name}meter" for p, name in _PREFIXES.items()},
+    **{f"{p}s": f"{name}second" for p, name in _PREFIXES.items()},
     "m": "meter",
-    "meter": "meter",
-    "Å": "angstrom",
-    "angstrom": "angstrom",
-    "pm": "picometer",
-    "km": "kilometer",
-    "in": "inch",
-    "inch": "inch",
     "s": "second",
-    "sec": "second",
-    "second": "second",
-    "ms": "millisecond",
-    "µs": "microsecond",
-    "us": "microsecond",
-    "ns": "nanosecond",
+    "Å": "angstrom",
+    "in": "inch",
+    "ft": "foot",
+    "yd": "yard",
+    "mi": "mile",
+    "pc": "parsec",
     "min": "minute",
     "h": "hour",
-    "hr": "hour",
-    "hour": "hour",
-    "minute": "minute",
+    "d": "day",
+}
+#: other spellings, matched in lower case (as are the symbols, after their exact case), a
+#: plural's "s" and "metre" reduced
+_NAMES = {
+    "um": "micrometer",
+    "micron": "micrometer",
+    "angström": "angstrom",
+    "ångström": "angstrom",
+    "us": "microsecond",
+    "sec": "second",
     "msec": "millisecond",
+    "hr": "hour",
+    "inches": "inch",
 }
 
 
 def _unit(symbol: str | None) -> str | None:
+    """The NGFF unit of an OME-XML or ImageJ unit: a symbol (``µm``, ``nm``, ``Å``, ``ms``;
+    the micro sign also as Greek mu or ImageJ's ``\\u00B5``), a name (``micron``,
+    ``micrometre``, ``seconds``); ``None`` for ``pixel`` or anything unknown."""
     if symbol is None:
         return None
     s = symbol.strip().replace("\\u00B5", "µ").replace("\\u00b5", "µ")
-    return _UNITS.get(s, _UNITS.get(s.lower()))
+    s = s.replace("\u03bc", "µ").replace("\u212b", "Å")  # Greek mu, the angstrom sign
+    if s in _UNITS:
+        return _UNITS[s]
+    name = s.lower().replace("metre", "meter")
+    for word in (name, name.removesuffix("s")):
+        if word in _SPACE_UNITS or word in _TIME_UNITS:
+            return word
+        if word in _NAMES or word in _UNITS:
+            return _NAMES.get(word) or _UNITS[word]
+    return None
 
 
 def map_axes(axes: str, shape: tuple[int, ...]) -> list[str | None]:

@@ -1,0 +1,117 @@
+"""OME-TIFFs as microscopes and Bio-Formats write them, converted: physical sizes and time
+increments in any OME unit, signed RGBA channel colors, planes in any ``DimensionOrder``."""
+
+from __future__ import annotations
+
+import itertools
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pytest
+import tifffile
+
+import ngio_async
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+NS = "http://www.openmicroscopy.org/Schemas/OME/2016-06"
+
+
+def _ome_xml(order: str, sizes: dict[str, int], pixels: str, channels: str) -> str:
+    return (
+        f'<?xml version="1.0" encoding="UTF-8"?><OME xmlns="{NS}">'
+        f'<Image ID="Image:0" Name="img"><Pixels ID="Pixels:0" DimensionOrder="{order}" '
+        f'Type="uint16" SizeX="{sizes["X"]}" SizeY="{sizes["Y"]}" SizeZ="{sizes["Z"]}" '
+        f'SizeC="{sizes["C"]}" SizeT="{sizes["T"]}" {pixels}>{channels}'
+        f'<TiffData IFD="0" PlaneCount="{sizes["Z"] * sizes["C"] * sizes["T"]}"/>'
+        "</Pixels></Image></OME>"
+    )
+
+
+def _write(
+    path: Path, tczyx: np.ndarray[Any, Any], order: str, pixels: str = "", **kw: Any
+) -> Path:
+    """``tczyx`` as an OME-TIFF of one plane per page, in ``order``'s plane order."""
+    nt, nc, nz, ny, nx = tczyx.shape
+    sizes = {"T": nt, "C": nc, "Z": nz, "Y": ny, "X": nx}
+    slow_first = order[:1:-1]  # "XYCZT": T, Z, C (C fastest)
+    planes = [
+        tczyx[d["T"], d["C"], d["Z"]]
+        for idx in itertools.product(*(range(sizes[a]) for a in slow_first))
+        for d in [dict(zip(slow_first, idx, strict=True))]
+    ]
+    channels = kw.pop("channels", "")
+    xml = _ome_xml(order, sizes, pixels, channels)
+    tifffile.imwrite(
+        path,
+        np.stack(planes),
+        description=xml.encode(),
+        metadata=None,
+        photometric="minisblack",
+        **kw,
+    )
+    return path
+
+
+def _data(shape: tuple[int, ...] = (2, 2, 3, 8, 10)) -> np.ndarray[Any, Any]:
+    return (np.arange(int(np.prod(shape))) * 7 % 60000).reshape(shape).astype(np.uint16)
+
+
+@pytest.mark.parametrize(("order", "compression"), [("XYCZT", None), ("XYTCZ", "zlib")])
+def test_planes_in_any_dimension_order_land_where_they_belong(
+    tmp_path: Path, order: str, compression: str | None
+) -> None:
+    data = _data()
+    src = _write(tmp_path / "o.ome.tif", data, order, compression=compression)
+    ngio_async.convert_sync(src, tmp_path / "o.zarr")
+    with ngio_async.open(tmp_path / "o.zarr") as ds:
+        assert ds.axes == ("t", "c", "z", "y", "x")
+        np.testing.assert_array_equal(ds[...], data)
+
+
+@pytest.mark.parametrize(
+    ("xy", "z", "t", "expected"),
+    [
+        ("nm", "µm", "ms", ("millisecond", "micrometer", "nanometer")),
+        ("\u03bcm", "mm", "min", ("minute", "millimeter", "micrometer")),  # Greek mu
+        ("Å", "nm", "µs", ("microsecond", "nanometer", "angstrom")),
+        ("pm", "cm", "h", ("hour", "centimeter", "picometer")),
+        ("Mm", "m", "Ms", ("megasecond", "meter", "megameter")),  # not milli-
+        ("µm", "µm", "ps", ("picosecond", "micrometer", "micrometer")),
+    ],
+)
+def test_physical_sizes_and_time_increments_keep_their_units(
+    tmp_path: Path, xy: str, z: str, t: str, expected: tuple[str, str, str]
+) -> None:
+    pixels = (
+        f'PhysicalSizeX="0.5" PhysicalSizeXUnit="{xy}" PhysicalSizeY="0.25" '
+        f'PhysicalSizeYUnit="{xy}" PhysicalSizeZ="2.0" PhysicalSizeZUnit="{z}" '
+        f'TimeIncrement="1.5" TimeIncrementUnit="{t}"'
+    )
+    data = _data((2, 1, 3, 8, 10))
+    src = _write(tmp_path / "u.ome.tif", data, "XYZCT", pixels)
+    ngio_async.convert_sync(src, tmp_path / "u.zarr")
+    with ngio_async.open(tmp_path / "u.zarr") as ds:
+        assert ds.axes == ("t", "z", "y", "x")
+        cal = ds.metadata.spatial_calibration[0]
+        assert cal.scale == (1.5, 2.0, 0.25, 0.5)
+        tu, zu, xyu = expected
+        assert [a.unit for a in cal.axes] == [tu, zu, xyu, xyu]
+
+
+def test_signed_rgba_colors_and_names_become_the_channels(tmp_path: Path) -> None:
+    # OME Color is a signed 32-bit RGBA integer: -16776961 is 0xFF0000FF, opaque red
+    colors = [-16776961, 16711935, 65535, -1]  # red, green, blue, white
+    channels = "".join(
+        f'<Channel ID="Channel:0:{i}" Name="ch{i}" Color="{c}" EmissionWavelength="{500 + i}" '
+        'SamplesPerPixel="1"/>'
+        for i, c in enumerate(colors)
+    )
+    data = _data((1, 4, 1, 8, 10))
+    src = _write(tmp_path / "c.ome.tif", data, "XYZCT", channels=channels)
+    ngio_async.convert_sync(src, tmp_path / "c.zarr")
+    with ngio_async.open(tmp_path / "c.zarr") as ds:
+        assert ds.axes == ("c", "y", "x")
+        assert [c.label for c in ds.metadata.channels] == ["ch0", "ch1", "ch2", "ch3"]
+        assert [c.color for c in ds.metadata.channels] == ["FF0000", "00FF00", "0000FF", "FFFFFF"]
