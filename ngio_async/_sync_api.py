@@ -61,6 +61,7 @@ if TYPE_CHECKING:
     from .images._dataset import Mode, Selector
     from .images._labels import ColorSpec, PropertySpec
     from .images._reuse import ChunkPool
+    from .images._world import Origin, Unit
     from .meta import Acquisition, LabelColor, Plate as PlateMeta
 
 __all__ = [
@@ -589,6 +590,50 @@ class SyncDataset(_Reopenable):
 
     def read(self, level: int | str = 0, **axes: Selector) -> NDArray[Any]:
         return self._runner.call(lambda: self._dataset.read(level, **axes))
+
+    # world (physical) coordinates: see the async Dataset methods
+    def read_world(
+        self, level: int | str = 0, unit: Unit = None, origin: Origin = "world", **axes: Any
+    ) -> NDArray[Any]:
+        """Read a box in world coordinates: ``ds.read_world(y=(40, 70), x=(105.5, 125.5),
+        unit="micrometer")`` (see ``Dataset.read_world``)."""
+        return self._runner.call(lambda: self._dataset.read_world(level, unit, origin, **axes))
+
+    def write_world(
+        self,
+        data: ArrayLike,
+        level: int | str = 0,
+        unit: Unit = None,
+        origin: Origin = "world",
+        pyramid: bool | Method = False,
+        **axes: Any,
+    ) -> None:
+        """Write a whole-pixel box in world coordinates (see ``Dataset.write_world``)."""
+        self._runner.call(
+            lambda: self._dataset.write_world(data, level, unit, origin, pyramid, **axes)
+        )
+
+    def world_region(
+        self, level: int | str = 0, unit: Unit = None, origin: Origin = "world", **axes: Any
+    ) -> tuple[Any, ...]:
+        """The level selection of a box in world coordinates (``Dataset.world_region``)."""
+        return self._dataset.world_region(level, unit, origin, **axes)
+
+    def world_extent(
+        self, level: int | str = 0, unit: Unit = None, origin: Origin = "world"
+    ) -> dict[str, tuple[float, float]]:
+        """Per space and time axis: the world interval a level covers."""
+        return self._dataset.world_extent(level, unit, origin)
+
+    def level_for(
+        self,
+        pixel_size: float | Sequence[float],
+        unit: str | None = None,
+        *,
+        not_coarser: bool = False,
+    ) -> int:
+        """The level nearest a pixel size (``Dataset.level_for``)."""
+        return self._dataset.level_for(pixel_size, unit, not_coarser=not_coarser)
 
     @property
     def oindex(self) -> SyncIndexer:

@@ -59,6 +59,7 @@ from ._open import (
 )
 from ._reuse import ChunkPool, ChunkReuse
 from ._tiles import Tile, TileBatch, TileOwner, TileStream, TileWork
+from ._world import Origin, Unit, extent, level_for as world_level_for, world_selection
 from ._write import fit_data
 
 if TYPE_CHECKING:
@@ -1693,6 +1694,111 @@ class Dataset(StoreNode):
             axis, indices = pick  # an empty list covers nothing along its axis
             selection[axis] = slice(min(indices), max(indices) + 1) if indices else slice(0, 0)
         return normalize_selection(tuple(selection), lvl.shape).region
+
+    # ---------------------------------------------------------------- world coordinates
+    def world_region(
+        self,
+        level: int | str = 0,
+        unit: Unit = None,
+        origin: Origin = "world",
+        **axes: Any,
+    ) -> tuple[Any, ...]:
+        """The level selection (one entry per axis) of a box in world coordinates.
+
+        Space and time axes take ``(start, stop)`` (the half-open world range: a slice of
+        every pixel it overlaps, clipped to the image) or a number (the index of the pixel
+        holding it: the axis is dropped, as an int in :meth:`read`); other axes take what
+        :meth:`read` takes; axes not named are whole. Pixel ``i`` covers ``[translation +
+        i*scale, translation + (i+1)*scale)`` (see :mod:`ngio_async.images._world`).
+
+        :param unit: the unit of the values (``"micrometer"``, ``"nanometer"``, ``"second"``,
+            ...; or a mapping axis -> unit), converted to each axis's stored unit; ``None``:
+            as stored.
+        :param origin: ``"image"``: coordinates from the level's first pixel corner, the
+            translation ignored (ngio's and Fractal ROI tables' rule).
+        :raises IndexError: a range or point wholly outside the image (names the axis, the
+            range and the image's world extent there).
+        :raises ValueError: a non-finite, empty or reversed range, a unit the axis's unit
+            cannot be converted from.
+        """
+        lvl = self.level(level)
+        index = self.levels.index(lvl)
+        cal = self.metadata.spatial_calibration[index]
+        world = world_selection(cal, lvl.shape, axes, unit, index, origin=origin)
+        names = self.axes
+        other = {k: v for k, v in axes.items() if k not in names or names.index(k) not in world}
+        selection, pick = self._selection(lvl, other)
+        for i, s in world.items():
+            selection[i] = s
+        for i, s in enumerate(selection):
+            if isinstance(s, int):
+                selection[i] = s % lvl.shape[i]
+            elif s == slice(None):
+                selection[i] = slice(0, lvl.shape[i])
+        if pick is not None:
+            selection[pick[0]] = list(pick[1])
+        return tuple(selection)
+
+    def world_extent(
+        self, level: int | str = 0, unit: Unit = None, origin: Origin = "world"
+    ) -> dict[str, tuple[float, float]]:
+        """Per space and time axis: the world interval ``(start, stop)`` a level covers, in
+        the stored unit (``unit``: in that one)."""
+        index = self._level_index(level)
+        return extent(
+            self.metadata.spatial_calibration[index], self.levels[index].shape, unit, index, origin
+        )
+
+    def level_for(
+        self,
+        pixel_size: float | Sequence[float],
+        unit: str | None = None,
+        *,
+        not_coarser: bool = False,
+    ) -> int:
+        """The index of the level whose y/x pixel size is nearest ``pixel_size`` (in ``unit``;
+        ``None``: as stored), as ngio's ``get_image(pixel_size=...)`` (the Euclidean distance
+        over y and x; a tie goes to the finer level); ``not_coarser=True``: the coarsest level
+        whose pixels are at most that size (``ValueError`` when none is)."""
+        return world_level_for(
+            self.metadata.spatial_calibration, pixel_size, unit, not_coarser=not_coarser
+        )
+
+    async def read_world(
+        self,
+        level: int | str = 0,
+        unit: Unit = None,
+        origin: Origin = "world",
+        **axes: Any,
+    ) -> NDArray[Any]:
+        """Read a box in world coordinates: ``await ds.read_world(c="DAPI", y=(40, 70),
+        x=(105.5, 125.5), unit="micrometer")``; the pixels of :meth:`world_region`, axes
+        dropped as :meth:`read` drops them."""
+        self._check_open()
+        region = self.world_region(level, unit, origin, **axes)
+        return await self.level(level).getitem(region)
+
+    async def write_world(
+        self,
+        data: ArrayLike,
+        level: int | str = 0,
+        unit: Unit = None,
+        origin: Origin = "world",
+        pyramid: bool | Method | None = False,
+        **axes: Any,
+    ) -> None:
+        """Write a box in world coordinates (see :meth:`read_world`, :meth:`write`): each
+        range must lie inside the image with its bounds on pixel edges of the level (within
+        1/100 pixel), so ``data`` fills whole pixels; ``ValueError`` / ``IndexError`` name the
+        axis otherwise."""
+        self._check_writable()
+        lvl = self.level(level)
+        index = self.levels.index(lvl)
+        cal = self.metadata.spatial_calibration[index]
+        world_selection(cal, lvl.shape, axes, unit, index, origin=origin, whole=True)
+        region = self.world_region(level, unit, origin, **axes)
+        named = dict(zip(self.axes, region, strict=True))
+        await self.write(data, level, pyramid, **named)
 
 
 def _lenient(attrs: dict[str, Any]) -> tuple[OmeMetadata, list[tuple[str, Any, str]]]:
