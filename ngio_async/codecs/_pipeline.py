@@ -412,7 +412,7 @@ class ChunkCodec:
             size = _decoded_size(stage.codec.codec_id, buf)
             if size != out.nbytes:
                 raise ValueError(f"chunk decodes to {size} bytes, expected {out.nbytes}")
-            stage.codec.decode(buf, out=out.reshape(-1).view(np.uint8))
+            stage.decode_into(buf, out.reshape(-1).view(np.uint8))
             return out
         out[...] = self._decode(buf)
         return out

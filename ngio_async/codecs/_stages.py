@@ -10,6 +10,14 @@ the main thread, the re-entrant ``blosc_*_ctx`` API on any other thread). We nev
 global. Decoding in worker threads (the intended use) therefore takes the re-entrant path with no
 shared state. zarr-python sets ``use_threads = False`` when it is imported; that is also safe.
 
+Blosc decoding: blosc frames (v2 ``blosc`` compressors, v3 ``blosc`` codecs) decode with c-blosc2
+(``imagecodecs.blosc2_decode``: it reads blosc1 frames and releases the GIL) when ``imagecodecs``
+is installed, else with numcodecs' c-blosc1. Same bytes, 15-55% less CPU for blosclz, lz4 and
+zstd frames; zlib frames stay with c-blosc1 (faster there), and so do frames c-blosc1 would refuse
+but c-blosc2 would read (:func:`blosc1_streams_sized`). A frame c-blosc2 refuses goes to
+numcodecs, whose error (or result) stands. ``NGIO_ASYNC_BLOSC_DECODER=numcodecs`` keeps numcodecs
+for every frame. Encoding always uses numcodecs: byte for byte what zarr-python writes.
+
 Decompression bombs: ``decode(buf, limit)`` never allocates much more than ``limit`` bytes. Blosc,
 lz4 and zstd frames state their decoded size (refused before decoding when it exceeds ``limit``);
 zstd frames that state none decode into a buffer of ``limit`` bytes; gzip, zlib, bz2 and lzma
@@ -19,10 +27,13 @@ decompress in bounded steps. ``exact``: the output must be ``limit`` bytes (a ch
 from __future__ import annotations
 
 import bz2
+import contextlib
 import gzip
 import io
 import lzma
+import os
 import re
+import struct
 import zlib
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -31,12 +42,16 @@ import numcodecs
 from numcodecs import zstd as _zstd
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from typing_extensions import Buffer
 
 __all__ = [
     "BytesStage",
     "Crc32cStage",
     "NumcodecStage",
+    "blosc1_streams_sized",
+    "blosc2_decoder",
     "blosc_sizes",
     "blosc_stage",
     "zstd_content_size",
@@ -172,6 +187,77 @@ def _multistream(
     return b"".join(parts)
 
 
+_BLOSC_DECODER_ENV = "NGIO_ASYNC_BLOSC_DECODER"
+_blosc2: list[Callable[..., Any] | None] = []  # resolved once: imagecodecs' decoder or None
+
+
+def blosc2_decoder() -> Callable[..., Any] | None:
+    """``imagecodecs.blosc2_decode`` if installed and not opted out (see the module), else
+    ``None``; looked up once per process."""
+    if not _blosc2:
+        found: Callable[..., Any] | None = None
+        if os.environ.get(_BLOSC_DECODER_ENV, "").strip().lower() != "numcodecs":
+            try:
+                from imagecodecs import blosc2_decode as found
+            except ImportError:  # pragma: no cover - imagecodecs is a dependency
+                found = None
+        _blosc2.append(found)
+    return _blosc2[0]
+
+
+def blosc1_streams_sized(buf: Buffer) -> bool:
+    """Whether ``buf`` is a blosc1 frame whose every compressed stream states a positive size.
+
+    c-blosc2 reads a stream of size 0 as a block of zeros and a negative size as a run of one
+    byte value (blosc2's own encodings); c-blosc1, which wrote the frame, fails on both. So a
+    frame zeroed in part (a torn write) decodes to zeros in c-blosc2 and is an error in
+    numcodecs: only frames this check passes go to c-blosc2. Streams follow c-blosc1's layout:
+    ``nblocks`` block offsets after the 16-byte header; in each block ``typesize`` streams
+    (one when the frame's flags say "don't split", for the last, partial block, or for
+    ``typesize > 16`` or blocks under 128 bytes per stream), each an ``<i4`` size then its bytes.
+    """
+    mv = memoryview(buf).cast("B")
+    version, flags, typesize = mv[0], mv[2], mv[3]
+    if version > 2 or typesize == 0:
+        return False
+    if flags & 0x2:  # memcpyed: the values follow the header as they are
+        return True
+    nbytes, blocksize, cbytes = struct.unpack_from("<iii", mv, 4)
+    if blocksize <= 0 or nbytes <= 0 or cbytes > len(mv):
+        return False
+    nblocks, leftover = divmod(nbytes, blocksize)
+    nblocks += leftover > 0
+    if 16 + 4 * nblocks > cbytes:
+        return False
+    split = not flags & 0x10 and typesize <= 16 and blocksize // typesize >= 128
+    for j, pos in enumerate(struct.unpack_from(f"<{nblocks}i", mv, 16)):
+        for _ in range(typesize if split and not (leftover and j == nblocks - 1) else 1):
+            if pos < 16 or pos + 4 > cbytes:
+                return False
+            (size,) = struct.unpack_from("<i", mv, pos)
+            if size <= 0:
+                return False
+            pos += 4 + size
+    return True
+
+
+#: by the compressor a frame's flags name (bits 5-7): whether c-blosc2 decodes it faster than
+#: numcodecs' c-blosc1, measured on 512x512 uint16 microscopy chunks (CPU time, blosc2/blosc1):
+#: blosclz 0.73, lz4 and lz4hc 0.45-0.87, zstd 0.77-0.85; zlib 1.24 (slower), snappy (none).
+_FASTER_IN_BLOSC2 = (True, True, False, False, True, False, False, False)
+
+
+def _blosc_decode(codec: Any, buf: Buffer, out: Any = None) -> Buffer:
+    """A blosc frame decoded (into ``out`` if given) by c-blosc2, else by numcodecs."""
+    fast = blosc2_decoder()
+    if fast is not None and _FASTER_IN_BLOSC2[memoryview(buf).cast("B")[2] >> 5]:
+        with contextlib.suppress(Exception):  # numcodecs decides: its error names the problem
+            if blosc1_streams_sized(buf):
+                return fast(buf, numthreads=1, out=out)  # type: ignore[no-any-return]
+    result: Buffer = codec.decode(buf, out=out) if out is not None else codec.decode(buf)
+    return result
+
+
 class NumcodecStage:
     """Delegates to a numcodecs codec (blosc, zstd, gzip, zlib, lz4, ...)."""
 
@@ -218,8 +304,18 @@ class NumcodecStage:
                 limit,
                 exact,
             )
+        if cid == "blosc":
+            return _blosc_decode(self.codec, buf)
         out: Buffer = self.codec.decode(buf)
         return out
+
+    def decode_into(self, buf: Buffer, out: Any) -> None:
+        """Decode a blosc or numcodecs-lz4 frame straight into ``out`` (the caller checked the
+        size its header states against ``out``)."""
+        if self._id == "blosc":
+            _blosc_decode(self.codec, buf, out)
+        else:
+            self.codec.decode(buf, out=out)
 
     def encode(self, buf: Buffer) -> Buffer:
         out: Buffer = self.codec.encode(buf)

@@ -1,0 +1,119 @@
+"""Blosc frames decode with c-blosc2 (imagecodecs) to the very bytes numcodecs' c-blosc1 gives,
+for every compressor, shuffle, level, type size and block size zarr-python can write."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numcodecs
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from ngio_async.codecs import ChunkCodec
+from ngio_async.codecs._stages import NumcodecStage, blosc1_streams_sized, blosc2_decoder
+from ngio_async.meta.zarr import decode_array_v2
+
+imagecodecs = pytest.importorskip("imagecodecs")
+
+CNAMES = ["blosclz", "lz4", "lz4hc", "zlib", "zstd"]
+
+
+def test_c_blosc2_is_the_decoder_when_imagecodecs_is_installed() -> None:
+    assert blosc2_decoder() is imagecodecs.blosc2_decode
+
+
+def test_the_environment_keeps_numcodecs() -> None:
+    code = "from ngio_async.codecs._stages import blosc2_decoder; print(blosc2_decoder())"
+    env = {**os.environ, "NGIO_ASYNC_BLOSC_DECODER": "numcodecs"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "None"
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    cname=st.sampled_from(CNAMES),
+    clevel=st.integers(0, 9),
+    shuffle=st.sampled_from([-1, 0, 1, 2]),
+    dtype=st.sampled_from(["u1", "<u2", "<i4", "<f4", "<f8"]),
+    blocksize=st.sampled_from([0, 256, 4096, 65536]),
+    n=st.integers(1, 40_000),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_same_bytes_as_numcodecs(
+    cname: str, clevel: int, shuffle: int, dtype: str, blocksize: int, n: int, seed: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    # smooth data with noise: every shuffle and compressor has something to find
+    values = np.cumsum(rng.integers(-3, 4, size=n)).astype(dtype)
+    codec = numcodecs.Blosc(cname=cname, clevel=clevel, shuffle=shuffle, blocksize=blocksize)
+    frame = codec.encode(values)
+    expected = bytes(codec.decode(frame))
+    assert blosc1_streams_sized(frame)  # no frame numcodecs writes is kept from c-blosc2
+    stage = NumcodecStage(codec)
+    assert bytes(stage.decode(frame, len(expected), exact=True)) == expected
+    out = np.full(len(expected), 0xAB, np.uint8)
+    stage.decode_into(memoryview(frame), out)
+    assert out.tobytes() == expected
+
+
+@pytest.mark.parametrize("typesize", [1, 2, 4])
+def test_a_chunk_decodes_straight_into_the_output(typesize: int) -> None:
+    """The pipeline's direct path (blosc alone): the chunk lands in ``out``, equal to numcodecs."""
+    dtype = {1: "u1", 2: "<u2", 4: "<u4"}[typesize]
+    data = (np.arange(64 * 48).reshape(64, 48) % 251).astype(dtype)
+    meta = {
+        "zarr_format": 2,
+        "shape": [64, 48],
+        "chunks": [64, 48],
+        "dtype": dtype,
+        "compressor": {"id": "blosc", "cname": "zstd", "clevel": 3, "shuffle": 2},
+        "fill_value": 0,
+        "order": "C",
+        "filters": None,
+    }
+    codec = ChunkCodec.from_meta(decode_array_v2(json.dumps(meta).encode()))
+    frame = numcodecs.Blosc(cname="zstd", clevel=3, shuffle=2).encode(data)
+    out = np.zeros((64, 48), dtype)
+    got = codec.decode(frame, "0.0", out=out)
+    assert got is out
+    np.testing.assert_array_equal(out, data)
+
+
+def test_a_torn_frame_is_an_error_naming_the_chunk_not_zeros() -> None:
+    """A frame whose payload was zeroed (a torn write): c-blosc2 alone would read the zero
+    stream sizes as blocks of zeros; numcodecs (c-blosc1, which wrote it) fails, and so must we."""
+    meta = {
+        "zarr_format": 2,
+        "shape": [256],
+        "chunks": [256],
+        "dtype": "<u2",
+        "compressor": {"id": "blosc", "cname": "lz4", "clevel": 5, "shuffle": 1},
+        "fill_value": 0,
+        "order": "C",
+        "filters": None,
+    }
+    codec = ChunkCodec.from_meta(decode_array_v2(json.dumps(meta).encode()))
+    frame = bytearray(numcodecs.Blosc(cname="lz4").encode(np.arange(256, dtype="<u2")))
+    frame[20:] = bytes(len(frame) - 20)  # the header says lz4, the payload is zeros
+    with pytest.raises(Exception, match="'c/7'") as info:
+        codec.decode(bytes(frame), "c/7")
+    assert "decode" in str(info.value)
+    assert imagecodecs.blosc2_decode(bytes(frame), numthreads=1) == bytes(512)  # what it hides
+
+
+@pytest.mark.parametrize("cut", [20, 24, 40, 100])
+def test_torn_frames_decode_as_numcodecs_does(cut: int) -> None:
+    codec = numcodecs.Blosc(cname="zstd", clevel=3, shuffle=2, blocksize=256)
+    frame = bytearray(codec.encode(np.arange(2048, dtype="<u2") * 7))
+    frame[cut:] = bytes(len(frame) - cut)
+    with pytest.raises(RuntimeError):
+        codec.decode(bytes(frame))
+    assert not blosc1_streams_sized(bytes(frame))
+    with pytest.raises(RuntimeError):
+        NumcodecStage(codec).decode(bytes(frame), 4096, exact=True)
