@@ -44,6 +44,7 @@ from ..engine import (
 )
 from ..engine.plan import coordinate_index, orthogonal_index, selection_span
 from ..stores import AsyncStore, load_backend, open_store
+from ..tables import Tables
 from ._labels import Labels
 from ._level import AsyncIndexer, Level
 from ._metadata import ImageMetadata
@@ -202,6 +203,7 @@ class Dataset(StoreNode):
         self._workers = workers
         self._owns_store = owns_store
         self.labels = Labels(self)
+        self.tables = Tables(self)
         self._tile_owner = TileOwner()  # runs bare ``async for`` tile streams
         self.mode: Mode = "r"
         self._meta_lock: anyio.Lock | None = None

@@ -1,0 +1,75 @@
+"""The ``vlen-utf8`` codec: zarr string arrays (v2 ``|O`` with the ``vlen-utf8`` filter, v3
+``string`` data type with the ``vlen-utf8`` codec), as zarr-python and numcodecs write them.
+
+A chunk is a little-endian ``uint32`` item count, then per item a ``uint32`` byte length and that
+many UTF-8 bytes, in C order. Pure: bytes in, a numpy ``object`` array of ``str`` out.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ngio_async._errors import CodecError
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+    from typing_extensions import Buffer
+
+__all__ = ["vlen_utf8_decode", "vlen_utf8_encode"]
+
+_U32 = struct.Struct("<I")
+
+
+def vlen_utf8_decode(buf: Buffer, count: int | None = None, *, key: str = "") -> NDArray[Any]:
+    """The strings of one ``vlen-utf8`` chunk, as a 1-D ``object`` array.
+
+    :param count: the number of items the chunk must hold (its shape's product), if known.
+    :raises CodecError: a truncated chunk, a count other than ``count``, bytes past the last
+        item or invalid UTF-8 (``key`` names the chunk).
+    """
+    data = memoryview(buf).cast("B")
+    if len(data) < 4:
+        raise CodecError(f"vlen-utf8 chunk {key!r}: {len(data)} bytes, no item count", key=key)
+    (n,) = _U32.unpack_from(data, 0)
+    if count is not None and n != count:
+        raise CodecError(f"vlen-utf8 chunk {key!r} holds {n} items, expected {count}", key=key)
+    if n > (len(data) - 4) // 4:
+        raise CodecError(f"vlen-utf8 chunk {key!r}: {n} items cannot fit its bytes", key=key)
+    out = np.empty(n, dtype=object)
+    pos = 4
+    for i in range(n):
+        if pos + 4 > len(data):
+            raise CodecError(f"vlen-utf8 chunk {key!r} is truncated at item {i}", key=key)
+        (size,) = _U32.unpack_from(data, pos)
+        pos += 4
+        if pos + size > len(data):
+            raise CodecError(f"vlen-utf8 chunk {key!r} is truncated at item {i}", key=key)
+        try:
+            out[i] = str(data[pos : pos + size], "utf-8")
+        except UnicodeDecodeError as exc:
+            raise CodecError(f"vlen-utf8 chunk {key!r}, item {i}: {exc}", key=key) from exc
+        pos += size
+    if pos != len(data):
+        raise CodecError(
+            f"vlen-utf8 chunk {key!r}: {len(data) - pos} bytes after the last item", key=key
+        )
+    return out
+
+
+def vlen_utf8_encode(values: Any) -> bytes:
+    """One ``vlen-utf8`` chunk of ``values`` (strings; flattened in C order).
+
+    :raises TypeError: an item is not a ``str``.
+    """
+    items = np.asarray(values, dtype=object).reshape(-1)
+    parts = [_U32.pack(len(items))]
+    for i, item in enumerate(items):
+        if not isinstance(item, str):
+            raise TypeError(f"vlen-utf8 item {i} is {type(item).__name__}, not str: {item!r}")
+        raw = item.encode("utf-8")
+        parts.append(_U32.pack(len(raw)))
+        parts.append(raw)
+    return b"".join(parts)

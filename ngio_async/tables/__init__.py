@@ -1,0 +1,9 @@
+"""Fractal / ngio tables of an image (``ds.tables``): ROI tables, masking ROI tables, feature
+tables and generic ones, read as columns and written in the layout ngio 1.1.3 writes."""
+
+from __future__ import annotations
+
+from ._model import ROI_TYPES, Roi, Table
+from ._tables import Tables
+
+__all__ = ["ROI_TYPES", "Roi", "Table", "Tables"]

@@ -1,0 +1,222 @@
+"""Table values: ``Table`` (row names, columns as numpy arrays, type and attributes) and
+``Roi`` (a box in world units: what a row of an ROI table says). Pure: no I/O."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .._errors import MetadataError
+
+if TYPE_CHECKING:
+    import pandas as pd  # type: ignore[import-untyped]
+    from numpy.typing import NDArray
+
+__all__ = ["ROI_TYPES", "Roi", "Table", "rois_to_columns"]
+
+#: the table types whose rows are boxes
+ROI_TYPES = ("roi_table", "masking_roi_table", "generic_roi_table")
+#: the columns every ROI table has: start and length per space axis, in micrometres
+ROI_COLUMNS = tuple(f"{p}{a}_micrometer" for p in ("", "len_") for a in "xyz")
+_SPACE = "xyz"
+
+
+@dataclass(frozen=True)
+class Roi:
+    """A box in world coordinates: ``ranges`` maps ``x``, ``y``, ``z`` to ``(start, stop)`` in
+    micrometres (``stop = start + length``), as ``ds.read_world(level, unit="micrometer",
+    **roi.ranges)`` takes them; ``time``, ``(start, stop)`` in seconds when the table has it.
+
+    ``label``: the object's label value (masking ROI tables; others when they store one).
+    ``extra``: the row's other columns (``FieldIndex``, ``x_micrometer_original``, ...).
+    """
+
+    name: str
+    ranges: dict[str, tuple[float, float]]
+    label: int | None = None
+    time: tuple[float, float] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def box(
+        cls,
+        name: str,
+        *,
+        x: tuple[float, float],
+        y: tuple[float, float],
+        z: tuple[float, float] = (0.0, 1.0),
+        label: int | None = None,
+        **extra: Any,
+    ) -> Roi:
+        """The box ``x``, ``y``, ``z`` given as ``(start, stop)`` in micrometres."""
+        return cls(name, {"x": x, "y": y, "z": z}, label=label, extra=dict(extra))
+
+    @property
+    def lengths(self) -> dict[str, float]:
+        """Length per axis, in micrometres."""
+        return {a: hi - lo for a, (lo, hi) in self.ranges.items()}
+
+
+@dataclass(frozen=True, eq=False)
+class Table:
+    """A table read from (or to be written to) an image's ``tables/`` group.
+
+    ``index``: the row names (``index_key`` names them: ``FieldIndex``, ``label``); integers
+    when the table says ``index_type: int``, else strings. ``columns``: name -> 1-D numpy array
+    (numbers, booleans; strings and categories as ``object`` arrays; a missing value of a
+    nullable column is ``None``, or ``NaN`` in a float one). ``type``: ``roi_table``,
+    ``masking_roi_table``, ``feature_table``, ``condition_table``, ``generic_table`` (a table
+    that names none), ...; ``attrs``: the table group's attributes as stored.
+    """
+
+    name: str
+    type: str
+    index: NDArray[Any]
+    columns: dict[str, NDArray[Any]]
+    attrs: dict[str, Any] = field(default_factory=dict)
+    index_key: str | None = None
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __repr__(self) -> str:
+        cols = ", ".join(self.columns)
+        return f"Table({self.name!r}, type={self.type!r}, rows={len(self)}, columns=[{cols}])"
+
+    def __getitem__(self, column: str) -> NDArray[Any]:
+        try:
+            return self.columns[column]
+        except KeyError:
+            raise KeyError(
+                f"table {self.name!r} has no column {column!r} (columns: {list(self.columns)})"
+            ) from None
+
+    @property
+    def backend(self) -> str | None:
+        """How the table is stored (``anndata``, ``json``, ``csv``, ...), as its attributes say."""
+        value = self.attrs.get("backend")
+        return value if isinstance(value, str) else None
+
+    @property
+    def region(self) -> str | None:
+        """The label image path the rows refer to (``../labels/nuclei``), if the table has one."""
+        region = self.attrs.get("region")
+        path = region.get("path") if isinstance(region, Mapping) else None
+        return path if isinstance(path, str) else None
+
+    @property
+    def instance_key(self) -> str | None:
+        """The column (or index) holding each row's label value, if the table names one."""
+        key = self.attrs.get("instance_key")
+        return key if isinstance(key, str) else None
+
+    def to_pandas(self) -> pd.DataFrame:
+        """The table as a pandas DataFrame, indexed by ``index_key`` (needs pandas)."""
+        try:
+            import pandas as pd
+        except ImportError as exc:  # pragma: no cover - pandas is in the dev extra
+            raise ImportError("Table.to_pandas needs pandas: pip install pandas") from exc
+        index = pd.Index(self.index, name=self.index_key)
+        return pd.DataFrame(dict(self.columns), index=index)
+
+    def rois(self) -> list[Roi]:
+        """The rows as boxes (ROI tables: ``type`` is one of :data:`ROI_TYPES`).
+
+        :raises ValueError: not an ROI table.
+        :raises MetadataError: a required column is missing (the table and column named).
+        """
+        if self.type not in ROI_TYPES:
+            raise ValueError(f"table {self.name!r} is a {self.type}, not an ROI table")
+        missing = [c for c in ROI_COLUMNS if c not in self.columns]
+        if missing:
+            raise MetadataError(
+                f"ROI table {self.name!r} lacks the columns {missing}", f"tables/{self.name}"
+            )
+        cols = {k: np.asarray(v) for k, v in self.columns.items()}
+        labels = self._labels()
+        used = {*ROI_COLUMNS, "t_second", "len_t_second", "label"}
+        out = []
+        for i, name in enumerate(self.index):
+            ranges = {}
+            for a in _SPACE:
+                start = float(cols[f"{a}_micrometer"][i])
+                ranges[a] = (start, start + float(cols[f"len_{a}_micrometer"][i]))
+            time = None
+            if "t_second" in cols and "len_t_second" in cols:
+                t0 = float(cols["t_second"][i])
+                time = (t0, t0 + float(cols["len_t_second"][i]))
+            extra = {k: _scalar(v[i]) for k, v in cols.items() if k not in used}
+            label = None if labels is None else labels[i]
+            out.append(Roi(str(name), ranges, label=label, time=time, extra=extra))
+        return out
+
+    def _labels(self) -> list[int | None] | None:
+        if self.index_key == "label" or (
+            self.instance_key is not None and self.instance_key == self.index_key
+        ):
+            return [int(v) for v in self.index]
+        if "label" in self.columns:
+            return [None if _missing(v) else int(v) for v in self.columns["label"]]
+        return None
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _scalar(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def rois_to_columns(
+    rois: Iterable[Roi], *, masking: bool
+) -> tuple[list[str], dict[str, NDArray[Any]]]:
+    """Row names and columns of an ROI table of ``rois`` (``masking``: rows named by label)."""
+    rois = list(rois)
+    names: list[str] = []
+    cols: dict[str, list[Any]] = {c: [] for c in ROI_COLUMNS}
+    timed = any(r.time is not None for r in rois)
+    if timed:
+        cols["t_second"], cols["len_t_second"] = [], []
+    extras: list[str] = []
+    for r in rois:
+        for k in r.extra:
+            if k not in extras and k not in cols:
+                extras.append(k)
+    labelled = not masking and any(r.label is not None for r in rois)
+    for i, r in enumerate(rois):
+        if masking:
+            if r.label is None:
+                raise ValueError(f"ROI {i} ({r.name!r}) of a masking ROI table has no label")
+            names.append(str(int(r.label)))
+        else:
+            names.append(str(r.name))
+        for a in _SPACE:
+            lo, hi = r.ranges.get(a, (0.0, 1.0))
+            cols[f"{a}_micrometer"].append(float(lo))
+            cols[f"len_{a}_micrometer"].append(float(hi) - float(lo))
+        if timed:
+            t0, t1 = r.time if r.time is not None else (0.0, 1.0)
+            cols["t_second"].append(float(t0))
+            cols["len_t_second"].append(float(t1) - float(t0))
+    arrays = {k: np.asarray(v, dtype=np.float64) for k, v in cols.items()}
+    if labelled:
+        if any(r.label is None for r in rois):
+            raise ValueError("either every ROI has a label or none has")
+        arrays["label"] = np.asarray([int(r.label) for r in rois if r.label is not None])
+    for k in extras:
+        arrays[k] = _column([r.extra.get(k) for r in rois], k)
+    return names, arrays
+
+
+def _column(values: Sequence[Any], name: str) -> NDArray[Any]:
+    if all(isinstance(v, str) for v in values):
+        return np.asarray(values, dtype=object)
+    arr = np.asarray(values)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"ROI column {name!r} mixes types or is not numbers or strings")
+    return arr

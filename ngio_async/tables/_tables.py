@@ -1,0 +1,547 @@
+"""The tables of an image (``ds.tables``): list, read, write and delete them.
+
+The image's ``tables`` group lists them (``{"tables": [...]}`` in its attributes); each is a
+subgroup whose attributes say its ``type`` (``roi_table``, ``masking_roi_table``,
+``feature_table``, ...) and ``backend``, as ngio 1.1.3 writes them. Reads take the ``anndata``
+(default), ``json`` and ``csv`` backends; ``parquet`` tables are refused (not supported).
+Writes use the ``anndata`` layout (or ``json``), zarr v2 in an NGFF 0.4 image, v3 in 0.5.
+
+A write never leaves the listing naming a table whose data is missing: the table's arrays,
+then its group's documents, then the listing (``overwrite=True`` first unlists the old table
+and deletes its keys). A failed write removes what it wrote.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import numpy as np
+
+from .._errors import ExistsError, MetadataError, NotFoundError, UnsupportedError
+from ..meta import write_document
+from ._anndata import Node, encode_anndata, group_documents, read_anndata, read_nodes
+from ._model import ROI_COLUMNS, ROI_TYPES, Roi, Table, rois_to_columns
+from ._text import decode_csv, decode_json, encode_json
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
+
+    from numpy.typing import ArrayLike, NDArray
+
+    from ..images._dataset import Dataset
+    from ..stores import Buffer
+
+__all__ = ["Tables"]
+
+_ANNDATA = ("anndata", "anndata_v1")
+_JSON = ("json", "experimental_json_v1")
+_CSV = ("csv", "experimental_csv_v1")
+_PARQUET = ("parquet", "experimental_parquet_v1")
+_ANNDATA_ATTRS = {"encoding-type": "anndata", "encoding-version": "0.1.0"}
+
+
+def _join(*parts: str) -> str:
+    return "/".join(p.strip("/") for p in parts if p.strip("/"))
+
+
+class Tables:
+    """The tables of an image: ``names()``, ``read(name)``, ``rois(name)``, ``write_rois``,
+    ``write_features``, ``write``, ``delete``."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        self._dataset = dataset
+        self._lock: anyio.Lock | None = None
+
+    # ------------------------------------------------------------------ where
+    @property
+    def _v3(self) -> bool:
+        return self._dataset.metadata.ngff_version not in ("0.1", "0.2", "0.3", "0.4")
+
+    @property
+    def _group(self) -> str:
+        return _join(self._dataset.root, "tables")
+
+    @property
+    def _listing_key(self) -> str:
+        return _join(self._group, "zarr.json" if self._v3 else ".zattrs")
+
+    def _url(self, *parts: str) -> str:
+        return "/".join([self._dataset.store.url.rstrip("/"), _join(self._group, *parts)])
+
+    # ------------------------------------------------------------------ reading
+    async def names(self, type: str | None = None) -> list[str]:
+        """Names of the tables the ``tables`` group lists (empty when there is none);
+        ``type``: only those of this type (``"roi_table"``; reads each table's attributes).
+
+        :raises MetadataError: the group's ``tables`` attribute is not a list of names.
+        """
+        self._dataset._check_open()
+        (group,) = await read_nodes(self._dataset.store, [self._group], v3=self._v3)
+        if group.kind is None:
+            return []
+        listed = group.attrs.get("tables", [])
+        if not isinstance(listed, list) or not all(isinstance(n, str) for n in listed):
+            raise MetadataError(
+                f"{self._url()}: 'tables' is not a list of names: {listed!r}", "$.tables"
+            )
+        if type is None:
+            return list(listed)
+        nodes = await read_nodes(
+            self._dataset.store, [_join(self._group, n) for n in listed], v3=self._v3
+        )
+        return [n for n, node in zip(listed, nodes, strict=True) if _type_of(node) == type]
+
+    async def _node(self, name: str) -> Node:
+        _check_name(name)
+        listed = await self.names()
+        if name not in listed:
+            raise NotFoundError(
+                f"no table {name!r} in {self._dataset.url} (tables: {listed})",
+                url=self._dataset.store.url,
+                key=name,
+            )
+        (node,) = await read_nodes(self._dataset.store, [_join(self._group, name)], v3=self._v3)
+        if node.kind != "group":
+            raise NotFoundError(
+                f"table {name!r} is listed in {self._url()} but {self._url(name)} is missing",
+                url=self._dataset.store.url,
+                key=_join(self._group, name),
+            )
+        return node
+
+    async def read(self, name: str) -> Table:
+        """Table ``name``, read whole (row names, columns, type and attributes).
+
+        :raises NotFoundError: no such table listed, or listed but its group is missing.
+        :raises UnsupportedError: a ``parquet`` table, or an unknown ``backend``.
+        :raises MetadataError: a required column is missing, or the stored data is malformed
+            (the table and the key named).
+        """
+        node = await self._node(name)
+        attrs = dict(node.attrs)
+        backend = attrs.get("backend", "anndata_v1")
+        store, root = self._dataset.store, node.path
+        index_key = attrs.get("index_key")
+        index_key = index_key if isinstance(index_key, str) else None
+        if backend in _ANNDATA:
+            stored_key, index, columns = await read_anndata(store, root, v3=self._v3, table=name)
+            index_key = index_key or stored_key
+            if index_key is not None:
+                columns.pop(index_key, None)
+        elif backend in _JSON or backend in _CSV:
+            columns = await self._read_text(name, root, backend)
+            index = _pop_index(columns, index_key, name)
+        elif backend in _PARQUET:
+            raise UnsupportedError(
+                f"table {name!r} ({self._url(name)}) uses the parquet backend, which ngio_async "
+                "does not read (anndata, json and csv are supported)"
+            )
+        else:
+            raise UnsupportedError(
+                f"table {name!r} ({self._url(name)}) has an unknown backend {backend!r} "
+                "(at $.backend; anndata, json and csv are supported)"
+            )
+        kind = attrs.get("type")
+        kind = kind if isinstance(kind, str) and kind else "generic_table"
+        index = _typed_index(index, attrs.get("index_type"), name)
+        table = Table(name, kind, index, columns, attrs, index_key)
+        if kind in ROI_TYPES:
+            missing = [c for c in ROI_COLUMNS if c not in columns]
+            if missing:
+                raise MetadataError(
+                    f"ROI table {name!r} ({self._url(name)}) lacks the columns {missing}",
+                    f"tables/{name}",
+                )
+        return table
+
+    async def _read_text(self, name: str, root: str, backend: str) -> dict[str, NDArray[Any]]:
+        store = self._dataset.store
+        if backend in _JSON:
+            (sub,) = await read_nodes(store, [_join(root, "table")], v3=self._v3)
+            if sub.kind is None:
+                raise MetadataError(
+                    f"json table {name!r} has no 'table' group ({self._url(name, 'table')})",
+                    _join(root, "table"),
+                )
+            return decode_json(sub.attrs, _join(root, "table"))
+        key = _join(root, "table.csv")
+        raw = await store.get(key)
+        if raw is None:
+            raise MetadataError(f"csv table {name!r} has no table.csv ({self._url(name)})", key)
+        return decode_csv(bytes(memoryview(raw)), key)
+
+    async def rois(self, name: str) -> list[Roi]:
+        """The rows of ROI table ``name`` as boxes (see :class:`~ngio_async.tables.Roi`).
+
+        :raises ValueError: the table is no ROI table (its ``type`` named).
+        """
+        return (await self.read(name)).rois()
+
+    # ------------------------------------------------------------------ writing
+    async def write_rois(
+        self,
+        name: str,
+        rois: Iterable[Roi],
+        *,
+        label: str | None = None,
+        overwrite: bool = False,
+        backend: str = "anndata",
+    ) -> None:
+        """Write ROI table ``name`` of ``rois`` (rows named by ``Roi.name``, index
+        ``FieldIndex``); with ``label`` (a label image name), a masking ROI table of that
+        label image (rows named by ``Roi.label``; ``region.path`` ``../labels/<label>``)."""
+        masking = label is not None
+        names, columns = rois_to_columns(rois, masking=masking)
+        if masking:
+            attrs: dict[str, Any] = {
+                "index_key": "label",
+                "index_type": "int",
+                "table_version": "1",
+                "type": "masking_roi_table",
+                "region": {"path": f"../labels/{label}"},
+                "instance_key": "label",
+            }
+        else:
+            attrs = {
+                "index_key": "FieldIndex",
+                "index_type": "str",
+                "table_version": "1",
+                "type": "roi_table",
+            }
+        await self._write(name, names, columns, attrs, overwrite=overwrite, backend=backend)
+
+    async def write_features(
+        self,
+        name: str,
+        columns: Mapping[str, ArrayLike],
+        *,
+        labels: ArrayLike,
+        label: str | None = None,
+        overwrite: bool = False,
+        backend: str = "anndata",
+    ) -> None:
+        """Write feature table ``name``: one row per object, ``labels`` its label values (the
+        index, ``label``), ``columns`` the measurements; ``label``: the label image they were
+        measured on (``region.path`` ``../labels/<label>``)."""
+        index = np.asarray(labels)
+        if index.ndim != 1 or index.dtype.kind not in "iu":
+            raise TypeError(f"feature table {name!r}: labels must be 1-D integers")
+        attrs: dict[str, Any] = {
+            "index_key": "label",
+            "index_type": "int",
+            "table_version": "1",
+            "type": "feature_table",
+        }
+        if label is not None:
+            attrs["region"] = {"path": f"../labels/{label}"}
+        attrs |= {
+            "instance_key": "label",
+            "categorical_columns": [],
+            "measurement_columns": [],
+            "metadata_columns": [],
+        }
+        await self._write(
+            name,
+            [str(int(v)) for v in index],
+            _columns(columns, len(index), name),
+            attrs,
+            overwrite=overwrite,
+            backend=backend,
+        )
+
+    async def write(
+        self,
+        name: str,
+        table: Table | Mapping[str, ArrayLike],
+        *,
+        index: Sequence[Any] | None = None,
+        index_key: str | None = None,
+        type: str | None = None,
+        attrs: Mapping[str, Any] | None = None,
+        overwrite: bool = False,
+        backend: str = "anndata",
+    ) -> None:
+        """Write table ``name``: a :class:`Table` (read from this or another image: its index,
+        columns, type and attributes), or columns (name -> 1-D array) with ``index`` (row
+        names; default ``0..n-1``), ``index_key``, ``type`` (default none: a generic table)
+        and extra ``attrs``. ROI types need the ROI columns."""
+        if isinstance(table, Table):
+            cols = _columns(table.columns, len(table), name)
+            rows = [str(v) for v in table.index]
+            meta = {k: v for k, v in table.attrs.items() if k not in _SYSTEM}
+            key = index_key or table.index_key
+            if key is not None:
+                meta["index_key"] = key
+            kind: str | None = type or table.type
+        else:
+            cols = _columns(table, None, name)
+            n = len(next(iter(cols.values()))) if cols else len(index or ())
+            rows = [str(v) for v in (range(n) if index is None else index)]
+            if len(rows) != n:
+                raise ValueError(f"table {name!r}: {len(rows)} row names for {n} rows")
+            meta = {}
+            if index_key is not None:
+                meta["index_key"] = index_key
+                ints = index is not None and all(_is_int(v) for v in index)
+                meta["index_type"] = "int" if ints else "str"
+            kind = type
+        if attrs:
+            meta |= {k: v for k, v in attrs.items() if k not in _SYSTEM}
+        if kind is not None and kind != "generic_table":
+            meta["table_version"] = meta.get("table_version", "1")
+            meta["type"] = kind
+        if meta.get("type") in ROI_TYPES:
+            missing = [c for c in ROI_COLUMNS if c not in cols]
+            if missing:
+                raise ValueError(f"ROI table {name!r} lacks the columns {missing}")
+        await self._write(name, rows, cols, meta, overwrite=overwrite, backend=backend)
+
+    async def delete(self, name: str, *, missing_ok: bool = False) -> None:
+        """Unlist table ``name``, then delete its keys.
+
+        :raises NotFoundError: no such table (unless ``missing_ok``).
+        """
+        ds = self._dataset
+        ds._check_writable()
+        _check_name(name)
+        async with self._locked():
+            listed = await self.names()
+            if name not in listed:
+                if missing_ok:
+                    return
+                raise NotFoundError(
+                    f"no table {name!r} in {ds.url} (tables: {listed})", url=ds.store.url, key=name
+                )
+            await self._unlist(name)
+            await self._delete_keys(name)
+
+    # ------------------------------------------------------------------ internals
+    def _locked(self) -> anyio.Lock:
+        if self._lock is None:
+            self._lock = anyio.Lock()
+        return self._lock
+
+    async def _delete_keys(self, name: str) -> None:
+        store = self._dataset.store
+        keys = await store.list_prefix(_join(self._group, name) + "/")
+        if keys:
+            await store.delete_many(keys)
+
+    async def _write(
+        self,
+        name: str,
+        index: list[str],
+        columns: dict[str, NDArray[Any]],
+        attrs: dict[str, Any],
+        *,
+        overwrite: bool,
+        backend: str,
+    ) -> None:
+        ds = self._dataset
+        ds._check_writable()
+        _check_name(name, creating=True)
+        for k, col in columns.items():
+            if len(col) != len(index):
+                raise ValueError(
+                    f"table {name!r}: column {k!r} has {len(col)} rows, the index {len(index)}"
+                )
+        index_key = attrs.get("index_key") or "_index"
+        if index_key in columns:
+            raise ValueError(f"table {name!r}: column {index_key!r} is also the index key")
+        root = _join(self._group, name)
+        if backend in _ANNDATA:
+            items = encode_anndata(index, index_key, columns, v3=self._v3)
+            attrs = {**_ANNDATA_ATTRS, "backend": "anndata", **attrs}
+        elif backend in _JSON:
+            rows: list[Any] = [int(v) for v in index] if attrs.get("index_type") == "int" else index
+            data = (
+                {index_key: rows, **encode_json(columns)}
+                if "index_key" in attrs
+                else {**encode_json(columns)}
+            )
+            items = {_join("table", k): v for k, v in group_documents(data, v3=self._v3).items()}
+            attrs = {"backend": "json", **attrs}
+        else:
+            raise UnsupportedError(
+                f"table {name!r}: writing the {backend!r} backend is not supported "
+                "(anndata and json are)"
+            )
+        items = {_join(root, k): v for k, v in items.items()}
+        heads = {_join(root, k): v for k, v in group_documents(attrs, v3=self._v3).items()}
+        async with self._locked():
+            await self._make_room(name, root, overwrite)
+            written: list[str] = []
+            try:
+                await _put_all(ds.store, items, written)
+                await _put_all(ds.store, heads, written)  # the table exists from here on
+                listing = await self._list(name)
+            except BaseException as exc:
+                await _discard(ds.store, written, exc)
+                raise
+        from ..images._create import update_consolidated
+
+        docs = [(k, v) for k, v in {**items, **heads}.items() if _is_document(k)]
+        await update_consolidated(
+            ds.store, [*docs, (self._listing_key, listing)], shared=[self._listing_key]
+        )
+
+    async def _make_room(self, name: str, root: str, overwrite: bool) -> None:
+        store = self._dataset.store
+        listed = name in await self.names()
+        present = bool(await store.list_prefix(root + "/"))
+        if not (listed or present):
+            return
+        if not overwrite:
+            raise ExistsError(
+                f"table {name!r} exists in {self._url()} (overwrite=True replaces it)",
+                url=store.url,
+                key=root,
+            )
+        if listed:
+            await self._unlist(name)
+        await self._delete_keys(name)
+
+    async def _edit_listing(self, name: str, remove: bool) -> bytes:
+        store, v3, key = self._dataset.store, self._v3, self._listing_key
+        if not v3 and not remove and not await store.exists(_join(self._group, ".zgroup")):
+            await store.put(_join(self._group, ".zgroup"), b'{"zarr_format":2}')
+
+        async def edited(raw: Buffer | None) -> bytes | None:
+            doc = {} if raw is None else _doc(raw, key)
+            if v3:
+                if raw is None:
+                    doc = {"zarr_format": 3, "node_type": "group", "attributes": {}}
+                if doc.get("node_type") != "group":
+                    raise MetadataError(f"{store.url}/{key} is not a group", "$.node_type")
+                attrs = doc.setdefault("attributes", {})
+            else:
+                attrs = doc
+            listed = attrs.get("tables", [])
+            if not isinstance(listed, list):
+                raise MetadataError(f"{store.url}/{key}: 'tables' is not a list", "$.tables")
+            if remove:
+                attrs["tables"] = [n for n in listed if n != name]
+            elif name not in listed:
+                attrs["tables"] = [*listed, name]
+            return write_document(doc)
+
+        with anyio.CancelScope(shield=True):
+            data = await store.update(key, edited)
+        return b"" if data is None else bytes(memoryview(data))
+
+    async def _list(self, name: str) -> bytes:
+        return await self._edit_listing(name, remove=False)
+
+    async def _unlist(self, name: str) -> None:
+        from ..images._create import update_consolidated
+
+        listing = await self._edit_listing(name, remove=True)
+        await update_consolidated(
+            self._dataset.store,
+            [(self._listing_key, listing)],
+            removed=_join(self._group, name),
+            shared=[self._listing_key],
+        )
+
+
+_SYSTEM = frozenset({"encoding-type", "encoding-version", "backend"})
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int | np.integer) and not isinstance(v, bool | np.bool_)
+
+
+def _is_document(key: str) -> bool:
+    return key.rsplit("/", 1)[-1] in ("zarr.json", ".zarray", ".zgroup", ".zattrs")
+
+
+def _doc(raw: Any, key: str) -> dict[str, Any]:
+    from ..meta import read_document
+
+    doc = read_document(raw)
+    if not isinstance(doc, dict):
+        raise MetadataError(f"{key} is not a JSON object", key)
+    return doc
+
+
+def _type_of(node: Node) -> str | None:
+    if node.kind is None:
+        return None
+    kind = node.attrs.get("type")
+    return kind if isinstance(kind, str) and kind else "generic_table"
+
+
+def _check_name(name: str, *, creating: bool = False) -> None:
+    from ..images._labels import _check_name as check
+
+    try:
+        check(name, creating=creating)
+    except ValueError as exc:
+        raise ValueError(str(exc).replace("label name", "table name")) from None
+
+
+def _columns(
+    columns: Mapping[str, ArrayLike], rows: int | None, name: str
+) -> dict[str, NDArray[Any]]:
+    out: dict[str, NDArray[Any]] = {}
+    for k, v in columns.items():
+        if not isinstance(k, str) or not k or "/" in k:
+            raise ValueError(f"table {name!r}: invalid column name {k!r}")
+        arr = np.asarray(v)
+        if arr.dtype.kind in "US":
+            arr = arr.astype(str).astype(object)
+        if arr.ndim != 1:
+            raise ValueError(f"table {name!r}: column {k!r} is not 1-D (shape {arr.shape})")
+        if arr.dtype.kind not in "biufO":
+            raise TypeError(f"table {name!r}: column {k!r} of dtype {arr.dtype} is not supported")
+        if arr.dtype == object and not all(isinstance(x, str) for x in arr):
+            raise TypeError(f"table {name!r}: column {k!r} holds objects that are not strings")
+        if rows is not None and len(arr) != rows:
+            raise ValueError(f"table {name!r}: column {k!r} has {len(arr)} rows, not {rows}")
+        out[k] = arr
+    return out
+
+
+def _pop_index(columns: dict[str, NDArray[Any]], index_key: str | None, name: str) -> NDArray[Any]:
+    if index_key is None:
+        n = len(next(iter(columns.values()))) if columns else 0
+        return np.arange(n)
+    if index_key not in columns:
+        raise MetadataError(f"table {name!r} has no index column {index_key!r}", "$.index_key")
+    return columns.pop(index_key)
+
+
+def _typed_index(index: NDArray[Any], index_type: Any, name: str) -> NDArray[Any]:
+    if index_type == "int":
+        try:
+            return np.asarray([int(v) for v in index], dtype=np.int64)
+        except (TypeError, ValueError) as exc:
+            raise MetadataError(
+                f"table {name!r}: index_type is int but the row names are not ({exc})",
+                "$.index_type",
+            ) from None
+    if index.dtype.kind in "iu" and index_type is None:
+        return index
+    out = np.empty(len(index), dtype=object)
+    out[:] = [str(v) for v in index]
+    return out
+
+
+async def _put_all(store: Any, items: Mapping[str, bytes], written: list[str]) -> None:
+    async def put(key: str, data: bytes) -> None:
+        await store.put(key, data)
+        written.append(key)
+
+    async with anyio.create_task_group() as tg:
+        for key, data in items.items():
+            tg.start_soon(put, key, data)
+
+
+async def _discard(store: Any, written: list[str], exc: BaseException) -> None:
+    with anyio.CancelScope(shield=True):
+        try:
+            if written:
+                await store.delete_many(sorted(written, key=_is_document, reverse=True))
+        except Exception as cleanup:  # noqa: BLE001 - reported on exc
+            exc.add_note(f"the keys written so far could not be removed ({cleanup})")

@@ -1,0 +1,117 @@
+"""ngio's text backends (pure): ``json`` (the columns as lists in the attributes of the table's
+``table`` subgroup) and ``csv`` (``table.csv`` in the table group, as pyarrow writes it)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .._errors import MetadataError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from numpy.typing import NDArray
+
+__all__ = ["column_from_values", "decode_csv", "decode_json", "encode_json"]
+
+
+def column_from_values(values: Sequence[Any]) -> NDArray[Any]:
+    """A numpy column of JSON-like ``values``: bool, int64, float64 (``None`` as NaN when
+    the others are numbers) or ``object`` (strings; ``None`` kept)."""
+    present = [v for v in values if v is not None]
+    if present and all(isinstance(v, bool) for v in present) and len(present) == len(values):
+        return np.asarray(values, dtype=bool)
+    if len(present) == len(values) and all(
+        isinstance(v, int) and not isinstance(v, bool) for v in present
+    ):
+        return np.asarray(values, dtype=np.int64)
+    if all(isinstance(v, int | float) and not isinstance(v, bool) for v in present):
+        return np.asarray([math.nan if v is None else v for v in values], dtype=np.float64)
+    out = np.empty(len(values), dtype=object)
+    out[:] = list(values)
+    return out
+
+
+def decode_json(attrs: Mapping[str, Any], path: str) -> dict[str, NDArray[Any]]:
+    """The columns of a ``json`` table: its ``table`` group's attributes (column -> list)."""
+    columns: dict[str, NDArray[Any]] = {}
+    n: int | None = None
+    for name, values in attrs.items():
+        if not isinstance(values, list):
+            raise MetadataError(f"column {name!r} is not a list", f"{path}$.{name}")
+        if n is not None and len(values) != n:
+            raise MetadataError(
+                f"column {name!r} has {len(values)} rows, others {n}", f"{path}$.{name}"
+            )
+        n = len(values)
+        columns[str(name)] = column_from_values(values)
+    return columns
+
+
+def encode_json(columns: Mapping[str, NDArray[Any]]) -> dict[str, list[Any]]:
+    """The attributes of a ``json`` table's ``table`` group."""
+    out = {}
+    for name, col in columns.items():
+        out[name] = [None if _nan(v) else v for v in np.asarray(col).tolist()]
+    return out
+
+
+def _nan(v: Any) -> bool:
+    return isinstance(v, float) and math.isnan(v)
+
+
+_TRUE = {"true": True, "false": False}
+
+
+def _csv_cell(text: str) -> tuple[str, Any]:
+    """The type (``int``, ``float``, ``bool``, ``str``) and value pyarrow infers for a cell."""
+    low = text.lower()
+    if low in _TRUE:
+        return "bool", _TRUE[low]
+    try:
+        return "int", int(text)
+    except ValueError:
+        pass
+    try:
+        return "float", float(text)
+    except ValueError:
+        return "str", text
+
+
+def _csv_column(cells: Sequence[str]) -> NDArray[Any]:
+    typed = [None if c == "" else _csv_cell(c) for c in cells]
+    kinds = {t[0] for t in typed if t is not None}
+    nulls = any(t is None for t in typed)
+    if kinds == {"bool"} and not nulls:
+        return np.asarray([t[1] for t in typed if t is not None], dtype=bool)
+    if kinds <= {"int"} and kinds and not nulls:
+        return np.asarray([t[1] for t in typed if t is not None], dtype=np.int64)
+    if kinds <= {"int", "float"} and kinds:
+        return np.asarray([math.nan if t is None else float(t[1]) for t in typed])
+    out = np.empty(len(cells), dtype=object)
+    out[:] = list(cells)
+    return out
+
+
+def decode_csv(raw: bytes, path: str) -> dict[str, NDArray[Any]]:
+    """The columns of a ``csv`` table (``table.csv``; types inferred as pyarrow does: bool,
+    int64, float64, else strings)."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise MetadataError(f"{path} is not UTF-8: {exc}", path) from exc
+    rows = list(csv.reader(io.StringIO(text)))
+    if not rows:
+        raise MetadataError(f"{path} has no header row", path)
+    header, body = rows[0], [r for r in rows[1:] if r]
+    for i, row in enumerate(body):
+        if len(row) != len(header):
+            raise MetadataError(
+                f"{path}: row {i + 1} has {len(row)} cells, the header {len(header)}", path
+            )
+    return {name: _csv_column([r[j] for r in body]) for j, name in enumerate(header)}
