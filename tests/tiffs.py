@@ -129,3 +129,48 @@ def write_pyramid(
         for level in pyramid[1:]:
             tif.write(level, subfiletype=1, tile=tile, photometric="minisblack", metadata=None)
     return pyramid
+
+
+OME_NS = "http://www.openmicroscopy.org/Schemas/OME/2016-06"
+
+
+def write_companion_set(
+    root: Path, planes: NDArray[Any], *, master: str = "scan.companion.ome"
+) -> list[Path]:
+    """A multi-file OME-TIFF of one z plane per file (``scan_z<i>.ome.tif``) whose OME-XML
+    is in ``master`` only: a companion file (Bio-Formats' ``.companion.ome``), or the first
+    TIFF (``master="scan_z0.ome.tif"``, as Micro-Manager writes them); every other TIFF's
+    OME-XML is ``BinaryOnly`` naming it. Returns the TIFFs."""
+    import uuid
+
+    names = [f"scan_z{i}.ome.tif" for i in range(len(planes))]
+    uuids = [f"urn:uuid:{uuid.uuid4()}" for _ in planes]
+    root_uuid = uuids[names.index(master)] if master in names else f"urn:uuid:{uuid.uuid4()}"
+    tiff_data = "".join(
+        f'<TiffData FirstZ="{i}" IFD="0" PlaneCount="1"><UUID FileName="{n}">{u}</UUID></TiffData>'
+        for i, (n, u) in enumerate(zip(names, uuids, strict=True))
+    )
+    nz, ny, nx = planes.shape
+    full = (
+        f'<?xml version="1.0" encoding="UTF-8"?><OME xmlns="{OME_NS}" UUID="{root_uuid}">'
+        '<Image ID="Image:0" Name="scan"><Pixels ID="Pixels:0" DimensionOrder="XYZCT" '
+        f'Type="{planes.dtype}" SizeX="{nx}" SizeY="{ny}" SizeZ="{nz}" SizeC="1" SizeT="1" '
+        'PhysicalSizeX="0.5" PhysicalSizeY="0.5" PhysicalSizeZ="3.0">'
+        f'<Channel ID="Channel:0:0" Name="dapi" SamplesPerPixel="1"/>{tiff_data}'
+        "</Pixels></Image></OME>"
+    )
+    for name, u, plane in zip(names, uuids, planes, strict=True):
+        xml = (
+            full
+            if name == master
+            else (
+                f'<?xml version="1.0" encoding="UTF-8"?><OME xmlns="{OME_NS}" UUID="{u}">'
+                f'<BinaryOnly MetadataFile="{master}" UUID="{root_uuid}"/></OME>'
+            )
+        )
+        tifffile.imwrite(
+            root / name, plane, description=xml, metadata=None, photometric="minisblack"
+        )
+    if master not in names:
+        (root / master).write_text(full)
+    return [root / n for n in names]

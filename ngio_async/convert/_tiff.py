@@ -74,7 +74,8 @@ __all__ = [
     "resolution_pixel_size",
 ]
 
-_TIFF_SUFFIXES = (".tif", ".tiff", ".btf", ".tf8", ".tf2")
+_TIFF_SUFFIXES = (".tif", ".tiff", ".btf", ".tf8", ".tf2", ".companion.ome")
+_COMPANION = ".companion.ome"  # a multi-file OME-TIFF's OME-XML, its TIFFs BinaryOnly
 _ORDER = "tczyx"
 #: SI prefixes by symbol, as OME-XML writes them (``UnitsLength`` / ``UnitsTime``), and the NGFF
 #: (UDUNITS-2) units they make with ``m`` and ``s``; NGFF has no deca-units
@@ -560,6 +561,94 @@ def _probe(decompress: Any, compression: Any) -> None:
         pass
 
 
+def binary_only(xml: str | None) -> str | None:
+    """The ``MetadataFile`` an OME-XML of ``BinaryOnly`` names (a TIFF of a multi-file
+    OME-TIFF whose metadata are in a companion file or another TIFF of the set; ``""`` when it
+    names none); ``None`` for any other OME-XML."""
+    if not xml or "BinaryOnly" not in xml:
+        return None
+    try:
+        root = ET.fromstring(xml)
+    except ET.ParseError:
+        return None
+    found = next((e for e in root if _local(e.tag) == "BinaryOnly"), None)
+    return None if found is None else found.get("MetadataFile", "")
+
+
+def _first_tiff(xml: str, where: str) -> str:
+    """The file of a companion OME-XML's first ``TiffData`` (its ``UUID FileName``).
+
+    :raises UnsupportedError: it names none (or does not parse)."""
+    try:
+        root = ET.fromstring(xml)
+    except ET.ParseError as exc:
+        raise UnsupportedError(f"{where}: not OME-XML ({exc})") from None
+    for e in root.iter():
+        if _local(e.tag) == "UUID" and e.get("FileName"):
+            return str(e.get("FileName"))
+    raise UnsupportedError(f"{where}: no TiffData names a file (UUID FileName)")
+
+
+def _open_local(path: str) -> Any:
+    """A local TIFF as a ``tifffile.TiffFile``, with the whole multi-file OME-TIFF it belongs
+    to: a companion OME-XML (``.companion.ome``) opens its first TIFF with it; a TIFF whose
+    OME-XML is ``BinaryOnly`` opens with the XML of the ``MetadataFile`` it names (a companion
+    file), or as that file (the set's TIFF holding the XML, as Micro-Manager writes them).
+
+    :raises NotFoundError: the companion or metadata file is missing.
+    """
+    import tifffile
+
+    if path.lower().endswith(_COMPANION):
+        xml = _read_xml(path, path)
+        name = _first_tiff(xml, path)
+        first = os.path.join(os.path.dirname(path), name)
+        if not os.path.isfile(first):
+            raise NotFoundError(f"{path} puts its first planes in {name}, not found beside it")
+        return tifffile.TiffFile(first, omexml=xml)
+    tif = tifffile.TiffFile(path)
+    try:
+        meta_name = binary_only(tif.ome_metadata if tif.is_ome else None)
+        if not meta_name:
+            return tif
+        meta = os.path.join(os.path.dirname(path), meta_name)
+        if not meta.lower().endswith(_COMPANION) and is_tiff_name(meta):
+            opened = tifffile.TiffFile(_existing(meta, path))
+            if binary_only(opened.ome_metadata if opened.is_ome else None) is None:
+                tif.close()
+                return opened
+            opened.close()
+            raise UnsupportedError(f"{path}: its metadata file {meta_name} holds no OME-XML")
+        xml = _read_xml(_existing(meta, path), path)
+    except BaseException:
+        tif.close()
+        raise
+    tif.close()
+    return tifffile.TiffFile(path, omexml=xml)
+
+
+def _existing(meta: str, path: str) -> str:
+    """``meta``, the metadata file a multi-file OME-TIFF's ``path`` names, if it exists.
+
+    :raises NotFoundError: it does not."""
+    if not os.path.isfile(meta):
+        raise NotFoundError(
+            f"{path} holds pixels only (OME-XML BinaryOnly): its metadata are in "
+            f"{os.path.basename(meta)}, not found beside it",
+            url=path,
+        )
+    return meta
+
+
+def _read_xml(meta: str, path: str) -> str:
+    """The OME-XML text of ``meta`` (a companion file of ``path``)."""
+    with open(meta, "rb") as f:
+        text = f.read().decode("utf-8", errors="replace")
+    if not text.rstrip().endswith("OME>"):
+        raise UnsupportedError(f"{path}: {os.path.basename(meta)} is no OME-XML document")
+    return text
+
+
 class TiffSource:
     """A TIFF / OME-TIFF series as a read-only image (series ``series``, all its levels).
 
@@ -575,11 +664,24 @@ class TiffSource:
         *,
         tif: Any = None,
     ) -> None:
-        import tifffile
-
         self.url = os.fspath(path)
         with _tiff_errors(self.url, "read the TIFF structure of"):
-            self._tif = tif if tif is not None else tifffile.TiffFile(self.url)
+            if tif is None:
+                tif = _open_local(self.url)
+                self.url = str(tif.filehandle.path)  # the TIFF read: its pixels by offset
+            self._tif = tif
+        if (where := binary_only(tif.ome_metadata if tif.is_ome else None)) is not None:
+            tif.close()  # on a store, or naming no file (a local one opened with its metadata)
+            why = (
+                f"in {where}, of a multi-file OME-TIFF read from local files only (copy them to "
+                "one directory and convert from there)"
+                if where
+                else "in a file it does not name (no MetadataFile)"
+            )
+            raise UnsupportedError(
+                f"{self.url} holds pixels only (OME-XML BinaryOnly): its metadata and the other "
+                f"planes are {why}"
+            )
         try:
             with (
                 _tiff_errors(self.url, "read the series of"),
