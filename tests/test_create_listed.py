@@ -120,7 +120,10 @@ async def test_a_listed_label_image_is_replaced_by_label_images_only(
     await _refused(open_store(image), label.format("labels/"), path="labels/cells")
     await _intact(image)
     async with ngio_async.open_async(image / "labels" / "cells") as old:
-        new = await ngio_async.create_like_async(old, image / "labels" / "cells", overwrite=True)
+        # a copy of another label image (one over itself is refused: it would delete it)
+        other = await ngio_async.create_like_async(old, tmp_path / "other.zarr")
+    async with other:
+        new = await ngio_async.create_like_async(other, image / "labels" / "cells", overwrite=True)
         async with new:
             await new.write(np.full((16, 16), 2, "uint8"))
     async with ngio_async.open_async(image) as back:
