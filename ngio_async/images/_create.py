@@ -990,11 +990,13 @@ async def _scan_above(
     below: str,
     arrays: list[str],
     listings: list[tuple[str, str, tuple[Listing, str]]],
+    seen: set[str] | None = None,
 ) -> None:
     """Look at the metadata ``key`` of a node above the path ``below`` of ``store``: an array
     there (its ``zarr.json`` or ``.zarray``) goes to ``arrays``, what a group document lists at
     or below ``below`` to ``listings`` as (document, ``below``'s path in the group, (what,
-    path)). A missing key is skipped, also where a store answers 403 for one."""
+    path)), the key itself, found, to ``seen``. A missing key is skipped, also where a store
+    answers 403 for one."""
     if key.endswith(".zarray"):
         try:
             if await store.exists(key):
@@ -1005,6 +1007,8 @@ async def _scan_above(
     raw = await _get_or_none(store, key)
     if raw is None:
         return
+    if seen is not None:
+        seen.add(key)
     if key.endswith("zarr.json") and _node_type(raw) == "array":
         arrays.append(key)
     rel = below[len(key.rpartition("/")[0]) :].strip("/")
@@ -1065,6 +1069,16 @@ async def _refuse_cloud_array_above(store: AsyncStore, where: str, *, label: boo
         _CLEAR_ABOVE.add(store)  # the many images of a plate ask once
 
 
+def _refuse_other_version(url: str, group: str, version: str, seen: set[str]) -> None:
+    """Refuse a node of NGFF ``version`` in ``group``, which the keys ``seen`` (found there)
+    show to be of the other version only (as ``check_same_version``, without its requests)."""
+    from ._labels import other_version_error, version_documents
+
+    mine, other = version_documents(version)
+    if join(group, mine) not in seen and join(group, other) in seen:
+        raise other_version_error(url, group, version)
+
+
 async def _prepare_root(
     store: AsyncStore,
     root: str,
@@ -1072,6 +1086,7 @@ async def _prepare_root(
     *,
     paths: Sequence[str] = (),
     label: bool = False,
+    version: str | None = None,
 ) -> None:
     """Refuse (or, with ``overwrite``, delete) an existing zarr node at ``root``.
 
@@ -1083,7 +1098,9 @@ async def _prepare_root(
     Other files are left alone when nothing is found.
     Refused whatever ``overwrite`` (before anything is deleted): a root below an array, or one
     that a group above lists as one of its levels, one of its wells or (unless ``label``: a
-    label image is created) one of its label images: the group would list a wrong node.
+    label image is created) one of its label images: the group would list a wrong node; and
+    (``version``, of a label image) a parent group of the other NGFF version (its ``labels``
+    group could not list it: see ``check_same_version``).
     """
     where = _url_of(store.url, root)
     found: list[str] = []
@@ -1098,9 +1115,11 @@ async def _prepare_root(
     # the prefixes above a cloud store's root
     await _refuse_cloud_array_above(store, where, label=label)
 
+    seen: set[str] = set()
+
     async def check(key: str) -> None:
         if key in parent_keys:
-            await _scan_above(store, key, root, arrays, listings)
+            await _scan_above(store, key, root, arrays, listings, seen)
         elif await store.exists(key):
             found.append(key)
 
@@ -1122,6 +1141,8 @@ async def _prepare_root(
     if refused := _refused(listings, label=label):
         key, rel, listed = min(refused)
         raise _listed_error(where, _url_of(store.url, key.rpartition("/")[0]), key, rel, listed)
+    if version is not None and parents:
+        _refuse_other_version(store.url, parents[-1], version, seen)
     keys: list[str] | None = None
     what = "a zarr node"
     if not found and store.supports_listing:
@@ -1397,7 +1418,8 @@ async def claim_root(store: AsyncStore, root: str, plan: ImagePlan, *, overwrite
     """The first half of :func:`write_plan_metadata`: refuse or clear an existing node, then
     (``overwrite=False``) claim the node. When it fails, nothing of this call is stored."""
     label = plan.ome.image_label is not None
-    await _prepare_root(store, root, overwrite, paths=plan.paths, label=label)
+    version = plan.version if label else None
+    await _prepare_root(store, root, overwrite, paths=plan.paths, label=label, version=version)
     if not overwrite:  # claim the node: of two creates that both found it free, one is refused
         first = plan.array_documents()[0]
         with anyio.CancelScope(shield=True):  # a claim landing after a cancellation stays
@@ -2006,13 +2028,15 @@ async def _label_copy(
     the listing fails, as ``labels.create`` does: a retry creates it)."""
     from ._labels import follow_label_source, open_label_parent
 
-    await follow_label_source(plan.ome, url, limits, options, path=path)
     parent = await open_label_parent(url, path, limits, options)
-    if parent is None:
-        return await create()
-    image, name = parent
+    image = parent[0] if parent is not None else None
     try:
-        await image.labels._check_listing(name, plan.version)
+        await follow_label_source(plan.ome, url, limits, options, path=path, parent=image)
+        if parent is None:
+            return await create()
+        image, name = parent
+        # the labels group's version: checked by create (claim_root), without a request here
+        await image.labels._check_listing(name, plan.version, group=False)
         ds = await create()
         try:
             await image.labels._list_created(name, plan)
@@ -2023,7 +2047,8 @@ async def _label_copy(
             raise
         return ds
     finally:
-        await image.aclose()
+        if image is not None:
+            await image.aclose()
 
 
 def _values_within(label: ImageLabel, dtype: np.dtype[Any]) -> ImageLabel:

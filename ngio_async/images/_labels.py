@@ -360,17 +360,24 @@ async def follow_label_source(
     options: Mapping[str, Any] | None,
     *,
     path: str = "",
+    parent: Dataset | None = None,
 ) -> bool:
     """A label image written at ``path`` of ``dst`` (a URL, a local path or a store) on its own
     (``convert``, ``create_like``) keeps ``image-label.source.image`` only when that relative
     path, from there, leads to an image (it goes into an image's ``labels/``); else the link,
     which would point at nothing, is dropped (``ome`` edited; other keys of ``source`` stay).
-    Nothing is written: the place is only read. Returns whether a link is kept."""
+    Nothing is written: the place is only read, unless ``parent`` (the group two levels up,
+    opened by :func:`open_label_parent`) answers for a link to it. Returns whether a link is
+    kept."""
     label = ome.image_label
     source = label.source if label is not None else None
     if label is None or source is None or source.image is None:
         return False
-    if await _leads_to_image(dst, path.strip("/"), source.image, limits, options):
+    if parent is not None and posixpath.normpath(source.image) == "../..":
+        leads = parent.metadata.ome.image_label is None  # opened: it has multiscales
+    else:
+        leads = await _leads_to_image(dst, path.strip("/"), source.image, limits, options)
+    if leads:
         return True
     if source.extra:  # its other keys stay
         source.image = None
@@ -474,10 +481,11 @@ class Labels:
         self._lock: anyio.Lock | None = None
         self._names = KeyLocks()  # one create at a time per label name
 
-    async def _check_listing(self, name: str, version: str) -> None:
+    async def _check_listing(self, name: str, version: str, *, group: bool = True) -> None:
         """Refuse, before it is written, a label image ``name`` of NGFF ``version`` that
-        :meth:`_list_created` could not list (``create_like`` into ``labels/<name>``): a name
-        :meth:`create` refuses, or another version than the image's and its ``labels``
+        :meth:`_list_created` could not list (``create_like`` and ``convert`` into
+        ``labels/<name>``): a name :meth:`create` refuses, or another version than the
+        image's and (``group``: else the create checks it, see ``claim_root``) its ``labels``
         group's (a hierarchy has one)."""
         ds = self._dataset
         _check_name(name, creating=True)
@@ -487,7 +495,8 @@ class Labels:
                 f"cannot create an NGFF {version} label image in {ds.url}/labels/, an NGFF "
                 f"{mine} image: the version must be the same throughout (ngff_version={mine!r})"
             )
-        await check_same_version(ds.store, join(ds.root, "labels"), mine)
+        if group:
+            await check_same_version(ds.store, join(ds.root, "labels"), mine)
 
     async def _list_created(self, name: str, plan: ImagePlan) -> None:
         """List label image ``name``, complete at ``labels/<name>`` (written from ``plan``),
@@ -878,13 +887,23 @@ async def check_same_version(store: AsyncStore, group: str, version: str) -> Non
     """Refuse to write into ``group`` when it exists in the other zarr format than ``version``
     needs (NGFF: the version MUST be consistent within a hierarchy; writing the other document
     beside it would hide what it lists)."""
-    mine, other = ("zarr.json", ".zattrs") if version != "0.4" else (".zattrs", "zarr.json")
+    mine, other = version_documents(version)
     if not await store.exists(join(group, mine)) and await store.exists(join(group, other)):
-        found = "0.4 (.zattrs)" if other == ".zattrs" else "0.5 (zarr.json)"
-        raise UnsupportedError(
-            f"{store.url}/{group} is NGFF {found} inside an NGFF {version} hierarchy; the version "
-            "must be the same throughout (convert the hierarchy first)"
-        )
+        raise other_version_error(store.url, group, version)
+
+
+def version_documents(version: str) -> tuple[str, str]:
+    """The group document of NGFF ``version`` and the other version's."""
+    return ("zarr.json", ".zattrs") if version != "0.4" else (".zattrs", "zarr.json")
+
+
+def other_version_error(url: str, group: str, version: str) -> UnsupportedError:
+    """The refusal of writing into ``group`` (below ``url``), of the other NGFF version."""
+    found = "0.5 (zarr.json)" if version == "0.4" else "0.4 (.zattrs)"
+    return UnsupportedError(
+        f"{url}/{group} is NGFF {found} inside an NGFF {version} hierarchy; the version "
+        "must be the same throughout (convert the hierarchy first)"
+    )
 
 
 def _object(raw: Any, key: str) -> dict[str, Any]:
