@@ -1517,8 +1517,9 @@ async def convert(
             is_label = image_src.metadata.ome.image_label is not None
             parent = None
             if is_label:
-                await follow_label_source(jobs[0].plan.ome, dst, limits, dst_options)
                 parent = await _label_parent(dst, dst_options, limits, version, opened)
+                above = parent[0] if parent is not None else None
+                await follow_label_source(jobs[0].plan.ome, dst, limits, dst_options, parent=above)
             store, owns = _open_target(dst, limits, dict(dst_options or {}), label=is_label)
             extra = levels if levels is not None and levels > len(image_src.levels) else None
             counter.total = sum(j.tiles for j in jobs)
