@@ -355,6 +355,20 @@ def photometric_display(page: Any) -> dict[str, Any]:
     return {}
 
 
+#: compressions whose YCbCr tiles tifffile (the JPEG decoders) decodes to RGB: old-style and
+#: new JPEG, JPEG XL (DNG), JPEG 2000 (Leica SCN, Aperio)
+_JPEG_RGB = (6, 7, 34892, 33007)
+
+
+def decoded_rgb(page: Any) -> bool:
+    """Whether a page's samples read as red, green, blue (and alpha): photometric RGB, or
+    YCbCr compressed as JPEG (whole-slide images), which the decoder turns into RGB."""
+    photometric = int(getattr(page, "photometric", -1))
+    return photometric == 2 or (
+        photometric == 6 and int(getattr(page, "compression", 1)) in _JPEG_RGB
+    )
+
+
 def resolution_pixel_size(page: Any) -> tuple[float, float, str | None] | None:
     """``(y, x, unit)`` pixel sizes from a page's resolution tags; ``None`` without them.
 
@@ -804,7 +818,7 @@ class TiffSource:
             elif ij and "c" not in self.axes and (single := imagej_single(ij)) is not None:
                 self._add_channel_axis()  # a channel axis of one carries its display
                 channels = [single]
-        rgb = getattr(getattr(s.pages[0], "photometric", None), "name", "") == "RGB"
+        rgb = decoded_rgb(s.pages[0])
         if channels is None and "c" in self.axes and "S" in self.series_axes.upper() and rgb:
             n = self.shape[self.axes.index("c")]
             if n in (3, 4):

@@ -1,0 +1,85 @@
+"""TIFF layouts and sample formats as files hold them, converted and compared with what
+tifffile reads: BigTIFF, tiles and strips, planar RGB, bilevel, float16/32/64 and signed ints
+with their predictors, JPEG-compressed YCbCr (whole-slide images) as RGB."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pytest
+import tifffile
+
+import ngio_async
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+_RNG = np.random.default_rng(7)
+_U16 = _RNG.integers(0, 60000, (3, 40, 50), dtype=np.uint16)
+_RGB = _RNG.integers(0, 255, (40, 50, 3), dtype=np.uint8)
+_F16 = _RNG.normal(size=(2, 40, 50)).astype(np.float16)
+_F64 = _RNG.normal(size=(2, 40, 50))
+_I16 = _RNG.integers(-30000, 30000, (2, 40, 50), dtype=np.int16)
+_I32 = _RNG.integers(-(2**30), 2**30, (2, 40, 50), dtype=np.int32)
+_BITS = _RNG.integers(0, 2, (40, 50)).astype(bool)
+
+CASES: dict[str, tuple[np.ndarray[Any, Any], dict[str, Any]]] = {
+    "bigtiff-tiled-zlib": (_U16, {"bigtiff": True, "tile": (16, 16), "compression": "zlib"}),
+    "stripped-lzw": (_U16, {"rowsperstrip": 7, "compression": "lzw"}),
+    "rgb-contig-predictor2": (_RGB, {"photometric": "rgb", "compression": "zlib", "predictor": 2}),
+    "rgb-planar-separate-tiled": (
+        _RGB.transpose(2, 0, 1).copy(),
+        {"photometric": "rgb", "planarconfig": "separate", "tile": (16, 16)},
+    ),
+    "bilevel": (_BITS, {}),
+    "float16-predictor3": (_F16, {"compression": "zlib", "predictor": 3, "rowsperstrip": 9}),
+    "float64-tiled-predictor3": (_F64, {"compression": "zlib", "predictor": 3, "tile": (16, 16)}),
+    "int16-predictor2-big-endian": (
+        _I16,
+        {"compression": "lzw", "predictor": 2, "byteorder": ">", "rowsperstrip": 9},
+    ),
+    "int32-predictor2": (_I32, {"compression": "zlib", "predictor": 2}),
+}
+
+
+def _as_tifffile_reads(path: Path) -> tuple[np.ndarray[Any, Any], str]:
+    with tifffile.TiffFile(path) as tif:
+        series = tif.series[0]
+        return series.asarray(), series.axes
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_the_converted_pixels_are_what_tifffile_reads(tmp_path: Path, case: str) -> None:
+    data, options = CASES[case]
+    options = {"photometric": "minisblack", **options}
+    src = tmp_path / "in.tif"
+    tifffile.imwrite(src, data, metadata=None, **options)
+    expected, axes = _as_tifffile_reads(src)
+    if axes.endswith("S"):  # samples last in the file: the channel axis first in NGFF
+        expected = np.moveaxis(expected, -1, 0)
+    ngio_async.convert_sync(src, tmp_path / "out.zarr")
+    with ngio_async.open(tmp_path / "out.zarr") as ds:
+        got = ds[...]
+        assert got.dtype == expected.dtype
+        np.testing.assert_array_equal(got, expected)
+    with ngio_async.open(src) as tif:  # the TIFF read directly
+        np.testing.assert_array_equal(tif[...], expected)
+
+
+def test_jpeg_ycbcr_reads_as_rgb_and_its_channels_say_so(tmp_path: Path) -> None:
+    # whole-slide images store RGB as JPEG in YCbCr: the decoder gives RGB, but the channels
+    # were left grey and windowless (photometric was not 'RGB'), a photo shown as 3 grey planes
+    pytest.importorskip("imagecodecs")
+    src = tmp_path / "slide.tif"
+    tifffile.imwrite(src, _RGB, photometric="rgb", compression="jpeg", tile=(16, 16))
+    with tifffile.TiffFile(src) as tif:
+        assert tif.pages.first.photometric == tifffile.PHOTOMETRIC.YCBCR  # the premise
+    expected = np.moveaxis(_as_tifffile_reads(src)[0], -1, 0)
+    ngio_async.convert_sync(src, tmp_path / "out.zarr")
+    with ngio_async.open(tmp_path / "out.zarr") as ds:
+        np.testing.assert_array_equal(ds[...], expected)
+        channels = ds.metadata.channels
+        assert [c.label for c in channels] == ["red", "green", "blue"]
+        assert [c.color for c in channels] == ["FF0000", "00FF00", "0000FF"]
+        assert [c.window for c in channels] == [(0.0, 255.0)] * 3
