@@ -593,16 +593,19 @@ class SyncDataset(_Reopenable):
 
     # world (physical) coordinates: see the async Dataset methods
     def read_world(
-        self, level: int | str = 0, unit: Unit = None, origin: Origin = "world", **axes: Any
+        self, level: int | str = 0, *, unit: Unit = None, origin: Origin = "world", **axes: Any
     ) -> NDArray[Any]:
         """Read a box in world coordinates: ``ds.read_world(y=(40, 70), x=(105.5, 125.5),
         unit="micrometer")`` (see ``Dataset.read_world``)."""
-        return self._runner.call(lambda: self._dataset.read_world(level, unit, origin, **axes))
+        return self._runner.call(
+            lambda: self._dataset.read_world(level, unit=unit, origin=origin, **axes)
+        )
 
     def write_world(
         self,
         data: ArrayLike,
         level: int | str = 0,
+        *,
         unit: Unit = None,
         origin: Origin = "world",
         pyramid: bool | Method = False,
@@ -610,20 +613,22 @@ class SyncDataset(_Reopenable):
     ) -> None:
         """Write a whole-pixel box in world coordinates (see ``Dataset.write_world``)."""
         self._runner.call(
-            lambda: self._dataset.write_world(data, level, unit, origin, pyramid, **axes)
+            lambda: self._dataset.write_world(
+                data, level, unit=unit, origin=origin, pyramid=pyramid, **axes
+            )
         )
 
     def world_region(
-        self, level: int | str = 0, unit: Unit = None, origin: Origin = "world", **axes: Any
+        self, level: int | str = 0, *, unit: Unit = None, origin: Origin = "world", **axes: Any
     ) -> tuple[Any, ...]:
         """The level selection of a box in world coordinates (``Dataset.world_region``)."""
-        return self._dataset.world_region(level, unit, origin, **axes)
+        return self._dataset.world_region(level, unit=unit, origin=origin, **axes)
 
     def world_extent(
-        self, level: int | str = 0, unit: Unit = None, origin: Origin = "world"
+        self, level: int | str = 0, *, unit: Unit = None, origin: Origin = "world"
     ) -> dict[str, tuple[float, float]]:
         """Per space and time axis: the world interval a level covers."""
-        return self._dataset.world_extent(level, unit, origin)
+        return self._dataset.world_extent(level, unit=unit, origin=origin)
 
     def level_for(
         self,

@@ -1701,6 +1701,7 @@ class Dataset(StoreNode):
     def world_region(
         self,
         level: int | str = 0,
+        *,
         unit: Unit = None,
         origin: Origin = "world",
         **axes: Any,
@@ -1742,7 +1743,7 @@ class Dataset(StoreNode):
         return tuple(selection)
 
     def world_extent(
-        self, level: int | str = 0, unit: Unit = None, origin: Origin = "world"
+        self, level: int | str = 0, *, unit: Unit = None, origin: Origin = "world"
     ) -> dict[str, tuple[float, float]]:
         """Per space and time axis: the world interval ``(start, stop)`` a level covers, in
         the stored unit (``unit``: in that one)."""
@@ -1769,6 +1770,7 @@ class Dataset(StoreNode):
     async def read_world(
         self,
         level: int | str = 0,
+        *,
         unit: Unit = None,
         origin: Origin = "world",
         **axes: Any,
@@ -1777,13 +1779,14 @@ class Dataset(StoreNode):
         x=(105.5, 125.5), unit="micrometer")``; the pixels of :meth:`world_region`, axes
         dropped as :meth:`read` drops them."""
         self._check_open()
-        region = self.world_region(level, unit, origin, **axes)
+        region = self.world_region(level, unit=unit, origin=origin, **axes)
         return await self.level(level).getitem(region)
 
     async def write_world(
         self,
         data: ArrayLike,
         level: int | str = 0,
+        *,
         unit: Unit = None,
         origin: Origin = "world",
         pyramid: bool | Method | None = False,
@@ -1798,7 +1801,7 @@ class Dataset(StoreNode):
         index = self.levels.index(lvl)
         cal = self.metadata.spatial_calibration[index]
         world_selection(cal, lvl.shape, axes, unit, index, origin=origin, whole=True)
-        region = self.world_region(level, unit, origin, **axes)
+        region = self.world_region(level, unit=unit, origin=origin, **axes)
         named = dict(zip(self.axes, region, strict=True))
         await self.write(data, level, pyramid, **named)
 
