@@ -1,12 +1,16 @@
-"""Blosc frames decode with c-blosc2 (imagecodecs) to the very bytes numcodecs' c-blosc1 gives,
-for every compressor, shuffle, level, type size and block size zarr-python can write."""
+"""The faster decoders give what numcodecs gives: blosc frames by c-blosc2 (imagecodecs), for every
+compressor, shuffle, level, type size and block size zarr-python can write; gzip and zlib by ISA-L,
+for whole, multi-member, padded, damaged and truncated streams (numcodecs' error is ours)."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import subprocess
 import sys
+import zlib
+from typing import TYPE_CHECKING, Any
 
 import numcodecs
 import numpy as np
@@ -14,8 +18,17 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from ngio_async.codecs import ChunkCodec
-from ngio_async.codecs._stages import NumcodecStage, blosc1_streams_sized, blosc2_decoder
+from ngio_async.codecs._stages import (
+    NumcodecStage,
+    _gunzip,
+    _inflate,
+    blosc1_streams_sized,
+    blosc2_decoder,
+)
 from ngio_async.meta.zarr import decode_array_v2
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 imagecodecs = pytest.importorskip("imagecodecs")
 
@@ -117,3 +130,63 @@ def test_torn_frames_decode_as_numcodecs_does(cut: int) -> None:
     assert not blosc1_streams_sized(bytes(frame))
     with pytest.raises(RuntimeError):
         NumcodecStage(codec).decode(bytes(frame), 4096, exact=True)
+
+
+def _outcome(decode: Callable[[], Any]) -> bytes | None:
+    try:
+        return bytes(decode())
+    except (ValueError, RuntimeError, OSError, EOFError, zlib.error):
+        return None  # an error: both must fail
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    raw=st.binary(max_size=3000),
+    level=st.integers(0, 9),
+    damage=st.sampled_from(["none", "members", "padding", "flip", "truncate", "garbage"]),
+    where=st.floats(0, 1, exclude_max=True),
+)
+def test_gzip_decodes_as_numcodecs(raw: bytes, level: int, damage: str, where: float) -> None:
+    frame = bytearray(gzip.compress(raw, level, mtime=0))
+    at = int(where * len(frame))
+    if damage == "members":
+        frame += gzip.compress(raw[::-1], mtime=0)
+    elif damage == "padding":
+        frame += bytes(1 + at % 7)
+    elif damage == "flip":
+        frame[at] ^= 0x10
+    elif damage == "truncate":
+        del frame[at:]
+    elif damage == "garbage":
+        frame += b"PK"
+    expected = _outcome(lambda: numcodecs.GZip().decode(bytes(frame)))
+    assert _outcome(lambda: _gunzip(bytes(frame), 1 << 20, False)) == expected
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    raw=st.binary(max_size=3000),
+    level=st.integers(0, 9),
+    damage=st.sampled_from(["none", "trailing", "flip", "truncate"]),
+    where=st.floats(0, 1, exclude_max=True),
+)
+def test_zlib_decodes_as_numcodecs(raw: bytes, level: int, damage: str, where: float) -> None:
+    frame = bytearray(zlib.compress(raw, level))
+    at = int(where * len(frame))
+    if damage == "trailing":
+        frame += b"junk"
+    elif damage == "flip":
+        frame[at] ^= 0x10
+    elif damage == "truncate":
+        del frame[at:]
+    expected = _outcome(lambda: numcodecs.Zlib().decode(bytes(frame)))
+    assert _outcome(lambda: _inflate(bytes(frame), 1 << 20, False)) == expected
+
+
+@pytest.mark.parametrize("kind", ["gzip", "zlib"])
+def test_deflate_bombs_stop_at_the_limit(kind: str) -> None:
+    raw = bytes(10_000_000)
+    frame = gzip.compress(raw) if kind == "gzip" else zlib.compress(raw)
+    decode = _gunzip if kind == "gzip" else _inflate
+    with pytest.raises(ValueError, match="refused before decoding it all"):
+        decode(frame, 4096, True)

@@ -28,17 +28,15 @@ from __future__ import annotations
 
 import bz2
 import contextlib
-import gzip
-import io
 import lzma
 import os
 import re
 import struct
-import zlib
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import crc32c as _crc32c
 import numcodecs
+from isal import isal_zlib
 from numcodecs import zstd as _zstd
 
 if TYPE_CHECKING:
@@ -141,10 +139,17 @@ def _unsized_zstd(buf: Buffer, limit: int, exact: bool) -> Buffer:
         raise ValueError(f"{exc} ({want} bytes)") from None
 
 
+_ISAL_ERROR = cast("type[Exception]", isal_zlib.error)  # igzip_lib.IsalError (untyped in its stub)
+
+
 def _inflate(buf: Buffer, limit: int, exact: bool) -> bytes:
-    """``zlib.decompress`` (trailing bytes ignored, as it does), at most ``limit`` bytes out."""
-    d = zlib.decompressobj()
-    out = d.decompress(buf, limit + 1)
+    """``zlib.decompress`` (trailing bytes ignored, as it does), at most ``limit`` bytes out;
+    inflated by ISA-L (``isal``: about 2x zlib's speed)."""
+    d = isal_zlib.decompressobj()
+    try:
+        out: bytes = d.decompress(buf, limit + 1)
+    except _ISAL_ERROR as exc:  # as zlib.error, a ValueError like every stage's
+        raise ValueError(f"invalid zlib stream: {exc}") from None
     if len(out) > limit:
         raise _too_big("zlib", None, limit, exact)
     if not d.eof:
@@ -153,12 +158,25 @@ def _inflate(buf: Buffer, limit: int, exact: bool) -> bytes:
 
 
 def _gunzip(buf: Buffer, limit: int, exact: bool) -> bytes:
-    """numcodecs' gzip decoding (``GzipFile``: every member), at most ``limit`` bytes out."""
-    with gzip.GzipFile(fileobj=io.BytesIO(memoryview(buf).cast("B")), mode="rb") as f:
-        out = f.read(limit + 1)
-    if len(out) > limit:
-        raise _too_big("gzip", None, limit, exact)
-    return out
+    """numcodecs' gzip decoding (``GzipFile``: every member, zero padding after one skipped),
+    at most ``limit`` bytes out; inflated by ISA-L (about 3x ``GzipFile``'s speed)."""
+    data: Buffer = memoryview(buf).cast("B")
+    parts: list[bytes] = []
+    total = 0
+    while len(data):  # type: ignore[arg-type]
+        d = isal_zlib.decompressobj(wbits=31)  # a gzip member: header, deflate, trailer
+        try:
+            part: bytes = d.decompress(data, limit - total + 1)
+        except _ISAL_ERROR as exc:
+            raise ValueError(f"invalid gzip stream: {exc}") from None
+        total += len(part)
+        if total > limit:
+            raise _too_big("gzip", None, limit, exact)
+        if not d.eof:
+            raise ValueError("compressed data ended before the end-of-stream marker was reached")
+        parts.append(part)
+        data = d.unused_data.lstrip(b"\0")
+    return b"".join(parts)
 
 
 def _multistream(
