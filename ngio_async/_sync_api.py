@@ -63,6 +63,7 @@ if TYPE_CHECKING:
     from .images._reuse import ChunkPool
     from .images._world import Origin, Unit
     from .meta import Acquisition, LabelColor, Plate as PlateMeta
+    from .tables import Roi, Table, Tables
 
 __all__ = [
     "SyncDataset",
@@ -424,6 +425,39 @@ class SyncLabels:
             raise AttributeError(f"'SyncLabels' object has no attribute {name!r}")
 
 
+class SyncTables:
+    """Tables, blocking: ``ds.tables.names()``, ``ds.tables.read(name)``, ``rois``, ``write_rois``,
+    ``write_features``, ``write``, ``delete`` (see :class:`ngio_async.tables.Tables`)."""
+
+    def __init__(self, runner: Runner, tables: Tables) -> None:
+        self._runner = runner
+        self._tables = tables
+
+    def names(self, type: str | None = None) -> list[str]:
+        return self._runner.call(self._tables.names, type)
+
+    def read(self, name: str) -> Table:
+        return self._runner.call(self._tables.read, name)
+
+    def rois(self, name: str) -> list[Roi]:
+        return self._runner.call(self._tables.rois, name)
+
+    def write_rois(self, name: str, rois: Any, **options: Any) -> None:
+        self._runner.call(lambda: self._tables.write_rois(name, rois, **options))
+
+    def write_features(self, name: str, columns: Any, **options: Any) -> None:
+        self._runner.call(lambda: self._tables.write_features(name, columns, **options))
+
+    def write(self, name: str, table: Any, **options: Any) -> None:
+        self._runner.call(lambda: self._tables.write(name, table, **options))
+
+    def delete(self, name: str, *, missing_ok: bool = False) -> None:
+        self._runner.call(lambda: self._tables.delete(name, missing_ok=missing_ok))
+
+    def __iter__(self) -> Any:
+        return iter(self.names())
+
+
 class SyncDataset(_Reopenable):
     """An OME-Zarr image for blocking code: ``ds[100:200, 150:250]``, ``ds.read(c="DAPI")``."""
 
@@ -446,6 +480,11 @@ class SyncDataset(_Reopenable):
         # dropped without close(): the lease and the store are given back, with a warning;
         # still open at interpreter exit: closed then (no unclosed-session noise)
         self._finalizer = _track(self, runner, dataset if closes else _NOTHING)
+
+    @property
+    def tables(self) -> SyncTables:
+        """The image's tables (see :class:`ngio_async.tables.Tables`), blocking."""
+        return SyncTables(self._runner, self._dataset.tables)
 
     @property
     def _reopen(self) -> _Reopen | None:

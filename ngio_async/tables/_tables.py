@@ -371,13 +371,12 @@ class Tables:
         heads = {_join(root, k): v for k, v in group_documents(attrs, v3=self._v3).items()}
         async with self._locked():
             await self._make_room(name, root, overwrite)
-            written: list[str] = []
             try:
-                await _put_all(ds.store, items, written)
-                await _put_all(ds.store, heads, written)  # the table exists from here on
+                await _put_all(ds.store, items)
+                await _put_all(ds.store, heads)  # the table exists from here on
                 listing = await self._list(name)
             except BaseException as exc:
-                await _discard(ds.store, written, exc)
+                await _discard(ds.store, root, exc)
                 raise
         from ..images._create import update_consolidated
 
@@ -528,20 +527,34 @@ def _typed_index(index: NDArray[Any], index_type: Any, name: str) -> NDArray[Any
     return out
 
 
-async def _put_all(store: Any, items: Mapping[str, bytes], written: list[str]) -> None:
+async def _put_all(store: Any, items: Mapping[str, bytes]) -> None:
+    """Put ``items`` concurrently; every put ends (none cancelled by another's failure, so
+    none lands after a cleanup), then the first failure is raised."""
+    errors: list[Exception] = []
+
     async def put(key: str, data: bytes) -> None:
-        await store.put(key, data)
-        written.append(key)
+        try:
+            await store.put(key, data)
+        except Exception as exc:  # noqa: BLE001 - raised below, after the others ended
+            errors.append(exc)
 
     async with anyio.create_task_group() as tg:
         for key, data in items.items():
             tg.start_soon(put, key, data)
+    if errors:
+        raise errors[0]
 
 
-async def _discard(store: Any, written: list[str], exc: BaseException) -> None:
+async def _discard(store: Any, root: str, exc: BaseException) -> None:
+    """Delete every key below ``root`` (a table whose write failed with ``exc``): also those
+    of puts cancelled after they landed."""
     with anyio.CancelScope(shield=True):
         try:
-            if written:
-                await store.delete_many(sorted(written, key=_is_document, reverse=True))
+            keys = await store.list_prefix(root + "/")
+            if keys:
+                await store.delete_many(sorted(keys, key=_is_document, reverse=True))
         except Exception as cleanup:  # noqa: BLE001 - reported on exc
-            exc.add_note(f"the keys written so far could not be removed ({cleanup})")
+            exc.add_note(
+                f"the keys written so far below {root} could not be removed ({cleanup}); "
+                "write the table again with overwrite=True"
+            )
