@@ -48,7 +48,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..engine.pyramid import region_footprint
-from ._pyramid import _is_label, _record_method, _reduce, default_method, level_factors
+from ._pyramid import (
+    _is_label,
+    _record_method,
+    _reduce,
+    build_pyramid,
+    default_method,
+    level_factors,
+    rebuilding,
+)
 from ._write import object_region, write_region
 
 if TYPE_CHECKING:
@@ -273,10 +281,12 @@ class Cascade:
         )
         self._whole0 = set()
         try:
-            if redo:
-                await self._ds.build_pyramid(method=self._method, regions=redo)
-            if whole:
-                await _record_method(self._ds, self._method)
+            # not under the dataset's structure lock: rebuilds of other writes run meanwhile
+            async with rebuilding(self._ds):
+                if redo:
+                    await build_pyramid(self._ds, method=self._method, regions=redo)
+                if whole:
+                    await _record_method(self._ds, self._method)
         finally:
             self.discard()
 

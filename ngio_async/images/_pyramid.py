@@ -31,9 +31,13 @@ Planning is pure (:func:`ngio_async.engine.pyramid.pyramid_plan`); here it is ex
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Sequence
-from dataclasses import replace as dc_replace
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field, replace as dc_replace
 from typing import TYPE_CHECKING, Any, Literal
+
+import anyio
 
 from .._errors import MetadataError, NotFoundError, UnsupportedError
 from .._prefetch import prefetch
@@ -43,7 +47,7 @@ from ._open import join, read_group_metadata
 from ._write import holding, write_region
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import AsyncIterator, Callable
 
     import numpy as np
     from numpy.typing import NDArray
@@ -54,9 +58,50 @@ if TYPE_CHECKING:
     from ..meta.zarr import ArrayMeta
     from ._dataset import Dataset
 
-__all__ = ["build_pyramid", "level_factors"]
+__all__ = ["build_pyramid", "level_factors", "rebuilding"]
 
 _METHODS = ("mean", "nearest", "mode")
+
+
+@dataclass(eq=False)
+class _Rebuilds:
+    """The region rebuilds of pyramid writes running on one dataset object."""
+
+    count: int = 0
+    idle: anyio.Event = field(default_factory=anyio.Event)
+
+
+_REBUILDS: weakref.WeakKeyDictionary[Dataset, _Rebuilds] = weakref.WeakKeyDictionary()
+
+
+@asynccontextmanager
+async def rebuilding(ds: Dataset) -> AsyncIterator[None]:
+    """Rebuild regions of ``ds``'s existing levels (a pyramid write's end) alongside other such
+    rebuilds (tiles they share are ordered by the tiles' write locks, see :func:`_build_level`;
+    the others run at once), but never while a change of the levels holds the structure lock:
+    it waits for that change, and a change adding levels waits for the rebuilds running."""
+    lock = ds.structure_lock()
+    while lock.locked():  # a change of the levels in progress (or queued): after it
+        async with lock:
+            pass
+    state = _REBUILDS.get(ds)
+    if state is None or state.count == 0:
+        state = _REBUILDS[ds] = _Rebuilds()
+    state.count += 1
+    try:
+        yield
+    finally:
+        state.count -= 1
+        if state.count == 0:
+            state.idle.set()
+
+
+async def _rebuilds_done(ds: Dataset) -> None:
+    """Wait for the region rebuilds of ``ds`` running now (the caller holds the structure lock,
+    so no other starts)."""
+    state = _REBUILDS.get(ds)
+    if state is not None and state.count:
+        await state.idle.wait()
 
 
 def default_method(ds: Dataset) -> Method:
@@ -409,6 +454,8 @@ async def build_pyramid(
     shapes = [tuple(meta.shape) for meta in metas]  # as stored (ceil or floor of the factors)
     plans = pyramid_plan(ds.shape, factors, tiles, source=source, regions=regions, shapes=shapes)
     plans = [dc_replace(p, tiles=None) if p.level >= existing else p for p in plans]
+    if layout:  # built from the last level: after the rebuilds of its tiles in progress
+        await _rebuilds_done(ds)
     new_levels = await _add_levels(ds, layout) if layout else []
     all_levels = [*ds.levels, *new_levels]
     total = sum(len(p) for p in plans)
