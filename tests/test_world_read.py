@@ -96,10 +96,16 @@ def test_write_world(tmp_path: Path) -> None:
         expect[0, 0:3] = [0, 1, 2]
         np.testing.assert_array_equal(ds.read(), expect)
         assert ds.read(level=1)[0, 0] == round(np.mean(expect[:2, :2]))
-        with pytest.raises(ValueError, match=r"axis 'x': the world bound 0.1 is not on a pixel ed"):
+        with pytest.raises(ValueError, match=r"axis 'x': the world bound 0.1 micrometer is not on"):
             ds.write_world(np.ones((4, 3), "uint16"), y=(6.3, 8.9), x=(0.1, 2.05))
-        with pytest.raises(IndexError, match=r"axis 'y': the world range \(4.35, 6.3\) micromet"):
-            ds.write_world(np.ones((3, 3), "uint16"), y=(4.35, 6.3), x=(0, 1.95))
+        with pytest.raises(IndexError) as e:
+            ds.write_world(np.ones((3, 3), "uint16"), unit="nanometer", y=(4350, 6300), x=(0, 1950))
+        assert str(e.value) == (
+            "axis 'y': the world range (4350, 6300) nanometer reaches outside the image, whose "
+            "world extent there is [5, 18) micrometer at level 0: a write must lie inside it"
+        )
+        with pytest.raises(ValueError, match=r"axis .x.: the world bound 0.1 micrometer is not"):
+            ds.write_world(np.ones((1, 1), "uint16"), unit="nanometer", y=5000.0, x=(100, 650))
         # a shape mismatch says what write says
         with pytest.raises(ValueError) as by_world:
             ds.write_world(np.ones((5, 3), "uint16"), y=(6.3, 8.9), x=(0, 1.95))

@@ -293,20 +293,35 @@ def pixel_at(
 
 
 def check_whole_pixels(
-    axis: AxisCalibration, bounds: tuple[float, float], level: int, origin: Origin
+    axis: AxisCalibration,
+    size: int,
+    bounds: tuple[float, float],
+    level: int,
+    origin: Origin,
+    given: tuple[tuple[float, float], str | None],
 ) -> None:
-    """Refuse a range whose bounds are not on pixel edges (within :data:`SNAP`): a write
-    would change pixels partly outside it."""
+    """Refuse a range (stored units) whose bounds are not on pixel edges (within
+    :data:`SNAP`: a write would change pixels partly outside it) or that reaches outside the
+    level (``given``: the range and unit as written, for errors)."""
     s, t = _scale(axis, level), _origin(axis, origin)
+    unit = "" if axis.unit is None else f" {axis.unit}"
+    edges = []
     for b in bounds:
         u = (b - t) / s
         if abs(u - round(u)) >= SNAP:
-            edges = (t + math.floor(u) * s, t + math.ceil(u) * s)
+            near = (t + math.floor(u) * s, t + math.ceil(u) * s)
             raise ValueError(
-                f"axis {axis.name!r}: the world bound {b:g} is not on a pixel edge of level "
-                f"{level} (the nearest are {edges[0]:g} and {edges[1]:g}): a write covers "
+                f"axis {axis.name!r}: the world bound {b:g}{unit} is not on a pixel edge of "
+                f"level {level} (the nearest are {near[0]:g} and {near[1]:g}): a write covers "
                 "whole pixels"
             )
+        edges.append(round(u))
+    if min(edges) < 0 or max(edges) > size:
+        there = _extent_text(axis_extent(axis, size, level, origin), axis, level)
+        raise IndexError(
+            f"axis {axis.name!r}: the world range {_shown(*given)} reaches outside the image, "
+            f"whose world extent there is {there}: a write must lie inside it"
+        )
 
 
 def world_selection(
@@ -336,18 +351,10 @@ def world_selection(
         if isinstance(parsed, tuple):
             a, b = to_stored(parsed, axis, unit)
             if whole:
-                check_whole_pixels(axis, (a, b), level, origin)
-            region = pixel_range(
+                check_whole_pixels(axis, shape[i], (a, b), level, origin, (parsed, given_unit))
+            out[i] = pixel_range(
                 axis, shape[i], (a, b), level, origin=origin, given=(parsed, given_unit)
             )
-            if whole and region.stop - region.start != round(abs(b - a) / abs(axis.scale)):
-                raise IndexError(
-                    f"axis {axis.name!r}: the world range {_shown(parsed, given_unit)} reaches "
-                    "outside the image, whose world extent there is "
-                    f"{_extent_text(axis_extent(axis, shape[i], level, origin), axis, level)}"
-                    ": a write must lie inside it"
-                )
-            out[i] = region
         else:
             (p,) = to_stored([parsed], axis, unit)
             out[i] = pixel_at(axis, shape[i], p, level, origin=origin, given=(parsed, given_unit))
