@@ -5,6 +5,7 @@ writer A's read of level 0 (fault injection), not by timing."""
 
 from __future__ import annotations
 
+import threading
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -36,7 +37,7 @@ class HeldStore(InstrumentedStore):
         super().__init__(inner)
         self.key = key
         self.release = release
-        self.held = anyio.Event()
+        self.held = threading.Event()  # (set in the loop, waited for in tasks or threads)
         self.armed = False
 
     @asynccontextmanager
@@ -49,6 +50,12 @@ class HeldStore(InstrumentedStore):
             with anyio.move_on_after(10):
                 while not self.release():  # noqa: ASYNC110 - polls the other writer's state
                     await anyio.sleep(0.005)
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    with anyio.fail_after(30):
+        while not condition():  # noqa: ASYNC110 - polls a flag set in the loop or a thread
+            await anyio.sleep(0.005)
 
 
 def location(where: str, tmp_path: Path, s3_server: S3Server | None) -> tuple[str, dict[str, Any]]:
@@ -112,7 +119,7 @@ async def test_two_opens_rebuilding_one_tile_end_like_level_0(
     ):
 
         async def write_b() -> None:
-            await a_store.held.wait()
+            await until(a_store.held.is_set)
             await b.write(np.full((16, 16), 2), y=slice(16, 32), x=slice(16, 32), pyramid=True)
 
         a_store.armed = True
@@ -157,7 +164,7 @@ async def test_rebuilds_of_different_tiles_run_together(opens: int, tmp_path: Pa
             async with anyio.create_task_group() as tg:
 
                 async def write_b() -> None:
-                    await store.held.wait()  # A's rebuild holds its tile's lock
+                    await until(store.held.is_set)  # A's rebuild holds its tile's lock
                     b_data = np.full((16, 16), 2)
                     await b.write(b_data, y=slice(32, 48), x=slice(32, 48), pyramid=True)
 
@@ -225,7 +232,7 @@ async def test_a_writer_failing_while_holding_a_tile_leaves_the_other_finishing(
                     failed.append(exc)
 
         async def write_b() -> None:
-            await store.held.wait()
+            await until(store.held.is_set)
             await b.write(np.full((16, 16), 2), y=slice(16, 32), x=slice(16, 32), pyramid=True)
 
         store.armed = True
@@ -265,7 +272,7 @@ async def test_levels_added_meanwhile_wait_for_the_rebuilds_running(tmp_path: Pa
     async with await ngio_async.open_async(store, mode="r+") as ds:
 
         async def grow() -> None:
-            await store.held.wait()
+            await until(store.held.is_set)
             await ds.build_pyramid(levels=3, regions=[])  # only the new level built
 
         store.armed = True
