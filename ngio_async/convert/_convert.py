@@ -83,7 +83,7 @@ from ..images._create import (
     stacked_chunks,
 )
 from ..images._labels import _compressor_of, follow_label_source
-from ..images._open import container_series, join, read_group_metadata
+from ..images._open import container_series, join, opened_as_stored, read_group_metadata
 from ..meta import read_document, to_attrs, validate, write_document
 from ..meta.zarr import GroupV3Meta, encode_group_v2, encode_group_v3
 from ..stores import AsyncStore
@@ -184,19 +184,20 @@ async def _zarr_job(
 ) -> _Job:
     """The job copying ``src``'s levels, and their own attributes, into a new layout at
     ``root`` (see :func:`_zarr_plan`)."""
-    attrs = await _level_attributes(src)
+    attrs = await _level_attributes(src, levels)
     plan = _zarr_plan(src, version, chunks, shards, compressor, levels, ome, attrs)
     tiles = sum(_grid(a.shape, _object_shape(a)) for a in plan.arrays)
     kept = tuple(attrs[: len(plan.arrays)]) if version == "0.4" else ()
     return _Job(root, plan, _copy_levels(src), tiles, group=group, array_attrs=kept)
 
 
-async def _level_attributes(src: Dataset) -> list[dict[str, Any]]:
-    """Each level's own attributes: a v3 array's ``attributes``, a v2 array's ``.zattrs``
-    (read concurrently; missing, denied as S3 denies a missing key without list permission, or
-    not a JSON object: none)."""
+async def _level_attributes(src: Dataset, levels: int | None = None) -> list[dict[str, Any]]:
+    """The own attributes of each level copied (the first ``levels``, default all): a v3
+    array's ``attributes``, a v2 array's ``.zattrs`` (read concurrently; missing, denied as S3
+    denies a missing key without list permission, or not a JSON object: none)."""
+    n = len(src.levels) if levels is None else max(1, min(int(levels), len(src.levels)))
     out: list[dict[str, Any]] = [
-        dict(getattr(lvl.meta, "attributes", None) or {}) for lvl in src.levels
+        dict(getattr(lvl.meta, "attributes", None) or {}) for lvl in src.levels[:n]
     ]
 
     async def read(i: int, path: str) -> None:
@@ -207,7 +208,7 @@ async def _level_attributes(src: Dataset) -> list[dict[str, Any]]:
     from ..meta.zarr import ArrayV2Meta
 
     async with anyio.create_task_group() as tg:
-        for i, (path, lvl) in enumerate(zip(src.metadata.paths, src.levels, strict=True)):
+        for i, (path, lvl) in enumerate(zip(src.metadata.paths[:n], src.levels[:n], strict=True)):
             if isinstance(lvl.meta, ArrayV2Meta):
                 tg.start_soon(read, i, path)
     return out
@@ -1084,12 +1085,18 @@ async def _zarr_jobs(
             group=False,
         )
         jobs.append(job)
-    names = await src.labels.names()
-    labels_attrs: dict[str, Any] | None = None
-    if names:
+    try:  # once: its listing and its attributes (it was read twice)
         group = await read_group_metadata(
-            src.store, join(src.root, "labels"), parent_version=src.metadata.ngff_version
+            src.store,
+            join(src.root, "labels"),
+            parent_version=src.metadata.ngff_version,
+            plain_ok=True,
         )
+    except NotFoundError:
+        group = None
+    names = list(group.labels or []) if group is not None else []
+    labels_attrs: dict[str, Any] | None = None
+    if group is not None and names:
         labels_attrs = to_attrs(group, version)
         for name in names:
             try:
@@ -1192,7 +1199,10 @@ async def _with_repaired_omero(src: Dataset) -> OmeMetadata | None:
     from ..meta import MetadataWarning
 
     v3 = src.metadata.ngff_version != "0.4"
-    raw = await src.store.get(join(src.root, "zarr.json" if v3 else ".zattrs"))
+    key = join(src.root, "zarr.json" if v3 else ".zattrs")
+    if opened_as_stored(src.store, key):  # it kept every rule: nothing to mend, no GET
+        return None
+    raw = await src.store.get(key)
     try:
         doc: Any = read_document(raw) if raw is not None else None
     except msgspec.DecodeError:

@@ -348,9 +348,19 @@ def _decoded(decoder: Any, raw: Any, store: AsyncStore, key: str) -> Any:
         raise UnsupportedError(f"{_at(store, key)}: {exc}") from None
 
 
+#: per store, the group documents it opened and whether the open mended them (read leniently)
+_MENDED: weakref.WeakKeyDictionary[AsyncStore, dict[str, bool]] = weakref.WeakKeyDictionary()
+
+
+def opened_as_stored(store: AsyncStore, key: str) -> bool:
+    """Whether the group document ``key`` of ``store`` was opened as stored: it kept every
+    rule, nothing of it was mended or dropped (``False`` also when it was not opened here)."""
+    return _MENDED.get(store, {}).get(key) is False
+
+
 def _validated(doc: Any, store: AsyncStore, key: str, prefix_hint: str | None) -> OmeMetadata:
     try:
-        return validate(doc)
+        ome = validate(doc)
     except MetadataError as exc:
         path = exc.path if prefix_hint is None else "$." + prefix_hint + exc.path[1:]
         lenient = lenient_doc(doc, exc.path)
@@ -363,9 +373,13 @@ def _validated(doc: Any, store: AsyncStore, key: str, prefix_hint: str | None) -
             MetadataWarning,
             stacklevel=4,
         )
-        return _validated(lenient[0], store, key, prefix_hint)
+        ome = _validated(lenient[0], store, key, prefix_hint)
+        _MENDED.setdefault(store, {})[key] = True
+        return ome
     except UnsupportedError as exc:
         raise UnsupportedError(f"{_at(store, key)}: {exc}") from None
+    _MENDED.setdefault(store, {})[key] = False
+    return ome
 
 
 def lenient_doc(doc: Any, path: str) -> tuple[dict[str, Any], str, str] | None:
