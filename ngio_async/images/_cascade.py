@@ -34,7 +34,12 @@ Writers in *other processes* (or other event loops) are not coordinated: a rebui
 level 0 before another process's pixels landed can be written after that process's own
 rebuild (the tile then misses its pixels). Level 0 is always right; when several processes
 write with ``pyramid=True`` at once, run ``build_pyramid(regions=...)`` over the changed
-regions once they all finished.
+regions once they all finished. (Stores with conditional writes could detect the stale case
+cheaply, without locks: read the tile's version before reading level 0 and put the tile
+conditional on it (``store.update``), rebuilding it again on a conflict; of two rebuilds that
+read the same version only the first put lands, so the tile's last write read level 0 after
+every earlier one. It costs one version request per tile rebuilt, and a tile left all fill
+value must be stored, not deleted. Not done here.)
 """
 
 from __future__ import annotations
