@@ -11,6 +11,7 @@ import pytest
 import tifffile
 
 import ngio_async
+from ngio_async.meta import MetadataWarning
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -115,3 +116,41 @@ def test_signed_rgba_colors_and_names_become_the_channels(tmp_path: Path) -> Non
         assert ds.axes == ("c", "y", "x")
         assert [c.label for c in ds.metadata.channels] == ["ch0", "ch1", "ch2", "ch3"]
         assert [c.color for c in ds.metadata.channels] == ["FF0000", "00FF00", "0000FF", "FFFFFF"]
+
+
+def _aborted(path: Path) -> np.ndarray[Any, Any]:
+    """An OME-TIFF whose OME-XML lists 5 z planes, 3 of them written (an aborted stack)."""
+    data = _data((1, 1, 5, 8, 10))
+    _write(path, data, "XYZCT")
+    with tifffile.TiffFile(path) as tif:
+        xml = tif.ome_metadata
+    assert xml is not None
+    tifffile.imwrite(
+        path, data[0, 0, :3], description=xml.encode(), metadata=None, photometric="minisblack"
+    )
+    stack: np.ndarray[Any, Any] = data[0, 0]
+    return stack
+
+
+def test_planes_the_ome_xml_lists_but_the_file_lacks_are_zeros_with_a_warning(
+    tmp_path: Path,
+) -> None:
+    # they were converted as zeros without a word: a stack that looks complete
+    planes = _aborted(tmp_path / "a.ome.tif")
+    with pytest.warns(MetadataWarning, match=r"a\.ome\.tif: planes 3 to 4 of the 5"):
+        ngio_async.convert_sync(tmp_path / "a.ome.tif", tmp_path / "a.zarr")
+    with ngio_async.open(tmp_path / "a.zarr") as ds:
+        assert ds.shape == (5, 8, 10)
+        np.testing.assert_array_equal(ds[:3], planes[:3])
+        assert not ds[3:].any()
+
+
+def test_the_command_line_says_which_planes_are_missing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cli_run import run
+
+    _aborted(tmp_path / "a.ome.tif")
+    code, _, err = run(["convert", str(tmp_path / "a.ome.tif"), str(tmp_path / "a.zarr")], capsys)
+    assert code == 0, err
+    assert "planes 3 to 4 of the 5 planes" in err, err

@@ -563,6 +563,29 @@ def _check_extent(url: str, pages: Any, size: int, tif: Any = None) -> None:
             )
 
 
+def _warn_absent_planes(url: str, series: int, pages: list[Any]) -> None:
+    """Warn (``MetadataWarning``) when planes an OME-XML lists are in no page of the file
+    (an aborted acquisition, or planes never acquired: tifffile reads them as zeros)."""
+    absent = [i for i, p in enumerate(pages) if p is None]
+    if not absent:
+        return
+    import warnings
+
+    from ..meta import MetadataWarning
+
+    first, last = absent[0], absent[-1]
+    which = f"plane {first}" if len(absent) == 1 else f"planes {first} to {last}"
+    if len(absent) not in (1, last - first + 1):
+        which = f"{len(absent)} planes ({first} to {last})"
+    warnings.warn(
+        f"{url}: {which} of the {len(pages)} planes its OME-XML (TiffData) lists for series "
+        f"{series} are in no page of the file (an aborted acquisition, or planes never "
+        "acquired): they read as zeros",
+        MetadataWarning,
+        stacklevel=2,
+    )
+
+
 def _probe(decompress: Any, compression: Any) -> None:
     """Raise ``KeyError`` when ``decompress`` is a stand-in that needs a missing module:
     tifffile's ZSTD decoder without ``imagecodecs`` imports ``compression.zstd`` (Python 3.14)
@@ -759,6 +782,7 @@ class TiffSource:
                 break
             self.level_shapes.append(tuple(lshape[i] for i in self._src_of))
         levels = s.levels[: len(self.level_shapes)]
+        _warn_absent_planes(self.url, series, list(s.pages))
         _check_codecs(self.url, [lvl.keyframe for lvl in levels])
         size = int(getattr(tif.filehandle, "size", 0) or 0)
         if 0 < size < 1 << 60:  # known (a remote file's may not be yet)
