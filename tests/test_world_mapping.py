@@ -11,6 +11,7 @@ import pytest
 import zarr
 
 import ngio_async
+from ngio_async import MetadataError
 from ngio_async.images._world import SNAP
 from ngio_async.meta import MetadataWarning
 
@@ -296,3 +297,22 @@ def test_level_for(tmp_path: Path) -> None:
         # the level found reads the box
         level = ds.level_for(1.3, unit="micrometer")
         assert ds.world_region(level, y=(2.6, 5.2))[1] == slice(2, 4)
+
+
+def test_flipped_and_zero_scales(tmp_path: Path) -> None:
+    """A negative scale flips the axis: pixel i covers (t + (i+1)s, t + i*s], so 18.0 is in
+    pixel 0 of y (20, -2); a zero scale maps nothing: MetadataError naming level and axis."""
+    write_calibrated(tmp_path / "f.zarr", "0.5", CYX[1:], [((10, 10), (-2.0, 2.0), (20.0, 0.0))])
+    with ngio_async.open(tmp_path / "f.zarr") as ds:
+        assert ds.world_extent(0) == {"y": (0.0, 20.0), "x": (0.0, 20.0)}
+        assert ds.world_region(0, y=(15, 19), x=(1, 3)) == (slice(0, 3), slice(0, 2))
+        assert [ds.world_region(0, y=p)[0] for p in (19.5, 18.0, 17.9, 0.5)] == [0, 0, 1, 9]
+        with pytest.raises(IndexError, match=r"axis 'y': the world coordinate 20 micrometer"):
+            ds.world_region(0, y=20.0)
+        with pytest.raises(ValueError, match="origin must be 'world' or 'image', got 'pixel'"):
+            ds.world_region(0, origin="pixel", y=1.0)  # type: ignore[arg-type]
+    write_calibrated(tmp_path / "z.zarr", "0.5", CYX[1:], [((10, 10), (0.0, 2.0), None)])
+    with ngio_async.open(tmp_path / "z.zarr") as ds:
+        with pytest.raises(MetadataError, match=r"level 0 has scale 0\.0 on axis 'y'"):
+            ds.world_region(0, y=(1, 2))
+        assert ds.world_region(0, x=(1, 2)) == (slice(0, 10), slice(0, 1))

@@ -281,7 +281,7 @@ def pixel_at(
     ``IndexError`` naming the axis, the point and the extent."""
     s, t = _scale(axis, level), _origin(axis, origin)
     u = _snap((point - t) / s)
-    i = math.floor(u)
+    i = math.floor(u) if s > 0 else math.ceil(u) - 1  # a flipped axis: pixel i is (i, i+1]
     if not 0 <= i < size:
         p, unit = given if given is not None else (point, axis.unit)
         raise IndexError(
