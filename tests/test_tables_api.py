@@ -151,6 +151,14 @@ async def test_bad_tables_name_the_table_and_key(tmp_path: Path) -> None:
             await ds.tables.read("ghost")
         with pytest.raises(ValueError, match="invalid table name"):
             await ds.tables.read("../x")
+    doc = json.loads((tables / "feats" / "zarr.json").read_text())
+    doc["attributes"] |= {"backend": "anndata", "type": "foo_table"}
+    _put_json(tables / "feats" / "zarr.json", doc)
+    async with ngio_async.open_async(path) as ds:  # an unknown type reads as columns
+        foo = await ds.tables.read("feats")
+        assert foo.type == "foo_table" and foo["a"].tolist() == [1.0]
+        with pytest.raises(ValueError, match="table 'feats' is a foo_table, not an ROI table"):
+            await ds.tables.rois("feats")
     (tables / "no_x" / "obs" / "zarr.json").unlink()
     async with ngio_async.open_async(path, mode="r+") as ds:
         with pytest.raises(MetadataError, match=r"'no_x' has no obs group"):
