@@ -105,3 +105,26 @@ def test_level_for_picks_ngios_level(tmp_path: Path) -> None:
             ngio_size = ngio.PixelSize(x=size, y=size, z=1.0)
             expect = container.get_image(pixel_size=ngio_size).path
             assert ds.level_for(size, unit="micrometer") == int(expect), size
+
+
+def test_roi_z_on_a_2d_image(tmp_path: Path) -> None:
+    """A Fractal ROI of a 2-D image has z (0, 1): ngio reads the image's one plane, and so
+    does read_world; a z selecting another plane is an error in both."""
+    data = np.arange(2 * 40 * 50, dtype="uint16").reshape(2, 40, 50)
+    container = ngio.create_ome_zarr_from_array(
+        store=str(tmp_path / "m.zarr"), array=data, pixelsize=0.65, levels=1, axes_names="cyx",
+        consolidation_mode="numpy",
+    )  # fmt: skip
+    image = container.get_image()
+    with ngio_async.open(tmp_path / "m.zarr") as ds:
+        roi = ngio.Roi.from_values({"x": (3.3, 10.1), "y": (1.0, 5.2), "z": (0.0, 1.0)}, name=None)
+        got = ds.read_world(unit="micrometer", y=(1.0, 6.2), x=(3.3, 13.4), z=(0.0, 1.0))
+        np.testing.assert_array_equal(got, image.get_roi(roi))
+        assert ds.world_region(z=0.0, t=(0, 1)) == (slice(0, 2), slice(0, 40), slice(0, 50))
+        far = ngio.Roi.from_values({"x": (3.3, 10.1), "y": (1.0, 5.2), "z": (5.0, 1.0)}, name=None)
+        with pytest.raises(ngio.NgioValueError):
+            image.get_roi(far)
+        with pytest.raises(ValueError, match=r"axis 'z' is not an axis of the image \(axes: c, "):
+            ds.read_world(y=(1.0, 6.2), z=(5.0, 6.0))
+        with pytest.raises(ValueError, match="unknown axis 'w'"):
+            ds.read_world(w=(0.0, 1.0))

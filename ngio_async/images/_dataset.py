@@ -60,7 +60,14 @@ from ._open import (
 )
 from ._reuse import ChunkPool, ChunkReuse
 from ._tiles import Tile, TileBatch, TileOwner, TileStream, TileWork
-from ._world import Origin, Unit, extent, level_for as world_level_for, world_selection
+from ._world import (
+    Origin,
+    Unit,
+    absent_axes,
+    extent,
+    level_for as world_level_for,
+    world_selection,
+)
 from ._write import fit_data
 
 if TYPE_CHECKING:
@@ -1727,8 +1734,10 @@ class Dataset(StoreNode):
         lvl = self.level(level)
         index = self.levels.index(lvl)
         cal = self.metadata.spatial_calibration[index]
-        world = world_selection(cal, lvl.shape, axes, unit, index, origin=origin)
         names = self.axes
+        absent = absent_axes(axes, names)
+        axes = {k: v for k, v in axes.items() if k not in absent}
+        world = world_selection(cal, lvl.shape, axes, unit, index, origin=origin)
         other = {k: v for k, v in axes.items() if k not in names or names.index(k) not in world}
         selection, pick = self._selection(lvl, other)
         for i, s in world.items():
@@ -1800,7 +1809,8 @@ class Dataset(StoreNode):
         lvl = self.level(level)
         index = self.levels.index(lvl)
         cal = self.metadata.spatial_calibration[index]
-        world_selection(cal, lvl.shape, axes, unit, index, origin=origin, whole=True)
+        whole = {k: v for k, v in axes.items() if k not in absent_axes(axes, self.axes)}
+        world_selection(cal, lvl.shape, whole, unit, index, origin=origin, whole=True)
         region = self.world_region(level, unit=unit, origin=origin, **axes)
         named = dict(zip(self.axes, region, strict=True))
         await self.write(data, level, pyramid, **named)

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SNAP",
+    "absent_axes",
     "UNITS",
     "Origin",
     "Unit",
@@ -322,6 +323,28 @@ def check_whole_pixels(
             f"axis {axis.name!r}: the world range {_shown(*given)} reaches outside the image, "
             f"whose world extent there is {there}: a write must lie inside it"
         )
+
+
+def absent_axes(axes: Mapping[str, Any], names: Sequence[str]) -> set[str]:
+    """The space/time axes named in ``axes`` that the image does not have (``x``, ``y``,
+    ``z``, ``t``) whose value selects only the one plane the image is along them: ``None``,
+    a range inside ``[0, 1]`` or a point in ``[0, 1)`` (a Fractal ROI's ``z`` of ``(0, 1)`` on
+    a 2-D image; ngio takes those too). Another value there is a ``ValueError``."""
+    out = set()
+    for name, value in axes.items():
+        if name in names or name not in ("x", "y", "z", "t"):
+            continue
+        if value is not None:
+            parsed = parse_range(name, value)
+            lo, hi = parsed if isinstance(parsed, tuple) else (parsed, parsed)
+            if not (lo >= -SNAP and (hi <= 1 + SNAP if isinstance(parsed, tuple) else hi < 1)):
+                raise ValueError(
+                    f"axis {name!r} is not an axis of the image (axes: {', '.join(names)}): "
+                    f"only a range inside (0, 1) or a point in [0, 1) selects its one plane "
+                    f"there, got {value!r}"
+                )
+        out.add(name)
+    return out
 
 
 def world_selection(
