@@ -154,3 +154,40 @@ def test_the_command_line_says_which_planes_are_missing(
     code, _, err = run(["convert", str(tmp_path / "a.ome.tif"), str(tmp_path / "a.zarr")], capsys)
     assert code == 0, err
     assert "planes 3 to 4 of the 5 planes" in err, err
+
+
+def _image(i: int, name: str, ifd: int, planes: int, pixel: float) -> str:
+    return (
+        f'<Image ID="Image:{i}" Name="{name}"><Pixels ID="Pixels:{i}" DimensionOrder="XYZCT" '
+        f'Type="uint16" SizeX="10" SizeY="8" SizeZ="{planes}" SizeC="1" SizeT="1" '
+        f'PhysicalSizeX="{pixel}" PhysicalSizeY="{pixel}">'
+        f'<Channel ID="Channel:{i}:0" Name="{name}-dapi" SamplesPerPixel="1"/>'
+        f'<TiffData IFD="{ifd}" PlaneCount="{planes}"/></Pixels></Image>'
+    )
+
+
+def test_each_series_takes_its_own_images_metadata_when_an_image_has_no_pages(
+    tmp_path: Path,
+) -> None:
+    # tifffile skips an Image none of whose planes is in the file: the series after it took
+    # the calibration and channel names of the Image before (the skipped one's)
+    xml = (
+        f'<?xml version="1.0" encoding="UTF-8"?><OME xmlns="{NS}">'
+        + _image(0, "a", 0, 2, 0.1)
+        + _image(1, "ghost", 50, 2, 0.2)
+        + _image(2, "c", 2, 3, 0.3)
+        + "</OME>"
+    )
+    data = _data((1, 1, 5, 8, 10))[0, 0]
+    with tifffile.TiffWriter(tmp_path / "g.ome.tif") as tif:
+        for i, plane in enumerate(data):
+            description = xml if i == 0 else None
+            tif.write(plane, description=description, metadata=None, photometric="minisblack")
+    result = ngio_async.convert_sync(tmp_path / "g.ome.tif", tmp_path / "g.zarr")
+    assert result.series == ("0", "1")
+    with ngio_async.open(tmp_path / "g.zarr" / "1") as ds:
+        np.testing.assert_array_equal(ds[...], data[None, 2:])
+        assert ds.metadata.spatial_calibration[0].scale == (1.0, 1.0, 0.3, 0.3)
+        assert [c.label for c in ds.metadata.channels] == ["c-dapi"]
+    with ngio_async.open(tmp_path / "g.ome.tif", series=1) as tif:
+        assert [c.label for c in tif.metadata.channels] == ["c-dapi"]

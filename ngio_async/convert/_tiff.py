@@ -248,6 +248,35 @@ def ome_calibration(xml: str, image: int = 0) -> dict[str, Any]:
     return {"sizes": sizes, "channels": channels, "name": img.get("Name")}
 
 
+def ome_image(xml: str, series: Any, name: str, default: int) -> int:
+    """The index of the OME-XML ``Image`` whose ``TiffData`` holds the first page of tifffile's
+    ``series`` (tifffile skips an Image with no page in the file, or one stored in a way it
+    cannot read, so its series are not always the Images in order); ``default`` when none
+    does. ``name``: the file holding the XML (its ``TiffData`` without ``UUID``)."""
+    page = next((p for p in series.pages if p is not None), None)
+    try:
+        root = ET.fromstring(xml)
+        file = os.path.basename(str(page.parent.filehandle.name)) if page is not None else None
+        index = int(page.index) if page is not None else -1
+    except (ET.ParseError, AttributeError, TypeError, ValueError):
+        return default
+    images = [e for e in root if _local(e.tag) == "Image"]
+    for i, img in enumerate(images):
+        for data in img.iter():
+            if _local(data.tag) != "TiffData":
+                continue
+            uuid = next((u for u in data if _local(u.tag) == "UUID"), None)
+            where = uuid.get("FileName") if uuid is not None else None
+            if (where or name) != file:
+                continue
+            first = int(_number(data.get("IFD")) or 0)
+            count = _number(data.get("PlaneCount"))  # default: 1 from an IFD, else all
+            count = 1 if count is None and data.get("IFD") is not None else count
+            if first <= index and (count is None or index < first + count):
+                return i
+    return default
+
+
 def metadata_only(xml: str, images: int) -> str | None:
     """``xml`` (a TIFF's OME-XML) as bioformats2raw keeps it beside the zarr images: each
     ``Pixels``' ``TiffData`` / ``BinData`` (where the pixels were) replaced by one
@@ -806,7 +835,8 @@ class TiffSource:
         sizes: dict[str, tuple[float, str | None]] = {}
         channels: list[dict[str, Any]] | None = None
         if tif.is_ome and tif.ome_metadata:
-            ome = ome_calibration(tif.ome_metadata, series)
+            image = ome_image(tif.ome_metadata, s, os.path.basename(self.url), series)
+            ome = ome_calibration(tif.ome_metadata, image)
             sizes = dict(ome.get("sizes", {}))
             self.name = ome.get("name")
             chans = ome.get("channels", [])
