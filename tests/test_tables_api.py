@@ -241,3 +241,33 @@ def test_sync_tables(tmp_path: Path) -> None:
         assert g["v"].tolist() == [1, 2, 3]
         ds.tables.delete("g")
         assert ds.tables.names() == ["FOV_ROI_table"]
+
+
+@pytest.mark.filterwarnings("ignore:Consolidated metadata is currently not part:UserWarning")
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+async def test_consolidated_metadata_and_concurrent_writers(
+    tmp_path: Path, version: Literal["0.4", "0.5"]
+) -> None:
+    """Tables written at once by two dataset objects are all listed, and the consolidated
+    metadata zarr-python trusts (above the image) has them, without a deleted one."""
+    import anyio
+    import zarr
+
+    path = tmp_path / "img.zarr"
+    await _image(path, version)
+    fmt: Literal[2, 3] = 2 if version == "0.4" else 3
+    zarr.consolidate_metadata(str(path), zarr_format=fmt)
+    async with (
+        ngio_async.open_async(path, mode="r+") as a,
+        ngio_async.open_async(path, mode="r+") as b,
+    ):
+        async with anyio.create_task_group() as tg:
+            for i in range(4):
+                tg.start_soon((a if i % 2 else b).tables.write_rois, f"t{i}", ROIS)
+        await a.tables.delete("t0")
+        assert sorted(await b.tables.names()) == ["t1", "t2", "t3"]
+    group = zarr.open_consolidated(str(path), zarr_format=fmt)
+    tables: Any = group["tables"]
+    assert sorted(tables.attrs["tables"]) == ["t1", "t2", "t3"]
+    assert sorted(tables.group_keys()) == ["t1", "t2", "t3"]
+    assert tables["t3"].attrs["type"] == "roi_table"

@@ -354,12 +354,10 @@ class Tables:
             items = encode_anndata(index, index_key, columns, v3=self._v3)
             attrs = {**_ANNDATA_ATTRS, "backend": "anndata", **attrs}
         elif backend in _JSON:
-            rows: list[Any] = [int(v) for v in index] if attrs.get("index_type") == "int" else index
-            data = (
-                {index_key: rows, **encode_json(columns)}
-                if "index_key" in attrs
-                else {**encode_json(columns)}
-            )
+            data: dict[str, Any] = encode_json(columns)
+            if "index_key" in attrs:  # the row names, as ngio writes them: a column first
+                ints = attrs.get("index_type") == "int"
+                data = {index_key: [int(v) for v in index] if ints else index, **data}
             items = {_join("table", k): v for k, v in group_documents(data, v3=self._v3).items()}
             attrs = {"backend": "json", **attrs}
         else:
