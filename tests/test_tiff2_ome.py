@@ -191,3 +191,35 @@ def test_each_series_takes_its_own_images_metadata_when_an_image_has_no_pages(
         assert [c.label for c in ds.metadata.channels] == ["c-dapi"]
     with ngio_async.open(tmp_path / "g.ome.tif", series=1) as tif:
         assert [c.label for c in tif.metadata.channels] == ["c-dapi"]
+
+
+def _planes_xml(deltas: list[float], unit: str) -> str:
+    return "".join(
+        f'<Plane TheZ="0" TheC="0" TheT="{t}" DeltaT="{d}" DeltaTUnit="{unit}"/>'
+        for t, d in enumerate(deltas)
+    )
+
+
+@pytest.mark.parametrize(
+    ("deltas", "unit", "expected"),
+    [
+        ([0.0, 30.2, 59.9, 90.1], "s", (30.033333333333335, "second")),  # jitter: the mean
+        ([5.0, 255.0, 505.0, 755.0], "ms", (250.0, "millisecond")),
+        ([0.0, 10.0, 60.0, 70.0], "s", None),  # irregular: no one interval
+    ],
+)
+def test_without_a_time_increment_the_planes_delta_t_gives_the_interval(
+    tmp_path: Path, deltas: list[float], unit: str, expected: tuple[float, str] | None
+) -> None:
+    # Zeiss / Nikon exports give each plane's DeltaT and no TimeIncrement: t had scale 1, no unit
+    data = _data((4, 1, 1, 8, 10))
+    src = _write(tmp_path / "t.ome.tif", data, "XYZCT", channels=_planes_xml(deltas, unit))
+    ngio_async.convert_sync(src, tmp_path / "t.zarr")
+    with ngio_async.open(tmp_path / "t.zarr") as ds:
+        assert ds.axes == ("t", "y", "x")
+        t = ds.metadata.spatial_calibration[0].axes[0]
+    if expected is None:
+        assert (t.scale, t.unit) == (1.0, None)
+    else:
+        assert t.scale == pytest.approx(expected[0])
+        assert t.unit == expected[1]
