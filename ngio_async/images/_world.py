@@ -26,10 +26,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SNAP",
-    "absent_axes",
     "UNITS",
     "Origin",
     "Unit",
+    "absent_axes",
     "axis_extent",
     "extent",
     "is_world_axis",
