@@ -271,3 +271,17 @@ async def test_consolidated_metadata_and_concurrent_writers(
     assert sorted(tables.attrs["tables"]) == ["t1", "t2", "t3"]
     assert sorted(tables.group_keys()) == ["t1", "t2", "t3"]
     assert tables["t3"].attrs["type"] == "roi_table"
+
+
+async def test_large_table_decodes_in_workers(tmp_path: Path) -> None:
+    """A table whose arrays exceed the inline limit (random floats: 400 KB) reads the same."""
+    path = tmp_path / "img.zarr"
+    await _image(path)
+    rng = np.random.default_rng(1)
+    area = rng.random(50_000)
+    names = np.array([f"c{i}" for i in range(50_000)], dtype=object)
+    async with ngio_async.open_async(path, mode="r+") as ds:
+        await ds.tables.write_features("big", {"area": area, "n": names}, labels=np.arange(50_000))
+        t = await ds.tables.read("big")
+    np.testing.assert_array_equal(t["area"], area)
+    assert t["n"][49_999] == "c49999" and t.index[-1] == 49_999

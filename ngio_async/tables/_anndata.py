@@ -11,16 +11,16 @@ encoding is pure: it returns the documents and chunks to write.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 
-from .._errors import MetadataError, NotFoundError, UnsupportedError
+from .._errors import MetadataError, UnsupportedError
 from ..meta import read_document, write_document
 from ._zarr import encode_table_array, parse_table_array
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Awaitable, Callable, Mapping, Sequence
 
     from numpy.typing import NDArray
 
@@ -29,6 +29,10 @@ if TYPE_CHECKING:
 
 __all__ = ["Node", "encode_anndata", "read_anndata", "read_nodes"]
 
+Run: TypeAlias = "Callable[..., Awaitable[Any]]"
+
+#: chunks of more bytes than this decode in a worker thread (not on the event loop)
+_INLINE_BYTES = 256 << 10
 _EMPTY_GROUPS = ("layers", "obsm", "obsp", "uns", "varm", "varp")
 _DICT = {"encoding-type": "dict", "encoding-version": "0.1.0"}
 _ARRAY = {"encoding-type": "array", "encoding-version": "0.2.0"}
@@ -92,8 +96,11 @@ async def read_nodes(store: AsyncStore, paths: Sequence[str], *, v3: bool) -> li
     return out
 
 
-async def _read_arrays(store: AsyncStore, nodes: Sequence[Node]) -> list[NDArray[Any]]:
-    """The values of array ``nodes`` (every chunk in one batched request)."""
+async def _read_arrays(
+    store: AsyncStore, nodes: Sequence[Node], run: Run | None = None
+) -> list[NDArray[Any]]:
+    """The values of array ``nodes`` (every chunk in one batched request; decoded by ``run``,
+    in a worker thread, when they are large)."""
     specs: list[TableArray] = []
     for node in nodes:
         if node.kind != "array":
@@ -106,12 +113,16 @@ async def _read_arrays(store: AsyncStore, nodes: Sequence[Node]) -> list[NDArray
         got = flat[pos : pos + len(ks)]
         pos += len(ks)
         chunks = {k: g for k, g in zip(spec.chunk_keys(), got, strict=True) if g is not None}
-        out.append(spec.assemble(chunks))
+        size = sum(len(memoryview(g)) for g in chunks.values())
+        if run is not None and size > _INLINE_BYTES:
+            out.append(await run(spec.assemble, chunks))
+        else:
+            out.append(spec.assemble(chunks))
     return out
 
 
 async def _read_elements(
-    store: AsyncStore, paths: Sequence[str], *, v3: bool, table: str
+    store: AsyncStore, paths: Sequence[str], *, v3: bool, table: str, run: Run | None = None
 ) -> list[NDArray[Any]]:
     """1-D anndata elements (``array``, ``string-array``, ``categorical``, ``nullable-*``)."""
     nodes = await read_nodes(store, paths, v3=v3)
@@ -135,7 +146,7 @@ async def _read_elements(
     for node in sub:
         if node.kind is None:
             raise MetadataError(f"table {table!r}: {node.path} is missing", node.path)
-    values = await _read_arrays(store, [*plain, *sub])
+    values = await _read_arrays(store, [*plain, *sub], run)
     by_path = {n.path: v for n, v in zip([*plain, *sub], values, strict=True)}
     out = []
     for node in nodes:
@@ -176,7 +187,7 @@ def _masked(values: NDArray[Any], mask: NDArray[Any]) -> NDArray[Any]:
 
 
 async def read_anndata(
-    store: AsyncStore, root: str, *, v3: bool, table: str
+    store: AsyncStore, root: str, *, v3: bool, table: str, run: Run | None = None
 ) -> tuple[str | None, NDArray[Any], dict[str, NDArray[Any]]]:
     """The index name, row names and columns of the AnnData table at ``root``."""
     obs, x, var = await read_nodes(
@@ -198,7 +209,7 @@ async def read_anndata(
                 f"table {table!r}: X has encoding {x.encoding!r} (only dense arrays)"
             )
         var_index = var.attrs.get("_index", "_index") if var.kind == "group" else "_index"
-        (matrix,) = await _read_arrays(store, [x])
+        (matrix,) = await _read_arrays(store, [x], run)
         (names,) = await _read_elements(store, [_join(var.path, var_index)], v3=v3, table=table)
         if matrix.ndim != 2 or matrix.shape[1] != len(names):
             raise MetadataError(
@@ -206,7 +217,7 @@ async def read_anndata(
             )
         for j, name in enumerate(names):
             columns[str(name)] = np.ascontiguousarray(matrix[:, j])
-    index, *values = await _read_elements(store, paths, v3=v3, table=table)
+    index, *values = await _read_elements(store, paths, v3=v3, table=table, run=run)
     for name, value in zip(order, values, strict=True):
         if len(value) != len(index):
             raise MetadataError(
@@ -288,7 +299,3 @@ def encode_anndata(
 def group_documents(attrs: Mapping[str, Any], *, v3: bool) -> dict[str, bytes]:
     """The table group's own documents (written last: the table exists once they do)."""
     return _group(attrs, v3=v3)
-
-
-def missing(node: Node, table: str) -> NotFoundError:
-    return NotFoundError(f"table {table!r}: {node.path} is missing", key=node.path)

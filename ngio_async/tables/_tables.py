@@ -125,7 +125,9 @@ class Tables:
         index_key = attrs.get("index_key")
         index_key = index_key if isinstance(index_key, str) else None
         if backend in _ANNDATA:
-            stored_key, index, columns = await read_anndata(store, root, v3=self._v3, table=name)
+            stored_key, index, columns = await read_anndata(
+                store, root, v3=self._v3, table=name, run=self._dataset._workers.run
+            )
             index_key = index_key or stored_key
             if index_key is not None:
                 columns.pop(index_key, None)
