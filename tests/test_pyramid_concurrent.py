@@ -68,7 +68,7 @@ def location(where: str, tmp_path: Path, s3_server: S3Server | None) -> tuple[st
 def pyramid_of(level0: np.ndarray[Any, Any], levels: int) -> list[np.ndarray[Any, Any]]:
     out = [level0]
     for _ in range(levels - 1):
-        out.append(downsample(out[-1], (2, 2), "mean"))
+        out.append(downsample(out[-1], (1,) * (level0.ndim - 2) + (2, 2), "mean"))
     return out
 
 

@@ -68,7 +68,7 @@ from ._world import (
     level_for as world_level_for,
     world_selection,
 )
-from ._write import fit_data
+from ._write import fit_data, image_lock
 
 if TYPE_CHECKING:
     import os
@@ -1236,14 +1236,19 @@ class Dataset(StoreNode):
         :meth:`set_channels`) from the lowest level, once the pyramid is built (``region``: the
         level-0 region written; only the planes of the lowest level below it are read again
         when the others are known). The metadata is written when a window changes."""
-        omero = self.metadata.ome.omero
-        auto = sorted(i for i in self._auto_windows if omero and i < len(omero.channels))
-        if not auto or omero is None:
+        if not self._auto_windows:
             return
-        windows = followed_windows(omero, await self._data_windows(auto, region))
-        if any(w is not None for w in windows):
-            await self.set_channels(windows=windows)
-            self._auto_windows.update(auto)  # still following the data
+        # one at a time, scanned once the lock is held: of two writes' scans, the later one
+        # saw both writes' pixels and sets the windows last (an earlier scan set them last)
+        async with image_lock(self.store.url, f"{self.root}#windows"):
+            omero = self.metadata.ome.omero
+            auto = sorted(i for i in self._auto_windows if omero and i < len(omero.channels))
+            if not auto or omero is None:
+                return
+            windows = followed_windows(omero, await self._data_windows(auto, region))
+            if any(w is not None for w in windows):
+                await self.set_channels(windows=windows)
+                self._auto_windows.update(auto)  # still following the data
 
     async def _data_windows(
         self, channels: Sequence[int], region: Sequence[slice] | None = None

@@ -68,6 +68,7 @@ except ImportError:  # Windows: no flock
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
+    from contextlib import AbstractAsyncContextManager
 
     from numpy.typing import NDArray
 
@@ -84,6 +85,7 @@ __all__ = [
     "LevelWriter",
     "fit_data",
     "holding",
+    "image_lock",
     "object_region",
     "open_writer",
     "write_at",
@@ -147,6 +149,12 @@ class KeyLocks:
                 del table[key]
             else:
                 table[key] = (lock_, users - 1)
+
+
+def image_lock(store_url: str, name: str) -> AbstractAsyncContextManager[None]:
+    """The lock ``name`` (``<image root>#<what>``: no stored key has a ``#``) shared by every
+    open of the image in the process (per event loop), as the write locks are."""
+    return KeyLocks(store_url).hold(name)
 
 
 async def write_region(
