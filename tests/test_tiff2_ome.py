@@ -16,6 +16,8 @@ from ngio_async.meta import MetadataWarning
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from servers import StaticServer
+
 NS = "http://www.openmicroscopy.org/Schemas/OME/2016-06"
 
 
@@ -166,11 +168,8 @@ def _image(i: int, name: str, ifd: int, planes: int, pixel: float) -> str:
     )
 
 
-def test_each_series_takes_its_own_images_metadata_when_an_image_has_no_pages(
-    tmp_path: Path,
-) -> None:
-    # tifffile skips an Image none of whose planes is in the file: the series after it took
-    # the calibration and channel names of the Image before (the skipped one's)
+def _ghost_file(root: Path) -> np.ndarray[Any, Any]:
+    """``g.ome.tif``: Images a (2 planes), ghost (its planes in no page), c (3 planes)."""
     xml = (
         f'<?xml version="1.0" encoding="UTF-8"?><OME xmlns="{NS}">'
         + _image(0, "a", 0, 2, 0.1)
@@ -178,11 +177,20 @@ def test_each_series_takes_its_own_images_metadata_when_an_image_has_no_pages(
         + _image(2, "c", 2, 3, 0.3)
         + "</OME>"
     )
-    data = _data((1, 1, 5, 8, 10))[0, 0]
-    with tifffile.TiffWriter(tmp_path / "g.ome.tif") as tif:
+    data: np.ndarray[Any, Any] = _data((1, 1, 5, 8, 10))[0, 0]
+    with tifffile.TiffWriter(root / "g.ome.tif") as tif:
         for i, plane in enumerate(data):
             description = xml if i == 0 else None
             tif.write(plane, description=description, metadata=None, photometric="minisblack")
+    return data
+
+
+def test_each_series_takes_its_own_images_metadata_when_an_image_has_no_pages(
+    tmp_path: Path,
+) -> None:
+    # tifffile skips an Image none of whose planes is in the file: the series after it took
+    # the calibration and channel names of the Image before (the skipped one's)
+    data = _ghost_file(tmp_path)
     result = ngio_async.convert_sync(tmp_path / "g.ome.tif", tmp_path / "g.zarr")
     assert result.series == ("0", "1")
     with ngio_async.open(tmp_path / "g.zarr" / "1") as ds:
@@ -191,6 +199,15 @@ def test_each_series_takes_its_own_images_metadata_when_an_image_has_no_pages(
         assert [c.label for c in ds.metadata.channels] == ["c-dapi"]
     with ngio_async.open(tmp_path / "g.ome.tif", series=1) as tif:
         assert [c.label for c in tif.metadata.channels] == ["c-dapi"]
+
+
+def test_each_series_of_a_remote_ome_tiff_takes_its_own_images_metadata(
+    http_server: StaticServer, http_root: Path
+) -> None:
+    _ghost_file(http_root)
+    with ngio_async.open(http_server.url + "g.ome.tif?sig=abc", series=1) as tif:
+        assert [c.label for c in tif.metadata.channels] == ["c-dapi"]
+        assert tif.metadata.spatial_calibration[0].scale == (1.0, 1.0, 0.3, 0.3)
 
 
 def _planes_xml(deltas: list[float], unit: str) -> str:

@@ -274,15 +274,16 @@ def ome_calibration(xml: str, image: int = 0) -> dict[str, Any]:
     return {"sizes": sizes, "channels": channels, "name": img.get("Name")}
 
 
-def ome_image(xml: str, series: Any, name: str, default: int) -> int:
+def ome_image(xml: str, series: Any, tif: Any, default: int) -> int:
     """The index of the OME-XML ``Image`` whose ``TiffData`` holds the first page of tifffile's
     ``series`` (tifffile skips an Image with no page in the file, or one stored in a way it
     cannot read, so its series are not always the Images in order); ``default`` when none
-    does. ``name``: the file holding the XML (its ``TiffData`` without ``UUID``)."""
+    does. ``tif``: the file holding the XML (its ``TiffData`` without ``UUID``)."""
     page = next((p for p in series.pages if p is not None), None)
     try:
         root = ET.fromstring(xml)
-        file = os.path.basename(str(page.parent.filehandle.name)) if page is not None else None
+        parent = page.parent if page is not None else None
+        file = os.path.basename(str(parent.filehandle.name)) if parent is not None else None
         index = int(page.index) if page is not None else -1
     except (ET.ParseError, AttributeError, TypeError, ValueError):
         return default
@@ -293,7 +294,7 @@ def ome_image(xml: str, series: Any, name: str, default: int) -> int:
                 continue
             uuid = next((u for u in data if _local(u.tag) == "UUID"), None)
             where = uuid.get("FileName") if uuid is not None else None
-            if (where or name) != file:
+            if (os.path.basename(where) != file) if where else (parent is not tif):
                 continue
             first = int(_number(data.get("IFD")) or 0)
             count = _number(data.get("PlaneCount"))  # default: 1 from an IFD, else all
@@ -861,7 +862,7 @@ class TiffSource:
         sizes: dict[str, tuple[float, str | None]] = {}
         channels: list[dict[str, Any]] | None = None
         if tif.is_ome and tif.ome_metadata:
-            image = ome_image(tif.ome_metadata, s, os.path.basename(self.url), series)
+            image = ome_image(tif.ome_metadata, s, tif, series)
             ome = ome_calibration(tif.ome_metadata, image)
             sizes = dict(ome.get("sizes", {}))
             self.name = ome.get("name")
