@@ -218,9 +218,15 @@ async def test_written_tables_read_by_ngio_and_anndata(tmp_path: Path, version: 
         await ds.tables.write_features("feats", feats, labels=[3, 7], label="nuclei")
         await ds.tables.write("gen", {"a": [1.0, 2.0], "s": ["x", "y"]})
         await ds.tables.write("rois_json", await ds.tables.read("rois"), backend="json")
+        await ds.tables.write_features(
+            "feats_csv", feats | {"q": ['say "hi", ok', ""]}, labels=[3, 7], backend="csv"
+        )
+        await ds.tables.write("masks_json", await ds.tables.read("masks"), backend="json")
         ours = {n: await ds.tables.read(n) for n in await ds.tables.names()}
     c: Any = ngio.open_ome_zarr_container(str(path), mode="r")
-    assert c.list_tables() == ["rois", "masks", "feats", "gen", "rois_json"]
+    assert c.list_tables() == [
+        "rois", "masks", "feats", "gen", "rois_json", "feats_csv", "masks_json"
+    ]  # fmt: skip
     kinds = {"rois": "RoiTableV1", "masks": "MaskingRoiTableV1", "feats": "FeatureTableV1"}
     for name, table in ours.items():
         with _quiet():
@@ -236,6 +242,10 @@ async def test_written_tables_read_by_ngio_and_anndata(tmp_path: Path, version: 
         feat_frame = c.get_table("feats").dataframe
     assert feat_frame["ok"].dtype == bool and list(feat_frame["name"]) == ["é", "b"]
     assert list(feat_frame.index) == [3, 7]
+    with _quiet():
+        csv_frame = c.get_table("feats_csv").dataframe
+    assert csv_frame.loc[3, "q"] == 'say "hi", ok' and csv_frame["area"].dtype == float
+    assert list(ours["feats_csv"]["q"]) == ['say "hi", ok', ""]
     with _quiet():
         adata = anndata.read_zarr(str(path / "tables" / "feats"))
     assert list(adata.obs_names) == ["3", "7"]

@@ -22,7 +22,7 @@ from .._errors import ExistsError, MetadataError, NotFoundError, UnsupportedErro
 from ..meta import write_document
 from ._anndata import Node, encode_anndata, group_documents, read_anndata, read_nodes
 from ._model import ROI_COLUMNS, ROI_TYPES, Roi, Table, rois_to_columns
-from ._text import decode_csv, decode_json, encode_json
+from ._text import decode_csv, decode_json, encode_csv, encode_json
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
@@ -355,17 +355,22 @@ class Tables:
         if backend in _ANNDATA:
             items = encode_anndata(index, index_key, columns, v3=self._v3)
             attrs = {**_ANNDATA_ATTRS, "backend": "anndata", **attrs}
-        elif backend in _JSON:
+        elif backend in _JSON or backend in _CSV:
             data: dict[str, Any] = encode_json(columns)
             if "index_key" in attrs:  # the row names, as ngio writes them: a column first
                 ints = attrs.get("index_type") == "int"
                 data = {index_key: [int(v) for v in index] if ints else index, **data}
-            items = {_join("table", k): v for k, v in group_documents(data, v3=self._v3).items()}
-            attrs = {"backend": "json", **attrs}
+            if backend in _JSON:
+                items = {
+                    _join("table", k): v for k, v in group_documents(data, v3=self._v3).items()
+                }
+            else:
+                items = {"table.csv": encode_csv(data)}
+            attrs = {"backend": "json" if backend in _JSON else "csv", **attrs}
         else:
             raise UnsupportedError(
                 f"table {name!r}: writing the {backend!r} backend is not supported "
-                "(anndata and json are)"
+                "(anndata, json and csv are)"
             )
         items = {_join(root, k): v for k, v in items.items()}
         heads = {_join(root, k): v for k, v in group_documents(attrs, v3=self._v3).items()}

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
     from numpy.typing import NDArray
 
-__all__ = ["column_from_values", "decode_csv", "decode_json", "encode_json"]
+__all__ = ["column_from_values", "decode_csv", "decode_json", "encode_csv", "encode_json"]
 
 
 def column_from_values(values: Sequence[Any]) -> NDArray[Any]:
@@ -115,3 +115,24 @@ def decode_csv(raw: bytes, path: str) -> dict[str, NDArray[Any]]:
                 f"{path}: row {i + 1} has {len(row)} cells, the header {len(header)}", path
             )
     return {name: _csv_column([r[j] for r in body]) for j, name in enumerate(header)}
+
+
+def _csv_text(value: Any) -> str:
+    if value is None or _nan(value):
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)  # 4.0, not 4: read back as a float
+    if isinstance(value, str):
+        return '"' + value.replace('"', '""') + '"'
+    return str(value)
+
+
+def encode_csv(columns: Mapping[str, Sequence[Any]]) -> bytes:
+    """A ``csv`` table's ``table.csv``, as pyarrow writes it (quoted header and strings)."""
+    names = list(columns)
+    lists = [np.asarray(columns[k]).tolist() for k in names]
+    lines = [",".join(_csv_text(str(k)) for k in names)]
+    lines += [",".join(_csv_text(v) for v in row) for row in zip(*lists, strict=True)]
+    return ("\n".join(lines) + "\n").encode("utf-8")
