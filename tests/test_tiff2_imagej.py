@@ -106,3 +106,19 @@ def test_imagej_calibration_units(tmp_path: Path, unit: str, expected: str | Non
         cal = ds.metadata.spatial_calibration[0]
         assert cal.scale == (1.5, 2.0, 0.25, 0.5)
         assert [a.unit for a in cal.axes] == ["second", expected, expected, expected]
+
+
+def test_an_8_bit_lut_image_keeps_its_palette_color_and_display_range(tmp_path: Path) -> None:
+    # Fiji saves an 8-bit image with a LUT as a palette TIFF, its display range as min/max:
+    # the range must not turn the palette's green into grey
+    green = np.zeros((3, 256), np.uint16)
+    green[1] = np.arange(256) * 257
+    data = _counts(dtype=np.uint8)
+    src = tmp_path / "lut.tif"
+    tifffile.imwrite(src, data, imagej=True, colormap=green, metadata={"min": 10.0, "max": 150.0})
+    ngio_async.convert_sync(src, tmp_path / "lut.zarr")
+    with ngio_async.open(tmp_path / "lut.zarr") as ds:
+        assert ds.axes == ("c", "y", "x")
+        np.testing.assert_array_equal(ds[...], data[None])
+        assert [c.color for c in ds.metadata.channels] == ["00FF00"]
+        assert _windows(ds) == [(10.0, 150.0)]

@@ -354,8 +354,8 @@ def imagej_channels(ij: dict[str, Any], count: int) -> list[dict[str, Any]] | No
 
 def imagej_single(ij: dict[str, Any]) -> dict[str, Any] | None:
     """The channel of a one-channel ImageJ image as Fiji shows it: its LUT's ``color`` (and
-    ``inverted``; ``LUTs``: one, as a hyperstack's, :func:`imagej_channels`), white for a grey
-    or no LUT; ``window`` its display range (``min``, ``max``). ``None`` for a grey image
+    ``inverted``; ``LUTs``: one, as a hyperstack's, :func:`imagej_channels`), no color for a
+    grey or no LUT; ``window`` its display range (``min``, ``max``). ``None`` for a grey image
     without a display range (nothing to keep)."""
     luts = ij.get("LUTs")  # tifffile gives one LUT as the array itself
     if isinstance(luts, np.ndarray) and luts.ndim == 2:
@@ -365,9 +365,8 @@ def imagej_single(ij: dict[str, Any]) -> dict[str, Any] | None:
     settings = {"LUTs": luts, "Ranges": (ij.get("min"), ij.get("max"))}
     (channel,) = imagej_channels(settings, 1) or [{}]
     if channel.get("color", "FFFFFF") == "FFFFFF" and not channel.get("inverted"):
-        if "window" not in channel:
-            return None
-        channel["color"] = "FFFFFF"  # grey: the display range on a white channel
+        channel.pop("color", None)  # grey: the file's palette, else white (see TiffSource)
+        return channel if "window" in channel else None
     return channel
 
 
@@ -898,6 +897,8 @@ class TiffSource:
                 channels = imagej_channels(ij, self.shape[self.axes.index("c")])
             elif ij and "c" not in self.axes and (single := imagej_single(ij)) is not None:
                 self._add_channel_axis()  # a channel axis of one carries its display
+                if "color" not in single and "color" not in photometric_display(s.pages[0]):
+                    single["color"] = "FFFFFF"  # grey, unless a palette colors it
                 channels = [single]
         rgb = decoded_rgb(s.pages[0])
         if channels is None and "c" in self.axes and "S" in self.series_axes.upper() and rgb:
