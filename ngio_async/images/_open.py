@@ -1,8 +1,9 @@
 """Opening an image: read the group and level metadata in as few round trips as the format allows.
 
 NGFF 0.5: the group's ``zarr.json``, then every level's ``zarr.json`` concurrently (1 + levels
-GETs). NGFF 0.4: ``zarr.json`` is tried first (absent), then ``.zattrs`` and every level's
-``.zarray`` concurrently (2 + levels GETs). Opening only reads.
+GETs; 1 when the group's consolidated metadata holds the levels'). NGFF 0.4: ``zarr.json`` is
+tried first (absent), then ``.zattrs``, then every level's ``.zarray`` concurrently (2 + levels
+GETs). Opening only reads.
 """
 
 from __future__ import annotations
@@ -116,7 +117,9 @@ async def read_group_metadata(
         ome = attrs["ome"]
         if parent_version is not None and isinstance(ome, dict) and "version" not in ome:
             attrs = {**attrs, "ome": {**ome, "version": parent_version}}
-        return _validated(attrs, store, key, prefix_hint="attributes")
+        meta = _validated(attrs, store, key, prefix_hint="attributes")
+        _keep_consolidated(store, root, meta, node.consolidated_metadata)
+        return meta
     key = join(root, ".zattrs")
     both_denied = False
     try:
@@ -214,6 +217,9 @@ def _json(raw: bytes) -> Any:
 _LAYOUTS: weakref.WeakKeyDictionary[AsyncStore, tuple[str | None, str]] = (
     weakref.WeakKeyDictionary()
 )
+#: per store, the images opened whose group document held their levels' (consolidated
+#: metadata): opened again, nothing is guessed for them
+_SELF_CONTAINED: weakref.WeakKeyDictionary[AsyncStore, set[str]] = weakref.WeakKeyDictionary()
 
 
 class EarlyGet:
@@ -270,15 +276,63 @@ def _layout_guess(store: AsyncStore, key: str) -> str | None:
     """The key to ask for early instead of ``key`` (a :func:`first_level_key` of level ``0``):
     that of the first level of the image ``store`` opened last, its path, and its version
     unless the ``.zarray`` of ``key`` says 0.4 (a 0.4 parent). ``None`` when ``store`` opened
-    no image yet: nothing is guessed."""
+    no image yet, or opened this one with its levels in its group document: nothing is
+    guessed."""
     known = _LAYOUTS.get(store)
     if known is None:
         return None
     for doc, version in ((".zarray", "0.4"), ("zarr.json", None)):
         if key == f"0/{doc}" or key.endswith(f"/0/{doc}"):
             root = key[: -len(f"0/{doc}")].rstrip("/")
+            if root in _SELF_CONTAINED.get(store, ()):
+                return None
             return first_level_key(root, version or known[0], known[1])
     return key
+
+
+#: per store and group path, the level documents the group's ``zarr.json`` holds in its
+#: consolidated metadata, with the metadata read from that document (used only with it)
+_CONSOLIDATED: weakref.WeakKeyDictionary[
+    AsyncStore, dict[str, tuple[OmeMetadata, dict[str, ArrayV3Meta]]]
+] = weakref.WeakKeyDictionary()
+
+
+def _keep_consolidated(store: AsyncStore, root: str, meta: OmeMetadata, consolidated: Any) -> None:
+    """Keep the array documents of ``meta``'s levels that ``consolidated`` (the group
+    ``zarr.json``'s ``consolidated_metadata``, as zarr-python writes and this library keeps up
+    to date) holds, for :func:`read_level_metadata` of the same open (an entry that is no
+    valid array document is left out: its own document is read)."""
+    kept = _CONSOLIDATED.setdefault(store, {})
+    kept.pop(root, None)
+    entries = consolidated.get("metadata") if isinstance(consolidated, dict) else None
+    if not isinstance(entries, dict) or consolidated.get("kind", "inline") != "inline":
+        return
+    found: dict[str, ArrayV3Meta] = {}
+    for ms in meta.multiscales or ():
+        for d in ms.datasets:
+            entry = entries.get(d.path.strip("/"))
+            if not isinstance(entry, dict) or entry.get("node_type") != "array":
+                continue
+            try:
+                node = decode_node_v3(msgspec.json.encode(entry))
+            except (MetadataError, UnsupportedError, msgspec.MsgspecError, TypeError):
+                continue
+            if isinstance(node, ArrayV3Meta):
+                found[d.path] = node
+    if found:
+        kept[root] = (meta, found)
+
+
+def _known_levels(
+    store: AsyncStore, root: str, meta: OmeMetadata, paths: Sequence[str]
+) -> list[ArrayMeta] | None:
+    """The level documents of ``paths`` that the consolidated metadata read with ``meta``
+    (this very object: the same open) holds, all of them; else ``None``."""
+    kept = _CONSOLIDATED.get(store, {}).pop(root, None)
+    if kept is None or kept[0] is not meta or not paths:
+        return None
+    arrays = [kept[1].get(p) for p in paths]
+    return None if any(a is None for a in arrays) else [a for a in arrays if a is not None]
 
 
 async def read_level_metadata(
@@ -290,14 +344,27 @@ async def read_level_metadata(
     *,
     multiscale: int = 0,
 ) -> list[ArrayMeta]:
-    """Every level's array metadata, fetched concurrently, checked against the axes of
-    ``meta.multiscales[multiscale]`` (``early``: a GET already started for one of them)."""
+    """Every level's array metadata, checked against the axes of
+    ``meta.multiscales[multiscale]``: from the group's consolidated metadata when it was read
+    with ``meta`` and holds them all (no request; should they not fit the multiscale, the
+    documents decide), else fetched concurrently (``early``: a GET already started for one)."""
     v3 = meta.version != "0.4"
-    results: list[ArrayMeta | None] = [None] * len(paths)
+    known = _known_levels(store, root, meta, paths) if v3 else None
+    if known is not None:
+        try:
+            _check_levels(meta, paths, known, store, root, multiscale)
+        except MetadataError:
+            known = None
     if early is not None:
-        early.settle([join(root, p, "zarr.json" if v3 else ".zarray") for p in paths])
+        keys = [join(root, p, "zarr.json" if v3 else ".zarray") for p in paths]
+        early.settle([] if known is not None else keys)
         if paths:
             _LAYOUTS[store] = (meta.version, paths[0])
+    if known is not None:
+        _SELF_CONTAINED.setdefault(store, set()).add(root)
+        return known
+    _SELF_CONTAINED.get(store, set()).discard(root)
+    results: list[ArrayMeta | None] = [None] * len(paths)
 
     async def one(i: int, path: str) -> None:
         key = join(root, path, "zarr.json" if v3 else ".zarray")
@@ -835,6 +902,7 @@ async def refresh_image(ds: Dataset) -> None:
             url=ds.store.url,
             key=ds.root,
         )
+    _CONSOLIDATED.get(ds.store, {}).pop(ds.root, None)  # what others wrote: the documents
     metadata = ImageMetadata(ome, ds.metadata.index)
     known = {lvl.path: lvl for lvl in ds.levels}
     paths = metadata.paths
