@@ -30,7 +30,7 @@ pytestmark = [
 ]
 
 BACKENDS = ("anndata", "json", "csv", "parquet")
-KINDS = ("roi", "mask", "feat", "gen", "cond")
+KINDS = ("roi", "mask", "feat", "gen", "cond", "groi")
 
 
 def _ngio_image(path: Path, version: str) -> Any:
@@ -54,6 +54,7 @@ def _ngio_tables(path: Path, version: str) -> None:
     from ngio.tables import (
         ConditionTable,
         FeatureTable,
+        GenericRoiTable,
         GenericTable,
         MaskingRoiTable,
         RoiTable,
@@ -88,6 +89,8 @@ def _ngio_tables(path: Path, version: str) -> None:
         c.add_table(f"gen_{be}", gen, backend=be)
         cond = ConditionTable(pd.DataFrame({"drug": ["A", "B"], "dose": [1.5, 2.0]}))
         c.add_table(f"cond_{be}", cond, backend=be)
+        groi = GenericRoiTable(rois=[box("A", 1.0, 5), box("B", 2.0, 6)])
+        c.add_table(f"groi_{be}", groi, backend=be)
 
 
 @pytest.fixture(scope="module", params=["0.4", "0.5"])
@@ -141,14 +144,14 @@ async def test_ngio_tables_read_with_ngio_values(ngio_written: Path) -> None:
                 theirs.table_type() if not name.startswith("gen") else "generic_table"
             )
             _same(ours, frame)
-            if name.startswith(("roi", "mask")):
+            if name.startswith(("roi", "mask", "groi")):
                 rois = {r.name: r for r in theirs.rois()}
                 for roi in ours.rois():
                     want = rois[roi.name]
                     for axis in "xyz":
                         s = want.get(axis)
                         assert roi.ranges[axis] == pytest.approx((s.start, s.start + s.length))
-                    if name.startswith("mask"):
+                    if name.startswith(("mask", "groi")):
                         assert roi.label == want.label
             if name.startswith(("mask", "feat")):
                 assert ours.region == "../labels/nuclei"
