@@ -240,3 +240,33 @@ def test_without_a_time_increment_the_planes_delta_t_gives_the_interval(
     else:
         assert t.scale == pytest.approx(expected[0])
         assert t.unit == expected[1]
+
+
+def test_an_ome_xml_with_a_bare_ampersand_is_mended_with_a_warning(tmp_path: Path) -> None:
+    # a channel named "GFP & RFP" (unescaped, as some writers leave it) and a control
+    # character: the XML did not parse, tifffile read plain pages, calibration and names lost
+    channels = '<Channel ID="Channel:0:0" Name="GFP & RFP\x01" SamplesPerPixel="1"/>'
+    pixels = 'PhysicalSizeX="0.5" PhysicalSizeY="0.5" PhysicalSizeZ="2.0"'
+    data = _data((1, 1, 3, 8, 10))
+    src = _write(tmp_path / "amp.ome.tif", data, "XYZCT", pixels, channels=channels)
+    with pytest.warns(MetadataWarning, match=r"amp\.ome\.tif: its OME-XML does not parse"):
+        ngio_async.convert_sync(src, tmp_path / "amp.zarr")
+    with ngio_async.open(tmp_path / "amp.zarr") as ds:
+        assert ds.axes == ("c", "z", "y", "x")
+        np.testing.assert_array_equal(ds[...], data[0])
+        assert ds.metadata.spatial_calibration[0].scale == (1.0, 2.0, 0.5, 0.5)
+        assert [c.label for c in ds.metadata.channels] == ["GFP & RFP"]
+
+
+def test_an_ome_xml_that_cannot_be_mended_is_named_in_a_warning(tmp_path: Path) -> None:
+    data = _data((1, 1, 3, 8, 10))
+    src = tmp_path / "broken.ome.tif"
+    xml = _ome_xml("XYZCT", {"X": 10, "Y": 8, "Z": 3, "C": 1, "T": 1}, "", "")
+    broken = xml.replace("</Pixels>", "")  # a closing tag missing
+    tifffile.imwrite(
+        src, data[0, 0], description=broken.encode(), metadata=None, photometric="minisblack"
+    )
+    with pytest.warns(MetadataWarning, match=r"broken\.ome\.tif: its OME-XML does not parse .*"):
+        ngio_async.convert_sync(src, tmp_path / "broken.zarr")
+    with ngio_async.open(tmp_path / "broken.zarr") as ds:  # its pages, as they are
+        np.testing.assert_array_equal(ds[...], data[0, 0])

@@ -40,6 +40,7 @@ import itertools
 import logging
 import math
 import os
+import re
 import threading
 import xml.etree.ElementTree as ET
 import zlib
@@ -700,6 +701,9 @@ def _open_local(path: str) -> Any:
         return tifffile.TiffFile(first, omexml=xml)
     tif = tifffile.TiffFile(path)
     try:
+        if tif.is_ome and (mended := _mended_xml(path, tif.ome_metadata)) is not None:
+            tif.close()
+            return tifffile.TiffFile(path, omexml=mended)
         meta_name = binary_only(tif.ome_metadata if tif.is_ome else None)
         if not meta_name:
             return tif
@@ -717,6 +721,47 @@ def _open_local(path: str) -> Any:
         raise
     tif.close()
     return tifffile.TiffFile(path, omexml=xml)
+
+
+#: what makes writers' OME-XML ill-formed: an ``&`` that starts no entity (a channel named
+#: "GFP & RFP"), control characters (in a name or description)
+_BARE_AMPERSAND = re.compile(r"&(?!(?:[A-Za-z][A-Za-z0-9]*|#[0-9]+|#x[0-9A-Fa-f]+);)")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
+def _xml_error(xml: str | None) -> str | None:
+    """Why ``xml`` does not parse; ``None`` when it does (or there is none)."""
+    if not xml:
+        return None
+    try:
+        ET.fromstring(xml)
+    except ET.ParseError as exc:
+        return str(exc)
+    return None
+
+
+def _mended_xml(url: str, xml: str | None) -> str | None:
+    """``xml`` (a TIFF's OME-XML) that does not parse, with a bare ``&`` escaped and control
+    characters removed, when that makes it parse (with a ``MetadataWarning`` saying so: tifffile
+    reads such a file as plain pages, without its dimensions and metadata); else ``None``."""
+    if _xml_error(xml) is None:
+        return None
+    assert xml is not None
+    mended = _CONTROL.sub("", _BARE_AMPERSAND.sub("&amp;", xml))
+    if _xml_error(mended) is not None:
+        return None
+    _warn(
+        f"{url}: its OME-XML does not parse ({_xml_error(xml)}): read with its bare '&' escaped and control characters removed"
+    )
+    return mended
+
+
+def _warn(text: str) -> None:
+    import warnings
+
+    from ..meta import MetadataWarning
+
+    warnings.warn(text, MetadataWarning, stacklevel=3)
 
 
 def _existing(meta: str, path: str) -> str:
@@ -791,6 +836,11 @@ class TiffSource:
         #: whole-slide image's label and macro images); ``ome_xml``: its OME-XML, if any
         self.series_count = count
         self.ome_xml: str | None = self._tif.ome_metadata if self._tif.is_ome else None
+        if (error := _xml_error(self.ome_xml)) is not None:
+            _warn(
+                f"{self.url}: its OME-XML does not parse ({error}): its pages are read as they "
+                "are, without the dimensions, calibration and channels it describes"
+            )
         #: whether every series is an image of its own (OME-XML images, tifffile's "shaped"
         #: series, pages of other shapes), rather than a slide's label or thumbnail
         self.series_are_images = bool(self.ome_xml) or all(
