@@ -14,7 +14,7 @@ import pytest
 import zarr
 from zarr.codecs import BloscCodec, GzipCodec
 
-from ngio_async import CodecError
+from ngio_async import CodecError, MetadataError
 from ngio_async.codecs._strings import vlen_utf8_decode, vlen_utf8_encode
 from ngio_async.tables._zarr import encode_table_array, parse_table_array
 
@@ -139,3 +139,20 @@ def test_unsupported_arrays_are_named() -> None:
     v2 = {"zarr_format": 2, "shape": [2], "chunks": [2], "dtype": "|O", "compressor": None}
     with pytest.raises(UnsupportedError, match="obs/y has no vlen-utf8"):
         parse_table_array(v2, "obs/y")
+
+
+def test_huge_or_bomb_arrays_are_refused() -> None:
+    """A document declaring more values than any table holds, and a chunk that inflates past
+    its shape's size, are refused before memory is spent (the array named)."""
+    v2 = {
+        "zarr_format": 2, "shape": [2**40], "chunks": [1], "dtype": "<f8",
+        "compressor": {"id": "zstd", "level": 1}, "fill_value": 0,
+    }  # fmt: skip
+    with pytest.raises(MetadataError, match="obs/x of shape .* too large"):
+        parse_table_array(v2, "obs/x")
+    with pytest.raises(MetadataError, match="obs/x"):
+        parse_table_array(v2 | {"shape": [4], "chunks": [0]}, "obs/x")
+    spec = parse_table_array(v2 | {"shape": [4], "chunks": [4]}, "obs/x")
+    bomb = numcodecs.Zstd(level=1).encode(np.zeros(10 << 20, np.uint8))
+    with pytest.raises(CodecError, match="obs/x/0"):
+        spec.assemble({"0": bomb})

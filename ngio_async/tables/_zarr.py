@@ -51,8 +51,9 @@ class _Pipeline:
 
     def decode(self, buf: Any, key: str) -> NDArray[Any]:
         data = buf
+        limit = self.max_bytes()  # decompression bombs: no stage may inflate past it
         for stage in reversed(self.stages):
-            data = stage.decode(data)
+            data = stage.decode(data, limit)
         for f in reversed(self.filters):
             data = f.decode(data)
         n = math.prod(self.shape)
@@ -63,6 +64,13 @@ class _Pipeline:
             if arr.size != n:
                 raise CodecError(f"chunk {key!r} holds {arr.size} values, expected {n}", key=key)
         return arr.reshape(self.shape, order="F" if self.order == "F" else "C")
+
+    def max_bytes(self) -> int:
+        """The most bytes a decoded chunk may take (strings: 1 KiB each on average, or 64 MiB)."""
+        n = math.prod(self.shape)
+        if self.dtype == object:
+            return max(64 << 20, 4 + 1028 * n)
+        return n * self.dtype.itemsize + (1 << 16)
 
     def encode(self, values: NDArray[Any]) -> bytes:
         data: Any
@@ -272,6 +280,28 @@ def _parse_v3(doc: Mapping[str, Any], path: str) -> TableArray:
     )
 
 
+def _check_size(spec: TableArray) -> None:
+    where = f"{spec.path} ($.shape)"
+    if len(spec.shape) != len(spec.chunks) or not spec.shape or len(spec.shape) > 2:
+        raise MetadataError(f"table array {spec.path} has shape {spec.shape}, chunks {spec.chunks}")
+    if any(s < 0 for s in spec.shape) or any(c < 1 for c in spec.chunks):
+        raise MetadataError(f"table array {spec.path}: negative size or empty chunks", where)
+    inner = spec.shard.inner if spec.shard is not None else spec.chunks
+    if len(inner) != len(spec.chunks) or any(
+        i < 1 or c % i for c, i in zip(spec.chunks, inner, strict=True)
+    ):
+        raise MetadataError(
+            f"table array {spec.path}: inner chunks {inner} do not tile {spec.chunks}"
+        )
+    grid = math.prod(-(-s // c) for s, c in zip(spec.shape, spec.chunks, strict=True))
+    if math.prod(spec.shape) > 1 << 28 or grid > 1 << 20 or math.prod(spec.chunks) > 1 << 28:
+        raise MetadataError(
+            f"table array {spec.path} of shape {spec.shape} in chunks {spec.chunks} is too "
+            "large for a table",
+            where,
+        )
+
+
 def _fill(value: Any, dtype: np.dtype[Any]) -> Any:
     if dtype == object:
         return value if isinstance(value, str) else ""
@@ -286,12 +316,13 @@ def parse_table_array(doc: Mapping[str, Any], path: str) -> TableArray:
     """The layout of the table array ``path`` from its metadata document.
 
     :raises UnsupportedError: a data type or codec tables do not use (named, with ``path``).
-    :raises MetadataError: a malformed document.
+    :raises MetadataError: a malformed document, or one whose array no table holds (more than
+        2**28 values or 2**20 chunks: reading it would exhaust memory).
     """
     try:
-        if doc.get("zarr_format") == 3:
-            return _parse_v3(doc, path)
-        return _parse_v2(doc, path)
+        spec = _parse_v3(doc, path) if doc.get("zarr_format") == 3 else _parse_v2(doc, path)
+        _check_size(spec)
+        return spec
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         if isinstance(exc, MetadataError | UnsupportedError):
             raise
