@@ -148,7 +148,7 @@ def test_huge_or_bomb_arrays_are_refused() -> None:
         "zarr_format": 2, "shape": [2**40], "chunks": [1], "dtype": "<f8",
         "compressor": {"id": "zstd", "level": 1}, "fill_value": 0,
     }  # fmt: skip
-    with pytest.raises(MetadataError, match="obs/x of shape .* too large"):
+    with pytest.raises(MetadataError, match=r"obs/x of shape .* too large"):
         parse_table_array(v2, "obs/x")
     with pytest.raises(MetadataError, match="obs/x"):
         parse_table_array(v2 | {"shape": [4], "chunks": [0]}, "obs/x")
