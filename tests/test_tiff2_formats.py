@@ -83,3 +83,16 @@ def test_jpeg_ycbcr_reads_as_rgb_and_its_channels_say_so(tmp_path: Path) -> None
         assert [c.label for c in channels] == ["red", "green", "blue"]
         assert [c.color for c in channels] == ["FF0000", "00FF00", "0000FF"]
         assert [c.window for c in channels] == [(0.0, 255.0)] * 3
+
+
+def test_an_axis_ngff_has_no_room_for_is_refused_naming_the_file_and_axes(
+    tmp_path: Path,
+) -> None:
+    # a FLIM stack (a lifetime axis beside t, c, z): the error named neither the file
+    src = tmp_path / "flim.ome.tif"
+    tifffile.imwrite(src, np.zeros((2, 2, 2, 2, 8, 10), np.uint16), metadata={"axes": "TCZHYX"})
+    with pytest.raises(ngio_async.UnsupportedError) as info:
+        ngio_async.convert_sync(src, tmp_path / "flim.zarr")
+    assert str(info.value).startswith(f"{src}: TIFF axes TCZHYX (2, 2, 2, 2, 8, 10): ")
+    assert "'H'" in str(info.value)
+    assert not (tmp_path / "flim.zarr").exists()

@@ -170,7 +170,9 @@ def map_axes(axes: str, shape: tuple[int, ...]) -> list[str | None]:
             if n == 1:
                 out.append(None)
             elif size.get("C", 1) > 1:
-                raise UnsupportedError(f"TIFF axes {axes}: both C and S have several channels")
+                raise UnsupportedError(
+                    f"TIFF axes {axes} {shape}: both C and S have several channels"
+                )
             else:
                 out.append("c")
                 taken.add("c")
@@ -179,7 +181,7 @@ def map_axes(axes: str, shape: tuple[int, ...]) -> list[str | None]:
         else:
             free = next((t for t in "ztc" if t not in taken), None)
             if free is None:
-                raise UnsupportedError(f"TIFF axes {axes}: no NGFF axis left for {a!r}")
+                raise UnsupportedError(f"TIFF axes {axes} {shape}: no NGFF axis left for {a!r}")
             taken.add(free)
             out.append(free)
     names = [o for o in out if o is not None]
@@ -869,7 +871,10 @@ class TiffSource:
         self._virtual: int | None = None
         self.series_axes: str = s.axes
         src_shape = tuple(int(n) for n in s.shape)
-        self._map = map_axes(s.axes, src_shape)
+        try:
+            self._map = map_axes(s.axes, src_shape)
+        except UnsupportedError as exc:
+            raise UnsupportedError(f"{self.url}: {exc} (NGFF axes: t, c, z, y, x)") from None
         dst = sorted(
             ((name, i) for i, name in enumerate(self._map) if name is not None),
             key=lambda p: _ORDER.index(p[0]),
