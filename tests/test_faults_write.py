@@ -16,6 +16,7 @@ import zarr
 
 import ngio_async
 from ngio_async import NotFoundError, StoreError
+from ngio_async.images._write import KeyLocks
 from ngio_async.stores import InstrumentedStore, open_store
 
 if TYPE_CHECKING:
@@ -453,6 +454,8 @@ class ChangedBeforePut(InstrumentedStore):
     ) -> bool:
         if key == self.key and self.meddled < self.times:
             async with ngio_async.open_async(self.other, mode="r+") as ds:
+                # another process: its own write locks (this process's are shared by its opens)
+                ds.levels[0]._write_locks = KeyLocks()
                 await ds.levels[0].write((slice(0, 16), slice(16, 32)), 50 + self.meddled)
             self.meddled += 1
         return await super()._write_for_update_once(key, data, version)
