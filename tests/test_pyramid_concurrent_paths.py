@@ -185,3 +185,30 @@ async def test_label_pyramid_writes_through_two_opens_end_like_level_0(tmp_path:
         np.testing.assert_array_equal(await b.levels[1][...], level0[::2, ::2])
         await a.aclose()
         await b.aclose()
+
+
+async def test_pyramid_writers_of_two_opens_alive_together_write_nothing_from_memory(
+    tmp_path: Path,
+) -> None:
+    # overlapping writes through two opens: which level-0 write lands last is not known to
+    # the cascades, so neither writes a lower-level object from its memory (A's memory copy
+    # of a tile, written after B's, disagreed with level 0, which held B's pixels)
+    url = str(tmp_path / "img.zarr")
+    async with ngio_async.create_async(
+        url, shape=(32, 32), dtype="uint16", chunks=(16, 16), shards=False, levels=2
+    ):
+        pass
+    async with (
+        await ngio_async.open_async(url, mode="r+") as a,
+        await ngio_async.open_async(url, mode="r+") as b,
+        a.writer(pyramid=True) as wa,
+        b.writer(pyramid=True) as wb,
+    ):
+        assert wa.cascade is not None and wb.cascade is not None
+        assert wa.cascade.shared and wb.cascade.shared
+        whole = (slice(0, 32), slice(0, 32))
+        await wa.write((whole, np.full((32, 32), 1)))
+        await wb.write((whole, np.full((32, 32), 2)))
+    assert wa.cascade.cascaded == wb.cascade.cascaded == 0
+    async with await ngio_async.open_async(url) as again:
+        await check_pyramid(again)
