@@ -122,3 +122,29 @@ def test_an_8_bit_lut_image_keeps_its_palette_color_and_display_range(tmp_path: 
         np.testing.assert_array_equal(ds[...], data[None])
         assert [c.color for c in ds.metadata.channels] == ["00FF00"]
         assert _windows(ds) == [(10.0, 150.0)]
+
+
+@pytest.mark.parametrize("encoding", ["latin-1", "utf-8"])
+def test_the_imagej_unit_counts_the_resolution_whatever_the_resolution_unit(
+    tmp_path: Path, encoding: str
+) -> None:
+    # ImageJ-format TIFFs from other writers keep the TIFF default ResolutionUnit (inch) beside
+    # 'unit=µm': 0.25 um pixels became 6350 um (as inches). ImageJ reads the resolution in its
+    # own unit, and so does the conversion
+    data = _counts((2, 8, 10))
+    description = "ImageJ=1.54f\nimages=2\nslices=2\nunit=µm\nspacing=2.5\nloop=false\n"
+    src = tmp_path / "ij.tif"
+    tifffile.imwrite(
+        src,
+        data,
+        description=description.encode(encoding),
+        metadata=None,
+        resolution=(2.0, 4.0),  # x, y pixels per unit
+        resolutionunit="INCH",
+        photometric="minisblack",
+    )
+    ngio_async.convert_sync(src, tmp_path / "ij.zarr")
+    with ngio_async.open(tmp_path / "ij.zarr") as ds:
+        cal = ds.metadata.spatial_calibration[0]
+        assert cal.scale == (2.5, 0.25, 0.5)
+        assert [a.unit for a in cal.axes] == ["micrometer"] * 3

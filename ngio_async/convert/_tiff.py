@@ -427,11 +427,14 @@ def decoded_rgb(page: Any) -> bool:
     )
 
 
-def resolution_pixel_size(page: Any) -> tuple[float, float, str | None] | None:
+def resolution_pixel_size(
+    page: Any, *, raw: bool = False
+) -> tuple[float, float, str | None] | None:
     """``(y, x, unit)`` pixel sizes from a page's resolution tags; ``None`` without them.
 
     Inch and centimeter (and tifffile's millimeter / micrometer) give micrometer; a resolution
-    without unit gives ``unit=None``.
+    without unit gives ``unit=None``. ``raw``: pixels per unit of another's saying (ImageJ's
+    ``unit``, as ImageJ reads it whatever the ``ResolutionUnit``): ``unit=None``, as stored.
     """
     tags = page.tags
     xres, yres = tags.get("XResolution"), tags.get("YResolution")
@@ -448,7 +451,7 @@ def resolution_pixel_size(page: Any) -> tuple[float, float, str | None] | None:
     sx, sy = size(xres.value), size(yres.value)
     if sx is None or sy is None:
         return None
-    if per_unit is None:
+    if per_unit is None or raw:
         return sy, sx, None
     if sx == 1.0 and sy == 1.0 and unit == 2:
         return None  # 1 pixel per inch: the writer's default, not a calibration
@@ -926,7 +929,6 @@ class TiffSource:
             if "c" in self.axes and len(chans) == self.shape[self.axes.index("c")]:
                 channels = [{"label": c["label"], "color": c["color"]} for c in chans]
         else:
-            res = resolution_pixel_size(s.pages[0])
             ij = tif.imagej_metadata or {}
 
             def ij_text(key: str) -> str | None:
@@ -934,8 +936,11 @@ class TiffSource:
                 return None if value is None or value == "" else str(value)
 
             # ImageJ: ``unit`` is x's; ``yunit`` / ``zunit`` when they differ; ``tunit`` is
-            # the frame interval's when it is not seconds ("min", "ms", ...)
+            # the frame interval's when it is not seconds ("min", "ms", ...); a known unit
+            # is what the resolution counts pixels per (a ResolutionUnit of inch, which
+            # other writers of ImageJ TIFFs leave, made 0.5 um pixels 12.7 mm)
             ij_unit = _unit(ij_text("unit"))
+            res = resolution_pixel_size(s.pages[0], raw=ij_unit is not None)
             if res is not None:
                 unit = res[2] if res[2] is not None else ij_unit
                 y_unit = _unit(ij_text("yunit")) if res[2] is None and ij_text("yunit") else unit
