@@ -1251,8 +1251,12 @@ async def update_consolidated(
 
     wanted: dict[str, dict[str, Any]] = {}
     again: dict[str, dict[str, str]] = {}  # holder: {entry: the shared key it copies}
+    # an array holds no copy: no .zmetadata is looked for in one (a GET per level, in vain)
+    arrays = {k.rpartition("/")[0] for k, _ in docs if k.rsplit("/", 1)[-1] == ".zarray"}
     for key, data in docs:
         for holder, name in holders_of(key):
+            if holder.endswith(".zmetadata") and holder.rpartition("/")[0] in arrays:
+                continue
             wanted.setdefault(holder, {})[name] = data
             if key in shared:
                 again.setdefault(holder, {})[name] = key
@@ -1399,7 +1403,7 @@ async def _get_or_none(store: AsyncStore, key: str) -> Any:
 
 
 async def write_plan_metadata(
-    store: AsyncStore, root: str, plan: ImagePlan, *, overwrite: bool
+    store: AsyncStore, root: str, plan: ImagePlan, *, overwrite: bool, consolidate: bool = True
 ) -> None:
     """Refuse or clear an existing node, then write every array's metadata (concurrently) and
     the group documents last, in order: no NGFF metadata ever names a missing array. The
@@ -1411,7 +1415,7 @@ async def write_plan_metadata(
     cancelled in flight may still land after that cleanup (obstore), leaving NGFF metadata
     without its arrays (or an unclaimed node a retry is refused)."""
     await claim_root(store, root, plan, overwrite=overwrite)
-    await complete_root(store, root, plan, overwrite=overwrite)
+    await complete_root(store, root, plan, overwrite=overwrite, consolidate=consolidate)
 
 
 async def claim_root(store: AsyncStore, root: str, plan: ImagePlan, *, overwrite: bool) -> None:
@@ -1426,8 +1430,12 @@ async def claim_root(store: AsyncStore, root: str, plan: ImagePlan, *, overwrite
             await _claim(store, root, (join(root, first[0]), first[1]))
 
 
-async def complete_root(store: AsyncStore, root: str, plan: ImagePlan, *, overwrite: bool) -> None:
-    """The second half of :func:`write_plan_metadata`, on a claimed (or cleared) node."""
+async def complete_root(
+    store: AsyncStore, root: str, plan: ImagePlan, *, overwrite: bool, consolidate: bool = True
+) -> None:
+    """The second half of :func:`write_plan_metadata`, on a claimed (or cleared) node.
+    ``consolidate=False``: the caller brings the consolidated metadata above up to date with
+    these documents itself (a label image's, with its listing: once, not twice)."""
     arrays = [(join(root, k), d) for k, d in plan.array_documents()]
     groups = [(join(root, k), d) for k, d in plan.group_documents()]
     try:
@@ -1445,7 +1453,8 @@ async def complete_root(store: AsyncStore, root: str, plan: ImagePlan, *, overwr
         except BaseException as exc:
             await discard_documents(store, root, [k for k, _ in groups + arrays], exc)
             raise
-        await update_consolidated(store, arrays + groups, removed=root if overwrite else None)
+        if consolidate:
+            await update_consolidated(store, arrays + groups, removed=root if overwrite else None)
 
 
 async def discard_documents(
@@ -1529,9 +1538,11 @@ async def create_in(
     overwrite: bool = False,
     limits: Limits | None = None,
     owns_store: bool = False,
+    consolidate: bool = True,
 ) -> Dataset:
-    """Write ``plan``'s metadata at ``root`` of an open store; return the writable dataset."""
-    await write_plan_metadata(store, root, plan, overwrite=overwrite)
+    """Write ``plan``'s metadata at ``root`` of an open store; return the writable dataset
+    (``consolidate``: see :func:`complete_root`)."""
+    await write_plan_metadata(store, root, plan, overwrite=overwrite, consolidate=consolidate)
     return Dataset.from_plan(
         store,
         root,
@@ -1707,8 +1718,10 @@ def _create_planned(
     limits: Limits | None,
     path: str,
     store_options: dict[str, Any],
+    consolidate: bool = True,
 ) -> _Opening[Dataset]:
-    """The I/O half of :func:`create_async`: write ``plan`` at ``url``."""
+    """The I/O half of :func:`create_async`: write ``plan`` at ``url`` (``consolidate``: see
+    :func:`complete_root`)."""
     overwrite = overwrite_flag(overwrite)
 
     async def go() -> Dataset:
@@ -1718,7 +1731,13 @@ def _create_planned(
             store,
             owns,
             create_in(
-                store, path.strip("/"), plan, overwrite=overwrite, limits=limits, owns_store=owns
+                store,
+                path.strip("/"),
+                plan,
+                overwrite=overwrite,
+                limits=limits,
+                owns_store=owns,
+                consolidate=consolidate,
             ),
         )
 
@@ -1998,7 +2017,7 @@ def create_like_async(
         plan = _as_label(plan, image_label)
     store_options = {k: v for k, v in rest.items() if k not in store_keys}
 
-    def create() -> _Opening[Dataset]:
+    def create(consolidate: bool = True) -> _Opening[Dataset]:
         return _create_planned(
             url,
             plan,
@@ -2006,6 +2025,7 @@ def create_like_async(
             limits=rest.get("limits"),
             path=path,
             store_options=store_options,
+            consolidate=consolidate,
         )
 
     if image_label is None:
@@ -2015,7 +2035,7 @@ def create_like_async(
 
 
 async def _label_copy(
-    create: Callable[[], _Opening[Dataset]],
+    create: Callable[[bool], _Opening[Dataset]],
     plan: ImagePlan,
     url: Any,
     path: str,
@@ -2033,11 +2053,11 @@ async def _label_copy(
     try:
         await follow_label_source(plan.ome, url, limits, options, path=path, parent=image)
         if parent is None:
-            return await create()
+            return await create(True)
         image, name = parent
         # the labels group's version: checked by create (claim_root), without a request here
         await image.labels._check_listing(name, plan.version, group=False)
-        ds = await create()
+        ds = await create(False)  # consolidated copies: updated with the listing
         try:
             await image.labels._list_created(name, plan)
         except BaseException as exc:

@@ -709,7 +709,9 @@ class Labels:
             docs += [(join(root, k), d) for k, d in plan.group_documents()]
             await claim_root(ds.store, root, plan, overwrite=overwrite)
             try:
-                await complete_root(ds.store, root, plan, overwrite=overwrite)
+                # the consolidated copies above get its documents with the listing (an
+                # overwrite's old entries were dropped before its keys were deleted)
+                await complete_root(ds.store, root, plan, overwrite=overwrite, consolidate=False)
                 for key, data in _intermediate_groups(root, plan):
                     await ds.store.put(key, data)
                     docs.append((key, data))
