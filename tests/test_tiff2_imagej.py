@@ -148,3 +148,17 @@ def test_the_imagej_unit_counts_the_resolution_whatever_the_resolution_unit(
         cal = ds.metadata.spatial_calibration[0]
         assert cal.scale == (2.5, 0.25, 0.5)
         assert [a.unit for a in cal.axes] == ["micrometer"] * 3
+
+
+def test_a_one_channel_composite_keeps_its_ranges(tmp_path: Path) -> None:
+    # a composite of one grey channel saves its display range as Ranges, not min/max
+    data = _counts((3, 24, 32))
+    src = tmp_path / "one.tif"
+    metadata = {"axes": "ZYX", "mode": "composite", "Ranges": (5.0, 800.0)}
+    tifffile.imwrite(src, data, imagej=True, metadata=metadata)
+    ngio_async.convert_sync(src, tmp_path / "one.zarr")
+    with ngio_async.open(tmp_path / "one.zarr") as ds:
+        assert ds.axes == ("c", "z", "y", "x")
+        np.testing.assert_array_equal(ds[...], data[None])
+        assert _windows(ds) == [(5.0, 800.0)]
+        assert [c.color for c in ds.metadata.channels] == ["FFFFFF"]

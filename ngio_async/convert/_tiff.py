@@ -358,14 +358,17 @@ def imagej_channels(ij: dict[str, Any], count: int) -> list[dict[str, Any]] | No
 def imagej_single(ij: dict[str, Any]) -> dict[str, Any] | None:
     """The channel of a one-channel ImageJ image as Fiji shows it: its LUT's ``color`` (and
     ``inverted``; ``LUTs``: one, as a hyperstack's, :func:`imagej_channels`), no color for a
-    grey or no LUT; ``window`` its display range (``min``, ``max``). ``None`` for a grey image
-    without a display range (nothing to keep)."""
+    grey or no LUT; ``window`` its display range (``min``, ``max``, else ``Ranges``). ``None``
+    for a grey image without a display range (nothing to keep)."""
     luts = ij.get("LUTs")  # tifffile gives one LUT as the array itself
     if isinstance(luts, np.ndarray) and luts.ndim == 2:
         luts = [luts]
     if not isinstance(luts, list | tuple) or len(luts) != 1:
         luts = None
-    settings = {"LUTs": luts, "Ranges": (ij.get("min"), ij.get("max"))}
+    ranges = (ij.get("min"), ij.get("max"))
+    if None in ranges:  # a one-channel composite keeps its range as a hyperstack's
+        ranges = ij.get("Ranges") or ranges
+    settings = {"LUTs": luts, "Ranges": ranges}
     (channel,) = imagej_channels(settings, 1) or [{}]
     if channel.get("color", "FFFFFF") == "FFFFFF" and not channel.get("inverted"):
         channel.pop("color", None)  # grey: the file's palette, else white (see TiffSource)
