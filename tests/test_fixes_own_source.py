@@ -118,3 +118,39 @@ def test_convert_over_its_own_source_is_refused(
     assert _files(tmp_path) == before
     with ngio_async.open(src) as ds:
         np.testing.assert_array_equal(np.asarray(ds), data)
+
+
+@pytest.mark.parametrize("spelling", ["slash", "file", "inside"])
+def test_convert_of_a_plate_over_itself_is_refused(tmp_path: Path, spelling: str) -> None:
+    plate_path = tmp_path / "plate.zarr"
+    data = np.arange(32 * 32, dtype="uint8").reshape(32, 32)
+    with (
+        ngio_async.create_plate(plate_path, rows=["A"], columns=["1"]) as plate,
+        plate.add_image("A", "1", shape=(32, 32), dtype="uint8", axes="yx") as field,
+    ):
+        field.write(data)
+    dst = {
+        "slash": str(plate_path) + "/",
+        "file": plate_path.as_uri(),
+        "inside": str(plate_path / "A" / "1" / "copy"),
+    }[spelling]
+    before = _files(tmp_path)
+    with pytest.raises(ValueError, match="destroy the source"):
+        ngio_async.convert_sync(str(plate_path), dst, overwrite=True)
+    assert _files(tmp_path) == before
+    with ngio_async.open_plate(plate_path) as plate, plate.image("A", "1") as field:
+        np.testing.assert_array_equal(np.asarray(field), data)
+
+
+@pytest.mark.parametrize("name", ["", ".", "..", "a/b", "../..", "/"])
+def test_labels_create_never_reaches_the_image_itself(tmp_path: Path, name: str) -> None:
+    """A label image always goes below the image's labels/: a name that would lead elsewhere
+    (the image itself, above it) is refused before anything is deleted."""
+    src = tmp_path / "img.ome.zarr"
+    data = _image(src)
+    before = _files(tmp_path)
+    with ngio_async.open(src, mode="r+") as ds:
+        with pytest.raises(ValueError, match="invalid label name"):
+            ds.labels.create(name, overwrite=True)
+        np.testing.assert_array_equal(np.asarray(ds), data)
+    assert _files(tmp_path) == before
