@@ -997,7 +997,9 @@ class Dataset(StoreNode):
             not aligned to the downsampling are rebuilt from the store at the end). The result
             equals ``write`` followed by ``build_pyramid(regions=...)``. ``True`` downsamples
             with the default method of :meth:`build_pyramid`; or name one (``"mean"``,
-            ``"nearest"``, ``"mode"``).
+            ``"nearest"``, ``"mode"``). Concurrent pyramid writes of this process (any open of
+            the image) keep the lower tiles they share right; those of *separate processes*
+            do not: run ``build_pyramid(regions=...)`` over their regions once all finished.
         :raises ReadOnlyError: the dataset is read-only (raised before any I/O).
         """
         self._check_writable()
