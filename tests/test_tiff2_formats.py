@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pytest
 import tifffile
+from tiffs import write_svs
 
 import ngio_async
 
@@ -96,3 +97,20 @@ def test_an_axis_ngff_has_no_room_for_is_refused_naming_the_file_and_axes(
     assert str(info.value).startswith(f"{src}: TIFF axes TCZHYX (2, 2, 2, 2, 8, 10): ")
     assert "'H'" in str(info.value)
     assert not (tmp_path / "flim.zarr").exists()
+
+
+@pytest.mark.parametrize("name", ["slide.svs", "slide.tif"])
+def test_an_aperio_svs_converts_with_its_pixel_size(tmp_path: Path, name: str) -> None:
+    # '.svs' had no reader, and the slide's MPP (in its image description, no resolution
+    # tags) was lost: a whole-slide image without a pixel size
+    rgb = _RNG.integers(0, 255, (256, 320, 3), dtype=np.uint8)
+    src = write_svs(tmp_path / name, rgb, mpp=0.499)
+    result = ngio_async.convert_sync(src, tmp_path / "slide.zarr")
+    assert result.series == ()  # the baseline alone: no label, macro or thumbnail
+    with ngio_async.open(tmp_path / "slide.zarr") as ds:
+        assert ds.axes == ("c", "y", "x")
+        np.testing.assert_array_equal(ds[...], np.moveaxis(rgb, -1, 0))
+        cal = ds.metadata.spatial_calibration[0]
+        assert cal.scale == (1.0, 0.499, 0.499)
+        assert [a.unit for a in cal.axes] == [None, "micrometer", "micrometer"]
+        assert [c.color for c in ds.metadata.channels] == ["FF0000", "00FF00", "0000FF"]

@@ -174,3 +174,25 @@ def write_companion_set(
     if master not in names:
         (root / master).write_text(full)
     return [root / n for n in names]
+
+
+def write_svs(path: Path, rgb: NDArray[Any], mpp: float = 0.499) -> Path:
+    """An Aperio SVS whole-slide image as scanners write it (tiled RGB baseline whose image
+    description gives ``MPP``, a stripped thumbnail, a 4x reduced level, label and macro)."""
+    head = "Aperio Image Library v12.0.15 \r\n"
+    ny, nx = rgb.shape[:2]
+    base = f"{head}{nx}x{ny} [0,0 {nx}x{ny}] (64x64) JPEG/RGB Q=70|AppMag = 20|MPP = {mpp}"
+    with tifffile.TiffWriter(path) as tif:
+        tif.write(rgb, photometric="rgb", tile=(64, 64), description=base, metadata=None)
+        tif.write(rgb[::8, ::8], photometric="rgb", description=f"{head}thumbnail", metadata=None)
+        reduced = rgb[::4, ::4]
+        tif.write(reduced, photometric="rgb", tile=(64, 64), description=head, metadata=None)
+        for kind, subfiletype in (("label", 1), ("macro", 9)):
+            tif.write(
+                rgb[:32, :48],
+                photometric="rgb",
+                subfiletype=subfiletype,
+                description=f"{head}{kind} 48x32",
+                metadata=None,
+            )
+    return path

@@ -75,7 +75,7 @@ __all__ = [
     "resolution_pixel_size",
 ]
 
-_TIFF_SUFFIXES = (".tif", ".tiff", ".btf", ".tf8", ".tf2", ".companion.ome")
+_TIFF_SUFFIXES = (".tif", ".tiff", ".btf", ".tf8", ".tf2", ".svs", ".companion.ome")
 _COMPANION = ".companion.ome"  # a multi-file OME-TIFF's OME-XML, its TIFFs BinaryOnly
 _ORDER = "tczyx"
 #: SI prefixes by symbol, as OME-XML writes them (``UnitsLength`` / ``UnitsTime``), and the NGFF
@@ -459,6 +459,19 @@ def resolution_pixel_size(
     if sx == 1.0 and sy == 1.0 and unit == 2:
         return None  # 1 pixel per inch: the writer's default, not a calibration
     return sy * per_unit, sx * per_unit, "micrometer"
+
+
+def svs_pixel_size(tif: Any) -> float | None:
+    """The pixel size in micrometer of an Aperio SVS whole-slide image (``MPP`` in its image
+    description: ``Aperio Image Library ...|AppMag = 20|MPP = 0.4990``); ``None`` otherwise."""
+    if not getattr(tif, "is_svs", False):
+        return None
+    for item in str(tif.pages.first.description or "").split("|")[1:]:
+        key, _, value = item.partition("=")
+        if key.strip() == "MPP":
+            mpp = _number(value.strip())
+            return mpp if mpp is not None and math.isfinite(mpp) and mpp > 0 else None
+    return None
 
 
 @contextlib.contextmanager
@@ -948,6 +961,8 @@ class TiffSource:
                 unit = res[2] if res[2] is not None else ij_unit
                 y_unit = _unit(ij_text("yunit")) if res[2] is None and ij_text("yunit") else unit
                 sizes["y"], sizes["x"] = (res[0], y_unit), (res[1], unit)
+            if (mpp := svs_pixel_size(tif)) is not None:
+                sizes["y"] = sizes["x"] = (mpp, "micrometer")
             spacing = _number(ij_text("spacing"))
             if spacing:
                 z_unit = _unit(ij_text("zunit")) if ij_text("zunit") else ij_unit
