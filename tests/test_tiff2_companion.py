@@ -72,3 +72,13 @@ def test_a_binary_only_tiff_on_a_server_is_refused_naming_its_metadata_file(
     with pytest.raises(UnsupportedError, match=r"scan_z1\.ome\.tif .*scan\.companion\.ome"):
         ngio_async.convert_sync(http_server.url + "scan_z1.ome.tif", tmp_path / "out.zarr")
     assert not (tmp_path / "out.zarr").exists()
+
+
+def test_a_companion_file_on_a_server_is_refused_as_such(
+    http_server: StaticServer, http_root: Path, tmp_path: Path
+) -> None:
+    write_companion_set(http_root, _planes())
+    url = http_server.url + "scan.companion.ome"
+    with pytest.raises(UnsupportedError, match=r"scan\.companion\.ome: a multi-file OME-TIFF"):
+        ngio_async.convert_sync(url, tmp_path / "out.zarr")
+    assert not (tmp_path / "out.zarr").exists()

@@ -1537,6 +1537,11 @@ class TiffReader:
         series = int(options.pop("series", 0))
         threads = int(options.pop("threads", 4))
         if is_remote(text):
+            if urlsplit(text).path.lower().endswith(_COMPANION):
+                raise UnsupportedError(
+                    f"{text}: a multi-file OME-TIFF's companion file; such sets are read from "
+                    "local files only (copy them to one directory and convert from there)"
+                )
             from ._tiffremote import open_remote_tiff
 
             return await open_remote_tiff(text, series=series, threads=threads, **options)
