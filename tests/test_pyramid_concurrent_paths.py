@@ -15,7 +15,7 @@ import pytest
 from test_pyramid_concurrent import HeldStore, check_pyramid, location, until
 
 import ngio_async
-from ngio_async.stores import open_store
+from ngio_async.stores import InstrumentedStore, open_store
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -212,3 +212,33 @@ async def test_pyramid_writers_of_two_opens_alive_together_write_nothing_from_me
     assert wa.cascade.cascaded == wb.cascade.cascaded == 0
     async with await ngio_async.open_async(url) as again:
         await check_pyramid(again)
+
+
+async def test_a_pyramid_writer_block_and_pyramid_writes_of_one_dataset_end_like_level_0(
+    tmp_path: Path,
+) -> None:
+    # a writer(pyramid=True) block and write(pyramid=True) calls interleaved on one dataset,
+    # their regions side by side under shared tiles of levels 1 and 2: no deadlock, and
+    # every level ends equal to a rebuild from level 0
+    store = InstrumentedStore(open_store(tmp_path / "img.zarr", mkdir=True), latency=0.002)
+    async with ngio_async.create_async(
+        store, shape=(64, 64), dtype="uint16", chunks=(8, 8), shards=False, levels=3
+    ) as ds:
+
+        async def block() -> None:
+            async with ds.writer(pyramid=True, max_pending=4) as w:
+                for row in range(0, 64, 8):
+                    await w.write(((slice(row, row + 8), slice(0, 36)), np.full((8, 36), 7)))
+
+        async def calls() -> None:
+            for row in range(0, 64, 16):
+                await ds.write(
+                    np.full((16, 28), 300), y=slice(row, row + 16), x=slice(36, 64), pyramid=True
+                )
+
+        with anyio.fail_after(60):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(block)
+                tg.start_soon(calls)
+        assert all(len(lvl._write_locks) == 0 for lvl in ds.levels)
+        await check_pyramid(ds)
