@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pytest
 import tifffile
-from tiffs import write_svs
+from tiffs import write_qptiff, write_svs
 
 import ngio_async
 
@@ -114,3 +114,17 @@ def test_an_aperio_svs_converts_with_its_pixel_size(tmp_path: Path, name: str) -
         assert cal.scale == (1.0, 0.499, 0.499)
         assert [a.unit for a in cal.axes] == [None, "micrometer", "micrometer"]
         assert [c.color for c in ds.metadata.channels] == ["FF0000", "00FF00", "0000FF"]
+
+
+def test_an_akoya_qptiff_keeps_its_channel_names_colors_and_pixel_size(tmp_path: Path) -> None:
+    # '.qptiff' had no reader; its channels (each page's XML) were unnamed, default-colored
+    planes = _RNG.integers(0, 4000, (3, 64, 96), dtype=np.uint16)
+    names, colors = ["DAPI", "CD8", "PanCK"], ["0,0,255", "255,0,0", "0,255,0"]
+    src = write_qptiff(tmp_path / "tissue.qptiff", planes, names, colors, per_cm=20000.0)
+    ngio_async.convert_sync(src, tmp_path / "tissue.zarr")
+    with ngio_async.open(tmp_path / "tissue.zarr") as ds:
+        assert ds.axes == ("c", "y", "x")
+        np.testing.assert_array_equal(ds[...], planes)
+        assert [c.label for c in ds.metadata.channels] == names
+        assert [c.color for c in ds.metadata.channels] == ["0000FF", "FF0000", "00FF00"]
+        assert ds.metadata.spatial_calibration[0].scale == (1.0, 0.5, 0.5)

@@ -196,3 +196,29 @@ def write_svs(path: Path, rgb: NDArray[Any], mpp: float = 0.499) -> Path:
                 metadata=None,
             )
     return path
+
+
+def write_qptiff(
+    path: Path, planes: NDArray[Any], names: list[str], colors: list[str], per_cm: float
+) -> Path:
+    """A PerkinElmer / Akoya QPTIFF: one tiled page per channel, each page's XML description
+    (declared utf-16, as the scanners write it) naming it and its color ("R,G,B"), pixels per
+    centimeter in the resolution tags."""
+    with tifffile.TiffWriter(path) as tif:
+        for plane, name, color in zip(planes, names, colors, strict=True):
+            description = (
+                '<?xml version="1.0" encoding="utf-16"?><PerkinElmer-QPI-ImageDescription>'
+                "<DescriptionVersion>2</DescriptionVersion><ImageType>FullResolution</ImageType>"
+                f"<Name>{name}</Name><Color>{color}</Color></PerkinElmer-QPI-ImageDescription>"
+            )
+            tif.write(
+                plane,
+                tile=(64, 64),
+                photometric="minisblack",
+                description=description,
+                software="PerkinElmer-QPI",
+                resolution=(per_cm, per_cm),
+                resolutionunit="CENTIMETER",
+                metadata=None,
+            )
+    return path

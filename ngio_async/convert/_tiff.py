@@ -75,7 +75,7 @@ __all__ = [
     "resolution_pixel_size",
 ]
 
-_TIFF_SUFFIXES = (".tif", ".tiff", ".btf", ".tf8", ".tf2", ".svs", ".companion.ome")
+_TIFF_SUFFIXES = (".tif", ".tiff", ".btf", ".tf8", ".tf2", ".svs", ".qptiff", ".companion.ome")
 _COMPANION = ".companion.ome"  # a multi-file OME-TIFF's OME-XML, its TIFFs BinaryOnly
 _ORDER = "tczyx"
 #: SI prefixes by symbol, as OME-XML writes them (``UnitsLength`` / ``UnitsTime``), and the NGFF
@@ -472,6 +472,27 @@ def svs_pixel_size(tif: Any) -> float | None:
             mpp = _number(value.strip())
             return mpp if mpp is not None and math.isfinite(mpp) and mpp > 0 else None
     return None
+
+
+def qpi_channels(pages: list[Any], count: int) -> list[dict[str, Any]] | None:
+    """The ``count`` channels of a PerkinElmer / Akoya QPTIFF (one page per channel, each page's
+    ``PerkinElmer-QPI-ImageDescription`` XML giving its ``Name`` and ``Color`` "R,G,B");
+    ``None`` when the pages do not describe them all."""
+    if len(pages) != count:
+        return None
+    channels: list[dict[str, Any]] = []
+    for page in pages:
+        try:
+            root = ET.fromstring(str(page.description or ""))  # (its "utf-16" declared)
+        except (ET.ParseError, AttributeError):
+            return None
+        name = root.findtext("Name")
+        rgb = [_number(v) for v in (root.findtext("Color") or "").split(",")]
+        color = None
+        if len(rgb) == 3 and all(v is not None and 0 <= v <= 255 for v in rgb):
+            color = "".join(f"{int(v or 0):02X}" for v in rgb)
+        channels.append({"label": name.strip() if name else None, "color": color})
+    return channels
 
 
 @contextlib.contextmanager
@@ -978,6 +999,8 @@ class TiffSource:
                 if "color" not in single and "color" not in photometric_display(s.pages[0]):
                     single["color"] = "FFFFFF"  # grey, unless a palette colors it
                 channels = [single]
+            if channels is None and "c" in self.axes and getattr(s, "kind", "") == "qpi":
+                channels = qpi_channels(list(s.pages), self.shape[self.axes.index("c")])
         rgb = decoded_rgb(s.pages[0])
         if channels is None and "c" in self.axes and "S" in self.series_axes.upper() and rgb:
             n = self.shape[self.axes.index("c")]
