@@ -26,6 +26,7 @@ from .._limits import Limits
 from .._prefetch import start_deferred
 from ._coalesce import coalesce_ranges
 from ._retry import call_with_retry
+from ._seen import seeing
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
@@ -354,14 +355,23 @@ class AsyncStore(abc.ABC):
         that (a truncated response) raises ``StoreError``. ``if_match``: a version that
         :meth:`get_with_version` returned; the read fails with ``ChangedError`` (never
         retried) when the object is another version now (the server's ``412``, or another
-        ETag in the answer).
+        ETag in the answer). Inside :func:`~ngio_async.stores._seen.seeing_versions`, a store
+        with versions notes the answer's (no other request).
         """
         self._check_open()
         check_key(key)
         if isinstance(byte_range, RangeByteRequest) and byte_range.start == byte_range.end:
             return b"" if await self.exists(key) else None
+        seen = seeing()
         if if_match is not None:
             data, _ = await self._call(key, self._checked_attempts(key, byte_range, if_match))
+            if seen is not None:
+                seen.note(key, if_match, data is not None)
+            return data
+        if seen is not None and (self.versioned or self._root is not None):
+            # a caller notes the versions its reads got: the GET reads the answer's
+            data, version = await self._call(key, self._checked_attempts(key, byte_range, None))
+            seen.note(key, version, data is not None)
             return data
         return await self._call(key, self._get_attempts(key, byte_range))
 
@@ -378,7 +388,11 @@ class AsyncStore(abc.ABC):
             return await self.get(key, byte_range), None
         self._check_open()
         check_key(key)
-        return await self._call(key, self._checked_attempts(key, byte_range, None))
+        data, version = await self._call(key, self._checked_attempts(key, byte_range, None))
+        seen = seeing()
+        if seen is not None:
+            seen.note(key, version, data is not None)
+        return data, version
 
     async def get_many(self, keys: Sequence[str]) -> list[Buffer | None]:
         """Whole objects ``keys``, in order (``None`` for a missing one), requested at once.
@@ -392,7 +406,7 @@ class AsyncStore(abc.ABC):
         self._check_open()
         for key in keys:
             check_key(key)
-        if len(keys) > 1 and self.gets_together:
+        if len(keys) > 1 and self.gets_together and seeing() is None:  # (no versions)
             got = await self._get_together(keys)
             if got is not None:
                 again = [i for i, data in enumerate(got) if data is NO_ANSWER]

@@ -15,6 +15,7 @@ import numpy as np
 from aiohttp import web
 
 from .._prefetch import start_deferred
+from ..stores._seen import seeing_versions
 from ._errors import ApiError
 from ._params import (
     bad,
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     from numpy.typing import NDArray
 
     from ..images import Dataset, Level
+    from ..stores import AsyncStore
     from ._params import TileQuery
     from ._render import RGBA
     from ._state import ContainerEntry, Entry, FieldSlot, PlateEntry, WebState
@@ -231,7 +233,7 @@ def _etag(
     return '"' + hashlib.sha256(text.encode()).hexdigest()[:32] + '"'
 
 
-async def _versions(
+def _object_keys(
     entry: Entry,
     level: int,
     t: int,
@@ -240,14 +242,13 @@ async def _versions(
     ys: slice,
     xs: slice,
     labels: Sequence[_LabelRead] = (),
-) -> str | None:
-    """The versions of the stored objects (chunks or shards) a tile reads (those of the
-    ``labels`` overlaid too), in key order (``-`` for an absent one); ``None`` if the store
-    cannot tell one of them."""
+) -> list[str]:
+    """The stored objects (chunks or shards) a tile reads (those of the ``labels`` overlaid
+    too), in key order."""
     lvl = entry.dataset.levels[level]
     reads = [(lvl, s) for s in _plane_selections(entry, level, t, z, channels, ys, xs)]
     reads += [(label.level, label.selection) for label in labels]
-    keys = sorted(
+    return sorted(
         {
             key
             for level_of, selection in reads
@@ -256,14 +257,24 @@ async def _versions(
             )
         }
     )
-    found: dict[str, str | None] = {}
+
+
+async def _look_up(store: AsyncStore, keys: list[str], found: dict[str, str | None]) -> None:
+    """The versions of the ``keys`` not in ``found`` yet, one ``store.version`` (a HEAD) each,
+    concurrently, into ``found``."""
 
     async def one(key: str) -> None:
-        found[key] = await lvl.store.version(key)
+        found[key] = await store.version(key)
 
     async with anyio.create_task_group() as tg:
         for key in keys:
-            start_deferred(tg, one, key)
+            if key not in found:
+                start_deferred(tg, one, key)
+
+
+def _versions(keys: list[str], found: dict[str, str | None]) -> str | None:
+    """The versions of ``keys`` (each in ``found``) as one text, ``-`` for an absent object;
+    ``None`` if the store cannot tell one of them (``""``)."""
     if any(found[key] == "" for key in keys):
         return None
     return "|".join(f"{key}={found[key] or '-'}" for key in keys)
@@ -318,18 +329,20 @@ async def _tile(request: web.Request, state: WebState, entry: Entry) -> web.Stre
     coords = (level, t, z, row, col, ext)
     plane_channels = selected if ds.metadata.channel_axis is not None else [0]
     headers = {"Cache-Control": f"public, max-age={state.cache_seconds}"}
-    versions: list[str | None] = []
+    store = ds.levels[level].store
+    keys = _object_keys(entry, level, t, z, plane_channels, ys, xs, label_reads)
+    found: dict[str, str | None] = {}
 
-    async def look_up() -> None:
-        found = await _versions(entry, level, t, z, plane_channels, ys, xs, label_reads)
-        if found is not None and label_entries:  # their metadata (colours) too
-            found += "|" + ",".join(label.identity for label in label_entries)
-        versions.append(found)
+    def tag() -> str | None:
+        versions = _versions(keys, found)
+        if versions is not None and label_entries:  # their metadata (colours) too
+            versions += "|" + ",".join(label.identity for label in label_entries)
+        return _etag(entry, state, coords, query, versions)
 
     if_none_match = request.headers.get("If-None-Match")
     if if_none_match:  # a revalidation: the objects' versions alone decide (no pixels read)
-        await look_up()
-        etag = _etag(entry, state, coords, query, versions[0])
+        await _look_up(store, keys, found)
+        etag = tag()
         if etag is not None and etag_matches(if_none_match, etag):
             return web.Response(status=304, headers={**headers, "ETag": etag})
 
@@ -345,18 +358,23 @@ async def _tile(request: web.Request, state: WebState, entry: Entry) -> web.Stre
     plane = (ys.stop - ys.start) * (xs.stop - xs.start)
     pixels = plane * len(set(plane_channels)) + sum(read.pixels for read in label_reads)
     async with state.budget.hold(pixels):
-        async with anyio.create_task_group() as tg:
-            if not versions:  # looked up while the pixels are read
-                start_deferred(tg, look_up)
-            for i in range(len(label_reads)):
-                start_deferred(tg, read_label, i)
-            planes = await _read_planes(entry, level, t, z, selected, ys, xs)
+        with seeing_versions() as seen:  # the versions the GETs of the pixels tell
+            async with anyio.create_task_group() as tg:
+                if store.blocking_reads:  # read in worker threads, which tell none: stats
+                    start_deferred(tg, _look_up, store, keys, found)
+                for i in range(len(label_reads)):
+                    start_deferred(tg, read_label, i)
+                planes = await _read_planes(entry, level, t, z, selected, ys, xs)
+        found.update({key: seen.version(key) for key in keys if seen.knows(key)})
         overlays = [(p, read.colors) for p, read in zip(label_planes, label_reads, strict=True)]
         render = functools.partial(
             render_tile, planes, windows, colors, ext, overlays, query.label_opacity
         )
-        body = await anyio.to_thread.run_sync(render, limiter=state.render_limiter)
-    etag = _etag(entry, state, coords, query, versions[0])
+        async with anyio.create_task_group() as tg:
+            # the versions no GET told (a chunk cache's chunks): a HEAD each, while rendering
+            start_deferred(tg, _look_up, store, keys, found)
+            body = await anyio.to_thread.run_sync(render, limiter=state.render_limiter)
+    etag = tag()
     if etag is not None:
         headers["ETag"] = etag
     else:  # no validator: caches must not reuse the tile after the data changes
