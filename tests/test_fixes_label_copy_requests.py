@@ -7,12 +7,15 @@ consolidated copies above up to date once, with the listing (the create did so t
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pytest
 
 import ngio_async
 from ngio_async.stores import InstrumentedStore, open_store
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 # every request of the copy: the counts it was cut from in comments
 _TOTAL = {"0.5": 26, "0.4": 30}  # were 33 and 42
@@ -82,3 +85,23 @@ async def test_a_label_copy_into_a_labels_group_of_the_other_version_is_refused(
                 await label.aclose()
     finally:
         await store.aclose()
+
+
+def test_a_label_copy_to_a_url_in_a_labels_group_of_the_other_version_is_refused(
+    tmp_path: Path,
+) -> None:
+    """Created at its own URL (a store rooted at the label), the create sees no group above
+    it: the image's labels group is checked before anything is written."""
+    image = tmp_path / "img.zarr"
+    shape: dict[str, Any] = {"shape": (16, 16), "dtype": "uint8", "axes": "yx", "levels": 1}
+    with (
+        ngio_async.create(tmp_path / "src.zarr", **shape) as src,
+        src.labels.create("cells", dtype="uint8") as label,
+    ):
+        ngio_async.create(image, **shape).close()
+        (image / "labels").mkdir()
+        (image / "labels" / ".zgroup").write_text('{"zarr_format": 2}')
+        (image / "labels" / ".zattrs").write_text('{"labels": []}')
+        with pytest.raises(ngio_async.UnsupportedError, match="version must be the same"):
+            ngio_async.create_like(label, image / "labels" / "c")
+    assert sorted(p.name for p in (image / "labels").iterdir()) == [".zattrs", ".zgroup"]

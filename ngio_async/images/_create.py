@@ -1099,8 +1099,8 @@ async def _prepare_root(
     Refused whatever ``overwrite`` (before anything is deleted): a root below an array, or one
     that a group above lists as one of its levels, one of its wells or (unless ``label``: a
     label image is created) one of its label images: the group would list a wrong node; and
-    (``version``, of a label image) a parent group of the other NGFF version (its ``labels``
-    group could not list it: see ``check_same_version``).
+    (``version``, of a label image) a ``labels`` group above of the other NGFF version (it
+    could not list it: see ``check_same_version``).
     """
     where = _url_of(store.url, root)
     found: list[str] = []
@@ -1141,7 +1141,7 @@ async def _prepare_root(
     if refused := _refused(listings, label=label):
         key, rel, listed = min(refused)
         raise _listed_error(where, _url_of(store.url, key.rpartition("/")[0]), key, rel, listed)
-    if version is not None and parents:
+    if version is not None and parents and parents[-1].rsplit("/", 1)[-1] == "labels":
         _refuse_other_version(store.url, parents[-1], version, seen)
     keys: list[str] | None = None
     what = "a zarr node"
@@ -2055,8 +2055,10 @@ async def _label_copy(
         if parent is None:
             return await create(True)
         image, name = parent
-        # the labels group's version: checked by create (claim_root), without a request here
-        await image.labels._check_listing(name, plan.version, group=False)
+        # the labels group's version: checked by the create (claim_root) when it sees that
+        # group above its root (the same store); else here
+        same_store = isinstance(url, AsyncStore) and "/" in path.strip("/")
+        await image.labels._check_listing(name, plan.version, group=not same_store)
         ds = await create(False)  # consolidated copies: updated with the listing
         try:
             await image.labels._list_created(name, plan)
