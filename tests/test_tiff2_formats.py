@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pytest
 import tifffile
-from tiffs import write_qptiff, write_svs
+from tiffs import write_lsm, write_qptiff, write_svs
 
 import ngio_async
 
@@ -128,3 +128,17 @@ def test_an_akoya_qptiff_keeps_its_channel_names_colors_and_pixel_size(tmp_path:
         assert [c.label for c in ds.metadata.channels] == names
         assert [c.color for c in ds.metadata.channels] == ["0000FF", "FF0000", "00FF00"]
         assert ds.metadata.spatial_calibration[0].scale == (1.0, 0.5, 0.5)
+
+
+def test_a_zeiss_lsm_converts_with_its_voxel_size(tmp_path: Path) -> None:
+    # '.lsm' had no reader (and its voxel size, in CZ_LSMINFO, no reading)
+    stack = _RNG.integers(0, 4000, (3, 32, 40), dtype=np.uint16)
+    src = write_lsm(tmp_path / "cells.lsm", stack, voxel=(1.5e-6, 0.2e-6, 0.2e-6))
+    result = ngio_async.convert_sync(src, tmp_path / "cells.zarr")
+    assert result.series == ()  # the image alone, not its thumbnails
+    with ngio_async.open(tmp_path / "cells.zarr") as ds:
+        assert ds.axes == ("z", "y", "x")
+        np.testing.assert_array_equal(ds[...], stack)
+        cal = ds.metadata.spatial_calibration[0]
+        assert cal.scale == (1.5, 0.2, 0.2)
+        assert [a.unit for a in cal.axes] == ["micrometer"] * 3

@@ -222,3 +222,26 @@ def write_qptiff(
                 metadata=None,
             )
     return path
+
+
+def write_lsm(path: Path, stack: NDArray[Any], voxel: tuple[float, float, float]) -> Path:
+    """A one-channel Zeiss LSM z-stack: image pages alternating with 4x reduced thumbnails,
+    the first holding the ``CZ_LSMINFO`` record (tag 34412) with the voxel size (z, y, x,
+    meters)."""
+    from tifffile import TIFF
+
+    nz, ny, nx = stack.shape
+    record = np.dtype(TIFF.CZ_LSMINFO)
+    info = np.zeros((), record)
+    info["MagicNumber"], info["StructureSize"] = 67127628, record.itemsize
+    info["DimensionX"], info["DimensionY"], info["DimensionZ"] = nx, ny, nz
+    info["DimensionChannels"], info["DimensionTime"], info["DataType"] = 1, 1, 2
+    info["ThumbnailX"], info["ThumbnailY"] = nx // 4, ny // 4
+    info["VoxelSizeZ"], info["VoxelSizeY"], info["VoxelSizeX"] = voxel
+    with tifffile.TiffWriter(path) as tif:
+        for z, plane in enumerate(stack):
+            extratags = [(34412, "B", record.itemsize, info.tobytes(), True)] if z == 0 else []
+            tif.write(plane, photometric="minisblack", extratags=extratags, metadata=None)
+            thumb = plane[::4, ::4]
+            tif.write(thumb, photometric="minisblack", subfiletype=1, metadata=None)
+    return path

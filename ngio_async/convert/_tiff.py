@@ -75,7 +75,17 @@ __all__ = [
     "resolution_pixel_size",
 ]
 
-_TIFF_SUFFIXES = (".tif", ".tiff", ".btf", ".tf8", ".tf2", ".svs", ".qptiff", ".companion.ome")
+_TIFF_SUFFIXES = (
+    ".tif",
+    ".tiff",
+    ".btf",
+    ".tf8",
+    ".tf2",
+    ".svs",
+    ".qptiff",
+    ".lsm",
+    ".companion.ome",
+)
 _COMPANION = ".companion.ome"  # a multi-file OME-TIFF's OME-XML, its TIFFs BinaryOnly
 _ORDER = "tczyx"
 #: SI prefixes by symbol, as OME-XML writes them (``UnitsLength`` / ``UnitsTime``), and the NGFF
@@ -472,6 +482,23 @@ def svs_pixel_size(tif: Any) -> float | None:
             mpp = _number(value.strip())
             return mpp if mpp is not None and math.isfinite(mpp) and mpp > 0 else None
     return None
+
+
+def lsm_calibration(tif: Any) -> dict[str, tuple[float, str | None]]:
+    """The voxel size (``VoxelSizeX/Y/Z``, meters, as micrometer) and frame interval
+    (``TimeIntervall``, seconds) of a Zeiss LSM file's ``CZ_LSMINFO``; ``{}`` for another TIFF."""
+    info = tif.lsm_metadata if getattr(tif, "is_lsm", False) else None
+    if not isinstance(info, dict):
+        return {}
+    sizes: dict[str, tuple[float, str | None]] = {}
+    for axis in "xyz":
+        value = _number(str(info.get(f"VoxelSize{axis.upper()}")))
+        if value is not None and math.isfinite(value) and value > 0:
+            sizes[axis] = (float(f"{value * 1e6:.12g}"), "micrometer")  # 0.2, not 0.19999...98
+    interval = _number(str(info.get("TimeIntervall")))
+    if interval is not None and math.isfinite(interval) and interval > 0:
+        sizes["t"] = (interval, "second")
+    return sizes
 
 
 def qpi_channels(pages: list[Any], count: int) -> list[dict[str, Any]] | None:
@@ -984,6 +1011,7 @@ class TiffSource:
                 sizes["y"], sizes["x"] = (res[0], y_unit), (res[1], unit)
             if (mpp := svs_pixel_size(tif)) is not None:
                 sizes["y"] = sizes["x"] = (mpp, "micrometer")
+            sizes.update(lsm_calibration(tif))
             spacing = _number(ij_text("spacing"))
             if spacing:
                 z_unit = _unit(ij_text("zunit")) if ij_text("zunit") else ij_unit
