@@ -13,12 +13,14 @@ tifffile's ``series.levels``) are ``level_shapes`` and read the same way (``read
 level=n)``). Every read is counted (``reads``, ``max_read_bytes``), which lets tests check
 that a conversion reads plane by plane / tile by tile.
 
-Metadata: OME-XML (``Pixels`` ``PhysicalSizeX/Y/Z`` with their units, ``TimeIncrement``,
-``Channel`` ``Name`` / ``Color``), else ImageJ metadata (``spacing``, ``unit``, ``finterval``;
-each channel's LUT color and display range, ``LUTs`` / ``Ranges``, a one-channel image's ``min`` /
-``max``, grey or not)
-and the TIFF resolution tags (``XResolution`` / ``YResolution`` with ``ResolutionUnit``, inch
-and centimeter converted to micrometer).
+Metadata: OME-XML (``Pixels`` ``PhysicalSizeX/Y/Z`` with their units, ``TimeIncrement`` or
+the planes' ``DeltaT``, ``Channel`` ``Name`` / ``Color``; of a companion file or the set's
+TIFF holding it for a ``BinaryOnly`` one; ill-formed XML mended where a bare ``&`` or control
+characters break it), else ImageJ metadata (``spacing``, ``unit``, which the resolution counts
+pixels per, ``finterval``; each channel's LUT color and display range, ``LUTs`` / ``Ranges``, a
+one-channel image's ``min`` / ``max``, grey or not), Aperio SVS ``MPP``, Zeiss LSM voxel
+sizes, QPTIFF channel names and colors, and the TIFF resolution tags (``XResolution`` /
+``YResolution`` with ``ResolutionUnit``, inch and centimeter converted to micrometer).
 
 Axes: tifffile's series axes map to NGFF axes: ``T``, ``C``, ``Z``, ``Y``, ``X`` as named; the
 RGB(A) samples axis ``S`` becomes the channel axis (when there is no other channel axis of more
@@ -1572,8 +1574,10 @@ def is_tiff_name(url: Any) -> bool:
 
 
 class TiffReader:
-    """TIFF / OME-TIFF files (``.tif``, ``.tiff``, ``.ome.tif``, ``.btf``, ...) on local disk,
-    or on any store by URL (``http(s)://``, ``s3://``, ``gs://``, ``az://``: ranged reads)."""
+    """TIFF / OME-TIFF files (``.tif``, ``.tiff``, ``.ome.tif``, ``.btf``, ...; Aperio ``.svs``,
+    Akoya ``.qptiff``, Zeiss ``.lsm``; a multi-file OME-TIFF's ``.companion.ome``) on local
+    disk, or on any store by URL (``http(s)://``, ``s3://``, ``gs://``, ``az://``: ranged
+    reads)."""
 
     name = "tiff"
 
