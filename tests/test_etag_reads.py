@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import zarr
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from images import Spec, upload, write_image
 
@@ -194,3 +195,56 @@ async def test_reads_note_the_versions_their_gets_tell() -> None:
             await store.put("a", b"3")
             await store.get_ranges("a", [(0, 1)])
         assert not seen.knows("a")  # two versions: looked up again by the tile server
+
+
+async def test_missing_chunks_over_http(http_server: StaticServer, http_root: Path) -> None:
+    """Chunks never written (fill value): their GETs' 404s tell the tile's ETag as the HEADs'
+    do, no HEAD on a plain GET; writing one changes the ETag."""
+    local = http_root / "sparse.zarr"
+    spec = Spec(
+        shape=(256, 512), chunks=(128, 128), levels=1, written=(slice(0, 100), slice(0, 100))
+    )
+    write_image(local, spec)
+    app = create_app({"img": f"{http_server.url}sparse.zarr"}, tile_size=256)
+    tile = "/api/datasets/img/tiles/0/0/0/0/0.png?window=0:1000"
+    async with TestClient(TestServer(app)) as client:
+        # (the store's first miss is confirmed by a second GET: on another tile)
+        assert (await client.get(tile.replace("/0.png", "/1.png"))).status == 200
+        http_server.reset()
+        first = await client.get(tile)
+        assert first.status == 200
+        assert http_server.count("HEAD") == 0 and http_server.count("GET") == 4
+        etag = first.headers["ETag"]
+        assert (await client.get(tile, headers={"If-None-Match": etag})).status == 304
+        zarr.open_array(local / "0", mode="r+")[200:210, 200:210] = 7  # a missing chunk now
+        after = await client.get(tile, headers={"If-None-Match": etag})
+        assert after.status == 200 and after.headers["ETag"] != etag
+
+
+async def test_weak_etags_are_looked_up(tmp_path: Path) -> None:
+    """A server whose ETags are weak: a GET cannot tell a version (``If-Match`` never matches
+    a weak one), so each object is looked up by a HEAD, as the revalidation does: the same
+    ETag, and a 304."""
+    root = tmp_path / "files"
+    write_image(root / "img.zarr", SPEC)
+    seen: list[str] = []
+
+    async def weaken(request: web.Request, response: web.StreamResponse) -> None:
+        seen.append(request.method)
+        if "ETag" in response.headers:
+            response.headers["ETag"] = "W/" + response.headers["ETag"]
+
+    files = web.Application()
+    files.router.add_static("/", root)
+    files.on_response_prepare.append(weaken)
+    async with TestServer(files, host="127.0.0.1") as server:
+        app = create_app({"img": f"http://127.0.0.1:{server.port}/img.zarr"}, tile_size=256)
+        async with TestClient(TestServer(app)) as client:
+            seen.clear()
+            first = await client.get(TILE)
+            assert first.status == 200
+            assert Counter(seen) == {"GET": K, "HEAD": K}  # as before: no version from a GET
+            etag = first.headers["ETag"]
+            seen.clear()
+            again = await client.get(TILE, headers={"If-None-Match": etag})
+            assert again.status == 304 and Counter(seen) == {"HEAD": K}
