@@ -270,3 +270,22 @@ def test_an_ome_xml_that_cannot_be_mended_is_named_in_a_warning(tmp_path: Path) 
         ngio_async.convert_sync(src, tmp_path / "broken.zarr")
     with ngio_async.open(tmp_path / "broken.zarr") as ds:  # its pages, as they are
         np.testing.assert_array_equal(ds[...], data[0, 0])
+
+
+@pytest.mark.parametrize(
+    ("color", "axes"), [(16711935, ("c", "z", "y", "x")), (-1, ("z", "y", "x"))]
+)
+def test_the_color_of_a_single_unnamed_channel_is_kept(
+    tmp_path: Path, color: int, axes: tuple[str, ...]
+) -> None:
+    # a green single channel (0x00FF00FF) without a name was shown grey: its color dropped
+    # with the channel axis tifffile squeezes; a white one needs no axis
+    channels = f'<Channel ID="Channel:0:0" Color="{color}" SamplesPerPixel="1"/>'
+    data = _data((1, 1, 3, 8, 10))
+    src = _write(tmp_path / "g.ome.tif", data, "XYZCT", channels=channels)
+    ngio_async.convert_sync(src, tmp_path / "g.zarr")
+    with ngio_async.open(tmp_path / "g.zarr") as ds:
+        assert ds.axes == axes
+        if "c" in axes:
+            assert [c.color for c in ds.metadata.channels] == ["00FF00"]
+            np.testing.assert_array_equal(ds[...], data[0])

@@ -990,8 +990,9 @@ class TiffSource:
             sizes = dict(ome.get("sizes", {}))
             self.name = ome.get("name")
             chans = ome.get("channels", [])
-            if "c" not in self.axes and len(chans) == 1 and chans[0]["label"]:
-                self._add_channel_axis()
+            shown = [c for c in chans if c["label"] or c["color"] not in (None, "FFFFFF")]
+            if "c" not in self.axes and len(chans) == 1 and shown:
+                self._add_channel_axis()  # a named or colored channel: kept
             if "c" in self.axes and len(chans) == self.shape[self.axes.index("c")]:
                 channels = [{"label": c["label"], "color": c["color"]} for c in chans]
         else:
