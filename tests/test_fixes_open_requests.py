@@ -158,3 +158,19 @@ async def test_an_image_opened_from_consolidated_metadata_writes_as_its_document
     for level, expected in (("0", new), ("1", new[:, ::2, ::2])):
         array = zarr.open_array(str(path / level), mode="r")
         np.testing.assert_array_equal(array[...], expected)
+
+
+async def test_levels_added_after_consolidation_open_from_the_updated_copy(tmp_path: Path) -> None:
+    """This library's writes keep the copy up to date: levels built later open with their
+    shapes from it, with no level document read."""
+    path = tmp_path / "img.zarr"
+    _image(path, "0.5", labels=False, consolidated=True)
+    async with ngio_async.open_async(path, mode="r+") as ds:
+        await ds.build_pyramid(levels=4)
+    store = InstrumentedStore(open_store(path))
+    async with ngio_async.open_async(store) as ds:
+        assert [lvl.shape[-1] for lvl in ds.levels] == [32, 16, 8, 4]
+        assert [key for _, key in store.calls] == ["zarr.json"]
+        stored = zarr.open_array(str(path / "3"), mode="r")[...]
+        np.testing.assert_array_equal(await ds.read(level=3), stored)
+    await store.aclose()
