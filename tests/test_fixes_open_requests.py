@@ -174,3 +174,16 @@ async def test_levels_added_after_consolidation_open_from_the_updated_copy(tmp_p
         stored = zarr.open_array(str(path / "3"), mode="r")[...]
         np.testing.assert_array_equal(await ds.read(level=3), stored)
     await store.aclose()
+
+
+def test_an_open_for_writing_reads_the_levels_own_documents(tmp_path: Path) -> None:
+    """Another tool resized level 0 without consolidating again: a read-only open trusts the
+    consolidated copy (as zarr-python does), an ``r+`` open reads the level's own document, so
+    a write is never sized by a stale shape."""
+    path = tmp_path / "img.ome.zarr"
+    _image(path, "0.5", labels=False, consolidated=True)
+    zarr.open_array(str(path / "0"), mode="r+").resize((2, 48, 32))  # not consolidated again
+    with ngio_async.open(path) as ds:
+        assert ds.levels[0].shape == (2, 32, 32)  # the consolidated copy
+    with ngio_async.open(path, mode="r+") as ds:
+        assert ds.levels[0].shape == (2, 48, 32)  # the level's own zarr.json

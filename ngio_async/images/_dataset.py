@@ -297,7 +297,9 @@ class Dataset(StoreNode):
             raise UnsupportedError(_not_an_image(ome, _url_of(store, root)))
         index = _multiscale_index(ome, multiscale, _url_of(store, root))
         paths = tuple(d.path for d in ome.multiscales[index].datasets)
-        arrays = await read_level_metadata(store, root, ome, paths, early, multiscale=index)
+        arrays = await read_level_metadata(
+            store, root, ome, paths, early, multiscale=index, consolidated=mode == "r"
+        )
         return cls.from_plan(
             store,
             root,

@@ -343,13 +343,19 @@ async def read_level_metadata(
     early: EarlyGet | None = None,
     *,
     multiscale: int = 0,
+    consolidated: bool = True,
 ) -> list[ArrayMeta]:
     """Every level's array metadata, checked against the axes of
     ``meta.multiscales[multiscale]``: from the group's consolidated metadata when it was read
     with ``meta`` and holds them all (no request; should they not fit the multiscale, the
-    documents decide), else fetched concurrently (``early``: a GET already started for one)."""
+    documents decide), else fetched concurrently (``early``: a GET already started for one).
+    ``consolidated=False`` (an open for writing): always the documents, since another tool may
+    have resized a level without updating the consolidated copy, and a write sized by a stale
+    shape would overwrite what lies past it."""
     v3 = meta.version != "0.4"
     known = _known_levels(store, root, meta, paths) if v3 else None
+    if not consolidated:
+        known = None
     if known is not None:
         try:
             _check_levels(meta, paths, known, store, root, multiscale)
