@@ -1914,7 +1914,8 @@ def open_async(
         ``build_pyramid`` and ``pyramid=`` writes build the first one only.
     :param store_options: backend options (S3 ``endpoint``, ``region``, credentials, ...) of
         a URL; with an open store they raise ``ValueError`` (give them to ``open_store``).
-    Only metadata is read: for NGFF 0.5 one GET for the group and one per level, concurrently.
+    Only metadata is read: for NGFF 0.5 one GET for the group and one per level, concurrently
+    (read-only opens of a group whose ``zarr.json`` consolidates its levels: that one GET).
     """
     _check_multiscale(multiscale)
     return open_node(
