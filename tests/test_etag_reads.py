@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
+import anyio
 import numpy as np
 import zarr
 from aiohttp import web
@@ -195,6 +196,17 @@ async def test_reads_note_the_versions_their_gets_tell() -> None:
             await store.put("a", b"3")
             await store.get_ranges("a", [(0, 1)])
         assert not seen.knows("a")  # two versions: looked up again by the tile server
+        ended = anyio.Event()
+
+        async def later() -> None:  # started in the block, reads after it ended
+            await ended.wait()
+            await store.get("b")
+
+        async with anyio.create_task_group() as tg:
+            with seeing_versions() as seen:
+                tg.start_soon(later)
+            ended.set()
+        assert not seen.knows("b")
 
 
 async def test_missing_chunks_over_http(http_server: StaticServer, http_root: Path) -> None:

@@ -24,14 +24,18 @@ class VersionsSeen:
     a GET could not tell the version of (a weak ETag, a decoded body), or whose GETs told two
     versions (rewritten between them), is unknown: :meth:`knows` is false."""
 
-    __slots__ = ("_unsure", "_versions")
+    __slots__ = ("_unsure", "_versions", "closed")
 
     def __init__(self) -> None:
         self._versions: dict[str, str | None] = {}
         self._unsure: set[str] = set()
+        #: set when the block ends: a task it started that outlives it notes nothing more
+        self.closed = False
 
     def note(self, key: str, version: str | None, present: bool) -> None:
         """A GET of ``key`` answered: ``present`` (with ``version``, ``None``: unknown) or not."""
+        if self.closed:
+            return
         if present and version is None:
             self._unsure.add(key)
             return
@@ -63,4 +67,5 @@ def seeing_versions() -> Iterator[VersionsSeen]:
     try:
         yield seen
     finally:
+        seen.closed = True
         _SEEN.reset(token)
