@@ -618,9 +618,13 @@ class SyncDataset(_Reopenable):
         return self._levels
 
     def level(
-        self, index: int | None = None, *, pixel_size: float | Sequence[float] | None = None
+        self,
+        index: int | str | None = None,
+        *,
+        pixel_size: float | Sequence[float] | None = None,
+        unit: str | None = None,
     ) -> SyncLevel:
-        lvl = self._dataset.level(index, pixel_size=pixel_size)
+        lvl = self._dataset.level(index, pixel_size=pixel_size, unit=unit)
         return self.levels[self._dataset.levels.index(lvl)]
 
     # reading

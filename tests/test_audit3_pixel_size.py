@@ -47,6 +47,8 @@ def test_a_negative_scale_is_compared_by_its_size(tmp_path: Path) -> None:
 
 def test_a_zero_scale_is_named(tmp_path: Path) -> None:
     with ngio_async.open(_image(tmp_path, 0.0)) as ds:
-        with pytest.raises(ngio_async.MetadataError, match=r"level '0' has scale 0 on axis 'y'"):
+        with pytest.raises(
+            ngio_async.MetadataError, match=r"level 0 has scale 0(\.0)? on axis 'y'"
+        ):
             ds.level(pixel_size=1.0)
         assert ds.read(level=1).shape == (2, 16, 16)  # the pixels stay readable

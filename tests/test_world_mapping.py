@@ -290,8 +290,12 @@ def test_level_for(tmp_path: Path) -> None:
             ds.level_for(0.5, not_coarser=True)
         with pytest.raises(ValueError, match="pixel_size must be positive, got 0"):
             ds.level_for(0)
-        with pytest.raises(ValueError, match="needs one value per axis"):
-            ds.level_for((1, 2, 3))
+        assert ds.level_for((1.0, 1.3, 1.3)) == 1  # one per space axis (z, y, x): z counts
+        assert ds.level(pixel_size=(1.0, 2.6, 2.6)) is ds.levels[2]  # one rule for both
+        assert ds.level(pixel_size=1.3, unit="micrometer") is ds.levels[1]
+        assert ds.metadata.nearest_level(1300, unit="nanometer") == 1
+        with pytest.raises(ValueError, match=r"needs one value per axis \['y', 'x'\], one per "):
+            ds.level_for((1, 2, 3, 4))
         with pytest.raises(ValueError, match="unit 'second' is a time, and no axis given"):
             ds.level_for(1, unit="second")
         # the level found reads the box

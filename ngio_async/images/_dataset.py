@@ -438,16 +438,21 @@ class Dataset(StoreNode):
         )
 
     def level(
-        self, index: int | str | None = None, *, pixel_size: float | Sequence[float] | None = None
+        self,
+        index: int | str | None = None,
+        *,
+        pixel_size: float | Sequence[float] | None = None,
+        unit: str | None = None,
     ) -> Level:
         """A level by index (negative counts from the smallest), by its path in the
-        multiscales (``"0"``, ``"s0"``: a str), or nearest to ``pixel_size``."""
+        multiscales (``"0"``, ``"s0"``: a str), or nearest to ``pixel_size`` (in ``unit``:
+        :meth:`level_for`'s rule)."""
         if (index is None) == (pixel_size is None):
             raise TypeError(
                 f"a level is an index, a path or pixel_size=: exactly one of them, got {index!r}"
             )
         if pixel_size is not None:
-            return self.levels[self.metadata.nearest_level(pixel_size)]
+            return self.levels[self.level_for(pixel_size, unit)]
         assert index is not None
         if isinstance(index, str):
             paths = [lvl.path for lvl in self.levels]

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import math
 import warnings
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .._errors import MetadataError
 from ..meta import Axis, MetadataWarning, Multiscale, OmeMetadata, Scale, Translation
@@ -153,36 +152,14 @@ class ImageMetadata:
             )
         raise KeyError(f"no channel labelled {label!r} (channels: {labels})")
 
-    def nearest_level(self, pixel_size: float | Sequence[float]) -> int:
-        """The level whose pixel size in the space axes is nearest (log scale) to ``pixel_size``.
+    def nearest_level(self, pixel_size: float | Sequence[float], unit: str | None = None) -> int:
+        """The index of the level nearest ``pixel_size`` (in ``unit``; ``None``: as stored), by
+        the rule of :func:`ngio_async.images._world.level_for` (ngio's: the Euclidean distance
+        over y and x; a flipped axis counts by its size; a zero scale raises
+        :class:`MetadataError` naming the level and the axis)."""
+        from ._world import level_for
 
-        A number compares against every space axis; a sequence gives one value per space axis
-        (z, y, x order as in the image). A negative stored scale (a flipped axis) counts by
-        its size; a zero one raises :class:`MetadataError` naming the level and the axis.
-        """
-        space = [i for i, a in enumerate(self.multiscale.axes) if a.type == "space"]
-        from ._create import is_scalar, real_number
-
-        values: list[Any] = (
-            [pixel_size] * len(space) if is_scalar(pixel_size) else list(pixel_size)  # type: ignore[arg-type]
-        )
-        if len(values) != len(space):
-            raise ValueError(f"pixel_size needs {len(space)} values (one per space axis)")
-        wanted = [real_number(v, "pixel_size", positive=True) for v in values]
-        for level, cal in enumerate(self._cal):
-            for i in space:
-                if cal.axes[i].scale == 0:
-                    raise MetadataError(
-                        f"level {cal.path!r} has scale 0 on axis {cal.axes[i].name!r}: no "
-                        "pixel size to compare pixel_size with",
-                        f"$.multiscales[{self.index}].datasets[{level}].coordinateTransformations",
-                    )
-
-        def distance(level: int) -> float:
-            scale = self._cal[level].scale
-            return sum(abs(math.log(abs(scale[i]) / w)) for i, w in zip(space, wanted, strict=True))
-
-        return min(range(len(self._cal)), key=distance)
+        return level_for(self._cal, pixel_size, unit)
 
     def _level_calibration(
         self, level: int, at: str, after: tuple[list[float], list[float]]

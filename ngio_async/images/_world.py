@@ -413,19 +413,22 @@ def level_for(
 ) -> int:
     """The level whose y/x pixel size is nearest to ``pixel_size`` (the Euclidean distance
     over y and x, as ngio picks; ties: the finer); ``not_coarser``: the coarsest level whose
-    pixels are nowhere larger than asked. ``pixel_size``: a number (y and x) or one per axis,
-    in ``unit`` (``None``: as stored)."""
+    pixels are nowhere larger than asked. ``pixel_size``: a number (y and x), one per y/x
+    axis, or one per space axis (z, y, x: z counts too), in ``unit`` (``None``: as stored)."""
     first = levels[0]
-    names = [a.name for a in first.axes if a.name in ("y", "x") and is_world_axis(a)]
-    if not names:
-        names = [a.name for a in first.axes if a.type == "space"]
+    space = [a.name for a in first.axes if a.type == "space"]
+    names = [a.name for a in first.axes if a.name in ("y", "x") and is_world_axis(a)] or space
     if not names:
         raise ValueError("the image has no space axes: no pixel size to choose a level by")
     if isinstance(pixel_size, Sequence | np.ndarray) and not isinstance(pixel_size, str):
         values = list(pixel_size)
-        if len(values) != len(names):
+        if len(values) == len(space) != len(names):
+            names = space
+        elif len(values) != len(names):
+            also = f", one per space axis {space}" if space != names else ""
             raise ValueError(
-                f"pixel_size needs one value per axis {names} or one for all, got {len(values)}"
+                f"pixel_size needs one value per axis {names}{also} or one for all, "
+                f"got {len(values)}"
             )
     else:
         values = [pixel_size] * len(names)
