@@ -260,3 +260,18 @@ async def test_weak_etags_are_looked_up(tmp_path: Path) -> None:
             seen.clear()
             again = await client.get(TILE, headers={"If-None-Match": etag})
             assert again.status == 304 and Counter(seen) == {"HEAD": K}
+
+
+async def test_local_versions_in_one_thread_call(tmp_path: Path) -> None:
+    """Stores over local files tell the versions of many keys in one worker-thread call, the
+    same as ``version`` (missing, and a directory: ``None``); other stores: ``None``."""
+    for url in (str(tmp_path), f"file://{tmp_path}"):
+        async with open_store(url) as store:
+            await store.put("a/b", b"1")
+            await store.put("c", b"22")
+            keys = ["a/b", "c", "missing", "a"]
+            told = await anyio.to_thread.run_sync(store.versions_blocking, keys)
+            assert told == [await store.version(key) for key in keys]
+            assert told[0] is not None and told[2:] == [None, None]
+    async with open_store("memory://") as store:
+        assert store.versions_blocking(["a"]) is None

@@ -519,6 +519,27 @@ class AsyncStore(abc.ABC):
         check_key(key)
         return await self._call(key, lambda: self._version_once(key))
 
+    def versions_blocking(self, keys: Sequence[str]) -> list[str | None] | None:
+        """The versions of ``keys`` (as :meth:`version`; ``None``: missing) for a worker
+        thread, one ``stat`` each, from a store over local files (:attr:`_root` set: one
+        thread call instead of one :meth:`version` each); ``None`` from other stores."""
+        if self._root is None:
+            return None
+        self._check_open()
+        out: list[str | None] = []
+        for key in keys:
+            check_key(key)
+            try:
+                st = os.stat(self._local_path(key))
+            except (FileNotFoundError, NotADirectoryError):
+                out.append(None)
+                continue
+            except OSError:
+                with self._map_exceptions(key):
+                    raise
+            out.append(None if stat.S_ISDIR(st.st_mode) else file_version(st))
+        return out
+
     async def exists(self, key: str) -> bool:
         """Whether the object ``key`` exists."""
         self._check_open()
