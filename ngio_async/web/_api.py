@@ -377,10 +377,12 @@ async def _tile(request: web.Request, state: WebState, entry: Entry) -> web.Stre
         render = functools.partial(
             render_tile, planes, windows, colors, ext, overlays, query.label_opacity
         )
-        async with anyio.create_task_group() as tg:
-            # the versions no GET told (a chunk cache's chunks): a HEAD each, while rendering
-            start_deferred(tg, _look_up, store, keys, found)
+        if all(key in found for key in keys):
             body = await anyio.to_thread.run_sync(render, limiter=state.render_limiter)
+        else:  # versions no GET told (cached or shared chunks, weak ETags): HEADs, meanwhile
+            async with anyio.create_task_group() as tg:
+                start_deferred(tg, _look_up, store, keys, found)
+                body = await anyio.to_thread.run_sync(render, limiter=state.render_limiter)
     etag = tag()
     if etag is not None:
         headers["ETag"] = etag
