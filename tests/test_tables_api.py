@@ -165,8 +165,8 @@ async def test_bad_tables_name_the_table_and_key(tmp_path: Path) -> None:
             await ds.tables.read("no_x")
         with pytest.raises(ValueError, match=r"'bad'.*'b' has 2 rows"):
             await ds.tables.write("bad", {"a": [1.0], "b": [1.0, 2.0]})
-        with pytest.raises(UnsupportedError, match=r"'bad'.*'parquet' backend"):
-            await ds.tables.write("bad", {"a": [1.0]}, backend="parquet")
+        with pytest.raises(UnsupportedError, match=r"'bad'.*'feather' backend"):
+            await ds.tables.write("bad", {"a": [1.0]}, backend="feather")
     listing["attributes"]["tables"] = "no_x"
     _put_json(tables / "zarr.json", listing)
     async with ngio_async.open_async(path) as ds:

@@ -2,8 +2,7 @@
 what ngio_async writes, they read with the same values (NGFF 0.4 / zarr v2 and 0.5 / zarr v3).
 
 ngio writes every table type it has (roi, masking roi, feature, generic, condition) with each
-backend (anndata, json, csv, parquet); ngio_async reads all but parquet, which it refuses by
-name. Columns are compared as ngio's DataFrame holds them (float, int, bool, string)."""
+backend (anndata, json, csv, parquet); ngio_async reads them all (parquet with pyarrow). Columns are compared as ngio's DataFrame holds them (float, int, bool, string)."""
 
 from __future__ import annotations
 
@@ -15,7 +14,6 @@ import numpy as np
 import pytest
 
 import ngio_async
-from ngio_async import UnsupportedError
 from ngio_async.tables import Roi, Table
 
 if TYPE_CHECKING:
@@ -132,10 +130,6 @@ async def test_ngio_tables_read_with_ngio_values(ngio_written: Path) -> None:
         assert names == c.list_tables()
         assert await ds.tables.names(type="roi_table") == c.list_tables(filter_types="roi_table")
         for name in names:
-            if name.endswith("_parquet"):
-                with pytest.raises(UnsupportedError, match=f"{name}.*parquet"):
-                    await ds.tables.read(name)
-                continue
             with _quiet():
                 theirs = c.get_table(name)
                 frame = theirs.dataframe

@@ -3,8 +3,9 @@
 The image's ``tables`` group lists them (``{"tables": [...]}`` in its attributes); each is a
 subgroup whose attributes say its ``type`` (``roi_table``, ``masking_roi_table``,
 ``feature_table``, ...) and ``backend``, as ngio 1.1.3 writes them. Reads take the ``anndata``
-(default), ``json`` and ``csv`` backends; ``parquet`` tables are refused (not supported).
-Writes use the ``anndata`` layout (or ``json``), zarr v2 in an NGFF 0.4 image, v3 in 0.5.
+(default), ``json``, ``csv`` and ``parquet`` backends (parquet needs pyarrow: the ``tables``
+extra). Writes use the ``anndata`` layout (or ``json``, ``csv``, ``parquet``), zarr v2 in an
+NGFF 0.4 image, v3 in 0.5.
 
 A write never leaves the listing naming a table whose data is missing: the table's arrays,
 then its group's documents, then the listing (``overwrite=True`` first unlists the old table
@@ -22,6 +23,7 @@ from .._errors import ExistsError, MetadataError, NotFoundError, UnsupportedErro
 from ..meta import write_document
 from ._anndata import Node, encode_anndata, group_documents, read_anndata, read_nodes
 from ._model import ROI_COLUMNS, ROI_TYPES, Roi, Table, rois_to_columns
+from ._parquet import decode_parquet, encode_parquet
 from ._text import decode_csv, decode_json, encode_csv, encode_json
 
 if TYPE_CHECKING:
@@ -114,7 +116,7 @@ class Tables:
         """Table ``name``, read whole (row names, columns, type and attributes).
 
         :raises NotFoundError: no such table listed, or listed but its group is missing.
-        :raises UnsupportedError: a ``parquet`` table, or an unknown ``backend``.
+        :raises UnsupportedError: an unknown ``backend``, or a ``parquet`` table without pyarrow.
         :raises MetadataError: a required column is missing, or the stored data is malformed
             (the table and the key named).
         """
@@ -131,18 +133,13 @@ class Tables:
             index_key = index_key or stored_key
             if index_key is not None:
                 columns.pop(index_key, None)
-        elif backend in _JSON or backend in _CSV:
+        elif backend in _JSON or backend in _CSV or backend in _PARQUET:
             columns = await self._read_text(name, root, backend)
             index = _pop_index(columns, index_key, name)
-        elif backend in _PARQUET:
-            raise UnsupportedError(
-                f"table {name!r} ({self._url(name)}) uses the parquet backend, which ngio_async "
-                "does not read (anndata, json and csv are supported)"
-            )
         else:
             raise UnsupportedError(
                 f"table {name!r} ({self._url(name)}) has an unknown backend {backend!r} "
-                "(at $.backend; anndata, json and csv are supported)"
+                "(at $.backend; anndata, json, csv and parquet are supported)"
             )
         kind = attrs.get("type")
         kind = kind if isinstance(kind, str) and kind else "generic_table"
@@ -167,11 +164,19 @@ class Tables:
                     _join(root, "table"),
                 )
             return decode_json(sub.attrs, _join(root, "table"))
-        key = _join(root, "table.csv")
+        parquet = backend in _PARQUET
+        file = "table.parquet" if parquet else "table.csv"
+        key = _join(root, file)
         raw = await store.get(key)
         if raw is None:
-            raise MetadataError(f"csv table {name!r} has no table.csv ({self._url(name)})", key)
-        return decode_csv(bytes(memoryview(raw)), key)
+            kind = "parquet" if parquet else "csv"
+            raise MetadataError(f"{kind} table {name!r} has no {file} ({self._url(name)})", key)
+        data = bytes(memoryview(raw))
+        if not parquet:
+            return decode_csv(data, key)
+        if len(data) < _INLINE_BYTES:
+            return decode_parquet(data, key, name)
+        return await self._dataset._workers.run(decode_parquet, data, key, name)
 
     async def rois(self, name: str) -> list[Roi]:
         """The rows of ROI table ``name`` as boxes (see :class:`~ngio_async.tables.Roi`).
@@ -355,8 +360,8 @@ class Tables:
         if backend in _ANNDATA:
             items = encode_anndata(index, index_key, columns, v3=self._v3)
             attrs = {**_ANNDATA_ATTRS, "backend": "anndata", **attrs}
-        elif backend in _JSON or backend in _CSV:
-            data: dict[str, Any] = encode_json(columns)
+        elif backend in _JSON or backend in _CSV or backend in _PARQUET:
+            data: dict[str, Any] = encode_json(columns) if backend not in _PARQUET else columns
             if "index_key" in attrs:  # the row names, as ngio writes them: a column first
                 ints = attrs.get("index_type") == "int"
                 data = {index_key: [int(v) for v in index] if ints else index, **data}
@@ -364,13 +369,15 @@ class Tables:
                 items = {
                     _join("table", k): v for k, v in group_documents(data, v3=self._v3).items()
                 }
-            else:
+            elif backend in _CSV:
                 items = {"table.csv": encode_csv(data)}
-            attrs = {"backend": "json" if backend in _JSON else "csv", **attrs}
+            else:
+                items = {"table.parquet": await ds._workers.run(encode_parquet, data, name)}
+            attrs = {"backend": _text_backend(backend), **attrs}
         else:
             raise UnsupportedError(
                 f"table {name!r}: writing the {backend!r} backend is not supported "
-                "(anndata, json and csv are)"
+                "(anndata, json, csv and parquet are)"
             )
         items = {_join(root, k): v for k, v in items.items()}
         heads = {_join(root, k): v for k, v in group_documents(attrs, v3=self._v3).items()}
@@ -447,6 +454,14 @@ class Tables:
             removed=_join(self._group, name),
             shared=[self._listing_key],
         )
+
+
+#: a parquet file smaller than this decodes on the event loop, a larger one in a worker thread
+_INLINE_BYTES = 256 * 1024
+
+
+def _text_backend(backend: str) -> str:
+    return "json" if backend in _JSON else "csv" if backend in _CSV else "parquet"
 
 
 _SYSTEM = frozenset({"encoding-type", "encoding-version", "backend"})
