@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import os
 import re
 import sys
 from typing import TYPE_CHECKING, Any
@@ -154,7 +155,7 @@ def _describe(result: Any, dst: str) -> str:
     """One line for a ``ConvertResult`` (attributes read defensively)."""
     where = getattr(result, "dst", None) or dst
     if getattr(result, "skipped", False):
-        return f"skipped {where} (complete already)"
+        return f"skipped {where} (complete already)" + _members(result)
     parts = [f"wrote {where}"]
     version = getattr(result, "ngff_version", None)
     if version:
@@ -179,7 +180,18 @@ def _describe(result: Any, dst: str) -> str:
     written = getattr(result, "bytes_written", None)
     if written:
         parts.append(f"{written / 1e6:.1f} MB")
-    return ", ".join(parts)
+    return ", ".join(parts) + _members(result)
+
+
+def _members(result: Any) -> str:
+    """What a batch took as files of the same multi-file OME-TIFF as ``result.src``."""
+    members = getattr(result, "members", ())
+    if not members:
+        return ""
+    first, *others = (
+        os.path.basename(str(m).rstrip("/")) for m in (getattr(result, "src", ""), *members)
+    )
+    return f"; one multi-file OME-TIFF: {first} with {', '.join(others)}"
 
 
 _NODE_FILES = ("zarr.json", ".zattrs", ".zgroup", ".zarray")

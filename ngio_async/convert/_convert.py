@@ -115,6 +115,9 @@ class ConvertResult:
     A source of several images (a multi-image TIFF, a bioformats2raw container) converts into a
     bioformats2raw container: ``series`` lists its images' paths; ``shape``, ``dtype``,
     ``axes`` and ``levels`` are the first one's (``labels``: those of every image, once).
+
+    ``members`` (:func:`convert_many`): the batch's other inputs that are files of the same
+    multi-file OME-TIFF as ``src``, converted with it (they have no result of their own).
     """
 
     src: str
@@ -132,6 +135,7 @@ class ConvertResult:
     wells: tuple[str, ...] = ()
     fields: int = 0
     series: tuple[str, ...] = ()
+    members: tuple[str, ...] = ()
 
 
 @dataclass
@@ -2221,13 +2225,14 @@ async def _convert_kw(src: Any, dst: Any, options: dict[str, Any]) -> ConvertRes
 
 
 # ------------------------------------------------------------------------------ batches
-_STEM_SUFFIXES = (".ome.tiff", ".ome.tif", ".ome.zarr", ".tiff", ".tif", ".zarr", ".btf")
+#: what output names drop (compound suffixes first); then a trailing ``.ome`` goes too
+_STEM_SUFFIXES = (".companion.ome", ".ome.zarr", ".zarr")
 
 
 def output_name(src: Any) -> str:
-    """``<stem>.ome.zarr`` for a source path or URL (``a.ome.tif`` -> ``a.ome.zarr``): a URL's
-    path, without its query or fragment (a signed URL), percent-escapes of ``file://`` and
-    ``http(s)://`` decoded."""
+    """``<stem>.ome.zarr`` for a source path or URL (``a.ome.tif``, ``a.ome.btf``, ``a.tiff``
+    and ``a.companion.ome`` -> ``a.ome.zarr``): a URL's path, without its query or fragment (a
+    signed URL), percent-escapes of ``file://`` and ``http(s)://`` decoded."""
     text = os.fspath(src)
     if "://" in text:
         parts = urlsplit(text)
@@ -2241,6 +2246,8 @@ def output_name(src: Any) -> str:
             break
     else:
         base = os.path.splitext(base)[0]
+        if base.lower().endswith(".ome"):
+            base = base[:-4]
     return base + ".ome.zarr"
 
 
@@ -2354,11 +2361,19 @@ async def convert_many(
     :param convert_options: passed to :func:`convert` (``ngff_version``, ``chunks``, ...).
     :returns: per input (its string form): the :class:`ConvertResult` or the exception raised.
         A failing input never stops the others; an input that is its own output (or holds it,
-        or lies inside it) fails with ``ValueError`` and is left untouched.
+        or lies inside it) fails with ``ValueError`` and is left untouched. Several files of
+        one multi-file OME-TIFF (a ``.companion.ome`` and its TIFFs, a Micro-Manager
+        ``*_MMStack_*.ome.tif`` series) convert once, as its companion file, else the first
+        TIFF its OME-XML names (named after it); the others are that result's ``members``.
     """
+    from dataclasses import replace
+
     if concurrency < 1:
         raise ValueError(f"concurrency must be >= 1, got {concurrency}")
     inputs = _inputs(srcs, dst_dir)
+    sets = await anyio.to_thread.run_sync(_file_sets, inputs)
+    taken = {m for members in sets.values() for m in members}
+    inputs = [s for s in inputs if _name(s) not in taken]
     base = os.fspath(dst_dir).rstrip("/")
     targets = {_name(s): f"{base}/{output_name(s)}" for s in inputs}
     by_target: dict[str, list[str]] = {}
@@ -2393,12 +2408,11 @@ async def convert_many(
                     done_already = await _skipped(key, target, opts)
                     if not _as_requested(done_already, convert_options):
                         done_already = None  # e.g. a build of extra levels was interrupted
-                if done_already is not None:
-                    results[key] = done_already
-                else:
-                    results[key] = await convert(
+                if done_already is None:
+                    done_already = await convert(
                         src, target, overwrite=True, dst_options=opts, **convert_options
                     )
+                results[key] = replace(done_already, members=sets.get(key, ()))
             except Exception as exc:  # noqa: BLE001 - reported per input, never re-raised
                 results[key] = exc
         done += 1
@@ -2409,6 +2423,33 @@ async def convert_many(
         for src in inputs:
             start_deferred(tg, one, src)
     return {_name(s): results[_name(s)] for s in inputs}
+
+
+def _file_sets(inputs: Sequence[Any]) -> dict[str, tuple[str, ...]]:
+    """The multi-file OME-TIFFs of which several files are local ``inputs``: per set, its first
+    input (its companion file, else the first TIFF its OME-XML names) and the others."""
+    from ._tiff import TiffReader, _local_path, is_remote, set_files
+
+    reader = TiffReader()
+    groups: dict[tuple[str, ...], list[tuple[str, Any]]] = {}
+    for src in inputs:
+        if not isinstance(src, str | os.PathLike) or not reader.can_read(src):
+            continue
+        text = os.fspath(src)
+        if is_remote(text):
+            continue
+        path = os.path.realpath(_local_path(text))
+        files = set_files(path)
+        if files is not None:
+            key = tuple(os.path.realpath(f) for f in files)
+            groups.setdefault(key, []).append((path, src))
+    sets: dict[str, tuple[str, ...]] = {}
+    for order, members in groups.items():
+        if len(members) > 1:
+            rank = {f: i for i, f in enumerate(order)}
+            members.sort(key=lambda m: rank.get(m[0], len(rank)))
+            sets[_name(members[0][1])] = tuple(_name(m[1]) for m in members[1:])
+    return sets
 
 
 def _as_requested(result: ConvertResult, options: Mapping[str, Any]) -> bool:

@@ -753,6 +753,55 @@ def _first_tiff(xml: str, where: str) -> str:
     raise UnsupportedError(f"{where}: no TiffData names a file (UUID FileName)")
 
 
+def _named_files(xml: str, folder: str) -> list[str]:
+    """The files an OME-XML's ``TiffData`` name (``UUID FileName``), once each, in order."""
+    names = (e.get("FileName") for e in ET.fromstring(xml).iter() if _local(e.tag) == "UUID")
+    return [os.path.join(folder, n) for n in dict.fromkeys(n for n in names if n)]
+
+
+def set_files(path: str) -> list[str] | None:
+    """The files of the multi-file OME-TIFF that the local file ``path`` belongs to (any of
+    them converts the whole set): its companion file first (``.companion.ome``), then the TIFFs
+    its OME-XML names, in order; ``None`` for a file that is a whole image by itself, or that
+    does not read (its conversion says why). Reads the first IFD of ``path`` (and of the TIFF
+    a ``BinaryOnly`` one names)."""
+    import tifffile
+
+    logger = tifffile.logger()
+    thread = threading.get_ident()
+
+    def others(record: logging.LogRecord) -> bool:  # a broken file's report is its conversion's
+        return record.thread != thread
+
+    logger.addFilter(others)
+    try:
+        return _set_files(path, follow=True)
+    except (OSError, ValueError, ET.ParseError, NgioError):
+        return None
+    finally:
+        logger.removeFilter(others)
+
+
+def _set_files(path: str, *, follow: bool) -> list[str] | None:
+    import tifffile
+
+    folder = os.path.dirname(path)
+    if path.lower().endswith(_COMPANION):
+        return [path, *_named_files(_read_xml(path, path), folder)]
+    with tifffile.TiffFile(path) as tif:
+        xml = tif.ome_metadata if tif.is_ome else None
+    meta = binary_only(xml)
+    if meta is not None:  # its OME-XML is in the file it names: that file's set
+        target = os.path.join(folder, meta)
+        if not meta or not follow or not os.path.isfile(target):
+            return None  # its conversion says what is missing
+        return _set_files(target, follow=False)
+    files = _named_files(xml, folder) if xml else []
+    if not any(not os.path.exists(f) or not os.path.samefile(f, path) for f in files):
+        return None  # it names no other file
+    return files
+
+
 def _open_local(path: str) -> Any:
     """A local TIFF as a ``tifffile.TiffFile``, with the whole multi-file OME-TIFF it belongs
     to: a companion OME-XML (``.companion.ome``) opens its first TIFF with it; a TIFF whose
