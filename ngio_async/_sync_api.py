@@ -63,7 +63,7 @@ if TYPE_CHECKING:
     from .images._reuse import ChunkPool
     from .images._world import Origin, Unit
     from .meta import Acquisition, LabelColor, Plate as PlateMeta
-    from .tables import Roi, Table, Tables
+    from .tables import PlateTables, Roi, Table, Tables
 
 __all__ = [
     "SyncDataset",
@@ -456,6 +456,19 @@ class SyncTables:
 
     def __iter__(self) -> Any:
         return iter(self.names())
+
+
+class SyncPlateTables(SyncTables):
+    """A plate's tables, blocking: as :class:`SyncTables`, and ``image_names``,
+    ``concatenate`` (see :class:`ngio_async.tables.PlateTables`)."""
+
+    _tables: PlateTables
+
+    def image_names(self, acquisition: int | None = None, **options: Any) -> list[str]:
+        return self._runner.call(lambda: self._tables.image_names(acquisition, **options))
+
+    def concatenate(self, name: str, **options: Any) -> Table:
+        return self._runner.call(lambda: self._tables.concatenate(name, **options))
 
 
 class SyncDataset(_Reopenable):
@@ -1291,6 +1304,12 @@ class SyncPlate(_Reopenable):
     @property
     def field_count(self) -> int | None:
         return self._plate.field_count
+
+    @property
+    def tables(self) -> SyncPlateTables:
+        """The plate's tables and its images' concatenated (see
+        :class:`ngio_async.tables.PlateTables`), blocking."""
+        return SyncPlateTables(self._runner, self._plate.tables)
 
     @property
     def closed(self) -> bool:

@@ -64,6 +64,7 @@ from ..meta import (
 )
 from ..meta._validate import _UNVERSIONED
 from ..meta.zarr import encode_group_v2, encode_group_v3
+from ..tables._plate import PlateTables
 from ._create import (
     _PLAN_KEYS,
     ImagePlan,
@@ -244,6 +245,8 @@ class Plate(StoreNode):
         self._first_paths: tuple[str, ...] | None = None
         self._first_field = ""  # its path, once read: 'A/1/0'
         self._derived: set[int] | None = None  # acquisitions whose maximumfieldcount we keep
+        #: the plate's own tables (its ``tables/`` group) and its images' ones, concatenated
+        self.tables = PlateTables(self, version=version)
 
     # ---------------------------------------------------------------- opening / closing
     @classmethod

@@ -4,6 +4,7 @@ tables and generic ones, read as columns and written in the layout ngio 1.1.3 wr
 from __future__ import annotations
 
 from ._model import ROI_TYPES, Roi, Table
+from ._plate import PlateTables
 from ._tables import Tables
 
-__all__ = ["ROI_TYPES", "Roi", "Table", "Tables"]
+__all__ = ["ROI_TYPES", "PlateTables", "Roi", "Table", "Tables"]

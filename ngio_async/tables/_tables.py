@@ -14,7 +14,7 @@ and deletes its keys). A failed write removes what it wrote.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import anyio
 import numpy as np
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from numpy.typing import ArrayLike, NDArray
 
     from ..images._dataset import Dataset
+    from ..images._plate import Plate
     from ..stores import Buffer
 
 __all__ = ["Tables"]
@@ -51,14 +52,19 @@ class Tables:
     """The tables of an image: ``names()``, ``read(name)``, ``rois(name)``, ``write_rois``,
     ``write_features``, ``write``, ``delete``."""
 
-    def __init__(self, dataset: Dataset) -> None:
+    def __init__(self, dataset: Dataset | Plate, *, version: str | None = None) -> None:
+        """The tables of ``dataset`` (an image, or a plate: then ``version``, its NGFF one)."""
         self._dataset = dataset
+        self._version = version
         self._lock: anyio.Lock | None = None
 
     # ------------------------------------------------------------------ where
     @property
     def _v3(self) -> bool:
-        return self._dataset.metadata.ngff_version not in ("0.1", "0.2", "0.3", "0.4")
+        version = self._version
+        if version is None:
+            version = cast("Dataset", self._dataset).metadata.ngff_version
+        return version not in ("0.1", "0.2", "0.3", "0.4")
 
     @property
     def _group(self) -> str:
