@@ -72,37 +72,42 @@ def _compressor(text: str | None) -> str | bool | None:
     return name
 
 
-def _expand(srcs: list[str], dst: str | None = None) -> tuple[list[str], bool]:
+def _expand(srcs: list[str], dst: str | None = None) -> tuple[list[str], int, bool]:
     """SRCs with their glob patterns (``'scans/*.tif'``, quoted or from a shell that does not
-    expand them) and folders of inputs (a directory that is no zarr node: its TIFFs and
-    OME-Zarr directories) expanded, sorted; and whether a pattern or folder was given (then DST
-    is a directory, whatever the number of matches). A local path that exists is never a
-    pattern."""
+    expand them) expanded, sorted; how many inputs they make (a folder of inputs, a directory
+    that is no zarr node, is kept as it is for ``convert_many``, which mirrors its folders:
+    its TIFFs and OME-Zarr directories are counted); and whether a pattern or folder was given
+    (then DST is a directory, whatever the number of matches). A local path that exists is
+    never a pattern."""
     import glob
     import os
 
     from ..convert._convert import folder_inputs, folder_path
 
     out: list[str] = []
+    count = 0
     pattern = False
     for src in srcs:
         folder = folder_path(src)
         if folder is not None:  # a folder of inputs (not an OME-Zarr directory): its images
             try:
-                out.extend(folder_inputs(folder, dst))
+                count += len(folder_inputs(folder, dst))
             except ValueError as exc:
                 raise CLIError(f"not found: {exc}") from None
+            out.append(src)
             pattern = True
             continue
         if "://" in src or not any(ch in src for ch in "*?[") or os.path.exists(src):
             out.append(src)
+            count += 1
             continue
         matches = sorted(glob.glob(src))
         if not matches:
             raise CLIError(f"not found: no file or directory matches {src!r}")
         out.extend(matches)
+        count += len(matches)
         pattern = True
-    return out, pattern
+    return out, count, pattern
 
 
 def _options(args: argparse.Namespace) -> dict[str, Any]:
@@ -230,7 +235,7 @@ def run_convert(args: argparse.Namespace) -> int:
             f"{dst}: a memory:// store ends with this process: nothing written there would be "
             "kept (write to a path or an object store)"
         )
-    srcs, pattern = _expand(list(args.srcs), dst)
+    srcs, count, pattern = _expand(list(args.srcs), dst)
     options = _options(args)
     options.update(_store_options(args, srcs, dst))
     if getattr(args, "series", None) is not None:  # the reader's option, for every SRC
@@ -244,7 +249,7 @@ def run_convert(args: argparse.Namespace) -> int:
         if wants_progress(args.quiet) and console.is_terminal:
             from ..progress import rich_progress
 
-            what = "converting" if single else f"converting {len(srcs)} inputs"
+            what = "converting" if single else f"converting {count} inputs"
             options["progress"] = stack.enter_context(
                 rich_progress(what, console=console, transient=True)
             )

@@ -2303,41 +2303,52 @@ def folder_path(src: Any) -> str | None:
 
 
 def folder_inputs(path: str, dst_dir: Any = None) -> list[str]:
-    """The images of a folder of inputs, sorted: files a reader other than OME-Zarr's takes
-    (TIFFs, a plugin's formats) and the OME-Zarr directories in it (hidden entries skipped;
-    so is ``dst_dir``, the batch's output directory, when it lies in the folder: a re-run
-    would take it for an input).
+    """The images of a folder of inputs and of the folders in it, sorted: files a reader other
+    than OME-Zarr's takes (TIFFs, a plugin's formats) and OME-Zarr directories (hidden entries
+    and links to folders skipped; so is ``dst_dir``, the batch's output directory, when it lies
+    in the folder: a re-run would take it for an input).
 
     :raises ValueError: the folder holds none."""
     from ._formats import readers
 
     others = [r for r in readers() if not isinstance(r, OmeZarrReader)]
-    zarr_reader = OmeZarrReader()
-    skip = _local_dir(dst_dir)
-    out: list[str] = []
-    for name in sorted(os.listdir(path)):
-        if name.startswith("."):
-            continue
-        entry = os.path.join(path, name)
-        if skip is not None and _same_file(entry, skip):
-            continue
-        if os.path.isdir(entry):
-            if zarr_reader.can_read(entry):
-                out.append(entry)
-        elif any(r.can_read(entry) for r in others):
-            out.append(entry)
+    out = _folder_walk(path, others, _local_dir(dst_dir))
     if not out:
         raise ValueError(f"{path} holds no image to convert (no TIFF, no OME-Zarr directory)")
     return out
 
 
-def _inputs(srcs: str | os.PathLike[str] | Sequence[Any], dst_dir: Any = None) -> list[Any]:
+def _folder_walk(path: str, others: Sequence[Any], skip: str | None) -> list[str]:
+    out: list[str] = []
+    for name in sorted(os.listdir(path)):
+        entry = os.path.join(path, name)
+        if name.startswith(".") or (skip is not None and _same_file(entry, skip)):
+            continue
+        if os.path.isdir(entry):
+            if OmeZarrReader().can_read(entry):
+                out.append(entry)
+            elif not os.path.islink(entry):  # a link may lead back up: a loop
+                out.extend(_folder_walk(entry, others, skip))
+        elif any(r.can_read(entry) for r in others):
+            out.append(entry)
+    return out
+
+
+def _inputs(srcs: str | os.PathLike[str] | Sequence[Any], dst_dir: Any) -> list[tuple[Any, str]]:
+    """The batch's inputs, each with the folder its output goes to under ``dst_dir`` (``""``:
+    ``dst_dir`` itself; an image in a folder of inputs: the folders between them)."""
     if isinstance(srcs, str) and any(ch in srcs for ch in "*?[") and not os.path.exists(srcs):
-        return sorted(globmod.glob(srcs))
-    if isinstance(srcs, str | os.PathLike):
-        folder = folder_path(srcs)
-        return [srcs] if folder is None else folder_inputs(folder, dst_dir)
-    return list(srcs)
+        return [(s, "") for s in sorted(globmod.glob(srcs))]
+    out: list[tuple[Any, str]] = []
+    for src in [srcs] if isinstance(srcs, str | os.PathLike) else srcs:
+        folder = folder_path(src) if isinstance(src, str | os.PathLike) else None
+        if folder is None:
+            out.append((src, ""))
+            continue
+        for entry in folder_inputs(folder, dst_dir):
+            sub = os.path.relpath(os.path.dirname(entry), folder)
+            out.append((entry, "" if sub == "." else sub.replace(os.sep, "/")))
+    return out
 
 
 async def convert_many(
@@ -2353,7 +2364,8 @@ async def convert_many(
     """Convert every input to ``<dst_dir>/<stem>.ome.zarr``, ``concurrency`` at a time.
 
     :param srcs: paths / URLs, a glob pattern (``"data/*.tif"``), or a folder of inputs (a
-        local directory that is no zarr node: its TIFFs and OME-Zarr directories).
+        local directory that is no zarr node: its TIFFs and OME-Zarr directories, and those
+        of its folders, whose outputs go to the same folders under ``dst_dir``).
     :param progress: ``progress(done, total)`` in inputs, after each one finishes (or fails).
     :param overwrite: convert again even outputs that are complete; otherwise a complete output
         (its NGFF group metadata exists) is skipped (``ConvertResult.skipped``) and an
@@ -2361,8 +2373,9 @@ async def convert_many(
     :param convert_options: passed to :func:`convert` (``ngff_version``, ``chunks``, ...).
     :returns: per input (its string form): the :class:`ConvertResult` or the exception raised.
         A failing input never stops the others; an input that is its own output (or holds it,
-        or lies inside it) fails with ``ValueError`` and is left untouched. Several files of
-        one multi-file OME-TIFF (a ``.companion.ome`` and its TIFFs, a Micro-Manager
+        or lies inside it) fails with ``ValueError`` and is left untouched; an input that is
+        another input's output (a folder converted into itself, run again) is no input. Several
+        files of one multi-file OME-TIFF (a ``.companion.ome`` and its TIFFs, a Micro-Manager
         ``*_MMStack_*.ome.tif`` series) convert once, as its companion file, else the first
         TIFF its OME-XML names (named after it); the others are that result's ``members``.
     """
@@ -2370,12 +2383,16 @@ async def convert_many(
 
     if concurrency < 1:
         raise ValueError(f"concurrency must be >= 1, got {concurrency}")
-    inputs = _inputs(srcs, dst_dir)
-    sets = await anyio.to_thread.run_sync(_file_sets, inputs)
+    placed = _inputs(srcs, dst_dir)
+    sets = await anyio.to_thread.run_sync(_file_sets, [s for s, _ in placed])
     taken = {m for members in sets.values() for m in members}
-    inputs = [s for s in inputs if _name(s) not in taken]
+    placed = [(s, sub) for s, sub in placed if _name(s) not in taken]
+    inputs = [s for s, _ in placed]
     base = os.fspath(dst_dir).rstrip("/")
-    targets = {_name(s): f"{base}/{output_name(s)}" for s in inputs}
+    targets = {_name(s): f"{base}/{sub + '/' if sub else ''}{output_name(s)}" for s, sub in placed}
+    for src in _outputs_among(inputs, targets):  # a folder converted into itself, run again
+        inputs.remove(src)
+        del targets[_name(src)]
     by_target: dict[str, list[str]] = {}
     for key, target in targets.items():
         by_target.setdefault(target, []).append(key)
@@ -2383,7 +2400,7 @@ async def convert_many(
         if len(keys) > 1:
             raise ValueError(
                 f"inputs {', '.join(map(repr, keys))} would all be written to {target}: "
-                "convert them into different directories"
+                "rename or move one of them, or convert them into different directories"
             )
     local = "://" not in base or base.startswith("file://")
     if local:
@@ -2423,6 +2440,14 @@ async def convert_many(
         for src in inputs:
             start_deferred(tg, one, src)
     return {_name(s): results[_name(s)] for s in inputs}
+
+
+def _outputs_among(inputs: Sequence[Any], targets: Mapping[str, str]) -> list[Any]:
+    """The inputs that are another input's output (``convert_many("scans", "scans")`` run
+    again: ``scans/a.ome.zarr`` is ``scans/a.tif``'s): no inputs of their own."""
+    where = {_name(s): _location(s) for s in inputs}
+    written = {_location(t) for key, t in targets.items() if _location(t) != where[key]}
+    return [s for s in inputs if where[_name(s)] is not None and where[_name(s)] in written]
 
 
 def _file_sets(inputs: Sequence[Any]) -> dict[str, tuple[str, ...]]:
