@@ -148,3 +148,17 @@ def test_nested_folders_to_s3(tmp_path: Path, s3_server: S3Server) -> None:
         np.testing.assert_array_equal(ds[...], _plane(3))
     again = ngio_async.convert_many_sync(src, base, dst_options=opts)
     assert all(getattr(r, "skipped", False) for r in again.values()), again
+
+
+def test_an_earlier_conversion_beside_its_tiff_is_no_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = _tree(tmp_path)
+    ngio_async.convert_sync(src / "a.tif", src / "a.ome.zarr")  # converted where it lies
+    ngio_async.convert_sync(src / "a.tif", src / "kept.ome.zarr")  # another name: an input
+    code, stdout, err = run(["convert", str(src), str(tmp_path / "out")], capsys)
+    assert code == 0, err  # was: 'a.ome.zarr', 'a.tif' would all be written to out/a.ome.zarr
+    assert stdout.count("wrote ") == 5
+    assert "kept.ome.zarr" in stdout
+    results = ngio_async.convert_many_sync([src / "a.ome.zarr", src / "a.tif"], tmp_path / "o2")
+    assert list(results) == [str(src / "a.tif")]

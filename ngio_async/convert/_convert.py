@@ -2374,7 +2374,8 @@ async def convert_many(
     :returns: per input (its string form): the :class:`ConvertResult` or the exception raised.
         A failing input never stops the others; an input that is its own output (or holds it,
         or lies inside it) fails with ``ValueError`` and is left untouched; an input that is
-        another input's output (a folder converted into itself, run again) is no input. Several
+        another input's output (a folder converted into itself, run again; ``a.ome.zarr``
+        beside ``a.tif``, an earlier conversion) is no input. Several
         files of one multi-file OME-TIFF (a ``.companion.ome`` and its TIFFs, a Micro-Manager
         ``*_MMStack_*.ome.tif`` series) convert once, as its companion file, else the first
         TIFF its OME-XML names (named after it); the others are that result's ``members``.
@@ -2443,10 +2444,17 @@ async def convert_many(
 
 
 def _outputs_among(inputs: Sequence[Any], targets: Mapping[str, str]) -> list[Any]:
-    """The inputs that are another input's output (``convert_many("scans", "scans")`` run
-    again: ``scans/a.ome.zarr`` is ``scans/a.tif``'s): no inputs of their own."""
+    """The inputs that are another input's output, no inputs of their own: its output in this
+    batch (``convert_many("scans", "scans")`` run again: ``scans/a.ome.zarr`` is
+    ``scans/a.tif``'s), or its conversion beside it (``a.ome.zarr`` beside ``a.tif``, both
+    local inputs)."""
     where = {_name(s): _location(s) for s in inputs}
     written = {_location(t) for key, t in targets.items() if _location(t) != where[key]}
+    for src in inputs:
+        loc = where[_name(src)]
+        if loc is not None and loc[0] == "file" and not os.path.isdir(loc[2]):
+            folder = os.path.dirname(loc[2])
+            written.add(("file", "", os.path.join(folder, output_name(loc[2]))))
     return [s for s in inputs if where[_name(s)] is not None and where[_name(s)] in written]
 
 
