@@ -122,9 +122,17 @@ async def _read_arrays(
 
 
 async def _read_elements(
-    store: AsyncStore, paths: Sequence[str], *, v3: bool, table: str, run: Run | None = None
+    store: AsyncStore,
+    paths: Sequence[str],
+    *,
+    v3: bool,
+    table: str,
+    run: Run | None = None,
+    dtypes: list[str | None] | None = None,
 ) -> list[NDArray[Any]]:
-    """1-D anndata elements (``array``, ``string-array``, ``categorical``, ``nullable-*``)."""
+    """1-D anndata elements (``array``, ``string-array``, ``categorical``, ``nullable-*``);
+    ``dtypes`` gets the pandas dtype of each (``category``, ``Int64``, ``boolean``,
+    ``string``; ``None``: its numpy one)."""
     nodes = await read_nodes(store, paths, v3=v3)
     for node in nodes:
         if node.kind is None:
@@ -150,17 +158,32 @@ async def _read_elements(
     by_path = {n.path: v for n, v in zip([*plain, *sub], values, strict=True)}
     out = []
     for node in nodes:
+        dtype = None
         if node.kind == "array":
             out.append(by_path[node.path])
         elif node.encoding == "categorical":
             codes = by_path[_join(node.path, "codes")]
             cats = by_path[_join(node.path, "categories")]
             out.append(_categorical(codes, cats, node.path))
+            dtype = "category"
         else:
             vals = by_path[_join(node.path, "values")]
             mask = by_path[_join(node.path, "mask")].astype(bool)
             out.append(_masked(vals, mask))
+            dtype = _NULLABLE.get(node.encoding or "") or _nullable_int(vals.dtype)
+        if dtypes is not None:
+            dtypes.append(dtype)
     return out
+
+
+#: the pandas dtype of anndata's nullable columns (integers: by their values' dtype)
+_NULLABLE = {"nullable-boolean": "boolean", "nullable-string-array": "string"}
+
+
+def _nullable_int(dtype: np.dtype[Any]) -> str | None:
+    if dtype.kind not in "iu":
+        return None
+    return f"{'U' if dtype.kind == 'u' else ''}Int{dtype.itemsize * 8}"
 
 
 def _categorical(codes: NDArray[Any], cats: NDArray[Any], path: str) -> NDArray[Any]:
@@ -188,8 +211,9 @@ def _masked(values: NDArray[Any], mask: NDArray[Any]) -> NDArray[Any]:
 
 async def read_anndata(
     store: AsyncStore, root: str, *, v3: bool, table: str, run: Run | None = None
-) -> tuple[str | None, NDArray[Any], dict[str, NDArray[Any]]]:
-    """The index name, row names and columns of the AnnData table at ``root``."""
+) -> tuple[str | None, NDArray[Any], dict[str, NDArray[Any]], dict[str, str]]:
+    """The index name, row names, columns and the columns' pandas dtypes (those numpy has none
+    for: categorical, nullable) of the AnnData table at ``root``."""
     obs, x, var = await read_nodes(
         store, [_join(root, "obs"), _join(root, "X"), _join(root, "var")], v3=v3
     )
@@ -217,7 +241,9 @@ async def read_anndata(
             )
         for j, name in enumerate(names):
             columns[str(name)] = np.ascontiguousarray(matrix[:, j])
-    index, *values = await _read_elements(store, paths, v3=v3, table=table, run=run)
+    kinds: list[str | None] = []
+    index, *values = await _read_elements(store, paths, v3=v3, table=table, run=run, dtypes=kinds)
+    dtypes = {str(k): d for k, d in zip(order, kinds[1:], strict=True) if d is not None}
     for name, value in zip(order, values, strict=True):
         if len(value) != len(index):
             raise MetadataError(
@@ -227,7 +253,7 @@ async def read_anndata(
         columns[str(name)] = value
     if x.kind is not None and columns and len(next(iter(columns.values()))) != len(index):
         raise MetadataError(f"table {table!r}: X and obs have different row counts", x.path)
-    return (index_name if index_name != "_index" else None), index, columns
+    return (index_name if index_name != "_index" else None), index, columns, dtypes
 
 
 # ---------------------------------------------------------------------------------- writing
@@ -249,17 +275,75 @@ def _under(prefix: str, items: Mapping[str, bytes]) -> dict[str, bytes]:
     return {_join(prefix, k): v for k, v in items.items()}
 
 
+def _obs_column(col: NDArray[Any], dtype: str | None, *, v3: bool) -> dict[str, bytes]:
+    """An ``obs`` column as anndata writes it: ``categorical`` (a ``category`` column, or
+    strings with missing values), ``nullable-integer`` / ``nullable-boolean`` (an ``Int64``
+    or ``boolean`` column, or integers / booleans with missing values), else a plain array."""
+    if col.dtype != object and dtype not in ("category",) and not _is_nullable(dtype):
+        return _array(col, _ARRAY, v3=v3)
+    values = col.tolist()
+    present = [v for v in values if v is not None]
+    missing = len(present) != len(values)
+    if dtype == "category" or (missing and all(isinstance(v, str) for v in present)):
+        return _categorical_items(values, present, v3=v3)
+    ints = all(isinstance(v, int) and not isinstance(v, bool) for v in present)
+    bools = all(isinstance(v, bool) for v in present)
+    if (_is_nullable(dtype) or missing) and (ints or bools):
+        boolean = bools and dtype != "Int64" and (dtype == "boolean" or bool(present))
+        kind = np.dtype(bool) if boolean else _int_dtype(dtype)
+        mask = np.asarray([v is None for v in values], dtype=bool)
+        data = np.asarray([False if v is None else v for v in values], dtype=kind)
+        enc = "nullable-boolean" if boolean else "nullable-integer"
+        out = _group({"encoding-type": enc, "encoding-version": "0.1.0"}, v3=v3)
+        out |= _under("values", _array(data, _ARRAY, v3=v3))
+        return out | _under("mask", _array(mask, _ARRAY, v3=v3))
+    return _array(col, _STRINGS if col.dtype == object else _ARRAY, v3=v3)
+
+
+def _is_nullable(dtype: str | None) -> bool:
+    return dtype is not None and (dtype == "boolean" or "Int" in dtype)
+
+
+def _int_dtype(dtype: str | None) -> np.dtype[Any]:
+    if dtype is None or "Int" not in dtype:
+        return np.dtype(np.int64)
+    return np.dtype(dtype.lower())  # "UInt16" -> uint16
+
+
+def _categorical_items(values: list[Any], present: list[Any], *, v3: bool) -> dict[str, bytes]:
+    cats = sorted(set(present), key=lambda v: (str(type(v)), v))
+    where = {c: i for i, c in enumerate(cats)}
+    codes_dtype = np.int8 if len(cats) < 128 else np.int16 if len(cats) < 32768 else np.int32
+    codes = np.asarray([-1 if v is None else where[v] for v in values], dtype=codes_dtype)
+    if all(isinstance(c, str) for c in cats):
+        categories, attrs = np.asarray(cats, dtype=object), _STRINGS
+    else:
+        categories, attrs = np.asarray(cats), _ARRAY
+    group = {"encoding-type": "categorical", "encoding-version": "0.2.0", "ordered": False}
+    out = _group(group, v3=v3)
+    out |= _under("codes", _array(codes, _ARRAY, v3=v3))
+    return out | _under("categories", _array(categories, attrs, v3=v3))
+
+
 def encode_anndata(
     index: Sequence[str],
     index_key: str,
     columns: Mapping[str, NDArray[Any]],
     *,
     v3: bool,
+    dtypes: Mapping[str, str] | None = None,
 ) -> dict[str, bytes]:
     """The documents and chunks (keys relative to the table group) of a table in the layout
     ngio 1.1.3 writes, except the table group's own documents: float columns in ``X``
-    (float64 if their types differ), the others in ``obs``; row names as strings."""
-    floats = [k for k, v in columns.items() if v.dtype.kind == "f"]
+    (float64 if their types differ), the others in ``obs`` (categorical and nullable ones as
+    anndata encodes them: see :func:`_obs_column`; ``dtypes``: their pandas dtypes); row
+    names as strings."""
+    dtypes = dtypes or {}
+    floats = [
+        k
+        for k, v in columns.items()
+        if v.dtype.kind == "f" and dtypes.get(k) != "category" and not _is_nullable(dtypes.get(k))
+    ]
     others = [k for k in columns if k not in floats]
     n = len(index)
     out: dict[str, bytes] = {}
@@ -281,9 +365,7 @@ def encode_anndata(
     out |= _under("obs", _group(obs_attrs, v3=v3))
     out |= _under(f"obs/{index_key}", _array(np.asarray(index, dtype=object), _STRINGS, v3=v3))
     for k in others:
-        col = columns[k]
-        attrs = _STRINGS if col.dtype == object else _ARRAY
-        out |= _under(f"obs/{k}", _array(col, attrs, v3=v3))
+        out |= _under(f"obs/{k}", _obs_column(columns[k], dtypes.get(k), v3=v3))
     var_attrs = {
         "column-order": [],
         "_index": "_index",

@@ -70,7 +70,11 @@ class Table:
     (numbers, booleans; strings and categories as ``object`` arrays; a missing value of a
     nullable column is ``None``, or ``NaN`` in a float one). ``type``: ``roi_table``,
     ``masking_roi_table``, ``feature_table``, ``condition_table``, ``generic_table`` (a table
-    that names none), ...; ``attrs``: the table group's attributes as stored.
+    that names none), ...; ``attrs``: the table group's attributes as stored. ``dtypes``: the
+    pandas dtype of the columns stored as what numpy has no dtype for: ``"category"``
+    (categorical), ``"Int64"`` (``"Int32"``, ...: integers with missing values), ``"boolean"``
+    (booleans with missing values), ``"string"``; :meth:`to_pandas` gives them, and a write
+    stores them so again (AnnData categorical and nullable columns, parquet dictionaries).
     """
 
     name: str
@@ -79,6 +83,7 @@ class Table:
     columns: dict[str, NDArray[Any]]
     attrs: dict[str, Any] = field(default_factory=dict)
     index_key: str | None = None
+    dtypes: dict[str, str] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.index)
@@ -115,13 +120,20 @@ class Table:
         return key if isinstance(key, str) else None
 
     def to_pandas(self) -> pd.DataFrame:
-        """The table as a pandas DataFrame, indexed by ``index_key`` (needs pandas)."""
+        """The table as a pandas DataFrame, indexed by ``index_key`` (needs pandas); columns of
+        :attr:`dtypes` have theirs (``category``, ``Int64``, ``boolean``, ...), as anndata and
+        ngio give them."""
         try:
             import pandas as pd
         except ImportError as exc:  # pragma: no cover - pandas is in the dev extra
             raise ImportError("Table.to_pandas needs pandas: pip install pandas") from exc
         index = pd.Index(self.index, name=self.index_key)
-        return pd.DataFrame(dict(self.columns), index=index)
+        columns: dict[str, Any] = dict(self.columns)
+        for k, dtype in self.dtypes.items():
+            if k in columns:
+                values = [None if _missing(v) else v for v in columns[k].tolist()]
+                columns[k] = pd.array(values, dtype=dtype)
+        return pd.DataFrame(columns, index=index)
 
     def rois(self) -> list[Roi]:
         """The rows as boxes (ROI tables: ``type`` is one of :data:`ROI_TYPES`).

@@ -34,16 +34,52 @@ def _pyarrow(table: str, doing: str) -> Any:
     return pa
 
 
-def decode_parquet(raw: bytes, path: str, table: str) -> dict[str, NDArray[Any]]:
+def decode_parquet(
+    raw: bytes, path: str, table: str
+) -> tuple[dict[str, NDArray[Any]], dict[str, str]]:
     """The columns of ``table.parquet`` (``path``): numbers and booleans as numpy arrays
     (a missing float as NaN), strings, categories and columns with missing integers or
-    booleans as ``object`` arrays (a missing value as ``None``)."""
+    booleans as ``object`` arrays (a missing value as ``None``); and the pandas dtype of the
+    columns pyarrow gives pandas another one than numpy's (``category``: dictionaries;
+    ``Int64``, ``boolean``, ...: as the file's pandas metadata says; ``float64``: integers
+    with missing values and no such metadata)."""
     pa = _pyarrow(table, "reading")
     try:
         data = pa.parquet.read_table(pa.BufferReader(raw))
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise MetadataError(f"{path} is not a readable parquet file: {exc}", path) from exc
-    return {str(name): _column(pa, data.column(i)) for i, name in enumerate(data.column_names)}
+    columns, dtypes = {}, {}
+    said = _pandas_dtypes(data.schema)
+    for i, name in enumerate(data.column_names):
+        col = data.column(i)
+        columns[str(name)] = _column(pa, col)
+        dtype = said.get(str(name))
+        if pa.types.is_dictionary(col.type):
+            dtype = "category"
+        elif dtype is None and pa.types.is_integer(col.type) and col.null_count:
+            dtype = "float64"
+        if dtype is not None:
+            dtypes[str(name)] = dtype
+    return columns, dtypes
+
+
+#: the pandas extension dtypes the pandas metadata of a parquet file may name
+_EXTENSION = frozenset(
+    {"boolean", "string", *(f"{u}Int{b}" for u in ("", "U") for b in (8, 16, 32, 64))}
+)
+
+
+def _pandas_dtypes(schema: Any) -> dict[str, str]:
+    """``{column: dtype}`` of the columns the file's pandas metadata gives an extension dtype."""
+    try:
+        meta = schema.pandas_metadata or {}
+    except ValueError:  # not JSON: ignored, as pyarrow's to_pandas would fail on it
+        return {}
+    out = {}
+    for col in meta.get("columns", []) if isinstance(meta, dict) else []:
+        if isinstance(col, dict) and col.get("numpy_type") in _EXTENSION:
+            out[str(col.get("name"))] = str(col["numpy_type"])
+    return out
 
 
 def _column(pa: Any, chunked: Any) -> NDArray[Any]:
@@ -60,8 +96,13 @@ def _column(pa: Any, chunked: Any) -> NDArray[Any]:
     return out
 
 
-def encode_parquet(columns: Mapping[str, Sequence[Any] | NDArray[Any]], table: str) -> bytes:
-    """``table.parquet`` of ``columns`` (name -> 1-D values), as pyarrow writes it."""
+def encode_parquet(
+    columns: Mapping[str, Sequence[Any] | NDArray[Any]],
+    table: str,
+    dtypes: Mapping[str, str] | None = None,
+) -> bytes:
+    """``table.parquet`` of ``columns`` (name -> 1-D values), as pyarrow writes it; columns
+    whose pandas dtype (``dtypes``) is ``category`` dictionary-encoded."""
     pa = _pyarrow(table, "writing")
     arrays = {}
     for name, values in columns.items():
@@ -71,6 +112,8 @@ def encode_parquet(columns: Mapping[str, Sequence[Any] | NDArray[Any]], table: s
         else:
             cells = list(values)
             arrays[name] = pa.array([None if _nan(v) else v for v in cells])
+        if (dtypes or {}).get(name) == "category":
+            arrays[name] = arrays[name].dictionary_encode()
     sink = pa.BufferOutputStream()
     pa.parquet.write_table(pa.table(arrays), sink)
     return bytes(sink.getvalue().to_pybytes())

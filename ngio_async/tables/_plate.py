@@ -138,7 +138,23 @@ def _concatenated(
     index = np.empty(len(rows), dtype=object)
     index[:] = rows
     key = index_key if index_key is not None else first.index_key
-    return Table(name, first.type, index, columns, attrs, key)
+    return Table(name, first.type, index, columns, attrs, key, _dtypes(tables))
+
+
+def _dtypes(tables: Sequence[tuple[tuple[str, str, str], Table]]) -> dict[str, str]:
+    """The pandas dtypes the concatenation keeps, as pandas' ``concat`` does: a column's when
+    every table gives it that one (categories: with the same values)."""
+    first = tables[0][1]
+    out = {}
+    for k, dtype in first.dtypes.items():
+        if any(t.dtypes.get(k) != dtype for _, t in tables):
+            continue
+        if dtype == "category":
+            values = [{v for v in t.columns[k].tolist() if v is not None} for _, t in tables]
+            if any(v != values[0] for v in values):
+                continue
+        out[k] = dtype
+    return out
 
 
 def _stacked(pieces: list[NDArray[Any] | None], lengths: list[int]) -> NDArray[Any]:

@@ -133,15 +133,16 @@ class Tables:
         index_key = attrs.get("index_key")
         index_key = index_key if isinstance(index_key, str) else None
         if backend in _ANNDATA:
-            stored_key, index, columns = await read_anndata(
+            stored_key, index, columns, dtypes = await read_anndata(
                 store, root, v3=self._v3, table=name, run=self._dataset._workers.run
             )
             index_key = index_key or stored_key
             if index_key is not None:
                 columns.pop(index_key, None)
         elif backend in _JSON or backend in _CSV or backend in _PARQUET:
-            columns = await self._read_text(name, root, backend)
+            columns, dtypes = await self._read_text(name, root, backend)
             index = _pop_index(columns, index_key, name)
+            dtypes.pop(index_key or "", None)
         else:
             raise UnsupportedError(
                 f"table {name!r} ({self._url(name)}) has an unknown backend {backend!r} "
@@ -150,7 +151,7 @@ class Tables:
         kind = attrs.get("type")
         kind = kind if isinstance(kind, str) and kind else "generic_table"
         index = _typed_index(index, attrs.get("index_type"), name)
-        table = Table(name, kind, index, columns, attrs, index_key)
+        table = Table(name, kind, index, columns, attrs, index_key, dtypes)
         if kind in ROI_TYPES:
             missing = [c for c in ROI_COLUMNS if c not in columns]
             if missing:
@@ -160,7 +161,9 @@ class Tables:
                 )
         return table
 
-    async def _read_text(self, name: str, root: str, backend: str) -> dict[str, NDArray[Any]]:
+    async def _read_text(
+        self, name: str, root: str, backend: str
+    ) -> tuple[dict[str, NDArray[Any]], dict[str, str]]:
         store = self._dataset.store
         if backend in _JSON:
             (sub,) = await read_nodes(store, [_join(root, "table")], v3=self._v3)
@@ -169,7 +172,7 @@ class Tables:
                     f"json table {name!r} has no 'table' group ({self._url(name, 'table')})",
                     _join(root, "table"),
                 )
-            return decode_json(sub.attrs, _join(root, "table"))
+            return decode_json(sub.attrs, _join(root, "table")), {}
         parquet = backend in _PARQUET
         file = "table.parquet" if parquet else "table.csv"
         key = _join(root, file)
@@ -179,7 +182,7 @@ class Tables:
             raise MetadataError(f"{kind} table {name!r} has no {file} ({self._url(name)})", key)
         data = bytes(memoryview(raw))
         if not parquet:
-            return decode_csv(data, key)
+            return decode_csv(data, key), {}
         if len(data) < _INLINE_BYTES:
             return decode_parquet(data, key, name)
         return await self._dataset._workers.run(decode_parquet, data, key, name)
@@ -254,13 +257,15 @@ class Tables:
             "measurement_columns": [],
             "metadata_columns": [],
         }
+        dtypes: dict[str, str] = {}
         await self._write(
             name,
             [str(int(v)) for v in index],
-            _columns(columns, len(index), name),
+            _columns(columns, len(index), name, dtypes),
             attrs,
             overwrite=overwrite,
             backend=backend,
+            dtypes=dtypes,
         )
 
     async def write(
@@ -280,7 +285,8 @@ class Tables:
         names; default ``0..n-1``), ``index_key``, ``type`` (default none: a generic table)
         and extra ``attrs``. ROI types need the ROI columns."""
         if isinstance(table, Table):
-            cols = _columns(table.columns, len(table), name)
+            dtypes = dict(table.dtypes)
+            cols = _columns(table.columns, len(table), name, dtypes)
             rows = [str(v) for v in table.index]
             meta = {k: v for k, v in table.attrs.items() if k not in _SYSTEM}
             key = index_key or table.index_key
@@ -288,7 +294,8 @@ class Tables:
                 meta["index_key"] = key
             kind: str | None = type or table.type
         else:
-            cols = _columns(table, None, name)
+            dtypes = {}
+            cols = _columns(table, None, name, dtypes)
             n = len(next(iter(cols.values()))) if cols else len(index or ())
             rows = [str(v) for v in (range(n) if index is None else index)]
             if len(rows) != n:
@@ -308,7 +315,9 @@ class Tables:
             missing = [c for c in ROI_COLUMNS if c not in cols]
             if missing:
                 raise ValueError(f"ROI table {name!r} lacks the columns {missing}")
-        await self._write(name, rows, cols, meta, overwrite=overwrite, backend=backend)
+        await self._write(
+            name, rows, cols, meta, overwrite=overwrite, backend=backend, dtypes=dtypes
+        )
 
     async def delete(self, name: str, *, missing_ok: bool = False) -> None:
         """Unlist table ``name``, then delete its keys.
@@ -350,6 +359,7 @@ class Tables:
         *,
         overwrite: bool,
         backend: str,
+        dtypes: dict[str, str] | None = None,
     ) -> None:
         ds = self._dataset
         ds._check_writable()
@@ -364,7 +374,7 @@ class Tables:
             raise ValueError(f"table {name!r}: column {index_key!r} is also the index key")
         root = _join(self._group, name)
         if backend in _ANNDATA:
-            items = encode_anndata(index, index_key, columns, v3=self._v3)
+            items = encode_anndata(index, index_key, columns, v3=self._v3, dtypes=dtypes)
             attrs = {**_ANNDATA_ATTRS, "backend": "anndata", **attrs}
         elif backend in _JSON or backend in _CSV or backend in _PARQUET:
             data: dict[str, Any] = encode_json(columns) if backend not in _PARQUET else columns
@@ -378,7 +388,8 @@ class Tables:
             elif backend in _CSV:
                 items = {"table.csv": encode_csv(data)}
             else:
-                items = {"table.parquet": await ds._workers.run(encode_parquet, data, name)}
+                encode = encode_parquet
+                items = {"table.parquet": await ds._workers.run(encode, data, name, dtypes)}
             attrs = {"backend": _text_backend(backend), **attrs}
         else:
             raise UnsupportedError(
@@ -507,12 +518,19 @@ def _check_name(name: str, *, creating: bool = False) -> None:
 
 
 def _columns(
-    columns: Mapping[str, ArrayLike], rows: int | None, name: str
+    columns: Mapping[str, ArrayLike], rows: int | None, name: str, dtypes: dict[str, str]
 ) -> dict[str, NDArray[Any]]:
+    """The columns as 1-D numpy arrays; ``dtypes`` gets the pandas dtype of those given as
+    pandas categorical or nullable columns (``category``, ``Int64``, ``boolean``, ``string``).
+    In ``object`` columns (strings; with a missing value, integers or booleans too) a missing
+    value (``None``, ``NaN``, ``pd.NA``) becomes ``None``."""
     out: dict[str, NDArray[Any]] = {}
     for k, v in columns.items():
         if not isinstance(k, str) or not k or "/" in k:
             raise ValueError(f"table {name!r}: invalid column name {k!r}")
+        given = str(getattr(v, "dtype", ""))
+        if given in _PANDAS_DTYPES or given.lstrip("U").startswith("Int"):
+            dtypes.setdefault(k, given)
         arr = np.asarray(v)
         if arr.dtype.kind in "US":
             arr = arr.astype(str).astype(object)
@@ -520,12 +538,46 @@ def _columns(
             raise ValueError(f"table {name!r}: column {k!r} is not 1-D (shape {arr.shape})")
         if arr.dtype.kind not in "biufO":
             raise TypeError(f"table {name!r}: column {k!r} of dtype {arr.dtype} is not supported")
-        if arr.dtype == object and not all(isinstance(x, str) for x in arr):
-            raise TypeError(f"table {name!r}: column {k!r} holds objects that are not strings")
+        nullable = dtypes.get(k) == "boolean" or "Int" in dtypes.get(k, "")
+        if nullable and arr.dtype.kind == "f":  # pandas gives NaN for a missing value
+            cast = bool if dtypes[k] == "boolean" else int
+            arr = np.asarray([None if np.isnan(x) else cast(x) for x in arr], dtype=object)
+        if arr.dtype == object:
+            arr = _object_column(arr, k, name)
         if rows is not None and len(arr) != rows:
             raise ValueError(f"table {name!r}: column {k!r} has {len(arr)} rows, not {rows}")
         out[k] = arr
     return out
+
+
+_PANDAS_DTYPES = frozenset({"category", "boolean", "string"})
+
+
+def _object_column(arr: NDArray[Any], column: str, name: str) -> NDArray[Any]:
+    """Strings, or with a missing value (as ``None``) strings, integers or booleans."""
+    values = [_plain(x) for x in arr.tolist()]
+    present = [x for x in values if x is not None]
+    strings = all(isinstance(x, str) for x in present)
+    ints = all(isinstance(x, int) for x in present)  # booleans too
+    if not (strings or (ints and len(present) < len(values))):
+        raise TypeError(
+            f"table {name!r}: column {column!r} holds objects that are not strings "
+            "(or integers or booleans with missing values)"
+        )
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out
+
+
+def _plain(value: Any) -> Any:
+    """A cell of an object column: a Python value, a missing one as ``None``."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    if type(value).__name__ == "NAType":  # pandas.NA
+        return None
+    return value
 
 
 def _pop_index(columns: dict[str, NDArray[Any]], index_key: str | None, name: str) -> NDArray[Any]:

@@ -87,8 +87,12 @@ def _csv_column(cells: Sequence[str]) -> NDArray[Any]:
     typed = [None if c == "" else _csv_cell(c) for c in cells]
     kinds = {t[0] for t in typed if t is not None}
     nulls = any(t is None for t in typed)
-    if kinds == {"bool"} and not nulls:
-        return np.asarray([t[1] for t in typed if t is not None], dtype=bool)
+    if kinds == {"bool"}:
+        if not nulls:
+            return np.asarray([t[1] for t in typed if t is not None], dtype=bool)
+        out = np.empty(len(cells), dtype=object)  # booleans with a missing value, as pyarrow
+        out[:] = [None if t is None else t[1] for t in typed]
+        return out
     if kinds <= {"int"} and kinds and not nulls:
         return np.asarray([t[1] for t in typed if t is not None], dtype=np.int64)
     if kinds <= {"int", "float"} and kinds:
