@@ -28,7 +28,7 @@ def _plane(k: int = 0) -> np.ndarray[Any, Any]:
 
 
 def _tree(tmp_path: Path) -> Path:
-    """scans/{a.tif, b.ome.tif, notes.txt, broken.tif, day1/{c.tif, acq/scan_z*.ome.tif},
+    """scans/{a.tif, b.ome.tif, notes.txt, day1/{c.tif, e.czi, acq/scan_z*.ome.tif},
     .hidden/d.tif}."""
     src = tmp_path / "scans"
     (src / "day1" / "acq").mkdir(parents=True)
@@ -36,6 +36,7 @@ def _tree(tmp_path: Path) -> Path:
     tifffile.imwrite(src / "a.tif", _plane(1))
     tifffile.imwrite(src / "b.ome.tif", _plane(2), ome=True)
     (src / "notes.txt").write_text("not an image")
+    (src / "day1" / "e.czi").write_bytes(b"ZISRAWFILE")  # no reader: named as left out
     tifffile.imwrite(src / "day1" / "c.tif", _plane(3))
     tifffile.imwrite(src / ".hidden" / "d.tif", _plane(4))
     write_companion_set(src / "day1" / "acq", np.stack([_plane(5)] * 2), master="scan_z0.ome.tif")
@@ -60,6 +61,8 @@ def test_nested_folders_convert_into_the_same_folders(
         "day1/c.ome.zarr",
     ]
     assert stdout.count("wrote ") == 4
+    note = f"ngio-async: note: no reader for 2 files, left out: {src / 'day1' / 'e.czi'}, "
+    assert note + f"{src / 'notes.txt'}" in err
     with ngio_async.open(out / "day1" / "c.ome.zarr") as ds:
         np.testing.assert_array_equal(ds[...], _plane(3))
     results = ngio_async.convert_many_sync(src, out)  # the API: the same inputs, all skipped

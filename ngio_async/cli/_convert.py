@@ -72,13 +72,15 @@ def _compressor(text: str | None) -> str | bool | None:
     return name
 
 
-def _expand(srcs: list[str], dst: str | None = None) -> tuple[list[str], int, bool]:
+def _expand(
+    srcs: list[str], dst: str | None = None, left_out: list[str] | None = None
+) -> tuple[list[str], int, bool]:
     """SRCs with their glob patterns (``'scans/*.tif'``, quoted or from a shell that does not
     expand them) expanded, sorted; how many inputs they make (a folder of inputs, a directory
     that is no zarr node, is kept as it is for ``convert_many``, which mirrors its folders:
     its TIFFs and OME-Zarr directories are counted); and whether a pattern or folder was given
     (then DST is a directory, whatever the number of matches). A local path that exists is
-    never a pattern."""
+    never a pattern. ``left_out`` gets the folders' files no reader takes."""
     import glob
     import os
 
@@ -91,7 +93,7 @@ def _expand(srcs: list[str], dst: str | None = None) -> tuple[list[str], int, bo
         folder = folder_path(src)
         if folder is not None:  # a folder of inputs (not an OME-Zarr directory): its images
             try:
-                count += len(folder_inputs(folder, dst))
+                count += len(folder_inputs(folder, dst, left_out))
             except ValueError as exc:
                 raise CLIError(f"not found: {exc}") from None
             out.append(src)
@@ -221,6 +223,12 @@ def _into_directory(dst: str) -> bool:
     return not any(os.path.lexists(os.path.join(path, name)) for name in _NODE_FILES)
 
 
+def _left_out(files: list[str]) -> str:
+    """The note on the files of folders of inputs that no reader takes (five named)."""
+    names = ", ".join(files[:5]) + (f" and {len(files) - 5} more" if len(files) > 5 else "")
+    return f"no reader for {len(files)} file{'s' * (len(files) != 1)}, left out: {names}"
+
+
 def run_convert(args: argparse.Namespace) -> int:
     import ngio_async
 
@@ -235,7 +243,8 @@ def run_convert(args: argparse.Namespace) -> int:
             f"{dst}: a memory:// store ends with this process: nothing written there would be "
             "kept (write to a path or an object store)"
         )
-    srcs, count, pattern = _expand(list(args.srcs), dst)
+    left_out: list[str] = []
+    srcs, count, pattern = _expand(list(args.srcs), dst, left_out)
     options = _options(args)
     options.update(_store_options(args, srcs, dst))
     if getattr(args, "series", None) is not None:  # the reader's option, for every SRC
@@ -280,4 +289,6 @@ def run_convert(args: argparse.Namespace) -> int:
             print(f"ngio-async: error: {src}: {message}", file=sys.stderr)
         elif not args.quiet:
             print(_describe(one, dst))
+    if left_out and not args.quiet:  # a .czi beside the TIFFs must not look converted
+        print(f"ngio-async: note: {_left_out(left_out)}", file=sys.stderr)
     return status

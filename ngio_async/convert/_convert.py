@@ -2302,23 +2302,27 @@ def folder_path(src: Any) -> str | None:
     return path
 
 
-def folder_inputs(path: str, dst_dir: Any = None) -> list[str]:
+def folder_inputs(path: str, dst_dir: Any = None, left_out: list[str] | None = None) -> list[str]:
     """The images of a folder of inputs and of the folders in it, sorted: files a reader other
     than OME-Zarr's takes (TIFFs, a plugin's formats) and OME-Zarr directories (hidden entries
     and links to folders skipped; so is ``dst_dir``, the batch's output directory, when it lies
-    in the folder: a re-run would take it for an input).
+    in the folder: a re-run would take it for an input). ``left_out`` (a list): gets the files
+    no reader takes.
 
     :raises ValueError: the folder holds none."""
     from ._formats import readers
 
     others = [r for r in readers() if not isinstance(r, OmeZarrReader)]
-    out = _folder_walk(path, others, _local_dir(dst_dir))
+    left: list[str] = []
+    out = _folder_walk(path, others, _local_dir(dst_dir), left)
+    if left_out is not None:
+        left_out.extend(left)
     if not out:
         raise ValueError(f"{path} holds no image to convert (no TIFF, no OME-Zarr directory)")
     return out
 
 
-def _folder_walk(path: str, others: Sequence[Any], skip: str | None) -> list[str]:
+def _folder_walk(path: str, others: Sequence[Any], skip: str | None, left: list[str]) -> list[str]:
     out: list[str] = []
     for name in sorted(os.listdir(path)):
         entry = os.path.join(path, name)
@@ -2328,9 +2332,11 @@ def _folder_walk(path: str, others: Sequence[Any], skip: str | None) -> list[str
             if OmeZarrReader().can_read(entry):
                 out.append(entry)
             elif not os.path.islink(entry):  # a link may lead back up: a loop
-                out.extend(_folder_walk(entry, others, skip))
+                out.extend(_folder_walk(entry, others, skip, left))
         elif any(r.can_read(entry) for r in others):
             out.append(entry)
+        else:
+            left.append(entry)
     return out
 
 
