@@ -116,3 +116,19 @@ def test_a_set_in_a_list_to_s3(tmp_path: Path, s3_server: S3Server) -> None:
 )
 def test_output_names_drop_double_suffixes(name: str) -> None:
     assert output_name(name) == "x.ome.zarr"
+
+
+def test_a_set_whose_every_tiff_holds_the_whole_ome_xml(tmp_path: Path) -> None:
+    src = tmp_path / "scans"
+    src.mkdir()
+    files = write_companion_set(src, _planes(), master="scan_z0.ome.tif")
+    with tifffile.TiffFile(files[0]) as tif:
+        full = tif.pages.first.description
+    for path in files[1:]:  # as writers that repeat the OME-XML in every file leave them
+        with tifffile.TiffFile(path, mode="r+") as tif:
+            tif.pages.first.tags["ImageDescription"].overwrite(full)
+    results = ngio_async.convert_many_sync(src, tmp_path / "out")
+    assert list(results) == [str(files[0])]
+    one = results[str(files[0])]
+    assert not isinstance(one, Exception), one
+    assert one.members == (str(files[1]), str(files[2]))
