@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -281,4 +282,28 @@ async def test_levels_added_meanwhile_wait_for_the_rebuilds_running(tmp_path: Pa
                 tg.start_soon(grow)
                 await ds.write(np.full((16, 16), 4), y=slice(0, 16), x=slice(0, 16), pyramid=True)
         assert store.held.is_set() and len(ds.levels) == 3
+        await check_pyramid(ds)
+
+
+async def test_rebuilds_waiting_for_a_change_of_the_levels_all_start_after_it(
+    tmp_path: Path,
+) -> None:
+    # three pyramid writes reach their rebuilds while the structure lock is held (a change of
+    # the levels): once it is released they all run (the waiters handed the lock to each
+    # other forever, each finding it held again)
+    async with ngio_async.create_async(
+        tmp_path / "img.zarr", shape=(64, 64), dtype="uint16", chunks=(16, 16), shards=False,
+        levels=2,
+    ) as ds:  # fmt: skip
+        lock = ds.structure_lock()
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as tg:
+                await lock.acquire()
+                for i in range(3):  # unaligned: each rebuilds from the store at its end
+                    rows = slice(16 * i + 1, 16 * i + 9)
+                    tg.start_soon(
+                        partial(ds.write, np.full((8, 8), i + 1), y=rows, x=rows, pyramid=True)
+                    )
+                await until(lambda: lock.statistics().tasks_waiting == 3)
+                lock.release()
         await check_pyramid(ds)

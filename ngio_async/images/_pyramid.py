@@ -80,14 +80,14 @@ async def rebuilding(ds: Dataset) -> AsyncIterator[None]:
     rebuilds (tiles they share are ordered by the tiles' write locks, see :func:`_build_level`;
     the others run at once), but never while a change of the levels holds the structure lock:
     it waits for that change, and a change adding levels waits for the rebuilds running."""
-    lock = ds.structure_lock()
-    while lock.locked():  # a change of the levels in progress (or queued): after it
-        async with lock:
-            pass
-    state = _REBUILDS.get(ds)
-    if state is None or state.count == 0:
-        state = _REBUILDS[ds] = _Rebuilds()
-    state.count += 1
+    # counted while the lock is held (after the changes in progress or queued), released at
+    # once: a change taking it later sees this rebuild. (Waiting for the lock to be free and
+    # looping handed it from waiter to waiter forever, each finding it held again.)
+    async with ds.structure_lock():
+        state = _REBUILDS.get(ds)
+        if state is None or state.count == 0:
+            state = _REBUILDS[ds] = _Rebuilds()
+        state.count += 1
     try:
         yield
     finally:
