@@ -165,3 +165,18 @@ def test_an_earlier_conversion_beside_its_tiff_is_no_input(
     assert "kept.ome.zarr" in stdout
     results = ngio_async.convert_many_sync([src / "a.ome.zarr", src / "a.tif"], tmp_path / "o2")
     assert list(results) == [str(src / "a.tif")]
+
+
+def test_an_input_given_twice_converts_once(tmp_path: Path) -> None:
+    src = _tree(tmp_path)
+    day1 = src / "day1"
+    results = ngio_async.convert_many_sync(
+        [day1, day1 / "c.tif", src / "day1" / ".." / "day1" / "c.tif"], tmp_path / "out"
+    )
+    assert sorted(results) == [str(day1 / "acq" / "scan_z0.ome.tif"), str(day1 / "c.tif")]
+    c = results[str(day1 / "c.tif")]
+    assert not isinstance(c, Exception), c
+    assert c.dst == f"{tmp_path / 'out'}/c.ome.zarr"
+    sets = results[str(day1 / "acq" / "scan_z0.ome.tif")]
+    assert not isinstance(sets, Exception), sets
+    assert sets.members == (str(day1 / "acq" / "scan_z1.ome.tif"),)

@@ -2390,7 +2390,10 @@ async def convert_many(
 
     if concurrency < 1:
         raise ValueError(f"concurrency must be >= 1, got {concurrency}")
-    placed = _inputs(srcs, dst_dir)
+    given: dict[Any, tuple[Any, str]] = {}
+    for src, sub in _inputs(srcs, dst_dir):  # one given twice (in its folder too): once, first
+        given.setdefault(_location(src) or _name(src), (src, sub))
+    placed = list(given.values())
     sets = await anyio.to_thread.run_sync(_file_sets, [s for s, _ in placed])
     taken = {m for members in sets.values() for m in members}
     placed = [(s, sub) for s, sub in placed if _name(s) not in taken]
