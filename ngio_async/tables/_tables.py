@@ -591,6 +591,8 @@ def _pop_index(columns: dict[str, NDArray[Any]], index_key: str | None, name: st
 
 def _typed_index(index: NDArray[Any], index_type: Any, name: str) -> NDArray[Any]:
     if index_type == "int":
+        if index.dtype.kind in "iu":  # already integers (parquet, json, csv)
+            return index.astype(np.int64, copy=False)
         try:
             return np.asarray([int(v) for v in index], dtype=np.int64)
         except (TypeError, ValueError) as exc:
