@@ -2392,7 +2392,8 @@ async def convert_many(
         raise ValueError(f"concurrency must be >= 1, got {concurrency}")
     given: dict[Any, tuple[Any, str]] = {}
     for src, sub in _inputs(srcs, dst_dir):  # one given twice (in its folder too): once, first
-        given.setdefault(_location(src) or _name(src), (src, sub))
+        path = isinstance(src, str | os.PathLike)
+        given.setdefault((_location(src) or _name(src)) if path else id(src), (src, sub))
     placed = list(given.values())
     sets = await anyio.to_thread.run_sync(_file_sets, [s for s, _ in placed])
     taken = {m for members in sets.values() for m in members}
