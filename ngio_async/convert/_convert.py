@@ -2371,7 +2371,8 @@ async def convert_many(
 
     :param srcs: paths / URLs, a glob pattern (``"data/*.tif"``), or a folder of inputs (a
         local directory that is no zarr node: its TIFFs and OME-Zarr directories, and those
-        of its folders, whose outputs go to the same folders under ``dst_dir``).
+        of its folders, whose outputs go to the same folders under ``dst_dir``; so does a
+        folder in a list).
     :param progress: ``progress(done, total)`` in inputs, after each one finishes (or fails).
     :param overwrite: convert again even outputs that are complete; otherwise a complete output
         (its NGFF group metadata exists) is skipped (``ConvertResult.skipped``) and an
