@@ -325,7 +325,7 @@ class Tables:
         :raises NotFoundError: no such table (unless ``missing_ok``).
         """
         ds = self._dataset
-        ds._check_writable()
+        self._check_writable(name, "deleted")
         _check_name(name)
         async with self._locked():
             listed = await self.names()
@@ -339,6 +339,17 @@ class Tables:
             await self._delete_keys(name)
 
     # ------------------------------------------------------------------ internals
+    def _check_writable(self, name: str, what: str) -> None:
+        """Refuse a write before anything is read or written: the image (or plate) is open
+        read-only (the mode named), or its store takes no writes (HTTP)."""
+        self._dataset._check_writable()
+        store = self._dataset.store
+        if not store.supports_writes:
+            raise UnsupportedError(
+                f"table {name!r} cannot be {what}: {self._dataset.url} is on a read-only store "
+                f"({type(store).__name__} takes no writes); nothing was changed"
+            )
+
     def _locked(self) -> anyio.Lock:
         if self._lock is None:
             self._lock = anyio.Lock()
@@ -362,7 +373,7 @@ class Tables:
         dtypes: dict[str, str] | None = None,
     ) -> None:
         ds = self._dataset
-        ds._check_writable()
+        self._check_writable(name, "written")
         _check_name(name, creating=True)
         for k, col in columns.items():
             if len(col) != len(index):
