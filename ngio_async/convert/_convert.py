@@ -2475,14 +2475,14 @@ def _file_sets(inputs: Sequence[Any]) -> dict[str, tuple[str, ...]]:
     from ._tiff import TiffReader, _local_path, is_remote, set_files
 
     reader = TiffReader()
+    tiffs = [
+        s
+        for s in inputs
+        if isinstance(s, str | os.PathLike) and reader.can_read(s) and not is_remote(os.fspath(s))
+    ]
     groups: dict[tuple[str, ...], list[tuple[str, Any]]] = {}
-    for src in inputs:
-        if not isinstance(src, str | os.PathLike) or not reader.can_read(src):
-            continue
-        text = os.fspath(src)
-        if is_remote(text):
-            continue
-        path = os.path.realpath(_local_path(text))
+    for src in tiffs if len(tiffs) > 1 else ():  # one file makes no set to take apart
+        path = os.path.realpath(_local_path(os.fspath(src)))
         files = set_files(path)
         if files is not None:
             key = tuple(os.path.realpath(f) for f in files)
