@@ -2382,10 +2382,10 @@ async def convert_many(
         A failing input never stops the others; an input that is its own output (or holds it,
         or lies inside it) fails with ``ValueError`` and is left untouched; an input that is
         another input's output (a folder converted into itself, run again; ``a.ome.zarr``
-        beside ``a.tif``, an earlier conversion) is no input. Several
-        files of one multi-file OME-TIFF (a ``.companion.ome`` and its TIFFs, a Micro-Manager
-        ``*_MMStack_*.ome.tif`` series) convert once, as its companion file, else the first
-        TIFF its OME-XML names (named after it); the others are that result's ``members``.
+        beside ``a.tif``, an earlier conversion) is no input. Several files of one multi-file
+        OME-TIFF (a ``.companion.ome`` and its TIFFs, a Micro-Manager ``*_MMStack_*.ome.tif``
+        series) convert once, as its companion file, else the first TIFF its OME-XML names
+        (named after it); the others are that result's ``members``.
     """
     from dataclasses import replace
 
@@ -2402,7 +2402,7 @@ async def convert_many(
     inputs = [s for s, _ in placed]
     base = os.fspath(dst_dir).rstrip("/")
     targets = {_name(s): f"{base}/{sub + '/' if sub else ''}{output_name(s)}" for s, sub in placed}
-    for src in _outputs_among(inputs, targets):  # a folder converted into itself, run again
+    for src in _outputs_among(inputs, targets):  # a's output beside a.tif: no input
         inputs.remove(src)
         del targets[_name(src)]
     by_target: dict[str, list[str]] = {}
@@ -2459,7 +2459,7 @@ def _outputs_among(inputs: Sequence[Any], targets: Mapping[str, str]) -> list[An
     batch (``convert_many("scans", "scans")`` run again: ``scans/a.ome.zarr`` is
     ``scans/a.tif``'s), or its conversion beside it (``a.ome.zarr`` beside ``a.tif``, both
     local inputs)."""
-    where = {_name(s): _location(s) for s in inputs}
+    where = {_name(s): _location(s) if isinstance(s, str | os.PathLike) else None for s in inputs}
     written = {_location(t) for key, t in targets.items() if _location(t) != where[key]}
     for src in inputs:
         loc = where[_name(src)]
