@@ -51,10 +51,10 @@ async def test_masking_rois_read_one_objects_pixels_as_ngio(tmp_path: Path, vers
     ):
         table = await ds.tables.read("nuclei_ROI_table")
         assert table.type == "masking_roi_table" and table.region == "../labels/nuclei"
-        rois = {r.label: r for r in table.rois()}
+        rois = {int(r.label or 0): r for r in table.rois()}
         assert sorted(rois) == [3, 7, 12]
         for value, roi in rois.items():
-            box = {"unit": "micrometer", "origin": "image", **roi.ranges}
+            box: dict[str, Any] = {"unit": "micrometer", "origin": "image", **roi.ranges}
             pixels = await ds.read_world(**box)
             labels = await lab.read_world(**box)
             np.testing.assert_array_equal(pixels, masked.get_roi(value))
@@ -95,7 +95,8 @@ async def test_rois_with_z_and_t_both_ways(tmp_path: Path, version: str) -> None
         (roi,) = await ds.tables.rois("ngio_rois")
         assert roi.ranges == {"x": (1.0, 3.0), "y": (0.5, 1.5), "z": (1.0, 3.0)}
         assert roi.time == (2.0, 6.0)
-        got = await ds.read_world(unit="micrometer", origin="image", t=roi.time, **roi.ranges)
+        box: dict[str, Any] = {"t": roi.time, **roi.ranges}
+        got = await ds.read_world(unit="micrometer", origin="image", **box)
         np.testing.assert_array_equal(got, c.get_image().get_roi(theirs))
         assert got.shape == (2, 2, 2, 4)
         await ds.tables.write_rois("mine", [mine])
@@ -104,5 +105,6 @@ async def test_rois_with_z_and_t_both_ways(tmp_path: Path, version: str) -> None
     assert (back.get("t").start, back.get("t").length) == (4.0, 4.0)
     assert (back.get("z").start, back.get("z").length) == (0.0, 2.0)
     async with ngio_async.open_async(path) as ds:
-        got = await ds.read_world(unit="micrometer", origin="image", t=mine.time, **mine.ranges)
+        box = {"t": mine.time, **mine.ranges}
+        got = await ds.read_world(unit="micrometer", origin="image", **box)
     np.testing.assert_array_equal(got, c.get_image().get_roi(back))
