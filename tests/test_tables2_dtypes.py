@@ -101,3 +101,25 @@ async def test_concatenated_plate_tables_keep_common_dtypes(tmp_path: Path) -> N
     assert str(table["cat"].dtype) == "category"  # the same categories in both: kept
     assert str(same["cat"].dtype) == "category"
     assert table["nint"].isna().tolist() == [False, True, False, False] * 2
+
+
+async def test_a_dataframe_writes_with_its_named_index(tmp_path: Path) -> None:
+    """``write(name, df)`` of a DataFrame indexed by ``label`` keeps that index (it was
+    dropped: the rows came back named 0..n-1 and ``label`` was lost)."""
+    import ngio
+    import pandas as pd
+
+    path = tmp_path / "img.zarr"
+    async with ngio_async.create_async(path, shape=(4, 4), dtype="uint8", levels=1) as ds:
+        df = _frame()
+        await ds.tables.write("indexed", df, type="feature_table")
+        await ds.tables.write("plain", df.reset_index())  # an unnamed index: rows 0..n-1
+        indexed = await ds.tables.read("indexed")
+        plain = await ds.tables.read("plain")
+    assert indexed.index_key == "label" and indexed.index.tolist() == [1, 2, 3, 4]
+    assert indexed.attrs["index_type"] == "int" and "label" not in indexed.columns
+    pd.testing.assert_frame_equal(indexed.to_pandas(), df, check_like=True)
+    assert plain.index_key is None and plain["label"].tolist() == [1, 2, 3, 4]
+    c: Any = ngio.open_ome_zarr_container(str(path))
+    assert plain.index.tolist() == c.get_table("plain").dataframe.index.tolist() == list("0123")
+    pd.testing.assert_frame_equal(c.get_table("indexed").dataframe, df, check_like=True)

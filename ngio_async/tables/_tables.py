@@ -283,7 +283,11 @@ class Tables:
         """Write table ``name``: a :class:`Table` (read from this or another image: its index,
         columns, type and attributes), or columns (name -> 1-D array) with ``index`` (row
         names; default ``0..n-1``), ``index_key``, ``type`` (default none: a generic table)
-        and extra ``attrs``. ROI types need the ROI columns."""
+        and extra ``attrs``. ROI types need the ROI columns. A pandas DataFrame is columns
+        too; its index, when named (``df.set_index("label")``), gives ``index`` and
+        ``index_key`` unless they are given."""
+        if not isinstance(table, Table) and index is None:
+            index, index_key = _frame_index(table, index_key)
         if isinstance(table, Table):
             dtypes = dict(table.dtypes)
             cols = _columns(table.columns, len(table), name, dtypes)
@@ -493,6 +497,15 @@ def _text_backend(backend: str) -> str:
 
 
 _SYSTEM = frozenset({"encoding-type", "encoding-version", "backend"})
+
+
+def _frame_index(table: Any, index_key: str | None) -> tuple[list[Any] | None, str | None]:
+    """A DataFrame's named index as row names and their key (an unnamed one: neither)."""
+    frame_index = getattr(table, "index", None)
+    key = getattr(frame_index, "name", None)
+    if frame_index is None or not isinstance(key, str) or not hasattr(table, "columns"):
+        return None, index_key
+    return [_plain(v) for v in frame_index.tolist()], index_key or key
 
 
 def _is_int(v: Any) -> bool:
