@@ -133,7 +133,8 @@ async def test_ngio_parquet_tables_read_and_rewritten(tmp_path: Path, version: s
     masks = MaskingRoiTable(rois=[box("1", 0.0, 1), box("2", 2.0, 2)], reference_label="nuclei")
     c.add_table("masks", masks, backend="parquet")
     c.add_table("feats", FeatureTable(feats, reference_label="nuclei"), backend="parquet")
-    c.add_table("gen", GenericTable(pd.DataFrame({"a": [1, 2]})), backend="parquet")
+    gen = pd.DataFrame({"a": [1, 2], "f32": np.array([0.5, np.nan], np.float32), "s": ["x", None]})
+    c.add_table("gen", GenericTable(gen), backend="parquet")
     async with (
         ngio_async.open_async(src) as a,
         ngio_async.open_async(dst, mode="r+") as b,
@@ -144,6 +145,8 @@ async def test_ngio_parquet_tables_read_and_rewritten(tmp_path: Path, version: s
             await b.tables.write(name, table, backend="parquet")
         rois = await a.tables.rois("rois")
     assert rois[1].ranges["x"] == (4.5, 8.5) and rois[1].time == (0.0, 1.0)
+    assert table["f32"].dtype == np.float32  # (it read as float64; pandas gets float32)
+    assert table["s"].tolist() == ["x", None]
     d: Any = ngio.open_ome_zarr_container(str(dst), mode="r")
     for name in ("rois", "masks", "feats", "gen"):
         pd.testing.assert_frame_equal(

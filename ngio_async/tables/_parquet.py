@@ -35,7 +35,7 @@ def _pyarrow(table: str, doing: str) -> Any:
 
 
 def decode_parquet(
-    raw: bytes, path: str, table: str
+    raw: bytes | memoryview, path: str, table: str
 ) -> tuple[dict[str, NDArray[Any]], dict[str, str]]:
     """The columns of ``table.parquet`` (``path``): numbers and booleans as numpy arrays
     (a missing float as NaN), strings, categories and columns with missing integers or
@@ -87,13 +87,16 @@ def _column(pa: Any, chunked: Any) -> NDArray[Any]:
     kind = col.type
     if pa.types.is_dictionary(kind):
         col, kind = col.dictionary_decode(), kind.value_type
-    if pa.types.is_floating(kind):
-        return np.asarray(col.to_numpy(zero_copy_only=False), dtype=np.float64)
-    if (pa.types.is_integer(kind) or pa.types.is_boolean(kind)) and col.null_count == 0:
+    if pa.types.is_floating(kind):  # float32 stays float32, as pandas gets it; missing: NaN
         return np.asarray(col.to_numpy(zero_copy_only=False))
-    out = np.empty(len(col), dtype=object)
-    out[:] = col.to_pylist()
-    return out
+    if pa.types.is_integer(kind) or pa.types.is_boolean(kind):
+        if col.null_count == 0:
+            return np.asarray(col.to_numpy(zero_copy_only=False))
+        out = np.empty(len(col), dtype=object)  # a missing value as None, not NaN
+        out[:] = col.to_pylist()
+        return out
+    values: NDArray[Any] = np.asarray(col.to_numpy(zero_copy_only=False))  # strings, ...
+    return values if values.dtype == object else values.astype(object)
 
 
 def encode_parquet(

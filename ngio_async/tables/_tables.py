@@ -180,9 +180,9 @@ class Tables:
         if raw is None:
             kind = "parquet" if parquet else "csv"
             raise MetadataError(f"{kind} table {name!r} has no {file} ({self._url(name)})", key)
-        data = bytes(memoryview(raw))
         if not parquet:
-            return decode_csv(data, key), {}
+            return decode_csv(bytes(memoryview(raw)), key), {}
+        data = memoryview(raw)  # (pyarrow reads it in place: no copy of the file)
         if len(data) < _INLINE_BYTES:
             return decode_parquet(data, key, name)
         return await self._dataset._workers.run(decode_parquet, data, key, name)
