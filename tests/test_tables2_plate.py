@@ -16,6 +16,8 @@ from ngio_async.tables import Roi
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from servers import S3Server
+
 pytestmark = [pytest.mark.anyio, pytest.mark.filterwarnings("ignore")]
 
 FIELDS = [("A", "1", "0"), ("A", "1", "1"), ("B", "2", "0")]
@@ -132,3 +134,23 @@ def test_sync_plate_tables(tmp_path: Path) -> None:
         np.testing.assert_array_equal(plate.tables.read("gen_all")["a"], table["a"])
         plate.tables.delete("gen_all")
         assert list(plate.tables) == []
+
+
+async def test_plate_tables_on_s3(s3_server: S3Server) -> None:
+    url = s3_server.fresh_url() + "/plate é.zarr"
+    options = s3_server.options()
+    async with ngio_async.create_plate_async(
+        url, rows=["A"], columns=["1", "2"], **options
+    ) as plate:
+        for col in ("1", "2"):
+            async with await plate.add_image("A", col, shape=(4, 4), dtype="uint8", levels=1) as ds:
+                await ds.tables.write_features("f", {"a": [float(col)]}, labels=[1])
+    async with ngio_async.open_plate_async(url, mode="r+", **options) as plate:
+        table = await plate.tables.concatenate("f", index_key="cell")
+        assert table.index.tolist() == ["A_1_0_1", "A_2_0_1"]
+        await plate.tables.write("all f", table, backend="parquet")
+    async with ngio_async.open_plate_async(url, **options) as plate:
+        assert await plate.tables.names() == ["all f"]
+        back = await plate.tables.read("all f")
+    assert back["a"].tolist() == [1.0, 2.0] and back["column"].tolist() == ["1", "2"]
+    assert back.index.tolist() == ["A_1_0_1", "A_2_0_1"] and back.index_key == "cell"
