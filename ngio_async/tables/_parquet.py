@@ -7,6 +7,7 @@ go through the dataset's store. It is imported when a parquet table is first rea
 
 from __future__ import annotations
 
+import json
 import math
 from typing import TYPE_CHECKING, Any
 
@@ -105,7 +106,8 @@ def encode_parquet(
     dtypes: Mapping[str, str] | None = None,
 ) -> bytes:
     """``table.parquet`` of ``columns`` (name -> 1-D values), as pyarrow writes it; columns
-    whose pandas dtype (``dtypes``) is ``category`` dictionary-encoded."""
+    whose pandas dtype (``dtypes``) is ``category`` dictionary-encoded, and the nullable ones
+    (``Int64``, ``boolean``, ...) named in the file's pandas metadata, as pandas writes them."""
     pa = _pyarrow(table, "writing")
     arrays = {}
     for name, values in columns.items():
@@ -115,10 +117,22 @@ def encode_parquet(
         else:
             cells = list(values)
             arrays[name] = pa.array([None if _nan(v) else v for v in cells])
-        if (dtypes or {}).get(name) == "category":
+        dtype = (dtypes or {}).get(name)
+        if dtype == "category":
             arrays[name] = arrays[name].dictionary_encode()
+        elif dtype is not None and "Int" in dtype:  # Int32: int32 in the file
+            arrays[name] = arrays[name].cast(pa.from_numpy_dtype(np.dtype(dtype.lower())))
+    data = pa.table(arrays)
+    extension = [(k, d) for k, d in (dtypes or {}).items() if d in _EXTENSION and k in arrays]
+    if extension:  # as pandas notes them: pyarrow's to_pandas (ngio's reader) gives them back
+        columns_meta = [
+            {"name": k, "field_name": k, "pandas_type": d.lower(), "numpy_type": d}
+            for k, d in extension
+        ]
+        meta = {"index_columns": [], "column_indexes": [], "columns": columns_meta}
+        data = data.replace_schema_metadata({b"pandas": json.dumps(meta).encode()})
     sink = pa.BufferOutputStream()
-    pa.parquet.write_table(pa.table(arrays), sink)
+    pa.parquet.write_table(data, sink)
     return bytes(sink.getvalue().to_pybytes())
 
 
