@@ -394,8 +394,11 @@ class Tables:
         elif backend in _JSON or backend in _CSV or backend in _PARQUET:
             data: dict[str, Any] = encode_json(columns) if backend not in _PARQUET else columns
             if "index_key" in attrs:  # the row names, as ngio writes them: a column first
-                ints = attrs.get("index_type") == "int"
-                data = {index_key: [int(v) for v in index] if ints else index, **data}
+                rows: Any = index
+                if attrs.get("index_type") == "int":  # parquet: one int64 array, no int objects
+                    ints = np.asarray(index, dtype=object).astype(np.int64)
+                    rows = ints if backend in _PARQUET else ints.tolist()
+                data = {index_key: rows, **data}
             if backend in _JSON:
                 items = {
                     _join("table", k): v for k, v in group_documents(data, v3=self._v3).items()
