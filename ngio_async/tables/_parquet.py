@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
     from numpy.typing import NDArray
 
-__all__ = ["decode_parquet", "encode_parquet"]
+__all__ = ["arrow_installed", "decode_csv_arrow", "decode_parquet", "encode_parquet"]
 
 
 def _pyarrow(table: str, doing: str) -> Any:
@@ -98,6 +98,36 @@ def _column(pa: Any, chunked: Any) -> NDArray[Any]:
         return out
     values: NDArray[Any] = np.asarray(col.to_numpy(zero_copy_only=False))  # strings, ...
     return values if values.dtype == object else values.astype(object)
+
+
+def arrow_installed() -> bool:
+    """Whether pyarrow can be imported (the ``tables`` extra)."""
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def decode_csv_arrow(raw: bytes | memoryview, path: str, table: str) -> dict[str, NDArray[Any]]:
+    """The columns of ``table.csv`` as pyarrow reads it (what ngio does): its type inference,
+    its null cells; integers with a missing value as float64 with NaN, as pandas gets them.
+    A fraction of the pure reader's time and memory on big tables."""
+    pa = _pyarrow(table, "reading")
+    import pyarrow.csv  # type: ignore[import-untyped]
+
+    try:
+        data = pyarrow.csv.read_csv(pa.BufferReader(raw))
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise MetadataError(f"{path} is not a readable csv table: {exc}", path) from exc
+    columns = {}
+    for i, name in enumerate(data.column_names):
+        col = data.column(i)
+        if pa.types.is_integer(col.type) and col.null_count:
+            columns[str(name)] = np.asarray(col.to_numpy(zero_copy_only=False), np.float64)
+        else:
+            columns[str(name)] = _column(pa, col)
+    return columns
 
 
 def encode_parquet(

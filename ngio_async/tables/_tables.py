@@ -23,7 +23,7 @@ from .._errors import ExistsError, MetadataError, NotFoundError, UnsupportedErro
 from ..meta import write_document
 from ._anndata import Node, encode_anndata, group_documents, read_anndata, read_nodes
 from ._model import ROI_COLUMNS, ROI_TYPES, Roi, Table, rois_to_columns
-from ._parquet import decode_parquet, encode_parquet
+from ._parquet import arrow_installed, decode_csv_arrow, decode_parquet, encode_parquet
 from ._text import decode_csv, decode_json, encode_csv, encode_json
 
 if TYPE_CHECKING:
@@ -180,9 +180,13 @@ class Tables:
         if raw is None:
             kind = "parquet" if parquet else "csv"
             raise MetadataError(f"{kind} table {name!r} has no {file} ({self._url(name)})", key)
-        if not parquet:
-            return decode_csv(bytes(memoryview(raw)), key), {}
         data = memoryview(raw)  # (pyarrow reads it in place: no copy of the file)
+        if not parquet:
+            if not arrow_installed():  # the pure reader (pyarrow's rules, 10x slower)
+                return decode_csv(bytes(data), key), {}
+            if len(data) < _INLINE_BYTES:
+                return decode_csv_arrow(data, key, name), {}
+            return await self._dataset._workers.run(decode_csv_arrow, data, key, name), {}
         if len(data) < _INLINE_BYTES:
             return decode_parquet(data, key, name)
         return await self._dataset._workers.run(decode_parquet, data, key, name)
