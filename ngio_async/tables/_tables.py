@@ -396,7 +396,7 @@ class Tables:
             items = encode_anndata(index, index_key, columns, v3=self._v3, dtypes=dtypes)
             attrs = {**_ANNDATA_ATTRS, "backend": "anndata", **attrs}
         elif backend in _JSON or backend in _CSV or backend in _PARQUET:
-            data: dict[str, Any] = encode_json(columns) if backend not in _PARQUET else columns
+            data: dict[str, Any] = encode_json(columns) if backend in _JSON else columns
             if "index_key" in attrs:  # the row names, as ngio writes them: a column first
                 rows: Any = index
                 if attrs.get("index_type") == "int":  # parquet: one int64 array, no int objects

@@ -133,10 +133,25 @@ def _csv_text(value: Any) -> str:
     return str(value)
 
 
-def encode_csv(columns: Mapping[str, Sequence[Any]]) -> bytes:
-    """A ``csv`` table's ``table.csv``, as pyarrow writes it (quoted header and strings)."""
+#: rows formatted at a time: the Python objects of one block live at once, not the table's
+_CSV_BLOCK = 1 << 15
+
+
+def encode_csv(columns: Mapping[str, Sequence[Any] | NDArray[Any]]) -> bytes:
+    """A ``csv`` table's ``table.csv``, as pyarrow writes it (quoted header and strings);
+    columns are lists or numpy arrays (NaN and ``None`` written as empty cells)."""
     names = list(columns)
-    lists = [np.asarray(columns[k]).tolist() for k in names]
-    lines = [",".join(_csv_text(str(k)) for k in names)]
-    lines += [",".join(_csv_text(v) for v in row) for row in zip(*lists, strict=True)]
-    return ("\n".join(lines) + "\n").encode("utf-8")
+    parts = [(",".join(_csv_text(str(k)) for k in names) + "\n").encode("utf-8")]
+    rows = len(columns[names[0]]) if names else 0
+    for start in range(0, rows, _CSV_BLOCK):
+        stop = min(start + _CSV_BLOCK, rows)
+        block = [_cells(columns[k], start, stop) for k in names]
+        lines = [",".join(row) for row in zip(*block, strict=True)]
+        parts.append(("\n".join(lines) + "\n").encode("utf-8"))
+    return b"".join(parts)
+
+
+def _cells(column: Sequence[Any] | NDArray[Any], start: int, stop: int) -> list[str]:
+    values = column[start:stop]
+    values = values.tolist() if isinstance(values, np.ndarray) else list(values)
+    return [_csv_text(v) for v in values]
