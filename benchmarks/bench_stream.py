@@ -419,7 +419,9 @@ def blosc_decoder() -> tuple[str, Callable[[Any, Any], Any]]:
 
         codec = numcodecs.Blosc()
         return "numcodecs c-blosc1", lambda buf, out: codec.decode(buf, out=out)
-    return "c-blosc2", lambda buf, out: imagecodecs.blosc2_decode(buf, numthreads=1, out=out)
+    return "c-blosc2", lambda buf, out: imagecodecs.blosc2_decode(
+        buf, numthreads=1, out=out.reshape(-1).view(np.uint8)
+    )
 
 
 def all_chunk_bytes(src: Source) -> list[bytes]:
