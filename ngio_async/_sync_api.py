@@ -23,7 +23,7 @@ import pickle
 import threading
 import weakref
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Protocol, Self, TypeVar, cast
 from urllib.parse import urlsplit
 
 import msgspec
@@ -61,6 +61,7 @@ if TYPE_CHECKING:
     from .images._dataset import Mode, Selector
     from .images._labels import ColorSpec, PropertySpec
     from .images._reuse import ChunkPool
+    from .images._rois import MaskedImage, RoiRead
     from .images._world import Origin, Unit
     from .meta import Acquisition, LabelColor, Plate as PlateMeta
     from .tables import PlateTables, Roi, Table, Tables
@@ -696,6 +697,42 @@ class SyncDataset(_Reopenable):
         """The level nearest a pixel size (``Dataset.level_for``)."""
         return self._dataset.level_for(pixel_size, unit, not_coarser=not_coarser)
 
+    # ROIs, ngio's way: see ngio_async.images._rois
+    def masked(
+        self, label: str | None = None, *, table: str | None = None, level: int | str = 0
+    ) -> SyncMaskedImage:
+        """The image masked by label image ``label``, object by object (``Dataset.masked``):
+        ``with ds.masked("nuclei") as m: m.read(7, masked=True)``."""
+        from .images._rois import open_masked
+
+        masked = self._runner.call(lambda: open_masked(self._dataset, label, table, level))
+        return SyncMaskedImage(self._runner, masked, self)
+
+    def masking_rois(self, level: int | str = 0) -> list[Roi]:
+        """On a label image: one box per object (``Dataset.masking_rois``)."""
+        return self._runner.call(lambda: self._dataset.masking_rois(level))
+
+    def read_rois(
+        self,
+        rois: str | Sequence[Roi],
+        level: int | str = 0,
+        *,
+        label: SyncDataset | None = None,
+        prefetch: int | None = None,
+        ordered: bool = True,
+        **axes: Any,
+    ) -> SyncIterator[RoiRead]:
+        """``for r in ds.read_rois("FOV_ROI_table")``: lazy, prefetching (``Dataset.read_rois``;
+        ``label``: an open label image of this one)."""
+        _ = self._runner.portal  # ClosedError before anything is made (a closed handle)
+        lab = None if label is None else label._dataset
+        stream = self._dataset.read_rois(
+            rois, level, label=lab, prefetch=prefetch, ordered=ordered, **axes
+        )
+        it = self._runner.iterate(stream)
+        it.keep = (self, label)  # the image (and label) stay open while its ROIs are read
+        return it
+
     @property
     def oindex(self) -> SyncIndexer:
         """``ds.oindex[sel]``, ``ds.oindex[sel] = v`` on level 0: zarr-python's orthogonal
@@ -860,6 +897,59 @@ def open(
     if isinstance(url, str | os.PathLike):
         ds._reopen = ("zarr", url, {"limits": limits, "path": path, "mode": mode, **store_options})
     return ds
+
+
+class SyncMaskedImage:
+    """An image masked by a label image, blocking (see
+    :class:`ngio_async.images._rois.MaskedImage`); ``close()`` (or ``with``) closes the label
+    image."""
+
+    def __init__(self, runner: Runner, masked: MaskedImage, image: SyncDataset) -> None:
+        self._runner, self._masked, self._image = runner, masked, image
+
+    @property
+    def values(self) -> list[int]:
+        return self._masked.values
+
+    def roi(self, value: int) -> Roi:
+        return self._masked.roi(value)
+
+    def read(self, value: int, *, masked: bool = False, fill: Any = 0, **axes: Any) -> NDArray[Any]:
+        return self._runner.call(lambda: self._masked.read(value, masked=masked, fill=fill, **axes))
+
+    def read_roi(self, value: int, **axes: Any) -> RoiRead:
+        return self._runner.call(lambda: self._masked.read_roi(value, **axes))
+
+    def read_label(self, value: int, **axes: Any) -> NDArray[Any]:
+        return self._runner.call(lambda: self._masked.read_label(value, **axes))
+
+    def write(self, value: int, data: ArrayLike, **axes: Any) -> None:
+        self._runner.call(lambda: self._masked.write(value, data, **axes))
+
+    def stream(
+        self,
+        values: Sequence[int] | None = None,
+        *,
+        prefetch: int | None = None,
+        ordered: bool = True,
+        **axes: Any,
+    ) -> SyncIterator[RoiRead]:
+        """``for r in m.stream(): r.masked()``: the objects read ahead of the loop."""
+        stream = self._masked.stream(values, prefetch=prefetch, ordered=ordered, **axes)
+        it = self._runner.iterate(stream)
+        it.keep = self
+        return it
+
+    def close(self) -> None:
+        """Close the label image (the image stays open). Idempotent."""
+        if not self._runner.closed:
+            self._runner.call(self._masked.aclose)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 class SyncWriter:

@@ -84,7 +84,9 @@ if TYPE_CHECKING:
     from ..engine.pyramid import Method
     from ..meta import Multiscale, OmeMetadata, Omero, Window
     from ..meta.zarr import ArrayMeta
+    from ..tables import Roi
     from ._cascade import Cascade
+    from ._rois import MaskedImage, RoiStream
     from ._write import LevelWriter
 
 __all__ = ["Dataset", "Labels", "open_async"]
@@ -1828,6 +1830,47 @@ class Dataset(StoreNode):
         region = self.world_region(level, unit=unit, origin=origin, **axes)
         named = dict(zip(self.axes, region, strict=True))
         await self.write(data, level, pyramid, **named)
+
+    # ---------------------------------------------------------------- ROIs (ngio's idiom)
+    def masked(
+        self, label: str | None = None, *, table: str | None = None, level: int | str = 0
+    ) -> _Opening[MaskedImage]:
+        """The image masked by label image ``label``, object by object (ngio's
+        ``get_masked_image``): ``async with ds.masked("nuclei") as m: await m.read(7,
+        masked=True)``. ``table``: the masking ROI table (default: the first whose region is
+        ``label``; none: the boxes are computed from the label image, as ngio does). See
+        :class:`~ngio_async.images._rois.MaskedImage`."""
+        from ._rois import open_masked
+
+        return _Opening(lambda: open_masked(self, label, table, level))
+
+    async def masking_rois(self, level: int | str = 0) -> list[Roi]:
+        """On a label image: one ``Roi`` per object (non-zero value), its bounding box in
+        micrometres from the image's corner, as ngio's ``build_masking_roi_table`` (read tile
+        by tile); ``ds.tables.write_rois(name, rois, label=...)`` stores them."""
+        from ._rois import masking_rois
+
+        self._check_open()
+        return await masking_rois(self, level)
+
+    def read_rois(
+        self,
+        rois: str | Sequence[Roi],
+        level: int | str = 0,
+        *,
+        label: Dataset | None = None,
+        prefetch: int | None = None,
+        ordered: bool = True,
+        **axes: Any,
+    ) -> RoiStream:
+        """``async for r in ds.read_rois("FOV_ROI_table")``: each ROI of a table (a name, or
+        ``Roi`` values) read at ``level`` ahead of the consumer, as ``r.roi``, ``r.data``
+        (and ``r.labels`` of ``label``, an open label image, on the same grid); ``axes``
+        select other axes (``c="DAPI"``). See :class:`~ngio_async.images._rois.RoiStream`."""
+        from ._rois import RoiStream
+
+        self._check_open()
+        return RoiStream(self, rois, level, label, axes, prefetch=prefetch, ordered=ordered)
 
 
 def _lenient(attrs: dict[str, Any]) -> tuple[OmeMetadata, list[tuple[str, Any, str]]]:

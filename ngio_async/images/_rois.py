@@ -1,0 +1,427 @@
+"""Reads by ROI, as ngio and Fractal tasks read: one object of a masking ROI table (its box,
+its pixels masked by its label value, masked writes back), and the ROIs of a table read one
+after another with a bounded prefetch (``async for r in ds.read_rois("FOV_ROI_table")``).
+
+ROI boxes are in micrometres from the image's corner (ngio's rule): each read is
+``read_world(unit="micrometer", origin="image", **roi.ranges)``. A label image is read at its
+level nearest the image level's y/x pixel size and brought onto the image's grid (nearest
+pixel, as ngio rescales a mask), so ``labels`` has the shape of ``data``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Self
+
+import anyio
+import numpy as np
+
+from .._prefetch import prefetch as start_prefetch
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from anyio.abc import TaskGroup
+    from numpy.typing import ArrayLike, NDArray
+
+    from .._prefetch import Prefetch, PrefetchIterator
+    from ..tables import Roi, Table
+    from ._dataset import Dataset
+
+UNIT = "micrometer"
+_WORLD = ("x", "y", "z", "t")
+
+
+def roi_box(roi: Roi) -> dict[str, Any]:
+    """The ``read_world`` axes of ``roi``: its ranges, and ``t`` when it has a time range."""
+    box: dict[str, Any] = dict(roi.ranges)
+    if roi.time is not None:
+        box["t"] = roi.time
+    return box
+
+
+@dataclass(frozen=True)
+class RoiRead:
+    """One ROI read: ``data`` (the image pixels of its box), ``region`` (the level selection
+    read), ``labels`` (the label image's pixels on ``data``'s grid, when a label was asked)."""
+
+    roi: Roi
+    region: tuple[Any, ...]
+    data: NDArray[Any]
+    labels: NDArray[Any] | None = None
+
+    @property
+    def mask(self) -> NDArray[np.bool_]:
+        """Where the ROI's object is: ``labels == roi.label`` (any non-zero label when the ROI
+        has none)."""
+        if self.labels is None:
+            raise ValueError(f"ROI {self.roi.name!r} was read without a label image: no mask")
+        if self.roi.label is None:
+            return np.asarray(self.labels != 0)
+        return np.asarray(self.labels == self.roi.label)
+
+    def masked(self, fill: Any = 0) -> NDArray[Any]:
+        """``data`` inside the object, ``fill`` elsewhere (ngio's ``get_roi_masked``)."""
+        out = np.full_like(self.data, fill)
+        np.copyto(out, self.data, where=self.mask)
+        return out
+
+
+def label_level(image: Dataset, level: int | str, label: Dataset) -> int:
+    """The level of ``label`` whose y/x pixel size is nearest the image ``level``'s."""
+    cal = image.metadata.spatial_calibration[image.levels.index(image.level(level))]
+    names = [n for n in ("y", "x") if n in image.axes and n in label.axes]
+    if not names:
+        return 0
+    unit = cal[names[0]].unit
+    same = label.metadata.spatial_calibration[0][names[0]].unit == unit
+    return label.level_for([abs(cal[n].scale) for n in names], None if same else unit)
+
+
+def _kept(axes: Sequence[str], region: Sequence[Any]) -> list[str]:
+    return [a for a, s in zip(axes, region, strict=True) if not isinstance(s, int)]
+
+
+def on_grid(
+    labels: NDArray[Any], names: Sequence[str], to: Sequence[str], shape: Sequence[int]
+) -> NDArray[Any]:
+    """``labels`` (axes ``names``) on the grid of an array of axes ``to`` and ``shape``:
+    axes reordered, missing ones broadcast, sizes matched by nearest pixel."""
+    extra = [a for a in names if a not in to]
+    if extra:
+        raise ValueError(f"the label image has axes {extra} the image read does not have")
+    out = np.transpose(labels, [names.index(a) for a in to if a in names])
+    out = np.expand_dims(out, tuple(i for i, a in enumerate(to) if a not in names))
+    for i, (n, m) in enumerate(zip(out.shape, shape, strict=True)):
+        if n != m and to[i] in names:
+            pick = np.minimum(((np.arange(m) + 0.5) * n / m).astype(np.intp), n - 1)
+            out = np.take(out, pick, axis=i)
+    return np.broadcast_to(out, tuple(shape))
+
+
+async def read_roi(
+    image: Dataset,
+    roi: Roi,
+    level: int | str = 0,
+    label: Dataset | None = None,
+    **axes: Any,
+) -> RoiRead:
+    """Read ``roi``'s box of ``image`` at ``level`` (``axes``: other selections, ``c="DAPI"``),
+    and of ``label`` on the same grid when given."""
+    box = {**roi_box(roi), **axes}
+    region = image.world_region(level, unit=UNIT, origin="image", **box)
+    data = await image.level(level).getitem(region)
+    if label is None:
+        return RoiRead(roi, region, data)
+    at = label_level(image, level, label)
+    lbox = {k: v for k, v in box.items() if k in _WORLD and k in label.axes}
+    lregion = label.world_region(at, unit=UNIT, origin="image", **lbox)
+    raw = await label.level(at).getitem(lregion)
+    grid = on_grid(raw, _kept(label.axes, lregion), _kept(image.axes, region), data.shape)
+    return RoiRead(roi, region, data, grid)
+
+
+def _size(image: Dataset, level: int | str, roi: Roi, axes: dict[str, Any]) -> int:
+    region = image.world_region(level, unit=UNIT, origin="image", **{**roi_box(roi), **axes})
+    lvl = image.level(level)
+    n = 1
+    for s, size in zip(region, lvl.shape, strict=True):
+        n *= 1 if isinstance(s, int) else len(s) if isinstance(s, list) else len(range(size)[s])
+    return n * lvl.dtype.itemsize
+
+
+class RoiStream:
+    """The ROIs of a table read ahead of the consumer (``Limits.prefetch_tiles`` ROIs, within
+    ``prefetch_bytes``), yielded as :class:`RoiRead` in table order (``ordered=False``: as
+    they complete).
+
+    ``async for r in ds.read_rois(...)``: the work runs in the dataset's task group and stops
+    at the end, on an error, on ``aclose()`` or when the dataset closes; ``async with
+    ds.read_rois(...) as rois: async for r in rois``: leaving the block stops it at once.
+    """
+
+    def __init__(
+        self,
+        image: Dataset,
+        rois: str | Sequence[Roi],
+        level: int | str,
+        label: Dataset | None,
+        axes: dict[str, Any],
+        *,
+        prefetch: int | None = None,
+        ordered: bool = True,
+    ) -> None:
+        if prefetch is not None and (isinstance(prefetch, bool) or prefetch < 1):
+            raise ValueError(f"prefetch must be a positive int, got {prefetch!r}")
+        image.level(level)  # a bad level fails here, not at the first ROI
+        self._image, self._rois, self._level = image, rois, level
+        self._label, self._axes = label, axes
+        self._window = prefetch or image.limits.prefetch_tiles
+        self._ordered = ordered
+        self._used = False
+        self._cm: Prefetch[Roi, RoiRead] | None = None
+
+    async def _items(self) -> list[Roi]:
+        if isinstance(self._rois, str):
+            return await self._image.tables.rois(self._rois)
+        return list(self._rois)
+
+    async def _make(self, owner: TaskGroup | None) -> Prefetch[Roi, RoiRead]:
+        if self._used:
+            raise RuntimeError("a ROI stream can be iterated once; call read_rois() again")
+        self._used = True
+        image, level, label, axes = self._image, self._level, self._label, self._axes
+
+        async def read(roi: Roi) -> RoiRead:
+            return await read_roi(image, roi, level, label, **axes)
+
+        return start_prefetch(
+            await self._items(),
+            read,
+            window=self._window,
+            max_bytes=image.limits.prefetch_bytes,
+            size_of=lambda roi: _size(image, level, roi, axes),
+            ordered=self._ordered,
+            owner=owner,
+        )
+
+    def __aiter__(self) -> AsyncIterator[RoiRead]:
+        return _OwnedRois(self)
+
+    async def __aenter__(self) -> PrefetchIterator[RoiRead]:
+        self._cm = await self._make(None)
+        return await self._cm.__aenter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> bool | None:
+        cm, self._cm = self._cm, None
+        return None if cm is None else await cm.__aexit__(exc_type, exc_val, exc_tb)
+
+
+class _OwnedRois(AsyncIterator[RoiRead]):
+    """``async for`` over a :class:`RoiStream`: started in the dataset's task group on the
+    first ``__anext__`` (the table is read then)."""
+
+    def __init__(self, stream: RoiStream) -> None:
+        self._stream = stream
+        self._it: PrefetchIterator[RoiRead] | None = None
+
+    async def __anext__(self) -> RoiRead:
+        if self._it is None:
+            owner = await self._stream._image._background()
+            self._it = (await self._stream._make(owner)).__aiter__()
+        return await self._it.__anext__()
+
+    async def aclose(self) -> None:
+        if self._it is not None:
+            await self._it.aclose()
+
+
+def _label_name(table: Table) -> str | None:
+    region = table.region
+    if not region:
+        return None
+    return region.rstrip("/").rpartition("labels/")[2] or None
+
+
+async def masking_table(image: Dataset, label: str | None, table: str | None) -> Table | None:
+    """The masking ROI table ``table``, or the first one whose region is label ``label``
+    (``None``: there is none)."""
+    if table is not None:
+        found = await image.tables.read(table)
+        if found.type != "masking_roi_table":
+            raise ValueError(f"table {table!r} is a {found.type}, not a masking_roi_table")
+        if label is not None and _label_name(found) not in (None, label):
+            raise ValueError(
+                f"table {table!r} has the boxes of label image {_label_name(found)!r}, "
+                f"not {label!r}"
+            )
+        return found
+    if label is None:
+        raise TypeError("masked() takes a label image name, a masking ROI table name or both")
+    for name in await image.tables.names(type="masking_roi_table"):
+        found = await image.tables.read(name)
+        if _label_name(found) == label:
+            return found
+    return None
+
+
+def _bounds(data: NDArray[Any], offset: Sequence[int], into: dict[int, list[list[int]]]) -> None:
+    """Merge the pixel bounds ``[lo..., hi...]`` (inclusive) of each non-zero value of
+    ``data`` (a block at ``offset``) into ``into``."""
+    where = np.nonzero(data)
+    if not where[0].size:
+        return
+    values, inverse = np.unique(data[where], return_inverse=True)
+    order = np.argsort(inverse, kind="stable")
+    starts = np.searchsorted(inverse[order], np.arange(values.size))
+    lows = [np.minimum.reduceat(w[order], starts) + o for w, o in zip(where, offset, strict=True)]
+    highs = [np.maximum.reduceat(w[order], starts) + o for w, o in zip(where, offset, strict=True)]
+    for i, v in enumerate(values.tolist()):
+        lo, hi = [int(a[i]) for a in lows], [int(a[i]) for a in highs]
+        old = into.get(v)
+        if old is not None:
+            lo = [min(a, b) for a, b in zip(lo, old[0], strict=True)]
+            hi = [max(a, b) for a, b in zip(hi, old[1], strict=True)]
+        into[v] = [lo, hi]
+
+
+async def masking_rois(label: Dataset, level: int | str = 0) -> list[Roi]:
+    """One box per object (non-zero value) of label image ``label``, its bounding box in
+    micrometres from the image's corner (ngio's ``build_masking_roi_table``): the level is
+    read tile by tile, never whole."""
+    from ..tables import Roi
+
+    found: dict[int, list[list[int]]] = {}
+    async with label.tiles(level) as tiles:
+        async for tile in tiles:
+            _bounds(tile.data, [s.start for s in tile.region], found)
+    cal = label.metadata.spatial_calibration[label.levels.index(label.level(level))]
+    out = []
+    for value in sorted(found):
+        lo, hi = found[value]
+        ranges: dict[str, tuple[float, float]] = {}
+        time = None
+        for a, start, stop in zip(label.axes, lo, hi, strict=True):
+            if a in ("x", "y", "z", "t"):
+                scale = abs(cal[a].scale)
+                box = (start * scale, (stop + 1) * scale)
+                if a == "t":
+                    time = box
+                else:
+                    ranges[a] = box
+        out.append(Roi(str(value), ranges, label=value, time=time))
+    return out
+
+
+class MaskedImage:
+    """An image masked by a label image, object by object, as ngio's ``MaskedImage``:
+    ``await m.read(7)`` is object 7's box, ``await m.read(7, masked=True)`` its pixels alone
+    (``fill`` elsewhere), ``await m.write(7, data)`` writes ``data`` only where the object is.
+    Made by :meth:`ngio_async.images.Dataset.masked`; closing it closes the label image."""
+
+    def __init__(
+        self, image: Dataset, label: Dataset, rois: Sequence[Roi], level: int | str
+    ) -> None:
+        self.image, self.label_image, self.level = image, label, level
+        self._rois = {int(r.label): r for r in rois if r.label is not None}
+        self._write_lock = anyio.Lock()
+
+    def __repr__(self) -> str:
+        return (
+            f"<MaskedImage {self.image.url} by {self.label_image.url} ({len(self._rois)} objects)>"
+        )
+
+    @property
+    def values(self) -> list[int]:
+        """The label values of the table's objects, in table order."""
+        return list(self._rois)
+
+    def roi(self, value: int) -> Roi:
+        """The box of object ``value``."""
+        try:
+            return self._rois[int(value)]
+        except KeyError:
+            raise KeyError(
+                f"label value {value} is not an object of {self.label_image.url} (values: "
+                f"{_shown(self.values)})"
+            ) from None
+
+    async def read_roi(self, value: int, **axes: Any) -> RoiRead:
+        """Object ``value``'s box: image pixels and labels (``axes``: ``c="DAPI"``, ...)."""
+        return await read_roi(self.image, self.roi(value), self.level, self.label_image, **axes)
+
+    async def read(
+        self, value: int, *, masked: bool = False, fill: Any = 0, **axes: Any
+    ) -> NDArray[Any]:
+        """Object ``value``'s box (ngio's ``get_roi``); ``masked=True``: only its pixels,
+        ``fill`` elsewhere (``get_roi_masked``)."""
+        if not masked:
+            return (await read_roi(self.image, self.roi(value), self.level, None, **axes)).data
+        return (await self.read_roi(value, **axes)).masked(fill)
+
+    async def read_label(self, value: int, **axes: Any) -> NDArray[Any]:
+        """The label pixels of object ``value``'s box, on the image's grid."""
+        got = await self.read_roi(value, **axes)
+        assert got.labels is not None
+        return got.labels
+
+    async def write(self, value: int, data: ArrayLike, **axes: Any) -> None:
+        """Write ``data`` (the shape :meth:`read` gives) where object ``value`` is; the pixels
+        of its box outside the object keep their stored values (ngio's ``set_roi_masked``).
+        Masked writes through one MaskedImage run one at a time (boxes may overlap)."""
+        self.image._check_writable()
+        async with self._write_lock:
+            got = await self.read_roi(value, **axes)
+            new = np.asarray(data)
+            if new.shape != got.data.shape:
+                raise ValueError(
+                    f"object {value}: data of shape {new.shape} for a box of shape {got.data.shape}"
+                )
+            merged = np.where(got.mask, new, got.data)
+            named = dict(zip(self.image.axes, got.region, strict=True))
+            await self.image.write(merged, self.level, False, **named)
+
+    def stream(
+        self,
+        values: Sequence[int] | None = None,
+        *,
+        prefetch: int | None = None,
+        ordered: bool = True,
+        **axes: Any,
+    ) -> RoiStream:
+        """The objects (``values``, default all) read ahead of the consumer, each a
+        :class:`RoiRead` with its labels (``r.masked()``: its pixels alone)."""
+        rois = [self.roi(v) for v in (self.values if values is None else values)]
+        return RoiStream(
+            self.image, rois, self.level, self.label_image, axes, prefetch=prefetch, ordered=ordered
+        )
+
+    async def aclose(self) -> None:
+        """Close the label image (the image stays open)."""
+        await self.label_image.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+async def open_masked(
+    image: Dataset, label: str | None, table: str | None, level: int | str
+) -> MaskedImage:
+    """Find the masking ROI table (none: the boxes are computed from the label image, as ngio
+    does), open its label image: a :class:`MaskedImage`."""
+    image.level(level)
+    found = await masking_table(image, label, table)
+    name = label if found is None else label or _label_name(found)
+    if name is None:
+        raise ValueError(f"table {table!r} names no label image (region); pass label=")
+    lab = await image.labels.open(name, "r")
+    try:
+        rois = found.rois() if found is not None else await masking_rois(lab)
+    except BaseException:
+        await lab.aclose()
+        raise
+    return MaskedImage(image, lab, rois, level)
+
+
+def _shown(values: Sequence[int]) -> str:
+    return ", ".join(map(str, values[:10])) + (", ..." if len(values) > 10 else "")
+
+
+__all__ = [
+    "MaskedImage",
+    "RoiRead",
+    "RoiStream",
+    "masking_rois",
+    "open_masked",
+    "read_roi",
+    "roi_box",
+]

@@ -1,0 +1,190 @@
+"""ngio's ROI idioms in ngio_async, on images ngio 1.1.3 writes: a masked image (one object's
+box, its pixels alone, masked writes back) and the ROIs of a table read as a prefetched stream,
+async and blocking, compared with ngio's ``MaskedImage`` and ``get_roi`` on the same data."""
+
+from __future__ import annotations
+
+import shutil
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pytest
+
+import ngio_async
+from ngio_async import NotFoundError, ReadOnlyError
+from ngio_async.tables import Roi
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+pytestmark = [pytest.mark.anyio, pytest.mark.filterwarnings("ignore")]
+
+
+def _labels() -> Any:
+    lab = np.zeros((3, 32, 40), np.uint16)
+    lab[0:2, 4:12, 6:18] = 7
+    lab[1:3, 18:30, 22:38] = 12
+    lab[2, 0:4, 0:4] = 3
+    lab[1, 10:14, 14:20] = 9  # touches 7's box: writing 7 must leave 9's pixels alone
+    return lab
+
+
+def _image(path: Path, version: str = "0.5") -> Any:
+    import ngio
+
+    data = np.arange(2 * 3 * 32 * 40, dtype=np.uint16).reshape(2, 3, 32, 40)
+    c: Any = ngio.create_ome_zarr_from_array(
+        str(path),
+        data,
+        pixelsize=0.5,
+        z_spacing=2.0,
+        levels=2,
+        axes_names="czyx",
+        channels_meta=["DAPI", "GFP"],
+        ngff_version=version,  # type: ignore[arg-type]
+    )
+    label = c.derive_label("nuclei")
+    label.set_array(_labels())
+    label.consolidate()
+    c.add_table("nuclei_ROI_table", c.build_masking_roi_table("nuclei"))
+    return c
+
+
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+async def test_masked_reads_match_ngio_at_two_levels(tmp_path: Path, version: str) -> None:
+    c = _image(tmp_path / "img.zarr", version)
+    async with ngio_async.open_async(tmp_path / "img.zarr") as ds:
+        for level in (0, 1):
+            theirs: Any = c.get_masked_image("nuclei", path=str(level))
+            async with ds.masked("nuclei", level=level) as m:
+                assert sorted(m.values) == [3, 7, 9, 12]
+                for v in m.values:
+                    np.testing.assert_array_equal(await m.read(v), theirs.get_roi(v))
+                    got = await m.read(v, masked=True)
+                    np.testing.assert_array_equal(got, theirs.get_roi_masked(v))
+                    gfp = await m.read(v, masked=True, c="GFP")
+                    want = theirs.get_roi_masked(v, channel_selection="GFP")
+                    np.testing.assert_array_equal(gfp, want)  # the channel axis dropped
+                    if level == 0:  # the whole object, nothing else
+                        lab = await m.read_label(v)
+                        assert (lab == v).sum() == 2 * (_labels() == v).sum()  # 2 channels
+            assert m.label_image.closed
+
+
+async def test_masked_write_matches_ngio_set_roi_masked(tmp_path: Path) -> None:
+    c = _image(tmp_path / "a.zarr")
+    shutil.copytree(tmp_path / "a.zarr", tmp_path / "b.zarr")
+    theirs: Any = c.get_masked_image("nuclei")
+    for v, fill in ((7, 1000), (12, 2000)):
+        patch = np.full(theirs.get_roi(v).shape, fill, np.uint16)
+        theirs.set_roi_masked(v, patch)
+    async with (
+        ngio_async.open_async(tmp_path / "b.zarr", mode="r+") as ds,
+        ds.masked("nuclei") as m,
+    ):
+        for v, fill in ((7, 1000), (12, 2000)):
+            box = await m.read(v)
+            await m.write(v, np.full(box.shape, fill, np.uint16))
+        with pytest.raises(ValueError, match=r"object 7: data of shape \(1, 2\)"):
+            await m.write(7, np.zeros((1, 2), np.uint16))
+        mine = await ds.read()
+    np.testing.assert_array_equal(mine, c.get_image().get_array())
+    assert (mine[:, 1, 10:14, 14:20] != 1000).all()  # object 9 kept its pixels
+
+
+async def test_masked_errors_name_what_is_missing(tmp_path: Path) -> None:
+    _image(tmp_path / "img.zarr")
+    async with ngio_async.open_async(tmp_path / "img.zarr", mode="r+") as ds:
+        await ds.tables.write_rois("fov", [Roi.box("FOV_1", x=(0.0, 4.0), y=(0.0, 4.0))])
+    async with ngio_async.open_async(tmp_path / "img.zarr") as ds:
+        with pytest.raises(NotFoundError, match="cells"):  # no such label image
+            await ds.masked("cells")
+        with pytest.raises(ValueError, match="'fov' is a roi_table, not a masking_roi_table"):
+            await ds.masked(table="fov")
+        async with ds.masked(table="nuclei_ROI_table") as m:  # the label from the table
+            assert m.label_image.url.endswith("labels/nuclei")
+            with pytest.raises(KeyError, match=r"label value 5 is not an object .*3, 7, 9, 12"):
+                await m.read(5)
+            with pytest.raises(ReadOnlyError):
+                await m.write(7, np.zeros((2, 2, 8, 12), np.uint16))
+
+
+async def test_read_rois_streams_a_table_as_ngio_reads_it(tmp_path: Path) -> None:
+    c = _image(tmp_path / "img.zarr")
+    fovs = [
+        Roi.box(f"FOV_{i}", x=(10.0 * i, 10.0 * i + 10.0), y=(0.0, 16.0), z=(0.0, 6.0))
+        for i in range(2)
+    ]
+    async with ngio_async.open_async(tmp_path / "img.zarr", mode="r+") as ds:
+        await ds.tables.write_rois("FOV_ROI_table", fovs)
+    c = __import__("ngio").open_ome_zarr_container(str(tmp_path / "img.zarr"))
+    ngio_rois = c.get_roi_table("FOV_ROI_table").rois()
+    image, label = c.get_image(), c.get_label("nuclei")
+    async with (
+        ngio_async.open_async(tmp_path / "img.zarr") as ds,
+        ds.labels.open("nuclei") as lab,
+    ):
+        got = [r async for r in ds.read_rois("FOV_ROI_table", label=lab, prefetch=1)]
+        assert [r.roi.name for r in got] == ["FOV_0", "FOV_1"]
+        for r, theirs in zip(got, ngio_rois, strict=True):
+            np.testing.assert_array_equal(r.data, image.get_roi(theirs))
+            assert r.labels is not None
+            np.testing.assert_array_equal(r.labels[0], label.get_roi(theirs))
+            np.testing.assert_array_equal(r.masked(), np.where(r.labels != 0, r.data, 0))
+        async with ds.read_rois(fovs, level=1, c="DAPI", ordered=False) as rois:
+            names = {r.roi.name: r.data.shape async for r in rois}
+        assert names == {"FOV_0": (3, 16, 10), "FOV_1": (3, 16, 10)}
+        stream = ds.read_rois("FOV_ROI_table")
+        first = await stream.__aiter__().__anext__()  # then left: the dataset stops it
+        with pytest.raises(RuntimeError, match="iterated once"):
+            async with stream:
+                pass
+        with pytest.raises(ValueError, match="without a label image"):
+            _ = first.mask
+
+
+async def test_blocking_twin_masked_and_stream(tmp_path: Path) -> None:
+    c = _image(tmp_path / "img.zarr")
+    theirs: Any = c.get_masked_image("nuclei")
+    with ngio_async.open(tmp_path / "img.zarr", mode="r+") as ds:
+        with ds.masked("nuclei") as m:
+            reads = {int(r.roi.label or 0): r for r in m.stream()}
+            assert sorted(reads) == [3, 7, 9, 12]
+            for v, r in reads.items():
+                np.testing.assert_array_equal(r.masked(), theirs.get_roi_masked(v))
+                np.testing.assert_array_equal(m.read(v, masked=True), r.masked())
+            m.write(3, np.full(m.read(3).shape, 5, np.uint16))
+        theirs.set_roi_masked(3, np.full(theirs.get_roi(3).shape, 5, np.uint16))
+        np.testing.assert_array_equal(ds.read(), c.get_image().get_array())
+        rois = ds.tables.rois("nuclei_ROI_table")
+        with ds.labels.open("nuclei") as lab:
+            seen = [(r.roi.label, int(r.mask.sum())) for r in ds.read_rois(rois, label=lab)]
+        assert seen == [(r.label, 2 * int((_labels() == r.label).sum())) for r in rois]
+
+
+async def test_masking_rois_from_a_label_image_as_ngio_builds_them(tmp_path: Path) -> None:
+    c = _image(tmp_path / "img.zarr")
+    theirs = {r.label: r for r in c.build_masking_roi_table("nuclei").rois()}
+    async with (
+        ngio_async.open_async(tmp_path / "img.zarr", mode="r+") as ds,
+        ds.labels.open("nuclei") as lab,
+    ):
+        mine = await lab.masking_rois()
+        assert [r.label for r in mine] == [3, 7, 9, 12]
+        for r in mine:
+            t = theirs[r.label]
+            for a in ("x", "y", "z"):
+                want = (t.get(a).start, t.get(a).start + t.get(a).length)
+                assert r.ranges[a] == pytest.approx(want), (r.label, a)
+        coarse = await lab.masking_rois(level=1)  # the same objects at 1 um pixels
+        assert [r.label for r in coarse] == [3, 7, 9, 12]
+        assert coarse[1].ranges["x"] == (3.0, 9.0)
+        # no masking ROI table for a label image: its boxes are computed, as ngio does
+        await ds.tables.delete("nuclei_ROI_table")
+        async with ds.masked("nuclei") as m:
+            assert m.values == [3, 7, 9, 12]
+            masked: Any = c.get_masked_image("nuclei")
+            for v in m.values:
+                np.testing.assert_array_equal(
+                    await m.read(v, masked=True), masked.get_roi_masked(v)
+                )
