@@ -74,26 +74,25 @@ def _compressor(text: str | None) -> str | bool | None:
 
 def _expand(
     srcs: list[str], dst: str | None = None, left_out: list[str] | None = None
-) -> tuple[list[str], int, bool]:
+) -> tuple[list[str], bool]:
     """SRCs with their glob patterns (``'scans/*.tif'``, quoted or from a shell that does not
-    expand them) expanded, sorted; how many inputs they make (a folder of inputs, a directory
-    that is no zarr node, is kept as it is for ``convert_many``, which mirrors its folders:
-    its TIFFs and OME-Zarr directories are counted); and whether a pattern or folder was given
-    (then DST is a directory, whatever the number of matches). A local path that exists is
-    never a pattern. ``left_out`` gets the folders' files no reader takes."""
+    expand them) expanded, sorted (a folder of inputs, a directory that is no zarr node, is
+    kept as it is for ``convert_many``, which mirrors its folders; one that holds no image is
+    an error); and whether a pattern or folder was given (then DST is a directory, whatever
+    the number of matches). A local path that exists is never a pattern. ``left_out`` gets
+    the folders' files no reader takes."""
     import glob
     import os
 
     from ..convert._convert import folder_inputs, folder_path
 
     out: list[str] = []
-    count = 0
     pattern = False
     for src in srcs:
         folder = folder_path(src)
         if folder is not None:  # a folder of inputs (not an OME-Zarr directory): its images
             try:
-                count += len(folder_inputs(folder, dst, left_out))
+                folder_inputs(folder, dst, left_out)
             except ValueError as exc:
                 raise CLIError(f"not found: {exc}") from None
             out.append(src)
@@ -101,15 +100,41 @@ def _expand(
             continue
         if "://" in src or not any(ch in src for ch in "*?[") or os.path.exists(src):
             out.append(src)
-            count += 1
             continue
         matches = sorted(glob.glob(src))
         if not matches:
             raise CLIError(f"not found: no file or directory matches {src!r}")
         out.extend(matches)
-        count += len(matches)
         pattern = True
-    return out, count, pattern
+    return out, pattern
+
+
+def _remote_folders(
+    srcs: list[str], dst: str, options: dict[str, Any], left_out: list[str]
+) -> list[str]:
+    """The SRCs that are folders of inputs on an object store (a key prefix that is no zarr
+    node: ``s3://bucket/scans/``), listed; a folder holding no image, an empty prefix and an
+    ``http(s)://`` folder (a server lists none) are usage errors naming the SRC."""
+    from ..convert._convert import remote_folder_inputs
+    from ._common import describe_error
+    from ._run import run_async
+
+    async def probe() -> list[str]:
+        folders: list[str] = []
+        for src in srcs:
+            if "://" not in src or src.startswith("file://"):
+                continue
+            try:
+                found = await remote_folder_inputs(src, options.get("src_options"), dst, left_out)
+            except Exception as exc:
+                _, message = describe_error(exc)
+                named = src.rstrip("/") in message
+                raise CLIError(message if named else f"{src}: {message}") from exc
+            if found is not None:
+                folders.append(src)
+        return folders
+
+    return run_async(probe)
 
 
 def _options(args: argparse.Namespace) -> dict[str, Any]:
@@ -244,11 +269,13 @@ def run_convert(args: argparse.Namespace) -> int:
             "kept (write to a path or an object store)"
         )
     left_out: list[str] = []
-    srcs, count, pattern = _expand(list(args.srcs), dst, left_out)
+    srcs, pattern = _expand(list(args.srcs), dst, left_out)
     options = _options(args)
     options.update(_store_options(args, srcs, dst))
     if getattr(args, "series", None) is not None:  # the reader's option, for every SRC
         options["src_options"] = {**options.get("src_options", {}), "series": args.series}
+    if _remote_folders(srcs, dst, options, left_out):
+        pattern = True  # DST is a directory, as for a local folder
     single = len(srcs) == 1 and not pattern and not _into_directory(dst)
     func: Any = ngio_async.convert if single else ngio_async.convert_many
     target: Any = srcs[0] if single else list(srcs)
@@ -258,7 +285,9 @@ def run_convert(args: argparse.Namespace) -> int:
         if wants_progress(args.quiet) and console.is_terminal:
             from ..progress import rich_progress
 
-            what = "converting" if single else f"converting {count} inputs"
+            # the bar counts the inputs (convert_many's total: a multi-file OME-TIFF's
+            # files, and a file given twice, are one input; a folder's are known once listed)
+            what = "converting" if single else "converting inputs"
             options["progress"] = stack.enter_context(
                 rich_progress(what, console=console, transient=True)
             )

@@ -396,6 +396,19 @@ def refuse_file(dst: Any) -> None:
         )
 
 
+def refuse_memory_url(dst: Any) -> None:
+    """Refuse a ``memory://`` URL as a destination: every one opens a new, empty store, so
+    what is written there could never be opened (pass a store: ``open_store("memory://")``).
+
+    :raises ValueError: naming it."""
+    if isinstance(dst, str | os.PathLike) and os.fspath(dst).lower().startswith("memory:"):
+        raise ValueError(
+            f"the destination {os.fspath(dst)} is a memory:// URL: each one opens a new, empty "
+            'store, and the output would be lost; pass a store (open_store("memory://")) '
+            "and open the result from it, or write to a path or an object store"
+        )
+
+
 def _is_one(value: Any) -> bool:
     try:
         return bool(value == 1)
@@ -1406,7 +1419,8 @@ async def convert(
 
     :param src: a path or URL (any store, for OME-Zarr and TIFF), a store, or an
         open :class:`~ngio_async.Dataset` / :class:`~ngio_async.formats.ImageSource` (left open).
-    :param dst: where the OME-Zarr goes (path, ``file://``, ``s3://``, ``memory://``, a store).
+    :param dst: where the OME-Zarr goes (path, ``file://``, ``s3://``, a store such as
+        ``open_store("memory://")``; a ``memory://`` URL is refused: it would be lost).
     :param ngff_version: ``"0.4"`` or ``"0.5"``; default the source's (OME-Zarr) or ``"0.5"``.
     :param chunks: chunk shape of level 0 (one value per axis of the image, or fewer: the last
         axes', the leading ones take 1; label images drop the channel axis; leading 1s beyond
@@ -1430,7 +1444,7 @@ async def convert(
         bioformats2raw container, which otherwise converts whole, into a container).
     :param dst_options: store options of the destination.
     :raises ValueError: ``dst`` is ``src``, holds it or lies inside it (see
-        :func:`check_distinct`), or a layout option is invalid (``chunks`` / ``shards``: one
+        :func:`check_distinct`), or a ``memory://`` URL, or a layout option is invalid (``chunks`` / ``shards``: one
         positive integer per axis; ``levels >= 1``; ``series`` in range); nothing is written
         then.
     :raises ExistsError: ``dst`` holds a zarr node (and not ``overwrite``), or is a local file
@@ -1443,6 +1457,7 @@ async def convert(
             raise ValueError(f"{what} is empty: a path or URL (use '.' for the current directory)")
     check_distinct(src, dst, src_options, dst_options)  # before anything is opened
     refuse_file(dst)
+    refuse_memory_url(dst)
     _check_layout((), None, None, levels)
     src_opts = dict(src_options or {})
     owns_source = not isinstance(src, Dataset | ImageSource | Plate)
@@ -2357,6 +2372,130 @@ def _inputs(srcs: str | os.PathLike[str] | Sequence[Any], dst_dir: Any) -> list[
     return out
 
 
+# ------------------------------------------------------------------------------ remote folders
+#: options of the readers, not of the store (``src_options`` carry both)
+_READER_OPTIONS = frozenset({"series", "threads", "path", "limits"})
+
+
+def _is_http(text: str) -> bool:
+    return text.lower().startswith(("http://", "https://"))
+
+
+async def remote_folder_inputs(
+    url: Any,
+    options: Mapping[str, Any] | None = None,
+    dst_dir: Any = None,
+    left_out: list[str] | None = None,
+) -> list[str] | None:
+    """The images of a folder of inputs on an object store (``s3://``, ``gs://``, ``az://``):
+    ``url``, a key prefix that is no zarr node, holds them: its TIFFs (files a reader other
+    than OME-Zarr's takes) and OME-Zarr directories, and those of its folders, as URLs, sorted
+    (hidden entries skipped, and ``dst_dir`` when it lies in the folder). ``None`` when ``url``
+    is no such folder: a local path, a file a reader takes, a zarr node. ``left_out`` gets
+    the files no reader takes. Lists the whole prefix (OME-Zarr directories' chunks too).
+
+    :raises UnsupportedError: an ``http(s)://`` URL ending in ``/`` that is no zarr node (an
+        HTTP server lists no folder).
+    :raises NotFoundError: nothing lies under the prefix (or its bucket does not exist).
+    :raises ValueError: the folder holds no image.
+    """
+    from ..stores import open_store
+
+    text = os.fspath(url) if isinstance(url, str | os.PathLike) else None
+    if text is None or "://" not in text or text.lower().startswith(("file://", "memory://")):
+        return None
+    if not isinstance(find_reader(text), OmeZarrReader):
+        return None  # a file a reader takes by its name: a TIFF
+    given = dict(options or {})
+    store_opts = {k: v for k, v in given.items() if k not in _READER_OPTIONS}
+    store = open_store(text, limits=given.get("limits"), **store_opts)
+    async with store:
+        for name in _NODE_FILES:
+            if await store.exists(name):
+                return None
+        if not store.supports_listing:
+            if not _is_http(text) or not text.endswith("/"):
+                return None  # its conversion says what is missing there
+            raise UnsupportedError(
+                f"{text} is no OME-Zarr (no zarr.json, .zattrs or .zgroup there), and an HTTP "
+                "server cannot list a folder: name its files (one URL each)"
+            )
+        keys = await store.list_prefix("")
+    if not keys:
+        raise NotFoundError(f"{text}: nothing there (no key under this prefix)", url=text)
+    base = text.rstrip("/")
+    skip = _skipped_prefix(base, dst_dir)
+    images, left = _listed_inputs(keys, skip)
+    if left_out is not None:
+        left_out.extend(f"{base}/{k}" for k in left)
+    if not images:
+        raise ValueError(f"{text} holds no image to convert (no TIFF, no OME-Zarr directory)")
+    return [f"{base}/{k}" for k in images]
+
+
+def _skipped_prefix(base: str, dst_dir: Any) -> str | None:
+    """The key prefix of ``dst_dir`` below the folder ``base`` (a re-run would take the
+    batch's outputs for inputs); ``None`` when it lies elsewhere."""
+    if not isinstance(dst_dir, str | os.PathLike):
+        return None
+    here, there = _url_location(base), _url_location(os.fspath(dst_dir))
+    if here is None or there is None or here[:2] != there[:2] or here[0] != "url":
+        return None
+    if there[2] == here[2] or not _inside(there[2], here[2]):
+        return None
+    return there[2][len(here[2].rstrip("/")) + 1 :]
+
+
+def _listed_inputs(keys: Sequence[str], skip: str | None) -> tuple[list[str], list[str]]:
+    """A listing's images (files a reader other than OME-Zarr's takes; the topmost zarr nodes'
+    folders) and the files no reader takes, as keys; hidden entries and ``skip`` left out."""
+    from ._formats import readers
+
+    others = [r for r in readers() if not isinstance(r, OmeZarrReader)]
+    nodes = {k.rpartition("/")[0] for k in keys if k.rpartition("/")[2] in _NODE_FILES}
+    images: list[str] = []
+    left: list[str] = []
+    zarrs: set[str] = set()
+    for key in keys:
+        parts = key.split("/")
+        if any(p.startswith(".") for p in parts[:-1]) or (skip and _inside(key, skip)):
+            continue
+        folders = ["/".join(parts[:i]) for i in range(1, len(parts))]
+        node = next((f for f in folders if f in nodes), None)
+        if node is not None:  # inside an OME-Zarr directory: that directory is the input
+            if node not in zarrs:
+                zarrs.add(node)
+                images.append(node)
+        elif parts[-1].startswith("."):
+            continue
+        elif any(r.can_read(key) for r in others):
+            images.append(key)
+        else:
+            left.append(key)
+    return sorted(images), left
+
+
+async def _batch_inputs(
+    srcs: str | os.PathLike[str] | Sequence[Any], dst_dir: Any, options: Mapping[str, Any] | None
+) -> tuple[list[tuple[Any, str]], dict[str, Exception]]:
+    """:func:`_inputs`, with the folders of inputs on object stores listed; and the inputs
+    that failed so (a folder holding no image, an HTTP folder): their errors."""
+    out: list[tuple[Any, str]] = []
+    failed: dict[str, Exception] = {}
+    for src, sub in _inputs(srcs, dst_dir):
+        try:
+            found = None if sub else await remote_folder_inputs(src, options, dst_dir)
+        except Exception as exc:  # noqa: BLE001 - that input's result
+            failed[_name(src)] = exc
+            continue
+        if found is None:
+            out.append((src, sub))
+            continue
+        base = os.fspath(src).rstrip("/")
+        out.extend((entry, posixpath.dirname(entry[len(base) + 1 :])) for entry in found)
+    return out, failed
+
+
 async def convert_many(
     srcs: str | os.PathLike[str] | Sequence[Any],
     dst_dir: str | os.PathLike[str],
@@ -2370,10 +2509,14 @@ async def convert_many(
     """Convert every input to ``<dst_dir>/<stem>.ome.zarr``, ``concurrency`` at a time.
 
     :param srcs: paths / URLs, a glob pattern (``"data/*.tif"``), or a folder of inputs (a
-        local directory that is no zarr node: its TIFFs and OME-Zarr directories, and those
-        of its folders, whose outputs go to the same folders under ``dst_dir``; so does a
-        folder in a list).
-    :param progress: ``progress(done, total)`` in inputs, after each one finishes (or fails).
+        local directory, or an ``s3://`` / ``gs://`` / ``az://`` key prefix, that is no zarr
+        node: its TIFFs and OME-Zarr directories, and those of its folders, whose outputs go
+        to the same folders under ``dst_dir``; so does a folder in a list). A folder that
+        holds no image fails as an input (``ValueError``), an empty or missing prefix with
+        ``NotFoundError``, an ``http(s)://`` folder (a server lists none) with
+        ``UnsupportedError``.
+    :param progress: ``progress(done, total)`` in inputs: ``(0, total)`` once they are known,
+        then after each one finishes (or fails).
     :param overwrite: convert again even outputs that are complete; otherwise a complete output
         (its NGFF group metadata exists) is skipped (``ConvertResult.skipped``) and an
         incomplete one is replaced.
@@ -2391,8 +2534,10 @@ async def convert_many(
 
     if concurrency < 1:
         raise ValueError(f"concurrency must be >= 1, got {concurrency}")
+    refuse_memory_url(dst_dir)
     given: dict[Any, tuple[Any, str]] = {}
-    for src, sub in _inputs(srcs, dst_dir):  # one given twice (in its folder too): once, first
+    listed, failed = await _batch_inputs(srcs, dst_dir, convert_options.get("src_options"))
+    for src, sub in listed:  # one given twice (in its folder too): once, first
         path = isinstance(src, str | os.PathLike)
         given.setdefault((_location(src) or _name(src)) if path else id(src), (src, sub))
     placed = list(given.values())
@@ -2418,7 +2563,7 @@ async def convert_many(
     if local:
         refuse_file(base)
         os.makedirs(base.removeprefix("file://"), exist_ok=True)
-    results: dict[str, ConvertResult | Exception] = {}
+    results: dict[str, ConvertResult | Exception] = dict(failed)
     limiter = anyio.CapacityLimiter(concurrency)
     done = 0
     opts = dict(dst_options or {})
@@ -2448,10 +2593,12 @@ async def convert_many(
         if progress is not None:
             progress(done, len(inputs))
 
+    if progress is not None:  # the total from the start: a bar shows what is ahead
+        progress(0, len(inputs))
     async with anyio.create_task_group() as tg:
         for src in inputs:
             start_deferred(tg, one, src)
-    return {_name(s): results[_name(s)] for s in inputs}
+    return {**failed, **{_name(s): results[_name(s)] for s in inputs}}
 
 
 def _outputs_among(inputs: Sequence[Any], targets: Mapping[str, str]) -> list[Any]:
