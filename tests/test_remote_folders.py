@@ -258,7 +258,7 @@ def test_an_azure_folder_converts(azurite: AzuriteServer, tmp_path: Path) -> Non
     assert _zarrs(tmp_path / "out") == ["a.ome.zarr", "x/b.ome.zarr"]
     dst = azurite.fresh_url()
     again = ngio_async.convert_many_sync(src, dst, src_options=options, dst_options=options)
-    assert sorted(getattr(r, "dst", r) for r in again.values()) == [
+    assert sorted(str(getattr(r, "dst", r)) for r in again.values()) == [
         f"{dst}/a.ome.zarr",
         f"{dst}/x/b.ome.zarr",
     ]
