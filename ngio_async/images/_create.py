@@ -101,6 +101,8 @@ Compressor = Literal["zstd", "blosc-zstd", "gzip", "none", False] | None
 ChannelSpec = str | Mapping[str, Any]
 
 _AXIS_TYPES = {"t": "time", "c": "channel", "z": "space", "y": "space", "x": "space"}
+#: the unit of an axis of this type no unit is given for (NGFF: ``unit`` SHOULD be there)
+_DEFAULT_UNITS: dict[str | None, str] = {"space": "micrometer", "time": "second"}
 _COLORS = ("0000FF", "00FF00", "FF0000", "FF00FF", "00FFFF", "FFFF00", "FFFFFF")
 _CHUNK_BYTES = 1 << 20
 _SHARD_CHUNKS = 8  # chunks per shard along y and x
@@ -454,11 +456,14 @@ def _unit(value: Any, axis: str) -> str | None:
 def _units(
     units: str | Sequence[str | None] | Mapping[str, str | None] | None, axes: Sequence[str]
 ) -> list[str | None]:
-    """One unit per axis from one unit (space axes), a sequence, or a mapping axis -> unit
-    (the space axes it does not name keep the default ``micrometer``)."""
-    if units is None or isinstance(units, str):
-        unit = None if units is None else str(units)
-        return [unit if _AXIS_TYPES.get(a) == "space" else None for a in axes]
+    """One unit per axis from one unit (space axes; the time axis gets ``second``), a
+    sequence, or a mapping axis -> unit (the axes it does not name keep the defaults:
+    ``micrometer`` in space, ``second`` in time, as ngio writes them). ``None``: no units."""
+    if units is None:
+        return [None] * len(axes)
+    if isinstance(units, str):
+        kinds = [_AXIS_TYPES.get(a) for a in axes]
+        return [str(units) if k == "space" else _DEFAULT_UNITS.get(k) for k in kinds]
     if isinstance(units, Mapping):
         unknown = [k for k in units if k not in axes]
         if unknown:
@@ -655,7 +660,9 @@ def plan_image(
     )
     if chunks is not None:
         base_chunks = _per_axis_sizes(chunks, names, "chunks")
-    else:
+    elif shards is None or shards is False:  # small planes stacked: no 32 KiB chunk per plane
+        base_chunks = stacked_chunks(shape_t, names, dt)
+    else:  # (shards given: their z and t stay whole multiples of the chunks)
         base_chunks = default_chunks(shape_t, names, dt)
     if shards is not None and shards is not False:
         if ngff_version == "0.4":
@@ -1613,11 +1620,13 @@ def create_async(
     :param scale: level-0 pixel size: a number (every space axis), one value per axis, or a
         mapping axis -> value (other axes 1); default 1. Finite and > 0 (Python or numpy
         numbers). Lower levels multiply y/x by ``downscale**i``.
-    :param units: one unit for the space axes, one per axis, or a mapping axis -> unit (the
-        space axes it does not name keep ``micrometer``).
+    :param units: one unit for the space axes (the time axis ``t`` gets ``second``), one per
+        axis, or a mapping axis -> unit (the axes it does not name keep the defaults:
+        ``micrometer`` for z/y/x, ``second`` for t; c has none); ``None``: no units.
     :param translation: per axis (or mapping) translation of every level, finite; default none.
     :param chunks: chunk shape (integers >= 1); default ~1 MiB, square in y/x and 1 along the
-        other axes.
+        other axes; a plane smaller than that is stacked along z, then t, up to ~1 MiB (unless
+        ``shards`` are given).
     :param shards: shard shape (0.5 only); default up to 8x8 chunks in y/x for 0.5 (capped by
         the shape), ``False`` for no sharding. 0.4 is never sharded.
     :param compressor: ``"zstd"``, ``"blosc-zstd"``, ``"gzip"``, or ``None`` / ``"none"`` /
