@@ -188,3 +188,27 @@ async def test_masking_rois_from_a_label_image_as_ngio_builds_them(tmp_path: Pat
                 np.testing.assert_array_equal(
                     await m.read(v, masked=True), masked.get_roi_masked(v)
                 )
+
+
+async def test_a_coarser_label_image_lands_on_the_images_pixels(tmp_path: Path) -> None:
+    c = _image(tmp_path / "img.zarr")
+    coarse = _labels()[:, ::2, ::2]  # 1 um pixels under the image's 0.5 um
+    lab_c: Any = c.derive_label("coarse", shape=coarse.shape, pixelsize=1.0)
+    lab_c.set_array(coarse)
+    c.add_table("coarse_ROI_table", c.build_masking_roi_table("coarse"))
+    fine = np.repeat(np.repeat(coarse, 2, axis=1), 2, axis=2)  # on the image's grid
+    theirs: Any = c.get_masked_image("coarse")
+    async with ngio_async.open_async(tmp_path / "img.zarr") as ds:
+        async with ds.masked("coarse") as m:
+            assert m.label_image.levels[0].shape == (3, 16, 20)
+            for v in m.values:
+                np.testing.assert_array_equal(
+                    await m.read(v, masked=True), theirs.get_roi_masked(v)
+                )
+        # a box off the label's pixel edges: each image pixel takes the label pixel at its centre
+        box = Roi("odd", {"x": (2.5, 9.0), "y": (1.5, 7.0), "z": (0.0, 6.0)})
+        async with ds.labels.open("coarse") as lab:
+            (r,) = [r async for r in ds.read_rois([box], label=lab, c="DAPI")]
+        assert r.region[2:] == (slice(3, 14), slice(5, 18))
+        assert r.labels is not None
+        np.testing.assert_array_equal(r.labels, fine[:, 3:14, 5:18])

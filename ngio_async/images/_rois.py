@@ -4,8 +4,8 @@ after another with a bounded prefetch (``async for r in ds.read_rois("FOV_ROI_ta
 
 ROI boxes are in micrometres from the image's corner (ngio's rule): each read is
 ``read_world(unit="micrometer", origin="image", **roi.ranges)``. A label image is read at its
-level nearest the image level's y/x pixel size and brought onto the image's grid (nearest
-pixel, as ngio rescales a mask), so ``labels`` has the shape of ``data``.
+level nearest the image level's y/x pixel size and brought onto the image's grid (each image
+pixel takes the label pixel holding its centre), so ``labels`` has the shape of ``data``.
 """
 
 from __future__ import annotations
@@ -83,19 +83,54 @@ def _kept(axes: Sequence[str], region: Sequence[Any]) -> list[str]:
     return [a for a, s in zip(axes, region, strict=True) if not isinstance(s, int)]
 
 
+def _indices(s: Any, n: int) -> NDArray[np.intp]:
+    """The level indices one entry of a selection reads (a slice, a list of ints)."""
+    if isinstance(s, slice):
+        return np.arange(*s.indices(n), dtype=np.intp)
+    return np.asarray(s, dtype=np.intp)
+
+
+def centre_picks(
+    image: tuple[Sequence[Any], Sequence[int], Sequence[float]],
+    label: tuple[Sequence[Any], Sequence[int], Sequence[float]],
+    names: tuple[Sequence[str], Sequence[str]],
+) -> dict[str, NDArray[np.intp]]:
+    """Per space / time axis both read: the label pixel (index into the label read) holding
+    the centre of each image pixel read. Each side is (selection, level shape, pixel sizes)."""
+    (reg, shape, scale), (lreg, lshape, lscale) = image, label
+    picks = {}
+    for i, a in enumerate(names[0]):
+        if a not in _WORLD or a not in names[1] or isinstance(reg[i], int):
+            continue
+        j = list(names[1]).index(a)
+        if isinstance(lreg[j], int):
+            continue
+        mine, theirs = _indices(reg[i], shape[i]), _indices(lreg[j], lshape[j])
+        at = np.floor((mine + 0.5) * abs(scale[i]) / abs(lscale[j]) + 1e-9).astype(np.intp)
+        picks[a] = np.clip(np.searchsorted(theirs, at), 0, max(len(theirs) - 1, 0))
+    return picks
+
+
 def on_grid(
-    labels: NDArray[Any], names: Sequence[str], to: Sequence[str], shape: Sequence[int]
+    labels: NDArray[Any],
+    names: Sequence[str],
+    to: Sequence[str],
+    shape: Sequence[int],
+    picks: dict[str, NDArray[np.intp]] | None = None,
 ) -> NDArray[Any]:
     """``labels`` (axes ``names``) on the grid of an array of axes ``to`` and ``shape``:
-    axes reordered, missing ones broadcast, sizes matched by nearest pixel."""
+    axes reordered, missing ones broadcast; ``picks[axis]``: the label index of each pixel
+    along it (else sizes matched by nearest pixel)."""
     extra = [a for a in names if a not in to]
     if extra:
         raise ValueError(f"the label image has axes {extra} the image read does not have")
     out = np.transpose(labels, [names.index(a) for a in to if a in names])
     out = np.expand_dims(out, tuple(i for i, a in enumerate(to) if a not in names))
     for i, (n, m) in enumerate(zip(out.shape, shape, strict=True)):
-        if n != m and to[i] in names:
+        pick = (picks or {}).get(to[i])
+        if pick is None and n != m and to[i] in names:
             pick = np.minimum(((np.arange(m) + 0.5) * n / m).astype(np.intp), n - 1)
+        if pick is not None and not (n == m and np.array_equal(pick, np.arange(m))):
             out = np.take(out, pick, axis=i)
     return np.broadcast_to(out, tuple(shape))
 
@@ -108,17 +143,28 @@ async def read_roi(
     **axes: Any,
 ) -> RoiRead:
     """Read ``roi``'s box of ``image`` at ``level`` (``axes``: other selections, ``c="DAPI"``),
-    and of ``label`` on the same grid when given."""
+    and of ``label`` on the same grid when given: each image pixel gets the label pixel that
+    holds its centre."""
     box = {**roi_box(roi), **axes}
     region = image.world_region(level, unit=UNIT, origin="image", **box)
-    data = await image.level(level).getitem(region)
+    lvl = image.level(level)
+    data = await lvl.getitem(region)
     if label is None:
         return RoiRead(roi, region, data)
     at = label_level(image, level, label)
     lbox = {k: v for k, v in box.items() if k in _WORLD and k in label.axes}
     lregion = label.world_region(at, unit=UNIT, origin="image", **lbox)
-    raw = await label.level(at).getitem(lregion)
-    grid = on_grid(raw, _kept(label.axes, lregion), _kept(image.axes, region), data.shape)
+    llvl = label.level(at)
+    raw = await llvl.getitem(lregion)
+    cal = image.metadata.spatial_calibration[image.levels.index(lvl)]
+    lcal = label.metadata.spatial_calibration[at]
+    picks = centre_picks(
+        (region, lvl.shape, cal.scale),
+        (lregion, llvl.shape, lcal.scale),
+        (image.axes, label.axes),
+    )
+    kept = _kept(image.axes, region)
+    grid = on_grid(raw, _kept(label.axes, lregion), kept, data.shape, picks)
     return RoiRead(roi, region, data, grid)
 
 
