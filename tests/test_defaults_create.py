@@ -122,3 +122,48 @@ def test_default_chunk_bytes_fit_cloud_reads(
     assert (shards is not None) == big
     if shards is not None:
         assert all(s % c == 0 for s, c in zip(shards, chunks, strict=True))
+
+
+@pytest.mark.parametrize("version", ["0.5", "0.4"])
+def test_compressor_and_fill_are_zarr_pythons(tmp_path: Path, version: str) -> None:
+    """The default compressor and fill value are those zarr-python writes for the same array
+    (``zstd`` level 0: v3 inside the shard, v2 as the ``.zarray`` compressor)."""
+    import zarr
+
+    fmt = 3 if version == "0.5" else 2
+    zarr.create_array(tmp_path / "ref.zarr", shape=(64, 48), dtype="uint16", zarr_format=fmt)
+    root = tmp_path / "img.zarr"
+    ngio_async.create(root, shape=(64, 48), dtype="uint16", axes="yx", ngff_version=version).close()
+    if version == "0.4":
+        ref = json.loads((tmp_path / "ref.zarr" / ".zarray").read_text())
+        ours = json.loads((root / "0" / ".zarray").read_text())
+        assert ours["compressor"] == ref["compressor"] == {"id": "zstd", "level": 0}
+        assert ours["fill_value"] == ref["fill_value"] == 0
+        return
+    ref = json.loads((tmp_path / "ref.zarr" / "zarr.json").read_text())
+    ours = _array(root)
+    assert ours["codecs"] == ref["codecs"]  # a single chunk: not sharded
+    assert ours["fill_value"] == ref["fill_value"] == 0
+    assert ours["dimension_names"] == ["y", "x"]
+
+
+def test_label_image_defaults(tmp_path: Path) -> None:
+    """``labels.create`` with a name only: ``uint32``, fill 0, the image's axes and units
+    without c (t in seconds), pyramids by ``mode``, ``image-label`` with its source."""
+    root = tmp_path / "img.zarr"
+    with ngio_async.create(root, shape=(2, 3, 4, 32, 32), dtype="uint8", axes="tczyx") as ds:
+        ds.labels.create("nuclei").close()
+    label = root / "labels" / "nuclei"
+    ome = _ome(label, "0.5")
+    ms = ome["multiscales"][0]
+    assert [(a["name"], a.get("unit")) for a in ms["axes"]] == [
+        ("t", "second"),
+        ("z", "micrometer"),
+        ("y", "micrometer"),
+        ("x", "micrometer"),
+    ]
+    assert (ms["name"], ms["type"]) == ("nuclei", "mode")
+    assert ome["image-label"] == {"source": {"image": "../../"}}
+    array = _array(label)
+    assert (array["data_type"], array["fill_value"]) == ("uint32", 0)
+    assert array["dimension_names"] == ["t", "z", "y", "x"]
