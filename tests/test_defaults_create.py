@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import pytest
 
@@ -127,10 +127,10 @@ def test_default_chunk_bytes_fit_cloud_reads(
 @pytest.mark.parametrize("version", ["0.5", "0.4"])
 def test_compressor_and_fill_are_zarr_pythons(tmp_path: Path, version: str) -> None:
     """The default compressor and fill value are those zarr-python writes for the same array
-    (``zstd`` level 0: v3 inside the shard, v2 as the ``.zarray`` compressor)."""
+    (``zstd`` level 0: v3 after the ``bytes`` codec, v2 as the ``.zarray`` compressor)."""
     import zarr
 
-    fmt = 3 if version == "0.5" else 2
+    fmt: Literal[2, 3] = 3 if version == "0.5" else 2
     zarr.create_array(tmp_path / "ref.zarr", shape=(64, 48), dtype="uint16", zarr_format=fmt)
     root = tmp_path / "img.zarr"
     ngio_async.create(root, shape=(64, 48), dtype="uint16", axes="yx", ngff_version=version).close()
