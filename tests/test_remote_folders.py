@@ -8,6 +8,7 @@ clear error each."""
 from __future__ import annotations
 
 import io
+import uuid
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -15,8 +16,10 @@ import numpy as np
 import pytest
 import tifffile
 from cli_run import run
+from servers import AZURITE_ACCOUNT
 
 import ngio_async
+from ngio_async import PermissionDeniedError
 from ngio_async.stores import open_store
 
 if TYPE_CHECKING:
@@ -239,7 +242,7 @@ def test_an_http_folder_asks_for_its_files(
 ) -> None:
     (http_root / "scans").mkdir()
     (http_root / "scans" / "a.tif").write_bytes(_tiff(1))
-    url = f"{http_server.url}/scans/"
+    url = f"{http_server.url}scans/"
     code, _, err = run(["convert", url, str(tmp_path / "o")], capsys)
     assert code == 2, err
     assert "an HTTP server cannot list a folder: name its files" in err, err
@@ -275,3 +278,50 @@ def test_a_memory_url_destination_is_refused_a_memory_store_taken(tmp_path: Path
     ngio_async.convert_sync(tmp_path / "a.tif", store)
     with ngio_async.open(store) as ds:
         np.testing.assert_array_equal(ds[...], _plane(1))
+
+
+def test_a_read_only_destination_fails_once_before_the_inputs_are_read(
+    azurite: AzuriteServer, tmp_path: Path
+) -> None:
+    for i in range(4):
+        (tmp_path / f"a{i}.tif").write_bytes(_tiff(i))
+    endpoint = f"{azurite.endpoint}/{AZURITE_ACCOUNT}"
+    sas = azurite.container_sas("rl")  # read and list only
+    read_only = {"account_name": AZURITE_ACCOUNT, "endpoint": endpoint, "sas_key": sas}
+    dst = azurite.fresh_url()
+    results = ngio_async.convert_many_sync(tmp_path, dst, dst_options=read_only, concurrency=1)
+    errors = list(results.values())
+    assert all(isinstance(e, PermissionDeniedError) for e in errors), errors
+    assert "access denied to 'zarr.json'" in str(errors[0]) and "403" in str(errors[0])
+    for later in errors[1:]:  # not read: refused at once, naming the first refusal
+        assert str(later).startswith(f"not converted: writing to {dst} was refused (access")
+
+
+def test_an_http_destination_is_refused_before_reading(
+    tmp_path: Path, http_server: StaticServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "a.tif").write_bytes(_tiff(1))
+    for dst in (f"{http_server.url}out.zarr", f"{http_server.url}out/"):
+        code, out, err = run(["convert", str(tmp_path / "a.tif"), dst], capsys)
+        assert code == 2 and not out, err
+        assert err == (
+            f"ngio-async: error: unsupported: the destination {dst} is an http(s):// URL, and "
+            "HTTP stores are read-only: write to a path or an object store (s3://, gs://, az://)\n"
+        )
+    assert http_server.count() == 0  # nothing asked of the server
+
+
+def test_a_missing_destination_bucket_fails_once(
+    s3_server: S3Server,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for i in range(3):
+        (tmp_path / f"a{i}.tif").write_bytes(_tiff(i))
+    opts = _s3_env(monkeypatch, s3_server)
+    dst = f"s3://no-such-bucket-{uuid.uuid4().hex[:8]}/out"
+    code, out, err = run(["convert", str(tmp_path), dst, *opts], capsys)
+    assert code == 2 and not out, err
+    assert err.count("\n") == 1, err  # was: one error per input, each after reading it
+    assert "not found: the bucket (or container) of " in err and "does not exist" in err

@@ -63,7 +63,7 @@ from .._errors import (
     PermissionDeniedError,
     UnsupportedError,
 )
-from .._prefetch import start_deferred
+from .._prefetch import first_leaf, start_deferred
 from .._workers import Workers
 from ..engine.pyramid import check_levels_shrink
 from ..images import Dataset, Plate
@@ -407,6 +407,38 @@ def refuse_memory_url(dst: Any) -> None:
             'store, and the output would be lost; pass a store (open_store("memory://")) '
             "and open the result from it, or write to a path or an object store"
         )
+
+
+def refuse_http_url(dst: Any) -> None:
+    """Refuse an ``http(s)://`` URL as a destination before anything is read: HTTP stores are
+    read-only.
+
+    :raises UnsupportedError: naming it."""
+    if isinstance(dst, str | os.PathLike) and _is_http(os.fspath(dst)):
+        raise UnsupportedError(
+            f"the destination {os.fspath(dst)} is an http(s):// URL, and HTTP stores are "
+            "read-only: write to a path or an object store (s3://, gs://, az://)"
+        )
+
+
+async def _check_destination(base: str, options: Mapping[str, Any]) -> None:
+    """A batch's object-store destination answers before any input is read: a missing bucket,
+    missing credentials or an endpoint that does not answer fail here, once."""
+    from ..stores import open_store
+
+    if "://" not in base or base.lower().startswith(("file://", "memory:")):
+        return
+    async with open_store(base, **options) as store:
+        await store.get("zarr.json")  # a GET: a HEAD's 404 does not tell a missing bucket
+
+
+def _writes_to(exc: PermissionDeniedError, target: str) -> bool:
+    """Whether ``exc`` refused a write to ``target`` (not a read of the source)."""
+    where = _url_location(exc.url) if exc.url else None
+    here = _url_location(target)
+    if where is None or here is None:
+        return False
+    return where[:2] == here[:2] and _inside(where[2], here[2])
 
 
 def _is_one(value: Any) -> bool:
@@ -1447,6 +1479,8 @@ async def convert(
         :func:`check_distinct`), or a ``memory://`` URL, or a layout option is invalid (``chunks`` / ``shards``: one
         positive integer per axis; ``levels >= 1``; ``series`` in range); nothing is written
         then.
+    :raises UnsupportedError: ``dst`` is an ``http(s)://`` URL (read-only), before anything
+        is read.
     :raises ExistsError: ``dst`` holds a zarr node (and not ``overwrite``), or is a local file
         (never replaced).
     """
@@ -1458,6 +1492,7 @@ async def convert(
     check_distinct(src, dst, src_options, dst_options)  # before anything is opened
     refuse_file(dst)
     refuse_memory_url(dst)
+    refuse_http_url(dst)
     _check_layout((), None, None, levels)
     src_opts = dict(src_options or {})
     owns_source = not isinstance(src, Dataset | ImageSource | Plate)
@@ -2528,13 +2563,21 @@ async def convert_many(
         beside ``a.tif``, an earlier conversion) is no input. Several files of one multi-file
         OME-TIFF (a ``.companion.ome`` and its TIFFs, a Micro-Manager ``*_MMStack_*.ome.tif``
         series) convert once, as its companion file, else the first TIFF its OME-XML names
-        (named after it); the others are that result's ``members``.
+        (named after it); the others are that result's ``members``. Once writing to
+        ``dst_dir`` is refused (``PermissionDeniedError``), the inputs not started yet fail so
+        without being read.
+    :raises ValueError, UnsupportedError: ``dst_dir`` is a ``memory://`` or ``http(s)://`` URL.
+    :raises NotFoundError, PermissionDeniedError, StoreError: an object-store ``dst_dir``
+        does not answer (a missing bucket, missing credentials), before any input is read.
     """
     from dataclasses import replace
 
     if concurrency < 1:
         raise ValueError(f"concurrency must be >= 1, got {concurrency}")
     refuse_memory_url(dst_dir)
+    refuse_http_url(dst_dir)
+    opts = dict(dst_options or {})
+    await _check_destination(os.fspath(dst_dir), opts)
     given: dict[Any, tuple[Any, str]] = {}
     listed, failed = await _batch_inputs(srcs, dst_dir, convert_options.get("src_options"))
     for src, sub in listed:  # one given twice (in its folder too): once, first
@@ -2566,7 +2609,7 @@ async def convert_many(
     results: dict[str, ConvertResult | Exception] = dict(failed)
     limiter = anyio.CapacityLimiter(concurrency)
     done = 0
-    opts = dict(dst_options or {})
+    refused: list[PermissionDeniedError] = []  # writing the destination: the first refusal
 
     async def one(src: Any) -> None:
         nonlocal done
@@ -2574,6 +2617,10 @@ async def convert_many(
         target = targets[key]
         async with limiter:
             try:
+                if refused:  # every other input would be read, and refused the same way
+                    raise PermissionDeniedError(
+                        f"not converted: writing to {base} was refused ({refused[0]})", url=target
+                    )
                 # an input that is (or holds, or lies in) its own output fails, skipped or not
                 check_distinct(src, target, convert_options.get("src_options"), opts)
                 refuse_file(target)
@@ -2589,6 +2636,9 @@ async def convert_many(
                 results[key] = replace(done_already, members=sets.get(key, ()))
             except Exception as exc:  # noqa: BLE001 - reported per input, never re-raised
                 results[key] = exc
+                leaf = first_leaf(exc)
+                if isinstance(leaf, PermissionDeniedError) and _writes_to(leaf, target):
+                    refused.append(leaf)
         done += 1
         if progress is not None:
             progress(done, len(inputs))
