@@ -708,6 +708,10 @@ class SyncDataset(_Reopenable):
         masked = self._runner.call(lambda: open_masked(self._dataset, label, table, level))
         return SyncMaskedImage(self._runner, masked, self)
 
+    def channel_index(self, label: str | None = None, *, wavelength_id: str | None = None) -> int:
+        """A channel's index by label or omero ``wavelength_id`` (``Dataset.channel_index``)."""
+        return self._dataset.channel_index(label, wavelength_id=wavelength_id)
+
     def masking_rois(self, level: int | str = 0) -> list[Roi]:
         """On a label image: one box per object (``Dataset.masking_rois``)."""
         return self._runner.call(lambda: self._dataset.masking_rois(level))

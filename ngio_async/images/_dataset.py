@@ -1831,6 +1831,14 @@ class Dataset(StoreNode):
         named = dict(zip(self.axes, region, strict=True))
         await self.write(data, level, pyramid, **named)
 
+    def channel_index(self, label: str | None = None, *, wavelength_id: str | None = None) -> int:
+        """The index of the channel labelled ``label``, or whose omero ``wavelength_id`` (as
+        Fractal writes it) is that: ``ds.read(c=ds.channel_index(wavelength_id="A01_C01"))``
+        (ngio's ``get_channel_idx``); ``KeyError`` lists the channels."""
+        from ._channel_select import channel_index
+
+        return channel_index(self, label, wavelength_id)
+
     # ---------------------------------------------------------------- ROIs (ngio's idiom)
     def masked(
         self, label: str | None = None, *, table: str | None = None, level: int | str = 0
