@@ -17,6 +17,8 @@ from ngio_async.tables import Roi
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from servers import S3Server
+
 pytestmark = [pytest.mark.anyio, pytest.mark.filterwarnings("ignore")]
 
 
@@ -212,3 +214,39 @@ async def test_a_coarser_label_image_lands_on_the_images_pixels(tmp_path: Path) 
         assert r.region[2:] == (slice(3, 14), slice(5, 18))
         assert r.labels is not None
         np.testing.assert_array_equal(r.labels, fine[:, 3:14, 5:18])
+
+
+async def test_masked_and_streams_on_s3(s3_server: S3Server) -> None:
+    url = s3_server.fresh_url() + "/img é.zarr"
+    options = s3_server.options()
+    data = np.arange(2 * 32 * 40, dtype=np.uint16).reshape(2, 32, 40)
+    lab = _labels()[1]  # objects 7, 9, 12
+    async with ngio_async.create_async(
+        url, shape=data.shape, dtype="uint16", axes="cyx", scale=0.5, chunks=(1, 8, 8), **options
+    ) as ds:
+        await ds.write(data)
+        nuclei = await ds.labels.create("nuclei", dtype="uint16")
+        await nuclei.write(lab)
+        rois = await nuclei.masking_rois()
+        await nuclei.aclose()
+        await ds.tables.write_rois("nuclei_ROI_table", rois, label="nuclei")
+    want = data.copy()
+    async with (
+        ngio_async.open_async(url, mode="r+", **options) as ds,
+        ds.masked("nuclei") as m,
+    ):
+        assert m.values == [7, 9, 12]
+        async with m.stream(prefetch=2) as objects:
+            async for r in objects:
+                v = int(r.roi.label or 0)
+                np.testing.assert_array_equal(r.masked(), np.where(r.mask, r.data, 0))
+                assert int(r.mask.sum()) == 2 * int((lab == v).sum())
+                await m.write(v, np.full(r.data.shape, v, np.uint16))
+                want[:, lab == v] = v
+        np.testing.assert_array_equal(await ds.read(), want)
+        fov = [Roi.box("all", x=(0.0, 20.0), y=(0.0, 16.0))]
+        async with ds.labels.open("nuclei") as nuclei_lab:
+            (r,) = [r async for r in ds.read_rois(fov, label=nuclei_lab, c=1)]
+        np.testing.assert_array_equal(r.data, want[1])
+        assert r.labels is not None
+        np.testing.assert_array_equal(r.labels, lab)
