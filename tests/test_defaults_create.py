@@ -167,3 +167,21 @@ def test_label_image_defaults(tmp_path: Path) -> None:
     array = _array(label)
     assert (array["data_type"], array["fill_value"]) == ("uint32", 0)
     assert array["dimension_names"] == ["t", "z", "y", "x"]
+
+
+@pytest.mark.parametrize(
+    ("labels", "colors"),
+    [(["DAPI"], ["FFFFFF"]), (["DAPI", "GFP", "RFP"], ["0000FF", "00FF00", "FF0000"])],
+)
+def test_channel_colors_by_default(tmp_path: Path, labels: list[str], colors: list[str]) -> None:
+    """Channels named only: a lone channel was blue (nearly black in napari and vizarr); it
+    is white now, as OMERO draws one channel; several keep blue, green, red, ... Windows span
+    the data type's range; every channel is active."""
+    root = tmp_path / "img.zarr"
+    shape = (len(labels), 8, 8)
+    ngio_async.create(root, shape=shape, dtype="uint16", axes="cyx", channels=labels).close()
+    channels = _ome(root, "0.5")["omero"]["channels"]
+    assert [c["color"] for c in channels] == colors
+    assert [c["label"] for c in channels] == labels
+    window = {"min": 0.0, "max": 65535.0, "start": 0.0, "end": 65535.0}
+    assert all(c["window"] == window and c["active"] is True for c in channels)

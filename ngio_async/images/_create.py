@@ -510,9 +510,13 @@ def _channel_list(channels: Any) -> list[Any]:
     return out
 
 
-def make_channel(spec: ChannelSpec | Channel, index: int, dtype: np.dtype[Any]) -> Channel:
+def make_channel(
+    spec: ChannelSpec | Channel, index: int, dtype: np.dtype[Any], *, only: bool = False
+) -> Channel:
     """A channel from a label, or a dict with ``label``, ``color``, ``window``, ``active``,
-    ``inverted``.
+    ``inverted``. Without a color: blue, green, red, ... by ``index``; white when it is the
+    ``only`` channel (drawn grey, as OMERO and this library's renderer draw one channel: a
+    lone blue channel is nearly black in napari and vizarr).
 
     ``window`` is a ``Window``, a dict ``{min, max, start, end}`` (missing keys from the data
     type's range) or ``(start, end)``.
@@ -527,11 +531,15 @@ def make_channel(spec: ChannelSpec | Channel, index: int, dtype: np.dtype[Any]) 
         raise ValueError(f"channel {index}: unknown key {unknown[0]!r} (known: {sorted(known)})")
     return Channel(
         label=_python(spec.get("label")),
-        color=str(spec.get("color") or _COLORS[index % len(_COLORS)]).lstrip("#").upper(),
+        color=str(spec.get("color") or _default_color(index, only)).lstrip("#").upper(),
         window=make_window(spec.get("window"), dtype, f"channels[{index}] window"),
         active=_python(spec.get("active", True)),
         inverted=_python(spec.get("inverted")),
     )
+
+
+def _default_color(index: int, only: bool) -> str:
+    return "FFFFFF" if only else _COLORS[index % len(_COLORS)]
 
 
 def _python(value: Any) -> Any:
@@ -738,7 +746,8 @@ def plan_image(
         n_c = shape_t[names.index("c")]
         if len(channels) != n_c:
             raise ValueError(f"{len(channels)} channels for a channel axis of size {n_c}")
-        omero = Omero(channels=[make_channel(c, i, dt) for i, c in enumerate(channels)])
+        only = len(channels) == 1
+        omero = Omero(channels=[make_channel(c, i, dt, only=only) for i, c in enumerate(channels)])
         auto_windows = tuple(
             i
             for i, c in enumerate(channels)
@@ -1634,8 +1643,9 @@ def create_async(
     :param levels: pyramid levels; default: until the largest of y/x is at most 256.
     :param downscale: factor between levels along y and x (t, c, z are not downscaled).
     :param channels: one per channel: a label, or a dict with ``label``, ``color`` (``RRGGBB``),
-        ``window`` (``(start, end)`` or ``{min, max, start, end}``), ``active``. A channel
-        given no ``window`` gets ``min``/``max`` of the data type's range and ``start``/``end``
+        ``window`` (``(start, end)`` or ``{min, max, start, end}``), ``active``. Channels
+        given no ``color`` are blue, green, red, magenta, cyan, yellow, white in turn; a single
+        channel is white (grey in viewers). A channel given no ``window`` gets ``min``/``max`` of the data type's range and ``start``/``end``
         from the data: derived from the lowest level whenever the pyramid is built
         (``build_pyramid``, level 0 written with ``pyramid=True``) through this dataset
         object, until ``set_channels`` sets its window (until then, the whole range).
