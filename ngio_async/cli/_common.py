@@ -77,15 +77,48 @@ class _OneLine(logging.Formatter):
         return f"ngio-async: {record.levelname.lower()}: {' '.join(text.split())}"
 
 
+#: tifffile's reports of a TIFF with no first page: the conversion then fails with "holds no
+#: image (a corrupt or empty TIFF)", which this only says again
+_NO_FIRST_PAGE = "invalid offset to first page"
+
+
+class _NotRepeated(logging.Filter):
+    """Drops tifffile's records that only repeat the error the command prints next: a TIFF
+    with no first page, and the reports the TIFF reader turns into its error while it parses
+    (its handlers for this thread: a broken page chain, a multi-file OME-TIFF's missing
+    files). tifffile's other warnings add information: they pass."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if _NO_FIRST_PAGE in text:
+            return False
+        tiff = sys.modules.get("ngio_async.convert._tiff")  # loaded when a TIFF is read
+        if tiff is None:
+            return True
+        for handler in logging.getLogger(record.name).handlers:
+            if getattr(handler, "thread", None) != record.thread:
+                continue
+            broken = isinstance(handler, tiff._BrokenLog) and record.levelno >= handler.level
+            if broken and any(b in text for b in tiff._BROKEN):
+                return False
+            missing = isinstance(handler, tiff._MissingFilesLog)
+            if missing and ("failed to read '" in text or "OME series failed to read " in text):
+                return False
+        return True
+
+
 @contextlib.contextmanager
 def one_line_logs(logger: str, quiet: bool) -> Iterator[None]:
     """While the block runs: ``logger``'s records (aiohttp's, tifffile's) on stderr through
     :class:`_OneLine`, errors only with ``quiet``; without it they reached stderr through
-    Python's last-resort handler, tracebacks included."""
+    Python's last-resort handler, tracebacks included. tifffile's records that only repeat
+    the error that follows are left out (:class:`_NotRepeated`)."""
     log = logging.getLogger(logger)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_OneLine())
     handler.setLevel(logging.ERROR if quiet else logging.WARNING)
+    if logger == "tifffile":
+        handler.addFilter(_NotRepeated())
     saved = log.propagate
     log.addHandler(handler)
     log.propagate = False
