@@ -716,6 +716,27 @@ class SyncDataset(_Reopenable):
         """On a label image: one box per object (``Dataset.masking_rois``)."""
         return self._runner.call(lambda: self._dataset.masking_rois(level))
 
+    def read_roi(
+        self, roi: Roi, level: int | str = 0, *, label: SyncDataset | None = None, **axes: Any
+    ) -> RoiRead:
+        """Read one ROI (``Dataset.read_roi``; ``label``: an open label image of this one)."""
+        lab = None if label is None else label._dataset
+        return self._runner.call(lambda: self._dataset.read_roi(roi, level, label=lab, **axes))
+
+    def write_roi(
+        self,
+        roi: Roi,
+        data: ArrayLike,
+        level: int | str = 0,
+        *,
+        pyramid: bool | Method = False,
+        **axes: Any,
+    ) -> None:
+        """Write the pixels ``read_roi`` reads for ``roi`` (``Dataset.write_roi``)."""
+        self._runner.call(
+            lambda: self._dataset.write_roi(roi, data, level, pyramid=pyramid, **axes)
+        )
+
     def read_rois(
         self,
         rois: str | Sequence[Roi],

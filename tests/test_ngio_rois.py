@@ -161,6 +161,10 @@ async def test_blocking_twin_masked_and_stream(tmp_path: Path) -> None:
         rois = ds.tables.rois("nuclei_ROI_table")
         with ds.labels.open("nuclei") as lab:
             seen = [(r.roi.label, int(r.mask.sum())) for r in ds.read_rois(rois, label=lab)]
+            one = ds.read_roi(rois[0], label=lab, c="GFP")
+            np.testing.assert_array_equal(one.masked(), theirs.get_roi_masked(rois[0].label)[1])
+        ds.write_roi(rois[0], 0, c="GFP")  # a scalar fills the box, as write() takes it
+        np.testing.assert_array_equal(ds.read_roi(rois[0], c="GFP").data, 0)
         assert seen == [(r.label, 2 * int((_labels() == r.label).sum())) for r in rois]
 
 
@@ -250,3 +254,36 @@ async def test_masked_and_streams_on_s3(s3_server: S3Server) -> None:
         np.testing.assert_array_equal(r.data, want[1])
         assert r.labels is not None
         np.testing.assert_array_equal(r.labels, lab)
+
+
+async def test_a_segmentation_loop_over_fovs_as_ngio_writes_it(tmp_path: Path) -> None:
+    import ngio
+
+    _image(tmp_path / "a.zarr")
+    fovs = [
+        Roi.box(f"FOV_{i}", x=(10.0 * i, 10.0 * i + 10.0), y=(2.0, 15.5), z=(0.0, 6.0))
+        for i in range(2)
+    ]
+    async with ngio_async.open_async(tmp_path / "a.zarr", mode="r+") as ds:
+        await ds.tables.write_rois("FOV_ROI_table", fovs)
+    shutil.copytree(tmp_path / "a.zarr", tmp_path / "b.zarr")
+
+    def segment(pixels: Any) -> Any:
+        return (pixels[0] % 7 == 0).astype(np.uint16) * (1 + pixels[0] % 3)
+
+    c: Any = ngio.open_ome_zarr_container(str(tmp_path / "a.zarr"))
+    out: Any = c.derive_label("seg", overwrite=True)
+    for roi in c.get_roi_table("FOV_ROI_table").rois():
+        out.set_roi(roi, segment(c.get_image().get_roi(roi)))
+    async with ngio_async.open_async(tmp_path / "b.zarr", mode="r+") as ds:
+        seg = await ds.labels.create("seg", dtype="uint32")
+        async for r in ds.read_rois("FOV_ROI_table", prefetch=1):
+            await seg.write_roi(r.roi, segment(r.data))
+        back = await seg.read_roi(fovs[1])
+        np.testing.assert_array_equal(
+            back.data, out.get_roi(c.get_roi_table("FOV_ROI_table").rois()[1])
+        )
+        mine = await seg.read()
+        await seg.aclose()
+    np.testing.assert_array_equal(mine, out.get_array())
+    assert mine.any()

@@ -86,7 +86,7 @@ if TYPE_CHECKING:
     from ..meta.zarr import ArrayMeta
     from ..tables import Roi
     from ._cascade import Cascade
-    from ._rois import MaskedImage, RoiStream
+    from ._rois import MaskedImage, RoiRead, RoiStream
     from ._write import LevelWriter
 
 __all__ = ["Dataset", "Labels", "open_async"]
@@ -1860,6 +1860,32 @@ class Dataset(StoreNode):
 
         self._check_open()
         return await masking_rois(self, level)
+
+    async def read_roi(
+        self, roi: Roi, level: int | str = 0, *, label: Dataset | None = None, **axes: Any
+    ) -> RoiRead:
+        """Read one ROI (a ``Roi`` of ``ds.tables.rois(name)``; ngio's ``get_roi``): ``r.data``,
+        ``r.region``, and ``r.labels`` of ``label`` (an open label image) on the same grid."""
+        from ._rois import read_roi
+
+        self._check_open()
+        return await read_roi(self, roi, level, label, **axes)
+
+    async def write_roi(
+        self,
+        roi: Roi,
+        data: ArrayLike,
+        level: int | str = 0,
+        *,
+        pyramid: bool | Method | None = False,
+        **axes: Any,
+    ) -> None:
+        """Write ``data`` to the pixels :meth:`read_roi` reads for ``roi`` (ngio's ``set_roi``:
+        a segmentation of a FOV into its label image); see :meth:`write`."""
+        from ._rois import write_roi
+
+        self._check_writable()
+        await write_roi(self, roi, data, level, pyramid, **axes)
 
     def read_rois(
         self,

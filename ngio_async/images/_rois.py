@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from numpy.typing import ArrayLike, NDArray
 
     from .._prefetch import Prefetch, PrefetchIterator
+    from ..engine.pyramid import Method
     from ..tables import Roi, Table
     from ._dataset import Dataset
 
@@ -166,6 +167,19 @@ async def read_roi(
     kept = _kept(image.axes, region)
     grid = on_grid(raw, _kept(label.axes, lregion), kept, data.shape, picks)
     return RoiRead(roi, region, data, grid)
+
+
+async def write_roi(
+    image: Dataset,
+    roi: Roi,
+    data: ArrayLike,
+    level: int | str = 0,
+    pyramid: bool | Method | None = False,
+    **axes: Any,
+) -> None:
+    """Write ``data`` to the pixels :func:`read_roi` reads for ``roi`` (ngio's ``set_roi``)."""
+    region = image.world_region(level, unit=UNIT, origin="image", **{**roi_box(roi), **axes})
+    await image.write(data, level, pyramid, **dict(zip(image.axes, region, strict=True)))
 
 
 def _size(image: Dataset, level: int | str, roi: Roi, axes: dict[str, Any]) -> int:
@@ -470,4 +484,5 @@ __all__ = [
     "open_masked",
     "read_roi",
     "roi_box",
+    "write_roi",
 ]
