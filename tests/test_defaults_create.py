@@ -185,3 +185,21 @@ def test_channel_colors_by_default(tmp_path: Path, labels: list[str], colors: li
     assert [c["label"] for c in channels] == labels
     window = {"min": 0.0, "max": 65535.0, "start": 0.0, "end": 65535.0}
     assert all(c["window"] == window and c["active"] is True for c in channels)
+
+
+def test_stacked_chunks_written_plane_by_plane_with_pyramid(tmp_path: Path) -> None:
+    """Planes written one at a time into the stacked chunks (each a read-modify-write), with
+    the pyramid built on the way: every plane and the lower level are as written."""
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    data = rng.integers(0, 1000, (12, 64, 64), dtype=np.uint16)
+    root = tmp_path / "stack.zarr"
+    with ngio_async.create(root, shape=data.shape, dtype="uint16", axes="zyx", levels=2) as ds:
+        assert ds.levels[0].chunks == (12, 64, 64)
+        for z in range(12):
+            ds.write(data[z], z=z, pyramid=True)
+    with ngio_async.open(root) as ds:
+        assert np.array_equal(ds.levels[0][...], data)
+        mean = np.round(data.reshape(12, 32, 2, 32, 2).astype(np.float64).mean(axis=(2, 4)))
+        assert np.array_equal(ds.levels[1][...], mean.astype(np.uint16))
