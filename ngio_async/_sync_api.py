@@ -936,20 +936,24 @@ class SyncMaskedImage:
     def values(self) -> list[int]:
         return self._masked.values
 
-    def roi(self, value: int) -> Roi:
-        return self._masked.roi(value)
+    def roi(self, value: int, zoom: float = 1.0) -> Roi:
+        return self._masked.roi(value, zoom)
 
-    def read(self, value: int, *, masked: bool = False, fill: Any = 0, **axes: Any) -> NDArray[Any]:
-        return self._runner.call(lambda: self._masked.read(value, masked=masked, fill=fill, **axes))
+    def read(
+        self, value: int, *, masked: bool = False, fill: Any = 0, zoom: float = 1.0, **axes: Any
+    ) -> NDArray[Any]:
+        return self._runner.call(
+            lambda: self._masked.read(value, masked=masked, fill=fill, zoom=zoom, **axes)
+        )
 
-    def read_roi(self, value: int, **axes: Any) -> RoiRead:
-        return self._runner.call(lambda: self._masked.read_roi(value, **axes))
+    def read_roi(self, value: int, *, zoom: float = 1.0, **axes: Any) -> RoiRead:
+        return self._runner.call(lambda: self._masked.read_roi(value, zoom=zoom, **axes))
 
-    def read_label(self, value: int, **axes: Any) -> NDArray[Any]:
-        return self._runner.call(lambda: self._masked.read_label(value, **axes))
+    def read_label(self, value: int, *, zoom: float = 1.0, **axes: Any) -> NDArray[Any]:
+        return self._runner.call(lambda: self._masked.read_label(value, zoom=zoom, **axes))
 
-    def write(self, value: int, data: ArrayLike, **axes: Any) -> None:
-        self._runner.call(lambda: self._masked.write(value, data, **axes))
+    def write(self, value: int, data: ArrayLike, *, zoom: float = 1.0, **axes: Any) -> None:
+        self._runner.call(lambda: self._masked.write(value, data, zoom=zoom, **axes))
 
     def stream(
         self,

@@ -382,47 +382,54 @@ class MaskedImage:
         """The label values of the table's objects, in table order."""
         return list(self._rois)
 
-    def roi(self, value: int) -> Roi:
-        """The box of object ``value``."""
+    def roi(self, value: int, zoom: float = 1.0) -> Roi:
+        """The box of object ``value``; ``zoom``: grown (or shrunk) in y and x about its
+        centre by that factor, as ngio's ``zoom_factor`` (a start below 0 is moved to 0)."""
         try:
-            return self._rois[int(value)]
+            roi = self._rois[int(value)]
         except KeyError:
             raise KeyError(
                 f"label value {value} is not an object of {self.label_image.url} (values: "
                 f"{_shown(self.values)})"
             ) from None
+        return roi if zoom == 1.0 else zoomed(roi, zoom)
 
-    async def read_roi(self, value: int, **axes: Any) -> RoiRead:
+    async def read_roi(self, value: int, *, zoom: float = 1.0, **axes: Any) -> RoiRead:
         """Object ``value``'s box: image pixels and labels (``axes``: ``c="DAPI"``, ...)."""
-        return await read_roi(self.image, self.roi(value), self.level, self.label_image, **axes)
+        roi = self.roi(value, zoom)
+        return await read_roi(self.image, roi, self.level, self.label_image, **axes)
 
     async def read(
-        self, value: int, *, masked: bool = False, fill: Any = 0, **axes: Any
+        self, value: int, *, masked: bool = False, fill: Any = 0, zoom: float = 1.0, **axes: Any
     ) -> NDArray[Any]:
         """Object ``value``'s box (ngio's ``get_roi``); ``masked=True``: only its pixels,
         ``fill`` elsewhere (``get_roi_masked``)."""
         if not masked:
-            return (await read_roi(self.image, self.roi(value), self.level, None, **axes)).data
-        return (await self.read_roi(value, **axes)).masked(fill)
+            roi = self.roi(value, zoom)
+            return (await read_roi(self.image, roi, self.level, None, **axes)).data
+        return (await self.read_roi(value, zoom=zoom, **axes)).masked(fill)
 
-    async def read_label(self, value: int, **axes: Any) -> NDArray[Any]:
+    async def read_label(self, value: int, *, zoom: float = 1.0, **axes: Any) -> NDArray[Any]:
         """The label pixels of object ``value``'s box, on the image's grid."""
-        got = await self.read_roi(value, **axes)
+        got = await self.read_roi(value, zoom=zoom, **axes)
         assert got.labels is not None
         return got.labels
 
-    async def write(self, value: int, data: ArrayLike, **axes: Any) -> None:
-        """Write ``data`` (the shape :meth:`read` gives) where object ``value`` is; the pixels
-        of its box outside the object keep their stored values (ngio's ``set_roi_masked``).
-        Masked writes through one MaskedImage run one at a time (boxes may overlap)."""
+    async def write(self, value: int, data: ArrayLike, *, zoom: float = 1.0, **axes: Any) -> None:
+        """Write ``data`` (the shape :meth:`read` gives, or one that broadcasts to it) where
+        object ``value`` is; the pixels of its box outside the object keep their stored values
+        (ngio's ``set_roi_masked``). Masked writes through one MaskedImage run one at a time
+        (boxes may overlap)."""
         self.image._check_writable()
         async with self._write_lock:
-            got = await self.read_roi(value, **axes)
-            new = np.asarray(data)
-            if new.shape != got.data.shape:
+            got = await self.read_roi(value, zoom=zoom, **axes)
+            try:
+                new = np.broadcast_to(np.asarray(data), got.data.shape)
+            except ValueError:
                 raise ValueError(
-                    f"object {value}: data of shape {new.shape} for a box of shape {got.data.shape}"
-                )
+                    f"object {value}: data of shape {np.shape(data)} for a box of shape "
+                    f"{got.data.shape}"
+                ) from None
             merged = np.where(got.mask, new, got.data)
             named = dict(zip(self.image.axes, got.region, strict=True))
             await self.image.write(merged, self.level, False, **named)
@@ -472,6 +479,23 @@ async def open_masked(
     return MaskedImage(image, lab, rois, level)
 
 
+def zoomed(roi: Roi, factor: float, axes: Sequence[str] = ("x", "y")) -> Roi:
+    """``roi`` grown by ``factor`` about its centre along ``axes`` (ngio's ``Roi.zoom``: the
+    length times ``factor``, a start below 0 moved to 0, the length kept)."""
+    from ..tables import Roi
+
+    if not factor > 0:
+        raise ValueError(f"zoom must be positive, got {factor!r}")
+    ranges = dict(roi.ranges)
+    for a in axes:
+        if a in ranges:
+            lo, hi = ranges[a]
+            grow = (hi - lo) * (factor - 1.0)
+            start = max(lo - grow / 2, 0.0)
+            ranges[a] = (start, start + (hi - lo) + grow)
+    return Roi(roi.name, ranges, label=roi.label, time=roi.time, extra=dict(roi.extra))
+
+
 def _shown(values: Sequence[int]) -> str:
     return ", ".join(map(str, values[:10])) + (", ..." if len(values) > 10 else "")
 
@@ -485,4 +509,5 @@ __all__ = [
     "read_roi",
     "roi_box",
     "write_roi",
+    "zoomed",
 ]
