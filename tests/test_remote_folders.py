@@ -325,3 +325,33 @@ def test_a_missing_destination_bucket_fails_once(
     assert code == 2 and not out, err
     assert err.count("\n") == 1, err  # was: one error per input, each after reading it
     assert "not found: the bucket (or container) of " in err and "does not exist" in err
+
+
+def test_an_earlier_conversion_beside_its_tiff_on_s3_is_no_input(
+    s3_server: S3Server, tmp_path: Path
+) -> None:
+    src, options = s3_server.fresh_url(), s3_server.options()
+    upload(src, {"a.tif": _tiff(1), "b.tif": _tiff(2)}, options)
+    ngio_async.convert_sync(  # converted where it lies, earlier
+        f"{src}/a.tif", f"{src}/a.ome.zarr", src_options=options, dst_options=options
+    )
+    results = ngio_async.convert_many_sync(src, tmp_path / "out", src_options=options)
+    assert sorted(results) == [f"{src}/a.tif", f"{src}/b.tif"], results  # was: refused,
+    # "'.../a.ome.zarr', '.../a.tif' would all be written to out/a.ome.zarr"
+    assert _zarrs(tmp_path / "out") == ["a.ome.zarr", "b.ome.zarr"]
+
+
+def test_a_pattern_on_s3_names_the_way(
+    s3_server: S3Server,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    src = s3_server.fresh_url()
+    upload(src, {"a.tif": _tiff(1)}, s3_server.options())
+    opts = _s3_env(monkeypatch, s3_server)
+    code, _, err = run(["convert", f"{src}/*.tif", str(tmp_path / "o"), *opts], capsys)
+    assert code == 2
+    assert "expanded for local paths only: list the URLs, or name their folder" in err, err
+    code, out, err = run(["convert", f"{src}/", str(tmp_path / "o"), *opts], capsys)
+    assert code == 0 and out.startswith(f"wrote {tmp_path / 'o' / 'a.ome.zarr'}"), err

@@ -303,7 +303,7 @@ def run_convert(args: argparse.Namespace) -> int:
                 _, message = describe_error(exc)
                 raise CLIError(
                     f"{message} (patterns such as {remote[0]!r} are expanded for local paths "
-                    "only: list the URLs)"
+                    "only: list the URLs, or name their folder)"
                 ) from exc
             raise
     if single:

@@ -2655,7 +2655,7 @@ def _outputs_among(inputs: Sequence[Any], targets: Mapping[str, str]) -> list[An
     """The inputs that are another input's output, no inputs of their own: its output in this
     batch (``convert_many("scans", "scans")`` run again: ``scans/a.ome.zarr`` is
     ``scans/a.tif``'s), or its conversion beside it (``a.ome.zarr`` beside ``a.tif``, both
-    local inputs)."""
+    local inputs, or both on one object store)."""
     where = {_name(s): _location(s) if isinstance(s, str | os.PathLike) else None for s in inputs}
     written = {_location(t) for key, t in targets.items() if _location(t) != where[key]}
     for src in inputs:
@@ -2663,7 +2663,16 @@ def _outputs_among(inputs: Sequence[Any], targets: Mapping[str, str]) -> list[An
         if loc is not None and loc[0] == "file" and not os.path.isdir(loc[2]):
             folder = os.path.dirname(loc[2])
             written.add(("file", "", os.path.join(folder, output_name(loc[2]))))
+        elif loc is not None and loc[0] == "url" and _is_store_file(loc, _name(src)):
+            folder = posixpath.dirname(loc[2])
+            written.add(("url", loc[1], posixpath.join(folder, output_name(loc[2]))))
     return [s for s in inputs if where[_name(s)] is not None and where[_name(s)] in written]
+
+
+def _is_store_file(loc: _Location, src: str) -> bool:
+    """Whether ``src`` (at ``loc``) is a file a reader other than OME-Zarr's takes on an
+    object store (not over HTTP)."""
+    return not loc[1].startswith("http") and not isinstance(find_reader(src), OmeZarrReader)
 
 
 def _file_sets(inputs: Sequence[Any]) -> dict[str, tuple[str, ...]]:
