@@ -122,8 +122,8 @@ def _remote_folders(
     async def probe() -> list[str]:
         folders: list[str] = []
         for src in srcs:
-            if "://" not in src or src.startswith("file://"):
-                continue
+            if "://" not in src or src.startswith("file://") or "*" in src:
+                continue  # local, or a pattern (told below, if it finds nothing)
             try:
                 found = await remote_folder_inputs(src, options.get("src_options"), dst, left_out)
             except Exception as exc:

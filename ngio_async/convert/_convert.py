@@ -2441,6 +2441,8 @@ async def remote_folder_inputs(
         return None
     if not isinstance(find_reader(text), OmeZarrReader):
         return None  # a file a reader takes by its name: a TIFF
+    if _is_http(text) and not text.endswith("/"):
+        return None  # an image's URL: its conversion says what is missing there
     given = dict(options or {})
     store_opts = {k: v for k, v in given.items() if k not in _READER_OPTIONS}
     store = open_store(text, limits=given.get("limits"), **store_opts)
@@ -2449,8 +2451,6 @@ async def remote_folder_inputs(
             if await store.exists(name):
                 return None
         if not store.supports_listing:
-            if not _is_http(text) or not text.endswith("/"):
-                return None  # its conversion says what is missing there
             raise UnsupportedError(
                 f"{text} is no OME-Zarr (no zarr.json, .zattrs or .zgroup there), and an HTTP "
                 "server cannot list a folder: name its files (one URL each)"
