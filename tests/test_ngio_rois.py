@@ -293,3 +293,20 @@ async def test_a_segmentation_loop_over_fovs_as_ngio_writes_it(tmp_path: Path) -
         await seg.aclose()
     np.testing.assert_array_equal(mine, out.get_array())
     assert mine.any()
+
+
+async def test_masked_writes_of_overlapping_boxes_run_at_once(tmp_path: Path) -> None:
+    import anyio
+
+    c = _image(tmp_path / "img.zarr")
+    want = c.get_image().get_array().copy()
+    lab = _labels()
+    async with ngio_async.open_async(tmp_path / "img.zarr", mode="r+") as ds:
+        views = [await ds.masked("nuclei") for _ in range(4)]  # boxes of 7 and 9 overlap
+        async with anyio.create_task_group() as tg:
+            for m, v in zip(views, (7, 9, 12, 3), strict=True):
+                tg.start_soon(m.write, v, 100 + v)
+                want[:, lab == v] = 100 + v
+        for m in views:
+            await m.aclose()
+        np.testing.assert_array_equal(await ds.read(), want)

@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Self
 
-import anyio
 import numpy as np
 
 from .._prefetch import prefetch as start_prefetch
@@ -370,7 +369,6 @@ class MaskedImage:
     ) -> None:
         self.image, self.label_image, self.level = image, label, level
         self._rois = {int(r.label): r for r in rois if r.label is not None}
-        self._write_lock = anyio.Lock()
 
     def __repr__(self) -> str:
         return (
@@ -417,22 +415,31 @@ class MaskedImage:
 
     async def write(self, value: int, data: ArrayLike, *, zoom: float = 1.0, **axes: Any) -> None:
         """Write ``data`` (the shape :meth:`read` gives, or one that broadcasts to it) where
-        object ``value`` is; the pixels of its box outside the object keep their stored values
-        (ngio's ``set_roi_masked``). Masked writes through one MaskedImage run one at a time
-        (boxes may overlap)."""
+        object ``value`` is (ngio's ``set_roi_masked``): only the object's pixels are written,
+        as points (each chunk read, patched and written back as one), so the rest of its box
+        keeps what is stored and masked writes of objects whose boxes overlap may run at once."""
         self.image._check_writable()
-        async with self._write_lock:
-            got = await self.read_roi(value, zoom=zoom, **axes)
-            try:
-                new = np.broadcast_to(np.asarray(data), got.data.shape)
-            except ValueError:
-                raise ValueError(
-                    f"object {value}: data of shape {np.shape(data)} for a box of shape "
-                    f"{got.data.shape}"
-                ) from None
-            merged = np.where(got.mask, new, got.data)
-            named = dict(zip(self.image.axes, got.region, strict=True))
-            await self.image.write(merged, self.level, False, **named)
+        got = await self.read_roi(value, zoom=zoom, **axes)
+        try:
+            new = np.broadcast_to(np.asarray(data), got.data.shape)
+        except ValueError:
+            raise ValueError(
+                f"object {value}: data of shape {np.shape(data)} for a box of shape "
+                f"{got.data.shape}"
+            ) from None
+        mask = got.mask
+        inside = np.nonzero(mask)
+        if not inside[0].size:
+            return
+        shape = self.image.level(self.level).shape
+        points, k = [], 0
+        for s, n in zip(got.region, shape, strict=True):
+            if isinstance(s, int):
+                points.append(np.full(inside[0].size, s, dtype=np.intp))
+            else:
+                points.append(_indices(s, n)[inside[k]])
+                k += 1
+        await self.image.write_points(tuple(points), new[mask], self.level)
 
     def stream(
         self,
