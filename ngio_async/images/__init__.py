@@ -8,6 +8,7 @@ from ._labels import Labels
 from ._level import Level
 from ._metadata import AxisCalibration, ChannelInfo, ImageMetadata, LevelCalibration
 from ._plate import Plate, PlateWell, create_plate_async, open_plate_async
+from ._rois import MaskedImage, RoiRead, RoiStream
 from ._stream import Stream, TileWriter, stream
 from ._tiles import Tile, TileStream
 from ._write import LevelWriter
@@ -21,8 +22,11 @@ __all__ = [
     "Level",
     "LevelCalibration",
     "LevelWriter",
+    "MaskedImage",
     "Plate",
     "PlateWell",
+    "RoiRead",
+    "RoiStream",
     "Stream",
     "Tile",
     "TileStream",

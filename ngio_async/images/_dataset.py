@@ -1847,7 +1847,7 @@ class Dataset(StoreNode):
         ``get_masked_image``): ``async with ds.masked("nuclei") as m: await m.read(7,
         masked=True)``. ``table``: the masking ROI table (default: the first whose region is
         ``label``; none: the boxes are computed from the label image, as ngio does). See
-        :class:`~ngio_async.images._rois.MaskedImage`."""
+        :class:`~ngio_async.images.MaskedImage`."""
         from ._rois import open_masked
 
         return _Opening(lambda: open_masked(self, label, table, level))
@@ -1900,7 +1900,7 @@ class Dataset(StoreNode):
         """``async for r in ds.read_rois("FOV_ROI_table")``: each ROI of a table (a name, or
         ``Roi`` values) read at ``level`` ahead of the consumer, as ``r.roi``, ``r.data``
         (and ``r.labels`` of ``label``, an open label image, on the same grid); ``axes``
-        select other axes (``c="DAPI"``). See :class:`~ngio_async.images._rois.RoiStream`."""
+        select other axes (``c="DAPI"``). See :class:`~ngio_async.images.RoiStream`."""
         from ._rois import RoiStream
 
         self._check_open()
