@@ -355,3 +355,22 @@ def test_a_pattern_on_s3_names_the_way(
     assert "expanded for local paths only: list the URLs, or name their folder" in err, err
     code, out, err = run(["convert", f"{src}/", str(tmp_path / "o"), *opts], capsys)
     assert code == 0 and out.startswith(f"wrote {tmp_path / 'o' / 'a.ome.zarr'}"), err
+
+
+def test_the_store_from_aws_variables_alone(
+    s3_server: S3Server,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    src = s3_server.fresh_url()
+    upload(src, {"a.tif": _tiff(1), "d/b.tif": _tiff(2)}, s3_server.options())
+    _s3_env(monkeypatch, s3_server)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server.endpoint)
+    monkeypatch.setenv("AWS_ALLOW_HTTP", "true")
+    monkeypatch.setenv("AWS_REGION", s3_server.region)
+    code, out, err = run(["convert", src, f"{src}-out"], capsys)  # no store options
+    assert code == 0, err
+    assert out.count("wrote ") == 2, out
+    with ngio_async.open(f"{src}-out/d/b.ome.zarr", **s3_server.options()) as ds:
+        np.testing.assert_array_equal(ds[...], _plane(2))
