@@ -488,7 +488,7 @@ class SyncDataset(_Reopenable):
         #: what must stay open while this one is used (the image of a label, a field's plate)
         self._keep: object = None
         #: the tile loops not yet closed (stopped by close(), whichever thread runs them)
-        self._iterators: weakref.WeakSet[SyncIterator[Tile]] = weakref.WeakSet()
+        self._iterators: weakref.WeakSet[SyncIterator[Any]] = weakref.WeakSet()
         self._levels = [SyncLevel(runner, lvl, self) for lvl in dataset.levels]
         self.labels = SyncLabels(runner, dataset, self)
         # dropped without close(): the lease and the store are given back, with a warning;
@@ -756,6 +756,7 @@ class SyncDataset(_Reopenable):
         )
         it = self._runner.iterate(stream)
         it.keep = (self, label)  # the image (and label) stay open while its ROIs are read
+        self._iterators.add(it)  # close() stops it
         return it
 
     @property

@@ -310,3 +310,15 @@ async def test_masked_writes_of_overlapping_boxes_run_at_once(tmp_path: Path) ->
         for m in views:
             await m.aclose()
         np.testing.assert_array_equal(await ds.read(), want)
+
+
+def test_closing_the_blocking_dataset_stops_its_roi_stream(tmp_path: Path) -> None:
+    _image(tmp_path / "img.zarr")
+    ds = ngio_async.open(tmp_path / "img.zarr")
+    rois = ds.tables.rois("nuclei_ROI_table")
+    it = ds.read_rois(rois, prefetch=1)
+    first = next(it)
+    assert first.roi == rois[0]
+    ds.close()
+    with pytest.raises(ngio_async.ClosedError, match="was closed"):
+        next(it)
