@@ -17,7 +17,7 @@ from ngio_async.tables import Roi
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from servers import S3Server
+    from servers import S3Server, StaticServer
 
 pytestmark = [pytest.mark.anyio, pytest.mark.filterwarnings("ignore")]
 
@@ -322,3 +322,20 @@ def test_closing_the_blocking_dataset_stops_its_roi_stream(tmp_path: Path) -> No
     ds.close()
     with pytest.raises(ngio_async.ClosedError, match="was closed"):
         next(it)
+
+
+async def test_masked_over_http_reads_as_ngio_and_refuses_writes(
+    http_root: Path, http_server: StaticServer
+) -> None:
+    c = _image(http_root / "img.zarr")
+    theirs: Any = c.get_masked_image("nuclei")
+    async with (
+        ngio_async.open_async(http_server.url + "img.zarr") as ds,
+        ds.masked("nuclei") as m,
+    ):
+        got = {int(r.roi.label or 0): r.masked() async for r in m.stream()}
+        assert sorted(got) == [3, 7, 9, 12]
+        for v, pixels in got.items():
+            np.testing.assert_array_equal(pixels, theirs.get_roi_masked(v))
+        with pytest.raises(ReadOnlyError):
+            await m.write(7, 0)
