@@ -17,9 +17,10 @@ import pytest
 import tifffile
 from cli_run import run
 from servers import AZURITE_ACCOUNT
+from tiffs import write_companion_set
 
 import ngio_async
-from ngio_async import PermissionDeniedError
+from ngio_async import PermissionDeniedError, UnsupportedError
 from ngio_async.stores import open_store
 
 if TYPE_CHECKING:
@@ -374,3 +375,18 @@ def test_the_store_from_aws_variables_alone(
     assert out.count("wrote ") == 2, out
     with ngio_async.open(f"{src}-out/d/b.ome.zarr", **s3_server.options()) as ds:
         np.testing.assert_array_equal(ds[...], _plane(2))
+
+
+def test_a_companion_set_in_an_s3_folder_is_one_input(s3_server: S3Server, tmp_path: Path) -> None:
+    local = tmp_path / "set"
+    local.mkdir()
+    write_companion_set(local, np.stack([_plane(2)] * 3))  # scan.companion.ome + 3 TIFFs
+    files = {f"acq/{p.name}": p.read_bytes() for p in local.iterdir()}
+    src, options = s3_server.fresh_url(), s3_server.options()
+    upload(src, {"a.tif": _tiff(1), **files}, options)
+    results = ngio_async.convert_many_sync(src, tmp_path / "out", src_options=options)
+    # was: four errors, one per file of the set; its TIFFs are read from local files only
+    assert sorted(results) == [f"{src}/a.tif", f"{src}/acq/scan.companion.ome"], results
+    error = results[f"{src}/acq/scan.companion.ome"]
+    assert isinstance(error, UnsupportedError) and "local files only" in str(error)
+    assert _zarrs(tmp_path / "out") == ["a.ome.zarr"]

@@ -2421,13 +2421,16 @@ async def remote_folder_inputs(
     options: Mapping[str, Any] | None = None,
     dst_dir: Any = None,
     left_out: list[str] | None = None,
+    sets: dict[str, tuple[str, ...]] | None = None,
 ) -> list[str] | None:
     """The images of a folder of inputs on an object store (``s3://``, ``gs://``, ``az://``):
     ``url``, a key prefix that is no zarr node, holds them: its TIFFs (files a reader other
     than OME-Zarr's takes) and OME-Zarr directories, and those of its folders, as URLs, sorted
     (hidden entries skipped, and ``dst_dir`` when it lies in the folder). ``None`` when ``url``
     is no such folder: a local path, a file a reader takes, a zarr node. ``left_out`` gets
-    the files no reader takes. Lists the whole prefix (OME-Zarr directories' chunks too).
+    the files no reader takes. Lists the whole prefix (OME-Zarr directories' chunks too). A
+    multi-file OME-TIFF's companion file (``.companion.ome``, read) is one input with the TIFFs
+    it names: they are left out, and ``sets`` gets them under its URL.
 
     :raises UnsupportedError: an ``http(s)://`` URL ending in ``/`` that is no zarr node (an
         HTTP server lists no folder).
@@ -2456,16 +2459,43 @@ async def remote_folder_inputs(
                 "server cannot list a folder: name its files (one URL each)"
             )
         keys = await store.list_prefix("")
-    if not keys:
-        raise NotFoundError(f"{text}: nothing there (no key under this prefix)", url=text)
-    base = text.rstrip("/")
-    skip = _skipped_prefix(base, dst_dir)
-    images, left = _listed_inputs(keys, skip)
+        if not keys:
+            raise NotFoundError(f"{text}: nothing there (no key under this prefix)", url=text)
+        base = text.rstrip("/")
+        images, left = _listed_inputs(keys, _skipped_prefix(base, dst_dir))
+        named = await _companion_sets(store, images)
+    taken = {m for members in named.values() for m in members}
+    images = [k for k in images if k not in taken]
+    if sets is not None:
+        sets.update({f"{base}/{k}": tuple(f"{base}/{m}" for m in v) for k, v in named.items()})
     if left_out is not None:
         left_out.extend(f"{base}/{k}" for k in left)
     if not images:
         raise ValueError(f"{text} holds no image to convert (no TIFF, no OME-Zarr directory)")
     return [f"{base}/{k}" for k in images]
+
+
+async def _companion_sets(store: AsyncStore, keys: Sequence[str]) -> dict[str, list[str]]:
+    """Per companion file (``.companion.ome``) among ``keys``: the others of ``keys`` its
+    OME-XML names (``UUID FileName``, beside it); one that does not read names none (its
+    conversion says why)."""
+    import xml.etree.ElementTree as ET
+
+    present = set(keys)
+    out: dict[str, list[str]] = {}
+    for key in keys:
+        if not key.lower().endswith(".companion.ome"):
+            continue
+        raw = await store.get(key)
+        try:
+            root = ET.fromstring(bytes(raw or b""))
+        except ET.ParseError:
+            continue
+        folder = posixpath.dirname(key)
+        names = (e.get("FileName") for e in root.iter() if e.tag.rpartition("}")[2] == "UUID")
+        files = (posixpath.join(folder, n) for n in dict.fromkeys(n for n in names if n))
+        out[key] = [f for f in files if f in present and f != key]
+    return out
 
 
 def _skipped_prefix(base: str, dst_dir: Any) -> str | None:
@@ -2511,15 +2541,19 @@ def _listed_inputs(keys: Sequence[str], skip: str | None) -> tuple[list[str], li
 
 
 async def _batch_inputs(
-    srcs: str | os.PathLike[str] | Sequence[Any], dst_dir: Any, options: Mapping[str, Any] | None
+    srcs: str | os.PathLike[str] | Sequence[Any],
+    dst_dir: Any,
+    options: Mapping[str, Any] | None,
+    sets: dict[str, tuple[str, ...]],
 ) -> tuple[list[tuple[Any, str]], dict[str, Exception]]:
-    """:func:`_inputs`, with the folders of inputs on object stores listed; and the inputs
-    that failed so (a folder holding no image, an HTTP folder): their errors."""
+    """:func:`_inputs`, with the folders of inputs on object stores listed (``sets`` gets
+    their multi-file OME-TIFFs' members); and the inputs that failed so (a folder holding no
+    image, an HTTP folder): their errors."""
     out: list[tuple[Any, str]] = []
     failed: dict[str, Exception] = {}
     for src, sub in _inputs(srcs, dst_dir):
         try:
-            found = None if sub else await remote_folder_inputs(src, options, dst_dir)
+            found = None if sub else await remote_folder_inputs(src, options, dst_dir, None, sets)
         except Exception as exc:  # noqa: BLE001 - that input's result
             failed[_name(src)] = exc
             continue
@@ -2579,12 +2613,16 @@ async def convert_many(
     opts = dict(dst_options or {})
     await _check_destination(os.fspath(dst_dir), opts)
     given: dict[Any, tuple[Any, str]] = {}
-    listed, failed = await _batch_inputs(srcs, dst_dir, convert_options.get("src_options"))
+    remote_sets: dict[str, tuple[str, ...]] = {}
+    listed, failed = await _batch_inputs(
+        srcs, dst_dir, convert_options.get("src_options"), remote_sets
+    )
     for src, sub in listed:  # one given twice (in its folder too): once, first
         path = isinstance(src, str | os.PathLike)
         given.setdefault((_location(src) or _name(src)) if path else id(src), (src, sub))
     placed = list(given.values())
     sets = await anyio.to_thread.run_sync(_file_sets, [s for s, _ in placed])
+    sets.update(remote_sets)  # a companion file's TIFFs are no inputs: listed, not given
     taken = {m for members in sets.values() for m in members}
     placed = [(s, sub) for s, sub in placed if _name(s) not in taken]
     inputs = [s for s, _ in placed]
