@@ -149,6 +149,11 @@ async def test_read_rois_streams_a_table_as_ngio_reads_it(tmp_path: Path) -> Non
                 pass
         with pytest.raises(ValueError, match="without a label image"):
             _ = first.mask
+        outside = Roi.box("far", x=(100.0, 102.0), y=(0.0, 2.0), z=(0.0, 2.0))
+        async with ds.read_rois([fovs[0], outside]) as both:
+            assert (await both.__anext__()).roi.name == "FOV_0"  # the ROIs before it come
+            with pytest.raises(IndexError, match=r"ROI 'far': axis 'x': the world range \(100"):
+                await both.__anext__()
 
 
 async def test_blocking_twin_masked_and_stream(tmp_path: Path) -> None:

@@ -79,6 +79,16 @@ def label_level(image: Dataset, level: int | str, label: Dataset) -> int:
     return label.level_for([abs(cal[n].scale) for n in names], None if same else unit)
 
 
+def roi_region(image: Dataset, level: int | str, roi: Roi, axes: dict[str, Any]) -> tuple[Any, ...]:
+    """The level selection ``roi``'s box covers (errors name the ROI)."""
+    try:
+        return image.world_region(level, unit=UNIT, origin="image", **{**roi_box(roi), **axes})
+    except (IndexError, ValueError) as exc:
+        if type(exc) not in (IndexError, ValueError):  # (MetadataError: as it is)
+            raise
+        raise type(exc)(f"ROI {roi.name!r}: {exc}") from exc
+
+
 def _kept(axes: Sequence[str], region: Sequence[Any]) -> list[str]:
     return [a for a, s in zip(axes, region, strict=True) if not isinstance(s, int)]
 
@@ -146,7 +156,7 @@ async def read_roi(
     and of ``label`` on the same grid when given: each image pixel gets the label pixel that
     holds its centre."""
     box = {**roi_box(roi), **axes}
-    region = image.world_region(level, unit=UNIT, origin="image", **box)
+    region = roi_region(image, level, roi, axes)
     lvl = image.level(level)
     data = await lvl.getitem(region)
     if label is None:
@@ -177,17 +187,20 @@ async def write_roi(
     **axes: Any,
 ) -> None:
     """Write ``data`` to the pixels :func:`read_roi` reads for ``roi`` (ngio's ``set_roi``)."""
-    region = image.world_region(level, unit=UNIT, origin="image", **{**roi_box(roi), **axes})
+    region = roi_region(image, level, roi, axes)
     await image.write(data, level, pyramid, **dict(zip(image.axes, region, strict=True)))
 
 
-def _size(image: Dataset, level: int | str, roi: Roi, axes: dict[str, Any]) -> int:
-    region = image.world_region(level, unit=UNIT, origin="image", **{**roi_box(roi), **axes})
+def _size(
+    image: Dataset, level: int | str, roi: Roi, axes: dict[str, Any], label: Dataset | None
+) -> int:
+    """The bytes one ROI's read holds (its labels counted at the image's size)."""
+    region = roi_region(image, level, roi, axes)
     lvl = image.level(level)
     n = 1
     for s, size in zip(region, lvl.shape, strict=True):
         n *= 1 if isinstance(s, int) else len(s) if isinstance(s, list) else len(range(size)[s])
-    return n * lvl.dtype.itemsize
+    return n * (lvl.dtype.itemsize + (0 if label is None else label.levels[0].dtype.itemsize))
 
 
 class RoiStream:
@@ -240,7 +253,7 @@ class RoiStream:
             read,
             window=self._window,
             max_bytes=image.limits.prefetch_bytes,
-            size_of=lambda roi: _size(image, level, roi, axes),
+            size_of=lambda roi: _size(image, level, roi, axes, label),
             ordered=self._ordered,
             owner=owner,
         )
