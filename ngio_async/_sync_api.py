@@ -699,13 +699,18 @@ class SyncDataset(_Reopenable):
 
     # ROIs, ngio's way: see ngio_async.images._rois
     def masked(
-        self, label: str | None = None, *, table: str | None = None, level: int | str = 0
+        self,
+        label: str | None = None,
+        *,
+        table: str | None = None,
+        level: int | str = 0,
+        of: str | None = None,
     ) -> SyncMaskedImage:
         """The image masked by label image ``label``, object by object (``Dataset.masked``):
         ``with ds.masked("nuclei") as m: m.read(7, masked=True)``."""
         from .images._rois import open_masked
 
-        masked = self._runner.call(lambda: open_masked(self._dataset, label, table, level))
+        masked = self._runner.call(lambda: open_masked(self._dataset, label, table, level, of))
         return SyncMaskedImage(self._runner, masked, self)
 
     def channel_index(self, label: str | None = None, *, wavelength_id: str | None = None) -> int:

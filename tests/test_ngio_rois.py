@@ -344,3 +344,23 @@ async def test_masked_over_http_reads_as_ngio_and_refuses_writes(
             np.testing.assert_array_equal(pixels, theirs.get_roi_masked(v))
         with pytest.raises(ReadOnlyError):
             await m.write(7, 0)
+
+
+async def test_a_label_image_masked_by_another_as_ngio(tmp_path: Path) -> None:
+    c = _image(tmp_path / "a.zarr")
+    cells = (np.arange(3 * 32 * 40, dtype=np.uint16).reshape(3, 32, 40) // 97) % 5
+    c.derive_label("cells").set_array(cells)
+    shutil.copytree(tmp_path / "a.zarr", tmp_path / "b.zarr")
+    theirs: Any = c.get_masked_label("cells", "nuclei")
+    async with ngio_async.open_async(tmp_path / "b.zarr", mode="r+") as ds:
+        async with ds.masked("nuclei", of="cells") as m:
+            assert m.image.url.endswith("labels/cells")
+            for v in m.values:
+                got = await m.read(v, masked=True)
+                np.testing.assert_array_equal(got, theirs.get_roi_masked(v))
+            await m.write(7, 40)
+            theirs.set_roi_masked(7, np.full(theirs.get_roi(7).shape, 40, np.uint16))
+            want = c.get_label("cells").get_array()
+            np.testing.assert_array_equal(await m.image.read(), want)
+        assert m.image.closed and m.label_image.closed  # both opened for it
+        assert not ds.closed and (await ds.read()).shape == (2, 3, 32, 40)

@@ -1841,16 +1841,22 @@ class Dataset(StoreNode):
 
     # ---------------------------------------------------------------- ROIs (ngio's idiom)
     def masked(
-        self, label: str | None = None, *, table: str | None = None, level: int | str = 0
+        self,
+        label: str | None = None,
+        *,
+        table: str | None = None,
+        level: int | str = 0,
+        of: str | None = None,
     ) -> _Opening[MaskedImage]:
         """The image masked by label image ``label``, object by object (ngio's
         ``get_masked_image``): ``async with ds.masked("nuclei") as m: await m.read(7,
         masked=True)``. ``table``: the masking ROI table (default: the first whose region is
-        ``label``; none: the boxes are computed from the label image, as ngio does). See
+        ``label``; none: the boxes are computed from the label image, as ngio does); ``of``:
+        a label image of this one to mask instead (ngio's ``get_masked_label``). See
         :class:`~ngio_async.images.MaskedImage`."""
         from ._rois import open_masked
 
-        return _Opening(lambda: open_masked(self, label, table, level))
+        return _Opening(lambda: open_masked(self, label, table, level, of))
 
     async def masking_rois(self, level: int | str = 0) -> list[Roi]:
         """On a label image: one ``Roi`` per object (non-zero value), its bounding box in

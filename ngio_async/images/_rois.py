@@ -378,9 +378,16 @@ class MaskedImage:
     Made by :meth:`ngio_async.images.Dataset.masked`; closing it closes the label image."""
 
     def __init__(
-        self, image: Dataset, label: Dataset, rois: Sequence[Roi], level: int | str
+        self,
+        image: Dataset,
+        label: Dataset,
+        rois: Sequence[Roi],
+        level: int | str,
+        *,
+        owns_image: bool = False,
     ) -> None:
         self.image, self.label_image, self.level = image, label, level
+        self._owns_image = owns_image  # a label image masked by another: closed with this
         self._rois = {int(r.label): r for r in rois if r.label is not None}
 
     def __repr__(self) -> str:
@@ -470,8 +477,12 @@ class MaskedImage:
         )
 
     async def aclose(self) -> None:
-        """Close the label image (the image stays open)."""
-        await self.label_image.aclose()
+        """Close the label image (the image stays open; a masked label image is closed)."""
+        try:
+            await self.label_image.aclose()
+        finally:
+            if self._owns_image:
+                await self.image.aclose()
 
     async def __aenter__(self) -> Self:
         return self
@@ -481,22 +492,34 @@ class MaskedImage:
 
 
 async def open_masked(
-    image: Dataset, label: str | None, table: str | None, level: int | str
+    image: Dataset,
+    label: str | None,
+    table: str | None,
+    level: int | str,
+    of: str | None = None,
 ) -> MaskedImage:
     """Find the masking ROI table (none: the boxes are computed from the label image, as ngio
-    does), open its label image: a :class:`MaskedImage`."""
-    image.level(level)
+    does), open its label image (and label image ``of``, the one masked): a
+    :class:`MaskedImage`."""
     found = await masking_table(image, label, table)
     name = label if found is None else label or _label_name(found)
     if name is None:
         raise ValueError(f"table {table!r} names no label image (region); pass label=")
-    lab = await image.labels.open(name, "r")
+    opened: list[Dataset] = []
     try:
+        target = image
+        if of is not None:
+            target = await image.labels.open(of)
+            opened.append(target)
+        target.level(level)
+        lab = await image.labels.open(name, "r")
+        opened.append(lab)
         rois = found.rois() if found is not None else await masking_rois(lab)
     except BaseException:
-        await lab.aclose()
+        for ds in opened:
+            await ds.aclose()
         raise
-    return MaskedImage(image, lab, rois, level)
+    return MaskedImage(target, lab, rois, level, owns_image=of is not None)
 
 
 def zoomed(roi: Roi, factor: float, axes: Sequence[str] = ("x", "y")) -> Roi:
