@@ -113,11 +113,14 @@ def _remote_folders(
     srcs: list[str], dst: str, options: dict[str, Any], left_out: list[str]
 ) -> list[str]:
     """The SRCs that are folders of inputs on an object store (a key prefix that is no zarr
-    node: ``s3://bucket/scans/``), listed; a folder holding no image, an empty prefix and an
+    node: ``s3://bucket/scans/``), listed (once: ``options["folder_listings"]`` hands the
+    listings to ``convert_many``); a folder holding no image, an empty prefix and an
     ``http(s)://`` folder (a server lists none) are usage errors naming the SRC."""
     from ..convert._convert import remote_folder_inputs
     from ._common import describe_error
     from ._run import run_async
+
+    listings: dict[str, Any] = {}
 
     async def probe() -> list[str]:
         folders: list[str] = []
@@ -125,7 +128,9 @@ def _remote_folders(
             if "://" not in src or src.startswith("file://") or "*" in src:
                 continue  # local, or a pattern (told below, if it finds nothing)
             try:
-                found = await remote_folder_inputs(src, options.get("src_options"), dst, left_out)
+                found = await remote_folder_inputs(
+                    src, options.get("src_options"), dst, left_out, None, listings
+                )
             except Exception as exc:
                 _, message = describe_error(exc)
                 named = src.rstrip("/") in message
@@ -134,7 +139,10 @@ def _remote_folders(
                 folders.append(src)
         return folders
 
-    return run_async(probe)
+    folders = run_async(probe)
+    if folders:
+        options["folder_listings"] = listings
+    return folders
 
 
 def _options(args: argparse.Namespace) -> dict[str, Any]:

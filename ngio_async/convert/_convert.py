@@ -2416,29 +2416,42 @@ def _is_http(text: str) -> bool:
     return text.lower().startswith(("http://", "https://"))
 
 
+@dataclass(frozen=True)
+class FolderListing:
+    """What :func:`remote_folder_inputs` listed in a folder of inputs on an object store
+    (URLs): its images, its multi-file OME-TIFFs' members per companion file, the files no
+    reader takes, and the keys listed (its cost: never an OME-Zarr directory's chunks)."""
+
+    images: tuple[str, ...]
+    sets: Mapping[str, tuple[str, ...]]
+    left_out: tuple[str, ...]
+    keys_listed: int
+
+
 async def remote_folder_inputs(
     url: Any,
     options: Mapping[str, Any] | None = None,
     dst_dir: Any = None,
     left_out: list[str] | None = None,
     sets: dict[str, tuple[str, ...]] | None = None,
+    listings: dict[str, FolderListing] | None = None,
 ) -> list[str] | None:
     """The images of a folder of inputs on an object store (``s3://``, ``gs://``, ``az://``):
     ``url``, a key prefix that is no zarr node, holds them: its TIFFs (files a reader other
     than OME-Zarr's takes) and OME-Zarr directories, and those of its folders, as URLs, sorted
     (hidden entries skipped, and ``dst_dir`` when it lies in the folder). ``None`` when ``url``
     is no such folder: a local path, a file a reader takes, a zarr node. ``left_out`` gets
-    the files no reader takes. Lists the whole prefix (OME-Zarr directories' chunks too). A
-    multi-file OME-TIFF's companion file (``.companion.ome``, read) is one input with the TIFFs
-    it names: they are left out, and ``sets`` gets them under its URL.
+    the files no reader takes. Listed one level at a time: a folder named ``*.zarr``, or
+    holding a zarr node file, is an input and never listed below. A multi-file OME-TIFF's
+    companion file (``.companion.ome``, read) is one input with the TIFFs it names: they are
+    left out, and ``sets`` gets them under its URL. ``listings`` (by URL) keeps the listing,
+    and a listing found there is not done again (one listing per command).
 
     :raises UnsupportedError: an ``http(s)://`` URL ending in ``/`` that is no zarr node (an
         HTTP server lists no folder).
     :raises NotFoundError: nothing lies under the prefix (or its bucket does not exist).
     :raises ValueError: the folder holds no image.
     """
-    from ..stores import open_store
-
     text = os.fspath(url) if isinstance(url, str | os.PathLike) else None
     if text is None or "://" not in text or text.lower().startswith(("file://", "memory://")):
         return None
@@ -2446,6 +2459,30 @@ async def remote_folder_inputs(
         return None  # a file a reader takes by its name: a TIFF
     if _is_http(text) and not text.endswith("/"):
         return None  # an image's URL: its conversion says what is missing there
+    if text.rstrip("/").lower().endswith(".zarr"):
+        return None  # an OME-Zarr directory by its name
+    listing = (listings or {}).get(text)
+    if listing is None:
+        listing = await _list_folder(text, options, dst_dir)
+        if listing is None:
+            return None
+        if listings is not None:
+            listings[text] = listing
+    if sets is not None:
+        sets.update(listing.sets)
+    if left_out is not None:
+        left_out.extend(listing.left_out)
+    if not listing.images:
+        raise ValueError(f"{text} holds no image to convert (no TIFF, no OME-Zarr directory)")
+    return list(listing.images)
+
+
+async def _list_folder(
+    text: str, options: Mapping[str, Any] | None, dst_dir: Any
+) -> FolderListing | None:
+    """:func:`remote_folder_inputs`' listing of ``text``; ``None`` when it is a zarr node."""
+    from ..stores import open_store
+
     given = dict(options or {})
     store_opts = {k: v for k, v in given.items() if k not in _READER_OPTIONS}
     store = open_store(text, limits=given.get("limits"), **store_opts)
@@ -2458,21 +2495,52 @@ async def remote_folder_inputs(
                 f"{text} is no OME-Zarr (no zarr.json, .zattrs or .zgroup there), and an HTTP "
                 "server cannot list a folder: name its files (one URL each)"
             )
-        keys = await store.list_prefix("")
-        if not keys:
-            raise NotFoundError(f"{text}: nothing there (no key under this prefix)", url=text)
         base = text.rstrip("/")
-        images, left = _listed_inputs(keys, _skipped_prefix(base, dst_dir))
+        images, left, count = await _walk(store, _skipped_prefix(base, dst_dir))
+        if count == 0:
+            raise NotFoundError(f"{text}: nothing there (no key under this prefix)", url=text)
         named = await _companion_sets(store, images)
     taken = {m for members in named.values() for m in members}
-    images = [k for k in images if k not in taken]
-    if sets is not None:
-        sets.update({f"{base}/{k}": tuple(f"{base}/{m}" for m in v) for k, v in named.items()})
-    if left_out is not None:
-        left_out.extend(f"{base}/{k}" for k in left)
-    if not images:
-        raise ValueError(f"{text} holds no image to convert (no TIFF, no OME-Zarr directory)")
-    return [f"{base}/{k}" for k in images]
+    return FolderListing(
+        images=tuple(f"{base}/{k}" for k in images if k not in taken),
+        sets={f"{base}/{k}": tuple(f"{base}/{m}" for m in v) for k, v in named.items()},
+        left_out=tuple(f"{base}/{k}" for k in left),
+        keys_listed=count,
+    )
+
+
+async def _walk(store: AsyncStore, skip: str | None) -> tuple[list[str], list[str], int]:
+    """A folder's images (files a reader other than OME-Zarr's takes; OME-Zarr directories:
+    folders named ``*.zarr`` or holding a zarr node file, never listed below), the files no
+    reader takes, as keys (hidden entries and ``skip`` left out), and the entries listed;
+    one delimiter listing per folder."""
+    from ._formats import readers
+
+    others = [r for r in readers() if not isinstance(r, OmeZarrReader)]
+    images: list[str] = []
+    left: list[str] = []
+    count = 0
+    todo = [""]
+    while todo:
+        prefix = todo.pop()
+        folders, keys = await store.list_dir(prefix)
+        count += len(folders) + len(keys)
+        if prefix and any(k.rpartition("/")[2] in _NODE_FILES for k in keys):
+            images.append(prefix)  # a zarr node: an input, whatever it holds below
+            continue
+        for folder in folders:
+            name = folder.rpartition("/")[2]
+            if name.startswith(".") or (skip and _inside(folder, skip)):
+                continue
+            if name.lower().endswith(".zarr"):
+                images.append(folder)
+            else:
+                todo.append(folder)
+        for key in keys:
+            if key.rpartition("/")[2].startswith(".") or (skip and _inside(key, skip)):
+                continue
+            (images if any(r.can_read(key) for r in others) else left).append(key)
+    return sorted(images), sorted(left), count
 
 
 async def _companion_sets(store: AsyncStore, keys: Sequence[str]) -> dict[str, list[str]]:
@@ -2511,49 +2579,25 @@ def _skipped_prefix(base: str, dst_dir: Any) -> str | None:
     return there[2][len(here[2].rstrip("/")) + 1 :]
 
 
-def _listed_inputs(keys: Sequence[str], skip: str | None) -> tuple[list[str], list[str]]:
-    """A listing's images (files a reader other than OME-Zarr's takes; the topmost zarr nodes'
-    folders) and the files no reader takes, as keys; hidden entries and ``skip`` left out."""
-    from ._formats import readers
-
-    others = [r for r in readers() if not isinstance(r, OmeZarrReader)]
-    nodes = {k.rpartition("/")[0] for k in keys if k.rpartition("/")[2] in _NODE_FILES}
-    images: list[str] = []
-    left: list[str] = []
-    zarrs: set[str] = set()
-    for key in keys:
-        parts = key.split("/")
-        if any(p.startswith(".") for p in parts[:-1]) or (skip and _inside(key, skip)):
-            continue
-        folders = ["/".join(parts[:i]) for i in range(1, len(parts))]
-        node = next((f for f in folders if f in nodes), None)
-        if node is not None:  # inside an OME-Zarr directory: that directory is the input
-            if node not in zarrs:
-                zarrs.add(node)
-                images.append(node)
-        elif parts[-1].startswith("."):
-            continue
-        elif any(r.can_read(key) for r in others):
-            images.append(key)
-        else:
-            left.append(key)
-    return sorted(images), left
-
-
 async def _batch_inputs(
     srcs: str | os.PathLike[str] | Sequence[Any],
     dst_dir: Any,
     options: Mapping[str, Any] | None,
     sets: dict[str, tuple[str, ...]],
+    listings: dict[str, FolderListing] | None = None,
 ) -> tuple[list[tuple[Any, str]], dict[str, Exception]]:
     """:func:`_inputs`, with the folders of inputs on object stores listed (``sets`` gets
-    their multi-file OME-TIFFs' members); and the inputs that failed so (a folder holding no
-    image, an HTTP folder): their errors."""
+    their multi-file OME-TIFFs' members; ``listings``: those listed already); and the inputs
+    that failed so (a folder holding no image, an HTTP folder): their errors."""
     out: list[tuple[Any, str]] = []
     failed: dict[str, Exception] = {}
     for src, sub in _inputs(srcs, dst_dir):
         try:
-            found = None if sub else await remote_folder_inputs(src, options, dst_dir, None, sets)
+            found = (
+                None
+                if sub
+                else await remote_folder_inputs(src, options, dst_dir, None, sets, listings)
+            )
         except Exception as exc:  # noqa: BLE001 - that input's result
             failed[_name(src)] = exc
             continue
@@ -2573,6 +2617,7 @@ async def convert_many(
     progress: Progress | None = None,
     overwrite: bool = False,
     dst_options: Mapping[str, Any] | None = None,
+    folder_listings: dict[str, FolderListing] | None = None,
     **convert_options: Any,
 ) -> dict[str, ConvertResult | Exception]:
     """Convert every input to ``<dst_dir>/<stem>.ome.zarr``, ``concurrency`` at a time.
@@ -2589,6 +2634,9 @@ async def convert_many(
     :param overwrite: convert again even outputs that are complete; otherwise a complete output
         (its NGFF group metadata exists) is skipped (``ConvertResult.skipped``) and an
         incomplete one is replaced.
+    :param folder_listings: the listings of folders on object stores done already (by
+        :func:`remote_folder_inputs`' ``listings``, by URL): those folders are not listed
+        again; the others' listings are added.
     :param convert_options: passed to :func:`convert` (``ngff_version``, ``chunks``, ...).
     :returns: per input (its string form): the :class:`ConvertResult` or the exception raised.
         A failing input never stops the others; an input that is its own output (or holds it,
@@ -2615,7 +2663,7 @@ async def convert_many(
     given: dict[Any, tuple[Any, str]] = {}
     remote_sets: dict[str, tuple[str, ...]] = {}
     listed, failed = await _batch_inputs(
-        srcs, dst_dir, convert_options.get("src_options"), remote_sets
+        srcs, dst_dir, convert_options.get("src_options"), remote_sets, folder_listings
     )
     for src, sub in listed:  # one given twice (in its folder too): once, first
         path = isinstance(src, str | os.PathLike)

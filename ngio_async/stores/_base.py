@@ -557,6 +557,21 @@ class AsyncStore(abc.ABC):
         prefix = _check_prefix(prefix)
         return sorted(await self._call(prefix, lambda: self._list_once(prefix)))
 
+    async def list_dir(self, prefix: str = "") -> tuple[list[str], list[str]]:
+        """One level under the directory-like ``prefix``: its folders and its keys (both
+        sorted, relative to root, folders without a trailing ``/``). One delimiter listing
+        where the backend has one (S3, GCS, Azure, local, memory): nothing below its
+        folders is listed.
+
+        :raises UnsupportedError: when the backend cannot list (plain HTTP).
+        """
+        self._check_open()
+        if not self.supports_listing:
+            raise UnsupportedError(f"{self._url} does not support listing")
+        prefix = _check_prefix(prefix)
+        folders, keys = await self._call(prefix, lambda: self._list_dir_once(prefix))
+        return sorted(folders), sorted(keys)
+
     async def stored_bytes(self, prefix: str = "") -> int:
         """The total size of the objects under the directory-like ``prefix`` (one listing
         where the backend lists sizes).
@@ -776,6 +791,19 @@ class AsyncStore(abc.ABC):
 
     async def _list_once(self, prefix: str) -> list[str]:
         raise UnsupportedError(f"{self._url} does not support listing")
+
+    async def _list_dir_once(self, prefix: str) -> tuple[list[str], list[str]]:
+        """Default: from the full listing (backends with a delimiter listing override it)."""
+        base = f"{prefix}/" if prefix else ""
+        folders: set[str] = set()
+        keys: list[str] = []
+        for key in await self._list_once(prefix):
+            rest = key[len(base) :]
+            if "/" in rest:
+                folders.add(base + rest.split("/", 1)[0])
+            else:
+                keys.append(key)
+        return sorted(folders), keys
 
     async def _stored_bytes_once(self, prefix: str) -> int:
         """Backends whose listing has sizes answer in one listing; default: a size per key."""

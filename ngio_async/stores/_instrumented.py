@@ -188,6 +188,10 @@ class InstrumentedStore(AsyncStore):
         async with self._track("list", prefix):
             return await self.inner._list_once(prefix)
 
+    async def _list_dir_once(self, prefix: str) -> tuple[list[str], list[str]]:
+        async with self._track("list", prefix):
+            return await self.inner._list_dir_once(prefix)
+
     async def _stored_bytes_once(self, prefix: str) -> int:
         async with self._track("list", prefix):
             return await self.inner._stored_bytes_once(prefix)

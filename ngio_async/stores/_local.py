@@ -134,6 +134,25 @@ class LocalFileStore(AsyncStore):
     async def _list_once(self, prefix: str) -> list[str]:
         return await self._run(self._list, prefix)
 
+    def _list_dir(self, prefix: str) -> tuple[list[str], list[str]]:
+        top = os.path.join(self._dir, *prefix.split("/")) if prefix else self._dir
+        base = f"{prefix}/" if prefix else ""
+        folders: list[str] = []
+        keys: list[str] = []
+        try:
+            entries = list(os.scandir(top))
+        except (FileNotFoundError, NotADirectoryError):
+            return [], []
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=True):
+                folders.append(base + entry.name)
+            elif not _STAGING.search(entry.name):
+                keys.append(base + entry.name)
+        return folders, keys
+
+    async def _list_dir_once(self, prefix: str) -> tuple[list[str], list[str]]:
+        return await self._run(self._list_dir, prefix)
+
     def _sizes(self, prefix: str) -> int:
         total = 0
         for key in self._list(prefix):

@@ -1157,6 +1157,11 @@ class ObstoreStore(AsyncStore):
             keys.extend(meta["path"] for meta in chunk)
         return keys
 
+    async def _list_dir_once(self, prefix: str) -> tuple[list[str], list[str]]:
+        found = await obstore.list_with_delimiter_async(self._store, prefix or None)
+        folders = [p.rstrip("/") for p in found["common_prefixes"]]
+        return folders, [meta["path"] for meta in found["objects"]]
+
     async def _stored_bytes_once(self, prefix: str) -> int:
         total = 0
         async for chunk in obstore.list(self._store, prefix or None, chunk_size=1000):
