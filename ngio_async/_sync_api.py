@@ -750,6 +750,7 @@ class SyncDataset(_Reopenable):
         label: SyncDataset | None = None,
         prefetch: int | None = None,
         ordered: bool = True,
+        planes: Sequence[str] | None = None,
         **axes: Any,
     ) -> SyncIterator[RoiRead]:
         """``for r in ds.read_rois("FOV_ROI_table")``: lazy, prefetching (``Dataset.read_rois``;
@@ -757,7 +758,7 @@ class SyncDataset(_Reopenable):
         _ = self._runner.portal  # ClosedError before anything is made (a closed handle)
         lab = None if label is None else label._dataset
         stream = self._dataset.read_rois(
-            rois, level, label=lab, prefetch=prefetch, ordered=ordered, **axes
+            rois, level, label=lab, prefetch=prefetch, ordered=ordered, planes=planes, **axes
         )
         it = self._runner.iterate(stream)
         it.keep = (self, label)  # the image (and label) stay open while its ROIs are read
@@ -967,10 +968,13 @@ class SyncMaskedImage:
         *,
         prefetch: int | None = None,
         ordered: bool = True,
+        planes: Sequence[str] | None = None,
         **axes: Any,
     ) -> SyncIterator[RoiRead]:
         """``for r in m.stream(): r.masked()``: the objects read ahead of the loop."""
-        stream = self._masked.stream(values, prefetch=prefetch, ordered=ordered, **axes)
+        stream = self._masked.stream(
+            values, prefetch=prefetch, ordered=ordered, planes=planes, **axes
+        )
         it = self._runner.iterate(stream)
         it.keep = self
         return it

@@ -364,3 +364,32 @@ async def test_a_label_image_masked_by_another_as_ngio(tmp_path: Path) -> None:
             np.testing.assert_array_equal(await m.image.read(), want)
         assert m.image.closed and m.label_image.closed  # both opened for it
         assert not ds.closed and (await ds.read()).shape == (2, 3, 32, 40)
+
+
+async def test_rois_plane_by_plane_as_ngio_reads_them(tmp_path: Path) -> None:
+    c = _image(tmp_path / "img.zarr")
+    theirs: Any = c.get_masked_image("nuclei")
+    label = c.get_label("nuclei")
+    async with ngio_async.open_async(tmp_path / "img.zarr") as ds:
+        rois = await ds.tables.rois("nuclei_ROI_table")
+        async with ds.labels.open("nuclei") as lab:
+            got = [r async for r in ds.read_rois(rois, label=lab, planes=("z",), prefetch=2)]
+        want = [(r, k) for r in rois for k in range(label.get_roi(_ngio_roi(c, r)).shape[0])]
+        assert [(r.roi.name, r.region[1]) for r in got] == [
+            (r.name, int(r.ranges["z"][0] / 2) + k) for r, k in want
+        ]
+        for r, (roi, k) in zip(got, want, strict=True):
+            assert r.data.ndim == 3 and r.labels is not None  # c, y, x: z dropped
+            np.testing.assert_array_equal(r.data, theirs.get_roi(roi.label)[:, k])
+            np.testing.assert_array_equal(r.labels[0], label.get_roi(_ngio_roi(c, roi))[k])
+        async with ds.masked("nuclei") as m:
+            planes = [r async for r in m.stream([12], planes=["z"], c="GFP")]
+        assert [p.data.shape for p in planes] == [(12, 16), (12, 16)]  # object 12: z 1 and 2
+        for k, p in enumerate(planes):
+            np.testing.assert_array_equal(p.masked(), theirs.get_roi_masked(12)[1, k])
+        with pytest.raises(ValueError, match="planes takes a sequence of 'z' and 't'"):
+            ds.read_rois(rois, planes="z")
+
+
+def _ngio_roi(c: Any, roi: Roi) -> Any:
+    return c.get_masking_roi_table("nuclei_ROI_table").get_label(roi.label)

@@ -1901,16 +1901,20 @@ class Dataset(StoreNode):
         label: Dataset | None = None,
         prefetch: int | None = None,
         ordered: bool = True,
+        planes: Sequence[str] | None = None,
         **axes: Any,
     ) -> RoiStream:
         """``async for r in ds.read_rois("FOV_ROI_table")``: each ROI of a table (a name, or
         ``Roi`` values) read at ``level`` ahead of the consumer, as ``r.roi``, ``r.data``
         (and ``r.labels`` of ``label``, an open label image, on the same grid); ``axes``
-        select other axes (``c="DAPI"``). See :class:`~ngio_async.images.RoiStream`."""
+        select other axes (``c="DAPI"``); ``planes=("z",)``: each ROI plane by plane, the axis
+        dropped (ngio's ``by_yx``). See :class:`~ngio_async.images.RoiStream`."""
         from ._rois import RoiStream
 
         self._check_open()
-        return RoiStream(self, rois, level, label, axes, prefetch=prefetch, ordered=ordered)
+        return RoiStream(
+            self, rois, level, label, axes, prefetch=prefetch, ordered=ordered, planes=planes
+        )
 
 
 def _lenient(attrs: dict[str, Any]) -> tuple[OmeMetadata, list[tuple[str, Any, str]]]:

@@ -10,7 +10,7 @@ pixel takes the label pixel holding its centre), so ``labels`` has the shape of 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Self
 
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from ._dataset import Dataset
 
 UNIT = "micrometer"
+_Item = tuple["Roi", dict[str, int] | None]  # a ROI, and the plane of it to read (or all)
 _WORLD = ("x", "y", "z", "t")
 
 
@@ -145,29 +146,54 @@ def on_grid(
     return np.broadcast_to(out, tuple(shape))
 
 
+def roi_planes(
+    image: Dataset, level: int | str, roi: Roi, axes: dict[str, Any], along: Sequence[str]
+) -> list[dict[str, int]]:
+    """The planes of ``roi``'s box along ``along`` (``("z", "t")``): one ``{axis: k}`` per
+    plane, ``k`` counted from the box's first pixel (ngio's ``by_yx``)."""
+    region = roi_region(image, level, roi, axes)
+    slices = {a: region[image.axes.index(a)] for a in along if a in image.axes}
+    spans = [(a, range(s.stop - s.start)) for a, s in slices.items() if isinstance(s, slice)]
+    out: list[dict[str, int]] = [{}]
+    for a, ks in spans:
+        out = [{**p, a: k} for p in out for k in ks]
+    return out
+
+
 async def read_roi(
     image: Dataset,
     roi: Roi,
     level: int | str = 0,
     label: Dataset | None = None,
+    plane: dict[str, int] | None = None,
+    /,
     **axes: Any,
 ) -> RoiRead:
     """Read ``roi``'s box of ``image`` at ``level`` (``axes``: other selections, ``c="DAPI"``),
     and of ``label`` on the same grid when given: each image pixel gets the label pixel that
-    holds its centre."""
+    holds its centre. ``plane``: ``{axis: k}``, only the box's ``k``-th plane, the axis
+    dropped."""
     box = {**roi_box(roi), **axes}
-    region = roi_region(image, level, roi, axes)
+    region = list(roi_region(image, level, roi, axes))
     lvl = image.level(level)
-    data = await lvl.getitem(region)
+    for a, k in (plane or {}).items():
+        i = image.axes.index(a)
+        region[i] = region[i].start + k
+    data = await lvl.getitem(tuple(region))
     if label is None:
-        return RoiRead(roi, region, data)
+        return RoiRead(roi, tuple(region), data)
     at = label_level(image, level, label)
     lbox = {k: v for k, v in box.items() if k in _WORLD and k in label.axes}
-    lregion = label.world_region(at, unit=UNIT, origin="image", **lbox)
+    lregion = list(label.world_region(at, unit=UNIT, origin="image", **lbox))
     llvl = label.level(at)
-    raw = await llvl.getitem(lregion)
     cal = image.metadata.spatial_calibration[image.levels.index(lvl)]
     lcal = label.metadata.spatial_calibration[at]
+    for a in plane or {}:
+        if a in label.axes and isinstance(region[image.axes.index(a)], int):
+            p, j = region[image.axes.index(a)], label.axes.index(a)
+            ratio = abs(cal[a].scale) / abs(lcal[a].scale)
+            lregion[j] = min(int(np.floor((p + 0.5) * ratio + 1e-9)), llvl.shape[j] - 1)
+    raw = await llvl.getitem(tuple(lregion))
     picks = centre_picks(
         (region, lvl.shape, cal.scale),
         (lregion, llvl.shape, lcal.scale),
@@ -175,7 +201,7 @@ async def read_roi(
     )
     kept = _kept(image.axes, region)
     grid = on_grid(raw, _kept(label.axes, lregion), kept, data.shape, picks)
-    return RoiRead(roi, region, data, grid)
+    return RoiRead(roi, tuple(region), data, grid)
 
 
 async def write_roi(
@@ -192,14 +218,21 @@ async def write_roi(
 
 
 def _size(
-    image: Dataset, level: int | str, roi: Roi, axes: dict[str, Any], label: Dataset | None
+    image: Dataset,
+    level: int | str,
+    item: tuple[Roi, dict[str, int] | None],
+    axes: dict[str, Any],
+    label: Dataset | None,
 ) -> int:
-    """The bytes one ROI's read holds (its labels counted at the image's size)."""
+    """The bytes one ROI's (or plane's) read holds (its labels counted at the image's size)."""
+    roi, plane = item
     region = roi_region(image, level, roi, axes)
     lvl = image.level(level)
     n = 1
-    for s, size in zip(region, lvl.shape, strict=True):
-        n *= 1 if isinstance(s, int) else len(s) if isinstance(s, list) else len(range(size)[s])
+    for a, s, size in zip(image.axes, region, lvl.shape, strict=True):
+        if isinstance(s, int) or a in (plane or {}):
+            continue
+        n *= len(s) if isinstance(s, list) else len(range(size)[s])
     return n * (lvl.dtype.itemsize + (0 if label is None else label.levels[0].dtype.itemsize))
 
 
@@ -223,37 +256,49 @@ class RoiStream:
         *,
         prefetch: int | None = None,
         ordered: bool = True,
+        planes: Sequence[str] | None = None,
     ) -> None:
         if prefetch is not None and (isinstance(prefetch, bool) or prefetch < 1):
             raise ValueError(f"prefetch must be a positive int, got {prefetch!r}")
+        if isinstance(planes, str) or any(a not in ("z", "t") for a in planes or ()):
+            raise ValueError(f"planes takes a sequence of 'z' and 't', got {planes!r}")
+        self._planes = tuple(planes or ())
         image.level(level)  # a bad level fails here, not at the first ROI
         self._image, self._rois, self._level = image, rois, level
         self._label, self._axes = label, axes
         self._window = prefetch or image.limits.prefetch_tiles
         self._ordered = ordered
         self._used = False
-        self._cm: Prefetch[Roi, RoiRead] | None = None
+        self._cm: Prefetch[_Item, RoiRead] | None = None
 
-    async def _items(self) -> list[Roi]:
-        if isinstance(self._rois, str):
-            return await self._image.tables.rois(self._rois)
-        return list(self._rois)
+    async def _items(self) -> Iterator[_Item]:
+        rois = self._rois
+        if isinstance(rois, str):
+            rois = await self._image.tables.rois(rois)
+        if not self._planes:
+            return ((roi, None) for roi in list(rois))
+        image, level, axes = self._image, self._level, self._axes
+        return (
+            (roi, plane)
+            for roi in list(rois)
+            for plane in roi_planes(image, level, roi, axes, self._planes)
+        )
 
-    async def _make(self, owner: TaskGroup | None) -> Prefetch[Roi, RoiRead]:
+    async def _make(self, owner: TaskGroup | None) -> Prefetch[_Item, RoiRead]:
         if self._used:
             raise RuntimeError("a ROI stream can be iterated once; call read_rois() again")
         self._used = True
         image, level, label, axes = self._image, self._level, self._label, self._axes
 
-        async def read(roi: Roi) -> RoiRead:
-            return await read_roi(image, roi, level, label, **axes)
+        async def read(item: _Item) -> RoiRead:
+            return await read_roi(image, item[0], level, label, item[1], **axes)
 
         return start_prefetch(
             await self._items(),
             read,
             window=self._window,
             max_bytes=image.limits.prefetch_bytes,
-            size_of=lambda roi: _size(image, level, roi, axes, label),
+            size_of=lambda item: _size(image, level, item, axes, label),
             ordered=self._ordered,
             owner=owner,
         )
@@ -467,13 +512,22 @@ class MaskedImage:
         *,
         prefetch: int | None = None,
         ordered: bool = True,
+        planes: Sequence[str] | None = None,
         **axes: Any,
     ) -> RoiStream:
         """The objects (``values``, default all) read ahead of the consumer, each a
-        :class:`RoiRead` with its labels (``r.masked()``: its pixels alone)."""
+        :class:`RoiRead` with its labels (``r.masked()``: its pixels alone); ``planes``: as
+        :meth:`Dataset.read_rois`."""
         rois = [self.roi(v) for v in (self.values if values is None else values)]
         return RoiStream(
-            self.image, rois, self.level, self.label_image, axes, prefetch=prefetch, ordered=ordered
+            self.image,
+            rois,
+            self.level,
+            self.label_image,
+            axes,
+            prefetch=prefetch,
+            ordered=ordered,
+            planes=planes,
         )
 
     async def aclose(self) -> None:
