@@ -8,6 +8,9 @@ alone.
 The store options (``--endpoint``, ``--region``, ``--anonymous``, ``--allow-http``, as for
 ``info``, ``validate`` and ``bench``) go to every ``s3://``, ``gs://`` or ``az://`` SRC
 (``src_options``) and DST (``dst_options``); local paths and ``http(s)://`` URLs get none.
+``--source-option KEY=VALUE`` / ``--dest-option KEY=VALUE`` (repeatable) go to one side only,
+over those: ``--source-option anonymous=true`` reads a public bucket and writes to one of
+yours with the environment's credentials.
 """
 
 from __future__ import annotations
@@ -156,22 +159,48 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+
+
+def _side_options(items: list[str], flag: str) -> dict[str, Any]:
+    """``--source-option`` / ``--dest-option`` ``KEY=VALUE`` items as ``open_store`` options
+    (``allow-http`` is ``allow_http``; ``true`` / ``false`` are booleans)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not key:
+            raise CLIError(f"{flag} {item!r}: expected KEY=VALUE (e.g. anonymous=true)")
+        low = value.strip().lower()
+        out[key] = True if low in _TRUE else False if low in _FALSE else value
+    return out
+
+
 def _store_options(args: argparse.Namespace, srcs: list[str], dst: str) -> dict[str, Any]:
-    """``src_options`` / ``dst_options`` from the store options, for the object-store URLs."""
+    """``src_options`` / ``dst_options`` from the store options (both sides) and
+    ``--source-option`` / ``--dest-option`` (one side, over them), for the object-store
+    URLs."""
     given = store_options(args)
-    if not given:
+    source = _side_options(getattr(args, "source_option", None) or [], "--source-option")
+    dest = _side_options(getattr(args, "dest_option", None) or [], "--dest-option")
+    if not given and not source and not dest:
         return {}
     out: dict[str, Any] = {}
     remote = [s for s in srcs if is_object_store(s)]
-    if remote:
-        if len(remote) != len(srcs):
-            raise CLIError(
-                "the store options (--endpoint, --region, --anonymous, --allow-http) apply to "
-                "every SRC: convert s3:// / gs:// / az:// SRCs apart from the other ones"
-            )
-        out["src_options"] = given
-    if is_object_store(dst):
-        out["dst_options"] = dict(given)
+    if remote and len(remote) != len(srcs) and (given or source):
+        raise CLIError(
+            "the store options (--endpoint, --region, --anonymous, --allow-http, "
+            "--source-option) apply to every SRC: convert s3:// / gs:// / az:// SRCs apart "
+            "from the other ones"
+        )
+    if source and not remote:
+        raise CLIError("--source-option: for s3://, gs:// or az:// SRCs, and no SRC is one")
+    if dest and not is_object_store(dst):
+        raise CLIError(f"--dest-option: for an s3://, gs:// or az:// DST, and {dst} is none")
+    if remote and (given or source):
+        out["src_options"] = {**given, **source}
+    if is_object_store(dst) and (given or dest):
+        out["dst_options"] = {**given, **dest}
     if not out:
         raise CLIError(
             "the store options (--endpoint, --region, --anonymous, --allow-http) are for "

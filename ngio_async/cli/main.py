@@ -151,6 +151,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="replace an existing zarr DST (never a file; what an interrupted convert left is "
         "replaced without it)",
     )
+    for flag, side in (("--source-option", "SRC"), ("--dest-option", "DST")):
+        p.add_argument(
+            flag,
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help=f"a store option for the s3:// / gs:// / az:// {side} only (repeatable; e.g. "
+            "anonymous=true, endpoint=URL, region=NAME, allow_http=true; over the store "
+            "options below, which apply to both sides)",
+        )
     common(p)  # the store options apply to every s3:// / gs:// / az:// SRC and DST
 
     p = sub.add_parser(
