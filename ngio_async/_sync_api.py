@@ -1063,6 +1063,7 @@ _Reopen = tuple[str, Any, dict[str, Any]]
 (``open_plate`` options)."""
 
 _CREATE_ONLY = frozenset(inspect.signature(create_async).parameters) - {"url", "limits", "path"}
+_CREATE_ONLY |= {"tables"}  # create_like's
 
 
 def _label_reopen(parent: _Reopen | None, root: str, mode: str) -> _Reopen | None:

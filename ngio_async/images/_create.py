@@ -2005,11 +2005,54 @@ def create_like_async(
 
     ``shape=None``, ``dtype=None`` or ``ngff_version=None`` keep the source's (as
     ``numpy.zeros_like``). ``src`` may be a blocking dataset (only its metadata is read).
+    ``tables=True`` (or a list of names) copies ``src``'s tables (``ds.tables``: ROI, feature
+    and other tables, as ngio's ``derive_image(copy_tables=True)``) into the new image.
 
     :raises TypeError: ``src`` is no open dataset (a URL or path: open it first).
     :raises ValueError: ``overwrite=True`` where ``src`` is, inside it or above it (however
         spelled: ``file://`` or a path, ``./a/../a``, a trailing ``/``); before any I/O."""
     src = _dataset_of(src)
+    tables = overrides.pop("tables", False)
+    opening = _create_like(src, url, overrides)
+    if tables is False or tables is None:
+        return opening
+    names = _table_names(tables)
+    return _Opening(lambda: _with_tables(opening, src, names))
+
+
+def _table_names(tables: object) -> list[str] | None:
+    """``tables=``: ``True`` (every table), or the names of the tables to copy."""
+    if tables is True:
+        return None
+    if isinstance(tables, str) or not isinstance(tables, Sequence):
+        raise TypeError(f"tables= takes True or a list of table names, got {tables!r}")
+    if not all(isinstance(t, str) for t in tables):
+        raise TypeError(f"tables= takes table names (str), got {list(tables)!r}")
+    return list(tables)
+
+
+async def _with_tables(
+    opening: _Opening[Dataset], src: Dataset, names: list[str] | None
+) -> Dataset:
+    """The created copy, with ``src``'s tables ``names`` (``None``: all) written into it (as
+    read: index, columns, type, attributes; a masking ROI table keeps its label path, which
+    leads nowhere on the copy until that label image is made). A table that fails closes the
+    copy and raises, naming the table."""
+    ds = await opening
+    try:
+        wanted = await src.tables.names() if names is None else names
+        for name in wanted:
+            await ds.tables.write(name, await src.tables.read(name))
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await ds.aclose()
+        raise
+    return ds
+
+
+def _create_like(
+    src: Dataset, url: str | os.PathLike[str] | AsyncStore | Any, overrides: dict[str, Any]
+) -> _Opening[Dataset]:
     refuse_misspelled({k: v for k, v in overrides.items() if k not in _CREATE_KEYS}, "create_like")
     _refuse_own_source(src, url, overrides)
     overrides = {k: v for k, v in overrides.items() if not (v is None and k in _SOURCE_IF_NONE)}
