@@ -20,7 +20,7 @@ from servers import AZURITE_ACCOUNT
 from tiffs import write_companion_set
 
 import ngio_async
-from ngio_async import PermissionDeniedError, UnsupportedError
+from ngio_async import PermissionDeniedError
 from ngio_async.stores import open_store
 
 if TYPE_CHECKING:
@@ -385,8 +385,6 @@ def test_a_companion_set_in_an_s3_folder_is_one_input(s3_server: S3Server, tmp_p
     src, options = s3_server.fresh_url(), s3_server.options()
     upload(src, {"a.tif": _tiff(1), **files}, options)
     results = ngio_async.convert_many_sync(src, tmp_path / "out", src_options=options)
-    # was: four errors, one per file of the set; its TIFFs are read from local files only
+    # was: four errors, one per file of the set; the set converts (tests/test_remote2_sets.py)
     assert sorted(results) == [f"{src}/a.tif", f"{src}/acq/scan.companion.ome"], results
-    error = results[f"{src}/acq/scan.companion.ome"]
-    assert isinstance(error, UnsupportedError) and "local files only" in str(error)
-    assert _zarrs(tmp_path / "out") == ["a.ome.zarr"]
+    assert _zarrs(tmp_path / "out") == ["a.ome.zarr", "acq/scan.ome.zarr"]

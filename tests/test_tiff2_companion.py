@@ -12,7 +12,7 @@ import pytest
 from tiffs import write_companion_set
 
 import ngio_async
-from ngio_async import NotFoundError, UnsupportedError
+from ngio_async import NotFoundError
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -68,17 +68,18 @@ def test_a_missing_tiff_of_a_companion_set_is_named(tmp_path: Path) -> None:
 def test_a_binary_only_tiff_on_a_server_is_refused_naming_its_metadata_file(
     http_server: StaticServer, http_root: Path, tmp_path: Path
 ) -> None:
+    # was refused; now the set is read from beside it (tests/test_remote2_sets.py)
     write_companion_set(http_root, _planes())
-    with pytest.raises(UnsupportedError, match=r"scan_z1\.ome\.tif .*scan\.companion\.ome"):
-        ngio_async.convert_sync(http_server.url + "scan_z1.ome.tif", tmp_path / "out.zarr")
-    assert not (tmp_path / "out.zarr").exists()
+    ngio_async.convert_sync(http_server.url + "scan_z1.ome.tif", tmp_path / "out.zarr")
+    with ngio_async.open(tmp_path / "out.zarr") as ds:
+        np.testing.assert_array_equal(np.squeeze(ds[...]), _planes())
 
 
 def test_a_companion_file_on_a_server_is_refused_as_such(
     http_server: StaticServer, http_root: Path, tmp_path: Path
 ) -> None:
     write_companion_set(http_root, _planes())
-    url = http_server.url + "scan.companion.ome"
-    with pytest.raises(UnsupportedError, match=r"scan\.companion\.ome: a multi-file OME-TIFF"):
-        ngio_async.convert_sync(url, tmp_path / "out.zarr")
-    assert not (tmp_path / "out.zarr").exists()
+    url = http_server.url + "scan.companion.ome"  # was refused; now read with its TIFFs
+    ngio_async.convert_sync(url, tmp_path / "out.zarr")
+    with ngio_async.open(tmp_path / "out.zarr") as ds:
+        np.testing.assert_array_equal(np.squeeze(ds[...]), _planes())

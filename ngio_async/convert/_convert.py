@@ -2442,9 +2442,10 @@ async def remote_folder_inputs(
     (hidden entries skipped, and ``dst_dir`` when it lies in the folder). ``None`` when ``url``
     is no such folder: a local path, a file a reader takes, a zarr node. ``left_out`` gets
     the files no reader takes. Listed one level at a time: a folder named ``*.zarr``, or
-    holding a zarr node file, is an input and never listed below. A multi-file OME-TIFF's
-    companion file (``.companion.ome``, read) is one input with the TIFFs it names: they are
-    left out, and ``sets`` gets them under its URL. ``listings`` (by URL) keeps the listing,
+    holding a zarr node file, is an input and never listed below. A multi-file OME-TIFF
+    (a ``.companion.ome`` and its TIFFs, a Micro-Manager ``*_MMStack_*.ome.tif`` series: its
+    OME-TIFFs' first IFDs read) is one input, its companion file, else the first TIFF its
+    OME-XML names: the others are left out, and ``sets`` gets them under its URL. ``listings`` (by URL) keeps the listing,
     and a listing found there is not done again (one listing per command).
 
     :raises UnsupportedError: an ``http(s)://`` URL ending in ``/`` that is no zarr node (an
@@ -2499,7 +2500,7 @@ async def _list_folder(
         images, left, count = await _walk(store, _skipped_prefix(base, dst_dir))
         if count == 0:
             raise NotFoundError(f"{text}: nothing there (no key under this prefix)", url=text)
-        named = await _companion_sets(store, images)
+        named = await _remote_sets(store, base, images)
     taken = {m for members in named.values() for m in members}
     return FolderListing(
         images=tuple(f"{base}/{k}" for k in images if k not in taken),
@@ -2543,26 +2544,38 @@ async def _walk(store: AsyncStore, skip: str | None) -> tuple[list[str], list[st
     return sorted(images), sorted(left), count
 
 
-async def _companion_sets(store: AsyncStore, keys: Sequence[str]) -> dict[str, list[str]]:
-    """Per companion file (``.companion.ome``) among ``keys``: the others of ``keys`` its
-    OME-XML names (``UUID FileName``, beside it); one that does not read names none (its
-    conversion says why)."""
-    import xml.etree.ElementTree as ET
+async def _remote_sets(store: AsyncStore, base: str, keys: Sequence[str]) -> dict[str, list[str]]:
+    """Per multi-file OME-TIFF of which several files are among ``keys`` (its companion
+    file, its TIFFs: OME-TIFFs read by their first IFD, a few at once): its first one (the
+    companion file, else the first TIFF its OME-XML names) and the others. A file that does
+    not read makes no set (its conversion says why)."""
+    from ._tiff import _COMPANION
+    from ._tiffremote import remote_set_keys
 
-    present = set(keys)
+    names = (_COMPANION, ".ome.tif", ".ome.tiff")
+    candidates = [k for k in keys if k.lower().endswith(names)]
+    groups: dict[tuple[str, ...], list[str]] = {}
+    limiter = anyio.CapacityLimiter(8)
+
+    async def one(key: str) -> None:
+        async with limiter:
+            try:
+                files = await remote_set_keys(store, base, key)
+            except Exception:  # noqa: BLE001 - no set; converting it says why
+                return
+        if files:
+            groups.setdefault(tuple(files), []).append(key)
+
+    if len(candidates) > 1:  # one file makes no set to take apart
+        async with anyio.create_task_group() as tg:
+            for key in candidates:
+                tg.start_soon(one, key)
     out: dict[str, list[str]] = {}
-    for key in keys:
-        if not key.lower().endswith(".companion.ome"):
-            continue
-        raw = await store.get(key)
-        try:
-            root = ET.fromstring(bytes(raw or b""))
-        except ET.ParseError:
-            continue
-        folder = posixpath.dirname(key)
-        names = (e.get("FileName") for e in root.iter() if e.tag.rpartition("}")[2] == "UUID")
-        files = (posixpath.join(folder, n) for n in dict.fromkeys(n for n in names if n))
-        out[key] = [f for f in files if f in present and f != key]
+    for order, members in groups.items():
+        if len(members) > 1:
+            rank = {f: i for i, f in enumerate(order)}
+            members.sort(key=lambda m: (rank.get(m, len(rank)), m))
+            out[members[0]] = members[1:]
     return out
 
 

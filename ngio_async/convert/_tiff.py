@@ -89,6 +89,13 @@ _TIFF_SUFFIXES = (
     ".companion.ome",
 )
 _COMPANION = ".companion.ome"  # a multi-file OME-TIFF's OME-XML, its TIFFs BinaryOnly
+
+
+class MultiFileError(UnsupportedError):
+    """A TIFF read over ranges (on a store) is one file of a multi-file OME-TIFF: its planes
+    or its metadata are in other files (the remote reader then reads the whole set)."""
+
+
 _ORDER = "tczyx"
 #: SI prefixes by symbol, as OME-XML writes them (``UnitsLength`` / ``UnitsTime``), and the NGFF
 #: (UDUNITS-2) units they make with ``m`` and ``s``; NGFF has no deca-units
@@ -636,7 +643,7 @@ def _refuse_missing_files(url: str, remote: bool) -> Iterator[None]:
         if more > 0:
             names += f" and {more} more file{'s' if more > 1 else ''}"
         if remote:
-            raise UnsupportedError(
+            raise MultiFileError(
                 f"{url} is a multi-file OME-TIFF: its planes in other files ({names}) are read from local "
                 "files only (copy the files to one directory and convert from there)"
             )
@@ -935,7 +942,7 @@ class TiffSource:
                 if where
                 else "in a file it does not name (no MetadataFile)"
             )
-            raise UnsupportedError(
+            raise (MultiFileError if where else UnsupportedError)(
                 f"{self.url} holds pixels only (OME-XML BinaryOnly): its metadata and the other "
                 f"planes are {why}"
             )
@@ -1642,12 +1649,10 @@ class TiffReader:
         series = int(options.pop("series", 0))
         threads = int(options.pop("threads", 4))
         if is_remote(text):
+            from ._tiffremote import open_remote_set, open_remote_tiff
+
             if urlsplit(text).path.lower().endswith(_COMPANION):
-                raise UnsupportedError(
-                    f"{text}: a multi-file OME-TIFF's companion file; such sets are read from "
-                    "local files only (copy them to one directory and convert from there)"
-                )
-            from ._tiffremote import open_remote_tiff
+                return await open_remote_set(text, series=series, threads=threads, **options)
 
             return await open_remote_tiff(text, series=series, threads=threads, **options)
         options.pop("limits", None)

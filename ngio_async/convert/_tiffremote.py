@@ -28,6 +28,7 @@ import bisect
 import contextlib
 import io
 import math
+import posixpath
 import threading
 from typing import IO, TYPE_CHECKING, Any, cast
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -36,7 +37,17 @@ import anyio
 
 from .._errors import CodecError, NotFoundError, StoreError, UnsupportedError
 from ..stores import RangeByteRequest, open_store
-from ._tiff import ByteSource, TiffSource, _bounds, _direct, _runs, _Strips, _strips
+from ._tiff import (
+    ByteSource,
+    MultiFileError,
+    TiffSource,
+    _bounds,
+    _direct,
+    _FileBytes,
+    _runs,
+    _Strips,
+    _strips,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -46,7 +57,14 @@ if TYPE_CHECKING:
     from .._limits import Limits
     from ..stores import AsyncStore, Buffer
 
-__all__ = ["NeedBytes", "NeedBytesError", "RangeFile", "RemoteTiffSource", "open_remote_tiff"]
+__all__ = [
+    "NeedBytes",
+    "NeedBytesError",
+    "RangeFile",
+    "RemoteTiffSource",
+    "open_remote_set",
+    "open_remote_tiff",
+]
 
 PREFIX = 256 * 1024
 BLOCK = 64 * 1024
@@ -453,13 +471,33 @@ async def open_remote_tiff(
     prefix: int = PREFIX,
     block: int = BLOCK,
     **store_options: Any,
-) -> RemoteTiffSource:
+) -> TiffSource:
     """Open the TIFF at ``url`` on its store (ranged reads; see the module docstring).
 
     :param prefix: bytes read first (the header and, usually, the IFDs).
     :param block: bytes read from each later miss onwards while parsing.
     :raises NotFoundError: no object at ``url``.
+
+    A file of a multi-file OME-TIFF (its planes or its metadata in other files beside it)
+    opens the whole set (:func:`open_remote_set`).
     """
+    try:
+        return await _open_one(url, series, threads, limits, prefix, block, store_options)
+    except MultiFileError:  # one file of a multi-file OME-TIFF: the whole set
+        return await open_remote_set(
+            url, series=series, threads=threads, limits=limits, **store_options
+        )
+
+
+async def _open_one(
+    url: str,
+    series: int,
+    threads: int,
+    limits: Limits | None,
+    prefix: int,
+    block: int,
+    store_options: dict[str, Any],
+) -> RemoteTiffSource:
     root, key = _split(url)
     store = open_store(root, limits=limits, **store_options)
     try:
@@ -499,3 +537,166 @@ async def open_remote_tiff(
         with anyio.CancelScope(shield=True):
             await store.aclose()
         raise
+
+
+# ------------------------------------------------------------------ multi-file OME-TIFF sets
+_STAGE_BLOCK = 8 * 1024 * 1024  # bytes per ranged read when a set's file is copied
+_STAGE_BATCH = 8  # ranged reads fetched (and held) at once
+
+
+async def remote_ome_xml(store: AsyncStore, url: str, key: str) -> str | None:
+    """The OME-XML of the TIFF ``key`` on ``store`` (its first IFD's description), by ranged
+    reads; ``None`` for a TIFF that has none."""
+    import tifffile
+
+    def parse(file: RangeFile) -> str | None:
+        file.seek(0)
+        with tifffile.TiffFile(cast("IO[bytes]", file), name=key, _multifile=False) as tif:
+            return tif.pages.first.description if tif.is_ome else None
+
+    xml: str | None = await _parsed(store, url, key, parse)
+    return xml
+
+
+async def _parsed(store: AsyncStore, url: str, key: str, parse: Any, block: int = BLOCK) -> Any:
+    """``parse(file)`` run over a :class:`RangeFile` of ``key``, each miss fetched."""
+    first = await store.get(key, RangeByteRequest(0, PREFIX))
+    if first is None:
+        raise NotFoundError(f"no TIFF at {url}", url=url)
+    file = RangeFile(url, len(first) if len(first) < PREFIX else None)
+    file.add(0, first)
+    for _ in range(_MAX_MISSES):
+        try:
+            return await anyio.to_thread.run_sync(parse, file)
+        except (NeedBytes, NeedBytesError) as need:
+            buf = await store.get(
+                key, RangeByteRequest(need.start, max(need.end, need.start + block))
+            )
+            if not buf:
+                raise CodecError(f"{url} is truncated or corrupt", key=url) from None
+            file.add(need.start, buf)
+    raise UnsupportedError(f"{url}: more than {_MAX_MISSES} reads to parse the TIFF")
+
+
+def _xml_files(xml: str) -> list[str]:
+    """The file names an OME-XML's ``TiffData`` name (``UUID FileName``), once each."""
+    import xml.etree.ElementTree as ET
+
+    root = ET.fromstring(xml)
+    names = (e.get("FileName") for e in root.iter() if e.tag.rpartition("}")[2] == "UUID")
+    return list(dict.fromkeys(n for n in names if n))
+
+
+async def remote_set_keys(store: AsyncStore, root: str, key: str) -> list[str] | None:
+    """The keys of the multi-file OME-TIFF that ``key`` (a TIFF or a ``.companion.ome``) on
+    ``store`` belongs to: its companion file first, then the TIFFs its OME-XML names, in
+    order (beside it); ``None`` for a file that is a whole image by itself. Reads the OME-XML
+    of ``key`` (and of the metadata file a ``BinaryOnly`` one names)."""
+    from ._tiff import _COMPANION, binary_only
+
+    folder = posixpath.dirname(key)
+    url = f"{root}/{key}"
+    if key.lower().endswith(_COMPANION):
+        raw = await store.get(key)
+        if raw is None:
+            raise NotFoundError(f"no companion file at {url}", url=url)
+        text = bytes(raw).decode("utf-8", errors="replace")
+        return [key, *(posixpath.join(folder, n) for n in _xml_files(text))]
+    xml = await remote_ome_xml(store, url, key)
+    meta = binary_only(xml)
+    if meta is not None:  # its OME-XML is in the file it names: that file's set
+        if not meta:
+            return None
+        target = posixpath.join(folder, meta)
+        if target.lower().endswith(_COMPANION):
+            return await remote_set_keys(store, root, target)
+        xml = await remote_ome_xml(store, f"{root}/{target}", target)
+        if binary_only(xml) is not None:
+            return None
+    files = [posixpath.join(folder, n) for n in _xml_files(xml)] if xml else []
+    return files if any(f != key for f in files) else None
+
+
+async def _stage(store: AsyncStore, root: str, key: str, directory: str, named_by: str) -> None:
+    """Copy ``key`` to ``directory`` (its path below the set's folder), by ranged reads."""
+    import os
+
+    size = await store.size(key)
+    if size is None:
+        raise NotFoundError(
+            f"{named_by} is a multi-file OME-TIFF whose OME-XML names "
+            f"{posixpath.basename(key)}, not found beside it ({root}/{key})",
+            url=f"{root}/{key}",
+        )
+    path = os.path.join(directory, *key.split("/"))
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    spans = [(s, min(s + _STAGE_BLOCK, size)) for s in range(0, size, _STAGE_BLOCK)]
+    async with await anyio.open_file(path, "wb") as f:
+        for i in range(0, len(spans), _STAGE_BATCH):
+            bufs = await store.get_ranges(key, spans[i : i + _STAGE_BATCH])
+            if bufs is None:
+                raise NotFoundError(f"{root}/{key} disappeared", url=f"{root}/{key}")
+            for buf in bufs:
+                await f.write(buf)
+
+
+class StagedSetSource(TiffSource):
+    """A multi-file OME-TIFF on a store, its files copied (by ranged reads) to a temporary
+    directory and read there; the directory is removed on :meth:`aclose`."""
+
+    def __init__(self, url: str, path: str, directory: str, series: int, threads: int) -> None:
+        super().__init__(path, series, threads)
+        self._path = self.url
+        self._directory = directory
+        self.url = url
+
+    @contextlib.contextmanager
+    def _bytes(self) -> Iterator[ByteSource]:
+        with open(self._path, "rb", buffering=0) as f:
+            yield _FileBytes(f, self.url)
+
+    async def aclose(self) -> None:
+        import shutil
+
+        try:
+            await super().aclose()
+        finally:
+            await anyio.to_thread.run_sync(shutil.rmtree, self._directory, True)
+
+
+async def open_remote_set(
+    url: str,
+    *,
+    series: int = 0,
+    threads: int = 4,
+    limits: Limits | None = None,
+    **store_options: Any,
+) -> TiffSource:
+    """Open the multi-file OME-TIFF that ``url`` (a TIFF of it, or its ``.companion.ome``)
+    belongs to: its files are copied by ranged reads (a few 8 MiB ranges at once) to a
+    temporary directory, and read there as a local set is; a file it names that is missing
+    is a ``NotFoundError`` naming it.
+
+    :raises UnsupportedError: ``url`` is no file of a multi-file OME-TIFF.
+    """
+    import os
+    import shutil
+    import tempfile
+
+    root, key = _split(url)
+    store = open_store(root, limits=limits, **store_options)
+    async with store:
+        keys = await remote_set_keys(store, root, key)
+        if keys is None:
+            raise UnsupportedError(f"{url} is no file of a multi-file OME-TIFF")
+        directory = tempfile.mkdtemp(prefix="ngio-set-")
+        try:
+            for k in dict.fromkeys([key, *keys]):  # each file's ranges fetched concurrently
+                await _stage(store, root, k, directory, url)
+            path = os.path.join(directory, *key.split("/"))
+            return await anyio.to_thread.run_sync(
+                lambda: StagedSetSource(url, path, directory, series, threads)
+            )
+        except BaseException:
+            await anyio.to_thread.run_sync(shutil.rmtree, directory, True)
+            raise
