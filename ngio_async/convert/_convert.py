@@ -2514,7 +2514,8 @@ async def _walk(store: AsyncStore, skip: str | None) -> tuple[list[str], list[st
     """A folder's images (files a reader other than OME-Zarr's takes; OME-Zarr directories:
     folders named ``*.zarr`` or holding a zarr node file, never listed below), the files no
     reader takes, as keys (hidden entries and ``skip`` left out), and the entries listed;
-    one delimiter listing per folder."""
+    one delimiter listing per folder (a level's folders listed at once)."""
+    from ..images._level import _run_all
     from ._formats import readers
 
     others = [r for r in readers() if not isinstance(r, OmeZarrReader)]
@@ -2522,26 +2523,43 @@ async def _walk(store: AsyncStore, skip: str | None) -> tuple[list[str], list[st
     left: list[str] = []
     count = 0
     todo = [""]
+    listed: dict[str, tuple[list[str], list[str]]] = {}
+
+    async def one(prefix: str) -> None:
+        listed[prefix] = await store.list_dir(prefix)
+
     while todo:
-        prefix = todo.pop()
-        folders, keys = await store.list_dir(prefix)
-        count += len(folders) + len(keys)
-        if prefix and any(k.rpartition("/")[2] in _NODE_FILES for k in keys):
-            images.append(prefix)  # a zarr node: an input, whatever it holds below
-            continue
-        for folder in folders:
-            name = folder.rpartition("/")[2]
-            if name.startswith(".") or (skip and _inside(folder, skip)):
+        listed.clear()
+        await _run_all(todo, one, store.limits.max_requests)
+        todo = []
+        for prefix, (folders, keys) in sorted(listed.items()):
+            count += len(folders) + len(keys)
+            if prefix and any(k.rpartition("/")[2] in _NODE_FILES for k in keys):
+                images.append(prefix)  # a zarr node: an input, whatever it holds below
                 continue
-            if name.lower().endswith(".zarr"):
-                images.append(folder)
-            else:
-                todo.append(folder)
-        for key in keys:
-            if key.rpartition("/")[2].startswith(".") or (skip and _inside(key, skip)):
-                continue
-            (images if any(r.can_read(key) for r in others) else left).append(key)
+            _sort_level(prefix, folders, keys, skip, others, (images, left, todo))
     return sorted(images), sorted(left), count
+
+
+def _sort_level(
+    prefix: str,
+    folders: list[str],
+    keys: list[str],
+    skip: str | None,
+    others: Sequence[Any],
+    out: tuple[list[str], list[str], list[str]],
+) -> None:
+    """One folder's listing into ``out``: images, files no reader takes, folders to list."""
+    images, left, todo = out
+    for folder in folders:
+        name = folder.rpartition("/")[2]
+        if name.startswith(".") or (skip and _inside(folder, skip)):
+            continue
+        (images if name.lower().endswith(".zarr") else todo).append(folder)
+    for key in keys:
+        if key.rpartition("/")[2].startswith(".") or (skip and _inside(key, skip)):
+            continue
+        (images if any(r.can_read(key) for r in others) else left).append(key)
 
 
 async def _remote_sets(store: AsyncStore, base: str, keys: Sequence[str]) -> dict[str, list[str]]:
