@@ -155,7 +155,6 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(
             flag,
             action="append",
-            default=[],
             metavar="KEY=VALUE",
             help=f"a store option for the s3:// / gs:// / az:// {side} only (repeatable; e.g. "
             "anonymous=true, endpoint=URL, region=NAME, allow_http=true; over the store "
