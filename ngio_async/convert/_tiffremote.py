@@ -540,6 +540,7 @@ async def _open_one(
 
 
 # ------------------------------------------------------------------ multi-file OME-TIFF sets
+_XML_PREFIX = 16 * 1024  # bytes read first for an OME-TIFF's OME-XML (misses: 64 KiB more)
 _STAGE_BLOCK = 8 * 1024 * 1024  # bytes per ranged read when a set's file is copied
 _STAGE_BATCH = 8  # ranged reads fetched (and held) at once
 
@@ -554,23 +555,24 @@ async def remote_ome_xml(store: AsyncStore, url: str, key: str) -> str | None:
         with tifffile.TiffFile(cast("IO[bytes]", file), name=key, _multifile=False) as tif:
             return tif.pages.first.description if tif.is_ome else None
 
-    xml: str | None = await _parsed(store, url, key, parse)
+    xml: str | None = await _parsed(store, url, key, parse, _XML_PREFIX)
     return xml
 
 
-async def _parsed(store: AsyncStore, url: str, key: str, parse: Any, block: int = BLOCK) -> Any:
-    """``parse(file)`` run over a :class:`RangeFile` of ``key``, each miss fetched."""
-    first = await store.get(key, RangeByteRequest(0, PREFIX))
+async def _parsed(store: AsyncStore, url: str, key: str, parse: Any, prefix: int) -> Any:
+    """``parse(file)`` run over a :class:`RangeFile` of ``key`` (its first ``prefix`` bytes
+    read first), each miss fetched."""
+    first = await store.get(key, RangeByteRequest(0, prefix))
     if first is None:
         raise NotFoundError(f"no TIFF at {url}", url=url)
-    file = RangeFile(url, len(first) if len(first) < PREFIX else None)
+    file = RangeFile(url, len(first) if len(first) < prefix else None)
     file.add(0, first)
     for _ in range(_MAX_MISSES):
         try:
             return await anyio.to_thread.run_sync(parse, file)
         except (NeedBytes, NeedBytesError) as need:
             buf = await store.get(
-                key, RangeByteRequest(need.start, max(need.end, need.start + block))
+                key, RangeByteRequest(need.start, max(need.end, need.start + BLOCK))
             )
             if not buf:
                 raise CodecError(f"{url} is truncated or corrupt", key=url) from None
