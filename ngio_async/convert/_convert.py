@@ -1474,7 +1474,8 @@ async def convert(
     :param src_options: options of the source's reader (store options such as S3 ``endpoint``;
         ``series``: the index of the one image to convert of a multi-image TIFF or a
         bioformats2raw container, which otherwise converts whole, into a container).
-    :param dst_options: store options of the destination.
+    :param dst_options: store options of the destination (each side has its own: a public
+        source with ``src_options={"anonymous": True}``, a destination signed with keys).
     :raises ValueError: ``dst`` is ``src``, holds it or lies inside it (see
         :func:`check_distinct`), or a ``memory://`` URL, or a layout option is invalid (``chunks`` / ``shards``: one
         positive integer per axis; ``levels >= 1``; ``series`` in range); nothing is written
