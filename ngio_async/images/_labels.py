@@ -39,6 +39,7 @@ import numpy as np
 
 from .._errors import MetadataError, NgioError, NotFoundError, UnsupportedError
 from ..meta import read_document, write_document
+from ..meta._names import check_child_name
 from ..stores import AsyncStore
 from ._open import join, read_group_metadata, refresh_image
 from ._write import KeyLocks
@@ -59,27 +60,9 @@ ColorSpec = Mapping[int, Sequence[int] | str | None] | Sequence[Mapping[str, Any
 PropertySpec = Mapping[int, Mapping[str, Any]] | Sequence["Mapping[str, Any] | LabelProperty"]
 
 
-_METADATA_KEYS = frozenset({".zattrs", ".zgroup", ".zarray", ".zmetadata", "zarr.json"})
-
-
 def _check_name(name: str, *, creating: bool = False) -> None:
-    """Refuse a name that is no single child node of ``labels``; ``creating`` also refuses what
-    would break the hierarchy or other stores: zarr metadata keys (``labels/.zattrs`` made a
-    directory hid the listing), zarr v3's reserved ``__`` prefix, control characters,
-    backslashes (a separator on Windows) and leading or trailing whitespace."""
-    if not isinstance(name, str) or "/" in name or name in ("", ".", ".."):
-        raise ValueError(f"invalid label name {name!r}")
-    if creating and (
-        name in _METADATA_KEYS
-        or name.startswith("__")
-        or "\\" in name
-        or name != name.strip()
-        or any(ord(ch) < 32 or ord(ch) == 127 for ch in name)
-    ):
-        raise ValueError(
-            f"invalid label name {name!r}: zarr metadata keys, a leading '__', control "
-            "characters, backslashes and leading or trailing whitespace are refused"
-        )
+    """A label image's name: :func:`~ngio_async.meta._names.check_child_name`."""
+    check_child_name(name, "label", creating=creating)
 
 
 def _compressor_of(meta: ArrayMeta) -> Any:

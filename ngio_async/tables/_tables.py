@@ -21,6 +21,7 @@ import numpy as np
 
 from .._errors import ExistsError, MetadataError, NotFoundError, UnsupportedError
 from ..meta import write_document
+from ..meta._names import check_child_name
 from ._anndata import Node, encode_anndata, group_documents, read_anndata, read_nodes
 from ._model import ROI_COLUMNS, ROI_TYPES, Roi, Table, rois_to_columns
 from ._parquet import arrow_installed, decode_csv_arrow, decode_parquet, encode_parquet
@@ -540,12 +541,7 @@ def _type_of(node: Node) -> str | None:
 
 
 def _check_name(name: str, *, creating: bool = False) -> None:
-    from ..images._labels import _check_name as check
-
-    try:
-        check(name, creating=creating)
-    except ValueError as exc:
-        raise ValueError(str(exc).replace("label name", "table name")) from None
+    check_child_name(name, "table", creating=creating)
 
 
 def _columns(
