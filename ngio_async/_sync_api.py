@@ -693,9 +693,10 @@ class SyncDataset(_Reopenable):
         unit: str | None = None,
         *,
         not_coarser: bool = False,
+        exact: bool = False,
     ) -> int:
         """The level nearest a pixel size (``Dataset.level_for``)."""
-        return self._dataset.level_for(pixel_size, unit, not_coarser=not_coarser)
+        return self._dataset.level_for(pixel_size, unit, not_coarser=not_coarser, exact=exact)
 
     # ROIs, ngio's way: see ngio_async.images._rois
     def masked(

@@ -294,6 +294,12 @@ def test_level_for(tmp_path: Path) -> None:
         assert ds.level(pixel_size=(1.0, 2.6, 2.6)) is ds.levels[2]  # one rule for both
         assert ds.level(pixel_size=1.3, unit="micrometer") is ds.levels[1]
         assert ds.metadata.nearest_level(1300, unit="nanometer") == 1
+        assert ds.level_for(1300, unit="nanometer", exact=True) == 1  # ngio's strict=True
+        assert ds.level_for(float(np.float32(2.6)), exact=True) == 2  # a float32 ROI value
+        with pytest.raises(ValueError, match=r"no level has pixels of .*nearest, level 1, has"):
+            ds.level_for(1.2, exact=True)
+        with pytest.raises(ValueError, match="exclude each other"):
+            ds.level_for(1.3, exact=True, not_coarser=True)
         with pytest.raises(ValueError, match=r"needs one value per axis \['y', 'x'\], one per "):
             ds.level_for((1, 2, 3, 4))
         with pytest.raises(ValueError, match="unit 'second' is a time, and no axis given"):

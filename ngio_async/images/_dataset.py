@@ -1783,13 +1783,19 @@ class Dataset(StoreNode):
         unit: str | None = None,
         *,
         not_coarser: bool = False,
+        exact: bool = False,
     ) -> int:
         """The index of the level whose y/x pixel size is nearest ``pixel_size`` (in ``unit``;
         ``None``: as stored), as ngio's ``get_image(pixel_size=...)`` (the Euclidean distance
         over y and x; a tie goes to the finer level); ``not_coarser=True``: the coarsest level
-        whose pixels are at most that size (``ValueError`` when none is)."""
+        whose pixels are at most that size (``ValueError`` when none is); ``exact=True``: a
+        level of exactly that size (ngio's ``strict=True``; ``ValueError`` naming the nearest)."""
         return world_level_for(
-            self.metadata.spatial_calibration, pixel_size, unit, not_coarser=not_coarser
+            self.metadata.spatial_calibration,
+            pixel_size,
+            unit,
+            not_coarser=not_coarser,
+            exact=exact,
         )
 
     async def read_world(

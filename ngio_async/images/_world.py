@@ -410,11 +410,16 @@ def level_for(
     unit: str | None = None,
     *,
     not_coarser: bool = False,
+    exact: bool = False,
 ) -> int:
     """The level whose y/x pixel size is nearest to ``pixel_size`` (the Euclidean distance
     over y and x, as ngio picks; ties: the finer); ``not_coarser``: the coarsest level whose
     pixels are nowhere larger than asked. ``pixel_size``: a number (y and x), one per y/x
-    axis, or one per space axis (z, y, x: z counts too), in ``unit`` (``None``: as stored)."""
+    axis, or one per space axis (z, y, x: z counts too), in ``unit`` (``None``: as stored).
+    ``exact``: that level's pixels must be the size asked (to a relative 1e-6, float32
+    metadata included; ngio's ``strict=True``), else ``ValueError`` naming the nearest."""
+    if exact and not_coarser:
+        raise ValueError("exact= and not_coarser= exclude each other: give one of them")
     first = levels[0]
     space = [a.name for a in first.axes if a.type == "space"]
     names = [a.name for a in first.axes if a.name in ("y", "x") and is_world_axis(a)] or space
@@ -454,7 +459,16 @@ def level_for(
                 f"finest, level 0, has {_shown(sizes[0], first[names[0]].unit)}"
             )
         return max(fits, key=lambda k: (math.prod(sizes[k]), -k))
-    return min(
+    best = min(
         range(len(levels)),
         key=lambda k: (math.dist(sizes[k], wanted), math.prod(sizes[k])),
     )
+    if exact and not all(
+        math.isclose(s, w, rel_tol=1e-6) for s, w in zip(sizes[best], wanted, strict=True)
+    ):
+        unit_name = first[names[0]].unit
+        raise ValueError(
+            f"no level has pixels of {_shown(wanted, unit_name)} ({', '.join(names)}): the "
+            f"nearest, level {best}, has {_shown(sizes[best], unit_name)}"
+        )
+    return best
