@@ -27,6 +27,7 @@ processes, stay listed.
 
 from __future__ import annotations
 
+import math
 import os
 import posixpath
 import re
@@ -63,6 +64,30 @@ PropertySpec = Mapping[int, Mapping[str, Any]] | Sequence["Mapping[str, Any] | L
 def _check_name(name: str, *, creating: bool = False) -> None:
     """A label image's name: :func:`~ngio_async.meta._names.check_child_name`."""
     check_child_name(name, "label", creating=creating)
+
+
+#: a label's shards hold at most the image's shard bytes or this, whichever is more
+_SHARD_BYTES = 64 << 20
+
+
+def _shards_within(
+    shards: tuple[int, ...], chunks: tuple[int, ...], itemsize: int, limit: int
+) -> tuple[int, ...]:
+    """``shards`` halved along the last two axes in turn (x first), as long as they stay a
+    multiple of ``chunks``, until a shard of ``itemsize``-byte values holds at most ``limit``
+    bytes: a ``uint32`` label of a ``uint8`` image with 64 MiB shards keeps the image's chunks
+    (aligned tiles) and gets 64 MiB shards (a whole-shard write holds one in memory), not 256."""
+    out = list(shards)
+    axes = [i for i in (len(out) - 1, len(out) - 2) if i >= 0]
+    while math.prod(out) * itemsize > limit:
+        for i in axes:
+            if out[i] % (2 * chunks[i]) == 0:
+                out[i] //= 2
+                break
+        else:
+            break  # one chunk across: as small as the chunks allow
+        axes.reverse()
+    return tuple(out)
 
 
 def _compressor_of(meta: ArrayMeta) -> Any:
@@ -283,6 +308,9 @@ def plan_label(
             arrays.append(array_meta_v2(shape, dt, chunks, compressor, 0))
         else:
             shards = tuple(_drop(lvl.shards, c)) if lvl.shards is not None else None
+            if shards is not None:
+                limit = max(math.prod(lvl.shards or ()) * lvl.dtype.itemsize, _SHARD_BYTES)
+                shards = _shards_within(shards, chunks, dt.itemsize, limit)
             arrays.append(array_meta_v3(shape, dt, names, chunks, shards, compressor, 0))
 
     def drop_transforms(ts: Sequence[Any] | None) -> Any:
