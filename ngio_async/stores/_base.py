@@ -21,7 +21,14 @@ from typing import TYPE_CHECKING, TypeAlias, TypeVar
 import anyio
 import anyio.to_thread
 
-from .._errors import ChangedError, ClosedError, StoreError, StoreTimeoutError, UnsupportedError
+from .._errors import (
+    ChangedError,
+    ClosedError,
+    PermissionDeniedError,
+    StoreError,
+    StoreTimeoutError,
+    UnsupportedError,
+)
 from .._limits import Limits
 from .._prefetch import start_deferred
 from ._coalesce import coalesce_ranges
@@ -43,6 +50,7 @@ __all__ = [
     "NO_ANSWER",
     "ChangedError",
     "Edit",
+    "ForbiddenError",
     "OffsetByteRequest",
     "RangeByteRequest",
     "SuffixByteRequest",
@@ -59,6 +67,22 @@ T = TypeVar("T")
 
 Buffer: TypeAlias = bytes | memoryview
 """Bytes returned by a store: ``bytes`` or a zero-copy ``memoryview`` over the backend's buffer."""
+
+
+class ForbiddenError(PermissionDeniedError):
+    """A 403 (Forbidden) answering a request about one object. A GET or HEAD of an object
+    turns it into a plain ``PermissionDeniedError`` that says why a 403 may mean "missing",
+    or into "missing" on a store with :attr:`AsyncStore.forbidden_is_missing`."""
+
+    def __init__(self, message: str, *, url: str | None = None, key: str | None = None) -> None:
+        super().__init__(message, url=url, key=key, missing_credentials=False)
+
+
+# (a sparse array's absent chunks are such objects)
+_FORBIDDEN_HINT = (
+    "; a bucket that denies listing answers 403 for absent objects too: open it with "
+    "forbidden_is_missing=True to read those as missing"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,6 +327,14 @@ class AsyncStore(abc.ABC):
     #: the backend's client is still to be made (:meth:`_make_ready` makes it before the
     #: first request): checked once per request, at the cost of one attribute read
     _unready: bool = False
+    #: a 403 answering a GET or HEAD of an object reads as "missing" (``None``, ``False``: an
+    #: absent chunk is the fill value), as S3 and GCS answer for a key that does not exist when
+    #: the caller may not list the bucket (a public bucket granting ``s3:GetObject`` only).
+    #: The trade-off: an object that exists but is forbidden reads as missing too, silently
+    #: (a chunk as the fill value). Other 403s (writes, listings) still raise. The
+    #: ``open_store`` option ``forbidden_is_missing=True`` sets it; default ``False``: such
+    #: reads raise ``PermissionDeniedError`` naming the option
+    forbidden_is_missing: bool = False
 
     def __init__(
         self,
@@ -363,17 +395,20 @@ class AsyncStore(abc.ABC):
         if isinstance(byte_range, RangeByteRequest) and byte_range.start == byte_range.end:
             return b"" if await self.exists(key) else None
         seen = seeing()
-        if if_match is not None:
-            data, _ = await self._call(key, self._checked_attempts(key, byte_range, if_match))
-            if seen is not None:
-                seen.note(key, if_match, data is not None)
-            return data
-        if seen is not None and (self.versioned or self._root is not None):
-            # a caller notes the versions its reads got: the GET reads the answer's
-            data, version = await self._call(key, self._checked_attempts(key, byte_range, None))
-            seen.note(key, version, data is not None)
-            return data
-        return await self._call(key, self._get_attempts(key, byte_range))
+        try:
+            if if_match is not None:
+                data, _ = await self._call(key, self._checked_attempts(key, byte_range, if_match))
+                if seen is not None:
+                    seen.note(key, if_match, data is not None)
+                return data
+            if seen is not None and (self.versioned or self._root is not None):
+                # a caller notes the versions its reads got: the GET reads the answer's
+                data, version = await self._call(key, self._checked_attempts(key, byte_range, None))
+                seen.note(key, version, data is not None)
+                return data
+            return await self._call(key, self._get_attempts(key, byte_range))
+        except ForbiddenError as exc:
+            return self._forbidden(exc, None)
 
     async def get_with_version(
         self, key: str, byte_range: ByteRequest | None = None
@@ -388,7 +423,10 @@ class AsyncStore(abc.ABC):
             return await self.get(key, byte_range), None
         self._check_open()
         check_key(key)
-        data, version = await self._call(key, self._checked_attempts(key, byte_range, None))
+        try:
+            data, version = await self._call(key, self._checked_attempts(key, byte_range, None))
+        except ForbiddenError as exc:
+            return self._forbidden(exc, (None, None))
         seen = seeing()
         if seen is not None:
             seen.note(key, version, data is not None)
@@ -509,7 +547,10 @@ class AsyncStore(abc.ABC):
         full GET), ``None`` if it does not exist."""
         self._check_open()
         check_key(key)
-        return await self._call(key, lambda: self._size_once(key))
+        try:
+            return await self._call(key, lambda: self._size_once(key))
+        except ForbiddenError as exc:
+            return self._forbidden(exc, None)
 
     async def version(self, key: str) -> str | None:
         """A token that changes whenever the object ``key`` is rewritten (its ETag, else its
@@ -517,7 +558,10 @@ class AsyncStore(abc.ABC):
         tell (an HTTP server that sends neither ``ETag`` nor ``Last-Modified``)."""
         self._check_open()
         check_key(key)
-        return await self._call(key, lambda: self._version_once(key))
+        try:
+            return await self._call(key, lambda: self._version_once(key))
+        except ForbiddenError as exc:
+            return self._forbidden(exc, None)
 
     def versions_blocking(self, keys: Sequence[str]) -> list[str | None] | None:
         """The versions of ``keys`` (as :meth:`version`; ``None``: missing) for a worker
@@ -544,7 +588,10 @@ class AsyncStore(abc.ABC):
         """Whether the object ``key`` exists."""
         self._check_open()
         check_key(key)
-        return await self._call(key, lambda: self._exists_once(key))
+        try:
+            return await self._call(key, lambda: self._exists_once(key))
+        except ForbiddenError as exc:
+            return self._forbidden(exc, False)
 
     async def list_prefix(self, prefix: str = "") -> list[str]:
         """All keys under the directory-like ``prefix`` (recursive, sorted, relative to root).
@@ -700,6 +747,15 @@ class AsyncStore(abc.ABC):
         await self.aclose()
 
     # -- machinery --------------------------------------------------------------------------
+
+    def _forbidden(self, exc: ForbiddenError, missing: T) -> T:
+        """A GET or HEAD of an object answered 403: ``missing`` where
+        :attr:`forbidden_is_missing`, else the ``PermissionDeniedError`` naming that option."""
+        if self.forbidden_is_missing:
+            return missing
+        raise PermissionDeniedError(  # (caused by the backend's error, as other errors)
+            f"{exc}{_FORBIDDEN_HINT}", url=exc.url, key=exc.key, missing_credentials=False
+        ) from exc.__cause__
 
     def _check_open(self) -> None:
         if self._closed:

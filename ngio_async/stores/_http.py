@@ -30,6 +30,7 @@ from ._base import (
     Buffer,
     ByteRequest,
     ChangedError,
+    ForbiddenError,
     OffsetByteRequest,
     RangeByteRequest,
     SuffixByteRequest,
@@ -748,7 +749,8 @@ class HTTPStore(AsyncStore):
             raise
         except _HTTPStatusError as exc:
             if exc.status in _DENIED:
-                raise PermissionDeniedError(
+                error = ForbiddenError if exc.status == 403 else PermissionDeniedError
+                raise error(
                     f"access denied (HTTP {exc.status}) to {key!r} at {url}", url=url, key=key
                 ) from exc
             raise StoreError(f"{exc} for {key!r} at {url}", url=url, key=key) from exc

@@ -59,6 +59,7 @@ class InstrumentedStore(AsyncStore):
         self.supports_listing = inner.supports_listing
         self.blocking_reads = blocking and inner.blocking_reads
         self.versioned = inner.versioned
+        self.forbidden_is_missing = inner.forbidden_is_missing
         self.delete_batch = inner.delete_batch  # bulk deletes where inner has them
         self.calls: Counter[tuple[str, str]] = Counter()
         self.in_flight = 0

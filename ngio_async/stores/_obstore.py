@@ -39,6 +39,7 @@ from ._base import (
     Buffer,
     ByteRequest,
     ChangedError,
+    ForbiddenError,
     OffsetByteRequest,
     RangeByteRequest,
     SuffixByteRequest,
@@ -1327,11 +1328,11 @@ class ObstoreStore(AsyncStore):
             raise NotFoundError(
                 f"not found: {key!r} at {url}: {self._describe(exc)}", url=url, key=key
             ) from exc
-        except (
-            obs_exc.PermissionDeniedError,
-            obs_exc.UnauthenticatedError,
-            PermissionError,
-        ) as exc:
+        except obs_exc.PermissionDeniedError as exc:  # a 403
+            raise ForbiddenError(
+                f"access denied to {key!r} at {url}: {self._describe(exc)}", url=url, key=key
+            ) from exc
+        except (obs_exc.UnauthenticatedError, PermissionError) as exc:
             raise PermissionDeniedError(
                 f"access denied to {key!r} at {url}: {self._describe(exc)}", url=url, key=key
             ) from exc
@@ -1378,8 +1379,9 @@ class ObstoreStore(AsyncStore):
                     url=url,
                     key=key,
                 ) from exc
-            if _DENIED.search(str(exc)):  # listings and bulk deletes fail as generic errors
-                raise PermissionDeniedError(
+            if denied := _DENIED.search(str(exc)):  # listings, bulk deletes: generic errors
+                error = ForbiddenError if denied[1] == "3" else PermissionDeniedError
+                raise error(
                     f"access denied to {key!r} at {url}: {self._describe(exc)}", url=url, key=key
                 ) from exc
             raise StoreError(
@@ -1388,7 +1390,7 @@ class ObstoreStore(AsyncStore):
 
 
 _NO_CREDENTIALS = "169.254.169.254"  # the instance-metadata address obstore falls back to
-_DENIED = re.compile(r"status code: 40[13]\b")
+_DENIED = re.compile(r"status code: 40([13])\b")
 # answers of HTTP servers that obstore's client refuses (aiohttp reads them): a body sent
 # chunked (no Content-Length), a Last-Modified not in HTTP's date format
 _UNREADABLE = re.compile(r"Content-Length Header missing|Invalid last modified", re.IGNORECASE)

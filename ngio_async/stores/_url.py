@@ -136,6 +136,13 @@ def open_store(
       that ignore ``Range``);
     - an obstore store object: wrapped as is; an :class:`AsyncStore`: returned unchanged.
 
+    Option ``forbidden_is_missing=True`` (any store): a 403 answering a GET or HEAD of an object
+    reads as "missing" (an absent chunk is the fill value), as S3 and GCS answer for a key that
+    does not exist when the caller may not list the bucket (a public bucket granting
+    ``s3:GetObject`` only). The trade-off: an object that exists but is forbidden then reads as
+    missing too, silently; a 403 for a write or a listing still raises
+    (:attr:`AsyncStore.forbidden_is_missing`).
+
     :raises ValueError: an unknown option, backend or malformed URL.
     :raises UnsupportedError: an unknown URL scheme.
     """
@@ -145,6 +152,19 @@ def open_store(
                 "open_store() got an AsyncStore: limits/backend/options must not be set"
             )
         return url_or_store
+    forbidden = _flag("forbidden_is_missing", options.pop("forbidden_is_missing", False))
+    store = _open_new(url_or_store, limits, backend, options)
+    store.forbidden_is_missing = forbidden
+    return store
+
+
+def _open_new(
+    url_or_store: str | os.PathLike[str] | ObjectStore,
+    limits: Limits | None,
+    backend: Backend | None,
+    options: dict[str, Any],
+) -> AsyncStore:
+    """:func:`open_store` of anything but an :class:`AsyncStore`."""
     if backend not in (None, "obstore", "aiohttp"):
         raise ValueError(f"unknown backend {backend!r}; expected 'obstore' or 'aiohttp'")
     check_limits(limits)
