@@ -245,8 +245,11 @@ async def test_missing_image_with_option_is_not_found(
     sparse: tuple[str, dict[str, Any], ForbiddingProxy, np.ndarray[Any, Any]],
 ) -> None:
     url, options, _, _ = sparse
-    with pytest.raises(NotFoundError):
+    with pytest.raises(NotFoundError, match="or forbidden: forbidden_is_missing"):
         async with ngio_async.open_async(url + "-none", forbidden_is_missing=True, **options):
+            pass
+    with pytest.raises(PermissionDeniedError, match="forbidden_is_missing=True"):
+        async with ngio_async.open_async(url + "-none", **options):  # without: the 403
             pass
 
 

@@ -162,6 +162,8 @@ async def no_group(store: AsyncStore, root: str, key: str, *, probe: bool) -> No
     """The error for a missing group at ``root`` (``key``: the document asked for last);
     ``probe``: say so when a zarr v2 array is there instead (one more request)."""
     what = "neither zarr.json nor .zattrs exists"
+    if store.forbidden_is_missing:
+        what += ", or forbidden: forbidden_is_missing=True reads a 403 as missing"
     if probe and await _exists(store, join(root, ".zarray")):
         what = f"it is a zarr array (.zarray){_parent_hint(store, root)}"
     return NotFoundError(
