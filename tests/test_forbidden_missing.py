@@ -46,6 +46,7 @@ class ForbiddingProxy:
         self.upstream = upstream.rstrip("/")
         self.forbidden: set[str] = set()  # request paths always answered 403
         self.denied: list[tuple[str, str]] = []  # (method, path) answered 403
+        self.seen: list[tuple[str, str]] = []  # (method, path) of every request
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -88,6 +89,7 @@ class ForbiddingProxy:
         return web.Response(status=403, body=_DENIED, content_type="application/xml")
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        self.seen.append((request.method, request.path))
         listing = request.method == "GET" and any(
             name in request.query for name in ("list-type", "prefix", "delimiter")
         )
@@ -186,6 +188,8 @@ async def test_option_reads_absent_chunks_as_fill_value(
         got = await ds.read()
     np.testing.assert_array_equal(got, expected)
     assert proxy.denied  # the absent chunks were answered 403
+    gets = [path for method, path in proxy.seen if method == "GET"]
+    assert len(gets) == len(set(gets)), sorted(gets)  # each object asked for once
 
 
 async def test_option_scope_get_head_only(

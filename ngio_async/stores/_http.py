@@ -378,7 +378,9 @@ class HTTPStore(AsyncStore):
         rust = self._obstore()
         if rust is None or (not rust.client_ready and not await self._built(rust)):
             return None
-        return await rust.get_together(keys, self.limiter, self.limits.timeout)
+        return await rust.get_together(
+            keys, self.limiter, self.limits.timeout, forbidden_is_missing=self.forbidden_is_missing
+        )
 
     async def _built(self, rust: ObstoreStore) -> bool:
         """Whether obstore's client is built: its build (started in a worker thread with

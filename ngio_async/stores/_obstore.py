@@ -984,7 +984,12 @@ class ObstoreStore(AsyncStore):
         return await self.get_together(keys, self.limiter, self.limits.timeout)
 
     async def get_together(
-        self, keys: Sequence[str], limiter: anyio.CapacityLimiter, seconds: float | None
+        self,
+        keys: Sequence[str],
+        limiter: anyio.CapacityLimiter,
+        seconds: float | None,
+        *,
+        forbidden_is_missing: bool | None = None,
     ) -> list[Buffer | Unanswered | None]:
         """Whole objects ``keys`` (``None``: missing), each as one bounded range, all started
         at once, each within ``seconds`` of its start (``None``: no limit; a per-request limit,
@@ -999,7 +1004,8 @@ class ObstoreStore(AsyncStore):
         final one, a request past its deadline, a missing bucket, a body starting as gzip data
         that no plain GET has checked yet, the batch stops, and every object without an answer
         by then (that one, those in flight, those not started) is one. A transient failure
-        obstore's own retries met is final, as in ``get``.
+        obstore's own retries met is final, as in ``get``. With ``forbidden_is_missing``
+        (default: the store's own) a 403 is ``None``, else it stops the batch.
         """
         if self._unready:
             await self._make_ready()
@@ -1007,6 +1013,10 @@ class ObstoreStore(AsyncStore):
         # its key's place in keys
         pending: deque[tuple[asyncio.Future[Any], object, float, int]] = deque()
         out: list[Buffer | Unanswered | None] = []
+
+        forbidden = (
+            self.forbidden_is_missing if forbidden_is_missing is None else forbidden_is_missing
+        )
 
         def answered(view: memoryview) -> bool:
             """Whether a body is the object's (else it is fetched apart)."""
@@ -1026,7 +1036,9 @@ class ObstoreStore(AsyncStore):
                     view = memoryview(started.result())
                     if answered(view):
                         got[i] = view
-                elif isinstance(error, FileNotFoundError) and _missing(error):
+                elif (isinstance(error, FileNotFoundError) and _missing(error)) or (
+                    forbidden and isinstance(error, obs_exc.PermissionDeniedError)
+                ):
                     got[i] = None
                 del error  # (its traceback holds this frame)
             return got
@@ -1047,6 +1059,11 @@ class ObstoreStore(AsyncStore):
                 if _no_container(exc):
                     return False
                 out.append(None if _missing(exc) else NO_ANSWER)
+                return True
+            except obs_exc.PermissionDeniedError:  # a 403
+                if not forbidden:
+                    raise
+                out.append(None)
                 return True
             finally:
                 started.cancel()  # (cancelled here while it ran; else a no-op)
