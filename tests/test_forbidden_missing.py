@@ -262,3 +262,27 @@ def test_option_is_a_flag() -> None:
         open_store("memory://", forbidden_is_missing="maybe")
     assert open_store("memory://", forbidden_is_missing="true").forbidden_is_missing
     assert not open_store("memory://").forbidden_is_missing
+
+
+def test_sharded_image_with_absent_shards(http_root: Path, proxy_http: ForbiddingProxy) -> None:
+    """NGFF 0.5 with shards of 32 x 32 (four, three absent): a shard's index read (a range
+    GET) answered 403 is an absent shard with the option, an error naming it without."""
+    expected = np.zeros((1, 64, 64), "uint16")
+    expected[0, :16, :32] = 7
+    with ngio_async.create(
+        http_root / "sharded.zarr",
+        shape=expected.shape,
+        dtype="uint16",
+        axes="cyx",
+        chunks=(1, 16, 16),
+        shards=(1, 32, 32),
+        levels=1,
+    ) as ds:
+        ds.write(expected[:, :16, :32], y=slice(0, 16), x=slice(0, 32))
+    shards = [p for p in (http_root / "sharded.zarr" / "0" / "c").rglob("*") if p.is_file()]
+    assert len(shards) == 1  # three of four absent
+    url = f"{proxy_http.url}/sharded.zarr"
+    with ngio_async.open(url, forbidden_is_missing=True) as ds:  # the blocking API too
+        np.testing.assert_array_equal(ds.read(), expected)
+    with ngio_async.open(url) as ds, pytest.raises(PermissionDeniedError, match="forbidden_is"):
+        ds.read()
