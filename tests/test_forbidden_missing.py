@@ -22,6 +22,7 @@ from images import upload
 import ngio_async
 from ngio_async import NotFoundError, PermissionDeniedError
 from ngio_async.stores import open_store
+from ngio_async.stores._seen import seeing_versions
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
@@ -207,6 +208,9 @@ async def test_option_scope_get_head_only(
         assert await store.size("0/0/3/3") is None
         assert await store.version("0/0/3/3") is None
         assert await store.get_with_version("0/0/3/3") == (None, None)
+        with seeing_versions() as seen:  # noted as a GET that found nothing
+            assert await store.get("0/0/3/2") is None
+        assert seen.knows("0/0/3/2") and seen.version("0/0/3/2") is None
         assert await store.get_many(["0/0/0/0", "0/0/3/3"]) == [
             await store.get("0/0/0/0"),
             None,

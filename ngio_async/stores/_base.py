@@ -408,7 +408,10 @@ class AsyncStore(abc.ABC):
                 return data
             return await self._call(key, self._get_attempts(key, byte_range))
         except ForbiddenError as exc:
-            return self._forbidden(exc, None)
+            missing = self._forbidden(exc, None)
+            if seen is not None:
+                seen.note(key, None, False)  # (as a GET that found none)
+            return missing
 
     async def get_with_version(
         self, key: str, byte_range: ByteRequest | None = None
@@ -426,7 +429,7 @@ class AsyncStore(abc.ABC):
         try:
             data, version = await self._call(key, self._checked_attempts(key, byte_range, None))
         except ForbiddenError as exc:
-            return self._forbidden(exc, (None, None))
+            data, version = self._forbidden(exc, (None, None))
         seen = seeing()
         if seen is not None:
             seen.note(key, version, data is not None)
