@@ -944,33 +944,43 @@ def _is_unfinished(raw: Any, v3: bool) -> bool:
     return isinstance(mark, dict) and mark.get("convert") == _UNFINISHED["ngio_async"]["convert"]
 
 
-async def _unmark(store: AsyncStore, version: str) -> None:
-    """Drop :data:`_UNFINISHED`'s mark from the root group's attributes (the rest stays)."""
+async def _edit_root_attrs(
+    store: AsyncStore, version: str, edit: Callable[[dict[str, Any]], None]
+) -> None:
+    """Read the root group's attributes, ``edit`` them in place, write the document back."""
     key = ".zattrs" if version == "0.4" else "zarr.json"
     raw = await store.get(key)
     if raw is None:
         raise NotFoundError(f"{store.url}/{key} is gone", url=store.url, key=key)
     doc = read_document(raw)
-    attrs = doc if version == "0.4" else doc["attributes"]
-    mark = attrs.get("ngio_async")
-    if isinstance(mark, dict):
-        mark.pop("convert", None)
-        if not mark:
-            del attrs["ngio_async"]
+    edit(doc if version == "0.4" else doc["attributes"])
     await store.put(key, write_document(doc))
+
+
+async def _unmark(store: AsyncStore, version: str) -> None:
+    """Drop :data:`_UNFINISHED`'s mark from the root group's attributes (the rest stays)."""
+
+    def drop(attrs: dict[str, Any]) -> None:
+        mark = attrs.get("ngio_async")
+        if isinstance(mark, dict):
+            mark.pop("convert", None)
+            if not mark:
+                del attrs["ngio_async"]
+
+    await _edit_root_attrs(store, version, drop)
 
 
 async def _mark(store: AsyncStore, version: str) -> None:
     """Put :data:`_UNFINISHED`'s mark back into the root group's attributes (the rest stays)."""
-    key = ".zattrs" if version == "0.4" else "zarr.json"
-    raw = await store.get(key)
-    if raw is None:
-        raise NotFoundError(f"{store.url}/{key} is gone", url=store.url, key=key)
-    doc = read_document(raw)
-    attrs = doc if version == "0.4" else doc["attributes"]
-    mark = attrs.get("ngio_async")
-    attrs["ngio_async"] = {**(mark if isinstance(mark, dict) else {}), **_UNFINISHED["ngio_async"]}
-    await store.put(key, write_document(doc))
+
+    def put(attrs: dict[str, Any]) -> None:
+        mark = attrs.get("ngio_async")
+        attrs["ngio_async"] = {
+            **(mark if isinstance(mark, dict) else {}),
+            **_UNFINISHED["ngio_async"],
+        }
+
+    await _edit_root_attrs(store, version, put)
 
 
 async def _start(store: AsyncStore, version: str, overwrite: bool, *, label: bool = False) -> bool:
