@@ -1,4 +1,5 @@
-"""``stream``: tiles -> a function in worker threads -> collected or written, within bounds."""
+"""``stream``: tiles (or ROIs) -> a function in worker threads -> collected or written, within
+bounds."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import numpy as np
 from .._prefetch import single_leaf, start_deferred
 from .._workers import Workers
 from ..engine.plan import region_shape
+from ._rois import MaskedImage, RoiRead, RoiStream
 from ._tiles import Tile, TileStream
 
 if TYPE_CHECKING:
@@ -22,9 +24,12 @@ if TYPE_CHECKING:
     from anyio.streams.memory import MemoryObjectReceiveStream
     from numpy.typing import NDArray
 
+    from ._dataset import Dataset
+
 __all__ = ["Stream", "TileWriter", "stream"]
 
 R = TypeVar("R")
+Item = Tile | RoiRead  # what a stream yields with its result
 
 
 class TileWriter(Protocol):
@@ -44,15 +49,15 @@ class Stream(Generic[R]):
 
     def __init__(
         self,
-        tiles: TileStream,
+        tiles: TileStream | RoiStream,
         func: Callable[[NDArray[Any]], R],
         *,
-        out: TileWriter | None,
+        out: TileWriter | Dataset | MaskedImage | None,
         threads: int,
         window: int,
     ) -> None:
         threads, window = _positive("threads", threads), _positive("window", window)
-        if not isinstance(tiles, TileStream):  # the blocking API's tiles, or anything else
+        if not isinstance(tiles, (TileStream, RoiStream)):  # the blocking API's, or else
             raise TypeError(
                 f"stream() takes the tiles of a dataset opened with open_async (ds.tiles(...) "
                 f"awaited in async code), got {type(tiles).__name__}; with the blocking API, "
@@ -62,13 +67,16 @@ class Stream(Generic[R]):
             raise TypeError(f"func must be a callable func(tile.data) -> result, got {func!r}")
         if inspect.iscoroutinefunction(func):
             raise TypeError(_ASYNC_FUNC.format(func))
-        if out is not None:
+        if isinstance(tiles, RoiStream):
+            _check_roi_out(tiles, out)
+        elif out is not None:
             _check_out(out)
         self._tiles = tiles
         self._func = func
         self._out = out
         self._threads = threads
         self._window = window
+        self._level: int | str = tiles._level if isinstance(tiles, RoiStream) else 0
         self._cm: Any = None
 
     def _call(self, data: NDArray[Any]) -> R:
@@ -79,22 +87,25 @@ class Stream(Generic[R]):
             raise TypeError(_ASYNC_FUNC.format(self._func))
         return value
 
-    def __await__(self) -> Generator[Any, None, list[tuple[Tile, R]] | None]:
+    def __await__(self) -> Generator[Any, None, list[tuple[Any, R]] | None]:
         return self._run().__await__()
 
-    async def _run(self) -> list[tuple[Tile, R]] | None:
-        collected: list[tuple[Tile, R]] = []
+    async def _run(self) -> list[tuple[Any, R]] | None:
+        collected: list[tuple[Any, R]] = []
+        out: Any = self._out  # a tile writer for tiles, a dataset / masked image for ROIs
         async with self as results:
-            async for tile, value in results:
-                if self._out is None:
-                    collected.append((tile, value))
+            async for item, value in results:
+                if out is None:
+                    collected.append((item, value))
+                elif isinstance(item, RoiRead):
+                    await _write_roi(out, item, value, self._level)
                 else:
-                    await self._out.write(_result_tile(tile, value))
+                    await out.write(_result_tile(item, value))
         return None if self._out is not None else collected
 
-    async def __aenter__(self) -> MemoryObjectReceiveStream[tuple[Tile, R]]:
+    async def __aenter__(self) -> MemoryObjectReceiveStream[tuple[Any, R]]:
         self._cm = self._pipeline()
-        result: MemoryObjectReceiveStream[tuple[Tile, R]] = await self._cm.__aenter__()
+        result: MemoryObjectReceiveStream[tuple[Any, R]] = await self._cm.__aenter__()
         return result
 
     async def __aexit__(self, *exc: object) -> bool | None:
@@ -103,15 +114,17 @@ class Stream(Generic[R]):
         return result
 
     @asynccontextmanager
-    async def _pipeline(self) -> AsyncIterator[MemoryObjectReceiveStream[tuple[Tile, R]]]:
+    async def _pipeline(self) -> AsyncIterator[MemoryObjectReceiveStream[tuple[Any, R]]]:
         # unbuffered: a result is handed over when the consumer takes it, and only then frees
         # its tile's place (and bytes) in the window
-        send, recv = anyio.create_memory_object_stream[tuple[Tile, R]](0)
+        send, recv = anyio.create_memory_object_stream[tuple[Any, R]](0)
         workers = Workers(self._threads)
-        held = _Held(self._window, self._tiles.max_bytes)
+        src = self._tiles
+        limit = src._image.limits.prefetch_bytes if isinstance(src, RoiStream) else src.max_bytes
+        held = _Held(self._window, limit)
         failures: list[Exception] = []  # the first error of ``func`` wins; the rest is cancelled
 
-        async def one(tile: Tile, scope: anyio.CancelScope) -> None:
+        async def one(tile: Item, scope: anyio.CancelScope) -> None:
             try:
                 # cloned here, not by the producer: a task cancelled before its first step
                 # (``asyncio.run`` ending) leaves no clone unclosed
@@ -121,6 +134,8 @@ class Stream(Generic[R]):
                     with contextlib.suppress(anyio.BrokenResourceError):
                         await out.send((tile, value))
             except Exception as exc:  # noqa: BLE001 - re-raised plainly at the boundary
+                if isinstance(tile, RoiRead) and not failures:
+                    exc.add_note(f"stream(): func failed on {_roi_name(tile)}")
                 failures.append(exc)
                 scope.cancel()
             finally:
@@ -209,6 +224,44 @@ def _check_out(out: object) -> None:
         )
 
 
+def _check_roi_out(rois: RoiStream, out: object) -> None:
+    """Refuse, at the call, an ``out`` a ROI stream cannot write to."""
+    if out is None:
+        return
+    if rois._planes:
+        raise TypeError(
+            "stream(rois, ..., out=...) writes each ROI's box: a stream of planes "
+            "(planes=...) takes no out=; consume the results and write them yourself"
+        )
+    if not isinstance(out, MaskedImage) and not callable(getattr(out, "write_roi", None)):
+        raise TypeError(
+            "stream(rois, ..., out=...) takes a dataset (each result written at its ROI, "
+            "ds.write_roi) or a masked image (written only where each ROI's object is, "
+            f"m.write), got {out!r}"
+        )
+
+
+def _roi_name(r: RoiRead) -> str:
+    sel = ", ".join(f"{s.start}:{s.stop}" if isinstance(s, slice) else str(s) for s in r.region)
+    return f"ROI {r.roi.name!r} (region [{sel}])"
+
+
+async def _write_roi(out: Any, r: RoiRead, value: Any, level: int | str) -> None:
+    """Write ``value``, ``func``'s result for ROI read ``r``, to ``out`` (errors name the ROI)."""
+    if value is None:
+        raise TypeError(f"stream(..., out=...): func returned None for {_roi_name(r)}")
+    try:
+        if isinstance(out, MaskedImage):
+            if r.roi.label is None:
+                raise ValueError("it has no label value; out=<masked image> takes masked ROIs")
+            await out.write(int(r.roi.label), value)
+        else:
+            await out.write_roi(r.roi, value, level)
+    except Exception as exc:
+        exc.add_note(f"stream(): writing the result of {_roi_name(r)}")
+        raise
+
+
 def _positive(name: str, value: object) -> int:
     """``value`` as an int (numpy integers too), or a ``ValueError`` naming ``name``."""
     if isinstance(value, numbers.Integral) and not isinstance(value, bool) and int(value) >= 1:
@@ -261,10 +314,10 @@ _NO_RESULT = (
 
 
 def stream(
-    tiles: TileStream,
+    tiles: TileStream | RoiStream,
     func: Callable[[NDArray[Any]], R],
     *,
-    out: TileWriter | None = None,
+    out: TileWriter | Dataset | MaskedImage | None = None,
     threads: int = 2,
     window: int = 16,
 ) -> Stream[R]:
@@ -275,5 +328,10 @@ def stream(
     ``threads`` run ``func`` at once; the tile iterator keeps its own prefetch bounds. Results
     come in completion order. ``out``: a writer (``async write(tile)``, e.g. a dataset writer) that
     receives each result as a tile of the same region (halos cropped to the core).
+
+    ``tiles`` may be a ROI stream (``ds.read_rois(...)``, ``m.stream()``): ``func(r.data)``
+    per ROI, ``(r, result)`` pairs; ``out``: a dataset (each result written at its ROI, as
+    ``out.write_roi(r.roi, result, level)``) or a masked image (``out.write(label, result)``:
+    only where the ROI's object is). An error of ``func`` notes the ROI it failed on.
     """
     return Stream(tiles, func, out=out, threads=threads, window=window)
