@@ -56,6 +56,7 @@ if TYPE_CHECKING:
         create_plate_async,
         open_plate_async,
         stream,
+        stream_sync,
     )
 
 __version__ = "0.1.0"
@@ -105,6 +106,7 @@ __all__ = [
     "open_plate",
     "open_plate_async",
     "stream",
+    "stream_sync",
 ]
 
 # The names above that live in heavy modules (numpy, zarr codecs, obstore, aiohttp) are imported
@@ -138,6 +140,7 @@ _LAZY: dict[str, tuple[str, ...]] = {
         "create_plate_async",
         "open_plate_async",
         "stream",
+        "stream_sync",
     ),
 }
 _HOME = {name: module for module, names in _LAZY.items() for name in names}

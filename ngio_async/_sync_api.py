@@ -762,7 +762,8 @@ class SyncDataset(_Reopenable):
             rois, level, label=lab, prefetch=prefetch, ordered=ordered, planes=planes, **axes
         )
         it = self._runner.iterate(stream)
-        it.keep = (self, label)  # the image (and label) stay open while its ROIs are read
+        # the image (and label) stay open while its ROIs are read; stream_sync finds the stream
+        it.keep = (self, label, stream)
         self._iterators.add(it)  # close() stops it
         return it
 
@@ -977,7 +978,7 @@ class SyncMaskedImage:
             values, prefetch=prefetch, ordered=ordered, planes=planes, **axes
         )
         it = self._runner.iterate(stream)
-        it.keep = self
+        it.keep = (self, stream)  # the masked image stays open; stream_sync finds the stream
         return it
 
     def close(self) -> None:

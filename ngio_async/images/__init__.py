@@ -9,7 +9,7 @@ from ._level import Level
 from ._metadata import AxisCalibration, ChannelInfo, ImageMetadata, LevelCalibration
 from ._plate import Plate, PlateWell, create_plate_async, open_plate_async
 from ._rois import MaskedImage, RoiRead, RoiStream
-from ._stream import Stream, TileWriter, stream
+from ._stream import Stream, TileWriter, stream, stream_sync
 from ._tiles import Tile, TileStream
 from ._write import LevelWriter
 
@@ -37,4 +37,5 @@ __all__ = [
     "open_async",
     "open_plate_async",
     "stream",
+    "stream_sync",
 ]

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
     from ._dataset import Dataset
 
-__all__ = ["Stream", "TileWriter", "stream"]
+__all__ = ["Stream", "TileWriter", "stream", "stream_sync"]
 
 R = TypeVar("R")
 Item = Tile | RoiRead  # what a stream yields with its result
@@ -335,3 +335,35 @@ def stream(
     only where the ROI's object is). An error of ``func`` notes the ROI it failed on.
     """
     return Stream(tiles, func, out=out, threads=threads, window=window)
+
+
+def stream_sync(
+    rois: Any,
+    func: Callable[[NDArray[Any]], R],
+    *,
+    out: Any = None,
+    threads: int = 2,
+    window: int = 16,
+) -> list[tuple[RoiRead, R]] | None:
+    """The blocking twin of :func:`stream` over ROIs, run to the end: ``rois`` a blocking
+    dataset's ``ds.read_rois(...)`` or masked image's ``m.stream()`` (not yet iterated);
+    ``out``: a blocking dataset or masked image. Same bounds, results and errors."""
+    from .._sync_api import SyncDataset, SyncMaskedImage
+    from ..sync import SyncIterator, call
+
+    source = rois
+    if isinstance(rois, SyncIterator):  # its ROI stream, kept beside it, not yet started
+        keep = rois.keep if isinstance(rois.keep, tuple) else ()
+        source = next((k for k in keep if isinstance(k, RoiStream)), rois)
+    if not isinstance(source, RoiStream):
+        raise TypeError(
+            "stream_sync() takes the ROIs of a blocking dataset (ds.read_rois(...)) or masked "
+            f"image (m.stream()), got {type(rois).__name__}; for tiles, map func over "
+            "`for tile in ds.tiles()`"
+        )
+    if isinstance(out, SyncDataset):
+        out = out.async_dataset
+    elif isinstance(out, SyncMaskedImage):
+        out = out._masked
+    run = Stream(source, func, out=out, threads=threads, window=window)
+    return call(run._run)
