@@ -166,3 +166,23 @@ async def test_out_a_roi_stream_cannot_write_is_refused_at_the_call(tmp_path: Pa
             ngio_async.stream(ds.read_rois(FOVS), segment, out=object())  # type: ignore[arg-type]
         with pytest.raises(TypeError, match="a stream of planes"):
             ngio_async.stream(ds.read_rois(FOVS, planes=("z",)), segment, out=ds)
+
+
+async def test_results_go_back_to_the_selection_read(tmp_path: Path) -> None:
+    await _image(tmp_path / "img.zarr")
+    lab = _labels()
+    async with ngio_async.open_async(tmp_path / "img.zarr", mode="r+") as ds:
+        want = await ds.read()
+        await ngio_async.stream(ds.read_rois(FOVS[:4], c="GFP"), lambda p: p + 5, out=ds)
+        want[1, 0, :16] += 5  # the first row of FOVs (z 0:1 µm: plane 0), GFP only
+        np.testing.assert_array_equal(await ds.read(), want)
+        async with ds.masked("nuclei") as m:
+            await ngio_async.stream(m.stream(c="DAPI"), lambda p: np.full_like(p, 9), out=m)
+        want[0, lab != 0] = 9  # DAPI only, each object only
+        np.testing.assert_array_equal(await ds.read(), want)
+        cells = await ds.labels.create("cells", dtype="uint16")
+        await cells.write(np.full((3, 32, 40), 2, np.uint16))
+        await cells.aclose()
+        async with ds.masked("nuclei") as m, ds.masked("nuclei", of="cells") as onto:
+            await ngio_async.stream(m.stream(c="GFP"), lambda p: np.full_like(p, 4), out=onto)
+            np.testing.assert_array_equal(await onto.image.read(), np.where(lab != 0, 4, 2))

@@ -484,7 +484,13 @@ class MaskedImage:
         as points (each chunk read, patched and written back as one), so the rest of its box
         keeps what is stored and masked writes of objects whose boxes overlap may run at once."""
         self.image._check_writable()
-        got = await self.read_roi(value, zoom=zoom, **axes)
+        await self.write_read(await self.read_roi(value, zoom=zoom, **axes), data)
+
+    async def write_read(self, got: RoiRead, data: ArrayLike) -> None:
+        """:meth:`write` to a box already read (``got``: from :meth:`read_roi` or
+        :meth:`stream` of this masked image), without reading it again."""
+        self.image._check_writable()
+        value = got.roi.label
         try:
             new = np.broadcast_to(np.asarray(data), got.data.shape)
         except ValueError:

@@ -59,9 +59,10 @@ class Stream(Generic[R]):
         threads, window = _positive("threads", threads), _positive("window", window)
         if not isinstance(tiles, (TileStream, RoiStream)):  # the blocking API's, or else
             raise TypeError(
-                f"stream() takes the tiles of a dataset opened with open_async (ds.tiles(...) "
-                f"awaited in async code), got {type(tiles).__name__}; with the blocking API, "
-                "map func over `for tile in ds.tiles()` (a thread pool's map runs it in threads)"
+                f"stream() takes the tiles or ROIs of a dataset opened with open_async "
+                f"(ds.tiles(...), ds.read_rois(...), m.stream()), got {type(tiles).__name__}; "
+                "with the blocking API, stream_sync(ds.read_rois(...), func), or map func over "
+                "`for tile in ds.tiles()` (a thread pool's map runs it in threads)"
             )
         if not callable(func):
             raise TypeError(f"func must be a callable func(tile.data) -> result, got {func!r}")
@@ -76,7 +77,6 @@ class Stream(Generic[R]):
         self._out = out
         self._threads = threads
         self._window = window
-        self._level: int | str = tiles._level if isinstance(tiles, RoiStream) else 0
         self._cm: Any = None
 
     def _call(self, data: NDArray[Any]) -> R:
@@ -98,7 +98,7 @@ class Stream(Generic[R]):
                 if out is None:
                     collected.append((item, value))
                 elif isinstance(item, RoiRead):
-                    await _write_roi(out, item, value, self._level)
+                    await _write_roi(out, item, value, self._tiles)  # type: ignore[arg-type]
                 else:
                     await out.write(_result_tile(item, value))
         return None if self._out is not None else collected
@@ -246,17 +246,24 @@ def _roi_name(r: RoiRead) -> str:
     return f"ROI {r.roi.name!r} (region [{sel}])"
 
 
-async def _write_roi(out: Any, r: RoiRead, value: Any, level: int | str) -> None:
-    """Write ``value``, ``func``'s result for ROI read ``r``, to ``out`` (errors name the ROI)."""
+async def _write_roi(out: Any, r: RoiRead, value: Any, rois: RoiStream) -> None:
+    """Write ``value``, ``func``'s result for ROI read ``r``, to ``out`` (errors name the ROI):
+    to the image read, the same selection (``c=...``); to another one (a label image), the
+    ROI's box at the same level."""
     if value is None:
         raise TypeError(f"stream(..., out=...): func returned None for {_roi_name(r)}")
     try:
         if isinstance(out, MaskedImage):
             if r.roi.label is None:
                 raise ValueError("it has no label value; out=<masked image> takes masked ROIs")
-            await out.write(int(r.roi.label), value)
+            if out.image is rois._image and out.label_image is rois._label and r.labels is not None:
+                await out.write_read(r, value)  # its box and labels as read: not read again
+            else:
+                await out.write(int(r.roi.label), value)
+        elif out is rois._image:
+            await out.write_roi(r.roi, value, rois._level, **rois._axes)
         else:
-            await out.write_roi(r.roi, value, level)
+            await out.write_roi(r.roi, value, rois._level)
     except Exception as exc:
         exc.add_note(f"stream(): writing the result of {_roi_name(r)}")
         raise
