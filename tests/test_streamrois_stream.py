@@ -186,3 +186,34 @@ async def test_results_go_back_to_the_selection_read(tmp_path: Path) -> None:
         async with ds.masked("nuclei") as m, ds.masked("nuclei", of="cells") as onto:
             await ngio_async.stream(m.stream(c="GFP"), lambda p: np.full_like(p, 4), out=onto)
             np.testing.assert_array_equal(await onto.image.read(), np.where(lab != 0, 4, 2))
+
+
+async def test_cancelling_the_consumer_leaves_no_roi_in_flight(tmp_path: Path) -> None:
+    await _image(tmp_path / "img.zarr")
+    lock = threading.Lock()
+    count = {"started": 0, "running": 0}
+
+    def func(pixels: Any) -> int:
+        with lock:
+            count["started"] += 1
+            count["running"] += 1
+        try:
+            return int(pixels.sum())
+        finally:
+            with lock:
+                count["running"] -= 1
+
+    async with ngio_async.open_async(tmp_path / "img.zarr") as ds:
+        with anyio.CancelScope() as scope:
+            async with ngio_async.stream(ds.read_rois(FOVS * 4), func, window=4) as results:
+                async for _ in results:
+                    scope.cancel()
+                    await anyio.lowlevel.checkpoint()  # cancelled here
+        assert scope.cancelled_caught
+        assert count["running"] == 0  # the worker threads were waited for
+        started = count["started"]
+        assert started < 32
+        for _ in range(20):
+            await anyio.lowlevel.checkpoint()
+        assert count["started"] == started  # nothing started after the block was left
+        assert (await ds.read_roi(FOVS[0])).data.shape == (2, 1, 16, 10)  # still usable
