@@ -35,7 +35,7 @@ async def test_out_must_be_a_tile_writer(tmp_path: Path) -> None:
         # was: the dataset's own write(data) took each tile as its data: "data of dtype
         # object cannot be written to a uint16 level"
         with pytest.raises(TypeError, match=r"out=.*dataset itself.*\.writer\(\)"):
-            ngio_async.stream(src.tiles(), plus_one, out=dst)  # type: ignore[arg-type]
+            ngio_async.stream(src.tiles(), plus_one, out=dst)
         # the writer's context manager, not entered
         with pytest.raises(TypeError, match=r"out=.*async write\(tile\).*\.writer\(\)"):
             ngio_async.stream(src.tiles(), plus_one, out=dst.writer())  # type: ignore[arg-type]
