@@ -48,3 +48,30 @@ async def test_channels_by_wavelength_id_as_ngio(tmp_path: Path, version: str) -
             ds.channel_index("DAPI", wavelength_id="A02_C02")
     with ngio_async.open(tmp_path / "img.zarr") as sds:
         assert sds.channel_index(wavelength_id="A02_C02") == 1
+
+
+async def test_channel_index_by_label_checks_the_array(tmp_path: Path) -> None:
+    """An omero block listing more channels than the array has: a label past the end is an
+    IndexError naming it, as ``read(c=label)`` gives, not an index past the array."""
+    import json
+
+    data = np.arange(2 * 8 * 8, dtype=np.uint16).reshape(2, 8, 8)
+    async with ngio_async.create_async(
+        tmp_path / "img.zarr",
+        shape=data.shape,
+        dtype="uint16",
+        axes="cyx",
+        channels=["DAPI", "GFP"],
+    ) as ds:
+        await ds.write(data)
+    doc_path = tmp_path / "img.zarr" / "zarr.json"
+    doc = json.loads(doc_path.read_text())
+    channels = doc["attributes"]["ome"]["omero"]["channels"]
+    channels.append({**channels[1], "label": "RFP"})
+    doc_path.write_text(json.dumps(doc))
+    async with ngio_async.open_async(tmp_path / "img.zarr") as ds:
+        assert ds.channel_index("GFP") == 1
+        with pytest.raises(IndexError, match=r"'RFP' is channel 2 .* has 2 channels"):
+            ds.channel_index("RFP")
+        with pytest.raises(IndexError, match=r"'RFP' is channel 2"):
+            await ds.read(c="RFP")

@@ -25,7 +25,8 @@ def channel_index(ds: Dataset, label: str | None, wavelength_id: str | None) -> 
     if (label is None) == (wavelength_id is None):
         raise TypeError("channel_index takes a label or a wavelength_id: exactly one of them")
     if label is not None:
-        return ds.metadata.channel_index(label)
+        axis = ds.metadata.channel_axis
+        return ds._channel(axis, label) if axis is not None else ds.metadata.channel_index(label)
     ids = wavelength_ids(ds)
     found = [i for i, w in enumerate(ids) if w == wavelength_id]
     n = ds.shape[ds.metadata.channel_axis] if ds.metadata.channel_axis is not None else 1
