@@ -18,6 +18,7 @@ from ngio_async.codecs._stages import (
     blosc_sizes,
     blosc_stage,
 )
+from ngio_async.codecs._strings import VLenSerializer
 from ngio_async.meta.zarr import (
     ArrayV2Meta,
     BloscCodec,
@@ -26,6 +27,7 @@ from ngio_async.meta.zarr import (
     GzipCodec,
     ShardingCodec,
     TransposeCodec,
+    VLenUtf8Codec,
     ZstdCodec,
 )
 
@@ -202,6 +204,8 @@ class ChunkCodec:
             exact = _filtered_nbytes(filters, exact)
         self._limit_exact = exact is not None
         self._limit = exact if exact is not None else 16 * n + (1 << 16)
+        if isinstance(serializer, VLenSerializer):
+            self._limit = serializer.max_nbytes(n)
         # Decompress straight into a caller's buffer when nothing sits between the (single)
         # compressor and the raw C-order values.
         single = stages[0] if len(stages) == 1 else None
@@ -252,6 +256,16 @@ class ChunkCodec:
         if meta.compressor is not None:
             stages = (NumcodecStage(get(meta.compressor, "$.compressor")),)
         filters = tuple(get(f, f"$.filters[{i}]") for i, f in enumerate(meta.filters or ()))
+        if meta.items is not None:  # |O: the vlen filter (the first) is the serializer
+            return ChunkCodec(
+                shape=meta.chunks,
+                dtype=meta.dtype,
+                fill_value=meta.fill_value,
+                stored_dtype=meta.dtype,
+                stages=(*(NumcodecStage(f) for f in filters[1:]), *stages),
+                order=meta.order,
+                serializer=VLenSerializer(meta.items, meta.order),
+            )
         return ChunkCodec(
             shape=meta.chunks,
             dtype=meta.dtype,
@@ -323,6 +337,10 @@ class ChunkCodec:
                 stored = resolved.newbyteorder("<" if endian == "little" else ">")
             elif isinstance(c, BloscCodec | ZstdCodec | GzipCodec | Crc32cCodec):
                 stages.append(_bytes_stage_v3(c, dtype.itemsize, cpath))
+            elif isinstance(c, VLenUtf8Codec):
+                if dtype != object:
+                    raise MetadataError("the vlen-utf8 codec needs the 'string' data type", cpath)
+                serializer, stored = VLenSerializer(), dtype
             else:
                 name, cfg = codec_json(c)
                 if name == "bytes" and isinstance(c, dict):
@@ -391,14 +409,14 @@ class ChunkCodec:
         """
         try:
             if out is not None:
-                return self._decode_into(buf, out)
-            return self._decode(buf)
+                return self._decode_into(buf, out, key)
+            return self._decode(buf, key)
         except CodecError:
             raise
         except Exception as exc:
             raise CodecError(f"cannot decode chunk {key!r}: {exc}", key=key) from exc
 
-    def _decode_into(self, buf: Buffer, out: NDArray[Any]) -> NDArray[Any]:
+    def _decode_into(self, buf: Buffer, out: NDArray[Any], key: str) -> NDArray[Any]:
         if out.shape != self.shape:
             raise ValueError(f"out has shape {out.shape}, expected {self.shape}")
         if (
@@ -414,10 +432,10 @@ class ChunkCodec:
                 raise ValueError(f"chunk decodes to {size} bytes, expected {out.nbytes}")
             stage.decode_into(buf, out.reshape(-1).view(np.uint8))
             return out
-        out[...] = self._decode(buf)
+        out[...] = self._decode(buf, key)
         return out
 
-    def _decode(self, buf: Buffer) -> NDArray[Any]:
+    def _decode(self, buf: Buffer, key: str) -> NDArray[Any]:
         data: Any = buf
         last = len(self._stages) - 1
         for i, stage in enumerate(reversed(self._stages)):
@@ -435,6 +453,8 @@ class ChunkCodec:
             except (TypeError, ValueError):
                 arr = np.asarray(arr).astype(self._stored_dtype)
             arr = arr.reshape(-1, order="A")
+        elif isinstance(self._serializer, VLenSerializer):
+            arr = self._serializer.decode(data, math.prod(self._layout_shape), key)
         elif self._serializer is not None:
             arr = np.asarray(self._serializer.decode(data)).reshape(-1)
         else:

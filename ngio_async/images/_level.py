@@ -187,6 +187,12 @@ class Level:
         self.meta = meta
         self.scale = scale
         self.translation = translation
+        if meta.dtype.kind == "O":  # tables hold string arrays; an image never does
+            kind = meta.data_type if meta.zarr_format == 3 else meta.dtype_json
+            raise UnsupportedError(
+                f"{self._where()}: the array holds strings (data type {kind!r}); an image "
+                "level holds numbers or booleans"
+            )
         try:
             self.codec: ChunkCodec | ShardCodec = ChunkCodec.from_meta(meta)
         except MetadataError as exc:  # say which array's metadata

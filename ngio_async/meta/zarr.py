@@ -31,6 +31,7 @@ from ngio_async.meta._base import decode_json, write_document
 
 __all__ = [
     "V3_DATA_TYPES",
+    "V3_STRING",
     "ArrayMeta",
     "ArrayV2Meta",
     "ArrayV3Meta",
@@ -56,7 +57,9 @@ __all__ = [
     "TransposeCodec",
     "TransposeConfig",
     "V2KeyEncoding",
+    "VLenUtf8Codec",
     "codec_stages",
+    "decode_array",
     "ZstdCodec",
     "ZstdConfig",
     "decode_array_v2",
@@ -89,6 +92,14 @@ V3_DATA_TYPES: Final = frozenset(
         "complex128",
     }
 )
+
+#: The v3 data type of variable-length UTF-8 strings (zarr-python's ``str`` arrays; read as
+#: numpy ``object`` arrays of ``str``, written with the ``vlen-utf8`` codec): tables hold them,
+#: images never do.
+V3_STRING: Final = "string"
+
+#: The v2 filters of ``|O`` arrays (zarr-python's ``str``/``bytes`` arrays): the items they hold.
+_V2_VLEN: Final[dict[str, type[str | bytes]]] = {"vlen-utf8": str, "vlen-bytes": bytes}
 
 FillValue: TypeAlias = bool | int | float | str | list[int | float | str] | None
 
@@ -151,6 +162,13 @@ class Crc32cCodec(msgspec.Struct, tag="crc32c", tag_field="name", frozen=True):
     pass
 
 
+class VLenUtf8Codec(msgspec.Struct, tag="vlen-utf8", tag_field="name", frozen=True):
+    """The array->bytes codec of the ``string`` data type (zarr-python writes an empty
+    configuration)."""
+
+    configuration: dict[str, Any] = {}
+
+
 class ShardingConfig(msgspec.Struct, frozen=True):
     chunk_shape: tuple[int, ...]
     codecs: tuple[Codec, ...] = (BytesCodec(),)
@@ -199,6 +217,7 @@ if TYPE_CHECKING:
         | GzipCodec
         | Crc32cCodec
         | ShardingCodec
+        | VLenUtf8Codec
         | NumcodecsCodec
     )
 else:
@@ -210,11 +229,12 @@ else:
         GzipCodec,
         Crc32cCodec,
         ShardingCodec,
+        VLenUtf8Codec,
         *_NUMCODECS_TYPES,
     ]
 
 _CODEC_NAMES: Final = frozenset(
-    {"bytes", "transpose", "blosc", "zstd", "gzip", "crc32c", "sharding_indexed"}
+    {"bytes", "transpose", "blosc", "zstd", "gzip", "crc32c", "sharding_indexed", "vlen-utf8"}
     | {f"numcodecs.{n}" for n in NUMCODECS_KINDS}
 )
 
@@ -255,7 +275,7 @@ def _check_blosc(cfg: BloscConfig, path: str) -> None:
 
 
 def _is_array_bytes(c: Codec) -> bool:
-    return isinstance(c, BytesCodec | ShardingCodec) or (
+    return isinstance(c, BytesCodec | ShardingCodec | VLenUtf8Codec) or (
         isinstance(c, NumcodecsCodec) and c.kind == "serializer"
     )
 
@@ -354,8 +374,17 @@ class ArrayV2Meta(msgspec.Struct, _ArrayView, kw_only=True, frozen=True, dict=Tr
 
     @functools.cached_property
     def fill_value(self) -> np.generic:
-        """The fill value as a numpy scalar of the array's dtype (``null`` reads as zero)."""
-        return _parse_fill(self.fill_value_json, self.dtype, "$.fill_value", v3=False)
+        """The fill value as a numpy scalar of the array's dtype (``null`` reads as zero; as
+        ``""`` (``b""``) in a ``|O`` array of strings (bytes))."""
+        return _parse_fill(
+            self.fill_value_json, self.dtype, "$.fill_value", v3=False, items=self.items
+        )
+
+    @property
+    def items(self) -> type[str | bytes] | None:
+        """What a ``|O`` array holds: ``str`` (``vlen-utf8`` filter) or ``bytes``
+        (``vlen-bytes``); ``None`` for numbers and booleans."""
+        return _v2_items(self.filters)
 
     def chunk_key(self, coords: tuple[int, ...]) -> str:
         return _key_v2(coords, self.dimension_separator)
@@ -382,8 +411,9 @@ class ArrayV3Meta(msgspec.Struct, _ArrayView, kw_only=True, frozen=True, dict=Tr
 
     @functools.cached_property
     def dtype(self) -> np.dtype[Any]:
-        """The numpy dtype (native byte order; the ``bytes`` codec sets the stored order)."""
-        return np.dtype(self.data_type)
+        """The numpy dtype (native byte order; the ``bytes`` codec sets the stored order;
+        ``object`` for ``string``)."""
+        return _v3_dtype(self.data_type)
 
     @functools.cached_property
     def fill_value(self) -> np.generic:
@@ -516,15 +546,24 @@ def codec_stages(meta: ArrayMeta) -> CodecStages | None:
     when one of them has no v3 form (an id not registered as ``numcodecs.<id>``). Pure: no
     I/O, nothing built."""
     if isinstance(meta, ArrayV2Meta):
-        filters = tuple(_v2_codec(f) for f in meta.filters or ())
+        confs = list(meta.filters or ())
+        serializer: Codec
+        if meta.items is str:  # vlen-utf8 first: the array->bytes codec
+            confs, serializer = confs[1:], VLenUtf8Codec()
+        elif meta.items is bytes:
+            return None
+        else:
+            order = meta.dtype.byteorder
+            endian: Literal["little", "big"] | None = (
+                None if order == "|" else "big" if order == ">" else "little"
+            )
+            serializer = BytesCodec(BytesConfig(endian))
+        filters = tuple(_v2_codec(f) for f in confs)
         compressor = () if meta.compressor is None else (_v2_codec(meta.compressor),)
         if None in filters or None in compressor:
             return None
-        order = meta.dtype.byteorder
-        endian: Literal["little", "big"] | None = (
-            None if order == "|" else "big" if order == ">" else "little"
-        )
-        serializer = BytesCodec(BytesConfig(endian))
+        if meta.items is str:  # the filters after vlen-utf8 encode bytes
+            return CodecStages(chunk=(serializer, *filters, *compressor))  # type: ignore[arg-type]
         return CodecStages(chunk=(*filters, serializer, *compressor))  # type: ignore[arg-type]
     codecs = meta.codecs
     at = next((i for i, c in enumerate(codecs) if isinstance(c, ShardingCodec)), None)
@@ -568,8 +607,17 @@ def _parse_float(value: object, dtype: np.dtype[Any], path: str) -> float | np.g
     raise MetadataError(f"invalid {dtype.name} fill value {value!r}", path)
 
 
-def _parse_fill(value: object, dtype: np.dtype[Any], path: str, *, v3: bool) -> np.generic:
+def _parse_fill(
+    value: object,
+    dtype: np.dtype[Any],
+    path: str,
+    *,
+    v3: bool,
+    items: type[str | bytes] | None = str,
+) -> np.generic:
     kind = dtype.kind
+    if kind == "O":
+        return _parse_vlen_fill(value, path, v3=v3, items=items)  # type: ignore[no-any-return]
     if value is None:
         if v3:
             raise MetadataError("fill_value must not be null in zarr v3", path)
@@ -602,6 +650,28 @@ def _parse_fill(value: object, dtype: np.dtype[Any], path: str, *, v3: bool) -> 
         im_ = _parse_float(value[1], part, f"{path}[1]")
         return dtype.type(complex(float(re_), float(im_)))  # type: ignore[no-any-return]
     raise UnsupportedError(f"data type {dtype} is not supported")
+
+
+def _parse_vlen_fill(value: object, path: str, *, v3: bool, items: type[str | bytes] | None) -> Any:
+    """The fill value of a ``string`` (v3) or ``|O`` (v2) array: a ``str`` (zarr-python writes
+    ``""``); v2 ``null`` reads as the empty item."""
+    if value is None and not v3:
+        return b"" if items is bytes else ""
+    if items is bytes:
+        if value == "":
+            return b""
+        raise UnsupportedError(f"fill value {value!r} of a vlen-bytes array is not supported")
+    if not isinstance(value, str):
+        raise MetadataError(f"expected a string fill value, got {value!r}", path)
+    return value
+
+
+def _v2_items(filters: tuple[dict[str, Any], ...] | None) -> type[str | bytes] | None:
+    for f in filters or ():
+        found = _V2_VLEN.get(str(f.get("id")))
+        if found is not None:
+            return found
+    return None
 
 
 # --------------------------------------------------------------------------------------------
@@ -697,23 +767,50 @@ def _v2_dtype(dt: str) -> np.dtype[Any]:
         dtype = np.dtype(dt)
     except TypeError as exc:
         raise MetadataError(f"invalid dtype {dt!r}", "$.dtype") from exc
-    if dtype.kind not in "biufc" or dtype.fields is not None or dtype.subdtype is not None:
+    if dtype.kind not in "biufcO" or dtype.fields is not None or dtype.subdtype is not None:
         raise UnsupportedError(
-            f"v2 dtype {dt!r} is not supported (numeric and bool only; at $.dtype)"
+            f"v2 dtype {dt!r} is not supported (numeric, bool and |O strings only; at $.dtype)"
         )
     return dtype
+
+
+def _check_v2_vlen(meta: ArrayV2Meta, dtype: np.dtype[Any]) -> None:
+    """A ``|O`` array needs one ``vlen-utf8`` (or ``vlen-bytes``) filter, the first: it turns
+    the items into bytes, which the filters after it and the compressor then encode."""
+    ids = [f.get("id") for f in meta.filters or ()]
+    at = [i for i, cid in enumerate(ids) if cid in _V2_VLEN]
+    if dtype.kind != "O":
+        if at:
+            raise MetadataError(
+                f"filter {ids[at[0]]!r} needs the |O dtype, not {meta.dtype_json!r}",
+                f"$.filters[{at[0]}]",
+            )
+        return
+    if not at:
+        raise UnsupportedError(
+            f"v2 dtype {meta.dtype_json!r} needs a vlen-utf8 or vlen-bytes filter (at $.filters; "
+            "other object arrays are not supported)"
+        )
+    if at != [0]:
+        raise UnsupportedError(
+            f"the {ids[at[-1]]!r} filter must be the only vlen filter and come first "
+            f"(at $.filters[{at[-1]}])"
+        )
 
 
 def _validate_v2(meta: ArrayV2Meta) -> ArrayV2Meta:
     _check_dims(meta.shape, meta.chunks, "$.chunks")
     dtype = _v2_dtype(meta.dtype_json)
+    _check_v2_vlen(meta, dtype)
     _check_chunk_bytes(meta.chunks, dtype.itemsize, "$.chunks")
     if meta.compressor is not None:
         _check_v2_codec(meta.compressor, "$.compressor")
     for i, f in enumerate(meta.filters or ()):
         _check_v2_codec(f, f"$.filters[{i}]")
     meta.__dict__["dtype"] = dtype
-    meta.__dict__["fill_value"] = _parse_fill(meta.fill_value_json, dtype, "$.fill_value", v3=False)
+    meta.__dict__["fill_value"] = _parse_fill(
+        meta.fill_value_json, dtype, "$.fill_value", v3=False, items=meta.items
+    )
     return meta
 
 
@@ -760,17 +857,45 @@ def _v3_name(dt: str) -> str | None:
     return name if name in V3_DATA_TYPES else None
 
 
+def _v3_dtype(name: str) -> np.dtype[Any]:
+    return np.dtype(object) if name == V3_STRING else np.dtype(name)
+
+
+def _serializer(codecs: tuple[Codec, ...]) -> tuple[Codec, str]:
+    """The array->bytes codec a chunk's items reach (inside sharding, nested too), and the
+    JSON path of the list holding it (relative)."""
+    path = ""
+    while True:
+        i, c = next((i, c) for i, c in enumerate(codecs) if _is_array_bytes(c))
+        if not isinstance(c, ShardingCodec):
+            return c, f"{path}[{i}]"
+        codecs = c.configuration.codecs
+        path = f"{path}[{i}].configuration.codecs"
+
+
+def _check_serializer(codecs: tuple[Codec, ...], strings: bool, path: str) -> None:
+    """``string`` arrays encode their items with ``vlen-utf8``; no other data type does."""
+    codec, where = _serializer(codecs)
+    if strings and not isinstance(codec, VLenUtf8Codec):
+        name = msgspec.to_builtins(codec).get("name")
+        raise UnsupportedError(
+            f"data type 'string' needs the vlen-utf8 codec, not {name!r} (at {path}{where})"
+        )
+    if not strings and isinstance(codec, VLenUtf8Codec):
+        raise MetadataError("the vlen-utf8 codec needs the 'string' data type", f"{path}{where}")
+
+
 def _check_raw_v3(doc: dict[str, Any]) -> None:
     dt = doc.get("data_type")
     if isinstance(dt, dict):
         raise UnsupportedError(
             f"v3 extension data type {dt.get('name')!r} is not supported (at $.data_type)"
         )
-    if isinstance(dt, str) and dt not in V3_DATA_TYPES:
+    if isinstance(dt, str) and dt not in V3_DATA_TYPES and dt != V3_STRING:
         hint = f"; did you mean {_v3_name(dt)!r}?" if _v3_name(dt) else ""
         raise UnsupportedError(
             f"v3 data type {dt!r} is not supported (at $.data_type; one of "
-            f"{', '.join(sorted(V3_DATA_TYPES))}{hint})"
+            f"{', '.join(sorted(V3_DATA_TYPES | {V3_STRING}))}{hint})"
         )
     grid = doc.get("chunk_grid")
     if isinstance(grid, dict) and isinstance(grid.get("name"), str) and grid["name"] != "regular":
@@ -870,7 +995,8 @@ def _validate_v3(meta: ArrayV3Meta) -> ArrayV3Meta:
                     f"$.codecs[0].configuration.chunk_shape[{i}]",
                 )
         _check_inner_chunks(outer, inner, "$.chunk_grid.configuration.chunk_shape")
-    dtype = np.dtype(meta.data_type)
+    dtype = _v3_dtype(meta.data_type)
+    _check_serializer(meta.codecs, dtype == object, "$.codecs")
     _check_chunk_bytes(meta.chunks, dtype.itemsize, "$.chunk_grid.configuration.chunk_shape")
     meta.__dict__["dtype"] = dtype
     meta.__dict__["fill_value"] = _parse_fill(meta.fill_value_json, dtype, "$.fill_value", v3=True)
@@ -894,6 +1020,19 @@ def decode_array_v2(raw: bytes | str) -> ArrayV2Meta:
     """
     try:
         meta = decode_json(_V2_ARRAY_DECODER.decode, raw, ".zarray is not valid JSON")
+    except msgspec.ValidationError as exc:
+        raise _from_validation(exc) from exc
+    return _validate_v2(meta)
+
+
+def decode_array(doc: dict[str, Any]) -> ArrayMeta:
+    """An array document already parsed from JSON (a v3 ``zarr.json`` when its
+    ``zarr_format`` is 3, else a v2 ``.zarray``), validated as :func:`decode_array_v2` and
+    :func:`decode_array_v3` do (same errors)."""
+    if doc.get("zarr_format") == 3:
+        return _array_v3_from_doc(doc)
+    try:
+        meta = msgspec.convert(doc, ArrayV2Meta)
     except msgspec.ValidationError as exc:
         raise _from_validation(exc) from exc
     return _validate_v2(meta)
