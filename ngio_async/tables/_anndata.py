@@ -267,8 +267,8 @@ def _group(attrs: Mapping[str, Any], *, v3: bool) -> dict[str, bytes]:
 def _array(values: NDArray[Any], attrs: Mapping[str, Any], *, v3: bool) -> dict[str, bytes]:
     doc, chunks = encode_table_array(values, attrs, v3=v3)
     if v3:
-        return {"zarr.json": write_document(doc), **chunks}
-    return {".zarray": write_document(doc), ".zattrs": write_document(dict(attrs)), **chunks}
+        return {"zarr.json": doc, **chunks}
+    return {".zarray": doc, ".zattrs": write_document(dict(attrs)), **chunks}
 
 
 def _under(prefix: str, items: Mapping[str, bytes]) -> dict[str, bytes]:

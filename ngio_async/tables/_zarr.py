@@ -1,10 +1,11 @@
-"""The zarr arrays of a table (pure: documents and chunk bytes in, numpy arrays out; and back).
+"""The zarr arrays of a table, through the project's zarr layer (:mod:`ngio_async.meta.zarr`
+documents, :mod:`ngio_async.codecs` chunk pipelines); pure: documents and chunk bytes in,
+numpy arrays out, and back.
 
-Tables hold small 1-D and 2-D arrays: numbers, booleans and strings (zarr v2 ``|O`` with the
-``vlen-utf8`` filter; v3 ``string`` with the ``vlen-utf8`` codec). This reads any chunking and
-the compressors numcodecs runs (v2), or ``bytes``/``vlen-utf8`` then ``zstd``, ``gzip``,
-``blosc``, ``crc32c``, optionally inside ``sharding_indexed`` (v3); it writes what anndata writes
-for ngio 1.1.3: one chunk per array, v2 blosc-lz4 and v3 one shard of zstd level 0.
+What is table-specific: the limits of a table array (1-D or 2-D, at most 2**28 values and 2**20
+stored objects: a hostile document cannot make a read exhaust memory), and the layout written,
+that of anndata for ngio 1.1.3: one chunk per array, v2 blosc-lz4, v3 one shard of zstd level 0;
+strings as zarr-python writes them (v2 ``|O`` with the ``vlen-utf8`` filter, v3 ``string``).
 """
 
 from __future__ import annotations
@@ -14,336 +15,126 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import numcodecs
 import numpy as np
 
 from .._errors import CodecError, MetadataError, UnsupportedError
-from ..codecs._stages import Crc32cStage, NumcodecStage, blosc_stage
-from ..codecs._strings import vlen_utf8_decode, vlen_utf8_encode
+from ..codecs import ChunkCodec, ShardCodec
+from ..meta.zarr import (
+    ArrayV2Meta,
+    ArrayV3Meta,
+    BytesCodec,
+    BytesConfig,
+    DefaultKeyEncoding,
+    RegularChunkGrid,
+    RegularGridConfig,
+    ShardingCodec,
+    ShardingConfig,
+    VLenUtf8Codec,
+    ZstdCodec,
+    ZstdConfig,
+    decode_array,
+    decode_array_v2,
+    decode_array_v3,
+    encode_array_v2,
+    encode_array_v3,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from numpy.typing import NDArray
 
-    from ..codecs._stages import BytesStage
+    from ..meta.zarr import ArrayMeta
 
 __all__ = ["TableArray", "encode_table_array", "parse_table_array"]
-
-_V3_TYPES = {
-    "bool": "|b1",
-    **{f"int{n}": f"<i{n // 8}" for n in (8, 16, 32, 64)},
-    **{f"uint{n}": f"<u{n // 8}" for n in (8, 16, 32, 64)},
-    **{f"float{n}": f"<f{n // 8}" for n in (16, 32, 64)},
-}
-_EMPTY = 2**64 - 1
-
-
-@dataclass(frozen=True)
-class _Pipeline:
-    """Chunk bytes <-> values of one chunk shape: a serializer and bytes->bytes stages."""
-
-    shape: tuple[int, ...]
-    dtype: np.dtype[Any]  # object: vlen-utf8 strings
-    stages: tuple[BytesStage, ...]
-    filters: tuple[Any, ...] = ()  # v2 numcodecs filters (other than vlen-utf8)
-    order: str = "C"
-
-    def decode(self, buf: Any, key: str) -> NDArray[Any]:
-        data = buf
-        limit = self.max_bytes()  # decompression bombs: no stage may inflate past it
-        for stage in reversed(self.stages):
-            data = stage.decode(data, limit)
-        for f in reversed(self.filters):
-            data = f.decode(data)
-        n = math.prod(self.shape)
-        if self.dtype == object:
-            arr = vlen_utf8_decode(data, n, key=key)
-        else:
-            arr = np.frombuffer(memoryview(data).cast("B"), dtype=self.dtype)
-            if arr.size != n:
-                raise CodecError(f"chunk {key!r} holds {arr.size} values, expected {n}", key=key)
-        return arr.reshape(self.shape, order="F" if self.order == "F" else "C")
-
-    def max_bytes(self) -> int:
-        """The most bytes a decoded chunk may take (strings: 1 KiB each on average, or 64 MiB)."""
-        n = math.prod(self.shape)
-        if self.dtype == object:
-            return max(64 << 20, 4 + 1028 * n)
-        return n * self.dtype.itemsize + (1 << 16)
-
-    def encode(self, values: NDArray[Any]) -> bytes:
-        data: Any
-        if self.dtype == object:
-            data = vlen_utf8_encode(values)
-        else:
-            data = np.ascontiguousarray(values, dtype=self.dtype).reshape(-1).view(np.uint8)
-        for stage in self.stages:
-            data = stage.encode(data)
-        return bytes(memoryview(data))
-
-
-@dataclass(frozen=True)
-class _Shard:
-    inner: tuple[int, ...]
-    index_crc: bool
-    at_end: bool
 
 
 @dataclass(frozen=True)
 class TableArray:
-    """One table array's layout: where its chunks are and how they decode."""
+    """One table array: its metadata and chunk (or shard) pipeline."""
 
     path: str  # the array's path in the store, for errors
-    shape: tuple[int, ...]
-    chunks: tuple[int, ...]  # the chunk (v3 sharded: shard) grid
-    pipeline: _Pipeline  # of a chunk (sharded: of an inner chunk)
-    fill: Any
-    v3: bool
-    separator: str
-    shard: _Shard | None = None
+    meta: ArrayMeta
+    codec: ChunkCodec | ShardCodec
 
     def chunk_keys(self) -> list[str]:
-        """The chunk keys (relative to the array), in C order of the chunk grid."""
-        grid = [range(-(-s // c)) for s, c in zip(self.shape, self.chunks, strict=True)]
-        out = []
-        for coords in itertools.product(*grid):
-            if self.v3:
-                out.append(self.separator.join(["c", *map(str, coords)]))
-            else:
-                out.append(self.separator.join(map(str, coords)) or "0")
-        return out
+        """The keys (relative to the array) of its stored objects, in C order of the grid."""
+        return [
+            self.meta.chunk_key(c) for c in itertools.product(*map(range, self.meta.grid_shape))
+        ]
 
     def assemble(self, chunks: Mapping[str, Any]) -> NDArray[Any]:
-        """The whole array from its chunks' bytes (a missing chunk: the fill value)."""
-        grid = [range(-(-s // c)) for s, c in zip(self.shape, self.chunks, strict=True)]
-        dtype = self.pipeline.dtype
-        out = np.full(self.shape, self.fill, dtype=dtype.newbyteorder("="))
-        for key, coords in zip(self.chunk_keys(), itertools.product(*grid), strict=True):
+        """The whole array from its stored objects' bytes (a missing one: the fill value)."""
+        meta = self.meta
+        dtype = meta.dtype.newbyteorder("=")
+        size = meta.stored_chunks
+        keys = self.chunk_keys()
+        if len(keys) == 1 and size == meta.shape and keys[0] in chunks:  # anndata's layout
+            return np.array(self._decode(chunks[keys[0]], keys[0]), dtype=dtype)
+        out = np.full(meta.shape, meta.fill_value, dtype=dtype)
+        for key, coords in zip(keys, itertools.product(*map(range, meta.grid_shape)), strict=True):
             buf = chunks.get(key)
             if buf is None:
                 continue
-            where = f"{self.path}/{key}"
-            try:
-                block = self._decode_chunk(buf, where)
-            except CodecError:
-                raise
-            except Exception as exc:
-                raise CodecError(f"cannot decode chunk {where!r}: {exc}", key=where) from exc
             sel = tuple(
                 slice(i * c, min((i + 1) * c, s))
-                for i, c, s in zip(coords, self.chunks, self.shape, strict=True)
+                for i, c, s in zip(coords, size, meta.shape, strict=True)
             )
+            block = self._decode(buf, key)
             out[sel] = block[tuple(slice(0, s.stop - s.start) for s in sel)]
         return out
 
-    def _decode_chunk(self, buf: Any, key: str) -> NDArray[Any]:
-        if self.shard is None:
-            return self.pipeline.decode(buf, key)
-        sh = self.shard
-        grid = [c // i for c, i in zip(self.chunks, sh.inner, strict=True)]
-        n = math.prod(grid)
-        size = 16 * n + (4 if sh.index_crc else 0)
-        data = memoryview(buf).cast("B")
-        if len(data) < size:
-            raise CodecError(f"shard {key!r} is shorter than its index", key=key)
-        raw = data[len(data) - size :] if sh.at_end else data[:size]
-        if sh.index_crc:
-            raw = memoryview(Crc32cStage().decode(raw)).cast("B")
-        index = np.frombuffer(raw, dtype="<u8").reshape(n, 2)
-        out = np.full(self.chunks, self.fill, dtype=self.pipeline.dtype)
-        for j, coords in enumerate(itertools.product(*map(range, grid))):
-            offset, nbytes = (int(v) for v in index[j])
-            if offset == _EMPTY and nbytes == _EMPTY:
-                continue
-            if offset + nbytes > len(data):
-                raise CodecError(f"shard {key!r}: inner chunk {j} is past its end", key=key)
-            sel = tuple(slice(c * i, (c + 1) * i) for c, i in zip(coords, sh.inner, strict=True))
-            out[sel] = self.pipeline.decode(data[offset : offset + nbytes], f"{key}[{j}]")
-        return out
-
-
-def _v2_stage(cfg: Mapping[str, Any], path: str) -> NumcodecStage:
-    try:
-        return NumcodecStage(numcodecs.get_codec(dict(cfg)))
-    except (ValueError, TypeError, KeyError) as exc:
-        raise UnsupportedError(f"codec {cfg.get('id')!r} is not supported (at {path})") from exc
-
-
-def _parse_v2(doc: Mapping[str, Any], path: str) -> TableArray:
-    dt = doc.get("dtype")
-    filters = list(doc.get("filters") or ())
-    strings = [f for f in filters if isinstance(f, dict) and f.get("id") == "vlen-utf8"]
-    if dt == "|O":
-        if not strings:
-            raise UnsupportedError(f"object array {path} has no vlen-utf8 filter")
-        dtype: np.dtype[Any] = np.dtype(object)
-    else:
+    def _decode(self, buf: Any, key: str) -> NDArray[Any]:
+        where = f"{self.path}/{key}"
         try:
-            dtype = np.dtype(dt)
-        except TypeError as exc:
-            raise MetadataError(f"unknown dtype {dt!r}", f"{path}/.zarray$.dtype") from exc
-        if dtype.kind not in "biuf":
-            raise UnsupportedError(f"dtype {dt!r} of {path} is not supported in a table")
-    others = tuple(_v2_stage(f, f"{path} filters").codec for f in filters if f not in strings)
-    stages = () if doc.get("compressor") is None else (_v2_stage(doc["compressor"], path),)
-    chunks = tuple(int(c) for c in doc["chunks"])
-    fill = doc.get("fill_value")
-    return TableArray(
-        path=path,
-        shape=tuple(int(s) for s in doc["shape"]),
-        chunks=chunks,
-        pipeline=_Pipeline(chunks, dtype, stages, others, doc.get("order", "C")),
-        fill=_fill(fill, dtype),
-        v3=False,
-        separator=doc.get("dimension_separator") or ".",
-    )
+            return self.codec.decode(buf, where)
+        except CodecError:
+            raise
+        except Exception as exc:
+            raise CodecError(f"cannot decode chunk {where!r}: {exc}", key=where) from exc
 
 
-def _v3_stages(
-    codecs: list[Any], dtype: np.dtype[Any], path: str
-) -> tuple[np.dtype[Any], tuple[BytesStage, ...]]:
-    """The stored dtype (endianness) and the bytes->bytes stages of a codec list."""
-    if not codecs:
-        raise MetadataError("empty codec list", f"{path}$.codecs")
-    first, rest = codecs[0], codecs[1:]
-    name = first.get("name")
-    cfg = first.get("configuration") or {}
-    if dtype == object:
-        if name != "vlen-utf8":
-            raise UnsupportedError(f"string array {path} needs vlen-utf8, has codec {name!r}")
-    elif name == "bytes":
-        dtype = dtype.newbyteorder(">" if cfg.get("endian") == "big" else "<")
-    else:
-        raise UnsupportedError(f"codec {name!r} of {path} is not supported in a table")
-    stages: list[BytesStage] = []
-    for c in rest:
-        name, cfg = c.get("name"), c.get("configuration") or {}
-        if name == "zstd":
-            stages.append(NumcodecStage(numcodecs.Zstd(level=int(cfg.get("level", 0)))))
-        elif name == "gzip":
-            stages.append(NumcodecStage(numcodecs.GZip(level=int(cfg.get("level", 5)))))
-        elif name == "crc32c":
-            stages.append(Crc32cStage())
-        elif name == "blosc":
-            stages.append(
-                blosc_stage(
-                    cname=cfg.get("cname", "zstd"),
-                    clevel=int(cfg.get("clevel", 5)),
-                    shuffle=cfg.get("shuffle", "noshuffle"),
-                    typesize=int(cfg.get("typesize") or max(1, dtype.itemsize)),
-                    blocksize=int(cfg.get("blocksize", 0)),
-                )
-            )
-        else:
-            raise UnsupportedError(f"codec {name!r} of {path} is not supported in a table")
-    return dtype, tuple(stages)
-
-
-def _parse_v3(doc: Mapping[str, Any], path: str) -> TableArray:
-    dt = doc.get("data_type")
-    if dt == "string":
-        dtype: np.dtype[Any] = np.dtype(object)
-    elif isinstance(dt, str) and dt in _V3_TYPES:
-        dtype = np.dtype(_V3_TYPES[dt])
-    else:
-        raise UnsupportedError(f"data type {dt!r} of {path} is not supported in a table")
-    grid = doc.get("chunk_grid") or {}
-    chunks = tuple(int(c) for c in (grid.get("configuration") or {}).get("chunk_shape", ()))
-    enc = doc.get("chunk_key_encoding") or {}
-    sep = (enc.get("configuration") or {}).get("separator", "/")
-    if enc.get("name") == "v2":
-        raise UnsupportedError(f"v2 chunk key encoding of {path} is not supported in a table")
-    codecs = list(doc.get("codecs") or ())
-    shard = None
-    if codecs and codecs[0].get("name") == "sharding_indexed":
-        if len(codecs) > 1:
-            raise UnsupportedError(f"codecs after sharding_indexed in {path} are not supported")
-        cfg = codecs[0].get("configuration") or {}
-        inner = tuple(int(c) for c in cfg["chunk_shape"])
-        index_names = [c.get("name") for c in cfg.get("index_codecs") or ()]
-        shard = _Shard(inner, "crc32c" in index_names, cfg.get("index_location", "end") == "end")
-        stored, stages = _v3_stages(list(cfg.get("codecs") or ()), dtype, path)
-        pipe = _Pipeline(inner, stored, stages)
-    else:
-        stored, stages = _v3_stages(codecs, dtype, path)
-        pipe = _Pipeline(chunks, stored, stages)
-    return TableArray(
-        path=path,
-        shape=tuple(int(s) for s in doc["shape"]),
-        chunks=chunks,
-        pipeline=pipe,
-        fill=_fill(doc.get("fill_value"), dtype),
-        v3=True,
-        separator=sep,
-        shard=shard,
-    )
-
-
-def _check_size(spec: TableArray) -> None:
-    where = f"{spec.path} ($.shape)"
-    if len(spec.shape) != len(spec.chunks) or not spec.shape or len(spec.shape) > 2:
-        raise MetadataError(f"table array {spec.path} has shape {spec.shape}, chunks {spec.chunks}")
-    if any(s < 0 for s in spec.shape) or any(c < 1 for c in spec.chunks):
-        raise MetadataError(f"table array {spec.path}: negative size or empty chunks", where)
-    inner = spec.shard.inner if spec.shard is not None else spec.chunks
-    if len(inner) != len(spec.chunks) or any(
-        i < 1 or c % i for c, i in zip(spec.chunks, inner, strict=True)
-    ):
+def _check_size(meta: ArrayMeta, path: str) -> None:
+    where = f"{path}/{'zarr.json' if meta.zarr_format == 3 else '.zarray'}$.shape"
+    if not 1 <= meta.ndim <= 2:
+        raise MetadataError(f"table array {path} has shape {meta.shape} (1-D or 2-D)", where)
+    n, grid = math.prod(meta.shape), math.prod(meta.grid_shape)
+    if n > 1 << 28 or grid > 1 << 20 or math.prod(meta.stored_chunks) > 1 << 28:
         raise MetadataError(
-            f"table array {spec.path}: inner chunks {inner} do not tile {spec.chunks}"
-        )
-    grid = math.prod(-(-s // c) for s, c in zip(spec.shape, spec.chunks, strict=True))
-    if math.prod(spec.shape) > 1 << 28 or grid > 1 << 20 or math.prod(spec.chunks) > 1 << 28:
-        raise MetadataError(
-            f"table array {spec.path} of shape {spec.shape} in chunks {spec.chunks} is too "
+            f"table array {path} of shape {meta.shape} in chunks {meta.stored_chunks} is too "
             "large for a table",
             where,
         )
 
 
-def _fill(value: Any, dtype: np.dtype[Any]) -> Any:
-    if dtype == object:
-        return value if isinstance(value, str) else ""
-    if value is None:
-        return 0
-    if isinstance(value, str):  # "NaN", "Infinity", "-Infinity"
-        return float(value.replace("Infinity", "inf"))
-    return value
+def parse_table_array(doc: dict[str, Any], path: str) -> TableArray:
+    """The table array ``path`` of its metadata document (``.zarray`` or ``zarr.json``).
 
-
-def parse_table_array(doc: Mapping[str, Any], path: str) -> TableArray:
-    """The layout of the table array ``path`` from its metadata document.
-
-    :raises UnsupportedError: a data type or codec tables do not use (named, with ``path``).
+    :raises UnsupportedError: a data type or codec this library does not read (``path`` named).
     :raises MetadataError: a malformed document, or one whose array no table holds (more than
-        2**28 values or 2**20 chunks: reading it would exhaust memory).
+        2**28 values or 2**20 stored objects: reading it would exhaust memory).
     """
+    name = "zarr.json" if doc.get("zarr_format") == 3 else ".zarray"
     try:
-        spec = _parse_v3(doc, path) if doc.get("zarr_format") == 3 else _parse_v2(doc, path)
-        _check_size(spec)
-        return spec
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        if isinstance(exc, MetadataError | UnsupportedError):
+        meta = decode_array(doc)
+        _check_size(meta, path)
+        # every chunk kept, also one all fill: anndata writes them so
+        codec = ChunkCodec.from_meta(meta, write_empty_chunks=True)
+    except MetadataError as exc:
+        if exc.rule.startswith("table array"):
             raise
-        raise MetadataError(f"malformed array metadata of {path}: {exc!r}", path) from exc
+        raise MetadataError(f"table array {path}: {exc.rule}", f"{path}/{name}{exc.path}") from None
+    except UnsupportedError as exc:
+        raise UnsupportedError(f"table array {path}: {exc}") from None
+    return TableArray(path, meta, codec)
 
 
 # ---------------------------------------------------------------------------------- writing
 _BLOSC_V2 = {"id": "blosc", "cname": "lz4", "clevel": 5, "shuffle": 1, "blocksize": 0}
-_ZSTD_V3 = {"name": "zstd", "configuration": {"level": 0, "checksum": False}}
-_INDEX_V3 = [{"name": "bytes", "configuration": {"endian": "little"}}, {"name": "crc32c"}]
+_ZSTD_V3 = ZstdCodec(ZstdConfig(level=0, checksum=False))
 
 
-def _v2_dtype(dtype: np.dtype[Any]) -> str:
-    return "|O" if dtype == object else dtype.newbyteorder("<").str
-
-
-def _v3_dtype(dtype: np.dtype[Any]) -> str:
-    return "string" if dtype == object else dtype.name
-
-
-def _fill_json(dtype: np.dtype[Any]) -> Any:
+def _fill(dtype: np.dtype[Any]) -> Any:
     if dtype == object:
         return ""
     if dtype.kind == "b":
@@ -351,63 +142,57 @@ def _fill_json(dtype: np.dtype[Any]) -> Any:
     return 0.0 if dtype.kind == "f" else 0
 
 
+def _meta_v2(shape: list[int], chunks: list[int], dtype: np.dtype[Any]) -> ArrayV2Meta:
+    strings = dtype == object
+    meta = ArrayV2Meta(
+        zarr_format=2,
+        shape=tuple(shape),
+        chunks=tuple(chunks),
+        dtype_json="|O" if strings else dtype.str,
+        compressor=dict(_BLOSC_V2),
+        fill_value_json=_fill(dtype),
+        order="C",
+        filters=({"id": "vlen-utf8"},) if strings else None,
+        dimension_separator=".",
+    )
+    return decode_array_v2(encode_array_v2(meta))
+
+
+def _meta_v3(
+    shape: list[int], chunks: list[int], dtype: np.dtype[Any], attrs: Mapping[str, Any]
+) -> ArrayV3Meta:
+    strings = dtype == object
+    first = VLenUtf8Codec() if strings else BytesCodec(BytesConfig("little"))
+    meta = ArrayV3Meta(
+        zarr_format=3,
+        node_type="array",
+        shape=tuple(shape),
+        data_type="string" if strings else dtype.name,
+        chunk_grid=RegularChunkGrid(RegularGridConfig(tuple(chunks))),
+        chunk_key_encoding=DefaultKeyEncoding(),
+        fill_value_json=_fill(dtype),
+        codecs=(ShardingCodec(ShardingConfig(tuple(chunks), codecs=(first, _ZSTD_V3))),),
+        attributes=dict(attrs),
+    )
+    return decode_array_v3(encode_array_v3(meta))
+
+
 def encode_table_array(
     values: NDArray[Any], attrs: Mapping[str, Any], *, v3: bool
-) -> tuple[dict[str, Any], dict[str, bytes]]:
-    """The metadata document and chunks (keys relative to the array) of ``values`` as one
-    chunk (v3: one shard of one chunk), with attributes ``attrs``; an empty array has no
-    chunk. Numbers are stored little-endian."""
+) -> tuple[bytes, dict[str, bytes]]:
+    """The metadata document (v3: with attributes ``attrs``) and chunks (keys relative to
+    the array) of ``values`` as one chunk (v3: one shard of one chunk); an empty array has
+    no chunk. Numbers are stored little-endian; strings (``object``, ``U``) as ``vlen-utf8``."""
     values = np.asarray(values)
     dtype = np.dtype(object) if values.dtype.kind in "OUT" else values.dtype.newbyteorder("<")
     shape = [int(s) for s in values.shape]
     chunks = [max(1, s) for s in shape]
-    empty = math.prod(shape) == 0
-    if not v3:
-        doc: dict[str, Any] = {
-            "shape": shape,
-            "chunks": chunks,
-            "dtype": _v2_dtype(dtype),
-            "fill_value": _fill_json(dtype),
-            "order": "C",
-            "filters": [{"id": "vlen-utf8"}] if dtype == object else None,
-            "dimension_separator": ".",
-            "compressor": dict(_BLOSC_V2),
-            "zarr_format": 2,
-        }
-        pipe = _Pipeline(tuple(chunks), dtype, (_v2_stage(_BLOSC_V2, ""),))
-        key = ".".join("0" for _ in shape)
-        return doc, ({} if empty else {key: pipe.encode(values)})
-    first = (
-        {"name": "vlen-utf8", "configuration": {}}
-        if dtype == object
-        else {"name": "bytes", "configuration": {"endian": "little"}}
+    meta: ArrayMeta = (
+        _meta_v3(shape, chunks, dtype, attrs) if v3 else _meta_v2(shape, chunks, dtype)
     )
-    doc = {
-        "shape": shape,
-        "data_type": _v3_dtype(dtype),
-        "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": chunks}},
-        "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
-        "fill_value": _fill_json(dtype),
-        "codecs": [
-            {
-                "name": "sharding_indexed",
-                "configuration": {
-                    "chunk_shape": chunks,
-                    "codecs": [first, _ZSTD_V3],
-                    "index_codecs": _INDEX_V3,
-                    "index_location": "end",
-                },
-            }
-        ],
-        "attributes": dict(attrs),
-        "zarr_format": 3,
-        "node_type": "array",
-        "storage_transformers": [],
-    }
-    if empty:
+    doc = encode_array_v3(meta) if isinstance(meta, ArrayV3Meta) else encode_array_v2(meta)
+    if math.prod(shape) == 0:
         return doc, {}
-    pipe = _Pipeline(tuple(chunks), dtype, (NumcodecStage(numcodecs.Zstd(level=0)),))
-    inner = pipe.encode(values)
-    index = np.array([0, len(inner)], dtype="<u8").tobytes()
-    shard = inner + bytes(memoryview(Crc32cStage().encode(index)))
-    return doc, {"/".join(["c", *("0" for _ in shape)]): shard}
+    key = meta.chunk_key((0,) * len(shape))
+    codec = ChunkCodec.from_meta(meta, write_empty_chunks=True)
+    return doc, {key: codec.encode(values.astype(dtype, copy=False), key)}
