@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 import msgspec
@@ -18,7 +18,14 @@ from ._base import (
     to_metadata_error,
     write_document,
 )
-from .ngff import OmeAttributes, OmeMetadata, transform_length_problems, well_path_problems
+from ._ngff06 import OmeAttributes06, OmeMetadata06, to_compat
+from .ngff import (
+    Axis,
+    OmeAttributes,
+    OmeMetadata,
+    transform_length_problems,
+    well_path_problems,
+)
 
 __all__ = [
     "KINDS",
@@ -32,7 +39,7 @@ __all__ = [
 ]
 
 SUPPORTED_VERSIONS = ("0.4", "0.5")
-KINDS = ("image", "label", "labels", "plate", "well", "bf2raw", "ome", "zarr_json")
+KINDS = ("image", "label", "labels", "plate", "well", "bf2raw", "ome", "scene", "zarr_json")
 # the key whose presence makes a document of a kind
 _KIND_KEY = {
     "image": "multiscales",
@@ -42,9 +49,10 @@ _KIND_KEY = {
     "well": "well",
     "bf2raw": "bioformats2raw.layout",
     "ome": "series",
+    "scene": "scene",
 }
 #: the top-level keys one of which every NGFF group document has (0.4 attributes, 0.5 ``ome``)
-NGFF_KEYS = tuple(_KIND_KEY.values())
+NGFF_KEYS = tuple(k for k in _KIND_KEY.values() if k != "scene")
 #: the keys NGFF defines in a 0.4 group's attributes / a 0.5 ``ome`` object
 _OME_KEYS = frozenset((*NGFF_KEYS, "omero", "version"))
 _SPACE_UNITS = frozenset(
@@ -122,13 +130,18 @@ def validate(
 ) -> OmeMetadata:
     """Validate NGFF group attributes and return the typed model.
 
-    :param doc: the attributes of a zarr group: a 0.4 ``.zattrs`` document, a 0.5
-        ``zarr.json["attributes"]`` (``{"ome": {...}}``), or a whole 0.5 group ``zarr.json``;
-        a mapping or raw JSON bytes.
-    :param version: "0.4" or "0.5"; detected from the document when ``None``.
-    :param kind: image, label, labels, plate, well, bf2raw, ome or zarr_json; when given, the
-        document must be of that kind. Every NGFF key present is validated either way.
+    :param doc: the attributes of a zarr group: a 0.4 ``.zattrs`` document, a 0.5 / 0.6
+        ``zarr.json["attributes"]`` (``{"ome": {...}}``), or a whole 0.5 / 0.6 group
+        ``zarr.json``; a mapping or raw JSON bytes.
+    :param version: "0.4", "0.5" or a 0.6 one ("0.6rc0"); detected from the document when
+        ``None``.
+    :param kind: image, label, labels, plate, well, bf2raw, ome, scene (0.6) or zarr_json; when
+        given, the document must be of that kind. Every NGFF key present is validated either
+        way.
     :param strict: also enforce the SHOULD rules of the official strict schemas.
+    :returns: the model; of a 0.6 document, its 0.4/0.5-shaped view (a multiscale's ``axes``
+        are its intrinsic coordinate system's, a level's transformations its scale and
+        translation), holding the typed 0.6 document (``ngff06_of(meta)``).
     :raises MetadataError: the document breaks a rule (the message names the JSON path).
     :raises UnsupportedError: the document is of an NGFF version ngio_async does not read.
     """
@@ -143,6 +156,8 @@ def validate(
         doc, prefix = _unwrap_zarr_json(doc), "$.attributes"
         kind = None if kind == "zarr_json" else kind
     found = _detect_version(doc, version, prefix)
+    if found.startswith("0.6"):
+        return _validate06(doc, found, kind, strict, prefix)
     meta = _decode(doc, found, prefix)
     _check(meta, found, kind, strict, prefix)
     return meta
@@ -262,9 +277,17 @@ def _detect_version(doc: Mapping[str, Any], version: str | None, prefix: str = "
             version = found if isinstance(found, str) else "0.5"
         else:
             version = _version_04_keys(doc) or "0.4"
-    if version.startswith(("0.6", "0.7")):
+    if version.startswith("0.6"):
+        found = ome.get("version") if isinstance(ome, Mapping) else None
+        if given is not None and isinstance(found, str) and found != given:
+            raise MetadataError(
+                f"version must be {given!r} (the version asked for), got {found!r}",
+                prefix + ".ome.version",
+            )
+        return version
+    if version.startswith("0.7"):
         raise UnsupportedError(
-            f"NGFF version {version!r} is not supported yet (ngio_async reads 0.4 and 0.5)"
+            f"NGFF version {version!r} is not supported yet (ngio_async reads 0.4, 0.5 and 0.6)"
         )
     if version not in SUPPORTED_VERSIONS:
         if isinstance(ome, Mapping):
@@ -389,7 +412,7 @@ def _check(meta: OmeMetadata, version: str, kind: str | None, strict: bool, pref
         if attr == "bioformats2raw_layout":
             present = meta.bioformats2raw_layout is not None
         else:
-            present = getattr(meta, attr) is not None
+            present = getattr(meta, attr, None) is not None
         if not present:
             raise MetadataError(f"a {kind} document must have {key!r}", base)
     if version == "0.4":
@@ -442,25 +465,30 @@ def _check_consistency(meta: OmeMetadata, version: str, base: str) -> None:
 def _check_units(meta: OmeMetadata, base: str) -> None:
     """A8 (UDUNITS-2 units) and A7 (three space axes ordered z, y, x): SHOULD rules, warnings."""
     for i, m in enumerate(meta.multiscales or ()):
-        space = [a.name for a in m.axes if a.type == "space"]
-        if sorted(space) == ["x", "y", "z"] and space != ["z", "y", "x"]:
+        _check_unit_list(m.axes, f"{base}.multiscales[{i}].axes", stacklevel=5)
+
+
+def _check_unit_list(axes: Sequence[Axis], at: str, stacklevel: int) -> None:
+    """A7 and A8 for the axes at JSON path ``at``."""
+    space = [a.name for a in axes if a.type == "space"]
+    if sorted(space) == ["x", "y", "z"] and space != ["z", "y", "x"]:
+        warnings.warn(
+            f"space axes {', '.join(space)}: three space axes should be ordered z, y, x"
+            f" - at `{at}`",
+            MetadataWarning,
+            stacklevel=stacklevel,
+        )
+    for j, a in enumerate(axes):
+        if a.unit is None:
+            continue
+        units = _SPACE_UNITS if a.type == "space" else _TIME_UNITS if a.type == "time" else None
+        if units is not None and a.unit not in units:
             warnings.warn(
-                f"space axes {', '.join(space)}: three space axes should be ordered z, y, x"
-                f" - at `{base}.multiscales[{i}].axes`",
+                f"unit {a.unit!r} of {a.type} axis {a.name!r} is not a UDUNITS-2 {a.type} unit"
+                f" - at `{at}[{j}].unit`",
                 MetadataWarning,
-                stacklevel=4,
+                stacklevel=stacklevel,
             )
-        for j, a in enumerate(m.axes):
-            if a.unit is None:
-                continue
-            units = _SPACE_UNITS if a.type == "space" else _TIME_UNITS if a.type == "time" else None
-            if units is not None and a.unit not in units:
-                warnings.warn(
-                    f"unit {a.unit!r} of {a.type} axis {a.name!r} is not a UDUNITS-2 {a.type} unit"
-                    f" - at `{base}.multiscales[{i}].axes[{j}].unit`",
-                    MetadataWarning,
-                    stacklevel=4,
-                )
 
 
 def _check_strict(meta: OmeMetadata, version: str, base: str) -> None:
@@ -491,3 +519,104 @@ def _check_strict(meta: OmeMetadata, version: str, base: str) -> None:
         head, *rest = missing
         more = f" (and {len(rest)} more: {', '.join(rest)})" if rest else ""
         raise MetadataError(f"strict profile: a SHOULD field is missing{more}", head)
+
+
+# ---------------------------------------------------------------- NGFF 0.6
+def _validate06(
+    doc: Mapping[str, Any], version: str, kind: str | None, strict: bool, prefix: str
+) -> OmeMetadata:
+    """Validate a 0.6 document (``version`` as detected or given) and return its view."""
+    ome, base = _decode06(doc, version, prefix)
+    if not ome.kinds:
+        keys = ", ".join(repr(k) for k in (*NGFF_KEYS, "scene"))
+        raise MetadataError(f"no NGFF metadata found (expected one of {keys})", base)
+    if kind is not None and kind != "zarr_json" and kind not in ome.kinds:
+        raise MetadataError(f"a {kind} document must have {_KIND_KEY[kind]!r}", base)
+    for i, ms in enumerate(ome.multiscales or ()):
+        at = f"{base}.multiscales[{i}]"
+        for sub, rule in ms.soft_problems():
+            warnings.warn(f"{rule} - at `{at}{sub}`", MetadataWarning, stacklevel=3)
+        for j, cs in enumerate(ms.coordinate_systems):
+            _check_unit_list(cs.axes, f"{at}.coordinateSystems[{j}].axes", stacklevel=4)
+    if ome.plate is not None:
+        for sub, rule in well_path_problems(ome.plate):
+            warnings.warn(f"{rule} - at `{base}.plate{sub}`", MetadataWarning, stacklevel=3)
+    if strict:
+        _check_strict06(ome, None if kind == "zarr_json" else kind, base)
+    meta = to_compat(ome)
+    outer = {k: v for k, v in doc.items() if k != "ome"} if base.endswith(".ome") else {}
+    if outer:
+        meta.extra["_attributes"] = outer
+    return meta
+
+
+def _decode06(doc: Mapping[str, Any], version: str, prefix: str) -> tuple[OmeMetadata06, str]:
+    """The 0.6 model of ``doc`` and the JSON path of its ``ome`` object. Two of the spec's
+    examples keep the metadata at the top level (``"ome"`` absent or its version string):
+    read so, with a :class:`MetadataWarning`."""
+    ome = doc.get("ome")
+    try:
+        if isinstance(ome, Mapping):
+            wrapper = msgspec.convert(doc, OmeAttributes06)
+            attach_extras(doc, wrapper)
+            meta, base = wrapper.ome, prefix + ".ome"
+            if meta.version is None:
+                raise MetadataError("NGFF 0.6 requires 'version'", base)
+            if not meta.version.startswith("0.6"):
+                raise MetadataError(
+                    f"expected a 0.6 version, got {meta.version!r}", base + ".version"
+                )
+            return meta, base
+        body = {k: v for k, v in doc.items() if k != "ome"}
+        meta = msgspec.convert(body, OmeMetadata06)
+        attach_extras(body, meta)
+    except msgspec.ValidationError as exc:
+        raise to_metadata_error(exc, prefix) from None
+    warnings.warn(
+        "NGFF 0.6 metadata belongs in an 'ome' object (with its 'version'); "
+        f"read from the top level - at `{prefix}`",
+        MetadataWarning,
+        stacklevel=4,
+    )
+    meta.version = ome if isinstance(ome, str) else version
+    return meta, prefix
+
+
+def _check_strict06(ome: OmeMetadata06, kind: str | None, base: str) -> None:
+    """The SHOULD fields the official 0.6rc0 strict schemas require, of ``kind`` (``None``: of
+    any one kind present, as the strict schema's ``anyOf``). A multiscale's ``type`` and
+    ``metadata`` only warn: the spec's own 0.6rc0 examples leave them out."""
+    found = {k: _strict_missing06(ome, k, base) for k in ome.kinds if kind in (None, k)}
+    if not found or any(not missing for missing in found.values()):
+        return
+    head, *rest = next(m for m in found.values() if m)
+    more = f" (and {len(rest)} more: {', '.join(rest)})" if rest else ""
+    raise MetadataError(f"strict profile: a SHOULD field is missing{more}", head)
+
+
+def _strict_missing06(ome: OmeMetadata06, kind: str, base: str) -> list[str]:
+    missing: list[str] = []
+    if kind == "image":
+        for i, m in enumerate(ome.multiscales or ()):
+            if m.name is None:
+                missing.append(f"{base}.multiscales[{i}].name")
+            for f in ("type", "metadata"):
+                if getattr(m, f) is None:
+                    warnings.warn(
+                        f"strict profile: a SHOULD field is missing - at "
+                        f"`{base}.multiscales[{i}].{f}`",
+                        MetadataWarning,
+                        stacklevel=5,
+                    )
+    if kind == "label" and ome.image_label is not None and ome.image_label.colors is None:
+        missing.append(f"{base}.image-label.colors")
+    if kind == "plate" and ome.plate is not None:
+        if ome.plate.name is None:
+            missing.append(f"{base}.plate.name")
+        for i, a in enumerate(ome.plate.acquisitions or ()):
+            missing += [
+                f"{base}.plate.acquisitions[{i}].{f}"
+                for f in ("name", "maximumfieldcount")
+                if getattr(a, f) is None
+            ]
+    return missing

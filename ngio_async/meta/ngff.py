@@ -472,7 +472,11 @@ class OmeMetadata(Base):
 
     @property
     def kinds(self) -> list[str]:
-        """The document kinds present: image, label, labels, plate, well, bf2raw, ome."""
+        """The document kinds present: image, label, labels, plate, well, bf2raw, ome (and
+        scene, of the view of a 0.6 document: those of the 0.6 document it holds)."""
+        ngff06 = self.__dict__.get("_extra", {}).get(("ngff06",))  # _ngff06.NGFF06_KEY
+        if ngff06 is not None:
+            return list(ngff06.kinds)
         out = []
         if self.multiscales is not None:
             out.append("image")
