@@ -25,7 +25,7 @@ from ..meta._names import check_child_name
 from ._anndata import Node, encode_anndata, group_documents, read_anndata, read_nodes
 from ._model import ROI_COLUMNS, ROI_TYPES, Roi, Table, rois_to_columns
 from ._parquet import arrow_installed, decode_csv_arrow, decode_parquet, encode_parquet
-from ._text import decode_csv, decode_json, encode_csv, encode_json
+from ._text import decode_csv, decode_json, encode_csv, encode_json, json_documents
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
@@ -405,9 +405,7 @@ class Tables:
                     rows = ints if backend in _PARQUET else ints.tolist()
                 data = {index_key: rows, **data}
             if backend in _JSON:
-                items = {
-                    _join("table", k): v for k, v in group_documents(data, v3=self._v3).items()
-                }
+                items = {_join("table", k): v for k, v in json_documents(data, v3=self._v3).items()}
             elif backend in _CSV:
                 items = {"table.csv": encode_csv(data)}
             else:
@@ -582,7 +580,10 @@ _PANDAS_DTYPES = frozenset({"category", "boolean", "string"})
 
 def _object_column(arr: NDArray[Any], column: str, name: str) -> NDArray[Any]:
     """Strings, or with a missing value (as ``None``) strings, integers or booleans."""
-    values = [_plain(x) for x in arr.tolist()]
+    values = arr.tolist()
+    if set(map(type, values)) <= {str}:  # plain strings (the usual case): nothing to convert
+        return arr.copy()
+    values = [_plain(x) for x in values]
     present = [x for x in values if x is not None]
     strings = all(isinstance(x, str) for x in present)
     ints = all(isinstance(x, int) for x in present)  # booleans too
