@@ -99,15 +99,18 @@ if TYPE_CHECKING:
     from anyio.abc import TaskGroup
 
 __all__ = [
+    "SETTLE_SECONDS",
     "Prefetch",
     "PrefetchIterator",
     "ProgressCallback",
+    "Unsettled",
     "first_error",
     "first_leaf",
     "raise_plainly",
     "prefetch",
     "single_leaf",
     "start_deferred",
+    "to_the_end",
 ]
 
 T = TypeVar("T")
@@ -159,6 +162,46 @@ def raise_plainly(leaf: BaseException) -> NoReturn:
     finally:
         leaf.__context__ = None if isinstance(prior, BaseExceptionGroup) else prior
         leaf.__suppress_context__ = True
+
+
+#: seconds a write under way may still run once its caller is stopped (a stream's ``func``
+#: failed, a writer block raised or was cancelled): it is finished rather than cut in half, but
+#: a hung store holds the caller no longer than this (one request's ``Limits.timeout``)
+SETTLE_SECONDS = 30.0
+
+
+class Unsettled(TimeoutError):
+    """A write under way did not finish within :data:`SETTLE_SECONDS` of its caller being
+    stopped: it was cancelled then, and may be partly written."""
+
+
+async def to_the_end(fn: Callable[[*Ts], Awaitable[R]], *args: *Ts, what: str) -> R:
+    """``await fn(*args)`` run to its end even when the caller is cancelled meanwhile (a write
+    under way is finished, not cut in half), within :data:`SETTLE_SECONDS` from the
+    cancellation (then :class:`Unsettled`, naming ``what``); the caller's cancellation is
+    raised after. A caller already cancelled does not start it."""
+    await anyio.lowlevel.checkpoint_if_cancelled()
+    shield = anyio.CancelScope(shield=True)
+    done: list[R] = []
+
+    async def watch() -> None:
+        try:
+            await anyio.sleep_forever()
+        finally:  # the caller is cancelled (or ``fn`` ended): from now on, a bounded wait
+            shield.deadline = min(shield.deadline, anyio.current_time() + SETTLE_SECONDS)
+
+    with first_error():
+        async with anyio.create_task_group() as tg:
+            start_deferred(tg, watch)
+            with shield:
+                done.append(await fn(*args))
+            tg.cancel_scope.cancel()
+            if not done:  # only the deadline cancels it; raised here, the caller cancelled or not
+                raise Unsettled(
+                    f"{what} did not finish within {SETTLE_SECONDS:g} s of being stopped (a "
+                    "hung store?): it was cancelled then and may be partly written"
+                )
+    return done[0]
 
 
 class _Idle(Generic[T, R]):

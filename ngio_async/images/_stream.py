@@ -6,17 +6,19 @@ from __future__ import annotations
 import contextlib
 import inspect
 import numbers
+import threading
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import anyio
 import numpy as np
 
-from .._prefetch import single_leaf, start_deferred
+from .._prefetch import SETTLE_SECONDS, Unsettled, single_leaf, start_deferred, to_the_end
 from .._workers import Workers
 from ..engine.plan import region_shape
 from ._rois import MaskedImage, RoiRead, RoiStream
 from ._tiles import Tile, TileStream
+from ._write import LevelWriter
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Generator
@@ -98,9 +100,17 @@ class Stream(Generic[R]):
                 if out is None:
                     collected.append((item, value))
                 elif isinstance(item, RoiRead):
-                    await _write_roi(out, item, value, self._tiles)  # type: ignore[arg-type]
-                else:
+                    # a write under way is finished when another item's func fails or the
+                    # caller is cancelled (bounded): never half a ROI written
+                    what = f"stream(): the write of the result of {_roi_name(item)}"
+                    rois = self._tiles
+                    assert isinstance(rois, RoiStream)
+                    await to_the_end(_write_roi, out, item, value, rois, what=what)
+                elif isinstance(out, LevelWriter):  # its own writes run to their end
                     await out.write(_result_tile(item, value))
+                else:  # another writer's write may be the I/O itself: run to its end
+                    what = f"stream(): the write of the tile at {_where(item.core)}"
+                    await to_the_end(out.write, _result_tile(item, value), what=what)
         return None if self._out is not None else collected
 
     async def __aenter__(self) -> MemoryObjectReceiveStream[tuple[Any, R]]:
@@ -134,8 +144,8 @@ class Stream(Generic[R]):
                     with contextlib.suppress(anyio.BrokenResourceError):
                         await out.send((tile, value))
             except Exception as exc:  # noqa: BLE001 - re-raised plainly at the boundary
-                if isinstance(tile, RoiRead) and not failures:
-                    exc.add_note(f"stream(): func failed on {_roi_name(tile)}")
+                if not failures:
+                    exc.add_note(f"stream(): func failed on {_item_name(tile)}")
                 failures.append(exc)
                 scope.cancel()
             finally:
@@ -168,6 +178,8 @@ class Stream(Generic[R]):
         finally:
             send.close()  # the producer's own, if its task was cancelled before its first step
         if failures:
+            if isinstance(leaf, Unsettled):  # a write under way outlived its grace
+                failures[0].add_note(str(leaf))
             raise failures[0]
         if leaf is not None:
             raise leaf
@@ -239,6 +251,10 @@ def _check_roi_out(rois: RoiStream, out: object) -> None:
             "ds.write_roi) or a masked image (written only where each ROI's object is, "
             f"m.write), got {out!r}"
         )
+
+
+def _item_name(item: Item) -> str:
+    return _roi_name(item) if isinstance(item, RoiRead) else f"the tile at {_where(item.region)}"
 
 
 def _roi_name(r: RoiRead) -> str:
@@ -354,9 +370,11 @@ def stream_sync(
 ) -> list[tuple[RoiRead, R]] | None:
     """The blocking twin of :func:`stream` over ROIs, run to the end: ``rois`` a blocking
     dataset's ``ds.read_rois(...)`` or masked image's ``m.stream()`` (not yet iterated);
-    ``out``: a blocking dataset or masked image. Same bounds, results and errors."""
+    ``out``: a blocking dataset or masked image. Same bounds, results and errors. Interrupted
+    (Ctrl-C), the write under way is finished (within ``SETTLE_SECONDS``) before
+    ``KeyboardInterrupt`` is raised."""
     from .._sync_api import SyncDataset, SyncMaskedImage
-    from ..sync import SyncIterator, call
+    from ..sync import Runner, SyncIterator
 
     source = rois
     if isinstance(rois, SyncIterator):  # its ROI stream, kept beside it, not yet started
@@ -373,4 +391,17 @@ def stream_sync(
     elif isinstance(out, SyncMaskedImage):
         out = out._masked
     run = Stream(source, func, out=out, threads=threads, window=window)
-    return call(run._run)
+    ended = threading.Event()
+
+    async def whole() -> list[tuple[RoiRead, R]] | None:
+        try:
+            return await run._run()
+        finally:
+            ended.set()
+
+    with Runner() as runner:  # (the loop kept while the write under way ends)
+        try:
+            return runner.call(whole)
+        except KeyboardInterrupt:
+            ended.wait(SETTLE_SECONDS)  # the stream is cancelled: its write under way ends
+            raise

@@ -52,7 +52,7 @@ import anyio.to_thread
 import numpy as np
 
 from .._errors import ChangedError, CodecError, StoreError
-from .._prefetch import single_leaf, start_deferred
+from .._prefetch import single_leaf, start_deferred, to_the_end
 from ..codecs import ShardCodec
 from ..codecs._sharding import past_end_error
 from ..engine import normalize_selection, plan_shards, region_shape
@@ -561,8 +561,9 @@ class LevelWriter:
     Made by :meth:`Dataset.writer`; ``await w.write(tile)`` waits while ``max_pending`` writes are
     pending (backpressure), then starts the write in the writer's task group and returns. Leaving
     the ``async with`` block waits for every pending write; the first failure is raised there (and
-    by the next ``write``), and the other pending writes are cancelled (as they are when the
-    block itself raises). Writes run concurrently, but one overlapping an earlier pending write
+    by the next ``write``). On a failure, or when the block raises or is cancelled, the writes
+    under way are finished (within ``SETTLE_SECONDS``: never half a tile written) and the
+    queued ones dropped. Writes run concurrently, but one overlapping an earlier pending write
     starts after it: the last write of a pixel wins, as in numpy.
     """
 
@@ -639,7 +640,10 @@ class LevelWriter:
         try:
             for earlier in before:
                 await earlier.wait()
-            await self.level.write(region, data, self._after)
+            # once started, run to its end when the block raises, is cancelled or another
+            # write fails (bounded): never half a tile written (queued writes are dropped)
+            what = f"the write of level {self.level.path!r}, region {_describe(region)}"
+            await to_the_end(self.level.write, region, data, self._after, what=what)
             self.written += 1
         except Exception as exc:  # noqa: BLE001 - re-raised plainly at the boundary
             self._failures.append(exc)
@@ -667,10 +671,13 @@ async def open_writer(
                 raise
         finally:
             writer._tg = None
+        if leaf is not None:  # the block's own error (a stream's func failed): that one
+            for failure in writer._failures:
+                if failure is not leaf:  # (not raised again by ``w.write``)
+                    leaf.add_note(f"meanwhile a pending write failed: {failure!r}")
+            raise leaf
         if writer._failures:
             raise writer._failures[0]
-        if leaf is not None:
-            raise leaf
         if cascade is not None:
             await cascade.finish()
     finally:
