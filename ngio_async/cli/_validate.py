@@ -485,7 +485,7 @@ class _Walker:
         ms = meta.multiscales[index]
         paths = tuple(d.path for d in ms.datasets)
         shapes: dict[str, tuple[int, ...]] = {}
-        array_file = "zarr.json" if meta.version == "0.5" else ".zarray"
+        array_file = ".zarray" if meta.version in (None, "0.4") else "zarr.json"  # 0.5, 0.6
         names = ", ".join(ms.axis_names)
 
         async def one(path: str) -> None:
@@ -523,8 +523,12 @@ class _Walker:
                     self.warn(join(root, path, array_file), rule, where)
                 else:
                     self.error(join(root, path, array_file), where, rule)
-            if isinstance(arr, ArrayV3Meta) and arr.dimension_names is None:
-                self.error(  # NGFF 0.5.2: MUST
+            if (
+                isinstance(arr, ArrayV3Meta)
+                and arr.dimension_names is None
+                and meta.version == "0.5"
+            ):
+                self.error(  # NGFF 0.5.2: MUST (0.6 has no such rule)
                     join(root, path, array_file),
                     "$.dimension_names",
                     f"level {path!r} has no dimension_names: NGFF 0.5 arrays must name their "
@@ -566,7 +570,7 @@ class _Walker:
     ) -> tuple[str, str, str] | None:
         """A level stored in the other zarr format than its NGFF version needs (0.4 metadata
         over zarr v3 arrays, as zarr-python 3 writes by default): ``(key, path, message)``."""
-        v2 = version != "0.5"
+        v2 = version in (None, "0.4")
         other = join(root, path, "zarr.json" if v2 else ".zarray")
         if not await self._exists(other):
             return None
