@@ -1463,7 +1463,8 @@ async def convert(
         open :class:`~ngio_async.Dataset` / :class:`~ngio_async.formats.ImageSource` (left open).
     :param dst: where the OME-Zarr goes (path, ``file://``, ``s3://``, a store such as
         ``open_store("memory://")``; a ``memory://`` URL is refused: it would be lost).
-    :param ngff_version: ``"0.4"`` or ``"0.5"``; default the source's (OME-Zarr) or ``"0.5"``.
+    :param ngff_version: ``"0.4"`` or ``"0.5"``; default the source's (OME-Zarr; ``"0.5"`` for
+        a 0.6 one, which ngio_async reads but does not write) or ``"0.5"``.
     :param chunks: chunk shape of level 0 (one value per axis of the image, or fewer: the last
         axes', the leading ones take 1; label images drop the channel axis; leading 1s beyond
         the image's axes are ignored, so one shape serves images of fewer and more axes);
@@ -1543,7 +1544,7 @@ async def convert(
                 source,
                 dst,
                 src_name=_name(src) if owns_source else source.url,
-                version=ngff_version or source.version,
+                version=ngff_version or _written_version(source.version) or "0.5",
                 chunks=chunks,
                 shards=shards,
                 compressor=compressor,
@@ -1581,7 +1582,7 @@ async def convert(
                     )
                 image_src = images[0]  # the chosen series, as an image
         if isinstance(image_src, Dataset):
-            version = ngff_version or image_src.metadata.ngff_version
+            version = ngff_version or _written_version(image_src.metadata.ngff_version)
             if version not in ("0.4", "0.5"):
                 raise UnsupportedError(f"cannot write NGFF version {version!r}")
             chunks, shards = _check_layout(image_src.axes, chunks, shards, levels)
@@ -1834,7 +1835,7 @@ async def _convert_container(
     image is planned before anything is written (a refused option names its series)."""
     first = images[0]
     meta = await read_group_metadata(first.store, root)
-    version = version or meta.version
+    version = version or _written_version(meta.version)
     if version not in ("0.4", "0.5"):
         raise UnsupportedError(f"cannot write NGFF version {version!r}")
     container = to_attrs(meta, version)
@@ -2896,3 +2897,9 @@ async def _convert_many_kw(
     srcs: Any, dst_dir: Any, options: dict[str, Any]
 ) -> dict[str, ConvertResult | Exception]:
     return await convert_many(srcs, dst_dir, **options)
+
+
+def _written_version(version: str | None) -> str | None:
+    """The version a conversion writes by default for a source of ``version``: its own, but
+    0.5 for 0.6 (read, not written)."""
+    return "0.5" if version is not None and version.startswith("0.6") else version
