@@ -2083,6 +2083,10 @@ def _url_of(store: AsyncStore, root: str) -> str:
 
 def _not_an_image(ome: OmeMetadata, url: str) -> str:
     """Why the group at ``url`` (``ome``: its NGFF metadata) is not an image, and what is."""
+    from ._metadata import unreadable_06
+
+    if (why := unreadable_06(ome)) is not None:
+        return f"{url}: {why}"
     kinds = ", ".join(ome.kinds) or "none"
     message = f"{url} is not an image (its NGFF metadata: {kinds})"
     if ome.plate is not None:

@@ -6,15 +6,30 @@ import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .._errors import MetadataError
-from ..meta import Axis, MetadataWarning, Multiscale, OmeMetadata, Scale, Translation
+from .._errors import MetadataError, UnsupportedError
+from ..meta import (
+    Axis,
+    MetadataWarning,
+    Multiscale,
+    Multiscale06,
+    OmeMetadata,
+    Scale,
+    Translation,
+    ngff06_of,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from ..meta import Window
 
-__all__ = ["AxisCalibration", "ChannelInfo", "ImageMetadata", "LevelCalibration"]
+__all__ = [
+    "AxisCalibration",
+    "ChannelInfo",
+    "ImageMetadata",
+    "LevelCalibration",
+    "unreadable_06",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +89,7 @@ class ImageMetadata:
     __slots__ = ("_cal", "index", "multiscale", "ome")
 
     def __init__(self, ome: OmeMetadata, multiscale_index: int = 0) -> None:
+        _check_06_readable(ome)
         if not ome.multiscales:
             raise MetadataError("the group is not an image: no 'multiscales'", "$")
         if multiscale_index >= len(ome.multiscales):
@@ -96,6 +112,14 @@ class ImageMetadata:
     @property
     def name(self) -> str | None:
         return self.multiscale.name
+
+    @property
+    def ngff06(self) -> Multiscale06 | None:
+        """Of an NGFF 0.6 image, its typed 0.6 multiscale: every coordinate system (``axes``
+        are those of the intrinsic one) and transformation, the multiscale-level ones too.
+        ``None`` for 0.4 / 0.5."""
+        ome06 = ngff06_of(self.ome)
+        return None if ome06 is None or not ome06.multiscales else ome06.multiscales[self.index]
 
     @property
     def axes(self) -> list[Axis]:
@@ -186,6 +210,24 @@ class ImageMetadata:
             f"ImageMetadata(ngff {self.ngff_version}, axes={''.join(self.axis_names)}, "
             f"levels={len(self._cal)}, channels={[c.label for c in self.channels]})"
         )
+
+
+def _check_06_readable(ome: OmeMetadata) -> None:
+    why = unreadable_06(ome)
+    if why is not None:
+        raise UnsupportedError(why)
+
+
+def unreadable_06(ome: OmeMetadata) -> str | None:
+    """Why a valid 0.6 image is not read (it has no 0.4/0.5-shaped view: its intrinsic
+    coordinate system is no image one); ``None`` for every other group."""
+    from ..meta._ngff06 import image_problem
+
+    ome06 = ngff06_of(ome)
+    if ome.multiscales or ome06 is None or not ome06.multiscales:
+        return None
+    why = next((p for p in map(image_problem, ome06.multiscales) if p), "its axes")
+    return f"NGFF {ome.version} image not read: {why}"
 
 
 def _vector(transforms: list[Scale | Translation], index: int, ndim: int, at: str) -> list[float]:

@@ -1,0 +1,208 @@
+"""Reading NGFF 0.6rc0 (RFC-5) images: zarr-python arrays under the corpus's 0.6rc0 group
+attributes; axes from the intrinsic coordinate system, levels from the datasets' scale /
+sequence transformations, labels, tiles, writes into existing arrays, conversion to 0.5."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pytest
+import zarr
+from cli_run import run
+from corpus_files import CORPUS
+
+import ngio_async
+from ngio_async import UnsupportedError
+from ngio_async.meta import validate
+from ngio_async.meta._transforms06 import Identity, Scale06, Sequence
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+SHAPES = ((1, 2, 4, 16, 16), (1, 2, 2, 8, 8), (1, 2, 1, 4, 4))
+
+
+def _attrs(name: str) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads((CORPUS / "0.6rc0" / name).read_text())
+    attrs: dict[str, Any] = doc.get("attributes", doc)
+    return attrs
+
+
+def _write(
+    path: Path, attrs: dict[str, Any], shapes: tuple[tuple[int, ...], ...], dtype: str = "uint16"
+) -> list[np.ndarray]:
+    """A zarr v3 group with ``attrs`` and one array per dataset (dimension names as the
+    intrinsic axes), each filled with a ramp; the arrays written."""
+    group = zarr.open_group(str(path), mode="w", zarr_format=3)
+    group.attrs.update(attrs)
+    ms = attrs["ome"]["multiscales"][0]
+    names = [a["name"] for a in ms["coordinateSystems"][-1]["axes"]]
+    out = []
+    for ds, shape in zip(ms["datasets"], shapes, strict=True):
+        arr = group.create_array(
+            ds["path"],
+            shape=shape,
+            dtype=dtype,
+            chunks=tuple(min(s, 8) for s in shape),
+            dimension_names=names[-len(shape) :],
+        )
+        data = (np.arange(int(np.prod(shape))) % 251).astype(dtype).reshape(shape)
+        arr[...] = data
+        out.append(data)
+    return out
+
+
+@pytest.fixture
+def image06(tmp_path: Path) -> tuple[Path, list[np.ndarray]]:
+    path = tmp_path / "img06.zarr"
+    return path, _write(
+        path, _attrs("zarr_json/valid/example-image-multiscales_example.json"), SHAPES
+    )
+
+
+def test_open_read_calibration(image06: tuple[Path, list[np.ndarray]]) -> None:
+    """Axes of the intrinsic system; per level scale (single scale, sequence[scale,
+    translation]) and translation; pixels; the typed 0.6 multiscale on the metadata."""
+    path, data = image06
+    with ngio_async.open(str(path)) as ds:
+        assert ds.metadata.ngff_version == "0.6rc0"
+        assert ds.metadata.axis_names == ("t", "c", "z", "y", "x")
+        assert ds.metadata.paths == ("s0", "s1", "s2")
+        cal = ds.metadata.spatial_calibration
+        assert cal[0].scale == (0.1, 1.0, 0.5, 0.5, 0.5) and cal[0].translation == (0,) * 5
+        assert cal[2].scale == (0.1, 1.0, 2.0, 2.0, 2.0)
+        assert cal[2].translation == (0, 0, 0.75, 0.75, 0.75)
+        assert cal[1]["z"].unit == "micrometer"
+        for level, expected in enumerate(data):
+            np.testing.assert_array_equal(ds.read(level=level), expected)
+        ms06 = ds.metadata.ngff06
+        assert ms06 is not None and ms06.intrinsic.name == "intrinsic"
+        assert isinstance(ms06.datasets[0].transform, Scale06)
+        assert isinstance(ms06.datasets[1].transform, Sequence)
+
+
+async def test_open_async_tiles(image06: tuple[Path, list[np.ndarray]]) -> None:
+    """The async API: tiles cover level 0 as stored."""
+    path, data = image06
+    async with await ngio_async.open_async(str(path)) as ds:
+        out = np.zeros_like(data[0])
+        count = 0
+        async for tile in ds.tiles(level=0):
+            out[tile.region] = tile.data
+            count += 1
+        assert count >= 4
+        np.testing.assert_array_equal(out, data[0])
+
+
+def test_other_systems_and_transforms_kept(tmp_path: Path) -> None:
+    """A multiscale-level transformation to another system stays on the metadata (typed);
+    the image reads in its intrinsic system."""
+    path = tmp_path / "t.zarr"
+    attrs = _attrs("zarr_json/valid/example-image-multiscales_transformations.json")
+    (data,) = _write(path, attrs, ((12, 10),))
+    with ngio_async.open(str(path)) as ds:
+        assert ds.metadata.axis_names == ("y", "x")
+        assert ds.metadata.spatial_calibration[0].scale == (1, 1)
+        ms06 = ds.metadata.ngff06
+        assert ms06 is not None
+        assert [cs.name for cs in ms06.coordinate_systems] == ["physical", "intrinsic"]
+        assert ms06.coordinate_transformations is not None
+        outer = ms06.coordinate_transformations[0]
+        assert isinstance(outer, Scale06) and outer.scale == [10, 10]
+        np.testing.assert_array_equal(ds.read(), data)
+
+
+def test_identity_level_and_labels(tmp_path: Path) -> None:
+    """An identity dataset transform reads as scale 1; a 0.6 labels group and label image
+    (image-label colors) open as for 0.5."""
+    path = tmp_path / "withlabels.zarr"
+    attrs = _attrs("image/valid/example-multiscales_reference_to_label.json")
+    ds0 = attrs["ome"]["multiscales"][0]["datasets"][0]["coordinateTransformations"][0]
+    ds0.clear()
+    ds0.update(type="identity", input={"path": "s0"}, output={"name": "physical"})
+    (image,) = _write(path, attrs, ((4, 8, 8),))
+    labels = zarr.open_group(str(path / "labels"), mode="w", zarr_format=3)
+    labels.attrs.update({"ome": {"version": "0.6rc0", "labels": ["cell_segmentation"]}})
+    label_attrs = _attrs("zarr_json/valid/example-label-colors_properties.json")
+    (cells,) = _write(path / "labels" / "cell_segmentation", label_attrs, ((4, 8, 8),), "uint8")
+    with ngio_async.open(str(path)) as ds:
+        ms06 = ds.metadata.ngff06
+        assert ms06 is not None and isinstance(ms06.datasets[0].transform, Identity)
+        assert ds.metadata.spatial_calibration[0].scale == (1.0, 1.0, 1.0)
+        np.testing.assert_array_equal(ds.read(), image)
+        assert ds.labels.names() == ["cell_segmentation"]
+        with ds.labels["cell_segmentation"] as label:
+            assert label.metadata.ngff_version == "0.6rc0"
+            assert label.metadata.spatial_calibration[0].scale == (0.5, 0.5, 1)
+            np.testing.assert_array_equal(label.read(), cells)
+
+
+def test_write_existing_arrays_leaves_metadata(image06: tuple[Path, list[np.ndarray]]) -> None:
+    """mode="r+": writes go to the existing arrays; the 0.6 group document is untouched."""
+    path, data = image06
+    before = (path / "zarr.json").read_bytes()
+    patch = np.full((1, 2, 4, 8, 8), 9, "uint16")
+    with ngio_async.open(str(path), mode="r+") as ds:
+        ds.write(patch, level=0, y=slice(0, 8), x=slice(8, 16))
+    assert (path / "zarr.json").read_bytes() == before
+    stored = np.asarray(zarr.open_array(str(path / "s0"), mode="r")[...])
+    np.testing.assert_array_equal(stored[..., :8, 8:], patch)
+    np.testing.assert_array_equal(stored[..., 8:, :], data[0][..., 8:, :])
+
+
+def test_convert_to_05(image06: tuple[Path, list[np.ndarray]], tmp_path: Path) -> None:
+    """convert: a 0.6 image becomes a 0.5 one by default (0.6 is read, not written), with the
+    intrinsic axes, the levels' transformations and the pixels."""
+    path, data = image06
+    out = tmp_path / "out05.zarr"
+    result = ngio_async.convert_sync(str(path), str(out))
+    assert result.ngff_version == "0.5"
+    meta = validate(json.loads((out / "zarr.json").read_text()))
+    assert meta.version == "0.5" and meta.multiscales is not None
+    assert meta.multiscales[0].axis_names == ["t", "c", "z", "y", "x"]
+    assert meta.multiscales[0].datasets[2].translation == [0, 0, 0.75, 0.75, 0.75]
+    with ngio_async.open(str(out)) as ds:
+        for level, expected in enumerate(data):
+            np.testing.assert_array_equal(ds.read(level=level), expected)
+
+
+def test_array_intrinsic_system_refused(tmp_path: Path) -> None:
+    """A valid 0.6 image whose intrinsic system is an array one is not read: it says why."""
+    path = tmp_path / "arr.zarr"
+    _write(path, _attrs("image/valid/byDimension.json"), ((8, 8),))
+    with pytest.raises(UnsupportedError, match="array coordinate system"):
+        ngio_async.open(str(path))
+
+
+def test_cli_info_and_validate(
+    image06: tuple[Path, list[np.ndarray]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """ngio-async info and validate read a 0.6 image (validate: valid, no refusal)."""
+    path, _ = image06
+    code, out, _ = run(["info", str(path)], capsys)
+    assert code == 0 and "NGFF 0.6rc0" in out and "axes tczyx" in out
+    code, out, err = run(["validate", str(path)], capsys)
+    assert (code, err) == (0, "") and "valid: 1 groups checked, 0 errors" in out
+
+
+def test_cli_validate_06_groups(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """ngio-async validate on 0.6 group documents: a scene is valid; an invalid 0.6 image
+    document is INVALID, the error naming its key and JSON path."""
+    scene = tmp_path / "scene.zarr"
+    scene.mkdir()
+    doc = json.loads(
+        (CORPUS / "0.6rc0/zarr_json/valid/example-scene-scene_stitching.json").read_text()
+    )
+    (scene / "zarr.json").write_text(json.dumps(doc))
+    code, out, _ = run(["validate", str(scene)], capsys)
+    assert code == 0 and "valid: 1 groups checked, 0 errors" in out
+    bad = tmp_path / "bad.zarr"
+    attrs = _attrs("zarr_json/valid/example-image-multiscales_transformations.json")
+    attrs["ome"]["multiscales"][0]["coordinateTransformations"][0]["scale"] = [10, 10, 10]
+    _write(bad, attrs, ((12, 10),))
+    code, out, _ = run(["validate", str(bad)], capsys)
+    assert code == 1
+    assert "zarr.json" in out and "has 3 values, the input 2 axes" in out
+    assert "$.attributes.ome.multiscales[0].coordinateTransformations[0].scale" in out
