@@ -8,7 +8,8 @@ No I/O and no event loop here. Build a pipeline once per array, then call it fro
 
 numcodecs does the (de)compression; this package runs the pipeline (v3 ``bytes``, ``transpose``,
 ``blosc``, ``zstd``, ``gzip``, ``crc32c``, ``sharding_indexed``, nested too, and zarr-python's
-``numcodecs.*`` codecs; v2 compressors and filters via numcodecs, v2 ``order="F"``; bytes->bytes
+``numcodecs.*`` codecs; v2 compressors and filters via numcodecs, v2 ``order="F"``; strings:
+``vlen-utf8``, v3 ``string`` and v2 ``|O``, as ``object`` arrays of ``str``; bytes->bytes
 codecs after ``sharding_indexed`` compress whole shards: :meth:`ShardCodec.unwrap` and
 :meth:`ShardCodec.wrap`). Failures raise :class:`~ngio_async._errors.CodecError` naming the key.
 """

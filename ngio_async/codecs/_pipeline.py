@@ -256,16 +256,11 @@ class ChunkCodec:
         if meta.compressor is not None:
             stages = (NumcodecStage(get(meta.compressor, "$.compressor")),)
         filters = tuple(get(f, f"$.filters[{i}]") for i, f in enumerate(meta.filters or ()))
+        serializer = None
         if meta.items is not None:  # |O: the vlen filter (the first) is the serializer
-            return ChunkCodec(
-                shape=meta.chunks,
-                dtype=meta.dtype,
-                fill_value=meta.fill_value,
-                stored_dtype=meta.dtype,
-                stages=(*(NumcodecStage(f) for f in filters[1:]), *stages),
-                order=meta.order,
-                serializer=VLenSerializer(meta.items, meta.order),
-            )
+            serializer = VLenSerializer(meta.items, meta.order)
+            stages = (*(NumcodecStage(f) for f in filters[1:]), *stages)
+            filters = ()
         return ChunkCodec(
             shape=meta.chunks,
             dtype=meta.dtype,
@@ -274,7 +269,8 @@ class ChunkCodec:
             stages=stages,
             order=meta.order,
             filters=filters,
-            v2=True,
+            v2=serializer is None,
+            serializer=serializer,
         )
 
     @staticmethod
@@ -453,10 +449,11 @@ class ChunkCodec:
             except (TypeError, ValueError):
                 arr = np.asarray(arr).astype(self._stored_dtype)
             arr = arr.reshape(-1, order="A")
-        elif isinstance(self._serializer, VLenSerializer):
-            arr = self._serializer.decode(data, math.prod(self._layout_shape), key)
         elif self._serializer is not None:
-            arr = np.asarray(self._serializer.decode(data)).reshape(-1)
+            if isinstance(self._serializer, VLenSerializer):
+                arr = self._serializer.decode(data, math.prod(self._layout_shape), key)
+            else:
+                arr = np.asarray(self._serializer.decode(data)).reshape(-1)
         else:
             arr = np.frombuffer(data, dtype=self._stored_dtype)
         n = math.prod(self._layout_shape)
