@@ -812,7 +812,8 @@ def _check_levels(
     root: str,
     multiscale: int = 0,
 ) -> None:
-    """Cross-node rules: ndim == axes (A3/M4), 0.5 dimension_names (V4), largest first (M3)."""
+    """Cross-node rules: ndim == axes (A3/M4), 0.5 dimension_names (V4; 0.6 has no such rule:
+    its arrays' dimensions are those of the array coordinate system), largest first (M3)."""
     assert meta.multiscales is not None
     names = tuple(a.name for a in meta.multiscales[multiscale].axes)
     where = _at(store, root)
@@ -830,7 +831,7 @@ def _check_levels(
                 "$.shape",
             )
         dims = arr.dimension_names if isinstance(arr, ArrayV3Meta) else None
-        if dims is not None and tuple(dims) != names:
+        if dims is not None and tuple(dims) != names and meta.version == "0.5":  # 0.6: no rule
             raise MetadataError(
                 f"{at(path)}: level {path!r} has dimension_names {list(dims)}, "
                 f"expected the axis names {list(names)}",
