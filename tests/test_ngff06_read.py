@@ -4,6 +4,7 @@ sequence transformations, labels, tiles, writes into existing arrays, conversion
 
 from __future__ import annotations
 
+import io
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -211,3 +212,37 @@ def test_cli_validate_06_groups(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert code == 1
     assert "zarr.json" in out and "has 3 values, the input 2 axes" in out
     assert "$.attributes.ome.multiscales[0].coordinateTransformations[0].scale" in out
+
+
+def test_metadata_edit_refused(image06: tuple[Path, list[np.ndarray]]) -> None:
+    """A metadata edit of a 0.6 image is refused (it rewrote the group as 0.5); the document
+    stays as stored; writes into the arrays stay allowed."""
+    path, _ = image06
+    before = (path / "zarr.json").read_bytes()
+    with ngio_async.open(str(path), mode="r+") as ds:
+        with pytest.raises(UnsupportedError, match=r"cannot edit the metadata of an NGFF 0\.6rc0"):
+            ds.set_channels(["a", "b"])
+        with pytest.raises(UnsupportedError, match=r"0\.6rc0"):
+            ds.labels.create("cells", dtype="uint16")
+    assert (path / "zarr.json").read_bytes() == before
+    assert sorted(p.name for p in path.iterdir()) == ["s0", "s1", "s2", "zarr.json"]
+
+
+async def test_tile_server(image06: tuple[Path, list[np.ndarray]]) -> None:
+    """ngio-async serve's app summarises and tiles a 0.6 image."""
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from ngio_async.web import create_app
+
+    path, data = image06
+    async with TestClient(TestServer(create_app({"img": str(path)}))) as client:
+        resp = await client.get("/api/datasets/img")
+        assert resp.status == 200
+        doc = await resp.json()
+        assert doc["ngff_version"] == "0.6rc0"
+        assert [a["name"] for a in doc["axes"]] == list("tczyx")
+        assert doc["levels"][2]["translation"] == [0, 0, 0.75, 0.75, 0.75]
+        resp = await client.get("/api/datasets/img/region.npy?level=1&c=1&z=0:1&y=0:8&x=0:8")
+        assert resp.status == 200
+        got = np.load(io.BytesIO(await resp.read()))  # c=1, z=0 of level 1
+        np.testing.assert_array_equal(got.squeeze(), data[1][0, 1, 0])

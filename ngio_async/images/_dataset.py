@@ -1651,6 +1651,12 @@ class Dataset(StoreNode):
         from ..meta import MetadataWarning, read_document, to_attrs, validate, write_document
         from ._create import metadata_lock, update_consolidated
 
+        version = self.metadata.ngff_version
+        if version not in ("0.4", "0.5"):  # 0.6 is read, not written: never rewrite it as 0.5
+            raise UnsupportedError(
+                f"{self.store.url}: cannot edit the metadata of an NGFF {version} image "
+                "(ngio_async writes NGFF 0.4 and 0.5; convert it to 0.5 to edit it)"
+            )
         if self._meta_lock is None:
             self._meta_lock = anyio.Lock()
         v3 = self.metadata.ngff_version != "0.4"

@@ -66,13 +66,23 @@ def dataset_identity(name: str, ds: Dataset) -> str:
     """A stable digest of a dataset's name and metadata (levels, dtype, NGFF attributes)."""
     doc = {
         "name": name,
-        "attrs": to_attrs(ds.metadata.ome, ds.metadata.ngff_version),
+        "attrs": _attrs_of(ds),
         "levels": [
             [lvl.path, list(lvl.shape), str(lvl.dtype), list(lvl.chunks), lvl.shards]
             for lvl in ds.levels
         ],
     }
     return hashlib.sha256(msgspec.json.encode(doc, order="sorted")).hexdigest()[:24]
+
+
+def _attrs_of(ds: Dataset) -> Any:
+    """The NGFF attributes of ``ds`` as JSON values (of a 0.6 image, its 0.6 document: it is
+    read, not written as 0.6)."""
+    from ..meta import ngff06_of
+    from ..meta._base import dump
+
+    ome06 = ngff06_of(ds.metadata.ome)
+    return dump(ome06) if ome06 is not None else to_attrs(ds.metadata.ome, ds.metadata.ngff_version)
 
 
 def axis_roles(ds: Dataset) -> dict[str, int]:
