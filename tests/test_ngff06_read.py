@@ -224,6 +224,8 @@ def test_metadata_edit_refused(image06: tuple[Path, list[np.ndarray]]) -> None:
             ds.set_channels(["a", "b"])
         with pytest.raises(UnsupportedError, match=r"0\.6rc0"):
             ds.labels.create("cells", dtype="uint16")
+        with pytest.raises(UnsupportedError, match=r"cannot build the pyramid of an NGFF 0\.6"):
+            ds.build_pyramid(levels=4)  # it created the new level's array, then failed
     assert (path / "zarr.json").read_bytes() == before
     assert sorted(p.name for p in path.iterdir()) == ["s0", "s1", "s2", "zarr.json"]
 

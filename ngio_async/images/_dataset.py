@@ -913,6 +913,7 @@ class Dataset(StoreNode):
             tiles_per_call=per_call,
             max_bytes=limits.prefetch_bytes,
             reuse=reuse,
+            level_shape=lvl.shape,
         )
 
     def _tile_region(
@@ -1227,6 +1228,12 @@ class Dataset(StoreNode):
 
         self._check_writable()  # before the group document is read again
         self._check_first_multiscale("build_pyramid")
+        if self.metadata.ngff_version not in ("0.4", "0.5"):  # before a level is created
+            raise UnsupportedError(
+                f"{self.store.url}: cannot build the pyramid of an NGFF "
+                f"{self.metadata.ngff_version} image (it writes the group's metadata; "
+                "ngio_async writes NGFF 0.4 and 0.5)"
+            )
         async with self.structure_lock():
             await refresh_image(self)  # levels another dataset or process added since the open
             await build_pyramid(
