@@ -248,3 +248,37 @@ async def test_tile_server(image06: tuple[Path, list[np.ndarray]]) -> None:
         assert resp.status == 200
         got = np.load(io.BytesIO(await resp.read()))  # c=1, z=0 of level 1
         np.testing.assert_array_equal(got.squeeze(), data[1][0, 1, 0])
+
+
+def test_plate(tmp_path: Path) -> None:
+    """A 0.6 plate opens (fields are 0.6 images), converts to a 0.5 plate, and refuses
+    writes (an added field would be a 0.5 image in a 0.6 hierarchy)."""
+    root = tmp_path / "plate.zarr"
+    plate_attrs = _attrs("zarr_json/valid/example-plate-plate_2wells.json")
+    group = zarr.open_group(str(root), mode="w", zarr_format=3)
+    group.attrs.update(plate_attrs)
+    wells = plate_attrs["ome"]["plate"]["wells"]
+    image_attrs = _attrs("zarr_json/valid/example-image-multiscales_example.json")
+    for w in wells:
+        well = zarr.open_group(str(root / w["path"]), mode="w", zarr_format=3)
+        well.attrs.update({"ome": {"version": "0.6rc0", "well": {"images": [{"path": "0"}]}}})
+    fields = [_write(root / w["path"] / "0", image_attrs, SHAPES) for w in wells]
+    before = (root / "zarr.json").read_bytes()
+    with ngio_async.open_plate(str(root), mode="r+") as plate:
+        assert plate.version == "0.6rc0" and plate.wells == [w["path"] for w in wells]
+        row, col = wells[1]["path"].split("/")
+        with plate.image(row, col, field="0") as fov:
+            assert fov.metadata.axis_names == ("t", "c", "z", "y", "x")
+            np.testing.assert_array_equal(fov.read(level=2), fields[1][2])
+        with pytest.raises(UnsupportedError, match=r"cannot write to an NGFF 0\.6rc0 plate"):
+            plate.add_image(row, col, field="1", shape=(2, 8, 8), dtype="uint8", axes="cyx")
+    assert (root / "zarr.json").read_bytes() == before
+    assert not (root / wells[1]["path"] / "1").exists()
+    out = tmp_path / "plate05.zarr"
+    result = ngio_async.convert_sync(str(root), str(out))
+    assert result.ngff_version == "0.5"
+    with ngio_async.open_plate(str(out)) as plate05:
+        assert plate05.version == "0.5"
+        with plate05.image(row, col, field="0") as fov:
+            assert fov.metadata.ngff_version == "0.5"
+            np.testing.assert_array_equal(fov.read(level=0), fields[1][0])

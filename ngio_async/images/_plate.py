@@ -305,6 +305,11 @@ class Plate(StoreNode):
             raise ReadOnlyError(
                 f"{self.url} is open read-only (mode='r'); open it with mode='r+' to write"
             )
+        if self.version not in ("0.4", "0.5"):  # 0.6 is read, not written
+            raise UnsupportedError(
+                f"{self.url}: cannot write to an NGFF {self.version} plate (ngio_async writes "
+                "NGFF 0.4 and 0.5; a field added would be a 0.5 image in a 0.6 hierarchy)"
+            )
 
     # ---------------------------------------------------------------- description
     @property
