@@ -74,6 +74,7 @@ class Stream(Generic[R]):
             _check_roi_out(tiles, out)
         elif out is not None:
             _check_out(out)
+            _check_fits(tiles, out)
         self._tiles = tiles
         self._func = func
         self._out = out
@@ -106,11 +107,8 @@ class Stream(Generic[R]):
                     rois = self._tiles
                     assert isinstance(rois, RoiStream)
                     await to_the_end(_write_roi, out, item, value, rois, what=what)
-                elif isinstance(out, LevelWriter):  # its own writes run to their end
-                    await out.write(_result_tile(item, value))
-                else:  # another writer's write may be the I/O itself: run to its end
-                    what = f"stream(): the write of the tile at {_where(item.core)}"
-                    await to_the_end(out.write, _result_tile(item, value), what=what)
+                else:
+                    await _write_tile(out, item, value)
         return None if self._out is not None else collected
 
     async def __aenter__(self) -> MemoryObjectReceiveStream[tuple[Any, R]]:
@@ -236,6 +234,22 @@ def _check_out(out: object) -> None:
         )
 
 
+def _check_fits(tiles: TileStream, out: object) -> None:
+    """Refuse, at the call, a level writer whose level the tiles' regions do not fit in (the
+    tiles of another level: its first tiles were written, wrongly placed, before one failed)."""
+    have = tiles.level_shape
+    if not isinstance(out, LevelWriter) or have is None:
+        return
+    level = out.level
+    if len(have) != level.ndim or any(t > o for t, o in zip(have, level.shape, strict=True)):
+        raise ValueError(
+            f"stream(tiles, ..., out=...): the tiles are of a level of shape {have} and each "
+            f"is written at its region, but out writes level {level.path!r} of shape "
+            f"{level.shape}: they would land outside it (the tiles of another level? stream "
+            "the tiles of the level written)"
+        )
+
+
 def _check_roi_out(rois: RoiStream, out: object) -> None:
     """Refuse, at the call, an ``out`` a ROI stream cannot write to."""
     if out is None:
@@ -254,7 +268,29 @@ def _check_roi_out(rois: RoiStream, out: object) -> None:
 
 
 def _item_name(item: Item) -> str:
-    return _roi_name(item) if isinstance(item, RoiRead) else f"the tile at {_where(item.region)}"
+    return _roi_name(item) if isinstance(item, RoiRead) else _tile_name(item)
+
+
+def _tile_name(tile: Tile) -> str:
+    core = "" if tile.core == tile.region else f" (core {_where(tile.core)})"
+    return f"the tile at {_where(tile.region)} of shape {tile.shape}{core}"
+
+
+async def _write_tile(out: Any, tile: Tile, value: Any) -> None:
+    """Write ``value``, ``func``'s result for ``tile``, to the tile writer ``out`` (its errors
+    name the tile): a level writer's writes run to their end by themselves, another writer's
+    ``write`` (maybe the I/O itself) is run to its end here."""
+    result = _result_tile(tile, value)
+    try:
+        if isinstance(out, LevelWriter):
+            await out.write(result)
+        else:
+            what = f"stream(): the write of the result of {_tile_name(tile)}"
+            await to_the_end(out.write, result, what=what)
+    except Exception as exc:
+        if not any(exc is f for f in getattr(out, "_failures", ())):  # (not an earlier write's)
+            exc.add_note(f"stream(): writing the result of {_tile_name(tile)}")
+        raise
 
 
 def _roi_name(r: RoiRead) -> str:
@@ -298,6 +334,11 @@ def _result_tile(tile: Tile, value: Any) -> Tile:
     if value is None:
         raise TypeError(_NO_RESULT.format(_where(tile.core)))
     shape = getattr(value, "shape", None)
+    if shape is not None and len(shape) > len(tile.shape):
+        extra = len(shape) - len(tile.shape)
+        if all(n == 1 for n in shape[:extra]):  # dropped, as numpy assignment (and write) does
+            value = np.reshape(value, tuple(shape)[extra:])
+            shape = value.shape
     if shape is not None and tile.core != tile.region and _unsqueezes(tuple(shape), tile.shape):
         # the halo'd tile's result, maybe without its unit axes (``f(a[0])`` on plane tiles)
         value = np.reshape(value, tile.shape)

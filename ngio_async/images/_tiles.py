@@ -95,6 +95,7 @@ class TileStream:
         tiles_per_call: int = 1,
         max_bytes: int | None = None,
         reuse: ChunkReuse | None = None,
+        level_shape: tuple[int, ...] | None = None,
     ) -> None:
         self._make = make
         self._owner = owner
@@ -112,6 +113,8 @@ class TileStream:
         #: the decoded bytes the stream holds ahead of its consumer (``Limits.prefetch_bytes``);
         #: ``stream()`` bounds the tiles it holds by it too
         self.max_bytes = max_bytes
+        #: the shape of the level the tiles are of (their regions are in its pixels)
+        self.level_shape = level_shape
 
     def __len__(self) -> int:
         return self.total
