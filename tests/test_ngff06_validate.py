@@ -238,3 +238,20 @@ def test_scene_and_strict_kinds() -> None:
     with pytest.raises(MetadataError, match="SHOULD field is missing") as info:
         _quiet(label, kind="image", strict=True)
     assert info.value.path == "$.ome.multiscales[0].name"
+
+
+def test_version_detection() -> None:
+    """Any "0.6..." version reads as 0.6 (version="0.6" asks for any of them); an 'ome' of
+    0.6 shape without a version is a 0.6 document missing it, not a 0.5 one."""
+    doc = _doc("image/valid/scale.json")
+    doc["ome"]["version"] = "0.6.dev4"
+    assert validate(doc).version == "0.6.dev4"
+    assert validate(doc, version="0.6").version == "0.6.dev4"
+    with pytest.raises(MetadataError, match=r"version must be '0\.6rc0'"):
+        validate(doc, version="0.6rc0")
+    with pytest.raises(MetadataError, match=r"version must be '0\.6'"):
+        validate(load(ROWS["0.5/image/valid/custom_type_axes.json"]), version="0.6")
+    del doc["ome"]["version"]
+    with pytest.raises(MetadataError, match=r"NGFF 0\.6 requires 'version'") as info:
+        validate(doc)
+    assert info.value.path == "$.ome"

@@ -274,12 +274,15 @@ def _detect_version(doc: Mapping[str, Any], version: str | None, prefix: str = "
     if version is None:
         if isinstance(ome, Mapping):
             found = ome.get("version")
-            version = found if isinstance(found, str) else "0.5"
+            rfc5 = _version_04_keys(ome) or ""  # an 'ome' without version, of 0.6 shape
+            version = found if isinstance(found, str) else rfc5[:3] if rfc5 == "0.6" else "0.5"
         else:
             version = _version_04_keys(doc) or "0.4"
     if version.startswith("0.6"):
         found = ome.get("version") if isinstance(ome, Mapping) else None
-        if given is not None and isinstance(found, str) and found != given:
+        # "0.6" asks for any 0.6 version ("0.6rc0", "0.6.dev4", ...)
+        same = found == given or (given == "0.6" and str(found).startswith("0.6"))
+        if given is not None and isinstance(found, str) and not same:
             raise MetadataError(
                 f"version must be {given!r} (the version asked for), got {found!r}",
                 prefix + ".ome.version",
