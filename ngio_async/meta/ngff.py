@@ -473,12 +473,10 @@ class OmeMetadata(Base):
     @property
     def kinds(self) -> list[str]:
         """The document kinds present: image, label, labels, plate, well, bf2raw, ome (and
-        scene, of the view of a 0.6 document: those of the 0.6 document it holds)."""
+        scene, of the view of a 0.6 document; image too for a 0.6 image it has no view of)."""
         ngff06 = self.__dict__.get("_extra", {}).get(("ngff06",))  # _ngff06.NGFF06_KEY
-        if ngff06 is not None:
-            return list(ngff06.kinds)
         out = []
-        if self.multiscales is not None:
+        if self.multiscales is not None or getattr(ngff06, "multiscales", None) is not None:
             out.append("image")
         if self.image_label is not None:
             out.append("label")
@@ -489,6 +487,8 @@ class OmeMetadata(Base):
             out.append("bf2raw")
         if self.series is not None:
             out.append("ome")
+        if getattr(ngff06, "scene", None) is not None:
+            out.append("scene")
         return out
 
 
