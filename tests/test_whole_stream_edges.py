@@ -177,3 +177,40 @@ async def test_window_and_pending_bounds_hold_while_writing(tmp_path: Path) -> N
     assert store.peak_puts <= pending
     assert store.peak_tiles <= window + 1 + pending
     assert store.peak_puts == pending  # it did keep the writer busy
+
+
+async def test_no_func_starts_once_one_has_failed(tmp_path: Path) -> None:
+    """func fails on tile 0 while the event loop is busy (blocked here on purpose): a worker
+    thread takes the queued calls by itself then, and ran func on them (4 after the failure,
+    before the loop had seen it); now none starts."""
+    await _pair(tmp_path, "uint16")
+    go, failed = threading.Event(), threading.Event()
+    late: list[int] = []
+
+    def func(a: Any) -> Any:
+        index = int(a[0, 0, 0]) // 16  # the first row of tiles: DATA[0, 0, x] is x
+        if failed.is_set():
+            late.append(index)
+        if index == 0:
+            assert go.wait(10)
+            failed.set()
+            raise ZeroDivisionError("tile 0")
+        if index == 1:  # runs beside tile 0: ends once tile 0 has failed, then takes tile 2
+            assert go.wait(10) and failed.wait(10)
+            threading.Event().wait(0.02)  # (tile 0's worker thread is done raising)
+        return a
+
+    async with ngio_async.open_async(tmp_path / "a.zarr") as src:
+        tiles = src.tiles(shape=(1, 16, 16), region=(slice(0, 1), slice(0, 16), slice(0, 96)))
+
+        async def consume() -> None:
+            async with ngio_async.stream(tiles, func, threads=2, window=6) as results:
+                await anyio.sleep(0.1)  # the window fills: tiles 0 and 1 run, 2-5 queued
+                go.set()
+                threading.Event().wait(0.3)  # the loop blocked: it cannot drop the queue
+                async for _ in results:
+                    pass
+
+        with pytest.raises(ZeroDivisionError, match="tile 0"):
+            await consume()
+    assert late == []

@@ -81,13 +81,23 @@ class Stream(Generic[R]):
         self._threads = threads
         self._window = window
         self._cm: Any = None
+        # set by a failing func (in its thread) and when the pipeline stops: a worker thread
+        # taking a queued call itself, before the event loop has seen the failure and dropped
+        # the queue, starts no func then
+        self._stopped = threading.Event()
 
     def _call(self, data: NDArray[Any]) -> R:
         """``func(data)``, in a worker thread."""
-        value = self._func(data)
-        if inspect.iscoroutine(value):  # e.g. a lambda calling an async function
-            value.close()
-            raise TypeError(_ASYNC_FUNC.format(self._func))
+        if self._stopped.is_set():
+            raise _Stopped
+        try:
+            value = self._func(data)
+            if inspect.iscoroutine(value):  # e.g. a lambda calling an async function
+                value.close()
+                raise TypeError(_ASYNC_FUNC.format(self._func))
+        except BaseException:
+            self._stopped.set()
+            raise
         return value
 
     def __await__(self) -> Generator[Any, None, list[tuple[Any, R]] | None]:
@@ -141,6 +151,8 @@ class Stream(Generic[R]):
                     # a consumer gone (its error, a break) takes no more: not this tile's error
                     with contextlib.suppress(anyio.BrokenResourceError):
                         await out.send((tile, value))
+            except _Stopped:
+                pass  # not run: another func failed (its error is on its way) or the end came
             except Exception as exc:  # noqa: BLE001 - re-raised plainly at the boundary
                 if not failures:
                     exc.add_note(f"stream(): func failed on {_item_name(tile)}")
@@ -168,6 +180,7 @@ class Stream(Generic[R]):
                     async with recv:
                         yield recv
                 finally:
+                    self._stopped.set()
                     tg.cancel_scope.cancel()
         except BaseExceptionGroup as group:
             leaf = single_leaf(group)
@@ -181,6 +194,10 @@ class Stream(Generic[R]):
             raise failures[0]
         if leaf is not None:
             raise leaf
+
+
+class _Stopped(Exception):
+    """A queued ``func`` call not started: the stream is stopping."""
 
 
 class _Held:
