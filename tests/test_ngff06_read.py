@@ -22,6 +22,8 @@ from ngio_async.meta._transforms06 import Identity, Scale06, Sequence
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from servers import StaticServer
+
 SHAPES = ((1, 2, 4, 16, 16), (1, 2, 2, 8, 8), (1, 2, 1, 4, 4))
 
 
@@ -282,3 +284,16 @@ def test_plate(tmp_path: Path) -> None:
         with plate05.image(row, col, field="0") as fov:
             assert fov.metadata.ngff_version == "0.5"
             np.testing.assert_array_equal(fov.read(level=0), fields[1][0])
+
+
+async def test_over_http(http_root: Path, http_server: StaticServer) -> None:
+    """A 0.6 image on a plain HTTP server (no listing) reads as on disk."""
+    data = _write(
+        http_root / "img06.zarr",
+        _attrs("zarr_json/valid/example-image-multiscales_example.json"),
+        SHAPES,
+    )
+    async with await ngio_async.open_async(f"{http_server.url}img06.zarr") as ds:
+        assert ds.metadata.ngff_version == "0.6rc0"
+        assert ds.metadata.axis_names == ("t", "c", "z", "y", "x")
+        np.testing.assert_array_equal(await ds.read(level=1), data[1])
