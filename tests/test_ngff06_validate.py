@@ -255,3 +255,26 @@ def test_version_detection() -> None:
     with pytest.raises(MetadataError, match=r"NGFF 0\.6 requires 'version'") as info:
         validate(doc)
     assert info.value.path == "$.ome"
+
+
+def test_scene_refs_and_label_links() -> None:
+    """A scene reference without a path names one of the scene's own coordinate systems; a
+    link to a label image may also be a sequence of a scale and a translation."""
+    doc = _doc("scene/valid/tile_stitching.json")
+    doc["ome"]["scene"]["coordinateTransformations"][2]["output"] = {"name": "elsewhere"}
+    with pytest.raises(MetadataError, match="'elsewhere' is no coordinate system of the scene"):
+        validate(doc)
+    doc = _doc("image/valid/example-multiscales_reference_to_label.json")
+    t = doc["ome"]["multiscales"][0]["coordinateTransformations"][0]
+    t.update(
+        type="sequence",
+        transformations=[
+            {"type": "scale", "scale": [1, 2, 2]},
+            {"type": "translation", "translation": [0, 0.5, 0.5]},
+        ],
+    )
+    ome06 = ngff06_of(_quiet(doc))
+    assert ome06 is not None and ome06.multiscales is not None
+    t["transformations"].reverse()
+    with pytest.raises(MetadataError, match="labels group's coordinate system"):
+        _quiet(doc)

@@ -207,12 +207,13 @@ class Multiscale06(Base):
                 )
             if ref.path is not None:
                 _check_relative(ref.path, f"{sub}.{key}.path")
-                if not isinstance(t, Identity | Scale06 | Translation06):
+                if not _simple(t):
                     raise ValueError(
                         fail(
                             sub,
                             "a transformation to a labels group's coordinate system must be "
-                            "an 'identity', a 'scale' or a 'translation'",
+                            "an 'identity', a 'scale', a 'translation' or a 'sequence' of a "
+                            "scale and a translation",
                         )
                     )
         names = (ref_name(t.input), ref_name(t.output))
@@ -278,6 +279,14 @@ class Multiscale06(Base):
         return out
 
 
+def _simple(t: Transform06) -> bool:
+    """identity, scale, translation or sequence[scale, translation] (a link to a label image)."""
+    if isinstance(t, Sequence):
+        ts = t.transformations
+        return len(ts) == 2 and isinstance(ts[0], Scale06) and isinstance(ts[1], Translation06)
+    return isinstance(t, Identity | Scale06 | Translation06)
+
+
 def _unconnected(
     start: str, names: list[str], links: list[tuple[str | None, str | None]]
 ) -> list[str]:
@@ -330,6 +339,14 @@ class Scene(Base):
                     )
                 if ref.path is not None:
                     _check_relative(ref.path, f"{sub}.{key}.path")
+                elif ref.name not in dims:
+                    raise ValueError(
+                        fail(
+                            f"{sub}.{key}.name",
+                            f"{ref.name!r} is no coordinate system of the scene (one of an "
+                            "image needs the image's 'path')",
+                        )
+                    )
             n_in, n_out = (dims.get(ref_name(r) or "") for r in (t.input, t.output))
             check_transform(t, n_in, n_out, sub)
 
