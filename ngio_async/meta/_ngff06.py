@@ -9,8 +9,10 @@ the *intrinsic* coordinate system (the same ``output`` for every level); multisc
 Where the 0.6rc0 conformance suite holds valid cases that break a spec MUST, the rule warns
 (:class:`~ngio_async.meta.MetadataWarning`) instead: scale / translation lengths of dataset
 transformations, a dataset's ``input.path`` other than its ``path``, multiscale-level
-transformations not linking the intrinsic system, a disconnected transformation graph, and
-(as in 0.4) a plate's well path other than its row and column names.
+transformations not linking the intrinsic system or naming systems the multiscale does not
+define, a disconnected transformation graph, and (as in 0.4) a plate's well path other than
+its row and column names. Of the strict profile, a multiscale's ``type`` and ``metadata`` warn
+(the spec's own examples leave them out).
 """
 
 from __future__ import annotations
