@@ -175,6 +175,8 @@ async def test_a_writer_block_that_raises_finishes_the_writes_it_started(tmp_pat
         async def body() -> None:
             async with ds.writer(max_pending=4) as w:
                 await w.write(((slice(0, 1), slice(0, 32), slice(0, 64)), 101))
+                # overlapping the first, it waits for it: queued, not started, so dropped
+                await w.write(((slice(0, 1), slice(0, 16), slice(0, 64)), 7))
                 await anyio.to_thread.run_sync(store.landed.wait, 10)
                 raise KeyError("the body's own")
 
