@@ -38,6 +38,7 @@ if TYPE_CHECKING:
         create,
         create_like,
         create_plate,
+        create_plate_like,
         open_plate,
     )
     from .convert import ConvertResult, convert, convert_many, convert_many_sync, convert_sync
@@ -58,6 +59,7 @@ if TYPE_CHECKING:
         stream,
         stream_sync,
     )
+    from .images._plate_ops import create_plate_like_async
 
 __version__ = "0.1.0"
 
@@ -101,6 +103,8 @@ __all__ = [
     "create_like_async",
     "create_plate",
     "create_plate_async",
+    "create_plate_like",
+    "create_plate_like_async",
     "open",
     "open_async",
     "open_plate",
@@ -122,6 +126,7 @@ _LAZY: dict[str, tuple[str, ...]] = {
         "create",
         "create_like",
         "create_plate",
+        "create_plate_like",
         "open_plate",
     ),
     ".convert": ("ConvertResult", "convert", "convert_many", "convert_many_sync", "convert_sync"),
@@ -142,6 +147,7 @@ _LAZY: dict[str, tuple[str, ...]] = {
         "stream",
         "stream_sync",
     ),
+    ".images._plate_ops": ("create_plate_like_async",),
 }
 _HOME = {name: module for module, names in _LAZY.items() for name in names}
 _SUBPACKAGES = frozenset(

@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
     from contextlib import AbstractAsyncContextManager, AbstractContextManager
     from types import TracebackType
+    from typing import Literal
 
     import numpy as np
     from numpy.typing import ArrayLike, DTypeLike, NDArray
@@ -76,6 +77,7 @@ __all__ = [
     "create",
     "create_like",
     "create_plate",
+    "create_plate_like",
     "open",
     "open_plate",
 ]
@@ -389,6 +391,12 @@ class SyncLabels:
         return self._runner.call(
             lambda: self._dataset.labels.set_colors(name, colors, max_values=max_values)
         )
+
+    def delete(self, name: str, *, missing_ok: bool = False) -> None:
+        self._runner.call(lambda: self._dataset.labels.delete(name, missing_ok=missing_ok))
+
+    def relabel_sequential(self, name: str, *, order: Any = "encounter") -> int:
+        return self._runner.call(lambda: self._dataset.labels.relabel_sequential(name, order=order))
 
     def _leased(self, make: Callable[[], Awaitable[Dataset]]) -> SyncDataset:
         # the image's own lease first: ClosedError once it is closed (a handle on a shared
@@ -827,10 +835,33 @@ class SyncDataset(_Reopenable):
         self,
         labels: Sequence[str | None] | None = None,
         colors: Sequence[str] | None = None,
-        windows: Sequence[tuple[float, float] | Mapping[str, float] | None] | None = None,
+        windows: Sequence[tuple[float, float] | Mapping[str, float] | Literal["auto"] | None]
+        | Literal["auto", "percentiles"]
+        | None = None,
         active: Sequence[bool] | None = None,
+        *,
+        percentiles: tuple[float, float] | Sequence[tuple[float, float]] = (0.1, 99.9),
     ) -> None:
-        self._runner.call(self._dataset.set_channels, labels, colors, windows, active)
+        self._runner.call(
+            lambda: self._dataset.set_channels(
+                labels,
+                colors,
+                windows,
+                active,
+                percentiles=percentiles,
+            )
+        )
+
+    def set_name(self, name: str) -> None:
+        self._runner.call(self._dataset.set_name, name)
+
+    def set_axes_names(
+        self, names: Sequence[str] | Mapping[str, str], *, labels: bool = True
+    ) -> None:
+        self._runner.call(lambda: self._dataset.set_axes_names(names, labels=labels))
+
+    def image_roi(self, name: str = "image") -> Roi:
+        return self._dataset.image_roi(name)
 
     def set_scale(
         self,
@@ -1498,6 +1529,16 @@ class SyncPlate(_Reopenable):
             )
         )
 
+    def remove_image(
+        self,
+        row: str | int,
+        column: str | int | None = None,
+        field: str | int = "0",
+        *,
+        delete: bool = False,
+    ) -> None:
+        self._runner.call(lambda: self._plate.remove_image(row, column, field, delete=delete))
+
     def _leased(self, make: Callable[[], Awaitable[Dataset]]) -> SyncDataset:
         _ = self._runner.portal  # ClosedError when inherited through fork, as SyncLabels
         runner, dataset = _leased(make)  # the field's dataset holds its own lease
@@ -1557,6 +1598,28 @@ def create_plate(url: str | os.PathLike[str] | Any, **options: Any) -> SyncPlate
         result._reopen = (_absolute(url), _store_options(store_options))
         result._place = {"path": options.get("path", ""), "mode": "r+"}
     return result
+
+
+def create_plate_like(
+    src: SyncPlate | Plate, url: str | os.PathLike[str] | Any, **options: Any
+) -> SyncPlate:
+    """Create an empty plate shaped like ``src`` for blocking code (see
+    :func:`ngio_async.images._plate_ops.create_plate_like_async`); returns it writable."""
+    from .images._plate_ops import create_plate_like_async
+
+    source = src.async_plate if isinstance(src, SyncPlate) else src
+    runner, plate = _leased(lambda: create_plate_like_async(source, url, **options))
+    result = SyncPlate(runner, plate)
+    if isinstance(url, str | os.PathLike):
+        store_options = {k: v for k, v in options.items() if k not in _CREATE_PLATE_LIKE_ONLY}
+        result._reopen = (_absolute(url), _store_options(store_options))
+        result._place = {"path": options.get("path", ""), "mode": "r+"}
+    return result
+
+
+_CREATE_PLATE_LIKE_ONLY = frozenset(
+    {"name", "ngff_version", "keep_acquisitions", "wells", "overwrite", "limits"}
+)
 
 
 def _reopen_plate(

@@ -1338,9 +1338,11 @@ class Dataset(StoreNode):
         windows: Sequence[
             tuple[float, float] | Mapping[str, float] | Window | Literal["auto"] | None
         ]
-        | Literal["auto"]
+        | Literal["auto", "percentiles"]
         | None = None,
         active: Sequence[bool] | None = None,
+        *,
+        percentiles: tuple[float, float] | Sequence[tuple[float, float]] = (0.1, 99.9),
     ) -> None:
         """Set channel labels, colors (``RRGGBB``), display windows (``(start, end)`` or
         ``{min, max, start, end}``) and/or ``active`` flags: one value per channel, ``None``
@@ -1351,6 +1353,11 @@ class Dataset(StoreNode):
         of one value keeps its window) and ``min``/``max`` from the data type's range; the
         channel's window then follows the data whenever the pyramid is built through this
         dataset object (as for channels created without a window), until a window is set.
+
+        ``windows="percentiles"`` takes every channel's ``start``/``end`` from the
+        ``percentiles`` (one ``(start, end)`` pair, or one per channel) of its values above
+        zero in the lowest level, read tile by tile: ngio's
+        ``set_channel_windows_with_percentiles``, the same numbers.
 
         One metadata document is rewritten; keys this library does not model are kept (the
         document is read again right before it is written).
@@ -1365,10 +1372,15 @@ class Dataset(StoreNode):
         self._check_writable()
         c_axis = self.metadata.channel_axis
         size = self.shape[c_axis] if c_axis is not None else None
+        if isinstance(windows, str) and windows == "percentiles":
+            from ._image_ops import percentile_windows
+
+            windows = list(await percentile_windows(self, percentiles))
         if isinstance(windows, str):
             if windows != "auto":
                 raise ValueError(
-                    f"windows must be 'auto' or one value per channel, got {windows!r}"
+                    "windows must be 'auto', 'percentiles' or one value per channel, "
+                    f"got {windows!r}"
                 )
             omero = self.metadata.ome.omero
             count = size if size is not None else (len(omero.channels) if omero else 0)
@@ -1440,6 +1452,38 @@ class Dataset(StoreNode):
                 self._auto_windows.add(i)
             elif w is not None:
                 self._auto_windows.discard(i)  # a window set: never overridden
+
+    async def set_name(self, name: str) -> None:
+        """Set the image's ``name`` in its multiscale metadata (ngio's ``set_name``; no path
+        changes). One metadata edit.
+
+        :raises ReadOnlyError: the dataset is read-only (raised before any I/O).
+        """
+        from ._meta_edits import set_name
+
+        await set_name(self, name)
+
+    async def set_axes_names(
+        self, names: Sequence[str] | Mapping[str, str], *, labels: bool = True
+    ) -> None:
+        """Rename the axes (ngio's ``set_axes_names``): one name per axis, or a mapping old ->
+        new; types and units stay. NGFF 0.5 levels get the new ``dimension_names`` first.
+        ``labels``: label images rename the axes they share with the image.
+
+        :raises ValueError: names not unique, or breaking an NGFF axis rule (before any write).
+        :raises ReadOnlyError: the dataset is read-only (raised before any I/O).
+        """
+        from ._meta_edits import set_axes_names
+
+        await set_axes_names(self, names, labels=labels)
+
+    def image_roi(self, name: str = "image") -> Roi:
+        """The ROI covering the whole image (ngio's ``build_image_roi_table``: x, y, z in
+        micrometres from the image's origin, and the time when it has a ``t`` axis), for
+        ``await ds.tables.write_rois("image_ROI_table", [ds.image_roi()])``."""
+        from ._image_ops import image_roi
+
+        return image_roi(self, name)
 
     async def set_scale(
         self,

@@ -32,7 +32,7 @@ import os
 import posixpath
 import re
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 import msgspec
@@ -578,6 +578,34 @@ class Labels:
                 f"no label {name!r} in {ds.url} (labels: {names})", url=ds.store.url, key=name
             ) from None
         return label
+
+    async def delete(self, name: str, *, missing_ok: bool = False) -> None:
+        """Delete label image ``name`` (ngio's ``delete_label``): unlisted from the ``labels``
+        group first (a compare-and-swap: labels listed meanwhile stay), then its objects; a
+        failure between the two leaves no listing naming missing data.
+
+        :raises NotFoundError: no label ``name`` is listed (unless ``missing_ok``).
+        :raises ReadOnlyError: the image is read-only (before any I/O; the label named).
+        """
+        from ._label_ops import delete_label
+
+        await delete_label(self, name, missing_ok=missing_ok)
+
+    async def relabel_sequential(
+        self, name: str, *, order: Literal["encounter", "sorted"] = "encounter"
+    ) -> int:
+        """Renumber label image ``name``'s objects ``1..N`` in place (ngio's
+        ``Label.relabel_sequential``); return ``N``. Two streamed passes over level 0 in its
+        shards (else chunks): the values, then the remap; the lower levels are rebuilt and the
+        ``image-label`` colors and properties follow their values.
+
+        :param order: ``"encounter"`` (ngio's: numbered as first met over the shard grid,
+            ascending within one) or ``"sorted"`` (by old value).
+        :raises ReadOnlyError: the image is read-only (before any I/O; the label named).
+        """
+        from ._label_ops import relabel_sequential
+
+        return await relabel_sequential(self, name, order=order)
 
     async def set_colors(
         self,

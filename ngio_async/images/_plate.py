@@ -613,6 +613,26 @@ class Plate(StoreNode):
             auto_windows=plan.auto_windows,
         )
 
+    async def remove_image(
+        self,
+        row: str | int,
+        column: str | int | None = None,
+        field: str | int = "0",
+        *,
+        delete: bool = False,
+    ) -> None:
+        """Unlist field ``field`` (its path) of well ``(row, column)`` (ngio's
+        ``remove_image``): from the well, and when it was the well's last field the well
+        from the plate first. Its data stays, as ngio leaves it, unless ``delete=True``
+        (deleted once unlisted).
+
+        :raises NotFoundError: no such well or field.
+        :raises ReadOnlyError: the plate is read-only (before any I/O).
+        """
+        from ._plate_ops import remove_image
+
+        await remove_image(self, row, column, field, delete=delete)
+
     async def _discard_unlisted(
         self, well_path: str, name: str, root: str, plan: ImagePlan, exc: BaseException
     ) -> None:

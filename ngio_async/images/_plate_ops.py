@@ -1,0 +1,143 @@
+"""ngio's plate operations beyond adding fields: remove a field (``remove_image``) and create
+an empty plate shaped like another (``derive_ome_zarr_plate``).
+
+:func:`remove_image` unlists first, in the order that never lists what is missing: when the
+field is its well's last, the well from the plate's ``wells`` (the plate lists exactly the
+wells that have a field), then the field from the well's ``images`` (compare-and-swaps, as
+``add_image`` lists them); a well another process gave a field meanwhile is listed again.
+The field's data stays, as ngio leaves it, unless ``delete=True``: then, once unlisted, it is
+dropped from the consolidated metadata above and its objects are deleted (its group document
+first: interrupted, what is left is an unlisted node that no longer opens).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .._errors import NotFoundError, UnsupportedError
+from ._open import join
+
+if TYPE_CHECKING:
+    import os
+    from collections.abc import Sequence
+
+    from .._limits import Limits
+    from ._dataset import _Opening
+    from ._plate import Plate, WellSpec
+
+__all__ = ["create_plate_like_async", "remove_image"]
+
+
+async def remove_image(
+    plate: Plate,
+    row: str | int,
+    column: str | int | None = None,
+    field: str | int = "0",
+    *,
+    delete: bool = False,
+) -> None:
+    """See :meth:`~ngio_async.images.Plate.remove_image`."""
+    from ._plate import _name, _split_well, _with_well
+
+    plate._check_writable()
+    r, c = _split_well(row, column)
+    well_path = plate._listed(r, plate._numbered(column, c))
+    name = _name(field, "field")
+    if delete and not plate.store.supports_writes:
+        raise UnsupportedError(f"{plate.url} is on a read-only store: nothing was changed")
+    root = join(plate.root, well_path, name)
+    ref = next(
+        {"path": w.path, "rowIndex": w.row_index, "columnIndex": w.column_index}
+        for w in plate.metadata.wells
+        if w.path == well_path
+    )
+    async with plate._well_lock(well_path):
+        images = await plate._well_images(well_path)
+        paths = [im.get("path") for im in images]
+        if name not in paths:
+            raise NotFoundError(
+                f"well {well_path!r} of plate {plate.url} has no field {name!r} "
+                f"(fields: {', '.join(str(p) for p in paths) or 'none'})",
+                url=plate.store.url,
+                key=root,
+            )
+        plate._wells.pop(well_path, None)
+        last = len(images) == 1
+        if last:  # the plate stops listing the well before the well has no field
+            await plate._edit_plate(lambda wells: [w for w in wells if w.get("path") != well_path])
+        well = await plate._edit_well(
+            well_path, lambda ims: [im for im in ims if im.get("path") != name]
+        )
+        if last and well is not None:  # another process added a field meanwhile
+            await plate._edit_plate(lambda wells: _with_well(wells, ref))
+        if plate._first_field == f"{well_path}/{name}":
+            plate._first_paths, plate._first_field = None, ""
+        if delete:
+            await _delete_node(plate, root)
+
+
+async def _delete_node(plate: Plate, root: str) -> None:
+    """Delete the (unlisted) node at ``root``: out of the consolidated copies, then its group
+    document, its chunks, the documents below."""
+    from ._create import _NODE_KEYS, _is_node_key, update_consolidated
+
+    store = plate.store
+    await update_consolidated(store, [], removed=root)
+    if not store.supports_listing:
+        await store.delete_many([join(root, k) for k in _NODE_KEYS])
+        return
+    keys = await store.list_prefix(root)
+    top = {join(root, k) for k in _NODE_KEYS}
+    for stage in (
+        [k for k in keys if k in top],
+        [k for k in keys if not _is_node_key(k)],
+        [k for k in keys if _is_node_key(k) and k not in top],
+    ):
+        if stage:
+            await store.delete_many(stage)
+
+
+def create_plate_like_async(
+    src: Plate,
+    url: str | os.PathLike[str] | Any,
+    *,
+    name: str | None = None,
+    ngff_version: str | None = None,
+    keep_acquisitions: bool = False,
+    wells: Sequence[WellSpec] | None = None,
+    overwrite: bool = False,
+    limits: Limits | None = None,
+    path: str | os.PathLike[str] | None = "",
+    **store_options: Any,
+) -> _Opening[Plate]:
+    """Create an empty plate shaped like ``src`` (ngio's ``derive_ome_zarr_plate``):
+    ``plate = await create_plate_like_async(src, url)`` or ``async with``.
+
+    Same rows, columns and ``field_count`` as ``src``; the groups of ``src``'s wells (or
+    ``wells``); its name (or ``name``) and NGFF version (or ``ngff_version``; a 0.6 plate's is
+    0.5); its acquisitions only with ``keep_acquisitions=True`` (as ngio: by default none).
+    No field is copied: add them with :meth:`~ngio_async.images.Plate.add_image`. Other
+    arguments as :func:`~ngio_async.create_plate_async`.
+    """
+    from ._plate import Plate, create_plate_async
+
+    if not isinstance(src, Plate):
+        raise TypeError(f"src must be an open plate, got {type(src).__name__}")
+    src._check_open()
+    version = ngff_version or (src.version if src.version in ("0.4", "0.5") else "0.5")
+    if version not in ("0.4", "0.5"):
+        raise ValueError(f"ngff_version must be '0.4' or '0.5', got {version!r}")
+    return create_plate_async(
+        url,
+        rows=src.rows,
+        columns=src.columns,
+        wells=list(src.wells) if wells is None else wells,
+        acquisitions=list(src.acquisitions) if keep_acquisitions else None,
+        name=src.name if name is None else name,
+        ngff_version="0.4" if version == "0.4" else "0.5",
+        field_count=src.field_count,
+        overwrite=overwrite,
+        limits=limits,
+        path=path,
+        **store_options,
+    )
