@@ -253,3 +253,41 @@ async def test_metadata_edits_and_windows_on_s3(s3_server: S3Server) -> None:
             assert lab.axes == ("depth", "y", "x")
         [roi] = await ds.tables.rois("image_ROI_table")
         assert roi.ranges == {"x": (0.0, 20.0), "y": (0.0, 16.0), "z": (0.0, 1.5)}
+
+
+async def test_a_failed_axis_rename_puts_the_levels_back(tmp_path: Path) -> None:
+    """Fault injection: the group document's write fails after the 0.5 levels' were renamed;
+    they are put back, and the image opens as before."""
+    _ngio_image(tmp_path / "a.zarr", "0.5")
+    async with ngio_async.open_async(tmp_path / "a.zarr", mode="r+") as ds:
+        real = ds._edit_metadata
+
+        async def failing(edit: Any) -> None:
+            raise OSError("injected: the group write fails")
+
+        ds._edit_metadata = failing  # type: ignore[method-assign]
+        try:
+            with pytest.raises(OSError, match="injected"):
+                await ds.set_axes_names({"z": "depth"})
+        finally:
+            ds._edit_metadata = real  # type: ignore[method-assign]
+    for level in ("0", "1"):
+        doc = _zarr_json(tmp_path / "a.zarr" / level / "zarr.json")
+        assert doc["dimension_names"] == ["c", "z", "y", "x"]
+    async with ngio_async.open_async(tmp_path / "a.zarr") as ds:
+        assert ds.axes == ("c", "z", "y", "x")
+
+
+def test_blocking_twins(tmp_path: Path) -> None:
+    _ngio_image(tmp_path / "a.zarr", "0.5")
+    with ngio_async.open(tmp_path / "a.zarr", mode="r+") as ds:
+        ds.set_channels(windows="percentiles", percentiles=(1.0, 99.0))
+        ds.set_name("blocking")
+        assert ds.image_roi().ranges["x"] == (0.0, 20.0)
+        ds.set_axes_names(["c", "z", "y", "x"])  # nothing renamed: nothing written
+    with ngio_async.open(tmp_path / "a.zarr") as ds:
+        assert ds.metadata.multiscale.name == "blocking"
+        assert _windows(ds) == [
+            tuple(float(x) for x in np.percentile(ch[ch > 0], [1.0, 99.0], method="nearest"))
+            for ch in ds.read(level=1)  # the lowest level
+        ]

@@ -175,3 +175,33 @@ async def test_delete_and_relabel_on_s3(s3_server: S3Server) -> None:
         assert await ds.store.list_prefix("labels/cells") == []
         async with ds.labels.open("nuclei") as lab:
             assert np.unique(await lab.read()).tolist() == [0, 1, 2, 3, 4]
+
+
+async def test_delete_drops_the_label_from_consolidated_metadata(tmp_path: Path) -> None:
+    """zarr-python trusts consolidated metadata: after the delete it no longer finds the
+    label's arrays there."""
+    import zarr
+
+    _image(tmp_path / "a.zarr", "0.5")
+    zarr.consolidate_metadata(str(tmp_path / "a.zarr"))
+    async with ngio_async.open_async(tmp_path / "a.zarr", mode="r+") as ds:
+        await ds.labels.delete("cells")
+    group = zarr.open_group(str(tmp_path / "a.zarr"), mode="r")
+    assert group.metadata.consolidated_metadata is not None
+    kept = set(group.metadata.consolidated_metadata.flattened_metadata)
+    assert "labels/nuclei/0" in kept
+    assert not any(k.startswith("labels/cells") for k in kept)
+    ome: Any = group["labels"].attrs["ome"]
+    assert ome["labels"] == ["nuclei", "spare"]
+
+
+def test_blocking_delete_and_relabel(tmp_path: Path) -> None:
+    _image(tmp_path / "a.zarr", "0.4")
+    with ngio_async.open(tmp_path / "a.zarr") as ds, pytest.raises(ReadOnlyError, match="'n"):
+        ds.labels.relabel_sequential("nuclei")
+    with ngio_async.open(tmp_path / "a.zarr", mode="r+") as ds:
+        assert ds.labels.relabel_sequential("nuclei", order="sorted") == 4
+        ds.labels.delete("spare")
+        assert ds.labels.names() == ["nuclei", "cells"]
+        with ds.labels.open("nuclei") as lab:
+            assert np.unique(lab.read()).tolist() == [0, 1, 2, 3, 4]
