@@ -30,16 +30,32 @@ shared by every open of the image in the process (per event loop: the sync API's
 share one): of two rebuilds of one tile, the later reads level 0 after the earlier wrote,
 so it sees both writes. Cascades of *other* opens of the image count as alive too.
 
-Writers in *other processes* (or other event loops) are not coordinated: a rebuild that read
-level 0 before another process's pixels landed can be written after that process's own
-rebuild (the tile then misses its pixels). Level 0 is always right; when several processes
-write with ``pyramid=True`` at once, run ``build_pyramid(regions=...)`` over the changed
-regions once they all finished. (Stores with conditional writes could detect the stale case
-cheaply, without locks: read the tile's version before reading level 0 and put the tile
-conditional on it (``store.update``), rebuilding it again on a conflict; of two rebuilds that
-read the same version only the first put lands, so the tile's last write read level 0 after
-every earlier one. It costs one version request per tile rebuilt, and a tile left all fill
-value must be stored, not deleted. Not done here.)
+Writers in *other processes* (dask workers; or other event loops) are coordinated through the
+store, per tile of a lower level, by who may write the pixels it depends on:
+
+- a tile whose every level-0 pixel this cascade wrote (its level-0 chunks, written whole) is
+  written as above, from memory or rebuilt plainly, after those pixels landed: no writer of a
+  region disjoint from this one's writes a pixel of it; one rebuilding it too (its rebuild
+  regions reach past its own pixels) does so as below, and this write changes the tile's
+  version (or waits for its ``flock``): a rebuild that read level 0 before is refused;
+- a tile depending on level-0 pixels this cascade did not write (it reaches past the regions
+  written: another process may write there now) is rebuilt at the end so that of the
+  rebuilds of it by several processes, the one stored last read its source after every other's
+  writes of that source landed (each writer rebuilds the tiles over its pixels after writing
+  them): on local disk under the tile's ``flock`` from the read of its source to its write;
+  elsewhere put conditional on the tile's version read before the source (S3, GCS, Azure,
+  memory), read and rebuilt again when another was stored meanwhile (and stored even when all
+  fill value: a delete cannot be conditional). This costs one GET of the tile per such rebuild
+  on those stores (nothing on local disk); cascades of one process writing the whole image,
+  or whole tiles, pay nothing.
+
+So when processes write disjoint regions with ``pyramid=True`` at once, every level ends equal
+to the pyramid rebuilt from level 0 once they all finished. Not covered: processes writing the
+same pixels at once (level 0 then holds one of them per stored object, a lower tile may be
+the other's), and a coincidence on the stores with conditional writes: a write giving the very
+bytes the tile holds leaves its version (nothing is written; on S3 the ETag is the bytes'
+hash anyway), so a rebuild that read level 0 before that writer's pixels landed and got other
+bytes is not refused.
 """
 
 from __future__ import annotations
@@ -47,6 +63,7 @@ from __future__ import annotations
 import math
 import weakref
 from dataclasses import dataclass, field
+from functools import partial
 from itertools import product
 from typing import TYPE_CHECKING, Any
 
@@ -284,16 +301,30 @@ class Cascade:
             and len(self._levels) > 1
             and len(self._whole0) == _chunks(self._levels[0])
         )
-        self._whole0 = set()
+        mine, self._whole0 = self._whole0, set()
         try:
             # not under the dataset's structure lock: rebuilds of other writes run meanwhile
             async with rebuilding(self._ds):
                 if redo:
-                    await build_pyramid(self._ds, method=self._method, regions=redo)
+                    await build_pyramid(
+                        self._ds,
+                        method=self._method,
+                        regions=redo,
+                        shared=partial(self._shared_tile, mine),
+                    )
                 if whole:
                     await _record_method(self._ds, self._method)
         finally:
             self.discard()
+
+    def _shared_tile(self, mine: set[tuple[int, ...]], level: int, region: Region) -> bool:
+        """Whether the tile of ``level`` at ``region`` depends on level-0 pixels that this
+        cascade did not write (``mine``: the level-0 chunks it wrote whole): another process
+        may write those at the same time, and rebuild the tile too."""
+        extent = self._level0_extent(level, region)
+        chunks = self._levels[0].meta.chunks
+        ranges = [range(s.start // c, -(-s.stop // c)) for s, c in zip(extent, chunks, strict=True)]
+        return any(coords not in mine for coords in product(*ranges))
 
     def discard(self) -> None:
         """Stop counting as alive (the writes failed: nothing more is cascaded)."""

@@ -15,7 +15,9 @@ Planning is pure (:func:`ngio_async.engine.pyramid.pyramid_plan`); here it is ex
   buffers (a fetched shard, an encoded one) come on top.
 - **Chunk-aligned writes.** Target tiles are whole multiples of the target level's stored object
   (shard, else chunk), so every write covers whole objects (clipped at the far edge) and is
-  encoded from the data alone: no read-modify-write, no GET of a target key.
+  encoded from the data alone: no read-modify-write, no GET of a target key (except the
+  rebuilds at a pyramid write's end of tiles other processes may rebuild too: see
+  :func:`_rebuild_shared`).
 - **Downsampling** (:func:`ngio_async.engine.pyramid.downsample`) runs in worker threads under
   the dataset's decode limiter.
 - **Factors** come from the level shapes (level ``i + 1`` vs ``i``; the scale ratio decides when
@@ -39,12 +41,24 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 
-from .._errors import MetadataError, NotFoundError, UnsupportedError
+from .._errors import ChangedError, MetadataError, NotFoundError, UnsupportedError
 from .._prefetch import prefetch
+from ..engine import plan_shards
 from ..engine.pyramid import check_levels_shrink, downsample, pyramid_plan
 from ._level import Level
 from ._open import join, read_group_metadata
-from ._write import holding, write_region
+from ._write import (
+    _encode_object,
+    _file_lock,
+    _fill_object,
+    _local_file,
+    _Patch,
+    _put_object,
+    _remove_empty_dirs,
+    holding,
+    object_region,
+    write_region,
+)
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
@@ -53,7 +67,13 @@ if TYPE_CHECKING:
     from numpy.typing import NDArray
 
     from .._workers import Workers
+    from ..engine import Region
     from ..engine.pyramid import LevelPlan, Method, PyramidStep
+    from ..stores import Buffer
+
+    #: ``shared(level, region)``: whether the tile of ``level`` at ``region`` may be rebuilt
+    #: by writers in other processes too (see :func:`_rebuild_shared`)
+    Shared = Callable[[int, Region], bool]
     from ..meta import Dataset as NgffDataset, OmeMetadata
     from ..meta.zarr import ArrayMeta
     from ._dataset import Dataset
@@ -183,6 +203,83 @@ def _reduce(
     return out if out.dtype == dtype else out.astype(dtype)
 
 
+#: conditional writes of one shared tile's rebuild before ``ChangedError`` (see below)
+REBUILD_ATTEMPTS = 10
+
+
+async def _rebuild_shared(
+    src: Level, dst: Level, step: PyramidStep, method: Method, workers: Workers
+) -> None:
+    """Rebuild the objects of ``step.target`` one by one so that, of the rebuilds of one
+    object by several processes, the one stored last read its source after every other's
+    source writes landed (each writer rebuilds the tiles over its pixels after writing them):
+
+    - on local disk, under the object's ``flock`` (the lock of its partial writes) from the
+      read of the source to the write;
+    - elsewhere, put conditional on the version of the object read before the source
+      (``store.update``: S3, GCS, Azure, memory): a rebuild that read its source before
+      another's was stored is refused and done again. An object all fill value is stored as
+      such (a delete cannot be conditional).
+    """
+    factors = step.factors
+    for part in plan_shards(dst.meta, step.target):
+        obj = object_region(dst, part.coords)
+        source = tuple(
+            slice(o.start * f, min(o.stop * f, n))
+            for o, f, n in zip(obj, factors, src.shape, strict=True)
+        )
+        key = dst._prefix + part.key
+        try:
+            await _rebuild_object(src, dst, obj, source, key, (factors, method, workers))
+        finally:
+            dst.forget_index(key)
+
+
+async def _rebuild_object(
+    src: Level,
+    dst: Level,
+    obj: Region,
+    source: Region,
+    key: str,
+    how: tuple[tuple[int, ...], Method, Workers],
+) -> None:
+    """Write the whole object ``key`` of ``dst`` (covering ``obj``) from ``source`` of
+    ``src`` (see :func:`_rebuild_shared`)."""
+    factors, method, workers = how
+    codec = dst.codec
+    full = tuple(slice(0, o.stop - o.start) for o in obj)
+    valid = tuple(o.stop - o.start for o in obj)
+
+    async def reduced() -> Any:
+        block = await src.read(source)
+        return await workers.run(_reduce, block, factors, method, dst.dtype)
+
+    where = _local_file(dst.store, key)
+    if where is not None:
+        root, path = where
+        async with _file_lock(path, dst.store.url, key):
+            stored = await _put_object(dst, codec, key, _Patch(await reduced(), full, valid))
+        if not stored:
+            _remove_empty_dirs(root, path)  # the lock file kept them when the object went
+        return
+
+    async def edit(_old: Buffer | None) -> Buffer | None:
+        patch = _Patch(await reduced(), full, valid)
+        new = await workers.run(_encode_object, codec, key, None, patch)
+        return _fill_object(codec, key) if new is None else new
+
+    try:
+        await dst.store.update(key, edit, attempts=REBUILD_ATTEMPTS)
+    except ChangedError as exc:
+        raise ChangedError(
+            f"the pyramid tile {key!r} (level {dst.path!r}) at {dst.store.url} was not "
+            f"rebuilt: other writers rewrote it between each of {REBUILD_ATTEMPTS} reads of "
+            "its source and conditional writes (run build_pyramid(regions=...) over it)",
+            url=dst.store.url,
+            key=key,
+        ) from exc
+
+
 async def _build_level(
     src: Level,
     dst: Level,
@@ -193,6 +290,7 @@ async def _build_level(
     window: int,
     max_bytes: int,
     done: Callable[[], None],
+    shared: Shared | None = None,
 ) -> None:
     itemsize = src.dtype.itemsize
 
@@ -203,6 +301,9 @@ async def _build_level(
         # of the same tile by a concurrent write(pyramid=True) runs before or after, never
         # reading first and writing last (stale pixels over fresh ones)
         async with holding(dst, step.target):
+            if shared is not None and shared(plan.level, step.target):
+                await _rebuild_shared(src, dst, step, method, workers)
+                return
             block = await src.read(step.source)
             out = await workers.run(_reduce, block, step.factors, method, dst.dtype)
             del block
@@ -417,8 +518,11 @@ async def build_pyramid(
     source: Literal["previous", "level0"] = "previous",
     window: int | None = None,
     progress: Callable[[int, int], object] | None = None,
+    shared: Shared | None = None,
 ) -> None:
-    """The implementation of :meth:`Dataset.build_pyramid` (see there)."""
+    """The implementation of :meth:`Dataset.build_pyramid` (see there). ``shared``: which
+    tiles writers in other processes may rebuild at the same time (a pyramid write's end,
+    :mod:`._cascade`): those are rebuilt by :func:`_rebuild_shared`."""
     ds._check_writable()
     chosen: Method = default_method(ds) if method is None else method
     if chosen not in _METHODS:
@@ -477,6 +581,7 @@ async def build_pyramid(
             window=window,
             max_bytes=ds.limits.prefetch_bytes,
             done=done,
+            shared=None if plan.level >= existing else shared,
         )
     if layout:
         await _list_levels(ds, layout)
