@@ -291,3 +291,23 @@ def test_blocking_twins(tmp_path: Path) -> None:
             tuple(float(x) for x in np.percentile(ch[ch > 0], [1.0, 99.0], method="nearest"))
             for ch in ds.read(level=1)  # the lowest level
         ]
+
+
+async def test_image_roi_units(tmp_path: Path) -> None:
+    """A ROI is in micrometres and seconds; an image without units gives its stored numbers
+    (as ngio's pixel sizes are taken)."""
+    async with ngio_async.create_async(
+        tmp_path / "a.zarr",
+        shape=(3, 4, 8, 8),
+        dtype="uint8",
+        axes="tzyx",
+        scale={"t": 5.0, "y": 2.0, "x": 2.0},
+        units={"t": "millisecond", "z": "nanometer", "y": "micrometer", "x": "micrometer"},
+    ) as ds:
+        roi = ds.image_roi()
+        assert roi.ranges == {"z": (0.0, 0.004), "y": (0.0, 16.0), "x": (0.0, 16.0)}
+        assert roi.time == (0.0, 0.015)
+    async with ngio_async.create_async(
+        tmp_path / "b.zarr", shape=(8, 8), dtype="uint8", axes="yx", scale=2.0, units=None
+    ) as ds:
+        assert ds.image_roi().ranges == {"y": (0.0, 16.0), "x": (0.0, 16.0), "z": (0.0, 1.0)}

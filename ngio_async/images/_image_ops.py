@@ -34,7 +34,11 @@ def image_roi(ds: Dataset, name: str = "image") -> Roi:
 
     if not isinstance(name, str) or not name:
         raise ValueError(f"a ROI name must be a non-empty string, got {name!r}")
-    found = ds.world_extent(0, unit="micrometer", origin="image")
+    # space in micrometres, time in seconds (a ROI's units); an axis without a unit as
+    # stored (ngio's numbers then)
+    wanted = {"space": "micrometer", "time": "second"}
+    units = {a.name: wanted.get(a.type or "") if a.unit else None for a in ds.metadata.axes}
+    found = ds.world_extent(0, unit={a: u for a, u in units.items() if u}, origin="image")
     ranges = {a: (float(lo), float(hi)) for a, (lo, hi) in found.items() if a in ("x", "y", "z")}
     if "x" not in ranges or "y" not in ranges:
         raise ValueError(f"{ds.url} has no x and y space axes: no ROI of it")
