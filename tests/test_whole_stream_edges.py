@@ -216,3 +216,28 @@ async def test_no_func_starts_once_one_has_failed(tmp_path: Path) -> None:
         with pytest.raises(ZeroDivisionError, match="tile 0"):
             await consume()
     assert late == []
+
+
+async def test_roi_results_cast_and_misfits_are_named_with_their_roi(tmp_path: Path) -> None:
+    from ngio_async.tables import Roi
+
+    await _pair(tmp_path, "uint16")
+    rois = [Roi.box(f"R{k}", x=(10.0 * k, 10.0 * k + 8), y=(2.0, 12.0)) for k in range(6)]
+    want = np.zeros(DATA.shape[1:], "uint8")  # a label image: y, x
+    for k in range(6):
+        want[2:12, 10 * k : 10 * k + 8] = DATA[0, 2:12, 10 * k : 10 * k + 8] // 2
+    async with ngio_async.open_async(tmp_path / "a.zarr", mode="r+") as ds:
+        seg = await ds.labels.create("seg", dtype="uint8")
+        unordered = ds.read_rois(rois, ordered=False)
+        await ngio_async.stream(unordered, lambda a: a / 2, out=seg, threads=3)  # truncated
+        np.testing.assert_array_equal(await seg.read(), want)
+        with pytest.raises(ValueError, match=r"shape \(3, 8\) does not fit .* \(10, 8\)") as i:
+            await ngio_async.stream(ds.read_rois(rois), lambda a: a[0, :3], out=seg, threads=1)
+        assert "writing the result of ROI 'R0' (region [0:1, 2:12, 0:8])" in i.value.__notes__[0]
+        with pytest.raises(ValueError, match=r"do not fit a uint8 level") as i:
+            await ngio_async.stream(ds.read_rois(rois), lambda a: a + 300, out=seg, threads=1)
+        assert "ROI 'R0'" in i.value.__notes__[0]
+        with pytest.raises(TypeError, match=r"func returned None for ROI 'R0'"):
+            await ngio_async.stream(ds.read_rois(rois), lambda a: None, out=seg, threads=1)
+        np.testing.assert_array_equal(await seg.read(), want)  # none of these wrote anything
+        await seg.aclose()
