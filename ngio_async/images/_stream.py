@@ -413,7 +413,12 @@ def stream(
     ``tiles`` may be a ROI stream (``ds.read_rois(...)``, ``m.stream()``): ``func(r.data)``
     per ROI, ``(r, result)`` pairs; ``out``: a dataset (each result written at its ROI, as
     ``out.write_roi(r.roi, result, level)``) or a masked image (``out.write(label, result)``:
-    only where the ROI's object is). An error of ``func`` notes the ROI it failed on.
+    only where the ROI's object is).
+
+    Errors: the first is raised plainly, ``func``'s noting the tile or ROI it failed on. On an
+    error or a cancellation no ``func`` and no write starts any more, and the writes under way
+    are finished (within ``SETTLE_SECONDS``, 30 s: a hung store's write is then given up, and
+    noted), so no tile or ROI is left half written.
     """
     return Stream(tiles, func, out=out, threads=threads, window=window)
 
