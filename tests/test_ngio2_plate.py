@@ -165,3 +165,29 @@ async def test_remove_and_create_like_on_s3(s3_server: S3Server) -> None:
     async with ngio_async.open_plate_async(base + "/a.zarr", **options) as plate:
         assert plate.wells == ["A/1"]
         assert await plate.image_paths() == [("A/1", "0"), ("A/1", "1")]
+
+
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+async def test_remove_image_of_a_plate_ngio_wrote(tmp_path: Path, version: str) -> None:
+    """ngio's zero-padded columns ("01") found by column=1, as ngio takes it."""
+    import ngio
+    from ngio import ImageInWellPath
+
+    images = [
+        ImageInWellPath(row="A", column=1, path="0"),
+        ImageInWellPath(row="A", column=1, path="1"),
+        ImageInWellPath(row="B", column=3, path="0"),
+    ]
+    ngio.create_empty_plate(
+        str(tmp_path / "p.zarr"),
+        name="p",
+        images=images,
+        ngff_version=version,  # type: ignore[arg-type]
+    )
+    async with ngio_async.open_plate_async(tmp_path / "p.zarr", mode="r+") as plate:
+        await plate.remove_image("A", 1, field="0")
+        await plate.remove_image("B", 3, field="0")
+        assert plate.wells == ["A/01"]
+    theirs = ngio.open_ome_zarr_plate(str(tmp_path / "p.zarr"))
+    assert theirs.wells_paths() == ["A/01"]
+    assert theirs.get_well("A", 1).paths() == ["1"]

@@ -37,11 +37,10 @@ async def remove_image(
     delete: bool = False,
 ) -> None:
     """See :meth:`~ngio_async.images.Plate.remove_image`."""
-    from ._plate import _name, _split_well, _with_well
+    from ._plate import _name, _with_well
 
     plate._check_writable()
-    r, c = _split_well(row, column)
-    well_path = plate._listed(r, plate._numbered(column, c))
+    well_path = plate._listed(row, column)  # ngio's column=1 finds a plate's "01"
     name = _name(field, "field")
     if delete and not plate.store.supports_writes:
         raise UnsupportedError(f"{plate.url} is on a read-only store: nothing was changed")
