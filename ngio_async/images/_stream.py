@@ -255,10 +255,10 @@ def _check_fits(tiles: TileStream, out: object) -> None:
     """Refuse, at the call, a level writer whose level the tiles' regions do not fit in (the
     tiles of another level: its first tiles were written, wrongly placed, before one failed)."""
     have = tiles.level_shape
-    if not isinstance(out, LevelWriter) or have is None:
-        return
+    if not isinstance(out, LevelWriter) or have is None or len(have) != out.level.ndim:
+        return  # (other axes: the writer refuses the first tile, naming them)
     level = out.level
-    if len(have) != level.ndim or any(t > o for t, o in zip(have, level.shape, strict=True)):
+    if any(t > o for t, o in zip(have, level.shape, strict=True)):
         raise ValueError(
             f"stream(tiles, ..., out=...): the tiles are of a level of shape {have} and each "
             f"is written at its region, but out writes level {level.path!r} of shape "
