@@ -311,3 +311,21 @@ async def test_image_roi_units(tmp_path: Path) -> None:
         tmp_path / "b.zarr", shape=(8, 8), dtype="uint8", axes="yx", scale=2.0, units=None
     ) as ds:
         assert ds.image_roi().ranges == {"y": (0.0, 16.0), "x": (0.0, 16.0), "z": (0.0, 1.0)}
+
+
+async def test_percentile_windows_are_refused_before_any_read(tmp_path: Path) -> None:
+    """A mistake in another argument, or in the percentiles, is raised before the lowest
+    level is read (no request at all)."""
+    from ngio_async.stores import InstrumentedStore, open_store
+
+    _ngio_image(tmp_path / "a.zarr", "0.5")
+    store = InstrumentedStore(open_store(str(tmp_path / "a.zarr")))
+    async with ngio_async.open_async(store, mode="r+") as ds:
+        store.reset()
+        with pytest.raises(ValueError, match="labels: 1 values for 2 channels"):
+            await ds.set_channels(labels=["one"], windows="percentiles")
+        with pytest.raises(ValueError, match="0 <= start < end <= 100"):
+            await ds.set_channels(windows="percentiles", percentiles=(1.0, 101.0))
+        with pytest.raises(ValueError, match="'auto', 'percentiles'"):
+            await ds.set_channels(windows="percentile")  # type: ignore[arg-type]
+        assert store.total_requests == 0

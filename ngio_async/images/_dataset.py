@@ -1372,19 +1372,16 @@ class Dataset(StoreNode):
         self._check_writable()
         c_axis = self.metadata.channel_axis
         size = self.shape[c_axis] if c_axis is not None else None
-        if isinstance(windows, str) and windows == "percentiles":
-            from ._image_ops import percentile_windows
-
-            windows = list(await percentile_windows(self, percentiles))
+        from_percentiles = isinstance(windows, str) and windows == "percentiles"
         if isinstance(windows, str):
-            if windows != "auto":
+            if windows not in ("auto", "percentiles"):
                 raise ValueError(
                     "windows must be 'auto', 'percentiles' or one value per channel, "
                     f"got {windows!r}"
                 )
             omero = self.metadata.ome.omero
             count = size if size is not None else (len(omero.channels) if omero else 0)
-            windows = ["auto"] * count
+            windows = [None if from_percentiles else "auto"] * count  # (None: see below)
         for name, values in (
             ("labels", labels),
             ("colors", colors),
@@ -1402,6 +1399,10 @@ class Dataset(StoreNode):
         for i, flag in enumerate(() if active is None else active):
             if not isinstance(flag, bool | np.bool_):
                 raise TypeError(f"active[{i}] must be True or False, got {flag!r}")
+        if from_percentiles:  # every argument checked: now the lowest level is read
+            from ._image_ops import percentile_windows
+
+            windows = list(await percentile_windows(self, percentiles))
         new_windows = (  # checked before any I/O
             None
             if windows is None
