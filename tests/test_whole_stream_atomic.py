@@ -153,9 +153,14 @@ async def test_a_failing_tile_stream_leaves_no_tile_half_written(
     assert state[1] == "old"
 
 
-async def test_a_failing_roi_stream_leaves_no_roi_half_written(tmp_path: Path) -> None:
-    """Each ROI box covers half of two shards: its write reads, patches and puts back both."""
-    store = await _image(_store("local", tmp_path, None))
+@pytest.mark.parametrize("where", ["local", "s3"])
+async def test_a_failing_roi_stream_leaves_no_roi_half_written(
+    where: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Each ROI box covers half of two shards: its write reads, patches and puts back both
+    (on S3 a put conditional on the version read)."""
+    s3 = request.getfixturevalue("s3_server") if where == "s3" else None
+    store = await _image(_store(where, tmp_path, s3))
     rois = [Roi.box(f"R{k}", x=(16.0 + 64 * k, 48.0 + 64 * k), y=(0.0, 32.0)) for k in range(8)]
     func = FailingOn(1, store)  # R_k starts in tile k
     async with store, ngio_async.open_async(store, mode="r+") as ds:
