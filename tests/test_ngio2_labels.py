@@ -205,3 +205,43 @@ def test_blocking_delete_and_relabel(tmp_path: Path) -> None:
         assert ds.labels.names() == ["nuclei", "cells"]
         with ds.labels.open("nuclei") as lab:
             assert np.unique(lab.read()).tolist() == [0, 1, 2, 3, 4]
+
+
+async def test_ngff06_labels_are_refused_before_any_write(tmp_path: Path) -> None:
+    """NGFF 0.6 is read, not written: delete, relabel and an axis rename are refused before
+    anything is written (the level arrays and the listing stay as they were)."""
+    import json
+
+    import zarr
+    from corpus_files import CORPUS
+
+    from ngio_async import UnsupportedError
+
+    def write(path: Path, name: str, shape: tuple[int, ...], dtype: str) -> None:
+        doc = json.loads((CORPUS / "0.6rc0" / name).read_text())
+        attrs = doc.get("attributes", doc)
+        group = zarr.open_group(str(path), mode="w", zarr_format=3)
+        group.attrs.update(attrs)
+        ms = attrs["ome"]["multiscales"][0]
+        names = [a["name"] for a in ms["coordinateSystems"][-1]["axes"]]
+        arr = group.create_array(
+            ms["datasets"][0]["path"], shape=shape, dtype=dtype, dimension_names=names
+        )
+        arr[...] = np.arange(int(np.prod(shape))).reshape(shape) % 3
+
+    path = tmp_path / "img06.zarr"
+    write(path, "image/valid/example-multiscales_reference_to_label.json", (4, 8, 8), "uint16")
+    zarr.open_group(str(path / "labels"), mode="w", zarr_format=3).attrs.update(
+        {"ome": {"version": "0.6rc0", "labels": ["cells"]}}
+    )
+    label = "zarr_json/valid/example-label-colors_properties.json"
+    write(path / "labels" / "cells", label, (4, 8, 8), "uint8")
+    before = {p: p.read_bytes() for p in path.rglob("*") if p.is_file()}
+    async with ngio_async.open_async(path, mode="r+") as ds:
+        with pytest.raises(UnsupportedError, match=r"NGFF 0\.6rc0"):
+            await ds.labels.delete("cells")
+        with pytest.raises(UnsupportedError, match=r"NGFF 0\.6rc0"):
+            await ds.labels.relabel_sequential("cells")
+        with pytest.raises(UnsupportedError, match=r"NGFF 0\.6rc0"):
+            await ds.set_axes_names(["a", "b", "c"])
+    assert {p: p.read_bytes() for p in path.rglob("*") if p.is_file()} == before

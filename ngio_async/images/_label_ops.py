@@ -55,6 +55,12 @@ def _check_can_write(ds: Dataset, name: str, what: str) -> None:
             f"label {name!r} cannot be {what}: {ds.url} is on a read-only store "
             f"({type(ds.store).__name__} takes no writes); nothing was changed"
         )
+    version = ds.metadata.ngff_version
+    if version not in ("0.4", "0.5"):  # 0.6 is read, not written
+        raise UnsupportedError(
+            f"label {name!r} cannot be {what}: {ds.url} is an NGFF {version} image "
+            "(ngio_async writes NGFF 0.4 and 0.5; convert it to 0.5 first)"
+        )
 
 
 async def delete_label(labels: Labels, name: str, *, missing_ok: bool = False) -> None:

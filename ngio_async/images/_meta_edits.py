@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .._errors import MetadataError, NotFoundError
+from .._errors import MetadataError, NotFoundError, UnsupportedError
 from ._open import join
 
 if TYPE_CHECKING:
@@ -72,6 +72,12 @@ async def set_axes_names(
 ) -> None:
     """See :meth:`~ngio_async.images.Dataset.set_axes_names`."""
     ds._check_writable()
+    version = ds.metadata.ngff_version
+    if version not in ("0.4", "0.5"):  # refused before a level's document is rewritten
+        raise UnsupportedError(
+            f"{ds.store.url}: cannot rename the axes of an NGFF {version} image (ngio_async "
+            "writes NGFF 0.4 and 0.5; convert it to 0.5 first)"
+        )
     renamed = _new_names(ds, names)
     if not renamed:
         return
