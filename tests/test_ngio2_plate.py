@@ -191,3 +191,28 @@ async def test_remove_image_of_a_plate_ngio_wrote(tmp_path: Path, version: str) 
     theirs = ngio.open_ome_zarr_plate(str(tmp_path / "p.zarr"))
     assert theirs.wells_paths() == ["A/01"]
     assert theirs.get_well("A", 1).paths() == ["1"]
+
+
+async def test_create_plate_like_of_a_plate_with_swapped_well_paths(tmp_path: Path) -> None:
+    """A 0.4 plate whose well paths are '<column>/<row>' (NGFF 0.4 only warns): the copy's
+    wells are taken by position, as '<row>/<column>'."""
+    import json
+
+    src = tmp_path / "src.zarr"
+    src.mkdir()
+    (src / ".zgroup").write_text('{"zarr_format": 2}')
+    plate = {
+        "version": "0.4",
+        "name": "swapped",
+        "rows": [{"name": "A"}, {"name": "B"}],
+        "columns": [{"name": "1"}, {"name": "2"}],
+        "wells": [{"path": "2/B", "rowIndex": 1, "columnIndex": 1}],
+    }
+    (src / ".zattrs").write_text(json.dumps({"plate": plate}))
+    async with (
+        ngio_async.open_plate_async(src) as theirs,
+        ngio_async.create_plate_like_async(theirs, tmp_path / "like.zarr") as like,
+    ):
+        assert (like.rows, like.columns, like.name) == (["A", "B"], ["1", "2"], "swapped")
+        assert like.version == "0.4"
+    assert (tmp_path / "like.zarr" / "B" / "2" / ".zgroup").exists()

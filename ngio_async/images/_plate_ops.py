@@ -130,7 +130,11 @@ def create_plate_like_async(
         url,
         rows=src.rows,
         columns=src.columns,
-        wells=list(src.wells) if wells is None else wells,
+        wells=[
+            (src.rows[w.row_index], src.columns[w.column_index]) for w in src.metadata.wells
+        ]  # by position: a 0.4 plate's '<column>/<row>' well paths become '<row>/<column>'
+        if wells is None
+        else wells,
         acquisitions=list(src.acquisitions) if keep_acquisitions else None,
         name=src.name if name is None else name,
         ngff_version="0.4" if version == "0.4" else "0.5",
