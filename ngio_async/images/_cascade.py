@@ -44,8 +44,9 @@ store, per tile of a lower level, by who may write the pixels it depends on:
   writes of that source landed (each writer rebuilds the tiles over its pixels after writing
   them): on local disk under the tile's ``flock`` from the read of its source to its write;
   elsewhere put conditional on the tile's version read before the source (S3, GCS, Azure,
-  memory), read and rebuilt again when another was stored meanwhile (and stored even when all
-  fill value: a delete cannot be conditional). This costs one GET of the tile per such rebuild
+  memory; an S3-compatible server without conditional puts gets plain ones), read and rebuilt
+  again when another was stored meanwhile (and stored even when all fill value: a delete
+  cannot be conditional). This costs one GET of the tile per such rebuild
   on those stores (nothing on local disk); cascades of one process writing the whole image,
   or whole tiles, pay nothing.
 
