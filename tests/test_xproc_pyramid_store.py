@@ -15,6 +15,7 @@ import pytest
 import ngio_async
 from ngio_async import ChangedError
 from ngio_async.engine.pyramid import downsample
+from ngio_async.images import _pyramid
 from ngio_async.images._write import KeyLocks
 from ngio_async.stores import InstrumentedStore, ObstoreStore, open_store
 
@@ -101,13 +102,14 @@ async def test_a_tile_stored_by_another_writer_meanwhile_is_rebuilt_again(
 
 
 async def test_a_tile_refused_every_time_names_it(
-    twin_stores: tuple[AsyncStore, AsyncStore],
+    twin_stores: tuple[AsyncStore, AsyncStore], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(_pyramid, "REBUILD_ATTEMPTS", 3)  # (the waits between grow)
     first, _ = twin_stores
     await _image(first)
     store = Refused(first)
     async with ngio_async.open_async(store, mode="r+") as ds:
-        with pytest.raises(ChangedError, match=f"pyramid tile '{TILE}' \\(level '1'\\)"):
+        with pytest.raises(ChangedError, match=f"pyramid tile '{TILE}' \\(level '1'\\).* 3 reads"):
             await ds.write(_left(), x=slice(0, 16), pyramid=True)
         np.testing.assert_array_equal((await ds.levels[0][...])[:, :16], _left())
 

@@ -203,8 +203,10 @@ def _reduce(
     return out if out.dtype == dtype else out.astype(dtype)
 
 
-#: conditional writes of one shared tile's rebuild before ``ChangedError`` (see below)
-REBUILD_ATTEMPTS = 10
+#: conditional writes of one shared tile's rebuild before ``ChangedError`` (see below). Each
+#: refusal is another writer's rebuild of the tile stored: a tile near the pyramid's top,
+#: which every writer rebuilds, may see many (the waits between grow to 1 s)
+REBUILD_ATTEMPTS = 30
 
 
 async def _rebuild_shared(
