@@ -245,3 +245,39 @@ async def test_ngff06_labels_are_refused_before_any_write(tmp_path: Path) -> Non
         with pytest.raises(UnsupportedError, match=r"NGFF 0\.6rc0"):
             await ds.set_axes_names(["a", "b", "c"])
     assert {p: p.read_bytes() for p in path.rglob("*") if p.is_file()} == before
+
+
+async def test_relabel_of_a_sharded_label_matches_ngio(tmp_path: Path) -> None:
+    """ngio numbers over the shard grid (its write units), so does relabel_sequential: 60
+    objects in shards of 2x2 chunks, numbered alike."""
+    import ngio
+    import zarr
+
+    rng = np.random.default_rng(3)
+    lab = np.zeros((2, 64, 64), np.uint32)
+    for _ in range(60):
+        z, (y, x) = rng.integers(0, 2), rng.integers(0, 58, 2)
+        lab[z, y : y + 6, x : x + 6] = rng.integers(1, 10**6)
+    c: Any = ngio.create_ome_zarr_from_array(
+        str(tmp_path / "a.zarr"),
+        np.zeros((2, 64, 64), np.uint8),
+        pixelsize=0.5,
+        axes_names="zyx",
+        levels=2,
+        chunks=(1, 16, 16),
+        shards=(1, 32, 32),
+        ngff_version="0.5",
+    )
+    label = c.derive_label("n")
+    label.set_array(lab)
+    label.consolidate()
+    shutil.copytree(tmp_path / "a.zarr", tmp_path / "b.zarr")
+    count = (
+        ngio.open_ome_zarr_container(str(tmp_path / "a.zarr")).get_label("n").relabel_sequential()
+    )
+    async with ngio_async.open_async(tmp_path / "b.zarr", mode="r+") as ds:
+        assert await ds.labels.relabel_sequential("n") == count
+    theirs = zarr.open_array(str(tmp_path / "a.zarr" / "labels" / "n" / "0"))
+    assert theirs.shards == (1, 32, 32)
+    mine = zarr.open_array(str(tmp_path / "b.zarr" / "labels" / "n" / "0"))
+    np.testing.assert_array_equal(mine[...], theirs[...])
