@@ -22,6 +22,7 @@ from ngio_async.stores import InstrumentedStore, open_store
 from ngio_async.tables import Roi
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
     from servers import S3Server
@@ -43,6 +44,7 @@ class SlowOddShards(InstrumentedStore):
         super().__init__(inner)
         self.delay = delay
         self.landed = threading.Event()
+        self.on_landed: Callable[[], object] | None = None
         self.puts: list[str] = []
 
     async def _pause(self, key: str) -> None:
@@ -56,6 +58,8 @@ class SlowOddShards(InstrumentedStore):
         if "/c/" in key:
             self.puts.append(key)
             self.landed.set()
+            if self.on_landed is not None:
+                self.on_landed()
 
     async def _put_once(self, key: str, data: Buffer, *, if_absent: bool) -> bool:
         await self._pause(key)
@@ -205,22 +209,22 @@ async def test_a_cancelled_writer_block_finishes_the_writes_it_started(tmp_path:
     assert _states(got) == ONLY_FIRST
 
 
-async def test_a_hung_store_holds_a_failed_stream_no_longer_than_the_grace(
+async def test_a_hung_store_holds_a_stopped_stream_no_longer_than_the_grace(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A put that never ends: the failed stream's error comes out once the grace is over,
-    noting the write it gave up (it may be partly written)."""
+    """A put that never ends: a cancelled stream (a failed one in a writer block) comes out
+    once the grace is over, naming the write it gave up (it may be partly written)."""
     monkeypatch.setattr("ngio_async._prefetch.SETTLE_SECONDS", 0.5)
     store = await _image(_store("local", tmp_path, None))
     store.delay = None
     rois = [Roi.box(f"R{k}", x=(16.0 + 64 * k, 48.0 + 64 * k), y=(0.0, 32.0)) for k in range(4)]
     async with store, ngio_async.open_async(store, mode="r+") as ds:
         with anyio.fail_after(20):  # (a hang fails the test; not a timing assertion)
-            func = FailingOn(1, store)
-            with pytest.raises(ZeroDivisionError, match="bad tile 1") as info:
-                await ngio_async.stream(ds.read_rois(rois), func, out=ds, threads=2, window=2)
-            notes = " ".join(info.value.__notes__)
-            assert "ROI 'R0'" in notes and "did not finish within 0.5 s" in notes
+            with anyio.CancelScope() as scope:
+                store.on_landed = scope.cancel  # cancelled with R0's write half done
+                with pytest.raises(TimeoutError, match=r"ROI 'R0'.* did not finish within 0.5 s"):
+                    await ngio_async.stream(ds.read_rois(rois), lambda a: a + 100, out=ds)
+            store.on_landed = None
             store.landed.clear()
             with pytest.raises(ZeroDivisionError, match="bad tile 1") as info:
                 await _stream_into_writer(ds, FailingOn(1, store), window=2)
@@ -326,3 +330,28 @@ def test_blocking_calls_interrupted_finish_the_write_under_way(tmp_path: Path) -
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert done.stdout.split("\n")[:2] == ["interrupted new", "writer new old"], done.stderr
+
+
+async def test_a_consumers_own_write_is_not_cut_by_another_tiles_error(tmp_path: Path) -> None:
+    """``async with stream(...) as results``, writing each result in the loop: func fails on
+    tile 1 while tile 0 is being written; that write ends, and the error comes with the next
+    result asked for (it cancelled the consumer, cutting the write in half)."""
+    store = await _image(_store("local", tmp_path, None))
+    func = FailingOn(1, store)
+    handed: list[int] = []
+    async with store, ngio_async.open_async(store, mode="r+") as ds:
+
+        async def consume() -> None:
+            async with ngio_async.stream(ds.tiles(shape=TILE), func, window=2) as results:
+                async for tile, value in results:
+                    handed.append(tile.index[-1])
+                    axes = dict(zip("cyx", tile.core, strict=True))
+                    await ds.write(value, **axes)  # (slow: tile 1 fails meanwhile)
+
+        with pytest.raises(ZeroDivisionError, match="bad tile 1"):
+            await consume()
+        got = await ds.read()
+    assert _states(got)[0] == "new"
+    state = _states(got)
+    assert "HALF" not in state.values(), state
+    assert 1 not in handed and state[1] == "old"

@@ -7,6 +7,7 @@ import contextlib
 import inspect
 import numbers
 import threading
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
@@ -21,7 +22,7 @@ from ._tiles import Tile, TileStream
 from ._write import LevelWriter
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Generator
+    from collections.abc import Callable, Generator
 
     from anyio.streams.memory import MemoryObjectReceiveStream
     from numpy.typing import NDArray
@@ -46,7 +47,9 @@ class Stream(Generic[R]):
     - ``await stream(tiles, func)``: run to the end; the results in completion order (a list),
       or ``None`` with ``out=``, after every result was written.
     - ``async with stream(tiles, func) as results: async for tile, value in results``: consume
-      the results as they come; leaving the block cancels what is in flight.
+      the results as they come; leaving the block cancels what is in flight. An error of
+      ``func`` (or of reading the tiles) stops the rest and is raised by the next result asked
+      for: the consumer's own work on the one it holds (its write) is not interrupted.
     """
 
     def __init__(
@@ -111,8 +114,8 @@ class Stream(Generic[R]):
                 if out is None:
                     collected.append((item, value))
                 elif isinstance(item, RoiRead):
-                    # a write under way is finished when another item's func fails or the
-                    # caller is cancelled (bounded): never half a ROI written
+                    # a write under way is finished when the caller is cancelled (bounded):
+                    # never half a ROI written (another item's error waits for the next one)
                     what = f"stream(): the write of the result of {_roi_name(item)}"
                     rois = self._tiles
                     assert isinstance(rois, RoiStream)
@@ -121,9 +124,9 @@ class Stream(Generic[R]):
                     await _write_tile(out, item, value)
         return None if self._out is not None else collected
 
-    async def __aenter__(self) -> MemoryObjectReceiveStream[tuple[Any, R]]:
+    async def __aenter__(self) -> AsyncIterator[tuple[Any, R]]:
         self._cm = self._pipeline()
-        result: MemoryObjectReceiveStream[tuple[Any, R]] = await self._cm.__aenter__()
+        result: AsyncIterator[tuple[Any, R]] = await self._cm.__aenter__()
         return result
 
     async def __aexit__(self, *exc: object) -> bool | None:
@@ -132,7 +135,7 @@ class Stream(Generic[R]):
         return result
 
     @asynccontextmanager
-    async def _pipeline(self) -> AsyncIterator[MemoryObjectReceiveStream[tuple[Any, R]]]:
+    async def _pipeline(self) -> AsyncIterator[_Results[tuple[Any, R]]]:
         # unbuffered: a result is handed over when the consumer takes it, and only then frees
         # its tile's place (and bytes) in the window
         send, recv = anyio.create_memory_object_stream[tuple[Any, R]](0)
@@ -141,8 +144,16 @@ class Stream(Generic[R]):
         limit = src._image.limits.prefetch_bytes if isinstance(src, RoiStream) else src.max_bytes
         held = _Held(self._window, limit)
         failures: list[Exception] = []  # the first error of ``func`` wins; the rest is cancelled
+        # the producer's and the funcs': an error stops them, not the consumer (it gets the
+        # error at its next result, its work on the one it holds not cut short)
+        stop = anyio.CancelScope()
 
-        async def one(tile: Item, scope: anyio.CancelScope) -> None:
+        def fail(exc: Exception) -> None:
+            failures.append(exc)
+            self._stopped.set()
+            stop.cancel()
+
+        async def one(tile: Item) -> None:
             try:
                 # cloned here, not by the producer: a task cancelled before its first step
                 # (``asyncio.run`` ending) leaves no clone unclosed
@@ -156,29 +167,32 @@ class Stream(Generic[R]):
             except Exception as exc:  # noqa: BLE001 - re-raised plainly at the boundary
                 if not failures:
                     exc.add_note(f"stream(): func failed on {_item_name(tile)}")
-                failures.append(exc)
-                scope.cancel()
+                fail(exc)
             finally:
                 held.release(tile.data.nbytes)
 
-        async def produce(scope: anyio.CancelScope) -> None:
-            async with send, self._tiles as tiles, anyio.create_task_group() as workers:
-                while True:
-                    await held.wait_for_room()  # before taking a tile from the iterator
-                    try:
-                        tile = await tiles.__anext__()
-                    except StopAsyncIteration:
-                        return
-                    held.take(tile.data.nbytes)
-                    start_deferred(workers, one, tile, scope)
+        async def produce() -> None:
+            with stop:
+                async with send, self._tiles as tiles, anyio.create_task_group() as workers:
+                    while True:
+                        await held.wait_for_room()  # before taking a tile from the iterator
+                        try:
+                            tile = await tiles.__anext__()
+                        except StopAsyncIteration:
+                            return
+                        except Exception as exc:  # noqa: BLE001 - a read failed: as func's error
+                            fail(exc)
+                            return
+                        held.take(tile.data.nbytes)
+                        start_deferred(workers, one, tile)
 
         leaf: BaseException | None = None
         try:
             async with anyio.create_task_group() as tg:
-                start_deferred(tg, produce, tg.cancel_scope)
+                start_deferred(tg, produce)
                 try:
                     async with recv:
-                        yield recv
+                        yield _Results(recv, failures)
                 finally:
                     self._stopped.set()
                     tg.cancel_scope.cancel()
@@ -194,6 +208,23 @@ class Stream(Generic[R]):
             raise failures[0]
         if leaf is not None:
             raise leaf
+
+
+class _Results(AsyncIterator[R]):
+    """A stream's results for its consumer: once ``func`` (or the tile iterator) has failed,
+    the next one asked for raises that error."""
+
+    def __init__(self, recv: MemoryObjectReceiveStream[R], failures: list[Exception]) -> None:
+        self._recv, self._failures = recv, failures
+
+    async def __anext__(self) -> R:
+        if not self._failures:
+            try:
+                return await self._recv.receive()
+            except anyio.EndOfStream:
+                if not self._failures:
+                    raise StopAsyncIteration from None
+        raise self._failures[0]
 
 
 class _Stopped(Exception):
