@@ -222,8 +222,9 @@ async def test_a_hung_store_holds_a_stopped_stream_no_longer_than_the_grace(
         with anyio.fail_after(20):  # (a hang fails the test; not a timing assertion)
             with anyio.CancelScope() as scope:
                 store.on_landed = scope.cancel  # cancelled with R0's write half done
+                rois_in_order = ds.read_rois(rois)  # (one thread: R0 handed first)
                 with pytest.raises(TimeoutError, match=r"ROI 'R0'.* did not finish within 0.5 s"):
-                    await ngio_async.stream(ds.read_rois(rois), lambda a: a + 100, out=ds)
+                    await ngio_async.stream(rois_in_order, _plus_100, out=ds, threads=1)
             store.on_landed = None
             store.landed.clear()
             with pytest.raises(ZeroDivisionError, match="bad tile 1") as info:
@@ -231,6 +232,10 @@ async def test_a_hung_store_holds_a_stopped_stream_no_longer_than_the_grace(
             notes = " ".join(info.value.__notes__)
             assert "the tile at [0:1, 0:32, 64:128]" in notes
             assert "region [0:1, 0:32, 0:64] did not finish within 0.5 s" in notes
+
+
+def _plus_100(a: Any) -> Any:
+    return a + 100
 
 
 def _sync_image(tmp_path: Path) -> SlowOddShards:
