@@ -561,9 +561,10 @@ class LevelWriter:
     Made by :meth:`Dataset.writer`; ``await w.write(tile)`` waits while ``max_pending`` writes are
     pending (backpressure), then starts the write in the writer's task group and returns. Leaving
     the ``async with`` block waits for every pending write; the first failure is raised there (and
-    by the next ``write``). On a failure, or when the block raises or is cancelled, the writes
-    under way are finished (within ``SETTLE_SECONDS``: never half a tile written) and the
-    queued ones dropped. Writes run concurrently, but one overlapping an earlier pending write
+    by the next ``write``). On a failure, or when the block raises or is cancelled, no tile is
+    left half written: the writes under way that span several stored objects are finished
+    (within ``SETTLE_SECONDS``), one of a single object is stored whole or not at all, and
+    the queued ones are dropped. Writes run concurrently, but one overlapping an earlier pending write
     starts after it: the last write of a pixel wins, as in numpy.
     """
 
@@ -640,10 +641,12 @@ class LevelWriter:
         try:
             for earlier in before:
                 await earlier.wait()
-            # once started, run to its end when the block raises, is cancelled or another
-            # write fails (bounded): never half a tile written (queued writes are dropped)
-            what = f"the write of level {self.level.path!r}, region {_describe(region)}"
-            await to_the_end(self.level.write, region, data, self._after, what=what)
+            if _one_object(self.level, region):  # one put (or none): whole or not at all
+                await self.level.write(region, data, self._after)
+            else:  # once started, run to its end when the block raises, is cancelled or
+                # another write fails (bounded): never half a tile written (queued: dropped)
+                what = f"the write of level {self.level.path!r}, region {_describe(region)}"
+                await to_the_end(self.level.write, region, data, self._after, what=what)
             self.written += 1
         except Exception as exc:  # noqa: BLE001 - re-raised plainly at the boundary
             self._failures.append(exc)
@@ -768,6 +771,12 @@ def _check_in_range(given: NDArray[Any], dtype: np.dtype[Any], where: str) -> No
             f"data values {low}..{high} do not fit a {dtype} level ({info.min}..{info.max}; "
             f"{where}): cast them yourself if wrapping is meant"
         )
+
+
+def _one_object(level: Level, region: Region) -> bool:
+    """Whether ``region`` lies in one stored object (chunk or shard) of ``level``."""
+    stored = level.meta.stored_chunks
+    return all(r.start // s == (r.stop - 1) // s for r, s in zip(region, stored, strict=True))
 
 
 def _overlaps(a: Region, b: Region) -> bool:
