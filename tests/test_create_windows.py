@@ -67,7 +67,7 @@ async def test_a_window_set_is_kept_and_auto_on_request(tmp_path: Path) -> None:
         await ds.set_channels(windows="auto")
         assert [w[2:] for w in _windows(ds)] == _extents(DATA)
         await ds.set_channels(windows=["auto", None])  # per channel
-        with pytest.raises(ValueError, match="'auto' or one value per channel"):
+        with pytest.raises(ValueError, match="'auto', 'percentiles' or one value per channel"):
             await ds.set_channels(windows="full")  # type: ignore[arg-type]
 
 
