@@ -24,6 +24,9 @@ Correctness never depends on the order or the alignment of the writes:
 - :meth:`Cascade.finish` rebuilds every remembered extent and every accumulator still incomplete
   (an object only partly written) from the store with ``build_pyramid(regions=...)``, once all
   writes are done. The result equals ``write`` followed by a full ``build_pyramid``.
+- a write that fails (or a ``writer`` block that raises or is cancelled) still rebuilds the
+  lower levels over the level-0 pixels that landed (:meth:`Cascade.settle`), so no level
+  shows other pixels than level 0 holds.
 
 A lower-level object is rebuilt under its write lock, taken before level 0 is read and
 shared by every open of the image in the process (per event loop: the sync API's threads
@@ -68,8 +71,10 @@ from functools import partial
 from itertools import product
 from typing import TYPE_CHECKING, Any
 
+import anyio
 import numpy as np
 
+from .._prefetch import SETTLE_SECONDS
 from ..engine.pyramid import region_footprint
 from ._pyramid import (
     _is_label,
@@ -83,7 +88,7 @@ from ._pyramid import (
 from ._write import object_region, write_region
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Sequence
 
     from numpy.typing import NDArray
 
@@ -171,6 +176,7 @@ class Cascade:
         self._held = 0
         self._redo: list[Region] = []  # level-0 extents to rebuild from the store at the end
         self.cascaded = 0  # objects of lower levels written from memory
+        self.touched = False  # level-0 pixels landed (what a failed write must still follow)
         self._whole0: set[tuple[int, ...]] = set()  # level-0 chunks written whole
         self.shared = False  # alive together with another cascade of the dataset
         self._key = _image_key(ds)
@@ -212,6 +218,7 @@ class Cascade:
         src, dst = self._levels[level], self._levels[level + 1]
         factors = self._factors[level]
         if level == 0:
+            self.touched = True
             self._whole0.update(_whole_chunks(src, region))
         if self.shared or not _aligned(region, factors, src.shape):
             self._remember(level, region)
@@ -317,6 +324,34 @@ class Cascade:
                     await _record_method(self._ds, self._method)
         finally:
             self.discard()
+
+    async def settle(self, error: BaseException, unsure: Sequence[Region] = ()) -> None:
+        """After a write that failed (or a ``writer`` block that raised or was cancelled):
+        the lower levels still follow what level 0 got, rebuilt over the pixels that landed
+        and over ``unsure`` (level-0 regions of writes stopped after some of their objects
+        landed), even when the caller is cancelled (within ``SETTLE_SECONDS``). If that
+        fails too, ``error`` says so in a note naming what to rebuild."""
+        for region in unsure:
+            self._remember(0, region)
+            self.touched = True
+        if not self.touched:
+            self.discard()
+            return
+        failed: BaseException | None = None
+        with anyio.CancelScope(shield=True) as scope:
+            scope.deadline = anyio.current_time() + SETTLE_SECONDS
+            try:
+                await self.finish()
+            except Exception as exc:  # noqa: BLE001 - told in a note of the write's own error
+                failed = exc
+        if scope.cancelled_caught:
+            failed = TimeoutError(f"not finished within {SETTLE_SECONDS:g} s")
+        self.discard()
+        if failed is not None and isinstance(error, Exception):
+            error.add_note(
+                f"the lower levels were not rebuilt over the pixels written ({failed!r}): run "
+                "build_pyramid(regions=...) over the region written"
+            )
 
     def _shared_tile(self, mine: set[tuple[int, ...]], level: int, region: Region) -> bool:
         """Whether the tile of ``level`` at ``region`` depends on level-0 pixels that this

@@ -80,7 +80,7 @@ if TYPE_CHECKING:
 
     from .._limits import Limits
     from .._prefetch import Prefetch, ProgressCallback
-    from ..engine import TileSpec
+    from ..engine import Region, TileSpec
     from ..engine.pyramid import Method
     from ..meta import Multiscale, OmeMetadata, Omero, Window
     from ..meta.zarr import ArrayMeta
@@ -1017,6 +1017,7 @@ class Dataset(StoreNode):
         lvl = self.levels[level]
         cascade = self._cascade(level, pyramid)
         after = None if cascade is None else partial(cascade.add, 0)
+        landed = lvl.landed
         try:
             selection, pick = self._selection(lvl, axes)
             if pick is None:
@@ -1033,9 +1034,10 @@ class Dataset(StoreNode):
                     selection[axis] = slice(i, i + 1)
                     one = value[(slice(None),) * at + (slice(k, k + 1),)]
                     await lvl.setitem(tuple(selection), one, after)
-        except BaseException:
-            if cascade is not None:
-                cascade.discard()  # later pyramid writes need not rebuild from the store
+        except BaseException as exc:
+            if cascade is not None:  # the lower levels follow what level 0 got
+                unsure = [self.region_of(level, **axes)] if lvl.landed != landed else []
+                await cascade.settle(exc, unsure)
             raise
         if cascade is None:
             self._extents.clear()  # the lowest level may have changed: scanned again
@@ -1119,29 +1121,34 @@ class Dataset(StoreNode):
         level = self._level_index(level)
         cascade = self._cascade(level, pyramid)
         after = None if cascade is None else partial(cascade.add, 0)
+        lvl = self.level(level)
+        landed = lvl.landed
         try:
-            lvl = self.level(level)
             if how == "orthogonal":
                 await lvl.write_orthogonal(selection, data, after)
             elif how == "points":
                 await lvl.write_points(selection, data, after)
             else:
                 await lvl.setitem(selection, data, after)
-        except BaseException:
-            if cascade is not None:
-                cascade.discard()
+        except BaseException as exc:
+            if cascade is not None:  # the lower levels follow what level 0 got
+                unsure = [self._span(how, selection, lvl)] if lvl.landed != landed else []
+                await cascade.settle(exc, unsure)
             raise
         if cascade is None:
             self._extents.clear()  # the lowest level may have changed: scanned again
         else:
             await cascade.finish()
-            if how == "orthogonal":
-                span = orthogonal_index(selection, lvl.shape).span()
-            elif how == "points":
-                span = coordinate_index(selection, lvl.shape).span()
-            else:
-                span = selection_span(selection, lvl.shape)
-            await self._follow_data_windows(span)
+            await self._follow_data_windows(self._span(how, selection, lvl))
+
+    @staticmethod
+    def _span(how: str, selection: Any, lvl: Level) -> Region:
+        """The box of the pixels a ``write_*`` selection covers."""
+        if how == "orthogonal":
+            return orthogonal_index(selection, lvl.shape).span()
+        if how == "points":
+            return coordinate_index(selection, lvl.shape).span()
+        return selection_span(selection, lvl.shape)
 
     def writer(
         self,

@@ -197,6 +197,7 @@ async def write_region(
                 await stack.enter_async_context(level._write_locks.hold(key))
             try:
                 pixels = await _write_object(level, codec, plan, key, region, arr, mask, after)
+                level.landed += 1  # before any checkpoint: ``after`` may be cancelled below
             finally:
                 level.forget_index(key)  # whatever happened, cached indexes may be stale
         if after is not None:
@@ -580,6 +581,7 @@ class LevelWriter:
         self._in_flight: dict[int, tuple[Region, anyio.Event]] = {}
         self._started = 0
         self.written = 0
+        self.unsure: list[Region] = []  # writes stopped after some of their objects landed
 
     @property
     def pending(self) -> int:
@@ -638,6 +640,7 @@ class LevelWriter:
     async def _one(
         self, region: Region, data: NDArray[Any], before: list[anyio.Event], token: int
     ) -> None:
+        landed, done = self.level.landed, False
         try:
             for earlier in before:
                 await earlier.wait()
@@ -648,10 +651,13 @@ class LevelWriter:
                 what = f"the write of level {self.level.path!r}, region {_describe(region)}"
                 await to_the_end(self.level.write, region, data, self._after, what=what)
             self.written += 1
+            done = True
         except Exception as exc:  # noqa: BLE001 - re-raised plainly at the boundary
             self._failures.append(exc)
             self._tg.cancel_scope.cancel()
         finally:
+            if not done and self.level.landed != landed:  # (or another write's objects)
+                self.unsure.append(region)
             self._in_flight.pop(token)[1].set()
             self._slots.release()
 
@@ -663,6 +669,7 @@ async def open_writer(
     """The context of :meth:`Dataset.writer`: owns the task group of the pending writes."""
     writer = LevelWriter(level, max_pending, cascade)
     leaf: BaseException | None = None
+    finishing = False
     try:
         try:
             async with anyio.create_task_group() as tg:
@@ -682,7 +689,12 @@ async def open_writer(
         if writer._failures:
             raise writer._failures[0]
         if cascade is not None:
+            finishing = True
             await cascade.finish()
+    except BaseException as exc:
+        if cascade is not None and not finishing:  # the lower levels follow the tiles written
+            await cascade.settle(exc, writer.unsure)
+        raise
     finally:
         if cascade is not None:
             cascade.discard()  # a failed block cascades nothing more (after finish: no-op)
