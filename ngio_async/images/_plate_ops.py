@@ -117,12 +117,17 @@ def create_plate_like_async(
     0.5); its acquisitions only with ``keep_acquisitions=True`` (as ngio: by default none).
     No field is copied: add them with :meth:`~ngio_async.images.Plate.add_image`. Other
     arguments as :func:`~ngio_async.create_plate_async`.
+
+    :raises ValueError: ``url`` (with ``path``) is ``src``, lies inside it or holds it (before
+        any I/O: ``overwrite=True`` would delete the source's fields).
     """
+    from ..convert._convert import check_distinct
     from ._plate import Plate, create_plate_async
 
     if not isinstance(src, Plate):
         raise TypeError(f"src must be an open plate, got {type(src).__name__}")
     src._check_open()
+    check_distinct(src, url, None, {**store_options, "path": path})
     version = ngff_version or (src.version if src.version in ("0.4", "0.5") else "0.5")
     if version not in ("0.4", "0.5"):
         raise ValueError(f"ngff_version must be '0.4' or '0.5', got {version!r}")
