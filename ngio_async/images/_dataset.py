@@ -914,6 +914,8 @@ class Dataset(StoreNode):
             max_bytes=limits.prefetch_bytes,
             reuse=reuse,
             level_shape=lvl.shape,
+            axes=self.axes,
+            level=level_index,
         )
 
     def _tile_region(
@@ -1015,6 +1017,7 @@ class Dataset(StoreNode):
         self._check_writable()
         level = self._level_index(level)
         lvl = self.levels[level]
+        own = not _is_cascade(pyramid)  # a stream's cascade (pyramid=): the stream finishes it
         cascade = self._cascade(level, pyramid)
         after = None if cascade is None else partial(cascade.add, 0)
         landed = lvl.landed
@@ -1035,11 +1038,11 @@ class Dataset(StoreNode):
                     one = value[(slice(None),) * at + (slice(k, k + 1),)]
                     await lvl.setitem(tuple(selection), one, after)
         except BaseException as exc:
-            if cascade is not None:  # the lower levels follow what level 0 got
+            if cascade is not None and own:  # the lower levels follow what level 0 got
                 unsure = [self.region_of(level, **axes)] if lvl.landed != landed else []
                 await cascade.settle(exc, unsure)
             raise
-        if cascade is None:
+        if cascade is None or not own:
             self._extents.clear()  # the lowest level may have changed: scanned again
         else:
             await cascade.finish()
@@ -1048,6 +1051,8 @@ class Dataset(StoreNode):
     def _cascade(self, level: int, pyramid: bool | Method | None) -> Cascade | None:
         if pyramid is False or pyramid is None:
             return None
+        if _is_cascade(pyramid):
+            return pyramid  # type: ignore[return-value]
         if level != 0:
             raise ValueError(
                 f"pyramid=True writes level 0 (the source of the pyramid), not {level}"
@@ -1119,6 +1124,7 @@ class Dataset(StoreNode):
     ) -> None:
         self._check_writable()
         level = self._level_index(level)
+        own = not _is_cascade(pyramid)  # a stream's cascade (pyramid=): the stream finishes it
         cascade = self._cascade(level, pyramid)
         after = None if cascade is None else partial(cascade.add, 0)
         lvl = self.level(level)
@@ -1131,11 +1137,11 @@ class Dataset(StoreNode):
             else:
                 await lvl.setitem(selection, data, after)
         except BaseException as exc:
-            if cascade is not None:  # the lower levels follow what level 0 got
+            if cascade is not None and own:  # the lower levels follow what level 0 got
                 unsure = [self._span(how, selection, lvl)] if lvl.landed != landed else []
                 await cascade.settle(exc, unsure)
             raise
-        if cascade is None:
+        if cascade is None or not own:
             self._extents.clear()  # the lowest level may have changed: scanned again
         else:
             await cascade.finish()
@@ -1184,7 +1190,7 @@ class Dataset(StoreNode):
         )
         level = self._level_index(level)
         cascade = self._cascade(level, pyramid)
-        inner = open_writer(self.levels[level], pending, cascade)
+        inner = open_writer(self.levels[level], pending, cascade, self.axes)
         if cascade is None:
             self._extents.clear()  # the lowest level may change: scanned again
         if cascade is None or not self._auto_windows:
@@ -1986,6 +1992,13 @@ class Dataset(StoreNode):
         return RoiStream(
             self, rois, level, label, axes, prefetch=prefetch, ordered=ordered, planes=planes
         )
+
+
+def _is_cascade(pyramid: object) -> bool:
+    """Whether ``pyramid`` is a :class:`Cascade` (a stream's, fed by each of its writes)."""
+    from ._cascade import Cascade
+
+    return isinstance(pyramid, Cascade)
 
 
 def _lenient(attrs: dict[str, Any]) -> tuple[OmeMetadata, list[tuple[str, Any, str]]]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Self, cast
 
 import numpy as np
 
@@ -25,8 +25,10 @@ if TYPE_CHECKING:
     from numpy.typing import ArrayLike, NDArray
 
     from .._prefetch import Prefetch, PrefetchIterator
+    from ..engine import Region
     from ..engine.pyramid import Method
     from ..tables import Roi, Table
+    from ._cascade import Cascade
     from ._dataset import Dataset
 
 UNIT = "micrometer"
@@ -209,12 +211,20 @@ async def write_roi(
     roi: Roi,
     data: ArrayLike,
     level: int | str = 0,
-    pyramid: bool | Method | None = False,
+    pyramid: bool | Method | Cascade | None = False,
     **axes: Any,
 ) -> None:
-    """Write ``data`` to the pixels :func:`read_roi` reads for ``roi`` (ngio's ``set_roi``)."""
+    """Write ``data`` to the pixels :func:`read_roi` reads for ``roi`` (ngio's ``set_roi``);
+    ``pyramid``: a :class:`Cascade` too (a stream's: fed, finished by the stream)."""
     region = roi_region(image, level, roi, axes)
-    await image.write(data, level, pyramid, **dict(zip(image.axes, region, strict=True)))
+    named = dict(zip(image.axes, region, strict=True))
+    await image.write(data, level, cast("Any", pyramid), **named)
+
+
+def roi_span(image: Dataset, level: int | str, roi: Roi, axes: dict[str, Any]) -> Region:
+    """The level region (step-1 slices) :func:`write_roi` writes for ``roi``."""
+    region = roi_region(image, level, roi, axes)
+    return image.region_of(level, **dict(zip(image.axes, region, strict=True)))
 
 
 def _size(
@@ -486,9 +496,12 @@ class MaskedImage:
         self.image._check_writable()
         await self.write_read(await self.read_roi(value, zoom=zoom, **axes), data)
 
-    async def write_read(self, got: RoiRead, data: ArrayLike) -> None:
+    async def write_read(
+        self, got: RoiRead, data: ArrayLike, pyramid: bool | Method | Cascade | None = False
+    ) -> None:
         """:meth:`write` to a box already read (``got``: from :meth:`read_roi` or
-        :meth:`stream` of this masked image), without reading it again."""
+        :meth:`stream` of this masked image), without reading it again; ``pyramid``: as
+        :meth:`Dataset.write_points` takes it (or a stream's :class:`Cascade`)."""
         self.image._check_writable()
         value = got.roi.label
         try:
@@ -510,7 +523,7 @@ class MaskedImage:
             else:
                 points.append(_indices(s, n)[inside[k]])
                 k += 1
-        await self.image.write_points(tuple(points), new[mask], self.level)
+        await self.image.write_points(tuple(points), new[mask], self.level, cast("Any", pyramid))
 
     def stream(
         self,
@@ -611,6 +624,7 @@ __all__ = [
     "open_masked",
     "read_roi",
     "roi_box",
+    "roi_span",
     "write_roi",
     "zoomed",
 ]

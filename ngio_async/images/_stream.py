@@ -9,6 +9,7 @@ import numbers
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import anyio
@@ -17,7 +18,7 @@ import numpy as np
 from .._prefetch import SETTLE_SECONDS, Unsettled, single_leaf, start_deferred, to_the_end
 from .._workers import Workers
 from ..engine.plan import region_shape
-from ._rois import MaskedImage, RoiRead, RoiStream
+from ._rois import MaskedImage, RoiRead, RoiStream, roi_span
 from ._tiles import Tile, TileStream
 from ._write import LevelWriter
 
@@ -27,6 +28,9 @@ if TYPE_CHECKING:
     from anyio.streams.memory import MemoryObjectReceiveStream
     from numpy.typing import NDArray
 
+    from ..engine import Region
+    from ..engine.pyramid import Method
+    from ._cascade import Cascade
     from ._dataset import Dataset
 
 __all__ = ["Stream", "TileWriter", "stream", "stream_sync"]
@@ -60,6 +64,7 @@ class Stream(Generic[R]):
         out: TileWriter | Dataset | MaskedImage | None,
         threads: int,
         window: int,
+        pyramid: bool | Method | None = None,
     ) -> None:
         threads, window = _positive("threads", threads), _positive("window", window)
         if not isinstance(tiles, (TileStream, RoiStream)):  # the blocking API's, or else
@@ -73,11 +78,15 @@ class Stream(Generic[R]):
             raise TypeError(f"func must be a callable func(tile.data) -> result, got {func!r}")
         if inspect.iscoroutinefunction(func):
             raise TypeError(_ASYNC_FUNC.format(func))
+        self._axis_map: _AxisMap | None = None
         if isinstance(tiles, RoiStream):
             _check_roi_out(tiles, out)
         elif out is not None:
-            _check_out(out)
-            _check_fits(tiles, out)
+            _check_out(out, pyramid)
+            self._axis_map = _AxisMap.of(tiles, out)
+            _check_fits(tiles, out, self._axis_map)
+        _check_pyramid(tiles, out, pyramid)
+        self._pyramid = pyramid
         self._tiles = tiles
         self._func = func
         self._out = out
@@ -107,22 +116,52 @@ class Stream(Generic[R]):
         return self._run().__await__()
 
     async def _run(self) -> list[tuple[Any, R]] | None:
-        collected: list[tuple[Any, R]] = []
         out: Any = self._out  # a tile writer for tiles, a dataset / masked image for ROIs
+        if out is None:
+            async with self as results:
+                return [item async for item in results]
+        if isinstance(self._tiles, RoiStream):
+            await self._write_rois(out, self._tiles)
+        elif _is_dataset(out):  # its writer, the tiles' level (pyramid=: its cascade)
+            pyramid = False if self._pyramid is None else self._pyramid
+            async with out.writer(self._tiles.level, pyramid=pyramid) as writer:
+                await self._write_tiles(writer)
+        else:
+            await self._write_tiles(out)
+        return None
+
+    async def _write_tiles(self, out: Any) -> None:
         async with self as results:
-            async for item, value in results:
-                if out is None:
-                    collected.append((item, value))
-                elif isinstance(item, RoiRead):
+            async for tile, value in results:
+                await _write_tile(out, tile, value, self._axis_map)
+
+    async def _write_rois(self, out: Any, rois: RoiStream) -> None:
+        """Each result written at its ROI; with ``pyramid``, the lower levels built as they
+        land (one cascade for the stream), and rebuilt over what landed if it fails."""
+        cascade = None if not self._pyramid else _roi_cascade(out, rois, self._pyramid)
+        target = out.image if isinstance(out, MaskedImage) else out
+        level = target.level(out.level if isinstance(out, MaskedImage) else rois._level)
+        unsure: list[Region] = []
+        try:
+            async with self as results:
+                async for item, value in results:
                     # a write under way is finished when the caller is cancelled (bounded):
                     # never half a ROI written (another item's error waits for the next one)
                     what = f"stream(): the write of the result of {_roi_name(item)}"
-                    rois = self._tiles
-                    assert isinstance(rois, RoiStream)
-                    await to_the_end(_write_roi, out, item, value, rois, what=what)
-                else:
-                    await _write_tile(out, item, value)
-        return None if self._out is not None else collected
+                    landed = level.landed
+                    try:
+                        await to_the_end(_write_roi, out, item, value, rois, cascade, what=what)
+                    except BaseException:
+                        if cascade is not None and level.landed != landed:
+                            unsure.append(_roi_region(out, item, rois))
+                        raise
+        except BaseException as exc:
+            if cascade is not None:  # the lower levels follow what level 0 got
+                await cascade.settle(exc, unsure)
+            raise
+        if cascade is not None:
+            await cascade.finish()
+            await target._follow_data_windows()
 
     async def __aenter__(self) -> AsyncIterator[tuple[Any, R]]:
         self._cm = self._pipeline()
@@ -267,13 +306,19 @@ _ASYNC_FUNC = (
 )
 
 
-def _check_out(out: object) -> None:
-    """Refuse an ``out`` that is no tile writer at the call, before any tile is read."""
-    if callable(getattr(out, "writer", None)) and callable(getattr(out, "tiles", None)):
-        # a dataset: its own write(data, ...) would take each tile as its data
+def _is_dataset(out: object) -> bool:
+    return callable(getattr(out, "writer", None)) and callable(getattr(out, "tiles", None))
+
+
+def _check_out(out: object, pyramid: object) -> None:
+    """Refuse an ``out`` that is no tile writer (nor a dataset) at the call, before any tile
+    is read."""
+    if _is_dataset(out):
+        return  # written through its own writer (of the tiles' level)
+    if pyramid is not None and pyramid is not False:
         raise TypeError(
-            "stream(..., out=...) takes a tile writer, not the dataset itself: "
-            "`async with dst.writer() as w: await stream(tiles, func, out=w)`"
+            "stream(tiles, ..., out=<writer>) writes through the writer: give pyramid= to it "
+            "(`async with dst.writer(pyramid=True) as w`), or out=<the dataset>, pyramid=..."
         )
     if not callable(getattr(out, "write", None)):
         raise TypeError(
@@ -282,13 +327,25 @@ def _check_out(out: object) -> None:
         )
 
 
-def _check_fits(tiles: TileStream, out: object) -> None:
+def _check_fits(tiles: TileStream, out: Any, axis_map: _AxisMap | None) -> None:
     """Refuse, at the call, a level writer whose level the tiles' regions do not fit in (the
     tiles of another level: its first tiles were written, wrongly placed, before one failed)."""
     have = tiles.level_shape
-    if not isinstance(out, LevelWriter) or have is None or len(have) != out.level.ndim:
+    if have is not None and axis_map is not None:
+        have = axis_map.shape(have)
+    if _is_dataset(out):
+        if tiles.level >= len(out.levels):
+            raise ValueError(
+                f"stream(tiles, ..., out=<dataset>) writes each tile to the level it was read "
+                f"from ({tiles.level}); {out.url} has {len(out.levels)} levels"
+            )
+        level = out.levels[tiles.level]
+    elif isinstance(out, LevelWriter):
+        level = out.level
+    else:
+        return
+    if have is None or len(have) != level.ndim:
         return  # (other axes: the writer refuses the first tile, naming them)
-    level = out.level
     if any(t > o for t, o in zip(have, level.shape, strict=True)):
         raise ValueError(
             f"stream(tiles, ..., out=...): the tiles are of a level of shape {have} and each "
@@ -296,6 +353,129 @@ def _check_fits(tiles: TileStream, out: object) -> None:
             f"{level.shape}: they would land outside it (the tiles of another level? stream "
             "the tiles of the level written)"
         )
+
+
+@dataclass(frozen=True)
+class _AxisMap:
+    """Tiles of axes ``src`` onto a level of axes ``dst``, by name: each ``dst`` axis taken
+    from the tiles (in ``dst``'s order), the tiles' other axes (``drop``: length 1 in every
+    tile) left out; ``func``'s result the same way."""
+
+    src: tuple[str, ...]
+    dst: tuple[str, ...]
+    keep: tuple[int, ...]  # the tiles' axis of each ``dst`` axis
+    drop: tuple[int, ...]
+
+    @classmethod
+    def of(cls, tiles: TileStream, out: Any) -> _AxisMap | None:
+        """The map for ``out`` (``None``: same axes, or a writer of unknown axes), or a
+        ``ValueError`` naming the axes the tiles lack, or dropped axes the tiles span."""
+        if not isinstance(out, LevelWriter) and not _is_dataset(out):
+            return None  # a writer of its own: the tiles as they are
+        dst, src = out.axes, tiles.axes
+        if src is None or dst is None:
+            return None
+        src, dst = tuple(src), tuple(dst)
+        if len(src) == len(dst):
+            return None  # by position, as before (one image's tiles into another's level)
+        missing = [a for a in dst if a not in src]
+        if missing:
+            raise ValueError(
+                f"stream(tiles, ..., out=...): the tiles have axes {src}, the image written "
+                f"{dst}: axis {_names(missing)} of the image written is not an axis of the tiles"
+            )
+        drop = tuple(i for i, a in enumerate(src) if a not in dst)
+        several = [src[i] for i in drop if tiles.grid[i] > 1]
+        if several:
+            raise ValueError(
+                f"stream(tiles, ..., out=...): the tiles have axes {src}, the image written "
+                f"{dst}: axis {_names(several)} is dropped, but the tiles cover several "
+                f"positions along it (their results would overwrite each other); select one "
+                f"(ds.tiles({several[0]}=...))"
+            )
+        return cls(src, dst, tuple(src.index(a) for a in dst), drop)
+
+    def shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        return tuple(shape[i] for i in self.keep)
+
+    def tile(self, t: Tile) -> Tile:
+        """``t`` (a result tile: region and core equal) on the ``dst`` axes."""
+        long = [self.src[i] for i in self.drop if t.core[i].stop - t.core[i].start != 1]
+        wide = [self.src[i] for i in self.drop if t.data.shape[i] != 1]
+        if long or wide:
+            raise ValueError(
+                f"stream(tiles, ..., out=...): axis {_names(long or wide)} of the tiles is not "
+                f"an axis of the image written {self.dst}: it can be left out only where it "
+                f"has length 1 (the {'tile' if long else 'result'} has shape {t.data.shape} "
+                f"on axes {self.src})"
+            )
+        data = np.squeeze(t.data, axis=self.drop)
+        rest = [i for i in range(len(self.src)) if i not in self.drop]
+        data = np.transpose(data, [rest.index(i) for i in self.keep])
+
+        def pick(seq: tuple[Any, ...]) -> tuple[Any, ...]:
+            return tuple(seq[i] for i in self.keep)
+
+        return Tile(data, pick(t.region), pick(t.index), pick(t.core), t.level)
+
+
+def _names(axes: list[str]) -> str:
+    return ", ".join(repr(a) for a in axes)
+
+
+def _check_pyramid(tiles: TileStream | RoiStream, out: Any, pyramid: object) -> None:
+    """Refuse, at the call, a ``pyramid=`` the stream cannot honour."""
+    if pyramid is None or pyramid is False:
+        return
+    if pyramid is not True and pyramid not in ("mean", "nearest", "mode"):
+        raise ValueError(f"pyramid must be True or one of mean, nearest, mode; got {pyramid!r}")
+    if out is None:
+        raise TypeError("stream(..., pyramid=...) builds the lower levels of out=: give out=")
+    if isinstance(tiles, TileStream):
+        target, index = out, tiles.level
+    else:
+        target = out.image if isinstance(out, MaskedImage) else out
+        level = out.level if isinstance(out, MaskedImage) else tiles._level
+        index = target._level_index(level)
+    if index != 0:
+        raise ValueError(
+            f"stream(..., pyramid=...) builds the lower levels from level 0; the results are "
+            f"written to level {index} of {target.url}"
+        )
+    from ._pyramid import _is_label
+
+    if pyramid == "mean" and _is_label(target):
+        raise ValueError(
+            f"stream(..., pyramid='mean') would average label ids of {target.url} (1 and 9 "
+            "give 5); label images downsample with 'mode' (pyramid=True) or 'nearest'"
+        )
+
+
+def _roi_cascade(out: Any, rois: RoiStream, pyramid: bool | Method) -> Cascade:
+    """The one cascade of a ROI stream written with ``pyramid``."""
+    target = out.image if isinstance(out, MaskedImage) else out
+    level = out.level if isinstance(out, MaskedImage) else rois._level
+    cascade = target._cascade(target._level_index(level), pyramid)
+    assert cascade is not None
+    return cascade
+
+
+def _roi_region(out: Any, r: RoiRead, rois: RoiStream) -> Region:
+    """The level region a ROI's write covers (its box, step-1 slices)."""
+    if isinstance(out, MaskedImage):
+        if out.image is not rois._image:
+            return roi_span(out.image, out.level, r.roi, {})
+        return tuple(
+            slice(s, s + 1)
+            if isinstance(s, int)
+            else slice(min(s), max(s) + 1)
+            if isinstance(s, list)
+            else s
+            for s in r.region
+        )
+    if out is rois._image:
+        return roi_span(out, rois._level, r.roi, rois._axes)
+    return roi_span(out, rois._level, r.roi, {})
 
 
 def _check_roi_out(rois: RoiStream, out: object) -> None:
@@ -324,12 +504,15 @@ def _tile_name(tile: Tile) -> str:
     return f"the tile at {_where(tile.region)} of shape {tile.shape}{core}"
 
 
-async def _write_tile(out: Any, tile: Tile, value: Any) -> None:
+async def _write_tile(out: Any, tile: Tile, value: Any, axis_map: _AxisMap | None) -> None:
     """Write ``value``, ``func``'s result for ``tile``, to the tile writer ``out`` (its errors
-    name the tile): a level writer's writes run to their end by themselves, another writer's
-    ``write`` (maybe the I/O itself) is run to its end here."""
+    name the tile; ``axis_map``: onto the writer's axes): a level writer's writes run to their
+    end by themselves, another writer's ``write`` (maybe the I/O itself) is run to its end
+    here."""
     result = _result_tile(tile, value)
     try:
+        if axis_map is not None:
+            result = axis_map.tile(result)
         if isinstance(out, LevelWriter):
             await out.write(result)
         else:
@@ -346,10 +529,13 @@ def _roi_name(r: RoiRead) -> str:
     return f"ROI {r.roi.name!r} (region [{sel}])"
 
 
-async def _write_roi(out: Any, r: RoiRead, value: Any, rois: RoiStream) -> None:
+async def _write_roi(
+    out: Any, r: RoiRead, value: Any, rois: RoiStream, cascade: Cascade | None = None
+) -> None:
     """Write ``value``, ``func``'s result for ROI read ``r``, to ``out`` (errors name the ROI):
     to the image read, the same selection (``c=...``); to another one (a label image), the
-    ROI's box at the same level."""
+    ROI's box at the same level. ``cascade``: the stream's, fed by the write."""
+    pyramid: Any = False if cascade is None else cascade
     if value is None:
         raise TypeError(f"stream(..., out=...): func returned None for {_roi_name(r)}")
     try:
@@ -357,13 +543,14 @@ async def _write_roi(out: Any, r: RoiRead, value: Any, rois: RoiStream) -> None:
             if r.roi.label is None:
                 raise ValueError("it has no label value; out=<masked image> takes masked ROIs")
             if out.image is rois._image and out.label_image is rois._label and r.labels is not None:
-                await out.write_read(r, value)  # its box and labels as read: not read again
+                # its box and labels as read: not read again
+                await out.write_read(r, value, pyramid)
             else:
-                await out.write(int(r.roi.label), value)
+                await out.write_read(await out.read_roi(int(r.roi.label)), value, pyramid)
         elif out is rois._image:
-            await out.write_roi(r.roi, value, rois._level, **rois._axes)
+            await out.write_roi(r.roi, value, rois._level, pyramid=pyramid, **rois._axes)
         else:
-            await out.write_roi(r.roi, value, rois._level)
+            await out.write_roi(r.roi, value, rois._level, pyramid=pyramid)
     except Exception as exc:
         exc.add_note(f"stream(): writing the result of {_roi_name(r)}")
         raise
@@ -432,6 +619,7 @@ def stream(
     out: TileWriter | Dataset | MaskedImage | None = None,
     threads: int = 2,
     window: int = 16,
+    pyramid: bool | Method | None = None,
 ) -> Stream[R]:
     """Run ``func(tile.data)`` in worker threads over ``tiles`` (``ds.tiles(...)``).
 
@@ -439,19 +627,27 @@ def stream(
     the dataset's ``Limits.prefetch_bytes`` of tile data (the last one taken may cross it), and
     ``threads`` run ``func`` at once; the tile iterator keeps its own prefetch bounds. Results
     come in completion order. ``out``: a writer (``async write(tile)``, e.g. a dataset writer) that
-    receives each result as a tile of the same region (halos cropped to the core).
+    receives each result as a tile of the same region (halos cropped to the core), or a dataset
+    (written through its own writer of the tiles' level). The tiles are mapped onto ``out``'s
+    axes by name: axes ``out`` lacks are left out where they have length 1 (image tiles of
+    ``c="DAPI"`` into a label image), in the result of ``func`` too.
 
     ``tiles`` may be a ROI stream (``ds.read_rois(...)``, ``m.stream()``): ``func(r.data)``
     per ROI, ``(r, result)`` pairs; ``out``: a dataset (each result written at its ROI, as
     ``out.write_roi(r.roi, result, level)``) or a masked image (``out.write(label, result)``:
     only where the ROI's object is).
 
+    ``pyramid`` (``out`` a dataset or masked image, written at level 0): the lower levels are
+    built as the results land, by one cascade for the whole stream (``True``: the image's
+    default method, ``"mode"`` for label images; or name one), and rebuilt over what landed
+    if the stream fails; a writer given as ``out`` follows its own ``pyramid=``.
+
     Errors: the first is raised plainly, ``func``'s noting the tile or ROI it failed on. On an
     error or a cancellation no ``func`` and no write starts any more, and the writes under way
     are finished (within ``SETTLE_SECONDS``, 30 s: a hung store's write is then given up, and
     noted), so no tile or ROI is left half written.
     """
-    return Stream(tiles, func, out=out, threads=threads, window=window)
+    return Stream(tiles, func, out=out, threads=threads, window=window, pyramid=pyramid)
 
 
 def stream_sync(
@@ -461,10 +657,12 @@ def stream_sync(
     out: Any = None,
     threads: int = 2,
     window: int = 16,
+    pyramid: bool | Method | None = None,
 ) -> list[tuple[RoiRead, R]] | None:
     """The blocking twin of :func:`stream` over ROIs, run to the end: ``rois`` a blocking
     dataset's ``ds.read_rois(...)`` or masked image's ``m.stream()`` (not yet iterated);
-    ``out``: a blocking dataset or masked image. Same bounds, results and errors. Interrupted
+    ``out``: a blocking dataset or masked image; ``pyramid``: as :func:`stream`. Same bounds,
+    results and errors. Interrupted
     (Ctrl-C), the write under way is finished (within ``SETTLE_SECONDS``) before
     ``KeyboardInterrupt`` is raised."""
     from .._sync_api import SyncDataset, SyncMaskedImage
@@ -484,7 +682,7 @@ def stream_sync(
         out = out.async_dataset
     elif isinstance(out, SyncMaskedImage):
         out = out._masked
-    run = Stream(source, func, out=out, threads=threads, window=window)
+    run = Stream(source, func, out=out, threads=threads, window=window, pyramid=pyramid)
     ended = threading.Event()
 
     async def whole() -> list[tuple[RoiRead, R]] | None:

@@ -96,6 +96,8 @@ class TileStream:
         max_bytes: int | None = None,
         reuse: ChunkReuse | None = None,
         level_shape: tuple[int, ...] | None = None,
+        axes: tuple[str, ...] | None = None,
+        level: int = 0,
     ) -> None:
         self._make = make
         self._owner = owner
@@ -115,6 +117,10 @@ class TileStream:
         self.max_bytes = max_bytes
         #: the shape of the level the tiles are of (their regions are in its pixels)
         self.level_shape = level_shape
+        #: the axis names of that level (``stream`` maps the tiles onto an ``out`` by them),
+        #: and its index
+        self.axes = axes
+        self.level = level
 
     def __len__(self) -> int:
         return self.total

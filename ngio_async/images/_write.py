@@ -569,9 +569,16 @@ class LevelWriter:
     starts after it: the last write of a pixel wins, as in numpy.
     """
 
-    def __init__(self, level: Level, max_pending: int, cascade: Cascade | None = None) -> None:
+    def __init__(
+        self,
+        level: Level,
+        max_pending: int,
+        cascade: Cascade | None = None,
+        axes: tuple[str, ...] | None = None,
+    ) -> None:
         max_pending = checked_max_pending(max_pending)
         self.level = level
+        self.axes = axes  # the level's axis names (``stream`` maps tiles of other axes by them)
         self.cascade = cascade
         self._after = None if cascade is None else partial(cascade.add, 0)
         self.max_pending = max_pending
@@ -664,10 +671,13 @@ class LevelWriter:
 
 @asynccontextmanager
 async def open_writer(
-    level: Level, max_pending: int, cascade: Cascade | None = None
+    level: Level,
+    max_pending: int,
+    cascade: Cascade | None = None,
+    axes: tuple[str, ...] | None = None,
 ) -> AsyncIterator[LevelWriter]:
     """The context of :meth:`Dataset.writer`: owns the task group of the pending writes."""
-    writer = LevelWriter(level, max_pending, cascade)
+    writer = LevelWriter(level, max_pending, cascade, axes)
     leaf: BaseException | None = None
     finishing = False
     try:
