@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .._errors import UnsupportedError
+
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
@@ -120,6 +122,14 @@ async def percentile_windows(
     c = ds.metadata.channel_axis
     count = ds.shape[c] if c is not None else 1
     pairs = _per_channel(percentiles, count)
+    if not ds.store.supports_writes:  # refused before the level is read for nothing
+        raise UnsupportedError(
+            f"{ds.url} is on a read-only store ({type(ds.store).__name__} takes no writes): "
+            "its channel windows cannot be set; nothing was read"
+        )
+    omero = ds.metadata.ome.omero
+    if c is None and (omero is None or not omero.channels):
+        raise ValueError(f"{ds.url} has no channel axis and no channels")
     if ds.dtype.kind == "c":
         raise TypeError(f"{ds.url} holds complex values: no percentiles of them")
     index = len(ds.levels) - 1
