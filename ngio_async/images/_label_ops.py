@@ -110,6 +110,11 @@ async def relabel_sequential(labels: Labels, name: str, *, order: Order = "encou
         lvl = label.levels[0]
         unit = tuple(lvl.shards or lvl.chunks)  # ngio's write units: its numbering's grid
         found = await _values(label, unit)
+        if len(found) > np.iinfo(label.dtype).max:  # checked before any write
+            raise ValueError(
+                f"label {name!r} holds {len(found)} objects: numbered 1..{len(found)}, they do "
+                f"not fit its {label.dtype} values (at most {np.iinfo(label.dtype).max})"
+            )
         old = sorted(found) if order == "sorted" else found
         mapping = {v: i + 1 for i, v in enumerate(old)}
         if any(k != v for k, v in mapping.items()):
