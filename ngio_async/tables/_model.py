@@ -29,7 +29,8 @@ _SPACE = "xyz"
 class Roi:
     """A box in world coordinates: ``ranges`` maps ``x``, ``y``, ``z`` to ``(start, stop)`` in
     micrometres (``stop = start + length``), as ``ds.read_world(level, unit="micrometer",
-    **roi.ranges)`` takes them; ``time``, ``(start, stop)`` in seconds when the table has it.
+    **roi.ranges)`` takes them; ``time``, ``(start, stop)`` when the table has it (its
+    ``t_second`` columns: the time axis's stored numbers, as ngio writes and reads them).
 
     ``label``: the object's label value (masking ROI tables; others when they store one).
     ``extra``: the row's other columns (``FieldIndex``, ``x_micrometer_original``, ...).
