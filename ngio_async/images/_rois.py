@@ -11,7 +11,7 @@ pixel takes the label pixel holding its centre), so ``labels`` has the shape of 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Self, cast
 
 import numpy as np
@@ -32,7 +32,8 @@ if TYPE_CHECKING:
     from ._dataset import Dataset
 
 UNIT = "micrometer"
-_Item = tuple["Roi", dict[str, int] | None]  # a ROI, and the plane of it to read (or all)
+# a ROI, the plane of it to read (or all), and its position in the stream's ROIs
+_Item = tuple["Roi", dict[str, int] | None, int]
 _WORLD = ("x", "y", "z", "t")
 
 
@@ -47,12 +48,14 @@ def roi_box(roi: Roi) -> dict[str, Any]:
 @dataclass(frozen=True)
 class RoiRead:
     """One ROI read: ``data`` (the image pixels of its box), ``region`` (the level selection
-    read), ``labels`` (the label image's pixels on ``data``'s grid, when a label was asked)."""
+    read), ``labels`` (the label image's pixels on ``data``'s grid, when a label was asked),
+    ``index`` (the ROI's position in the ROIs of a stream: its planes share it)."""
 
     roi: Roi
     region: tuple[Any, ...]
     data: NDArray[Any]
     labels: NDArray[Any] | None = None
+    index: int | None = None
 
     @property
     def mask(self) -> NDArray[np.bool_]:
@@ -230,12 +233,12 @@ def roi_span(image: Dataset, level: int | str, roi: Roi, axes: dict[str, Any]) -
 def _size(
     image: Dataset,
     level: int | str,
-    item: tuple[Roi, dict[str, int] | None],
+    item: _Item,
     axes: dict[str, Any],
     label: Dataset | None,
 ) -> int:
     """The bytes one ROI's (or plane's) read holds (its labels counted at the image's size)."""
-    roi, plane = item
+    roi, plane, _ = item
     region = roi_region(image, level, roi, axes)
     lvl = image.level(level)
     n = 1
@@ -286,11 +289,11 @@ class RoiStream:
         if isinstance(rois, str):
             rois = await self._image.tables.rois(rois)
         if not self._planes:
-            return ((roi, None) for roi in list(rois))
+            return ((roi, None, k) for k, roi in enumerate(list(rois)))
         image, level, axes = self._image, self._level, self._axes
         return (
-            (roi, plane)
-            for roi in list(rois)
+            (roi, plane, k)
+            for k, roi in enumerate(list(rois))
             for plane in roi_planes(image, level, roi, axes, self._planes)
         )
 
@@ -301,7 +304,8 @@ class RoiStream:
         image, level, label, axes = self._image, self._level, self._label, self._axes
 
         async def read(item: _Item) -> RoiRead:
-            return await read_roi(image, item[0], level, label, item[1], **axes)
+            got = await read_roi(image, item[0], level, label, item[1], **axes)
+            return replace(got, index=item[2])
 
         return start_prefetch(
             await self._items(),

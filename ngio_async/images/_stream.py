@@ -65,6 +65,8 @@ class Stream(Generic[R]):
         threads: int,
         window: int,
         pyramid: bool | Method | None = None,
+        masked: bool = False,
+        unique_labels: int | None = None,
     ) -> None:
         threads, window = _positive("threads", threads), _positive("window", window)
         if not isinstance(tiles, (TileStream, RoiStream)):  # the blocking API's, or else
@@ -86,6 +88,9 @@ class Stream(Generic[R]):
             self._axis_map = _AxisMap.of(tiles, out)
             _check_fits(tiles, out, self._axis_map)
         _check_pyramid(tiles, out, pyramid)
+        _check_masked(tiles, masked)
+        self._masked = bool(masked)
+        self._unique = None if unique_labels is None else _positive("unique_labels", unique_labels)
         self._pyramid = pyramid
         self._tiles = tiles
         self._func = func
@@ -98,19 +103,47 @@ class Stream(Generic[R]):
         # the queue, starts no func then
         self._stopped = threading.Event()
 
-    def _call(self, data: NDArray[Any]) -> R:
-        """``func(data)``, in a worker thread."""
+    def _call(self, item: Item) -> R:
+        """``func(item.data)`` (``masked``: only the ROI's object), in a worker thread; its ids
+        moved into the item's block (``unique_labels``)."""
         if self._stopped.is_set():
             raise _Stopped
         try:
+            data = item.masked(0) if self._masked and isinstance(item, RoiRead) else item.data
             value = self._func(data)
             if inspect.iscoroutine(value):  # e.g. a lambda calling an async function
                 value.close()
                 raise TypeError(_ASYNC_FUNC.format(self._func))
+            if self._unique is not None:
+                value = self._shifted(item, value, self._unique)
         except BaseException:
             self._stopped.set()
             raise
         return value
+
+    def _shifted(self, item: Item, value: Any, block: int) -> Any:
+        """``value``'s non-zero ids moved into the item's block of ``block`` ids (ngio's
+        ``UniqueLabelsTransform``): ``label * block`` for a ROI of a masking table (its
+        object's label), ``k * block`` for the k-th ROI (its table order) or tile (grid order)."""
+        if isinstance(item, RoiRead):
+            k = item.roi.label if item.roi.label is not None else item.index
+        else:
+            assert isinstance(self._tiles, TileStream)
+            k = int(np.ravel_multi_index(item.index, self._tiles.grid))
+        arr = np.asarray(value)
+        where = f"{_item_name(item)} (unique_labels={block})"
+        if arr.dtype.kind not in "biu":
+            raise TypeError(f"func returned {arr.dtype} values for {where}: label ids are ints")
+        if not arr.size or k is None:
+            return value
+        low, high = int(arr.min()), int(arr.max())
+        if low < 0 or high >= block:
+            raise ValueError(
+                f"func returned ids {low}..{high} for {where}: each one's ids must be in "
+                f"0..{block - 1} (a larger block size, unique_labels=...)"
+            )
+        offset = int(k) * block
+        return value if offset == 0 else np.where(arr > 0, arr.astype(np.int64) + offset, 0)
 
     def __await__(self) -> Generator[Any, None, list[tuple[Any, R]] | None]:
         return self._run().__await__()
@@ -197,7 +230,7 @@ class Stream(Generic[R]):
                 # cloned here, not by the producer: a task cancelled before its first step
                 # (``asyncio.run`` ending) leaves no clone unclosed
                 async with send.clone() as out:
-                    value = await workers.run(self._call, tile.data)
+                    value = await workers.run(self._call, tile)
                     # a consumer gone (its error, a break) takes no more: not this tile's error
                     with contextlib.suppress(anyio.BrokenResourceError):
                         await out.send((tile, value))
@@ -451,6 +484,15 @@ def _check_pyramid(tiles: TileStream | RoiStream, out: Any, pyramid: object) -> 
         )
 
 
+def _check_masked(tiles: TileStream | RoiStream, masked: object) -> None:
+    if masked and (not isinstance(tiles, RoiStream) or tiles._label is None):
+        raise ValueError(
+            "stream(..., masked=True) hands func each ROI's pixels inside its object alone "
+            "(r.masked(), 0 elsewhere): stream ROIs read with their labels, "
+            "ds.read_rois(..., label=lab) or m.stream()"
+        )
+
+
 def _roi_cascade(out: Any, rois: RoiStream, pyramid: bool | Method) -> Cascade:
     """The one cascade of a ROI stream written with ``pyramid``."""
     target = out.image if isinstance(out, MaskedImage) else out
@@ -620,6 +662,8 @@ def stream(
     threads: int = 2,
     window: int = 16,
     pyramid: bool | Method | None = None,
+    masked: bool = False,
+    unique_labels: int | None = None,
 ) -> Stream[R]:
     """Run ``func(tile.data)`` in worker threads over ``tiles`` (``ds.tiles(...)``).
 
@@ -642,12 +686,28 @@ def stream(
     default method, ``"mode"`` for label images; or name one), and rebuilt over what landed
     if the stream fails; a writer given as ``out`` follows its own ``pyramid=``.
 
+    As ngio's ``MaskedSegmentationIterator`` and ``UniqueLabelsTransform``: ``masked=True``
+    hands ``func`` each ROI's pixels inside its object alone (``r.masked()``, 0 elsewhere; ROIs
+    read with their labels); ``unique_labels=n``: each result's non-zero ids (below ``n``)
+    are moved up by ``k * n``, ``k`` the ROI's label (a masking table's ROI), else its
+    position in the table, or the tile's in the grid: objects of separate ROIs never share
+    an id.
+
     Errors: the first is raised plainly, ``func``'s noting the tile or ROI it failed on. On an
     error or a cancellation no ``func`` and no write starts any more, and the writes under way
     are finished (within ``SETTLE_SECONDS``, 30 s: a hung store's write is then given up, and
     noted), so no tile or ROI is left half written.
     """
-    return Stream(tiles, func, out=out, threads=threads, window=window, pyramid=pyramid)
+    return Stream(
+        tiles,
+        func,
+        out=out,
+        threads=threads,
+        window=window,
+        pyramid=pyramid,
+        masked=masked,
+        unique_labels=unique_labels,
+    )
 
 
 def stream_sync(
@@ -658,10 +718,13 @@ def stream_sync(
     threads: int = 2,
     window: int = 16,
     pyramid: bool | Method | None = None,
+    masked: bool = False,
+    unique_labels: int | None = None,
 ) -> list[tuple[RoiRead, R]] | None:
     """The blocking twin of :func:`stream` over ROIs, run to the end: ``rois`` a blocking
     dataset's ``ds.read_rois(...)`` or masked image's ``m.stream()`` (not yet iterated);
-    ``out``: a blocking dataset or masked image; ``pyramid``: as :func:`stream`. Same bounds,
+    ``out``: a blocking dataset or masked image; ``pyramid``, ``masked``, ``unique_labels``:
+    as :func:`stream`. Same bounds,
     results and errors. Interrupted
     (Ctrl-C), the write under way is finished (within ``SETTLE_SECONDS``) before
     ``KeyboardInterrupt`` is raised."""
@@ -682,7 +745,16 @@ def stream_sync(
         out = out.async_dataset
     elif isinstance(out, SyncMaskedImage):
         out = out._masked
-    run = Stream(source, func, out=out, threads=threads, window=window, pyramid=pyramid)
+    run = Stream(
+        source,
+        func,
+        out=out,
+        threads=threads,
+        window=window,
+        pyramid=pyramid,
+        masked=masked,
+        unique_labels=unique_labels,
+    )
     ended = threading.Event()
 
     async def whole() -> list[tuple[RoiRead, R]] | None:
