@@ -32,17 +32,30 @@ _NUMBERS = frozenset({int, float, type(None)})
 
 
 def column_from_values(values: Sequence[Any]) -> NDArray[Any]:
-    """A numpy column of JSON-like ``values``: bool, int64 (also no values), float64 (``None``
-    as NaN when the others are numbers) or ``object`` (strings; ``None`` kept).
+    """A numpy column of JSON-like ``values``: bool, int64 (also no values; uint64 or ``object``
+    beyond it), float64 (``None`` as NaN when the others are numbers) or ``object`` (strings;
+    ``None`` kept).
 
     Decided by the set of the values' types (one pass in C, not a test per value)."""
     kinds = set(map(type, values))
     if kinds == {bool}:
         return np.asarray(values, dtype=bool)
     if kinds <= {int}:
-        return np.asarray(values, dtype=np.int64)
+        return _integers(values)
     if kinds <= _NUMBERS:
         return np.asarray(values, dtype=np.float64)  # None reads as NaN
+    out = np.empty(len(values), dtype=object)
+    out[:] = list(values)
+    return out
+
+
+def _integers(values: Sequence[int]) -> NDArray[Any]:
+    """int64; beyond it uint64 (a uint64 column written), else ``object`` (Python ints)."""
+    for dtype in (np.int64, np.uint64):
+        try:
+            return np.asarray(values, dtype=dtype)
+        except OverflowError:
+            pass
     out = np.empty(len(values), dtype=object)
     out[:] = list(values)
     return out
