@@ -111,3 +111,28 @@ async def test_dropped_or_missing_axes_are_refused_naming_them(tmp_path: Path) -
             ngio_async.stream(ds.tiles(c="DAPI"), segment, pyramid=True)
         assert not (await lab.read()).any()
         await lab.aclose()
+
+
+async def test_a_failing_tile_stream_leaves_the_pyramid_following_level_0(tmp_path: Path) -> None:
+    await _image(tmp_path / "a.zarr")
+    first = DATA[0, 0, 16, 16]  # the first pixel of the 5th tile (16x16 tiles, 3 x 3 each plane)
+
+    def fails(a: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+        if a[0, 0, 0, 0] == first:
+            raise RuntimeError("segmentation failed")
+        return segment(a)
+
+    async with ngio_async.open_async(tmp_path / "a.zarr", mode="r+") as ds:
+        lab = await ds.labels.create("seg", dtype="uint16")
+        tiles = ds.tiles(c="DAPI", shape=(1, 1, 16, 16))
+        with pytest.raises(RuntimeError, match="segmentation failed"):
+            await ngio_async.stream(tiles, fails, out=lab, pyramid=True, window=1)
+        got = await _levels(lab)
+        assert got[0].any() and not got[0].all()  # some tiles landed, not all
+        want = await _reference(ds, got[0])
+        for g, w in zip(got, want, strict=True):
+            np.testing.assert_array_equal(g, w)
+        await lab.aclose()
+    async with ngio_async.open_async(tmp_path / "a.zarr") as ds, ds.labels.open("seg") as lab:
+        with pytest.raises(ngio_async.ReadOnlyError):
+            ngio_async.stream(ds.tiles(c="DAPI"), segment, out=lab)

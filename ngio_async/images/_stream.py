@@ -347,6 +347,7 @@ def _check_out(out: object, pyramid: object) -> None:
     """Refuse an ``out`` that is no tile writer (nor a dataset) at the call, before any tile
     is read."""
     if _is_dataset(out):
+        out._check_writable()  # type: ignore[attr-defined]  # (at the call: nothing read)
         return  # written through its own writer (of the tiles' level)
     if pyramid is not None and pyramid is not False:
         raise TypeError(
