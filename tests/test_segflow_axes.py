@@ -5,6 +5,7 @@ the axes, where an axis of length > 1 would be dropped or an axis of the label i
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -117,8 +118,14 @@ async def test_a_failing_tile_stream_leaves_the_pyramid_following_level_0(tmp_pa
     await _image(tmp_path / "a.zarr")
     first = DATA[0, 0, 16, 16]  # the first pixel of the 5th tile (16x16 tiles, 3 x 3 each plane)
 
+    stored = tmp_path / "a.zarr" / "labels" / "seg" / "0"
+
     def fails(a: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
         if a[0, 0, 0, 0] == first:
+            for _ in range(1000):  # (until an earlier tile's write landed: not all dropped)
+                if any(p.is_file() and "c" in p.parts for p in stored.rglob("*")):
+                    break
+                time.sleep(0.01)
             raise RuntimeError("segmentation failed")
         return segment(a)
 
@@ -136,3 +143,7 @@ async def test_a_failing_tile_stream_leaves_the_pyramid_following_level_0(tmp_pa
     async with ngio_async.open_async(tmp_path / "a.zarr") as ds, ds.labels.open("seg") as lab:
         with pytest.raises(ngio_async.ReadOnlyError):
             ngio_async.stream(ds.tiles(c="DAPI"), segment, out=lab)
+    with ngio_async.open(tmp_path / "a.zarr", mode="r+") as blocking:
+        async with ngio_async.open_async(tmp_path / "a.zarr") as ds:
+            with pytest.raises(TypeError, match=r"a dataset opened with open_async, got"):
+                ngio_async.stream(ds.tiles(c="DAPI"), segment, out=blocking)  # type: ignore[arg-type]

@@ -340,7 +340,9 @@ _ASYNC_FUNC = (
 
 
 def _is_dataset(out: object) -> bool:
-    return callable(getattr(out, "writer", None)) and callable(getattr(out, "tiles", None))
+    from ._dataset import Dataset  # (imports this module)
+
+    return isinstance(out, Dataset)
 
 
 def _check_out(out: object, pyramid: object) -> None:
@@ -349,6 +351,10 @@ def _check_out(out: object, pyramid: object) -> None:
     if _is_dataset(out):
         out._check_writable()  # type: ignore[attr-defined]  # (at the call: nothing read)
         return  # written through its own writer (of the tiles' level)
+    if callable(getattr(out, "writer", None)) and callable(getattr(out, "tiles", None)):
+        raise TypeError(  # a blocking dataset: its write(data) would take each tile as data
+            f"stream(..., out=...) writes to a dataset opened with open_async, got {out!r}"
+        )
     if pyramid is not None and pyramid is not False:
         raise TypeError(
             "stream(tiles, ..., out=<writer>) writes through the writer: give pyramid= to it "
