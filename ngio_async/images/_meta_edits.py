@@ -82,14 +82,39 @@ async def set_axes_names(
     if not renamed:
         return
     async with ds.structure_lock():
+        follow = labels and ds.metadata.ome.image_label is None and ds.metadata.index == 0
+        plan = await _label_renames(ds, renamed) if follow else []
         await _rename(ds, renamed)
-        if labels and ds.metadata.ome.image_label is None and ds.metadata.index == 0:
-            await _rename_labels(ds, renamed)
+        if plan:
+            await _rename_labels(ds, renamed, plan)
 
 
-async def _rename_labels(ds: Dataset, renamed: dict[str, str]) -> None:
-    """Rename the axes the label images share with the image; a failure puts back the labels
-    renamed and the image (best effort: a retry then renames them all) and raises."""
+async def _label_renames(ds: Dataset, renamed: dict[str, str]) -> list[tuple[str, dict[str, str]]]:
+    """Per label image sharing renamed axes: its name and its renames, checked before any
+    write (a label's own axes must stay unique: a z y x label of a c y x image cannot take
+    z for y)."""
+    plan = []
+    for name in await ds.labels.names():
+        async with ds.labels.open(name) as label:
+            axes = label.axes
+        mine = {a: n for a, n in renamed.items() if a in axes}
+        new = [mine.get(a, a) for a in axes]
+        if len(set(new)) != len(new):
+            raise ValueError(
+                f"label {name!r} ({ds.store.url}/labels/{name}) would get the axis names {new}: "
+                "not unique; nothing was changed (rename its axes first, or pass labels=False)"
+            )
+        if mine:
+            plan.append((name, mine))
+    return plan
+
+
+async def _rename_labels(
+    ds: Dataset, renamed: dict[str, str], plan: list[tuple[str, dict[str, str]]]
+) -> None:
+    """Rename the axes the label images share with the image (``plan``: see
+    :func:`_label_renames`); a failure puts back the labels renamed and the image (best
+    effort: a retry then renames them all) and raises."""
     from ._dataset import _undo
 
     done: list[tuple[str, dict[str, str]]] = []
@@ -102,12 +127,9 @@ async def _rename_labels(ds: Dataset, renamed: dict[str, str]) -> None:
             await label.aclose()
 
     try:
-        for name in await ds.labels.names():
-            async with ds.labels.open(name) as label:
-                mine = {a: n for a, n in renamed.items() if a in label.axes}
-            if mine:
-                await rename_label(name, mine)
-                done.append((name, mine))
+        for name, mine in plan:
+            await rename_label(name, mine)
+            done.append((name, mine))
     except BaseException as exc:
         for name, mine in reversed(done):
             back = {n: a for a, n in mine.items()}
