@@ -582,7 +582,9 @@ class Labels:
     async def delete(self, name: str, *, missing_ok: bool = False) -> None:
         """Delete label image ``name`` (ngio's ``delete_label``): unlisted from the ``labels``
         group first (a compare-and-swap: labels listed meanwhile stay), then its objects; a
-        failure between the two leaves no listing naming missing data.
+        failure between the two leaves no listing naming missing data. Tables whose ``region``
+        is the label (masking ROI and feature tables) are kept, as ngio keeps them: masking by
+        them then raises :class:`NotFoundError` naming the label (``ds.tables.delete`` them).
 
         :raises NotFoundError: no label ``name`` is listed (unless ``missing_ok``).
         :raises ReadOnlyError: the image is read-only (before any I/O; the label named).
@@ -599,8 +601,13 @@ class Labels:
         shards (else chunks): the values, then the remap; the lower levels are rebuilt and the
         ``image-label`` colors and properties follow their values.
 
+        In place, as ngio's: interrupted during the remap, level 0 holds old and new numbers
+        (run it again over what the label should hold); tables of the label (masking ROIs,
+        features) keep the old values.
+
         :param order: ``"encounter"`` (ngio's: numbered as first met over the shard grid,
             ascending within one) or ``"sorted"`` (by old value).
+        :raises ValueError: more objects than the dtype's positive values (before any write).
         :raises ReadOnlyError: the image is read-only (before any I/O; the label named).
         """
         from ._label_ops import relabel_sequential
