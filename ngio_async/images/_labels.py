@@ -602,7 +602,7 @@ class Labels:
         ``image-label`` colors and properties follow their values.
 
         In place, as ngio's: interrupted during the remap, level 0 holds old and new numbers
-        (run it again over what the label should hold); tables of the label (masking ROIs,
+        (objects may share one: write the label again); tables of the label (masking ROIs,
         features) keep the old values.
 
         :param order: ``"encounter"`` (ngio's: numbered as first met over the shard grid,
