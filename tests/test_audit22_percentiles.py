@@ -50,3 +50,23 @@ async def test_a_channel_less_image_without_channels_is_refused_before_reading(
     async with ngio_async.open_async(tmp_path / "img.zarr", mode="r+") as ds:
         with pytest.raises(ValueError, match="no channel axis and no channels"):
             await ds.set_channels(windows="percentiles")
+
+
+@pytest.mark.parametrize(
+    "pair",
+    [[1, 99], (np.float32(1), np.float32(99)), (np.int64(1), 99), np.array([1.0, 99.0])],
+    ids=["list", "float32", "int64", "array"],
+)
+async def test_one_pair_given_otherwise_than_a_tuple_of_floats(
+    tmp_path: Path, pair: object
+) -> None:
+    """One (start, end) pair as a list, numpy numbers or an array is one pair for every
+    channel (it was refused: '2 pairs for 3 channels')."""
+    async with ngio_async.create_async(
+        tmp_path / "img.zarr", shape=(3, 16, 16), dtype="uint16", axes="cyx", levels=1
+    ) as ds:
+        await ds.write(np.arange(3 * 256, dtype=np.uint16).reshape(3, 16, 16) + 1)
+        await ds.set_channels(windows="percentiles", percentiles=(1, 99))
+        want = [c.window for c in ds.metadata.channels]
+        await ds.set_channels(windows="percentiles", percentiles=pair)  # type: ignore[arg-type]
+        assert [c.window for c in ds.metadata.channels] == want

@@ -12,6 +12,7 @@ is ``(0, 1)``).
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -51,26 +52,31 @@ def image_roi(ds: Dataset, name: str = "image") -> Roi:
 
 
 def _per_channel(percentiles: Percentiles, count: int) -> list[tuple[float, float]]:
-    """One ``(start, end)`` pair of percentiles per channel (checked: 0..100, start < end)."""
-    pair = (
-        isinstance(percentiles, tuple)
-        and len(percentiles) == 2
-        and all(isinstance(p, int | float) and not isinstance(p, bool) for p in percentiles)
-    )
-    given: list[Any] = [percentiles] * count if pair else list(percentiles)
+    """One ``(start, end)`` pair of percentiles per channel (checked: 0..100, start < end):
+    one pair of numbers (a tuple, list or array: for every channel), or one per channel."""
+    if isinstance(percentiles, str | bytes) or not isinstance(percentiles, Sequence | np.ndarray):
+        raise TypeError(f"percentiles must be (start, end) or one per channel, got {percentiles!r}")
+    items = list(percentiles)
+    pair = len(items) == 2 and all(_is_number(p) for p in items)
+    given: list[Any] = [items] * count if pair else items
     if len(given) != count:
         raise ValueError(
             f"percentiles: {len(given)} pairs for {count} channels (or one (start, end) pair)"
         )
     out = []
     for i, p in enumerate(given):
-        if isinstance(p, str | bytes) or not isinstance(p, Sequence) or len(p) != 2:
+        if isinstance(p, str | bytes) or not isinstance(p, Sequence | np.ndarray) or len(p) != 2:
             raise TypeError(f"percentiles[{i}] must be (start, end), got {p!r}")
         lo, hi = (float(v) for v in p)
         if not (0 <= lo < hi <= 100) or not (math.isfinite(lo) and math.isfinite(hi)):
             raise ValueError(f"percentiles[{i}] {tuple(p)}: expected 0 <= start < end <= 100")
         out.append((lo, hi))
     return out
+
+
+def _is_number(value: object) -> bool:
+    """A real number (numpy's too), not a boolean."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
 
 
 def _counts(data: NDArray[Any]) -> tuple[NDArray[Any], NDArray[Any]]:
