@@ -46,3 +46,23 @@ async def test_strings_and_a_string_index(tmp_path: Path, backend: str) -> None:
         table = await ds.tables.read("t")
         assert list(table.index) == index
         assert table.columns["s"].tolist() == text.tolist()
+
+
+@pytest.mark.parametrize("backend", ["anndata", "json", "csv"])
+async def test_text_that_is_no_utf8_is_refused_naming_table_and_column(
+    tmp_path: Path, backend: str
+) -> None:
+    """A lone surrogate cannot be UTF-8: refused naming the table, the column and the row
+    (it raised the codec's bare error, or named chunk 'c/0[0]'), and nothing is written."""
+    async with ngio_async.create_async(
+        tmp_path / "img.zarr", shape=(8, 8), dtype="uint8", axes="yx"
+    ) as ds:
+        text = np.array(["ok", "bad\ud800"], dtype=object)
+        with pytest.raises(ValueError, match=r"table 't': column 's' row 1 .*UTF-8"):
+            await ds.tables.write("t", {"s": text}, backend=backend)
+        with pytest.raises(ValueError, match=r"table 't': the index row 0 .*UTF-8"):
+            await ds.tables.write(
+                "t", {"n": np.arange(2)}, index=["\udc80", "b"], index_key="id", backend=backend
+            )
+        assert await ds.tables.names() == []
+        assert not (tmp_path / "img.zarr" / "tables" / "t").exists()

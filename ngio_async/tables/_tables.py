@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, cast
 import anyio
 import numpy as np
 
-from .._errors import ExistsError, MetadataError, NotFoundError, UnsupportedError
+from .._errors import CodecError, ExistsError, MetadataError, NotFoundError, UnsupportedError
 from ..meta import write_document
 from ..meta._names import check_child_name
 from ._anndata import Node, encode_anndata, group_documents, read_anndata, read_nodes
@@ -370,6 +370,42 @@ class Tables:
         if keys:
             await store.delete_many(keys)
 
+    async def _encode(
+        self,
+        name: str,
+        index: list[str],
+        index_key: str,
+        columns: dict[str, NDArray[Any]],
+        attrs: dict[str, Any],
+        backend: str,
+        dtypes: dict[str, str] | None,
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The objects of table ``name`` (keys below its group) and its group's attributes."""
+        if backend in _ANNDATA:
+            items = encode_anndata(index, index_key, columns, v3=self._v3, dtypes=dtypes)
+            return items, {**_ANNDATA_ATTRS, "backend": "anndata", **attrs}
+        if backend in _JSON or backend in _CSV or backend in _PARQUET:
+            data: dict[str, Any] = encode_json(columns) if backend in _JSON else columns
+            if "index_key" in attrs:  # the row names, as ngio writes them: a column first
+                rows: Any = index
+                if attrs.get("index_type") == "int":  # parquet: one int64 array, no int objects
+                    ints = np.asarray(index, dtype=object).astype(np.int64)
+                    rows = ints if backend in _PARQUET else ints.tolist()
+                data = {index_key: rows, **data}
+            if backend in _JSON:
+                items = {_join("table", k): v for k, v in json_documents(data, v3=self._v3).items()}
+            elif backend in _CSV:
+                items = {"table.csv": encode_csv(data)}
+            else:
+                encode = encode_parquet
+                run = self._dataset._workers.run
+                items = {"table.parquet": await run(encode, data, name, dtypes)}
+            return items, {"backend": _text_backend(backend), **attrs}
+        raise UnsupportedError(
+            f"table {name!r}: writing the {backend!r} backend is not supported "
+            "(anndata, json, csv and parquet are)"
+        )
+
     async def _write(
         self,
         name: str,
@@ -393,30 +429,17 @@ class Tables:
         if index_key in columns:
             raise ValueError(f"table {name!r}: column {index_key!r} is also the index key")
         root = _join(self._group, name)
-        if backend in _ANNDATA:
-            items = encode_anndata(index, index_key, columns, v3=self._v3, dtypes=dtypes)
-            attrs = {**_ANNDATA_ATTRS, "backend": "anndata", **attrs}
-        elif backend in _JSON or backend in _CSV or backend in _PARQUET:
-            data: dict[str, Any] = encode_json(columns) if backend in _JSON else columns
-            if "index_key" in attrs:  # the row names, as ngio writes them: a column first
-                rows: Any = index
-                if attrs.get("index_type") == "int":  # parquet: one int64 array, no int objects
-                    ints = np.asarray(index, dtype=object).astype(np.int64)
-                    rows = ints if backend in _PARQUET else ints.tolist()
-                data = {index_key: rows, **data}
-            if backend in _JSON:
-                items = {_join("table", k): v for k, v in json_documents(data, v3=self._v3).items()}
-            elif backend in _CSV:
-                items = {"table.csv": encode_csv(data)}
-            else:
-                encode = encode_parquet
-                items = {"table.parquet": await ds._workers.run(encode, data, name, dtypes)}
-            attrs = {"backend": _text_backend(backend), **attrs}
-        else:
-            raise UnsupportedError(
-                f"table {name!r}: writing the {backend!r} backend is not supported "
-                "(anndata, json, csv and parquet are)"
+        try:
+            items, attrs = await self._encode(
+                name, index, index_key, columns, attrs, backend, dtypes
             )
+        except (UnicodeEncodeError, CodecError) as exc:
+            where = _not_utf8(index, columns)
+            if where is None:
+                raise
+            raise ValueError(
+                f"table {name!r}: {where} holds text that is not UTF-8 ({exc}); nothing was written"
+            ) from exc
         items = {_join(root, k): v for k, v in items.items()}
         heads = {_join(root, k): v for k, v in group_documents(attrs, v3=self._v3).items()}
         async with self._locked():
@@ -666,3 +689,27 @@ async def _discard(store: Any, root: str, exc: BaseException) -> None:
                 f"the keys written so far below {root} could not be removed ({cleanup}); "
                 "write the table again with overwrite=True"
             )
+
+
+def _not_utf8(index: list[str], columns: dict[str, NDArray[Any]]) -> str | None:
+    """Where the first text that UTF-8 cannot encode is (``"column 's' row 3"``), if any:
+    looked for once an encoding failed (no test per value otherwise)."""
+
+    def bad(values: Any) -> int | None:
+        for i, v in enumerate(values):
+            if isinstance(v, str):
+                try:
+                    v.encode()
+                except UnicodeEncodeError:
+                    return i
+        return None
+
+    row = bad(index)
+    if row is not None:
+        return f"the index row {row}"
+    for key, col in columns.items():
+        if col.dtype.kind in "OU":
+            row = bad(col.tolist())
+            if row is not None:
+                return f"column {key!r} row {row}"
+    return None
