@@ -134,6 +134,12 @@ async def percentile_windows(
             f"{ds.url} is on a read-only store ({type(ds.store).__name__} takes no writes): "
             "its channel windows cannot be set; nothing was read"
         )
+    version = ds.metadata.ngff_version
+    if version not in ("0.4", "0.5"):  # its metadata cannot be edited: refused before reading
+        raise UnsupportedError(
+            f"{ds.url}: cannot set the channel windows of an NGFF {version} image (ngio_async "
+            "writes NGFF 0.4 and 0.5; convert it to 0.5 to edit it); nothing was read"
+        )
     omero = ds.metadata.ome.omero
     if c is None and (omero is None or not omero.channels):
         raise ValueError(f"{ds.url} has no channel axis and no channels")

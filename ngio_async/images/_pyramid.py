@@ -482,6 +482,8 @@ async def _record_method(ds: Dataset, method: Method) -> None:
     ms = ds.metadata.ome.multiscales
     if ms is not None and ms[0].type == fields["type"] and ms[0].metadata == fields["metadata"]:
         return
+    if ds.metadata.ngff_version not in ("0.4", "0.5"):  # 0.6 documents are read, not written:
+        return  # its levels were written, and these fields are only SHOULDs
 
     def edit(ome: OmeMetadata) -> OmeMetadata:
         assert ome.multiscales is not None
