@@ -1,8 +1,7 @@
-"""Left, not fixed (images/_rois.py is another helper's; the fix is more than one line):
-masking_rois gives a label's boxes in the stored unit (nanometres here) while read_roi and
-masked() take a ROI's x, y, z in micrometres, so on an image measured in nanometres the
-masking ROIs of its label read nothing ('outside the image'); strict xfail: it fails as soon as
-this is fixed (then drop the mark)."""
+"""A ROI's numbers are in the image's own units, as ngio reads them: masking_rois gives a
+label's boxes in the stored unit (nanometres here), and read_roi and masked() take them so
+(they took micrometres, so the masking ROIs of a nanometre image read nothing: 'outside the
+image')."""
 
 from __future__ import annotations
 
@@ -19,7 +18,6 @@ if TYPE_CHECKING:
 pytestmark = [pytest.mark.anyio, pytest.mark.filterwarnings("ignore")]
 
 
-@pytest.mark.xfail(strict=True, reason="masking_rois is in stored units, read_roi in um")
 async def test_masking_rois_of_a_nanometre_image_read_their_objects(tmp_path: Path) -> None:
     async with ngio_async.create_async(
         tmp_path / "img.zarr",
@@ -37,9 +35,21 @@ async def test_masking_rois_of_a_nanometre_image_read_their_objects(tmp_path: Pa
         (roi,) = await label.masking_rois()
         await label.aclose()
         assert {a: pytest.approx(r) for a, r in roi.ranges.items()} == {
-            "z": (1.0, 2.0),
-            "y": (0.8, 1.6),
-            "x": (0.8, 1.6),
+            "z": (1000.0, 2000.0),
+            "y": (800.0, 1600.0),
+            "x": (800.0, 1600.0),
         }
         read = await ds.read_roi(roi)
         assert read.region == (slice(2, 4), slice(4, 8), slice(4, 8))
+        async with ds.masked("cells") as m:
+            got = await m.read(3, masked=True)
+        assert got.shape == (2, 4, 4) and (got == 9).all()
+    # ngio reads the same numbers from its own masking ROI table of this label
+    import ngio
+
+    container = ngio.open_ome_zarr_container(str(tmp_path / "img.zarr"))
+    table = container.build_masking_roi_table("cells")
+    (theirs,) = table.rois()
+    starts = {s.axis_name: (s.start, (s.start or 0) + (s.length or 0)) for s in theirs.slices}
+    for a in "zyx":
+        assert starts[a] == pytest.approx(roi.ranges[a])

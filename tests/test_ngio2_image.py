@@ -294,8 +294,8 @@ def test_blocking_twins(tmp_path: Path) -> None:
 
 
 async def test_image_roi_units(tmp_path: Path) -> None:
-    """A ROI is in micrometres, its time as stored (ngio's); an image without units gives its
-    stored numbers (as ngio's pixel sizes are taken)."""
+    """A ROI is in the image's stored units on every axis (ngio's numbers: z in nanometres
+    here); an image without units gives its stored numbers too."""
     async with ngio_async.create_async(
         tmp_path / "a.zarr",
         shape=(3, 4, 8, 8),
@@ -305,7 +305,7 @@ async def test_image_roi_units(tmp_path: Path) -> None:
         units={"t": "millisecond", "z": "nanometer", "y": "micrometer", "x": "micrometer"},
     ) as ds:
         roi = ds.image_roi()
-        assert roi.ranges == {"z": (0.0, 0.004), "y": (0.0, 16.0), "x": (0.0, 16.0)}
+        assert roi.ranges == {"z": (0.0, 4.0), "y": (0.0, 16.0), "x": (0.0, 16.0)}
         assert roi.time == (0.0, 15.0)
     async with ngio_async.create_async(
         tmp_path / "b.zarr", shape=(8, 8), dtype="uint8", axes="yx", scale=2.0, units=None

@@ -1020,7 +1020,7 @@ class Dataset(StoreNode):
         own = not _is_cascade(pyramid)  # a stream's cascade (pyramid=): the stream finishes it
         cascade = self._cascade(level, pyramid)
         after = None if cascade is None else partial(cascade.add, 0)
-        landed = lvl.landed
+        landed = lvl.begun
         try:
             selection, pick = self._selection(lvl, axes)
             if pick is None:
@@ -1039,7 +1039,7 @@ class Dataset(StoreNode):
                     await lvl.setitem(tuple(selection), one, after)
         except BaseException as exc:
             if cascade is not None and own:  # the lower levels follow what level 0 got
-                unsure = [self.region_of(level, **axes)] if lvl.landed != landed else []
+                unsure = [self.region_of(level, **axes)] if lvl.begun != landed else []
                 await cascade.settle(exc, unsure)
             raise
         if cascade is None or not own:
@@ -1128,7 +1128,7 @@ class Dataset(StoreNode):
         cascade = self._cascade(level, pyramid)
         after = None if cascade is None else partial(cascade.add, 0)
         lvl = self.level(level)
-        landed = lvl.landed
+        landed = lvl.begun
         try:
             if how == "orthogonal":
                 await lvl.write_orthogonal(selection, data, after)
@@ -1138,7 +1138,7 @@ class Dataset(StoreNode):
                 await lvl.setitem(selection, data, after)
         except BaseException as exc:
             if cascade is not None and own:  # the lower levels follow what level 0 got
-                unsure = [self._span(how, selection, lvl)] if lvl.landed != landed else []
+                unsure = [self._span(how, selection, lvl)] if lvl.begun != landed else []
                 await cascade.settle(exc, unsure)
             raise
         if cascade is None or not own:
@@ -1493,7 +1493,7 @@ class Dataset(StoreNode):
 
     def image_roi(self, name: str = "image") -> Roi:
         """The ROI covering the whole image (ngio's ``build_image_roi_table``: x, y, z in
-        micrometres from the image's origin, and the time when it has a ``t`` axis), for
+        the image's units from its origin, and the time when it has a ``t`` axis), for
         ``await ds.tables.write_rois("image_ROI_table", [ds.image_roi()])``."""
         from ._image_ops import image_roi
 
@@ -1937,7 +1937,7 @@ class Dataset(StoreNode):
 
     async def masking_rois(self, level: int | str = 0) -> list[Roi]:
         """On a label image: one ``Roi`` per object (non-zero value), its bounding box in
-        micrometres from the image's corner, as ngio's ``build_masking_roi_table`` (read tile
+        the image's units from its corner, as ngio's ``build_masking_roi_table`` (read tile
         by tile); ``ds.tables.write_rois(name, rois, label=...)`` stores them."""
         from ._rois import masking_rois
 

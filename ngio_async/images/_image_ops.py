@@ -37,12 +37,9 @@ def image_roi(ds: Dataset, name: str = "image") -> Roi:
 
     if not isinstance(name, str) or not name:
         raise ValueError(f"a ROI name must be a non-empty string, got {name!r}")
-    # space in micrometres; time, and an axis without a unit, as stored: ngio's numbers, and
-    # those read_roi takes and masking_rois give
-    units = {
-        a.name: "micrometer" if a.unit and a.type == "space" else None for a in ds.metadata.axes
-    }
-    found = ds.world_extent(0, unit={a: u for a, u in units.items() if u}, origin="image")
+    # every axis in its stored unit: ngio's numbers, and those read_roi takes and masking_rois
+    # give (micrometres for an image in micrometres)
+    found = ds.world_extent(0, origin="image")
     ranges = {a: (float(lo), float(hi)) for a, (lo, hi) in found.items() if a in ("x", "y", "z")}
     if "x" not in ranges or "y" not in ranges:
         raise ValueError(f"{ds.url} has no x and y space axes: no ROI of it")

@@ -225,9 +225,9 @@ class Level:
         # shards compressed whole being fetched and opened, for the reads that need them too
         self._shards_in_flight: SingleFlight[tuple[Buffer, ShardIndex] | None] = SingleFlight()
         self._write_locks = KeyLocks(store.url)  # shared by every open of the image
-        #: stored objects written through this level so far (a failed write that changed it
-        #: may have landed parts: see ``Cascade.settle``)
-        self.landed = 0
+        #: writes of stored objects begun through this level so far (a failed write that
+        #: changed it may have landed parts, whether or not it got to tell: ``Cascade.settle``)
+        self.begun = 0
 
     # ---------------------------------------------------------------- description
     @property

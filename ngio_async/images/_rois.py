@@ -2,8 +2,8 @@
 its pixels masked by its label value, masked writes back), and the ROIs of a table read one
 after another with a bounded prefetch (``async for r in ds.read_rois("FOV_ROI_table")``).
 
-ROI boxes are in micrometres from the image's corner (ngio's rule): each read is
-``read_world(unit="micrometer", origin="image", **roi.ranges)``. A label image is read at its
+ROI boxes are in the image's own units from its corner (ngio's rule): each read is
+``read_world(origin="image", **roi.ranges)``. A label image is read at its
 level nearest the image level's y/x pixel size and brought onto the image's grid (each image
 pixel takes the label pixel holding its centre), so ``labels`` has the shape of ``data``.
 """
@@ -31,7 +31,6 @@ if TYPE_CHECKING:
     from ._cascade import Cascade
     from ._dataset import Dataset
 
-UNIT = "micrometer"
 # a ROI, the plane of it to read (or all), and its position in the stream's ROIs
 _Item = tuple["Roi", dict[str, int] | None, int]
 _WORLD = ("x", "y", "z", "t")
@@ -74,6 +73,15 @@ class RoiRead:
         return out
 
 
+def _units_of(image: Dataset, label: Dataset) -> dict[str, str] | None:
+    """The image's units of the axes whose unit its label image does not share (a ROI's
+    numbers are in the image's units), or ``None`` when it shares them all."""
+    mine = {a.name: a.unit for a in image.metadata.spatial_calibration[0].axes}
+    other = {a.name: a.unit for a in label.metadata.spatial_calibration[0].axes}
+    differ = {a: u for a, u in mine.items() if a in _WORLD and u and a in other and other[a] != u}
+    return differ or None
+
+
 def label_level(image: Dataset, level: int | str, label: Dataset) -> int:
     """The level of ``label`` whose y/x pixel size is nearest the image ``level``'s."""
     cal = image.metadata.spatial_calibration[image.levels.index(image.level(level))]
@@ -86,9 +94,11 @@ def label_level(image: Dataset, level: int | str, label: Dataset) -> int:
 
 
 def roi_region(image: Dataset, level: int | str, roi: Roi, axes: dict[str, Any]) -> tuple[Any, ...]:
-    """The level selection ``roi``'s box covers (errors name the ROI)."""
+    """The level selection ``roi``'s box covers (errors name the ROI). A ROI's numbers are in
+    the image's own units, as ngio reads them (its ``x_micrometer`` columns hold micrometres
+    for an image in micrometres, nanometres for one in nanometres)."""
     try:
-        return image.world_region(level, unit=UNIT, origin="image", **{**roi_box(roi), **axes})
+        return image.world_region(level, origin="image", **{**roi_box(roi), **axes})
     except (IndexError, ValueError) as exc:
         if type(exc) not in (IndexError, ValueError):  # (MetadataError: as it is)
             raise
@@ -189,7 +199,7 @@ async def read_roi(
         return RoiRead(roi, tuple(region), data)
     at = label_level(image, level, label)
     lbox = {k: v for k, v in box.items() if k in _WORLD and k in label.axes}
-    lregion = list(label.world_region(at, unit=UNIT, origin="image", **lbox))
+    lregion = list(label.world_region(at, unit=_units_of(image, label), origin="image", **lbox))
     llvl = label.level(at)
     cal = image.metadata.spatial_calibration[image.levels.index(lvl)]
     lcal = label.metadata.spatial_calibration[at]
@@ -404,7 +414,7 @@ def _bounds(data: NDArray[Any], offset: Sequence[int], into: dict[int, list[list
 
 async def masking_rois(label: Dataset, level: int | str = 0) -> list[Roi]:
     """One box per object (non-zero value) of label image ``label``, its bounding box in
-    micrometres from the image's corner (ngio's ``build_masking_roi_table``): the level is
+    the image's units from its corner (ngio's ``build_masking_roi_table``): the level is
     read tile by tile, never whole."""
     from ..tables import Roi
 

@@ -181,11 +181,11 @@ class Stream(Generic[R]):
                     # a write under way is finished when the caller is cancelled (bounded):
                     # never half a ROI written (another item's error waits for the next one)
                     what = f"stream(): the write of the result of {_roi_name(item)}"
-                    landed = level.landed
+                    landed = level.begun
                     try:
                         await to_the_end(_write_roi, out, item, value, rois, cascade, what=what)
                     except BaseException:
-                        if cascade is not None and level.landed != landed:
+                        if cascade is not None and level.begun != landed:
                             unsure.append(_roi_region(out, item, rois))
                         raise
         except BaseException as exc:

@@ -196,8 +196,8 @@ async def write_region(
             if not locked:
                 await stack.enter_async_context(level._write_locks.hold(key))
             try:
+                level.begun += 1  # a failed write that changed it may have landed parts
                 pixels = await _write_object(level, codec, plan, key, region, arr, mask, after)
-                level.landed += 1  # before any checkpoint: ``after`` may be cancelled below
             finally:
                 level.forget_index(key)  # whatever happened, cached indexes may be stale
         if after is not None:
@@ -647,7 +647,7 @@ class LevelWriter:
     async def _one(
         self, region: Region, data: NDArray[Any], before: list[anyio.Event], token: int
     ) -> None:
-        landed, done = self.level.landed, False
+        landed, done = self.level.begun, False
         try:
             for earlier in before:
                 await earlier.wait()
@@ -663,7 +663,7 @@ class LevelWriter:
             self._failures.append(exc)
             self._tg.cancel_scope.cancel()
         finally:
-            if not done and self.level.landed != landed:  # (or another write's objects)
+            if not done and self.level.begun != landed:  # (or another write's objects)
                 self.unsure.append(region)
             self._in_flight.pop(token)[1].set()
             self._slots.release()

@@ -28,8 +28,9 @@ _SPACE = "xyz"
 @dataclass(frozen=True)
 class Roi:
     """A box in world coordinates: ``ranges`` maps ``x``, ``y``, ``z`` to ``(start, stop)`` in
-    micrometres (``stop = start + length``), as ``ds.read_world(level, unit="micrometer",
-    **roi.ranges)`` takes them; ``time``, ``(start, stop)`` when the table has it (its
+    the image's own units, as ngio reads them (micrometres for an image in micrometres, whatever
+    the ``x_micrometer`` columns are called; ``stop = start + length``), as
+    ``ds.read_world(level, origin="image", **roi.ranges)`` takes them; ``time``, ``(start, stop)`` when the table has it (its
     ``t_second`` columns: the time axis's stored numbers, as ngio writes and reads them).
 
     ``label``: the object's label value (masking ROI tables; others when they store one).
