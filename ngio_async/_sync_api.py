@@ -734,7 +734,7 @@ class SyncDataset(_Reopenable):
         self, roi: Roi, level: int | str = 0, *, label: SyncDataset | None = None, **axes: Any
     ) -> RoiRead:
         """Read one ROI (``Dataset.read_roi``; ``label``: an open label image of this one)."""
-        lab = None if label is None else label._dataset
+        lab = label if label is None or isinstance(label, str) else label._dataset
         return self._runner.call(lambda: self._dataset.read_roi(roi, level, label=lab, **axes))
 
     def write_roi(
@@ -756,7 +756,7 @@ class SyncDataset(_Reopenable):
         rois: str | Sequence[Roi],
         level: int | str = 0,
         *,
-        label: SyncDataset | None = None,
+        label: SyncDataset | str | None = None,
         prefetch: int | None = None,
         ordered: bool = True,
         planes: Sequence[str] | None = None,
@@ -765,7 +765,7 @@ class SyncDataset(_Reopenable):
         """``for r in ds.read_rois("FOV_ROI_table")``: lazy, prefetching (``Dataset.read_rois``;
         ``label``: an open label image of this one)."""
         _ = self._runner.portal  # ClosedError before anything is made (a closed handle)
-        lab = None if label is None else label._dataset
+        lab = label if label is None or isinstance(label, str) else label._dataset
         stream = self._dataset.read_rois(
             rois, level, label=lab, prefetch=prefetch, ordered=ordered, planes=planes, **axes
         )

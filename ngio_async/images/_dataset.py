@@ -1975,7 +1975,7 @@ class Dataset(StoreNode):
         rois: str | Sequence[Roi],
         level: int | str = 0,
         *,
-        label: Dataset | None = None,
+        label: Dataset | str | None = None,
         prefetch: int | None = None,
         ordered: bool = True,
         planes: Sequence[str] | None = None,
@@ -1983,7 +1983,8 @@ class Dataset(StoreNode):
     ) -> RoiStream:
         """``async for r in ds.read_rois("FOV_ROI_table")``: each ROI of a table (a name, or
         ``Roi`` values) read at ``level`` ahead of the consumer, as ``r.roi``, ``r.data``
-        (and ``r.labels`` of ``label``, an open label image, on the same grid); ``axes``
+        (and ``r.labels`` of ``label``, an open label image or the name of one of this
+        image's, on the same grid); ``axes``
         select other axes (``c="DAPI"``); ``planes=("z",)``: each ROI plane by plane, the axis
         dropped (ngio's ``by_yx``). See :class:`~ngio_async.images.RoiStream`."""
         from ._rois import RoiStream

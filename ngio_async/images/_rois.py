@@ -274,7 +274,7 @@ class RoiStream:
         image: Dataset,
         rois: str | Sequence[Roi],
         level: int | str,
-        label: Dataset | None,
+        label: Dataset | str | None,
         axes: dict[str, Any],
         *,
         prefetch: int | None = None,
@@ -311,7 +311,10 @@ class RoiStream:
         if self._used:
             raise RuntimeError("a ROI stream can be iterated once; call read_rois() again")
         self._used = True
-        image, level, label, axes = self._image, self._level, self._label, self._axes
+        image, level, axes = self._image, self._level, self._axes
+        label = self._label
+        if isinstance(label, str):  # a label image of this one, by name (shares its store)
+            label = self._label = await image.labels.open(label)
 
         async def read(item: _Item) -> RoiRead:
             got = await read_roi(image, item[0], level, label, item[1], **axes)
