@@ -1381,8 +1381,10 @@ class Dataset(StoreNode):
 
         from ..meta import Omero, Window
         from ._create import make_channel, make_window
+        from ._metadata import check_editable
 
         self._check_writable()
+        check_editable(self.metadata, "set the channels", self.url)  # before any read
         c_axis = self.metadata.channel_axis
         size = self.shape[c_axis] if c_axis is not None else None
         from_percentiles = isinstance(windows, str) and windows == "percentiles"

@@ -641,9 +641,12 @@ class Labels:
 
         from ..meta import LabelColor, LabelProperty
         from ._dataset import _with_extra
+        from ._metadata import check_editable
 
         ds = self._dataset
         ds._check_writable()
+        # a label image's version is its image's (NGFF: one version throughout)
+        check_editable(ds.metadata, "set the colors", f"label image {name!r} of {ds.url}")
         given = _colors_json(colors)
         label = await self.open(name, mode="r+")
         try:

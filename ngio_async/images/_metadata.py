@@ -28,6 +28,7 @@ __all__ = [
     "ChannelInfo",
     "ImageMetadata",
     "LevelCalibration",
+    "check_editable",
     "unreadable_06",
 ]
 
@@ -228,6 +229,19 @@ def unreadable_06(ome: OmeMetadata) -> str | None:
         return None
     why = next((p for p in map(image_problem, ome06.multiscales) if p), "its axes")
     return f"NGFF {ome.version} image not read: {why}"
+
+
+def check_editable(meta: ImageMetadata, what: str, whose: str) -> None:
+    """Refuse, before any I/O, an edit (``what``) of the NGFF metadata of ``whose``, an image
+    that ``meta`` describes, when that metadata is not written: NGFF 0.6 is read, never
+    rewritten (nor rewritten as 0.5)."""
+    version = meta.ngff_version
+    if version not in ("0.4", "0.5"):
+        raise UnsupportedError(
+            f"{whose}: cannot edit the metadata of an NGFF {version} image to {what} "
+            "(ngio_async reads NGFF 0.6 but writes NGFF 0.4 and 0.5; convert it to 0.5 to "
+            "edit it); nothing was read or written"
+        )
 
 
 def _vector(transforms: list[Scale | Translation], index: int, ndim: int, at: str) -> list[float]:

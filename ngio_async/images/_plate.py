@@ -299,13 +299,16 @@ class Plate(StoreNode):
             mode=mode,
         )
 
-    def _check_writable(self) -> None:
+    def _check_writable(self, *, ngff: bool = True) -> None:
+        """Refuse a write before any I/O: the plate is closed or read-only, or (``ngff``: the
+        write adds NGFF metadata, a field or a well) it is NGFF 0.6. Tables may be written
+        into a 0.6 plate: they leave its NGFF metadata alone."""
         self._check_open()
         if self.mode != "r+":
             raise ReadOnlyError(
                 f"{self.url} is open read-only (mode='r'); open it with mode='r+' to write"
             )
-        if self.version not in ("0.4", "0.5"):  # 0.6 is read, not written
+        if ngff and self.version not in ("0.4", "0.5"):  # 0.6 is read, not written
             raise UnsupportedError(
                 f"{self.url}: cannot write to an NGFF {self.version} plate (ngio_async writes "
                 "NGFF 0.4 and 0.5; a field added would be a 0.5 image in a 0.6 hierarchy)"

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from .._errors import NotFoundError
+from .._errors import NotFoundError, UnsupportedError
 from ._model import Table
 from ._tables import Tables
 
@@ -32,6 +32,17 @@ class PlateTables(Tables):
     def __init__(self, plate: Plate, *, version: str) -> None:
         super().__init__(plate, version=version)
         self._plate = plate
+
+    def _check_writable(self, name: str, what: str) -> None:
+        """As for an image's tables; a 0.6 plate takes tables too (its NGFF metadata is left
+        alone: only the ``tables`` group and its listing are written)."""
+        self._plate._check_writable(ngff=False)
+        store = self._plate.store
+        if not store.supports_writes:
+            raise UnsupportedError(
+                f"table {name!r} cannot be {what}: {self._plate.url} is on a read-only store "
+                f"({type(store).__name__} takes no writes); nothing was changed"
+            )
 
     async def _image_tables(
         self, name: str | None, acquisition: int | None, strict: bool, type: str | None = None
