@@ -165,21 +165,45 @@ class ProjectAxis(_Transform, tag="projectAxis", kw_only=True):
                 raise ValueError(fail(f".{key}", f"values must be unique, got {values}"))
 
 
+def _inline_only(values: list[float], path: str | None, key: str) -> None:
+    """Refuse a ``scale`` / ``translation`` without its inline numbers, or given by ``path``:
+    0.6rc0's own section of each (and its schema, which requires the key) stores them as a
+    JSON array of numbers only; the summary table's "or as a Zarr array (``path``)" has no
+    rule behind it."""
+    if path is not None:
+        raise ValueError(
+            fail(
+                ".path",
+                f"missing required field `{key}`: a {key} given by 'path' (its numbers in "
+                f"a Zarr array, {path!r}) is not NGFF "
+                f"0.6rc0: the spec's '{key}' section stores them as a JSON array of numbers "
+                f"('{key}', required by the coordinate_transformations schema); write them "
+                "inline",
+            )
+        )
+    if not values:
+        raise ValueError(fail("", f"Object missing required field `{key}`"))
+
+
 class Scale06(_Transform, tag="scale", kw_only=True):
     """Per-axis factors, inline (0.6rc0 stores no scale in an array)."""
 
-    scale: Annotated[list[Number], Meta(min_length=1)]
+    scale: Annotated[list[Number], Meta(min_length=1)] = field(default_factory=list)
+    path: str | None = None  # refused: read only to name the rule
 
     def __post_init__(self) -> None:
+        _inline_only(self.scale, self.path, "scale")
         _finite(self.scale, ".scale")
 
 
 class Translation06(_Transform, tag="translation", kw_only=True):
-    """Per-axis offsets, inline."""
+    """Per-axis offsets, inline (0.6rc0 stores no translation in an array)."""
 
-    translation: Annotated[list[Number], Meta(min_length=1)]
+    translation: Annotated[list[Number], Meta(min_length=1)] = field(default_factory=list)
+    path: str | None = None  # refused: read only to name the rule
 
     def __post_init__(self) -> None:
+        _inline_only(self.translation, self.path, "translation")
         _finite(self.translation, ".translation")
 
 
