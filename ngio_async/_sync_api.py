@@ -658,12 +658,18 @@ class SyncDataset(_Reopenable):
 
     # world (physical) coordinates: see the async Dataset methods
     def read_world(
-        self, level: int | str = 0, *, unit: Unit = None, origin: Origin = "world", **axes: Any
+        self,
+        level: int | str = 0,
+        *,
+        unit: Unit = None,
+        origin: Origin = "world",
+        system: str | None = None,
+        **axes: Any,
     ) -> NDArray[Any]:
         """Read a box in world coordinates: ``ds.read_world(y=(40, 70), x=(105.5, 125.5),
         unit="micrometer")`` (see ``Dataset.read_world``)."""
         return self._runner.call(
-            lambda: self._dataset.read_world(level, unit=unit, origin=origin, **axes)
+            lambda: self._dataset.read_world(level, unit=unit, origin=origin, system=system, **axes)
         )
 
     def write_world(
@@ -684,16 +690,27 @@ class SyncDataset(_Reopenable):
         )
 
     def world_region(
-        self, level: int | str = 0, *, unit: Unit = None, origin: Origin = "world", **axes: Any
+        self,
+        level: int | str = 0,
+        *,
+        unit: Unit = None,
+        origin: Origin = "world",
+        system: str | None = None,
+        **axes: Any,
     ) -> tuple[Any, ...]:
         """The level selection of a box in world coordinates (``Dataset.world_region``)."""
-        return self._dataset.world_region(level, unit=unit, origin=origin, **axes)
+        return self._dataset.world_region(level, unit=unit, origin=origin, system=system, **axes)
 
     def world_extent(
-        self, level: int | str = 0, *, unit: Unit = None, origin: Origin = "world"
+        self,
+        level: int | str = 0,
+        *,
+        unit: Unit = None,
+        origin: Origin = "world",
+        system: str | None = None,
     ) -> dict[str, tuple[float, float]]:
         """Per space and time axis: the world interval a level covers."""
-        return self._dataset.world_extent(level, unit=unit, origin=origin)
+        return self._dataset.world_extent(level, unit=unit, origin=origin, system=system)
 
     def level_for(
         self,

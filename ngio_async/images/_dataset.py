@@ -47,7 +47,7 @@ from ..stores import AsyncStore, load_backend, open_store
 from ..tables import Tables
 from ._labels import Labels
 from ._level import AsyncIndexer, Level
-from ._metadata import ImageMetadata
+from ._metadata import ImageMetadata, LevelCalibration
 from ._node import StoreNode, store_path
 from ._open import (
     EarlyGet,
@@ -66,6 +66,7 @@ from ._world import (
     absent_axes,
     extent,
     level_for as world_level_for,
+    system_calibration,
     world_selection,
 )
 from ._write import fit_data, image_lock
@@ -1800,6 +1801,7 @@ class Dataset(StoreNode):
         *,
         unit: Unit = None,
         origin: Origin = "world",
+        system: str | None = None,
         **axes: Any,
     ) -> tuple[Any, ...]:
         """The level selection (one entry per axis) of a box in world coordinates.
@@ -1815,6 +1817,10 @@ class Dataset(StoreNode):
             as stored.
         :param origin: ``"image"``: coordinates from the level's first pixel corner, the
             translation ignored (ngio's and Fractal ROI tables' rule).
+        :param system: NGFF 0.6: the coordinate system the values are in, named as the
+            multiscale names it (axes too take its names); ``None``: the intrinsic one. It
+            must be linked to the intrinsic one by an identity, scale, translation, mapAxis or
+            a sequence of them (``UnsupportedError`` names any other transformation type).
         :raises IndexError: a range or point wholly outside the image (names the axis, the
             range and the image's world extent there).
         :raises ValueError: a non-finite, empty or reversed range, a unit the axis's unit
@@ -1822,12 +1828,16 @@ class Dataset(StoreNode):
         """
         lvl = self.level(level)
         index = self.levels.index(lvl)
-        cal = self.metadata.spatial_calibration[index]
-        names = self.axes
+        cal = self._world_calibration(index, system)
+        names = tuple(a.name for a in cal.axes)  # the system's (else the image's) names
         absent = absent_axes(axes, names)
         axes = {k: v for k, v in axes.items() if k not in absent}
         world = world_selection(cal, lvl.shape, axes, unit, index, origin=origin)
-        other = {k: v for k, v in axes.items() if k not in names or names.index(k) not in world}
+        other = {
+            self.axes[names.index(k)] if k in names else k: v
+            for k, v in axes.items()
+            if k not in names or names.index(k) not in world
+        }
         selection, pick = self._selection(lvl, other)
         for i, s in world.items():
             selection[i] = s
@@ -1841,14 +1851,26 @@ class Dataset(StoreNode):
         return tuple(selection)
 
     def world_extent(
-        self, level: int | str = 0, *, unit: Unit = None, origin: Origin = "world"
+        self,
+        level: int | str = 0,
+        *,
+        unit: Unit = None,
+        origin: Origin = "world",
+        system: str | None = None,
     ) -> dict[str, tuple[float, float]]:
         """Per space and time axis: the world interval ``(start, stop)`` a level covers, in
-        the stored unit (``unit``: in that one)."""
+        the stored unit (``unit``: in that one); ``system``: in that NGFF 0.6 coordinate
+        system (see :meth:`world_region`)."""
         index = self._level_index(level)
-        return extent(
-            self.metadata.spatial_calibration[index], self.levels[index].shape, unit, index, origin
-        )
+        cal = self._world_calibration(index, system)
+        return extent(cal, self.levels[index].shape, unit, index, origin)
+
+    def _world_calibration(self, index: int, system: str | None) -> LevelCalibration:
+        """Level ``index``'s calibration in coordinate system ``system`` (``None``: as read)."""
+        if system is None:
+            return self.metadata.spatial_calibration[index]
+        cals = self.metadata.spatial_calibration
+        return system_calibration(self.metadata.ngff06, cals, system, self.url)[index]
 
     def level_for(
         self,
@@ -1877,13 +1899,14 @@ class Dataset(StoreNode):
         *,
         unit: Unit = None,
         origin: Origin = "world",
+        system: str | None = None,
         **axes: Any,
     ) -> NDArray[Any]:
         """Read a box in world coordinates: ``await ds.read_world(c="DAPI", y=(40, 70),
         x=(105.5, 125.5), unit="micrometer")``; the pixels of :meth:`world_region`, axes
-        dropped as :meth:`read` drops them."""
+        dropped as :meth:`read` drops them (``system``: see there)."""
         self._check_open()
-        region = self.world_region(level, unit=unit, origin=origin, **axes)
+        region = self.world_region(level, unit=unit, origin=origin, system=system, **axes)
         return await self.level(level).getitem(region)
 
     async def write_world(

@@ -19,9 +19,11 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from .._errors import MetadataError
+from .._errors import MetadataError, UnsupportedError
 
 if TYPE_CHECKING:
+    from ..meta import Multiscale06
+    from ..meta._transforms06 import Transform06
     from ._metadata import AxisCalibration, LevelCalibration
 
 __all__ = [
@@ -36,6 +38,7 @@ __all__ = [
     "level_for",
     "pixel_at",
     "pixel_range",
+    "system_calibration",
     "unit_factor",
     "world_selection",
 ]
@@ -472,3 +475,135 @@ def level_for(
             f"nearest, level {best}, has {_shown(sizes[best], unit_name)}"
         )
     return best
+
+
+# ---------------------------------------------------------------- named coordinate systems
+#: output axis ``j`` of a box-to-box map: ``(k, a, b)``, ``out[j] = a * in[k] + b``
+_BoxMap = list[tuple[int, float, float]]
+
+
+def _type_name(t: Transform06) -> str:
+    return str(type(t).__struct_config__.tag)
+
+
+def _box_map(t: Transform06, n: int, where: str) -> _BoxMap:
+    """The box-to-box map of ``t`` over ``n`` axes (identity, scale, translation, mapAxis and
+    sequences of them); others raise :class:`UnsupportedError` naming their type."""
+    from ..meta._transforms06 import (
+        Identity,
+        MapAxis,
+        Scale06,
+        Sequence as Sequence06,
+        Translation06,
+    )
+
+    params: list[float] | list[int] | None = None
+    if isinstance(t, Identity):
+        return [(k, 1.0, 0.0) for k in range(n)]
+    if isinstance(t, Scale06 | Translation06 | MapAxis):
+        params = (
+            t.scale if isinstance(t, Scale06)
+            else t.translation if isinstance(t, Translation06)
+            else t.map_axis
+        )  # fmt: skip
+        if len(params) != n:
+            raise MetadataError(f"the {_type_name(t)} has {len(params)} values for {n} axes", where)
+        if isinstance(t, Scale06):
+            return [(k, float(v), 0.0) for k, v in enumerate(t.scale)]
+        if isinstance(t, Translation06):
+            return [(k, 1.0, float(v)) for k, v in enumerate(t.translation)]
+        return [(int(m), 1.0, 0.0) for m in t.map_axis]
+    if isinstance(t, Sequence06) and not any(
+        u.input_axes is not None or u.output_axes is not None for u in t.transformations
+    ):
+        out = [(k, 1.0, 0.0) for k in range(n)]
+        for i, u in enumerate(t.transformations):
+            out = _then(out, _box_map(u, n, f"{where}.transformations[{i}]"))
+        return out
+    kind = "sequence on axis subsets" if isinstance(t, Sequence06) else f"{_type_name(t)!r}"
+    raise UnsupportedError(
+        f"a {kind} transformation ({where}) does not map a box onto a box: world boxes in a "
+        "named coordinate system (system=) follow identity, scale, translation, mapAxis and "
+        "sequences of them"
+    )
+
+
+def _then(first: _BoxMap, second: _BoxMap) -> _BoxMap:
+    """``second`` applied after ``first``."""
+    return [(first[k][0], a * first[k][1], a * first[k][2] + b) for k, a, b in second]
+
+
+def _inverse(m: _BoxMap, where: str) -> _BoxMap:
+    out: list[tuple[int, float, float]] = [(0, 1.0, 0.0)] * len(m)
+    for j, (k, a, b) in enumerate(m):
+        if a == 0:
+            raise MetadataError(f"scale 0 on axis {j}: the transformation has no inverse", where)
+        out[k] = (j, 1.0 / a, -b / a)
+    return out
+
+
+def system_calibration(
+    ms: Multiscale06 | None, cals: Sequence[LevelCalibration], system: str, url: str
+) -> tuple[LevelCalibration, ...]:
+    """Each level's calibration in coordinate system ``system`` of an NGFF 0.6 multiscale
+    ``ms`` (``cals``: in its intrinsic system), through the multiscale-level transformation
+    linking the two (either way: box-to-box maps are inverted). Axes stay in array order, named
+    as in ``system``.
+
+    :raises ValueError: ``ms`` is ``None`` (NGFF 0.4 / 0.5: one coordinate system), no such
+        system, or no transformation between it and the intrinsic one.
+    :raises UnsupportedError: that transformation does not map boxes to boxes (its type named).
+    """
+    from ..meta._transforms06 import ref_name
+
+    if ms is None:
+        raise ValueError(
+            f"system={system!r}: {url} is NGFF 0.4 / 0.5, with one unnamed coordinate system; "
+            "leave system unset (named coordinate systems are NGFF 0.6's)"
+        )
+    systems = ms.systems
+    if system not in systems:
+        raise ValueError(
+            f"system={system!r} is not a coordinate system of {url} "
+            f"(systems: {', '.join(map(repr, systems))})"
+        )
+    intrinsic = ms.intrinsic_name
+    if system == intrinsic:
+        return tuple(cals)
+    n = len(ms.intrinsic.axes)
+    for i, t in enumerate(ms.coordinate_transformations or ()):
+        where = f"$.ome.multiscales.coordinateTransformations[{i}]"
+        ends = (ref_name(t.input), ref_name(t.output))
+        if ends == (intrinsic, system):
+            box = _box_map(t, n, where)
+        elif ends == (system, intrinsic):
+            box = _inverse(_box_map(t, n, where), where)
+        else:
+            continue
+        if len(systems[system].axes) != n:
+            raise MetadataError(
+                f"coordinate system {system!r} has {len(systems[system].axes)} axes, the "
+                f"intrinsic one {n}",
+                where,
+            )
+        return tuple(_in_system(cal, box, systems[system].axes) for cal in cals)
+    raise ValueError(
+        f"system={system!r}: no transformation of {url} links it to the intrinsic coordinate "
+        f"system {intrinsic!r} (only a direct one is followed)"
+    )
+
+
+def _in_system(cal: LevelCalibration, box: _BoxMap, axes: Sequence[Any]) -> LevelCalibration:
+    from ._metadata import AxisCalibration, LevelCalibration
+
+    by_array: list[AxisCalibration | None] = [None] * len(box)
+    for j, (k, a, b) in enumerate(box):
+        src, ax = cal.axes[k], axes[j]
+        by_array[k] = AxisCalibration(
+            name=ax.name,
+            type=ax.type,
+            scale=a * src.scale,
+            unit=ax.unit,
+            translation=a * src.translation + b,
+        )
+    return LevelCalibration(path=cal.path, axes=tuple(a for a in by_array if a is not None))
