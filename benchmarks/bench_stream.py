@@ -410,8 +410,9 @@ async def run_pipe_limit(src: Source, tile: int) -> tuple[float, float, float]:
 
 
 def blosc_decoder() -> tuple[str, Callable[[Any, Any], Any]]:
-    """The fastest blosc decoder installed, for the limits: c-blosc2 (``imagecodecs``, what
-    ngio_async decodes blosclz, lz4 and zstd frames with), else numcodecs' c-blosc1."""
+    """The fastest blosc decoder installed for the benchmark image's zstd frames, for the
+    limits: c-blosc2 (``imagecodecs``, what ngio_async decodes zstd frames of 2-byte and wider
+    types with), else numcodecs' c-blosc1."""
     try:
         import imagecodecs
     except ImportError:

@@ -190,3 +190,38 @@ def test_deflate_bombs_stop_at_the_limit(kind: str) -> None:
     decode = _gunzip if kind == "gzip" else _inflate
     with pytest.raises(ValueError, match="refused before decoding it all"):
         decode(frame, 4096, True)
+
+
+@pytest.mark.parametrize(
+    ("cname", "dtype", "shuffle", "by_blosc2"),
+    [
+        ("zstd", "<u2", 2, True),  # the only frames c-blosc2 decodes faster in a worker thread
+        ("zstd", "<f8", 1, True),
+        ("zstd", "u1", 1, False),  # type size 1 with shuffle: 1.5x slower in c-blosc2
+        ("lz4", "u1", 1, False),  # zarr-python 2's default on uint8: 5x slower in c-blosc2
+        ("lz4", "<u2", 1, False),
+        ("blosclz", "<u2", 1, False),
+        ("zlib", "<u2", 1, False),
+    ],
+)
+def test_which_frames_c_blosc2_decodes(
+    cname: str, dtype: str, shuffle: int, by_blosc2: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """c-blosc2 takes only zstd frames of 2-byte and wider types; the others stay with numcodecs
+    (c-blosc2 is as fast or slower there: see ``_FASTER_IN_BLOSC2``). The real c-blosc2 runs,
+    counted."""
+    from ngio_async.codecs import _stages
+
+    calls: list[int] = []
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return imagecodecs.blosc2_decode(*args, **kwargs)
+
+    monkeypatch.setattr(_stages, "_blosc2", [counted])
+    data = (np.arange(20_000) % 251).astype(dtype)
+    codec = numcodecs.Blosc(cname=cname, clevel=5, shuffle=shuffle)
+    stage = NumcodecStage(codec)
+    got = np.frombuffer(bytes(stage.decode(codec.encode(data))), dtype=dtype)
+    np.testing.assert_array_equal(got, data)
+    assert bool(calls) is by_blosc2

@@ -12,9 +12,12 @@ shared state. zarr-python sets ``use_threads = False`` when it is imported; that
 
 Blosc decoding: blosc frames (v2 ``blosc`` compressors, v3 ``blosc`` codecs) decode with c-blosc2
 (``imagecodecs.blosc2_decode``: it reads blosc1 frames and releases the GIL) when ``imagecodecs``
-is installed, else with numcodecs' c-blosc1. Same bytes, 15-55% less CPU for blosclz, lz4 and
-zstd frames; zlib frames stay with c-blosc1 (faster there), and so do frames c-blosc1 would refuse
-but c-blosc2 would read (:func:`blosc1_streams_sized`). A frame c-blosc2 refuses goes to
+is installed, for the frames where it is faster in a worker thread: zstd with a type size above
+1 (2-26% less CPU than numcodecs' c-blosc1, single-threaded as in a worker). Every other frame
+stays with c-blosc1: lz4, lz4hc, blosclz, zlib and snappy take the same or up to 9% more CPU
+in c-blosc2, and any type size 1 with the shuffle flag 1.5-5x more (uint8 lz4 + shuffle,
+zarr-python 2's default). So do frames c-blosc1 would refuse but c-blosc2 would read
+(:func:`blosc1_streams_sized`). A frame c-blosc2 refuses goes to
 numcodecs, whose error (or result) stands. ``NGIO_ASYNC_BLOSC_DECODER=numcodecs`` keeps numcodecs
 for every frame. Encoding always uses numcodecs: byte for byte what zarr-python writes.
 
@@ -260,15 +263,19 @@ def blosc1_streams_sized(buf: Buffer) -> bool:
 
 
 #: by the compressor a frame's flags name (bits 5-7): whether c-blosc2 decodes it faster than
-#: numcodecs' c-blosc1, measured on 512x512 uint16 microscopy chunks (CPU time, blosc2/blosc1):
-#: blosclz 0.73, lz4 and lz4hc 0.45-0.87, zstd 0.77-0.85; zlib 1.24 (slower), snappy (none).
-_FASTER_IN_BLOSC2 = (True, True, False, False, True, False, False, False)
+#: numcodecs' c-blosc1 in a worker thread (both single-threaded), measured on 512x512 uint16
+#: microscopy chunks cast to 2, 4 and 8-byte types (thread CPU time, blosc2/blosc1, no /
+#: byte / bit shuffle): zstd 0.74-0.99; lz4 0.98-1.09, lz4hc 1.00-1.07, blosclz 0.93-1.09, zlib
+#: 0.99-1.00: the same or slower, so they stay with c-blosc1; snappy: c-blosc2 has none.
+_FASTER_IN_BLOSC2 = (False, False, False, False, True, False, False, False)
 
 
 def _blosc_decode(codec: Any, buf: Buffer, out: Any = None) -> Buffer:
     """A blosc frame decoded (into ``out`` if given) by c-blosc2, else by numcodecs."""
     fast = blosc2_decoder()
-    if fast is not None and _FASTER_IN_BLOSC2[memoryview(buf).cast("B")[2] >> 5]:
+    head = memoryview(buf).cast("B")[:4]
+    # type size 1 too stays with c-blosc1: with the shuffle flag c-blosc2 takes 1.5-5x longer
+    if fast is not None and len(head) == 4 and head[3] > 1 and _FASTER_IN_BLOSC2[head[2] >> 5]:
         with contextlib.suppress(Exception):  # numcodecs decides: its error names the problem
             if blosc1_streams_sized(buf):
                 return fast(buf, numthreads=1, out=out)  # type: ignore[no-any-return]
