@@ -748,9 +748,15 @@ class SyncDataset(_Reopenable):
         return self._runner.call(lambda: self._dataset.masking_rois(level))
 
     def read_roi(
-        self, roi: Roi, level: int | str = 0, *, label: SyncDataset | None = None, **axes: Any
+        self,
+        roi: Roi,
+        level: int | str = 0,
+        *,
+        label: SyncDataset | str | None = None,
+        **axes: Any,
     ) -> RoiRead:
-        """Read one ROI (``Dataset.read_roi``; ``label``: an open label image of this one)."""
+        """Read one ROI (``Dataset.read_roi``; ``label``: an open label image of this one, or
+        its name)."""
         lab = label if label is None or isinstance(label, str) else label._dataset
         return self._runner.call(lambda: self._dataset.read_roi(roi, level, label=lab, **axes))
 

@@ -1,5 +1,6 @@
-"""``read_rois(..., label=<name>)`` takes a label image of the image by name, as ``masked()``
-does (it raised AttributeError: an open label image was expected), async and blocking."""
+"""``read_rois(..., label=<name>)`` and ``read_roi(..., label=<name>)`` take a label image of
+the image by name, as ``masked()`` does (they raised AttributeError: an open label image was
+expected), async and blocking."""
 
 from __future__ import annotations
 
@@ -45,6 +46,9 @@ async def test_read_rois_takes_a_label_name(tmp_path: Path) -> None:
                 same = [int(r.mask.sum()) async for r in
                         ds.read_rois("nuclei_ROI_table", label=lab)]  # fmt: skip
             assert same == [16, 16]
+            (roi, _) = await ds.tables.rois("nuclei_ROI_table")
+            one = await ds.read_roi(roi, label="nuclei")
+            assert one.region == (slice(0, 1), slice(2, 6), slice(2, 6)) and one.mask.all()
             with pytest.raises(ngio_async.NotFoundError, match="cells"):
                 async for _ in ds.read_rois("nuclei_ROI_table", label="cells"):
                     pass
@@ -56,4 +60,6 @@ def test_read_rois_takes_a_label_name_blocking(tmp_path: Path) -> None:
     with ngio_async.open(url) as ds:
         got = [(r.roi.label, int(r.masked().max())) for r in
                ds.read_rois("nuclei_ROI_table", label="nuclei")]  # fmt: skip
+        roi = ds.tables.rois("nuclei_ROI_table")[1]
+        assert int(ds.read_roi(roi, label="nuclei").mask.sum()) == 16
     assert got == [(1, 5 * 16 + 5), (2, 11 * 16 + 13)]

@@ -1970,13 +1970,17 @@ class Dataset(StoreNode):
         return await masking_rois(self, level)
 
     async def read_roi(
-        self, roi: Roi, level: int | str = 0, *, label: Dataset | None = None, **axes: Any
+        self, roi: Roi, level: int | str = 0, *, label: Dataset | str | None = None, **axes: Any
     ) -> RoiRead:
         """Read one ROI (a ``Roi`` of ``ds.tables.rois(name)``; ngio's ``get_roi``): ``r.data``,
-        ``r.region``, and ``r.labels`` of ``label`` (an open label image) on the same grid."""
+        ``r.region``, and ``r.labels`` of ``label`` (an open label image, or the name of one
+        of this image's) on the same grid."""
         from ._rois import read_roi
 
         self._check_open()
+        if isinstance(label, str):
+            async with self.labels.open(label) as lab:
+                return await read_roi(self, roi, level, lab, **axes)
         return await read_roi(self, roi, level, label, **axes)
 
     async def write_roi(

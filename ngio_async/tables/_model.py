@@ -20,7 +20,8 @@ __all__ = ["ROI_TYPES", "Roi", "Table", "rois_to_columns"]
 
 #: the table types whose rows are boxes
 ROI_TYPES = ("roi_table", "masking_roi_table", "generic_roi_table")
-#: the columns every ROI table has: start and length per space axis, in micrometres
+#: the columns every ROI table has: start and length per space axis, in the image's units
+#: (micrometres for an image in micrometres, whatever the column names say: ngio's rule)
 ROI_COLUMNS = tuple(f"{p}{a}_micrometer" for p in ("", "len_") for a in "xyz")
 _SPACE = "xyz"
 
@@ -54,12 +55,12 @@ class Roi:
         label: int | None = None,
         **extra: Any,
     ) -> Roi:
-        """The box ``x``, ``y``, ``z`` given as ``(start, stop)`` in micrometres."""
+        """The box ``x``, ``y``, ``z`` given as ``(start, stop)`` in the image's units."""
         return cls(name, {"x": x, "y": y, "z": z}, label=label, extra=dict(extra))
 
     @property
     def lengths(self) -> dict[str, float]:
-        """Length per axis, in micrometres."""
+        """Length per axis, in the image's units."""
         return {a: hi - lo for a, (lo, hi) in self.ranges.items()}
 
 
