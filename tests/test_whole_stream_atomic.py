@@ -129,7 +129,7 @@ def _states(got: Any, start: int = 0, width: int = TILE[2]) -> dict[int, str]:
     return out
 
 
-async def _stream_into_writer(ds: Any, func: Any, **bounds: int) -> None:
+async def _stream_into_writer(ds: Any, func: Any, **bounds: Any) -> None:
     async with ds.writer() as w:
         await ngio_async.stream(ds.tiles(shape=TILE), func, out=w, **bounds)
 
