@@ -224,8 +224,8 @@ def test_metadata_edit_refused(image06: tuple[Path, list[np.ndarray]]) -> None:
     with ngio_async.open(str(path), mode="r+") as ds:
         with pytest.raises(UnsupportedError, match=r"cannot edit the metadata of an NGFF 0\.6rc0"):
             ds.set_channels(["a", "b"])
-        with pytest.raises(UnsupportedError, match=r"0\.6rc0"):
-            ds.labels.create("cells", dtype="uint16")
+        with pytest.raises(UnsupportedError, match=r"to add label image 'cells'.*nothing was read"):
+            ds.labels.create("cells", dtype="uint16")  # refused before any I/O, naming it
         with pytest.raises(UnsupportedError, match=r"cannot build the pyramid of an NGFF 0\.6"):
             ds.build_pyramid(levels=4)  # it created the new level's array, then failed
     assert (path / "zarr.json").read_bytes() == before
@@ -297,3 +297,19 @@ async def test_over_http(http_root: Path, http_server: StaticServer) -> None:
         assert ds.metadata.ngff_version == "0.6rc0"
         assert ds.metadata.axis_names == ("t", "c", "z", "y", "x")
         np.testing.assert_array_equal(await ds.read(level=1), data[1])
+
+
+async def test_label_create_refused_before_any_request(
+    image06: tuple[Path, list[np.ndarray]],
+) -> None:
+    """labels.create on a 0.6 image makes no request (it made a GET, then refused without
+    naming the label or the image)."""
+    from ngio_async.stores import InstrumentedStore, open_store
+
+    path, _ = image06
+    store = InstrumentedStore(open_store(str(path)))
+    async with ngio_async.open_async(store, mode="r+") as ds:
+        store.reset()
+        with pytest.raises(UnsupportedError, match=r"add label image 'cells'"):
+            await ds.labels.create("cells", dtype="uint16")
+        assert store.total_requests == 0

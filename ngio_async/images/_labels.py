@@ -726,11 +726,13 @@ class Labels:
         :raises ReadOnlyError: the image is read-only (before any I/O).
         """
         from ._create import overwrite_flag
+        from ._metadata import check_editable
 
         overwrite = overwrite_flag(overwrite)
         ds = self._dataset
         ds._check_writable()
         ds._check_first_multiscale("labels.create")  # label images follow the first one
+        check_editable(ds.metadata, f"add label image {name!r}", ds.url)  # before any I/O
         async with ds.structure_lock():  # planned from the image's current levels and scales
             return await self._create_locked(name, dtype, colors, properties, overwrite)
 
