@@ -179,6 +179,7 @@ class Cascade:
         self.touched = False  # level-0 pixels landed (what a failed write must still follow)
         self._whole0: set[tuple[int, ...]] = set()  # level-0 chunks written whole
         self.shared = False  # alive together with another cascade of the dataset
+        self._settling = False  # settle() runs finish(): a cancellation there is its own
         self._key = _image_key(ds)
         alive = _ALIVE.setdefault(self._key, weakref.WeakSet())
         for other in alive:
@@ -293,7 +294,9 @@ class Cascade:
             self._taint(acc, level)
 
     async def finish(self) -> None:
-        """Rebuild what could not be cascaded (see the module doc) from the store."""
+        """Rebuild what could not be cascaded (see the module doc) from the store; cancelled
+        part way, the rebuild is finished all the same (as :meth:`settle`) before the
+        cancellation goes on."""
         for (level, _), acc in self._accs.items():
             if not acc.tainted:
                 self._remember(level, acc.region)
@@ -322,6 +325,15 @@ class Cascade:
                     )
                 if whole:
                     await _record_method(self._ds, self._method)
+        except anyio.get_cancelled_exc_class() as exc:
+            if self._settling:
+                raise
+            # cancelled part way: level 0 holds every pixel written, so the lower levels are
+            # rebuilt all the same (shielded, within SETTLE_SECONDS), as after a failed write
+            self._redo[:0] = redo
+            self._whole0 |= mine
+            await self.settle(exc)
+            raise
         finally:
             self.discard()
 
@@ -338,6 +350,7 @@ class Cascade:
             self.discard()
             return
         failed: BaseException | None = None
+        self._settling = True
         with anyio.CancelScope(shield=True) as scope:
             scope.deadline = anyio.current_time() + SETTLE_SECONDS
             try:
