@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import math
 import numbers
 import threading
 from collections.abc import AsyncIterator
@@ -542,6 +543,33 @@ def _check_roi_out(rois: RoiStream, out: object) -> None:
             "ds.write_roi) or a masked image (written only where each ROI's object is, "
             f"m.write), got {out!r}"
         )
+    _check_roi_pixels(rois, out)
+
+
+def _check_roi_pixels(rois: RoiStream, out: Any) -> None:
+    """Refuse, at the call, a dataset ``out`` (a label image) whose level of the index read
+    has other pixels than the level read: no result would fit its box there."""
+    image = rois._image
+    if out is image or not _is_dataset(out):
+        return
+    index = image._level_index(rois._level)
+    if index >= len(out.levels):
+        return  # (its write_roi names the level)
+    mine = image.metadata.spatial_calibration[index]
+    theirs = out.metadata.spatial_calibration[index]
+    shared = {a.name for a in mine.axes}
+    names = [a.name for a in theirs.axes if a.name in shared]
+    have = tuple(abs(mine[n].scale) for n in names)
+    want = tuple(abs(theirs[n].scale) for n in names)
+    if all(math.isclose(h, w, rel_tol=1e-6) for h, w in zip(have, want, strict=True)):
+        return
+    raise ValueError(
+        f"stream(rois, ..., out=...): each result is written at its ROI to level "
+        f"{out.levels[index].path!r} of {out.url}, of pixels {want} ({', '.join(names)}), but "
+        f"the ROIs are read at level {index}, of pixels {have}: no result would fit; consume "
+        "the (r, result) pairs and write each to the level of those pixels, "
+        "await out.write_roi(r.roi, result, level)"
+    )
 
 
 def _item_name(item: Item) -> str:
