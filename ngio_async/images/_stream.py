@@ -19,7 +19,7 @@ import numpy as np
 from .._prefetch import SETTLE_SECONDS, Unsettled, single_leaf, start_deferred, to_the_end
 from .._workers import Workers
 from ..engine.plan import region_shape
-from ._rois import MaskedImage, RoiRead, RoiStream, roi_span
+from ._rois import MaskedImage, RoiRead, RoiStream, read_roi, roi_span
 from ._tiles import Tile, TileStream
 from ._write import LevelWriter
 
@@ -184,7 +184,9 @@ class Stream(Generic[R]):
                     what = f"stream(): the write of the result of {_roi_name(item)}"
                     landed = level.begun
                     try:
-                        await to_the_end(_write_roi, out, item, value, rois, cascade, what=what)
+                        await to_the_end(
+                            _write_roi, out, item, value, rois, cascade, self._masked, what=what
+                        )
                     except BaseException:
                         if cascade is not None and level.begun != landed:
                             unsure.append(_roi_region(out, item, rois))
@@ -607,16 +609,33 @@ def _roi_name(r: RoiRead) -> str:
 
 
 async def _write_roi(
-    out: Any, r: RoiRead, value: Any, rois: RoiStream, cascade: Cascade | None = None
+    out: Any,
+    r: RoiRead,
+    value: Any,
+    rois: RoiStream,
+    cascade: Cascade | None = None,
+    masked: bool = False,
 ) -> None:
     """Write ``value``, ``func``'s result for ROI read ``r``, to ``out`` (errors name the ROI):
     to the image read, the same selection (``c=...``); to another one (a label image), the
-    ROI's box at the same level. ``cascade``: the stream's, fed by the write."""
+    ROI's box at the same level; ``masked``: only where the ROI's object is (ngio's
+    ``MaskedSegmentationIterator``). ``cascade``: the stream's, fed by the write."""
     pyramid: Any = False if cascade is None else cascade
+    label = rois._label
+    inside = None  # ``masked``: ``out`` masked by the ROIs' label image
+    if masked and not isinstance(out, MaskedImage) and label is not None:
+        assert not isinstance(label, str)  # (opened by the stream)
+        inside = MaskedImage(out, label, [], rois._level)
     if value is None:
         raise TypeError(f"stream(..., out=...): func returned None for {_roi_name(r)}")
     try:
-        if isinstance(out, MaskedImage):
+        if inside is not None:  # the ROI's box of ``out`` and its labels (as read: the image's)
+            if out is rois._image and r.labels is not None:
+                await inside.write_read(r, value, pyramid)
+            else:
+                got = await read_roi(out, r.roi, rois._level, inside.label_image)
+                await inside.write_read(got, value, pyramid)
+        elif isinstance(out, MaskedImage):
             if r.roi.label is None:
                 raise ValueError("it has no label value; out=<masked image> takes masked ROIs")
             if out.image is rois._image and out.label_image is rois._label and r.labels is not None:
@@ -723,7 +742,8 @@ def stream(
 
     As ngio's ``MaskedSegmentationIterator`` and ``UniqueLabelsTransform``: ``masked=True``
     hands ``func`` each ROI's pixels inside its object alone (``r.masked()``, 0 elsewhere; ROIs
-    read with their labels); ``unique_labels=n``: each result's non-zero ids (below ``n``)
+    read with their labels) and writes its result to ``out`` only there (the rest of the box
+    as stored); ``unique_labels=n``: each result's non-zero ids (below ``n``)
     are moved up by ``k * n``, ``k`` the ROI's label (a masking table's ROI), else its
     position in the table, or the tile's in the grid: objects of separate ROIs never share
     an id.
