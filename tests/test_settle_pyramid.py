@@ -142,3 +142,22 @@ async def test_a_rebuild_failing_too_is_told_in_a_note(tmp_path: Path) -> None:
     notes = "\n".join(getattr(info.value, "__notes__", []))
     assert "lower levels were not rebuilt" in notes and "injected failure: 1/" in notes
     assert "build_pyramid(regions=...)" in notes
+
+
+async def test_a_final_rebuild_failing_is_told_in_a_note(tmp_path: Path) -> None:
+    """A write whose level 0 lands but whose lower levels' rebuild from the store fails (an
+    unaligned region: rebuilt at the end) says so, and what mends it."""
+    store = await _image(tmp_path)
+    async with ngio_async.open_async(store, mode="r+") as ds:
+        store.failing = ("1/",)  # level 1 takes no more puts
+        with pytest.raises(StoreError, match="injected failure: 1/") as info:
+            await ds.write(
+                np.full((1, 3, 5), 7, "uint16"), y=slice(1, 4), x=slice(1, 6), pyramid=True
+            )
+    notes = "\n".join(getattr(info.value, "__notes__", []))
+    assert "lower levels were not rebuilt" in notes and "build_pyramid(regions=...)" in notes
+    store.failing = ()
+    async with ngio_async.open_async(store, mode="r+") as ds:  # mended as the note says
+        await ds.build_pyramid(regions=[(slice(0, 1), slice(1, 4), slice(1, 6))])
+    got = await _assert_follows_level0(store)
+    assert (got[0][0, 1:4, 1:6] == 7).all()

@@ -143,6 +143,16 @@ def _overlaps(a: Region, b: Region) -> bool:
     return all(x.start < y.stop and y.start < x.stop for x, y in zip(a, b, strict=True))
 
 
+def _note_unbuilt(error: BaseException, cause: BaseException | None) -> None:
+    """Tell, on ``error``, that the lower levels may not follow level 0 (``cause``: why, when
+    it is another error), and what mends them."""
+    why = "" if cause is None else f" ({cause!r})"
+    error.add_note(
+        f"the lower levels were not rebuilt over the pixels written{why}: run "
+        "build_pyramid(regions=...) over the region written"
+    )
+
+
 def _aligned(region: Region, factors: tuple[int, ...], shape: tuple[int, ...]) -> bool:
     return all(
         s.start % f == 0 and (s.stop % f == 0 or s.stop == n)
@@ -334,6 +344,10 @@ class Cascade:
             self._whole0 |= mine
             await self.settle(exc)
             raise
+        except Exception as exc:
+            if not self._settling:  # (settle notes its own error)
+                _note_unbuilt(exc, None)
+            raise
         finally:
             self.discard()
 
@@ -361,10 +375,7 @@ class Cascade:
             failed = TimeoutError(f"not finished within {SETTLE_SECONDS:g} s")
         self.discard()
         if failed is not None and isinstance(error, Exception):
-            error.add_note(
-                f"the lower levels were not rebuilt over the pixels written ({failed!r}): run "
-                "build_pyramid(regions=...) over the region written"
-            )
+            _note_unbuilt(error, failed)
 
     def _shared_tile(self, mine: set[tuple[int, ...]], level: int, region: Region) -> bool:
         """Whether the tile of ``level`` at ``region`` depends on level-0 pixels that this
