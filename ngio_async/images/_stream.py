@@ -10,7 +10,7 @@ import numbers
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import anyio
@@ -19,7 +19,7 @@ import numpy as np
 from .._prefetch import SETTLE_SECONDS, Unsettled, single_leaf, start_deferred, to_the_end
 from .._workers import Workers
 from ..engine.plan import region_shape
-from ._rois import MaskedImage, RoiRead, RoiStream, read_roi, roi_span
+from ._rois import MaskedImage, RoiRead, RoiStream, read_roi, roi_region, roi_span
 from ._tiles import Tile, TileStream
 from ._write import LevelWriter
 
@@ -633,7 +633,9 @@ async def _write_roi(
             if out is rois._image and r.labels is not None:
                 await inside.write_read(r, value, pyramid)
             else:
-                got = await read_roi(out, r.roi, rois._level, inside.label_image)
+                got = _as_read_of(out, r, rois) or await read_roi(
+                    out, r.roi, rois._level, inside.label_image
+                )
                 await inside.write_read(got, value, pyramid)
         elif isinstance(out, MaskedImage):
             if r.roi.label is None:
@@ -650,6 +652,23 @@ async def _write_roi(
     except Exception as exc:
         exc.add_note(f"stream(): writing the result of {_roi_name(r)}")
         raise
+
+
+def _as_read_of(out: Any, r: RoiRead, rois: RoiStream) -> RoiRead | None:
+    """``r`` (the image's box, read with its labels) as a read of ``out``'s box, when the
+    axes ``r.data`` keeps are ``out``'s and its box there has ``r.data``'s shape (the pixels
+    are the same: ``_check_roi_pixels``), so its labels are not read again; else ``None``."""
+    if r.labels is None:
+        return None
+    kept = [
+        a for a, sel in zip(rois._image.axes, r.region, strict=True) if not isinstance(sel, int)
+    ]
+    if kept != list(out.axes):
+        return None
+    region = roi_region(out, rois._level, r.roi, {})
+    if not all(isinstance(sel, slice) for sel in region) or region_shape(region) != r.data.shape:
+        return None
+    return replace(r, region=region)
 
 
 def _positive(name: str, value: object) -> int:
