@@ -10,13 +10,16 @@ pixel takes the label pixel holding its centre), so ``labels`` has the shape of 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Self, cast
 
+import anyio
 import numpy as np
 
-from .._prefetch import prefetch as start_prefetch
+from .._prefetch import _Deferred, prefetch as start_prefetch
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -293,6 +296,8 @@ class RoiStream:
         self._ordered = ordered
         self._used = False
         self._cm: Prefetch[_Item, RoiRead] | None = None
+        self._opened: Dataset | None = None  # the label image it opened by name: it closes it
+        self._holds = 0  # stream(out=...) keeps the label open for its writes (_held_label)
 
     async def _items(self) -> Iterator[_Item]:
         rois = self._rois
@@ -314,7 +319,7 @@ class RoiStream:
         image, level, axes = self._image, self._level, self._axes
         label = self._label
         if isinstance(label, str):  # a label image of this one, by name (shares its store)
-            label = self._label = await image.labels.open(label)
+            label = self._label = self._opened = await image.labels.open(label)
 
         async def read(item: _Item) -> RoiRead:
             got = await read_roi(image, item[0], level, label, item[1], **axes)
@@ -330,12 +335,36 @@ class RoiStream:
             owner=owner,
         )
 
+    async def _release(self) -> None:
+        """Close the label image the stream opened (its image and store stay open), unless
+        :meth:`_held_label` still holds it."""
+        opened = self._opened
+        if opened is not None and not self._holds:
+            self._opened = None
+            with anyio.CancelScope(shield=True):
+                await opened.aclose()
+
+    @asynccontextmanager
+    async def _held_label(self) -> AsyncIterator[None]:
+        """The label image the stream opens kept open past the stream's end, to the block's."""
+        self._holds += 1
+        try:
+            yield
+        finally:
+            self._holds -= 1
+            await self._release()
+
     def __aiter__(self) -> AsyncIterator[RoiRead]:
         return _OwnedRois(self)
 
     async def __aenter__(self) -> PrefetchIterator[RoiRead]:
-        self._cm = await self._make(None)
-        return await self._cm.__aenter__()
+        try:
+            self._cm = await self._make(None)
+            return await self._cm.__aenter__()
+        except BaseException:
+            self._cm = None
+            await self._release()
+            raise
 
     async def __aexit__(
         self,
@@ -344,26 +373,58 @@ class RoiStream:
         exc_tb: TracebackType | None,
     ) -> bool | None:
         cm, self._cm = self._cm, None
-        return None if cm is None else await cm.__aexit__(exc_type, exc_val, exc_tb)
+        try:
+            return None if cm is None else await cm.__aexit__(exc_type, exc_val, exc_tb)
+        finally:
+            await self._release()
 
 
 class _OwnedRois(AsyncIterator[RoiRead]):
     """``async for`` over a :class:`RoiStream`: started in the dataset's task group on the
-    first ``__anext__`` (the table is read then)."""
+    first ``__anext__`` (the table is read then). The label image the stream opened closes
+    at the end, on an error, on ``aclose()`` and when the iterator is dropped (a ``break``)."""
 
     def __init__(self, stream: RoiStream) -> None:
         self._stream = stream
         self._it: PrefetchIterator[RoiRead] | None = None
 
     async def __anext__(self) -> RoiRead:
-        if self._it is None:
-            owner = await self._stream._image._background()
-            self._it = (await self._stream._make(owner)).__aiter__()
-        return await self._it.__anext__()
+        try:
+            if self._it is None:
+                owner = await self._stream._image._background()
+                self._it = (await self._stream._make(owner)).__aiter__()
+            return await self._it.__anext__()
+        except (StopAsyncIteration, Exception):
+            await self._stream._release()
+            raise
 
     async def aclose(self) -> None:
-        if self._it is not None:
-            await self._it.aclose()
+        try:
+            if self._it is not None:
+                await self._it.aclose()
+        finally:
+            await self._stream._release()
+
+    def __del__(self) -> None:
+        # a ``break`` out of ``async for`` drops the iterator (its prefetch stops itself)
+        opened = getattr(self, "_stream", None) and self._stream._opened
+        if opened is not None and not self._stream._holds:
+            self._stream._opened = None
+            _close_soon(opened)
+
+
+_closing: set[asyncio.Task[None]] = set()  # (a task the loop holds only weakly)
+
+
+def _close_soon(ds: Dataset) -> None:
+    """Close ``ds`` in a task of the running event loop (from a finalizer, which cannot
+    await); without one (the loop has ended), nothing is left to close."""
+    try:
+        task = asyncio.get_running_loop().create_task(_Deferred(ds.aclose))
+    except RuntimeError:
+        return
+    _closing.add(task)
+    task.add_done_callback(_closing.discard)
 
 
 def _label_name(table: Table) -> str | None:

@@ -155,7 +155,8 @@ class Stream(Generic[R]):
             async with self as results:
                 return [item async for item in results]
         if isinstance(self._tiles, RoiStream):
-            await self._write_rois(out, self._tiles)
+            async with self._tiles._held_label():  # (the writes read the label it opens)
+                await self._write_rois(out, self._tiles)
         elif _is_dataset(out):  # its writer, the tiles' level (pyramid=: its cascade)
             pyramid = False if self._pyramid is None else self._pyramid
             async with out.writer(self._tiles.level, pyramid=pyramid) as writer:
