@@ -508,13 +508,25 @@ class Dataset(StoreNode):
         self._check_open()
         return await self.level(level).read_points(selection)
 
-    async def read(self, level: int | str = 0, **axes: Selector) -> NDArray[Any]:
+    async def read(
+        self, level: int | str = 0, *, axes_order: Sequence[str] | None = None, **axes: Selector
+    ) -> NDArray[Any]:
         """Read by axis name: ``await ds.read(level=0, c="DAPI", z=3, y=slice(0, 512))``.
 
         Each axis takes an int (the axis is dropped, as in numpy), a slice (any step), ``None``
         (everything) or a list of ints; the channel axis also takes channel labels (a label or a
-        list of labels). Axes not named are read whole.
+        list of labels). Axes not named are read whole. ``axes_order=("c", "z", "y", "x")``:
+        the array with those axes, in that order (ngio's ``axes_order``: axes the image lacks
+        or the read dropped added with size 1; others left out only if of size 1).
         """
+        data = await self._read(level, axes)
+        if axes_order is None:
+            return data
+        from ._axes_order import kept_axes, to_order
+
+        return to_order(data, kept_axes(self.axes, axes), axes_order)
+
+    async def _read(self, level: int | str, axes: dict[str, Selector]) -> NDArray[Any]:
         self._check_open()
         lvl = self.level(level)
         selection, pick = self._selection(lvl, axes)
@@ -994,6 +1006,8 @@ class Dataset(StoreNode):
         data: ArrayLike,
         level: int | str = 0,
         pyramid: bool | Method | None = False,
+        *,
+        axes_order: Sequence[str] | None = None,
         **axes: Selector,
     ) -> None:
         """Write by axis name: ``await ds.write(arr, c="DAPI", z=3, y=slice(0, 512))``.
@@ -1013,9 +1027,14 @@ class Dataset(StoreNode):
             ``"nearest"``, ``"mode"``). Concurrent pyramid writes of this process (any open of
             the image) keep the lower tiles they share right; those of *separate processes*
             do not: run ``build_pyramid(regions=...)`` over their regions once all finished.
+        :param axes_order: ``data``'s axes, as :meth:`read` gives them with it.
         :raises ReadOnlyError: the dataset is read-only (raised before any I/O).
         """
         self._check_writable()
+        if axes_order is not None:
+            from ._axes_order import from_order, kept_axes
+
+            data = from_order(data, kept_axes(self.axes, axes), axes_order)
         level = self._level_index(level)
         lvl = self.levels[level]
         own = not _is_cascade(pyramid)  # a stream's cascade (pyramid=): the stream finishes it
@@ -1900,14 +1919,21 @@ class Dataset(StoreNode):
         unit: Unit = None,
         origin: Origin = "world",
         system: str | None = None,
+        axes_order: Sequence[str] | None = None,
         **axes: Any,
     ) -> NDArray[Any]:
         """Read a box in world coordinates: ``await ds.read_world(c="DAPI", y=(40, 70),
         x=(105.5, 125.5), unit="micrometer")``; the pixels of :meth:`world_region`, axes
-        dropped as :meth:`read` drops them (``system``: see there)."""
+        dropped as :meth:`read` drops them (``system``: see there; ``axes_order``: see
+        :meth:`read`)."""
         self._check_open()
         region = self.world_region(level, unit=unit, origin=origin, system=system, **axes)
-        return await self.level(level).getitem(region)
+        data = await self.level(level).getitem(region)
+        if axes_order is None:
+            return data
+        from ._axes_order import kept_by_region, to_order
+
+        return to_order(data, kept_by_region(self.axes, region), axes_order)
 
     async def write_world(
         self,
@@ -1917,6 +1943,7 @@ class Dataset(StoreNode):
         unit: Unit = None,
         origin: Origin = "world",
         pyramid: bool | Method | None = False,
+        axes_order: Sequence[str] | None = None,
         **axes: Any,
     ) -> None:
         """Write a box in world coordinates (see :meth:`read_world`, :meth:`write`): each
@@ -1931,7 +1958,7 @@ class Dataset(StoreNode):
         world_selection(cal, lvl.shape, whole, unit, index, origin=origin, whole=True)
         region = self.world_region(level, unit=unit, origin=origin, **axes)
         named = dict(zip(self.axes, region, strict=True))
-        await self.write(data, level, pyramid, **named)
+        await self.write(data, level, pyramid, axes_order=axes_order, **named)
 
     def channel_index(self, label: str | None = None, *, wavelength_id: str | None = None) -> int:
         """The index of the channel labelled ``label``, or whose omero ``wavelength_id`` (as
@@ -1970,18 +1997,30 @@ class Dataset(StoreNode):
         return await masking_rois(self, level)
 
     async def read_roi(
-        self, roi: Roi, level: int | str = 0, *, label: Dataset | str | None = None, **axes: Any
+        self,
+        roi: Roi,
+        level: int | str = 0,
+        *,
+        label: Dataset | str | None = None,
+        axes_order: Sequence[str] | None = None,
+        **axes: Any,
     ) -> RoiRead:
         """Read one ROI (a ``Roi`` of ``ds.tables.rois(name)``; ngio's ``get_roi``): ``r.data``,
         ``r.region``, and ``r.labels`` of ``label`` (an open label image, or the name of one
-        of this image's) on the same grid."""
+        of this image's) on the same grid (``axes_order``: both so, see :meth:`read`)."""
         from ._rois import read_roi
 
         self._check_open()
         if isinstance(label, str):
             async with self.labels.open(label) as lab:
-                return await read_roi(self, roi, level, lab, **axes)
-        return await read_roi(self, roi, level, label, **axes)
+                read = await read_roi(self, roi, level, lab, **axes)
+        else:
+            read = await read_roi(self, roi, level, label, **axes)
+        if axes_order is None:
+            return read
+        from ._axes_order import roi_read_in_order
+
+        return roi_read_in_order(read, self.axes, axes_order)
 
     async def write_roi(
         self,
@@ -1990,13 +2029,19 @@ class Dataset(StoreNode):
         level: int | str = 0,
         *,
         pyramid: bool | Method | None = False,
+        axes_order: Sequence[str] | None = None,
         **axes: Any,
     ) -> None:
         """Write ``data`` to the pixels :meth:`read_roi` reads for ``roi`` (ngio's ``set_roi``:
-        a segmentation of a FOV into its label image); see :meth:`write`."""
+        a segmentation of a FOV into its label image); see :meth:`write` (``axes_order``:
+        ``data``'s axes, as :meth:`read_roi` gives them with it)."""
         from ._rois import write_roi
 
         self._check_writable()
+        if axes_order is not None:
+            from ._axes_order import roi_data_from_order
+
+            data = roi_data_from_order(self, roi, data, level, axes, axes_order)
         await write_roi(self, roi, data, level, pyramid, **axes)
 
     def read_rois(
