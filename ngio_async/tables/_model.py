@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -62,6 +62,62 @@ class Roi:
     def lengths(self) -> dict[str, float]:
         """Length per axis, in the image's units."""
         return {a: hi - lo for a, (lo, hi) in self.ranges.items()}
+
+    def zoom(self, factor: float, axes: Sequence[str] = ("x", "y")) -> Roi:
+        """The box grown (or shrunk) by ``factor`` about its centre along ``axes`` (ngio's
+        ``Roi.zoom``: each length times ``factor``, a start below 0 moved to 0 with the length
+        kept)."""
+        if not (isinstance(factor, int | float) and factor > 0):
+            raise ValueError(f"ROI {self.name!r}: zoom must be a positive number, got {factor!r}")
+        ranges = dict(self.ranges)
+        for a in axes:
+            if a in ranges:
+                lo, hi = ranges[a]
+                grow = (hi - lo) * (factor - 1.0)
+                start = max(lo - grow / 2, 0.0)
+                ranges[a] = (start, start + (hi - lo) + grow)
+        return Roi(self.name, ranges, label=self.label, time=self.time, extra=dict(self.extra))
+
+    def intersection(self, other: Roi) -> Roi | None:
+        """The overlap of two boxes (ngio's ``Roi.intersection``), ``None`` when an axis both
+        have does not overlap; an axis only one has is kept as it is. The name is the shared
+        one, else ``"<mine>:<other's>"``; the label the one either has (two different labels
+        are a ``ValueError``)."""
+        return self._joined(other, _overlap, "intersection")
+
+    def union(self, other: Roi) -> Roi:
+        """The bounding box of two boxes (ngio's ``Roi.union``); names and labels as
+        :meth:`intersection` joins them."""
+        joined = self._joined(other, _span, "union")
+        assert joined is not None  # a span is never empty
+        return joined
+
+    def _joined(
+        self,
+        other: Roi,
+        op: Callable[[tuple[float, float], tuple[float, float]], tuple[float, float] | None],
+        what: str,
+    ) -> Roi | None:
+        if not isinstance(other, Roi):
+            raise TypeError(f"ROI {what} takes another Roi, got {type(other).__name__}")
+        if self.label is not None and other.label is not None and self.label != other.label:
+            raise ValueError(
+                f"ROI {what}: {self.name!r} has label {self.label}, {other.name!r} {other.label}"
+            )
+        mine = {**self.ranges, **({"t": self.time} if self.time is not None else {})}
+        theirs = {**other.ranges, **({"t": other.time} if other.time is not None else {})}
+        out: dict[str, tuple[float, float]] = {}
+        for a in [*mine, *(a for a in theirs if a not in mine)]:
+            got = (
+                op(mine[a], theirs[a]) if a in mine and a in theirs else mine.get(a, theirs.get(a))
+            )
+            if got is None:
+                return None
+            out[a] = got
+        time = out.pop("t", None)
+        name = self.name if self.name == other.name else f"{self.name}:{other.name}"
+        label = self.label if self.label is not None else other.label
+        return Roi(name, out, label=label, time=time, extra=dict(self.extra))
 
 
 @dataclass(frozen=True, eq=False)
@@ -177,6 +233,15 @@ class Table:
         if "label" in self.columns:
             return [None if _missing(v) else int(v) for v in self.columns["label"]]
         return None
+
+
+def _overlap(a: tuple[float, float], b: tuple[float, float]) -> tuple[float, float] | None:
+    lo, hi = max(a[0], b[0]), min(a[1], b[1])
+    return (lo, hi) if hi > lo else None
+
+
+def _span(a: tuple[float, float], b: tuple[float, float]) -> tuple[float, float]:
+    return (min(a[0], b[0]), max(a[1], b[1]))
 
 
 def _missing(value: Any) -> bool:
