@@ -514,7 +514,8 @@ def make_channel(
     spec: ChannelSpec | Channel, index: int, dtype: np.dtype[Any], *, only: bool = False
 ) -> Channel:
     """A channel from a label, or a dict with ``label``, ``color``, ``window``, ``active``,
-    ``inverted``. Without a color: blue, green, red, ... by ``index``; white when it is the
+    ``inverted``, ``wavelength_id`` (the key Fractal and ngio select channels by, kept
+    beside the omero channel's others). Without a color: blue, green, red, ... by ``index``; white when it is the
     ``only`` channel (drawn grey, as OMERO and this library's renderer draw one channel: a
     lone blue channel is nearly black in napari and vizarr).
 
@@ -525,17 +526,23 @@ def make_channel(
         return spec
     if isinstance(spec, str):
         spec = {"label": str(spec)}
-    known = {"label", "color", "window", "active", "inverted"}
+    known = {"label", "color", "window", "active", "inverted", "wavelength_id"}
     unknown = [k for k in spec if k not in known]
     if unknown:
         raise ValueError(f"channel {index}: unknown key {unknown[0]!r} (known: {sorted(known)})")
-    return Channel(
+    channel = Channel(
         label=_python(spec.get("label")),
         color=str(spec.get("color") or _default_color(index, only)).lstrip("#").upper(),
         window=make_window(spec.get("window"), dtype, f"channels[{index}] window"),
         active=_python(spec.get("active", True)),
         inverted=_python(spec.get("inverted")),
     )
+    wavelength = _python(spec.get("wavelength_id"))
+    if wavelength is not None:
+        if not isinstance(wavelength, str) or not wavelength:
+            raise TypeError(f"channel {index}: wavelength_id must be a string, got {wavelength!r}")
+        channel.extra["wavelength_id"] = wavelength
+    return channel
 
 
 def _default_color(index: int, only: bool) -> str:
