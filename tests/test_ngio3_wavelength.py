@@ -59,7 +59,7 @@ async def test_wavelength_ids_are_written_where_ngio_writes_them(
         dtype="uint16",
         axes="cyx",
         levels=1,
-        ngff_version=version,
+        ngff_version=version,  # type: ignore[arg-type]
         channels=channels,
     ) as ds:
         assert ds.channel_index(wavelength_id=IDS[1]) == 1
