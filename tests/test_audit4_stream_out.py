@@ -30,7 +30,12 @@ async def test_out_must_be_a_tile_writer(tmp_path: Path) -> None:
     async with (
         ngio_async.open_async(tmp_path / "src") as src,
         ngio_async.create_async(
-            dst_url, shape=src.shape, dtype="uint16", axes="cyx", chunks=(1, 16, 16)
+            dst_url,
+            shape=src.shape,
+            dtype="uint16",
+            axes="cyx",
+            chunks=(1, 16, 16),
+            scale={"y": 0.5, "x": 0.5},  # out=dst writes its level of the tiles' pixel size
         ) as dst,
     ):
         # the writer's context manager, not entered

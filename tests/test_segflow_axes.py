@@ -106,8 +106,6 @@ async def test_dropped_or_missing_axes_are_refused_naming_them(tmp_path: Path) -
                 ngio_async.stream(ds.tiles(c="DAPI"), segment, out=w, pyramid=True)
         with pytest.raises(ValueError, match=r"average label ids"):
             ngio_async.stream(ds.tiles(c="DAPI"), segment, out=lab, pyramid="mean")
-        with pytest.raises(ValueError, match=r"from level 0; the results are written to level 1"):
-            ngio_async.stream(ds.tiles(1, c="DAPI"), segment, out=lab, pyramid=True)
         with pytest.raises(TypeError, match=r"give out="):
             ngio_async.stream(ds.tiles(c="DAPI"), segment, pyramid=True)
         assert not (await lab.read()).any()

@@ -929,6 +929,7 @@ class Dataset(StoreNode):
             level_shape=lvl.shape,
             axes=self.axes,
             level=level_index,
+            calibration=self.metadata.spatial_calibration[level_index],
         )
 
     def _tile_region(

@@ -4,6 +4,7 @@ bounds."""
 from __future__ import annotations
 
 import contextlib
+import copy
 import inspect
 import math
 import numbers
@@ -11,7 +12,7 @@ import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast
 
 import anyio
 import numpy as np
@@ -21,6 +22,7 @@ from .._workers import Workers
 from ..engine.plan import region_shape
 from ._rois import MaskedImage, RoiRead, RoiStream, read_roi, roi_region, roi_span
 from ._tiles import Tile, TileStream
+from ._world import axis_kind, is_world_axis, unit_factor
 from ._write import LevelWriter
 
 if TYPE_CHECKING:
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
     from ..engine.pyramid import Method
     from ._cascade import Cascade
     from ._dataset import Dataset
+    from ._metadata import LevelCalibration
 
 __all__ = ["Stream", "TileWriter", "stream", "stream_sync"]
 
@@ -82,12 +85,15 @@ class Stream(Generic[R]):
         if inspect.iscoroutinefunction(func):
             raise TypeError(_ASYNC_FUNC.format(func))
         self._axis_map: _AxisMap | None = None
+        self._level = 0  # the level of ``out`` (its image's) written: of the items' pixel size
         if isinstance(tiles, RoiStream):
-            _check_roi_out(tiles, out)
+            self._level = _check_roi_out(tiles, out)
         elif out is not None:
             _check_out(out, pyramid)
             self._axis_map = _AxisMap.of(tiles, out)
-            _check_fits(tiles, out, self._axis_map)
+            if _is_dataset(out):
+                self._level = _tiles_level(tiles, cast("Dataset", out))
+            _check_fits(tiles, out, self._axis_map, self._level)
         _check_pyramid(tiles, out, pyramid)
         _check_masked(tiles, masked)
         self._masked = bool(masked)
@@ -158,24 +164,45 @@ class Stream(Generic[R]):
             async with self._tiles._held_label():  # (the writes read the label it opens)
                 await self._write_rois(out, self._tiles)
         elif _is_dataset(out):  # its writer, the tiles' level (pyramid=: its cascade)
-            pyramid = False if self._pyramid is None else self._pyramid
-            async with out.writer(self._tiles.level, pyramid=pyramid) as writer:
-                await self._write_tiles(writer)
+            await self._write_tiles_to(out)
         else:
             await self._write_tiles(out)
         return None
 
-    async def _write_tiles(self, out: Any) -> None:
+    async def _write_tiles_to(self, out: Dataset) -> None:
+        """The tiles' results written to ``out``'s level of their pixel size, through its
+        writer; ``pyramid``: the coarser levels built as they land, the finer ones
+        upsampled from it at the end."""
+        if not self._pyramid:
+            async with out.writer(self._level, pyramid=False) as writer:
+                await self._write_tiles(writer)
+            return
+        cascade = _level_cascade(out, self._level, self._pyramid)
+        finer = _Finer(out, self._level)
+        try:
+            # (a cascade given as pyramid=: the writer feeds it, finishes it)
+            async with out.writer(self._level, pyramid=cast("Any", cascade)) as writer:
+                await self._write_tiles(writer, finer.regions)
+        except BaseException as exc:
+            await finer.settle(exc)
+            raise
+        finally:
+            _follow_metadata(out, cascade)
+        await finer.build()
+
+    async def _write_tiles(self, out: Any, written: list[Region] | None = None) -> None:
         async with self as results:
             async for tile, value in results:
-                await _write_tile(out, tile, value, self._axis_map)
+                await _write_tile(out, tile, value, self._axis_map, written)
 
     async def _write_rois(self, out: Any, rois: RoiStream) -> None:
         """Each result written at its ROI; with ``pyramid``, the lower levels built as they
         land (one cascade for the stream), and rebuilt over what landed if it fails."""
-        cascade = None if not self._pyramid else _roi_cascade(out, rois, self._pyramid)
         target = out.image if isinstance(out, MaskedImage) else out
-        level = target.level(out.level if isinstance(out, MaskedImage) else rois._level)
+        index = self._level
+        cascade = None if not self._pyramid else _level_cascade(target, index, self._pyramid)
+        finer = _Finer(target, index) if cascade is not None else None
+        level = target.levels[index]
         unsure: list[Region] = []
         try:
             async with self as results:
@@ -186,18 +213,35 @@ class Stream(Generic[R]):
                     landed = level.begun
                     try:
                         await to_the_end(
-                            _write_roi, out, item, value, rois, cascade, self._masked, what=what
+                            _write_roi,
+                            out,
+                            item,
+                            value,
+                            rois,
+                            index,
+                            cascade,
+                            self._masked,
+                            what=what,
                         )
                     except BaseException:
                         if cascade is not None and level.begun != landed:
-                            unsure.append(_roi_region(out, item, rois))
+                            unsure.append(_roi_region(out, item, rois, index))
                         raise
+                    if finer is not None:
+                        finer.regions.append(_roi_region(out, item, rois, index))
         except BaseException as exc:
-            if cascade is not None:  # the lower levels follow what level 0 got
+            if cascade is not None and finer is not None:  # the other levels follow it
                 await cascade.settle(exc, unsure)
+                _follow_metadata(target, cascade)
+                finer.regions += unsure
+                await finer.settle(exc)
             raise
-        if cascade is not None:
-            await cascade.finish()
+        if cascade is not None and finer is not None:
+            try:
+                await cascade.finish()
+            finally:
+                _follow_metadata(target, cascade)
+            await finer.build()
             await target._follow_data_windows()
 
     async def __aenter__(self) -> AsyncIterator[tuple[Any, R]]:
@@ -371,19 +415,15 @@ def _check_out(out: object, pyramid: object) -> None:
         )
 
 
-def _check_fits(tiles: TileStream, out: Any, axis_map: _AxisMap | None) -> None:
-    """Refuse, at the call, a level writer whose level the tiles' regions do not fit in (the
-    tiles of another level: its first tiles were written, wrongly placed, before one failed)."""
+def _check_fits(tiles: TileStream, out: Any, axis_map: _AxisMap | None, index: int) -> None:
+    """Refuse, at the call, a level writer (or ``out``'s level ``index``) whose level the
+    tiles' regions do not fit in (the tiles of another level: its first tiles were written,
+    wrongly placed, before one failed)."""
     have = tiles.level_shape
     if have is not None and axis_map is not None:
         have = axis_map.shape(have)
     if _is_dataset(out):
-        if tiles.level >= len(out.levels):
-            raise ValueError(
-                f"stream(tiles, ..., out=<dataset>) writes each tile to the level it was read "
-                f"from ({tiles.level}); {out.url} has {len(out.levels)} levels"
-            )
-        level = out.levels[tiles.level]
+        level = out.levels[index]
     elif isinstance(out, LevelWriter):
         level = out.level
     else:
@@ -475,17 +515,7 @@ def _check_pyramid(tiles: TileStream | RoiStream, out: Any, pyramid: object) -> 
         raise ValueError(f"pyramid must be True or one of mean, nearest, mode; got {pyramid!r}")
     if out is None:
         raise TypeError("stream(..., pyramid=...) builds the lower levels of out=: give out=")
-    if isinstance(tiles, TileStream):
-        target, index = out, tiles.level
-    else:
-        target = out.image if isinstance(out, MaskedImage) else out
-        level = out.level if isinstance(out, MaskedImage) else tiles._level
-        index = target._level_index(level)
-    if index != 0:
-        raise ValueError(
-            f"stream(..., pyramid=...) builds the lower levels from level 0; the results are "
-            f"written to level {index} of {target.url}"
-        )
+    target = out.image if isinstance(out, MaskedImage) else out
     from ._pyramid import _is_label
 
     if pyramid == "mean" and _is_label(target):
@@ -504,17 +534,122 @@ def _check_masked(tiles: TileStream | RoiStream, masked: object) -> None:
         )
 
 
-def _roi_cascade(out: Any, rois: RoiStream, pyramid: bool | Method) -> Cascade:
-    """The one cascade of a ROI stream written with ``pyramid``."""
-    target = out.image if isinstance(out, MaskedImage) else out
-    level = out.level if isinstance(out, MaskedImage) else rois._level
-    cascade = target._cascade(target._level_index(level), pyramid)
-    assert cascade is not None
-    return cascade
+def _level_cascade(target: Dataset, index: int, pyramid: bool | Method) -> Cascade:
+    """The one cascade of a stream writing level ``index`` of ``target`` with ``pyramid``:
+    the levels below it built from it (a view of ``target`` whose levels start there)."""
+    if index == 0:
+        cascade = target._cascade(0, pyramid)
+        assert cascade is not None
+        return cascade
+    from ._cascade import Cascade
+
+    target._check_first_multiscale("pyramid=")
+    target.structure_lock()  # (made now: the view shares it)
+    view = copy.copy(target)
+    view.levels = target.levels[index:]
+    return Cascade(view, None if pyramid is True else cast("Method", pyramid))
 
 
-def _roi_region(out: Any, r: RoiRead, rois: RoiStream) -> Region:
-    """The level region a ROI's write covers (its box, step-1 slices)."""
+def _follow_metadata(target: Dataset, cascade: Cascade) -> None:
+    """``target``'s metadata as its view's (a cascade's end may record its method)."""
+    view = cascade._ds
+    if view is not target:
+        target.metadata = view.metadata
+
+
+class _Finer:
+    """The levels finer than level ``index`` of ``ds`` that a stream writes with ``pyramid``:
+    each region written, upsampled from it (nearest: a pixel takes the value of the one over
+    it, as ngio's ``consolidate`` does for labels) once every write is done."""
+
+    def __init__(self, ds: Dataset, index: int) -> None:
+        self.ds, self.index = ds, index
+        self.regions: list[Region] = []  # of level ``index``, written
+
+    async def build(self) -> None:
+        """Upsample every region written; cancelled part way, finished all the same (as
+        :meth:`settle`)."""
+        try:
+            await self._run()
+        except anyio.get_cancelled_exc_class() as exc:
+            await self.settle(exc)
+            raise
+        except Exception as exc:
+            exc.add_note(self._unbuilt())
+            raise
+
+    async def settle(self, error: BaseException) -> None:
+        """After a failed stream: the finer levels still follow what level ``index`` got, even
+        when the caller is cancelled (within ``SETTLE_SECONDS``); ``error`` notes it if not."""
+        if not self.regions:
+            return
+        failed: BaseException | None = None
+        with anyio.CancelScope(shield=True) as scope:
+            scope.deadline = anyio.current_time() + SETTLE_SECONDS
+            try:
+                await self._run()
+            except Exception as exc:  # noqa: BLE001 - told in a note of the stream's own error
+                failed = exc
+        if scope.cancelled_caught:
+            failed = TimeoutError(f"not finished within {SETTLE_SECONDS:g} s")
+        if failed is not None and isinstance(error, Exception):
+            error.add_note(f"{self._unbuilt()} ({failed!r})")
+
+    def _unbuilt(self) -> str:
+        return (
+            f"the levels above level {self.index} of {self.ds.url} may not follow it: run "
+            f"stream(..., pyramid=True) again, or write them"
+        )
+
+    async def _run(self) -> None:
+        if self.index == 0 or not self.regions:
+            return
+        from ._pyramid import level_factors
+
+        steps = level_factors(self.ds)[: self.index]
+        src = self.ds.levels[self.index]
+        limit = anyio.Semaphore(4)
+
+        async def one(region: Region) -> None:
+            async with limit:
+                data = await src.getitem(region)
+                factors = [1] * len(region)
+                for j in range(self.index - 1, -1, -1):
+                    factors = [f * g for f, g in zip(factors, steps[j], strict=True)]
+                    dst = self.ds.levels[j]
+                    where, picks = _upsampled(region, factors, src.shape, dst.shape)
+                    await dst.setitem(where, data[np.ix_(*picks)])
+
+        while self.regions:
+            batch, self.regions = self.regions, []
+            try:
+                async with anyio.create_task_group() as tg:
+                    for region in batch:
+                        tg.start_soon(one, region)
+            except BaseException:
+                self.regions[:0] = batch  # (all of them again: a settle redoes them)
+                raise
+
+
+def _upsampled(
+    region: Region, factors: list[int], shape: tuple[int, ...], finer: tuple[int, ...]
+) -> tuple[Region, list[NDArray[np.intp]]]:
+    """The region of the finer level (of shape ``finer``, ``factors`` times ``shape``, ceil
+    or floor) that ``region`` of a level of ``shape`` covers, and per axis the index in
+    ``region`` of each of its pixels (nearest: the pixel over it; a finer level's extra
+    pixels past the last window take the last one)."""
+    where, picks = [], []
+    for s, f, n, m in zip(region, factors, shape, finer, strict=True):
+        start = s.start * f
+        stop = m if s.stop >= n else min(s.stop * f, m)
+        where.append(slice(start, stop))
+        picks.append(np.minimum(np.arange(start, stop) // f, n - 1) - s.start)
+    return tuple(where), picks
+
+
+def _roi_region(out: Any, r: RoiRead, rois: RoiStream, index: int) -> Region:
+    """The region of ``out``'s level ``index`` a ROI's write covers (its box, step-1
+    slices)."""
     if isinstance(out, MaskedImage):
         if out.image is not rois._image:
             return roi_span(out.image, out.level, r.roi, {})
@@ -528,13 +663,14 @@ def _roi_region(out: Any, r: RoiRead, rois: RoiStream) -> Region:
         )
     if out is rois._image:
         return roi_span(out, rois._level, r.roi, rois._axes)
-    return roi_span(out, rois._level, r.roi, {})
+    return roi_span(out, index, r.roi, {})
 
 
-def _check_roi_out(rois: RoiStream, out: object) -> None:
-    """Refuse, at the call, an ``out`` a ROI stream cannot write to."""
+def _check_roi_out(rois: RoiStream, out: object) -> int:
+    """Refuse, at the call, an ``out`` a ROI stream cannot write to; else the index of the
+    level of ``out`` (its image's) written: of the ROIs' pixel size."""
     if out is None:
-        return
+        return 0
     if rois._planes:
         raise TypeError(
             "stream(rois, ..., out=...) writes each ROI's box: a stream of planes "
@@ -546,33 +682,113 @@ def _check_roi_out(rois: RoiStream, out: object) -> None:
             "ds.write_roi) or a masked image (written only where each ROI's object is, "
             f"m.write), got {out!r}"
         )
-    _check_roi_pixels(rois, out)
-
-
-def _check_roi_pixels(rois: RoiStream, out: Any) -> None:
-    """Refuse, at the call, a dataset ``out`` (a label image) whose level of the index read
-    has other pixels than the level read: no result would fit its box there."""
     image = rois._image
-    if out is image or not _is_dataset(out):
-        return
     index = image._level_index(rois._level)
-    if index >= len(out.levels):
-        return  # (its write_roi names the level)
-    mine = image.metadata.spatial_calibration[index]
-    theirs = out.metadata.spatial_calibration[index]
-    shared = {a.name for a in mine.axes}
-    names = [a.name for a in theirs.axes if a.name in shared]
-    have = tuple(abs(mine[n].scale) for n in names)
-    want = tuple(abs(theirs[n].scale) for n in names)
-    if all(math.isclose(h, w, rel_tol=1e-6) for h, w in zip(have, want, strict=True)):
-        return
-    raise ValueError(
-        f"stream(rois, ..., out=...): each result is written at its ROI to level "
-        f"{out.levels[index].path!r} of {out.url}, of pixels {want} ({', '.join(names)}), but "
-        f"the ROIs are read at level {index}, of pixels {have}: no result would fit; consume "
-        "the (r, result) pairs and write each to the level of those pixels, "
-        "await out.write_roi(r.roi, result, level)"
+    if out is image:
+        return index
+    if isinstance(out, MaskedImage):
+        at = out.image._level_index(out.level)
+        if out.image is not image:
+            _check_pixels(_calibration(image, index), out.image, at, _ROIS)
+        return at
+    return _matching_level(_calibration(image, index), cast("Dataset", out), _ROIS, index)
+
+
+_ROIS = "stream(rois, ..., out=...)", "ROIs"
+_TILES = "stream(tiles, ..., out=...)", "tiles"
+_RTOL = 1e-5  # pixel sizes equal within this relative difference
+
+
+def _calibration(image: Dataset, index: int) -> LevelCalibration:
+    cal: LevelCalibration = image.metadata.spatial_calibration[index]
+    return cal
+
+
+def _pixels(cal: LevelCalibration) -> dict[str, tuple[float, str | None]]:
+    """The pixel size of a level per space axis (by name) and its unit."""
+    return {
+        a.name: (abs(a.scale), a.unit)
+        for a in cal.axes
+        if is_world_axis(a) and axis_kind(a) == "length"
+    }
+
+
+def _same_pixels(
+    mine: dict[str, tuple[float, str | None]], theirs: dict[str, tuple[float, str | None]]
+) -> bool | None:
+    """Whether two levels' pixels are the same size on every space axis both have (each in
+    its own unit, converted when they differ); ``None``: they share no space axis."""
+    shared = [n for n in mine if n in theirs]
+    if not shared:
+        return None
+    for name in shared:
+        (size, unit), (other, their_unit) = mine[name], theirs[name]
+        if unit != their_unit:
+            a, b = unit_factor(unit), unit_factor(their_unit)
+            if a is not None and b is not None and a[0] == b[0]:
+                other = other * b[1] / a[1]
+        if not math.isclose(size, other, rel_tol=_RTOL):
+            return False
+    return True
+
+
+def _matching_level(src: LevelCalibration, out: Dataset, what: tuple[str, str], index: int) -> int:
+    """The index of ``out``'s level of ``src``'s pixel size (``index`` first: of two of
+    that size, the items' own level), or a ``ValueError`` naming both sizes."""
+    mine = _pixels(src)
+    cals = out.metadata.spatial_calibration
+    order = [index, *(i for i in range(len(cals)) if i != index)] if index < len(cals) else []
+    order = order or list(range(len(cals)))
+    found = [i for i in order if _same_pixels(mine, _pixels(cals[i]))]
+    if found:
+        return found[0]
+    if index < len(cals) and all(_same_pixels(mine, _pixels(c)) is None for c in cals):
+        return index  # no space axis in common: the level of the items' index
+    raise _no_level(src, out, what)
+
+
+def _check_pixels(src: LevelCalibration, out: Dataset, index: int, what: tuple[str, str]) -> None:
+    """Refuse ``out``'s level ``index`` (a masked image's) unless of ``src``'s pixel size."""
+    if _same_pixels(_pixels(src), _pixels(_calibration(out, index))) is False:
+        raise _no_level(src, out, what, [index])
+
+
+def _no_level(
+    src: LevelCalibration, out: Dataset, what: tuple[str, str], only: list[int] | None = None
+) -> ValueError:
+    call, items = what
+    mine = _pixels(src)
+    names = list(mine)
+    cals = out.metadata.spatial_calibration
+    levels = "; ".join(
+        f"{out.url}/{cals[i].path} of pixels {_sizes(_pixels(cals[i]), names)}"
+        for i in (range(len(cals)) if only is None else only)
     )
+    return ValueError(
+        f"{call}: each result is written to the level of out of the pixel size the {items} "
+        f"are read at, and out has none: its levels {levels} ({', '.join(names)}), the "
+        f"{items} are of level {src.path!r} of pixels {_sizes(mine, names)}; nothing was "
+        f"written: read the {items} at a level of one of those sizes, or give out a level "
+        f"of theirs"
+    )
+
+
+def _sizes(pixels: dict[str, tuple[float, str | None]], names: list[str]) -> str:
+    sizes = tuple(pixels[n][0] if n in pixels else None for n in names)
+    units = {pixels[n][1] for n in names if n in pixels} - {None}
+    return f"{sizes}" + (f" {units.pop()}" if len(units) == 1 else "")
+
+
+def _tiles_level(tiles: TileStream, out: Dataset) -> int:
+    """The index of the level of ``out`` the tiles are written to: of their pixel size."""
+    if tiles.calibration is None:  # (not a dataset's tiles: the same level index)
+        if tiles.level >= len(out.levels):
+            raise ValueError(
+                f"stream(tiles, ..., out=<dataset>) writes each tile to the level it was read "
+                f"from ({tiles.level}); {out.url} has {len(out.levels)} levels"
+            )
+        return tiles.level
+    return _matching_level(tiles.calibration, out, _TILES, tiles.level)
 
 
 def _item_name(item: Item) -> str:
@@ -584,15 +800,23 @@ def _tile_name(tile: Tile) -> str:
     return f"the tile at {_where(tile.region)} of shape {tile.shape}{core}"
 
 
-async def _write_tile(out: Any, tile: Tile, value: Any, axis_map: _AxisMap | None) -> None:
+async def _write_tile(
+    out: Any,
+    tile: Tile,
+    value: Any,
+    axis_map: _AxisMap | None,
+    written: list[Region] | None = None,
+) -> None:
     """Write ``value``, ``func``'s result for ``tile``, to the tile writer ``out`` (its errors
-    name the tile; ``axis_map``: onto the writer's axes): a level writer's writes run to their
-    end by themselves, another writer's ``write`` (maybe the I/O itself) is run to its end
-    here."""
+    name the tile; ``axis_map``: onto the writer's axes; ``written``: its region noted there):
+    a level writer's writes run to their end by themselves, another writer's ``write`` (maybe
+    the I/O itself) is run to its end here."""
     result = _result_tile(tile, value)
     try:
         if axis_map is not None:
             result = axis_map.tile(result)
+        if written is not None:
+            written.append(result.core)
         if isinstance(out, LevelWriter):
             await out.write(result)
         else:
@@ -614,19 +838,21 @@ async def _write_roi(
     r: RoiRead,
     value: Any,
     rois: RoiStream,
+    index: int,
     cascade: Cascade | None = None,
     masked: bool = False,
 ) -> None:
     """Write ``value``, ``func``'s result for ROI read ``r``, to ``out`` (errors name the ROI):
     to the image read, the same selection (``c=...``); to another one (a label image), the
-    ROI's box at the same level; ``masked``: only where the ROI's object is (ngio's
-    ``MaskedSegmentationIterator``). ``cascade``: the stream's, fed by the write."""
+    ROI's box at its level ``index`` (of the ROIs' pixel size); ``masked``: only where the
+    ROI's object is (ngio's ``MaskedSegmentationIterator``). ``cascade``: the stream's, fed by
+    the write."""
     pyramid: Any = False if cascade is None else cascade
     label = rois._label
     inside = None  # ``masked``: ``out`` masked by the ROIs' label image
     if masked and not isinstance(out, MaskedImage) and label is not None:
         assert not isinstance(label, str)  # (opened by the stream)
-        inside = MaskedImage(out, label, [], rois._level)
+        inside = MaskedImage(out, label, [], index)
     if value is None:
         raise TypeError(f"stream(..., out=...): func returned None for {_roi_name(r)}")
     try:
@@ -634,8 +860,8 @@ async def _write_roi(
             if out is rois._image and r.labels is not None:
                 await inside.write_read(r, value, pyramid)
             else:
-                got = _as_read_of(out, r, rois) or await read_roi(
-                    out, r.roi, rois._level, inside.label_image
+                got = _as_read_of(out, r, rois, index) or await read_roi(
+                    out, r.roi, index, inside.label_image
                 )
                 await inside.write_read(got, value, pyramid)
         elif isinstance(out, MaskedImage):
@@ -649,16 +875,16 @@ async def _write_roi(
         elif out is rois._image:
             await out.write_roi(r.roi, value, rois._level, pyramid=pyramid, **rois._axes)
         else:
-            await out.write_roi(r.roi, value, rois._level, pyramid=pyramid)
+            await out.write_roi(r.roi, value, index, pyramid=pyramid)
     except Exception as exc:
         exc.add_note(f"stream(): writing the result of {_roi_name(r)}")
         raise
 
 
-def _as_read_of(out: Any, r: RoiRead, rois: RoiStream) -> RoiRead | None:
+def _as_read_of(out: Any, r: RoiRead, rois: RoiStream, index: int) -> RoiRead | None:
     """``r`` (the image's box, read with its labels) as a read of ``out``'s box, when the
     axes ``r.data`` keeps are ``out``'s and its box there has ``r.data``'s shape (the pixels
-    are the same: ``_check_roi_pixels``), so its labels are not read again; else ``None``."""
+    are the same: ``_check_roi_out``), so its labels are not read again; else ``None``."""
     if r.labels is None:
         return None
     kept = [
@@ -666,7 +892,7 @@ def _as_read_of(out: Any, r: RoiRead, rois: RoiStream) -> RoiRead | None:
     ]
     if kept != list(out.axes):
         return None
-    region = roi_region(out, rois._level, r.roi, {})
+    region = roi_region(out, index, r.roi, {})
     if not all(isinstance(sel, slice) for sel in region) or region_shape(region) != r.data.shape:
         return None
     return replace(r, region=region)
@@ -746,19 +972,27 @@ def stream(
     ``threads`` run ``func`` at once; the tile iterator keeps its own prefetch bounds. Results
     come in completion order. ``out``: a writer (``async write(tile)``, e.g. a dataset writer) that
     receives each result as a tile of the same region (halos cropped to the core), or a dataset
-    (written through its own writer of the tiles' level). The tiles are mapped onto ``out``'s
+    (written through its own writer of its level of the tiles' pixel size: per space axis, by
+    name, in each image's units; level 1 tiles into level 1 of a label of the same pyramid, or
+    into level 0 of one made at half the resolution; none of that size: ``ValueError`` at the
+    call, naming both sizes, nothing written). The tiles are mapped onto ``out``'s
     axes by name: axes ``out`` lacks are left out where they have length 1 (image tiles of
     ``c="DAPI"`` into a label image), in the result of ``func`` too.
 
     ``tiles`` may be a ROI stream (``ds.read_rois(...)``, ``m.stream()``): ``func(r.data)``
     per ROI, ``(r, result)`` pairs; ``out``: a dataset (each result written at its ROI, as
-    ``out.write_roi(r.roi, result, level)``) or a masked image (``out.write(label, result)``:
-    only where the ROI's object is).
+    ``out.write_roi(r.roi, result, level)``, ``level`` of the ROIs' pixel size as for tiles)
+    or a masked image (``out.write(label, result)``: only where the ROI's object is; its
+    level must have the ROIs' pixel size).
 
-    ``pyramid`` (``out`` a dataset or masked image, written at level 0): the lower levels are
-    built as the results land, by one cascade for the whole stream (``True``: the image's
-    default method, ``"mode"`` for label images; or name one), and rebuilt over what landed
-    if the stream fails; a writer given as ``out`` follows its own ``pyramid=``.
+    ``pyramid`` (``out`` a dataset or masked image): the coarser levels are built from the
+    level written as the results land, by one cascade for the whole stream (``True``: the
+    image's default method, ``"mode"`` for label images; or name one), and rebuilt over what
+    landed if the stream fails; the finer levels (the level written is not level 0) are
+    upsampled from it at the end, nearest (each pixel takes the value of the one over it), as
+    ngio's ``consolidate`` does for labels. Without ``pyramid`` only the level written
+    changes: the others, finer ones too, keep their pixels. A writer given as ``out`` writes
+    its own level and follows its own ``pyramid=``.
 
     As ngio's ``MaskedSegmentationIterator`` and ``UniqueLabelsTransform``: ``masked=True``
     hands ``func`` each ROI's pixels inside its object alone (``r.masked()``, 0 elsewhere; ROIs

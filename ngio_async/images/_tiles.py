@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
     from .._prefetch import Prefetch, PrefetchIterator, ProgressCallback
     from ..engine import TileSpec
+    from ._metadata import LevelCalibration
     from ._reuse import ChunkReuse
 
 __all__ = ["Tile", "TileBatch", "TileIterator", "TileOwner", "TileStream", "TileWork"]
@@ -98,6 +99,7 @@ class TileStream:
         level_shape: tuple[int, ...] | None = None,
         axes: tuple[str, ...] | None = None,
         level: int = 0,
+        calibration: LevelCalibration | None = None,
     ) -> None:
         self._make = make
         self._owner = owner
@@ -121,6 +123,9 @@ class TileStream:
         #: and its index
         self.axes = axes
         self.level = level
+        #: that level's calibration (its pixel size: ``stream`` writes to the level of ``out``
+        #: of the same pixel size)
+        self.calibration = calibration
 
     def __len__(self) -> int:
         return self.total
