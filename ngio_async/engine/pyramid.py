@@ -112,6 +112,8 @@ def _mean_piece(win: NDArray[Any], dtype: np.dtype[Any]) -> NDArray[Any]:
         total = win.sum(axis=axes, dtype=np.int64)
         return np.asarray(2 * total >= count)
     if dtype.kind in "iu" and dtype.itemsize <= 2 and count <= 32768:
+        if count == 4 and win.ndim >= 4 and win.shape[-1] == win.shape[-3] == 2:
+            return _mean_2x2(win, dtype)
         return _mean_small_int(win, dtype, axes, count)
     if dtype.kind in "iu":
         if dtype.itemsize < 8:  # exact in int64 for any realistic window
@@ -169,6 +171,40 @@ def _mean_small_int(
     up = (twice > count) | ((twice == count) & (q % 2 == 1))
     q += up.astype(acc_dtype)
     return np.asarray(q).astype(dtype)
+
+
+#: bytes of the 32-bit row sums :func:`_mean_2x2` holds at once (they stay in a core's cache)
+_ROWS_BYTES = 1 << 19
+
+
+def _mean_2x2(win: NDArray[Any], dtype: np.dtype[Any]) -> NDArray[Any]:
+    """:func:`_mean_small_int` of 2x2 windows on the last two axes (``win`` of shape ``(...,
+    ny, 2, nx, 2)``, the other windows 1): the same values, about 3x faster. Row pairs are
+    summed into 32-bit rows, then column pairs, a block of output rows at a time (so the sums
+    stay in cache), and rounded half to even with shifts: ``(s + 1 + (s >> 2 & 1)) >> 2``
+    (floor shifts: also for negative sums)."""
+    ny, nx = win.shape[-4], win.shape[-2]
+    planes = win.reshape(*win.shape[:-4:2], ny, 2, 2 * nx)  # the size-1 windows dropped
+    out = np.empty((*planes.shape[:-3], ny, nx), dtype=dtype)
+    acc = np.dtype(np.uint32 if dtype.kind == "u" else np.int32)
+    rows = max(1, min(ny, _ROWS_BYTES // (8 * nx)))
+    pairs = np.empty((rows, 2 * nx), dtype=acc)
+    total = np.empty((rows, nx), dtype=acc)
+    odd = np.empty((rows, nx), dtype=acc)
+    for lead in np.ndindex(*planes.shape[:-3]):
+        src, dst = planes[lead], out[lead]
+        for r in range(0, ny, rows):
+            n = min(rows, ny - r)
+            p, t, o = pairs[:n], total[:n], odd[:n]
+            np.add(src[r : r + n, 0], src[r : r + n, 1], out=p, dtype=acc)
+            np.add(p[:, 0::2], p[:, 1::2], out=t)
+            np.right_shift(t, 2, out=o)
+            o &= 1
+            t += o
+            t += 1
+            t >>= 2
+            dst[r : r + n] = t
+    return out
 
 
 def _mode_piece(piece: NDArray[Any], window: tuple[int, ...]) -> NDArray[Any]:
