@@ -237,14 +237,18 @@ class Tables:
         name: str,
         columns: Mapping[str, ArrayLike],
         *,
-        labels: ArrayLike,
+        labels: ArrayLike | None = None,
         label: str | None = None,
         overwrite: bool = False,
         backend: str = "anndata",
     ) -> None:
         """Write feature table ``name``: one row per object, ``labels`` its label values (the
         index, ``label``), ``columns`` the measurements; ``label``: the label image they were
-        measured on (``region.path`` ``../labels/<label>``)."""
+        measured on (``region.path`` ``../labels/<label>``). Without ``labels``, a ``label``
+        column of ``columns`` (or a DataFrame's index named ``label``) gives them, as ngio's
+        ``FeatureTable(df)`` takes them (``skimage``'s ``regionprops_table`` output as is)."""
+        if labels is None:
+            columns, labels = _labels_of(columns, name)
         index = np.asarray(labels)
         if index.ndim != 1 or index.dtype.kind not in "iu":
             raise TypeError(f"feature table {name!r}: labels must be 1-D integers")
@@ -526,6 +530,23 @@ def _text_backend(backend: str) -> str:
 
 
 _SYSTEM = frozenset({"encoding-type", "encoding-version", "backend"})
+
+
+def _labels_of(
+    columns: Mapping[str, ArrayLike], name: str
+) -> tuple[Mapping[str, ArrayLike], ArrayLike]:
+    """A feature table's label values from a DataFrame's index named ``label``, else from a
+    ``label`` column (then left out of the columns)."""
+    frame_index = getattr(columns, "index", None)
+    if getattr(frame_index, "name", None) == "label" and hasattr(columns, "columns"):
+        return columns, np.asarray(frame_index)
+    if "label" in columns:
+        rest = {k: v for k, v in columns.items() if k != "label"}
+        return rest, columns["label"]
+    raise TypeError(
+        f"feature table {name!r}: give each row's label value, as labels= or as a 'label' "
+        f"column (columns: {list(columns)[:10]})"
+    )
 
 
 def _frame_index(table: Any, index_key: str | None) -> tuple[list[Any] | None, str | None]:
