@@ -19,7 +19,10 @@ and no thread bridges back to the event loop.
   ``store.get_ranges`` (close ranges coalesced, bounded by the store's limiter), then decodes
   in a worker thread (deflate strips piece by piece, LZW / ZSTD / PackBits / LZMA strips one
   at a time, others through tifffile's zarr view). The fetched bytes are dropped after the
-  read (the header stays).
+  read (the header stays), but for strips decoded whole (LZW, ZSTD, ...: a region needs its
+  strip from the start): the last ones fetched are kept (``KEEP_BYTES``, the latest one in
+  any case) and a strip being fetched is waited for, so the regions of a plane stored as one
+  strip (a conversion's shards, read several at once) fetch it once, not once each.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import io
 import math
 import posixpath
 import threading
+from collections import OrderedDict
 from typing import IO, TYPE_CHECKING, Any, cast
 from urllib.parse import unquote, urlsplit, urlunsplit
 
@@ -71,6 +75,7 @@ BLOCK = 64 * 1024
 _UNKNOWN_SIZE = 1 << 60  # until the end of the object has been seen
 _MAX_MISSES = 4096
 _SHARE_MARGIN = 64 * 1024  # bytes fetched past a strip's estimated share
+KEEP_BYTES = 64 * 1024 * 1024  # strips decoded whole kept for the next reads (and the latest)
 
 
 class NeedBytes(BaseException):
@@ -125,6 +130,16 @@ class RangeFile(io.RawIOBase):
                 self._data[start] = data
             if pin and (old is None or start in self._pins):  # kept ranges stay kept
                 self._pins[start] = self._pins.get(start, 0) + 1
+
+    def pin(self, start: int) -> bool:
+        """One more pin of the range at ``start``; ``False``: there is none (a kept range,
+        never dropped, takes no pin)."""
+        with self._lock:
+            if start not in self._data:
+                return False
+            if start in self._pins:
+                self._pins[start] += 1
+            return True
 
     def unpin(self, start: int) -> None:
         """Release one pin of the range at ``start``; the last one drops it."""
@@ -276,6 +291,12 @@ class RemoteTiffSource(TiffSource):
                 None if d else _strips(tif, lvl)
                 for d, lvl in zip(self._direct, levels, strict=True)
             ]
+            # levels of strips decoded whole (LZW, ZSTD, ... strips; not tiles): their
+            # strips are kept for the next reads (:meth:`_fetch_kept`)
+            self._keeps = [
+                d is None and not key.is_tiled and (st is None or not st.streamed)
+                for d, st, key in zip(self._direct, self._strips, self._keys, strict=True)
+            ]
             file.strict = False
             self._chunks = [self.level_chunks(i) for i in range(self.levels)]
         except BaseException:
@@ -285,6 +306,9 @@ class RemoteTiffSource(TiffSource):
         self.store = store
         self.key = key
         self.requests = 0
+        self._kept: OrderedDict[tuple[int, int], None] = OrderedDict()  # oldest first
+        self._kept_bytes = 0
+        self._fetching: dict[tuple[int, int], anyio.Event] = {}  # strips on their way
 
     def ranges(self, region: tuple[slice, ...], level: int) -> list[tuple[int, int]] | None:
         """The byte ranges of the tiles / strips that ``region`` of ``level`` overlaps;
@@ -339,7 +363,9 @@ class RemoteTiffSource(TiffSource):
         ranges = self.ranges(tuple(region), level)  # from the kept tables: no file access
         pinned: list[int] = []
         try:
-            if ranges:
+            if ranges and self._keeps[level]:
+                await self._fetch_kept(ranges, pinned)
+            elif ranges:
                 await self._fetch(ranges, pinned)
             for _ in range(_MAX_MISSES):
                 try:
@@ -379,7 +405,57 @@ class RemoteTiffSource(TiffSource):
             self.file.add(start, buf, pin=True)
             pinned.append(start)
 
+    async def _fetch_kept(self, ranges: Sequence[tuple[int, int]], pinned: list[int]) -> None:
+        """:meth:`_fetch` of whole strips: those kept (or on their way for another read) are
+        not fetched again; those fetched are kept for the next reads."""
+        todo: list[tuple[int, int]] = []
+        waits: list[tuple[tuple[int, int], anyio.Event]] = []
+        for r in ranges:
+            if r in self._fetching:
+                waits.append((r, self._fetching[r]))
+            elif not self._reuse(r, pinned):
+                todo.append(r)
+        mine = {r: anyio.Event() for r in todo}
+        self._fetching.update(mine)
+        try:
+            if todo:
+                await self._fetch(todo, pinned)
+                for r in todo:
+                    self._keep(r)
+        finally:
+            for r, done in mine.items():
+                self._fetching.pop(r, None)
+                done.set()
+        for r, done in waits:
+            await done.wait()
+            if not self._reuse(r, pinned):  # its fetch failed (or it was dropped since)
+                await self._fetch([r], pinned)
+
+    def _reuse(self, r: tuple[int, int], pinned: list[int]) -> bool:
+        """Pin the kept strip ``r`` for this read; ``False``: it is not kept."""
+        if r not in self._kept or not self.file.pin(r[0]):
+            return False
+        self._kept.move_to_end(r)
+        pinned.append(r[0])
+        return True
+
+    def _keep(self, r: tuple[int, int]) -> None:
+        """Keep strip ``r`` (its own pin) for the next reads; the oldest kept ones dropped
+        past :data:`KEEP_BYTES` (the latest stays)."""
+        if r in self._kept or not self.file.pin(r[0]):
+            return
+        self._kept[r] = None
+        self._kept_bytes += r[1] - r[0]
+        while self._kept_bytes > KEEP_BYTES and len(self._kept) > 1:
+            (start, end), _ = self._kept.popitem(last=False)
+            self._kept_bytes -= end - start
+            self.file.unpin(start)
+
     async def aclose(self) -> None:
+        for start, _ in self._kept:
+            self.file.unpin(start)
+        self._kept.clear()
+        self._kept_bytes = 0
         try:
             await super().aclose()
         finally:
