@@ -5,6 +5,9 @@
   factor (the image edge) gives a last, partial window reduced over its valid pixels only, so the
   output has ``ceil(n / f)`` pixels per axis.
 - :func:`pyramid_shapes` gives the level shapes those semantics produce.
+- ``"ngio"`` is not a window reduction: each target pixel takes one source pixel chosen from
+  the two levels' shapes (and the source level's chunks), as ngio's ``Label.consolidate()``
+  does (:func:`ngio_index`); plans carry those indices and :func:`reduce_step` applies them.
 - :func:`pyramid_plan` splits the building of each level into tiles: one
   :class:`PyramidStep` per target tile (a region of level ``L``) with the source region (in level
   ``L - 1``, or in level 0) it is computed from. Target tiles are aligned to multiples of ``tile``
@@ -26,7 +29,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import product
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
@@ -43,13 +46,20 @@ __all__ = [
     "PyramidStep",
     "check_levels_shrink",
     "downsample",
+    "ngio_index",
+    "ngio_maps",
     "pyramid_plan",
     "pyramid_shapes",
+    "reduce_step",
     "region_footprint",
+    "sampled",
+    "source_extent",
 ]
 
 Region = tuple[slice, ...]
-Method = Literal["mean", "nearest", "mode"]
+Method = Literal["mean", "nearest", "mode", "ngio"]
+#: per axis, the source pixel each target pixel takes (the ``"ngio"`` method)
+Index = tuple["NDArray[np.intp]", ...]
 _METHODS: tuple[str, ...] = get_args(Method)
 
 
@@ -284,6 +294,11 @@ def downsample(block: NDArray[Any], factors: Sequence[int], method: Method) -> N
     fs = _check_factors(factors, arr.ndim)
     if method not in _METHODS:
         raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
+    if method == "ngio":
+        raise ValueError(
+            "method 'ngio' picks pixels by the levels' shapes, not per window: use the steps of "
+            "pyramid_plan(..., method='ngio') with reduce_step"
+        )
     if method == "nearest":
         return arr[tuple(slice(None, None, f) for f in fs)].copy()
     if all(f == 1 for f in fs):
@@ -298,6 +313,90 @@ def downsample(block: NDArray[Any], factors: Sequence[int], method: Method) -> N
         else:
             out[dst] = _mode_piece(arr[src], window)
     return out
+
+
+# ------------------------------------------------------------------------------------ ngio
+def ngio_index(n: int, m: int, chunk: int, *, squeeze: bool = False) -> NDArray[np.intp]:
+    """The source pixel of each of the ``m`` pixels of an axis of ``n`` that ngio 1.1's
+    ``Label.consolidate()`` builds (its default ``dask`` mode; ``"auto"`` too):
+    ``scipy.ndimage.zoom(order=0, grid_mode=True)`` block by block over the source level's
+    ``chunk`` (rounded to the zoom), so target pixel ``j`` of a block of ``b`` pixels that gives
+    ``l`` takes ``floor((j + 0.5) * b / l)`` of that block (in float64, as scipy). Where
+    ``n = f * m`` that is pixel ``f // 2`` of each window (the second of 2, the middle of 3);
+    elsewhere it depends on the chunks. ``squeeze``: an axis before the last two (a block of
+    one pixel there is not zoomed).
+
+    :raises ValueError: the blocks give another count than ``m`` (ngio's zoom fails there:
+        chunks smaller than the factor).
+    """
+    if m == n:
+        return np.arange(n, dtype=np.intp)
+    s = np.float64(m) / np.float64(n)
+    block = int(max(1.0, float(np.round(min(chunk, n) * s) / s)))
+    declared = int(np.ceil(block * s))  # dask's idea of each block's output
+    parts = []
+    for k, start in enumerate(range(0, n, block)):
+        if k * declared >= m:
+            break
+        b = min(block, n - start)
+        count = 1 if b == 1 and squeeze else round(float(b * s))
+        j = np.arange(count, dtype=np.float64)
+        local = np.floor((j + 0.5) * (np.float64(b) / np.float64(max(count, 1))) - 0.5 + 0.5)
+        parts.append(start + local.astype(np.intp)[: m - k * declared])
+    out = np.concatenate(parts) if parts else np.zeros(0, dtype=np.intp)
+    if len(out) != m:
+        raise ValueError(
+            f"ngio's nearest zoom of {n} pixels (chunks of {chunk}) gives {len(out)}, not {m}"
+        )
+    return out
+
+
+def ngio_maps(
+    shapes: Sequence[Sequence[int]], chunks: Sequence[Sequence[int]] | None = None
+) -> list[Index]:
+    """``[i]``: per axis, the pixel of level ``i`` each pixel of level ``i + 1`` takes
+    (:func:`ngio_index`); ``chunks[i]``: level ``i``'s (inner) chunk shape (``None``: whole
+    levels)."""
+    out = []
+    for i in range(len(shapes) - 1):
+        src, dst = shapes[i], shapes[i + 1]
+        ck = src if chunks is None else chunks[i]
+        last = len(src) - 2
+        out.append(
+            tuple(
+                ngio_index(int(n), int(m), int(c), squeeze=ax < last)
+                for ax, (n, m, c) in enumerate(zip(src, dst, ck, strict=True))
+            )
+        )
+    return out
+
+
+def sampled(region: Region, index: Index) -> tuple[Region, Index]:
+    """The target pixels whose source pixel lies in ``region`` of the source, and those
+    source pixels relative to ``region``'s start (``block[np.ix_(*picks)]``)."""
+    target = []
+    picks = []
+    for r, idx in zip(region, index, strict=True):
+        a = int(np.searchsorted(idx, r.start, "left"))
+        b = max(a, int(np.searchsorted(idx, r.stop, "left")))
+        target.append(slice(a, b))
+        picks.append(idx[a:b] - r.start)
+    return tuple(target), tuple(picks)
+
+
+def source_extent(region: Region, index: Index) -> Region:
+    """The source pixels that ``region`` of the target takes, as one box per axis."""
+    return tuple(
+        slice(int(idx[r.start]), int(idx[r.stop - 1]) + 1) if r.stop > r.start else slice(0, 0)
+        for r, idx in zip(region, index, strict=True)
+    )
+
+
+def reduce_step(block: NDArray[Any], step: PyramidStep, method: Method) -> NDArray[Any]:
+    """``step.target`` computed from ``block`` (its ``step.source``)."""
+    if step.index is not None:
+        return np.asarray(block)[np.ix_(*step.index)]
+    return downsample(block, step.factors, method)
 
 
 # ------------------------------------------------------------------------------------ planning
@@ -351,6 +450,8 @@ class PyramidStep:
     source: Region
     #: factor per axis from the source level to the target level
     factors: tuple[int, ...]
+    #: ``"ngio"``: per axis, the pixel of ``source`` (from its start) each target pixel takes
+    index: Index | None = field(default=None, compare=False)
 
     @property
     def target_shape(self) -> tuple[int, ...]:
@@ -375,6 +476,8 @@ class LevelPlan:
     grid: tuple[int, ...]
     #: indices (in ``grid``) of the tiles to compute, C order; ``None``: every tile
     tiles: tuple[tuple[int, ...], ...] | None = None
+    #: ``"ngio"``: per axis, the source pixel each pixel of the level takes
+    index: Index | None = field(default=None, compare=False)
 
     def __len__(self) -> int:
         return math.prod(self.grid) if self.tiles is None else len(self.tiles)
@@ -387,18 +490,27 @@ class LevelPlan:
     def step(self, index: tuple[int, ...]) -> PyramidStep:
         """The step of tile ``index`` of the grid."""
         target = []
-        source = []
-        for i, t, n, f, m in zip(
-            index, self.tile, self.shape, self.factors, self.source_shape, strict=True
-        ):
+        for i, t, n in zip(index, self.tile, self.shape, strict=True):
             a, b = i * t, min((i + 1) * t, n)
             if not 0 <= a < b:
                 raise IndexError(f"tile {index} is outside the grid {self.grid}")
             target.append(slice(a, b))
-            source.append(slice(a * f, min(b * f, m)))
-        return PyramidStep(
-            self.level, self.source_level, tuple(target), tuple(source), self.factors
+        return self.step_for(tuple(target))
+
+    def step_for(self, target: Region) -> PyramidStep:
+        """The step computing ``target`` (a non-empty region of the level)."""
+        if self.index is not None:
+            source = source_extent(target, self.index)
+            local = tuple(
+                idx[t.start : t.stop] - s.start
+                for t, s, idx in zip(target, source, self.index, strict=True)
+            )
+            return PyramidStep(self.level, self.source_level, target, source, self.factors, local)
+        source = tuple(
+            slice(t.start * f, min(t.stop * f, m))
+            for t, f, m in zip(target, self.factors, self.source_shape, strict=True)
         )
+        return PyramidStep(self.level, self.source_level, tuple(target), source, self.factors)
 
 
 def region_footprint(
@@ -473,6 +585,8 @@ def pyramid_plan(
     source: Literal["previous", "level0"] = "previous",
     regions: Sequence[Sequence[Any]] | None = None,
     shapes: Sequence[Sequence[int]] | None = None,
+    method: Method | None = None,
+    chunks: Sequence[Sequence[int]] | None = None,
 ) -> list[LevelPlan]:
     """Plan building levels ``1..N`` tile by tile; one :class:`LevelPlan` per target level.
 
@@ -490,6 +604,10 @@ def pyramid_plan(
         tile.
     :param shapes: every level's shape (level 0 first) when they are stored already: each is
         the ceil (default) or the floor (ome-zarr-py) of the one above divided by its factor.
+    :param method: ``"ngio"``: each step carries the source pixels its target pixels take
+        (:func:`ngio_maps`, from the level shapes and ``chunks``, every level's (inner) chunk
+        shape, level 0 first), and ``regions`` select the tiles holding a pixel that takes a
+        changed one. Other methods: windows of the factors (the default).
     :returns: the levels in build order; iterating a :class:`LevelPlan` yields its steps lazily.
     """
     if source not in ("previous", "level0"):
@@ -518,6 +636,8 @@ def pyramid_plan(
             if all(s.stop > s.start for s in r)
         ]
     )
+    maps = ngio_maps(shapes, chunks) if method == "ngio" else None
+    composite: Index | None = None
     plans = []
     cumulative = (1,) * ndim
     for lvl in range(1, nlevels + 1):
@@ -528,11 +648,24 @@ def pyramid_plan(
             (max(n, 1) if t is None else t) for t, n in zip(tiles[lvl - 1], shape, strict=True)
         )
         grid = tuple(-(-n // t) for n, t in zip(shape, tile_shape, strict=True))
+        if maps is not None:
+            step_map = maps[lvl - 1]
+            composite = (
+                step_map
+                if composite is None
+                else tuple(c[i] for c, i in zip(composite, step_map, strict=True))
+            )
         selected: tuple[tuple[int, ...], ...] | None = None
         if changed is not None:
             picked: set[tuple[int, ...]] = set()
             for r in changed:
-                fp = region_footprint(r, cumulative, shape)
+                fp = (
+                    region_footprint(r, cumulative, shape)
+                    if composite is None
+                    else sampled(r, composite)[0]
+                )
+                if any(s.stop <= s.start for s in fp):
+                    continue
                 ranges = [
                     range(s.start // t, -(-s.stop // t))
                     for s, t in zip(fp, tile_shape, strict=True)
@@ -550,6 +683,7 @@ def pyramid_plan(
                 tile=tile_shape,
                 grid=grid,
                 tiles=selected,
+                index=None if maps is None else composite if from_level0 else maps[lvl - 1],
             )
         )
     return plans

@@ -75,8 +75,9 @@ import anyio
 import numpy as np
 
 from .._prefetch import SETTLE_SECONDS
-from ..engine.pyramid import region_footprint
+from ..engine.pyramid import ngio_maps, region_footprint, sampled, source_extent
 from ._pyramid import (
+    _METHODS,
     _is_label,
     _record_method,
     _reduce,
@@ -153,6 +154,11 @@ def _note_unbuilt(error: BaseException, cause: BaseException | None) -> None:
     )
 
 
+def _pick(data: NDArray[Any], picks: tuple[NDArray[Any], ...], dtype: np.dtype[Any]) -> Any:
+    """The pixels ``picks`` (per axis) of ``data``, in ``dtype`` (worker thread)."""
+    return np.asarray(data)[np.ix_(*picks)].astype(dtype, copy=False)
+
+
 def _aligned(region: Region, factors: tuple[int, ...], shape: tuple[int, ...]) -> bool:
     return all(
         s.start % f == 0 and (s.stop % f == 0 or s.stop == n)
@@ -173,13 +179,24 @@ class Cascade:
         self._levels: list[Level] = list(ds.levels)
         self._factors = level_factors(ds)  # [i]: level i -> i + 1
         self._method: Method = default_method(ds) if method is None else method
-        if self._method not in ("mean", "nearest", "mode"):
-            raise ValueError(f"pyramid must be True or one of mean, nearest, mode; got {method!r}")
+        if self._method not in _METHODS:
+            raise ValueError(
+                f"pyramid must be True or one of {', '.join(_METHODS)}; got {method!r}"
+            )
         if self._method == "mean" and _is_label(ds):  # averaging label ids makes up new ones
             raise ValueError(
                 "pyramid='mean' would average label ids (1 and 9 give 5); label images "
-                "downsample with 'mode' (pyramid=True) or 'nearest'"
+                "downsample with 'mode' (pyramid=True), 'nearest' or 'ngio'"
             )
+        # "ngio": per level, the source pixel each pixel of the next takes (any region written
+        # gives the pixels taking its own: no window to align to)
+        self._index = (
+            ngio_maps(
+                [lvl.shape for lvl in self._levels], [lvl.meta.chunks for lvl in self._levels]
+            )
+            if self._method == "ngio"
+            else None
+        )
         self._max_bytes = ds.limits.prefetch_bytes if max_bytes is None else max_bytes
         self._accs: dict[tuple[int, tuple[int, ...]], _Acc] = {}
         self._done: set[tuple[int, tuple[int, ...]]] = set()  # objects written from memory
@@ -206,6 +223,9 @@ class Cascade:
         shape0 = self._levels[0].shape
         out = list(region)
         for i in range(level - 1, -1, -1):
+            if self._index is not None:
+                out = list(source_extent(tuple(out), self._index[i]))
+                continue
             fs = self._factors[i]
             out = [slice(s.start * f, s.stop * f) for s, f in zip(out, fs, strict=True)]
         return tuple(
@@ -231,13 +251,19 @@ class Cascade:
         if level == 0:
             self.touched = True
             self._whole0.update(_whole_chunks(src, region))
-        if self.shared or not _aligned(region, factors, src.shape):
+        if self.shared or (self._index is None and not _aligned(region, factors, src.shape)):
             self._remember(level, region)
             return
-        reduced = await self._ds._workers.run(
-            _reduce, np.asarray(data), factors, self._method, dst.dtype
-        )
-        target = region_footprint(region, factors, dst.shape)
+        if self._index is not None:
+            target, picks = sampled(region, self._index[level])
+            if any(t.stop <= t.start for t in target):
+                return  # no pixel of the next level takes one of these
+            reduced = await self._ds._workers.run(_pick, data, picks, dst.dtype)
+        else:
+            reduced = await self._ds._workers.run(
+                _reduce, np.asarray(data), factors, self._method, dst.dtype
+            )
+            target = region_footprint(region, factors, dst.shape)
         stored = dst.meta.stored_chunks
         ranges = [range(s.start // c, -(-s.stop // c)) for s, c in zip(target, stored, strict=True)]
         for coords in product(*ranges):

@@ -1025,7 +1025,7 @@ class Dataset(StoreNode):
             not aligned to the downsampling are rebuilt from the store at the end). The result
             equals ``write`` followed by ``build_pyramid(regions=...)``. ``True`` downsamples
             with the default method of :meth:`build_pyramid`; or name one (``"mean"``,
-            ``"nearest"``, ``"mode"``). Concurrent pyramid writes of this process (any open of
+            ``"nearest"``, ``"mode"``, ``"ngio"``). Concurrent pyramid writes of this process (any open of
             the image) keep the lower tiles they share right; those of *separate processes*
             do not: run ``build_pyramid(regions=...)`` over their regions once all finished.
         :param axes_order: ``data``'s axes, as :meth:`read` gives them with it.
@@ -1246,8 +1246,10 @@ class Dataset(StoreNode):
         :param levels: the number of levels after the build; ``None``: the existing ones. More
             than exist adds levels (y/x downscaled like the last pair, 2 for a single level):
             array metadata first, then the pixels, then the group's NGFF metadata.
-        :param method: ``"mean"``, ``"nearest"`` or ``"mode"``; default ``"mode"`` for a label
-            image (``image-label`` metadata), else ``"mean"``.
+        :param method: ``"mean"``, ``"nearest"``, ``"mode"`` or ``"ngio"`` (the pixels ngio's
+            ``Label.consolidate()`` writes: its nearest zoom, the second pixel of each 2x2 window
+            where the factor divides the level); default ``"mode"`` for a label image
+            (``image-label`` metadata), else ``"mean"``.
         :param regions: level-0 regions that changed (tuples of slices): only the target tiles
             depending on them are rebuilt (new levels are built whole).
         :param tile: target tile per axis (or ``(y, x)``), in target-level pixels, rounded up

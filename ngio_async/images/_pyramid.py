@@ -44,7 +44,7 @@ import anyio
 from .._errors import ChangedError, MetadataError, NotFoundError, UnsupportedError
 from .._prefetch import prefetch
 from ..engine import plan_shards
-from ..engine.pyramid import check_levels_shrink, downsample, pyramid_plan
+from ..engine.pyramid import check_levels_shrink, downsample, pyramid_plan, reduce_step
 from ._level import Level
 from ._open import join, read_group_metadata
 from ._write import (
@@ -80,7 +80,7 @@ if TYPE_CHECKING:
 
 __all__ = ["build_pyramid", "level_factors", "rebuilding"]
 
-_METHODS = ("mean", "nearest", "mode")
+_METHODS = ("mean", "nearest", "mode", "ngio")
 
 
 @dataclass(eq=False)
@@ -203,6 +203,13 @@ def _reduce(
     return out if out.dtype == dtype else out.astype(dtype)
 
 
+def _reduce_step(
+    block: NDArray[Any], step: PyramidStep, method: Method, dtype: np.dtype[Any]
+) -> NDArray[Any]:
+    out = reduce_step(block, step, method)
+    return out if out.dtype == dtype else out.astype(dtype)
+
+
 #: conditional writes of one shared tile's rebuild before ``ChangedError`` (see below). Each
 #: refusal is another writer's rebuild of the tile stored: a tile near the pyramid's top,
 #: which every writer rebuilds, may see many (the waits between grow to 1 s)
@@ -210,7 +217,7 @@ REBUILD_ATTEMPTS = 30
 
 
 async def _rebuild_shared(
-    src: Level, dst: Level, step: PyramidStep, method: Method, workers: Workers
+    src: Level, dst: Level, plan: LevelPlan, step: PyramidStep, method: Method, workers: Workers
 ) -> None:
     """Rebuild the objects of ``step.target`` one by one so that, of the rebuilds of one
     object by several processes, the one stored last read its source after every other's
@@ -223,38 +230,29 @@ async def _rebuild_shared(
       another's was stored is refused and done again. An object all fill value is stored as
       such (a delete cannot be conditional).
     """
-    factors = step.factors
     for part in plan_shards(dst.meta, step.target):
         obj = object_region(dst, part.coords)
-        source = tuple(
-            slice(o.start * f, min(o.stop * f, n))
-            for o, f, n in zip(obj, factors, src.shape, strict=True)
-        )
         key = dst._prefix + part.key
         try:
-            await _rebuild_object(src, dst, obj, source, key, (factors, method, workers))
+            await _rebuild_object(src, dst, plan.step_for(obj), key, (method, workers))
         finally:
             dst.forget_index(key)
 
 
 async def _rebuild_object(
-    src: Level,
-    dst: Level,
-    obj: Region,
-    source: Region,
-    key: str,
-    how: tuple[tuple[int, ...], Method, Workers],
+    src: Level, dst: Level, step: PyramidStep, key: str, how: tuple[Method, Workers]
 ) -> None:
-    """Write the whole object ``key`` of ``dst`` (covering ``obj``) from ``source`` of
-    ``src`` (see :func:`_rebuild_shared`)."""
-    factors, method, workers = how
+    """Write the whole object ``key`` of ``dst`` (covering ``step.target``) from ``src``
+    (see :func:`_rebuild_shared`)."""
+    method, workers = how
     codec = dst.codec
+    obj = step.target
     full = tuple(slice(0, o.stop - o.start) for o in obj)
     valid = tuple(o.stop - o.start for o in obj)
 
     async def reduced() -> Any:
-        block = await src.read(source)
-        return await workers.run(_reduce, block, factors, method, dst.dtype)
+        block = await src.read(step.source)
+        return await workers.run(_reduce_step, block, step, method, dst.dtype)
 
     where = _local_file(dst.store, key)
     if where is not None:
@@ -304,10 +302,10 @@ async def _build_level(
         # reading first and writing last (stale pixels over fresh ones)
         async with holding(dst, step.target):
             if shared is not None and shared(plan.level, step.target):
-                await _rebuild_shared(src, dst, step, method, workers)
+                await _rebuild_shared(src, dst, plan, step, method, workers)
                 return
             block = await src.read(step.source)
-            out = await workers.run(_reduce, block, step.factors, method, dst.dtype)
+            out = await workers.run(_reduce_step, block, step, method, dst.dtype)
             del block
             await write_region(dst, step.target, out, locked=True)
 
@@ -479,6 +477,11 @@ async def _record_method(ds: Dataset, method: Method) -> None:
     from ._dataset import _with_extra
 
     fields = downsampling(method)
+    if method == "ngio":
+        fields["metadata"]["description"] = (
+            "the pixels ngio's Label.consolidate() writes: scipy.ndimage.zoom(order=0, "
+            "grid_mode=True) over dask blocks of the level above (ngio_async)"
+        )
     ms = ds.metadata.ome.multiscales
     if ms is not None and ms[0].type == fields["type"] and ms[0].metadata == fields["metadata"]:
         return
@@ -534,7 +537,7 @@ async def build_pyramid(
     if chosen == "mean" and _is_label(ds):  # averaging label ids makes up new ones
         raise ValueError(
             "method='mean' would average label ids (1 and 9 give 5); label images downsample "
-            "with 'mode' (the default) or 'nearest'"
+            "with 'mode' (the default), 'nearest' or 'ngio'"
         )
     existing = len(ds.levels)
     from ._create import integer
@@ -560,7 +563,16 @@ async def build_pyramid(
     metas = [lvl.meta for lvl in ds.levels] + [meta for _, meta, _, _ in layout]
     tiles = [_tile_for(meta.stored_chunks, len(meta.shape), tile) for meta in metas[1:]]
     shapes = [tuple(meta.shape) for meta in metas]  # as stored (ceil or floor of the factors)
-    plans = pyramid_plan(ds.shape, factors, tiles, source=source, regions=regions, shapes=shapes)
+    plans = pyramid_plan(
+        ds.shape,
+        factors,
+        tiles,
+        source=source,
+        regions=regions,
+        shapes=shapes,
+        method=chosen,
+        chunks=[tuple(meta.chunks) for meta in metas],
+    )
     plans = [dc_replace(p, tiles=None) if p.level >= existing else p for p in plans]
     if layout:  # built from the last level: after the rebuilds of its tiles in progress
         await _rebuilds_done(ds)

@@ -511,8 +511,10 @@ def _check_pyramid(tiles: TileStream | RoiStream, out: Any, pyramid: object) -> 
     """Refuse, at the call, a ``pyramid=`` the stream cannot honour."""
     if pyramid is None or pyramid is False:
         return
-    if pyramid is not True and pyramid not in ("mean", "nearest", "mode"):
-        raise ValueError(f"pyramid must be True or one of mean, nearest, mode; got {pyramid!r}")
+    if pyramid is not True and pyramid not in ("mean", "nearest", "mode", "ngio"):
+        raise ValueError(
+            f"pyramid must be True or one of mean, nearest, mode, ngio; got {pyramid!r}"
+        )
     if out is None:
         raise TypeError("stream(..., pyramid=...) builds the lower levels of out=: give out=")
     target = out.image if isinstance(out, MaskedImage) else out
