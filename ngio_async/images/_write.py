@@ -487,6 +487,7 @@ def _encode_shard(
     inner = codec.inner
     cs = codec.chunk_shape
     stored: dict[tuple[int, ...], bytes] = {}
+    same_dtype = piece.dtype == codec.dtype
     if existing is not None:  # (a compressed shard: decompressed first, recompressed after)
         mv = memoryview(codec.unwrap(existing, key)).cast("B")
         n = len(mv)
@@ -530,6 +531,11 @@ def _encode_shard(
             ic.start == 0 and ic.stop >= ins.stop for ic, ins in zip(in_chunk, inside, strict=True)
         ) and (marked is None or bool(marked.all()))
         old = stored.pop(coords, None)
+        if covers and mask is None and out is None and _whole(in_chunk, cs) and same_dtype:
+            part = piece[in_piece]  # encoded from the caller's pixels: no fill, no copy here
+            if not inner.is_empty(part[inside]):
+                stored[coords] = inner.encode(part, label)
+            continue
         if covers or old is None:
             chunk = np.full(cs, codec.fill_value, dtype=codec.dtype)
         else:
@@ -545,6 +551,11 @@ def _encode_shard(
     if not stored:
         return None
     return codec.wrap(codec.encode_chunks(stored), key)
+
+
+def _whole(box: tuple[slice, ...], shape: tuple[int, ...]) -> bool:
+    """Whether ``box`` (slices with a start and a stop) is all of a chunk of ``shape``."""
+    return all(b.start == 0 and b.stop == n for b, n in zip(box, shape, strict=True))
 
 
 def checked_max_pending(given: Any) -> int:
