@@ -4,7 +4,7 @@ shards stay byte for byte what zarr-python writes for the same data."""
 from __future__ import annotations
 
 import shutil
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pytest
@@ -26,7 +26,7 @@ def stored_objects(level: Path) -> dict[str, bytes]:
 
 @pytest.mark.parametrize("compressor", ["blosc-zstd", "zstd"])
 async def test_whole_shard_writes_store_what_zarr_python_stores(
-    tmp_path: Path, compressor: str
+    tmp_path: Path, compressor: Literal["blosc-zstd", "zstd"]
 ) -> None:
     # edge shards and edge inner chunks (40 = 32 + 8, 72 = 64 + 8), chunks all fill value
     # (left out), an edge chunk whose in-bounds pixels are all fill, a non-contiguous source
