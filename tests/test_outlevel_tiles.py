@@ -7,6 +7,7 @@ ngio's ``Label.consolidate`` does)."""
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -149,4 +150,39 @@ async def test_a_writer_keeps_its_level(tmp_path: Path) -> None:
             await ngio_async.stream(ds.tiles(1, c="DAPI"), segment, out=w)
         np.testing.assert_array_equal(await lab.read(level=1), segment(DATA[0, ::2, ::2]))
         assert not (await lab.read(level=0)).any()
+        await lab.aclose()
+
+
+async def test_a_failing_level1_stream_leaves_every_level_following_it(tmp_path: Path) -> None:
+    """func fails part way: the level 1 results that landed are in level 2 (downsampled) and
+    level 0 (upsampled) too; the rest of every level as before."""
+    await _image(tmp_path / "a.zarr", "0.5")
+    async with ngio_async.open_async(tmp_path / "a.zarr", mode="r+") as ds:
+        lab = await ds.labels.create("p", dtype="uint16")
+        level1 = tmp_path / "a.zarr" / "labels" / "p" / "1"
+        seen: list[int] = []
+
+        def seg(a: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+            seen.append(1)
+            if len(seen) == 3:
+                for _ in range(1000):  # (until an earlier tile's write landed: not all dropped)
+                    if any(p.is_file() and "c" in p.parts for p in level1.rglob("*")):
+                        break
+                    time.sleep(0.01)
+                raise RuntimeError("third tile")
+            return segment(a) + 1
+
+        with pytest.raises(RuntimeError, match="third tile"):
+            await ngio_async.stream(
+                ds.tiles(1, c="DAPI", shape=(1, 16, 16)),
+                seg,
+                out=lab,
+                pyramid=True,
+                threads=1,
+                window=1,
+            )
+        got = await _levels(lab)
+        assert got[1].any() and not got[1].all()  # some tiles landed (value >= 1), not all
+        np.testing.assert_array_equal(got[2], got[1][::2, ::2])
+        np.testing.assert_array_equal(got[0], up(got[1], 2))
         await lab.aclose()

@@ -224,16 +224,17 @@ class Stream(Generic[R]):
                             what=what,
                         )
                     except BaseException:
-                        if cascade is not None and level.begun != landed:
+                        if finer is not None and level.begun != landed:
                             unsure.append(_roi_region(out, item, rois, index))
+                            finer.add(unsure[-1], self._written_mask(out, item, unsure[-1]))
                         raise
                     if finer is not None:
-                        finer.regions.append(_roi_region(out, item, rois, index))
+                        region = _roi_region(out, item, rois, index)
+                        finer.add(region, self._written_mask(out, item, region))
         except BaseException as exc:
             if cascade is not None and finer is not None:  # the other levels follow it
                 await cascade.settle(exc, unsure)
                 _follow_metadata(target, cascade)
-                finer.regions += unsure
                 await finer.settle(exc)
             raise
         if cascade is not None and finer is not None:
@@ -243,6 +244,15 @@ class Stream(Generic[R]):
                 _follow_metadata(target, cascade)
             await finer.build()
             await target._follow_data_windows()
+
+    def _written_mask(self, out: Any, item: RoiRead, region: Region) -> NDArray[np.bool_] | None:
+        """Where a ROI's write changed its box (of ``region``): its object's pixels for a
+        masked write (``None``: all of it, or not known)."""
+        if not (self._masked or isinstance(out, MaskedImage)) or item.labels is None:
+            return None
+        mask = item.mask
+        shape = region_shape(region)
+        return mask.reshape(shape) if mask.size == math.prod(shape) else None
 
     async def __aenter__(self) -> AsyncIterator[tuple[Any, R]]:
         self._cm = self._pipeline()
@@ -567,6 +577,13 @@ class _Finer:
     def __init__(self, ds: Dataset, index: int) -> None:
         self.ds, self.index = ds, index
         self.regions: list[Region] = []  # of level ``index``, written
+        # the pixels of a region written, where not all (a masked write): only those followed
+        self.masks: dict[int, NDArray[np.bool_]] = {}
+
+    def add(self, region: Region, mask: NDArray[np.bool_] | None = None) -> None:
+        if mask is not None:
+            self.masks[len(self.regions)] = mask
+        self.regions.append(region)
 
     async def build(self) -> None:
         """Upsample every region written; cancelled part way, finished all the same (as
@@ -610,9 +627,10 @@ class _Finer:
 
         steps = level_factors(self.ds)[: self.index]
         src = self.ds.levels[self.index]
-        limit = anyio.Semaphore(4)
+        # masked writes' boxes overlap (a finer pixel read, patched, written back): one at a time
+        limit = anyio.Semaphore(1 if self.masks else 4)
 
-        async def one(region: Region) -> None:
+        async def one(region: Region, mask: NDArray[np.bool_] | None) -> None:
             async with limit:
                 data = await src.getitem(region)
                 factors = [1] * len(region)
@@ -620,16 +638,20 @@ class _Finer:
                     factors = [f * g for f, g in zip(factors, steps[j], strict=True)]
                     dst = self.ds.levels[j]
                     where, picks = _upsampled(region, factors, src.shape, dst.shape)
-                    await dst.setitem(where, data[np.ix_(*picks)])
+                    pixels = data[np.ix_(*picks)]
+                    if mask is not None:  # the object's pixels alone; the rest as stored
+                        pixels = np.where(mask[np.ix_(*picks)], pixels, await dst.getitem(where))
+                    await dst.setitem(where, pixels)
 
         while self.regions:
-            batch, self.regions = self.regions, []
+            batch, masks = self.regions, self.masks
+            self.regions, self.masks = [], {}
             try:
                 async with anyio.create_task_group() as tg:
-                    for region in batch:
-                        tg.start_soon(one, region)
+                    for i, region in enumerate(batch):
+                        tg.start_soon(one, region, masks.get(i))
             except BaseException:
-                self.regions[:0] = batch  # (all of them again: a settle redoes them)
+                self.regions, self.masks = batch, masks  # (all again: a settle redoes them)
                 raise
 
 
