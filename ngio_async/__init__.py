@@ -40,6 +40,7 @@ if TYPE_CHECKING:
         create_plate,
         create_plate_like,
         open_plate,
+        open_well,
     )
     from .convert import ConvertResult, convert, convert_many, convert_many_sync, convert_sync
     from .images import (
@@ -59,7 +60,7 @@ if TYPE_CHECKING:
         stream,
         stream_sync,
     )
-    from .images._plate_ops import create_plate_like_async
+    from .images._plate_ops import create_plate_like_async, open_well_async
 
 __version__ = "0.1.0"
 
@@ -109,6 +110,8 @@ __all__ = [
     "open_async",
     "open_plate",
     "open_plate_async",
+    "open_well",
+    "open_well_async",
     "stream",
     "stream_sync",
 ]
@@ -128,6 +131,7 @@ _LAZY: dict[str, tuple[str, ...]] = {
         "create_plate",
         "create_plate_like",
         "open_plate",
+        "open_well",
     ),
     ".convert": ("ConvertResult", "convert", "convert_many", "convert_many_sync", "convert_sync"),
     ".images": (
@@ -147,7 +151,7 @@ _LAZY: dict[str, tuple[str, ...]] = {
         "stream",
         "stream_sync",
     ),
-    ".images._plate_ops": ("create_plate_like_async",),
+    ".images._plate_ops": ("create_plate_like_async", "open_well_async"),
 }
 _HOME = {name: module for module, names in _LAZY.items() for name in names}
 _SUBPACKAGES = frozenset(

@@ -44,7 +44,7 @@ from .images import (
 from .images._dataset import check_progress
 from .images._tiles import report
 from .stores._url_utils import redact_url
-from .sync import Closing, Runner, SyncIterator, in_portal_thread
+from .sync import Closing, Runner, SyncIterator, call, in_portal_thread
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
@@ -653,8 +653,10 @@ class SyncDataset(_Reopenable):
     def __getitem__(self, selection: Any) -> NDArray[Any]:
         return self._runner.call(self._dataset.getitem, selection)
 
-    def read(self, level: int | str = 0, **axes: Selector) -> NDArray[Any]:
-        return self._runner.call(lambda: self._dataset.read(level, **axes))
+    def read(
+        self, level: int | str = 0, *, axes_order: Sequence[str] | None = None, **axes: Selector
+    ) -> NDArray[Any]:
+        return self._runner.call(lambda: self._dataset.read(level, axes_order=axes_order, **axes))
 
     # world (physical) coordinates: see the async Dataset methods
     def read_world(
@@ -835,10 +837,14 @@ class SyncDataset(_Reopenable):
         data: ArrayLike,
         level: int | str = 0,
         pyramid: bool | Method = False,
+        *,
+        axes_order: Sequence[str] | None = None,
         **axes: Selector,
     ) -> None:
         """Write by axis name: ``ds.write(arr, c="DAPI", z=3)`` (see ``Dataset.write``)."""
-        self._runner.call(lambda: self._dataset.write(data, level, pyramid, **axes))
+        self._runner.call(
+            lambda: self._dataset.write(data, level, pyramid, axes_order=axes_order, **axes)
+        )
 
     def write_at(
         self, selection: Any, data: ArrayLike, level: int | str = 0, pyramid: bool | Method = False
@@ -1638,6 +1644,18 @@ def create_plate_like(
         result._reopen = (_absolute(url), _store_options(store_options))
         result._place = {"path": options.get("path", ""), "mode": "r+"}
     return result
+
+
+def open_well(url: str | os.PathLike[str] | Any, **options: Any) -> PlateWell:
+    """Read the well at ``url`` (``.../plate.zarr/B/03``) for blocking code (see
+    :func:`ngio_async.images._plate_ops.open_well_async`; nothing stays open)."""
+    return call(_open_well, url, options)
+
+
+async def _open_well(url: Any, options: dict[str, Any]) -> PlateWell:
+    from .images._plate_ops import open_well_async
+
+    return await open_well_async(url, **options)
 
 
 _CREATE_PLATE_LIKE_ONLY = frozenset(

@@ -1,5 +1,6 @@
-"""ngio's plate operations beyond adding fields: remove a field (``remove_image``) and create
-an empty plate shaped like another (``derive_ome_zarr_plate``).
+"""ngio's plate operations beyond adding fields: remove a field (``remove_image``), create
+an empty plate shaped like another (``derive_ome_zarr_plate``) and read one well by its URL
+(``open_ome_zarr_well``).
 
 :func:`remove_image` unlists first, in the order that never lists what is missing: when the
 field is its well's last, the well from the plate's ``wells`` (the plate lists exactly the
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .._errors import NotFoundError, UnsupportedError
+from .._errors import MetadataError, NotFoundError, UnsupportedError
 from ._open import join
 
 if TYPE_CHECKING:
@@ -23,9 +24,9 @@ if TYPE_CHECKING:
 
     from .._limits import Limits
     from ._dataset import _Opening
-    from ._plate import Plate, WellSpec
+    from ._plate import Plate, PlateWell, WellSpec
 
-__all__ = ["create_plate_like_async", "remove_image"]
+__all__ = ["create_plate_like_async", "open_well_async", "remove_image"]
 
 
 async def remove_image(
@@ -149,3 +150,54 @@ def create_plate_like_async(
         path=path,
         **store_options,
     )
+
+
+async def open_well_async(
+    url: str | os.PathLike[str] | Any,
+    *,
+    limits: Limits | None = None,
+    path: str | os.PathLike[str] | None = "",
+    **store_options: Any,
+) -> PlateWell:
+    """The well at ``url`` (``.../plate.zarr/B/03``; ngio's ``open_ome_zarr_well``), read
+    without its plate: a :class:`~ngio_async.images.PlateWell` (``row`` and ``column`` from
+    the last two parts of its path, ``fields``, ``images`` with each field's
+    ``acquisition``, ``field_paths(acquisition)``). One metadata read; nothing stays open.
+    Open a field with ``open(f"{url}/{field}")``. Same ``url``, ``limits``, ``path`` and
+    store options as :func:`~ngio_async.open_async`.
+
+    :raises NotFoundError: no zarr group there.
+    :raises MetadataError: the group has no ``well`` metadata (its kinds named).
+    """
+    from ..stores import AsyncStore, load_backend, open_store
+    from ._node import store_path
+    from ._open import read_group_metadata
+    from ._plate import PlateWell, _where
+
+    root = store_path(path).strip("/")
+    if isinstance(url, AsyncStore):
+        if store_options:
+            raise ValueError(
+                f"store options {sorted(store_options)} need a URL: this is an open store "
+                f"({url.url}); give them to open_store() instead"
+            )
+        store, owns = url, False
+    else:
+        await load_backend(url, store_options.get("backend"))
+        store, owns = open_store(url, limits=limits, **store_options), True
+    try:
+        ome = await read_group_metadata(store, root)
+    finally:
+        if owns:
+            await store.aclose()
+    where = _where(store, root).rstrip("/")
+    if ome.well is None:
+        key = ".zattrs" if ome.version == "0.4" else "zarr.json"
+        raise MetadataError(
+            f"{where} is not a well: its {key} has no 'well' metadata (its NGFF metadata: "
+            f"{', '.join(ome.kinds) or 'none'})",
+            "$",
+        )
+    parts = where.split("://", 1)[-1].split("/")
+    row, column = (parts[-2], parts[-1]) if len(parts) >= 2 else ("", parts[-1])
+    return PlateWell(f"{row}/{column}", row, column, ome.well)
