@@ -166,7 +166,8 @@ async def test_a_failing_level1_stream_leaves_every_level_following_it(tmp_path:
             seen.append(1)
             if len(seen) == 3:
                 for _ in range(1000):  # (until an earlier tile's write landed: not all dropped)
-                    if any(p.is_file() and "c" in p.parts for p in level1.rglob("*")):
+                    # (a chunk stored: not its temporary file, "0#...", being written)
+                    if any(p.is_file() and "#" not in p.name for p in level1.rglob("c/*/*")):
                         break
                     time.sleep(0.01)
                 raise RuntimeError("third tile")
