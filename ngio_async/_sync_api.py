@@ -1568,6 +1568,15 @@ class SyncPlate(_Reopenable):
     ) -> None:
         self._runner.call(lambda: self._plate.remove_image(row, column, field, delete=delete))
 
+    def add_row(self, row: str) -> None:
+        self._runner.call(lambda: self._plate.add_row(row))
+
+    def add_column(self, column: str | int) -> None:
+        self._runner.call(lambda: self._plate.add_column(column))
+
+    def add_acquisition(self, id: int, name: str | None = None, **fields: Any) -> None:
+        self._runner.call(lambda: self._plate.add_acquisition(id, name, **fields))
+
     def _leased(self, make: Callable[[], Awaitable[Dataset]]) -> SyncDataset:
         _ = self._runner.portal  # ClosedError when inherited through fork, as SyncLabels
         runner, dataset = _leased(make)  # the field's dataset holds its own lease

@@ -636,6 +636,42 @@ class Plate(StoreNode):
 
         await remove_image(self, row, column, field, delete=delete)
 
+    async def add_row(self, row: str) -> None:
+        """Add row ``row`` to the plate's layout (ngio's ``add_row``): the rows sorted by name,
+        each listed well's ``rowIndex`` following its row; nothing when it is there.
+
+        :raises ValueError: ``row`` is no name of letters and digits (before any I/O).
+        :raises ReadOnlyError: the plate is read-only (before any I/O).
+        """
+        from ._plate_ops import add_row
+
+        await add_row(self, row)
+
+    async def add_column(self, column: str | int) -> None:
+        """Add column ``column`` (ngio's ``add_column``): the columns sorted by number (other
+        names after them), each listed well's ``columnIndex`` following its column; an int is
+        zero-padded where the plate's columns are (``3`` -> ``"03"``); nothing when it is there.
+
+        :raises ValueError: ``column`` is no name of letters and digits (before any I/O).
+        :raises ReadOnlyError: the plate is read-only (before any I/O).
+        """
+        from ._plate_ops import add_column
+
+        await add_column(self, column)
+
+    async def add_acquisition(self, id: int, name: str | None = None, **fields: Any) -> None:
+        """Add acquisition ``id`` (ngio's ``add_acquisition``; ``name`` default: the id as text;
+        ``fields``: ``maximumfieldcount``, ``description``, ``starttime``, ``endtime``);
+        nothing when the plate has that id. Fields of it can then be added
+        (``add_image(..., acquisition=id)``).
+
+        :raises ValueError, TypeError, MetadataError: a bad id or field (before any write).
+        :raises ReadOnlyError: the plate is read-only (before any I/O).
+        """
+        from ._plate_ops import add_acquisition
+
+        await add_acquisition(self, id, name, **fields)
+
     async def _discard_unlisted(
         self, well_path: str, name: str, root: str, plan: ImagePlan, exc: BaseException
     ) -> None:
@@ -895,10 +931,13 @@ class Plate(StoreNode):
         self,
         edit: Callable[[list[dict[str, Any]]], list[dict[str, Any]]],
         counts: Mapping[int, int] | None = None,
+        *,
+        body_edit: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     ) -> None:
         """Rewrite the plate's ``wells`` (the document read again first, other keys kept): the
         NGFF ``plate`` when wells are left, else the pending layout. ``counts``: fields of an
-        acquisition in a well, raising its kept ``maximumfieldcount`` (:meth:`_grown_counts`)."""
+        acquisition in a well, raising its kept ``maximumfieldcount`` (:meth:`_grown_counts`).
+        ``body_edit``: then the whole plate body (rows, columns, acquisitions)."""
         if self._plate_lock is None:
             self._plate_lock = anyio.Lock()
         async with self._plate_lock, metadata_lock(self.store):
@@ -926,6 +965,8 @@ class Plate(StoreNode):
                     raise MetadataError(f"{self.store.url}/{key} holds no plate")
                 body = dict(body)  # a 0.5 'version' written by others (ome-zarr-py) is kept
                 body["wells"] = edit(list(body.get("wells") or []))
+                if body_edit is not None:
+                    body = body_edit(body)
                 derived = _derived_of(attrs)
                 if counts:
                     body["acquisitions"] = _grown(body.get("acquisitions"), counts, derived)

@@ -1,6 +1,11 @@
 """ngio's plate operations beyond adding fields: remove a field (``remove_image``), create
-an empty plate shaped like another (``derive_ome_zarr_plate``) and read one well by its URL
-(``open_ome_zarr_well``).
+an empty plate shaped like another (``derive_ome_zarr_plate``), read one well by its URL
+(``open_ome_zarr_well``) and grow a plate's layout (``add_row``, ``add_column``,
+``add_acquisition``).
+
+A row or column is added where ngio 1.1.3 puts it: the names sorted (columns by number when
+they are numbers), every listed well's ``rowIndex`` / ``columnIndex`` moved with its row and
+column, in one compare-and-swap of the plate document (other processes' edits kept).
 
 :func:`remove_image` unlists first, in the order that never lists what is missing: when the
 field is its well's last, the well from the plate's ``wells`` (the plate lists exactly the
@@ -26,7 +31,14 @@ if TYPE_CHECKING:
     from ._dataset import _Opening
     from ._plate import Plate, PlateWell, WellSpec
 
-__all__ = ["create_plate_like_async", "open_well_async", "remove_image"]
+__all__ = [
+    "add_acquisition",
+    "add_column",
+    "add_row",
+    "create_plate_like_async",
+    "open_well_async",
+    "remove_image",
+]
 
 
 async def remove_image(
@@ -201,3 +213,85 @@ async def open_well_async(
     parts = where.split("://", 1)[-1].split("/")
     row, column = (parts[-2], parts[-1]) if len(parts) >= 2 else ("", parts[-1])
     return PlateWell(f"{row}/{column}", row, column, ome.well)
+
+
+def _column_key(name: str) -> tuple[int, int, str]:
+    """ngio's column order: numbers by value, before other names."""
+    return (0, int(name), name) if name.isdigit() else (1, 0, name)
+
+
+def _with_name(body: dict[str, Any], key: str, name: str) -> dict[str, Any]:
+    """``body`` with ``name`` among its ``rows`` / ``columns`` (``key``), sorted as ngio sorts,
+    each well's index of that axis following its name."""
+    entries = [e for e in body.get(key) or [] if isinstance(e, dict)]
+    old = [str(e.get("name")) for e in entries]
+    if name in old:
+        return body
+    new = sorted([*old, name], key=_column_key if key == "columns" else None)
+    index = "rowIndex" if key == "rows" else "columnIndex"
+    wells = []
+    for w in body.get("wells") or []:
+        if isinstance(w, dict) and isinstance(w.get(index), int) and 0 <= w[index] < len(old):
+            w = {**w, index: new.index(old[w[index]])}
+        wells.append(w)
+    return {**body, key: [{"name": n} for n in new], "wells": wells}
+
+
+def _column_name(plate: Plate, column: str | int) -> str:
+    """An int column named as the plate names its numbered columns (``"03"`` where they are
+    zero-padded, as ngio writes them)."""
+    from ._plate import _name
+
+    name = _name(column, "column")
+    if isinstance(column, int) and not isinstance(column, bool):
+        padded = [c for c in plate.columns if c.isdigit() and len(c) > 1 and c.startswith("0")]
+        if padded:
+            name = f"{column:0{len(padded[0])}d}"
+    return name
+
+
+async def add_row(plate: Plate, row: str) -> None:
+    """See :meth:`~ngio_async.images.Plate.add_row`."""
+    from ._plate import _name
+
+    plate._check_writable()
+    name = _name(row, "row")
+    if name not in plate.rows:
+        await plate._edit_plate(_same, body_edit=lambda body: _with_name(body, "rows", name))
+
+
+async def add_column(plate: Plate, column: str | int) -> None:
+    """See :meth:`~ngio_async.images.Plate.add_column`."""
+    plate._check_writable()
+    name = _column_name(plate, column)
+    if name not in plate.columns:
+        await plate._edit_plate(_same, body_edit=lambda body: _with_name(body, "columns", name))
+
+
+async def add_acquisition(plate: Plate, id: int, name: str | None = None, **fields: Any) -> None:
+    """See :meth:`~ngio_async.images.Plate.add_acquisition`."""
+    from ..meta import Acquisition
+    from ._plate import _acquisition_json
+
+    plate._check_writable()
+    if isinstance(id, bool) or not isinstance(id, int) or id < 0:
+        raise ValueError(f"an acquisition id is an int >= 0, got {id!r}")
+    known = {f for f in Acquisition.__struct_encode_fields__ if f not in ("id", "name")}
+    unknown = sorted(set(fields) - known)
+    if unknown:
+        raise TypeError(f"add_acquisition: unknown field {unknown[0]!r} (known: {sorted(known)})")
+    if any(a.id == id for a in plate.acquisitions):
+        return
+    entry = _acquisition_json({"id": id, "name": str(id) if name is None else name, **fields}, 0)
+
+    def edit(body: dict[str, Any]) -> dict[str, Any]:
+        listed = [a for a in body.get("acquisitions") or [] if isinstance(a, dict)]
+        if any(a.get("id") == id for a in listed):  # added meanwhile by another process
+            return body
+        return {**body, "acquisitions": [*listed, entry]}
+
+    await plate._edit_plate(_same, body_edit=edit)
+
+
+def _same(wells: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return wells
