@@ -187,3 +187,27 @@ async def test_a_failing_level1_stream_leaves_every_level_following_it(tmp_path:
         np.testing.assert_array_equal(got[2], got[1][::2, ::2])
         np.testing.assert_array_equal(got[0], up(got[1], 2))
         await lab.aclose()
+
+
+async def test_pixel_sizes_compared_in_units(tmp_path: Path) -> None:
+    """An image in nanometres of 1000 nm pixels takes the level 1 tiles (1 micrometre) of an
+    image in micrometres at its level 0."""
+    await _image(tmp_path / "a.zarr", "0.5")
+    async with (
+        ngio_async.open_async(tmp_path / "a.zarr") as ds,
+        ngio_async.create_async(
+            tmp_path / "nm.zarr",
+            shape=(1, 32, 32),
+            dtype="uint16",
+            axes="cyx",
+            chunks=(1, 16, 16),
+            levels=2,
+            scale={"y": 1000.0, "x": 1000.0},
+            units="nanometer",
+        ) as nm,  # fmt: skip
+    ):
+        await ngio_async.stream(ds.tiles(1), lambda a: a + 1, out=nm)
+        np.testing.assert_array_equal(await nm.read(), DATA[:, ::2, ::2] + 1)
+        with pytest.raises(ValueError, match=r"of pixels \(1000\.0, 1000\.0\) nanometer.*"
+                           r"\(2000\.0, 2000\.0\) nanometer.*of pixels \(0\.5, 0\.5\) micrometer"):  # fmt: skip
+            ngio_async.stream(ds.tiles(0), lambda a: a + 1, out=nm)
