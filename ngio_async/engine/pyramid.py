@@ -44,6 +44,7 @@ __all__ = [
     "LevelPlan",
     "Method",
     "PyramidStep",
+    "changed_regions",
     "check_levels_shrink",
     "downsample",
     "ngio_index",
@@ -51,6 +52,7 @@ __all__ = [
     "pyramid_plan",
     "pyramid_shapes",
     "reduce_step",
+    "region_covered",
     "region_footprint",
     "sampled",
     "source_extent",
@@ -560,6 +562,44 @@ def _normalise_region(region: Sequence[Any], shape: tuple[int, ...]) -> Region:
     return tuple(out)
 
 
+def changed_regions(regions: Sequence[Sequence[Any]], shape: Sequence[int]) -> list[Region]:
+    """``regions`` (per axis a slice, a ``(start, stop)`` pair or an index) as slices, the
+    empty ones left out.
+
+    :raises ValueError, TypeError: a region outside ``shape`` or of another form."""
+    shape = tuple(int(n) for n in shape)
+    out = [_normalise_region(r, shape) for r in regions]
+    return [r for r in out if all(s.stop > s.start for s in r)]
+
+
+def region_covered(box: Region, regions: Sequence[Region], *, most: int = 16) -> bool:
+    """Whether the union of ``regions`` covers every pixel of ``box`` (an empty box is
+    covered). More than ``most`` regions meeting ``box``: ``False`` (a cautious answer)."""
+    if any(b.stop <= b.start for b in box):
+        return True
+    parts = []
+    for r in regions:
+        cut = tuple(
+            slice(max(a.start, b.start), min(a.stop, b.stop)) for a, b in zip(r, box, strict=True)
+        )
+        if all(c.stop > c.start for c in cut):
+            parts.append(cut)
+    if not parts or len(parts) > most:
+        return False
+    # the cells between every region edge, per axis: each lies wholly in a region or not
+    edges = [
+        sorted({b.start, b.stop, *(c.start for c in cuts), *(c.stop for c in cuts)})
+        for b, cuts in zip(box, zip(*parts, strict=True), strict=True)
+    ]
+    for cell in product(*(range(len(e) - 1) for e in edges)):
+        lo = [e[i] for e, i in zip(edges, cell, strict=True)]
+        if not any(
+            all(c.start <= x < c.stop for c, x in zip(part, lo, strict=True)) for part in parts
+        ):
+            return False
+    return True
+
+
 def _tile_shapes(
     tile: Sequence[int | None] | Sequence[Sequence[int | None]], nlevels: int, ndim: int
 ) -> list[tuple[int | None, ...]]:
@@ -627,15 +667,7 @@ def pyramid_plan(
     ndim = len(shapes[0])
     nlevels = len(shapes) - 1
     tiles = _tile_shapes(tile, nlevels, ndim)
-    changed = (
-        None
-        if regions is None
-        else [
-            r
-            for r in (_normalise_region(r, shapes[0]) for r in regions)
-            if all(s.stop > s.start for s in r)
-        ]
-    )
+    changed = None if regions is None else changed_regions(regions, shapes[0])
     maps = ngio_maps(shapes, chunks) if method == "ngio" else None
     composite: Index | None = None
     plans = []

@@ -28,6 +28,13 @@ Planning is pure (:func:`ngio_async.engine.pyramid.pyramid_plan`); here it is ex
   rewritten last, so the new levels appear only once complete.
 - ``regions=`` (changed level-0 regions) rebuilds only the target tiles whose pixels depend on a
   change; the result equals a full rebuild. New levels are always built whole.
+- **Across processes.** Processes that each write their own level-0 region and then call
+  ``build_pyramid(regions=[it])`` at once end with every level right: a tile depending on a
+  level-0 pixel outside the regions (another process may write it and rebuild the tile) is
+  rebuilt as a pyramid write's end rebuilds such tiles (:func:`_rebuild_shared`: under its
+  ``flock`` on local disk, conditional on its version elsewhere: one GET more per such tile);
+  tiles wholly over the regions are written plainly. A build without ``regions`` reads all of
+  level 0 and writes plainly: run it once the writers finished.
 """
 
 from __future__ import annotations
@@ -44,7 +51,14 @@ import anyio
 from .._errors import ChangedError, MetadataError, NotFoundError, UnsupportedError
 from .._prefetch import prefetch
 from ..engine import plan_shards
-from ..engine.pyramid import check_levels_shrink, downsample, pyramid_plan, reduce_step
+from ..engine.pyramid import (
+    changed_regions,
+    check_levels_shrink,
+    downsample,
+    pyramid_plan,
+    reduce_step,
+    region_covered,
+)
 from ._level import Level
 from ._open import join, read_group_metadata
 from ._write import (
@@ -278,6 +292,22 @@ async def _rebuild_object(
             url=dst.store.url,
             key=key,
         ) from exc
+
+
+def _beyond(plans: list[LevelPlan], changed: list[Region]) -> Shared:
+    """``build_pyramid(regions=...)`` called by hand: the tiles depending on a level-0 pixel
+    outside ``changed`` (which another process may write, and then rebuild those tiles too,
+    at the same time) are rebuilt as a pyramid write's end rebuilds such tiles; those
+    wholly over ``changed`` plainly."""
+
+    def shared(level: int, region: Region) -> bool:
+        while level > 0:
+            plan = plans[level - 1]
+            region = plan.step_for(region).source
+            level = plan.source_level
+        return not region_covered(region, changed)
+
+    return shared
 
 
 async def _build_level(
@@ -574,6 +604,8 @@ async def build_pyramid(
         chunks=[tuple(meta.chunks) for meta in metas],
     )
     plans = [dc_replace(p, tiles=None) if p.level >= existing else p for p in plans]
+    if shared is None and regions is not None:
+        shared = _beyond(plans, changed_regions(regions, ds.shape))
     if layout:  # built from the last level: after the rebuilds of its tiles in progress
         await _rebuilds_done(ds)
     new_levels = await _add_levels(ds, layout) if layout else []
