@@ -1025,9 +1025,8 @@ class Dataset(StoreNode):
             not aligned to the downsampling are rebuilt from the store at the end). The result
             equals ``write`` followed by ``build_pyramid(regions=...)``. ``True`` downsamples
             with the default method of :meth:`build_pyramid`; or name one (``"mean"``,
-            ``"nearest"``, ``"mode"``, ``"ngio"``). Concurrent pyramid writes of this process (any open of
-            the image) keep the lower tiles they share right; those of *separate processes*
-            do not: run ``build_pyramid(regions=...)`` over their regions once all finished.
+            ``"nearest"``, ``"mode"``, ``"ngio"``). Concurrent pyramid writes of disjoint regions
+            keep the lower tiles they share right, in this process and across processes.
         :param axes_order: ``data``'s axes, as :meth:`read` gives them with it.
         :raises ReadOnlyError: the dataset is read-only (raised before any I/O).
         """
@@ -1251,7 +1250,9 @@ class Dataset(StoreNode):
             where the factor divides the level); default ``"mode"`` for a label image
             (``image-label`` metadata), else ``"mean"``.
         :param regions: level-0 regions that changed (tuples of slices): only the target tiles
-            depending on them are rebuilt (new levels are built whole).
+            depending on them are rebuilt (new levels are built whole). Processes may each
+            build the regions they wrote at once: a tile depending on pixels outside them is
+            rebuilt under its lock file, or put conditional on its version (one GET more).
         :param tile: target tile per axis (or ``(y, x)``), in target-level pixels, rounded up
             to whole shards (else chunks); default one shard (else chunk).
         :param source: ``"previous"`` (default) or ``"level0"`` (each level from level 0 with
