@@ -178,7 +178,7 @@ class Stream(Generic[R]):
                 await self._write_tiles(writer)
             return
         cascade = _level_cascade(out, self._level, self._pyramid)
-        finer = _Finer(out, self._level)
+        finer = _Finer(out, self._level)  # (level 0: nothing finer, a few regions noted)
         try:
             # (a cascade given as pyramid=: the writer feeds it, finishes it)
             async with out.writer(self._level, pyramid=cast("Any", cascade)) as writer:
@@ -201,7 +201,7 @@ class Stream(Generic[R]):
         target = out.image if isinstance(out, MaskedImage) else out
         index = self._level
         cascade = None if not self._pyramid else _level_cascade(target, index, self._pyramid)
-        finer = _Finer(target, index) if cascade is not None else None
+        finer = _Finer(target, index) if cascade is not None and index > 0 else None
         level = target.levels[index]
         unsure: list[Region] = []
         try:
@@ -224,25 +224,28 @@ class Stream(Generic[R]):
                             what=what,
                         )
                     except BaseException:
-                        if finer is not None and level.begun != landed:
+                        if cascade is not None and level.begun != landed:
                             unsure.append(_roi_region(out, item, rois, index))
-                            finer.add(unsure[-1], self._written_mask(out, item, unsure[-1]))
+                            if finer is not None:
+                                finer.add(unsure[-1], self._written_mask(out, item, unsure[-1]))
                         raise
                     if finer is not None:
                         region = _roi_region(out, item, rois, index)
                         finer.add(region, self._written_mask(out, item, region))
         except BaseException as exc:
-            if cascade is not None and finer is not None:  # the other levels follow it
+            if cascade is not None:  # the other levels follow what the level written got
                 await cascade.settle(exc, unsure)
                 _follow_metadata(target, cascade)
+            if finer is not None:
                 await finer.settle(exc)
             raise
-        if cascade is not None and finer is not None:
+        if cascade is not None:
             try:
                 await cascade.finish()
             finally:
                 _follow_metadata(target, cascade)
-            await finer.build()
+            if finer is not None:
+                await finer.build()
             await target._follow_data_windows()
 
     def _written_mask(self, out: Any, item: RoiRead, region: Region) -> NDArray[np.bool_] | None:
