@@ -61,6 +61,7 @@ if TYPE_CHECKING:
     from .images import ImageMetadata, LevelWriter, Tile
     from .images._dataset import Mode, Selector
     from .images._labels import ColorSpec, PropertySpec
+    from .images._merge import Merge
     from .images._reuse import ChunkPool
     from .images._rois import MaskedImage, RoiRead
     from .images._world import Origin, Unit
@@ -839,11 +840,14 @@ class SyncDataset(_Reopenable):
         pyramid: bool | Method = False,
         *,
         axes_order: Sequence[str] | None = None,
+        merge: Merge | None = None,
         **axes: Selector,
     ) -> None:
         """Write by axis name: ``ds.write(arr, c="DAPI", z=3)`` (see ``Dataset.write``)."""
         self._runner.call(
-            lambda: self._dataset.write(data, level, pyramid, axes_order=axes_order, **axes)
+            lambda: self._dataset.write(
+                data, level, pyramid, axes_order=axes_order, merge=merge, **axes
+            )
         )
 
     def write_at(

@@ -87,6 +87,7 @@ if TYPE_CHECKING:
     from ..meta.zarr import ArrayMeta
     from ..tables import Roi
     from ._cascade import Cascade
+    from ._merge import Merge
     from ._rois import MaskedImage, RoiRead, RoiStream
     from ._write import LevelWriter
 
@@ -1009,6 +1010,7 @@ class Dataset(StoreNode):
         pyramid: bool | Method | None = False,
         *,
         axes_order: Sequence[str] | None = None,
+        merge: Merge | None = None,
         **axes: Selector,
     ) -> None:
         """Write by axis name: ``await ds.write(arr, c="DAPI", z=3, y=slice(0, 512))``.
@@ -1028,6 +1030,9 @@ class Dataset(StoreNode):
             ``"nearest"``, ``"mode"``, ``"ngio"``). Concurrent pyramid writes of disjoint regions
             keep the lower tiles they share right, in this process and across processes.
         :param axes_order: ``data``'s axes, as :meth:`read` gives them with it.
+        :param merge: combine ``data`` with the stored pixels (ngio's ``merge``): ``"max"``,
+            ``"min"``, ``"sum"``, ``"keep_nonzero"`` or ``f(stored, patch)``; see
+            :mod:`ngio_async.images._merge`.
         :raises ReadOnlyError: the dataset is read-only (raised before any I/O).
         """
         self._check_writable()
@@ -1035,6 +1040,10 @@ class Dataset(StoreNode):
             from ._axes_order import from_order, kept_axes
 
             data = from_order(data, kept_axes(self.axes, axes), axes_order)
+        if merge is not None:
+            from ._merge import merge_write
+
+            return await merge_write(self, data, level, pyramid, axes, merge)
         level = self._level_index(level)
         lvl = self.levels[level]
         own = not _is_cascade(pyramid)  # a stream's cascade (pyramid=): the stream finishes it
@@ -1948,6 +1957,7 @@ class Dataset(StoreNode):
         origin: Origin = "world",
         pyramid: bool | Method | None = False,
         axes_order: Sequence[str] | None = None,
+        merge: Merge | None = None,
         **axes: Any,
     ) -> None:
         """Write a box in world coordinates (see :meth:`read_world`, :meth:`write`): each
@@ -1962,7 +1972,7 @@ class Dataset(StoreNode):
         world_selection(cal, lvl.shape, whole, unit, index, origin=origin, whole=True)
         region = self.world_region(level, unit=unit, origin=origin, **axes)
         named = dict(zip(self.axes, region, strict=True))
-        await self.write(data, level, pyramid, axes_order=axes_order, **named)
+        await self.write(data, level, pyramid, axes_order=axes_order, merge=merge, **named)
 
     def channel_index(self, label: str | None = None, *, wavelength_id: str | None = None) -> int:
         """The index of the channel labelled ``label``, or whose omero ``wavelength_id`` (as
@@ -2034,11 +2044,12 @@ class Dataset(StoreNode):
         *,
         pyramid: bool | Method | None = False,
         axes_order: Sequence[str] | None = None,
+        merge: Merge | None = None,
         **axes: Any,
     ) -> None:
         """Write ``data`` to the pixels :meth:`read_roi` reads for ``roi`` (ngio's ``set_roi``:
         a segmentation of a FOV into its label image); see :meth:`write` (``axes_order``:
-        ``data``'s axes, as :meth:`read_roi` gives them with it)."""
+        ``data``'s axes, as :meth:`read_roi` gives them with it; ``merge``: as there)."""
         from ._rois import write_roi
 
         self._check_writable()
@@ -2046,6 +2057,10 @@ class Dataset(StoreNode):
             from ._axes_order import roi_data_from_order
 
             data = roi_data_from_order(self, roi, data, level, axes, axes_order)
+        if merge is not None:
+            from ._merge import merge_write_roi
+
+            return await merge_write_roi(self, roi, data, level, pyramid, axes, merge)
         await write_roi(self, roi, data, level, pyramid, **axes)
 
     def read_rois(
