@@ -107,6 +107,10 @@ async def test_tiles_regions_and_pyramid_writes_stitch_to_ngios_pixels(tmp_path:
         await lab.build_pyramid(method="ngio", tile=(8, 8))
         for i, (g, w) in enumerate(zip(await _levels(lab), want, strict=True)):
             np.testing.assert_array_equal(g, w, err_msg=f"tiles: level {i}")
+        await _zero_lower(lab)  # each level from level 0: the pixels its levels above took
+        await lab.build_pyramid(method="ngio", source="level0", tile=(8, 8))
+        for i, (g, w) in enumerate(zip(await _levels(lab), want, strict=True)):
+            np.testing.assert_array_equal(g, w, err_msg=f"level0: level {i}")
         # a region: level 0 changed there, the lower levels follow (ngio's consolidate of the
         # changed image, whole, gives the same pixels: checked against a fresh full build)
         changed = data.copy()

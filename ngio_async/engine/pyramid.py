@@ -364,12 +364,13 @@ def ngio_maps(
         src, dst = shapes[i], shapes[i + 1]
         ck = src if chunks is None else chunks[i]
         last = len(src) - 2
-        out.append(
-            tuple(
-                ngio_index(int(n), int(m), int(c), squeeze=ax < last)
-                for ax, (n, m, c) in enumerate(zip(src, dst, ck, strict=True))
-            )
-        )
+        per_axis = []
+        for ax, (n, m, c) in enumerate(zip(src, dst, ck, strict=True)):
+            try:
+                per_axis.append(ngio_index(int(n), int(m), int(c), squeeze=ax < last))
+            except ValueError as exc:
+                raise ValueError(f"level {i + 1}, axis {ax}: {exc}") from None
+        out.append(tuple(per_axis))
     return out
 
 
