@@ -16,7 +16,7 @@ from ngio_async import MetadataError
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from tests.servers import S3Server
+    from servers import S3Server
 
 pytestmark = [pytest.mark.anyio, pytest.mark.filterwarnings("ignore")]
 

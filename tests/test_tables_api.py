@@ -115,7 +115,7 @@ async def test_rois_select_pixels_with_read_world(tmp_path: Path) -> None:
         whole = await ds.read()
         for roi in await ds.tables.rois("FOV_ROI_table"):
             got = await ds.read_world(
-                0, unit="micrometer", origin="image", system=None, **roi.ranges
+                0, unit="micrometer", origin="image", system=None, axes_order=None, **roi.ranges
             )
             (z0, z1), (y0, y1), (x0, x1) = (roi.ranges[a] for a in "zyx")
             want = whole[:, int(z0) : int(z1), int(y0 * 2) : int(y1 * 2), int(x0 * 2) : int(x1 * 2)]

@@ -577,7 +577,7 @@ async def _region(request: web.Request, state: WebState, entry: Entry) -> web.Re
     if request.method == "HEAD":  # its shape, dtype and length, nothing read
         return _region_head(ds, lvl.shape, selection)
     async with state.budget.hold(count):  # the requests in flight share the budget
-        data = await ds.read(level=level, **selection)
+        data = await ds.read(level=level, axes_order=None, **selection)
         body = await anyio.to_thread.run_sync(encode_npy, data, limiter=state.render_limiter)
     return web.Response(
         body=body,
