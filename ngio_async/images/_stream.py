@@ -26,7 +26,7 @@ from ._world import axis_kind, is_world_axis, unit_factor
 from ._write import LevelWriter
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Generator
+    from collections.abc import Callable, Generator, Sequence
 
     from anyio.streams.memory import MemoryObjectReceiveStream
     from numpy.typing import NDArray
@@ -95,6 +95,7 @@ class Stream(Generic[R]):
                 self._level = _tiles_level(tiles, cast("Dataset", out))
             _check_fits(tiles, out, self._axis_map, self._level)
         _check_pyramid(tiles, out, pyramid)
+        _check_finer(out, pyramid, self._level)
         _check_masked(tiles, masked)
         self._masked = bool(masked)
         self._unique = None if unique_labels is None else _positive("unique_labels", unique_labels)
@@ -540,6 +541,29 @@ def _check_pyramid(tiles: TileStream | RoiStream, out: Any, pyramid: object) -> 
         )
 
 
+def _check_finer(out: Any, pyramid: object, index: int) -> None:
+    """Refuse, at the call, ``pyramid=`` writing level ``index`` > 0 of an image that is no
+    label image: its finer levels would be replaced by pixels upsampled from the coarser
+    one (label images are, as ngio's ``consolidate`` does; an image's finer levels hold
+    pixels no upsampling gives back)."""
+    if pyramid is None or pyramid is False or index == 0 or out is None:
+        return
+    target = out.image if isinstance(out, MaskedImage) else out
+    if not _is_dataset(target):  # a writer: its own level and pyramid rules
+        return
+    from ._pyramid import _is_label
+
+    if not _is_label(target):
+        finer = ", ".join(lvl.path for lvl in target.levels[:index])
+        raise ValueError(
+            f"stream(..., pyramid={pyramid!r}) writes level {target.levels[index].path!r} of "
+            f"{target.url} (of the items' pixel size) and would replace its finer levels "
+            f"({finer}) with pixels upsampled from it: only label images are upsampled so; "
+            "give pyramid=False to write that level alone, or write into an image whose "
+            "level 0 has the items' pixel size"
+        )
+
+
 def _check_masked(tiles: TileStream | RoiStream, masked: object) -> None:
     if masked and (not isinstance(tiles, RoiStream) or tiles._label is None):
         raise ValueError(
@@ -718,7 +742,9 @@ def _check_roi_out(rois: RoiStream, out: object) -> int:
         if out.image is not image:
             _check_pixels(_calibration(image, index), out.image, at, _ROIS)
         return at
-    return _matching_level(_calibration(image, index), cast("Dataset", out), _ROIS, index)
+    cal = _calibration(image, index)
+    sizes = _space_sizes(cal, image.axes, image.levels[index].shape)
+    return _matching_level(cal, cast("Dataset", out), _ROIS, index, sizes)
 
 
 _ROIS = "stream(rois, ..., out=...)", "ROIs"
@@ -759,9 +785,18 @@ def _same_pixels(
     return True
 
 
-def _matching_level(src: LevelCalibration, out: Dataset, what: tuple[str, str], index: int) -> int:
+def _matching_level(
+    src: LevelCalibration,
+    out: Dataset,
+    what: tuple[str, str],
+    index: int,
+    sizes: dict[str, int],
+) -> int:
     """The index of ``out``'s level of ``src``'s pixel size (``index`` first: of two of
-    that size, the items' own level), or a ``ValueError`` naming both sizes."""
+    that size, the items' own level); none of that size: ``out``'s level ``index`` when it has
+    the items' level's size (``sizes``, per space axis by name: an output made with another
+    calibration, or none, as before pixel sizes were compared), else a ``ValueError`` naming
+    both pixel sizes."""
     mine = _pixels(src)
     cals = out.metadata.spatial_calibration
     order = [index, *(i for i in range(len(cals)) if i != index)] if index < len(cals) else []
@@ -769,9 +804,30 @@ def _matching_level(src: LevelCalibration, out: Dataset, what: tuple[str, str], 
     found = [i for i in order if _same_pixels(mine, _pixels(cals[i]))]
     if found:
         return found[0]
-    if index < len(cals) and all(_same_pixels(mine, _pixels(c)) is None for c in cals):
-        return index  # no space axis in common: the level of the items' index
+    if index < len(cals) and (
+        all(_same_pixels(mine, _pixels(c)) is None for c in cals)  # no space axis in common
+        or _same_sizes(sizes, out, index)
+    ):
+        return index
     raise _no_level(src, out, what)
+
+
+def _same_sizes(sizes: dict[str, int], out: Dataset, index: int) -> bool:
+    """Whether ``out``'s level ``index`` has ``sizes`` on every space axis (by name) both
+    have, and shares one at least."""
+    level = dict(zip(out.axes, out.levels[index].shape, strict=True))
+    shared = [name for name in sizes if name in level]
+    return bool(shared) and all(level[name] == sizes[name] for name in shared)
+
+
+def _space_sizes(
+    cal: LevelCalibration, axes: Sequence[str] | None, shape: Sequence[int] | None
+) -> dict[str, int]:
+    """The sizes of a level's space axes (those :func:`_pixels` compares), by name."""
+    if axes is None or shape is None:
+        return {}
+    space = _pixels(cal)
+    return {a: n for a, n in zip(axes, shape, strict=True) if a in space}
 
 
 def _check_pixels(src: LevelCalibration, out: Dataset, index: int, what: tuple[str, str]) -> None:
@@ -815,7 +871,8 @@ def _tiles_level(tiles: TileStream, out: Dataset) -> int:
                 f"from ({tiles.level}); {out.url} has {len(out.levels)} levels"
             )
         return tiles.level
-    return _matching_level(tiles.calibration, out, _TILES, tiles.level)
+    sizes = _space_sizes(tiles.calibration, tiles.axes, tiles.level_shape)
+    return _matching_level(tiles.calibration, out, _TILES, tiles.level, sizes)
 
 
 def _item_name(item: Item) -> str:
@@ -1001,8 +1058,9 @@ def stream(
     receives each result as a tile of the same region (halos cropped to the core), or a dataset
     (written through its own writer of its level of the tiles' pixel size: per space axis, by
     name, in each image's units; level 1 tiles into level 1 of a label of the same pyramid, or
-    into level 0 of one made at half the resolution; none of that size: ``ValueError`` at the
-    call, naming both sizes, nothing written). The tiles are mapped onto ``out``'s
+    into level 0 of one made at half the resolution; none of that size: its level of the same
+    index if of the same size (an output created without the image's scale), else
+    ``ValueError`` at the call, naming both sizes, nothing written). The tiles are mapped onto ``out``'s
     axes by name: axes ``out`` lacks are left out where they have length 1 (image tiles of
     ``c="DAPI"`` into a label image), in the result of ``func`` too.
 
@@ -1015,9 +1073,10 @@ def stream(
     ``pyramid`` (``out`` a dataset or masked image): the coarser levels are built from the
     level written as the results land, by one cascade for the whole stream (``True``: the
     image's default method, ``"mode"`` for label images; or name one), and rebuilt over what
-    landed if the stream fails; the finer levels (the level written is not level 0) are
-    upsampled from it at the end, nearest (each pixel takes the value of the one over it), as
-    ngio's ``consolidate`` does for labels. Without ``pyramid`` only the level written
+    landed if the stream fails; the finer levels of a label image (the level written is not
+    level 0) are upsampled from it at the end, nearest (each pixel takes the value of the one
+    over it), as ngio's ``consolidate`` does for labels; other images refuse ``pyramid=``
+    there (``ValueError`` at the call: their finer pixels would be lost). Without ``pyramid`` only the level written
     changes: the others, finer ones too, keep their pixels. A writer given as ``out`` writes
     its own level and follows its own ``pyramid=``.
 
