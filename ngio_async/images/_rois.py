@@ -20,6 +20,7 @@ import anyio
 import numpy as np
 
 from .._prefetch import _Deferred, prefetch as start_prefetch
+from ._axes_order import from_order, kept_by_region, roi_read_in_order
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -545,20 +546,39 @@ class MaskedImage:
             ) from None
         return roi if zoom == 1.0 else zoomed(roi, zoom)
 
-    async def read_roi(self, value: int, *, zoom: float = 1.0, **axes: Any) -> RoiRead:
-        """Object ``value``'s box: image pixels and labels (``axes``: ``c="DAPI"``, ...)."""
+    async def read_roi(
+        self,
+        value: int,
+        *,
+        zoom: float = 1.0,
+        axes_order: Sequence[str] | None = None,
+        **axes: Any,
+    ) -> RoiRead:
+        """Object ``value``'s box: image pixels and labels (``axes``: ``c="DAPI"``, ...;
+        ``axes_order``: both so, as :meth:`Dataset.read` orders them)."""
         roi = self.roi(value, zoom)
-        return await read_roi(self.image, roi, self.level, self.label_image, **axes)
+        got = await read_roi(self.image, roi, self.level, self.label_image, **axes)
+        return got if axes_order is None else roi_read_in_order(got, self.image.axes, axes_order)
 
     async def read(
-        self, value: int, *, masked: bool = False, fill: Any = 0, zoom: float = 1.0, **axes: Any
+        self,
+        value: int,
+        *,
+        masked: bool = False,
+        fill: Any = 0,
+        zoom: float = 1.0,
+        axes_order: Sequence[str] | None = None,
+        **axes: Any,
     ) -> NDArray[Any]:
         """Object ``value``'s box (ngio's ``get_roi``); ``masked=True``: only its pixels,
-        ``fill`` elsewhere (``get_roi_masked``)."""
+        ``fill`` elsewhere (``get_roi_masked``); ``axes_order``: as :meth:`Dataset.read`."""
         if not masked:
-            roi = self.roi(value, zoom)
-            return (await read_roi(self.image, roi, self.level, None, **axes)).data
-        return (await self.read_roi(value, zoom=zoom, **axes)).masked(fill)
+            got = await read_roi(self.image, self.roi(value, zoom), self.level, None, **axes)
+            if axes_order is not None:
+                got = roi_read_in_order(got, self.image.axes, axes_order)
+            return got.data
+        got = await self.read_roi(value, zoom=zoom, axes_order=axes_order, **axes)
+        return got.masked(fill)
 
     async def read_label(self, value: int, *, zoom: float = 1.0, **axes: Any) -> NDArray[Any]:
         """The label pixels of object ``value``'s box, on the image's grid."""
@@ -566,13 +586,25 @@ class MaskedImage:
         assert got.labels is not None
         return got.labels
 
-    async def write(self, value: int, data: ArrayLike, *, zoom: float = 1.0, **axes: Any) -> None:
+    async def write(
+        self,
+        value: int,
+        data: ArrayLike,
+        *,
+        zoom: float = 1.0,
+        axes_order: Sequence[str] | None = None,
+        **axes: Any,
+    ) -> None:
         """Write ``data`` (the shape :meth:`read` gives, or one that broadcasts to it) where
         object ``value`` is (ngio's ``set_roi_masked``): only the object's pixels are written,
         as points (each chunk read, patched and written back as one), so the rest of its box
-        keeps what is stored and masked writes of objects whose boxes overlap may run at once."""
+        keeps what is stored and masked writes of objects whose boxes overlap may run at once.
+        ``axes_order``: ``data``'s axes, as :meth:`read` gives them with it."""
         self.image._check_writable()
-        await self.write_read(await self.read_roi(value, zoom=zoom, **axes), data)
+        got = await self.read_roi(value, zoom=zoom, **axes)
+        if axes_order is not None:
+            data = from_order(data, kept_by_region(self.image.axes, got.region), axes_order)
+        await self.write_read(got, data)
 
     async def write_read(
         self, got: RoiRead, data: ArrayLike, pyramid: bool | Method | Cascade | None = False
