@@ -874,6 +874,7 @@ class SyncDataset(_Reopenable):
         active: Sequence[bool] | None = None,
         *,
         percentiles: tuple[float, float] | Sequence[tuple[float, float]] = (0.1, 99.9),
+        wavelength_ids: Sequence[str | None] | None = None,
     ) -> None:
         self._runner.call(
             lambda: self._dataset.set_channels(
@@ -882,6 +883,7 @@ class SyncDataset(_Reopenable):
                 windows,
                 active,
                 percentiles=percentiles,
+                wavelength_ids=wavelength_ids,
             )
         )
 

@@ -86,3 +86,40 @@ async def test_a_wavelength_id_that_is_no_string_is_refused(tmp_path: Path) -> N
             channels=[{"label": "DAPI", "wavelength_id": 3}],
         )
     assert not (tmp_path / "bad.zarr").exists()
+
+
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+def test_set_channels_sets_wavelength_ids_as_ngio_does(tmp_path: Path, version: str) -> None:
+    import ngio
+
+    theirs = ngio.create_empty_ome_zarr(
+        str(tmp_path / "theirs.zarr"),
+        shape=(2, 16, 16),
+        pixelsize=0.5,
+        axes_names="cyx",
+        levels=1,
+        ngff_version=version,  # type: ignore[arg-type]
+        channels_meta=["DAPI", "GFP"],
+    )
+    from ngio.ome_zarr_meta.ngio_specs import ChannelsMeta
+
+    theirs.set_channel_meta(ChannelsMeta.default_init(labels=["DAPI", "GFP"], wavelength_id=IDS))
+    with ngio_async.create(
+        tmp_path / "mine.zarr",
+        shape=(2, 16, 16),
+        dtype="uint16",
+        axes="cyx",
+        levels=1,
+        ngff_version=version,
+        channels=[{"label": "DAPI", "wavelength_id": "old"}, "GFP"],
+    ) as ds:  # the blocking twin
+        ds.set_channels(wavelength_ids=[IDS[0], None])  # None keeps what is there (none)
+        ds.set_channels(wavelength_ids=[None, IDS[1]], labels=["DAPI", "GFP"])
+        with pytest.raises(TypeError, match=r"wavelength_ids\[1\] must be a string or None"):
+            ds.set_channels(wavelength_ids=["x", 3])  # type: ignore[list-item]
+        with pytest.raises(ValueError, match="wavelength_ids: 1 values for 2 channels"):
+            ds.set_channels(wavelength_ids=["x"])
+        assert ds.channel_index(wavelength_id=IDS[1]) == 1
+    mine = [c["wavelength_id"] for c in _omero_channels(tmp_path / "mine.zarr")]
+    assert mine == [c["wavelength_id"] for c in _omero_channels(tmp_path / "theirs.zarr")] == IDS
+    assert ngio.open_ome_zarr_container(str(tmp_path / "mine.zarr")).wavelength_ids == IDS

@@ -1389,10 +1389,13 @@ class Dataset(StoreNode):
         active: Sequence[bool] | None = None,
         *,
         percentiles: tuple[float, float] | Sequence[tuple[float, float]] = (0.1, 99.9),
+        wavelength_ids: Sequence[str | None] | None = None,
     ) -> None:
         """Set channel labels, colors (``RRGGBB``), display windows (``(start, end)`` or
-        ``{min, max, start, end}``) and/or ``active`` flags: one value per channel, ``None``
-        keeps the current ones. Creates ``omero`` if the image has none.
+        ``{min, max, start, end}``), ``active`` flags and/or ``wavelength_ids`` (the ids
+        Fractal and ngio select channels by; ngio's ``set_channel_meta(wavelength_id=)``):
+        one value per channel, ``None`` keeps the current ones. Creates ``omero`` if the
+        image has none.
 
         A window ``"auto"`` (or ``windows="auto"``: every channel) takes ``start``/``end`` from
         the data (lowest and highest value of the lowest level, read tile by tile; a channel
@@ -1435,6 +1438,7 @@ class Dataset(StoreNode):
             ("colors", colors),
             ("windows", windows),
             ("active", active),
+            ("wavelength_ids", wavelength_ids),
         ):
             if isinstance(values, str | bytes):  # (windows="auto" is a list by now)
                 # a string has a length, and would be taken as one value per letter
@@ -1444,6 +1448,9 @@ class Dataset(StoreNode):
         for i, label in enumerate(() if labels is None else labels):
             if label is not None and not isinstance(label, str):  # np.str_ is a str
                 raise TypeError(f"labels[{i}] must be a string or None, got {label!r}")
+        for i, wid in enumerate(() if wavelength_ids is None else wavelength_ids):
+            if wid is not None and (not isinstance(wid, str) or not wid):
+                raise TypeError(f"wavelength_ids[{i}] must be a string or None, got {wid!r}")
         for i, flag in enumerate(() if active is None else active):
             if not isinstance(flag, bool | np.bool_):
                 raise TypeError(f"active[{i}] must be True or False, got {flag!r}")
@@ -1487,7 +1494,10 @@ class Dataset(StoreNode):
                     changes["window"] = new_windows[i]
                 if active is not None:
                     changes["active"] = bool(active[i])
-                channels.append(_with_extra(replace(base, **changes), base))
+                channel = _with_extra(replace(base, **changes), base)
+                if wavelength_ids is not None and wavelength_ids[i] is not None:
+                    channel.extra["wavelength_id"] = str(wavelength_ids[i])
+                channels.append(channel)
             omero = (
                 _with_extra(replace(ome.omero, channels=channels), ome.omero)
                 if ome.omero is not None
@@ -1795,7 +1805,12 @@ class Dataset(StoreNode):
                         f"{self.store.url}/{key}: replaced the invalid '{block}' block ({rule})"
                     )
                     shown.append((message, MetadataWarning))
-            unchanged = ome == current and not bad
+            # (models compare without the keys they do not model: a wavelength_id edit)
+            unchanged = (
+                ome == current
+                and not bad
+                and new_attrs == to_attrs(current, "0.5" if v3 else "0.4")
+            )
             result[:] = [checked, shown, not unchanged]
             if unchanged:  # an edit that changes nothing writes nothing: the document stays
                 return bytes(raw)  # as stored, byte for byte (another tool's layout too)
