@@ -22,6 +22,7 @@ from .._workers import Workers
 from ..engine.plan import region_shape
 from ._rois import MaskedImage, RoiRead, RoiStream, read_roi, roi_region, roi_span
 from ._tiles import Tile, TileStream
+from ._upsample import Finer as _Finer
 from ._world import axis_kind, is_world_axis, unit_factor
 from ._write import LevelWriter
 
@@ -596,108 +597,6 @@ def _follow_metadata(target: Dataset, cascade: Cascade) -> None:
         target.metadata = view.metadata
 
 
-class _Finer:
-    """The levels finer than level ``index`` of ``ds`` that a stream writes with ``pyramid``:
-    each region written, upsampled from it (nearest: a pixel takes the value of the one over
-    it, as ngio's ``consolidate`` does for labels) once every write is done."""
-
-    def __init__(self, ds: Dataset, index: int) -> None:
-        self.ds, self.index = ds, index
-        self.regions: list[Region] = []  # of level ``index``, written
-        # the pixels of a region written, where not all (a masked write): only those followed
-        self.masks: dict[int, NDArray[np.bool_]] = {}
-
-    def add(self, region: Region, mask: NDArray[np.bool_] | None = None) -> None:
-        if mask is not None:
-            self.masks[len(self.regions)] = mask
-        self.regions.append(region)
-
-    async def build(self) -> None:
-        """Upsample every region written; cancelled part way, finished all the same (as
-        :meth:`settle`)."""
-        try:
-            await self._run()
-        except anyio.get_cancelled_exc_class() as exc:
-            await self.settle(exc)
-            raise
-        except Exception as exc:
-            exc.add_note(self._unbuilt())
-            raise
-
-    async def settle(self, error: BaseException) -> None:
-        """After a failed stream: the finer levels still follow what level ``index`` got, even
-        when the caller is cancelled (within ``SETTLE_SECONDS``); ``error`` notes it if not."""
-        if not self.regions:
-            return
-        failed: BaseException | None = None
-        with anyio.CancelScope(shield=True) as scope:
-            scope.deadline = anyio.current_time() + SETTLE_SECONDS
-            try:
-                await self._run()
-            except Exception as exc:  # noqa: BLE001 - told in a note of the stream's own error
-                failed = exc
-        if scope.cancelled_caught:
-            failed = TimeoutError(f"not finished within {SETTLE_SECONDS:g} s")
-        if failed is not None and isinstance(error, Exception):
-            error.add_note(f"{self._unbuilt()} ({failed!r})")
-
-    def _unbuilt(self) -> str:
-        return (
-            f"the levels above level {self.index} of {self.ds.url} may not follow it: run "
-            f"stream(..., pyramid=True) again, or write them"
-        )
-
-    async def _run(self) -> None:
-        if self.index == 0 or not self.regions:
-            return
-        from ._pyramid import level_factors
-
-        steps = level_factors(self.ds)[: self.index]
-        src = self.ds.levels[self.index]
-        # masked writes' boxes overlap (a finer pixel read, patched, written back): one at a time
-        limit = anyio.Semaphore(1 if self.masks else 4)
-
-        async def one(region: Region, mask: NDArray[np.bool_] | None) -> None:
-            async with limit:
-                data = await src.getitem(region)
-                factors = [1] * len(region)
-                for j in range(self.index - 1, -1, -1):
-                    factors = [f * g for f, g in zip(factors, steps[j], strict=True)]
-                    dst = self.ds.levels[j]
-                    where, picks = _upsampled(region, factors, src.shape, dst.shape)
-                    pixels = data[np.ix_(*picks)]
-                    if mask is not None:  # the object's pixels alone; the rest as stored
-                        pixels = np.where(mask[np.ix_(*picks)], pixels, await dst.getitem(where))
-                    await dst.setitem(where, pixels)
-
-        while self.regions:
-            batch, masks = self.regions, self.masks
-            self.regions, self.masks = [], {}
-            try:
-                async with anyio.create_task_group() as tg:
-                    for i, region in enumerate(batch):
-                        tg.start_soon(one, region, masks.get(i))
-            except BaseException:
-                self.regions, self.masks = batch, masks  # (all again: a settle redoes them)
-                raise
-
-
-def _upsampled(
-    region: Region, factors: list[int], shape: tuple[int, ...], finer: tuple[int, ...]
-) -> tuple[Region, list[NDArray[np.intp]]]:
-    """The region of the finer level (of shape ``finer``, ``factors`` times ``shape``, ceil
-    or floor) that ``region`` of a level of ``shape`` covers, and per axis the index in
-    ``region`` of each of its pixels (nearest: the pixel over it; a finer level's extra
-    pixels past the last window take the last one)."""
-    where, picks = [], []
-    for s, f, n, m in zip(region, factors, shape, finer, strict=True):
-        start = s.start * f
-        stop = m if s.stop >= n else min(s.stop * f, m)
-        where.append(slice(start, stop))
-        picks.append(np.minimum(np.arange(start, stop) // f, n - 1) - s.start)
-    return tuple(where), picks
-
-
 def _roi_region(out: Any, r: RoiRead, rois: RoiStream, index: int) -> Region:
     """The region of ``out``'s level ``index`` a ROI's write covers (its box, step-1
     slices)."""
@@ -739,8 +638,9 @@ def _check_roi_out(rois: RoiStream, out: object) -> int:
         return index
     if isinstance(out, MaskedImage):
         at = out.image._level_index(out.level)
-        if out.image is not image:
-            _check_pixels(_calibration(image, index), out.image, at, _ROIS)
+        if out.image is image and at != index:  # (each ROI's box as read: of level ``index``)
+            raise _no_level(_calibration(image, index), image, _ROIS, [at])
+        _check_pixels(_calibration(image, index), out.image, at, _ROIS)
         return at
     cal = _calibration(image, index)
     sizes = _space_sizes(cal, image.axes, image.levels[index].shape)
