@@ -1,0 +1,191 @@
+"""The levels finer than a coarser level written, upsampled from it (ngio's ``consolidate``).
+
+A label image segmented at a coarser level (``stream(..., out=<label>, pyramid=True)``,
+``write(..., level=k, pyramid=True)``, ``build_pyramid(from_level=k)``) gets its finer levels
+from that level by nearest upsampling: finer pixel ``i`` takes coarse pixel ``i // f`` (a
+finer level's extra pixels past the last window take the last one), as ngio's
+``Label.consolidate`` does. Each region written is upsampled tile by tile (a tile of the
+coarse level whose upsampled block is about one stored object of level 0), a few at a time,
+so memory stays bounded whatever the region's size. Intensity images are not upsampled so:
+their finer pixels hold data no upsampling gives back (the callers refuse it).
+"""
+
+from __future__ import annotations
+
+from itertools import pairwise, product
+from typing import TYPE_CHECKING
+
+import anyio
+import numpy as np
+
+from .._prefetch import SETTLE_SECONDS
+from ._write import write_region
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    from numpy.typing import NDArray
+
+    from ..engine import Region
+    from ._dataset import Dataset
+
+__all__ = ["Finer", "upsampled"]
+
+#: upsampled tiles written at once (unmasked; masked ones too: their writes touch only the
+#: object's pixels, each stored object patched under its own lock)
+_AT_ONCE = 4
+
+
+class Finer:
+    """The levels finer than level ``index`` of ``ds``, following the regions written to it:
+    each upsampled (nearest) once every write is done."""
+
+    def __init__(self, ds: Dataset, index: int) -> None:
+        self.ds, self.index = ds, index
+        self.regions: list[Region] = []  # of level ``index``, written
+        # the pixels of a region written, where not all (a masked write): only those followed
+        self.masks: dict[int, NDArray[np.bool_]] = {}
+
+    def add(self, region: Region, mask: NDArray[np.bool_] | None = None) -> None:
+        if mask is not None:
+            self.masks[len(self.regions)] = mask
+        self.regions.append(region)
+
+    def tiles(self) -> list[tuple[Region, NDArray[np.bool_] | None]]:
+        """The tiles of level ``index`` the regions noted are upsampled by (with their masks)."""
+        if self.index == 0:
+            return []
+        grid = self._grid()
+        out: list[tuple[Region, NDArray[np.bool_] | None]] = []
+        for i, region in enumerate(self.regions):
+            mask = self.masks.get(i)
+            for tile in _split(region, grid):
+                if mask is None:
+                    out.append((tile, None))
+                    continue
+                local = mask[
+                    tuple(
+                        slice(t.start - r.start, t.stop - r.start)
+                        for t, r in zip(tile, region, strict=True)
+                    )
+                ]
+                if local.any():  # nothing of the object here: nothing to follow
+                    out.append((tile, local))
+        return out
+
+    def _grid(self) -> tuple[int, ...]:
+        """Tile sizes of level ``index`` whose upsampled blocks at level 0 span about one of
+        its stored objects (at least one pixel)."""
+        factors = _cumulative(self.ds, self.index)
+        stored = self.ds.levels[0].meta.stored_chunks
+        return tuple(max(1, -(-s // f)) for s, f in zip(stored, factors, strict=True))
+
+    async def build(self, progress: Callable[[int], object] | None = None) -> None:
+        """Upsample every region noted; cancelled part way, finished all the same (as
+        :meth:`settle`). ``progress(i)`` after each tile."""
+        try:
+            await self._run(progress)
+        except anyio.get_cancelled_exc_class() as exc:
+            await self.settle(exc)
+            raise
+        except Exception as exc:
+            exc.add_note(self._unbuilt())
+            raise
+
+    async def settle(self, error: BaseException) -> None:
+        """After a failed write: the finer levels still follow what level ``index`` got, even
+        when the caller is cancelled (within ``SETTLE_SECONDS``); ``error`` notes it if not."""
+        if not self.regions:
+            return
+        failed: BaseException | None = None
+        with anyio.CancelScope(shield=True) as scope:
+            scope.deadline = anyio.current_time() + SETTLE_SECONDS
+            try:
+                await self._run()
+            except Exception as exc:  # noqa: BLE001 - told in a note of the write's own error
+                failed = exc
+        if scope.cancelled_caught:
+            failed = TimeoutError(f"not finished within {SETTLE_SECONDS:g} s")
+        if failed is not None and isinstance(error, Exception):
+            error.add_note(f"{self._unbuilt()} ({failed!r})")
+
+    def _unbuilt(self) -> str:
+        return (
+            f"the levels above level {self.index} of {self.ds.url} may not follow it: run "
+            f"build_pyramid(from_level={self.index}, regions=...) over the region written"
+        )
+
+    async def _run(self, progress: Callable[[int], object] | None = None) -> None:
+        if self.index == 0 or not self.regions:
+            return
+        tiles = self.tiles()
+        limit = anyio.Semaphore(_AT_ONCE)
+        done = 0
+
+        async def one(tile: Region, mask: NDArray[np.bool_] | None) -> None:
+            nonlocal done
+            async with limit:
+                await upsample_tile(self.ds, self.index, tile, mask)
+            done += 1
+            if progress is not None:
+                progress(done)
+
+        async with anyio.create_task_group() as tg:
+            for tile, mask in tiles:
+                tg.start_soon(one, tile, mask)
+        # all landed (a failure keeps every region: a settle redoes them)
+        self.regions, self.masks = [], {}
+
+
+def _cumulative(ds: Dataset, index: int) -> list[int]:
+    """Per axis, the factor from level 0 to level ``index``."""
+    from ._pyramid import level_factors
+
+    factors = [1] * len(ds.axes)
+    for step in level_factors(ds)[:index]:
+        factors = [f * g for f, g in zip(factors, step, strict=True)]
+    return factors
+
+
+async def upsample_tile(
+    ds: Dataset, index: int, tile: Region, mask: NDArray[np.bool_] | None = None
+) -> None:
+    """Write ``tile`` of level ``index``, upsampled, into every finer level (``mask``: its
+    pixels to follow; the others' finer pixels keep what is stored)."""
+    from ._pyramid import level_factors
+
+    steps = level_factors(ds)[:index]
+    src = ds.levels[index]
+    data = await src.getitem(tile)
+    factors = [1] * len(tile)
+    for j in range(index - 1, -1, -1):
+        factors = [f * g for f, g in zip(factors, steps[j], strict=True)]
+        dst = ds.levels[j]
+        where, picks = upsampled(tile, factors, src.shape, dst.shape)
+        grid = np.ix_(*picks)
+        await write_region(dst, where, data[grid], where=None if mask is None else mask[grid])
+
+
+def upsampled(
+    region: Region, factors: list[int], shape: tuple[int, ...], finer: tuple[int, ...]
+) -> tuple[Region, list[NDArray[np.intp]]]:
+    """The region of the finer level (of shape ``finer``, ``factors`` times ``shape``, ceil
+    or floor) that ``region`` of a level of ``shape`` covers, and per axis the index in
+    ``region`` of each of its pixels (nearest: the pixel over it; a finer level's extra
+    pixels past the last window take the last one)."""
+    where, picks = [], []
+    for s, f, n, m in zip(region, factors, shape, finer, strict=True):
+        start = s.start * f
+        stop = m if s.stop >= n else min(s.stop * f, m)
+        where.append(slice(start, stop))
+        picks.append(np.minimum(np.arange(start, stop) // f, n - 1) - s.start)
+    return tuple(where), picks
+
+
+def _split(region: Region, grid: tuple[int, ...]) -> Iterator[Region]:
+    """``region`` cut along the tile grid ``grid`` (tiles at multiples of it)."""
+    cuts = []
+    for s, g in zip(region, grid, strict=True):
+        edges = [s.start, *range((s.start // g + 1) * g, s.stop, g), s.stop]
+        cuts.append([slice(a, b) for a, b in pairwise(edges) if b > a])
+    yield from product(*cuts)
