@@ -180,7 +180,9 @@ def level_factors(ds: Dataset) -> list[tuple[int, ...]]:
         factors = []
         for ax, (n, m, sa, sb) in enumerate(zip(a.shape, b.shape, a.scale, b.scale, strict=True)):
             ratio = sb / sa if sa > 0 else None
-            factors.append(_factor(n, m, ratio, f"axis {ds.axes[ax]!r} of level {i + 1}"))
+            # (named by path: a stream's view of the levels from k on counts from 0)
+            what = f"axis {ds.axes[ax]!r} of level {b.path!r} of {ds.store.url}"
+            factors.append(_factor(n, m, ratio, what))
         out.append(tuple(factors))
     return out
 
