@@ -64,12 +64,13 @@ bytes is not refused.
 
 from __future__ import annotations
 
+import copy
 import math
 import weakref
 from dataclasses import dataclass, field
 from functools import partial
 from itertools import product
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import anyio
 import numpy as np
@@ -98,7 +99,7 @@ if TYPE_CHECKING:
     from ._dataset import Dataset
     from ._level import Level
 
-__all__ = ["Cascade"]
+__all__ = ["Cascade", "LevelCascade", "level_cascade"]
 
 
 @dataclass(eq=False)
@@ -419,3 +420,67 @@ class Cascade:
             alive.discard(self)
             if not alive:
                 del _ALIVE[self._key]
+
+
+class LevelCascade(Cascade):
+    """``pyramid=`` writing level ``index`` > 0 of a label image (ngio's ``set_array`` at that
+    level, then ``consolidate()``): the coarser levels built from it as the writes land (a
+    :class:`Cascade` over the levels from ``index`` on), the finer ones upsampled from it
+    (nearest) over the regions written once every write is done, and after a failure over
+    what landed. The result equals the write followed by
+    ``build_pyramid(from_level=index, regions=[the region written])``."""
+
+    def __init__(self, ds: Dataset, index: int, method: Method | None = None) -> None:
+        from ._upsample import Finer
+
+        ds.structure_lock()  # (made now: the view shares it)
+        view = copy.copy(ds)
+        view.levels = ds.levels[index:]
+        super().__init__(view, method)
+        self.target = ds
+        self.finer = Finer(ds, index)
+        self._noted = False  # the writer notes its regions (with masks): add() does not
+
+    def note(self, region: Region, mask: NDArray[np.bool_] | None = None) -> None:
+        """The writer will write ``region`` of the level (``mask``: only those pixels)."""
+        self._noted = True
+        self.finer.add(region, mask)
+
+    async def add(self, level: int, region: Region, data: NDArray[Any]) -> None:
+        if level == 0 and not self._noted:
+            self.finer.add(region)
+        await super().add(level, region, data)
+
+    async def finish(self) -> None:
+        try:
+            await super().finish()
+        except Exception as exc:
+            await self.finer.settle(exc)
+            raise
+        finally:
+            self.target.metadata = self._ds.metadata  # (the end may record the method)
+        await self.finer.build()
+
+    async def settle(self, error: BaseException, unsure: Sequence[Region] = ()) -> None:
+        if not self._noted:
+            for region in unsure:
+                self.finer.add(region)
+        await super().settle(error, unsure)
+        self.target.metadata = self._ds.metadata
+        await self.finer.settle(error)
+
+
+def level_cascade(ds: Dataset, index: int, pyramid: bool | Method) -> LevelCascade:
+    """The cascade of a write of level ``index`` > 0 with ``pyramid``; refused (before any
+    I/O) for an image that is no label image: its finer levels hold pixels no upsampling
+    gives back."""
+    if not _is_label(ds):
+        finer = ", ".join(repr(lvl.path) for lvl in ds.levels[:index])
+        raise ValueError(
+            f"pyramid={pyramid!r} writing level {ds.levels[index].path!r} of {ds.url} would "
+            f"replace its finer levels ({finer}) with pixels upsampled from it: only label "
+            "images are upsampled so (ngio's consolidate); write level 0 with pyramid=True, "
+            "or this level with pyramid=False"
+        )
+    ds._check_first_multiscale("pyramid=")
+    return LevelCascade(ds, index, None if pyramid is True else cast("Method", pyramid))

@@ -1022,13 +1022,18 @@ class Dataset(StoreNode):
         :mod:`ngio_async.images._write`); objects left all fill value are deleted, or stored
         as such where a delete cannot be conditional (S3, GCS, Azure, memory).
 
-        :param pyramid: also update the lower levels (level 0 only): they are computed from the
-            written pixels in memory while level 0 is written (no read back; regions that are
-            not aligned to the downsampling are rebuilt from the store at the end). The result
+        :param pyramid: also update the lower levels (of level 0; a label image's level
+            ``k``: below): they are computed from the written pixels in memory while level 0
+            is written (no read back; regions that are not aligned to the downsampling are
+            rebuilt from the store at the end). The result
             equals ``write`` followed by ``build_pyramid(regions=...)``. ``True`` downsamples
             with the default method of :meth:`build_pyramid`; or name one (``"mean"``,
             ``"nearest"``, ``"mode"``, ``"ngio"``). Concurrent pyramid writes of disjoint regions
             keep the lower tiles they share right, in this process and across processes.
+            Level ``k`` > 0 of a label image (ngio's ``set_array`` there, then
+            ``consolidate()``): the coarser levels built from it as above, the finer ones
+            upsampled from it over the region written (nearest), as
+            ``build_pyramid(from_level=k, regions=...)``; refused for other images.
         :param axes_order: ``data``'s axes, as :meth:`read` gives them with it.
         :param merge: combine ``data`` with the stored pixels (ngio's ``merge``): ``"max"``,
             ``"min"``, ``"sum"``, ``"keep_nonzero"`` or ``f(stored, patch)``; see
@@ -1082,10 +1087,10 @@ class Dataset(StoreNode):
             return None
         if _is_cascade(pyramid):
             return pyramid  # type: ignore[return-value]
-        if level != 0:
-            raise ValueError(
-                f"pyramid=True writes level 0 (the source of the pyramid), not {level}"
-            )
+        if level != 0:  # a label image's finer levels upsampled from it (ngio's consolidate)
+            from ._cascade import level_cascade
+
+            return level_cascade(self, level, pyramid)
         from ._cascade import Cascade
 
         self._check_first_multiscale("pyramid=")
@@ -1157,6 +1162,8 @@ class Dataset(StoreNode):
         cascade = self._cascade(level, pyramid)
         after = None if cascade is None else partial(cascade.add, 0)
         lvl = self.level(level)
+        if how == "points" and cascade is not None and level > 0:  # finer: its pixels alone
+            _note_points(cascade, selection, lvl)
         landed = lvl.begun
         try:
             if how == "orthogonal":
@@ -1204,7 +1211,7 @@ class Dataset(StoreNode):
         out=w)``.
 
         :param pyramid: also build the lower levels from the written tiles, in memory, as they
-            arrive (level 0 only; see :meth:`write`). Held bytes stay within
+            arrive (level 0; a label image's level ``k`` too, see :meth:`write`). Held bytes stay within
             ``limits.prefetch_bytes`` (what does not fit, or is not aligned, is rebuilt from
             the store when the block exits).
         :raises ReadOnlyError: the dataset is read-only (raised before any I/O).
@@ -1243,6 +1250,7 @@ class Dataset(StoreNode):
         source: Literal["previous", "level0"] = "previous",
         window: int | None = None,
         progress: Callable[[int, int], object] | None = None,
+        from_level: int | str = 0,
     ) -> None:
         """Compute the lower levels from level 0, tile by tile, streaming and concurrently.
 
@@ -1268,12 +1276,22 @@ class Dataset(StoreNode):
             the cumulative factor: larger source reads).
         :param window: tiles in progress at once (default ``limits.prefetch_tiles``).
         :param progress: ``progress(done, total)`` after each tile.
+        :param from_level: a label image's level to build every other from (ngio's
+            ``consolidate()`` of a label set at that level): the coarser levels downsampled
+            from it as above, the finer ones upsampled (nearest: finer pixel ``i`` takes its
+            pixel ``i // f``); ``regions`` are then of its pixels. Refused for other images
+            (their finer levels hold pixels no upsampling gives back) and with ``levels``.
         :raises ReadOnlyError: the dataset is read-only (raised before any I/O).
         """
         from ._pyramid import build_pyramid
 
         self._check_writable()  # before the group document is read again
         self._check_first_multiscale("build_pyramid")
+        start = self._level_index(from_level)
+        if start:
+            from ._upsample import build_from, check_build_from
+
+            check_build_from(self, start, levels)
         if self.metadata.ngff_version not in ("0.4", "0.5"):  # before a level is created
             raise UnsupportedError(
                 f"{self.store.url}: cannot build the pyramid of an NGFF "
@@ -1282,16 +1300,28 @@ class Dataset(StoreNode):
             )
         async with self.structure_lock():
             await refresh_image(self)  # levels another dataset or process added since the open
-            await build_pyramid(
-                self,
-                levels,
-                method,
-                regions,
-                tile,
-                source=source,
-                window=window,
-                progress=progress,
-            )
+            if start:
+                await build_from(
+                    self,
+                    start,
+                    method,
+                    regions,
+                    tile,
+                    source=source,
+                    window=window,
+                    progress=progress,
+                )
+            else:
+                await build_pyramid(
+                    self,
+                    levels,
+                    method,
+                    regions,
+                    tile,
+                    source=source,
+                    window=window,
+                    progress=progress,
+                )
         self._extents.clear()
         await self._follow_data_windows()
 
@@ -2101,6 +2131,20 @@ class Dataset(StoreNode):
         return RoiStream(
             self, rois, level, label, axes, prefetch=prefetch, ordered=ordered, planes=planes
         )
+
+
+def _note_points(cascade: Cascade, selection: Any, lvl: Level) -> None:
+    """Tell a level cascade (a write above level 0) the points written: the finer levels
+    follow those pixels alone (a masked write leaves the rest of its box as stored)."""
+    from ._cascade import LevelCascade
+
+    if not isinstance(cascade, LevelCascade):
+        return
+    span = coordinate_index(selection, lvl.shape).span()
+    points = np.broadcast_arrays(*(np.asarray(p) for p in selection))
+    mask = np.zeros(tuple(s.stop - s.start for s in span), dtype=bool)
+    mask[tuple(p % n - s.start for p, n, s in zip(points, lvl.shape, span, strict=True))] = True
+    cascade.note(span, mask)
 
 
 def _is_cascade(pyramid: object) -> bool:

@@ -12,8 +12,9 @@ their finer pixels hold data no upsampling gives back (the callers refuse it).
 
 from __future__ import annotations
 
+import copy
 from itertools import pairwise, product
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 import numpy as np
@@ -22,11 +23,12 @@ from .._prefetch import SETTLE_SECONDS
 from ._write import write_region
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Iterator, Sequence
 
     from numpy.typing import NDArray
 
     from ..engine import Region
+    from ..engine.pyramid import Method
     from ._dataset import Dataset
 
 __all__ = ["Finer", "upsampled"]
@@ -189,3 +191,70 @@ def _split(region: Region, grid: tuple[int, ...]) -> Iterator[Region]:
         edges = [s.start, *range((s.start // g + 1) * g, s.stop, g), s.stop]
         cuts.append([slice(a, b) for a, b in pairwise(edges) if b > a])
     yield from product(*cuts)
+
+
+def check_build_from(ds: Dataset, index: int, levels: int | None) -> None:
+    """Refuse, before any I/O, ``build_pyramid(from_level=index)`` of an image that is no label
+    image, or adding levels with it."""
+    from ._pyramid import _is_label
+
+    if not _is_label(ds):
+        finer = ", ".join(repr(lvl.path) for lvl in ds.levels[:index])
+        raise ValueError(
+            f"build_pyramid(from_level={index}) of {ds.url} would replace its finer levels "
+            f"({finer}) with pixels upsampled from level {ds.levels[index].path!r}: only "
+            "label images are upsampled so (ngio's Label.consolidate); an image's finer "
+            "levels hold pixels no upsampling gives back"
+        )
+    if levels is not None and levels != len(ds.levels):
+        raise ValueError(
+            f"build_pyramid(from_level={index}, levels={levels}) of {ds.url}: levels are "
+            "added from level 0 (build_pyramid(levels=...)), not with from_level"
+        )
+
+
+async def build_from(
+    ds: Dataset,
+    index: int,
+    method: Method | None,
+    regions: Sequence[Sequence[Any]] | None,
+    tile: Sequence[int | None] | None,
+    *,
+    source: Literal["previous", "level0"],
+    window: int | None,
+    progress: Callable[[int, int], object] | None,
+) -> None:
+    """:meth:`Dataset.build_pyramid` with ``from_level=index`` (``ds``'s structure lock held):
+    the coarser levels from level ``index`` (``build_pyramid`` of a view whose levels start
+    there), the finer ones upsampled from it over ``regions`` (of level ``index``; all of it
+    by default)."""
+    from ..engine.pyramid import changed_regions
+    from ._pyramid import build_pyramid
+
+    view = copy.copy(ds)
+    view.levels = ds.levels[index:]
+    shape = view.levels[0].shape
+    finer = Finer(ds, index)
+    whole = [tuple(slice(0, n) for n in shape)]
+    for region in whole if regions is None else changed_regions(regions, shape):
+        finer.add(region)  # (checked before any write)
+    extra = len(finer.tiles())
+    coarse = 0
+
+    def down(done: int, total: int) -> None:
+        nonlocal coarse
+        coarse = total
+        if progress is not None:
+            progress(done, total + extra)
+
+    def up(done: int) -> None:
+        if progress is not None:
+            progress(coarse + done, coarse + extra)
+
+    try:
+        await build_pyramid(
+            view, None, method, regions, tile, source=source, window=window, progress=down
+        )
+    finally:
+        ds.metadata = view.metadata  # (a whole build records the method)
+    await finer.build(up)
