@@ -11,6 +11,7 @@ encoding is pure: it returns the documents and chunks to write.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
@@ -275,17 +276,20 @@ def _under(prefix: str, items: Mapping[str, bytes]) -> dict[str, bytes]:
     return {_join(prefix, k): v for k, v in items.items()}
 
 
-def _obs_column(col: NDArray[Any], dtype: str | None, *, v3: bool) -> dict[str, bytes]:
+def _obs_column(
+    col: NDArray[Any], dtype: str | None, *, v3: bool, natural: bool = False
+) -> dict[str, bytes]:
     """An ``obs`` column as anndata writes it: ``categorical`` (a ``category`` column, or
     strings with missing values), ``nullable-integer`` / ``nullable-boolean`` (an ``Int64``
-    or ``boolean`` column, or integers / booleans with missing values), else a plain array."""
+    or ``boolean`` column, or integers / booleans with missing values), else a plain array.
+    ``natural``: categories in natural order (anndata's for strings it made categorical)."""
     if col.dtype != object and dtype not in ("category",) and not _is_nullable(dtype):
         return _array(col, _ARRAY, v3=v3)
     values = col.tolist()
     present = [v for v in values if v is not None]
     missing = len(present) != len(values)
     if dtype == "category" or (missing and all(isinstance(v, str) for v in present)):
-        return _categorical_items(values, present, v3=v3)
+        return _categorical_items(values, present, v3=v3, natural=natural)
     ints = all(isinstance(v, int) and not isinstance(v, bool) for v in present)
     bools = all(isinstance(v, bool) for v in present)
     if (_is_nullable(dtype) or missing) and (ints or bools):
@@ -300,6 +304,24 @@ def _obs_column(col: NDArray[Any], dtype: str | None, *, v3: bool) -> dict[str, 
     return _array(col, _STRINGS if col.dtype == object else _ARRAY, v3=v3)
 
 
+def _repeats_strings(col: NDArray[Any]) -> bool:
+    """Whether anndata's ``strings_to_categoricals`` (run by every anndata write, thus ngio's)
+    stores ``col`` as categorical: strings (missing values aside) with fewer distinct values
+    than rows."""
+    if col.dtype != object:
+        return False
+    present = [v for v in col.tolist() if v is not None]
+    return (
+        bool(present) and all(isinstance(v, str) for v in present) and len(set(present)) < len(col)
+    )
+
+
+def _natural(value: Any) -> tuple[Any, ...]:
+    """natsort's order of strings: runs of digits compared as numbers, before letters."""
+    parts = re.split(r"(\d+)", str(value))
+    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts if p)
+
+
 def _is_nullable(dtype: str | None) -> bool:
     return dtype is not None and (dtype == "boolean" or "Int" in dtype)
 
@@ -310,8 +332,11 @@ def _int_dtype(dtype: str | None) -> np.dtype[Any]:
     return np.dtype(dtype.lower())  # "UInt16" -> uint16
 
 
-def _categorical_items(values: list[Any], present: list[Any], *, v3: bool) -> dict[str, bytes]:
-    cats = sorted(set(present), key=lambda v: (str(type(v)), v))
+def _categorical_items(
+    values: list[Any], present: list[Any], *, v3: bool, natural: bool = False
+) -> dict[str, bytes]:
+    order = _natural if natural else lambda v: (str(type(v)), v)
+    cats = sorted(set(present), key=order)
     where = {c: i for i, c in enumerate(cats)}
     codes_dtype = np.int8 if len(cats) < 128 else np.int16 if len(cats) < 32768 else np.int32
     codes = np.asarray([-1 if v is None else where[v] for v in values], dtype=codes_dtype)
@@ -365,7 +390,11 @@ def encode_anndata(
     out |= _under("obs", _group(obs_attrs, v3=v3))
     out |= _under(f"obs/{index_key}", _array(np.asarray(index, dtype=object), _STRINGS, v3=v3))
     for k in others:
-        out |= _under(f"obs/{k}", _obs_column(columns[k], dtypes.get(k), v3=v3))
+        # anndata writes repeated strings as categorical (its strings_to_categoricals): ngio's
+        # tables read them back so
+        inferred = dtypes.get(k) is None and _repeats_strings(columns[k])
+        kind = "category" if inferred else dtypes.get(k)
+        out |= _under(f"obs/{k}", _obs_column(columns[k], kind, v3=v3, natural=inferred))
     var_attrs = {
         "column-order": [],
         "_index": "_index",
