@@ -147,6 +147,24 @@ async def test_build_pyramid_from_level1_whole(tmp_path: Path) -> None:
         await lab.aclose()
 
 
+async def test_build_pyramid_from_level1_rebuilds_the_regions_alone(tmp_path: Path) -> None:
+    url = tmp_path / "a.zarr"
+    await _image(url, "0.4")
+    old0 = RNG.integers(1, 9, (64, 64), dtype=np.uint16)
+    async with ngio_async.open_async(url, mode="r+") as ds:
+        lab = await ds.labels.open("mine", mode="r+")
+        await lab.write(old0)  # level 0 alone: not level 1 upsampled
+        await lab.write(PATCH, level=1, y=Y, x=X)
+        with pytest.raises(TypeError, match="progress"):
+            await lab.build_pyramid(from_level=1, regions=[(Y, X)], progress=3)  # type: ignore[arg-type]
+        assert np.array_equal(await lab.read(level=0), old0)  # refused before any write
+        await lab.build_pyramid(from_level=1, regions=[(Y, X)])
+        want0 = old0.copy()
+        want0[10:36, 18:40] = up(PATCH, 2)
+        np.testing.assert_array_equal(await lab.read(level=0), want0)
+        await lab.aclose()
+
+
 async def test_masked_write_at_level1_changes_only_the_object(tmp_path: Path) -> None:
     """A masked label write at level 1 (ngio's set_roi_masked): the finer level changes only
     under the object's pixels, though it held other pixels than level 1 upsampled."""

@@ -229,8 +229,10 @@ async def build_from(
     there), the finer ones upsampled from it over ``regions`` (of level ``index``; all of it
     by default)."""
     from ..engine.pyramid import changed_regions
+    from ._dataset import check_progress
     from ._pyramid import build_pyramid
 
+    check_progress(progress)  # (the build is given a wrapper)
     view = copy.copy(ds)
     view.levels = ds.levels[index:]
     shape = view.levels[0].shape
