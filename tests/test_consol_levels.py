@@ -270,3 +270,34 @@ def test_blocking_api(tmp_path: Path) -> None:
         lab.write(FIRST, 1)
         lab.build_pyramid(from_level=1, method="ngio", regions=[(Y, X)])
         np.testing.assert_array_equal(lab.read(level=0), up(FIRST, 2))
+
+
+async def test_ngio_upsampling_at_sizes_the_factor_does_not_divide(tmp_path: Path) -> None:
+    """Levels (44, 62), (22, 31), (11, 16): ngio upsamples level 2's 16 columns into level
+    1's 31 with its nearest zoom (column 29 takes 15, not 29 // 2); method "ngio" gives
+    ngio's pixels on every level, by a write and by build_pyramid(from_level=2)."""
+    ngio = pytest.importorskip("ngio")
+    url = tmp_path / "a.zarr"
+    async with ngio_async.create_async(
+        url, shape=(1, 44, 62), dtype="uint16", axes="cyx", chunks=(1, 16, 16), levels=3,
+        channels=["DAPI"], ngff_version="0.4",
+    ) as ds:  # fmt: skip
+        for name in ("mine", "built", "theirs"):
+            await (await ds.labels.create(name, dtype="uint16")).aclose()
+    level2 = RNG.integers(0, 9, (11, 16), dtype=np.uint16)
+    oz = ngio.open_ome_zarr_container(str(url))
+    theirs = oz.get_label("theirs", path="2")
+    theirs.set_array(level2)
+    theirs.consolidate()
+    want = [np.asarray(oz.get_label("theirs", path=p).get_array()) for p in ("0", "1", "2")]
+    assert want[1][::2, 29].tolist() == level2[:, 15].tolist() != level2[:, 14].tolist()
+    async with ngio_async.open_async(url, mode="r+") as ds:
+        mine = await ds.labels.open("mine", mode="r+")
+        await mine.write(level2, level=2, pyramid="ngio")
+        _equal(await _levels(mine), want)
+        built = await ds.labels.open("built", mode="r+")
+        await built.write(level2, level=2)
+        await built.build_pyramid(from_level=2, method="ngio")
+        _equal(await _levels(built), want)
+        await mine.aclose()
+        await built.aclose()

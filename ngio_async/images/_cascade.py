@@ -438,7 +438,7 @@ class LevelCascade(Cascade):
         view.levels = ds.levels[index:]
         super().__init__(view, method)
         self.target = ds
-        self.finer = Finer(ds, index)
+        self.finer = Finer(ds, index, self._method)
         self._noted = False  # the writer notes its regions (with masks): add() does not
 
     def note(self, region: Region, mask: NDArray[np.bool_] | None = None) -> None:

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from numpy.typing import NDArray
 
     from ..engine import Region
-    from ..engine.pyramid import Method
+    from ..engine.pyramid import Index, Method
     from ._dataset import Dataset
 
 __all__ = ["Finer", "upsampled"]
@@ -42,8 +42,10 @@ class Finer:
     """The levels finer than level ``index`` of ``ds``, following the regions written to it:
     each upsampled (nearest) once every write is done."""
 
-    def __init__(self, ds: Dataset, index: int) -> None:
+    def __init__(self, ds: Dataset, index: int, method: Method | None = None) -> None:
         self.ds, self.index = ds, index
+        # method "ngio": ngio's nearest zoom up, level by level (elsewhere ``i // f``)
+        self.maps = _ngio_up(ds, index) if method == "ngio" and index > 0 else None
         self.regions: list[Region] = []  # of level ``index``, written
         # the pixels of a region written, where not all (a masked write): only those followed
         self.masks: dict[int, NDArray[np.bool_]] = {}
@@ -127,7 +129,7 @@ class Finer:
         async def one(tile: Region, mask: NDArray[np.bool_] | None) -> None:
             nonlocal done
             async with limit:
-                await upsample_tile(self.ds, self.index, tile, mask)
+                await upsample_tile(self.ds, self.index, tile, mask, self.maps)
             done += 1
             if progress is not None:
                 progress(done)
@@ -149,11 +151,40 @@ def _cumulative(ds: Dataset, index: int) -> list[int]:
     return factors
 
 
+def _ngio_up(ds: Dataset, index: int) -> dict[int, Index]:
+    """``[j]``: per axis, the pixel of level ``index`` each pixel of level ``j`` takes, as
+    ngio's ``consolidate()`` upsamples (level by level from the one below, its nearest zoom
+    over that level's chunks). Where the factor divides the shapes that is ``i // f``.
+
+    :raises ValueError: a level ngio's zoom cannot build (before any I/O)."""
+    from ..engine.pyramid import ngio_maps
+
+    levels = ds.levels
+    out: dict[int, Index] = {}
+    idx: Index | None = None
+    for j in range(index - 1, -1, -1):
+        try:
+            (step,) = ngio_maps([levels[j + 1].shape, levels[j].shape], [levels[j + 1].meta.chunks])
+        except ValueError as exc:
+            raise ValueError(
+                f"method 'ngio' cannot upsample {ds.url} into level {levels[j].path!r}: {exc}"
+            ) from None
+        idx = step if idx is None else tuple(c[s] for c, s in zip(idx, step, strict=True))
+        out[j] = idx
+    return out
+
+
 async def upsample_tile(
-    ds: Dataset, index: int, tile: Region, mask: NDArray[np.bool_] | None = None
+    ds: Dataset,
+    index: int,
+    tile: Region,
+    mask: NDArray[np.bool_] | None = None,
+    maps: dict[int, Index] | None = None,
 ) -> None:
     """Write ``tile`` of level ``index``, upsampled, into every finer level (``mask``: its
-    pixels to follow; the others' finer pixels keep what is stored)."""
+    pixels to follow; the others' finer pixels keep what is stored; ``maps``: ngio's
+    upsampling, see :func:`_ngio_up`; else ``i // f``)."""
+    from ..engine.pyramid import sampled
     from ._pyramid import level_factors
 
     steps = level_factors(ds)[:index]
@@ -163,7 +194,13 @@ async def upsample_tile(
     for j in range(index - 1, -1, -1):
         factors = [f * g for f, g in zip(factors, steps[j], strict=True)]
         dst = ds.levels[j]
-        where, picks = upsampled(tile, factors, src.shape, dst.shape)
+        if maps is None:
+            where, picks = upsampled(tile, factors, src.shape, dst.shape)
+        else:
+            where, taken = sampled(tile, maps[j])
+            picks = list(taken)
+            if any(w.stop <= w.start for w in where):
+                continue
         grid = np.ix_(*picks)
         await write_region(dst, where, data[grid], where=None if mask is None else mask[grid])
 
@@ -230,13 +267,13 @@ async def build_from(
     by default)."""
     from ..engine.pyramid import changed_regions
     from ._dataset import check_progress
-    from ._pyramid import build_pyramid
+    from ._pyramid import build_pyramid, default_method
 
     check_progress(progress)  # (the build is given a wrapper)
     view = copy.copy(ds)
     view.levels = ds.levels[index:]
     shape = view.levels[0].shape
-    finer = Finer(ds, index)
+    finer = Finer(ds, index, default_method(ds) if method is None else method)
     whole = [tuple(slice(0, n) for n in shape)]
     for region in whole if regions is None else changed_regions(regions, shape):
         finer.add(region)  # (checked before any write)
