@@ -155,3 +155,40 @@ async def test_masked_reads_and_writes_in_axes_order_as_ngio(tmp_path: Path, ver
         np.testing.assert_array_equal(alone, theirs_masked)
         await m.write(4, patch, c=[1], axes_order=order)
         np.testing.assert_array_equal(await ds.read(), container.get_image().get_as_numpy())
+
+
+def _numbered(patch: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """Ids that depend on the position along the patch's first axis (a transposed patch or
+    result would be written differently)."""
+    ramp = (np.arange(patch.shape[0]) % 3 + 1).reshape((-1,) + (1,) * (patch.ndim - 1))
+    return np.asarray((patch % 7 > 2) * ramp, dtype=np.uint32)
+
+
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+def test_a_roi_stream_in_axes_order_segments_as_ngios_iterator(
+    tmp_path: Path, version: str
+) -> None:
+    import ngio
+    from ngio.iterators import SegmentationIterator
+
+    container = _ngio_image(tmp_path / "theirs.zarr", version)
+    container.add_table("FOV_ROI_table", container.build_image_roi_table("whole"))
+    shutil.copytree(tmp_path / "theirs.zarr", tmp_path / "mine.zarr")
+    order = ["x", "y", "z", "c"]
+    seg = container.derive_label("seg", dtype="uint32")
+    table = container.get_roi_table("FOV_ROI_table")
+    iterator = SegmentationIterator(
+        container.get_image(), seg, channel_selection=[0], axes_order=order
+    ).product(table)
+    iterator.map_as_numpy(_numbered)
+    with ngio_async.open(tmp_path / "mine.zarr", mode="r+") as ds:
+        with ds.labels.create("seg", dtype="uint32") as out:
+            rois = ds.read_rois("FOV_ROI_table", c=[0], axes_order=order, label="nuclei")
+            ngio_async.stream_sync(rois, _numbered, out=out, pyramid=True)
+        for r in ds.read_rois("FOV_ROI_table", c=0, axes_order="zyx", label="nuclei"):
+            assert r.data.shape == (3, 8, 10) and r.labels is not None
+            assert r.labels.shape == r.data.shape and r.mask.shape == r.data.shape
+    theirs = ngio.open_ome_zarr_container(str(tmp_path / "theirs.zarr")).get_label("seg")
+    mine = ngio.open_ome_zarr_container(str(tmp_path / "mine.zarr")).get_label("seg")
+    assert len(np.unique(mine.get_as_numpy())) == 4
+    np.testing.assert_array_equal(mine.get_as_numpy(), theirs.get_as_numpy())

@@ -2117,6 +2117,7 @@ class Dataset(StoreNode):
         prefetch: int | None = None,
         ordered: bool = True,
         planes: Sequence[str] | None = None,
+        axes_order: Sequence[str] | None = None,
         **axes: Any,
     ) -> RoiStream:
         """``async for r in ds.read_rois("FOV_ROI_table")``: each ROI of a table (a name, or
@@ -2124,12 +2125,22 @@ class Dataset(StoreNode):
         (and ``r.labels`` of ``label``, an open label image or the name of one of this
         image's, on the same grid); ``axes``
         select other axes (``c="DAPI"``); ``planes=("z",)``: each ROI plane by plane, the axis
-        dropped (ngio's ``by_yx``). See :class:`~ngio_async.images.RoiStream`."""
+        dropped (ngio's ``by_yx``); ``axes_order``: ``r.data`` and ``r.labels`` in that
+        order (see :meth:`read`; ``stream(..., out=...)`` takes results in it too, as ngio's
+        iterators' ``axes_order``). See :class:`~ngio_async.images.RoiStream`."""
         from ._rois import RoiStream
 
         self._check_open()
         return RoiStream(
-            self, rois, level, label, axes, prefetch=prefetch, ordered=ordered, planes=planes
+            self,
+            rois,
+            level,
+            label,
+            axes,
+            prefetch=prefetch,
+            ordered=ordered,
+            planes=planes,
+            axes_order=axes_order,
         )
 
 

@@ -20,7 +20,7 @@ import anyio
 import numpy as np
 
 from .._prefetch import _Deferred, prefetch as start_prefetch
-from ._axes_order import from_order, kept_by_region, roi_read_in_order
+from ._axes_order import check_order, from_order, kept_by_region, roi_read_in_order
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -284,12 +284,15 @@ class RoiStream:
         prefetch: int | None = None,
         ordered: bool = True,
         planes: Sequence[str] | None = None,
+        axes_order: Sequence[str] | None = None,
     ) -> None:
         if prefetch is not None and (isinstance(prefetch, bool) or prefetch < 1):
             raise ValueError(f"prefetch must be a positive int, got {prefetch!r}")
         if isinstance(planes, str) or any(a not in ("z", "t") for a in planes or ()):
             raise ValueError(f"planes takes a sequence of 'z' and 't', got {planes!r}")
         self._planes = tuple(planes or ())
+        # each read's data and labels in this order (ngio's iterators' axes_order)
+        self._axes_order = None if axes_order is None else check_order(axes_order)
         image.level(level)  # a bad level fails here, not at the first ROI
         self._image, self._rois, self._level = image, rois, level
         self._label, self._axes = label, axes
@@ -324,6 +327,8 @@ class RoiStream:
 
         async def read(item: _Item) -> RoiRead:
             got = await read_roi(image, item[0], level, label, item[1], **axes)
+            if self._axes_order is not None:
+                got = roi_read_in_order(got, image.axes, self._axes_order)
             return replace(got, index=item[2])
 
         return start_prefetch(
@@ -335,6 +340,20 @@ class RoiStream:
             ordered=self._ordered,
             owner=owner,
         )
+
+    def natural(self, r: RoiRead, value: Any) -> tuple[RoiRead, Any]:
+        """A read of this stream and a result for it (in ``axes_order``, as ``r`` is) in the
+        axes the image's read keeps: what ``stream(..., out=...)`` writes."""
+        order = self._axes_order
+        if order is None:
+            return r, value
+        kept = kept_by_region(self._image.axes, r.region)
+        labels = None if r.labels is None else from_order(r.labels, kept, order)
+        try:
+            value = from_order(value, kept, order)
+        except ValueError as exc:
+            raise ValueError(f"the result of ROI {r.roi.name!r}: {exc}") from None
+        return replace(r, data=from_order(r.data, kept, order), labels=labels), value
 
     async def _release(self) -> None:
         """Close the label image the stream opened (its image and store stay open), unless
@@ -642,11 +661,12 @@ class MaskedImage:
         prefetch: int | None = None,
         ordered: bool = True,
         planes: Sequence[str] | None = None,
+        axes_order: Sequence[str] | None = None,
         **axes: Any,
     ) -> RoiStream:
         """The objects (``values``, default all) read ahead of the consumer, each a
-        :class:`RoiRead` with its labels (``r.masked()``: its pixels alone); ``planes``: as
-        :meth:`Dataset.read_rois`."""
+        :class:`RoiRead` with its labels (``r.masked()``: its pixels alone); ``planes``,
+        ``axes_order``: as :meth:`Dataset.read_rois`."""
         rois = [self.roi(v) for v in (self.values if values is None else values)]
         return RoiStream(
             self.image,
@@ -657,6 +677,7 @@ class MaskedImage:
             prefetch=prefetch,
             ordered=ordered,
             planes=planes,
+            axes_order=axes_order,
         )
 
     async def aclose(self) -> None:

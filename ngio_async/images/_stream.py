@@ -180,7 +180,7 @@ class Stream(Generic[R]):
                 await self._write_tiles(writer)
             return
         cascade = _level_cascade(out, self._level, self._pyramid)
-        finer = _Finer(out, self._level)  # (level 0: nothing finer, a few regions noted)
+        finer = _Finer(out, self._level, cascade._method)  # (level 0: nothing finer)
         try:
             # (a cascade given as pyramid=: the writer feeds it, finishes it)
             async with out.writer(self._level, pyramid=cast("Any", cascade)) as writer:
@@ -203,12 +203,15 @@ class Stream(Generic[R]):
         target = out.image if isinstance(out, MaskedImage) else out
         index = self._level
         cascade = None if not self._pyramid else _level_cascade(target, index, self._pyramid)
-        finer = _Finer(target, index) if cascade is not None and index > 0 else None
+        finer = (
+            _Finer(target, index, cascade._method) if cascade is not None and index > 0 else None
+        )
         level = target.levels[index]
         unsure: list[Region] = []
         try:
             async with self as results:
-                async for item, value in results:
+                async for ordered, result in results:
+                    item, value = rois.natural(ordered, result)  # (axes_order undone)
                     # a write under way is finished when the caller is cancelled (bounded):
                     # never half a ROI written (another item's error waits for the next one)
                     what = f"stream(): the write of the result of {_roi_name(item)}"
