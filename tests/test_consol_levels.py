@@ -275,14 +275,14 @@ def test_blocking_api(tmp_path: Path) -> None:
 async def test_ngio_upsampling_at_sizes_the_factor_does_not_divide(tmp_path: Path) -> None:
     """Levels (44, 62), (22, 31), (11, 16): ngio upsamples level 2's 16 columns into level
     1's 31 with its nearest zoom (column 29 takes 15, not 29 // 2); method "ngio" gives
-    ngio's pixels on every level, by a write and by build_pyramid(from_level=2)."""
+    ngio's pixels on every level: by a write, build_pyramid(from_level=2) and stream()."""
     ngio = pytest.importorskip("ngio")
     url = tmp_path / "a.zarr"
     async with ngio_async.create_async(
         url, shape=(1, 44, 62), dtype="uint16", axes="cyx", chunks=(1, 16, 16), levels=3,
         channels=["DAPI"], ngff_version="0.4",
     ) as ds:  # fmt: skip
-        for name in ("mine", "built", "theirs"):
+        for name in ("mine", "built", "streamed", "theirs"):
             await (await ds.labels.create(name, dtype="uint16")).aclose()
     level2 = RNG.integers(0, 9, (11, 16), dtype=np.uint16)
     oz = ngio.open_ome_zarr_container(str(url))
@@ -299,5 +299,9 @@ async def test_ngio_upsampling_at_sizes_the_factor_does_not_divide(tmp_path: Pat
         await built.write(level2, level=2)
         await built.build_pyramid(from_level=2, method="ngio")
         _equal(await _levels(built), want)
-        await mine.aclose()
-        await built.aclose()
+        streamed = await ds.labels.open("streamed", mode="r+")
+        tiles = ds.tiles(2, c="DAPI")  # one tile: all of level 2
+        await ngio_async.stream(tiles, lambda _: level2, out=streamed, pyramid="ngio")
+        _equal(await _levels(streamed), want)
+        for lab in (mine, built, streamed):
+            await lab.aclose()
