@@ -917,7 +917,8 @@ class SyncDataset(_Reopenable):
         tile: Sequence[int | None] | None = None,
         **options: Any,
     ) -> None:
-        """Compute the lower levels from level 0 (see :meth:`Dataset.build_pyramid`)."""
+        """Compute the lower levels from level 0, or a label image's other levels from
+        ``from_level=k`` (see :meth:`Dataset.build_pyramid`)."""
         self._runner.call(
             lambda: self._dataset.build_pyramid(levels, method, regions, tile, **options)
         )
