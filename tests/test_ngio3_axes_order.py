@@ -72,9 +72,7 @@ async def test_reads_in_axes_order_as_ngio(tmp_path: Path, version: str) -> None
             await ds.read(axes_order=["y", "x", "y"])
 
         roi = container.build_image_roi_table().rois()[0].zoom(0.5)
-        from ngio_async.images._rois import zoomed
-
-        mine_roi = zoomed(ds.image_roi(), 0.5)
+        mine_roi = ds.image_roi().zoom(0.5)
         order = ["x", "y", "z", "c"]
         theirs = image.get_roi(roi, axes_order=order, c=1)
         read = await ds.read_roi(mine_roi, axes_order=order, c=1, label="nuclei")
@@ -106,15 +104,15 @@ async def test_writes_in_axes_order_as_ngio(tmp_path: Path, version: str) -> Non
     roi = container.build_image_roi_table().rois()[0].zoom(0.5)
     roi_patch = rng.integers(0, 1000, (1, 6, 4, 3), dtype=np.uint16)  # t, x, y, z of c=1
     image.set_roi(roi, roi_patch, axes_order=["t", "x", "y", "z"], c=1)
-    from ngio_async.images._rois import zoomed
-
     async with ngio_async.open_async(tmp_path / "mine.zarr", mode="r+") as ds:
         await ds.write(patch, axes_order=["x", "y", "c"], z=1, c=[0])
-        mine_roi = zoomed(ds.image_roi(), 0.5)
+        mine_roi = ds.image_roi().zoom(0.5)
         await ds.write_roi(mine_roi, roi_patch, axes_order=["t", "x", "y", "z"], c=1)
         np.testing.assert_array_equal(await ds.read(), image.get_as_numpy())
         with pytest.raises(ValueError, match=r"'t' \(size 2\)"):
             await ds.write(np.zeros((2, 3, 8, 10)), axes_order=["t", "z", "y", "x"], c=0)
+        await ds.write(9, axes_order=["x", "y"], c=0, z=0)  # a single value: any order
+        assert int((await ds.read(c=0, z=0)).min()) == 9
         with pytest.raises(ValueError, match="axes_order names 3"):
             await ds.write(np.zeros((3, 8)), axes_order=["z", "y", "x"], c=0)
 

@@ -92,6 +92,8 @@ def from_order(data: ArrayLike, axes: Sequence[str], order: Sequence[str]) -> ND
     only; axes it has that ``order`` lacks added with size 1)."""
     order = check_order(order)
     arr = np.asarray(data)
+    if arr.ndim == 0:  # a single value fills the selection, whatever the order
+        return arr
     if arr.ndim != len(order):
         raise ValueError(
             f"data has {arr.ndim} axes (shape {arr.shape}), axes_order names {len(order)}: "
