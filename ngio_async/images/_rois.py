@@ -727,20 +727,8 @@ async def open_masked(
 
 
 def zoomed(roi: Roi, factor: float, axes: Sequence[str] = ("x", "y")) -> Roi:
-    """``roi`` grown by ``factor`` about its centre along ``axes`` (ngio's ``Roi.zoom``: the
-    length times ``factor``, a start below 0 moved to 0, the length kept)."""
-    from ..tables import Roi
-
-    if not factor > 0:
-        raise ValueError(f"zoom must be positive, got {factor!r}")
-    ranges = dict(roi.ranges)
-    for a in axes:
-        if a in ranges:
-            lo, hi = ranges[a]
-            grow = (hi - lo) * (factor - 1.0)
-            start = max(lo - grow / 2, 0.0)
-            ranges[a] = (start, start + (hi - lo) + grow)
-    return Roi(roi.name, ranges, label=roi.label, time=roi.time, extra=dict(roi.extra))
+    """``roi`` grown by ``factor`` about its centre along ``axes``: :meth:`Roi.zoom`."""
+    return roi.zoom(factor, axes)
 
 
 def _shown(values: Sequence[int]) -> str:
