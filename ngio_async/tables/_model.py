@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -67,8 +68,9 @@ class Roi:
         """The box grown (or shrunk) by ``factor`` about its centre along ``axes`` (ngio's
         ``Roi.zoom``: each length times ``factor``, a start below 0 moved to 0 with the length
         kept)."""
-        if not (isinstance(factor, int | float) and factor > 0):
+        if isinstance(factor, bool) or not (isinstance(factor, numbers.Real) and factor > 0):
             raise ValueError(f"ROI {self.name!r}: zoom must be a positive number, got {factor!r}")
+        factor = float(factor)
         ranges = dict(self.ranges)
         for a in axes:
             if a in ranges:
