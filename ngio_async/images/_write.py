@@ -52,7 +52,7 @@ import anyio.to_thread
 import numpy as np
 
 from .._errors import ChangedError, CodecError, StoreError
-from .._prefetch import single_leaf, start_deferred, to_the_end
+from .._prefetch import first_error, single_leaf, start_deferred, to_the_end
 from ..codecs import ShardCodec
 from ..codecs._sharding import past_end_error
 from ..engine import normalize_selection, plan_shards, region_shape
@@ -67,7 +67,7 @@ except ImportError:  # Windows: no flock
     fcntl = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Awaitable, Callable
+    from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
     from contextlib import AbstractAsyncContextManager
 
     from numpy.typing import NDArray
@@ -316,7 +316,7 @@ async def _put_object(
 ) -> bool:
     """Store ``patch``, the whole object ``key``, or delete it when all fill value; whether
     it was stored."""
-    encoded = await level._workers.run(_encode_object, codec, key, None, patch)
+    encoded = await _encode_whole(level, codec, key, patch)
     if encoded is None:
         await level.store.delete(key)
         return False
@@ -480,14 +480,55 @@ def _encode_object(
     return codec.encode(chunk, key)
 
 
+#: inner chunks per worker call when a whole shard is encoded: the groups of one shard run in
+#: parallel, so a shard written alone (the last ones of a write, of its pyramid) keeps every
+#: core busy
+ENCODE_GROUP = 16
+
+
+async def _encode_whole(
+    level: Level, codec: ChunkCodec | ShardCodec, key: str, patch: _Patch
+) -> bytes | None:
+    """:func:`_encode_object` of a whole object (no existing bytes), a shard of more than
+    :data:`ENCODE_GROUP` inner chunks in several worker calls at once."""
+    workers = level._workers
+    coords = list(product(*_touched(codec, patch.local))) if isinstance(codec, ShardCodec) else []
+    if len(coords) <= ENCODE_GROUP or workers.threads < 2:
+        return await workers.run(_encode_object, codec, key, None, patch)
+    assert isinstance(codec, ShardCodec)
+    parts: list[dict[tuple[int, ...], bytes]] = []
+
+    async def group(todo: list[tuple[int, ...]]) -> None:
+        stored: dict[tuple[int, ...], bytes] = {}
+        await workers.run(_encode_inner, codec, key, patch, todo, stored)
+        parts.append(stored)
+
+    with first_error():
+        async with anyio.create_task_group() as tg:
+            for i in range(0, len(coords), ENCODE_GROUP):
+                tg.start_soon(group, coords[i : i + ENCODE_GROUP])
+    stored = {c: b for part in parts for c, b in part.items()}
+    if not stored:
+        return None
+    return await workers.run(_assemble, codec, key, stored)
+
+
+def _touched(codec: ShardCodec, local: Region) -> list[range]:
+    """Per axis, the inner chunks of a shard that ``local`` (a box in it) touches."""
+    return [
+        range(s.start // c, -(-s.stop // c)) for s, c in zip(local, codec.chunk_shape, strict=True)
+    ]
+
+
+def _assemble(codec: ShardCodec, key: str, stored: dict[tuple[int, ...], bytes]) -> bytes:
+    """The stored object of shard ``key`` holding the encoded inner chunks ``stored``."""
+    return codec.wrap(codec.encode_chunks(stored), key)
+
+
 def _encode_shard(
     codec: ShardCodec, key: str, existing: Buffer | None, patch: _Patch
 ) -> bytes | None:
-    piece, local, valid, mask, out = patch
-    inner = codec.inner
-    cs = codec.chunk_shape
     stored: dict[tuple[int, ...], bytes] = {}
-    same_dtype = piece.dtype == codec.dtype
     if existing is not None:  # (a compressed shard: decompressed first, recompressed after)
         mv = memoryview(codec.unwrap(existing, key)).cast("B")
         n = len(mv)
@@ -500,8 +541,27 @@ def _encode_shard(
             rng = index.chunk_range(coords)
             assert rng is not None
             stored[coords] = bytes(mv[rng[0] : rng[1]])
-    touched = [range(s.start // c, -(-s.stop // c)) for s, c in zip(local, cs, strict=True)]
-    for coords in product(*touched):
+    _encode_inner(codec, key, patch, product(*_touched(codec, patch.local)), stored)
+    if not stored:
+        return None
+    return _assemble(codec, key, stored)
+
+
+def _encode_inner(
+    codec: ShardCodec,
+    key: str,
+    patch: _Patch,
+    todo: Iterable[tuple[int, ...]],
+    stored: dict[tuple[int, ...], bytes],
+) -> None:
+    """Write ``patch`` into the inner chunks ``todo`` of shard ``key``: ``stored`` (their
+    encoded bytes, from the existing shard) takes each one's new bytes, or loses it when it
+    is all fill value (worker thread)."""
+    piece, local, valid, mask, out = patch
+    inner = codec.inner
+    cs = codec.chunk_shape
+    same_dtype = piece.dtype == codec.dtype
+    for coords in todo:
         box = tuple(slice(i * c, (i + 1) * c) for i, c in zip(coords, cs, strict=True))
         # overlap of the write with this inner chunk, in chunk and in piece coordinates
         lo = [max(b.start, s.start) for b, s in zip(box, local, strict=True)]
@@ -548,9 +608,6 @@ def _encode_shard(
             out[in_piece] = chunk[in_chunk]
         if not inner.is_empty(chunk[inside]):
             stored[coords] = inner.encode(chunk, label)
-    if not stored:
-        return None
-    return codec.wrap(codec.encode_chunks(stored), key)
 
 
 def _whole(box: tuple[slice, ...], shape: tuple[int, ...]) -> bool:
