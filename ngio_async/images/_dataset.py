@@ -459,10 +459,16 @@ class Dataset(StoreNode):
             return self.levels[self.level_for(pixel_size, unit)]
         assert index is not None
         if isinstance(index, str):
-            paths = [lvl.path for lvl in self.levels]
-            if index.strip("/") not in paths:
-                raise KeyError(f"no level with path {index!r}: the levels are {paths}")
-            return self.levels[paths.index(index.strip("/"))]
+            # the path in the multiscales ("0"; a label image's levels are stored under
+            # labels/<name>/, their store paths taken too)
+            prefix = f"{self.root}/" if self.root else ""
+            stored = [lvl.path for lvl in self.levels]
+            paths = [p.removeprefix(prefix) for p in stored]
+            want = index.strip("/")
+            for names in (paths, stored):
+                if want in names:
+                    return self.levels[names.index(want)]
+            raise KeyError(f"no level with path {index!r}: the levels are {paths}")
         if isinstance(index, bool) or not isinstance(index, numbers.Integral):
             raise TypeError(f"level must be an int or a level's path, got {index!r}")
         index = int(index)
