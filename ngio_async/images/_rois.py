@@ -633,8 +633,12 @@ class MaskedImage:
         :meth:`Dataset.write_points` takes it (or a stream's :class:`Cascade`)."""
         self.image._check_writable()
         value = got.roi.label
+        arr = np.asarray(data)
+        extra = arr.ndim - got.data.ndim
+        if extra > 0 and all(n == 1 for n in arr.shape[:extra]):  # dropped, as ds.write does
+            arr = arr.reshape(arr.shape[extra:])
         try:
-            new = np.broadcast_to(np.asarray(data), got.data.shape)
+            new = np.broadcast_to(arr, got.data.shape)
         except ValueError:
             raise ValueError(
                 f"object {value}: data of shape {np.shape(data)} for a box of shape "
