@@ -524,6 +524,7 @@ class Plate(StoreNode):
             ),
             None,
         ) or self._new_well_ref(r, c)
+        names = self.rows[ref["rowIndex"]], self.columns[ref["columnIndex"]]  # as ref read them
         name = _name(field, "field")
         self._check_acquisition(acquisition)
         version = create_options.pop("ngff_version", self.version)
@@ -600,7 +601,9 @@ class Plate(StoreNode):
                 assert well is not None
                 counts = self._grown_counts(well, acquisition)
                 if well_path not in self.wells or counts:
-                    await self._edit_plate(lambda wells: _with_well(wells, ref), counts)
+                    await self._edit_plate(
+                        lambda wells: wells, counts, body_edit=_well_listed(ref, *names)
+                    )
             except BaseException as exc:  # not listed: removed, so that a retry can create it
                 await self._discard_unlisted(well_path, name, root, plan, exc)
                 raise
@@ -1061,6 +1064,24 @@ def _level_paths(plan: ImagePlan, existing: Sequence[str]) -> ImagePlan:
     ms = replace(ms, datasets=datasets)
     ome = replace(ome, multiscales=[ms, *ome.multiscales[1:]])
     return dataclasses.replace(plan, paths=tuple(paths), ome=ome)
+
+
+def _well_listed(
+    ref: dict[str, Any], row: str, column: str
+) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """A plate body edit listing well ``ref`` (:func:`_with_well`) with the indices of its
+    ``row`` and ``column`` names in the body edited: another writer may have added rows or
+    columns since ``ref`` was made from the plate as read."""
+
+    def edit(body: dict[str, Any]) -> dict[str, Any]:
+        rows = [e.get("name") for e in body.get("rows") or [] if isinstance(e, dict)]
+        columns = [e.get("name") for e in body.get("columns") or [] if isinstance(e, dict)]
+        placed = ref
+        if row in rows and column in columns:
+            placed = {**ref, "rowIndex": rows.index(row), "columnIndex": columns.index(column)}
+        return {**body, "wells": _with_well(list(body.get("wells") or []), placed)}
+
+    return edit
 
 
 def _with_well(wells: list[dict[str, Any]], ref: dict[str, Any]) -> list[dict[str, Any]]:

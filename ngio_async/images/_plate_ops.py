@@ -50,7 +50,7 @@ async def remove_image(
     delete: bool = False,
 ) -> None:
     """See :meth:`~ngio_async.images.Plate.remove_image`."""
-    from ._plate import _name, _with_well
+    from ._plate import _name, _well_listed
 
     plate._check_writable()
     well_path = plate._listed(row, column)  # ngio's column=1 finds a plate's "01"
@@ -58,11 +58,9 @@ async def remove_image(
     if delete and not plate.store.supports_writes:
         raise UnsupportedError(f"{plate.url} is on a read-only store: nothing was changed")
     root = join(plate.root, well_path, name)
-    ref = next(
-        {"path": w.path, "rowIndex": w.row_index, "columnIndex": w.column_index}
-        for w in plate.metadata.wells
-        if w.path == well_path
-    )
+    listed = next(w for w in plate.metadata.wells if w.path == well_path)
+    ref = {"path": listed.path, "rowIndex": listed.row_index, "columnIndex": listed.column_index}
+    names = plate.rows[listed.row_index], plate.columns[listed.column_index]
     async with plate._well_lock(well_path):
         images = await plate._well_images(well_path)
         paths = [im.get("path") for im in images]
@@ -81,7 +79,7 @@ async def remove_image(
             well_path, lambda ims: [im for im in ims if im.get("path") != name]
         )
         if last and well is not None:  # another process added a field meanwhile
-            await plate._edit_plate(lambda wells: _with_well(wells, ref))
+            await plate._edit_plate(_same, body_edit=_well_listed(ref, *names))
         if plate._first_field == f"{well_path}/{name}":
             plate._first_paths, plate._first_field = None, ""
         if delete:

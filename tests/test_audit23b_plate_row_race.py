@@ -1,0 +1,53 @@
+"""A well listed by add_image while another writer added a
+row or column to the plate gets the row and column indices of the plate document it is
+listed in: they were computed from the plate as opened, so a row inserted before the well's
+meanwhile left it pointing at the row above (ngio then opened the well under the wrong row)."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+import ngio_async
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+pytestmark = [pytest.mark.anyio, pytest.mark.filterwarnings("ignore")]
+
+
+def _wells(path: Path) -> dict[str, tuple[str, str]]:
+    """Each listed well's path -> the (row, column) names its indices point at."""
+    if (path / "zarr.json").exists():
+        plate = json.loads((path / "zarr.json").read_text())["attributes"]["ome"]["plate"]
+    else:
+        plate = json.loads((path / ".zattrs").read_text())["plate"]
+    rows = [r["name"] for r in plate["rows"]]
+    columns = [c["name"] for c in plate["columns"]]
+    out: dict[str, tuple[str, str]] = {}
+    for w in plate["wells"]:
+        out[w["path"]] = (rows[w["rowIndex"]], columns[w["columnIndex"]])
+    return out
+
+
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+async def test_add_image_after_another_writer_added_a_row(tmp_path: Path, version: str) -> None:
+    url = tmp_path / "p.zarr"
+    kw: dict[str, Any] = {"shape": (4, 4), "dtype": "uint8"}
+    async with ngio_async.create_plate_async(
+        url,
+        rows=["B", "C"],
+        columns=["1", "3"],
+        ngff_version=version,  # type: ignore[arg-type]
+    ) as created:
+        await (await created.add_image("C/3", **kw)).aclose()
+    async with (
+        await ngio_async.open_plate_async(url, mode="r+") as mine,
+        await ngio_async.open_plate_async(url, mode="r+") as theirs,
+    ):
+        await theirs.add_row("A")  # before B and C: their indices move
+        await theirs.add_column("2")
+        await (await mine.add_image("B/3", **kw)).aclose()
+    assert _wells(url) == {"B/3": ("B", "3"), "C/3": ("C", "3")}
