@@ -516,14 +516,12 @@ class Plate(StoreNode):
         r, c = _split_well(row, column)
         c = self._numbered(column, c)
         well_path = f"{r}/{c}"
-        ref = next(
-            (
-                {"path": w.path, "rowIndex": w.row_index, "columnIndex": w.column_index}
-                for w in self.metadata.wells
-                if w.path == well_path
-            ),
-            None,
-        ) or self._new_well_ref(r, c)
+        known = next((w for w in self.metadata.wells if w.path == well_path), None)
+        ref: dict[str, Any] = (
+            {"path": known.path, "rowIndex": known.row_index, "columnIndex": known.column_index}
+            if known is not None
+            else self._new_well_ref(r, c)
+        )
         names = self.rows[ref["rowIndex"]], self.columns[ref["columnIndex"]]  # as ref read them
         name = _name(field, "field")
         self._check_acquisition(acquisition)
