@@ -616,7 +616,7 @@ def _roi_region(out: Any, r: RoiRead, rois: RoiStream, index: int) -> Region:
         )
     if out is rois._image:
         return roi_span(out, rois._level, r.roi, rois._axes)
-    return roi_span(out, index, r.roi, {})
+    return roi_span(out, index, r.roi, _shared_axes(out, rois, index))
 
 
 def _check_roi_out(rois: RoiStream, out: object) -> int:
@@ -647,7 +647,35 @@ def _check_roi_out(rois: RoiStream, out: object) -> int:
         return at
     cal = _calibration(image, index)
     sizes = _space_sizes(cal, image.axes, image.levels[index].shape)
-    return _matching_level(cal, cast("Dataset", out), _ROIS, index, sizes)
+    at = _matching_level(cal, cast("Dataset", out), _ROIS, index, sizes)
+    _check_shared_axes(cast("Dataset", out), rois, at)
+    return at
+
+
+def _shared_axes(out: Dataset, rois: RoiStream, index: int) -> dict[str, Any]:
+    """The ROIs' selection of other axes (``c="DAPI"``) on the axes of ``out`` (another image)
+    longer than 1 at level ``index``: each result is written there alone, as read (it was
+    broadcast over every channel of ``out``); axes of length 1, or that ``out`` lacks, take
+    the result as it is."""
+    sizes = dict(zip(out.axes, out.levels[index].shape, strict=True))
+    return {a: sel for a, sel in rois._axes.items() if sizes.get(a, 1) > 1}
+
+
+def _check_shared_axes(out: Dataset, rois: RoiStream, index: int) -> None:
+    """Refuse, at the call, a selection of the ROIs (``c="DAPI"``) that ``out`` cannot take
+    (no such channel): each result is written at it."""
+    shared = _shared_axes(out, rois, index)
+    if not shared:
+        return
+    try:
+        out.region_of(index, **shared)
+    except (KeyError, IndexError, ValueError, TypeError) as exc:
+        raise ValueError(
+            f"stream(rois, ..., out=...): the ROIs are read at {shared} and each result is "
+            f"written there in {out.url} (of axes {tuple(out.axes)}), which has none: {exc}; "
+            "nothing was written: read the ROIs at a selection out has, or write to an image "
+            "without that axis"
+        ) from None
 
 
 _ROIS = "stream(rois, ..., out=...)", "ROIs"
@@ -847,8 +875,9 @@ async def _write_roi(
             if out is rois._image and r.labels is not None:
                 await inside.write_read(r, value, pyramid)
             else:
+                shared = _shared_axes(out, rois, index)  # (c="DAPI": that channel alone)
                 got = _as_read_of(out, r, rois, index) or await read_roi(
-                    out, r.roi, index, inside.label_image
+                    out, r.roi, index, inside.label_image, None, None, **shared
                 )
                 await inside.write_read(got, value, pyramid)
         elif isinstance(out, MaskedImage):
@@ -861,8 +890,9 @@ async def _write_roi(
                 await out.write_read(await out.read_roi(int(r.roi.label)), value, pyramid)
         elif out is rois._image:
             await out.write_roi(r.roi, value, rois._level, pyramid=pyramid, **rois._axes)
-        else:
-            await out.write_roi(r.roi, value, index, pyramid=pyramid)
+        else:  # (the ROIs' selection of other axes, where out has them: c="DAPI")
+            shared = _shared_axes(out, rois, index)
+            await out.write_roi(r.roi, value, index, pyramid=pyramid, **shared)
     except Exception as exc:
         exc.add_note(f"stream(): writing the result of {_roi_name(r)}")
         raise
