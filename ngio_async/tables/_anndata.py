@@ -12,6 +12,7 @@ encoding is pure: it returns the documents and chunks to write.
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
@@ -317,9 +318,22 @@ def _repeats_strings(col: NDArray[Any]) -> bool:
 
 
 def _natural(value: Any) -> tuple[Any, ...]:
-    """natsort's order of strings: runs of digits compared as numbers, before letters."""
-    parts = re.split(r"(\d+)", str(value))
-    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts if p)
+    """natsort's order of strings: runs of decimal digits, and digits such as ``'²'`` alone,
+    compared as numbers, before other text; equal keys (``'02'``, ``'2'``) in code point
+    order, as natsort keeps pandas' sorted categories."""
+    key: list[tuple[int, int, str]] = []
+    text = ""
+    for token in re.findall(r"\d+|.", str(value), flags=re.DOTALL):
+        if token.isdigit():
+            if text:
+                key.append((1, 0, text))
+                text = ""
+            key.append((0, int(token) if token.isdecimal() else unicodedata.digit(token), ""))
+        else:
+            text += token
+    if text:
+        key.append((1, 0, text))
+    return (tuple(key), str(value))
 
 
 def _is_nullable(dtype: str | None) -> bool:
