@@ -354,11 +354,15 @@ def ngio_index(n: int, m: int, chunk: int, *, squeeze: bool = False) -> NDArray[
 
 
 def ngio_maps(
-    shapes: Sequence[Sequence[int]], chunks: Sequence[Sequence[int]] | None = None
+    shapes: Sequence[Sequence[int]],
+    chunks: Sequence[Sequence[int]] | None = None,
+    *,
+    names: tuple[Sequence[str], Sequence[str], str] | None = None,
 ) -> list[Index]:
     """``[i]``: per axis, the pixel of level ``i`` each pixel of level ``i + 1`` takes
     (:func:`ngio_index`); ``chunks[i]``: level ``i``'s (inner) chunk shape (``None``: whole
-    levels)."""
+    levels). ``names``: the levels' paths, the axes' names and where they are (the store's
+    URL), for the error (else their numbers)."""
     out = []
     for i in range(len(shapes) - 1):
         src, dst = shapes[i], shapes[i + 1]
@@ -369,7 +373,12 @@ def ngio_maps(
             try:
                 per_axis.append(ngio_index(int(n), int(m), int(c), squeeze=ax < last))
             except ValueError as exc:
-                raise ValueError(f"level {i + 1}, axis {ax}: {exc}") from None
+                if names is None:
+                    raise ValueError(f"level {i + 1}, axis {ax}: {exc}") from None
+                paths, axes, where = names
+                raise ValueError(
+                    f"level {paths[i + 1]!r} of {where}, axis {axes[ax]!r}: {exc}"
+                ) from None
         out.append(tuple(per_axis))
     return out
 

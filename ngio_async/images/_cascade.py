@@ -193,7 +193,9 @@ class Cascade:
         # gives the pixels taking its own: no window to align to)
         self._index = (
             ngio_maps(
-                [lvl.shape for lvl in self._levels], [lvl.meta.chunks for lvl in self._levels]
+                [lvl.shape for lvl in self._levels],
+                [lvl.meta.chunks for lvl in self._levels],
+                names=([lvl.path for lvl in self._levels], ds.axes, ds.store.url),
             )
             if self._method == "ngio"
             else None

@@ -55,6 +55,7 @@ from ..engine.pyramid import (
     changed_regions,
     check_levels_shrink,
     downsample,
+    ngio_maps,
     pyramid_plan,
     reduce_step,
     region_covered,
@@ -595,6 +596,10 @@ async def build_pyramid(
     metas = [lvl.meta for lvl in ds.levels] + [meta for _, meta, _, _ in layout]
     tiles = [_tile_for(meta.stored_chunks, len(meta.shape), tile) for meta in metas[1:]]
     shapes = [tuple(meta.shape) for meta in metas]  # as stored (ceil or floor of the factors)
+    if chosen == "ngio":  # (refused here naming the level, the axis and the store)
+        paths = [lvl.path for lvl in ds.levels] + [join(ds.root, p) for p, *_ in layout]
+        names = (paths, ds.axes, ds.store.url)
+        ngio_maps(shapes, [tuple(meta.chunks) for meta in metas], names=names)
     plans = pyramid_plan(
         ds.shape,
         factors,
