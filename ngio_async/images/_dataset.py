@@ -2124,6 +2124,7 @@ class Dataset(StoreNode):
         ordered: bool = True,
         planes: Sequence[str] | None = None,
         axes_order: Sequence[str] | None = None,
+        halo: Mapping[str, int] | None = None,
         **axes: Any,
     ) -> RoiStream:
         """``async for r in ds.read_rois("FOV_ROI_table")``: each ROI of a table (a name, or
@@ -2133,7 +2134,11 @@ class Dataset(StoreNode):
         select other axes (``c="DAPI"``); ``planes=("z",)``: each ROI plane by plane, the axis
         dropped (ngio's ``by_yx``); ``axes_order``: ``r.data`` and ``r.labels`` in that
         order (see :meth:`read`; ``stream(..., out=...)`` takes results in it too, as ngio's
-        iterators' ``axes_order``). See :class:`~ngio_async.images.RoiStream`."""
+        iterators' ``axes_order``); ``halo={"y": 16, "x": 16}``: each box grown by that many
+        pixels of the level per axis, clipped at its edges (ngio's ``with_halo``):
+        ``r.region`` is the grown box, ``r.core`` the ROI's own (``r.core_data``,
+        ``r.crop(a)``), and ``stream(..., out=...)`` writes only the ROI's own box of each
+        result. See :class:`~ngio_async.images.RoiStream`."""
         from ._rois import RoiStream
 
         self._check_open()
@@ -2147,6 +2152,7 @@ class Dataset(StoreNode):
             ordered=ordered,
             planes=planes,
             axes_order=axes_order,
+            halo=halo,
         )
 
 

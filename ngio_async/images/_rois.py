@@ -11,7 +11,8 @@ pixel takes the label pixel holding its centre), so ``labels`` has the shape of 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator, Sequence
+import numbers
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Self, cast
@@ -21,6 +22,7 @@ import numpy as np
 
 from .._prefetch import _Deferred, prefetch as start_prefetch
 from ._axes_order import check_order, from_order, kept_by_region, roi_read_in_order
+from ._world import is_world_axis
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -59,6 +61,20 @@ class RoiRead:
     data: NDArray[Any]
     labels: NDArray[Any] | None = None
     index: int | None = None
+    #: read with a halo: the level selection of the ROI's own box (``region`` is it grown),
+    #: and where that box is in ``data`` (one slice per axis of ``data``, in its order)
+    core: tuple[Any, ...] | None = None
+    inner: tuple[slice, ...] | None = None
+
+    @property
+    def core_data(self) -> NDArray[Any]:
+        """``data`` without the halo: the ROI's own box (``data`` itself without a halo)."""
+        return self.crop(self.data)
+
+    def crop(self, value: NDArray[Any]) -> NDArray[Any]:
+        """``value`` (an array of ``data``'s shape, e.g. ``func``'s result) cut to the ROI's
+        own box, as ``stream(..., out=...)`` writes it."""
+        return value if self.inner is None else value[self.inner]
 
     @property
     def mask(self) -> NDArray[np.bool_]:
@@ -179,28 +195,106 @@ def roi_planes(
     return out
 
 
+def check_halo(
+    image: Dataset, halo: Mapping[str, int] | None, planes: Sequence[str] = ()
+) -> dict[str, int]:
+    """``halo`` (pixels per axis name) checked against ``image``'s axes: space and time axes
+    only, not the axes read plane by plane; zero margins left out."""
+    if halo is None:
+        return {}
+    if not isinstance(halo, Mapping):
+        raise TypeError(f"halo takes pixels per axis name, {{'y': 16, 'x': 16}}, got {halo!r}")
+    cal = {a.name: a for a in image.metadata.spatial_calibration[0].axes}
+    out: dict[str, int] = {}
+    for name, n in halo.items():
+        if name not in image.axes:
+            raise ValueError(f"halo: {name!r} is not an axis of {image.url} (axes {image.axes})")
+        if not is_world_axis(cal[name]) or name in planes:
+            why = "it is read plane by plane" if name in planes else "not a space or time axis"
+            raise ValueError(f"halo: axis {name!r} of {image.url} cannot grow ({why})")
+        if not isinstance(n, numbers.Integral) or isinstance(n, bool) or n < 0:
+            raise ValueError(f"halo: axis {name!r} takes a number of pixels >= 0, got {n!r}")
+        if n:
+            out[name] = int(n)
+    return out
+
+
+def grown(
+    region: Sequence[Any], axes: Sequence[str], shape: Sequence[int], halo: Mapping[str, int]
+) -> tuple[Any, ...]:
+    """``region`` (a level selection) grown by ``halo`` pixels per axis name on each side,
+    clipped at the level's edges (as ngio's ``with_halo``); axes not selected by a slice keep
+    their selection."""
+    out = list(region)
+    for a, n in halo.items():
+        i = list(axes).index(a)
+        s = out[i]
+        if isinstance(s, slice) and s.step in (None, 1):
+            start, stop, _ = s.indices(shape[i])
+            out[i] = slice(max(0, start - n), min(shape[i], stop + n))
+    return tuple(out)
+
+
+def _inner(region: Sequence[Any], core: Sequence[Any]) -> tuple[slice, ...]:
+    """Where ``core`` is in an array read of ``region`` (one slice per axis it keeps)."""
+    return tuple(
+        slice(c.start - r.start, c.stop - r.start) if isinstance(r, slice) else slice(None)
+        for r, c in zip(region, core, strict=True)
+        if not isinstance(r, int)
+    )
+
+
+def _label_grown(
+    lregion: list[Any],
+    region: Sequence[Any],
+    names: tuple[Sequence[str], Sequence[str]],
+    scales: tuple[Sequence[float], Sequence[float]],
+    lshape: Sequence[int],
+    halo: Mapping[str, int],
+) -> None:
+    """``lregion`` (the label selection of a ROI's box) grown to the label pixels holding the
+    centres of the image pixels of ``region`` (the box grown by ``halo``), in place."""
+    for a in halo:
+        i, j = list(names[0]).index(a), list(names[1]).index(a) if a in names[1] else -1
+        s, ls = region[i], lregion[j] if j >= 0 else None
+        if not isinstance(s, slice) or not isinstance(ls, slice):
+            continue
+        ratio = abs(scales[0][i]) / abs(scales[1][j])
+        lo = int(np.floor((s.start + 0.5) * ratio + 1e-9))
+        hi = int(np.floor((s.stop - 0.5) * ratio + 1e-9)) + 1
+        lregion[j] = slice(max(0, min(ls.start, lo)), min(lshape[j], max(ls.stop, hi)))
+
+
 async def read_roi(
     image: Dataset,
     roi: Roi,
     level: int | str = 0,
     label: Dataset | None = None,
     plane: dict[str, int] | None = None,
+    halo: Mapping[str, int] | None = None,
     /,
     **axes: Any,
 ) -> RoiRead:
     """Read ``roi``'s box of ``image`` at ``level`` (``axes``: other selections, ``c="DAPI"``),
     and of ``label`` on the same grid when given: each image pixel gets the label pixel that
     holds its centre. ``plane``: ``{axis: k}``, only the box's ``k``-th plane, the axis
-    dropped."""
+    dropped. ``halo``: the box grown by that many pixels of the level per axis name
+    (:func:`check_halo`), clipped at its edges; ``core`` is the box itself."""
     box = {**roi_box(roi), **axes}
     region = list(roi_region(image, level, roi, axes))
     lvl = image.level(level)
     for a, k in (plane or {}).items():
         i = image.axes.index(a)
         region[i] = region[i].start + k
+    core: tuple[Any, ...] | None = None
+    if halo:
+        core, region = tuple(region), list(grown(region, image.axes, lvl.shape, halo))
+        if tuple(region) == core:
+            core = None  # (clipped away at every edge: nothing grown)
+    inner = None if core is None else _inner(region, core)
     data = await lvl.getitem(tuple(region))
     if label is None:
-        return RoiRead(roi, tuple(region), data)
+        return RoiRead(roi, tuple(region), data, core=core, inner=inner)
     at = label_level(image, level, label)
     lbox = {k: v for k, v in box.items() if k in _WORLD and k in label.axes}
     lregion = list(label.world_region(at, unit=_units_of(image, label), origin="image", **lbox))
@@ -212,6 +306,9 @@ async def read_roi(
             p, j = region[image.axes.index(a)], label.axes.index(a)
             ratio = abs(cal[a].scale) / abs(lcal[a].scale)
             lregion[j] = min(int(np.floor((p + 0.5) * ratio + 1e-9)), llvl.shape[j] - 1)
+    if core is not None and halo:
+        names = (image.axes, label.axes)
+        _label_grown(lregion, region, names, (cal.scale, lcal.scale), llvl.shape, halo)
     raw = await llvl.getitem(tuple(lregion))
     picks = centre_picks(
         (region, lvl.shape, cal.scale),
@@ -220,7 +317,7 @@ async def read_roi(
     )
     kept = _kept(image.axes, region)
     grid = on_grid(raw, _kept(label.axes, lregion), kept, data.shape, picks)
-    return RoiRead(roi, tuple(region), data, grid)
+    return RoiRead(roi, tuple(region), data, grid, core=core, inner=inner)
 
 
 async def write_roi(
@@ -244,17 +341,43 @@ def roi_span(image: Dataset, level: int | str, roi: Roi, axes: dict[str, Any]) -
     return image.region_of(level, **dict(zip(image.axes, region, strict=True)))
 
 
+def _in_order(read: RoiRead, axes: Sequence[str], order: Sequence[str]) -> RoiRead:
+    """``read`` in ``order`` (:func:`roi_read_in_order`), its ``inner`` too."""
+    got = roi_read_in_order(read, axes, order)
+    if read.inner is None:
+        return got
+    kept = kept_by_region(axes, read.region)
+    inner = tuple(read.inner[kept.index(a)] if a in kept else slice(None) for a in order)
+    return replace(got, inner=inner)
+
+
+def _cut(r: RoiRead, value: Any) -> tuple[RoiRead, Any]:
+    """A halo'd read and its result (in the read's natural axes) cut to the ROI's own box:
+    ``value`` of the grown box's shape cropped (another shape, a core-sized one or a scalar,
+    as it is: the write broadcasts it or names the shapes)."""
+    if r.core is None or r.inner is None:
+        return r, value
+    shape = getattr(value, "shape", None)
+    if shape is not None and tuple(shape) == r.data.shape:
+        value = value[r.inner]
+    labels = None if r.labels is None else r.labels[r.inner]
+    cut = replace(r, region=r.core, data=r.data[r.inner], labels=labels, core=None, inner=None)
+    return cut, value
+
+
 def _size(
     image: Dataset,
     level: int | str,
     item: _Item,
     axes: dict[str, Any],
     label: Dataset | None,
+    halo: Mapping[str, int] | None = None,
 ) -> int:
-    """The bytes one ROI's (or plane's) read holds (its labels counted at the image's size)."""
+    """The bytes one ROI's (or plane's) read holds (its labels counted at the image's size;
+    ``halo``: its box grown)."""
     roi, plane, _ = item
-    region = roi_region(image, level, roi, axes)
     lvl = image.level(level)
+    region = grown(roi_region(image, level, roi, axes), image.axes, lvl.shape, halo or {})
     n = 1
     for a, s, size in zip(image.axes, region, lvl.shape, strict=True):
         if isinstance(s, int) or a in (plane or {}):
@@ -285,12 +408,15 @@ class RoiStream:
         ordered: bool = True,
         planes: Sequence[str] | None = None,
         axes_order: Sequence[str] | None = None,
+        halo: Mapping[str, int] | None = None,
     ) -> None:
         if prefetch is not None and (isinstance(prefetch, bool) or prefetch < 1):
             raise ValueError(f"prefetch must be a positive int, got {prefetch!r}")
         if isinstance(planes, str) or any(a not in ("z", "t") for a in planes or ()):
             raise ValueError(f"planes takes a sequence of 'z' and 't', got {planes!r}")
         self._planes = tuple(planes or ())
+        # each ROI read grown by these pixels per axis (ngio's with_halo); its core written
+        self._halo = check_halo(image, halo, self._planes)
         # each read's data and labels in this order (ngio's iterators' axes_order)
         self._axes_order = None if axes_order is None else check_order(axes_order)
         image.level(level)  # a bad level fails here, not at the first ROI
@@ -325,10 +451,12 @@ class RoiStream:
         if isinstance(label, str):  # a label image of this one, by name (shares its store)
             label = self._label = self._opened = await image.labels.open(label)
 
+        halo = self._halo
+
         async def read(item: _Item) -> RoiRead:
-            got = await read_roi(image, item[0], level, label, item[1], **axes)
+            got = await read_roi(image, item[0], level, label, item[1], halo, **axes)
             if self._axes_order is not None:
-                got = roi_read_in_order(got, image.axes, self._axes_order)
+                got = _in_order(got, image.axes, self._axes_order)
             return replace(got, index=item[2])
 
         return start_prefetch(
@@ -336,24 +464,27 @@ class RoiStream:
             read,
             window=self._window,
             max_bytes=image.limits.prefetch_bytes,
-            size_of=lambda item: _size(image, level, item, axes, label),
+            size_of=lambda item: _size(image, level, item, axes, label, halo),
             ordered=self._ordered,
             owner=owner,
         )
 
     def natural(self, r: RoiRead, value: Any) -> tuple[RoiRead, Any]:
         """A read of this stream and a result for it (in ``axes_order``, as ``r`` is) in the
-        axes the image's read keeps: what ``stream(..., out=...)`` writes."""
+        axes the image's read keeps, cut to the ROI's own box when read with a halo: what
+        ``stream(..., out=...)`` writes."""
         order = self._axes_order
-        if order is None:
-            return r, value
-        kept = kept_by_region(self._image.axes, r.region)
-        labels = None if r.labels is None else from_order(r.labels, kept, order)
-        try:
-            value = from_order(value, kept, order)
-        except ValueError as exc:
-            raise ValueError(f"the result of ROI {r.roi.name!r}: {exc}") from None
-        return replace(r, data=from_order(r.data, kept, order), labels=labels), value
+        if order is not None:
+            kept = kept_by_region(self._image.axes, r.region)
+            labels = None if r.labels is None else from_order(r.labels, kept, order)
+            try:
+                value = from_order(value, kept, order)
+            except ValueError as exc:
+                raise ValueError(f"the result of ROI {r.roi.name!r}: {exc}") from None
+            data = from_order(r.data, kept, order)
+            inner = None if r.core is None else _inner(r.region, r.core)
+            r = replace(r, data=data, labels=labels, inner=inner)
+        return _cut(r, value)
 
     async def _release(self) -> None:
         """Close the label image the stream opened (its image and store stay open), unless
@@ -666,11 +797,14 @@ class MaskedImage:
         ordered: bool = True,
         planes: Sequence[str] | None = None,
         axes_order: Sequence[str] | None = None,
+        halo: Mapping[str, int] | None = None,
         **axes: Any,
     ) -> RoiStream:
         """The objects (``values``, default all) read ahead of the consumer, each a
         :class:`RoiRead` with its labels (``r.masked()``: its pixels alone); ``planes``,
-        ``axes_order``: as :meth:`Dataset.read_rois`."""
+        ``axes_order``, ``halo``: as :meth:`Dataset.read_rois` (``r.masked()`` of a halo'd
+        read: the object's pixels in the grown box; ``stream(..., out=m)`` writes the ROI's
+        own box, only where its object is)."""
         rois = [self.roi(v) for v in (self.values if values is None else values)]
         return RoiStream(
             self.image,
@@ -682,6 +816,7 @@ class MaskedImage:
             ordered=ordered,
             planes=planes,
             axes_order=axes_order,
+            halo=halo,
         )
 
     async def aclose(self) -> None:
@@ -741,6 +876,8 @@ def _shown(values: Sequence[int]) -> str:
 
 __all__ = [
     "MaskedImage",
+    "check_halo",
+    "grown",
     "RoiRead",
     "RoiStream",
     "masking_rois",
