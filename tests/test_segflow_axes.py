@@ -121,7 +121,9 @@ async def test_a_failing_tile_stream_leaves_the_pyramid_following_level_0(tmp_pa
     def fails(a: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
         if a[0, 0, 0, 0] == first:
             for _ in range(1000):  # (until an earlier tile's write landed: not all dropped)
-                if any(p.is_file() and "c" in p.parts for p in stored.rglob("*")):
+                # (a chunk stored: not its temporary file, "<key>#<n>", being written)
+                if any(p.is_file() and "c" in p.parts and "#" not in p.name
+                       for p in stored.rglob("*")):  # fmt: skip
                     break
                 time.sleep(0.01)
             raise RuntimeError("segmentation failed")
