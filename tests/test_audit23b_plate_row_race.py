@@ -51,3 +51,31 @@ async def test_add_image_after_another_writer_added_a_row(tmp_path: Path, versio
         await theirs.add_column("2")
         await (await mine.add_image("B/3", **kw)).aclose()
     assert _wells(url) == {"B/3": ("B", "3"), "C/3": ("C", "3")}
+
+
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+async def test_add_column_takes_digits_as_ngio_takes_them(tmp_path: Path, version: str) -> None:
+    """add_column("1") of a plate with column "01" added a second column numbered 1 ("1"
+    beside "01"), add_column("3") an unpadded "3": ngio finds "01" and writes "03"."""
+    import ngio
+
+    theirs = tmp_path / "theirs.zarr"
+    images = [ngio.ImageInWellPath(row="A", column=c, path="0") for c in (1, 5)]
+    ngio.create_empty_plate(str(theirs), "p", images=images, ngff_version=version)  # type: ignore[arg-type]
+    plate = ngio.open_ome_zarr_plate(str(theirs))
+    for column in ("1", "3", 3):
+        plate.add_column(column)
+    async with await ngio_async.open_plate_async(theirs, mode="r+") as mine:
+        assert mine.columns == ["01", "03", "05"]  # ngio's
+    url = tmp_path / "mine.zarr"
+    async with ngio_async.create_plate_async(
+        url,
+        rows=["A"],
+        columns=["01", "05"],
+        ngff_version=version,  # type: ignore[arg-type]
+    ) as created:
+        for column in ("1", "3", 3):
+            await created.add_column(column)
+        assert created.columns == ["01", "03", "05"]
+    async with await ngio_async.open_plate_async(url) as reopened:
+        assert reopened.columns == ["01", "03", "05"]

@@ -650,8 +650,10 @@ class Plate(StoreNode):
 
     async def add_column(self, column: str | int) -> None:
         """Add column ``column`` (ngio's ``add_column``): the columns sorted by number (other
-        names after them), each listed well's ``columnIndex`` following its column; an int is
-        zero-padded where the plate's columns are (``3`` -> ``"03"``); nothing when it is there.
+        names after them), each listed well's ``columnIndex`` following its column; a number
+        (an int or digits, as ngio takes them) is the plate's column of that number when there
+        is one (``"1"`` finds ``"01"``: nothing to add), else zero-padded where the plate's
+        columns are (``3`` or ``"3"`` -> ``"03"``).
 
         :raises ValueError: ``column`` is no name of letters and digits (before any I/O).
         :raises ReadOnlyError: the plate is read-only (before any I/O).

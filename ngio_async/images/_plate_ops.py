@@ -236,16 +236,19 @@ def _with_name(body: dict[str, Any], key: str, name: str) -> dict[str, Any]:
 
 
 def _column_name(plate: Plate, column: str | int) -> str:
-    """An int column named as the plate names its numbered columns (``"03"`` where they are
-    zero-padded, as ngio writes them)."""
+    """A numbered column (an int or digits: ngio takes ``"3"`` as ``3``) named as the plate
+    names its numbered columns: the plate's column of that number when there is one (``"1"``
+    finds ``"01"``), else zero-padded where they are (``"03"``, as ngio writes them)."""
     from ._plate import _name
 
     name = _name(column, "column")
-    if isinstance(column, int) and not isinstance(column, bool):
-        padded = [c for c in plate.columns if c.isdigit() and len(c) > 1 and c.startswith("0")]
-        if padded:
-            name = f"{column:0{len(padded[0])}d}"
-    return name
+    if not name.isdecimal():
+        return name
+    same = [c for c in plate.columns if c.isdecimal() and int(c) == int(name)]
+    if same:
+        return same[0]
+    padded = [c for c in plate.columns if c.isdecimal() and len(c) > 1 and c.startswith("0")]
+    return f"{int(name):0{len(padded[0])}d}" if padded else name
 
 
 async def add_row(plate: Plate, row: str) -> None:
