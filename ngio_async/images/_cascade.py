@@ -79,6 +79,7 @@ from .._prefetch import SETTLE_SECONDS
 from ..engine.pyramid import ngio_maps, region_footprint, sampled, source_extent
 from ._pyramid import (
     _METHODS,
+    _NGIO_IMAGE,
     _is_label,
     _record_method,
     _reduce,
@@ -189,6 +190,8 @@ class Cascade:
                 "pyramid='mean' would average label ids (1 and 9 give 5); label images "
                 "downsample with 'mode' (pyramid=True), 'nearest' or 'ngio'"
             )
+        if self._method == "ngio" and not _is_label(ds):
+            raise ValueError(_NGIO_IMAGE.format(what="pyramid", url=ds.url))
         # "ngio": per level, the source pixel each pixel of the next takes (any region written
         # gives the pixels taking its own: no window to align to)
         self._index = (

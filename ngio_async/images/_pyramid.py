@@ -145,6 +145,14 @@ def default_method(ds: Dataset) -> Method:
     return "mode" if _is_label(ds) else "mean"
 
 
+#: the refusal of ``"ngio"`` on an image that is no label image
+_NGIO_IMAGE = (
+    "{what}='ngio' gives the pixels ngio's Label.consolidate() writes (nearest), and {url} is "
+    "no label image: ngio downsamples images with a linear zoom, which at factors of 2 is "
+    "'mean' (the default for images)"
+)
+
+
 def _is_label(ds: Dataset) -> bool:
     parts = ds.root.split("/")
     return ds.metadata.ome.image_label is not None or (len(parts) >= 2 and parts[-2] == "labels")
@@ -572,6 +580,8 @@ async def build_pyramid(
             "method='mean' would average label ids (1 and 9 give 5); label images downsample "
             "with 'mode' (the default), 'nearest' or 'ngio'"
         )
+    if chosen == "ngio" and not _is_label(ds):
+        raise ValueError(_NGIO_IMAGE.format(what="method", url=ds.url))
     existing = len(ds.levels)
     from ._create import integer
 

@@ -538,6 +538,10 @@ def _check_pyramid(tiles: TileStream | RoiStream, out: Any, pyramid: object) -> 
     target = out.image if isinstance(out, MaskedImage) else out
     from ._pyramid import _is_label
 
+    if pyramid == "ngio" and not _is_label(target) and _is_dataset(target):
+        from ._pyramid import _NGIO_IMAGE
+
+        raise ValueError("stream(): " + _NGIO_IMAGE.format(what="pyramid", url=target.url))
     if pyramid == "mean" and _is_label(target):
         raise ValueError(
             f"stream(..., pyramid='mean') would average label ids of {target.url} (1 and 9 "
