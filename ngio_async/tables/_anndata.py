@@ -404,9 +404,9 @@ def encode_anndata(
     out |= _under("obs", _group(obs_attrs, v3=v3))
     out |= _under(f"obs/{index_key}", _array(np.asarray(index, dtype=object), _STRINGS, v3=v3))
     for k in others:
-        # anndata writes repeated strings as categorical (its strings_to_categoricals): ngio's
-        # tables read them back so
-        inferred = dtypes.get(k) is None and _repeats_strings(columns[k])
+        # anndata writes repeated strings as categorical (its strings_to_categoricals, pandas
+        # "string" columns too): ngio's tables read them back so
+        inferred = dtypes.get(k) in (None, "string") and _repeats_strings(columns[k])
         kind = "category" if inferred else dtypes.get(k)
         out |= _under(f"obs/{k}", _obs_column(columns[k], kind, v3=v3, natural=inferred))
     var_attrs = {
