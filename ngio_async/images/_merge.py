@@ -12,6 +12,7 @@ type cannot hold is refused, as every write refuses it (ngio wraps it around).
 
 from __future__ import annotations
 
+import inspect
 import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
@@ -60,8 +61,23 @@ def rule_of(merge: Merge) -> Callable[[NDArray[Any], NDArray[Any]], ArrayLike]:
                 "f(stored, patch)"
             ) from None
     if callable(merge):
+        _check_arity(merge)
         return merge
     raise TypeError(f"merge takes a rule name or a function f(stored, patch), got {merge!r}")
+
+
+def _check_arity(fn: Callable[..., Any]) -> None:
+    """Refuse a function that cannot be called as ``f(stored, patch)`` (ngio's merge functions
+    take a third argument, ``ctx``), before any I/O."""
+    try:
+        inspect.signature(fn).bind(None, None)
+    except TypeError:
+        raise TypeError(
+            f"merge function {getattr(fn, '__name__', fn)!r} is called as f(stored, patch) "
+            "(ngio's f(existing, patch, ctx) has no ctx here: drop it or give it a default)"
+        ) from None
+    except ValueError:  # no signature to read (some builtins): called as it is
+        return
 
 
 async def merge_write(
@@ -80,11 +96,19 @@ async def merge_write(
         lock = _LOCKS[ds] = anyio.Lock()
     async with lock:
         stored = await ds.read(level, **axes)
-        patch = np.broadcast_to(np.asarray(data), stored.shape)
+        where = f"level {ds.levels[ds._level_index(level)].path!r} of {ds.url}"
+        given = np.asarray(data)
+        try:
+            patch = np.broadcast_to(given, stored.shape)
+        except ValueError:
+            raise ValueError(
+                f"data of shape {given.shape} does not fit the selection of shape "
+                f"{stored.shape} of {where} (merge={merge!r})"
+            ) from None
         out = np.asarray(fn(stored, patch))
         if out.shape != stored.shape:
             raise ValueError(
-                f"merge function gave shape {out.shape}, the selection is {stored.shape}"
+                f"merge function gave shape {out.shape}, the selection of {where} is {stored.shape}"
             )
         await ds.write(out, level, pyramid, **axes)
 
