@@ -937,6 +937,8 @@ class Dataset(StoreNode):
             axes=self.axes,
             level=level_index,
             calibration=self.metadata.spatial_calibration[level_index],
+            overlap=halos,
+            tile_shape=tuple(tile_shape),
         )
 
     def _tile_region(

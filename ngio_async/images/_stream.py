@@ -21,6 +21,7 @@ from .._prefetch import SETTLE_SECONDS, Unsettled, single_leaf, start_deferred, 
 from .._workers import Workers
 from ..engine.plan import region_shape
 from ._rois import MaskedImage, RoiRead, RoiStream, read_roi, roi_region, roi_span
+from ._stitch import Stitch, check_stitch
 from ._tiles import Tile, TileStream
 from ._upsample import Finer as _Finer
 from ._world import axis_kind, is_world_axis, unit_factor
@@ -72,6 +73,7 @@ class Stream(Generic[R]):
         pyramid: bool | Method | None = None,
         masked: bool = False,
         unique_labels: int | None = None,
+        stitch: bool | float | None = None,
     ) -> None:
         threads, window = _positive("threads", threads), _positive("window", window)
         if not isinstance(tiles, (TileStream, RoiStream)):  # the blocking API's, or else
@@ -100,6 +102,10 @@ class Stream(Generic[R]):
         _check_masked(tiles, masked)
         self._masked = bool(masked)
         self._unique = None if unique_labels is None else _positive("unique_labels", unique_labels)
+        # tiles' labels joined across their seams (ngio's StitchConfig): the IoU threshold
+        self._stitch = check_stitch(stitch, tiles, out, self._unique)
+        #: ``stitch=``: what was joined (``mapping()``) and how many boxes were rewritten
+        self.stitched: Stitch | None = None
         self._pyramid = pyramid
         self._tiles = tiles
         self._func = func
@@ -175,16 +181,22 @@ class Stream(Generic[R]):
         """The tiles' results written to ``out``'s level of their pixel size, through its
         writer; ``pyramid``: the coarser levels built as they land, the finer ones
         upsampled from it at the end."""
+        stitch = None if self._stitch is None else Stitch.of(self._stitch, self._tiles_stream)
+        self.stitched = stitch
         if not self._pyramid:
             async with out.writer(self._level, pyramid=False) as writer:
-                await self._write_tiles(writer)
+                await self._write_tiles(writer, stitch=stitch)
+            if stitch is not None:
+                await stitch.finish(out, self._level, False)
             return
         cascade = _level_cascade(out, self._level, self._pyramid)
         finer = _Finer(out, self._level, cascade._method)  # (level 0: nothing finer)
         try:
             # (a cascade given as pyramid=: the writer feeds it, finishes it)
             async with out.writer(self._level, pyramid=cast("Any", cascade)) as writer:
-                await self._write_tiles(writer, finer.regions)
+                await self._write_tiles(writer, finer.regions, stitch)
+            if stitch is not None:  # the ids joined rewritten, their boxes' levels following
+                await stitch.finish(out, self._level, cascade._method)
         except BaseException as exc:
             await finer.settle(exc)
             raise
@@ -192,9 +204,18 @@ class Stream(Generic[R]):
             _follow_metadata(out, cascade)
         await finer.build()
 
-    async def _write_tiles(self, out: Any, written: list[Region] | None = None) -> None:
+    @property
+    def _tiles_stream(self) -> TileStream:
+        assert isinstance(self._tiles, TileStream)
+        return self._tiles
+
+    async def _write_tiles(
+        self, out: Any, written: list[Region] | None = None, stitch: Stitch | None = None
+    ) -> None:
         async with self as results:
             async for tile, value in results:
+                if stitch is not None:
+                    _stitch_add(stitch, tile, value, self._axis_map)
                 await _write_tile(out, tile, value, self._axis_map, written)
 
     async def _write_rois(self, out: Any, rois: RoiStream) -> None:
@@ -847,6 +868,16 @@ async def _write_tile(
         raise
 
 
+def _stitch_add(stitch: Stitch, tile: Tile, value: Any, axis_map: _AxisMap | None) -> None:
+    """Hand ``func``'s result for ``tile`` to the stream's stitch (its errors name the tile)."""
+    pred = np.asarray(value)
+    if pred.shape != tile.shape and _unsqueezes(pred.shape, tile.shape):
+        pred = pred.reshape(tile.shape)  # (its unit axes left out: f(a[0]) on plane tiles)
+    keep = None if axis_map is None else axis_map.keep
+    core = tile.core if keep is None else tuple(tile.core[i] for i in keep)
+    stitch.add(tile, pred, core, keep)
+
+
 def _roi_name(r: RoiRead) -> str:
     sel = ", ".join(f"{s.start}:{s.stop}" if isinstance(s, slice) else str(s) for s in r.region)
     return f"ROI {r.roi.name!r} (region [{sel}])"
@@ -985,6 +1016,7 @@ def stream(
     pyramid: bool | Method | None = None,
     masked: bool = False,
     unique_labels: int | None = None,
+    stitch: bool | float | None = None,
 ) -> Stream[R]:
     """Run ``func(tile.data)`` in worker threads over ``tiles`` (``ds.tiles(...)``).
 
@@ -1023,7 +1055,14 @@ def stream(
     as stored); ``unique_labels=n``: each result's non-zero ids (below ``n``)
     are moved up by ``k * n``, ``k`` the ROI's label (a masking table's ROI), else its
     position in the table, or the tile's in the grid: objects of separate ROIs never share
-    an id.
+    an id. ``stitch=True`` (or an IoU threshold, default 0.3; tiles with ``overlap=`` into a
+    label dataset, ``unique_labels=n``): objects cut by a tile seam get one id, as ngio's
+    ``StitchConfig`` / ``IouSeamMatcher``: neighbour tiles' results (whole, halo included)
+    are compared over the pixels both cover as they land, ids whose IoU there reaches the
+    threshold are joined (union-find, each object its smallest id), and at the end only the
+    boxes of the ids joined are read back and rewritten (the pyramid following); ids are not
+    renumbered 1..N (ngio's ``compact=False``). Seams along axes without overlap are not
+    joined.
 
     Errors: the first is raised plainly, ``func``'s noting the tile or ROI it failed on. On an
     error or a cancellation no ``func`` and no write starts any more, and the writes under way
@@ -1039,6 +1078,7 @@ def stream(
         pyramid=pyramid,
         masked=masked,
         unique_labels=unique_labels,
+        stitch=stitch,
     )
 
 

@@ -100,6 +100,8 @@ class TileStream:
         axes: tuple[str, ...] | None = None,
         level: int = 0,
         calibration: LevelCalibration | None = None,
+        overlap: tuple[int, ...] | None = None,
+        tile_shape: tuple[int | None, ...] | None = None,
     ) -> None:
         self._make = make
         self._owner = owner
@@ -126,6 +128,10 @@ class TileStream:
         #: that level's calibration (its pixel size: ``stream`` writes to the level of ``out``
         #: of the same pixel size)
         self.calibration = calibration
+        #: the halo per axis (``tiles(overlap=)``) and the tiles' shape (``None``: the whole
+        #: extent), as asked: ``stream(..., stitch=)`` matches labels over the halos
+        self.overlap = overlap
+        self.tile_shape = tile_shape
 
     def __len__(self) -> int:
         return self.total

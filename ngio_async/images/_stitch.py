@@ -1,0 +1,288 @@
+"""``stream(ds.tiles(overlap=...), segment, out=label, unique_labels=n, stitch=...)``: objects
+cut by a tile seam joined into one id, as ngio's ``StitchConfig`` / ``IouSeamMatcher``.
+
+Each tile's ids are moved into its own block (``unique_labels``); as the tiles land, the
+predictions of two neighbour tiles over the pixels both grown tiles cover (their halos) are
+compared, and two ids are one object when their IoU there (background left out, areas over
+the shared pixels) reaches the threshold; the pairs are joined by union-find, each group
+taking its smallest id. Only the rims of the tiles a neighbour still to land reaches are kept
+in memory, and only the ids seen there can be joined: at the end, the boxes of the ids that
+changed are read back from the level written and rewritten (with its pyramid), nothing else.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
+    from ..engine import Region
+    from ..engine.pyramid import Method
+    from ._dataset import Dataset
+    from ._tiles import Tile, TileStream
+
+__all__ = ["Stitch", "check_stitch", "iou_pairs"]
+
+
+def check_stitch(
+    stitch: object, tiles: object, out: object, unique_labels: int | None
+) -> float | None:
+    """The IoU threshold of ``stitch=`` (``True``: ngio's default 0.3), or ``None`` (no
+    stitch); refused at the call when the stream cannot stitch."""
+    if stitch is None or stitch is False:
+        return None
+    threshold = 0.3 if stitch is True else stitch
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
+        raise TypeError(f"stitch takes True or an IoU threshold in (0, 1], got {stitch!r}")
+    if not 0.0 < threshold <= 1.0:
+        raise ValueError(f"stitch: the IoU threshold must be in (0, 1], got {threshold!r}")
+    from ._dataset import Dataset
+    from ._tiles import TileStream
+
+    if not isinstance(tiles, TileStream) or not isinstance(out, Dataset):
+        raise TypeError(
+            "stream(..., stitch=...) joins the labels of tiles across their seams: stream "
+            "ds.tiles(..., overlap=...) into out=<a label dataset>"
+        )
+    if unique_labels is None:
+        raise ValueError(
+            "stream(..., stitch=...) needs unique_labels=n: each tile's ids in its own block "
+            "of n (ngio's StitchConfig.block_size)"
+        )
+    halos, shape, axes = tiles.overlap or (), tiles.tile_shape or (), tiles.axes or ()
+    if not any(halos):
+        raise ValueError(
+            "stream(..., stitch=...) compares neighbour tiles' labels over their halos: "
+            "stream ds.tiles(..., overlap=...) (no two tiles share a pixel without one)"
+        )
+    for i, (h, t) in enumerate(zip(halos, shape, strict=False)):
+        if h and t is not None and 2 * h > t:
+            name = axes[i] if i < len(axes) else str(i)
+            raise ValueError(
+                f"stream(..., stitch=...): overlap {h} along {name!r} reaches past the next "
+                f"tile (tiles {t} long): at most half the tile's length"
+            )
+    return float(threshold)
+
+
+def iou_pairs(left: NDArray[Any], right: NDArray[Any], threshold: float) -> list[tuple[int, int]]:
+    """The ``(left id, right id)`` pairs of two labellings of the same pixels whose IoU
+    (background left out of both) reaches ``threshold`` (ngio's ``IouSeamMatcher``)."""
+    both = (left > 0) & (right > 0)
+    if not both.any():
+        return []
+    pairs, shared = np.unique(np.stack([left[both], right[both]]), axis=1, return_counts=True)
+    la = dict(zip(*np.unique(left[left > 0], return_counts=True), strict=True))
+    ra = dict(zip(*np.unique(right[right > 0], return_counts=True), strict=True))
+    out = []
+    for (a, b), n in zip(pairs.T.tolist(), shared.tolist(), strict=True):
+        if n / (int(la[a]) + int(ra[b]) - n) >= threshold:
+            out.append((int(a), int(b)))
+    return out
+
+
+@dataclass
+class _Rim:
+    """A landed tile's prediction where its neighbours' halos reach: per axis, the slabs at
+    its two ends (``(start, array)``), and the level region of the whole grown tile."""
+
+    region: tuple[slice, ...]
+    slabs: list[tuple[int, int, NDArray[Any]]]  # (axis, start along it, slab)
+    waiting: int  # neighbours still to land
+
+    def over(self, box: tuple[slice, ...]) -> NDArray[Any] | None:
+        """The prediction over ``box`` (level coordinates), from a slab holding it all."""
+        for axis, start, slab in self.slabs:
+            lo = box[axis].start - start
+            if lo >= 0 and box[axis].stop - start <= slab.shape[axis]:
+                sel = tuple(
+                    slice(lo, box[axis].stop - start)
+                    if i == axis
+                    else slice(b.start - r.start, b.stop - r.start)
+                    for i, (b, r) in enumerate(zip(box, self.region, strict=True))
+                )
+                return slab[sel]
+        return None
+
+
+@dataclass
+class Stitch:
+    """One stream's stitch: :meth:`add` each tile's prediction (ids in its block, the whole
+    grown tile) as it lands, then :meth:`finish` rewrites the ids joined."""
+
+    threshold: float
+    grid: tuple[int, ...]
+    halos: tuple[int, ...]
+    rims: dict[tuple[int, ...], _Rim] = field(default_factory=dict)
+    parent: dict[int, int] = field(default_factory=dict)
+    #: per tile index: its core in ``out``'s level (its axes), and the box there (level
+    #: coordinates, inclusive bounds) of each id seen in its rim
+    written: dict[tuple[int, ...], tuple[Region, dict[int, list[list[int]]]]] = field(
+        default_factory=dict
+    )
+    #: what the final pass read and wrote (boxes of the ids that changed)
+    rewrites: int = 0
+
+    @classmethod
+    def of(cls, threshold: float, tiles: TileStream) -> Stitch:
+        return cls(threshold, tiles.grid, tuple(tiles.overlap or ()))
+
+    def _find(self, a: int) -> int:
+        root = a
+        while self.parent.get(root, root) != root:
+            root = self.parent[root]
+        while a != root:  # (path compression)
+            self.parent[a], a = root, self.parent[a]
+        return root
+
+    def _union(self, a: int, b: int) -> None:
+        ra, rb = self._find(a), self._find(b)
+        if ra != rb:
+            lo, hi = min(ra, rb), max(ra, rb)
+            self.parent[hi] = lo
+            self.parent.setdefault(lo, lo)
+
+    def add(self, tile: Tile, pred: NDArray[Any], core_out: Region, keep: Any) -> None:
+        """Compare ``pred`` (the tile's ids, moved into its block, over its whole grown
+        region) with the landed neighbours' over the pixels both cover; keep its rim.
+        ``core_out``: its core in ``out``'s level; ``keep``: ``out``'s axes of the tile's."""
+        if pred.shape != tile.shape:
+            raise ValueError(
+                f"stream(..., stitch=...): func returned shape {pred.shape} for the tile at "
+                f"{_where(tile.region)} of shape {tile.shape}: stitching compares the labels "
+                "of the whole tile, its halo included (return the tile's shape)"
+            )
+        neighbours = self._neighbours(tile.index)
+        for n in neighbours:
+            rim = self.rims.get(n)
+            if rim is None:
+                continue
+            box = _intersection(tile.region, rim.region)
+            if box is not None:
+                theirs = rim.over(box)
+                assert theirs is not None  # (the halos are at most half a tile)
+                mine = pred[
+                    tuple(
+                        slice(b.start - r.start, b.stop - r.start)
+                        for b, r in zip(box, tile.region, strict=True)
+                    )
+                ]
+                for a, b in iou_pairs(theirs, mine, self.threshold):
+                    self._union(a, b)
+            rim.waiting -= 1
+            if rim.waiting == 0:
+                del self.rims[n]
+        waiting = sum(1 for n in neighbours if n not in self.written)
+        slabs = self._slabs(tile, pred)
+        if waiting:
+            self.rims[tile.index] = _Rim(tile.region, slabs, waiting)
+        self._note(tile, pred, slabs, core_out, keep)
+
+    def _neighbours(self, index: tuple[int, ...]) -> list[tuple[int, ...]]:
+        out = []
+        for step in itertools.product((-1, 0, 1), repeat=len(index)):
+            n = tuple(i + s for i, s in zip(index, step, strict=True))
+            if any(step) and all(0 <= i < g for i, g in zip(n, self.grid, strict=True)):
+                out.append(n)
+        return out
+
+    def _slabs(self, tile: Tile, pred: NDArray[Any]) -> list[tuple[int, int, NDArray[Any]]]:
+        """The tile's two ends along each axis with a halo, as deep as a neighbour's grown
+        region reaches into it (its own halo and the neighbour's)."""
+        out = []
+        for axis, h in enumerate(self.halos):
+            r, c = tile.region[axis], tile.core[axis]
+            if not h:
+                continue
+            n = r.stop - r.start
+            if c.start > r.start:  # a neighbour before
+                depth = min(n, c.start - r.start + h)
+                out.append((axis, r.start, _take(pred, axis, 0, depth)))
+            if c.stop < r.stop:  # a neighbour after
+                depth = min(n, r.stop - c.stop + h)
+                out.append((axis, r.stop - depth, _take(pred, axis, n - depth, n)))
+        return out
+
+    def _note(
+        self,
+        tile: Tile,
+        pred: NDArray[Any],
+        slabs: list[tuple[int, int, NDArray[Any]]],
+        core_out: Region,
+        keep: Any,
+    ) -> None:
+        """Record the boxes (in the core written) of the ids of the tile's rim: the only ids
+        a neighbour can join."""
+        from ._rois import _bounds
+
+        ids: NDArray[Any] = np.unique(
+            np.concatenate([s.ravel() for _, _, s in slabs] or [pred[:0].ravel()])
+        )
+        ids = ids[ids > 0]
+        boxes: dict[int, list[list[int]]] = {}
+        if ids.size:
+            inner = tuple(
+                slice(c.start - r.start, c.stop - r.start)
+                for c, r in zip(tile.core, tile.region, strict=True)
+            )
+            core = pred[inner]
+            core = np.where(np.isin(core, ids), core, 0)
+            if keep is not None:  # on out's axes (the others have length 1)
+                drop = tuple(i for i in range(core.ndim) if i not in keep)
+                core = np.squeeze(core, axis=drop)
+                rest = [i for i in range(pred.ndim) if i not in drop]
+                core = np.transpose(core, [rest.index(i) for i in keep])
+            _bounds(core, [s.start for s in core_out], boxes)
+        self.written[tile.index] = (core_out, boxes)
+
+    def mapping(self) -> dict[int, int]:
+        """Each id joined to another: its group's smallest id."""
+        return {a: r for a in list(self.parent) if (r := self._find(a)) != a}
+
+    async def finish(self, out: Dataset, level: int, pyramid: bool | Method | None) -> None:
+        """Rewrite, in ``out``'s level ``level``, the ids joined: the box of each one (of its
+        tile's core) read, its ids mapped, written back (``pyramid``: the other levels
+        following, as the stream's writes did)."""
+        lut = self.mapping()
+        if not lut:
+            return
+        for core_out, boxes in self.written.values():
+            changed = [b for v, b in boxes.items() if v in lut]
+            if not changed:
+                continue
+            lo = [min(b[0][i] for b in changed) for i in range(len(core_out))]
+            hi = [max(b[1][i] for b in changed) for i in range(len(core_out))]
+            region: dict[str, Any] = {
+                a: slice(s, e + 1) for a, s, e in zip(out.axes, lo, hi, strict=True)
+            }
+            block = await out.read(level, **region)
+            await out.write(_relabel(block, lut), level, pyramid or False, **region)
+            self.rewrites += 1
+
+
+def _relabel(block: NDArray[Any], lut: dict[int, int]) -> NDArray[Any]:
+    values, inverse = np.unique(block, return_inverse=True)
+    mapped = np.asarray([lut.get(int(v), int(v)) for v in values.tolist()], dtype=block.dtype)
+    return mapped[inverse].reshape(block.shape)
+
+
+def _take(a: NDArray[Any], axis: int, start: int, stop: int) -> NDArray[Any]:
+    sel = [slice(None)] * a.ndim
+    sel[axis] = slice(start, stop)
+    return np.array(a[tuple(sel)])  # (a copy: the tile's array is let go)
+
+
+def _intersection(a: tuple[slice, ...], b: tuple[slice, ...]) -> tuple[slice, ...] | None:
+    out = tuple(
+        slice(max(x.start, y.start), min(x.stop, y.stop)) for x, y in zip(a, b, strict=True)
+    )
+    return None if any(s.stop <= s.start for s in out) else out
+
+
+def _where(region: tuple[slice, ...]) -> str:
+    return "[" + ", ".join(f"{r.start}:{r.stop}" for r in region) + "]"
