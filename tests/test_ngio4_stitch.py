@@ -163,3 +163,20 @@ async def test_stitch_is_refused_before_anything_is_written(tmp_path: Path) -> N
                 ngio_async.stream(tiles, _whole, out=lab, unique_labels=9, stitch=bad)
         assert not (await lab.read()).any()
         await lab.aclose()
+
+
+async def test_channel_tiles_stitched_into_a_yx_label(tmp_path: Path) -> None:
+    img = _image()
+    async with ngio_async.create_async(
+        tmp_path / "img.zarr", shape=(2, 64, 64), dtype="uint16", axes="cyx", levels=2
+    ) as ds:
+        await ds.write(np.stack([img, img * 0]), pyramid=True)
+        async with await ds.labels.create("seg", dtype="uint32") as lab:
+            tiles = ds.tiles(shape=(1, TILE, TILE), overlap=HALO, c=0)
+            run = ngio_async.stream(  # the result of each (1, y, x) tile as its plane
+                tiles, lambda a: _whole(a[0]), out=lab, unique_labels=100, stitch=True
+            )
+            await run
+            got = await lab.read()
+    assert got.shape == (64, 64) and _same_objects(got, _whole(img))
+    assert run.stitched is not None and run.stitched.rewrites == 6
