@@ -211,3 +211,16 @@ async def test_halo_rois_streamed_to_s3(tmp_path: Path, s3_server: S3Server) -> 
             )
             got = await out.read()
     np.testing.assert_array_equal(got, _neighbours(image))  # as if computed whole
+
+
+async def test_a_halo_stream_into_the_image_read_is_refused(tmp_path: Path) -> None:
+    _image(tmp_path / "img.zarr", "0.5")
+    async with ngio_async.open_async(tmp_path / "img.zarr", mode="r+") as ds:
+        before = await ds.read()
+        rois = ds.read_rois("nuclei_ROI_table", halo=HALO, label="nuclei")
+        with pytest.raises(ValueError, match="depend on the order"):
+            ngio_async.stream(rois, _neighbours, out=ds)
+        async with ds.masked("nuclei") as m:
+            with pytest.raises(ValueError, match="depend on the order"):
+                ngio_async.stream(m.stream(halo=HALO), _neighbours, out=m)
+        np.testing.assert_array_equal(await ds.read(), before)
