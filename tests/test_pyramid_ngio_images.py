@@ -35,7 +35,7 @@ async def test_ngio_method_is_refused_on_an_image(tmp_path: Path) -> None:
             await ds.write(DATA + 1, pyramid="ngio")
         with pytest.raises(ValueError, match=r"pyramid='ngio'.*no label image"):
             async with ds.writer(pyramid="ngio") as w:
-                await w.write((slice(0, 16), slice(0, 16)), DATA[:16, :16])
+                await w.write(((slice(0, 16), slice(0, 16)), DATA[:16, :16]))
         with pytest.raises(ValueError, match=r"stream\(\): pyramid='ngio'.*no label image"):
             ngio_async.stream(ds.tiles(), lambda a: a, out=ds, pyramid="ngio")
         assert _files(url) == before
