@@ -4,15 +4,17 @@ A label image segmented at a coarser level (``stream(..., out=<label>, pyramid=T
 ``write(..., level=k, pyramid=True)``, ``build_pyramid(from_level=k)``) gets its finer levels
 from that level by nearest upsampling: finer pixel ``i`` takes coarse pixel ``i // f`` (a
 finer level's extra pixels past the last window take the last one), as ngio's
-``Label.consolidate`` does. Each region written is upsampled tile by tile (a tile of the
-coarse level whose upsampled block is about one stored object of level 0), a few at a time,
-so memory stays bounded whatever the region's size. Intensity images are not upsampled so:
+``Label.consolidate`` does. Each region written is read block by block (a stored object of
+the coarse level, read once) and each finer level written tile by tile (a tile whose upsampled
+block is about one stored object of that level, written whole once), a few at a time, so
+memory stays bounded whatever the region's size. Intensity images are not upsampled so:
 their finer pixels hold data no upsampling gives back (the callers refuse it).
 """
 
 from __future__ import annotations
 
 import copy
+import math
 from itertools import pairwise, product
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -56,33 +58,42 @@ class Finer:
         self.regions.append(region)
 
     def tiles(self) -> list[tuple[Region, NDArray[np.bool_] | None]]:
-        """The tiles of level ``index`` the regions noted are upsampled by (with their masks)."""
+        """The blocks of level ``index`` the regions noted are upsampled by, with their masks:
+        the regions cut along :meth:`_blocks` (a block whose mask is empty is left out)."""
         if self.index == 0:
             return []
-        grid = self._grid()
+        grid = self._blocks()
         out: list[tuple[Region, NDArray[np.bool_] | None]] = []
         for i, region in enumerate(self.regions):
             mask = self.masks.get(i)
-            for tile in _split(region, grid):
-                if mask is None:
-                    out.append((tile, None))
-                    continue
-                local = mask[
-                    tuple(
-                        slice(t.start - r.start, t.stop - r.start)
-                        for t, r in zip(tile, region, strict=True)
-                    )
-                ]
-                if local.any():  # nothing of the object here: nothing to follow
-                    out.append((tile, local))
+            for block in _split(region, grid):
+                local = None if mask is None else mask[_within(block, region)]
+                if local is None or local.any():  # nothing of the object here: nothing to do
+                    out.append((block, local))
         return out
 
-    def _grid(self) -> tuple[int, ...]:
-        """Tile sizes of level ``index`` whose upsampled blocks at level 0 span about one of
-        its stored objects (at least one pixel)."""
-        factors = _cumulative(self.ds, self.index)
-        stored = self.ds.levels[0].meta.stored_chunks
-        return tuple(max(1, -(-s // f)) for s, f in zip(stored, factors, strict=True))
+    def _grids(self) -> dict[int, tuple[int, ...]]:
+        """Per finer level ``j``, the tile size of level ``index`` whose upsampled blocks span
+        about one stored object of level ``j`` (at least one pixel)."""
+        levels = self.ds.levels
+        out = {}
+        for j in range(self.index):
+            factors = _cumulative(self.ds, self.index, j)
+            stored = levels[j].meta.stored_chunks
+            out[j] = tuple(max(1, -(-s // f)) for s, f in zip(stored, factors, strict=True))
+        return out
+
+    def _blocks(self) -> tuple[int, ...]:
+        """The block size of level ``index`` read at once: its stored objects, rounded up to
+        whole tiles of every finer level where that stays small (each object read once, and
+        each finer object written whole, not once per tile of level 0's grid)."""
+        stored = self.ds.levels[self.index].meta.stored_chunks
+        grids = list(self._grids().values())
+        out = []
+        for axis, s in enumerate(stored):
+            step = math.lcm(*(g[axis] for g in grids))
+            out.append(-(-s // step) * step if step <= 4 * s else s)
+        return tuple(out)
 
     async def build(self, progress: Callable[[int], object] | None = None) -> None:
         """Upsample every region noted; cancelled part way, finished all the same (as
@@ -122,31 +133,51 @@ class Finer:
     async def _run(self, progress: Callable[[int], object] | None = None) -> None:
         if self.index == 0 or not self.regions:
             return
-        tiles = self.tiles()
-        limit = anyio.Semaphore(_AT_ONCE)
+        blocks, grids = self.tiles(), self._grids()
+        reads, writes = anyio.Semaphore(_AT_ONCE), anyio.Semaphore(_AT_ONCE)
         done = 0
 
-        async def one(tile: Region, mask: NDArray[np.bool_] | None) -> None:
+        async def one(block: Region, mask: NDArray[np.bool_] | None) -> None:
             nonlocal done
-            async with limit:
-                await upsample_tile(self.ds, self.index, tile, mask, self.maps)
+            async with reads:  # a block stays in memory while its finer tiles are written
+                data = await self.ds.levels[self.index].getitem(block)
+                async with anyio.create_task_group() as tg:
+                    for j, grid in grids.items():
+                        for tile in _split(block, grid):
+                            tg.start_soon(self._tile, j, block, data, mask, tile, writes)
             done += 1
             if progress is not None:
                 progress(done)
 
         async with anyio.create_task_group() as tg:
-            for tile, mask in tiles:
-                tg.start_soon(one, tile, mask)
+            for block, mask in blocks:
+                tg.start_soon(one, block, mask)
         # all landed (a failure keeps every region: a settle redoes them)
         self.regions, self.masks = [], {}
 
+    async def _tile(
+        self,
+        j: int,
+        block: Region,
+        data: NDArray[Any],
+        mask: NDArray[np.bool_] | None,
+        tile: Region,
+        limit: anyio.Semaphore,
+    ) -> None:
+        at = _within(tile, block)
+        part = None if mask is None else mask[at]
+        if part is not None and not part.any():
+            return
+        async with limit:
+            await upsample_tile(self.ds, self.index, tile, part, self.maps, data[at], only=j)
 
-def _cumulative(ds: Dataset, index: int) -> list[int]:
-    """Per axis, the factor from level 0 to level ``index``."""
+
+def _cumulative(ds: Dataset, index: int, finer: int = 0) -> list[int]:
+    """Per axis, the factor from level ``finer`` to level ``index``."""
     from ._pyramid import level_factors
 
     factors = [1] * len(ds.axes)
-    for step in level_factors(ds)[:index]:
+    for step in level_factors(ds)[finer:index]:
         factors = [f * g for f, g in zip(factors, step, strict=True)]
     return factors
 
@@ -180,19 +211,26 @@ async def upsample_tile(
     tile: Region,
     mask: NDArray[np.bool_] | None = None,
     maps: dict[int, Index] | None = None,
+    data: NDArray[Any] | None = None,
+    *,
+    only: int | None = None,
 ) -> None:
     """Write ``tile`` of level ``index``, upsampled, into every finer level (``mask``: its
     pixels to follow; the others' finer pixels keep what is stored; ``maps``: ngio's
-    upsampling, see :func:`_ngio_up`; else ``i // f``)."""
+    upsampling, see :func:`_ngio_up`; else ``i // f``; ``data``: the tile's pixels, when
+    read already; ``only``: into that finer level alone)."""
     from ..engine.pyramid import sampled
     from ._pyramid import level_factors
 
     steps = level_factors(ds)[:index]
     src = ds.levels[index]
-    data = await src.getitem(tile)
+    if data is None:
+        data = await src.getitem(tile)
     factors = [1] * len(tile)
     for j in range(index - 1, -1, -1):
         factors = [f * g for f, g in zip(factors, steps[j], strict=True)]
+        if only is not None and j != only:
+            continue
         dst = ds.levels[j]
         if maps is None:
             where, picks = upsampled(tile, factors, src.shape, dst.shape)
@@ -221,7 +259,14 @@ def upsampled(
     return tuple(where), picks
 
 
-def _split(region: Region, grid: tuple[int, ...]) -> Iterator[Region]:
+def _within(inner: Region, outer: Region) -> tuple[slice, ...]:
+    """Where ``inner`` is in an array of ``outer``'s pixels."""
+    return tuple(
+        slice(i.start - o.start, i.stop - o.start) for i, o in zip(inner, outer, strict=True)
+    )
+
+
+def _split(region: Region, grid: Sequence[int]) -> Iterator[Region]:
     """``region`` cut along the tile grid ``grid`` (tiles at multiples of it)."""
     cuts = []
     for s, g in zip(region, grid, strict=True):
