@@ -524,7 +524,8 @@ class Dataset(StoreNode):
         (everything) or a list of ints; the channel axis also takes channel labels (a label or a
         list of labels). Axes not named are read whole. ``axes_order=("c", "z", "y", "x")``:
         the array with those axes, in that order (ngio's ``axes_order``: axes the image lacks
-        or the read dropped added with size 1; others left out only if of size 1).
+        or the read dropped added with size 1; others left out only if of size 1, else a
+        ``ValueError`` naming the axis, as for a name given twice).
         """
         data = await self._read(level, axes)
         if axes_order is None:
@@ -1042,10 +1043,15 @@ class Dataset(StoreNode):
             ``consolidate()``): the coarser levels built from it as above, the finer ones
             upsampled from it over the region written (nearest), as
             ``build_pyramid(from_level=k, regions=...)``; refused for other images.
-        :param axes_order: ``data``'s axes, as :meth:`read` gives them with it.
+        :param axes_order: ``data``'s axes, as :meth:`read` gives them with it (default: the
+            selection's axes in the image's order; ``ValueError`` as there).
         :param merge: combine ``data`` with the stored pixels (ngio's ``merge``): ``"max"``,
-            ``"min"``, ``"sum"``, ``"keep_nonzero"`` or ``f(stored, patch)``; see
-            :mod:`ngio_async.images._merge`.
+            ``"min"``, ``"sum"``, ``"keep_nonzero"`` (the patch where it is not 0) or
+            ``f(stored, patch)``; default ``None``: ``data`` replaces them. Merges through
+            one dataset object run one at a time; see :mod:`ngio_async.images._merge`. An
+            unknown rule is a ``ValueError``, a function that cannot be called with two
+            arguments a ``TypeError``, both before any I/O; a ``"sum"`` the data type
+            cannot hold is a ``ValueError`` (ngio wraps it).
         :raises ReadOnlyError: the dataset is read-only (raised before any I/O).
         """
         self._check_writable()
@@ -1271,8 +1277,9 @@ class Dataset(StoreNode):
             than exist adds levels (y/x downscaled like the last pair, 2 for a single level):
             array metadata first, then the pixels, then the group's NGFF metadata.
         :param method: ``"mean"``, ``"nearest"``, ``"mode"`` or ``"ngio"`` (the pixels ngio's
-            ``Label.consolidate()`` writes: its nearest zoom, the second pixel of each 2x2 window
-            where the factor divides the level); default ``"mode"`` for a label image
+            ``Label.consolidate()`` writes: its nearest zoom, the last pixel of each 2x2 window,
+            the second along each axis, where the factor divides the level; refused for
+            images that are no label image, before any write); default ``"mode"`` for a label image
             (``image-label`` metadata), else ``"mean"``.
         :param regions: level-0 regions that changed (tuples of slices): only the target tiles
             depending on them are rebuilt (new levels are built whole). Processes may each
@@ -2016,7 +2023,7 @@ class Dataset(StoreNode):
         """Write a box in world coordinates (see :meth:`read_world`, :meth:`write`): each
         range must lie inside the image with its bounds on pixel edges of the level (within
         1/100 pixel), so ``data`` fills whole pixels; ``ValueError`` / ``IndexError`` name the
-        axis otherwise."""
+        axis otherwise. ``axes_order``, ``merge`` and ``pyramid``: as :meth:`write`."""
         self._check_writable()
         lvl = self.level(level)
         index = self.levels.index(lvl)
@@ -2140,7 +2147,9 @@ class Dataset(StoreNode):
         pixels of the level per axis, clipped at its edges (ngio's ``with_halo``):
         ``r.region`` is the grown box, ``r.core`` the ROI's own (``r.core_data``,
         ``r.crop(a)``), and ``stream(..., out=...)`` writes only the ROI's own box of each
-        result. See :class:`~ngio_async.images.RoiStream`."""
+        result (into another image than this one: ``out`` this image is refused). ``halo``
+        default ``None`` (none); an axis not of the image, not space or time, or a count
+        that is not an int >= 0 is a ``ValueError``. See :class:`~ngio_async.images.RoiStream`."""
         from ._rois import RoiStream
 
         self._check_open()
