@@ -246,7 +246,8 @@ class Tables:
         index, ``label``), ``columns`` the measurements; ``label``: the label image they were
         measured on (``region.path`` ``../labels/<label>``). Without ``labels``, a ``label``
         column of ``columns`` (or a DataFrame's index named ``label``) gives them, as ngio's
-        ``FeatureTable(df)`` takes them (``skimage``'s ``regionprops_table`` output as is)."""
+        ``FeatureTable(df)`` takes them (``skimage``'s ``regionprops_table`` output as is);
+        with none of these, a ``TypeError`` names ``labels=``."""
         if labels is None:
             columns, labels = _labels_of(columns, name)
         index = np.asarray(labels)
