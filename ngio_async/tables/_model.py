@@ -67,7 +67,8 @@ class Roi:
     def zoom(self, factor: float, axes: Sequence[str] = ("x", "y")) -> Roi:
         """The box grown (or shrunk) by ``factor`` about its centre along ``axes`` (ngio's
         ``Roi.zoom``: each length times ``factor``, a start below 0 moved to 0 with the length
-        kept)."""
+        kept; ``axes`` default ``("x", "y")``, those the ROI lacks skipped). A ``factor`` that
+        is not a number > 0 is a ``ValueError`` naming the ROI."""
         if isinstance(factor, bool) or not (isinstance(factor, numbers.Real) and factor > 0):
             raise ValueError(f"ROI {self.name!r}: zoom must be a positive number, got {factor!r}")
         factor = float(factor)
