@@ -1456,6 +1456,9 @@ class Dataset(StoreNode):
         One metadata document is rewritten; keys this library does not model are kept (the
         document is read again right before it is written).
 
+        :raises ValueError: a list of another length than the channels (named).
+        :raises TypeError: a ``labels`` or ``wavelength_ids`` item that is no string or
+            ``None``.
         :raises ReadOnlyError: the dataset is read-only (raised before any I/O).
         """
         from msgspec.structs import replace
