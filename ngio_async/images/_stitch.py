@@ -125,7 +125,7 @@ class Stitch:
     written: dict[tuple[int, ...], tuple[Region, dict[int, list[list[int]]]]] = field(
         default_factory=dict
     )
-    #: what the final pass read and wrote (boxes of the ids that changed)
+    #: what the final pass read and wrote: boxes of the ids that changed, one per stored object
     rewrites: int = 0
 
     @classmethod
@@ -245,24 +245,46 @@ class Stitch:
         return {a: r for a in list(self.parent) if (r := self._find(a)) != a}
 
     async def finish(self, out: Dataset, level: int, pyramid: bool | Method | None) -> None:
-        """Rewrite, in ``out``'s level ``level``, the ids joined: the box of each one (of its
-        tile's core) read, its ids mapped, written back (``pyramid``: the other levels
-        following, as the stream's writes did)."""
+        """Rewrite, in ``out``'s level ``level``, the ids joined: per stored object (shard or
+        chunk), the box there of the ids that changed read, its ids mapped, written back
+        (``pyramid``: the other levels following, as the stream's writes did). Each object is
+        rewritten once, whatever the number of tiles sharing it."""
         lut = self.mapping()
         if not lut:
             return
-        for core_out, boxes in self.written.values():
-            changed = [b for v, b in boxes.items() if v in lut]
-            if not changed:
-                continue
-            lo = [min(b[0][i] for b in changed) for i in range(len(core_out))]
-            hi = [max(b[1][i] for b in changed) for i in range(len(core_out))]
+        chunks = out.levels[level].meta.stored_chunks
+        buckets: dict[tuple[int, ...], tuple[list[int], list[int]]] = {}
+        for _, boxes in self.written.values():
+            for v, (lo, hi) in boxes.items():
+                if v in lut:
+                    _bucket(buckets, lo, hi, chunks)
+        for lo, hi in buckets.values():
             region: dict[str, Any] = {
                 a: slice(s, e + 1) for a, s, e in zip(out.axes, lo, hi, strict=True)
             }
             block = await out.read(level, **region)
             await out.write(_relabel(block, lut), level, pyramid or False, **region)
             self.rewrites += 1
+
+
+def _bucket(
+    buckets: dict[tuple[int, ...], tuple[list[int], list[int]]],
+    lo: list[int],
+    hi: list[int],
+    chunks: tuple[int, ...],
+) -> None:
+    """Add the box ``lo..hi`` (inclusive) to the boxes of the chunks it crosses (each chunk's
+    bounding box of the parts within it)."""
+    spans = [range(a // c, b // c + 1) for a, b, c in zip(lo, hi, chunks, strict=True)]
+    for key in itertools.product(*spans):
+        clo = [max(a, k * c) for a, k, c in zip(lo, key, chunks, strict=True)]
+        chi = [min(b, (k + 1) * c - 1) for b, k, c in zip(hi, key, chunks, strict=True)]
+        have = buckets.get(key)
+        if have is None:
+            buckets[key] = (clo, chi)
+        else:
+            have[0][:] = [min(x, y) for x, y in zip(have[0], clo, strict=True)]
+            have[1][:] = [max(x, y) for x, y in zip(have[1], chi, strict=True)]
 
 
 def _relabel(block: NDArray[Any], lut: dict[int, int]) -> NDArray[Any]:
