@@ -100,6 +100,20 @@ def from_order(data: ArrayLike, axes: Sequence[str], order: Sequence[str]) -> ND
             f"{list(order)}"
         )
     drop = [a for a in order if a not in axes]
+    big = [
+        f"{a!r} (size {arr.shape[order.index(a)]})" for a in drop if arr.shape[order.index(a)] != 1
+    ]
+    if big:  # (an axis the write lacks; maybe one it has left out of the order too)
+        unnamed = [a for a in axes if a not in order]
+        raise ValueError(
+            f"axes_order {list(order)} of a write of axes {list(axes)}: {', '.join(big)} is "
+            "no axis of the write (only a size-1 axis it lacks can be named)"
+            + (
+                f", and {unnamed} {'is' if len(unnamed) == 1 else 'are'} not named"
+                if unnamed
+                else ""
+            )
+        )
     out = _squeezed(arr, list(order), drop, f"{list(order)} of a write of axes {list(axes)}")
     left = [a for a in order if a in axes]
     out = np.transpose(out, [left.index(a) for a in axes if a in left])

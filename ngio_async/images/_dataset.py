@@ -7,6 +7,7 @@ import inspect
 import math
 import numbers
 import operator
+import re
 from collections.abc import (
     AsyncIterator,
     Callable,
@@ -1499,6 +1500,11 @@ class Dataset(StoreNode):
         for i, wid in enumerate(() if wavelength_ids is None else wavelength_ids):
             if wid is not None and (not isinstance(wid, str) or not wid):
                 raise TypeError(f"wavelength_ids[{i}] must be a string or None, got {wid!r}")
+        for i, color in enumerate(() if colors is None else colors):
+            if not isinstance(color, str) or not _HEX_COLOR.fullmatch(color.lstrip("#")):
+                raise TypeError(
+                    f"colors[{i}] must be a color as hex 'RRGGBB' (or '#RRGGBB'), got {color!r}"
+                )
         for i, flag in enumerate(() if active is None else active):
             if not isinstance(flag, bool | np.bool_):
                 raise TypeError(f"active[{i}] must be True or False, got {flag!r}")
@@ -1546,6 +1552,7 @@ class Dataset(StoreNode):
                 if wavelength_ids is not None and wavelength_ids[i] is not None:
                     channel.extra["wavelength_id"] = str(wavelength_ids[i])
                 channels.append(channel)
+            _check_unique_wavelengths(channels, self.url)
             omero = (
                 _with_extra(replace(ome.omero, channels=channels), ome.omero)
                 if ome.omero is not None
@@ -2428,6 +2435,24 @@ async def _undo(exc: BaseException, where: str, undo: Coroutine[Any, Any, None])
             await undo
         except Exception as failed:  # noqa: BLE001 - the first error is the one raised
             exc.add_note(f"{where}: could not be put back as it was ({failed!r})")
+
+
+_HEX_COLOR = re.compile(r"[0-9A-Fa-f]{6}")
+
+
+def _check_unique_wavelengths(channels: Sequence[Any], url: str) -> None:
+    """Refuse two channels of one ``wavelength_id`` (a channel is looked up by it)."""
+    seen: dict[str, int] = {}
+    for i, channel in enumerate(channels):
+        wid = channel.extra.get("wavelength_id") if channel.extra else None
+        if wid is None:
+            continue
+        if wid in seen:
+            raise ValueError(
+                f"wavelength_ids: channels {seen[wid]} and {i} of {url} would both have "
+                f"wavelength_id {wid!r} (channels are looked up by it)"
+            )
+        seen[wid] = i
 
 
 def _with_extra(new: _S, old: object) -> _S:

@@ -49,6 +49,11 @@ def check_stitch(
             "stream(..., stitch=...) joins the labels of tiles across their seams: stream "
             "ds.tiles(..., overlap=...) into out=<a label dataset>"
         )
+    if out.dtype.kind not in "iu":
+        raise TypeError(
+            f"stream(..., stitch=...) joins label ids: out ({out.url}) holds {out.dtype}, "
+            "not integers; stream into a label image (ds.labels.create(...))"
+        )
     if unique_labels is None:
         raise ValueError(
             "stream(..., stitch=...) needs unique_labels=n: each tile's ids in its own block "

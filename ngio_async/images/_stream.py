@@ -1070,7 +1070,7 @@ def stream(
     boxes of the ids joined are read back and rewritten (the pyramid following); ids are not
     renumbered 1..N (ngio's ``compact=False``). Seams along axes without overlap are not
     joined. Default ``None``: no stitching. At the call: ``TypeError`` unless ``tiles`` is
-    ``ds.tiles(...)`` and ``out`` a dataset; ``ValueError`` without ``overlap`` or
+    ``ds.tiles(...)`` and ``out`` a dataset of an integer type; ``ValueError`` without ``overlap`` or
     ``unique_labels``, for a halo past half a tile or a threshold outside (0, 1].
 
     Errors: the first is raised plainly, ``func``'s noting the tile or ROI it failed on. On an

@@ -1,0 +1,65 @@
+"""Argument refusals found by reading today's docs: ``set_channels(colors=)`` of non-strings,
+``set_channels(wavelength_ids=)`` giving two channels one id, ``stream(stitch=)`` into an image of
+floats, and ``write(axes_order=)`` naming an axis the image lacks: each refused before any write,
+naming the argument."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pytest
+
+import ngio_async
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+pytestmark = pytest.mark.anyio
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+async def test_set_channels_refuses_bad_colors_and_shared_wavelength_ids(tmp_path: Path) -> None:
+    url = tmp_path / "a.zarr"
+    async with ngio_async.create_async(
+        url, shape=(2, 8, 8), dtype="uint8", axes="cyx",
+        channels=[{"label": "A", "wavelength_id": "A01_C01"}, {"label": "B", "wavelength_id": "A01_C02"}],
+    ) as ds:  # fmt: skip
+        before = _files(url)
+        with pytest.raises(TypeError, match=r"colors\[0\] must be a color as hex 'RRGGBB'"):
+            await ds.set_channels(colors=[1, 2])  # type: ignore[list-item]
+        with pytest.raises(TypeError, match=r"colors\[1\] must be a color.*'blue'"):
+            await ds.set_channels(colors=["#00FF00", "blue"])
+        with pytest.raises(ValueError, match=r"channels 0 and 1 .* wavelength_id 'X'"):
+            await ds.set_channels(wavelength_ids=["X", "X"])
+        # one new id equal to the other channel's kept one
+        with pytest.raises(ValueError, match=r"channels 0 and 1 .* wavelength_id 'A01_C02'"):
+            await ds.set_channels(wavelength_ids=["A01_C02", None])
+        assert _files(url) == before
+        await ds.set_channels(colors=["00ff00", "#0000FF"], wavelength_ids=["A01_C02", "A01_C01"])
+        assert [c.color for c in ds.metadata.ome.omero.channels] == ["00FF00", "0000FF"]  # type: ignore[union-attr]
+
+
+async def test_stitch_into_an_image_of_floats_is_refused(tmp_path: Path) -> None:
+    async with (
+        ngio_async.create_async(tmp_path / "a.zarr", shape=(32, 32), dtype="uint8", axes="yx") as ds,
+        ngio_async.create_async(tmp_path / "f.zarr", shape=(32, 32), dtype="float32", axes="yx") as out,
+    ):  # fmt: skip
+        with pytest.raises(TypeError, match=r"joins label ids: out .* holds float32"):
+            ngio_async.stream(ds.tiles(shape=(16, 16), overlap=2), lambda a: a, out=out,
+                              unique_labels=100, stitch=True)  # fmt: skip
+
+
+async def test_axes_order_naming_an_axis_the_image_lacks(tmp_path: Path) -> None:
+    async with ngio_async.create_async(
+        tmp_path / "a.zarr", shape=(8, 8), dtype="uint8", axes="yx"
+    ) as ds:
+        with pytest.raises(
+            ValueError, match=r"'c' \(size 8\) is no axis of the write.*\['y'\] is not named"
+        ):
+            await ds.write(np.ones((8, 8), np.uint8), axes_order="xc")
+        await ds.write(np.ones((1, 8, 8), np.uint8), axes_order="cyx")  # a size-1 axis: dropped
+        assert (await ds.read()).all()
