@@ -353,13 +353,16 @@ def _in_order(read: RoiRead, axes: Sequence[str], order: Sequence[str]) -> RoiRe
 
 def _cut(r: RoiRead, value: Any) -> tuple[RoiRead, Any]:
     """A halo'd read and its result (in the read's natural axes) cut to the ROI's own box:
-    ``value`` of the grown box's shape cropped (another shape, a core-sized one or a scalar,
-    as it is: the write broadcasts it or names the shapes)."""
+    ``value`` of the grown box's shape (or without its leading unit axes) cropped (another
+    shape, a core-sized one or a scalar, as it is: the write broadcasts it or names the
+    shapes)."""
     if r.core is None or r.inner is None:
         return r, value
-    shape = getattr(value, "shape", None)
-    if shape is not None and tuple(shape) == r.data.shape:
-        value = value[r.inner]
+    shape = tuple(getattr(value, "shape", None) or ())
+    full = r.data.shape
+    lead = len(full) - len(shape)
+    if shape and lead >= 0 and shape == full[lead:] and all(n == 1 for n in full[:lead]):
+        value = value[r.inner[lead:]]  # (maybe without the leading unit axes: f(a[0]))
     labels = None if r.labels is None else r.labels[r.inner]
     cut = replace(r, region=r.core, data=r.data[r.inner], labels=labels, core=None, inner=None)
     return cut, value
