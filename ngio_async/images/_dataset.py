@@ -941,6 +941,7 @@ class Dataset(StoreNode):
             calibration=self.metadata.spatial_calibration[level_index],
             overlap=halos,
             tile_shape=tuple(tile_shape),
+            source=self,
         )
 
     def _tile_region(

@@ -96,6 +96,7 @@ class Stream(Generic[R]):
             self._axis_map = _AxisMap.of(tiles, out)
             if _is_dataset(out):
                 self._level = _tiles_level(tiles, cast("Dataset", out))
+                _check_in_place(tiles, cast("Dataset", out), self._level)
             _check_fits(tiles, out, self._axis_map, self._level)
         _check_pyramid(tiles, out, pyramid)
         _check_finer(out, pyramid, self._level)
@@ -823,6 +824,22 @@ def _sizes(pixels: dict[str, tuple[float, str | None]], names: list[str]) -> str
     sizes = tuple(pixels[n][0] if n in pixels else None for n in names)
     units = {pixels[n][1] for n in names if n in pixels} - {None}
     return f"{sizes}" + (f" {units.pop()}" if len(units) == 1 else "")
+
+
+def _check_in_place(tiles: TileStream, out: Dataset, index: int) -> None:
+    """Refuse tiles with ``overlap=`` written into the level they are read from (ngio refuses
+    in-place iteration with a halo): each tile's halo covers pixels its neighbours write, so
+    the result would depend on the order they run in."""
+    source = tiles.source
+    if not any(tiles.overlap or ()) or source is None or index != tiles.level:
+        return
+    if source is out or getattr(source, "url", None) == out.url:
+        raise ValueError(
+            f"stream(ds.tiles(..., overlap={tiles.overlap}), ..., out=<the image read>): each "
+            f"tile's halo covers pixels its neighbours write (level {index} of {out.url}), so "
+            "the result would depend on the order they run in (ngio refuses it too); write "
+            "into another image or label"
+        )
 
 
 def _tiles_level(tiles: TileStream, out: Dataset) -> int:

@@ -102,6 +102,7 @@ class TileStream:
         calibration: LevelCalibration | None = None,
         overlap: tuple[int, ...] | None = None,
         tile_shape: tuple[int | None, ...] | None = None,
+        source: object = None,
     ) -> None:
         self._make = make
         self._owner = owner
@@ -132,6 +133,8 @@ class TileStream:
         #: extent), as asked: ``stream(..., stitch=)`` matches labels over the halos
         self.overlap = overlap
         self.tile_shape = tile_shape
+        #: the dataset read (``stream`` refuses writing a halo'd stream into it)
+        self.source = source
 
     def __len__(self) -> int:
         return self.total
