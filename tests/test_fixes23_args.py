@@ -33,11 +33,15 @@ async def test_set_channels_refuses_bad_colors_and_shared_wavelength_ids(tmp_pat
             await ds.set_channels(colors=[1, 2])  # type: ignore[list-item]
         with pytest.raises(TypeError, match=r"colors\[1\] must be a color.*'blue'"):
             await ds.set_channels(colors=["#00FF00", "blue"])
-        with pytest.raises(ValueError, match=r"channels 0 and 1 .* wavelength_id 'X'"):
+        with pytest.raises(ValueError, match=r"channels 0 and 1 would both have wavelength_id 'X'"):
             await ds.set_channels(wavelength_ids=["X", "X"])
         # one new id equal to the other channel's kept one
-        with pytest.raises(ValueError, match=r"channels 0 and 1 .* wavelength_id 'A01_C02'"):
+        with pytest.raises(
+            ValueError, match=r"channels 0 and 1 would both have wavelength_id 'A01_C02'"
+        ):
             await ds.set_channels(wavelength_ids=["A01_C02", None])
+        with pytest.raises(ValueError, match=r"channels 0 and 1 would both have label 'B'"):
+            await ds.set_channels(labels=["B", "B"])
         assert _files(url) == before
         await ds.set_channels(colors=["00ff00", "#0000FF"], wavelength_ids=["A01_C02", "A01_C01"])
         assert [c.color for c in ds.metadata.ome.omero.channels] == ["00FF00", "0000FF"]  # type: ignore[union-attr]
@@ -63,3 +67,35 @@ async def test_axes_order_naming_an_axis_the_image_lacks(tmp_path: Path) -> None
             await ds.write(np.ones((8, 8), np.uint8), axes_order="xc")
         await ds.write(np.ones((1, 8, 8), np.uint8), axes_order="cyx")  # a size-1 axis: dropped
         assert (await ds.read()).all()
+
+
+async def test_create_refuses_a_label_or_wavelength_id_twice(tmp_path: Path) -> None:
+    for channels, key in (
+        (["A", "A"], "label 'A'"),
+        (
+            [{"label": "A", "wavelength_id": "W"}, {"label": "B", "wavelength_id": "W"}],
+            "wavelength_id 'W'",
+        ),
+    ):
+        with pytest.raises(ValueError, match=rf"channels: channels 0 and 1 would both have {key}"):
+            await ngio_async.create_async(
+                tmp_path / "a.zarr", shape=(2, 8, 8), dtype="uint8", axes="cyx", channels=channels
+            )
+        assert not (tmp_path / "a.zarr").exists()
+
+
+async def test_duplicates_another_tool_wrote_still_open_and_edit(tmp_path: Path) -> None:
+    """Labels twice in a dataset written elsewhere: opened, and edited in what is given."""
+    import json
+
+    url = tmp_path / "a.zarr"
+    async with ngio_async.create_async(
+        url, shape=(2, 8, 8), dtype="uint8", axes="cyx", channels=["A", "B"], ngff_version="0.4"
+    ):
+        pass
+    attrs = json.loads((url / ".zattrs").read_text())
+    attrs["omero"]["channels"][1]["label"] = "A"
+    (url / ".zattrs").write_text(json.dumps(attrs))
+    async with ngio_async.open_async(url, mode="r+") as ds:
+        await ds.set_channels(colors=["FF0000", "00FF00"])
+        assert [c.label for c in ds.metadata.ome.omero.channels] == ["A", "A"]  # type: ignore[union-attr]

@@ -510,6 +510,25 @@ def _channel_list(channels: Any) -> list[Any]:
     return out
 
 
+def check_unique_channels(
+    channels: Sequence[Channel], what: str, keys: Sequence[str] = ("label", "wavelength_id")
+) -> None:
+    """Refuse two channels of one label or one ``wavelength_id`` (of ``keys``: reads select
+    channels by them; ngio refuses a label twice too), naming both."""
+    for key in keys:
+        seen: dict[str, int] = {}
+        for i, channel in enumerate(channels):
+            value = channel.label if key == "label" else channel.extra.get("wavelength_id")
+            if value is None:
+                continue
+            if value in seen:
+                raise ValueError(
+                    f"{what}: channels {seen[value]} and {i} would both have {key} {value!r} "
+                    "(channels are selected by it)"
+                )
+            seen[value] = i
+
+
 def make_channel(
     spec: ChannelSpec | Channel, index: int, dtype: np.dtype[Any], *, only: bool = False
 ) -> Channel:
@@ -754,7 +773,9 @@ def plan_image(
         if len(channels) != n_c:
             raise ValueError(f"{len(channels)} channels for a channel axis of size {n_c}")
         only = len(channels) == 1
-        omero = Omero(channels=[make_channel(c, i, dt, only=only) for i, c in enumerate(channels)])
+        made = [make_channel(c, i, dt, only=only) for i, c in enumerate(channels)]
+        check_unique_channels(made, "channels")
+        omero = Omero(channels=made)
         auto_windows = tuple(
             i
             for i, c in enumerate(channels)

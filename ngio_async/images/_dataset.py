@@ -1466,7 +1466,7 @@ class Dataset(StoreNode):
         from msgspec.structs import replace
 
         from ..meta import Omero, Window
-        from ._create import make_channel, make_window
+        from ._create import check_unique_channels, make_channel, make_window
         from ._metadata import check_editable
 
         self._check_writable()
@@ -1553,7 +1553,13 @@ class Dataset(StoreNode):
                 if wavelength_ids is not None and wavelength_ids[i] is not None:
                     channel.extra["wavelength_id"] = str(wavelength_ids[i])
                 channels.append(channel)
-            _check_unique_wavelengths(channels, self.url)
+            given = [
+                k
+                for k, v in (("label", labels), ("wavelength_id", wavelength_ids))
+                if v is not None
+            ]
+            # (only what is given: duplicates another tool wrote are not ours to refuse)
+            check_unique_channels(channels, f"set_channels on {self.url}", given)
             omero = (
                 _with_extra(replace(ome.omero, channels=channels), ome.omero)
                 if ome.omero is not None
@@ -2439,21 +2445,6 @@ async def _undo(exc: BaseException, where: str, undo: Coroutine[Any, Any, None])
 
 
 _HEX_COLOR = re.compile(r"[0-9A-Fa-f]{6}")
-
-
-def _check_unique_wavelengths(channels: Sequence[Any], url: str) -> None:
-    """Refuse two channels of one ``wavelength_id`` (a channel is looked up by it)."""
-    seen: dict[str, int] = {}
-    for i, channel in enumerate(channels):
-        wid = channel.extra.get("wavelength_id") if channel.extra else None
-        if wid is None:
-            continue
-        if wid in seen:
-            raise ValueError(
-                f"wavelength_ids: channels {seen[wid]} and {i} of {url} would both have "
-                f"wavelength_id {wid!r} (channels are looked up by it)"
-            )
-        seen[wid] = i
 
 
 def _with_extra(new: _S, old: object) -> _S:
