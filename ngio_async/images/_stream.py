@@ -664,7 +664,7 @@ def _check_roi_out(rois: RoiStream, out: object) -> int:
     image = rois._image
     index = image._level_index(rois._level)
     target = out.image if isinstance(out, MaskedImage) else out
-    if rois._halo and target is image:
+    if rois._halo and (target is image or getattr(target, "url", None) == image.url):
         raise ValueError(
             f"stream(rois, ..., out=<the image read>) with halo={rois._halo}: each ROI's grown "
             "read covers pixels the neighbour ROIs write, so the result would depend on the "
