@@ -99,3 +99,5 @@ async def test_duplicates_another_tool_wrote_still_open_and_edit(tmp_path: Path)
     async with ngio_async.open_async(url, mode="r+") as ds:
         await ds.set_channels(colors=["FF0000", "00FF00"])
         assert [c.label for c in ds.metadata.ome.omero.channels] == ["A", "A"]  # type: ignore[union-attr]
+        async with ngio_async.create_like_async(ds, tmp_path / "b.zarr") as copy:  # copied as is
+            assert [c.label for c in copy.metadata.ome.omero.channels] == ["A", "A"]  # type: ignore[union-attr]

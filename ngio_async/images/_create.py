@@ -774,7 +774,11 @@ def plan_image(
             raise ValueError(f"{len(channels)} channels for a channel axis of size {n_c}")
         only = len(channels) == 1
         made = [make_channel(c, i, dt, only=only) for i, c in enumerate(channels)]
-        check_unique_channels(made, "channels")
+        # (channels given by label or mapping: those copied from another image as they are)
+        check_unique_channels(
+            [m for m, c in zip(made, channels, strict=True) if not isinstance(c, Channel)],
+            "channels",
+        )
         omero = Omero(channels=made)
         auto_windows = tuple(
             i
