@@ -13,6 +13,7 @@ changed are read back from the level written and rewritten (with its pyramid), n
 from __future__ import annotations
 
 import itertools
+import numbers
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -37,9 +38,9 @@ def check_stitch(
     if stitch is None or stitch is False:
         return None
     threshold = 0.3 if stitch is True else stitch
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
+    if isinstance(threshold, (bool, np.bool_)) or not isinstance(threshold, numbers.Real):
         raise TypeError(f"stitch takes True or an IoU threshold in (0, 1], got {stitch!r}")
-    if not 0.0 < threshold <= 1.0:
+    if not 0.0 < float(threshold) <= 1.0:
         raise ValueError(f"stitch: the IoU threshold must be in (0, 1], got {threshold!r}")
     from ._dataset import Dataset
     from ._tiles import TileStream
