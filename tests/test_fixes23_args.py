@@ -101,3 +101,17 @@ async def test_duplicates_another_tool_wrote_still_open_and_edit(tmp_path: Path)
         assert [c.label for c in ds.metadata.ome.omero.channels] == ["A", "A"]  # type: ignore[union-attr]
         async with ngio_async.create_like_async(ds, tmp_path / "b.zarr") as copy:  # copied as is
             assert [c.label for c in copy.metadata.ome.omero.channels] == ["A", "A"]  # type: ignore[union-attr]
+
+
+def test_convert_keeps_channels_a_tiff_names_alike(tmp_path: Path) -> None:
+    """An OME-TIFF naming two channels alike converts as it is (its names kept)."""
+    tifffile = pytest.importorskip("tifffile")
+    src = tmp_path / "twice.ome.tif"
+    data = np.arange(2 * 16 * 16, dtype=np.uint16).reshape(2, 16, 16)
+    tifffile.imwrite(
+        src, data, ome=True, metadata={"axes": "CYX", "Channel": {"Name": ["Cy5", "Cy5"]}}
+    )
+    ngio_async.convert_sync(src, tmp_path / "o.zarr")
+    with ngio_async.open(tmp_path / "o.zarr") as ds:
+        assert [c.label for c in ds.metadata.channels] == ["Cy5", "Cy5"]
+        np.testing.assert_array_equal(ds.read(), data)

@@ -1425,6 +1425,7 @@ def _source_plan(
         channels=channels,
         ngff_version=version,  # type: ignore[arg-type]
         name=src.name,
+        unique_channels=False,  # (a file naming two channels alike is converted as it is)
     )
 
 

@@ -655,8 +655,11 @@ def plan_image(
     fill_value: Any = None,
     level_translations: Sequence[Sequence[float]] | None = None,
     level_shapes: Sequence[Sequence[int]] | None = None,
+    unique_channels: bool = True,
 ) -> ImagePlan:
     """Plan an image (pure: no I/O); see :func:`create_async` for the parameters.
+    ``unique_channels``: refuse two channels given of one label or ``wavelength_id``
+    (``convert`` keeps what a source file names twice).
 
     ``create_like`` copies what a source has and ``create`` does not make:
     ``level_translations``, one translation per level (levels translated apart, as
@@ -774,11 +777,11 @@ def plan_image(
             raise ValueError(f"{len(channels)} channels for a channel axis of size {n_c}")
         only = len(channels) == 1
         made = [make_channel(c, i, dt, only=only) for i, c in enumerate(channels)]
-        # (channels given by label or mapping: those copied from another image as they are)
-        check_unique_channels(
-            [m for m, c in zip(made, channels, strict=True) if not isinstance(c, Channel)],
-            "channels",
-        )
+        if unique_channels:  # (by label or mapping: those copied from an image as they are)
+            check_unique_channels(
+                [m for m, c in zip(made, channels, strict=True) if not isinstance(c, Channel)],
+                "channels",
+            )
         omero = Omero(channels=made)
         auto_windows = tuple(
             i
