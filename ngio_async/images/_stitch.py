@@ -60,6 +60,13 @@ def check_stitch(
             "stream(..., stitch=...) needs unique_labels=n: each tile's ids in its own block "
             "of n (ngio's StitchConfig.block_size)"
         )
+    top, limit = tiles.total * unique_labels - 1, int(np.iinfo(out.dtype).max)
+    if top > limit:  # (as ngio's stitch plan: refused before any tile, not part way)
+        raise ValueError(
+            f"stream(..., stitch=...): {tiles.total} tiles at unique_labels={unique_labels} "
+            f"reach id {top}, past what {out.dtype} holds ({limit}, {out.url}): a smaller "
+            "unique_labels or a wider label dtype"
+        )
     halos, shape, axes = tiles.overlap or (), tiles.tile_shape or (), tiles.axes or ()
     if not any(halos):
         raise ValueError(
