@@ -79,3 +79,51 @@ async def test_add_column_takes_digits_as_ngio_takes_them(tmp_path: Path, versio
         assert created.columns == ["01", "03", "05"]
     async with await ngio_async.open_plate_async(url) as reopened:
         assert reopened.columns == ["01", "03", "05"]
+
+
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+async def test_remove_image_relists_with_the_rows_of_then(tmp_path: Path, version: str) -> None:
+    """remove_image of a well's last field lists the well again when another writer gave it a
+    field meanwhile: with the indices of the rows as they are then (another writer added row
+    "A" before "B" meanwhile too), not those of the plate as opened."""
+    import threading
+
+    from ngio_async.stores import open_store
+    from ngio_async.stores._instrumented import InstrumentedStore
+
+    url = tmp_path / "p.zarr"
+    with ngio_async.create_plate(url, rows=["B"], columns=["1"], ngff_version=version) as plate:
+        plate.add_image("B/1", shape=(4, 4), dtype="uint8").close()
+    gets = []
+
+    def others(method: str, key: str) -> None:
+        """At the well's edit (its 2nd read): another field listed, row "A" added."""
+        if (method, key) != ("get", _well_key(version)):
+            return
+        gets.append(key)
+        if len(gets) != 2:
+            return
+        doc_path = url / _well_key(version)
+        doc = json.loads(doc_path.read_text())
+        attrs = doc["attributes"]["ome"] if version == "0.5" else doc
+        attrs["well"]["images"].append({"path": "1"})
+        doc_path.write_text(json.dumps(doc))
+
+        def add_row() -> None:
+            with ngio_async.open_plate(url, mode="r+") as theirs:
+                theirs.add_row("A")
+
+        thread = threading.Thread(target=add_row)
+        thread.start()
+        thread.join()
+        return
+
+    store = InstrumentedStore(open_store(url), fail=others)
+    async with await ngio_async.open_plate_async(store, mode="r+") as mine:
+        await mine.remove_image("B/1")
+    assert len(gets) >= 2
+    assert _wells(url) == {"B/1": ("B", "1")}
+
+
+def _well_key(version: str) -> str:
+    return "B/1/zarr.json" if version == "0.5" else "B/1/.zattrs"
