@@ -197,8 +197,13 @@ class Stitch:
         self._note(tile, pred, slabs, core_out, keep)
 
     def _neighbours(self, index: tuple[int, ...]) -> list[tuple[int, ...]]:
+        """The tiles whose grown regions can meet this one's: one step along axes with a
+        halo (along the others, the regions only abut: a plane's tiles wait for no tile of
+        the next plane)."""
+        h = self.halos
+        steps = [(-1, 0, 1) if i >= len(h) or h[i] else (0,) for i in range(len(index))]
         out = []
-        for step in itertools.product((-1, 0, 1), repeat=len(index)):
+        for step in itertools.product(*steps):
             n = tuple(i + s for i, s in zip(index, step, strict=True))
             if any(step) and all(0 <= i < g for i, g in zip(n, self.grid, strict=True)):
                 out.append(n)
