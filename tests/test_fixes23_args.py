@@ -115,3 +115,16 @@ def test_convert_keeps_channels_a_tiff_names_alike(tmp_path: Path) -> None:
     with ngio_async.open(tmp_path / "o.zarr") as ds:
         assert [c.label for c in ds.metadata.channels] == ["Cy5", "Cy5"]
         np.testing.assert_array_equal(ds.read(), data)
+
+
+async def test_masked_stream_refuses_level_at_the_call(tmp_path: Path) -> None:
+    async with ngio_async.create_async(
+        tmp_path / "a.zarr", shape=(16, 16), dtype="uint8", axes="yx", levels=2
+    ) as ds:
+        lab = await ds.labels.create("n", dtype="uint16")
+        await lab.write(np.pad(np.ones((4, 4), np.uint16), 6), pyramid=True)
+        await lab.aclose()
+        async with ds.masked("n") as m:
+            with pytest.raises(TypeError, match=r"takes no level=: give it to ds.masked"):
+                m.stream(level=1)
+            assert [r.data.shape async for r in m.stream()] == [(4, 4)]

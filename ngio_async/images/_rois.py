@@ -808,6 +808,11 @@ class MaskedImage:
         ``axes_order``, ``halo``: as :meth:`Dataset.read_rois` (``r.masked()`` of a halo'd
         read: the object's pixels in the grown box; ``stream(..., out=m)`` writes the ROI's
         own box, only where its object is)."""
+        if "level" in axes:  # (the level is the masked image's: ds.masked(..., level=))
+            raise TypeError(
+                f"m.stream() reads at the masked image's level ({self.level!r}), and takes no "
+                "level=: give it to ds.masked(label, level=...)"
+            )
         rois = [self.roi(v) for v in (self.values if values is None else values)]
         return RoiStream(
             self.image,
