@@ -1087,8 +1087,13 @@ def stream(
     boxes of the ids joined are read back and rewritten (the pyramid following); ids are not
     renumbered 1..N (ngio's ``compact=False``). Seams along axes without overlap are not
     joined. Default ``None``: no stitching. At the call: ``TypeError`` unless ``tiles`` is
-    ``ds.tiles(...)`` and ``out`` a dataset of an integer type; ``ValueError`` without ``overlap`` or
-    ``unique_labels``, for a halo past half a tile or a threshold outside (0, 1].
+    ``ds.tiles(...)`` and ``out`` a dataset of an integer type; ``ValueError`` without
+    ``overlap`` or ``unique_labels``, for a halo past half a tile, a threshold outside (0, 1],
+    or id blocks (tiles x ``unique_labels``) past ``out``'s data type.
+
+    Tiles with ``overlap=`` or ROIs with ``halo=`` written into the image they are read from
+    (or another open of it) are refused at the call: a tile's halo would read pixels another
+    tile's result has replaced, depending on the order they land (ngio refuses it too).
 
     Errors: the first is raised plainly, ``func``'s noting the tile or ROI it failed on. On an
     error or a cancellation no ``func`` and no write starts any more, and the writes under way
