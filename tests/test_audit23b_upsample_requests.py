@@ -49,3 +49,26 @@ async def test_upsampling_reads_and_writes_each_object_once(tmp_path: Path) -> N
         for j, f in ((0, 4), (1, 2)):
             got = await lab.read(level=j)
             assert (got == np.repeat(np.repeat(coarse, f, 0), f, 1)).all()
+
+
+async def test_sharded_finer_levels_written_whole_once(tmp_path: Path) -> None:
+    """NGFF 0.5, shards of 4x4 chunks: a label written at level 3 patched each level-1 shard
+    4 times and each level-2 shard 16 times (113 requests); each is written whole once now."""
+    url = tmp_path / "img.zarr"
+    async with ngio_async.create_async(
+        url, shape=(256, 256), dtype="uint8", axes="yx", chunks=(16, 16), shards=(64, 64),
+        levels=4, ngff_version="0.5",
+    ) as ds:  # fmt: skip
+        await (await ds.labels.create("cells", dtype="uint16")).aclose()
+    store = InstrumentedStore(open_store(url / "labels" / "cells"))
+    async with await ngio_async.open_async(store, mode="r+") as lab:
+        coarse = np.random.default_rng(3).integers(0, 9, (32, 32), dtype=np.uint16)
+        store.calls.clear()
+        await lab.write(coarse, level=3, pyramid=True)
+        by = Counter[tuple[str, str]]()
+        for (method, key), n in store.calls.items():
+            by[(method, key.split("/")[0])] += n
+        assert by[("get", "1")] == by[("get", "2")] == 0, by
+        assert (by[("put", "0")], by[("put", "1")], by[("put", "2")]) == (16, 4, 1), by
+        got = await lab.read(level=0)
+        assert (got == np.repeat(np.repeat(coarse, 8, 0), 8, 1)).all()

@@ -84,15 +84,18 @@ class Finer:
         return out
 
     def _blocks(self) -> tuple[int, ...]:
-        """The block size of level ``index`` read at once: its stored objects, rounded up to
-        whole tiles of every finer level where that stays small (each object read once, and
-        each finer object written whole, not once per tile of level 0's grid)."""
-        stored = self.ds.levels[self.index].meta.stored_chunks
+        """The block size of level ``index`` read at once: whole tiles of every finer level
+        (each finer object written whole once) covering whole chunks of level ``index`` (each
+        read once, not once per tile of level 0's grid)."""
+        chunks = self.ds.levels[self.index].meta.chunks  # what a read fetches at least
         grids = list(self._grids().values())
         out = []
-        for axis, s in enumerate(stored):
-            step = math.lcm(*(g[axis] for g in grids))
-            out.append(-(-s // step) * step if step <= 4 * s else s)
+        for axis, c in enumerate(chunks):
+            sizes = [g[axis] for g in grids]
+            step = math.lcm(*sizes)
+            if step > 4 * max(sizes):  # tiles of unrelated sizes: the largest whole
+                step = max(sizes)
+            out.append(-(-c // step) * step)
         return tuple(out)
 
     async def build(self, progress: Callable[[int], object] | None = None) -> None:
