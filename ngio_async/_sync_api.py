@@ -667,12 +667,18 @@ class SyncDataset(_Reopenable):
         unit: Unit = None,
         origin: Origin = "world",
         system: str | None = None,
+        axes_order: Sequence[str] | None = None,
         **axes: Any,
     ) -> NDArray[Any]:
         """Read a box in world coordinates: ``ds.read_world(y=(40, 70), x=(105.5, 125.5),
-        unit="micrometer")`` (see ``Dataset.read_world``)."""
+        unit="micrometer")`` (see ``Dataset.read_world``).
+
+        :param axes_order: the array's axes in this order (as ``read``).
+        """
         return self._runner.call(
-            lambda: self._dataset.read_world(level, unit=unit, origin=origin, system=system, **axes)
+            lambda: self._dataset.read_world(
+                level, unit=unit, origin=origin, system=system, axes_order=axes_order, **axes
+            )
         )
 
     def write_world(
@@ -682,13 +688,26 @@ class SyncDataset(_Reopenable):
         *,
         unit: Unit = None,
         origin: Origin = "world",
-        pyramid: bool | Method = False,
+        pyramid: bool | Method | None = False,
+        axes_order: Sequence[str] | None = None,
+        merge: Merge | None = None,
         **axes: Any,
     ) -> None:
-        """Write a whole-pixel box in world coordinates (see ``Dataset.write_world``)."""
+        """Write a whole-pixel box in world coordinates (see ``Dataset.write_world``).
+
+        :param axes_order: ``data``'s axes in this order (as ``write``).
+        :param merge: combine ``data`` with the stored pixels (as ``write``).
+        """
         self._runner.call(
             lambda: self._dataset.write_world(
-                data, level, unit=unit, origin=origin, pyramid=pyramid, **axes
+                data,
+                level,
+                unit=unit,
+                origin=origin,
+                pyramid=pyramid,
+                axes_order=axes_order,
+                merge=merge,
+                **axes,
             )
         )
 
@@ -756,12 +775,18 @@ class SyncDataset(_Reopenable):
         level: int | str = 0,
         *,
         label: SyncDataset | str | None = None,
+        axes_order: Sequence[str] | None = None,
         **axes: Any,
     ) -> RoiRead:
         """Read one ROI (``Dataset.read_roi``; ``label``: an open label image of this one, or
-        its name)."""
+        its name).
+
+        :param axes_order: the data (and labels) in this axis order (as ``read``).
+        """
         lab = label if label is None or isinstance(label, str) else label._dataset
-        return self._runner.call(lambda: self._dataset.read_roi(roi, level, label=lab, **axes))
+        return self._runner.call(
+            lambda: self._dataset.read_roi(roi, level, label=lab, axes_order=axes_order, **axes)
+        )
 
     def write_roi(
         self,
@@ -769,12 +794,20 @@ class SyncDataset(_Reopenable):
         data: ArrayLike,
         level: int | str = 0,
         *,
-        pyramid: bool | Method = False,
+        pyramid: bool | Method | None = False,
+        axes_order: Sequence[str] | None = None,
+        merge: Merge | None = None,
         **axes: Any,
     ) -> None:
-        """Write the pixels ``read_roi`` reads for ``roi`` (``Dataset.write_roi``)."""
+        """Write the pixels ``read_roi`` reads for ``roi`` (``Dataset.write_roi``).
+
+        :param axes_order: ``data``'s axes in this order (as ``write``).
+        :param merge: combine ``data`` with the stored pixels (as ``write``).
+        """
         self._runner.call(
-            lambda: self._dataset.write_roi(roi, data, level, pyramid=pyramid, **axes)
+            lambda: self._dataset.write_roi(
+                roi, data, level, pyramid=pyramid, axes_order=axes_order, merge=merge, **axes
+            )
         )
 
     def read_rois(
@@ -786,14 +819,28 @@ class SyncDataset(_Reopenable):
         prefetch: int | None = None,
         ordered: bool = True,
         planes: Sequence[str] | None = None,
+        axes_order: Sequence[str] | None = None,
+        halo: Mapping[str, int] | None = None,
         **axes: Any,
     ) -> SyncIterator[RoiRead]:
         """``for r in ds.read_rois("FOV_ROI_table")``: lazy, prefetching (``Dataset.read_rois``;
-        ``label``: an open label image of this one)."""
+        ``label``: an open label image of this one).
+
+        :param axes_order: each ROI's data (and labels) in this axis order (as ``read``).
+        :param halo: each ROI read grown by this many pixels per axis, clipped at the edges.
+        """
         _ = self._runner.portal  # ClosedError before anything is made (a closed handle)
         lab = label if label is None or isinstance(label, str) else label._dataset
         stream = self._dataset.read_rois(
-            rois, level, label=lab, prefetch=prefetch, ordered=ordered, planes=planes, **axes
+            rois,
+            level,
+            label=lab,
+            prefetch=prefetch,
+            ordered=ordered,
+            planes=planes,
+            axes_order=axes_order,
+            halo=halo,
+            **axes,
         )
         it = self._runner.iterate(stream)
         # the image (and label) stay open while its ROIs are read; stream_sync finds the stream
@@ -915,12 +962,31 @@ class SyncDataset(_Reopenable):
         method: Method | None = None,
         regions: Sequence[Sequence[Any]] | None = None,
         tile: Sequence[int | None] | None = None,
-        **options: Any,
+        *,
+        source: Literal["previous", "level0"] = "previous",
+        window: int | None = None,
+        progress: Callable[[int, int], object] | None = None,
+        from_level: int | str = 0,
     ) -> None:
         """Compute the lower levels from level 0, or a label image's other levels from
-        ``from_level=k`` (see :meth:`Dataset.build_pyramid`)."""
+        ``from_level=k`` (see :meth:`Dataset.build_pyramid`).
+
+        :param source: each level built from the one before it, or from level 0.
+        :param window: how many tiles are built at once.
+        :param progress: ``progress(done, total)`` as tiles are built (on the loop's thread).
+        :param from_level: the level the others are built from (a label image's, for k > 0).
+        """
         self._runner.call(
-            lambda: self._dataset.build_pyramid(levels, method, regions, tile, **options)
+            lambda: self._dataset.build_pyramid(
+                levels,
+                method,
+                regions,
+                tile,
+                source=source,
+                window=window,
+                progress=progress,
+                from_level=from_level,
+            )
         )
 
     def tiles(
@@ -949,7 +1015,8 @@ class SyncDataset(_Reopenable):
         )
         it = cast("SyncTiles", self._runner.iterate(stream, SyncTiles))
         it.total, it.grid, it.relay = stream.total, stream.grid, relay
-        it.keep = self  # the dataset stays open while its tiles are iterated
+        # the dataset stays open while its tiles are iterated; stream_sync finds the stream
+        it.keep = (self, stream)
         self._iterators.add(it)
         return it
 
@@ -1016,20 +1083,60 @@ class SyncMaskedImage:
         return self._masked.roi(value, zoom)
 
     def read(
-        self, value: int, *, masked: bool = False, fill: Any = 0, zoom: float = 1.0, **axes: Any
+        self,
+        value: int,
+        *,
+        masked: bool = False,
+        fill: Any = 0,
+        zoom: float = 1.0,
+        axes_order: Sequence[str] | None = None,
+        **axes: Any,
     ) -> NDArray[Any]:
+        """Object ``value``'s box (``MaskedImage.read``).
+
+        :param axes_order: the array's axes in this order (as ``Dataset.read``).
+        """
         return self._runner.call(
-            lambda: self._masked.read(value, masked=masked, fill=fill, zoom=zoom, **axes)
+            lambda: self._masked.read(
+                value, masked=masked, fill=fill, zoom=zoom, axes_order=axes_order, **axes
+            )
         )
 
-    def read_roi(self, value: int, *, zoom: float = 1.0, **axes: Any) -> RoiRead:
-        return self._runner.call(lambda: self._masked.read_roi(value, zoom=zoom, **axes))
+    def read_roi(
+        self,
+        value: int,
+        *,
+        zoom: float = 1.0,
+        axes_order: Sequence[str] | None = None,
+        **axes: Any,
+    ) -> RoiRead:
+        """Object ``value``'s box with its labels (``MaskedImage.read_roi``).
+
+        :param axes_order: the data and labels in this axis order (as ``Dataset.read``).
+        """
+        return self._runner.call(
+            lambda: self._masked.read_roi(value, zoom=zoom, axes_order=axes_order, **axes)
+        )
 
     def read_label(self, value: int, *, zoom: float = 1.0, **axes: Any) -> NDArray[Any]:
         return self._runner.call(lambda: self._masked.read_label(value, zoom=zoom, **axes))
 
-    def write(self, value: int, data: ArrayLike, *, zoom: float = 1.0, **axes: Any) -> None:
-        self._runner.call(lambda: self._masked.write(value, data, zoom=zoom, **axes))
+    def write(
+        self,
+        value: int,
+        data: ArrayLike,
+        *,
+        zoom: float = 1.0,
+        axes_order: Sequence[str] | None = None,
+        **axes: Any,
+    ) -> None:
+        """Write ``data`` where object ``value`` is (``MaskedImage.write``).
+
+        :param axes_order: ``data``'s axes in this order (as ``Dataset.write``).
+        """
+        self._runner.call(
+            lambda: self._masked.write(value, data, zoom=zoom, axes_order=axes_order, **axes)
+        )
 
     def stream(
         self,
@@ -1038,11 +1145,23 @@ class SyncMaskedImage:
         prefetch: int | None = None,
         ordered: bool = True,
         planes: Sequence[str] | None = None,
+        axes_order: Sequence[str] | None = None,
+        halo: Mapping[str, int] | None = None,
         **axes: Any,
     ) -> SyncIterator[RoiRead]:
-        """``for r in m.stream(): r.masked()``: the objects read ahead of the loop."""
+        """``for r in m.stream(): r.masked()``: the objects read ahead of the loop.
+
+        :param axes_order: each object's data and labels in this axis order.
+        :param halo: each object's box read grown by this many pixels per axis, clipped.
+        """
         stream = self._masked.stream(
-            values, prefetch=prefetch, ordered=ordered, planes=planes, **axes
+            values,
+            prefetch=prefetch,
+            ordered=ordered,
+            planes=planes,
+            axes_order=axes_order,
+            halo=halo,
+            **axes,
         )
         it = self._runner.iterate(stream)
         it.keep = (self, stream)  # the masked image stays open; stream_sync finds the stream

@@ -42,8 +42,8 @@ def test_stream_sync_writes_what_a_blocking_loop_writes(tmp_path: Path) -> None:
         with pytest.raises(ValueError, match="no") as info:
             ngio_async.stream_sync(ds.read_rois(FOVS[3:]), bad, threads=1, window=1)
         assert any("ROI 'FOV_3'" in n for n in info.value.__notes__)
-        with pytest.raises(TypeError, match="takes the ROIs of a blocking dataset"):
-            ngio_async.stream_sync(ds.tiles(), segment)
+        with pytest.raises(TypeError, match="takes the tiles or ROIs of a blocking dataset"):
+            ngio_async.stream_sync(list(ds.read_rois(FOVS)), segment)
         want = ds.read()
         want[:, _labels() != 0] = 7
         with ds.masked("nuclei") as m:

@@ -1114,7 +1114,7 @@ def stream(
 
 
 def stream_sync(
-    rois: Any,
+    items: Any,
     func: Callable[[NDArray[Any]], R],
     *,
     out: Any = None,
@@ -1123,52 +1123,80 @@ def stream_sync(
     pyramid: bool | Method | None = None,
     masked: bool = False,
     unique_labels: int | None = None,
-) -> list[tuple[RoiRead, R]] | None:
-    """The blocking twin of :func:`stream` over ROIs, run to the end: ``rois`` a blocking
-    dataset's ``ds.read_rois(...)`` or masked image's ``m.stream()`` (not yet iterated);
-    ``out``: a blocking dataset or masked image; ``pyramid``, ``masked``, ``unique_labels``:
-    as :func:`stream`. Same bounds,
-    results and errors. Interrupted
-    (Ctrl-C), the write under way is finished (within ``SETTLE_SECONDS``) before
-    ``KeyboardInterrupt`` is raised."""
-    from .._sync_api import SyncDataset, SyncMaskedImage
-    from ..sync import Runner, SyncIterator
+    stitch: bool | float | None = None,
+) -> list[tuple[Any, R]] | None:
+    """The blocking twin of :func:`stream`, run to the end: ``items`` a blocking dataset's
+    ``ds.tiles(...)`` or ``ds.read_rois(...)``, or a masked image's ``m.stream()`` (not yet
+    iterated); ``out``: a blocking dataset or masked image (or a blocking ``ds.writer()``,
+    entered, for tiles); ``pyramid``, ``masked``, ``unique_labels``, ``stitch``: as
+    :func:`stream`. Same bounds, results (``(tile, result)`` or ``(roi, result)`` pairs without
+    ``out``) and errors, refused at the call as there. The tiles' ``progress`` is called in
+    this thread, after the stream ends. Interrupted (Ctrl-C), the write under way is finished
+    (within ``SETTLE_SECONDS``) before ``KeyboardInterrupt`` is raised."""
+    from ..sync import Runner
 
-    source = rois
-    if isinstance(rois, SyncIterator):  # its ROI stream, kept beside it, not yet started
-        keep = rois.keep if isinstance(rois.keep, tuple) else ()
-        source = next((k for k in keep if isinstance(k, RoiStream)), rois)
-    if not isinstance(source, RoiStream):
-        raise TypeError(
-            "stream_sync() takes the ROIs of a blocking dataset (ds.read_rois(...)) or masked "
-            f"image (m.stream()), got {type(rois).__name__}; for tiles, map func over "
-            "`for tile in ds.tiles()`"
-        )
-    if isinstance(out, SyncDataset):
-        out = out.async_dataset
-    elif isinstance(out, SyncMaskedImage):
-        out = out._masked
+    source, relay = _sync_source(items)
     run = Stream(
         source,
         func,
-        out=out,
+        out=_sync_out(out),
         threads=threads,
         window=window,
         pyramid=pyramid,
         masked=masked,
         unique_labels=unique_labels,
+        stitch=stitch,
     )
     ended = threading.Event()
 
-    async def whole() -> list[tuple[RoiRead, R]] | None:
+    async def whole() -> list[tuple[Any, R]] | None:
         try:
             return await run._run()
         finally:
             ended.set()
 
-    with Runner() as runner:  # (the loop kept while the write under way ends)
-        try:
-            return runner.call(whole)
-        except KeyboardInterrupt:
-            ended.wait(SETTLE_SECONDS)  # the stream is cancelled: its write under way ends
-            raise
+    try:
+        with Runner() as runner:  # (the loop kept while the write under way ends)
+            try:
+                return runner.call(whole)
+            except KeyboardInterrupt:
+                ended.wait(SETTLE_SECONDS)  # the stream is cancelled: its write under way ends
+                raise
+    finally:
+        if relay is not None:
+            relay.deliver()  # the tiles' progress reports, in the calling thread
+
+
+def _sync_source(items: Any) -> tuple[TileStream | RoiStream, Any]:
+    """The tile or ROI stream kept beside a blocking iterator (not yet iterated), and the
+    tiles' progress relay."""
+    from ..sync import SyncIterator
+
+    source = items
+    if isinstance(items, SyncIterator):  # its stream, kept beside it, not yet started
+        keep = items.keep if isinstance(items.keep, tuple) else ()
+        source = next((k for k in keep if isinstance(k, (TileStream, RoiStream))), items)
+        if source is not items and inspect.getgeneratorstate(items._gen) != "GEN_CREATED":
+            raise ValueError(
+                "stream_sync() runs the tiles or ROIs from their start: this iterator was "
+                "already iterated; call ds.tiles(...) / ds.read_rois(...) again"
+            )
+    if not isinstance(source, (TileStream, RoiStream)):
+        raise TypeError(
+            "stream_sync() takes the tiles or ROIs of a blocking dataset (ds.tiles(...), "
+            f"ds.read_rois(...)) or masked image (m.stream()), got {type(items).__name__}"
+        )
+    return source, getattr(items, "relay", None)
+
+
+def _sync_out(out: Any) -> Any:
+    """The async object behind a blocking ``out`` (a dataset, masked image or writer)."""
+    from .._sync_api import SyncDataset, SyncMaskedImage, SyncWriter
+
+    if isinstance(out, SyncDataset):
+        return out.async_dataset
+    if isinstance(out, SyncMaskedImage):
+        return out._masked
+    if isinstance(out, SyncWriter):
+        return out._writer
+    return out
