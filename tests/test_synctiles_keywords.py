@@ -22,7 +22,7 @@ pytestmark = pytest.mark.filterwarnings("ignore")
 
 ORDER = ["x", "y", "z", "c"]
 HALO = {"y": 2, "x": 3}
-BOX = {"y": (1.0, 6.0), "x": (2.0, 9.5)}  # micrometers
+BOX: dict[str, Any] = {"y": (1.0, 6.0), "x": (2.0, 9.5)}  # micrometers
 COARSE = np.arange(16 * 20, dtype=np.uint16).reshape(16, 20) % 5  # a label's level 1
 
 
@@ -118,7 +118,9 @@ def test_blocking_twins_list_their_async_keywords() -> None:
     from ngio_async.images import Dataset
     from ngio_async.images._rois import MaskedImage
 
-    pairs = [(Dataset, SyncDataset, n) for group in TWINS for n in group]
+    pairs: list[tuple[type, type, str]] = [
+        (Dataset, SyncDataset, n) for group in TWINS for n in group
+    ]
     pairs += [(MaskedImage, SyncMaskedImage, n) for n in ("read", "read_roi", "write", "stream")]
     for cls, twin, name in pairs:
         want = inspect.signature(getattr(cls, name)).parameters
