@@ -80,8 +80,7 @@ class Stream(Generic[R]):
             raise TypeError(
                 f"stream() takes the tiles or ROIs of a dataset opened with open_async "
                 f"(ds.tiles(...), ds.read_rois(...), m.stream()), got {type(tiles).__name__}; "
-                "with the blocking API, stream_sync(ds.read_rois(...), func), or map func over "
-                "`for tile in ds.tiles()` (a thread pool's map runs it in threads)"
+                "with the blocking API, stream_sync(ds.tiles(...) or ds.read_rois(...), func)"
             )
         if not callable(func):
             raise TypeError(f"func must be a callable func(tile.data) -> result, got {func!r}")
