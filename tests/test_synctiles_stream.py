@@ -179,6 +179,17 @@ with ngio_async.open(store, mode="r+") as ds:
         stored = zarr.open_array(sys.argv[2] + "/img.ome.zarr/0", mode="r")[...]
         states = _states(stored)
         print("interrupted", states[0], "HALF" in states.values(), list(states.values())[-1])
+
+# the same with a progress callback (the call waited on in a helper thread, reports relayed)
+store = _sync_image(Path(sys.argv[2]) / "p")
+with ngio_async.open(store, mode="r+") as ds:
+    tiles = ds.tiles(shape=TILE, progress=lambda done, total: None)
+    try:
+        ngio_async.stream_sync(tiles, func, out=ds, threads=1, window=1)
+    except KeyboardInterrupt:
+        stored = zarr.open_array(sys.argv[2] + "/p/img.ome.zarr/0", mode="r")[...]
+        states = _states(stored)
+        print("relayed", states[0], "HALF" in states.values(), list(states.values())[-1])
 """
 
 
@@ -200,4 +211,38 @@ def test_stream_sync_over_tiles_interrupted_finishes_the_write_under_way(
         timeout=120,
         check=False,
     )
-    assert done.stdout.split("\n")[0] == "interrupted new False old", done.stderr
+    assert done.stdout.split("\n")[:2] == [
+        "interrupted new False old",
+        "relayed new False old",
+    ], done.stderr
+
+
+def test_stream_sync_over_tiles_reports_progress_in_the_calling_thread_as_it_runs(
+    tmp_path: Path,
+) -> None:
+    """``ds.tiles(progress=...)``: called in the thread of ``stream_sync`` (which may use the
+    blocking API there), while the stream runs: the last tile's func waits for a report."""
+    import threading
+
+    url = tmp_path / "img.zarr"
+    _image(url)
+    me = threading.get_ident()
+    reports: list[tuple[int, int | None, bool]] = []
+    reported = threading.Event()
+
+    with ngio_async.open(url, mode="r+") as ds, ds.labels.create("seg", dtype="uint32") as lab:
+
+        def progress(done: int, total: int | None) -> None:
+            reports.append((done, total, threading.get_ident() == me))
+            lab.read(level=2)  # the blocking API works here
+            reported.set()
+
+        def func(a: Any) -> Any:
+            assert reported.wait(10), "no progress report while the stream ran"
+            return segment(a)
+
+        tiles = ds.tiles(shape=(1, TILE, TILE), c="DAPI", progress=progress)
+        ngio_async.stream_sync(tiles, func, out=lab, threads=1, window=1)
+        np.testing.assert_array_equal(lab.read() > 0, _pixels()[0] > 50)
+    assert [d for d, _, _ in reports] == list(range(1, 10))
+    assert all(t == 9 and mine for _, t, mine in reports)

@@ -1130,7 +1130,7 @@ def stream_sync(
     entered, for tiles); ``pyramid``, ``masked``, ``unique_labels``, ``stitch``: as
     :func:`stream`. Same bounds, results (``(tile, result)`` or ``(roi, result)`` pairs without
     ``out``) and errors, refused at the call as there. The tiles' ``progress`` is called in
-    this thread, after the stream ends. Interrupted (Ctrl-C), the write under way is finished
+    this thread as the stream runs. Interrupted (Ctrl-C), the write under way is finished
     (within ``SETTLE_SECONDS``) before ``KeyboardInterrupt`` is raised."""
     from ..sync import Runner
 
@@ -1154,16 +1154,48 @@ def stream_sync(
         finally:
             ended.set()
 
-    try:
-        with Runner() as runner:  # (the loop kept while the write under way ends)
-            try:
+    with Runner() as runner:  # (the loop kept while the write under way ends)
+        try:
+            if relay is None:
                 return runner.call(whole)
-            except KeyboardInterrupt:
-                ended.wait(SETTLE_SECONDS)  # the stream is cancelled: its write under way ends
-                raise
-    finally:
-        if relay is not None:
-            relay.deliver()  # the tiles' progress reports, in the calling thread
+            return cast("list[tuple[Any, R]] | None", _relaying(runner, whole, relay))
+        except KeyboardInterrupt:
+            ended.wait(SETTLE_SECONDS)  # the stream is cancelled: its write under way ends
+            raise
+        finally:
+            if relay is not None:
+                relay.deliver()  # the tiles' last progress reports, in the calling thread
+
+
+def _relaying(runner: Any, whole: Callable[[], Any], relay: Any) -> Any:
+    """``runner.call(whole)`` in a helper thread, this one handing the tiles' progress reports
+    to their callback as they come (every 50 ms); interrupted (Ctrl-C, or the callback's
+    error), the call is cancelled and waited for (within ``SETTLE_SECONDS``)."""
+    done: list[tuple[bool, Any]] = []
+
+    def call() -> None:
+        try:
+            done.append((True, runner.call(whole)))
+        except BaseException as exc:  # noqa: BLE001 - raised in the calling thread
+            done.append((False, exc))
+
+    helper = threading.Thread(target=call, name="ngio_async-stream_sync", daemon=True)
+    helper.start()
+    try:
+        while helper.is_alive():
+            helper.join(0.05)
+            relay.deliver()
+    except BaseException:
+        for _ in range(int(SETTLE_SECONDS / 0.05)):  # (again: the call may not have begun)
+            runner.interrupt()
+            helper.join(0.05)
+            if not helper.is_alive():
+                break
+        raise
+    ok, value = done[0]
+    if not ok:
+        raise value
+    return value
 
 
 def _sync_source(items: Any) -> tuple[TileStream | RoiStream, Any]:
