@@ -246,3 +246,16 @@ def test_stream_sync_over_tiles_reports_progress_in_the_calling_thread_as_it_run
         np.testing.assert_array_equal(lab.read() > 0, _pixels()[0] > 50)
     assert [d for d, _, _ in reports] == list(range(1, 10))
     assert all(t == 9 and mine for _, t, mine in reports)
+
+
+def test_stream_sync_over_tiles_into_a_blocking_writer(tmp_path: Path) -> None:
+    """``out=`` a blocking ``lab.writer()``, entered: each result written through it, on the
+    label's axes, its level alone (the writer's own ``pyramid=False``)."""
+    url = tmp_path / "img.zarr"
+    _image(url)
+    with ngio_async.open(url, mode="r+") as ds, ds.labels.create("seg", dtype="uint32") as lab:
+        tiles = ds.tiles(shape=(1, TILE, TILE), c="DAPI")
+        with lab.writer() as w:
+            assert ngio_async.stream_sync(tiles, segment, out=w) is None
+        np.testing.assert_array_equal(lab.read() > 0, _pixels()[0] > 50)
+        assert not lab.read(level=1).any()  # the writer's own pyramid=False
