@@ -175,6 +175,23 @@ class Unsettled(TimeoutError):
     stopped: it was cancelled then, and may be partly written."""
 
 
+async def settled(fn: Callable[[], Awaitable[object]]) -> Exception | None:
+    """Run ``fn()`` shielded from the caller's cancellation, for at most
+    :data:`SETTLE_SECONDS` (mending after a failed or cancelled write: the other levels made to
+    follow what landed); its error, or a ``TimeoutError`` past the deadline, is returned, not
+    raised (the caller notes it on the write's own error)."""
+    failed: Exception | None = None
+    with anyio.CancelScope(shield=True) as scope:
+        scope.deadline = anyio.current_time() + SETTLE_SECONDS
+        try:
+            await fn()
+        except Exception as exc:  # noqa: BLE001 - handed back to be told in a note
+            failed = exc
+    if scope.cancelled_caught:
+        failed = TimeoutError(f"not finished within {SETTLE_SECONDS:g} s")
+    return failed
+
+
 async def to_the_end(fn: Callable[[*Ts], Awaitable[R]], *args: *Ts, what: str) -> R:
     """``await fn(*args)`` run to its end even when the caller is cancelled meanwhile (a write
     under way is finished, not cut in half), within :data:`SETTLE_SECONDS` from the

@@ -75,7 +75,7 @@ from typing import TYPE_CHECKING, Any, cast
 import anyio
 import numpy as np
 
-from .._prefetch import SETTLE_SECONDS
+from .._prefetch import settled
 from ..engine.pyramid import ngio_maps, region_footprint, sampled, source_extent
 from ._pyramid import (
     _METHODS,
@@ -395,16 +395,8 @@ class Cascade:
         if not self.touched:
             self.discard()
             return
-        failed: BaseException | None = None
         self._settling = True
-        with anyio.CancelScope(shield=True) as scope:
-            scope.deadline = anyio.current_time() + SETTLE_SECONDS
-            try:
-                await self.finish()
-            except Exception as exc:  # noqa: BLE001 - told in a note of the write's own error
-                failed = exc
-        if scope.cancelled_caught:
-            failed = TimeoutError(f"not finished within {SETTLE_SECONDS:g} s")
+        failed = await settled(self.finish)
         self.discard()
         if failed is not None and isinstance(error, Exception):
             _note_unbuilt(error, failed)
@@ -479,13 +471,13 @@ def level_cascade(ds: Dataset, index: int, pyramid: bool | Method) -> LevelCasca
     """The cascade of a write of level ``index`` > 0 with ``pyramid``; refused (before any
     I/O) for an image that is no label image: its finer levels hold pixels no upsampling
     gives back."""
-    if not _is_label(ds):
-        finer = ", ".join(repr(lvl.path) for lvl in ds.levels[:index])
-        raise ValueError(
-            f"pyramid={pyramid!r} writing level {ds.levels[index].path!r} of {ds.url} would "
-            f"replace its finer levels ({finer}) with pixels upsampled from it: only label "
-            "images are upsampled so (ngio's consolidate); write level 0 with pyramid=True, "
-            "or this level with pyramid=False"
-        )
+    from ._upsample import refuse_upsampling
+
+    refuse_upsampling(
+        ds,
+        index,
+        f"pyramid={pyramid!r}",
+        "write level 0 with pyramid=True, or this level with pyramid=False",
+    )
     ds._check_first_multiscale("pyramid=")
     return LevelCascade(ds, index, None if pyramid is True else cast("Method", pyramid))

@@ -580,17 +580,15 @@ def _check_finer(out: Any, pyramid: object, index: int) -> None:
     target = out.image if isinstance(out, MaskedImage) else out
     if not _is_dataset(target):  # a writer: its own level and pyramid rules
         return
-    from ._pyramid import _is_label
+    from ._upsample import refuse_upsampling
 
-    if not _is_label(target):
-        finer = ", ".join(lvl.path for lvl in target.levels[:index])
-        raise ValueError(
-            f"stream(..., pyramid={pyramid!r}) writes level {target.levels[index].path!r} of "
-            f"{target.url} (of the items' pixel size) and would replace its finer levels "
-            f"({finer}) with pixels upsampled from it: only label images are upsampled so; "
-            "give pyramid=False to write that level alone, or write into an image whose "
-            "level 0 has the items' pixel size"
-        )
+    refuse_upsampling(
+        target,
+        index,
+        f"stream(..., pyramid={pyramid!r}) writing the items' pixel size",
+        "give pyramid=False to write that level alone, or write into an image whose level 0 "
+        "has the items' pixel size",
+    )
 
 
 def _check_masked(tiles: TileStream | RoiStream, masked: object) -> None:

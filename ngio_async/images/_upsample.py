@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import anyio
 import numpy as np
 
-from .._prefetch import SETTLE_SECONDS
+from .._prefetch import settled
 from ._write import write_region
 
 if TYPE_CHECKING:
@@ -115,15 +115,7 @@ class Finer:
         when the caller is cancelled (within ``SETTLE_SECONDS``); ``error`` notes it if not."""
         if not self.regions:
             return
-        failed: BaseException | None = None
-        with anyio.CancelScope(shield=True) as scope:
-            scope.deadline = anyio.current_time() + SETTLE_SECONDS
-            try:
-                await self._run()
-            except Exception as exc:  # noqa: BLE001 - told in a note of the write's own error
-                failed = exc
-        if scope.cancelled_caught:
-            failed = TimeoutError(f"not finished within {SETTLE_SECONDS:g} s")
+        failed = await settled(self._run)
         if failed is not None and isinstance(error, Exception):
             error.add_note(f"{self._unbuilt()} ({failed!r})")
 
@@ -278,19 +270,28 @@ def _split(region: Region, grid: Sequence[int]) -> Iterator[Region]:
     yield from product(*cuts)
 
 
+def refuse_upsampling(ds: Dataset, index: int, call: str, instead: str) -> None:
+    """Refuse, before any I/O, ``call`` building the levels finer than level ``index`` > 0 of
+    ``ds`` by upsampling unless it is a label image: an image's finer levels hold pixels no
+    upsampling gives back (ngio's ``consolidate`` would replace them). ``instead``: what to
+    do, for the message."""
+    from ._pyramid import _is_label
+
+    if index > 0 and not _is_label(ds):
+        finer = ", ".join(repr(lvl.path) for lvl in ds.levels[:index])
+        raise ValueError(
+            f"{call} of level {ds.levels[index].path!r} of {ds.url} would replace its finer "
+            f"levels ({finer}) with pixels upsampled from it: only label images are upsampled "
+            f"so (ngio's Label.consolidate); {instead}"
+        )
+
+
 def check_build_from(ds: Dataset, index: int, levels: int | None) -> None:
     """Refuse, before any I/O, ``build_pyramid(from_level=index)`` of an image that is no label
     image, or adding levels with it."""
-    from ._pyramid import _is_label
-
-    if not _is_label(ds):
-        finer = ", ".join(repr(lvl.path) for lvl in ds.levels[:index])
-        raise ValueError(
-            f"build_pyramid(from_level={index}) of {ds.url} would replace its finer levels "
-            f"({finer}) with pixels upsampled from level {ds.levels[index].path!r}: only "
-            "label images are upsampled so (ngio's Label.consolidate); an image's finer "
-            "levels hold pixels no upsampling gives back"
-        )
+    refuse_upsampling(
+        ds, index, f"build_pyramid(from_level={index})", "build it from level 0 (the default)"
+    )
     if levels is not None and levels != len(ds.levels):
         raise ValueError(
             f"build_pyramid(from_level={index}, levels={levels}) of {ds.url}: levels are "
