@@ -197,7 +197,21 @@ async def write_region(
                 await stack.enter_async_context(level._write_locks.hold(key))
             try:
                 level.begun += 1  # a failed write that changed it may have landed parts
-                pixels = await _write_object(level, codec, plan, key, region, arr, mask, after)
+                # once begun, run to its end when the caller is cancelled (bounded): a put
+                # whose await is cancelled may still land (obstore's local puts run on
+                # threads a cancel does not stop), after the lower levels were rebuilt
+                pixels = await to_the_end(
+                    _write_object,
+                    level,
+                    codec,
+                    plan,
+                    key,
+                    region,
+                    arr,
+                    mask,
+                    after,
+                    what=f"the write of {key!r} (level {level.path!r})",
+                )
             finally:
                 level.forget_index(key)  # whatever happened, cached indexes may be stale
         if after is not None:
