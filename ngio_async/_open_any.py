@@ -20,7 +20,7 @@ import anyio
 from ._errors import NotFoundError, ReadOnlyError, UnsupportedError
 from ._sync_api import SyncDataset, _run_creating, open as _open_zarr
 from .images import Dataset, open_async as _open_zarr_async
-from .images._dataset import _Opening
+from .images._opening import _Opening
 
 if TYPE_CHECKING:
     from ._limits import Limits

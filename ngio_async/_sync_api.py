@@ -59,9 +59,10 @@ if TYPE_CHECKING:
     from ._prefetch import ProgressCallback
     from .engine.pyramid import Method
     from .images import ImageMetadata, LevelWriter, Tile
-    from .images._dataset import Mode, Selector
+    from .images._dataset import Selector
     from .images._labels import ColorSpec, PropertySpec
     from .images._merge import Merge
+    from .images._opening import Mode
     from .images._reuse import ChunkPool
     from .images._rois import MaskedImage, RoiRead
     from .images._world import Origin, Unit

@@ -74,9 +74,10 @@ from ..meta.zarr import (
     encode_group_v3,
 )
 from ..stores import AsyncStore, open_store
-from ._dataset import Dataset, _Opening, closing_store_on_error
+from ._dataset import Dataset
 from ._node import store_path
 from ._open import join
+from ._opening import _Opening, closing_store_on_error
 
 if TYPE_CHECKING:
     from numpy.typing import DTypeLike

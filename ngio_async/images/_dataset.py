@@ -12,14 +12,13 @@ from collections.abc import (
     AsyncIterator,
     Callable,
     Coroutine,
-    Generator,
     Iterator,
     Mapping,
     Sequence,
 )
 from functools import partial
 from itertools import islice
-from typing import TYPE_CHECKING, Any, Generic, Literal, NoReturn, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import anyio
 import numpy as np
@@ -31,7 +30,6 @@ from .._errors import (
     ReadOnlyError,
     UnsupportedError,
 )
-from .._limits import check_limits
 from .._prefetch import first_error, prefetch as start_prefetch, start_deferred
 from .._workers import Workers
 from ..engine import (
@@ -44,20 +42,29 @@ from ..engine import (
     tile_grid,
 )
 from ..engine.plan import coordinate_index, orthogonal_index, selection_span
-from ..stores import AsyncStore, load_backend, open_store
 from ..tables import Tables
 from ._labels import Labels
 from ._level import AsyncIndexer, Level
 from ._metadata import ImageMetadata, LevelCalibration
-from ._node import StoreNode, store_path
+from ._node import StoreNode
 from ._open import (
     EarlyGet,
     first_level_key,
     join,
-    listed_series,
     read_group_metadata,
     read_level_metadata,
     refresh_image,
+)
+from ._opening import (
+    Mode,
+    _check_mode,
+    _check_multiscale,
+    _first_series,
+    _multiscale_index,
+    _not_an_image,
+    _Opening,
+    _url_of,
+    open_node,
 )
 from ._reuse import ChunkPool, ChunkReuse
 from ._tiles import Tile, TileBatch, TileOwner, TileStream, TileWork
@@ -75,7 +82,6 @@ from ._write import fit_data, image_lock
 if TYPE_CHECKING:
     import os
     from contextlib import AbstractAsyncContextManager
-    from types import TracebackType
 
     from anyio.abc import TaskGroup
     from numpy.typing import ArrayLike, NDArray
@@ -86,6 +92,7 @@ if TYPE_CHECKING:
     from ..engine.pyramid import Method
     from ..meta import Multiscale, OmeMetadata, Omero, Window
     from ..meta.zarr import ArrayMeta
+    from ..stores import AsyncStore
     from ..tables import Roi
     from ._cascade import Cascade
     from ._merge import Merge
@@ -95,7 +102,6 @@ if TYPE_CHECKING:
 __all__ = ["Dataset", "Labels", "open_async"]
 
 Selector = int | slice | str | Sequence[int | str] | None
-Mode = Literal["r", "r+"]
 _S = TypeVar("_S")
 _TILES_PER_CALL = 16  # small tiles read per worker-thread call on local stores, at most
 _BATCH_BYTES = 8 << 20  # ... and at most this many decoded bytes per call
@@ -2227,48 +2233,6 @@ def _lenient(attrs: dict[str, Any]) -> tuple[OmeMetadata, list[tuple[str, Any, s
                 bad.append((block, attrs.get("ome", attrs)[block], f"{exc.rule} - at `{exc.path}`"))
 
 
-class _Closeable(Protocol):
-    async def aclose(self) -> None: ...
-
-
-C = TypeVar("C", bound=_Closeable)
-
-
-class _Opening(Generic[C]):
-    """What :func:`open_async` (and the other openers) return: awaitable, and an async context
-    manager closing the opened object on exit."""
-
-    def __init__(self, coro_factory: Callable[[], Coroutine[Any, Any, C]]) -> None:
-        self._factory = coro_factory
-        self._opened: C | None = None
-
-    def __await__(self) -> Generator[Any, None, C]:
-        return self._factory().__await__()
-
-    def __getattr__(self, name: str) -> NoReturn:
-        # a forgotten ``await``: say so, rather than "'_Opening' object has no attribute"
-        if name.startswith("__"):
-            raise AttributeError(name)
-        raise AttributeError(
-            f"{name!r}: this is the opening, not the opened object; await it "
-            "(`ds = await ngio_async.open_async(...)`) or enter it "
-            "(`async with ngio_async.open_async(...) as ds:`)"
-        )
-
-    async def __aenter__(self) -> C:
-        self._opened = await self._factory()
-        return self._opened
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_val: BaseException | None,
-        exc_tb: TracebackType | None,
-    ) -> None:
-        if self._opened is not None:
-            await self._opened.aclose()
-
-
 def open_async(
     url: str | os.PathLike[str] | AsyncStore | Any,
     *,
@@ -2303,119 +2267,6 @@ def open_async(
     )
 
 
-def open_node(
-    open_in: Callable[..., Coroutine[Any, Any, C]],
-    url: Any,
-    limits: Limits | None,
-    path: str | os.PathLike[str] | None,
-    mode: Mode,
-    store_options: dict[str, Any],
-) -> _Opening[C]:
-    """``open_in(store, path, ...)`` on the store of ``url`` (a store object is used as is, any
-    other URL opens one that the node owns and closes; closed again if opening fails)."""
-    _check_mode(mode)
-    check_limits(limits)
-    path = store_path(path)
-    if isinstance(url, AsyncStore) and store_options:  # they would go unused, unsaid
-        raise ValueError(
-            f"store options {sorted(store_options)} need a URL: this is an open store "
-            f"({url.url}); give them to open_store() instead"
-        )
-
-    async def go() -> C:
-        owns = not isinstance(url, AsyncStore)
-        if owns:
-            await load_backend(url, store_options.get("backend"))
-        store = open_store(url, limits=limits, **store_options) if owns else url
-        assert isinstance(store, AsyncStore)
-        return await closing_store_on_error(
-            store, owns, open_in(store, path, limits=limits, owns_store=owns, mode=mode)
-        )
-
-    return _Opening(go)
-
-
-async def closing_store_on_error(
-    store: AsyncStore, owns: bool, opening: Coroutine[Any, Any, C]
-) -> C:
-    """Await ``opening``; if it fails, close ``store`` when the caller opened it for us."""
-    try:
-        return await opening
-    except BaseException:
-        if owns:
-            with anyio.CancelScope(shield=True):
-                await store.aclose()
-        raise
-
-
-async def _first_series(store: AsyncStore, root: str, version: str | None) -> str:
-    """The first image of a bioformats2raw container: the first the ``OME`` group lists, else
-    ``0``."""
-    listed = await listed_series(store, root, version)
-    return "0" if listed is None else listed[0]
-
-
-def _url_of(store: AsyncStore, root: str) -> str:
-    """The URL of the group at ``root``, without a trailing slash."""
-    url = store.url.rstrip("/")
-    if url.endswith(":"):  # file:/// and the like: the root itself
-        url = store.url
-    return f"{url}/{root.strip('/')}" if root.strip("/") else url
-
-
-def _not_an_image(ome: OmeMetadata, url: str) -> str:
-    """Why the group at ``url`` (``ome``: its NGFF metadata) is not an image, and what is."""
-    from ._metadata import unreadable_06
-
-    if (why := unreadable_06(ome)) is not None:
-        return f"{url}: {why}"
-    kinds = ", ".join(ome.kinds) or "none"
-    message = f"{url} is not an image (its NGFF metadata: {kinds})"
-    if ome.plate is not None:
-        well = ome.plate.wells[0].path
-        return (
-            f"{message}: it is an HCS plate; an image is one of its fields of view, "
-            f"<plate>/<row>/<column>/<field> (e.g. {url}/{well}/0), and the plate itself opens "
-            "as a plate (ngio_async.open_plate; ngio-async info lists its wells)"
-        )
-    if ome.well is not None:
-        field = ome.well.images[0].path
-        return (
-            f"{message}: it is an HCS well; an image is one of its fields of view "
-            f"(e.g. {url}/{field})"
-        )
-    if ome.labels is not None:
-        return f"{message}: it lists label images, each an image (e.g. {url}/{ome.labels[0]})"
-    return message
-
-
-def _check_multiscale(multiscale: object) -> None:
-    if isinstance(multiscale, bool) or not isinstance(multiscale, int | str):
-        raise TypeError(f"multiscale must be an index or a name, got {multiscale!r}")
-
-
-def _multiscale_index(ome: OmeMetadata, multiscale: int | str, url: str) -> int:
-    """The index of multiscale ``multiscale`` (an index or a ``name``) of ``ome``."""
-    assert ome.multiscales is not None
-    names = [m.name for m in ome.multiscales]
-    there = ", ".join(f"{i}" if n is None else f"{i} ({n!r})" for i, n in enumerate(names))
-    if isinstance(multiscale, str):
-        found = [i for i, n in enumerate(names) if n == multiscale]
-        if len(found) == 1:
-            return found[0]
-        if found:
-            raise ValueError(
-                f"{url}: multiscales {found} are all named {multiscale!r}: pick one by index "
-                f"(multiscales: {there})"
-            )
-        raise ValueError(f"{url} has no multiscale named {multiscale!r} (multiscales: {there})")
-    if not -len(names) <= multiscale < len(names):
-        raise IndexError(
-            f"{url} has no multiscale {multiscale}: it has {len(names)} (multiscales: {there})"
-        )
-    return multiscale % len(names)
-
-
 def followed_windows(omero: Omero, found: Mapping[int, tuple[float, float]]) -> list[Window | None]:
     """Per channel of ``omero``: its display window following the data, ``found``
     (channel -> lowest, highest value; see ``Dataset._data_windows``), or ``None`` where that
@@ -2428,11 +2279,6 @@ def followed_windows(omero: Omero, found: Mapping[int, tuple[float, float]]) -> 
         if (old.start, old.end) != (lo, hi):
             windows[i] = replace(old, min=min(old.min, lo), max=max(old.max, hi), start=lo, end=hi)
     return windows
-
-
-def _check_mode(mode: str) -> None:
-    if mode not in ("r", "r+"):
-        raise ValueError(f"mode must be 'r' or 'r+', got {mode!r}")
 
 
 async def _undo(exc: BaseException, where: str, undo: Coroutine[Any, Any, None]) -> None:

@@ -53,7 +53,8 @@ if TYPE_CHECKING:
     from ..meta.zarr import ArrayMeta
     from ..stores import Buffer
     from ._create import ImagePlan
-    from ._dataset import Dataset, Mode, _Opening
+    from ._dataset import Dataset
+    from ._opening import Mode, _Opening
 
 __all__ = ["Labels", "follow_label_source", "plan_label"]
 
@@ -543,7 +544,7 @@ class Labels:
 
         :param mode: ``"r"`` or ``"r+"``; default: the image's own mode.
         """
-        from ._dataset import _Opening
+        from ._opening import _Opening
 
         return _Opening(lambda: self._open(name, mode))
 

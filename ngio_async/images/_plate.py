@@ -80,18 +80,19 @@ from ._create import (
     plan_image,
     update_consolidated,
 )
-from ._dataset import Dataset, _check_mode, _Opening, closing_store_on_error, open_node
+from ._dataset import Dataset
 from ._labels import _object, check_same_version
 from ._level import _run_all
 from ._node import StoreNode, store_path
 from ._open import join, read_group_metadata
+from ._opening import _check_mode, _Opening, closing_store_on_error, open_node
 
 if TYPE_CHECKING:
     import os
 
     from .._limits import Limits
     from ..stores import AsyncStore, Buffer
-    from ._dataset import Mode
+    from ._opening import Mode
 
 __all__ = ["Plate", "PlateWell", "create_plate_async", "open_plate_async"]
 

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from .._limits import Limits
-    from ._dataset import _Opening
+    from ._opening import _Opening
     from ._plate import Plate, PlateWell, WellSpec
 
 __all__ = [

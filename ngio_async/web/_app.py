@@ -11,8 +11,8 @@ from aiohttp import web
 from .._errors import MetadataError, UnsupportedError
 from .._prefetch import start_deferred
 from ..images import Dataset, Plate
-from ..images._dataset import closing_store_on_error
 from ..images._open import container_series, read_group_metadata
+from ..images._opening import closing_store_on_error
 from ..stores import AsyncStore, open_store
 from . import _api, _files
 from ._errors import add_cors, error_middleware
