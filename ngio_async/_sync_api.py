@@ -41,7 +41,7 @@ from .images import (
     open_async,
     open_plate_async,
 )
-from .images._dataset import check_progress
+from .images._dataset_tiles import check_progress
 from .images._tiles import report
 from .stores._url_utils import redact_url
 from .sync import Closing, Runner, SyncIterator, call, in_portal_thread
@@ -59,7 +59,7 @@ if TYPE_CHECKING:
     from ._prefetch import ProgressCallback
     from .engine.pyramid import Method
     from .images import ImageMetadata, LevelWriter, Tile
-    from .images._dataset import Selector
+    from .images._dataset_base import Selector
     from .images._labels import ColorSpec, PropertySpec
     from .images._merge import Merge
     from .images._opening import Mode

@@ -1149,7 +1149,7 @@ async def test_http_tiff_with_escapes_and_a_query_string(
 def test_bucket_paths_are_literal_when_telling_source_and_destination_apart(
     src: str, dst: str
 ) -> None:
-    from ngio_async.convert._convert import check_distinct
+    from ngio_async.convert._locations import check_distinct
 
     check_distinct(src, dst)  # different keys: no 'the destination is the source'
     with pytest.raises(ValueError, match="is the source"):

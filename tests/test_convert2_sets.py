@@ -16,7 +16,7 @@ from cli_run import run
 from tiffs import write_companion_set
 
 import ngio_async
-from ngio_async.convert._convert import output_name
+from ngio_async.convert._batch import output_name
 
 if TYPE_CHECKING:
     from pathlib import Path

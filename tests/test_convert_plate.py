@@ -17,7 +17,8 @@ import ngio_async
 from ngio_async import ExistsError, Limits, UnsupportedError
 from ngio_async.cli import main
 from ngio_async.cli._validate import validate_hierarchy
-from ngio_async.convert._convert import _field_limits, is_complete
+from ngio_async.convert._plate import _field_limits
+from ngio_async.convert._resume import is_complete
 from ngio_async.stores import InstrumentedStore, open_store
 
 if TYPE_CHECKING:

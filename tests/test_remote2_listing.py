@@ -14,7 +14,7 @@ import tifffile
 from cli_run import run
 
 import ngio_async
-from ngio_async.convert import _convert
+from ngio_async.convert import _inputs
 from ngio_async.stores import open_store
 from ngio_async.stores._obstore import ObstoreStore
 
@@ -79,7 +79,7 @@ class _Listed:
             self.entries += len(folders) + len(keys)
             return folders, keys
 
-        real = _convert._list_folder
+        real = _inputs._list_folder
 
         async def list_folder(*args: Any) -> Any:
             self.folders_listed += 1
@@ -87,7 +87,7 @@ class _Listed:
 
         monkeypatch.setattr(ObstoreStore, "_list_once", list_once)
         monkeypatch.setattr(ObstoreStore, "_list_dir_once", list_dir_once)
-        monkeypatch.setattr(_convert, "_list_folder", list_folder)
+        monkeypatch.setattr(_inputs, "_list_folder", list_folder)
 
 
 def test_the_keys_listed_do_not_grow_with_the_chunks(
@@ -100,7 +100,7 @@ def test_the_keys_listed_do_not_grow_with_the_chunks(
     counts = []
     for url in (few, many):
         listed = _Listed(monkeypatch)
-        found = anyio.run(_convert.remote_folder_inputs, url, options)
+        found = anyio.run(_inputs.remote_folder_inputs, url, options)
         assert found == [f"{url}/a.tif", f"{url}/sub/b.tif", f"{url}/x.ome.zarr"]
         counts.append(listed.entries)
     assert counts[0] == counts[1] == 4, counts  # a.tif, sub/, x.ome.zarr/; sub/b.tif
@@ -130,7 +130,7 @@ def test_a_folder_holding_a_zarr_json_is_not_listed_below(
 
     anyio.run(rename)
     listed = _Listed(monkeypatch)
-    found = anyio.run(_convert.remote_folder_inputs, url, options)
+    found = anyio.run(_inputs.remote_folder_inputs, url, options)
     assert found == [f"{url}/a.tif", f"{url}/plain", f"{url}/sub/b.tif"]
     assert listed.entries < 12, listed.entries  # plain/'s top level only: zarr.json, 0/
 

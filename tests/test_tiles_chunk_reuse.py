@@ -306,7 +306,7 @@ def test_a_run_in_grid_order_counts_the_tiles_that_come_together(
     """The window in runs assumed a run holds every tile of its block (a row of shards 16
     planes deep: 16 planes' tiles), though in grid order only one plane's row comes together:
     runs 8x smaller than assumed left 3 runs in flight (1.5 planes), not a layer's worth."""
-    from ngio_async.images._dataset import _consecutive
+    from ngio_async.images._dataset_tiles import _consecutive
 
     assert _consecutive(per_axis, grid) == run
 

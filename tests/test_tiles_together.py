@@ -30,7 +30,7 @@ import ngio_async
 from ngio_async import Limits, PermissionDeniedError
 from ngio_async.engine import tile_grid
 from ngio_async.engine.plan import plan_shards
-from ngio_async.images._dataset import _tiles_in_chunks
+from ngio_async.images._dataset_tiles import _tiles_in_chunks
 from ngio_async.stores import InstrumentedStore, open_store
 
 if TYPE_CHECKING:

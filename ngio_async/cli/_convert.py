@@ -87,7 +87,7 @@ def _expand(
     import glob
     import os
 
-    from ..convert._convert import folder_inputs, folder_path
+    from ..convert._inputs import folder_inputs, folder_path
 
     out: list[str] = []
     pattern = False
@@ -119,7 +119,7 @@ def _remote_folders(
     node: ``s3://bucket/scans/``), listed (once: ``options["folder_listings"]`` hands the
     listings to ``convert_many``); a folder holding no image, an empty prefix and an
     ``http(s)://`` folder (a server lists none) are usage errors naming the SRC."""
-    from ..convert._convert import remote_folder_inputs
+    from ..convert._inputs import remote_folder_inputs
     from ._common import describe_error
     from ._run import run_async
 

@@ -352,7 +352,7 @@ async def _series(
 
 async def _unfinished(store: AsyncStore) -> bool:
     """Whether the group at ``store``'s root is marked as a conversion not finished yet."""
-    from ..convert._convert import _is_unfinished
+    from ..convert._resume import _is_unfinished
 
     for key, v3 in (("zarr.json", True), (".zattrs", False)):
         raw = await store.get(key)

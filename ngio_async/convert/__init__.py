@@ -3,16 +3,11 @@
 
 from __future__ import annotations
 
-from ._convert import (
-    ConvertResult,
-    convert,
-    convert_many,
-    convert_many_sync,
-    convert_sync,
-    is_complete,
-    output_name,
-)
+from ._batch import convert_many, convert_many_sync, output_name
+from ._convert import convert, convert_sync
 from ._formats import ImageSource, OmeZarrReader, Reader, find_reader, readers, register, unregister
+from ._jobs import ConvertResult
+from ._resume import is_complete
 from ._tiff import TiffReader, TiffSource
 
 __all__ = [

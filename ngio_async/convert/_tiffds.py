@@ -23,7 +23,7 @@ from .._errors import ReadOnlyError
 from .._workers import Workers
 from ..images import Dataset, ImageMetadata, Level
 from ..images._create import ImagePlan
-from ..images._level import _run_all
+from ..images._run_all import _run_all
 from ..stores import open_store
 from ._tiff import TiffReader, TiffSource, is_remote
 
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
     from .._limits import Limits
     from ..engine import Region
-    from ..images._level import IndexCache
+    from ..images._index_cache import IndexCache
     from ..images._reuse import Keeper
     from ..stores import AsyncStore
     from ._formats import ImageSource
@@ -124,9 +124,9 @@ def _pyramid(source: TiffSource, chunks: list[tuple[int, ...]]) -> ImagePlan:
     from msgspec.structs import replace
 
     from ..images._create import array_meta_v3
-    from ..images._dataset import _with_extra
+    from ..images._dataset_edits import _with_extra
     from ..meta import Dataset as NgffDataset, Scale
-    from ._convert import _source_plan
+    from ._plan import _source_plan
 
     base = _source_plan(source, "0.5", chunks[0], False, False, 1)
     ms = base.ome.multiscales[0]  # type: ignore[index]
@@ -218,7 +218,7 @@ def _stand_in(limits: Limits | None) -> tuple[AsyncStore, Limits, Workers]:
 async def source_dataset(source: ImageSource, limits: Limits | None = None) -> SourceDataset:
     """A read-only one-level dataset over a format plugin's ``source`` (the metadata
     ``convert`` would write for it); closing it closes the source (closed here on failure)."""
-    from ._convert import _source_plan
+    from ._plan import _source_plan
 
     async with _closed_on_failure(source):
         plan = _source_plan(source, "0.5", None, False, None, 1)

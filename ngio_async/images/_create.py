@@ -1093,7 +1093,7 @@ async def _refuse_cloud_array_above(store: AsyncStore, where: str, *, label: boo
     async def check(key: str) -> None:
         await _scan_above(bucket, key, prefix, arrays, listings)
 
-    from ._level import _run_all
+    from ._run_all import _run_all
 
     above = ["/".join(parts[:i]) for i in range(len(parts))]
     keys = [join(p, name) for p in above for name in ("zarr.json", ".zarray", ".zattrs")]
@@ -1175,7 +1175,7 @@ async def _prepare_root(
         elif await store.exists(key):
             found.append(key)
 
-    from ._level import _run_all
+    from ._run_all import _run_all
 
     keys_to_check = [join(root, name) for name in _NODE_KEYS] + sorted(parent_keys)
     await _run_all(keys_to_check, check, len(keys_to_check))
@@ -1247,7 +1247,7 @@ async def _put_all(
 ) -> None:
     """Put metadata documents concurrently, then (``consolidate``) update the consolidated
     copies of them above (:func:`update_consolidated`)."""
-    from ._level import _run_all
+    from ._run_all import _run_all
 
     async def put(doc: tuple[str, bytes]) -> None:
         await store.put(*doc)
@@ -1299,7 +1299,7 @@ async def update_consolidated(
         holders_of,
         missing_parents,
     )
-    from ._level import _run_all
+    from ._run_all import _run_all
 
     wanted: dict[str, dict[str, Any]] = {}
     again: dict[str, dict[str, str]] = {}  # holder: {entry: the shared key it copies}
@@ -2003,7 +2003,7 @@ def _refuse_own_source(src: Dataset, url: Any, overrides: Mapping[str, Any]) -> 
     Pure (nothing is opened); see :func:`ngio_async.convert.check_distinct`."""
     if not overwrite_flag(overrides.get("overwrite", False)):
         return
-    from ..convert._convert import _where, overlap
+    from ..convert._locations import _where, overlap
 
     path = store_path(overrides.get("path", ""))
     options = {k: v for k, v in overrides.items() if k not in _CREATE_KEYS}
@@ -2176,7 +2176,7 @@ def _values_within(label: ImageLabel, dtype: np.dtype[Any]) -> ImageLabel:
     copy's: no pixel can have them, and ``labels.create`` refuses them)."""
     from msgspec.structs import replace
 
-    from ._dataset import _with_extra
+    from ._dataset_edits import _with_extra
 
     info = np.iinfo(dtype)
     colors = [c for c in label.colors or () if info.min <= c.label_value <= info.max]

@@ -170,7 +170,7 @@ async def _remap_label_metadata(label: Dataset, mapping: dict[int, int]) -> None
     those of values no longer stored are dropped (0, the background, is kept)."""
     from msgspec.structs import replace
 
-    from ._dataset import _with_extra
+    from ._dataset_edits import _with_extra
 
     stored = label.metadata.ome.image_label
     if stored is None or (stored.colors is None and stored.properties is None):

@@ -641,7 +641,7 @@ class Labels:
         from msgspec.structs import replace
 
         from ..meta import LabelColor, LabelProperty
-        from ._dataset import _with_extra
+        from ._dataset_edits import _with_extra
         from ._metadata import check_editable
 
         ds = self._dataset

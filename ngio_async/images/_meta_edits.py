@@ -29,7 +29,7 @@ async def set_name(ds: Dataset, name: str) -> None:
     """See :meth:`~ngio_async.images.Dataset.set_name`."""
     from msgspec.structs import replace
 
-    from ._dataset import _with_extra
+    from ._dataset_edits import _with_extra
 
     if not isinstance(name, str):
         raise TypeError(f"name must be a string, got {name!r}")
@@ -115,7 +115,7 @@ async def _rename_labels(
     """Rename the axes the label images share with the image (``plan``: see
     :func:`_label_renames`); a failure puts back the labels renamed and the image (best
     effort: a retry then renames them all) and raises."""
-    from ._dataset import _undo
+    from ._dataset_edits import _undo
 
     done: list[tuple[str, dict[str, str]]] = []
 
@@ -142,7 +142,7 @@ async def _rename(ds: Dataset, renamed: dict[str, str]) -> None:
     """Rename axes of ``ds`` (``{old: new}``): 0.5 level arrays first, then the group."""
     from msgspec.structs import replace
 
-    from ._dataset import _undo, _with_extra
+    from ._dataset_edits import _undo, _with_extra
 
     def edit(ome: OmeMetadata) -> OmeMetadata:
         assert ome.multiscales is not None

@@ -82,10 +82,10 @@ from ._create import (
 )
 from ._dataset import Dataset
 from ._labels import _object, check_same_version
-from ._level import _run_all
 from ._node import StoreNode, store_path
 from ._open import join, read_group_metadata
 from ._opening import _check_mode, _Opening, closing_store_on_error, open_node
+from ._run_all import _run_all
 
 if TYPE_CHECKING:
     import os

@@ -53,7 +53,7 @@ async def remove_image(
     from ._plate import _name, _well_listed
 
     plate._check_writable()
-    well_path = plate._listed(row, column)  # ngio's column=1 finds a plate's "01"
+    well_path = await plate._listed(row, column)  # ngio's column=1 finds a plate's "01"
     name = _name(field, "field")
     if delete and not plate.store.supports_writes:
         raise UnsupportedError(f"{plate.url} is on a read-only store: nothing was changed")
@@ -132,7 +132,7 @@ def create_plate_like_async(
     :raises ValueError: ``url`` (with ``path``) is ``src``, lies inside it or holds it (before
         any I/O: ``overwrite=True`` would delete the source's fields).
     """
-    from ..convert._convert import check_distinct
+    from ..convert._locations import check_distinct
     from ._plate import Plate, create_plate_async
 
     if not isinstance(src, Plate):

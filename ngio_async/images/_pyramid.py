@@ -483,7 +483,7 @@ async def _list_levels(
     from msgspec.structs import replace
 
     from ..meta import Dataset as NgffDataset, Scale, Translation
-    from ._dataset import _with_extra
+    from ._dataset_edits import _with_extra
 
     def edit(ome: OmeMetadata) -> OmeMetadata:
         assert ome.multiscales is not None
@@ -515,7 +515,7 @@ async def _record_method(ds: Dataset, method: Method) -> None:
     from msgspec.structs import replace
 
     from ._create import downsampling
-    from ._dataset import _with_extra
+    from ._dataset_edits import _with_extra
 
     fields = downsampling(method)
     if method == "ngio":
@@ -594,7 +594,7 @@ async def build_pyramid(
     if total_levels > existing and _is_label(ds):
         await _check_image_levels(ds, total_levels)
     window = ds.limits.prefetch_tiles if window is None else integer(window, "window", minimum=1)
-    from ._dataset import check_progress
+    from ._dataset_tiles import check_progress
 
     check_progress(progress)
     factors = level_factors(ds)

@@ -315,7 +315,7 @@ async def build_from(
     there), the finer ones upsampled from it over ``regions`` (of level ``index``; all of it
     by default)."""
     from ..engine.pyramid import changed_regions
-    from ._dataset import check_progress
+    from ._dataset_tiles import check_progress
     from ._pyramid import build_pyramid, default_method
 
     check_progress(progress)  # (the build is given a wrapper)
