@@ -180,11 +180,11 @@ async def test_reads_in_one_shard_compressed_whole_share_its_fetch(
     from servers import StaticServer
     from test_shard_outer_codecs import write_peer_image
 
-    from ngio_async.images import _level
+    from ngio_async.images import _level, _shard_bytes
 
     data = write_peer_image(tmp_path / "img.zarr", "zstd")  # (2, 64, 96), shards (1, 32, 32)
     opened: list[str] = []
-    real = _level._open_shard
+    real = _shard_bytes._open_shard
 
     def counted(*args: Any) -> Any:
         opened.append(args[2])

@@ -120,7 +120,7 @@ def test_index_cache_get_survives_an_eviction_by_another_thread() -> None:
     between ``get``'s lookup and its LRU bump raised KeyError out of the stream."""
     from collections import OrderedDict
 
-    from ngio_async.images._level import IndexCache
+    from ngio_async.images._index_cache import IndexCache
 
     class EvictedMeanwhile(OrderedDict[str, Any]):
         def get(self, key: str, default: Any = None) -> Any:

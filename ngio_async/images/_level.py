@@ -25,18 +25,16 @@ from __future__ import annotations
 
 import contextlib
 import math
-import threading
 import weakref
-from collections import OrderedDict
 from functools import partial
-from itertools import chain, islice, product
-from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn, TypeAlias, TypeVar
+from itertools import islice, product
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import anyio
 import numpy as np
 
-from .._errors import CodecError, MetadataError, ReadOnlyError, StoreError, UnsupportedError
-from .._prefetch import first_error, prefetch, start_deferred
+from .._errors import MetadataError, ReadOnlyError, StoreError, UnsupportedError
+from .._prefetch import first_error, start_deferred
 from ..codecs import ChunkCodec, ShardCodec, ShardIndex, past_end_error
 from ..engine import (
     BasicSelection,
@@ -57,7 +55,35 @@ from ..engine.plan import (
     point_groups,
 )
 from ..stores import ChangedError, RangeByteRequest, SuffixByteRequest
+from ._chunk_decode import (
+    _CHUNKS_PER_CALL,
+    Decode,
+    Targets,
+    _by_chunk,
+    _claim_chunks,
+    _decode_all,
+    _decode_for_all,
+    _grid_coords,
+    _keep_chunks,
+    _own,
+    _Ready,
+    _waits,
+)
+from ._index_cache import _CHANGED_RETRIES, _MISSING, _NO_SHARDS, IndexCache, _Entry
 from ._reuse import Fetch, InFlight, Keeper, Pending, SingleFlight
+from ._run_all import _run_all
+from ._shard_bytes import (
+    _chunk_jobs,
+    _decode_shard_into,
+    _fetch_decode,
+    _fetch_decode_shard,
+    _get_range_blocking,
+    _inner_bytes,
+    _open_shard,
+    _range_jobs,
+    _stored_pieces,
+    inner_chunk_name,
+)
 from ._write import KeyLocks, fit_data, write_at, write_region
 
 P = TypeVar("P")
@@ -65,16 +91,7 @@ R = TypeVar("R")
 J = TypeVar("J")
 
 if TYPE_CHECKING:
-    from collections.abc import (
-        AsyncIterator,
-        Awaitable,
-        Callable,
-        Collection,
-        Coroutine,
-        Iterable,
-        Iterator,
-        Sequence,
-    )
+    from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
 
     from numpy.typing import ArrayLike, NDArray
 
@@ -87,71 +104,11 @@ if TYPE_CHECKING:
 
 __all__ = ["AsyncIndexer", "Level"]
 
-_INDEX_CACHE = 4096  # decoded shard indexes kept per read operation
-_MISSING: Any = object()  # not in the shard-index cache
-_CHANGED_RETRIES = 3  # a shard found rewritten while read: its index is read again this often
-_Entry = tuple[ShardIndex | None, str | None]  # a shard's index and the shard's version
-
-
-class IndexCache:
-    """The shard indexes one read operation has decoded (a ``read`` call, or a whole tile
-    stream): a shard's index is fetched once per operation, never trusted across operations
-    (another writer may rewrite the shard in between). LRU-bounded; ``None`` = no shard.
-    Beside an index: the version (ETag) of the shard it was read from, where the store
-    tells one (the chunk reads of the shard are conditional on it)."""
-
-    __slots__ = ("__weakref__", "_entries", "_versions")
-
-    def __init__(self) -> None:
-        self._entries: OrderedDict[str, ShardIndex | None] = OrderedDict()
-        self._versions: dict[str, str] = {}
-
-    def get(self, key: str) -> Any:
-        """The cached index, ``None`` for a missing shard, or ``_MISSING``."""
-        index = self._entries.get(key, _MISSING)
-        if index is not _MISSING:
-            # local tile streams share one cache between decode threads: another thread's put
-            # may evict the key between the two calls
-            with contextlib.suppress(KeyError):
-                self._entries.move_to_end(key)
-        return index
-
-    def version(self, key: str) -> str | None:
-        """The version of the shard the cached index of ``key`` was read from (``None``:
-        unknown); read it right after :meth:`get`, with no ``await`` between."""
-        return self._versions.get(key)
-
-    def put(self, key: str, index: ShardIndex | None, version: str | None = None) -> None:
-        self._entries[key] = index
-        if version is not None:
-            self._versions[key] = version
-        elif self._versions:
-            self._versions.pop(key, None)
-        if len(self._entries) > _INDEX_CACHE:
-            old, _ = self._entries.popitem(last=False)
-            self._versions.pop(old, None)
-
-    def pop(self, key: str) -> None:
-        self._entries.pop(key, None)
-        self._versions.pop(key, None)
-
-    def pop_version(self, key: str, version: str | None) -> None:
-        """Forget ``key``'s index if it is still the one read from ``version`` of the shard
-        (not one another read of the operation has fetched since)."""
-        if self._versions.get(key) == version:
-            self.pop(key)
-
-    def __contains__(self, key: str) -> bool:
-        return key in self._entries
-
 
 _BATCH = 8  # chunks read + decoded per worker-thread call on local stores, at most
 _TOGETHER = 4  # remote chunks per store.get_many and decode hand-off (GETs started together)
 _PART_BYTES = 8 << 20  # a strided read covering more is read in blocks of about this size
 _STRIDED_BYTES = 64 << 20  # and holds about this much of such blocks at once
-
-
-_NO_SHARDS = IndexCache()  # what unsharded levels pass around (never written: no shard reads)
 
 
 class Level:
@@ -1770,383 +1727,3 @@ def _inside_one(region: Region, grid: tuple[int, ...]) -> bool:
         r.stop > r.start and (r.stop - 1) // c == r.start // c
         for r, c in zip(region, grid, strict=True)
     )
-
-
-_scratch = threading.local()
-
-
-def _scratch_for(codec: ChunkCodec) -> NDArray[Any]:
-    """A per-thread chunk buffer, reused: fresh memory costs page faults on every chunk."""
-    buffers: dict[Any, NDArray[Any]] = _scratch.__dict__
-    key = (codec.shape, codec.dtype.str)
-    buf = buffers.get(key)
-    if buf is None:
-        if len(buffers) >= 8:
-            buffers.clear()
-        buf = buffers[key] = np.empty(codec.shape, dtype=codec.dtype)
-    return buf
-
-
-def _decode_into(
-    codec: ChunkCodec, buf: Buffer, key: str, chunk_sel: Region, target: NDArray[Any]
-) -> NDArray[Any]:
-    """Decode one chunk and copy its piece into ``target`` (runs in a worker thread); the
-    whole decoded chunk (``target`` itself, or this thread's scratch buffer)."""
-    full = all(s.start == 0 and s.stop == n for s, n in zip(chunk_sel, codec.shape, strict=True))
-    if full and target.flags.c_contiguous:
-        return codec.decode(buf, key, out=target)  # straight into the output, no extra copy
-    chunk = codec.decode(buf, key, out=_scratch_for(codec))
-    target[...] = chunk[chunk_sel]
-    return chunk
-
-
-def _decode_for_all(
-    codec: ChunkCodec,
-    buf: Buffer,
-    key: str,
-    chunk_sel: Region,
-    target: NDArray[Any],
-    close: Callable[[], int],
-) -> NDArray[Any] | None:
-    """:func:`_decode_into`, then ``close()`` (no read joins any more; how many did): for
-    them, a copy of the whole chunk, else ``None`` (worker thread)."""
-    chunk = _decode_into(codec, buf, key, chunk_sel, target)
-    return chunk.copy() if close() else None
-
-
-_CHUNKS_PER_CALL = 8  # chunks decoded per worker-thread call when a read has many
-
-
-Targets: TypeAlias = "list[tuple[Region, NDArray[Any]]]"
-#: a chunk to decode into its targets: its bytes, ``None`` (missing: the fill value) or the
-#: chunk decoded before (copied)
-Decode: TypeAlias = "tuple[Buffer | NDArray[Any] | None, str, Targets]"
-"""Where the pieces of one decoded chunk go: (its part, the array it is copied into)."""
-
-
-def _by_chunk(
-    chunks: Iterable[tuple[InnerChunkPlan, NDArray[Any]]],
-) -> dict[tuple[int, ...], Targets]:
-    """The inner chunks that regions need (each with the region's output), grouped by chunk:
-    a chunk several regions (tiles) need is then fetched and decoded once."""
-    groups: dict[tuple[int, ...], Targets] = {}
-    for inner, out in chunks:
-        target = (inner.chunk_selection, out[inner.out_selection])
-        groups.setdefault(inner.coords, []).append(target)
-    return groups
-
-
-def _decode_to(codec: ChunkCodec, buf: Buffer, key: str, targets: Targets) -> NDArray[Any]:
-    """Decode one chunk into each of ``targets`` (once, however many there are); the whole
-    decoded chunk (a target, or this thread's scratch buffer)."""
-    if len(targets) == 1:
-        return _decode_into(codec, buf, key, *targets[0])
-    full = codec.decode(buf, key, out=_scratch_for(codec))
-    for chunk_sel, target in targets:
-        target[...] = full[chunk_sel]
-    return full
-
-
-def _decode_all(
-    codec: ChunkCodec,
-    decodes: list[Decode],
-    fill_value: Any = None,
-    keep: Collection[str] = (),
-    kept: dict[str, NDArray[Any] | None] | None = None,
-    close: Callable[[str], int] | None = None,
-) -> None:
-    """Decode several chunks, each ``(buffer, name, targets)`` (worker thread); a ``None``
-    buffer (a missing chunk) fills its targets with ``fill_value``, an array (a chunk decoded
-    before) is copied. The chunks named in ``keep`` are decoded whole into ``kept``. With
-    ``close`` (chunks led for the reads in flight, :class:`InFlight`): each chunk, once
-    decoded, is closed to more reads with ``close(name)``, and a copy of it goes into
-    ``kept`` if any joined (a missing one: ``None``)."""
-    for buf, key, targets in decodes:
-        if buf is None:
-            for _, target in targets:
-                target[...] = fill_value
-            if kept is not None and (close is not None or key in keep):
-                kept[key] = None
-        elif isinstance(buf, np.ndarray):
-            for chunk_sel, target in targets:
-                target[...] = buf[chunk_sel]
-        elif key in keep and kept is not None:
-            full = codec.decode(buf, key)
-            for chunk_sel, target in targets:
-                target[...] = full[chunk_sel]
-            kept[key] = full
-        else:
-            full = _decode_to(codec, buf, key, targets)
-            if close is not None and kept is not None and close(key):
-                kept[key] = full.copy()
-
-
-#: a chunk claimed from a ``Keeper``: ``Fetch`` (to fetch), the chunk (``None``:
-#: missing) or a ``Pending`` chunk another run reads
-_Claimed: TypeAlias = "tuple[Buffer | NDArray[Any] | Pending | Fetch | None, str, Targets]"
-_Ready: TypeAlias = "tuple[Buffer | NDArray[Any] | Fetch | None, str, Targets]"
-
-
-def _claim_chunks(
-    groups: dict[str, Targets],
-    reuse: Keeper | None,
-    coords: dict[str, tuple[int, ...]] | None,
-) -> tuple[list[_Claimed], set[str]]:
-    """Each chunk of ``groups`` as ``(Fetch.ONCE or what reuse has of it, key, targets)``,
-    and the keys ``reuse`` asks to keep once decoded."""
-    if reuse is None or coords is None:
-        return [(Fetch.ONCE, key, targets) for key, targets in groups.items()], set()
-    claimed: list[_Claimed] = []
-    keep: set[str] = set()
-    for key, targets in groups.items():
-        got = reuse.claim(key, coords[key], len(targets))
-        if got is Fetch.KEEP:
-            keep.add(key)
-            got = Fetch.ONCE
-        claimed.append((got, key, targets))
-    return claimed, keep
-
-
-def _grid_coords(
-    codec: ShardCodec,
-    parts: Sequence[tuple[ShardPlan, NDArray[Any]]],
-    ranges: dict[str, tuple[tuple[int, ...], tuple[int, int]]],
-) -> dict[str, tuple[int, ...]]:
-    """The coordinates in the array's inner chunk grid of the inner chunks named in
-    ``ranges`` (by their coordinates in the shard of ``parts``)."""
-    first = [s * n for s, n in zip(parts[0][0].coords, codec.chunks_per_shard, strict=True)]
-    return {
-        name: tuple(f + i for f, i in zip(first, inner, strict=True))
-        for name, (inner, _) in ranges.items()
-    }
-
-
-def _waits(claimed: list[_Claimed]) -> Iterator[tuple[Pending, str, Targets]]:
-    """The claimed chunks other runs are reading."""
-    for buf, key, targets in claimed:
-        if isinstance(buf, Pending):
-            yield buf, key, targets
-
-
-def _own(claimed: list[_Claimed]) -> list[_Ready]:
-    """The claimed chunks this run reads or has (not those other runs are reading)."""
-    return [(buf, key, targets) for buf, key, targets in claimed if not isinstance(buf, Pending)]
-
-
-def _keep_chunks(
-    reuse: Keeper | None, keep: set[str], kept: dict[str, NDArray[Any] | None]
-) -> None:
-    """Hand ``reuse`` the chunks it asked to keep (those not decoded: failed)."""
-    if reuse is None:
-        return
-    for key in keep:
-        reuse.keep(key, kept.get(key, Fetch.FAILED))
-
-
-class _Job(NamedTuple):
-    """One chunk read: the byte range of ``key`` (None: whole) and where it decodes to."""
-
-    key: str
-    request: RangeByteRequest | None
-    name: str
-    chunk_sel: Region
-    target: NDArray[Any]
-    inner: tuple[int, ...] = ()  # a ranged read's inner chunk
-
-
-def _stored_pieces(
-    index: ShardIndex, plan: ShardPlan, out: NDArray[Any], fill_value: Any
-) -> tuple[list[tuple[int, int]], list[InnerChunkPlan]]:
-    """The byte ranges of the stored inner chunks of ``plan``, and their plans; the absent ones
-    are filled with ``fill_value`` in ``out``."""
-    wanted: list[tuple[int, int]] = []
-    pieces: list[InnerChunkPlan] = []
-    for inner in plan.chunks:
-        rng = index.chunk_range(inner.coords)
-        if rng is None:
-            out[inner.out_selection] = fill_value
-        else:
-            wanted.append(rng)
-            pieces.append(inner)
-    return wanted, pieces
-
-
-def _chunk_jobs(prefix: str, plans: Iterable[ChunkPlan], out: NDArray[Any]) -> list[_Job]:
-    """Whole-object reads of plain chunks, decoded into their part of ``out``."""
-    return [
-        _Job(prefix + p.key, None, prefix + p.key, p.chunk_selection, out[p.out_selection])
-        for p in plans
-    ]
-
-
-def _range_jobs(
-    key: str, wanted: list[tuple[int, int]], pieces: list[tuple[InnerChunkPlan, NDArray[Any]]]
-) -> list[_Job]:
-    """Ranged reads of a shard's inner chunks, each decoded into its part of its output."""
-    return [
-        _Job(key, RangeByteRequest(*rng), inner_chunk_name(key, p.coords), p.chunk_selection,
-             out[p.out_selection], p.coords)
-        for rng, (p, out) in zip(wanted, pieces, strict=True)
-    ]  # fmt: skip
-
-
-def _fetch_decode(
-    store: AsyncStore,
-    codec: ChunkCodec,
-    jobs: list[_Job],
-    fill_value: Any,
-    version: str | None = None,
-) -> None:
-    """Blocking reads (whole objects, or ranges of a shard: of its ``version`` if known)
-    decoded into their targets."""
-    for key, request, name, chunk_sel, target, inner in jobs:
-        buf: Buffer | None
-        if request is not None:
-            buf = _get_range_blocking(store, key, (request.start, request.end), inner, version)
-        else:
-            buf = store.get_blocking(key)
-        if buf is None:
-            target[...] = fill_value
-        else:
-            _decode_into(codec, buf, name, chunk_sel, target)
-
-
-def _get_range_blocking(
-    store: AsyncStore,
-    key: str,
-    rng: tuple[int, int],
-    inner: tuple[int, ...],
-    version: str | None = None,
-) -> Buffer:
-    """Blocking read of inner chunk ``inner``'s byte range of shard ``key``: a range past the
-    shard's end is its index's corruption, a vanished shard an error (not the fill value).
-    ``version``: the shard's version its index was read from (``None``: unknown); the shard
-    found another one (or gone) now is ``ChangedError``."""
-    try:
-        if version is None:
-            buf = store.get_blocking(key, RangeByteRequest(*rng))
-        else:
-            buf, _ = store.get_blocking_versioned(key, RangeByteRequest(*rng), if_match=version)
-    except StoreError as exc:
-        if type(exc) is not StoreError:
-            raise
-        whole = store.get_blocking(key)  # local: its size, to tell a corrupt index
-        size = None if whole is None else len(memoryview(whole).cast("B"))
-        if size is None or rng[1] <= size:
-            raise
-        raise past_end_error(key, inner, rng, size) from exc
-    if buf is None:  # the shard vanished between the index and the data
-        if version is not None:  # read again: its index then says so (fill value)
-            raise ChangedError(
-                f"shard {key!r} at {store.url} disappeared while it was read",
-                url=store.url,
-                key=key,
-            )
-        raise CodecError(f"shard {key!r} disappeared while it was read", key=key)
-    return buf
-
-
-def _fetch_decode_shard(
-    store: AsyncStore,
-    codec: ShardCodec,
-    key: str,
-    parts: Sequence[tuple[ShardPlan, NDArray[Any]]],
-) -> None:
-    """Blocking read of a whole shard (one GET), decoded into what ``parts`` (plans of regions
-    in it, each with its output) need of it: each inner chunk once; the fill value when the
-    shard is absent."""
-    whole = store.get_blocking(key)
-    if whole is None:
-        for plan, out in parts:
-            out[plan.out_selection] = codec.fill_value
-        return
-    plain, index = _open_shard(codec, whole, key)
-    groups = _by_chunk((inner, out) for plan, out in parts for inner in plan.chunks)
-    _decode_shard_into(codec, plain, key, index, list(groups.items()))
-
-
-def _open_shard(codec: ShardCodec, whole: Buffer, key: str) -> tuple[Buffer, ShardIndex]:
-    """The plain bytes of a stored shard held in memory (compressed ones decompressed:
-    :meth:`ShardCodec.unwrap`) and its index."""
-    plain = memoryview(codec.unwrap(whole, key)).cast("B")
-    return plain, _whole_shard_index(codec, plain, key)
-
-
-def inner_chunk_name(key: str, coords: Sequence[int]) -> str:
-    """An inner chunk's name (``shard-key[i, j, ...]``): in errors, and the name under which
-    the whole-shard, ranged and one-chunk reads share it in flight (they must agree)."""
-    return f"{key}{list(coords)}"
-
-
-def _whole_shard_index(codec: ShardCodec, whole: Buffer, key: str) -> ShardIndex:
-    """The index of a whole plain shard held in memory."""
-    mv = memoryview(whole).cast("B")
-    n = len(mv)
-    if n < codec.index_nbytes:
-        raise CodecError(f"shard {key!r} is shorter ({n} bytes) than its index", key=key)
-    return codec.decode_index(mv[codec.index_slice(n)], key)
-
-
-def _decode_shard_into(
-    codec: ShardCodec,
-    whole: Buffer,
-    key: str,
-    index: ShardIndex,
-    chunks: Sequence[tuple[tuple[int, ...], Targets]],
-) -> None:
-    """Decode inner chunks of a whole shard held in memory (``index``: its index), each once
-    into its targets."""
-    mv = memoryview(whole).cast("B")
-    for coords, targets in chunks:
-        buf = _inner_bytes(codec, mv, key, index, coords)
-        if buf is None:
-            for _, target in targets:
-                target[...] = codec.fill_value
-        else:
-            _decode_to(codec.inner, buf, inner_chunk_name(key, coords), targets)
-
-
-def _inner_bytes(
-    codec: ShardCodec, whole: memoryview, key: str, index: ShardIndex, coords: tuple[int, ...]
-) -> memoryview | None:
-    """The bytes of inner chunk ``coords`` in a whole plain shard held in memory (``index``:
-    its index); ``None``: not stored (the fill value). An index pointing past the shard's end
-    or over the index itself is refused as corruption."""
-    rng = index.chunk_range(coords)
-    if rng is None:
-        return None
-    n = len(whole)
-    # the bytes the inner chunks may take: all but the index's (a range over the index would
-    # decode it as pixels, silently when the chunks are uncompressed)
-    lo, hi = (
-        (codec.index_nbytes, n) if codec.index_location == "start" else (0, n - codec.index_nbytes)
-    )
-    if rng[1] > n:
-        raise past_end_error(key, coords, rng, n)
-    if rng[0] < lo or rng[1] > hi:
-        start, stop = rng
-        raise CodecError(
-            f"shard {key!r} is corrupt: its index puts inner chunk {list(coords)} at bytes "
-            f"{start}-{stop}, over the index itself (bytes {hi if lo == 0 else 0}-"
-            f"{n if lo == 0 else lo} of {n})",
-            key=key,
-        )
-    return whole[rng[0] : rng[1]]
-
-
-async def _run_all(plans: Iterable[P], fn: Callable[[P], Awaitable[None]], window: int) -> None:
-    """Run ``fn(plan)`` for every plan, at most ``window`` at a time; errors propagate plainly.
-
-    A region of one stored object (a tile) runs inline: no task group, no extra tasks.
-    """
-    it = iter(plans)
-    first = next(it, None)
-    if first is None:
-        return
-    second = next(it, None)
-    if second is None:
-        await fn(first)
-        return
-    async with prefetch(chain((first, second), it), fn, window=window, ordered=False) as results:
-        async for _ in results:
-            pass

@@ -50,7 +50,7 @@ class PlateTables(Tables):
         """``((row, column, field), what)`` per field in metadata order: the table ``name``
         read (``None`` where missing and not ``strict``), or with ``name=None`` the names of
         its tables (of ``type``)."""
-        from ..images._level import _run_all
+        from ..images._run_all import _run_all
 
         plate = self._plate
         paths = await plate.image_paths(acquisition)

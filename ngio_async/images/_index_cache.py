@@ -1,0 +1,77 @@
+"""``IndexCache``: the shard indexes one read operation has decoded, each with the version of the
+shard it was read from (a shard's index is fetched once per operation, never trusted across
+operations)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections import OrderedDict
+from typing import Any
+
+from ..codecs import ShardIndex
+
+_INDEX_CACHE = 4096  # decoded shard indexes kept per read operation
+
+
+_MISSING: Any = object()  # not in the shard-index cache
+
+
+_CHANGED_RETRIES = 3  # a shard found rewritten while read: its index is read again this often
+
+
+_Entry = tuple[ShardIndex | None, str | None]  # a shard's index and the shard's version
+
+
+class IndexCache:
+    """The shard indexes one read operation has decoded (a ``read`` call, or a whole tile
+    stream): a shard's index is fetched once per operation, never trusted across operations
+    (another writer may rewrite the shard in between). LRU-bounded; ``None`` = no shard.
+    Beside an index: the version (ETag) of the shard it was read from, where the store
+    tells one (the chunk reads of the shard are conditional on it)."""
+
+    __slots__ = ("__weakref__", "_entries", "_versions")
+
+    def __init__(self) -> None:
+        self._entries: OrderedDict[str, ShardIndex | None] = OrderedDict()
+        self._versions: dict[str, str] = {}
+
+    def get(self, key: str) -> Any:
+        """The cached index, ``None`` for a missing shard, or ``_MISSING``."""
+        index = self._entries.get(key, _MISSING)
+        if index is not _MISSING:
+            # local tile streams share one cache between decode threads: another thread's put
+            # may evict the key between the two calls
+            with contextlib.suppress(KeyError):
+                self._entries.move_to_end(key)
+        return index
+
+    def version(self, key: str) -> str | None:
+        """The version of the shard the cached index of ``key`` was read from (``None``:
+        unknown); read it right after :meth:`get`, with no ``await`` between."""
+        return self._versions.get(key)
+
+    def put(self, key: str, index: ShardIndex | None, version: str | None = None) -> None:
+        self._entries[key] = index
+        if version is not None:
+            self._versions[key] = version
+        elif self._versions:
+            self._versions.pop(key, None)
+        if len(self._entries) > _INDEX_CACHE:
+            old, _ = self._entries.popitem(last=False)
+            self._versions.pop(old, None)
+
+    def pop(self, key: str) -> None:
+        self._entries.pop(key, None)
+        self._versions.pop(key, None)
+
+    def pop_version(self, key: str, version: str | None) -> None:
+        """Forget ``key``'s index if it is still the one read from ``version`` of the shard
+        (not one another read of the operation has fetched since)."""
+        if self._versions.get(key) == version:
+            self.pop(key)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._entries
+
+
+_NO_SHARDS = IndexCache()  # what unsharded levels pass around (never written: no shard reads)
