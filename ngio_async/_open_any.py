@@ -30,9 +30,9 @@ __all__ = ["open", "open_async"]
 
 
 def _is_tiff(url: Any) -> bool:
-    """A TIFF by its name (see :func:`~ngio_async.convert._tiff.is_tiff_name`); a local
+    """A TIFF by its name (see :func:`~ngio_async.convert._tiffsets.is_tiff_name`); a local
     directory so named is OME-Zarr."""
-    from .convert._tiff import is_tiff_name
+    from .convert._tiffsets import is_tiff_name
 
     if not is_tiff_name(url):
         return False

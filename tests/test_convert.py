@@ -25,7 +25,7 @@ from tiffs import (
 import ngio_async
 from ngio_async import formats
 from ngio_async.convert import ConvertResult, TiffSource, is_complete, output_name
-from ngio_async.convert._tiff import map_axes
+from ngio_async.convert._tiffmeta import map_axes
 from ngio_async.meta import to_attrs
 from ngio_async.stores import open_store
 

@@ -92,7 +92,7 @@ class _NotRepeated(logging.Filter):
         text = record.getMessage()
         if _NO_FIRST_PAGE in text:
             return False
-        tiff = sys.modules.get("ngio_async.convert._tiff")  # loaded when a TIFF is read
+        tiff = sys.modules.get("ngio_async.convert._tiffopen")  # loaded when a TIFF is read
         if tiff is None:
             return True
         for handler in logging.getLogger(record.name).handlers:

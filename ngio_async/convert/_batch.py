@@ -213,7 +213,8 @@ def _outputs_among(inputs: Sequence[Any], targets: Mapping[str, str]) -> list[An
 def _file_sets(inputs: Sequence[Any]) -> dict[str, tuple[str, ...]]:
     """The multi-file OME-TIFFs of which several files are local ``inputs``: per set, its first
     input (its companion file, else the first TIFF its OME-XML names) and the others."""
-    from ._tiff import TiffReader, _local_path, is_remote, set_files
+    from ._tiff import TiffReader, _local_path, is_remote
+    from ._tiffsets import set_files
 
     reader = TiffReader()
     tiffs = [

@@ -87,7 +87,7 @@ async def _convert_series(
             (str(i), [_source_job(s, str(i), p, lim)], None, None)
             for i, (s, p) in enumerate(zip(sources, plans, strict=True))
         ]
-        from ._tiff import metadata_only
+        from ._tiffmeta import metadata_only
 
         xml = metadata_only(getattr(first, "ome_xml", None) or "", len(items))
         container = to_attrs(OmeMetadata(version=version, bioformats2raw_layout=3), version)

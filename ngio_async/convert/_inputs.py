@@ -259,8 +259,8 @@ async def _remote_sets(store: AsyncStore, base: str, keys: Sequence[str]) -> dic
     file, its TIFFs: OME-TIFFs read by their first IFD, a few at once): its first one (the
     companion file, else the first TIFF its OME-XML names) and the others. A file that does
     not read makes no set (its conversion says why)."""
-    from ._tiff import _COMPANION
     from ._tiffremote import remote_set_keys
+    from ._tiffsets import _COMPANION
 
     names = (_COMPANION, ".ome.tif", ".ome.tiff")
     candidates = [k for k in keys if k.lower().endswith(names)]

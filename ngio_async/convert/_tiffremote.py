@@ -41,17 +41,9 @@ import anyio
 
 from .._errors import CodecError, NotFoundError, StoreError, UnsupportedError
 from ..stores import RangeByteRequest, open_store
-from ._tiff import (
-    ByteSource,
-    MultiFileError,
-    TiffSource,
-    _bounds,
-    _direct,
-    _FileBytes,
-    _runs,
-    _Strips,
-    _strips,
-)
+from ._tiff import TiffSource
+from ._tiffbytes import ByteSource, _bounds, _direct, _FileBytes, _runs, _Strips, _strips
+from ._tiffsets import MultiFileError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -670,7 +662,7 @@ async def remote_set_keys(store: AsyncStore, root: str, key: str) -> list[str] |
     ``store`` belongs to: its companion file first, then the TIFFs its OME-XML names, in
     order (beside it); ``None`` for a file that is a whole image by itself. Reads the OME-XML
     of ``key`` (and of the metadata file a ``BinaryOnly`` one names)."""
-    from ._tiff import _COMPANION, binary_only
+    from ._tiffsets import _COMPANION, binary_only
 
     folder = posixpath.dirname(key)
     url = f"{root}/{key}"
