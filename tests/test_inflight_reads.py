@@ -180,7 +180,7 @@ async def test_reads_in_one_shard_compressed_whole_share_its_fetch(
     from servers import StaticServer
     from test_shard_outer_codecs import write_peer_image
 
-    from ngio_async.images import _level, _shard_bytes
+    from ngio_async.images import _level_shard_reads, _shard_bytes
 
     data = write_peer_image(tmp_path / "img.zarr", "zstd")  # (2, 64, 96), shards (1, 32, 32)
     opened: list[str] = []
@@ -190,7 +190,7 @@ async def test_reads_in_one_shard_compressed_whole_share_its_fetch(
         opened.append(args[2])
         return real(*args)
 
-    monkeypatch.setattr(_level, "_open_shard", counted)
+    monkeypatch.setattr(_level_shard_reads, "_open_shard", counted)
     server = StaticServer(tmp_path).start()
     try:
         async with ngio_async.open_async(f"{server.url}img.zarr") as ds:
