@@ -10,9 +10,7 @@ from urllib.parse import unquote, urlsplit
 
 import anyio
 
-from .._errors import (
-    PermissionDeniedError,
-)
+from .._errors import PermissionDeniedError
 from .._prefetch import first_leaf, start_deferred
 from ..images._open import container_series
 from ._convert import convert

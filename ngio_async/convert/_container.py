@@ -8,15 +8,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 
-from .._errors import (
-    UnsupportedError,
-)
+from .._errors import UnsupportedError
 from ..images import Dataset
-from ..images._create import (
-    ImagePlan,
-    _open_target,
-    integer,
-)
+from ..images._create import ImagePlan, _open_target, integer
 from ..images._open import container_series, join, read_group_metadata
 from ..meta import to_attrs
 from ._copy import _run_jobs, _source_job, _zarr_jobs

@@ -47,15 +47,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 
-from .._errors import (
-    MetadataError,
-    UnsupportedError,
-)
+from .._errors import MetadataError, UnsupportedError
 from ..images import Dataset, Plate
-from ..images._create import (
-    ImagePlan,
-    _open_target,
-)
+from ..images._create import ImagePlan, _open_target
 from ..images._labels import follow_label_source
 from ._container import _convert_container, _convert_series, _open_container
 from ._copy import _copy_source, _run_jobs, _zarr_jobs

@@ -8,17 +8,11 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 
-from .._errors import (
-    NotFoundError,
-)
+from .._errors import NotFoundError
 from .._prefetch import start_deferred
 from ..engine.pyramid import check_levels_shrink
 from ..images import Dataset
-from ..images._create import (
-    ImagePlan,
-    _prepare_root,
-    _put_all,
-)
+from ..images._create import ImagePlan, _prepare_root, _put_all
 from ..images._open import join, read_group_metadata
 from ..meta import to_attrs, write_document
 from ._groups import (

@@ -7,11 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from .._errors import (
-    MetadataError,
-    NotFoundError,
-    PermissionDeniedError,
-)
+from .._errors import MetadataError, NotFoundError, PermissionDeniedError
 from ..images._open import join, read_group_metadata
 from ..meta import read_document, to_attrs, write_document
 from ..meta.zarr import GroupV3Meta, encode_group_v2, encode_group_v3
@@ -20,9 +16,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from ..images import Dataset
-    from ..images._create import (
-        ImagePlan,
-    )
+    from ..images._create import ImagePlan
     from ..meta import OmeMetadata
     from ..stores import AsyncStore
 

@@ -11,13 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from .._errors import (
-    NotFoundError,
-    UnsupportedError,
-)
-from ..images._create import (
-    _local_directory,
-)
+from .._errors import NotFoundError, UnsupportedError
+from ..images._create import _local_directory
 from ._formats import OmeZarrReader, find_reader
 from ._jobs import _name
 from ._locations import _inside, _is_http, _same_file, _url_location

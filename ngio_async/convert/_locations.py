@@ -8,11 +8,7 @@ import posixpath
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
-from .._errors import (
-    ExistsError,
-    PermissionDeniedError,
-    UnsupportedError,
-)
+from .._errors import ExistsError, PermissionDeniedError, UnsupportedError
 from ..images import Dataset, Plate
 from ..stores import AsyncStore
 from ..stores._url import file_in_the_way

@@ -9,9 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from .._errors import (
-    MetadataError,
-)
+from .._errors import MetadataError
 from ..images._open import join, opened_as_stored
 from ..meta import read_document, validate
 

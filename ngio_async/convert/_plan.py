@@ -8,9 +8,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
-from .._errors import (
-    UnsupportedError,
-)
+from .._errors import UnsupportedError
 from ..images._create import (
     ImagePlan,
     array_meta_v2,

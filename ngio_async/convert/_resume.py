@@ -8,12 +8,8 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import msgspec
 
-from .._errors import (
-    NotFoundError,
-)
-from ..images._create import (
-    _prepare_root,
-)
+from .._errors import NotFoundError
+from ..images._create import _prepare_root
 from ..meta import read_document, write_document
 from ..meta.zarr import GroupV3Meta, encode_group_v2, encode_group_v3
 

@@ -47,10 +47,7 @@ from urllib.parse import urlsplit
 import anyio
 import numpy as np
 
-from .._errors import (
-    CodecError,
-    UnsupportedError,
-)
+from .._errors import CodecError, UnsupportedError
 from ._tiffbytes import (
     _DIRECT_TILE,
     ByteSource,

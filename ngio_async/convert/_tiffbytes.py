@@ -10,9 +10,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import numpy as np
 
-from .._errors import (
-    CodecError,
-)
+from .._errors import CodecError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

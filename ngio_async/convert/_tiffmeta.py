@@ -11,9 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .._errors import (
-    UnsupportedError,
-)
+from .._errors import UnsupportedError
 from ..meta._validate import _SPACE_UNITS, _TIME_UNITS
 
 if TYPE_CHECKING:

@@ -10,11 +10,7 @@ import xml.etree.ElementTree as ET
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from .._errors import (
-    NgioError,
-    NotFoundError,
-    UnsupportedError,
-)
+from .._errors import NgioError, NotFoundError, UnsupportedError
 from ._tiffmeta import _local
 
 if TYPE_CHECKING:
