@@ -15,7 +15,7 @@ from test_meta import schema
 
 import ngio_async
 from ngio_async import ExistsError, ReadOnlyError, StoreError, UnsupportedError
-from ngio_async.images._create import (
+from ngio_async.images._create_plan import (
     default_chunks,
     default_levels,
     default_shards,

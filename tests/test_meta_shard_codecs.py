@@ -25,7 +25,7 @@ from test_shard_outer_codecs import write_ome, zarr_read
 from zarr.codecs.numcodecs import Zstd as NumcodecsZstd
 
 import ngio_async
-from ngio_async.images._create import _compressor_of as create_name
+from ngio_async.images._create_like import _compressor_of as create_name
 from ngio_async.images._labels import _compressor_of as label_name
 from ngio_async.meta.zarr import (
     ArrayV2Meta,

@@ -175,7 +175,7 @@ async def test_consolidated_group_new_to_the_copy_brings_its_nodes(
     """An image written below a group not stored yet (a first label image before the
     ``labels`` group) is left out of the copy (zarr-python cannot read a node whose parent it
     lacks) until the group is written, which brings everything stored below it."""
-    from ngio_async.images._create import update_consolidated
+    from ngio_async.images._consolidated import update_consolidated
 
     path = tmp_path / "img.ome.zarr"
     opts: dict[str, Any] = {"dtype": "uint8", "axes": "yx", "ngff_version": version}

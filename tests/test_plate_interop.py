@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import ngio_async
-from ngio_async.images._create import plan_image
+from ngio_async.images._create_plan import plan_image
 from ngio_async.images._plate import _level_paths
 
 if TYPE_CHECKING:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import ngio_async
-from ngio_async.images._create import level_names
+from ngio_async.images._create_plan import level_names
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -10,7 +10,8 @@ import anyio
 
 from .._errors import UnsupportedError
 from ..images import Dataset
-from ..images._create import ImagePlan, _open_target, integer
+from ..images._create import _open_target
+from ..images._create_values import integer
 from ..images._open import container_series, join, read_group_metadata
 from ..meta import to_attrs
 from ._copy import _run_jobs, _source_job, _zarr_jobs
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
     from .._limits import Limits
+    from ..images._create_plan import ImagePlan
     from ..stores import AsyncStore
     from ._formats import ImageSource
 

@@ -49,7 +49,7 @@ import anyio
 
 from .._errors import MetadataError, UnsupportedError
 from ..images import Dataset, Plate
-from ..images._create import ImagePlan, _open_target
+from ..images._create import _open_target
 from ..images._labels import follow_label_source
 from ._container import _convert_container, _convert_series, _open_container
 from ._copy import _copy_source, _run_jobs, _zarr_jobs
@@ -73,6 +73,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
     from .._limits import Limits
+    from ..images._create_plan import ImagePlan
     from ..stores import AsyncStore
 
 __all__ = ["convert", "convert_sync"]

@@ -12,7 +12,8 @@ from .._errors import NotFoundError
 from .._prefetch import start_deferred
 from ..engine.pyramid import check_levels_shrink
 from ..images import Dataset
-from ..images._create import ImagePlan, _prepare_root, _put_all
+from ..images._consolidated import _put_all
+from ..images._metadata_writes import _prepare_root
 from ..images._open import join, read_group_metadata
 from ..meta import to_attrs, write_document
 from ._groups import (
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
 
     from .._limits import Limits
     from .._workers import Workers
+    from ..images._create_plan import ImagePlan
     from ..meta import OmeMetadata
     from ..stores import AsyncStore
     from ._formats import ImageSource

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from ..images import Dataset
-    from ..images._create import ImagePlan
+    from ..images._create_plan import ImagePlan
     from ..meta import OmeMetadata
     from ..stores import AsyncStore
 

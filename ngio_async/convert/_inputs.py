@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from .._errors import NotFoundError, UnsupportedError
-from ..images._create import _local_directory
+from ..images._root_checks import _local_directory
 from ._formats import OmeZarrReader, find_reader
 from ._jobs import _name
 from ._locations import _inside, _is_http, _same_file, _url_location

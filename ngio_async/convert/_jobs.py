@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from ..images import Dataset
-    from ..images._create import ImagePlan
+    from ..images._create_plan import ImagePlan
 
 __all__ = ["ConvertResult"]
 

@@ -9,17 +9,16 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from .._errors import UnsupportedError
-from ..images._create import (
+from ..images._array_meta import array_meta_v2, array_meta_v3
+from ..images._create_plan import (
     ImagePlan,
-    array_meta_v2,
-    array_meta_v3,
     default_chunks,
     default_levels,
     default_shards,
-    integer,
     plan_image,
     stacked_chunks,
 )
+from ..images._create_values import integer
 from ..meta import to_attrs, validate
 from ._kept_codecs import _closest_name, _keep_compressor
 

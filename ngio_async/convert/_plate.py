@@ -13,7 +13,8 @@ from .._errors import MetadataError, NotFoundError, UnsupportedError
 from .._prefetch import start_deferred
 from .._workers import Workers
 from ..images import Dataset, Plate
-from ..images._create import _open_target, _put_all
+from ..images._consolidated import _put_all
+from ..images._create import _open_target
 from ..images._open import join, read_group_metadata
 from ..meta import to_attrs, validate
 from ._copy import _run_jobs, _zarr_jobs

@@ -9,7 +9,7 @@ import anyio
 import msgspec
 
 from .._errors import NotFoundError
-from ..images._create import _prepare_root
+from ..images._metadata_writes import _prepare_root
 from ..meta import read_document, write_document
 from ..meta.zarr import GroupV3Meta, encode_group_v2, encode_group_v3
 
@@ -86,7 +86,8 @@ async def _start(store: AsyncStore, version: str, overwrite: bool, *, label: boo
     carries :data:`_UNFINISHED`'s mark), which is replaced as if ``overwrite``; then write the
     mark (claimed, unless ``overwrite``: of two conversions to one place, one is refused).
     Returns the ``overwrite`` the images below the root are prepared with."""
-    from ..images._create import _claim, _get_or_none
+    from ..images._metadata_writes import _claim
+    from ..images._root_checks import _get_or_none
 
     if not overwrite:
         for key in ("zarr.json", ".zattrs"):

@@ -22,7 +22,7 @@ import anyio
 from .._errors import ReadOnlyError
 from .._workers import Workers
 from ..images import Dataset, ImageMetadata, Level
-from ..images._create import ImagePlan
+from ..images._create_plan import ImagePlan
 from ..images._run_all import _run_all
 from ..stores import open_store
 from ._tiff import TiffReader, TiffSource, is_remote
@@ -123,7 +123,7 @@ def _pyramid(source: TiffSource, chunks: list[tuple[int, ...]]) -> ImagePlan:
     """The plan of the TIFF's levels: level 0's metadata, the levels' real shapes and scales."""
     from msgspec.structs import replace
 
-    from ..images._create import array_meta_v3
+    from ..images._array_meta import array_meta_v3
     from ..images._dataset_edits import _with_extra
     from ..meta import Dataset as NgffDataset, Scale
     from ._plan import _source_plan

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ._create import create_async, create_like_async
+from ._create import create_async
+from ._create_like import create_like_async
 from ._dataset import Dataset, open_async
 from ._labels import Labels
 from ._level import Level

@@ -149,7 +149,7 @@ class _DatasetEdits(_DatasetTiles):
         from msgspec.structs import replace
 
         from ..meta import Omero, Window
-        from ._create import check_unique_channels, make_channel, make_window
+        from ._create_values import check_unique_channels, make_channel, make_window
         from ._metadata import check_editable
 
         self._check_writable()
@@ -315,7 +315,7 @@ class _DatasetEdits(_DatasetTiles):
         from msgspec.structs import replace
 
         from ..meta import Scale, Translation
-        from ._create import _per_axis, _units, is_scalar
+        from ._create_values import _per_axis, _units, is_scalar
 
         self._check_writable()
         names = self.axes
@@ -497,7 +497,7 @@ class _DatasetEdits(_DatasetTiles):
         import warnings
 
         from ..meta import MetadataWarning, read_document, to_attrs, validate, write_document
-        from ._create import metadata_lock, update_consolidated
+        from ._consolidated import metadata_lock, update_consolidated
 
         version = self.metadata.ngff_version
         if version not in ("0.4", "0.5"):  # 0.6 is read, not written: never rewrite it as 0.5

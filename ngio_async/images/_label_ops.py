@@ -65,7 +65,8 @@ def _check_can_write(ds: Dataset, name: str, what: str) -> None:
 
 async def delete_label(labels: Labels, name: str, *, missing_ok: bool = False) -> None:
     """See :meth:`~ngio_async.images.Labels.delete`."""
-    from ._create import _NODE_KEYS, _is_node_key, update_consolidated
+    from ._consolidated import update_consolidated
+    from ._root_checks import _NODE_KEYS, _is_node_key
 
     ds = labels._dataset
     _check_label_path(name)

@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     from ..meta import LabelColor, LabelProperty, OmeMetadata
     from ..meta.zarr import ArrayMeta
     from ..stores import Buffer
-    from ._create import ImagePlan
+    from ._create_plan import ImagePlan
     from ._dataset import Dataset
     from ._opening import Mode, _Opening
 
@@ -286,7 +286,9 @@ def plan_label(
 
     from ..meta import OmeMetadata, Scale, Translation, to_attrs, validate
     from ..meta.zarr import ArrayV2Meta
-    from ._create import ImagePlan, array_meta_v2, array_meta_v3, data_type, downsampling
+    from ._array_meta import array_meta_v2, array_meta_v3
+    from ._create_plan import ImagePlan, downsampling
+    from ._create_values import data_type
 
     _check_name(name, creating=True)
     dt = data_type(dtype)
@@ -745,8 +747,8 @@ class Labels:
         properties: PropertySpec | None,
         overwrite: bool,
     ) -> Dataset:
-        from ._create import claim_root, complete_root
         from ._dataset import Dataset
+        from ._metadata_writes import claim_root, complete_root
 
         ds = self._dataset
         await refresh_image(ds)  # another process may have set its scale or added levels
@@ -788,7 +790,7 @@ class Labels:
         ``labels`` group lists it after all (or cannot be read: then it is left alone). The
         listing's put is shielded from cancellation: cancelled in flight, it could land after
         this check and list a label removed here."""
-        from ._create import discard_documents
+        from ._metadata_writes import discard_documents
 
         with anyio.CancelScope(shield=True):
             try:
@@ -813,7 +815,8 @@ class Labels:
         ``at``, default last), or remove it; return the index it was removed from. Consolidated
         metadata above the group gets the new listing, and ``docs`` (the label's documents:
         a copy leaves out what lies below a group it cannot find, and the group may be new)."""
-        from ._create import _claim, update_consolidated
+        from ._consolidated import update_consolidated
+        from ._metadata_writes import _claim
 
         ds = self._dataset
         if self._lock is None:

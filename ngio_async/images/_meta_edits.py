@@ -180,7 +180,7 @@ async def _rename(ds: Dataset, renamed: dict[str, str]) -> None:
 async def _rename_dimensions(ds: Dataset, path: str, renamed: dict[str, str]) -> None:
     """Rename the ``dimension_names`` of the v3 array at ``path`` (a compare-and-swap)."""
     from ..meta import read_document, write_document
-    from ._create import update_consolidated
+    from ._consolidated import update_consolidated
 
     key = join(path, "zarr.json")
     where = f"{ds.store.url.rstrip('/')}/{key}"

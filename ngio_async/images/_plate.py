@@ -65,23 +65,12 @@ from ..meta import (
 from ..meta._validate import _UNVERSIONED
 from ..meta.zarr import encode_group_v2, encode_group_v3
 from ..tables._plate import PlateTables
-from ._create import (
-    _PLAN_KEYS,
-    ImagePlan,
-    _claim,
-    _open_target,
-    _prepare_root,
-    _put_all,
-    claim_root,
-    complete_root,
-    discard_documents,
-    level_names,
-    metadata_lock,
-    plan_image,
-    update_consolidated,
-)
+from ._consolidated import _put_all, metadata_lock, update_consolidated
+from ._create import _PLAN_KEYS, _open_target
+from ._create_plan import ImagePlan, level_names, plan_image
 from ._dataset import Dataset
 from ._labels import _object, check_same_version
+from ._metadata_writes import _claim, _prepare_root, claim_root, complete_root, discard_documents
 from ._node import StoreNode, store_path
 from ._open import join, read_group_metadata
 from ._opening import _check_mode, _Opening, closing_store_on_error, open_node

@@ -89,7 +89,8 @@ async def remove_image(
 async def _delete_node(plate: Plate, root: str) -> None:
     """Delete the (unlisted) node at ``root``: out of the consolidated copies, then its group
     document, its chunks, the documents below."""
-    from ._create import _NODE_KEYS, _is_node_key, update_consolidated
+    from ._consolidated import update_consolidated
+    from ._root_checks import _NODE_KEYS, _is_node_key
 
     store = plate.store
     await update_consolidated(store, [], removed=root)

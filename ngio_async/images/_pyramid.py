@@ -388,7 +388,7 @@ def _new_level_layout(
         encode_array_v2,
         encode_array_v3,
     )
-    from ._create import _yx, level_names
+    from ._create_plan import _yx, level_names
 
     axes = ds.axes
     yx = _yx(axes)
@@ -450,7 +450,7 @@ async def _add_levels(
 ) -> list[Level]:
     """Write the array metadata of new levels (not yet listed in the group); their Levels."""
     from ..meta.zarr import ArrayV2Meta, encode_array_v2, encode_array_v3
-    from ._create import _put_all
+    from ._consolidated import _put_all
 
     docs = []
     for path, meta, _, _ in layout:
@@ -514,7 +514,7 @@ async def _record_method(ds: Dataset, method: Method) -> None:
     """The multiscale's ``type`` and ``metadata`` (SHOULD fields) name ``method``."""
     from msgspec.structs import replace
 
-    from ._create import downsampling
+    from ._create_plan import downsampling
     from ._dataset_edits import _with_extra
 
     fields = downsampling(method)
@@ -583,7 +583,7 @@ async def build_pyramid(
     if chosen == "ngio" and not _is_label(ds):
         raise ValueError(_NGIO_IMAGE.format(what="method", url=ds.url))
     existing = len(ds.levels)
-    from ._create import integer
+    from ._create_values import integer
 
     total_levels = existing if levels is None else integer(levels, "levels", minimum=1)
     if total_levels < existing:

@@ -456,7 +456,7 @@ class Tables:
             except BaseException as exc:
                 await _discard(ds.store, root, exc)
                 raise
-        from ..images._create import update_consolidated
+        from ..images._consolidated import update_consolidated
 
         docs = [(k, v) for k, v in {**items, **heads}.items() if _is_document(k)]
         await update_consolidated(
@@ -511,7 +511,7 @@ class Tables:
         return await self._edit_listing(name, remove=False)
 
     async def _unlist(self, name: str) -> None:
-        from ..images._create import update_consolidated
+        from ..images._consolidated import update_consolidated
 
         listing = await self._edit_listing(name, remove=True)
         await update_consolidated(
