@@ -19,6 +19,12 @@ file read must be that version), and a changed shard's index is dropped and read
 construction, also from servers whose ETags differ per node). Blocking local reads do the same.
 Memory stores have no versions: a reader there relies on shards not being rewritten under it
 (writers through one dataset hold its per-shard locks).
+
+``Level`` here holds the indexing (basic, list, orthogonal and pointwise selections) and the
+write entry points; it stands on a chain of mixins, one concern each: :mod:`._level_reads` (the
+path each region read takes), :mod:`._level_shard_reads` (a shard by its index or whole),
+:mod:`._level_decodes` (chunks fetched, shared or taken from a read cache, and decoded),
+:mod:`._level_indexes` (shard indexes) and :mod:`._level_base` (construction, description).
 """
 
 from __future__ import annotations
