@@ -280,7 +280,7 @@ def plan_label(
     colors: ColorSpec | Sequence[LabelColor] | None = None,
     properties: PropertySpec | None = None,
 ) -> ImagePlan:
-    """The :class:`~ngio_async.images._create.ImagePlan` of label ``name`` of ``ds`` (pure:
+    """The :class:`~ngio_async.images._create_plan.ImagePlan` of label ``name`` of ``ds`` (pure:
     from ``ds``'s metadata and levels as cached; :meth:`Labels.create` refreshes them first)."""
     from msgspec.structs import replace
 
