@@ -41,7 +41,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import anyio
 
@@ -84,6 +84,8 @@ if TYPE_CHECKING:
     from ._opening import Mode
 
 __all__ = ["Plate", "PlateWell", "create_plate_async", "open_plate_async"]
+
+_T = TypeVar("_T")
 
 #: the non-NGFF attribute holding the layout of a plate that has no field yet
 PENDING_KEY = "ngio_async"
@@ -257,28 +259,7 @@ class Plate(StoreNode):
         """
         _check_mode(mode)
         root = root.strip("/")
-        try:
-            ome = await read_group_metadata(store, root)
-        except MetadataError:
-            pending = await _read_pending(store, root)
-            if pending is None:
-                raise
-            metadata, version = pending
-        else:
-            version = ome.version or "0.5"
-            if ome.plate is None:
-                key = join(root, ".zattrs" if version == "0.4" else "zarr.json")
-                kinds = ", ".join(ome.kinds) or "none"
-                hint = (
-                    " (a well: its plate is the group two levels up)"
-                    if ome.well is not None
-                    else ""
-                )
-                raise UnsupportedError(
-                    f"{_where(store, root)} is not an HCS plate: {store.url.rstrip('/')}/{key} "
-                    f"has no 'plate' metadata (its NGFF metadata: {kinds}){hint}"
-                )
-            metadata = ome.plate
+        metadata, version = await _read_plate(store, root)
         return cls(
             store,
             root,
@@ -356,17 +337,48 @@ class Plate(StoreNode):
         same = [c for c in self.columns if c.isdigit() and int(c) == column]
         return same[0] if len(same) == 1 else name
 
-    def _listed(self, row: Any, column: Any) -> str:
+    async def _listed(self, row: Any, column: Any) -> str:
+        """The path of the listed well ``(row, column)``; one not listed in the plate as read
+        is looked for again in its document read again (another writer may have listed it).
+
+        :raises NotFoundError: the plate does not list it (the well named).
+        """
         r, c = _split_well(row, column)
-        path = f"{r}/{self._numbered(column, c)}"
-        if path not in self.wells:
-            shown = ", ".join(self.wells[:8]) + (", ..." if len(self.wells) > 8 else "")
-            raise NotFoundError(
-                f"no well {path!r} in plate {self.url} (wells: {shown or 'none'})",
-                url=self.store.url,
-                key=join(self.root, path),
-            )
-        return path
+
+        def find() -> str:
+            path = f"{r}/{self._numbered(column, c)}"
+            if path not in self.wells:
+                shown = ", ".join(self.wells[:8]) + (", ..." if len(self.wells) > 8 else "")
+                raise NotFoundError(
+                    f"no well {path!r} in plate {self.url} (wells: {shown or 'none'})",
+                    url=self.store.url,
+                    key=join(self.root, path),
+                )
+            return path
+
+        return await self._or_reread(find)
+
+    async def _or_reread(self, resolve: Callable[[], _T]) -> _T:
+        """``resolve()`` (checks against the plate as read); when it refuses (``ValueError``,
+        :class:`NotFoundError`: no such row, column, well, acquisition), the same after the
+        plate's document is read again once: another writer may have added it since."""
+        try:
+            return resolve()
+        except (ValueError, NotFoundError):
+            await self._reread()
+        return resolve()
+
+    async def _reread(self) -> None:
+        """The plate's metadata read again from its document (serialised with its edits: an
+        edit's result is never replaced by an older read)."""
+        async with self._lock():
+            self.metadata, _ = await _read_plate(self.store, self.root)
+            self._derived = None  # read again when asked for
+
+    def _lock(self) -> anyio.Lock:
+        if self._plate_lock is None:
+            self._plate_lock = anyio.Lock()
+        return self._plate_lock
 
     async def well(self, row: str | int, column: str | int | None = None) -> PlateWell:
         """The well ``(row, column)`` (or ``"A/1"``): its fields of view. Its metadata is read
@@ -375,7 +387,7 @@ class Plate(StoreNode):
         :raises NotFoundError: the plate lists no such well, or the well's group is missing.
         """
         self._check_open()
-        path = self._listed(row, column)
+        path = await self._listed(row, column)
         cached = self._wells.get(path)
         if cached is not None:
             return cached
@@ -441,6 +453,23 @@ class Plate(StoreNode):
         :raises NotFoundError: no such well or field.
         """
         well = await self.well(row, column)
+        try:
+            path = self._field_path(well, field)
+        except NotFoundError:  # the well as cached: read it again once (fields added since)
+            self._wells.pop(well.path, None)
+            well = await self.well(well.path)
+            path = self._field_path(well, field)
+        return await Dataset.open_in(
+            self.store,
+            join(self.root, well.path, path),
+            limits=self.limits,
+            workers=self._workers,
+            mode=self.mode if mode is None else mode,
+            parent_version=self.version,
+        )
+
+    def _field_path(self, well: PlateWell, field: int | str) -> str:
+        """The path of ``well``'s field ``field`` (an index or a path)."""
         fields = well.fields
         if isinstance(field, str):
             if field not in fields:
@@ -450,28 +479,19 @@ class Plate(StoreNode):
                     url=self.store.url,
                     key=join(self.root, well.path, field),
                 )
-            path = field
-        elif isinstance(field, int) and not isinstance(field, bool):
-            if not -len(fields) <= field < len(fields):
-                hint = f" (the field named {str(field)!r}: field={str(field)!r})"
-                raise NotFoundError(
-                    f"well {well.path!r} of plate {self.url} has {len(fields)} fields "
-                    f"({', '.join(fields)}): no field index {field}"
-                    + (hint if str(field) in fields else ""),
-                    url=self.store.url,
-                    key=join(self.root, well.path),
-                )
-            path = fields[field]
-        else:
+            return field
+        if not isinstance(field, int) or isinstance(field, bool):
             raise TypeError(f"field: expected an index or a field path, got {field!r}")
-        return await Dataset.open_in(
-            self.store,
-            join(self.root, well.path, path),
-            limits=self.limits,
-            workers=self._workers,
-            mode=self.mode if mode is None else mode,
-            parent_version=self.version,
-        )
+        if not -len(fields) <= field < len(fields):
+            hint = f" (the field named {str(field)!r}: field={str(field)!r})"
+            raise NotFoundError(
+                f"well {well.path!r} of plate {self.url} has {len(fields)} fields "
+                f"({', '.join(fields)}): no field index {field}"
+                + (hint if str(field) in fields else ""),
+                url=self.store.url,
+                key=join(self.root, well.path),
+            )
+        return fields[field]
 
     # ---------------------------------------------------------------- writing
     async def add_image(
@@ -503,18 +523,24 @@ class Plate(StoreNode):
         :raises ReadOnlyError: the plate is read-only (before any I/O).
         """
         self._check_writable()
-        r, c = _split_well(row, column)
-        c = self._numbered(column, c)
-        well_path = f"{r}/{c}"
-        known = next((w for w in self.metadata.wells if w.path == well_path), None)
-        ref: dict[str, Any] = (
-            {"path": known.path, "rowIndex": known.row_index, "columnIndex": known.column_index}
-            if known is not None
-            else self._new_well_ref(r, c)
-        )
-        names = self.rows[ref["rowIndex"]], self.columns[ref["columnIndex"]]  # as ref read them
+        r, given = _split_well(row, column)
         name = _name(field, "field")
-        self._check_acquisition(acquisition)
+
+        def resolve() -> tuple[str, dict[str, Any], tuple[str, str]]:
+            """The column's name, the well's ``wells`` entry (its indices as the plate was
+            read) and its row's and column's names; checks the acquisition."""
+            c = self._numbered(column, given)
+            known = next((w for w in self.metadata.wells if w.path == f"{r}/{c}"), None)
+            ref: dict[str, Any] = (
+                {"path": known.path, "rowIndex": known.row_index, "columnIndex": known.column_index}
+                if known is not None
+                else self._new_well_ref(r, c)
+            )
+            self._check_acquisition(acquisition)
+            return c, ref, (self.rows[ref["rowIndex"]], self.columns[ref["columnIndex"]])
+
+        c, ref, names = await self._or_reread(resolve)  # a row added since the open is found
+        well_path = f"{r}/{c}"
         version = create_options.pop("ngff_version", self.version)
         if version != self.version:
             raise ValueError(
@@ -571,8 +597,11 @@ class Plate(StoreNode):
                 await self._check_acquisition_room(well_path, images, acquisition)
             await self._ensure_groups(r, well_path)
 
+            alone = [False]  # the well had no other field (another writer may have unlisted it)
+
             def listed(ims: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 ims = [im for im in ims if im.get("path") != name]
+                alone[0] = not ims
                 if at is None and self.field_count is not None and len(ims) >= self.field_count:
                     # filled meanwhile by another process: this field is removed again
                     raise ValueError(
@@ -588,7 +617,7 @@ class Plate(StoreNode):
                 well = await self._edit_well(well_path, listed)
                 assert well is not None
                 counts = self._grown_counts(well, acquisition)
-                if well_path not in self.wells or counts:
+                if well_path not in self.wells or counts or alone[0]:
                     await self._edit_plate(
                         lambda wells: wells, counts, body_edit=_well_listed(ref, *names)
                     )
@@ -931,9 +960,7 @@ class Plate(StoreNode):
         NGFF ``plate`` when wells are left, else the pending layout. ``counts``: fields of an
         acquisition in a well, raising its kept ``maximumfieldcount`` (:meth:`_grown_counts`).
         ``body_edit``: then the whole plate body (rows, columns, acquisitions)."""
-        if self._plate_lock is None:
-            self._plate_lock = anyio.Lock()
-        async with self._plate_lock, metadata_lock(self.store):
+        async with self._lock(), metadata_lock(self.store):
             key = self._doc_key(self.root)
             out: list[Any] = [None, None]
 
@@ -1084,6 +1111,33 @@ def _with_well(wells: list[dict[str, Any]], ref: dict[str, Any]) -> list[dict[st
         if (w.get("rowIndex", -1), w.get("columnIndex", -1)) > key:
             return [*wells[:i], ref, *wells[i:]]
     return [*wells, ref]
+
+
+async def _read_plate(store: AsyncStore, root: str) -> tuple[PlateMeta, str]:
+    """The plate metadata (NGFF, or the pending layout of a plate without fields) and NGFF
+    version of the group at ``root``.
+
+    :raises UnsupportedError: the group holds other NGFF metadata (an image, a well, ...).
+    :raises MetadataError: the group has no (or invalid) NGFF metadata; the key is named.
+    :raises NotFoundError: no zarr group at ``root``.
+    """
+    try:
+        ome = await read_group_metadata(store, root)
+    except MetadataError:
+        pending = await _read_pending(store, root)
+        if pending is None:
+            raise
+        return pending
+    version = ome.version or "0.5"
+    if ome.plate is None:
+        key = join(root, ".zattrs" if version == "0.4" else "zarr.json")
+        kinds = ", ".join(ome.kinds) or "none"
+        hint = " (a well: its plate is the group two levels up)" if ome.well is not None else ""
+        raise UnsupportedError(
+            f"{_where(store, root)} is not an HCS plate: {store.url.rstrip('/')}/{key} "
+            f"has no 'plate' metadata (its NGFF metadata: {kinds}){hint}"
+        )
+    return ome.plate, version
 
 
 async def _read_pending(store: AsyncStore, root: str) -> tuple[PlateMeta, str] | None:

@@ -236,20 +236,24 @@ def _with_name(body: dict[str, Any], key: str, name: str) -> dict[str, Any]:
     return {**body, key: [{"name": n} for n in new], "wells": wells}
 
 
-def _column_name(plate: Plate, column: str | int) -> str:
-    """A numbered column (an int or digits: ngio takes ``"3"`` as ``3``) named as the plate
-    names its numbered columns: the plate's column of that number when there is one (``"1"``
-    finds ``"01"``), else zero-padded where they are (``"03"``, as ngio writes them)."""
-    from ._plate import _name
-
-    name = _name(column, "column")
+def _column_name(columns: Sequence[str], name: str) -> str:
+    """A numbered column ``name`` (digits: ngio takes ``"3"`` as ``3``) named as ``columns``
+    name their numbered columns: the column of that number when there is one (``"1"`` finds
+    ``"01"``), else zero-padded where they are (``"03"``, as ngio writes them)."""
     if not name.isdecimal():
         return name
-    same = [c for c in plate.columns if c.isdecimal() and int(c) == int(name)]
+    same = [c for c in columns if c.isdecimal() and int(c) == int(name)]
     if same:
         return same[0]
-    padded = [c for c in plate.columns if c.isdecimal() and len(c) > 1 and c.startswith("0")]
+    padded = [c for c in columns if c.isdecimal() and len(c) > 1 and c.startswith("0")]
     return f"{int(name):0{len(padded[0])}d}" if padded else name
+
+
+def _column_added(body: dict[str, Any], name: str) -> dict[str, Any]:
+    """``body`` with the column ``name`` (named as its columns are: another writer may have
+    added or padded columns since the plate was read)."""
+    columns = [str(e.get("name")) for e in body.get("columns") or [] if isinstance(e, dict)]
+    return _with_name(body, "columns", _column_name(columns, name))
 
 
 async def add_row(plate: Plate, row: str) -> None:
@@ -264,10 +268,12 @@ async def add_row(plate: Plate, row: str) -> None:
 
 async def add_column(plate: Plate, column: str | int) -> None:
     """See :meth:`~ngio_async.images.Plate.add_column`."""
+    from ._plate import _name
+
     plate._check_writable()
-    name = _column_name(plate, column)
-    if name not in plate.columns:
-        await plate._edit_plate(_same, body_edit=lambda body: _with_name(body, "columns", name))
+    given = _name(column, "column")
+    if _column_name(plate.columns, given) not in plate.columns:
+        await plate._edit_plate(_same, body_edit=lambda body: _column_added(body, given))
 
 
 async def add_acquisition(plate: Plate, id: int, name: str | None = None, **fields: Any) -> None:
