@@ -653,7 +653,8 @@ def pyramid_plan(
         footprint ``[a // F, ceil(b / F))`` per axis, expanded to whole tiles). ``None``: every
         tile.
     :param shapes: every level's shape (level 0 first) when they are stored already: each is
-        the ceil (default) or the floor (ome-zarr-py) of the one above divided by its factor.
+        the ceil (default) or the floor (ome-zarr-py) of the one above divided by its factor
+        (with ``method="ngio"`` any smaller shape: ngio's levels of factors like 2.5).
     :param method: ``"ngio"``: each step carries the source pixels its target pixels take
         (:func:`ngio_maps`, from the level shapes and ``chunks``, every level's (inner) chunk
         shape, level 0 first), and ``regions`` select the tiles holding a pixel that takes a
@@ -671,7 +672,7 @@ def pyramid_plan(
             raise ValueError(f"shapes {given} do not match level 0 {level0_shape} and the factors")
         for i, fs in enumerate(factors_per_level, start=1):
             for n, m, f in zip(given[i - 1], given[i], fs, strict=True):
-                if m not in (-(-n // f), n // f):
+                if m not in (-(-n // f), n // f) and method != "ngio":  # ngio: any shapes
                     raise ValueError(f"level {i} shape {given[i]} is not {given[i - 1]} / {fs}")
         shapes = given
     ndim = len(shapes[0])

@@ -179,7 +179,6 @@ class Cascade:
     ) -> None:
         self._ds = ds
         self._levels: list[Level] = list(ds.levels)
-        self._factors = level_factors(ds)  # [i]: level i -> i + 1
         self._method: Method = default_method(ds) if method is None else method
         if self._method not in _METHODS:
             raise ValueError(
@@ -192,6 +191,7 @@ class Cascade:
             )
         if self._method == "ngio" and not _is_label(ds):
             raise ValueError(_NGIO_IMAGE.format(what="pyramid", url=ds.url))
+        self._factors = level_factors(ds, self._method)  # [i]: level i -> i + 1
         # "ngio": per level, the source pixel each pixel of the next takes (any region written
         # gives the pixels taking its own: no window to align to)
         self._index = (

@@ -158,10 +158,10 @@ def _is_label(ds: Dataset) -> bool:
     return ds.metadata.ome.image_label is not None or (len(parts) >= 2 and parts[-2] == "labels")
 
 
-def _factor(n: int, m: int, ratio: float | None, what: str) -> int:
+def _factor(n: int, m: int, ratio: float | None, what: str, nominal: bool = False) -> int:
     """The integer factor ``f`` with ``ceil(n / f) == m`` (our levels, zarr-python's) or
     ``floor(n / f) == m`` (ome-zarr-py's levels drop a last partial window); the scale ratio
-    breaks ties."""
+    breaks ties. ``nominal``: a downsampling no integer factor gives has the nearest one."""
     if n == 0 or m == 0:
         if n != m:
             raise UnsupportedError(f"{what}: size {n} -> {m} is not a downsampling")
@@ -178,11 +178,19 @@ def _factor(n: int, m: int, ratio: float | None, what: str) -> int:
         for f in (-(-n // m), n // m):
             if fits(f):
                 return f
+        if nominal:
+            return max(1, round(n / m))
     raise UnsupportedError(f"{what}: size {n} -> {m} is not an integer downsampling")
 
 
-def level_factors(ds: Dataset) -> list[tuple[int, ...]]:
-    """``[i]``: the integer factor per axis from level ``i`` to level ``i + 1``."""
+def level_factors(ds: Dataset, method: Method | None = None) -> list[tuple[int, ...]]:
+    """``[i]``: the integer factor per axis from level ``i`` to level ``i + 1``. With
+    ``method="ngio"`` a size that no integer factor gives (ngio's levels of non-integer
+    ``scaling_factors``: 45 -> 18 at 2.5) has the nearest one: that method's pixels follow the
+    levels' shapes (:func:`~ngio_async.engine.pyramid.ngio_maps`), not the factors.
+
+    :raises UnsupportedError: a level is no integer downsampling of the one above (named).
+    """
     out = []
     for i in range(len(ds.levels) - 1):
         a, b = ds.levels[i], ds.levels[i + 1]
@@ -191,7 +199,7 @@ def level_factors(ds: Dataset) -> list[tuple[int, ...]]:
             ratio = sb / sa if sa > 0 else None
             # (named by path: a stream's view of the levels from k on counts from 0)
             what = f"axis {ds.axes[ax]!r} of level {b.path!r} of {ds.store.url}"
-            factors.append(_factor(n, m, ratio, what))
+            factors.append(_factor(n, m, ratio, what, nominal=method == "ngio"))
         out.append(tuple(factors))
     return out
 
@@ -597,7 +605,7 @@ async def build_pyramid(
     from ._dataset_tiles import check_progress
 
     check_progress(progress)
-    factors = level_factors(ds)
+    factors = level_factors(ds, chosen)
     layout = _new_level_layout(ds, total_levels - existing) if total_levels > existing else []
     factors += [step for _, _, step, _ in layout]
     if existing + len(layout) < 2:

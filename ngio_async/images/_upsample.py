@@ -78,7 +78,7 @@ class Finer:
         levels = self.ds.levels
         out = {}
         for j in range(self.index):
-            factors = _cumulative(self.ds, self.index, j)
+            factors = _cumulative(self.ds, self.index, j, self.maps is not None)
             stored = levels[j].meta.stored_chunks
             out[j] = tuple(max(1, -(-s // f)) for s, f in zip(stored, factors, strict=True))
         return out
@@ -167,12 +167,13 @@ class Finer:
             await upsample_tile(self.ds, self.index, tile, part, self.maps, data[at], only=j)
 
 
-def _cumulative(ds: Dataset, index: int, finer: int = 0) -> list[int]:
-    """Per axis, the factor from level ``finer`` to level ``index``."""
+def _cumulative(ds: Dataset, index: int, finer: int = 0, ngio: bool = False) -> list[int]:
+    """Per axis, the factor from level ``finer`` to level ``index`` (``ngio``: nominal where
+    ngio's levels are of no integer factor: its maps place the pixels)."""
     from ._pyramid import level_factors
 
     factors = [1] * len(ds.axes)
-    for step in level_factors(ds)[finer:index]:
+    for step in level_factors(ds, "ngio" if ngio else None)[finer:index]:
         factors = [f * g for f, g in zip(factors, step, strict=True)]
     return factors
 
@@ -217,7 +218,7 @@ async def upsample_tile(
     from ..engine.pyramid import sampled
     from ._pyramid import level_factors
 
-    steps = level_factors(ds)[:index]
+    steps = level_factors(ds, None if maps is None else "ngio")[:index]
     src = ds.levels[index]
     if data is None:
         data = await src.getitem(tile)
