@@ -103,11 +103,13 @@ __all__ = [
     "Prefetch",
     "PrefetchIterator",
     "ProgressCallback",
+    "Settling",
     "Unsettled",
     "first_error",
     "first_leaf",
     "raise_plainly",
     "prefetch",
+    "settling",
     "single_leaf",
     "start_deferred",
     "to_the_end",
@@ -192,33 +194,77 @@ async def settled(fn: Callable[[], Awaitable[object]]) -> Exception | None:
     return failed
 
 
+class Settling:
+    """Writes that, once begun, run to their end when their caller is stopped (cancelled, or
+    failed: :meth:`stop`), within :data:`SETTLE_SECONDS` of that; one watcher task for all of
+    them, not one per write. Made by :func:`settling`."""
+
+    __slots__ = ("_deadline", "_shields")
+
+    def __init__(self) -> None:
+        self._deadline = float("inf")  # when the writes under way are given up (once stopped)
+        self._shields: set[anyio.CancelScope] = set()
+
+    def stop(self) -> None:
+        """The caller is stopped: every write under way, and any begun later, gets its deadline
+        (:data:`SETTLE_SECONDS` from the first stop)."""
+        if self._deadline == float("inf"):
+            self._deadline = anyio.current_time() + SETTLE_SECONDS
+        for shield in self._shields:
+            shield.deadline = min(shield.deadline, self._deadline)
+
+    async def _watch(self) -> None:
+        try:
+            await anyio.sleep_forever()
+        finally:  # the caller is cancelled (or the block ended)
+            self.stop()
+
+    async def run(self, fn: Callable[[*Ts], Awaitable[R]], *args: *Ts, what: str) -> R:
+        """``await fn(*args)`` shielded from the caller's cancellation until :meth:`stop`'s
+        deadline (then :class:`Unsettled`, naming ``what``); a caller already cancelled does
+        not start it."""
+        await anyio.lowlevel.checkpoint_if_cancelled()
+        with anyio.CancelScope(shield=True, deadline=self._deadline) as shield:
+            self._shields.add(shield)
+            try:
+                return await fn(*args)
+            finally:
+                self._shields.discard(shield)
+        # only the deadline cancels it: raised here, the caller cancelled or not
+        raise Unsettled(
+            f"{what} did not finish within {SETTLE_SECONDS:g} s of being stopped (a hung "
+            "store?): it was cancelled then and may be partly written"
+        )
+
+
+@asynccontextmanager
+async def settling() -> AsyncIterator[Settling]:
+    """A :class:`Settling` whose watcher stops it when the caller is cancelled. Where the
+    writes run in tasks that another failure cancels (a sibling's error in a task group), call
+    ``stop()`` on that failure too: the watcher does not see it until the block ends."""
+    writes = Settling()
+    try:
+        async with anyio.create_task_group() as tg:
+            start_deferred(tg, writes._watch)
+            try:
+                yield writes
+            finally:
+                tg.cancel_scope.cancel()
+    except BaseExceptionGroup as group:  # the block's error (the watcher raises none): as is
+        if len(group.exceptions) != 1:
+            raise
+        raise_plainly(group.exceptions[0])
+
+
 async def to_the_end(fn: Callable[[*Ts], Awaitable[R]], *args: *Ts, what: str) -> R:
     """``await fn(*args)`` run to its end even when the caller is cancelled meanwhile (a write
     under way is finished, not cut in half), within :data:`SETTLE_SECONDS` from the
     cancellation (then :class:`Unsettled`, naming ``what``); the caller's cancellation is
-    raised after. A caller already cancelled does not start it."""
+    raised after. A caller already cancelled does not start it. (For many writes of one
+    caller, :func:`settling`: one watcher task for them all.)"""
     await anyio.lowlevel.checkpoint_if_cancelled()
-    shield = anyio.CancelScope(shield=True)
-    done: list[R] = []
-
-    async def watch() -> None:
-        try:
-            await anyio.sleep_forever()
-        finally:  # the caller is cancelled (or ``fn`` ended): from now on, a bounded wait
-            shield.deadline = min(shield.deadline, anyio.current_time() + SETTLE_SECONDS)
-
-    with first_error():
-        async with anyio.create_task_group() as tg:
-            start_deferred(tg, watch)
-            with shield:
-                done.append(await fn(*args))
-            tg.cancel_scope.cancel()
-            if not done:  # only the deadline cancels it; raised here, the caller cancelled or not
-                raise Unsettled(
-                    f"{what} did not finish within {SETTLE_SECONDS:g} s of being stopped (a "
-                    "hung store?): it was cancelled then and may be partly written"
-                )
-    return done[0]
+    async with settling() as writes:
+        return await writes.run(fn, *args, what=what)
 
 
 class _Idle(Generic[T, R]):

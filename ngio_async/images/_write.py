@@ -52,7 +52,7 @@ import anyio.to_thread
 import numpy as np
 
 from .._errors import ChangedError, CodecError, StoreError
-from .._prefetch import first_error, single_leaf, start_deferred, to_the_end
+from .._prefetch import Settling, first_error, settling, single_leaf, start_deferred
 from ..codecs import ShardCodec
 from ..codecs._sharding import past_end_error
 from ..engine import normalize_selection, plan_shards, region_shape
@@ -184,7 +184,7 @@ async def write_region(
         raise ValueError(f"a mask of shape {where.shape} for a region of shape {shape}")
     codec = level.codec
 
-    async def one(plan: ShardPlan) -> None:
+    async def one(writes: Settling, plan: ShardPlan) -> None:
         key = level._prefix + plan.key
         mask = None if where is None else where[plan.out_selection]
         if mask is not None and not mask.any():
@@ -192,40 +192,46 @@ async def write_region(
         if mask is not None and mask.all():
             mask = None  # all of this object's part: as a plain write
         pixels = None
-        async with AsyncExitStack() as stack:
-            if not locked:
-                await stack.enter_async_context(level._write_locks.hold(key))
-            try:
-                level.begun += 1  # a failed write that changed it may have landed parts
-                # once begun, run to its end when the caller is cancelled (bounded): a put
-                # whose await is cancelled may still land (obstore's local puts run on
-                # threads a cancel does not stop), after the lower levels were rebuilt
-                pixels = await to_the_end(
-                    _write_object,
-                    level,
-                    codec,
-                    plan,
-                    key,
-                    region,
-                    arr,
-                    mask,
-                    after,
-                    what=f"the write of {key!r} (level {level.path!r})",
+        try:
+            async with AsyncExitStack() as stack:
+                if not locked:
+                    await stack.enter_async_context(level._write_locks.hold(key))
+                try:
+                    level.begun += 1  # a failed write that changed it may have landed parts
+                    # once begun, run to its end when the caller is cancelled (bounded): a put
+                    # whose await is cancelled may still land (obstore's local puts run on
+                    # threads a cancel does not stop), after the lower levels were rebuilt
+                    pixels = await writes.run(
+                        _write_object,
+                        level,
+                        codec,
+                        plan,
+                        key,
+                        region,
+                        arr,
+                        mask,
+                        after,
+                        what=f"the write of {key!r} (level {level.path!r})",
+                    )
+                finally:
+                    level.forget_index(key)  # whatever happened, cached indexes may be stale
+            if after is not None:
+                part = tuple(
+                    slice(r.start + o.start, r.start + o.stop)
+                    for r, o in zip(region, plan.out_selection, strict=True)
                 )
-            finally:
-                level.forget_index(key)  # whatever happened, cached indexes may be stale
-        if after is not None:
-            part = tuple(
-                slice(r.start + o.start, r.start + o.stop)
-                for r, o in zip(region, plan.out_selection, strict=True)
-            )
-            if pixels is None:
-                pixels = np.asarray(arr[plan.out_selection], dtype=level.dtype)
-            await after(part, pixels)
+                if pixels is None:
+                    pixels = np.asarray(arr[plan.out_selection], dtype=level.dtype)
+                await after(part, pixels)
+        except BaseException:  # the others are cancelled now (the watcher sees it later)
+            writes.stop()
+            raise
 
     from ._run_all import _run_all  # local: _level imports this module
 
-    await _run_all(plan_shards(level.meta, region), one, level._window)
+    # one watcher for all the objects' writes, not one each (~90 us per object)
+    async with settling() as writes:
+        await _run_all(plan_shards(level.meta, region), partial(one, writes), level._window)
 
 
 async def write_at(
@@ -666,6 +672,7 @@ class LevelWriter:
         self.max_pending = max_pending
         self._slots = anyio.Semaphore(max_pending)
         self._tg: Any = None
+        self._writes = Settling()  # (the block's own, from open_writer)
         self._failures: list[Exception] = []
         self._in_flight: dict[int, tuple[Region, anyio.Event]] = {}
         self._started = 0
@@ -738,11 +745,12 @@ class LevelWriter:
             else:  # once started, run to its end when the block raises, is cancelled or
                 # another write fails (bounded): never half a tile written (queued: dropped)
                 what = f"the write of level {self.level.path!r}, region {_describe(region)}"
-                await to_the_end(self.level.write, region, data, self._after, what=what)
+                await self._writes.run(self.level.write, region, data, self._after, what=what)
             self.written += 1
             done = True
         except Exception as exc:  # noqa: BLE001 - re-raised plainly at the boundary
             self._failures.append(exc)
+            self._writes.stop()  # the writes under way: finished within SETTLE_SECONDS
             self._tg.cancel_scope.cancel()
         finally:
             if not done and self.level.begun != landed:  # (or another write's objects)
@@ -763,10 +771,14 @@ async def open_writer(
     leaf: BaseException | None = None
     finishing = False
     try:
-        try:
-            async with anyio.create_task_group() as tg:
+        try:  # one watcher of the writes under way for the whole block, not one per tile
+            async with settling() as writer._writes, anyio.create_task_group() as tg:
                 writer._tg = tg
-                yield writer
+                try:
+                    yield writer
+                except BaseException:  # (the watcher sees it only once the writes ended)
+                    writer._writes.stop()
+                    raise
         except BaseExceptionGroup as group:
             leaf = single_leaf(group)
             if leaf is None:
