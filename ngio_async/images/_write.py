@@ -883,10 +883,16 @@ def _check_in_range(given: NDArray[Any], dtype: np.dtype[Any], where: str) -> No
     else:
         bounds = (int(low), int(high))
     if bounds[0] < info.min or bounds[1] > info.max:
-        raise ValueError(
-            f"data values {low}..{high} do not fit a {dtype} level ({info.min}..{info.max}; "
-            f"{where}): cast them yourself if wrapping is meant"
-        )
+        raise out_of_range(low, high, dtype, where)
+
+
+def out_of_range(low: object, high: object, dtype: np.dtype[Any], where: str) -> ValueError:
+    """The error of integer data values ``low..high`` that a ``dtype`` level cannot hold."""
+    info = np.iinfo(dtype)
+    return ValueError(
+        f"data values {low}..{high} do not fit a {dtype} level ({info.min}..{info.max}; "
+        f"{where}): cast them yourself if wrapping is meant"
+    )
 
 
 def _one_object(level: Level, region: Region) -> bool:
