@@ -12,23 +12,36 @@ never does), once per process for all its copies.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
-import hashlib
 import inspect
-import logging
 import math
 import os
 import pickle
 import threading
 import weakref
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any, Protocol, Self, TypeVar, cast
-from urllib.parse import urlsplit
-
-import msgspec
+from typing import TYPE_CHECKING, Any, cast
 
 from ._errors import ClosedError
+from ._sync_arrays import SyncIndexer, SyncLevel, _as_array
+from ._sync_leases import _NOTHING, _leased, _open_objects, _track
+from ._sync_reopen import (
+    _CREATE_ONLY,
+    _CREATE_PLATE_LIKE_ONLY,
+    _CREATE_PLATE_ONLY,
+    _absolute,
+    _label_reopen,
+    _Pending,
+    _plate_state,
+    _refuse_memory,
+    _Reopen,
+    _state,
+    _store_options,
+)
+from ._sync_tables import SyncPlateTables, SyncTables
+from ._sync_tiles import SyncMaskedImage, SyncTiles, SyncWriter, _ProgressRelay
+from ._sync_world import _SyncDatasetWorld
+from ._sync_writes import _SyncDatasetWrites
 from .images import (
     Dataset,
     Labels,
@@ -42,15 +55,11 @@ from .images import (
     open_plate_async,
 )
 from .images._dataset_tiles import check_progress
-from .images._tiles import report
 from .stores._url_utils import redact_url
-from .sync import Closing, Runner, SyncIterator, call, in_portal_thread
+from .sync import Closing, Runner, SyncIterator, call
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
-    from contextlib import AbstractAsyncContextManager, AbstractContextManager
-    from types import TracebackType
-    from typing import Literal
 
     import numpy as np
     from numpy.typing import ArrayLike, DTypeLike, NDArray
@@ -58,16 +67,15 @@ if TYPE_CHECKING:
     from ._limits import Limits
     from ._prefetch import ProgressCallback
     from .engine.pyramid import Method
-    from .images import ImageMetadata, LevelWriter, Tile
+    from .images import ImageMetadata
     from .images._dataset_base import Selector
     from .images._labels import ColorSpec, PropertySpec
     from .images._merge import Merge
     from .images._opening import Mode
     from .images._reuse import ChunkPool
-    from .images._rois import MaskedImage, RoiRead
-    from .images._world import Origin, Unit
+    from .images._rois import RoiRead
     from .meta import Acquisition, LabelColor, Plate as PlateMeta
-    from .tables import PlateTables, Roi, Table, Tables
+    from .tables import Roi
 
 __all__ = [
     "SyncDataset",
@@ -83,24 +91,6 @@ __all__ = [
     "open",
     "open_plate",
 ]
-
-
-T = TypeVar("T")
-
-
-def _leased(make: Callable[[], Awaitable[T]]) -> tuple[Runner, T]:
-    """``await make()`` on the shared loop under a new lease, returned with the lease (given
-    back at once if ``make`` fails): the start of every sync object's life."""
-    runner = Runner()
-    try:
-
-        async def go() -> T:
-            return await make()
-
-        return runner, runner.call(go)
-    except BaseException:
-        runner.close()
-        raise
 
 
 class _Reopenable(Closing):
@@ -168,186 +158,6 @@ class _Reopenable(Closing):
         """A handle on this opened object with its own lease (``into``: an unopened copy to
         make that handle, else a new object); its ``close()`` closes the handle alone."""
         raise NotImplementedError
-
-
-class SyncLevel:
-    """One pyramid level as a blocking array-like (``shape``, ``dtype``, ``[...]``, ``__array__``)."""
-
-    #: the level's index when it is a level of an unpickled copy not opened yet (it opens on
-    #: first use, see :func:`_level_of`)
-    _index: int | None = None
-
-    def __init__(self, runner: Runner, level: Level, parent: SyncDataset | None = None) -> None:
-        self._runner = runner
-        self._level = level
-        self._parent = parent  # keeps the dataset (and its lease) alive while the level is used
-
-    @classmethod
-    def _unopened(cls, parent: SyncDataset, index: int) -> SyncLevel:
-        """Level ``index`` of ``parent``, an unpickled copy not opened yet: opened on first use."""
-        level = cls.__new__(cls)
-        level._parent = parent
-        level._index = index
-        return level
-
-    if not TYPE_CHECKING:  # (mypy: no blanket attribute access on SyncLevel)
-
-        def __getattr__(self, name: str) -> Any:
-            # reached only for what a level of an unopened copy lacks: its dataset opens now
-            if name in ("_runner", "_level") and self._index is not None:
-                opened = self._parent.levels[self._index]
-                self._runner, self._level = opened._runner, opened._level
-                return object.__getattribute__(self, name)
-            raise AttributeError(f"'SyncLevel' object has no attribute {name!r}")
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        """Pickles as its dataset's way to reopen plus the level index (dask's schedulers)."""
-        parent = self._parent
-        if parent is None:
-            raise TypeError(f"{self!r} cannot be pickled: it has no dataset to reopen")
-        index = self._index if self._index is not None else parent.levels.index(self)
-        return (_level_of, (parent, index))
-
-    def __dask_tokenize__(self) -> tuple[Any, ...]:
-        """dask's key for this level (no pickling round trip, which would reopen the image)."""
-        return ("ngio_async.SyncLevel", self._level.store.url, self._level.path, id(self._level))
-
-    shape = property(lambda self: self._level.shape)
-    dtype = property(lambda self: self._level.dtype)
-    ndim = property(lambda self: self._level.ndim)
-    chunks = property(lambda self: self._level.chunks)
-    shards = property(lambda self: self._level.shards)
-    scale = property(lambda self: self._level.scale)
-    translation = property(lambda self: self._level.translation)
-    path = property(lambda self: self._level.path)
-
-    @property
-    def size(self) -> int:
-        return math.prod(self.shape)
-
-    @property
-    def nbytes(self) -> int:
-        return self._level.nbytes
-
-    def __len__(self) -> int:
-        return int(self.shape[0])
-
-    def __iter__(self) -> Iterator[NDArray[Any]]:
-        """The level's items along its first axis, as numpy's iteration (one read each)."""
-        return (self[i] for i in range(len(self)))
-
-    def __getitem__(self, selection: Any) -> NDArray[Any]:
-        return self._runner.call(self._level.getitem, selection)
-
-    def __setitem__(self, selection: Any, data: ArrayLike) -> None:
-        """``level[...] = data``: numpy basic indexing and broadcasting (needs ``mode="r+"``)."""
-        self._runner.call(self._level.setitem, selection, data)
-
-    @property
-    def oindex(self) -> SyncIndexer:
-        """``level.oindex[sel]``, ``level.oindex[sel] = v``: zarr-python's orthogonal selection
-        (``Level.read_orthogonal``, ``Level.write_orthogonal``)."""
-        return SyncIndexer(self._runner, self._level.read_orthogonal, self._level.write_orthogonal)
-
-    @property
-    def vindex(self) -> SyncIndexer:
-        """``level.vindex[sel]``, ``level.vindex[sel] = v``: zarr-python's pointwise selection
-        (``Level.read_points``, ``Level.write_points``)."""
-        return SyncIndexer(self._runner, self._level.read_points, self._level.write_points)
-
-    def __array__(self, dtype: Any = None, copy: bool | None = None) -> NDArray[Any]:
-        return _as_array(self, dtype, copy)
-
-    def __repr__(self) -> str:
-        return f"Sync{self._level!r}"
-
-
-class SyncIndexer:
-    """``.oindex`` / ``.vindex`` of a blocking level or dataset: ``[sel]`` reads,
-    ``[sel] = v`` writes."""
-
-    __slots__ = ("_read", "_runner", "_write")
-
-    def __init__(
-        self,
-        runner: Runner,
-        read: Callable[[Any], Awaitable[NDArray[Any]]],
-        write: Callable[[Any, ArrayLike], Awaitable[None]],
-    ) -> None:
-        self._runner = runner
-        self._read = read
-        self._write = write
-
-    def __getitem__(self, selection: Any) -> NDArray[Any]:
-        return self._runner.call(self._read, selection)
-
-    def __setitem__(self, selection: Any, data: ArrayLike) -> None:
-        self._runner.call(self._write, selection, data)
-
-
-def _as_array(src: SyncLevel | SyncDataset, dtype: Any, copy: bool | None) -> NDArray[Any]:
-    """numpy's ``__array__`` protocol: the whole level read into a new array. ``copy=False``
-    (numpy 2: "never copy") cannot be honoured, so it raises ``ValueError`` as numpy asks."""
-    if copy is False:
-        raise ValueError(
-            f"{src!r} holds no pixels in memory: np.asarray(..., copy=False) cannot avoid "
-            "reading them into a new array (use copy=None, the default)"
-        )
-    arr = src[...]
-    return arr if dtype is None else arr.astype(dtype, copy=False)
-
-
-class _ProgressRelay:
-    """A ``progress(done, total)`` callback for the blocking API, always called in the thread
-    that pulls the tiles (the consumer's ``next()``), never on the loop thread.
-
-    The stream reports a tile when it hands it out: on the loop thread when the consumer's
-    ``next()`` waited for it through the portal, in the consumer's thread when it was ready.
-    Reports made on the loop thread are kept and given to ``progress`` by the ``next()`` that
-    receives the tile, before it returns it (in order). Before, a callback ran on either thread
-    by chance: the blocking API raised ``RuntimeError`` in some of its calls and not in others,
-    and GUI callbacks (a napari / Qt progress bar) were updated from a foreign thread.
-    """
-
-    def __init__(self, progress: ProgressCallback) -> None:
-        self._progress = progress
-        self._lock = threading.Lock()
-        self._pending: list[tuple[int, int | None]] = []
-
-    def __call__(self, done: int, total: int | None) -> None:
-        if in_portal_thread():
-            with self._lock:
-                self._pending.append((done, total))
-            return
-        self.deliver()
-        report(self._progress, done, total)
-
-    def deliver(self) -> None:
-        """Give the reports kept from the loop thread to ``progress`` (in this thread)."""
-        with self._lock:
-            pending, self._pending = self._pending, []
-        for done, total in pending:
-            report(self._progress, done, total)
-
-
-class SyncTiles(SyncIterator["Tile"]):
-    """The blocking tile iterator of :meth:`SyncDataset.tiles`; ``len()`` is the tile count."""
-
-    #: how many tiles the stream yields, and tiles per axis
-    total: int = 0
-    grid: tuple[int, ...] = ()
-    #: the progress callback, called in the consuming thread (see :class:`_ProgressRelay`)
-    relay: _ProgressRelay | None = None
-
-    def __len__(self) -> int:
-        return self.total
-
-    def __next__(self) -> Tile:
-        try:
-            return super().__next__()
-        finally:
-            if self.relay is not None:
-                self.relay.deliver()
 
 
 class SyncLabels:
@@ -436,53 +246,7 @@ class SyncLabels:
             raise AttributeError(f"'SyncLabels' object has no attribute {name!r}")
 
 
-class SyncTables:
-    """Tables, blocking: ``ds.tables.names()``, ``ds.tables.read(name)``, ``rois``, ``write_rois``,
-    ``write_features``, ``write``, ``delete`` (see :class:`ngio_async.tables.Tables`)."""
-
-    def __init__(self, runner: Runner, tables: Tables) -> None:
-        self._runner = runner
-        self._tables = tables
-
-    def names(self, type: str | None = None) -> list[str]:
-        return self._runner.call(self._tables.names, type)
-
-    def read(self, name: str) -> Table:
-        return self._runner.call(self._tables.read, name)
-
-    def rois(self, name: str) -> list[Roi]:
-        return self._runner.call(self._tables.rois, name)
-
-    def write_rois(self, name: str, rois: Any, **options: Any) -> None:
-        self._runner.call(lambda: self._tables.write_rois(name, rois, **options))
-
-    def write_features(self, name: str, columns: Any, **options: Any) -> None:
-        self._runner.call(lambda: self._tables.write_features(name, columns, **options))
-
-    def write(self, name: str, table: Any, **options: Any) -> None:
-        self._runner.call(lambda: self._tables.write(name, table, **options))
-
-    def delete(self, name: str, *, missing_ok: bool = False) -> None:
-        self._runner.call(lambda: self._tables.delete(name, missing_ok=missing_ok))
-
-    def __iter__(self) -> Any:
-        return iter(self.names())
-
-
-class SyncPlateTables(SyncTables):
-    """A plate's tables, blocking: as :class:`SyncTables`, and ``image_names``,
-    ``concatenate`` (see :class:`ngio_async.tables.PlateTables`)."""
-
-    _tables: PlateTables
-
-    def image_names(self, acquisition: int | None = None, **options: Any) -> list[str]:
-        return self._runner.call(lambda: self._tables.image_names(acquisition, **options))
-
-    def concatenate(self, name: str, **options: Any) -> Table:
-        return self._runner.call(lambda: self._tables.concatenate(name, **options))
-
-
-class SyncDataset(_Reopenable):
+class SyncDataset(_SyncDatasetWorld, _SyncDatasetWrites, _Reopenable):
     """An OME-Zarr image for blocking code: ``ds[100:200, 150:250]``, ``ds.read(c="DAPI")``."""
 
     def __init__(
@@ -661,91 +425,6 @@ class SyncDataset(_Reopenable):
         return self._runner.call(lambda: self._dataset.read(level, axes_order=axes_order, **axes))
 
     # world (physical) coordinates: see the async Dataset methods
-    def read_world(
-        self,
-        level: int | str = 0,
-        *,
-        unit: Unit = None,
-        origin: Origin = "world",
-        system: str | None = None,
-        axes_order: Sequence[str] | None = None,
-        **axes: Any,
-    ) -> NDArray[Any]:
-        """Read a box in world coordinates: ``ds.read_world(y=(40, 70), x=(105.5, 125.5),
-        unit="micrometer")`` (see ``Dataset.read_world``).
-
-        :param axes_order: the array's axes in this order (as ``read``).
-        """
-        return self._runner.call(
-            lambda: self._dataset.read_world(
-                level, unit=unit, origin=origin, system=system, axes_order=axes_order, **axes
-            )
-        )
-
-    def write_world(
-        self,
-        data: ArrayLike,
-        level: int | str = 0,
-        *,
-        unit: Unit = None,
-        origin: Origin = "world",
-        pyramid: bool | Method | None = False,
-        axes_order: Sequence[str] | None = None,
-        merge: Merge | None = None,
-        **axes: Any,
-    ) -> None:
-        """Write a whole-pixel box in world coordinates (see ``Dataset.write_world``).
-
-        :param axes_order: ``data``'s axes in this order (as ``write``).
-        :param merge: combine ``data`` with the stored pixels (as ``write``).
-        """
-        self._runner.call(
-            lambda: self._dataset.write_world(
-                data,
-                level,
-                unit=unit,
-                origin=origin,
-                pyramid=pyramid,
-                axes_order=axes_order,
-                merge=merge,
-                **axes,
-            )
-        )
-
-    def world_region(
-        self,
-        level: int | str = 0,
-        *,
-        unit: Unit = None,
-        origin: Origin = "world",
-        system: str | None = None,
-        **axes: Any,
-    ) -> tuple[Any, ...]:
-        """The level selection of a box in world coordinates (``Dataset.world_region``)."""
-        return self._dataset.world_region(level, unit=unit, origin=origin, system=system, **axes)
-
-    def world_extent(
-        self,
-        level: int | str = 0,
-        *,
-        unit: Unit = None,
-        origin: Origin = "world",
-        system: str | None = None,
-    ) -> dict[str, tuple[float, float]]:
-        """Per space and time axis: the world interval a level covers."""
-        return self._dataset.world_extent(level, unit=unit, origin=origin, system=system)
-
-    def level_for(
-        self,
-        pixel_size: float | Sequence[float],
-        unit: str | None = None,
-        *,
-        not_coarser: bool = False,
-        exact: bool = False,
-    ) -> int:
-        """The level nearest a pixel size (``Dataset.level_for``)."""
-        return self._dataset.level_for(pixel_size, unit, not_coarser=not_coarser, exact=exact)
-
     # ROIs, ngio's way: see ngio_async.images._rois
     def masked(
         self,
@@ -877,119 +556,6 @@ class SyncDataset(_Reopenable):
     def mode(self) -> Mode:
         return self._dataset.mode
 
-    def __setitem__(self, selection: Any, data: ArrayLike) -> None:
-        """``ds[...] = data`` on level 0 (numpy basic indexing, broadcasting)."""
-        self._runner.call(self._dataset.write_at, selection, data)
-
-    def write(
-        self,
-        data: ArrayLike,
-        level: int | str = 0,
-        pyramid: bool | Method = False,
-        *,
-        axes_order: Sequence[str] | None = None,
-        merge: Merge | None = None,
-        **axes: Selector,
-    ) -> None:
-        """Write by axis name: ``ds.write(arr, c="DAPI", z=3)`` (see ``Dataset.write``)."""
-        self._runner.call(
-            lambda: self._dataset.write(
-                data, level, pyramid, axes_order=axes_order, merge=merge, **axes
-            )
-        )
-
-    def write_at(
-        self, selection: Any, data: ArrayLike, level: int | str = 0, pyramid: bool | Method = False
-    ) -> None:
-        self._runner.call(self._dataset.write_at, selection, data, level, pyramid)
-
-    def writer(
-        self, level: int | str = 0, max_pending: int | None = None, pyramid: bool | Method = False
-    ) -> AbstractContextManager[SyncWriter]:
-        """``with ds.writer() as w: w.write(tile)``: bounded pending writes, like the async one."""
-        _ = self._runner.portal  # ClosedError before anything is made (a closed handle)
-        ctx = _SyncWriterContext(self._runner, self._dataset.writer(level, max_pending, pyramid))
-        ctx.keep = self
-        return ctx
-
-    def set_channels(
-        self,
-        labels: Sequence[str | None] | None = None,
-        colors: Sequence[str] | None = None,
-        windows: Sequence[tuple[float, float] | Mapping[str, float] | Literal["auto"] | None]
-        | Literal["auto", "percentiles"]
-        | None = None,
-        active: Sequence[bool] | None = None,
-        *,
-        percentiles: tuple[float, float] | Sequence[tuple[float, float]] = (0.1, 99.9),
-        wavelength_ids: Sequence[str | None] | None = None,
-    ) -> None:
-        self._runner.call(
-            lambda: self._dataset.set_channels(
-                labels,
-                colors,
-                windows,
-                active,
-                percentiles=percentiles,
-                wavelength_ids=wavelength_ids,
-            )
-        )
-
-    def set_name(self, name: str) -> None:
-        self._runner.call(self._dataset.set_name, name)
-
-    def set_axes_names(
-        self, names: Sequence[str] | Mapping[str, str], *, labels: bool = True
-    ) -> None:
-        self._runner.call(lambda: self._dataset.set_axes_names(names, labels=labels))
-
-    def image_roi(self, name: str = "image") -> Roi:
-        return self._dataset.image_roi(name)
-
-    def set_scale(
-        self,
-        scale: float | Sequence[float] | Mapping[str, float] | None = None,
-        *,
-        units: str | Sequence[str | None] | Mapping[str, str] | None = None,
-        translation: Sequence[float] | Mapping[str, float] | None = None,
-    ) -> None:
-        self._runner.call(
-            lambda: self._dataset.set_scale(scale, units=units, translation=translation)
-        )
-
-    def build_pyramid(
-        self,
-        levels: int | None = None,
-        method: Method | None = None,
-        regions: Sequence[Sequence[Any]] | None = None,
-        tile: Sequence[int | None] | None = None,
-        *,
-        source: Literal["previous", "level0"] = "previous",
-        window: int | None = None,
-        progress: Callable[[int, int], object] | None = None,
-        from_level: int | str = 0,
-    ) -> None:
-        """Compute the lower levels from level 0, or a label image's other levels from
-        ``from_level=k`` (see :meth:`Dataset.build_pyramid`).
-
-        :param source: each level built from the one before it, or from level 0.
-        :param window: how many tiles are built at once.
-        :param progress: ``progress(done, total)`` as tiles are built (on the loop's thread).
-        :param from_level: the level the others are built from (a label image's, for k > 0).
-        """
-        self._runner.call(
-            lambda: self._dataset.build_pyramid(
-                levels,
-                method,
-                regions,
-                tile,
-                source=source,
-                window=window,
-                progress=progress,
-                from_level=from_level,
-            )
-        )
-
     def tiles(
         self,
         level: int | str = 0,
@@ -1068,151 +634,6 @@ def open(
     return ds
 
 
-class SyncMaskedImage:
-    """An image masked by a label image, blocking (see
-    :class:`ngio_async.images._rois.MaskedImage`); ``close()`` (or ``with``) closes the label
-    image."""
-
-    def __init__(self, runner: Runner, masked: MaskedImage, image: SyncDataset) -> None:
-        self._runner, self._masked, self._image = runner, masked, image
-
-    @property
-    def values(self) -> list[int]:
-        return self._masked.values
-
-    def roi(self, value: int, zoom: float = 1.0) -> Roi:
-        return self._masked.roi(value, zoom)
-
-    def read(
-        self,
-        value: int,
-        *,
-        masked: bool = False,
-        fill: Any = 0,
-        zoom: float = 1.0,
-        axes_order: Sequence[str] | None = None,
-        **axes: Any,
-    ) -> NDArray[Any]:
-        """Object ``value``'s box (``MaskedImage.read``).
-
-        :param axes_order: the array's axes in this order (as ``Dataset.read``).
-        """
-        return self._runner.call(
-            lambda: self._masked.read(
-                value, masked=masked, fill=fill, zoom=zoom, axes_order=axes_order, **axes
-            )
-        )
-
-    def read_roi(
-        self,
-        value: int,
-        *,
-        zoom: float = 1.0,
-        axes_order: Sequence[str] | None = None,
-        **axes: Any,
-    ) -> RoiRead:
-        """Object ``value``'s box with its labels (``MaskedImage.read_roi``).
-
-        :param axes_order: the data and labels in this axis order (as ``Dataset.read``).
-        """
-        return self._runner.call(
-            lambda: self._masked.read_roi(value, zoom=zoom, axes_order=axes_order, **axes)
-        )
-
-    def read_label(self, value: int, *, zoom: float = 1.0, **axes: Any) -> NDArray[Any]:
-        return self._runner.call(lambda: self._masked.read_label(value, zoom=zoom, **axes))
-
-    def write(
-        self,
-        value: int,
-        data: ArrayLike,
-        *,
-        zoom: float = 1.0,
-        axes_order: Sequence[str] | None = None,
-        **axes: Any,
-    ) -> None:
-        """Write ``data`` where object ``value`` is (``MaskedImage.write``).
-
-        :param axes_order: ``data``'s axes in this order (as ``Dataset.write``).
-        """
-        self._runner.call(
-            lambda: self._masked.write(value, data, zoom=zoom, axes_order=axes_order, **axes)
-        )
-
-    def stream(
-        self,
-        values: Sequence[int] | None = None,
-        *,
-        prefetch: int | None = None,
-        ordered: bool = True,
-        planes: Sequence[str] | None = None,
-        axes_order: Sequence[str] | None = None,
-        halo: Mapping[str, int] | None = None,
-        **axes: Any,
-    ) -> SyncIterator[RoiRead]:
-        """``for r in m.stream(): r.masked()``: the objects read ahead of the loop.
-
-        :param axes_order: each object's data and labels in this axis order.
-        :param halo: each object's box read grown by this many pixels per axis, clipped.
-        """
-        stream = self._masked.stream(
-            values,
-            prefetch=prefetch,
-            ordered=ordered,
-            planes=planes,
-            axes_order=axes_order,
-            halo=halo,
-            **axes,
-        )
-        it = self._runner.iterate(stream)
-        it.keep = (self, stream)  # the masked image stays open; stream_sync finds the stream
-        return it
-
-    def close(self) -> None:
-        """Close the label image (the image stays open). Idempotent."""
-        if not self._runner.closed:
-            self._runner.call(self._masked.aclose)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-class SyncWriter:
-    """The blocking face of a :class:`~ngio_async.images.LevelWriter`: ``w.write(tile)``."""
-
-    def __init__(self, runner: Runner, writer: LevelWriter) -> None:
-        self._runner = runner
-        self._writer = writer
-        self.keep: object = None  # the dataset, kept open while the writer is used
-
-    def write(self, tile: Tile | tuple[Sequence[slice], Any]) -> None:
-        """Start writing a tile (``Tile`` or ``(region, data)``); waits while too many pend."""
-        self._runner.call(self._writer.write, tile)
-
-
-class _SyncWriterContext:
-    def __init__(self, runner: Runner, writer: AbstractAsyncContextManager[LevelWriter]) -> None:
-        self._cm = runner.wrap_async_context_manager(writer)
-        self._runner = runner
-        self.keep: object = None  # the dataset, kept open while the writer is used
-
-    def __enter__(self) -> SyncWriter:
-        writer = SyncWriter(self._runner, self._cm.__enter__())
-        writer.keep = self.keep
-        return writer
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_val: BaseException | None,
-        exc_tb: TracebackType | None,
-    ) -> bool | None:
-        return self._cm.__exit__(exc_type, exc_val, exc_tb)
-
-
 def _run_creating(make: Callable[[], Awaitable[Dataset]]) -> SyncDataset:
     runner, dataset = _leased(make)
     return SyncDataset(runner, dataset)
@@ -1245,58 +666,6 @@ def create_like(
     return ds
 
 
-# -- pickling and dropped datasets ------------------------------------------------------------
-
-_Reopen = tuple[str, Any, dict[str, Any]]
-"""``(kind, url, options)``: ``kind`` "zarr" (``open`` options), "any" (any format) or "plate"
-(``open_plate`` options)."""
-
-_CREATE_ONLY = frozenset(inspect.signature(create_async).parameters) - {"url", "limits", "path"}
-_CREATE_ONLY |= {"tables"}  # create_like's
-
-
-def _label_reopen(parent: _Reopen | None, root: str, mode: str) -> _Reopen | None:
-    """How to reopen a label image: the image's URL and options, the label's own path in that
-    store (``<image>/labels/<name>``; inside a bioformats2raw container, under its series)."""
-    if parent is None or parent[0] != "zarr":
-        return None
-    kind, url, options = parent
-    return (kind, url, {**options, "path": root, "mode": mode})
-
-
-def _absolute(url: Any) -> Any:
-    """``url`` with a local path made absolute (``~`` expanded); URLs and stores unchanged."""
-    if isinstance(url, os.PathLike) or (
-        isinstance(url, str) and url.strip() and len(urlsplit(url).scheme) <= 1
-    ):
-        return os.path.abspath(os.path.expanduser(os.fspath(url)))
-    return url
-
-
-#: the levels a partial-shard write from a worker's copy was warned about (once each)
-
-
-def _refuse_memory(obj: object, url: Any) -> None:
-    """A ``memory://`` image cannot be pickled: opened again, it would be a new, empty store."""
-    if isinstance(url, str) and urlsplit(url).scheme.lower() == "memory":
-        raise TypeError(
-            f"{obj!r} cannot be pickled: a memory:// store lives in this process only (a copy "
-            "opened again would find a new, empty store); write it to a path or an object store"
-        )
-
-
-class _Pending:
-    """An unpickled :class:`SyncDataset` not used yet: how to open it, and whether it was
-    closed first."""
-
-    __slots__ = ("closed", "lock", "origin", "spec", "state")
-
-    def __init__(self, spec: _Reopen, state: str | None, origin: str | None) -> None:
-        self.spec, self.state, self.origin = spec, state, origin
-        self.lock = threading.Lock()  # held while the copy is opened
-        self.closed = False
-
-
 def _reopen(spec: _Reopen, state: str | None = None, origin: str | None = None) -> SyncDataset:
     """Unpickle a :class:`SyncDataset`: a copy that opens again, as it was opened, on first use.
 
@@ -1322,17 +691,6 @@ def _open_spec(spec: _Reopen) -> SyncDataset:
 
         return open_any(url, **options)
     return open(url, **options)
-
-
-def _state(dataset: Dataset) -> str | None:
-    """A digest of the metadata ``dataset`` holds now (NGFF and every level's array): unpickled
-    copies share an opened dataset only while the original's metadata is the same."""
-    try:
-        encoded = msgspec.json.encode([dataset.metadata.ome, [lvl.meta for lvl in dataset.levels]])
-    except (AttributeError, TypeError, msgspec.EncodeError):  # metadata of another kind
-        # (not msgspec structs): the copies are opened anew
-        return None
-    return hashlib.blake2b(encoded, digest_size=16).hexdigest()
 
 
 class _Entry:
@@ -1421,6 +779,8 @@ class _SharedDatasets:
 
 
 _shared = _SharedDatasets(32)
+
+
 #: this process, as pickles name it (a pid may be another machine's too)
 _process = os.urandom(12).hex()
 
@@ -1435,87 +795,10 @@ def _forget_shared() -> None:
 os.register_at_fork(after_in_child=_forget_shared)
 
 
-def _level_of(dataset: SyncDataset, index: int) -> SyncLevel:
-    if dataset._pending is not None:  # unpickled, not opened yet: the level opens it on use
-        return SyncLevel._unopened(dataset, index)
-    return dataset.levels[index]
-
-
 def _labels_of(dataset: SyncDataset) -> SyncLabels:
     if dataset._pending is not None:  # unpickled, not opened yet: the labels open it on use
         return SyncLabels._unopened(dataset)
     return dataset.labels
-
-
-class _Closeable(Protocol):
-    async def aclose(self) -> None: ...
-
-
-class _Nothing:
-    """What a handle on a shared dataset closes: nothing (the anchor closes the dataset)."""
-
-    async def aclose(self) -> None:
-        return None
-
-
-_NOTHING = _Nothing()
-
-
-_log = logging.getLogger("ngio_async")
-
-
-def _close_quietly(runner: Runner, target: _Closeable) -> None:
-    with contextlib.suppress(Exception):
-        try:
-            runner.call(target.aclose)
-        finally:
-            runner.close()
-
-
-def _close_dropped(runner: Runner, target: _Closeable, name: str) -> None:
-    """The finalizer of a sync object (dataset, plate) collected without ``close()``.
-
-    The garbage collector may run it in any thread, holding any lock, so it never waits here:
-    a short-lived thread closes the object and gives the lease back.
-    """
-    if runner.closed:
-        return
-    with contextlib.suppress(RuntimeError):  # no new threads at interpreter shutdown
-        threading.Thread(
-            target=_close_quietly, args=(runner, target), name="ngio_async-close", daemon=True
-        ).start()
-    # not a warning: scripts and tests drop datasets all the time (and warnings raised in a
-    # finalizer become errors under -W error); the resources going back is what matters
-    _log.debug("%s was dropped without close(): closed by its finalizer", name)
-
-
-# the sync objects still open, with their lease and what closes them
-_open_objects: weakref.WeakKeyDictionary[object, tuple[Runner, _Closeable]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _track(obj: object, runner: Runner, target: _Closeable) -> weakref.finalize[Any, Any]:
-    """Close ``target`` and give ``runner``'s lease back if ``obj`` is dropped unclosed, or is
-    still open at interpreter exit; returns the finalizer."""
-    finalizer = weakref.finalize(obj, _close_dropped, runner, target, repr(obj))
-    finalizer.atexit = False
-    _open_objects[obj] = (runner, target)
-    return finalizer
-
-
-def _close_at_exit() -> None:
-    """Close what is still open at interpreter exit, before the loop stops (runs first: atexit
-    hooks run last-registered first, and :mod:`ngio_async.sync` registered its own earlier)."""
-    for runner, target in list(_open_objects.values()):
-        if not runner.closed and not in_portal_thread():
-            _close_quietly(runner, target)
-
-
-atexit.register(_close_at_exit)
-
-
-# -- plates -------------------------------------------------------------------------------------
 
 
 class SyncPlate(_Reopenable):
@@ -1727,10 +1010,6 @@ class SyncPlate(_Reopenable):
             self._runner.close()
 
 
-def _store_options(options: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in options.items() if k not in ("path", "mode")}
-
-
 def open_plate(
     url: str | os.PathLike[str] | Any,
     *,
@@ -1794,11 +1073,6 @@ async def _open_well(url: Any, options: dict[str, Any]) -> PlateWell:
     return await open_well_async(url, **options)
 
 
-_CREATE_PLATE_LIKE_ONLY = frozenset(
-    {"name", "ngff_version", "keep_acquisitions", "wells", "overwrite", "limits"}
-)
-
-
 def _reopen_plate(
     url: Any, options: dict[str, Any], state: str | None = None, origin: str | None = None
 ) -> SyncPlate:
@@ -1813,21 +1087,6 @@ def _open_plate_spec(spec: _Reopen) -> SyncPlate:
     """Open the plate of a ``("plate", url, options)`` spec."""
     _, url, options = spec
     return open_plate(url, **options)
-
-
-def _plate_state(plate: Plate) -> str | None:
-    """A digest of ``plate``'s metadata now (see :func:`_state`)."""
-    try:
-        encoded = msgspec.json.encode(plate.metadata)
-    except (AttributeError, TypeError, msgspec.EncodeError):
-        return None
-    return hashlib.blake2b(encoded, digest_size=16).hexdigest()
-
-
-_CREATE_PLATE_ONLY = frozenset(inspect.signature(create_plate_async).parameters) - {
-    "url",
-    "limits",
-}
 
 
 def _twin_docs(sync_cls: type, async_cls: type) -> None:
@@ -1852,6 +1111,8 @@ def _twin_docs(sync_cls: type, async_cls: type) -> None:
 
 for _sync, _async in (
     (SyncDataset, Dataset),
+    (_SyncDatasetWorld, Dataset),
+    (_SyncDatasetWrites, Dataset),
     (SyncLevel, Level),
     (SyncLabels, Labels),
     (SyncPlate, Plate),

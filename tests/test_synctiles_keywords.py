@@ -114,7 +114,8 @@ def test_blocking_twins_list_their_async_keywords() -> None:
     left to ``**axes`` (where a misspelt one read as an axis name)."""
     import inspect
 
-    from ngio_async._sync_api import SyncDataset, SyncMaskedImage
+    from ngio_async._sync_api import SyncDataset
+    from ngio_async._sync_tiles import SyncMaskedImage
     from ngio_async.images import Dataset
     from ngio_async.images._rois import MaskedImage
 

@@ -646,7 +646,8 @@ def _sync_source(items: Any) -> tuple[TileStream | RoiStream, Any]:
 
 def _sync_out(out: Any) -> Any:
     """The async object behind a blocking ``out`` (a dataset, masked image or writer)."""
-    from .._sync_api import SyncDataset, SyncMaskedImage, SyncWriter
+    from .._sync_api import SyncDataset, SyncWriter
+    from .._sync_tiles import SyncMaskedImage
 
     if isinstance(out, SyncDataset):
         return out.async_dataset

@@ -1,0 +1,99 @@
+"""How a pickled blocking dataset or plate opens again: its ``(kind, url, options)``, the
+options only creating takes, its metadata digest, and what refuses pickling."""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import os
+import threading
+from typing import Any
+from urllib.parse import urlsplit
+
+import msgspec
+
+from .images import Dataset, Plate, create_async, create_plate_async
+
+_Reopen = tuple[str, Any, dict[str, Any]]
+"""``(kind, url, options)``: ``kind`` "zarr" (``open`` options), "any" (any format) or "plate"
+(``open_plate`` options)."""
+
+
+_CREATE_ONLY = frozenset(inspect.signature(create_async).parameters) - {"url", "limits", "path"}
+
+
+_CREATE_ONLY |= {"tables"}  # create_like's
+
+
+def _label_reopen(parent: _Reopen | None, root: str, mode: str) -> _Reopen | None:
+    """How to reopen a label image: the image's URL and options, the label's own path in that
+    store (``<image>/labels/<name>``; inside a bioformats2raw container, under its series)."""
+    if parent is None or parent[0] != "zarr":
+        return None
+    kind, url, options = parent
+    return (kind, url, {**options, "path": root, "mode": mode})
+
+
+def _absolute(url: Any) -> Any:
+    """``url`` with a local path made absolute (``~`` expanded); URLs and stores unchanged."""
+    if isinstance(url, os.PathLike) or (
+        isinstance(url, str) and url.strip() and len(urlsplit(url).scheme) <= 1
+    ):
+        return os.path.abspath(os.path.expanduser(os.fspath(url)))
+    return url
+
+
+def _refuse_memory(obj: object, url: Any) -> None:
+    """A ``memory://`` image cannot be pickled: opened again, it would be a new, empty store."""
+    if isinstance(url, str) and urlsplit(url).scheme.lower() == "memory":
+        raise TypeError(
+            f"{obj!r} cannot be pickled: a memory:// store lives in this process only (a copy "
+            "opened again would find a new, empty store); write it to a path or an object store"
+        )
+
+
+class _Pending:
+    """An unpickled :class:`SyncDataset` not used yet: how to open it, and whether it was
+    closed first."""
+
+    __slots__ = ("closed", "lock", "origin", "spec", "state")
+
+    def __init__(self, spec: _Reopen, state: str | None, origin: str | None) -> None:
+        self.spec, self.state, self.origin = spec, state, origin
+        self.lock = threading.Lock()  # held while the copy is opened
+        self.closed = False
+
+
+def _state(dataset: Dataset) -> str | None:
+    """A digest of the metadata ``dataset`` holds now (NGFF and every level's array): unpickled
+    copies share an opened dataset only while the original's metadata is the same."""
+    try:
+        encoded = msgspec.json.encode([dataset.metadata.ome, [lvl.meta for lvl in dataset.levels]])
+    except (AttributeError, TypeError, msgspec.EncodeError):  # metadata of another kind
+        # (not msgspec structs): the copies are opened anew
+        return None
+    return hashlib.blake2b(encoded, digest_size=16).hexdigest()
+
+
+def _store_options(options: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in options.items() if k not in ("path", "mode")}
+
+
+_CREATE_PLATE_LIKE_ONLY = frozenset(
+    {"name", "ngff_version", "keep_acquisitions", "wells", "overwrite", "limits"}
+)
+
+
+def _plate_state(plate: Plate) -> str | None:
+    """A digest of ``plate``'s metadata now (see :func:`_state`)."""
+    try:
+        encoded = msgspec.json.encode(plate.metadata)
+    except (AttributeError, TypeError, msgspec.EncodeError):
+        return None
+    return hashlib.blake2b(encoded, digest_size=16).hexdigest()
+
+
+_CREATE_PLATE_ONLY = frozenset(inspect.signature(create_plate_async).parameters) - {
+    "url",
+    "limits",
+}
