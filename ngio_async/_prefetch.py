@@ -86,6 +86,7 @@ from collections.abc import (
     Sized,
 )
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar, TypeVarTuple
 
 import anyio
@@ -194,22 +195,31 @@ async def settled(fn: Callable[[], Awaitable[object]]) -> Exception | None:
     return failed
 
 
+#: the :class:`Settling` whose write is running in this context (nested writes' grace ends
+#: no later than theirs)
+_SETTLING: ContextVar[Settling | None] = ContextVar("ngio_async_settling", default=None)
+
+
 class Settling:
     """Writes that, once begun, run to their end when their caller is stopped (cancelled, or
     failed: :meth:`stop`), within :data:`SETTLE_SECONDS` of that; one watcher task for all of
     them, not one per write. Made by :func:`settling`."""
 
-    __slots__ = ("_deadline", "_shields")
+    __slots__ = ("_deadline", "_outer", "_shields")
 
     def __init__(self) -> None:
         self._deadline = float("inf")  # when the writes under way are given up (once stopped)
         self._shields: set[anyio.CancelScope] = set()
+        self._outer = _SETTLING.get()  # the one whose write this is part of (a writer's tile)
 
     def stop(self) -> None:
         """The caller is stopped: every write under way, and any begun later, gets its deadline
-        (:data:`SETTLE_SECONDS` from the first stop)."""
+        (:data:`SETTLE_SECONDS` from the first stop; no later than that of an enclosing write
+        under way, whose grace running out stops this one: not a second grace after it)."""
         if self._deadline == float("inf"):
             self._deadline = anyio.current_time() + SETTLE_SECONDS
+            if self._outer is not None and self._outer._shields:
+                self._deadline = min(self._deadline, self._outer._deadline)
         for shield in self._shields:
             shield.deadline = min(shield.deadline, self._deadline)
 
@@ -226,9 +236,11 @@ class Settling:
         await anyio.lowlevel.checkpoint_if_cancelled()
         with anyio.CancelScope(shield=True, deadline=self._deadline) as shield:
             self._shields.add(shield)
+            token = _SETTLING.set(self)
             try:
                 return await fn(*args)
             finally:
+                _SETTLING.reset(token)
                 self._shields.discard(shield)
         # only the deadline cancels it: raised here, the caller cancelled or not
         raise Unsettled(

@@ -261,3 +261,25 @@ async def _stopped_block(ds: ngio_async.Dataset, how: str) -> None:
             raise KeyError("the block's own")
         await w.write(((slice(0, 16), slice(0, 16)), 5))  # object 0/0: fails
         await anyio.sleep(5)
+
+
+async def test_a_nested_write_gets_no_second_grace_after_its_enclosing_one() -> None:
+    """A writer's tile (one settling) is a region write (another): once the tile's grace is
+    over, its objects' writes are given up then, not given a grace of their own after it."""
+    stopped: list[tuple[float, float]] = []
+
+    async def tile(outer: Settling) -> None:
+        async with settling() as inner:
+            outer.stop()  # the block is stopped...
+            await anyio.sleep(0.05)
+            inner.stop()  # ...and its grace over: the tile's write is cancelled
+            stopped.append((inner._deadline, outer._deadline))
+
+    async with settling() as outer:
+        await outer.run(tile, outer, what="the tile")
+    async with settling() as alone:  # not within a write: a grace of its own
+        outer.stop()
+        await anyio.sleep(0.05)
+        alone.stop()
+    assert stopped == [(outer._deadline, outer._deadline)]
+    assert alone._deadline > outer._deadline
