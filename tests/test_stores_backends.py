@@ -299,7 +299,7 @@ def test_obstore_settles_at_exit_only_when_used(monkeypatch: pytest.MonkeyPatch)
     (and still has its runtime): an abort at exit otherwise hit 5 of 40 runs of a short script."""
     import time
 
-    from ngio_async.stores import _obstore
+    from ngio_async.stores import _obstore_runtime as _obstore
 
     slept: list[float] = []
     monkeypatch.setattr(time, "sleep", slept.append)

@@ -52,7 +52,7 @@ def _url_location(text: str) -> _Location | None:
 
 def _location(obj: Any) -> _Location | None:
     """Where ``obj`` (a path, URL, store, dataset or image source) lives; ``None``: unknown."""
-    from ..stores._obstore import OBSTORE_TYPES, local_prefix
+    from ..stores._obstore_clients import OBSTORE_TYPES, local_prefix
 
     if isinstance(obj, Dataset | Plate):
         loc = _location(obj.store)

@@ -197,7 +197,7 @@ async def _bucket_root(store: AsyncStore) -> tuple[AsyncStore, str] | None:
     from obstore.store import AzureStore, GCSStore, S3Store
 
     from ..stores import InstrumentedStore, ObstoreStore
-    from ..stores._obstore import bucket_root_client
+    from ..stores._obstore_clients import bucket_root_client
 
     while isinstance(store, InstrumentedStore):
         store = store.inner

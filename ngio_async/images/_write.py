@@ -58,7 +58,7 @@ from ..codecs._sharding import past_end_error
 from ..engine import normalize_selection, plan_shards, region_shape
 from ..stores import InstrumentedStore, LocalFileStore, ObstoreStore
 from ..stores._local import flock_or_close, take_lock
-from ..stores._obstore import local_prefix
+from ..stores._obstore_clients import local_prefix
 from ._tiles import Tile
 
 try:

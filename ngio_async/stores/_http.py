@@ -38,13 +38,10 @@ from ._base import (
     byte_span,
     strong_etag,
 )
-from ._obstore import (
-    ObstoreStore,
-    decode_content,
-    obstore_http,
-    obstore_transient,
-    obstore_usable,
-)
+from ._obstore import ObstoreStore, obstore_http
+from ._obstore_errors import obstore_transient
+from ._obstore_gets import decode_content
+from ._obstore_runtime import obstore_usable
 from ._url_utils import redact_url
 
 if TYPE_CHECKING:

@@ -3,20 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import atexit
-import gzip
-import html
-import json
 import math
 import os
-import re
-import sys
-import threading
-import time
-import zlib
 from collections import deque
 from contextlib import asynccontextmanager, contextmanager, suppress
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -40,108 +30,70 @@ from ._base import (
     ByteRequest,
     ChangedError,
     ForbiddenError,
-    OffsetByteRequest,
     RangeByteRequest,
     SuffixByteRequest,
     Unanswered,
     byte_span,
     check_complete,
     check_key,
-    pread_span,
     strong_etag,
 )
 from ._local import directory_lock
-from ._url_utils import file_url, redact_url
+from ._obstore_clients import (
+    OBSTORE_TYPES,
+    DeferredClient,
+    _retrieve,
+    build_errors,
+    build_in_thread,
+    describe_obstore,
+    obstore_client_options,
+    obstore_retry_config,
+    probe_client,
+)
+from ._obstore_errors import (
+    _DENIED,
+    _HTTP_REFUSED,
+    _IGNORED_RANGE,
+    _NO_CREDENTIALS,
+    _NOT_PARTIAL,
+    _QUERY,
+    _UNREADABLE,
+    _UNSATISFIABLE,
+    _USERINFO,
+    _allows_http,
+    _asked,
+    _credentials_hint,
+    _GetRetriedError,
+    _missing,
+    _no_container,
+    _raise_if_no_container,
+    _range_refused,
+    obstore_transient,
+)
+from ._obstore_gets import (
+    _FALLBACK,
+    _GZIP_MAGIC,
+    _HAS_PREAD,
+    _WHOLE,
+    _content_encoding,
+    _from_byte_0,
+    _get_options,
+    _pread,
+    decode_content,
+)
+from ._obstore_messages import obstore_message
+from ._obstore_runtime import _check_runtime, note_use
+from ._url_utils import redact_url
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-    from types import TracebackType
+    from collections.abc import AsyncIterator, Iterator, Sequence
 
     from obstore import GetOptions, ObjectMeta, UpdateVersion
-    from obstore.store import ClientConfig, ObjectStore, RetryConfig
+    from obstore.store import ClientConfig, ObjectStore
 
     from .._limits import Limits
 
-__all__ = [
-    "OBSTORE_TYPES",
-    "DeferredClient",
-    "ObstoreStore",
-    "build_errors",
-    "build_in_thread",
-    "bucket_root_client",
-    "decode_content",
-    "describe_obstore",
-    "local_prefix",
-    "obstore_client_options",
-    "obstore_message",
-    "obstore_http",
-    "obstore_retry_config",
-    "obstore_transient",
-    "obstore_usable",
-    "probe_client",
-]
-
-OBSTORE_TYPES = (AzureStore, GCSStore, HTTPStore, LocalStore, MemoryStore, S3Store)
-"""The obstore store classes ``open_store`` accepts directly."""
-
-
-# obstore's HTTP client settings (ClientConfig keys), also read from <PREFIX>_<KEY> variables
-_CLIENT_KEYS = frozenset(
-    [
-        "allow_http",
-        "allow_invalid_certificates",
-        "connect_timeout",
-        "default_content_type",
-        "http1_only",
-        "http2_keep_alive_interval",
-        "http2_keep_alive_timeout",
-        "http2_keep_alive_while_idle",
-        "http2_only",
-        "pool_idle_timeout",
-        "pool_max_idle_per_host",
-        "proxy_url",
-        "proxy_ca_certificate",
-        "proxy_excludes",
-        "randomize_addresses",
-        "read_timeout",
-        "timeout",
-        "user_agent",
-    ]
-)
-
-
-def obstore_client_options(
-    limits: Limits, given: Mapping[str, Any] | None = None, *, env_prefix: str | None = None
-) -> ClientConfig:
-    """obstore's client settings: ``given``, then those of the environment variables named
-    ``env_prefix`` + key (which an explicit ``ClientConfig`` would otherwise drop), and a
-    request timeout that leaves ``limits.timeout`` in charge (obstore's own default of 30 s
-    cut off slower transfers, whatever ``limits.timeout`` said, and every retry again)."""
-    options: dict[str, Any] = {}
-    if env_prefix:
-        for name, value in os.environ.items():
-            key = name.lower()
-            if key.startswith(env_prefix) and key[len(env_prefix) :] in _CLIENT_KEYS:
-                options[key[len(env_prefix) :]] = value
-    options.update(given or {})
-    seconds = _NO_TIMEOUT if limits.timeout is None else 2 * limits.timeout
-    options.setdefault("timeout", timedelta(seconds=seconds))
-    return options  # type: ignore[return-value]
-
-
-_NO_TIMEOUT = 365 * 86400.0  # "no limit" for obstore's request timeout (it needs a value)
-
-
-def obstore_retry_config(limits: Limits) -> RetryConfig:
-    """obstore's own retry settings (it retries 5xx, 429 and connection errors) from ``limits``."""
-    return {
-        "max_retries": limits.max_retries,
-        "backoff": {
-            "init_backoff": timedelta(seconds=limits.backoff_base),
-            "max_backoff": timedelta(seconds=limits.backoff_max),
-            "base": 2,
-        },
-    }
+__all__ = ["ObstoreStore", "obstore_http"]
 
 
 def obstore_http(
@@ -182,328 +134,6 @@ def obstore_http(
     return ObstoreStore(store, url=display, limits=limits, limiter=limiter)
 
 
-# a client option that no obstore store knows (see probe_client)
-_PROBE_KEY = "ngio_async_probe"
-
-
-def probe_client(
-    build: Callable[[ClientConfig], ObjectStore], client_options: ClientConfig
-) -> ObjectStore | None:
-    """Check the settings of an obstore store without building its HTTP client (which loads
-    the TLS roots: 7-20 ms of the caller's thread): ``build`` is called with ``client_options``
-    and one key obstore does not know, which it refuses only after reading the URL, the
-    store's config and the other client options (each refused as ``build`` refuses it, at
-    once). ``None``: nothing else was refused (build it later, see :class:`DeferredClient`);
-    a store: obstore took that key too, and built it."""
-    try:
-        probe: dict[str, Any] = {**client_options, _PROBE_KEY: "1"}
-        return build(probe)  # type: ignore[arg-type]
-    except ValueError as exc:
-        if type(exc) is ValueError and _PROBE_KEY in str(exc):
-            return None
-        raise
-
-
-@contextmanager
-def build_errors(url: str) -> Iterator[None]:
-    """obstore's errors of building a store (in a worker thread, for :class:`DeferredClient`)
-    as ours, naming ``url`` (the raw error is the ``__cause__``)."""
-    try:
-        yield
-    except NgioError:
-        raise
-    except obs_exc.UnknownConfigurationKeyError as exc:
-        raise ValueError(f"unknown store option for {url}: {obstore_message(exc)}") from exc
-    except Exception as exc:
-        raise StoreError(f"cannot open store {url}: {obstore_message(exc)}", url=url) from exc
-
-
-async def build_in_thread(build: Callable[[], ObjectStore], url: str) -> ObjectStore:
-    """``build()`` in a thread of its own, awaited: its errors as ours, naming ``url``
-    (:func:`build_errors`). Not one of anyio's workers, which hold the task that first used
-    them (its result, a store say) until they end, up to 10 s after a loop closed without its
-    workers stopped: a store dropped then stayed, with its connections, past the collection
-    that should have closed them. obstore 0.12 holds the GIL while it builds a client (7-20
-    ms: the TLS roots): the event loop's Python waits meanwhile, its I/O (obstore's requests
-    on tokio threads, the sockets) goes on."""
-    loop = asyncio.get_running_loop()
-    built: asyncio.Future[ObjectStore] = loop.create_future()
-
-    def run() -> None:
-        try:
-            with build_errors(url):  # (errors of the build itself name it)
-                outcome: tuple[ObjectStore | None, BaseException | None] = (build(), None)
-        except BaseException as exc:  # noqa: BLE001 - handed to the loop
-            outcome = (None, exc)
-        with suppress(RuntimeError):  # the loop closed: nobody waits, the client goes
-            loop.call_soon_threadsafe(_settle, built, *outcome)
-
-    threading.Thread(target=run, name=f"obstore client for {url}").start()
-    return await built
-
-
-class DeferredClient:
-    """An obstore store to build in a worker thread (:class:`ObstoreStore` does on its first
-    request): its class (``kind``) is known at once, its client (7-20 ms of work: the TLS
-    roots) is not built on the event loop. ``build`` raises ``ngio_async`` errors naming
-    ``url``."""
-
-    __slots__ = ("build", "kind", "url")
-
-    def __init__(self, kind: type[ObjectStore], build: Callable[[], ObjectStore], url: str) -> None:
-        self.kind = kind
-        self.build = build
-        self.url = url
-
-
-def bucket_root_client(store: S3Store | GCSStore | AzureStore) -> DeferredClient:
-    """A client of ``store``'s settings at the root of its bucket (or container), to build in
-    a worker thread at its first request (see :class:`DeferredClient`): building one takes
-    7-20 ms (the TLS roots)."""
-    kind = type(store)
-    config = store.config
-
-    def build() -> ObjectStore:
-        return kind(
-            config=config,  # type: ignore[arg-type]
-            client_options=store.client_options,
-            retry_config=store.retry_config,
-            credential_provider=store.credential_provider,  # type: ignore[arg-type]
-        )
-
-    if isinstance(store, AzureStore):
-        url = f"az://{config.get('container_name', '')}"
-    else:
-        scheme = "s3" if isinstance(store, S3Store) else "gs"
-        url = f"{scheme}://{config.get('bucket', '')}"
-    return DeferredClient(kind, build, url)
-
-
-def local_prefix(obj: object) -> str | None:
-    """The directory an obstore ``LocalStore`` is rooted at; ``None`` for anything else."""
-    if isinstance(obj, LocalStore) and obj.prefix is not None:
-        return str(obj.prefix)
-    return None
-
-
-def describe_obstore(store: ObjectStore) -> str:
-    """A credential-free URL naming where an obstore store is rooted (for messages)."""
-    if isinstance(store, LocalStore):
-        return file_url(str(store.prefix)) if store.prefix is not None else "file:///"
-    if isinstance(store, MemoryStore):
-        return "memory://"
-    if isinstance(store, HTTPStore):
-        return redact_url(store.url)
-    prefix = (store.prefix or "").strip("/")
-    if isinstance(store, S3Store):
-        root = f"s3://{store.config.get('bucket', '')}"
-    elif isinstance(store, GCSStore):
-        root = f"gs://{store.config.get('bucket', '')}"
-    else:
-        root = f"az://{store.config.get('container_name', '')}"
-    return f"{root}/{prefix}" if prefix else root
-
-
-def decode_content(body: Buffer, encoding: str, *, url: str, key: str) -> bytes:
-    """The object's bytes from a body served with ``Content-Encoding: encoding`` (an object
-    stored compressed: uploaded with that header, or nginx's ``gzip_static always``)."""
-    try:
-        if encoding in ("gzip", "x-gzip"):
-            return gzip.decompress(body)
-        if encoding == "deflate":  # zlib-wrapped as the RFC says, or raw as some send it
-            try:
-                return zlib.decompress(body)
-            except zlib.error:
-                return zlib.decompress(body, -zlib.MAX_WBITS)
-    except (OSError, EOFError, zlib.error) as exc:
-        raise StoreError(
-            f"cannot decode the {encoding} body of {key!r} at {url}: {exc}", url=url, key=key
-        ) from exc
-    raise StoreError(
-        f"{key!r} at {url} is served with Content-Encoding {encoding!r}, which is not "
-        "supported (gzip and deflate are)",
-        url=url,
-        key=key,
-    )
-
-
-def _content_encoding(attributes: Mapping[str, Any]) -> str:
-    """The ``Content-Encoding`` of a GET's answer (``""`` for none or ``identity``)."""
-    value = str(attributes.get("Content-Encoding") or "").strip().lower()
-    return "" if value == "identity" else value
-
-
-# obstore's text of a failed request: "... Error performing GET <url> in 12ms[, after 2
-# retries, max_retries: 4, retry_timeout: 180s ] - <reason>", then a "Debug source:" dump
-_PERFORMING = re.compile(
-    r"Error performing (?P<method>[A-Z]+) (?P<target>\S+ )?in [^,\s]+"
-    r"(?:, after (?P<retries>\d+) retries[^\n]*?)? +- (?P<reason>.*)",
-    re.DOTALL,
-)
-_DEBUG = "\n\nDebug source:"
-_STATUS_ANSWER = re.compile(
-    r"Server returned (?:non-2xx status code: (?P<status>\d{3})(?: (?P<phrase>[^:\n]*))?"
-    r"|error response): ?(?P<body>.*)",
-    re.DOTALL,
-)
-_DEBUG_STATUS = re.compile(r"\bstatus: (\d{3}),")
-_DEBUG_KIND = re.compile(r"HttpError \{\s*kind: (\w+)")
-_DEBUG_OS = re.compile(r'\bmessage: "([^"\n]*)"')
-_XML_CODE = re.compile(r"<Code>\s*([^<]*?)\s*</Code>")
-_XML_MESSAGE = re.compile(r"<Message>\s*([^<]*?)\s*</Message>")
-_HTML_TITLE = re.compile(r"<(title|h1)\b[^>]*>([^<]*)</\1>", re.IGNORECASE)
-_TAG = re.compile(r"<[!?/]?[A-Za-z][^<>]*>")  # a markup tag (HTML, XML, a DOCTYPE)
-_WORDS_MAX = 100  # characters of the server's own words in a message
-_LINE_MAX = 200  # characters of an unstructured error's first line
-
-
-def _clip(text: str, limit: int) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."
-
-
-def _server_words(body: str, status: str, phrase: str) -> str:
-    """One short line of what an error answer's body says: an S3/GCS/Azure XML error's
-    ``Code: Message``, a JSON error's message, an HTML page's title, or a plain text's first
-    line; ``""`` for nothing more than the status."""
-    body = body.strip()
-    words = body
-    if body.startswith("<"):
-        code, message = _XML_CODE.search(body), _XML_MESSAGE.search(body)
-        title = _HTML_TITLE.search(body)
-        if code or message:
-            words = ": ".join(m.group(1) for m in (code, message) if m and m.group(1))
-        elif title:
-            words = title.group(2)
-        else:  # the first line of text between the tags
-            words = _TAG.sub("\n", body)
-        words = html.unescape(words)
-    elif body.startswith("{"):
-        with suppress(ValueError):
-            doc = json.loads(body)
-            error = doc.get("error", doc) if isinstance(doc, dict) else None
-            if isinstance(error, dict):
-                error = error.get("message") or error.get("error_description")
-            words = str(error) if error else body
-    line = next((line for line in words.splitlines() if line.strip()), "")
-    words = _clip(_TAG.sub("", line), _WORDS_MAX)
-    redundant = {"", status, phrase.lower(), f"{status} {phrase}".lower().strip()}
-    return "" if words.lower() in redundant else words
-
-
-def obstore_message(exc: BaseException) -> str:
-    """What an obstore error says, in one short line of our own: the request's method and
-    the HTTP status with the server's own code and words, or the connection failure, and
-    how often obstore retried; not its request URL, timings, retry settings, HTML or XML
-    (the raw error stays the ``__cause__``). An error of another shape: its first line."""
-    head, _, debug = str(exc).partition(_DEBUG)
-    head = head.strip()
-    found = _PERFORMING.search(head)
-    if found is None:
-        return _clip(_TAG.sub("", head.splitlines()[0]), _LINE_MAX) if head else type(exc).__name__
-    method, reason = found["method"], found["reason"].strip()
-    answer = _STATUS_ANSWER.match(reason)
-    if answer is not None:
-        status = answer["status"] or next(iter(_DEBUG_STATUS.findall(debug)), "")
-        phrase = (answer["phrase"] or "").strip()
-        said = f"HTTP {status} {phrase}".strip() if status else "an error answer"
-        words = _server_words(answer["body"], status, phrase)
-        summary = f"{method} got {said}" + (f" ({words})" if words else "")
-    else:
-        kind = next(iter(_DEBUG_KIND.findall(debug)), "")
-        cause = next(iter(_DEBUG_OS.findall(debug)), "")
-        where = urlsplit((found["target"] or "").strip()).netloc.rpartition("@")[2]
-        if kind == "Connect":
-            summary = f"{method} could not connect to {where or 'the server'}"
-        elif kind == "Timeout":
-            summary = f"{method} to {where or 'the server'} timed out"
-        else:
-            summary = f"{method} failed: {_clip(reason.splitlines()[0], _WORDS_MAX)}"
-        if cause:
-            summary += f" ({_clip(cause, _WORDS_MAX)})"
-    retries = int(found["retries"] or 0)
-    if retries:
-        summary += f", after {retries} retr{'y' if retries == 1 else 'ies'}"
-    return summary
-
-
-_used = False  # this process made obstore stores (started its runtime)
-_lost = False  # this process was forked from one that had: the runtime's threads are gone
-
-
-def _after_fork_in_child() -> None:
-    global _lost
-    _lost = _lost or _used
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
-
-_SETTLE_SECONDS = 0.05
-
-
-def _let_obstore_settle() -> None:
-    """At exit, a moment for obstore's runtime threads to hand back their last results: one
-    that takes the GIL while the interpreter finalizes aborts the process (SIGABRT, exit
-    status 134; PyO3). Measured on 2 busy cores, a script of 50 local puts: 5 aborts in 40 runs
-    without this, 0 in 80 with it. Registered at import, so it runs after later exit hooks
-    (the sync shim's loop stops first)."""
-    if _used and not _lost:
-        # a Ctrl-C landing here printed "Exception ignored in atexit callback"
-        with suppress(KeyboardInterrupt):
-            time.sleep(_SETTLE_SECONDS)  # noqa: TID251 - at exit, no loop: blocking is the point
-
-
-atexit.register(_let_obstore_settle)
-
-_CALL_SOON_THREADSAFE = asyncio.BaseEventLoop.call_soon_threadsafe.__code__
-
-
-def _late_completion(
-    kind: type[BaseException], error: BaseException, tb: TracebackType | None
-) -> bool:
-    """Whether ``sys.excepthook`` was handed a request's late completion: obstore's runtime
-    (pyo3-async-runtimes) finishes each future with ``loop.call_soon_threadsafe``, called from
-    its own thread (no Python caller), and prints what it raises. A loop closed without its
-    tasks cancelled (``run_until_complete`` then ``close()``) leaves requests in flight, and
-    each one's end printed a traceback ending in ``RuntimeError: Event loop is closed``."""
-    if kind is not RuntimeError or tb is None or tb.tb_frame.f_code is not _CALL_SOON_THREADSAFE:
-        return False
-    loop = tb.tb_frame.f_locals.get("self")
-    return isinstance(loop, asyncio.AbstractEventLoop) and loop.is_closed()
-
-
-def _install_excepthook() -> None:
-    """Drop late completions (see :func:`_late_completion`) before the current
-    ``sys.excepthook``: nobody awaits them any more; everything else goes on to it."""
-    previous = sys.excepthook
-    if getattr(previous, "_ngio_late_completions", False):
-        return
-
-    def hook(kind: type[BaseException], error: BaseException, tb: TracebackType | None) -> None:
-        if not _late_completion(kind, error, tb):
-            previous(kind, error, tb)
-
-    hook._ngio_late_completions = True  # type: ignore[attr-defined]
-    sys.excepthook = hook
-
-
-def obstore_usable() -> bool:
-    """False in a process forked from one that used obstore: its runtime's threads are gone
-    there, and every call would hang (a flag set at fork: no system call per request)."""
-    return not _lost
-
-
-def _check_runtime(url: str) -> None:
-    if not obstore_usable():
-        raise UnsupportedError(
-            f"cannot use {url} in this process: it was forked from one that had used obstore, "
-            "whose I/O runtime does not survive fork(). Start worker processes with 'spawn' or "
-            "'forkserver' (multiprocessing.get_context('spawn')); local paths opened in this "
-            "process work (with plain file I/O), and http(s) URLs (read with aiohttp; not with "
-            "backend='obstore')"
-        )
-
-
 class ObstoreStore(AsyncStore):
     """An :class:`AsyncStore` over an obstore store.
 
@@ -535,7 +165,6 @@ class ObstoreStore(AsyncStore):
         limits: Limits | None = None,
         limiter: anyio.CapacityLimiter | None = None,
     ) -> None:
-        global _used
         deferred = store if isinstance(store, DeferredClient) else None
         if deferred is not None:
             kind: type[ObjectStore] = deferred.kind
@@ -546,9 +175,7 @@ class ObstoreStore(AsyncStore):
         else:
             raise TypeError(f"expected an obstore store, got {type(store).__name__}")
         _check_runtime(url)
-        if not _used:
-            _install_excepthook()
-        _used = True
+        note_use()
         super().__init__(url=url, limits=limits, limiter=limiter)
         # obstore's client (its connection pool): dropped at close, see _aclose_backend;
         # None until built when deferred (see _make_ready)
@@ -1406,161 +1033,14 @@ class ObstoreStore(AsyncStore):
             ) from exc
 
 
-_NO_CREDENTIALS = "169.254.169.254"  # the instance-metadata address obstore falls back to
-_DENIED = re.compile(r"status code: 40([13])\b")
-# answers of HTTP servers that obstore's client refuses (aiohttp reads them): a body sent
-# chunked (no Content-Length), a Last-Modified not in HTTP's date format
-_UNREADABLE = re.compile(r"Content-Length Header missing|Invalid last modified", re.IGNORECASE)
-# a plain-http request of a client that allows https only
-_HTTP_REFUSED = re.compile(r"\bhttp://\S+ .*HTTP error: builder error", re.IGNORECASE)
-
-
-def _asked(key: str) -> str:
-    """`` (asked for 'key')`` for a message about a whole bucket; nothing for its root."""
-    return f" (asked for {key!r})" if key else ""
-
-
-def _allows_http(store: ObjectStore) -> bool:
-    """Whether ``store``'s client was told to allow plain http."""
-    value = (getattr(store, "client_options", None) or {}).get("allow_http")
-    return str(value).strip().lower() in ("1", "true", "on", "yes", "y")
-
-
-def _credentials_hint(store: ObjectStore) -> str:
-    """What gives ``store`` credentials (for the error when it found none)."""
-    if isinstance(store, AzureStore):
-        return (
-            "set AZURE_STORAGE_ACCOUNT_NAME and AZURE_STORAGE_ACCOUNT_KEY (or pass account_name= "
-            "/ account_key=, or sas_key=), or anonymous=True for a public container"
-        )
-    if isinstance(store, GCSStore):
-        emulator = "STORAGE_EMULATOR_HOST (or use_emulator=True with endpoint=) for an emulator"
-        anonymous = str(store.config.get("skip_signature")).strip().lower()
-        if anonymous in ("1", "true", "on", "yes", "y"):
-            # obstore's GCS client fetches a token for writes and deletes all the same
-            return (
-                "anonymous=True serves reads only; writes and deletes need credentials: set "
-                "GOOGLE_APPLICATION_CREDENTIALS (or pass service_account= / "
-                f"service_account_key=), or {emulator}"
-            )
-        return (
-            "set GOOGLE_APPLICATION_CREDENTIALS (or pass service_account= / "
-            f"service_account_key=), anonymous=True for a public bucket, or {emulator}"
-        )
-    return (
-        "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or pass access_key_id= / "
-        "secret_access_key=), or anonymous=True for a public bucket"
-    )
-
-
-def _get_options(byte_range: ByteRequest | None) -> GetOptions:
-    options: GetOptions = {}
-    if isinstance(byte_range, RangeByteRequest):
-        options["range"] = (byte_range.start, byte_range.end)
-    elif isinstance(byte_range, OffsetByteRequest):
-        options["range"] = {"offset": byte_range.offset}
-    elif isinstance(byte_range, SuffixByteRequest):
-        options["range"] = {"suffix": byte_range.suffix}
-    return options
-
-
-_HAS_PREAD = hasattr(os, "pread")
-_GZIP_MAGIC = b"\x1f\x8b"
-_QUERY = re.compile(r"\?[^\s'\"]*")
-_USERINFO = re.compile(r"(https?://)[^/@\s]*@", re.IGNORECASE)
-_WHOLE = 1 << 40  # the end of the range that asks for a whole object (1 TiB)
-# how backends refuse a range: a 200 to a ranged GET (NotSupported), 416 (S3, HTTP), and the
-# local and in-memory stores' "invalid range" for an empty object
-_RANGE_REFUSED = re.compile(
-    r"status code: 416|Range Not Satisfiable|InvalidRange|invalid range|range was invalid"
-    r"|Range request not supported",
-    re.IGNORECASE,
-)
-
-
-_IGNORED_RANGE = re.compile(r"Range request not supported", re.IGNORECASE)  # a 200 to it
-_UNSATISFIABLE = re.compile(r"status code: 416|Range Not Satisfiable|InvalidRange", re.IGNORECASE)
-_NOT_PARTIAL = re.compile(r"non-partial response", re.IGNORECASE)
-
-# what obstore raises for a body cut off or a connection lost after the response began (its
-# own retries cover those of GETs, and only failures before the response for the rest)
-_TRANSIENT = re.compile(
-    r"body error|decoding response body|connection (?:reset|closed|aborted)|broken pipe"
-    r"|incomplete ?message|unexpected (?:eof|end of file)",
-    re.IGNORECASE,
-)
-
-
 #: objects larger than this are uploaded in concurrent parts (multipart); smaller ones in one PUT
 MULTIPART_BYTES = 64 << 20
-
-
-class _GetRetriedError(StoreError):
-    """A GET whose body obstore's own retries fetched again until they ran out (obstore
-    0.12 resumes cut-off GET bodies; other requests' bodies it does not retry)."""
-
-
-def obstore_transient(exc: BaseException) -> bool:
-    """Whether an obstore error (raw, or the cause of a mapped ``StoreError``) is a body or
-    connection failure that another attempt may not meet (not a GET's: obstore retried it)."""
-    if isinstance(exc, _GetRetriedError):
-        return False
-    if isinstance(exc, StoreError) and exc.__cause__ is not None:
-        exc = exc.__cause__
-    text = str(exc)
-    return (
-        isinstance(exc, obs_exc.GenericError)
-        and bool(_TRANSIENT.search(text))
-        and not _RETRIED.search(text)  # obstore's own retries (ours) have run out
-    )
-
-
-# a missing bucket answers 404 too; its body says so (S3, GCS, Azure)
-_NO_CONTAINER = re.compile(
-    r"NoSuchBucket|bucket does not exist|ContainerNotFound|container does not exist", re.IGNORECASE
-)
-
-
-_RETRIED = re.compile(r"after \d+ retries, max_retries")
-
-
-def _no_container(exc: BaseException) -> bool:
-    return bool(_NO_CONTAINER.search(str(exc)))
-
-
-# obstore's HTTP client reads a 405 as "not found" too
-_NOT_ALLOWED = re.compile(r"status code: 405\b")
-
-
-def _missing(exc: BaseException) -> bool:
-    """Whether obstore's "not found" says the object is missing: not a missing bucket, nor
-    an HTTP server's 405 (``get`` asks such a one again, and its HTTP store has aiohttp
-    confirm it: a batch took it for a missing chunk, read as fill values)."""
-    return not _no_container(exc) and not _NOT_ALLOWED.search(str(exc))
 
 
 def _is_kind(kind: object, classes: Any) -> bool:
     """Whether ``kind`` is a subclass of ``classes`` (``False`` for a stand-in that is no
     class, a test's counting factory)."""
     return isinstance(kind, type) and issubclass(kind, classes)
-
-
-def _settle(
-    future: asyncio.Future[ObjectStore], client: ObjectStore | None, error: BaseException | None
-) -> None:
-    """Hand a build's outcome to its awaiting task (gone if it was cancelled)."""
-    if future.done():
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(client)  # type: ignore[arg-type]
-
-
-def _retrieve(task: asyncio.Task[None]) -> None:
-    """Retrieve a build's failure (each waiter raises it; none may have come)."""
-    if not task.cancelled():
-        task.exception()
 
 
 def _abandon(
@@ -1576,56 +1056,3 @@ def _abandon(
         elif not started.cancelled():
             started.exception()
         limiter.release_on_behalf_of(token)
-
-
-def _raise_if_no_container(exc: FileNotFoundError) -> None:
-    """A missing object is ``None`` (or ``False``); a missing bucket is an error."""
-    if _no_container(exc):
-        raise exc
-
-
-def _from_byte_0(byte_range: ByteRequest | None) -> bool:
-    """Whether ``byte_range`` starts at an object's first byte (suffixes: unknown, no)."""
-    if isinstance(byte_range, RangeByteRequest):
-        return byte_range.start == 0
-    if isinstance(byte_range, OffsetByteRequest):
-        return byte_range.offset == 0
-    return byte_range is None
-
-
-def _range_refused(exc: BaseException) -> bool:
-    return isinstance(exc, obs_exc.NotSupportedError) or bool(_RANGE_REFUSED.search(str(exc)))
-
-
-_FALLBACK: Any = object()  # _pread's "let obstore answer this one"
-
-
-def _pread(path: str, byte_range: ByteRequest | None) -> tuple[bytes, int] | Any | None:
-    """``(bytes, file size)`` of a local file (or of its byte range); ``None`` when it does
-    not exist; ``_FALLBACK`` for what obstore should answer (errors, ranges past the end)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    except OSError:
-        return _FALLBACK
-    try:
-        size = os.fstat(fd).st_size
-        if byte_range is None:
-            start, stop = 0, size
-        elif isinstance(byte_range, RangeByteRequest):
-            start, stop = byte_range.start, min(byte_range.end, size)
-            if start >= size and byte_range.end > start:
-                return _FALLBACK  # a range starting at or past the end: obstore's error
-        elif isinstance(byte_range, OffsetByteRequest):
-            start, stop = byte_range.offset, size
-            if start >= size:
-                return _FALLBACK
-        else:
-            start, stop = max(0, size - byte_range.suffix), size
-        data = pread_span(fd, start, stop)
-    except OSError:
-        return _FALLBACK
-    finally:
-        os.close(fd)
-    return data, size

@@ -13,28 +13,21 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 import anyio.to_thread
 from obstore import exceptions as obs_exc
-from obstore.store import (
-    AzureStore,
-    GCSStore,
-    LocalStore,
-    MemoryStore,
-    S3Store,
-)
+from obstore.store import AzureStore, GCSStore, LocalStore, MemoryStore, S3Store
 
 from .._errors import ExistsError, NotFoundError, StoreError, UnsupportedError
 from .._limits import Limits, check_limits
 from ._base import AsyncStore
-from ._obstore import (
+from ._obstore import ObstoreStore, obstore_http
+from ._obstore_clients import (
     OBSTORE_TYPES,
     DeferredClient,
-    ObstoreStore,
     obstore_client_options,
-    obstore_http,
-    obstore_message,
     obstore_retry_config,
-    obstore_usable,
     probe_client,
 )
+from ._obstore_messages import obstore_message
+from ._obstore_runtime import obstore_usable
 from ._url_utils import file_url, redact_url
 
 if TYPE_CHECKING:

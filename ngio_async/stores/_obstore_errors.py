@@ -1,0 +1,143 @@
+"""What obstore's errors mean: a missing object or a missing bucket, a range refused or ignored,
+a transient body or connection failure, denied access and what gives credentials, and the
+parts of HTTP URLs kept out of messages."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from obstore import exceptions as obs_exc
+from obstore.store import AzureStore, GCSStore
+
+from .._errors import StoreError
+
+if TYPE_CHECKING:
+    from obstore.store import ObjectStore
+
+
+__all__ = ["obstore_transient"]
+
+_NO_CREDENTIALS = "169.254.169.254"  # the instance-metadata address obstore falls back to
+_DENIED = re.compile(r"status code: 40([13])\b")
+# answers of HTTP servers that obstore's client refuses (aiohttp reads them): a body sent
+# chunked (no Content-Length), a Last-Modified not in HTTP's date format
+_UNREADABLE = re.compile(r"Content-Length Header missing|Invalid last modified", re.IGNORECASE)
+# a plain-http request of a client that allows https only
+_HTTP_REFUSED = re.compile(r"\bhttp://\S+ .*HTTP error: builder error", re.IGNORECASE)
+
+
+def _asked(key: str) -> str:
+    """`` (asked for 'key')`` for a message about a whole bucket; nothing for its root."""
+    return f" (asked for {key!r})" if key else ""
+
+
+def _allows_http(store: ObjectStore) -> bool:
+    """Whether ``store``'s client was told to allow plain http."""
+    value = (getattr(store, "client_options", None) or {}).get("allow_http")
+    return str(value).strip().lower() in ("1", "true", "on", "yes", "y")
+
+
+def _credentials_hint(store: ObjectStore) -> str:
+    """What gives ``store`` credentials (for the error when it found none)."""
+    if isinstance(store, AzureStore):
+        return (
+            "set AZURE_STORAGE_ACCOUNT_NAME and AZURE_STORAGE_ACCOUNT_KEY (or pass account_name= "
+            "/ account_key=, or sas_key=), or anonymous=True for a public container"
+        )
+    if isinstance(store, GCSStore):
+        emulator = "STORAGE_EMULATOR_HOST (or use_emulator=True with endpoint=) for an emulator"
+        anonymous = str(store.config.get("skip_signature")).strip().lower()
+        if anonymous in ("1", "true", "on", "yes", "y"):
+            # obstore's GCS client fetches a token for writes and deletes all the same
+            return (
+                "anonymous=True serves reads only; writes and deletes need credentials: set "
+                "GOOGLE_APPLICATION_CREDENTIALS (or pass service_account= / "
+                f"service_account_key=), or {emulator}"
+            )
+        return (
+            "set GOOGLE_APPLICATION_CREDENTIALS (or pass service_account= / "
+            f"service_account_key=), anonymous=True for a public bucket, or {emulator}"
+        )
+    return (
+        "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or pass access_key_id= / "
+        "secret_access_key=), or anonymous=True for a public bucket"
+    )
+
+
+_QUERY = re.compile(r"\?[^\s'\"]*")
+_USERINFO = re.compile(r"(https?://)[^/@\s]*@", re.IGNORECASE)
+# how backends refuse a range: a 200 to a ranged GET (NotSupported), 416 (S3, HTTP), and the
+# local and in-memory stores' "invalid range" for an empty object
+_RANGE_REFUSED = re.compile(
+    r"status code: 416|Range Not Satisfiable|InvalidRange|invalid range|range was invalid"
+    r"|Range request not supported",
+    re.IGNORECASE,
+)
+
+
+_IGNORED_RANGE = re.compile(r"Range request not supported", re.IGNORECASE)  # a 200 to it
+_UNSATISFIABLE = re.compile(r"status code: 416|Range Not Satisfiable|InvalidRange", re.IGNORECASE)
+_NOT_PARTIAL = re.compile(r"non-partial response", re.IGNORECASE)
+
+# what obstore raises for a body cut off or a connection lost after the response began (its
+# own retries cover those of GETs, and only failures before the response for the rest)
+_TRANSIENT = re.compile(
+    r"body error|decoding response body|connection (?:reset|closed|aborted)|broken pipe"
+    r"|incomplete ?message|unexpected (?:eof|end of file)",
+    re.IGNORECASE,
+)
+
+
+class _GetRetriedError(StoreError):
+    """A GET whose body obstore's own retries fetched again until they ran out (obstore
+    0.12 resumes cut-off GET bodies; other requests' bodies it does not retry)."""
+
+
+def obstore_transient(exc: BaseException) -> bool:
+    """Whether an obstore error (raw, or the cause of a mapped ``StoreError``) is a body or
+    connection failure that another attempt may not meet (not a GET's: obstore retried it)."""
+    if isinstance(exc, _GetRetriedError):
+        return False
+    if isinstance(exc, StoreError) and exc.__cause__ is not None:
+        exc = exc.__cause__
+    text = str(exc)
+    return (
+        isinstance(exc, obs_exc.GenericError)
+        and bool(_TRANSIENT.search(text))
+        and not _RETRIED.search(text)  # obstore's own retries (ours) have run out
+    )
+
+
+# a missing bucket answers 404 too; its body says so (S3, GCS, Azure)
+_NO_CONTAINER = re.compile(
+    r"NoSuchBucket|bucket does not exist|ContainerNotFound|container does not exist", re.IGNORECASE
+)
+
+
+_RETRIED = re.compile(r"after \d+ retries, max_retries")
+
+
+def _no_container(exc: BaseException) -> bool:
+    return bool(_NO_CONTAINER.search(str(exc)))
+
+
+# obstore's HTTP client reads a 405 as "not found" too
+_NOT_ALLOWED = re.compile(r"status code: 405\b")
+
+
+def _missing(exc: BaseException) -> bool:
+    """Whether obstore's "not found" says the object is missing: not a missing bucket, nor
+    an HTTP server's 405 (``get`` asks such a one again, and its HTTP store has aiohttp
+    confirm it: a batch took it for a missing chunk, read as fill values)."""
+    return not _no_container(exc) and not _NOT_ALLOWED.search(str(exc))
+
+
+def _raise_if_no_container(exc: FileNotFoundError) -> None:
+    """A missing object is ``None`` (or ``False``); a missing bucket is an error."""
+    if _no_container(exc):
+        raise exc
+
+
+def _range_refused(exc: BaseException) -> bool:
+    return isinstance(exc, obs_exc.NotSupportedError) or bool(_RANGE_REFUSED.search(str(exc)))

@@ -1,0 +1,105 @@
+"""obstore's errors in one short line of our own: the request's method, the HTTP status and the
+server's own words, or the connection failure, and how often obstore retried."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from contextlib import suppress
+from urllib.parse import urlsplit
+
+__all__ = ["obstore_message"]
+
+# obstore's text of a failed request: "... Error performing GET <url> in 12ms[, after 2
+# retries, max_retries: 4, retry_timeout: 180s ] - <reason>", then a "Debug source:" dump
+_PERFORMING = re.compile(
+    r"Error performing (?P<method>[A-Z]+) (?P<target>\S+ )?in [^,\s]+"
+    r"(?:, after (?P<retries>\d+) retries[^\n]*?)? +- (?P<reason>.*)",
+    re.DOTALL,
+)
+_DEBUG = "\n\nDebug source:"
+_STATUS_ANSWER = re.compile(
+    r"Server returned (?:non-2xx status code: (?P<status>\d{3})(?: (?P<phrase>[^:\n]*))?"
+    r"|error response): ?(?P<body>.*)",
+    re.DOTALL,
+)
+_DEBUG_STATUS = re.compile(r"\bstatus: (\d{3}),")
+_DEBUG_KIND = re.compile(r"HttpError \{\s*kind: (\w+)")
+_DEBUG_OS = re.compile(r'\bmessage: "([^"\n]*)"')
+_XML_CODE = re.compile(r"<Code>\s*([^<]*?)\s*</Code>")
+_XML_MESSAGE = re.compile(r"<Message>\s*([^<]*?)\s*</Message>")
+_HTML_TITLE = re.compile(r"<(title|h1)\b[^>]*>([^<]*)</\1>", re.IGNORECASE)
+_TAG = re.compile(r"<[!?/]?[A-Za-z][^<>]*>")  # a markup tag (HTML, XML, a DOCTYPE)
+_WORDS_MAX = 100  # characters of the server's own words in a message
+_LINE_MAX = 200  # characters of an unstructured error's first line
+
+
+def _clip(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."
+
+
+def _server_words(body: str, status: str, phrase: str) -> str:
+    """One short line of what an error answer's body says: an S3/GCS/Azure XML error's
+    ``Code: Message``, a JSON error's message, an HTML page's title, or a plain text's first
+    line; ``""`` for nothing more than the status."""
+    body = body.strip()
+    words = body
+    if body.startswith("<"):
+        code, message = _XML_CODE.search(body), _XML_MESSAGE.search(body)
+        title = _HTML_TITLE.search(body)
+        if code or message:
+            words = ": ".join(m.group(1) for m in (code, message) if m and m.group(1))
+        elif title:
+            words = title.group(2)
+        else:  # the first line of text between the tags
+            words = _TAG.sub("\n", body)
+        words = html.unescape(words)
+    elif body.startswith("{"):
+        with suppress(ValueError):
+            doc = json.loads(body)
+            error = doc.get("error", doc) if isinstance(doc, dict) else None
+            if isinstance(error, dict):
+                error = error.get("message") or error.get("error_description")
+            words = str(error) if error else body
+    line = next((line for line in words.splitlines() if line.strip()), "")
+    words = _clip(_TAG.sub("", line), _WORDS_MAX)
+    redundant = {"", status, phrase.lower(), f"{status} {phrase}".lower().strip()}
+    return "" if words.lower() in redundant else words
+
+
+def obstore_message(exc: BaseException) -> str:
+    """What an obstore error says, in one short line of our own: the request's method and
+    the HTTP status with the server's own code and words, or the connection failure, and
+    how often obstore retried; not its request URL, timings, retry settings, HTML or XML
+    (the raw error stays the ``__cause__``). An error of another shape: its first line."""
+    head, _, debug = str(exc).partition(_DEBUG)
+    head = head.strip()
+    found = _PERFORMING.search(head)
+    if found is None:
+        return _clip(_TAG.sub("", head.splitlines()[0]), _LINE_MAX) if head else type(exc).__name__
+    method, reason = found["method"], found["reason"].strip()
+    answer = _STATUS_ANSWER.match(reason)
+    if answer is not None:
+        status = answer["status"] or next(iter(_DEBUG_STATUS.findall(debug)), "")
+        phrase = (answer["phrase"] or "").strip()
+        said = f"HTTP {status} {phrase}".strip() if status else "an error answer"
+        words = _server_words(answer["body"], status, phrase)
+        summary = f"{method} got {said}" + (f" ({words})" if words else "")
+    else:
+        kind = next(iter(_DEBUG_KIND.findall(debug)), "")
+        cause = next(iter(_DEBUG_OS.findall(debug)), "")
+        where = urlsplit((found["target"] or "").strip()).netloc.rpartition("@")[2]
+        if kind == "Connect":
+            summary = f"{method} could not connect to {where or 'the server'}"
+        elif kind == "Timeout":
+            summary = f"{method} to {where or 'the server'} timed out"
+        else:
+            summary = f"{method} failed: {_clip(reason.splitlines()[0], _WORDS_MAX)}"
+        if cause:
+            summary += f" ({_clip(cause, _WORDS_MAX)})"
+    retries = int(found["retries"] or 0)
+    if retries:
+        summary += f", after {retries} retr{'y' if retries == 1 else 'ies'}"
+    return summary
