@@ -10,6 +10,7 @@ from ._level import Level
 from ._metadata import AxisCalibration, ChannelInfo, ImageMetadata, LevelCalibration
 from ._plate import Plate, PlateWell, create_plate_async, open_plate_async
 from ._rois import MaskedImage, RoiRead, RoiStream
+from ._stitch import StitchConfig
 from ._stream import Stream, TileWriter, stream, stream_sync
 from ._tiles import Tile, TileStream
 from ._write import LevelWriter
@@ -28,6 +29,7 @@ __all__ = [
     "PlateWell",
     "RoiRead",
     "RoiStream",
+    "StitchConfig",
     "Stream",
     "Tile",
     "TileStream",

@@ -8,12 +8,18 @@ the shared pixels) reaches the threshold; the pairs are joined by union-find, ea
 taking its smallest id. Only the rims of the tiles a neighbour still to land reaches are kept
 in memory, and only the ids seen there can be joined: at the end, the boxes of the ids that
 changed are read back from the level written and rewritten (with its pyramid), nothing else.
+``StitchConfig(compact=True)``: the ids of every stored object are noted as the tiles land, and
+that same pass renumbers them 1..N (ngio's ``compact``); ``seam_matcher``: another rule than
+the IoU deciding which ids are one object.
 """
 
 from __future__ import annotations
 
+import inspect
 import itertools
+import math
 import numbers
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -27,24 +33,99 @@ if TYPE_CHECKING:
     from ._dataset import Dataset
     from ._tiles import Tile, TileStream
 
-__all__ = ["Stitch", "check_stitch", "iou_pairs"]
+__all__ = ["SeamMatcher", "Stitch", "StitchConfig", "check_stitch", "iou_pairs"]
+
+#: ``matcher(patch_a, patch_b) -> [(id_a, id_b), ...]``: two neighbour tiles' labels over the
+#: pixels both cover (same shape, ``out``'s level, the tile first in the grid as ``patch_a``),
+#: and the pairs of their ids that are one object (ngio's ``SeamMatcherProtocol``)
+SeamMatcher = Callable[[Any, Any], Iterable[tuple[int, int]]]
+
+
+@dataclass(frozen=True, kw_only=True)
+class StitchConfig:
+    """How ``stream(..., stitch=StitchConfig(...))`` joins labels across tile seams (ngio's
+    ``StitchConfig``; the id block size is ``stream``'s ``unique_labels=``).
+
+    - ``iou_threshold``: two ids are one object when their IoU over the pixels both tiles
+      cover reaches it, background left out (ngio's ``IouSeamMatcher``; default 0.3).
+    - ``seam_matcher``: instead, ``matcher(patch_a, patch_b)`` gives the ``(id_a, id_b)`` pairs
+      that are one object (any iterable of pairs; ngio's ``SeamMatcherProtocol``: ngio's own
+      matchers fit). ``patch_a``, ``patch_b``: two neighbour tiles' ids over the pixels both
+      cover, same shape, ``patch_a`` the tile first in the grid. Called in the event loop's
+      thread as the tiles land; it must be deterministic; a pair with 0 or an id absent from
+      its patch stops the stream (``ValueError`` naming both tiles).
+    - ``compact``: renumber the objects 1..N once joined (ngio's ``compact``, default here
+      ``False`` as ``stitch=True``), in the same pass that rewrites the ids joined: each
+      stored object holding an id is rewritten once; numbers are given in the order ngio's
+      gives them (stored objects in grid order, ids ascending in each). Needs the tiles to
+      cover ``out``'s level whole and ``out`` without ``image-label`` colors or properties
+      (keyed by the ids renumbered): else ``ValueError`` at the call.
+    """
+
+    iou_threshold: float = 0.3
+    seam_matcher: SeamMatcher | None = None
+    compact: bool = False
+
+    def __post_init__(self) -> None:
+        t = self.iou_threshold
+        if isinstance(t, (bool, np.bool_)) or not isinstance(t, numbers.Real):
+            raise TypeError(f"StitchConfig: iou_threshold must be a number in (0, 1], got {t!r}")
+        if not 0.0 < float(t) <= 1.0:
+            raise ValueError(f"StitchConfig: iou_threshold must be in (0, 1], got {t!r}")
+        if not isinstance(self.compact, (bool, np.bool_)):
+            raise TypeError(f"StitchConfig: compact must be True or False, got {self.compact!r}")
+        if self.seam_matcher is not None:
+            _check_matcher(self.seam_matcher)
+
+
+def _check_matcher(m: object) -> None:
+    """Refuse a seam matcher that cannot be called as ``m(patch_a, patch_b)``."""
+    what = "StitchConfig: seam_matcher must be a function matcher(patch_a, patch_b) -> pairs"
+    if not callable(m):
+        raise TypeError(f"{what}, got {m!r}")
+    call = vars(type(m)).get("__call__")  # (an object whose __call__ is a coroutine function)
+    if inspect.iscoroutinefunction(m) or inspect.iscoroutinefunction(call):
+        raise TypeError(f"{what} (a plain function: it runs as the tiles land), got {m!r}")
+    try:
+        sig = inspect.signature(m)
+    except (TypeError, ValueError):  # (a builtin without one: taken as it is)
+        return
+    try:
+        sig.bind(None, None)
+    except TypeError as exc:
+        raise TypeError(f"{what}: {m!r} cannot take two patches ({exc})") from None
 
 
 def check_stitch(
     stitch: object, tiles: object, out: object, unique_labels: int | None
-) -> float | None:
-    """The IoU threshold of ``stitch=`` (``True``: ngio's default 0.3), or ``None`` (no
-    stitch); refused at the call when the stream cannot stitch."""
+) -> StitchConfig | None:
+    """``stitch=`` as a :class:`StitchConfig` (``True``: ngio's default IoU threshold 0.3, a
+    number: that threshold), or ``None`` (no stitch); refused at the call when the stream
+    cannot stitch."""
     if stitch is None or stitch is False:
         return None
-    threshold = 0.3 if stitch is True else stitch
-    if isinstance(threshold, (bool, np.bool_)) or not isinstance(threshold, numbers.Real):
-        raise TypeError(f"stitch takes True or an IoU threshold in (0, 1], got {stitch!r}")
-    if not 0.0 < float(threshold) <= 1.0:
-        raise ValueError(f"stitch: the IoU threshold must be in (0, 1], got {threshold!r}")
+    if isinstance(stitch, StitchConfig):
+        config = stitch
+    elif stitch is True:
+        config = StitchConfig()
+    elif isinstance(stitch, (bool, np.bool_)) or not isinstance(stitch, numbers.Real):
+        raise TypeError(
+            f"stitch takes True, an IoU threshold in (0, 1] or a StitchConfig(...), got {stitch!r}"
+        )
+    elif not 0.0 < float(stitch) <= 1.0:
+        raise ValueError(f"stitch: the IoU threshold must be in (0, 1], got {stitch!r}")
+    else:
+        config = StitchConfig(iou_threshold=float(stitch))
     from ._dataset import Dataset
+    from ._rois import RoiStream
     from ._tiles import TileStream
 
+    if isinstance(tiles, RoiStream):
+        raise TypeError(
+            "stream(..., stitch=...) joins the labels of tiles across their seams: a ROI "
+            "stream (ds.read_rois(..., halo=...)) is not stitched (ngio's SegmentationIterator "
+            "stitches ROI lists; here stream ds.tiles(..., overlap=...))"
+        )
     if not isinstance(tiles, TileStream) or not isinstance(out, Dataset):
         raise TypeError(
             "stream(..., stitch=...) joins the labels of tiles across their seams: stream "
@@ -80,7 +161,35 @@ def check_stitch(
                 f"stream(..., stitch=...): overlap {h} along {name!r} reaches past the next "
                 f"tile (tiles {t} long): at most half the tile's length"
             )
-    return float(threshold)
+    if config.compact:
+        _check_compact(tiles, out)
+    return config
+
+
+def _check_compact(tiles: TileStream, out: Dataset) -> None:
+    """Refuse ``compact`` where renumbering the stream's objects 1..N could meet ids it does
+    not write (``out``'s level not tiled whole) or stale ``image-label`` entries."""
+    label = out.metadata.ome.image_label
+    entries = [] if label is None else [*(label.colors or ()), *(label.properties or ())]
+    keyed = [e.label_value for e in entries if e.label_value != 0]
+    if keyed:
+        raise ValueError(
+            f"stream(..., stitch=StitchConfig(compact=True)): {out.url} has image-label colors "
+            f"or properties keyed by label values ({sorted(set(keyed))[:5]}): renumbering the "
+            "objects would leave them naming other objects; write them after the stream, or "
+            "compact=False"
+        )
+    full = tiles.level_shape or ()
+    grid, shape = tiles.grid, tiles.tile_shape or ()
+    covered = tiles.total == math.prod(grid) and all(
+        t is None or g * t >= n for g, t, n in zip(grid, shape, full, strict=False)
+    )
+    if not covered:
+        raise ValueError(
+            "stream(..., stitch=StitchConfig(compact=True)) renumbers every object of out's "
+            f"level ({out.url}): the tiles must cover the whole image (no region= or list "
+            "selection), or compact=False"
+        )
 
 
 def iou_pairs(left: NDArray[Any], right: NDArray[Any], threshold: float) -> list[tuple[int, int]]:
@@ -126,11 +235,14 @@ class _Rim:
 @dataclass
 class Stitch:
     """One stream's stitch: :meth:`add` each tile's prediction (ids in its block, the whole
-    grown tile) as it lands, then :meth:`finish` rewrites the ids joined."""
+    grown tile) as it lands, then :meth:`finish` rewrites the ids joined (``compact``: all of
+    them, numbered 1..N)."""
 
-    threshold: float
+    config: StitchConfig
     grid: tuple[int, ...]
     halos: tuple[int, ...]
+    #: ``out``'s stored objects (shards, else chunks) at the level written
+    chunks: tuple[int, ...] = ()
     rims: dict[tuple[int, ...], _Rim] = field(default_factory=dict)
     parent: dict[int, int] = field(default_factory=dict)
     #: per tile index: its core in ``out``'s level (its axes), and the box there (level
@@ -138,12 +250,25 @@ class Stitch:
     written: dict[tuple[int, ...], tuple[Region, dict[int, list[list[int]]]]] = field(
         default_factory=dict
     )
+    #: ``compact``: per stored object (its grid index), the box there of each id written in it
+    objects: dict[tuple[int, ...], dict[int, list[list[int]]]] = field(default_factory=dict)
     #: what the final pass read and wrote: boxes of the ids that changed, one per stored object
     rewrites: int = 0
+    #: ``compact``: each object's id once joined -> its number (1..N)
+    numbers: dict[int, int] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, threshold: float, tiles: TileStream) -> Stitch:
-        return cls(threshold, tiles.grid, tuple(tiles.overlap or ()))
+    def of(
+        cls, config: StitchConfig | float, tiles: TileStream, chunks: tuple[int, ...] = ()
+    ) -> Stitch:
+        """The stitch of ``tiles`` (``config``: a bare number, the IoU threshold)."""
+        if not isinstance(config, StitchConfig):
+            config = StitchConfig(iou_threshold=config)
+        return cls(config, tiles.grid, tuple(tiles.overlap or ()), tuple(chunks))
+
+    @property
+    def threshold(self) -> float:
+        return float(self.config.iou_threshold)
 
     def _find(self, a: int) -> int:
         root = a
@@ -185,8 +310,10 @@ class Stitch:
                         for b, r in zip(box, tile.region, strict=True)
                     )
                 ]
-                for a, b in iou_pairs(theirs, mine, self.threshold):
-                    self._union(a, b)
+                first = n < tile.index  # (the matcher sees the tile first in the grid first)
+                a, b = (theirs, mine) if first else (mine, theirs)
+                for x, y in self._match(a, b, (rim.region, tile.region)[:: 1 if first else -1]):
+                    self._union(x, y)
             rim.waiting -= 1
             if rim.waiting == 0:
                 del self.rims[n]
@@ -195,6 +322,40 @@ class Stitch:
         if waiting:
             self.rims[tile.index] = _Rim(tile.region, slabs, waiting)
         self._note(tile, pred, slabs, core_out, keep)
+
+    def _match(
+        self, a: NDArray[Any], b: NDArray[Any], regions: tuple[tuple[slice, ...], ...]
+    ) -> list[tuple[int, int]]:
+        """The pairs of ids of ``a`` and ``b`` that are one object: by IoU, or the config's
+        ``seam_matcher`` (its pairs checked: ids of their patches, not the background)."""
+        m = self.config.seam_matcher
+        if m is None:
+            return iou_pairs(a, b, self.threshold)
+        where = f"the tiles at {_where(regions[0])} and {_where(regions[1])}"
+        try:
+            got = list(m(a, b))
+        except Exception as exc:
+            exc.add_note(f"stream(..., stitch=...): the seam_matcher on {where}")
+            raise
+        out: list[tuple[int, int]] = []
+        have: tuple[set[int], set[int]] | None = None
+        for pair in got:
+            try:
+                x, y = (int(v) for v in pair)
+            except (TypeError, ValueError):
+                raise TypeError(
+                    f"stream(..., stitch=...): the seam_matcher gave {pair!r} for {where}: "
+                    "it returns (id_a, id_b) pairs of ints"
+                ) from None
+            if have is None:
+                have = set(np.unique(a).tolist()), set(np.unique(b).tolist())
+            if x == 0 or y == 0 or x not in have[0] or y not in have[1]:
+                raise ValueError(
+                    f"stream(..., stitch=...): the seam_matcher paired ({x}, {y}) for {where}: "
+                    "each pair takes a non-zero id of patch_a and one of patch_b"
+                )
+            out.append((x, y))
+        return out
 
     def _neighbours(self, index: tuple[int, ...]) -> list[tuple[int, ...]]:
         """The tiles whose grown regions can meet this one's: one step along axes with a
@@ -235,54 +396,112 @@ class Stitch:
         keep: Any,
     ) -> None:
         """Record the boxes (in the core written) of the ids of the tile's rim: the only ids
-        a neighbour can join."""
+        a neighbour can join (``compact``: of every id, per stored object)."""
         from ._rois import _bounds
 
+        compact = self.config.compact
         ids: NDArray[Any] = np.unique(
             np.concatenate([s.ravel() for _, _, s in slabs] or [pred[:0].ravel()])
         )
         ids = ids[ids > 0]
         boxes: dict[int, list[list[int]]] = {}
-        if ids.size:
+        if ids.size or compact:
             inner = tuple(
                 slice(c.start - r.start, c.stop - r.start)
                 for c, r in zip(tile.core, tile.region, strict=True)
             )
             core = pred[inner]
-            core = np.where(np.isin(core, ids), core, 0)
             if keep is not None:  # on out's axes (the others have length 1)
                 drop = tuple(i for i in range(core.ndim) if i not in keep)
                 core = np.squeeze(core, axis=drop)
                 rest = [i for i in range(pred.ndim) if i not in drop]
                 core = np.transpose(core, [rest.index(i) for i in keep])
-            _bounds(core, [s.start for s in core_out], boxes)
+            if compact:
+                self._note_objects(core, [s.start for s in core_out])
+            else:
+                _bounds(np.where(np.isin(core, ids), core, 0), [s.start for s in core_out], boxes)
         self.written[tile.index] = (core_out, boxes)
+
+    def _note_objects(self, core: NDArray[Any], origin: list[int]) -> None:
+        """Record the box of each id of ``core`` (at ``origin``) per stored object."""
+        from ._rois import _bounds
+
+        chunks = self.chunks
+        spans = [
+            range(o // c, (o + n - 1) // c + 1)
+            for o, n, c in zip(origin, core.shape, chunks, strict=True)
+        ]
+        for key in itertools.product(*spans):
+            lo = [max(o, k * c) for o, k, c in zip(origin, key, chunks, strict=True)]
+            hi = [
+                min(o + n, (k + 1) * c)
+                for o, n, k, c in zip(origin, core.shape, key, chunks, strict=True)
+            ]
+            piece = core[tuple(slice(a - o, b - o) for a, b, o in zip(lo, hi, origin, strict=True))]
+            if piece.any():
+                _bounds(piece, lo, self.objects.setdefault(key, {}))
 
     def mapping(self) -> dict[int, int]:
         """Each id joined to another: its group's smallest id."""
         return {a: r for a in list(self.parent) if (r := self._find(a)) != a}
 
+    def _compact(self) -> dict[int, int]:
+        """Each id written -> its object's number 1..N, in ngio's order (``relabel_sequential``:
+        stored objects in grid order, ids ascending in each, a number per object first met)."""
+        numbers: dict[int, int] = {}
+        lut: dict[int, int] = {}
+        for key in sorted(self.objects):
+            for v in sorted(self.objects[key]):
+                root = self._find(v)
+                lut[v] = numbers.setdefault(root, len(numbers) + 1)
+        self.numbers = numbers
+        return lut
+
     async def finish(self, out: Dataset, level: int, pyramid: bool | Method | None) -> None:
-        """Rewrite, in ``out``'s level ``level``, the ids joined: per stored object (shard or
-        chunk), the box there of the ids that changed read, its ids mapped, written back
-        (``pyramid``: the other levels following, as the stream's writes did). Each object is
-        rewritten once, whatever the number of tiles sharing it."""
-        lut = self.mapping()
-        if not lut:
-            return
+        """Rewrite, in ``out``'s level ``level``, the ids joined (``compact``: every id, to its
+        number): per stored object (shard or chunk), the box there of the ids that changed
+        read, its ids mapped, written back (``pyramid``: the other levels following, as the
+        stream's writes did). Each object is rewritten once, whatever the number of tiles
+        sharing it."""
         chunks = out.levels[level].meta.stored_chunks
         buckets: dict[tuple[int, ...], tuple[list[int], list[int]]] = {}
-        for _, boxes in self.written.values():
-            for v, (lo, hi) in boxes.items():
-                if v in lut:
-                    _bucket(buckets, lo, hi, chunks)
-        for lo, hi in buckets.values():
+        if self.config.compact:
+            self._check_covered(out, level)
+            lut = self._compact()
+            lut = {v: n for v, n in lut.items() if v != n}
+            for ids in self.objects.values():
+                for v, (lo, hi) in ids.items():
+                    if v in lut:
+                        _bucket(buckets, lo, hi, chunks)
+            assert all(k in self.objects for k in buckets)  # (the same grid)
+        else:
+            lut = self.mapping()
+            for _, boxes in self.written.values():
+                for v, (lo, hi) in boxes.items():
+                    if v in lut:
+                        _bucket(buckets, lo, hi, chunks)
+        if not lut:
+            return
+        for _, (lo, hi) in sorted(buckets.items()):
             region: dict[str, Any] = {
                 a: slice(s, e + 1) for a, s, e in zip(out.axes, lo, hi, strict=True)
             }
             block = await out.read(level, **region)
             await out.write(_relabel(block, lut), level, pyramid or False, **region)
             self.rewrites += 1
+
+    def _check_covered(self, out: Dataset, level: int) -> None:
+        """``compact`` renumbers ids it has seen alone: refused (nothing rewritten) when the
+        tiles' cores did not cover ``out``'s level, whose other ids it would meet."""
+        shape = out.levels[level].shape
+        done = sum(math.prod(s.stop - s.start for s in core) for core, _ in self.written.values())
+        if done != math.prod(shape):
+            raise ValueError(
+                f"stream(..., stitch=StitchConfig(compact=True)): the tiles wrote {done} of "
+                f"the {math.prod(shape)} pixels of level {level} of {out.url} (shape {shape}): "
+                "renumbering 1..N would meet ids the stream did not write; the tiles' ids are "
+                "left in their blocks, not joined (tile the whole image, or compact=False)"
+            )
 
 
 def _bucket(

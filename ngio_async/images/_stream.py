@@ -19,7 +19,7 @@ from .._prefetch import SETTLE_SECONDS, Unsettled, single_leaf, start_deferred, 
 from .._workers import Workers
 from ..engine.plan import region_shape
 from ._rois import MaskedImage, RoiRead, RoiStream
-from ._stitch import Stitch, check_stitch
+from ._stitch import Stitch, StitchConfig, check_stitch
 from ._stream_out import (
     _AxisMap,
     _check_finer,
@@ -89,7 +89,7 @@ class Stream(Generic[R]):
         pyramid: bool | Method | None = None,
         masked: bool = False,
         unique_labels: int | None = None,
-        stitch: bool | float | None = None,
+        stitch: bool | float | StitchConfig | None = None,
     ) -> None:
         threads, window = _positive("threads", threads), _positive("window", window)
         if not isinstance(tiles, (TileStream, RoiStream)):  # the blocking API's, or else
@@ -118,7 +118,7 @@ class Stream(Generic[R]):
         _check_masked(tiles, masked)
         self._masked = bool(masked)
         self._unique = None if unique_labels is None else _positive("unique_labels", unique_labels)
-        # tiles' labels joined across their seams (ngio's StitchConfig): the IoU threshold
+        # tiles' labels joined across their seams (ngio's StitchConfig)
         self._stitch = check_stitch(stitch, tiles, out, self._unique)
         #: ``stitch=``: what was joined (``mapping()``) and how many boxes were rewritten
         self.stitched: Stitch | None = None
@@ -197,7 +197,10 @@ class Stream(Generic[R]):
         """The tiles' results written to ``out``'s level of their pixel size, through its
         writer; ``pyramid``: the coarser levels built as they land, the finer ones
         upsampled from it at the end."""
-        stitch = None if self._stitch is None else Stitch.of(self._stitch, self._tiles_stream)
+        stitch = None
+        if self._stitch is not None:
+            chunks = out.levels[self._level].meta.stored_chunks
+            stitch = Stitch.of(self._stitch, self._tiles_stream, chunks)
         self.stitched = stitch
         if not self._pyramid:
             async with out.writer(self._level, pyramid=False) as writer:
@@ -463,7 +466,7 @@ def stream(
     pyramid: bool | Method | None = None,
     masked: bool = False,
     unique_labels: int | None = None,
-    stitch: bool | float | None = None,
+    stitch: bool | float | StitchConfig | None = None,
 ) -> Stream[R]:
     """Run ``func(tile.data)`` in worker threads over ``tiles`` (``ds.tiles(...)``).
 
@@ -508,11 +511,18 @@ def stream(
     are compared over the pixels both cover as they land, ids whose IoU there reaches the
     threshold are joined (union-find, each object its smallest id), and at the end only the
     boxes of the ids joined are read back and rewritten (the pyramid following); ids are not
-    renumbered 1..N (ngio's ``compact=False``). Seams along axes without overlap are not
-    joined. Default ``None``: no stitching. At the call: ``TypeError`` unless ``tiles`` is
-    ``ds.tiles(...)`` and ``out`` a dataset of an integer type; ``ValueError`` without
-    ``overlap`` or ``unique_labels``, for a halo past half a tile, a threshold outside (0, 1],
-    or id blocks (tiles x ``unique_labels``) past ``out``'s data type.
+    renumbered 1..N (ngio's ``compact=False``). ``stitch=StitchConfig(iou_threshold=...,
+    seam_matcher=..., compact=...)`` (ngio's names): ``seam_matcher(patch_a, patch_b)`` gives
+    the pairs of ids of two neighbour tiles' labels over the pixels both cover that are one
+    object, instead of the IoU; ``compact=True`` renumbers the objects 1..N as ngio's (its
+    order) in the same final pass, each stored object holding ids rewritten once (the tiles
+    must cover ``out``'s level, ``out`` without ``image-label`` colors or properties). Seams
+    along axes without overlap are not joined. Default ``None``: no stitching. At the call:
+    ``TypeError`` unless ``tiles`` is ``ds.tiles(...)`` (a ROI stream is not stitched) and
+    ``out`` a dataset of an integer type, or for a seam matcher not callable with two patches;
+    ``ValueError`` without ``overlap`` or ``unique_labels``, for a halo past half a tile, a
+    threshold outside (0, 1], id blocks (tiles x ``unique_labels``) past ``out``'s data type,
+    or ``compact`` where it cannot renumber (see :class:`StitchConfig`).
 
     Tiles with ``overlap=`` or ROIs with ``halo=`` written into the image they are read from
     (or another open of it) are refused at the call: a tile's halo would read pixels another
@@ -546,7 +556,7 @@ def stream_sync(
     pyramid: bool | Method | None = None,
     masked: bool = False,
     unique_labels: int | None = None,
-    stitch: bool | float | None = None,
+    stitch: bool | float | StitchConfig | None = None,
 ) -> list[tuple[Any, R]] | None:
     """The blocking twin of :func:`stream`, run to the end: ``items`` a blocking dataset's
     ``ds.tiles(...)`` or ``ds.read_rois(...)``, or a masked image's ``m.stream()`` (not yet
