@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from ..engine import Region
     from ..images._index_cache import IndexCache
     from ..images._reuse import Keeper
+    from ..images._tile_pool import TilePool
     from ..stores import AsyncStore
     from ._formats import ImageSource
 
@@ -71,8 +72,11 @@ class _SourceReads(Level):
         regions: Sequence[Region],
         indexes: IndexCache | None = None,
         reuse: Keeper | None = None,
+        *,
+        pool: TilePool | None = None,
     ) -> list[NDArray[Any]]:
-        """Read each region with :meth:`read` (several at a time), each into its own array."""
+        """Read each region with :meth:`read` (several at a time), each into its own array
+        (the source's: ``pool`` is not used)."""
         outs: list[Any] = [None] * len(regions)
 
         async def one(i: int) -> None:
@@ -81,7 +85,9 @@ class _SourceReads(Level):
         await _run_all(range(len(regions)), one, self._window)
         return outs
 
-    async def read_in_chunks(self, regions: Sequence[Region]) -> list[NDArray[Any]]:
+    async def read_in_chunks(
+        self, regions: Sequence[Region], *, pool: TilePool | None = None
+    ) -> list[NDArray[Any]]:
         return await self.read_many(regions)
 
 
@@ -99,7 +105,9 @@ class TiffLevel(_SourceReads):
     def reads_locally(self) -> bool:
         return False  # regions come from the TIFF source, not from chunks in the store
 
-    async def read(self, region: Region, indexes: IndexCache | None = None) -> NDArray[Any]:
+    async def read(
+        self, region: Region, indexes: IndexCache | None = None, *, pool: TilePool | None = None
+    ) -> NDArray[Any]:
         return await self.source.read(tuple(region), self.index)
 
     async def read_into(
@@ -187,7 +195,9 @@ class SourceLevel(_SourceReads):
     def reads_locally(self) -> bool:
         return False
 
-    async def read(self, region: Region, indexes: IndexCache | None = None) -> NDArray[Any]:
+    async def read(
+        self, region: Region, indexes: IndexCache | None = None, *, pool: TilePool | None = None
+    ) -> NDArray[Any]:
         return await self.source.read(tuple(region))
 
     async def read_into(

@@ -19,6 +19,7 @@ from ..engine import chunk_uses, default_tile_shape, halo, keys_ahead, same_obje
 from ._dataset_base import Selector, _DatasetBase
 from ._level import Level
 from ._reuse import ChunkReuse
+from ._tile_pool import pool_for
 from ._tiles import Tile, TileBatch, TileStream, TileWork
 
 if TYPE_CHECKING:
@@ -298,6 +299,13 @@ class _DatasetTiles(_DatasetBase):
             uses = chunk_uses(lvl.shape, base, tile_shape, overlap, lvl.chunks, picks)
             chunk_bytes = math.prod(lvl.chunks) * itemsize
             reuse = ChunkReuse(limits.cache_bytes, uses, chunk_bytes, lvl.reads_locally)
+        # big tiles are decoded into the arrays of earlier ones the consumer dropped, at most
+        # the window's worth kept free (Limits.reuse_tile_arrays; a level reading its regions
+        # itself makes its own arrays)
+        keep = min(limits.prefetch_tiles if prefetch is None else prefetch, max_window * per_call)
+        keep = max(1, min(keep, limits.prefetch_bytes // tile_bytes))
+        pool = None if own_reads else pool_for(keep, tile_bytes, limits.reuse_tile_arrays)
+        pooled: dict[str, Any] = {} if pool is None else {"pool": pool}  # (when one is used)
         if lvl.reads_locally and (per_call > 1 or runs_of is not None):
             # one worker-thread call reads and decodes (a run: each chunk once)
 
@@ -306,7 +314,7 @@ class _DatasetTiles(_DatasetBase):
                 if runs_of is not None:
                     try:
                         regions = [spec.region for spec in batch]
-                        datas = lvl.read_many_blocking(regions, reuse, indexes)
+                        datas = lvl.read_many_blocking(regions, reuse, indexes, **pooled)
                     except Exception:  # noqa: BLE001 - tile by tile: those before the failing one,
                         datas = None  # then its error
                     if datas is not None:
@@ -319,7 +327,7 @@ class _DatasetTiles(_DatasetBase):
                 tiles: list[Tile] = []
                 for spec in batch:
                     try:
-                        data = lvl.read_blocking(spec.region, indexes)
+                        data = lvl.read_blocking(spec.region, indexes, **pooled)
                     except Exception as exc:  # noqa: BLE001 - raised after the tiles before it
                         return TileBatch(tiles, exc)
                     tiles.append(Tile(data, spec.region, spec.index, spec.core, level_index))
@@ -346,9 +354,9 @@ class _DatasetTiles(_DatasetBase):
                     regions = [spec.region for spec in batch]
                     try:
                         datas = await (
-                            lvl.read_many(regions, indexes, reuse)
+                            lvl.read_many(regions, indexes, reuse, **pooled)
                             if runs_of is not None
-                            else lvl.read_in_chunks(regions)
+                            else lvl.read_in_chunks(regions, **pooled)
                         )
                     except Exception:  # noqa: BLE001 - the tiles before the failing one first
                         return await read_singly(batch)
@@ -359,7 +367,7 @@ class _DatasetTiles(_DatasetBase):
                         ]
                     )
                 (spec,) = batch
-                data = await lvl.read(spec.region, indexes)
+                data = await lvl.read(spec.region, indexes, **pooled)
                 return TileBatch([Tile(data, spec.region, spec.index, spec.core, level_index)])
 
         async def read_singly(batch: list[TileSpec]) -> TileBatch:
@@ -368,7 +376,7 @@ class _DatasetTiles(_DatasetBase):
             tiles: list[Tile] = []
             for spec in batch:
                 try:
-                    data = await lvl.read(spec.region, indexes)
+                    data = await lvl.read(spec.region, indexes, **pooled)
                 except Exception as exc:  # noqa: BLE001 - raised after the tiles before it
                     return TileBatch(tiles, exc)
                 tiles.append(Tile(data, spec.region, spec.index, spec.core, level_index))
@@ -457,6 +465,7 @@ class _DatasetTiles(_DatasetBase):
             tiles_per_call=per_call,
             max_bytes=limits.prefetch_bytes,
             reuse=reuse,
+            pool=pool,
             level_shape=lvl.shape,
             axes=self.axes,
             level=level_index,

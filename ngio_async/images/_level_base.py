@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from ..engine import Region, ShardPlan
     from ..meta.zarr import ArrayMeta
     from ..stores import AsyncStore, Buffer
+    from ._tile_pool import TilePool
 
 
 def _inside_one(region: Region, grid: tuple[int, ...]) -> bool:
@@ -199,22 +200,34 @@ class _LevelBase:
             where = f"{self.store.url.rstrip('/')}/{self.path}"
             raise ReadOnlyError(f"{where} is open read-only; open it with mode='r+' to write")
 
+    def _empty(self, shape: tuple[int, ...], pool: TilePool | None) -> NDArray[Any]:
+        """A new output array of ``shape``: from ``pool`` (a tile stream's), else fresh."""
+        if pool is None:
+            return np.empty(shape, dtype=self.dtype)
+        return pool.empty(shape, self.dtype)
+
     def _outs(
-        self, regions: Sequence[Region], into: Sequence[NDArray[Any]] | None
+        self,
+        regions: Sequence[Region],
+        into: Sequence[NDArray[Any]] | None,
+        pool: TilePool | None = None,
     ) -> list[NDArray[Any]]:
-        """An output array per (checked) region: ``into``'s, else new ones."""
+        """An output array per (checked) region: ``into``'s, else new ones (from ``pool``)."""
         for region in regions:
             check_region(region, self.shape)
         if into is not None:
             return list(into)
-        return [np.empty(region_shape(region), dtype=self.dtype) for region in regions]
+        return [self._empty(region_shape(region), pool) for region in regions]
 
     def _shard_groups(
-        self, regions: Sequence[Region], into: Sequence[NDArray[Any]] | None = None
+        self,
+        regions: Sequence[Region],
+        into: Sequence[NDArray[Any]] | None = None,
+        pool: TilePool | None = None,
     ) -> tuple[list[NDArray[Any]], dict[str, list[tuple[ShardPlan, NDArray[Any]]]]]:
         """An output array per region (``into``'s, else new ones), and the shards of a sharded
         level they need, each with the plans of the regions' parts in it and their outputs."""
-        outs = self._outs(regions, into)
+        outs = self._outs(regions, into, pool)
         shards: dict[str, list[tuple[ShardPlan, NDArray[Any]]]] = {}
         for region, out in zip(regions, outs, strict=True):
             for plan in plan_shards(self.meta, region):
@@ -222,12 +235,15 @@ class _LevelBase:
         return outs, shards
 
     def _chunk_groups(
-        self, regions: Sequence[Region], into: Sequence[NDArray[Any]] | None = None
+        self,
+        regions: Sequence[Region],
+        into: Sequence[NDArray[Any]] | None = None,
+        pool: TilePool | None = None,
     ) -> tuple[list[NDArray[Any]], dict[str, Targets], dict[str, tuple[int, ...]]]:
         """An output array per region (``into``'s, else new ones), and the chunks of an
         unsharded level they need, each with its targets (its part in every output that needs
         it) and its coordinates."""
-        outs = self._outs(regions, into)
+        outs = self._outs(regions, into, pool)
         groups: dict[str, Targets] = {}
         coords: dict[str, tuple[int, ...]] = {}
         for region, out in zip(regions, outs, strict=True):

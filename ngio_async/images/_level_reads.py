@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
     from ..engine import ChunkPlan, Region, ShardPlan
     from ._chunk_decode import Targets
+    from ._tile_pool import TilePool
 
 _BATCH = 8  # chunks read + decoded per worker-thread call on local stores, at most
 _TOGETHER = 4  # remote chunks per store.get_many and decode hand-off (GETs started together)
@@ -61,11 +62,14 @@ def _chunk_pieces(region: Region, chunks: tuple[int, ...]) -> list[tuple[Region,
 class _LevelReads(_ShardReads):
     """Reading normalised regions of a level: the path each read takes."""
 
-    async def read(self, region: Region, indexes: IndexCache | None = None) -> NDArray[Any]:
+    async def read(
+        self, region: Region, indexes: IndexCache | None = None, *, pool: TilePool | None = None
+    ) -> NDArray[Any]:
         """Read a normalised region (step-1 slices inside the bounds, one per axis).
 
         ``indexes``: the shard indexes of the operation this read is part of (a tile stream);
-        default: fetched for this read alone.
+        default: fetched for this read alone. ``pool``: the tile stream's arrays to read
+        into (:class:`TilePool`); default: a new array.
         """
         check_region(region, self.shape)  # a remote one-chunk read would return chunk padding
         shape = region_shape(region)
@@ -87,8 +91,8 @@ class _LevelReads(_ShardReads):
             indexes = self.index_cache()
         if self.reads_locally and self._one_object(region):
             # local, one stored object (a tile): plan, read and decode in one worker-thread call
-            return await self._workers.run(self._read_local, region, shape, indexes)
-        out: NDArray[Any] = np.empty(shape, dtype=self.dtype)
+            return await self._workers.run(self._read_local, region, shape, indexes, pool)
+        out = self._empty(shape, pool)
         if out.size == 0:
             return out
         if self._chunk_reads and not self.writable and self._one_chunk(region):
@@ -123,8 +127,11 @@ class _LevelReads(_ShardReads):
         regions: Sequence[Region],
         indexes: IndexCache | None = None,
         reuse: Keeper | None = None,
+        *,
+        pool: TilePool | None = None,
     ) -> list[NDArray[Any]]:
-        """Read several normalised regions, each into its own array.
+        """Read several normalised regions, each into its own array (from ``pool``: a tile
+        stream's :class:`TilePool`).
 
         On a remote level read in shard parts, the inner chunks the regions need of one shard
         are fetched together: one coalesced set of ranged reads per shard, not one per region
@@ -138,10 +145,10 @@ class _LevelReads(_ShardReads):
             indexes = self.index_cache()
         codec = self.codec
         if not isinstance(codec, ShardCodec) and not self.reads_locally and not self.writable:
-            return await self._read_many_chunks(codec, regions, reuse)
+            return await self._read_many_chunks(codec, regions, reuse, pool)
         if not isinstance(codec, ShardCodec) or not self.reads_shards_together:
-            return [await self.read(region, indexes) for region in regions]
-        outs, groups = self._shard_groups(regions)
+            return [await self.read(region, indexes, pool=pool) for region in regions]
+        outs, groups = self._shard_groups(regions, None, pool)
 
         async def one_shard(item: tuple[str, list[tuple[ShardPlan, NDArray[Any]]]]) -> None:
             await self._read_shard_parts(codec, *item, indexes, reuse)
@@ -150,12 +157,16 @@ class _LevelReads(_ShardReads):
         return outs
 
     async def _read_many_chunks(
-        self, codec: ChunkCodec, regions: Sequence[Region], reuse: Keeper | None
+        self,
+        codec: ChunkCodec,
+        regions: Sequence[Region],
+        reuse: Keeper | None,
+        pool: TilePool | None = None,
     ) -> list[NDArray[Any]]:
         """Regions of a remote unsharded level, each into its own array: the chunks they need,
         each fetched and decoded once into every region's part of it (or taken from
         ``reuse``)."""
-        outs, groups, coords = self._chunk_groups(regions)
+        outs, groups, coords = self._chunk_groups(regions, None, pool)
         await self._fetch_decode_groups(codec, groups, reuse, coords)
         return outs
 
@@ -165,14 +176,18 @@ class _LevelReads(_ShardReads):
         reuse: Keeper | None = None,
         indexes: IndexCache | None = None,
         into: Sequence[NDArray[Any]] | None = None,
+        *,
+        pool: TilePool | None = None,
     ) -> list[NDArray[Any]]:
         """Blocking :meth:`read_many` of a level that :attr:`reads_locally`, for a worker
         thread: every (inner) chunk the regions need read and decoded once, or taken from
         ``reuse``; a sharded level's indexes are read once into ``indexes``. ``into``: the
-        arrays to read the regions into (default: new ones)."""
+        arrays to read the regions into (default: new ones, from ``pool`` if given)."""
         codec = self.codec
         if not self.reads_locally:
             raise RuntimeError(f"{self!r}: read_many_blocking reads local levels")
+        if into is None and pool is not None:
+            into = self._outs(regions, None, pool)
         if isinstance(codec, ShardCodec):
             return self._read_many_shards_blocking(
                 codec, regions, reuse, self.index_cache() if indexes is None else indexes, into
@@ -287,13 +302,16 @@ class _LevelReads(_ShardReads):
             and self.store.gets_together
         )
 
-    async def read_in_chunks(self, regions: Sequence[Region]) -> list[NDArray[Any]]:
+    async def read_in_chunks(
+        self, regions: Sequence[Region], *, pool: TilePool | None = None
+    ) -> list[NDArray[Any]]:
         """Read normalised regions that each lie inside one chunk of an unsharded level, each
         into its own array: their chunks fetched with one ``store.get_many`` (a chunk that
         several regions share, once) and decoded in one worker-thread call.
 
         A tile stream reads small remote tiles so, a few per prefetch item: one hand-off to
-        the decode threads and one store call per few tiles instead of per tile.
+        the decode threads and one store call per few tiles instead of per tile (into arrays
+        of ``pool``, a tile stream's :class:`TilePool`, if given).
         """
         codec = self.codec
         if isinstance(codec, ShardCodec):
@@ -301,7 +319,7 @@ class _LevelReads(_ShardReads):
         chunks = self.meta.chunks
         groups: dict[str, Targets] = {}  # each chunk fetched and decoded once, however many
         outs: list[NDArray[Any]] = []  # regions need it
-        shape, dtype, chunk_key = self.shape, self.dtype, self.meta.chunk_key
+        shape, chunk_key = self.shape, self.meta.chunk_key
         for region in regions:
             check_region(region, shape)
             dims: list[int] = []
@@ -314,7 +332,7 @@ class _LevelReads(_ShardReads):
                 sel.append(slice(first, first + r.stop - r.start))
                 if r.stop > r.start and first + r.stop - r.start > c:
                     raise ValueError(f"region {region} of {self!r} is not inside one chunk")
-            out: NDArray[Any] = np.empty(dims, dtype=dtype)
+            out = self._empty(tuple(dims), pool)
             outs.append(out)
             if out.size == 0:
                 continue
@@ -323,23 +341,30 @@ class _LevelReads(_ShardReads):
         await self._fetch_decode_groups(codec, groups)
         return outs
 
-    def read_blocking(self, region: Region, indexes: IndexCache | None = None) -> NDArray[Any]:
+    def read_blocking(
+        self, region: Region, indexes: IndexCache | None = None, *, pool: TilePool | None = None
+    ) -> NDArray[Any]:
         """Blocking read of a normalised region, for a worker thread; needs :attr:`reads_locally`.
 
         The tile iterator reads several small tiles per worker-thread call with it (one thread
-        hand-off per batch instead of per tile).
+        hand-off per batch instead of per tile), into arrays of its ``pool``.
         """
         if not self.reads_locally:
             raise RuntimeError(f"{self!r} does not read locally; use await level.read()")
         return self._read_local(
-            region, region_shape(region), self.index_cache() if indexes is None else indexes
+            region, region_shape(region), self.index_cache() if indexes is None else indexes, pool
         )
 
     def _read_local(
-        self, region: Region, shape: tuple[int, ...], indexes: IndexCache
+        self,
+        region: Region,
+        shape: tuple[int, ...],
+        indexes: IndexCache,
+        pool: TilePool | None = None,
     ) -> NDArray[Any]:
-        """Blocking read of a region inside one stored object (worker thread, local stores)."""
-        out: NDArray[Any] = np.empty(shape, dtype=self.dtype)
+        """Blocking read of a region inside one stored object (worker thread, local stores),
+        into an array of ``pool`` if given."""
+        out = self._empty(shape, pool)
         codec = self.codec
         if not isinstance(codec, ShardCodec):
             jobs = _chunk_jobs(self._prefix, plan_chunks(self.meta, region), out)

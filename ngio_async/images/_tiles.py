@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from ..engine import TileSpec
     from ._metadata import LevelCalibration
     from ._reuse import ChunkReuse
+    from ._tile_pool import TilePool
 
 __all__ = ["Tile", "TileBatch", "TileIterator", "TileOwner", "TileStream", "TileWork"]
 
@@ -96,6 +97,7 @@ class TileStream:
         tiles_per_call: int = 1,
         max_bytes: int | None = None,
         reuse: ChunkReuse | None = None,
+        pool: TilePool | None = None,
         level_shape: tuple[int, ...] | None = None,
         axes: tuple[str, ...] | None = None,
         level: int = 0,
@@ -117,6 +119,9 @@ class TileStream:
         #: the decoded chunks kept for later tiles (``Limits.cache_bytes``; ``held_bytes``,
         #: ``peak_bytes``, ``hits``), or ``None``: each tile's chunks are read for it alone
         self.chunk_cache = reuse
+        #: the big tile arrays the stream recycles once its consumer dropped them
+        #: (``Limits.reuse_tile_arrays``; ``made``, ``reused``), or ``None``: fresh ones
+        self.array_pool = pool
         #: the decoded bytes the stream holds ahead of its consumer (``Limits.prefetch_bytes``);
         #: ``stream()`` bounds the tiles it holds by it too
         self.max_bytes = max_bytes
@@ -146,7 +151,7 @@ class TileStream:
 
     def __aiter__(self) -> TileIterator:
         self._claim()
-        batches = _OwnedBatches(self._make, self._owner, self.chunk_cache)
+        batches = _OwnedBatches(self._make, self._owner, self.chunk_cache, self.array_pool)
         return TileIterator(batches, self._progress, self.total)
 
     async def __aenter__(self) -> TileIterator:
@@ -168,6 +173,8 @@ class TileStream:
         finally:
             if self.chunk_cache is not None:  # the chunks kept for tiles that will not come
                 self.chunk_cache.clear()
+            if self.array_pool is not None:  # the arrays kept for tiles that will not come
+                self.array_pool.close()
 
 
 class _Batches(Protocol):
@@ -264,10 +271,12 @@ class _OwnedBatches:
         make: Callable[[TaskGroup | None], Prefetch[TileWork, TileBatch]],
         owner: Callable[[], Awaitable[TaskGroup]],
         reuse: ChunkReuse | None = None,
+        pool: TilePool | None = None,
     ) -> None:
         self._make = make
         self._owner = owner
         self._reuse = reuse
+        self._pool = pool
         self._it: PrefetchIterator[TileBatch] | None = None
         self._closed = False
         self._starting: anyio.Event | None = None  # set once the prefetch has started
@@ -287,6 +296,10 @@ class _OwnedBatches:
                 starting.set()
         try:
             return await self._it.__anext__()
+        except StopAsyncIteration:
+            if self._pool is not None:  # the stream ended: its arrays go
+                self._pool.close()
+            raise
         except ClosedError as exc:  # the owner stopped: the dataset was closed
             raise ClosedError("the dataset was closed while its tiles were iterated") from exc
 
@@ -298,6 +311,8 @@ class _OwnedBatches:
         finally:
             if self._reuse is not None:  # the chunks kept for tiles that will not come
                 self._reuse.clear()
+            if self._pool is not None:
+                self._pool.close()
 
 
 class TileOwner:
