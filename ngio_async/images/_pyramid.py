@@ -160,8 +160,11 @@ def _is_label(ds: Dataset) -> bool:
 
 def _factor(n: int, m: int, ratio: float | None, what: str, nominal: bool = False) -> int:
     """The integer factor ``f`` with ``ceil(n / f) == m`` (our levels, zarr-python's) or
-    ``floor(n / f) == m`` (ome-zarr-py's levels drop a last partial window); the scale ratio
-    breaks ties. ``nominal``: a downsampling no integer factor gives has the nearest one."""
+    ``floor(n / f) == m`` (ome-zarr-py's and ngff-zarr's levels drop a last partial window);
+    the scale ratio breaks ties: an integer one that fits is the factor; one that is none is
+    an exact ``n / m`` (ome-zarr-py's scales), whose levels are ``floor(n / f)``: 7 -> 3 and
+    5 -> 2 are factor 2 (its ``local_mean`` pixels), not 3. ``nominal``: a downsampling no
+    integer factor gives has the nearest one."""
     if n == 0 or m == 0:
         if n != m:
             raise UnsupportedError(f"{what}: size {n} -> {m} is not a downsampling")
@@ -170,12 +173,14 @@ def _factor(n: int, m: int, ratio: float | None, what: str, nominal: bool = Fals
     def fits(f: int) -> bool:
         return f >= 1 and m in (-(-n // f), n // f)
 
+    exact = False  # the ratio is no integer: floor(n / f) first
     if ratio is not None and ratio >= 1:
         r = round(ratio)
         if abs(ratio - r) < 1e-6 and fits(r):
             return r
+        exact = abs(ratio - r) >= 1e-6
     if m <= n:
-        for f in (-(-n // m), n // m):
+        for f in (n // m, -(-n // m)) if exact else (-(-n // m), n // m):
             if fits(f):
                 return f
         if nominal:
