@@ -650,7 +650,9 @@ class AsyncStore(abc.ABC):
         data = _byte_buffer(data)
         return await self._call(key, lambda: self._put_once(key, data, if_absent=True), retry=False)
 
-    async def update(self, key: str, edit: Edit, *, attempts: int = 10) -> Buffer | None:
+    async def update(
+        self, key: str, edit: Edit, *, attempts: int = 10, idempotent: bool = True
+    ) -> Buffer | None:
         """Edit the small object ``key`` atomically, also against other processes: read it
         (``None``: absent), ``await edit(old)``, and store what it returns (``None``, or the same
         bytes: nothing is written) only if the object is still the one read; otherwise read it
@@ -665,6 +667,10 @@ class AsyncStore(abc.ABC):
         cost is one GET and one PUT, as a plain read-modify-write. A conditional put refused
         although it was stored (its answer lost, and a resend of it refused as a conflict) is
         told by the object then holding exactly the bytes it sent: the edit does not run again.
+        That takes another writer's edit giving the same bytes for this one's: right when the
+        edit is idempotent (editing its result again changes nothing: a write, a max). Else
+        (``idempotent=False``: a sum) a refused put is always edited again: concurrent edits
+        all land, and a lost answer may apply the edit twice.
         """
         self._check_writable(key)
         if attempts < 1:
@@ -687,7 +693,7 @@ class AsyncStore(abc.ABC):
                     return new
                 if await self._call(key, partial(self._write_for_update_once, key, new, token)):
                     return new
-                sent = bytes(memoryview(new))
+                sent = bytes(memoryview(new)) if idempotent else None
                 # another writer came in between: its version is read and edited again
                 await anyio.sleep(random.uniform(0, min(1.0, 0.01 * 2**attempt)))
         raise ChangedError(
