@@ -24,7 +24,15 @@ from ._create import (
     overwrite_flag,
     refuse_misspelled,
 )
-from ._create_plan import ImagePlan, _level_shape, _yx, default_name, downsampling, plan_image
+from ._create_plan import (
+    ImagePlan,
+    _level_scale,
+    _level_shape,
+    _yx,
+    default_name,
+    downsampling,
+    plan_image,
+)
 from ._create_values import data_type
 from ._dataset import Dataset
 from ._node import store_path
@@ -64,14 +72,17 @@ def like_options(src: Dataset, overrides: dict[str, Any]) -> dict[str, Any]:
     moved = [list(c.translation) for c in meta.spatial_calibration]
     if any(t != moved[0] for t in moved):  # levels translated apart (ome-zarr-py centres them)
         options["level_translations"] = moved
-    shapes = [lvl.shape for lvl in src.levels]
-    factor = options.get("downscale", 2)
-    if any(s != _level_shape(shapes[0], names, factor**i) for i, s in enumerate(shapes)):
-        options["level_shapes"] = shapes  # e.g. floor(n / 2) (ome-zarr-py), not ceil
     if len(src.levels) > 1:
         yx = _yx(names)
         ratios = {round(src.levels[0].shape[i] / max(1, src.levels[1].shape[i])) for i in yx}
         options["downscale"] = max(1, min(ratios))
+    factor = options.get("downscale", 2)
+    shapes = [lvl.shape for lvl in src.levels]
+    if any(s != _level_shape(shapes[0], names, factor**i) for i, s in enumerate(shapes)):
+        options["level_shapes"] = shapes  # e.g. floor(n / 2) (ome-zarr-py), not ceil
+    scales = [list(c.scale) for c in meta.spatial_calibration]
+    if any(s != _level_scale(scales[0], names, factor**i) for i, s in enumerate(scales)):
+        options["level_scales"] = scales  # e.g. exact (ome-zarr-py): 61 / 30 for 61 -> 30 px
     if meta.ome.omero is not None:
         options["channels"] = list(meta.ome.omero.channels)
     if "dtype" in overrides and "channels" not in overrides and meta.ome.omero is not None:
@@ -147,6 +158,9 @@ def _drop_conflicting(options: dict[str, Any], overrides: dict[str, Any], names:
         options.pop("level_translations", None)  # they no longer fit: one translation applies
     if any(k in overrides for k in ("axes", "levels", "downscale", "shape")):
         options.pop("level_shapes", None)  # every level from the new shape, as create does
+    if any(k in overrides for k in ("axes", "levels", "downscale", "shape", "scale")):
+        options.pop("level_scales", None)  # scale * downscale**i, as create does (a new
+        # translation keeps them: the levels' shapes stay, and so does what they cover)
     axes = overrides.get("axes")
     if isinstance(axes, str | Sequence) and list(axes) != names:  # else create names it
         for key in ("scale", "units", "translation", "chunks"):
@@ -265,7 +279,10 @@ def create_like_async(
     src: Dataset | SyncDataset, url: str | os.PathLike[str] | AsyncStore | Any, **overrides: Any
 ) -> _Opening[Dataset]:
     """Create an empty image shaped like ``src`` (axes, shape, scales, units, chunks, shards,
-    levels, channels, NGFF version, fill value, compressor); any :func:`create_async` argument
+    levels, channels, NGFF version, fill value, compressor; every level's shape, scale and
+    translation as ``src`` has them, e.g. ome-zarr-py's ``floor(n / 2)`` levels, exact scales
+    and centred translations, as long as ``shape``, ``scale``, ``translation``, ``downscale``,
+    ``levels`` or ``axes`` given do not change them); any :func:`create_async` argument
     in ``overrides`` wins (e.g. ``dtype="float32"``, ``channels=[...]``, ``overwrite=True``),
     and what an override makes wrong is left to its default (per-axis values for other
     ``axes``, channels for another channel count, shards other ``chunks`` do not divide,
@@ -337,12 +354,14 @@ def _create_like(
     options = like_options(src, overrides)
     level_translations = options.pop("level_translations", None)
     level_shapes = options.pop("level_shapes", None)
+    level_scales = options.pop("level_scales", None)
     image_label = src.metadata.ome.image_label
     if image_label is not None and data_type(options["dtype"]).kind not in "iu":
         image_label = None  # labels are integers: a float copy is an image
     elif image_label is not None:
         image_label = _values_within(image_label, data_type(options["dtype"]))
-    if level_translations is None and level_shapes is None and image_label is None:
+    per_level = (level_translations, level_shapes, level_scales)
+    if all(v is None for v in per_level) and image_label is None:
         return create_async(url, **options)
     store_keys = ("overwrite", "limits", "path")
     plan_options = {k: v for k, v in options.items() if k in _PLAN_KEYS}
@@ -351,7 +370,10 @@ def _create_like(
     if plan_options.get("name") is None:
         plan_options["name"] = default_name(url, path)
     plan = plan_image(
-        **plan_options, level_translations=level_translations, level_shapes=level_shapes
+        **plan_options,
+        level_translations=level_translations,
+        level_shapes=level_shapes,
+        level_scales=level_scales,
     )
     if image_label is not None:
         plan = _as_label(plan, image_label)

@@ -151,6 +151,12 @@ def _level_shape(shape: Sequence[int], axes: Sequence[str], factor: int) -> tupl
     return tuple(-(-n // factor) if i in yx else n for i, n in enumerate(shape))
 
 
+def _level_scale(scale: Sequence[float], axes: Sequence[str], factor: int) -> list[float]:
+    """The scale of a level ``factor`` times smaller in y/x (the other axes keep theirs)."""
+    yx = _yx(axes)
+    return [s * factor if i in yx else s for i, s in enumerate(scale)]
+
+
 @dataclass(frozen=True)
 class ImagePlan:
     """Everything :func:`create_async` writes: per-level array metadata and the NGFF metadata."""
@@ -203,6 +209,7 @@ def plan_image(
     fill_value: Any = None,
     level_translations: Sequence[Sequence[float]] | None = None,
     level_shapes: Sequence[Sequence[int]] | None = None,
+    level_scales: Sequence[Sequence[float]] | None = None,
     unique_channels: bool = True,
 ) -> ImagePlan:
     """Plan an image (pure: no I/O); see :func:`create_async` for the parameters.
@@ -211,8 +218,10 @@ def plan_image(
 
     ``create_like`` copies what a source has and ``create`` does not make:
     ``level_translations``, one translation per level (levels translated apart, as
-    ome-zarr-py centres them; it replaces ``translation``), and ``level_shapes``, the shape of
-    every level (ome-zarr-py's are ``floor(n / 2)``, not ``ceil``).
+    ome-zarr-py centres them; it replaces ``translation``), ``level_shapes``, the shape of
+    every level (ome-zarr-py's are ``floor(n / 2)``, not ``ceil``), and ``level_scales``, the
+    scale of every level, one per axis (ome-zarr-py's are exact: ``61 / 30`` times level 0's
+    for 61 -> 30 pixels, not 2); the first must be ``scale``'s.
     """
     shape_l = _sizes(shape, "shape")
     if axes is None:
@@ -272,7 +281,7 @@ def plan_image(
         per_level = [_per_axis(list(t), names, 0.0, "translation") for t in level_translations]
         if len(per_level) != n_levels:
             raise ValueError(f"{len(per_level)} level translations for {n_levels} levels")
-    yx = _yx(names)
+    scales = _level_scales(level_scales, scale0, names, n_levels, downscale)
     arrays: list[ArrayMeta] = []
     datasets: list[NgffDataset] = []
     if level_shapes is not None and (
@@ -304,8 +313,7 @@ def plan_image(
             arrays.append(array_meta_v3(lshape, dt, names, lchunks, lshards, compressor, fill))
         else:
             arrays.append(array_meta_v2(lshape, dt, lchunks, compressor, fill))
-        lscale = [s * factor if j in yx else s for j, s in enumerate(scale0)]
-        transforms: list[Any] = [Scale(scale=lscale)]
+        transforms: list[Any] = [Scale(scale=scales[i])]
         if per_level is not None:
             transforms.append(Translation(translation=per_level[i]))
         elif trans is not None:
@@ -353,6 +361,29 @@ def plan_image(
     return ImagePlan(
         version=ngff_version, paths=paths, arrays=tuple(arrays), ome=ome, auto_windows=auto_windows
     )
+
+
+def _level_scales(
+    given: Sequence[Sequence[float]] | None,
+    scale0: list[float],
+    names: list[str],
+    n_levels: int,
+    downscale: int,
+) -> list[list[float]]:
+    """Every level's scale: ``given`` (``level_scales``, checked: one per level, positive, one
+    value per axis, the first ``scale0``), else ``scale0`` times ``downscale**i`` in y/x."""
+    if given is None:
+        return [_level_scale(scale0, names, downscale**i) for i in range(n_levels)]
+    if isinstance(given, str | bytes) or not isinstance(given, Sequence):
+        raise TypeError(f"level_scales must be one scale per level, got {given!r}")
+    if len(given) != n_levels:
+        raise ValueError(f"level_scales: {len(given)} scales for {n_levels} levels")
+    scales = [
+        _per_axis(s, names, 1.0, f"level_scales[{i}]", positive=True) for i, s in enumerate(given)
+    ]
+    if scales[0] != scale0:
+        raise ValueError(f"level_scales[0] {scales[0]} is not the scale {scale0} of level 0")
+    return scales
 
 
 def downsampling(method: str) -> dict[str, Any]:
