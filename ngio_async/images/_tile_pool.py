@@ -39,10 +39,11 @@ def _refs(arrays: list[NDArray[Any]], i: int) -> int:
     return sys.getrefcount(arrays[i])
 
 
+# recycle only where references are counted as CPython with the GIL counts them (a
+# free-threaded build defers and splits counts; other interpreters have no getrefcount)
+_COUNTS = hasattr(sys, "getrefcount") and not sysconfig.get_config_var("Py_GIL_DISABLED")
 # what _refs counts for an array that only the list holds (calibrated, not assumed)
-_LISTED = _refs([np.empty(0)], 0)
-# a free-threaded build counts references differently (deferred, per thread): no recycling
-_COUNTS = not sysconfig.get_config_var("Py_GIL_DISABLED")
+_LISTED = _refs([np.empty(0)], 0) if _COUNTS else 0
 
 
 class TilePool:
