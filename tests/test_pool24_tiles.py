@@ -242,3 +242,26 @@ def test_threads_never_get_an_array_another_thread_holds() -> None:
         t.join()
     assert not errors
     assert pool.reused > 0
+
+
+@pytest.mark.usefixtures("small_tiles_pooled")
+async def test_stream_recycles_the_tiles_its_consumer_dropped_never_those_it_returned(
+    tmp_path: Path,
+) -> None:
+    (data,) = write_image(tmp_path, SPEC)
+    async with ngio_async.open_async(tmp_path) as ds:
+        tiles = ds.tiles(prefetch=2)
+        async with ngio_async.stream(tiles, lambda a: int(a.sum())) as results:
+            async for tile, total in results:
+                assert total == int(data[tile.region].sum())
+        assert tiles.array_pool is not None
+        assert tiles.array_pool.reused > 0
+        tiles = ds.tiles(prefetch=2)
+        done = await ngio_async.stream(tiles, lambda a: a[:, 1:])  # (tile, view) pairs
+        assert tiles.array_pool is not None
+        assert tiles.array_pool.reused == 0
+        assert done is not None
+        assert len(done) == SPEC.shape[0]
+        for tile, view in done:
+            np.testing.assert_array_equal(tile.data, data[tile.region])
+            np.testing.assert_array_equal(view, data[tile.region][:, 1:])
