@@ -147,7 +147,6 @@ async def test_stitch_is_refused_before_anything_is_written(tmp_path: Path) -> N
                 ValueError,
                 "at most half",
             ),
-            ({"unique_labels": 100}, ds.read_rois([ds.image_roi()]), TypeError, "ds.tiles"),
         ]
         for kwargs, items, error, match in cases:
             with pytest.raises(error, match=match):

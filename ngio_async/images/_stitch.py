@@ -10,7 +10,8 @@ in memory, and only the ids seen there can be joined: at the end, the boxes of t
 changed are read back from the level written and rewritten (with its pyramid), nothing else.
 ``StitchConfig(compact=True)``: the ids of every stored object are noted as the tiles land, and
 that same pass renumbers them 1..N (ngio's ``compact``); ``seam_matcher``: another rule than
-the IoU deciding which ids are one object.
+the IoU deciding which ids are one object. A ROI stream (``read_rois(..., halo=)``, or
+overlapping ROIs): :class:`RoiStitch`, each result compared with the landed ones it meets.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import math
 import numbers
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -31,9 +32,10 @@ if TYPE_CHECKING:
     from ..engine import Region
     from ..engine.pyramid import Method
     from ._dataset import Dataset
+    from ._rois import RoiStream
     from ._tiles import Tile, TileStream
 
-__all__ = ["SeamMatcher", "Stitch", "StitchConfig", "check_stitch", "iou_pairs"]
+__all__ = ["RoiStitch", "SeamMatcher", "Stitch", "StitchConfig", "check_stitch", "iou_pairs"]
 
 #: ``matcher(patch_a, patch_b) -> [(id_a, id_b), ...]``: two neighbour tiles' labels over the
 #: pixels both cover (same shape, ``out``'s level, the tile first in the grid as ``patch_a``),
@@ -59,7 +61,8 @@ class StitchConfig:
       stored object holding an id is rewritten once; numbers are given in the order ngio's
       gives them (stored objects in grid order, ids ascending in each). Needs the tiles to
       cover ``out``'s level whole and ``out`` without ``image-label`` colors or properties
-      (keyed by the ids renumbered): else ``ValueError`` at the call.
+      (keyed by the ids renumbered): else ``ValueError`` at the call (a ROI stream's too:
+      ROIs seldom cover the label).
     """
 
     iou_threshold: float = 0.3
@@ -121,11 +124,7 @@ def check_stitch(
     from ._tiles import TileStream
 
     if isinstance(tiles, RoiStream):
-        raise TypeError(
-            "stream(..., stitch=...) joins the labels of tiles across their seams: a ROI "
-            "stream (ds.read_rois(..., halo=...)) is not stitched (ngio's SegmentationIterator "
-            "stitches ROI lists; here stream ds.tiles(..., overlap=...))"
-        )
+        return _check_roi_stitch(config, tiles, out, unique_labels)
     if not isinstance(tiles, TileStream) or not isinstance(out, Dataset):
         raise TypeError(
             "stream(..., stitch=...) joins the labels of tiles across their seams: stream "
@@ -163,6 +162,36 @@ def check_stitch(
             )
     if config.compact:
         _check_compact(tiles, out)
+    return config
+
+
+def _check_roi_stitch(
+    config: StitchConfig, rois: RoiStream, out: object, unique_labels: int | None
+) -> StitchConfig:
+    """Refuse, at the call, a ROI stream that cannot stitch into ``out``."""
+    from ._dataset import Dataset
+
+    if not isinstance(out, Dataset):
+        raise TypeError(
+            "stream(ds.read_rois(...), ..., stitch=...) joins the labels of ROIs across their "
+            "overlaps: out=<a label dataset>"
+        )
+    if out.dtype.kind not in "iu":
+        raise TypeError(
+            f"stream(..., stitch=...) joins label ids: out ({out.url}) holds {out.dtype}, "
+            "not integers; stream into a label image (ds.labels.create(...))"
+        )
+    if unique_labels is None:
+        raise ValueError(
+            "stream(..., stitch=...) needs unique_labels=n: each ROI's ids in its own block "
+            "of n (ngio's StitchConfig.block_size)"
+        )
+    if config.compact:
+        raise ValueError(
+            "stream(ds.read_rois(...), ..., stitch=StitchConfig(compact=True)): ROIs seldom "
+            f"cover the whole label ({out.url}), whose other ids renumbering 1..N would meet; "
+            "compact=False (or stream ds.tiles(..., overlap=...))"
+        )
     return config
 
 
@@ -256,6 +285,7 @@ class Stitch:
     rewrites: int = 0
     #: ``compact``: each object's id once joined -> its number (1..N)
     numbers: dict[int, int] = field(default_factory=dict)
+    items: ClassVar[str] = "tiles"  # (what the errors name)
 
     @classmethod
     def of(
@@ -331,7 +361,7 @@ class Stitch:
         m = self.config.seam_matcher
         if m is None:
             return iou_pairs(a, b, self.threshold)
-        where = f"the tiles at {_where(regions[0])} and {_where(regions[1])}"
+        where = f"the {self.items} at {_where(regions[0])} and {_where(regions[1])}"
         try:
             got = list(m(a, b))
         except Exception as exc:
@@ -502,6 +532,51 @@ class Stitch:
                 "renumbering 1..N would meet ids the stream did not write; the tiles' ids are "
                 "left in their blocks, not joined (tile the whole image, or compact=False)"
             )
+
+
+@dataclass
+class RoiStitch(Stitch):
+    """A ROI stream's stitch: each ROI's result (its grown box, on ``out``'s axes) compared
+    with every landed ROI's whose grown box meets it, over the pixels both cover (ngio's
+    stitch of a ROI list: FOVs with a halo, overlapping FOVs). The results are held until the
+    stream ends (any later ROI may meet them)."""
+
+    items: ClassVar[str] = "ROIs"
+    #: per ROI landed: its position, name, grown box in ``out``'s level, result there
+    landed: list[tuple[int, str, Region, NDArray[Any]]] = field(default_factory=list)
+
+    @classmethod
+    def of_rois(cls, config: StitchConfig) -> RoiStitch:
+        return cls(config, (), ())
+
+    def add_roi(
+        self, index: int, name: str, grown: Region, pred: NDArray[Any], core: Region
+    ) -> None:
+        """Join ``pred`` (ROI ``index``'s ids over ``grown``) with the landed ROIs' ids over
+        the pixels both cover; note the boxes of its ids in ``core``, the box it writes."""
+        for other, _, box_o, pred_o in self.landed:
+            box = _intersection(grown, box_o)
+            if box is None:
+                continue
+            mine, theirs = _part(pred, grown, box), _part(pred_o, box_o, box)
+            first = other < index
+            a, b = (theirs, mine) if first else (mine, theirs)
+            regions = (box_o, grown) if first else (grown, box_o)
+            for x, y in self._match(a, b, regions):
+                self._union(x, y)
+        self.landed.append((index, name, grown, pred))
+        from ._rois import _bounds
+
+        boxes: dict[int, list[list[int]]] = {}
+        _bounds(_part(pred, grown, core), [s.start for s in core], boxes)
+        self.written[(len(self.written),)] = (core, boxes)
+
+
+def _part(pred: NDArray[Any], region: Region, box: Region) -> NDArray[Any]:
+    """``pred`` (over ``region``) over ``box`` (inside it)."""
+    return pred[
+        tuple(slice(b.start - r.start, b.stop - r.start) for b, r in zip(box, region, strict=True))
+    ]
 
 
 def _bucket(

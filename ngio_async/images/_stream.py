@@ -19,7 +19,7 @@ from .._prefetch import SETTLE_SECONDS, Unsettled, single_leaf, start_deferred, 
 from .._workers import Workers
 from ..engine.plan import region_shape
 from ._rois import MaskedImage, RoiRead, RoiStream
-from ._stitch import Stitch, StitchConfig, check_stitch
+from ._stitch import RoiStitch, Stitch, StitchConfig, check_stitch
 from ._stream_out import (
     _AxisMap,
     _check_finer,
@@ -38,6 +38,7 @@ from ._stream_out import (
 from ._stream_results import (
     _roi_name,
     _stitch_add,
+    _stitch_add_roi,
     _tile_name,
     _write_roi,
     _write_tile,
@@ -120,6 +121,11 @@ class Stream(Generic[R]):
         self._unique = None if unique_labels is None else _positive("unique_labels", unique_labels)
         # tiles' labels joined across their seams (ngio's StitchConfig)
         self._stitch = check_stitch(stitch, tiles, out, self._unique)
+        if self._stitch is not None and self._masked:
+            raise ValueError(
+                "stream(..., masked=True, stitch=...): a masked ROI's result is written inside "
+                "its object alone; stitch joins whole results: one or the other"
+            )
         #: ``stitch=``: what was joined (``mapping()``) and how many boxes were rewritten
         self.stitched: Stitch | None = None
         self._pyramid = pyramid
@@ -248,9 +254,13 @@ class Stream(Generic[R]):
         )
         level = target.levels[index]
         unsure: list[Region] = []
+        stitch = None if self._stitch is None else RoiStitch.of_rois(self._stitch)
+        self.stitched = stitch
         try:
             async with self as results:
                 async for ordered, result in results:
+                    if stitch is not None:  # (the whole result, its halo included)
+                        _stitch_add_roi(stitch, out, ordered, result, rois, index)
                     item, value = rois.natural(ordered, result)  # (axes_order undone)
                     # a write under way is finished when the caller is cancelled (bounded):
                     # never half a ROI written (another item's error waits for the next one)
@@ -287,11 +297,19 @@ class Stream(Generic[R]):
         if cascade is not None:
             try:
                 await cascade.finish()
+                if stitch is not None:  # the ids joined rewritten, the levels following
+                    await stitch.finish(target, index, cascade._method)
+            except BaseException as exc:
+                if finer is not None:
+                    await finer.settle(exc)
+                raise
             finally:
                 _follow_metadata(target, cascade)
             if finer is not None:
                 await finer.build()
             await target._follow_data_windows()
+        elif stitch is not None:
+            await stitch.finish(target, index, False)
 
     def _written_mask(self, out: Any, item: RoiRead, region: Region) -> NDArray[np.bool_] | None:
         """Where a ROI's write changed its box (of ``region``): its object's pixels for a
@@ -517,12 +535,16 @@ def stream(
     object, instead of the IoU; ``compact=True`` renumbers the objects 1..N as ngio's (its
     order) in the same final pass, each stored object holding ids rewritten once (the tiles
     must cover ``out``'s level, ``out`` without ``image-label`` colors or properties). Seams
-    along axes without overlap are not joined. Default ``None``: no stitching. At the call:
-    ``TypeError`` unless ``tiles`` is ``ds.tiles(...)`` (a ROI stream is not stitched) and
-    ``out`` a dataset of an integer type, or for a seam matcher not callable with two patches;
-    ``ValueError`` without ``overlap`` or ``unique_labels``, for a halo past half a tile, a
-    threshold outside (0, 1], id blocks (tiles x ``unique_labels``) past ``out``'s data type,
-    or ``compact`` where it cannot renumber (see :class:`StitchConfig`).
+    along axes without overlap are not joined. A ROI stream stitches too (ngio's stitch of a
+    ROI list): ``ds.read_rois(rois, halo=...)``, or ROIs that overlap (a microscope's FOVs),
+    each result compared with every landed one whose grown box meets it (the results held
+    until the stream ends); ``compact`` and ``masked=True`` are refused there. Default
+    ``None``: no stitching. At the call: ``TypeError`` unless ``out`` is a dataset of an
+    integer type, for tiles not of ``ds.tiles(...)``, or for a seam matcher not callable with
+    two patches; ``ValueError`` without ``unique_labels`` (tiles: without ``overlap``), for a
+    halo past half a tile, a threshold outside (0, 1], id blocks (tiles x ``unique_labels``)
+    past ``out``'s data type, or ``compact`` where it cannot renumber (see
+    :class:`StitchConfig`).
 
     Tiles with ``overlap=`` or ROIs with ``halo=`` written into the image they are read from
     (or another open of it) are refused at the call: a tile's halo would read pixels another

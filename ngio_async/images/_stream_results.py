@@ -11,15 +11,15 @@ import numpy as np
 
 from .._prefetch import to_the_end
 from ..engine.plan import region_shape
-from ._rois import MaskedImage, RoiRead, RoiStream, read_roi, roi_region
-from ._stream_out import _AxisMap, _shared_axes
+from ._rois import MaskedImage, RoiRead, RoiStream, _inner, read_roi, roi_region
+from ._stream_out import _AxisMap, _roi_region, _shared_axes
 from ._tiles import Tile
 from ._write import LevelWriter
 
 if TYPE_CHECKING:
     from ..engine import Region
     from ._cascade import Cascade
-    from ._stitch import Stitch
+    from ._stitch import RoiStitch, Stitch
 
 
 def _tile_name(tile: Tile) -> str:
@@ -63,6 +63,53 @@ def _stitch_add(stitch: Stitch, tile: Tile, value: Any, axis_map: _AxisMap | Non
     keep = None if axis_map is None else axis_map.keep
     core = tile.core if keep is None else tuple(tile.core[i] for i in keep)
     stitch.add(tile, pred, core, keep)
+
+
+def _stitch_add_roi(
+    stitch: RoiStitch, out: Any, r: RoiRead, value: Any, rois: RoiStream, index: int
+) -> None:
+    """Hand ``func``'s result for ROI read ``r`` (in the stream's ``axes_order``), whole, to
+    the stream's stitch, on ``out``'s axes at its level ``index`` (errors name the ROI)."""
+    whole, pred = rois.natural(replace(r, core=None, inner=None), value)
+    data = whole.data
+    pred = np.asarray(pred)
+    if pred.shape != data.shape and _unsqueezes(pred.shape, data.shape):
+        pred = pred.reshape(data.shape)
+    where = _roi_name(r)
+    if pred.shape != data.shape:
+        raise ValueError(
+            f"stream(..., stitch=...): func returned shape {pred.shape} for {where} of shape "
+            f"{data.shape}: stitching compares the labels of the whole ROI, its halo included "
+            "(return the read's shape)"
+        )
+    kept = [a for a, s in zip(rois._image.axes, r.region, strict=True) if not isinstance(s, int)]
+    inner = tuple(slice(0, n) for n in data.shape) if r.core is None else _inner(r.region, r.core)
+    core = _roi_region(out, r, rois, index)
+    grown, take = [], []
+    for a, c in zip(out.axes, core, strict=True):
+        if a in kept:
+            i = kept.index(a)
+            lo = c.start - (inner[i].start or 0)
+            grown.append(slice(lo, lo + data.shape[i]))
+            take.append(i)
+        else:
+            grown.append(c)
+    extra = [i for i, a in enumerate(kept) if a not in out.axes]
+    if any(data.shape[i] != 1 for i in extra) or any(
+        c.stop - c.start != 1 for a, c in zip(out.axes, core, strict=True) if a not in kept
+    ):
+        raise ValueError(
+            f"stream(..., stitch=...): {where} read axes {kept}, out ({out.url}) has "
+            f"{list(out.axes)}: the axes one lacks must have length 1"
+        )
+    on_out = np.transpose(
+        np.squeeze(pred, axis=tuple(extra)),
+        [[i for i in range(len(kept)) if i not in extra].index(i) for i in take],
+    )
+    on_out = on_out.reshape(tuple(g.stop - g.start for g in grown))
+    stitch.add_roi(
+        r.index if r.index is not None else 0, r.roi.name, tuple(grown), on_out, tuple(core)
+    )
 
 
 def _roi_name(r: RoiRead) -> str:
