@@ -71,11 +71,14 @@ class _DatasetWrites(_DatasetEdits):
             selection's axes in the image's order; ``ValueError`` as there).
         :param merge: combine ``data`` with the stored pixels (ngio's ``merge``): ``"max"``,
             ``"min"``, ``"sum"``, ``"keep_nonzero"`` (the patch where it is not 0) or
-            ``f(stored, patch)``; default ``None``: ``data`` replaces them. Merges through
-            one dataset object run one at a time; see :mod:`ngio_async.images._merge`. An
-            unknown rule is a ``ValueError``, a function that cannot be called with two
-            arguments a ``TypeError``, both before any I/O; a ``"sum"`` the data type
-            cannot hold is a ``ValueError`` (ngio wraps it).
+            ``f(stored, patch)`` (elementwise: it is applied to each stored object's part);
+            default ``None``: ``data`` replaces them. The merge happens in each stored
+            object's own read-modify-write (one GET per object), so concurrent merges into
+            the same pixels, from other processes too, all land; see
+            :mod:`ngio_async.images._merge`. An unknown rule or data that does not fit the
+            selection is a ``ValueError``, a function that cannot be called with two
+            arguments a ``TypeError``, all before any I/O; a ``"sum"`` the data type cannot
+            hold is a ``ValueError`` (ngio wraps it), the object where it occurs unwritten.
         :raises ReadOnlyError: the dataset is read-only (raised before any I/O).
         """
         self._check_writable()

@@ -3,36 +3,54 @@
 ``"keep_nonzero"`` (the patch where it is not 0, the stored pixels elsewhere) or a function
 ``f(stored, patch) -> array``.
 
-The selection is read, combined and written under one lock per dataset object, so merges of
-one open image (tasks of a stream, threads of the blocking API) never lose each other's
-pixels; merges through separate opens or processes into the same pixels at once are not
-coordinated (ngio's neither). A ``"sum"`` of integers is exact (up to 64 bits, signed or not:
-numpy would add ``uint64`` and ``int64`` as ``float64``) and a result the data type cannot hold
-is refused, as every write refuses it (ngio wraps it around).
+The merge happens inside each stored object's own read-modify-write
+(:func:`~ngio_async.images._write.write_region`): the object is read once, the rule applied to
+its stored pixels of the selection and the patch's, and the result stored under the object's
+lock file (local disk) or put conditional on the version read (S3, GCS, Azure, memory; read and
+merged again on a conflict). So merges into the same pixels at once, from tasks, threads, opens
+or processes, all land (ngio's do not: it reads the selection, then writes it), and a merge
+costs one GET per object touched (the selection's read and then the write's own read were two
+per partial object). Whole-selection refusals come before any I/O: an unknown rule, a function
+that cannot take two arguments, data that does not broadcast to the selection.
+
+The rule runs on each object's part, so a function must be elementwise (ngio's are): the
+stored pixels and the patch it gets are the same-shaped part of the selection (a strided
+selection's pixels as 1-D arrays), and a result of another shape is refused. Whether a Python
+function is elementwise cannot be told without calling it on the data, so none is given the
+whole selection any more (that needed the read of all of it first, and lost concurrent merges).
+
+A ``"sum"`` of integers is exact (up to 64 bits, signed or not: numpy would add ``uint64`` and
+``int64`` as ``float64``), and a result the data type cannot hold is refused as every write
+refuses it (ngio wraps it around). Such a refusal depends on the stored pixels, so it comes in
+the read-modify-write of the object where it occurs: that object is not written; in a merge of
+several objects, others may have been merged already (as after any failed write of several).
 """
 
 from __future__ import annotations
 
 import inspect
-import weakref
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
 
-import anyio
 import numpy as np
 
-from ._write import out_of_range
+from ..engine import normalize_selection
+from ._write import fit_data, out_of_range, write_region
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike, NDArray
 
+    from ..engine import Region
     from ..engine.pyramid import Method
     from ..tables import Roi
     from ._dataset import Dataset
+    from ._level import Level
 
 __all__ = ["MERGE_RULES", "Merge", "merge_write", "merge_write_roi"]
 
 Merge = Literal["max", "min", "sum", "keep_nonzero"] | Callable[[Any, Any], "ArrayLike"]
+Rule = Callable[[Any, Any], "ArrayLike"]
 
 
 class SumOutOfRange(ValueError):
@@ -113,7 +131,10 @@ MERGE_RULES: dict[str, Callable[[NDArray[Any], NDArray[Any]], NDArray[Any]]] = {
     "keep_nonzero": lambda stored, patch: np.where(patch != 0, patch, stored),
 }
 
-_LOCKS: weakref.WeakKeyDictionary[Dataset, anyio.Lock] = weakref.WeakKeyDictionary()
+
+#: the rules whose result merged again with the same patch is the same (one conditional put
+#: refused, then found stored, may be taken as landed: see ``AsyncStore.update``)
+IDEMPOTENT = frozenset({"max", "min", "keep_nonzero"})
 
 
 def rule_of(merge: Merge) -> Callable[[NDArray[Any], NDArray[Any]], ArrayLike]:
@@ -146,41 +167,114 @@ def _check_arity(fn: Callable[..., Any]) -> None:
         return
 
 
+class _Combine:
+    """``merge``'s rule applied to one stored object's part (in its read-modify-write, a
+    worker thread): the merged pixels as the level's data type, refused as a plain write
+    refuses values it cannot hold, or a function's result of another shape."""
+
+    def __init__(self, fn: Rule, dtype: np.dtype[Any], label: str, merge: Merge) -> None:
+        self.fn, self.dtype, self.label, self.merge = fn, dtype, label, merge
+        # merging the result again with the same patch changes nothing (a sum does; a
+        # function: not known)
+        self.idempotent = isinstance(merge, str) and merge in IDEMPOTENT
+
+    def __call__(self, stored: NDArray[Any], patch: NDArray[Any]) -> NDArray[Any]:
+        try:
+            out = np.asarray(self.fn(stored, patch))
+        except SumOutOfRange as exc:  # refused as every write refuses it
+            raise out_of_range(exc.low, exc.high, stored.dtype, self.label) from None
+        if out.shape != stored.shape:
+            raise ValueError(
+                f"merge function {getattr(self.merge, '__name__', self.merge)!r} gave shape "
+                f"{out.shape} for pixels of shape {stored.shape} ({self.label}): it is applied "
+                "to each stored object's part of the selection and must work elementwise"
+            )
+        fitted = fit_data(out, stored.shape, self.dtype, self.label)
+        return fitted.astype(self.dtype, copy=False)  # (truncated as an assignment does)
+
+
 async def merge_write(
     ds: Dataset,
     data: ArrayLike,
     level: int | str,
-    pyramid: Any,
+    pyramid: bool | Method | None,
     axes: dict[str, Any],
     merge: Merge,
 ) -> None:
     """Write ``data`` combined by ``merge`` with the pixels stored at the selection ``axes``
-    (see :meth:`Dataset.write`)."""
+    (see :meth:`Dataset.write`), inside each stored object's own read-modify-write."""
+    from ._dataset_writes import _is_cascade
+
     fn = rule_of(merge)
-    lock = _LOCKS.get(ds)
-    if lock is None:
-        lock = _LOCKS[ds] = anyio.Lock()
-    async with lock:
-        stored = await ds.read(level, **axes)
-        where = f"level {ds.levels[ds._level_index(level)].path!r} of {ds.url}"
-        given = np.asarray(data)
-        try:
-            patch = np.broadcast_to(given, stored.shape)
-        except ValueError:
-            raise ValueError(
-                f"data of shape {given.shape} does not fit the selection of shape "
-                f"{stored.shape} of {where} (merge={merge!r})"
-            ) from None
-        try:
-            out = np.asarray(fn(stored, patch))
-        except SumOutOfRange as exc:  # refused as every write refuses it
-            path = ds.levels[ds._level_index(level)].path
-            raise out_of_range(exc.low, exc.high, stored.dtype, f"level {path!r}") from None
-        if out.shape != stored.shape:
-            raise ValueError(
-                f"merge function gave shape {out.shape}, the selection of {where} is {stored.shape}"
-            )
-        await ds.write(out, level, pyramid, **axes)
+    index = ds._level_index(level)
+    lvl = ds.levels[index]
+    label = f"level {lvl.path!r}"
+    combine = _Combine(fn, lvl.dtype, label, merge)
+    parts = _parts(ds, lvl, data, axes, merge)  # (refusals: before any I/O)
+    own = not _is_cascade(pyramid)  # a stream's cascade (pyramid=): the stream finishes it
+    cascade = ds._cascade(index, pyramid)
+    after = None if cascade is None else partial(cascade.add, 0)
+    landed = lvl.begun
+    try:
+        for region, piece, mask in parts:
+            await write_region(lvl, region, piece, after, where=mask, merge=combine)
+    except BaseException as exc:
+        if cascade is not None and own:  # the lower levels follow what the level got
+            unsure = [ds.region_of(index, **axes)] if lvl.begun != landed else []
+            await cascade.settle(exc, unsure)
+        raise
+    if cascade is None or not own:
+        ds._extents.clear()  # the lowest level may have changed: scanned again
+    else:
+        await cascade.finish()
+        await ds._follow_data_windows(ds.region_of(index, **axes))
+
+
+def _parts(
+    ds: Dataset, lvl: Level, data: ArrayLike, axes: dict[str, Any], merge: Merge
+) -> list[tuple[Region, NDArray[Any], NDArray[np.bool_] | None]]:
+    """The writes of a merge at the selection ``axes``: ``(region, data, mask)`` (``None``:
+    all of the region), one per pick of a list selection; a ``ValueError`` naming the shapes
+    when ``data`` does not broadcast to the selection's."""
+    selection, pick = ds._selection(lvl, axes)
+    picks: list[int | None] = [None] if pick is None else list(pick[1])
+    at = 0
+    if pick is not None:  # the shape of one pick, then the picks along their axis
+        selection[pick[0]] = slice(0, 1)
+        at = pick[0] - sum(1 for s in selection[: pick[0]] if isinstance(s, int))
+    shape = list(normalize_selection(tuple(selection), lvl.shape).shape)
+    if pick is not None:
+        shape[at] = len(picks)
+    sels = []
+    for i in picks:
+        if pick is not None and i is not None:
+            selection[pick[0]] = slice(i, i + 1)
+        sels.append(normalize_selection(tuple(selection), lvl.shape))
+    given = np.asarray(data)
+    try:
+        value = np.broadcast_to(given, tuple(shape))
+    except ValueError:
+        raise ValueError(
+            f"data of shape {given.shape} does not fit the selection of shape "
+            f"{tuple(shape)} of level {lvl.path!r} of {ds.url} (merge={merge!r})"
+        ) from None
+    out: list[tuple[Region, NDArray[Any], NDArray[np.bool_] | None]] = []
+    for k, sel in enumerate(sels):
+        one = value if pick is None else value[(slice(None),) * at + (slice(k, k + 1),)]
+        region_shape = tuple(r.stop - r.start for r in sel.region)
+        if all(st == 1 for st in sel.steps):
+            out.append((sel.region, np.reshape(one, region_shape), None))
+            continue
+        # strided: the selected pixels of the region's box, marked
+        index = tuple(
+            0 if ax in sel.drop_axes else slice(None, None, st) for ax, st in enumerate(sel.steps)
+        )
+        mask = np.zeros(region_shape, dtype=bool)
+        mask[index] = True
+        block = np.zeros(region_shape, dtype=one.dtype)
+        block[index] = one
+        out.append((sel.region, block, mask))
+    return out
 
 
 async def merge_write_roi(

@@ -79,6 +79,8 @@ if TYPE_CHECKING:
     from ._level import Level
 
     AfterWrite = Callable[[Region, NDArray[Any]], Awaitable[None]]
+    #: ``combine(stored, piece)``: the pixels to store for ``piece`` given the ones stored
+    Combine = Callable[[NDArray[Any], NDArray[Any]], NDArray[Any]]
 
 __all__ = [
     "KeyLocks",
@@ -165,6 +167,7 @@ async def write_region(
     *,
     locked: bool = False,
     where: NDArray[np.bool_] | None = None,
+    merge: Combine | None = None,
 ) -> None:
     """Write ``data`` (broadcast to the region's shape) into ``region`` of ``level``.
 
@@ -175,9 +178,16 @@ async def write_region(
     others keep their stored values, read in the object's own read-modify-write (one read of
     each object, under its lock or conditional put: see :func:`write_at`). Objects it marks
     nothing in are neither read nor written (nor given to ``after``).
+    ``merge``: every object is read (once, in its read-modify-write, retried with a fresh read
+    on a conflict) and its part takes ``merge(stored part, data's part)``, not ``data``
+    (which is not cast: ``merge`` checks and casts; the caller checked its shape).
     """
     shape = region_shape(region)
-    arr = fit_data(data, shape, level.dtype, f"level {level.path!r}, region {_describe(region)}")
+    if merge is not None:
+        arr = np.broadcast_to(np.asarray(data), shape)
+    else:
+        where_ = f"level {level.path!r}, region {_describe(region)}"
+        arr = fit_data(data, shape, level.dtype, where_)
     if arr.size == 0:
         return
     if where is not None and where.shape != shape:
@@ -211,6 +221,7 @@ async def write_region(
                         arr,
                         mask,
                         after,
+                        merge,
                         what=f"the write of {key!r} (level {level.path!r})",
                     )
                 finally:
@@ -285,9 +296,11 @@ async def _write_object(
     arr: NDArray[Any],
     mask: NDArray[np.bool_] | None = None,
     after: AfterWrite | None = None,
+    merge: Combine | None = None,
 ) -> NDArray[Any] | None:
-    """Write the object's part of ``arr`` (where ``mask`` marks it, ``None``: all); the
-    pixels of that part as stored now when ``mask`` and ``after`` are given, else ``None``."""
+    """Write the object's part of ``arr`` (where ``mask`` marks it, ``None``: all; combined
+    with the stored pixels by ``merge``); the pixels of that part as stored now when ``after``
+    and ``mask`` or ``merge`` are given, else ``None``."""
     obj = object_region(level, plan.coords)
     piece = arr[plan.out_selection]
     # the box the piece fills inside the object
@@ -296,9 +309,10 @@ async def _write_object(
         for r, o in zip(region, obj, strict=True)
     )
     valid = region_shape(obj)
-    if valid != piece.shape or mask is not None:
-        out = None if mask is None or after is None else np.empty(piece.shape, level.dtype)
-        patch = _Patch(piece, local, valid, mask, out)
+    if valid != piece.shape or mask is not None or merge is not None:
+        keep = after is not None and (mask is not None or merge is not None)
+        out = np.empty(piece.shape, level.dtype) if keep else None
+        patch = _Patch(piece, local, valid, mask, out, merge)
         await _patch_object(level, codec, key, patch)
         return out
     # the whole object: built from the data alone, no read. Elsewhere than on local disk a
@@ -322,13 +336,15 @@ class _Patch(NamedTuple):
     """What one write puts into one stored object: ``piece`` at ``local`` (a box inside the
     object, whose in-bounds shape is ``valid``: edge objects are padded with the fill value
     beyond it), only where ``mask`` (of the piece's shape) is true (``None``: everywhere).
-    ``out``: filled with the box's pixels as written (the others as they were stored)."""
+    ``out``: filled with the box's pixels as written (the others as they were stored).
+    ``merge``: the box takes ``merge(stored box, piece)`` (elementwise), not ``piece``."""
 
     piece: NDArray[Any]
     local: Region
     valid: tuple[int, ...]
     mask: NDArray[np.bool_] | None = None
     out: NDArray[Any] | None = None
+    merge: Combine | None = None
 
 
 async def _put_object(
@@ -378,7 +394,10 @@ async def _patch_object(
         return new  # None: absent and all fill value, left absent
 
     try:
-        await store.update(key, edit, attempts=PATCH_ATTEMPTS)
+        # a merge of another writer may give the same bytes as this one (two sums of +1 into
+        # an absent object): only an idempotent one may take them for its own
+        idempotent = patch.merge is None or getattr(patch.merge, "idempotent", False)
+        await store.update(key, edit, attempts=PATCH_ATTEMPTS, idempotent=idempotent)
     except ChangedError as exc:
         raise ChangedError(
             f"the write of part of {key!r} (level {level.path!r}) at {store.url} was not stored: "
@@ -483,15 +502,12 @@ def _encode_object(
     thread): ``existing`` (``None``: absent) with ``patch`` written into it."""
     if isinstance(codec, ShardCodec):
         return _encode_shard(codec, key, existing, patch)
-    piece, local, valid, mask, out = patch
+    piece, local, valid, mask, out, merge = patch
     if existing is None:
         chunk = np.full(codec.shape, codec.fill_value, dtype=codec.dtype)
     else:
         chunk = np.array(codec.decode(existing, key), dtype=codec.dtype, copy=True)
-    if mask is None:
-        chunk[local] = piece
-    else:
-        np.copyto(chunk[local], piece, where=mask)
+    _put_piece(chunk[local], piece, mask, merge)
     if out is not None:
         out[...] = chunk[local]
     inside = tuple(slice(0, n) for n in valid)
@@ -577,7 +593,7 @@ def _encode_inner(
     """Write ``patch`` into the inner chunks ``todo`` of shard ``key``: ``stored`` (their
     encoded bytes, from the existing shard) takes each one's new bytes, or loses it when it
     is all fill value (worker thread)."""
-    piece, local, valid, mask, out = patch
+    piece, local, valid, mask, out, merge = patch
     inner = codec.inner
     cs = codec.chunk_shape
     same_dtype = piece.dtype == codec.dtype
@@ -611,23 +627,41 @@ def _encode_inner(
             ic.start == 0 and ic.stop >= ins.stop for ic, ins in zip(in_chunk, inside, strict=True)
         ) and (marked is None or bool(marked.all()))
         old = stored.pop(coords, None)
-        if covers and mask is None and out is None and _whole(in_chunk, cs) and same_dtype:
+        plain = merge is None and mask is None and out is None
+        if covers and plain and _whole(in_chunk, cs) and same_dtype:
             part = piece[in_piece]  # encoded from the caller's pixels: no fill, no copy here
             if not inner.is_empty(part[inside]):
                 stored[coords] = inner.encode(part, label)
             continue
-        if covers or old is None:
+        if (covers and merge is None) or old is None:
             chunk = np.full(cs, codec.fill_value, dtype=codec.dtype)
         else:
             chunk = np.array(inner.decode(old, label), dtype=codec.dtype, copy=True)
-        if marked is None:
-            chunk[in_chunk] = piece[in_piece]
-        else:
-            np.copyto(chunk[in_chunk], piece[in_piece], where=marked)
+        _put_piece(chunk[in_chunk], piece[in_piece], marked, merge)
         if out is not None:
             out[in_piece] = chunk[in_chunk]
         if not inner.is_empty(chunk[inside]):
             stored[coords] = inner.encode(chunk, label)
+
+
+def _put_piece(
+    box: NDArray[Any],
+    piece: NDArray[Any],
+    mask: NDArray[np.bool_] | None,
+    merge: Combine | None,
+) -> None:
+    """Write ``piece`` (or ``merge(box, piece)``) into ``box`` (a view of the stored pixels
+    being patched), where ``mask`` marks (``None``: everywhere; with ``merge``: the marked
+    pixels alone are merged, as 1-D arrays)."""
+    if merge is None:
+        if mask is None:
+            box[...] = piece
+        else:
+            np.copyto(box, piece, where=mask)
+    elif mask is None:
+        box[...] = merge(box, piece)
+    else:
+        box[mask] = merge(box[mask], piece[mask])
 
 
 def _whole(box: tuple[slice, ...], shape: tuple[int, ...]) -> bool:
