@@ -94,7 +94,7 @@ async def _plan_plate(
 ) -> _PlatePlan:
     """Read the plate's wells and fields (metadata only, at most ``max_requests`` at a time)
     and plan every field image as :func:`convert` plans an image; nothing is written."""
-    from ..images._plate import PENDING_KEY
+    from ..images._plate_layout import PENDING_KEY
     from ..images._run_all import _run_all
     from ..meta._base import dump
 

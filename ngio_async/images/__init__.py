@@ -8,7 +8,8 @@ from ._dataset import Dataset, open_async
 from ._labels import Labels
 from ._level import Level
 from ._metadata import AxisCalibration, ChannelInfo, ImageMetadata, LevelCalibration
-from ._plate import Plate, PlateWell, create_plate_async, open_plate_async
+from ._plate import Plate, create_plate_async, open_plate_async
+from ._plate_layout import PlateWell
 from ._rois import MaskedImage, RoiRead, RoiStream
 from ._stitch import StitchConfig
 from ._stream import Stream, TileWriter, stream, stream_sync

@@ -34,175 +34,62 @@ serialised by locks, and the plate's and wells' documents are rewritten with
 Azure and memory stores, a ``flock`` of the document's directory on local disks), so several
 processes may add fields to one plate at once: none loses another's wells or fields, and
 ``field_count`` holds.
+
+Its parts: the layout (:class:`PlateWell`, names, the pending layout, a new plate's plan) in
+``_plate_layout``; reading the plate's document and the edits of its body in ``_plate_docs``;
+a plate's state, description and name resolution in ``_plate_base``; the rewrites of its and
+its wells' documents in ``_plate_documents``; ngio's further plate operations in
+``_plate_ops``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 
-from .._errors import (
-    ExistsError,
-    MetadataError,
-    NotFoundError,
-    PermissionDeniedError,
-    ReadOnlyError,
-    UnsupportedError,
-)
+from .._errors import ExistsError, MetadataError, NotFoundError, PermissionDeniedError
 from .._workers import Workers
-from ..meta import (
-    Acquisition,
-    Plate as PlateMeta,
-    Well,
-    WellImage,
-    validate,
-    write_document,
-)
-from ..meta._validate import _UNVERSIONED
-from ..meta.zarr import encode_group_v2, encode_group_v3
+from ..meta import Plate as PlateMeta, Well, write_document
+from ..meta.zarr import encode_group_v2
 from ..tables._plate import PlateTables
-from ._consolidated import _put_all, metadata_lock, update_consolidated
+from ._consolidated import _put_all
 from ._create import _PLAN_KEYS, _open_target
 from ._create_plan import ImagePlan, level_names, plan_image
 from ._dataset import Dataset
-from ._labels import _object, check_same_version
+from ._labels import check_same_version
 from ._metadata_writes import _claim, _prepare_root, claim_root, complete_root, discard_documents
-from ._node import StoreNode, store_path
+from ._node import store_path
 from ._open import join, read_group_metadata
 from ._opening import _check_mode, _Opening, closing_store_on_error, open_node
+from ._plate_docs import _derived_of, _read_plate, _well_listed
+from ._plate_documents import _PlateDocuments
+from ._plate_layout import (
+    PENDING_KEY,
+    AcquisitionSpec,
+    PlateWell,
+    WellSpec,
+    _directory_name,
+    _group_doc,
+    _name,
+    _plan_plate,
+    _split_well,
+)
 from ._run_all import _run_all
 
 if TYPE_CHECKING:
     import os
+    from collections.abc import Sequence
 
     from .._limits import Limits
-    from ..stores import AsyncStore, Buffer
+    from ..stores import AsyncStore
     from ._opening import Mode
 
-__all__ = ["Plate", "PlateWell", "create_plate_async", "open_plate_async"]
-
-_T = TypeVar("_T")
-
-#: the non-NGFF attribute holding the layout of a plate that has no field yet
-PENDING_KEY = "ngio_async"
-
-AcquisitionSpec = int | Mapping[str, Any] | Acquisition
-WellSpec = str | tuple[str | int, str | int]
+__all__ = ["Plate", "create_plate_async", "open_plate_async"]
 
 
-@dataclass(frozen=True, slots=True)
-class PlateWell:
-    """One well of a plate: ``path`` (``"A/1"``), ``row``, ``column`` and its fields of view."""
-
-    path: str
-    row: str
-    column: str
-    metadata: Well
-
-    @property
-    def images(self) -> list[WellImage]:
-        """The fields of view (``path``, ``acquisition``), in metadata order."""
-        return list(self.metadata.images)
-
-    @property
-    def fields(self) -> list[str]:
-        """The field paths, in metadata order."""
-        return [im.path for im in self.metadata.images]
-
-    def field_paths(self, acquisition: int | None = None) -> list[str]:
-        """The field paths, all or those of one acquisition."""
-        return [
-            im.path
-            for im in self.metadata.images
-            if acquisition is None or im.acquisition == acquisition
-        ]
-
-
-# ------------------------------------------------------------------------------ helpers
-def _where(store: AsyncStore, root: str) -> str:
-    return f"{store.url.rstrip('/')}/{root}" if root else store.url
-
-
-def _ngff_attrs(body: dict[str, Any], key: str, version: str) -> dict[str, Any]:
-    """The NGFF attributes ``{key: body}`` of ``version`` (what :func:`validate` takes)."""
-    if version == "0.4":
-        return {key: {**body, "version": "0.4"}}
-    return {"ome": {"version": version, key: body}}
-
-
-def _pending_meta(body: Any, version: str, where: str, unversioned: bool = False) -> PlateMeta:
-    """The :class:`~ngio_async.meta.Plate` of a pending layout (every rule checked; no wells);
-    ``unversioned``: of a 0.4 plate stored without ``version`` (marked as decoded so)."""
-    from msgspec.structs import replace
-
-    try:
-        row, column = body["rows"][0]["name"], body["columns"][0]["name"]
-        probe = {**body, "wells": [{"path": f"{row}/{column}", "rowIndex": 0, "columnIndex": 0}]}
-    except (KeyError, IndexError, TypeError):
-        raise MetadataError(
-            f"{where}: the pending plate layout needs 'rows' and 'columns'",
-            f"$.{PENDING_KEY}.plate",
-        ) from None
-    try:
-        plate = validate(_ngff_attrs(probe, "plate", version), kind="plate").plate
-    except MetadataError as exc:
-        raise MetadataError(f"{where}: pending plate layout: {exc.rule}", exc.path) from None
-    assert plate is not None
-    plate = replace(plate, wells=[])
-    if unversioned and version == "0.4":
-        plate.extra[_UNVERSIONED] = True
-    return plate
-
-
-def _name(value: Any, what: str) -> str:
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise TypeError(f"{what}: expected a name (str or int), got {value!r}")
-    text = str(value)
-    if not text.isascii() or not text.isalnum():
-        raise ValueError(f"{what} {text!r}: names are letters and digits only")
-    return text
-
-
-def _split_well(row: Any, column: Any) -> tuple[str, str]:
-    """``("A", "1")`` from ``("A", "1")``, ``("A", 1)`` or ``("A/1", None)``."""
-    if column is None:
-        if isinstance(row, tuple) and len(row) == 2:
-            row, column = row
-        elif isinstance(row, str) and row.count("/") == 1:
-            row, column = row.split("/")
-        else:
-            raise ValueError(f"a well is 'row/column' or (row, column), got {row!r}")
-    elif isinstance(row, str) and "/" in row:  # image(*pair) of image_paths(): (well, field)
-        raise ValueError(
-            f"{row!r} is a well path, so {column!r} cannot be its column: give the well as "
-            f"'row/column' or as row, column, and the field by name (field={column!r})"
-        )
-    return _name(row, "row"), _name(column, "column")
-
-
-def _acquisition_json(spec: AcquisitionSpec, i: int) -> dict[str, Any]:
-    from ..meta._base import dump
-
-    if isinstance(spec, Acquisition):
-        out: dict[str, Any] = dump(spec)
-        return out
-    if isinstance(spec, Mapping):
-        return dict(spec)
-    if isinstance(spec, int) and not isinstance(spec, bool):
-        return {"id": spec}
-    raise TypeError(f"acquisitions[{i}]: expected an id, a dict or an Acquisition, got {spec!r}")
-
-
-def _group_doc(v3: bool) -> list[tuple[str, bytes]]:
-    return [("zarr.json", encode_group_v3())] if v3 else [(".zgroup", encode_group_v2())]
-
-
-# ------------------------------------------------------------------------------ the plate
-class Plate(StoreNode):
+class Plate(_PlateDocuments):
     """An HCS plate: ``rows``, ``columns``, ``wells``, ``acquisitions``; fields open as datasets.
 
     Open with :func:`open_plate_async` (read; ``mode="r+"`` to add fields) or create with
@@ -240,7 +127,6 @@ class Plate(StoreNode):
         #: the plate's own tables (its ``tables/`` group) and its images' ones, concatenated
         self.tables = PlateTables(self, version=version)
 
-    # ---------------------------------------------------------------- opening / closing
     @classmethod
     async def open_in(
         cls,
@@ -269,116 +155,6 @@ class Plate(StoreNode):
             owns_store=owns_store,
             mode=mode,
         )
-
-    def _check_writable(self, *, ngff: bool = True) -> None:
-        """Refuse a write before any I/O: the plate is closed or read-only, or (``ngff``: the
-        write adds NGFF metadata, a field or a well) it is NGFF 0.6. Tables may be written
-        into a 0.6 plate: they leave its NGFF metadata alone."""
-        self._check_open()
-        if self.mode != "r+":
-            raise ReadOnlyError(
-                f"{self.url} is open read-only (mode='r'); open it with mode='r+' to write"
-            )
-        if ngff and self.version not in ("0.4", "0.5"):  # 0.6 is read, not written
-            raise UnsupportedError(
-                f"{self.url}: cannot write to an NGFF {self.version} plate (ngio_async writes "
-                "NGFF 0.4 and 0.5; a field added would be a 0.5 image in a 0.6 hierarchy)"
-            )
-
-    # ---------------------------------------------------------------- description
-    @property
-    def url(self) -> str:
-        return _where(self.store, self.root)
-
-    @property
-    def version(self) -> str:
-        """The NGFF version, ``"0.4"`` or ``"0.5"`` (the fields added follow it)."""
-        return self._version
-
-    @property
-    def name(self) -> str | None:
-        return self.metadata.name
-
-    @property
-    def rows(self) -> list[str]:
-        return [r.name for r in self.metadata.rows]
-
-    @property
-    def columns(self) -> list[str]:
-        return [c.name for c in self.metadata.columns]
-
-    @property
-    def wells(self) -> list[str]:
-        """The paths (``"A/1"``) of the wells listed, in metadata order (those with fields)."""
-        return [w.path for w in self.metadata.wells]
-
-    @property
-    def acquisitions(self) -> list[Acquisition]:
-        return list(self.metadata.acquisitions or ())
-
-    @property
-    def field_count(self) -> int | None:
-        """The most fields a well may have (``None``: not stated)."""
-        return self.metadata.field_count
-
-    def __repr__(self) -> str:
-        state = " closed" if self.closed else ""
-        return (
-            f"<Plate{state} {self.url} ngff={self.version} "
-            f"{len(self.metadata.rows)}x{len(self.metadata.columns)} wells={len(self.wells)}>"
-        )
-
-    # ---------------------------------------------------------------- reading
-    def _numbered(self, column: Any, name: str) -> str:
-        """The plate's column ``name``, or for an int ``column`` the plate's one column of that
-        number when its names are zero-padded (ngio's ``"01"``), as ngio takes ``column=1``."""
-        if name in self.columns or isinstance(column, bool) or not isinstance(column, int):
-            return name
-        same = [c for c in self.columns if c.isdigit() and int(c) == column]
-        return same[0] if len(same) == 1 else name
-
-    async def _listed(self, row: Any, column: Any) -> str:
-        """The path of the listed well ``(row, column)``; one not listed in the plate as read
-        is looked for again in its document read again (another writer may have listed it).
-
-        :raises NotFoundError: the plate does not list it (the well named).
-        """
-        r, c = _split_well(row, column)
-
-        def find() -> str:
-            path = f"{r}/{self._numbered(column, c)}"
-            if path not in self.wells:
-                shown = ", ".join(self.wells[:8]) + (", ..." if len(self.wells) > 8 else "")
-                raise NotFoundError(
-                    f"no well {path!r} in plate {self.url} (wells: {shown or 'none'})",
-                    url=self.store.url,
-                    key=join(self.root, path),
-                )
-            return path
-
-        return await self._or_reread(find)
-
-    async def _or_reread(self, resolve: Callable[[], _T]) -> _T:
-        """``resolve()`` (checks against the plate as read); when it refuses (``ValueError``,
-        :class:`NotFoundError`: no such row, column, well, acquisition), the same after the
-        plate's document is read again once: another writer may have added it since."""
-        try:
-            return resolve()
-        except (ValueError, NotFoundError):
-            await self._reread()
-        return resolve()
-
-    async def _reread(self) -> None:
-        """The plate's metadata read again from its document (serialised with its edits: an
-        edit's result is never replaced by an older read)."""
-        async with self._lock():
-            self.metadata, _ = await _read_plate(self.store, self.root)
-            self._derived = None  # read again when asked for
-
-    def _lock(self) -> anyio.Lock:
-        if self._plate_lock is None:
-            self._plate_lock = anyio.Lock()
-        return self._plate_lock
 
     async def well(self, row: str | int, column: str | int | None = None) -> PlateWell:
         """The well ``(row, column)`` (or ``"A/1"``): its fields of view. Its metadata is read
@@ -493,7 +269,6 @@ class Plate(StoreNode):
             )
         return fields[field]
 
-    # ---------------------------------------------------------------- writing
     async def add_image(
         self,
         row: str | int,
@@ -838,227 +613,9 @@ class Plate(StoreNode):
         derived = most is None or (self._derived is not None and acquisition in self._derived)
         return {acquisition: count} if derived and count > (most or 0) else {}
 
-    def _well_lock(self, path: str) -> anyio.Lock:
-        lock = self._well_locks.get(path)
-        if lock is None:
-            lock = self._well_locks[path] = anyio.Lock()
-        return lock
 
-    async def _unlist_field(self, well_path: str, name: str, *, last: bool) -> None:
-        """Unlist a field before it is replaced: from the well (and, when it is the well's
-        only field, the well from the plate first)."""
-        self._wells.pop(well_path, None)
-        if last and well_path in self.wells:
-            await self._edit_plate(lambda wells: [w for w in wells if w.get("path") != well_path])
-        await self._edit_well(well_path, lambda ims: [im for im in ims if im.get("path") != name])
-
-    async def _ensure_groups(self, row: str, well_path: str) -> None:
-        """The row and well groups (plain zarr groups), where missing."""
-        v3 = self.version != "0.4"
-        for group in (join(self.root, row), join(self.root, well_path)):
-            for key, data in _group_doc(v3):
-                if not await self.store.exists(join(group, key)):
-                    # create-only: another process may have made it meanwhile, with metadata
-                    await _claim(self.store, group, (join(group, key), data), exists_ok=True)
-        # consolidated copies get these groups with the well's document (_edit_well: a copy
-        # takes the groups missing above an entry from the store)
-
-    def _doc_key(self, root: str) -> str:
-        return join(root, ".zattrs" if self.version == "0.4" else "zarr.json")
-
-    async def _read_doc(self, root: str) -> tuple[str, dict[str, Any] | None]:
-        key = self._doc_key(root)
-        raw = await self.store.get(key)
-        return key, None if raw is None else _object(raw, key)
-
-    def _attrs(self, doc: dict[str, Any], key: str) -> dict[str, Any]:
-        """The attributes of a group document (0.5: ``attributes``; 0.4: the whole .zattrs)."""
-        if self.version == "0.4":
-            return doc
-        if doc.get("node_type") != "group":
-            raise MetadataError(f"{self.store.url}/{key} is not a group", "$.node_type")
-        attrs = doc.setdefault("attributes", {})
-        if not isinstance(attrs, dict):
-            raise MetadataError(f"{self.store.url}/{key}: 'attributes' is not an object")
-        return attrs
-
-    def _ngff(self, attrs: dict[str, Any], create: bool = False) -> dict[str, Any] | None:
-        """Where the NGFF keys are: the 0.5 ``ome`` object, the 0.4 attributes."""
-        if self.version == "0.4":
-            return attrs
-        ome = attrs.get("ome")
-        if ome is None and create:
-            ome = attrs["ome"] = {"version": self.version}
-        return ome if isinstance(ome, dict) else None
-
-    def _unversioned(self) -> bool:
-        """Whether the plate is a 0.4 document stored without a ``version`` (its new wells
-        are written without one too)."""
-        return _UNVERSIONED in self.metadata.extra
-
-    async def _well_images(self, well_path: str) -> list[dict[str, Any]]:
-        """The ``images`` list of a well group as stored (empty: no group or no metadata)."""
-        key, doc = await self._read_doc(join(self.root, well_path))
-        if doc is None:
-            return []
-        ngff = self._ngff(self._attrs(doc, key))
-        well = ngff.get("well") if ngff is not None else None
-        images = well.get("images") if isinstance(well, dict) else None
-        return [im for im in images if isinstance(im, dict)] if isinstance(images, list) else []
-
-    async def _edit_well(
-        self, well_path: str, edit: Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
-    ) -> Well | None:
-        """Rewrite a well's ``images`` (read again first; other keys kept); no images left
-        removes its ``well`` metadata. Returns the validated well metadata written."""
-        async with metadata_lock(self.store):  # consolidated copies: RMWs of zarr.json too
-            return await self._edit_well_locked(well_path, edit)
-
-    async def _edit_well_locked(
-        self, well_path: str, edit: Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
-    ) -> Well | None:
-        key = self._doc_key(join(self.root, well_path))
-        result: list[Well | None] = [None]
-
-        async def edited(raw: Buffer | None) -> bytes:
-            doc = None if raw is None else _object(raw, key)
-            if doc is None:
-                doc = {"zarr_format": 3, "node_type": "group"} if self.version != "0.4" else {}
-            attrs = self._attrs(doc, key)
-            ngff = self._ngff(attrs, create=True)
-            assert ngff is not None
-            found = ngff.get("well")
-            old: dict[str, Any] = found if isinstance(found, dict) else {}
-            images = edit(list(old.get("images") or []))
-            result[0] = None
-            if images:
-                well = {**old, "images": images}  # a stored 'version' (or none) is kept
-                if self.version == "0.4" and not old and not self._unversioned():
-                    well["version"] = "0.4"  # a new well: as its plate has it
-                ngff["well"] = well
-                result[0] = validate(attrs, kind="well").well
-            else:
-                ngff.pop("well", None)
-                if self.version != "0.4" and set(ngff) <= {"version"}:
-                    attrs.pop("ome", None)
-            return write_document(doc)
-
-        with anyio.CancelScope(shield=True):  # see _discard_unlisted
-            data = await self.store.update(key, edited)  # other processes' edits kept
-        assert data is not None
-        await update_consolidated(self.store, [(key, bytes(data))], locked=True, shared=[key])
-        return result[0]
-
-    async def _edit_plate(
-        self,
-        edit: Callable[[list[dict[str, Any]]], list[dict[str, Any]]],
-        counts: Mapping[int, int] | None = None,
-        *,
-        body_edit: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
-    ) -> None:
-        """Rewrite the plate's ``wells`` (the document read again first, other keys kept): the
-        NGFF ``plate`` when wells are left, else the pending layout. ``counts``: fields of an
-        acquisition in a well, raising its kept ``maximumfieldcount`` (:meth:`_grown_counts`).
-        ``body_edit``: then the whole plate body (rows, columns, acquisitions)."""
-        async with self._lock(), metadata_lock(self.store):
-            key = self._doc_key(self.root)
-            out: list[Any] = [None, None]
-
-            async def edited(raw: Buffer | None) -> bytes:
-                if raw is None:
-                    raise NotFoundError(
-                        f"{self.store.url}/{key} is gone", url=self.store.url, key=key
-                    )
-                doc = _object(raw, key)
-                attrs = self._attrs(doc, key)
-                ngff = self._ngff(attrs, create=True)
-                assert ngff is not None
-                pending = attrs.get(PENDING_KEY)
-                body = ngff.get("plate")
-                stored = isinstance(body, dict)  # its 'version' (or none) is kept
-                unversioned = isinstance(body, dict) and "version" not in body
-                unversioned = unversioned and self.version == "0.4"
-                if not isinstance(body, dict) and isinstance(pending, dict):
-                    body = pending.get("plate")
-                    unversioned = pending.get(_UNVERSIONED_KEY) is True
-                if not isinstance(body, dict):
-                    raise MetadataError(f"{self.store.url}/{key} holds no plate")
-                body = dict(body)  # a 0.5 'version' written by others (ome-zarr-py) is kept
-                body["wells"] = edit(list(body.get("wells") or []))
-                if body_edit is not None:
-                    body = body_edit(body)
-                derived = _derived_of(attrs)
-                if counts:
-                    body["acquisitions"] = _grown(body.get("acquisitions"), counts, derived)
-                    pending = attrs.setdefault(PENDING_KEY, {})
-                    if isinstance(pending, dict):
-                        pending[_DERIVED_KEY] = sorted(derived)
-                if isinstance(pending, dict):
-                    pending.pop("plate", None)
-                    pending.pop(_UNVERSIONED_KEY, None)
-                    if not pending:
-                        attrs.pop(PENDING_KEY)
-                if body["wells"]:
-                    if self.version == "0.4" and not stored and not unversioned:
-                        body["version"] = "0.4"
-                    ngff["plate"] = body
-                    checked = validate(attrs, kind="plate")  # never write an invalid document
-                    assert checked.plate is not None
-                    metadata: PlateMeta = checked.plate
-                else:
-                    ngff.pop("plate", None)
-                    if self.version != "0.4" and set(ngff) <= {"version"}:
-                        attrs.pop("ome", None)
-                    body.pop("version", None)
-                    kept = attrs.setdefault(PENDING_KEY, {})
-                    kept["plate"] = body
-                    if unversioned:  # listed again, it stays without one
-                        kept[_UNVERSIONED_KEY] = True
-                    metadata = _pending_meta(
-                        body, self.version, f"{self.store.url}/{key}", unversioned
-                    )
-                out[:] = [metadata, derived]
-                return write_document(doc)
-
-            with anyio.CancelScope(shield=True):  # see _discard_unlisted
-                data = await self.store.update(key, edited)  # other processes' edits kept
-            assert data is not None
-            await update_consolidated(self.store, [(key, bytes(data))], locked=True, shared=[key])
-            self.metadata, self._derived = out
-
-
-_DERIVED_KEY = "maximumfieldcount_kept"
 #: the options of :meth:`Plate.add_image` passed on to :func:`plan_image`
 _FIELD_OPTIONS = _PLAN_KEYS | {"level_shapes", "level_translations"}
-#: in the pending layout of a 0.4 plate whose wells were all unlisted: it had no 'version'
-_UNVERSIONED_KEY = "plate_unversioned"
-
-
-def _derived_of(attrs: dict[str, Any]) -> set[int]:
-    """The acquisition ids recorded as having a kept ``maximumfieldcount``."""
-    pending = attrs.get(PENDING_KEY)
-    ids = pending.get(_DERIVED_KEY) if isinstance(pending, dict) else None
-    if not isinstance(ids, list):
-        return set()
-    return {i for i in ids if isinstance(i, int) and not isinstance(i, bool)}
-
-
-def _grown(acquisitions: Any, counts: Mapping[int, int], derived: set[int]) -> Any:
-    """``acquisitions`` (as stored) with the ``maximumfieldcount`` of ``counts``' ids raised
-    to their counts where no one gave it (absent, or in ``derived``: updated in place)."""
-    if not isinstance(acquisitions, list):
-        return acquisitions
-    out = []
-    for a in acquisitions:
-        i = a.get("id") if isinstance(a, dict) else None
-        if isinstance(i, int) and i in counts:
-            most = a.get("maximumfieldcount")
-            if most is None or i in derived:
-                derived.add(i)
-                if not isinstance(most, int) or most < counts[i]:
-                    a = {**a, "maximumfieldcount": counts[i]}
-        out.append(a)
-    return out
 
 
 def _level_paths(plan: ImagePlan, existing: Sequence[str]) -> ImagePlan:
@@ -1083,91 +640,6 @@ def _level_paths(plan: ImagePlan, existing: Sequence[str]) -> ImagePlan:
     return dataclasses.replace(plan, paths=tuple(paths), ome=ome)
 
 
-def _well_listed(
-    ref: dict[str, Any], row: str, column: str
-) -> Callable[[dict[str, Any]], dict[str, Any]]:
-    """A plate body edit listing well ``ref`` (:func:`_with_well`) with the indices of its
-    ``row`` and ``column`` names in the body edited: another writer may have added rows or
-    columns since ``ref`` was made from the plate as read."""
-
-    def edit(body: dict[str, Any]) -> dict[str, Any]:
-        rows = [e.get("name") for e in body.get("rows") or [] if isinstance(e, dict)]
-        columns = [e.get("name") for e in body.get("columns") or [] if isinstance(e, dict)]
-        placed = ref
-        if row in rows and column in columns:
-            placed = {**ref, "rowIndex": rows.index(row), "columnIndex": columns.index(column)}
-        return {**body, "wells": _with_well(list(body.get("wells") or []), placed)}
-
-    return edit
-
-
-def _with_well(wells: list[dict[str, Any]], ref: dict[str, Any]) -> list[dict[str, Any]]:
-    """``wells`` with ``ref`` added once, before the first well that comes after it in row
-    then column order (the existing order is kept)."""
-    if any(w.get("path") == ref["path"] for w in wells):
-        return wells
-    key = (ref["rowIndex"], ref["columnIndex"])
-    for i, w in enumerate(wells):
-        if (w.get("rowIndex", -1), w.get("columnIndex", -1)) > key:
-            return [*wells[:i], ref, *wells[i:]]
-    return [*wells, ref]
-
-
-async def _read_plate(store: AsyncStore, root: str) -> tuple[PlateMeta, str]:
-    """The plate metadata (NGFF, or the pending layout of a plate without fields) and NGFF
-    version of the group at ``root``.
-
-    :raises UnsupportedError: the group holds other NGFF metadata (an image, a well, ...).
-    :raises MetadataError: the group has no (or invalid) NGFF metadata; the key is named.
-    :raises NotFoundError: no zarr group at ``root``.
-    """
-    try:
-        ome = await read_group_metadata(store, root)
-    except MetadataError:
-        pending = await _read_pending(store, root)
-        if pending is None:
-            raise
-        return pending
-    version = ome.version or "0.5"
-    if ome.plate is None:
-        key = join(root, ".zattrs" if version == "0.4" else "zarr.json")
-        kinds = ", ".join(ome.kinds) or "none"
-        hint = " (a well: its plate is the group two levels up)" if ome.well is not None else ""
-        raise UnsupportedError(
-            f"{_where(store, root)} is not an HCS plate: {store.url.rstrip('/')}/{key} "
-            f"has no 'plate' metadata (its NGFF metadata: {kinds}){hint}"
-        )
-    return ome.plate, version
-
-
-async def _read_pending(store: AsyncStore, root: str) -> tuple[PlateMeta, str] | None:
-    """The layout of a plate that has no field yet, ``None`` when the group is not one."""
-    for name, version in (("zarr.json", "0.5"), (".zattrs", "0.4")):
-        key = join(root, name)
-        try:
-            raw = await store.get(key)
-        except PermissionDeniedError:  # a missing key on a store that may not list
-            if version == "0.4":
-                raise
-            continue
-        if raw is None:
-            continue
-        try:
-            doc = _object(raw, key)
-        except MetadataError:
-            return None
-        attrs = doc.get("attributes") if version == "0.5" else doc
-        pending = attrs.get(PENDING_KEY) if isinstance(attrs, dict) else None
-        body = pending.get("plate") if isinstance(pending, dict) else None
-        if not isinstance(body, dict):
-            return None
-        where = f"{store.url.rstrip('/')}/{key}"
-        assert isinstance(pending, dict)  # it holds the body
-        return _pending_meta(body, version, where, pending.get(_UNVERSIONED_KEY) is True), version
-    return None
-
-
-# ------------------------------------------------------------------------------ entry points
 def open_plate_async(
     url: str | os.PathLike[str] | AsyncStore | Any,
     *,
@@ -1185,69 +657,6 @@ def open_plate_async(
     :raises MetadataError: the group has no NGFF metadata, or invalid plate metadata.
     """
     return open_node(Plate.open_in, url, limits, path, mode, store_options)
-
-
-def _directory_name(url: Any, root: str) -> str | None:
-    """The last path component of ``url`` (a path, URL or store) and ``root``, without
-    ``.zarr`` / ``.ome.zarr``; ``None`` when there is none (a bucket, ``memory://``)."""
-    text = root or str(url if isinstance(url, str) else getattr(url, "url", url))
-    if "://" in text:
-        text = text.split("://", 1)[1].partition("/")[2]  # not the bucket or host
-    last = text.rstrip("/").rsplit("/", 1)[-1]
-    for suffix in (".ome.zarr", ".zarr"):
-        if last.lower().endswith(suffix):
-            last = last[: -len(suffix)]
-            break
-    return last or None
-
-
-def _plan_plate(
-    rows: Sequence[str | int],
-    columns: Sequence[str | int],
-    wells: Sequence[WellSpec] | None,
-    acquisitions: Sequence[AcquisitionSpec] | None,
-    name: str | None,
-    ngff_version: str,
-    field_count: int | None,
-) -> tuple[dict[str, Any], list[str], PlateMeta]:
-    """The pending plate body, the declared well paths and the plate model (pure; every rule
-    checked)."""
-    if ngff_version not in ("0.4", "0.5"):
-        raise ValueError(f"ngff_version must be '0.4' or '0.5', got {ngff_version!r}")
-    if isinstance(rows, str | int) or isinstance(columns, str | int):
-        raise TypeError("rows and columns are sequences of names, e.g. ['A', 'B'], ['1', '2']")
-    row_names = [_name(r, f"rows[{i}]") for i, r in enumerate(rows)]
-    col_names = [_name(c, f"columns[{i}]") for i, c in enumerate(columns)]
-    if not row_names or not col_names:
-        raise ValueError("a plate needs at least one row and one column")
-    body: dict[str, Any] = {
-        "rows": [{"name": r} for r in row_names],
-        "columns": [{"name": c} for c in col_names],
-    }
-    if acquisitions is not None:
-        body["acquisitions"] = [_acquisition_json(a, i) for i, a in enumerate(acquisitions)]
-        for a in body["acquisitions"]:  # NGFF's strict schema wants a name
-            if a.get("name") is None and isinstance(a.get("id"), int):
-                a["name"] = str(a["id"])
-    if field_count is not None:
-        if isinstance(field_count, bool) or not isinstance(field_count, int) or field_count < 1:
-            raise ValueError(f"field_count must be an int >= 1, got {field_count!r}")
-        body["field_count"] = field_count
-    if name is not None:
-        body["name"] = str(name)
-    if wells is None:
-        declared = [f"{r}/{c}" for r in row_names for c in col_names]
-    else:
-        declared = []
-        for w in wells:
-            r, c = _split_well(w, None)
-            if r not in row_names or c not in col_names:
-                raise ValueError(f"well '{r}/{c}' is not in the plate's rows and columns")
-            if f"{r}/{c}" in declared:
-                raise ValueError(f"well '{r}/{c}' is given twice")
-            declared.append(f"{r}/{c}")
-    metadata = _pending_meta(body, ngff_version, "plate")  # raises MetadataError (JSON path)
-    return {**body, "wells": []}, declared, metadata
 
 
 def create_plate_async(

@@ -29,7 +29,8 @@ if TYPE_CHECKING:
 
     from .._limits import Limits
     from ._opening import _Opening
-    from ._plate import Plate, PlateWell, WellSpec
+    from ._plate import Plate
+    from ._plate_layout import PlateWell, WellSpec
 
 __all__ = [
     "add_acquisition",
@@ -50,7 +51,8 @@ async def remove_image(
     delete: bool = False,
 ) -> None:
     """See :meth:`~ngio_async.images.Plate.remove_image`."""
-    from ._plate import _name, _well_listed
+    from ._plate_docs import _well_listed
+    from ._plate_layout import _name
 
     plate._check_writable()
     well_path = await plate._listed(row, column)  # ngio's column=1 finds a plate's "01"
@@ -183,7 +185,7 @@ async def open_well_async(
     from ..stores import AsyncStore, load_backend, open_store
     from ._node import store_path
     from ._open import read_group_metadata
-    from ._plate import PlateWell, _where
+    from ._plate_layout import PlateWell, _where
 
     root = store_path(path).strip("/")
     if isinstance(url, AsyncStore):
@@ -258,7 +260,7 @@ def _column_added(body: dict[str, Any], name: str) -> dict[str, Any]:
 
 async def add_row(plate: Plate, row: str) -> None:
     """See :meth:`~ngio_async.images.Plate.add_row`."""
-    from ._plate import _name
+    from ._plate_layout import _name
 
     plate._check_writable()
     name = _name(row, "row")
@@ -268,7 +270,7 @@ async def add_row(plate: Plate, row: str) -> None:
 
 async def add_column(plate: Plate, column: str | int) -> None:
     """See :meth:`~ngio_async.images.Plate.add_column`."""
-    from ._plate import _name
+    from ._plate_layout import _name
 
     plate._check_writable()
     given = _name(column, "column")
@@ -279,7 +281,7 @@ async def add_column(plate: Plate, column: str | int) -> None:
 async def add_acquisition(plate: Plate, id: int, name: str | None = None, **fields: Any) -> None:
     """See :meth:`~ngio_async.images.Plate.add_acquisition`."""
     from ..meta import Acquisition
-    from ._plate import _acquisition_json
+    from ._plate_layout import _acquisition_json
 
     plate._check_writable()
     if isinstance(id, bool) or not isinstance(id, int) or id < 0:

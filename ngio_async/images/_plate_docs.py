@@ -1,0 +1,136 @@
+"""A plate's group document: read (its NGFF ``plate``, or the pending layout of a plate without
+fields), and the pure edits of its body (a well listed in row and column order, the
+``maximumfieldcount`` kept as the most fields of an acquisition in any well)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .._errors import MetadataError, PermissionDeniedError, UnsupportedError
+from ._labels import _object
+from ._open import join, read_group_metadata
+from ._plate_layout import PENDING_KEY, _pending_meta, _where
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+    from ..meta import Plate as PlateMeta
+    from ..stores import AsyncStore
+
+
+_DERIVED_KEY = "maximumfieldcount_kept"
+
+
+#: in the pending layout of a 0.4 plate whose wells were all unlisted: it had no 'version'
+_UNVERSIONED_KEY = "plate_unversioned"
+
+
+def _derived_of(attrs: dict[str, Any]) -> set[int]:
+    """The acquisition ids recorded as having a kept ``maximumfieldcount``."""
+    pending = attrs.get(PENDING_KEY)
+    ids = pending.get(_DERIVED_KEY) if isinstance(pending, dict) else None
+    if not isinstance(ids, list):
+        return set()
+    return {i for i in ids if isinstance(i, int) and not isinstance(i, bool)}
+
+
+def _grown(acquisitions: Any, counts: Mapping[int, int], derived: set[int]) -> Any:
+    """``acquisitions`` (as stored) with the ``maximumfieldcount`` of ``counts``' ids raised
+    to their counts where no one gave it (absent, or in ``derived``: updated in place)."""
+    if not isinstance(acquisitions, list):
+        return acquisitions
+    out = []
+    for a in acquisitions:
+        i = a.get("id") if isinstance(a, dict) else None
+        if isinstance(i, int) and i in counts:
+            most = a.get("maximumfieldcount")
+            if most is None or i in derived:
+                derived.add(i)
+                if not isinstance(most, int) or most < counts[i]:
+                    a = {**a, "maximumfieldcount": counts[i]}
+        out.append(a)
+    return out
+
+
+def _well_listed(
+    ref: dict[str, Any], row: str, column: str
+) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """A plate body edit listing well ``ref`` (:func:`_with_well`) with the indices of its
+    ``row`` and ``column`` names in the body edited: another writer may have added rows or
+    columns since ``ref`` was made from the plate as read."""
+
+    def edit(body: dict[str, Any]) -> dict[str, Any]:
+        rows = [e.get("name") for e in body.get("rows") or [] if isinstance(e, dict)]
+        columns = [e.get("name") for e in body.get("columns") or [] if isinstance(e, dict)]
+        placed = ref
+        if row in rows and column in columns:
+            placed = {**ref, "rowIndex": rows.index(row), "columnIndex": columns.index(column)}
+        return {**body, "wells": _with_well(list(body.get("wells") or []), placed)}
+
+    return edit
+
+
+def _with_well(wells: list[dict[str, Any]], ref: dict[str, Any]) -> list[dict[str, Any]]:
+    """``wells`` with ``ref`` added once, before the first well that comes after it in row
+    then column order (the existing order is kept)."""
+    if any(w.get("path") == ref["path"] for w in wells):
+        return wells
+    key = (ref["rowIndex"], ref["columnIndex"])
+    for i, w in enumerate(wells):
+        if (w.get("rowIndex", -1), w.get("columnIndex", -1)) > key:
+            return [*wells[:i], ref, *wells[i:]]
+    return [*wells, ref]
+
+
+async def _read_plate(store: AsyncStore, root: str) -> tuple[PlateMeta, str]:
+    """The plate metadata (NGFF, or the pending layout of a plate without fields) and NGFF
+    version of the group at ``root``.
+
+    :raises UnsupportedError: the group holds other NGFF metadata (an image, a well, ...).
+    :raises MetadataError: the group has no (or invalid) NGFF metadata; the key is named.
+    :raises NotFoundError: no zarr group at ``root``.
+    """
+    try:
+        ome = await read_group_metadata(store, root)
+    except MetadataError:
+        pending = await _read_pending(store, root)
+        if pending is None:
+            raise
+        return pending
+    version = ome.version or "0.5"
+    if ome.plate is None:
+        key = join(root, ".zattrs" if version == "0.4" else "zarr.json")
+        kinds = ", ".join(ome.kinds) or "none"
+        hint = " (a well: its plate is the group two levels up)" if ome.well is not None else ""
+        raise UnsupportedError(
+            f"{_where(store, root)} is not an HCS plate: {store.url.rstrip('/')}/{key} "
+            f"has no 'plate' metadata (its NGFF metadata: {kinds}){hint}"
+        )
+    return ome.plate, version
+
+
+async def _read_pending(store: AsyncStore, root: str) -> tuple[PlateMeta, str] | None:
+    """The layout of a plate that has no field yet, ``None`` when the group is not one."""
+    for name, version in (("zarr.json", "0.5"), (".zattrs", "0.4")):
+        key = join(root, name)
+        try:
+            raw = await store.get(key)
+        except PermissionDeniedError:  # a missing key on a store that may not list
+            if version == "0.4":
+                raise
+            continue
+        if raw is None:
+            continue
+        try:
+            doc = _object(raw, key)
+        except MetadataError:
+            return None
+        attrs = doc.get("attributes") if version == "0.5" else doc
+        pending = attrs.get(PENDING_KEY) if isinstance(attrs, dict) else None
+        body = pending.get("plate") if isinstance(pending, dict) else None
+        if not isinstance(body, dict):
+            return None
+        where = f"{store.url.rstrip('/')}/{key}"
+        assert isinstance(pending, dict)  # it holds the body
+        return _pending_meta(body, version, where, pending.get(_UNVERSIONED_KEY) is True), version
+    return None
