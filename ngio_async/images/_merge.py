@@ -11,13 +11,17 @@ merged again on a conflict). So merges into the same pixels at once, from tasks,
 or processes, all land (ngio's do not: it reads the selection, then writes it), and a merge
 costs one GET per object touched (the selection's read and then the write's own read were two
 per partial object). Whole-selection refusals come before any I/O: an unknown rule, a function
-that cannot take two arguments, data that does not broadcast to the selection.
+that cannot take two arguments, data that does not broadcast to the selection. (A conditional
+put found stored with the bytes it sent is taken as landed only for ``"max"``, ``"min"`` and
+``"keep_nonzero"``: another writer's sum may give the same bytes; so a sum whose put's answer
+was lost, and the resend refused, may be added twice: a rare fault, against a common race.)
 
 The rule runs on each object's part, so a function must be elementwise (ngio's are): the
 stored pixels and the patch it gets are the same-shaped part of the selection (a strided
-selection's pixels as 1-D arrays), and a result of another shape is refused. Whether a Python
-function is elementwise cannot be told without calling it on the data, so none is given the
-whole selection any more (that needed the read of all of it first, and lost concurrent merges).
+selection's pixels as 1-D arrays; in worker threads, several objects at once; again on a
+conflict), and a result of another shape is refused. Whether a Python function is
+elementwise cannot be told without calling it on the data, so none is given the whole
+selection any more (that needed the read of all of it first, and lost concurrent merges).
 
 A ``"sum"`` of integers is exact (up to 64 bits, signed or not: numpy would add ``uint64`` and
 ``int64`` as ``float64``), and a result the data type cannot hold is refused as every write
