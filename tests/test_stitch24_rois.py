@@ -15,6 +15,7 @@ from test_ngio4_stitch import _image, _same_objects, _whole
 
 import ngio_async
 from ngio_async import StitchConfig
+from ngio_async.images._stitch import RoiStitch
 from ngio_async.tables import Roi
 
 if TYPE_CHECKING:
@@ -126,6 +127,36 @@ async def test_stitched_rois_on_s3_and_blocking(s3_server: S3Server, tmp_path: P
                 stitch=True,
             )  # fmt: skip
             assert _same_objects(slab.read(), _whole(img))
+
+
+async def test_roi_results_held_until_their_neighbours_landed(tmp_path: Path) -> None:
+    img = _image()
+    strips = [(0, x, 8) for x in range(0, 64, 8)]  # 8 FOVs of 64 x 8 pixels side by side
+    rois = [
+        Roi(f"S{i}", {"y": (0.0, 32.0), "x": (x * 0.5, (x + n) * 0.5)})
+        for i, (_, x, n) in enumerate(strips)
+    ]
+    async with ngio_async.create_async(
+        tmp_path / "img.zarr", shape=img.shape, dtype="uint16", axes="yx", scale=0.5
+    ) as ds:
+        await ds.write(img)
+        await ds.tables.write_rois("strips", rois)
+        async with await ds.labels.create("seg", dtype="uint32") as lab:
+            run = ngio_async.stream(
+                ds.read_rois("strips", halo={"x": 3}),
+                _whole,
+                out=lab,
+                unique_labels=100,
+                stitch=True,
+                threads=1,
+            )
+            await run
+            got = await lab.read()
+    assert _same_objects(got, _whole(img))  # the bar across all 8: one id
+    stitch = run.stitched
+    assert isinstance(stitch, RoiStitch) and stitch.partners is not None
+    assert stitch.partners[3] == {2, 4}  # each strip meets its two neighbours alone
+    assert not stitch.landed and stitch.held_peak <= 3  # (not all 8 results held)
 
 
 async def test_roi_stitch_refused_at_the_call(tmp_path: Path) -> None:

@@ -538,33 +538,69 @@ class Stitch:
 class RoiStitch(Stitch):
     """A ROI stream's stitch: each ROI's result (its grown box, on ``out``'s axes) compared
     with every landed ROI's whose grown box meets it, over the pixels both cover (ngio's
-    stitch of a ROI list: FOVs with a halo, overlapping FOVs). The results are held until the
-    stream ends (any later ROI may meet them)."""
+    stitch of a ROI list: FOVs with a halo, overlapping FOVs). With the ROIs' boxes known
+    ahead (:meth:`plan`), a result is held until the last ROI meeting it has landed; else
+    until the stream ends."""
 
     items: ClassVar[str] = "ROIs"
-    #: per ROI landed: its position, name, grown box in ``out``'s level, result there
-    landed: list[tuple[int, str, Region, NDArray[Any]]] = field(default_factory=list)
+    #: per ROI landed and still wanted: its name, grown box in ``out``'s level, result there
+    landed: dict[int, tuple[str, Region, NDArray[Any]]] = field(default_factory=dict)
+    #: per ROI (its position): the ROIs whose grown boxes may meet its own (``None``: unknown)
+    partners: list[set[int]] | None = None
+    waiting: dict[int, int] = field(default_factory=dict)
+    seen: set[int] = field(default_factory=set)
+    #: the most results held at once
+    held_peak: int = 0
 
     @classmethod
     def of_rois(cls, config: StitchConfig) -> RoiStitch:
         return cls(config, (), ())
+
+    def plan(self, boxes: list[Region]) -> None:
+        """The ROIs' grown boxes in ``out``'s level (a pixel wider is safe: a pair too many
+        is compared over nothing), in stream order: which results to hold, and how long."""
+        if not boxes:
+            return
+        lo = np.array([[b.start for b in box] for box in boxes])
+        hi = np.array([[b.stop for b in box] for box in boxes])
+        partners = []
+        for i in range(len(boxes)):
+            meet = np.all((lo < hi[i]) & (lo[i] < hi), axis=1)
+            meet[i] = False
+            partners.append(set(np.flatnonzero(meet).tolist()))
+        self.partners = partners
 
     def add_roi(
         self, index: int, name: str, grown: Region, pred: NDArray[Any], core: Region
     ) -> None:
         """Join ``pred`` (ROI ``index``'s ids over ``grown``) with the landed ROIs' ids over
         the pixels both cover; note the boxes of its ids in ``core``, the box it writes."""
-        for other, _, box_o, pred_o in self.landed:
-            box = _intersection(grown, box_o)
-            if box is None:
+        known = self.partners is not None and 0 <= index < len(self.partners)
+        partners = self.partners[index] if self.partners is not None and known else None
+        for other, (_, box_o, pred_o) in list(self.landed.items()):
+            if partners is not None and other not in partners:
                 continue
-            mine, theirs = _part(pred, grown, box), _part(pred_o, box_o, box)
-            first = other < index
-            a, b = (theirs, mine) if first else (mine, theirs)
-            regions = (box_o, grown) if first else (grown, box_o)
-            for x, y in self._match(a, b, regions):
-                self._union(x, y)
-        self.landed.append((index, name, grown, pred))
+            box = _intersection(grown, box_o)
+            if box is not None:
+                mine, theirs = _part(pred, grown, box), _part(pred_o, box_o, box)
+                first = other < index
+                a, b = (theirs, mine) if first else (mine, theirs)
+                regions = (box_o, grown) if first else (grown, box_o)
+                for x, y in self._match(a, b, regions):
+                    self._union(x, y)
+        if partners is None:
+            self.landed[index] = (name, grown, pred)
+        else:
+            for other in partners & self.seen:  # (each held until its last partner lands)
+                self.waiting[other] -= 1
+                if not self.waiting[other]:
+                    self.landed.pop(other, None)
+            pending = len(partners - self.seen)
+            if pending:
+                self.landed[index] = (name, grown, pred)
+                self.waiting[index] = pending
+        self.seen.add(index)
+        self.held_peak = max(self.held_peak, len(self.landed))
         from ._rois import _bounds
 
         boxes: dict[int, list[list[int]]] = {}

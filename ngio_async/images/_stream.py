@@ -36,6 +36,7 @@ from ._stream_out import (
     _tiles_level,
 )
 from ._stream_results import (
+    _plan_roi_stitch,
     _roi_name,
     _stitch_add,
     _stitch_add_roi,
@@ -256,6 +257,8 @@ class Stream(Generic[R]):
         unsure: list[Region] = []
         stitch = None if self._stitch is None else RoiStitch.of_rois(self._stitch)
         self.stitched = stitch
+        if stitch is not None:
+            await _plan_roi_stitch(stitch, out, rois, index)
         try:
             async with self as results:
                 async for ordered, result in results:
@@ -537,8 +540,8 @@ def stream(
     must cover ``out``'s level, ``out`` without ``image-label`` colors or properties). Seams
     along axes without overlap are not joined. A ROI stream stitches too (ngio's stitch of a
     ROI list): ``ds.read_rois(rois, halo=...)``, or ROIs that overlap (a microscope's FOVs),
-    each result compared with every landed one whose grown box meets it (the results held
-    until the stream ends); ``compact`` and ``masked=True`` are refused there. Default
+    each result compared with every landed one whose grown box meets it (each held until
+    the last ROI meeting it has landed); ``compact`` and ``masked=True`` are refused there. Default
     ``None``: no stitching. At the call: ``TypeError`` unless ``out`` is a dataset of an
     integer type, for tiles not of ``ds.tiles(...)``, or for a seam matcher not callable with
     two patches; ``ValueError`` without ``unique_labels`` (tiles: without ``overlap``), for a

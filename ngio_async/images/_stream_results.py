@@ -11,7 +11,7 @@ import numpy as np
 
 from .._prefetch import to_the_end
 from ..engine.plan import region_shape
-from ._rois import MaskedImage, RoiRead, RoiStream, _inner, read_roi, roi_region
+from ._rois import MaskedImage, RoiRead, RoiStream, _inner, read_roi, roi_region, roi_span
 from ._stream_out import _AxisMap, _roi_region, _shared_axes
 from ._tiles import Tile
 from ._write import LevelWriter
@@ -110,6 +110,35 @@ def _stitch_add_roi(
     stitch.add_roi(
         r.index if r.index is not None else 0, r.roi.name, tuple(grown), on_out, tuple(core)
     )
+
+
+async def _plan_roi_stitch(stitch: RoiStitch, out: Any, rois: RoiStream, index: int) -> None:
+    """Tell ``stitch`` the grown box of each ROI of ``rois`` in ``out``'s level ``index`` (a
+    pixel wider), so it holds each result only until the last ROI meeting it has landed; a
+    ROI it cannot place (its read will say why) leaves it holding them all."""
+    listed = rois._rois
+    if isinstance(listed, str):  # (read once: the stream reads it from here)
+        listed = rois._rois = await rois._image.tables.rois(listed)
+    shape = out.levels[index].shape
+    boxes = []
+    try:
+        for roi in listed:
+            if out is rois._image:
+                core = roi_span(out, rois._level, roi, rois._axes)
+            else:
+                core = roi_span(out, index, roi, _shared_axes(out, rois, index))
+            boxes.append(
+                tuple(
+                    slice(
+                        max(0, c.start - rois._halo.get(a, 0) - 1),
+                        min(n, c.stop + rois._halo.get(a, 0) + 1),
+                    )
+                    for a, c, n in zip(out.axes, core, shape, strict=True)
+                )
+            )
+    except Exception:  # noqa: BLE001 - the read of that ROI raises it where it belongs
+        return
+    stitch.plan(boxes)
 
 
 def _roi_name(r: RoiRead) -> str:
