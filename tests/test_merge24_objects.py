@@ -5,6 +5,7 @@ were two), the same pixels as numpy's rule on the selection, the lower levels fo
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -116,3 +117,28 @@ async def test_a_function_not_elementwise_is_refused_naming_the_shapes(tmp_path:
         await ds.write(np.ones((3, 3)), y=REGION[0], x=REGION[1], merge="max")
     np.testing.assert_array_equal(await ds.read(), _stored())  # nothing written
     await ds.aclose()
+
+
+async def test_merges_of_tasks_and_of_threads_into_the_same_pixels_all_land(
+    tmp_path: Path,
+) -> None:
+    import anyio
+    import anyio.to_thread
+
+    ds, _ = await _image(tmp_path / "a.zarr", (16, 16))
+    async with anyio.create_task_group() as tg:
+        for _ in range(4):
+            tg.start_soon(partial(ds.write, 1, y=REGION[0], x=REGION[1], merge="sum"))
+    await ds.aclose()
+    with ngio_async.open(str(tmp_path / "a.zarr"), mode="r+") as sync:
+
+        def add_one() -> None:
+            sync.write(np.uint8(1), y=REGION[0], x=REGION[1], merge="sum")
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(4):
+                tg.start_soon(anyio.to_thread.run_sync, add_one)
+        got = np.asarray(sync.read())
+    want = _stored()
+    want[REGION] += 8
+    np.testing.assert_array_equal(got, want)
