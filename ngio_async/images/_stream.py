@@ -127,7 +127,8 @@ class Stream(Generic[R]):
                 "stream(..., masked=True, stitch=...): a masked ROI's result is written inside "
                 "its object alone; stitch joins whole results: one or the other"
             )
-        #: ``stitch=``: what was joined (``mapping()``) and how many boxes were rewritten
+        #: ``stitch=``: what was joined (``mapping()``), how many stored objects were rewritten
+        #: (``rewrites``), ``compact``: each object's number (``numbers``)
         self.stitched: Stitch | None = None
         self._pyramid = pyramid
         self._tiles = tiles
