@@ -43,6 +43,13 @@ def small_tiles_pooled(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_tile_pool, "MIN_BYTES", 1)
 
 
+def most(prefetch: int) -> int:
+    """Arrays a stream dropping each tile makes at most: the window's, and a few batches or
+    runs (of up to two tiles) more: the one being handed out, the ones being decoded, those a
+    thread or task still refers to a moment longer (a loaded machine: more of them)."""
+    return 2 * prefetch + 8
+
+
 def address(a: np.ndarray[Any, Any]) -> int:
     return int(a.__array_interface__["data"][0])
 
@@ -71,11 +78,8 @@ async def test_a_consumer_dropping_each_tile_gets_a_few_buffers_over_and_over(
         stream, seen = await drop_each(ds, data, shape=shape, prefetch=prefetch)
         pool = stream.array_pool
         assert pool is not None
-        # the window; and a few batches or runs (of two tiles) more: the one being handed
-        # out, the ones being decoded, those a thread or task still refers to a moment longer
-        most = prefetch + 8
-        assert pool.made <= most, pool.made
-        assert len(seen) <= most
+        assert pool.made <= most(prefetch), pool.made
+        assert len(seen) <= most(prefetch)
         assert pool.made + pool.reused == len(stream)
         assert pool.tracked == 0  # the stream ended: its arrays went with it
 
@@ -136,7 +140,7 @@ def test_the_blocking_loop_recycles_too(tmp_path: Path) -> None:
         for tile in ds.tiles(prefetch=2):
             np.testing.assert_array_equal(tile.data, data[tile.region])
             seen.add(address(tile.data))
-        assert len(seen) <= 2 + 4
+        assert len(seen) <= most(2)
         kept = list(ds.tiles(prefetch=2))
         assert len({address(t.data) for t in kept}) == len(kept) == SPEC.shape[0]
         for t in kept:
@@ -156,9 +160,9 @@ async def test_s3_streams_recycle_and_keep_held_tiles_whole(
         stream, seen = await drop_each(ds, data, shape=shape, prefetch=prefetch)
         pool = stream.array_pool
         assert pool is not None
-        assert pool.made <= prefetch + 4, pool.made
+        assert pool.made <= most(prefetch), pool.made
         assert pool.made + pool.reused == len(stream)
-        assert len(seen) <= prefetch + 4
+        assert len(seen) <= most(prefetch)
         kept = [t async for t in ds.tiles(shape=shape, prefetch=prefetch)]
         assert len({address(t.data) for t in kept}) == len(kept)
         for t in kept:
