@@ -208,10 +208,13 @@ def _check_compact(tiles: TileStream, out: Dataset) -> None:
             "objects would leave them naming other objects; write them after the stream, or "
             "compact=False"
         )
-    full = tiles.level_shape or ()
+    full, names = tiles.level_shape or (), tiles.axes or ()
     grid, shape = tiles.grid, tiles.tile_shape or ()
+    # (an axis out lacks, the channel the tiles select, is not out's to cover)
+    mine = [i < len(names) and names[i] in out.axes for i in range(len(grid))]
     covered = tiles.total == math.prod(grid) and all(
-        t is None or g * t >= n for g, t, n in zip(grid, shape, full, strict=False)
+        t is None or g * t >= n or not m
+        for g, t, n, m in zip(grid, shape, full, mine, strict=False)
     )
     if not covered:
         raise ValueError(
