@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from .._prefetch import to_the_end
+
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
@@ -515,13 +517,44 @@ class Stitch:
                         _bucket(buckets, lo, hi, chunks)
         if not lut:
             return
-        for _, (lo, hi) in sorted(buckets.items()):
+        todo = [box for _, box in sorted(buckets.items())]
+        what = f"stream(..., stitch=...): the rewrite of the ids joined in {out.url}"
+        try:  # (compact cut half way: numbers 1..N in some objects, block ids in others)
+            await to_the_end(self._rewrite, out, level, pyramid, todo, lut, what=what)
+        except Exception as exc:
+            exc.add_note(self._left(len(todo), out.url))
+            raise
+
+    async def _rewrite(
+        self,
+        out: Dataset,
+        level: int,
+        pyramid: bool | Method | None,
+        boxes: list[tuple[list[int], list[int]]],
+        lut: dict[int, int],
+    ) -> None:
+        """Each box (inclusive bounds, in one stored object) read, its ids mapped, written."""
+        for lo, hi in boxes:
             region: dict[str, Any] = {
                 a: slice(s, e + 1) for a, s, e in zip(out.axes, lo, hi, strict=True)
             }
             block = await out.read(level, **region)
             await out.write(_relabel(block, lut), level, pyramid or False, **region)
             self.rewrites += 1
+
+    def _left(self, total: int, url: str) -> str:
+        """What a final pass stopped part way left in ``url``."""
+        done = f"{self.rewrites} of the {total} stored objects to rewrite were rewritten"
+        if self.config.compact:
+            return (
+                f"stream(..., stitch=StitchConfig(compact=True)) stopped in its final pass: "
+                f"{done}; they hold the numbers 1..N, the others the tiles' ids, which may "
+                f"equal them (two objects under one id in {url}): stream the image again"
+            )
+        return (
+            f"stream(..., stitch=...) stopped in its final pass: {done}; in the others the "
+            f"parts of joined objects keep their tiles' ids ({url})"
+        )
 
     def _check_covered(self, out: Dataset, level: int) -> None:
         """``compact`` renumbers ids it has seen alone: refused (nothing rewritten) when the

@@ -557,7 +557,10 @@ def stream(
     Errors: the first is raised plainly, ``func``'s noting the tile or ROI it failed on. On an
     error or a cancellation no ``func`` and no write starts any more, and the writes under way
     are finished (within ``SETTLE_SECONDS``, 30 s: a hung store's write is then given up, and
-    noted), so no tile or ROI is left half written.
+    noted), so no tile or ROI is left half written. ``stitch``'s final pass (the ids joined
+    rewritten) runs to its end too when cancelled (``compact`` cut half way would leave numbers
+    1..N in some stored objects and the tiles' ids, which may equal them, in others); an error
+    within it is noted with how many stored objects were rewritten and what the rest hold.
     """
     return Stream(
         tiles,
