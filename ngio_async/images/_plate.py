@@ -228,10 +228,15 @@ class Plate(_PlateDocuments):
         :param mode: ``"r"`` or ``"r+"``; default the plate's own mode.
         :raises NotFoundError: no such well or field.
         """
-        well = await self.well(row, column)
+        self._check_open()
+        listed = await self._listed(row, column)
+        cached = listed in self._wells  # (a well read just now is not read again at once)
+        well = await self.well(listed)
         try:
             path = self._field_path(well, field)
         except NotFoundError:  # the well as cached: read it again once (fields added since)
+            if not cached:
+                raise
             self._wells.pop(well.path, None)
             well = await self.well(well.path)
             path = self._field_path(well, field)
