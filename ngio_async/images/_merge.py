@@ -159,7 +159,14 @@ def rule_of(merge: Merge) -> Callable[[NDArray[Any], NDArray[Any]], ArrayLike]:
 
 def _check_arity(fn: Callable[..., Any]) -> None:
     """Refuse a function that cannot be called as ``f(stored, patch)`` (ngio's merge functions
-    take a third argument, ``ctx``), before any I/O."""
+    take a third argument, ``ctx``), or an ``async def`` one (its coroutine is no pixels),
+    before any I/O."""
+    call = vars(type(fn)).get("__call__")
+    if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(call):
+        raise TypeError(
+            f"merge function {getattr(fn, '__name__', fn)!r} is an async function: merge calls "
+            "a plain f(stored, patch) -> array (in worker threads)"
+        )
     try:
         inspect.signature(fn).bind(None, None)
     except TypeError:
@@ -176,8 +183,10 @@ class _Combine:
     worker thread): the merged pixels as the level's data type, refused as a plain write
     refuses values it cannot hold, or a function's result of another shape."""
 
-    def __init__(self, fn: Rule, dtype: np.dtype[Any], label: str, merge: Merge) -> None:
-        self.fn, self.dtype, self.label, self.merge = fn, dtype, label, merge
+    def __init__(
+        self, fn: Rule, dtype: np.dtype[Any], label: str, merge: Merge, url: str = ""
+    ) -> None:
+        self.fn, self.dtype, self.label, self.merge, self.url = fn, dtype, label, merge, url
         # merging the result again with the same patch changes nothing (a sum does; a
         # function: not known)
         self.idempotent = isinstance(merge, str) and merge in IDEMPOTENT
@@ -187,6 +196,11 @@ class _Combine:
             out = np.asarray(self.fn(stored, patch))
         except SumOutOfRange as exc:  # refused as every write refuses it
             raise out_of_range(exc.low, exc.high, stored.dtype, self.label) from None
+        except Exception as exc:
+            name = getattr(self.merge, "__name__", self.merge)
+            where = f"{self.label} of {self.url}" if self.url else self.label
+            exc.add_note(f"merge function {name!r} on pixels of shape {stored.shape} ({where})")
+            raise
         if out.shape != stored.shape:
             raise ValueError(
                 f"merge function {getattr(self.merge, '__name__', self.merge)!r} gave shape "
@@ -213,7 +227,7 @@ async def merge_write(
     index = ds._level_index(level)
     lvl = ds.levels[index]
     label = f"level {lvl.path!r}"
-    combine = _Combine(fn, lvl.dtype, label, merge)
+    combine = _Combine(fn, lvl.dtype, label, merge, ds.url)
     parts = _parts(ds, lvl, data, axes, merge)  # (refusals: before any I/O)
     own = not _is_cascade(pyramid)  # a stream's cascade (pyramid=): the stream finishes it
     cascade = ds._cascade(index, pyramid)

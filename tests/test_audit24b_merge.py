@@ -1,0 +1,50 @@
+"""Audit of write(..., merge=f): functions that cannot give pixels, and errors they raise."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pytest
+
+import ngio_async
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+pytestmark = pytest.mark.anyio
+
+
+async def _image(tmp_path: Path) -> Any:
+    ds = await ngio_async.create_async(
+        tmp_path / "img.zarr", shape=(40, 40), dtype="uint16", axes="yx", chunks=(16, 16)
+    )
+    await ds.write(np.full((40, 40), 2, "uint16"))
+    return ds
+
+
+async def test_an_async_merge_function_is_refused_before_any_write(tmp_path: Path) -> None:
+    """It was called in the worker threads: its coroutine (never awaited) refused as 'gave
+    shape ()', per stored object."""
+
+    async def later(stored: Any, patch: Any) -> Any:
+        return stored
+
+    ds = await _image(tmp_path)
+    with pytest.raises(TypeError, match="merge function 'later' is an async function"):
+        await ds.write(np.ones((40, 40), "uint16"), merge=later)
+    assert (await ds.read() == 2).all()
+    await ds.aclose()
+
+
+async def test_a_merge_function_s_error_names_where_it_ran(tmp_path: Path) -> None:
+    def lookup(stored: Any, patch: Any) -> Any:
+        raise KeyError("no such class")
+
+    ds = await _image(tmp_path)
+    with pytest.raises(KeyError, match="no such class") as caught:
+        await ds.write(np.ones((40, 40), "uint16"), merge=lookup)
+    notes = getattr(caught.value, "__notes__", [])
+    assert any("merge function 'lookup'" in n and "level '0' of" in n for n in notes), notes
+    assert any(str(tmp_path / "img.zarr") in n for n in notes), notes
+    await ds.aclose()
