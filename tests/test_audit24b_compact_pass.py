@@ -102,3 +102,35 @@ async def test_a_compact_pass_failed_says_what_it_left(tmp_path: Path) -> None:
     notes = "\n".join(getattr(caught.value, "__notes__", []))
     assert "stopped in its final pass: 0 of the 16 stored objects" in notes, notes
     assert "two objects under one id" in notes
+
+
+async def test_a_stream_failing_midway_leaves_the_tiles_ids(tmp_path: Path) -> None:
+    """As its doc says: nothing joined, nothing renumbered, each landed tile's ids in its
+    block (no pair of objects under one id)."""
+    img = _image()
+    calls = 0
+
+    def flaky(a: np.ndarray) -> np.ndarray:
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            raise RuntimeError("segmentation failed")
+        return _segment(a)
+
+    async with await ngio_async.create_async(
+        tmp_path / "img.zarr", shape=img.shape, dtype="uint16", axes="yx", chunks=(24, 24),
+    ) as ds:  # fmt: skip
+        await ds.write(img)
+        seg = await ds.labels.create("seg", dtype="uint32")
+        tiles = ds.tiles(shape=(48, 48), overlap=8, prefetch=1)
+        config = StitchConfig(compact=True)
+        with pytest.raises(RuntimeError, match="segmentation failed"):
+            await ngio_async.stream(
+                tiles, flaky, out=seg, unique_labels=1000, stitch=config, threads=1
+            )
+        got = await seg.read()
+    blocks = {v // 1000 for v in np.unique(got).tolist() if v}
+    assert blocks and blocks < {0, 1, 2, 3}  # some tiles landed, each with its own block
+    want = ndimage.label(img > 50)[0]
+    for v in np.unique(got[got > 0]).tolist():  # each id one object (cut at seams maybe)
+        assert len(np.unique(want[got == v])) == 1

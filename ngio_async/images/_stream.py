@@ -560,7 +560,8 @@ def stream(
     noted), so no tile or ROI is left half written. ``stitch``'s final pass (the ids joined
     rewritten) runs to its end too when cancelled (``compact`` cut half way would leave numbers
     1..N in some stored objects and the tiles' ids, which may equal them, in others); an error
-    within it is noted with how many stored objects were rewritten and what the rest hold.
+    within it is noted with how many stored objects were rewritten and what the rest hold. A
+    stream stopped before that pass joins nothing: the results landed keep their tiles' ids.
     """
     return Stream(
         tiles,
