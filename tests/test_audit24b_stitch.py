@@ -57,3 +57,29 @@ def test_compact_still_refuses_one_plane_of_a_z_stack(tmp_path: Path) -> None:
         with pytest.raises(ValueError, match="cover the whole image"):
             ngio_async.stream_sync(tiles, _segment, out=seg, unique_labels=1000, stitch=config)
         seg.close()
+
+
+def test_a_seam_matcher_using_its_patches_as_scratch_changes_no_result(tmp_path: Path) -> None:
+    """The patches were views of the tiles' results: a matcher zeroing them (after pairing)
+    zeroed the written pixels and made its own pairs look absent ('each pair takes a
+    non-zero id of patch_a')."""
+    from ngio_async.images._stitch import iou_pairs
+
+    def scratch(a: np.ndarray, b: np.ndarray) -> list[tuple[int, int]]:
+        pairs = iou_pairs(a, b, 0.3)
+        a[...] = 0
+        b[...] = 0
+        return pairs
+
+    img = _image()[0, 0]
+    with ngio_async.create(
+        f"{tmp_path}/img.ome.zarr", shape=img.shape, dtype="uint16", axes="yx", chunks=(24, 24)
+    ) as ds:
+        ds.write(img)
+        with ds.labels.create("seg", dtype="uint32") as seg:
+            tiles = ds.tiles(shape=(24, 24), overlap=6)
+            config = StitchConfig(seam_matcher=scratch)
+            ngio_async.stream_sync(tiles, _segment, out=seg, unique_labels=1000, stitch=config)
+            got = seg.read()
+    assert np.unique(got).tolist() == [0, 1, 3001]
+    assert np.array_equal(got > 0, img > 50)

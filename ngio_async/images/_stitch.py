@@ -367,8 +367,8 @@ class Stitch:
         if m is None:
             return iou_pairs(a, b, self.threshold)
         where = f"the {self.items} at {_where(regions[0])} and {_where(regions[1])}"
-        try:
-            got = list(m(a, b))
+        try:  # (copies: a matcher using its patches as scratch leaves the results alone)
+            got = list(m(np.array(a), np.array(b)))
         except Exception as exc:
             exc.add_note(f"stream(..., stitch=...): the seam_matcher on {where}")
             raise
