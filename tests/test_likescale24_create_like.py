@@ -100,7 +100,6 @@ def test_a_new_translation_keeps_the_levels_scales(tmp_path: Path) -> None:
     [
         ({"shape": (100, 50)}, (100, 50), (0.5, 0.25), 2),
         ({"downscale": 3}, (81, 45), (0.5, 0.25), 3),
-        ({"scale": {"y": 2.0}}, (81, 45), (2.0, 0.25), 2),
         ({"levels": 2}, (81, 45), (0.5, 0.25), 2),
     ],
 )

@@ -33,7 +33,7 @@ from ._create_plan import (
     downsampling,
     plan_image,
 )
-from ._create_values import data_type
+from ._create_values import _per_axis, data_type
 from ._dataset import Dataset
 from ._node import store_path
 from ._open import join
@@ -154,13 +154,20 @@ def _drop_conflicting(options: dict[str, Any], overrides: dict[str, Any], names:
     channel axis keeps its size (dropped for another channel count), shards
     the new ``chunks`` do not divide, a fill value the new ``dtype`` cannot hold, and what a
     new ``shape`` outgrows (:func:`_drop_outgrown`)."""
-    if any(k in overrides for k in ("axes", "levels", "downscale", "translation", "scale")):
+    relevel = any(k in overrides for k in ("axes", "levels", "downscale", "shape"))
+    if relevel or any(k in overrides for k in ("translation", "scale")):
         options.pop("level_translations", None)  # they no longer fit: one translation applies
-    if any(k in overrides for k in ("axes", "levels", "downscale", "shape")):
+    if relevel:
         options.pop("level_shapes", None)  # every level from the new shape, as create does
-    if any(k in overrides for k in ("axes", "levels", "downscale", "shape", "scale")):
-        options.pop("level_scales", None)  # scale * downscale**i, as create does (a new
-        # translation keeps them: the levels' shapes stay, and so does what they cover)
+        options.pop("level_scales", None)  # scale * downscale**i, as create does
+    elif "scale" in overrides and "level_scales" in options:
+        # the source's levels (shapes) stay: each level's scale is the new one times the
+        # source's ratio to level 0 (a new translation keeps them as they are)
+        scales = _rescaled(options["level_scales"], overrides["scale"], names)
+        if scales is None:
+            options.pop("level_scales")
+        else:
+            options["level_scales"] = scales
     axes = overrides.get("axes")
     if isinstance(axes, str | Sequence) and list(axes) != names:  # else create names it
         for key in ("scale", "units", "translation", "chunks"):
@@ -192,6 +199,17 @@ def _drop_conflicting(options: dict[str, Any], overrides: dict[str, Any], names:
             _fill_json(options["fill_value"], np.dtype(overrides["dtype"]))
         except (ValueError, TypeError, UnsupportedError):
             del options["fill_value"]
+
+
+def _rescaled(scales: list[list[float]], scale: Any, names: list[str]) -> list[list[float]] | None:
+    """``scales`` (every level's) for level 0's ``scale`` (as create takes it), each level
+    keeping its ratio to level 0; ``None`` for a ``scale`` create refuses (it names why)."""
+    try:
+        new = _per_axis(scale, names, 1.0, "scale", positive=True)
+    except (TypeError, ValueError):
+        return None
+    ratios = [[s / s0 for s, s0 in zip(lvl, scales[0], strict=True)] for lvl in scales[1:]]
+    return [new, *([v * r for v, r in zip(new, lvl, strict=True)] for lvl in ratios)]
 
 
 def _drop_outgrown(options: dict[str, Any], overrides: dict[str, Any], names: list[str]) -> None:
@@ -282,7 +300,9 @@ def create_like_async(
     levels, channels, NGFF version, fill value, compressor; every level's shape, scale and
     translation as ``src`` has them, e.g. ome-zarr-py's ``floor(n / 2)`` levels, exact scales
     and centred translations, as long as ``shape``, ``scale``, ``translation``, ``downscale``,
-    ``levels`` or ``axes`` given do not change them); any :func:`create_async` argument
+    ``levels`` or ``axes`` given do not change them: ``scale`` is level 0's, each level
+    keeping its ratio to it; ``translation`` one for every level; the others rebuild the
+    levels as create does); any :func:`create_async` argument
     in ``overrides`` wins (e.g. ``dtype="float32"``, ``channels=[...]``, ``overwrite=True``),
     and what an override makes wrong is left to its default (per-axis values for other
     ``axes``, channels for another channel count, shards other ``chunks`` do not divide,
