@@ -68,7 +68,12 @@ class SumOutOfRange(ValueError):
 def _sum(stored: NDArray[Any], patch: NDArray[Any]) -> NDArray[Any]:
     if stored.dtype.kind in "iu" and patch.dtype.kind in "biu":
         return _exact_sum(stored, patch)
-    wide = np.result_type(stored.dtype, patch.dtype)  # floats: as numpy adds them
+    # floats: as numpy adds them, but at least in float64 (the same sums, correctly rounded
+    # once cast back), so that a float32 sum past float32 is refused as a plain write's
+    # values are, not stored as infinity
+    wide = np.result_type(stored.dtype, patch.dtype)
+    if wide.kind == "f" and wide.itemsize < 8:
+        wide = np.dtype(np.float64)
     out: NDArray[Any] = np.add(stored, patch, dtype=wide)
     return out
 
