@@ -620,7 +620,7 @@ class Plate(_PlateDocuments):
 
 
 #: the options of :meth:`Plate.add_image` passed on to :func:`plan_image`
-_FIELD_OPTIONS = _PLAN_KEYS | {"level_shapes", "level_translations"}
+_FIELD_OPTIONS = _PLAN_KEYS | {"level_shapes", "level_scales", "level_translations"}
 
 
 def _level_paths(plan: ImagePlan, existing: Sequence[str]) -> ImagePlan:
