@@ -15,6 +15,7 @@ from ..images import Dataset
 from ..images._consolidated import _put_all
 from ..images._metadata_writes import _prepare_root
 from ..images._open import join, read_group_metadata
+from ..images._pyramid import level_factors
 from ..meta import to_attrs, write_document
 from ._groups import (
     _data_windowed,
@@ -240,6 +241,7 @@ async def _zarr_jobs(
     if levels is not None and levels > len(src.levels):
         # before the copy: build_pyramid, run after it, would refuse them with levels written
         check_levels_shrink(_more_level_shapes(src, levels), levels, start=len(src.levels))
+        level_factors(src)  # (levels no integer factor apart, ngio's 2.5x: named, refused)
     ome = await _with_repaired_omero(src)
     jobs = [await _zarr_job(root, src, version, chunks, shards, compressor, levels, ome)]
     multiscales = src.metadata.ome.multiscales or []
@@ -282,6 +284,8 @@ async def _zarr_jobs(
                 _missing(f"the label image {name!r} listed in labels/ of {src.url}", "labels/")
                 continue
             opened.append(label)
+            if levels is not None and levels > len(label.levels):
+                level_factors(label)  # (as the image's, above)
             job = await _zarr_job(
                 join(root, "labels", name),
                 label,
