@@ -31,7 +31,7 @@ from ._create_plan import ImagePlan, default_name, plan_image
 from ._dataset import Dataset
 from ._metadata_writes import write_plan_metadata
 from ._node import store_path
-from ._opening import _Opening, closing_store_on_error
+from ._opening import _Opening, closing_store_on_error, refuse_read_only
 from ._root_checks import _local_directory, refuse_array_above
 
 if TYPE_CHECKING:
@@ -79,6 +79,7 @@ def _open_target(
     *,
     label: bool = False,
 ) -> tuple[AsyncStore, bool]:
+    refuse_read_only(url, "write to")  # http(s): before a store is made, or any I/O
     if isinstance(url, AsyncStore):
         if options:
             raise ValueError("store options need a URL, not an AsyncStore")

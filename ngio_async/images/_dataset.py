@@ -116,7 +116,7 @@ class Dataset(_DatasetWrites):
         documents are read first. ``multiscale``: which of the group's multiscales, by index
         or ``name`` (default the first).
         """
-        _check_mode(mode)
+        _check_mode(mode, store, root)
         _check_multiscale(multiscale)
         if store.blocking_reads:  # local: no round trip to save
             return await cls._open_in(
@@ -554,7 +554,8 @@ def open_async(
         (prefetch, caches, ``decode_threads``).
     :param path: the image's path inside the store (default: the URL is the image).
     :param mode: ``"r"`` (default: read-only; writes raise :class:`~ngio_async.ReadOnlyError`)
-        or ``"r+"`` (read and write pixels and metadata).
+        or ``"r+"`` (read and write pixels and metadata; on a store that takes no writes,
+        http(s)://, an :class:`~ngio_async.UnsupportedError` at once, before any request).
     :param multiscale: which multiscale of a group holding several: its index or its ``name``
         (default ``0``, the first). An unknown one raises an error listing those there are.
         ``build_pyramid`` and ``pyramid=`` writes build the first one only.

@@ -16,6 +16,7 @@ from .._errors import ReadOnlyError
 from ..engine import normalize_selection
 from ._level import AsyncIndexer, Level
 from ._node import StoreNode
+from ._opening import read_only_advice
 from ._world import level_for as world_level_for
 
 if TYPE_CHECKING:
@@ -263,7 +264,7 @@ class _DatasetBase(StoreNode):
         self._check_open()
         if self.mode != "r+":
             raise ReadOnlyError(
-                f"{self.url} is open read-only (mode='r'); open it with mode='r+' to write"
+                f"{self.url} is open read-only (mode='r'){read_only_advice(self.store)}"
             )
 
     def structure_lock(self) -> anyio.Lock:

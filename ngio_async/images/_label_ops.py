@@ -22,6 +22,7 @@ import numpy as np
 
 from .._errors import NotFoundError, ReadOnlyError, UnsupportedError
 from ._open import join
+from ._opening import read_only_advice
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -47,8 +48,8 @@ def _check_can_write(ds: Dataset, name: str, what: str) -> None:
     ds._check_open()
     if ds.mode != "r+":
         raise ReadOnlyError(
-            f"label {name!r} cannot be {what}: {ds.url} is open read-only (mode='r'); "
-            "open it with mode='r+'"
+            f"label {name!r} cannot be {what}: {ds.url} is open read-only "
+            f"(mode='r'){read_only_advice(ds.store)}"
         )
     if not ds.store.supports_writes:
         raise UnsupportedError(

@@ -19,6 +19,7 @@ from ..engine import plan_chunks, plan_shards, region_shape
 from ..engine.plan import check_region
 from ._chunk_decode import _CHUNKS_PER_CALL, Targets, _by_chunk
 from ._index_cache import _NO_SHARDS, IndexCache, _Entry
+from ._opening import read_only_advice
 from ._reuse import InFlight, Keeper, SingleFlight
 from ._shard_bytes import inner_chunk_name
 from ._write import KeyLocks
@@ -198,7 +199,7 @@ class _LevelBase:
     def _check_writable(self) -> None:
         if not self.writable:
             where = f"{self.store.url.rstrip('/')}/{self.path}"
-            raise ReadOnlyError(f"{where} is open read-only; open it with mode='r+' to write")
+            raise ReadOnlyError(f"{where} is open read-only{read_only_advice(self.store)}")
 
     def _empty(self, shape: tuple[int, ...], pool: TilePool | None) -> NDArray[Any]:
         """A new output array of ``shape``: from ``pool`` (a tile stream's), else fresh."""

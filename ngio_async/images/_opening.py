@@ -8,8 +8,11 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, NoReturn, Protocol, Typ
 
 import anyio
 
+from .._errors import UnsupportedError
 from .._limits import check_limits
 from ..stores import AsyncStore, load_backend, open_store
+from ..stores._base import read_only_reason
+from ..stores._url_utils import redact_url
 from ._node import store_path
 from ._open import listed_series
 
@@ -79,6 +82,8 @@ def open_node(
     _check_mode(mode)
     check_limits(limits)
     path = store_path(path)
+    if mode == "r+":  # a URL whose kind takes no writes: refused before a store is made
+        refuse_read_only(url, "open", "with mode='r+'", path)
     if isinstance(url, AsyncStore) and store_options:  # they would go unused, unsaid
         raise ValueError(
             f"store options {sorted(store_options)} need a URL: this is an open store "
@@ -179,6 +184,31 @@ def _multiscale_index(ome: OmeMetadata, multiscale: int | str, url: str) -> int:
     return multiscale % len(names)
 
 
-def _check_mode(mode: str) -> None:
+def _check_mode(mode: str, store: AsyncStore | None = None, root: str = "") -> None:
+    """Refuse a mode other than ``"r"`` and ``"r+"``, and ``"r+"`` on a ``store`` (the image or
+    plate at ``root`` of it) that takes no writes."""
     if mode not in ("r", "r+"):
         raise ValueError(f"mode must be 'r' or 'r+', got {mode!r}")
+    if mode == "r+" and store is not None:
+        refuse_read_only(store, "open", "with mode='r+'", root)
+
+
+def refuse_read_only(target: object, what: str, how: str = "", root: str = "") -> None:
+    """Refuse, before any I/O, to ``what`` (``open``, ``create``, ``write to``) the node at
+    ``root`` of ``target`` (a store, a URL or a path) when its store takes no writes (a URL's
+    kind says so: http(s)://), naming the URL and why (``how``: the words after the URL)."""
+    if isinstance(target, AsyncStore):
+        why, where = target.read_only_reason, _url_of(target, root)
+    else:
+        why = read_only_reason(target)
+        where = redact_url(target) if isinstance(target, str) else str(target)
+        where = f"{where.rstrip('/')}/{root.strip('/')}" if root.strip("/") else where
+    if why is not None:
+        raise UnsupportedError(f"cannot {what} {where}{' ' + how if how else ''}: {why}")
+
+
+def read_only_advice(store: AsyncStore) -> str:
+    """The end of the error refusing a write to a node opened read-only on ``store``: advice
+    to reopen it with ``mode='r+'``, or (a store taking no writes) why that cannot work."""
+    why = store.read_only_reason
+    return "; open it with mode='r+' to write" if why is None else f", and {why}"

@@ -143,7 +143,7 @@ class Plate(_PlateDocuments):
         :raises MetadataError: the group has no (or invalid) NGFF metadata; the key is named.
         :raises NotFoundError: no zarr group at ``root``.
         """
-        _check_mode(mode)
+        _check_mode(mode, store, root)
         root = root.strip("/")
         metadata, version = await _read_plate(store, root)
         return cls(

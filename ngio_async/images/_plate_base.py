@@ -12,6 +12,7 @@ import anyio
 from .._errors import NotFoundError, ReadOnlyError, UnsupportedError
 from ._node import StoreNode
 from ._open import join
+from ._opening import read_only_advice
 from ._plate_docs import _read_plate
 from ._plate_layout import PlateWell, _split_well, _where
 
@@ -46,7 +47,7 @@ class _PlateBase(StoreNode):
         self._check_open()
         if self.mode != "r+":
             raise ReadOnlyError(
-                f"{self.url} is open read-only (mode='r'); open it with mode='r+' to write"
+                f"{self.url} is open read-only (mode='r'){read_only_advice(self.store)}"
             )
         if ngff and self.version not in ("0.4", "0.5"):  # 0.6 is read, not written
             raise UnsupportedError(

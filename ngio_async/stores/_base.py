@@ -60,6 +60,7 @@ __all__ = [
     "expected_length",
     "file_version",
     "read_file",
+    "read_only_reason",
     "strong_etag",
 ]
 
@@ -372,6 +373,14 @@ class AsyncStore(abc.ABC):
     def closed(self) -> bool:
         """Whether :meth:`aclose` was called."""
         return self._closed
+
+    @property
+    def read_only_reason(self) -> str | None:
+        """Why this store takes no writes, for the errors refusing a write before any I/O
+        (``None``: it takes them)."""
+        if self.supports_writes:
+            return None
+        return read_only_reason(self._url) or f"it is read-only ({type(self).__name__})"
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._url!r})"
@@ -774,7 +783,7 @@ class AsyncStore(abc.ABC):
         self._check_open()
         check_key(key)
         if not self.supports_writes:
-            raise UnsupportedError(f"{self._url} is read-only (cannot write {key!r})")
+            raise UnsupportedError(f"{self._url}: cannot write {key!r}: {self.read_only_reason}")
 
     async def _call(
         self, key: str, attempt: Callable[[], Awaitable[T]], *, retry: bool = True
@@ -942,6 +951,18 @@ class AsyncStore(abc.ABC):
     def _retry_after(self, exc: Exception) -> float | None:
         """Seconds the server asked to wait before retrying after ``exc`` (``Retry-After``)."""
         return None
+
+
+def read_only_reason(url: object) -> str | None:
+    """Why the store of ``url`` (a URL or a path) takes no writes: plain HTTP(S) servers take
+    none here (``None``: the URL's kind does not say; its store may still)."""
+    if isinstance(url, str) and url[:8].lower().startswith(("http://", "https://")):
+        scheme = url.split(":", 1)[0].lower()
+        return (
+            f"{scheme}:// is read-only here (a static HTTP server takes no writes); "
+            "write to a local path, s3://, gs:// or az://"
+        )
+    return None
 
 
 def _byte_buffer(data: Buffer) -> Buffer:
