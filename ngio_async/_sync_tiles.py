@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from ._prefetch import ProgressCallback
     from ._sync_api import SyncDataset
     from .images import LevelWriter, Tile
+    from .images._merge import Merge
     from .images._rois import MaskedImage, RoiRead
     from .tables import Roi
 
@@ -139,14 +140,18 @@ class SyncMaskedImage:
         *,
         zoom: float = 1.0,
         axes_order: Sequence[str] | None = None,
+        merge: Merge | None = None,
         **axes: Any,
     ) -> None:
         """Write ``data`` where object ``value`` is (``MaskedImage.write``).
 
         :param axes_order: ``data``'s axes in this order (as ``Dataset.write``).
+        :param merge: the object's pixels combined with the stored ones (as ``Dataset.write``).
         """
         self._runner.call(
-            lambda: self._masked.write(value, data, zoom=zoom, axes_order=axes_order, **axes)
+            lambda: self._masked.write(
+                value, data, zoom=zoom, axes_order=axes_order, merge=merge, **axes
+            )
         )
 
     def stream(

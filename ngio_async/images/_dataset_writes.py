@@ -14,13 +14,13 @@ from ..engine import normalize_selection
 from ..engine.plan import coordinate_index, orthogonal_index, selection_span
 from ._dataset_edits import _DatasetEdits
 from ._open import refresh_image
-from ._write import fit_data
+from ._write import fit_data, write_region
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Sequence
+    from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
     from contextlib import AbstractAsyncContextManager
 
-    from numpy.typing import ArrayLike
+    from numpy.typing import ArrayLike, NDArray
 
     from ..engine import Region
     from ..engine.pyramid import Method
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from ._dataset_base import Selector
     from ._level import Level
     from ._merge import Merge
-    from ._write import LevelWriter
+    from ._write import AfterWrite, LevelWriter
 
 
 class _DatasetWrites(_DatasetEdits):
@@ -199,30 +199,82 @@ class _DatasetWrites(_DatasetEdits):
     ) -> None:
         self._check_writable()
         level = self._level_index(level)
-        own = not _is_cascade(pyramid)  # a stream's cascade (pyramid=): the stream finishes it
         cascade = self._cascade(level, pyramid)
-        after = None if cascade is None else partial(cascade.add, 0)
         lvl = self.level(level)
         if how == "points" and cascade is not None and level > 0:  # finer: its pixels alone
             _note_points(cascade, selection, lvl)
-        landed = lvl.begun
-        try:
+
+        async def write(after: AfterWrite | None) -> None:
             if how == "orthogonal":
                 await lvl.write_orthogonal(selection, data, after)
             elif how == "points":
                 await lvl.write_points(selection, data, after)
             else:
                 await lvl.setitem(selection, data, after)
+
+        await self._landing(lvl, pyramid, cascade, lambda: self._span(how, selection, lvl), write)
+
+    async def _write_where(
+        self,
+        selection: tuple[Any, ...],
+        data: ArrayLike,
+        mask: NDArray[np.bool_],
+        level: int | str,
+        pyramid: bool | Method | Cascade | None,
+        merge: Merge,
+    ) -> None:
+        """``data`` combined by ``merge`` with the stored pixels ``mask`` marks in the box
+        ``selection`` (ints and step-1 slices; ``data`` broadcast to ``mask``'s shape, the
+        box's): a masked write's merge, in each stored object's own read-modify-write (the
+        rest of the box neither merged nor written)."""
+        from ._merge import _Combine, rule_of
+
+        self._check_writable()
+        fn = rule_of(merge)  # (refused before any I/O)
+        level = self._level_index(level)
+        lvl = self.level(level)
+        sel = normalize_selection(selection, lvl.shape)
+        if any(step != 1 for step in sel.steps):
+            raise ValueError(f"a masked write takes a box, not steps {sel.steps}")
+        shape = tuple(r.stop - r.start for r in sel.region)
+        where = np.reshape(mask, shape)
+        piece = np.reshape(np.broadcast_to(np.asarray(data), mask.shape), shape)
+        combine = _Combine(fn, lvl.dtype, f"level {lvl.path!r}", merge, self.url)
+        cascade = self._cascade(level, cast("Any", pyramid))
+        if cascade is not None and level > 0:  # finer: its pixels alone
+            _note_mask(cascade, sel.region, where)
+
+        async def write(after: AfterWrite | None) -> None:
+            await write_region(lvl, sel.region, piece, after, where=where, merge=combine)
+
+        await self._landing(lvl, pyramid, cascade, lambda: sel.region, write)
+
+    async def _landing(
+        self,
+        lvl: Level,
+        pyramid: object,
+        cascade: Cascade | None,
+        span: Callable[[], Region],
+        write: Callable[[AfterWrite | None], Awaitable[None]],
+    ) -> None:
+        """``write(after)`` of ``lvl``, its pixels fed to ``cascade`` (from ``pyramid``: a
+        stream's is finished by the stream), then finished, or settled over ``span()`` when
+        the write fails part way."""
+        own = not _is_cascade(pyramid)  # a stream's cascade (pyramid=): the stream finishes it
+        after = None if cascade is None else partial(cascade.add, 0)
+        landed = lvl.begun
+        try:
+            await write(after)
         except BaseException as exc:
             if cascade is not None and own:  # the lower levels follow what level 0 got
-                unsure = [self._span(how, selection, lvl)] if lvl.begun != landed else []
+                unsure = [span()] if lvl.begun != landed else []
                 await cascade.settle(exc, unsure)
             raise
         if cascade is None or not own:
             self._extents.clear()  # the lowest level may have changed: scanned again
         else:
             await cascade.finish()
-            await self._follow_data_windows(self._span(how, selection, lvl))
+            await self._follow_data_windows(span())
 
     @staticmethod
     def _span(how: str, selection: Any, lvl: Level) -> Region:
@@ -380,7 +432,16 @@ def _note_points(cascade: Cascade, selection: Any, lvl: Level) -> None:
     points = np.broadcast_arrays(*(np.asarray(p) for p in selection))
     mask = np.zeros(tuple(s.stop - s.start for s in span), dtype=bool)
     mask[tuple(p % n - s.start for p, n, s in zip(points, lvl.shape, span, strict=True))] = True
-    cascade.note(span, mask)
+    _note_mask(cascade, span, mask)
+
+
+def _note_mask(cascade: Cascade, span: Region, mask: NDArray[np.bool_]) -> None:
+    """Tell a level cascade the pixels ``mask`` marks in the box ``span`` (the only ones
+    written): the finer levels follow those alone."""
+    from ._cascade import LevelCascade
+
+    if isinstance(cascade, LevelCascade):
+        cascade.note(span, mask)
 
 
 def _is_cascade(pyramid: object) -> bool:

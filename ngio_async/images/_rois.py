@@ -22,6 +22,7 @@ import numpy as np
 
 from .._prefetch import _Deferred, prefetch as start_prefetch
 from ._axes_order import check_order, from_order, kept_by_region, roi_read_in_order
+from ._merge import rule_of
 from ._world import is_world_axis
 
 if TYPE_CHECKING:
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from ..tables import Roi, Table
     from ._cascade import Cascade
     from ._dataset import Dataset
+    from ._merge import Merge
 
 # a ROI, the plane of it to read (or all), and its position in the stream's ROIs
 _Item = tuple["Roi", dict[str, int] | None, int]
@@ -746,26 +748,39 @@ class MaskedImage:
         *,
         zoom: float = 1.0,
         axes_order: Sequence[str] | None = None,
+        merge: Merge | None = None,
         **axes: Any,
     ) -> None:
         """Write ``data`` (the shape :meth:`read` gives, or one that broadcasts to it) where
         object ``value`` is (ngio's ``set_roi_masked``): only the object's pixels are written,
         as points (each chunk read, patched and written back as one), so the rest of its box
         keeps what is stored and masked writes of objects whose boxes overlap may run at once.
-        ``axes_order``: ``data``'s axes, as :meth:`read` gives them with it."""
+        ``axes_order``: ``data``'s axes, as :meth:`read` gives them with it. ``merge``: the
+        object's pixels combined with the stored ones, as :meth:`Dataset.write` takes it
+        (ngio's ``set_roi_masked(..., merge=)``); the rest of the box is left alone."""
         self.image._check_writable()
+        if merge is not None:
+            rule_of(merge)  # an unknown rule: refused before the box is read
         got = await self.read_roi(value, zoom=zoom, **axes)
         if axes_order is not None:
             data = from_order(data, kept_by_region(self.image.axes, got.region), axes_order)
-        await self.write_read(got, data)
+        await self.write_read(got, data, merge=merge)
 
     async def write_read(
-        self, got: RoiRead, data: ArrayLike, pyramid: bool | Method | Cascade | None = False
+        self,
+        got: RoiRead,
+        data: ArrayLike,
+        pyramid: bool | Method | Cascade | None = False,
+        *,
+        merge: Merge | None = None,
     ) -> None:
         """:meth:`write` to a box already read (``got``: from :meth:`read_roi` or
         :meth:`stream` of this masked image), without reading it again; ``pyramid``: as
-        :meth:`Dataset.write_points` takes it (or a stream's :class:`Cascade`)."""
+        :meth:`Dataset.write_points` takes it (or a stream's :class:`Cascade`); ``merge``:
+        as :meth:`write` takes it."""
         self.image._check_writable()
+        if merge is not None:
+            rule_of(merge)
         value = got.roi.label
         arr = np.asarray(data)
         extra = arr.ndim - got.data.ndim
@@ -781,6 +796,10 @@ class MaskedImage:
         mask = got.mask
         inside = np.nonzero(mask)
         if not inside[0].size:
+            return
+        if merge is not None:  # merged in each stored object's read-modify-write
+            where = self.image._write_where
+            await where(tuple(got.region), new, mask, self.level, pyramid, merge)
             return
         shape = self.image.level(self.level).shape
         points, k = [], 0
