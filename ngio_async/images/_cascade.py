@@ -444,8 +444,10 @@ class LevelCascade(Cascade):
         self.finer.add(region, mask)
 
     async def add(self, level: int, region: Region, data: NDArray[Any]) -> None:
-        if level == 0 and not self._noted:
-            self.finer.add(region)
+        if level == 0:
+            self.finer.keep(region, data)  # upsampled from these pixels, not read back
+            if not self._noted:
+                self.finer.add(region)
         await super().add(level, region, data)
 
     async def finish(self) -> None:

@@ -38,6 +38,9 @@ __all__ = ["Finer", "upsampled"]
 #: upsampled tiles written at once (unmasked; masked ones too: their writes touch only the
 #: object's pixels, each stored object patched under its own lock)
 _AT_ONCE = 4
+#: the most bytes of pixels just written to the coarse level that are kept to upsample
+#: (instead of reading them back); the blocks of writes past it are read back
+_KEEP_BYTES = 64 << 20
 
 
 class Finer:
@@ -51,11 +54,44 @@ class Finer:
         self.regions: list[Region] = []  # of level ``index``, written
         # the pixels of a region written, where not all (a masked write): only those followed
         self.masks: dict[int, NDArray[np.bool_]] = {}
+        # parts of level ``index`` as just written (copies, in the order they landed): the
+        # blocks they cover are upsampled from them, not read back (up to _KEEP_BYTES)
+        self.pixels: list[tuple[Region, NDArray[Any]]] = []
+        self._kept = 0
 
     def add(self, region: Region, mask: NDArray[np.bool_] | None = None) -> None:
         if mask is not None:
             self.masks[len(self.regions)] = mask
         self.regions.append(region)
+
+    def keep(self, part: Region, pixels: NDArray[Any]) -> None:
+        """``part`` of level ``index`` now holds ``pixels`` (all of the part, as stored)."""
+        if self._kept + pixels.nbytes <= _KEEP_BYTES:
+            self.pixels.append((part, np.array(pixels)))  # (a copy: the caller's may change)
+            self._kept += pixels.nbytes
+
+    def _written(self, block: Region) -> NDArray[Any] | None:
+        """The pixels of ``block`` as just written, if the parts kept cover it all, once each
+        (parts written twice may have been told in another order than they landed: two
+        masked writes of one object at once; read back)."""
+        out: NDArray[Any] | None = None
+        seen: NDArray[np.bool_] | None = None
+        for part, pixels in self.pixels:
+            both = tuple(
+                slice(max(a.start, b.start), min(a.stop, b.stop))
+                for a, b in zip(part, block, strict=True)
+            )
+            if any(s.stop <= s.start for s in both):
+                continue
+            if out is None or seen is None:
+                out = np.empty(tuple(s.stop - s.start for s in block), pixels.dtype)
+                seen = np.zeros(out.shape, dtype=bool)
+            at = _within(both, block)
+            if seen[at].any():
+                return None
+            out[at] = pixels[_within(both, part)]
+            seen[at] = True
+        return out if seen is not None and seen.all() else None
 
     def tiles(self) -> list[tuple[Region, NDArray[np.bool_] | None]]:
         """The blocks of level ``index`` the regions noted are upsampled by, with their masks:
@@ -135,7 +171,9 @@ class Finer:
         async def one(block: Region, mask: NDArray[np.bool_] | None) -> None:
             nonlocal done
             async with reads:  # a block stays in memory while its finer tiles are written
-                data = await self.ds.levels[self.index].getitem(block)
+                data = self._written(block)
+                if data is None:  # not all of it just written: read back
+                    data = await self.ds.levels[self.index].getitem(block)
                 async with anyio.create_task_group() as tg:
                     for j, grid in grids.items():
                         for tile in _split(block, grid):
@@ -148,7 +186,7 @@ class Finer:
             for block, mask in blocks:
                 tg.start_soon(one, block, mask)
         # all landed (a failure keeps every region: a settle redoes them)
-        self.regions, self.masks = [], {}
+        self.regions, self.masks, self.pixels, self._kept = [], {}, [], 0
 
     async def _tile(
         self,
