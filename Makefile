@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint types pytest bench bench-read bench-stream bench-write bench-convert bench-serve clean viewer browser azurite
+.PHONY: demo test lint types pytest bench bench-read bench-stream bench-write bench-convert bench-serve bench-sync clean viewer browser azurite
 
 # The browser viewer's OpenSeadragon files (git-ignored, shipped in wheels): fetched from npm at build time.
 VIEWER := ngio_async/web/static/vendor/openseadragon/VERSION
@@ -84,6 +84,9 @@ bench-convert: $(BIN)/.installed-bench
 
 bench-serve: $(BIN)/.installed-bench
 	$(BIN)/python benchmarks/bench_serve.py
+
+bench-sync: $(BIN)/.installed-bench
+	$(BIN)/python benchmarks/bench_sync.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis
