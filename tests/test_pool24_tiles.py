@@ -43,10 +43,31 @@ def small_tiles_pooled(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_tile_pool, "MIN_BYTES", 1)
 
 
+@pytest.fixture
+def dropped(monkeypatch: pytest.MonkeyPatch) -> dict[int, int]:
+    """The free arrays each pool (by ``id``) let go beyond its ``keep`` (counted, not changed).
+
+    A consumer that catches up with its stream frees more than ``keep`` arrays at once; the
+    pool lets those go and makes them again when the window fills up. How often that happens
+    depends on how the threads are scheduled (a loaded machine: 7 of 13 made), so the pool's
+    ``made`` is bounded by the arrays in use at once plus these."""
+    counts: dict[int, int] = {}
+    take = TilePool._take
+
+    def counted(self: TilePool, shape: tuple[int, ...], dtype: np.dtype[Any]) -> Any:
+        before = self.tracked
+        got = take(self, shape, dtype)
+        counts[id(self)] = counts.get(id(self), 0) + before - self.tracked
+        return got
+
+    monkeypatch.setattr(TilePool, "_take", counted)
+    return counts
+
+
 def most(prefetch: int) -> int:
-    """Arrays a stream dropping each tile makes at most: the window's, and a few batches or
-    runs (of up to two tiles) more: the one being handed out, the ones being decoded, those a
-    thread or task still refers to a moment longer (a loaded machine: more of them)."""
+    """Arrays in use at once in a stream whose consumer drops each tile: the window's, and a
+    few batches or runs (of up to two tiles) more: the one being handed out, the ones being
+    decoded, those a thread or task still refers to a moment longer."""
     return 2 * prefetch + 8
 
 
@@ -71,16 +92,18 @@ async def drop_each(ds: Any, data: np.ndarray[Any, Any], **kwargs: Any) -> tuple
 @pytest.mark.usefixtures("small_tiles_pooled")
 @pytest.mark.parametrize(("shape", "prefetch"), PATHS)
 async def test_a_consumer_dropping_each_tile_gets_a_few_buffers_over_and_over(
-    tmp_path: Path, shape: Any, prefetch: int
+    tmp_path: Path, shape: Any, prefetch: int, dropped: dict[int, int]
 ) -> None:
     (data,) = write_image(tmp_path, SPEC)
     async with ngio_async.open_async(tmp_path) as ds:
         stream, seen = await drop_each(ds, data, shape=shape, prefetch=prefetch)
         pool = stream.array_pool
         assert pool is not None
-        assert pool.made <= most(prefetch), pool.made
-        assert len(seen) <= most(prefetch)
+        let_go = dropped.get(id(pool), 0)
+        assert pool.made - let_go <= most(prefetch), (pool.made, let_go)
+        assert len(seen) <= pool.made
         assert pool.made + pool.reused == len(stream)
+        assert pool.reused > 0  # (each time arrays were let go, one of them was taken)
         assert pool.tracked == 0  # the stream ended: its arrays went with it
 
 
@@ -133,14 +156,14 @@ async def test_the_opt_out_gives_fresh_arrays_the_stream_keeps_no_hold_on(tmp_pa
 
 
 @pytest.mark.usefixtures("small_tiles_pooled")
-def test_the_blocking_loop_recycles_too(tmp_path: Path) -> None:
+def test_the_blocking_loop_recycles_too(tmp_path: Path, dropped: dict[int, int]) -> None:
     (data,) = write_image(tmp_path, SPEC)
     with ngio_async.open(tmp_path) as ds:
         seen: set[int] = set()
         for tile in ds.tiles(prefetch=2):
             np.testing.assert_array_equal(tile.data, data[tile.region])
             seen.add(address(tile.data))
-        assert len(seen) <= most(2)
+        assert len(seen) <= most(2) + sum(dropped.values())
         kept = list(ds.tiles(prefetch=2))
         assert len({address(t.data) for t in kept}) == len(kept) == SPEC.shape[0]
         for t in kept:
@@ -150,7 +173,7 @@ def test_the_blocking_loop_recycles_too(tmp_path: Path) -> None:
 @pytest.mark.usefixtures("small_tiles_pooled")
 @pytest.mark.parametrize(("shape", "prefetch"), [(None, 2), ((1, 48, 48), 4)])
 async def test_s3_streams_recycle_and_keep_held_tiles_whole(
-    tmp_path: Path, s3_server: S3Server, shape: Any, prefetch: int
+    tmp_path: Path, s3_server: S3Server, shape: Any, prefetch: int, dropped: dict[int, int]
 ) -> None:
     (data,) = write_image(tmp_path / "img", SPEC)
     url = s3_server.fresh_url()
@@ -160,9 +183,10 @@ async def test_s3_streams_recycle_and_keep_held_tiles_whole(
         stream, seen = await drop_each(ds, data, shape=shape, prefetch=prefetch)
         pool = stream.array_pool
         assert pool is not None
-        assert pool.made <= most(prefetch), pool.made
+        let_go = dropped.get(id(pool), 0)
+        assert pool.made - let_go <= most(prefetch), (pool.made, let_go)
         assert pool.made + pool.reused == len(stream)
-        assert len(seen) <= most(prefetch)
+        assert len(seen) <= pool.made
         kept = [t async for t in ds.tiles(shape=shape, prefetch=prefetch)]
         assert len({address(t.data) for t in kept}) == len(kept)
         for t in kept:
