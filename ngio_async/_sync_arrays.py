@@ -6,6 +6,9 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
+from ._sync_fast import keeps_indexes, local_small, plain_selection, read_kept, read_local
+from .images._index_cache import IndexCache
+
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterator
 
@@ -24,6 +27,8 @@ class SyncLevel:
     #: the level's index when it is a level of an unpickled copy not opened yet (it opens on
     #: first use, see :func:`_level_of`)
     _index: int | None = None
+    #: the shard indexes its reads keep (a remote read-only sharded level), with their level
+    _kept: tuple[Level, IndexCache] | None = None
 
     def __init__(self, runner: Runner, level: Level, parent: SyncDataset | None = None) -> None:
         self._runner = runner
@@ -85,7 +90,19 @@ class SyncLevel:
         return (self[i] for i in range(len(self)))
 
     def __getitem__(self, selection: Any) -> NDArray[Any]:
-        return self._runner.call(self._level.getitem, selection)
+        """``level[sel]``; a small local read runs in the calling thread, and the reads of a
+        remote sharded level share the shard indexes they read (see :mod:`._sync_fast`)."""
+        level = self._level
+        sel = plain_selection(level, selection)
+        if sel is not None:
+            if local_small(level, sel):
+                _ = self._runner.portal  # ClosedError once closed, as a call through the loop
+                return read_local(level, sel)
+            if keeps_indexes(level):
+                if self._kept is None or self._kept[0] is not level:
+                    self._kept = (level, IndexCache())
+                return self._runner.call(read_kept, level, sel, self._kept[1])
+        return self._runner.call(level.getitem, selection)
 
     def __setitem__(self, selection: Any, data: ArrayLike) -> None:
         """``level[...] = data``: numpy basic indexing and broadcasting (needs ``mode="r+"``)."""

@@ -1,0 +1,116 @@
+"""The blocking reads' short ways: a small read of a local level in the calling thread, and the
+shard indexes of a remote read-only level kept across reads where the shard's version is known.
+
+Both serve callers that read many small regions one call at a time (dask's threads, a viewer
+panning): a local region of a few chunks is read and decoded in the calling thread (no round
+trip through the event loop and a decode thread: each costs more than decoding one chunk), and
+a remote sharded level's reads reuse the indexes earlier reads decoded, each chunk read
+conditional on the shard's version (ETag): one GET per read instead of two, a rewritten shard's
+index read again (``ChangedError``). An index of a shard whose store tells no version is never
+reused across reads.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .codecs import ShardCodec
+from .engine import normalize_selection
+from .images._index_cache import _MISSING, IndexCache
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
+    from .engine import BasicSelection
+    from .images import Level
+
+__all__ = ["KeptIndexes", "local_small", "plain_selection"]
+
+_LOCAL_CHUNKS = 4  # (inner) chunks a local read may touch to be read in the calling thread
+
+
+def plain_selection(level: Level, selection: Any) -> BasicSelection | None:
+    """``selection`` normalised when it is integers, step-1 slices and ``...`` only (else
+    ``None``: the level's ``getitem`` reads it, fancy and strided selections included)."""
+    items = selection if isinstance(selection, tuple) else (selection,)
+    for item in items:
+        if item is Ellipsis:
+            continue
+        if isinstance(item, slice):
+            if item.step is not None and item.step != 1:
+                return None
+        elif not isinstance(item, int | np.integer) or isinstance(item, bool | np.bool_):
+            return None
+    sel = normalize_selection(selection, level.shape)
+    if any(st != 1 for st in sel.steps) or any(r.stop <= r.start for r in sel.region):
+        return None
+    return sel
+
+
+def local_small(level: Level, sel: BasicSelection) -> bool:
+    """Whether ``sel`` of ``level`` is read in the calling thread: a local read-only level
+    without a read cache, the region in one stored object or in a few (inner) chunks."""
+    if not level.reads_locally or level._read_cache is not None:
+        return False
+    if level._one_object(sel.region):
+        return True  # (the event loop reads it in one decode-thread call as well)
+    chunks = level.meta.chunks
+    touched: int = math.prod(
+        (r.stop - 1) // c - r.start // c + 1 for r, c in zip(sel.region, chunks, strict=True)
+    )
+    return touched <= _LOCAL_CHUNKS
+
+
+def read_local(level: Level, sel: BasicSelection) -> NDArray[Any]:
+    """Read ``sel`` of a local level in this thread (see :func:`local_small`)."""
+    out = level.read_many_blocking([sel.region], None, level.index_cache())[0]
+    return sel.apply(out)
+
+
+def keeps_indexes(level: Level) -> bool:
+    """Whether reads of ``level`` share :class:`KeptIndexes`: remote, read-only, sharded."""
+    return isinstance(level.codec, ShardCodec) and not level.reads_locally and not level.writable
+
+
+async def read_kept(level: Level, sel: BasicSelection, kept: IndexCache) -> NDArray[Any]:
+    """Read ``sel`` of a remote read-only sharded level with the indexes of earlier reads."""
+    return sel.apply(await level.read(sel.region, KeptIndexes(kept)))
+
+
+class KeptIndexes(IndexCache):
+    """One read's shard indexes, backed by ``kept``: the indexes earlier reads of the level
+    decoded with their shard's version. A kept index is used only with its version (the chunk
+    reads are conditional on it); one without is fetched again."""
+
+    __slots__ = ("_kept",)
+
+    def __init__(self, kept: IndexCache) -> None:
+        super().__init__()
+        self._kept = kept
+
+    def get(self, key: str) -> Any:
+        index = super().get(key)
+        if index is _MISSING and key in self._kept:
+            version = self._kept.version(key)
+            if version is not None:
+                index = self._kept.get(key)
+                super().put(key, index, version)
+        return index
+
+    def put(self, key: str, index: Any, version: str | None = None) -> None:
+        super().put(key, index, version)
+        if version is not None:
+            self._kept.put(key, index, version)
+        else:
+            self._kept.pop(key)
+
+    def pop(self, key: str) -> None:
+        super().pop(key)
+        self._kept.pop(key)
+
+    def pop_version(self, key: str, version: str | None) -> None:
+        self._kept.pop_version(key, version)
+        super().pop_version(key, version)
