@@ -189,13 +189,18 @@ async def test_to_the_end_is_as_before() -> None:
 
 
 class FailOneHangTheRest(InstrumentedStore):
-    """The put of chunk ``0/c/0/0`` fails; every other chunk put never ends."""
+    """The put of chunk ``0/c/0/0`` fails; every other chunk put never ends (``hanging`` is set
+    once one has begun)."""
+
+    hanging: anyio.Event | None = None
 
     async def _put_once(self, key: str, data: Buffer, *, if_absent: bool) -> bool:
         if "/c/" not in key:
             return await super()._put_once(key, data, if_absent=if_absent)
         if key.endswith("/c/0/0"):
             raise ZeroDivisionError(f"injected failure of {key}")
+        if self.hanging is not None:
+            self.hanging.set()
         await anyio.sleep_forever()
         raise AssertionError  # pragma: no cover
 
@@ -221,16 +226,20 @@ async def test_a_cancelled_one_object_write_on_a_hung_store_names_its_key(
     monkeypatch.setattr("ngio_async._prefetch.SETTLE_SECONDS", 0.3)
     await _image(tmp_path / "a.zarr", 32)
     store = FailOneHangTheRest(open_store(tmp_path / "a.zarr"))
+    store.hanging = anyio.Event()
     async with ngio_async.open_async(store, mode="r+") as ds:
         with anyio.fail_after(20), anyio.CancelScope() as scope:
             async with anyio.create_task_group() as tg:
-                tg.start_soon(_cancel_after, scope, 0.2)
+                tg.start_soon(_cancel_when_hung, scope, store.hanging)
                 with pytest.raises(Unsettled, match=r"the write of '0/c/1/1' \(level '0'\)"):
                     await ds.write(np.ones((16, 16), np.uint16), y=slice(16, 32), x=slice(16, 32))
+        assert scope.cancel_called and store.hanging.is_set()
 
 
-async def _cancel_after(scope: anyio.CancelScope, seconds: float) -> None:
-    await anyio.sleep(seconds)
+async def _cancel_when_hung(scope: anyio.CancelScope, hanging: anyio.Event) -> None:
+    """Cancel once the object's put has begun (cancelled before, the write never starts: a
+    plain cancellation, which ``pytest.raises`` lets through unchecked)."""
+    await hanging.wait()
     scope.cancel()
 
 
