@@ -51,9 +51,9 @@ def plain_selection(level: Level, selection: Any) -> BasicSelection | None:
 
 
 def local_small(level: Level, sel: BasicSelection) -> bool:
-    """Whether ``sel`` of ``level`` is read in the calling thread: a local read-only level
-    without a read cache, the region in one stored object or in a few (inner) chunks."""
-    if not level.reads_locally or level._read_cache is not None:
+    """Whether ``sel`` of ``level`` is read in the calling thread: a local read-only level,
+    the region in one stored object or in a few (inner) chunks."""
+    if not level.reads_locally:
         return False
     if level._one_object(sel.region):
         return True  # (the event loop reads it in one decode-thread call as well)
@@ -65,9 +65,14 @@ def local_small(level: Level, sel: BasicSelection) -> bool:
 
 
 def read_local(level: Level, sel: BasicSelection) -> NDArray[Any]:
-    """Read ``sel`` of a local level in this thread (see :func:`local_small`)."""
-    out = level.read_many_blocking([sel.region], None, level.index_cache())[0]
-    return sel.apply(out)
+    """Read ``sel`` of a local level in this thread (see :func:`local_small`), through the
+    dataset's read cache where ``Level.read`` would take it (``Limits.read_cache_bytes``)."""
+    keeper, region = level._read_cache, sel.region
+    nbytes = math.prod(r.stop - r.start for r in region) * level.dtype.itemsize
+    if keeper is not None and not level._whole_shards and nbytes <= level._read_budget // 4:
+        indexes = level._kept_indexes or level.index_cache()
+        return sel.apply(level.read_many_blocking([region], keeper, indexes)[0])
+    return sel.apply(level.read_many_blocking([region], None, level.index_cache())[0])
 
 
 def keeps_indexes(level: Level) -> bool:

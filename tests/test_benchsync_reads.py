@@ -144,3 +144,20 @@ def test_small_local_reads_skip_the_loop(tmp_path: Path, spec: Spec) -> None:
             lv[2, 0, 0]
     with pytest.raises(ngio_async.ClosedError):
         lv[0, 0, 0]
+
+
+def test_small_local_reads_use_the_read_cache(tmp_path: Path) -> None:
+    """With ``Limits.read_cache_bytes``: small local reads in the calling thread still take
+    their chunks from the read cache (hits counted) and never call the loop."""
+    data = write_image(tmp_path / "img.zarr", CHUNKED)[0]
+    limits = ngio_async.Limits(read_cache_bytes=1 << 20)
+    with ngio_async.open(tmp_path / "img.zarr", limits=limits) as ds:
+        lv = ds.levels[0]
+        spy = _CountingRunner(lv._runner)
+        lv._runner = spy  # type: ignore[assignment]
+        np.testing.assert_array_equal(lv[0, 5:40, 5:40], data[0, 5:40, 5:40])  # 4 chunks
+        cache = ds.read_cache
+        assert cache is not None and cache.hits == 0
+        np.testing.assert_array_equal(lv[0, 10:20, 10:20], data[0, 10:20, 10:20])
+        np.testing.assert_array_equal(lv[0, 33:36, 2:60], data[0, 33:36, 2:60])
+        assert cache.hits == 3 and spy.calls == 0
