@@ -6,7 +6,14 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-from ._sync_fast import keeps_indexes, local_small, plain_selection, read_kept, read_local
+from ._sync_fast import (
+    keeps_indexes,
+    local_small,
+    plain_selection,
+    read_kept,
+    read_local,
+    reading,
+)
 from .images._index_cache import IndexCache
 
 if TYPE_CHECKING:
@@ -94,15 +101,16 @@ class SyncLevel:
         remote sharded level share the shard indexes they read (see :mod:`._sync_fast`)."""
         level = self._level
         sel = plain_selection(level, selection)
-        if sel is not None:
-            if local_small(level, sel):
-                _ = self._runner.portal  # ClosedError once closed, as a call through the loop
-                return read_local(level, sel)
-            if keeps_indexes(level):
-                if self._kept is None or self._kept[0] is not level:
-                    self._kept = (level, IndexCache())
-                return self._runner.call(read_kept, level, sel, self._kept[1])
-        return self._runner.call(level.getitem, selection)
+        with reading() as others:
+            if sel is not None:
+                if local_small(level, sel, others):
+                    _ = self._runner.portal  # ClosedError once closed, as through the loop
+                    return read_local(level, sel)
+                if keeps_indexes(level):
+                    if self._kept is None or self._kept[0] is not level:
+                        self._kept = (level, IndexCache())
+                    return self._runner.call(read_kept, level, sel, self._kept[1])
+            return self._runner.call(level.getitem, selection)
 
     def __setitem__(self, selection: Any, data: ArrayLike) -> None:
         """``level[...] = data``: numpy basic indexing and broadcasting (needs ``mode="r+"``)."""

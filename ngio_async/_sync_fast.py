@@ -2,8 +2,9 @@
 shard indexes of a remote read-only level kept across reads where the shard's version is known.
 
 Both serve callers that read many small regions one call at a time (dask's threads, a viewer
-panning): a local region of a few chunks is read and decoded in the calling thread (no round
-trip through the event loop and a decode thread: each costs more than decoding one chunk), and
+panning): a local region of a few chunks (or any of up to 32 MiB while other blocking reads are
+in flight: dask's threads) is read and decoded in the calling thread (no round trip through the
+event loop and a decode thread: each costs more than decoding one chunk), and
 a remote sharded level's reads reuse the indexes earlier reads decoded, each chunk read
 conditional on the shard's version (ETag): one GET per read instead of two, a rewritten shard's
 index read again (``ChangedError``). An index of a shard whose store tells no version is never
@@ -12,7 +13,9 @@ reused across reads.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import threading
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -22,14 +25,36 @@ from .engine import normalize_selection
 from .images._index_cache import _MISSING, IndexCache
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from numpy.typing import NDArray
 
     from .engine import BasicSelection
     from .images import Level
 
-__all__ = ["KeptIndexes", "local_small", "plain_selection"]
+__all__ = ["KeptIndexes", "local_small", "plain_selection", "reading"]
 
 _LOCAL_CHUNKS = 4  # (inner) chunks a local read may touch to be read in the calling thread
+# ... and its bytes when other blocking reads are in flight (dask's threads: the callers are
+# the parallelism; a lone caller's larger read is split among the decode threads instead)
+_LOCAL_BUSY_BYTES = 32 << 20
+
+_readers_lock = threading.Lock()
+_readers = 0  # blocking level reads in flight, in any thread
+
+
+@contextlib.contextmanager
+def reading() -> Iterator[int]:
+    """Count one blocking read in flight while the block runs; yields how many others are."""
+    global _readers
+    with _readers_lock:
+        others = _readers
+        _readers += 1
+    try:
+        yield others
+    finally:
+        with _readers_lock:
+            _readers -= 1
 
 
 def plain_selection(level: Level, selection: Any) -> BasicSelection | None:
@@ -50,16 +75,21 @@ def plain_selection(level: Level, selection: Any) -> BasicSelection | None:
     return sel
 
 
-def local_small(level: Level, sel: BasicSelection) -> bool:
+def local_small(level: Level, sel: BasicSelection, others: int = 0) -> bool:
     """Whether ``sel`` of ``level`` is read in the calling thread: a local read-only level,
-    the region in one stored object or in a few (inner) chunks."""
+    the region in one stored object or in a few (inner) chunks, or, while ``others`` blocking
+    reads are in flight, of at most ``_LOCAL_BUSY_BYTES``."""
     if not level.reads_locally:
         return False
     if level._one_object(sel.region):
         return True  # (the event loop reads it in one decode-thread call as well)
-    chunks = level.meta.chunks
+    region, chunks = sel.region, level.meta.chunks
+    if others:
+        nbytes = math.prod(r.stop - r.start for r in region) * level.dtype.itemsize
+        if nbytes <= _LOCAL_BUSY_BYTES:
+            return True
     touched: int = math.prod(
-        (r.stop - 1) // c - r.start // c + 1 for r, c in zip(sel.region, chunks, strict=True)
+        (r.stop - 1) // c - r.start // c + 1 for r, c in zip(region, chunks, strict=True)
     )
     return touched <= _LOCAL_CHUNKS
 

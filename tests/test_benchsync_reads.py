@@ -161,3 +161,21 @@ def test_small_local_reads_use_the_read_cache(tmp_path: Path) -> None:
         np.testing.assert_array_equal(lv[0, 10:20, 10:20], data[0, 10:20, 10:20])
         np.testing.assert_array_equal(lv[0, 33:36, 2:60], data[0, 33:36, 2:60])
         assert cache.hits == 3 and spy.calls == 0
+
+
+def test_larger_local_reads_skip_the_loop_while_others_read(tmp_path: Path) -> None:
+    """A 16-chunk local region: through the loop (its chunks decoded in parallel) when it is
+    the only blocking read; in the calling thread while another is in flight (dask's threads)."""
+    from ngio_async._sync_fast import reading
+
+    data = write_image(tmp_path / "img.zarr", CHUNKED)[0]
+    with ngio_async.open(tmp_path / "img.zarr") as ds:
+        lv = ds.levels[0]
+        spy = _CountingRunner(lv._runner)
+        lv._runner = spy  # type: ignore[assignment]
+        np.testing.assert_array_equal(lv[1], data[1])
+        assert spy.calls == 1
+        with reading():  # another thread's read in flight
+            np.testing.assert_array_equal(lv[1], data[1])
+            np.testing.assert_array_equal(lv[0, 3:], data[0, 3:])
+        assert spy.calls == 1
