@@ -511,6 +511,7 @@ class _Engine(Generic[T, R]):
                     worker.wake.set()
                 else:  # at most one task per item in the window, reused for later items
                     start_deferred(tg, self._worker, job)
+                del job  # (kept here, its result would outlive the consumer's use of it)
                 await anyio.lowlevel.checkpoint()
         finally:
             self._producing = False
@@ -523,12 +524,13 @@ class _Engine(Generic[T, R]):
         start than to wake, so tasks are reused rather than started per item)."""
         while job is not None:
             await self._work(*job)
+            job = None  # its result is the consumer's: not kept alive while this task waits
             if not self._producing:
                 return
             worker: _Idle[T, R] = _Idle()
             self._idle.append(worker)
             await worker.wake.wait()
-            job = worker.job
+            job, worker.job = worker.job, None
 
     async def run(self) -> None:
         """Prefetch in the background until the input is done or :meth:`cancel` is called."""

@@ -105,7 +105,9 @@ class _Call(Generic[R]):
                 future.set_result(self.value)
         if self.waiter is not None:
             self.waiter.set()
-        self.fn = self.args = self.value = self.error = None  # type: ignore[assignment]
+        # the thread that ran it may still refer to it a moment: it holds nothing (a result
+        # the caller dropped, a tile stream's array, is freed at once)
+        self.fn = self.args = self.value = self.error = self.future = None  # type: ignore[assignment]
 
 
 class _Returns:
