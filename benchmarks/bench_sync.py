@@ -44,16 +44,19 @@ sys.path.insert(0, str(HERE))
 from _common import DATA, S3, SHAPE, make_image, upload
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Iterable, Iterator
 
 SMALL_SHAPE = (1, 2, 2048, 2048)
-CONTENDERS = ("zarr-python", "tensorstore", "ngio_async")
-WORKLOADS = ("dask", "viewer", "script")
+CONTENDERS = ("zarr-python", "tensorstore", "ngio_async", "ngio+cache")
+CACHE_BYTES = 64 << 20  # tensorstore's cache pool, and ngio+cache's Limits.read_cache_bytes
+CACHED_WORK = ("viewer", "script")  # ngio+cache runs these (dask reads every chunk once)
+WORKLOADS = ("viewer", "script", "dask")  # in this order: each peak RSS over the last
 LEVELS = 3  # the pyramid: level 0 (the read-* image's pixels), 1 and 2 (2x2 means)
 REGION = 256
 READS = 300
 SEED = 7
 COUNT_PATH = "/__bench_gets__"
+OPENED: list[Any] = []  # the child's open ngio_async datasets (closed after each workload)
 
 
 # ------------------------------------------------------------------------------------- images
@@ -120,7 +123,8 @@ def regions(shape: tuple[int, ...], level: int) -> list[tuple[int, int]]:
     return [(int(y), int(x)) for y, x in zip(ys, xs, strict=True)]
 
 
-def digest(parts: list[np.ndarray[Any, Any]]) -> str:
+def digest(parts: Iterable[np.ndarray[Any, Any]]) -> str:
+    """blake2b of the parts' bytes, in order (each hashed as it comes: none kept)."""
     h = hashlib.blake2b(digest_size=16)
     for p in parts:
         h.update(np.ascontiguousarray(p).data)
@@ -211,11 +215,15 @@ class TsArray:
 def opener(contender: str, root: Path, s3: S3 | None) -> Callable[[int], Any]:
     """A function opening level ``n`` as an array-like whose ``[sel]`` returns numpy."""
     name = root.name
-    if contender == "ngio_async":
+    if contender.startswith("ngio"):
         import ngio_async
 
         url = str(root) if s3 is None else f"s3://{s3.bucket}/{name}"
-        ds = ngio_async.open(url, **({} if s3 is None else s3.options()))
+        options: dict[str, Any] = {} if s3 is None else s3.options()
+        if contender == "ngio+cache":
+            options["limits"] = ngio_async.Limits(read_cache_bytes=CACHE_BYTES)
+        ds = ngio_async.open(url, **options)
+        OPENED.append(ds)
         return lambda n: ds.levels[n]
     if contender == "tensorstore":
         import tensorstore as ts
@@ -227,7 +235,7 @@ def opener(contender: str, root: Path, s3: S3 | None) -> Callable[[int], Any]:
                 kv = {"driver": "s3", "bucket": s3.bucket, "path": f"{name}/{n}/",
                       "endpoint": s3.endpoint, "aws_region": s3.region}  # fmt: skip
             # a cache pool as bench_stream.py gives it: a shard index is read once, not per read
-            spec = {"driver": "zarr3", "kvstore": kv, "context": {"cache_pool": {"total_bytes_limit": 64 << 20}}}  # fmt: skip
+            spec = {"driver": "zarr3", "kvstore": kv, "context": {"cache_pool": {"total_bytes_limit": CACHE_BYTES}}}  # fmt: skip
             return TsArray(ts.open(spec, read=True).result())
 
         return ts_open
@@ -312,32 +320,41 @@ def run_viewer(open_level: Callable[[int], Any], s3: S3 | None, ref: dict[str, A
 def run_script(open_level: Callable[[int], Any], ref: dict[str, Any], shape: tuple[int, ...]) -> dict[str, Any]:  # fmt: skip
     lv0 = open_level(0)
     plane = shape[2] * shape[3] * 2
-    parts, times = [], []
-    for z in range(shape[1]):
-        t0 = time.perf_counter()
-        parts.append(np.asarray(lv0[0, z]))
-        times.append(time.perf_counter() - t0)
-    if digest(parts) != ref["planes"]:
+    times: list[float] = []
+
+    def planes() -> Iterator[np.ndarray[Any, Any]]:
+        for z in range(shape[1]):
+            t0 = time.perf_counter()
+            arr = np.asarray(lv0[0, z])
+            times.append(time.perf_counter() - t0)
+            yield arr  # hashed, then dropped: one plane in memory at a time
+
+    if digest(planes()) != ref["planes"]:
         raise RuntimeError("planes differ from the reference")
     return {"first": plane / times[0] / 1e6, "best": plane / min(times) / 1e6}
 
 
 def run_one(job: dict[str, Any]) -> dict[str, Any]:
-    """In the child: open, then each workload (peak RSS restarted before each)."""
+    """In the child: each workload on a newly opened image (peak RSS restarted before each)."""
     s3 = None if job["s3"] is None else S3(**job["s3"])
     root, ref, shape = Path(job["root"]), job["ref"], tuple(job["shape"])
-    t0 = time.perf_counter()
-    open_level = opener(job["contender"], root, s3)
-    out: dict[str, Any] = {"open_s": time.perf_counter() - t0}
+    contender = job["contender"]
+    __import__({"zarr-python": "zarr", "tensorstore": "tensorstore"}.get(contender, "ngio_async"))
+    out: dict[str, Any] = {}
     for work in job["workloads"]:
         reset_peak()
+        t0 = time.perf_counter()  # (imports done)
+        open_level = opener(contender, root, s3)  # each workload opens anew: no cache carried
+        out.setdefault("open_s", time.perf_counter() - t0)
         if work == "dask":
-            res = run_dask(job["contender"], open_level(0), ref, job["repeat"])
+            res = run_dask(contender, open_level(0), ref, job["repeat"])
         elif work == "viewer":
             res = run_viewer(open_level, s3, ref, shape)
         else:
             res = run_script(open_level, ref, shape)
         out[work] = {"result": res, "rss_mb": peak_rss_mb()}
+        while OPENED:
+            OPENED.pop().close()
     return out
 
 
@@ -431,8 +448,11 @@ def main() -> None:
             for kind, root in images.items():
                 src = f"{where} {kind}"
                 for c in contenders:
+                    work = [w for w in workloads if c != "ngio+cache" or w in CACHED_WORK]
+                    if not work:
+                        continue
                     job = {"contender": c, "root": str(root), "s3": None if where == "disk" else s3.__dict__,
-                           "ref": ref, "shape": shape, "workloads": workloads, "repeat": args.repeat}  # fmt: skip
+                           "ref": ref, "shape": shape, "workloads": work, "repeat": args.repeat}  # fmt: skip
                     res = spawn(job)
                     if "error" in res:
                         print(f"  {src}: {c} failed: {res['error']}", flush=True)
