@@ -5,6 +5,7 @@ of tile 0 not yet rewritten in another: two objects under one id."""
 
 from __future__ import annotations
 
+import threading
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
@@ -104,21 +105,38 @@ async def test_a_compact_pass_failed_says_what_it_left(tmp_path: Path) -> None:
     assert "two objects under one id" in notes
 
 
+class TellsLanded(InstrumentedStore):
+    """Sets ``landed`` once a pixel object of the label was put."""
+
+    landed = threading.Event()
+
+    @asynccontextmanager
+    async def _track(self, method: str, key: str) -> AsyncIterator[None]:
+        async with super()._track(method, key):
+            yield
+        if method == "put" and "labels/seg/0/" in key and "zarr.json" not in key:
+            self.landed.set()
+
+
 async def test_a_stream_failing_midway_leaves_the_tiles_ids(tmp_path: Path) -> None:
     """As its doc says: nothing joined, nothing renumbered, each landed tile's ids in its
     block (no pair of objects under one id)."""
     img = _image()
     calls = 0
+    (tmp_path / "img.zarr").mkdir()
+    store = TellsLanded(open_store(str(tmp_path / "img.zarr")))
+    store.landed = threading.Event()
 
     def flaky(a: np.ndarray) -> np.ndarray:
         nonlocal calls
         calls += 1
-        if calls == 3:
+        if calls == 3:  # once a result landed (the writes not begun when it fails are not)
+            store.landed.wait(60)
             raise RuntimeError("segmentation failed")
         return _segment(a)
 
     async with await ngio_async.create_async(
-        tmp_path / "img.zarr", shape=img.shape, dtype="uint16", axes="yx", chunks=(24, 24),
+        store, shape=img.shape, dtype="uint16", axes="yx", chunks=(24, 24),
     ) as ds:  # fmt: skip
         await ds.write(img)
         seg = await ds.labels.create("seg", dtype="uint32")
