@@ -343,9 +343,7 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for work in job["workloads"]:
         reset_peak()
-        t0 = time.perf_counter()  # (imports done)
         open_level = opener(contender, root, s3)  # each workload opens anew: no cache carried
-        out.setdefault("open_s", time.perf_counter() - t0)
         if work == "dask":
             res = run_dask(contender, open_level(0), ref, job["repeat"])
         elif work == "viewer":
@@ -458,7 +456,7 @@ def main() -> None:
                         print(f"  {src}: {c} failed: {res['error']}", flush=True)
                         continue
                     rows.append((src, c, res))
-                    print(f"  {src:15} {c:12} done (open {res['open_s']:.2f} s)", flush=True)
+                    print(f"  {src:15} {c:12} done", flush=True)
     print_tables(rows)
     print(f"\ntotal {time.perf_counter() - t_start:.0f} s")
 
