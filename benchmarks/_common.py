@@ -102,13 +102,16 @@ class S3:
 
 
 @contextlib.contextmanager
-def moto_s3() -> Iterator[S3]:
-    """moto's S3 server on a free 127.0.0.1 port, with one bucket."""
+def moto_s3(wrap: Callable[[Any], Any] | None = None) -> Iterator[S3]:
+    """moto's S3 server on a free 127.0.0.1 port, with one bucket; ``wrap(app)``, if given,
+    returns the WSGI app that serves in place of moto's ``app`` (to count requests)."""
     from moto.server import ThreadedMotoServer
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one log line per request otherwise
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
+    if wrap is not None:
+        server._server.app = wrap(server._server.app)  # type: ignore[union-attr]
     try:
         host, port = server.get_host_and_port()
         s3 = S3(endpoint=f"http://{host}:{port}")

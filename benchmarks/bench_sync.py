@@ -26,7 +26,6 @@ import argparse
 import contextlib
 import hashlib
 import json
-import logging
 import os
 import subprocess
 import sys
@@ -41,7 +40,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from _common import DATA, S3, SHAPE, make_image, upload
+from _common import DATA, S3, SHAPE, make_image, moto_s3, upload
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
@@ -154,41 +153,23 @@ def reference(root: Path, shape: tuple[int, ...]) -> dict[str, Any]:
 def counted_moto() -> Iterator[S3]:
     """moto's S3 server on 127.0.0.1 with one bucket; ``GET COUNT_PATH`` answers the number of
     GET requests it served so far (the children read it before and after a workload)."""
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    inner = server._server.app  # type: ignore[union-attr]
     lock = threading.Lock()
     gets = [0]
 
-    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
-        if environ.get("PATH_INFO") == COUNT_PATH:
-            start_response("200 OK", [("Content-Type", "text/plain")])
-            return [str(gets[0]).encode()]
-        if environ.get("REQUEST_METHOD") == "GET":
-            with lock:
-                gets[0] += 1
-        return inner(environ, start_response)
+    def wrap(inner: Any) -> Any:
+        def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+            if environ.get("PATH_INFO") == COUNT_PATH:
+                start_response("200 OK", [("Content-Type", "text/plain")])
+                return [str(gets[0]).encode()]
+            if environ.get("REQUEST_METHOD") == "GET":
+                with lock:
+                    gets[0] += 1
+            return inner(environ, start_response)
 
-    server._server.app = app  # type: ignore[union-attr]
-    try:
-        host, port = server.get_host_and_port()
-        s3 = S3(endpoint=f"http://{host}:{port}")
-        req = urllib.request.Request(f"{s3.endpoint}/{s3.bucket}", method="PUT")
-        with urllib.request.urlopen(req, timeout=30):
-            pass
-        for k, v in {
-            "AWS_ACCESS_KEY_ID": s3.key,
-            "AWS_SECRET_ACCESS_KEY": s3.secret,
-            "AWS_REGION": s3.region,
-            "AWS_DEFAULT_REGION": s3.region,
-        }.items():
-            os.environ[k] = v
+        return app
+
+    with moto_s3(wrap) as s3:
         yield s3
-    finally:
-        server.stop()
 
 
 def s3_gets(s3: S3 | None) -> int:
