@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -50,6 +49,7 @@ if TYPE_CHECKING:
     from ..tables import Roi
     from ._dataset import Dataset
     from ._level import Level
+    from ._write import AfterWrite
 
 __all__ = ["MERGE_RULES", "Merge", "merge_write", "merge_write_roi"]
 
@@ -226,31 +226,19 @@ async def merge_write(
 ) -> None:
     """Write ``data`` combined by ``merge`` with the pixels stored at the selection ``axes``
     (see :meth:`Dataset.write`), inside each stored object's own read-modify-write."""
-    from ._dataset_writes import _is_cascade
-
     fn = rule_of(merge)
     index = ds._level_index(level)
     lvl = ds.levels[index]
     label = f"level {lvl.path!r}"
     combine = _Combine(fn, lvl.dtype, label, merge, ds.url)
     parts = _parts(ds, lvl, data, axes, merge)  # (refusals: before any I/O)
-    own = not _is_cascade(pyramid)  # a stream's cascade (pyramid=): the stream finishes it
-    cascade = ds._cascade(index, pyramid)
-    after = None if cascade is None else partial(cascade.add, 0)
-    landed = lvl.begun
-    try:
+
+    async def write(after: AfterWrite | None) -> None:
         for region, piece, mask in parts:
             await write_region(lvl, region, piece, after, where=mask, merge=combine)
-    except BaseException as exc:
-        if cascade is not None and own:  # the lower levels follow what the level got
-            unsure = [ds.region_of(index, **axes)] if lvl.begun != landed else []
-            await cascade.settle(exc, unsure)
-        raise
-    if cascade is None or not own:
-        ds._extents.clear()  # the lowest level may have changed: scanned again
-    else:
-        await cascade.finish()
-        await ds._follow_data_windows(ds.region_of(index, **axes))
+
+    cascade = ds._cascade(index, pyramid)
+    await ds._landing(lvl, pyramid, cascade, lambda: ds.region_of(index, **axes), write)
 
 
 def _parts(
