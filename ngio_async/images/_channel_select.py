@@ -11,12 +11,13 @@ if TYPE_CHECKING:
 
 
 def wavelength_ids(ds: Dataset) -> list[str | None]:
-    """Each omero channel's ``wavelength_id`` (``None`` where it has none)."""
+    """Each omero channel's ``wavelength_id``; where it has none, its label, as ngio reads it
+    (``None`` where it has neither)."""
     omero = ds.metadata.ome.omero
     if omero is None:
         return []
     return [
-        v if isinstance(v := c.extra.get("wavelength_id"), str) else None for c in omero.channels
+        v if isinstance(v := c.extra.get("wavelength_id"), str) else c.label for c in omero.channels
     ]
 
 

@@ -397,7 +397,8 @@ class Dataset(_DatasetWrites):
     def channel_index(self, label: str | None = None, *, wavelength_id: str | None = None) -> int:
         """The index of the channel labelled ``label``, or whose omero ``wavelength_id`` (as
         Fractal writes it) is that: ``ds.read(c=ds.channel_index(wavelength_id="A01_C01"))``
-        (ngio's ``get_channel_idx``); ``KeyError`` lists the channels."""
+        (ngio's ``get_channel_idx``; a channel without one is matched by its label, as ngio
+        reads it); ``KeyError`` lists the channels."""
         from ._channel_select import channel_index
 
         return channel_index(self, label, wavelength_id)
