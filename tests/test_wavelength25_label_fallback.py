@@ -29,7 +29,11 @@ async def test_a_channel_without_wavelength_id_answers_to_its_label(
     tmp_path: Path, version: str
 ) -> None:
     url = str(tmp_path / "img.zarr")
-    channels = ["DAPI", {"label": "GFP", "wavelength_id": "A01_C02"}, "RFP"]
+    channels: list[str | dict[str, str]] = [
+        "DAPI",
+        {"label": "GFP", "wavelength_id": "A01_C02"},
+        "RFP",
+    ]
     async with ngio_async.create_async(
         url,
         shape=(3, 16, 16),
