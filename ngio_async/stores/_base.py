@@ -772,8 +772,12 @@ class AsyncStore(abc.ABC):
         if self.forbidden_is_missing:
             return missing
         raise PermissionDeniedError(  # (caused by the backend's error, as other errors)
-            f"{exc}{_FORBIDDEN_HINT}", url=exc.url, key=exc.key, missing_credentials=False
+            f"{exc}{self._forbidden_hint()}", url=exc.url, key=exc.key, missing_credentials=False
         ) from exc.__cause__
+
+    def _forbidden_hint(self) -> str:
+        """What to add to the message of a 403 answering a GET or HEAD of an object."""
+        return _FORBIDDEN_HINT
 
     def _check_open(self) -> None:
         if self._closed:

@@ -728,6 +728,19 @@ class HTTPStore(AsyncStore):
             exc, aiohttp.ClientConnectionError | aiohttp.ClientPayloadError
         ) or obstore_transient(exc)
 
+    def _forbidden_hint(self) -> str:
+        """A URL with a query string: that query (a signature, a token) is sent with every
+        key, and a URL signed for one object grants no other (a presigned S3 or GCS URL):
+        reading 403s as missing objects (``forbidden_is_missing``) would read fill values."""
+        if not self._query:
+            return super()._forbidden_hint()
+        return (
+            "; the query string of the store's URL (a signature or token) is sent with every "
+            "key: a URL signed for one object (a presigned URL) grants access to that object "
+            "only, and an image or plate needs access to all of its keys (open it with "
+            "credentials, or with a token or signature for the whole prefix)"
+        )
+
     def _retry_after(self, exc: Exception) -> float | None:
         return exc.retry_after if isinstance(exc, _HTTPStatusError) else None
 

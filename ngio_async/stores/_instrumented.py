@@ -237,3 +237,6 @@ class InstrumentedStore(AsyncStore):
 
     def _retry_after(self, exc: Exception) -> float | None:
         return self.inner._retry_after(exc)
+
+    def _forbidden_hint(self) -> str:
+        return self.inner._forbidden_hint()
