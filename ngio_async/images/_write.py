@@ -862,14 +862,16 @@ def fit_data(data: Any, shape: tuple[int, ...], dtype: np.dtype[Any], where: str
             f"data of dtype {given.dtype} cannot be written to a {dtype} level ({where})"
         )
     if python:
-        if dtype.kind == "f" and given.size:  # numpy makes an overflow inf, with a warning
+        if dtype.kind in "fc" and given.size:  # numpy makes an overflow inf, with a warning
             _check_in_range(given, dtype, where)
         try:  # numpy arrays are cast as numpy casts them; Python numbers must fit
             given = np.asarray(data, dtype=dtype)
         except (OverflowError, ValueError, TypeError) as exc:
             raise ValueError(f"{_short(data)} is not a {dtype} value ({where}): {exc}") from None
-    elif dtype.kind in "iuf" and given.dtype != dtype and given.size:
+    elif dtype.kind in "iufc" and given.dtype != dtype and given.size:
         _check_in_range(given, dtype, where)
+        if given.dtype.kind == "c" and dtype.kind != "c":  # imaginary parts all 0 (checked)
+            given = given.real  # (numpy's cast would warn that it drops them)
     extra = given.ndim - len(shape)
     if extra > 0 and all(n == 1 for n in given.shape[:extra]):  # numpy assignment drops them
         given = given.reshape(given.shape[extra:])
@@ -886,10 +888,22 @@ def _check_in_range(given: NDArray[Any], dtype: np.dtype[Any], where: str) -> No
     """Values a level cannot hold are refused: numpy's cast would wrap them (-1 -> 255 in
     uint8: two label ids merged) or make them up (NaN, inf and ``2.0**31`` into int32 give
     -2**31; ``1e40`` into float32 gives inf). Fractions are truncated, as numpy truncates them
-    (255.5 fits uint8). The extremes decide: a cast is monotonic."""
+    (255.5 fits uint8). The extremes decide: a cast is monotonic. Complex data: into a real
+    level only with no imaginary part, its real part checked; into a narrower complex one,
+    both parts checked as floats."""
+    if given.dtype.kind == "c" and not np.can_cast(given.dtype, dtype):
+        if dtype.kind != "c":
+            if np.any(given.imag != 0):  # (NaN too)
+                raise ValueError(
+                    f"data holds complex values with an imaginary part, which a {dtype} level "
+                    f"cannot hold ({where}): write their .real (or abs) if that is meant"
+                )
+            given = given.real
+        else:
+            given = np.concatenate((given.real.ravel(), given.imag.ravel()))
     if given.dtype.kind not in "biuf" or np.can_cast(given.dtype, dtype):
-        return  # complex and others: numpy's own rules (it warns or raises)
-    if dtype.kind == "f":  # a narrower float (or int into float16): overflow makes inf
+        return  # others: numpy's own rules (it warns or raises)
+    if dtype.kind in "fc":  # a narrower float (or int into float16): overflow makes inf
         low, high = given.min(), given.max()
         if not (np.isfinite(low) and np.isfinite(high)):  # NaN or inf (kept): the finite rest
             finite = given[np.isfinite(given)]
