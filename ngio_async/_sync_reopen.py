@@ -7,6 +7,7 @@ import hashlib
 import inspect
 import os
 import threading
+import weakref
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -64,15 +65,27 @@ class _Pending:
         self.closed = False
 
 
+#: a token per opening of a dataset with a read cache (see :func:`_state`)
+_openings: weakref.WeakKeyDictionary[Dataset, str] = weakref.WeakKeyDictionary()
+
+
 def _state(dataset: Dataset) -> str | None:
     """A digest of the metadata ``dataset`` holds now (NGFF and every level's array): unpickled
-    copies share an opened dataset only while the original's metadata is the same."""
+    copies share an opened dataset only while the original's metadata is the same.
+
+    A dataset with a read cache (``Limits.read_cache_bytes``) adds its own opening: its copies
+    keep chunks as first read, so an image opened again (to see later writes) is opened again
+    in the workers too, not given their cache of the earlier opening.
+    """
     try:
         encoded = msgspec.json.encode([dataset.metadata.ome, [lvl.meta for lvl in dataset.levels]])
     except (AttributeError, TypeError, msgspec.EncodeError):  # metadata of another kind
         # (not msgspec structs): the copies are opened anew
         return None
-    return hashlib.blake2b(encoded, digest_size=16).hexdigest()
+    digest = hashlib.blake2b(encoded, digest_size=16).hexdigest()
+    if getattr(dataset, "read_cache", None) is None:
+        return digest
+    return f"{digest}/{_openings.setdefault(dataset, os.urandom(8).hex())}"
 
 
 def _store_options(options: dict[str, Any]) -> dict[str, Any]:
