@@ -643,6 +643,7 @@ class Labels:
         from msgspec.structs import replace
 
         from ..meta import LabelColor, LabelProperty
+        from ..meta._base import attach_extras
         from ._dataset_edits import _with_extra
         from ._metadata import check_editable
 
@@ -681,6 +682,7 @@ class Labels:
                 props = old.properties if old is not None else None
                 entries, prop_list = _consistent(entries, None if props is None else _dump(props))
                 new_colors = msgspec.convert(entries, list[LabelColor]) if entries else None
+                attach_extras(entries, new_colors)  # (convert drops a color's unknown keys)
                 new_props = None
                 if props is not None and prop_list is not None:  # stored ones first, extras kept
                     new_props = list(props) + [
