@@ -77,9 +77,9 @@ async def test_a_signed_store_url_refused_for_another_key(
     kwargs = {} if backend == "default" else {"backend": backend}
     async with open_store(url, limits=FAST, **kwargs) as store:  # type: ignore[arg-type]
         assert await store.get("zarr.json") is not None
-        for ask in (store.get("0/c/0/0"), store.exists("0/c/0/0"), store.size("0/zarr.json")):
+        for ask in (store.get, store.exists, store.size):
             with pytest.raises(PermissionDeniedError) as info:
-                await ask
+                await ask("0/zarr.json")
             _check(str(info.value))
 
 

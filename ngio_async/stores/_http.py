@@ -42,7 +42,7 @@ from ._obstore import ObstoreStore, obstore_http
 from ._obstore_errors import obstore_transient
 from ._obstore_gets import decode_content
 from ._obstore_runtime import obstore_usable
-from ._url_utils import redact_url
+from ._url_utils import redact_url, redact_urls
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Mapping, Sequence
@@ -746,6 +746,7 @@ class HTTPStore(AsyncStore):
 
     def _describe(self, exc: BaseException) -> str:
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        text = redact_urls(text)  # a redirect's target, with its signature or password
         if self._secret:
             text = text.replace(self._secret, "***")
         if self._query:  # aiohttp's messages show request URLs, with their signed queries

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit, urlunsplit
 
-__all__ = ["file_url", "redact_url"]
+__all__ = ["file_url", "redact_url", "redact_urls"]
+
+# a URL within a message: up to a space, a quote or an angle bracket
+_URL_IN_TEXT = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
 
 
 def redact_url(url: str) -> str:
@@ -20,6 +24,25 @@ def redact_url(url: str) -> str:
     if user and parts.scheme.lower() not in ("http", "https"):
         host = f"{user}@{host}"
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+def redact_urls(text: str) -> str:
+    """``text`` with every URL in it (a redirect's ``Location`` that a client quotes) stripped
+    of its user info and fragment, and its query string shown as ``?***``."""
+    return _URL_IN_TEXT.sub(_hide_secrets, text)
+
+
+def _hide_secrets(match: re.Match[str]) -> str:
+    url = match[0]
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # no URL after all (a bad port, a bracket): cut what may be secret
+        scheme, _, rest = url.partition("://")
+        rest = rest.partition("?")[0].partition("#")[0]
+        return f"{scheme}://{rest.rpartition('@')[2]}"
+    host = parts.netloc.rpartition("@")[2]
+    query = "?***" if parts.query else ""
+    return urlunsplit((parts.scheme, host, parts.path, "", "")) + query
 
 
 def file_url(path: str) -> str:
