@@ -71,14 +71,25 @@ def _filtered_nbytes(filters: Sequence[Any], nbytes: int) -> int | None:
 
 
 def all_equal(array: NDArray[Any], value: np.generic) -> bool:
-    """True if every element equals ``value`` (NaN equals NaN), as zarr-python's empty-chunk test."""
-    if array.dtype.kind in "fc" and np.isnan(value):
+    """True if every element is ``value`` (NaN is NaN), as zarr-python's empty-chunk test, but
+    so that the chunk reads back as written: a zero's sign counts (``-0.0`` is not a fill
+    value of ``0.0``), and each part of a complex number on its own (``nan+1j`` is not
+    ``nan+0j``)."""
+    kind = array.dtype.kind
+    if kind == "c":
+        v = complex(value)
+        return all_equal(array.real, np.float64(v.real)) and all_equal(
+            array.imag, np.float64(v.imag)
+        )
+    if kind == "f" and np.isnan(value):
         return bool(np.all(np.isnan(array)))
     if array.size and array[(0,) * array.ndim] != value:  # data rarely starts with the fill
         return False
-    if value == 0 and array.dtype.kind in "biu":
+    if value == 0 and kind in "biu":
         return not array.any()  # no temporary boolean array
-    return bool(np.all(array == value))
+    if not np.all(array == value):
+        return False
+    return kind != "f" or value != 0 or not (np.signbit(array) != np.signbit(value)).any()
 
 
 def _bytes_stage_v3(codec: Codec, itemsize: int, path: str) -> BytesStage:
