@@ -121,8 +121,9 @@ class _DatasetEdits(_DatasetTiles):
         percentiles: tuple[float, float] | Sequence[tuple[float, float]] = (0.1, 99.9),
         wavelength_ids: Sequence[str | None] | None = None,
     ) -> None:
-        """Set channel labels, colors (``RRGGBB``), display windows (``(start, end)`` or
-        ``{min, max, start, end}``), ``active`` flags and/or ``wavelength_ids`` (the ids
+        """Set channel labels, colors (``RRGGBB``), display windows (``(start, end)``: the
+        stored ``min``/``max`` kept, widened to hold them, as ngio's ``set_channel_windows``;
+        or ``{min, max, start, end}``), ``active`` flags and/or ``wavelength_ids`` (the ids
         Fractal and ngio select channels by; ngio's ``set_channel_meta(wavelength_id=)``):
         one value per channel, ``None`` keeps the current ones. Creates ``omero`` if the
         image has none.
@@ -207,6 +208,13 @@ class _DatasetEdits(_DatasetTiles):
             ]
         )
         auto = [i for i, w in enumerate(windows or ()) if isinstance(w, str) and w == "auto"]
+        # a (start, end) pair (percentiles too) keeps the stored min/max, as ngio's
+        # set_channel_windows does, widened to hold start and end
+        pairs = {
+            i
+            for i, w in enumerate(windows or ())
+            if w is not None and not isinstance(w, str | Mapping | Window)
+        }
         if auto and new_windows is not None:
             base = make_window(None, self.dtype)
             self._extents.clear()  # read every plane
@@ -228,8 +236,10 @@ class _DatasetEdits(_DatasetTiles):
                     changes["label"] = None if labels[i] is None else str(labels[i])
                 if colors is not None:
                     changes["color"] = colors[i].lstrip("#").upper()
-                if new_windows is not None and new_windows[i] is not None:
-                    changes["window"] = new_windows[i]
+                if new_windows is not None and (window := new_windows[i]) is not None:
+                    changes["window"] = (
+                        _kept_range(window, base.window) if i in pairs and i < len(old) else window
+                    )
                 if active is not None:
                     changes["active"] = bool(active[i])
                 channel = _with_extra(replace(base, **changes), base)
@@ -617,6 +627,21 @@ async def _undo(exc: BaseException, where: str, undo: Coroutine[Any, Any, None])
 
 
 _HEX_COLOR = re.compile(r"[0-9A-Fa-f]{6}")
+
+
+def _kept_range(window: Window, stored: Window) -> Window:
+    """``window``'s start and end within ``stored``'s min and max (widened to hold them), with
+    ``stored``'s unknown keys."""
+    from msgspec.structs import replace
+
+    kept = replace(
+        stored,
+        min=min(stored.min, window.start),
+        max=max(stored.max, window.end),
+        start=window.start,
+        end=window.end,
+    )
+    return _with_extra(kept, stored)
 
 
 def _with_extra(new: _S, old: object) -> _S:
