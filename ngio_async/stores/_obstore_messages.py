@@ -4,10 +4,11 @@ server's own words, or the connection failure, and how often obstore retried."""
 from __future__ import annotations
 
 import html
+import ipaddress
 import json
 import re
 from contextlib import suppress
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 __all__ = ["obstore_message"]
 
@@ -27,6 +28,9 @@ _STATUS_ANSWER = re.compile(
 _DEBUG_STATUS = re.compile(r"\bstatus: (\d{3}),")
 _DEBUG_KIND = re.compile(r"HttpError \{\s*kind: (\w+)")
 _DEBUG_OS = re.compile(r'\bmessage: "([^"\n]*)"')
+# the address a connection was tried to: "ConnectError(\"tcp connect error\", 10.0.0.1:80, ..."
+_DEBUG_ADDRESS = re.compile(r'ConnectError\(\s*"[^"\n]*",\s*(\[[0-9A-Fa-f:.]+\]|[0-9.]+):(\d+),')
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 _XML_CODE = re.compile(r"<Code>\s*([^<]*?)\s*</Code>")
 _XML_MESSAGE = re.compile(r"<Message>\s*([^<]*?)\s*</Message>")
 _HTML_TITLE = re.compile(r"<(title|h1)\b[^>]*>([^<]*)</\1>", re.IGNORECASE)
@@ -90,7 +94,7 @@ def obstore_message(exc: BaseException) -> str:
     else:
         kind = next(iter(_DEBUG_KIND.findall(debug)), "")
         cause = next(iter(_DEBUG_OS.findall(debug)), "")
-        where = urlsplit((found["target"] or "").strip()).netloc.rpartition("@")[2]
+        where = _where(urlsplit((found["target"] or "").strip()), debug)
         if kind == "Connect":
             summary = f"{method} could not connect to {where or 'the server'}"
         elif kind == "Timeout":
@@ -103,3 +107,26 @@ def obstore_message(exc: BaseException) -> str:
     if retries:
         summary += f", after {retries} retr{'y' if retries == 1 else 'ies'}"
     return summary
+
+
+def _where(target: SplitResult, debug: str) -> str:
+    """The host a request went to: its URL's, or the address it tried to connect to when
+    that is another one (a redirect's target: the store's own host was answering)."""
+    where = target.netloc.rpartition("@")[2]
+    tried = _DEBUG_ADDRESS.search(debug)
+    if tried is None:
+        return where
+    address = f"{tried[1]}:{tried[2]}"
+    try:
+        wanted = target.port or _DEFAULT_PORTS.get(target.scheme.lower())
+    except ValueError:  # no port number: the URL's own words
+        return where
+    if int(tried[2]) != wanted:
+        return address
+    try:  # a host name resolves to any address; an address literal to itself
+        same = ipaddress.ip_address(target.hostname or "") == ipaddress.ip_address(
+            tried[1].strip("[]")
+        )
+    except ValueError:
+        return where
+    return where if same else address
