@@ -235,7 +235,8 @@ def _with_name(body: dict[str, Any], key: str, name: str) -> dict[str, Any]:
         if isinstance(w, dict) and isinstance(w.get(index), int) and 0 <= w[index] < len(old):
             w = {**w, index: new.index(old[w[index]])}
         wells.append(w)
-    return {**body, key: [{"name": n} for n in new], "wells": wells}
+    kept = dict(zip(old, entries, strict=True))  # an entry's other keys stay
+    return {**body, key: [kept.get(n, {"name": n}) for n in new], "wells": wells}
 
 
 def _column_name(columns: Sequence[str], name: str) -> str:
