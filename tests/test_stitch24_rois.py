@@ -3,7 +3,7 @@ cut by the edges of ROIs (FOVs read with a halo, or overlapping FOVs as a micros
 them) get one id, as ngio 1.1.3's ``SegmentationIterator(...).product(rois).with_halo(...)
 .with_stitch(...)`` joins them: the same objects, on 0.4 and 0.5, with the pyramid following;
 the ids joined rewritten in one pass (each stored object once); refused at the call where it
-cannot stitch (masked=True, compact=True, without unique_labels), nothing written."""
+cannot stitch (masked=True, without unique_labels), nothing written."""
 
 from __future__ import annotations
 
@@ -167,7 +167,6 @@ async def test_roi_stitch_refused_at_the_call(tmp_path: Path) -> None:
         lab = await ds.labels.create("seg", dtype="uint32")
         rois = ds.read_rois(_rois(FOVS), halo={"y": 8, "x": 8})
         cases: list[tuple[dict[str, Any], type[Exception], str]] = [
-            ({"stitch": StitchConfig(compact=True)}, ValueError, "compact=False"),
             ({"stitch": True, "unique_labels": None}, ValueError, "unique_labels=n"),
         ]
         for kwargs, error, match in cases:

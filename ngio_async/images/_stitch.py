@@ -20,13 +20,15 @@ import inspect
 import itertools
 import math
 import numbers
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import anyio
 import numpy as np
 
-from .._prefetch import to_the_end
+from .._prefetch import start_deferred, to_the_end
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -55,16 +57,20 @@ class StitchConfig:
     - ``seam_matcher``: instead, ``matcher(patch_a, patch_b)`` gives the ``(id_a, id_b)`` pairs
       that are one object (any iterable of pairs; ngio's ``SeamMatcherProtocol``: ngio's own
       matchers fit). ``patch_a``, ``patch_b``: two neighbour tiles' ids over the pixels both
-      cover, same shape, ``patch_a`` the tile first in the grid. Called in the event loop's
-      thread as the tiles land; it must be deterministic; a pair with 0 or an id absent from
-      its patch stops the stream (``ValueError`` naming both tiles).
+      cover, same shape, ``patch_a`` the tile first in the grid. Called in a worker thread
+      (never the event loop's: a slow matcher stalls no I/O), one call at a time, as the
+      results land; it must be deterministic; its error, or a pair with 0 or an id absent
+      from its patch, stops the stream (``ValueError`` naming both tiles) before that
+      result is written.
     - ``compact``: renumber the objects 1..N once joined (ngio's ``compact``, default here
       ``False`` as ``stitch=True``), in the same pass that rewrites the ids joined: each
       stored object holding an id is rewritten once; numbers are given in the order ngio's
-      gives them (stored objects in grid order, ids ascending in each). Needs the tiles to
-      cover ``out``'s level whole and ``out`` without ``image-label`` colors or properties
-      (keyed by the ids renumbered): else ``ValueError`` at the call (a ROI stream's too:
-      ROIs seldom cover the label).
+      gives them (stored objects in grid order, ids ascending in each). Needs ``out``
+      without ``image-label`` colors or properties (keyed by the ids renumbered), and the
+      tiles to cover ``out``'s level whole: else ``ValueError`` at the call. A ROI stream
+      renumbers the whole level as ngio's does: the stored objects its results did not
+      cover whole are read to find their ids (other objects there renumbered too, with a
+      ``UserWarning``, as ngio warns).
     """
 
     iou_threshold: float = 0.3
@@ -189,27 +195,14 @@ def _check_roi_stitch(
             "of n (ngio's StitchConfig.block_size)"
         )
     if config.compact:
-        raise ValueError(
-            "stream(ds.read_rois(...), ..., stitch=StitchConfig(compact=True)): ROIs seldom "
-            f"cover the whole label ({out.url}), whose other ids renumbering 1..N would meet; "
-            "compact=False (or stream ds.tiles(..., overlap=...))"
-        )
+        _check_keyed(out)
     return config
 
 
 def _check_compact(tiles: TileStream, out: Dataset) -> None:
     """Refuse ``compact`` where renumbering the stream's objects 1..N could meet ids it does
     not write (``out``'s level not tiled whole) or stale ``image-label`` entries."""
-    label = out.metadata.ome.image_label
-    entries = [] if label is None else [*(label.colors or ()), *(label.properties or ())]
-    keyed = [e.label_value for e in entries if e.label_value != 0]
-    if keyed:
-        raise ValueError(
-            f"stream(..., stitch=StitchConfig(compact=True)): {out.url} has image-label colors "
-            f"or properties keyed by label values ({sorted(set(keyed))[:5]}): renumbering the "
-            "objects would leave them naming other objects; write them after the stream, or "
-            "compact=False"
-        )
+    _check_keyed(out)
     full, names = tiles.level_shape or (), tiles.axes or ()
     grid, shape = tiles.grid, tiles.tile_shape or ()
     # (an axis out lacks, the channel the tiles select, is not out's to cover)
@@ -223,6 +216,20 @@ def _check_compact(tiles: TileStream, out: Dataset) -> None:
             "stream(..., stitch=StitchConfig(compact=True)) renumbers every object of out's "
             f"level ({out.url}): the tiles must cover the whole image (no region= or list "
             "selection), or compact=False"
+        )
+
+
+def _check_keyed(out: Dataset) -> None:
+    """Refuse ``compact`` into a label whose ``image-label`` entries name label values."""
+    label = out.metadata.ome.image_label
+    entries = [] if label is None else [*(label.colors or ()), *(label.properties or ())]
+    keyed = [e.label_value for e in entries if e.label_value != 0]
+    if keyed:
+        raise ValueError(
+            f"stream(..., stitch=StitchConfig(compact=True)): {out.url} has image-label colors "
+            f"or properties keyed by label values ({sorted(set(keyed))[:5]}): renumbering the "
+            "objects would leave them naming other objects; write them after the stream, or "
+            "compact=False"
         )
 
 
@@ -286,6 +293,8 @@ class Stitch:
     )
     #: ``compact``: per stored object (its grid index), the box there of each id written in it
     objects: dict[tuple[int, ...], dict[int, list[list[int]]]] = field(default_factory=dict)
+    #: ``compact`` of ROIs: per stored object, its pixels whose last write was the stream's
+    covered: dict[tuple[int, ...], int] = field(default_factory=dict)
     #: what the final pass read and wrote: boxes of the ids that changed, one per stored object
     rewrites: int = 0
     #: ``compact``: each object's id once joined -> its number (1..N)
@@ -457,8 +466,11 @@ class Stitch:
                 _bounds(np.where(np.isin(core, ids), core, 0), [s.start for s in core_out], boxes)
         self.written[tile.index] = (core_out, boxes)
 
-    def _note_objects(self, core: NDArray[Any], origin: list[int]) -> None:
-        """Record the box of each id of ``core`` (at ``origin``) per stored object."""
+    def _note_objects(
+        self, core: NDArray[Any], origin: list[int], final: NDArray[np.bool_] | None = None
+    ) -> None:
+        """Record the box of each id of ``core`` (at ``origin``) per stored object;
+        ``final``: the pixels of ``core`` no later write replaced, counted per object."""
         from ._rois import _bounds
 
         chunks = self.chunks
@@ -472,7 +484,10 @@ class Stitch:
                 min(o + n, (k + 1) * c)
                 for o, n, k, c in zip(origin, core.shape, key, chunks, strict=True)
             ]
-            piece = core[tuple(slice(a - o, b - o) for a, b, o in zip(lo, hi, origin, strict=True))]
+            sel = tuple(slice(a - o, b - o) for a, b, o in zip(lo, hi, origin, strict=True))
+            piece = core[sel]
+            if final is not None:
+                self.covered[key] = self.covered.get(key, 0) + int(np.count_nonzero(final[sel]))
             if piece.any():
                 _bounds(piece, lo, self.objects.setdefault(key, {}))
 
@@ -501,7 +516,7 @@ class Stitch:
         chunks = out.levels[level].meta.stored_chunks
         buckets: dict[tuple[int, ...], tuple[list[int], list[int]]] = {}
         if self.config.compact:
-            self._check_covered(out, level)
+            await self._known(out, level)
             lut = self._compact()
             lut = {v: n for v, n in lut.items() if v != n}
             for ids in self.objects.values():
@@ -556,6 +571,11 @@ class Stitch:
             f"parts of joined objects keep their tiles' ids ({url})"
         )
 
+    async def _known(self, out: Dataset, level: int) -> None:
+        """``compact``: the ids of every stored object of the level known (tiles: refused
+        unless they covered it)."""
+        self._check_covered(out, level)
+
     def _check_covered(self, out: Dataset, level: int) -> None:
         """``compact`` renumbers ids it has seen alone: refused (nothing rewritten) when the
         tiles' cores did not cover ``out``'s level, whose other ids it would meet."""
@@ -576,7 +596,10 @@ class RoiStitch(Stitch):
     with every landed ROI's whose grown box meets it, over the pixels both cover (ngio's
     stitch of a ROI list: FOVs with a halo, overlapping FOVs). With the ROIs' boxes known
     ahead (:meth:`plan`), a result is held until the last ROI meeting it has landed; else
-    until the stream ends."""
+    until the stream ends. ``compact``: once let go, the ids its write left (its box but
+    where ROIs landed after it wrote) are noted per stored object; at :meth:`finish`, the
+    objects of the level not covered so are read for their ids (ngio renumbers the whole
+    label)."""
 
     items: ClassVar[str] = "ROIs"
     #: per ROI landed and still wanted: its name, grown box in ``out``'s level, result there
@@ -587,10 +610,16 @@ class RoiStitch(Stitch):
     seen: set[int] = field(default_factory=set)
     #: the most results held at once
     held_peak: int = 0
+    #: per ROI landed: the box it writes in ``out``'s level, and when it landed
+    cores: dict[int, Region] = field(default_factory=dict)
+    order: dict[int, int] = field(default_factory=dict)
+    #: ``compact``: the stored objects read at the end (not covered by the results)
+    scanned: int = 0
 
     @classmethod
-    def of_rois(cls, config: StitchConfig) -> RoiStitch:
-        return cls(config, (), ())
+    def of_rois(cls, config: StitchConfig, chunks: tuple[int, ...] = ()) -> RoiStitch:
+        """The stitch of a ROI stream (``chunks``: ``out``'s stored objects at its level)."""
+        return cls(config, (), (), tuple(chunks))
 
     def plan(self, boxes: list[Region]) -> None:
         """The ROIs' grown boxes in ``out``'s level (a pixel wider is safe: a pair too many
@@ -613,6 +642,7 @@ class RoiStitch(Stitch):
         the pixels both cover; note the boxes of its ids in ``core``, the box it writes."""
         known = self.partners is not None and 0 <= index < len(self.partners)
         partners = self.partners[index] if self.partners is not None and known else None
+        self.cores[index], self.order[index] = core, len(self.order)
         for other, (_, box_o, pred_o) in list(self.landed.items()):
             if partners is not None and other not in partners:
                 continue
@@ -627,21 +657,95 @@ class RoiStitch(Stitch):
         if partners is None:
             self.landed[index] = (name, grown, pred)
         else:
-            for other in partners & self.seen:  # (each held until its last partner lands)
+            for other in sorted(partners & self.seen):  # (held until its last partner lands)
                 self.waiting[other] -= 1
                 if not self.waiting[other]:
-                    self.landed.pop(other, None)
+                    gone = self.landed.pop(other, None)
+                    if gone is not None:
+                        self._let_go(other, gone[1], gone[2])
             pending = len(partners - self.seen)
             if pending:
                 self.landed[index] = (name, grown, pred)
                 self.waiting[index] = pending
+            else:
+                self._let_go(index, grown, pred)
         self.seen.add(index)
         self.held_peak = max(self.held_peak, len(self.landed))
         from ._rois import _bounds
 
         boxes: dict[int, list[list[int]]] = {}
-        _bounds(_part(pred, grown, core), [s.start for s in core], boxes)
+        if not self.config.compact:
+            _bounds(_part(pred, grown, core), [s.start for s in core], boxes)
         self.written[(len(self.written),)] = (core, boxes)
+
+    def _let_go(self, index: int, grown: Region, pred: NDArray[Any]) -> None:
+        """``compact``: ROI ``index``'s result let go (every ROI meeting it landed): the
+        ids its write left noted per stored object (its box, but where later ROIs wrote)."""
+        if not self.config.compact:
+            return
+        core, when = self.cores[index], self.order[index]
+        part = np.array(_part(pred, grown, core))
+        final = np.ones(part.shape, dtype=bool)
+        known = self.partners is not None and 0 <= index < len(self.partners)
+        others = self.partners[index] if self.partners is not None and known else self.order
+        for other in others:
+            box = None if self.order.get(other, -1) <= when else _box(self.cores[other], core)
+            if box is not None:  # (its write replaced those pixels)
+                part[box] = 0
+                final[box] = False
+        self._note_objects(part, [s.start for s in core], final)
+
+    async def finish(self, out: Dataset, level: int, pyramid: bool | Method | None) -> None:
+        """As :meth:`Stitch.finish`; ``compact``: the results still held let go first."""
+        for index in sorted(self.landed, key=self.order.__getitem__):
+            _, grown, pred = self.landed.pop(index)
+            self._let_go(index, grown, pred)
+        await super().finish(out, level, pyramid)
+
+    async def _known(self, out: Dataset, level: int) -> None:
+        """The ids of the stored objects the results did not cover whole read (ngio walks the
+        whole label); ids no result wrote, renumbered too, are warned of, as ngio does."""
+        from ._rois import _bounds
+
+        shape, chunks = out.levels[level].shape, self.chunks
+        grid = [range(-(-n // c)) for n, c in zip(shape, chunks, strict=True)]
+        todo = []
+        for key in itertools.product(*grid):
+            lo = [k * c for k, c in zip(key, chunks, strict=True)]
+            hi = [min(n, (k + 1) * c) for n, k, c in zip(shape, key, chunks, strict=True)]
+            if self.covered.get(key, 0) < math.prod(b - a for a, b in zip(lo, hi, strict=True)):
+                todo.append((key, lo, hi))
+        mine = {v for ids in self.objects.values() for v in ids}
+        found: set[int] = set()
+        limit = anyio.CapacityLimiter(4)
+
+        async def scan(key: tuple[int, ...], lo: list[int], hi: list[int]) -> None:
+            async with limit:
+                region: dict[str, Any] = {
+                    a: slice(x, y) for a, x, y in zip(out.axes, lo, hi, strict=True)
+                }
+                block = await out.read(level, **region)
+            ids: dict[int, list[list[int]]] = {}
+            _bounds(block, lo, ids)
+            if ids:
+                self.objects[key] = ids
+                found.update(ids)
+            else:
+                self.objects.pop(key, None)
+            self.scanned += 1
+
+        async with anyio.create_task_group() as tg:
+            for job in todo:
+                start_deferred(tg, scan, *job)
+        foreign = found - mine
+        if foreign:
+            warnings.warn(
+                f"stream(..., stitch=StitchConfig(compact=True)): renumbered {len(foreign)} "
+                f"object id(s) of {out.url} no ROI of the stream wrote (ngio's compact walks "
+                "the whole label too): anything keyed by them is stale; compact=False keeps them",
+                UserWarning,
+                stacklevel=2,
+            )
 
 
 def _part(pred: NDArray[Any], region: Region, box: Region) -> NDArray[Any]:
@@ -681,6 +785,16 @@ def _take(a: NDArray[Any], axis: int, start: int, stop: int) -> NDArray[Any]:
     sel = [slice(None)] * a.ndim
     sel[axis] = slice(start, stop)
     return np.array(a[tuple(sel)])  # (a copy: the tile's array is let go)
+
+
+def _box(inner: Region, outer: Region) -> tuple[slice, ...] | None:
+    """Where ``inner`` meets ``outer``, relative to ``outer``'s corner (``None``: nowhere)."""
+    both = _intersection(inner, outer)
+    if both is None:
+        return None
+    return tuple(
+        slice(b.start - o.start, b.stop - o.start) for b, o in zip(both, outer, strict=True)
+    )
 
 
 def _intersection(a: tuple[slice, ...], b: tuple[slice, ...]) -> tuple[slice, ...] | None:

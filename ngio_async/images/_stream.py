@@ -239,10 +239,11 @@ class Stream(Generic[R]):
     async def _write_tiles(
         self, out: Any, written: list[Region] | None = None, stitch: Stitch | None = None
     ) -> None:
+        seams = Workers(1)  # the stitch's joins, off the event loop, one result at a time
         async with self as results:
             async for tile, value in results:
                 if stitch is not None:
-                    _stitch_add(stitch, tile, value, self._axis_map)
+                    await seams.run(_stitch_add, stitch, tile, value, self._axis_map)
                 await _write_tile(out, tile, value, self._axis_map, written)
 
     async def _write_rois(self, out: Any, rois: RoiStream) -> None:
@@ -256,15 +257,18 @@ class Stream(Generic[R]):
         )
         level = target.levels[index]
         unsure: list[Region] = []
-        stitch = None if self._stitch is None else RoiStitch.of_rois(self._stitch)
+        stitch = None
+        if self._stitch is not None:
+            stitch = RoiStitch.of_rois(self._stitch, level.meta.stored_chunks)
         self.stitched = stitch
+        seams = Workers(1)  # the stitch's joins, off the event loop, one result at a time
         if stitch is not None:
             await _plan_roi_stitch(stitch, out, rois, index)
         try:
             async with self as results:
                 async for ordered, result in results:
                     if stitch is not None:  # (the whole result, its halo included)
-                        _stitch_add_roi(stitch, out, ordered, result, rois, index)
+                        await seams.run(_stitch_add_roi, stitch, out, ordered, result, rois, index)
                     item, value = rois.natural(ordered, result)  # (axes_order undone)
                     # a write under way is finished when the caller is cancelled (bounded):
                     # never half a ROI written (another item's error waits for the next one)
@@ -542,7 +546,11 @@ def stream(
     along axes without overlap are not joined. A ROI stream stitches too (ngio's stitch of a
     ROI list): ``ds.read_rois(rois, halo=...)``, or ROIs that overlap (a microscope's FOVs),
     each result compared with every landed one whose grown box meets it (each held until
-    the last ROI meeting it has landed); ``compact`` and ``masked=True`` are refused there. Default
+    the last ROI meeting it has landed); ``compact`` renumbers the whole level there, as
+    ngio's (the stored objects the results did not cover whole read for their ids; the
+    label's other objects renumbered too, with a ``UserWarning``); ``masked=True`` is
+    refused with ``stitch``. The comparisons (IoU or ``seam_matcher``) run in a worker
+    thread, one result at a time in the order they land, never on the event loop. Default
     ``None``: no stitching. At the call: ``TypeError`` unless ``out`` is a dataset of an
     integer type, for tiles not of ``ds.tiles(...)``, or for a seam matcher not callable with
     two patches; ``ValueError`` without ``unique_labels`` (tiles: without ``overlap``), for a
