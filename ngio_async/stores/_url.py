@@ -17,6 +17,7 @@ from obstore.store import AzureStore, GCSStore, LocalStore, MemoryStore, S3Store
 
 from .._errors import ExistsError, NotFoundError, StoreError, UnsupportedError
 from .._limits import Limits, check_limits
+from ._aws_profile import S3Keys, profile_settings
 from ._base import AsyncStore
 from ._obstore import ObstoreStore, obstore_http
 from ._obstore_clients import (
@@ -106,7 +107,12 @@ def open_store(
       come from the standard ``AWS_*`` environment variables (``AWS_ENDPOINT_URL``,
       ``AWS_ALLOW_HTTP``, ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_REGION`` /
       ``AWS_DEFAULT_REGION``, ...) as obstore reads them, but for ``AWS_SESSION_TOKEN``
-      beside explicit keys: keys given without ``session_token`` are sent without a token;
+      beside explicit keys: keys given without ``session_token`` are sent without a token.
+      Without keys in the options or the environment, the static keys of the AWS profile
+      (``AWS_PROFILE``, else ``default``) in ``~/.aws/credentials`` or ``~/.aws/config``
+      (``AWS_SHARED_CREDENTIALS_FILE``, ``AWS_CONFIG_FILE``) are used, with its ``region`` and
+      ``endpoint_url`` where none is given; a profile named by ``AWS_PROFILE`` that is missing,
+      or gets its credentials otherwise (a role, SSO, a program), is a ``ValueError``;
     - ``gs://bucket/prefix`` and ``az://`` / ``abfs://`` URLs: obstore ``GCSStore`` /
       ``AzureStore`` with their config keys as options (``anonymous`` -> ``skip_signature``);
       ``use_emulator=True`` with an ``endpoint`` (``http://127.0.0.1:10000``) reaches the
@@ -322,6 +328,8 @@ def _open_cloud(
         _gcs_emulator(config, has_provider="credential_provider" in extra)
     if cls is S3Store and "credential_provider" not in extra:
         _keys_without_env_token(config, extra)
+    if cls is S3Store:
+        _s3_profile(config, extra)
     if cls is AzureStore:
         _azure_credential_type(config)
     endpoint = config.get(endpoint_key)
@@ -431,26 +439,6 @@ def _gcs_emulator(config: dict[str, Any], *, has_provider: bool) -> None:
 _S3_TOKEN_KEYS = frozenset(["session_token", "token", "security_token"])
 
 
-class _StaticS3Keys:
-    """An S3 credential provider of fixed keys and no token (they never expire)."""
-
-    __slots__ = ("_key", "_secret")
-
-    def __init__(self, key: str, secret: str) -> None:
-        self._key, self._secret = key, secret
-
-    def __call__(self) -> dict[str, Any]:
-        return {
-            "access_key_id": self._key,
-            "secret_access_key": self._secret,
-            "token": None,
-            "expires_at": None,
-        }
-
-    def __repr__(self) -> str:
-        return "_StaticS3Keys(***)"
-
-
 def _keys_without_env_token(config: dict[str, Any], extra: dict[str, Any]) -> None:
     """S3 keys given without a session token, in an environment that holds one
     (``AWS_SESSION_TOKEN``: temporary credentials of another login), as a credential
@@ -468,7 +456,19 @@ def _keys_without_env_token(config: dict[str, Any], extra: dict[str, Any]) -> No
         return  # the environment's own keys, given again: its token goes with them
     key = str(config.pop(names["access_key_id"]))
     secret = str(config.pop(names["secret_access_key"]))
-    extra["credential_provider"] = _StaticS3Keys(key, secret)
+    extra["credential_provider"] = S3Keys(key, secret)
+
+
+def _s3_profile(config: dict[str, Any], extra: dict[str, Any]) -> None:
+    """The AWS profile's keys, region and endpoint (``AWS_PROFILE``, ``~/.aws``), where
+    neither the options nor the environment give them (:func:`profile_settings`)."""
+    names = {str(k).lower().removeprefix("aws_") for k in config} | set(extra)
+    if not _truthy(config.get("skip_signature", config.get("aws_skip_signature"))):
+        names.discard("skip_signature")
+    keys, settings = profile_settings(names)
+    if keys is not None:
+        extra["credential_provider"] = keys
+    config.update(settings)
 
 
 # Azurite's account and its published key (obstore uses them with ``use_emulator``)
