@@ -137,7 +137,9 @@ class TiffSource:
             with (
                 _tiff_errors(self.url, "read the series of"),
                 _refuse_broken(self.url),
-                _refuse_missing_files(self.url, not self._tif.filehandle.is_file),
+                _refuse_missing_files(self.url, not self._tif.filehandle.is_file)
+                if not self._planes_elsewhere
+                else contextlib.nullcontext(),
             ):
                 count = len(self._tif.series)  # tifffile parses the OME-XML's series here
         except BaseException:
@@ -148,7 +150,7 @@ class TiffSource:
             raise CodecError(f"{self.url} holds no image (a corrupt or empty TIFF)", key=self.url)
         #: how many series the file holds (the positions of a multi-position OME-TIFF, or a
         #: whole-slide image's label and macro images); ``ome_xml``: its OME-XML, if any
-        self.series_count = count
+        self.series_count = count = self._counted(count)
         self.ome_xml: str | None = self._tif.ome_metadata if self._tif.is_ome else None
         if (error := _xml_error(self.ome_xml)) is not None:
             _warn(
@@ -177,7 +179,7 @@ class TiffSource:
 
     def _init(self, series: int) -> None:
         tif = self._tif
-        s = tif.series[series]
+        s = tif.series[self._picked(series)]
         #: the index of a channel axis of one channel that the TIFF has not (tifffile
         #: squeezes it away) but its OME-XML names: kept so that the name is
         self._virtual: int | None = None
@@ -204,7 +206,7 @@ class TiffSource:
                 break
             self.level_shapes.append(tuple(lshape[i] for i in self._src_of))
         levels = s.levels[: len(self.level_shapes)]
-        _warn_absent_planes(self.url, series, list(s.pages))
+        _warn_absent_planes(self.url, series, self._absent_planes(list(s.pages)))
         _check_codecs(self.url, [lvl.keyframe for lvl in levels])
         size = int(getattr(tif.filehandle, "size", 0) or 0)
         if 0 < size < 1 << 60:  # known (a remote file's may not be yet)
@@ -315,6 +317,22 @@ class TiffSource:
         given = channels if channels is not None else [{} for _ in range(count)]
         return [{**display, **{k: v for k, v in c.items() if v is not None}} for c in given]
 
+    #: whether planes of the series are in files tifffile does not open (a multi-file
+    #: OME-TIFF on a store, whose reader reads them itself)
+    _planes_elsewhere = False
+
+    def _picked(self, series: int) -> int:
+        """tifffile's index of ``series`` (a reader of a set on a store maps it)."""
+        return series
+
+    def _counted(self, count: int) -> int:
+        """How many series the image has, of ``count`` tifffile found."""
+        return count
+
+    def _absent_planes(self, pages: list[Any]) -> list[Any]:
+        """``pages`` of the series, ``None`` where a plane is in no file."""
+        return pages
+
     def _add_channel_axis(self) -> None:
         v = sum(_ORDER.index(a) < _ORDER.index("c") for a in self.axes)
         self._virtual = v
@@ -376,6 +394,10 @@ class TiffSource:
         selection = self._source_selection(region)
         with _tiff_errors(self.url, "decode"):
             data = self._select(level, tuple(selection))
+        return self._shaped(region, data)
+
+    def _shaped(self, region: tuple[slice, ...], data: NDArray[Any]) -> NDArray[Any]:
+        """``data`` (the region's source selection) in NGFF axis order, counted as a read."""
         # the remaining axes are the kept source axes in source order
         kept = sorted(self._src_of)
         data = data.transpose([kept.index(src) for src in self._src_of])

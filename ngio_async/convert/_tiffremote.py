@@ -42,7 +42,7 @@ import anyio
 from .._errors import CodecError, NotFoundError, StoreError, UnsupportedError
 from ..stores import RangeByteRequest, open_store
 from ._tiff import TiffSource
-from ._tiffbytes import ByteSource, _bounds, _direct, _FileBytes, _runs, _Strips, _strips
+from ._tiffbytes import ByteSource, _bounds, _direct, _runs, _Strips, _strips
 from ._tiffsets import MultiFileError
 
 if TYPE_CHECKING:
@@ -145,6 +145,31 @@ class RangeFile(io.RawIOBase):
             self._pins.pop(start, None)
             if self._data.pop(start, None) is not None:
                 self._starts.remove(start)
+
+    def missing(self, start: int, end: int) -> list[tuple[int, int]]:
+        """The parts of ``[start, end)`` that no range fetched for good (no pin: a header, a
+        parse's miss) holds: what a read still has to fetch of it."""
+        with self._lock:
+            kept = [(s, s + len(self._data[s])) for s in self._starts if s not in self._pins]
+        out: list[tuple[int, int]] = []
+        at = start
+        for s, e in kept:
+            if e <= at or s >= end:
+                continue
+            if s > at:
+                out.append((at, s))
+            at = max(at, e)
+            if at >= end:
+                break
+        if at < end:
+            out.append((at, end))
+        return out
+
+    @property
+    def pinned_bytes(self) -> int:
+        """Bytes of the ranges reads hold now (dropped when the last one is done)."""
+        with self._lock:
+            return sum(len(self._data[s]) for s in self._pins)
 
     @property
     def cached_bytes(self) -> int:
@@ -551,9 +576,14 @@ async def open_remote_tiff(
     """
     try:
         return await _open_one(url, series, threads, limits, prefix, block, store_options)
-    except MultiFileError:  # one file of a multi-file OME-TIFF: the whole set
+    except MultiFileError as exc:  # one file of a multi-file OME-TIFF: the whole set
         return await open_remote_set(
-            url, series=series, threads=threads, limits=limits, **store_options
+            url,
+            series=series,
+            threads=threads,
+            limits=limits,
+            fetched=exc.fetched,
+            **store_options,
         )
 
 
@@ -579,6 +609,9 @@ async def _open_one(
                 return await anyio.to_thread.run_sync(
                     lambda: RemoteTiffSource(url, file, store, key, series, threads)
                 )
+            except MultiFileError as exc:
+                exc.fetched = file  # the set's reader reads on from what is fetched
+                raise
             except (NeedBytes, NeedBytesError) as need:
                 start = need.start
                 end = max(need.end, start + block)
@@ -609,13 +642,13 @@ async def _open_one(
 
 # ------------------------------------------------------------------ multi-file OME-TIFF sets
 _XML_PREFIX = 16 * 1024  # bytes read first for an OME-TIFF's OME-XML (misses: 64 KiB more)
-_STAGE_BLOCK = 8 * 1024 * 1024  # bytes per ranged read when a set's file is copied
-_STAGE_BATCH = 8  # ranged reads fetched (and held) at once
 
 
-async def remote_ome_xml(store: AsyncStore, url: str, key: str) -> str | None:
+async def remote_ome_xml(
+    store: AsyncStore, url: str, key: str, file: RangeFile | None = None
+) -> str | None:
     """The OME-XML of the TIFF ``key`` on ``store`` (its first IFD's description), by ranged
-    reads; ``None`` for a TIFF that has none."""
+    reads (``file``: bytes of it fetched already); ``None`` for a TIFF that has none."""
     import tifffile
 
     def parse(file: RangeFile) -> str | None:
@@ -623,18 +656,22 @@ async def remote_ome_xml(store: AsyncStore, url: str, key: str) -> str | None:
         with tifffile.TiffFile(cast("IO[bytes]", file), name=key, _multifile=False) as tif:
             return tif.pages.first.description if tif.is_ome else None
 
-    xml: str | None = await _parsed(store, url, key, parse, _XML_PREFIX)
+    xml: str | None = await _parsed(store, url, key, parse, _XML_PREFIX, file)
     return xml
 
 
-async def _parsed(store: AsyncStore, url: str, key: str, parse: Any, prefix: int) -> Any:
-    """``parse(file)`` run over a :class:`RangeFile` of ``key`` (its first ``prefix`` bytes
-    read first), each miss fetched."""
-    first = await store.get(key, RangeByteRequest(0, prefix))
-    if first is None:
-        raise NotFoundError(f"no TIFF at {url}", url=url)
-    file = RangeFile(url, len(first) if len(first) < prefix else None)
-    file.add(0, first)
+async def _parsed(
+    store: AsyncStore, url: str, key: str, parse: Any, prefix: int, file: RangeFile | None
+) -> Any:
+    """``parse(file)`` run over a :class:`RangeFile` of ``key`` (``file``, or its first
+    ``prefix`` bytes read first), each miss fetched."""
+    if file is None:
+        first = await store.get(key, RangeByteRequest(0, prefix))
+        if first is None:
+            raise NotFoundError(f"no TIFF at {url}", url=url)
+        file = RangeFile(url, len(first) if len(first) < prefix else None)
+        file.add(0, first)
+    file.strict = True
     for _ in range(_MAX_MISSES):
         try:
             return await anyio.to_thread.run_sync(parse, file)
@@ -662,6 +699,15 @@ async def remote_set_keys(store: AsyncStore, root: str, key: str) -> list[str] |
     ``store`` belongs to: its companion file first, then the TIFFs its OME-XML names, in
     order (beside it); ``None`` for a file that is a whole image by itself. Reads the OME-XML
     of ``key`` (and of the metadata file a ``BinaryOnly`` one names)."""
+    layout = await set_layout(store, root, key)
+    return None if layout is None else layout[0]
+
+
+async def set_layout(
+    store: AsyncStore, root: str, key: str, fetched: RangeFile | None = None
+) -> tuple[list[str], str, str | None] | None:
+    """As :func:`remote_set_keys`, with the set's OME-XML and the key of the TIFF holding it
+    (``None``: a companion file); ``fetched``: bytes of ``key`` fetched already."""
     from ._tiffsets import _COMPANION, binary_only
 
     folder = posixpath.dirname(key)
@@ -671,102 +717,29 @@ async def remote_set_keys(store: AsyncStore, root: str, key: str) -> list[str] |
         if raw is None:
             raise NotFoundError(f"no companion file at {url}", url=url)
         text = bytes(raw).decode("utf-8", errors="replace")
-        return [key, *(posixpath.join(folder, n) for n in _xml_files(text))]
-    xml = await remote_ome_xml(store, url, key)
+        return [key, *(posixpath.join(folder, n) for n in _xml_files(text))], text, None
+    xml = await remote_ome_xml(store, url, key, fetched)
+    holder = key
     meta = binary_only(xml)
     if meta is not None:  # its OME-XML is in the file it names: that file's set
         if not meta:
             return None
         target = posixpath.join(folder, meta)
         if target.lower().endswith(_COMPANION):
-            return await remote_set_keys(store, root, target)
+            return await set_layout(store, root, target)
         xml = await remote_ome_xml(store, f"{root}/{target}", target)
         if binary_only(xml) is not None:
             return None
+        holder = target
     files = [posixpath.join(folder, n) for n in _xml_files(xml)] if xml else []
-    return files if any(f != key for f in files) else None
+    if xml is None or not any(f != key for f in files):
+        return None
+    return files, xml, holder
 
 
-async def _stage(store: AsyncStore, root: str, key: str, directory: str, named_by: str) -> None:
-    """Copy ``key`` to ``directory`` (its path below the set's folder), by ranged reads."""
-    import os
+async def open_remote_set(url: str, **options: Any) -> TiffSource:
+    """Open the multi-file OME-TIFF that ``url`` belongs to, by ranged reads (see
+    :func:`._tiffremoteset.open_remote_set`)."""
+    from ._tiffremoteset import open_remote_set as open_set
 
-    size = await store.size(key)
-    if size is None:
-        raise NotFoundError(
-            f"{named_by} is a multi-file OME-TIFF whose OME-XML names "
-            f"{posixpath.basename(key)}, not found beside it ({root}/{key})",
-            url=f"{root}/{key}",
-        )
-    path = os.path.join(directory, *key.split("/"))
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    spans = [(s, min(s + _STAGE_BLOCK, size)) for s in range(0, size, _STAGE_BLOCK)]
-    async with await anyio.open_file(path, "wb") as f:
-        for i in range(0, len(spans), _STAGE_BATCH):
-            bufs = await store.get_ranges(key, spans[i : i + _STAGE_BATCH])
-            if bufs is None:
-                raise NotFoundError(f"{root}/{key} disappeared", url=f"{root}/{key}")
-            for buf in bufs:
-                await f.write(buf)
-
-
-class StagedSetSource(TiffSource):
-    """A multi-file OME-TIFF on a store, its files copied (by ranged reads) to a temporary
-    directory and read there; the directory is removed on :meth:`aclose`."""
-
-    def __init__(self, url: str, path: str, directory: str, series: int, threads: int) -> None:
-        super().__init__(path, series, threads)
-        self._path = self.url
-        self._directory = directory
-        self.url = url
-
-    @contextlib.contextmanager
-    def _bytes(self) -> Iterator[ByteSource]:
-        with open(self._path, "rb", buffering=0) as f:
-            yield _FileBytes(f, self.url)
-
-    async def aclose(self) -> None:
-        import shutil
-
-        try:
-            await super().aclose()
-        finally:
-            await anyio.to_thread.run_sync(shutil.rmtree, self._directory, True)
-
-
-async def open_remote_set(
-    url: str,
-    *,
-    series: int = 0,
-    threads: int = 4,
-    limits: Limits | None = None,
-    **store_options: Any,
-) -> TiffSource:
-    """Open the multi-file OME-TIFF that ``url`` (a TIFF of it, or its ``.companion.ome``)
-    belongs to: its files are copied by ranged reads (a few 8 MiB ranges at once) to a
-    temporary directory, and read there as a local set is; a file it names that is missing
-    is a ``NotFoundError`` naming it.
-
-    :raises UnsupportedError: ``url`` is no file of a multi-file OME-TIFF.
-    """
-    import os
-    import shutil
-    import tempfile
-
-    root, key = _split(url)
-    store = open_store(root, limits=limits, **store_options)
-    async with store:
-        keys = await remote_set_keys(store, root, key)
-        if keys is None:
-            raise UnsupportedError(f"{url} is no file of a multi-file OME-TIFF")
-        directory = tempfile.mkdtemp(prefix="ngio-set-")
-        try:
-            for k in dict.fromkeys([key, *keys]):  # each file's ranges fetched concurrently
-                await _stage(store, root, k, directory, url)
-            path = os.path.join(directory, *key.split("/"))
-            return await anyio.to_thread.run_sync(
-                lambda: StagedSetSource(url, path, directory, series, threads)
-            )
-        except BaseException:
-            await anyio.to_thread.run_sync(shutil.rmtree, directory, True)
-            raise
+    return await open_set(url, **options)

@@ -37,6 +37,9 @@ class MultiFileError(UnsupportedError):
     """A TIFF read over ranges (on a store) is one file of a multi-file OME-TIFF: its planes
     or its metadata are in other files (the remote reader then reads the whole set)."""
 
+    #: the bytes of the TIFF fetched so far (a ``RangeFile``), for the set's reader
+    fetched: Any = None
+
 
 def binary_only(xml: str | None) -> str | None:
     """The ``MetadataFile`` an OME-XML of ``BinaryOnly`` names (a TIFF of a multi-file
