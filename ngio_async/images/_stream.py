@@ -124,8 +124,11 @@ class Stream(Generic[R]):
         self._stitch = check_stitch(stitch, tiles, out, self._unique)
         if self._stitch is not None and self._masked:
             raise ValueError(
-                "stream(..., masked=True, stitch=...): a masked ROI's result is written inside "
-                "its object alone; stitch joins whole results: one or the other"
+                "stream(..., masked=True, stitch=...): one or the other. Masked results are "
+                "written inside their objects alone, so two ROIs of different objects never "
+                "share a labelled pixel (ngio compares only ROIs of one object), and ROIs of "
+                "one object share its id block (label * unique_labels): stitching would join "
+                "nothing"
             )
         #: ``stitch=``: what was joined (``mapping()``), how many stored objects were rewritten
         #: (``rewrites``), ``compact``: each object's number (``numbers``)
