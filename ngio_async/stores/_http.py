@@ -292,7 +292,10 @@ class HTTPStore(AsyncStore):
         if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
             raise ValueError(f"not an http(s) URL: {redact_url(url)!r}")
         if parts.fragment:
-            raise ValueError(f"HTTP store URLs take no fragment: {redact_url(url)}")
+            raise ValueError(  # (the fragment itself not shown: it may hold a token)
+                f"HTTP store URLs take no fragment: {redact_url(url)}#... (a '#' in a "
+                "directory's name is written %23 in its URL)"
+            )
         self._base = urlunsplit(parts._replace(path=parts.path.rstrip("/") + "/", query=""))
         # a signed or token URL: keys go into the path, the query goes with every request
         self._query = f"?{parts.query}" if parts.query else ""
