@@ -302,7 +302,8 @@ class _DatasetEdits(_DatasetTiles):
         mapping axis -> value; lower levels keep their ratios to level 0, and their offsets
         from level 0's translation scale with them), the axis ``units``
         (one for the space axes, one per axis, or a mapping) and/or the ``translation`` of every
-        level (per axis or a mapping). ``None`` keeps the current value.
+        level (per axis, or a mapping: the axes it leaves out keep each level's own). ``None``
+        keeps the current value.
 
         One metadata document is rewritten; keys this library does not model are kept. Label
         images follow the image (their level-0 pixel size by the same ratio, units and
@@ -345,6 +346,7 @@ class _DatasetEdits(_DatasetTiles):
             before[:] = [ms]
             current = ImageMetadata(ome, index).spatial_calibration
             datasets = list(ms.datasets)
+            ratio = [1.0] * len(names)
             if scale_in is not None:
                 new0 = scale_in
                 if is_scalar(scale):  # a number: space axes only
@@ -385,15 +387,20 @@ class _DatasetEdits(_DatasetTiles):
                     raise UnsupportedError(
                         "cannot set the translation of a multiscale with its own transforms"
                     )
-                tr = trans_in
-                if isinstance(translation, Mapping):
-                    tr = [
-                        v if a in translation else c
-                        for v, a, c in zip(tr, names, current[0].translation, strict=True)
-                    ]
+                t0 = current[0].translation
                 for i, d in enumerate(datasets):
+                    # an axis a mapping leaves out keeps each level's own translation (its
+                    # offset from level 0 scaled with the pixel size), not level 0's
+                    tr = [
+                        v
+                        if not isinstance(translation, Mapping) or a in translation
+                        else b + (c - b) * r
+                        for v, a, b, c, r in zip(
+                            trans_in, names, t0, current[i].translation, ratio, strict=True
+                        )
+                    ]
                     ts = [t for t in d.coordinate_transformations if not isinstance(t, Translation)]
-                    ts.append(Translation(translation=list(tr)))
+                    ts.append(Translation(translation=tr))
                     datasets[i] = _with_extra(replace(d, coordinate_transformations=ts), d)
             axes = list(ms.axes)
             if units_in is not None:
