@@ -85,3 +85,30 @@ def test_complex_values_a_level_holds_are_written_without_warnings(
         expected = np.full((2, 3), 7, dtype=dtype)
         expected[:, :2] = np.array(want, dtype=dtype)
         np.testing.assert_array_equal(ds[...], expected)
+
+
+@pytest.mark.parametrize(
+    ("dtype", "data"),
+    [
+        ("uint8", [np.int64(-1), 2]),
+        ("uint8", (np.float32(-2), 1)),
+        ("int8", [[np.int16(200), np.int16(3)]]),
+        ("uint16", [np.array([70000, 1])]),
+        ("int32", [np.float64(np.nan), 1]),
+    ],
+    ids=repr,
+)
+def test_lists_of_numpy_scalars_a_level_cannot_hold_are_refused(
+    tmp_path: Path, dtype: str, data: Any
+) -> None:
+    """A list holding numpy scalars or arrays was cast unchecked ([np.int64(-1), 2] wrote
+    [255, 2] into uint8), where the same values as an array, or as Python ints, are refused."""
+    with _level(tmp_path, dtype) as ds:
+        with pytest.raises(ValueError, match=f"a {dtype} level|not a {dtype} value"):
+            ds[0, :2] = data
+        with pytest.raises(ValueError, match=f"a {dtype} level|not a {dtype} value"):
+            ds[0, :2] = np.array(data)
+        ds[1, :2] = [np.int64(3), np.float64(2.5)]  # values it holds: cast as numpy casts
+        want = np.full((2, 3), 7, dtype=dtype)
+        want[1, :2] = [3, 2]
+        np.testing.assert_array_equal(ds[...], want)

@@ -865,9 +865,12 @@ def fit_data(data: Any, shape: tuple[int, ...], dtype: np.dtype[Any], where: str
         if dtype.kind in "fc" and given.size:  # numpy makes an overflow inf, with a warning
             _check_in_range(given, dtype, where)
         try:  # numpy arrays are cast as numpy casts them; Python numbers must fit
-            given = np.asarray(data, dtype=dtype)
+            cast = np.asarray(data, dtype=dtype)
         except (OverflowError, ValueError, TypeError) as exc:
             raise ValueError(f"{_short(data)} is not a {dtype} value ({where}): {exc}") from None
+        if dtype.kind in "iu" and given.size and isinstance(data, list | tuple):
+            _check_in_range(given, dtype, where)  # numpy scalars in it were cast unchecked
+        given = cast
     elif dtype.kind in "iufc" and given.dtype != dtype and given.size:
         _check_in_range(given, dtype, where)
         if given.dtype.kind == "c" and dtype.kind != "c":  # imaginary parts all 0 (checked)
