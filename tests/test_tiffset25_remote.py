@@ -45,6 +45,7 @@ def write_set(
     tile: tuple[int, int] | None = (128, 128),
     compression: str | None = "zlib",
     subifds: int = 0,
+    **extra: Any,
 ) -> list[str]:
     """A multi-file OME-TIFF: the planes of each image (c, z, y, x) ``per_file`` to a TIFF
     (``TiffData`` ``IFD`` / ``PlaneCount`` with ``UUID FileName``); its OME-XML in
@@ -82,7 +83,7 @@ def write_set(
             xml = re.sub(r'UUID="urn:uuid:[^"]+"', f'UUID="{u}"', full, count=1)
         with tifffile.TiffWriter(root / name) as tif:
             for n, plane in enumerate(planes):
-                kw: dict[str, Any] = {"tile": tile, "compression": compression}
+                kw: dict[str, Any] = {"tile": tile, "compression": compression, **extra}
                 tif.write(
                     plane,
                     description=xml if n == 0 else None,
@@ -284,3 +285,21 @@ def test_regions_read_as_the_local_set_reads_them(
                 np.testing.assert_array_equal(got, images[0][region])
 
     anyio.run(main)
+
+
+def test_a_plane_stored_as_one_lzw_strip_is_fetched_once(
+    http_server: StaticServer, http_root: Path, tmp_path: Path
+) -> None:
+    """Its shards each need the strip from its start: it is kept for the next ones (each
+    shard fetched it anew: 4 times the file)."""
+    images = _images(c=1, z=2, yx=512)
+    names = write_set(http_root, images, per_file=1, tile=None, compression="lzw", rowsperstrip=512)
+    out = tmp_path / "out.ome.zarr"
+    ngio_async.convert_sync(
+        http_server.url + "set.companion.ome", out, chunks=(1, 128, 128), shards=(1, 256, 256)
+    )
+    with ngio_async.open(out) as ds:
+        np.testing.assert_array_equal(ds[...], images[0][0])
+    for name in names[1:]:
+        size = (http_root / name).stat().st_size
+        assert _fetched(http_server, "/" + name, size) <= size + PREFIX

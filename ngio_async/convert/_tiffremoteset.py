@@ -41,6 +41,7 @@ from ._tiffmeta import _local
 from ._tiffremote import (
     _MAX_MISSES,
     BLOCK,
+    KEEP_BYTES,
     PREFIX,
     NeedBytes,
     NeedBytesError,
@@ -242,6 +243,9 @@ class RemoteSetSource(TiffSource):
             (k, m) for k, m in members.items() if m.is_open and m is not lead
         )
         self._max_open = max_open
+        self._kept: OrderedDict[tuple[str, int, int], _Member] = OrderedDict()  # oldest first
+        self._kept_bytes = 0
+        self._fetching: dict[tuple[str, int, int], anyio.Event] = {}  # strips on their way
         self.store = store
         self.requests = 0
         self.opened = 0
@@ -266,9 +270,10 @@ class RemoteSetSource(TiffSource):
 
     @property
     def pinned_bytes(self) -> int:
-        """Bytes fetched for reads under way (none once every read is done or cancelled)."""
+        """Bytes fetched for reads under way (none once every read is done or cancelled), the
+        strips kept for the next reads aside."""
         files = [m.file for m in self._members.values() if m.file is not None]
-        return sum(f.pinned_bytes for f in files)
+        return sum(f.pinned_bytes for f in files) - self._kept_bytes
 
     # ---------------------------------------------------------------- reading
     def _refs(self, level: int, selection: tuple[Any, ...]) -> dict[int, tuple[str, int] | Any]:
@@ -336,16 +341,79 @@ class RemoteSetSource(TiffSource):
     ) -> None:
         lead = self._lead_axes(level)
         inner = selection[lead:]
-        wanted: dict[str, tuple[_Member, list[tuple[int, int]]]] = {}
+        wanted: dict[tuple[str, bool], tuple[_Member, list[tuple[int, int]]]] = {}
         for m, page in pages.values():
-            ranges = _page_ranges(m, page, inner)
-            wanted.setdefault(m.key, (m, []))[1].extend(ranges)
+            strips = _layout(page)[1]
+            whole = strips is not None and not strips.streamed  # decoded whole: kept
+            wanted.setdefault((m.key, whole), (m, []))[1].extend(_page_ranges(m, page, inner))
         async with anyio.create_task_group() as tg:
-            for m, ranges in wanted.values():
+            for (_, whole), (m, ranges) in wanted.items():
                 assert m.file is not None
+                if whole:
+                    tg.start_soon(self._fetch_kept, m, sorted(set(ranges)), pinned)
+                    continue
                 todo = [part for r in _merged(ranges) for part in m.file.missing(*r)]
                 if todo:
                     tg.start_soon(self._fetch, m, todo, pinned)
+
+    async def _fetch_kept(
+        self, m: _Member, ranges: list[tuple[int, int]], pinned: dict[str, list[int]]
+    ) -> None:
+        """:meth:`_fetch` of whole strips (LZW, ZSTD, ...: a region needs its strip from the
+        start): those kept, or on their way for another read, are not fetched again; those
+        fetched are kept for the next reads (a plane stored as one strip, read shard by
+        shard, is fetched once; as :class:`RemoteTiffSource` keeps them)."""
+        todo: list[tuple[int, int]] = []
+        waits: list[tuple[tuple[int, int], anyio.Event]] = []
+        for r in ranges:
+            if (m.key, *r) in self._fetching:
+                waits.append((r, self._fetching[(m.key, *r)]))
+            elif not self._reuse(m, r, pinned):
+                todo.append(r)
+        mine = {(m.key, *r): anyio.Event() for r in todo}
+        self._fetching.update(mine)
+        try:
+            if todo:
+                await self._fetch(m, todo, pinned)
+                for r in todo:
+                    self._keep(m, r)
+        finally:
+            for k, done in mine.items():
+                self._fetching.pop(k, None)
+                done.set()
+        for r, done in waits:
+            await done.wait()
+            if not self._reuse(m, r, pinned):  # its fetch failed (or it was dropped since)
+                await self._fetch(m, [r], pinned)
+
+    def _reuse(self, m: _Member, r: tuple[int, int], pinned: dict[str, list[int]]) -> bool:
+        """Pin the kept strip ``r`` of ``m`` for this read; ``False``: it is not kept."""
+        k = (m.key, *r)
+        if k not in self._kept or m.file is None or not m.file.pin(r[0]):
+            return False
+        self._kept.move_to_end(k)
+        pinned.setdefault(m.key, []).append(r[0])
+        return True
+
+    def _keep(self, m: _Member, r: tuple[int, int]) -> None:
+        """Keep strip ``r`` of ``m`` (its own pin) for the next reads; the oldest kept ones
+        dropped past :data:`KEEP_BYTES` (the latest stays)."""
+        k = (m.key, *r)
+        if k in self._kept or m.file is None or not m.file.pin(r[0]):
+            return
+        self._kept[k] = m
+        self._kept_bytes += r[1] - r[0]
+        while self._kept_bytes > KEEP_BYTES and len(self._kept) > 1:
+            (_, start, end), owner = self._kept.popitem(last=False)
+            self._kept_bytes -= end - start
+            if owner.file is not None:
+                owner.file.unpin(start)
+
+    def _forget(self, m: _Member) -> None:
+        """Drop the strips kept of ``m`` (closed)."""
+        for k in [k for k, owner in self._kept.items() if owner is m]:
+            del self._kept[k]
+            self._kept_bytes -= k[2] - k[1]
 
     async def _fetch(
         self, m: _Member, ranges: list[tuple[int, int]], pinned: dict[str, list[int]]
@@ -421,6 +489,7 @@ class RemoteSetSource(TiffSource):
                 break
             m = self._open[k]
             if m.users == 0:
+                self._forget(m)
                 m.close()
                 del self._open[k]
 
@@ -453,6 +522,10 @@ class RemoteSetSource(TiffSource):
 
     async def aclose(self) -> None:
         try:
+            for k, owner in self._kept.items():
+                if owner.file is not None:
+                    owner.file.unpin(k[1])
+            self._kept.clear()
             for m in self._members.values():
                 if m is not self._lead:
                     m.close()
