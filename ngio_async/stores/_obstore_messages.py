@@ -33,6 +33,8 @@ _DEBUG_ADDRESS = re.compile(r'ConnectError\(\s*"[^"\n]*",\s*(\[[0-9A-Fa-f:.]+\]|
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _XML_CODE = re.compile(r"<Code>\s*([^<]*?)\s*</Code>")
 _XML_MESSAGE = re.compile(r"<Message>\s*([^<]*?)\s*</Message>")
+# S3's answer to a request signed for another region than its bucket's (the region it wants)
+_XML_REGION = re.compile(r"<Region>\s*([a-z0-9-]+)\s*</Region>")
 _HTML_TITLE = re.compile(r"<(title|h1)\b[^>]*>([^<]*)</\1>", re.IGNORECASE)
 _TAG = re.compile(r"<[!?/]?[A-Za-z][^<>]*>")  # a markup tag (HTML, XML, a DOCTYPE)
 _WORDS_MAX = 100  # characters of the server's own words in a message
@@ -53,6 +55,12 @@ def _server_words(body: str, status: str, phrase: str) -> str:
     if body.startswith("<"):
         code, message = _XML_CODE.search(body), _XML_MESSAGE.search(body)
         title = _HTML_TITLE.search(body)
+        region = _XML_REGION.search(body)
+        if code and region and code.group(1) == "AuthorizationHeaderMalformed":
+            return (  # its message, cut to fit, lost the region
+                f"{code.group(1)}: the bucket is in region {region.group(1)!r}: pass "
+                f"region={region.group(1)!r} or set AWS_REGION"
+            )
         if code or message:
             words = ": ".join(m.group(1) for m in (code, message) if m and m.group(1))
         elif title:
