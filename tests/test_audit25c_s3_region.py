@@ -5,7 +5,7 @@ server's words, cut to fit, had lost it)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from aiohttp import web
@@ -49,7 +49,11 @@ def other_region(http_root: Path) -> Iterator[OtherRegion]:
 async def test_a_bucket_of_another_region_is_named_with_its_region(
     other_region: OtherRegion,
 ) -> None:
-    options = {"access_key_id": "k", "secret_access_key": "s", "region": "us-east-1"}
+    options: dict[str, Any] = {
+        "access_key_id": "k",
+        "secret_access_key": "s",
+        "region": "us-east-1",
+    }
     endpoint = other_region.url.rstrip("/")
     async with open_store("s3://bkt/img.zarr", endpoint=endpoint, limits=FAST, **options) as store:
         for write in (False, True):
