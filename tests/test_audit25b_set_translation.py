@@ -65,3 +65,39 @@ def test_an_axis_left_out_keeps_each_levels_translation(tmp_path: Path, version:
         ds.set_scale(0.25, translation={"x": 5.0})
         assert [lvl.translation for lvl in ds.levels] == [(10.0, 5.0), (10.125, 5.0)]
         assert [lvl.scale for lvl in ds.levels] == [(0.25, 0.25), (0.5, 0.5)]
+
+
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+def test_a_multiscale_scale_leaves_level_0_where_it_was(tmp_path: Path, version: str) -> None:
+    """A multiscale-level ``scale`` (NGFF allows one; ome-zarr-models writes it) applies after
+    the levels' own transforms: ``set_scale`` moved level 0's origin (5, 10) to (3.75, 7.5),
+    taking its world translation for its stored one."""
+    path = tmp_path / "img.zarr"
+    group = zarr.open_group(path, mode="w", zarr_format=2 if version == "0.4" else 3)
+    extra: dict[str, Any] = {"dimension_names": ["y", "x"]} if version == "0.5" else {}
+    for i, n in enumerate((32, 16)):
+        group.create_array(str(i), shape=(n, n), dtype="uint8", chunks=(n, n), **extra)
+    multiscale: dict[str, Any] = {
+        "axes": [{"name": "y", "type": "space"}, {"name": "x", "type": "space"}],
+        "datasets": [
+            {
+                "path": str(i),
+                "coordinateTransformations": [
+                    {"type": "scale", "scale": [s, s]},
+                    {"type": "translation", "translation": [t, 10 + t]},
+                ],
+            }
+            for i, (s, t) in enumerate(((1, 10), (2, 10.5)))
+        ],
+        "coordinateTransformations": [{"type": "scale", "scale": [0.5, 0.5]}],
+    }
+    if version == "0.4":
+        group.attrs.put({"multiscales": [{**multiscale, "version": "0.4"}]})
+    else:
+        group.attrs.put({"ome": {"version": "0.5", "multiscales": [multiscale]}})
+    with ngio_async.open(path, mode="r+") as ds:
+        assert [lvl.translation for lvl in ds.levels] == [(5.0, 10.0), (5.25, 10.25)]
+        ds.set_scale(0.25)
+    with ngio_async.open(path) as ds:
+        assert [lvl.scale for lvl in ds.levels] == [(0.25, 0.25), (0.5, 0.5)]
+        assert [lvl.translation for lvl in ds.levels] == [(5.0, 10.0), (5.125, 10.125)]

@@ -361,7 +361,8 @@ class _DatasetEdits(_DatasetTiles):
                     ]
                 ratio = [n / o for n, o in zip(new0, current[0].scale, strict=True)]
                 applied.update(zip(names, ratio, strict=True))
-                t0 = current[0].translation
+                # level 0's stored translation (a multiscale-level transform applies after it)
+                stored0 = datasets[0].translation or [0.0] * len(names)
                 for i, d in enumerate(datasets):
                     if d.scale is None:
                         raise UnsupportedError(f"level {d.path!r}: scale stored by path")
@@ -377,7 +378,7 @@ class _DatasetEdits(_DatasetTiles):
                         ):  # a level's offset from level 0 (half a pixel, say) scales too
                             moved = [
                                 a + (v - a) * r
-                                for v, a, r in zip(t.translation, t0, ratio, strict=True)
+                                for v, a, r in zip(t.translation, stored0, ratio, strict=True)
                             ]
                             t = _with_extra(replace(t, translation=moved), t)
                         ts.append(t)
