@@ -3,6 +3,7 @@ target without its password or signed query string."""
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -65,3 +66,19 @@ def test_redact_urls() -> None:
     text = "see ftp://u:p@h:1/a/b?sig=x#f 'http://tok@h/c?q' and http://h/d"
     assert redact_urls(text) == "see ftp://h:1/a/b?*** 'http://h/c?***' and http://h/d"
     assert redact_urls("x http://u:pw@h:bad/p?sig=1 y") == "x http://h:bad/p?*** y"
+
+
+@pytest.mark.parametrize("password", ["a", "0", "s"])
+async def test_a_short_password_leaves_the_rest_of_the_message_readable(password: str) -> None:
+    """Every occurrence of the URL's password was starred: 'C***nnot connect to host
+    ***27.0.0.***' for the password 'a' or '1'."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"http://user:{password}@127.0.0.1:{port}/data"
+    async with open_store(url, limits=Limits(max_retries=0)) as store:
+        with pytest.raises(StoreError) as info:
+            await store.get("small.txt")
+    message = str(info.value)
+    assert f"Cannot connect to host 127.0.0.1:{port} ssl:default" in message, message
+    assert f"'small.txt' at http://127.0.0.1:{port}/data failed" in message, message

@@ -15,7 +15,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import aiohttp
 
@@ -750,8 +750,9 @@ class HTTPStore(AsyncStore):
     def _describe(self, exc: BaseException) -> str:
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         text = redact_urls(text)  # a redirect's target, with its signature or password
-        if self._secret:
-            text = text.replace(self._secret, "***")
+        if self._secret:  # as a word of its own (a password "1" left addresses as they were)
+            for secret in {self._secret, unquote(self._secret)}:
+                text = re.sub(rf"(?<![\w.:/@-]){re.escape(secret)}(?![\w.:/@-])", "***", text)
         if self._query:  # aiohttp's messages show request URLs, with their signed queries
             text = _QUERY.sub("?***", text)
         return f"{type(exc).__name__}: {text}"
