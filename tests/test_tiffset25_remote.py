@@ -45,12 +45,14 @@ def write_set(
     tile: tuple[int, int] | None = (128, 128),
     compression: str | None = "zlib",
     subifds: int = 0,
+    counted: bool = True,
     **extra: Any,
 ) -> list[str]:
     """A multi-file OME-TIFF: the planes of each image (c, z, y, x) ``per_file`` to a TIFF
     (``TiffData`` ``IFD`` / ``PlaneCount`` with ``UUID FileName``); its OME-XML in
     ``set.companion.ome`` (the TIFFs ``BinaryOnly``), or whole in every TIFF (its own
-    UUID the root's). Returns the file names, the companion first."""
+    UUID the root's); not ``counted``: ``TiffData`` with no ``IFD`` nor ``PlaneCount`` (all the
+    file's pages). Returns the file names, the companion first."""
     files: list[tuple[str, str, list[np.ndarray[Any, Any]]]] = []  # name, uuid, planes
     pixels = []
     for i, image in enumerate(images):
@@ -60,9 +62,10 @@ def write_set(
         for k in range(0, c * z, per_file):
             name, u = f"s{i}_{k // per_file}.ome.tif", f"urn:uuid:{uuid.uuid4()}"
             files.append((name, u, list(stack[k : k + per_file])))
+            count = f' IFD="0" PlaneCount="{len(stack[k : k + per_file])}"' if counted else ""
             datas.append(
-                f'<TiffData FirstC="{k // z}" FirstZ="{k % z}" IFD="0" PlaneCount='
-                f'"{len(stack[k : k + per_file])}"><UUID FileName="{name}">{u}</UUID></TiffData>'
+                f'<TiffData FirstC="{k // z}" FirstZ="{k % z}"{count}>'
+                f'<UUID FileName="{name}">{u}</UUID></TiffData>'
             )
         channels = "".join(f'<Channel ID="Channel:{i}:{j}" SamplesPerPixel="1"/>' for j in range(c))
         pixels.append(
@@ -303,3 +306,20 @@ def test_a_plane_stored_as_one_lzw_strip_is_fetched_once(
     for name in names[1:]:
         size = (http_root / name).stat().st_size
         assert _fetched(http_server, "/" + name, size) <= size + PREFIX
+
+
+def test_tiff_data_naming_all_of_a_file_s_pages(
+    http_server: StaticServer, http_root: Path, tmp_path: Path
+) -> None:
+    """``TiffData`` with no ``IFD`` nor ``PlaneCount`` take all the pages of the file they
+    name: those files' IFDs are counted at open (tifffile refuses them when it cannot open
+    the file)."""
+    images = _images(c=2, z=3, yx=48)
+    write_set(http_root, images, per_file=2, counted=False, companion=False)
+    local, remote = tmp_path / "local.ome.zarr", tmp_path / "remote.ome.zarr"
+    ngio_async.convert_sync(http_root / "s0_1.ome.tif", local)
+    ngio_async.convert_sync(http_server.url + "s0_1.ome.tif", remote)
+    for a, b in zip(_arrays(local), _arrays(remote), strict=True):
+        np.testing.assert_array_equal(a, b)
+    with ngio_async.open(remote) as ds:
+        np.testing.assert_array_equal(ds[...], images[0])

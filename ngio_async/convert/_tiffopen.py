@@ -126,6 +126,9 @@ def _refuse_missing_files(url: str, remote: bool) -> Iterator[None]:
     log.addHandler(handler)
     try:
         yield
+    except ValueError:  # a TiffData of a file it could not open gives no plane count
+        if not (remote and handler.files):
+            raise
     finally:
         log.removeHandler(handler)
     if handler.files:

@@ -79,7 +79,7 @@ class _Image(NamedTuple):
     """An OME-XML ``Image`` with ``TiffData`` (a tifffile series): its planes by index."""
 
     planes: dict[int, _Plane]
-    unknown: list[str]  # files whose TiffData give no plane count (all their pages)
+    unknown: list[str]  # files whose TiffData give no IFD nor plane count (all their pages)
 
 
 class _MemberMiss(NeedBytesError):
@@ -511,12 +511,7 @@ class RemoteSetSource(TiffSource):
             return page
 
     async def _open_member(self, m: _Member) -> None:
-        first = await self.store.get(m.key, RangeByteRequest(0, min(PREFIX, m.size)))
-        if first is None:
-            raise NotFoundError(f"{m.url} disappeared (a file of {self.url})", url=m.url)
-        file = RangeFile(m.url, m.size)
-        file.add(0, first)
-        m.file = file
+        await _open_file(self.store, m, self.url)
         self.opened += 1
         self.peak_open = max(self.peak_open, self.open_files)
 
@@ -534,6 +529,54 @@ class RemoteSetSource(TiffSource):
         finally:
             with anyio.CancelScope(shield=True):
                 await self.store.aclose()
+
+
+async def _open_file(store: AsyncStore, m: _Member, url: str) -> None:
+    """Fetch the first bytes of ``m`` (its header, usually its IFDs too)."""
+    first = await store.get(m.key, RangeByteRequest(0, min(PREFIX, m.size)))
+    if first is None:
+        raise NotFoundError(f"{m.url} disappeared (a file of {url})", url=m.url)
+    file = RangeFile(m.url, m.size)
+    file.add(0, first)
+    m.file = file
+
+
+async def _count_pages(store: AsyncStore, m: _Member, url: str) -> int:
+    """How many pages (IFDs) ``m`` has: its whole IFD chain read (a ``TiffData`` naming the
+    file with no ``IFD`` nor ``PlaneCount`` takes them all)."""
+    import tifffile
+
+    if m.file is None:
+        await _open_file(store, m, url)
+    file = m.file
+    assert file is not None
+
+    def count() -> int:
+        file.seek(0)
+        tif = tifffile.TiffFile(
+            cast("IO[bytes]", file), name=posixpath.basename(m.key), _multifile=False
+        )
+        with tif:
+            return len(tif.pages)
+
+    n: int = await _parsed(store, m, count, f"{m.url} (of {url})")
+    return n
+
+
+def _counted(xml: str, folder: str, lead: str, counts: dict[str, int]) -> str:
+    """``xml`` with a ``PlaneCount`` on each ``TiffData`` that names a file other than
+    ``lead`` with no ``IFD`` nor plane count: its page count (``counts``), else 1 (an image
+    not read: tifffile, which cannot open that file, refuses such a ``TiffData``)."""
+    root = ET.fromstring(xml)
+    for data in root.iter():
+        if _local(data.tag) != "TiffData" or {"IFD", "PlaneCount", "NumPlanes"} & set(data.attrib):
+            continue
+        uuid = next((u for u in data if _local(u.tag) == "UUID"), None)
+        name = uuid.get("FileName") if uuid is not None else None
+        key = posixpath.join(folder, name) if name else lead
+        if key != lead:
+            data.set("PlaneCount", str(counts.get(key, 1)))
+    return ET.tostring(root, encoding="unicode")
 
 
 def _ravel(index: tuple[int, ...], shape: tuple[int, ...]) -> int:
@@ -743,12 +786,6 @@ def _pick(images: list[_Image], series: int, key: str, url: str) -> tuple[_Image
     image = images[series]
     files = {p.key for p in image.planes.values()}
     lead = key if key in files else image.planes[min(image.planes)].key if image.planes else key
-    if any(u != lead for u in image.unknown):
-        raise UnsupportedError(
-            f"{url}: its OME-XML gives no PlaneCount for the planes in "
-            f"{posixpath.basename(next(u for u in image.unknown if u != lead))} "
-            "(read from local files only)"
-        )
     index = sum(any(p.key == lead for p in im.planes.values()) for im in images[:series])
     return image, lead, index
 
@@ -781,7 +818,8 @@ async def open_remote_set(
         tiffs = [k for k in dict.fromkeys(keys) if not k.lower().endswith(_COMPANION)]
         found = await _members(store, root, tiffs, url)
         folder = posixpath.dirname(keys[0])
-        image, lead_key, index = _pick(_images(xml, folder, xml_key or key), series, key, url)
+        images = _images(xml, folder, xml_key or key)
+        image, lead_key, index = _pick(images, series, key, url)
         lead = found.get(lead_key) or (await _members(store, root, [lead_key], url))[lead_key]
         found[lead_key] = lead
         if fetched is not None and key in found:  # its header read once
@@ -793,8 +831,17 @@ async def open_remote_set(
                 raise NotFoundError(f"{lead.url} disappeared (a file of {url})", url=lead.url)
             lead.file = RangeFile(lead.url, lead.size)
             lead.file.add(0, first)
-        rooted = _rooted(xml, _uuid_of(xml, lead_key))  # the XML tifffile reads it with
-        total = len(_images(xml, folder, xml_key or key))
+        read = xml  # the XML tifffile reads the lead with
+        if any(u != lead_key for im in images for u in im.unknown):
+            counts = {
+                u: await _count_pages(store, found[u], url)
+                for u in dict.fromkeys(image.unknown)
+                if u != lead_key and u in found
+            }
+            read = _counted(xml, folder, lead_key, counts)
+            image = _images(read, folder, xml_key or key)[series]
+        rooted = _rooted(read, _uuid_of(read, lead_key))
+        total = len(images)
 
         def make() -> RemoteSetSource:
             return RemoteSetSource(
