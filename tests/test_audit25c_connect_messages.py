@@ -1,5 +1,5 @@
 """obstore's connection failures name the address that refused: after a redirect to another
-server that one, not the store's own host (which was answering)."""
+server that one, not the store's own host (which was answering); and say why TLS failed."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 from aiohttp import web
-from servers import Faults, StaticServer
+from servers import Faults, StaticServer, self_signed_tls
 
 from ngio_async import StoreError
 from ngio_async._limits import Limits
@@ -65,3 +65,20 @@ async def test_a_server_that_is_down_is_named_by_its_url() -> None:
     async with open_store(f"http://localhost:{port}/x", limits=FAST, backend="obstore") as store:
         with pytest.raises(StoreError, match=f"could not connect to localhost:{port} "):
             await store.get("a.bin")
+
+
+async def test_an_untrusted_certificate_is_named_as_the_reason(
+    tmp_path: Path, http_root: Path
+) -> None:
+    """It said 'GET could not connect to 127.0.0.1:<port>' and no more."""
+    context, _ = self_signed_tls(tmp_path)
+    server = StaticServer(http_root, ssl_context=context).start()
+    try:
+        async with open_store(server.url, limits=FAST, backend="obstore") as store:
+            with pytest.raises(
+                StoreError,
+                match=r"could not connect to 127\.0\.0\.1:\d+ \(its TLS certificate is not trusted: \w+\)",
+            ):
+                await store.get("data/small.txt")
+    finally:
+        server.stop()

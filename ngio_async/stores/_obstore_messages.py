@@ -28,6 +28,9 @@ _STATUS_ANSWER = re.compile(
 _DEBUG_STATUS = re.compile(r"\bstatus: (\d{3}),")
 _DEBUG_KIND = re.compile(r"HttpError \{\s*kind: (\w+)")
 _DEBUG_OS = re.compile(r'\bmessage: "([^"\n]*)"')
+# rustls's refusal of a server's certificate: "InvalidCertificate(UnknownIssuer)", or
+# "InvalidCertificate(Other(OtherError(CaUsedAsEndEntity)))"
+_DEBUG_CERTIFICATE = re.compile(r"InvalidCertificate\(\s*(?:Other\(\s*OtherError\(\s*)?(\w+)")
 # the address a connection was tried to: "ConnectError(\"tcp connect error\", 10.0.0.1:80, ..."
 _DEBUG_ADDRESS = re.compile(r'ConnectError\(\s*"[^"\n]*",\s*(\[[0-9A-Fa-f:.]+\]|[0-9.]+):(\d+),')
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -102,6 +105,8 @@ def obstore_message(exc: BaseException) -> str:
     else:
         kind = next(iter(_DEBUG_KIND.findall(debug)), "")
         cause = next(iter(_DEBUG_OS.findall(debug)), "")
+        if not cause and (certificate := _DEBUG_CERTIFICATE.search(debug)):
+            cause = f"its TLS certificate is not trusted: {certificate[1]}"
         where = _where(urlsplit((found["target"] or "").strip()), debug)
         if kind == "Connect":
             summary = f"{method} could not connect to {where or 'the server'}"
