@@ -88,9 +88,10 @@ def level_names(existing: Sequence[str], count: int) -> list[str]:
 
 
 def _yx(axes: Sequence[str]) -> tuple[int, ...]:
-    """Indices of the axes downscaled and chunked square-ish: y and x (else the last two)."""
+    """Indices of the axes downscaled and chunked square-ish: y and x (else the last two: an
+    image whose x is named otherwise shrinks in both, not in y alone)."""
     found = tuple(i for i, a in enumerate(axes) if a in ("y", "x"))
-    return found if found else tuple(range(max(0, len(axes) - 2), len(axes)))
+    return found if len(found) == 2 else tuple(range(max(0, len(axes) - 2), len(axes)))
 
 
 def default_chunks(shape: Sequence[int], axes: Sequence[str], dtype: DTypeLike) -> tuple[int, ...]:
