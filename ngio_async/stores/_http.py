@@ -580,7 +580,8 @@ class HTTPStore(AsyncStore):
         if byte_range is None:
             return body, tag
         start, end = byte_span(byte_range, len(body))
-        if start > len(body):
+        # a range starting at the end starts past it, as a 416 says (a suffix: what there is)
+        if start >= len(body) and not isinstance(byte_range, SuffixByteRequest):
             raise StoreError(
                 f"range {byte_range} of {key!r} at {self.url} starts past the end of the "
                 f"object ({len(body)} bytes)",
