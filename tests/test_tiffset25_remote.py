@@ -323,3 +323,57 @@ def test_tiff_data_naming_all_of_a_file_s_pages(
         np.testing.assert_array_equal(a, b)
     with ngio_async.open(remote) as ds:
         np.testing.assert_array_equal(ds[...], images[0])
+
+
+@pytest.mark.parametrize(
+    ("planar", "compression"), [("contig", "jpeg"), ("separate", "lzw"), ("separate", "zlib")]
+)
+def test_rgb_sets_read_as_the_local_set_reads_them(
+    http_server: StaticServer, http_root: Path, planar: str, compression: str
+) -> None:
+    """RGB planes, interleaved in JPEG tiles or in planes of their own (LZW tiles, deflate
+    strips). The local set's JPEG tiles did not read either: the keyframe's file was closed."""
+    from ngio_async.convert._tiff import TiffSource
+
+    rng = np.random.default_rng(3)
+    shape = (2, 3, 64, 72) if planar == "separate" else (2, 64, 72, 3)
+    data = rng.integers(0, 255, shape, dtype=np.uint8)
+    uuids = [f"urn:uuid:{uuid.uuid4()}" for _ in range(2)]
+    tiff_data = "".join(
+        f'<TiffData FirstZ="{i}" IFD="0" PlaneCount="1"><UUID FileName="f{i}.ome.tif">{u}'
+        "</UUID></TiffData>"
+        for i, u in enumerate(uuids)
+    )
+    (http_root / "s.companion.ome").write_text(
+        f'<?xml version="1.0"?><OME xmlns="{NS}" UUID="urn:uuid:{uuid.uuid4()}"><Image '
+        'ID="Image:0"><Pixels ID="Pixels:0" DimensionOrder="XYCZT" Type="uint8" SizeX="72" '
+        'SizeY="64" SizeZ="2" SizeC="3" SizeT="1"><Channel ID="Channel:0:0" SamplesPerPixel="3"/>'
+        f"{tiff_data}</Pixels></Image></OME>"
+    )
+    for i, u in enumerate(uuids):
+        tifffile.imwrite(
+            http_root / f"f{i}.ome.tif",
+            data[i],
+            description=f'<?xml version="1.0"?><OME xmlns="{NS}" UUID="{u}"><BinaryOnly '
+            'MetadataFile="s.companion.ome" UUID="x"/></OME>',
+            metadata=None,
+            photometric="rgb",
+            planarconfig=planar,
+            compression=compression,
+            tile=None if compression == "zlib" else (32, 32),
+        )
+    local = TiffSource(http_root / "s.companion.ome")
+    whole = (slice(None),) * 4
+    regions = [whole, (slice(0, 2), slice(1, 2), slice(5, 40), slice(7, 60))]
+
+    async def main() -> None:
+        source = await open_remote_set(http_server.url + "f1.ome.tif")
+        async with source, local:
+            assert source.shape == local.shape == (3, 2, 64, 72)
+            for region in regions:
+                np.testing.assert_array_equal(await source.read(region), local.read_sync(region))
+            if compression != "jpeg":
+                stored = data if planar == "separate" else data.transpose(0, 3, 1, 2)
+                np.testing.assert_array_equal(await source.read(whole), stored.swapaxes(0, 1))
+
+    anyio.run(main)

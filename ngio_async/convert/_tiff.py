@@ -356,6 +356,11 @@ class TiffSource:
 
             with self._lock:
                 if self._stores[level] is None:
+                    # a multi-file OME-TIFF's keyframe may be in a file tifffile closed after
+                    # reading its IFDs: JPEG decoding reads it again (closed with the TIFF)
+                    handle = self._series.levels[level].keyframe.parent.filehandle
+                    if handle.closed:
+                        handle.open()
                     self._stores[level] = self._series.aszarr(level=level)
             self._arrays[level] = zarr.open_array(self._stores[level], mode="r")
         return self._arrays[level]
