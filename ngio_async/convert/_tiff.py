@@ -124,8 +124,7 @@ class TiffSource:
         if (where := binary_only(tif.ome_metadata if tif.is_ome else None)) is not None:
             tif.close()  # on a store, or naming no file (a local one opened with its metadata)
             why = (
-                f"in {where}, of a multi-file OME-TIFF read from local files only (copy them to "
-                "one directory and convert from there)"
+                f"in {where}, of a multi-file OME-TIFF (read as a whole by the set's reader)"
                 if where
                 else "in a file it does not name (no MetadataFile)"
             )

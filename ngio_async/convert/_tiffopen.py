@@ -137,9 +137,8 @@ def _refuse_missing_files(url: str, remote: bool) -> Iterator[None]:
         if more > 0:
             names += f" and {more} more file{'s' if more > 1 else ''}"
         if remote:
-            raise MultiFileError(
-                f"{url} is a multi-file OME-TIFF: its planes in other files ({names}) are read from local "
-                "files only (copy the files to one directory and convert from there)"
+            raise MultiFileError(  # the set's reader reads them (``open_remote_set``)
+                f"{url} is a multi-file OME-TIFF: its planes are in other files too ({names})"
             )
         raise NotFoundError(
             f"{url} is a multi-file OME-TIFF whose OME-XML puts planes in {names}, which "

@@ -23,6 +23,8 @@ and no thread bridges back to the event loop.
   strip from the start): the last ones fetched are kept (``KEEP_BYTES``, the latest one in
   any case) and a strip being fetched is waited for, so the regions of a plane stored as one
   strip (a conversion's shards, read several at once) fetch it once, not once each.
+- **A file of a multi-file OME-TIFF** (planes or metadata in other files beside it) opens the
+  whole set, each of its files read by ranges in the same way (:mod:`._tiffremoteset`).
 """
 
 from __future__ import annotations
