@@ -49,3 +49,16 @@ def test_a_fragment_is_refused_saying_how_to_write_a_hash(http_server: StaticSer
     with pytest.raises(ValueError, match="fragment") as info:
         open_store(f"{http_server.url}img.zarr#token=s3cr3t")
     assert "s3cr3t" not in str(info.value)
+
+
+@pytest.mark.parametrize("backend", ["default", "aiohttp", "obstore"])
+async def test_a_url_pasted_with_a_space_or_newline_after_it(
+    http_server: StaticServer, backend: str
+) -> None:
+    """The space went into the path ('data%20/small.txt'): every key read as missing, and
+    an image 'not found' at a URL that looked right."""
+    kwargs = {} if backend == "default" else {"backend": backend}
+    for tail in (" ", "\n", " \t"):
+        async with open_store(f"{http_server.url}data{tail}", limits=FAST, **kwargs) as store:  # type: ignore[arg-type]
+            assert bytes(await store.get("small.txt") or b"") == b"hello world", repr(tail)
+            assert store.url == f"{http_server.url}data"

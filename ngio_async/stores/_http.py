@@ -288,7 +288,7 @@ class HTTPStore(AsyncStore):
         headers: Mapping[str, str] | None = None,
         rust_gets: bool = False,
     ) -> None:
-        parts = urlsplit(url)
+        parts = urlsplit(url.strip())  # (a URL has no unescaped space: one pasted after it)
         if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
             raise ValueError(f"not an http(s) URL: {redact_url(url)!r}")
         if parts.fragment:

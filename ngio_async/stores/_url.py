@@ -258,6 +258,7 @@ def file_in_the_way(path: str) -> str | None:
 def _open_http(
     url: str, limits: Limits, backend: Backend | None, options: dict[str, Any]
 ) -> AsyncStore:
+    url = url.strip()  # pasted with a space or newline after it (a URL has none unescaped)
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises for a port that is no number
