@@ -59,3 +59,47 @@ def test_a_renamed_x_axis_keeps_shrinking(tmp_path: Path) -> None:
         ds.set_axes_names({"x": "xx"})
         ds.build_pyramid(levels=2)
         assert [lvl.shape for lvl in ds.levels] == [(1, 32, 32), (1, 16, 16)]
+
+
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+def test_set_scale_by_one_number_sets_every_space_axis(tmp_path: Path, version: str) -> None:
+    """A number (and a unit name) is for the space axes, whatever their names: ``col``'s
+    pixel size became 1 (the default of an axis create does not know) and its unit none."""
+    path = tmp_path / "img.zarr"
+    _peer_image(path, version)
+    with ngio_async.open(path, mode="r+") as ds:
+        ds.build_pyramid(levels=2)
+        ds.set_scale(0.25, units="nanometer")
+        assert [lvl.scale for lvl in ds.levels] == [(1, 0.25, 0.25), (1, 0.5, 0.5)]
+        assert [a.unit for a in ds.metadata.axes] == [None, "nanometer", "nanometer"]
+
+
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+def test_create_like_an_image_of_other_axis_names(tmp_path: Path, version: str) -> None:
+    """``create_like`` copies axes of any name (it refused them: "expected 2 or 3 axes of
+    type 'space'"), their types, and a zarr v3 level's ``dimension_names``."""
+    path = tmp_path / "img.zarr"
+    _peer_image(path, version)
+    with ngio_async.open(path, mode="r+") as ds:
+        ds.build_pyramid(levels=2)
+    with ngio_async.open(path) as src:
+        cases: list[tuple[dict[str, Any], int, float]] = [
+            ({}, 2, 1.0),
+            ({"levels": 3, "scale": {"col": 0.5}}, 3, 0.5),
+        ]
+        for overrides, n, col in cases:
+            copy_url = tmp_path / "copy.zarr"
+            with ngio_async.create_like(src, copy_url, overwrite=True, **overrides) as ds:
+                assert ds.axes == ("c", "y", "col")
+                assert [a.type for a in ds.metadata.axes] == ["channel", "space", "space"]
+                assert [lvl.shape for lvl in ds.levels] == [(2, 16 >> i, 16 >> i) for i in range(n)]
+                assert ds.levels[1].scale == (1, 2, 2 * col)
+        copy = zarr.open_group(tmp_path / "copy.zarr", mode="r")
+        if version == "0.5":
+            assert copy["1"].metadata.dimension_names == ("c", "y", "col")  # type: ignore[union-attr]
+    with ngio_async.create(
+        tmp_path / "renamed.zarr", shape=(1, 8, 8), dtype="uint8", axes="cyx"
+    ) as ds:
+        ds.set_axes_names({"x": "xx"})
+        with ngio_async.create_like(ds, tmp_path / "copy2.zarr") as copy2:
+            assert copy2.axes == ("c", "y", "xx")

@@ -372,6 +372,9 @@ def _create_like(
     _refuse_own_source(src, url, overrides)
     overrides = {k: v for k, v in overrides.items() if not (v is None and k in _SOURCE_IF_NONE)}
     options = like_options(src, overrides)
+    rename = _create_names(src, overrides)
+    if rename is not None:
+        options = _with_create_names(options, rename)
     level_translations = options.pop("level_translations", None)
     level_shapes = options.pop("level_shapes", None)
     level_scales = options.pop("level_scales", None)
@@ -381,7 +384,7 @@ def _create_like(
     elif image_label is not None:
         image_label = _values_within(image_label, data_type(options["dtype"]))
     per_level = (level_translations, level_shapes, level_scales)
-    if all(v is None for v in per_level) and image_label is None:
+    if all(v is None for v in per_level) and image_label is None and rename is None:
         return create_async(url, **options)
     store_keys = ("overwrite", "limits", "path")
     plan_options = {k: v for k, v in options.items() if k in _PLAN_KEYS}
@@ -395,6 +398,8 @@ def _create_like(
         level_shapes=level_shapes,
         level_scales=level_scales,
     )
+    if rename is not None:
+        plan = _with_axis_names(plan, list(src.axes))
     if image_label is not None:
         plan = _as_label(plan, image_label)
     store_options = {k: v for k, v in rest.items() if k not in store_keys}
@@ -468,6 +473,62 @@ def _values_within(label: ImageLabel, dtype: np.dtype[Any]) -> ImageLabel:
     if len(colors) == len(label.colors or ()) and len(props) == len(label.properties or ()):
         return label
     return _with_extra(replace(label, colors=colors or None, properties=props or None), label)
+
+
+def _create_names(src: Dataset, overrides: Mapping[str, Any]) -> dict[str, str] | None:
+    """Each axis name of ``src`` -> the name ``create`` gives an axis of its type (``t``,
+    ``c``, ``z``/``y``/``x``), when ``src`` names them otherwise (NGFF names axes freely,
+    ``set_axes_names`` renames them; ``create`` takes the names it knows the types of).
+    ``None``: those are its names, ``axes`` is given, or an axis is of another type."""
+    if "axes" in overrides:
+        return None
+    axes = src.metadata.axes
+    space = [a.name for a in axes if a.type == "space"]
+    if len(space) not in (2, 3):
+        return None
+    known = {"time": "t", "channel": "c"}
+    names: dict[str, str] = {}
+    for a in axes:
+        if a.type == "space":
+            names[a.name] = "zyx"[3 - len(space) + space.index(a.name)]
+        elif a.type in known:
+            names[a.name] = known[a.type]
+        else:
+            return None
+    if all(k == v for k, v in names.items()) or len(set(names.values())) != len(names):
+        return None
+    return names
+
+
+def _with_create_names(options: dict[str, Any], names: Mapping[str, str]) -> dict[str, Any]:
+    """``options`` (:func:`like_options`) for the axes named ``names``: ``axes`` and the
+    mappings axis -> value renamed."""
+    out = dict(options)
+    out["axes"] = [names[a] for a in options["axes"]]
+    for key in ("scale", "units", "translation"):
+        value = options.get(key)
+        if isinstance(value, Mapping):
+            out[key] = {names.get(a, a): v for a, v in value.items()}
+    return out
+
+
+def _with_axis_names(plan: ImagePlan, names: list[str]) -> ImagePlan:
+    """``plan`` with its axes (and its zarr v3 arrays' ``dimension_names``) named ``names``."""
+    from dataclasses import replace as replace_plan
+
+    from msgspec.structs import replace
+
+    from ..meta.zarr import ArrayV3Meta
+
+    assert plan.ome.multiscales is not None
+    ms = plan.ome.multiscales[0]
+    axes = [replace(a, name=n) for a, n in zip(ms.axes, names, strict=True)]
+    ome = replace(plan.ome, multiscales=[replace(ms, axes=axes)])
+    arrays = tuple(
+        replace(a, dimension_names=tuple(names)) if isinstance(a, ArrayV3Meta) else a
+        for a in plan.arrays
+    )
+    return replace_plan(plan, ome=validate(to_attrs(ome, plan.version)), arrays=arrays)
 
 
 def _as_label(plan: ImagePlan, image_label: ImageLabel) -> ImagePlan:

@@ -349,10 +349,10 @@ class _DatasetEdits(_DatasetTiles):
             ratio = [1.0] * len(names)
             if scale_in is not None:
                 new0 = scale_in
-                if is_scalar(scale):  # a number: space axes only
+                if is_scalar(scale):  # a number: the space axes (by type: of any name) only
                     new0 = [
-                        v if a.type == "space" else c
-                        for v, a, c in zip(new0, ms.axes, current[0].scale, strict=True)
+                        float(cast("float", scale)) if a.type == "space" else c
+                        for a, c in zip(ms.axes, current[0].scale, strict=True)
                     ]
                 elif isinstance(scale, Mapping):
                     new0 = [
@@ -406,11 +406,8 @@ class _DatasetEdits(_DatasetTiles):
             axes = list(ms.axes)
             if units_in is not None:
                 unit_list = units_in
-                if isinstance(units, str):
-                    unit_list = [
-                        u if a.type == "space" else a.unit
-                        for u, a in zip(unit_list, axes, strict=True)
-                    ]
+                if isinstance(units, str):  # the space axes (by type: of any name) only
+                    unit_list = [str(units) if a.type == "space" else a.unit for a in axes]
                 elif isinstance(units, Mapping):
                     unit_list = [units.get(a.name, a.unit) for a in axes]
                 axes = [
