@@ -73,6 +73,7 @@ _MISSING = frozenset({404, 410})
 _GONE = re.compile(r"status code: 410\b")  # obstore's client raises on it (404 is a miss)
 _SMALL_BODY = 1 << 16  # a body read to keep its connection; a longer one costs the connection
 _DENIED = frozenset({401, 403})
+_CREDENTIAL_HEADERS = frozenset({"authorization", "cookie", "x-api-key", "x-auth-token"})
 
 
 class _HTTPStatusError(Exception):
@@ -301,6 +302,10 @@ class HTTPStore(AsyncStore):
         self._query = f"?{parts.query}" if parts.query else ""
         super().__init__(url=redact_url(self._base).rstrip("/"), limits=limits, limiter=limiter)
         self._secret = parts.password
+        # credentials of the URL (its user, its query: a token) or of headers= (for a 401)
+        self._credentials = bool(parts.username or parts.password or parts.query) or any(
+            name.lower() in _CREDENTIAL_HEADERS for name in headers or {}
+        )
         self._headers = {"Accept-Encoding": "identity", **(headers or {})}
         self._session: aiohttp.ClientSession | None = None
         self._session_loop: asyncio.AbstractEventLoop | None = None
@@ -732,6 +737,19 @@ class HTTPStore(AsyncStore):
             exc, aiohttp.ClientConnectionError | aiohttp.ClientPayloadError
         ) or obstore_transient(exc)
 
+    def _unauthorized(self, message: str, key: str) -> PermissionDeniedError:
+        """A 401: the server asks for credentials (none given), or refused those given."""
+        if self._credentials:
+            hint = "; the server refused the credentials given (in the URL or headers=)"
+        else:
+            hint = (
+                "; the server asks for credentials: give them in the URL "
+                "(https://user:password@host/...) (or pass headers={'Authorization': ...})"
+            )
+        return PermissionDeniedError(
+            message + hint, url=self.url, key=key, missing_credentials=not self._credentials
+        )
+
     def _forbidden_hint(self) -> str:
         """A URL with a query string: that query (a signature, a token) is sent with every
         key, and a URL signed for one object grants no other (a presigned S3 or GCS URL):
@@ -763,13 +781,22 @@ class HTTPStore(AsyncStore):
         url = self.url
         try:
             yield
+        except ForbiddenError:
+            raise
+        except PermissionDeniedError as exc:  # obstore's client's
+            if "HTTP 401" not in str(exc):
+                raise
+            raise self._unauthorized(str(exc), key) from exc.__cause__
         except NgioError:
             raise
         except _HTTPStatusError as exc:
-            if exc.status in _DENIED:
-                error = ForbiddenError if exc.status == 403 else PermissionDeniedError
-                raise error(
-                    f"access denied (HTTP {exc.status}) to {key!r} at {url}", url=url, key=key
+            if exc.status == 401:
+                raise self._unauthorized(
+                    f"access denied (HTTP 401) to {key!r} at {url}", key
+                ) from exc
+            if exc.status == 403:
+                raise ForbiddenError(
+                    f"access denied (HTTP 403) to {key!r} at {url}", url=url, key=key
                 ) from exc
             raise StoreError(f"{exc} for {key!r} at {url}", url=url, key=key) from exc
         except TimeoutError as exc:

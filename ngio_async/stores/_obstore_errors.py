@@ -61,7 +61,7 @@ def _credentials_hint(store: ObjectStore) -> str:
         )
     return (
         "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or pass access_key_id= / "
-        "secret_access_key=, or name a profile of ~/.aws/credentials with AWS_PROFILE), or "
+        "secret_access_key=) or AWS_PROFILE (a profile of ~/.aws/credentials), or "
         "anonymous=True for a public bucket"
     )
 
