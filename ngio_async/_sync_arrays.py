@@ -12,6 +12,7 @@ from ._sync_fast import (
     plain_selection,
     read_kept,
     read_local,
+    read_local_split,
     reading,
 )
 from .images._index_cache import IndexCache
@@ -106,6 +107,10 @@ class SyncLevel:
                 if local_small(level, sel, others):
                     _ = self._runner.portal  # ClosedError once closed, as through the loop
                     return read_local(level, sel)
+                if level.reads_locally:
+                    runner = self._runner
+                    _ = runner.portal
+                    return read_local_split(level, sel, lambda: runner.closed)
                 if keeps_indexes(level):
                     if self._kept is None or self._kept[0] is not level:
                         self._kept = (level, IndexCache())

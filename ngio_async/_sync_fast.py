@@ -4,7 +4,9 @@ shard indexes of a remote read-only level kept across reads where the shard's ve
 Both serve callers that read many small regions one call at a time (dask's threads, a viewer
 panning): a local region of a few chunks (or any of up to 32 MiB while other blocking reads are
 in flight: dask's threads) is read and decoded in the calling thread (no round trip through the
-event loop and a decode thread: each costs more than decoding one chunk), and
+event loop and a decode thread: each costs more than decoding one chunk); a larger local region
+is read by the calling thread together with the dataset's free decode threads, which take its
+chunks a few at a time (no event loop: :func:`read_local_split`); and
 a remote sharded level's reads reuse the indexes earlier reads decoded, each chunk read
 conditional on the shard's version (ETag): one GET per read instead of two, a rewritten shard's
 index read again (``ChangedError``). An index of a shard whose store tells no version is never
@@ -20,24 +22,30 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ._errors import ClosedError
 from .codecs import ShardCodec
 from .engine import normalize_selection
 from .images._index_cache import _MISSING, IndexCache
+from .images._level_reads import _chunk_pieces
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator, Sequence
 
     from numpy.typing import NDArray
 
-    from .engine import BasicSelection
+    from .engine import BasicSelection, Region
     from .images import Level
 
-__all__ = ["KeptIndexes", "local_small", "plain_selection", "reading"]
+__all__ = ["KeptIndexes", "local_small", "plain_selection", "read_local_split", "reading"]
 
 _LOCAL_CHUNKS = 4  # (inner) chunks a local read may touch to be read in the calling thread
 # ... and its bytes when other blocking reads are in flight (dask's threads: the callers are
 # the parallelism; a lone caller's larger read is split among the decode threads instead)
 _LOCAL_BUSY_BYTES = 32 << 20
+_BATCH = 8  # (inner) chunks a thread takes at once from a split read's list, at most
+# decoded bytes per thread of a split read, at least: a thread is lent for each such share
+# beyond the caller's (waking one costs about as much CPU as decoding 20 KiB)
+_SHARE_BYTES = 512 << 10
 
 _readers_lock = threading.Lock()
 _readers = 0  # blocking level reads in flight, in any thread
@@ -97,12 +105,111 @@ def local_small(level: Level, sel: BasicSelection, others: int = 0) -> bool:
 def read_local(level: Level, sel: BasicSelection) -> NDArray[Any]:
     """Read ``sel`` of a local level in this thread (see :func:`local_small`), through the
     dataset's read cache where ``Level.read`` would take it (``Limits.read_cache_bytes``)."""
-    keeper, region = level._read_cache, sel.region
-    nbytes = math.prod(r.stop - r.start for r in region) * level.dtype.itemsize
+    region = sel.region
+    keeper, indexes = _kept(
+        level, math.prod(r.stop - r.start for r in region) * level.dtype.itemsize
+    )
+    return sel.apply(level.read_many_blocking([region], keeper, indexes)[0])
+
+
+def _kept(level: Level, nbytes: int) -> tuple[Any, IndexCache]:
+    """The read cache (or ``None``) and the shard indexes a local read of ``nbytes`` uses."""
+    keeper = level._read_cache
     if keeper is not None and not level._whole_shards and nbytes <= level._read_budget // 4:
-        indexes = level._kept_indexes or level.index_cache()
-        return sel.apply(level.read_many_blocking([region], keeper, indexes)[0])
-    return sel.apply(level.read_many_blocking([region], None, level.index_cache())[0])
+        return keeper, level._kept_indexes or level.index_cache()
+    return None, level.index_cache()
+
+
+_Piece = tuple["Region", "Region"]  # a part of a region: where in the level, where in its array
+
+
+class _Split:
+    """The batches of pieces of one region that the calling thread and the decode threads it
+    lends take one at a time; the first error (or the dataset's closing) stops the taking."""
+
+    def __init__(self, batches: Sequence[Sequence[_Piece]], closed: Callable[[], bool]) -> None:
+        self._batches = batches
+        self._closed = closed
+        self._cond = threading.Condition()
+        self._next = 0
+        self._busy = 0  # batches being read now
+        self.error: BaseException | None = None
+        self.was_closed = False
+
+    def _take(self) -> Sequence[_Piece] | None:
+        with self._cond:
+            if self.error is not None or self._next >= len(self._batches):
+                return None
+            if self._closed():
+                self.was_closed = True
+                return None
+            batch = self._batches[self._next]
+            self._next += 1
+            self._busy += 1
+            return batch
+
+    def _done(self, error: BaseException | None = None) -> None:
+        with self._cond:
+            self._busy -= 1
+            if error is not None and self.error is None:
+                self.error = error
+            if not self._busy:
+                self._cond.notify_all()
+
+    def work(self, read: Callable[[Sequence[_Piece]], object]) -> None:
+        """Read batches until none is left (in any thread; errors are kept, not raised)."""
+        while (batch := self._take()) is not None:
+            try:
+                read(batch)
+            except BaseException as exc:  # noqa: BLE001 - raised by the calling thread
+                self._done(exc)
+                return
+            self._done()
+
+    def finish(self) -> None:
+        """Stop the taking and wait for the batches being read (the lent threads' last)."""
+        with self._cond:
+            self._next = len(self._batches)
+            while self._busy:
+                self._cond.wait()
+
+
+def read_local_split(level: Level, sel: BasicSelection, closed: Callable[[], bool]) -> NDArray[Any]:
+    """Read ``sel`` of a local level in the calling thread and in the dataset's decode threads
+    that are free now (``Limits.decode_threads`` in all; one per ``_SHARE_BYTES`` of the
+    region beyond the first), without the event loop: they take its chunks (shards: each read
+    in one call, its index once), a few at a time, from one list (a thread that starts late
+    finds less to do). ``closed``: whether the dataset was closed meanwhile (then
+    :class:`ClosedError` once the threads have stopped reading)."""
+    region = sel.region
+    shape = tuple(r.stop - r.start for r in region)
+    nbytes = math.prod(shape) * level.dtype.itemsize
+    keeper, indexes = _kept(level, nbytes)
+    pieces = _chunk_pieces(region, level.meta.stored_chunks)
+    workers = level._workers
+    lend = max(0, min(workers.threads, len(pieces) - 1, nbytes // _SHARE_BYTES - 1))
+    size = max(1, min(_BATCH, len(pieces) // (2 * (lend + 1))))
+    batches = [pieces[k : k + size] for k in range(0, len(pieces), size)]
+    out: NDArray[Any] = np.empty(shape, dtype=level.dtype)
+
+    def read(batch: Sequence[_Piece]) -> None:
+        level.read_many_blocking(
+            [piece for piece, _ in batch], keeper, indexes, [out[at] for _, at in batch]
+        )
+
+    split = _Split(batches, closed)
+    try:
+        for _ in range(min(lend, len(batches) - 1)):
+            if not workers.lend(lambda: split.work(read)):
+                break
+        split.work(read)
+    finally:
+        split.finish()
+    if split.error is not None:
+        raise split.error
+    if split.was_closed or closed():
+        raise ClosedError("this ngio_async object was closed while the read ran")
+    return sel.apply(out)
 
 
 def keeps_indexes(level: Level) -> bool:

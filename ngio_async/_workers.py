@@ -302,6 +302,33 @@ class Workers:
                         await call.waiter.wait()
             raise
 
+    def lend(self, fn: Callable[[], object]) -> bool:
+        """Run ``fn()`` in a pool thread now, if one of this object's :attr:`threads` is free
+        (a blocking caller sharing its own work out; ``fn`` must not raise): whether it will.
+        The thread counts as one of the ``threads`` until ``fn`` returns."""
+        with self._lock:
+            if self._running >= self.threads:
+                return False
+            self._running += 1
+        try:
+            _pool.submit(lambda: self._lent(fn))
+        except BaseException:  # no thread could start
+            with self._lock:
+                self._running -= 1
+            raise
+        return True
+
+    def _lent(self, fn: Callable[[], object]) -> None:
+        try:
+            fn()
+        finally:
+            with self._lock:  # the thread goes back: to a queued call, else counted free
+                following = self._queued.popleft() if self._queued else None
+                if following is None:
+                    self._running -= 1
+            if following is not None:
+                self._drive(*following)
+
     def _submit(self, call: _Call[Any], returns: _Returns) -> None:
         _pool.submit(lambda: self._drive(call, returns))
 
