@@ -85,8 +85,8 @@ def all_equal(array: NDArray[Any], value: np.generic) -> bool:
         return bool(np.all(np.isnan(array)))
     if array.size and array[(0,) * array.ndim] != value:  # data rarely starts with the fill
         return False
-    if kind == "f" and value == 0 and not np.signbit(value) and array.flags.c_contiguous:
-        return not array.size or bool(array.view(f"u{array.itemsize}").max() == 0)  # +0.0s
+    if value == 0 and kind in "biuf" and not np.signbit(value) and array.flags.c_contiguous:
+        return not array.size or bool(array.view(f"u{array.itemsize}").max() == 0)  # 0 bits
     if value == 0 and kind in "biu":
         return not array.any()  # no temporary boolean array
     if not np.all(array == value):
