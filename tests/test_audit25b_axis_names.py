@@ -16,16 +16,17 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 
-def _peer_image(path: Path, version: str) -> None:
-    """A 2 x 16 x 16 image written with zarr-python, its axes ``c``, ``y``, ``col``."""
+def _peer_image(path: Path, version: str, y: str = "y") -> None:
+    """A 2 x 16 x 16 image written with zarr-python, its axes ``c``, ``y`` (or ``y``'s name),
+    ``col``."""
     group = zarr.open_group(path, mode="w", zarr_format=2 if version == "0.4" else 3)
-    extra: dict[str, Any] = {"dimension_names": ["c", "y", "col"]} if version == "0.5" else {}
+    extra: dict[str, Any] = {"dimension_names": ["c", y, "col"]} if version == "0.5" else {}
     array = group.create_array("0", shape=(2, 16, 16), dtype="uint8", chunks=(1, 8, 8), **extra)
     array[...] = np.arange(512, dtype=np.uint8).reshape(2, 16, 16)
     multiscale: dict[str, Any] = {
         "axes": [
             {"name": "c", "type": "channel"},
-            {"name": "y", "type": "space", "unit": "micrometer"},
+            {"name": y, "type": "space", "unit": "micrometer"},
             {"name": "col", "type": "space", "unit": "micrometer"},
         ],
         "datasets": [
@@ -103,3 +104,14 @@ def test_create_like_an_image_of_other_axis_names(tmp_path: Path, version: str) 
         ds.set_axes_names({"x": "xx"})
         with ngio_async.create_like(ds, tmp_path / "copy2.zarr") as copy2:
             assert copy2.axes == ("c", "y", "xx")
+
+
+def test_convert_to_more_levels_of_other_axis_names(tmp_path: Path) -> None:
+    """``convert(levels=3)`` of a one-level image whose plane axes are named ``row`` / ``col``
+    builds them (it refused: "a 2x16x16 image stops shrinking at level 0")."""
+    src, dst = tmp_path / "src.zarr", tmp_path / "dst.zarr"
+    _peer_image(src, "0.5", y="row")
+    ngio_async.convert_sync(src, dst, levels=3)
+    with ngio_async.open(dst) as ds:
+        assert ds.axes == ("c", "row", "col")
+        assert [lvl.shape for lvl in ds.levels] == [(2, 16, 16), (2, 8, 8), (2, 4, 4)]

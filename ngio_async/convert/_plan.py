@@ -12,6 +12,7 @@ from .._errors import UnsupportedError
 from ..images._array_meta import array_meta_v2, array_meta_v3
 from ..images._create_plan import (
     ImagePlan,
+    _yx,
     default_chunks,
     default_levels,
     default_shards,
@@ -312,7 +313,8 @@ def _more_level_shapes(src: Dataset, levels: int) -> list[tuple[int, ...]]:
     """The shapes of ``src``'s levels and of those ``build_pyramid`` would add up to ``levels``:
     y and x divided (rounded up) by the factor of the last two levels, else 2."""
     shapes = [tuple(lvl.shape) for lvl in src.levels]
-    factors = [2 if a in ("y", "x") else 1 for a in src.axes]
+    yx = _yx(src.axes)  # (an image's y and x of any name: as build_pyramid takes them)
+    factors = [2 if i in yx else 1 for i in range(len(src.axes))]
     if len(shapes) > 1:
         factors = [
             max(1, round(n / m)) if m else 1 for n, m in zip(shapes[-2], shapes[-1], strict=True)
