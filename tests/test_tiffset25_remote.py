@@ -9,15 +9,19 @@ from __future__ import annotations
 import re
 import tempfile
 import uuid
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import anyio
 import numpy as np
 import pytest
 import tifffile
+from aiohttp import web
+from servers import Faults, StaticServer
 
 import ngio_async
 from ngio_async import NotFoundError
+from ngio_async.convert import is_complete
 from ngio_async.convert._tiffremote import PREFIX
 from ngio_async.convert._tiffremoteset import RemoteSetSource, open_remote_set
 from ngio_async.stores import open_store
@@ -25,7 +29,7 @@ from ngio_async.stores import open_store
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from servers import S3Server, StaticServer
+    from servers import S3Server
 
 NS = "http://www.openmicroscopy.org/Schemas/OME/2016-06"
 
@@ -377,3 +381,49 @@ def test_rgb_sets_read_as_the_local_set_reads_them(
                 np.testing.assert_array_equal(await source.read(whole), stored.swapaxes(0, 1))
 
     anyio.run(main)
+
+
+@dataclass
+class _HangingServer(StaticServer):
+    """Its GETs of ``hang`` (a path) wait until it stops (fault injection)."""
+
+    hang: str = ""
+
+    async def _answer(self, request: web.Request, path: str, faults: Faults) -> web.StreamResponse:
+        if request.method == "GET" and path == self.hang:
+            assert self._stopping is not None
+            await self._stopping.wait()
+            return web.Response(status=503, text="stopping")
+        return await super()._answer(request, path, faults)
+
+
+def test_a_cancelled_conversion_is_redone_by_a_rerun(
+    http_root: Path, tmp_path: Path, no_temp: Path
+) -> None:
+    """Cancelled while a file of the set is being read (the others read): its output is
+    left unfinished, and a rerun (no overwrite) redoes it."""
+    images = _images(c=1, z=4, yx=64)
+    write_set(http_root, images, per_file=1)
+    server = _HangingServer(http_root, hang="/s0_3.ome.tif").start()
+    try:
+        url, out = server.url + "set.companion.ome", tmp_path / "out.ome.zarr"
+
+        def hung() -> bool:  # a GET of s0_3 asked for: it hangs (the set opened, being read)
+            return any(r.path == server.hang and r.method == "GET" for r in server.requests)
+
+        async def cancelled() -> None:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(ngio_async.convert, url, out)
+                while not hung():  # noqa: ASYNC110 - polls the server
+                    await anyio.sleep(0.005)
+                tg.cancel_scope.cancel()
+            assert not await is_complete(out)
+
+        anyio.run(cancelled)
+        server.hang = ""
+        ngio_async.convert_sync(url, out)  # no overwrite: what the cancelled one left is redone
+        with ngio_async.open(out) as ds:
+            np.testing.assert_array_equal(ds[...], images[0][0])
+        assert list(no_temp.iterdir()) == []
+    finally:
+        server.stop()
