@@ -278,8 +278,9 @@ def flock_or_close(fd: int) -> bool:
 @asynccontextmanager
 async def directory_lock(directory: str, url: str, key: str) -> AsyncIterator[None]:
     """Hold the exclusive ``flock`` of ``directory`` (other processes of this machine that
-    lock it wait; no lock file is made). Released when the descriptor closes (also when the
-    process dies). Without ``fcntl`` (Windows): nothing."""
+    lock it wait; no lock file is made). Released at the end (also when the process dies),
+    even while a process forked meanwhile holds a copy of the descriptor. Without ``fcntl``
+    (Windows): nothing."""
     if fcntl is None:
         yield
         return
@@ -289,7 +290,17 @@ async def directory_lock(directory: str, url: str, key: str) -> AsyncIterator[No
     try:
         yield
     finally:
-        os.close(fd)  # releases the lock
+        _unlock_and_close(fd)
+
+
+def _unlock_and_close(fd: int) -> None:
+    """Release the ``flock`` of ``fd``, then close it: closing alone does not release it
+    while a child forked meanwhile still holds a copy of the descriptor (the lock belongs to
+    the open file, which the copy keeps open)."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 async def take_lock(try_lock: Callable[[], int | None], failure: str, url: str, key: str) -> int:
