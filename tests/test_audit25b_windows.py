@@ -67,3 +67,17 @@ def test_percentile_windows_keep_the_stored_min_max(tmp_path: Path) -> None:
         ds.set_channels(windows="percentiles", percentiles=(0, 100))
     assert _window(path) == {"min": 0, "max": 4095, "start": 1, "end": 256, "x-by": "peer"}
     assert _window(path, 1) == {"min": 0, "max": 65535, "start": 257, "end": 512}
+
+
+def test_a_color_or_active_flag_of_none_keeps_the_channels(tmp_path: Path) -> None:
+    """``None`` for one channel keeps its color / ``active`` flag (the README's "one value per
+    channel, None keeps it"): it was a ``TypeError`` ("colors[0] must be a color")."""
+    path = tmp_path / "img.zarr"
+    _image(path)
+    with ngio_async.open(path, mode="r+") as ds:
+        ds.set_channels(colors=["FF00FF", "00FFFF"], active=[False, True])
+        ds.set_channels(colors=[None, "#ffff00"], active=[True, None])  # type: ignore[list-item]
+    attrs: Any = zarr.open_group(path, mode="r").attrs.asdict()
+    channels = attrs["omero"]["channels"]
+    assert [(c["color"], c["active"]) for c in channels] == [("FF00FF", True), ("FFFF00", True)]
+    assert channels[0]["window"] == PEER_WINDOW  # untouched

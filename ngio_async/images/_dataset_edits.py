@@ -110,13 +110,13 @@ class _DatasetEdits(_DatasetTiles):
     async def set_channels(
         self,
         labels: Sequence[str | None] | None = None,
-        colors: Sequence[str] | None = None,
+        colors: Sequence[str | None] | None = None,
         windows: Sequence[
             tuple[float, float] | Mapping[str, float] | Window | Literal["auto"] | None
         ]
         | Literal["auto", "percentiles"]
         | None = None,
-        active: Sequence[bool] | None = None,
+        active: Sequence[bool | None] | None = None,
         *,
         percentiles: tuple[float, float] | Sequence[tuple[float, float]] = (0.1, 99.9),
         wavelength_ids: Sequence[str | None] | None = None,
@@ -186,12 +186,14 @@ class _DatasetEdits(_DatasetTiles):
             if wid is not None and (not isinstance(wid, str) or not wid):
                 raise TypeError(f"wavelength_ids[{i}] must be a string or None, got {wid!r}")
         for i, color in enumerate(() if colors is None else colors):
+            if color is None:  # (keeps the channel's color)
+                continue
             if not isinstance(color, str) or not _HEX_COLOR.fullmatch(color.lstrip("#")):
                 raise TypeError(
                     f"colors[{i}] must be a color as hex 'RRGGBB' (or '#RRGGBB'), got {color!r}"
                 )
         for i, flag in enumerate(() if active is None else active):
-            if not isinstance(flag, bool | np.bool_):
+            if flag is not None and not isinstance(flag, bool | np.bool_):
                 raise TypeError(f"active[{i}] must be True or False, got {flag!r}")
         if from_percentiles:  # every argument checked: now the lowest level is read
             from ._image_ops import percentile_windows
@@ -234,13 +236,13 @@ class _DatasetEdits(_DatasetTiles):
                 changes: dict[str, Any] = {}
                 if labels is not None:
                     changes["label"] = None if labels[i] is None else str(labels[i])
-                if colors is not None:
-                    changes["color"] = colors[i].lstrip("#").upper()
+                if colors is not None and (color := colors[i]) is not None:
+                    changes["color"] = color.lstrip("#").upper()
                 if new_windows is not None and (window := new_windows[i]) is not None:
                     changes["window"] = (
                         _kept_range(window, base.window) if i in pairs and i < len(old) else window
                     )
-                if active is not None:
+                if active is not None and active[i] is not None:
                     changes["active"] = bool(active[i])
                 channel = _with_extra(replace(base, **changes), base)
                 if wavelength_ids is not None and wavelength_ids[i] is not None:
