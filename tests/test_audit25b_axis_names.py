@@ -115,3 +115,35 @@ def test_convert_to_more_levels_of_other_axis_names(tmp_path: Path) -> None:
     with ngio_async.open(dst) as ds:
         assert ds.axes == ("c", "row", "col")
         assert [lvl.shape for lvl in ds.levels] == [(2, 16, 16), (2, 8, 8), (2, 4, 4)]
+
+
+def test_create_like_one_pixel_size_for_other_axis_names(tmp_path: Path) -> None:
+    """``create_like(src, scale=0.25)`` of an ome-zarr-py-like pyramid (``floor(n / 2)``
+    levels, exact scales) whose plane axes are ``row`` / ``col``: the number is their pixel
+    size, each level keeping its ratio (it failed: "level_scales[0] [1.0, 1.0, 1.0] is not the
+    scale [1.0, 0.25, 0.25] of level 0")."""
+    path = tmp_path / "img.zarr"
+    group = zarr.open_group(path, mode="w", zarr_format=3)
+    names = ["c", "row", "col"]
+    for i, shape in enumerate([(2, 33, 45), (2, 16, 22)]):
+        group.create_array(
+            str(i), shape=shape, dtype="uint8", chunks=(1, 16, 16), dimension_names=names
+        )
+    scales = [[1, 0.5, 0.5], [1, 0.5 * 33 / 16, 0.5 * 45 / 22]]
+    multiscale = {
+        "axes": [{"name": "c", "type": "channel"}]
+        + [{"name": n, "type": "space", "unit": "micrometer"} for n in names[1:]],
+        "datasets": [
+            {"path": str(i), "coordinateTransformations": [{"type": "scale", "scale": s}]}
+            for i, s in enumerate(scales)
+        ],
+    }
+    group.attrs.put({"ome": {"version": "0.5", "multiscales": [multiscale]}})
+    with (
+        ngio_async.open(path) as src,
+        ngio_async.create_like(src, tmp_path / "copy.zarr", scale=0.25) as ds,
+    ):
+        assert ds.axes == ("c", "row", "col")
+        assert [lvl.shape for lvl in ds.levels] == [(2, 33, 45), (2, 16, 22)]
+        assert ds.levels[0].scale == (1, 0.25, 0.25)
+        assert ds.levels[1].scale == pytest.approx((1, 0.25 * 33 / 16, 0.25 * 45 / 22))

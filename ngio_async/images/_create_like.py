@@ -33,7 +33,7 @@ from ._create_plan import (
     downsampling,
     plan_image,
 )
-from ._create_values import _per_axis, data_type
+from ._create_values import _per_axis, data_type, is_scalar
 from ._dataset import Dataset
 from ._node import store_path
 from ._open import join
@@ -371,8 +371,11 @@ def _create_like(
     refuse_misspelled({k: v for k, v in overrides.items() if k not in _CREATE_KEYS}, "create_like")
     _refuse_own_source(src, url, overrides)
     overrides = {k: v for k, v in overrides.items() if not (v is None and k in _SOURCE_IF_NONE)}
-    options = like_options(src, overrides)
     rename = _create_names(src, overrides)
+    if rename is not None and is_scalar(overrides.get("scale")):  # for the space axes
+        space = [a.name for a in src.metadata.axes if a.type == "space"]
+        overrides = {**overrides, "scale": dict.fromkeys(space, overrides["scale"])}
+    options = like_options(src, overrides)
     if rename is not None:
         options = _with_create_names(options, rename)
     level_translations = options.pop("level_translations", None)
