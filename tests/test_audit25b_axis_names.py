@@ -130,7 +130,7 @@ def test_create_like_one_pixel_size_for_other_axis_names(tmp_path: Path) -> None
             str(i), shape=shape, dtype="uint8", chunks=(1, 16, 16), dimension_names=names
         )
     scales = [[1, 0.5, 0.5], [1, 0.5 * 33 / 16, 0.5 * 45 / 22]]
-    multiscale = {
+    multiscale: dict[str, Any] = {
         "axes": [{"name": "c", "type": "channel"}]
         + [{"name": n, "type": "space", "unit": "micrometer"} for n in names[1:]],
         "datasets": [
