@@ -66,11 +66,11 @@ class _SyncDatasetWrites:
     def set_channels(
         self,
         labels: Sequence[str | None] | None = None,
-        colors: Sequence[str] | None = None,
+        colors: Sequence[str | None] | None = None,
         windows: Sequence[tuple[float, float] | Mapping[str, float] | Literal["auto"] | None]
         | Literal["auto", "percentiles"]
         | None = None,
-        active: Sequence[bool] | None = None,
+        active: Sequence[bool | None] | None = None,
         *,
         percentiles: tuple[float, float] | Sequence[tuple[float, float]] = (0.1, 99.9),
         wavelength_ids: Sequence[str | None] | None = None,

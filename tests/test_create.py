@@ -494,9 +494,7 @@ async def test_set_channels_and_scale_keep_unknown_keys(tmp_path: Path) -> None:
     assert ome["omero"]["channels"][0]["label"] == "DAPI"
     assert ome["omero"]["channels"][0]["color"] == "FF0000"
     assert ome["omero"]["channels"][0]["window"]["start"] == 1.0
-    assert (
-        "label" not in ome["omero"]["channels"][1] or ome["omero"]["channels"][1]["label"] is None
-    )
+    assert ome["omero"]["channels"][1]["label"] == "b"  # None keeps the label
     assert ome["multiscales"][0]["metadata"] == {"method": "mean"}
     assert [a.get("unit") for a in ome["multiscales"][0]["axes"]] == [
         None,

@@ -234,8 +234,8 @@ class _DatasetEdits(_DatasetTiles):
             for i in range(n):
                 base = old[i] if i < len(old) else make_channel({}, i, self.dtype)
                 changes: dict[str, Any] = {}
-                if labels is not None:
-                    changes["label"] = None if labels[i] is None else str(labels[i])
+                if labels is not None and (label := labels[i]) is not None:
+                    changes["label"] = str(label)
                 if colors is not None and (color := colors[i]) is not None:
                     changes["color"] = color.lstrip("#").upper()
                 if new_windows is not None and (window := new_windows[i]) is not None:
