@@ -328,8 +328,8 @@ class Runner(Closing):
         future: concurrent.futures.Future[T] = concurrent.futures.Future()
         with self._jobs_lock:
             self._jobs.add(job)
-        provider.pending.add(future)
         try:
+            provider.pending.add(future)
             if loop is None:  # stopped since the check above (another thread released it)
                 raise ClosedError("the ngio_async event loop has stopped")
             try:
