@@ -729,7 +729,7 @@ class RoiStitch(Stitch):
             _bounds(block, lo, ids)
             if ids:
                 self.objects[key] = ids
-                found.update(ids)
+                found.update(self._unwritten(block, lo))
             else:
                 self.objects.pop(key, None)
             self.scanned += 1
@@ -737,15 +737,33 @@ class RoiStitch(Stitch):
         async with anyio.create_task_group() as tg:
             for job in todo:
                 start_deferred(tg, scan, *job)
-        foreign = found - mine
-        if foreign:
+        if found:
+            shared = sorted(found & mine)
+            same = (
+                f"; {len(shared)} of them ({shared[:5]}) also an id the ROIs wrote: each now "
+                "one object with it, one number (clear the label first, or compact=False)"
+                if shared
+                else ""
+            )
             warnings.warn(
-                f"stream(..., stitch=StitchConfig(compact=True)): renumbered {len(foreign)} "
+                f"stream(..., stitch=StitchConfig(compact=True)): renumbered {len(found)} "
                 f"object id(s) of {out.url} no ROI of the stream wrote (ngio's compact walks "
-                "the whole label too): anything keyed by them is stale; compact=False keeps them",
+                "the whole label too): anything keyed by them is stale; compact=False keeps "
+                f"them{same}",
                 UserWarning,
                 stacklevel=2,
             )
+
+    def _unwritten(self, block: NDArray[Any], origin: list[int]) -> set[int]:
+        """The ids of ``block`` (at ``origin`` in ``out``'s level) outside every ROI's box
+        written: the label's own objects, not the stream's."""
+        rest = np.array(block)
+        where = tuple(slice(o, o + n) for o, n in zip(origin, block.shape, strict=True))
+        for core in self.cores.values():
+            box = _box(core, where)
+            if box is not None:
+                rest[box] = 0
+        return set(np.unique(rest[rest > 0]).tolist())
 
 
 def _part(pred: NDArray[Any], region: Region, box: Region) -> NDArray[Any]:
