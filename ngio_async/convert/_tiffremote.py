@@ -719,7 +719,8 @@ async def set_layout(
         if raw is None:
             raise NotFoundError(f"no companion file at {url}", url=url)
         text = bytes(raw).decode("utf-8", errors="replace")
-        return [key, *(posixpath.join(folder, n) for n in _xml_files(text))], text, None
+        files = [posixpath.normpath(posixpath.join(folder, n)) for n in _xml_files(text)]
+        return [key, *files], text, None
     xml = await remote_ome_xml(store, url, key, fetched)
     holder = key
     meta = binary_only(xml)
@@ -733,7 +734,7 @@ async def set_layout(
         if binary_only(xml) is not None:
             return None
         holder = target
-    files = [posixpath.join(folder, n) for n in _xml_files(xml)] if xml else []
+    files = [posixpath.normpath(posixpath.join(folder, n)) for n in _xml_files(xml)] if xml else []
     if xml is None or not any(f != key for f in files):
         return None
     return files, xml, holder

@@ -29,6 +29,7 @@ import xml.etree.ElementTree as ET
 from collections import OrderedDict
 from types import SimpleNamespace
 from typing import IO, TYPE_CHECKING, Any, NamedTuple, cast
+from urllib.parse import unquote, urlsplit
 
 import anyio
 import numpy as np
@@ -130,7 +131,7 @@ def _pixels_planes(pixels: ET.Element, folder: str, xml_key: str) -> _Image | No
             continue  # tifffile skips it too
         uuid = next((u for u in data if _local(u.tag) == "UUID"), None)
         name = uuid.get("FileName") if uuid is not None else None
-        key = posixpath.join(folder, name) if name else xml_key
+        key = _joined(folder, name) if name else xml_key
         if num == 0:
             unknown.append(key)
         for i in range(num):
@@ -138,13 +139,19 @@ def _pixels_planes(pixels: ET.Element, folder: str, xml_key: str) -> _Image | No
     return _Image(planes, unknown)
 
 
-def _uuid_of(xml: str, key: str) -> str | None:
-    """The ``UUID`` the XML's ``TiffData`` give the file ``key`` (by its name)."""
-    name = posixpath.basename(key)
+def _uuid_of(xml: str, folder: str, key: str) -> str | None:
+    """The ``UUID`` the XML's ``TiffData`` give the file ``key`` (their ``FileName``s are
+    relative to ``folder``, the XML's)."""
     for e in ET.fromstring(xml).iter():
-        if _local(e.tag) == "UUID" and e.get("FileName") == name and (e.text or "").strip():
+        name = e.get("FileName") if _local(e.tag) == "UUID" else None
+        if name and _joined(folder, name) == key and (e.text or "").strip():
             return (e.text or "").strip()
     return None
+
+
+def _joined(folder: str, name: str) -> str:
+    """The key of the file ``name`` of an OME-XML in ``folder``."""
+    return posixpath.normpath(posixpath.join(folder, name))
 
 
 _ROOT_TAG = re.compile(r"<(?:[\w.-]+:)?OME\b[^>]*>")
@@ -573,7 +580,7 @@ def _counted(xml: str, folder: str, lead: str, counts: dict[str, int]) -> str:
             continue
         uuid = next((u for u in data if _local(u.tag) == "UUID"), None)
         name = uuid.get("FileName") if uuid is not None else None
-        key = posixpath.join(folder, name) if name else lead
+        key = _joined(folder, name) if name else lead
         if key != lead:
             data.set("PlaneCount", str(counts.get(key, 1)))
     return ET.tostring(root, encoding="unicode")
@@ -776,6 +783,33 @@ async def _members(store: AsyncStore, root: str, keys: list[str], url: str) -> d
     return {k: _Member(f"{root}/{k}", k, int(sizes[k] or 0)) for k in keys}
 
 
+def _levels_up(key: str) -> int:
+    """How many folders above the store's root ``key`` (``'../../a.tif'``: 2) lies."""
+    parts = posixpath.normpath(key).split("/")
+    return next((i for i, p in enumerate(parts) if p != ".."), len(parts))
+
+
+def _ascend(root: str, up: int, url: str) -> tuple[str, str]:
+    """The URL ``up`` folders above the folder URL ``root``, and the path from there down
+    to ``root`` (a key prefix: http(s) names decoded, as :func:`._tiffremote._split`).
+
+    :raises NotFoundError: ``root`` has fewer folders (the set names files above the host
+        or bucket)."""
+    parts = urlsplit(root)
+    http = parts.scheme.lower() in ("http", "https")
+    folders = [f for f in parts.path.split("/") if f]
+    if len(folders) < up:
+        raise NotFoundError(
+            f"{url} is a multi-file OME-TIFF whose OME-XML names files {up} folder(s) above "
+            f"{root}, past its {'host' if http else 'bucket'}",
+            url=url,
+        )
+    above, below = folders[: len(folders) - up], folders[len(folders) - up :]
+    top = "".join(f"/{f}" for f in above) + (f"?{parts.query}" if parts.query else "")
+    prefix = "/".join(unquote(f) for f in below) if http else "/".join(below)
+    return f"{parts.scheme}://{parts.netloc}{top}", prefix
+
+
 def _pick(images: list[_Image], series: int, key: str, url: str) -> tuple[_Image, str, int]:
     """The image of ``series``, its lead file (``key`` if it holds planes of it, else the
     file of its first plane) and tifffile's index of the series in the lead."""
@@ -815,9 +849,17 @@ async def open_remote_set(
         if layout is None:
             raise UnsupportedError(f"{url} is no file of a multi-file OME-TIFF")
         keys, xml, xml_key = layout
+        up = max(_levels_up(k) for k in keys)
+        if up:  # files in a folder beside the XML's ('../tifs/a.ome.tif'): a store above both
+            root, prefix = _ascend(root, up, url)
+            await store.aclose()
+            store = open_store(root, limits=limits, **store_options)
+            keys = [posixpath.normpath(posixpath.join(prefix, k)) for k in keys]
+            key = posixpath.join(prefix, key)
+            xml_key = None if xml_key is None else posixpath.join(prefix, xml_key)
         tiffs = [k for k in dict.fromkeys(keys) if not k.lower().endswith(_COMPANION)]
         found = await _members(store, root, tiffs, url)
-        folder = posixpath.dirname(keys[0])
+        folder = posixpath.dirname(xml_key or keys[0])  # (names are relative to the XML's)
         images = _images(xml, folder, xml_key or key)
         image, lead_key, index = _pick(images, series, key, url)
         lead = found.get(lead_key) or (await _members(store, root, [lead_key], url))[lead_key]
@@ -840,7 +882,7 @@ async def open_remote_set(
             }
             read = _counted(xml, folder, lead_key, counts)
             image = _images(read, folder, xml_key or key)[series]
-        rooted = _rooted(read, _uuid_of(read, lead_key))
+        rooted = _rooted(read, _uuid_of(read, folder, lead_key))
         total = len(images)
 
         def make() -> RemoteSetSource:
