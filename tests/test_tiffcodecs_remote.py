@@ -16,6 +16,7 @@ from ngio_async.convert._tiffremote import RemoteTiffSource
 from ngio_async.stores import InstrumentedStore, RangeByteRequest, open_store
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
     from pathlib import Path
 
     from servers import S3Server, StaticServer
@@ -110,6 +111,13 @@ class _Ranges(InstrumentedStore):
         assert isinstance(byte_range, RangeByteRequest)
         self.ranges.append((byte_range.start, byte_range.end))
         return await super()._get_once(key, byte_range)
+
+    def _checked_attempts(
+        self, key: str, byte_range: ByteRequest | None, if_match: str | None
+    ) -> Callable[[], Awaitable[tuple[Buffer | None, str | None]]]:
+        assert isinstance(byte_range, RangeByteRequest)  # (a read of the version first read)
+        self.ranges.append((byte_range.start, byte_range.end))
+        return super()._checked_attempts(key, byte_range, if_match)
 
 
 @pytest.mark.parametrize(("kind", "layout"), [("lzw", "strips"), ("jpeg-rgb", "tiled")])

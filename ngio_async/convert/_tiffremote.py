@@ -106,6 +106,9 @@ class RangeFile(io.RawIOBase):
         self.name = name
         self.size = _UNKNOWN_SIZE if size is None else size
         self.strict = True
+        #: the version (ETag) of the object its bytes come from: every later fetch asks for
+        #: it (``if_match``), a file rewritten meanwhile is a ``ChangedError``, never a mix
+        self.version: str | None = None
         self._pos = 0
         self._starts: list[int] = []
         self._data: dict[int, Buffer] = {}
@@ -416,7 +419,7 @@ class RemoteTiffSource(TiffSource):
         yield self.file
 
     async def _fetch(self, ranges: Sequence[tuple[int, int]], pinned: list[int]) -> None:
-        bufs = await self.store.get_ranges(self.key, ranges)
+        bufs = await self.store.get_ranges(self.key, ranges, if_match=self.file.version)
         if bufs is None:
             raise NotFoundError(f"{self.url} disappeared")
         self.requests += len(ranges)
@@ -601,11 +604,12 @@ async def _open_one(
     root, key = _split(url)
     store = open_store(root, limits=limits, **store_options)
     try:
-        first = await store.get(key, RangeByteRequest(0, prefix))
+        first, version = await store.get_with_version(key, RangeByteRequest(0, prefix))
         if first is None:
             raise NotFoundError(f"no TIFF at {url}")
         file = RangeFile(url, len(first) if len(first) < prefix else None)
         file.add(0, first)
+        file.version = version
         for _ in range(_MAX_MISSES):
             try:
                 return await anyio.to_thread.run_sync(
@@ -618,7 +622,7 @@ async def _open_one(
                 start = need.start
                 end = max(need.end, start + block)
                 try:
-                    buf = await store.get(key, RangeByteRequest(start, end))
+                    buf = await store.get(key, RangeByteRequest(start, end), if_match=file.version)
                 except StoreError:  # a range past the end is refused (416): a truncated TIFF?
                     size = await store.size(key)
                     if size is None or start < size:
@@ -668,18 +672,21 @@ async def _parsed(
     """``parse(file)`` run over a :class:`RangeFile` of ``key`` (``file``, or its first
     ``prefix`` bytes read first), each miss fetched."""
     if file is None:
-        first = await store.get(key, RangeByteRequest(0, prefix))
+        first, version = await store.get_with_version(key, RangeByteRequest(0, prefix))
         if first is None:
             raise NotFoundError(f"no TIFF at {url}", url=url)
         file = RangeFile(url, len(first) if len(first) < prefix else None)
         file.add(0, first)
+        file.version = version
     file.strict = True
     for _ in range(_MAX_MISSES):
         try:
             return await anyio.to_thread.run_sync(parse, file)
         except (NeedBytes, NeedBytesError) as need:
             buf = await store.get(
-                key, RangeByteRequest(need.start, max(need.end, need.start + BLOCK))
+                key,
+                RangeByteRequest(need.start, max(need.end, need.start + BLOCK)),
+                if_match=file.version,
             )
             if not buf:
                 raise CodecError(f"{url} is truncated or corrupt", key=url) from None

@@ -35,6 +35,7 @@ import anyio
 import numpy as np
 
 from .._errors import CodecError, NotFoundError, UnsupportedError
+from .._prefetch import first_error
 from ..stores import RangeByteRequest, open_store
 from ._tiff import TiffSource
 from ._tiffbytes import _bounds, _direct, _read_contiguous, _read_strips, _runs, _squeezed, _strips
@@ -181,6 +182,8 @@ class _Member:
         self.key = key
         self.size = size
         self.file: RangeFile | None = None
+        #: its version when first opened: every read asks for it (reopened too)
+        self.version: str | None = None
         self.tif: Any = None
         self.pages: dict[tuple[int, int], Any] = {}
         self.users = 0
@@ -353,15 +356,16 @@ class RemoteSetSource(TiffSource):
             strips = _layout(page)[1]
             whole = strips is not None and not strips.streamed  # decoded whole: kept
             wanted.setdefault((m.key, whole), (m, []))[1].extend(_page_ranges(m, page, inner))
-        async with anyio.create_task_group() as tg:
-            for (_, whole), (m, ranges) in wanted.items():
-                assert m.file is not None
-                if whole:
-                    tg.start_soon(self._fetch_kept, m, sorted(set(ranges)), pinned)
-                    continue
-                todo = [part for r in _merged(ranges) for part in m.file.missing(*r)]
-                if todo:
-                    tg.start_soon(self._fetch, m, todo, pinned)
+        with first_error():  # (a file changed or gone: its error, not a group)
+            async with anyio.create_task_group() as tg:
+                for (_, whole), (m, ranges) in wanted.items():
+                    assert m.file is not None
+                    if whole:
+                        tg.start_soon(self._fetch_kept, m, sorted(set(ranges)), pinned)
+                        continue
+                    todo = [part for r in _merged(ranges) for part in m.file.missing(*r)]
+                    if todo:
+                        tg.start_soon(self._fetch, m, todo, pinned)
 
     async def _fetch_kept(
         self, m: _Member, ranges: list[tuple[int, int]], pinned: dict[str, list[int]]
@@ -425,7 +429,7 @@ class RemoteSetSource(TiffSource):
     async def _fetch(
         self, m: _Member, ranges: list[tuple[int, int]], pinned: dict[str, list[int]]
     ) -> None:
-        bufs = await self.store.get_ranges(m.key, ranges)
+        bufs = await self.store.get_ranges(m.key, ranges, if_match=m.version)
         if bufs is None:
             raise NotFoundError(f"{m.url} disappeared (a file of {self.url})", url=m.url)
         assert m.file is not None
@@ -540,11 +544,16 @@ class RemoteSetSource(TiffSource):
 
 async def _open_file(store: AsyncStore, m: _Member, url: str) -> None:
     """Fetch the first bytes of ``m`` (its header, usually its IFDs too)."""
-    first = await store.get(m.key, RangeByteRequest(0, min(PREFIX, m.size)))
+    head = RangeByteRequest(0, min(PREFIX, m.size))
+    if m.version is None:
+        first, m.version = await store.get_with_version(m.key, head)
+    else:
+        first = await store.get(m.key, head, if_match=m.version)
     if first is None:
         raise NotFoundError(f"{m.url} disappeared (a file of {url})", url=m.url)
     file = RangeFile(m.url, m.size)
     file.add(0, first)
+    file.version = m.version
     m.file = file
 
 
@@ -643,7 +652,7 @@ async def _parsed(store: AsyncStore, m: _Member, parse: Callable[[], Any], name:
                     f"{need.start}, past its end",
                     key=m.url,
                 ) from None
-            buf = await store.get(m.key, RangeByteRequest(need.start, end))
+            buf = await store.get(m.key, RangeByteRequest(need.start, end), if_match=m.version)
             if buf is None:
                 raise NotFoundError(f"{name} disappeared", url=m.url) from None
             m.file.add(need.start, buf)
@@ -770,9 +779,10 @@ async def _members(store: AsyncStore, root: str, keys: list[str], url: str) -> d
         async with limit:
             sizes[k] = await store.size(k)
 
-    async with anyio.create_task_group() as tg:
-        for k in keys:
-            tg.start_soon(one, k)
+    with first_error():
+        async with anyio.create_task_group() as tg:
+            for k in keys:
+                tg.start_soon(one, k)
     for k in keys:
         if sizes[k] is None:
             raise NotFoundError(
@@ -866,13 +876,9 @@ async def open_remote_set(
         found[lead_key] = lead
         if fetched is not None and key in found:  # its header read once
             fetched.size = found[key].size
-            found[key].file = fetched
+            found[key].file, found[key].version = fetched, fetched.version
         if lead.file is None:
-            first = await store.get(lead.key, RangeByteRequest(0, min(PREFIX, lead.size)))
-            if first is None:
-                raise NotFoundError(f"{lead.url} disappeared (a file of {url})", url=lead.url)
-            lead.file = RangeFile(lead.url, lead.size)
-            lead.file.add(0, first)
+            await _open_file(store, lead, url)
         read = xml  # the XML tifffile reads the lead with
         if any(u != lead_key for im in images for u in im.unknown):
             counts = {
