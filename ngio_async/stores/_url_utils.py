@@ -11,10 +11,16 @@ __all__ = ["file_url", "redact_url", "redact_urls"]
 _URL_IN_TEXT = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
 
 
+# S3 and GCS URLs: their keys are literal ('?' and '#' are characters of a key, as the stores
+# take them), no query string nor fragment to hide (Azure's may carry a SAS: hidden)
+_LITERAL_SCHEMES = frozenset(["s3", "s3a", "gs", "gcs"])
+
+
 def redact_url(url: str) -> str:
     """``url`` without credentials: no query string or fragment (signed URLs, SAS tokens), no
     password, and for http(s) no user info at all (tokens are often passed as the user name).
-    Other schemes keep a bare user name (``abfs://container@account...``).
+    Other schemes keep a bare user name (``abfs://container@account...``); S3 and GCS URLs
+    keep all of their path (``s3://bucket/run#1/a?b.zarr``: a key as it is named).
     """
     parts = urlsplit(url)
     if not parts.scheme or not parts.netloc:
@@ -23,6 +29,9 @@ def redact_url(url: str) -> str:
     user = parts.netloc.rpartition("@")[0].partition(":")[0]
     if user and parts.scheme.lower() not in ("http", "https"):
         host = f"{user}@{host}"
+    if parts.scheme.lower() in _LITERAL_SCHEMES:
+        rest = url.partition("://")[2]
+        return f"{parts.scheme}://{host}{rest[len(parts.netloc) :]}"
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
