@@ -51,16 +51,19 @@ def profile_settings(names: set[str]) -> tuple[S3Keys | None, dict[str, str]]:
     or in the environment is not taken from the profile.
 
     :raises ValueError: no keys given, and ``AWS_PROFILE`` names a profile that is not in the
-        files, or one whose credentials come another way (a role, SSO, a program), which is
-        not read here.
+        files, one with a key id and no secret, or one whose credentials come another way (a
+        role, SSO, a program: boto3 takes that before the profile's own keys), which is not
+        read here.
     """
     named = os.environ.get("AWS_PROFILE") or os.environ.get("AWS_DEFAULT_PROFILE")
     profile = named or "default"
     keys_given = bool(names & {"access_key_id", "credential_provider", "skip_signature"})
     keys_given = keys_given or _env(_ENV_CREDENTIALS)
     credentials = _section(_read("AWS_SHARED_CREDENTIALS_FILE", "credentials"), profile)
-    config_name = profile if profile == "default" else f"profile {profile}"
-    config = _section(_read("AWS_CONFIG_FILE", "config"), config_name)
+    config_file = _read("AWS_CONFIG_FILE", "config")
+    config = _section(config_file, f"profile {profile}")  # ([profile default] too, as boto3)
+    if profile == "default":
+        config = _section(config_file, "default") or config
     settings = _region_and_endpoint(config or {}, names)
     if keys_given:
         return None, settings
@@ -68,6 +71,15 @@ def profile_settings(names: set[str]) -> tuple[S3Keys | None, dict[str, str]]:
         files = f"{_path('AWS_SHARED_CREDENTIALS_FILE', 'credentials')} or "
         files += _path("AWS_CONFIG_FILE", "config")
         raise ValueError(f"AWS_PROFILE={named!r}: no such profile in {files}")
+    other = [name for name in _OTHER_WAYS if config and config.get(name)]
+    if other:  # (before its keys, as boto3: a role's profile's own keys are not its identity)
+        if named:
+            raise ValueError(
+                f"AWS_PROFILE={named!r} gets its credentials by {other[0]}, which is not read "
+                "here: export them (aws configure export-credentials --format env) or pass "
+                "credential_provider= (obstore.auth.boto3.Boto3CredentialProvider)"
+            )
+        return None, settings
     for section in (credentials, config):
         if section and section.get("aws_access_key_id") and section.get("aws_secret_access_key"):
             keys = S3Keys(
@@ -76,13 +88,12 @@ def profile_settings(names: set[str]) -> tuple[S3Keys | None, dict[str, str]]:
                 section.get("aws_session_token") or None,
             )
             return keys, settings
-    other = [name for name in _OTHER_WAYS if config and config.get(name)]
-    if named and other:
-        raise ValueError(
-            f"AWS_PROFILE={named!r} gets its credentials by {other[0]}, which is not read here: "
-            "export them (aws configure export-credentials --format env) or pass "
-            "credential_provider= (obstore.auth.boto3.Boto3CredentialProvider)"
-        )
+        if named and section and section.get("aws_access_key_id"):
+            raise ValueError(
+                f"AWS_PROFILE={named!r} has an aws_access_key_id but no aws_secret_access_key "
+                f"(in {_path('AWS_SHARED_CREDENTIALS_FILE', 'credentials')} or "
+                f"{_path('AWS_CONFIG_FILE', 'config')})"
+            )
     return None, settings
 
 
