@@ -82,7 +82,7 @@ def all_equal(array: NDArray[Any], value: np.generic) -> bool:
             v == 0
             and not np.signbit([v.real, v.imag]).any()
             and array.ndim
-            and array.flags.c_contiguous
+            and array.strides[-1] == array.itemsize  # (a view of half the itemsize works)
         ):
             # (+0+0j: both parts' bits 0, read at once: array.real is strided, and slow)
             return all_equal(array.view(f"f{array.itemsize // 2}"), np.float64(0.0))
@@ -93,10 +93,8 @@ def all_equal(array: NDArray[Any], value: np.generic) -> bool:
         return bool(np.all(np.isnan(array)))
     if array.size and array[(0,) * array.ndim] != value:  # data rarely starts with the fill
         return False
-    if value == 0 and kind in "biuf" and not np.signbit(value) and array.flags.c_contiguous:
+    if value == 0 and kind in "biuf" and not np.signbit(value):  # (a view of any layout)
         return not array.size or bool(array.view(f"u{array.itemsize}").max() == 0)  # 0 bits
-    if value == 0 and kind in "biu":
-        return not array.any()  # no temporary boolean array
     if not np.all(array == value):
         return False
     return kind != "f" or value != 0 or not (np.signbit(array) != np.signbit(value)).any()
