@@ -8,7 +8,6 @@ squeeze, transpose, expand). A write takes its data in the same order and undoes
 
 from __future__ import annotations
 
-import numbers
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -49,10 +48,9 @@ def kept_axes(axes: Sequence[str], selection: Mapping[str, Any]) -> tuple[str, .
     """The axes a :meth:`Dataset.read` of ``selection`` keeps: an int or a channel label drops
     its axis."""
 
-    def dropped(v: Any) -> bool:
-        return isinstance(v, str) or (isinstance(v, numbers.Integral) and not isinstance(v, bool))
+    from ._named_select import drops_axis
 
-    return tuple(a for a in axes if not dropped(selection.get(a)))
+    return tuple(a for a in axes if not drops_axis(selection.get(a)))
 
 
 def kept_by_region(axes: Sequence[str], region: Sequence[Any]) -> tuple[str, ...]:

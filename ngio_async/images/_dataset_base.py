@@ -15,6 +15,7 @@ import numpy as np
 from .._errors import ReadOnlyError
 from ..engine import normalize_selection
 from ._level import AsyncIndexer, Level
+from ._named_select import axis_value
 from ._node import StoreNode
 from ._opening import read_only_advice
 from ._world import level_for as world_level_for
@@ -34,7 +35,16 @@ if TYPE_CHECKING:
 
 __all__ = ["Selector"]
 
-Selector = int | slice | str | Sequence[int | str] | None
+Selector = (
+    int
+    | np.integer[Any]
+    | slice
+    | str
+    | Sequence[int | str | np.integer[Any]]
+    | np.ndarray[Any, Any]
+    | None
+)
+"""What a named selection takes per axis (see :mod:`ngio_async.images._named_select`)."""
 
 
 class _DatasetBase(StoreNode):
@@ -176,9 +186,10 @@ class _DatasetBase(StoreNode):
     ) -> NDArray[Any]:
         """Read by axis name: ``await ds.read(level=0, c="DAPI", z=3, y=slice(0, 512))``.
 
-        Each axis takes an int (the axis is dropped, as in numpy), a slice (any step), ``None``
-        (everything) or a list of ints; the channel axis also takes channel labels (a label or a
-        list of labels). Axes not named are read whole. ``axes_order=("c", "z", "y", "x")``:
+        Each axis takes what ``ds[...]`` takes on it: an int (numpy's, a 0-d array: the axis
+        is dropped, as in numpy), a slice (any step), ``None`` (everything), a list or 1-D
+        array of ints or a boolean mask of the axis's length (on one axis); the channel axis
+        also takes channel labels (a label or a list of labels). Axes not named are read whole. ``axes_order=("c", "z", "y", "x")``:
         the array with those axes, in that order (ngio's ``axes_order``: axes the image lacks
         or the read dropped added with size 1; others left out only if of size 1, else a
         ``ValueError`` naming the axis, as for a name given twice).
@@ -216,35 +227,31 @@ class _DatasetBase(StoreNode):
         selection: list[Any] = [slice(None)] * len(names)
         pick: tuple[int, list[int]] | None = None
         for i, name in enumerate(names):
-            value = axes.get(name)
+            size = lvl.shape[i]
+            value = axis_value(name, axes.get(name), size)
             if value is None:
                 continue
             if isinstance(value, str):
                 selection[i] = self._channel(i, value)
-            elif isinstance(value, bool):
-                raise TypeError(f"axis {name!r}: expected int, slice, label or list, got {value!r}")
-            elif isinstance(value, numbers.Integral):
-                selection[i] = _in_bounds(name, int(value), lvl.shape[i], at)
+            elif isinstance(value, int):
+                selection[i] = _in_bounds(name, value, size, at)
             elif isinstance(value, slice):
                 selection[i] = value
-            elif isinstance(value, Sequence | np.ndarray):
-                if pick is not None:
-                    raise ValueError("a list selection is allowed on one axis only")
-                if isinstance(value, np.ndarray) and value.ndim != 1:
-                    raise TypeError(f"axis {name!r}: a list selection must be 1-D")
-                indices = [
-                    self._channel(i, v) if isinstance(v, str) else _index(name, v) for v in value
-                ]
-                size = lvl.shape[i]
-                pick = (i, [_in_bounds(name, v, size, at) % size for v in indices])
             else:
-                raise TypeError(f"axis {name!r}: expected int, slice, label or list, got {value!r}")
+                if pick is not None:
+                    raise ValueError(
+                        "a list selection is allowed on one axis only, got lists on "
+                        f"{names[pick[0]]!r} and {name!r}"
+                    )
+                indices = [self._channel(i, v) if isinstance(v, str) else v for v in value]
+                pick = (i, [_in_bounds(name, v, size, at) % size for v in indices])
         return selection, pick
 
     def _channel(self, axis: int, label: str) -> int:
         if axis != self.metadata.channel_axis:
             raise ValueError(
-                f"axis {self.axes[axis]!r} is not the channel axis; labels select channels"
+                f"axis {self.axes[axis]!r} is not the channel axis, got the label {label!r}: "
+                "labels select channels"
             )
         index = self.metadata.channel_index(label)
         if index >= self.shape[axis]:  # omero lists more channels than the image has
@@ -314,9 +321,3 @@ def _in_bounds(axis: str, index: int, size: int, level: int) -> int:
             f"axis {axis!r}: index {index} is out of bounds for level {level} (size {size})"
         )
     return index
-
-
-def _index(axis: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"axis {axis!r}: list items must be ints or channel labels, got {value!r}")
-    return int(value)
