@@ -485,13 +485,13 @@ async def test_tiles_refuse_steps_and_take_empty_and_numpy_selections(
         empty = ds.tiles(c=[])
         assert len(empty) == 0
         assert [t async for t in empty] == []
-        picked = [t async for t in ds.tiles(c=np.array([1]), z=np.int64(2))]  # type: ignore[arg-type]
+        picked = [t async for t in ds.tiles(c=np.array([1]), z=np.int64(2))]
         assert picked and all(t.region[0] == slice(1, 2) for t in picked)
         for t in picked:
             np.testing.assert_array_equal(t.data, data[t.region])
         assert (await ds.read(c=[])).shape == (0, *data.shape[1:])
-        np.testing.assert_array_equal(await ds.read(c=np.int64(1), z=0), data[1, 0])  # type: ignore[arg-type]
-        np.testing.assert_array_equal(await ds.read(c=np.array([1, 0])), data[[1, 0]])  # type: ignore[arg-type]
+        np.testing.assert_array_equal(await ds.read(c=np.int64(1), z=0), data[1, 0])
+        np.testing.assert_array_equal(await ds.read(c=np.array([1, 0])), data[[1, 0]])
         with pytest.raises(TypeError, match="list items must be ints"):
             await ds.read(z=[0.5])  # type: ignore[list-item]
 
