@@ -76,7 +76,7 @@ def test_a_color_or_active_flag_of_none_keeps_the_channels(tmp_path: Path) -> No
     _image(path)
     with ngio_async.open(path, mode="r+") as ds:
         ds.set_channels(colors=["FF00FF", "00FFFF"], active=[False, True])
-        ds.set_channels(colors=[None, "#ffff00"], active=[True, None])  # type: ignore[list-item]
+        ds.set_channels(colors=[None, "#ffff00"], active=[True, None])
     attrs: Any = zarr.open_group(path, mode="r").attrs.asdict()
     channels = attrs["omero"]["channels"]
     assert [(c["color"], c["active"]) for c in channels] == [("FF00FF", True), ("FFFF00", True)]
