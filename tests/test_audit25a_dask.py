@@ -21,14 +21,16 @@ pytestmark = pytest.mark.timeout(120)
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[Any]:
-    """Two worker processes with two threads each, one cluster for the module."""
+    """Two worker processes with two threads each, one cluster for the module; its HTTP
+    server on a free port of 127.0.0.1 (``dashboard_address=None`` still binds 8787, and
+    warns when another cluster holds it)."""
     with (
         distributed.LocalCluster(
             processes=True,
             n_workers=2,
             threads_per_worker=2,
             host="127.0.0.1",
-            dashboard_address=None,
+            dashboard_address=":0",
         ) as cluster,
         distributed.Client(cluster) as c,
     ):
