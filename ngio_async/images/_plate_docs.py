@@ -90,13 +90,18 @@ async def _read_plate(store: AsyncStore, root: str) -> tuple[PlateMeta, str]:
     :raises MetadataError: the group has no (or invalid) NGFF metadata; the key is named.
     :raises NotFoundError: no zarr group at ``root``.
     """
-    try:
-        ome = await read_group_metadata(store, root)
-    except MetadataError:
-        pending = await _read_pending(store, root)
-        if pending is None:
-            raise
-        return pending
+    for attempt in range(3):
+        try:
+            ome = await read_group_metadata(store, root)
+            break
+        except MetadataError:
+            pending = await _read_pending(store, root)
+            if pending is not None:
+                return pending
+            if attempt == 2:
+                raise
+            # neither NGFF nor pending when read again: another writer listed the plate's
+            # first well (or removed its last) between the two reads; read it once more
     version = ome.version or "0.5"
     if ome.plate is None:
         key = join(root, ".zattrs" if version == "0.4" else "zarr.json")
