@@ -185,36 +185,32 @@ def _mean_small_int(
     return np.asarray(q).astype(dtype)
 
 
-#: bytes of the 32-bit row sums :func:`_mean_2x2` holds at once (they stay in a core's cache)
+#: bytes of the row sums :func:`_mean_2x2` holds at once (they stay in a core's cache)
 _ROWS_BYTES = 1 << 19
 
 
 def _mean_2x2(win: NDArray[Any], dtype: np.dtype[Any]) -> NDArray[Any]:
     """:func:`_mean_small_int` of 2x2 windows on the last two axes (``win`` of shape ``(...,
-    ny, 2, nx, 2)``, the other windows 1): the same values, about 3x faster. Row pairs are
-    summed into 32-bit rows, then column pairs, a block of output rows at a time (so the sums
-    stay in cache), and rounded half to even with shifts: ``(s + 1 + (s >> 2 & 1)) >> 2``
-    (floor shifts: also for negative sums)."""
+    ny, 2, nx, 2)``, the other windows 1): the same values, about 5x faster. Row pairs are
+    summed into float32 rows, then column pairs, a block of output rows at a time (so the sums
+    stay in cache), quartered and rounded half to even by ``rint``: exact, as every sum of
+    four 8/16-bit integers and its quarter are float32 values (5 passes over the rows; 32-bit
+    integer sums rounded with shifts took 8, 1.6x the CPU)."""
     ny, nx = win.shape[-4], win.shape[-2]
     planes = win.reshape(*win.shape[:-4:2], ny, 2, 2 * nx)  # the size-1 windows dropped
     out = np.empty((*planes.shape[:-3], ny, nx), dtype=dtype)
-    acc = np.dtype(np.uint32 if dtype.kind == "u" else np.int32)
     rows = max(1, min(ny, _ROWS_BYTES // (8 * nx)))
-    pairs = np.empty((rows, 2 * nx), dtype=acc)
-    total = np.empty((rows, nx), dtype=acc)
-    odd = np.empty((rows, nx), dtype=acc)
+    pairs = np.empty((rows, 2 * nx), dtype=np.float32)
+    total = np.empty((rows, nx), dtype=np.float32)
     for lead in np.ndindex(*planes.shape[:-3]):
         src, dst = planes[lead], out[lead]
         for r in range(0, ny, rows):
             n = min(rows, ny - r)
-            p, t, o = pairs[:n], total[:n], odd[:n]
-            np.add(src[r : r + n, 0], src[r : r + n, 1], out=p, dtype=acc)
+            p, t = pairs[:n], total[:n]
+            np.add(src[r : r + n, 0], src[r : r + n, 1], out=p, dtype=np.float32)
             np.add(p[:, 0::2], p[:, 1::2], out=t)
-            np.right_shift(t, 2, out=o)
-            o &= 1
-            t += o
-            t += 1
-            t >>= 2
+            t *= 0.25
+            np.rint(t, out=t)
             dst[r : r + n] = t
     return out
 
@@ -305,11 +301,14 @@ def downsample(block: NDArray[Any], factors: Sequence[int], method: Method) -> N
         return arr[tuple(slice(None, None, f) for f in fs)].copy()
     if all(f == 1 for f in fs):
         return arr.copy()
-    out_shape = tuple(-(-n // f) for n, f in zip(arr.shape, fs, strict=True))
-    out = np.empty(out_shape, dtype=arr.dtype)
     if method == "mean" and arr.dtype.kind not in "biufc":
         raise TypeError(f"mean is not defined for dtype {arr.dtype}")
-    for src, dst, window in _pieces(arr.shape, fs):
+    pieces = list(_pieces(arr.shape, fs))
+    if method == "mean" and len(pieces) == 1:  # whole windows only: no copy into an output
+        return _mean_piece(_windowed(arr, pieces[0][2]), arr.dtype)
+    out_shape = tuple(-(-n // f) for n, f in zip(arr.shape, fs, strict=True))
+    out = np.empty(out_shape, dtype=arr.dtype)
+    for src, dst, window in pieces:
         if method == "mean":
             out[dst] = _mean_piece(_windowed(arr[src], window), arr.dtype)
         else:
