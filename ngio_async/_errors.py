@@ -8,7 +8,7 @@
     ├─ StoreError(NgioError, OSError)                a store operation failed; ``.url``, ``.key``
     │   ├─ PermissionDeniedError(StoreError, PermissionError)
     │   └─ StoreTimeoutError(StoreError, TimeoutError)
-    ├─ CodecError(NgioError)                         a chunk failed to encode or decode; ``.key``
+    ├─ CodecError(NgioError)                         a chunk failed to encode or decode; ``.url``, ``.key``
     ├─ UnsupportedError(NgioError, NotImplementedError)  NGFF version, codec, data type or event loop
     ├─ ClosedError(NgioError, RuntimeError)          use after close
     ├─ ReadOnlyError(NgioError, PermissionError)     a write on a dataset opened read-only
@@ -106,11 +106,32 @@ class ChangedError(StoreError):
 
 
 class CodecError(NgioError):
-    """A chunk failed to encode or decode; ``key`` names the chunk."""
+    """A chunk failed to encode or decode; ``key`` names the chunk, ``url`` the store it is
+    in (set by the image level that read it: :func:`name_store`)."""
 
-    def __init__(self, message: str, *, key: str | None = None) -> None:
+    def __init__(self, message: str, *, key: str | None = None, url: str | None = None) -> None:
         self.key = key
+        self.url = url
         super().__init__(message)
+
+
+def name_store(exc: BaseException, url: str) -> None:
+    """Name ``url`` in ``exc`` in place: a :class:`CodecError` that names no store yet (the
+    codecs know keys only), or each one in an exception group; anything else is left as is.
+
+    The message then reads ``'0/c/1/2' at <url>`` where it named the key (many images read in
+    one dask graph: which image's chunk), ``exc.url`` is ``url``.
+    """
+    if isinstance(exc, CodecError):
+        if exc.url is None:
+            exc.url = url
+            text = str(exc)
+            name = repr(exc.key) if exc.key else ""
+            at = f"{name} at {url}"
+            exc.args = (text.replace(name, at, 1) if name and name in text else f"{url}: {text}",)
+    elif isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            name_store(inner, url)
 
 
 class UnsupportedError(NgioError, NotImplementedError):

@@ -44,6 +44,7 @@ from ..engine.plan import (
     part_cells,
     point_groups,
 )
+from ._level_base import names_store
 from ._level_reads import _LevelReads
 from ._run_all import _run_all
 from ._write import fit_data, write_at, write_region
@@ -96,6 +97,7 @@ class Level(_LevelReads):
             "an assignment cannot be awaited: write with await level.setitem(selection, data)"
         )
 
+    @names_store
     async def getitem(self, selection: Any) -> NDArray[Any]:
         kind = fancy_kind(selection, self.ndim)  # several lists: as zarr-python 3 reads them
         if kind == "coordinate":
@@ -209,6 +211,7 @@ class Level(_LevelReads):
         """``await level.vindex[sel]``: :meth:`read_points`."""
         return AsyncIndexer(self.read_points, "level.write_points")
 
+    @names_store
     async def read_orthogonal(self, selection: Any) -> NDArray[Any]:
         """The orthogonal selection, as zarr-python's ``array.oindex[selection]``: each axis
         indexed on its own by an integer (dropped), a slice (any step), or a list, integer
@@ -225,6 +228,7 @@ class Level(_LevelReads):
         """
         return await self._read_orthogonal(orthogonal_index(selection, self.shape))
 
+    @names_store
     async def read_points(self, selection: Any) -> NDArray[Any]:
         """The coordinate (pointwise) selection, as zarr-python's ``array.vindex[selection]``
         and numpy's integer-array indexing: one integer or integer array per axis, broadcast
@@ -239,6 +243,7 @@ class Level(_LevelReads):
         """
         return await self._read_points(coordinate_index(selection, self.shape))
 
+    @names_store
     async def write_orthogonal(
         self, selection: Any, data: ArrayLike, after: AfterWrite | None = None
     ) -> None:
@@ -253,6 +258,7 @@ class Level(_LevelReads):
         self._check_writable()
         await self._write_orthogonal(orthogonal_index(selection, self.shape), data, after)
 
+    @names_store
     async def write_points(
         self, selection: Any, data: ArrayLike, after: AfterWrite | None = None
     ) -> None:
@@ -346,6 +352,7 @@ class Level(_LevelReads):
         await _run_all(point_groups(coords, self.meta.stored_chunks), one, self._window)
 
     # ---------------------------------------------------------------- writing
+    @names_store
     async def write(
         self, region: Sequence[slice], data: ArrayLike, after: AfterWrite | None = None
     ) -> None:
@@ -369,6 +376,7 @@ class Level(_LevelReads):
             )
         await write_region(self, sel.region, data, after)
 
+    @names_store
     async def setitem(
         self, selection: Any, data: ArrayLike, after: AfterWrite | None = None
     ) -> None:

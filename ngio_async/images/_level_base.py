@@ -5,14 +5,15 @@ regions group into the stored objects (chunks, shards, inner chunks) it needs.""
 
 from __future__ import annotations
 
+import functools
 import math
 import weakref
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 import anyio
 import numpy as np
 
-from .._errors import MetadataError, ReadOnlyError, UnsupportedError
+from .._errors import CodecError, MetadataError, ReadOnlyError, UnsupportedError, name_store
 from .._prefetch import first_error, start_deferred
 from ..codecs import ChunkCodec, ShardCodec, ShardIndex
 from ..engine import plan_chunks, plan_shards, region_shape
@@ -27,9 +28,11 @@ from ._write import KeyLocks
 P = TypeVar("P")
 R = TypeVar("R")
 J = TypeVar("J")
+PS = ParamSpec("PS")
+L = TypeVar("L", bound="_LevelBase")
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Awaitable, Callable, Coroutine, Sequence
 
     from numpy.typing import NDArray
 
@@ -46,6 +49,37 @@ def _inside_one(region: Region, grid: tuple[int, ...]) -> bool:
         r.stop > r.start and (r.stop - 1) // c == r.start // c
         for r, c in zip(region, grid, strict=True)
     )
+
+
+def names_store(
+    fn: Callable[Concatenate[L, PS], Awaitable[R]],
+) -> Callable[Concatenate[L, PS], Coroutine[Any, Any, R]]:
+    """A level's read or write whose :class:`CodecError` names the level's store URL (the
+    codecs name the key only: in a dask graph reading many images, ambiguous)."""
+
+    @functools.wraps(fn)
+    async def named(self: L, /, *args: PS.args, **kwargs: PS.kwargs) -> R:
+        try:
+            return await fn(self, *args, **kwargs)
+        except (CodecError, BaseExceptionGroup) as exc:
+            name_store(exc, self.store.url)
+            raise
+
+    return named
+
+
+def names_store_blocking(fn: Callable[Concatenate[L, PS], R]) -> Callable[Concatenate[L, PS], R]:
+    """:func:`names_store` of a blocking read (worker thread, or the calling thread)."""
+
+    @functools.wraps(fn)
+    def named(self: L, /, *args: PS.args, **kwargs: PS.kwargs) -> R:
+        try:
+            return fn(self, *args, **kwargs)
+        except (CodecError, BaseExceptionGroup) as exc:
+            name_store(exc, self.store.url)
+            raise
+
+    return named
 
 
 class _LevelBase:

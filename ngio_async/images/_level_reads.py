@@ -17,6 +17,7 @@ from ..engine import plan_chunks, plan_shards, region_shape
 from ..engine.plan import check_region
 from ..stores import ChangedError, RangeByteRequest
 from ._index_cache import _CHANGED_RETRIES, _MISSING, IndexCache
+from ._level_base import names_store, names_store_blocking
 from ._level_shard_reads import _ShardReads
 from ._reuse import Fetch, Keeper, Pending
 from ._run_all import _run_all
@@ -62,6 +63,7 @@ def _chunk_pieces(region: Region, chunks: tuple[int, ...]) -> list[tuple[Region,
 class _LevelReads(_ShardReads):
     """Reading normalised regions of a level: the path each read takes."""
 
+    @names_store
     async def read(
         self, region: Region, indexes: IndexCache | None = None, *, pool: TilePool | None = None
     ) -> NDArray[Any]:
@@ -122,6 +124,7 @@ class _LevelReads(_ShardReads):
                 tg.start_soon(some, pieces[k : k + size])
         return out
 
+    @names_store
     async def read_many(
         self,
         regions: Sequence[Region],
@@ -170,6 +173,7 @@ class _LevelReads(_ShardReads):
         await self._fetch_decode_groups(codec, groups, reuse, coords)
         return outs
 
+    @names_store_blocking
     def read_many_blocking(
         self,
         regions: Sequence[Region],
@@ -302,6 +306,7 @@ class _LevelReads(_ShardReads):
             and self.store.gets_together
         )
 
+    @names_store
     async def read_in_chunks(
         self, regions: Sequence[Region], *, pool: TilePool | None = None
     ) -> list[NDArray[Any]]:
@@ -341,6 +346,7 @@ class _LevelReads(_ShardReads):
         await self._fetch_decode_groups(codec, groups)
         return outs
 
+    @names_store_blocking
     def read_blocking(
         self, region: Region, indexes: IndexCache | None = None, *, pool: TilePool | None = None
     ) -> NDArray[Any]:
@@ -389,6 +395,7 @@ class _LevelReads(_ShardReads):
             self._versioned_blocking(codec, key, [(plan, out)], indexes, read)
         return out
 
+    @names_store
     async def read_into(
         self, region: Region, out: NDArray[Any], indexes: IndexCache | None = None
     ) -> None:
