@@ -140,3 +140,18 @@ def test_name_store_leaves_a_named_error_and_other_errors_alone() -> None:
     name_store(group, "s3://b/x.zarr")
     assert str(group.exceptions[0]) == "s3://b/x.zarr: no key here"
     assert str(group.exceptions[1]) == "v"
+
+
+def test_a_write_over_a_broken_object_names_the_store(broken: tuple[Path, str, str]) -> None:
+    url, key, store_url = broken
+    with ngio_async.open(url, mode="r+") as ds:
+        writes: list[Callable[[], object]] = [
+            lambda: ds.levels[0].__setitem__((slice(20, 22), slice(20, 22)), 7),
+            lambda: ds.write(
+                np.ones((2, 2), "uint16"), y=slice(20, 22), x=slice(20, 22), merge="max"
+            ),  # (the merge writes straight to the stored objects, not through the level)
+        ]
+        for write in writes:
+            with pytest.raises(ngio_async.CodecError) as info:
+                write()
+            _check(info.value, store_url, key)

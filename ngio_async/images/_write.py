@@ -51,7 +51,7 @@ import anyio
 import anyio.to_thread
 import numpy as np
 
-from .._errors import ChangedError, CodecError, StoreError
+from .._errors import ChangedError, CodecError, StoreError, name_store
 from .._prefetch import Settling, first_error, settling, single_leaf, start_deferred
 from ..codecs import ShardCodec
 from ..codecs._sharding import past_end_error
@@ -241,8 +241,12 @@ async def write_region(
     from ._run_all import _run_all  # local: _level imports this module
 
     # one watcher for all the objects' writes, not one each (~90 us per object)
-    async with settling() as writes:
-        await _run_all(plan_shards(level.meta, region), partial(one, writes), level._window)
+    try:
+        async with settling() as writes:
+            await _run_all(plan_shards(level.meta, region), partial(one, writes), level._window)
+    except (CodecError, BaseExceptionGroup) as exc:  # a stored object that does not decode
+        name_store(exc, level.store.url)
+        raise
 
 
 async def write_at(
