@@ -37,6 +37,7 @@ from ._sync_reopen import (
     _Reopen,
     _state,
     _store_options,
+    _Superseded,
 )
 from ._sync_tables import SyncPlateTables, SyncTables
 from ._sync_tiles import SyncMaskedImage, SyncTiles, SyncWriter, _ProgressRelay
@@ -124,7 +125,7 @@ class _Reopenable(Closing):
                 with contextlib.suppress(pickle.PicklingError, TypeError, AttributeError):
                     key = pickle.dumps((spec, state))  # (options that do not pickle: opened anew)
             if key is not None:
-                _shared.handle(key, spec, into=self)
+                _shared.handle(key, spec, into=self, image=pickle.dumps(spec))
             else:
                 self._open_anew(spec)
             self._pending = None
@@ -698,13 +699,16 @@ class _Entry:
     """One shared dataset of :class:`_SharedDatasets`: the anchor (the dataset opened once,
     holding a lease) and the handles given out on it."""
 
-    __slots__ = ("anchor", "handles", "lock", "pending")
+    __slots__ = ("anchor", "handles", "image", "lock", "pending", "superseded")
 
-    def __init__(self) -> None:
+    def __init__(self, image: bytes | None = None) -> None:
         self.anchor: SyncDataset | SyncPlate | None = None
         self.handles: weakref.WeakSet[SyncDataset | SyncPlate] = weakref.WeakSet()
         self.lock = threading.Lock()  # held while the anchor is opened
         self.pending = 0  # handles being made now
+        self.image = image  # the image (its reopen spec), whatever its opening
+        #: a newer opening of the same image came since: closed as soon as no handle uses it
+        self.superseded = False
 
     def in_use(self) -> bool:
         return self.pending > 0 or any(not h._runner.closed for h in list(self.handles))
@@ -718,14 +722,25 @@ class _SharedDatasets:
         self.size = size
         self._lock = threading.Lock()
         self._entries: OrderedDict[bytes, _Entry] = OrderedDict()
+        self._superseded = _Superseded()
 
-    def handle(self, key: bytes, spec: _Reopen, into: Any = None) -> Any:
+    def handle(
+        self, key: bytes, spec: _Reopen, into: Any = None, image: bytes | None = None
+    ) -> Any:
         """A new handle on the dataset of ``key``, opened as ``spec`` says if it is not yet
-        (``into``: an unopened copy to make that handle)."""
+        (``into``: an unopened copy to make that handle).
+
+        ``image``: the image ``key`` is an opening of. A new opening of it supersedes the
+        earlier ones of this process: each is closed (its read cache freed) as soon as no
+        handle uses it, not kept among the ``size`` unused ones; a superseded opening asked
+        for again (a task of an older graph) is opened again and closed once unused.
+        """
         with self._lock:
             entry = self._entries.get(key)
             if entry is None:
-                entry = self._entries[key] = _Entry()
+                entry = self._entries[key] = _Entry(image)
+                if image is not None:
+                    self._supersede_locked(key, entry)
             self._entries.move_to_end(key)
             entry.pending += 1
         handle: SyncDataset | SyncPlate | None = None
@@ -744,20 +759,46 @@ class _SharedDatasets:
                 entry.pending -= 1
                 if handle is not None:
                     entry.handles.add(handle)
+                    weakref.finalize(handle, self._released, entry)
                 elif entry.anchor is None and not entry.pending and self._entries.get(key) is entry:
                     del self._entries[key]  # the open failed: the next copy tries again
                 unused = self._unused_locked()
             for old in unused:
                 old.close()
 
+    def _supersede_locked(self, key: bytes, entry: _Entry) -> None:
+        """Mark the other openings of ``entry``'s image superseded (or ``entry`` itself when
+        ``key`` was superseded before: an older opening asked for again)."""
+        if self._superseded.seen(key):
+            entry.superseded = True
+            return
+        for other_key, other in self._entries.items():
+            if other is not entry and other.image == entry.image and not other.superseded:
+                other.superseded = True
+                self._superseded.add(other_key)
+
+    def _released(self, entry: _Entry) -> None:
+        """A handle was collected (a finalizer: any thread, any lock held): if its opening is
+        superseded, a short-lived thread closes the unused superseded ones."""
+        if entry.superseded:
+            with contextlib.suppress(RuntimeError):  # no new threads at interpreter shutdown
+                threading.Thread(target=self.sweep, name="ngio_async-release", daemon=True).start()
+
+    def sweep(self) -> None:
+        """Close the superseded openings no handle uses now (their read caches freed)."""
+        with self._lock:
+            unused = self._unused_locked()
+        for old in unused:
+            old.close()
+
     def _unused_locked(self) -> list[SyncDataset | SyncPlate]:
-        """Take out the entries beyond ``size`` no handle uses (oldest first); their anchors,
-        to be closed by the caller outside the lock."""
+        """Take out the superseded entries no handle uses, and the unused entries beyond
+        ``size`` (oldest first); their anchors, to be closed by the caller outside the lock."""
         out: list[SyncDataset | SyncPlate] = []
         excess = len(self._entries) - self.size
         for key, entry in list(self._entries.items()):
-            if excess <= 0:
-                break
+            if excess <= 0 and not entry.superseded:
+                continue
             if entry.anchor is not None and entry.in_use():
                 continue
             if entry.anchor is None and entry.pending:

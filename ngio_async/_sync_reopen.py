@@ -8,6 +8,7 @@ import inspect
 import os
 import threading
 import weakref
+from collections import OrderedDict
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -86,6 +87,25 @@ def _state(dataset: Dataset) -> str | None:
     if getattr(dataset, "read_cache", None) is None:
         return digest
     return f"{digest}/{_openings.setdefault(dataset, os.urandom(8).hex())}"
+
+
+class _Superseded:
+    """The keys of the shared openings a newer opening of their image superseded in this
+    process (the last ``size``): one asked for again (a task of an older graph) is opened
+    again but supersedes nothing, or the two openings would close each other in turn."""
+
+    def __init__(self, size: int = 1024) -> None:
+        self.size = size
+        self._keys: OrderedDict[bytes, None] = OrderedDict()
+
+    def add(self, key: bytes) -> None:
+        self._keys[key] = None
+        self._keys.move_to_end(key)
+        while len(self._keys) > self.size:
+            self._keys.popitem(last=False)
+
+    def seen(self, key: bytes) -> bool:
+        return key in self._keys
 
 
 def _store_options(options: dict[str, Any]) -> dict[str, Any]:
