@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
-    from tests.servers import StaticServer
+    from servers import StaticServer
 
 da = pytest.importorskip("dask.array")
 dask = pytest.importorskip("dask")

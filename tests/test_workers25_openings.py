@@ -8,6 +8,7 @@ import json
 import pickle
 import subprocess
 import sys
+import threading
 from typing import TYPE_CHECKING
 
 import pytest
@@ -133,3 +134,52 @@ def test_without_a_read_cache_unchanged_metadata_shares_one_opening(tmp_path: Pa
     assert result["sums"] == [512] * 3
     assert result["opened"] == 1
     assert result["cached"] == 0
+
+
+def _openings_here() -> tuple[int, int]:
+    """(open shared openings, their cached bytes) in this process (run in each worker)."""
+    import gc
+
+    from ngio_async import _sync_api
+
+    gc.collect()
+    for t in threading.enumerate():
+        if t.name in ("ngio_async-close", "ngio_async-release"):
+            t.join()
+    opened = [
+        e.anchor
+        for e in list(_sync_api._shared._entries.values())
+        if e.anchor is not None and not e.anchor._runner.closed
+    ]
+    cached = 0
+    for a in opened:
+        cache = a.async_dataset.read_cache if isinstance(a, _sync_api.SyncDataset) else None
+        cached += 0 if cache is None else int(cache.held_bytes)
+    return len(opened), cached
+
+
+def test_dask_workers_keep_one_opening_per_image(tmp_path: Path) -> None:
+    distributed = pytest.importorskip("distributed")
+    da = pytest.importorskip("dask.array")
+    url = tmp_path / "img.ome.zarr"
+    limits = ngio_async.Limits(read_cache_bytes=2**22)
+    with (
+        distributed.LocalCluster(
+            processes=True,
+            n_workers=1,
+            threads_per_worker=2,
+            host="127.0.0.1",
+            dashboard_address=":0",
+        ) as cluster,
+        distributed.Client(cluster) as client,
+        ngio_async.create(
+            url, shape=(64, 64), dtype="uint16", axes="yx", chunks=(16, 16), levels=1
+        ) as writer,
+    ):
+        for i in range(5):
+            writer[...] = i
+            with ngio_async.open(url, limits=limits) as ds:
+                assert int(da.from_array(ds, chunks=(16, 16)).sum().compute()) == i * 64 * 64
+        counts = client.run(_openings_here)
+    # was: 5 openings, each holding its 16 chunks
+    assert list(counts.values()) == [(1, 64 * 64 * 2)]
