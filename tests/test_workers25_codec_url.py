@@ -155,3 +155,18 @@ def test_a_write_over_a_broken_object_names_the_store(broken: tuple[Path, str, s
             with pytest.raises(ngio_async.CodecError) as info:
                 write()
             _check(info.value, store_url, key)
+
+
+def test_a_table_chunk_that_does_not_decode_names_the_store(tmp_path: Path) -> None:
+    url = tmp_path / "img.ome.zarr"
+    with ngio_async.create(url, shape=(16, 16), dtype="uint8", axes="yx", levels=1) as ds:
+        ds.tables.write_features(
+            "feats", {"area": [float(i) for i in range(64)]}, labels=list(range(1, 65))
+        )
+        store_url = ds.levels[0]._level.store.url
+    (url / "tables" / "feats" / "X" / "c" / "0" / "0").write_bytes(b"\x01" * 40)  # the values
+    with ngio_async.open(url) as ds, pytest.raises(ngio_async.CodecError) as info:
+        ds.tables.read("feats")
+    assert info.value.url == store_url
+    assert info.value.key is not None and "X/c/0/0" in info.value.key
+    assert f"at {store_url}" in str(info.value)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 
-from .._errors import MetadataError, UnsupportedError
+from .._errors import CodecError, MetadataError, UnsupportedError, name_store
 from ..meta import read_document, write_document
 from ._zarr import encode_table_array, parse_table_array
 
@@ -116,10 +116,14 @@ async def _read_arrays(
         pos += len(ks)
         chunks = {k: g for k, g in zip(spec.chunk_keys(), got, strict=True) if g is not None}
         size = sum(len(memoryview(g)) for g in chunks.values())
-        if run is not None and size > _INLINE_BYTES:
-            out.append(await run(spec.assemble, chunks))
-        else:
-            out.append(spec.assemble(chunks))
+        try:
+            if run is not None and size > _INLINE_BYTES:
+                out.append(await run(spec.assemble, chunks))
+            else:
+                out.append(spec.assemble(chunks))
+        except CodecError as exc:  # (the codecs name the key only)
+            name_store(exc, store.url)
+            raise
     return out
 
 
