@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import aiohttp
@@ -84,6 +84,16 @@ class _HTTPStatusError(Exception):
         self.reason = reason or ""
         self.retry_after = _parse_retry_after(retry_after)
         super().__init__(f"HTTP {status} {self.reason}".strip())
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # pickled as the cause of the error it became (dask, tblib): rebuilt from its fields
+        return (_status_error, (self.status, self.reason, self.retry_after))
+
+
+def _status_error(status: int, reason: str, retry_after: float | None) -> _HTTPStatusError:
+    error = _HTTPStatusError(status, reason)
+    error.retry_after = retry_after
+    return error
 
 
 def _env_proxy(url: str) -> str | None:
