@@ -29,7 +29,7 @@ KEY = "0/c/0/0"
 OFFSET = 10**6
 #: what every path says (the inner chunk [0, 0] is 512 bytes: 16x16 uint16, no compressor)
 MESSAGE = (
-    rf"shard '{KEY}' is corrupt: its index puts inner chunk \[0, 0\] at offset {OFFSET}, "
+    rf"shard '{KEY}' at \S+ is corrupt: its index puts inner chunk \[0, 0\] at offset {OFFSET}, "
     rf"512 bytes long \(to byte {OFFSET + 512}\), beyond the end of the shard \((\d+) bytes\)"
 )
 
