@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from numpy.typing import NDArray
 
 __all__ = [
+    "is_int",
     "strided_parts",
     "BasicSelection",
     "ChunkPlan",
@@ -135,8 +136,8 @@ def check_region(region: Region, shape: tuple[int, ...]) -> None:
         if not (
             isinstance(s, slice)
             and s.step in (None, 1)
-            and _is_int(s.start)
-            and _is_int(s.stop)
+            and is_int(s.start)
+            and is_int(s.stop)
             and 0 <= s.start <= s.stop <= n
         ):
             raise ValueError(
@@ -312,7 +313,8 @@ class BasicSelection:
         return array
 
 
-def _is_int(x: object) -> bool:
+def is_int(x: object) -> bool:
+    """An integer as numpy indexing takes it (``__index__``), booleans excluded."""
     if isinstance(x, bool | np.bool_):
         return False
     try:
@@ -366,7 +368,7 @@ def normalize_selection(selection: object, shape: tuple[int, ...]) -> BasicSelec
             out_ax += 1
             continue
         n = shape[ax]
-        if _is_int(s):
+        if is_int(s):
             i = operator.index(s)  # type: ignore[arg-type]
             if not -n <= i < n:
                 raise IndexError(f"index {i} is out of bounds for axis {ax} with size {n}")
@@ -503,7 +505,7 @@ def _is_integer_array_index(s: object) -> bool:
     """A list of integers (empty too) or an integer array: booleans excluded."""
     if isinstance(s, np.ndarray):
         return s.ndim > 0 and (s.dtype.kind in "ui" or (s.size == 0 and s.dtype.kind == "f"))
-    return isinstance(s, list) and all(_is_int(x) for x in s)
+    return isinstance(s, list) and all(is_int(x) for x in s)
 
 
 def fancy_kind(selection: object, ndim: int) -> str | None:
@@ -520,7 +522,7 @@ def fancy_kind(selection: object, ndim: int) -> str | None:
     arrays = [s for s in sel if _is_array_index(s)]
     if not arrays or len(sel) != ndim:
         return None
-    if all(_is_int(s) or _is_integer_array_index(s) for s in sel):
+    if all(is_int(s) or _is_integer_array_index(s) for s in sel):
         first = arrays[0]  # (a list here is one of integers: one dimension)
         if len(arrays) > 1 or (isinstance(first, np.ndarray) and first.ndim != 1):
             return "coordinate"
@@ -606,7 +608,7 @@ def orthogonal_index(selection: object, shape: tuple[int, ...]) -> OrthogonalInd
         if _is_array_index(s):
             indices.append(_axis_indices(s, ax, n))
             runs.append(False)
-        elif _is_int(s):
+        elif is_int(s):
             i = operator.index(s)  # type: ignore[arg-type]
             indices.append(_in_range(i, ax, n).reshape(1))
             runs.append(True)
@@ -674,7 +676,7 @@ def coordinate_index(selection: object, shape: tuple[int, ...]) -> CoordinateInd
                     "a boolean mask must have the array's shape (or use .oindex[...])"
                 )
             arrays.append(_in_range(raw, ax, n))
-        elif _is_int(s):
+        elif is_int(s):
             i = operator.index(s)  # type: ignore[arg-type]
             arrays.append(_in_range(i, ax, n))
         else:

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from ..engine.plan import is_int as _is_int
+
 __all__ = ["AxisValue", "axis_value", "drops_axis"]
 
 AxisValue = int | str | slice | list[int | str] | None
@@ -21,17 +23,6 @@ AxisValue = int | str | slice | list[int | str] | None
 
 _KINDS = {"bool": "booleans", "int": "ints", "label": "channel labels"}
 _EXPECTED = "an int, a slice, a channel label, a list of ints or labels, or a boolean mask"
-
-
-def _is_int(value: object) -> bool:
-    """An integer as numpy indexing takes it (``__index__``), booleans excluded."""
-    if isinstance(value, bool | np.bool_):
-        return False
-    try:
-        operator.index(value)  # type: ignore[arg-type]
-    except TypeError:
-        return False
-    return True
 
 
 def _scalar(value: object) -> object:
