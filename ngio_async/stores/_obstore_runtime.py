@@ -90,7 +90,8 @@ def _check_runtime(url: str) -> None:
         raise UnsupportedError(
             f"cannot use {url} in this process: it was forked from one that had used obstore, "
             "whose I/O runtime does not survive fork(). Start worker processes with 'spawn' or "
-            "'forkserver' (multiprocessing.get_context('spawn')); local paths opened in this "
+            "'forkserver' (multiprocessing.get_context('spawn'); dask: the config "
+            "distributed.worker.multiprocessing-method: spawn); local paths opened in this "
             "process work (with plain file I/O), and http(s) URLs (read with aiohttp; not with "
             "backend='obstore')"
         )
