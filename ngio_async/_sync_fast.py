@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import math
 import threading
+import weakref
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -117,7 +118,25 @@ def _kept(level: Level, nbytes: int) -> tuple[Any, IndexCache]:
     keeper = level._read_cache
     if keeper is not None and not level._whole_shards and nbytes <= level._read_budget // 4:
         return keeper, level._kept_indexes or level.index_cache()
-    return None, level.index_cache()
+    return None, local_indexes(level)
+
+
+# per local read-only sharded level: the shard indexes its blocking reads decoded, with versions
+_local_kept: weakref.WeakKeyDictionary[Level, IndexCache] = weakref.WeakKeyDictionary()
+
+
+def local_indexes(level: Level) -> IndexCache:
+    """The shard indexes of one blocking read of a local read-only level: a sharded level's
+    reads share the indexes earlier ones decoded (:class:`KeptIndexes`), each used with the
+    version of its file (inode, modification time and size, from the ``fstat`` of the chunk
+    read itself): a rewritten or deleted shard's index is read again. Without this, every
+    small read (a dask block) opened, read and decoded its shard's index again."""
+    if level._whole_shards or not isinstance(level.codec, ShardCodec):
+        return level.index_cache()
+    kept = _local_kept.get(level)
+    if kept is None:
+        kept = _local_kept.setdefault(level, level.index_cache())
+    return KeptIndexes(kept)
 
 
 _Piece = tuple["Region", "Region"]  # a part of a region: where in the level, where in its array
@@ -238,8 +257,9 @@ class KeptIndexes(IndexCache):
         if index is _MISSING and key in self._kept:
             version = self._kept.version(key)
             if version is not None:
-                index = self._kept.get(key)
-                super().put(key, index, version)
+                index = self._kept.get(key)  # (_MISSING: another thread dropped it now)
+                if index is not _MISSING:
+                    super().put(key, index, version)
         return index
 
     def put(self, key: str, index: Any, version: str | None = None) -> None:

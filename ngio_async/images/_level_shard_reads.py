@@ -299,6 +299,8 @@ class _ShardReads(_LevelDecodes):
                 parts: list[tuple[ShardPlan, NDArray[Any]]] = parts,
             ) -> None:
                 groups, ranges = self._inner_groups(key, index, parts)
+                if not ranges and version is not None:  # no chunk read checks the version
+                    self._check_version_blocking(key, version)
 
                 def get(name: str) -> Buffer:
                     inner, rng = ranges[name]
@@ -311,3 +313,16 @@ class _ShardReads(_LevelDecodes):
 
             self._versioned_blocking(codec, key, parts, indexes, read)
         return outs
+
+    def _check_version_blocking(self, key: str, version: str) -> None:
+        """``ChangedError`` if shard ``key`` is no longer ``version`` (one ``stat``): its
+        index, perhaps kept from an earlier read, said the chunks read are absent, which a
+        rewritten shard may store now."""
+        now = self.store.versions_blocking([key])
+        if now is not None and now[0] != version:
+            url = self.store.url
+            raise ChangedError(
+                f"shard {key!r} at {url} changed: it is no longer version {version}",
+                url=url,
+                key=key,
+            )

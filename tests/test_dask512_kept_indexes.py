@@ -1,0 +1,103 @@
+"""Small blocking reads of a local read-only sharded level (dask's blocks, one inner chunk
+each) share the shard indexes earlier reads decoded: each shard's index is read once, not once
+per block; an index is used only with the version of its shard file (inode, mtime, size), so a
+shard replaced or deleted since is read again, even by a read of chunks its old index said
+were absent. Real files; the index reads are counted by a spy on the store's blocking read."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+import dask.array as da
+import numpy as np
+from images import Spec, write_image
+
+import ngio_async
+from ngio_async.stores import SuffixByteRequest
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    import pytest
+
+# 4 shards of 2x2 inner chunks; version A stores the first row of inner chunks only (shards
+# (0, 0) and (0, 1), each with two absent inner chunks); version B stores every chunk
+OLD = Spec(
+    shape=(128, 128), chunks=(32, 32), shards=(64, 64), levels=1, seed=1,
+    written=(slice(0, 32), slice(0, 128)),
+)  # fmt: skip
+NEW = Spec(shape=(128, 128), chunks=(32, 32), shards=(64, 64), levels=1, seed=2)
+BLOCKS = [(slice(y, y + 32), slice(x, x + 32)) for y in range(0, 128, 32) for x in range(0, 128, 32)]  # fmt: skip
+SHARD = "0/c/0/0"
+
+
+def _spy_index_reads(monkeypatch: pytest.MonkeyPatch, level: Any) -> Counter[str]:
+    """Counts the shard-index reads (suffix reads) of ``level``'s store, by key."""
+    store = level._level.store
+    read = store.get_blocking_versioned
+    counts: Counter[str] = Counter()
+
+    def spy(key: str, byte_range: Any = None, **kw: Any) -> Any:
+        if isinstance(byte_range, SuffixByteRequest):
+            counts[key] += 1
+        return read(key, byte_range, **kw)
+
+    monkeypatch.setattr(store, "get_blocking_versioned", spy)
+    return counts
+
+
+def test_blocks_read_each_index_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (old,) = write_image(tmp_path, OLD)
+    with ngio_async.open(str(tmp_path)) as ds:
+        level = ds.levels[0]
+        counts = _spy_index_reads(monkeypatch, level)
+        for _ in range(3):
+            for sel in BLOCKS:
+                np.testing.assert_array_equal(level[sel], old[sel])
+        stored = {k: n for k, n in counts.items() if k.endswith(("c/0/0", "c/0/1"))}
+        assert stored == {"0/c/0/0": 1, "0/c/0/1": 1}  # was 12 each: one per block read
+        assert sum(counts.values()) == 2 + 3 * 8  # missing shards: looked for every time
+
+
+def test_dask_sum_reads_indexes_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (new,) = write_image(tmp_path, NEW)
+    with ngio_async.open(str(tmp_path)) as ds:
+        level = ds.levels[0]
+        counts = _spy_index_reads(monkeypatch, level)
+        arr = da.from_array(level, chunks=32, asarray=True)  # type: ignore[no-untyped-call]
+        want = int(new.sum(dtype=np.uint64))
+        assert int(arr.sum(dtype=np.uint64).compute(scheduler="threads", num_workers=4)) == want
+        first = sum(counts.values())
+        assert 4 <= first <= 16  # (threads starting together may each read one)
+        assert int(arr.sum(dtype=np.uint64).compute(scheduler="threads", num_workers=4)) == want
+        assert sum(counts.values()) == first  # the second sum reads no index
+
+
+def test_replaced_shard_read_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (old,) = write_image(tmp_path / "a", OLD)
+    (new,) = write_image(tmp_path / "b", NEW)
+    with ngio_async.open(str(tmp_path / "a")) as ds:
+        level = ds.levels[0]
+        counts = _spy_index_reads(monkeypatch, level)
+        for sel in BLOCKS:
+            np.testing.assert_array_equal(level[sel], old[sel])
+        os.replace(tmp_path / "b" / SHARD, tmp_path / "a" / SHARD)  # as writers replace one
+        absent = (slice(32, 64), slice(0, 32))  # absent from the old index: no chunk read
+        assert not old[absent].any()
+        np.testing.assert_array_equal(level[absent], new[absent])
+        stored = (slice(0, 32), slice(32, 64))
+        np.testing.assert_array_equal(level[stored], new[stored])
+        assert counts[SHARD] == 2  # once per version
+
+
+def test_deleted_shard_reads_fill(tmp_path: Path) -> None:
+    (old,) = write_image(tmp_path, OLD)
+    with ngio_async.open(str(tmp_path)) as ds:
+        level = ds.levels[0]
+        sel = (slice(0, 32), slice(0, 32))
+        np.testing.assert_array_equal(level[sel], old[sel])
+        os.remove(tmp_path / SHARD)
+        assert not level[sel].any()
+        assert not level[(slice(32, 64), slice(0, 32))].any()
