@@ -23,11 +23,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ._errors import ClosedError
+from ._errors import ClosedError, CodecError, StoreError
 from .codecs import ShardCodec
 from .engine import normalize_selection
+from .images._chunk_decode import _decode_into
 from .images._index_cache import _MISSING, IndexCache
 from .images._level_reads import _chunk_pieces
+from .images._shard_bytes import inner_chunk_name
+from .stores import RangeByteRequest
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
@@ -110,7 +113,47 @@ def read_local(level: Level, sel: BasicSelection) -> NDArray[Any]:
     keeper, indexes = _kept(
         level, math.prod(r.stop - r.start for r in region) * level.dtype.itemsize
     )
+    if (
+        isinstance(indexes, KeptIndexes)
+        and (out := _kept_chunk(level, region, indexes)) is not None
+    ):
+        return sel.apply(out)
     return sel.apply(level.read_many_blocking([region], keeper, indexes)[0])
+
+
+def _kept_chunk(level: Level, region: Region, indexes: IndexCache) -> NDArray[Any] | None:
+    """``region`` read the short way when it lies in one stored inner chunk of a shard whose
+    index an earlier read kept with its version (a dask block): one ranged read conditional
+    on that version, decoded into the output (no planning). ``None`` otherwise, or when the
+    read or decode failed: the general read then reads again (a changed shard's index too)
+    and raises what is wrong, named as it names it."""
+    codec = level.codec
+    assert isinstance(codec, ShardCodec)
+    chunks = level.meta.chunks
+    grid = [r.start // c for r, c in zip(region, chunks, strict=True)]
+    if any((r.stop - 1) // c != g for r, c, g in zip(region, chunks, grid, strict=True)):
+        return None
+    cps = codec.chunks_per_shard
+    scoords = tuple(g // n for g, n in zip(grid, cps, strict=True))
+    key = level._prefix + level.meta.chunk_key(scoords)
+    index = indexes.get(key)
+    version = indexes.version(key)  # (right after ``get``: the pair as kept)
+    if index is _MISSING or index is None or version is None:
+        return None
+    inner = tuple(g - sc * n for g, sc, n in zip(grid, scoords, cps, strict=True))
+    rng = index.chunk_range(inner)
+    if rng is None:  # absent: the fill value, once the general read has checked the version
+        return None
+    out: NDArray[Any] = np.empty([r.stop - r.start for r in region], dtype=level.dtype)
+    at = tuple(slice(r.start - g * c, r.stop - g * c) for r, g, c in zip(region, grid, chunks, strict=True))  # fmt: skip
+    try:
+        buf, _ = level.store.get_blocking_versioned(key, RangeByteRequest(*rng), if_match=version)
+        if buf is None:  # deleted since
+            return None
+        _decode_into(codec.inner, buf, inner_chunk_name(key, inner), at, out)
+    except (StoreError, CodecError):
+        return None
+    return out
 
 
 def _kept(level: Level, nbytes: int) -> tuple[Any, IndexCache]:

@@ -12,15 +12,17 @@ from typing import TYPE_CHECKING, Any
 
 import dask.array as da
 import numpy as np
+import pytest
 from images import Spec, write_image
 
 import ngio_async
+from ngio_async import CodecError
+from ngio_async.images import Level
 from ngio_async.stores import SuffixByteRequest
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    import pytest
 
 # 4 shards of 2x2 inner chunks; version A stores the first row of inner chunks only (shards
 # (0, 0) and (0, 1), each with two absent inner chunks); version B stores every chunk
@@ -101,3 +103,63 @@ def test_deleted_shard_reads_fill(tmp_path: Path) -> None:
         os.remove(tmp_path / SHARD)
         assert not level[sel].any()
         assert not level[(slice(32, 64), slice(0, 32))].any()
+
+
+def test_kept_chunk_reads_skip_planning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A block in one stored inner chunk of a shard whose index is kept: one ranged read
+    decoded into the output, without the general read (``read_many_blocking``); sub-chunk
+    blocks too; an absent chunk goes the general way (fill value, version checked)."""
+    (old,) = write_image(tmp_path, OLD)
+    general = Counter[str]()
+    read = Level.read_many_blocking
+
+    def spy(level: Level, regions: Any, *args: Any, **kw: Any) -> Any:
+        general["reads"] += 1
+        return read(level, regions, *args, **kw)
+
+    monkeypatch.setattr(Level, "read_many_blocking", spy)
+    with ngio_async.open(str(tmp_path)) as ds:
+        level = ds.levels[0]
+        for sel in BLOCKS:
+            np.testing.assert_array_equal(level[sel], old[sel])
+        assert general["reads"] == 14  # a stored shard's first read reads its index
+        for sel in BLOCKS:
+            np.testing.assert_array_equal(level[sel], old[sel])
+        assert general["reads"] == 14 + 12  # 4 stored chunks: no general read; 12 absent
+        part = (slice(5, 20), slice(40, 63))  # inside inner chunk (0, 1) of shard (0, 0)
+        np.testing.assert_array_equal(level[part], old[part])
+        np.testing.assert_array_equal(level[7, 33:60], old[7, 33:60])
+        assert general["reads"] == 14 + 12
+
+
+def test_kept_chunk_corrupt_names_chunk(tmp_path: Path) -> None:
+    """A stored inner chunk that does not decode raises the general read's ``CodecError``
+    (its key and the image's URL), also when the shard's index is kept."""
+    write_image(tmp_path, NEW)
+    with ngio_async.open(str(tmp_path)) as ds:
+        level = ds.levels[0]
+        level[0:32, 0:32]  # keeps shard (0, 0)'s index
+        st = os.stat(tmp_path / SHARD)
+        with open(tmp_path / SHARD, "r+b") as f:  # the first chunk's frame header, in place
+            f.write(b"\xff" * 8)
+        os.utime(tmp_path / SHARD, ns=(st.st_atime_ns, st.st_mtime_ns))  # the same version
+        with pytest.raises(CodecError) as err:
+            level[0:32, 0:32]
+        assert SHARD in str(err.value)
+        assert err.value.url is not None
+
+
+def test_kept_chunk_of_replaced_shard(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stored chunk read with a kept index of a shard replaced since: the new pixels (its
+    index read again), not the old index's byte range of the new file."""
+    (old,) = write_image(tmp_path / "a", OLD)
+    (new,) = write_image(tmp_path / "b", NEW)
+    with ngio_async.open(str(tmp_path / "a")) as ds:
+        level = ds.levels[0]
+        counts = _spy_index_reads(monkeypatch, level)
+        sel = (slice(0, 32), slice(32, 64))
+        np.testing.assert_array_equal(level[sel], old[sel])
+        os.replace(tmp_path / "b" / SHARD, tmp_path / "a" / SHARD)
+        np.testing.assert_array_equal(level[sel], new[sel])
+        np.testing.assert_array_equal(level[0:32, 0:32], new[0:32, 0:32])
+        assert counts[SHARD] == 2
