@@ -25,7 +25,7 @@ import numpy as np
 
 from ._errors import ClosedError, CodecError, StoreError
 from .codecs import ShardCodec
-from .engine import normalize_selection
+from .engine import BasicSelection, normalize_selection
 from .images._chunk_decode import _decode_into
 from .images._index_cache import _MISSING, IndexCache
 from .images._level_reads import _chunk_pieces
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
     from numpy.typing import NDArray
 
-    from .engine import BasicSelection, Region
+    from .engine import Region
     from .images import Level
 
 __all__ = ["KeptIndexes", "local_small", "plain_selection", "read_local_split", "reading"]
@@ -72,6 +72,18 @@ def reading() -> Iterator[int]:
 def plain_selection(level: Level, selection: Any) -> BasicSelection | None:
     """``selection`` normalised when it is integers, step-1 slices and ``...`` only (else
     ``None``: the level's ``getitem`` reads it, fancy and strided selections included)."""
+    shape = level.shape
+    if type(selection) is tuple and len(selection) == len(shape):  # dask's: a slice per axis
+        region = []
+        for item, n in zip(selection, shape, strict=True):
+            if type(item) is not slice or item.step is not None:
+                break
+            start, stop, _ = item.indices(n)
+            if stop <= start:
+                return None
+            region.append(slice(start, stop))
+        else:
+            return BasicSelection(tuple(region), (1,) * len(shape), ())
     items = selection if isinstance(selection, tuple) else (selection,)
     for item in items:
         if item is Ellipsis:

@@ -17,6 +17,8 @@ from images import Spec, write_image
 
 import ngio_async
 from ngio_async import CodecError
+from ngio_async._sync_fast import plain_selection
+from ngio_async.engine import normalize_selection
 from ngio_async.images import Level
 from ngio_async.stores import SuffixByteRequest
 
@@ -163,3 +165,24 @@ def test_kept_chunk_of_replaced_shard(tmp_path: Path, monkeypatch: pytest.Monkey
         np.testing.assert_array_equal(level[sel], new[sel])
         np.testing.assert_array_equal(level[0:32, 0:32], new[0:32, 0:32])
         assert counts[SHARD] == 2
+
+
+def test_slice_per_axis_selection_as_numpy(tmp_path: Path) -> None:
+    """dask's selections (a step-1 slice per axis) are normalised the short way as numpy
+    takes them: clamped, negative bounds from the end; an empty one is left to ``getitem``."""
+    (new,) = write_image(tmp_path, NEW)
+    with ngio_async.open(str(tmp_path)) as ds:
+        level = ds.levels[0]
+        for sel in [
+            (slice(0, 32, None), slice(96, 128, None)),
+            (slice(-40, None), slice(None, 200)),
+            (slice(5, 6), slice(-3, -1)),
+            (slice(None), slice(None, None, None)),
+        ]:
+            got = plain_selection(level._level, sel)
+            assert got == normalize_selection(sel, level.shape)
+            np.testing.assert_array_equal(level[sel], new[sel])
+        assert plain_selection(level._level, (slice(10, 10), slice(None))) is None
+        assert level[10:10, :].shape == (0, 128)
+        assert plain_selection(level._level, (slice(0, 8, 2), slice(None))) is None
+        np.testing.assert_array_equal(level[0:8:2, :], new[0:8:2, :])
