@@ -47,6 +47,11 @@ def decode_json(decode: Callable[[Any], _T], raw: bytes | str, invalid: str) -> 
         found = _python_json(decode, raw)
         if found is not _NOT_PYTHON_JSON:
             return cast("_T", found)
+        if isinstance(raw, bytes):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as bad:  # msgspec >= 0.23 reports it as a DecodeError
+                raise MetadataError(f"{invalid}: it is not UTF-8 text ({bad})", "$") from None
         bom = raw[:3] == _BOM if isinstance(raw, bytes) else raw[:1] == "\ufeff"
         hint = " (it starts with a byte order mark, which JSON documents must not)" if bom else ""
         raise MetadataError(f"{invalid}: {exc}{hint}", "$") from exc
