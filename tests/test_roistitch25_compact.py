@@ -151,7 +151,10 @@ async def test_roi_compact_numbers_objects_as_ngio(
     # (a ROI's all-zero part of an object never stored is not written: at most)
     assert all(n <= writes(k) + 1 for k, n in puts.items()), puts
     assert sum(puts.values()) <= sum(writes(k) for k in puts) + stitch.rewrites, puts
-    assert stitch.rewrites == (2 if boxes is FOVS else 3)
+    if boxes is FOVS:
+        assert stitch.rewrites == 2
+    else:  # how many objects the finish rewrites depends on which ROI landed first
+        assert 1 <= stitch.rewrites <= 3
     if boxes is FOVS:  # the FOV's object (its ids 1..3 already its numbers) not rewritten;
         # the label's own two, read, renumbered: once each
         assert puts == Counter({"0/0/0": 1, "0/1/0": 1, "0/1/1": 1}), puts
