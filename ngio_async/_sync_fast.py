@@ -301,11 +301,12 @@ class KeptIndexes(IndexCache):
     decoded with their shard's version. A kept index is used only with its version (the chunk
     reads are conditional on it); one without is fetched again."""
 
-    __slots__ = ("_kept",)
+    __slots__ = ("_borrowed", "_kept")
 
     def __init__(self, kept: IndexCache) -> None:
         super().__init__()
         self._kept = kept
+        self._borrowed: set[str] = set()  # the keys whose index came from ``kept``
 
     def get(self, key: str) -> Any:
         index = super().get(key)
@@ -315,9 +316,14 @@ class KeptIndexes(IndexCache):
                 index = self._kept.get(key)  # (_MISSING: another thread dropped it now)
                 if index is not _MISSING:
                     super().put(key, index, version)
+                    self._borrowed.add(key)
         return index
 
+    def borrowed(self, key: str) -> bool:
+        return key in self._borrowed
+
     def put(self, key: str, index: Any, version: str | None = None) -> None:
+        self._borrowed.discard(key)
         super().put(key, index, version)
         if version is not None:
             self._kept.put(key, index, version)

@@ -70,6 +70,12 @@ class IndexCache:
         if self._versions.get(key) == version:
             self.pop(key)
 
+    def borrowed(self, key: str) -> bool:
+        """Whether ``key``'s index was decoded by an earlier operation (kept across reads), not
+        fetched by this one: a read that finds its chunks absent there checks the shard's
+        version first (a rewritten shard may store them now)."""
+        return False
+
     def __contains__(self, key: str) -> bool:
         return key in self._entries
 

@@ -274,6 +274,8 @@ class _LevelReads(_ShardReads):
             for _ in range(_CHANGED_RETRIES + 1):
                 index, version = await self._shard_entry(key, indexes)
                 rng = None if index is None else index.chunk_range(inner)
+                if rng is None and await self._kept_changed(key, indexes, version):
+                    continue  # absent by an index kept from an earlier read: rewritten since
                 if index is None or rng is None:
                     out[...] = self.fill_value
                     return None

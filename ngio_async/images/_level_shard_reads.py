@@ -218,6 +218,9 @@ class _ShardReads(_LevelDecodes):
         # each inner chunk fetched and decoded once, however many of the regions need it
         groups, stored = self._inner_groups(key, index, parts)
         if not stored:
+            if await self._kept_changed(key, indexes, version):
+                url = self.store.url
+                raise ChangedError(f"shard {key!r} at {url} changed", url=url, key=key)
             return
 
         async def fetched(claimed: Sequence[_Ready]) -> list[Decode]:
@@ -313,6 +316,17 @@ class _ShardReads(_LevelDecodes):
 
             self._versioned_blocking(codec, key, parts, indexes, read)
         return outs
+
+    async def _kept_changed(self, key: str, indexes: IndexCache, version: str | None) -> bool:
+        """Whether shard ``key``'s index, kept from an earlier read (``indexes.borrowed``), is
+        of an older version of the shard (one ``HEAD``; the index is then dropped): asked where
+        that index says the chunks read are absent, which a rewritten shard may store now."""
+        if version is None or not indexes.borrowed(key):
+            return False
+        if await self.store.version(key) == version:
+            return False
+        indexes.pop_version(key, version)
+        return True
 
     def _check_version_blocking(self, key: str, version: str) -> None:
         """``ChangedError`` if shard ``key`` is no longer ``version`` (one ``stat``): its
