@@ -55,6 +55,7 @@ from .images import (
     open_async,
     open_plate_async,
 )
+from .images._axis_facts import AxisFacts
 from .images._dataset_tiles import check_progress
 from .stores._url_utils import redact_url
 from .sync import Closing, Runner, SyncIterator, call
@@ -247,7 +248,7 @@ class SyncLabels:
             raise AttributeError(f"'SyncLabels' object has no attribute {name!r}")
 
 
-class SyncDataset(_SyncDatasetWorld, _SyncDatasetWrites, _Reopenable):
+class SyncDataset(AxisFacts, _SyncDatasetWorld, _SyncDatasetWrites, _Reopenable):
     """An OME-Zarr image for blocking code: ``ds[100:200, 150:250]``, ``ds.read(c="DAPI")``."""
 
     def __init__(

@@ -14,6 +14,7 @@ import numpy as np
 
 from .._errors import ReadOnlyError
 from ..engine import normalize_selection
+from ._axis_facts import AxisFacts
 from ._level import AsyncIndexer, Level
 from ._named_select import axis_value
 from ._node import StoreNode
@@ -47,7 +48,7 @@ Selector = (
 """What a named selection takes per axis (see :mod:`ngio_async.images._named_select`)."""
 
 
-class _DatasetBase(StoreNode):
+class _DatasetBase(AxisFacts, StoreNode):
     """The state, description, level lookup and reads of a :class:`Dataset` (its base)."""
 
     store: AsyncStore
