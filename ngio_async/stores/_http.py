@@ -42,6 +42,7 @@ from ._obstore import ObstoreStore, obstore_http
 from ._obstore_errors import obstore_transient
 from ._obstore_gets import decode_content
 from ._obstore_runtime import obstore_usable
+from ._scrub import scrub_chain
 from ._url_utils import redact_url, redact_urls
 
 if TYPE_CHECKING:
@@ -312,6 +313,14 @@ class HTTPStore(AsyncStore):
         self._query = f"?{parts.query}" if parts.query else ""
         super().__init__(url=redact_url(self._base).rstrip("/"), limits=limits, limiter=limiter)
         self._secret = parts.password
+        # what the errors chained to ours must not show: the URL's user info and query, the
+        # values of credential headers (see _map_exceptions)
+        given = [v for k, v in (headers or {}).items() if k.lower() in _CREDENTIAL_HEADERS]
+        self._secrets = tuple(
+            {s for w in (parts.username, parts.password) if w for s in (w, unquote(w))}
+            | ({parts.query} if parts.query else set())
+            | {str(v) for v in given if v}
+        )
         # credentials of the URL (its user, its query: a token) or of headers= (for a 401)
         self._credentials = bool(parts.username or parts.password or parts.query) or any(
             name.lower() in _CREDENTIAL_HEADERS for name in headers or {}
@@ -788,32 +797,39 @@ class HTTPStore(AsyncStore):
 
     @contextmanager
     def _map_exceptions(self, key: str) -> Iterator[None]:
+        """aiohttp's errors (and our HTTP statuses) as ours, naming ``key``; the errors chained
+        to them keep their types, with the secrets their texts quote (a redirect's signed
+        target, the URL's password or query) cleaned (:func:`scrub_chain`)."""
         url = self.url
         try:
-            yield
-        except ForbiddenError:
-            raise
-        except PermissionDeniedError as exc:  # obstore's client's
-            if "HTTP 401" not in str(exc):
+            try:
+                yield
+            except ForbiddenError:
                 raise
-            raise self._unauthorized(str(exc), key) from exc.__cause__
-        except NgioError:
+            except PermissionDeniedError as exc:  # obstore's client's
+                if "HTTP 401" not in str(exc):
+                    raise
+                raise self._unauthorized(str(exc), key) from exc.__cause__
+            except NgioError:
+                raise
+            except _HTTPStatusError as exc:
+                if exc.status == 401:
+                    raise self._unauthorized(
+                        f"access denied (HTTP 401) to {key!r} at {url}", key
+                    ) from exc
+                if exc.status == 403:
+                    raise ForbiddenError(
+                        f"access denied (HTTP 403) to {key!r} at {url}", url=url, key=key
+                    ) from exc
+                raise StoreError(f"{exc} for {key!r} at {url}", url=url, key=key) from exc
+            except TimeoutError as exc:
+                raise self._timed_out(key, url) from exc
+            except (aiohttp.ClientError, OSError, ValueError) as exc:
+                raise StoreError(
+                    f"HTTP request for {key!r} at {url} failed: {self._describe(exc)}",
+                    url=url,
+                    key=key,
+                ) from exc
+        except NgioError as err:
+            scrub_chain(err, self._secrets)
             raise
-        except _HTTPStatusError as exc:
-            if exc.status == 401:
-                raise self._unauthorized(
-                    f"access denied (HTTP 401) to {key!r} at {url}", key
-                ) from exc
-            if exc.status == 403:
-                raise ForbiddenError(
-                    f"access denied (HTTP 403) to {key!r} at {url}", url=url, key=key
-                ) from exc
-            raise StoreError(f"{exc} for {key!r} at {url}", url=url, key=key) from exc
-        except TimeoutError as exc:
-            raise self._timed_out(key, url) from exc
-        except (aiohttp.ClientError, OSError, ValueError) as exc:
-            raise StoreError(
-                f"HTTP request for {key!r} at {url} failed: {self._describe(exc)}",
-                url=url,
-                key=key,
-            ) from exc

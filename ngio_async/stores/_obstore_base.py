@@ -45,6 +45,7 @@ from ._obstore_errors import (
 from ._obstore_gets import _HAS_PREAD
 from ._obstore_messages import obstore_message
 from ._obstore_runtime import _check_runtime, note_use
+from ._scrub import scrub_chain
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -225,81 +226,91 @@ class _ObstoreBase(AsyncStore):
 
     @contextmanager
     def _map_exceptions(self, key: str) -> Iterator[None]:
+        """obstore's errors as ours, naming ``key``; the raw errors chained to them keep their
+        types, with the secrets their texts quote (a signed URL, a SAS) cleaned
+        (:func:`scrub_chain`)."""
         url = self.url
         try:
-            yield
-        except NgioError:
-            raise
-        except FileNotFoundError as exc:
-            if _no_container(exc):
+            try:
+                yield
+            except NgioError:
+                raise
+            except FileNotFoundError as exc:
+                if _no_container(exc):
+                    raise NotFoundError(
+                        f"the bucket (or container) of {url} does not exist{_asked(key)}: "
+                        f"{self._describe(exc)}",
+                        url=url,
+                        key=key,
+                    ) from exc
                 raise NotFoundError(
-                    f"the bucket (or container) of {url} does not exist{_asked(key)}: "
-                    f"{self._describe(exc)}",
-                    url=url,
-                    key=key,
+                    f"not found: {key!r} at {url}: {self._describe(exc)}", url=url, key=key
                 ) from exc
-            raise NotFoundError(
-                f"not found: {key!r} at {url}: {self._describe(exc)}", url=url, key=key
-            ) from exc
-        except obs_exc.PermissionDeniedError as exc:  # a 403
-            raise ForbiddenError(
-                f"access denied to {key!r} at {url}: {self._describe(exc)}", url=url, key=key
-            ) from exc
-        except (obs_exc.UnauthenticatedError, PermissionError) as exc:
-            raise PermissionDeniedError(
-                f"access denied to {key!r} at {url}: {self._describe(exc)}", url=url, key=key
-            ) from exc
-        except TimeoutError as exc:
-            raise self._timed_out(key, url) from exc
-        except obs_exc.NotSupportedError as exc:
-            hint = ""
-            if self._http and _IGNORED_RANGE.search(str(exc)):
-                hint = (
-                    " (the server ignores Range: open it with the default backend or "
-                    "backend='aiohttp', which cut ranges from whole objects)"
-                )
-            raise UnsupportedError(
-                f"operation on {key!r} not supported by {url}: {self._describe(exc)}{hint}"
-            ) from exc
-        except (obs_exc.BaseError, OSError, ValueError) as exc:
-            if _no_container(exc):  # a listing of a missing bucket, for one
-                raise NotFoundError(
-                    f"the bucket (or container) of {url} does not exist{_asked(key)}: "
-                    f"{self._describe(exc)}",
-                    url=url,
-                    key=key,
-                ) from exc
-            if _NO_CREDENTIALS in str(exc):  # none given: it asked the instance metadata
-                raise PermissionDeniedError(
-                    f"no credentials for {url}: {_credentials_hint(self._store)} "
-                    f"({self._describe(exc)})",
-                    url=url,
-                    key=key,
-                ) from exc
-            if _HTTP_REFUSED.search(str(exc)) and not _allows_http(self._store):
-                # obstore's whole word for it is "builder error"
-                raise StoreError(
-                    f"plain http:// refused for {key!r} at {url}: pass allow_http=True (or set "
-                    f"the endpoint to an https:// URL) ({self._describe(exc)})",
-                    url=url,
-                    key=key,
-                ) from exc
-            if _UNREADABLE.search(str(exc)) and self._http:
-                raise StoreError(
-                    f"obstore's HTTP client cannot read the answer for {key!r} at {url} "
-                    f"({self._describe(exc)}): open it with the default backend or "
-                    "backend='aiohttp'",
-                    url=url,
-                    key=key,
-                ) from exc
-            if denied := _DENIED.search(str(exc)):  # listings, bulk deletes: generic errors
-                error = ForbiddenError if denied[1] == "3" else PermissionDeniedError
-                raise error(
+            except obs_exc.PermissionDeniedError as exc:  # a 403
+                raise ForbiddenError(
                     f"access denied to {key!r} at {url}: {self._describe(exc)}", url=url, key=key
                 ) from exc
-            raise StoreError(
-                f"store error for {key!r} at {url}: {self._describe(exc)}", url=url, key=key
-            ) from exc
+            except (obs_exc.UnauthenticatedError, PermissionError) as exc:
+                raise PermissionDeniedError(
+                    f"access denied to {key!r} at {url}: {self._describe(exc)}", url=url, key=key
+                ) from exc
+            except TimeoutError as exc:
+                raise self._timed_out(key, url) from exc
+            except obs_exc.NotSupportedError as exc:
+                hint = ""
+                if self._http and _IGNORED_RANGE.search(str(exc)):
+                    hint = (
+                        " (the server ignores Range: open it with the default backend or "
+                        "backend='aiohttp', which cut ranges from whole objects)"
+                    )
+                raise UnsupportedError(
+                    f"operation on {key!r} not supported by {url}: {self._describe(exc)}{hint}"
+                ) from exc
+            except (obs_exc.BaseError, OSError, ValueError) as exc:
+                if _no_container(exc):  # a listing of a missing bucket, for one
+                    raise NotFoundError(
+                        f"the bucket (or container) of {url} does not exist{_asked(key)}: "
+                        f"{self._describe(exc)}",
+                        url=url,
+                        key=key,
+                    ) from exc
+                if _NO_CREDENTIALS in str(exc):  # none given: it asked the instance metadata
+                    raise PermissionDeniedError(
+                        f"no credentials for {url}: {_credentials_hint(self._store)} "
+                        f"({self._describe(exc)})",
+                        url=url,
+                        key=key,
+                    ) from exc
+                if _HTTP_REFUSED.search(str(exc)) and not _allows_http(self._store):
+                    # obstore's whole word for it is "builder error"
+                    raise StoreError(
+                        f"plain http:// refused for {key!r} at {url}: pass allow_http=True (or set "
+                        f"the endpoint to an https:// URL) ({self._describe(exc)})",
+                        url=url,
+                        key=key,
+                    ) from exc
+                if _UNREADABLE.search(str(exc)) and self._http:
+                    raise StoreError(
+                        f"obstore's HTTP client cannot read the answer for {key!r} at {url} "
+                        f"({self._describe(exc)}): open it with the default backend or "
+                        "backend='aiohttp'",
+                        url=url,
+                        key=key,
+                    ) from exc
+                if denied := _DENIED.search(str(exc)):  # listings, bulk deletes: generic errors
+                    error = ForbiddenError if denied[1] == "3" else PermissionDeniedError
+                    raise error(
+                        f"access denied to {key!r} at {url}: {self._describe(exc)}",
+                        url=url,
+                        key=key,
+                    ) from exc
+                raise StoreError(
+                    f"store error for {key!r} at {url}: {self._describe(exc)}", url=url, key=key
+                ) from exc
+
+        except NgioError as err:
+            scrub_chain(err)
+            raise
 
 
 def _is_kind(kind: object, classes: Any) -> bool:

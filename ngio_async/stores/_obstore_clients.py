@@ -16,6 +16,7 @@ from obstore.store import AzureStore, GCSStore, HTTPStore, LocalStore, MemorySto
 
 from .._errors import NgioError, StoreError
 from ._obstore_messages import obstore_message
+from ._scrub import scrub_chain
 from ._url_utils import file_url, redact_url
 
 if TYPE_CHECKING:
@@ -128,13 +129,17 @@ def build_errors(url: str) -> Iterator[None]:
     """obstore's errors of building a store (in a worker thread, for :class:`DeferredClient`)
     as ours, naming ``url`` (the raw error is the ``__cause__``)."""
     try:
-        yield
-    except NgioError:
+        try:
+            yield
+        except NgioError:
+            raise
+        except obs_exc.UnknownConfigurationKeyError as exc:
+            raise ValueError(f"unknown store option for {url}: {obstore_message(exc)}") from exc
+        except Exception as exc:
+            raise StoreError(f"cannot open store {url}: {obstore_message(exc)}", url=url) from exc
+    except (ValueError, NgioError) as err:
+        scrub_chain(err)  # obstore's own words may quote the URL given (a SAS in its query)
         raise
-    except obs_exc.UnknownConfigurationKeyError as exc:
-        raise ValueError(f"unknown store option for {url}: {obstore_message(exc)}") from exc
-    except Exception as exc:
-        raise StoreError(f"cannot open store {url}: {obstore_message(exc)}", url=url) from exc
 
 
 async def build_in_thread(build: Callable[[], ObjectStore], url: str) -> ObjectStore:

@@ -15,7 +15,7 @@ import anyio.to_thread
 from obstore import exceptions as obs_exc
 from obstore.store import AzureStore, GCSStore, LocalStore, MemoryStore, S3Store
 
-from .._errors import ExistsError, NotFoundError, StoreError, UnsupportedError
+from .._errors import ExistsError, NgioError, NotFoundError, StoreError, UnsupportedError
 from .._limits import Limits, check_limits
 from ._aws_profile import S3Keys, profile_settings
 from ._base import AsyncStore
@@ -29,6 +29,7 @@ from ._obstore_clients import (
 )
 from ._obstore_messages import obstore_message
 from ._obstore_runtime import obstore_usable
+from ._scrub import scrub_chain
 from ._url_utils import file_url, redact_url
 
 if TYPE_CHECKING:
@@ -588,10 +589,14 @@ def _construction_errors(url: str) -> Iterator[None]:
     """obstore's errors of building a store as ours, in a line each (the raw error is the
     ``__cause__``)."""
     try:
-        yield
-    except obs_exc.UnknownConfigurationKeyError as exc:
-        raise ValueError(f"unknown store option for {url}: {obstore_message(exc)}") from exc
-    except FileNotFoundError as exc:
-        raise NotFoundError(f"not found: {url}: {obstore_message(exc)}", url=url) from exc
-    except (obs_exc.BaseError, OSError) as exc:
-        raise StoreError(f"cannot open store {url}: {obstore_message(exc)}", url=url) from exc
+        try:
+            yield
+        except obs_exc.UnknownConfigurationKeyError as exc:
+            raise ValueError(f"unknown store option for {url}: {obstore_message(exc)}") from exc
+        except FileNotFoundError as exc:
+            raise NotFoundError(f"not found: {url}: {obstore_message(exc)}", url=url) from exc
+        except (obs_exc.BaseError, OSError) as exc:
+            raise StoreError(f"cannot open store {url}: {obstore_message(exc)}", url=url) from exc
+    except (ValueError, NgioError) as err:
+        scrub_chain(err)  # obstore's own words may quote the URL given (a SAS in its query)
+        raise
