@@ -33,7 +33,7 @@ serialised by locks, and the plate's and wells' documents are rewritten with
 :meth:`~ngio_async.stores.AsyncStore.update` (a compare-and-swap: conditional puts on S3, GCS,
 Azure and memory stores, a ``flock`` of the document's directory on local disks), so several
 processes may add fields to one plate at once: none loses another's wells or fields, and
-``field_count`` holds.
+``field_count`` (when the plate has one) stays the most fields of any well.
 
 Its parts: the layout (:class:`PlateWell`, names, the pending layout, a new plate's plan) in
 ``_plate_layout``; reading the plate's document and the edits of its body in ``_plate_docs``;
@@ -63,7 +63,7 @@ from ._metadata_writes import _claim, _prepare_root, claim_root, complete_root, 
 from ._node import store_path
 from ._open import join, read_group_metadata
 from ._opening import _check_mode, _Opening, closing_store_on_error, open_node
-from ._plate_docs import _derived_of, _read_plate, _well_listed
+from ._plate_docs import _derived_of, _field_count_raised, _read_plate, _well_listed
 from ._plate_documents import _PlateDocuments
 from ._plate_layout import (
     PENDING_KEY,
@@ -293,12 +293,16 @@ class Plate(_PlateDocuments):
         Written in order: the row and well groups when missing, the image (arrays, then its
         group metadata), the well's ``well`` metadata, and last the plate's ``wells`` list if
         the well was not listed yet. ``overwrite=True`` replaces an existing field (first
-        unlisted, then deleted and created again, then listed at its old place).
+        unlisted, then deleted and created again, then listed at its old place). A well
+        given more fields than the plate's ``field_count`` (NGFF: the most fields of any
+        well, not a limit) raises it to its count with that last rewrite; a plate without
+        one stays so.
 
         :param acquisition: the field's acquisition id (one of the plate's; required when the
             plate has several acquisitions).
         :raises ValueError: the row or column is not the plate's, an unknown acquisition, or
-            the well already has ``field_count`` fields (all before any write).
+            the well already has an acquisition's given ``maximumfieldcount`` of its fields
+            (all before any write).
         :raises ExistsError: the field exists and ``overwrite`` is false.
         :raises ReadOnlyError: the plate is read-only (before any I/O).
         """
@@ -368,11 +372,6 @@ class Plate(_PlateDocuments):
                     )
                 at = paths.index(name)
                 await self._unlist_field(well_path, name, last=len(images) == 1)
-            elif self.field_count is not None and len(images) >= self.field_count:
-                raise ValueError(
-                    f"well {well_path!r} already has {len(images)} fields: the plate's "
-                    f"field_count is {self.field_count}"
-                )
             else:
                 await self._check_acquisition_room(well_path, images, acquisition)
             await self._ensure_groups(r, well_path)
@@ -382,12 +381,6 @@ class Plate(_PlateDocuments):
             def listed(ims: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 ims = [im for im in ims if im.get("path") != name]
                 alone[0] = not ims
-                if at is None and self.field_count is not None and len(ims) >= self.field_count:
-                    # filled meanwhile by another process: this field is removed again
-                    raise ValueError(
-                        f"well {well_path!r} already has {len(ims)} fields: the plate's "
-                        f"field_count is {self.field_count}"
-                    )
                 ims.insert(len(ims) if at is None else at, entry)
                 return ims
 
@@ -397,9 +390,14 @@ class Plate(_PlateDocuments):
                 well = await self._edit_well(well_path, listed)
                 assert well is not None
                 counts = self._grown_counts(well, acquisition)
-                if well_path not in self.wells or counts or alone[0]:
+                n = len(well.images)
+                more = self.field_count is not None and n > self.field_count
+                if well_path not in self.wells or counts or alone[0] or more:
+                    listing = _well_listed(ref, *names)  # and field_count raised to n if less
                     await self._edit_plate(
-                        lambda wells: wells, counts, body_edit=_well_listed(ref, *names)
+                        lambda wells: wells,
+                        counts,
+                        body_edit=lambda body: _field_count_raised(listing(body), n),
                     )
             except BaseException as exc:  # not listed: removed, so that a retry can create it
                 await self._discard_unlisted(well_path, name, root, plan, exc)
@@ -427,7 +425,9 @@ class Plate(_PlateDocuments):
         """Unlist field ``field`` (its path) of well ``(row, column)`` (ngio's
         ``remove_image``): from the well, and when it was the well's last field the well
         from the plate first. Its data stays, as ngio leaves it, unless ``delete=True``
-        (deleted once unlisted).
+        (deleted once unlisted). The plate's ``field_count`` stays (an upper bound then, as
+        ngio leaves it): lowering it would read every well's document, and could not see a
+        field another process is adding meanwhile.
 
         :raises NotFoundError: no such well or field.
         :raises ReadOnlyError: the plate is read-only (before any I/O).
@@ -478,19 +478,26 @@ class Plate(_PlateDocuments):
         self, well_path: str, name: str, root: str, plan: ImagePlan, exc: BaseException
     ) -> None:
         """After ``add_image`` failed with ``exc`` while listing field ``name``: unless the well
-        lists it and the plate lists the well (then it is complete), unlist it from the well
-        and remove its metadata (best effort; a store that cannot be read is left alone).
+        lists it and the plate lists the well with a ``field_count`` (if any) that counts its
+        fields (then it is complete), unlist it from the well and remove its metadata (best
+        effort; a store that cannot be read is left alone).
         The well's and plate's puts are shielded from cancellation: cancelled in flight, one
         could land after this check and list a field removed here."""
         with anyio.CancelScope(shield=True):
             try:
-                listed = name in [im.get("path") for im in await self._well_images(well_path)]
+                images = await self._well_images(well_path)
+                listed = name in [im.get("path") for im in images]
                 key, doc = await self._read_doc(self.root)
                 body = {} if doc is None else self._ngff(self._attrs(doc, key)) or {}
                 plate = body.get("plate")
-                wells = plate.get("wells") if isinstance(plate, dict) else None
-                if listed and any(
-                    isinstance(w, dict) and w.get("path") == well_path for w in wells or ()
+                plate = plate if isinstance(plate, dict) else {}
+                if (
+                    listed
+                    and any(
+                        isinstance(w, dict) and w.get("path") == well_path
+                        for w in plate.get("wells") or ()
+                    )
+                    and _field_count_raised(plate, len(images)) is plate  # field_count counts them
                 ):
                     return
                 if listed:
@@ -698,7 +705,8 @@ def create_plate_async(
         ``maximumfieldcount``: a given one bounds the acquisition's fields per well
         (``add_image`` refuses more); without one, the plate keeps it as the most fields of
         the acquisition in any well.
-    :param field_count: the most fields a well may hold (``add_image`` refuses more).
+    :param field_count: the most fields of any well (NGFF's ``field_count``; optional):
+        ``add_image`` raises it when a well gets more, ``remove_image`` leaves it.
     :param overwrite: replace an existing node at ``url`` (its keys are deleted first).
     :raises ExistsError: a zarr node exists there and ``overwrite`` is false.
     :raises ValueError, TypeError, MetadataError: an argument breaks a rule (before any I/O).

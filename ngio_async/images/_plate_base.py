@@ -87,7 +87,8 @@ class _PlateBase(StoreNode):
 
     @property
     def field_count(self) -> int | None:
-        """The most fields a well may have (``None``: not stated)."""
+        """NGFF's ``field_count``: the most fields of any well (``None``: not stated); raised
+        by :meth:`add_image` when a well gets more, left by :meth:`remove_image`."""
         return self.metadata.field_count
 
     def __repr__(self) -> str:

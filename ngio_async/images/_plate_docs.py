@@ -70,6 +70,15 @@ def _well_listed(
     return edit
 
 
+def _field_count_raised(body: dict[str, Any], fields: int) -> dict[str, Any]:
+    """``body`` with its ``field_count`` (NGFF: the most fields of any well) raised to a
+    well's ``fields`` when it is less; a body without one is left so (it is optional)."""
+    count = body.get("field_count")
+    if isinstance(count, int) and not isinstance(count, bool) and count < fields:
+        return {**body, "field_count": fields}
+    return body
+
+
 def _with_well(wells: list[dict[str, Any]], ref: dict[str, Any]) -> list[dict[str, Any]]:
     """``wells`` with ``ref`` added once, before the first well that comes after it in row
     then column order (the existing order is kept)."""
