@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     import pandas as pd  # type: ignore[import-untyped]
     from numpy.typing import NDArray
 
+    from ..images._metadata import LevelCalibration
+
 __all__ = ["ROI_TYPES", "Roi", "Table", "rois_to_columns"]
 
 #: the table types whose rows are boxes
@@ -25,6 +27,7 @@ ROI_TYPES = ("roi_table", "masking_roi_table", "generic_roi_table")
 #: (micrometres for an image in micrometres, whatever the column names say: ngio's rule)
 ROI_COLUMNS = tuple(f"{p}{a}_micrometer" for p in ("", "len_") for a in "xyz")
 _SPACE = "xyz"
+_ANCHOR_AXES = ("x", "y", "z", "t")
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,65 @@ class Roi:
         joined = self._joined(other, _span, "union")
         assert joined is not None  # a span is never empty
         return joined
+
+    def anchor(
+        self,
+        local: Roi | Mapping[str, tuple[float, float] | slice],
+        *,
+        pixel_size: Mapping[str, float] | LevelCalibration,
+        name: str | None = None,
+        label: int | None = None,
+    ) -> Roi:
+        """``local``, a box in pixels of the patch this ROI's read gave, as a ROI in the image's
+        units (ngio's ``roi.anchor``): what a function found at pixel offsets of a ROI's
+        ``data`` placed in the image, ready for ``write_rois``.
+
+        ``local``: ``(start, stop)`` or a slice per axis (``x``, ``y``, ``z``, ``t``), pixels
+        counted from the patch's first one (a read with a halo: ``r.core_data``'s), or a ``Roi`` whose ranges are such pixels (its
+        name, label and extra columns kept). ``pixel_size``: the pixel size per axis of the
+        level read, ``ds.metadata.spatial_calibration[level]`` or ``{"y": 0.65, "x": 0.65}``.
+        The patch's first pixel is the one a read of this ROI starts at: its start over the
+        pixel size, floored (within 1/100 of a pixel edge: that edge), not below 0; each axis
+        becomes ``(first + start, first + stop)`` times the pixel size. Axes ``local`` does not
+        name keep this ROI's range (a 2-D box found in one z-slab keeps the slab's z). ``name``
+        and ``label`` (default: ``local``'s when it is a ``Roi``, else this ROI's name and no
+        label). A bound that is not a number, an empty range, an axis other than x, y, z, t
+        or without a positive pixel size is a ``ValueError`` naming the ROI and the axis.
+        """
+        sizes = _pixel_sizes(pixel_size)
+        if isinstance(local, Roi):
+            boxes: Mapping[str, Any] = {
+                **local.ranges,
+                **({"t": local.time} if local.time is not None else {}),
+            }
+            name = local.name if name is None else name
+            label = local.label if label is None else label
+            extra = dict(local.extra)
+        elif isinstance(local, Mapping):
+            boxes, name, extra = local, self.name if name is None else name, {}
+        else:
+            raise TypeError(
+                f"ROI {self.name!r}: anchor takes a Roi or (start, stop) pixels per axis, "
+                f"got {type(local).__name__}"
+            )
+        mine = {**self.ranges, **({"t": self.time} if self.time is not None else {})}
+        out = dict(mine)
+        for axis, box in boxes.items():
+            if axis not in _ANCHOR_AXES:
+                raise ValueError(
+                    f"ROI {self.name!r}: anchor places boxes along x, y, z and t, got {axis!r}"
+                )
+            lo, hi = _pixel_box(self.name, axis, box)
+            size = sizes.get(axis)
+            if size is None or not (math.isfinite(size) and size > 0):
+                raise ValueError(
+                    f"ROI {self.name!r}: axis {axis!r} needs a pixel size > 0 in pixel_size, "
+                    f"got {size!r}"
+                )
+            first = _first_pixel(mine[axis][0], size) if axis in mine else 0
+            out[axis] = ((first + lo) * size, (first + hi) * size)
+        time = out.pop("t", None)
+        return Roi(name, out, label=label, time=time, extra=extra)
 
     def _joined(
         self,
@@ -236,6 +298,50 @@ class Table:
         if "label" in self.columns:
             return [None if _missing(v) else int(v) for v in self.columns["label"]]
         return None
+
+
+def _pixel_sizes(pixel_size: Mapping[str, float] | LevelCalibration) -> dict[str, float]:
+    """Pixel size per axis name, of a mapping or a level's calibration (its ``scale``)."""
+    if isinstance(pixel_size, Mapping):
+        items = list(pixel_size.items())
+    else:
+        items = [(a.name, a.scale) for a in pixel_size.axes]
+    out: dict[str, float] = {}
+    for axis, size in items:
+        if isinstance(size, bool) or not isinstance(size, numbers.Real):
+            raise TypeError(f"pixel_size: axis {axis!r} takes a number, got {size!r}")
+        out[str(axis)] = float(size)
+    return out
+
+
+def _pixel_box(roi: str, axis: str, box: Any) -> tuple[float, float]:
+    """``(start, stop)`` pixels of one axis of an :meth:`Roi.anchor` box (a pair or a slice)."""
+    if isinstance(box, slice):
+        if box.step not in (None, 1) or box.start is None or box.stop is None:
+            raise ValueError(
+                f"ROI {roi!r}: axis {axis!r} takes a slice with a start and a stop and step 1, "
+                f"got {box!r}"
+            )
+        box = (box.start, box.stop)
+    if not isinstance(box, tuple | list) or len(box) != 2:
+        raise ValueError(f"ROI {roi!r}: axis {axis!r} takes (start, stop) pixels, got {box!r}")
+    lo, hi = box
+    for v in (lo, hi):
+        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v):
+            raise ValueError(f"ROI {roi!r}: axis {axis!r}: {v!r} is no finite number of pixels")
+    if not hi > lo:
+        raise ValueError(f"ROI {roi!r}: axis {axis!r}: the pixel range ({lo}, {hi}) is empty")
+    return float(lo), float(hi)
+
+
+def _first_pixel(start: float, size: float) -> int:
+    """The pixel a read of a range starting at ``start`` starts at (pixels of ``size``): as
+    ``world_region`` finds it (a bound within 1/100 of a pixel edge on it), not below 0."""
+    from ..images._world import SNAP
+
+    u = start / size
+    r = round(u)
+    return max(math.floor(float(r) if abs(u - r) < SNAP else u), 0)
 
 
 def _overlap(a: tuple[float, float], b: tuple[float, float]) -> tuple[float, float] | None:
