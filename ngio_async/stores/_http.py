@@ -21,6 +21,7 @@ import aiohttp
 
 from .._errors import (
     NgioError,
+    NotFoundError,
     PermissionDeniedError,
     StoreError,
     UnsupportedError,
@@ -39,8 +40,9 @@ from ._base import (
     strong_etag,
 )
 from ._obstore import ObstoreStore, obstore_http
-from ._obstore_errors import obstore_transient
+from ._obstore_errors import _asked, obstore_transient
 from ._obstore_gets import decode_content
+from ._obstore_messages import _server_words
 from ._obstore_runtime import obstore_usable
 from ._scrub import scrub_chain
 from ._url_utils import redact_url, redact_urls
@@ -74,6 +76,11 @@ _MISSING = frozenset({404, 410})
 _GONE = re.compile(r"status code: 410\b")  # obstore's client raises on it (404 is a miss)
 _SMALL_BODY = 1 << 16  # a body read to keep its connection; a longer one costs the connection
 _DENIED = frozenset({401, 403})
+# a 404 of a bucket (S3, GCS's XML API) or container (Azure) that does not exist: the error
+# code of the answer's XML body, or of Azure's x-ms-error-code header (a page that only says
+# so in words is a static server's own, of a missing object)
+_NO_BUCKET_CODES = frozenset({"NoSuchBucket", "ContainerNotFound"})
+_NO_BUCKET_BODY = re.compile(r"<Code>\s*(?:NoSuchBucket|ContainerNotFound)\s*</Code>")
 _CREDENTIAL_HEADERS = frozenset({"authorization", "cookie", "x-api-key", "x-auth-token"})
 
 
@@ -572,6 +579,7 @@ class HTTPStore(AsyncStore):
         async with session.get(self._object_url(key), headers=headers) as resp:
             status, content_range = resp.status, resp.headers.get("Content-Range")
             if status in _MISSING:
+                await self._raise_if_no_bucket(resp, key)
                 return None, None
             if status == 412 and if_match is not None:
                 raise self._changed(key, if_match, "412 Precondition Failed")
@@ -613,6 +621,28 @@ class HTTPStore(AsyncStore):
                 key=key,
             )
         return memoryview(body)[start:end], tag
+
+    async def _raise_if_no_bucket(self, resp: aiohttp.ClientResponse, key: str) -> None:
+        """Raise ``NotFoundError`` naming the bucket (or container) when a 404 (or 410) says
+        that it is what is missing, not the object: S3's and GCS's ``NoSuchBucket``, Azure's
+        ``ContainerNotFound``, in the body of a GET's answer (read when short) or in Azure's
+        ``x-ms-error-code`` header (a HEAD's too). No request more."""
+        code = resp.headers.get("x-ms-error-code", "")
+        body = ""
+        length = resp.content_length
+        if resp.method != "HEAD" and (length is None or length <= _SMALL_BODY):
+            body = (await resp.content.read(_SMALL_BODY)).decode("utf-8", "replace")
+        if code not in _NO_BUCKET_CODES and not _NO_BUCKET_BODY.search(body):
+            return
+        status, phrase = str(resp.status), (resp.reason or "").strip()
+        words = _server_words(body, status, phrase) or code
+        raise NotFoundError(
+            f"the bucket (or container) of {self.url} does not exist{_asked(key)}: "
+            f"{resp.method} got HTTP {status} {phrase}".rstrip()
+            + (f" ({words})" if words else ""),
+            url=self.url,
+            key=key,
+        )
 
     def _changed(self, key: str, if_match: str, why: str) -> ChangedError:
         return ChangedError(
@@ -660,9 +690,13 @@ class HTTPStore(AsyncStore):
         session = self._session_for_loop()
         async with session.head(self._object_url(key), allow_redirects=True) as resp:
             status, reason, wait = resp.status, resp.reason, resp.headers.get("Retry-After")
+            if status in _MISSING:
+                await self._raise_if_no_bucket(resp, key)
         if status in (405, 501):  # no HEAD support: ask for one byte instead
             async with session.get(self._object_url(key), headers={"Range": "bytes=0-0"}) as resp:
                 status, reason, wait = resp.status, resp.reason, resp.headers.get("Retry-After")
+                if status in _MISSING:
+                    await self._raise_if_no_bucket(resp, key)
                 length = resp.content_length
                 if status != 200 or (length is not None and length <= _SMALL_BODY):
                     await resp.read()  # else (Range ignored): hang up, not download it all
@@ -680,6 +714,8 @@ class HTTPStore(AsyncStore):
         session = self._session_for_loop()
         async with session.head(self._object_url(key), allow_redirects=True) as resp:
             status, reason, headers = resp.status, resp.reason, resp.headers
+            if status in _MISSING:
+                await self._raise_if_no_bucket(resp, key)
         if not (200 <= status < 300 or status in _MISSING or status in (405, 501)):
             raise _HTTPStatusError(status, reason, headers.get("Retry-After"))
         return status, headers
@@ -715,6 +751,7 @@ class HTTPStore(AsyncStore):
         async with session.get(self._object_url(key), headers={"Range": "bytes=0-0"}) as resp:
             status, headers = resp.status, resp.headers
             if status in _MISSING:
+                await self._raise_if_no_bucket(resp, key)
                 return None
             if status not in (200, 206, 416):
                 raise _HTTPStatusError(status, resp.reason, headers.get("Retry-After"))

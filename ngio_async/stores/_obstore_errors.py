@@ -110,9 +110,13 @@ def obstore_transient(exc: BaseException) -> bool:
     )
 
 
-# a missing bucket answers 404 too; its body says so (S3, GCS, Azure)
+# a missing bucket answers 404 too; its body's error code says so (S3 and GCS's XML API:
+# NoSuchBucket, Azure: ContainerNotFound; GCS's JSON API and Azure's blob batches: their
+# reason), not words of a page (an HTTP server's own 404 page, of a missing object)
 _NO_CONTAINER = re.compile(
-    r"NoSuchBucket|bucket does not exist|ContainerNotFound|container does not exist", re.IGNORECASE
+    r"<Code>\s*(?:NoSuchBucket|ContainerNotFound)\s*</Code>"
+    r"|\"message\": ?\"The specified bucket does not exist"
+    r"|\breason: \"The specified (?:container|bucket) does not exist"
 )
 
 
