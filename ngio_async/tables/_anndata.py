@@ -217,9 +217,10 @@ def _masked(values: NDArray[Any], mask: NDArray[Any]) -> NDArray[Any]:
 
 async def read_anndata(
     store: AsyncStore, root: str, *, v3: bool, table: str, run: Run | None = None
-) -> tuple[str | None, NDArray[Any], dict[str, NDArray[Any]], dict[str, str]]:
-    """The index name, row names, columns and the columns' pandas dtypes (those numpy has none
-    for: categorical, nullable) of the AnnData table at ``root``."""
+) -> tuple[str | None, NDArray[Any], dict[str, NDArray[Any]], dict[str, str], tuple[str, ...]]:
+    """The index name, row names, columns, the columns' pandas dtypes (those numpy has none
+    for: categorical, nullable) and the names of those of ``X`` of the AnnData table at
+    ``root``."""
     obs, x, var = await read_nodes(
         store, [_join(root, "obs"), _join(root, "X"), _join(root, "var")], v3=v3
     )
@@ -233,6 +234,7 @@ async def read_anndata(
         )
     paths = [_join(obs.path, index_name), *(_join(obs.path, str(c)) for c in order)]
     columns: dict[str, NDArray[Any]] = {}
+    in_x: tuple[str, ...] = ()
     if x.kind is not None:
         if x.encoding not in (None, "array"):
             raise UnsupportedError(
@@ -247,6 +249,7 @@ async def read_anndata(
             )
         for j, name in enumerate(names):
             columns[str(name)] = np.ascontiguousarray(matrix[:, j])
+        in_x = tuple(columns)
     kinds: list[str | None] = []
     index, *values = await _read_elements(store, paths, v3=v3, table=table, run=run, dtypes=kinds)
     dtypes = {str(k): d for k, d in zip(order, kinds[1:], strict=True) if d is not None}
@@ -259,7 +262,7 @@ async def read_anndata(
         columns[str(name)] = value
     if x.kind is not None and columns and len(next(iter(columns.values()))) != len(index):
         raise MetadataError(f"table {table!r}: X and obs have different row counts", x.path)
-    return (index_name if index_name != "_index" else None), index, columns, dtypes
+    return (index_name if index_name != "_index" else None), index, columns, dtypes, in_x
 
 
 # ---------------------------------------------------------------------------------- writing

@@ -7,7 +7,7 @@ import math
 import numbers
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
 
@@ -15,6 +15,8 @@ from .._errors import MetadataError
 
 if TYPE_CHECKING:
     import pandas as pd  # type: ignore[import-untyped]
+    import polars as pl
+    from anndata import AnnData  # type: ignore[import-untyped]
     from numpy.typing import NDArray
 
     from ..images._metadata import LevelCalibration
@@ -208,6 +210,8 @@ class Table:
     attrs: dict[str, Any] = field(default_factory=dict)
     index_key: str | None = None
     dtypes: dict[str, str] = field(default_factory=dict)
+    #: read from AnnData: the columns its ``X`` holds (its var names), in order; else None
+    x_columns: tuple[str, ...] | None = None
 
     def __len__(self) -> int:
         return len(self.index)
@@ -258,6 +262,35 @@ class Table:
                 values = [None if _missing(v) else v for v in columns[k].tolist()]
                 columns[k] = pd.array(values, dtype=dtype)
         return pd.DataFrame(columns, index=index)
+
+    @overload
+    def to_polars(self, *, lazy: Literal[False] = False) -> pl.DataFrame: ...
+    @overload
+    def to_polars(self, *, lazy: Literal[True]) -> pl.LazyFrame: ...
+
+    def to_polars(self, *, lazy: bool = False) -> pl.DataFrame | pl.LazyFrame:
+        """The table as a polars DataFrame (``lazy=True``: the LazyFrame ngio's ``lazy_frame``
+        is, equal to it): the index first, a column named ``index_key``, then the columns
+        with :meth:`to_pandas`'s dtypes (needs polars, pandas and pyarrow:
+        ``pip install 'ngio_async[polars]'``)."""
+        from ._frames import as_polars
+
+        out: pl.DataFrame | pl.LazyFrame = as_polars(self, lazy=lazy)
+        return out
+
+    def to_anndata(self) -> AnnData:
+        """The table as an AnnData object, equal to ngio's ``table.anndata``: a table stored
+        as AnnData with its ``X`` and ``obs`` as stored; another with its number columns in
+        ``X`` (float64 when their types differ) and its string, then integer columns in
+        ``obs``; row names as strings (needs anndata and pandas:
+        ``pip install 'ngio_async[anndata]'``).
+
+        :raises ValueError: a column of neither strings nor numbers (named).
+        """
+        from ._frames import as_anndata
+
+        out: AnnData = as_anndata(self)
+        return out
 
     def rois(self) -> list[Roi]:
         """The rows as boxes (ROI tables: ``type`` is one of :data:`ROI_TYPES`).

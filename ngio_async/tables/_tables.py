@@ -134,16 +134,18 @@ class Tables:
         index_key = attrs.get("index_key")
         index_key = index_key if isinstance(index_key, str) else None
         if backend in _ANNDATA:
-            stored_key, index, columns, dtypes = await read_anndata(
+            stored_key, index, columns, dtypes, in_x = await read_anndata(
                 store, root, v3=self._v3, table=name, run=self._dataset._workers.run
             )
             index_key = index_key or stored_key
             if index_key is not None:
                 columns.pop(index_key, None)
+            x_columns: tuple[str, ...] | None = tuple(k for k in in_x if k in columns)
         elif backend in _JSON or backend in _CSV or backend in _PARQUET:
             columns, dtypes = await self._read_text(name, root, backend)
             index = _pop_index(columns, index_key, name)
             dtypes.pop(index_key or "", None)
+            x_columns = None
         else:
             raise UnsupportedError(
                 f"table {name!r} ({self._url(name)}) has an unknown backend {backend!r} "
@@ -152,7 +154,7 @@ class Tables:
         kind = attrs.get("type")
         kind = kind if isinstance(kind, str) and kind else "generic_table"
         index = _typed_index(index, attrs.get("index_type"), name)
-        table = Table(name, kind, index, columns, attrs, index_key, dtypes)
+        table = Table(name, kind, index, columns, attrs, index_key, dtypes, x_columns)
         if kind in ROI_TYPES:
             missing = [c for c in ROI_COLUMNS if c not in columns]
             if missing:
