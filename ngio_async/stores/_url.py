@@ -9,7 +9,7 @@ import re
 import sys
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
 import anyio.to_thread
 from obstore import exceptions as obs_exc
@@ -332,7 +332,9 @@ def _open_cloud(
         _keys_without_env_token(config, extra)
     if cls is S3Store:
         _s3_profile(config, extra)
+    root, prefix = _split_cloud_url(url)
     if cls is AzureStore:
+        prefix = _sas_of_url(prefix, config)
         _azure_credential_type(config)
     endpoint = config.get(endpoint_key)
     env = _ENDPOINT_ENV.get(cls)
@@ -341,7 +343,6 @@ def _open_cloud(
         endpoint = next((os.environ[n] for n in env[1] if os.environ.get(n)), None)
     if isinstance(endpoint, str) and endpoint.lower().startswith("http://"):
         client_options.setdefault("allow_http", True)  # the caller asked for plain HTTP
-    root, prefix = _split_cloud_url(url)
     display = f"{redact_url(root)}/{prefix}" if prefix else redact_url(root)
     settings: dict[str, Any] = {
         "client_options": obstore_client_options(
@@ -512,6 +513,28 @@ def _azure_credential_type(config: dict[str, Any]) -> None:
     }
     if len(kinds) == 1:
         config["credential_type"] = kinds.pop()
+
+
+# a SAS: a query string with a signature and the service version it was signed for
+_SAS_FIELDS = frozenset(["sig", "sv"])
+
+
+def _sas_of_url(prefix: str, config: dict[str, Any]) -> str:
+    """An Azure URL's key ``prefix`` without the SAS pasted after it (``az://c/img.zarr?sv=
+    ...&sig=...``, as the portal gives a container's SAS URL), which goes to ``config`` as
+    ``sas_key``: taken literally, it was part of every key (nothing found) and of every
+    message. A ``?`` before a query of other fields is a character of a blob's name."""
+    path, sep, query = prefix.rpartition("?")
+    if not sep or not _SAS_FIELDS.issubset(name for name, _ in parse_qsl(query)):
+        return prefix
+    given = sorted(k for k in config if _azure_name(k) in _AZURE_CREDENTIAL_TYPES)
+    if given:
+        raise ValueError(
+            f"the URL carries a SAS (its query) and credentials are given too ({given[0]}=): "
+            "pass one of them (sas_key= takes a SAS)"
+        )
+    config["sas_key"] = query
+    return path.strip("/")
 
 
 def _azure_name(key: object) -> str:
