@@ -63,7 +63,13 @@ from ._metadata_writes import _claim, _prepare_root, claim_root, complete_root, 
 from ._node import store_path
 from ._open import join, read_group_metadata
 from ._opening import _check_mode, _Opening, closing_store_on_error, open_node
-from ._plate_docs import _derived_of, _field_count_raised, _read_plate, _well_listed
+from ._plate_docs import (
+    _consolidated_wells,
+    _derived_of,
+    _field_count_raised,
+    _read_plate,
+    _well_listed,
+)
 from ._plate_documents import _PlateDocuments
 from ._plate_layout import (
     PENDING_KEY,
@@ -191,10 +197,18 @@ class Plate(_PlateDocuments):
     async def image_paths(self, acquisition: int | None = None) -> list[tuple[str, str]]:
         """``(well path, field path)`` of every field (of one ``acquisition``, or all), in
         metadata order. The wells not read yet are read concurrently (at most
-        ``limits.max_requests`` at a time). In a plate of one acquisition, the fields that
-        name none (NGFF requires it with several only) are that acquisition's."""
+        ``limits.max_requests`` at a time), or, read-only, taken from the plate's consolidated
+        metadata when it holds them (one request, whatever the number of wells). In a plate of
+        one acquisition, the fields that name none (NGFF requires it with several only) are
+        that acquisition's."""
         self._check_open()
         wells = self.wells
+        missing = [w for w in wells if w not in self._wells]
+        if len(missing) > 1 and self.mode == "r":  # as levels: a writer reads documents
+            found = await _consolidated_wells(self.store, self.root, self.version, missing)
+            for path, meta in found.items():
+                r, c = path.split("/")
+                self._wells[path] = PlateWell(path, r, c, meta)
 
         async def read(path: str) -> None:
             await self.well(path)

@@ -7,14 +7,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .._errors import MetadataError, PermissionDeniedError, UnsupportedError
+from ..meta import validate
 from ._labels import _object
 from ._open import join, read_group_metadata
 from ._plate_layout import PENDING_KEY, _pending_meta, _where
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Mapping, Sequence
 
-    from ..meta import Plate as PlateMeta
+    from ..meta import Plate as PlateMeta, Well
     from ..stores import AsyncStore
 
 
@@ -89,6 +90,39 @@ def _with_well(wells: list[dict[str, Any]], ref: dict[str, Any]) -> list[dict[st
         if (w.get("rowIndex", -1), w.get("columnIndex", -1)) > key:
             return [*wells[:i], ref, *wells[i:]]
     return [*wells, ref]
+
+
+async def _consolidated_wells(
+    store: AsyncStore, root: str, version: str, paths: Sequence[str]
+) -> dict[str, Well]:
+    """The well metadata of ``paths`` that the plate's consolidated metadata holds (one GET:
+    the 0.5 ``zarr.json``'s ``consolidated_metadata``, the 0.4 ``.zmetadata``); an entry
+    missing or not a valid well of ``version`` is left out (its own document is read)."""
+    v2 = version == "0.4"
+    key = join(root, ".zmetadata" if v2 else "zarr.json")
+    try:
+        raw = await store.get(key)
+        doc = None if raw is None else _object(raw, key)
+    except (MetadataError, PermissionDeniedError):
+        return {}
+    entries = (doc or {}).get("metadata" if v2 else "consolidated_metadata")
+    if not v2 and isinstance(entries, dict) and entries.get("kind", "inline") == "inline":
+        entries = entries.get("metadata")
+    if not isinstance(entries, dict):
+        return {}
+    found: dict[str, Well] = {}
+    for path in paths:
+        entry = entries.get(f"{path}/.zattrs" if v2 else path)
+        attrs = entry.get("attributes") if isinstance(entry, dict) and not v2 else entry
+        if not v2 and isinstance(attrs, dict) and isinstance(attrs.get("ome"), dict):
+            attrs = {**attrs, "ome": {"version": version, **attrs["ome"]}}
+        try:
+            well = validate(attrs, version=version, kind="well").well if attrs else None
+        except (MetadataError, UnsupportedError):
+            continue
+        if well is not None:
+            found[path] = well
+    return found
 
 
 async def _read_plate(store: AsyncStore, root: str) -> tuple[PlateMeta, str]:
