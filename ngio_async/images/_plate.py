@@ -254,14 +254,26 @@ class Plate(_PlateDocuments):
             self._wells.pop(well.path, None)
             well = await self.well(well.path)
             path = self._field_path(well, field)
-        return await Dataset.open_in(
-            self.store,
-            join(self.root, well.path, path),
-            limits=self.limits,
-            workers=self._workers,
-            mode=self.mode if mode is None else mode,
-            parent_version=self.version,
-        )
+        root = join(self.root, well.path, path)
+        try:
+            return await Dataset.open_in(
+                self.store,
+                root,
+                limits=self.limits,
+                workers=self._workers,
+                mode=self.mode if mode is None else mode,
+                parent_version=self.version,
+            )
+        except NotFoundError as exc:
+            if exc.key not in (root, join(root, "zarr.json"), join(root, ".zattrs")):
+                raise  # something inside the field (a level) is missing: said so
+            raise NotFoundError(
+                f"field {path!r} of well {well.path!r} is listed by plate {self.url} but "
+                f"missing: {exc} (the well's other fields: "
+                f"{', '.join(f for f in well.fields if f != path) or 'none'})",
+                url=self.store.url,
+                key=root,
+            ) from None
 
     def _field_path(self, well: PlateWell, field: int | str) -> str:
         """The path of ``well``'s field ``field`` (an index or a path)."""
