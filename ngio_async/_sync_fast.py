@@ -11,6 +11,12 @@ a remote sharded level's reads reuse the indexes earlier reads decoded, each chu
 conditional on the shard's version (ETag): one GET per read instead of two, a rewritten shard's
 index read again (``ChangedError``). An index of a shard whose store tells no version is never
 reused across reads.
+
+Without a read cache (``Limits.read_cache_bytes``), the (inner) chunks that local reads take only
+in part (dask blocks smaller than the chunks) are kept briefly for the reads of their rest
+(:class:`~ngio_async.images._reuse.PartKeep`): per level at most ``_PART_PER_THREAD`` chunks per
+decode thread and never more than ``_PART_MAX_BYTES`` (16 MiB), each for ``_PART_SECONDS`` at
+most, and taken only while its file's version (one ``stat``) is the one it was decoded from.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from .engine import BasicSelection, normalize_selection
 from .images._chunk_decode import _decode_into
 from .images._index_cache import _MISSING, IndexCache
 from .images._level_reads import _chunk_pieces
+from .images._reuse import Fetch, PartKeep, Pending
 from .images._shard_bytes import inner_chunk_name
 from .stores import RangeByteRequest
 
@@ -50,6 +57,12 @@ _BATCH = 8  # (inner) chunks a thread takes at once from a split read's list, at
 # decoded bytes per thread of a split read, at least: a thread is lent for each such share
 # beyond the caller's (waking one costs about as much CPU as decoding 20 KiB)
 _SHARE_BYTES = 512 << 10
+
+# decoded chunks a level's reads used in part, kept for the reads of the rest: this many per
+# decode thread, never more than _PART_MAX_BYTES, each for _PART_SECONDS at most
+_PART_PER_THREAD = 4
+_PART_MAX_BYTES = 16 << 20
+_PART_SECONDS = 1.0
 
 _readers_lock = threading.Lock()
 _readers = 0  # blocking level reads in flight, in any thread
@@ -122,21 +135,22 @@ def read_local(level: Level, sel: BasicSelection) -> NDArray[Any]:
     """Read ``sel`` of a local level in this thread (see :func:`local_small`), through the
     dataset's read cache where ``Level.read`` would take it (``Limits.read_cache_bytes``)."""
     region = sel.region
-    keeper, indexes = _kept(
-        level, math.prod(r.stop - r.start for r in region) * level.dtype.itemsize
-    )
+    keeper, indexes = _kept(level, region)
     if (
         isinstance(indexes, KeptIndexes)
-        and (out := _kept_chunk(level, region, indexes)) is not None
+        and (out := _kept_chunk(level, region, indexes, keeper)) is not None
     ):
         return sel.apply(out)
     return sel.apply(level.read_many_blocking([region], keeper, indexes)[0])
 
 
-def _kept_chunk(level: Level, region: Region, indexes: IndexCache) -> NDArray[Any] | None:
+def _kept_chunk(
+    level: Level, region: Region, indexes: IndexCache, keeper: Any = None
+) -> NDArray[Any] | None:
     """``region`` read the short way when it lies in one stored inner chunk of a shard whose
     index an earlier read kept with its version (a dask block): one ranged read conditional
-    on that version, decoded into the output (no planning). ``None`` otherwise, or when the
+    on that version, decoded into the output (no planning), or the chunk taken from the
+    :class:`PartKeep` of ``keeper`` (a :class:`_PartView`). ``None`` otherwise, or when the
     read or decode failed: the general read then reads again (a changed shard's index too)
     and raises what is wrong, named as it names it."""
     codec = level.codec
@@ -158,22 +172,126 @@ def _kept_chunk(level: Level, region: Region, indexes: IndexCache) -> NDArray[An
         return None
     out: NDArray[Any] = np.empty([r.stop - r.start for r in region], dtype=level.dtype)
     at = tuple(slice(r.start - g * c, r.stop - g * c) for r, g, c in zip(region, grid, chunks, strict=True))  # fmt: skip
+    name = inner_chunk_name(key, inner)
+    got: NDArray[Any] | Fetch | None = Fetch.ONCE
+    if isinstance(keeper, _PartView):
+        got = keeper.take(name, tuple(grid), key, version)
+    if got is None:
+        return None  # (changed since its index was read, or missing: the general read)
+    if isinstance(got, np.ndarray):
+        out[...] = got[at]
+        return out
+    keep = got is Fetch.KEEP
+    chunk: NDArray[Any] | Fetch | None = Fetch.FAILED
     try:
         buf, _ = level.store.get_blocking_versioned(key, RangeByteRequest(*rng), if_match=version)
         if buf is None:  # deleted since
             return None
-        _decode_into(codec.inner, buf, inner_chunk_name(key, inner), at, out)
+        if keep:
+            chunk = codec.inner.decode(buf, name)
+            out[...] = chunk[at]
+        else:
+            _decode_into(codec.inner, buf, name, at, out)
     except (StoreError, CodecError):
         return None
+    finally:
+        if keep:
+            keeper.keep(name, chunk)
     return out
 
 
-def _kept(level: Level, nbytes: int) -> tuple[Any, IndexCache]:
-    """The read cache (or ``None``) and the shard indexes a local read of ``nbytes`` uses."""
+def _kept(level: Level, region: Region) -> tuple[Any, IndexCache]:
+    """The decoded chunks a local read of ``region`` takes and keeps (the read cache, else
+    its :class:`_PartView`, else ``None``) and the shard indexes it uses."""
     keeper = level._read_cache
-    if keeper is not None and not level._whole_shards and nbytes <= level._read_budget // 4:
-        return keeper, level._kept_indexes or level.index_cache()
-    return None, local_indexes(level)
+    if keeper is not None:
+        nbytes = math.prod(r.stop - r.start for r in region) * level.dtype.itemsize
+        if not level._whole_shards and nbytes <= level._read_budget // 4:
+            return keeper, level._kept_indexes or level.index_cache()
+        return None, local_indexes(level)
+    keep = part_keep(level)
+    return None if keep is None else _PartView(level, keep, region), local_indexes(level)
+
+
+# per local read-only level: the decoded chunks its reads used in part (None: none kept)
+_parts: weakref.WeakKeyDictionary[Level, PartKeep | None] = weakref.WeakKeyDictionary()
+
+
+def part_keep(level: Level) -> PartKeep | None:
+    """The :class:`PartKeep` of a local read-only level's reads (made on first use); ``None``
+    for a level read whole shard by shard, with chunks too large to keep, or in a store that
+    tells no versions of its objects (not local files)."""
+    try:
+        return _parts[level]
+    except KeyError:
+        pass
+    chunk_bytes = math.prod(level.chunks) * level.dtype.itemsize
+    budget = min(_PART_PER_THREAD * level._workers.threads * chunk_bytes, _PART_MAX_BYTES)
+    keep: PartKeep | None = None
+    versioned = level.store.versions_blocking([]) is not None
+    if versioned and not level._whole_shards and chunk_bytes <= budget:
+        keep = PartKeep(budget, chunk_bytes, _PART_SECONDS)
+    return _parts.setdefault(level, keep)
+
+
+class _PartView:
+    """A level's :class:`PartKeep` as one read of ``region`` claims from it (a ``Keeper``):
+    how much of each chunk the read takes decides whether it is kept."""
+
+    __slots__ = ("_keep", "_level", "_region")
+
+    def __init__(self, level: Level, keep: PartKeep, region: Region) -> None:
+        self._level, self._keep, self._region = level, keep, region
+
+    def _parts(self, coords: tuple[int, ...]) -> tuple[int, int]:
+        """The elements of the chunk at ``coords`` (inner chunk grid) the read takes, and
+        all it has inside the level."""
+        part = full = 1
+        for r, i, c, n in zip(self._region, coords, self._level.meta.chunks, self._level.shape, strict=True):  # fmt: skip
+            lo, hi = i * c, min((i + 1) * c, n)
+            full *= hi - lo
+            part *= max(0, min(r.stop, hi) - max(r.start, lo))
+        return part, full
+
+    def take(
+        self, name: str, coords: tuple[int, ...], key: str, version: str
+    ) -> NDArray[Any] | Fetch | None:
+        """What :func:`_kept_chunk` does for inner chunk ``name`` (at ``coords``) of shard
+        ``key``, whose index is of ``version``: the chunk (copy its part), ``Fetch.KEEP`` /
+        ``Fetch.ONCE``, or ``None`` (the shard is not ``version`` now, or the chunk was
+        held missing: the general read reads it)."""
+        part, full = self._parts(coords)
+        keep = self._keep
+        if part >= full and not keep.holds(name):
+            return Fetch.ONCE
+        now = self._level.store.versions_blocking([key])
+        if now is None or now[0] != version:
+            return None
+        got = keep.claim(name, part, full, version)
+        if isinstance(got, Pending):
+            got = got.wait_blocking()
+            return Fetch.ONCE if got is Fetch.FAILED else got
+        return got
+
+    def claim(
+        self, key: str, coords: tuple[int, ...], n: int
+    ) -> NDArray[Any] | Pending | Fetch | None:
+        part, full = self._parts(coords)
+        keep = self._keep
+        if part >= full and not keep.holds(key):
+            return Fetch.ONCE
+        level = self._level
+        stored = key
+        codec = level.codec
+        if isinstance(codec, ShardCodec):
+            cps = codec.chunks_per_shard
+            scoords = tuple(i // k for i, k in zip(coords, cps, strict=True))
+            stored = level._prefix + level.meta.chunk_key(scoords)
+        now = level.store.versions_blocking([stored])
+        return keep.claim(key, part, full, None if now is None else now[0])
+
+    def keep(self, key: str, chunk: NDArray[Any] | Fetch | None) -> None:
+        self._keep.keep(key, chunk)
 
 
 # per local read-only sharded level: the shard indexes its blocking reads decoded, with versions
@@ -258,7 +376,7 @@ def read_local_split(level: Level, sel: BasicSelection, closed: Callable[[], boo
     region = sel.region
     shape = tuple(r.stop - r.start for r in region)
     nbytes = math.prod(shape) * level.dtype.itemsize
-    keeper, indexes = _kept(level, nbytes)
+    keeper, indexes = _kept(level, region)
     pieces = _chunk_pieces(region, level.meta.stored_chunks)
     workers = level._workers
     lend = max(0, min(workers.threads, len(pieces) - 1, nbytes // _SHARE_BYTES - 1))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import enum
 import threading
+import time
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeAlias, TypeVar
 
@@ -23,7 +24,16 @@ if TYPE_CHECKING:
 
     from numpy.typing import NDArray
 
-__all__ = ["ChunkPool", "ChunkReuse", "Fetch", "InFlight", "Keeper", "Pending", "SingleFlight"]
+__all__ = [
+    "ChunkPool",
+    "ChunkReuse",
+    "Fetch",
+    "InFlight",
+    "Keeper",
+    "PartKeep",
+    "Pending",
+    "SingleFlight",
+]
 
 
 class Keeper(Protocol):
@@ -286,6 +296,133 @@ class _LevelView:
 
     def keep(self, key: str, chunk: NDArray[Any] | Fetch | None) -> None:
         self._pool._keep(key, chunk)
+
+
+class PartKeep(_Held):
+    """Decoded (inner) chunks that blocking reads of a read-only local level used only in part
+    (dask blocks smaller than the chunks, a viewer's tiles), kept briefly for the reads of
+    the rest of them: a chunk that four 256x256 blocks share is fetched and decoded once, not
+    four times, with no read cache configured. Thread-safe (dask's threads claim from it).
+
+    A chunk is dropped once the reads have taken all of it (counted in elements), ``seconds``
+    after it was decoded, or for room (oldest first): at most ``budget`` bytes are held.
+    Beside each chunk: the version of its stored object, taken before it was read; every read
+    that takes the chunk passes the object's version now, and a changed object (another
+    writer) is read anew: no read gets older pixels than reading the file would give it.
+
+    :param budget: bytes of decoded chunks held (or being decoded) at most.
+    :param chunk_bytes: a decoded chunk's size.
+    :param seconds: how long a decoded chunk is held at most.
+    """
+
+    def __init__(self, budget: int, chunk_bytes: int, seconds: float) -> None:
+        super().__init__()
+        self.budget, self._chunk_bytes, self._seconds = budget, chunk_bytes, seconds
+        self._left: dict[str, int] = {}  # elements of each chunk no read has taken yet
+        self._versions: dict[str, str] = {}  # the version of each chunk's object
+        self._born: dict[str, float] = {}  # when each held chunk was decoded, oldest first
+        #: chunks decoded and held for the reads of their rest
+        self.kept = 0
+
+    def holds(self, key: str) -> bool:
+        """Whether chunk ``key`` is held or being read (a hint: no lock taken)."""
+        return key in self._held
+
+    def claim(
+        self, key: str, part: int, full: int, version: str | None
+    ) -> NDArray[Any] | Pending | Fetch | None:
+        """A read takes ``part`` of the ``full`` elements of chunk ``key``, whose object is
+        ``version`` now (``None``: missing or unknown, never kept).
+
+        :returns: the held chunk (``None``: missing), dropped once all of it was taken; a
+            :class:`Pending` chunk another read is decoding (wait for it); ``Fetch.KEEP``
+            (fetch and decode it whole, then :meth:`keep` it) or ``Fetch.ONCE``.
+        """
+        with self._lock:
+            self._expire(time.monotonic())
+            if key in self._held:
+                held = self._held[key]
+                if self._versions[key] != version:  # rewritten since: read it anew
+                    self._drop(key)
+                    return Fetch.ONCE
+                self.hits += 1
+                self._left[key] -= part
+                if isinstance(held, Pending):
+                    held.waiters += 1
+                elif self._left[key] <= 0:
+                    self._drop(key)
+                return held
+            if part >= full or version is None or self._chunk_bytes > self.budget:
+                return Fetch.ONCE
+            self._evict(self.budget - self._chunk_bytes)
+            if self.held_bytes + self._chunk_bytes > self.budget:  # the rest is being read
+                return Fetch.ONCE
+            self._held[key] = Pending(True)
+            self._left[key] = full - part
+            self._versions[key] = version
+            self.held_bytes += self._chunk_bytes
+            self.peak_bytes = max(self.peak_bytes, self.held_bytes)
+            return Fetch.KEEP
+
+    def keep(self, key: str, chunk: NDArray[Any] | Fetch | None) -> None:
+        """The chunk ``key`` claimed with ``KEEP``, decoded whole (``None``: missing;
+        ``FAILED``: its read failed): handed to the reads waiting for it, and held for the
+        reads of its rest unless they have all come."""
+        with self._lock:
+            pending = self._held.get(key)
+            if not isinstance(pending, Pending):
+                return
+            self.held_bytes -= self._chunk_bytes
+            if isinstance(chunk, Fetch):  # its waiters read it themselves
+                self.hits -= pending.waiters
+            if isinstance(chunk, Fetch) or self._left[key] <= 0:
+                del self._held[key]
+                self._left.pop(key, None)
+                self._versions.pop(key, None)
+            else:
+                self._held[key] = chunk
+                self._born[key] = time.monotonic()
+                self.held_bytes += _nbytes(chunk)
+                self.peak_bytes = max(self.peak_bytes, self.held_bytes)
+                self.kept += 1
+        pending.done(chunk)
+
+    def _drop(self, key: str) -> None:
+        """Forget chunk ``key`` (under the lock); one being read is only marked taken (its
+        reader's :meth:`keep` then drops it and hands it to the reads waiting for it)."""
+        held = self._held[key]
+        if isinstance(held, Pending):
+            self._left[key] = 0
+            self._versions[key] = ""  # (no version: no read joins it any more)
+            return
+        del self._held[key]
+        self.held_bytes -= _nbytes(held)
+        del self._left[key], self._versions[key], self._born[key]
+
+    def _expire(self, now: float) -> None:
+        """Drop the chunks held longer than ``seconds`` (under the lock)."""
+        born = self._born
+        while born:
+            key = next(iter(born))
+            if now - born[key] < self._seconds:
+                return
+            self._drop(key)
+
+    def _evict(self, room: int) -> None:
+        """Drop the oldest chunks held (not those being read) until at most ``room`` bytes
+        are held (under the lock)."""
+        born = self._born
+        while born and self.held_bytes > room:
+            self._drop(next(iter(born)))
+
+    def _forget(self) -> None:
+        self._left.clear()
+        self._versions.clear()
+        self._born.clear()
+
+
+def _nbytes(chunk: NDArray[Any] | None) -> int:
+    return 0 if chunk is None else chunk.nbytes
 
 
 class InFlight:
