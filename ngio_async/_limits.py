@@ -33,7 +33,10 @@ class Limits:
         z slider) or neighbouring regions then take them from memory instead of fetching and
         decoding them again. Reads of more than a quarter of it pass it by. ``0`` (default):
         keep none. Chunks are held as first read: another program's later writes to them
-        are not seen until the dataset is opened again.
+        are not seen until the dataset is opened again. Without it, the blocking reads of
+        local files still share a chunk they each take only part of (dask blocks smaller
+        than the chunks): kept until its rest is read, at most 1 s, 4 chunks per decode
+        thread and 16 MiB per level, and only while its file is unchanged.
     :param decode_threads: worker threads that decode and encode chunks.
     :param timeout: seconds allowed for one request (one attempt), ``None`` for no limit.
     :param max_retries: retries after the first attempt for retryable failures
