@@ -40,7 +40,7 @@ from ._base import (
     strong_etag,
 )
 from ._obstore import ObstoreStore, obstore_http
-from ._obstore_errors import _asked, obstore_transient
+from ._obstore_errors import CREDENTIALS_REFUSED, _asked, obstore_transient
 from ._obstore_gets import decode_content
 from ._obstore_messages import _server_words
 from ._obstore_runtime import obstore_usable
@@ -87,19 +87,27 @@ _CREDENTIAL_HEADERS = frozenset({"authorization", "cookie", "x-api-key", "x-auth
 class _HTTPStatusError(Exception):
     """An unexpected HTTP status (internal: ``_map_exceptions`` translates it)."""
 
-    def __init__(self, status: int, reason: str | None, retry_after: str | None = None) -> None:
+    def __init__(
+        self, status: int, reason: str | None, retry_after: str | None = None, words: str = ""
+    ) -> None:
         self.status = status
         self.reason = reason or ""
         self.retry_after = _parse_retry_after(retry_after)
-        super().__init__(f"HTTP {status} {self.reason}".strip())
+        self.words = words  # the server's own: its error code and message
+        # (a reason phrase that is a whole message, as Azurite's, is left to the words)
+        phrase = self.reason if not words or len(self.reason) <= 40 else ""
+        text = f"HTTP {status} {phrase}".strip()
+        super().__init__(f"{text} ({words})" if words else text)
 
     def __reduce__(self) -> tuple[Any, ...]:
         # pickled as the cause of the error it became (dask, tblib): rebuilt from its fields
-        return (_status_error, (self.status, self.reason, self.retry_after))
+        return (_status_error, (self.status, self.reason, self.retry_after, self.words))
 
 
-def _status_error(status: int, reason: str, retry_after: float | None) -> _HTTPStatusError:
-    error = _HTTPStatusError(status, reason)
+def _status_error(
+    status: int, reason: str, retry_after: float | None, words: str = ""
+) -> _HTTPStatusError:
+    error = _HTTPStatusError(status, reason, words=words)
     error.retry_after = retry_after
     return error
 
@@ -588,6 +596,8 @@ class HTTPStore(AsyncStore):
                 raise self._changed(key, if_match, f"the answer's ETag is {tag}")
             if status == 416 and _empty_suffix(byte_range, content_range):
                 return memoryview(b""), tag  # the last bytes of an empty object: none
+            if status in _DENIED:
+                raise await self._denied(resp)
             if status not in (200, 206) and not (status == 416 and self._encoded):
                 raise _HTTPStatusError(status, resp.reason, resp.headers.get("Retry-After"))
             if status != 416:
@@ -621,6 +631,19 @@ class HTTPStore(AsyncStore):
                 key=key,
             )
         return memoryview(body)[start:end], tag
+
+    async def _denied(self, resp: aiohttp.ClientResponse) -> _HTTPStatusError:
+        """The error of a 401 or 403 answering a GET, with the server's own words (its
+        error code and message, of a short body): they tell refused credentials (a signature
+        that does not match) from a permission the credentials lack."""
+        body = ""
+        length = resp.content_length
+        if length is None or length <= _SMALL_BODY:
+            body = (await resp.content.read(_SMALL_BODY)).decode("utf-8", "replace")
+        status, phrase = str(resp.status), (resp.reason or "").strip()
+        code = resp.headers.get("x-ms-error-code", "")
+        words = _server_words(body, status, phrase) if body.lstrip().startswith("<") else code
+        return _HTTPStatusError(resp.status, resp.reason, resp.headers.get("Retry-After"), words)
 
     async def _raise_if_no_bucket(self, resp: aiohttp.ClientResponse, key: str) -> None:
         """Raise ``NotFoundError`` naming the bucket (or container) when a 404 (or 410) says
@@ -806,6 +829,25 @@ class HTTPStore(AsyncStore):
             message + hint, url=self.url, key=key, missing_credentials=not self._credentials
         )
 
+    def _refused(self, message: str, key: str) -> PermissionDeniedError:
+        """A 403 of credentials the server refused (a signature that does not match), not of
+        a permission they lack: no option reads it as missing."""
+        if not self._credentials:
+            hint = "; the server asks for credentials (the container or bucket is not public)"
+        elif self._query:
+            hint = (
+                "; the server refused the credentials given: the URL's signature or token "
+                "(mistyped, expired, or signed for another path: the query string of the "
+                "store's URL is sent with every key, and a URL signed for one object, a "
+                "presigned URL, grants access to that object only; an image or plate needs "
+                "a token or signature for its whole prefix, or credentials)"
+            )
+        else:
+            hint = "; the server refused the credentials given (in the URL or headers=)"
+        return PermissionDeniedError(
+            message + hint, url=self.url, key=key, missing_credentials=not self._credentials
+        )
+
     def _forbidden_hint(self) -> str:
         """A URL with a query string: that query (a signature, a token) is sent with every
         key, and a URL signed for one object grants no other (a presigned S3 or GCS URL):
@@ -854,6 +896,8 @@ class HTTPStore(AsyncStore):
                     raise self._unauthorized(
                         f"access denied (HTTP 401) to {key!r} at {url}", key
                     ) from exc
+                if exc.status == 403 and CREDENTIALS_REFUSED.search(exc.words):
+                    raise self._refused(f"access denied ({exc}) to {key!r} at {url}", key) from exc
                 if exc.status == 403:
                     raise ForbiddenError(
                         f"access denied (HTTP 403) to {key!r} at {url}", url=url, key=key

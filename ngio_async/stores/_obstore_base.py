@@ -35,12 +35,15 @@ from ._obstore_errors import (
     _QUERY,
     _UNREADABLE,
     _USERINFO,
+    CREDENTIALS_REFUSED,
     _allows_http,
+    _anonymous,
     _asked,
     _credentials_hint,
     _GetRetriedError,
     _no_container,
     obstore_transient,
+    refused_hint,
 )
 from ._obstore_gets import _HAS_PREAD
 from ._obstore_messages import obstore_message
@@ -247,6 +250,14 @@ class _ObstoreBase(AsyncStore):
                     f"not found: {key!r} at {url}: {self._describe(exc)}", url=url, key=key
                 ) from exc
             except obs_exc.PermissionDeniedError as exc:  # a 403
+                if CREDENTIALS_REFUSED.search(str(exc)):  # no permission would make it read
+                    raise PermissionDeniedError(
+                        f"access denied to {key!r} at {url}: {self._describe(exc)}: "
+                        f"{refused_hint(self._store)}",
+                        url=url,
+                        key=key,
+                        missing_credentials=_anonymous(self._store),
+                    ) from exc
                 raise ForbiddenError(
                     f"access denied to {key!r} at {url}: {self._describe(exc)}", url=url, key=key
                 ) from exc

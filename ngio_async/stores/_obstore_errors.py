@@ -66,6 +66,39 @@ def _credentials_hint(store: ObjectStore) -> str:
     )
 
 
+# a 403 (or 401) of credentials the server refused, not of a permission the key lacks: a
+# signature that does not match (a wrong secret or account key, a mistyped or expired SAS),
+# an unknown key id. S3: SignatureDoesNotMatch, InvalidAccessKeyId; Azure: AuthenticationFailed
+# ("Server failed to authenticate the request", Azurite's AuthorizationFailure says so too)
+CREDENTIALS_REFUSED = re.compile(
+    r"SignatureDoesNotMatch|InvalidAccessKeyId|AuthenticationFailed|failed to authenticate"
+)
+
+
+def refused_hint(store: ObjectStore) -> str:
+    """What to check when the server refused ``store``'s credentials."""
+    if _anonymous(store):
+        return (
+            "anonymous=True: the server asks for credentials (not a public bucket or "
+            f"container): {_credentials_hint(store)}"
+        )
+    if isinstance(store, AzureStore):
+        what = "the account key (account_key=) or the SAS (sas_key=: mistyped, expired, or of"
+        return f"the server refused the credentials given: check {what} another container)"
+    if isinstance(store, GCSStore):
+        return "the server refused the credentials given: check the service account key or token"
+    return (
+        "the server refused the credentials given: check the secret key of the access key id "
+        "(secret_access_key=, AWS_SECRET_ACCESS_KEY or the profile's)"
+    )
+
+
+def _anonymous(store: ObjectStore) -> bool:
+    config = getattr(store, "config", None) or {}
+    value = config.get("skip_signature")
+    return str(value).strip().lower() in ("1", "true", "on", "yes", "y")
+
+
 _QUERY = re.compile(r"\?[^\s'\"]*")
 _USERINFO = re.compile(r"(https?://)[^/@\s]*@", re.IGNORECASE)
 # how backends refuse a range: a 200 to a ranged GET (NotSupported), 416 (S3, HTTP), and the
