@@ -512,23 +512,21 @@ async def test_a_well_of_the_other_ngff_version_is_refused_not_hidden(
         assert plate.wells == ["A/1"]
 
 
-async def test_an_acquisitions_maximumfieldcount_is_a_bound_per_well(tmp_path: Path) -> None:
+async def test_an_acquisitions_maximumfieldcount_is_raised_past(tmp_path: Path) -> None:
+    """NGFF's maximumfieldcount is the most fields of the acquisition in a well, no bound."""
     url = str(tmp_path / "plate.ome.zarr")
     acquisitions = [{"id": 0, "maximumfieldcount": 1}, {"id": 1}]
     async with ngio_async.create_plate_async(
         url, rows=["A"], columns=["1", "2"], acquisitions=acquisitions
     ) as plate:
-        await (
-            await plate.add_image("A", "1", field="0", acquisition=0, **field_options())
-        ).aclose()
-        with pytest.raises(ValueError, match="maximumfieldcount is 1"):
-            await plate.add_image("A", "1", field="1", acquisition=0, **field_options())
-        assert not (tmp_path / "plate.ome.zarr" / "A" / "1" / "1").exists()  # nothing written
-        # other acquisitions and other wells have their own room
-        await (
-            await plate.add_image("A", "1", field="1", acquisition=1, **field_options())
-        ).aclose()
+        for field, acquisition in (("0", 0), ("1", 1), ("2", 0)):
+            await (
+                await plate.add_image(
+                    "A", "1", field=field, acquisition=acquisition, **field_options()
+                )
+            ).aclose()
         await (
             await plate.add_image("A", "2", field="0", acquisition=0, **field_options())
         ).aclose()
-        assert (await plate.well("A", "1")).fields == ["0", "1"]
+        assert (await plate.well("A", "1")).fields == ["0", "1", "2"]
+        assert [a.maximumfieldcount for a in plate.acquisitions] == [2, 1]

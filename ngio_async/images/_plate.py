@@ -64,8 +64,8 @@ from ._node import store_path
 from ._open import join, read_group_metadata
 from ._opening import _check_mode, _Opening, closing_store_on_error, open_node
 from ._plate_docs import (
+    _DERIVED_KEY,
     _consolidated_wells,
-    _derived_of,
     _field_count_raised,
     _read_plate,
     _well_listed,
@@ -322,13 +322,15 @@ class Plate(_PlateDocuments):
         unlisted, then deleted and created again, then listed at its old place). A well
         given more fields than the plate's ``field_count`` (NGFF: the most fields of any
         well, not a limit) raises it to its count with that last rewrite; a plate without
-        one stays so.
+        one stays so. So is the acquisition's ``maximumfieldcount`` (its fields in a well);
+        one the plate lacks is set only where this library made the acquisition without one
+        (a plate another tool wrote keeps none: one well's count could be less than
+        another's).
 
         :param acquisition: the field's acquisition id (one of the plate's; required when the
             plate has several acquisitions).
-        :raises ValueError: the row or column is not the plate's, an unknown acquisition, or
-            the well already has an acquisition's given ``maximumfieldcount`` of its fields
-            (all before any write).
+        :raises ValueError: the row or column is not the plate's, or an unknown acquisition
+            (before any write).
         :raises ExistsError: the field exists and ``overwrite`` is false.
         :raises ReadOnlyError: the plate is read-only (before any I/O).
         """
@@ -398,8 +400,6 @@ class Plate(_PlateDocuments):
                     )
                 at = paths.index(name)
                 await self._unlist_field(well_path, name, last=len(images) == 1)
-            else:
-                await self._check_acquisition_room(well_path, images, acquisition)
             await self._ensure_groups(r, well_path)
 
             alone = [False]  # the well had no other field (another writer may have unlisted it)
@@ -609,47 +609,20 @@ class Plate(_PlateDocuments):
                 f"({ids or 'none'})"
             )
 
-    async def _check_acquisition_room(
-        self, well_path: str, images: list[dict[str, Any]], acquisition: int | None
-    ) -> None:
-        """An acquisition's ``maximumfieldcount``: its fields in one well (checked before any
-        write, like ``field_count``), unless it is one this library keeps (see
-        :meth:`_grown_counts`)."""
-        if acquisition is None:
-            return
-        most = next((a.maximumfieldcount for a in self.acquisitions if a.id == acquisition), None)
-        if most is None or acquisition in await self._derived_ids():
-            return
-        have = sum(1 for im in images if im.get("acquisition") == acquisition)
-        if most is not None and have >= most:
-            raise ValueError(
-                f"well {well_path!r} already has {have} fields of acquisition {acquisition}: "
-                f"its maximumfieldcount is {most}"
-            )
-
-    async def _derived_ids(self) -> set[int]:
-        """The acquisitions whose ``maximumfieldcount`` was given by no one but kept here as
-        the most fields any well has of them (recorded under the plate's ``ngio_async``
-        attribute); read once per plate object."""
-        if self._derived is None:
-            key, doc = await self._read_doc(self.root)
-            self._derived = _derived_of(self._attrs(doc, key) if doc is not None else {})
-        return self._derived
-
     def _grown_counts(self, well: Well, acquisition: int | None) -> dict[int, int]:
-        """``{acquisition: its fields in well}`` when that is more than the plate's
-        ``maximumfieldcount`` of it, which no one gave (absent, or kept here): NGFF's strict
-        schema wants one per acquisition, so the plate keeps it as the most fields of the
-        acquisition in any well."""
-        if acquisition is None:
-            return {}
+        """``{acquisition: its fields in well}`` when the plate's ``maximumfieldcount`` of it
+        may have to be raised (see :func:`_grown`: a stated one less than that count, an
+        absent one unless this plate is known to keep none of it)."""
         acq = next((a for a in self.acquisitions if a.id == acquisition), None)
-        if acq is None:
+        if acq is None or acquisition is None:
             return {}
         count = sum(1 for im in well.images if im.acquisition == acquisition)
         most = acq.maximumfieldcount
-        derived = most is None or (self._derived is not None and acquisition in self._derived)
-        return {acquisition: count} if derived and count > (most or 0) else {}
+        if most is None:  # kept here (or not known yet: the plate's rewrite decides)
+            grow = self._derived is None or acquisition in self._derived
+        else:
+            grow = count > most
+        return {acquisition: count} if grow else {}
 
 
 #: the options of :meth:`Plate.add_image` passed on to :func:`plan_image`
@@ -728,9 +701,9 @@ def create_plate_async(
     :param acquisitions: ids, or dicts / :class:`~ngio_async.meta.Acquisition` (``id``,
         ``name``, ``maximumfieldcount``, ``description``, ``starttime``, ``endtime``). NGFF's
         strict schema wants a ``name`` (default: the id as text) and a
-        ``maximumfieldcount``: a given one bounds the acquisition's fields per well
-        (``add_image`` refuses more); without one, the plate keeps it as the most fields of
-        the acquisition in any well.
+        ``maximumfieldcount`` (NGFF: the most fields of the acquisition in a well, not a
+        limit): ``add_image`` raises a given one when a well gets more; without one, the
+        plate keeps it as the most fields of the acquisition in any well.
     :param field_count: the most fields of any well (NGFF's ``field_count``; optional):
         ``add_image`` raises it when a well gets more, ``remove_image`` leaves it.
     :param overwrite: replace an existing node at ``url`` (its keys are deleted first).
@@ -749,7 +722,10 @@ def create_plate_async(
         await _prepare_root(store, root, overwrite)
         groups = sorted({w.split("/")[0] for w in declared}) + declared
         below = [(join(root, g, k), d) for g in groups for k, d in _group_doc(v3)]
-        attrs = {PENDING_KEY: {"plate": body}}
+        kept = [a["id"] for a in body.get("acquisitions") or () if "maximumfieldcount" not in a]
+        attrs: dict[str, Any] = {PENDING_KEY: {"plate": body}}
+        if kept:  # their maximumfieldcount is kept here (NGFF's strict schema wants one)
+            attrs[PENDING_KEY][_DERIVED_KEY] = kept
         if v3:
             doc = {"zarr_format": 3, "node_type": "group", "attributes": attrs}
             top = [(join(root, "zarr.json"), write_document(doc))]
@@ -772,7 +748,7 @@ def create_plate_async(
         except BaseException as exc:
             await discard_documents(store, root, [k for k, _ in top + below], exc)
             raise
-        return Plate(
+        plate = Plate(
             store,
             root,
             metadata,
@@ -781,6 +757,8 @@ def create_plate_async(
             owns_store=owns,
             mode="r+",
         )
+        plate._derived = set(kept)
+        return plate
 
     async def go() -> Plate:
         store, owns = _open_target(url, limits, dict(store_options))

@@ -36,19 +36,21 @@ def _derived_of(attrs: dict[str, Any]) -> set[int]:
 
 
 def _grown(acquisitions: Any, counts: Mapping[int, int], derived: set[int]) -> Any:
-    """``acquisitions`` (as stored) with the ``maximumfieldcount`` of ``counts``' ids raised
-    to their counts where no one gave it (absent, or in ``derived``: updated in place)."""
+    """``acquisitions`` (as stored) with the ``maximumfieldcount`` (NGFF: the most fields of
+    the acquisition in a well, not a limit) of ``counts``' ids raised to their counts where
+    less; an absent one is set only for the ids in ``derived``, acquisitions made here
+    without one (their fields all added here: a well's count is the most). Absent in a plate
+    another tool wrote, it stays so: one well's count could be less than another's."""
     if not isinstance(acquisitions, list):
         return acquisitions
     out = []
     for a in acquisitions:
         i = a.get("id") if isinstance(a, dict) else None
-        if isinstance(i, int) and i in counts:
+        count = counts.get(i, 0) if isinstance(i, int) else 0
+        if count > 0:
             most = a.get("maximumfieldcount")
-            if most is None or i in derived:
-                derived.add(i)
-                if not isinstance(most, int) or most < counts[i]:
-                    a = {**a, "maximumfieldcount": counts[i]}
+            if (most is None and i in derived) or (isinstance(most, int) and most < count):
+                a = {**a, "maximumfieldcount": count}
         out.append(a)
     return out
 

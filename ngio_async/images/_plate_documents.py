@@ -21,7 +21,7 @@ from ._plate_docs import _DERIVED_KEY, _UNVERSIONED_KEY, _derived_of, _grown
 from ._plate_layout import PENDING_KEY, _group_doc, _pending_meta
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Collection, Mapping
 
     from ..stores import Buffer
 
@@ -146,11 +146,13 @@ class _PlateDocuments(_PlateBase):
         counts: Mapping[int, int] | None = None,
         *,
         body_edit: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+        keep: Collection[int] = (),
     ) -> None:
         """Rewrite the plate's ``wells`` (the document read again first, other keys kept): the
         NGFF ``plate`` when wells are left, else the pending layout. ``counts``: fields of an
-        acquisition in a well, raising its kept ``maximumfieldcount`` (:meth:`_grown_counts`).
-        ``body_edit``: then the whole plate body (rows, columns, acquisitions)."""
+        acquisition in a well, raising its ``maximumfieldcount`` (:func:`_grown`).
+        ``body_edit``: then the whole plate body (rows, columns, acquisitions). ``keep``:
+        acquisitions added without a ``maximumfieldcount``, kept here from now on."""
         async with self._lock(), metadata_lock(self.store):
             key = self._doc_key(self.root)
             out: list[Any] = [None, None]
@@ -178,9 +180,10 @@ class _PlateDocuments(_PlateBase):
                 body["wells"] = edit(list(body.get("wells") or []))
                 if body_edit is not None:
                     body = body_edit(body)
-                derived = _derived_of(attrs)
+                derived = _derived_of(attrs) | set(keep)
                 if counts:
                     body["acquisitions"] = _grown(body.get("acquisitions"), counts, derived)
+                if keep:
                     pending = attrs.setdefault(PENDING_KEY, {})
                     if isinstance(pending, dict):
                         pending[_DERIVED_KEY] = sorted(derived)

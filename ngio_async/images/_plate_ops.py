@@ -301,7 +301,8 @@ async def add_acquisition(plate: Plate, id: int, name: str | None = None, **fiel
             return body
         return {**body, "acquisitions": [*listed, entry]}
 
-    await plate._edit_plate(_same, body_edit=edit)
+    kept = () if "maximumfieldcount" in fields else (id,)  # then kept as its most per well
+    await plate._edit_plate(_same, body_edit=edit, keep=kept)
 
 
 def _same(wells: list[dict[str, Any]]) -> list[dict[str, Any]]:
