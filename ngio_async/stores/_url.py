@@ -338,9 +338,14 @@ def _open_cloud(
         _azure_credential_type(config)
     endpoint = config.get(endpoint_key)
     env = _ENDPOINT_ENV.get(cls)
+    named = "endpoint="
     if endpoint is None and env is not None and env[0] not in os.environ:
         # the endpoint obstore will read from the environment
-        endpoint = next((os.environ[n] for n in env[1] if os.environ.get(n)), None)
+        named, endpoint = next(
+            ((n, os.environ[n]) for n in env[1] if os.environ.get(n)), ("", None)
+        )
+    if endpoint is not None:
+        _check_endpoint(str(endpoint), named)
     if isinstance(endpoint, str) and endpoint.lower().startswith("http://"):
         client_options.setdefault("allow_http", True)  # the caller asked for plain HTTP
     display = f"{redact_url(root)}/{prefix}" if prefix else redact_url(root)
@@ -513,6 +518,30 @@ def _azure_credential_type(config: dict[str, Any]) -> None:
     }
     if len(kinds) == 1:
         config["credential_type"] = kinds.pop()
+
+
+def _check_endpoint(endpoint: str, named: str) -> None:
+    """Refuse an endpoint that is no http(s) URL with a host (``localhost:9000``: its
+    scheme left out), saying how to write it: obstore's S3 and GCS clients panicked at the
+    first request. ``named``: the option or variable that gave it."""
+    parts = urlsplit(endpoint.strip())
+    try:
+        host = parts.hostname
+        parts.port  # noqa: B018 - raises for a port that is no number
+    except ValueError:
+        host = None
+    if parts.scheme.lower() in ("http", "https") and host and not re.search(r"\s", endpoint):
+        return
+    shown = endpoint.strip().partition("?")[0].partition("#")[0]  # (a query may sign it)
+    shown = redact_url(shown) if "://" in shown else shown.rpartition("@")[2]
+    example = "'http://127.0.0.1:9000'"
+    if re.fullmatch(r"[\w.-]+:\d+", shown):  # a host:port
+        example = f"'http://{shown}'"
+    space = " (it holds a space)" if re.search(r"\s", endpoint.strip()) else ""
+    raise ValueError(
+        f"the endpoint {shown!r} ({named}) is not an http(s) URL with a host{space}: write it as "
+        f"{example} (or https://...)"
+    )
 
 
 # a SAS: a query string with a signature and the service version it was signed for
