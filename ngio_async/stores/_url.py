@@ -334,6 +334,7 @@ def _open_cloud(
         _s3_profile(config, extra)
     root, prefix = _split_cloud_url(url)
     if cls is AzureStore:
+        _refuse_account_host(root, prefix)
         prefix = _sas_of_url(prefix, config)
         _azure_credential_type(config)
     endpoint = config.get(endpoint_key)
@@ -520,6 +521,37 @@ def _azure_credential_type(config: dict[str, Any]) -> None:
         config["credential_type"] = kinds.pop()
 
 
+# the host of an Azure storage account's blob or Data Lake endpoint
+_AZURE_HOST = re.compile(r"([a-z0-9]+)\.(?:blob|dfs)\.core\.windows\.net", re.IGNORECASE)
+
+
+def _refuse_account_host(root: str, prefix: str) -> None:
+    """Refuse ``az://<account>.blob.core.windows.net/<container>/...`` (an https URL's host
+    under ``az://``, which takes the container there), saying how to write it."""
+    scheme, _, host = root.partition("://")
+    account = _AZURE_HOST.fullmatch(host)
+    if account is None:
+        return
+    container, _, path = prefix.partition("?")[0].partition("/")
+    raise ValueError(
+        f"{scheme}://{host}/... names the storage account where {scheme}:// takes the "
+        f"container: write it as 'az://{container}/{path}' with account_name="
+        f"'{account[1]}', or as 'abfs://{container}@{account[1]}.dfs.core.windows.net/{path}'"
+    )
+
+
+def _build_hint(exc: BaseException, url: str) -> str:
+    """What to do about an error of building a store of ``url`` (the missing account of an
+    Azure URL that names only its container)."""
+    if "Account must be specified" not in str(exc):
+        return ""
+    container, _, path = url.partition("://")[2].partition("/")
+    return (
+        ": pass account_name= (or set AZURE_STORAGE_ACCOUNT_NAME), or write the URL as "
+        f"abfs://{container}@<account>.dfs.core.windows.net/{path}"
+    )
+
+
 def _check_endpoint(endpoint: str, named: str) -> None:
     """Refuse an endpoint that is no http(s) URL with a host (``localhost:9000``: its
     scheme left out), saying how to write it: obstore's S3 and GCS clients panicked at the
@@ -648,7 +680,9 @@ def _construction_errors(url: str) -> Iterator[None]:
         except FileNotFoundError as exc:
             raise NotFoundError(f"not found: {url}: {obstore_message(exc)}", url=url) from exc
         except (obs_exc.BaseError, OSError) as exc:
-            raise StoreError(f"cannot open store {url}: {obstore_message(exc)}", url=url) from exc
+            raise StoreError(
+                f"cannot open store {url}: {obstore_message(exc)}{_build_hint(exc, url)}", url=url
+            ) from exc
     except (ValueError, NgioError) as err:
         scrub_chain(err)  # obstore's own words may quote the URL given (a SAS in its query)
         raise
