@@ -51,7 +51,7 @@ import anyio
 
 from .._errors import ExistsError, MetadataError, NotFoundError, PermissionDeniedError
 from .._workers import Workers
-from ..meta import Plate as PlateMeta, Well, write_document
+from ..meta import OmeMetadata, Plate as PlateMeta, Well, write_document
 from ..meta.zarr import encode_group_v2
 from ..tables._plate import PlateTables
 from ._consolidated import _put_all
@@ -164,7 +164,8 @@ class Plate(_PlateDocuments):
 
     async def well(self, row: str | int, column: str | int | None = None) -> PlateWell:
         """The well ``(row, column)`` (or ``"A/1"``): its fields of view. Its metadata is read
-        once and cached.
+        once and cached. A well whose ``images`` list is empty (ngio's ``add_well`` writes it
+        so; NGFF wants one field at least) is read as a well without fields.
 
         :raises NotFoundError: the plate lists no such well, or the well's group is missing.
         """
@@ -177,6 +178,10 @@ class Plate(_PlateDocuments):
             meta = await read_group_metadata(
                 self.store, join(self.root, path), parent_version=self.version
             )
+        except MetadataError:
+            if not await self._no_fields(path):
+                raise
+            meta = OmeMetadata(well=Well(images=[]), version=self.version)
         except NotFoundError:
             raise NotFoundError(
                 f"well {path!r} is listed by plate {self.url} but its group is missing",
@@ -193,6 +198,16 @@ class Plate(_PlateDocuments):
         well = PlateWell(path, r, c, meta.well)
         self._wells[path] = well
         return well
+
+    async def _no_fields(self, path: str) -> bool:
+        """Whether the well at ``path`` has ``well`` metadata with an empty ``images`` list."""
+        try:
+            key, doc = await self._read_doc(join(self.root, path))
+            ngff = self._ngff(self._attrs(doc, key)) if doc is not None else None
+        except MetadataError:
+            return False
+        well = ngff.get("well") if ngff is not None else None
+        return isinstance(well, dict) and well.get("images") == []
 
     async def image_paths(self, acquisition: int | None = None) -> list[tuple[str, str]]:
         """``(well path, field path)`` of every field (of one ``acquisition``, or all), in
@@ -543,6 +558,8 @@ class Plate(_PlateDocuments):
             first = self.metadata.wells[0].path
             try:
                 well = await self.well(first)
+                if not well.fields:  # ngio's add_well: no field yet
+                    return ()
                 meta = await read_group_metadata(
                     self.store, join(self.root, first, well.fields[0]), parent_version=self.version
                 )
