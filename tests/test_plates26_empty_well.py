@@ -42,6 +42,8 @@ async def test_a_well_ngio_added_without_fields(tmp_path: Path, version: str) ->
         assert mine.wells == ["A/02", "B/01"]
         assert await mine.image_paths() == [("B/01", "0")]  # was: MetadataError
         assert (await mine.well("A", 2)).fields == []
+    well = await ngio_async.open_well_async(path / "A" / "02")  # by its URL too
+    assert (well.path, well.fields) == ("A/02", [])
     async with ngio_async.open_plate_async(path, mode="r+") as mine:
         await (await mine.add_image("A", 2, field="0", **FIELD)).aclose()
         assert await mine.image_paths() == [("A/02", "0"), ("B/01", "0")]

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .._errors import MetadataError, NotFoundError, UnsupportedError
+from .._errors import MetadataError, NotFoundError, PermissionDeniedError, UnsupportedError
 from ._open import join
 
 if TYPE_CHECKING:
@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from .._limits import Limits
+    from ..meta import OmeMetadata
+    from ..stores import AsyncStore
     from ._opening import _Opening
     from ._plate import Plate
     from ._plate_layout import PlateWell, WellSpec
@@ -199,7 +201,13 @@ async def open_well_async(
         await load_backend(url, store_options.get("backend"))
         store, owns = open_store(url, limits=limits, **store_options), True
     try:
-        ome = await read_group_metadata(store, root)
+        try:
+            ome = await read_group_metadata(store, root)
+        except MetadataError:
+            empty = await _empty_well(store, root)
+            if empty is None:
+                raise
+            ome = empty
     finally:
         if owns:
             await store.aclose()
@@ -214,6 +222,32 @@ async def open_well_async(
     parts = where.split("://", 1)[-1].split("/")
     row, column = (parts[-2], parts[-1]) if len(parts) >= 2 else ("", parts[-1])
     return PlateWell(f"{row}/{column}", row, column, ome.well)
+
+
+async def _empty_well(store: AsyncStore, root: str) -> OmeMetadata | None:
+    """The metadata of a well without fields when the group at ``root`` is one whose
+    ``images`` list is empty (ngio's ``add_well`` writes it so; NGFF wants one at least)."""
+    from ..meta import OmeMetadata, Well
+    from ._labels import _object
+
+    for name, version in (("zarr.json", "0.5"), (".zattrs", "0.4")):
+        key = join(root, name)
+        try:
+            raw = await store.get(key)
+            doc = None if raw is None else _object(raw, key)
+        except (MetadataError, PermissionDeniedError):
+            continue
+        if doc is None:
+            continue
+        ngff = doc if version == "0.4" else (doc.get("attributes") or {}).get("ome")
+        if not isinstance(ngff, dict):
+            return None
+        well = ngff.get("well")
+        if isinstance(well, dict) and well.get("images") == []:
+            found = ngff.get("version") if version == "0.5" else well.get("version")
+            return OmeMetadata(well=Well(images=[]), version=found or version)
+        return None
+    return None
 
 
 def _column_key(name: str) -> tuple[int, int, str]:
