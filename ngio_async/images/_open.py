@@ -166,9 +166,19 @@ async def no_group(store: AsyncStore, root: str, key: str, *, probe: bool) -> No
         what += ", or forbidden: forbidden_is_missing=True reads a 403 as missing"
     if probe and await _exists(store, join(root, ".zarray")):
         what = f"it is a zarr array (.zarray){_parent_hint(store, root)}"
+    elif (gone := await _missing_bucket(store, key)) is not None:
+        return gone  # the bucket itself (a cloud store's one listing; a 404 did not say)
     return NotFoundError(
         f"no OME-Zarr group at {_at(store, root)} ({what})", url=store.url, key=key
     )
+
+
+async def _missing_bucket(store: AsyncStore, key: str) -> NotFoundError | None:
+    """``store.missing_bucket(key)``; ``None`` when it fails (a hint, never an error)."""
+    try:
+        return await store.missing_bucket(key)
+    except Exception:  # noqa: BLE001 - only a better message depends on it
+        return None
 
 
 async def _exists(store: AsyncStore, key: str) -> bool:

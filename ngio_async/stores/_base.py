@@ -43,6 +43,8 @@ if TYPE_CHECKING:
 
     from anyio.abc import TaskGroup
 
+    from .._errors import NotFoundError
+
 __all__ = [
     "AsyncStore",
     "Buffer",
@@ -595,6 +597,14 @@ class AsyncStore(abc.ABC):
                     raise
             out.append(None if stat.S_ISDIR(st.st_mode) else file_version(st))
         return out
+
+    async def missing_bucket(self, key: str) -> NotFoundError | None:
+        """For a caller that found nothing at ``key`` where something was asked for (an
+        image): the error naming the bucket (or container) when it is the bucket that is
+        missing, ``None`` when it exists or the store cannot tell. Cloud stores ask with one
+        listing (never retried) where a 404 did not say which is missing; the others make no
+        request."""
+        return None
 
     async def exists(self, key: str) -> bool:
         """Whether the object ``key`` exists."""

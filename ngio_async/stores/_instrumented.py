@@ -16,6 +16,8 @@ from ._base import AsyncStore, Buffer, ByteRequest
 if TYPE_CHECKING:
     from contextlib import AbstractAsyncContextManager, AbstractContextManager
 
+    from .._errors import NotFoundError
+
 __all__ = ["FaultInjector", "InstrumentedStore"]
 
 FaultInjector = Callable[[str, str], BaseException | None]
@@ -228,6 +230,9 @@ class InstrumentedStore(AsyncStore):
 
     async def _aclose_backend(self) -> None:
         await self.inner.aclose()
+
+    async def missing_bucket(self, key: str) -> NotFoundError | None:
+        return await self.inner.missing_bucket(key)
 
     def _map_exceptions(self, key: str) -> AbstractContextManager[None]:
         return self.inner._map_exceptions(key)

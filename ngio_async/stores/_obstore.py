@@ -17,7 +17,7 @@ import obstore
 from obstore import exceptions as obs_exc
 from obstore.store import AzureStore, GCSStore, HTTPStore, LocalStore, S3Store
 
-from .._errors import ClosedError
+from .._errors import ClosedError, NgioError, NotFoundError
 from ._local import directory_lock
 from ._obstore_batch import _ObstoreBatchGets
 from ._obstore_clients import (
@@ -29,7 +29,7 @@ from ._obstore_clients import (
     obstore_retry_config,
     probe_client,
 )
-from ._obstore_errors import _raise_if_no_container
+from ._obstore_errors import _no_container, _raise_if_no_container
 from ._obstore_gets import _content_encoding, decode_content
 from ._url_utils import redact_url
 
@@ -234,6 +234,28 @@ class ObstoreStore(_ObstoreBatchGets):
         twin = await build_in_thread(build, self.url)
         if self._no_retries is None and self._client is store and not self.closed:
             self._no_retries = twin
+
+    async def missing_bucket(self, key: str) -> NotFoundError | None:
+        """:meth:`AsyncStore.missing_bucket`: a cloud store lists the folder of ``key`` once
+        (its twin without retries: a missing bucket may answer 500, as fake-gcs-server does)
+        and reads the error."""
+        if self.closed or self._http:
+            return None
+        await self.ready()
+        if not isinstance(self._store, S3Store | GCSStore | AzureStore):
+            return None
+        folder = key.rpartition("/")[0]
+
+        async def listing() -> None:
+            await obstore.list_with_delimiter_async(await self._unretried(), folder or None)
+
+        try:
+            await self._call(key, listing, retry=False)
+        except NotFoundError as err:
+            return err if err.__cause__ is not None and _no_container(err.__cause__) else None
+        except NgioError:  # (a listing denied, say: the store cannot tell)
+            return None
+        return None
 
     async def _delete_many_once(self, keys: Sequence[str]) -> None:
         if len(keys) == 1:

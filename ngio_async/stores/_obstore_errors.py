@@ -150,6 +150,7 @@ _NO_CONTAINER = re.compile(
     r"<Code>\s*(?:NoSuchBucket|ContainerNotFound)\s*</Code>"
     r"|\"message\": ?\"The specified bucket does not exist"
     r"|\breason: \"The specified (?:container|bucket) does not exist"
+    r"|\bno bucket named\b"  # fake-gcs-server's (a 500)
 )
 
 
