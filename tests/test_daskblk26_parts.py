@@ -8,6 +8,7 @@ Real files; chunk reads and decodes are counted by spies on the store and the co
 from __future__ import annotations
 
 import os
+import time
 from collections import Counter
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -184,3 +185,21 @@ def test_part_keep_drops_when_all_read_and_hands_failures_back() -> None:
     keep.keep("d", Fetch.FAILED)  # its read failed: the waiter reads it itself
     assert waiting.wait_blocking() is Fetch.FAILED
     assert (keep.held_bytes, keep.hits) == (0, 2)  # (c's two; d's waiter not)
+
+
+def test_part_keep_drops_aged_chunks_without_reads() -> None:
+    """A chunk held when no read comes any more is dropped by the keep's timer thread."""
+    size = _chunk(0).nbytes
+    keep = PartKeep(4 * size, size, 0.05)
+    assert keep.claim("c", 4, 16, "v") is Fetch.KEEP
+    keep.keep("c", _chunk(1))
+    assert keep.held_bytes == size
+    deadline = time.monotonic() + 30  # (a liveness bound, not a timing assertion)
+    while keep.held_bytes and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert keep.held_bytes == 0 and not keep.holds("c")
+    assert keep.claim("d", 4, 16, "v") is Fetch.KEEP  # and it keeps again afterwards
+    keep.keep("d", _chunk(2))
+    while keep.held_bytes and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert keep.held_bytes == 0

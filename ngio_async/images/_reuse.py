@@ -14,6 +14,7 @@ from __future__ import annotations
 import enum
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeAlias, TypeVar
 
@@ -305,7 +306,8 @@ class PartKeep(_Held):
     four times, with no read cache configured. Thread-safe (dask's threads claim from it).
 
     A chunk is dropped once the reads have taken all of it (counted in elements), ``seconds``
-    after it was decoded, or for room (oldest first): at most ``budget`` bytes are held.
+    after it was decoded (by the next read, or by a timer thread while chunks are held), or
+    for room (oldest first): at most ``budget`` bytes are held.
     Beside each chunk: the version of its stored object, taken before it was read; every read
     that takes the chunk passes the object's version now, and a changed object (another
     writer) is read anew: no read gets older pixels than reading the file would give it.
@@ -323,6 +325,7 @@ class PartKeep(_Held):
         self._born: dict[str, float] = {}  # when each held chunk was decoded, oldest first
         #: chunks decoded and held for the reads of their rest
         self.kept = 0
+        self._sweeping = False  # a timer will drop the chunks that age out
 
     def holds(self, key: str) -> bool:
         """Whether chunk ``key`` is held or being read (a hint: no lock taken)."""
@@ -385,7 +388,29 @@ class PartKeep(_Held):
                 self.held_bytes += _nbytes(chunk)
                 self.peak_bytes = max(self.peak_bytes, self.held_bytes)
                 self.kept += 1
+            sweep = not self._sweeping and bool(self._born)
+            self._sweeping = self._sweeping or sweep
         pending.done(chunk)
+        if sweep:
+            self._sweep_in(self._seconds)
+
+    def _sweep_in(self, delay: float) -> None:
+        """Drop the chunks aged out ``delay`` seconds from now, in a timer thread (then
+        again while any is held): chunks are not held past their time when no read comes."""
+        timer = threading.Timer(delay, _sweep, (weakref.ref(self),))
+        timer.daemon = True
+        timer.start()
+
+    def sweep(self) -> None:
+        """Drop the chunks aged out; the timer's next run when some are still held."""
+        with self._lock:
+            now = time.monotonic()
+            self._expire(now)
+            born = self._born
+            delay = self._seconds - (now - born[next(iter(born))]) if born else None
+            self._sweeping = delay is not None
+        if delay is not None:
+            self._sweep_in(max(delay, 0.01))
 
     def _drop(self, key: str) -> None:
         """Forget chunk ``key`` (under the lock); one being read is only marked taken (its
@@ -419,6 +444,12 @@ class PartKeep(_Held):
         self._left.clear()
         self._versions.clear()
         self._born.clear()
+
+
+def _sweep(ref: weakref.ref[PartKeep]) -> None:
+    keep = ref()
+    if keep is not None:
+        keep.sweep()
 
 
 def _nbytes(chunk: NDArray[Any] | None) -> int:
