@@ -15,6 +15,15 @@ Bounds
   starts bounds memory, because a result's size known after the fetch comes too late. A slow
   consumer holds memory at the bound. One item larger than the whole budget still runs, alone
   (it waits until nothing else is reserved), so an oversized item never deadlocks.
+- Late reservation (opt-in, ``reserve_late=True``; background modes only): an item's bytes
+  are reserved when its ``fn`` calls :func:`reserve_decoded` (between the fetch of a whole
+  shard and its decode; when ``fn`` returns if it never does), not when it starts: the
+  fetches of later items run while earlier ones decode or wait for the consumer. The bytes
+  reserved still never exceed ``max_bytes``; grants go in item order (ordered mode: the
+  earliest started, which the consumer needs first, so one item always fits when all before
+  it are consumed; completion order: the earliest started of those asking). The items
+  started and not granted (their fetched, encoded bodies) are bounded by ``window`` (which
+  then counts them and the granted ones alike) and by ``ahead_bytes`` of their ``size_of``.
 - ``ordered=True`` yields results in input order; ``ordered=False`` in completion order.
 - Adaptive window (opt-in, ``max_window``): the window starts at ``window`` and doubles (after
   the first widening that did not pay: grows by half, at least one), up to ``max_window``, when
@@ -110,6 +119,7 @@ __all__ = [
     "first_leaf",
     "raise_plainly",
     "prefetch",
+    "reserve_decoded",
     "settling",
     "single_leaf",
     "start_deferred",
@@ -279,6 +289,34 @@ async def to_the_end(fn: Callable[[*Ts], Awaitable[R]], *args: *Ts, what: str) -
         return await writes.run(fn, *args, what=what)
 
 
+class _Grant:
+    """The reservation of a late-reserving prefetch item while its fn runs (emptied then: the
+    contexts its fn's tasks and threads were given may outlive it, and must not keep its
+    result, the tiles the consumer dropped, alive)."""
+
+    __slots__ = ("engine", "slot")
+
+    def __init__(self, engine: _Engine[Any, Any], slot: _Slot[Any]) -> None:
+        self.engine: _Engine[Any, Any] | None = engine
+        self.slot: _Slot[Any] | None = slot
+
+    def clear(self) -> None:
+        self.engine = self.slot = None
+
+
+#: the reservation of the late-reserving prefetch item whose fn runs in this context
+_GRANT: ContextVar[_Grant | None] = ContextVar("ngio_async_prefetch_grant", default=None)
+
+
+async def reserve_decoded() -> None:
+    """In the fn of an item of a prefetch with ``reserve_late``: wait until the item's bytes
+    (its ``size_of``) are reserved, in item order; call it between the fetch and the decode.
+    Later calls, and calls outside such an item, return at once."""
+    grant = _GRANT.get()
+    if grant is not None and grant.engine is not None and grant.slot is not None:
+        await grant.engine._grant(grant.slot)
+
+
 class _Idle(Generic[T, R]):
     """A worker task waiting for its next item (``job`` is ``None`` when the producer stopped)."""
 
@@ -292,15 +330,17 @@ class _Idle(Generic[T, R]):
 class _Slot(Generic[R]):
     """One started item: its result or error, once finished."""
 
-    __slots__ = ("cost", "error", "finished", "index", "value")
+    __slots__ = ("cost", "error", "finished", "granted", "index", "value", "waiting")
 
     value: R
 
-    def __init__(self, index: int, cost: int) -> None:
+    def __init__(self, index: int, cost: int, granted: bool = True) -> None:
         self.index = index
         self.cost = cost
         self.error: Exception | None = None
         self.finished = False
+        self.granted = granted  # its ``cost`` is reserved (late reservation: once asked for)
+        self.waiting = False  # its fn waits in :meth:`_Engine._grant`
 
 
 _NO_ITEM: Any = object()
@@ -373,6 +413,8 @@ class _Engine(Generic[T, R]):
         on_item: ProgressCallback | None,
         max_window: int | None = None,
         can_grow: Callable[[], bool] | None = None,
+        reserve_late: bool = False,
+        ahead_bytes: int | None = None,
     ) -> None:
         if isinstance(window, bool) or not isinstance(window, int) or window < 1:
             raise ValueError(f"window must be a positive integer, got {window!r}")
@@ -385,6 +427,10 @@ class _Engine(Generic[T, R]):
                 raise ValueError(f"max_bytes must be a positive integer or None, got {max_bytes!r}")
             if size_of is None:
                 raise ValueError("max_bytes needs size_of(item) -> bytes of that item's result")
+        if ahead_bytes is not None and (
+            isinstance(ahead_bytes, bool) or not isinstance(ahead_bytes, int) or ahead_bytes < 1
+        ):
+            raise ValueError(f"ahead_bytes must be a positive integer or None, got {ahead_bytes!r}")
         self._items = items
         self._fn = fn
         self.window = window
@@ -405,7 +451,11 @@ class _Engine(Generic[T, R]):
         self._lookahead_cost = 0
         self.started = 0  # items whose fn was started
         self.consumed = 0  # results (or errors) handed to the consumer
-        self.reserved = 0  # bytes of started-and-not-consumed items
+        self.reserved = 0  # bytes of started-and-not-consumed items (late: granted ones)
+        self._late = reserve_late  # reserve each item's bytes when its fn asks (background)
+        self._ahead_bytes = max_bytes if ahead_bytes is None else ahead_bytes
+        self.pending = 0  # late: bytes of started items not granted yet
+        self._ungranted: dict[int, _Slot[R]] = {}  # late: those items, in start order
         self._ready: dict[int, _Slot[R]] = {}  # ordered mode: index -> finished slot
         self._ready_q: deque[_Slot[R]] = deque()  # unordered mode: completion order
         self._exhausted = False  # no more items will start
@@ -471,22 +521,81 @@ class _Engine(Generic[T, R]):
             return True
         return in_use + self._lookahead_cost <= self._max_bytes
 
-    def _take(self) -> tuple[T, _Slot[R]]:
-        slot: _Slot[R] = _Slot(self.started, self._lookahead_cost)  # (no _Slot[R](): slow)
+    def _fits_ahead(self, count: int) -> bool:
+        """Late reservation: whether the next item may start (its bytes are reserved later):
+        within the window, and the bytes of the items started and not granted within
+        ``ahead_bytes`` (one always fits)."""
+        if count >= self.window:
+            return False
+        if self._ahead_bytes is None or self.pending == 0:
+            return True
+        return self.pending + self._lookahead_cost <= self._ahead_bytes
+
+    def _take(self, late: bool = False) -> tuple[T, _Slot[R]]:
+        slot: _Slot[R] = _Slot(self.started, self._lookahead_cost, not late)  # (not _Slot[R]())
         item = self._lookahead
         self._lookahead = _NO_ITEM
         self.started += 1
-        self.reserved += slot.cost
+        if late:
+            self.pending += slot.cost
+            self._ungranted[slot.index] = slot
+        else:
+            self.reserved += slot.cost
         return item, slot
+
+    # -- late reservation ------------------------------------------------------------------
+
+    def _next_grant(self) -> _Slot[R] | None:
+        """The item whose bytes are granted next: the earliest started one (ordered: the
+        consumer needs it first, and every earlier one is consumed when it fits alone), or in
+        completion order the earliest started of those waiting (any granted one completes)."""
+        for slot in self._ungranted.values():
+            if self._ordered or slot.waiting:
+                return slot
+        return None
+
+    async def _grant(self, slot: _Slot[R]) -> None:
+        """Reserve ``slot``'s bytes, waiting until they fit and its turn came (at once: it
+        has them already)."""
+        if slot.granted:
+            return
+        slot.waiting = True
+        max_bytes = self._max_bytes
+        while self._next_grant() is not slot or not (
+            max_bytes is None or self.reserved == 0 or self.reserved + slot.cost <= max_bytes
+        ):
+            await self._wait()
+        slot.waiting = False
+        self._settle(slot)
+        self.reserved += slot.cost
+
+    def _settle(self, slot: _Slot[R]) -> None:
+        """``slot`` leaves the items started and not granted."""
+        slot.granted = True
+        del self._ungranted[slot.index]
+        self.pending -= slot.cost
+        self._notify()
 
     # -- work ------------------------------------------------------------------------------
 
     async def _work(self, item: T, slot: _Slot[R]) -> None:
+        grant = None if slot.granted else _Grant(self, slot)
+        token = None if grant is None else _GRANT.set(grant)
         try:
             slot.value = await self._fn(item)
         except Exception as exc:  # noqa: BLE001 - handed to the consumer, in order
             slot.error = exc
             self._failed = True
+        finally:
+            if grant is not None and token is not None:
+                grant.clear()
+                _GRANT.reset(token)
+        if not slot.granted:  # (late: its fn did not ask)
+            if slot.error is None:
+                await self._grant(slot)
+            else:  # an error holds nothing: the later items need not wait for it
+                self._settle(slot)
+                slot.cost = 0
         slot.finished = True
         self.completed += 1
         if self._ordered:
@@ -498,13 +607,17 @@ class _Engine(Generic[T, R]):
     async def _produce(self, tg: TaskGroup) -> None:
         try:
             while not self._failed and not self._closed and self._peek():
-                while not self._fits(self.reserved, self.started - self.consumed):
+                while not (
+                    self._fits_ahead(self.started - self.consumed)
+                    if self._late
+                    else self._fits(self.reserved, self.started - self.consumed)
+                ):
                     self._window_limited = self.started - self.consumed >= self.window
                     await self._wait()
                     if self._failed or self._closed:
                         return
                 self._window_limited = False
-                job = self._take()
+                job = self._take(self._late)
                 if self._idle:  # hand the item to a waiting worker task
                     worker = self._idle.pop()
                     worker.job = job
@@ -753,6 +866,8 @@ class Prefetch(Generic[T, R]):
         owner: TaskGroup | None = None,
         max_window: int | None = None,
         can_grow: Callable[[], bool] | None = None,
+        reserve_late: bool = False,
+        ahead_bytes: int | None = None,
     ) -> None:
         self._engine: _Engine[T, R] = _Engine(
             items,
@@ -764,6 +879,8 @@ class Prefetch(Generic[T, R]):
             on_item=on_item,
             max_window=max_window,
             can_grow=can_grow,
+            reserve_late=reserve_late,
+            ahead_bytes=ahead_bytes,
         )
         self._owner = owner
         self._used = False
@@ -827,6 +944,8 @@ def prefetch(
     owner: TaskGroup | None = None,
     max_window: int | None = None,
     can_grow: Callable[[], bool] | None = None,
+    reserve_late: bool = False,
+    ahead_bytes: int | None = None,
 ) -> Prefetch[T, R]:
     """Run ``fn(item)`` for ``items``, at most ``window`` items ahead of the consumer.
 
@@ -843,6 +962,10 @@ def prefetch(
     :param max_window: let the window grow up to this while the consumer starves (``None``:
         fixed window).
     :param can_grow: consulted before each growth step (``None``: always may grow).
+    :param reserve_late: reserve an item's ``size_of`` bytes when its fn calls
+        :func:`reserve_decoded` (after its fetch, before its decode), else when it returns;
+        the items started and not reserved yet are bounded by ``window`` and ``ahead_bytes``
+        (default ``max_bytes``). With background work only (batches reserve at the start).
     :return: a :class:`Prefetch`; use ``async with`` (recommended) or ``async for`` on it.
     :raises ValueError: if ``window``/``max_bytes`` are not positive integers, or ``max_bytes``
         is given without ``size_of``.
@@ -858,4 +981,6 @@ def prefetch(
         owner=owner,
         max_window=max_window,
         can_grow=can_grow,
+        reserve_late=reserve_late,
+        ahead_bytes=ahead_bytes,
     )

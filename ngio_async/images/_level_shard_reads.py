@@ -7,6 +7,7 @@ from __future__ import annotations
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from .._prefetch import reserve_decoded
 from ..stores import ChangedError
 from ._chunk_decode import Decode, Targets, _by_chunk, _grid_coords, _Ready
 from ._index_cache import _CHANGED_RETRIES, IndexCache
@@ -153,6 +154,7 @@ class _ShardReads(_LevelDecodes):
             if not any(isinstance(buf, Fetch) for buf, _, _ in claimed):  # all from ``reuse``
                 return [(b, n, t) for b, n, t in claimed if not isinstance(b, Fetch)]
             whole, version = await self.store.get_with_version(key)
+            await reserve_decoded()  # (a tile stream's run: its tiles' bytes, before decoding)
             if whole is None:
                 indexes.put(key, None)
                 return [(None if isinstance(b, Fetch) else b, n, t) for b, n, t in claimed]
@@ -176,6 +178,7 @@ class _ShardReads(_LevelDecodes):
         plain bytes and index; ``None``: missing."""
         whole, _ = await self.store.get_with_version(key)  # (as the other whole reads: with
         # ``get``, a body starting as gzip data is asked of aiohttp again over HTTP)
+        await reserve_decoded()  # (a tile stream's run: its tiles' bytes, before decompressing)
         return None if whole is None else await self._workers.run(_open_shard, codec, whole, key)
 
     async def _read_parts_once(
@@ -253,6 +256,7 @@ class _ShardReads(_LevelDecodes):
                 indexes.pop_version(key, version)  # (unless another read fetched it anew)
                 raise
             bufs = list(got)
+            await reserve_decoded()  # (a tile stream's run: its tiles' bytes, before decoding)
         it = iter(bufs)
         return [(next(it) if isinstance(b, Fetch) else b, n, t) for b, n, t in claimed]
 
