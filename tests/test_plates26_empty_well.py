@@ -61,3 +61,28 @@ async def test_a_broken_well_still_raises(tmp_path: Path) -> None:
     async with ngio_async.open_plate_async(path) as plate:
         with pytest.raises(MetadataError, match="images"):
             await plate.image_paths()
+
+
+async def test_a_plate_with_a_well_ngio_added_without_fields_converts(tmp_path: Path) -> None:
+    """convert read its wells itself and refused the plate (MetadataError); the empty well is
+    left out of the target, as a well with no field left."""
+    ngio = pytest.importorskip("ngio")
+    src, dst = tmp_path / "src.zarr", tmp_path / "dst.zarr"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        plate = ngio.create_empty_plate(str(src), "p", ngff_version="0.5")
+        plate.add_well("A", 2)
+        plate.add_image("B", 1, "0")
+        ngio.create_ome_zarr_from_array(
+            str(src / "B" / "01" / "0"),
+            np.full((1, 64, 64), 4, np.uint8),
+            pixelsize=1.0,
+            axes_names="cyx",
+            ngff_version="0.5",
+        )
+    result = await ngio_async.convert(str(src), str(dst), ngff_version="0.4")
+    assert result.wells == ("B/01",)
+    async with ngio_async.open_plate_async(dst) as plate:
+        assert await plate.image_paths() == [("B/01", "0")]
+        async with await plate.image("B", 1) as ds:
+            assert int((await ds.read()).max()) == 4

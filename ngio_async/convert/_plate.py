@@ -123,6 +123,12 @@ async def _plan_plate(
                 raise
             _missing(f"well {path!r} of plate {plate.url}", "plate's wells")
             return
+        except MetadataError:
+            from ..images._plate_ops import _empty_well
+
+            if await _empty_well(store, join(root, path)) is None:
+                raise
+            return  # its images list empty (ngio's add_well): a well without fields, left out
         if meta.well is None:
             raise UnsupportedError(
                 f"well {path!r} of plate {plate.url} has no 'well' metadata "
