@@ -136,3 +136,26 @@ async def test_a_failed_raise_unlists_the_field(
     assert not (path / "A" / "1" / "1" / "zarr.json").exists()
     report = await validate_hierarchy(str(path))
     assert report.errors == [], [p.line() for p in report.problems]
+
+
+async def test_a_failed_raise_of_maximumfieldcount_unlists_the_field(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same for an acquisition's stated maximumfieldcount (the plate has no field_count)."""
+    path = tmp_path / "plate.ome.zarr"
+    async with ngio_async.create_plate_async(
+        path, rows=["A"], columns=["1"], acquisitions=[{"id": 0, "maximumfieldcount": 1}]
+    ) as plate:
+        await (await plate.add_image("A/1", field="0", acquisition=0, **FIELD)).aclose()
+
+        async def failing(*args: Any, **kw: Any) -> None:
+            raise OSError("injected: the plate's rewrite fails")
+
+        monkeypatch.setattr(plate, "_edit_plate", failing)
+        with pytest.raises(OSError, match="injected"):
+            await plate.add_image("A/1", field="1", acquisition=0, **FIELD)
+        monkeypatch.undo()
+    well = json.loads((path / "A" / "1" / "zarr.json").read_text())
+    assert [im["path"] for im in well["attributes"]["ome"]["well"]["images"]] == ["0"]
+    assert plate_body(path, "0.5")["acquisitions"][0]["maximumfieldcount"] == 1
+    assert not (path / "A" / "1" / "1" / "zarr.json").exists()

@@ -67,6 +67,7 @@ from ._plate_docs import (
     _DERIVED_KEY,
     _consolidated_wells,
     _field_count_raised,
+    _grown,
     _read_plate,
     _well_listed,
 )
@@ -519,9 +520,10 @@ class Plate(_PlateDocuments):
         self, well_path: str, name: str, root: str, plan: ImagePlan, exc: BaseException
     ) -> None:
         """After ``add_image`` failed with ``exc`` while listing field ``name``: unless the well
-        lists it and the plate lists the well with a ``field_count`` (if any) that counts its
-        fields (then it is complete), unlist it from the well and remove its metadata (best
-        effort; a store that cannot be read is left alone).
+        lists it and the plate lists the well with a ``field_count`` and the field's
+        acquisition's ``maximumfieldcount`` (if any) that count its fields (then it is
+        complete), unlist it from the well and remove its metadata (best effort; a store that
+        cannot be read is left alone).
         The well's and plate's puts are shielded from cancellation: cancelled in flight, one
         could land after this check and list a field removed here."""
         with anyio.CancelScope(shield=True):
@@ -539,6 +541,7 @@ class Plate(_PlateDocuments):
                         for w in plate.get("wells") or ()
                     )
                     and _field_count_raised(plate, len(images)) is plate  # field_count counts them
+                    and _counted(plate.get("acquisitions"), images, name)
                 ):
                     return
                 if listed:
@@ -640,6 +643,16 @@ class Plate(_PlateDocuments):
         else:
             grow = count > most
         return {acquisition: count} if grow else {}
+
+
+def _counted(acquisitions: Any, images: list[dict[str, Any]], name: str) -> bool:
+    """Whether the stated ``maximumfieldcount`` of field ``name``'s acquisition (if any)
+    counts that acquisition's fields among ``images`` (a well's, as stored)."""
+    acq = next((im.get("acquisition") for im in images if im.get("path") == name), None)
+    if not isinstance(acq, int):
+        return True
+    count = sum(1 for im in images if im.get("acquisition") == acq)
+    return bool(_grown(acquisitions, {acq: count}, set()) == acquisitions)
 
 
 #: the options of :meth:`Plate.add_image` passed on to :func:`plan_image`
