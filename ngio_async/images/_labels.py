@@ -31,6 +31,7 @@ import math
 import os
 import posixpath
 import re
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -38,7 +39,7 @@ import anyio
 import msgspec
 import numpy as np
 
-from .._errors import MetadataError, NgioError, NotFoundError, UnsupportedError
+from .._errors import ClosedError, MetadataError, NgioError, NotFoundError, UnsupportedError
 from ..meta import read_document, write_document
 from ..meta._names import check_child_name
 from ..stores import AsyncStore
@@ -491,9 +492,18 @@ class Labels:
     """The label images of a dataset: ``names()``, ``open(name)``, ``create(name)``."""
 
     def __init__(self, dataset: Dataset) -> None:
-        self._dataset = dataset
+        # weak: the dataset holds its labels, and a cycle would keep a dropped dataset (and
+        # its store's connections) until the garbage collector's next full pass
+        self._dataset_ref = weakref.ref(dataset)
         self._lock: anyio.Lock | None = None
         self._names = KeyLocks()  # one create at a time per label name
+
+    @property
+    def _dataset(self) -> Dataset:
+        dataset = self._dataset_ref()
+        if dataset is None:
+            raise ClosedError("the dataset of these label images was dropped: keep it while used")
+        return dataset
 
     async def _check_listing(self, name: str, version: str, *, group: bool = True) -> None:
         """Refuse, before it is written, a label image ``name`` of NGFF ``version`` that
