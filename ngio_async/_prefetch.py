@@ -116,6 +116,7 @@ __all__ = [
     "Settling",
     "Unsettled",
     "first_error",
+    "fetched_ahead",
     "first_leaf",
     "raise_plainly",
     "prefetch",
@@ -306,6 +307,15 @@ class _Grant:
 
 #: the reservation of the late-reserving prefetch item whose fn runs in this context
 _GRANT: ContextVar[_Grant | None] = ContextVar("ngio_async_prefetch_grant", default=None)
+
+
+def fetched_ahead() -> bool:
+    """Whether this runs in the fn of an item of a prefetch with ``reserve_late`` whose bytes
+    are not reserved yet (fetched ahead of the decoded window). Such an item must not lead
+    a fetch that other reads wait for: its reservation waits for the consumer, who may be
+    one of them (a loop body reading the same image), and neither would move again."""
+    grant = _GRANT.get()
+    return grant is not None and grant.slot is not None and not grant.slot.granted
 
 
 async def reserve_decoded() -> None:

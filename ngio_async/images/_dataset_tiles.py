@@ -162,8 +162,8 @@ class _DatasetTiles(_DatasetBase):
         :param ordered: yield in grid order (default; a list selection in its own order:
             ``c=[2, 0]`` yields channel 2's tiles first) or as tiles complete (fastest; remote
             sharded levels then go shard by shard, each shard read whole in one request, the
-            next shards fetched while earlier ones decode or wait for the consumer, within
-            another ``limits.prefetch_bytes`` of their tiles).
+            next shards fetched while earlier ones decode or wait for the consumer: their
+            bodies held, for at most another ``limits.prefetch_bytes`` of their tiles).
         :param progress: ``progress(done, total)`` after each tile.
         """
         self._check_open()
@@ -431,9 +431,11 @@ class _DatasetTiles(_DatasetBase):
         # the consumer: as many runs again fetched ahead, within prefetch_bytes more of their
         # tiles (3 runs of 32 MiB, 14 MB stored each, had 0-3 GETs in flight, ~200 ms each
         # on a cloud store: the stream held near 450 MB/s; at 70 MB/s a connection, 330-410
-        # MB/s before, 400-600 after, peak RSS +140 MB: the bodies and the tile arrays a
-        # run allocates when it starts). Not with pooled tile arrays: those of the runs
-        # fetched ahead would be arrays taken from the pool, held on top of the bound
+        # MB/s before, 400-600 after). A run fetched ahead holds its body alone: its tiles'
+        # arrays are made once its bytes are reserved (Level.read_many), and it leads no
+        # fetch other reads wait for (the loop body's reads of the same image: they would
+        # wait for the consumer). Not with pooled tile arrays (a run that cannot read its
+        # shard whole makes its arrays when it starts)
         late = (
             runs_of is not None
             and shards is not None

@@ -319,19 +319,19 @@ class _LevelBase:
     def _one_object(self, region: Region) -> bool:
         return _inside_one(region, self.meta.stored_chunks)
 
-    def _covers(self, codec: ShardCodec, parts: Sequence[tuple[ShardPlan, NDArray[Any]]]) -> bool:
-        """Whether ``parts`` (plans of regions in one shard) need every inner chunk of it that
-        holds pixels of the array (an edge shard's chunks past the array's end hold none)."""
-        coords = parts[0][0].coords
+    def _covers(self, codec: ShardCodec, plans: Sequence[ShardPlan]) -> bool:
+        """Whether ``plans`` (of regions in one shard) need every inner chunk of it that holds
+        pixels of the array (an edge shard's chunks past the array's end hold none)."""
+        coords = plans[0].coords
         need = math.prod(
             min(n, -(-(size - sc * n * c) // c))
             for n, c, size, sc in zip(
                 codec.chunks_per_shard, self.meta.chunks, self.shape, coords, strict=True
             )
         )
-        if len(parts) == 1:
-            return len(parts[0][0].chunks) >= need
-        return len({inner.coords for plan, _ in parts for inner in plan.chunks}) >= need
+        if len(plans) == 1:
+            return len(plans[0].chunks) >= need
+        return len({inner.coords for plan in plans for inner in plan.chunks}) >= need
 
     async def _in_threads(self, fn: Callable[[list[J]], None], items: list[J]) -> None:
         """``fn(part)`` for parts of ``items`` in worker threads: several items per call (fewer

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import numpy as np
 
+from .._prefetch import fetched_ahead
 from ..codecs import ChunkCodec, ShardCodec, ShardIndex
 from ..engine import plan_chunks, plan_shards, region_shape
 from ..engine.plan import check_region
@@ -151,6 +152,10 @@ class _LevelReads(_ShardReads):
             return await self._read_many_chunks(codec, regions, reuse, pool)
         if not isinstance(codec, ShardCodec) or not self.reads_shards_together:
             return [await self.read(region, indexes, pool=pool) for region in regions]
+        if reuse is None and fetched_ahead():  # (its arrays once its shard is fetched)
+            ahead = await self._read_run_ahead(codec, regions, indexes, pool)
+            if ahead is not None:
+                return ahead
         outs, groups = self._shard_groups(regions, None, pool)
 
         async def one_shard(item: tuple[str, list[tuple[ShardPlan, NDArray[Any]]]]) -> None:

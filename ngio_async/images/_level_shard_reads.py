@@ -7,7 +7,8 @@ from __future__ import annotations
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from .._prefetch import reserve_decoded
+from .._prefetch import fetched_ahead, reserve_decoded
+from ..engine import plan_shards
 from ..stores import ChangedError
 from ._chunk_decode import Decode, Targets, _by_chunk, _grid_coords, _Ready
 from ._index_cache import _CHANGED_RETRIES, IndexCache
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from ..codecs import ShardCodec, ShardIndex
     from ..engine import InnerChunkPlan, Region, ShardPlan
     from ..stores import Buffer
+    from ._tile_pool import TilePool
 
 
 class _ShardReads(_LevelDecodes):
@@ -43,7 +45,7 @@ class _ShardReads(_LevelDecodes):
     ) -> None:
         key = self._prefix + plan.key
         if self.store.blocking_reads and (
-            self._whole_shards or (self._covers(codec, [(plan, out)]) and key not in indexes)
+            self._whole_shards or (self._covers(codec, [plan]) and key not in indexes)
         ):
             await self._workers.run(_fetch_decode_shard, self.store, codec, key, [(plan, out)])
             return
@@ -68,10 +70,10 @@ class _ShardReads(_LevelDecodes):
         whole (one version by construction: a shard rewritten on every try, or a server whose
         ETags differ from node to node; neither shared nor taken from ``reuse``). A compressed
         shard is always read whole. Whole reads of a read-only level are shared with the reads
-        in flight whether or not ``share`` is set (:meth:`_read_whole`)."""
-        if self._whole_shards or (
-            key not in indexes and key not in self._index_loading and self._covers(codec, parts)
-        ):  # one request, not two
+        in flight whether or not ``share`` is set (:meth:`_read_whole`). A tile stream's run
+        fetched ahead of its bytes shares nothing (:func:`fetched_ahead`)."""
+        share = share and not fetched_ahead()
+        if self._whole_at_once(codec, key, [plan for plan, _ in parts], indexes):
             await self._read_whole(codec, key, parts, indexes, reuse, not self.writable)
             return
         for _ in range(_CHANGED_RETRIES + 1):
@@ -81,6 +83,43 @@ class _ShardReads(_LevelDecodes):
             except ChangedError:  # (its index was dropped)
                 continue
         await self._read_whole(codec, key, parts, indexes)
+
+    def _whole_at_once(
+        self, codec: ShardCodec, key: str, plans: Sequence[ShardPlan], indexes: IndexCache
+    ) -> bool:
+        """Whether shard ``key`` is read whole in one request for ``plans``: they need all of
+        it and its index is not known yet (one request, not two), or it is only ever read
+        whole."""
+        return self._whole_shards or (
+            key not in indexes and key not in self._index_loading and self._covers(codec, plans)
+        )
+
+    async def _read_run_ahead(
+        self,
+        codec: ShardCodec,
+        regions: Sequence[Region],
+        indexes: IndexCache,
+        pool: TilePool | None,
+    ) -> list[NDArray[Any]] | None:
+        """The regions of a tile stream's run fetched ahead of its bytes
+        (:func:`fetched_ahead`), when they need all of one plain shard: the shard fetched
+        whole first, the regions' arrays made only once their bytes are reserved (a run
+        fetched ahead holds its body alone), then decoded into them. ``None``: not such a
+        run (read as any other)."""
+        plans: dict[str, list[ShardPlan]] = {}
+        for region in regions:
+            for plan in plan_shards(self.meta, region):
+                plans.setdefault(self._prefix + plan.key, []).append(plan)
+        if len(plans) != 1 or codec.compressed or self.store.blocking_reads:
+            return None
+        ((key, needed),) = plans.items()
+        if not self._whole_at_once(codec, key, needed, indexes):
+            return None
+        whole, version = await self.store.get_with_version(key)
+        await reserve_decoded()
+        outs, groups = self._shard_groups(regions, None, pool)
+        await self._decode_whole(codec, key, groups[key], indexes, whole, version)
+        return outs
 
     async def _read_whole(
         self,
@@ -98,18 +137,51 @@ class _ShardReads(_LevelDecodes):
         the reads of a read-only level that need it meanwhile share that one). A remote plain
         shard's inner chunks are claimed before the request (:meth:`_whole_claimed`): taken
         from ``reuse`` and kept there, or (``share``, a read-only level) shared with the reads
-        of them in flight, whole or by range."""
+        of them in flight, whole or by range. A tile stream's run fetched ahead of its bytes
+        (:func:`fetched_ahead`) neither shares nor leads a fetch: the reads that would wait
+        for it may be its consumer's."""
+        ahead = fetched_ahead()
+        share = share and not ahead
         if codec.compressed:
             fetch = partial(self._open_compressed, codec, key)
-            got = await (fetch() if self.writable else self._shards_in_flight.run(key, fetch))
+            shared = not self.writable and not ahead
+            got = await (self._shards_in_flight.run(key, fetch) if shared else fetch())
         elif (share or reuse is not None) and not self.store.blocking_reads:
             await self._whole_claimed(codec, key, parts, indexes, reuse, share)
             return
         else:
             whole, version = await self.store.get_with_version(key)
-            got = None if whole is None else _open_shard(codec, whole, key)
-            if got is not None:
-                indexes.put(key, got[1], version)
+            await reserve_decoded()  # (a tile stream's run: its tiles' bytes, before decoding)
+            await self._decode_whole(codec, key, parts, indexes, whole, version)
+            return
+        await self._decode_opened(codec, key, parts, indexes, got)
+
+    async def _decode_whole(
+        self,
+        codec: ShardCodec,
+        key: str,
+        parts: list[tuple[ShardPlan, NDArray[Any]]],
+        indexes: IndexCache,
+        whole: Buffer | None,
+        version: str | None,
+    ) -> None:
+        """Decode what ``parts`` need of plain shard ``key`` fetched whole (``None``: missing,
+        the fill value), its index kept in ``indexes`` with ``version``."""
+        got = None if whole is None else _open_shard(codec, whole, key)
+        if got is not None:
+            indexes.put(key, got[1], version)
+        await self._decode_opened(codec, key, parts, indexes, got)
+
+    async def _decode_opened(
+        self,
+        codec: ShardCodec,
+        key: str,
+        parts: list[tuple[ShardPlan, NDArray[Any]]],
+        indexes: IndexCache,
+        got: tuple[Buffer, ShardIndex] | None,
+    ) -> None:
+        """Decode what ``parts`` need of shard ``key``'s plain bytes and index (``None``:
+        missing: the fill value) in worker threads."""
         if got is None:
             indexes.put(key, None)
             for plan, out in parts:
