@@ -350,7 +350,7 @@ class _Slot(Generic[R]):
         self.error: Exception | None = None
         self.finished = False
         self.granted = granted  # its ``cost`` is reserved (late reservation: once asked for)
-        self.waiting = False  # its fn waits in :meth:`_Engine._grant`
+        self.waiting = 0  # its fn's tasks waiting in :meth:`_Engine._grant`
 
 
 _NO_ITEM: Any = object()
@@ -566,18 +566,24 @@ class _Engine(Generic[T, R]):
 
     async def _grant(self, slot: _Slot[R]) -> None:
         """Reserve ``slot``'s bytes, waiting until they fit and its turn came (at once: it
-        has them already)."""
-        if slot.granted:
-            return
-        slot.waiting = True
+        has them already; once for all its fn's tasks asking together)."""
         max_bytes = self._max_bytes
-        while self._next_grant() is not slot or not (
-            max_bytes is None or self.reserved == 0 or self.reserved + slot.cost <= max_bytes
-        ):
-            await self._wait()
-        slot.waiting = False
-        self._settle(slot)
-        self.reserved += slot.cost
+        slot.waiting += 1
+        try:
+            while not slot.granted and (
+                self._next_grant() is not slot
+                or not (
+                    max_bytes is None
+                    or self.reserved == 0
+                    or self.reserved + slot.cost <= max_bytes
+                )
+            ):
+                await self._wait()
+        finally:  # (several of its fn's tasks may ask at once; one cancelled asks no more)
+            slot.waiting -= 1
+        if not slot.granted:
+            self._settle(slot)
+            self.reserved += slot.cost
 
     def _settle(self, slot: _Slot[R]) -> None:
         """``slot`` leaves the items started and not granted."""
