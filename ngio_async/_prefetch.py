@@ -408,6 +408,11 @@ def start_deferred(
     tg.start_soon(_Deferred, *call, name=getattr(fn, "__qualname__", None))
 
 
+async def _ended(item: object) -> Any:
+    """The work function of an engine whose run has ended (none is called)."""
+    raise RuntimeError("this prefetch has ended")
+
+
 class _Engine(Generic[T, R]):
     """State shared by the producer, the workers and the consumer (one event loop, no locks)."""
 
@@ -678,6 +683,10 @@ class _Engine(Generic[T, R]):
                 self._error = leaf if isinstance(leaf, Exception) else exc
         finally:
             self._stopped = True
+            # nothing starts any more: let the input and the work function (a read's closure
+            # over its level, and so the store) go; the frames of cancelled workers may stay
+            # in cyclic garbage (anyio's cancellation) holding this engine until collected
+            self._items, self._iter, self._fn = (), None, _ended
             self._done.set()
             self._notify()
 

@@ -56,8 +56,7 @@ async def test_a_dropped_dataset_is_freed_at_once(
     image_url: str, http_server: StaticServer
 ) -> None:
     """Opened, looked at and dropped (a notebook going through images): its store's
-    connections are closed without the collector. (A read's cancelled prefetch tasks still
-    leave anyio's cyclic garbage holding the level, so this opens metadata only.)"""
+    connections are closed without the collector."""
     with _no_collector():
         for _ in range(3):
             ds = await ngio_async.open_async(image_url)
@@ -68,6 +67,21 @@ async def test_a_dropped_dataset_is_freed_at_once(
             assert freed() is None  # was: alive until the collector found the cycle
         # (obstore drops its pools on its own threads)
         assert await _closes_to_zero(http_server.port) == 0  # was: 1 socket per dataset
+
+
+async def test_a_dataset_dropped_after_reads_is_freed_at_once(
+    image_url: str, http_server: StaticServer
+) -> None:
+    """Its reads' prefetch engines, kept in the cyclic garbage of their cancelled workers,
+    no longer hold the levels (and so the store) they read."""
+    with _no_collector():
+        for _ in range(3):
+            ds = await ngio_async.open_async(image_url)
+            await ds.read(level=0)
+            await ds.read(level=1, z=0)
+            assert _connected(http_server.port) > 1
+            del ds
+        assert await _closes_to_zero(http_server.port) == 0  # was: ~33 sockets per dataset
 
 
 async def test_labels_and_tables_outliving_their_dataset_say_so(tmp_path: Path) -> None:
