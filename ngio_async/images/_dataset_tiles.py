@@ -445,8 +445,8 @@ class _DatasetTiles(_DatasetBase):
             and prefetch is None
             and pool is None
         )
-        if late:
-            ahead = max(1, limits.prefetch_bytes // run_bytes)
+        if late:  # (as many runs again as the requests in flight hide: more only wait)
+            ahead = max(1, min(limits.prefetch_bytes // run_bytes, cap))
             window, max_window = window + ahead, max_window + ahead
         index_ahead = (
             lvl.reads_shards_in_parts

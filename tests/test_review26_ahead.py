@@ -1,0 +1,81 @@
+"""The runs a remote whole-shard tile stream (``ordered=False``) fetches ahead of its decoded
+window stay within twice the requests a store has in flight, as the decoded window does.
+
+They were bounded by ``prefetch_bytes`` of their tiles alone: small shards (a 2 KiB run of
+four 16 x 16 tiles) at the default 128 MiB made every shard of the image a run fetched ahead at
+once (1024 runs in flight, each a task waiting for its GET and then for its bytes, all woken
+at every tile the consumer took), where twice the requests in flight hide all the round trips
+there are. Counted on a real loopback server (the runs a level is reading at once), not timed.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import numpy as np
+import pytest
+from images import Spec, write_image
+from servers import StaticServer
+
+import ngio_async
+from ngio_async import Limits
+from ngio_async.stores import InstrumentedStore, open_store
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+pytestmark = pytest.mark.anyio
+
+# 32 x 32 shards of 32 x 32 pixels (inner chunks of 16 x 16): 1024 shards, 2 KiB runs
+SPEC = Spec(
+    version="0.5", shape=(1, 1024, 1024), chunks=(1, 16, 16), shards=(1, 32, 32), levels=1,
+    compressor=None,
+)  # fmt: skip
+REQUESTS = 8
+
+
+@pytest.fixture(scope="module")
+def small_shards(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Any]]:
+    root: Path = tmp_path_factory.mktemp("small_shards")
+    data = write_image(root / "img.zarr", SPEC)[0]
+    server = StaticServer(root).start()
+    try:
+        yield server.url + "img.zarr", data
+    finally:
+        server.stop()
+
+
+async def test_runs_fetched_ahead_stay_within_twice_the_requests(
+    small_shards: tuple[str, Any],
+) -> None:
+    url, data = small_shards
+    store = InstrumentedStore(open_store(url, limits=Limits(max_requests=REQUESTS)), 0.002)
+    reading = peak = 0
+    async with ngio_async.open_async(store) as ds:
+        level = ds.levels[0]
+        real = level.read_many
+
+        async def read_many(*args: Any, **kw: Any) -> Any:
+            nonlocal reading, peak
+            reading += 1
+            peak = max(peak, reading)
+            try:
+                return await real(*args, **kw)
+            finally:
+                reading -= 1
+
+        level.read_many = read_many  # type: ignore[method-assign]
+        got = np.zeros_like(data)
+        n = 0
+        with anyio.fail_after(60):
+            async for tile in ds.tiles(shape=(1, 16, 16), ordered=False):
+                got[tile.region] = tile.data
+                n += 1
+                if n % 64 == 0:
+                    await anyio.sleep(0.001)  # a consumer slower than the link
+    assert n == 4096 and np.array_equal(got, data)
+    # the decoded window (at most 2 x requests runs) and as many again fetched ahead
+    assert 0 < peak <= 4 * REQUESTS
+    assert store.in_flight == 0
