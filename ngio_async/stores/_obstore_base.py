@@ -227,6 +227,15 @@ class _ObstoreBase(AsyncStore):
             return text
         return _USERINFO.sub(r"\1", _QUERY.sub("?***", text))
 
+    def _no_bucket(self, key: str, exc: BaseException) -> NotFoundError:
+        """The error of a request for ``key`` that found no bucket (or container)."""
+        return NotFoundError(
+            f"the bucket (or container) of {self.url} does not exist{_asked(key)}: "
+            f"{self._describe(exc)}",
+            url=self.url,
+            key=key,
+        )
+
     @contextmanager
     def _map_exceptions(self, key: str) -> Iterator[None]:
         """obstore's errors as ours, naming ``key``; the raw errors chained to them keep their
@@ -240,12 +249,7 @@ class _ObstoreBase(AsyncStore):
                 raise
             except FileNotFoundError as exc:
                 if _no_container(exc):
-                    raise NotFoundError(
-                        f"the bucket (or container) of {url} does not exist{_asked(key)}: "
-                        f"{self._describe(exc)}",
-                        url=url,
-                        key=key,
-                    ) from exc
+                    raise self._no_bucket(key, exc) from exc
                 raise NotFoundError(
                     f"not found: {key!r} at {url}: {self._describe(exc)}", url=url, key=key
                 ) from exc
@@ -279,12 +283,7 @@ class _ObstoreBase(AsyncStore):
                 ) from exc
             except (obs_exc.BaseError, OSError, ValueError) as exc:
                 if _no_container(exc):  # a listing of a missing bucket, for one
-                    raise NotFoundError(
-                        f"the bucket (or container) of {url} does not exist{_asked(key)}: "
-                        f"{self._describe(exc)}",
-                        url=url,
-                        key=key,
-                    ) from exc
+                    raise self._no_bucket(key, exc) from exc
                 if _NO_CREDENTIALS in str(exc):  # none given: it asked the instance metadata
                     raise PermissionDeniedError(
                         f"no credentials for {url}: {_credentials_hint(self._store)} "
