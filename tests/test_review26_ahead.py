@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from images import Spec, write_image
 from servers import StaticServer
+from test_fetchahead26_stream import FITS, NAME, held_store, still, until
 
 import ngio_async
 from ngio_async import Limits
@@ -79,3 +80,34 @@ async def test_runs_fetched_ahead_stay_within_twice_the_requests(
     # the decoded window (at most 2 x requests runs) and as many again fetched ahead
     assert 0 < peak <= 4 * REQUESTS
     assert store.in_flight == 0
+
+
+async def test_runs_of_tiles_smaller_than_the_inner_chunks_fetched_ahead_hold_no_arrays(
+    http_images: tuple[StaticServer, dict[str, Any]],
+) -> None:
+    """Tiles of 8 x 8 in inner chunks of 16 x 16 (a stream that kept chunks for later tiles):
+    the runs fetched ahead made their tiles' arrays before their GETs were answered."""
+    store = held_store(http_images)
+    data = http_images[1][NAME]
+    made: list[int] = []  # the runs whose tile arrays were made
+    async with ngio_async.open_async(store) as ds:
+        level = ds.levels[0]
+        real = level._shard_groups
+
+        def shard_groups(regions: Any, *args: Any, **kw: Any) -> Any:
+            made.append(len(regions))
+            return real(regions, *args, **kw)
+
+        level._shard_groups = shard_groups  # type: ignore[method-assign]
+        got = np.zeros_like(data)
+        async with ds.tiles(shape=(1, 8, 8), ordered=False) as tiles:
+            await until(lambda: store.asking == FITS + 1)  # more GETs than runs that fit
+            await still(lambda: not made)  # their arrays not made while they fetch
+            store.let_go()
+            await until(lambda: len(made) == FITS)
+            await still(lambda: len(made) == FITS)
+            store.release_all()
+            async for tile in tiles:
+                got[tile.region] = tile.data
+    assert np.array_equal(got, data)
+    assert len(made) == 16 and set(made) == {64}  # one run per shard, its 64 tiles

@@ -358,7 +358,7 @@ class _DatasetTiles(_DatasetBase):
                     regions = [spec.region for spec in batch]
                     try:
                         datas = await (
-                            lvl.read_many(regions, indexes, reuse, **pooled)
+                            lvl.read_many(regions, indexes, read_reuse, **pooled)
                             if runs_of is not None
                             else lvl.read_in_chunks(regions, **pooled)
                         )
@@ -448,6 +448,10 @@ class _DatasetTiles(_DatasetBase):
         if late:  # (as many runs again as the requests in flight hide: more only wait)
             ahead = max(1, min(limits.prefetch_bytes // run_bytes, cap))
             window, max_window = window + ahead, max_window + ahead
+        # (late: each shard is one run, no other run needs its chunks; a run fetched ahead
+        # reading through the chunk cache made its tiles' arrays when it started: tiles
+        # smaller than the inner chunks)
+        read_reuse = None if late else reuse
         index_ahead = (
             lvl.reads_shards_in_parts
             and not lvl.reads_locally
