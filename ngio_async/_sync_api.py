@@ -274,7 +274,7 @@ class SyncDataset(AxisFacts, _SyncDatasetWorld, _SyncDatasetWrites, _Reopenable)
     @property
     def tables(self) -> SyncTables:
         """The image's tables (see :class:`ngio_async.tables.Tables`), blocking."""
-        return SyncTables(self._runner, self._dataset.tables)
+        return SyncTables(self._runner, self._dataset.tables, self)
 
     @property
     def _reopen(self) -> _Reopen | None:
@@ -954,7 +954,7 @@ class SyncPlate(_Reopenable):
     def tables(self) -> SyncPlateTables:
         """The plate's tables and its images' concatenated (see
         :class:`ngio_async.tables.PlateTables`), blocking."""
-        return SyncPlateTables(self._runner, self._plate.tables)
+        return SyncPlateTables(self._runner, self._plate.tables, self)
 
     @property
     def closed(self) -> bool:

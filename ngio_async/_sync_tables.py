@@ -15,9 +15,12 @@ class SyncTables:
     """Tables, blocking: ``ds.tables.names()``, ``ds.tables.read(name)``, ``rois``, ``write_rois``,
     ``write_features``, ``write``, ``delete`` (see :class:`ngio_async.tables.Tables`)."""
 
-    def __init__(self, runner: Runner, tables: Tables) -> None:
+    def __init__(self, runner: Runner, tables: Tables, owner: object = None) -> None:
         self._runner = runner
         self._tables = tables
+        # the blocking dataset (or plate) they are of: kept while they are used, else it
+        # could be collected (and closed) meanwhile: ``ngio_async.open(url).tables.read(n)``
+        self._owner = owner
 
     def names(self, type: str | None = None) -> list[str]:
         return self._runner.call(self._tables.names, type)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import weakref
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -80,8 +81,11 @@ class Dataset(_DatasetWrites):
         self.limits = limits
         self._workers = workers
         self._owns_store = owns_store
-        self.labels = Labels(self)
-        self.tables = Tables(self)
+        # weakly: each holds the dataset (``(await open_async(url)).labels.open(n)`` keeps
+        # it while used), and a dataset holding them back would be a cycle: a dropped dataset
+        # (and its store's connections) kept until the garbage collector's next full pass
+        self._labels: weakref.ref[Labels] | None = None
+        self._tables: weakref.ref[Tables] | None = None
         self._tile_owner = TileOwner()  # runs bare ``async for`` tile streams
         self.mode: Mode = "r"
         self._meta_lock: anyio.Lock | None = None
@@ -95,6 +99,24 @@ class Dataset(_DatasetWrites):
         self._extents: dict[tuple[int, ...], tuple[float, float] | None] = {}
         self._extents_of: tuple[int, ...] = ()
         self._read_cache: ChunkPool | None = None
+
+    @property
+    def labels(self) -> Labels:
+        """The image's label images (``names()``, ``open(name)``, ``create(name)``)."""
+        labels = None if self._labels is None else self._labels()
+        if labels is None:
+            labels = Labels(self)
+            self._labels = weakref.ref(labels)
+        return labels
+
+    @property
+    def tables(self) -> Tables:
+        """The image's tables (see :class:`ngio_async.tables.Tables`)."""
+        tables = None if self._tables is None else self._tables()
+        if tables is None:
+            tables = Tables(self)
+            self._tables = weakref.ref(tables)
+        return tables
 
     # ---------------------------------------------------------------- opening / closing
     @classmethod

@@ -56,17 +56,24 @@ class _DatasetBase(AxisFacts, StoreNode):
     metadata: ImageMetadata
     levels: list[Level]
     limits: Limits
-    labels: Labels
-    tables: Tables
     mode: Mode
     _workers: Workers
     _tile_owner: TileOwner
+
     _meta_lock: anyio.Lock | None
     _structure_lock: anyio.Lock | None
     _auto_windows: set[int]
     _extents: dict[tuple[int, ...], tuple[float, float] | None]
     _extents_of: tuple[int, ...]
     _read_cache: ChunkPool | None
+
+    if TYPE_CHECKING:  # (Dataset's: made on use, kept weakly)
+
+        @property
+        def labels(self) -> Labels: ...
+
+        @property
+        def tables(self) -> Tables: ...
 
     # ---------------------------------------------------------------- description
     @property

@@ -31,7 +31,6 @@ import math
 import os
 import posixpath
 import re
-import weakref
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -39,7 +38,7 @@ import anyio
 import msgspec
 import numpy as np
 
-from .._errors import ClosedError, MetadataError, NgioError, NotFoundError, UnsupportedError
+from .._errors import MetadataError, NgioError, NotFoundError, UnsupportedError
 from ..meta import read_document, write_document
 from ..meta._names import check_child_name
 from ..stores import AsyncStore
@@ -492,18 +491,9 @@ class Labels:
     """The label images of a dataset: ``names()``, ``open(name)``, ``create(name)``."""
 
     def __init__(self, dataset: Dataset) -> None:
-        # weak: the dataset holds its labels, and a cycle would keep a dropped dataset (and
-        # its store's connections) until the garbage collector's next full pass
-        self._dataset_ref = weakref.ref(dataset)
+        self._dataset = dataset  # (the dataset keeps these weakly: no cycle)
         self._lock: anyio.Lock | None = None
         self._names = KeyLocks()  # one create at a time per label name
-
-    @property
-    def _dataset(self) -> Dataset:
-        dataset = self._dataset_ref()
-        if dataset is None:
-            raise ClosedError("the dataset of these label images was dropped: keep it while used")
-        return dataset
 
     async def _check_listing(self, name: str, version: str, *, group: bool = True) -> None:
         """Refuse, before it is written, a label image ``name`` of NGFF ``version`` that

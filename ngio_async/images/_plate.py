@@ -45,6 +45,7 @@ its wells' documents in ``_plate_documents``; ngio's further plate operations in
 from __future__ import annotations
 
 import dataclasses
+import weakref
 from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
@@ -131,8 +132,17 @@ class Plate(_PlateDocuments):
         self._first_paths: tuple[str, ...] | None = None
         self._first_field = ""  # its path, once read: 'A/1/0'
         self._derived: set[int] | None = None  # acquisitions whose maximumfieldcount we keep
-        #: the plate's own tables (its ``tables/`` group) and its images' ones, concatenated
-        self.tables = PlateTables(self, version=version)
+        # its tables, weakly: they hold the plate (no cycle; see Dataset.tables)
+        self._tables: weakref.ref[PlateTables] | None = None
+
+    @property
+    def tables(self) -> PlateTables:
+        """The plate's own tables (its ``tables/`` group) and its images' ones, concatenated."""
+        tables = None if self._tables is None else self._tables()
+        if tables is None:
+            tables = PlateTables(self, version=self._version)
+            self._tables = weakref.ref(tables)
+        return tables
 
     @classmethod
     async def open_in(

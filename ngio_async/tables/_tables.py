@@ -14,14 +14,12 @@ and deletes its keys). A failed write removes what it wrote.
 
 from __future__ import annotations
 
-import weakref
 from typing import TYPE_CHECKING, Any, cast
 
 import anyio
 import numpy as np
 
 from .._errors import (
-    ClosedError,
     CodecError,
     ExistsError,
     MetadataError,
@@ -63,18 +61,9 @@ class Tables:
 
     def __init__(self, dataset: Dataset | Plate, *, version: str | None = None) -> None:
         """The tables of ``dataset`` (an image, or a plate: then ``version``, its NGFF one)."""
-        # weak: the dataset holds its tables, and a cycle would keep a dropped dataset (and
-        # its store's connections) until the garbage collector's next full pass
-        self._dataset_ref = weakref.ref(dataset)
+        self._dataset = dataset  # (the dataset keeps these weakly: no cycle)
         self._version = version
         self._lock: anyio.Lock | None = None
-
-    @property
-    def _dataset(self) -> Dataset | Plate:
-        dataset = self._dataset_ref()
-        if dataset is None:
-            raise ClosedError("the dataset of these tables was dropped: keep it while used")
-        return dataset
 
     # ------------------------------------------------------------------ where
     @property
