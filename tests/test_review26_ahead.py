@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 from images import Spec, write_image
 from servers import StaticServer
-from test_fetchahead26_stream import FITS, NAME, held_store, still, until
+from test_fetchahead26_stream import FITS, NAME, HeldStore, held_store, still, until
+from test_shard_outer_codecs import write_peer_image
 
 import ngio_async
 from ngio_async import Limits
@@ -111,3 +112,37 @@ async def test_runs_of_tiles_smaller_than_the_inner_chunks_fetched_ahead_hold_no
                 got[tile.region] = tile.data
     assert np.array_equal(got, data)
     assert len(made) == 16 and set(made) == {64}  # one run per shard, its 64 tiles
+
+
+async def test_runs_of_shards_compressed_whole_fetched_ahead_hold_no_arrays(
+    tmp_path: Path,
+) -> None:
+    """Shards compressed whole (zstd after ``sharding_indexed``): the runs fetched ahead made
+    their tiles' arrays before their GETs were answered."""
+    data = write_peer_image(tmp_path / "comp.zarr", "zstd")  # 12 shards, 10 stored
+    server = StaticServer(tmp_path).start()
+    try:
+        run = 4 * 16 * 16 * 2  # a shard of 32 x 32: four tiles of 16 x 16
+        limits = Limits(prefetch_bytes=4 * run, max_requests=16)
+        store = HeldStore(open_store(server.url + "comp.zarr", limits=limits))
+        made: list[int] = []
+        async with ngio_async.open_async(store) as ds:
+            level = ds.levels[0]
+            real = level._shard_groups
+
+            def shard_groups(regions: Any, *args: Any, **kw: Any) -> Any:
+                made.append(len(regions))
+                return real(regions, *args, **kw)
+
+            level._shard_groups = shard_groups  # type: ignore[method-assign]
+            got = np.zeros_like(data)
+            async with ds.tiles(shape=(1, 16, 16), ordered=False) as tiles:
+                await until(lambda: store.asking == FITS + 1)  # more GETs than runs that fit
+                await still(lambda: not made)  # their arrays not made while they fetch
+                store.release_all()
+                async for tile in tiles:
+                    got[tile.region] = tile.data
+        assert np.array_equal(got, data)
+        assert len(made) == 12 and set(made) == {4}
+    finally:
+        server.stop()

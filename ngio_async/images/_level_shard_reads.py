@@ -102,17 +102,22 @@ class _ShardReads(_LevelDecodes):
         pool: TilePool | None,
     ) -> list[NDArray[Any]] | None:
         """The regions of a tile stream's run fetched ahead of its bytes
-        (:func:`fetched_ahead`), when they need all of one plain shard: the shard fetched
-        whole first, the regions' arrays made only once their bytes are reserved (a run
-        fetched ahead holds its body alone), then decoded into them. ``None``: not such a
-        run (read as any other)."""
+        (:func:`fetched_ahead`), when they need all of one plain shard, or any of one
+        compressed whole: the shard fetched whole first, the regions' arrays made only once
+        their bytes are reserved (a run fetched ahead holds its body alone), then decoded
+        into them. ``None``: not such a run (read as any other)."""
         plans: dict[str, list[ShardPlan]] = {}
         for region in regions:
             for plan in plan_shards(self.meta, region):
                 plans.setdefault(self._prefix + plan.key, []).append(plan)
-        if len(plans) != 1 or codec.compressed or self.store.blocking_reads:
+        if len(plans) != 1 or self.store.blocking_reads:
             return None
         ((key, needed),) = plans.items()
+        if codec.compressed:  # (its bytes reserved between its GET and its decompression)
+            got = await self._open_compressed(codec, key)
+            outs, groups = self._shard_groups(regions, None, pool)
+            await self._decode_opened(codec, key, groups[key], indexes, got)
+            return outs
         if not self._whole_at_once(codec, key, needed, indexes):
             return None
         whole, version = await self.store.get_with_version(key)
