@@ -248,6 +248,10 @@ class SyncLabels:
             raise AttributeError(f"'SyncLabels' object has no attribute {name!r}")
 
 
+class _LevelList(list[SyncLevel]):
+    """``SyncDataset.levels``: a list a dataset can keep weakly (plain lists cannot be)."""
+
+
 class SyncDataset(AxisFacts, _SyncDatasetWorld, _SyncDatasetWrites, _Reopenable):
     """An OME-Zarr image for blocking code: ``ds[100:200, 150:250]``, ``ds.read(c="DAPI")``."""
 
@@ -265,8 +269,12 @@ class SyncDataset(AxisFacts, _SyncDatasetWorld, _SyncDatasetWrites, _Reopenable)
         self._keep: object = None
         #: the tile loops not yet closed (stopped by close(), whichever thread runs them)
         self._iterators: weakref.WeakSet[SyncIterator[Any]] = weakref.WeakSet()
-        self._levels = [SyncLevel(runner, lvl, self) for lvl in dataset.levels]
-        self.labels = SyncLabels(runner, dataset, self)
+        # its levels and labels, weakly (by the id of each async level): each holds this
+        # dataset while used, and this one holding them would be a cycle: a dropped dataset
+        # (its finalizer, its store's connections) kept until the collector's next full pass
+        self._level_refs: dict[int, weakref.ref[SyncLevel]] = {}
+        self._levels_ref: weakref.ref[_LevelList] | None = None
+        self._labels_ref: weakref.ref[SyncLabels] | None = None
         # dropped without close(): the lease and the store are given back, with a warning;
         # still open at interpreter exit: closed then (no unclosed-session noise)
         self._finalizer = _track(self, runner, dataset if closes else _NOTHING)
@@ -397,15 +405,36 @@ class SyncDataset(AxisFacts, _SyncDatasetWorld, _SyncDatasetWrites, _Reopenable)
         """One array-like per pyramid level, largest first (napari's multiscale list); current
         after a build through any handle of the same dataset (dask workers share one)."""
         current = self._dataset.levels
-        known = self._levels
-        if len(known) != len(current) or any(
-            s._level is not lvl for s, lvl in zip(known, current, strict=True)
+        held = None if self._levels_ref is None else self._levels_ref()
+        if (
+            held is not None
+            and len(held) == len(current)
+            and all(s._level is lvl for s, lvl in zip(held, current, strict=True))
         ):
-            by_level = {id(s._level): s for s in known}
-            self._levels = [
-                by_level.get(id(lvl)) or SyncLevel(self._runner, lvl, self) for lvl in current
-            ]
-        return self._levels
+            return held  # (the same list while it is held and the levels are unchanged)
+        refs = self._level_refs
+        levels = _LevelList()
+        for lvl in current:
+            ref = refs.get(id(lvl))
+            known = None if ref is None else ref()
+            if known is None or known._level is not lvl:
+                known = SyncLevel(self._runner, lvl, self)
+                refs[id(lvl)] = weakref.ref(known)
+            levels.append(known)
+        if len(refs) > len(current):  # (levels rebuilt since: forget the old ones)
+            for gone in refs.keys() - {id(lvl) for lvl in current}:
+                del refs[gone]
+        self._levels_ref = weakref.ref(levels)
+        return levels
+
+    @property
+    def labels(self) -> SyncLabels:
+        """The image's label images: ``names()``, ``open(name)`` / ``[name]``, ``create``."""
+        labels = None if self._labels_ref is None else self._labels_ref()
+        if labels is None:
+            labels = SyncLabels(self._runner, self._dataset, self)
+            self._labels_ref = weakref.ref(labels)
+        return labels
 
     def level(
         self,

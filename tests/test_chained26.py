@@ -77,3 +77,34 @@ async def test_async_handouts_keep_their_dataset(urls: tuple[str, str]) -> None:
     plate_tables = _held((await ngio_async.open_plate_async(purl)).tables)
     assert await plate_tables.names() == []
     await label.aclose()
+
+
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+@pytest.mark.parametrize("use", ["open", "read", "levels", "labels", "tiles", "tables"])
+def test_a_dropped_blocking_dataset_is_closed_at_once(urls: tuple[str, str], use: str) -> None:
+    """Its levels and labels held it and it held them (cycles): dropped without close(), it
+    and its store stayed open until the collector's next full pass (fds of a batch job)."""
+    url = urls[0]
+    gc.collect()
+    gc.disable()
+    try:
+        ds = ngio_async.open(url)
+        closing = ds._finalizer  # (closes it in a thread of its own when it is dropped)
+        if use == "read":
+            ds[0, 0:4, 0:4]
+        elif use == "levels":
+            ds.levels[0][0, 0:2, 0:2]
+        elif use == "labels":
+            assert ds.labels.names() == ["nuc"]
+        elif use == "tiles":
+            assert sum(1 for _ in ds.tiles()) == 1
+        elif use == "tables":
+            assert ds.tables.names() == ["rois"]
+        level = ds.levels[0]
+        del ds
+        assert closing.alive  # its level holds it
+        assert level[0, 0:1, 0:1].shape == (1, 1)
+        del level
+        assert not closing.alive  # dropped: its finalizer ran, no collection needed
+    finally:
+        gc.enable()
