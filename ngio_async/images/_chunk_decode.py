@@ -146,17 +146,23 @@ def _claim_chunks(
     coords: dict[str, tuple[int, ...]] | None,
 ) -> tuple[list[_Claimed], set[str]]:
     """Each chunk of ``groups`` as ``(Fetch.ONCE or what reuse has of it, key, targets)``,
-    and the keys ``reuse`` asks to keep once decoded."""
+    and the keys ``reuse`` asks to keep once decoded. A claim that raises (a local level's
+    ``stat`` of a chunk) hands the chunks claimed to keep back as failed: the reads waiting
+    for them read them themselves."""
     if reuse is None or coords is None:
         return [(Fetch.ONCE, key, targets) for key, targets in groups.items()], set()
     claimed: list[_Claimed] = []
     keep: set[str] = set()
-    for key, targets in groups.items():
-        got = reuse.claim(key, coords[key], len(targets))
-        if got is Fetch.KEEP:
-            keep.add(key)
-            got = Fetch.ONCE
-        claimed.append((got, key, targets))
+    try:
+        for key, targets in groups.items():
+            got = reuse.claim(key, coords[key], len(targets))
+            if got is Fetch.KEEP:
+                keep.add(key)
+                got = Fetch.ONCE
+            claimed.append((got, key, targets))
+    except BaseException:
+        _keep_chunks(reuse, keep, {})
+        raise
     return claimed, keep
 
 
