@@ -66,7 +66,10 @@ class SyncLevel:
         parent = self._parent
         if parent is None:
             raise TypeError(f"{self!r} cannot be pickled: it has no dataset to reopen")
-        index = self._index if self._index is not None else parent.levels.index(self)
+        # (by its async level: two threads asking ``parent.levels`` at once may each make one)
+        index = self._index
+        if index is None:
+            index = parent._dataset.levels.index(self._level)
         return (_level_of, (parent, index))
 
     def __dask_tokenize__(self) -> tuple[Any, ...]:
