@@ -4,6 +4,7 @@ indexers, and numpy's ``__array__`` protocol."""
 from __future__ import annotations
 
 import math
+import weakref
 from typing import TYPE_CHECKING, Any
 
 from ._sync_fast import (
@@ -28,6 +29,10 @@ if TYPE_CHECKING:
 
 __all__ = ["SyncIndexer", "SyncLevel"]
 
+# per remote read-only sharded level: the shard indexes its blocking reads decoded, with their
+# shards' versions (kept by the level, not by a SyncLevel: ``ds[...]`` makes one per read)
+_kept_remote: weakref.WeakKeyDictionary[Level, IndexCache] = weakref.WeakKeyDictionary()
+
 
 class SyncLevel:
     """One pyramid level as a blocking array-like (``shape``, ``dtype``, ``[...]``, ``__array__``)."""
@@ -35,8 +40,6 @@ class SyncLevel:
     #: the level's index when it is a level of an unpickled copy not opened yet (it opens on
     #: first use, see :func:`_level_of`)
     _index: int | None = None
-    #: the shard indexes its reads keep (a remote read-only sharded level), with their level
-    _kept: tuple[Level, IndexCache] | None = None
 
     def __init__(self, runner: Runner, level: Level, parent: SyncDataset | None = None) -> None:
         self._runner = runner
@@ -115,9 +118,10 @@ class SyncLevel:
                     _ = runner.portal
                     return read_local_split(level, sel, lambda: runner.closed)
                 if keeps_indexes(level):
-                    if self._kept is None or self._kept[0] is not level:
-                        self._kept = (level, IndexCache())
-                    return self._runner.call(read_kept, level, sel, self._kept[1])
+                    kept = _kept_remote.get(level)
+                    if kept is None:
+                        kept = _kept_remote.setdefault(level, IndexCache())
+                    return self._runner.call(read_kept, level, sel, kept)
             return self._runner.call(level.getitem, selection)
 
     def __setitem__(self, selection: Any, data: ArrayLike) -> None:
