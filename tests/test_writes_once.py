@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import ngio_async
-from ngio_async.images._write import write_at
+from ngio_async.images._write import KeyLocks, write_at
 from ngio_async.stores import InstrumentedStore, open_store
 
 if TYPE_CHECKING:
@@ -285,10 +285,15 @@ async def test_a_point_write_keeps_another_writers_points_written_meanwhile(
         ngio_async.open_async(held, mode="r+") as b,
         anyio.create_task_group() as tg,
     ):
+        # (another process: b takes no lock a takes; in one process every open of the image
+        # shares its object locks, so a waited for b's held read until it timed out, 30 s)
+        for level in b.levels:
+            level._write_locks = KeyLocks()
         held.armed = True
         tg.start_soon(_run, b.write_points(pb, 2000))
         await held.first_get.wait()
-        await a.write_points(pa, 1000)
+        with anyio.fail_after(10):
+            await a.write_points(pa, 1000)  # between b's read and b's write
         held.release.set()
     model = _start()
     model[pa] = 1000
