@@ -423,7 +423,7 @@ class SyncDataset(AxisFacts, _SyncDatasetWorld, _SyncDatasetWrites, _Reopenable)
             levels.append(known)
         if len(refs) > len(current):  # (levels rebuilt since: forget the old ones)
             for gone in refs.keys() - {id(lvl) for lvl in current}:
-                del refs[gone]
+                refs.pop(gone, None)
         self._levels_ref = weakref.ref(levels)
         return levels
 
