@@ -430,8 +430,8 @@ class _DatasetTiles(_DatasetBase):
         # starts), so the GETs of the next shards run while earlier ones decode or wait for
         # the consumer: as many runs again fetched ahead, within prefetch_bytes more of their
         # tiles (3 runs of 32 MiB, 14 MB stored each, had 0-3 GETs in flight, ~200 ms each
-        # on a cloud store: the stream held near 450 MB/s; at 70 MB/s a connection, 330-410
-        # MB/s before, 400-600 after). A run fetched ahead holds its body alone: its tiles'
+        # on a cloud store: the stream held near 450 MB/s; at 70 MB/s a connection, 373-409
+        # MB/s before, 588-607 after, peak RSS +26-28 MB). A run fetched ahead holds its body alone: its tiles'
         # arrays are made once its bytes are reserved (Level.read_many), and it leads no
         # fetch other reads wait for (the loop body's reads of the same image: they would
         # wait for the consumer). Not with pooled tile arrays (a run that cannot read its
