@@ -250,12 +250,18 @@ def peak_rss_mb() -> float:
     return float("nan")  # pragma: no cover - not Linux
 
 
-def run_dask(contender: str, lv0: Any, ref: dict[str, Any], repeat: int) -> dict[str, Any]:
+def run_dask(
+    contender: str,
+    lv0: Any,
+    ref: dict[str, Any],
+    repeat: int,
+    blocks: tuple[int, ...] = (512, 2048),
+) -> dict[str, Any]:
     import dask.array as da
 
     nbytes = int(np.prod(lv0.shape)) * 2
     out: dict[str, Any] = {}
-    for block in (512, 2048):
+    for block in blocks:
         chunks = (1, 1, block, block)
         if contender == "zarr-python":
             arr = da.from_zarr(lv0, chunks=chunks)  # type: ignore[no-untyped-call]
@@ -326,7 +332,8 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
         reset_peak()
         open_level = opener(contender, root, s3)  # each workload opens anew: no cache carried
         if work == "dask":
-            res = run_dask(contender, open_level(0), ref, job["repeat"])
+            blocks = tuple(job.get("blocks", (512, 2048)))
+            res = run_dask(contender, open_level(0), ref, job["repeat"], blocks)
         elif work == "viewer":
             res = run_viewer(open_level, s3, ref, shape)
         else:
@@ -360,7 +367,9 @@ def print_tables(rows: list[tuple[str, str, dict[str, Any]]]) -> None:
 
     if any("dask" in r for _, _, r in rows):
         print("\ndask: MB/s of .sum().compute() (threaded), blocks/threads; ratio of the best to zarr-python's best")  # fmt: skip
-        keys = [k for _, _, r in rows if "dask" in r for k in r["dask"]["result"]][:4]
+        keys = list(
+            dict.fromkeys(k for _, _, r in rows if "dask" in r for k in r["dask"]["result"])
+        )
         print(f"{'source':17} {'contender':12} " + " ".join(f"{k:>9}" for k in keys) + f" {'RSS MB':>7} {'best vs zarr':>12}")  # fmt: skip
         for src, c, r in rows:
             if "dask" not in r:
@@ -402,6 +411,9 @@ def main() -> None:
     parser.add_argument("--layouts", default="chunked,sharded")
     parser.add_argument("--contenders", default=",".join(CONTENDERS))
     parser.add_argument("--workloads", default=",".join(WORKLOADS))
+    parser.add_argument(
+        "--blocks", default="512,2048", help="dask block sizes (y = x), e.g. 256,512,2048"
+    )
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -431,7 +443,8 @@ def main() -> None:
                     if not work:
                         continue
                     job = {"contender": c, "root": str(root), "s3": None if where == "disk" else s3.__dict__,
-                           "ref": ref, "shape": shape, "workloads": work, "repeat": args.repeat}  # fmt: skip
+                           "ref": ref, "shape": shape, "workloads": work, "repeat": args.repeat,
+                           "blocks": [int(b) for b in args.blocks.split(",")]}  # fmt: skip
                     res = spawn(job)
                     if "error" in res:
                         print(f"  {src}: {c} failed: {res['error']}", flush=True)
