@@ -92,7 +92,12 @@ def _stand_in(exc: BaseException, text: str) -> BaseException:
     """An exception of a subclass of ``exc``'s type (``isinstance`` holds, and a traceback
     shows the same name) whose text is ``text``; its attributes are not copied (they may
     hold what the text did)."""
-    kind = type(exc)
+    return _remade(type(exc), text)
+
+
+def _remade(kind: type[BaseException], text: str) -> BaseException:
+    """A stand-in for an exception of type ``kind`` whose text is ``text`` (also how one is
+    unpickled)."""
     if kind not in _STAND_INS:
         _STAND_INS[kind] = _stand_in_type(kind)
     cls = _STAND_INS[kind]
@@ -114,10 +119,16 @@ def _stand_in_type(kind: type[BaseException]) -> type[BaseException] | None:
     def init(self: BaseException, *args: Any) -> None:
         pass  # (made by __new__ alone: the type's own __init__ wants its own arguments)
 
+    def reduce(self: BaseException) -> tuple[Any, ...]:
+        # pickled as the type it stands for and its text (tblib pickles the chain, for dask):
+        # this type is made here, so pickle cannot find it by its name
+        return (_remade, (kind, text(self)), self.__dict__ or None)
+
     body = {
         "__str__": text,
         "__repr__": represent,
         "__init__": init,
+        "__reduce__": reduce,
         "__module__": kind.__module__,
         "__qualname__": kind.__qualname__,
     }
