@@ -345,8 +345,10 @@ def _open_cloud(
         named, endpoint = next(
             ((n, os.environ[n]) for n in env[1] if os.environ.get(n)), ("", None)
         )
+    if isinstance(endpoint, str) and _tidy_endpoint(endpoint) != endpoint:
+        config[endpoint_key] = endpoint = _tidy_endpoint(endpoint)
     if endpoint is not None:
-        _check_endpoint(str(endpoint), named)
+        _check_endpoint(str(endpoint), named, query=cls is AzureStore)
     if isinstance(endpoint, str) and endpoint.lower().startswith("http://"):
         client_options.setdefault("allow_http", True)  # the caller asked for plain HTTP
     display = f"{redact_url(root)}/{prefix}" if prefix else redact_url(root)
@@ -552,10 +554,23 @@ def _build_hint(exc: BaseException, url: str) -> str:
     )
 
 
-def _check_endpoint(endpoint: str, named: str) -> None:
+def _tidy_endpoint(endpoint: str) -> str:
+    """``endpoint`` without spaces or line breaks around it (pasted so: obstore's clients
+    panicked) nor a '/' ending its path (GCS's and Azure's clients put another after it:
+    ``//bucket/key``, every key missing or refused)."""
+    endpoint = endpoint.strip()
+    parts = urlsplit(endpoint)
+    if not parts.netloc or "?" in endpoint or "#" in endpoint:
+        return endpoint
+    return urlunsplit(parts._replace(path=parts.path.rstrip("/")))
+
+
+def _check_endpoint(endpoint: str, named: str, *, query: bool) -> None:
     """Refuse an endpoint that is no http(s) URL with a host (``localhost:9000``: its
     scheme left out), saying how to write it: obstore's S3 and GCS clients panicked at the
-    first request. ``named``: the option or variable that gave it."""
+    first request. ``named``: the option or variable that gave it. Unless ``query``, one
+    with a query or fragment is refused too: those clients append the keys after it, so
+    every request asked for something else (an S3 server's bucket listing read as data)."""
     parts = urlsplit(endpoint.strip())
     try:
         host = parts.hostname
@@ -563,7 +578,13 @@ def _check_endpoint(endpoint: str, named: str) -> None:
     except ValueError:
         host = None
     if parts.scheme.lower() in ("http", "https") and host and not re.search(r"\s", endpoint):
-        return
+        if query or not ("?" in endpoint or "#" in endpoint):
+            return
+        raise ValueError(
+            f"the endpoint {redact_url(endpoint.partition('?')[0].partition('#')[0])!r} "
+            f"({named}) has a query or fragment ('?' or '#'): the keys are put after the "
+            "endpoint, so leave it out"
+        )
     shown = endpoint.strip().partition("?")[0].partition("#")[0]  # (a query may sign it)
     shown = redact_url(shown) if "://" in shown else shown.rpartition("@")[2]
     example = "'http://127.0.0.1:9000'"
