@@ -1001,9 +1001,12 @@ class SyncPlate(_Reopenable):
         """The well ``(row, column)`` (or ``"A/1"``) and its fields (cached)."""
         return self._runner.call(self._plate.well, row, column)
 
-    def image_paths(self, acquisition: int | None = None) -> list[tuple[str, str]]:
-        """``(well path, field path)`` of every field; the wells are read concurrently."""
-        return self._runner.call(self._plate.image_paths, acquisition)
+    def image_paths(
+        self, acquisition: int | None = None, *, consolidated: bool = False
+    ) -> list[tuple[str, str]]:
+        """``(well path, field path)`` of every field; the wells are read concurrently (see
+        the async ``image_paths`` for ``consolidated``)."""
+        return self._runner.call(self._plate.image_paths, acquisition, consolidated=consolidated)
 
     def image(
         self,

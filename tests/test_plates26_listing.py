@@ -1,8 +1,10 @@
 """plates26: listing a plate's fields (``image_paths``) read every well's document, one request
 per well (1536 GETs for a 1536-well plate on S3), even when the plate's consolidated metadata
 (0.5 ``zarr.json``, 0.4 ``.zmetadata``; zarr-python's ``consolidate_metadata``) holds them all.
-Read-only, they are now taken from it: one request; a well it lacks is read from its own
-document, and a plate open for writing reads the documents (as an image's levels)."""
+Read-only and asked for (``consolidated=True``: a stale copy leaves fields out, see
+test_review26c_plate_listing), they are now taken from it: one request; a well it lacks is
+read from its own document, and a plate open for writing reads the documents (as an image's
+levels)."""
 
 from __future__ import annotations
 
@@ -61,7 +63,7 @@ async def test_a_1536_well_plates_fields_are_listed_in_one_request(s3_server: S3
         ngio_async.open_plate_async(store) as plate,
     ):
         assert store.total_requests == 1 and len(plate.wells) == 1536
-        paths = await plate.image_paths()
+        paths = await plate.image_paths(consolidated=True)
         # was 1536 GETs, one per well
         assert store.total_requests == 2, dict(store.method_counts)
         assert len(paths) == 1536 + 48 and paths[-2:] == [("AF/48", "0"), ("AF/48", "1")]
@@ -97,7 +99,7 @@ async def test_a_consolidated_plate_lists_from_its_copy(tmp_path: Path, version:
         ngio_async.open_plate_async(store) as plate,
     ):
         store.reset()
-        assert await plate.image_paths() == expected
+        assert await plate.image_paths(consolidated=True) == expected
         got = sorted(k for (m, k), n in store.calls.items() if m == "get" for _ in range(n))
         well_doc = ".zattrs" if version == "0.4" else "zarr.json"
         assert got == sorted([zmeta.name, f"B/1/{well_doc}"]), got

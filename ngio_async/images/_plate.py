@@ -220,17 +220,21 @@ class Plate(_PlateDocuments):
         well = ngff.get("well") if ngff is not None else None
         return isinstance(well, dict) and well.get("images") == []
 
-    async def image_paths(self, acquisition: int | None = None) -> list[tuple[str, str]]:
+    async def image_paths(
+        self, acquisition: int | None = None, *, consolidated: bool = False
+    ) -> list[tuple[str, str]]:
         """``(well path, field path)`` of every field (of one ``acquisition``, or all), in
         metadata order. The wells not read yet are read concurrently (at most
-        ``limits.max_requests`` at a time), or, read-only, taken from the plate's consolidated
-        metadata when it holds them (one request, whatever the number of wells). In a plate of
-        one acquisition, the fields that name none (NGFF requires it with several only) are
-        that acquisition's."""
+        ``limits.max_requests`` at a time). ``consolidated=True`` (read-only) takes them from
+        the plate's consolidated metadata when it holds them (one request, whatever the number
+        of wells): only for a copy kept current, since tools that add a field without
+        consolidating again (ngio's ``add_image`` on a 0.4 plate, zarr-python's attribute
+        writes) leave it out of the copy. In a plate of one acquisition, the fields that name
+        none (NGFF requires it with several only) are that acquisition's."""
         self._check_open()
         wells = self.wells
         missing = [w for w in wells if w not in self._wells]
-        if len(missing) > 1 and self.mode == "r":  # as levels: a writer reads documents
+        if consolidated and len(missing) > 1 and self.mode == "r":  # a writer reads documents
             found = await _consolidated_wells(self.store, self.root, self.version, missing)
             for path, meta in found.items():
                 r, c = path.split("/")
