@@ -154,19 +154,29 @@ async def read_group_metadata(
         raise denied
     if raw is None:
         # the URL a user gave (the store's root) may name a zarr v2 array: one level of an image
-        raise await no_group(store, root, key, probe=not root and not plain_ok)
+        # a group that may be absent (labels) or whose parent was read: its bucket exists
+        raise await no_group(
+            store,
+            root,
+            key,
+            probe=not root and not plain_ok,
+            bucket=parent_version is None and not plain_ok,
+        )
     return _zattrs_metadata(raw, store, key, plain_ok)
 
 
-async def no_group(store: AsyncStore, root: str, key: str, *, probe: bool) -> NotFoundError:
+async def no_group(
+    store: AsyncStore, root: str, key: str, *, probe: bool, bucket: bool = True
+) -> NotFoundError:
     """The error for a missing group at ``root`` (``key``: the document asked for last);
-    ``probe``: say so when a zarr v2 array is there instead (one more request)."""
+    ``probe``: say so when a zarr v2 array is there instead (one more request); ``bucket``:
+    name a missing bucket (a cloud store's one listing, :meth:`AsyncStore.missing_bucket`)."""
     what = "neither zarr.json nor .zattrs exists"
     if store.forbidden_is_missing:
         what += ", or forbidden: forbidden_is_missing=True reads a 403 as missing"
     if probe and await _exists(store, join(root, ".zarray")):
         what = f"it is a zarr array (.zarray){_parent_hint(store, root)}"
-    elif (gone := await _missing_bucket(store, key)) is not None:
+    elif bucket and (gone := await _missing_bucket(store, key)) is not None:
         return gone  # the bucket itself (a cloud store's one listing; a 404 did not say)
     return NotFoundError(
         f"no OME-Zarr group at {_at(store, root)} ({what})", url=store.url, key=key
