@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from test_stores_gcs import BUCKET, FAST, gcs
 
+from ngio_async import StoreError
 from ngio_async.stores import open_store
 
 if TYPE_CHECKING:
@@ -71,3 +72,27 @@ def test_an_endpoint_with_a_query_is_refused(scheme: str) -> None:
     with pytest.raises(ValueError, match="query") as info:
         open_store(f"{scheme}://bkt/x", endpoint="http://127.0.0.1:9/?sig=S1G", anonymous=True)
     assert "S1G" not in str(info.value)
+
+
+def test_an_environments_endpoint_is_checked_beside_aws_allow_http(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With AWS_ALLOW_HTTP set, AWS_ENDPOINT_URL went unchecked: 'localhost:9000' opened, and
+    obstore panicked at the first request."""
+    monkeypatch.setenv("AWS_ALLOW_HTTP", "true")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "localhost:9000")
+    with pytest.raises(ValueError, match="AWS_ENDPOINT_URL"):
+        open_store("s3://bkt/x.zarr", anonymous=True)
+
+
+async def test_aws_allow_http_false_is_kept(
+    s3_server: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """AWS_ALLOW_HTTP=false with an http:// AWS_ENDPOINT_URL (a trailing slash to tidy): the
+    variable is obeyed (plain http refused), as before."""
+    monkeypatch.setenv("AWS_ALLOW_HTTP", "false")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"{s3_server.endpoint}/")
+    keys = {k: v for k, v in s3_server.options().items() if k != "endpoint"}
+    async with open_store(s3_server.fresh_url(), limits=FAST, **keys) as store:
+        with pytest.raises(StoreError, match="plain http:// refused"):
+            await store.get("k")

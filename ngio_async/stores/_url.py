@@ -340,16 +340,18 @@ def _open_cloud(
     endpoint = config.get(endpoint_key)
     env = _ENDPOINT_ENV.get(cls)
     named = "endpoint="
-    if endpoint is None and env is not None and env[0] not in os.environ:
+    allow = True  # plain http allowed by an http:// endpoint (not where a variable says)
+    if endpoint is None and env is not None:
         # the endpoint obstore will read from the environment
         named, endpoint = next(
             ((n, os.environ[n]) for n in env[1] if os.environ.get(n)), ("", None)
         )
+        allow = env[0] not in os.environ
     if isinstance(endpoint, str) and _tidy_endpoint(endpoint) != endpoint:
         config[endpoint_key] = endpoint = _tidy_endpoint(endpoint)
     if endpoint is not None:
         _check_endpoint(str(endpoint), named, query=cls is AzureStore)
-    if isinstance(endpoint, str) and endpoint.lower().startswith("http://"):
+    if allow and isinstance(endpoint, str) and endpoint.lower().startswith("http://"):
         client_options.setdefault("allow_http", True)  # the caller asked for plain HTTP
     display = f"{redact_url(root)}/{prefix}" if prefix else redact_url(root)
     settings: dict[str, Any] = {
