@@ -33,6 +33,7 @@ from .._limits import Limits
 from .._prefetch import start_deferred
 from ._coalesce import coalesce_ranges
 from ._retry import call_with_retry
+from ._scrub import scrub_chain
 from ._seen import seeing
 
 if TYPE_CHECKING:
@@ -82,6 +83,7 @@ class ForbiddenError(PermissionDeniedError):
 
 
 # (a sparse array's absent chunks are such objects)
+_DURING = "was closed during a request"  # (a ClosedError naming the request's key)
 _FORBIDDEN_HINT = (
     "; a bucket that denies listing answers 403 for absent objects too: open it with "
     "forbidden_is_missing=True to read those as missing"
@@ -789,6 +791,12 @@ class AsyncStore(abc.ABC):
         """What to add to the message of a 403 answering a GET or HEAD of an object."""
         return _FORBIDDEN_HINT
 
+    @property
+    def _chain_secrets(self) -> tuple[str, ...]:
+        """Secrets of this store that its backend's error texts may quote (beyond URLs' user
+        info and queries, which :func:`scrub_chain` cleans anyway); default: none."""
+        return ()
+
     def _check_open(self) -> None:
         if self._closed:
             raise ClosedError(f"store {self._url} is closed")
@@ -808,13 +816,20 @@ class AsyncStore(abc.ABC):
                 await self._make_ready()
             return await self._call_mapped(key, attempt, limits)
         except Exception as exc:
-            if self._closed and not isinstance(exc, ClosedError):
-                # whatever the backend raised for the connection closed under the request
-                # (aiohttp: even an AssertionError)
-                raise ClosedError(
-                    f"store {self._url} was closed during a request for {key!r}"
-                ) from exc
-            raise
+            if not self._closed or (isinstance(exc, ClosedError) and _DURING in str(exc)):
+                raise
+            error = self._closed_during(key, exc)
+        raise error  # (out of the handler: the raw error is its cause only, cleaned)
+
+    def _closed_during(self, key: str, exc: Exception) -> ClosedError:
+        """The error of a request for ``key`` that the store's close ended: whatever the
+        backend raised for the connection closed under it (aiohttp: even an AssertionError;
+        obstore: any of its errors; a retry: the bare "is closed") chained, its secrets
+        cleaned (:func:`scrub_chain`), as are those of mapped errors."""
+        error = ClosedError(f"store {self._url} {_DURING} for {key!r}")
+        error.__cause__ = exc.__cause__ if isinstance(exc, ClosedError) else exc
+        scrub_chain(error, self._chain_secrets)
+        return error
 
     async def _call_mapped(
         self, key: str, attempt: Callable[[], Awaitable[T]], limits: Limits

@@ -861,6 +861,10 @@ class HTTPStore(AsyncStore):
             "credentials, or with a token or signature for the whole prefix)"
         )
 
+    @property
+    def _chain_secrets(self) -> tuple[str, ...]:
+        return self._secrets
+
     def _retry_after(self, exc: Exception) -> float | None:
         return exc.retry_after if isinstance(exc, _HTTPStatusError) else None
 
@@ -912,5 +916,5 @@ class HTTPStore(AsyncStore):
                     key=key,
                 ) from exc
         except NgioError as err:
-            scrub_chain(err, self._secrets)
+            scrub_chain(err, self._chain_secrets)
             raise
