@@ -82,8 +82,8 @@ class ForbiddenError(PermissionDeniedError):
         super().__init__(message, url=url, key=key, missing_credentials=False)
 
 
-# (a sparse array's absent chunks are such objects)
 _DURING = "was closed during a request"  # (a ClosedError naming the request's key)
+# (a sparse array's absent chunks are such objects)
 _FORBIDDEN_HINT = (
     "; a bucket that denies listing answers 403 for absent objects too: open it with "
     "forbidden_is_missing=True to read those as missing"
