@@ -83,7 +83,8 @@ class TileStream:
 
     Underneath, the prefetch engine's items are batches of tiles (several small tiles per
     worker-thread call on local disks, one tile otherwise); both iterators hand out single
-    tiles, call ``progress(done, total)`` per tile, and keep grid order when ``ordered``.
+    tiles, call ``progress(done, total)`` per tile (once
+    ``(0, 0)`` at the end of a stream without tiles), and keep grid order when ``ordered``.
     """
 
     def __init__(
@@ -212,6 +213,12 @@ class TileIterator:
                 batch = await self._batches.__anext__()
             except anyio.get_cancelled_exc_class():
                 raise  # nothing was taken: the next call goes on (a per-tile timeout)
+            except StopAsyncIteration:
+                self._finished = True
+                if self.done == 0 and self._progress is not None:  # no tile (an empty
+                    # selection): told once, so that a bar ends at 0/0, not at 0/?
+                    report(self._progress, 0, self._total)
+                raise
             except BaseException:
                 self._finished = True
                 raise
