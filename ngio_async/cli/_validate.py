@@ -525,13 +525,14 @@ class _Walker:
                     self.error(join(root, path, array_file), where, rule)
             if (
                 isinstance(arr, ArrayV3Meta)
-                and arr.dimension_names is None
+                and (arr.dimension_names is None or None in arr.dimension_names)
                 and meta.version == "0.5"
             ):
+                missing = "no dimension_names" if arr.dimension_names is None else "null ones"
                 self.error(  # NGFF 0.5.2: MUST (0.6 has no such rule)
                     join(root, path, array_file),
                     "$.dimension_names",
-                    f"level {path!r} has no dimension_names: NGFF 0.5 arrays must name their "
+                    f"level {path!r} has {missing}: NGFF 0.5 arrays must name their "
                     f"dimensions as the axes ({names})",
                 )
 

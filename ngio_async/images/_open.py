@@ -851,7 +851,11 @@ def _check_levels(
                 "$.shape",
             )
         dims = arr.dimension_names if isinstance(arr, ArrayV3Meta) else None
-        if dims is not None and tuple(dims) != names and meta.version == "0.5":  # 0.6: no rule
+        # a null name (tensorstore's for an unlabelled dimension) names nothing, as no names
+        contradicts = any(
+            d is not None and d != n for d, n in zip(dims or names, names, strict=True)
+        )
+        if dims is not None and contradicts and meta.version == "0.5":  # 0.6: no rule
             raise MetadataError(
                 f"{at(path)}: level {path!r} has dimension_names {list(dims)}, "
                 f"expected the axis names {list(names)}",
