@@ -22,6 +22,7 @@ from .._errors import MetadataError, NotFoundError, PermissionDeniedError, Unsup
 from .._prefetch import first_leaf, start_deferred
 from ..meta import NGFF_KEYS, MetadataWarning, OmeMetadata, decode_json, validate
 from ..meta.zarr import ArrayV3Meta, decode_array_v2, decode_node_v3
+from ..stores import CredentialsRefusedError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -142,8 +143,11 @@ async def read_group_metadata(
                 url=store.url,
                 key=key,
             ) from denied
-        if both_denied and not denied.missing_credentials:
+        if both_denied and not (
+            denied.missing_credentials or isinstance(denied, CredentialsRefusedError)
+        ):
             # a typo in a URL on a public bucket said only "access denied": say what else it is
+            # (not when the credentials were refused: the image may well be there)
             raise PermissionDeniedError(
                 f"{denied} (.zattrs too: not allowed, or no image there; S3 without "
                 "s3:ListBucket answers 403 for a missing object)",

@@ -31,6 +31,7 @@ from ._base import (
     Buffer,
     ByteRequest,
     ChangedError,
+    CredentialsRefusedError,
     ForbiddenError,
     OffsetByteRequest,
     RangeByteRequest,
@@ -820,13 +821,13 @@ class HTTPStore(AsyncStore):
         """A 401: the server asks for credentials (none given), or refused those given."""
         if self._credentials:
             hint = "; the server refused the credentials given (in the URL or headers=)"
-        else:
-            hint = (
-                "; the server asks for credentials: give them in the URL "
-                "(https://user:password@host/...) (or pass headers={'Authorization': ...})"
-            )
+            return CredentialsRefusedError(message + hint, url=self.url, key=key)
+        hint = (
+            "; the server asks for credentials: give them in the URL "
+            "(https://user:password@host/...) (or pass headers={'Authorization': ...})"
+        )
         return PermissionDeniedError(
-            message + hint, url=self.url, key=key, missing_credentials=not self._credentials
+            message + hint, url=self.url, key=key, missing_credentials=True
         )
 
     def _refused(self, message: str, key: str) -> PermissionDeniedError:
@@ -834,7 +835,10 @@ class HTTPStore(AsyncStore):
         a permission they lack: no option reads it as missing."""
         if not self._credentials:
             hint = "; the server asks for credentials (the container or bucket is not public)"
-        elif self._query:
+            return PermissionDeniedError(
+                message + hint, url=self.url, key=key, missing_credentials=True
+            )
+        if self._query:
             hint = (
                 "; the server refused the credentials given: the URL's signature or token "
                 "(mistyped, expired, or signed for another path: the query string of the "
@@ -844,9 +848,7 @@ class HTTPStore(AsyncStore):
             )
         else:
             hint = "; the server refused the credentials given (in the URL or headers=)"
-        return PermissionDeniedError(
-            message + hint, url=self.url, key=key, missing_credentials=not self._credentials
-        )
+        return CredentialsRefusedError(message + hint, url=self.url, key=key)
 
     def _forbidden_hint(self) -> str:
         """A URL with a query string: that query (a signature, a token) is sent with every

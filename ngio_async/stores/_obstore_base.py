@@ -19,7 +19,7 @@ from .._errors import (
     StoreError,
     UnsupportedError,
 )
-from ._base import AsyncStore, ChangedError, ForbiddenError
+from ._base import AsyncStore, ChangedError, CredentialsRefusedError, ForbiddenError
 from ._obstore_clients import (
     OBSTORE_TYPES,
     DeferredClient,
@@ -255,13 +255,15 @@ class _ObstoreBase(AsyncStore):
                 ) from exc
             except obs_exc.PermissionDeniedError as exc:  # a 403
                 if CREDENTIALS_REFUSED.search(str(exc)):  # no permission would make it read
-                    raise PermissionDeniedError(
+                    message = (
                         f"access denied to {key!r} at {url}: {self._describe(exc)}: "
-                        f"{refused_hint(self._store)}",
-                        url=url,
-                        key=key,
-                        missing_credentials=_anonymous(self._store),
-                    ) from exc
+                        f"{refused_hint(self._store, str(exc))}"
+                    )
+                    if _anonymous(self._store):  # none given: the server asks for them
+                        raise PermissionDeniedError(
+                            message, url=url, key=key, missing_credentials=True
+                        ) from exc
+                    raise CredentialsRefusedError(message, url=url, key=key) from exc
                 raise ForbiddenError(
                     f"access denied to {key!r} at {url}: {self._describe(exc)}", url=url, key=key
                 ) from exc

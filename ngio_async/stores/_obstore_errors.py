@@ -75,8 +75,9 @@ CREDENTIALS_REFUSED = re.compile(
 )
 
 
-def refused_hint(store: ObjectStore) -> str:
-    """What to check when the server refused ``store``'s credentials."""
+def refused_hint(store: ObjectStore, text: str = "") -> str:
+    """What to check when the server refused ``store``'s credentials (``text``: the
+    server's answer)."""
     if _anonymous(store):
         return (
             "anonymous=True: the server asks for credentials (not a public bucket or "
@@ -87,6 +88,12 @@ def refused_hint(store: ObjectStore) -> str:
         return f"the server refused the credentials given: check {what} another container)"
     if isinstance(store, GCSStore):
         return "the server refused the credentials given: check the service account key or token"
+    if "InvalidAccessKeyId" in text:
+        return (
+            "the server refused the credentials given: it knows no such access key id "
+            "(access_key_id=, AWS_ACCESS_KEY_ID or the profile's: of another account or "
+            "endpoint, or deleted)"
+        )
     return (
         "the server refused the credentials given: check the secret key of the access key id "
         "(secret_access_key=, AWS_SECRET_ACCESS_KEY or the profile's)"
