@@ -349,7 +349,7 @@ async def test_permission_denied_names_the_key(azurite: AzuriteServer) -> None:
     ("url", "names", "not_named"),
     [
         ("az://c/x", "AZURE_STORAGE_ACCOUNT_KEY", "AWS_"),
-        ("gs://b/x", "GOOGLE_APPLICATION_CREDENTIALS", "AWS_"),
+        ("gs://bkt/x", "GOOGLE_APPLICATION_CREDENTIALS", "AWS_"),
         ("s3://b/x", "AWS_ACCESS_KEY_ID", "AZURE_"),
     ],
 )

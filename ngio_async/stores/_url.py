@@ -30,7 +30,7 @@ from ._obstore_clients import (
 from ._obstore_messages import obstore_message
 from ._obstore_runtime import obstore_usable
 from ._scrub import scrub_chain
-from ._url_utils import file_url, redact_url
+from ._url_utils import file_url, gcs_bucket_problem, redact_url
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -333,6 +333,8 @@ def _open_cloud(
     if cls is S3Store:
         _s3_profile(config, extra)
     root, prefix = _split_cloud_url(url)
+    if cls is GCSStore:
+        _check_gcs_bucket(url, root, config)
     if cls is AzureStore:
         _refuse_account_host(root, prefix)
         prefix = _sas_of_url(prefix, config)
@@ -408,6 +410,22 @@ def _finish_cloud(
 _GCS_CREDENTIALS = frozenset(
     ["service_account", "service_account_key", "application_credentials", "bearer_token"]
 )
+
+
+def _check_gcs_bucket(url: str, root: str, config: dict[str, Any]) -> None:
+    """A ``gs://`` bucket name against Google Cloud Storage's rules, at open (its first
+    request said only "Invalid bucket name", or "access denied"); not at another endpoint
+    (an emulator, a server of its own rules)."""
+    endpoint = config.get("base_url") or os.environ.get("GOOGLE_BASE_URL")
+    if endpoint and urlsplit(str(endpoint)).hostname != "storage.googleapis.com":
+        return
+    bucket = root.partition("://")[2]
+    rule = gcs_bucket_problem(bucket)
+    if rule is not None:
+        raise ValueError(
+            f"{redact_url(url)}: {bucket!r} is no Google Cloud Storage bucket name: a bucket "
+            f"name {rule}"
+        )
 
 
 def _gcs_emulator_host(config: dict[str, Any]) -> None:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from urllib.parse import urlsplit, urlunsplit
 
-__all__ = ["file_url", "redact_url", "redact_urls"]
+__all__ = ["file_url", "gcs_bucket_problem", "redact_url", "redact_urls"]
 
 # a URL within a message: up to a space, a quote or an angle bracket
 _URL_IN_TEXT = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
@@ -60,3 +61,36 @@ def file_url(path: str) -> str:
     the rest of the path after ``#`` or ``?`` as a fragment or query); other characters
     as they are, for messages a person reads."""
     return "file://" + path.replace("%", "%25").replace("#", "%23").replace("?", "%3F")
+
+
+_GCS_BUCKET_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_.")
+_ALNUM = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
+
+
+def gcs_bucket_problem(bucket: str) -> str | None:
+    """The rule of Google Cloud Storage's bucket names that ``bucket`` breaks, as what a
+    bucket name does ("has 3 to 63 characters ..."; ``None``: it breaks none)."""
+    if "." not in bucket and not 3 <= len(bucket) <= 63:
+        return f"has 3 to 63 characters (up to 222 with dots), not {len(bucket)}"
+    if not 3 <= len(bucket) <= 222:
+        return f"has 3 to 222 characters with dots, not {len(bucket)}"
+    if bad := sorted(set(bucket) - _GCS_BUCKET_CHARS):
+        listed = ", ".join(map(repr, bad))
+        return f"has lowercase letters, digits, '-', '_' and '.' only, not {listed}"
+    if bucket[0] not in _ALNUM or bucket[-1] not in _ALNUM:
+        return "starts and ends with a letter or a digit"
+    if any(not part for part in bucket.split(".")):
+        return "has no empty part between dots ('..')"
+    if long := [part for part in bucket.split(".") if len(part) > 63]:
+        return f"has at most 63 characters between dots, not {len(long[0])}"
+    try:
+        ipaddress.IPv4Address(bucket)
+    except ValueError:
+        pass
+    else:
+        return "is no IP address"
+    if bucket.startswith("goog"):
+        return "does not start with 'goog' (reserved)"
+    if "google" in bucket or "g00gle" in bucket:
+        return "has no 'google' in it (reserved)"
+    return None
