@@ -52,6 +52,16 @@ def _check_out(out: object, pyramid: object) -> None:
             "stream(..., out=...) takes a tile writer, an object with `async write(tile)` "
             f"(a dataset's `async with dst.writer() as w`, entered), got {out!r}"
         )
+    from .._sync_tiles import SyncWriter  # (the blocking API imports this module)
+
+    if isinstance(out, SyncWriter):  # its write() blocks and returns None: it wrote the
+        # first tile, then "NoneType can't be used in 'await' expression"
+        raise TypeError(
+            "stream(..., out=...) awaits its writer's writes, got a blocking writer "
+            f"({out!r}, of a dataset opened with ngio_async.open): write through a dataset "
+            "opened with open_async (`async with dst.writer() as w`), or run "
+            "stream_sync(ds.tiles(...), func, out=...) with the blocking API"
+        )
 
 
 def _check_fits(tiles: TileStream, out: Any, axis_map: _AxisMap | None, index: int) -> None:

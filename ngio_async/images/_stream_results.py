@@ -4,6 +4,7 @@ the names of the items their errors give."""
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -48,11 +49,23 @@ async def _write_tile(
             await out.write(result)
         else:
             what = f"stream(): the write of the result of {_tile_name(tile)}"
-            await to_the_end(out.write, result, what=what)
+            await to_the_end(_awaited_write, out, result, what=what)
     except Exception as exc:
         if not any(exc is f for f in getattr(out, "_failures", ())):  # (not an earlier write's)
             exc.add_note(f"stream(): writing the result of {_tile_name(tile)}")
         raise
+
+
+async def _awaited_write(out: Any, tile: Tile) -> None:
+    """``await out.write(tile)``; a ``write`` that returned no awaitable (a plain function)
+    is named, not left to "NoneType can't be used in 'await' expression"."""
+    pending = out.write(tile)
+    if not inspect.isawaitable(pending):
+        raise TypeError(
+            f"stream(..., out=...) awaits out.write(tile), which returned {pending!r} for "
+            f"{out!r}: out needs `async def write(tile)` (a plain write ran, once)"
+        )
+    await pending
 
 
 def _stitch_add(stitch: Stitch, tile: Tile, value: Any, axis_map: _AxisMap | None) -> None:
