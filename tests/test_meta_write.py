@@ -53,9 +53,9 @@ def test_consolidated_ngff_zarr_sees_new_levels_and_scale(tmp_path: Path, versio
         ds.set_scale(2.0)
         expected = ds.levels[2].shape
     group = zarr.open_consolidated(str(path), zarr_format=2 if version == "0.4" else 3)
-    assert group["2"].shape == expected
+    assert group["scale2/image"].shape == expected
     datasets = _ome(group)["multiscales"][0]["datasets"]
-    assert [d["path"] for d in datasets] == ["scale0/image", "scale1/image", "2"]
+    assert [d["path"] for d in datasets] == ["scale0/image", "scale1/image", "scale2/image"]
     assert datasets[0]["coordinateTransformations"][0]["scale"] == [2.0, 2.0]
     ms = nz.from_ngff_zarr(str(path))
     assert len(ms.images) == 3 and ms.images[0].scale == {"y": 2.0, "x": 2.0}

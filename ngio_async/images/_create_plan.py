@@ -69,12 +69,15 @@ _SMALLEST = 256  # default levels: until the largest of y/x is at most this
 
 def level_names(existing: Sequence[str], count: int) -> list[str]:
     """``count`` level paths: ``existing`` first (as many as fit), then their pattern continued
-    (``s0, s1`` -> ``s2``; ``0, 1`` -> ``2``); paths of another shape are followed by free
-    ``str(i)`` names. Readers of plates (ome-zarr-py) take the first field's level paths for
-    every field, and tools count on one pattern per pyramid."""
-    prefix = existing[0][:-1] if existing and existing[0].endswith("0") else None
-    if prefix is not None and all(p == f"{prefix}{i}" for i, p in enumerate(existing)):
-        return [f"{prefix}{i}" for i in range(count)]
+    (``s0, s1`` -> ``s2``; ``0, 1`` -> ``2``; ngff-zarr's ``scale0/image`` -> ``scale1/image``);
+    paths of another shape are followed by free ``str(i)`` names. Readers of plates
+    (ome-zarr-py) take the first field's level paths for every field, and tools count on one
+    pattern per pyramid."""
+    first = existing[0] if existing else ""
+    for at in (i for i, ch in enumerate(first) if ch == "0"):  # the level's number: a "0"
+        head, tail = first[:at], first[at + 1 :]
+        if all(p == f"{head}{i}{tail}" for i, p in enumerate(existing)):
+            return [f"{head}{i}{tail}" for i in range(count)]
     names = list(existing[:count])
     taken = set(existing)
     for i in range(len(names), count):

@@ -768,7 +768,7 @@ class Labels:
                 # the consolidated copies above get its documents with the listing (an
                 # overwrite's old entries were dropped before its keys were deleted)
                 await complete_root(ds.store, root, plan, overwrite=overwrite, consolidate=False)
-                for key, data in _intermediate_groups(root, plan):
+                for key, data in _intermediate_groups(root, plan.paths, plan.version):
                     await ds.store.put(key, data)
                     docs.append((key, data))
                 await self._list(name, at=at, docs=docs)  # last: never an incomplete label
@@ -801,7 +801,7 @@ class Labels:
             except Exception:  # noqa: BLE001 - the store fails: leave what is there
                 return
         keys = [join(root, k) for k, _ in plan.group_documents()]
-        keys += [k for k, _ in _intermediate_groups(root, plan)]
+        keys += [k for k, _ in _intermediate_groups(root, plan.paths, plan.version)]
         keys += [join(root, k) for k, _ in plan.array_documents()]
         await discard_documents(self._dataset.store, root, keys, exc, consolidated=True)
 
@@ -926,16 +926,16 @@ def _auto_rgba(value: int) -> list[int]:
     return [round(r * 255), round(g * 255), round(b * 255), 255]
 
 
-def _intermediate_groups(root: str, plan: ImagePlan) -> list[tuple[str, bytes]]:
+def _intermediate_groups(root: str, paths: Sequence[str], version: str) -> list[tuple[str, bytes]]:
     """Group documents for the groups inside level paths (ngff-zarr's ``scale0/image`` lies in
     a group ``scale0``): zarr needs them, and a consolidated copy leaves out (0.4) or breaks
     on (0.5) arrays whose parent group it cannot find."""
-    if plan.version == "0.4":
+    if version == "0.4":
         name, data = ".zgroup", b'{"zarr_format":2}'
     else:
         name, data = "zarr.json", b'{"zarr_format":3,"node_type":"group","attributes":{}}'
     groups: dict[str, None] = {}
-    for path in plan.paths:
+    for path in paths:
         parts = path.split("/")[:-1]
         for i in range(len(parts)):
             groups[join(root, *parts[: i + 1], name)] = None

@@ -461,11 +461,15 @@ def _new_level_layout(
 async def _add_levels(
     ds: Dataset, layout: list[tuple[str, ArrayMeta, tuple[int, ...], tuple[float, ...]]]
 ) -> list[Level]:
-    """Write the array metadata of new levels (not yet listed in the group); their Levels."""
+    """Write the array metadata of new levels (not yet listed in the group), and the groups
+    their paths lie in (ngff-zarr's ``scale2/image``) that are not there yet; their Levels."""
     from ..meta.zarr import ArrayV2Meta, encode_array_v2, encode_array_v3
     from ._consolidated import _put_all
+    from ._labels import _intermediate_groups
 
-    docs = []
+    paths = [path for path, _, _, _ in layout]
+    groups = _intermediate_groups(ds.root, paths, ds.metadata.ngff_version)
+    docs = [(key, data) for key, data in groups if not await ds.store.exists(key)]
     for path, meta, _, _ in layout:
         if isinstance(meta, ArrayV2Meta):
             docs.append((join(ds.root, path, ".zarray"), encode_array_v2(meta)))
