@@ -11,6 +11,7 @@ import pytest
 from images import Spec, write_image
 
 import ngio_async
+from ngio_async.tables import Roi
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -62,3 +63,23 @@ async def test_a_plain_write_is_named_when_it_returns_no_awaitable(tmp_path: Pat
 
 def cast_writer(out: Any) -> Any:
     return out
+
+
+@pytest.mark.anyio
+async def test_a_blocking_dataset_as_out_of_a_roi_stream_is_refused(tmp_path: Path) -> None:
+    """It failed at the first ROI with AttributeError "'SyncLevel' object has no attribute
+    'begun'"."""
+    (data,) = write_image(tmp_path / "a.zarr", SPEC)
+    rois = [Roi.box("a", x=(0, 2.5), y=(0, 2.5)), Roi.box("b", x=(5, 10), y=(4, 10))]  # 0.5 um px
+    async with ngio_async.open_async(tmp_path / "a.zarr") as src:
+        await (await ngio_async.create_like_async(src, tmp_path / "b.zarr")).aclose()
+        with ngio_async.open(tmp_path / "b.zarr", mode="r+") as dst:
+            with pytest.raises(TypeError, match=r"blocking one .*open_async.*stream_sync"):
+                ngio_async.stream(src.read_rois(rois), lambda a: a + 1, out=dst)  # type: ignore[arg-type]
+            assert not dst.read().any()
+    with (
+        ngio_async.open(tmp_path / "a.zarr") as blocking_src,
+        ngio_async.open(tmp_path / "b.zarr", mode="r+") as dst,
+    ):  # the blocking twin takes it
+        ngio_async.stream_sync(blocking_src.read_rois(rois), lambda a: a + 1, out=dst)
+        np.testing.assert_array_equal(dst.read()[:, 8:20, 10:20], data[:, 8:20, 10:20] + 1)

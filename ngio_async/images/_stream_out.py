@@ -262,6 +262,16 @@ def _check_roi_out(rois: RoiStream, out: object) -> int:
             "stream(rois, ..., out=...) writes each ROI's box: a stream of planes "
             "(planes=...) takes no out=; consume the results and write them yourself"
         )
+    from .._sync_api import SyncDataset  # (the blocking API imports this module)
+    from .._sync_tiles import SyncMaskedImage
+
+    if isinstance(out, SyncDataset | SyncMaskedImage):  # (a blocking dataset failed at the
+        # first ROI: "'SyncLevel' object has no attribute 'begun'")
+        raise TypeError(
+            f"stream(rois, ..., out=...) writes to a dataset or masked image opened with "
+            f"open_async, got a blocking one ({out!r}): open it with open_async, or run "
+            "stream_sync(ds.read_rois(...), func, out=...) with the blocking API"
+        )
     if not isinstance(out, MaskedImage) and not callable(getattr(out, "write_roi", None)):
         raise TypeError(
             "stream(rois, ..., out=...) takes a dataset (each result written at its ROI, "
