@@ -8,14 +8,16 @@ Every contender reads the same tiles (one storage tile per (c, z) plane: 512x512
 - tensorstore: ``arr[tile].read()`` futures, a bounded number in flight;
 - ngio_async: ``async for tile in ds.tiles(level=0, ordered=False)``.
 
-Sources: local disk, moto S3 on 127.0.0.1, and a static HTTP server on 127.0.0.1 that waits
-20 ms before every answer (``_proxy.py``, in its own process). Two limits measured in the same
+Sources: local disk, moto S3 on 127.0.0.1, a static HTTP server on 127.0.0.1 that waits
+20 ms before every answer (``_proxy.py``, in its own process), and ``cloud``: the same server
+sending every body at ``--cloud-rate`` MB/s (70) a connection, a cloud object store's shape
+(loopback gives every connection GB/s). Two limits measured in the same
 run: ``io-limit`` (obstore GETs of every chunk object or whole shard, 64 in flight, no decode) and
 ``cpu-limit`` (blosc decode of every chunk already in memory, on 2 threads, by the fastest
 decoder installed: c-blosc2 from ``imagecodecs``, else numcodecs). Every measurement
 runs in a fresh subprocess (``--one``), which reports its best time and peak RSS as JSON.
 
-    .venv/bin/python benchmarks/bench_stream.py [--small] [--sources disk,s3,http]
+    .venv/bin/python benchmarks/bench_stream.py [--small] [--sources disk,s3,http,cloud]
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ Region = tuple[slice, ...]
 
 SMALL_SHAPE = (1, 2, 2048, 2048)
 LATENCY = 0.02  # seconds the HTTP server waits before each answer
+CLOUD_RATE = 70.0  # MB/s a connection of the cloud source (per request: 1 at a time a connection)
+SOURCES = ("disk", "s3", "http", "cloud")
 IO_IN_FLIGHT = 64  # requests in flight for the I/O limit
 DECODE_THREADS = 2  # threads for the CPU limit (the machine's cores)
 # tiles in flight for the concurrent contenders, by tile edge: (low, high)
@@ -147,7 +151,8 @@ class Sink:
 # ------------------------------------------------------------------------------------ sources
 @dataclass
 class Source:
-    """Where an image lives: ``kind`` is disk, s3 or http; ``name`` is the image's directory."""
+    """Where an image lives: ``kind`` is disk, s3, http or cloud (read as http: the same server,
+    rate-limited); ``name`` is the image's directory."""
 
     kind: str
     name: str
@@ -244,7 +249,7 @@ async def run_zarr(src: Source, regions: list[Region], sink: Sink, in_flight: in
             for region in regions:
                 if not sink.open:
                     break
-                sink(region, await arr.getitem(region))
+                sink(region, np.asarray(await arr.getitem(region)))
         else:
             await bounded(regions, arr.getitem, sink, in_flight)
 
@@ -258,7 +263,7 @@ async def run_tensorstore(src: Source, regions: list[Region], sink: Sink, in_fli
     arr = await ts.open(spec, read=True, context=ctx)
 
     async def read(region: Region) -> np.ndarray[Any, Any]:
-        return await arr[region].read()  # type: ignore[no-any-return]
+        return np.asarray(await arr[region].read())
 
     await bounded(regions, read, sink, in_flight)
 
@@ -472,6 +477,7 @@ def run_one(
         if contender.startswith(prefix):
             __import__(module)
     best: dict[str, Any] = {}
+    res: dict[str, Any]
     for _ in range(args.repeat):
         cpu0 = time.process_time()  # all threads of this process
         if contender == "cpu-limit":
@@ -571,8 +577,11 @@ def spawn(
 
 # ------------------------------------------------------------------------------------ the run
 @contextlib.contextmanager
-def serving(kind: str, names: list[str], http: str = "auto") -> Iterator[dict[str, Any]]:
-    """Source options for ``kind``, with its server running (and the images uploaded)."""
+def serving(
+    kind: str, names: list[str], http: str = "auto", cloud_rate: float = CLOUD_RATE
+) -> Iterator[dict[str, Any]]:
+    """Source options for ``kind``, with its server running (and the images uploaded);
+    ``cloud_rate``: MB/s a connection of the ``cloud`` source."""
     if kind == "disk":
         yield {}
     elif kind == "s3":
@@ -580,14 +589,18 @@ def serving(kind: str, names: list[str], http: str = "auto") -> Iterator[dict[st
             for name in names:
                 upload(DATA / name, name, s3)
             yield {"s3": s3.__dict__}
-    elif kind == "http":
+    elif kind in ("http", "cloud"):
         from _proxy import http_server
 
-        with http_server(DATA, delay=LATENCY, server=http) as (base_url, name):
-            print(f"  http: {name} on {base_url}, {LATENCY * 1e3:.0f} ms before each answer")
+        rate = cloud_rate * 1e6 if kind == "cloud" else None
+        with http_server(DATA, delay=LATENCY, rate=rate, server=http) as (base_url, name):
+            paced = f", bodies at {cloud_rate:g} MB/s a connection" if rate else ""
+            print(
+                f"  {kind}: {name} on {base_url}, {LATENCY * 1e3:.0f} ms before each answer{paced}"
+            )
             yield {"base_url": base_url}
     else:
-        raise SystemExit(f"unknown source {kind!r} (disk, s3, http)")
+        raise SystemExit(f"unknown source {kind!r} ({', '.join(SOURCES)})")
 
 
 def fmt(res: dict[str, Any] | None, key: str = "mbps") -> str:
@@ -678,7 +691,11 @@ def report(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small", action="store_true", help="the 1x2x2048x2048 image")
-    parser.add_argument("--sources", default="disk,s3,http", help="comma-separated: disk,s3,http")
+    parser.add_argument(
+        "--sources",
+        default="disk,s3,http",
+        help=f"comma-separated: {','.join(SOURCES)} (cloud: opt-in, ~4 min more on the full image)",
+    )
     parser.add_argument("--contenders", default=",".join(CONTENDERS + LIMITS))
     parser.add_argument("--repeat", type=int, default=2, help="runs per child process (best kept)")
     parser.add_argument(
@@ -692,6 +709,12 @@ def main() -> None:
         default="auto",
         choices=("auto", "nginx", "aiohttp"),
         help="the latency-injecting HTTP server (auto: nginx with its Lua module if installed)",
+    )
+    parser.add_argument(
+        "--cloud-rate",
+        type=float,
+        default=CLOUD_RATE,
+        help="MB/s each connection of the cloud source gets (per answer's body)",
     )
     parser.add_argument("--no-shard-tiles", action="store_true", help="skip the 4096x4096 row")
     parser.add_argument("--cases", help="only these, e.g. chunked/512,sharded/4096")
@@ -720,21 +743,24 @@ def main() -> None:
     if not args.no_shard_tiles:
         cases.append(("sharded", 4096))
     if args.cases:
-        wanted = {c.strip() for c in args.cases.split(",")}
-        cases = [(k, t) for k, t in cases if f"{k}/{t}" in wanted]
+        chosen = {c.strip() for c in args.cases.split(",")}
+        cases = [(k, t) for k, t in cases if f"{k}/{t}" in chosen]
     sources = [s.strip() for s in args.sources.split(",") if s.strip()]
+    if unknown := [s for s in sources if s not in SOURCES]:
+        raise SystemExit(f"unknown source {unknown[0]!r} ({', '.join(SOURCES)})")
+    cloud = f"; cloud {args.cloud_rate:g} MB/s a connection" if "cloud" in sources else ""
     wanted = [c.strip() for c in args.contenders.split(",") if c.strip()]
     nbytes = math.prod(shape) * 2
     print(
         f"image {shape} uint16 = {nbytes / 1e6:.0f} MB decoded; stored: "
         + ", ".join(f"{k} {stored_bytes(DATA / v) / 1e6:.0f} MB" for k, v in names.items())
-        + f"; {os.cpu_count()} cores; HTTP latency {LATENCY * 1e3:.0f} ms"
+        + f"; {os.cpu_count()} cores; HTTP latency {LATENCY * 1e3:.0f} ms{cloud}"
         + f"; limits decode with {blosc_decoder()[0]}"
     )
     results: dict[tuple[str, str, str], dict[str, Any]] = {}
     cpu_done: dict[str, dict[str, Any]] = {}  # image -> its cpu-limit (the same bytes everywhere)
     for kind in sources:
-        with serving(kind, list(names.values()), args.http_server) as extra:
+        with serving(kind, list(names.values()), args.http_server, args.cloud_rate) as extra:
             for image, tile in cases:
                 src = Source(kind=kind, name=names[image], **extra)
                 case = f"{image}/{tile}"
