@@ -52,7 +52,7 @@ def roi_box(roi: Roi) -> dict[str, Any]:
     return box
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # (by identity, as a Tile: by value its arrays raised)
 class RoiRead:
     """One ROI read: ``data`` (the image pixels of its box), ``region`` (the level selection
     read), ``labels`` (the label image's pixels on ``data``'s grid, when a label was asked),

@@ -34,7 +34,8 @@ TileWork: TypeAlias = "list[TileSpec] | tuple[str, ...]"
 whose indexes are fetched (together) ahead of their tiles."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)  # (compared and hashed by identity: by value,
+# its array made `tile in tiles` and `{tile: ...}` raise)
 class Tile:
     """One tile: ``data`` has exactly the shape of ``level[region]`` (no axis squeezed).
 
