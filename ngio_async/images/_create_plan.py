@@ -90,6 +90,23 @@ def level_names(existing: Sequence[str], count: int) -> list[str]:
     return names
 
 
+def path_groups(root: str, paths: Sequence[str], version: str) -> list[tuple[str, bytes]]:
+    """``(key, bytes)`` of empty group documents for the groups inside level ``paths`` below
+    ``root`` (ngff-zarr's ``scale0/image`` lies in a group ``scale0``): zarr needs them (v3 has
+    no implicit groups), and a consolidated copy leaves out (0.4) or breaks on (0.5) arrays
+    whose parent group it cannot find."""
+    if version == "0.4":
+        name, data = ".zgroup", b'{"zarr_format":2}'
+    else:
+        name, data = "zarr.json", b'{"zarr_format":3,"node_type":"group","attributes":{}}'
+    groups: dict[str, None] = {}
+    for path in paths:
+        parts = path.split("/")[:-1]
+        for i in range(len(parts)):
+            groups["/".join(p for p in (root.strip("/"), *parts[: i + 1], name) if p)] = None
+    return [(key, data) for key in groups]
+
+
 def _yx(axes: Sequence[str]) -> tuple[int, ...]:
     """Indices of the axes downscaled and chunked square-ish: y and x (else the last two: an
     image whose x is named otherwise shrinks in both, not in y alone)."""

@@ -42,6 +42,7 @@ from .._errors import MetadataError, NgioError, NotFoundError, UnsupportedError
 from ..meta import read_document, write_document
 from ..meta._names import check_child_name
 from ..stores import AsyncStore
+from ._create_plan import path_groups
 from ._open import join, read_group_metadata, refresh_image
 from ._write import KeyLocks
 
@@ -768,9 +769,7 @@ class Labels:
                 # the consolidated copies above get its documents with the listing (an
                 # overwrite's old entries were dropped before its keys were deleted)
                 await complete_root(ds.store, root, plan, overwrite=overwrite, consolidate=False)
-                for key, data in _intermediate_groups(root, plan.paths, plan.version):
-                    await ds.store.put(key, data)
-                    docs.append((key, data))
+                docs += path_groups(root, plan.paths, plan.version)  # complete_root wrote them
                 await self._list(name, at=at, docs=docs)  # last: never an incomplete label
             except BaseException as exc:  # not listed: removed, so that a retry can create it
                 await self._discard_unlisted(name, root, plan, exc)
@@ -801,7 +800,7 @@ class Labels:
             except Exception:  # noqa: BLE001 - the store fails: leave what is there
                 return
         keys = [join(root, k) for k, _ in plan.group_documents()]
-        keys += [k for k, _ in _intermediate_groups(root, plan.paths, plan.version)]
+        keys += [k for k, _ in path_groups(root, plan.paths, plan.version)]
         keys += [join(root, k) for k, _ in plan.array_documents()]
         await discard_documents(self._dataset.store, root, keys, exc, consolidated=True)
 
@@ -924,22 +923,6 @@ def _auto_rgba(value: int) -> list[int]:
     hue = (value * 0.618033988749895) % 1.0
     r, g, b = colorsys.hsv_to_rgb(hue, 0.85, 1.0 if value % 2 else 0.75)
     return [round(r * 255), round(g * 255), round(b * 255), 255]
-
-
-def _intermediate_groups(root: str, paths: Sequence[str], version: str) -> list[tuple[str, bytes]]:
-    """Group documents for the groups inside level paths (ngff-zarr's ``scale0/image`` lies in
-    a group ``scale0``): zarr needs them, and a consolidated copy leaves out (0.4) or breaks
-    on (0.5) arrays whose parent group it cannot find."""
-    if version == "0.4":
-        name, data = ".zgroup", b'{"zarr_format":2}'
-    else:
-        name, data = "zarr.json", b'{"zarr_format":3,"node_type":"group","attributes":{}}'
-    groups: dict[str, None] = {}
-    for path in paths:
-        parts = path.split("/")[:-1]
-        for i in range(len(parts)):
-            groups[join(root, *parts[: i + 1], name)] = None
-    return [(key, data) for key in groups]
 
 
 async def check_same_version(store: AsyncStore, group: str, version: str) -> None:

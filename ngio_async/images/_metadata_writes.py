@@ -176,13 +176,17 @@ async def complete_root(
 ) -> None:
     """The second half of :func:`write_plan_metadata`, on a claimed (or cleared) node.
     ``consolidate=False``: the caller brings the consolidated metadata above up to date with
-    these documents itself (a label image's, with its listing: once, not twice)."""
+    these documents itself (a label image's, with its listing: once, not twice). Level paths
+    that lie in groups (ngff-zarr's ``scale0/image``) get those groups' documents too."""
+    from ._create_plan import path_groups
+
+    inner = path_groups(root, plan.paths, plan.version)
     arrays = [(join(root, k), d) for k, d in plan.array_documents()]
     groups = [(join(root, k), d) for k, d in plan.group_documents()]
     try:
-        await _put_all(store, arrays if overwrite else arrays[1:], consolidate=False)
+        await _put_all(store, inner + (arrays if overwrite else arrays[1:]), consolidate=False)
     except BaseException as exc:
-        await discard_documents(store, root, [k for k, _ in groups + arrays], exc)
+        await discard_documents(store, root, [k for k, _ in groups + inner + arrays], exc)
         raise
     # the rest runs to its end: cancelled mid-put, a put could land after the cleanup; and a
     # cancellation after the group documents would leave a complete node its caller (a label,
@@ -192,10 +196,11 @@ async def complete_root(
             for key, data in groups:
                 await store.put(key, data)
         except BaseException as exc:
-            await discard_documents(store, root, [k for k, _ in groups + arrays], exc)
+            await discard_documents(store, root, [k for k, _ in groups + inner + arrays], exc)
             raise
         if consolidate:
-            await update_consolidated(store, arrays + groups, removed=root if overwrite else None)
+            docs = inner + arrays + groups
+            await update_consolidated(store, docs, removed=root if overwrite else None)
 
 
 async def discard_documents(

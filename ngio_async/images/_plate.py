@@ -57,7 +57,7 @@ from ..meta.zarr import encode_group_v2
 from ..tables._plate import PlateTables
 from ._consolidated import _put_all
 from ._create import _PLAN_KEYS, _open_target
-from ._create_plan import ImagePlan, level_names, plan_image
+from ._create_plan import ImagePlan, level_names, path_groups, plan_image
 from ._dataset import Dataset
 from ._labels import check_same_version
 from ._metadata_writes import _claim, _prepare_root, claim_root, complete_root, discard_documents
@@ -565,6 +565,7 @@ class Plate(_PlateDocuments):
             except Exception:  # noqa: BLE001 - the store fails: leave what is there
                 return
         keys = [join(root, k) for k, _ in plan.group_documents()]
+        keys += [k for k, _ in path_groups(root, plan.paths, plan.version)]
         keys += [join(root, k) for k, _ in plan.array_documents()]
         await discard_documents(self.store, root, keys, exc, consolidated=True)
 

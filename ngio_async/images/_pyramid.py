@@ -465,10 +465,10 @@ async def _add_levels(
     their paths lie in (ngff-zarr's ``scale2/image``) that are not there yet; their Levels."""
     from ..meta.zarr import ArrayV2Meta, encode_array_v2, encode_array_v3
     from ._consolidated import _put_all
-    from ._labels import _intermediate_groups
+    from ._create_plan import path_groups
 
     paths = [path for path, _, _, _ in layout]
-    groups = _intermediate_groups(ds.root, paths, ds.metadata.ngff_version)
+    groups = path_groups(ds.root, paths, ds.metadata.ngff_version)
     docs = [(key, data) for key, data in groups if not await ds.store.exists(key)]
     for path, meta, _, _ in layout:
         if isinstance(meta, ArrayV2Meta):
