@@ -41,7 +41,7 @@ from ._base import (
     strong_etag,
 )
 from ._obstore import ObstoreStore, obstore_http
-from ._obstore_errors import CREDENTIALS_REFUSED, _asked, obstore_transient
+from ._obstore_errors import CREDENTIALS_REFUSED, _asked, obstore_transient, refusal_reason
 from ._obstore_gets import decode_content
 from ._obstore_messages import _server_words
 from ._obstore_runtime import obstore_usable
@@ -838,7 +838,9 @@ class HTTPStore(AsyncStore):
             return PermissionDeniedError(
                 message + hint, url=self.url, key=key, missing_credentials=True
             )
-        if self._query:
+        if (reason := refusal_reason(message)) is not None:
+            hint = f"; the server refused the credentials given: {reason}"
+        elif self._query:
             hint = (
                 "; the server refused the credentials given: the URL's signature or token "
                 "(mistyped, expired, or signed for another path: the query string of the "

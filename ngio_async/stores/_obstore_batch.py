@@ -13,7 +13,7 @@ import obstore
 from obstore import exceptions as obs_exc
 
 from ._base import NO_ANSWER, Buffer, Unanswered
-from ._obstore_errors import _missing, _no_container
+from ._obstore_errors import CREDENTIALS_REFUSED, _missing, _no_container
 from ._obstore_gets import _GZIP_MAGIC, _WHOLE
 from ._obstore_reads import _ObstoreReads
 
@@ -87,7 +87,7 @@ class _ObstoreBatchGets(_ObstoreReads):
                     if answered(view):
                         got[i] = view
                 elif (isinstance(error, FileNotFoundError) and _missing(error)) or (
-                    forbidden and isinstance(error, obs_exc.PermissionDeniedError)
+                    forbidden and _forbidden(error)
                 ):
                     got[i] = None
                 del error  # (its traceback holds this frame)
@@ -110,8 +110,8 @@ class _ObstoreBatchGets(_ObstoreReads):
                     return False
                 out.append(None if _missing(exc) else NO_ANSWER)
                 return True
-            except obs_exc.PermissionDeniedError:  # a 403
-                if not forbidden:
+            except obs_exc.PermissionDeniedError as exc:  # a 403
+                if not (forbidden and _forbidden(exc)):
                     raise
                 out.append(None)
                 return True
@@ -163,6 +163,15 @@ class _ObstoreBatchGets(_ObstoreReads):
             return stop()
         finally:
             _abandon(pending, limiter)
+
+
+def _forbidden(error: BaseException) -> bool:
+    """Whether ``error`` is a 403 that ``forbidden_is_missing`` reads as a missing object:
+    not one of credentials the server refused (a wrong key, this machine's clock off, an
+    expired signature), which every object of the store meets (``get`` raises it)."""
+    return isinstance(error, obs_exc.PermissionDeniedError) and not CREDENTIALS_REFUSED.search(
+        str(error)
+    )
 
 
 def _abandon(

@@ -68,11 +68,33 @@ def _credentials_hint(store: ObjectStore) -> str:
 
 # a 403 (or 401) of credentials the server refused, not of a permission the key lacks: a
 # signature that does not match (a wrong secret or account key, a mistyped or expired SAS),
-# an unknown key id. S3: SignatureDoesNotMatch, InvalidAccessKeyId; Azure: AuthenticationFailed
-# ("Server failed to authenticate the request", Azurite's AuthorizationFailure says so too)
+# an unknown key id, a request signed at a time too far from the server's (this machine's
+# clock is off), a signature or token past its expiry. S3: SignatureDoesNotMatch,
+# InvalidAccessKeyId, RequestTimeTooSkewed, AccessDenied "Request has expired" (a presigned
+# URL), ExpiredToken; Azure: AuthenticationFailed ("Server failed to authenticate the
+# request", Azurite's AuthorizationFailure says so too)
 CREDENTIALS_REFUSED = re.compile(
     r"SignatureDoesNotMatch|InvalidAccessKeyId|AuthenticationFailed|failed to authenticate"
+    r"|RequestTimeTooSkewed|Request has expired|ExpiredToken"
 )
+_SKEWED = re.compile(r"RequestTimeTooSkewed")
+_EXPIRED = re.compile(r"Request has expired|ExpiredToken")
+
+
+def refusal_reason(text: str) -> str | None:
+    """Why the server refused credentials, where its answer ``text`` says more than "they
+    do not match": this machine's clock, or an expiry."""
+    if _SKEWED.search(text):
+        return (
+            "the clock of this machine is off from the server's by more than it allows (15 "
+            "minutes for S3): a signed request carries its time; set the clock right (NTP)"
+        )
+    if _EXPIRED.search(text):
+        return (
+            "the signature or token has expired (a presigned URL, a SAS or temporary "
+            "credentials past their expiry): sign a new URL or renew the credentials"
+        )
+    return None
 
 
 def refused_hint(store: ObjectStore, text: str = "") -> str:
@@ -83,6 +105,8 @@ def refused_hint(store: ObjectStore, text: str = "") -> str:
             "anonymous=True: the server asks for credentials (not a public bucket or "
             f"container): {_credentials_hint(store)}"
         )
+    if (reason := refusal_reason(text)) is not None:
+        return f"the server refused the credentials given: {reason}"
     if isinstance(store, AzureStore):
         what = "the account key (account_key=) or the SAS (sas_key=: mistyped, expired, or of"
         return f"the server refused the credentials given: check {what} another container)"
