@@ -570,7 +570,8 @@ class AsyncStore(abc.ABC):
 
     async def size(self, key: str) -> int | None:
         """The size in bytes of the object ``key`` (a HEAD where the backend has one, else a
-        full GET), ``None`` if it does not exist."""
+        full GET), ``None`` if it does not exist (nor its bucket: a HEAD's 404 has no body to
+        tell them apart; :meth:`missing_bucket` does, with one listing)."""
         self._check_open()
         check_key(key)
         try:
@@ -619,7 +620,8 @@ class AsyncStore(abc.ABC):
         return None
 
     async def exists(self, key: str) -> bool:
-        """Whether the object ``key`` exists."""
+        """Whether the object ``key`` exists (``False`` in a missing bucket too: a HEAD's 404
+        has no body to tell them apart; :meth:`missing_bucket` does, with one listing)."""
         self._check_open()
         check_key(key)
         try:
