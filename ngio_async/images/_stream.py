@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast
 import anyio
 import numpy as np
 
+from .._errors import ClosedError
 from .._prefetch import SETTLE_SECONDS, Unsettled, single_leaf, start_deferred, to_the_end
 from .._workers import Workers
 from ..engine.plan import region_shape
@@ -431,6 +432,11 @@ class _Results(AsyncIterator[R]):
             except anyio.EndOfStream:
                 if not self._failures:
                     raise StopAsyncIteration from None
+            except anyio.ClosedResourceError:  # (was raised bare, without a message)
+                raise ClosedError(
+                    "the stream's results were closed when its `async with stream(...)` block "
+                    "ended: consume them inside it"
+                ) from None
         raise self._failures[0]
 
 
