@@ -13,6 +13,7 @@ from .._prefetch import start_deferred
 from ..engine.pyramid import check_levels_shrink
 from ..images import Dataset
 from ..images._consolidated import _put_all
+from ..images._create_plan import path_groups
 from ..images._metadata_writes import _prepare_root
 from ..images._open import join, read_group_metadata
 from ..images._pyramid import level_factors
@@ -170,7 +171,9 @@ async def _run_jobs(
 ) -> Dataset:
     if prepare:  # False: a plate's field, whose plate root was prepared (on a listing store)
         await _prepare_root(store, root, overwrite)
-    docs = [(join(j.root, k), d) for j in jobs for k, d in j.plan.array_documents()]
+    # the groups level paths lie in (ngff-zarr's scale0/image) first: zarr has no implicit ones
+    docs = [doc for j in jobs for doc in path_groups(j.root, j.plan.paths, j.plan.version)]
+    docs += [(join(j.root, k), d) for j in jobs for k, d in j.plan.array_documents()]
     docs += [
         (join(j.root, path, ".zattrs"), write_document(attrs))
         for j in jobs
