@@ -86,6 +86,8 @@ async def read_group_metadata(
     key = join(root, "zarr.json")
     try:
         raw = await get(key)
+    except CredentialsRefusedError:
+        raise  # (every document is refused: never a missing group, even an optional one)
     except PermissionDeniedError as exc:
         # stores that may not list answer 403 for a missing key (S3 without s3:ListBucket):
         # a 0.4 image has no zarr.json; its .zattrs decides
@@ -130,8 +132,8 @@ async def read_group_metadata(
             raise zattrs
         else:
             raw = zattrs
-    except PermissionDeniedError:
-        if denied is None:
+    except PermissionDeniedError as exc:
+        if denied is None or isinstance(exc, CredentialsRefusedError):
             raise
         raw = None
         both_denied = True
@@ -910,6 +912,8 @@ async def container_series(store: AsyncStore, root: str, version: str | None) ->
     while True:
         try:
             await read_group_metadata(store, join(root, str(len(found))), parent_version=version)
+        except CredentialsRefusedError:
+            raise  # (no series ends at credentials refused)
         except (NotFoundError, PermissionDeniedError):  # 403: missing, where none may list
             return found
         found.append(str(len(found)))
