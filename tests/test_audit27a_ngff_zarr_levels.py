@@ -50,3 +50,20 @@ def test_levels_added_to_an_ngff_zarr_image_follow_its_paths(tmp_path: Path, ver
     assert len(read.images) == 3
     for theirs, mine in zip(read.images, levels, strict=True):
         np.testing.assert_array_equal(np.asarray(theirs.data), mine)
+
+
+@pytest.mark.parametrize(
+    ("existing", "added"),
+    [
+        (["scale0/image"], ["scale1/image", "scale2/image"]),  # ngff-zarr's, one level
+        (["s0", "s1"], ["s2", "s3"]),  # ome-zarr-py's
+        (["s00", "s01"], ["s02", "s03"]),  # zero-padded, confirmed by the second level
+        (["10"], ["1", "2"]),  # a single level named otherwise: no number to go on from
+        (["2020"], ["1", "2"]),
+        (["10x"], ["1", "2"]),
+    ],
+)
+def test_added_level_names(existing: list[str], added: list[str]) -> None:
+    from ngio_async.images._create_plan import level_names
+
+    assert level_names(existing, len(existing) + 2) == existing + added

@@ -72,11 +72,15 @@ def level_names(existing: Sequence[str], count: int) -> list[str]:
     (``s0, s1`` -> ``s2``; ``0, 1`` -> ``2``; ngff-zarr's ``scale0/image`` -> ``scale1/image``);
     paths of another shape are followed by free ``str(i)`` names. Readers of plates
     (ome-zarr-py) take the first field's level paths for every field, and tools count on one
-    pattern per pyramid."""
+    pattern per pyramid. A single level's number is a ``0`` with no digit beside it (``10x``
+    or ``2020`` go on as ``1``, not ``11x``)."""
     first = existing[0] if existing else ""
     for at in (i for i, ch in enumerate(first) if ch == "0"):  # the level's number: a "0"
         head, tail = first[:at], first[at + 1 :]
-        if all(p == f"{head}{i}{tail}" for i, p in enumerate(existing)):
+        alone = not head[-1:].isdigit() and not tail[:1].isdigit()
+        if (alone or len(existing) > 1) and all(
+            p == f"{head}{i}{tail}" for i, p in enumerate(existing)
+        ):
             return [f"{head}{i}{tail}" for i in range(count)]
     names = list(existing[:count])
     taken = set(existing)
