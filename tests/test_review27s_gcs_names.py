@@ -7,6 +7,8 @@ Opening makes no request here: the URL and options are checked, the client built
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from ngio_async.stores import ObstoreStore, open_store
@@ -31,3 +33,12 @@ def test_buckets_named_as_google_reserves_open(url: str) -> None:
 def test_a_name_no_bucket_can_have_is_still_refused() -> None:
     with pytest.raises(ValueError, match="'Lab-Data' is no Google Cloud Storage bucket name"):
         open_store("gs://Lab-Data/img.zarr", anonymous=True)
+
+
+@pytest.mark.parametrize("name", ["google_base_url", "GOOGLE_BASE_URL"])
+def test_an_emulator_named_by_obstore_s_own_key_keeps_its_rules(name: str) -> None:
+    """obstore takes its ``google_base_url`` config key (any case) for ``base_url``: such an
+    endpoint (an emulator) was checked against GCS's rules all the same."""
+    endpoint: dict[str, Any] = {name: "http://127.0.0.1:4443"}
+    store = open_store("gs://Test_Bucket/x", anonymous=True, **endpoint)
+    assert isinstance(store, ObstoreStore)  # (was: ValueError "... is no Google Cloud ...")

@@ -415,8 +415,10 @@ _GCS_CREDENTIALS = frozenset(
 def _check_gcs_bucket(url: str, root: str, config: dict[str, Any]) -> None:
     """A ``gs://`` bucket name against Google Cloud Storage's rules, at open (its first
     request said only "Invalid bucket name", or "access denied"); not at another endpoint
-    (an emulator, a server of its own rules)."""
-    endpoint = config.get("base_url") or os.environ.get("GOOGLE_BASE_URL")
+    (an emulator, a server of its own rules; ``base_url`` as obstore also reads it:
+    ``google_base_url``, any case)."""
+    given = (v for k, v in config.items() if k.lower() in ("base_url", "google_base_url"))
+    endpoint = next(given, None) or os.environ.get("GOOGLE_BASE_URL")
     if endpoint and urlsplit(str(endpoint)).hostname != "storage.googleapis.com":
         return
     bucket = root.partition("://")[2]
