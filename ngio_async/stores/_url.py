@@ -140,8 +140,9 @@ def open_store(
     reads as "missing" (an absent chunk is the fill value), as S3 and GCS answer for a key that
     does not exist when the caller may not list the bucket (a public bucket granting
     ``s3:GetObject`` only). The trade-off: an object that exists but is forbidden then reads as
-    missing too, silently; a 403 for a write or a listing still raises
-    (:attr:`AsyncStore.forbidden_is_missing`).
+    missing too, silently; a 403 for a write or a listing still raises, as does one of
+    credentials the server refused (:class:`CredentialsRefusedError`: a wrong key, this
+    machine's clock off, an expired signature) (:attr:`AsyncStore.forbidden_is_missing`).
 
     :raises ValueError: an unknown option, backend or malformed URL.
     :raises UnsupportedError: an unknown URL scheme.
