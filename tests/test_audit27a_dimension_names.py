@@ -70,3 +70,15 @@ def test_a_dimension_name_contradicting_the_axes_is_still_refused(tmp_path: Path
     tensorstore_image(path, ["", "y"])
     with pytest.raises(MetadataError, match=r"dimension_names \[None, 'y'\]"):
         ngio_async.open(path)
+
+
+def test_a_level_added_names_its_dimensions_by_the_axes(tmp_path: Path) -> None:
+    """build_pyramid copied level 0's null names into the level it added (a new array
+    breaking the rule)."""
+    path = tmp_path / "ts.ome.zarr"
+    tensorstore_image(path, ["", "x"])
+    with ngio_async.open(path, mode="r+") as ds:
+        ds.build_pyramid(levels=2)
+        assert ds.levels[1].shape == (5, 4)
+    stored = json.loads((path / "1" / "zarr.json").read_text())["dimension_names"]
+    assert stored == ["y", "x"]

@@ -452,6 +452,7 @@ def _new_level_layout(
                 shape=shape,
                 chunk_grid=RegularChunkGrid(RegularGridConfig(grid)),
                 codecs=tuple(codecs),
+                dimension_names=tuple(axes),  # as NGFF 0.5 wants, whatever level 0 has
             )
             meta = decode_array_v3(encode_array_v3(new))
         out.append((path, meta, step, scale))
