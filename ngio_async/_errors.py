@@ -7,6 +7,7 @@
     ├─ NotFoundError(NgioError, FileNotFoundError)   image, level, label or store object missing
     ├─ StoreError(NgioError, OSError)                a store operation failed; ``.url``, ``.key``
     │   ├─ PermissionDeniedError(StoreError, PermissionError)
+    │   │   └─ CredentialsRefusedError                the server refused the credentials given
     │   └─ StoreTimeoutError(StoreError, TimeoutError)
     ├─ CodecError(NgioError)                         a chunk failed to encode or decode; ``.url``, ``.key``
     ├─ UnsupportedError(NgioError, NotImplementedError)  NGFF version, codec, data type or event loop
@@ -25,6 +26,7 @@ __all__ = [
     "ChangedError",
     "ClosedError",
     "CodecError",
+    "CredentialsRefusedError",
     "ExistsError",
     "MetadataError",
     "NgioError",
@@ -94,6 +96,15 @@ class PermissionDeniedError(StoreError, PermissionError):
         self.missing_credentials = (
             "anonymous=True" in message if missing_credentials is None else missing_credentials
         )
+
+
+class CredentialsRefusedError(PermissionDeniedError):
+    """The server refused the credentials given (a wrong secret or account key, an access
+    key id it does not know, a mistyped or expired SAS or signed URL): no permission, and no
+    option (``forbidden_is_missing``), would let any request of the store through."""
+
+    def __init__(self, message: str, *, url: str | None = None, key: str | None = None) -> None:
+        super().__init__(message, url=url, key=key, missing_credentials=False)
 
 
 class StoreTimeoutError(StoreError, TimeoutError):

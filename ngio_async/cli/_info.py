@@ -17,6 +17,7 @@ import anyio
 
 from .._errors import (
     CodecError,
+    CredentialsRefusedError,
     MetadataError,
     NgioError,
     NotFoundError,
@@ -294,6 +295,8 @@ async def _plate_info(
     async def well(path: str) -> dict[str, Any]:
         try:
             return await _well_info(store, join(root, path), None, ome.version) | {"path": path}
+        except CredentialsRefusedError:
+            raise
         except (NotFoundError, PermissionDeniedError):  # 403: missing, on a store that may not list
             return {"path": path, "fields": [], "error": "missing"}
         except (MetadataError, UnsupportedError) as exc:  # shown per well; see `validate`
@@ -327,6 +330,8 @@ async def _probe(store: AsyncStore, root: str, version: str | None) -> OmeMetada
     """The group metadata at ``root``, or ``None`` when there is no group."""
     try:
         return await read_group_metadata(store, root, parent_version=version)
+    except CredentialsRefusedError:
+        raise
     except (NotFoundError, PermissionDeniedError):  # 403: missing, on a store that may not list
         return None
 
@@ -368,6 +373,8 @@ async def _array_at(store: AsyncStore) -> ArrayMeta | None:
     for key in ("zarr.json", ".zarray"):
         try:
             raw = await store.get(key)
+        except CredentialsRefusedError:
+            raise
         except PermissionDeniedError:  # 403: missing, on a store that may not list
             continue
         if raw is None:

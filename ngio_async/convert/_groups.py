@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from .._errors import MetadataError, NotFoundError, PermissionDeniedError
+from .._errors import CredentialsRefusedError, MetadataError, NotFoundError, PermissionDeniedError
 from ..images._open import join, read_group_metadata
 from ..meta import read_document, to_attrs, write_document
 from ..meta.zarr import GroupV3Meta, encode_group_v2, encode_group_v3
@@ -152,6 +152,8 @@ async def _json_or_none(store: AsyncStore, key: str) -> Any:
     try:
         raw = await store.get(key)
         return read_document(raw) if raw is not None else None
+    except CredentialsRefusedError:
+        raise
     except (PermissionDeniedError, msgspec.DecodeError):
         return None
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from .._errors import PermissionDeniedError
+from .._errors import CredentialsRefusedError, PermissionDeniedError
 from ..meta import read_document, write_document
 from ._open import join
 from ._root_checks import _get_or_none, _is_node_key
@@ -197,6 +197,8 @@ async def update_consolidated(
         # its copy) is never overwritten with what was read before it
         try:
             await store.update(holder, edited)
+        except CredentialsRefusedError:
+            raise
         except PermissionDeniedError:
             if read:
                 raise

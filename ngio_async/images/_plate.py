@@ -50,7 +50,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 
-from .._errors import ExistsError, MetadataError, NotFoundError, PermissionDeniedError
+from .._errors import (
+    CredentialsRefusedError,
+    ExistsError,
+    MetadataError,
+    NotFoundError,
+    PermissionDeniedError,
+)
 from .._workers import Workers
 from ..meta import OmeMetadata, Plate as PlateMeta, Well, write_document
 from ..meta.zarr import encode_group_v2
@@ -581,6 +587,8 @@ class Plate(_PlateDocuments):
                 meta = await read_group_metadata(
                     self.store, join(self.root, first, well.fields[0]), parent_version=self.version
                 )
+            except CredentialsRefusedError:
+                raise
             except (NotFoundError, MetadataError, PermissionDeniedError):
                 return ()
             if meta.multiscales:

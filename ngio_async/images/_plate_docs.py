@@ -6,7 +6,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .._errors import MetadataError, PermissionDeniedError, UnsupportedError
+from .._errors import (
+    CredentialsRefusedError,
+    MetadataError,
+    PermissionDeniedError,
+    UnsupportedError,
+)
 from ..meta import validate
 from ._labels import _object
 from ._open import join, read_group_metadata
@@ -105,6 +110,8 @@ async def _consolidated_wells(
     try:
         raw = await store.get(key)
         doc = None if raw is None else _object(raw, key)
+    except CredentialsRefusedError:
+        raise
     except (MetadataError, PermissionDeniedError):
         return {}
     entries = (doc or {}).get("metadata" if v2 else "consolidated_metadata")
@@ -165,6 +172,8 @@ async def _read_pending(store: AsyncStore, root: str) -> tuple[PlateMeta, str] |
         key = join(root, name)
         try:
             raw = await store.get(key)
+        except CredentialsRefusedError:
+            raise
         except PermissionDeniedError:  # a missing key on a store that may not list
             if version == "0.4":
                 raise

@@ -24,6 +24,7 @@ import anyio.to_thread
 from .._errors import (
     ChangedError,
     ClosedError,
+    CredentialsRefusedError,
     PermissionDeniedError,
     StoreError,
     StoreTimeoutError,
@@ -78,15 +79,6 @@ class ForbiddenError(PermissionDeniedError):
     """A 403 (Forbidden) answering a request about one object. A GET or HEAD of an object
     turns it into a plain ``PermissionDeniedError`` that says why a 403 may mean "missing",
     or into "missing" on a store with :attr:`AsyncStore.forbidden_is_missing`."""
-
-    def __init__(self, message: str, *, url: str | None = None, key: str | None = None) -> None:
-        super().__init__(message, url=url, key=key, missing_credentials=False)
-
-
-class CredentialsRefusedError(PermissionDeniedError):
-    """The server refused the credentials given (a wrong secret or account key, an access
-    key id it does not know, a mistyped or expired SAS or signed URL): no permission, and no
-    option (``forbidden_is_missing``), would let any request of the store through."""
 
     def __init__(self, message: str, *, url: str | None = None, key: str | None = None) -> None:
         super().__init__(message, url=url, key=key, missing_credentials=False)
