@@ -13,6 +13,7 @@ import enum
 import os
 import random
 import stat
+import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from functools import partial
@@ -33,6 +34,7 @@ from .._errors import (
 from .._limits import Limits
 from .._prefetch import start_deferred
 from ._coalesce import coalesce_ranges
+from ._parts import PartPlan, get_in_parts, part_bounds
 from ._retry import call_with_retry
 from ._scrub import scrub_chain
 from ._seen import seeing
@@ -357,6 +359,7 @@ class AsyncStore(abc.ABC):
         )
         self._closed = False
         self._edit_locks: dict[str, tuple[anyio.Lock, list[int]]] = {}
+        self._parts = PartPlan()  # for big reads in parts
 
     # -- properties -------------------------------------------------------------------------
 
@@ -434,7 +437,9 @@ class AsyncStore(abc.ABC):
         """``get``, and the version of the object that answered: its strong ETag (local files:
         :func:`file_version` of the file read), to pass as ``if_match=`` to later reads of it;
         ``None`` when the store cannot tell (an HTTP server without ETags, objects stored
-        Content-Encoded). One request, as ``get``."""
+        Content-Encoded). One request, as ``get``; a remote object read whole, whose array's
+        last one read whole was bigger than ``limits.part_size``: ranged GETs of at most that
+        size, all at once (:mod:`~ngio_async.stores._parts`)."""
         if not (self.versioned or self._root is not None) or (
             isinstance(byte_range, RangeByteRequest) and byte_range.start == byte_range.end
         ):
@@ -442,13 +447,57 @@ class AsyncStore(abc.ABC):
         self._check_open()
         check_key(key)
         try:
-            data, version = await self._call(key, self._checked_attempts(key, byte_range, None))
+            if byte_range is None:
+                data, version = await self._get_whole_versioned(key)
+            else:
+                checked = self._checked_attempts(key, byte_range, None)
+                data, version = await self._call(key, checked)
         except ForbiddenError as exc:
             data, version = self._forbidden(exc, (None, None))
         seen = seeing()
         if seen is not None:
             seen.note(key, version, data is not None)
         return data, version
+
+    async def _get_whole_versioned(self, key: str) -> tuple[Buffer | None, str | None]:
+        """Object ``key`` whole with its version: in parts (:func:`get_in_parts`) where
+        :meth:`_part_size` allows and its array's last object read whole was bigger than a
+        part, else in one GET (timed: :meth:`PartPlan.timed`); its size noted for the next."""
+        plan = self._parts
+        part = self._part_size(probe=True) if plan.versions and self.versioned else None
+        hint = None if part is None or not plan.slow else plan.hint(key)
+        got = None
+        if part is not None and hint is not None and hint > part:
+
+            async def get(start: int, end: int | None) -> tuple[Buffer | None, str | None]:
+                rng = OffsetByteRequest(start) if end is None else RangeByteRequest(start, end)
+                return await self._call(key, self._checked_attempts(key, rng, None))
+
+            began = time.perf_counter()
+            got = await get_in_parts(get, part_bounds(hint, part))
+            if got is not None and got[0] is not None:
+                plan.timed_parts(len(got[0]), time.perf_counter() - began)
+                plan.versions = got[1] is not None  # (else parts of one version can't be told)
+        if got is None:
+            began = time.perf_counter()
+            got = await self._call(key, self._checked_attempts(key, None, None))
+            if got[0] is not None and part is not None:
+                plan.timed(len(got[0]), time.perf_counter() - began, part)
+        if got[0] is not None and part is not None:
+            plan.note(key, len(got[0]))
+        return got
+
+    def _part_size(self, *, probe: bool = False) -> int | None:
+        """``limits.part_size`` where big reads go in parts: remote stores whose ranges are
+        honoured and whose connections came slow (``probe``: whether or not they did yet;
+        ``None``: local files, memory, ``part_size=0``)."""
+        part = self._limits.part_size
+        remote = not self.blocking_reads and self._root is None and self._ranges_honoured()
+        return part if part and remote and (probe or self._parts.slow) else None
+
+    def _ranges_honoured(self) -> bool:
+        """Whether the server answers ranged GETs with the range only (default: ``True``)."""
+        return True
 
     async def get_many(self, keys: Sequence[str]) -> list[Buffer | None]:
         """Whole objects ``keys``, in order (``None`` for a missing one), requested at once.
@@ -490,7 +539,8 @@ class AsyncStore(abc.ABC):
     ) -> list[Buffer] | None:
         """Return the bytes ``[start, end)`` for each of ``ranges`` of one object, in order.
 
-        Ranges closer than ``limits.coalesce_gap`` are fetched as one request; the results
+        Ranges closer than ``limits.coalesce_gap`` are fetched as one request (on remote
+        stores one of at most ``limits.part_size`` bytes, unless a range is bigger); the results
         are zero-copy ``memoryview`` slices of the merged buffers. ``None`` if the object does
         not exist. On failure the other requests are cancelled and one plain error is raised
         (that of the lowest-numbered failed request), never an ``ExceptionGroup``.
@@ -499,18 +549,23 @@ class AsyncStore(abc.ABC):
         self._check_open()
         check_key(key)
         pairs = [(int(start), int(end)) for start, end in ranges]
-        plan = coalesce_ranges(pairs, self._limits.coalesce_gap)
+        cap = self._part_size()
+        plan = coalesce_ranges(pairs, self._limits.coalesce_gap, max_size=cap)
         if not plan:
             if not await self.exists(key):
                 return None
             return [memoryview(b"") for _ in pairs]
+        probe = None if cap is not None else self._part_size(probe=True)
 
-        merged = await _in_order(
-            len(plan),
-            lambda i: self.get(
-                key, RangeByteRequest(plan[i].start, plan[i].end), if_match=if_match
-            ),
-        )
+        async def fetch(i: int) -> Buffer | None:
+            rng = RangeByteRequest(plan[i].start, plan[i].end)
+            began = time.perf_counter()
+            got = await self.get(key, rng, if_match=if_match)
+            if probe is not None and got is not None:
+                self._parts.timed(len(got), time.perf_counter() - began, probe)
+            return got
+
+        merged = await _in_order(len(plan), fetch)
 
         out: list[Buffer] = [memoryview(b"")] * len(pairs)
         for request, buf in zip(plan, merged, strict=True):

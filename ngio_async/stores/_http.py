@@ -433,6 +433,11 @@ class HTTPStore(AsyncStore):
             return False
         return True
 
+    def _ranges_honoured(self) -> bool:
+        """Until the server answered a ranged GET with the whole object (then parts and
+        merged ranges would each fetch all of it)."""
+        return self._ranges_ok
+
     def _object_url(self, key: str) -> str:
         return self._base + quote(key, safe="/") + self._query
 

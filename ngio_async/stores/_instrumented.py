@@ -245,3 +245,6 @@ class InstrumentedStore(AsyncStore):
 
     def _forbidden_hint(self) -> str:
         return self.inner._forbidden_hint()
+
+    def _ranges_honoured(self) -> bool:
+        return self.inner._ranges_honoured()
