@@ -24,6 +24,8 @@ Bounds
   it are consumed; completion order: the earliest started of those asking). The items
   started and not granted (their fetched, encoded bodies) are bounded by ``window`` (which
   then counts them and the granted ones alike) and by ``ahead_bytes`` of their ``size_of``.
+  An item of no bytes (``size_of`` 0: a tile stream's shard indexes) is reserved when it
+  starts: the grants after it do not wait for it to end.
 - ``ordered=True`` yields results in input order; ``ordered=False`` in completion order.
 - Adaptive window (opt-in, ``max_window``): the window starts at ``window`` and doubles (after
   the first widening that did not pay: grows by half, at least one), up to ``max_window``, when
@@ -638,7 +640,9 @@ class _Engine(Generic[T, R]):
                     if self._failed or self._closed:
                         return
                 self._window_limited = False
-                job = self._take(self._late)
+                # (late: an item of no bytes, a tile stream's shard indexes, holds none to
+                # reserve: it need not wait for its turn, nor count as fetched ahead)
+                job = self._take(self._late and self._lookahead_cost > 0)
                 if self._idle:  # hand the item to a waiting worker task
                     worker = self._idle.pop()
                     worker.job = job

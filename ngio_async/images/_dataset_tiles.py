@@ -160,10 +160,12 @@ class _DatasetTiles(_DatasetBase):
             need (the next planes of deep chunks, a halo's) are kept within
             ``limits.cache_bytes`` (``TileStream.chunk_cache``).
         :param ordered: yield in grid order (default; a list selection in its own order:
-            ``c=[2, 0]`` yields channel 2's tiles first) or as tiles complete (fastest; remote
-            sharded levels then go shard by shard, each shard read whole in one request, the
-            next shards fetched while earlier ones decode or wait for the consumer: their
-            bodies held, for at most another ``limits.prefetch_bytes`` of their tiles).
+            ``c=[2, 0]`` yields channel 2's tiles first) or as tiles complete (remote sharded
+            levels then go shard by shard, each shard read whole in one request). Either way
+            the runs of tiles of remote sharded levels are fetched ahead while earlier ones
+            decode or wait for the consumer: their bodies held, for at most another
+            ``limits.prefetch_bytes`` of their tiles (not where runs share chunks through
+            ``TileStream.chunk_cache``).
         :param progress: ``progress(done, total)`` after each tile.
         """
         self._check_open()
@@ -425,22 +427,23 @@ class _DatasetTiles(_DatasetBase):
         # past the kept chunks, once per tile or run (plane tiles of chunks 16 planes deep
         # fetched each shard 16 times; the chunks the later planes claimed stayed held)
         split = runs_of is not None and not rows and per_run < block_tiles
-        # remote shards read whole, one run each (shard by shard, no halos): each run's tiles'
-        # bytes are reserved once its shard is fetched, before decoding (not when its GET
-        # starts), so the GETs of the next shards run while earlier ones decode or wait for
-        # the consumer: as many runs again fetched ahead, within prefetch_bytes more of their
-        # tiles (3 runs of 32 MiB, 14 MB stored each, had 0-3 GETs in flight, ~200 ms each
-        # on a cloud store: the stream held near 450 MB/s; at 70 MB/s a connection, 373-409
-        # MB/s before, 588-607 after, peak RSS +26-28 MB). A run fetched ahead holds its body alone: its tiles'
-        # arrays are made once its bytes are reserved (Level.read_many), and it leads no
-        # fetch other reads wait for (the loop body's reads of the same image: they would
-        # wait for the consumer). Not with pooled tile arrays (a run that cannot read its
-        # shard whole makes its arrays when it starts)
+        # remote sharded runs: each run's tiles' bytes are reserved once what it needs of its
+        # shards is fetched, before decoding (not when its GETs start), so the GETs of the next
+        # runs go on while earlier ones decode or wait for the consumer: as many runs again
+        # fetched ahead, within prefetch_bytes more of their tiles. Shard by shard (unordered:
+        # each shard read whole): 3 runs of 32 MiB, 14 MB stored each, had 0-3 GETs in
+        # flight; at 70 MB/s a connection (nginx limit_rate, 20 ms) 373-409 MB/s before,
+        # 588-607 after, peak RSS +26-28 MB. In grid order (rows of shards, their parts read
+        # by range, grants in that order) likewise. A run fetched ahead holds its bodies
+        # alone: its tiles' arrays are made once its bytes are reserved (Level.read_many), and
+        # it leads no fetch other reads wait for (the loop body's reads of the same image:
+        # they would wait for the consumer). Not where runs share the chunks they read (the
+        # chunk cache: rows of tiles smaller than the inner chunks, halos, shards split into
+        # runs) nor with pooled tile arrays (both made or claimed when a run starts)
         late = (
             runs_of is not None
             and shards is not None
-            and not rows
-            and not split
+            and (reuse is None or not (rows or split))
             and not lvl.reads_locally
             and prefetch is None
             and pool is None
@@ -448,9 +451,9 @@ class _DatasetTiles(_DatasetBase):
         if late:  # (as many runs again as the requests in flight hide: more only wait)
             ahead = max(1, min(limits.prefetch_bytes // run_bytes, cap))
             window, max_window = window + ahead, max_window + ahead
-        # (late: each shard is one run, no other run needs its chunks; a run fetched ahead
-        # reading through the chunk cache made its tiles' arrays when it started: tiles
-        # smaller than the inner chunks)
+        # (late, shard by shard: each shard is one run, no other run needs its chunks; a run
+        # fetched ahead reading through the chunk cache made its tiles' arrays when it
+        # started: tiles smaller than the inner chunks)
         read_reuse = None if late else reuse
         index_ahead = (
             lvl.reads_shards_in_parts

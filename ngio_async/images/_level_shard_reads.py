@@ -9,11 +9,13 @@ from typing import TYPE_CHECKING, Any
 
 from .._prefetch import fetched_ahead, reserve_decoded
 from ..engine import plan_shards
+from ..engine.plan import check_region
 from ..stores import ChangedError
-from ._chunk_decode import Decode, Targets, _by_chunk, _grid_coords, _Ready
+from ._chunk_decode import Decode, Targets, _by_chunk, _decode_all, _grid_coords, _Ready
 from ._index_cache import _CHANGED_RETRIES, IndexCache
 from ._level_decodes import _LevelDecodes
 from ._reuse import Fetch, Keeper
+from ._run_all import _run_all
 from ._shard_bytes import (
     _decode_shard_into,
     _fetch_decode,
@@ -27,7 +29,7 @@ from ._shard_bytes import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Awaitable, Callable, Sequence
 
     from numpy.typing import NDArray
 
@@ -35,6 +37,10 @@ if TYPE_CHECKING:
     from ..engine import InnerChunkPlan, Region, ShardPlan
     from ..stores import Buffer
     from ._tile_pool import TilePool
+
+    #: a shard fetched for a tile stream's run ahead of its bytes: its decode into the run's
+    #: outputs (the plans of the regions' parts in it, each with its output), once they exist
+    _Decoder = Callable[[list[tuple[ShardPlan, NDArray[Any]]]], Awaitable[None]]
 
 
 class _ShardReads(_LevelDecodes):
@@ -102,29 +108,85 @@ class _ShardReads(_LevelDecodes):
         pool: TilePool | None,
     ) -> list[NDArray[Any]] | None:
         """The regions of a tile stream's run fetched ahead of its bytes
-        (:func:`fetched_ahead`), when they need all of one plain shard, or any of one
-        compressed whole: the shard fetched whole first, the regions' arrays made only once
-        their bytes are reserved (a run fetched ahead holds its body alone), then decoded
-        into them. ``None``: not such a run (read as any other)."""
+        (:func:`fetched_ahead`): what they need of each shard fetched first (whole, or its
+        inner chunks by range; a compressed shard whole, decompressed once its bytes are
+        reserved), the regions' arrays made only once their bytes are reserved (a run
+        fetched ahead holds its bodies alone), then decoded into them. It leads no fetch
+        other reads wait for (its shard indexes excepted: their loads wait for nothing).
+        ``None``: a local store (read as any other)."""
+        if self.store.blocking_reads:
+            return None
         plans: dict[str, list[ShardPlan]] = {}
         for region in regions:
+            check_region(region, self.shape)
             for plan in plan_shards(self.meta, region):
                 plans.setdefault(self._prefix + plan.key, []).append(plan)
-        if len(plans) != 1 or self.store.blocking_reads:
-            return None
-        ((key, needed),) = plans.items()
-        if codec.compressed:  # (its bytes reserved between its GET and its decompression)
-            got = await self._open_compressed(codec, key)
-            outs, groups = self._shard_groups(regions, None, pool)
-            await self._decode_opened(codec, key, groups[key], indexes, got)
-            return outs
-        if not self._whole_at_once(codec, key, needed, indexes):
-            return None
-        whole, version = await self.store.get_with_version(key)
+        decoders: dict[str, _Decoder] = {}
+
+        async def fetch(key: str) -> None:
+            decoders[key] = await self._fetch_ahead(codec, key, plans[key], indexes)
+
+        await _run_all(iter(plans), fetch, self._window)
         await reserve_decoded()
         outs, groups = self._shard_groups(regions, None, pool)
-        await self._decode_whole(codec, key, groups[key], indexes, whole, version)
+
+        async def decode(key: str) -> None:
+            await decoders.pop(key)(groups[key])
+
+        await _run_all(iter(groups), decode, self._window)
         return outs
+
+    async def _fetch_ahead(
+        self, codec: ShardCodec, key: str, needed: Sequence[ShardPlan], indexes: IndexCache
+    ) -> _Decoder:
+        """What ``needed`` (plans of a run fetched ahead) need of shard ``key``, fetched
+        before their outputs exist: how to decode it into them once they do. As
+        :meth:`_read_shard_parts` reads it: whole in one request when they need all of it
+        and its index is not known yet, else by its index in one coalesced set of ranged
+        reads (a shard changed meanwhile: its index again, then whole)."""
+        if codec.compressed:  # (its bytes reserved between its GET and its decompression)
+            got = await self._open_compressed(codec, key)
+            return partial(self._decode_opened, codec, key, indexes=indexes, got=got)
+        if not self._whole_at_once(codec, key, needed, indexes):
+            for _ in range(_CHANGED_RETRIES + 1):
+                try:
+                    return await self._ranges_ahead(codec, key, needed, indexes)
+                except ChangedError:  # (its index was dropped)
+                    continue
+        whole, version = await self.store.get_with_version(key)
+        return partial(
+            self._decode_whole, codec, key, indexes=indexes, whole=whole, version=version
+        )
+
+    async def _ranges_ahead(
+        self, codec: ShardCodec, key: str, needed: Sequence[ShardPlan], indexes: IndexCache
+    ) -> _Decoder:
+        """One try of :meth:`_fetch_ahead` by shard ``key``'s index (``ChangedError``: the
+        shard changed since, and its index is dropped)."""
+        index, version = await self._shard_entry(key, indexes)
+        if index is None:  # (no shard: the fill value)
+            return partial(self._decode_opened, codec, key, indexes=indexes, got=None)
+        stored: dict[str, tuple[tuple[int, ...], tuple[int, int]]] = {}
+        for plan in needed:
+            for inner, rng in index.chunk_ranges(c.coords for c in plan.chunks):
+                if rng is not None:
+                    stored[inner_chunk_name(key, inner)] = (inner, rng)
+        bufs: dict[str, Buffer | NDArray[Any] | None] = {}
+        if stored:
+            claimed: list[_Ready] = [(Fetch.ONCE, name, []) for name in stored]
+            got = await self._fetched_ranges(key, claimed, stored, index, indexes, version)
+            bufs = {name: buf for buf, name, _ in got}
+        elif await self._kept_changed(key, indexes, version):
+            url = self.store.url
+            raise ChangedError(f"shard {key!r} at {url} changed", url=url, key=key)
+
+        async def decode(parts: list[tuple[ShardPlan, NDArray[Any]]]) -> None:
+            groups, _ = self._inner_groups(key, index, parts)  # (the absent ones filled)
+            decodes: list[Decode] = [(bufs[name], name, t) for name, t in groups.items()]
+            if decodes:
+                await self._in_threads(partial(_decode_all, codec.inner), decodes)
+
+        return decode
 
     async def _read_whole(
         self,
