@@ -3,8 +3,8 @@
 A cloud store gives each connection ~50-100 MB/s, so a 14 MB shard read in one GET takes
 ~200 ms on one connection; read as ranged GETs of a few MiB all in flight at once it takes a
 fraction of that. Where one connection brings GB/s (a store next door), one GET is as fast
-and takes less work, so a store reads in parts only once a GET of two parts' worth or more
-came slower than :data:`SLOW_LINK` (:class:`PartPlan`). The object's size comes from the
+and takes less work, so a store reads in parts only once a GET of more than a part came
+slower than :data:`SLOW_LINK` (:class:`PartPlan`). The object's size comes from the
 earlier objects of the same array (a level's shards are alike), so all parts start together,
 with no request for the size first; the first whole read of an array is one plain GET. The
 parts' ETags must agree (one version of the object), else the object is read again in one GET.
@@ -48,7 +48,7 @@ def array_of(key: str) -> str:
 
 class PartPlan:
     """What a store learnt for its reads in parts: whether its connections are slow (the
-    rate of its last GET of two parts' worth or more; ``None``: none yet), whether its
+    rate of its last GET of more than a part; ``None``: none yet), whether its
     answers carry ETags, and the size of the last object read whole in each array."""
 
     __slots__ = ("_sizes", "slow", "versions")
@@ -59,9 +59,9 @@ class PartPlan:
         self.versions = True  # cleared by parts without ETags: one version cannot be told
 
     def timed(self, size: int, seconds: float, part: int) -> None:
-        """A GET of ``size`` bytes took ``seconds``: with two parts' worth or more, whether
-        the store's connections are slow."""
-        if size >= 2 * part:
+        """A GET of ``size`` bytes took ``seconds``: if more than a ``part``, whether the
+        store's connections are slow."""
+        if size > part:
             self.slow = size < SLOW_LINK * seconds
 
     def timed_parts(self, size: int, seconds: float) -> None:
