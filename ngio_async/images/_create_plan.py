@@ -83,7 +83,8 @@ def level_names(existing: Sequence[str], count: int) -> list[str]:
         ):
             return [f"{head}{i}{tail}" for i in range(count)]
     names = list(existing[:count])
-    taken = set(existing)
+    # nor a group an existing path lies in (a level 2/image: no new level "2")
+    taken = {p.rsplit("/", i)[0] for p in existing for i in range(p.count("/") + 1)}
     for i in range(len(names), count):
         name, n = str(i), i
         while name in taken:
