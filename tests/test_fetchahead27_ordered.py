@@ -25,7 +25,8 @@ from served import count_decodes
 from test_fetchahead26_stream import LIMITS, NAME, HeldStore, still, until
 
 import ngio_async
-from ngio_async.stores import SuffixByteRequest, open_store
+from ngio_async import StoreError
+from ngio_async.stores import InstrumentedStore, SuffixByteRequest, open_store
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -239,3 +240,29 @@ async def test_break_after_tile_five_leaves_nothing_in_flight(
         # the dataset reads on: nothing was left reserved or running
         tiles_after = [t async for t in ds.tiles(shape=TILE)]
     assert len(tiles_after) == 64
+
+
+async def test_a_failing_shard_comes_after_the_tiles_before_it_in_grid_order(
+    http_images: tuple[StaticServer, dict[str, Any]],
+) -> None:
+    server, datas = http_images
+    bad = "0/c/0/2/1"  # (the store is opened at the image): rows 128-192, x 64-128
+
+    def fail(method: str, key: str) -> BaseException | None:
+        return PermissionError(f"denied: {key}") if key.endswith(bad) else None
+
+    store = InstrumentedStore(open_store(server.url + NAME, limits=LIMITS), 0.005, fail)
+    data = datas[NAME]
+    seen: list[tuple[int, ...]] = []
+
+    async def stream(ds: Any) -> None:
+        async for tile in ds.tiles(shape=TILE):
+            assert np.array_equal(tile.data, data[tile.region])
+            seen.append(tile.index)
+
+    async with ngio_async.open_async(store) as ds:
+        with pytest.raises(StoreError, match="denied: 0/c/0/2/1"):
+            await stream(ds)
+        assert store.in_flight == 0
+    # every tile before the first of that shard (row 4 of tiles, column 2), in grid order
+    assert seen == [(0, y, x) for y in range(8) for x in range(8)][: 4 * 8 + 2]
