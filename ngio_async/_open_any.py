@@ -133,8 +133,10 @@ def _refuse_unreadable_file(url: Any) -> None:
     text = os.fspath(url)
     if not isinstance(text, str) or ("://" in text and not text.startswith("file://")):
         return
+    from .stores._zip import zip_target
+
     path = os.path.abspath(os.path.expanduser(text.removeprefix("file://")))
-    if not os.path.isfile(path):
+    if not os.path.isfile(path) or zip_target(path) is not None:  # (a zip file: .ozx)
         return
     from .convert._formats import plugin_readers
     from .stores._url_utils import file_url
