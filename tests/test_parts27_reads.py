@@ -16,7 +16,7 @@ import pytest
 from ngio_async import ChangedError, StoreError
 from ngio_async._limits import Limits
 from ngio_async.stores import InstrumentedStore, open_store
-from ngio_async.stores._parts import array_of, get_in_parts, part_bounds
+from ngio_async.stores._parts import PartPlan, array_of, get_in_parts, part_bounds
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -45,6 +45,12 @@ def _http(server: StaticServer, limits: Limits = LIMITS) -> InstrumentedStore:
     return InstrumentedStore(open_store(server.url + "data", limits=limits), latency=LATENCY)
 
 
+async def _slow(store: InstrumentedStore, key: str) -> None:
+    """Three GETs of ``key`` whole: the store's connections found slow, its size noted."""
+    for _ in range(3):
+        await store.get_with_version(key)
+
+
 def _spans(server: StaticServer, name: str, size: int) -> list[tuple[int, int]]:
     """The byte ranges the server was asked for of ``data/name`` (whole: ``(0, size)``)."""
     spans = []
@@ -62,9 +68,10 @@ async def test_whole_object_read_in_parts_all_in_flight(
 ) -> None:
     data = _objects(http_root / "data", {"lvl/c/0/0": SIZE, "lvl/c/0/1": SIZE})
     async with _http(http_server) as store:
-        first, _ = await store.get_with_version("lvl/c/0/0")  # one GET: slow, size noted
-        assert first is not None and bytes(first) == data["lvl/c/0/0"]
-        assert store.calls[("get", "lvl/c/0/0")] == 1
+        for _ in range(3):  # one GET each: slow, 3 times; the size noted
+            first, _ = await store.get_with_version("lvl/c/0/0")
+            assert first is not None and bytes(first) == data["lvl/c/0/0"]
+        assert store.calls[("get", "lvl/c/0/0")] == 3
         store.reset()
         http_server.reset()
         got, version = await store.get_with_version("lvl/c/0/1")
@@ -84,7 +91,7 @@ async def test_s3_whole_object_read_in_parts(s3_server: S3Server) -> None:
     async with InstrumentedStore(inner, latency=LATENCY) as store:
         for key, blob in blobs.items():
             await store.put(key, blob)
-        for key, blob in blobs.items():
+        for key, blob in [*[next(iter(blobs.items()))] * 3, *blobs.items()]:
             store.reset()
             got, version = await store.get_with_version(key)
             assert got is not None and bytes(got) == blob
@@ -101,7 +108,7 @@ async def test_an_object_of_another_size_than_its_neighbour_reads_whole(
     ending exactly where a part starts (read again in one GET): its bytes all the same."""
     data = _objects(http_root / "data", {"lvl/c/0/0": SIZE, "lvl/c/1/0": size})
     async with _http(http_server) as store:
-        await store.get_with_version("lvl/c/0/0")
+        await _slow(store, "lvl/c/0/0")
         got, version = await store.get_with_version("lvl/c/1/0")
         assert got is not None and bytes(got) == data["lvl/c/1/0"]
         assert version == await store.version("lvl/c/1/0")
@@ -115,7 +122,7 @@ async def test_ranges_merged_into_parts_all_in_flight_and_if_match(
     blob = data["lvl/c/0/1"]
     ranges = [(i, i + 4000) for i in range(0, SIZE - 4000, 4096)]  # 4 KiB apart: one merge
     async with _http(http_server) as store:
-        await store.get_with_version("lvl/c/0/0")  # slow: merged ranges are cut at PART
+        await _slow(store, "lvl/c/0/0")  # merged ranges are cut at PART
         _, version = await store.get_with_version("lvl/c/0/1", None)
         store.reset()
         http_server.reset()
@@ -144,7 +151,7 @@ async def test_a_failing_part_fails_the_read_with_nothing_left_in_flight(
         return PermissionError("denied here") if gets >= 3 else None
 
     async with _http(http_server) as store:
-        await store.get_with_version("lvl/c/0/0")
+        await _slow(store, "lvl/c/0/0")
         store.reset()
         store.fail = third_and_later
         with pytest.raises(StoreError, match="denied here"):
@@ -208,3 +215,25 @@ def test_part_bounds_and_arrays() -> None:
 def test_limits_part_size_is_validated(value: object) -> None:
     with pytest.raises(ValueError, match=r"Limits\.part_size must be a non-negative integer"):
         Limits(part_size=value)  # type: ignore[arg-type]
+
+
+def test_a_store_is_judged_slow_by_its_last_three_big_gets() -> None:
+    """Given durations (no clock): 14 MB in 200 ms is a cloud connection's 70 MB/s; one of
+    the last three at loopback speed (a busy machine's slow ones around it) keeps one GET."""
+    plan = PartPlan()
+    for _ in range(2):
+        plan.timed(14_000_000, 0.2, PART)
+        assert not plan.slow
+    plan.timed(1000, 10.0, PART)  # (no more than a part: not judged)
+    assert not plan.slow
+    plan.timed(14_000_000, 0.2, PART)
+    assert plan.slow
+    plan.timed(14_000_000, 0.03, PART)  # 470 MB/s
+    assert not plan.slow
+    for _ in range(3):
+        plan.timed(14_000_000, 0.2, PART)
+    assert plan.slow
+    plan.timed_parts(14_000_000, 0.08)  # in parts at 175 MB/s: still slow
+    assert plan.slow
+    plan.timed_parts(14_000_000, 0.03)  # in parts at loopback speed: judged anew
+    assert not plan.slow

@@ -3,8 +3,8 @@
 A cloud store gives each connection ~50-100 MB/s, so a 14 MB shard read in one GET takes
 ~200 ms on one connection; read as ranged GETs of a few MiB all in flight at once it takes a
 fraction of that. Where one connection brings GB/s (a store next door), one GET is as fast
-and takes less work, so a store reads in parts only once a GET of more than a part came
-slower than :data:`SLOW_LINK` (:class:`PartPlan`). The object's size comes from the
+and takes less work, so a store reads in parts only once its last GETs of more than a part
+all came slower than :data:`SLOW_LINK` (:class:`PartPlan`). The object's size comes from the
 earlier objects of the same array (a level's shards are alike), so all parts start together,
 with no request for the size first; the first whole read of an array is one plain GET. The
 parts' ETags must agree (one version of the object), else the object is read again in one GET.
@@ -33,10 +33,12 @@ __all__ = ["SLOW_LINK", "PartPlan", "array_of", "get_in_parts", "part_bounds"]
 _MAX_ARRAYS = 256  # arrays whose object sizes a store remembers (forgotten all at once beyond)
 #: bytes/s of one GET (its round trip included) below which big reads go in parts: a cloud
 #: store's connection brings ~50-100 MB/s; a 14 MB shard over loopback with 20 ms latency
-#: came at 400-550 MB/s, 150-250 on a busy machine (there parts cost 10-25%: more requests,
-#: the parts joined). An object read in parts faster than twice this (loopback: 14 MB in
-#: ~25 ms; 20 ms + 70 MB/s a connection: ~180 MB/s) turns them off again
+#: came at 400-550 MB/s, but on a busy machine (load 6-8 on 2 cores) at 60-310 MB/s, the
+#: CPU late to read it: the fastest of :data:`_JUDGED` such GETs decides. An object read in
+#: parts faster than twice this (loopback: 14 MB in ~25 ms; 20 ms + 70 MB/s a connection:
+#: ~180 MB/s) turns them off again
 SLOW_LINK = 150e6
+_JUDGED = 3
 
 
 def array_of(key: str) -> str:
@@ -47,27 +49,32 @@ def array_of(key: str) -> str:
 
 
 class PartPlan:
-    """What a store learnt for its reads in parts: whether its connections are slow (the
-    rate of its last GET of more than a part; ``None``: none yet), whether its
-    answers carry ETags, and the size of the last object read whole in each array."""
+    """What a store learnt for its reads in parts: whether its connections are slow (its
+    last :data:`_JUDGED` GETs of more than a part all slower than :data:`SLOW_LINK`),
+    whether its answers carry ETags, and the size of the last object read whole in each
+    array."""
 
-    __slots__ = ("_sizes", "slow", "versions")
+    __slots__ = ("_rates", "_sizes", "slow", "versions")
 
     def __init__(self) -> None:
         self._sizes: dict[str, int] = {}
-        self.slow: bool | None = None
+        self._rates: list[float] = []  # bytes/s of the last GETs of more than a part
+        self.slow = False
         self.versions = True  # cleared by parts without ETags: one version cannot be told
 
     def timed(self, size: int, seconds: float, part: int) -> None:
-        """A GET of ``size`` bytes took ``seconds``: if more than a ``part``, whether the
-        store's connections are slow."""
+        """A GET of ``size`` bytes took ``seconds``: if more than a ``part``, judged with the
+        last ones."""
         if size > part:
-            self.slow = size < SLOW_LINK * seconds
+            self._rates = [*self._rates[1 - _JUDGED :], size / max(seconds, 1e-9)]
+            self.slow = len(self._rates) == _JUDGED and max(self._rates) < SLOW_LINK
 
     def timed_parts(self, size: int, seconds: float) -> None:
         """An object of ``size`` bytes read in parts took ``seconds``: twice
-        :data:`SLOW_LINK` or faster, the connections are not slow after all."""
-        self.slow = size < 2 * SLOW_LINK * seconds
+        :data:`SLOW_LINK` or faster, the connections are not slow after all (judged anew)."""
+        if size >= 2 * SLOW_LINK * seconds:
+            self.slow = False
+            self._rates = []
 
     def hint(self, key: str) -> int | None:
         """The size of the last object read whole in ``key``'s array (``None``: none yet)."""
