@@ -46,7 +46,7 @@ class Limits:
     :param coalesce_gap: byte ranges of one object closer than this are fetched as one request.
     :param part_size: the most bytes one GET of a remote store (S3, GCS, Azure, HTTP) asks
         for in a big read, once its connections came slow (its last 3 GETs of more than this
-        many bytes each slower than 150 MB/s, round trip included; a store next door, at
+        many bytes each slower than 100 MB/s, round trip included; a store next door, at
         GB/s a connection, keeps one GET): an object read whole whose array's last object read whole was bigger
         (a level's shards are alike) is read as ranged GETs of at most this many bytes, all
         in flight at once, and the merged ranges of a ranged read are cut at this size. A

@@ -35,9 +35,9 @@ _MAX_ARRAYS = 256  # arrays whose object sizes a store remembers (forgotten all 
 #: store's connection brings ~50-100 MB/s; a 14 MB shard over loopback with 20 ms latency
 #: came at 400-550 MB/s, but on a busy machine (load 6-8 on 2 cores) at 60-310 MB/s, the
 #: CPU late to read it: the fastest of :data:`_JUDGED` such GETs decides. An object read in
-#: parts faster than twice this (loopback: 14 MB in ~25 ms; 20 ms + 70 MB/s a connection:
-#: ~180 MB/s) turns them off again
-SLOW_LINK = 150e6
+#: parts at three times this or faster (loopback: 14 MB in ~25 ms, 560 MB/s; 20 ms + 70 MB/s
+#: a connection: ~180-200 MB/s) turns them off again
+SLOW_LINK = 100e6
 _JUDGED = 3
 
 
@@ -70,9 +70,9 @@ class PartPlan:
             self.slow = len(self._rates) == _JUDGED and max(self._rates) < SLOW_LINK
 
     def timed_parts(self, size: int, seconds: float) -> None:
-        """An object of ``size`` bytes read in parts took ``seconds``: twice
+        """An object of ``size`` bytes read in parts took ``seconds``: three times
         :data:`SLOW_LINK` or faster, the connections are not slow after all (judged anew)."""
-        if size >= 2 * SLOW_LINK * seconds:
+        if size >= 3 * SLOW_LINK * seconds:
             self.slow = False
             self._rates = []
 
