@@ -12,9 +12,10 @@ the shard again for every chunk, and the error says to rezip it stored).
 
 The directory costs one GET (the file's last :data:`TAIL` bytes), two when the central
 directory is bigger; each entry's data offset comes from the layout (the bytes between its
-local header and the next one are its header, name, extra field and data), confirmed by the
-local header read along with the entry's first whole read, or read alone (30 bytes, once)
-before the first ranged read of an entry not yet read whole. Every read after the first names
+local header and the next one are its header, name, extra field and data), taken as is
+where that local extra field is as long as the central directory's one (Python's zipfile,
+ngff-zarr), else confirmed by the local header: read along with the entry's first whole
+read, or alone (30 bytes, once) before its first ranged read. Every read after the first names
 the zip's version (``if_match``): a zip replaced under a reader raises ``ChangedError``.
 """
 
@@ -206,7 +207,7 @@ def _zip64_extra(extra: bytes, sizes: list[int]) -> None:
 def _parse_directory(cd: memoryview, count: int, cd_offset: int, url: str) -> list[ZipEntry]:
     """The entries of the central directory ``cd`` (``count`` records expected)."""
     out: list[ZipEntry] = []
-    raw_names: list[int] = []
+    lengths: list[tuple[int, int]] = []  # each record's name and extra field lengths
     at = 0
     while at + _CENTRAL.size <= len(cd) and bytes(cd[at : at + 4]) == b"PK\x01\x02":
         fields = _CENTRAL.unpack_from(cd, at)
@@ -219,25 +220,27 @@ def _parse_directory(cd: memoryview, count: int, cd_offset: int, url: str) -> li
         at += nlen + elen + clen
         name = raw.decode("utf-8" if flags & 0x800 else "cp437").replace("\\", "/")
         out.append(ZipEntry(name, sizes[2], sizes[1], sizes[0], method, flags, None))
-        raw_names.append(nlen)
+        lengths.append((nlen, elen))
     if len(out) != count and count != 0xFFFF:
         raise _bad(url, f"its central directory holds {len(out)} records, not {count}")
-    _layout(out, raw_names, cd_offset)
+    _layout(out, lengths, cd_offset)
     return out
 
 
-def _layout(entries: list[ZipEntry], name_lengths: list[int], cd_offset: int) -> None:
+def _layout(entries: list[ZipEntry], lengths: list[tuple[int, int]], cd_offset: int) -> None:
     """Each entry's data offset from the layout: its data ends where the next local header
     (or the central directory) begins, unless a data descriptor follows it (flag bit 3:
-    unknown, read from its local header)."""
+    unknown, read from its local header). Confirmed where that leaves a local extra field as
+    long as the central one (as most writers make them: bytes between entries would have to
+    be as many as the local field is shorter); else its local header confirms it."""
     order = sorted(range(len(entries)), key=lambda i: entries[i].header)
     for k, i in enumerate(order):
         entry = entries[i]
         end = entries[order[k + 1]].header if k + 1 < len(order) else cd_offset
         start = end - entry.size
-        extra = start - entry.header - _LOCAL.size - name_lengths[i]
+        extra = start - entry.header - _LOCAL.size - lengths[i][0]
         if not entry.flags & 0x8 and 0 <= extra <= 0xFFFF:
-            entry.start = start
+            entry.start, entry.checked = start, extra == lengths[i][1]
 
 
 def _local_start(head: Buffer, entry: ZipEntry, url: str) -> int:
