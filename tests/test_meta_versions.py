@@ -1,4 +1,5 @@
-"""NGFF versions other than 0.4 / 0.5: refused as unsupported, naming the version."""
+"""NGFF versions other than 0.4 / 0.5: 0.1 - 0.3 read with their version (see
+tests/test_oldngff27_*.py), others refused naming the version."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 import ngio_async
-from ngio_async import MetadataError, UnsupportedError
+from ngio_async import MetadataError
 from ngio_async.meta import to_attrs, validate
 
 if TYPE_CHECKING:
@@ -37,11 +38,11 @@ OLD_DOCS: dict[str, dict[str, Any]] = {
 
 
 @pytest.mark.parametrize("name", list(OLD_DOCS))
-def test_versions_before_04_are_unsupported_not_invalid(name: str) -> None:
-    """They failed on a 0.4 rule (a missing 'coordinateTransformations', ...) as if invalid."""
+def test_versions_before_04_are_read_not_invalid(name: str) -> None:
+    """They failed on a 0.4 rule (a missing 'coordinateTransformations', ...) as if invalid;
+    they are read now (oldngff27), keeping their version."""
     version = name.split("-")[1]
-    with pytest.raises(UnsupportedError, match=rf"NGFF version '{version}' is not supported"):
-        validate(OLD_DOCS[name])
+    assert validate(OLD_DOCS[name]).version == version
 
 
 def test_given_version_04_still_rejects_another_version_string() -> None:
@@ -64,13 +65,13 @@ def test_given_version_04_still_rejects_another_version_string() -> None:
         validate(doc)
 
 
-def test_opening_a_03_image_names_the_version(tmp_path: Path) -> None:
+def test_opening_a_03_image_reads_it_as_one(tmp_path: Path) -> None:
     root = tmp_path / "old.zarr"
     root.mkdir()
     (root / ".zgroup").write_text('{"zarr_format": 2}')
     (root / ".zattrs").write_text(json.dumps(OLD_DOCS["image-0.3"]))
-    with pytest.raises(UnsupportedError, match=r"\.zattrs: NGFF version '0.3' is not supported"):
-        ngio_async.open(root)
+    with pytest.raises(ngio_async.NotFoundError, match=r"level '0' .*0/\.zarray does not exist"):
+        ngio_async.open(root)  # an image (its level is missing here), no longer refused
 
 
 def test_the_version_asked_for_must_be_the_documents() -> None:

@@ -36,6 +36,7 @@ from .._open_any import _group_url
 from .._prefetch import start_deferred
 from ..images._open import join, no_group, read_level_metadata
 from ..meta import NGFF_KEYS, MetadataWarning, read_document, validate
+from ..meta._ngff_old import OLD_VERSIONS, is_zarr_v2
 from ..meta.zarr import ArrayV3Meta
 from ..stores import open_store
 from ._common import (
@@ -135,6 +136,7 @@ class _Walker:
         self.label_owner: dict[str, str] = {}  # label image root -> its image's root
         self.invalid: dict[str, Any] = {}  # group root -> its document, when it is invalid
         self.denied: PermissionDeniedError | None = None  # the first key the store denied
+        self.old_noted = False  # a group of NGFF 0.1 - 0.3 was reported (once)
 
     # -------------------------------------------------------------------- reading keys
     async def _get(self, key: str) -> Any:
@@ -193,7 +195,8 @@ class _Walker:
         ``bare_ok``: a group without NGFF keys is fine (metadata ``None``, nothing recorded).
         """
         # a 0.4 parent's children are 0.4 groups: .zattrs first (no zarr.json miss per group)
-        names = (".zattrs", "zarr.json") if parent_version == "0.4" else ("zarr.json", ".zattrs")
+        v2 = is_zarr_v2(parent_version)
+        names = (".zattrs", "zarr.json") if v2 else ("zarr.json", ".zattrs")
         async with self.limiter:
             key = join(root, names[0])
             raw = await self._get(key)
@@ -239,6 +242,16 @@ class _Walker:
         for w in caught:
             if issubclass(w.category, MetadataWarning):
                 self.warn(key, " ".join(str(w.message).split()))
+        if meta is not None and parent_version in OLD_VERSIONS and _unversioned(meta):
+            meta.version = parent_version  # (a labels group of 0.1 - 0.3 states none)
+        if meta is not None and meta.version in OLD_VERSIONS and not self.old_noted:
+            self.old_noted = True
+            self.warn(
+                key,
+                f"NGFF {meta.version}, a version before 0.4: read, not validated (only the "
+                "rules NGFF 0.4 keeps are checked, on its 0.4-shaped view; "
+                "`ngio_async convert` writes it as 0.4 or 0.5)",
+            )
         return key, meta, True
 
     async def _check_zgroup(self, root: str) -> None:
@@ -485,7 +498,7 @@ class _Walker:
         ms = meta.multiscales[index]
         paths = tuple(d.path for d in ms.datasets)
         shapes: dict[str, tuple[int, ...]] = {}
-        array_file = ".zarray" if meta.version in (None, "0.4") else "zarr.json"  # 0.5, 0.6
+        array_file = ".zarray" if meta.version is None or is_zarr_v2(meta.version) else "zarr.json"
         names = ", ".join(ms.axis_names)
 
         async def one(path: str) -> None:
@@ -519,7 +532,7 @@ class _Walker:
             if (label or meta.image_label is not None) and arr.dtype.kind not in "iu":
                 where = "$.data_type" if isinstance(arr, ArrayV3Meta) else "$.dtype"
                 rule = f"label level {path!r} has dtype {arr.dtype}; labels are integers"
-                if meta.version == "0.4":  # stated as a MUST from 0.5 on
+                if is_zarr_v2(meta.version):  # stated as a MUST from 0.5 on
                     self.warn(join(root, path, array_file), rule, where)
                 else:
                     self.error(join(root, path, array_file), where, rule)
@@ -571,7 +584,7 @@ class _Walker:
     ) -> tuple[str, str, str] | None:
         """A level stored in the other zarr format than its NGFF version needs (0.4 metadata
         over zarr v3 arrays, as zarr-python 3 writes by default): ``(key, path, message)``."""
-        v2 = version in (None, "0.4")
+        v2 = version is None or is_zarr_v2(version)
         other = join(root, path, "zarr.json" if v2 else ".zarray")
         if not await self._exists(other):
             return None
@@ -712,6 +725,12 @@ def _ngff_keys(raw: bytes, bad: tuple[str, ...] = NGFF_KEYS) -> set[str]:
         if not isinstance(doc, dict):
             return set()
     return set(NGFF_KEYS).intersection(doc)
+
+
+def _unversioned(meta: OmeMetadata) -> bool:
+    """Whether a group read as 0.4 states no version anywhere (it is its parent's)."""
+    objs = [*(meta.multiscales or ()), meta.plate, meta.well, meta.image_label]
+    return meta.version == "0.4" and all(getattr(o, "version", None) is None for o in objs)
 
 
 def _with_version(raw: bytes, version: str) -> tuple[Any, bool]:

@@ -110,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--ngff-version",
         choices=("0.4", "0.5"),
         default=None,
-        help="output NGFF version (default: the source's; 0.5 for TIFFs)",
+        help="output NGFF version (default: the source's, 0.5 for 0.6 and 0.4 for 0.1-0.3; 0.5 for TIFFs)",
     )
     p.add_argument(
         "--chunks",

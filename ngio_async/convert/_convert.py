@@ -101,7 +101,8 @@ async def convert(
     :param dst: where the OME-Zarr goes (path, ``file://``, ``s3://``, a store such as
         ``open_store("memory://")``; a ``memory://`` URL is refused: it would be lost).
     :param ngff_version: ``"0.4"`` or ``"0.5"``; default the source's (OME-Zarr; ``"0.5"`` for
-        a 0.6 one, which ngio_async reads but does not write) or ``"0.5"``.
+        a 0.6 one and ``"0.4"`` for a 0.1 - 0.3 one, which ngio_async reads but does not
+        write) or ``"0.5"``.
     :param chunks: chunk shape of level 0 (one value per axis of the image, or fewer: the last
         axes', the leading ones take 1; label images drop the channel axis; leading 1s beyond
         the image's axes are ignored, so one shape serves images of fewer and more axes);

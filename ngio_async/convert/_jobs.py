@@ -8,6 +8,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from ..meta._ngff_old import OLD_VERSIONS
+
 if TYPE_CHECKING:
     from ..images import Dataset
     from ..images._create_plan import ImagePlan
@@ -101,5 +103,8 @@ def _name(url: Any) -> str:
 
 def _written_version(version: str | None) -> str | None:
     """The version a conversion writes by default for a source of ``version``: its own, but
-    0.5 for 0.6 (read, not written)."""
-    return "0.5" if version is not None and version.startswith("0.6") else version
+    0.5 for 0.6 and 0.4 for 0.1 - 0.3 (read, not written: the nearest version written;
+    0.4 keeps their zarr v2 arrays)."""
+    if version is not None and version.startswith("0.6"):
+        return "0.5"
+    return "0.4" if version in OLD_VERSIONS else version

@@ -12,6 +12,7 @@ import anyio
 from .._errors import MetadataError, UnsupportedError
 from .._prefetch import first_error, start_deferred
 from .._workers import Workers
+from ..meta._ngff_old import OLD_VERSIONS
 from ..tables import Tables
 from ._dataset_writes import _DatasetWrites
 from ._labels import Labels
@@ -260,8 +261,12 @@ class Dataset(_DatasetWrites):
 
     def _set_mode(self, mode: Mode) -> None:
         self.mode = mode
+        version = self.metadata.ngff_version
+        old = version in OLD_VERSIONS  # NGFF 0.1 - 0.3: read only
         for lvl in self.levels:
-            lvl.writable = mode == "r+"
+            lvl.writable = mode == "r+" and not old
+            if old and mode == "r+":
+                lvl.read_only_why = f"an NGFF {version} image is read only (convert it to write)"
         self._attach_read_cache()
 
     def _attach_read_cache(self) -> None:

@@ -14,6 +14,7 @@ import numpy as np
 
 from .._errors import ReadOnlyError
 from ..engine import normalize_selection
+from ..meta._ngff_old import refuse_write
 from ._axis_facts import AxisFacts
 from ._level import AsyncIndexer, Level
 from ._named_select import axis_value
@@ -281,6 +282,7 @@ class _DatasetBase(AxisFacts, StoreNode):
             raise ReadOnlyError(
                 f"{self.url} is open read-only (mode='r'){read_only_advice(self.store)}"
             )
+        refuse_write(self.metadata.ngff_version, self.url)  # NGFF 0.1 - 0.3: read only
 
     def structure_lock(self) -> anyio.Lock:
         """The lock of changes to the image's levels, scales and label images (``build_pyramid``,

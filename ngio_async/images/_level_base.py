@@ -130,6 +130,8 @@ class _LevelBase:
         self._index_loading: dict[str, tuple[anyio.Event, list[_Entry]]] = {}
         #: whether writes are allowed (set by the dataset: ``mode="r+"``)
         self.writable = False
+        #: why a level opened with ``mode="r+"`` is not writable (an NGFF 0.1 - 0.3 image)
+        self.read_only_why: str | None = None
         # the dataset's read cache (read-only datasets) and the shard indexes kept with it
         self._read_cache: Keeper | None = None
         self._read_budget = 0
@@ -233,7 +235,9 @@ class _LevelBase:
     def _check_writable(self) -> None:
         if not self.writable:
             where = f"{self.store.url.rstrip('/')}/{self.path}"
-            raise ReadOnlyError(f"{where} is open read-only{read_only_advice(self.store)}")
+            why = self.read_only_why
+            advice = read_only_advice(self.store) if why is None else f": {why}"
+            raise ReadOnlyError(f"{where} is open read-only{advice}")
 
     def _empty(self, shape: tuple[int, ...], pool: TilePool | None) -> NDArray[Any]:
         """A new output array of ``shape``: from ``pool`` (a tile stream's), else fresh."""

@@ -21,7 +21,8 @@ import msgspec
 from .._errors import MetadataError, NotFoundError, PermissionDeniedError, UnsupportedError
 from .._prefetch import first_leaf, start_deferred
 from ..meta import NGFF_KEYS, MetadataWarning, OmeMetadata, decode_json, validate
-from ..meta.zarr import ArrayV3Meta, decode_array_v2, decode_node_v3
+from ..meta._ngff_old import OLD_VERSIONS, is_zarr_v2, nested_keys, scales_from_shapes
+from ..meta.zarr import ArrayV2Meta, ArrayV3Meta, decode_array_v2, decode_node_v3
 from ..stores import CredentialsRefusedError
 
 if TYPE_CHECKING:
@@ -74,8 +75,8 @@ async def read_group_metadata(
     """
     get = store.get if early is None else early.get
     zattrs: Any = _UNREAD  # .zattrs as read first (bytes, None: missing, or the 403)
-    if parent_version == "0.4":
-        # a 0.4 parent's children are 0.4 groups: .zattrs first, no zarr.json miss per group
+    if is_zarr_v2(parent_version):
+        # a 0.4 (or 0.1 - 0.3) parent's children are 0.4 groups: .zattrs first, no zarr.json miss per group
         # (a child without one goes on in the usual order, without reading .zattrs again)
         try:
             zattrs = await get(join(root, ".zattrs"))
@@ -297,7 +298,7 @@ class EarlyGet:
 def first_level_key(root: str, version: str | None, path: str = "0") -> str:
     """The metadata key of the level ``path`` (most images name their first ``0``) of the image
     at ``root`` (a 0.4 ``.zarray``, else 0.5)."""
-    return join(root, path, ".zarray" if version == "0.4" else "zarr.json")
+    return join(root, path, ".zarray" if is_zarr_v2(version) else "zarr.json")
 
 
 def _layout_guess(store: AsyncStore, key: str) -> str | None:
@@ -380,7 +381,7 @@ async def read_level_metadata(
     ``consolidated=False`` (an open for writing): always the documents, since another tool may
     have resized a level without updating the consolidated copy, and a write sized by a stale
     shape would overwrite what lies past it."""
-    v3 = meta.version != "0.4"
+    v3 = not is_zarr_v2(meta.version)
     known = _known_levels(store, root, meta, paths) if v3 else None
     if not consolidated:
         known = None
@@ -423,7 +424,7 @@ async def read_level_metadata(
                 raise MetadataError(f"{_at(store, key)}: level {path!r} is a group, not an array")
             results[i] = node
         else:
-            results[i] = _decoded(decode_array_v2, raw, store, key)
+            results[i] = _old_keys(_decoded(decode_array_v2, raw, store, key), raw, meta.version)
 
     try:
         async with anyio.create_task_group() as tg:
@@ -437,7 +438,28 @@ async def read_level_metadata(
         raise first  # outside ``except``: the group holding it is not its context (a cycle)
     arrays = [a for a in results if a is not None]
     _check_levels(meta, paths, arrays, store, root, multiscale)
+    _old_scales(meta, paths, arrays, multiscale)
     return arrays
+
+
+def _old_keys(arr: ArrayV2Meta, raw: Any, version: str | None) -> ArrayV2Meta:
+    """A level of an NGFF 0.2 / 0.3 image whose ``.zarray`` does not name its
+    ``dimension_separator`` (written before zarr had one): nested chunk keys, as the spec says."""
+    if not nested_keys(version) or b'"dimension_separator"' in bytes(raw):
+        return arr
+    return msgspec.structs.replace(arr, dimension_separator="/")
+
+
+def _old_scales(
+    meta: OmeMetadata, paths: Sequence[str], arrays: Sequence[ArrayMeta], multiscale: int
+) -> None:
+    """An NGFF 0.1 - 0.3 image (no transformations) read with all its levels: their scales
+    from their shapes (``scales_from_shapes``)."""
+    if meta.version not in OLD_VERSIONS or not meta.multiscales:
+        return
+    ms = meta.multiscales[multiscale]
+    if list(paths) == [d.path for d in ms.datasets]:
+        scales_from_shapes(ms, [a.shape for a in arrays])
 
 
 def _decoded(decoder: Any, raw: Any, store: AsyncStore, key: str) -> Any:
@@ -843,7 +865,7 @@ def _check_levels(
     assert meta.multiscales is not None
     names = tuple(a.name for a in meta.multiscales[multiscale].axes)
     where = _at(store, root)
-    v3 = meta.version != "0.4"
+    v3 = not is_zarr_v2(meta.version)
 
     def at(path: str) -> str:
         """The URL of a level's array metadata document."""
@@ -883,7 +905,7 @@ def _check_levels(
                     f"{at(path)}: label level {path!r} has dtype {arr.dtype}; labels are integers"
                 )
                 field = "$.data_type" if v3 else "$.dtype"
-                if meta.version == "0.4":
+                if not v3:  # 0.4 (and before): a warning
                     warnings.warn(f"{message} - at `{field}`", MetadataWarning, stacklevel=3)
                 else:
                     raise MetadataError(message, field)
@@ -927,7 +949,7 @@ async def refresh_image(ds: Dataset) -> None:
     from ._metadata import ImageMetadata
 
     version = ds.metadata.ngff_version
-    key = join(ds.root, ".zattrs" if version == "0.4" else "zarr.json")
+    key = join(ds.root, ".zattrs" if is_zarr_v2(version) else "zarr.json")
     raw = await ds.store.get(key)
     if raw is None:  # gone (or another version's): read as at open, and fail as it would
         ome = await read_group_metadata(ds.store, ds.root, parent_version=version)
@@ -954,6 +976,10 @@ async def refresh_image(ds: Dataset) -> None:
         else []
     )
     new = dict(zip(missing, arrays, strict=True))
+    if ome.version in OLD_VERSIONS and missing != paths:  # scales from shapes, as at open
+        shapes = [new[p].shape if p in new else known[join(ds.root, p)].shape for p in paths]
+        scales_from_shapes(metadata.multiscale, shapes)
+        metadata = ImageMetadata(ome, ds.metadata.index)
     last = ds.levels[-1]
     levels = []
     for path, cal in zip(paths, metadata.spatial_calibration, strict=True):

@@ -19,6 +19,7 @@ from ._base import (
     write_document,
 )
 from ._ngff06 import OmeAttributes06, OmeMetadata06, to_compat
+from ._ngff_old import OLD_VERSIONS, is_zarr_v2, mark_unknown_scales, upgraded
 from .ngff import (
     Axis,
     OmeAttributes,
@@ -39,6 +40,8 @@ __all__ = [
 ]
 
 SUPPORTED_VERSIONS = ("0.4", "0.5")
+#: what the reader reads, for the messages refusing other versions
+_READ = "ngio_async reads NGFF 0.1, 0.2 and 0.3 (read only), 0.4, 0.5 and 0.6"
 KINDS = ("image", "label", "labels", "plate", "well", "bf2raw", "ome", "scene", "zarr_json")
 # the key whose presence makes a document of a kind
 _KIND_KEY = {
@@ -133,15 +136,21 @@ def validate(
     :param doc: the attributes of a zarr group: a 0.4 ``.zattrs`` document, a 0.5 / 0.6
         ``zarr.json["attributes"]`` (``{"ome": {...}}``), or a whole 0.5 / 0.6 group
         ``zarr.json``; a mapping or raw JSON bytes.
-    :param version: "0.4", "0.5" or a 0.6 one ("0.6rc0"); detected from the document when
-        ``None``.
+    :param version: "0.4", "0.5", a 0.6 one ("0.6rc0") or an old one ("0.1", "0.2", "0.3");
+        detected from the document when ``None``.
     :param kind: image, label, labels, plate, well, bf2raw, ome, scene (0.6) or zarr_json; when
         given, the document must be of that kind. Every NGFF key present is validated either
         way.
-    :param strict: also enforce the SHOULD rules of the official strict schemas.
+    :param strict: also enforce the SHOULD rules of the official strict schemas (not of the
+        versions before 0.4, which have none).
     :returns: the model; of a 0.6 document, its 0.4/0.5-shaped view (a multiscale's ``axes``
         are its intrinsic coordinate system's, a level's transformations its scale and
-        translation), holding the typed 0.6 document (``ngff06_of(meta)``).
+        translation), holding the typed 0.6 document (``ngff06_of(meta)``); of a 0.1 - 0.3
+        document, its 0.4-shaped view with ``version`` the old one (5D ``tczyx`` axes when
+        it has none, types by axis name, every level's scale 1: the reader derives the lower
+        levels' from their shapes; see :mod:`ngio_async.meta._ngff_old`). The old
+        version's rules are checked as far as 0.4 keeps them (it is read, not validated
+        against its own schema).
     :raises MetadataError: the document breaks a rule (the message names the JSON path).
     :raises UnsupportedError: the document is of an NGFF version ngio_async does not read.
     """
@@ -158,6 +167,8 @@ def validate(
     found = _detect_version(doc, version, prefix)
     if found.startswith("0.6"):
         return _validate06(doc, found, kind, strict, prefix)
+    if found in OLD_VERSIONS:
+        return _validate_old(doc, found, kind, prefix)
     meta = _decode(doc, found, prefix)
     _check(meta, found, kind, strict, prefix)
     return meta
@@ -194,12 +205,13 @@ def to_attrs(meta: OmeMetadata, version: str | None = None) -> dict[str, Any]:
     outer = body.pop("_attributes", None)
     outer = dict(outer) if isinstance(outer, dict) else {}
     omero = body.get("omero") if isinstance(body.get("omero"), dict) else None
-    stray = meta.extra.get("version") if meta.version == "0.4" else None  # a top-level key
+    v2 = is_zarr_v2(meta.version)  # 0.4, or a 0.1 - 0.3 view
+    stray = meta.extra.get("version") if v2 else None  # a top-level key
     if version == "0.5":
         for obj in [*_versioned(body), omero or {}]:  # a 0.4 one would contradict ome.version
             if obj.get("version") == "0.4" or (meta.version == "0.4" and obj is not omero):
                 obj.pop("version", None)
-        if meta.version == "0.4":  # the versions moved to ome.version
+        if v2:  # the versions moved to ome.version
             if stray is not None:
                 outer.setdefault("version", stray)
             own = [k for k in body if k not in _OME_KEYS and not k.startswith("@")]
@@ -289,13 +301,15 @@ def _detect_version(doc: Mapping[str, Any], version: str | None, prefix: str = "
             )
         return version
     if version.startswith("0.7"):
-        raise UnsupportedError(
-            f"NGFF version {version!r} is not supported yet (ngio_async reads 0.4, 0.5 and 0.6)"
-        )
+        raise UnsupportedError(f"NGFF version {version!r} is not supported yet ({_READ})")
     if version not in SUPPORTED_VERSIONS:
         if isinstance(ome, Mapping):
-            raise MetadataError(f"unknown NGFF version {version!r}", prefix + ".ome.version")
-        raise UnsupportedError(f"NGFF version {version!r} is not supported (only 0.4 and 0.5)")
+            raise MetadataError(
+                f"unknown NGFF version {version!r} ({_READ})", prefix + ".ome.version"
+            )
+        if version in OLD_VERSIONS:
+            return version
+        raise UnsupportedError(f"NGFF version {version!r} is not supported ({_READ})")
     found = ome.get("version") if isinstance(ome, Mapping) else None
     if given is not None and isinstance(found, str) and found != given:
         raise MetadataError(
@@ -311,13 +325,11 @@ def _detect_version(doc: Mapping[str, Any], version: str | None, prefix: str = "
     return version
 
 
-#: NGFF versions before 0.4 (no ``ome`` wrapper, per-object ``version`` keys)
-_OLD_VERSIONS = ("0.1", "0.2", "0.3")
-
-
 def _version_04_keys(doc: Mapping[str, Any]) -> str | None:
     """The version of a document without ``ome`` when it is not 0.4: 0.6 (RFC-5 keys or a 0.6
-    ``version``) or one before 0.4 (a per-object ``version`` says so)."""
+    ``version``), or another (one before 0.4, or one not read) a per-object ``version`` of
+    the first multiscale, the plate, the well or the image-label says (a misplaced ``"0.5"``
+    is left to the 0.4 rules, which say where 0.5 metadata goes)."""
     if any(k in doc for k in ("coordinateSystems", "coordinateTransformations", "scene")):
         return "0.6"  # RFC-5 keys at the top level
     ms = doc.get("multiscales")
@@ -329,8 +341,8 @@ def _version_04_keys(doc: Mapping[str, Any]) -> str | None:
         if "coordinateSystems" in obj:
             return "0.6"
         v = obj.get("version")
-        if isinstance(v, str) and (v.startswith("0.6") or v in _OLD_VERSIONS):
-            return v
+        if isinstance(v, str) and v not in SUPPORTED_VERSIONS:
+            return v  # 0.6, one before 0.4, or one not read (refused naming it)
     return None
 
 
@@ -426,6 +438,18 @@ def _check(meta: OmeMetadata, version: str, kind: str | None, strict: bool, pref
         _check_strict(meta, version, base)
 
 
+def _validate_old(
+    doc: Mapping[str, Any], version: str, kind: str | None, prefix: str
+) -> OmeMetadata:
+    """The 0.4-shaped view of a 0.1 - 0.3 document (``version``): checked as 0.4 is, but for
+    the strict profile; its ``version`` the old one."""
+    meta = _decode(upgraded(doc), "0.4", prefix)
+    _check(meta, "0.4", kind, False, prefix)
+    mark_unknown_scales(doc, meta)
+    meta.version = version
+    return meta
+
+
 def _check_04_versions(meta: OmeMetadata, base: str) -> None:
     objs: list[tuple[str, str | None]] = [
         (f"{base}.multiscales[{i}].version", m.version)
@@ -438,7 +462,7 @@ def _check_04_versions(meta: OmeMetadata, base: str) -> None:
         if v is not None and v != "0.4":
             if v.startswith("0.6"):
                 raise UnsupportedError(f"NGFF version {v!r} is not supported yet - at `{path}`")
-            hint = " (0.5 metadata is under 'ome' in zarr.json)" if v == "0.5" else ""
+            hint = " (0.5 metadata is under 'ome' in zarr.json)" if v == "0.5" else f" ({_READ})"
             raise MetadataError(
                 f"version must be '0.4' in an NGFF 0.4 document, got {v!r}{hint}", path
             )
