@@ -269,3 +269,22 @@ def test_bytes_between_entries(source: Path, tmp_path: Path) -> None:
             assert bytes(await store.get("1/zarr.json") or b"") == doc
 
     anyio.run(ranges)
+
+
+def test_a_zipped_plate(tmp_path: Path) -> None:
+    """A plate zipped: ``open_plate`` reads its wells and fields, ``open(path=...)`` one
+    field."""
+    src = tmp_path / "plate.ome.zarr"
+    with ngio_async.create_plate(src, rows=["A", "B"], columns=["1", "2"]) as plate:
+        for row, column in (("A", "1"), ("B", "2")):
+            with plate.add_image(
+                row, column, field="0", shape=DATA.shape, dtype="uint16", axes="cyx"
+            ) as fov:
+                fov.write(DATA if row == "A" else DATA[::-1])
+    ozx = zip_folder(src, tmp_path / "plate.ozx")
+    with ngio_async.open_plate(ozx) as plate:
+        assert (plate.rows, plate.columns, plate.wells) == (["A", "B"], ["1", "2"], ["A/1", "B/2"])
+        with plate.image("B", "2", field=0) as fov:
+            np.testing.assert_array_equal(fov[...], DATA[::-1])
+    with ngio_async.open(ozx, path="A/1/0") as fov:
+        np.testing.assert_array_equal(fov[...], DATA)
