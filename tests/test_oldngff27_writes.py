@@ -120,3 +120,42 @@ def test_convert_writes_04_by_default_and_05_on_request(
             sizes = ngio_pixel_sizes(path)
         assert [s["x"] for s in sizes] == [1.0, 2.0, 4.0]
         assert sizes[1]["y"] == pytest.approx(45 / 23)
+
+
+def _old_plate(root: Path) -> None:
+    """A 0.2 plate (wells with paths only) of two wells, one 0.2 field each."""
+    root.mkdir()
+    (root / ".zgroup").write_text('{"zarr_format": 2}')
+    plate = {
+        "version": "0.2",
+        "rows": [{"name": "A"}],
+        "columns": [{"name": "1"}, {"name": "2"}],
+        "wells": [{"path": "A/1"}, {"path": "A/2"}],
+    }
+    (root / ".zattrs").write_text(json.dumps({"plate": plate}))
+    (root / "A").mkdir()
+    (root / "A" / ".zgroup").write_text('{"zarr_format": 2}')
+    for column in ("1", "2"):
+        well = root / "A" / column
+        well.mkdir()
+        (well / ".zgroup").write_text('{"zarr_format": 2}')
+        (well / ".zattrs").write_text(json.dumps({"well": {"images": [{"path": "0"}]}}))
+        write_old(well / "0", "0.2")
+
+
+def test_an_old_plate_reads_and_refuses_writes(tmp_path: Path) -> None:
+    _old_plate(tmp_path / "plate.zarr")
+    before = _snapshot(tmp_path / "plate.zarr")
+    with ngio_async.open_plate(tmp_path / "plate.zarr", mode="r+") as plate:
+        assert plate.version == "0.2"
+        assert plate.wells == ["A/1", "A/2"]
+        with plate.image("A", "2") as ds:
+            assert ds.metadata.ngff_version == "0.2" and ds.shape == (2, 3, 1, 45, 40)
+        for attempt in (
+            lambda: plate.tables.write("t", {"a": [1, 2]}),
+            lambda: plate.add_acquisition(1, "second"),
+            lambda: plate.add_image("A", "1", field="1", shape=(2, 8, 8), axes="cyx"),
+        ):
+            with pytest.raises(UnsupportedError, match=r"NGFF 0\.2 plate.*ngio_async convert"):
+                attempt()
+    assert _snapshot(tmp_path / "plate.zarr") == before

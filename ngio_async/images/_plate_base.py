@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import anyio
 
 from .._errors import NotFoundError, ReadOnlyError, UnsupportedError
+from ..meta._ngff_old import refuse_write
 from ._node import StoreNode
 from ._open import join
 from ._opening import read_only_advice
@@ -43,12 +44,13 @@ class _PlateBase(StoreNode):
     def _check_writable(self, *, ngff: bool = True) -> None:
         """Refuse a write before any I/O: the plate is closed or read-only, or (``ngff``: the
         write adds NGFF metadata, a field or a well) it is NGFF 0.6. Tables may be written
-        into a 0.6 plate: they leave its NGFF metadata alone."""
+        into a 0.6 plate: they leave its NGFF metadata alone; nothing into a 0.1 - 0.3 one."""
         self._check_open()
         if self.mode != "r+":
             raise ReadOnlyError(
                 f"{self.url} is open read-only (mode='r'){read_only_advice(self.store)}"
             )
+        refuse_write(self.version, self.url, "plate")  # NGFF 0.1 - 0.3: read only, tables too
         if ngff and self.version not in ("0.4", "0.5"):  # 0.6 is read, not written
             raise UnsupportedError(
                 f"{self.url}: cannot write to an NGFF {self.version} plate (ngio_async writes "

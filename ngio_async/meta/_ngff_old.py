@@ -53,15 +53,15 @@ def is_zarr_v2(version: str | None) -> bool:
     return version == "0.4" or version in OLD_VERSIONS
 
 
-def refuse_write(version: str | None, url: str) -> None:
-    """Refuse, before any I/O, a write into the NGFF ``version`` image at ``url`` when it is
-    one of the versions read only (0.1 - 0.3).
+def refuse_write(version: str | None, url: str, what: str = "image") -> None:
+    """Refuse, before any I/O, a write into the NGFF ``version`` ``what`` (image, plate) at
+    ``url`` when it is one of the versions read only (0.1 - 0.3).
 
     :raises UnsupportedError: naming the version and the way out (``convert``).
     """
     if version in OLD_VERSIONS:
         raise UnsupportedError(
-            f"{url} is an NGFF {version} image, which ngio_async reads but does not write "
+            f"{url} is an NGFF {version} {what}, which ngio_async reads but does not write "
             "(it writes NGFF 0.4 and 0.5): convert it (`ngio_async convert <image> <copy>`, "
             "or `ngio_async.convert`; NGFF 0.4 by default) and write into the copy; nothing "
             "was written"
