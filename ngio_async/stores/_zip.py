@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import struct
+import threading
 import zlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -43,6 +44,7 @@ from ._base import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Generator
     from contextlib import AbstractContextManager
 
 __all__ = ["INFLATE_RANGED", "TAIL", "ZipEntry", "ZipStore", "is_zip_file", "zip_target"]
@@ -312,6 +314,9 @@ class ZipStore(AsyncStore):
         self._unready = True
         self._dir: _Directory | None = None
         self._loading = anyio.Lock()
+        self._blocking_lock = threading.Lock()
+        #: ``inner``'s blocking reads (local files): readers fetch and decode in one thread call
+        self.blocking_reads = inner.blocking_reads
 
     @property
     def read_only_reason(self) -> str:
@@ -327,11 +332,43 @@ class ZipStore(AsyncStore):
     async def _make_ready(self) -> None:
         async with self._loading:
             if self._unready:
-                self._dir = await self._read_directory()
+                steps = self._directory_steps()
+                ask = next(steps)
+                try:
+                    while True:
+                        rng, version = ask
+                        if version is None:
+                            got = await self.inner.get_with_version(self._name, rng)
+                        else:
+                            data = await self.inner.get(self._name, rng, if_match=version)
+                            got = (data, version)
+                        ask = steps.send(got)
+                except StopIteration as done:
+                    self._dir = done.value
                 self._unready = False
 
-    async def _read_directory(self) -> _Directory:
-        tail, version = await self.inner.get_with_version(self._name, SuffixByteRequest(TAIL))
+    def _load_blocking(self) -> _Directory:
+        """The directory read with ``inner``'s blocking reads (a worker thread's first read)."""
+        with self._blocking_lock:
+            if self._dir is None:
+                steps = self._directory_steps()
+                ask = next(steps)
+                try:
+                    while True:
+                        rng, version = ask
+                        read = self.inner.get_blocking_versioned
+                        ask = steps.send(read(self._name, rng, if_match=version))
+                except StopIteration as done:
+                    self._dir = done.value
+                self._unready = False
+            return self._dir
+
+    def _directory_steps(
+        self,
+    ) -> Generator[tuple[ByteRequest, str | None], tuple[Buffer | None, str | None], _Directory]:
+        """Reading the directory: yields each read of the zip (its range, and the version it
+        must be: ``None`` for the first), is sent its bytes and version."""
+        tail, version = yield SuffixByteRequest(TAIL), None
         if tail is None:
             raise NotFoundError(f"no such file: {self._url}", url=self._url)
         view = memoryview(tail)
@@ -339,9 +376,8 @@ class ZipStore(AsyncStore):
         if cd_offset >= base:
             cd = view[cd_offset - base : cd_offset - base + cd_size]
         else:
-            got = await self.inner.get(
-                self._name, RangeByteRequest(cd_offset, cd_offset + cd_size), if_match=version
-            )
+            rng = RangeByteRequest(cd_offset, cd_offset + cd_size)
+            got, _ = yield rng, version
             if got is None or len(got) != cd_size:
                 raise ChangedError(f"{self._url} changed while its directory was read", url=self._url)  # fmt: skip
             cd = memoryview(got)
@@ -351,20 +387,14 @@ class ZipStore(AsyncStore):
 
     @property
     def _directory(self) -> _Directory:
-        assert self._dir is not None  # (read by _make_ready before any request)
+        if self._dir is None:  # (read by _make_ready before any request)
+            return self._load_blocking()
         return self._dir
 
     # -- reads ------------------------------------------------------------------------------
 
-    async def _zip_get(self, start: int, end: int, entry: ZipEntry) -> Buffer:
-        """The zip's bytes ``[start, end)`` (one request of ``inner``: no limiter, no retry,
-        the caller's attempt), under the zip's version."""
-        rng = RangeByteRequest(start, end)
-        version = self._directory.version
-        if version is not None:
-            data, _ = await self.inner._checked_attempts(self._name, rng, version)()
-        else:
-            data = await self.inner._get_attempts(self._name, rng)()
+    def _checked(self, data: Buffer | None, start: int, end: int, entry: ZipEntry) -> Buffer:
+        """``data``, the zip's bytes ``[start, end)`` read for ``entry``, if it is all there."""
         if data is None:
             raise ChangedError(f"{self._url} is gone (reading {entry.name!r})", url=self._url)
         if len(data) != end - start:
@@ -376,50 +406,123 @@ class ZipStore(AsyncStore):
             )
         return data
 
-    async def _data_start(self, entry: ZipEntry) -> int:
+    def _data_start(self, entry: ZipEntry) -> Generator[tuple[int, int], Buffer, int]:
         """The entry's data offset, confirmed by its local header (read once, 30 bytes)."""
         if not entry.checked:
-            head = await self._zip_get(entry.header, entry.header + _LOCAL.size, entry)
+            head = yield entry.header, entry.header + _LOCAL.size
             entry.start, entry.checked = _local_start(head, entry, self._url), True
         assert entry.start is not None
         return entry.start
 
-    async def _stored(self, entry: ZipEntry) -> Buffer:
-        """The entry's stored bytes, whole: with its local header in the same request while
-        it is unconfirmed (read again, where the layout was wrong)."""
+    def _steps(
+        self, entry: ZipEntry, span: tuple[int, int] | None
+    ) -> Generator[tuple[int, int], Buffer, Buffer]:
+        """Reading ``entry``'s stored bytes ``span`` (``None``: whole): yields each range of
+        the zip to read, is sent its bytes. A whole read takes the local header along while
+        it is unconfirmed (and reads again where the layout was wrong)."""
+        if span is not None:
+            at = yield from self._data_start(entry)
+            return (yield at + span[0], at + span[1])
         if entry.checked or entry.start is None:
-            start = await self._data_start(entry)
-            return await self._zip_get(start, start + entry.size, entry)
+            at = yield from self._data_start(entry)
+            return (yield at, at + entry.size)
         guess = entry.start
-        got = memoryview(await self._zip_get(entry.header, guess + entry.size, entry))
+        got = memoryview((yield entry.header, guess + entry.size))
         entry.start, entry.checked = _local_start(got, entry, self._url), True
         if entry.start == guess:
             return got[guess - entry.header :]
-        return await self._zip_get(entry.start, entry.start + entry.size, entry)
+        return (yield entry.start, entry.start + entry.size)
 
-    async def _read(self, key: str, byte_range: ByteRequest | None) -> Buffer | None:
+    def _plan(
+        self, key: str, byte_range: ByteRequest | None
+    ) -> tuple[ZipEntry, tuple[int, int], tuple[int, int] | None] | None:
+        """``(entry, the span of it asked for, the span of its stored bytes to read: None,
+        all)``; ``None``: no such entry."""
         entry = self._directory.entries.get(key)
         if entry is None:
             return None
         _check_readable(entry, self._url)
-        start, end = _span(byte_range, entry.length, self._url, key)
-        if entry.method == _DEFLATED:
-            if byte_range is not None and entry.length > INFLATE_RANGED:
-                raise UnsupportedError(
-                    f"{key!r} in {self._url} is DEFLATE-compressed ({entry.length} bytes): a "
-                    "read of part of it would inflate it whole each time; rezip it with its "
-                    "entries stored (zip -0, zipfile.ZIP_STORED), as RFC-9 recommends"
-                )
-            packed = await self._stored(entry)
-            if entry.length > 1 << 20:
-                data = await anyio.to_thread.run_sync(_inflate, packed, entry, self._url)
-            else:
-                data = _inflate(packed, entry, self._url)
-            return data if byte_range is None else memoryview(data)[start:end]
-        if byte_range is None:
-            return await self._stored(entry)
-        at = await self._data_start(entry)
-        return await self._zip_get(at + start, at + end, entry) if end > start else b""
+        span = _span(byte_range, entry.length, self._url, key)
+        if entry.method == _STORED:
+            return entry, span, None if byte_range is None else span
+        if byte_range is not None and entry.length > INFLATE_RANGED:
+            raise UnsupportedError(
+                f"{key!r} in {self._url} is DEFLATE-compressed ({entry.length} bytes): a "
+                "read of part of it would inflate it whole each time; rezip it with its "
+                "entries stored (zip -0, zipfile.ZIP_STORED), as RFC-9 recommends"
+            )
+        return entry, span, None
+
+    async def _read(self, key: str, byte_range: ByteRequest | None) -> Buffer | None:
+        plan = self._plan(key, byte_range)
+        if plan is None:
+            return None
+        entry, span, stored = plan
+        if stored is not None and stored[0] == stored[1]:
+            return b""
+        version = self._directory.version
+        steps = self._steps(entry, stored)
+        ask = next(steps)
+        try:
+            while True:
+                rng = RangeByteRequest(*ask)
+                if version is not None:
+                    data, _ = await self.inner._checked_attempts(self._name, rng, version)()
+                else:
+                    data = await self.inner._get_attempts(self._name, rng)()
+                ask = steps.send(self._checked(data, *ask, entry))
+        except StopIteration as done:
+            got: Buffer = done.value
+        if entry.method == _STORED:
+            return got
+        if entry.length > 1 << 20:
+            data = await anyio.to_thread.run_sync(_inflate, got, entry, self._url)
+        else:
+            data = _inflate(got, entry, self._url)
+        return data if byte_range is None else memoryview(data)[span[0] : span[1]]
+
+    def get_blocking(self, key: str, byte_range: ByteRequest | None = None) -> Buffer | None:
+        return self.get_blocking_versioned(key, byte_range)[0]
+
+    def get_blocking_versioned(
+        self, key: str, byte_range: ByteRequest | None = None, *, if_match: str | None = None
+    ) -> tuple[Buffer | None, str | None]:
+        """The entry read with ``inner``'s blocking reads (local files), in the caller's
+        worker thread; its version is the zip's."""
+        if not self.blocking_reads:
+            return super().get_blocking_versioned(key, byte_range, if_match=if_match)
+        self._check_open()
+        check_key(key)
+        version = self._directory.version
+        self._same_version(key, if_match, version)
+        plan = self._plan(key, byte_range)
+        if plan is None:
+            return None, version
+        entry, span, stored = plan
+        if stored is not None and stored[0] == stored[1]:
+            return b"", version
+        steps = self._steps(entry, stored)
+        ask = next(steps)
+        try:
+            while True:
+                rng = RangeByteRequest(*ask)
+                data, _ = self.inner.get_blocking_versioned(self._name, rng, if_match=version)
+                ask = steps.send(self._checked(data, *ask, entry))
+        except StopIteration as done:
+            got: Buffer = done.value
+        if entry.method == _STORED:
+            return got, version
+        out = _inflate(got, entry, self._url)
+        return (out if byte_range is None else memoryview(out)[span[0] : span[1]]), version
+
+    def _same_version(self, key: str, if_match: str | None, version: str | None) -> None:
+        if if_match is not None and version is not None and if_match != version:
+            raise ChangedError(
+                f"{key!r} at {self._url} changed: it is no longer version {if_match} (now "
+                f"{version})",
+                url=self._url,
+                key=key,
+            )
 
     async def _get_once(self, key: str, byte_range: ByteRequest | None) -> Buffer | None:
         return await self._read(key, byte_range)
@@ -428,13 +531,7 @@ class ZipStore(AsyncStore):
         self, key: str, byte_range: ByteRequest | None, if_match: str | None
     ) -> tuple[Buffer | None, str | None]:
         version = self._directory.version
-        if if_match is not None and version is not None and if_match != version:
-            raise ChangedError(
-                f"{key!r} at {self._url} changed: it is no longer version {if_match} (now "
-                f"{version})",
-                url=self._url,
-                key=key,
-            )
+        self._same_version(key, if_match, version)
         return await self._read(key, byte_range), version
 
     async def _exists_once(self, key: str) -> bool:
