@@ -6,6 +6,7 @@ writes are refused naming the file; a truncated or non-zip file is an error nami
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import warnings
 import zipfile
@@ -288,3 +289,39 @@ def test_a_zipped_plate(tmp_path: Path) -> None:
             np.testing.assert_array_equal(fov[...], DATA[::-1])
     with ngio_async.open(ozx, path="A/1/0") as fov:
         np.testing.assert_array_equal(fov[...], DATA)
+
+
+def test_a_zip_of_the_folder_says_which_path_opens_it(source: Path, tmp_path: Path) -> None:
+    """Zipped with its folder (``img.ome.zarr/zarr.json``: not RFC-9's layout) the error
+    names the group inside and the ``path=`` that opens it; that opens it."""
+    path = tmp_path / "folder.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        for p in sorted(source.rglob("*")):
+            if p.is_file():
+                zf.write(p, f"img.ome.zarr/{p.relative_to(source)}")
+    with pytest.raises(NotFoundError, match=r"holds one at 'img.ome.zarr'; open it with path="):
+        ngio_async.open(path)
+    with ngio_async.open(path, path="img.ome.zarr") as ds:
+        np.testing.assert_array_equal(ds[...], DATA)
+
+
+def test_parts_of_big_deflated_entries_are_refused_naming_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A DEFLATE-compressed shard bigger than INFLATE_RANGED: a read of one of its chunks
+    would inflate it whole; refused, naming the entry and how to rezip it."""
+    from ngio_async.stores import _zip
+
+    src = tmp_path / "sharded.ome.zarr"
+    with ngio_async.create(src, shape=DATA.shape, dtype="uint16", chunks=(1, 16, 16),
+                           shards=(1, 64, 64), axes="cyx") as ds:  # fmt: skip
+        ds.write(DATA)
+    ozx = zip_folder(src, tmp_path / "deflated.ozx", deflate=True)
+    with ngio_async.open(ozx) as ds:  # small enough: inflated whole for each read
+        np.testing.assert_array_equal(ds[1, :16, 16:32], DATA[1, :16, 16:32])
+    monkeypatch.setattr(_zip, "INFLATE_RANGED", 1000)
+    with ngio_async.open(ozx) as ds, pytest.raises(UnsupportedError) as caught:
+        ds[1, :16, 16:32]
+    assert "'0/c/1/0/0' in file://" in str(caught.value)
+    assert re.search(r"is DEFLATE-compressed \(\d+ bytes\)", str(caught.value))
+    assert "rezip it with its entries stored" in str(caught.value)

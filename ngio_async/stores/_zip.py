@@ -554,6 +554,30 @@ class ZipStore(AsyncStore):
         base = f"{prefix}/" if prefix else ""
         return sum(e.size for n, e in self._directory.entries.items() if n.startswith(base))
 
+    async def missing_bucket(self, key: str) -> NotFoundError | None:
+        """For a group document ``key`` not found: the error naming the nearest group below
+        its folder, when the zip holds one (zipped with its folder: ``img.ome.zarr/...``,
+        where RFC-9 puts the group at the zip's root), and the ``path=`` that opens it."""
+        folder = key.rpartition("/")[0]
+        if self._dir is None or key.rpartition("/")[2] not in ("zarr.json", ".zattrs"):
+            return None
+        base = f"{folder}/" if folder else ""
+        groups = [
+            name.rpartition("/")[0]
+            for name in self._dir.entries
+            if name.startswith(base) and name.endswith(("/zarr.json", "/.zattrs"))
+        ]
+        if not groups:
+            return None
+        group = min(groups, key=lambda g: (g.count("/"), g))
+        at = f"{self._url}/{folder}" if folder else self._url
+        return NotFoundError(
+            f"no OME-Zarr group at {at} (RFC-9 puts it at the zip's root): the zip holds one "
+            f"at {group!r}; open it with path={group!r}",
+            url=self._url,
+            key=key,
+        )
+
     # -- the rest is inner's ------------------------------------------------------------------
 
     async def _aclose_backend(self) -> None:
