@@ -24,6 +24,7 @@ from ..meta import NGFF_KEYS, MetadataWarning, OmeMetadata, decode_json, validat
 from ..meta._ngff_old import OLD_VERSIONS, is_zarr_v2, nested_keys, scales_from_shapes
 from ..meta.zarr import ArrayV2Meta, ArrayV3Meta, decode_array_v2, decode_node_v3
 from ..stores import CredentialsRefusedError
+from ._plate_lenient import fields_as_stored, peer_fields, wells_by_their_paths
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -486,7 +487,10 @@ def _validated(doc: Any, store: AsyncStore, key: str, prefix_hint: str | None) -
         ome = validate(doc)
     except MetadataError as exc:
         path = exc.path if prefix_hint is None else "$." + prefix_hint + exc.path[1:]
-        lenient = lenient_doc(doc, exc.path)
+        try:
+            lenient = lenient_doc(doc, exc.path)
+        except MetadataError as refused:  # a peer's layout that cannot be read: why
+            raise MetadataError(f"{_at(store, key)}: {refused.rule}", path) from None
         if lenient is None:
             raise MetadataError(f"{_at(store, key)}: {exc.rule}", path) from None
         # omero and image-label colors / properties are display metadata: the pixels stay
@@ -497,6 +501,7 @@ def _validated(doc: Any, store: AsyncStore, key: str, prefix_hint: str | None) -
             stacklevel=4,
         )
         ome = _validated(lenient[0], store, key, prefix_hint)
+        fields_as_stored(ome, doc)  # a peer's field paths, validated as placeholders
         _MENDED.setdefault(store, {})[key] = True
         return ome
     except UnsupportedError as exc:
@@ -511,8 +516,12 @@ def lenient_doc(doc: Any, path: str) -> tuple[dict[str, Any], str, str] | None:
     dropped) or without its ``source``; or where peer writers break a rule without changing
     what the pixels mean: ``identity`` transformations (iohub) left out, axes without a type
     typed by their names, 0.4 well indices out of range of the rows / columns taken from the
-    well path. With the key of the block
-    changed and what was done. ``None`` elsewhere."""
+    well path; a peer's plate wells without indices, and well field paths such as ``fov_a``
+    (``_plate_lenient``). With the key of the block changed and what was done. ``None``
+    elsewhere.
+
+    :raises MetadataError: a plate well without indices whose path names no listed row or
+        column (the well named)."""
     if isinstance(doc, bytes):
         doc = _json(doc)
     if not isinstance(doc, dict):
@@ -532,9 +541,14 @@ def lenient_doc(doc: Any, path: str) -> tuple[dict[str, Any], str, str] | None:
             body["multiscales"], where
         )
         return None if found is None else (rebuilt({**body, "multiscales": found[0]}), *found[1:])
-    if at == "$" and isinstance(body.get("plate"), dict) and inside(f"{at}.plate.wells"):
-        plate = _wells_at_their_paths(body["plate"], path[len(f"{at}.plate") :])
+    if isinstance(body.get("plate"), dict) and inside(f"{at}.plate.wells"):
+        sub = path[len(f"{at}.plate") :]
+        plate = _wells_at_their_paths(body["plate"], sub) if at == "$" else None
+        plate = plate or wells_by_their_paths(body["plate"], sub)
         return None if plate is None else (rebuilt({**body, "plate": plate[0]}), *plate[1:])
+    if isinstance(body.get("well"), dict) and inside(f"{at}.well.images"):
+        well = peer_fields(body["well"], path[len(f"{at}.well") :])
+        return None if well is None else (rebuilt({**body, "well": well[0]}), *well[1:])
     if "omero" in body and inside(f"{at}.omero"):
         mended = _mended_channel(body["omero"], path[len(f"{at}.omero") :])
         if mended is not None:
