@@ -4,7 +4,9 @@ ngio and ome-zarr-py read them (paths and pixels equal), with a ``MetadataWarnin
 
 - well field paths such as ``fov_a`` / ``fov-b`` (ome-zarr-py writes them, ngio reads them;
   NGFF 0.4 / 0.5 say letters and digits, 0.6 allows ``_ . -``);
-- plate wells without ``rowIndex`` / ``columnIndex`` (ome-zarr-py reads them by their paths).
+- plate wells without ``rowIndex`` / ``columnIndex`` (ome-zarr-py reads them by their paths);
+- in a plate of one acquisition, the fields that name none are that acquisition's both in
+  ``plate.image_paths(acquisition)`` and in ``plate.well(...).field_paths(acquisition)``.
 """
 
 from __future__ import annotations
@@ -207,3 +209,29 @@ def test_a_well_without_indices_whose_path_names_no_listed_row_is_refused(
         MetadataError, match=r"well 'C/1' has no rowIndex / columnIndex, .* no listed row 'C'"
     ):
         ngio_async.open_plate(path)
+
+
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+async def test_fields_naming_no_acquisition_are_the_one_acquisitions_everywhere(
+    tmp_path: Path, version: str
+) -> None:
+    """NGFF requires a field's acquisition only in a plate of several: in a plate of one,
+    fields without one are its fields, as ``image_paths(acquisition)`` took them; ``well()``
+    ``.field_paths(acquisition)`` left them out. (ngio leaves them out of both.)"""
+    path = tmp_path / "plate.ome.zarr"
+    peer_plate(path, version, ["0", "1"], acquisitions=[{"id": 5, "name": "only"}])
+    async with await ngio_async.open_plate_async(path, mode="r+") as plate:
+        everything = await plate.image_paths()
+        assert await plate.image_paths(acquisition=5) == everything
+        for w in WELLS:
+            well = await plate.well(w)
+            assert well.only_acquisition == 5
+            assert well.field_paths(5) == well.fields == ["0", "1"]
+            assert well.field_paths(6) == []
+        await plate.add_acquisition(6)  # now two: a field naming none is in neither
+        assert await plate.image_paths(acquisition=5) == []
+        well = await plate.well("A/1")  # (as cached before: the plate's acquisitions now)
+        assert well.only_acquisition is None and well.field_paths(5) == []
+        assert well.field_paths() == ["0", "1"]
+    alone = await ngio_async.open_well_async(path / "A" / "1")  # without its plate
+    assert alone.only_acquisition is None and alone.field_paths(5) == []

@@ -190,7 +190,7 @@ class Plate(_PlateDocuments):
         path = await self._listed(row, column)
         cached = self._wells.get(path)
         if cached is not None:
-            return cached
+            return self._current(cached)
         try:
             meta = await read_group_metadata(
                 self.store, join(self.root, path), parent_version=self.version
@@ -212,9 +212,24 @@ class Plate(_PlateDocuments):
                 f"metadata (its NGFF metadata: {', '.join(meta.kinds) or 'none'})"
             )
         r, c = path.split("/")
-        well = PlateWell(path, r, c, meta.well)
+        well = PlateWell(path, r, c, meta.well, self._only_acquisition())
         self._wells[path] = well
         return well
+
+    def _only_acquisition(self) -> int | None:
+        """The id of the plate's one acquisition (``None``: none or several)."""
+        ids = [a.id for a in self.acquisitions]
+        return ids[0] if len(ids) == 1 else None
+
+    def _current(self, well: PlateWell) -> PlateWell:
+        """``well`` (as cached) with the plate's one acquisition as it is now (one may have
+        been added since)."""
+        only = self._only_acquisition()
+        return (
+            well
+            if well.only_acquisition == only
+            else dataclasses.replace(well, only_acquisition=only)
+        )
 
     async def _no_fields(self, path: str) -> bool:
         """Whether the well at ``path`` has ``well`` metadata with an empty ``images`` list."""
@@ -236,7 +251,8 @@ class Plate(_PlateDocuments):
         of wells): only for a copy kept current, since tools that add a field without
         consolidating again (ngio's ``add_image`` on a 0.4 plate, zarr-python's attribute
         writes) leave it out of the copy. In a plate of one acquisition, the fields that name
-        none (NGFF requires it with several only) are that acquisition's."""
+        none (NGFF requires it with several only) are that acquisition's, here as in
+        ``(await plate.well(...)).field_paths(acquisition)``."""
         self._check_open()
         wells = self.wells
         missing = [w for w in wells if w not in self._wells]
@@ -244,21 +260,16 @@ class Plate(_PlateDocuments):
             found = await _consolidated_wells(self.store, self.root, self.version, missing)
             for path, meta in found.items():
                 r, c = path.split("/")
-                self._wells[path] = PlateWell(path, r, c, meta)
+                self._wells[path] = PlateWell(path, r, c, meta, self._only_acquisition())
 
         async def read(path: str) -> None:
             await self.well(path)
 
         await _run_all([w for w in wells if w not in self._wells], read, self.limits.max_requests)
-        ids = [a.id for a in self.acquisitions]
-        implied = ids[0] if len(ids) == 1 else None
         return [
-            (w, im.path)
+            (w, path)
             for w in wells
-            for im in self._wells[w].images
-            if acquisition is None
-            or im.acquisition == acquisition
-            or (im.acquisition is None and acquisition == implied)
+            for path in self._current(self._wells[w]).field_paths(acquisition)
         ]
 
     async def image(
@@ -464,7 +475,7 @@ class Plate(_PlateDocuments):
             except BaseException as exc:  # not listed: removed, so that a retry can create it
                 await self._discard_unlisted(well_path, name, root, plan, exc)
                 raise
-            self._wells[well_path] = PlateWell(well_path, r, c, well)
+            self._wells[well_path] = PlateWell(well_path, r, c, well, self._only_acquisition())
         return Dataset.from_plan(
             self.store,
             root,

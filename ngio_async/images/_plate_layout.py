@@ -29,12 +29,19 @@ WellSpec = str | tuple[str | int, str | int]
 
 @dataclass(frozen=True, slots=True)
 class PlateWell:
-    """One well of a plate: ``path`` (``"A/1"``), ``row``, ``column`` and its fields of view."""
+    """One well of a plate: ``path`` (``"A/1"``), ``row``, ``column`` and its fields of view.
+
+    ``only_acquisition``: the id of its plate's acquisition when the plate has exactly one
+    (its fields that name no acquisition are that one's: NGFF requires the id only when a
+    plate has several); ``None`` when it has none or several, or the well was read without
+    its plate (:func:`~ngio_async.open_well_async`).
+    """
 
     path: str
     row: str
     column: str
     metadata: Well
+    only_acquisition: int | None = None
 
     @property
     def images(self) -> list[WellImage]:
@@ -47,11 +54,16 @@ class PlateWell:
         return [im.path for im in self.metadata.images]
 
     def field_paths(self, acquisition: int | None = None) -> list[str]:
-        """The field paths, all or those of one acquisition."""
+        """The field paths, all or those of one ``acquisition``, in metadata order. In a plate
+        of one acquisition the fields that name none are that acquisition's (see
+        ``only_acquisition``), as :meth:`Plate.image_paths` takes them; ngio's
+        ``paths(acquisition)`` leaves them out."""
         return [
             im.path
             for im in self.metadata.images
-            if acquisition is None or im.acquisition == acquisition
+            if acquisition is None
+            or im.acquisition == acquisition
+            or (im.acquisition is None and acquisition == self.only_acquisition)
         ]
 
 
