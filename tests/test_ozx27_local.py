@@ -131,9 +131,19 @@ def test_writes_are_refused_naming_the_file(source: Path, tmp_path: Path) -> Non
         ngio_async.open(ozx, mode="r+")
     with ngio_async.open(ozx) as ds, pytest.raises(ReadOnlyError):
         ds.write(DATA)
-    with pytest.raises(ReadOnlyError, match=r"img\.ozx is a zip file"):
-        ngio_async.create(ozx, shape=(4, 4), dtype="uint8", overwrite=True)
+    for target in (ozx, tmp_path / "new.ozx"):  # (an image to create there)
+        with pytest.raises(ReadOnlyError, match=rf"cannot write {target}: it names a zip file"):
+            ngio_async.create(target, shape=(4, 4), dtype="uint8", overwrite=True)
     assert ozx.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["img.ozx"]
+
+
+async def test_convert_reads_a_zip(source: Path, tmp_path: Path) -> None:
+    ozx = zip_folder(source, tmp_path / "img.ozx")
+    with pytest.warns(UserWarning, match=r"img\.ozx: tables/ .* are not converted"):
+        await ngio_async.convert(ozx, tmp_path / "out.ome.zarr")
+    async with ngio_async.open_async(tmp_path / "out.ome.zarr") as ds:
+        np.testing.assert_array_equal(await ds.read(), DATA)
 
 
 async def test_the_store_refuses_writes_and_lists_entries(source: Path, tmp_path: Path) -> None:

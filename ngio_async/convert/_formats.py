@@ -82,6 +82,8 @@ class OmeZarrReader:
     name = "ome-zarr"
 
     def can_read(self, url: Any) -> bool:
+        from ..stores._zip import zip_target
+
         if not isinstance(url, str | os.PathLike):
             return True  # a store object
         text = os.fspath(url).rstrip("/")
@@ -89,6 +91,8 @@ class OmeZarrReader:
             return True
         if "://" not in text or text.startswith("file://"):
             path = text.removeprefix("file://")
+            if zip_target(path) is not None:  # a zip file (zipped OME-Zarr, .ozx)
+                return True
             return any(os.path.exists(os.path.join(path, k)) for k in ("zarr.json", ".zattrs"))
         return True  # remote URLs: only OME-Zarr is read remotely
 

@@ -31,7 +31,7 @@ from ._obstore_messages import obstore_message
 from ._obstore_runtime import obstore_usable
 from ._scrub import scrub_chain
 from ._url_utils import file_url, gcs_bucket_problem, redact_url
-from ._zip import ZipStore, zip_target
+from ._zip import open_zip, zip_target
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -175,7 +175,7 @@ def _open_new(
         _no_options(options, "an obstore store")
         return ObstoreStore(url_or_store, limits=limits)
     if (zipped := zip_target(url_or_store)) is not None:  # a zip file (.ozx): its entries
-        return ZipStore(_open_new(zipped[0], limits, backend, options), zipped[1])
+        return open_zip(zipped, options, lambda at: _open_new(at, limits, backend, options))
     if isinstance(url_or_store, os.PathLike):
         return _open_local(os.fspath(url_or_store), limits, options)
     if not isinstance(url_or_store, str):

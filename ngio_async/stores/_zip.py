@@ -26,7 +26,7 @@ import struct
 import threading
 import zlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.to_thread
@@ -42,12 +42,21 @@ from ._base import (
     byte_span,
     check_key,
 )
+from ._url_utils import redact_url
 
 if TYPE_CHECKING:
-    from collections.abc import Generator
+    from collections.abc import Callable, Generator
     from contextlib import AbstractContextManager
 
-__all__ = ["INFLATE_RANGED", "TAIL", "ZipEntry", "ZipStore", "is_zip_file", "zip_target"]
+__all__ = [
+    "INFLATE_RANGED",
+    "TAIL",
+    "ZipEntry",
+    "ZipStore",
+    "is_zip_file",
+    "open_zip",
+    "zip_target",
+]
 
 #: the bytes of the first GET, from the end of the file: the end record and its comment
 #: (at most 64 KiB + 22 bytes), the ZIP64 records, and the central directory of most files
@@ -114,6 +123,25 @@ def zip_target(url: object) -> tuple[str, str] | None:
     if not named and not is_zip_file(path):
         return None
     return os.path.dirname(path), os.path.basename(path)
+
+
+def open_zip(
+    target: tuple[str, str], options: dict[str, Any], open_folder: Callable[[str], AsyncStore]
+) -> ZipStore:
+    """The :class:`ZipStore` of ``target`` (:func:`zip_target`) over the store
+    ``open_folder`` opens for its folder (with ``options``). ``mkdir=True`` (a local image
+    to create) is refused at once: zips are read, never written."""
+    folder, name = target
+    if str(options.pop("mkdir", False)).strip().lower() not in ("false", "0", "no", "off", ""):
+        shown = os.path.join(folder, name)
+        if "://" in folder:
+            shown = f"{redact_url(folder).rstrip('/')}/{name}"
+        raise ReadOnlyError(
+            f"cannot write {shown}: it names a zip file (zipped OME-Zarr, .ozx), which is "
+            "read, never written; write a folder (.ome.zarr) and zip it (RFC-9: entries "
+            "stored, the root zarr.json first; ngff_zarr.rfc9_zip.write_store_to_zip)"
+        )
+    return ZipStore(open_folder(folder), name)
 
 
 def _remote_target(url: str, scheme: str) -> tuple[str, str] | None:
