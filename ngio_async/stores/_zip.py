@@ -93,6 +93,7 @@ class ZipEntry:
 class _Directory:
     entries: dict[str, ZipEntry]
     version: str | None  # the zip object's version (ETag), None: unknown
+    deflated: bool  # some entry is compressed
 
 
 # ------------------------------------------------------------------------------ naming
@@ -411,7 +412,8 @@ class ZipStore(AsyncStore):
             cd = memoryview(got)
         entries = _parse_directory(cd, count, cd_offset, self._url)
         named = {e.name: e for e in entries if not e.name.endswith("/") and _plain(e.name)}
-        return _Directory(named, version)
+        deflated = any(e.method != _STORED for e in named.values())
+        return _Directory(named, version, deflated)
 
     @property
     def _directory(self) -> _Directory:
@@ -624,7 +626,10 @@ class ZipStore(AsyncStore):
         return self.inner._forbidden_hint()
 
     def _ranges_honoured(self) -> bool:
-        return self.inner._ranges_honoured()
+        """``inner``'s, but for a zip holding DEFLATE-compressed entries: a big one read in
+        parts (:meth:`AsyncStore.get_with_version`) would be inflated whole for each."""
+        deflated = self._dir is None or self._dir.deflated
+        return self.inner._ranges_honoured() and not deflated
 
     @property
     def _chain_secrets(self) -> tuple[str, ...]:
