@@ -39,7 +39,8 @@ Its parts: the layout (:class:`PlateWell`, names, the pending layout, a new plat
 ``_plate_layout``; reading the plate's document and the edits of its body in ``_plate_docs``;
 a plate's state, description and name resolution in ``_plate_base``; the rewrites of its and
 its wells' documents in ``_plate_documents``; ngio's further plate operations in
-``_plate_ops``.
+``_plate_ops``; the plates and wells peer tools write outside NGFF 0.4 / 0.5 that are read
+(wells without indices, field paths such as ``fov_a``) in ``_plate_lenient``.
 """
 
 from __future__ import annotations
@@ -90,6 +91,7 @@ from ._plate_layout import (
     _plan_plate,
     _split_well,
 )
+from ._plate_lenient import refuse_peer_fields
 from ._run_all import _run_all
 
 if TYPE_CHECKING:
@@ -379,6 +381,8 @@ class Plate(_PlateDocuments):
         :raises ValueError: the row or column is not the plate's, or an unknown acquisition
             (before any write).
         :raises ExistsError: the field exists and ``overwrite`` is false.
+        :raises MetadataError: the well lists a field a peer tool named outside NGFF 0.4 / 0.5
+            (``fov_a``: read, but its document is not rewritten; before any write).
         :raises ReadOnlyError: the plate is read-only (before any I/O).
         """
         self._check_writable()
@@ -434,6 +438,7 @@ class Plate(_PlateDocuments):
         await check_same_version(self.store, join(self.root, well_path), self.version)
         async with self._well_lock(well_path):
             images = await self._well_images(well_path)
+            refuse_peer_fields(images, well_path, self.url)  # a peer's 'fov_a': not rewritten
             paths = [im.get("path") for im in images]
             at: int | None = None
             if name in paths:
@@ -500,9 +505,12 @@ class Plate(_PlateDocuments):
         from the plate first. Its data stays, as ngio leaves it, unless ``delete=True``
         (deleted once unlisted). The plate's ``field_count`` stays (an upper bound then, as
         ngio leaves it): lowering it would read every well's document, and could not see a
-        field another process is adding meanwhile.
+        field another process is adding meanwhile. A field a peer tool named outside NGFF 0.4
+        / 0.5 (``fov_a``) may be removed too.
 
         :raises NotFoundError: no such well or field.
+        :raises MetadataError: a field named so would stay in the well (its document is not
+            rewritten; before any write).
         :raises ReadOnlyError: the plate is read-only (before any I/O).
         """
         from ._plate_ops import remove_image

@@ -19,6 +19,7 @@ from ._open import join
 from ._plate_base import _PlateBase
 from ._plate_docs import _DERIVED_KEY, _UNVERSIONED_KEY, _derived_of, _grown
 from ._plate_layout import PENDING_KEY, _group_doc, _pending_meta
+from ._plate_lenient import indexed_wells
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Mapping
@@ -149,7 +150,10 @@ class _PlateDocuments(_PlateBase):
         keep: Collection[int] = (),
     ) -> None:
         """Rewrite the plate's ``wells`` (the document read again first, other keys kept): the
-        NGFF ``plate`` when wells are left, else the pending layout. ``counts``: fields of an
+        NGFF ``plate`` when wells are left, else the pending layout. Wells a peer tool listed
+        without ``rowIndex`` / ``columnIndex`` (in 0.4 also out of range) get those of their
+        paths' row and column, as they were read (:func:`indexed_wells`): the plate written
+        validates. ``counts``: fields of an
         acquisition in a well, raising its ``maximumfieldcount`` (:func:`_grown`).
         ``body_edit``: then the whole plate body (rows, columns, acquisitions). ``keep``:
         acquisitions added without a ``maximumfieldcount``, kept here from now on."""
@@ -177,7 +181,8 @@ class _PlateDocuments(_PlateBase):
                 if not isinstance(body, dict):
                     raise MetadataError(f"{self.store.url}/{key} holds no plate")
                 body = dict(body)  # a 0.5 'version' written by others (ome-zarr-py) is kept
-                body["wells"] = edit(list(body.get("wells") or []))
+                # a peer's wells without indices (a 0.4 one's out of range): as read, by path
+                body["wells"] = edit(indexed_wells(body, out_of_range=self.version == "0.4"))
                 if body_edit is not None:
                     body = body_edit(body)
                 derived = _derived_of(attrs) | set(keep)

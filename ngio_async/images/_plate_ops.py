@@ -55,10 +55,11 @@ async def remove_image(
     """See :meth:`~ngio_async.images.Plate.remove_image`."""
     from ._plate_docs import _well_listed
     from ._plate_layout import _name
+    from ._plate_lenient import peer_field_name, refuse_peer_fields
 
     plate._check_writable()
     well_path = await plate._listed(row, column)  # ngio's column=1 finds a plate's "01"
-    name = _name(field, "field")
+    name = field if peer_field_name(field) else _name(field, "field")  # a peer's 'fov_a' too
     if delete and not plate.store.supports_writes:
         raise UnsupportedError(f"{plate.url} is on a read-only store: nothing was changed")
     root = join(plate.root, well_path, name)
@@ -75,6 +76,7 @@ async def remove_image(
                 url=plate.store.url,
                 key=root,
             )
+        refuse_peer_fields([im for im in images if im.get("path") != name], well_path, plate.url)
         plate._wells.pop(well_path, None)
         last = len(images) == 1
         if last:  # the plate stops listing the well before the well has no field
