@@ -12,6 +12,7 @@ import msgspec
 from .._errors import MetadataError
 from ..images._open import join, opened_as_stored
 from ..meta import read_document, validate
+from ..meta._ngff_old import OLD_VERSIONS, is_zarr_v2
 
 if TYPE_CHECKING:
     import numpy as np
@@ -94,7 +95,7 @@ async def _with_repaired_omero(src: Dataset) -> OmeMetadata | None:
 
     from ..meta import MetadataWarning
 
-    v3 = src.metadata.ngff_version != "0.4"
+    v3 = not is_zarr_v2(src.metadata.ngff_version)  # 0.4, 0.1 - 0.3: .zattrs
     key = join(src.root, "zarr.json" if v3 else ".zattrs")
     if opened_as_stored(src.store, key):  # it kept every rule: nothing to mend, no GET
         return None
@@ -131,5 +132,7 @@ async def _with_repaired_omero(src: Dataset) -> OmeMetadata | None:
             MetadataWarning,
             stacklevel=2,
         )
+        if src.metadata.ngff_version in OLD_VERSIONS:  # the scales derived at open, not 1s
+            ome.multiscales = src.metadata.ome.multiscales
         return ome
     return None
