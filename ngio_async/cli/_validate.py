@@ -137,6 +137,9 @@ class _Walker:
         self.invalid: dict[str, Any] = {}  # group root -> its document, when it is invalid
         self.denied: PermissionDeniedError | None = None  # the first key the store denied
         self.old_noted = False  # a group of NGFF 0.1 - 0.3 was reported (once)
+        #: bioformats2raw containers stating no version (0.4 by default): their series may be
+        #: of 0.1 - 0.3 (bioformats2raw 0.3 wrote NGFF 0.2 series so)
+        self.unstated: set[str] = set()
 
     # -------------------------------------------------------------------- reading keys
     async def _get(self, key: str) -> Any:
@@ -307,7 +310,8 @@ class _Walker:
             self._walk_invalid(root, kind, depth, parent_version)
             return
         version = meta.version or parent_version
-        self._check_version(key, meta, parent_version)
+        if not (meta.version in OLD_VERSIONS and root.rpartition("/")[0] in self.unstated):
+            self._check_version(key, meta, parent_version)
         if meta.multiscales is not None:
             self._count_levels(root, key, kind, len(meta.multiscales[0].datasets))
             await self.levels(root, key, meta, label=kind == "label")
@@ -345,6 +349,8 @@ class _Walker:
             for image in meta.well.images:
                 self.child(depth + 1, join(root, image.path), "image", parent_version=version)
         if meta.bioformats2raw_layout is not None and meta.multiscales is None:
+            if _unversioned(meta):
+                self.unstated.add(root)
             await self.series(root, depth, version, plate=meta.plate is not None)
         if depth == 0 and not meta.kinds:
             self.error(key, "$", "no NGFF metadata: not an OME-Zarr group")

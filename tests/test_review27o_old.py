@@ -1,0 +1,89 @@
+"""Review of NGFF 0.1 - 0.3 reading (review27o): a conversion mends an old image's omero block
+as it mends a 0.4 one's (keeping the scales derived from the level shapes), and ``validate``
+of a bioformats2raw container of old images (bioformats2raw 0.3 wrote NGFF 0.2 series under a
+root stating no version) reports them read, not a version mismatch."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from typing import TYPE_CHECKING
+
+import pytest
+from cli_run import run
+from test_oldngff27_read import write_old, write_old_labels
+
+import ngio_async
+from ngio_async.meta import MetadataWarning
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+def test_convert_mends_an_old_omero_block_keeping_derived_scales(tmp_path: Path) -> None:
+    src = tmp_path / "old.zarr"
+    write_old(src, "0.3", axes=["c", "y", "x"])
+    write_old_labels(src, "0.3", ["c", "y", "x"])
+    doc = json.loads((src / ".zattrs").read_text())
+    for channel in doc["omero"]["channels"]:
+        channel.pop("window")  # no window: a 0.4 source's converted gets the dtype's range
+    (src / ".zattrs").write_text(json.dumps(doc))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", MetadataWarning)
+        ngio_async.convert_sync(src, tmp_path / "v5.zarr", ngff_version="0.5")
+    assert any("carried mended" in str(w.message) for w in caught)
+    ome = json.loads((tmp_path / "v5.zarr" / "zarr.json").read_text())["attributes"]["ome"]
+    windows = [c["window"] for c in ome["omero"]["channels"]]
+    assert windows == [{"min": 0, "max": 65535, "start": 0, "end": 65535}] * 3
+    assert [c["label"] for c in ome["omero"]["channels"]] == ["DAPI", "GFP", "RFP"]
+    scales = [d["coordinateTransformations"][0]["scale"] for d in ome["multiscales"][0]["datasets"]]
+    assert scales == [[1, 1, 1], [1, pytest.approx(45 / 23), 2], [1, 3.75, 4]]
+    label = json.loads((tmp_path / "v5.zarr" / "labels" / "cells" / "zarr.json").read_text())
+    colors = label["attributes"]["ome"]["image-label"]["colors"]
+    assert colors == [{"label-value": 1, "rgba": [255, 0, 0, 255]}]
+
+
+def _bf2raw(root: Path) -> None:
+    """bioformats2raw 0.3's layout: a root stating no NGFF version, NGFF 0.2 series 0 and 1."""
+    root.mkdir()
+    (root / ".zgroup").write_text('{"zarr_format": 2}')
+    (root / ".zattrs").write_text(json.dumps({"bioformats2raw.layout": 3}))
+    for series in ("0", "1"):
+        write_old(root / series, "0.2")
+    (root / "OME").mkdir()
+    (root / "OME" / ".zgroup").write_text('{"zarr_format": 2}')
+    pixels = 'DimensionOrder="XYZCT" Type="uint16" SizeX="40" SizeY="45" SizeZ="1" SizeC="3"'
+    images = "".join(
+        f'<Image ID="Image:{i}"><Pixels ID="Pixels:{i}" {pixels} SizeT="2"><MetadataOnly/>'
+        "</Pixels></Image>"
+        for i in range(2)
+    )
+    xml = f'<OME xmlns="http://www.openmicroscopy.org/Schemas/OME/2016-06">{images}</OME>'
+    (root / "OME" / "METADATA.ome.xml").write_text(xml)
+
+
+def test_validate_reads_a_bioformats2raw_container_of_old_series(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _bf2raw(tmp_path / "bf.zarr")
+    code, out, err = run(["validate", str(tmp_path / "bf.zarr")], capsys)
+    assert code == 0, out + err
+    assert "differs from its parent" not in out
+    assert "NGFF 0.2, a version before 0.4: read, not validated" in out
+    with ngio_async.open(tmp_path / "bf.zarr", path="1") as ds:
+        assert ds.metadata.ngff_version == "0.2" and ds.shape == (2, 3, 1, 45, 40)
+
+
+def test_a_stated_04_parent_of_old_children_is_still_a_mismatch(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    well = tmp_path / "well.zarr"
+    well.mkdir()
+    (well / ".zgroup").write_text('{"zarr_format": 2}')
+    (well / ".zattrs").write_text(
+        json.dumps({"well": {"version": "0.4", "images": [{"path": "0"}]}})
+    )
+    write_old(well / "0", "0.2")
+    code, out, _ = run(["validate", str(well)], capsys)
+    assert code == 1
+    assert "NGFF version 0.2 differs from its parent's 0.4" in out
