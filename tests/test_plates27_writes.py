@@ -129,3 +129,29 @@ def _wells(path: Path, version: str) -> list[dict[str, Any]]:
         "plate"
     ]["wells"]
     return plate
+
+
+@pytest.mark.parametrize("fields", [["fov_a"], ["0"]])
+async def test_convert_of_such_a_plate(tmp_path: Path, fields: list[str]) -> None:
+    """A plate without well indices converts (the copy has them); one with ``fov_a`` is
+    refused before any write, naming the well (the copy's well would not validate)."""
+    pytest.importorskip("ome_zarr")
+    from ngio_async.convert import convert
+
+    src, dst = tmp_path / "src.ome.zarr", tmp_path / "dst.ome.zarr"
+    peer_plate(src, "0.4", fields)
+    drop_indices(src, "0.4")
+    if fields == ["fov_a"]:
+        with pytest.raises(MetadataError, match=r"well 'A/1' of plate .* as NGFF 0\.5 \(nothing"):
+            await convert(src, dst, ngff_version="0.5")
+        assert not dst.exists()
+        return
+    await convert(src, dst, ngff_version="0.5")
+    assert (await validate_hierarchy(str(dst))).errors == []
+    async with await ngio_async.open_plate_async(dst) as plate:
+        assert [(w.path, w.row_index, w.column_index) for w in plate.metadata.wells] == [
+            ("A/1", 0, 0),
+            ("B/2", 1, 1),
+        ]
+        async with await plate.image("B", "2") as fov:
+            assert int((await fov.read())[0, 0, 0]) == 11

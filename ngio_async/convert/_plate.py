@@ -135,7 +135,14 @@ async def _plan_plate(
                 f"(its NGFF metadata: {', '.join(meta.kinds) or 'none'})"
             )
         attrs = to_attrs(meta, version)
-        validate(attrs, kind="well")
+        try:
+            validate(attrs, kind="well")
+        except MetadataError as exc:  # a peer's field path (fov_a): read, never written
+            raise MetadataError(
+                f"well {path!r} of plate {plate.url} cannot be written as NGFF {version} "
+                f"(nothing was written): {exc.rule}",
+                exc.path,
+            ) from None
         wells[path] = attrs
         field_paths[path] = [im.path for im in meta.well.images]
 
