@@ -63,6 +63,8 @@ async def test_over_http_one_directory_read_then_one_per_chunk(
         async with await ds.labels.open("cells") as cells:
             np.testing.assert_array_equal(await cells.read(), LABEL)
         assert (await ds.tables.read("facts")).columns["size"].tolist() == [0, 1, 2, 3]
+    async with ngio_async.open_async(f"{http_server.url}img.ozx/labels/cells") as ds:
+        np.testing.assert_array_equal(await ds.read(), LABEL)
 
 
 def test_over_http_an_ozx_ngff_zarr_wrote(http_server: StaticServer, http_root: Path) -> None:
@@ -106,6 +108,10 @@ async def test_on_s3(ozx: bytes, s3_server: S3Server, tmp_path: Path) -> None:
         np.testing.assert_array_equal(await ds.read(), DATA)
         async with await ds.labels.open("cells") as cells:
             np.testing.assert_array_equal(await cells.read(), LABEL)
+    # a group inside the zip, by its URL
+    async with ngio_async.open_async(f"{url}/img.ozx/labels/cells", **s3_server.options()) as ds:
+        assert ds.url == f"{url}/img.ozx/labels/cells"
+        np.testing.assert_array_equal(await ds.read(), LABEL)
     with zipfile.ZipFile(tmp_path / "nz.ozx") as zf:  # its entries as a folder beside it
         entries = {name: zf.read(name) for name in zf.namelist()}
     async with open_store(f"{url}/nz.ome.zarr", **s3_server.options()) as folder:

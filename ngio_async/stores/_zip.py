@@ -99,11 +99,17 @@ class _Directory:
 # ------------------------------------------------------------------------------ naming
 
 
-def zip_target(url: object) -> tuple[str, str] | None:
-    """``(the URL or path of the folder holding it, its name)`` when ``url`` names a zip
-    file to open as a store: a remote URL (``s3://``, ``https://``...) whose path ends in
-    ``.ozx`` or ``.zip``, a local path or ``file://`` URL of a file so named or starting as
-    a zip file does (a local directory so named stays a folder). ``None``: anything else."""
+#: where a zip file is: the folder holding it (a URL or a path), its name, and the path of
+#: the group asked for inside it ("": its root)
+ZipTarget = tuple[str, str, str]
+
+
+def zip_target(url: object) -> ZipTarget | None:
+    """Where the zip file is that ``url`` names, or names a group inside of (``.../img.ozx``,
+    ``.../plate.ozx/A/1/0``): a remote URL (``s3://``, ``https://``...) with a path segment
+    ending in ``.ozx`` or ``.zip``, a local path or ``file://`` URL through a file so named
+    or starting as a zip file does (a local directory so named stays a folder). ``None``:
+    anything else."""
     if isinstance(url, os.PathLike):
         url = os.fspath(url)
     if not isinstance(url, str) or not url.strip():
@@ -117,50 +123,79 @@ def zip_target(url: object) -> tuple[str, str] | None:
     from urllib.parse import unquote, urlsplit
 
     path = unquote(urlsplit(text).path) if scheme.lower() == "file" and sep else text
-    path = os.path.abspath(os.path.expanduser(path))
+    return _local_target(os.path.abspath(os.path.expanduser(path)))
+
+
+def _local_target(path: str) -> ZipTarget | None:
+    """:func:`zip_target` of an absolute local path: the first file along it, if a zip."""
     if os.path.isdir(path):
-        return None
-    named = path.lower().endswith(ZIP_SUFFIXES)
-    if not named and not is_zip_file(path):
-        return None
-    return os.path.dirname(path), os.path.basename(path)
+        return None  # (the usual image: one stat)
+    inside: list[str] = []
+    at = path
+    while not os.path.isdir(at):
+        if os.path.isfile(at):
+            if at.lower().endswith(ZIP_SUFFIXES) or is_zip_file(at):
+                return os.path.dirname(at), os.path.basename(at), "/".join(reversed(inside))
+            return None  # a file in the way: the folder store says so
+        parent, name = os.path.split(at)
+        if parent == at:
+            return None
+        inside.append(name)
+        at = parent
+    if path.lower().endswith(ZIP_SUFFIXES):  # (missing: "no such file", and creates refused)
+        return os.path.dirname(path), os.path.basename(path), ""
+    return None
 
 
 def open_zip(
-    target: tuple[str, str], options: dict[str, Any], open_folder: Callable[[str], AsyncStore]
+    target: ZipTarget, options: dict[str, Any], open_folder: Callable[[str], AsyncStore]
 ) -> ZipStore:
     """The :class:`ZipStore` of ``target`` (:func:`zip_target`) over the store
     ``open_folder`` opens for its folder (with ``options``). ``mkdir=True`` (a local image
     to create) is refused at once: zips are read, never written."""
-    folder, name = target
+    folder, name, inside = target
     if str(options.pop("mkdir", False)).strip().lower() not in ("false", "0", "no", "off", ""):
-        shown = os.path.join(folder, name)
+        shown = os.path.join(folder, name, *inside.split("/")) if inside else os.path.join(folder, name)  # fmt: skip
         if "://" in folder:
-            shown = f"{redact_url(folder).rstrip('/')}/{name}"
+            shown = f"{redact_url(folder).rstrip('/')}/{name}" + (f"/{inside}" if inside else "")
         raise ReadOnlyError(
             f"cannot write {shown}: it names a zip file (zipped OME-Zarr, .ozx), which is "
             "read, never written; write a folder (.ome.zarr) and zip it (RFC-9: entries "
             "stored, the root zarr.json first; ngff_zarr.rfc9_zip.write_store_to_zip)"
         )
-    return ZipStore(open_folder(folder), name)
+    return ZipStore(open_folder(folder), name, prefix=inside)
 
 
-def _remote_target(url: str, scheme: str) -> tuple[str, str] | None:
+def _remote_target(url: str, scheme: str) -> ZipTarget | None:
     """:func:`zip_target` of a remote URL: an http(s) URL keeps its query (a token) for the
     folder, whose store sends it with every request; a bucket URL's path is literal."""
     from urllib.parse import unquote, urlsplit, urlunsplit
 
     if scheme in ("http", "https"):
         parts = urlsplit(url)
-        folder, _, name = parts.path.rpartition("/")
-        if not name.lower().endswith(ZIP_SUFFIXES):
+        found = _zip_segment(parts.path.split("/"), 1)
+        if found is None:
             return None
-        return urlunsplit(parts._replace(path=folder or "/", fragment="")), unquote(name)
-    rest = url.rstrip("/")
-    folder, _, name = rest.rpartition("/")
-    if not name.lower().endswith(ZIP_SUFFIXES) or folder.endswith(":/"):
-        return None  # (a bucket named *.zip: no file in it)
-    return folder, name
+        folder, name, inside = found
+        where = urlunsplit(parts._replace(path=folder or "/", fragment=""))
+        return where, unquote(name), unquote(inside)
+    root, _, path = url.partition("://")[2].partition("/")
+    found = _zip_segment(path.split("/"), 0)
+    if found is None:
+        return None
+    folder, name, inside = found
+    head = url[: url.index("://") + 3] + root
+    return (f"{head}/{folder}" if folder else head), name, inside
+
+
+def _zip_segment(segments: list[str], first: int) -> ZipTarget | None:
+    """The first of ``segments`` (from ``first``) that names a zip file: ``(the segments
+    before it, it, those after it)``, joined with "/"."""
+    for i in range(first, len(segments)):
+        if segments[i].lower().endswith(ZIP_SUFFIXES):
+            rest = "/".join(s for s in segments[i + 1 :] if s)
+            return "/".join(segments[:i]), segments[i], rest
+    return None
 
 
 def is_zip_file(path: str) -> bool:
@@ -329,14 +364,19 @@ class ZipStore(AsyncStore):
     """The entries of the zip file ``name`` of ``inner`` as a read-only store (keys: the
     entries' names), for zipped OME-Zarr (``.ozx``). Its requests are ranged GETs of the zip
     under ``inner``'s limits and limiter (so reads coalesce and prefetch as on a folder); the
-    directory is read at the first request. Closing it closes ``inner``."""
+    directory is read at the first request. ``prefix``: the folder inside the zip that is
+    the store's root (``A/1/0``: a plate's field; default: the zip's root). Closing it closes
+    ``inner``."""
 
     supports_listing = True
 
-    def __init__(self, inner: AsyncStore, name: str, *, url: str | None = None) -> None:
-        super().__init__(
-            url=url or f"{inner.url.rstrip('/')}/{name}", limits=inner.limits, limiter=inner.limiter
-        )
+    def __init__(
+        self, inner: AsyncStore, name: str, *, prefix: str = "", url: str | None = None
+    ) -> None:
+        self._prefix = check_key(prefix.strip("/")) if prefix.strip("/") else ""
+        inside = f"/{self._prefix}" if self._prefix else ""
+        url = url or f"{inner.url.rstrip('/')}/{name}{inside}"
+        super().__init__(url=url, limits=inner.limits, limiter=inner.limiter)
         self.inner = inner
         self._name = check_key(name)
         self.versioned = inner.versioned or inner._root is not None
@@ -411,7 +451,12 @@ class ZipStore(AsyncStore):
                 raise ChangedError(f"{self._url} changed while its directory was read", url=self._url)  # fmt: skip
             cd = memoryview(got)
         entries = _parse_directory(cd, count, cd_offset, self._url)
-        named = {e.name: e for e in entries if not e.name.endswith("/") and _plain(e.name)}
+        under = f"{self._prefix}/" if self._prefix else ""
+        named = {
+            e.name[len(under) :]: e
+            for e in entries
+            if e.name.startswith(under) and not e.name.endswith("/") and _plain(e.name)
+        }
         deflated = any(e.method != _STORED for e in named.values())
         return _Directory(named, version, deflated)
 
@@ -603,7 +648,8 @@ class ZipStore(AsyncStore):
         at = f"{self._url}/{folder}" if folder else self._url
         return NotFoundError(
             f"no OME-Zarr group at {at} (RFC-9 puts it at the zip's root): the zip holds one "
-            f"at {group!r}; open it with path={group!r}",
+            f"at {self._prefix + '/' if self._prefix else ''}{group}; open it with "
+            f"path={group!r}",
             url=self._url,
             key=key,
         )
