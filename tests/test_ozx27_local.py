@@ -348,3 +348,27 @@ def test_parts_of_big_deflated_entries_are_refused_naming_them(
     assert "'0/c/1/0/0' in file://" in str(caught.value)
     assert re.search(r"is DEFLATE-compressed \(\d+ bytes\)", str(caught.value))
     assert "rezip it with its entries stored" in str(caught.value)
+
+
+def test_entries_compressed_otherwise_are_refused_naming_them(source: Path, tmp_path: Path) -> None:
+    path = tmp_path / "bz.ozx"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_BZIP2) as zf:
+        zf.write(source / "zarr.json", "zarr.json")
+    with pytest.raises(UnsupportedError, match=r"'zarr.json' in file://\S+bz\.ozx is compressed with bzip2"):  # fmt: skip
+        ngio_async.open(path)
+
+
+async def test_blocking_reads_only_over_a_store_that_has_them(source: Path, tmp_path: Path) -> None:
+    zip_folder(source, tmp_path / "img.ozx")
+    doc = (source / "zarr.json").read_bytes()
+    async with open_store(tmp_path / "img.ozx") as store:
+        assert store.blocking_reads
+        assert await store.exists("zarr.json")
+        got, version = store.get_blocking_versioned("zarr.json")
+        assert bytes(got or b"") == doc and version == await store.version("zarr.json")
+    async with ZipStore(InstrumentedStore(open_store(tmp_path)), "img.ozx") as store:
+        assert not store.blocking_reads
+        with pytest.raises(UnsupportedError, match="no blocking reads"):
+            store.get_blocking("zarr.json")
+        with pytest.raises(UnsupportedError, match="no blocking reads"):
+            store.get_blocking_versioned("zarr.json")

@@ -557,6 +557,8 @@ class ZipStore(AsyncStore):
         return data if byte_range is None else memoryview(data)[span[0] : span[1]]
 
     def get_blocking(self, key: str, byte_range: ByteRequest | None = None) -> Buffer | None:
+        if not self.blocking_reads:
+            return super().get_blocking(key, byte_range)  # (refused)
         return self.get_blocking_versioned(key, byte_range)[0]
 
     def get_blocking_versioned(
@@ -565,7 +567,7 @@ class ZipStore(AsyncStore):
         """The entry read with ``inner``'s blocking reads (local files), in the caller's
         worker thread; its version is the zip's."""
         if not self.blocking_reads:
-            return super().get_blocking_versioned(key, byte_range, if_match=if_match)
+            return self.get_blocking(key, byte_range), None  # (refused)
         self._check_open()
         check_key(key)
         version = self._directory.version
