@@ -372,3 +372,23 @@ async def test_blocking_reads_only_over_a_store_that_has_them(source: Path, tmp_
             store.get_blocking("zarr.json")
         with pytest.raises(UnsupportedError, match="no blocking reads"):
             store.get_blocking_versioned("zarr.json")
+
+
+def test_zip64_records_of_a_big_archive(
+    source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What zipfile writes past 2 GiB (offsets, sizes and the directory in ZIP64 records:
+    the 32-bit fields 0xFFFFFFFF), made small by lowering its limit to 1000 bytes."""
+    monkeypatch.setattr(zipfile, "ZIP64_LIMIT", 1000)
+    path = zip_folder(source, tmp_path / "big.ozx")
+    monkeypatch.undo()
+    raw = path.read_bytes()
+    assert b"PK\x06\x06" in raw[-200:] and b"PK\x06\x07" in raw[-100:]  # ZIP64 end records
+    assert raw.count(b"\xff\xff\xff\xff") > 10  # offsets, sizes in the ZIP64 extra fields
+    from ngio_async.stores import _zip
+
+    for tail in (_zip.TAIL, 512):  # the whole file read first; its last 512 bytes
+        monkeypatch.setattr(_zip, "TAIL", tail)
+        with ngio_async.open(path) as ds:
+            np.testing.assert_array_equal(ds[...], DATA)
+            np.testing.assert_array_equal(ds.labels["cells"][...], LABEL)
