@@ -14,7 +14,8 @@ from cli_run import run
 from test_oldngff27_read import write_old, write_old_labels
 
 import ngio_async
-from ngio_async.meta import MetadataWarning
+from ngio_async import MetadataError
+from ngio_async.meta import MetadataWarning, validate
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -87,3 +88,33 @@ def test_a_stated_04_parent_of_old_children_is_still_a_mismatch(
     code, out, _ = run(["validate", str(well)], capsys)
     assert code == 1
     assert "NGFF version 0.2 differs from its parent's 0.4" in out
+
+
+def _image_04(root: Path, version: str) -> None:
+    """A 0.4-shaped image (axes objects, scales stated) whose multiscale states ``version``."""
+    write_old(root, "0.3", axes=["c", "y", "x"])
+    doc = json.loads((root / ".zattrs").read_text())
+    ms = doc["multiscales"][0]
+    ms["version"] = version
+    ms["axes"] = [
+        {"name": n, "type": t} for n, t in zip("cyx", ("channel", "space", "space"), strict=True)
+    ]
+    for i, level in enumerate(ms["datasets"]):
+        level["coordinateTransformations"] = [{"type": "scale", "scale": [1, 2**i, 2**i]}]
+    (root / ".zattrs").write_text(json.dumps(doc))
+
+
+@pytest.mark.parametrize("version", ["0.4.1", "0.5-dev"])
+def test_a_04_document_with_a_garbled_version_is_invalid_at_its_path(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], version: str
+) -> None:
+    """An error at the version's JSON path (validate lists it, exit 1), as an unknown
+    'ome.version' is, not 'unsupported' (exit 2, no path; it was since 0.1 - 0.3 are read)."""
+    _image_04(tmp_path / "img.zarr", version)
+    doc = json.loads((tmp_path / "img.zarr" / ".zattrs").read_text())
+    with pytest.raises(MetadataError, match=f"unknown NGFF version '{version}'") as info:
+        validate(doc)
+    assert info.value.path == "$.multiscales[0].version"
+    code, out, err = run(["validate", str(tmp_path / "img.zarr")], capsys)
+    assert code == 1, out + err
+    assert f"`$.multiscales[0].version`: unknown NGFF version '{version}'" in out

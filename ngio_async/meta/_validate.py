@@ -309,6 +309,9 @@ def _detect_version(doc: Mapping[str, Any], version: str | None, prefix: str = "
             )
         if version in OLD_VERSIONS:
             return version
+        if given is None:  # a per-object version: invalid there, as an unknown 'ome.version'
+            where = _stated_at(doc, version)
+            raise MetadataError(f"unknown NGFF version {version!r} ({_READ})", prefix + where)
         raise UnsupportedError(f"NGFF version {version!r} is not supported ({_READ})")
     found = ome.get("version") if isinstance(ome, Mapping) else None
     if given is not None and isinstance(found, str) and found != given:
@@ -344,6 +347,18 @@ def _version_04_keys(doc: Mapping[str, Any]) -> str | None:
         if isinstance(v, str) and v not in SUPPORTED_VERSIONS:
             return v  # 0.6, one before 0.4, or one not read (refused naming it)
     return None
+
+
+def _stated_at(doc: Mapping[str, Any], version: str) -> str:
+    """The JSON path (below the document) of the per-object ``version`` that
+    :func:`_version_04_keys` found."""
+    ms = doc.get("multiscales")
+    objs = [("multiscales[0]", ms[0])] if isinstance(ms, list) and ms else []
+    objs += [(k, doc.get(k)) for k in ("plate", "well", "image-label")]
+    found = (
+        f".{k}.version" for k, o in objs if isinstance(o, Mapping) and o.get("version") == version
+    )
+    return next(found, "")
 
 
 def _decode(doc: Mapping[str, Any], version: str, prefix: str) -> OmeMetadata:
