@@ -140,6 +140,9 @@ class _LevelBase:
         self._in_flight = InFlight()
         # shards compressed whole being fetched and opened, for the reads that need them too
         self._shards_in_flight: SingleFlight[tuple[Buffer, ShardIndex] | None] = SingleFlight()
+        # shards fetched whole for tile streams' runs fetched ahead, for the runs that need them
+        # too (a GET only: whichever run leads it, nothing waits for a consumer)
+        self._bodies_ahead: SingleFlight[tuple[Buffer | None, str | None]] = SingleFlight()
         self._write_locks = KeyLocks(store.url)  # shared by every open of the image
         #: writes of stored objects begun through this level so far (a failed write that
         #: changed it may have landed parts, whether or not it got to tell: ``Cascade.settle``)

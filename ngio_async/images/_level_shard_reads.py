@@ -143,9 +143,16 @@ class _ShardReads(_LevelDecodes):
         before their outputs exist: how to decode it into them once they do. As
         :meth:`_read_shard_parts` reads it: whole in one request when they need all of it
         and its index is not known yet, else by its index in one coalesced set of ranged
-        reads (a shard changed meanwhile: its index again, then whole)."""
+        reads (a shard changed meanwhile: its index again, then whole). A shard fetched whole
+        is one GET for the runs fetched ahead that need it meanwhile (a row of shards
+        compressed whole, split into several runs, was fetched once per run)."""
+        fetch_whole = partial(
+            self._bodies_ahead.run, key, partial(self.store.get_with_version, key)
+        )
         if codec.compressed:  # (its bytes reserved between its GET and its decompression)
-            got = await self._open_compressed(codec, key)
+            whole, _ = await fetch_whole()
+            await reserve_decoded()
+            got = None if whole is None else await self._workers.run(_open_shard, codec, whole, key)
             return partial(self._decode_opened, codec, key, indexes=indexes, got=got)
         if not self._whole_at_once(codec, key, needed, indexes):
             for _ in range(_CHANGED_RETRIES + 1):
@@ -153,7 +160,7 @@ class _ShardReads(_LevelDecodes):
                     return await self._ranges_ahead(codec, key, needed, indexes)
                 except ChangedError:  # (its index was dropped)
                     continue
-        whole, version = await self.store.get_with_version(key)
+        whole, version = await fetch_whole()
         return partial(
             self._decode_whole, codec, key, indexes=indexes, whole=whole, version=version
         )
