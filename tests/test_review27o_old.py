@@ -5,17 +5,21 @@ root stating no version) reports them read, not a version mismatch."""
 
 from __future__ import annotations
 
+import io
 import json
 import warnings
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 from cli_run import run
 from test_oldngff27_read import write_old, write_old_labels
 
 import ngio_async
 from ngio_async import MetadataError
 from ngio_async.meta import MetadataWarning, validate
+from ngio_async.web import create_app
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -118,3 +122,18 @@ def test_a_04_document_with_a_garbled_version_is_invalid_at_its_path(
     code, out, err = run(["validate", str(tmp_path / "img.zarr")], capsys)
     assert code == 1, out + err
     assert f"`$.multiscales[0].version`: unknown NGFF version '{version}'" in out
+
+
+async def test_the_tile_server_serves_an_old_image(tmp_path: Path) -> None:
+    """Its dataset digest wrote the attributes in the image's version: 'cannot write NGFF
+    version 0.3' at start-up (as 0.6 images before b0fc197); now those of its 0.4 view."""
+    levels = write_old(tmp_path / "old.zarr", "0.3", axes=["c", "y", "x"])
+    app = create_app({"img": str(tmp_path / "old.zarr")})
+    async with TestClient(TestServer(app)) as client:
+        listing = await (await client.get("/api/datasets")).json()
+        assert [d["name"] for d in listing["datasets"]] == ["img"]
+        described = await (await client.get("/api/datasets/img")).json()
+        assert described["ngff_version"] == "0.3"
+        resp = await client.get("/api/datasets/img/region.npy?c=1&y=0:4&x=0:4")
+        assert resp.status == 200
+        np.testing.assert_array_equal(np.load(io.BytesIO(await resp.read())), levels[0][1, :4, :4])

@@ -77,12 +77,16 @@ def dataset_identity(name: str, ds: Dataset) -> str:
 
 def _attrs_of(ds: Dataset) -> Any:
     """The NGFF attributes of ``ds`` as JSON values (of a 0.6 image, its 0.6 document: it is
-    read, not written as 0.6)."""
+    read, not written as 0.6; of a 0.1 - 0.3 one, its 0.4-shaped view's)."""
     from ..meta import ngff06_of
     from ..meta._base import dump
+    from ..meta._ngff_old import OLD_VERSIONS
 
     ome06 = ngff06_of(ds.metadata.ome)
-    return dump(ome06) if ome06 is not None else to_attrs(ds.metadata.ome, ds.metadata.ngff_version)
+    version = ds.metadata.ngff_version
+    if ome06 is not None:
+        return dump(ome06)
+    return to_attrs(ds.metadata.ome, "0.4" if version in OLD_VERSIONS else version)
 
 
 def axis_roles(ds: Dataset) -> dict[str, int]:
