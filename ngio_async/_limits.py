@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 __all__ = ["Limits", "check_limits"]
 
+_LEAST_PART = 64 * 1024  # the least Limits.part_size but 0
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Limits:
@@ -47,14 +49,15 @@ class Limits:
     :param part_size: the most bytes one GET of a remote store (S3, GCS, Azure, HTTP) asks
         for in a big read, once its connections came slow (its last 3 GETs of more than this
         many bytes each slower than 100 MB/s, round trip included; a store next door, at
-        GB/s a connection, keeps one GET): an object read whole whose array's last object read whole was bigger
-        (a level's shards are alike) is read as ranged GETs of at most this many bytes, all
-        in flight at once, and the merged ranges of a ranged read are cut at this size. A
-        cloud store sends each connection ~50-100 MB/s: a 14 MB shard in one GET takes ~200
-        ms, in 4 MiB parts about a quarter of that (20 ms + 70 MB/s a connection, 537 MB in
-        16 shards streamed: 430-500 MB/s whole, 650-870 in 4 MiB parts). The parts must have
-        one ETag (else the object is read again in one GET). ``0``: no parts. Local files and
-        memory are read as before.
+        GB/s a connection, keeps one GET): an object read whole whose array's last object
+        read whole was bigger (a level's shards are alike) is read as ranged GETs of at most
+        this many bytes, all in flight at once, and the merged ranges of a ranged read are
+        cut at this size. A cloud store sends each connection ~50-100 MB/s: a 14 MB shard in
+        one GET takes ~200 ms, in 4 MiB parts about a quarter of that (20 ms + 70 MB/s a
+        connection, 537 MB in 16 shards streamed: 430-500 MB/s whole, 650-870 in 4 MiB
+        parts). The parts must have one strong ETag (else the object is read again in one
+        GET; a store whose answers carry none reads in one GET). ``0``: no parts; else at
+        least 64 KiB. Local files and memory are read as before.
     :param reuse_tile_arrays: a tile stream decodes its tiles of 16 MiB and more into the arrays
         of its earlier tiles that nothing holds any more (no ``Tile``, view, ``memoryview``,
         dask or torch array of it left, no weak reference), at most the prefetch window's
@@ -92,6 +95,11 @@ class Limits:
             "part_size",
         ):
             self._integer(name, 0, "a non-negative integer")
+        if 0 < self.part_size < _LEAST_PART:  # (1: a 14 MB object in 14 million GETs)
+            raise ValueError(
+                f"Limits.part_size must be 0 (no parts) or at least {_LEAST_PART} bytes "
+                f"(64 KiB), got {self.part_size!r}"
+            )
         if not isinstance(self.reuse_tile_arrays, bool):
             raise ValueError(
                 f"Limits.reuse_tile_arrays must be True or False, got {self.reuse_tile_arrays!r}"

@@ -477,7 +477,6 @@ class AsyncStore(abc.ABC):
             got = await get_in_parts(get, part_bounds(hint, part))
             if got is not None and got[0] is not None:
                 plan.timed_parts(len(got[0]), time.perf_counter() - began)
-                plan.versions = got[1] is not None  # (else parts of one version can't be told)
         if got is None:
             began = time.perf_counter()
             got = await self._call(key, self._checked_attempts(key, None, None))
@@ -485,6 +484,8 @@ class AsyncStore(abc.ABC):
                 plan.timed(len(got[0]), time.perf_counter() - began, part)
         if got[0] is not None and part is not None:
             plan.note(key, len(got[0]))
+            if got[1] is None:  # no strong ETag (none, weak, Content-Encoded): whole GETs
+                plan.versions = False
         return got
 
     def _part_size(self, *, probe: bool = False) -> int | None:

@@ -60,7 +60,7 @@ class PartPlan:
         self._sizes: dict[str, int] = {}
         self._rates: list[float] = []  # bytes/s of the last GETs of more than a part
         self.slow = False
-        self.versions = True  # cleared by parts without ETags: one version cannot be told
+        self.versions = True  # cleared by answers without strong ETags: parts not joined
 
     def timed(self, size: int, seconds: float, part: int) -> None:
         """A GET of ``size`` bytes took ``seconds``: if more than a ``part``, judged with the
@@ -104,10 +104,11 @@ async def get_in_parts(
 
     A part shorter than asked (the object is smaller than expected) ends the object: the
     later parts are cancelled, and their failures (ranges past its end) ignored. ``None``:
-    read it in one GET instead (the parts' ETags differ, the object vanished between parts,
-    or a part failed as one past the end does, right after a full one: an object ending
-    exactly there, or a real failure, which the one GET then raises). A failure of the first
-    part (or one that no range past the end raises) is raised, the other parts cancelled.
+    read it in one GET instead (the parts' ETags differ or are unknown: weak, none; the
+    object vanished between parts, or a part failed as one past the end does: the first, an
+    empty object; one right after a full one, an object ending exactly there; or a real
+    failure, which the one GET then raises). Failures that no range past the end raises are
+    raised, the other parts cancelled.
     """
     count = len(bounds)
     got: list[tuple[Buffer | None, str | None] | None] = [None] * count
@@ -148,9 +149,11 @@ def _joined(
     for i, (start, end) in enumerate(bounds):
         exc = failed.get(i)
         if exc is not None:
-            if i == 0 or type(exc) is not StoreError:
+            if type(exc) is not StoreError:
                 raise exc
-            return None  # (all parts before it full: an object ending at its start?)
+            # (all parts before it full: an object ending at its start? the first part: an
+            # empty object, whose byte 0 a range asks for in vain)
+            return None
         answer = got[i]
         assert answer is not None  # (only parts after a short or failed one are cancelled)
         data, tag = answer
@@ -160,7 +163,7 @@ def _joined(
         tags.add(tag)
         if len(data) < end - start:
             break
-    if len(tags) > 1:
-        return None  # rewritten between its parts
+    if len(bodies) > 1 and (len(tags) > 1 or None in tags):
+        return None  # rewritten between its parts, or no strong ETag to tell
     body = bodies[0] if len(bodies) == 1 else memoryview(b"".join(bodies))
     return body, tags.pop()
