@@ -10,6 +10,7 @@ import os
 import pickle
 import re
 from dataclasses import replace
+from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
 import anyio
@@ -17,7 +18,7 @@ import pytest
 from aiohttp import web
 
 from ngio_async._limits import Limits
-from ngio_async.stores import InstrumentedStore, open_store
+from ngio_async.stores import InstrumentedStore, _base, open_store
 from ngio_async.stores._parts import get_in_parts, part_bounds
 
 if TYPE_CHECKING:
@@ -268,3 +269,33 @@ async def test_parts_hold_limiter_tokens(http_server: StaticServer, http_root: P
         assert got is not None and bytes(got) == blob
         assert _gets(http_server, "lvl/c/0/0") == 5
         assert http_server.peak_in_flight <= 2 and store.peak_in_flight <= 2
+
+
+async def test_waiting_for_a_token_is_no_slow_connection(
+    http_server: StaticServer, http_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three whole GETs queued 100 s (a clock of the test's) behind another request's token
+    (max_requests=1, a burst of reads) each took no time on the connection: the store is
+    not judged slow, and its next reads are one GET each."""
+    clock = [0.0]
+    monkeypatch.setattr(_base, "time", SimpleNamespace(perf_counter=lambda: clock[0]))
+    blob = os.urandom(SIZE)
+    _write(http_root / "data", "lvl/c/0/0", blob)
+    limits = replace(LIMITS, max_requests=1)
+    async with open_store(http_server.url + "data", limits=limits) as store:
+
+        async def hold() -> None:
+            async with store.limiter:
+                await anyio.sleep(0.3)  # the three GETs wait for the token meanwhile
+                clock[0] += 100.0
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(hold)
+            await anyio.sleep(0.05)
+            for _ in range(3):
+                tg.start_soon(store.get_with_version, "lvl/c/0/0")
+        assert not store._parts.slow
+        http_server.reset()
+        got, _ = await store.get_with_version("lvl/c/0/0")
+        assert got is not None and bytes(got) == blob
+        assert _gets(http_server, "lvl/c/0/0") == 1

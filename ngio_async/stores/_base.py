@@ -467,26 +467,38 @@ class AsyncStore(abc.ABC):
         part = self._part_size(probe=True) if plan.versions and self.versioned else None
         hint = None if part is None or not plan.slow else plan.hint(key)
         got = None
+        began: list[float] = []  # when each try began (its token held)
         if part is not None and hint is not None and hint > part:
 
             async def get(start: int, end: int | None) -> tuple[Buffer | None, str | None]:
                 rng = OffsetByteRequest(start) if end is None else RangeByteRequest(start, end)
-                return await self._call(key, self._checked_attempts(key, rng, None))
+                return await self._call(key, self._timed_attempts(key, rng, began))
 
-            began = time.perf_counter()
             got = await get_in_parts(get, part_bounds(hint, part))
             if got is not None and got[0] is not None:
-                plan.timed_parts(len(got[0]), time.perf_counter() - began)
+                plan.timed_parts(len(got[0]), time.perf_counter() - min(began))
         if got is None:
-            began = time.perf_counter()
-            got = await self._call(key, self._checked_attempts(key, None, None))
+            got = await self._call(key, self._timed_attempts(key, None, began))
             if got[0] is not None and part is not None:
-                plan.timed(len(got[0]), time.perf_counter() - began, part)
+                plan.timed(len(got[0]), time.perf_counter() - began[-1], part)
         if got[0] is not None and part is not None:
             plan.note(key, len(got[0]))
             if got[1] is None:  # no strong ETag (none, weak, Content-Encoded): whole GETs
                 plan.versions = False
         return got
+
+    def _timed_attempts(
+        self, key: str, byte_range: ByteRequest | None, began: list[float]
+    ) -> Callable[[], Awaitable[tuple[Buffer | None, str | None]]]:
+        """:meth:`_checked_attempts`, each try noting in ``began`` when it began: its limiter
+        token held by then (time spent queued for one tells nothing of the connection)."""
+        attempt = self._checked_attempts(key, byte_range, None)
+
+        async def timed() -> tuple[Buffer | None, str | None]:
+            began.append(time.perf_counter())
+            return await attempt()
+
+        return timed
 
     def _part_size(self, *, probe: bool = False) -> int | None:
         """``limits.part_size`` where big reads go in parts: remote stores whose ranges are
