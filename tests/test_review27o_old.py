@@ -15,6 +15,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from cli_run import run
 from test_oldngff27_read import write_old, write_old_labels
+from test_oldngff27_writes import _old_plate
 
 import ngio_async
 from ngio_async import MetadataError
@@ -137,3 +138,24 @@ async def test_the_tile_server_serves_an_old_image(tmp_path: Path) -> None:
         resp = await client.get("/api/datasets/img/region.npy?c=1&y=0:4&x=0:4")
         assert resp.status == 200
         np.testing.assert_array_equal(np.load(io.BytesIO(await resp.read())), levels[0][1, :4, :4])
+
+
+def test_convert_of_old_data_says_its_tables_are_left_out_and_keeps_row_attributes(
+    tmp_path: Path,
+) -> None:
+    """Their tables/ and rows were looked for as zarr v3 (zarr.json): the tables left out
+    silently, the rows' own attributes dropped."""
+    src = tmp_path / "old.zarr"
+    write_old(src, "0.3", axes=["c", "y", "x"])
+    (src / "tables").mkdir()
+    (src / "tables" / ".zgroup").write_text('{"zarr_format": 2}')
+    (src / "tables" / ".zattrs").write_text(json.dumps({"tables": []}))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", MetadataWarning)
+        ngio_async.convert_sync(src, tmp_path / "v4.zarr")
+    assert any("tables/ (ngio / Fractal tables" in str(w.message) for w in caught)
+    plate = tmp_path / "plate.zarr"
+    _old_plate(plate)
+    (plate / "A" / ".zattrs").write_text(json.dumps({"note": "row A"}))
+    ngio_async.convert_sync(plate, tmp_path / "plate4.zarr")
+    assert json.loads((tmp_path / "plate4.zarr" / "A" / ".zattrs").read_text()) == {"note": "row A"}

@@ -10,6 +10,7 @@ import msgspec
 from .._errors import CredentialsRefusedError, MetadataError, NotFoundError, PermissionDeniedError
 from ..images._open import join, read_group_metadata
 from ..meta import read_document, to_attrs, write_document
+from ..meta._ngff_old import is_zarr_v2
 from ..meta.zarr import GroupV3Meta, encode_group_v2, encode_group_v3
 
 if TYPE_CHECKING:
@@ -74,7 +75,8 @@ def _leave_out(attrs: dict[str, Any], kind: str, name: str, version: str) -> Non
 
 async def _has_tables(store: AsyncStore, root: str, version: str) -> bool:
     """Whether the group at ``root`` has a ``tables`` child group (ngio / Fractal tables)."""
-    return await store.exists(join(root, "tables", "zarr.json" if version != "0.4" else ".zgroup"))
+    v2 = is_zarr_v2(version)  # 0.4 and 0.1 - 0.3 sources
+    return await store.exists(join(root, "tables", ".zgroup" if v2 else "zarr.json"))
 
 
 def _tables_left_out(where: Sequence[str]) -> None:
@@ -161,7 +163,8 @@ async def _json_or_none(store: AsyncStore, key: str) -> Any:
 async def _plain_attrs(store: AsyncStore, root: str, version: str) -> dict[str, Any]:
     """The attributes of the group at ``root`` (NGFF ``version``: 0.5 ``zarr.json``, 0.4
     ``.zattrs``) that has no NGFF metadata (a plate's row); none when missing or not JSON."""
-    doc = await _json_or_none(store, join(root, ".zattrs" if version == "0.4" else "zarr.json"))
-    if version != "0.4":
+    v2 = is_zarr_v2(version)  # 0.4 and 0.1 - 0.3 sources
+    doc = await _json_or_none(store, join(root, ".zattrs" if v2 else "zarr.json"))
+    if not v2:
         doc = doc.get("attributes") if isinstance(doc, dict) else None
     return doc if isinstance(doc, dict) else {}
