@@ -12,18 +12,21 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
+import zarr
 from aiohttp.test_utils import TestClient, TestServer
 from cli_run import run
 from test_oldngff27_read import write_old, write_old_labels
 from test_oldngff27_writes import _old_plate
 
 import ngio_async
-from ngio_async import MetadataError
+from ngio_async import MetadataError, UnsupportedError
 from ngio_async.meta import MetadataWarning, validate
 from ngio_async.web import create_app
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    from servers import StaticServer
 
 
 def test_convert_mends_an_old_omero_block_keeping_derived_scales(tmp_path: Path) -> None:
@@ -159,3 +162,29 @@ def test_convert_of_old_data_says_its_tables_are_left_out_and_keeps_row_attribut
     (plate / "A" / ".zattrs").write_text(json.dumps({"note": "row A"}))
     ngio_async.convert_sync(plate, tmp_path / "plate4.zarr")
     assert json.loads((tmp_path / "plate4.zarr" / "A" / ".zattrs").read_text()) == {"note": "row A"}
+
+
+def test_open_plate_of_an_old_image_names_its_zattrs(tmp_path: Path) -> None:
+    write_old(tmp_path / "old.zarr", "0.3", axes=["c", "y", "x"])
+    with pytest.raises(UnsupportedError, match=r"old\.zarr/\.zattrs has no 'plate' metadata"):
+        ngio_async.open_plate(tmp_path / "old.zarr")
+
+
+async def test_an_old_plate_s_wells_come_from_its_zmetadata(
+    http_root: Path, http_server: StaticServer
+) -> None:
+    """image_paths(consolidated=True) of a 0.2 plate with a .zmetadata (zarr v2's
+    consolidated metadata): one GET, no well document (it asked for a zarr.json)."""
+    root = http_root / "plate.zarr"
+    _old_plate(root)
+    zarr.consolidate_metadata(str(root), zarr_format=2)
+    plate = await ngio_async.open_plate_async(f"{http_server.url}plate.zarr")
+    try:
+        http_server.reset()
+        paths = await plate.image_paths(consolidated=True)
+        assert paths == [("A/1", "0"), ("A/2", "0")]
+        assert http_server.count(path="/plate.zarr/.zmetadata") == 1
+        assert http_server.count(path="/plate.zarr/A/1/.zattrs") == 0
+        assert http_server.count(path="/plate.zarr/zarr.json") == 0
+    finally:
+        await plate.aclose()

@@ -13,6 +13,7 @@ from .._errors import (
     UnsupportedError,
 )
 from ..meta import validate
+from ..meta._ngff_old import is_zarr_v2
 from ._labels import _object
 from ._open import join, read_group_metadata
 from ._plate_layout import PENDING_KEY, _pending_meta, _where
@@ -105,7 +106,7 @@ async def _consolidated_wells(
     """The well metadata of ``paths`` that the plate's consolidated metadata holds (one GET:
     the 0.5 ``zarr.json``'s ``consolidated_metadata``, the 0.4 ``.zmetadata``); an entry
     missing or not a valid well of ``version`` is left out (its own document is read)."""
-    v2 = version == "0.4"
+    v2 = is_zarr_v2(version)  # 0.4 and 0.1 - 0.3
     key = join(root, ".zmetadata" if v2 else "zarr.json")
     try:
         raw = await store.get(key)
@@ -156,7 +157,7 @@ async def _read_plate(store: AsyncStore, root: str) -> tuple[PlateMeta, str]:
             # first well (or removed its last) between the two reads; read it once more
     version = ome.version or "0.5"
     if ome.plate is None:
-        key = join(root, ".zattrs" if version == "0.4" else "zarr.json")
+        key = join(root, ".zattrs" if is_zarr_v2(version) else "zarr.json")
         kinds = ", ".join(ome.kinds) or "none"
         hint = " (a well: its plate is the group two levels up)" if ome.well is not None else ""
         raise UnsupportedError(
