@@ -135,23 +135,27 @@ def _ranged(data: bytes, request: web.Request, headers: dict[str, str]) -> web.R
     return web.Response(status=206, body=data[first : last + 1], headers=span)
 
 
-@pytest.mark.parametrize("etag", [None, 'W/"weak"'])
-async def test_rewritten_between_parts_without_strong_etags_is_no_mix(
-    etag: str | None,
-) -> None:
-    """A server without ETags (or weak ones only) rewrites the object while its parts are
-    read (the first part answers the old version, the others the new one): never a mix."""
+@pytest.mark.parametrize("etag", [None, 'W/"weak"', "strong"])
+async def test_rewritten_between_parts_is_no_mix(etag: str | None) -> None:
+    """The object is rewritten while its parts are read (the first part answers the old
+    version, the others the new one): never a mix. Strong ETags (one a version) tell it;
+    a server without ETags (or with weak ones only) reads whole objects in one GET."""
     old, new = os.urandom(SIZE), os.urandom(SIZE)
     parts = 0
 
+    def tag(body: bytes) -> dict[str, str]:
+        if etag == "strong":
+            return {"ETag": '"old"' if body is old else '"new"'}
+        return {} if etag is None else {"ETag": etag}
+
     async def handler(request: web.Request) -> web.Response:
         nonlocal parts
-        headers = {} if etag is None else {"ETag": etag}
         if "Range" not in request.headers:
-            return web.Response(body=old, headers=headers)
+            body = new if parts else old
+            return web.Response(body=body, headers=tag(body))
         parts += 1
-        return _ranged(old if request.headers["Range"].startswith("bytes=0-") else new,
-                       request, headers)  # fmt: skip
+        body = old if request.headers["Range"].startswith("bytes=0-") else new
+        return _ranged(body, request, tag(body))
 
     async for url in _serve(handler):
         async with _http(url + "data") as store:
@@ -159,7 +163,8 @@ async def test_rewritten_between_parts_without_strong_etags_is_no_mix(
                 await store.get_with_version("lvl/c/0/0")
             got, version = await store.get_with_version("lvl/c/0/1")
             assert got is not None and bytes(got) in (old, new)
-            assert version is None
+            assert version == (None if etag != "strong" else '"new"')
+            assert bool(parts) == (etag == "strong")
             assert store.in_flight == 0 and store.limiter.borrowed_tokens == 0
 
 
