@@ -188,3 +188,11 @@ async def test_an_old_plate_s_wells_come_from_its_zmetadata(
         assert http_server.count(path="/plate.zarr/zarr.json") == 0
     finally:
         await plate.aclose()
+
+
+def test_an_old_plate_s_refusal_names_a_plate_to_convert(tmp_path: Path) -> None:
+    _old_plate(tmp_path / "plate.zarr")
+    with ngio_async.open_plate(tmp_path / "plate.zarr", mode="r+") as plate:
+        refused = r"`ngio_async convert <plate> <copy>`"
+        with pytest.raises(UnsupportedError, match=refused):
+            plate.add_row("B")

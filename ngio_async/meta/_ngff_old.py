@@ -62,7 +62,7 @@ def refuse_write(version: str | None, url: str, what: str = "image") -> None:
     if version in OLD_VERSIONS:
         raise UnsupportedError(
             f"{url} is an NGFF {version} {what}, which ngio_async reads but does not write "
-            "(it writes NGFF 0.4 and 0.5): convert it (`ngio_async convert <image> <copy>`, "
+            f"(it writes NGFF 0.4 and 0.5): convert it (`ngio_async convert <{what}> <copy>`, "
             "or `ngio_async.convert`; NGFF 0.4 by default) and write into the copy; nothing "
             "was written"
         )
