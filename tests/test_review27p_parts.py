@@ -304,3 +304,54 @@ async def test_waiting_for_a_token_is_no_slow_connection(
         got, _ = await store.get_with_version("lvl/c/0/0")
         assert got is not None and bytes(got) == blob
         assert _gets(http_server, "lvl/c/0/0") == 1
+
+
+async def test_a_server_whose_ranged_answers_carry_no_etag_stops_parts() -> None:
+    """ETags on whole answers only (206s without): the parts cannot be joined, so the
+    object is read again in one GET, and the store reads whole objects from then on."""
+    blob = os.urandom(SIZE)
+    seen: list[str | None] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("Range"))
+        if "Range" not in request.headers:
+            return web.Response(body=blob, headers={"ETag": '"one"'})
+        return _ranged(blob, request, {})
+
+    async for url in _serve(handler):
+        async with _http(url + "data") as store:
+            await _slow(store, "lvl/c/0/0")
+            for _ in range(3):
+                seen.clear()
+                got, version = await store.get_with_version("lvl/c/0/1")
+                assert got is not None and bytes(got) == blob and version == '"one"'
+            assert seen == [None]  # (the first read: five parts, then one GET)
+
+
+async def test_ranged_reads_waiting_for_a_token_are_no_slow_connection(
+    http_server: StaticServer, http_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As whole GETs: three merged ranges of more than a part, queued 100 s (the test's
+    clock) behind another request's token, do not make the store slow."""
+    clock = [0.0]
+    monkeypatch.setattr(_base, "time", SimpleNamespace(perf_counter=lambda: clock[0]))
+    blob = os.urandom(SIZE)
+    _write(http_root / "data", "lvl/c/0/0", blob)
+    ranges = [(0, PART + 10), (PART + 100_000, 2 * PART + 100_010), (3 * PART, SIZE)]
+    async with open_store(http_server.url + "data", limits=replace(LIMITS, max_requests=1)) as s:
+
+        async def hold() -> None:
+            async with s.limiter:
+                await anyio.sleep(0.3)
+                clock[0] += 100.0
+
+        async def read() -> None:
+            got = await s.get_ranges("lvl/c/0/0", ranges)
+            assert got is not None and [bytes(g) for g in got] == [blob[a:b] for a, b in ranges]
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(hold)
+            await anyio.sleep(0.05)
+            tg.start_soon(read)
+        assert not s._parts.slow
+        assert s._parts._rates == []  # (each queued: none timed)

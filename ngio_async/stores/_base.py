@@ -472,7 +472,10 @@ class AsyncStore(abc.ABC):
 
             async def get(start: int, end: int | None) -> tuple[Buffer | None, str | None]:
                 rng = OffsetByteRequest(start) if end is None else RangeByteRequest(start, end)
-                return await self._call(key, self._timed_attempts(key, rng, began))
+                data, tag = await self._call(key, self._timed_attempts(key, rng, began))
+                if data is not None and tag is None:  # (ranged answers without ETags)
+                    plan.versions = False
+                return data, tag
 
             got = await get_in_parts(get, part_bounds(hint, part))
             if got is not None and got[0] is not None:
@@ -573,8 +576,9 @@ class AsyncStore(abc.ABC):
         async def fetch(i: int) -> Buffer | None:
             rng = RangeByteRequest(plan[i].start, plan[i].end)
             began = time.perf_counter()
+            free = self._limiter.available_tokens >= 1  # (else queued: not the link's time)
             got = await self.get(key, rng, if_match=if_match)
-            if probe is not None and got is not None:
+            if probe is not None and got is not None and free:
                 self._parts.timed(len(got), time.perf_counter() - began, probe)
             return got
 
