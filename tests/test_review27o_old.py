@@ -196,3 +196,45 @@ def test_an_old_plate_s_refusal_names_a_plate_to_convert(tmp_path: Path) -> None
         refused = r"`ngio_async convert <plate> <copy>`"
         with pytest.raises(UnsupportedError, match=refused):
             plate.add_row("B")
+
+
+def test_held_a_03_level_naming_flat_keys_and_a_01_level_of_3_dims(tmp_path: Path) -> None:
+    """(held) A 0.3 .zarray that names dimension_separator '.' is read with it, not '/';
+    a 0.1 level of fewer than 5 dims is refused naming the level and the 5 axes."""
+    src = tmp_path / "flat.zarr"
+    levels = write_old(src, "0.3", axes=["c", "y", "x"])
+    group = zarr.open_group(str(src), mode="a", zarr_format=2)
+    for i, level in enumerate(levels):
+        del group[str(i)]
+        arr = group.create_array(
+            str(i),
+            shape=level.shape,
+            dtype=level.dtype,
+            chunks=(3, 16, 16),
+            chunk_key_encoding={"name": "v2", "separator": "."},
+        )
+        arr[...] = level
+    assert (src / "0" / "0.0.0").exists()
+    with ngio_async.open(src) as ds:
+        for i, level in enumerate(levels):
+            np.testing.assert_array_equal(ds.read(level=i), level)
+    doc = json.loads((src / ".zattrs").read_text())
+    doc["multiscales"][0]["version"] = "0.1"
+    del doc["multiscales"][0]["axes"]
+    (src / ".zattrs").write_text(json.dumps(doc))
+    with pytest.raises(MetadataError, match=r"level '0' has 3 dimensions, the multiscale has 5"):
+        ngio_async.open(src)
+
+
+async def test_held_a_stream_into_an_old_image_is_refused_at_the_call(tmp_path: Path) -> None:
+    write_old(tmp_path / "old.zarr", "0.3", axes=["c", "y", "x"])
+    before = (tmp_path / "old.zarr" / "0" / ".zarray").read_bytes()
+    src = await ngio_async.open_async(tmp_path / "old.zarr")
+    dst = await ngio_async.open_async(tmp_path / "old.zarr", mode="r+")
+    try:
+        with pytest.raises(UnsupportedError, match=r"NGFF 0\.3 image.*nothing was written"):
+            await ngio_async.stream(src.tiles(), lambda t: t, out=dst)
+    finally:
+        await src.aclose()
+        await dst.aclose()
+    assert (tmp_path / "old.zarr" / "0" / ".zarray").read_bytes() == before
