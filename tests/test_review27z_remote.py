@@ -155,3 +155,21 @@ async def test_forbidden_is_missing_on_a_zip(http_server: StaticServer, http_roo
             assert await store.get("a") is None
         except NotFoundError as exc:
             assert "z.ozx" in str(exc)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review27z: over a server that ignores Range every entry read downloads the whole "
+    "zip again (the HTTP store cuts the range from the 200's body): reading k entries costs "
+    "k + 1 times the zip's size",
+)
+async def test_a_server_ignoring_range_sends_the_zip_once(
+    http_server: StaticServer, http_root: Path
+) -> None:
+    entries = {f"0/c/{i}": bytes([i]) * 20_000 for i in range(10)}
+    (http_root / "z.ozx").write_bytes(_zip(entries))
+    http_server.faults = Faults(ignore_range=True)
+    async with open_store(f"{http_server.url}z.ozx") as store:
+        for key, data in entries.items():
+            assert bytes(await store.get(key) or b"") == data
+    assert http_server.count("GET") <= 2  # (each answer: the whole zip)

@@ -323,3 +323,20 @@ async def test_a_header_offset_past_the_end_names_the_entry(tmp_path: Path) -> N
     (tmp_path / "o.ozx").write_bytes(raw)
     with pytest.raises(StoreError, match=r"'zarr.json'.*o\.ozx|o\.ozx.*'zarr.json'"):
         await _read(tmp_path / "o.ozx", "zarr.json")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review27z: an entry whose stated size runs past the next entry's local header (or "
+    "into the central directory) is read with those bytes: no bound check, no CRC-32 check",
+)
+async def test_an_entry_running_into_its_neighbour(tmp_path: Path) -> None:
+    raw = bytearray(make_zip([Entry(b"a", A), Entry(b"b", B)]))
+    for at in (raw.index(b"PK\x01\x02"), raw.rindex(b"PK\x01\x02")):  # (both: 50 bytes more)
+        size = struct.unpack_from("<L", raw, at + 20)[0]
+        struct.pack_into("<LL", raw, at + 20, size + 50, size + 50)
+    (tmp_path / "r.ozx").write_bytes(raw)
+    async with open_store(tmp_path / "r.ozx") as store:
+        for key in ("a", "b"):  # (b: into the central directory)
+            with pytest.raises(StoreError, match=rf"'{key}'.*r\.ozx|r\.ozx.*'{key}'"):
+                await store.get(key)
