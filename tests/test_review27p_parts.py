@@ -14,9 +14,12 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
 import anyio
+import numpy as np
 import pytest
 from aiohttp import web
+from images import Spec, write_image
 
+import ngio_async
 from ngio_async._limits import Limits
 from ngio_async.stores import InstrumentedStore, _base, open_store
 from ngio_async.stores._parts import get_in_parts, part_bounds
@@ -355,3 +358,26 @@ async def test_ranged_reads_waiting_for_a_token_are_no_slow_connection(
             tg.start_soon(read)
         assert not s._parts.slow
         assert s._parts._rates == []  # (each queued: none timed)
+
+
+@pytest.mark.parametrize("compressor", [None, "zstd"])
+async def test_an_image_streamed_in_parts_has_its_pixels(
+    http_server: StaticServer, http_root: Path, compressor: str | None
+) -> None:
+    """Tiles of whole shards (~100-130 KiB, 64 KiB parts) of a slow HTTP store, streamed
+    twice: the pixels; the second time the shards are read in parts."""
+    spec = Spec(shape=(3, 512, 512), chunks=(1, 64, 64), shards=(1, 256, 256), levels=1,
+                compressor=compressor)  # fmt: skip
+    data = write_image(http_root / "img.zarr", spec)[0]
+    inner = open_store(http_server.url + "img.zarr", limits=replace(LIMITS, part_size=64 << 10))
+    async with InstrumentedStore(inner, latency=0.01) as store:
+        async with ngio_async.open_async(store) as ds:
+            for _ in range(2):
+                http_server.reset()
+                n = 0
+                async for tile in ds.tiles(shape=(1, 256, 256)):
+                    np.testing.assert_array_equal(tile.data, data[tile.region])
+                    n += 1
+                assert n == 12
+        assert sum(1 for r in http_server.requests if "/0/c/" in r.path) > 12  # (in parts)
+        assert store.in_flight == 0 and store.limiter.borrowed_tokens == 0
