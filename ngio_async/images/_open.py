@@ -425,7 +425,8 @@ async def read_level_metadata(
                 raise MetadataError(f"{_at(store, key)}: level {path!r} is a group, not an array")
             results[i] = node
         else:
-            results[i] = _old_keys(_decoded(decode_array_v2, raw, store, key), raw, meta.version)
+            arr = _decoded(decode_array_v2, raw, store, key)
+            results[i] = await _old_keys(arr, raw, meta.version, store, join(root, path))
 
     try:
         async with anyio.create_task_group() as tg:
@@ -443,12 +444,23 @@ async def read_level_metadata(
     return arrays
 
 
-def _old_keys(arr: ArrayV2Meta, raw: Any, version: str | None) -> ArrayV2Meta:
+async def _old_keys(
+    arr: ArrayV2Meta, raw: Any, version: str | None, store: AsyncStore, level: str
+) -> ArrayV2Meta:
     """A level of an NGFF 0.2 / 0.3 image whose ``.zarray`` does not name its
-    ``dimension_separator`` (written before zarr had one): nested chunk keys, as the spec says."""
+    ``dimension_separator`` (written before zarr had one): nested chunk keys, as the spec says,
+    unless its first chunk is stored under the flat key and not the nested one (a writer that
+    kept zarr's default): one HEAD, two for flat keys; neither found (an unwritten chunk, a
+    store that will not say) keeps the nested keys."""
     if not nested_keys(version) or b'"dimension_separator"' in bytes(raw):
         return arr
-    return msgspec.structs.replace(arr, dimension_separator="/")
+    nested = msgspec.structs.replace(arr, dimension_separator="/")
+    zeros = ["0"] * len(arr.shape)
+    if len(zeros) < 2 or await _exists(store, join(level, "/".join(zeros))):
+        return nested
+    if await _exists(store, join(level, ".".join(zeros))):
+        return arr  # (zarr v2's default separator, ".")
+    return nested
 
 
 def _old_scales(
