@@ -60,6 +60,7 @@ from .._errors import (
 )
 from .._workers import Workers
 from ..meta import OmeMetadata, Plate as PlateMeta, Well, write_document
+from ..meta._ngff_old import is_zarr_v2
 from ..meta.zarr import encode_group_v2
 from ..tables._plate import PlateTables
 from ._consolidated import _put_all
@@ -208,7 +209,7 @@ class Plate(_PlateDocuments):
                 key=join(self.root, path),
             ) from None
         if meta.well is None:
-            key = join(self.root, path, ".zattrs" if meta.version == "0.4" else "zarr.json")
+            key = join(self.root, path, ".zattrs" if is_zarr_v2(meta.version) else "zarr.json")
             raise MetadataError(
                 f"{self.store.url.rstrip('/')}/{key}: well {path!r} of the plate has no 'well' "
                 f"metadata (its NGFF metadata: {', '.join(meta.kinds) or 'none'})"

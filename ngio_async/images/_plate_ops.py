@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .._errors import MetadataError, NotFoundError, PermissionDeniedError, UnsupportedError
+from ..meta._ngff_old import is_zarr_v2
 from ._open import join
 
 if TYPE_CHECKING:
@@ -215,7 +216,7 @@ async def open_well_async(
             await store.aclose()
     where = _where(store, root).rstrip("/")
     if ome.well is None:
-        key = ".zattrs" if ome.version == "0.4" else "zarr.json"
+        key = ".zattrs" if is_zarr_v2(ome.version) else "zarr.json"
         raise MetadataError(
             f"{where} is not a well: its {key} has no 'well' metadata (its NGFF metadata: "
             f"{', '.join(ome.kinds) or 'none'})",
