@@ -22,7 +22,7 @@ from images import Spec, write_image
 import ngio_async
 from ngio_async._limits import Limits
 from ngio_async.stores import InstrumentedStore, _base, open_store
-from ngio_async.stores._parts import get_in_parts, part_bounds
+from ngio_async.stores._parts import PartPlan, get_in_parts, part_bounds
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
@@ -381,3 +381,56 @@ async def test_an_image_streamed_in_parts_has_its_pixels(
                 assert n == 12
         assert sum(1 for r in http_server.requests if "/0/c/" in r.path) > 12  # (in parts)
         assert store.in_flight == 0 and store.limiter.borrowed_tokens == 0
+
+
+async def test_a_cloud_store_whose_parts_add_up_fast_stays_in_parts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Connections of 70 MB/s and 1 ms (the test's clock: each answer takes that long, the
+    parts side by side): one GET is slow; eight parts at once come at ~450 MB/s in all, but
+    each connection is as slow as before, so the next objects go in parts too (it read the
+    next three whole at 70 MB/s, then parts again)."""
+    clock, epoch, busy = [0.0], [0.0], [0]
+    monkeypatch.setattr(_base, "time", SimpleNamespace(perf_counter=lambda: clock[0]))
+    blob = os.urandom(8 * PART)
+    ranged = 0
+
+    async def handler(request: web.Request) -> web.Response:
+        nonlocal ranged
+        if not busy[0]:
+            epoch[0] = clock[0]
+        busy[0] += 1
+        try:
+            await asyncio.sleep(0.02)  # (the parts all arrive meanwhile)
+            answer = _ranged(blob, request, {"ETag": '"one"'})
+            ranged += "Range" in request.headers
+            assert isinstance(answer.body, bytes)
+            clock[0] = max(clock[0], epoch[0] + 0.001 + len(answer.body) / 70e6)
+            return answer
+        finally:
+            busy[0] -= 1
+
+    async for url in _serve(handler):
+        async with open_store(url + "data", limits=LIMITS) as store:
+            for i in range(3):
+                await store.get_with_version(f"lvl/c/0/{i}")
+            assert store._parts.slow
+            for i in range(3, 7):
+                ranged = 0
+                got, _ = await store.get_with_version(f"lvl/c/0/{i}")
+                assert got is not None and bytes(got) == blob
+                assert ranged == 8, i
+
+
+def test_parts_judged_by_each_connection() -> None:
+    """Given durations: loopback's 4 parts of a 14 MB object in 25 ms (140 MB/s a
+    connection) turn parts off; a cloud store's 8 parts of a 33 MB one in 80 ms (~410 MB/s
+    in all, ~50 a connection) keep them."""
+    plan = PartPlan()
+    for _ in range(3):
+        plan.timed(33_000_000, 0.5, PART)
+    assert plan.slow
+    plan.timed_parts(33_000_000, 0.08, 8)
+    assert plan.slow
+    plan.timed_parts(14_000_000, 0.025, 4)
+    assert not plan.slow

@@ -477,9 +477,11 @@ class AsyncStore(abc.ABC):
                     plan.versions = False
                 return data, tag
 
-            got = await get_in_parts(get, part_bounds(hint, part))
+            bounds = part_bounds(hint, part)
+            got = await get_in_parts(get, bounds)
             if got is not None and got[0] is not None:
-                plan.timed_parts(len(got[0]), time.perf_counter() - min(began))
+                at_once = min(len(bounds), int(self._limiter.total_tokens))
+                plan.timed_parts(len(got[0]), time.perf_counter() - min(began), at_once)
         if got is None:
             got = await self._call(key, self._timed_attempts(key, None, began))
             if got[0] is not None and part is not None:

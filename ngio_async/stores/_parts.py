@@ -35,8 +35,9 @@ _MAX_ARRAYS = 256  # arrays whose object sizes a store remembers (forgotten all 
 #: store's connection brings ~50-100 MB/s; a 14 MB shard over loopback with 20 ms latency
 #: came at 400-550 MB/s, but on a busy machine (load 6-8 on 2 cores) at 60-310 MB/s, the
 #: CPU late to read it: the fastest of :data:`_JUDGED` such GETs decides. An object read in
-#: parts at three times this or faster (loopback: 14 MB in ~25 ms, 560 MB/s; 20 ms + 70 MB/s
-#: a connection: ~180-200 MB/s) turns them off again
+#: parts at three times this or faster, each part's connection this fast or faster
+#: (loopback: 14 MB in 4 parts in ~25 ms, 560 MB/s, 140 a connection; 20 ms + 70 MB/s a
+#: connection: ~180-200 MB/s; 33 MB in 8 parts, ~400, 50 a connection) turns them off again
 SLOW_LINK = 100e6
 _JUDGED = 3
 
@@ -69,10 +70,12 @@ class PartPlan:
             self._rates = [*self._rates[1 - _JUDGED :], size / max(seconds, 1e-9)]
             self.slow = len(self._rates) == _JUDGED and max(self._rates) < SLOW_LINK
 
-    def timed_parts(self, size: int, seconds: float) -> None:
-        """An object of ``size`` bytes read in parts took ``seconds``: three times
-        :data:`SLOW_LINK` or faster, the connections are not slow after all (judged anew)."""
-        if size >= 3 * SLOW_LINK * seconds:
+    def timed_parts(self, size: int, seconds: float, parts: int = 1) -> None:
+        """An object of ``size`` bytes read in ``parts`` parts at once took ``seconds``: three
+        times :data:`SLOW_LINK` or faster, and each part's connection :data:`SLOW_LINK` or
+        faster, the connections are not slow after all (judged anew). (A cloud store's 8
+        parts of 4 MiB come at ~400 MB/s, each connection at ~50: they stay in parts.)"""
+        if size >= SLOW_LINK * seconds * max(3, parts):
             self.slow = False
             self._rates = []
 
