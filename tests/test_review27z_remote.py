@@ -11,7 +11,6 @@ import zipfile
 from typing import TYPE_CHECKING
 
 import anyio
-import numpy as np
 import pytest
 from servers import Faults
 
@@ -101,22 +100,15 @@ async def test_on_s3_replaced_under_a_reader(s3_server: S3Server) -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="review27z: creating or converting into a remote .ozx URL (s3://b/new.ozx) reads "
-    "the zip first and says 'no such file' (a local .ozx path: ReadOnlyError at once, saying "
-    "zips are read, never written)",
+    reason="review27z: creating an image at a remote .ozx URL (s3://b/new.ozx) reads the zip "
+    "first and says 'no such file' (a local .ozx path: ReadOnlyError at once, saying zips are "
+    "not written in place)",
 )
-async def test_writes_into_a_remote_ozx_refused_at_once(
-    s3_server: S3Server, tmp_path: Path
-) -> None:
+async def test_creating_at_a_remote_ozx_refused_at_once(s3_server: S3Server) -> None:
     url = s3_server.fresh_url()
     opts = s3_server.options()
-    src = tmp_path / "src.ome.zarr"
-    with ngio_async.create(src, shape=(4, 4), dtype="uint8") as ds:
-        ds.write(np.ones((4, 4), "uint8"))
     with pytest.raises(ReadOnlyError, match=r"new\.ozx: it names a zip file"):
         await ngio_async.create_async(f"{url}/new.ozx", shape=(4, 4), dtype="uint8", **opts)
-    with pytest.raises(ReadOnlyError, match=r"out\.ozx: it names a zip file"):
-        await ngio_async.convert(src, f"{url}/out.ozx", dst_options=opts)
 
 
 @pytest.mark.xfail(
