@@ -65,6 +65,7 @@ from ._jobs import (
     _written_version,
 )
 from ._locations import check_distinct, refuse_file, refuse_http_url, refuse_memory_url
+from ._ozx import convert_to_zip, zip_output
 from ._plan import _check_layout, _grid, _object_shape, _own_levels, _source_plan
 from ._plate import _convert_plate, _open_plate
 from ._resume import _mark, _start
@@ -140,6 +141,29 @@ async def convert(
         if isinstance(url, str | os.PathLike) and not os.fspath(url).strip():
             raise ValueError(f"{what} is empty: a path or URL (use '.' for the current directory)")
     check_distinct(src, dst, src_options, dst_options)  # before anything is opened
+    if (zipped := zip_output(dst)) is not None:  # a zipped OME-Zarr (.ozx, RFC-9)
+        if ngff_version == "0.4":
+            raise UnsupportedError(
+                f"cannot write {_name(dst)} as NGFF 0.4: zipped OME-Zarr (RFC-9) holds zarr "
+                "v3 (NGFF 0.5); convert to a folder (.ome.zarr) for 0.4"
+            )
+
+        async def into(folder: str) -> ConvertResult:
+            return await convert(
+                src,
+                folder,
+                ngff_version="0.5",
+                chunks=chunks,
+                shards=shards,
+                compressor=compressor,
+                levels=levels,
+                progress=progress,
+                limits=limits,
+                src_options=src_options,
+                dst_options=dst_options,
+            )
+
+        return await convert_to_zip(zipped, _name(dst), overwrite, into)
     refuse_file(dst)
     refuse_memory_url(dst)
     refuse_http_url(dst)

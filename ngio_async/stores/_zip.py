@@ -152,7 +152,8 @@ def open_zip(
 ) -> ZipStore:
     """The :class:`ZipStore` of ``target`` (:func:`zip_target`) over the store
     ``open_folder`` opens for its folder (with ``options``). ``mkdir=True`` (a local image
-    to create) is refused at once: zips are read, never written."""
+    to create) is refused at once: zips are never written in place (``convert`` makes
+    one whole, from a folder it writes first)."""
     folder, name, inside = target
     if str(options.pop("mkdir", False)).strip().lower() not in ("false", "0", "no", "off", ""):
         shown = os.path.join(folder, name, *inside.split("/")) if inside else os.path.join(folder, name)  # fmt: skip
@@ -160,8 +161,8 @@ def open_zip(
             shown = f"{redact_url(folder).rstrip('/')}/{name}" + (f"/{inside}" if inside else "")
         raise ReadOnlyError(
             f"cannot write {shown}: it names a zip file (zipped OME-Zarr, .ozx), which is "
-            "read, never written; write a folder (.ome.zarr) and zip it (RFC-9: entries "
-            "stored, the root zarr.json first; ngff_zarr.rfc9_zip.write_store_to_zip)"
+            "never written in place; write a folder (.ome.zarr), or make the zip with "
+            "`ngio_async convert SRC out.ozx` (convert(src, 'out.ozx'))"
         )
     return ZipStore(open_folder(folder), name, prefix=inside)
 
