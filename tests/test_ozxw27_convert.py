@@ -10,10 +10,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
 import warnings
 import zipfile
 from typing import TYPE_CHECKING
 
+import anyio
 import numpy as np
 import pytest
 
@@ -150,6 +152,37 @@ def test_a_failure_while_zipping_leaves_nothing(
     with pytest.raises(OSError, match="No space left"):
         _convert(source, tmp_path / "out.ozx")
     assert len(written) == 5
+    assert _listing(tmp_path) == []
+
+
+async def test_a_cancel_while_zipping_leaves_nothing(
+    source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = zipfile.ZipFile.write
+    reached, resume = threading.Event(), threading.Event()
+    written: list[str] = []
+
+    def held(self: zipfile.ZipFile, filename: str, arcname: str | None = None) -> None:
+        if len(written) == 3:  # the zip is being written: hold it until cancelled
+            reached.set()
+            resume.wait()
+        written.append(str(arcname))
+        real(self, filename, arcname)
+
+    monkeypatch.setattr(zipfile.ZipFile, "write", held)
+
+    async def run() -> None:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", r".*tables/ .* are not converted")
+            await ngio_async.convert(source, tmp_path / "out.ozx")
+
+    with anyio.CancelScope() as scope:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(run)
+            await anyio.to_thread.run_sync(reached.wait)
+            scope.cancel()
+            resume.set()
+    assert scope.cancelled_caught
     assert _listing(tmp_path) == []
 
 

@@ -100,7 +100,10 @@ async def convert(
     :param src: a path or URL (any store, for OME-Zarr and TIFF), a store, or an
         open :class:`~ngio_async.Dataset` / :class:`~ngio_async.formats.ImageSource` (left open).
     :param dst: where the OME-Zarr goes (path, ``file://``, ``s3://``, a store such as
-        ``open_store("memory://")``; a ``memory://`` URL is refused: it would be lost).
+        ``open_store("memory://")``; a ``memory://`` URL is refused: it would be lost). A
+        local path ending in ``.ozx`` (or ``.zip``) gets a zipped OME-Zarr (NGFF RFC-9, 0.5):
+        converted into a temporary folder beside it, then zipped (``<dst>.partial``, renamed
+        when complete; see :mod:`ngio_async.convert._ozx`).
     :param ngff_version: ``"0.4"`` or ``"0.5"``; default the source's (OME-Zarr; ``"0.5"`` for
         a 0.6 one and ``"0.4"`` for a 0.1 - 0.3 one, which ngio_async reads but does not
         write) or ``"0.5"``.
@@ -133,7 +136,9 @@ async def convert(
     :raises UnsupportedError: ``dst`` is an ``http(s)://`` URL (read-only), before anything
         is read.
     :raises ExistsError: ``dst`` holds a zarr node (and not ``overwrite``), or is a local file
-        (never replaced).
+        (never replaced; a ``.ozx`` file is, with ``overwrite``).
+    :raises ReadOnlyError: ``dst`` is a remote URL naming a ``.ozx`` file (zips are written
+        to local paths only).
     """
     if ngff_version is not None and ngff_version not in ("0.4", "0.5"):
         raise UnsupportedError(f"cannot write NGFF version {ngff_version!r} (0.4 or 0.5)")

@@ -25,6 +25,7 @@ import zipfile
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import anyio.lowlevel
 import anyio.to_thread
 
 from .._errors import ExistsError, ReadOnlyError, UnsupportedError
@@ -121,6 +122,8 @@ async def _zip_in_thread(folder: str, target: str, version: str) -> None:
             error = exc
         tg.cancel_scope.cancel()
     if error is not None:
+        if isinstance(error, InterruptedError) and stop.is_set():
+            await anyio.lowlevel.checkpoint()  # raises the cancellation that stopped it
         raise error
 
 
