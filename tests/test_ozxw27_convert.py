@@ -111,6 +111,22 @@ def test_ngff_zarr_reads_it(source: Path, tmp_path: Path) -> None:
     np.testing.assert_array_equal(np.asarray(theirs.images[0].data), DATA)
 
 
+def test_zip64_records_read_back(
+    source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sizes and offsets past ZIP64's limit (lowered to 1 KiB here: fault injection, not
+    4 GiB of data) get ZIP64 records, which ngio_async reads."""
+    monkeypatch.setattr(zipfile, "ZIP64_LIMIT", 1024)
+    out = tmp_path / "out.ozx"
+    _convert(source, out)
+    monkeypatch.undo()
+    raw = out.read_bytes()
+    assert b"PK\x06\x06" in raw[-4096:] and b"PK\x06\x07" in raw[-4096:]  # ZIP64 end records
+    with ngio_async.open(out) as ds:
+        np.testing.assert_array_equal(ds[...], DATA)
+        np.testing.assert_array_equal(ds.labels["cells"][...], LABEL)
+
+
 def test_unsharded_arrays_get_no_rfc9_comment(source: Path, tmp_path: Path) -> None:
     out = tmp_path / "out.ozx"
     _convert(source, out, shards=False)

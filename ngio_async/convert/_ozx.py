@@ -8,8 +8,8 @@ them, and the archive comment ``{"ome": {"version": ...}}`` when every array is 
 
 The zip is written to ``<output>.partial`` and renamed to the output once complete: a
 conversion that fails (or is cancelled) leaves no zip under the output's name, and the
-temporary folder is removed either way. Only local outputs: the zip is written by seeking
-back into it.
+temporary folder is removed either way (its files go as they are zipped: the disk holds the
+output about once). Only local outputs: the zip is written by seeking back into it.
 """
 
 from __future__ import annotations
@@ -154,8 +154,9 @@ def entry_order(folder: str) -> list[str]:
 def write_zip(folder: str, target: str, version: str, stop: threading.Event | None = None) -> None:
     """Zip ``folder`` (an OME-Zarr of zarr v3: ``zarr.json`` at its root) to ``target``:
     entries stored, in :func:`entry_order`, ZIP64 where needed, RFC-9's archive comment when
-    every array is sharded. For a worker thread: when ``stop`` is set, it stops between
-    entries with :class:`InterruptedError`."""
+    every array is sharded. Each file is deleted from ``folder`` once in the zip. For a
+    worker thread: when ``stop`` is set, it stops between entries with
+    :class:`InterruptedError`."""
     names = entry_order(folder)
     if not names or names[0] != "zarr.json":
         raise UnsupportedError(
@@ -170,6 +171,7 @@ def write_zip(folder: str, target: str, version: str, stop: threading.Event | No
             if name.endswith("zarr.json") and sharded:
                 sharded = _sharded_or_group(path)
             zf.write(path, name)
+            os.remove(path)  # the disk holds the output about once, not twice
         if sharded:
             zf.comment = json.dumps({"ome": {"version": version}}).encode()
 
