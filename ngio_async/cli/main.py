@@ -148,8 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--overwrite",
         action="store_true",
-        help="replace an existing zarr DST (never a file; what an interrupted convert left is "
-        "replaced without it)",
+        help="replace an existing zarr DST, or an existing DST.ozx zip (never another file; what "
+        "an interrupted convert left is replaced without it)",
     )
     for flag, side in (("--source-option", "SRC"), ("--dest-option", "DST")):
         p.add_argument(
