@@ -141,10 +141,10 @@ def test_writes_are_refused_naming_the_file(source: Path, tmp_path: Path) -> Non
 
 async def test_convert_reads_a_zip(source: Path, tmp_path: Path) -> None:
     ozx = zip_folder(source, tmp_path / "img.ozx")
-    with pytest.warns(UserWarning, match=r"img\.ozx: tables/ .* are not converted"):
-        await ngio_async.convert(ozx, tmp_path / "out.ome.zarr")
+    await ngio_async.convert(ozx, tmp_path / "out.ome.zarr")
     async with ngio_async.open_async(tmp_path / "out.ome.zarr") as ds:
         np.testing.assert_array_equal(await ds.read(), DATA)
+        assert (await ds.tables.read("facts")).columns["size"].tolist() == [0, 1, 2, 3]
 
 
 async def test_the_store_refuses_writes_and_lists_entries(source: Path, tmp_path: Path) -> None:

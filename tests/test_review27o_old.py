@@ -143,20 +143,27 @@ async def test_the_tile_server_serves_an_old_image(tmp_path: Path) -> None:
         np.testing.assert_array_equal(np.load(io.BytesIO(await resp.read())), levels[0][1, :4, :4])
 
 
-def test_convert_of_old_data_says_its_tables_are_left_out_and_keeps_row_attributes(
+def test_convert_of_old_data_converts_its_tables_and_keeps_row_attributes(
     tmp_path: Path,
 ) -> None:
     """Their tables/ and rows were looked for as zarr v3 (zarr.json): the tables left out
-    silently, the rows' own attributes dropped."""
+    silently, the rows' own attributes dropped. (Tables are converted since convtables27.)"""
     src = tmp_path / "old.zarr"
     write_old(src, "0.3", axes=["c", "y", "x"])
-    (src / "tables").mkdir()
-    (src / "tables" / ".zgroup").write_text('{"zarr_format": 2}')
-    (src / "tables" / ".zattrs").write_text(json.dumps({"tables": []}))
+    for group, attrs in (
+        ("tables", {"tables": ["t"]}),
+        ("tables/t", {"backend": "json", "type": "generic_table"}),
+        ("tables/t/table", {"a": [1, 2]}),
+    ):
+        (src / group).mkdir()
+        (src / group / ".zgroup").write_text('{"zarr_format": 2}')
+        (src / group / ".zattrs").write_text(json.dumps(attrs))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", MetadataWarning)
         ngio_async.convert_sync(src, tmp_path / "v4.zarr")
-    assert any("tables/ (ngio / Fractal tables" in str(w.message) for w in caught)
+    assert not any("table" in str(w.message) for w in caught)
+    with ngio_async.open(tmp_path / "v4.zarr") as ds:
+        assert ds.tables.read("t").columns["a"].tolist() == [1, 2]
     plate = tmp_path / "plate.zarr"
     _old_plate(plate)
     (plate / "A" / ".zattrs").write_text(json.dumps({"note": "row A"}))

@@ -1,8 +1,10 @@
 """``convert``: OME-Zarr -> OME-Zarr (version, layout, codec, store) and TIFF -> OME-Zarr.
 
 Order of writes (the same for every source): every array's metadata (image levels, then each
-label image's levels), then the pixels, then the label images' group metadata and the
-``labels`` listing, and the image's NGFF group metadata **last**. An output whose group metadata
+label image's levels), then the pixels, then the image's ngio / Fractal tables (each read and
+written in the output's version by the tables API, see :mod:`ngio_async.convert._tables`), the
+label images' group metadata and the ``labels`` listing, and the image's NGFF group metadata
+**last**. An output whose group metadata
 exists is therefore complete, except for the levels an OME-Zarr source lacks (``levels=`` more
 than it has): ``build_pyramid`` adds them afterwards, editing that metadata. :func:`convert_many`
 skips an output when its group metadata exists and it has the levels and version asked for.
@@ -34,10 +36,10 @@ bioformats2raw container (NGFF 0.4 or 0.5; its images listed by ``OME/series``, 
 
 An HCS plate (NGFF 0.4 or 0.5) converts whole: every field image as above (``decode_threads``
 fields at a time, sharing the prefetch bounds and one pool of decode and one of encode
-threads), then the row and well groups, and the plate group **last**: an interrupted plate
-conversion leaves no plate document (``convert`` and ``convert_many`` redo it). Every field is
-opened and planned first, so a refused option (``chunks`` that do not fit a field's axes) writes
-nothing.
+threads), then the row and well groups, the plate's own tables, and the plate group **last**:
+an interrupted plate conversion leaves no plate document (``convert`` and ``convert_many`` redo
+it). Every field is opened and planned first, so a refused option (``chunks`` that do not fit a
+field's axes) writes nothing.
 """
 
 from __future__ import annotations

@@ -25,7 +25,6 @@ from ._groups import (
     _json_or_none,
     _leave_out,
     _missing,
-    _tables_left_out,
     _write_group,
 )
 from ._jobs import CompressorArg, _Counter, _Job, _label_names
@@ -40,6 +39,7 @@ from ._plan import (
     _zarr_plan,
 )
 from ._resume import _UNFINISHED, _unmark
+from ._tables import copy_tables, tables_left_out
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -191,6 +191,12 @@ async def _run_jobs(
             image = ds
     assert image is not None
     version = jobs[0].plan.version
+    left: list[str] = []
+    for job in (j for j in jobs if j.tables is not None):  # before their group metadata
+        assert job.tables is not None
+        left += await copy_tables(job.tables, store, job.root, version, image._workers)
+    if left:
+        tables_left_out(left)
     for job in (j for j in jobs[1:] if j.group):
         await _write_group(store, job.root, to_attrs(job.plan.ome, version), version)
     if labels_attrs is not None:
@@ -230,23 +236,20 @@ async def _zarr_jobs(
     compressor: CompressorArg,
     levels: int | None,
     opened: list[Dataset],
-    tables: list[str] | None = None,
 ) -> tuple[list[_Job], dict[str, Any] | None]:
     """Jobs for the image and each label image, and the ``labels`` group attributes (reads the
     source only). The label images opened are appended to ``opened`` (the caller closes them).
-    An image with tables (not converted) is appended to ``tables``, or warned about when
-    ``tables`` is ``None``."""
-    if await _has_tables(src.store, src.root, src.metadata.ngff_version):
-        if tables is None:
-            _tables_left_out([src.url])
-        else:
-            tables.append(src.url)
+    An image with a ``tables`` group has its tables copied by its job (``_Job.tables``; ngio
+    keeps none in label images)."""
+    has_tables = await _has_tables(src.store, src.root, src.metadata.ngff_version)
     if levels is not None and levels > len(src.levels):
         # before the copy: build_pyramid, run after it, would refuse them with levels written
         check_levels_shrink(_more_level_shapes(src, levels), levels, start=len(src.levels))
         level_factors(src)  # (levels no integer factor apart, ngio's 2.5x: named, refused)
     ome = await _with_repaired_omero(src)
     jobs = [await _zarr_job(root, src, version, chunks, shards, compressor, levels, ome)]
+    if has_tables:
+        jobs[0].tables = src.tables
     multiscales = src.metadata.ome.multiscales or []
     for k in range(1, len(multiscales)):  # others of the group: their arrays are copied too
         if {d.path for d in multiscales[k].datasets} <= set(jobs[0].plan.paths):

@@ -79,21 +79,6 @@ async def _has_tables(store: AsyncStore, root: str, version: str) -> bool:
     return await store.exists(join(root, "tables", ".zgroup" if v2 else "zarr.json"))
 
 
-def _tables_left_out(where: Sequence[str]) -> None:
-    """Warn that the ``tables`` groups of ``where`` (group URLs) are not converted."""
-    import warnings
-
-    from ..meta import MetadataWarning
-
-    more = f" (and {len(where) - 1} more)" if len(where) > 1 else ""
-    warnings.warn(
-        f"{where[0]}{more}: tables/ (ngio / Fractal tables, not NGFF) are not converted; "
-        "copy them separately",
-        MetadataWarning,
-        stacklevel=3,
-    )
-
-
 def _missing(what: str, where: str) -> None:
     """Warn that ``what``, listed in ``where``, does not exist and is left out."""
     import warnings

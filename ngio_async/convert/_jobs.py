@@ -13,6 +13,7 @@ from ..meta._ngff_old import OLD_VERSIONS
 if TYPE_CHECKING:
     from ..images import Dataset
     from ..images._create_plan import ImagePlan
+    from ..tables import Tables
 
 __all__ = ["ConvertResult"]
 
@@ -85,6 +86,8 @@ class _Job:
     #: per level of ``plan``, its own attributes to write as the v2 array's ``.zattrs`` (a v3
     #: array has them in its ``zarr.json``, in ``plan``)
     array_attrs: tuple[dict[str, Any], ...] = ()
+    #: the source's tables, copied into ``root``'s ``tables`` group before its group metadata
+    tables: Tables | None = None
 
 
 def _label_names(jobs: Sequence[_Job]) -> list[str]:

@@ -26,17 +26,18 @@ from ._groups import (
     _plain_attrs,
     _plain_group,
     _read_ome_group,
-    _tables_left_out,
     _write_group,
 )
 from ._jobs import CompressorArg, ConvertResult, _Counter, _Job, _label_names, _name
 from ._plan import _check_layout
 from ._resume import _start
+from ._tables import copy_tables, tables_left_out
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
     from .._limits import Limits
+    from ..tables import Tables
 
 
 # ------------------------------------------------------------------------------ HCS plates
@@ -64,6 +65,7 @@ class _PlatePlan:
     at_once: int
     field_limits: Limits
     workers: Workers
+    tables: Tables | None  # the plate's own (its tables/ group), copied before its group
 
 
 def _field_limits(limits: Limits, fields: int) -> tuple[int, Limits]:
@@ -113,7 +115,7 @@ async def _plan_plate(
         plate_attrs = {PENDING_KEY: {"plate": body}}
     wells: dict[str, dict[str, Any]] = {}
     field_paths: dict[str, list[str]] = {}
-    tables = [plate.url] if await _has_tables(store, root, plate.version) else []
+    tables = await _has_tables(store, root, plate.version)
 
     async def read_well(path: str) -> None:
         try:
@@ -168,7 +170,7 @@ async def _plan_plate(
         try:
             layout = _check_layout(ds.axes, chunks, shards, levels)
             jobs, labels_attrs = await _zarr_jobs(
-                ds, where, version, *layout, compressor, levels, opened, tables
+                ds, where, version, *layout, compressor, levels, opened
             )
         except (ValueError, TypeError) as exc:  # the fields of a plate may differ: name it
             raise type(exc)(f"field {where} of plate {plate.url}: {exc}") from None
@@ -176,8 +178,6 @@ async def _plan_plate(
         planned[item] = (jobs, labels_attrs, extra)
 
     await _run_all(todo, plan_field, plate.limits.max_requests)
-    if tables:
-        _tables_left_out(tables)
     for w, f in todo:
         if (w, f) not in planned:
             _leave_out(wells[w], "well", f, version)
@@ -195,7 +195,10 @@ async def _plan_plate(
     await _run_all(list(rows), read_row, plate.limits.max_requests)
     fields = [(join(w, f), *planned[(w, f)]) for w, f in todo if (w, f) in planned]
     writers = Workers(field_limits.decode_threads)  # and encoding
-    return _PlatePlan(plate_attrs, ome_group, rows, wells, fields, at_once, field_limits, writers)
+    own = plate.tables if tables else None
+    return _PlatePlan(
+        plate_attrs, ome_group, rows, wells, fields, at_once, field_limits, writers, own
+    )
 
 
 async def _convert_plate(
@@ -264,6 +267,10 @@ async def _convert_plate(
             if xml is not None:
                 await store.put(join("OME", "METADATA.ome.xml"), xml)
             await _write_group(store, "OME", attrs, version)
+        if plan.tables is not None:
+            left = await copy_tables(plan.tables, store, "", version, plan.workers)
+            if left:
+                tables_left_out(left)
         await _write_group(store, "", plan.plate_attrs, version)  # last
         labels = dict.fromkeys(name for _, jobs, _, _ in plan.fields for name in _label_names(jobs))
         return ConvertResult(
