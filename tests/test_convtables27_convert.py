@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import errno
 import json
+import re
+import shutil
 import warnings
 from typing import TYPE_CHECKING, Any
 
@@ -191,15 +193,21 @@ async def test_a_table_that_cannot_be_read_is_left_out_with_a_warning(tmp_path: 
     src = await make_image(tmp_path / "src.ome.zarr")
     attrs_key = src / "tables" / "facts" / ".zattrs"
     attrs = json.loads(attrs_key.read_text())
+    shutil.copytree(src / "tables" / "facts", src / "tables" / "__odd")  # v3 reserves "__"
     attrs_key.write_text(json.dumps({**attrs, "backend": "mystery_v9"}))
+    (src / "tables" / ".zattrs").write_text(json.dumps({"tables": [*NAMES, "__odd"]}))
     dst = tmp_path / "out.ome.zarr"
     with pytest.warns(UserWarning, match=r"tables/facts: .*unknown backend 'mystery_v9'") as w:
         await ngio_async.convert(src, dst, ngff_version="0.5")
-    assert "left out of the output" in str(w[0].message)
+    assert len(w) == 1
+    message = str(w[0].message)
+    assert message.startswith("2 table(s) cannot be converted and are left out of the output")
+    assert re.search(r"tables/__odd: invalid table name '__odd'", message)
     assert await is_complete(dst)
     async with ngio_async.open_async(dst) as ds:
         assert await ds.tables.names() == NAMES[:3]
     assert not (dst / "tables" / "facts").exists()
+    assert not (dst / "tables" / "__odd").exists()
 
 
 async def test_no_tables_group_no_request_more(tmp_path: Path) -> None:

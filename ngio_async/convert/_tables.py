@@ -8,8 +8,8 @@ copy would need a listing, which HTTP has not, and could not change zarr version
 written before the group metadata of their image (or plate), which is written last: an
 interrupted conversion leaves no complete-looking output, and its re-run replaces them.
 
-A table the API cannot read (an unknown backend, parquet without pyarrow, malformed data) is
-left out with a :class:`~ngio_async.meta.MetadataWarning` naming it and why; the rest of the
+A table the API cannot read (an unknown backend, parquet without pyarrow, malformed data) or
+write (a name the output refuses: zarr v3's reserved ``__`` prefix, ...) is left out with a :class:`~ngio_async.meta.MetadataWarning` naming it and why; the rest of the
 conversion goes on.
 """
 
@@ -62,10 +62,10 @@ async def copy_tables(
     for name in names:
         try:
             table = await src.read(name)
-        except (UnsupportedError, MetadataError, NotFoundError) as exc:
+            # refused before anything is written: a name zarr v3 reserves, a column type
+            await dst.write(name, table, backend=table.backend or "anndata", overwrite=True)
+        except (UnsupportedError, ValueError, TypeError, NotFoundError) as exc:
             left.append(f"{src._url(name)}: {exc}")
-            continue
-        await dst.write(name, table, backend=table.backend or "anndata", overwrite=True)
     return left
 
 
@@ -75,10 +75,15 @@ def tables_left_out(left: Sequence[str]) -> None:
 
     from ..meta import MetadataWarning
 
-    more = f" (and {len(left) - 1} more)" if len(left) > 1 else ""
+    shown = "; ".join(left[:_SHOWN])
+    more = f"; and {len(left) - _SHOWN} more" if len(left) > _SHOWN else ""
     warnings.warn(
-        f"table {left[0]}{more}: it cannot be converted and is left out of the output "
-        "(the other tables are converted)",
+        f"{len(left)} table(s) cannot be converted and are left out of the output (the other "
+        f"tables are converted): {shown}{more}",
         MetadataWarning,
         stacklevel=3,
     )
+
+
+#: the tables left out a warning names (with why), at most
+_SHOWN = 10
