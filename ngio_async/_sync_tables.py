@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from .sync import Runner
     from .tables import PlateTables, Roi, Table, Tables
 
 __all__ = ["SyncPlateTables", "SyncTables"]
+
+_T = TypeVar("_T", bound="SyncTables")
 
 
 class SyncTables:
@@ -46,6 +48,23 @@ class SyncTables:
     def __iter__(self) -> Any:
         return iter(self.names())
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickles as its dataset's (or plate's) ``tables``: the dataset pickles by reference
+        (opened again where it lands, on first use; see ``SyncDataset``)."""
+        if self._owner is None:
+            raise TypeError(f"{self!r} cannot be pickled: it holds no dataset or plate")
+        return (_tables_of, (type(self), self._owner))
+
+    if not TYPE_CHECKING:  # (mypy: no blanket attribute access on SyncTables)
+
+        def __getattr__(self, name: str) -> Any:
+            # reached only for what unpickled tables lack: their dataset opens now
+            if name in ("_runner", "_tables") and "_owner" in self.__dict__:
+                opened = self._owner.tables
+                self._runner, self._tables = opened._runner, opened._tables
+                return object.__getattribute__(self, name)
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
 
 class SyncPlateTables(SyncTables):
     """A plate's tables, blocking: as :class:`SyncTables`, and ``image_names``,
@@ -58,3 +77,10 @@ class SyncPlateTables(SyncTables):
 
     def concatenate(self, name: str, **options: Any) -> Table:
         return self._runner.call(lambda: self._tables.concatenate(name, **options))
+
+
+def _tables_of(cls: type[_T], owner: object) -> _T:
+    """Unpickle tables of ``owner`` (an unpickled dataset or plate): no I/O until first use."""
+    tables = cls.__new__(cls)
+    tables._owner = owner
+    return tables
