@@ -121,6 +121,17 @@ def _shared(request: web.Request) -> bool:
     return request.path.startswith((f"{mount}/api/", f"{mount}/zarr/"))
 
 
+def _is_mount(request: web.Request) -> bool:
+    """Whether ``request`` is a GET or HEAD of a mounted app's prefix without its slash
+    (``/ngio`` of ``add_subapp("/ngio/", app)``)."""
+    from ._app import STATE
+
+    if request.method not in ("GET", "HEAD") or STATE not in request.app:
+        return False
+    mount = request.app[STATE].mount()
+    return bool(mount) and request.path == mount
+
+
 async def add_cors(request: web.Request, response: web.StreamResponse) -> None:
     """``on_response_prepare``: the CORS headers of ``/api`` and ``/zarr`` answers, set
     before any is sent (streamed answers too)."""
@@ -138,6 +149,11 @@ async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
+        if exc.status == 404 and _is_mount(request):  # the viewer is at '<mount>/'
+            url = request.rel_url
+            raise web.HTTPPermanentRedirect(
+                url.with_path(url.path + "/").with_query(url.query)
+            ) from None
         code = (exc.reason or "error").lower().replace(" ", "_")
         message = {
             404: f"no such resource: {request.path}",
