@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
-from processes import spawned_pool
+from processes import run_in_fork, spawned_pool
 from test_oldngff27_read import write_old
 from test_ozx27_local import DATA, LABEL, write_source, zip_folder
 from test_plates27_read import drop_indices, peer_plate
@@ -142,10 +142,13 @@ def test_a_lenient_peer_plate_field_pickles_and_reads_in_dask_threads(tmp_path: 
             copy.close()
 
 
-def _read_sum(payload: bytes) -> tuple[int, bool]:
+def _read_sum(payload: bytes) -> tuple[int, bool, int]:
+    """In a child: the copy's pixel sum, whether its zip's store is judged slow, its part size."""
     with pickle.loads(payload) as ds:
         total = int(ds[...].sum())
-        return total, ds.async_dataset.store._parts.slow
+        store = ds.async_dataset.store
+        inner = getattr(store, "inner", store)
+        return total, inner._parts.slow, inner.limits.part_size
 
 
 def test_part_size_pickles_and_a_slow_store_starts_afresh_in_a_child(
@@ -160,8 +163,13 @@ def test_part_size_pickles_and_a_slow_store_starts_afresh_in_a_child(
         parts.slow = True
         payload = pickle.dumps(ds)
         with spawned_pool() as pool:
-            total, slow = pool.apply(_read_sum, (payload,))
-        assert total == int(DATA.sum()) and slow is False
+            assert pool.apply(_read_sum, (payload,)) == (int(DATA.sum()), False, 64 * 1024)
+        run_in_fork(lambda: _check(_read_sum(payload)))  # a forked child: afresh too
+        assert int(ds[...].sum()) == int(DATA.sum())  # the parent reads on, in parts
+
+
+def _check(seen: tuple[int, bool, int]) -> None:
+    assert seen == (int(DATA.sum()), False, 64 * 1024), seen
 
 
 def test_the_errors_of_the_readers_pickle_with_their_url_and_key() -> None:
