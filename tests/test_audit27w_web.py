@@ -171,3 +171,28 @@ async def test_a_replaced_ozx_does_not_revalidate_its_old_tiles(tmp_path: Path) 
             "/api/datasets/x/tiles/0/0/0/0/0.png", headers={"If-None-Match": tile.headers["ETag"]}
         )
         assert again.status != 304
+
+
+async def test_a_range_with_if_range_of_another_version_gets_the_whole_object(
+    tmp_path: Path,
+) -> None:
+    """``Range`` with ``If-Range`` (a download resumed by a browser or ``curl -C``): the part
+    was sent whatever the validator, so a client holding the start of an older version
+    joined it to the new one's rest. Now a stale or weak ETag, or a date (no
+    ``Last-Modified`` is sent), answers 200 with the whole object; the current ETag, 206."""
+    await _image(tmp_path / "a.zarr", 5)
+    async with running(create_app({"a": str(tmp_path / "a.zarr")})) as (http, _):
+        first = await http.get("/zarr/a/zarr.json")
+        whole, etag = await first.read(), first.headers["ETag"]
+        current = await http.get(
+            "/zarr/a/zarr.json", headers={"Range": "bytes=4-", "If-Range": etag}
+        )
+        assert current.status == 206
+        assert await current.read() == whole[4:]
+        for validator in ('"stale"', f"W/{etag}", "Sun, 29 Nov 2026 10:00:00 GMT"):
+            answer = await http.get(
+                "/zarr/a/zarr.json", headers={"Range": "bytes=4-", "If-Range": validator}
+            )
+            assert answer.status == 200, validator
+            assert "Content-Range" not in answer.headers
+            assert await answer.read() == whole

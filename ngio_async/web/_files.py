@@ -118,8 +118,8 @@ async def zarr_object(request: web.Request) -> web.StreamResponse:
     all from the version of the object the first was read from), so a whole shard never
     sits in memory. Answers carry an ``ETag`` (from the object's version) and
     ``Cache-Control: no-cache`` (HEAD: no ``ETag``); ``If-None-Match`` costs one version
-    lookup and answers 304. HEAD and ranged GETs ask the store for the object's size first
-    (one HEAD).
+    lookup and answers 304, as does ``If-Range`` (a range of another version: the whole).
+    HEAD and ranged GETs ask the store for the object's size first (one HEAD).
     """
     if request.method not in ("GET", "HEAD"):
         raise ApiError(
@@ -139,7 +139,7 @@ async def zarr_object(request: web.Request) -> web.StreamResponse:
         if etag is not None and etag_matches(if_none_match, etag):
             return web.Response(status=304, headers={"ETag": etag, "Cache-Control": "no-cache"})
     range_header = request.headers.get("Range")
-    if is_single_range(range_header):
+    if is_single_range(range_header) and await _range_applies(obj, request.headers.get("If-Range")):
         size = await obj.size()
         span = parse_range(range_header, size)
         if span is not None:
@@ -151,6 +151,15 @@ async def zarr_object(request: web.Request) -> web.StreamResponse:
         return web.Response(body=bytes(first.data), headers=obj.headers(first.version))
     size = await obj.size()
     return await obj.send(request, 0, size, size, 200, {}, first)
+
+
+async def _range_applies(obj: _StoredObject, if_range: str | None) -> bool:
+    """Whether a ``Range`` is served given its ``If-Range``: none, or the object's current
+    ``ETag`` (strongly compared: a weak one or a date never is, no ``Last-Modified`` being
+    sent); else the whole object is (one version lookup)."""
+    if if_range is None:
+        return True
+    return if_range.strip() == obj.etag(await obj.version())
 
 
 @dataclass
