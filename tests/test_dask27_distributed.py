@@ -204,3 +204,35 @@ def test_tables_go_to_the_workers_and_tables_come_back(
         # was: cannot pickle '_thread.lock' (ds.tables)
         table = client.submit(_table_rows, ds.tables, "facts").result()
         assert table.name == "facts" and table.columns["size"].tolist() == [0, 1, 2, 3]
+
+
+def _sum(ds: Any) -> int:
+    return int(ds[...].sum())
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="each field of a plate .ozx pickled alone opens its own zip store where it lands: "
+    "the zip's directory is read once per field and worker process (4 fields: 4 reads; a big "
+    "plate's directory, MBs, once per field), not once per process",
+)
+def test_fields_of_a_plate_ozx_sent_alone_read_its_directory_once_per_process(
+    client: Any, tmp_path: Path, http_server: StaticServer
+) -> None:
+    with ngio_async.create_plate(tmp_path / "plate.ome.zarr", rows=["A"], columns=["1", "2"]) as p:
+        for column in ("1", "2"):
+            for field in "01":
+                with p.add_image(
+                    "A", column, field=field, shape=(1, 16, 16), dtype="uint8", axes="cyx"
+                ) as fov:
+                    fov.write(np.full((1, 16, 16), 3, "uint8"))
+    zip_folder(tmp_path / "plate.ome.zarr", http_server.root / "plate.ozx")
+    with ngio_async.open_plate(f"{http_server.url}plate.ozx") as plate:
+        wells = [(*w.split("/", 1), f) for w, f in plate.image_paths()]
+        fields = [plate.image(row, column, field=f) for row, column, f in wells]
+        http_server.reset()
+        futures = [client.submit(_sum, fov, pure=False) for fov in fields]
+        assert client.gather(futures) == [3 * 256] * 4
+        for fov in fields:
+            fov.close()
+    assert _directory_gets(http_server, "/plate.ozx") <= 2
