@@ -105,12 +105,15 @@ def test_an_ozx_reads_in_the_workers_its_directory_once_per_process(
 
 
 def test_an_old_image_and_a_lenient_plate_field_read_in_the_workers(
-    client: Any, tmp_path: Path
+    client: Any, tmp_path: Path, http_server: StaticServer
 ) -> None:
-    levels = write_old(tmp_path / "old.zarr", "0.3", axes=["c", "y", "x"])
-    with ngio_async.open(tmp_path / "old.zarr") as ds:
+    levels = write_old(http_server.root / "old.zarr", "0.3", axes=["c", "y", "x"])
+    with ngio_async.open(f"{http_server.url}old.zarr") as ds:
+        http_server.reset()
         np.testing.assert_array_equal(da.from_array(ds, chunks=(1, 16, 16)).compute(), levels[0])
         np.testing.assert_array_equal(da.from_array(ds.levels[1]).compute(), levels[1])
+    # opened once per worker process, not per block (27 blocks)
+    assert 1 <= http_server.count("GET", "/old.zarr/.zattrs") <= 2
     pytest.importorskip("ome_zarr")
     path = tmp_path / "plate.ome.zarr"
     peer_plate(path, "0.4", ["fov_a", "fov-b"])
