@@ -5,39 +5,23 @@ said "no group" / "no plate" / None before, silently, where every other read rai
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
-from test_stores27_clock_skew import SkewedProxy
+from test_review27s_refused_not_absent import _options, skewed
 
 import ngio_async
-from ngio_async._limits import Limits
 from ngio_async.cli._info import _array_at, _probe
 from ngio_async.convert._groups import _json_or_none
 from ngio_async.images._plate_docs import _consolidated_wells, _read_pending
 from ngio_async.stores import open_store
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
     from servers import S3Server
+    from test_stores27_clock_skew import SkewedProxy
 
-FAST = Limits(backoff_base=0.001, backoff_max=0.01, max_retries=1, timeout=10)
-
-
-@pytest.fixture
-def skewed(s3_server: S3Server) -> Iterator[SkewedProxy]:
-    proxy = SkewedProxy(Path("."), target=s3_server.endpoint).start()
-    try:
-        yield proxy
-    finally:
-        proxy.stop()
-
-
-def _options(s3_server: S3Server, skewed: SkewedProxy) -> dict[str, Any]:
-    return {**s3_server.options(), "endpoint": skewed.url.rstrip("/"), "limits": FAST}
+__all__ = ["skewed"]  # (the fixture, shared with review27s's tests)
 
 
 async def test_refused_credentials_are_no_missing_documents(
