@@ -134,11 +134,6 @@ async def test_replaced_on_a_server_without_etags(
             assert got in (b"B" * 3000, b"y" * 5900)  # one zip's entry, whole
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review27z: forbidden_is_missing=True is not passed to the store the zip is read "
-    "through: a 403 on the .ozx says to open it with forbidden_is_missing=True, which it was",
-)
 async def test_forbidden_is_missing_on_a_zip(http_server: StaticServer, http_root: Path) -> None:
     (http_root / "z.ozx").write_bytes(OLD)
     http_server.faults = Faults(status=403, status_times=-1)
@@ -167,11 +162,6 @@ async def test_a_server_ignoring_range_sends_the_zip_once(
     assert http_server.count("GET") <= 2  # (each answer: the whole zip)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review27z: a zip with bytes before the archive (a self-extracting one), bigger "
-    "than the first read, over HTTP: its entries read as the bytes before them",
-)
 async def test_bytes_before_the_archive_over_http(
     http_server: StaticServer, http_root: Path
 ) -> None:
@@ -187,11 +177,6 @@ async def test_bytes_before_the_archive_over_http(
                 assert got is not None and bytes(got) == big[key]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review27z: an empty entry read whole over HTTP asks for an empty range of the zip: "
-    "416 Requested Range Not Satisfiable (obstore: 'Range started at N and ended at N'), not b''",
-)
 @pytest.mark.parametrize("backend", ["aiohttp", "obstore"])
 async def test_an_empty_entry_over_http(
     http_server: StaticServer, http_root: Path, backend: str

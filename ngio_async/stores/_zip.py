@@ -25,6 +25,7 @@ import os
 import struct
 import threading
 import zlib
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -63,6 +64,9 @@ __all__ = [
 TAIL = 256 * 1024
 #: the biggest DEFLATE-compressed entry (uncompressed bytes) a ranged read inflates whole
 INFLATE_RANGED = 16 * 1024 * 1024
+#: the DEFLATE-compressed entries that ranged reads inflated are kept, up to these bytes
+#: (a shard's chunks are read one by one: the shard inflated once)
+INFLATED_KEPT = 4 * INFLATE_RANGED
 #: names of zip files opened as a store of their entries (any case)
 ZIP_SUFFIXES = (".ozx", ".zip")
 
@@ -87,6 +91,7 @@ class ZipEntry:
     flags: int
     start: int | None  # offset of its data: from the layout (None: unknown), or the header's
     checked: bool = False  # ``start`` is the local header's
+    limit: int = 0  # where its data must end: the next local header, or the central directory
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,22 +222,30 @@ def _bad(url: str, why: str) -> StoreError:
 
 
 def _end_record(tail: memoryview, url: str) -> int:
-    """The offset in ``tail`` of the end of central directory record (the last one whose
-    comment fits in the file)."""
+    """The offset in ``tail`` of the end of central directory record: the first whose
+    comment ends the file (a signature inside that comment is the comment's), else the last
+    whose comment fits (bytes after the archive)."""
     shift = max(0, len(tail) - _END.size - 0xFFFF)
     data = bytes(tail[shift:])
-    pos = data.rfind(b"PK\x05\x06")
+    found: int | None = None
+    pos = data.rfind(b"PK\x05\x06", 0, len(data) - _END.size + 4)
     while pos >= 0:
-        if pos + _END.size + struct.unpack_from("<H", data, pos + 20)[0] <= len(data):
-            return pos + shift
+        end = pos + _END.size + struct.unpack_from("<H", data, pos + 20)[0]
+        if end == len(data) or (end < len(data) and found is None):
+            found = pos
         pos = data.rfind(b"PK\x05\x06", 0, pos)
+    if found is not None:
+        return found + shift
     raise _bad(url, "no end of central directory record in its last bytes (not a zip file, or "
                "a truncated one)")  # fmt: skip
 
 
-def _directory_place(tail: memoryview, whole: bool, url: str) -> tuple[int, int, int, int]:
-    """``(offset of the central directory, its size, its entries, offset of tail[0])`` in
-    the zip (``whole``: ``tail`` is the whole file)."""
+def _directory_place(
+    tail: memoryview, file_at: int | None, url: str
+) -> tuple[int, int, int, int, int]:
+    """``(offset of the central directory, its size, its entries, offset of tail[0], bytes
+    before the archive)`` in the file, ``tail[0]`` at ``file_at`` (``None``: unknown, taken
+    as where the directory says, bytes before the archive as none)."""
     pos = _end_record(tail, url)
     _, disk, cd_disk, _, count, cd_size, cd_offset, _ = _END.unpack_from(tail, pos)
     end_at = cd_offset + cd_size  # where the end record is, in a file of nothing else after
@@ -248,11 +261,12 @@ def _directory_place(tail: memoryview, whole: bool, url: str) -> tuple[int, int,
         end_at, pos = rec_offset, rec
     if disk or cd_disk:
         raise UnsupportedError(f"{url} is a multi-part zip file (RFC-9 takes one part)")
-    base = 0 if whole else end_at - pos
-    if base < 0 or cd_offset + cd_size > base + pos:
+    base = end_at - pos if file_at is None else file_at
+    before = base + pos - end_at  # (a self-extracting zip's program; offsets count from after)
+    if base < 0 or before < 0 or cd_offset + cd_size > end_at:
         raise _bad(url, f"its central directory ({cd_size} bytes at {cd_offset}) lies past the "
                    "end records (a truncated file?)")  # fmt: skip
-    return cd_offset, cd_size, count, base
+    return cd_offset + before, cd_size, count, base, before
 
 
 def _zip64_extra(extra: bytes, sizes: list[int]) -> None:
@@ -271,8 +285,11 @@ def _zip64_extra(extra: bytes, sizes: list[int]) -> None:
         at += 4 + n
 
 
-def _parse_directory(cd: memoryview, count: int, cd_offset: int, url: str) -> list[ZipEntry]:
-    """The entries of the central directory ``cd`` (``count`` records expected)."""
+def _parse_directory(
+    cd: memoryview, count: int, cd_offset: int, url: str, before: int = 0
+) -> list[ZipEntry]:
+    """The entries of the central directory ``cd`` (``count`` records expected; ``before``:
+    bytes before the archive, added to the offsets it states)."""
     out: list[ZipEntry] = []
     lengths: list[tuple[int, int]] = []  # each record's name and extra field lengths
     at = 0
@@ -285,16 +302,23 @@ def _parse_directory(cd: memoryview, count: int, cd_offset: int, url: str) -> li
         sizes = [usize, csize, header]
         _zip64_extra(bytes(cd[at + nlen : at + nlen + elen]), sizes)
         at += nlen + elen + clen
-        name = raw.decode("utf-8" if flags & 0x800 else "cp437").replace("\\", "/")
-        out.append(ZipEntry(name, sizes[2], sizes[1], sizes[0], method, flags, None))
+        try:
+            name = raw.decode("utf-8" if flags & 0x800 else "cp437").replace("\\", "/")
+        except UnicodeDecodeError:
+            raise _bad(url, f"the name {raw!r} is not UTF-8, as its flag says") from None
+        while name.startswith(("/", "./")):  # (as unzip reads them: relative)
+            name = name[2:] if name.startswith("./") else name[1:]
+        out.append(ZipEntry(name, sizes[2] + before, sizes[1], sizes[0], method, flags, None))
         lengths.append((nlen, elen))
     if len(out) != count and count != 0xFFFF:
         raise _bad(url, f"its central directory holds {len(out)} records, not {count}")
-    _layout(out, lengths, cd_offset)
+    _layout(out, lengths, cd_offset, url)
     return out
 
 
-def _layout(entries: list[ZipEntry], lengths: list[tuple[int, int]], cd_offset: int) -> None:
+def _layout(
+    entries: list[ZipEntry], lengths: list[tuple[int, int]], cd_offset: int, url: str
+) -> None:
     """Each entry's data offset from the layout: its data ends where the next local header
     (or the central directory) begins, unless a data descriptor follows it (flag bit 3:
     unknown, read from its local header). Confirmed where that leaves a local extra field as
@@ -304,6 +328,10 @@ def _layout(entries: list[ZipEntry], lengths: list[tuple[int, int]], cd_offset: 
     for k, i in enumerate(order):
         entry = entries[i]
         end = entries[order[k + 1]].header if k + 1 < len(order) else cd_offset
+        entry.limit = end
+        if entry.header + _LOCAL.size > cd_offset:
+            raise _bad(url, f"the local header of {entry.name!r} (at {entry.header}) lies past "
+                       f"its central directory (at {cd_offset})")  # fmt: skip
         start = end - entry.size
         extra = start - entry.header - _LOCAL.size - lengths[i][0]
         if not entry.flags & 0x8 and 0 <= extra <= 0xFFFF:
@@ -311,14 +339,23 @@ def _layout(entries: list[ZipEntry], lengths: list[tuple[int, int]], cd_offset: 
 
 
 def _local_start(head: Buffer, entry: ZipEntry, url: str) -> int:
-    """The data offset an entry's local header (its first 30 bytes, ``head``) tells."""
+    """The data offset an entry's local header (its first 30 bytes, ``head``) tells, its
+    data ending before the next header (or the central directory)."""
     if len(head) < _LOCAL.size or bytes(memoryview(head)[:4]) != b"PK\x03\x04":
-        raise _bad(url, f"no local header for {entry.name!r} at offset {entry.header}")
+        raise _bad(url, f"no local header for {entry.name!r} at offset {entry.header} (bytes "
+                   "before the archive, as in a self-extracting one, or its start cut off?)")  # fmt: skip
     nlen, elen = _LOCAL.unpack_from(head, 0)[9:11]
-    return int(entry.header + _LOCAL.size + nlen + elen)
+    start = int(entry.header + _LOCAL.size + nlen + elen)
+    if start + entry.size > entry.limit:
+        raise _bad(url, f"{entry.name!r} ({entry.size} bytes at {start}) runs past the next "
+                   f"entry or the central directory (at {entry.limit})")  # fmt: skip
+    return start
 
 
 def _check_readable(entry: ZipEntry, url: str) -> None:
+    if entry.method == _STORED and entry.size != entry.length:
+        raise _bad(url, f"{entry.name!r} is stored, yet states {entry.size} bytes stored and "
+                   f"{entry.length} bytes long")  # fmt: skip
     if entry.flags & 0x1:
         raise UnsupportedError(f"{entry.name!r} in {url} is encrypted: it cannot be read")
     if entry.method not in (_STORED, _DEFLATED):
@@ -344,6 +381,14 @@ def _span(byte_range: ByteRequest | None, length: int, url: str, key: str) -> tu
             key=key,
         )
     return start, end
+
+
+def _nothing_to_read(entry: ZipEntry, stored: tuple[int, int] | None) -> bool:
+    """Whether the stored bytes ``stored`` of ``entry`` (``None``: all) are none: an empty
+    range of the zip is no range a server takes (HTTP: 416)."""
+    if stored is None:
+        return entry.method == _STORED and entry.size == 0
+    return stored[0] == stored[1]
 
 
 def _inflate(data: Buffer, entry: ZipEntry, url: str) -> bytes:
@@ -383,10 +428,24 @@ class ZipStore(AsyncStore):
         self.versioned = inner.versioned or inner._root is not None
         self._unready = True
         self._dir: _Directory | None = None
+        #: the archive's offsets are the file's: known, or a local header was where they say
+        #: (until then, every entry's local header is confirmed at its first read)
+        self._placed = False
         self._loading = anyio.Lock()
         self._blocking_lock = threading.Lock()
+        self._inflated: OrderedDict[str, bytes] = OrderedDict()  # (the latest last)
+        self._inflated_lock = threading.Lock()
         #: ``inner``'s blocking reads (local files): readers fetch and decode in one thread call
         self.blocking_reads = inner.blocking_reads
+
+    @property
+    def forbidden_is_missing(self) -> bool:
+        """``inner``'s, which reads the zip (a 403 on it: the zip missing, its entries too)."""
+        return self.inner.forbidden_is_missing
+
+    @forbidden_is_missing.setter
+    def forbidden_is_missing(self, value: bool) -> None:
+        self.inner.forbidden_is_missing = value
 
     @property
     def read_only_reason(self) -> str:
@@ -442,7 +501,8 @@ class ZipStore(AsyncStore):
         if tail is None:
             raise NotFoundError(f"no such file: {self._url}", url=self._url)
         view = memoryview(tail)
-        cd_offset, cd_size, count, base = _directory_place(view, len(view) < TAIL, self._url)
+        file_at = 0 if len(view) < TAIL else self._tail_at(len(view))
+        cd_offset, cd_size, count, base, before = _directory_place(view, file_at, self._url)
         if cd_offset >= base:
             cd = view[cd_offset - base : cd_offset - base + cd_size]
         else:
@@ -451,7 +511,7 @@ class ZipStore(AsyncStore):
             if got is None or len(got) != cd_size:
                 raise ChangedError(f"{self._url} changed while its directory was read", url=self._url)  # fmt: skip
             cd = memoryview(got)
-        entries = _parse_directory(cd, count, cd_offset, self._url)
+        entries = _parse_directory(cd, count, cd_offset, self._url, before)
         under = f"{self._prefix}/" if self._prefix else ""
         named = {
             e.name[len(under) :]: e
@@ -459,7 +519,17 @@ class ZipStore(AsyncStore):
             if e.name.startswith(under) and not e.name.endswith("/") and _plain(e.name)
         }
         deflated = any(e.method != _STORED for e in named.values())
+        self._placed = file_at is not None and before == 0
         return _Directory(named, version, deflated)
+
+    def _tail_at(self, size: int) -> int | None:
+        """The file offset of the last ``size`` bytes of a local zip (``None``: not local)."""
+        if self.inner._root is None:
+            return None
+        try:
+            return os.stat(self.inner._local_path(self._name)).st_size - size
+        except OSError:
+            return None
 
     @property
     def _directory(self) -> _Directory:
@@ -484,9 +554,10 @@ class ZipStore(AsyncStore):
 
     def _data_start(self, entry: ZipEntry) -> Generator[tuple[int, int], Buffer, int]:
         """The entry's data offset, confirmed by its local header (read once, 30 bytes)."""
-        if not entry.checked:
+        if not (entry.checked and self._placed):
             head = yield entry.header, entry.header + _LOCAL.size
             entry.start, entry.checked = _local_start(head, entry, self._url), True
+            self._placed = True
         assert entry.start is not None
         return entry.start
 
@@ -499,12 +570,13 @@ class ZipStore(AsyncStore):
         if span is not None:
             at = yield from self._data_start(entry)
             return (yield at + span[0], at + span[1])
-        if entry.checked or entry.start is None:
+        if (entry.checked and self._placed) or entry.start is None:
             at = yield from self._data_start(entry)
             return (yield at, at + entry.size)
         guess = entry.start
         got = memoryview((yield entry.header, guess + entry.size))
         entry.start, entry.checked = _local_start(got, entry, self._url), True
+        self._placed = True
         if entry.start == guess:
             return got[guess - entry.header :]
         return (yield entry.start, entry.start + entry.size)
@@ -534,8 +606,10 @@ class ZipStore(AsyncStore):
         if plan is None:
             return None
         entry, span, stored = plan
-        if stored is not None and stored[0] == stored[1]:
+        if _nothing_to_read(entry, stored):
             return b""
+        if (kept := self._kept(entry, byte_range)) is not None:
+            return memoryview(kept)[span[0] : span[1]]
         version = self._directory.version
         steps = self._steps(entry, stored)
         ask = next(steps)
@@ -555,7 +629,10 @@ class ZipStore(AsyncStore):
             data = await anyio.to_thread.run_sync(_inflate, got, entry, self._url)
         else:
             data = _inflate(got, entry, self._url)
-        return data if byte_range is None else memoryview(data)[span[0] : span[1]]
+        if byte_range is None:
+            return data
+        self._keep(entry, data)
+        return memoryview(data)[span[0] : span[1]]
 
     def get_blocking(self, key: str, byte_range: ByteRequest | None = None) -> Buffer | None:
         if not self.blocking_reads:
@@ -577,8 +654,10 @@ class ZipStore(AsyncStore):
         if plan is None:
             return None, version
         entry, span, stored = plan
-        if stored is not None and stored[0] == stored[1]:
+        if _nothing_to_read(entry, stored):
             return b"", version
+        if (kept := self._kept(entry, byte_range)) is not None:
+            return memoryview(kept)[span[0] : span[1]], version
         steps = self._steps(entry, stored)
         ask = next(steps)
         try:
@@ -591,7 +670,31 @@ class ZipStore(AsyncStore):
         if entry.method == _STORED:
             return got, version
         out = _inflate(got, entry, self._url)
-        return (out if byte_range is None else memoryview(out)[span[0] : span[1]]), version
+        if byte_range is None:
+            return out, version
+        self._keep(entry, out)
+        return memoryview(out)[span[0] : span[1]], version
+
+    def _kept(self, entry: ZipEntry, byte_range: ByteRequest | None) -> bytes | None:
+        """The inflated bytes of a DEFLATE-compressed ``entry`` kept by an earlier ranged read
+        (for a ranged read; ``None``: none)."""
+        if entry.method == _STORED or byte_range is None:
+            return None
+        with self._inflated_lock:
+            data = self._inflated.get(entry.name)
+            if data is not None:
+                self._inflated.move_to_end(entry.name)
+            return data
+
+    def _keep(self, entry: ZipEntry, data: bytes) -> None:
+        """Keep an entry a ranged read inflated, forgetting the least recent beyond
+        :data:`INFLATED_KEPT` bytes."""
+        with self._inflated_lock:
+            self._inflated[entry.name] = data
+            self._inflated.move_to_end(entry.name)
+            total = sum(len(d) for d in self._inflated.values())
+            while total > INFLATED_KEPT and len(self._inflated) > 1:
+                total -= len(self._inflated.popitem(last=False)[1])
 
     def _same_version(self, key: str, if_match: str | None, version: str | None) -> None:
         if if_match is not None and version is not None and if_match != version:
