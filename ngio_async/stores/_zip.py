@@ -22,11 +22,8 @@ the zip's version (``if_match``): a zip replaced under a reader raises ``Changed
 from __future__ import annotations
 
 import os
-import struct
 import threading
-import zlib
 from collections import OrderedDict
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -37,13 +34,24 @@ from ._base import (
     AsyncStore,
     Buffer,
     ByteRequest,
-    OffsetByteRequest,
     RangeByteRequest,
     SuffixByteRequest,
-    byte_span,
     check_key,
 )
 from ._url_utils import redact_url
+from ._zip_format import (
+    LOCAL,
+    STORED,
+    Directory,
+    ZipEntry,
+    check_readable,
+    directory_place,
+    entry_span,
+    inflate,
+    local_start,
+    nothing_to_read,
+    parse_directory,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Generator
@@ -69,37 +77,6 @@ INFLATE_RANGED = 16 * 1024 * 1024
 INFLATED_KEPT = 4 * INFLATE_RANGED
 #: names of zip files opened as a store of their entries (any case)
 ZIP_SUFFIXES = (".ozx", ".zip")
-
-_END = struct.Struct("<4s4H2LH")  # end of central directory record
-_LOCATOR = struct.Struct("<4sLQL")  # ZIP64 end of central directory locator
-_END64 = struct.Struct("<4sQ2H2L4Q")  # ZIP64 end of central directory record
-_CENTRAL = struct.Struct("<4s6H3L5H2L")  # central directory file header
-_LOCAL = struct.Struct("<4s5H3L2H")  # local file header
-_STORED, _DEFLATED = 0, 8
-_METHODS = {1: "shrink", 6: "implode", 9: "deflate64", 12: "bzip2", 14: "lzma", 93: "zstd"}
-
-
-@dataclass(slots=True)
-class ZipEntry:
-    """One file of the archive, as its central directory record tells."""
-
-    name: str
-    header: int  # offset of its local header in the zip
-    size: int  # bytes stored in the zip (compressed size)
-    length: int  # bytes of the file (uncompressed size)
-    method: int  # 0: stored, 8: DEFLATE
-    flags: int
-    start: int | None  # offset of its data: from the layout (None: unknown), or the header's
-    checked: bool = False  # ``start`` is the local header's
-    limit: int = 0  # where its data must end: the next local header, or the central directory
-
-
-@dataclass(frozen=True, slots=True)
-class _Directory:
-    entries: dict[str, ZipEntry]
-    version: str | None  # the zip object's version (ETag), None: unknown
-    deflated: bool  # some entry is compressed
-
 
 # ------------------------------------------------------------------------------ naming
 
@@ -217,192 +194,6 @@ def is_zip_file(path: str) -> bool:
 # ------------------------------------------------------------------------------ parsing
 
 
-def _bad(url: str, why: str) -> StoreError:
-    return StoreError(f"{url} is not a readable zip file: {why}", url=url)
-
-
-def _end_record(tail: memoryview, url: str) -> int:
-    """The offset in ``tail`` of the end of central directory record: the first whose
-    comment ends the file (a signature inside that comment is the comment's), else the last
-    whose comment fits (bytes after the archive)."""
-    shift = max(0, len(tail) - _END.size - 0xFFFF)
-    data = bytes(tail[shift:])
-    found: int | None = None
-    pos = data.rfind(b"PK\x05\x06", 0, len(data) - _END.size + 4)
-    while pos >= 0:
-        end = pos + _END.size + struct.unpack_from("<H", data, pos + 20)[0]
-        if end == len(data) or (end < len(data) and found is None):
-            found = pos
-        pos = data.rfind(b"PK\x05\x06", 0, pos)
-    if found is not None:
-        return found + shift
-    raise _bad(url, "no end of central directory record in its last bytes (not a zip file, or "
-               "a truncated one)")  # fmt: skip
-
-
-def _directory_place(
-    tail: memoryview, file_at: int | None, url: str
-) -> tuple[int, int, int, int, int]:
-    """``(offset of the central directory, its size, its entries, offset of tail[0], bytes
-    before the archive)`` in the file, ``tail[0]`` at ``file_at`` (``None``: unknown, taken
-    as where the directory says, bytes before the archive as none)."""
-    pos = _end_record(tail, url)
-    _, disk, cd_disk, _, count, cd_size, cd_offset, _ = _END.unpack_from(tail, pos)
-    end_at = cd_offset + cd_size  # where the end record is, in a file of nothing else after
-    loc = pos - _LOCATOR.size
-    if loc >= 0 and bytes(tail[loc : loc + 4]) == b"PK\x06\x07":
-        _, _, rec_offset, disks = _LOCATOR.unpack_from(tail, loc)
-        rec = loc - _END64.size
-        if rec < 0 or bytes(tail[rec : rec + 4]) != b"PK\x06\x06":
-            raise _bad(url, "its ZIP64 end record is not before its locator")
-        _, _, _, _, disk, cd_disk, _, count, cd_size, cd_offset = _END64.unpack_from(tail, rec)
-        if disks > 1:
-            disk = 1
-        end_at, pos = rec_offset, rec
-    if disk or cd_disk:
-        raise UnsupportedError(f"{url} is a multi-part zip file (RFC-9 takes one part)")
-    base = end_at - pos if file_at is None else file_at
-    before = base + pos - end_at  # (a self-extracting zip's program; offsets count from after)
-    if base < 0 or before < 0 or cd_offset + cd_size > end_at:
-        raise _bad(url, f"its central directory ({cd_size} bytes at {cd_offset}) lies past the "
-                   "end records (a truncated file?)")  # fmt: skip
-    return cd_offset + before, cd_size, count, base, before
-
-
-def _zip64_extra(extra: bytes, sizes: list[int]) -> None:
-    """Replace the 0xFFFFFFFF fields of ``sizes`` ([length, size, header]) by the values of
-    the ZIP64 extra field (they come in that order, only those that overflowed)."""
-    at = 0
-    while at + 4 <= len(extra):
-        tag, n = struct.unpack_from("<2H", extra, at)
-        if tag == 1:
-            field = at + 4
-            for i, value in enumerate(sizes):
-                if value == 0xFFFFFFFF and field + 8 <= at + 4 + n:
-                    sizes[i] = struct.unpack_from("<Q", extra, field)[0]
-                    field += 8
-            return
-        at += 4 + n
-
-
-def _parse_directory(
-    cd: memoryview, count: int, cd_offset: int, url: str, before: int = 0
-) -> list[ZipEntry]:
-    """The entries of the central directory ``cd`` (``count`` records expected; ``before``:
-    bytes before the archive, added to the offsets it states)."""
-    out: list[ZipEntry] = []
-    lengths: list[tuple[int, int]] = []  # each record's name and extra field lengths
-    at = 0
-    while at + _CENTRAL.size <= len(cd) and bytes(cd[at : at + 4]) == b"PK\x01\x02":
-        fields = _CENTRAL.unpack_from(cd, at)
-        flags, method, csize, usize = fields[3], fields[4], fields[8], fields[9]
-        nlen, elen, clen, header = fields[10], fields[11], fields[12], fields[16]
-        at += _CENTRAL.size
-        raw = bytes(cd[at : at + nlen])
-        sizes = [usize, csize, header]
-        _zip64_extra(bytes(cd[at + nlen : at + nlen + elen]), sizes)
-        at += nlen + elen + clen
-        try:
-            name = raw.decode("utf-8" if flags & 0x800 else "cp437").replace("\\", "/")
-        except UnicodeDecodeError:
-            raise _bad(url, f"the name {raw!r} is not UTF-8, as its flag says") from None
-        while name.startswith(("/", "./")):  # (as unzip reads them: relative)
-            name = name[2:] if name.startswith("./") else name[1:]
-        out.append(ZipEntry(name, sizes[2] + before, sizes[1], sizes[0], method, flags, None))
-        lengths.append((nlen, elen))
-    if len(out) != count and count != 0xFFFF:
-        raise _bad(url, f"its central directory holds {len(out)} records, not {count}")
-    _layout(out, lengths, cd_offset, url)
-    return out
-
-
-def _layout(
-    entries: list[ZipEntry], lengths: list[tuple[int, int]], cd_offset: int, url: str
-) -> None:
-    """Each entry's data offset from the layout: its data ends where the next local header
-    (or the central directory) begins, unless a data descriptor follows it (flag bit 3:
-    unknown, read from its local header). Confirmed where that leaves a local extra field as
-    long as the central one (as most writers make them: bytes between entries would have to
-    be as many as the local field is shorter); else its local header confirms it."""
-    order = sorted(range(len(entries)), key=lambda i: entries[i].header)
-    for k, i in enumerate(order):
-        entry = entries[i]
-        end = entries[order[k + 1]].header if k + 1 < len(order) else cd_offset
-        entry.limit = end
-        if entry.header + _LOCAL.size > cd_offset:
-            raise _bad(url, f"the local header of {entry.name!r} (at {entry.header}) lies past "
-                       f"its central directory (at {cd_offset})")  # fmt: skip
-        start = end - entry.size
-        extra = start - entry.header - _LOCAL.size - lengths[i][0]
-        if not entry.flags & 0x8 and 0 <= extra <= 0xFFFF:
-            entry.start, entry.checked = start, extra == lengths[i][1]
-
-
-def _local_start(head: Buffer, entry: ZipEntry, url: str) -> int:
-    """The data offset an entry's local header (its first 30 bytes, ``head``) tells, its
-    data ending before the next header (or the central directory)."""
-    if len(head) < _LOCAL.size or bytes(memoryview(head)[:4]) != b"PK\x03\x04":
-        raise _bad(url, f"no local header for {entry.name!r} at offset {entry.header} (bytes "
-                   "before the archive, as in a self-extracting one, or its start cut off?)")  # fmt: skip
-    nlen, elen = _LOCAL.unpack_from(head, 0)[9:11]
-    start = int(entry.header + _LOCAL.size + nlen + elen)
-    if start + entry.size > entry.limit:
-        raise _bad(url, f"{entry.name!r} ({entry.size} bytes at {start}) runs past the next "
-                   f"entry or the central directory (at {entry.limit})")  # fmt: skip
-    return start
-
-
-def _check_readable(entry: ZipEntry, url: str) -> None:
-    if entry.method == _STORED and entry.size != entry.length:
-        raise _bad(url, f"{entry.name!r} is stored, yet states {entry.size} bytes stored and "
-                   f"{entry.length} bytes long")  # fmt: skip
-    if entry.flags & 0x1:
-        raise UnsupportedError(f"{entry.name!r} in {url} is encrypted: it cannot be read")
-    if entry.method not in (_STORED, _DEFLATED):
-        kind = _METHODS.get(entry.method, f"method {entry.method}")
-        raise UnsupportedError(
-            f"{entry.name!r} in {url} is compressed with {kind}: only entries stored or "
-            "DEFLATE-compressed are read (rezip it stored, as RFC-9 recommends)"
-        )
-
-
-def _span(byte_range: ByteRequest | None, length: int, url: str, key: str) -> tuple[int, int]:
-    """``[start, end)`` of ``byte_range`` in an entry of ``length`` bytes; a range starting
-    at or past its end (not empty, not a suffix) is refused, as stores refuse it."""
-    start, end = byte_span(byte_range, length)
-    bounded = isinstance(byte_range, OffsetByteRequest) or (
-        isinstance(byte_range, RangeByteRequest) and byte_range.end > byte_range.start
-    )
-    if start > end or (start == end and start >= length and bounded):
-        raise StoreError(
-            f"store error for {key!r} at {url}: requested range {byte_range} is invalid for "
-            f"an object of {length} bytes",
-            url=url,
-            key=key,
-        )
-    return start, end
-
-
-def _nothing_to_read(entry: ZipEntry, stored: tuple[int, int] | None) -> bool:
-    """Whether the stored bytes ``stored`` of ``entry`` (``None``: all) are none: an empty
-    range of the zip is no range a server takes (HTTP: 416)."""
-    if stored is None:
-        return entry.method == _STORED and entry.size == 0
-    return stored[0] == stored[1]
-
-
-def _inflate(data: Buffer, entry: ZipEntry, url: str) -> bytes:
-    try:
-        out = zlib.decompressobj(-15).decompress(data, entry.length + 1)
-    except zlib.error as exc:
-        raise StoreError(f"{entry.name!r} in {url} does not inflate: {exc}", url=url) from exc
-    if len(out) != entry.length:
-        raise StoreError(
-            f"{entry.name!r} in {url} inflates to {len(out)} bytes, not {entry.length}", url=url
-        )
-    return out
-
-
 # ------------------------------------------------------------------------------ the store
 
 
@@ -427,7 +218,7 @@ class ZipStore(AsyncStore):
         self._name = check_key(name)
         self.versioned = inner.versioned or inner._root is not None
         self._unready = True
-        self._dir: _Directory | None = None
+        self._dir: Directory | None = None
         #: the archive's offsets are the file's: known, or a local header was where they say
         #: (until then, every entry's local header is confirmed at its first read)
         self._placed = False
@@ -476,7 +267,7 @@ class ZipStore(AsyncStore):
                     self._dir = done.value
                 self._unready = False
 
-    def _load_blocking(self) -> _Directory:
+    def _load_blocking(self) -> Directory:
         """The directory read with ``inner``'s blocking reads (a worker thread's first read)."""
         with self._blocking_lock:
             if self._dir is None:
@@ -494,7 +285,7 @@ class ZipStore(AsyncStore):
 
     def _directory_steps(
         self,
-    ) -> Generator[tuple[ByteRequest, str | None], tuple[Buffer | None, str | None], _Directory]:
+    ) -> Generator[tuple[ByteRequest, str | None], tuple[Buffer | None, str | None], Directory]:
         """Reading the directory: yields each read of the zip (its range, and the version it
         must be: ``None`` for the first), is sent its bytes and version."""
         tail, version = yield SuffixByteRequest(TAIL), None
@@ -502,7 +293,7 @@ class ZipStore(AsyncStore):
             raise NotFoundError(f"no such file: {self._url}", url=self._url)
         view = memoryview(tail)
         file_at = 0 if len(view) < TAIL else self._tail_at(len(view))
-        cd_offset, cd_size, count, base, before = _directory_place(view, file_at, self._url)
+        cd_offset, cd_size, count, base, before = directory_place(view, file_at, self._url)
         if cd_offset >= base:
             cd = view[cd_offset - base : cd_offset - base + cd_size]
         else:
@@ -511,16 +302,16 @@ class ZipStore(AsyncStore):
             if got is None or len(got) != cd_size:
                 raise ChangedError(f"{self._url} changed while its directory was read", url=self._url)  # fmt: skip
             cd = memoryview(got)
-        entries = _parse_directory(cd, count, cd_offset, self._url, before)
+        entries = parse_directory(cd, count, cd_offset, self._url, before)
         under = f"{self._prefix}/" if self._prefix else ""
         named = {
             e.name[len(under) :]: e
             for e in entries
             if e.name.startswith(under) and not e.name.endswith("/") and _plain(e.name)
         }
-        deflated = any(e.method != _STORED for e in named.values())
+        deflated = any(e.method != STORED for e in named.values())
         self._placed = file_at is not None and before == 0
-        return _Directory(named, version, deflated)
+        return Directory(named, version, deflated)
 
     def _tail_at(self, size: int) -> int | None:
         """The file offset of the last ``size`` bytes of a local zip (``None``: not local)."""
@@ -532,7 +323,7 @@ class ZipStore(AsyncStore):
             return None
 
     @property
-    def _directory(self) -> _Directory:
+    def _directory(self) -> Directory:
         if self._dir is None:  # (read by _make_ready before any request)
             return self._load_blocking()
         return self._dir
@@ -555,8 +346,8 @@ class ZipStore(AsyncStore):
     def _data_start(self, entry: ZipEntry) -> Generator[tuple[int, int], Buffer, int]:
         """The entry's data offset, confirmed by its local header (read once, 30 bytes)."""
         if not (entry.checked and self._placed):
-            head = yield entry.header, entry.header + _LOCAL.size
-            entry.start, entry.checked = _local_start(head, entry, self._url), True
+            head = yield entry.header, entry.header + LOCAL.size
+            entry.start, entry.checked = local_start(head, entry, self._url), True
             self._placed = True
         assert entry.start is not None
         return entry.start
@@ -575,7 +366,7 @@ class ZipStore(AsyncStore):
             return (yield at, at + entry.size)
         guess = entry.start
         got = memoryview((yield entry.header, guess + entry.size))
-        entry.start, entry.checked = _local_start(got, entry, self._url), True
+        entry.start, entry.checked = local_start(got, entry, self._url), True
         self._placed = True
         if entry.start == guess:
             return got[guess - entry.header :]
@@ -589,9 +380,9 @@ class ZipStore(AsyncStore):
         entry = self._directory.entries.get(key)
         if entry is None:
             return None
-        _check_readable(entry, self._url)
-        span = _span(byte_range, entry.length, self._url, key)
-        if entry.method == _STORED:
+        check_readable(entry, self._url)
+        span = entry_span(byte_range, entry.length, self._url, key)
+        if entry.method == STORED:
             return entry, span, None if byte_range is None else span
         if byte_range is not None and entry.length > INFLATE_RANGED:
             raise UnsupportedError(
@@ -606,7 +397,7 @@ class ZipStore(AsyncStore):
         if plan is None:
             return None
         entry, span, stored = plan
-        if _nothing_to_read(entry, stored):
+        if nothing_to_read(entry, stored):
             return b""
         if (kept := self._kept(entry, byte_range)) is not None:
             return memoryview(kept)[span[0] : span[1]]
@@ -623,12 +414,12 @@ class ZipStore(AsyncStore):
                 ask = steps.send(self._checked(data, *ask, entry))
         except StopIteration as done:
             got: Buffer = done.value
-        if entry.method == _STORED:
+        if entry.method == STORED:
             return got
         if entry.length > 1 << 20:
-            data = await anyio.to_thread.run_sync(_inflate, got, entry, self._url)
+            data = await anyio.to_thread.run_sync(inflate, got, entry, self._url)
         else:
-            data = _inflate(got, entry, self._url)
+            data = inflate(got, entry, self._url)
         if byte_range is None:
             return data
         self._keep(entry, data)
@@ -654,7 +445,7 @@ class ZipStore(AsyncStore):
         if plan is None:
             return None, version
         entry, span, stored = plan
-        if _nothing_to_read(entry, stored):
+        if nothing_to_read(entry, stored):
             return b"", version
         if (kept := self._kept(entry, byte_range)) is not None:
             return memoryview(kept)[span[0] : span[1]], version
@@ -667,9 +458,9 @@ class ZipStore(AsyncStore):
                 ask = steps.send(self._checked(data, *ask, entry))
         except StopIteration as done:
             got: Buffer = done.value
-        if entry.method == _STORED:
+        if entry.method == STORED:
             return got, version
-        out = _inflate(got, entry, self._url)
+        out = inflate(got, entry, self._url)
         if byte_range is None:
             return out, version
         self._keep(entry, out)
@@ -678,7 +469,7 @@ class ZipStore(AsyncStore):
     def _kept(self, entry: ZipEntry, byte_range: ByteRequest | None) -> bytes | None:
         """The inflated bytes of a DEFLATE-compressed ``entry`` kept by an earlier ranged read
         (for a ranged read; ``None``: none)."""
-        if entry.method == _STORED or byte_range is None:
+        if entry.method == STORED or byte_range is None:
             return None
         with self._inflated_lock:
             data = self._inflated.get(entry.name)
