@@ -54,7 +54,7 @@ from ._zip_format import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Generator
+    from collections.abc import Callable, Generator, Sequence
     from contextlib import AbstractContextManager
 
 __all__ = [
@@ -328,6 +328,30 @@ class ZipStore(AsyncStore):
             return self._load_blocking()
         return self._dir
 
+    def _replaced(self) -> None:
+        """The zip was replaced (a read of it answered another version): its directory is read
+        again at the next request, and the entries inflated from the old one are dropped."""
+        with self._blocking_lock:
+            self._dir = None
+            self._unready = True
+            self._placed = False
+        with self._inflated_lock:
+            self._inflated.clear()
+
+    def versions_blocking(self, keys: Sequence[str]) -> list[str | None] | None:
+        """The versions of ``keys`` (the zip's, ``None`` for a key it does not hold) for a
+        worker thread, from a local zip: one ``stat`` of the zip for all of them; a zip
+        replaced since its directory was read has it read again (a served tile's validator
+        changes with the file, as a folder's does). ``None`` for a remote zip."""
+        if not self.blocking_reads or self.inner._root is None:
+            return None
+        self._check_open()
+        current = (self.inner.versions_blocking([self._name]) or [None])[0]
+        if self._dir is not None and current is not None and current != self._dir.version:
+            self._replaced()
+        directory = self._directory
+        return [(directory.version or "") if k in directory.entries else None for k in keys]
+
     # -- reads ------------------------------------------------------------------------------
 
     def _checked(self, data: Buffer | None, start: int, end: int, entry: ZipEntry) -> Buffer:
@@ -414,6 +438,9 @@ class ZipStore(AsyncStore):
                 ask = steps.send(self._checked(data, *ask, entry))
         except StopIteration as done:
             got: Buffer = done.value
+        except ChangedError:
+            self._replaced()  # (the next request reads the new zip's directory)
+            raise
         if entry.method == STORED:
             return got
         if entry.length > 1 << 20:
@@ -458,6 +485,9 @@ class ZipStore(AsyncStore):
                 ask = steps.send(self._checked(data, *ask, entry))
         except StopIteration as done:
             got: Buffer = done.value
+        except ChangedError:
+            self._replaced()
+            raise
         if entry.method == STORED:
             return got, version
         out = inflate(got, entry, self._url)
