@@ -157,8 +157,9 @@ def test_set_scale_keeps_a_coarser_label_aligned(tmp_path: Path) -> None:
 def test_convert_says_the_tables_of_an_ngio_image_are_left_out(
     tmp_path: Path, version: str
 ) -> None:
-    """ngio (Fractal) keeps ROI / feature tables in ``tables/`` beside the image: they are
-    not NGFF and not converted, which was silent (a plate's fields lost them all unsaid)."""
+    """ngio (Fractal) keeps ROI / feature tables in ``tables/`` beside the image: convert
+    rewrites them (since convtables27); one it cannot convert (here: listed, never written)
+    is left out, and said so once, naming it (it was silent before)."""
     import zarr
 
     src = tmp_path / "src.zarr"
@@ -171,16 +172,18 @@ def test_convert_says_the_tables_of_an_ngio_image_are_left_out(
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always", MetadataWarning)
         ngio_async.convert_sync(src, tmp_path / "dst.zarr")
-    said = [str(w.message) for w in seen if "tables/" in str(w.message)]
-    assert len(said) == 1 and "not converted" in said[0]
+    said = [str(w.message) for w in seen if "FOV_ROI_table" in str(w.message)]
+    assert len(said) == 1 and "left out" in said[0]
     with warnings.catch_warnings(record=True) as seen:  # none: no warning
         warnings.simplefilter("always", MetadataWarning)
         ngio_async.convert_sync(tmp_path / "dst.zarr", tmp_path / "again.zarr")
-    assert not [w for w in seen if "tables/" in str(w.message)]
+    assert not [w for w in seen if "table" in str(w.message)]
 
 
 @pytest.mark.filterwarnings("ignore")
-def test_convert_says_once_that_the_tables_of_a_plate_are_left_out(tmp_path: Path) -> None:
+def test_convert_keeps_the_tables_of_a_plate_s_fields(tmp_path: Path) -> None:
+    """ngio's plate fields with a ROI table each: convert rewrites them (they were left out,
+    said once for the plate, before convtables27)."""
     ngio = pytest.importorskip("ngio")
     from ngio import ImageInWellPath
 
@@ -196,8 +199,14 @@ def test_convert_says_once_that_the_tables_of_a_plate_are_left_out(tmp_path: Pat
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always", MetadataWarning)
         ngio_async.convert_sync(path, tmp_path / "dst.zarr")
-    said = [str(w.message) for w in seen if "tables/" in str(w.message)]
-    assert len(said) == 1 and "(and 1 more)" in said[0]
+    assert not [w for w in seen if "table" in str(w.message)]
+    for column in ("01", "02"):
+        with (
+            ngio_async.open(path / "A" / column / "0") as src,
+            ngio_async.open(tmp_path / "dst.zarr" / "A" / column / "0") as ds,
+        ):
+            assert "FOV_ROI_table" in ds.tables.names()
+            assert sorted(ds.tables.names()) == sorted(src.tables.names())
 
 
 @pytest.mark.parametrize(
