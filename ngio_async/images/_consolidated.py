@@ -28,7 +28,10 @@ async def _put_all(
     from ._run_all import _run_all
 
     async def put(doc: tuple[str, bytes]) -> None:
-        await store.put(*doc)
+        # (shielded: another put failing cancels the rest, and a put cancelled mid-way could
+        # land after the caller removed what was written: a retry then met a stray group)
+        with anyio.CancelScope(shield=True):
+            await store.put(*doc)
 
     await _run_all(docs, put, 64)
     if consolidate:
